@@ -1,0 +1,132 @@
+"""The decision: ``decide(params, observation, state, now) -> Decision``. Pure.
+
+One call decides for every target of one policy at once: signal -> smooth -> propose ->
+combine -> stabilize -> limit -> desired, each stage's output kept for the decision records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from controller.core.normalize import NormResult, NormState, normalize
+from controller.core.params import PolicyParams
+from controller.core.propose import propose
+from controller.core.signal import Signal, read_signal
+from controller.core.smooth import SmoothState, smooth
+from controller.model import REASON_CODES, DecisionRecord
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the shell observed for N targets and the policy's M metrics at ``now``.
+
+    current: spec replicas (N,); ready: ready pods (N,); status: existing pods (N,);
+    values: (N, M) metric values; present: (N, M) a series was found; sample_age_s: (N, M).
+    """
+
+    current: np.ndarray
+    ready: np.ndarray
+    status: np.ndarray
+    values: np.ndarray
+    present: np.ndarray
+    sample_age_s: np.ndarray
+
+    @classmethod
+    def of(cls, current, ready, values, present=None, sample_age_s=None, status=None) -> "Observation":
+        """Build with defaults: every series present and fresh, status = current."""
+        current = np.asarray(current, dtype=np.float64)
+        values = np.asarray(values, dtype=np.float64).reshape(current.shape[0], -1)
+        return cls(
+            current=current,
+            ready=np.asarray(ready, dtype=np.float64),
+            status=current if status is None else np.asarray(status, dtype=np.float64),
+            values=values,
+            present=np.ones(values.shape, bool) if present is None else np.asarray(present, bool),
+            sample_age_s=np.zeros(values.shape) if sample_age_s is None else np.asarray(sample_age_s, np.float64),
+        )
+
+
+@dataclass(frozen=True)
+class ScalingState:
+    """Everything ``decide`` remembers between cycles for N targets."""
+
+    smooth: SmoothState
+    norm: NormState
+
+    @classmethod
+    def empty(cls, n: int, params: PolicyParams) -> "ScalingState":
+        return cls(SmoothState.empty(n, len(params.metrics), params), NormState.empty(n, params))
+
+    def take(self, rows: np.ndarray) -> "ScalingState":
+        """Reorder to a new target list: rows[i] is the old row of new target i, -1 if new."""
+        return ScalingState(self.smooth.take(rows), self.norm.take(rows))
+
+    @property
+    def size(self) -> int:
+        return self.norm.rec_values.shape[0]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome for N targets: desired replicas, reasons, and every stage's output."""
+
+    now: float
+    current: np.ndarray  # (N,)
+    ready: np.ndarray  # (N,)
+    signal: Signal  # raw values and masks, (N, M)
+    smoothed: np.ndarray  # (N, M)
+    proposals: np.ndarray  # (N, M), NaN where not valid
+    valid: np.ndarray  # (N, M)
+    norm: NormResult  # combined, stabilized, desired, reasons (N,)
+    state: ScalingState
+
+    @property
+    def desired(self) -> np.ndarray:
+        """(N,) int64 desired replicas."""
+        return self.norm.desired.astype(np.int64)
+
+    @property
+    def reason(self) -> np.ndarray:
+        """(N,) Reason codes."""
+        return self.norm.reason
+
+    @property
+    def changed(self) -> np.ndarray:
+        """(N,) bool: desired differs from current, so the shell must act."""
+        return self.norm.desired != self.current
+
+    def record(self, i: int, policy: str, target: str, metric_names: tuple[str, ...]) -> DecisionRecord:
+        """The decision record of row i: why each number."""
+        def opt(x: float) -> float | None:
+            return None if not np.isfinite(x) else float(x)
+
+        n = self.norm
+        return DecisionRecord(
+            policy=policy, target=target, at=self.now, current=int(self.current[i]), ready=int(self.ready[i]),
+            metrics=metric_names,
+            raw=tuple(opt(v) for v in self.signal.values[i]),
+            smoothed=tuple(opt(v) for v in self.smoothed[i]),
+            proposals=tuple(None if not ok else int(p) for p, ok in zip(self.proposals[i], self.valid[i])),
+            missing=tuple(bool(not u) for u in self.signal.usable[i]),
+            combined=int(n.combined[i]) if np.isfinite(n.combined[i]) else int(self.current[i]),
+            stabilized=int(n.stabilized[i]), limited=int(n.desired[i]), desired=int(n.desired[i]),
+            reason=REASON_CODES[int(n.reason[i])],
+            action="scale" if self.changed[i] else None,
+        )
+
+    def records(self, policy: str, targets: list[str], metric_names: tuple[str, ...]) -> list[DecisionRecord]:
+        return [self.record(i, policy, t, metric_names) for i, t in enumerate(targets)]
+
+
+def decide(params: PolicyParams, obs: Observation, state: ScalingState, now: float) -> Decision:
+    """Decide for every target of one policy. Pure: same inputs, same Decision."""
+    sig = read_signal(obs.values, obs.present, obs.sample_age_s, params.stale_after_s)
+    smoothed, smooth_state = smooth(params, sig.values, sig.usable, state.smooth, now)
+    proposals, valid = propose(params.metric_kinds, params.metric_targets, smoothed, obs.current, obs.ready,
+                               obs.status, params.tolerance_up, params.tolerance_down, params.hpa_semantics)
+    valid &= sig.usable
+    result, norm_state = normalize(params, obs.current, proposals, valid, state.norm, now)
+    return Decision(now, obs.current, obs.ready, sig, smoothed, np.where(valid, proposals, np.nan), valid, result,
+                    ScalingState(smooth_state, norm_state))

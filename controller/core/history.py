@@ -1,0 +1,46 @@
+"""Fixed-size per-target histories of (value, time) pairs, as two (N, S) arrays.
+
+An empty slot has time NaN. Writing prefers an outdated slot, then an empty one, then the
+oldest, so a history sized for its window never loses an entry that still counts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def empty_history(n: int, slots: int) -> tuple[np.ndarray, np.ndarray]:
+    """(values, times), both (n, slots); all slots empty."""
+    return np.zeros((n, slots)), np.full((n, slots), np.nan)
+
+
+def ages(times: np.ndarray, now: float) -> np.ndarray:
+    """Seconds before ``now`` of each slot, (N, S); NaN for empty slots."""
+    return now - times
+
+
+def write_slot(
+    values: np.ndarray, times: np.ndarray, new: np.ndarray, now: float, outdated_after_s: float,
+    rows: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return copies of the history with ``new[i]`` stored at ``now`` for each selected row.
+
+    values, times: (N, S). new: (N,). rows: bool (N,) selecting the rows to write (all if None).
+    A slot is reusable when empty or strictly older than ``outdated_after_s``.
+    """
+    values = values.copy()
+    times = times.copy()
+    if values.shape[1] == 0:
+        return values, times
+    age = now - times
+    reusable = np.isnan(times) | (age > outdated_after_s)
+    slot = np.where(reusable.any(axis=1), reusable.argmax(axis=1), np.nanargmin(np.where(np.isnan(times), np.inf, times), axis=1))
+    idx = np.arange(values.shape[0]) if rows is None else np.flatnonzero(rows)
+    values[idx, slot[idx]] = np.asarray(new, dtype=np.float64)[idx]
+    times[idx, slot[idx]] = now
+    return values, times
+
+
+def is_empty(times: np.ndarray) -> np.ndarray:
+    """bool (N,): rows with no entry at all."""
+    return np.isnan(times).all(axis=1)

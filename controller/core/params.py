@@ -1,0 +1,154 @@
+"""Compiled policy parameters: what the core needs, as plain numbers and small arrays.
+
+The policy layer turns a validated policy file into a :class:`PolicyParams`; the core never
+sees YAML or pydantic objects. Every target of a policy shares these parameters.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class MetricKind(enum.IntEnum):
+    """How a metric's value turns into a replica proposal."""
+
+    VALUE = 0  # the workload should hold value at target: rec = ceil(base * value / target)
+    AVERAGE_PER_REPLICA = 1  # value is a total: rec = ceil(value / target)
+    UTILIZATION = 2  # value is the mean utilization of ready pods (percent): HPA Resource rules
+
+
+class Smoothing(enum.IntEnum):
+    NONE = 0
+    EWMA = 1
+    MEAN = 2
+    MEDIAN = 3
+    MAX = 4
+    PERCENTILE = 5
+
+
+class Select(enum.IntEnum):
+    """HPA selectPolicy."""
+
+    MAX = 0
+    MIN = 1
+    DISABLED = 2
+
+
+class RuleType(enum.IntEnum):
+    PODS = 0
+    PERCENT = 1
+
+
+def _f64(values) -> np.ndarray:
+    return np.asarray(values, dtype=np.float64).reshape(-1)
+
+
+@dataclass(frozen=True)
+class ScalingRules:
+    """One direction of HPA ``behavior``: a stabilization window and rate policies.
+
+    ``types``, ``values`` and ``periods_s`` have shape (P,); P may be 0 (no rate limit).
+    """
+
+    window_s: float
+    select: Select = Select.MAX
+    types: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    values: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    periods_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @classmethod
+    def of(cls, window_s: float, select: Select, policies: list[tuple[RuleType, float, float]]) -> "ScalingRules":
+        """Build from ``[(type, value, period_s), ...]``."""
+        return cls(
+            window_s=float(window_s),
+            select=Select(select),
+            types=np.asarray([int(p[0]) for p in policies], dtype=np.int64),
+            values=_f64([p[1] for p in policies]),
+            periods_s=_f64([p[2] for p in policies]),
+        )
+
+    @property
+    def longest_period_s(self) -> float:
+        return float(self.periods_s.max()) if self.periods_s.size else 0.0
+
+
+def hpa_default_scale_up() -> ScalingRules:
+    """autoscaling/v2 default: no stabilization; max(4 pods, 100 %) per 15 s."""
+    return ScalingRules.of(0.0, Select.MAX, [(RuleType.PODS, 4, 15), (RuleType.PERCENT, 100, 15)])
+
+
+def hpa_default_scale_down(window_s: float = 300.0) -> ScalingRules:
+    """autoscaling/v2 default: 300 s stabilization; 100 % per 15 s."""
+    return ScalingRules.of(window_s, Select.MAX, [(RuleType.PERCENT, 100, 15)])
+
+
+@dataclass(frozen=True)
+class MetricParams:
+    name: str
+    kind: MetricKind
+    target: float
+
+
+@dataclass(frozen=True)
+class PolicyParams:
+    """Everything the decision core needs to decide for the targets of one policy.
+
+    ``legacy`` selects the HPA path without ``behavior`` (max-window stabilization, then a
+    per-cycle scale-up cap of ``max(factor * current, minimum)``). ``hpa_semantics`` selects
+    HPA's exact proposal rules (ready-pod counts, no smoothing, no missing-data hold).
+    """
+
+    name: str
+    metrics: tuple[MetricParams, ...]
+    min_replicas: int
+    max_replicas: int
+    interval_s: float = 15.0
+    tolerance_up: float = 0.1
+    tolerance_down: float = 0.1
+    smoothing: Smoothing = Smoothing.NONE
+    half_life_s: float = 0.0
+    window_s: float = 0.0
+    percentile: float = 50.0
+    stale_after_s: float = 120.0
+    scale_up: ScalingRules = field(default_factory=hpa_default_scale_up)
+    scale_down: ScalingRules = field(default_factory=hpa_default_scale_down)
+    legacy: bool = False
+    scale_up_limit_factor: float = 2.0
+    scale_up_limit_minimum: float = 4.0
+    missing_hold_s: float = float("inf")
+    fallback_replicas: int | None = None
+    hpa_semantics: bool = False
+
+    @property
+    def metric_kinds(self) -> np.ndarray:
+        return np.asarray([int(m.kind) for m in self.metrics], dtype=np.int64)
+
+    @property
+    def metric_targets(self) -> np.ndarray:
+        return _f64([m.target for m in self.metrics])
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.metrics)
+
+    @property
+    def history_slots(self) -> int:
+        """Recommendation-history length H that covers both stabilization windows."""
+        window = max(self.scale_up.window_s, self.scale_down.window_s)
+        return int(np.ceil(window / max(self.interval_s, 1.0))) + 2
+
+    @property
+    def event_slots(self) -> int:
+        """Scale-event history length E that covers the longest rate-policy period."""
+        period = max(self.scale_up.longest_period_s, self.scale_down.longest_period_s)
+        return int(np.ceil(period / max(self.interval_s, 1.0))) + 2
+
+    @property
+    def sample_slots(self) -> int:
+        """Raw-sample history length W for window smoothing (0 when not needed)."""
+        if self.smoothing in (Smoothing.NONE, Smoothing.EWMA):
+            return 0
+        return int(np.ceil(self.window_s / max(self.interval_s, 1.0))) + 1

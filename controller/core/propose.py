@@ -1,0 +1,91 @@
+"""Stage 3, propose: one replica proposal per target and metric, with the tolerance dead band.
+
+Shapes: value (N, M) smoothed metric values; current, ready, status (N,) replica counts;
+kinds and targets (M,). Proposals are float64 arrays holding whole numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from controller.core.params import MetricKind
+
+INT32_MAX = float(2**31 - 1)
+
+
+def within_tolerance(ratio: np.ndarray, tolerance_up: float, tolerance_down: float) -> np.ndarray:
+    """HPA's dead band, inclusive on both sides: (1 - down) <= ratio <= (1 + up)."""
+    return (ratio >= 1.0 - tolerance_down) & (ratio <= 1.0 + tolerance_up)
+
+
+def _ceil_clamped(x: np.ndarray) -> np.ndarray:
+    return np.minimum(np.ceil(x), INT32_MAX)
+
+
+def propose_value(value, target, current, ready, tol_up, tol_down):
+    """The workload should hold ``value`` at ``target``: ceil(ready * value / target).
+
+    From zero replicas: ceil(value / target), with no tolerance (HPA's scale-from-zero path).
+    """
+    ratio = value / target
+    scaled = _ceil_clamped(ratio * ready)
+    from_zero = np.ceil(ratio)
+    keep = within_tolerance(ratio, tol_up, tol_down)
+    return np.where(current == 0, from_zero, np.where(keep, current, scaled))
+
+
+def propose_average(value, target, base, tol_up, tol_down):
+    """``value`` is a total to share at ``target`` per replica: ceil(value / target).
+
+    The tolerance compares value with target * base (HPA uses status replicas as the base and
+    then keeps ``base`` inside the band).
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = value / (target * base)
+    keep = within_tolerance(ratio, tol_up, tol_down)
+    return np.where(keep, base, _ceil_clamped(value / target))
+
+
+def propose_utilization(value, target, current, ready, unready, tol_up, tol_down, truncate: bool):
+    """Mean utilization of ready pods (percent) against a target percent: HPA's Resource rules.
+
+    Fast path: ceil(ratio * ready). When scaling up with unready pods, those count as idle
+    (usage 0): the ratio is recomputed over ready + unready, and the result is kept at current
+    if that flips the direction, lands within tolerance, or would not scale up.
+    """
+    usage = np.floor(value) if truncate else value  # HPA truncates the percentage to an integer
+    ratio = usage / target
+    fast = np.where(within_tolerance(ratio, tol_up, tol_down), current, _ceil_clamped(ratio * ready))
+    total = ready + unready
+    with np.errstate(divide="ignore", invalid="ignore"):
+        diluted_usage = value * ready / total
+    diluted = (np.floor(diluted_usage) if truncate else diluted_usage) / target
+    slow = _ceil_clamped(diluted * total)
+    keep = within_tolerance(diluted, tol_up, tol_down) | (diluted < 1.0) | (slow < current)
+    slow = np.where(keep, current, slow)
+    return np.where((unready > 0) & (ratio > 1.0), slow, fast)
+
+
+def propose(kinds: np.ndarray, targets: np.ndarray, value: np.ndarray, current: np.ndarray, ready: np.ndarray,
+            status: np.ndarray, tol_up: float, tol_down: float, hpa_semantics: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Proposals (N, M) and a validity mask (N, M) for every metric of every target.
+
+    Setpoint's own mode adds a direction guard HPA lacks: a metric above its band never
+    proposes fewer replicas than current (which happens in HPA when pods are still starting),
+    and a metric below its band never proposes more.
+    """
+    c, r, s = current[:, None], ready[:, None], status[:, None]
+    unready = np.maximum(s - r, 0.0)
+    k = kinds[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        by_value = propose_value(value, targets, c, r, tol_up, tol_down)
+        by_average = propose_average(value, targets, s if hpa_semantics else c, tol_up, tol_down)
+        by_util = propose_utilization(value, targets, c, r, unready, tol_up, tol_down, truncate=hpa_semantics)
+        proposals = np.where(k == MetricKind.VALUE, by_value,
+                             np.where(k == MetricKind.AVERAGE_PER_REPLICA, by_average, by_util))
+        if not hpa_semantics:
+            ratio = np.where(k == MetricKind.AVERAGE_PER_REPLICA, value / (targets * np.maximum(c, 1.0)), value / targets)
+            proposals = np.where(ratio > 1.0, np.maximum(proposals, c), np.where(ratio < 1.0, np.minimum(proposals, c), c))
+    # Utilization needs at least one ready pod to mean anything (HPA: no metrics for targeted pods).
+    valid = np.isfinite(value) & np.isfinite(proposals) & ~((k == MetricKind.UTILIZATION) & (r == 0))
+    return np.where(valid, proposals, np.nan), valid

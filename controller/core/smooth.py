@@ -1,0 +1,94 @@
+"""Stage 2, smooth: EWMA by half-life (irregular intervals) or a time-window aggregate.
+
+State per (target, metric): the EWMA and the time of its last update, or a ring of raw
+samples (N, M, W) with their times. Unusable samples never enter the state.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from controller.core.params import PolicyParams, Smoothing
+
+
+@dataclass(frozen=True)
+class SmoothState:
+    ewma: np.ndarray  # (N, M), NaN before the first usable sample
+    ewma_at: np.ndarray  # (N, M) time of the last usable sample, NaN before it
+    samples: np.ndarray  # (N, M, W) raw usable samples
+    sample_at: np.ndarray  # (N, M, W) their times, NaN for empty slots
+
+    @classmethod
+    def empty(cls, n: int, m: int, params: PolicyParams) -> "SmoothState":
+        w = params.sample_slots
+        return cls(np.full((n, m), np.nan), np.full((n, m), np.nan), np.zeros((n, m, w)), np.full((n, m, w), np.nan))
+
+    def take(self, rows: np.ndarray) -> "SmoothState":
+        rows = np.asarray(rows, dtype=np.int64)
+        new = rows < 0
+        safe = np.where(new, 0, rows)
+
+        def pick(a: np.ndarray, fill: float) -> np.ndarray:
+            out = a[safe] if a.shape[0] else np.full((rows.size,) + a.shape[1:], fill)
+            out[new] = fill
+            return out
+
+        return SmoothState(pick(self.ewma, np.nan), pick(self.ewma_at, np.nan), pick(self.samples, 0.0),
+                           pick(self.sample_at, np.nan))
+
+
+def ewma_alpha(dt_s: np.ndarray, half_life_s: float) -> np.ndarray:
+    """Weight of a new sample after dt seconds: 1 - 2^(-dt/half_life). Correct for any spacing."""
+    if half_life_s <= 0:
+        return np.ones_like(dt_s)
+    return -np.expm1(-np.log(2.0) * np.maximum(dt_s, 0.0) / half_life_s)
+
+
+def smooth_ewma(values: np.ndarray, usable: np.ndarray, state: SmoothState, now: float,
+                half_life_s: float) -> tuple[np.ndarray, SmoothState]:
+    """(N, M) EWMA; rows without a usable sample keep their previous value."""
+    first = np.isnan(state.ewma)
+    alpha = ewma_alpha(now - np.where(first, now, state.ewma_at), half_life_s)
+    updated = np.where(first, values, state.ewma + alpha * (values - state.ewma))
+    ewma = np.where(usable, updated, state.ewma)
+    ewma_at = np.where(usable, now, state.ewma_at)
+    return ewma, SmoothState(ewma, ewma_at, state.samples, state.sample_at)
+
+
+def _aggregate(window: np.ndarray, kind: Smoothing, percentile: float) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows give NaN, on purpose
+        if kind == Smoothing.MEAN:
+            return np.nanmean(window, axis=2)
+        if kind == Smoothing.MEDIAN:
+            return np.nanmedian(window, axis=2)
+        if kind == Smoothing.MAX:
+            return np.nanmax(window, axis=2)
+        return np.nanpercentile(window, percentile, axis=2)
+
+
+def smooth_window(values: np.ndarray, usable: np.ndarray, state: SmoothState, now: float, window_s: float,
+                  kind: Smoothing, percentile: float) -> tuple[np.ndarray, SmoothState]:
+    """(N, M) aggregate of the usable samples with age < window_s, the new one included."""
+    samples, times = state.samples.copy(), state.sample_at.copy()
+    if samples.shape[2]:
+        slot = np.where(np.isnan(times), -np.inf, times).argmin(axis=2)  # empty or oldest
+        n_idx, m_idx = np.nonzero(usable)
+        samples[n_idx, m_idx, slot[n_idx, m_idx]] = values[n_idx, m_idx]
+        times[n_idx, m_idx, slot[n_idx, m_idx]] = now
+    in_window = (now - times) < window_s
+    smoothed = _aggregate(np.where(in_window, samples, np.nan), kind, percentile)
+    return smoothed, SmoothState(state.ewma, state.ewma_at, samples, times)
+
+
+def smooth(params: PolicyParams, values: np.ndarray, usable: np.ndarray, state: SmoothState,
+           now: float) -> tuple[np.ndarray, SmoothState]:
+    """Dispatch on the policy's smoothing. Returns (smoothed (N, M), new state)."""
+    if params.smoothing == Smoothing.NONE:
+        return values, state
+    if params.smoothing == Smoothing.EWMA:
+        return smooth_ewma(values, usable, state, now, params.half_life_s)
+    return smooth_window(values, usable, state, now, params.window_s, params.smoothing, params.percentile)

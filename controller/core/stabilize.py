@@ -1,0 +1,33 @@
+"""Stabilization over the recommendation history, exactly as Kubernetes HPA does it.
+
+Shapes: proposal and current (N,); history values and times (N, H). Windows in seconds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def stabilize_legacy(proposal: np.ndarray, rec_values: np.ndarray, rec_times: np.ndarray, now: float,
+                     window_s: float) -> np.ndarray:
+    """HPA without ``behavior``: max of the proposal and every entry with age <= window.
+
+    The legacy window is inclusive (an entry is dropped only when strictly older).
+    """
+    age = now - rec_times
+    held = np.where(age <= window_s, rec_values, -np.inf)
+    return np.maximum(proposal, held.max(axis=1, initial=-np.inf))
+
+
+def stabilize_with_behavior(current: np.ndarray, proposal: np.ndarray, rec_values: np.ndarray,
+                            rec_times: np.ndarray, now: float, up_window_s: float,
+                            down_window_s: float) -> np.ndarray:
+    """HPA with ``behavior``: clamp ``current`` into [min over the up-window, max over the down-window].
+
+    Both windows are strict (age < window) and the new proposal takes part in both, so the
+    result never crosses ``current`` against the direction of the proposal.
+    """
+    age = now - rec_times
+    up_floor = np.minimum(proposal, np.where(age < up_window_s, rec_values, np.inf).min(axis=1, initial=np.inf))
+    down_ceiling = np.maximum(proposal, np.where(age < down_window_s, rec_values, -np.inf).max(axis=1, initial=-np.inf))
+    return np.minimum(np.maximum(current, up_floor), down_ceiling)

@@ -1,0 +1,96 @@
+"""The error hierarchy. Every error that crosses a layer is one of these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class SetpointError(Exception):
+    """Base class of every error Setpoint raises on purpose."""
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem in an input file: where, which field, what was expected, what was found."""
+
+    file: str
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class InvalidInput(SetpointError):
+    """An input file (policy, scenario) is invalid; holds every error found, not just the first."""
+
+    def __init__(self, errors: list[FieldError]):
+        self.errors = list(errors)
+        super().__init__("\n".join(str(e) for e in self.errors))
+
+
+class PolicyError(InvalidInput):
+    """A policy file is invalid. Rejected whole."""
+
+
+class ScenarioError(InvalidInput):
+    """A scenario file is invalid."""
+
+
+class MetricsUnavailable(SetpointError):
+    """The metrics source as a whole failed (not one series): nothing may be concluded from it."""
+
+
+class PrometheusError(MetricsUnavailable):
+    """Base of the Prometheus adapter's errors."""
+
+
+class PrometheusUnreachable(PrometheusError):
+    """Connection refused, DNS failure or timeout."""
+
+
+class PrometheusBadQuery(PrometheusError):
+    """Prometheus rejected the PromQL (HTTP 400/422). Permanent until the policy changes."""
+
+
+class PrometheusBadResponse(PrometheusError):
+    """Prometheus answered with something we cannot read."""
+
+
+class ActuationError(SetpointError):
+    """A change to the cluster failed. ``kind`` says whether retrying can help."""
+
+    kind = "permanent"
+
+    def __init__(self, message: str, *, target: str = "", status: int | None = None):
+        self.target = target
+        self.status = status
+        super().__init__(message)
+
+
+class ConflictError(ActuationError):
+    """The object changed under us (HTTP 409): re-read and try again."""
+
+    kind = "conflict"
+
+
+class TemporaryError(ActuationError):
+    """5xx, 429 or a timeout: retry later."""
+
+    kind = "temporary"
+
+
+class PermanentError(ActuationError):
+    """403, 404, 422: retrying will not help; report it."""
+
+    kind = "permanent"
+
+
+class NotFound(PermanentError):
+    """The target does not exist (HTTP 404)."""
+
+
+class Forbidden(PermanentError):
+    """RBAC denies the request (HTTP 403)."""

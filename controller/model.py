@@ -1,0 +1,143 @@
+"""Frozen data shared by every layer: targets, statuses, actions, reasons, decision records.
+
+Layer 1: imports nothing from the project.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Reason(enum.IntEnum):
+    """Why a target got the replica count it got. Stored as int codes in the core's arrays."""
+
+    WITHIN_TOLERANCE = 0
+    SCALE_UP = 1
+    SCALE_DOWN = 2
+    STABILIZED_UP = 3
+    STABILIZED_DOWN = 4
+    RATE_LIMITED_UP = 5
+    RATE_LIMITED_DOWN = 6
+    CLAMPED_TO_MIN = 7
+    CLAMPED_TO_MAX = 8
+    METRICS_MISSING = 9
+    FALLBACK_REPLICAS = 10
+    TARGET_NOT_READY = 11
+    SCALING_DISABLED = 12
+    BELOW_MIN = 13
+    ABOVE_MAX = 14
+    SCALE_DOWN_BLOCKED = 15
+
+    @property
+    def code(self) -> str:
+        """CamelCase name used in records, logs and metrics (``RateLimitedUp``)."""
+        return "".join(part.capitalize() for part in self.name.split("_"))
+
+
+REASON_CODES: tuple[str, ...] = tuple(r.code for r in Reason)
+
+
+class ActionKind(enum.Enum):
+    SCALE = "scale"
+    RESTART_POD = "restart-pod"
+    ROLLING_RESTART = "rolling-restart"
+    ROLLBACK = "rollback"
+    RECORD = "record"
+
+
+@dataclass(frozen=True, order=True)
+class TargetRef:
+    """One workload: ``kind`` is Deployment or StatefulSet."""
+
+    namespace: str
+    name: str
+    kind: str = "Deployment"
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class PodStatus:
+    """One pod as the controller sees it. Ages are seconds before the observation time."""
+
+    name: str
+    phase: str = "Running"
+    ready: bool | None = True
+    deleted: bool = False
+    start_time: float | None = None
+    ready_transition_time: float | None = None
+    restarts: int = 0
+    revision: str = ""
+
+
+@dataclass(frozen=True)
+class TargetStatus:
+    """What the cluster says about one workload at observation time (epoch seconds)."""
+
+    ref: TargetRef
+    spec_replicas: int
+    status_replicas: int
+    ready_replicas: int
+    revision: str = ""
+    rollout_in_progress: bool = False
+    revisions: tuple[str, ...] = ()
+    pods: tuple[PodStatus, ...] = ()
+    observed_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Action:
+    """A change to make on one target, carrying the reason it was decided."""
+
+    kind: ActionKind
+    target: TargetRef
+    reason: str
+    replicas: int | None = None
+    from_replicas: int | None = None
+    pod: str | None = None
+    revision: str | None = None
+    policy: str = ""
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """Everything the core computed for one target in one cycle: why each number.
+
+    Values are per metric, in the order of the policy's metrics. Times are UTC epoch seconds.
+    """
+
+    policy: str
+    target: str
+    at: float
+    current: int
+    ready: int
+    metrics: tuple[str, ...]
+    raw: tuple[float | None, ...]
+    smoothed: tuple[float | None, ...]
+    proposals: tuple[int | None, ...]
+    missing: tuple[bool, ...]
+    combined: int
+    stabilized: int
+    limited: int
+    desired: int
+    reason: str
+    action: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "policy": self.policy, "target": self.target, "at": self.at,
+            "current": self.current, "ready": self.ready,
+            "metrics": {
+                name: {"raw": r, "smoothed": s, "proposal": p, "missing": m}
+                for name, r, s, p, m in zip(self.metrics, self.raw, self.smoothed, self.proposals, self.missing)
+            },
+            "combined": self.combined, "stabilized": self.stabilized, "limited": self.limited,
+            "desired": self.desired, "reason": self.reason, "action": self.action, **self.extra,
+        }
