@@ -11,14 +11,18 @@ import numpy as np
 from controller.core.params import RuleType, ScalingRules, Select
 from controller.model import Reason
 
+_UP, _DOWN = int(Reason.RATE_LIMITED_UP), int(Reason.RATE_LIMITED_DOWN)
+_MAX, _MIN = int(Reason.CLAMPED_TO_MAX), int(Reason.CLAMPED_TO_MIN)
 NOT_LIMITED = -1  # limit-reason code: the stage left the value unchanged (HPA's DesiredWithinRange)
 
 
 def changes_in_periods(changes: np.ndarray, times: np.ndarray, now: float, periods_s: np.ndarray) -> np.ndarray:
     """Sum of recorded replica changes with age strictly below each period, (N, P)."""
     age = now - times  # NaN for empty slots compares False
-    counts = age[:, :, None] < periods_s[None, None, :]
-    return np.einsum("ne,nep->np", changes, counts)
+    out = np.empty((changes.shape[0], periods_s.shape[0]))
+    for j, period in enumerate(periods_s):  # P is tiny (1-3 policies); rows stay vectorized
+        out[:, j] = np.where(age < period, changes, 0.0).sum(axis=1)
+    return out
 
 
 def period_start(current: np.ndarray, added: np.ndarray, removed: np.ndarray) -> np.ndarray:
@@ -68,10 +72,10 @@ def limit_with_behavior(current: np.ndarray, desired: np.ndarray, min_replicas, 
     current = current.astype(np.float64)
     up_allowed_raw = np.maximum(up_limit, current)
     up_allowed = np.minimum(max_replicas, up_allowed_raw)
-    up_reason = np.where(up_allowed_raw < max_replicas, Reason.RATE_LIMITED_UP, Reason.CLAMPED_TO_MAX)
+    up_reason = np.where(up_allowed_raw < max_replicas, _UP, _MAX)
     down_allowed_raw = np.minimum(down_limit, current)
     down_allowed = np.maximum(min_replicas, down_allowed_raw)
-    down_reason = np.where(down_allowed_raw > min_replicas, Reason.RATE_LIMITED_DOWN, Reason.CLAMPED_TO_MIN)
+    down_reason = np.where(down_allowed_raw > min_replicas, _DOWN, _MIN)
 
     over = (desired > current) & (desired > up_allowed)
     under = (desired < current) & (desired < down_allowed)
@@ -89,9 +93,9 @@ def clamp_legacy(current: np.ndarray, desired: np.ndarray, min_replicas, max_rep
     up_cap = np.trunc(np.maximum(factor * current, minimum))
     cap_is_tighter = max_replicas > up_cap
     upper = np.where(cap_is_tighter, up_cap, max_replicas)
-    upper_reason = np.where(cap_is_tighter, Reason.RATE_LIMITED_UP, Reason.CLAMPED_TO_MAX)
+    upper_reason = np.where(cap_is_tighter, _UP, _MAX)
     below = desired < min_replicas
     above = ~below & (desired > upper)
     replicas = np.where(below, min_replicas, np.where(above, upper, desired))
-    reason = np.where(below, Reason.CLAMPED_TO_MIN, np.where(above, upper_reason, NOT_LIMITED))
+    reason = np.where(below, _MIN, np.where(above, upper_reason, NOT_LIMITED))
     return replicas.astype(np.float64), reason

@@ -18,6 +18,11 @@ from controller.core.params import PolicyParams
 from controller.core.stabilize import stabilize_legacy, stabilize_with_behavior
 from controller.model import Reason
 
+_DISABLED, _ABOVE, _BELOW = int(Reason.SCALING_DISABLED), int(Reason.ABOVE_MAX), int(Reason.BELOW_MIN)
+_MISSING, _FALLBACK = int(Reason.METRICS_MISSING), int(Reason.FALLBACK_REPLICAS)
+_STAB_UP, _STAB_DOWN = int(Reason.STABILIZED_UP), int(Reason.STABILIZED_DOWN)
+_UP, _DOWN, _KEEP = int(Reason.SCALE_UP), int(Reason.SCALE_DOWN), int(Reason.WITHIN_TOLERANCE)
+
 
 @dataclass(frozen=True)
 class NormState:
@@ -87,8 +92,8 @@ def _precheck(params: PolicyParams, current: np.ndarray) -> tuple[np.ndarray, np
     lo, hi = params.min_replicas, params.max_replicas
     disabled = (current == 0) & (lo != 0)
     forced = np.where(disabled, 0.0, np.where(current > hi, hi, np.where(current < lo, lo, np.nan)))
-    reason = np.where(disabled, Reason.SCALING_DISABLED,
-                      np.where(current > hi, Reason.ABOVE_MAX, np.where(current < lo, Reason.BELOW_MIN, -1)))
+    reason = np.where(disabled, _DISABLED,
+                      np.where(current > hi, _ABOVE, np.where(current < lo, _BELOW, -1)))
     return forced, reason
 
 
@@ -102,13 +107,13 @@ def _missing_data(params: PolicyParams, current: np.ndarray, combined: np.ndarra
     none_valid = ~any_valid
     missing_since = np.where(none_valid, np.where(np.isnan(missing_since), now, missing_since), np.nan)
     reason = np.full(current.shape, -1)
-    reason = np.where(blocked_down | none_valid, Reason.METRICS_MISSING, reason)
+    reason = np.where(blocked_down | none_valid, _MISSING, reason)
     proposal = np.where(any_valid, combined, current)
     if params.fallback_replicas is not None and not params.hpa_semantics:
         expired = none_valid & (now - missing_since >= params.missing_hold_s)
         fallback = np.maximum(current, params.fallback_replicas)  # a fallback only ever raises
         proposal = np.where(expired, fallback, proposal)
-        reason = np.where(expired, Reason.FALLBACK_REPLICAS, reason)
+        reason = np.where(expired, _FALLBACK, reason)
         hold = (blocked_down | none_valid) & ~expired
     else:
         hold = blocked_down | none_valid
@@ -117,9 +122,9 @@ def _missing_data(params: PolicyParams, current: np.ndarray, combined: np.ndarra
 
 def _final_reason(current, proposal, stabilized, desired, limit_reason, legacy: bool) -> np.ndarray:
     stab_changed = stabilized != proposal
-    stab_reason = np.where(legacy | (proposal < current), Reason.STABILIZED_DOWN, Reason.STABILIZED_UP)
-    move = np.where(desired > current, Reason.SCALE_UP,
-                    np.where(desired < current, Reason.SCALE_DOWN, Reason.WITHIN_TOLERANCE))
+    stab_reason = np.where(legacy | (proposal < current), _STAB_DOWN, _STAB_UP)
+    move = np.where(desired > current, _UP,
+                    np.where(desired < current, _DOWN, _KEEP))
     return np.where(limit_reason != NOT_LIMITED, limit_reason, np.where(stab_changed, stab_reason, move))
 
 

@@ -10,6 +10,8 @@ import numpy as np
 
 from controller.core.params import MetricKind
 
+_VALUE, _AVERAGE = int(MetricKind.VALUE), int(MetricKind.AVERAGE_PER_REPLICA)
+
 INT32_MAX = float(2**31 - 1)
 
 
@@ -74,18 +76,24 @@ def propose(kinds: np.ndarray, targets: np.ndarray, value: np.ndarray, current: 
     proposes fewer replicas than current (which happens in HPA when pods are still starting),
     and a metric below its band never proposes more.
     """
-    c, r, s = current[:, None], ready[:, None], status[:, None]
-    unready = np.maximum(s - r, 0.0)
-    k = kinds[None, :]
+    proposals = np.empty(value.shape)
+    valid = np.isfinite(value)
     with np.errstate(divide="ignore", invalid="ignore"):
-        by_value = propose_value(value, targets, c, r, tol_up, tol_down)
-        by_average = propose_average(value, targets, s if hpa_semantics else c, tol_up, tol_down)
-        by_util = propose_utilization(value, targets, c, r, unready, tol_up, tol_down, truncate=hpa_semantics)
-        proposals = np.where(k == MetricKind.VALUE, by_value,
-                             np.where(k == MetricKind.AVERAGE_PER_REPLICA, by_average, by_util))
-        if not hpa_semantics:
-            ratio = np.where(k == MetricKind.AVERAGE_PER_REPLICA, value / (targets * np.maximum(c, 1.0)), value / targets)
-            proposals = np.where(ratio > 1.0, np.maximum(proposals, c), np.where(ratio < 1.0, np.minimum(proposals, c), c))
-    # Utilization needs at least one ready pod to mean anything (HPA: no metrics for targeted pods).
-    valid = np.isfinite(value) & np.isfinite(proposals) & ~((k == MetricKind.UTILIZATION) & (r == 0))
+        for j, (kind, target) in enumerate(zip(kinds.tolist(), targets.tolist())):
+            v = value[:, j]
+            if kind == _VALUE:
+                p = propose_value(v, target, current, ready, tol_up, tol_down)
+                ratio = v / target
+            elif kind == _AVERAGE:
+                p = propose_average(v, target, status if hpa_semantics else current, tol_up, tol_down)
+                ratio = v / (target * np.maximum(current, 1.0))
+            else:
+                p = propose_utilization(v, target, current, ready, np.maximum(status - ready, 0.0), tol_up, tol_down,
+                                        truncate=hpa_semantics)
+                ratio = v / target
+                valid[:, j] &= ready > 0  # HPA: no metrics for targeted pods without a ready pod
+            if not hpa_semantics:
+                p = np.where(ratio > 1.0, np.maximum(p, current), np.where(ratio < 1.0, np.minimum(p, current), current))
+            proposals[:, j] = p
+    valid &= np.isfinite(proposals)
     return np.where(valid, proposals, np.nan), valid

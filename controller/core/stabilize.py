@@ -14,8 +14,8 @@ def stabilize_legacy(proposal: np.ndarray, rec_values: np.ndarray, rec_times: np
 
     The legacy window is inclusive (an entry is dropped only when strictly older).
     """
-    age = now - rec_times
-    held = np.where(age <= window_s, rec_values, -np.inf)
+    # Comparing times with a cutoff (not ages with the window) saves an (N, H) subtraction.
+    held = np.where(rec_times >= now - window_s, rec_values, -np.inf)
     return np.maximum(proposal, held.max(axis=1, initial=-np.inf))
 
 
@@ -27,7 +27,8 @@ def stabilize_with_behavior(current: np.ndarray, proposal: np.ndarray, rec_value
     Both windows are strict (age < window) and the new proposal takes part in both, so the
     result never crosses ``current`` against the direction of the proposal.
     """
-    age = now - rec_times
-    up_floor = np.minimum(proposal, np.where(age < up_window_s, rec_values, np.inf).min(axis=1, initial=np.inf))
-    down_ceiling = np.maximum(proposal, np.where(age < down_window_s, rec_values, -np.inf).max(axis=1, initial=-np.inf))
+    up_floor = proposal
+    if up_window_s > 0:  # HPA's default scale-up window is 0: only the proposal counts
+        up_floor = np.minimum(proposal, np.where(rec_times > now - up_window_s, rec_values, np.inf).min(axis=1, initial=np.inf))
+    down_ceiling = np.maximum(proposal, np.where(rec_times > now - down_window_s, rec_values, -np.inf).max(axis=1, initial=-np.inf))
     return np.minimum(np.maximum(current, up_floor), down_ceiling)

@@ -1,0 +1,105 @@
+"""Benchmark the decision core: batched over targets vs a per-target loop.
+
+10,000 targets in 10 policies with 2 metrics each, 100 cycles (15 s apart). Prints
+target-decisions per second for the batched core and for a loop that calls the same
+``decide`` once per target (a batch of one), and their ratio.
+
+Targets (issue #2): >= 1,000,000 target-decisions/s on one core; >= 50x the per-target loop.
+Run: python bench/decide.py [--cycles 100] [--loop-cycles 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+from controller.core.decide import Observation, ScalingState, decide
+from controller.core.params import (MetricKind, MetricParams, PolicyParams, RuleType, ScalingRules, Select,
+                                    Smoothing)
+
+N_POLICIES, TARGETS_PER_POLICY = 10, 1000
+
+
+def make_policies() -> list[PolicyParams]:
+    """Ten policies covering the core's paths: EWMA and window smoothing, HPA legacy and behavior."""
+    metrics = (MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 80.0), MetricParams("latency", MetricKind.VALUE, 0.25))
+    util = (MetricParams("cpu", MetricKind.UTILIZATION, 70.0), MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 80.0))
+    down = ScalingRules.of(300, Select.MAX, [(RuleType.PERCENT, 20, 60), (RuleType.PODS, 2, 60)])
+    variants = [
+        dict(metrics=metrics, smoothing=Smoothing.EWMA, half_life_s=45.0),
+        dict(metrics=metrics, smoothing=Smoothing.EWMA, half_life_s=90.0, scale_down=down, tolerance_down=0.2),
+        dict(metrics=metrics, smoothing=Smoothing.MEAN, window_s=60.0),
+        dict(metrics=metrics, smoothing=Smoothing.MAX, window_s=120.0, fallback_replicas=6, missing_hold_s=120.0),
+        dict(metrics=util, hpa_semantics=True, legacy=True),
+        dict(metrics=util, hpa_semantics=True),
+        dict(metrics=util, smoothing=Smoothing.EWMA, half_life_s=30.0),
+        dict(metrics=metrics, scale_down=down),
+        dict(metrics=util, hpa_semantics=True, scale_down=down),
+        dict(metrics=metrics, smoothing=Smoothing.EWMA, half_life_s=60.0, tolerance_up=0.05),
+    ]
+    return [PolicyParams(name=f"p{i}", min_replicas=2, max_replicas=200, **v) for i, v in enumerate(variants)]
+
+
+def make_inputs(cycles: int, n: int, m: int, seed: int) -> np.ndarray:
+    """(cycles, n, m) metric values: a per-target base level with noise and a slow wave."""
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(200, 2000, (1, n, 1)) * np.array([1.0, 0.0005])[None, None, :m]
+    wave = 1 + 0.5 * np.sin(np.arange(cycles) / 15.0)[:, None, None]
+    values = base * wave * rng.lognormal(0, 0.1, (cycles, n, m))
+    values[:, ::97, 1] = np.nan  # some series missing
+    return values
+
+
+def run_batched(policies, inputs, cycles) -> float:
+    states = [ScalingState.empty(TARGETS_PER_POLICY, p) for p in policies]
+    current = [np.full(TARGETS_PER_POLICY, 10.0) for _ in policies]
+    now = 1_700_000_000.0
+    start = time.perf_counter()
+    for c in range(cycles):
+        for j, p in enumerate(policies):
+            obs = Observation.of(current[j], current[j], inputs[j][c])
+            d = decide(p, obs, states[j], now)
+            states[j], current[j] = d.state, d.norm.desired
+        now += 15.0
+    return time.perf_counter() - start
+
+
+def run_per_target(policies, inputs, cycles) -> float:
+    states = [[ScalingState.empty(1, p) for _ in range(TARGETS_PER_POLICY)] for p in policies]
+    current = [[np.array([10.0]) for _ in range(TARGETS_PER_POLICY)] for _ in policies]
+    now = 1_700_000_000.0
+    start = time.perf_counter()
+    for c in range(cycles):
+        for j, p in enumerate(policies):
+            for i in range(TARGETS_PER_POLICY):
+                obs = Observation.of(current[j][i], current[j][i], inputs[j][c, i:i + 1])
+                d = decide(p, obs, states[j][i], now)
+                states[j][i], current[j][i] = d.state, d.norm.desired
+        now += 15.0
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cycles", type=int, default=100)
+    ap.add_argument("--loop-cycles", type=int, default=2, help="cycles for the (slow) per-target loop")
+    args = ap.parse_args()
+    policies = make_policies()
+    inputs = [make_inputs(args.cycles, TARGETS_PER_POLICY, 2, seed=j) for j in range(len(policies))]
+    targets = N_POLICIES * TARGETS_PER_POLICY
+    run_batched(policies, inputs, 3)  # warm up
+    batched_s = run_batched(policies, inputs, args.cycles)
+    batched_rate = targets * args.cycles / batched_s
+    loop_s = run_per_target(policies, inputs, args.loop_cycles)
+    loop_rate = targets * args.loop_cycles / loop_s
+    print(f"targets={targets} policies={N_POLICIES} metrics/policy=2 cycles={args.cycles} cores=1 pid={os.getpid()}")
+    print(f"batched:    {batched_rate:>12,.0f} target-decisions/s  ({batched_s / args.cycles * 1e3:.2f} ms per cycle of {targets} targets)")
+    print(f"per-target: {loop_rate:>12,.0f} target-decisions/s  ({args.loop_cycles} cycles)")
+    print(f"ratio batched/per-target: {batched_rate / loop_rate:.0f}x   (targets: >= 1,000,000/s and >= 50x)")
+
+
+if __name__ == "__main__":
+    main()
