@@ -2,6 +2,9 @@
 
 An empty slot has time NaN. Writing prefers an outdated slot, then an empty one, then the
 oldest, so a history sized for its window never loses an entry that still counts.
+
+Histories are kept in Fortran order: every reduction runs over the short slot axis, which
+numpy does an order of magnitude faster when each slot's column is contiguous.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import numpy as np
 
 def empty_history(n: int, slots: int) -> tuple[np.ndarray, np.ndarray]:
     """(values, times), both (n, slots); all slots empty."""
-    return np.zeros((n, slots)), np.full((n, slots), np.nan)
+    return np.zeros((n, slots), order="F"), np.full((n, slots), np.nan, order="F")
 
 
 def ages(times: np.ndarray, now: float) -> np.ndarray:
@@ -28,8 +31,8 @@ def write_slot(
     values, times: (N, S). new: (N,). rows: bool (N,) selecting the rows to write (all if None).
     A slot is reusable when empty or strictly older than ``outdated_after_s``.
     """
-    values = values.copy()
-    times = times.copy()
+    values = np.array(values, dtype=np.float64, order="F")
+    times = np.array(times, dtype=np.float64, order="F")
     if values.shape[1] == 0:
         return values, times
     # Reusable slots (empty, or strictly outdated) sort first; otherwise the oldest slot wins.

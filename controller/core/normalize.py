@@ -56,7 +56,7 @@ class NormState:
         def pick(a: np.ndarray, empty_value: float) -> np.ndarray:
             out = a[safe] if a.shape[0] else np.full((rows.size,) + a.shape[1:], empty_value)
             out[new] = empty_value
-            return out
+            return np.asfortranarray(out)
 
         return NormState(pick(self.rec_values, 0.0), pick(self.rec_times, np.nan), pick(self.up_changes, 0.0),
                          pick(self.up_times, np.nan), pick(self.down_changes, 0.0), pick(self.down_times, np.nan),
@@ -81,10 +81,16 @@ def combine(proposals: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.nd
 
     Returns (combined (N,) NaN where no metric is valid, any_valid (N,), any_invalid (N,)).
     """
-    masked = np.where(valid, proposals, -np.inf)
-    combined = masked.max(axis=1, initial=-np.inf)
-    any_valid = valid.any(axis=1)
-    return np.where(any_valid, combined, np.nan), any_valid, ~valid.all(axis=1)
+    # M is small: a loop over columns beats a reduction over a short trailing axis.
+    combined = np.full(proposals.shape[0], -np.inf)
+    any_valid = np.zeros(proposals.shape[0], bool)
+    all_valid = np.ones(proposals.shape[0], bool)
+    for j in range(proposals.shape[1]):
+        ok = valid[:, j]
+        combined = np.where(ok, np.maximum(combined, proposals[:, j]), combined)
+        any_valid |= ok
+        all_valid &= ok
+    return np.where(any_valid, combined, np.nan), any_valid, ~all_valid
 
 
 def _precheck(params: PolicyParams, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
