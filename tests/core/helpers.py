@@ -1,0 +1,46 @@
+"""Small builders shared by the core tests: policies and observations at fixed times."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from controller.core.decide import Observation, ScalingState, decide
+from controller.core.params import MetricKind, MetricParams, PolicyParams, RuleType, ScalingRules, Select
+
+T0 = 1_700_000_000.0  # fixed time origin for every test
+
+
+def policy(**overrides) -> PolicyParams:
+    """A one-metric policy (average 100 per replica) in [1, 50] with HPA default behavior."""
+    base = dict(name="t", metrics=(MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 100.0),),
+                min_replicas=1, max_replicas=50)
+    base.update(overrides)
+    return PolicyParams(**base)
+
+
+def no_limits(window_down_s: float = 0.0) -> dict:
+    """Behavior with no rate policies and the given scale-down window."""
+    return dict(scale_up=ScalingRules.of(0, Select.MAX, []), scale_down=ScalingRules.of(window_down_s, Select.MAX, []))
+
+
+def run(params: PolicyParams, steps: list[tuple[float, list[float] | np.ndarray, float]], current0: float,
+        ready=None):
+    """Feed ``[(t_offset_s, values (M,) or (N, M), ...)]`` through decide, applying each decision.
+
+    Returns the list of Decisions. Values NaN mean the series is missing.
+    """
+    values0 = np.atleast_2d(np.asarray(steps[0][1], dtype=float))
+    n = values0.shape[0]
+    state = ScalingState.empty(n, params)
+    current = np.full(n, float(current0))
+    out = []
+    for t, values, *_ in steps:
+        v = np.atleast_2d(np.asarray(values, dtype=float))
+        obs = Observation.of(current, current if ready is None else ready, v, present=~np.isnan(v))
+        d = decide(params, obs, state, T0 + t)
+        out.append(d)
+        state, current = d.state, d.norm.desired.copy()
+    return out
+
+
+__all__ = ["T0", "policy", "no_limits", "run", "RuleType", "Select", "ScalingRules", "MetricKind", "MetricParams"]
