@@ -1,0 +1,91 @@
+"""The seams between the decision core and the outside world, as Protocols.
+
+Implementations: controller/adapters (Prometheus, Kubernetes), simulators (simulated
+cluster and metrics), and wrappers (dry-run, recording). Arrays are aligned with the list
+of targets passed in: row i is targets[i].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from controller.model import Action, TargetRef, TargetStatus
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """UTC epoch seconds. Read once per cycle and passed down."""
+
+
+@dataclass(frozen=True)
+class TargetSelector:
+    """Which workloads a policy acts on: explicit names or a label selector, in one namespace."""
+
+    kind: str = "Deployment"
+    namespace: str = "default"
+    names: tuple[str, ...] = ()
+    match_labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Samples:
+    """One metric for N targets at one instant.
+
+    values: (N,) float; present: (N,) bool, exactly one series matched the target;
+    age_s: (N,) seconds between the sample and the query time; conflict: (N,) bool, several
+    series matched the target (an error for that target only, reported, never averaged).
+    """
+
+    values: np.ndarray
+    present: np.ndarray
+    age_s: np.ndarray
+    conflict: np.ndarray
+
+    @classmethod
+    def missing(cls, n: int) -> "Samples":
+        return cls(np.full(n, np.nan), np.zeros(n, bool), np.zeros(n), np.zeros(n, bool))
+
+
+class MetricsSource(Protocol):
+    def query(self, expr: str, targets: Sequence[TargetRef], at: float) -> Samples:
+        """Evaluate ``expr`` once for all targets. Raises MetricsUnavailable when the source fails."""
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """The observed state of N targets as arrays, plus the full statuses when the source has them.
+
+    spec, status, ready: (N,) replica counts; rollout: (N,) bool, a rollout is in progress;
+    exists: (N,) bool, the workload was found.
+    """
+
+    spec: np.ndarray
+    status: np.ndarray
+    ready: np.ndarray
+    rollout: np.ndarray
+    exists: np.ndarray
+    statuses: tuple[TargetStatus, ...] = field(default=())
+
+    @classmethod
+    def from_statuses(cls, targets: Sequence[TargetRef], statuses: dict[TargetRef, TargetStatus]) -> "ClusterView":
+        rows = [statuses.get(t) for t in targets]
+        def arr(get) -> np.ndarray:
+            return np.array([get(s) if s else 0 for s in rows], dtype=np.float64)
+        return cls(spec=arr(lambda s: s.spec_replicas), status=arr(lambda s: s.status_replicas),
+                   ready=arr(lambda s: s.ready_replicas),
+                   rollout=np.array([bool(s and s.rollout_in_progress) for s in rows]),
+                   exists=np.array([s is not None for s in rows]), statuses=tuple(s for s in rows if s))
+
+
+class Cluster(Protocol):
+    def resolve(self, selector: TargetSelector) -> list[TargetRef]:
+        """The workloads a selector matches now, sorted."""
+
+    def observe(self, targets: Sequence[TargetRef]) -> ClusterView:
+        """Current replicas and readiness of each target."""
+
+    def apply(self, action: Action) -> None:
+        """Make one change. Raises ActuationError (ConflictError, TemporaryError, PermanentError)."""

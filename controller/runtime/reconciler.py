@@ -1,0 +1,127 @@
+"""One reconcile cycle for one policy: observe, query, decide, act, remember.
+
+The same Reconciler runs live (on APScheduler, wall clock) and in simulation (tick by tick,
+simulation clock): only the Cluster and MetricsSource behind it differ. It never reads the
+clock itself; ``cycle(now)`` gets the time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from controller.core.decide import Decision, Observation, ScalingState, decide
+from controller.core.params import PolicyParams
+from controller.errors import ActuationError, ConflictError, MetricsUnavailable
+from controller.model import REASON_CODES, Action, ActionKind, TargetRef
+from controller.ports import Cluster, ClusterView, MetricsSource, Samples, TargetSelector
+
+
+@dataclass(frozen=True)
+class RuntimePolicy:
+    """What a reconciler needs from a policy file: compiled parameters, targets and queries."""
+
+    name: str
+    params: PolicyParams
+    selector: TargetSelector
+    queries: tuple[str, ...]  # one PromQL expression per metric, in the order of params.metrics
+
+
+@dataclass
+class CycleResult:
+    """What one cycle saw and did. ``decision`` is None when nothing could be decided."""
+
+    policy: str
+    now: float
+    targets: list[TargetRef]
+    view: ClusterView | None
+    decision: Decision | None
+    actions: list[Action] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    queries: int = 0
+    failed: list[tuple[TargetRef, str]] = field(default_factory=list)
+    duration_s: float = 0.0
+
+
+def _stack(samples: Sequence[Samples], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(N, M) values, present and age arrays from one Samples per metric."""
+    if not samples:
+        return np.zeros((n, 0)), np.zeros((n, 0), bool), np.zeros((n, 0))
+    values = np.stack([s.values for s in samples], axis=1)
+    present = np.stack([s.present & ~s.conflict for s in samples], axis=1)
+    age = np.stack([s.age_s for s in samples], axis=1)
+    return values, present, age
+
+
+class Reconciler:
+    """Runs cycles for one policy and keeps its state between them (in memory)."""
+
+    def __init__(self, policy: RuntimePolicy, metrics: MetricsSource, cluster: Cluster,
+                 on_cycle: Callable[[CycleResult], None] | None = None, max_conflict_retries: int = 2):
+        self.policy = policy
+        self.metrics = metrics
+        self.cluster = cluster
+        self.on_cycle = on_cycle
+        self.max_conflict_retries = max_conflict_retries
+        self._targets: list[TargetRef] = []
+        self._state = ScalingState.empty(0, policy.params)
+
+    def _state_for(self, targets: list[TargetRef]) -> ScalingState:
+        """Carry each target's state over to the new target list (new targets start empty)."""
+        if targets == self._targets:
+            return self._state
+        old = {t: i for i, t in enumerate(self._targets)}
+        return self._state.take(np.array([old.get(t, -1) for t in targets], dtype=np.int64))
+
+    def _query_all(self, targets: list[TargetRef], now: float, result: CycleResult) -> list[Samples]:
+        out = []
+        for name, expr in zip(self.policy.params.metric_names, self.policy.queries):
+            result.queries += 1
+            try:
+                s = self.metrics.query(expr, targets, now)
+            except MetricsUnavailable as exc:  # the whole metric is unknown: it votes against change
+                result.errors.append(f"metric {name}: {exc}")
+                s = Samples.missing(len(targets))
+            if s.conflict.any():
+                bad = [str(t) for t, c in zip(targets, s.conflict) if c]
+                result.errors.append(f"metric {name}: several series for {', '.join(bad[:5])}")
+            out.append(s)
+        return out
+
+    def _apply(self, action: Action, result: CycleResult) -> None:
+        for attempt in range(self.max_conflict_retries + 1):
+            try:
+                self.cluster.apply(action)
+                result.actions.append(action)
+                return
+            except ConflictError as exc:
+                if attempt == self.max_conflict_retries:
+                    result.failed.append((action.target, f"conflict: {exc}"))
+            except ActuationError as exc:
+                result.failed.append((action.target, f"{exc.kind}: {exc}"))
+                return
+
+    def cycle(self, now: float) -> CycleResult:
+        """One reconcile at ``now`` (UTC epoch seconds). A failing target never stops the others."""
+        started = time.perf_counter()
+        targets = self.cluster.resolve(self.policy.selector)
+        result = CycleResult(self.policy.name, now, targets, None, None)
+        view = self.cluster.observe(targets)
+        result.view = view
+        values, present, age = _stack(self._query_all(targets, now, result), len(targets))
+        obs = Observation(current=view.spec, ready=view.ready, status=view.status, values=values,
+                          present=present, sample_age_s=age)
+        decision = decide(self.policy.params, obs, self._state_for(targets), now)
+        result.decision = decision
+        for i in np.flatnonzero(decision.changed & view.exists):
+            self._apply(Action(ActionKind.SCALE, targets[i], REASON_CODES[int(decision.reason[i])],
+                               replicas=int(decision.desired[i]), from_replicas=int(view.spec[i]),
+                               policy=self.policy.name), result)
+        self._targets, self._state = targets, decision.state
+        result.duration_s = time.perf_counter() - started
+        if self.on_cycle:
+            self.on_cycle(result)
+        return result
