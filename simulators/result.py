@@ -1,0 +1,76 @@
+"""What a simulation produces: per-controller trajectories, actions and scores.
+
+Arrays are (T, S): T ticks, S services. Times are seconds since the scenario start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SLO:
+    latency_percentile: float  # e.g. 95 for p95
+    latency_s: float  # threshold on that percentile, seconds
+    error_ratio: float  # threshold on errors / offered
+
+
+@dataclass(frozen=True)
+class FaultWindow:
+    name: str
+    kind: str
+    service: str
+    start_s: float
+    end_s: float | None
+
+
+@dataclass(frozen=True)
+class ActionEvent:
+    t_s: float
+    service: str
+    kind: str  # scale | restart-pod | rolling-restart | rollback
+    from_replicas: int | None
+    to_replicas: int | None
+    reason: str
+
+
+@dataclass
+class Trajectory:
+    """Everything the plots and scores need for one controller, (T, S) arrays."""
+
+    t_s: np.ndarray  # (T,)
+    offered_rps: np.ndarray
+    served_rps: np.ndarray
+    dropped_rps: np.ndarray
+    capacity_rps: np.ndarray  # ready pods * capacity per pod
+    spec_replicas: np.ndarray
+    ready_replicas: np.ndarray
+    latency_s: np.ndarray  # the SLO's latency percentile
+    error_ratio: np.ndarray
+    violation: np.ndarray  # bool: this tick breaks the SLO
+
+
+@dataclass
+class ControllerRun:
+    name: str  # policy | hpa | fixed-max | oracle | ...
+    description: str
+    trajectory: Trajectory
+    actions: list[ActionEvent] = field(default_factory=list)
+    scores: dict = field(default_factory=dict)
+
+
+@dataclass
+class SimResult:
+    scenario: str
+    description: str
+    duration_s: float
+    tick_s: float
+    seed: int
+    slo: SLO
+    services: list[str]
+    faults: list[FaultWindow]
+    runs: dict[str, ControllerRun]
+    policy_file: str = ""
+    extra: dict = field(default_factory=dict)
