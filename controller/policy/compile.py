@@ -1,0 +1,124 @@
+"""Validated policy documents -> what the engine runs: PolicyParams, TargetSelector, HealthSpec."""
+
+from __future__ import annotations
+
+from controller.core.params import MetricKind, MetricParams, PolicyParams, RuleType, ScalingRules, Select, Smoothing
+from controller.policy import presets
+from controller.policy.schema import (Health, HealthCheck, Metric, PolicyDocument, Scaling, ScalingRulesModel,
+                                      SmoothingModel, Targets, Threshold)
+from controller.policy.specs import (BudgetSpec, Comparison, HealthAction, HealthCheckSpec, HealthSpec,
+                                     SmoothingSpec, TargetSelector)
+from controller.policy.specs import Threshold as ThresholdSpec
+
+_AGGREGATES = {"mean": Smoothing.MEAN, "median": Smoothing.MEDIAN, "max": Smoothing.MAX,
+               "percentile": Smoothing.PERCENTILE}
+_SELECT = {"Max": Select.MAX, "Min": Select.MIN, "Disabled": Select.DISABLED}
+_RULE_TYPE = {"Pods": RuleType.PODS, "Percent": RuleType.PERCENT}
+
+
+def compile_policy(policy: PolicyDocument) -> PolicyParams:
+    """The decision core's parameters for ``policy``.
+
+    A policy without ``scaling`` (health only) compiles to parameters with no metrics: the
+    replica bounds and interval still apply to its health actions, but nothing scales it.
+    """
+    spec = policy.spec
+    scaling = spec.scaling
+    hpa = spec.preset == presets.HPA
+    common = dict(name=policy.metadata.name, min_replicas=spec.replicas.min_replicas,
+                  max_replicas=spec.replicas.max_replicas, interval_s=spec.interval_s, hpa_semantics=hpa)
+    if scaling is None:
+        return PolicyParams(metrics=(), **common)
+    smoothing = compile_smoothing(scaling.smoothing)
+    behavior = scaling.behavior
+    missing_hold_s, fallback = _missing_metrics(scaling)
+    return PolicyParams(
+        metrics=tuple(compile_metric(m) for m in scaling.metrics),
+        tolerance_up=scaling.tolerance.up, tolerance_down=scaling.tolerance.down,
+        smoothing=smoothing.kind, half_life_s=smoothing.half_life_s, window_s=smoothing.window_s,
+        percentile=smoothing.percentile, stale_after_s=scaling.stale_after_s,
+        scale_up=compile_rules(behavior.scale_up if behavior else None, presets.default_scale_up_rules()),
+        scale_down=compile_rules(behavior.scale_down if behavior else None, presets.default_scale_down_rules()),
+        legacy=presets.uses_legacy_path(spec.preset, behavior is not None),
+        missing_hold_s=missing_hold_s, fallback_replicas=fallback, **common)
+
+
+def compile_metric(metric: Metric) -> MetricParams:
+    target = metric.target
+    if target.value is not None:
+        return MetricParams(metric.name, MetricKind.VALUE, target.value)
+    if target.average_per_replica is not None:
+        return MetricParams(metric.name, MetricKind.AVERAGE_PER_REPLICA, target.average_per_replica)
+    return MetricParams(metric.name, MetricKind.UTILIZATION, target.utilization)
+
+
+def compile_smoothing(smoothing: SmoothingModel | None) -> SmoothingSpec:
+    if smoothing is None:
+        return SmoothingSpec()
+    if smoothing.ewma is not None:
+        return SmoothingSpec(Smoothing.EWMA, half_life_s=smoothing.ewma.half_life_s)
+    window = smoothing.window
+    return SmoothingSpec(_AGGREGATES[window.aggregate], window_s=window.length_s,
+                         percentile=window.percentile if window.percentile is not None else 50.0)
+
+
+def compile_rules(rules: ScalingRulesModel | None, default: ScalingRules) -> ScalingRules:
+    """One behavior direction; unset fields take ``default``'s, a given ``policies`` list replaces it."""
+    if rules is None:
+        return default
+    window_s = default.window_s if rules.stabilization_window_s is None else rules.stabilization_window_s
+    select = default.select if rules.select_policy is None else _SELECT[rules.select_policy]
+    if rules.policies is None:
+        policies = [(RuleType(t), v, p) for t, v, p in zip(default.types, default.values, default.periods_s)]
+    else:
+        policies = [(_RULE_TYPE[p.type], p.value, p.period_s) for p in rules.policies]
+    return ScalingRules.of(window_s, select, policies)
+
+
+def _missing_metrics(scaling: Scaling) -> tuple[float, int | None]:
+    """(hold seconds, fallback replicas or None). Absent: hold forever."""
+    rule = scaling.on_missing_metrics
+    if rule is None or rule.then is None:
+        return float("inf"), None
+    return rule.hold_s, rule.then.fallback_replicas
+
+
+def compile_targets(targets: Targets) -> TargetSelector:
+    names = (targets.name,) if targets.name is not None else tuple(targets.names or ())
+    labels = tuple(sorted(targets.selector.match_labels.items())) if targets.selector else ()
+    return TargetSelector(kind=targets.kind, namespace=targets.namespace, names=names, match_labels=labels)
+
+
+def compile_health(health: Health | None) -> HealthSpec | None:
+    if health is None:
+        return None
+    budgets = health.budgets
+    pods, ratio = None, None
+    if isinstance(budgets.max_unavailable, int):
+        pods = budgets.max_unavailable
+    else:
+        ratio = float(budgets.max_unavailable.rstrip("%")) / 100.0
+    return HealthSpec(
+        checks=tuple(compile_health_check(c) for c in health.checks),
+        budgets=BudgetSpec(budgets.restarts_per_hour, budgets.rollbacks_per_day, pods, ratio),
+        rollback_window_s=health.rollback_window_s,
+        escalation=tuple(HealthAction(a) for a in health.escalation or ()))
+
+
+def compile_health_check(check: HealthCheck) -> HealthCheckSpec:
+    unhealthy = _threshold(check.unhealthy)
+    if check.recovered is not None:
+        recovered = _threshold(check.recovered)
+    else:  # no hysteresis band: recovered as soon as the unhealthy condition no longer holds
+        opposite = Comparison.BELOW if unhealthy.comparison is Comparison.ABOVE else Comparison.ABOVE
+        recovered = ThresholdSpec(opposite, unhealthy.value, 0.0)
+    return HealthCheckSpec(name=check.name, query=check.query, scope=check.scope,
+                           smoothing=compile_smoothing(check.smoothing), unhealthy=unhealthy,
+                           recovered=recovered, action=HealthAction(check.action),
+                           fire_on_missing=check.on_missing == "fire")
+
+
+def _threshold(threshold: Threshold) -> ThresholdSpec:
+    if threshold.above is not None:
+        return ThresholdSpec(Comparison.ABOVE, threshold.above, threshold.for_s)
+    return ThresholdSpec(Comparison.BELOW, threshold.below, threshold.for_s)

@@ -1,0 +1,80 @@
+"""Durations (``30s``, ``5m``, ``1h30m``, ``500ms``) and percentages (``25%``) as written in policy files.
+
+Parsers raise ``ValueError`` with a message that names the expected form and what was found;
+the schema turns those into field errors.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+_UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+# Also used as the JSON Schema pattern, so it must stay ECMA-262 compatible.
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|h|m|s))+$"
+PERCENT_PATTERN = r"^[0-9]+(\.[0-9]+)?%$"
+DURATION_FORM = "a duration such as 30s, 5m, 1h30m or 500ms"
+
+
+def describe_value(value: object) -> str:
+    """Say what a YAML value is, the way a policy author wrote it: ``'5 min'``, ``15``, ``a list``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return format_number(value)
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return f"a {type(value).__name__} ({value})"
+
+
+def format_number(value: float) -> str:
+    """``0.0`` -> ``0``, ``-0.1`` -> ``-0.1``, ``inf`` -> ``inf``."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def parse_duration(value: object) -> float:
+    """Seconds in a duration string. A bare number is refused: the unit must be explicit."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"expected {DURATION_FORM}, got {describe_value(value)}")
+    if isinstance(value, (int, float)):
+        # The most common mistake: `interval: 15`. Seconds or minutes? Make the author say.
+        raise ValueError(f"expected {DURATION_FORM}, got the bare number {format_number(value)} "
+                         f"(add a unit, e.g. {format_number(value)}s)")
+    if not isinstance(value, str) or not re.fullmatch(DURATION_PATTERN, value):
+        raise ValueError(f"expected {DURATION_FORM}, got {describe_value(value)}")
+    return sum(float(number) * _UNIT_S[unit] for number, unit in _PART.findall(value))
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest duration string for ``seconds``: ``90`` -> ``1m30s``, ``0.5`` -> ``500ms``."""
+    if math.isinf(seconds):
+        return "forever"
+    if seconds == 0:
+        return "0s"
+    if seconds < 1:
+        return f"{format_number(round(seconds * 1000, 3))}ms"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{int(hours)}h" if hours else "", f"{int(minutes)}m" if minutes else "",
+             f"{format_number(round(secs, 3))}s" if secs else ""]
+    return "".join(parts)
+
+
+def parse_percent(value: object) -> float:
+    """Percent units (``'70%'`` -> ``70.0``). A plain number is read as percent too."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"expected a percentage such as 70% or 70, got {describe_value(value)}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str) and re.fullmatch(PERCENT_PATTERN, value):
+        return float(value[:-1])
+    raise ValueError(f"expected a percentage such as 70% or 70, got {describe_value(value)}")

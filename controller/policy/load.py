@@ -1,0 +1,261 @@
+"""Load policy files: read YAML, validate every document, compile, and collect every error.
+
+Nothing is raised until all files are read: :func:`check_policies` returns policies and errors
+together; :func:`load_policies` raises :class:`PolicyError` holding all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from controller.core.params import PolicyParams
+from controller.errors import FieldError, PolicyError
+from controller.policy.compile import compile_health, compile_policy, compile_targets
+from controller.policy.durations import describe_value
+from controller.policy.messages import format_path, validation_problems
+from controller.policy.rules import document_problems
+from controller.policy.schema import API_VERSION, KIND, PolicyDocument
+from controller.policy.specs import HealthSpec, TargetSelector
+from controller.policy.yamlsrc import YamlDocument, read_documents
+
+POLICY_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class LoadedPolicy:
+    """One valid policy document, compiled. ``line`` is where the document starts in ``file``."""
+
+    name: str
+    file: str
+    document: int  # 1-based position in the file
+    line: int
+    model: PolicyDocument
+    params: PolicyParams
+    targets: TargetSelector
+    health: HealthSpec | None
+
+    @property
+    def scales(self) -> bool:
+        """False for a health-only policy: its ``params`` has no metrics and nothing scales it."""
+        return self.model.spec.scaling is not None
+
+    @property
+    def preset(self) -> str | None:
+        return self.model.spec.preset
+
+
+@dataclass
+class PolicyCheck:
+    """The outcome of reading policy files: what loaded, what is wrong, which files were read."""
+
+    files: list[str] = field(default_factory=list)
+    policies: list[LoadedPolicy] = field(default_factory=list)
+    errors: list[FieldError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def policies_in(self, file: str) -> list[LoadedPolicy]:
+        return [p for p in self.policies if p.file == file]
+
+    def errors_in(self, file: str) -> list[FieldError]:
+        return [e for e in self.errors if e.file == file]
+
+
+@dataclass
+class _Document:
+    """A document being checked: its YAML, its file, and its model once field rules pass."""
+
+    file: str
+    yaml: YamlDocument
+    numbered: bool  # the file holds several documents: paths carry "[doc N]"
+    model: PolicyDocument | None = None
+
+    def error(self, loc: tuple, message: str) -> FieldError:
+        path = format_path(loc)
+        if self.numbered:
+            path = f"[doc {self.yaml.index}] {path}".rstrip()
+        return FieldError(self.file, self.yaml.line_of(loc), path, message)
+
+    @property
+    def raw_name(self) -> str | None:
+        data = self.yaml.data
+        metadata = data.get("metadata") if isinstance(data, dict) else None
+        name = metadata.get("name") if isinstance(metadata, dict) else None
+        return name if isinstance(name, str) else None
+
+
+def load_policies(paths: Iterable[str | Path]) -> list[LoadedPolicy]:
+    """Every policy in ``paths`` (files, or folders scanned for *.yaml / *.yml, sorted).
+
+    Raises :class:`PolicyError` with every problem found in every file if any is invalid.
+    """
+    check = check_policies(paths)
+    if check.errors:
+        raise PolicyError(check.errors)
+    return check.policies
+
+
+def load_policy_text(text: str, filename: str = "<text>") -> list[LoadedPolicy]:
+    """The policies in one YAML text; ``filename`` is used in error messages only."""
+    check = PolicyCheck(files=[filename])
+    documents, check.errors = _check_text(text, filename)
+    _finish(check, documents)
+    if check.errors:
+        raise PolicyError(check.errors)
+    return check.policies
+
+
+def check_policies(paths: Iterable[str | Path]) -> PolicyCheck:
+    """Read and check every policy file under ``paths`` without raising."""
+    files, check = policy_files(paths)
+    documents: list[_Document] = []
+    for path in files:
+        check.files.append(str(path))
+        text, read_error = _read_text(path)
+        if read_error is not None:
+            check.errors.append(read_error)
+            continue
+        file_documents, errors = _check_text(text, str(path))
+        documents += file_documents
+        check.errors += errors
+    _finish(check, documents)
+    return check
+
+
+def policy_files(paths: Iterable[str | Path]) -> tuple[list[Path], PolicyCheck]:
+    """The files to read, folders expanded (not recursively), each file once."""
+    files: list[Path] = []
+    check = PolicyCheck()
+    seen: set[Path] = set()
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix in POLICY_SUFFIXES and p.is_file())
+            if not found:
+                check.errors.append(FieldError(str(path), None, "", "no *.yaml or *.yml files in this folder"))
+        elif path.exists():
+            found = [path]
+        else:
+            check.errors.append(FieldError(str(path), None, "", "no such file or folder"))
+            found = []
+        for file in found:
+            if file.resolve() not in seen:
+                seen.add(file.resolve())
+                files.append(file)
+    return files, check
+
+
+def _read_text(path: Path) -> tuple[str | None, FieldError | None]:
+    try:
+        return path.read_bytes().decode("utf-8-sig"), None
+    except UnicodeDecodeError as exc:
+        return None, FieldError(str(path), None, "", f"not UTF-8 text (byte {exc.start}): is this a policy file?")
+    except OSError as exc:
+        return None, FieldError(str(path), None, "", f"cannot read: {exc.strerror or exc}")
+
+
+def _check_text(text: str, filename: str) -> tuple[list[_Document], list[FieldError]]:
+    """Field and cross-field checks of every document of one file; errors sorted by line."""
+    yaml_documents, problems = read_documents(text)
+    errors = [FieldError(filename, p.line, format_path(p.path), p.message) for p in problems]
+    present = [d for d in yaml_documents if d.data is not None]
+    if not present and not problems:
+        errors.append(FieldError(filename, None, "", "file is empty: expected a Policy document"))
+    documents = [_Document(filename, d, numbered=len(present) > 1) for d in present]
+    for document in documents:
+        errors += _check_document(document)
+    errors.sort(key=lambda e: e.line or 0)
+    return documents, errors
+
+
+def _check_document(document: _Document) -> list[FieldError]:
+    """YAML problems, then the header, then field rules, then cross-field rules once fields pass."""
+    errors = [document.error(p.path, p.message) for p in document.yaml.problems]
+    data = document.yaml.data
+    if not isinstance(data, dict):
+        return errors + [document.error((), f"expected a Policy document (a mapping with apiVersion, kind, "
+                                             f"metadata, spec), got {describe_value(data)}")]
+    header = _header_errors(document, data)
+    if header:  # another kind of file: checking its spec against Policy would only add noise
+        return errors + header
+    try:
+        document.model = PolicyDocument.model_validate(data)
+    except ValidationError as exc:
+        problems = validation_problems(exc.errors(include_url=False), PolicyDocument)
+        return errors + [document.error(loc, message) for loc, message in problems]
+    return errors + [document.error(loc, message) for loc, message in document_problems(document.model)]
+
+
+def _header_errors(document: _Document, data: dict) -> list[FieldError]:
+    errors = []
+    for key, expected in (("apiVersion", API_VERSION), ("kind", KIND)):
+        if key not in data:
+            errors.append(document.error((key,), f"required field is missing (expected {expected!r})"))
+        elif data[key] != expected:
+            errors.append(document.error((key,), f"expected {expected!r}, got {describe_value(data[key])}"))
+    return errors
+
+
+def _finish(check: PolicyCheck, documents: list[_Document]) -> None:
+    """Add the rules that span documents, then compile every valid document if all is well."""
+    check.errors += _duplicate_names(documents) + _contested_targets(documents)
+    order = {file: i for i, file in enumerate(check.files)}
+    check.errors.sort(key=lambda e: (order.get(e.file, -1), e.line or 0))
+    if check.errors:
+        return
+    check.policies = [_compile(d) for d in documents]
+
+
+def _duplicate_names(documents: list[_Document]) -> list[FieldError]:
+    first: dict[str, FieldError] = {}
+    errors = []
+    for document in documents:
+        name = document.raw_name
+        if name is None:
+            continue
+        where = document.error(("metadata", "name"), "")
+        if name in first:
+            errors.append(document.error(("metadata", "name"), f"duplicate policy name '{name}' "
+                                         f"(first defined at {first[name].file}:{first[name].line})"))
+        else:
+            first[name] = where
+    return errors
+
+
+def _contested_targets(documents: list[_Document]) -> list[FieldError]:
+    """Two scaling policies naming the same workload would fight over its replica count."""
+    owners: dict[tuple, tuple[_Document, FieldError]] = {}
+    errors = []
+    for document in documents:
+        model = document.model
+        if model is None or model.spec.scaling is None:
+            continue
+        for loc, key in _named_targets(model):
+            owner, at = owners.setdefault(key, (document, document.error(loc, "")))
+            if owner is not document:
+                kind, namespace, name = key
+                errors.append(document.error(loc, f"{kind} {namespace}/{name} is already scaled by policy "
+                                                  f"'{owner.model.metadata.name}' ({at.file}:{at.line})"))
+    return errors
+
+
+def _named_targets(model: PolicyDocument) -> list[tuple[tuple, tuple[str, str, str]]]:
+    """(path, (kind, namespace, name)) of every workload the policy names explicitly."""
+    targets = model.spec.targets
+    if targets.name is not None:
+        named = [(("spec", "targets", "name"), targets.name)]
+    else:
+        named = [(("spec", "targets", "names", i), n) for i, n in enumerate(targets.names or [])]
+    return [(loc, (targets.kind, targets.namespace, name)) for loc, name in named]
+
+
+def _compile(document: _Document) -> LoadedPolicy:
+    model = document.model
+    return LoadedPolicy(name=model.metadata.name, file=document.file, document=document.yaml.index,
+                        line=document.yaml.line, model=model, params=compile_policy(model),
+                        targets=compile_targets(model.spec.targets), health=compile_health(model.spec.health))

@@ -1,0 +1,168 @@
+"""Pydantic validation errors rewritten as policy-author messages: what was expected, what was found.
+
+``must be >= 0, got -0.1`` instead of ``Input should be greater than or equal to 0``, and an
+unknown key comes with the closest valid name.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import typing
+from types import NoneType, UnionType
+
+from pydantic import BaseModel
+
+from controller.policy.durations import describe_value, format_number
+from controller.policy.fields import PATTERN_MEANINGS
+
+_EXPECTED_TYPE = {
+    "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
+    "float_type": "a number", "float_parsing": "a number", "finite_number": "a finite number",
+    "string_type": "a string", "bool_type": "true or false", "bool_parsing": "true or false",
+    "dict_type": "a mapping", "model_type": "a mapping", "model_attributes_type": "a mapping",
+    "list_type": "a list",
+}
+_BOUNDS = {"greater_than": ("gt", ">"), "greater_than_equal": ("ge", ">="),
+           "less_than": ("lt", "<"), "less_than_equal": ("le", "<=")}
+
+
+def clean_loc(loc: tuple) -> tuple:
+    """Drop pydantic's internal markers (``[key]`` for dict keys) from an error location."""
+    return tuple(part for part in loc if part != "[key]")
+
+
+def format_path(path: tuple) -> str:
+    """``('spec', 'scaling', 'metrics', 0, 'target')`` -> ``spec.scaling.metrics[0].target``."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part.replace("-", "").replace("_", "").isalnum():
+            text += f".{part}" if text else part
+        else:  # label keys such as app.kubernetes.io/name would be ambiguous with dots
+            text += f'["{part}"]'
+    return text
+
+
+def validation_problems(errors: list[dict], root: type[BaseModel]) -> list[tuple[tuple, str]]:
+    """(path, message) for each pydantic error of a document validated as ``root``.
+
+    A misspelt key produces two errors, "unknown field 'targte'" and "target: missing"; the
+    second says nothing new once the first suggests 'target', so it is dropped.
+    """
+    explained = set()
+    for error in errors:
+        if error["type"] == "extra_forbidden":
+            loc = clean_loc(error["loc"])
+            suggestion = _closest_field(loc, root)
+            if suggestion:
+                explained.add(loc[:-1] + (suggestion,))
+    return [(clean_loc(e["loc"]), error_message(e, root)) for e in errors
+            if not (e["type"] == "missing" and clean_loc(e["loc"]) in explained)]
+
+
+def error_message(error: dict, root: type[BaseModel]) -> str:
+    """One pydantic error dict as a sentence naming the expectation and the value found."""
+    kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
+    if kind == "setpoint":
+        return ctx["message"]
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        return _unknown_field_message(clean_loc(error["loc"]), root)
+    if kind in _EXPECTED_TYPE:
+        return f"expected {_EXPECTED_TYPE[kind]}, got {describe_value(value)}"
+    if kind in _BOUNDS:
+        key, sign = _BOUNDS[kind]
+        return f"must be {sign} {format_number(ctx[key])}, got {describe_value(value)}"
+    if kind in ("literal_error", "enum"):
+        return f"expected {ctx['expected']}, got {describe_value(value)}"
+    if kind in ("too_short", "string_too_short"):
+        return _too_short_message(kind, ctx, value)
+    if kind == "string_too_long":
+        return f"must be at most {ctx['max_length']} characters, got {len(value)}"
+    if kind == "string_pattern_mismatch":
+        meaning = PATTERN_MEANINGS.get(ctx["pattern"], f"a string matching {ctx['pattern']}")
+        return f"expected {meaning}, got {describe_value(value)}"
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    return f"{error['msg']}, got {describe_value(value)}"
+
+
+def _too_short_message(kind: str, ctx: dict, value: object) -> str:
+    if kind == "string_too_short":
+        return "must not be empty"
+    n = ctx.get("min_length", 1)
+    return f"expected at least {n} entr{'y' if n == 1 else 'ies'}, got {describe_value(value)} with {len(value)}"
+
+
+def _unknown_field_message(loc: tuple, root: type[BaseModel]) -> str:
+    key = loc[-1]
+    suggestion = _closest_field(loc, root)
+    if suggestion:
+        return f"unknown field '{key}'; did you mean '{suggestion}'?"
+    allowed = _allowed_fields(loc, root)
+    return f"unknown field '{key}'; expected one of: {', '.join(allowed)}" if allowed else f"unknown field '{key}'"
+
+
+def _allowed_fields(loc: tuple, root: type[BaseModel]) -> list[str]:
+    """The YAML names valid beside the unknown key at ``loc``."""
+    model = model_at(root, loc[:-1])
+    return [info.alias or name for name, info in model.model_fields.items()] if model else []
+
+
+def _closest_field(loc: tuple, root: type[BaseModel]) -> str | None:
+    close = difflib.get_close_matches(str(loc[-1]), _allowed_fields(loc, root), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def model_at(root: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model class that validates the mapping at ``loc`` (YAML names), if any."""
+    annotation: object = root
+    for part in loc:
+        annotation = _unwrap(annotation)
+        origin = typing.get_origin(annotation)
+        if isinstance(part, int) and origin is list:
+            annotation = typing.get_args(annotation)[0]
+        elif origin is dict:
+            annotation = typing.get_args(annotation)[1]
+        elif _is_model(annotation):
+            annotation = _field_annotation(annotation, part)
+        else:
+            return None
+    annotation = _unwrap(annotation)
+    return annotation if _is_model(annotation) else None
+
+
+def _field_annotation(model: type[BaseModel], alias: object) -> object:
+    for name, info in model.model_fields.items():
+        if alias in (info.alias, name):
+            return info.annotation
+    return None
+
+
+def _unwrap(annotation: object) -> object:
+    """Strip ``Annotated`` and ``Optional`` so that ``Optional[Annotated[X, ...]]`` becomes ``X``."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, UnionType):
+            members = [a for a in typing.get_args(annotation) if a is not NoneType]
+            models = [a for a in members if _is_model(_strip_annotated(a))]
+            annotation = models[0] if models else members[0]
+            if len(members) > 1 and not models:
+                return annotation
+        else:
+            return annotation
+
+
+def _strip_annotated(annotation: object) -> object:
+    if typing.get_origin(annotation) is typing.Annotated:
+        return typing.get_args(annotation)[0]
+    return annotation
+
+
+def _is_model(annotation: object) -> bool:
+    return inspect.isclass(annotation) and issubclass(annotation, BaseModel)

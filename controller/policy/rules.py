@@ -1,0 +1,119 @@
+"""Cross-field rules of one policy document, run once its field rules pass.
+
+Each rule returns ``(path, message)`` problems; ``path`` uses YAML names so the loader can find
+the line. Rules that span documents (duplicate names) live in ``load.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from controller.policy import presets
+from controller.policy.durations import format_number
+from controller.policy.schema import Health, HealthCheck, PolicyDocument, Spec
+
+Problem = tuple[tuple, str]
+
+SPEC = ("spec",)
+SCALING = SPEC + ("scaling",)
+HEALTH = SPEC + ("health",)
+
+
+def document_problems(policy: PolicyDocument) -> list[Problem]:
+    """Every cross-field problem of ``policy``, in file order as far as practical."""
+    spec = policy.spec
+    problems = [*_something_to_do(spec), *_unique_target_names(spec), *_replica_bounds(spec),
+                *_preset_restrictions(spec)]
+    if spec.scaling is not None:
+        problems += [*_scaling_metrics(spec), *_fallback_within_bounds(spec)]
+    if spec.health is not None:
+        problems += _health_rules(spec.health)
+    return problems
+
+
+def _something_to_do(spec: Spec) -> Iterator[Problem]:
+    if spec.scaling is None and spec.health is None:
+        yield SPEC, "nothing to do: expected scaling, health or both"
+
+
+def _unique_target_names(spec: Spec) -> Iterator[Problem]:
+    yield from _duplicates(spec.targets.names or [], SPEC + ("targets", "names"), "workload name")
+
+
+def _replica_bounds(spec: Spec) -> Iterator[Problem]:
+    low, high = spec.replicas.min_replicas, spec.replicas.max_replicas
+    if low > high:
+        yield SPEC + ("replicas", "min"), f"must be <= max ({high}), got {low}"
+    if spec.preset == presets.HPA and low < 1:
+        # HPA accepts minReplicas 0 only behind the alpha HPAScaleToZero gate.
+        yield SPEC + ("replicas", "min"), f"must be >= 1 with preset: hpa, got {low}"
+
+
+def _preset_restrictions(spec: Spec) -> Iterator[Problem]:
+    if spec.preset != presets.HPA:
+        return
+    if spec.scaling is None:
+        yield SPEC + ("preset",), "preset: hpa needs spec.scaling"
+        return
+    given = {"smoothing": spec.scaling.smoothing, "onMissingMetrics": spec.scaling.on_missing_metrics}
+    for key, why in presets.HPA_UNSUPPORTED.items():
+        if given[key] is not None:
+            yield SCALING + (key,), f"not allowed with preset: hpa ({why})"
+
+
+def _scaling_metrics(spec: Spec) -> Iterator[Problem]:
+    metrics = spec.scaling.metrics
+    if not metrics:
+        yield SCALING + ("metrics",), "expected at least one metric, got an empty list"
+    yield from _duplicates([m.name for m in metrics], SCALING + ("metrics",), "metric name", field="name")
+
+
+def _fallback_within_bounds(spec: Spec) -> Iterator[Problem]:
+    rule = spec.scaling.on_missing_metrics
+    if rule is None or rule.then is None:
+        return
+    low, high, fallback = spec.replicas.min_replicas, spec.replicas.max_replicas, rule.then.fallback_replicas
+    if low <= high and not low <= fallback <= high:  # min > max is reported on its own
+        yield (SCALING + ("onMissingMetrics", "then", "fallbackReplicas"),
+               f"must be within replicas [min {low}, max {high}], got {fallback}")
+
+
+def _health_rules(health: Health) -> list[Problem]:
+    problems: list[Problem] = []
+    if not health.checks:
+        problems.append((HEALTH + ("checks",), "expected at least one check, got an empty list"))
+    problems += _duplicates([c.name for c in health.checks], HEALTH + ("checks",), "check name", field="name")
+    for i, check in enumerate(health.checks):
+        problems += _recovery_on_healthy_side(check, HEALTH + ("checks", i))
+    problems += _duplicates(health.escalation or [], HEALTH + ("escalation",), "escalation step")
+    return problems
+
+
+def _recovery_on_healthy_side(check: HealthCheck, path: tuple) -> Iterator[Problem]:
+    """Unhealthy above X needs recovered below Y <= X (and the mirror image): a hysteresis band."""
+    unhealthy, recovered = check.unhealthy, check.recovered
+    if recovered is None:
+        return
+    if unhealthy.above is not None:
+        bad, good, limit, sign = "above", "below", unhealthy.above, "<="
+        value = recovered.below
+    else:
+        bad, good, limit, sign = "below", "above", unhealthy.below, ">="
+        value = recovered.above
+    if value is None:
+        yield (path + ("recovered", bad),
+               f"expected recovered.{good} (the opposite of unhealthy.{bad}), got recovered.{bad}")
+    elif (value > limit) if good == "below" else (value < limit):
+        yield (path + ("recovered", good),
+               f"must be {sign} unhealthy.{bad} ({format_number(limit)}) so that recovery is on the "
+               f"healthy side, got {format_number(value)}")
+
+
+def _duplicates(values: list, path: tuple, what: str, field: str | None = None) -> Iterator[Problem]:
+    first: dict = {}
+    for i, value in enumerate(values):
+        if value in first:
+            where = path + (i, field) if field else path + (i,)
+            yield where, f"duplicate {what} '{value}' (first at {path[-1]}[{first[value]}])"
+        else:
+            first[value] = i

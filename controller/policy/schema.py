@@ -1,0 +1,237 @@
+"""The policy file format (``apiVersion: setpoint/v1``, ``kind: Policy``) as pydantic models.
+
+Field rules live here (types, ranges, "exactly one of"); rules that relate several fields of a
+document live in ``rules.py`` and run once these pass. Durations are float seconds (``*_s``),
+percentages float percent, tolerances ratios.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Optional
+
+from pydantic import BeforeValidator, ConfigDict, Field, model_validator
+
+from controller.policy.durations import describe_value
+from controller.policy.fields import (CountOrPercent, DnsLabel, DnsSubdomain, Duration, Identifier, NonEmptyText,
+                                      Percent, StrictModel, duration_field, exactly_one, field_error,
+                                      one_of_required)
+
+API_VERSION = "setpoint/v1"
+KIND = "Policy"
+
+PositiveDuration = Duration(gt=0)
+NonNegativeDuration = Duration(ge=0)
+Interval = Duration(ge=1)  # shorter makes no sense against Prometheus scrape intervals
+StabilizationWindow = Duration(ge=0, le=3600)  # HPA: 0..3600 s
+RatePeriod = Duration(gt=0, le=1800)  # HPA: periodSeconds 1..1800
+PositivePercent = Percent(gt=0)
+
+HealthActionName = Literal["restart-pod", "rolling-restart", "rollback", "scale-up", "record"]
+
+
+class Metadata(StrictModel):
+    name: DnsLabel = Field(description="Policy name, unique across all loaded files (DNS-1123 label).")
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class LabelSelector(StrictModel):
+    match_labels: dict[str, str] = Field(min_length=1, description="Workloads carrying all these labels.")
+
+
+class Targets(StrictModel):
+    """Which workloads the policy governs: exactly one of name, names, selector."""
+
+    model_config = ConfigDict(json_schema_extra=one_of_required("name", "names", "selector"))
+
+    kind: Literal["Deployment", "StatefulSet"] = "Deployment"
+    namespace: DnsLabel
+    name: Optional[DnsSubdomain] = None
+    names: Optional[list[DnsSubdomain]] = Field(None, min_length=1)
+    selector: Optional[LabelSelector] = None
+
+    @model_validator(mode="after")
+    def _one_way_of_selecting(self) -> "Targets":
+        exactly_one(self, ("name", "names", "selector"))
+        return self
+
+
+class Replicas(StrictModel):
+    min_replicas: int = Field(alias="min", ge=0)
+    max_replicas: int = Field(alias="max", ge=1)
+
+
+class MetricTarget(StrictModel):
+    """``value``: hold the metric at X; ``averagePerReplica``: X per replica; ``utilization``: X %."""
+
+    model_config = ConfigDict(json_schema_extra=one_of_required("value", "averagePerReplica", "utilization"))
+
+    value: Optional[float] = Field(None, gt=0)
+    average_per_replica: Optional[float] = Field(None, gt=0)
+    utilization: Optional[PositivePercent] = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "MetricTarget":
+        exactly_one(self, ("value", "average_per_replica", "utilization"))
+        return self
+
+
+class Metric(StrictModel):
+    name: Identifier
+    query: NonEmptyText = Field(description="PromQL returning one series per (namespace, workload).")
+    target: MetricTarget
+
+
+class Ewma(StrictModel):
+    half_life_s: PositiveDuration = Field(alias="halfLife")
+
+
+class Window(StrictModel):
+    length_s: PositiveDuration = Field(alias="length")
+    aggregate: Literal["mean", "median", "max", "percentile"] = "mean"
+    percentile: Optional[float] = Field(None, gt=0, le=100, description="Required with aggregate: percentile.")
+
+    @model_validator(mode="after")
+    def _percentile_iff_aggregate(self) -> "Window":
+        if self.aggregate == "percentile" and self.percentile is None:
+            raise field_error("aggregate: percentile needs a percentile (e.g. percentile: 90)")
+        if self.aggregate != "percentile" and self.percentile is not None:
+            raise field_error(f"percentile is only used with aggregate: percentile, got aggregate: {self.aggregate}")
+        return self
+
+
+class SmoothingModel(StrictModel):
+    model_config = ConfigDict(title="Smoothing", json_schema_extra=one_of_required("ewma", "window"))
+
+    ewma: Optional[Ewma] = None
+    window: Optional[Window] = None
+
+    @model_validator(mode="after")
+    def _one_method(self) -> "SmoothingModel":
+        exactly_one(self, ("ewma", "window"))
+        return self
+
+
+class Tolerance(StrictModel):
+    up: float = Field(0.1, ge=0, description="Scale up only above target * (1 + up).")
+    down: float = Field(0.1, ge=0, description="Scale down only below target * (1 - down).")
+
+
+def _tolerance_from_number(value: object) -> object:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return {"up": value, "down": value}
+    if isinstance(value, dict):
+        return value
+    raise field_error(f"expected a number (both directions) or a mapping {{up, down}}, got {describe_value(value)}")
+
+
+class RatePolicy(StrictModel):
+    type: Literal["Pods", "Percent"]
+    value: int = Field(gt=0)
+    period_s: RatePeriod = Field(alias="period")
+
+
+class ScalingRulesModel(StrictModel):
+    """One direction of HPA-style ``behavior``; unset fields take the HPA defaults."""
+
+    model_config = ConfigDict(title="ScalingRules")
+
+    stabilization_window_s: Optional[StabilizationWindow] = Field(None, alias="stabilizationWindow")
+    select_policy: Optional[Literal["Max", "Min", "Disabled"]] = None
+    policies: Optional[list[RatePolicy]] = Field(
+        None, min_length=1, description="Replaces the default list entirely.")
+
+
+class Behavior(StrictModel):
+    scale_up: Optional[ScalingRulesModel] = None
+    scale_down: Optional[ScalingRulesModel] = None
+
+
+class Fallback(StrictModel):
+    fallback_replicas: int = Field(ge=0)
+
+
+def _hold_or_fallback(value: object) -> object:
+    if value == "hold":
+        return None  # keep holding: the same as leaving `then` out
+    if isinstance(value, dict):
+        return value
+    raise field_error(f"expected 'hold' or {{fallbackReplicas: N}}, got {describe_value(value)}")
+
+
+class OnMissingMetrics(StrictModel):
+    hold_s: NonNegativeDuration = Field(alias="hold", description="Keep the current replicas this long.")
+    then: Annotated[Optional[Fallback], BeforeValidator(
+        _hold_or_fallback, json_schema_input_type=Literal["hold"] | Fallback)] = Field(
+        None, json_schema_extra={"default": "hold"})
+
+
+class Scaling(StrictModel):
+    metrics: list[Metric]
+    smoothing: Optional[SmoothingModel] = None
+    tolerance: Annotated[Tolerance, BeforeValidator(
+        _tolerance_from_number, json_schema_input_type=float | Tolerance)] = Field(
+        default_factory=Tolerance, json_schema_extra={"default": 0.1})
+    stale_after_s: PositiveDuration = duration_field(120.0, "staleAfter", "A sample older than this counts as missing.")
+    behavior: Optional[Behavior] = None
+    on_missing_metrics: Optional[OnMissingMetrics] = None
+
+
+class Threshold(StrictModel):
+    """``above`` or ``below`` a value, continuously ``for`` a duration."""
+
+    model_config = ConfigDict(json_schema_extra=one_of_required("above", "below"))
+
+    above: Optional[float] = None
+    below: Optional[float] = None
+    for_s: NonNegativeDuration = duration_field(0.0, "for", "How long the condition must hold.")
+
+    @model_validator(mode="after")
+    def _one_comparison(self) -> "Threshold":
+        exactly_one(self, ("above", "below"))
+        return self
+
+
+class HealthCheck(StrictModel):
+    name: Identifier
+    query: NonEmptyText
+    scope: Literal["workload", "pod"] = "workload"
+    smoothing: Optional[SmoothingModel] = None
+    unhealthy: Threshold
+    recovered: Optional[Threshold] = Field(
+        None, description="Opposite comparison, on the healthy side of unhealthy. Default: not unhealthy.")
+    action: HealthActionName
+    on_missing: Literal["ignore", "fire"] = Field("ignore", description="ignore: missing data never fires.")
+
+
+class Budgets(StrictModel):
+    restarts_per_hour: int = Field(6, ge=0)
+    rollbacks_per_day: int = Field(2, ge=0)
+    max_unavailable: CountOrPercent = Field("25%", description="Pods disrupted at once: a count or a percentage.")
+
+
+class Health(StrictModel):
+    checks: list[HealthCheck]
+    budgets: Budgets = Field(default_factory=Budgets)
+    rollback_window_s: PositiveDuration = duration_field(1800.0, "rollbackWindow",
+                                                       "How far back a revision counts for rollback.")
+    escalation: Optional[list[HealthActionName]] = Field(None, min_length=1)
+
+
+class Spec(StrictModel):
+    preset: Optional[Literal["hpa"]] = Field(None, description="hpa: behave exactly like Kubernetes HPA.")
+    targets: Targets
+    interval_s: Interval = duration_field(15.0, "interval", "How often the policy is evaluated.")
+    replicas: Replicas
+    scaling: Optional[Scaling] = None
+    health: Optional[Health] = None
+
+
+class PolicyDocument(StrictModel):
+    """One ``kind: Policy`` document."""
+
+    model_config = ConfigDict(title="Setpoint Policy")
+
+    api_version: Literal["setpoint/v1"]
+    kind: Literal["Policy"]
+    metadata: Metadata
+    spec: Spec

@@ -1,0 +1,128 @@
+"""Compiled, typed forms of the parts of a policy that are not :class:`PolicyParams`.
+
+Target selection and health checks, as frozen dataclasses with seconds (``*_s``) and ratios
+(``*_ratio``); no pydantic, no YAML. The health core consumes these.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+from controller.core.params import Smoothing
+from controller.model import TargetRef
+
+
+class HealthAction(str, enum.Enum):
+    """What a firing health check proposes."""
+
+    RESTART_POD = "restart-pod"
+    ROLLING_RESTART = "rolling-restart"
+    ROLLBACK = "rollback"
+    SCALE_UP = "scale-up"
+    RECORD = "record"
+
+
+class Comparison(str, enum.Enum):
+    ABOVE = "above"
+    BELOW = "below"
+
+
+@dataclass(frozen=True)
+class SmoothingSpec:
+    """How a signal is smoothed. ``percentile`` is in (0, 100] and used only by PERCENTILE."""
+
+    kind: Smoothing = Smoothing.NONE
+    half_life_s: float = 0.0
+    window_s: float = 0.0
+    percentile: float = 50.0
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A condition ``value above/below threshold``, required to hold continuously for ``for_s``."""
+
+    comparison: Comparison
+    value: float
+    for_s: float = 0.0
+
+    def is_met(self, value: float) -> bool:
+        """Strict comparison: sitting exactly on the threshold does not meet it."""
+        return value > self.value if self.comparison is Comparison.ABOVE else value < self.value
+
+
+@dataclass(frozen=True)
+class HealthCheckSpec:
+    """One health check. ``recovered`` is on the healthy side of ``unhealthy`` (hysteresis)."""
+
+    name: str
+    query: str
+    scope: str  # "workload" or "pod"
+    smoothing: SmoothingSpec
+    unhealthy: Threshold
+    recovered: Threshold
+    action: HealthAction
+    fire_on_missing: bool = False
+
+
+@dataclass(frozen=True)
+class BudgetSpec:
+    """Limits on disruptive actions. Exactly one of the two ``max_unavailable_*`` is set."""
+
+    restarts_per_hour: int
+    rollbacks_per_day: int
+    max_unavailable_pods: int | None = None
+    max_unavailable_ratio: float | None = None
+
+    def max_unavailable(self, replicas: int) -> int:
+        """Pods that may be disrupted at once out of ``replicas``.
+
+        A percentage rounds down like Kubernetes' maxUnavailable, but never below one pod when
+        the percentage is positive: otherwise a small workload could never be healed.
+        """
+        if self.max_unavailable_pods is not None:
+            return self.max_unavailable_pods
+        ratio = self.max_unavailable_ratio or 0.0
+        return max(1, math.floor(ratio * replicas)) if ratio > 0 else 0
+
+
+@dataclass(frozen=True)
+class HealthSpec:
+    checks: tuple[HealthCheckSpec, ...]
+    budgets: BudgetSpec
+    rollback_window_s: float
+    escalation: tuple[HealthAction, ...] = ()
+
+
+@dataclass(frozen=True)
+class TargetSelector:
+    """The workloads of a policy: explicit ``names``, or every workload matching ``match_labels``."""
+
+    kind: str
+    namespace: str
+    names: tuple[str, ...] = ()
+    match_labels: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def by_name(self) -> bool:
+        return bool(self.names)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(self.match_labels)
+
+    @property
+    def label_selector(self) -> str:
+        """Kubernetes ``labelSelector`` query syntax: ``app=web,tier=front``."""
+        return ",".join(f"{k}={v}" for k, v in self.match_labels)
+
+    def refs(self) -> tuple[TargetRef, ...]:
+        """The named targets; empty for a label selector (resolved against the cluster)."""
+        return tuple(TargetRef(namespace=self.namespace, name=n, kind=self.kind) for n in self.names)
+
+    def describe(self) -> str:
+        """``2 targets`` or ``selector app=web``."""
+        if self.by_name:
+            return f"{len(self.names)} target{'s' if len(self.names) != 1 else ''}"
+        return f"selector {self.label_selector}"

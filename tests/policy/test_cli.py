@@ -1,0 +1,95 @@
+"""The `setpoint validate` and `setpoint schema` commands: exit codes and output format."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from controller.cli import app
+from controller.policy import policy_json_schema
+from tests.policy.helpers import BASE, POLICIES, edit
+
+ERROR_LINE = re.compile(r"^[^:]+:\d+: [\w.\[\] ]+: .+$")
+
+
+def run(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_valid_files_exit_0_with_one_summary_line_each():
+    result = run("validate", POLICIES / "web-rps.yaml", POLICIES / "checkout-health.yaml")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        f"{POLICIES}/web-rps.yaml: ok, 1 policy (web-rps: 2 targets, 1 metric, 0 health checks)",
+        f"{POLICIES}/checkout-health.yaml: ok, 2 policies (checkout: 2 targets, 1 metric, 2 health checks; "
+        "payments-health: 1 target, 0 metrics, 2 health checks)",
+    ]
+
+
+def test_a_folder_is_validated_file_by_file():
+    result = run("validate", POLICIES)
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == len(list(POLICIES.glob("*.yaml")))
+    assert f"{POLICIES}/hpa-cpu.yaml: ok, 1 policy (hpa-cpu: 1 target, 1 metric, 0 health checks, preset hpa)" \
+        in result.stdout.splitlines()
+
+
+def test_invalid_files_exit_1_with_one_error_per_line(tmp_path):
+    bad = tmp_path / "shop.yaml"
+    bad.write_text(edit(edit(BASE, "{up: 0.05,", "{up: -0.1,"), "interval: 15s", "interval: 15"))
+    (tmp_path / "broken.yaml").write_text("a: [1,\nb: 2\n")
+    result = run("validate", POLICIES / "web-rps.yaml", tmp_path)
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines == [
+        f"{tmp_path}/broken.yaml:3: invalid YAML: expected ',' or ']', but got '<stream end>' "
+        "(while parsing a flow sequence at line 1)",
+        f"{tmp_path}/shop.yaml:6: spec.interval: expected a duration such as 30s, 5m, 1h30m or 500ms, "
+        "got the bare number 15 (add a unit, e.g. 15s)",
+        f"{tmp_path}/shop.yaml:14: spec.scaling.tolerance.up: must be >= 0, got -0.1",
+    ]
+    assert all(ERROR_LINE.match(line) for line in lines)
+    assert result.stderr.strip() == "3 errors in 2 files"
+
+
+def test_missing_path_exits_2():
+    result = run("validate", "no/such/policy.yaml")
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+
+
+def test_no_traceback_for_garbage(tmp_path):
+    (tmp_path / "x.yaml").write_bytes(b"\x00\xff{{{[[[:::")
+    result = run("validate", tmp_path / "x.yaml")
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+
+
+def test_validate_help_explains_output_and_exit_codes():
+    result = run("validate", "--help")
+    assert result.exit_code == 0
+    for phrase in ("exit 0", "exit 1", "exit 2", "one per line", "[doc N]"):
+        assert phrase in result.output
+
+
+def test_schema_prints_the_json_schema():
+    result = run("schema")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == policy_json_schema()
+
+
+def test_schema_out_writes_the_file(tmp_path):
+    out = tmp_path / "schema.json"
+    result = run("schema", "--out", out)
+    assert result.exit_code == 0
+    assert json.loads(out.read_text()) == policy_json_schema()
+
+
+@pytest.mark.parametrize("args", [pytest.param([], id="no-arguments"), pytest.param(["--help"], id="help")])
+def test_top_level_help_lists_commands(args):
+    result = run(*args)
+    assert "validate" in result.output and "schema" in result.output

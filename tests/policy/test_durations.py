@@ -1,0 +1,74 @@
+"""Durations and percentages as written in policy files."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.policy import format_duration, parse_duration, parse_percent
+
+
+@pytest.mark.parametrize("text, seconds", [
+    pytest.param("30s", 30.0, id="seconds"),
+    pytest.param("5m", 300.0, id="minutes"),
+    pytest.param("1h", 3600.0, id="hours"),
+    pytest.param("1h30m", 5400.0, id="hours-and-minutes"),
+    pytest.param("2m30s", 150.0, id="minutes-and-seconds"),
+    pytest.param("500ms", 0.5, id="milliseconds"),
+    pytest.param("1.5h", 5400.0, id="fractional-hours"),
+    pytest.param("1m500ms", 60.5, id="minutes-and-milliseconds"),
+    pytest.param("0s", 0.0, id="zero"),
+])
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("value, message", [
+    pytest.param(15, "got the bare number 15 (add a unit, e.g. 15s)", id="bare-int"),
+    pytest.param(2.5, "got the bare number 2.5 (add a unit, e.g. 2.5s)", id="bare-float"),
+    pytest.param("5 min", "expected a duration such as 30s, 5m, 1h30m or 500ms, got '5 min'", id="spelled-unit"),
+    pytest.param("-5m", "got '-5m'", id="negative"),
+    pytest.param("1d", "got '1d'", id="days-unsupported"),
+    pytest.param("5M", "got '5M'", id="uppercase-unit"),
+    pytest.param("15", "got '15'", id="string-without-unit"),
+    pytest.param("", "got ''", id="empty"),
+    pytest.param(None, "got null", id="null"),
+    pytest.param(True, "got true", id="bool"),
+])
+def test_parse_duration_rejects(value, message):
+    with pytest.raises(ValueError) as caught:
+        parse_duration(value)
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("seconds, text", [
+    pytest.param(0, "0s", id="zero"),
+    pytest.param(0.5, "500ms", id="sub-second"),
+    pytest.param(90, "1m30s", id="minute-and-half"),
+    pytest.param(3600, "1h", id="hour"),
+    pytest.param(5430, "1h30m30s", id="all-units"),
+    pytest.param(float("inf"), "forever", id="infinite"),
+])
+def test_format_duration(seconds, text):
+    assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize("value, percent", [
+    pytest.param("25%", 25.0, id="percent-sign"),
+    pytest.param("12.5%", 12.5, id="fractional"),
+    pytest.param(70, 70.0, id="bare-number-is-percent"),
+    pytest.param(150, 150.0, id="above-100-allowed-here"),
+])
+def test_parse_percent(value, percent):
+    assert parse_percent(value) == percent
+
+
+@pytest.mark.parametrize("value", [
+    pytest.param("70", id="string-without-sign"),
+    pytest.param("%", id="sign-only"),
+    pytest.param("-5%", id="negative"),
+    pytest.param(True, id="bool"),
+    pytest.param(None, id="null"),
+])
+def test_parse_percent_rejects(value):
+    with pytest.raises(ValueError, match="expected a percentage such as 70% or 70"):
+        parse_percent(value)

@@ -1,0 +1,81 @@
+"""Every example in policies/ loads, and says what its comments claim."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from controller.core.params import MetricKind, Select, Smoothing
+from controller.policy import HealthAction, load_policies
+from tests.policy.helpers import POLICIES
+
+EXAMPLES = sorted(p.name for p in POLICIES.glob("*.yaml"))
+
+
+def test_the_expected_examples_exist():
+    assert EXAMPLES == ["checkout-health.yaml", "hpa-behavior.yaml", "hpa-cpu.yaml", "latency-slo.yaml",
+                        "queue-worker.yaml", "web-rps.yaml"]
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_loads(name):
+    policies = load_policies([POLICIES / name])
+    assert policies and all(p.file == str(POLICIES / name) for p in policies)
+
+
+def test_all_examples_load_together():
+    names = [p.name for p in load_policies([POLICIES])]
+    assert names == ["checkout", "payments-health", "hpa-behavior", "hpa-cpu", "latency-slo", "queue-worker",
+                     "web-rps"]
+
+
+def by_name():
+    return {p.name: p for p in load_policies([POLICIES])}
+
+
+def test_web_rps():
+    p = by_name()["web-rps"]
+    assert [(m.name, m.kind, m.target) for m in p.params.metrics] == [("rps", MetricKind.AVERAGE_PER_REPLICA, 80.0)]
+    assert p.targets.names == ("web", "web-canary")
+    assert (p.params.smoothing, p.params.half_life_s) == (Smoothing.EWMA, 45.0)
+    assert (p.params.tolerance_up, p.params.tolerance_down) == (0.05, 0.15)
+
+
+def test_queue_worker():
+    p = by_name()["queue-worker"]
+    assert p.targets.labels == {"app.kubernetes.io/component": "queue-worker"} and not p.targets.by_name
+    assert p.params.metrics[0].kind is MetricKind.AVERAGE_PER_REPLICA
+    assert (p.params.smoothing, p.params.window_s) == (Smoothing.MAX, 120.0)
+    assert (p.params.missing_hold_s, p.params.fallback_replicas) == (300.0, 8)
+
+
+def test_latency_slo():
+    p = by_name()["latency-slo"]
+    assert [(m.name, m.kind) for m in p.params.metrics] == [
+        ("p95-latency", MetricKind.VALUE), ("rps", MetricKind.AVERAGE_PER_REPLICA)]
+    assert p.params.scale_down.select is Select.MIN
+    assert p.params.missing_hold_s == math.inf
+
+
+def test_hpa_cpu_is_legacy_hpa():
+    p = by_name()["hpa-cpu"].params
+    assert (p.hpa_semantics, p.legacy, p.tolerance_up, p.smoothing) == (True, True, 0.1, Smoothing.NONE)
+    assert [(m.kind, m.target) for m in p.metrics] == [(MetricKind.UTILIZATION, 70.0)]
+
+
+def test_hpa_behavior_uses_behavior_path():
+    p = by_name()["hpa-behavior"]
+    assert (p.params.hpa_semantics, p.params.legacy) == (True, False)
+    assert p.targets.kind == "StatefulSet"
+    assert p.params.scale_down.window_s == 600.0 and p.params.scale_up.values.tolist() == [4.0, 100.0]
+
+
+def test_checkout_health():
+    policies = by_name()
+    checkout, payments = policies["checkout"], policies["payments-health"]
+    assert checkout.scales and not payments.scales
+    assert [c.action for c in checkout.health.checks] == [HealthAction.ROLLBACK, HealthAction.RESTART_POD]
+    assert checkout.health.budgets.rollbacks_per_day == 2
+    assert payments.health.budgets.max_unavailable_pods == 1
+    assert (checkout.document, payments.document) == (1, 2)

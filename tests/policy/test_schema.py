@@ -1,0 +1,45 @@
+"""The committed JSON Schema matches the models, and agrees with the loader on the examples."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from controller.policy import policy_json_schema
+from controller.policy.schema_export import SCHEMA_FILE
+from tests.policy.helpers import BASE, POLICIES, REPO
+
+jsonschema = pytest.importorskip("jsonschema")
+
+
+def test_committed_schema_is_up_to_date():
+    committed = json.loads((REPO / SCHEMA_FILE).read_text())
+    assert committed == policy_json_schema(), (
+        f"{SCHEMA_FILE} is out of date; regenerate it with: setpoint schema --out {SCHEMA_FILE}")
+
+
+def validator():
+    schema = policy_json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in POLICIES.glob("*.yaml")))
+def test_examples_satisfy_the_schema(name):
+    check = validator()
+    for document in yaml.safe_load_all((POLICIES / name).read_text()):
+        assert [e.message for e in check.iter_errors(document)] == []
+
+
+@pytest.mark.parametrize("old, new", [
+    pytest.param("interval: 15s", "interval: 15", id="bare-number-duration"),
+    pytest.param("tolerance:", "tolerence:", id="unknown-key"),
+    pytest.param("{averagePerReplica: 80}", "{averagePerReplica: 80, value: 1}", id="two-targets"),
+    pytest.param("action: rollback", "action: reboot", id="unknown-action"),
+    pytest.param("maxUnavailable: 25%", "maxUnavailable: lots", id="bad-percentage"),
+])
+def test_schema_rejects_what_the_loader_rejects(old, new):
+    document = yaml.safe_load(BASE.replace(old, new))
+    assert list(validator().iter_errors(document))
