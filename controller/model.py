@@ -63,6 +63,39 @@ class TargetRef:
 
 
 @dataclass(frozen=True)
+class TargetSelector:
+    """The workloads of a policy: explicit ``names``, or every workload matching ``match_labels``."""
+
+    kind: str
+    namespace: str
+    names: tuple[str, ...] = ()
+    match_labels: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def by_name(self) -> bool:
+        return bool(self.names)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(self.match_labels)
+
+    @property
+    def label_selector(self) -> str:
+        """Kubernetes ``labelSelector`` query syntax: ``app=web,tier=front``."""
+        return ",".join(f"{k}={v}" for k, v in self.match_labels)
+
+    def refs(self) -> tuple[TargetRef, ...]:
+        """The named targets; empty for a label selector (resolved against the cluster)."""
+        return tuple(TargetRef(namespace=self.namespace, name=n, kind=self.kind) for n in self.names)
+
+    def describe(self) -> str:
+        """``2 targets`` or ``selector app=web``."""
+        if self.by_name:
+            return f"{len(self.names)} target{'s' if len(self.names) != 1 else ''}"
+        return f"selector {self.label_selector}"
+
+
+@dataclass(frozen=True)
 class PodStatus:
     """One pod as the controller sees it. Ages are seconds before the observation time."""
 

@@ -12,22 +12,12 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from controller.model import Action, TargetRef, TargetStatus
+from controller.model import Action, TargetRef, TargetSelector, TargetStatus
 
 
 class Clock(Protocol):
     def now(self) -> float:
         """UTC epoch seconds. Read once per cycle and passed down."""
-
-
-@dataclass(frozen=True)
-class TargetSelector:
-    """Which workloads a policy acts on: explicit names or a label selector, in one namespace."""
-
-    kind: str = "Deployment"
-    namespace: str = "default"
-    names: tuple[str, ...] = ()
-    match_labels: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
