@@ -1,0 +1,595 @@
+"""The HTML report of a simulation: one self-contained file, plots embedded as base64 PNG.
+
+Layout: a header (scenario, SLO, seed, duration, faults), the score table (best value per
+column highlighted), then one panel set per controller on a shared time axis:
+
+(a) offered load vs ready capacity (rps), (b) spec and ready replicas with scale actions,
+(c) the SLO's latency percentile vs its threshold, (d) SLO violations and actions by kind.
+
+Fault windows are shaded on every panel. With several services the panel sets show the
+aggregate (sums of load, capacity and replicas; the worst latency; a violation when any
+service violates), and with at most :data:`MAX_SERVICE_MULTIPLES` services a per-service
+section follows. Figures use matplotlib's object API with the Agg canvas and never pyplot, so
+rendering needs no display, touches no global backend state and is safe to call from any
+program. Long runs are downsampled to at most ~:data:`MAX_POINTS` points per line with a
+min/max envelope, so spikes and dips stay visible; violation spans are computed at full
+resolution.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.transforms import blended_transform_factory
+
+from simulators.result import SLO, ActionEvent, FaultWindow, SimResult, Trajectory
+from simulators.score import ORACLE, as_ticks_by_services, fault_columns, run_end_s, score_result, score_table, violation_mask
+
+#: Points per plotted line at most (a min/max envelope keeps spikes).
+MAX_POINTS = 2000
+#: Per-service plots are drawn for at most this many services.
+MAX_SERVICE_MULTIPLES = 6
+#: Up to this duration the time axis is in minutes, beyond it in hours.
+MINUTES_AXIS_UP_TO_S = 3 * 3600.0
+DPI = 100
+#: More scale actions than this in one panel are drawn small, under the spec line.
+DENSE_ACTIONS = 150
+
+COLORS = {
+    "load": "#333333", "capacity": "#1f77b4", "spec": "#ff7f0e", "ready": "#1f77b4",
+    "latency": "#6a3d9a", "slo": "#d62728", "violation": "#d62728", "fault": "#7f7f7f",
+}
+#: Action categories: (row label, marker, color), in timeline-row order.
+ACTION_STYLES = {
+    "scale up": ("^", "#2ca02c"),
+    "scale down": ("v", "#8c564b"),
+    "restart": ("o", "#17becf"),
+    "rollback": ("s", "#9467bd"),
+    "other": ("x", "#7f7f7f"),
+}
+
+
+# --- data preparation -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class View:
+    """What one panel set draws, each a (T,) array: one service or the aggregate of several."""
+
+    t_s: np.ndarray
+    offered_rps: np.ndarray
+    capacity_rps: np.ndarray
+    spec_replicas: np.ndarray
+    ready_replicas: np.ndarray
+    latency_s: np.ndarray
+    violation: np.ndarray  # bool
+
+
+def make_view(traj: Trajectory, violation: np.ndarray, columns: Sequence[int] | None = None) -> View:
+    """The aggregate of ``columns`` (default: all services): sums of load, capacity and replicas,
+    the worst latency, and a violation when any of them violates. ``violation`` is (T, S)."""
+    cols = slice(None) if columns is None else list(columns)
+
+    def pick(a: np.ndarray) -> np.ndarray:
+        return as_ticks_by_services(a)[:, cols].astype(float)
+
+    latency = pick(traj.latency_s)
+    with np.errstate(invalid="ignore"):
+        # fmax ignores NaN (no load) unless every service is NaN.
+        worst_latency = np.fmax.reduce(latency, axis=1) if latency.shape[1] else np.full(latency.shape[0], np.nan)
+    return View(
+        t_s=np.asarray(traj.t_s, dtype=float),
+        offered_rps=pick(traj.offered_rps).sum(axis=1),
+        capacity_rps=pick(traj.capacity_rps).sum(axis=1),
+        spec_replicas=pick(traj.spec_replicas).sum(axis=1),
+        ready_replicas=pick(traj.ready_replicas).sum(axis=1),
+        latency_s=worst_latency,
+        violation=as_ticks_by_services(violation)[:, cols].any(axis=1),
+    )
+
+
+def envelope(t: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """Downsample (t, y) to at most ``max_points`` points keeping each bucket's min and max.
+
+    Both extremes of each bucket are kept in time order, so a one-tick spike or dip survives.
+    NaN values are ignored unless a whole bucket is NaN (then a gap).
+    """
+    n = t.size
+    if n <= max_points:
+        return t, y
+    per = math.ceil(n / (max_points // 2))
+    buckets = math.ceil(n / per)
+    pad = buckets * per - n
+    tb = np.pad(t, (0, pad), mode="edge").reshape(buckets, per)
+    yb = np.pad(y.astype(float), (0, pad), mode="edge").reshape(buckets, per)
+    nan = np.isnan(yb)
+    i_max = np.argmax(np.where(nan, -np.inf, yb), axis=1)
+    i_min = np.argmin(np.where(nan, np.inf, yb), axis=1)
+    first, second = np.minimum(i_min, i_max), np.maximum(i_min, i_max)
+    rows = np.arange(buckets)
+    t_out = np.column_stack([tb[rows, first], tb[rows, second]]).ravel()
+    y_out = np.column_stack([yb[rows, first], yb[rows, second]]).ravel()
+    return t_out, y_out
+
+
+def true_spans(t: np.ndarray, mask: np.ndarray, end_s: float, min_gap_s: float = 0.0) -> list[tuple[float, float]]:
+    """Spans (start, width) in seconds where ``mask`` (T,) holds; a tick holds until the next
+    one (the last until ``end_s``). Spans closer than ``min_gap_s`` are merged, so that a
+    flapping signal draws as few rectangles as the picture can show."""
+    if not mask.any():
+        return []
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    starts_i = np.flatnonzero(edges == 1)
+    ends_i = np.flatnonzero(edges == -1)  # index of the first tick after the span
+    t_next = np.append(t, end_s)
+    starts, ends = t[starts_i], t_next[ends_i]
+    if min_gap_s > 0 and starts.size > 1:
+        # A span starts a new group unless it begins within min_gap_s of the previous end.
+        keep = np.concatenate([[True], starts[1:] - ends[:-1] >= min_gap_s])
+        starts = starts[keep]
+        ends = np.maximum.reduceat(ends, np.flatnonzero(keep))
+    return [(float(s), float(e - s)) for s, e in zip(starts, ends)]
+
+
+def action_category(action: ActionEvent) -> str:
+    """Which marker an action gets: scale up / down, restart, rollback or other."""
+    if action.kind == "scale":
+        if action.from_replicas is not None and action.to_replicas is not None:
+            if action.to_replicas > action.from_replicas:
+                return "scale up"
+            if action.to_replicas < action.from_replicas:
+                return "scale down"
+        return "other"
+    if "restart" in action.kind:
+        return "restart"
+    if action.kind == "rollback":
+        return "rollback"
+    return "other"
+
+
+def action_times(actions: Sequence[ActionEvent], services: Sequence[str] | None, duration_s: float) -> dict[str, np.ndarray]:
+    """Times (s) of the actions on ``services`` (None: all) by category, thinned to at most one
+    per 1/MAX_POINTS of the run so that thousands of actions stay drawable."""
+    wanted = None if services is None else set(services)
+    by_kind: dict[str, list[float]] = {k: [] for k in ACTION_STYLES}
+    for a in actions:
+        if wanted is None or a.service in wanted:
+            by_kind[action_category(a)].append(a.t_s)
+    resolution = max(duration_s, 1.0) / MAX_POINTS
+    thinned = {}
+    for kind, times in by_kind.items():
+        t = np.asarray(times, dtype=float)
+        if t.size > MAX_POINTS:
+            _, first = np.unique(np.floor(t / resolution), return_index=True)
+            t = t[first]
+        thinned[kind] = t
+    return thinned
+
+
+def value_at(t: np.ndarray, y: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """``y`` at the tick holding each time in ``at`` (the last tick at or before it)."""
+    i = np.clip(np.searchsorted(t, at, side="right") - 1, 0, t.size - 1)
+    return y[i]
+
+
+# --- axes and formatting ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimeAxis:
+    divisor: float
+    label: str
+
+    @staticmethod
+    def for_duration(duration_s: float) -> "TimeAxis":
+        if duration_s <= MINUTES_AXIS_UP_TO_S:
+            return TimeAxis(60.0, "time since start (min)")
+        return TimeAxis(3600.0, "time since start (h)")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Y limits shared by every controller's panels, so panel sets compare at a glance."""
+
+    rps: float
+    replicas: float
+    latency_lo: float
+    latency_hi: float
+    log_latency: bool
+
+
+def shared_limits(views: Sequence[View], slo: SLO) -> Limits:
+    def top(arrays: list[np.ndarray]) -> float:
+        finite = [float(np.nanmax(a)) for a in arrays if a.size and np.isfinite(a).any()]
+        return max(finite, default=1.0)
+
+    rps = top([v.offered_rps for v in views] + [v.capacity_rps for v in views])
+    replicas = top([v.spec_replicas for v in views] + [v.ready_replicas for v in views])
+    lat = np.concatenate([v.latency_s for v in views] + [[slo.latency_s]])
+    lat = lat[np.isfinite(lat) & (lat > 0)]
+    lo, hi = (float(lat.min()), float(lat.max())) if lat.size else (1.0, 1.0)
+    # A timeout dwarfs normal latency on a linear axis; a log axis shows both.
+    log = hi / lo > 30
+    if log:
+        return Limits(rps * 1.08 or 1.0, replicas * 1.1 or 1.0, lo / 1.5, hi * 1.5, True)
+    return Limits(rps * 1.08 or 1.0, replicas * 1.1 or 1.0, 0.0, hi * 1.1, False)
+
+
+def fmt_duration(seconds: float) -> str:
+    """``1 d``, ``2 h 30 min``, ``45 min``, ``30 s``."""
+    s = int(round(seconds))
+    d, rem = divmod(s, 86400)
+    h, rem = divmod(rem, 3600)
+    m, sec = divmod(rem, 60)
+    parts = [f"{d} d" if d else "", f"{h} h" if h else "", f"{m} min" if m else "", f"{sec} s" if sec else ""]
+    return " ".join(p for p in parts if p) or "0 s"
+
+
+def fmt_number(x: Any) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float) and math.isinf(x):
+        return "never"
+    if isinstance(x, float):
+        return f"{x:,.0f}" if x.is_integer() and abs(x) >= 100 else f"{x:,.3g}" if abs(x) < 100 else f"{x:,.1f}"
+    return f"{x:,}"
+
+
+# --- drawing ------------------------------------------------------------------------------------
+
+
+def shade_faults(ax, faults: Sequence[FaultWindow], end_s: float, axis: TimeAxis, label: bool = False) -> None:
+    """Shade each fault window; a fault without an end is a dashed line at its start."""
+    trans = blended_transform_factory(ax.transData, ax.transAxes)
+    for f in faults:
+        x0 = f.start_s / axis.divisor
+        if f.end_s is None:
+            ax.axvline(x0, color=COLORS["fault"], linestyle="--", linewidth=1.6, zorder=1)
+        else:
+            ax.axvspan(x0, min(f.end_s, end_s) / axis.divisor, color=COLORS["fault"], alpha=0.18, linewidth=0, zorder=0)
+        if label:
+            ax.text(x0, 1.02, f" {f.name}", transform=trans, fontsize=8, color="#555555", va="bottom", ha="left", clip_on=False)
+
+
+def fault_handles(faults: Sequence[FaultWindow]) -> list:
+    """Legend entries for the two ways a fault is drawn, when present."""
+    handles = []
+    if any(f.end_s is not None for f in faults):
+        handles.append(Patch(color=COLORS["fault"], alpha=0.3, label="fault window"))
+    if any(f.end_s is None for f in faults):
+        handles.append(Line2D([], [], color=COLORS["fault"], linestyle="--", label="fault (no end)"))
+    return handles
+
+
+def draw_load(ax, v: View, axis: TimeAxis, lim: Limits) -> None:
+    for y, key, label in ((v.offered_rps, "load", "offered load"), (v.capacity_rps, "capacity", "ready capacity")):
+        t, yy = envelope(v.t_s, y)
+        ax.plot(t / axis.divisor, yy, color=COLORS[key], linewidth=1.3 if key == "load" else 1.6,
+                drawstyle="steps-post", label=label)
+    ax.set_ylim(0, lim.rps)
+    ax.set_ylabel("requests/s")
+
+
+def draw_replicas(ax, v: View, actions: dict[str, np.ndarray], axis: TimeAxis, lim: Limits) -> None:
+    for y, key, label in ((v.spec_replicas, "spec", "spec replicas"), (v.ready_replicas, "ready", "ready replicas")):
+        t, yy = envelope(v.t_s, y)
+        ax.plot(t / axis.divisor, yy, color=COLORS[key], linewidth=1.6, drawstyle="steps-post", label=label,
+                zorder=3 if key == "spec" else 2)
+    # A few actions are drawn boldly on the spec line; hundreds would bury it, so they shrink
+    # and go under it (panel (d) still shows every one).
+    dense = sum(actions[k].size for k in ("scale up", "scale down")) > DENSE_ACTIONS
+    for kind in ("scale up", "scale down"):
+        at = actions[kind]
+        if at.size:
+            marker, color = ACTION_STYLES[kind]
+            ax.scatter(at / axis.divisor, value_at(v.t_s, v.spec_replicas, at), marker=marker, color=color,
+                       s=14 if dense else 40, alpha=0.7 if dense else 1.0, zorder=2.5 if dense else 4, label=kind,
+                       edgecolors="none" if dense else "white", linewidths=0.5)
+    ax.set_ylim(0, lim.replicas)
+    ax.set_ylabel("replicas")
+
+
+def draw_latency(ax, v: View, slo: SLO, axis: TimeAxis, lim: Limits) -> None:
+    t, yy = envelope(v.t_s, v.latency_s)
+    ax.plot(t / axis.divisor, yy, color=COLORS["latency"], linewidth=1.2, label=f"p{slo.latency_percentile:g} latency")
+    ax.axhline(slo.latency_s, color=COLORS["slo"], linestyle="--", linewidth=1.4,
+               label=f"SLO {slo.latency_s:g} s")
+    if lim.log_latency:
+        ax.set_yscale("log")
+    ax.set_ylim(lim.latency_lo, lim.latency_hi)
+    ax.set_ylabel(f"p{slo.latency_percentile:g} latency (s)")
+
+
+def draw_timeline(ax, v: View, actions: dict[str, np.ndarray], end_s: float, axis: TimeAxis, kinds: Sequence[str],
+                  several: bool) -> None:
+    """Violation spans on the top row, one row of markers per action kind below."""
+    rows = ["SLO violation", *kinds]
+    y_of = {name: len(rows) - 1 - i for i, name in enumerate(rows)}
+    spans = true_spans(v.t_s, v.violation, end_s, min_gap_s=(end_s - float(v.t_s[0])) / (2 * MAX_POINTS))
+    if spans:
+        ax.broken_barh([(s / axis.divisor, w / axis.divisor) for s, w in spans], (y_of["SLO violation"] - 0.35, 0.7),
+                       facecolors=COLORS["violation"], alpha=0.8)
+    for kind in kinds:
+        at = actions[kind]
+        if at.size:
+            marker, color = ACTION_STYLES[kind]
+            ax.scatter(at / axis.divisor, np.full(at.size, y_of[kind]), marker=marker, color=color, s=30,
+                       edgecolors="none", zorder=3)
+    labels = ["SLO violation (any service)" if several else "SLO violation", *kinds]
+    ax.set_yticks([y_of[r] for r in rows], labels)
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.grid(False, axis="y")
+
+
+def new_figure(width_in: float, height_in: float) -> Figure:
+    fig = Figure(figsize=(width_in, height_in), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def style_axes(ax) -> None:
+    ax.grid(True, alpha=0.3)
+    ax.tick_params(labelsize=9)
+    ax.yaxis.label.set_size(10)
+
+
+def panel_set_figure(result: SimResult, name: str, *, limits: Limits | None = None) -> Figure:
+    """The four panels (a)-(d) of controller ``name`` on a shared time axis (aggregate of all
+    services). ``limits`` share y ranges across controllers (default: this run's own)."""
+    run = result.runs[name]
+    view = make_view(run.trajectory, violation_mask(run.trajectory, result.slo))
+    lim = limits or shared_limits([view], result.slo)
+    axis = TimeAxis.for_duration(result.duration_s)
+    end_s = run_end_s(view.t_s, result.tick_s)
+    actions = action_times(run.actions, None, result.duration_s)
+    kinds = timeline_kinds(result)
+    several = len(result.services) > 1
+
+    fig = new_figure(12, 10)
+    axes = fig.subplots(4, 1, sharex=True, gridspec_kw={"height_ratios": [3, 3, 3, 0.55 * (len(kinds) + 1) + 0.4]})
+    draw_load(axes[0], view, axis, lim)
+    draw_replicas(axes[1], view, actions, axis, lim)
+    draw_latency(axes[2], view, result.slo, axis, lim)
+    draw_timeline(axes[3], view, actions, end_s, axis, kinds, several)
+    titles = ["(a) load vs ready capacity", "(b) replicas and scale actions",
+              f"(c) p{result.slo.latency_percentile:g} latency vs SLO", "(d) SLO violations and actions"]
+    for i, (ax, title) in enumerate(zip(axes, titles)):
+        style_axes(ax)
+        shade_faults(ax, result.faults, end_s, axis, label=(i == 0))
+        ax.set_title(title, loc="left", fontsize=10, pad=14 if i == 0 and result.faults else 4)
+        if i < 3:
+            handles, labels = ax.get_legend_handles_labels()
+            handles += fault_handles(result.faults)
+            # Outside on the right: inside, a legend hides data wherever the peak happens to be.
+            ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
+    axes[3].set_xlim(float(view.t_s[0]) / axis.divisor, end_s / axis.divisor)
+    axes[3].set_xlabel(axis.label, fontsize=10)
+    scope = f"sum of {len(result.services)} services, worst latency" if several else result.services[0]
+    fig.suptitle(f"{name}: {run.description}  [{scope}]", fontsize=12, fontweight="bold")
+    return fig
+
+
+def timeline_kinds(result: SimResult) -> list[str]:
+    """Action rows of the timeline: the four main kinds always (so panel sets line up), plus
+    ``other`` when some run has such an action."""
+    kinds = ["scale up", "scale down", "restart", "rollback"]
+    if any(action_category(a) == "other" for run in result.runs.values() for a in run.actions):
+        kinds.append("other")
+    return kinds
+
+
+def service_multiples_figure(result: SimResult, name: str) -> Figure:
+    """Per-service small multiples of controller ``name``: one column per service, rows load vs
+    capacity, replicas, latency vs SLO with violations shaded. Each column has its own y range."""
+    run = result.runs[name]
+    violation = violation_mask(run.trajectory, result.slo)
+    axis = TimeAxis.for_duration(result.duration_s)
+    n = len(result.services)
+    fig = new_figure(max(10.0, 3.3 * n), 7.5)
+    axes = fig.subplots(3, n, sharex=True, squeeze=False)
+    for j, service in enumerate(result.services):
+        view = make_view(run.trajectory, violation, [j])
+        end_s = run_end_s(view.t_s, result.tick_s)
+        lim = shared_limits([view], result.slo)
+        actions = action_times(run.actions, [service], result.duration_s)
+        draw_load(axes[0, j], view, axis, lim)
+        draw_replicas(axes[1, j], view, actions, axis, lim)
+        draw_latency(axes[2, j], view, result.slo, axis, lim)
+        spans = true_spans(view.t_s, view.violation, end_s, min_gap_s=(end_s - float(view.t_s[0])) / MAX_POINTS)
+        for s, w in spans:
+            axes[2, j].axvspan(s / axis.divisor, (s + w) / axis.divisor, color=COLORS["violation"], alpha=0.15, linewidth=0)
+        hits = [f for f in result.faults if j in fault_columns(f, result.services)]
+        for i in range(3):
+            style_axes(axes[i, j])
+            shade_faults(axes[i, j], hits, end_s, axis, label=(i == 0))
+            if j:
+                axes[i, j].set_ylabel("")
+        axes[0, j].set_title(service, fontsize=10, fontweight="bold", pad=14 if hits else 4)
+        axes[2, j].set_xlabel(axis.label, fontsize=9)
+        axes[2, j].set_xlim(float(view.t_s[0]) / axis.divisor, end_s / axis.divisor)
+    handles = [
+        Line2D([], [], color=COLORS["load"], label="offered load"),
+        Line2D([], [], color=COLORS["capacity"], label="ready capacity / ready replicas"),
+        Line2D([], [], color=COLORS["spec"], label="spec replicas"),
+        Line2D([], [], color=COLORS["latency"], label="latency"),
+        Line2D([], [], color=COLORS["slo"], linestyle="--", label="SLO"),
+        Patch(color=COLORS["violation"], alpha=0.25, label="SLO violation"),
+        *fault_handles(result.faults),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), fontsize=8, frameon=False)
+    fig.suptitle(f"{name}: per service", fontsize=12, fontweight="bold")
+    return fig
+
+
+def figure_png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    return buf.getvalue()
+
+
+def img_tag(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+
+
+# --- HTML ---------------------------------------------------------------------------------------
+
+#: Score table columns: (row key, header, tooltip). Lower is better for every one of them.
+TABLE_COLUMNS = (
+    ("slo_violation_minutes", "SLO-violation minutes", "minutes in which a service broke the SLO, summed over services"),
+    ("replica_hours", "replica-hours", "integral of spec replicas over time"),
+    ("replica_hours_vs_oracle", "vs oracle", "replica-hours over the oracle's"),
+    ("replica_changes", "replica changes", "ticks at which spec replicas changed, summed over services"),
+    ("reversals", "reversals", "changes opposite to the previous one of the same service within 5 min"),
+    ("worst_mitigation_s", "worst mitigation (s)", "longest time to mitigate a fault; never = not mitigated"),
+)
+
+
+def sort_key(value: Any) -> float:
+    """Lower is better; a missing value (never mitigated) is worst."""
+    return math.inf if value is None else float(value)
+
+
+def best_values(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> dict[str, float]:
+    """Best (lowest) value per column over the contenders: the oracle is a bound, not a
+    contender, unless it is the only run."""
+    contenders = [r for r in rows if r["controller"] != ORACLE] or list(rows)
+    best = {}
+    for key in keys:
+        values = [sort_key(r.get(key)) for r in contenders if r.get(key) is not None]
+        if values and math.isfinite(min(values)):
+            best[key] = min(values)
+    return best
+
+
+def score_table_html(result: SimResult) -> str:
+    rows = score_table(result)
+    columns = [c for c in TABLE_COLUMNS if any(r.get(c[0]) is not None for r in rows)]
+    fault_names = [f.name for f in result.faults] if len(result.faults) > 1 else []
+    best = best_values(rows, [c[0] for c in columns])
+    fault_best = best_values([{"controller": r["controller"], **r["mitigation_seconds"]} for r in rows], fault_names)
+    head = "".join(f'<th title="{html.escape(tip)}">{html.escape(h)}</th>' for _, h, tip in columns)
+    head += "".join(f'<th title="time to mitigate this fault (s)">{html.escape(n)} (s)</th>' for n in fault_names)
+    body = []
+    for r in rows:
+        cells = [f'<td class="name">{html.escape(r["controller"])}</td><td class="desc">{html.escape(r["description"])}</td>']
+        for key, _, _ in columns:
+            cells.append(cell(r.get(key), best.get(key), ratio=(key == "replica_hours_vs_oracle")))
+        for n in fault_names:
+            cells.append(cell(r["mitigation_seconds"].get(n), fault_best.get(n), none_text="never"))
+        cls = ' class="oracle"' if r["controller"] == ORACLE else ""
+        body.append(f"<tr{cls}>{''.join(cells)}</tr>")
+    return (f'<table class="scores"><thead><tr><th>controller</th><th>description</th>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def cell(value: Any, best: float | None, none_text: str = "–", ratio: bool = False) -> str:
+    is_best = value is not None and best is not None and sort_key(value) == best
+    text = none_text if value is None else f"{value:.2f}" if ratio else fmt_number(value)
+    return f'<td class="num{" best" if is_best else ""}">{text}</td>'
+
+
+def header_html(result: SimResult) -> str:
+    slo = result.slo
+    items = [
+        ("SLO", f"p{slo.latency_percentile:g} latency ≤ {slo.latency_s:g} s, error ratio ≤ {slo.error_ratio:.3g}, "
+                f"no dropped requests"),
+        ("duration", f"{fmt_duration(result.duration_s)} at a {fmt_duration(result.tick_s)} tick"),
+        ("seed", str(result.seed)),
+        ("services", services_text(result.services)),
+    ]
+    if result.policy_file:
+        items.append(("policy", result.policy_file))
+    if result.faults:
+        items.append(("faults", "; ".join(fault_text(f) for f in result.faults)))
+    dl = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in items)
+    return (f"<h1>{html.escape(result.scenario)}</h1><p class=\"desc\">{html.escape(result.description)}</p>"
+            f"<dl>{dl}</dl>")
+
+
+def services_text(services: Sequence[str], shown: int = 12) -> str:
+    if len(services) <= shown:
+        return ", ".join(services)
+    return f"{len(services)} services: " + ", ".join(services[:shown]) + ", …"
+
+
+def fault_text(f: FaultWindow) -> str:
+    until = f"–{fmt_duration(f.end_s)}" if f.end_s is not None else " (no end)"
+    return f"{f.name} ({f.kind}) on {f.service or 'all services'} at {fmt_duration(f.start_s)}{until}"
+
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1240px;
+       color: #222; padding: 0 1em; }
+h1 { margin-bottom: 0.2em; } p.desc { margin-top: 0; color: #555; }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.2em 1em; }
+dt { font-weight: 600; } dd { margin: 0; }
+table.scores { border-collapse: collapse; margin: 1em 0; font-size: 0.95em; }
+table.scores th, table.scores td { border-bottom: 1px solid #ddd; padding: 0.35em 0.7em; text-align: left; }
+table.scores th { background: #f4f4f4; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.best { background: #d9f2d9; font-weight: 700; }
+tr.oracle td { color: #666; font-style: italic; }
+td.name { font-weight: 600; } td.desc { color: #555; }
+img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0 1.5em; }
+.note { color: #666; font-size: 0.9em; }
+"""
+
+
+def write_report(result: SimResult, path: str | Path) -> Path:
+    """Write the report of ``result`` to ``path`` (an HTML file, parents created); return it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(report_html(result), encoding="utf-8")
+    return path
+
+
+def report_html(result: SimResult) -> str:
+    """The whole report as one HTML string."""
+    violations = {n: violation_mask(r.trajectory, result.slo) for n, r in result.runs.items()}
+    limits = shared_limits([make_view(r.trajectory, violations[n]) for n, r in result.runs.items()], result.slo)
+    scores = score_result(result)
+    parts = [header_html(result), "<h2>Scores</h2>", score_table_html(result),
+             '<p class="note">Lower is better in every column; the best value among the controllers (the oracle is '
+             "a bound, not a contender) is highlighted. A minute violates when the latency percentile exceeds the "
+             "SLO, the error ratio exceeds it, or requests are dropped. Mitigation: from the fault's start until its "
+             "services stay within the SLO for 2 minutes.</p>"]
+    for name in result.runs:
+        parts.append(f'<h2 id="{html.escape(name)}">{html.escape(name)}</h2>')
+        parts.append(f'<p class="note">{html.escape(score_summary(scores[name]))}</p>')
+        fig = panel_set_figure(result, name, limits=limits)
+        parts.append(img_tag(figure_png(fig), f"{name} panel set"))
+    if 1 < len(result.services) <= MAX_SERVICE_MULTIPLES:
+        parts.append("<h2>Per service</h2>")
+        for name in result.runs:
+            parts.append(img_tag(figure_png(service_multiples_figure(result, name)), f"{name} per service"))
+    elif len(result.services) > MAX_SERVICE_MULTIPLES:
+        parts.append(f'<p class="note">Per-service plots are drawn for at most {MAX_SERVICE_MULTIPLES} services; '
+                     f"this scenario has {len(result.services)}.</p>")
+    body = "\n".join(parts)
+    title = html.escape(f"Setpoint simulation: {result.scenario}")
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+            f"<style>{CSS}</style></head><body>\n{body}\n</body></html>\n")
+
+
+def score_summary(scores: dict[str, Any]) -> str:
+    """One line of a controller's scores, for the caption of its panel set."""
+    parts = [f"{fmt_number(scores['slo_violation_minutes'])} SLO-violation minutes",
+             f"{fmt_number(scores['replica_hours'])} replica-hours"]
+    if scores.get("replica_hours_vs_oracle") is not None:
+        parts[-1] += f" ({scores['replica_hours_vs_oracle']:.2f}× oracle)"
+    parts += [f"{scores['replica_changes']} replica changes", f"{scores['reversals']} reversals"]
+    for fault, s in scores["mitigation_seconds"].items():
+        parts.append(f"{fault} mitigated in {fmt_number(s)} s" if s is not None else f"{fault} never mitigated")
+    return " · ".join(parts)

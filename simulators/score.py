@@ -1,0 +1,388 @@
+"""Scores of a simulated run, computed the same way for every controller.
+
+Everything here is a pure numpy function of a :class:`~simulators.result.Trajectory` (arrays of
+shape ``(T, S)``: T ticks, S services; times in seconds since the scenario start), the
+:class:`~simulators.result.SLO` and the :class:`~simulators.result.FaultWindow` list.
+
+Definitions (the docstrings below give the details):
+
+- **violation** (per tick and service): latency percentile above the SLO threshold, or error
+  ratio above the SLO ratio, or any request dropped. A NaN latency counts only under load.
+- **SLO-violation minutes**: wall-clock minutes (bucket ``floor(t / 60)``) in which a service
+  violates at some point, summed over services.
+- **replica-hours**: the integral of spec replicas over time, hours, summed over services.
+- **replica changes**: ticks at which a service's spec replicas differ from the previous tick.
+- **reversals**: a change in the opposite direction of the same service's previous change,
+  at most ``within_s`` (300 s) after it.
+- **mitigation seconds** per fault: from the fault's start until its services are out of
+  violation and stay out for ``hold_s`` (120 s).
+
+The result.json layout (:func:`result_json`, ``schema_version`` 1)::
+
+    {"schema_version": 1,
+     "scenario": {"name", "description", "duration_s", "tick_s", "seed", "policy_file",
+                  "slo": {"latency_percentile", "latency_s", "error_ratio"},
+                  "services": [...],
+                  "faults": [{"name", "kind", "service", "start_s", "end_s"}]},
+     "controllers": {NAME: {"description", "slo_violation_minutes", "replica_hours",
+                            "replica_changes", "reversals",
+                            "mitigation_seconds": {FAULT: seconds | null},
+                            "replica_hours_vs_oracle": ratio | null  # only with an oracle run
+                            }}}
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from simulators.result import SLO, ControllerRun, FaultWindow, SimResult, Trajectory
+
+SCHEMA_VERSION = 1
+
+#: Drops below this rate (requests/s) are float residue of the queue arithmetic, not drops.
+DROP_TOLERANCE_RPS = 1e-9
+#: Default window of a direction reversal (s) and hold time of a mitigation (s).
+REVERSAL_WINDOW_S = 300.0
+MITIGATION_HOLD_S = 120.0
+#: Decimals of the floats in the scores.
+DECIMALS = 3
+#: Name of the baseline whose replica-hours are the floor.
+ORACLE = "oracle"
+#: Fault services meaning "every service" (FaultWindow.service is a single string).
+ALL_SERVICES = ("", "*", "all")
+
+SCORE_KEYS = ("slo_violation_minutes", "replica_hours", "replica_changes", "reversals", "mitigation_seconds")
+
+
+# --- shapes and times -----------------------------------------------------------------------
+
+
+def as_ticks_by_services(a: np.ndarray) -> np.ndarray:
+    """View ``a`` as (T, S): a 1-d array is one service."""
+    a = np.asarray(a)
+    return a.reshape(-1, 1) if a.ndim == 1 else a
+
+
+def tick_durations(t_s: np.ndarray, last_tick_s: float | None = None) -> np.ndarray:
+    """How long each tick's state holds (s), shape (T,).
+
+    Tick ``i`` holds until tick ``i + 1``; the last tick holds ``last_tick_s`` when given, else
+    as long as the tick before it (0 for a single tick with no tick length given).
+    """
+    t = np.asarray(t_s, dtype=float)
+    if t.size == 0:
+        return np.zeros(0)
+    if last_tick_s is None:
+        last_tick_s = float(t[-1] - t[-2]) if t.size > 1 else 0.0
+    return np.append(np.diff(t), last_tick_s)
+
+
+def run_end_s(t_s: np.ndarray, last_tick_s: float | None = None) -> float:
+    """End of the run (s): the last tick plus its duration."""
+    t = np.asarray(t_s, dtype=float)
+    return float(t[-1] + tick_durations(t, last_tick_s)[-1]) if t.size else 0.0
+
+
+# --- per-tick violation ---------------------------------------------------------------------
+
+
+def violation_mask(traj: Trajectory, slo: SLO) -> np.ndarray:
+    """(T, S) bool: the ticks at which each service breaks the SLO.
+
+    A tick violates when the latency percentile is above ``slo.latency_s``, or the error ratio
+    is above ``slo.error_ratio``, or requests are dropped (``dropped_rps`` above a 1e-9 rps
+    float tolerance). A NaN latency is a violation only when load is offered (an unanswerable
+    service); with zero load there is nothing to be late, so it is not. A NaN error ratio is
+    not a violation (no traffic to fail).
+    """
+    latency = as_ticks_by_services(traj.latency_s).astype(float)
+    offered = as_ticks_by_services(traj.offered_rps).astype(float)
+    with np.errstate(invalid="ignore"):
+        slow = (latency > slo.latency_s) | (np.isnan(latency) & (offered > 0))
+        failing = as_ticks_by_services(traj.error_ratio) > slo.error_ratio
+        dropping = as_ticks_by_services(traj.dropped_rps) > DROP_TOLERANCE_RPS
+    return slow | failing | dropping
+
+
+# --- scores ---------------------------------------------------------------------------------
+
+
+def slo_violation_minutes(t_s: np.ndarray, violation: np.ndarray, last_tick_s: float | None = None) -> float:
+    """Minutes with an SLO violation, summed over services.
+
+    ``t_s`` (T,) seconds, ``violation`` (T, S) bool. Minute ``m`` is the wall-clock bucket
+    ``[60 m, 60 m + 60)``; it counts once for a service when any violating tick of that service
+    falls in it. Ticks longer than a minute count every minute their state holds (tick ``i``
+    holds over ``[t_i, t_{i+1})``), so a coarse tick is not under-counted; for ticks that divide
+    a minute this is exactly ``floor(t / 60)`` bucketing.
+    """
+    v = as_ticks_by_services(violation).astype(bool)
+    t = np.asarray(t_s, dtype=float)
+    if t.size == 0 or not v.any():
+        return 0.0
+    first = np.floor(t / 60.0).astype(np.int64)
+    ends = t + tick_durations(t, last_tick_s)
+    # The last minute a tick touches is the one holding the instant just before its end.
+    last = np.maximum(first, np.ceil(ends / 60.0).astype(np.int64) - 1)
+    base = int(first.min())
+    n_minutes = int(last.max()) - base + 1
+    # Difference array per service: +1 where a violating span starts, -1 past where it ends.
+    marks = np.zeros((n_minutes + 1, v.shape[1]), dtype=np.int64)
+    ticks, services = np.nonzero(v)
+    np.add.at(marks, (first[ticks] - base, services), 1)
+    np.add.at(marks, (last[ticks] - base + 1, services), -1)
+    return float(np.count_nonzero(np.cumsum(marks, axis=0)[:-1] > 0))
+
+
+def replica_hours(t_s: np.ndarray, spec_replicas: np.ndarray, last_tick_s: float | None = None) -> float:
+    """Integral of spec replicas over time, in replica-hours, summed over services.
+
+    ``t_s`` (T,) seconds, ``spec_replicas`` (T, S). Each tick's value holds until the next
+    tick; the last tick holds ``last_tick_s`` (default: the length of the tick before it).
+    """
+    spec = as_ticks_by_services(spec_replicas).astype(float)
+    dt = tick_durations(t_s, last_tick_s)
+    return float(dt @ spec.sum(axis=1)) / 3600.0 if dt.size else 0.0
+
+
+def replica_changes(spec_replicas: np.ndarray) -> int:
+    """Ticks at which spec replicas differ from the tick before, summed over services.
+
+    ``spec_replicas`` (T, S). The first tick is the starting point, not a change.
+    """
+    spec = as_ticks_by_services(spec_replicas)
+    return int(np.count_nonzero(np.diff(spec, axis=0)))
+
+
+def reversals(t_s: np.ndarray, spec_replicas: np.ndarray, within_s: float = REVERSAL_WINDOW_S) -> int:
+    """Direction reversals: a change opposite to the service's previous change, close after it.
+
+    ``t_s`` (T,) seconds, ``spec_replicas`` (T, S). A change at tick ``i`` (spec differs from
+    tick ``i - 1``) is a reversal when the same service's previous change went the other way
+    and happened at most ``within_s`` seconds earlier (``t_i - t_prev <= within_s``: 300 s
+    counts, 301 s does not). Up-down-up within the window is two reversals.
+    """
+    spec = as_ticks_by_services(spec_replicas).astype(float)
+    t = np.asarray(t_s, dtype=float)
+    step = np.sign(np.diff(spec, axis=0))  # (T-1, S); change k happens at tick k + 1
+    # Changes ordered by service then time, so consecutive entries of a service are neighbours.
+    services, k = np.nonzero(step.T)
+    direction = step[k, services]
+    when = t[k + 1]
+    same_service = services[1:] == services[:-1]
+    opposite = direction[1:] != direction[:-1]
+    close = (when[1:] - when[:-1]) <= within_s
+    return int(np.count_nonzero(same_service & opposite & close))
+
+
+def fault_columns(fault: FaultWindow, services: Sequence[str]) -> np.ndarray:
+    """Column indices of the services a fault hits, ascending.
+
+    ``fault.service`` is one service name, a comma-separated list, or ``""`` / ``"*"`` /
+    ``"all"`` for every service. Unknown names hit nothing.
+    """
+    name = fault.service.strip()
+    if name in ALL_SERVICES:
+        return np.arange(len(services))
+    wanted = {part.strip() for part in name.split(",")}
+    return np.array([i for i, s in enumerate(services) if s in wanted], dtype=np.int64)
+
+
+def mitigation_seconds(
+    t_s: np.ndarray,
+    violation: np.ndarray,
+    fault: FaultWindow,
+    services: Sequence[str],
+    hold_s: float = MITIGATION_HOLD_S,
+    last_tick_s: float | None = None,
+) -> float | None:
+    """Seconds from a fault's start until its services are back within the SLO for good.
+
+    ``t_s`` (T,) seconds, ``violation`` (T, S) bool, ``services`` the S column names.
+    The fault's services violate at a tick when any of them does. Definition:
+
+    1. The fault **caused a violation** when its services violate at some tick in
+       ``[start_s, end_s]`` (to the end of the run when ``end_s`` is None: a crash, a rollout
+       or a leak owns every later violation of its services). If not, the result is ``0.0``.
+    2. From the first such violating tick, the fault is **mitigated** at the first later tick
+       ``t_m`` from which the services do not violate for ``hold_s`` seconds: every tick in
+       ``[t_m, t_m + hold_s)`` is clean, and the run lasts until ``t_m + hold_s`` at least.
+    3. The result is ``t_m - start_s``; ``None`` when no such tick exists before the end of the
+       run (never mitigated, or recovered too late to prove the hold).
+    """
+    t = np.asarray(t_s, dtype=float)
+    columns = fault_columns(fault, services)
+    if t.size == 0 or columns.size == 0:
+        return 0.0
+    bad = as_ticks_by_services(violation)[:, columns].any(axis=1)
+    window_end = math.inf if fault.end_s is None else fault.end_s
+    in_window = (t >= fault.start_s) & (t <= window_end)
+    caused = np.flatnonzero(bad & in_window)
+    if caused.size == 0:
+        return 0.0
+    end = run_end_s(t, last_tick_s)
+    # Time of the next violating tick at or after each tick (the run's end if none).
+    next_bad = np.minimum.accumulate(np.where(bad, t, end)[::-1])[::-1]
+    holds = ~bad & (next_bad - t >= hold_s) & (t + hold_s <= end)
+    holds[: caused[0] + 1] = False
+    mitigated = np.flatnonzero(holds)
+    return float(t[mitigated[0]] - fault.start_s) if mitigated.size else None
+
+
+# --- one run, one result --------------------------------------------------------------------
+
+
+def _rounded(x: float | None) -> float | None:
+    return None if x is None else round(float(x), DECIMALS)
+
+
+def score_run(
+    run: ControllerRun,
+    slo: SLO,
+    faults: Iterable[FaultWindow],
+    services: Sequence[str],
+    *,
+    tick_s: float | None = None,
+    within_s: float = REVERSAL_WINDOW_S,
+    hold_s: float = MITIGATION_HOLD_S,
+) -> dict[str, Any]:
+    """The scores of one controller's run, as plain Python numbers.
+
+    Keys: ``slo_violation_minutes`` (float), ``replica_hours`` (float), ``replica_changes``
+    (int), ``reversals`` (int), ``mitigation_seconds`` ({fault name: seconds or None}).
+    Floats are rounded to 3 decimals. The violation mask is recomputed from ``slo`` (not read
+    from ``trajectory.violation``) so that every controller is judged by the same rule.
+    ``tick_s`` is how long the last tick lasts (default: the tick before it). The ratio to a
+    reference run is left to the caller: :func:`replica_hours_ratio_to`.
+    """
+    traj = run.trajectory
+    violation = violation_mask(traj, slo)
+    return {
+        "slo_violation_minutes": _rounded(slo_violation_minutes(traj.t_s, violation, tick_s)),
+        "replica_hours": _rounded(replica_hours(traj.t_s, traj.spec_replicas, tick_s)),
+        "replica_changes": replica_changes(traj.spec_replicas),
+        "reversals": reversals(traj.t_s, traj.spec_replicas, within_s),
+        "mitigation_seconds": {
+            f.name: _rounded(mitigation_seconds(traj.t_s, violation, f, services, hold_s, tick_s)) for f in faults
+        },
+    }
+
+
+def replica_hours_ratio_to(scores: dict[str, Any], reference: dict[str, Any]) -> float | None:
+    """``scores["replica_hours"] / reference["replica_hours"]`` rounded; None if undefined."""
+    ref = reference.get("replica_hours")
+    if not ref:
+        return None
+    return _rounded(scores["replica_hours"] / ref)
+
+
+def score_result(result: SimResult) -> dict[str, dict[str, Any]]:
+    """Scores of every run of ``result`` by controller name (in run order), with
+    ``replica_hours_vs_oracle`` added when an ``oracle`` run exists."""
+    scores = {
+        name: score_run(run, result.slo, result.faults, result.services, tick_s=result.tick_s)
+        for name, run in result.runs.items()
+    }
+    if ORACLE in scores:
+        # The ratio from unrounded replica-hours: short runs have few replica-hours.
+        raw = {
+            name: {"replica_hours": replica_hours(run.trajectory.t_s, run.trajectory.spec_replicas, result.tick_s)}
+            for name, run in result.runs.items()
+        }
+        for name, s in scores.items():
+            s["replica_hours_vs_oracle"] = replica_hours_ratio_to(raw[name], raw[ORACLE])
+    return scores
+
+
+def worst_mitigation_s(mitigations: dict[str, float | None]) -> float | None:
+    """The longest mitigation time (s); ``inf`` when a fault was never mitigated, None with no
+    faults. One number for a table column."""
+    if not mitigations:
+        return None
+    values = list(mitigations.values())
+    return math.inf if any(v is None for v in values) else max(values)
+
+
+def score_table(result: SimResult) -> list[dict[str, Any]]:
+    """Rows for the terminal table, one per controller in run order.
+
+    Each row: ``controller``, ``description``, ``slo_violation_minutes``, ``replica_hours``,
+    ``replica_hours_vs_oracle`` (None without an oracle run), ``replica_changes``,
+    ``reversals``, ``worst_mitigation_s`` (None without faults; ``inf`` when a fault was never
+    mitigated) and ``mitigation_seconds`` ({fault: seconds or None}).
+    """
+    rows = []
+    for name, s in score_result(result).items():
+        rows.append({
+            "controller": name,
+            "description": result.runs[name].description,
+            "slo_violation_minutes": s["slo_violation_minutes"],
+            "replica_hours": s["replica_hours"],
+            "replica_hours_vs_oracle": s.get("replica_hours_vs_oracle"),
+            "replica_changes": s["replica_changes"],
+            "reversals": s["reversals"],
+            "worst_mitigation_s": worst_mitigation_s(s["mitigation_seconds"]),
+            "mitigation_seconds": s["mitigation_seconds"],
+        })
+    return rows
+
+
+# --- result.json ----------------------------------------------------------------------------
+
+
+def jsonable(x: Any) -> Any:
+    """``x`` with numpy scalars and arrays turned into Python values and NaN / inf into None."""
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist())
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    return x
+
+
+def scenario_metadata(result: SimResult) -> dict[str, Any]:
+    """The scenario part of result.json."""
+    return {
+        "name": result.scenario,
+        "description": result.description,
+        "duration_s": result.duration_s,
+        "tick_s": result.tick_s,
+        "seed": result.seed,
+        "policy_file": result.policy_file,
+        "slo": {
+            "latency_percentile": result.slo.latency_percentile,
+            "latency_s": result.slo.latency_s,
+            "error_ratio": result.slo.error_ratio,
+        },
+        "services": list(result.services),
+        "faults": [
+            {"name": f.name, "kind": f.kind, "service": f.service, "start_s": f.start_s, "end_s": f.end_s}
+            for f in result.faults
+        ],
+    }
+
+
+def result_json(result: SimResult) -> dict[str, Any]:
+    """The machine-readable result (see the module docstring for the layout).
+
+    Only plain JSON types: ``json.dumps(result_json(r), allow_nan=False)`` always works.
+    """
+    controllers = {
+        name: {"description": result.runs[name].description, **scores}
+        for name, scores in score_result(result).items()
+    }
+    return jsonable({
+        "schema_version": SCHEMA_VERSION,
+        "scenario": scenario_metadata(result),
+        "controllers": controllers,
+    })

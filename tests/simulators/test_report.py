@@ -1,0 +1,141 @@
+"""The HTML report: one self-contained file with a panel set per controller."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from simulators.report import action_category, envelope, true_spans, write_report
+from simulators.result import SLO, ActionEvent, ControllerRun, FaultWindow, SimResult, Trajectory
+
+PNG_IMG = re.compile(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]{100,}"')
+CAPACITY_PER_POD_RPS = 10.0
+
+
+def follow(load: np.ndarray, lag_ticks: int, headroom: float, floor: int = 1) -> np.ndarray:
+    """Replicas a controller with ``lag_ticks`` of delay and ``headroom`` would ask for. (T, S)."""
+    want = np.maximum(floor, np.ceil(load * headroom / CAPACITY_PER_POD_RPS))
+    return np.vstack([np.repeat(want[:1], lag_ticks, axis=0), want[:-lag_ticks]]) if lag_ticks else want
+
+
+def synthetic_run(name: str, description: str, t: np.ndarray, load: np.ndarray, spec: np.ndarray,
+                  services: list[str], startup_ticks: int, lost: np.ndarray | None = None) -> ControllerRun:
+    """A plausible trajectory: ready replicas lag spec by the startup delay, latency blows up
+    near saturation, load beyond capacity is dropped."""
+    ready = np.vstack([spec[:1].repeat(startup_ticks, axis=0), spec[:-startup_ticks]]) if startup_ticks else spec.copy()
+    ready = np.minimum(spec, ready)
+    if lost is not None:
+        ready = np.maximum(0, ready - lost)
+    capacity = ready * CAPACITY_PER_POD_RPS
+    served = np.minimum(load, capacity)
+    dropped = load - served
+    rho = np.clip(np.divide(served, capacity, out=np.ones_like(served), where=capacity > 0), 0, 0.99)
+    latency = np.where(capacity > 0, 0.05 + 0.02 / (1 - rho), 30.0)
+    errors = np.divide(dropped, load, out=np.zeros_like(load), where=load > 0)
+    changes = np.flatnonzero(np.diff(spec, axis=0).any(axis=1)) + 1
+    actions = [
+        ActionEvent(float(t[i]), services[j], "scale", int(spec[i - 1, j]), int(spec[i, j]), "load")
+        for i in changes for j in range(len(services)) if spec[i, j] != spec[i - 1, j]
+    ]
+    traj = Trajectory(t_s=t, offered_rps=load, served_rps=served, dropped_rps=dropped, capacity_rps=capacity,
+                      spec_replicas=spec, ready_replicas=ready, latency_s=latency, error_ratio=errors,
+                      violation=np.zeros(load.shape, dtype=bool))
+    return ControllerRun(name, description, traj, actions)
+
+
+def synthetic_result(duration_s: float = 3600.0, tick_s: float = 5.0, services=("api", "web")) -> SimResult:
+    """A flash crowd at 40 % of the run on a diurnal-ish base, a node loss on ``api`` at 70 %
+    (cured by a restart and a rollback for the policy), policy vs HPA vs oracle."""
+    services = list(services)
+    t = np.arange(0.0, duration_s, tick_s)
+    rng = np.random.default_rng(3)
+    base = 60 + 25 * np.sin(2 * np.pi * t / duration_s)
+    crowd = 120 * np.exp(-0.5 * ((t - 0.4 * duration_s) / (0.03 * duration_s)) ** 2)
+    load = np.column_stack([(base + crowd) * (1 + 0.3 * j) + rng.normal(0, 3, t.size) for j in range(len(services))])
+    load = np.maximum(load, 0.0)
+    startup = max(1, int(60 / tick_s))
+    fault_at = 0.7 * duration_s
+    lost = np.zeros(load.shape)
+    lost[(t >= fault_at) & (t < fault_at + 0.05 * duration_s), 0] = 4
+    runs = {
+        "policy": synthetic_run("policy", "bundled flash-crowd policy", t, load, follow(load, 2, 1.3), services, startup, lost),
+        "hpa": synthetic_run("hpa", "the hpa preset", t, load, follow(load, 12, 1.1), services, startup, lost),
+        "oracle": synthetic_run("oracle", "knows the future load", t, load, follow(load, 0, 1.05), services, 0, lost),
+    }
+    runs["policy"].actions += [
+        ActionEvent(fault_at + 40, services[0], "restart-pod", None, None, "not ready"),
+        ActionEvent(fault_at + 90, services[0], "rollback", None, None, "error ratio"),
+    ]
+    faults = [FaultWindow("node-a", "node-loss", services[0], fault_at, fault_at + 0.05 * duration_s),
+              FaultWindow("crash", "pod-crash", services[-1], 0.2 * duration_s, None)]
+    return SimResult(scenario="flash-crowd-sample", description="A flash crowd and a node loss (synthetic).",
+                     duration_s=duration_s, tick_s=tick_s, seed=42, slo=SLO(95, 0.3, 0.01), services=services,
+                     faults=faults, runs=runs, policy_file="policies/default.yaml")
+
+
+def test_report_is_one_html_file_with_a_panel_set_per_controller(tmp_path):
+    result = synthetic_result(duration_s=1800.0, tick_s=5.0)
+    path = write_report(result, tmp_path / "out" / "report.html")
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
+    # One panel set per controller plus, with 2 services, one per-service figure per controller.
+    assert len(PNG_IMG.findall(text)) == 2 * len(result.runs)
+    for name in result.runs:
+        assert f'alt="{name} panel set"' in text and f'alt="{name} per service"' in text
+        assert f'<td class="name">{name}</td>' in text
+    assert "flash-crowd-sample" in text
+    assert '<table class="scores">' in text and "SLO-violation minutes" in text and 'class="num best"' in text
+    assert "http://" not in text.replace("http://www.w3.org", "") and "<script" not in text
+
+
+def test_report_of_a_single_service_has_no_per_service_section(tmp_path):
+    result = synthetic_result(duration_s=600.0, tick_s=5.0, services=("api",))
+    text = write_report(result, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert len(PNG_IMG.findall(text)) == len(result.runs) and "Per service" not in text
+
+
+def test_report_renders_a_day_at_five_second_ticks(tmp_path):
+    # 17,280 ticks per run, downsampled to a few thousand points per line.
+    result = synthetic_result(duration_s=86400.0, tick_s=5.0)
+    assert result.runs["policy"].trajectory.t_s.size == 17_280
+    text = write_report(result, tmp_path / "day.html").read_text(encoding="utf-8")
+    assert len(PNG_IMG.findall(text)) == 2 * len(result.runs)
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def test_envelope_keeps_a_one_tick_spike_and_dip():
+    t = np.arange(10_000, dtype=float)
+    y = np.ones_like(t)
+    y[4321], y[7777] = 50.0, -3.0
+    tt, yy = envelope(t, y, max_points=200)
+    assert tt.size <= 200 and yy.max() == 50.0 and yy.min() == -3.0
+    assert np.all(np.diff(tt) >= 0)
+
+
+@pytest.mark.parametrize("mask,min_gap,expect", [
+    pytest.param([0, 0, 0, 0], 0.0, [], id="none"),
+    # Ticks of 10 s; bad at 10 and 20 -> [10, 30); bad at the last tick (30) runs to the end (45).
+    pytest.param([0, 1, 1, 1], 0.0, [(10.0, 35.0)], id="runs-to-the-end"),
+    pytest.param([1, 0, 1, 0], 0.0, [(0.0, 10.0), (20.0, 10.0)], id="two-spans"),
+    # The 10 s gap between them is below the 15 s merge distance: one span.
+    pytest.param([1, 0, 1, 0], 15.0, [(0.0, 30.0)], id="close-spans-merge"),
+])
+def test_true_spans(mask, min_gap, expect):
+    t = np.array([0.0, 10.0, 20.0, 30.0])
+    assert true_spans(t, np.array(mask, dtype=bool), 45.0, min_gap) == expect
+
+
+@pytest.mark.parametrize("kind,from_r,to_r,expect", [
+    pytest.param("scale", 2, 3, "scale up", id="up"),
+    pytest.param("scale", 3, 2, "scale down", id="down"),
+    pytest.param("scale", 3, 3, "other", id="no-change"),
+    pytest.param("restart-pod", None, None, "restart", id="restart-pod"),
+    pytest.param("rolling-restart", None, None, "restart", id="rolling-restart"),
+    pytest.param("rollback", None, None, "rollback", id="rollback"),
+])
+def test_action_category(kind, from_r, to_r, expect):
+    assert action_category(ActionEvent(0.0, "api", kind, from_r, to_r, "")) == expect
