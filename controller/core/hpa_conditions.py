@@ -1,0 +1,66 @@
+"""HPA status conditions (AbleToScale, ScalingActive, ScalingLimited) from a normalization result.
+
+Spec: ``hpa-spec.md`` section 13 (and sections 2, 9, 11, 12 for when each is set). Only the
+conditions one reconcile sets are returned; a condition the reconcile leaves alone is absent.
+The rescale is assumed to succeed (AbleToScale=True / SucceededRescale whenever desired != current).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from controller.core.limit import NOT_LIMITED
+from controller.core.normalize import NormResult
+from controller.model import Reason
+
+LIMIT_CONDITION_REASONS: dict[int, str] = {
+    NOT_LIMITED: "DesiredWithinRange",
+    Reason.CLAMPED_TO_MIN: "TooFewReplicas",
+    Reason.CLAMPED_TO_MAX: "TooManyReplicas",
+    Reason.RATE_LIMITED_UP: "ScaleUpLimit",
+    Reason.RATE_LIMITED_DOWN: "ScaleDownLimit",
+}
+
+
+def limit_condition_reason(limit_reason: int) -> str:
+    """The ScalingLimited reason for a limit-stage code (``NOT_LIMITED`` -> DesiredWithinRange)."""
+    return LIMIT_CONDITION_REASONS[int(limit_reason)]
+
+
+def stabilization_reason(current: float, proposal: float, stabilized: float, legacy: bool) -> str:
+    """AbleToScale reason after stabilization: ReadyForNewScale, ScaleUpStabilized or ScaleDownStabilized."""
+    if stabilized == proposal:
+        return "ReadyForNewScale"
+    if legacy or proposal < current:
+        return "ScaleDownStabilized"
+    return "ScaleUpStabilized"
+
+
+def first_failure(reasons) -> str:
+    """The ScalingActive reason of the first failing metric (upstream keeps the first error)."""
+    return next((r for r in reasons if r), "")
+
+
+def hpa_conditions(result: NormResult, current: np.ndarray, failure_reasons, legacy: bool) -> list[dict[str, str]]:
+    """Per target, ``{condition type: reason}`` for the conditions this reconcile sets.
+
+    current: spec replicas (N,). failure_reasons: (N, M) strings, the ScalingActive reason of
+    each metric that failed (``FailedGetResourceMetric``, ...; empty where the metric was valid).
+    legacy: the HPA has no ``behavior``.
+    """
+    out = []
+    for i, cur in enumerate(np.asarray(current, dtype=np.float64)):
+        reason = int(result.reason[i])
+        if reason == Reason.SCALING_DISABLED:
+            out.append({"AbleToScale": "SucceededGetScale", "ScalingActive": "ScalingDisabled"})
+        elif reason in (Reason.ABOVE_MAX, Reason.BELOW_MIN):
+            out.append({"AbleToScale": "SucceededRescale"})  # straight to the bound, no metrics read
+        elif not result.scaling_active[i]:
+            out.append({"AbleToScale": "SucceededGetScale", "ScalingActive": first_failure(failure_reasons[i])})
+        else:
+            desired = float(result.desired[i])
+            able = "SucceededRescale" if desired != cur else stabilization_reason(
+                cur, float(result.proposal[i]), float(result.stabilized[i]), legacy)
+            out.append({"AbleToScale": able, "ScalingActive": "ValidMetricFound",
+                        "ScalingLimited": limit_condition_reason(result.limit_reason[i])})
+    return out
