@@ -68,5 +68,164 @@ def schema(
     typer.echo(f"wrote {out}", err=True)
 
 
+REPO_POLICIES = Path(__file__).resolve().parents[1] / "policies"
+DEFAULT_SIM_POLICY = REPO_POLICIES / "setpoint-default.yaml"
+DEFAULT_HPA_POLICY = REPO_POLICIES / "hpa-cpu.yaml"
+
+
+def _fail(errors: list) -> None:
+    for error in errors:
+        typer.echo(str(error), err=True)
+    raise typer.Exit(1)
+
+
+def _one_policy(path: Path):
+    from controller.errors import PolicyError
+    from controller.policy import load_policies
+
+    try:
+        scaling = [p for p in load_policies([path]) if p.scales]
+    except PolicyError as exc:
+        _fail(exc.errors)
+    if len(scaling) != 1:
+        _fail([f"{path}: expected exactly one scaling policy, found {len(scaling)}"])
+    return scaling[0]
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[str, typer.Argument(
+        help="A scenario file, or the name of a bundled one (see simulators/scenarios/).")] = "flash-crowd",
+    policy: Annotated[Path, typer.Option(
+        "--policy", "-p", exists=True, dir_okay=False, help="The policy under test (one scaling policy).")] = DEFAULT_SIM_POLICY,
+    baseline: Annotated[list[str], typer.Option(
+        "--baseline", "-b", help="Baselines run in the same simulation: hpa, fixed-max, oracle. Repeat the option "
+                                 "for several.")] = ["hpa", "oracle"],
+    hpa_policy: Annotated[Path, typer.Option(
+        "--hpa-policy", exists=True, dir_okay=False, help="The preset: hpa policy used as the hpa baseline.")] = DEFAULT_HPA_POLICY,
+    seed: Annotated[Optional[int], typer.Option(help="Override the scenario's random seed.")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="Folder for result.json, report.html and decisions.jsonl (default: out/SCENARIO).")] = None,
+    report: Annotated[bool, typer.Option(help="Write report.html (plots).")] = True,
+) -> None:
+    """Simulate a scenario offline under a policy and baselines, and score them alike.
+
+    Prints a score table (SLO-violation minutes, replica-hours, replica changes, reversals, time
+    to mitigate each fault) and writes OUT/result.json, OUT/report.html (plots on a shared time
+    axis, one panel set per controller) and OUT/decisions.jsonl (read it with `setpoint explain
+    OUT`). With no arguments: the bundled flash-crowd scenario, the bundled default policy, the
+    HPA baseline and the oracle. Exit 1 on an invalid scenario or policy.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from controller.errors import ScenarioError
+    from simulators.output import write_outputs
+    from simulators.runner import simulate as run_simulation
+    from simulators.runner import standard_controllers
+    from simulators.scenario import load_scenario
+
+    try:
+        sc = load_scenario(scenario, seed=seed)
+    except ScenarioError as exc:
+        _fail(exc.errors)
+    under_test = _one_policy(policy)
+    hpa = _one_policy(hpa_policy) if "hpa" in baseline else None
+    try:
+        controllers = standard_controllers(under_test, baseline, hpa, under_test.params.max_replicas)
+    except ValueError as exc:
+        _fail([str(exc)])
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TextColumn("ticks"),
+                  TimeElapsedColumn(), console=console, transient=False) as progress:
+        tasks = {c.name: progress.add_task(c.name, total=len(sc.times())) for c in controllers}
+        try:
+            result, logs = run_simulation(sc, controllers, policy_file=str(policy),
+                                          on_progress=lambda name, k, total: progress.update(tasks[name], completed=k))
+        except ValueError as exc:
+            _fail([str(exc)])
+    out_dir = out or Path("out") / sc.name
+    paths = write_outputs(result, logs, out_dir, sc.start_s, report=report)
+    _print_scores(result)
+    for kind, path in paths.items():
+        typer.echo(f"{kind:>9}: {path}")
+
+
+def _print_scores(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from simulators.score import score_table
+
+    table = Table(title=f"{result.scenario}: SLO p{result.slo.latency_percentile:g} < {result.slo.latency_s * 1000:g} ms, "
+                        f"errors < {result.slo.error_ratio:.2%}")
+    for column in ("controller", "SLO-violation min", "replica-hours", "vs oracle", "changes", "reversals",
+                   "worst mitigation"):
+        table.add_column(column, justify="left" if column == "controller" else "right")
+    for row in score_table(result):
+        vs = row.get("replica_hours_vs_oracle")
+        worst = row.get("worst_mitigation_s")
+        table.add_row(row["controller"], f"{row['slo_violation_minutes']:g}", f"{row['replica_hours']:.2f}",
+                      "-" if vs is None else f"{vs:.2f}x", str(row["replica_changes"]), str(row["reversals"]),
+                      "-" if worst is None else ("never" if worst == float("inf") else f"{worst:g} s"))
+    Console(width=120).print(table)
+
+
+@app.command()
+def explain(
+    source: Annotated[Path, typer.Argument(
+        exists=True, help="A simulation output folder, or a decisions .jsonl file written by `setpoint run`.")],
+    target: Annotated[Optional[str], typer.Option("--target", "-t", help="Only this target (name or namespace/name).")] = None,
+    at: Annotated[Optional[str], typer.Option(
+        "--at", help="Only the last decision at or before this time (seconds, or 30m / 1h10m since the start).")] = None,
+    controller: Annotated[Optional[str], typer.Option("--controller", "-c", help="Only this controller (policy, hpa).")] = None,
+    changes: Annotated[bool, typer.Option("--changes", help="Only decisions that changed the replica count.")] = False,
+    limit: Annotated[int, typer.Option(help="Print at most this many records (the last ones).")] = 40,
+) -> None:
+    """Print decision records: for each target and cycle, every stage's number and the reason.
+
+    Columns: time, controller, target, current -> desired, reason, then per metric the raw and
+    smoothed value and the replica proposal (a dash where the metric was missing), then the
+    combined, stabilized and limited counts.
+    """
+    from controller.policy import parse_duration
+    from controller.runtime.records import read_records, select_records
+
+    path = source / "decisions.jsonl" if source.is_dir() else source
+    if not path.exists():
+        _fail([f"{source}: no decisions.jsonl here"])
+    when = None
+    if at is not None:
+        try:
+            when = float(at)
+        except ValueError:
+            try:
+                when = parse_duration(at)
+            except ValueError as exc:
+                _fail([f"--at: {exc}"])
+    records = [r for r in read_records(path) if controller is None or r.get("controller") == controller]
+    records = select_records(records, target=target, at=when)
+    if changes:
+        records = [r for r in records if r.get("desired") != r.get("current")]
+    if not records:
+        typer.echo("no decision records match", err=True)
+        raise typer.Exit(1)
+    for r in records[-limit:]:
+        typer.echo(_format_record(r))
+
+
+def _format_record(r: dict) -> str:
+    def num(v) -> str:
+        return "-" if v is None else f"{v:.4g}"
+
+    metrics = "  ".join(f"{name}: raw {num(m['raw'])} smoothed {num(m['smoothed'])} -> "
+                        f"{'-' if m['proposal'] is None else m['proposal']}" for name, m in r.get("metrics", {}).items())
+    at = r.get("at", 0.0)
+    who = f"{r['controller']} " if "controller" in r else ""
+    return (f"t={at:>8.0f}s {who}{r.get('target')}: {r.get('current')} -> {r.get('desired')} [{r.get('reason')}]  "
+            f"{metrics}  | combined {r.get('combined')} stabilized {r.get('stabilized')} limited {r.get('limited')} "
+            f"(ready {r.get('ready')})")
+
+
 if __name__ == "__main__":
     app()

@@ -27,6 +27,7 @@ import numpy as np
 
 from controller.errors import NotFound
 from controller.model import Action, ActionKind, PodStatus, TargetRef, TargetStatus
+from controller.ports import ClusterView, TargetSelector
 from simulators import faults as F
 from simulators import queueing as Q
 from simulators.reference import _rollback_target
@@ -36,10 +37,15 @@ from simulators.workload import (BACKOFF_INITIAL_S, BACKOFF_MAX_S, ClusterConfig
 
 INF = np.inf
 MAX_LIFECYCLE_ROUNDS = 10_000
-PENDING, STARTING, READY, BACKOFF, EMPTY = Phase.PENDING, Phase.STARTING, Phase.READY, Phase.BACKOFF, Phase.EMPTY
+# Plain ints: numpy compares against an IntEnum member slowly (attribute probing on every call).
+EMPTY, PENDING, STARTING, BACKOFF, READY = (int(p) for p in (Phase.EMPTY, Phase.PENDING, Phase.STARTING,
+                                                              Phase.BACKOFF, Phase.READY))
+N_PHASES = len(Phase)
 #: Removal-ranking key layout: (phase rank * 2 + is current revision) * 2**40 + (2**40 - 1 - serial).
 _SERIAL_SPAN = 1 << 40
-_PHASE_RANK = np.array([3, 0, 1, 2, 1], dtype=np.int64)  # indexed by Phase; EMPTY never ranked
+_NO_KEY = np.iinfo(np.int64).max
+#: Above this many removals in one row, sort the row instead of repeated argmin.
+_ARGMIN_REMOVALS = 8
 
 
 def _config_array(services: Sequence[ServiceConfig], attr: str, dtype=np.float64) -> np.ndarray:
@@ -61,7 +67,8 @@ class SimCluster:
     Per tick: ``step(now, dt_s, offered_rps) -> TickSignals`` (truth) and
     ``signals() -> ObservedSignals`` (what a metrics source sees). Actions: ``scale``,
     ``set_replicas``, ``delete_pod``, ``rollout``, ``rolling_restart``, ``rollback``, ``apply``.
-    Reads: ``observe``, ``spec_replicas``, ``ready_replicas``, ``pod_count``, ``revisions``.
+    Reads: ``observe``, ``view``, ``spec_replicas``, ``ready_replicas``, ``pod_count``,
+    ``revisions``, ``pod_names``.
     """
 
     # ------------------------------------------------------------------ construction
@@ -81,6 +88,7 @@ class SimCluster:
         self._init_slots(services)
         self._init_state(services)
         self._refresh(np.arange(self.n_services))
+        self._derive()
 
     def _init_config(self, services: Sequence[ServiceConfig]) -> None:
         S = self.n_services = len(services)
@@ -89,16 +97,17 @@ class SimCluster:
         self._L0, self._timeout = c("base_latency_s"), c("timeout_s")
         self._queue_limit = np.array([s.queue_limit if s.overload == "queue" else 0.0 for s in services])
         self._any_queue = any(s.overload == "queue" for s in services)
-        self._cpu_ratio = np.array([s.cpu_ratio for s in services])
+        self._cpu100 = 100.0 * np.array([s.cpu_ratio for s in services])
         self._mem_base, self._mem_soft, self._mem_limit = c("memory_base_mib"), c("memory_soft_limit_mib"), c("memory_limit_mib")
         self._degrade_first = self._mem_soft < self._mem_limit
         self._deg_ratio, self._deg_extra = c("degraded_capacity_ratio"), c("degraded_extra_latency_s")
         self._max_pods, self._slots = c("max_pods", np.int64), np.array([s.slots for s in services], dtype=np.int64)
         tails = np.array([s.latency_tail_ratios for s in services], dtype=np.float64)
-        self._base_q = tuple(self._L0 * tails[:, i] for i in range(3))
-        self._base_err = c("base_error_ratio")
-        self.K = int(self._slots.max())
-        self._slot_ok = np.arange(self.K)[None, :] < self._slots[:, None]
+        self._base_q = np.ascontiguousarray((self._L0[:, None] * tails).T)  # (3, S)
+        self.K = K = int(self._slots.max())
+        self._slot_ok = np.arange(K)[None, :] < self._slots[:, None]
+        self._block_base = np.arange(S, dtype=np.int64)[:, None] * N_PHASES  # bincount offsets per row
+        self._row_offsets = np.arange(S, dtype=np.int64) * K  # reduceat offsets of a (R, K) block
         self._capacity = self.config.pod_capacity
         self._capacity_lost = 0
         self._zeros = np.zeros(S)
@@ -107,14 +116,14 @@ class SimCluster:
     def _init_slots(self, services: Sequence[ServiceConfig]) -> None:
         S, K = self.n_services, self.K
         self._p_phase = np.zeros((S, K), dtype=np.int8)
-        self._p_until = np.full((S, K), INF)
-        self._p_leak_at = np.full((S, K), INF)
+        self._p_until = np.full((S, K), INF)  # end of the current phase
+        self._p_leak_at = np.full((S, K), INF)  # next memory threshold; INF unless running and leaking
         self._p_created = np.full((S, K), np.nan)
-        self._p_started = np.full((S, K), np.nan)
-        self._p_transition = np.full((S, K), np.nan)
+        self._p_started = np.full((S, K), np.nan)  # last container start (memory-leak anchor)
+        self._p_transition = np.full((S, K), np.nan)  # last readiness change
         self._p_serial = np.zeros((S, K), dtype=np.int64)
         self._p_restarts = np.zeros((S, K), dtype=np.int64)
-        self._p_rev = np.zeros((S, K), dtype=np.int64)
+        self._p_rev = np.zeros((S, K), dtype=np.int64)  # seq of the pod's revision
         self._p_degraded = np.zeros((S, K), dtype=bool)
         self._p_crash = np.zeros((S, K), dtype=bool)
         self._p_err = np.zeros((S, K))
@@ -137,33 +146,41 @@ class SimCluster:
         self._cur_crash, self._cur_err, self._cur_xlat = np.zeros(S, dtype=bool), np.zeros(S), np.zeros(S)
         for i in range(S):
             self._set_current_props(i)
+        self._err0 = self._cur_err.copy()
         self._p_err[:] = self._cur_err[:, None]
         self._p_xlat[:] = self._cur_xlat[:, None]
         self._p_crash[:] = self._cur_crash[:, None]
+        # Fast-path switches: each turns on for good the first time its case appears.
+        self._err_varies = False  # some pod's error ratio differs from its service's initial one
+        self._any_xlat = bool((self._cur_xlat > 0).any())  # some pod may add latency (revision or degraded)
+        self._any_degraded = False  # some pod was degraded by a memory leak
+        self._any_crash = bool(self._cur_crash.any())  # some revision crash-loops
+        self._any_leak = False  # a memory leak is active
         self._rolling = np.zeros(S, dtype=bool)
         self._rolling_rows: list[int] = []
         self._backlog = np.zeros(S)
         self._restarts_total = np.zeros(S, dtype=np.int64)
         self._leak_rate, self._leak_start = np.zeros(S), np.zeros(S)
         self._leak_fault = np.full(S, -1, dtype=np.int64)
-        self._any_leak = False
         self._outage, self._stale, self._nan = (np.zeros(S, dtype=np.int64) for _ in range(3))
         self._frozen = empty_frozen(S)
         self._stale_since = np.zeros(S)
         self._freeze_pending: list[int] = []
         self._n_parked = 0
         self._names: dict[tuple[int, int], str] = {}
+        self._view_cache: tuple[tuple, np.ndarray] | None = None
         self._last: TickSignals | None = None
-        # aggregates, filled by _refresh
+        # primary aggregates (from pod slots, by _refresh) and derived ones (from primaries, by _derive)
         self._n_pods, self._n_ready, self._n_sched, self._n_running = (np.zeros(S, dtype=np.int64) for _ in range(4))
-        self._cap, self._safe_cap, self._err = np.zeros(S), np.full(S, Q.TINY_RPS), np.zeros(S)
-        self._exponent, self._util_scale, self._mem_idle = np.zeros(S), np.zeros(S), np.zeros(S)
-        self._bad_cap, self._extra_w = np.zeros(S), np.zeros(S)
-        self._extra_q = (np.zeros(S), np.zeros(S), np.zeros(S))
+        self._cap, self._err_w, self._bad_cap, self._extra_w = np.zeros(S), np.zeros(S), np.zeros(S), np.zeros(S)
         self._next_event = np.full(S, INF)
+        self._anchor_sum = np.zeros(S)  # Σ leak anchors of running pods (leaking services only)
+        self._safe_cap, self._err, self._exponent = np.full(S, Q.TINY_RPS), np.zeros(S), np.zeros(S)
+        self._util_scale, self._mem_idle, self._zero_cap = np.zeros(S), np.zeros(S), np.zeros(S, dtype=bool)
+        self._extra_q = np.zeros((3, S))
         self._next_min = INF
         self._any_bad = self._any_zero_cap = False
-        self._zero_cap = np.zeros(S, dtype=bool)
+        self._dirty = True
 
     def _set_current_props(self, i: int) -> None:
         props = self._revisions[i][int(self._current[i])].props
@@ -173,39 +190,69 @@ class SimCluster:
 
     # ------------------------------------------------------------------ aggregates
     def _refresh(self, rows: np.ndarray) -> None:
-        """Recompute the per-service aggregates of ``rows`` from their pod slots."""
-        if rows.size == 0:
+        """Recompute the primary aggregates of ``rows`` from their pod slots."""
+        R = rows.size
+        if R == 0:
             return
+        K = self.K
         ph = self._p_phase[rows]
-        ready = ph == READY
-        degraded = self._p_degraded[rows]
-        pod_cap = np.where(degraded, self._deg_ratio[rows, None], 1.0) * self._mu[rows, None]
-        ready_cap = np.where(ready, pod_cap, 0.0)
-        cap = ready_cap.sum(axis=1)
-        extra = self._p_xlat[rows] + np.where(degraded, self._deg_extra[rows, None], 0.0)
-        bad_cap = np.where(extra > 0, ready_cap, 0.0)
-        self._cap[rows] = cap
-        safe = np.maximum(cap, Q.TINY_RPS)
-        self._safe_cap[rows] = safe
-        self._err[rows] = (ready_cap * self._p_err[rows]).sum(axis=1) / safe
-        self._bad_cap[rows] = bad_cap.sum(axis=1)
-        self._extra_w[rows] = (bad_cap * extra).sum(axis=1)
-        n_ready = ready.sum(axis=1)
+        counts = np.bincount((self._block_base[:R] + ph).ravel(), minlength=R * N_PHASES).reshape(R, N_PHASES)
+        n_ready = counts[:, READY]
         self._n_ready[rows] = n_ready
-        self._n_pods[rows] = (ph != EMPTY).sum(axis=1)
-        self._n_sched[rows] = (ph >= STARTING).sum(axis=1)
-        running = ((ph == STARTING) | ready).sum(axis=1)
-        self._n_running[rows] = running
-        self._mem_idle[rows] = np.where(running > 0, self._mem_base[rows], 0.0)
-        self._exponent[rows] = Q.waiting_exponent(Q.server_count(cap, self._L0[rows]))
-        self._util_scale[rows] = np.where(n_ready > 0, (100.0 * self._cpu_ratio[rows]) / safe, np.nan)
-        self._next_event[rows] = np.minimum(self._p_until[rows], self._p_leak_at[rows]).min(axis=1)
-        self._next_min = float(self._next_event.min())
-        self._zero_cap[rows] = cap == 0
+        self._n_pods[rows] = K - counts[:, EMPTY]
+        self._n_sched[rows] = K - counts[:, EMPTY] - counts[:, PENDING]
+        self._n_running[rows] = counts[:, STARTING] + n_ready
+        offsets = self._row_offsets[:R]
+        if self._any_degraded or self._err_varies or self._any_xlat:
+            self._refresh_weighted(rows, ph == READY, offsets)
+        else:  # every ready pod of a row has the same capacity and error ratio
+            cap = n_ready * self._mu[rows]
+            self._cap[rows] = cap
+            self._err_w[rows] = cap * self._err0[rows]
+        until = self._p_until[rows]
+        if self._any_leak:
+            np.minimum(until, self._p_leak_at[rows], out=until)
+            running = (ph == STARTING) | (ph == READY)
+            anchor = np.maximum(self._p_started[rows], self._leak_start[rows, None])
+            self._anchor_sum[rows] = np.add.reduceat(np.where(running, anchor, 0.0).ravel(), offsets)
+        self._next_event[rows] = np.minimum.reduceat(until.ravel(), offsets)
+        self._dirty = True
+
+    def _refresh_weighted(self, rows: np.ndarray, ready: np.ndarray, offsets: np.ndarray) -> None:
+        """Capacity, error and extra-latency sums weighted per pod (degraded pods, mixed revisions)."""
+        mu = self._mu[rows, None]
+        if self._any_degraded:
+            degraded = self._p_degraded[rows]
+            pod_cap = np.where(degraded, self._deg_ratio[rows, None], 1.0) * mu
+        else:
+            pod_cap = np.broadcast_to(mu, ready.shape)
+        ready_cap = np.where(ready, pod_cap, 0.0)
+        self._cap[rows] = np.add.reduceat(ready_cap.ravel(), offsets)
+        self._err_w[rows] = np.add.reduceat((ready_cap * self._p_err[rows]).ravel(), offsets)
+        if self._any_xlat:
+            extra = self._p_xlat[rows]
+            if self._any_degraded:
+                extra = extra + np.where(degraded, self._deg_extra[rows, None], 0.0)
+            bad_cap = np.where(extra > 0, ready_cap, 0.0)
+            self._bad_cap[rows] = np.add.reduceat(bad_cap.ravel(), offsets)
+            self._extra_w[rows] = np.add.reduceat((bad_cap * extra).ravel(), offsets)
+
+    def _derive(self) -> None:
+        """Recompute the quantities the queueing model needs from the primaries, for all rows."""
+        cap = self._cap
+        np.maximum(cap, Q.TINY_RPS, out=self._safe_cap)
+        np.divide(self._err_w, self._safe_cap, out=self._err)
+        self._exponent = Q.waiting_exponent(Q.server_count(cap, self._L0))
+        self._util_scale = Q.utilization_scale(self._safe_cap, self._cpu100 / 100.0, self._n_ready > 0)
+        self._mem_idle = np.where(self._n_running > 0, self._mem_base, 0.0)
+        np.equal(cap, 0.0, out=self._zero_cap)
         self._any_zero_cap = bool(self._zero_cap.any())
-        self._any_bad = bool((self._bad_cap > 0).any())
-        if self._any_bad:
-            self._extra_q = Q.bad_pod_extra(self._bad_cap, self._extra_w, self._safe_cap)
+        if self._any_xlat:
+            self._any_bad = bool((self._bad_cap > 0).any())
+            if self._any_bad:
+                self._extra_q = Q.bad_pod_extra(self._bad_cap, self._extra_w, self._safe_cap)
+        self._next_min = float(self._next_event.min())
+        self._dirty = False
 
     # ------------------------------------------------------------------ the tick
     def step(self, now: float, dt_s: float, offered_rps: np.ndarray) -> TickSignals:
@@ -218,11 +265,15 @@ class SimCluster:
         self.now = now
         if now >= self._next_fault_s:
             self._apply_fault_events(now)
+        if self._dirty:
+            self._derive()
         if now >= self._next_min:
             self._advance_lifecycles(now)
         if self._rolling_rows:
             for i in list(self._rolling_rows):
                 self._progress_rollout(i, now)
+        if self._dirty:
+            self._derive()
         sig = self._compute_signals(now, dt_s, np.asarray(offered_rps, dtype=np.float64))
         if self._freeze_pending:
             snapshot_metrics(sig, np.array(self._freeze_pending), self._frozen)
@@ -244,54 +295,75 @@ class SimCluster:
         if self._any_zero_cap:
             mask = self._zero_cap & ((lam > 0) | (backlog > 0))
             no_capacity_demand = mask if mask.any() else None
-        p50, p95, p99 = Q.latency_quantiles(self._base_q, waits, self._extra_q if self._any_bad else None,
-                                            backlog_wait, self._timeout, no_capacity_demand)
+        lat = Q.latency_quantiles(self._base_q, waits, self._extra_q if self._any_bad else None,
+                                  backlog_wait, self._timeout, no_capacity_demand)
         errors, ratio = Q.error_ratio(served, dropped, self._err)
         return TickSignals(
-            at_s=now, offered_rps=lam, served_rps=served, dropped_rps=dropped, queue_length=backlog,
-            capacity_rps=cap.copy(), utilization_pct=served * self._util_scale,
-            latency_p50_s=p50, latency_p95_s=p95, latency_p99_s=p99, errors_rps=errors, error_ratio=ratio,
-            memory_mib=self._memory(now) if self._any_leak else self._mem_idle.copy(),
-            ready_replicas=self._n_ready.copy(), spec_replicas=self._spec.copy(), pods=self._n_pods.copy(),
-            restarts_total=self._restarts_total.copy(), revision=self._revision_number.copy(),
-            rollout_in_progress=self._rolling.copy())
+            now, lam, served, dropped, backlog, cap.copy(), served * self._util_scale,
+            lat[0], lat[1], lat[2], errors, ratio,
+            self._memory(now) if self._any_leak else self._mem_idle.copy(),
+            self._n_ready.copy(), self._spec.copy(), self._n_pods.copy(),
+            self._restarts_total.copy(), self._revision_number.copy(), self._rolling.copy())
 
     def _memory(self, now: float) -> np.ndarray:
-        """Mean working set (MiB) of running pods; computed per pod only for leaking services."""
-        mem = self._mem_idle.copy()
-        rows = np.flatnonzero(self._leak_rate > 0)
-        ph = self._p_phase[rows]
-        running = (ph == STARTING) | (ph == READY)
-        anchor = np.maximum(self._p_started[rows], self._leak_start[rows, None])
-        pod_mem = self._mem_base[rows, None] + self._leak_rate[rows, None] * np.maximum(0.0, now - anchor)
-        n = self._n_running[rows]
-        mem[rows] = np.where(n > 0, np.where(running, pod_mem, 0.0).sum(axis=1) / np.maximum(n, 1), 0.0)
-        return mem
+        """Mean working set (MiB) of running pods: base + rate * (now - mean leak anchor).
+
+        A running pod's anchor (its container start or the leak start, whichever is later) is
+        never after ``now``, so the mean of per-pod memory is the memory at the mean anchor.
+        """
+        n = np.maximum(self._n_running, 1)
+        mem = self._mem_base + self._leak_rate * (now - self._anchor_sum / n)
+        return np.where(self._n_running > 0, mem, 0.0)
 
     # ------------------------------------------------------------------ pod lifecycles
     def _advance_lifecycles(self, now: float) -> None:
-        """Apply every pod event due at ``now``, at its own event time, until none is left."""
+        """Apply every pod event due at ``now``, at its own event time, until none is left.
+
+        One round (same order as ReferenceCluster.advance_lifecycles): (a) due Pending pods
+        get a node while capacity lasts; (b) due Starting pods, including those just
+        scheduled, get ready or crash; (c) due backed-off pods, including those that just
+        crashed, start again; (d) due memory thresholds. Only rows with a due event are read.
+        """
         for _ in range(MAX_LIFECYCLE_ROUNDS):
             rows = np.flatnonzero(self._next_event <= now)
             if rows.size == 0:
                 return
-            self._schedule_pending(rows, now)
-            self._finish_starts(rows, now)
-            self._finish_backoffs(rows, now)
-            self._leak_events(rows, now)
+            self._lifecycle_round(rows, now)
             self._refresh(rows)
         raise RuntimeError(f"pod lifecycles did not settle at t={now}")
 
-    def _due(self, rows: np.ndarray, phase_mask, times: np.ndarray, now: float):
-        """(abs rows, slots, event times) of slots in ``rows`` matching the phase with time <= now."""
-        r, k = np.nonzero(phase_mask & (times <= now))
-        return rows[r], k, times[r, k]
-
-    def _schedule_pending(self, rows: np.ndarray, now: float) -> None:
+    def _lifecycle_round(self, rows: np.ndarray, now: float) -> None:
         until = self._p_until[rows]
-        rr, kk, t = self._due(rows, self._p_phase[rows] == PENDING, until, now)
-        if rr.size == 0:
-            return
+        flat = np.flatnonzero(until <= now)
+        if flat.size:
+            r, kk = np.divmod(flat, self.K)
+            rr, t = rows[r], until.ravel()[flat]
+            ph = self._p_phase[rr, kk]
+            b_rr, b_kk, b_t = rr[ph == STARTING], kk[ph == STARTING], t[ph == STARTING]
+            pending = ph == PENDING
+            if pending.any():
+                a_rr, a_kk, a_t = self._schedule(rr[pending], kk[pending], t[pending], now)
+                a_until = self._p_until[a_rr, a_kk]
+                chain = a_until <= now  # scheduled and already through the startup delay
+                if chain.any():
+                    b_rr, b_kk = np.concatenate((b_rr, a_rr[chain])), np.concatenate((b_kk, a_kk[chain]))
+                    b_t = np.concatenate((b_t, a_until[chain]))
+            backoff = ph == BACKOFF
+            c_rr, c_kk, c_t = rr[backoff], kk[backoff], t[backoff]
+            if b_rr.size:
+                cr, ck, ct = self._finish_starts(b_rr, b_kk, b_t)
+                chain = ct <= now  # crashed and already through the backoff
+                if chain.any():
+                    c_rr, c_kk = np.concatenate((c_rr, cr[chain])), np.concatenate((c_kk, ck[chain]))
+                    c_t = np.concatenate((c_t, ct[chain]))
+            if c_rr.size:
+                self._start_containers(c_rr, c_kk, c_t)
+        if self._any_leak:
+            self._leak_events(rows, now)
+
+    def _schedule(self, rr: np.ndarray, kk: np.ndarray, t: np.ndarray, now: float):
+        """Give due Pending pods a node while capacity lasts, in (due time, creation, service,
+        serial) order; park the rest. Returns the (rows, slots, times) started."""
         if self._capacity is not None:
             free = self._capacity - self._capacity_lost - int(self._n_sched.sum())
             if free < rr.size:
@@ -302,52 +374,67 @@ class SimCluster:
                 keep = np.sort(order[:max(free, 0)])
                 rr, kk, t = rr[keep], kk[keep], t[keep]
         self._start_containers(rr, kk, t)
+        return rr, kk, t
 
-    def _finish_starts(self, rows: np.ndarray, now: float) -> None:
-        rr, kk, t = self._due(rows, self._p_phase[rows] == STARTING, self._p_until[rows], now)
-        if rr.size == 0:
-            return
-        crash = self._p_crash[rr, kk]
-        cr, ck, ct = rr[crash], kk[crash], t[crash]
-        self._p_restarts[cr, ck] += 1
-        np.add.at(self._restarts_total, cr, 1)
-        self._p_phase[cr, ck] = BACKOFF
-        self._p_until[cr, ck] = ct + _backoff(self._p_restarts[cr, ck])
-        self._p_leak_at[cr, ck] = INF
-        self._p_degraded[cr, ck] = False
-        ok = ~crash
-        self._p_phase[rr[ok], kk[ok]] = READY
-        self._p_until[rr[ok], kk[ok]] = INF
-        self._p_transition[rr[ok], kk[ok]] = t[ok]
+    def _finish_starts(self, rr: np.ndarray, kk: np.ndarray, t: np.ndarray):
+        """Starting pods through their startup delay get ready, or crash into backoff if
+        their revision crash-loops. Returns the crashed (rows, slots, backoff end times)."""
+        if self._any_crash:
+            crash = self._p_crash[rr, kk]
+            if crash.any():
+                cr, ck, ct = rr[crash], kk[crash], t[crash]
+                self._p_restarts[cr, ck] += 1
+                np.add.at(self._restarts_total, cr, 1)
+                self._p_phase[cr, ck] = BACKOFF
+                ends = ct + _backoff(self._p_restarts[cr, ck])
+                self._p_until[cr, ck] = ends
+                self._p_leak_at[cr, ck] = INF
+                self._p_degraded[cr, ck] = False
+                ok = ~crash
+                rr, kk, t = rr[ok], kk[ok], t[ok]
+                self._mark_ready(rr, kk, t)
+                return cr, ck, ends
+        self._mark_ready(rr, kk, t)
+        return rr[:0], kk[:0], t[:0]
 
-    def _finish_backoffs(self, rows: np.ndarray, now: float) -> None:
-        rr, kk, t = self._due(rows, self._p_phase[rows] == BACKOFF, self._p_until[rows], now)
-        if rr.size:
-            self._start_containers(rr, kk, t)
+    def _mark_ready(self, rr: np.ndarray, kk: np.ndarray, t: np.ndarray) -> None:
+        self._p_phase[rr, kk] = READY
+        self._p_until[rr, kk] = INF
+        self._p_transition[rr, kk] = t
 
     def _leak_events(self, rows: np.ndarray, now: float) -> None:
-        if not self._any_leak:
+        leak_at = self._p_leak_at[rows]
+        flat = np.flatnonzero(leak_at <= now)
+        if flat.size == 0:
             return
-        ph = self._p_phase[rows]
-        rr, kk, t = self._due(rows, (ph == STARTING) | (ph == READY), self._p_leak_at[rows], now)
-        if rr.size == 0:
-            return
+        r, kk = np.divmod(flat, self.K)
+        rr, t = rows[r], leak_at.ravel()[flat]
+        ph = self._p_phase[rr, kk]
+        running = (ph == STARTING) | (ph == READY)
+        rr, kk, t = rr[running], kk[running], t[running]
         degrade = ~self._p_degraded[rr, kk] & self._degrade_first[rr]
-        dr, dk = rr[degrade], kk[degrade]
-        self._p_degraded[dr, dk] = True
-        self._p_leak_at[dr, dk] = self._leak_next(dr, dk)
+        if degrade.any():
+            dr, dk = rr[degrade], kk[degrade]
+            self._any_degraded = True
+            self._any_xlat = self._any_xlat or bool((self._deg_extra[dr] > 0).any())
+            self._p_degraded[dr, dk] = True
+            self._p_leak_at[dr, dk] = self._leak_next(dr, dk)
         oom = ~degrade
-        self._restart_containers(rr[oom], kk[oom], t[oom])
+        if oom.any():
+            self._restart_containers(rr[oom], kk[oom], t[oom])
 
     def _start_containers(self, rr: np.ndarray, kk: np.ndarray, t: np.ndarray) -> None:
         """(Re)start containers at times t: Starting until t + startup delay, memory reset."""
         was_ready = self._p_phase[rr, kk] == READY
-        self._p_transition[rr[was_ready], kk[was_ready]] = t[was_ready]
+        if was_ready.any():
+            self._p_transition[rr[was_ready], kk[was_ready]] = t[was_ready]
         self._p_phase[rr, kk] = STARTING
         self._p_started[rr, kk] = t
         self._p_until[rr, kk] = t + self._startup[rr]
-        self._p_degraded[rr, kk] = False
-        self._p_leak_at[rr, kk] = self._leak_next(rr, kk)
+        if self._any_degraded:
+            self._p_degraded[rr, kk] = False
+        if self._any_leak:
+            self._p_leak_at[rr, kk] = self._leak_next(rr, kk)
 
     def _restart_containers(self, rr: np.ndarray, kk: np.ndarray, t: np.ndarray) -> None:
         self._p_restarts[rr, kk] += 1
@@ -369,33 +456,44 @@ class SimCluster:
 
     # ------------------------------------------------------------------ creating and removing pods
     def _create(self, rows: np.ndarray, counts: np.ndarray, now: float, revs: np.ndarray | None = None) -> None:
-        """Create ``counts[j]`` Pending pods in ``rows[j]`` (current revision, or ``revs[j]``)."""
+        """Create ``counts[j]`` Pending pods in ``rows[j]`` (unique rows), of the current
+        revision or of revision seq ``revs[j]``, within each row's slots."""
         counts = np.minimum(counts, self._slots[rows] - self._n_pods[rows])
         keep = counts > 0
-        rows, counts = rows[keep], counts[keep]
+        if not keep.all():
+            rows, counts = rows[keep], counts[keep]
+            revs = None if revs is None else revs[keep]
         if rows.size == 0:
             return
-        empty = (self._p_phase[rows] == EMPTY) & self._slot_ok[rows]
+        empty = self._p_phase[rows] == EMPTY
+        empty &= self._slot_ok[rows]
         rank = np.cumsum(empty, axis=1)
-        r, k = np.nonzero(empty & (rank <= counts[:, None]))
+        empty &= rank <= counts[:, None]
+        flat = np.flatnonzero(empty)
+        r, k = np.divmod(flat, self.K)
         rr = rows[r]
-        self._p_serial[rr, k] = self._next_serial[rr] + rank[r, k] - 1
+        self._p_serial[rr, k] = self._next_serial[rr] + rank.ravel()[flat] - 1
         self._next_serial[rows] += counts
         self._p_phase[rr, k] = PENDING
-        self._p_until[rr, k] = now + self._sched[rr]
+        due = now + self._sched[rows]
+        self._p_until[rr, k] = due[r]
         self._p_leak_at[rr, k] = INF
         self._p_created[rr, k] = now
         self._p_started[rr, k] = np.nan
         self._p_transition[rr, k] = np.nan
         self._p_restarts[rr, k] = 0
         self._p_degraded[rr, k] = False
-        if revs is None:
-            self._p_rev[rr, k] = self._current[rr]
+        seqs = self._current[rows] if revs is None else revs
+        self._p_rev[rr, k] = seqs[r]
+        if revs is None or (revs == self._current[rows]).all():
             self._p_crash[rr, k], self._p_err[rr, k], self._p_xlat[rr, k] = self._cur_crash[rr], self._cur_err[rr], self._cur_xlat[rr]
-        else:
-            for j, kj in zip(rr.tolist(), k.tolist()):  # slow path: node loss, pod deletion
-                self._set_pod_revision(j, kj, int(revs[np.flatnonzero(rows == j)[0]]))
-        self._n_pods[rows] += counts  # kept exact between refreshes for later creations
+        else:  # slow path: recreating pods of an older revision (node loss, pod deletion)
+            for i, kj, seq in zip(rr.tolist(), k.tolist(), seqs[r].tolist()):
+                self._set_pod_revision(i, kj, seq)
+        # Creation only adds Pending pods: update the counters and timers without a refresh.
+        self._n_pods[rows] += counts
+        self._next_event[rows] = np.minimum(self._next_event[rows], due)
+        self._dirty = True
 
     def _set_pod_revision(self, i: int, k: int, seq: int) -> None:
         props = self._revisions[i][seq].props
@@ -406,16 +504,39 @@ class SimCluster:
 
     def _remove_ranked(self, rows: np.ndarray, counts: np.ndarray, now: float,
                        candidates: np.ndarray | None = None) -> None:
-        """Remove ``counts[j]`` pods of ``rows[j]`` by the scale-down ranking (among ``candidates``)."""
+        """Remove ``counts[j]`` pods of ``rows[j]`` (unique) by the scale-down ranking (among
+        ``candidates``, an (R, K) mask): not ready first, then old revisions, then newest."""
+        if rows.size == 0:
+            return
         ph = self._p_phase[rows]
-        live = ph != EMPTY if candidates is None else candidates & (ph != EMPTY)
-        is_current = self._p_rev[rows] == self._current[rows, None]
-        key = ((_PHASE_RANK[ph] * 2 + is_current) * _SERIAL_SPAN + (_SERIAL_SPAN - 1 - self._p_serial[rows]))
-        key = np.where(live, key, np.iinfo(np.int64).max)
-        order = np.argsort(key, axis=1, kind="stable")
-        counts = np.minimum(counts, live.sum(axis=1))
-        r, j = np.nonzero(np.arange(self.K)[None, :] < counts[:, None])
-        self._clear_slots(rows[r], order[r, j], now)
+        live = ph != EMPTY
+        if candidates is not None:
+            live &= candidates
+        counts = np.minimum(counts, np.count_nonzero(live, axis=1))
+        rank = (ph >= STARTING).astype(np.int64)
+        rank += ph == READY
+        rank *= 2
+        rank += self._p_rev[rows] == self._current[rows, None]
+        rank *= _SERIAL_SPAN
+        rank += (_SERIAL_SPAN - 1) - self._p_serial[rows]
+        key = np.where(live, rank, _NO_KEY)
+        most = int(counts.max()) if counts.size else 0
+        if most <= _ARGMIN_REMOVALS:  # few removals per row: repeated argmin beats sorting
+            picked_r, picked_k = [], []
+            for c in range(most):
+                ar = np.flatnonzero(counts > c)
+                j = key[ar].argmin(axis=1)
+                key[ar, j] = _NO_KEY
+                picked_r.append(ar)
+                picked_k.append(j)
+            if not picked_r:
+                return
+            r, k = np.concatenate(picked_r), np.concatenate(picked_k)
+        else:
+            order = np.argsort(key, axis=1)
+            r, j = np.nonzero(np.arange(self.K)[None, :] < counts[:, None])
+            k = order[r, j]
+        self._clear_slots(rows[r], k, now)
 
     def _clear_slots(self, rr: np.ndarray, kk: np.ndarray, now: float) -> None:
         freed = bool((self._p_phase[rr, kk] >= STARTING).any())
@@ -423,7 +544,7 @@ class SimCluster:
         self._p_until[rr, kk] = INF
         self._p_leak_at[rr, kk] = INF
         self._p_degraded[rr, kk] = False
-        np.subtract.at(self._n_pods, rr, 1)
+        self._n_pods -= np.bincount(rr, minlength=self.n_services)
         if freed:
             self._unpark(now)
 
@@ -451,9 +572,11 @@ class SimCluster:
         idx, delta, replicas = idx[changed], delta[changed], replicas[changed]
         self._spec[idx] = replicas
         up = delta > 0
-        self._create(idx[up], delta[up], now)
-        self._remove_ranked(idx[~up], -delta[~up], now)
-        self._refresh(idx)
+        self._create(idx[up], delta[up], now)  # keeps the aggregates exact by itself
+        down = idx[~up]
+        if down.size:
+            self._remove_ranked(down, -delta[~up], now)
+            self._refresh(down)
 
     def set_replicas(self, i: int, replicas: int, now: float | None = None) -> None:
         """Set one service's spec replicas (see :meth:`scale`)."""
@@ -501,6 +624,10 @@ class SimCluster:
         self._current[i] = seq
         self._revision_number[i] = number
         self._set_current_props(i)
+        # Switch off the fast paths this revision breaks (see _init_state).
+        self._err_varies |= bool(self._cur_err[i] != self._err0[i])
+        self._any_xlat |= bool(self._cur_xlat[i] > 0)
+        self._any_crash |= bool(self._cur_crash[i])
         self._rolling[i] = True
         if i not in self._rolling_rows:
             self._rolling_rows = sorted(self._rolling_rows + [i])
@@ -699,6 +826,46 @@ class SimCluster:
             if self._pod_name(i, k) == name:
                 return k
         raise NotFound(f"pod {name!r} not found in {self.names[i]}", target=self.names[i], status=404)
+
+    def resolve(self, selector: TargetSelector) -> list[TargetRef]:
+        """The workloads a selector matches (the ``Cluster`` port), sorted: same namespace
+        and kind, listed by name, or carrying every ``match_labels`` pair."""
+        if selector.kind != "Deployment":
+            return []
+        refs = []
+        for cfg in self.config.services:
+            if cfg.namespace != selector.namespace:
+                continue
+            if selector.names and cfg.name not in selector.names:
+                continue
+            if selector.match_labels and not set(selector.match_labels) <= set(cfg.labels):
+                continue
+            refs.append(TargetRef(cfg.namespace, cfg.name))
+        return sorted(refs)
+
+    def view(self, targets: Sequence[TargetRef] | None = None, with_statuses: bool = False) -> ClusterView:
+        """Replica counts of ``targets`` (default: all services) as arrays: the ``Cluster``
+        port's ``observe``. Fast: no per-pod objects unless ``with_statuses``."""
+        if targets is None:
+            rows, exists = np.arange(self.n_services), np.ones(self.n_services, dtype=bool)
+        else:
+            rows, exists = self._rows_of(targets)
+        pick = lambda a: np.where(exists, a[rows], 0).astype(np.float64)  # noqa: E731
+        statuses = tuple(self._status(int(i)) for i in rows[exists]) if with_statuses else ()
+        return ClusterView(spec=pick(self._spec), status=pick(self._n_pods), ready=pick(self._n_ready),
+                           rollout=exists & self._rolling[rows], exists=exists, statuses=statuses)
+
+    def _rows_of(self, targets: Sequence[TargetRef]) -> tuple[np.ndarray, np.ndarray]:
+        key = tuple(targets)
+        if self._view_cache is None or self._view_cache[0] != key:
+            rows, exists = [], []
+            for t in key:
+                i = self.index_of.get(t.name, -1)
+                ok = i >= 0 and self.config.services[i].namespace == t.namespace and t.kind == "Deployment"
+                rows.append(i if ok else 0)
+                exists.append(ok)
+            self._view_cache = (key, (np.array(rows, dtype=np.int64), np.array(exists, dtype=bool)))
+        return self._view_cache[1]
 
     def observe(self, targets: Sequence[TargetRef] | None = None) -> list[TargetStatus]:
         """Status of the given workloads (default: all), with their pods, at ``self.now``.

@@ -68,9 +68,10 @@ import math
 
 import numpy as np
 
-#: Quantiles reported, and ln(1 - q) for each.
+#: Quantiles reported, and ln(1 - q) for each, as a (3, 1) column to broadcast over services.
 QUANTILES = (0.5, 0.95, 0.99)
 LN_TAIL = tuple(math.log(1.0 - q) for q in QUANTILES)
+_Q_COL = np.array(QUANTILES)[:, None]
 #: Utilization clamp: keeps the waiting time finite at saturation (W_q <= ~460 / C at p99).
 RHO_CAP = 0.99
 RHO_FLOOR = 1e-12
@@ -93,11 +94,14 @@ def serve(offered_rps, capacity_rps, backlog, dt_s, queue_limit):
 
     ``backlog`` and ``queue_limit`` are in requests (``queue_limit`` 0 = drop mode).
     """
-    available = offered_rps + backlog / dt_s
+    available = backlog / dt_s
+    available += offered_rps
     served = np.minimum(available, capacity_rps)
-    excess = available - served
+    excess = available
+    excess -= served
     new_backlog = np.minimum(excess * dt_s, queue_limit)
-    dropped = excess - new_backlog / dt_s
+    dropped = excess
+    dropped -= new_backlog / dt_s
     return served, dropped, new_backlog
 
 
@@ -107,56 +111,68 @@ def serve_drop(offered_rps, capacity_rps):
     return served, offered_rps - served
 
 
-def waiting_quantiles(served_rps, safe_capacity_rps, exponent):
-    """W_q for q in QUANTILES: a tuple of three (S,) arrays, seconds.
+def waiting_quantiles(served_rps, safe_capacity_rps, exponent) -> np.ndarray:
+    """W_q for q in QUANTILES, seconds: a (3, S) array (rows p50, p95, p99).
 
     ``safe_capacity_rps`` is ``max(C, TINY_RPS)``; ``exponent`` from :func:`waiting_exponent`.
     """
-    rho = np.clip(served_rps / safe_capacity_rps, RHO_FLOOR, RHO_CAP)
+    rho = served_rps / safe_capacity_rps
+    np.minimum(rho, RHO_CAP, out=rho)
+    np.maximum(rho, RHO_FLOOR, out=rho)
     log_p_wait = np.log(rho)
     log_p_wait *= exponent
-    rate = safe_capacity_rps * (1.0 - rho)
-    return tuple(np.maximum(log_p_wait - ln_tail, 0.0) / rate for ln_tail in LN_TAIL)
+    inv_rate = 1.0 - rho
+    inv_rate *= safe_capacity_rps
+    np.reciprocal(inv_rate, out=inv_rate)  # 1 / (C (1 - ρ))
+    wait = np.empty((len(QUANTILES), rho.shape[0]))
+    for row, ln_tail in zip(wait, LN_TAIL):  # row by row: broadcasting a (3, 1) column is slower
+        np.subtract(log_p_wait, ln_tail, out=row)
+        np.maximum(row, 0.0, out=row)
+        row *= inv_rate
+    return wait
 
 
-def bad_pod_extra(bad_capacity_rps, extra_weighted, safe_capacity_rps):
-    """extra_q for q in QUANTILES: a tuple of three (S,) arrays, seconds.
+def bad_pod_extra(bad_capacity_rps, extra_weighted, safe_capacity_rps) -> np.ndarray:
+    """extra_q for q in QUANTILES, seconds: a (3, S) array.
 
     ``bad_capacity_rps`` = Σ over ready pods with extra latency of their capacity;
     ``extra_weighted`` = Σ c_i x_i over the same pods.
     """
     share = bad_capacity_rps / safe_capacity_rps
     mean_extra = extra_weighted / np.maximum(bad_capacity_rps, TINY_RPS)
-    return tuple(np.where(share > 1.0 - q, mean_extra, 0.0) for q in QUANTILES)
+    return np.where(share > 1.0 - _Q_COL, mean_extra, 0.0)
 
 
-def latency_quantiles(base_quantiles, waits, extras, backlog_wait, timeout_s, no_capacity_demand):
-    """latency_q = min(timeout, L0 r_q + W_q + Q'/C + extra_q); timeout where there is
-    demand but no capacity. ``base_quantiles``/``waits``/``extras``: tuples of three (S,)
-    (``extras`` and ``backlog_wait`` may be None when absent); returns three (S,) arrays."""
-    out = []
-    for i in range(len(QUANTILES)):
-        lat = base_quantiles[i] + waits[i]
-        if backlog_wait is not None:
-            lat += backlog_wait
-        if extras is not None:
-            lat += extras[i]
-        np.minimum(lat, timeout_s, out=lat)
-        if no_capacity_demand is not None:
-            lat[no_capacity_demand] = timeout_s[no_capacity_demand]
-        out.append(lat)
-    return tuple(out)
+def latency_quantiles(base_quantiles, waits, extras, backlog_wait, timeout_s, no_capacity_demand) -> np.ndarray:
+    """latency_q = min(timeout, L0 r_q + W_q + Q'/C + extra_q), (3, S) seconds; ``timeout``
+    where ``no_capacity_demand`` (S,) bool (demand but no capacity).
+
+    ``base_quantiles`` (3, S) is L0 r_q; ``waits`` (3, S) from :func:`waiting_quantiles` (updated
+    in place and returned); ``extras`` (3, S) and ``backlog_wait`` (S,) may be None when absent.
+    """
+    lat = waits
+    lat += base_quantiles
+    if backlog_wait is not None:
+        lat += backlog_wait
+    if extras is not None:
+        lat += extras
+    np.minimum(lat, timeout_s, out=lat)
+    if no_capacity_demand is not None:
+        lat[:, no_capacity_demand] = timeout_s[no_capacity_demand]
+    return lat
 
 
 def error_ratio(served_rps, dropped_rps, pod_error_ratio):
     """(errors_rps, error_ratio): failures among served plus drops, over served plus dropped."""
     errors = served_rps * pod_error_ratio
     outcomes = served_rps + dropped_rps
-    ratio = (errors + dropped_rps) / np.maximum(outcomes, TINY_RPS)
+    np.maximum(outcomes, TINY_RPS, out=outcomes)
+    ratio = errors + dropped_rps
+    ratio /= outcomes
     return errors, ratio
 
 
-def utilization_pct(served_rps, safe_capacity_rps, cpu_ratio, has_ready):
-    """Mean per-pod CPU utilization, percent of request; NaN where no pod is ready. (S,)."""
-    util = served_rps / safe_capacity_rps * (100.0 * cpu_ratio)
-    return np.where(has_ready, util, np.nan)
+def utilization_scale(safe_capacity_rps, cpu_ratio, has_ready) -> np.ndarray:
+    """Factor that turns served rps into utilization percent: 100 * cpu_ratio / C, NaN where
+    no pod is ready (no series). (S,)."""
+    return np.where(has_ready, (100.0 * cpu_ratio) / safe_capacity_rps, np.nan)

@@ -31,6 +31,7 @@ from typing import Sequence
 import numpy as np
 
 from controller.errors import NotFound
+from controller.model import PodStatus, TargetRef, TargetStatus
 from simulators import faults as F
 from simulators.queueing import LN_TAIL, QUANTILES, RHO_CAP, RHO_FLOOR, TINY_RPS
 from simulators.signals import ObservedSignals, TickSignals, empty_frozen, observed, snapshot_metrics
@@ -178,6 +179,8 @@ class ReferenceCluster:
 
     def unpark(self, now: float) -> None:
         """Capacity freed: parked Pending pods try again at ``now``."""
+        if self.config.pod_capacity is None:
+            return  # nothing is ever parked
         for s in self.services:
             for p in s.pods:
                 if p.phase == Phase.PENDING and p.until == INF:
@@ -323,7 +326,7 @@ class ReferenceCluster:
         mean_extra = extra_w / max(bad_cap, TINY_RPS)
         lat = []
         for q, ln_tail, ratio in zip(QUANTILES, LN_TAIL, c.latency_tail_ratios):
-            wait = max(log_p_wait - ln_tail, 0.0) / (safe * (1.0 - rho))
+            wait = max(log_p_wait - ln_tail, 0.0) * (1.0 / (safe * (1.0 - rho)))
             value = c.base_latency_s * ratio + wait
             if c.overload == "queue":
                 value += backlog / safe
@@ -472,9 +475,31 @@ class ReferenceCluster:
     def ready_replicas(self) -> np.ndarray:
         return np.array([sum(p.phase == Phase.READY for p in s.pods) for s in self.services])
 
+    @property
+    def n_services(self) -> int:
+        return len(self.services)
+
     def pod_names(self, i: int) -> list[str]:
         svc = self.services[i]
         return [svc.pod_name(p) for p in sorted(svc.pods, key=lambda p: p.serial)]
+
+    def observe(self, targets: Sequence[TargetRef] | None = None) -> list[TargetStatus]:
+        """Status of the workloads (default: all) with their pods, as SimCluster.observe."""
+        rows = range(len(self.services)) if targets is None else [self.index_of[t.name] for t in targets]
+        return [self._status(self.services[i]) for i in rows]
+
+    def _status(self, svc: Service) -> TargetStatus:
+        pods = tuple(PodStatus(
+            name=svc.pod_name(p), phase="Pending" if p.phase == Phase.PENDING else "Running",
+            ready=p.phase == Phase.READY, start_time=p.created_s, ready_transition_time=p.transition_s,
+            restarts=p.restarts, revision=str(svc.revisions[p.rev_seq].number))
+            for p in sorted(svc.pods, key=lambda p: p.serial))
+        return TargetStatus(
+            ref=TargetRef(svc.config.namespace, svc.config.name), spec_replicas=svc.spec,
+            status_replicas=len(svc.pods), ready_replicas=sum(p.phase == Phase.READY for p in svc.pods),
+            revision=str(svc.revisions[svc.current_seq].number), rollout_in_progress=svc.rolling,
+            revisions=tuple(str(r.number) for r in sorted(svc.revisions, key=lambda r: r.number)),
+            pods=pods, observed_at=self.now)
 
 
 def _rollback_target(revisions: list[Revision], current_seq: int, revision: int | str | None, name: str) -> Revision:

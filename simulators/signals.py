@@ -20,9 +20,11 @@ METRIC_SIGNALS: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TickSignals:
     """Ground truth of one tick at ``at_s`` (epoch seconds). Every field is an (S,) array.
+
+    Treat it as read-only (not frozen only because a frozen init costs microseconds per tick).
 
     offered_rps, served_rps, dropped_rps, errors_rps: request rates (requests/s) over the tick.
     queue_length: backlog at the end of the tick (requests; 0 in drop mode).

@@ -28,13 +28,14 @@ BACKOFF_MAX_S = 300.0
 
 
 class Phase(enum.IntEnum):
-    """Slot states. Ordered so that ``phase >= STARTING`` means "scheduled on a node"."""
+    """Slot states. Ordered so that ``phase >= STARTING`` means "scheduled on a node" and the
+    scale-down rank is ``(phase >= STARTING) + (phase == READY)``."""
 
     EMPTY = 0
     PENDING = 1  # created, waiting for the scheduling delay or for node capacity
     STARTING = 2  # scheduled; container starting, not ready until the startup delay has passed
-    READY = 3  # serving
-    BACKOFF = 4  # crashed; waiting out the crash-loop backoff before the next start
+    BACKOFF = 3  # crashed; waiting out the crash-loop backoff before the next start
+    READY = 4  # serving
 
 
 #: Scale-down removes pods with the lowest rank first: pending, then other not-ready, then ready.
@@ -98,6 +99,7 @@ class ServiceConfig:
         (capacity times ``degraded_capacity_ratio``, latency plus ``degraded_extra_latency_s``),
         and the OOM limit at which its container restarts.
     max_surge / max_unavailable: rolling update budgets, an int or a percent string ("25%").
+    labels: (key, value) pairs a label selector can match.
     """
 
     name: str
@@ -123,6 +125,7 @@ class ServiceConfig:
     max_surge: int | str = "25%"
     max_unavailable: int | str = "25%"
     initial_revision: RevisionProps = field(default_factory=RevisionProps)
+    labels: tuple[tuple[str, str], ...] = ()
 
     @property
     def cpu_ratio(self) -> float:

@@ -1,0 +1,384 @@
+"""Offered load: synthetic shapes and replay of real traces, evaluated over arrays of times.
+
+A :class:`Shape` maps simulation times ``t`` (epoch seconds, shape ``(T,)``) to offered load in
+requests/s. Parameters may be scalars (result ``(T,)``) or ``(S,)`` arrays, one value per
+service (result ``(T, S)``). Shapes compose: ``a + b`` sums them, ``a * b`` multiplies them
+(``Noise`` is meant to multiply), and numbers act as constants: ``Diurnal(100) * 1.5 + 10``.
+
+Use :func:`offered_matrix` to turn one shape per service (or one shape for all) into the
+``(T, S)`` matrix a simulation runs on.
+
+Traces: CSV files ``timestamp,value`` with ISO-8601 UTC timestamps (``...Z``), one row per
+interval, values are totals per interval (requests per minute, per 5 minutes ...).
+:class:`TraceReplay` divides by the interval to get requests/s, cuts a window, scales it
+(``multiplier`` or ``peak_rps``) and resamples it onto the simulation times (step or linear
+interpolation). The real traces are read in place from :func:`traces_dir`
+(``$SETPOINT_TRACES_DIR``, else ``<repo>/../shared/data/traces``); never copy them.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+
+from controller.errors import FieldError, ScenarioError
+
+DAY_S = 86_400.0
+WEEK_S = 7 * DAY_S
+#: 1970-01-01 (epoch day 0) was a Thursday: weekday index 3 with Monday = 0.
+EPOCH_WEEKDAY = 3
+
+
+def _grid(t, *params):
+    """Times as float array, broadcast against per-service parameters when any is (S,)."""
+    t = np.asarray(t, dtype=np.float64)
+    params = [np.asarray(p, dtype=np.float64) for p in params]
+    if any(p.ndim > 0 for p in params):
+        t = t[..., None]
+    return (t, *params)
+
+
+class Shape:
+    """Offered load (requests/s) as a function of time (epoch s). Subclasses define ``__call__``."""
+
+    def __call__(self, t) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __add__(self, other) -> "Shape":
+        return Sum((self, as_shape(other)))
+
+    __radd__ = __add__
+
+    def __mul__(self, other) -> "Shape":
+        return Product((self, as_shape(other)))
+
+    __rmul__ = __mul__
+
+
+def as_shape(value) -> Shape:
+    """A Shape as is; a number or (S,) array as a :class:`Constant`."""
+    return value if isinstance(value, Shape) else Constant(value)
+
+
+@dataclass(frozen=True)
+class Sum(Shape):
+    """The sum of shapes (e.g. a base plus flash crowds)."""
+
+    shapes: tuple[Shape, ...]
+
+    def __call__(self, t) -> np.ndarray:
+        return functools.reduce(np.add, (s(t) for s in self.shapes))
+
+
+@dataclass(frozen=True)
+class Product(Shape):
+    """The product of shapes (e.g. a base times multiplicative noise)."""
+
+    shapes: tuple[Shape, ...]
+
+    def __call__(self, t) -> np.ndarray:
+        return functools.reduce(np.multiply, (s(t) for s in self.shapes))
+
+
+@dataclass(frozen=True)
+class Constant(Shape):
+    """``rps`` at all times."""
+
+    rps: float | np.ndarray
+
+    def __call__(self, t) -> np.ndarray:
+        t, rps = _grid(t, self.rps)
+        return np.broadcast_to(rps, np.broadcast_shapes(t.shape, rps.shape)).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class Step(Shape):
+    """``before_rps`` until ``at_s``, ``after_rps`` from ``at_s`` on."""
+
+    at_s: float | np.ndarray
+    before_rps: float | np.ndarray
+    after_rps: float | np.ndarray
+
+    def __call__(self, t) -> np.ndarray:
+        t, at, before, after = _grid(t, self.at_s, self.before_rps, self.after_rps)
+        return np.where(t < at, before, after) + 0.0 * t
+
+
+@dataclass(frozen=True)
+class Ramp(Shape):
+    """``from_rps`` until ``start_s``, linear to ``to_rps`` at ``end_s``, then ``to_rps``."""
+
+    start_s: float | np.ndarray
+    end_s: float | np.ndarray
+    from_rps: float | np.ndarray
+    to_rps: float | np.ndarray
+
+    def __call__(self, t) -> np.ndarray:
+        t, start, end, lo, hi = _grid(t, self.start_s, self.end_s, self.from_rps, self.to_rps)
+        frac = np.clip((t - start) / np.maximum(end - start, 1e-9), 0.0, 1.0)
+        return lo + (hi - lo) * frac
+
+
+@dataclass(frozen=True)
+class Diurnal(Shape):
+    """A daily cosine with weekly modulation, on the UTC clock of ``t`` (epoch seconds).
+
+    ``mean_rps * (1 + amplitude_ratio * cos(2π (t / 1 day - peak_hour / 24))) * week(t)``,
+    where ``week(t)`` is ``weekend_ratio`` on Saturdays and Sundays (UTC) and 1 otherwise.
+    ``amplitude_ratio`` in [0, 1] keeps the load non-negative.
+    """
+
+    mean_rps: float | np.ndarray
+    amplitude_ratio: float | np.ndarray = 0.5
+    peak_hour: float | np.ndarray = 18.0
+    weekend_ratio: float | np.ndarray = 1.0
+
+    def __call__(self, t) -> np.ndarray:
+        t, mean, amp, peak, weekend = _grid(t, self.mean_rps, self.amplitude_ratio, self.peak_hour, self.weekend_ratio)
+        daily = 1.0 + amp * np.cos(2.0 * np.pi * (t / DAY_S - peak / 24.0))
+        weekday = (np.floor(t / DAY_S) + EPOCH_WEEKDAY) % 7
+        return mean * daily * np.where(weekday >= 5, weekend, 1.0)
+
+
+@dataclass(frozen=True)
+class FlashCrowd(Shape):
+    """Extra load (add it to a base): 0 before ``at_s``, a linear rise to ``peak_rps`` over
+    ``rise_s``, then exponential decay with time constant ``decay_s``."""
+
+    at_s: float | np.ndarray
+    peak_rps: float | np.ndarray
+    rise_s: float | np.ndarray = 60.0
+    decay_s: float | np.ndarray = 600.0
+
+    def __call__(self, t) -> np.ndarray:
+        t, at, peak, rise, decay = _grid(t, self.at_s, self.peak_rps, self.rise_s, self.decay_s)
+        since = t - at
+        rising = peak * np.clip(since / np.maximum(rise, 1e-9), 0.0, 1.0)
+        decaying = peak * np.exp(-np.maximum(since - rise, 0.0) / np.maximum(decay, 1e-9))
+        return np.where(since < 0, 0.0, np.where(since < rise, rising, decaying))
+
+
+@dataclass(frozen=True)
+class Noise(Shape):
+    """Multiplicative log-normal noise with mean 1: multiply a shape by it.
+
+    ``exp(sigma_ratio * z(t) - sigma_ratio² / 2)`` where ``z`` is standard normal at every
+    multiple of ``interval_s`` and linear in between. Values depend only on (seed, time),
+    never on which times are asked for, so any window of a run sees the same noise.
+    ``n_series``: None for one series (T,), or S independent series (T, S).
+    """
+
+    sigma_ratio: float = 0.1
+    seed: int = 0
+    interval_s: float = 60.0
+    n_series: int | None = None
+
+    BLOCK = 1024
+
+    def _knots(self, first: int, last: int) -> np.ndarray:
+        """Standard normals for buckets first..last inclusive, (n, max(1, n_series))."""
+        width = self.n_series or 1
+        blocks = range(first // self.BLOCK, last // self.BLOCK + 1)
+        z = np.concatenate([np.random.default_rng([self.seed, b + 2**40]).standard_normal((self.BLOCK, width))
+                            for b in blocks])
+        offset = first - blocks[0] * self.BLOCK
+        return z[offset:offset + last - first + 1]
+
+    def __call__(self, t) -> np.ndarray:
+        t = np.asarray(t, dtype=np.float64)
+        pos = t / self.interval_s
+        idx = np.floor(pos).astype(np.int64)
+        if idx.size == 0:
+            return np.ones(t.shape if self.n_series is None else t.shape + (self.n_series,))
+        first, last = int(idx.min()), int(idx.max()) + 1
+        z = self._knots(first, last)
+        frac = (pos - idx)[..., None]
+        zt = z[idx - first] * (1.0 - frac) + z[idx - first + 1] * frac
+        factor = np.exp(self.sigma_ratio * zt - 0.5 * self.sigma_ratio**2)
+        return factor[..., 0] if self.n_series is None else factor
+
+
+# --------------------------------------------------------------------------- traces
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]
+
+
+def traces_dir() -> Path:
+    """Where the real traces are: ``$SETPOINT_TRACES_DIR`` or ``<repo>/../shared/data/traces``.
+
+    The directory may not exist (a fresh clone without the shared data): check ``.is_dir()``.
+    """
+    env = os.environ.get("SETPOINT_TRACES_DIR")
+    return Path(env) if env else repo_root().parent / "shared" / "data" / "traces"
+
+
+@dataclass(frozen=True, eq=False)
+class Trace:
+    """A trace: ``times_s`` (N,) epoch seconds of each interval's start, ``values`` (N,) totals
+    per interval, ``interval_s`` the nominal interval (the median step; a longer step is a
+    missing row, not a longer interval)."""
+
+    name: str
+    times_s: np.ndarray
+    values: np.ndarray
+    interval_s: float
+
+    @property
+    def rates_rps(self) -> np.ndarray:
+        """(N,) per-second rates: value / interval."""
+        return self.values / self.interval_s
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.times_s[-1] - self.times_s[0] + self.interval_s)
+
+
+def _csv_error(path: Path, line: int | None, message: str) -> ScenarioError:
+    return ScenarioError([FieldError(str(path), line, "", message)])
+
+
+@functools.lru_cache(maxsize=32)
+def _read_trace(path: str, mtime: float) -> Trace:
+    p = Path(path)
+    with p.open() as fh:
+        header = fh.readline().strip()
+        if header != "timestamp,value":
+            raise _csv_error(p, 1, f"expected the header 'timestamp,value', got {header!r}")
+        stamps, values = [], []
+        for n, line in enumerate(fh, start=2):
+            line = line.strip()
+            if not line:
+                continue
+            stamp, sep, value = line.partition(",")
+            if not sep or not stamp.endswith("Z"):
+                raise _csv_error(p, n, f"expected '<ISO-8601 UTC timestamp ending in Z>,<number>', got {line!r}")
+            stamps.append(stamp[:-1])
+            try:
+                values.append(float(value))
+            except ValueError:
+                raise _csv_error(p, n, f"value must be a number, got {value!r}") from None
+    if len(stamps) < 2:
+        raise _csv_error(p, None, f"needs at least 2 rows, got {len(stamps)}")
+    try:
+        times = np.array(stamps, dtype="datetime64[s]").astype(np.int64).astype(np.float64)
+    except ValueError as exc:
+        raise _csv_error(p, None, f"timestamps must be ISO-8601: {exc}") from None
+    steps = np.diff(times)
+    if (steps <= 0).any():
+        bad = int(np.flatnonzero(steps <= 0)[0]) + 3
+        raise _csv_error(p, bad, "timestamps must strictly increase")
+    return Trace(p.stem, times, np.array(values), float(np.median(steps)))
+
+
+def load_trace(name_or_path: str | os.PathLike) -> Trace:
+    """Read a trace CSV; a bare name (``nasa_http_1995_07_requests_1min``, with or without
+    ``.csv``) is looked up in :func:`traces_dir`. Cached per file and modification time."""
+    path = Path(name_or_path)
+    if not path.suffix and not path.is_file():
+        path = path.with_suffix(".csv")
+    if not path.is_absolute() and not path.is_file():
+        path = traces_dir() / path
+    if not path.is_file():
+        raise FileNotFoundError(f"trace not found: {path} (set SETPOINT_TRACES_DIR or provide ../shared/data/traces)")
+    return _read_trace(str(path.resolve()), path.stat().st_mtime)
+
+
+@dataclass(frozen=True)
+class TraceReplay(Shape):
+    """Replay a window of a trace as requests/s on the simulation clock.
+
+    The window starts ``start_offset_s`` after the trace's first timestamp and lasts
+    ``duration_s`` (default: to the end). Simulation time ``sim_start_s`` maps to the window
+    start. Rates (value / interval) are scaled by ``multiplier``, or so that the window's
+    peak rate equals ``peak_rps`` (then ``multiplier`` must stay 1).
+
+    ``interpolation``: ``step`` holds each interval's rate over the interval; ``linear``
+    interpolates between interval midpoints. Outside the window the edge value holds, or the
+    window repeats when ``wrap`` is true.
+    """
+
+    trace: Trace
+    start_offset_s: float = 0.0
+    duration_s: float | None = None
+    multiplier: float = 1.0
+    peak_rps: float | None = None
+    interpolation: Literal["linear", "step"] = "linear"
+    sim_start_s: float = 0.0
+    wrap: bool = False
+
+    def __post_init__(self):
+        errors = []
+        if self.peak_rps is not None and self.multiplier != 1.0:
+            errors.append(("peak_rps", f"give peak_rps or multiplier, not both (multiplier={self.multiplier})"))
+        if self.peak_rps is not None and self.peak_rps <= 0:
+            errors.append(("peak_rps", f"must be > 0, got {self.peak_rps}"))
+        if self.interpolation not in ("linear", "step"):
+            errors.append(("interpolation", f"must be 'linear' or 'step', got {self.interpolation!r}"))
+        if not 0 <= self.start_offset_s < self.trace.duration_s:
+            errors.append(("start_offset_s", f"must be in [0, {self.trace.duration_s:g}) for {self.trace.name}, "
+                                             f"got {self.start_offset_s:g}"))
+        if self.duration_s is not None and self.duration_s <= 0:
+            errors.append(("duration_s", f"must be > 0, got {self.duration_s:g}"))
+        if errors:
+            raise ScenarioError([FieldError(self.trace.name, None, f, m) for f, m in errors])
+
+    @functools.cached_property
+    def window(self) -> tuple[np.ndarray, np.ndarray]:
+        """(times relative to the window start (s), scaled rates (rps)) of the rows in the window."""
+        tr = self.trace
+        start = tr.times_s[0] + self.start_offset_s
+        end = tr.times_s[-1] + tr.interval_s if self.duration_s is None else start + self.duration_s
+        # keep the interval that contains the window start
+        keep = (tr.times_s + tr.interval_s > start) & (tr.times_s < end)
+        rel, rates = tr.times_s[keep] - start, tr.rates_rps[keep]
+        scale = self.multiplier
+        if self.peak_rps is not None:
+            peak = float(rates.max())
+            scale = self.peak_rps / peak if peak > 0 else 0.0
+        return rel, rates * scale
+
+    @property
+    def window_s(self) -> float:
+        """Length of the replayed window (s)."""
+        rel, _ = self.window
+        full = float(rel[-1] + self.trace.interval_s)
+        return full if self.duration_s is None else min(self.duration_s, full)
+
+    def __call__(self, t) -> np.ndarray:
+        rel, rates = self.window
+        u = np.asarray(t, dtype=np.float64) - self.sim_start_s
+        u = np.mod(u, self.window_s) if self.wrap else np.clip(u, 0.0, self.window_s)
+        if self.interpolation == "step":
+            i = np.clip(np.searchsorted(rel, u, side="right") - 1, 0, rel.size - 1)
+            return rates[i]
+        return np.interp(u, rel + 0.5 * self.trace.interval_s, rates)
+
+
+def offered_matrix(shapes: Shape | Sequence[Shape], times_s, n_services: int | None = None) -> np.ndarray:
+    """(T, S) offered load (rps, clipped at 0) for ``times_s`` (T,).
+
+    ``shapes``: one shape per service, or one shape whose parameters are (S,) arrays, or one
+    scalar shape repeated for ``n_services``.
+    """
+    t = np.asarray(times_s, dtype=np.float64)
+    if isinstance(shapes, Shape):
+        out = np.asarray(shapes(t), dtype=np.float64)
+        if out.ndim == 1:
+            out = np.repeat(out[:, None], n_services or 1, axis=1)
+    else:
+        cols = [np.asarray(s(t), dtype=np.float64) for s in shapes]
+        out = np.stack([c if c.ndim == 1 else c[:, 0] for c in cols], axis=1)
+    if n_services is not None and out.shape[1] != n_services:
+        raise ValueError(f"load has {out.shape[1]} services, expected {n_services}")
+    return np.maximum(out, 0.0)
+
+
+def tick_times(start_s: float, duration_s: float, tick_s: float) -> np.ndarray:
+    """(T,) tick times start, start + tick, ... strictly before start + duration."""
+    return start_s + tick_s * np.arange(int(math.ceil(duration_s / tick_s - 1e-9)))

@@ -1,0 +1,45 @@
+"""Write a simulation's results: result.json, report.html and decisions.jsonl in one folder.
+
+Each file is written to a temporary name and renamed, so an interrupted run never leaves a
+half-written result next to a complete one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from controller.runtime.records import _clean
+from simulators.report import report_html
+from simulators.result import SimResult
+from simulators.runner import CycleLog
+from simulators.score import result_json
+
+
+def _write_atomic(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def write_decisions(logs: dict[str, CycleLog], path: Path, start_s: float) -> Path:
+    """One JSON object per target per cycle, tagged with its controller; ``at`` is seconds
+    since the scenario start."""
+    lines = []
+    for controller, log in logs.items():
+        for record in log.records(start_s):
+            lines.append(json.dumps(_clean({"controller": controller, **record.to_dict()}), separators=(",", ":")))
+    return _write_atomic(path, "\n".join(lines) + ("\n" if lines else ""))
+
+
+def write_outputs(result: SimResult, logs: dict[str, CycleLog], out_dir: str | Path, start_s: float,
+                  report: bool = True) -> dict[str, Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"result": _write_atomic(out / "result.json", json.dumps(result_json(result), indent=2, allow_nan=False) + "\n"),
+             "decisions": write_decisions(logs, out / "decisions.jsonl", start_s)}
+    if report:
+        paths["report"] = _write_atomic(out / "report.html", report_html(result))
+    return paths

@@ -1,0 +1,106 @@
+"""The simulated cluster and its signals behind the controller's ports (Cluster, MetricsSource).
+
+The same Reconciler that runs live talks to these, so a simulation exercises the real
+decision path. Arrays are built straight from the engine's (S,) arrays: no per-target objects.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from controller.errors import MetricsUnavailable
+from controller.model import Action, TargetRef, TargetSelector
+from controller.ports import ClusterView, Samples
+from simulators.cluster import SimCluster
+from simulators.signals import ObservedSignals
+
+
+class SimTargets:
+    """``Cluster`` port over a SimCluster: every selector resolves to the services named in
+    ``services`` (the runner decides which services a policy drives in a scenario)."""
+
+    def __init__(self, cluster: SimCluster, services: Sequence[str]):
+        self.cluster = cluster
+        self.services = set(services)
+        self._resolved: dict[TargetSelector, list[TargetRef]] = {}
+        self._rows: tuple[int, np.ndarray] | None = None
+
+    def resolve(self, selector: TargetSelector) -> list[TargetRef]:
+        if selector not in self._resolved:
+            refs = [self.cluster.ref(i) for i in range(self.cluster.n_services)]
+            self._resolved[selector] = [r for r in refs if r.name in self.services]
+        return self._resolved[selector]
+
+    def rows(self, targets: Sequence[TargetRef]) -> np.ndarray:
+        """Service indices of ``targets`` (cached for the same list object)."""
+        if self._rows is None or self._rows[0] != id(targets):
+            self._rows = (id(targets), np.array([self.cluster.index(t) for t in targets], dtype=np.int64))
+        return self._rows[1]
+
+    def observe(self, targets: Sequence[TargetRef]) -> ClusterView:
+        c, rows = self.cluster, self.rows(targets)
+        return ClusterView(spec=c.spec_replicas[rows].astype(np.float64), status=c.pod_count[rows].astype(np.float64),
+                           ready=c.ready_replicas[rows].astype(np.float64),
+                           rollout=c.rollout_in_progress[rows], exists=np.ones(rows.size, bool))
+
+    def apply(self, action: Action) -> None:
+        self.cluster.apply(action)
+
+
+class SimMetrics:
+    """``MetricsSource`` port: each policy query is bound to one simulated signal.
+
+    Like PromQL's ``rate(...[1m])``, a query returns the mean of the signal over the last
+    ``window_s`` (the ticks whose series were present); gauges of state (ready replicas,
+    restarts) are instant. A metrics outage on every bound service raises MetricsUnavailable,
+    as an unreachable Prometheus would; per-service outages are missing series.
+    """
+
+    INSTANT = {"ready_replicas", "restarts_total"}
+
+    def __init__(self, cluster: SimCluster, bindings: dict[str, str], window_s: float, tick_s: float):
+        self.cluster = cluster
+        self.bindings = bindings  # query expression -> TickSignals field
+        self.slots = max(1, int(round(window_s / tick_s)))
+        fields = sorted(set(bindings.values()))
+        n = cluster.n_services
+        self._ring = {f: np.full((self.slots, n), np.nan) for f in fields}
+        self._k = 0
+        self._last: ObservedSignals | None = None
+        self._targets: SimTargets | None = None
+
+    def attach(self, targets: SimTargets) -> None:
+        self._targets = targets
+
+    def push(self, observed: ObservedSignals) -> None:
+        """Record one tick's observed signals (call after every engine step)."""
+        slot = self._k % self.slots
+        for f, ring in self._ring.items():
+            ring[slot] = observed.values[f]
+        self._k += 1
+        self._last = observed
+
+    def query(self, expr: str, targets: Sequence[TargetRef], at: float) -> Samples:
+        if self._last is None:
+            raise MetricsUnavailable("no samples yet")
+        field = self.bindings.get(expr)
+        if field is None:
+            raise MetricsUnavailable(f"query is not bound to a simulated signal: {expr!r}")
+        rows = self._targets.rows(targets) if self._targets else np.asarray([self.cluster.index(t) for t in targets])
+        obs = self._last
+        if rows.size and obs.unavailable[rows].all():
+            raise MetricsUnavailable("metrics outage: no series for any target")
+        if field in self.INSTANT:
+            values = obs.values[field][rows]
+        else:
+            filled = min(self._k, self.slots)
+            window = self._ring[field][:filled, rows]
+            with np.errstate(invalid="ignore"):
+                counts = np.sum(~np.isnan(window), axis=0)
+                values = np.where(counts > 0, np.nansum(window, axis=0) / np.maximum(counts, 1), np.nan)
+            values = np.where(obs.nonfinite[rows], np.nan, values)
+        present = ~obs.unavailable[rows]
+        return Samples(values=values.astype(np.float64), present=present, age_s=obs.sample_age_s[rows].astype(np.float64),
+                       conflict=np.zeros(rows.size, bool))

@@ -1,0 +1,219 @@
+"""Drive controllers through a scenario, tick by tick on the simulation clock (no APScheduler).
+
+Each controller gets its own simulated cluster built from the same scenario and seed, so the
+runs are independent and deterministic. A policy controller is the live Reconciler over the
+simulated ports; the baselines are the ``hpa`` preset (a Reconciler too), fixed replicas at
+max, and the oracle (a precomputed plan).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import numpy as np
+
+from controller.core.decide import Decision
+from controller.model import Action, ActionKind
+from controller.policy import LoadedPolicy
+from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy
+from simulators.cluster import SimCluster
+from simulators.oracle import oracle_plan
+from simulators.ports import SimMetrics, SimTargets
+from simulators.result import ActionEvent, ControllerRun, FaultWindow, SimResult, Trajectory
+from simulators.scenario import Scenario
+from simulators.score import score_run, violation_mask
+
+#: A fault with no end of its own (a crash, a bad release) is blamed for violations of its
+#: services for at most this long when scoring time to mitigate.
+INSTANT_FAULT_BLAME_S = 1800.0
+
+_LATENCY_FIELD = {50.0: "latency_p50_s", 95.0: "latency_p95_s", 99.0: "latency_p99_s"}
+
+
+@dataclass(frozen=True)
+class ControllerSpec:
+    """One controller to run: ``kind`` is policy | fixed | oracle."""
+
+    name: str
+    kind: str
+    description: str
+    policy: LoadedPolicy | None = None
+    replicas: int | None = None  # for fixed
+
+
+@dataclass
+class CycleLog:
+    """Decisions kept for ``setpoint explain`` (state dropped to keep memory small)."""
+
+    policy: str
+    metric_names: tuple[str, ...]
+    cycles: list[tuple[float, list[str], Decision]] = field(default_factory=list)
+
+    def add(self, result: CycleResult) -> None:
+        if result.decision is not None:
+            self.cycles.append((result.now, [t.key for t in result.targets], replace(result.decision, state=None)))
+
+    def records(self, start_s: float = 0.0):
+        """Every decision record, with ``at`` in seconds since the scenario start."""
+        for now, targets, d in self.cycles:
+            for r in d.records(self.policy, targets, self.metric_names):
+                yield replace(r, at=now - start_s)
+
+
+@dataclass
+class _Recorder:
+    """(T, S) arrays filled tick by tick."""
+
+    T: int
+    S: int
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    FIELDS = ("offered_rps", "served_rps", "dropped_rps", "capacity_rps", "spec_replicas", "ready_replicas",
+              "error_ratio", "latency")
+
+    def __post_init__(self):
+        self.arrays = {f: np.zeros((self.T, self.S)) for f in self.FIELDS}
+
+    def put(self, k: int, sig, latency_field: str) -> None:
+        a = self.arrays
+        a["offered_rps"][k], a["served_rps"][k], a["dropped_rps"][k] = sig.offered_rps, sig.served_rps, sig.dropped_rps
+        a["capacity_rps"][k], a["spec_replicas"][k] = sig.capacity_rps, sig.spec_replicas
+        a["ready_replicas"][k], a["error_ratio"][k] = sig.ready_replicas, sig.error_ratio
+        a["latency"][k] = getattr(sig, latency_field)
+
+
+def policy_bindings(scenario: Scenario, policy: LoadedPolicy) -> dict[str, str]:
+    """query expression -> simulated signal field, for each metric of the policy."""
+    out = {}
+    for metric, expr in zip(policy.params.metric_names, _queries(policy)):
+        signal = scenario.signal_for(metric)
+        if signal is None:
+            raise ValueError(f"policy {policy.name}: metric {metric!r} is not bound to a simulated signal; "
+                             f"add it under spec.metrics of scenario {scenario.name}")
+        out[expr] = signal
+    return out
+
+
+def _queries(policy: LoadedPolicy) -> tuple[str, ...]:
+    return tuple(m.query for m in policy.model.spec.scaling.metrics) if policy.scales else ()
+
+
+def runtime_policy(policy: LoadedPolicy) -> RuntimePolicy:
+    return RuntimePolicy(policy.name, policy.params, policy.targets, _queries(policy))
+
+
+def run_controller(scenario: Scenario, spec: ControllerSpec, offered: np.ndarray, *,
+                   on_tick: Callable[[int], None] | None = None, keep_records: bool = True) -> tuple[ControllerRun, CycleLog | None]:
+    """Simulate the whole scenario under one controller; returns its run and decision log."""
+    times = scenario.times()
+    T, S = offered.shape
+    cluster = SimCluster(scenario.cluster, np.random.default_rng(scenario.seed), faults=scenario.faults)
+    rec = _Recorder(T, S)
+    latency_field = _LATENCY_FIELD[scenario.slo.latency_percentile]
+    actions: list[ActionEvent] = []
+    reconciler, log, plan = None, None, None
+    names = scenario.services
+
+    if spec.kind == "policy":
+        targets = SimTargets(cluster, _driven_services(spec.policy, names))
+        metrics = SimMetrics(cluster, policy_bindings(scenario, spec.policy), scenario.metrics_window_s, scenario.tick_s)
+        metrics.attach(targets)
+        log = CycleLog(spec.policy.name, spec.policy.params.metric_names) if keep_records else None
+        reconciler = Reconciler(runtime_policy(spec.policy), metrics, targets, on_cycle=log.add if log else None)
+        interval = spec.policy.params.interval_s
+    elif spec.kind == "fixed":
+        cluster.scale(np.arange(S), np.minimum(spec.replicas, [s.max_pods for s in scenario.cluster.services]))
+    elif spec.kind == "oracle":
+        plan = oracle_plan(offered, scenario.cluster.services, scenario.slo, scenario.tick_s)
+        cluster.scale(np.arange(S), plan[0])
+
+    next_cycle = times[0] if len(times) else 0.0
+    every = max(1, T // 200)
+    for k, now in enumerate(times):
+        sig = cluster.step(now, scenario.tick_s, offered[k])
+        rec.put(k, sig, latency_field)
+        if reconciler is not None:
+            metrics.push(cluster.signals())
+            if now >= next_cycle - 1e-9:
+                result = reconciler.cycle(now)
+                actions += [_event(a, now - scenario.start_s) for a in result.actions]
+                next_cycle += interval
+        elif plan is not None and k + 1 < T:
+            changed = np.flatnonzero(plan[k + 1] != plan[k])
+            if changed.size:
+                cluster.scale(changed, plan[k + 1, changed])
+        if on_tick and (k % every == 0 or k == T - 1):
+            on_tick(k + 1)
+    a = rec.arrays
+    traj = Trajectory(t_s=times - scenario.start_s, offered_rps=a["offered_rps"], served_rps=a["served_rps"],
+                      dropped_rps=a["dropped_rps"], capacity_rps=a["capacity_rps"], spec_replicas=a["spec_replicas"],
+                      ready_replicas=a["ready_replicas"], latency_s=a["latency"], error_ratio=a["error_ratio"],
+                      violation=np.zeros((T, S), bool))
+    traj.violation = violation_mask(traj, scenario.slo)
+    run = ControllerRun(spec.name, spec.description, traj, actions)
+    run.scores = score_run(run, scenario.slo, fault_windows(scenario), names, tick_s=scenario.tick_s)
+    return run, log
+
+
+def _driven_services(policy: LoadedPolicy, services: list[str]) -> list[str]:
+    """The policy's named targets if the scenario has them all; otherwise every service, so any
+    policy can be tried on any scenario."""
+    names = policy.targets.names
+    if names and all(n in services for n in names):
+        return list(names)
+    return list(services)
+
+
+def _event(action: Action, t_s: float) -> ActionEvent:
+    return ActionEvent(t_s=t_s, service=action.target.name, kind=action.kind.value,
+                       from_replicas=action.from_replicas, to_replicas=action.replicas, reason=action.reason)
+
+
+def fault_windows(scenario: Scenario) -> list[FaultWindow]:
+    out = []
+    for name, f in zip(scenario.fault_names, scenario.faults):
+        start = f.at_s - scenario.start_s
+        end = f.end_s - scenario.start_s if f.end_s is not None else min(start + INSTANT_FAULT_BLAME_S, scenario.duration_s)
+        out.append(FaultWindow(name=name, kind=f.kind, service=",".join(f.services) if f.services else "*",
+                               start_s=start, end_s=end))
+    return out
+
+
+def simulate(scenario: Scenario, controllers: list[ControllerSpec], *, on_progress: Callable[[str, int, int], None] | None = None,
+             keep_records: bool = True, policy_file: str = "") -> tuple[SimResult, dict[str, CycleLog]]:
+    """Run every controller on the scenario. Returns the result and the decision logs by controller."""
+    offered = scenario.offered()
+    runs, logs = {}, {}
+    for c in controllers:
+        tick = (lambda k, name=c.name: on_progress(name, k, offered.shape[0])) if on_progress else None
+        run, log = run_controller(scenario, c, offered, on_tick=tick, keep_records=keep_records)
+        runs[c.name] = run
+        if log is not None:
+            logs[c.name] = log
+    result = SimResult(scenario=scenario.name, description=scenario.description, duration_s=scenario.duration_s,
+                       tick_s=scenario.tick_s, seed=scenario.seed, slo=scenario.slo, services=scenario.services,
+                       faults=fault_windows(scenario), runs=runs, policy_file=policy_file)
+    return result, logs
+
+
+def standard_controllers(policy: LoadedPolicy | None, baselines: list[str], hpa_policy: LoadedPolicy | None,
+                         max_replicas: int) -> list[ControllerSpec]:
+    """The policy under test plus the named baselines (hpa, fixed-max, oracle), in that order."""
+    out = []
+    if policy is not None:
+        out.append(ControllerSpec("policy", "policy", f"{policy.name} ({policy.file})", policy=policy))
+    for b in baselines:
+        if b == "hpa":
+            out.append(ControllerSpec("hpa", "policy", f"HPA preset ({hpa_policy.file})", policy=hpa_policy))
+        elif b == "fixed-max":
+            out.append(ControllerSpec("fixed-max", "fixed", f"fixed at {max_replicas} replicas", replicas=max_replicas))
+        elif b == "oracle":
+            out.append(ControllerSpec("oracle", "oracle", "knows the future load and start-up delay"))
+        else:
+            raise ValueError(f"unknown baseline {b!r}: expected hpa, fixed-max or oracle")
+    return out
+
+
+__all__ = ["ControllerSpec", "CycleLog", "simulate", "run_controller", "standard_controllers", "fault_windows",
+           "ActionKind"]

@@ -1,0 +1,448 @@
+"""Scenario files: services, load, faults, SLO and metric bindings, validated like policies.
+
+A scenario is YAML (``apiVersion: setpoint/v1``, ``kind: Scenario``). Every error names the
+file, line and field path, what was expected and what was found. See
+simulators/scenarios/*.yaml for examples; the README documents the format.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import numpy as np
+from pydantic import Field, ValidationError, model_validator
+
+from controller.errors import FieldError, ScenarioError
+from controller.policy.durations import describe_value
+from controller.policy.fields import DnsLabel, Duration, Percent, StrictModel, field_error
+from controller.policy.messages import format_path, validation_problems
+from controller.policy.yamlsrc import read_documents
+from simulators import faults as F
+from simulators import load as L
+from simulators.result import SLO
+from simulators.workload import ClusterConfig, ServiceConfig
+
+#: Simulations start on a Monday at 00:00 UTC so diurnal and weekly shapes line up.
+SIM_EPOCH_S = float(calendar.timegm((2026, 1, 5, 0, 0, 0)))
+
+#: Names a policy metric may be bound to, and the simulated signal each one reads.
+SIGNALS: dict[str, str] = {
+    "requests_per_second": "offered_rps",
+    "served_per_second": "served_rps",
+    "utilization": "utilization_pct",
+    "latency_p50": "latency_p50_s",
+    "latency_p95": "latency_p95_s",
+    "latency_p99": "latency_p99_s",
+    "error_ratio": "error_ratio",
+    "ready_replicas": "ready_replicas",
+    "restarts": "restarts_total",
+    "queue_length": "queue_length",
+    "memory": "memory_mib",
+}
+
+#: Bindings used when a scenario does not bind a policy metric of that name.
+DEFAULT_BINDINGS: dict[str, str] = {
+    "rps": "requests_per_second", "requests": "requests_per_second", "cpu": "utilization",
+    "utilization": "utilization", "latency": "latency_p95", "p95": "latency_p95", "p99": "latency_p99",
+    "errors": "error_ratio", "error-ratio": "error_ratio", "backlog": "queue_length", "queue": "queue_length",
+}
+
+SCENARIO_FOLDER = Path(__file__).resolve().parent / "scenarios"
+
+Signal = Literal[tuple(SIGNALS)]  # type: ignore[valid-type]
+
+
+# --------------------------------------------------------------------------- load shapes
+class ConstantLoad(StrictModel):
+    rps: float = Field(ge=0)
+
+
+class StepLoad(StrictModel):
+    at: Duration()
+    from_: float = Field(ge=0, alias="from")
+    to: float = Field(ge=0)
+
+
+class RampLoad(StrictModel):
+    start: Duration()
+    end: Duration()
+    from_: float = Field(ge=0, alias="from")
+    to: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.end <= self.start:
+            raise field_error(f"end must be after start, got start {self.start:g}s and end {self.end:g}s")
+        return self
+
+
+class DiurnalLoad(StrictModel):
+    mean: float = Field(ge=0, description="mean requests/s over a day")
+    amplitude: float = Field(0.5, ge=0, le=1, description="daily swing as a share of the mean")
+    peak_hour: float = Field(18.0, ge=0, lt=24, description="UTC hour of the daily peak")
+    weekend: float = Field(1.0, ge=0, description="multiplier on Saturdays and Sundays")
+
+
+class FlashCrowdLoad(StrictModel):
+    at: Duration()
+    peak: float = Field(gt=0, description="extra requests/s at the top")
+    rise: Duration(gt=0) = 60.0
+    decay: Duration(gt=0) = 600.0
+
+
+class NoiseLoad(StrictModel):
+    sigma: float = Field(gt=0, le=2, description="log-normal sigma of the multiplicative noise")
+    every: Duration(gt=0) = 60.0
+
+
+class TraceLoad(StrictModel):
+    file: str = Field(min_length=1, description="CSV timestamp,value; relative names are looked up in the traces folder")
+    start: Duration() = 0.0
+    duration: Duration(gt=0) | None = None
+    peak_rps: float | None = Field(None, gt=0)
+    multiplier: float = Field(1.0, gt=0)
+    interpolation: Literal["linear", "step"] = "linear"
+    wrap: bool = False
+
+
+class LoadTerm(StrictModel):
+    """One term of a service's load: terms are summed, noise terms multiply the sum."""
+
+    constant: ConstantLoad | None = None
+    step: StepLoad | None = None
+    ramp: RampLoad | None = None
+    diurnal: DiurnalLoad | None = None
+    flash_crowd: FlashCrowdLoad | None = None
+    noise: NoiseLoad | None = None
+    trace: TraceLoad | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self):
+        given = [k for k in type(self).model_fields if getattr(self, k) is not None]
+        if len(given) != 1:
+            names = ", ".join(type(self).model_fields[k].alias or k for k in type(self).model_fields)
+            raise field_error(f"expected exactly one of {names}, got {len(given) or 'none'}")
+        return self
+
+
+# --------------------------------------------------------------------------- services, faults
+class ServiceModel(StrictModel):
+    name: DnsLabel
+    namespace: DnsLabel = "default"
+    count: int = Field(1, ge=1, le=10_000, description="copies of this service, named name-0, name-1, ...")
+    capacity_per_pod: float = Field(gt=0, description="requests/s one ready pod serves at 100% utilization")
+    scheduling_delay: Duration() = 2.0
+    startup_delay: Duration() = 30.0
+    base_latency: Duration(gt=0) = 0.05
+    overload: Literal["drop", "queue"] = "drop"
+    queue_limit: float = Field(1000.0, ge=0)
+    timeout: Duration(gt=0) = 10.0
+    initial_replicas: int = Field(2, ge=0)
+    max_pods: int = Field(50, ge=1, le=1000)
+    cpu_request: float = Field(0.5, gt=0, description="cores")
+    error_ratio: float = Field(0.0, ge=0, le=1, description="errors of a healthy revision")
+    load: list[LoadTerm] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _replicas_fit(self):
+        if self.initial_replicas > self.max_pods:
+            raise field_error(f"initialReplicas must be <= maxPods ({self.max_pods}), got {self.initial_replicas}")
+        return self
+
+
+class FaultBase(StrictModel):
+    name: str | None = None
+    at: Duration()
+    services: list[str] | None = None
+
+
+class PodCrashFault(FaultBase):
+    kind: Literal["pod-crash"]
+    count: int = Field(1, ge=1)
+
+
+class CrashLoopFault(FaultBase):
+    kind: Literal["crash-loop"]
+
+
+class BadRolloutFault(FaultBase):
+    kind: Literal["bad-rollout"]
+    error_ratio_multiplier: float = Field(1.0, ge=0)
+    extra_error_ratio: float = Field(0.0, ge=0, le=1)
+    extra_latency: Duration() = 0.0
+
+
+class NodeLossFault(FaultBase):
+    kind: Literal["node-loss"]
+    duration: Duration(gt=0) | None = None
+    share: Percent(gt=0, le=100) = 25.0
+
+
+class MemoryLeakFault(FaultBase):
+    kind: Literal["memory-leak"]
+    duration: Duration(gt=0) | None = None
+    rate_mib_per_second: float = Field(0.1, gt=0)
+
+
+class MetricsFault(FaultBase):
+    kind: Literal["metrics-outage", "stale-metrics", "nan-metrics"]
+    duration: Duration(gt=0)
+
+
+FaultModel = Annotated[Union[PodCrashFault, CrashLoopFault, BadRolloutFault, NodeLossFault, MemoryLeakFault,
+                             MetricsFault], Field(discriminator="kind")]
+
+
+class LatencySLO(StrictModel):
+    percentile: Literal[50, 95, 99] = 95
+    below: Duration(gt=0)
+
+
+class SLOModel(StrictModel):
+    latency: LatencySLO
+    error_ratio: float = Field(0.01, ge=0, le=1)
+
+
+class Nodes(StrictModel):
+    count: int = Field(ge=1)
+    pods_per_node: int = Field(ge=1)
+
+
+class ScenarioSpec(StrictModel):
+    duration: Duration(gt=0, le=400 * 86400.0)
+    tick: Duration(gt=0, le=300.0) = 5.0
+    seed: int = 0
+    slo: SLOModel
+    services: list[ServiceModel] = Field(min_length=1)
+    nodes: Nodes | None = None
+    faults: list[FaultModel] = Field(default_factory=list)
+    metrics: dict[str, Signal] = Field(default_factory=dict, description="policy metric name -> simulated signal")
+    metrics_window: Duration(gt=0) = 60.0
+
+
+class Metadata(StrictModel):
+    name: DnsLabel
+    description: str = ""
+
+
+class ScenarioDocument(StrictModel):
+    api_version: Literal["setpoint/v1"]
+    kind: Literal["Scenario"]
+    metadata: Metadata
+    spec: ScenarioSpec
+
+
+# --------------------------------------------------------------------------- compiled scenario
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario, ready to run. Times are epoch seconds from ``start_s``."""
+
+    name: str
+    description: str
+    file: str
+    start_s: float
+    duration_s: float
+    tick_s: float
+    seed: int
+    slo: SLO
+    cluster: ClusterConfig
+    shapes: tuple[L.Shape, ...]  # one per service
+    faults: tuple[F.Fault, ...]
+    fault_names: tuple[str, ...]
+    bindings: dict[str, str]  # metric name -> signal name (SIGNALS key)
+    metrics_window_s: float
+
+    @property
+    def services(self) -> list[str]:
+        return [s.name for s in self.cluster.services]
+
+    def times(self) -> np.ndarray:
+        """(T,) tick times, epoch seconds."""
+        return L.tick_times(self.start_s, self.duration_s, self.tick_s)
+
+    def offered(self, times: np.ndarray | None = None) -> np.ndarray:
+        """(T, S) offered load, requests/s."""
+        return L.offered_matrix(list(self.shapes), self.times() if times is None else times, len(self.shapes))
+
+    def signal_for(self, metric_name: str) -> str | None:
+        """The simulated signal (TickSignals field) a policy metric reads, or None if unbound."""
+        bound = self.bindings.get(metric_name) or DEFAULT_BINDINGS.get(metric_name)
+        return SIGNALS[bound] if bound else None
+
+
+def _shape(term: LoadTerm, start_s: float, seed: int, where: tuple) -> tuple[L.Shape, bool]:
+    """(shape, multiplicative) for one load term."""
+    if term.constant:
+        return L.Constant(term.constant.rps), False
+    if term.step:
+        return L.Step(start_s + term.step.at, term.step.from_, term.step.to), False
+    if term.ramp:
+        r = term.ramp
+        return L.Ramp(start_s + r.start, start_s + r.end, r.from_, r.to), False
+    if term.diurnal:
+        d = term.diurnal
+        return L.Diurnal(d.mean, d.amplitude, d.peak_hour, d.weekend), False
+    if term.flash_crowd:
+        f = term.flash_crowd
+        return L.FlashCrowd(start_s + f.at, f.peak, f.rise, f.decay), False
+    if term.noise:
+        return L.Noise(term.noise.sigma, seed=seed, interval_s=term.noise.every), True
+    t = term.trace
+    trace = L.load_trace(t.file)
+    return L.TraceReplay(trace, start_offset_s=t.start, duration_s=t.duration, multiplier=t.multiplier,
+                         peak_rps=t.peak_rps, interpolation=t.interpolation, sim_start_s=start_s, wrap=t.wrap), False
+
+
+def _service_shape(terms: list[LoadTerm], start_s: float, seed: int) -> L.Shape:
+    added, multiplied = [], []
+    for k, term in enumerate(terms):
+        shape, multiplicative = _shape(term, start_s, seed + 7919 * k, ())
+        (multiplied if multiplicative else added).append(shape)
+    total = added[0] if added else L.Constant(0.0)
+    for s in added[1:]:
+        total = total + s
+    for m in multiplied:
+        total = total * m
+    return total
+
+
+FAULT_CLASSES = {
+    "pod-crash": F.PodCrash, "crash-loop": F.CrashLoopRollout, "bad-rollout": F.BadRollout,
+    "node-loss": F.NodeLoss, "memory-leak": F.MemoryLeak, "metrics-outage": F.MetricsOutage,
+    "stale-metrics": F.StaleMetrics, "nan-metrics": F.NaNMetrics,
+}
+
+
+def _fault(model, start_s: float, service_names: dict[str, list[str]]) -> F.Fault:
+    services = None if model.services is None else tuple(n for s in model.services for n in service_names.get(s, [s]))
+    common = dict(at_s=start_s + model.at, services=services)
+    duration = getattr(model, "duration", None)
+    if duration is not None:
+        common["duration_s"] = duration
+    kind = model.kind
+    if kind == "pod-crash":
+        return F.PodCrash(count=model.count, **common)
+    if kind == "bad-rollout":
+        return F.BadRollout(error_ratio_multiplier=model.error_ratio_multiplier, extra_error_ratio=model.extra_error_ratio,
+                            extra_latency_s=model.extra_latency, **common)
+    if kind == "node-loss":
+        return F.NodeLoss(share_ratio=model.share / 100.0, **common)
+    if kind == "memory-leak":
+        return F.MemoryLeak(rate_mib_per_s=model.rate_mib_per_second, **common)
+    return FAULT_CLASSES[kind](**common)
+
+
+def _expand_services(spec: ScenarioSpec) -> tuple[list[ServiceConfig], list[ServiceModel], dict[str, list[str]]]:
+    configs, models, names = [], [], {}
+    for s in spec.services:
+        copies = [s.name] if s.count == 1 else [f"{s.name}-{i}" for i in range(s.count)]
+        names[s.name] = copies
+        for name in copies:
+            configs.append(ServiceConfig(
+                name=name, namespace=s.namespace, capacity_rps=s.capacity_per_pod,
+                scheduling_delay_s=s.scheduling_delay, startup_delay_s=s.startup_delay, base_latency_s=s.base_latency,
+                overload=s.overload, queue_limit=s.queue_limit, timeout_s=s.timeout,
+                initial_replicas=s.initial_replicas, max_pods=s.max_pods, cpu_request_cores=s.cpu_request,
+                base_error_ratio=s.error_ratio))
+            models.append(s)
+    return configs, models, names
+
+
+def _cross_field_errors(spec: ScenarioSpec) -> list[tuple[tuple, str]]:
+    errors = []
+    seen: dict[str, int] = {}
+    for i, s in enumerate(spec.services):
+        if s.name in seen:
+            errors.append((("spec", "services", i, "name"), f"duplicate service name {s.name!r} (also services[{seen[s.name]}])"))
+        seen[s.name] = i
+    for i, f in enumerate(spec.faults):
+        for j, name in enumerate(f.services or []):
+            if name not in seen:
+                errors.append((("spec", "faults", i, "services", j),
+                               f"must name a service of this scenario ({', '.join(seen)}), got {name!r}"))
+        if f.at >= spec.duration:
+            errors.append((("spec", "faults", i, "at"), f"must be before the end of the scenario ({spec.duration:g}s), got {f.at:g}s"))
+        if f.kind == "node-loss" and spec.nodes is None:
+            errors.append((("spec", "faults", i, "kind"), "node-loss needs spec.nodes (the cluster's node capacity)"))
+    if spec.tick > spec.duration:
+        errors.append((("spec", "tick"), f"must be at most the duration ({spec.duration:g}s), got {spec.tick:g}s"))
+    return errors
+
+
+def _compile(doc: ScenarioDocument, file: str) -> Scenario:
+    spec = doc.spec
+    start = SIM_EPOCH_S
+    configs, models, names = _expand_services(spec)
+    nodes = spec.nodes
+    cluster = ClusterConfig(services=tuple(configs), nodes=nodes.count if nodes else None,
+                            pods_per_node=nodes.pods_per_node if nodes else None, start_s=start)
+    shapes = tuple(_service_shape(m.load, start, spec.seed * 1000 + i) for i, m in enumerate(models))
+    faults = tuple(_fault(f, start, names) for f in spec.faults)
+    fault_names = tuple(f.name or f"{f.kind}@{f.at:g}s" for f in spec.faults)
+    slo = SLO(latency_percentile=float(spec.slo.latency.percentile), latency_s=spec.slo.latency.below,
+              error_ratio=spec.slo.error_ratio)
+    return Scenario(name=doc.metadata.name, description=doc.metadata.description, file=file, start_s=start,
+                    duration_s=spec.duration, tick_s=spec.tick, seed=spec.seed, slo=slo, cluster=cluster, shapes=shapes,
+                    faults=faults, fault_names=fault_names, bindings=dict(spec.metrics), metrics_window_s=spec.metrics_window)
+
+
+def load_scenario_text(text: str, file: str = "<text>", seed: int | None = None) -> Scenario:
+    """Validate and compile one scenario (``seed`` overrides the file's). Raises ScenarioError
+    with every problem found."""
+    documents, problems = read_documents(text)
+    errors = [FieldError(file, p.line, format_path(p.path), p.message) for p in problems]
+    present = [d for d in documents if d.data is not None]
+    if not present and not problems:
+        raise ScenarioError([FieldError(file, None, "", "file is empty: expected a Scenario document")])
+    if len(present) > 1:
+        errors.append(FieldError(file, present[1].line, "", "a scenario file holds one document, found several"))
+    if errors or not present:
+        raise ScenarioError(errors)
+    yaml_doc = present[0]
+    errors += [FieldError(file, p.line, format_path(p.path), p.message) for p in yaml_doc.problems]
+    if not isinstance(yaml_doc.data, dict):
+        raise ScenarioError(errors + [FieldError(file, yaml_doc.line, "", "expected a Scenario document (a mapping with "
+                                                 f"apiVersion, kind, metadata, spec), got {describe_value(yaml_doc.data)}")])
+    try:
+        doc = ScenarioDocument.model_validate(yaml_doc.data)
+    except ValidationError as exc:
+        found = validation_problems(exc.errors(include_url=False), ScenarioDocument)
+        raise ScenarioError(errors + [FieldError(file, yaml_doc.line_of(loc), format_path(loc), msg) for loc, msg in found])
+    cross = _cross_field_errors(doc.spec)
+    if errors or cross:
+        raise ScenarioError(errors + [FieldError(file, yaml_doc.line_of(loc), format_path(loc), msg) for loc, msg in cross])
+    if seed is not None:
+        doc = doc.model_copy(update={"spec": doc.spec.model_copy(update={"seed": int(seed)})})
+    try:
+        return _compile(doc, file)
+    except ScenarioError as exc:  # a trace that cannot be read: name the scenario file too
+        raise ScenarioError([FieldError(file, e.line or yaml_doc.line, e.path, e.message) for e in exc.errors]) from None
+
+
+def bundled_scenarios() -> list[Path]:
+    return sorted(SCENARIO_FOLDER.glob("*.yaml"))
+
+
+def resolve_scenario_path(name_or_path: str) -> Path:
+    """A file path, or the name of a bundled scenario (``flash-crowd``)."""
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    bundled = SCENARIO_FOLDER / f"{name_or_path}.yaml"
+    if bundled.exists():
+        return bundled
+    known = ", ".join(p.stem for p in bundled_scenarios())
+    raise ScenarioError([FieldError(name_or_path, None, "", f"no such file, and no bundled scenario of that name "
+                                                            f"(bundled: {known})")])
+
+
+def load_scenario(name_or_path: str | Path, seed: int | None = None) -> Scenario:
+    path = resolve_scenario_path(str(name_or_path))
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError([FieldError(str(path), None, "", f"cannot read: {exc}")]) from None
+    return load_scenario_text(text, str(path), seed)
