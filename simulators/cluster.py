@@ -31,7 +31,8 @@ from controller.ports import ClusterView, TargetSelector
 from simulators import faults as F
 from simulators import queueing as Q
 from simulators.reference import _rollback_target
-from simulators.signals import ObservedSignals, TickSignals, empty_frozen, observed, snapshot_metrics
+from simulators.signals import (ObservedSignals, TickSignals, empty_frozen, observed, observed_unfaulted,
+                                snapshot_metrics)
 from simulators.workload import (BACKOFF_INITIAL_S, BACKOFF_MAX_S, ClusterConfig, Phase, Revision, RevisionProps,
                                  ServiceConfig, pod_name, revision_hash, rollout_budget)
 
@@ -112,6 +113,9 @@ class SimCluster:
         self._capacity_lost = 0
         self._zeros = np.zeros(S)
         self._zeros.flags.writeable = False
+        self._no_mask = np.zeros(S, dtype=bool)
+        self._no_mask.flags.writeable = False
+        self._metric_faults = 0  # rows under an active metric fault, counted per fault
 
     def _init_slots(self, services: Sequence[ServiceConfig]) -> None:
         S, K = self.n_services, self.K
@@ -750,6 +754,7 @@ class SimCluster:
                 self._freeze_pending += fresh.tolist()
                 self._stale_since[fresh] = self.now
         counter[rows] += 1 if starts else -1
+        self._metric_faults += (1 if starts else -1) * rows.size
 
     # ------------------------------------------------------------------ reads
     def signals(self, now: float | None = None) -> ObservedSignals:
@@ -758,6 +763,8 @@ class SimCluster:
         Reflects the state of the last :meth:`step` (``now`` is accepted for symmetry)."""
         if self._last is None:
             raise RuntimeError("signals() before the first step()")
+        if self._metric_faults == 0:  # the common case, once per tick in the runner: no copies
+            return observed_unfaulted(self._last, self._no_mask, self._zeros)
         return observed(self._last, self._outage > 0, self._stale > 0, self._nan > 0, self._frozen, self._stale_since)
 
     @property

@@ -221,8 +221,8 @@ def traces_dir() -> Path:
 @dataclass(frozen=True, eq=False)
 class Trace:
     """A trace: ``times_s`` (N,) epoch seconds of each interval's start, ``values`` (N,) totals
-    per interval, ``interval_s`` the nominal interval (the median step; a longer step is a
-    missing row, not a longer interval)."""
+    per interval, ``interval_s`` the nominal interval (the most common step; a longer step is
+    a missing row, not a longer interval: replay holds the previous rate over it)."""
 
     name: str
     times_s: np.ndarray
@@ -273,7 +273,15 @@ def _read_trace(path: str, mtime: float) -> Trace:
     if (steps <= 0).any():
         bad = int(np.flatnonzero(steps <= 0)[0]) + 3
         raise _csv_error(p, bad, "timestamps must strictly increase")
-    return Trace(p.stem, times, np.array(values), float(np.median(steps)))
+    values_arr, times.flags.writeable = np.array(values), False
+    values_arr.flags.writeable = False  # shared through the cache
+    return Trace(p.stem, times, values_arr, nominal_interval_s(steps))
+
+
+def nominal_interval_s(steps: np.ndarray) -> float:
+    """The most common step between rows (the smallest on a tie): a longer step is a gap."""
+    lengths, counts = np.unique(steps, return_counts=True)
+    return float(lengths[np.argmax(counts)])
 
 
 def load_trace(name_or_path: str | os.PathLike) -> Trace:

@@ -69,7 +69,7 @@ class ObservedSignals:
     """Signals as a metrics source sees them at ``at_s``.
 
     values: name -> (S,) float64 for each name in METRIC_SIGNALS; NaN where unavailable or
-        under a NaN fault, frozen where stale.
+        under a NaN fault, frozen where stale. Read-only: they may share memory with the truth.
     unavailable: (S,) bool, no series at all (metrics outage).
     stale: (S,) bool, the value is old (``sample_age_s`` says how old, seconds).
     nonfinite: (S,) bool, the series reads NaN.
@@ -114,6 +114,15 @@ def observed(truth: TickSignals, unavailable: np.ndarray, stale: np.ndarray, non
         values[name] = v
     age = np.where(stale, truth.at_s - stale_since_s, 0.0)
     return ObservedSignals(truth.at_s, values, unavailable.copy(), stale, nonfinite, age)
+
+
+def observed_unfaulted(truth: TickSignals, no: np.ndarray, zero_age: np.ndarray) -> ObservedSignals:
+    """:func:`observed` when no metric fault is active: the truth's float arrays are shared,
+    not copied (read-only, like the truth); ``no`` / ``zero_age`` are shared (S,) masks."""
+    values = {name: getattr(truth, name) for name in METRIC_SIGNALS}
+    for name in ("ready_replicas", "restarts_total"):
+        values[name] = values[name].astype(np.float64)
+    return ObservedSignals(truth.at_s, values, no, no, no, zero_age)
 
 
 def empty_frozen(n_services: int) -> dict[str, np.ndarray]:

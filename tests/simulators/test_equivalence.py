@@ -1,0 +1,118 @@
+"""The vectorized engine and the per-object reference give the same trajectories.
+
+Same configuration, seed, load, faults and actions; every field of every tick is compared
+(integers exactly, floats to 1e-9 relative: the two sum pod capacities in different orders),
+and so are the pods (names, phases, restarts, revisions) and the observed signals.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from simulators import faults as F
+from simulators.cluster import SimCluster
+from simulators.reference import ReferenceCluster
+from simulators.workload import ClusterConfig, RevisionProps, ServiceConfig
+from tests.simulators.helpers import assert_same_ticks, run
+
+SERVICES = (
+    ServiceConfig("api", initial_replicas=3, capacity_rps=100.0, startup_delay_s=12.0, base_error_ratio=0.01),
+    ServiceConfig("queue", initial_replicas=2, capacity_rps=80.0, startup_delay_s=7.0, overload="queue",
+                  queue_limit=400.0, base_latency_s=0.2, max_pods=10),
+    ServiceConfig("batch", initial_replicas=1, capacity_rps=33.3, scheduling_delay_s=0.0, startup_delay_s=3.0,
+                  max_surge=0, max_unavailable=1, cpu_at_capacity_cores=0.8),
+)
+
+
+def wave(t: float) -> np.ndarray:
+    return np.array([250.0 + 150.0 * np.sin(t / 60.0), 150.0 + 100.0 * np.cos(t / 45.0), 40.0 + 0.1 * t])
+
+
+def delete_oldest(i: int):
+    return lambda c: c.delete_pod(i, c.pod_names(i)[0])
+
+
+SCENARIOS = {
+    "scaling": dict(script=[(0.0, lambda c: c.set_replicas(0, 6)), (20.0, lambda c: c.set_replicas(1, 1)),
+                            (40.0, lambda c: c.set_replicas(0, 2)), (45.0, lambda c: c.set_replicas(2, 5)),
+                            (90.0, lambda c: c.set_replicas(1, 7)), (95.0, lambda c: c.set_replicas(1, 3))]),
+    "faults": dict(faults=[F.PodCrash(10.0, count=2), F.CrashLoopRollout(30.0, services=("api",)),
+                           F.BadRollout(25.0, services=("queue",), error_ratio_multiplier=3.0, extra_latency_s=0.4),
+                           F.MemoryLeak(5.0, rate_mib_per_s=12.0, services=("batch", "queue")),
+                           F.MetricsOutage(50.0, duration_s=20.0, services=("api",)),
+                           F.StaleMetrics(60.0, duration_s=30.0), F.NaNMetrics(100.0, duration_s=10.0)],
+                   script=[(120.0, lambda c: c.rollback(0)), (70.0, lambda c: c.set_replicas(2, 4))]),
+    "node-loss-with-capacity": dict(
+        config=ClusterConfig(SERVICES, nodes=3, pods_per_node=3),
+        faults=[F.NodeLoss(30.0, duration_s=60.0, share_ratio=0.34)],
+        script=[(0.0, lambda c: c.set_replicas(0, 5)), (50.0, lambda c: c.set_replicas(1, 1)),
+                (60.0, lambda c: c.set_replicas(2, 3))]),
+    "rollouts-and-deletes": dict(script=[
+        (0.0, lambda c: c.rolling_restart(0)), (5.0, lambda c: c.set_replicas(0, 5)),
+        (10.0, delete_oldest(1)), (15.0, lambda c: c.rollout(2, RevisionProps(extra_error_ratio=0.2))),
+        (60.0, lambda c: c.rollback(2)), (65.0, delete_oldest(0)), (80.0, lambda c: c.set_replicas(0, 2))]),
+}
+
+
+def run_both(config, faults=(), script=(), until_s=180.0, dt_s=5.0, seed=3):
+    results = []
+    for engine in (SimCluster, ReferenceCluster):
+        cluster = engine(config, np.random.default_rng(seed), faults)
+        results.append((cluster, run(cluster, until_s, dt_s, load=wave, script=script)))
+    return results
+
+
+def assert_same_clusters(fast, ref) -> None:
+    assert fast.observe() == ref.observe()
+    a, b = fast.signals(), ref.signals()
+    for name in a.values:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-9, equal_nan=True, err_msg=name)
+    for mask in ("unavailable", "stale", "nonfinite", "sample_age_s"):
+        np.testing.assert_array_equal(getattr(a, mask), getattr(b, mask), err_msg=mask)
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_vectorized_equals_reference_on_scripted_scenarios(name):
+    spec = SCENARIOS[name]
+    (fast, fast_ticks), (ref, ref_ticks) = run_both(spec.get("config", SERVICES), spec.get("faults", ()),
+                                                    spec.get("script", ()))
+    assert_same_ticks(fast_ticks, ref_ticks)
+    assert_same_clusters(fast, ref)
+
+
+def action(kind: str, service: int, value: int):
+    if kind == "scale":
+        return lambda c: c.set_replicas(service, value)
+    if kind == "delete":
+        return lambda c: c.delete_pod(service, c.pod_names(service)[value % len(c.pod_names(service))]) \
+            if c.pod_names(service) else None
+    if kind == "restart":
+        return lambda c: c.rolling_restart(service)
+    if kind == "bad":
+        return lambda c: c.rollout(service, RevisionProps(error_ratio_multiplier=2.0, extra_latency_s=0.05 * value))
+    return lambda c: c.rollback(service) if c.observe()[service].revision != "1" else None
+
+
+actions = st.lists(st.tuples(st.integers(0, 30).map(lambda k: 5.0 * k),
+                             st.sampled_from(["scale", "scale", "scale", "delete", "restart", "bad", "rollback"]),
+                             st.integers(0, 2), st.integers(0, 12)), max_size=12)
+fault_lists = st.lists(st.one_of(
+    st.builds(F.PodCrash, st.integers(0, 30).map(float), count=st.integers(0, 3)),
+    st.builds(F.NodeLoss, st.integers(0, 30).map(float), duration_s=st.sampled_from([20.0, 60.0]),
+              share_ratio=st.sampled_from([0.2, 0.5])),
+    st.builds(F.MemoryLeak, st.integers(0, 30).map(float), rate_mib_per_s=st.sampled_from([5.0, 30.0])),
+    st.builds(F.CrashLoopRollout, st.integers(0, 30).map(float), services=st.just(("batch",))),
+), max_size=3)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(script=actions, faults=fault_lists, capacity=st.sampled_from([None, 8, 12]), seed=st.integers(0, 1000))
+def test_vectorized_equals_reference_on_random_scenarios(script, faults, capacity, seed):
+    config = ClusterConfig(SERVICES, max_pods_total=capacity)
+    steps = [(t, action(kind, service, value)) for t, kind, service, value in script]
+    (fast, fast_ticks), (ref, ref_ticks) = run_both(config, faults, steps, until_s=200.0, seed=seed)
+    assert_same_ticks(fast_ticks, ref_ticks)
+    assert_same_clusters(fast, ref)

@@ -1,0 +1,103 @@
+"""Rolling updates and rollbacks: maxSurge / maxUnavailable budgets, revision history."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.errors import NotFound
+from simulators.cluster import SimCluster
+from simulators.reference import ReferenceCluster
+from simulators.workload import RevisionProps, ServiceConfig, rollout_budget
+from tests.simulators.helpers import column, run
+
+ENGINES = [pytest.param(SimCluster, id="vectorized"), pytest.param(ReferenceCluster, id="reference")]
+
+
+def web(**kw) -> ServiceConfig:
+    return ServiceConfig(**{"name": "web", "scheduling_delay_s": 2.0, "startup_delay_s": 10.0, **kw})
+
+
+def hashes(cluster) -> set[str]:
+    return {name.rsplit("-", 2)[1] for name in cluster.pod_names(0)}
+
+
+@pytest.mark.parametrize("spec, surge, unavailable, expected", [
+    pytest.param(10, "25%", "25%", (3, 2), id="percent-surge-rounds-up-unavailable-down"),
+    pytest.param(4, "25%", "25%", (1, 1), id="kubernetes-defaults-at-4"),
+    pytest.param(1, "25%", "25%", (1, 0), id="one-replica-surges"),
+    pytest.param(3, 0, 0, (0, 1), id="both-zero-means-one-unavailable"),
+    pytest.param(10, "0%", "0%", (0, 1), id="both-zero-percent"),
+    pytest.param(5, 2, "50%", (2, 2), id="int-and-percent"),
+])
+def test_rollout_budget_rounds_like_kubernetes(spec, surge, unavailable, expected):
+    assert rollout_budget(spec, surge, unavailable) == expected
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("replicas, surge, unavailable", [
+    pytest.param(4, "25%", "25%", id="defaults"),
+    pytest.param(10, "25%", "25%", id="ten-replicas"),
+    pytest.param(4, 1, 0, id="surge-only-never-below-spec"),
+    pytest.param(4, 0, 1, id="unavailable-only-never-above-spec"),
+    pytest.param(6, "50%", "0%", id="half-surge"),
+    pytest.param(3, 3, 0, id="all-at-once"),
+])
+def test_rolling_restart_respects_surge_and_unavailable_and_completes(engine, replicas, surge, unavailable):
+    cluster = engine([web(initial_replicas=replicas, max_pods=20, max_surge=surge, max_unavailable=unavailable)], 1)
+    old = hashes(cluster)
+    max_surge, max_unavailable = rollout_budget(replicas, surge, unavailable)
+    ticks = run(cluster, 300.0, 5.0, script=[(0.0, lambda c: c.rolling_restart(0))])
+    assert all(s.pods[0] <= replicas + max_surge for s in ticks)
+    assert all(s.ready_replicas[0] >= replicas - max_unavailable for s in ticks)
+    assert column(ticks, "rollout_in_progress")[1] and not ticks[-1].rollout_in_progress[0]
+    assert ticks[-1].ready_replicas[0] == ticks[-1].pods[0] == replicas
+    assert len(hashes(cluster)) == 1 and hashes(cluster) != old
+    assert cluster.observe()[0].revision == "2"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_rollback_renumbers_the_target_revision_and_returns_to_its_template(engine):
+    cluster = engine([web(initial_replicas=2)], 1)
+    first = hashes(cluster)
+    numbers = {}
+    run(cluster, 400.0, 5.0, script=[
+        (0.0, lambda c: c.rollout(0, RevisionProps(extra_latency_s=0.1))),
+        (100.0, lambda c: c.rollout(0, RevisionProps(extra_error_ratio=0.1))),
+        (200.0, lambda c: numbers.__setitem__("previous", c.rollback(0))),
+        (300.0, lambda c: numbers.__setitem__("first", c.rollback(0, 1))),
+    ])
+    assert numbers == {"previous": 4, "first": 5}
+    status = cluster.observe()[0]
+    assert status.revisions == ("3", "4", "5") and status.revision == "5"
+    assert hashes(cluster) == first and all(p.revision == "5" for p in status.pods)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_rollback_to_an_unknown_revision_or_without_history_is_not_found(engine):
+    cluster = engine([web()], 1)
+    with pytest.raises(NotFound):
+        cluster.rollback(0)
+    cluster.rolling_restart(0)
+    with pytest.raises(NotFound):
+        cluster.rollback(0, 7)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_scaling_during_a_rollout_still_converges_on_the_new_spec(engine):
+    cluster = engine([web(initial_replicas=4, max_pods=20)], 1)
+    ticks = run(cluster, 300.0, 5.0, script=[
+        (0.0, lambda c: c.rolling_restart(0)),
+        (5.0, lambda c: c.set_replicas(0, 8)),
+        (15.0, lambda c: c.set_replicas(0, 3)),
+    ])
+    end = ticks[-1]
+    assert (end.spec_replicas[0], end.pods[0], end.ready_replicas[0], end.rollout_in_progress[0]) == (3, 3, 3, False)
+    assert len(hashes(cluster)) == 1
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_rolling_restart_keeps_the_revision_properties(engine):
+    cluster = engine([web(initial_replicas=2, base_error_ratio=0.02)], 1)
+    ticks = run(cluster, 100.0, 5.0, script=[(0.0, lambda c: c.rolling_restart(0))])
+    assert ticks[0].error_ratio[0] == pytest.approx(0.02) and ticks[-1].error_ratio[0] == pytest.approx(0.02)
+    assert ticks[-1].revision[0] == 2
