@@ -88,6 +88,7 @@ class SimCluster:
         self._init_config(services)
         self._init_slots(services)
         self._init_state(services)
+        self._n_pods[:] = np.count_nonzero(self._p_phase != EMPTY, axis=1)  # then kept exact incrementally
         self._refresh(np.arange(self.n_services))
         self._derive()
 
@@ -139,6 +140,9 @@ class SimCluster:
         self._p_created[initial] = self._p_started[initial] = self._p_transition[initial] = t0
         self._p_serial[:] = np.arange(K)[None, :]
         self._next_serial = n0.copy()
+        for name in ("phase", "until", "leak_at", "created", "started", "transition", "serial", "restarts", "rev",
+                     "degraded", "crash", "err", "xlat"):
+            setattr(self, f"_f_{name}", getattr(self, f"_p_{name}").reshape(-1))  # flat views, no copies
 
     def _init_state(self, services: Sequence[ServiceConfig]) -> None:
         S = self.n_services
@@ -194,21 +198,24 @@ class SimCluster:
 
     # ------------------------------------------------------------------ aggregates
     def _refresh(self, rows: np.ndarray) -> None:
-        """Recompute the primary aggregates of ``rows`` from their pod slots."""
+        """Recompute the primary aggregates of ``rows`` from their pod slots.
+
+        ``_n_pods`` is kept exact by ``_create`` / ``_clear_slots`` and not recomputed here.
+        """
         R = rows.size
         if R == 0:
             return
-        K = self.K
         ph = self._p_phase[rows]
-        counts = np.bincount((self._block_base[:R] + ph).ravel(), minlength=R * N_PHASES).reshape(R, N_PHASES)
-        n_ready = counts[:, READY]
-        self._n_ready[rows] = n_ready
-        self._n_pods[rows] = K - counts[:, EMPTY]
-        self._n_sched[rows] = K - counts[:, EMPTY] - counts[:, PENDING]
-        self._n_running[rows] = counts[:, STARTING] + n_ready
         offsets = self._row_offsets[:R]
+        ready = ph == READY
+        n_ready = np.count_nonzero(ready, axis=1)
+        self._n_ready[rows] = n_ready
+        scheduled = np.count_nonzero(ph >= STARTING, axis=1)
+        self._n_sched[rows] = scheduled
+        # running = scheduled minus backed-off; no pod backs off before a crash-looping revision exists
+        self._n_running[rows] = scheduled - np.count_nonzero(ph == BACKOFF, axis=1) if self._any_crash else scheduled
         if self._any_degraded or self._err_varies or self._any_xlat:
-            self._refresh_weighted(rows, ph == READY, offsets)
+            self._refresh_weighted(rows, ready, offsets)
         else:  # every ready pod of a row has the same capacity and error ratio
             cap = n_ready * self._mu[rows]
             self._cap[rows] = cap
@@ -216,7 +223,7 @@ class SimCluster:
         until = self._p_until[rows]
         if self._any_leak:
             np.minimum(until, self._p_leak_at[rows], out=until)
-            running = (ph == STARTING) | (ph == READY)
+            running = (ph == STARTING) | ready
             anchor = np.maximum(self._p_started[rows], self._leak_start[rows, None])
             self._anchor_sum[rows] = np.add.reduceat(np.where(running, anchor, 0.0).ravel(), offsets)
         self._next_event[rows] = np.minimum.reduceat(until.ravel(), offsets)
@@ -336,124 +343,143 @@ class SimCluster:
             self._refresh(rows)
         raise RuntimeError(f"pod lifecycles did not settle at t={now}")
 
+    # Slots are addressed by flat index g = row * K + slot into the ravelled (S, K) arrays
+    # (``_f_*`` views): 1-D fancy indexing is several times cheaper than (rows, slots) pairs.
+    def _due_slots(self, rows: np.ndarray, times: np.ndarray, now: float):
+        """(rows, flat slots, times) of the slots of ``rows`` whose ``times`` (R, K) are <= now."""
+        f = np.flatnonzero(times <= now)
+        r = f // self.K
+        rr = rows[r]
+        return rr, f + (rr - r) * self.K, times.ravel()[f]
+
     def _lifecycle_round(self, rows: np.ndarray, now: float) -> None:
-        until = self._p_until[rows]
-        flat = np.flatnonzero(until <= now)
-        if flat.size:
-            r, kk = np.divmod(flat, self.K)
-            rr, t = rows[r], until.ravel()[flat]
-            ph = self._p_phase[rr, kk]
-            b_rr, b_kk, b_t = rr[ph == STARTING], kk[ph == STARTING], t[ph == STARTING]
+        rr, g, t = self._due_slots(rows, self._p_until[rows], now)
+        if self._capacity is None and not self._any_crash and not self._any_leak:
+            self._simple_round(rr, g, t, now)
+            return
+        if g.size:
+            ph = self._f_phase[g]
+            starting = ph == STARTING
+            b_rr, b_g, b_t = rr[starting], g[starting], t[starting]
             pending = ph == PENDING
             if pending.any():
-                a_rr, a_kk, a_t = self._schedule(rr[pending], kk[pending], t[pending], now)
-                a_until = self._p_until[a_rr, a_kk]
+                a_rr, a_g = self._schedule(rr[pending], g[pending], t[pending], now)
+                a_until = self._f_until[a_g]
                 chain = a_until <= now  # scheduled and already through the startup delay
                 if chain.any():
-                    b_rr, b_kk = np.concatenate((b_rr, a_rr[chain])), np.concatenate((b_kk, a_kk[chain]))
+                    b_rr, b_g = np.concatenate((b_rr, a_rr[chain])), np.concatenate((b_g, a_g[chain]))
                     b_t = np.concatenate((b_t, a_until[chain]))
             backoff = ph == BACKOFF
-            c_rr, c_kk, c_t = rr[backoff], kk[backoff], t[backoff]
-            if b_rr.size:
-                cr, ck, ct = self._finish_starts(b_rr, b_kk, b_t)
+            c_rr, c_g, c_t = rr[backoff], g[backoff], t[backoff]
+            if b_g.size:
+                cr, cg, ct = self._finish_starts(b_rr, b_g, b_t)
                 chain = ct <= now  # crashed and already through the backoff
                 if chain.any():
-                    c_rr, c_kk = np.concatenate((c_rr, cr[chain])), np.concatenate((c_kk, ck[chain]))
+                    c_rr, c_g = np.concatenate((c_rr, cr[chain])), np.concatenate((c_g, cg[chain]))
                     c_t = np.concatenate((c_t, ct[chain]))
-            if c_rr.size:
-                self._start_containers(c_rr, c_kk, c_t)
+            if c_g.size:
+                self._start_containers(c_rr, c_g, c_t)
         if self._any_leak:
             self._leak_events(rows, now)
 
-    def _schedule(self, rr: np.ndarray, kk: np.ndarray, t: np.ndarray, now: float):
+    def _simple_round(self, rr: np.ndarray, g: np.ndarray, t: np.ndarray, now: float) -> None:
+        """The round without node capacity, crash loops or leaks (the common case), fused:
+        due Pending pods start at their due time t and are ready at t + startup if that has
+        passed too; due Starting pods are ready at their due time. Same result as the general
+        round, in fewer array operations."""
+        pending = self._f_phase[g] == PENDING
+        ready_at = np.where(pending, t + self._startup[rr], t)
+        ready = ready_at <= now
+        self._f_started[g[pending]] = t[pending]
+        self._f_phase[g] = np.where(ready, READY, STARTING)
+        self._f_until[g] = np.where(ready, INF, ready_at)
+        self._f_transition[g[ready]] = ready_at[ready]
+
+    def _schedule(self, rr: np.ndarray, g: np.ndarray, t: np.ndarray, now: float):
         """Give due Pending pods a node while capacity lasts, in (due time, creation, service,
-        serial) order; park the rest. Returns the (rows, slots, times) started."""
+        serial) order; park the rest. Returns the (rows, slots) started."""
         if self._capacity is not None:
             free = self._capacity - self._capacity_lost - int(self._n_sched.sum())
-            if free < rr.size:
-                order = np.lexsort((self._p_serial[rr, kk], rr, self._p_created[rr, kk], t))
+            if free < g.size:
+                order = np.lexsort((self._f_serial[g], rr, self._f_created[g], t))
                 park = order[max(free, 0):]
-                self._p_until[rr[park], kk[park]] = INF  # parked until capacity frees
+                self._f_until[g[park]] = INF  # parked until capacity frees
                 self._n_parked += park.size
                 keep = np.sort(order[:max(free, 0)])
-                rr, kk, t = rr[keep], kk[keep], t[keep]
-        self._start_containers(rr, kk, t)
-        return rr, kk, t
+                rr, g, t = rr[keep], g[keep], t[keep]
+        self._start_containers(rr, g, t)
+        return rr, g
 
-    def _finish_starts(self, rr: np.ndarray, kk: np.ndarray, t: np.ndarray):
+    def _finish_starts(self, rr: np.ndarray, g: np.ndarray, t: np.ndarray):
         """Starting pods through their startup delay get ready, or crash into backoff if
         their revision crash-loops. Returns the crashed (rows, slots, backoff end times)."""
         if self._any_crash:
-            crash = self._p_crash[rr, kk]
+            crash = self._f_crash[g]
             if crash.any():
-                cr, ck, ct = rr[crash], kk[crash], t[crash]
-                self._p_restarts[cr, ck] += 1
+                cr, cg, ct = rr[crash], g[crash], t[crash]
+                self._f_restarts[cg] += 1
                 np.add.at(self._restarts_total, cr, 1)
-                self._p_phase[cr, ck] = BACKOFF
-                ends = ct + _backoff(self._p_restarts[cr, ck])
-                self._p_until[cr, ck] = ends
-                self._p_leak_at[cr, ck] = INF
-                self._p_degraded[cr, ck] = False
+                self._f_phase[cg] = BACKOFF
+                ends = ct + _backoff(self._f_restarts[cg])
+                self._f_until[cg] = ends
+                self._f_leak_at[cg] = INF
+                self._f_degraded[cg] = False
                 ok = ~crash
-                rr, kk, t = rr[ok], kk[ok], t[ok]
-                self._mark_ready(rr, kk, t)
-                return cr, ck, ends
-        self._mark_ready(rr, kk, t)
-        return rr[:0], kk[:0], t[:0]
+                self._mark_ready(g[ok], t[ok])
+                return cr, cg, ends
+        self._mark_ready(g, t)
+        return rr[:0], g[:0], t[:0]
 
-    def _mark_ready(self, rr: np.ndarray, kk: np.ndarray, t: np.ndarray) -> None:
-        self._p_phase[rr, kk] = READY
-        self._p_until[rr, kk] = INF
-        self._p_transition[rr, kk] = t
+    def _mark_ready(self, g: np.ndarray, t: np.ndarray) -> None:
+        self._f_phase[g] = READY
+        self._f_until[g] = INF
+        self._f_transition[g] = t
 
     def _leak_events(self, rows: np.ndarray, now: float) -> None:
-        leak_at = self._p_leak_at[rows]
-        flat = np.flatnonzero(leak_at <= now)
-        if flat.size == 0:
+        rr, g, t = self._due_slots(rows, self._p_leak_at[rows], now)
+        if g.size == 0:
             return
-        r, kk = np.divmod(flat, self.K)
-        rr, t = rows[r], leak_at.ravel()[flat]
-        ph = self._p_phase[rr, kk]
+        ph = self._f_phase[g]
         running = (ph == STARTING) | (ph == READY)
-        rr, kk, t = rr[running], kk[running], t[running]
-        degrade = ~self._p_degraded[rr, kk] & self._degrade_first[rr]
+        rr, g, t = rr[running], g[running], t[running]
+        degrade = ~self._f_degraded[g] & self._degrade_first[rr]
         if degrade.any():
-            dr, dk = rr[degrade], kk[degrade]
+            dr, dg = rr[degrade], g[degrade]
             self._any_degraded = True
             self._any_xlat = self._any_xlat or bool((self._deg_extra[dr] > 0).any())
-            self._p_degraded[dr, dk] = True
-            self._p_leak_at[dr, dk] = self._leak_next(dr, dk)
+            self._f_degraded[dg] = True
+            self._f_leak_at[dg] = self._leak_next(dr, dg)
         oom = ~degrade
         if oom.any():
-            self._restart_containers(rr[oom], kk[oom], t[oom])
+            self._restart_containers(rr[oom], g[oom], t[oom])
 
-    def _start_containers(self, rr: np.ndarray, kk: np.ndarray, t: np.ndarray) -> None:
+    def _start_containers(self, rr: np.ndarray, g: np.ndarray, t: np.ndarray) -> None:
         """(Re)start containers at times t: Starting until t + startup delay, memory reset."""
-        was_ready = self._p_phase[rr, kk] == READY
+        was_ready = self._f_phase[g] == READY
         if was_ready.any():
-            self._p_transition[rr[was_ready], kk[was_ready]] = t[was_ready]
-        self._p_phase[rr, kk] = STARTING
-        self._p_started[rr, kk] = t
-        self._p_until[rr, kk] = t + self._startup[rr]
+            self._f_transition[g[was_ready]] = t[was_ready]
+        self._f_phase[g] = STARTING
+        self._f_started[g] = t
+        self._f_until[g] = t + self._startup[rr]
         if self._any_degraded:
-            self._p_degraded[rr, kk] = False
+            self._f_degraded[g] = False
         if self._any_leak:
-            self._p_leak_at[rr, kk] = self._leak_next(rr, kk)
+            self._f_leak_at[g] = self._leak_next(rr, g)
 
-    def _restart_containers(self, rr: np.ndarray, kk: np.ndarray, t: np.ndarray) -> None:
-        self._p_restarts[rr, kk] += 1
+    def _restart_containers(self, rr: np.ndarray, g: np.ndarray, t: np.ndarray) -> None:
+        self._f_restarts[g] += 1
         np.add.at(self._restarts_total, rr, 1)
-        self._start_containers(rr, kk, t)
+        self._start_containers(rr, g, t)
 
-    def _leak_next(self, rr: np.ndarray, kk: np.ndarray) -> np.ndarray:
+    def _leak_next(self, rr: np.ndarray, g: np.ndarray) -> np.ndarray:
         """Next memory threshold time of running pods (soft limit first, then the limit)."""
         rate = self._leak_rate[rr]
-        ph = self._p_phase[rr, kk]
+        ph = self._f_phase[g]
         active = (rate > 0) & ((ph == STARTING) | (ph == READY))
         if not active.any():
             return np.full(rr.size, INF)
-        anchor = np.maximum(self._p_started[rr, kk], self._leak_start[rr])
-        degrade_first = ~self._p_degraded[rr, kk] & self._degrade_first[rr]
+        anchor = np.maximum(self._f_started[g], self._leak_start[rr])
+        degrade_first = ~self._f_degraded[g] & self._degrade_first[rr]
         threshold = np.where(degrade_first, self._mem_soft[rr], self._mem_limit[rr])
         at = anchor + (threshold - self._mem_base[rr]) / np.where(active, rate, 1.0)
         return np.where(active, at, INF)
@@ -473,27 +499,29 @@ class SimCluster:
         empty &= self._slot_ok[rows]
         rank = np.cumsum(empty, axis=1)
         empty &= rank <= counts[:, None]
-        flat = np.flatnonzero(empty)
-        r, k = np.divmod(flat, self.K)
+        f = np.flatnonzero(empty)
+        r = f // self.K
         rr = rows[r]
-        self._p_serial[rr, k] = self._next_serial[rr] + rank.ravel()[flat] - 1
+        g = f + (rr - r) * self.K
+        self._f_serial[g] = self._next_serial[rr] + rank.ravel()[f] - 1
         self._next_serial[rows] += counts
-        self._p_phase[rr, k] = PENDING
+        self._f_phase[g] = PENDING
         due = now + self._sched[rows]
-        self._p_until[rr, k] = due[r]
-        self._p_leak_at[rr, k] = INF
-        self._p_created[rr, k] = now
-        self._p_started[rr, k] = np.nan
-        self._p_transition[rr, k] = np.nan
-        self._p_restarts[rr, k] = 0
-        self._p_degraded[rr, k] = False
+        self._f_until[g] = due[r]
+        self._f_created[g] = now
+        self._f_transition[g] = np.nan
+        self._f_restarts[g] = 0
+        # leak_at (INF) and degraded (False) are already reset in an empty slot; started is
+        # set when the pod starts.
         seqs = self._current[rows] if revs is None else revs
-        self._p_rev[rr, k] = seqs[r]
+        self._f_rev[g] = seqs[r]
         if revs is None or (revs == self._current[rows]).all():
-            self._p_crash[rr, k], self._p_err[rr, k], self._p_xlat[rr, k] = self._cur_crash[rr], self._cur_err[rr], self._cur_xlat[rr]
+            if self._any_crash or self._err_varies or self._any_xlat:
+                # otherwise every revision so far has the initial properties, already in every slot
+                self._f_crash[g], self._f_err[g], self._f_xlat[g] = self._cur_crash[rr], self._cur_err[rr], self._cur_xlat[rr]
         else:  # slow path: recreating pods of an older revision (node loss, pod deletion)
-            for i, kj, seq in zip(rr.tolist(), k.tolist(), seqs[r].tolist()):
-                self._set_pod_revision(i, kj, seq)
+            for i, gj, seq in zip(rr.tolist(), g.tolist(), seqs[r].tolist()):
+                self._set_pod_revision(i, gj - i * self.K, seq)
         # Creation only adds Pending pods: update the counters and timers without a refresh.
         self._n_pods[rows] += counts
         self._next_event[rows] = np.minimum(self._next_event[rows], due)
@@ -526,11 +554,13 @@ class SimCluster:
         key = np.where(live, rank, _NO_KEY)
         most = int(counts.max()) if counts.size else 0
         if most <= _ARGMIN_REMOVALS:  # few removals per row: repeated argmin beats sorting
+            flat_key = key.ravel()
+            base = np.arange(rows.size) * self.K
             picked_r, picked_k = [], []
             for c in range(most):
                 ar = np.flatnonzero(counts > c)
                 j = key[ar].argmin(axis=1)
-                key[ar, j] = _NO_KEY
+                flat_key[base[ar] + j] = _NO_KEY
                 picked_r.append(ar)
                 picked_k.append(j)
             if not picked_r:
@@ -540,14 +570,17 @@ class SimCluster:
             order = np.argsort(key, axis=1)
             r, j = np.nonzero(np.arange(self.K)[None, :] < counts[:, None])
             k = order[r, j]
-        self._clear_slots(rows[r], k, now)
+        rr = rows[r]
+        self._clear_slots(rr, rr * self.K + k, now)
 
-    def _clear_slots(self, rr: np.ndarray, kk: np.ndarray, now: float) -> None:
-        freed = bool((self._p_phase[rr, kk] >= STARTING).any())
-        self._p_phase[rr, kk] = EMPTY
-        self._p_until[rr, kk] = INF
-        self._p_leak_at[rr, kk] = INF
-        self._p_degraded[rr, kk] = False
+    def _clear_slots(self, rr: np.ndarray, g: np.ndarray, now: float) -> None:
+        freed = bool((self._f_phase[g] >= STARTING).any())
+        self._f_phase[g] = EMPTY
+        self._f_until[g] = INF
+        if self._any_leak:
+            self._f_leak_at[g] = INF  # (INF anyway while no leak is active)
+        if self._any_degraded:
+            self._f_degraded[g] = False
         self._n_pods -= np.bincount(rr, minlength=self.n_services)
         if freed:
             self._unpark(now)
@@ -592,7 +625,7 @@ class SimCluster:
         now = self.now if now is None else now
         k = self._slot_of(i, name)
         rev = int(self._p_rev[i, k])
-        self._clear_slots(np.array([i]), np.array([k]), now)
+        self._clear_slots(np.array([i]), np.array([i * self.K + k]), now)
         self._restarts_total[i] += 1
         self._create(np.array([i]), np.array([1]), now, np.array([rev]))
         self._refresh(np.array([i]))
@@ -707,7 +740,7 @@ class SimCluster:
             ks = np.flatnonzero((ph == STARTING) | (ph == READY))
             ks = ks[np.argsort(self._p_serial[i, ks], kind="stable")]
             victims = ks[F.choose_victims(self.rng, ks.size, count)]
-            self._restart_containers(np.full(victims.size, i), victims, np.full(victims.size, now))
+            self._restart_containers(np.full(victims.size, i), i * self.K + victims, np.full(victims.size, now))
         self._refresh(rows)
 
     def _node_loss(self, f: F.NodeLoss, starts: bool, now: float) -> None:
@@ -726,7 +759,7 @@ class SimCluster:
             return
         vr, vk = rr[pick], kk[pick]
         revs = self._p_rev[vr, vk]
-        self._clear_slots(vr, vk, now)
+        self._clear_slots(vr, vr * self.K + vk, now)
         for i, rev in zip(vr.tolist(), revs.tolist()):  # the ReplicaSets recreate them
             self._create(np.array([i]), np.array([1]), now, np.array([rev]))
         self._refresh(np.unique(vr))
@@ -740,7 +773,8 @@ class SimCluster:
             self._p_degraded[rows] = False
         self._any_leak = bool((self._leak_rate > 0).any())
         r, k = np.nonzero(self._p_phase[rows] != EMPTY)
-        self._p_leak_at[rows[r], k] = self._leak_next(rows[r], k)
+        rr = rows[r]
+        self._f_leak_at[rr * self.K + k] = self._leak_next(rr, rr * self.K + k)
         self._refresh(rows)
 
     def _metrics_fault(self, f: F.Fault, rows: np.ndarray, starts: bool) -> None:
