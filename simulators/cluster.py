@@ -42,11 +42,11 @@ MAX_LIFECYCLE_ROUNDS = 10_000
 EMPTY, PENDING, STARTING, BACKOFF, READY = (int(p) for p in (Phase.EMPTY, Phase.PENDING, Phase.STARTING,
                                                               Phase.BACKOFF, Phase.READY))
 N_PHASES = len(Phase)
-#: Removal-ranking key layout: (phase rank * 2 + is current revision) * 2**40 + (2**40 - 1 - serial).
+#: Removal-ranking key layout: (phase rank * 2 + is current revision) << 40 | (2**40 - 1 - serial).
 _SERIAL_SPAN = 1 << 40
 _NO_KEY = np.iinfo(np.int64).max
-#: Above this many removals in one row, sort the row instead of repeated argmin.
-_ARGMIN_REMOVALS = 8
+#: Up to this many removals in one row, repeated argmin; beyond, sort the rows.
+_ARGMIN_REMOVALS = 4
 
 
 def _config_array(services: Sequence[ServiceConfig], attr: str, dtype=np.float64) -> np.ndarray:
@@ -97,6 +97,7 @@ class SimCluster:
         c = lambda attr, dtype=np.float64: _config_array(services, attr, dtype)  # noqa: E731
         self._mu, self._sched, self._startup = c("capacity_rps"), c("scheduling_delay_s"), c("startup_delay_s")
         self._L0, self._timeout = c("base_latency_s"), c("timeout_s")
+        self._L0x2 = 2.0 * self._L0
         self._queue_limit = np.array([s.queue_limit if s.overload == "queue" else 0.0 for s in services])
         self._any_queue = any(s.overload == "queue" for s in services)
         self._cpu100 = 100.0 * np.array([s.cpu_ratio for s in services])
@@ -140,9 +141,22 @@ class SimCluster:
         self._p_created[initial] = self._p_started[initial] = self._p_transition[initial] = t0
         self._p_serial[:] = np.arange(K)[None, :]
         self._next_serial = n0.copy()
-        for name in ("phase", "until", "leak_at", "created", "started", "transition", "serial", "restarts", "rev",
-                     "degraded", "crash", "err", "xlat"):
+        self._make_flat_views()
+
+    _SLOT_FIELDS = ("phase", "until", "leak_at", "created", "started", "transition", "serial", "restarts", "rev",
+                    "degraded", "crash", "err", "xlat")
+
+    def _make_flat_views(self) -> None:
+        for name in self._SLOT_FIELDS:
             setattr(self, f"_f_{name}", getattr(self, f"_p_{name}").reshape(-1))  # flat views, no copies
+
+    def __getstate__(self) -> dict:
+        # copy/pickle would turn the flat views into independent arrays: rebuild them instead
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_f_")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._make_flat_views()
 
     def _init_state(self, services: Sequence[ServiceConfig]) -> None:
         S = self.n_services
@@ -188,6 +202,7 @@ class SimCluster:
         self._extra_q = np.zeros((3, S))
         self._next_min = INF
         self._any_bad = self._any_zero_cap = False
+        self._extra_dirty = False
         self._dirty = True
 
     def _set_current_props(self, i: int) -> None:
@@ -247,21 +262,32 @@ class SimCluster:
             bad_cap = np.where(extra > 0, ready_cap, 0.0)
             self._bad_cap[rows] = np.add.reduceat(bad_cap.ravel(), offsets)
             self._extra_w[rows] = np.add.reduceat((bad_cap * extra).ravel(), offsets)
+        self._extra_dirty = True  # capacity changed: the bad-pod shares did too
 
     def _derive(self) -> None:
-        """Recompute the quantities the queueing model needs from the primaries, for all rows."""
-        cap = self._cap
-        np.maximum(cap, Q.TINY_RPS, out=self._safe_cap)
-        np.divide(self._err_w, self._safe_cap, out=self._err)
-        self._exponent = Q.waiting_exponent(Q.server_count(cap, self._L0))
-        self._util_scale = Q.utilization_scale(self._safe_cap, self._cpu100 / 100.0, self._n_ready > 0)
+        """Recompute the quantities the queueing model needs from the primaries, for all rows
+        (same formulas as :mod:`simulators.queueing`, in fewer operations)."""
+        cap, safe = self._cap, self._safe_cap
+        np.maximum(cap, Q.TINY_RPS, out=safe)
+        np.divide(self._err_w, safe, out=self._err)
+        # waiting_exponent(server_count(C, L0)) = sqrt(2 max(C L0, 1) + 2) - 1, bit for bit
+        servers2 = cap * self._L0x2
+        np.maximum(servers2, 2.0, out=servers2)
+        servers2 += 2.0
+        np.sqrt(servers2, out=servers2)
+        servers2 -= 1.0
+        self._exponent = servers2
+        util = np.divide(self._cpu100, safe)
+        util[self._n_ready == 0] = np.nan  # no ready pod: no utilization series
+        self._util_scale = util
         self._mem_idle = np.where(self._n_running > 0, self._mem_base, 0.0)
         np.equal(cap, 0.0, out=self._zero_cap)
         self._any_zero_cap = bool(self._zero_cap.any())
-        if self._any_xlat:
+        if self._extra_dirty:
             self._any_bad = bool((self._bad_cap > 0).any())
             if self._any_bad:
-                self._extra_q = Q.bad_pod_extra(self._bad_cap, self._extra_w, self._safe_cap)
+                self._extra_q = Q.bad_pod_extra(self._bad_cap, self._extra_w, safe)
+            self._extra_dirty = False
         self._next_min = float(self._next_event.min())
         self._dirty = False
 
@@ -544,32 +570,33 @@ class SimCluster:
         live = ph != EMPTY
         if candidates is not None:
             live &= candidates
-        counts = np.minimum(counts, np.count_nonzero(live, axis=1))
+            counts = np.minimum(counts, np.count_nonzero(live, axis=1))
+        else:
+            counts = np.minimum(counts, self._n_pods[rows])
+        most = int(counts.max())
+        if most <= 0:
+            return
         rank = (ph >= STARTING).astype(np.int64)
         rank += ph == READY
         rank *= 2
         rank += self._p_rev[rows] == self._current[rows, None]
-        rank *= _SERIAL_SPAN
+        rank <<= 40
         rank += (_SERIAL_SPAN - 1) - self._p_serial[rows]
         key = np.where(live, rank, _NO_KEY)
-        most = int(counts.max()) if counts.size else 0
-        if most <= _ARGMIN_REMOVALS:  # few removals per row: repeated argmin beats sorting
-            flat_key = key.ravel()
-            base = np.arange(rows.size) * self.K
+        if most <= _ARGMIN_REMOVALS:  # a few per row (the usual case): repeated row minimum
+            flat_key = key.reshape(-1)
             picked_r, picked_k = [], []
             for c in range(most):
-                ar = np.flatnonzero(counts > c)
-                j = key[ar].argmin(axis=1)
-                flat_key[base[ar] + j] = _NO_KEY
-                picked_r.append(ar)
-                picked_k.append(j)
-            if not picked_r:
-                return
-            r, k = np.concatenate(picked_r), np.concatenate(picked_k)
-        else:
-            order = np.argsort(key, axis=1)
-            r, j = np.nonzero(np.arange(self.K)[None, :] < counts[:, None])
-            k = order[r, j]
+                r = np.flatnonzero(counts > c) if c else np.flatnonzero(counts)
+                k = key[r].argmin(axis=1)
+                flat_key[r * self.K + k] = _NO_KEY
+                picked_r.append(r)
+                picked_k.append(k)
+            r, k = (picked_r[0], picked_k[0]) if most == 1 else (np.concatenate(picked_r), np.concatenate(picked_k))
+        else:  # keys are unique among live pods, so any sort order picks the same pods
+            order = np.argsort(key, axis=1).reshape(-1)
+            f = np.flatnonzero(np.arange(self.K)[None, :] < counts[:, None])
+            r, k = f // self.K, order[f]
         rr = rows[r]
         self._clear_slots(rr, rr * self.K + k, now)
 

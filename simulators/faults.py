@@ -11,7 +11,7 @@ after its time (ends before starts at the same instant, so windows are ``[start,
 | :class:`PodCrash` | ``count`` running pods per service crash: their container restarts (restart count + 1, Starting again) | - |
 | :class:`CrashLoopRollout` | a rollout to a new revision whose pods never get ready and restart with backoff | - (a rollback cures it) |
 | :class:`BadRollout` | a rollout to a new revision with an error multiplier / extra error ratio / extra latency | - (a rollback cures it) |
-| :class:`NodeLoss` | a share of all scheduled pods vanish (recreated Pending) and node capacity drops by that share of nodes | capacity returns |
+| :class:`NodeLoss` | a share of all scheduled pods vanish (recreated Pending) and, if the cluster has node capacity, it drops by that share of nodes (whole nodes); pods that no longer fit stay Pending | capacity returns; Pending pods get scheduled |
 | :class:`MemoryLeak` | per-pod memory grows at ``rate_mib_per_s`` with container age: degraded above the soft limit, OOM-restart at the limit; a restart resets it | leak fixed: memory back to base |
 | :class:`MetricsOutage` | the services' signals are unavailable | available again |
 | :class:`StaleMetrics` | the services' signals freeze at their last value | fresh again |

@@ -173,3 +173,15 @@ def test_invalid_service_config_is_rejected_naming_the_field(config, field):
     with pytest.raises(ScenarioError) as err:
         SimCluster(config, 1)
     assert any(e.path == field for e in err.value.errors), str(err.value)
+
+
+def test_a_copied_cluster_evolves_like_the_original():
+    import copy
+
+    original = SimCluster([svc(initial_replicas=2)], 1)
+    original.set_replicas(0, 4)
+    twin = copy.deepcopy(original)
+    a = run(original, 60.0, 5.0)
+    b = run(twin, 60.0, 5.0)
+    assert list(column(a, "ready_replicas")) == list(column(b, "ready_replicas"))
+    assert original.pod_names(0) == twin.pod_names(0)
