@@ -108,11 +108,16 @@ def run_controller(scenario: Scenario, spec: ControllerSpec, offered: np.ndarray
     """Simulate the whole scenario under one controller; returns its run and decision log."""
     times = scenario.times()
     T, S = offered.shape
-    cluster = SimCluster(scenario.cluster, np.random.default_rng(scenario.seed), faults=scenario.faults)
+    config, plan = scenario.cluster, None
+    if spec.kind == "oracle":  # it knew the load before the start too: begin with its plan ready
+        plan = oracle_plan(offered, scenario.cluster.services, scenario.slo, scenario.tick_s)
+        config = replace(config, services=tuple(replace(s, initial_replicas=int(n))
+                                                for s, n in zip(config.services, plan[0])))
+    cluster = SimCluster(config, np.random.default_rng(scenario.seed), faults=scenario.faults)
     rec = _Recorder(T, S)
     latency_field = _LATENCY_FIELD[scenario.slo.latency_percentile]
     actions: list[ActionEvent] = []
-    reconciler, log, plan = None, None, None
+    reconciler, log = None, None
     names = scenario.services
 
     if spec.kind == "policy":
@@ -124,9 +129,6 @@ def run_controller(scenario: Scenario, spec: ControllerSpec, offered: np.ndarray
         interval = spec.policy.params.interval_s
     elif spec.kind == "fixed":
         cluster.scale(np.arange(S), np.minimum(spec.replicas, [s.max_pods for s in scenario.cluster.services]))
-    elif spec.kind == "oracle":
-        plan = oracle_plan(offered, scenario.cluster.services, scenario.slo, scenario.tick_s)
-        cluster.scale(np.arange(S), plan[0])
 
     next_cycle = times[0] if len(times) else 0.0
     every = max(1, T // 200)

@@ -61,16 +61,18 @@ class ConstantLoad(StrictModel):
 
 
 class StepLoad(StrictModel):
+    """Terms add up, so a step may go down (``to`` below ``from``); the total is clipped at 0."""
+
     at: Duration()
-    from_: float = Field(ge=0, alias="from")
-    to: float = Field(ge=0)
+    from_: float = Field(alias="from")
+    to: float
 
 
 class RampLoad(StrictModel):
     start: Duration()
     end: Duration()
-    from_: float = Field(ge=0, alias="from")
-    to: float = Field(ge=0)
+    from_: float = Field(alias="from")
+    to: float
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -296,10 +298,19 @@ def _shape(term: LoadTerm, start_s: float, seed: int, where: tuple) -> tuple[L.S
                          peak_rps=t.peak_rps, interpolation=t.interpolation, sim_start_s=start_s, wrap=t.wrap), False
 
 
-def _service_shape(terms: list[LoadTerm], start_s: float, seed: int) -> L.Shape:
+def _service_shape(terms: list[LoadTerm], start_s: float, seed: int, where: tuple,
+                   errors: list[tuple[tuple, str]]) -> L.Shape:
+    """The sum of a service's load terms times its noise terms; trace problems go to ``errors``."""
     added, multiplied = [], []
     for k, term in enumerate(terms):
-        shape, multiplicative = _shape(term, start_s, seed + 7919 * k, ())
+        try:
+            shape, multiplicative = _shape(term, start_s, seed + 7919 * k, ())
+        except FileNotFoundError as exc:
+            errors.append((where + (k, "trace", "file"), str(exc)))
+            continue
+        except ScenarioError as exc:
+            errors += [(where + (k, "trace"), f"{e.path}: {e.message}") for e in exc.errors]
+            continue
         (multiplied if multiplicative else added).append(shape)
     total = added[0] if added else L.Constant(0.0)
     for s in added[1:]:
@@ -372,14 +383,20 @@ def _cross_field_errors(spec: ScenarioSpec) -> list[tuple[tuple, str]]:
     return errors
 
 
-def _compile(doc: ScenarioDocument, file: str) -> Scenario:
+def _compile(doc: ScenarioDocument, file: str, line_of) -> Scenario:
     spec = doc.spec
     start = SIM_EPOCH_S
     configs, models, names = _expand_services(spec)
     nodes = spec.nodes
     cluster = ClusterConfig(services=tuple(configs), nodes=nodes.count if nodes else None,
                             pods_per_node=nodes.pods_per_node if nodes else None, start_s=start)
-    shapes = tuple(_service_shape(m.load, start, spec.seed * 1000 + i) for i, m in enumerate(models))
+    errors: list[tuple[tuple, str]] = []
+    first_copy = {m.name: j for j, m in reversed(list(enumerate(spec.services)))}
+    shapes = tuple(_service_shape(m.load, start, spec.seed * 1000 + i, ("spec", "services", first_copy[m.name], "load"),
+                                  errors) for i, m in enumerate(models))
+    if errors:
+        unique = list(dict.fromkeys(errors))
+        raise ScenarioError([FieldError(file, line_of(loc), format_path(loc), msg) for loc, msg in unique])
     faults = tuple(_fault(f, start, names) for f in spec.faults)
     fault_names = tuple(f.name or f"{f.kind}@{f.at:g}s" for f in spec.faults)
     slo = SLO(latency_percentile=float(spec.slo.latency.percentile), latency_s=spec.slo.latency.below,
@@ -416,10 +433,7 @@ def load_scenario_text(text: str, file: str = "<text>", seed: int | None = None)
         raise ScenarioError(errors + [FieldError(file, yaml_doc.line_of(loc), format_path(loc), msg) for loc, msg in cross])
     if seed is not None:
         doc = doc.model_copy(update={"spec": doc.spec.model_copy(update={"seed": int(seed)})})
-    try:
-        return _compile(doc, file)
-    except ScenarioError as exc:  # a trace that cannot be read: name the scenario file too
-        raise ScenarioError([FieldError(file, e.line or yaml_doc.line, e.path, e.message) for e in exc.errors]) from None
+    return _compile(doc, file, yaml_doc.line_of)
 
 
 def bundled_scenarios() -> list[Path]:

@@ -1,4 +1,4 @@
-"""Durations (``30s``, ``5m``, ``1h30m``, ``500ms``) and percentages (``25%``) as written in policy files.
+"""Durations (``30s``, ``5m``, ``1h30m``, ``500ms``, ``2d`` for long scenario windows) and percentages (``25%``) as written in policy files.
 
 Parsers raise ``ValueError`` with a message that names the expected form and what was found;
 the schema turns those into field errors.
@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 import re
 
-_UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_S = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|d|h|m|s)")
 # Also used as the JSON Schema pattern, so it must stay ECMA-262 compatible.
-DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|h|m|s))+$"
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|d|h|m|s))+$"
 PERCENT_PATTERN = r"^[0-9]+(\.[0-9]+)?%$"
 DURATION_FORM = "a duration such as 30s, 5m, 1h30m or 500ms"
 

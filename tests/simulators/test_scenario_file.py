@@ -1,0 +1,115 @@
+"""Scenario files: bundled ones load, broken ones are rejected whole with file, line and field."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from controller.errors import ScenarioError
+from simulators.load import traces_dir
+from simulators.scenario import SIM_EPOCH_S, bundled_scenarios, load_scenario, load_scenario_text
+
+TRACES = traces_dir().is_dir()
+
+GOOD = textwrap.dedent("""\
+    apiVersion: setpoint/v1
+    kind: Scenario
+    metadata: {name: tiny}
+    spec:
+      duration: 10m
+      tick: 5s
+      seed: 3
+      slo:
+        latency: {percentile: 95, below: 250ms}
+      services:
+        - name: web
+          capacityPerPod: 100
+          load:
+            - constant: {rps: 150}
+      faults:
+        - {kind: pod-crash, at: 2m, services: [web]}
+    """)
+
+
+@pytest.mark.parametrize("path", bundled_scenarios(), ids=lambda p: p.stem)
+def test_bundled_scenario_loads(path):
+    if path.stem.startswith("trace-") and not TRACES:
+        pytest.skip("the shared traces folder is absent (../shared/data/traces)")
+    sc = load_scenario(path)
+    offered = sc.offered()
+    assert offered.shape == (len(sc.times()), len(sc.services))
+    assert (offered >= 0).all() and offered.max() > 0
+
+
+def test_good_scenario_compiles_with_times_from_the_sim_epoch():
+    sc = load_scenario_text(GOOD, "tiny.yaml")
+    assert sc.times()[0] == SIM_EPOCH_S and len(sc.times()) == 120
+    assert sc.faults[0].at_s == SIM_EPOCH_S + 120
+    assert sc.signal_for("cpu") == "utilization_pct" and sc.signal_for("nope") is None
+
+
+def test_seed_override_changes_only_the_seed():
+    assert load_scenario_text(GOOD, "tiny.yaml", seed=99).seed == 99
+
+
+def _broken(old: str, new: str) -> str:
+    assert old in GOOD
+    return GOOD.replace(old, new)
+
+
+BROKEN = [
+    pytest.param(_broken("tick: 5s", "tick: 5"), 6, "spec.tick", "bare number", id="duration-without-unit"),
+    pytest.param(_broken("capacityPerPod: 100", "capacityPerPod: -1"), 12, "spec.services[0].capacityPerPod",
+                 "must be > 0, got -1", id="negative-capacity"),
+    pytest.param(_broken("seed: 3", "seed: 3\n  colour: red"), 8, "spec.colour", "", id="unknown-key"),
+    pytest.param(_broken("services: [web]", "services: [api]"), 16, "spec.faults[0].services[0]", "'api'",
+                 id="fault-names-unknown-service"),
+    pytest.param(_broken("at: 2m", "at: 20m"), 16, "spec.faults[0].at", "before the end", id="fault-after-the-end"),
+    pytest.param(_broken("kind: pod-crash", "kind: meteor"), 16, "spec.faults[0]", "", id="unknown-fault-kind"),
+    pytest.param(_broken("percentile: 95", "percentile: 90"), 9, "spec.slo.latency.percentile", "", id="unsupported-percentile"),
+    pytest.param(_broken("- constant: {rps: 150}", "- {constant: {rps: 1}, step: {at: 1m, from: 1, to: 2}}"), 14,
+                 "spec.services[0].load[0]", "exactly one", id="two-shapes-in-one-term"),
+    pytest.param(_broken("kind: Scenario", "kind: Policy"), 2, "kind", "'Scenario'", id="wrong-kind"),
+    pytest.param(_broken("- constant: {rps: 150}", "- trace: {file: no-such-trace.csv}"), 14, "", "no-such-trace",
+                 id="missing-trace-file"),
+    pytest.param(_broken("load:\n        - constant: {rps: 150}", "load: {constant: 1}"), 13, "spec.services[0].load",
+                 "list", id="mapping-where-a-list-belongs"),
+]
+
+
+@pytest.mark.parametrize("text,line,path,words", BROKEN)
+def test_broken_scenario_is_rejected_with_file_line_and_field(text, line, path, words):
+    with pytest.raises(ScenarioError) as exc:
+        load_scenario_text(text, "bad.yaml")
+    errors = exc.value.errors
+    match = [e for e in errors if e.path.startswith(path) and e.line == line]
+    assert match, [str(e) for e in errors]
+    assert all(e.file == "bad.yaml" for e in errors)
+    assert words.lower() in str(match[0]).lower()
+
+
+@pytest.mark.parametrize("text,message", [
+    pytest.param("", "empty", id="empty-file"),
+    pytest.param("apiVersion: [\n", "", id="malformed-yaml"),
+    pytest.param("- 1\n- 2\n", "Scenario document", id="a-list-not-a-mapping"),
+    pytest.param(GOOD + "---\n" + GOOD, "one document", id="two-documents"),
+])
+def test_unreadable_scenarios_get_one_clear_error(text, message):
+    with pytest.raises(ScenarioError) as exc:
+        load_scenario_text(text, "bad.yaml")
+    assert message in str(exc.value)
+    assert str(exc.value).startswith("bad.yaml")
+
+
+def test_several_errors_are_reported_together():
+    text = _broken("tick: 5s", "tick: 5").replace("capacityPerPod: 100", "capacityPerPod: 0")
+    with pytest.raises(ScenarioError) as exc:
+        load_scenario_text(text, "bad.yaml")
+    assert {e.path for e in exc.value.errors} >= {"spec.tick", "spec.services[0].capacityPerPod"}
+
+
+def test_unknown_bundled_name_lists_the_bundled_ones():
+    with pytest.raises(ScenarioError) as exc:
+        load_scenario("no-such-scenario")
+    assert "flash-crowd" in str(exc.value)
