@@ -169,6 +169,9 @@ class SimCluster:
         for i in range(S):
             self._set_current_props(i)
         self._err0 = self._cur_err.copy()
+        # Rows whose pods all share the same properties are summed without per-pod weights.
+        self._row_err, self._row_xlat = self._cur_err.copy(), self._cur_xlat.copy()
+        self._row_mixed = np.zeros(S, dtype=bool)
         self._p_err[:] = self._cur_err[:, None]
         self._p_xlat[:] = self._cur_xlat[:, None]
         self._p_crash[:] = self._cur_crash[:, None]
@@ -229,12 +232,20 @@ class SimCluster:
         self._n_sched[rows] = scheduled
         # running = scheduled minus backed-off; no pod backs off before a crash-looping revision exists
         self._n_running[rows] = scheduled - np.count_nonzero(ph == BACKOFF, axis=1) if self._any_crash else scheduled
-        if self._any_degraded or self._err_varies or self._any_xlat:
-            self._refresh_weighted(rows, ready, offsets)
-        else:  # every ready pod of a row has the same capacity and error ratio
-            cap = n_ready * self._mu[rows]
-            self._cap[rows] = cap
-            self._err_w[rows] = cap * self._err0[rows]
+        mixed = self._row_mixed[rows]
+        uniform = rows
+        if mixed.any():  # some rows hold pods that differ: sum per pod
+            self._refresh_weighted(rows[mixed], ready[mixed], offsets[:int(mixed.sum())])
+            uniform, n_ready = rows[~mixed], n_ready[~mixed]
+        # uniform rows: every ready pod has the same capacity, error ratio and extra latency
+        cap = n_ready * self._mu[uniform]
+        self._cap[uniform] = cap
+        self._err_w[uniform] = cap * self._row_err[uniform]
+        if self._any_xlat:
+            xlat = self._row_xlat[uniform]
+            self._bad_cap[uniform] = np.where(xlat > 0, cap, 0.0)
+            self._extra_w[uniform] = cap * xlat
+            self._extra_dirty = True
         until = self._p_until[rows]
         if self._any_leak:
             np.minimum(until, self._p_leak_at[rows], out=until)
@@ -245,7 +256,8 @@ class SimCluster:
         self._dirty = True
 
     def _refresh_weighted(self, rows: np.ndarray, ready: np.ndarray, offsets: np.ndarray) -> None:
-        """Capacity, error and extra-latency sums weighted per pod (degraded pods, mixed revisions)."""
+        """Capacity, error and extra-latency sums per pod, for rows whose pods differ (degraded
+        pods, revisions with other properties during a rollout)."""
         mu = self._mu[rows, None]
         if self._any_degraded:
             degraded = self._p_degraded[rows]
@@ -263,6 +275,17 @@ class SimCluster:
             self._bad_cap[rows] = np.add.reduceat(bad_cap.ravel(), offsets)
             self._extra_w[rows] = np.add.reduceat((bad_cap * extra).ravel(), offsets)
         self._extra_dirty = True  # capacity changed: the bad-pod shares did too
+
+    def _recheck_uniform(self, rows: np.ndarray) -> None:
+        """Mark ``rows`` uniform again where every pod has the current revision's properties
+        and none is degraded (after a rollout completes or a leak ends)."""
+        live = self._p_phase[rows] != EMPTY
+        differ = ((self._p_err[rows] != self._cur_err[rows, None]) | (self._p_xlat[rows] != self._cur_xlat[rows, None])
+                  | self._p_degraded[rows])
+        uniform = ~(live & differ).any(axis=1)
+        done = rows[uniform]
+        self._row_err[done], self._row_xlat[done] = self._cur_err[done], self._cur_xlat[done]
+        self._row_mixed[rows] = ~uniform
 
     def _derive(self) -> None:
         """Recompute the quantities the queueing model needs from the primaries, for all rows
@@ -475,6 +498,7 @@ class SimCluster:
             self._any_xlat = self._any_xlat or bool((self._deg_extra[dr] > 0).any())
             self._f_degraded[dg] = True
             self._f_leak_at[dg] = self._leak_next(dr, dg)
+            self._row_mixed[dr] = True
         oom = ~degrade
         if oom.any():
             self._restart_containers(rr[oom], g[oom], t[oom])
@@ -692,6 +716,8 @@ class SimCluster:
         self._err_varies |= bool(self._cur_err[i] != self._err0[i])
         self._any_xlat |= bool(self._cur_xlat[i] > 0)
         self._any_crash |= bool(self._cur_crash[i])
+        if self._cur_err[i] != self._row_err[i] or self._cur_xlat[i] != self._row_xlat[i]:
+            self._row_mixed[i] = True  # new pods will differ from the old ones until the rollout ends
         self._rolling[i] = True
         if i not in self._rolling_rows:
             self._rolling_rows = sorted(self._rolling_rows + [i])
@@ -735,6 +761,7 @@ class SimCluster:
         if int(new.sum()) == int((ph != EMPTY).sum()) == spec and bool((ph[new] == READY).all()):
             self._rolling[i] = False
             self._rolling_rows.remove(i)
+            self._recheck_uniform(row)
         self._refresh(row)
 
     def _new_mask(self, i: int) -> np.ndarray:
@@ -798,6 +825,7 @@ class SimCluster:
             rows = rows[self._leak_fault[rows] == event.index]
             self._leak_rate[rows], self._leak_fault[rows] = 0.0, -1
             self._p_degraded[rows] = False
+            self._recheck_uniform(rows)
         self._any_leak = bool((self._leak_rate > 0).any())
         r, k = np.nonzero(self._p_phase[rows] != EMPTY)
         rr = rows[r]

@@ -27,7 +27,6 @@ class Smoothing(enum.IntEnum):
     MEDIAN = 3
     MAX = 4
     PERCENTILE = 5
-    FORECAST = 6  # linear trend over the window, extrapolated ``horizon_s`` ahead
 
 
 class Select(enum.IntEnum):
@@ -113,7 +112,6 @@ class PolicyParams:
     half_life_s: float = 0.0
     window_s: float = 0.0
     percentile: float = 50.0
-    horizon_s: float = 0.0
     stale_after_s: float = 120.0
     scale_up: ScalingRules = field(default_factory=hpa_default_scale_up)
     scale_down: ScalingRules = field(default_factory=hpa_default_scale_down)

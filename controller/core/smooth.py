@@ -84,30 +84,6 @@ def smooth_window(values: np.ndarray, usable: np.ndarray, state: SmoothState, no
     return smoothed, SmoothState(state.ewma, state.ewma_at, samples, times)
 
 
-def smooth_forecast(values: np.ndarray, usable: np.ndarray, state: SmoothState, now: float, window_s: float,
-                    horizon_s: float) -> tuple[np.ndarray, SmoothState]:
-    """(N, M) least-squares line through the usable samples with age < window_s, read
-    ``horizon_s`` ahead of ``now``; never below 0. With fewer than two samples: their mean.
-
-    Why: new pods serve only after their start-up delay, so a controller that sizes for the
-    load it sees now is always late on a rising load; sizing for the trend's value a start-up
-    delay ahead removes most of that lag, as the oracle baseline does with perfect knowledge.
-    """
-    _, state = smooth_window(values, usable, state, now, window_s, Smoothing.MEAN, 50.0)
-    times = state.sample_at
-    ok = (now - times) < window_s  # NaN times compare False
-    n = ok.sum(axis=2)
-    t = np.where(ok, times - now, 0.0)
-    x = np.where(ok, state.samples, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t_mean, x_mean = t.sum(axis=2) / n, x.sum(axis=2) / n
-        dt = np.where(ok, t - t_mean[..., None], 0.0)
-        slope = (dt * (x - x_mean[..., None])).sum(axis=2) / (dt * dt).sum(axis=2)
-    slope = np.where(np.isfinite(slope), slope, 0.0)
-    forecast = np.maximum(x_mean + slope * (horizon_s - t_mean), 0.0)
-    return np.where(n > 0, forecast, np.nan), state
-
-
 def smooth(params: PolicyParams, values: np.ndarray, usable: np.ndarray, state: SmoothState,
            now: float) -> tuple[np.ndarray, SmoothState]:
     """Dispatch on the policy's smoothing. Returns (smoothed (N, M), new state)."""
