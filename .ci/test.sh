@@ -1,7 +1,16 @@
 #!/usr/bin/env bash
 # The README's test command: install what the tests need, then run them.
-# Debian 12, Python 3.11, root. Needs network access to PyPI and Debian's package mirrors only.
+# Debian 12, Python 3.11, root; needs PyPI and Debian's package mirrors only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The real Prometheus server the adapter and end-to-end tests start on a loopback port.
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+export SETPOINT_REQUIRE_PROMETHEUS=1  # a missing server fails the tests instead of skipping them
+
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 python3 -m pytest -q -p no:cacheprovider "$@"
