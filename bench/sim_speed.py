@@ -1,0 +1,97 @@
+"""Benchmark the whole simulation: 1,000 services for one simulated day, two controllers.
+
+5 s simulation tick, 15 s control interval; the default policy and the HPA baseline each run
+over their own copy of the simulated cluster, through the same Reconciler as live. Prints
+the wall time of each controller's run, simulated days per wall-second for both together,
+and where the time goes (engine step vs control cycles).
+
+Target (issue #3): >= 0.5 simulated days per wall-second with both controllers, and >= 20x a
+straightforward per-object implementation of the same model (that ratio is measured for the
+engine by bench/sim_engine.py, which also checks both give the same trajectories).
+Run: python bench/sim_speed.py [--services 1000] [--hours 24]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from controller.policy import load_policies
+from controller.runtime import reconciler as reconciler_module
+from simulators import cluster as cluster_module
+from simulators.runner import ControllerSpec, run_controller
+from simulators.scenario import load_scenario_text
+
+REPO = Path(__file__).resolve().parents[1]
+
+SCENARIO = """\
+apiVersion: setpoint/v1
+kind: Scenario
+metadata: {{name: wide-day, description: "{n} services, one day"}}
+spec:
+  duration: {hours}h
+  tick: 5s
+  seed: 1
+  slo: {{latency: {{percentile: 95, below: 250ms}}, errorRatio: 0.01}}
+  services:
+    - name: svc
+      count: {n}
+      capacityPerPod: 100
+      initialReplicas: 6
+      maxPods: 32
+      load:
+        - diurnal: {{mean: 800, amplitude: 0.6, peakHour: 16}}
+        - noise: {{sigma: 0.08}}
+"""
+
+
+class Stopwatch:
+    """Accumulates wall time spent inside a wrapped function."""
+
+    def __init__(self, owner, name: str):
+        self.owner, self.name, self.total = owner, name, 0.0
+        self.original = getattr(owner, name)
+
+        def timed(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return self.original(*args, **kwargs)
+            finally:
+                self.total += time.perf_counter() - t
+
+        setattr(owner, name, timed)
+
+    def restore(self) -> None:
+        setattr(self.owner, self.name, self.original)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--services", type=int, default=1000)
+    ap.add_argument("--hours", type=float, default=24.0)
+    args = ap.parse_args()
+    sc = load_scenario_text(SCENARIO.format(n=args.services, hours=args.hours), "wide-day.yaml")
+    policy = load_policies([REPO / "policies" / "setpoint-default.yaml"])[0]
+    hpa = load_policies([REPO / "policies" / "hpa-cpu.yaml"])[0]
+    t = time.perf_counter()
+    offered = sc.offered()
+    load_s = time.perf_counter() - t
+    days = sc.duration_s / 86400.0
+    total = load_s
+    print(f"{args.services} services x {len(sc.times())} ticks ({days:g} simulated days); load generated in {load_s:.1f} s")
+    for spec in (ControllerSpec("policy", "policy", "", policy=policy), ControllerSpec("hpa", "policy", "", policy=hpa)):
+        step = Stopwatch(cluster_module.SimCluster, "step")
+        cycle = Stopwatch(reconciler_module.Reconciler, "cycle")
+        t = time.perf_counter()
+        run, _ = run_controller(sc, spec, offered, keep_records=False)
+        wall = time.perf_counter() - t
+        step.restore(), cycle.restore()
+        total += wall
+        print(f"{spec.name:>7}: {wall:6.1f} s wall  (engine steps {step.total:5.1f} s, control cycles {cycle.total:5.1f} s, "
+              f"other {wall - step.total - cycle.total:4.1f} s)  replica-hours {run.scores['replica_hours']:.0f}")
+    print(f"both controllers: {days / total:.3f} simulated days per wall-second  (target >= 0.5)")
+
+
+if __name__ == "__main__":
+    main()
