@@ -1,0 +1,602 @@
+"""Prometheus as a MetricsSource: one instant query per policy metric, mapped onto the targets.
+
+The only module of the project that imports prometheus-api-client.
+
+One call of ``PrometheusSource.query(expr, targets, at)`` sends ONE HTTP request, whatever the
+number of targets: the expression returns a vector keyed by target labels (by default
+``namespace`` and ``deployment``), and the adapter maps each series to the row of the target
+whose ``(namespace, name)`` equals the series' label values. ``query_many`` runs the queries of
+a policy with bounded concurrency.
+
+What comes back (``controller.ports.Samples``, arrays of shape (N,) aligned with ``targets``):
+
+- ``present``: exactly one series matched the target. No series: ``present`` False, value NaN.
+- ``conflict``: several series matched the target (an error for that target only), value NaN.
+- ``values``: NaN and +/-Inf pass through as Prometheus sent them; the core masks them.
+- ``age_s``: ``at`` minus the sample timestamp, never negative. Prometheus stamps instant-query
+  results with the evaluation time, so this is 0 for a live Prometheus: staleness is enforced by
+  Prometheus itself (staleness markers when a series disappears, and its 5 min lookback delta).
+  Use ``last_over_time(m[30s])`` in the policy's query for a tighter bound.
+
+Errors (all ``MetricsUnavailable``, i.e. the metric as a whole is unknown this cycle):
+
+- ``PrometheusUnreachable``: connection refused, DNS, TLS failure, timeout; HTTP 5xx, 408 and
+  429 after ``retries`` retries with exponential backoff and jitter; HTTP 401/403 at once.
+  Every call finishes within ``timeout_s`` (all attempts and waits included).
+- ``PrometheusBadQuery``: HTTP 400 or 422, Prometheus rejected the PromQL. Never retried.
+- ``PrometheusBadResponse``: the answer is not the query API's JSON, ``status`` is not
+  ``success``, the result type is neither vector nor scalar, a value is not a number, or a
+  scalar (or single unlabelled series) came back for a policy with several targets.
+
+Why the client is used the way it is (prometheus-api-client 0.7.2, read from its source):
+
+- ``custom_query`` returns only ``data.result``: it drops ``status`` and ``resultType``, and it
+  reports a non-200 answer as ``PrometheusApiClientException("HTTP Status Code N (b'...')")``
+  with the status only inside the message. A response hook on our session keeps the last
+  response of the calling thread, so the adapter classifies by the real status code and reads
+  the full envelope (the hook also pins the parsed JSON so the body is parsed once).
+- Its retries are urllib3's ``Retry`` on the session adapter: no deadline over all attempts,
+  an uncapped ``Retry-After``, and exhaustion surfaces as ``RetryError`` without the last body.
+  So the client gets ``Retry(0)`` and this module retries, within one overall deadline.
+- ``disable_ssl`` only switches verification off, and is ignored when a session is passed: a
+  custom CA bundle needs our own ``requests.Session`` (``verify`` = CA path or bool). The
+  client's ``auth`` and ``headers`` are used: ``auth`` gets a requests AuthBase that re-reads
+  the bearer-token (or password) file when it changes.
+- Its ``method="POST"`` still sends the query in the URL (0.7.2), so it buys nothing against
+  URL length limits and is not offered; select a policy's targets by labels, not long regexes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import requests
+from prometheus_api_client import PrometheusApiClientException
+from prometheus_api_client.prometheus_connect import PrometheusConnect
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from controller.errors import (MetricsUnavailable, PrometheusBadQuery, PrometheusBadResponse, PrometheusError,
+                               PrometheusUnreachable)
+from controller.model import TargetRef
+from controller.ports import Samples
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TARGET_LABELS: tuple[str, str] = ("namespace", "deployment")
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+BAD_QUERY_STATUS = frozenset({400, 422})
+AUTH_STATUS = frozenset({401, 403})
+SNIPPET_CHARS = 300  # how much of an unreadable body or a long expression goes into a message
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PrometheusConfig:
+    """Where Prometheus is and how to talk to it. Secrets are never held here, only file paths.
+
+    url: base URL of the server (``https://prometheus.monitoring:9090``, or with a path prefix
+      such as ``http://gateway/prometheus``); no trailing slash.
+    bearer_token_file: file holding a bearer token, re-read whenever it changes (projected
+      service-account tokens rotate). Exclusive with basic auth.
+    basic_auth_user, basic_auth_password_file: HTTP basic auth; the password file is re-read
+      when it changes.
+    ca_file: PEM bundle to verify the server's certificate with, instead of the system store.
+    verify_tls: False disables certificate verification (a lab only).
+    headers: extra HTTP headers, e.g. ``(("X-Scope-OrgID", "team-a"),)``. Shown by name only.
+    timeout_s: the most one query may take, all attempts and backoff waits included (seconds).
+    retries: extra attempts after a transient failure (5xx, 408, 429, connection error).
+    backoff_s: first backoff wait (seconds); doubled per retry, with jitter in [0.5, 1] of it.
+    max_concurrency: queries in flight at once in ``query_many``.
+    target_labels: (namespace label, workload name label) a series is matched on.
+    """
+
+    url: str
+    bearer_token_file: str | None = None
+    basic_auth_user: str | None = None
+    basic_auth_password_file: str | None = None
+    ca_file: str | None = None
+    verify_tls: bool = True
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    timeout_s: float = 5.0
+    retries: int = 2
+    backoff_s: float = 0.2
+    max_concurrency: int = 4
+    target_labels: tuple[str, str] = DEFAULT_TARGET_LABELS
+
+    def __post_init__(self) -> None:
+        problems = self._problems()
+        if problems:
+            raise ValueError("invalid Prometheus configuration: " + "; ".join(problems))
+
+    def _problems(self) -> list[str]:
+        """Every problem at once, each naming the field, what was expected and what was found."""
+        out = []
+        parsed = urllib.parse.urlsplit(self.url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            out.append(f"url: expected http(s)://host[:port][/prefix], got {redact_url(self.url)!r}")
+        if self.bearer_token_file and (self.basic_auth_user or self.basic_auth_password_file):
+            out.append("bearer_token_file and basic auth: expected at most one of them, got both")
+        if bool(self.basic_auth_user) != bool(self.basic_auth_password_file):
+            out.append("basic_auth_user and basic_auth_password_file: expected both or neither, got one")
+        if not self.timeout_s > 0:
+            out.append(f"timeout_s: expected > 0, got {self.timeout_s!r}")
+        if not (isinstance(self.retries, int) and self.retries >= 0):
+            out.append(f"retries: expected an integer >= 0, got {self.retries!r}")
+        if not self.backoff_s >= 0:
+            out.append(f"backoff_s: expected >= 0, got {self.backoff_s!r}")
+        if not (isinstance(self.max_concurrency, int) and self.max_concurrency >= 1):
+            out.append(f"max_concurrency: expected an integer >= 1, got {self.max_concurrency!r}")
+        if len(self.target_labels) != 2 or not all(self.target_labels):
+            out.append(f"target_labels: expected (namespace label, name label), got {self.target_labels!r}")
+        return out
+
+    @classmethod
+    def from_url(cls, url: str, *, headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+                 **options) -> "PrometheusConfig":
+        """``PrometheusConfig.from_url("http://prom:9090/", bearer_token_file=..., headers={...})``.
+
+        Strips trailing slashes and accepts headers as a mapping. Other options are the fields.
+        """
+        items = tuple((headers or {}).items()) if isinstance(headers, Mapping) else tuple(headers or ())
+        if "target_labels" in options:
+            options["target_labels"] = tuple(options["target_labels"])
+        return cls(url=url.rstrip("/"), headers=tuple((str(k), str(v)) for k, v in items), **options)
+
+    @property
+    def safe_url(self) -> str:
+        """The URL without any user:password part, fit for messages and logs."""
+        return redact_url(self.url)
+
+    def __repr__(self) -> str:
+        # No secret ever appears: the URL's userinfo is dropped and headers show by name only.
+        shown = {f: getattr(self, f) for f in ("bearer_token_file", "basic_auth_user", "ca_file") if getattr(self, f)}
+        extra = "".join(f", {k}={v!r}" for k, v in shown.items())
+        names = ", ".join(k for k, _ in self.headers)
+        return (f"PrometheusConfig(url={self.safe_url!r}{extra}, verify_tls={self.verify_tls}, "
+                f"headers=[{names}], timeout_s={self.timeout_s}, retries={self.retries}, "
+                f"backoff_s={self.backoff_s}, max_concurrency={self.max_concurrency}, "
+                f"target_labels={self.target_labels})")
+
+
+def redact_url(url: str) -> str:
+    """``https://user:pw@host/x`` -> ``https://host/x``."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+# --------------------------------------------------------------------------------------------
+# Credentials read from files, re-read when the file changes
+# --------------------------------------------------------------------------------------------
+
+class FileSecret:
+    """The stripped content of a file, re-read when its (inode, size, mtime) changes.
+
+    Kubernetes rotates projected tokens by swapping a symlink: stat() follows it, so the inode
+    changes and the next request carries the new token. The value is never logged or repr'd.
+    """
+
+    def __init__(self, path: str, what: str):
+        self.path = path
+        self.what = what
+        self._stamp: tuple[int, int, int] | None = None
+        self._value = ""
+        self._lock = threading.Lock()
+
+    def value(self) -> str:
+        try:
+            st = os.stat(self.path)
+            stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+            with self._lock:
+                if stamp != self._stamp:
+                    with open(self.path, encoding="utf-8") as f:
+                        self._value = f.read().strip()
+                    self._stamp = stamp
+                return self._value
+        except OSError as exc:
+            raise PrometheusError(f"cannot read the {self.what} file {self.path}: {exc.strerror or exc}") from None
+
+    def __repr__(self) -> str:
+        return f"FileSecret({self.path!r})"
+
+
+class BearerTokenFileAuth(requests.auth.AuthBase):
+    """``Authorization: Bearer <token>`` with the token read from a file on every request."""
+
+    def __init__(self, path: str):
+        self.token = FileSecret(path, "bearer token")
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.token.value()}"
+        return request
+
+
+class BasicAuthPasswordFile(requests.auth.AuthBase):
+    """HTTP basic auth with the password read from a file on every request."""
+
+    def __init__(self, user: str, password_file: str):
+        self.user = user
+        self.password = FileSecret(password_file, "basic auth password")
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return requests.auth.HTTPBasicAuth(self.user, self.password.value())(request)
+
+
+def auth_for(config: PrometheusConfig) -> requests.auth.AuthBase | None:
+    if config.bearer_token_file:
+        return BearerTokenFileAuth(config.bearer_token_file)
+    if config.basic_auth_user:
+        return BasicAuthPasswordFile(config.basic_auth_user, config.basic_auth_password_file)
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Mapping a result onto the targets (pure functions)
+# --------------------------------------------------------------------------------------------
+
+def parse_sample_value(text) -> float:
+    """A sample value as Prometheus encodes it ("12", "NaN", "+Inf", "-Inf") -> float."""
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        raise PrometheusBadResponse(f"expected a sample value such as \"12\", \"NaN\" or \"+Inf\", got {text!r:.80}") \
+            from None
+
+
+def parse_sample(pair) -> tuple[float, float]:
+    """``[timestamp_s, "value"]`` -> (timestamp_s, value)."""
+    if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
+        raise PrometheusBadResponse(f"expected a sample [timestamp, \"value\"], got {pair!r:.80}")
+    ts, value = pair
+    if not isinstance(ts, (int, float)) or isinstance(ts, bool):
+        raise PrometheusBadResponse(f"expected a numeric sample timestamp, got {ts!r:.80}")
+    return float(ts), parse_sample_value(value)
+
+
+def samples_for_one(targets: Sequence[TargetRef], ts: float, value: float, at: float, what: str) -> Samples:
+    """A single unlabelled value: it belongs to the target of a single-target policy only."""
+    n = len(targets)
+    if n == 0:
+        return Samples.missing(0)
+    if n > 1:
+        raise PrometheusBadResponse(
+            f"expected a vector with one series per target (labels matched per target), got {what} for "
+            f"{n} targets; a scalar applies to a single-target policy only: aggregate with "
+            f"'sum by (namespace, deployment) (...)' or similar")
+    return Samples(values=np.array([value]), present=np.ones(1, bool), age_s=np.array([max(at - ts, 0.0)]),
+                   conflict=np.zeros(1, bool))
+
+
+def map_vector(result: list, targets: Sequence[TargetRef], at: float,
+               labels: tuple[str, str] = DEFAULT_TARGET_LABELS) -> Samples:
+    """Map a vector result onto the targets by the values of ``labels`` (namespace, name).
+
+    result: the API's ``data.result`` list of ``{"metric": {...}, "value": [ts, "v"]}``.
+    Returns Samples of shape (N,). Series matching no target are ignored (the query may cover
+    more workloads than the policy); one series with none of the labels applies only to a
+    single-target policy (else PrometheusBadResponse).
+    """
+    if not isinstance(result, list):
+        raise PrometheusBadResponse(f"expected a list of series in a vector result, got {type(result).__name__}")
+    ns_label, name_label = labels
+    if len(result) == 1 and _is_unlabelled(result[0], labels):
+        ts, value = parse_sample(result[0].get("value"))
+        return samples_for_one(targets, ts, value, at, "one series without the labels "
+                                                       f"{ns_label!r}/{name_label!r}")
+    n = len(targets)
+    row = {(t.namespace, t.name): i for i, t in enumerate(targets)}
+    count = np.zeros(n, np.int64)
+    values = np.full(n, np.nan)
+    stamps = np.full(n, at)
+    for series in result:
+        metric = series.get("metric") if isinstance(series, dict) else None
+        if not isinstance(metric, dict):
+            raise PrometheusBadResponse(f"expected a series {{\"metric\": {{...}}, \"value\": [...]}}, got {series!r:.120}")
+        i = row.get((metric.get(ns_label), metric.get(name_label)))
+        if i is None:
+            continue
+        stamps[i], values[i] = parse_sample(series.get("value"))
+        count[i] += 1
+    present, conflict = count == 1, count > 1
+    values[~present] = np.nan  # a conflict is never averaged or picked: the target has no value
+    age = np.where(present, np.maximum(at - stamps, 0.0), 0.0)
+    return Samples(values=values, present=present, age_s=age, conflict=conflict)
+
+
+def _is_unlabelled(series, labels: tuple[str, str]) -> bool:
+    metric = series.get("metric") if isinstance(series, dict) else None
+    return isinstance(metric, dict) and not any(label in metric for label in labels)
+
+
+def samples_from_data(data, targets: Sequence[TargetRef], at: float,
+                      labels: tuple[str, str] = DEFAULT_TARGET_LABELS) -> Samples:
+    """The API's ``data`` object (resultType + result) -> Samples aligned with ``targets``."""
+    if not isinstance(data, dict):
+        raise PrometheusBadResponse(f"expected a 'data' object with resultType and result, got {data!r:.120}")
+    kind = data.get("resultType")
+    if kind == "vector":
+        return map_vector(data.get("result"), targets, at, labels)
+    if kind == "scalar":
+        ts, value = parse_sample(data.get("result"))
+        return samples_for_one(targets, ts, value, at, "a scalar")
+    raise PrometheusBadResponse(f"expected resultType 'vector' (or 'scalar' for one target), got {kind!r}: an "
+                                f"instant query must select instant values, not a range or a string")
+
+
+# --------------------------------------------------------------------------------------------
+# The source
+# --------------------------------------------------------------------------------------------
+
+class _Retryable(Exception):
+    """One attempt failed in a way a later attempt may not: carries the error to raise at the end."""
+
+    def __init__(self, error: PrometheusError, retry_after_s: float | None = None):
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after_s = retry_after_s
+
+
+class _LastResponse(threading.local):
+    """The last HTTP response seen on the calling thread, and its parsed JSON body."""
+
+    response: requests.Response | None = None
+    body: object = None
+    body_error: str = ""
+
+
+# The client's adapter must not retry: this module retries within one deadline. read=False,
+# as in requests' own default, so a read timeout surfaces as ReadTimeout, not ConnectionError.
+NO_RETRY = Retry(0, read=False)
+
+
+class PrometheusSource:
+    """``MetricsSource`` backed by a Prometheus server's instant-query API.
+
+    ``query(expr, targets, at)``: one HTTP request (plus retries on transient failures).
+    ``query_many(exprs, targets, at)``: the same for several expressions, at most
+    ``config.max_concurrency`` in flight. ``requests_sent`` counts HTTP attempts.
+    Thread-safe. Close it (or use ``with``) to release the connection pool and threads.
+    """
+
+    def __init__(self, config: PrometheusConfig | str, *, session: requests.Session | None = None,
+                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None):
+        self.config = PrometheusConfig.from_url(config) if isinstance(config, str) else config
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._last = _LastResponse()
+        self._session = self._configure_session(session or requests.Session())
+        self._client = PrometheusConnect(url=self.config.url, headers=dict(self.config.headers) or None,
+                                         retry=NO_RETRY, auth=auth_for(self.config), session=self._session)
+        # Mounted after the client's own adapter (same prefix, so it replaces it): no retries,
+        # and a pool that holds a connection for each concurrent query.
+        self._session.mount(self.config.url, HTTPAdapter(pool_maxsize=max(10, self.config.max_concurrency),
+                                                         max_retries=NO_RETRY))
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self.requests_sent = 0
+
+    def _configure_session(self, session: requests.Session) -> requests.Session:
+        # verify: the CA bundle path when given; the client's disable_ssl is ignored for a
+        # session passed in, so set it here.
+        session.verify = self.config.ca_file if (self.config.verify_tls and self.config.ca_file) \
+            else self.config.verify_tls
+        session.hooks.setdefault("response", []).append(self._keep_response)
+        return session
+
+    def _keep_response(self, response: requests.Response, *args, **kwargs) -> requests.Response:
+        """Response hook (runs on the requesting thread): keep the response and its parsed body."""
+        last = self._last
+        last.response, last.body, last.body_error = response, None, ""
+        if response.status_code == 200 or response.headers.get("Content-Type", "").startswith("application/json"):
+            try:
+                body = response.json()
+            except ValueError as exc:
+                last.body_error = str(exc)
+            else:
+                last.body = body
+                # The client calls response.json() again: hand it the same object.
+                response.json = lambda **_kw: body
+        return response
+
+    # -- public API -------------------------------------------------------------------------
+    def query(self, expr: str, targets: Sequence[TargetRef], at: float, *,
+              labels: tuple[str, str] | None = None) -> Samples:
+        """Evaluate ``expr`` at ``at`` (UTC epoch seconds) for all ``targets`` in one request.
+
+        Returns Samples of shape (N,) aligned with ``targets``. ``labels`` overrides
+        ``config.target_labels`` for this call. Raises PrometheusUnreachable, PrometheusBadQuery
+        or PrometheusBadResponse (all MetricsUnavailable).
+        """
+        at = round(float(at), 3)  # Prometheus works in milliseconds: stamps then equal ``at`` exactly
+        data = self._fetch(expr, at)
+        try:
+            return samples_from_data(data, targets, at, tuple(labels or self.config.target_labels))
+        except PrometheusBadResponse as exc:
+            raise PrometheusBadResponse(f"query {_short(expr)!r} at {self.config.safe_url}: {exc}") from None
+
+    def query_many(self, exprs: Sequence[str], targets: Sequence[TargetRef], at: float, *,
+                   labels: tuple[str, str] | None = None,
+                   return_exceptions: bool = False) -> list[Samples | MetricsUnavailable]:
+        """``query`` for each expression, at most ``config.max_concurrency`` at once; results in order.
+
+        One failing query does not stop the others. With ``return_exceptions`` False (default)
+        the first failure in ``exprs`` order is raised once all have finished; with True, a
+        failed query's slot holds its MetricsUnavailable instead of Samples.
+        """
+        def one(expr: str) -> Samples | MetricsUnavailable:
+            try:
+                return self.query(expr, targets, at, labels=labels)
+            except MetricsUnavailable as exc:
+                return exc
+
+        if len(exprs) <= 1 or self.config.max_concurrency == 1:
+            results = [one(e) for e in exprs]
+        else:
+            results = list(self._executor().map(one, exprs))
+        if not return_exceptions:
+            for r in results:
+                if isinstance(r, MetricsUnavailable):
+                    raise r
+        return results
+
+    def close(self) -> None:
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
+        self._client.close()
+
+    def __enter__(self) -> "PrometheusSource":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"PrometheusSource({self.config!r})"
+
+    # -- one query: attempts within a deadline ------------------------------------------------
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.config.max_concurrency, thread_name_prefix="prometheus-query")
+            return self._pool
+
+    def _fetch(self, expr: str, at: float):
+        """The ``data`` object of a successful answer, retrying transient failures until the deadline."""
+        cfg = self.config
+        deadline = time.monotonic() + cfg.timeout_s
+        last: _Retryable | None = None
+        attempts = 0
+        for attempt in range(cfg.retries + 1):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            attempts += 1
+            try:
+                return self._attempt(expr, at, remaining)
+            except _Retryable as exc:
+                last = exc
+            if attempt == cfg.retries:
+                break
+            wait = self._backoff_s(attempt, last.retry_after_s)
+            if wait >= deadline - time.monotonic():
+                break  # the next attempt could not finish in time: say so now
+            log.debug("prometheus query failed (%s); retry %d/%d in %.2fs", last, attempt + 1, cfg.retries, wait)
+            self._sleep(wait)
+        raise PrometheusUnreachable(f"query {_short(expr)!r} at {cfg.safe_url}: gave up after {attempts} attempt(s) "
+                                    f"within {cfg.timeout_s:g}s: {last or 'no time left for an attempt'}") from None
+
+    def _backoff_s(self, attempt: int, retry_after_s: float | None) -> float:
+        """Exponential backoff with jitter in [0.5, 1] of it; at least the server's Retry-After."""
+        wait = self.config.backoff_s * (2 ** attempt) * self._rng.uniform(0.5, 1.0)
+        return max(wait, retry_after_s or 0.0)
+
+    def _attempt(self, expr: str, at: float, timeout_s: float):
+        """One HTTP request. Returns ``data``; raises _Retryable or a permanent PrometheusError."""
+        with self._count_lock:
+            self.requests_sent += 1
+        self._last.response = None
+        # Prometheus' own "timeout" makes it stop evaluating when we stop waiting.
+        params = {"time": f"{at:.3f}", "timeout": f"{timeout_s:.3f}"}
+        try:
+            self._client.custom_query(expr, params=params, timeout=timeout_s)
+        except requests.exceptions.SSLError as exc:
+            raise PrometheusUnreachable(f"query {_short(expr)!r} at {self.config.safe_url}: TLS failure (check "
+                                        f"ca_file / verify_tls): {_reason(exc)}") from None
+        except requests.exceptions.Timeout:
+            raise _Retryable(PrometheusUnreachable(f"no answer within {timeout_s:.2f}s")) from None
+        except requests.exceptions.ConnectionError as exc:
+            raise _Retryable(PrometheusUnreachable(f"cannot connect: {_reason(exc)}")) from None
+        except requests.exceptions.JSONDecodeError:
+            pass  # a 200 whose body is not JSON (this one is also a RequestException): classified below
+        except requests.exceptions.RequestException as exc:
+            raise PrometheusUnreachable(f"query {_short(expr)!r} at {self.config.safe_url}: request failed: "
+                                        f"{_reason(exc)}") from None
+        except PrometheusApiClientException:
+            pass  # a non-200 answer: classified below from the response itself
+        except (ValueError, KeyError, TypeError, AttributeError):
+            pass  # a 200 whose body is not the API's JSON: classified below
+        return self._data_from(self._last, expr)
+
+    def _data_from(self, last: _LastResponse, expr: str):
+        response = last.response
+        if response is None:
+            raise PrometheusBadResponse(f"query {_short(expr)!r}: no HTTP response was recorded")
+        status = response.status_code
+        if status != 200:
+            raise self._status_error(status, response, last.body, expr)
+        body = last.body
+        if not isinstance(body, dict):
+            found = f"invalid JSON ({last.body_error})" if last.body_error else f"{type(body).__name__}"
+            raise PrometheusBadResponse(f"query {_short(expr)!r} at {self.config.safe_url}: expected the query "
+                                        f"API's JSON object, got {found}: {_snippet(response)!r}")
+        if body.get("status") != "success":
+            raise PrometheusBadResponse(f"query {_short(expr)!r} at {self.config.safe_url}: expected status "
+                                        f"'success', got {body.get('status')!r}{_api_error(body)}")
+        return body.get("data")
+
+    def _status_error(self, status: int, response: requests.Response, body, expr: str) -> Exception:
+        detail = _api_error(body) if isinstance(body, dict) else f": {_snippet(response)!r}"
+        where = f"query {_short(expr)!r} at {self.config.safe_url}"
+        if status in BAD_QUERY_STATUS:
+            return PrometheusBadQuery(f"{where}: Prometheus rejected the query (HTTP {status}){detail}")
+        if status in RETRYABLE_STATUS:
+            return _Retryable(PrometheusUnreachable(f"HTTP {status}{detail}"), _retry_after_s(response))
+        if status in AUTH_STATUS:
+            return PrometheusUnreachable(f"{where}: HTTP {status}: Prometheus refused our credentials (check "
+                                         f"bearer_token_file / basic auth){detail}")
+        return PrometheusBadResponse(f"{where}: expected HTTP 200 from the query API at {self.config.safe_url}"
+                                     f"/api/v1/query, got HTTP {status}{detail}")
+
+
+def _api_error(body: dict) -> str:
+    """`` (errorType: error)`` from an API error envelope, or empty."""
+    kind, error = body.get("errorType"), body.get("error")
+    return f": {kind}: {str(error)[:SNIPPET_CHARS]}" if kind or error else ""
+
+
+def _retry_after_s(response: requests.Response) -> float | None:
+    """Retry-After in seconds (the HTTP-date form is not worth supporting here)."""
+    try:
+        return max(float(response.headers.get("Retry-After", "")), 0.0)
+    except ValueError:
+        return None
+
+
+def _snippet(response: requests.Response) -> str:
+    return response.content[:SNIPPET_CHARS].decode("utf-8", "replace")
+
+
+def _short(expr: str) -> str:
+    return expr if len(expr) <= SNIPPET_CHARS else expr[:SNIPPET_CHARS] + "..."
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause of a requests/urllib3 error, without the long wrapper chain."""
+    inner = exc
+    while inner.__cause__ is not None or (inner.__context__ is not None and not inner.__suppress_context__):
+        inner = inner.__cause__ or inner.__context__
+    text = str(inner) or type(inner).__name__
+    return text[:SNIPPET_CHARS]
+
+
+__all__ = ["PrometheusConfig", "PrometheusSource", "BearerTokenFileAuth", "BasicAuthPasswordFile", "FileSecret",
+           "map_vector", "samples_from_data", "redact_url", "DEFAULT_TARGET_LABELS"]
