@@ -192,6 +192,7 @@ class SimCluster:
         self._stale_since = np.zeros(S)
         self._freeze_pending: list[int] = []
         self._n_parked = 0
+        self._queued: dict[int, int] = {}  # set_replicas calls not yet applied (service -> replicas)
         self._names: dict[tuple[int, int], str] = {}
         self._view_cache: tuple[tuple, np.ndarray] | None = None
         self._last: TickSignals | None = None
@@ -322,6 +323,7 @@ class SimCluster:
         The returned arrays are fresh (safe to keep), except ``queue_length`` in a cluster
         without queue-mode services, which is a shared read-only array of zeros.
         """
+        self._flush()
         self.now = now
         if now >= self._next_fault_s:
             self._apply_fault_events(now)
@@ -650,9 +652,12 @@ class SimCluster:
         """Set spec replicas of services ``idx`` (unique indices) to ``replicas``, clamped to
         [0, max_pods]. Pods are created (Pending) or removed (ranking: not ready, old revision,
         newest first) at once. Vectorized: the runner's hot path."""
-        now = self.now if now is None else now
-        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
-        replicas = np.clip(np.asarray(replicas, dtype=np.int64).reshape(-1), 0, self._max_pods[idx])
+        self._flush()
+        self._scale(np.asarray(idx, dtype=np.int64).reshape(-1), np.asarray(replicas, dtype=np.int64).reshape(-1),
+                    self.now if now is None else now)
+
+    def _scale(self, idx: np.ndarray, replicas: np.ndarray, now: float) -> None:
+        replicas = np.minimum(np.maximum(replicas, 0), self._max_pods[idx])
         delta = replicas - self._spec[idx]
         changed = delta != 0
         if not changed.any():
@@ -667,12 +672,31 @@ class SimCluster:
             self._refresh(down)
 
     def set_replicas(self, i: int, replicas: int, now: float | None = None) -> None:
-        """Set one service's spec replicas (see :meth:`scale`)."""
-        self.scale(np.array([i]), np.array([replicas]), now)
+        """Set one service's spec replicas (see :meth:`scale`).
+
+        Controllers send one action per target; these are queued and applied together, as
+        one vectorized :meth:`scale`, before anything reads or changes the cluster. That is
+        exactly equivalent to applying them one by one (rows are independent and share the
+        time), and much cheaper. A second change to a queued service flushes the queue first.
+        """
+        if (now is not None and now != self.now) or i in self._queued:
+            self._flush()
+        if now is not None and now != self.now:
+            self.scale(np.array([i]), np.array([replicas]), now)
+            return
+        self._queued[int(i)] = int(replicas)
+
+    def _flush(self) -> None:
+        """Apply the queued set_replicas calls (at ``self.now``) as one vectorized scale."""
+        if self._queued:
+            queued, self._queued = self._queued, {}
+            self._scale(np.fromiter(queued.keys(), np.int64, len(queued)),
+                        np.fromiter(queued.values(), np.int64, len(queued)), self.now)
 
     def delete_pod(self, i: int, name: str, now: float | None = None) -> None:
         """Delete pod ``name`` of service ``i``; its ReplicaSet recreates it (Pending, same
         revision, new name). Counts one restart of the workload. NotFound if no such pod."""
+        self._flush()
         now = self.now if now is None else now
         k = self._slot_of(i, name)
         rev = int(self._p_rev[i, k])
@@ -684,6 +708,7 @@ class SimCluster:
     def rollout(self, i: int, props: RevisionProps | None = None, now: float | None = None) -> int:
         """Start a rolling update of service ``i`` to a new revision with ``props`` (default:
         the current one's, i.e. a restart). Returns the new revision number."""
+        self._flush()
         now = self.now if now is None else now
         revs = self._revisions[i]
         props = revs[int(self._current[i])].props if props is None else props
@@ -699,6 +724,7 @@ class SimCluster:
     def rollback(self, i: int, revision: int | str | None = None, now: float | None = None) -> int:
         """Roll service ``i`` back to ``revision`` (number or hash; default the previous one).
         The revision gets the next number, as in Kubernetes. Returns that number."""
+        self._flush()
         revs = self._revisions[i]
         target = _rollback_target(revs, int(self._current[i]), revision, self.names[i])
         if target.seq == int(self._current[i]):
@@ -864,21 +890,25 @@ class SimCluster:
     @property
     def spec_replicas(self) -> np.ndarray:
         """(S,) int: desired replicas."""
+        self._flush()
         return self._spec.copy()
 
     @property
     def ready_replicas(self) -> np.ndarray:
         """(S,) int: ready pods."""
+        self._flush()
         return self._n_ready.copy()
 
     @property
     def pod_count(self) -> np.ndarray:
         """(S,) int: existing pods (status.replicas)."""
+        self._flush()
         return self._n_pods.copy()
 
     @property
     def rollout_in_progress(self) -> np.ndarray:
         """(S,) bool."""
+        self._flush()
         return self._rolling.copy()
 
     @property
@@ -906,6 +936,7 @@ class SimCluster:
 
     def pod_names(self, i: int) -> list[str]:
         """Names of service ``i``'s pods, oldest first."""
+        self._flush()
         ks = np.flatnonzero(self._p_phase[i] != EMPTY)
         return [self._pod_name(i, k) for k in ks[np.argsort(self._p_serial[i, ks])].tolist()]
 
@@ -942,6 +973,7 @@ class SimCluster:
     def view(self, targets: Sequence[TargetRef] | None = None, with_statuses: bool = False) -> ClusterView:
         """Replica counts of ``targets`` (default: all services) as arrays: the ``Cluster``
         port's ``observe``. Fast: no per-pod objects unless ``with_statuses``."""
+        self._flush()
         if targets is None:
             rows, exists = np.arange(self.n_services), np.ones(self.n_services, dtype=bool)
         else:
@@ -969,6 +1001,7 @@ class SimCluster:
         Pod times (start_time, ready_transition_time) are epoch seconds; phase is Pending or
         Running; ``revision`` strings are revision numbers. Slow path: builds objects.
         """
+        self._flush()
         rows = range(self.n_services) if targets is None else [self.index(t) for t in targets]
         return [self._status(i) for i in rows]
 
