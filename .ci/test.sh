@@ -5,10 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The real Prometheus server the adapter and end-to-end tests start on a loopback port.
-if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null || ! command -v openssl >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  apt-get install -y -qq --no-install-recommends prometheus openssl >/dev/null
 fi
 export SETPOINT_REQUIRE_PROMETHEUS=1  # a missing server fails the tests instead of skipping them
 

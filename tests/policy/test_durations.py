@@ -17,6 +17,8 @@ from controller.policy import format_duration, parse_duration, parse_percent
     pytest.param("1.5h", 5400.0, id="fractional-hours"),
     pytest.param("1m500ms", 60.5, id="minutes-and-milliseconds"),
     pytest.param("0s", 0.0, id="zero"),
+    pytest.param("2d", 172800.0, id="days"),
+    pytest.param("1d12h", 129600.0, id="days-and-hours"),
 ])
 def test_parse_duration(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)
@@ -27,7 +29,7 @@ def test_parse_duration(text, seconds):
     pytest.param(2.5, "got the bare number 2.5 (add a unit, e.g. 2.5s)", id="bare-float"),
     pytest.param("5 min", "expected a duration such as 30s, 5m, 1h30m or 500ms, got '5 min'", id="spelled-unit"),
     pytest.param("-5m", "got '-5m'", id="negative"),
-    pytest.param("1d", "got '1d'", id="days-unsupported"),
+    pytest.param("1w", "got '1w'", id="weeks-unsupported"),
     pytest.param("5M", "got '5M'", id="uppercase-unit"),
     pytest.param("15", "got '15'", id="string-without-unit"),
     pytest.param("", "got ''", id="empty"),
