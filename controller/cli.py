@@ -227,5 +227,55 @@ def _format_record(r: dict) -> str:
             f"(ready {r.get('ready')})")
 
 
+sim_app = typer.Typer(help="Serve a simulated cluster to real clients: its Kubernetes API and its metrics.",
+                      no_args_is_help=True)
+app.add_typer(sim_app, name="sim")
+
+
+@sim_app.command("serve")
+def sim_serve(
+    scenario: Annotated[str, typer.Argument(
+        help="A scenario file, or the name of a bundled one (see simulators/scenarios/).")] = "flash-crowd",
+    kube_listen: Annotated[str, typer.Option(
+        "--kube-listen", help="HOST:PORT of the Kubernetes API (loopback by default).")] = "127.0.0.1:8001",
+    metrics_listen: Annotated[Optional[str], typer.Option(
+        "--metrics-listen", help="HOST:PORT of the Prometheus metrics endpoint (GET /metrics); off if not given.")] = None,
+    kubeconfig_out: Annotated[Optional[Path], typer.Option(
+        "--kubeconfig-out", help="Write a kubeconfig for the simulated cluster here (with a fresh bearer token).")] = None,
+    speed: Annotated[float, typer.Option(
+        "--speed", min=0.001, help="Simulated seconds per wall second (2 runs the scenario twice as fast).")] = 1.0,
+    test_hooks: Annotated[bool, typer.Option(
+        "--test-hooks", help="Serve /_sim/faults and /_sim/requests (fault injection for tests).")] = False,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug logs every request.")] = "info",
+) -> None:
+    """Serve a scenario's simulated cluster through the Kubernetes API, driven by its load in real time.
+
+    Deployments (apps/v1, with the scale subresource), ReplicaSets, pods, events and leases
+    behave as the real API server's do for what Setpoint uses (resourceVersion conflicts, 404,
+    422 and Status bodies). Point `setpoint run --kubeconfig FILE` or kubectl at it. Runs until
+    SIGTERM or Ctrl-C. Exit 1 on an invalid scenario.
+    """
+    import logging
+
+    from controller.errors import ScenarioError
+    from simulators.kubeapi import serve
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def ready(server) -> None:
+        typer.echo(f"Kubernetes API: {server.url}", err=True)
+        if server.metrics_url:
+            typer.echo(f"metrics: {server.metrics_url}", err=True)
+        if kubeconfig_out:
+            typer.echo(f"kubeconfig: {kubeconfig_out}", err=True)
+
+    try:
+        serve(scenario, kube_listen, metrics_listen, kubeconfig_out, speed, test_hooks, on_ready=ready)
+    except ScenarioError as exc:
+        _fail(exc.errors)
+    except (OSError, ValueError) as exc:
+        _fail([str(exc)])
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,579 @@
+"""The Kubernetes adapter: the ``Cluster`` port over the official ``kubernetes`` client.
+
+The only module of the project that imports ``kubernetes``.
+
+- ``resolve(selector)``: names -> the named workloads that exist; matchLabels -> a list with
+  ``labelSelector``. One request per call.
+- ``observe(targets)``: per namespace, one list of the workloads, and (``with_pods``) one list
+  of ReplicaSets and one of pods, so the request count does not grow with the target count.
+  Returns a ClusterView with full TargetStatus objects (pods with readiness, start time,
+  restarts and revision; the revision history from the ReplicaSets).
+- ``apply(action)``:
+
+  SCALE            patch of the scale subresource with the new value, and only when it differs
+                   from the observed spec (``action.from_replicas``, else the last observe);
+                   no read first unless neither is known;
+  RESTART_POD      delete the pod (its ReplicaSet recreates it);
+  ROLLING_RESTART  patch ``spec.template.metadata.annotations["kubectl.kubernetes.io/restartedAt"]``;
+  ROLLBACK         as ``kubectl rollout undo``: the ReplicaSet of the target revision (default:
+                   the previous one), its template minus the pod-template-hash label, written
+                   with a JSON patch that carries the read resourceVersion so that a concurrent
+                   change is a 409, re-read and retried;
+  RECORD           nothing.
+
+  Each action that changed something emits a core/v1 Event on the workload (reasons
+  ``SuccessfulRescale``, ``PodRestarted``, ``RolloutRestarted``, ``RolledBack``), sent in the
+  background by a separate client with its own rate limit, as client-go's event recorder does.
+
+Errors: every failure is an ActuationError: 409 ConflictError (retried ``max_conflict_retries``
+times with a re-read first), 5xx / 429 / timeouts / connection errors TemporaryError (retried
+``max_retries`` times with exponential backoff, honouring Retry-After), 403 Forbidden, 404
+NotFound, 400/401/405/415/422 PermanentError. A client-side token bucket (``qps``, ``burst``)
+paces every request the adapter makes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import queue
+import random
+import socket
+import threading
+import time
+from collections import Counter, defaultdict
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Sequence
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+from controller.errors import ActuationError, ConflictError, Forbidden, NotFound, PermanentError, TemporaryError
+from controller.model import Action, ActionKind, PodStatus, TargetRef, TargetSelector, TargetStatus
+from controller.ports import ClusterView
+
+log = logging.getLogger("setpoint.kubernetes")
+
+REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
+RESTARTED_AT_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
+TEMPLATE_HASH_LABEL = "pod-template-hash"
+STATEFULSET_HASH_LABEL = "controller-revision-hash"
+#: The Progressing condition's reason once the newest ReplicaSet is fully rolled out.
+ROLLOUT_COMPLETE_REASON = "NewReplicaSetAvailable"
+#: Longest wait honoured from a Retry-After header (s).
+MAX_RETRY_AFTER_S = 10.0
+
+
+# --------------------------------------------------------------------------- rate limiting
+class TokenBucket:
+    """Client-side rate limit, like client-go's flowcontrol: ``qps`` tokens per second, at most
+    ``burst`` saved up. ``acquire()`` blocks until a token is there; thread-safe.
+
+    ``qps <= 0`` disables the limit.
+    """
+
+    def __init__(self, qps: float, burst: int, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        if burst < 1 and qps > 0:
+            raise ValueError(f"burst must be >= 1, got {burst}")
+        self.qps, self.burst = float(qps), int(burst)
+        self._clock, self._sleep = clock, sleep
+        self._tokens = float(burst)
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Take one token; returns the seconds waited."""
+        if self.qps <= 0:
+            return 0.0
+        with self._lock:  # reserve a token (possibly in the future), then wait outside the lock
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.qps)
+            self._last = now
+            self._tokens -= 1.0
+            wait = 0.0 if self._tokens >= 0 else -self._tokens / self.qps
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+
+def _rate_limited(api_client: k8s.ApiClient, bucket: TokenBucket, counter: Counter) -> k8s.ApiClient:
+    """Make every request of ``api_client`` take a token first (and count it by method)."""
+    call_api = api_client.call_api
+
+    def limited(method, url, *args, **kwargs):
+        bucket.acquire()
+        counter[method] += 1
+        return call_api(method, url, *args, **kwargs)
+
+    api_client.call_api = limited
+    return api_client
+
+
+# --------------------------------------------------------------------------- configuration
+def load_api_client(kubeconfig: str | os.PathLike | None = None, context: str | None = None,
+                    in_cluster: bool | None = None) -> k8s.ApiClient:
+    """An ApiClient from in-cluster config (service account) or a kubeconfig.
+
+    ``in_cluster=None``: in-cluster when no kubeconfig is given and ``KUBERNETES_SERVICE_HOST`` is
+    set, else the kubeconfig (``$KUBECONFIG`` or ~/.kube/config when ``kubeconfig`` is None).
+    urllib3's own retries are turned off: the adapter retries, and counts and paces, each try.
+    """
+    configuration = k8s.Configuration()
+    if in_cluster or (in_cluster is None and kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST")):
+        k8s_config.load_incluster_config(client_configuration=configuration)
+    else:
+        k8s_config.load_kube_config(config_file=None if kubeconfig is None else str(kubeconfig), context=context,
+                                    client_configuration=configuration)
+    configuration.retries = False
+    return k8s.ApiClient(configuration)
+
+
+# --------------------------------------------------------------------------- errors
+def _status_message(exc: ApiException) -> str:
+    try:
+        body = json.loads(exc.body or "")
+        return body.get("message") or exc.reason or ""
+    except (ValueError, AttributeError):
+        return str(exc.reason or "")
+
+
+def map_error(exc: BaseException, what: str, target: str = "") -> ActuationError:
+    """The project's error for a client failure: by HTTP status, or TemporaryError for
+    timeouts and connection errors."""
+    if isinstance(exc, ActuationError):
+        return exc
+    if isinstance(exc, ApiException):
+        status = exc.status or 0
+        message = f"{what}: HTTP {status}: {_status_message(exc)}"
+        if status == 409:
+            return ConflictError(message, target=target, status=status)
+        if status == 404:
+            return NotFound(message, target=target, status=status)
+        if status == 403:
+            return Forbidden(message, target=target, status=status)
+        if status == 429 or status >= 500 or status == 0:
+            return TemporaryError(message, target=target, status=status)
+        return PermanentError(message, target=target, status=status)
+    if isinstance(exc, (urllib3.exceptions.HTTPError, socket.timeout, TimeoutError, ConnectionError, OSError)):
+        return TemporaryError(f"{what}: {type(exc).__name__}: {exc}", target=target)
+    return PermanentError(f"{what}: {type(exc).__name__}: {exc}", target=target)
+
+
+def _retry_after_s(exc: BaseException) -> float | None:
+    headers = getattr(exc, "headers", None) or {}
+    try:
+        value = headers.get("Retry-After")
+        return min(float(value), MAX_RETRY_AFTER_S) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+# --------------------------------------------------------------------------- events
+class EventRecorder:
+    """Sends core/v1 Events in the background (bounded queue, dropped when full, never raising),
+    through its own rate-limited client so that events never slow actuation down."""
+
+    def __init__(self, api_client: k8s.ApiClient, source: str, timeout: tuple[float, float], capacity: int = 1000):
+        self.core = k8s.CoreV1Api(api_client)
+        self.source = source
+        self.instance = socket.gethostname()
+        self.timeout = timeout
+        self.sent = 0
+        self.failed = 0
+        self.dropped = 0
+        self._queue: queue.Queue = queue.Queue(maxsize=capacity)
+        self._thread = threading.Thread(target=self._run, name="setpoint-events", daemon=True)
+        self._thread.start()
+
+    def record(self, namespace: str, involved: dict, reason: str, message: str, event_type: str = "Normal") -> None:
+        now = datetime.now(timezone.utc)
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {"metadata": {"name": f"{involved['name']}.{time.time_ns():x}", "namespace": namespace},
+                "involvedObject": {**involved, "namespace": namespace}, "reason": reason, "message": message,
+                "type": event_type, "source": {"component": self.source}, "reportingComponent": self.source,
+                "reportingInstance": self.instance, "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1}
+        try:
+            self._queue.put_nowait(body)
+        except queue.Full:
+            self.dropped += 1
+
+    def _run(self) -> None:
+        while True:
+            body = self._queue.get()
+            if body is None:
+                self._queue.task_done()
+                return
+            try:
+                self.core.create_namespaced_event(body["metadata"]["namespace"], body, _request_timeout=self.timeout)
+                self.sent += 1
+            except ApiException as exc:
+                if exc.status == 409:  # a retried create that had gone through
+                    self.sent += 1
+                else:
+                    self.failed += 1
+                    log.warning("event %s for %s not recorded: %s", body["reason"], body["involvedObject"]["name"],
+                                map_error(exc, "create event"))
+            except Exception as exc:  # events are best effort: never let one stop the recorder
+                self.failed += 1
+                log.warning("event %s not recorded: %s", body["reason"], map_error(exc, "create event"))
+            finally:
+                self._queue.task_done()
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until every queued event was sent (or failed); False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while self._queue.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        self.flush(timeout_s)
+        try:
+            self._queue.put_nowait(None)
+        except queue.Full:
+            pass
+        self._thread.join(timeout=timeout_s)
+
+
+# --------------------------------------------------------------------------- reading objects
+def _ts(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+def _condition(conditions: Iterable | None, kind: str):
+    return next((c for c in conditions or () if c.type == kind), None)
+
+
+def rollout_in_progress(workload: Any, kind: str = "Deployment") -> bool:
+    """A template rollout is under way: the controller has not seen the latest spec, pods are
+    not all on the new template, old pods remain, or the rollout is not complete (Deployments:
+    the Progressing condition is not ``NewReplicaSetAvailable``; StatefulSets: the update
+    revision is not the current one). A pure scale does not count: its condition stays put."""
+    spec = workload.spec.replicas if workload.spec.replicas is not None else 1
+    st = workload.status
+    if st is None:
+        return True
+    if (st.observed_generation or 0) < (workload.metadata.generation or 0):
+        return True
+    updated = st.updated_replicas or 0
+    if updated < spec or (st.replicas or 0) > updated:
+        return True
+    if kind == "StatefulSet":
+        return bool(st.update_revision and st.current_revision and st.update_revision != st.current_revision)
+    progressing = _condition(st.conditions, "Progressing")
+    return progressing is not None and progressing.reason != ROLLOUT_COMPLETE_REASON
+
+
+def _pod_status(pod: Any, revision_of_hash: dict[str, str]) -> PodStatus:
+    st = pod.status
+    ready = _condition(st.conditions if st else None, "Ready")
+    labels = pod.metadata.labels or {}
+    pod_hash = labels.get(TEMPLATE_HASH_LABEL) or labels.get(STATEFULSET_HASH_LABEL, "")
+    return PodStatus(
+        name=pod.metadata.name,
+        phase=(st.phase if st and st.phase else "Unknown"),
+        ready=None if ready is None or ready.status == "Unknown" else ready.status == "True",
+        deleted=pod.metadata.deletion_timestamp is not None,
+        start_time=_ts(st.start_time if st and st.start_time else pod.metadata.creation_timestamp),
+        ready_transition_time=_ts(ready.last_transition_time) if ready is not None else None,
+        restarts=sum(c.restart_count or 0 for c in (st.container_statuses or [])) if st else 0,
+        revision=revision_of_hash.get(pod_hash, pod_hash),
+    )
+
+
+def _owned_by(obj: Any, uid: str) -> bool:
+    return any(o.uid == uid for o in obj.metadata.owner_references or ())
+
+
+def _revision_number(rs: Any) -> int:
+    try:
+        return int((rs.metadata.annotations or {}).get(REVISION_ANNOTATION, "0"))
+    except ValueError:
+        return 0
+
+
+class _NamespaceSnapshot:
+    """The objects of one namespace that observe() reads, listed once per call."""
+
+    def __init__(self, workloads: list, replicasets: list, pods: list):
+        self.workloads = {w.metadata.name: w for w in workloads}
+        self.replicasets = replicasets
+        self.pods = pods
+
+    def status(self, ref: TargetRef, observed_at: float) -> TargetStatus | None:
+        w = self.workloads.get(ref.name)
+        if w is None:
+            return None
+        uid = w.metadata.uid
+        rss = sorted((rs for rs in self.replicasets if _owned_by(rs, uid)), key=_revision_number)
+        revision_of_hash = {(rs.metadata.labels or {}).get(TEMPLATE_HASH_LABEL, ""): str(_revision_number(rs)) for rs in rss}
+        owners = {uid} | {rs.metadata.uid for rs in rss}
+        pods = [p for p in self.pods if any(o.uid in owners for o in p.metadata.owner_references or ())]
+        st = w.status
+        if ref.kind == "StatefulSet":
+            revision = (st.update_revision or "") if st else ""
+            revision_of_hash = {}
+        else:
+            revision = (w.metadata.annotations or {}).get(REVISION_ANNOTATION, "")
+        return TargetStatus(
+            ref=ref, spec_replicas=w.spec.replicas if w.spec.replicas is not None else 1,
+            status_replicas=(st.replicas or 0) if st else 0, ready_replicas=(st.ready_replicas or 0) if st else 0,
+            revision=revision, rollout_in_progress=rollout_in_progress(w, ref.kind),
+            revisions=tuple(str(_revision_number(rs)) for rs in rss),
+            pods=tuple(_pod_status(p, revision_of_hash) for p in sorted(pods, key=lambda p: p.metadata.name)),
+            observed_at=observed_at)
+
+
+# --------------------------------------------------------------------------- the adapter
+class KubernetesCluster:
+    """The ``Cluster`` port over the Kubernetes API. See the module docstring.
+
+    Give an ``api_client`` (a ``kubernetes.client.ApiClient``), or let it load one from
+    ``kubeconfig`` / ``context`` / ``in_cluster`` (see :func:`load_api_client`).
+
+    Options: ``qps`` / ``burst`` (client-side rate limit of every request; 0 disables),
+    ``event_source`` (the Events' source component), ``emit_events``, ``event_qps`` /
+    ``event_burst`` (the event client's own limit), ``request_timeout_s`` (per request: connect
+    and read), ``max_retries`` (temporary errors), ``max_conflict_retries``,
+    ``retry_backoff_s`` (first backoff, doubled per try, with jitter), ``with_pods`` (observe
+    lists ReplicaSets and pods for full statuses), ``clock`` (epoch seconds).
+
+    ``requests`` counts the HTTP requests made by method (events excluded).
+    """
+
+    def __init__(self, api_client: k8s.ApiClient | None = None, *, kubeconfig: str | os.PathLike | None = None,
+                 context: str | None = None, in_cluster: bool | None = None, qps: float = 20.0, burst: int = 30,
+                 event_source: str = "setpoint", emit_events: bool = True, event_qps: float | None = None,
+                 event_burst: int | None = None, request_timeout_s: float = 10.0, max_retries: int = 3,
+                 max_conflict_retries: int = 3, retry_backoff_s: float = 0.2, with_pods: bool = True,
+                 clock: Callable[[], float] = time.time):
+        self._owns_client = api_client is None
+        api_client = api_client or load_api_client(kubeconfig, context, in_cluster)
+        self.requests: Counter[str] = Counter()
+        self.limiter = TokenBucket(qps, burst)
+        self.api_client = _rate_limited(api_client, self.limiter, self.requests)
+        self.apps = k8s.AppsV1Api(self.api_client)
+        self.core = k8s.CoreV1Api(self.api_client)
+        self.timeout = (min(3.0, request_timeout_s), request_timeout_s)
+        self.max_retries, self.max_conflict_retries = max_retries, max_conflict_retries
+        self.retry_backoff_s = retry_backoff_s
+        self.with_pods = with_pods
+        self.clock = clock
+        self._spec_seen: dict[TargetRef, int] = {}
+        self._uids: dict[TargetRef, str] = {}
+        self.events: EventRecorder | None = None
+        if emit_events:
+            event_client = k8s.ApiClient(api_client.configuration)
+            self._event_api_client = _rate_limited(event_client, TokenBucket(
+                qps if event_qps is None else event_qps, burst if event_burst is None else event_burst), Counter())
+            self.events = EventRecorder(self._event_api_client, event_source, self.timeout)
+
+    def close(self) -> None:
+        """Send the queued events and release the connections."""
+        if self.events:
+            self.events.close()
+            self._event_api_client.close()
+        if self._owns_client:
+            self.api_client.close()
+
+    # ------------------------------------------------------------------ requests
+    def _call(self, what: str, target: str, fn: Callable, *args, **kwargs):
+        """One API call with retries of temporary errors; raises the mapped ActuationError."""
+        for attempt in range(self.max_retries + 1):
+            try:
+                return fn(*args, _request_timeout=self.timeout, **kwargs)
+            except Exception as exc:  # mapped below; anything unexpected becomes PermanentError
+                error = map_error(exc, what, target)
+                if not isinstance(error, TemporaryError) or attempt == self.max_retries:
+                    raise error from exc
+                delay = _retry_after_s(exc)
+                if delay is None:
+                    delay = self.retry_backoff_s * (2 ** attempt) * (0.5 + random.random() / 2)
+                log.info("%s: %s; retry %d/%d in %.2fs", what, error, attempt + 1, self.max_retries, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _workload_api(self, kind: str) -> tuple[Callable, Callable, Callable, Callable, Callable]:
+        """(list, read, patch, read_scale, patch_scale) for a workload kind."""
+        a = self.apps
+        if kind == "Deployment":
+            return (a.list_namespaced_deployment, a.read_namespaced_deployment, a.patch_namespaced_deployment,
+                    a.read_namespaced_deployment_scale, a.patch_namespaced_deployment_scale)
+        if kind == "StatefulSet":
+            return (a.list_namespaced_stateful_set, a.read_namespaced_stateful_set, a.patch_namespaced_stateful_set,
+                    a.read_namespaced_stateful_set_scale, a.patch_namespaced_stateful_set_scale)
+        raise PermanentError(f"unsupported workload kind {kind!r}: expected Deployment or StatefulSet")
+
+    # ------------------------------------------------------------------ resolve / observe
+    def resolve(self, selector: TargetSelector) -> list[TargetRef]:
+        """The workloads the selector matches now, sorted. One list request."""
+        list_fn = self._workload_api(selector.kind)[0]
+        where = f"list {selector.kind} in {selector.namespace}"
+        if selector.by_name:
+            items = self._call(where, selector.namespace, list_fn, selector.namespace).items
+            names = {w.metadata.name for w in items} & set(selector.names)
+        else:
+            items = self._call(where, selector.namespace, list_fn, selector.namespace,
+                               label_selector=selector.label_selector or None).items
+            names = {w.metadata.name for w in items}
+        return sorted(TargetRef(selector.namespace, n, selector.kind) for n in names)
+
+    def observe(self, targets: Sequence[TargetRef]) -> ClusterView:
+        """Replicas, readiness, rollout state, pods and revisions of each target (absent targets
+        have ``exists`` False). Raises TemporaryError/Forbidden/... when a list fails."""
+        now = self.clock()
+        statuses: dict[TargetRef, TargetStatus] = {}
+        groups: dict[tuple[str, str], list[TargetRef]] = defaultdict(list)
+        for t in targets:
+            groups[(t.namespace, t.kind)].append(t)
+        for (namespace, kind), refs in groups.items():
+            snapshot = self._snapshot(namespace, kind)
+            for ref in refs:
+                status = snapshot.status(ref, now)
+                if status is not None:
+                    statuses[ref] = status
+                    self._spec_seen[ref] = status.spec_replicas
+                    self._uids[ref] = snapshot.workloads[ref.name].metadata.uid
+        return ClusterView.from_statuses(targets, statuses)
+
+    def _snapshot(self, namespace: str, kind: str) -> _NamespaceSnapshot:
+        list_fn = self._workload_api(kind)[0]
+        workloads = self._call(f"list {kind} in {namespace}", namespace, list_fn, namespace).items
+        replicasets, pods = [], []
+        if self.with_pods:
+            if kind == "Deployment":
+                replicasets = self._call(f"list ReplicaSets in {namespace}", namespace,
+                                         self.apps.list_namespaced_replica_set, namespace).items
+            pods = self._call(f"list pods in {namespace}", namespace, self.core.list_namespaced_pod, namespace).items
+        return _NamespaceSnapshot(workloads, replicasets, pods)
+
+    # ------------------------------------------------------------------ apply
+    def apply(self, action: Action) -> None:
+        """Make one change (see the module docstring). Raises ActuationError."""
+        handlers = {ActionKind.SCALE: self._scale, ActionKind.RESTART_POD: self._restart_pod,
+                    ActionKind.ROLLING_RESTART: self._rolling_restart, ActionKind.ROLLBACK: self._rollback,
+                    ActionKind.RECORD: lambda a: None}
+        handlers[action.kind](action)
+
+    def _scale(self, action: Action) -> None:
+        ref, desired = action.target, action.replicas
+        if desired is None or desired < 0:
+            raise PermanentError(f"scale {ref}: replicas must be a count >= 0, got {desired}", target=str(ref))
+        _, _, _, read_scale, patch_scale = self._workload_api(ref.kind)
+        current = action.from_replicas if action.from_replicas is not None else self._spec_seen.get(ref)
+        if current is None:
+            current = self._read_scale(ref, read_scale)
+        if current == desired:
+            return  # never write an unchanged value
+        for attempt in range(self.max_conflict_retries + 1):
+            try:
+                self._call(f"scale {ref}", str(ref), patch_scale, ref.name, ref.namespace, {"spec": {"replicas": desired}})
+                break
+            except ConflictError:
+                if attempt == self.max_conflict_retries:
+                    raise
+                if self._read_scale(ref, read_scale) == desired:
+                    return  # someone else already set it
+        self._spec_seen[ref] = desired
+        self._event(ref, "SuccessfulRescale",
+                    f"New size: {desired}; reason: {action.reason}; replicas {current} -> {desired}"
+                    + (f" (policy {action.policy})" if action.policy else ""))
+
+    def _read_scale(self, ref: TargetRef, read_scale: Callable) -> int:
+        scale = self._call(f"read scale of {ref}", str(ref), read_scale, ref.name, ref.namespace)
+        return int(scale.spec.replicas or 0)
+
+    def _restart_pod(self, action: Action) -> None:
+        ref, pod = action.target, action.pod
+        if not pod:
+            raise PermanentError(f"restart-pod on {ref}: no pod named in the action", target=str(ref))
+        what = f"delete pod {ref.namespace}/{pod}"
+        for attempt in range(self.max_retries + 1):
+            try:
+                self.core.delete_namespaced_pod(pod, ref.namespace, _request_timeout=self.timeout)
+                break
+            except Exception as exc:
+                error = map_error(exc, what, str(ref))
+                if isinstance(error, NotFound) and attempt > 0:
+                    break  # an earlier try went through before it timed out
+                if not isinstance(error, TemporaryError) or attempt == self.max_retries:
+                    raise error from exc
+                time.sleep(self.retry_backoff_s * (2 ** attempt))
+        self._event(ref, "PodRestarted", f"Deleted pod {pod} so that it is recreated; reason: {action.reason}")
+
+    def _rolling_restart(self, action: Action) -> None:
+        ref = action.target
+        patch = self._workload_api(ref.kind)[2]
+        stamp = datetime.fromtimestamp(self.clock(), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT_ANNOTATION: stamp}}}}}
+        self._call(f"rolling restart {ref}", str(ref), patch, ref.name, ref.namespace, body)
+        self._event(ref, "RolloutRestarted", f"Rolling restart (restartedAt {stamp}); reason: {action.reason}")
+
+    def _rollback(self, action: Action) -> None:
+        ref = action.target
+        if ref.kind != "Deployment":
+            raise PermanentError(f"rollback {ref}: only Deployments can be rolled back", target=str(ref))
+        for attempt in range(self.max_conflict_retries + 1):
+            deployment, target_rs = self._rollback_source(ref, action.revision)
+            template = self.api_client.sanitize_for_serialization(target_rs.spec.template)
+            (template.get("metadata") or {}).get("labels", {}).pop(TEMPLATE_HASH_LABEL, None)
+            current = self.api_client.sanitize_for_serialization(deployment.spec.template)
+            if _compact(template) == _compact(current):
+                return  # already on that template (e.g. an earlier try went through)
+            patch = [{"op": "replace", "path": "/metadata/resourceVersion", "value": deployment.metadata.resource_version},
+                     {"op": "replace", "path": "/spec/template", "value": template}]
+            try:
+                self._call(f"rollback {ref}", str(ref), self.apps.patch_namespaced_deployment, ref.name, ref.namespace,
+                           patch)
+                break
+            except ConflictError:
+                if attempt == self.max_conflict_retries:
+                    raise
+        from_rev = (deployment.metadata.annotations or {}).get(REVISION_ANNOTATION, "?")
+        self._event(ref, "RolledBack", f"Rolled back from revision {from_rev} to revision "
+                                       f"{_revision_number(target_rs)}; reason: {action.reason}")
+
+    def _rollback_source(self, ref: TargetRef, revision: str | None) -> tuple[Any, Any]:
+        """The Deployment and the ReplicaSet to roll back to (by revision number or
+        pod-template-hash; default the highest revision below the current one)."""
+        deployment = self._call(f"read {ref}", str(ref), self.apps.read_namespaced_deployment, ref.name, ref.namespace)
+        selector = ",".join(f"{k}={v}" for k, v in (deployment.spec.selector.match_labels or {}).items())
+        rss = [rs for rs in self._call(f"list ReplicaSets of {ref}", str(ref), self.apps.list_namespaced_replica_set,
+                                       ref.namespace, label_selector=selector or None).items
+               if _owned_by(rs, deployment.metadata.uid)]
+        current = int((deployment.metadata.annotations or {}).get(REVISION_ANNOTATION, "0") or 0)
+        if revision is None:
+            older = [rs for rs in rss if _revision_number(rs) < current]
+            if not older:
+                raise NotFound(f"rollback {ref}: no revision before {current} to roll back to", target=str(ref), status=404)
+            return deployment, max(older, key=_revision_number)
+        for rs in rss:
+            if str(_revision_number(rs)) == str(revision) or (rs.metadata.labels or {}).get(TEMPLATE_HASH_LABEL) == revision:
+                return deployment, rs
+        have = sorted(_revision_number(rs) for rs in rss)
+        raise NotFound(f"rollback {ref}: no revision {revision!r} (have {have})", target=str(ref), status=404)
+
+    def _event(self, ref: TargetRef, reason: str, message: str) -> None:
+        if self.events is None:
+            return
+        involved = {"apiVersion": "apps/v1", "kind": ref.kind, "name": ref.name}
+        if ref in self._uids:
+            involved["uid"] = self._uids[ref]
+        self.events.record(ref.namespace, involved, reason, message)
+
+
+def _compact(value: Any) -> Any:
+    """Drop None and empty values recursively (templates compare equal across round trips)."""
+    if isinstance(value, dict):
+        out = {k: _compact(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v not in (None, {}, [])}
+    if isinstance(value, list):
+        return [_compact(v) for v in value]
+    return copy.deepcopy(value)

@@ -1,0 +1,292 @@
+"""JSON shapes of the Kubernetes objects the simulated API server serves, and its errors.
+
+Pure functions from plain values to the dicts the real apiserver would send (apps/v1
+Deployment, ReplicaSet and StatefulSet, autoscaling/v1 Scale, core/v1 Pod, meta/v1 Status and
+lists), plus label and field selectors. Nothing here knows about the engine or HTTP.
+
+Times are epoch seconds (float) in, RFC 3339 strings out.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+
+REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
+RESTARTED_AT_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
+TEMPLATE_HASH_LABEL = "pod-template-hash"
+AUTOSCALE_LABEL = "setpoint.io/autoscale"
+
+#: The reason string the apiserver puts in a Status for each HTTP code it uses.
+STATUS_REASONS = {
+    400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
+    406: "NotAcceptable", 409: "Conflict", 410: "Expired", 415: "UnsupportedMediaType", 422: "Invalid",
+    429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout",
+}
+
+
+class KubeApiError(Exception):
+    """An error the simulated apiserver answers with: an HTTP code and a meta/v1 Status body."""
+
+    def __init__(self, code: int, message: str, reason: str | None = None, details: dict | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.reason = reason or STATUS_REASONS.get(code, "Unknown")
+        self.details = details
+
+    def status(self) -> dict:
+        return status_body(self.code, self.reason, self.message, self.details)
+
+
+def status_body(code: int, reason: str, message: str, details: dict | None = None) -> dict:
+    """A meta/v1 Status with ``status: Failure``, as every apiserver error body is."""
+    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
+            "reason": reason, "code": code}
+    if details:
+        body["details"] = details
+    return body
+
+
+# --------------------------------------------------------------------------- errors worded like the apiserver
+def _details(resource: str, group: str, name: str) -> dict:
+    out = {"name": name, "kind": resource}
+    if group:
+        out["group"] = group
+    return out
+
+
+def _qualified(resource: str, group: str) -> str:
+    return f"{resource}.{group}" if group else resource
+
+
+def not_found(resource: str, group: str, name: str) -> KubeApiError:
+    """``deployments.apps "web" not found`` (404)."""
+    return KubeApiError(404, f'{_qualified(resource, group)} "{name}" not found', "NotFound",
+                        _details(resource, group, name))
+
+
+def conflict(resource: str, group: str, name: str) -> KubeApiError:
+    """The optimistic-concurrency failure of an update with a stale resourceVersion (409)."""
+    return KubeApiError(409, f'Operation cannot be fulfilled on {_qualified(resource, group)} "{name}": the object has '
+                             "been modified; please apply your changes to the latest version and try again",
+                        "Conflict", _details(resource, group, name))
+
+
+def already_exists(resource: str, group: str, name: str) -> KubeApiError:
+    return KubeApiError(409, f'{_qualified(resource, group)} "{name}" already exists', "AlreadyExists",
+                        _details(resource, group, name))
+
+
+def invalid(kind: str, group: str, name: str, field: str, value: Any, detail: str) -> KubeApiError:
+    """``Deployment.apps "web" is invalid: spec.replicas: Invalid value: -1: must be ...`` (422)."""
+    shown = f'"{value}"' if isinstance(value, str) else ("null" if value is None else str(value).lower()
+                                                          if isinstance(value, bool) else str(value))
+    cause = f"Invalid value: {shown}: {detail}"
+    return KubeApiError(422, f'{_qualified(kind, group)} "{name}" is invalid: {field}: {cause}', "Invalid",
+                        {"name": name, "group": group, "kind": kind,
+                         "causes": [{"reason": "FieldValueInvalid", "message": cause, "field": field}]}
+                        if group else {"name": name, "kind": kind,
+                                       "causes": [{"reason": "FieldValueInvalid", "message": cause, "field": field}]})
+
+
+def bad_request(message: str) -> KubeApiError:
+    return KubeApiError(400, message, "BadRequest")
+
+
+def method_not_allowed() -> KubeApiError:
+    return KubeApiError(405, "the server does not allow this method on the requested resource", "MethodNotAllowed")
+
+
+def unsupported_media_type(content_type: str) -> KubeApiError:
+    return KubeApiError(415, f"the body of the request was in an unknown format - accepted media types include: "
+                             "application/json-patch+json, application/merge-patch+json, "
+                             f"application/strategic-merge-patch+json (got {content_type or 'none'})",
+                        "UnsupportedMediaType")
+
+
+def no_such_route() -> KubeApiError:
+    return KubeApiError(404, "the server could not find the requested resource", "NotFound",
+                        {"causes": [{"reason": "UnexpectedServerResponse", "message": "404 page not found"}]})
+
+
+# --------------------------------------------------------------------------- values
+def rfc3339(epoch_s: float | None) -> str | None:
+    """``2026-01-05T00:00:00Z`` (metav1.Time has second precision)."""
+    if epoch_s is None:
+        return None
+    return datetime.fromtimestamp(int(epoch_s), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(text: str) -> float:
+    """Epoch seconds of an RFC 3339 time (``Z`` or an offset, optional fraction)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def uid_for(*parts: str) -> str:
+    """A stable UID for an object (same names, same UID across runs)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "setpoint-sim/" + "/".join(parts)))
+
+
+def millicores(cores: float) -> str:
+    return f"{int(round(cores * 1000))}m"
+
+
+def compact(value: Any) -> Any:
+    """Drop None, empty dicts and empty lists recursively: two templates that only differ by
+    absent-vs-empty fields (as a client's round trip produces) compare equal."""
+    if isinstance(value, dict):
+        out = {k: compact(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v not in (None, {}, [])}
+    if isinstance(value, list):
+        return [compact(v) for v in value]
+    return value
+
+
+def without_hash_label(template: dict) -> dict:
+    """A pod template minus its pod-template-hash label (what ``kubectl rollout undo`` copies)."""
+    out = copy.deepcopy(template)
+    labels = (out.get("metadata") or {}).get("labels") or {}
+    labels.pop(TEMPLATE_HASH_LABEL, None)
+    return out
+
+
+# --------------------------------------------------------------------------- objects
+def object_meta(name: str, namespace: str, uid: str, resource_version: int, created_s: float, *,
+                labels: dict | None = None, annotations: dict | None = None, generation: int | None = None,
+                owner: dict | None = None) -> dict:
+    meta = {"name": name, "namespace": namespace, "uid": uid, "resourceVersion": str(resource_version),
+            "creationTimestamp": rfc3339(created_s)}
+    if generation is not None:
+        meta["generation"] = generation
+    if labels:
+        meta["labels"] = dict(labels)
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    if owner:
+        meta["ownerReferences"] = [owner]
+    return meta
+
+
+def owner_reference(api_version: str, kind: str, name: str, uid: str) -> dict:
+    return {"apiVersion": api_version, "kind": kind, "name": name, "uid": uid, "controller": True,
+            "blockOwnerDeletion": True}
+
+
+def replica_status(*, observed_generation: int, replicas: int, updated: int, ready: int, available: int,
+                   spec: int) -> dict:
+    """Deployment status counters; zero counts are omitted, as the apiserver's omitempty does."""
+    status = {"observedGeneration": observed_generation, "replicas": replicas, "updatedReplicas": updated,
+              "readyReplicas": ready, "availableReplicas": available,
+              "unavailableReplicas": max(spec - available, 0)}
+    return {k: v for k, v in status.items() if v or k == "observedGeneration"}
+
+
+def deployment_conditions(available_ok: bool, rolling: bool, name: str, rs_name: str, at: str | None) -> list[dict]:
+    """``Available`` (minimum availability) and ``Progressing`` (``NewReplicaSetAvailable`` once
+    the newest ReplicaSet is rolled out, ``ReplicaSetUpdated`` while it is rolling out)."""
+    return [
+        {"type": "Available", "status": "True" if available_ok else "False",
+         "reason": "MinimumReplicasAvailable" if available_ok else "MinimumReplicasUnavailable",
+         "message": "Deployment has minimum availability." if available_ok
+         else "Deployment does not have minimum availability.", "lastUpdateTime": at, "lastTransitionTime": at},
+        {"type": "Progressing", "status": "True",
+         "reason": "ReplicaSetUpdated" if rolling else "NewReplicaSetAvailable",
+         "message": f'ReplicaSet "{rs_name}" is progressing.' if rolling
+         else f'ReplicaSet "{rs_name}" has successfully progressed.', "lastUpdateTime": at, "lastTransitionTime": at},
+    ]
+
+
+def scale_object(meta: dict, spec_replicas: int, status_replicas: int, selector: str) -> dict:
+    """autoscaling/v1 Scale of a workload; it carries the workload's resourceVersion."""
+    return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")},
+            "spec": {"replicas": spec_replicas}, "status": {"replicas": status_replicas, "selector": selector}}
+
+
+def list_object(kind: str, api_version: str, items: list[dict], resource_version: int) -> dict:
+    return {"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": str(resource_version)},
+            "items": items}
+
+
+# --------------------------------------------------------------------------- selectors
+_SET_EXPR = re.compile(r"^\s*([^\s!=,()]+)\s+(in|notin)\s+\(([^)]*)\)\s*$")
+
+
+def _split_terms(selector: str) -> list[str]:
+    """Split on commas outside parentheses."""
+    terms, depth, cur = [], 0, []
+    for ch in selector:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            terms.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    terms.append("".join(cur))
+    return [t.strip() for t in terms if t.strip()]
+
+
+def parse_label_selector(selector: str | None) -> Callable[[dict], bool]:
+    """A predicate over a labels dict for ``app=web,tier!=db,env in (a,b),!legacy,canary``.
+
+    Raises KubeApiError(400) for a selector it cannot parse, as the apiserver does.
+    """
+    if not selector:
+        return lambda labels: True
+    tests: list[Callable[[dict], bool]] = []
+    for term in _split_terms(selector):
+        m = _SET_EXPR.match(term)
+        if m:
+            key, op, values = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",") if v.strip()}
+            if op == "in":
+                tests.append(lambda l, k=key, vs=values: l.get(k) in vs)
+            else:
+                tests.append(lambda l, k=key, vs=values: l.get(k) not in vs)
+        elif "!=" in term:
+            key, value = (s.strip() for s in term.split("!=", 1))
+            tests.append(lambda l, k=key, v=value: l.get(k) != v)
+        elif "=" in term:
+            key, value = (s.strip() for s in term.replace("==", "=").split("=", 1))
+            tests.append(lambda l, k=key, v=value: l.get(k) == v)
+        elif term.startswith("!"):
+            tests.append(lambda l, k=term[1:].strip(): k not in l)
+        elif re.fullmatch(r"[A-Za-z0-9_./-]+", term):
+            tests.append(lambda l, k=term: k in l)
+        else:
+            raise bad_request(f"unable to parse requirement: invalid label selector: {term!r}")
+    return lambda labels: all(t(labels) for t in tests)
+
+
+def parse_field_selector(selector: str | None) -> Callable[[dict], bool]:
+    """A predicate over an object for ``metadata.name=x,involvedObject.kind!=Pod``."""
+    if not selector:
+        return lambda obj: True
+    tests = []
+    for term in _split_terms(selector):
+        negate = "!=" in term
+        path, value = (s.strip() for s in term.replace("==", "=").split("!=" if negate else "=", 1))
+        tests.append((path.split("."), value, negate))
+
+    def lookup(obj: dict, path: list[str]) -> str:
+        for part in path:
+            obj = obj.get(part) if isinstance(obj, dict) else None
+        return "" if obj is None else str(obj)
+
+    return lambda obj: all((lookup(obj, p) != v) if neg else (lookup(obj, p) == v) for p, v, neg in tests)
+
+
+def selector_string(match_labels: dict) -> str:
+    """``app=web,tier=front`` from matchLabels (the Scale's status.selector)."""
+    return ",".join(f"{k}={v}" for k, v in sorted(match_labels.items()))
+
+
+def sorted_items(items: Iterable[dict]) -> list[dict]:
+    """Items in the apiserver's list order: by namespace, then name."""
+    return sorted(items, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))

@@ -1,0 +1,196 @@
+"""The three PATCH formats the apiserver accepts for built-in objects, on plain JSON values.
+
+- ``application/merge-patch+json``: RFC 7386 (maps merge, ``null`` deletes, lists replace).
+- ``application/strategic-merge-patch+json``: a merge patch where lists of maps that carry a
+  ``name`` (containers, env, ports of a container...) merge item by item, as the apiserver's
+  patch strategy for those fields does; ``$patch: replace`` / ``$patch: delete`` directives in
+  a map are honoured and ``$setElementOrder``/``$retainKeys`` directives are ignored (they only
+  order or prune what this simplified merge already produces).
+- ``application/json-patch+json``: RFC 6902 (add, remove, replace, move, copy, test).
+
+A patch that cannot be applied is a KubeApiError: 422 for JSON Patch failures (as the
+apiserver answers), 400 for a malformed body, 415 for any other content type.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from simulators.kube_objects import KubeApiError, bad_request, unsupported_media_type
+
+MERGE = "application/merge-patch+json"
+STRATEGIC = "application/strategic-merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+PATCH_TYPES = (MERGE, STRATEGIC, JSON_PATCH)
+
+
+def apply_patch(content_type: str, target: dict, patch: Any) -> dict:
+    """The patched copy of ``target`` (never modified in place)."""
+    kind = (content_type or "").split(";")[0].strip().lower()
+    if kind == JSON_PATCH:
+        if not isinstance(patch, list):
+            raise bad_request("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
+        return json_patch(target, patch)
+    if kind not in (MERGE, STRATEGIC):
+        raise unsupported_media_type(kind)
+    if not isinstance(patch, dict):
+        raise bad_request("json: cannot unmarshal array into Go value of type map[string]interface {}")
+    return strategic_merge(target, patch) if kind == STRATEGIC else merge_patch(target, patch)
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
+
+
+def _named_list(items: Any) -> bool:
+    return isinstance(items, list) and all(isinstance(i, dict) and "name" in i for i in items)
+
+
+def strategic_merge(target: Any, patch: Any) -> Any:
+    """Strategic merge patch, simplified as the module docstring says."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    directive = patch.get("$patch")
+    if directive == "replace":
+        return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
+    if directive == "delete":
+        return None
+    out = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if key.startswith("$"):
+            continue  # $setElementOrder/..., $retainKeys, $deleteFromPrimitiveList/...
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, list) and _named_list(value) and _named_list(out.get(key)):
+            out[key] = _merge_named_lists(out[key], value)
+        else:
+            merged = strategic_merge(out.get(key), value)
+            if merged is None:
+                out.pop(key, None)
+            else:
+                out[key] = merged
+    return out
+
+
+def _merge_named_lists(current: list[dict], patch: list[dict]) -> list[dict]:
+    """Merge a list of maps by their ``name``: patched items merge, new ones append, items with
+    ``$patch: delete`` go."""
+    out = [copy.deepcopy(i) for i in current]
+    index = {item["name"]: k for k, item in enumerate(out)}
+    for item in patch:
+        k = index.get(item["name"])
+        if item.get("$patch") == "delete":
+            if k is not None:
+                out[k] = None
+            continue
+        if k is None:
+            out.append(strategic_merge({}, item))
+            index[item["name"]] = len(out) - 1
+        else:
+            out[k] = strategic_merge(out[k], item)
+    return [i for i in out if i is not None]
+
+
+# --------------------------------------------------------------------------- RFC 6902
+def _tokens(pointer: str) -> list[str]:
+    if pointer == "":
+        return []
+    if not pointer.startswith("/"):
+        raise _patch_failed(f"invalid JSON pointer {pointer!r}")
+    return [t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/")]
+
+
+def _patch_failed(message: str) -> KubeApiError:
+    return KubeApiError(422, message, "Invalid")
+
+
+def _parent(doc: Any, tokens: list[str]) -> tuple[Any, str]:
+    node = doc
+    for t in tokens[:-1]:
+        if isinstance(node, dict) and t in node:
+            node = node[t]
+        elif isinstance(node, list) and t.isdigit() and int(t) < len(node):
+            node = node[int(t)]
+        else:
+            raise _patch_failed(f"doc is missing path: /{'/'.join(tokens)}: missing value")
+    return node, tokens[-1]
+
+
+def _get(doc: Any, pointer: str) -> Any:
+    node = doc
+    for t in _tokens(pointer):
+        if isinstance(node, dict) and t in node:
+            node = node[t]
+        elif isinstance(node, list) and t.isdigit() and int(t) < len(node):
+            node = node[int(t)]
+        else:
+            raise _patch_failed(f"doc is missing path: {pointer}: missing value")
+    return node
+
+
+def _remove(doc: Any, pointer: str) -> Any:
+    parent, key = _parent(doc, _tokens(pointer))
+    if isinstance(parent, dict) and key in parent:
+        return parent.pop(key)
+    if isinstance(parent, list) and key.isdigit() and int(key) < len(parent):
+        return parent.pop(int(key))
+    raise _patch_failed(f"unable to remove nonexistent key: {key}: missing value")
+
+
+def _add(doc: Any, pointer: str, value: Any, replace: bool = False) -> Any:
+    tokens = _tokens(pointer)
+    if not tokens:
+        return value
+    parent, key = _parent(doc, tokens)
+    if isinstance(parent, dict):
+        if replace and key not in parent:
+            raise _patch_failed(f"replace operation does not apply: doc is missing key: {pointer}: missing value")
+        parent[key] = value
+    elif isinstance(parent, list):
+        if key == "-" and not replace:
+            parent.append(value)
+        elif key.isdigit() and int(key) <= len(parent) - (1 if replace else 0):
+            if replace:
+                parent[int(key)] = value
+            else:
+                parent.insert(int(key), value)
+        else:
+            raise _patch_failed(f"unable to access invalid index: {key}: invalid index referenced")
+    else:
+        raise _patch_failed(f"doc is missing path: {pointer}: missing value")
+    return doc
+
+
+def json_patch(target: dict, operations: list) -> dict:
+    """RFC 6902 on a copy of ``target``."""
+    doc = copy.deepcopy(target)
+    for op in operations:
+        if not isinstance(op, dict) or "op" not in op or "path" not in op:
+            raise bad_request(f"invalid JSON Patch operation: {op!r}")
+        kind, path = op["op"], op["path"]
+        if kind == "add":
+            doc = _add(doc, path, copy.deepcopy(op.get("value")))
+        elif kind == "replace":
+            doc = _add(doc, path, copy.deepcopy(op.get("value")), replace=True)
+        elif kind == "remove":
+            _remove(doc, path)
+        elif kind == "move":
+            doc = _add(doc, path, _remove(doc, op["from"]))
+        elif kind == "copy":
+            doc = _add(doc, path, copy.deepcopy(_get(doc, op["from"])))
+        elif kind == "test":
+            if _get(doc, path) != op.get("value"):
+                raise _patch_failed(f"testing value {path} failed: test failed")
+        else:
+            raise bad_request(f"Unexpected kind: {kind}")
+    return doc

@@ -1,0 +1,274 @@
+"""Routing of the simulated apiserver: URL paths and verbs to KubeStore calls, plus discovery.
+
+Served (namespaced paths, and the cluster-wide list for each resource):
+
+==========================================  ==============================================
+path                                        verbs
+==========================================  ==============================================
+/apis/apps/v1/.../deployments[/NAME]        list (labelSelector, fieldSelector), get, update
+                                            (PUT), patch (strategic, merge, JSON patch)
+/apis/apps/v1/.../deployments/NAME/scale    get, update, patch (same for statefulsets)
+/apis/apps/v1/.../deployments/NAME/status   get
+/apis/apps/v1/.../statefulsets[/NAME]       list, get, update, patch
+/apis/apps/v1/.../replicasets[/NAME]        list, get
+/api/v1/.../pods[/NAME]                     list, get, delete (the ReplicaSet recreates it)
+/api/v1/.../events[/NAME]                   list, create, get, update, patch, delete
+/apis/coordination.k8s.io/v1/.../leases     list, create, get, update, patch, delete
+/api/v1/namespaces[/NAME]                   list, get
+/version /api /apis /api/v1 /apis/G/V       discovery; /healthz /readyz /livez
+==========================================  ==============================================
+
+Anything else is a 404 (unknown path) or 405 (known resource, verb not served). ``watch`` is
+not served (400): the controller only lists and gets.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from simulators import kube_objects as K
+from simulators.kube_http import Request, Response
+from simulators.kube_patch import PATCH_TYPES, apply_patch
+from simulators.kube_store import KubeStore
+
+SERVER_VERSION = {"major": "1", "minor": "31", "gitVersion": "v1.31.0-setpoint-sim", "gitCommit": "",
+                  "gitTreeState": "clean", "buildDate": "2026-01-05T00:00:00Z", "goVersion": "go1.22",
+                  "compiler": "gc", "platform": "linux/amd64"}
+
+
+@dataclass(frozen=True)
+class Resource:
+    """How one resource is served: its kind names and the store calls behind each verb
+    (None: verb not allowed)."""
+
+    group: str
+    version: str
+    name: str
+    kind: str
+    namespaced: bool = True
+    list: Callable | None = None
+    get: Callable | None = None
+    create: Callable | None = None
+    update: Callable | None = None
+    delete: Callable | None = None
+    get_scale: Callable | None = None
+    update_scale: Callable | None = None
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def verbs(self) -> list[str]:
+        names = {"list": self.list, "get": self.get, "create": self.create, "update": self.update,
+                 "patch": self.update, "delete": self.delete}
+        return [k for k, v in names.items() if v is not None]
+
+
+def build_resources(store: KubeStore) -> dict[tuple[str, str], Resource]:
+    """(group, resource name) -> Resource, for every resource the store serves."""
+    def workload(kind: str, plural: str) -> Resource:
+        return Resource("apps", "v1", plural, kind,
+                        list=lambda ns, l, f: store.list_workloads(kind, ns, l, f),
+                        get=lambda ns, n: store.get_workload(kind, ns, n),
+                        update=lambda ns, n, body: store.update_workload(kind, ns, n, body),
+                        get_scale=lambda ns, n: store.get_scale(kind, ns, n),
+                        update_scale=lambda ns, n, body: store.update_scale(kind, ns, n, body))
+
+    def stored(table, group: str, version: str, plural: str, kind: str) -> Resource:
+        def locked(fn):
+            def call(*args):
+                with store.lock:
+                    return fn(*args)
+            return call
+        return Resource(group, version, plural, kind, list=locked(table.list), get=locked(table.get),
+                        create=locked(table.create), update=locked(table.update), delete=locked(table.delete))
+
+    resources = [
+        workload("Deployment", "deployments"),
+        workload("StatefulSet", "statefulsets"),
+        Resource("apps", "v1", "replicasets", "ReplicaSet", list=store.list_replicasets, get=store.get_replicaset),
+        Resource("", "v1", "pods", "Pod", list=store.list_pods, get=store.get_pod, delete=store.delete_pod),
+        stored(store.events, "", "v1", "events", "Event"),
+        stored(store.leases, "coordination.k8s.io", "v1", "leases", "Lease"),
+        Resource("", "v1", "namespaces", "Namespace", namespaced=False,
+                 list=lambda ns, l, f: [_namespace(n) for n in store.namespaces()],
+                 get=lambda ns, n: _get_namespace(store, n)),
+    ]
+    return {(r.group, r.name): r for r in resources}
+
+
+def _namespace(name: str) -> dict:
+    return {"kind": "Namespace", "apiVersion": "v1",
+            "metadata": {"name": name, "uid": K.uid_for("Namespace", name), "resourceVersion": "1",
+                         "labels": {"kubernetes.io/metadata.name": name}},
+            "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
+
+
+def _get_namespace(store: KubeStore, name: str) -> dict:
+    if name not in store.namespaces():
+        raise K.not_found("namespaces", "", name)
+    return _namespace(name)
+
+
+@dataclass(frozen=True)
+class Route:
+    resource: Resource
+    namespace: str | None
+    name: str | None
+    subresource: str | None
+
+
+def parse_path(path: str, resources: dict[tuple[str, str], Resource]) -> Route | None:
+    """The resource a URL path names, or None when the path is not an API resource path."""
+    parts = [p for p in path.split("/") if p]
+    if parts[:2] == ["api", "v1"]:
+        group, rest = "", parts[2:]
+    elif len(parts) >= 3 and parts[0] == "apis":
+        group, rest = parts[1], parts[3:]
+        if (group, parts[2]) not in {(r.group, r.version) for r in resources.values()}:
+            return None
+    else:
+        return None
+    namespace = None
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        namespace, rest = rest[1], rest[2:]
+    elif group == "" and rest[:1] == ["namespaces"] and len(rest) <= 2:
+        return Route(resources[("", "namespaces")], None, rest[1] if len(rest) == 2 else None, None)
+    if not rest or len(rest) > 3:
+        return None
+    resource = resources.get((group, rest[0]))
+    if resource is None:
+        return None
+    if namespace is None and len(rest) > 1:
+        return None  # namespaced objects are only addressed under /namespaces/NS/
+    return Route(resource, namespace, rest[1] if len(rest) > 1 else None, rest[2] if len(rest) > 2 else None)
+
+
+def _carries_resource_version(patch: Any) -> bool:
+    """Whether a patch body sets metadata.resourceVersion (an optimistic-lock precondition)."""
+    if isinstance(patch, dict):
+        return bool((patch.get("metadata") or {}).get("resourceVersion"))
+    if isinstance(patch, list):
+        return any(isinstance(op, dict) and str(op.get("path", "")).startswith("/metadata/resourceVersion")
+                   for op in patch)
+    return False
+
+
+class ResourceHandler:
+    """Serves the verbs on one parsed Route."""
+
+    def __init__(self, store: KubeStore):
+        self.store = store
+
+    def serve(self, route: Route, request: Request) -> Response:
+        r, ns, name, sub = route.resource, route.namespace, route.name, route.subresource
+        method = request.method
+        if sub not in (None, "scale", "status") or (sub == "scale" and r.get_scale is None):
+            raise K.no_such_route()
+        if name is None:
+            return self._collection(r, ns, request)
+        if sub == "scale":
+            return self._scale(r, ns, name, request)
+        if sub == "status" and method != "GET":
+            raise K.method_not_allowed()
+        if method == "GET" and r.get:
+            return Response.json(200, r.get(ns, name))
+        if method == "PUT" and r.update:
+            return Response.json(200, r.update(ns, name, _body_object(request)))
+        if method == "PATCH" and r.update:
+            return Response.json(200, self._patch(r.get, r.update, ns, name, request))
+        if method == "DELETE" and r.delete:
+            return Response.json(200, r.delete(ns, name))
+        raise K.method_not_allowed()
+
+    def _collection(self, r: Resource, ns: str | None, request: Request) -> Response:
+        if request.query.get("watch") in ("true", "1"):
+            raise K.bad_request("watch is not supported by the simulated API server")
+        if request.method == "GET" and r.list:
+            labels = K.parse_label_selector(request.query.get("labelSelector"))
+            fields = K.parse_field_selector(request.query.get("fieldSelector"))
+            items = K.sorted_items(r.list(ns, labels, fields))
+            return Response.json(200, K.list_object(f"{r.kind}List", r.api_version, items, self.store.resource_version))
+        if request.method == "POST" and r.create and ns is not None:
+            return Response.json(201, r.create(ns, _body_object(request)))
+        raise K.method_not_allowed()
+
+    def _scale(self, r: Resource, ns: str, name: str, request: Request) -> Response:
+        if request.method == "GET":
+            return Response.json(200, r.get_scale(ns, name))
+        if request.method == "PUT":
+            return Response.json(200, r.update_scale(ns, name, _body_object(request)))
+        if request.method == "PATCH":
+            return Response.json(200, self._patch(r.get_scale, r.update_scale, ns, name, request))
+        raise K.method_not_allowed()
+
+    def _patch(self, get: Callable, update: Callable, ns: str, name: str, request: Request) -> dict:
+        content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+        if content_type not in PATCH_TYPES:
+            raise K.unsupported_media_type(content_type)
+        patch = _body(request)
+        with self.store.lock:  # read, patch and write as one step: the engine must not tick between
+            current = get(ns, name)
+            patched = apply_patch(content_type, current, patch)
+            if not isinstance(patched, dict):
+                raise K.bad_request("the patch did not produce an object")
+            if not _carries_resource_version(patch):
+                patched.setdefault("metadata", {}).pop("resourceVersion", None)
+            return update(ns, name, patched)
+
+
+def _body(request: Request) -> Any:
+    try:
+        return request.json()
+    except ValueError as exc:
+        raise K.bad_request(f"the request body is not valid JSON: {exc}") from None
+
+
+def _body_object(request: Request) -> dict:
+    body = _body(request)
+    if not isinstance(body, dict):
+        raise K.bad_request("the request body must be a JSON object")
+    return body
+
+
+# --------------------------------------------------------------------------- discovery
+def discovery(path: str, resources: dict[tuple[str, str], Resource], address: str) -> dict | None:
+    """The discovery document at ``path`` (/version, /api, /apis, /api/v1, /apis/G/V), or None."""
+    path = path.rstrip("/") or "/"
+    if path == "/version":
+        return SERVER_VERSION
+    if path == "/api":
+        return {"kind": "APIVersions", "versions": ["v1"],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": address}]}
+    groups = sorted({(r.group, r.version) for r in resources.values() if r.group})
+    if path == "/apis":
+        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+            {"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v}],
+             "preferredVersion": {"groupVersion": f"{g}/{v}", "version": v}} for g, v in groups]}
+    for group, version in [("", "v1")] + groups:
+        prefix = "/api/v1" if not group else f"/apis/{group}/{version}"
+        if path.rstrip("/") == prefix:
+            return _resource_list(group, version, resources)
+    return None
+
+
+def _resource_list(group: str, version: str, resources: dict[tuple[str, str], Resource]) -> dict:
+    out = []
+    for r in resources.values():
+        if (r.group, r.version) != (group, version):
+            continue
+        out.append({"name": r.name, "singularName": r.kind.lower(), "namespaced": r.namespaced, "kind": r.kind,
+                    "verbs": r.verbs()})
+        if r.get_scale:
+            out.append({"name": f"{r.name}/scale", "singularName": "", "namespaced": True, "group": "autoscaling",
+                        "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]})
+            out.append({"name": f"{r.name}/status", "singularName": "", "namespaced": True, "kind": r.kind,
+                        "verbs": ["get"]})
+    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}" if group else version,
+            "resources": out}
+
+
+def error_response(error: K.KubeApiError) -> Response:
+    return Response(error.code, json.dumps(error.status()).encode())

@@ -1,0 +1,548 @@
+"""The simulated cluster seen as Kubernetes objects: what the simulated apiserver reads and writes.
+
+:class:`KubeStore` wraps a :class:`~simulators.cluster.SimCluster` (the engine) and keeps what
+the engine does not: per-workload metadata (labels, annotations, generation), the pod template
+of every revision, resourceVersions, and the stored-only objects (Events, Leases).
+
+Mapping to the engine:
+
+- each engine service is a Deployment (or, if named in ``statefulsets``, a StatefulSet) with
+  labels ``app: <name>`` and ``setpoint.io/autoscale: "true"`` plus the service's own labels;
+- ``spec.replicas`` writes call ``set_replicas``; a change of ``spec.template`` to the template
+  of an older revision (``kubectl rollout undo``) calls ``rollback`` to it; any other template
+  change (e.g. the ``kubectl.kubernetes.io/restartedAt`` annotation of ``kubectl rollout
+  restart``) calls ``rollout`` (a new revision with the same behaviour);
+- each engine revision is a ReplicaSet ``<name>-<hash>`` with the
+  ``deployment.kubernetes.io/revision`` annotation and the ``pod-template-hash`` label;
+- pods are the engine's pods; deleting one calls ``delete_pod`` (its ReplicaSet recreates it).
+
+resourceVersions are lazy: an engine-backed object's content is fingerprinted whenever it is
+served or written, and its resourceVersion is bumped (from one global counter, as etcd's
+revision) when the fingerprint changed. Without watches a client cannot tell the difference
+from bumping on every change, and no per-tick work is spent on objects nobody reads.
+
+Times: the engine runs on simulation time; objects show wall-clock times through
+:class:`SimTime` so that ages computed by a live controller (wall clock) are right.
+All public methods take the store's lock: call them from any thread.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import secrets
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from controller.model import PodStatus, TargetStatus
+from simulators import kube_objects as K
+from simulators.cluster import SimCluster
+from simulators.workload import NAME_ALPHABET, Revision, ServiceConfig, rollout_budget
+
+#: Events kept per store (oldest dropped first), as the apiserver's event TTL would.
+MAX_EVENTS = 10_000
+
+
+@dataclass(frozen=True)
+class SimTime:
+    """Simulation time <-> wall clock: ``wall = wall_start_s + (sim - sim_start_s) / speed``."""
+
+    sim_start_s: float
+    wall_start_s: float
+    speed: float = 1.0
+
+    def wall(self, sim_s: float) -> float:
+        return self.wall_start_s + (sim_s - self.sim_start_s) / self.speed
+
+    def sim(self, wall_s: float) -> float:
+        return self.sim_start_s + (wall_s - self.wall_start_s) * self.speed
+
+
+@dataclass
+class Workload:
+    """API-side state of one engine service."""
+
+    index: int
+    config: ServiceConfig
+    kind: str  # Deployment | StatefulSet
+    uid: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    selector: dict[str, str]
+    generation: int = 1
+    current_seq: int = 0
+    templates: dict[int, dict] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def namespace(self) -> str:
+        return self.config.namespace
+
+    @property
+    def resource(self) -> str:
+        return "deployments" if self.kind == "Deployment" else "statefulsets"
+
+
+def base_template(cfg: ServiceConfig) -> dict:
+    """The pod template of a service's first revision."""
+    return {"metadata": {"labels": {"app": cfg.name}},
+            "spec": {"containers": [{"name": cfg.name, "image": f"sim.setpoint.local/{cfg.name}:1",
+                                     "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+                                     "resources": {"requests": {"cpu": K.millicores(cfg.cpu_request_cores)}}}],
+                     "restartPolicy": "Always"}}
+
+
+def _with_labels(template: dict, extra: dict) -> dict:
+    out = copy.deepcopy(template)
+    out.setdefault("metadata", {}).setdefault("labels", {}).update(extra)
+    return out
+
+
+class StoredObjects:
+    """A table of objects that only live in the store (Events, Leases), with resourceVersion
+    preconditions on update, as the apiserver's generic registry does."""
+
+    def __init__(self, store: "KubeStore", resource: str, group: str, kind: str, api_version: str,
+                 validate: Callable[[str, dict], None] | None = None, limit: int | None = None):
+        self.store, self.resource, self.group, self.kind, self.api_version = store, resource, group, kind, api_version
+        self.validate = validate or (lambda name, obj: None)
+        self.limit = limit
+        self.items: OrderedDict[tuple[str, str], dict] = OrderedDict()
+
+    def create(self, namespace: str, body: dict) -> dict:
+        obj = copy.deepcopy(body)
+        meta = obj.setdefault("metadata", {})
+        if meta.get("namespace") not in (None, "", namespace):
+            raise K.bad_request("the namespace of the provided object does not match the namespace sent on the request")
+        name = meta.get("name") or (meta["generateName"] + "".join(secrets.choice(NAME_ALPHABET) for _ in range(5))
+                                    if meta.get("generateName") else "")
+        if not name:
+            raise K.invalid(self.kind, self.group, "", "metadata.name", "", "name or generateName is required")
+        if (namespace, name) in self.items:
+            raise K.already_exists(self.resource, self.group, name)
+        self.validate(name, obj)
+        obj["kind"], obj["apiVersion"] = self.kind, self.api_version
+        meta.update(name=name, namespace=namespace, uid=K.uid_for(self.resource, namespace, name, secrets.token_hex(4)),
+                    resourceVersion=str(self.store.next_rv()), creationTimestamp=K.rfc3339(self.store.wall_now()))
+        self.items[(namespace, name)] = obj
+        if self.limit and len(self.items) > self.limit:
+            self.items.popitem(last=False)
+        return copy.deepcopy(obj)
+
+    def get(self, namespace: str, name: str) -> dict:
+        obj = self.items.get((namespace, name))
+        if obj is None:
+            raise K.not_found(self.resource, self.group, name)
+        return copy.deepcopy(obj)
+
+    def list(self, namespace: str | None, labels: Callable[[dict], bool], fields: Callable[[dict], bool]) -> list[dict]:
+        return [copy.deepcopy(o) for (ns, _), o in self.items.items()
+                if (namespace is None or ns == namespace) and labels(o["metadata"].get("labels") or {}) and fields(o)]
+
+    def update(self, namespace: str, name: str, body: dict) -> dict:
+        current = self.items.get((namespace, name))
+        if current is None:
+            raise K.not_found(self.resource, self.group, name)
+        meta = body.get("metadata") or {}
+        if meta.get("name") not in (None, name):
+            raise K.bad_request(f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})")
+        sent_rv = meta.get("resourceVersion")
+        if sent_rv and sent_rv != current["metadata"]["resourceVersion"]:
+            raise K.conflict(self.resource, self.group, name)
+        self.validate(name, body)
+        obj = copy.deepcopy(body)
+        obj["kind"], obj["apiVersion"] = self.kind, self.api_version
+        keep = {k: current["metadata"][k] for k in ("name", "namespace", "uid", "creationTimestamp")}
+        obj["metadata"] = {**obj.get("metadata", {}), **keep}
+        if K.compact(obj) != K.compact({**current, "metadata": {**current["metadata"], **obj["metadata"],
+                                                                "resourceVersion": obj["metadata"].get("resourceVersion")}}):
+            obj["metadata"]["resourceVersion"] = str(self.store.next_rv())
+        else:
+            obj["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        self.items[(namespace, name)] = obj
+        return copy.deepcopy(obj)
+
+    def delete(self, namespace: str, name: str) -> dict:
+        obj = self.items.pop((namespace, name), None)
+        if obj is None:
+            raise K.not_found(self.resource, self.group, name)
+        return obj
+
+
+def _validate_lease(name: str, obj: dict) -> None:
+    duration = (obj.get("spec") or {}).get("leaseDurationSeconds")
+    if duration is not None and (not isinstance(duration, int) or duration <= 0):
+        raise K.invalid("Lease", "coordination.k8s.io", name, "spec.leaseDurationSeconds", duration, "must be greater than 0")
+
+
+def _validate_event(name: str, obj: dict) -> None:
+    if not isinstance(obj.get("involvedObject"), dict):
+        raise K.invalid("Event", "", name, "involvedObject", None, "Required value")
+
+
+class KubeStore:
+    """Kubernetes objects over a SimCluster. See the module docstring for the mapping."""
+
+    def __init__(self, engine: SimCluster, clock: SimTime, statefulsets: frozenset[str] | set[str] = frozenset()):
+        self.engine = engine
+        self.clock = clock
+        self.lock = threading.RLock()
+        self._rv_counter = 1
+        self._fingerprints: dict[tuple, tuple[str, int]] = {}
+        self._epoch = 0  # bumped whenever the engine's state may have changed
+        self._statuses: dict[int, tuple[int, TargetStatus]] = {}
+        self.workloads: list[Workload] = []
+        self.by_key: dict[tuple[str, str, str], Workload] = {}
+        for i, cfg in enumerate(engine.config.services):
+            kind = "StatefulSet" if cfg.name in statefulsets else "Deployment"
+            labels = {"app": cfg.name, K.AUTOSCALE_LABEL: "true", **dict(cfg.labels)}
+            w = Workload(i, cfg, kind, K.uid_for(kind, cfg.namespace, cfg.name), labels, {}, {"app": cfg.name})
+            w.templates[0] = base_template(cfg)
+            self.workloads.append(w)
+            self.by_key[(kind, cfg.namespace, cfg.name)] = w
+        self.events = StoredObjects(self, "events", "", "Event", "v1", _validate_event, MAX_EVENTS)
+        self.leases = StoredObjects(self, "leases", "coordination.k8s.io", "Lease", "coordination.k8s.io/v1",
+                                    _validate_lease)
+        self._revision_numbers = np.array([1] * len(self.workloads))
+        self.sync_revisions()
+
+    # ------------------------------------------------------------------ bookkeeping
+    def next_rv(self) -> int:
+        self._rv_counter += 1
+        return self._rv_counter
+
+    @property
+    def resource_version(self) -> int:
+        """The store-wide resourceVersion (lists carry it)."""
+        return self._rv_counter
+
+    def wall_now(self) -> float:
+        return self.clock.wall(self.engine.now)
+
+    def touch(self) -> None:
+        """The engine's state may have changed: cached statuses are stale."""
+        self._epoch += 1
+
+    def _stamp(self, key: tuple, obj: dict) -> dict:
+        """Set ``metadata.resourceVersion``: the same as last time unless the content changed."""
+        obj["metadata"].pop("resourceVersion", None)
+        fingerprint = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+        seen = self._fingerprints.get(key)
+        if seen is None or seen[0] != fingerprint:
+            seen = (fingerprint, self.next_rv())
+            self._fingerprints[key] = seen
+        obj["metadata"]["resourceVersion"] = str(seen[1])
+        return obj
+
+    def step(self, now: float, dt_s: float, offered_rps: np.ndarray):
+        """Advance the engine one tick (see SimCluster.step) and pick up revisions it created."""
+        with self.lock:
+            signals = self.engine.step(now, dt_s, offered_rps)
+            self.touch()
+            changed = np.flatnonzero(signals.revision != self._revision_numbers)
+            if changed.size:
+                self.sync_revisions(changed.tolist())
+            return signals
+
+    def sync_revisions(self, rows: list[int] | None = None) -> None:
+        """Give every engine revision a pod template; a revision the engine made on its own (a
+        fault's bad release) gets the current template with a new image tag, and counts as a
+        spec change (generation + 1), as a deploy by someone else would."""
+        for w in (self.workloads if rows is None else [self.workloads[i] for i in rows]):
+            for rev in self.engine.revisions(w.index):
+                if rev.seq not in w.templates:
+                    template = copy.deepcopy(w.templates[w.current_seq])
+                    container = template["spec"]["containers"][0]
+                    container["image"] = container["image"].rsplit(":", 1)[0] + f":{rev.seq + 1}"
+                    w.templates[rev.seq] = template
+            current = self.engine.current_revision(w.index)
+            if current.seq != w.current_seq:
+                w.current_seq = current.seq
+                w.generation += 1
+            self._revision_numbers[w.index] = current.number
+
+    def _status(self, w: Workload) -> TargetStatus:
+        cached = self._statuses.get(w.index)
+        if cached is None or cached[0] != self._epoch:
+            cached = (self._epoch, self.engine.observe([self.engine.ref(w.index)])[0])
+            self._statuses[w.index] = cached
+        return cached[1]
+
+    def _revisions(self, w: Workload) -> dict[str, Revision]:
+        return {str(r.number): r for r in self.engine.revisions(w.index)}
+
+    # ------------------------------------------------------------------ workloads
+    def workload(self, kind: str, namespace: str, name: str) -> Workload:
+        w = self.by_key.get((kind, namespace, name))
+        if w is None:
+            raise K.not_found("deployments" if kind == "Deployment" else "statefulsets", "apps", name)
+        return w
+
+    def namespaces(self) -> list[str]:
+        with self.lock:
+            names = {w.namespace for w in self.workloads} | {ns for ns, _ in self.events.items}
+            return sorted(names | {ns for ns, _ in self.leases.items} | {"default"})
+
+    def list_workloads(self, kind: str, namespace: str | None, labels: Callable[[dict], bool],
+                       fields: Callable[[dict], bool] = lambda o: True) -> list[dict]:
+        with self.lock:
+            objs = [self.workload_object(w) for w in self.workloads
+                    if w.kind == kind and (namespace is None or w.namespace == namespace) and labels(w.labels)]
+            return [o for o in objs if fields(o)]
+
+    def get_workload(self, kind: str, namespace: str, name: str) -> dict:
+        with self.lock:
+            return self.workload_object(self.workload(kind, namespace, name))
+
+    def workload_object(self, w: Workload) -> dict:
+        """The Deployment or StatefulSet of ``w`` as the apiserver serves it."""
+        st = self._status(w)
+        current = self.engine.current_revision(w.index)
+        updated = sum(1 for p in st.pods if p.revision == str(current.number))
+        spec = st.spec_replicas
+        _, unavailable = rollout_budget(spec, w.config.max_surge, w.config.max_unavailable)
+        annotations = dict(w.annotations)
+        template = w.templates[w.current_seq]
+        body_spec = {"replicas": spec, "selector": {"matchLabels": dict(w.selector)},
+                     "template": copy.deepcopy(template), "revisionHistoryLimit": 10}
+        created = K.rfc3339(self.clock.wall(self.clock.sim_start_s))
+        if w.kind == "Deployment":
+            annotations[K.REVISION_ANNOTATION] = str(current.number)
+            body_spec.update(strategy={"type": "RollingUpdate", "rollingUpdate": {
+                "maxSurge": w.config.max_surge, "maxUnavailable": w.config.max_unavailable}},
+                progressDeadlineSeconds=600)
+            status = K.replica_status(observed_generation=w.generation, replicas=st.status_replicas, updated=updated,
+                                      ready=st.ready_replicas, available=st.ready_replicas, spec=spec)
+            status["conditions"] = K.deployment_conditions(
+                st.ready_replicas >= spec - unavailable, st.rollout_in_progress, w.name, f"{w.name}-{current.hash}",
+                K.rfc3339(self.clock.wall(current.created_s)))
+            api_version, kind = "apps/v1", "Deployment"
+        else:
+            body_spec.update(serviceName=w.name, podManagementPolicy="Parallel",
+                             updateStrategy={"type": "RollingUpdate"})
+            status = {"observedGeneration": w.generation, "replicas": st.status_replicas,
+                      "readyReplicas": st.ready_replicas, "availableReplicas": st.ready_replicas,
+                      "currentReplicas": updated, "updatedReplicas": updated,
+                      "currentRevision": f"{w.name}-{current.hash}", "updateRevision": f"{w.name}-{current.hash}",
+                      "collisionCount": 0}
+            api_version, kind = "apps/v1", "StatefulSet"
+        meta = K.object_meta(w.name, w.namespace, w.uid, 0, self.clock.sim_start_s, labels=w.labels,
+                             annotations=annotations, generation=w.generation)
+        meta["creationTimestamp"] = created
+        obj = {"kind": kind, "apiVersion": api_version, "metadata": meta, "spec": body_spec, "status": status}
+        return self._stamp((w.kind, w.namespace, w.name), obj)
+
+    def update_workload(self, kind: str, namespace: str, name: str, body: dict) -> dict:
+        """Replace a Deployment/StatefulSet (PUT, or the result of a PATCH): resourceVersion
+        precondition, validation, then the engine calls the change implies."""
+        with self.lock:
+            w = self.workload(kind, namespace, name)
+            current = self.workload_object(w)
+            meta = body.get("metadata") or {}
+            self._check_name_and_version(meta, current, w.resource, "apps", name)
+            spec = body.get("spec") or {}
+            replicas = spec.get("replicas", 1)  # the apiserver defaults a missing spec.replicas to 1
+            _check_replicas(replicas, kind, "apps", name, "spec.replicas")
+            if spec.get("selector") != current["spec"]["selector"]:
+                raise K.invalid(kind, "apps", name, "spec.selector", spec.get("selector"), "field is immutable")
+            template = spec.get("template")
+            labels = ((template or {}).get("metadata") or {}).get("labels") or {}
+            if not isinstance(template, dict) or any(labels.get(k) != v for k, v in w.selector.items()):
+                raise K.invalid(kind, "apps", name, "spec.template.metadata.labels", labels,
+                                "`selector` does not match template `labels`")
+            w.labels = dict(meta.get("labels") or {})
+            w.annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != K.REVISION_ANNOTATION}
+            changed = self._set_replicas(w, replicas)
+            if K.compact(template) != K.compact(w.templates[w.current_seq]):
+                self._change_template(w, template)
+                changed = True
+            if changed:
+                w.generation += 1
+            return self.workload_object(w)
+
+    def _set_replicas(self, w: Workload, replicas: int) -> bool:
+        if int(self.engine.spec_replicas[w.index]) == replicas:
+            return False
+        self.engine.set_replicas(w.index, replicas)
+        self.touch()
+        return True
+
+    def _change_template(self, w: Workload, template: dict) -> None:
+        """Roll back to the revision that has this template, or roll out a new one."""
+        wanted = K.compact(template)
+        for rev in self.engine.revisions(w.index):
+            if rev.seq != w.current_seq and K.compact(w.templates[rev.seq]) == wanted:
+                number = self.engine.rollback(w.index, rev.number)
+                break
+        else:
+            number = self.engine.rollout(w.index)
+            w.templates[self.engine.current_revision(w.index).seq] = copy.deepcopy(template)
+        w.current_seq = self.engine.current_revision(w.index).seq
+        self._revision_numbers[w.index] = number
+        self.touch()
+
+    def _check_name_and_version(self, meta: dict, current: dict, resource: str, group: str, name: str) -> None:
+        if meta.get("name") not in (None, name):
+            raise K.bad_request(f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})")
+        sent = meta.get("resourceVersion")
+        if sent and sent != current["metadata"]["resourceVersion"]:
+            raise K.conflict(resource, group, name)
+
+    # ------------------------------------------------------------------ scale subresource
+    def get_scale(self, kind: str, namespace: str, name: str) -> dict:
+        with self.lock:
+            w = self.workload(kind, namespace, name)
+            obj = self.workload_object(w)
+            return K.scale_object(obj["metadata"], obj["spec"]["replicas"], obj["status"].get("replicas", 0),
+                                  K.selector_string(w.selector))
+
+    def update_scale(self, kind: str, namespace: str, name: str, body: dict) -> dict:
+        with self.lock:
+            w = self.workload(kind, namespace, name)
+            current = self.workload_object(w)
+            self._check_name_and_version(body.get("metadata") or {}, current, w.resource, "apps", name)
+            replicas = (body.get("spec") or {}).get("replicas", 0)  # Scale's spec.replicas is omitempty
+            _check_replicas(replicas, "Scale", "autoscaling", name, "spec.replicas")
+            if self._set_replicas(w, replicas):
+                w.generation += 1
+            return self.get_scale(kind, namespace, name)
+
+    # ------------------------------------------------------------------ replicasets
+    def list_replicasets(self, namespace: str | None, labels: Callable[[dict], bool],
+                         fields: Callable[[dict], bool] = lambda o: True) -> list[dict]:
+        with self.lock:
+            out = []
+            for w in self.workloads:
+                if w.kind == "Deployment" and (namespace is None or w.namespace == namespace):
+                    out += [rs for rs in self._replicasets(w) if labels(rs["metadata"]["labels"]) and fields(rs)]
+            return out
+
+    def get_replicaset(self, namespace: str, name: str) -> dict:
+        with self.lock:
+            for w in self.workloads:
+                if w.kind == "Deployment" and w.namespace == namespace and name.startswith(w.name + "-"):
+                    for rs in self._replicasets(w):
+                        if rs["metadata"]["name"] == name:
+                            return rs
+            raise K.not_found("replicasets", "apps", name)
+
+    def _replicasets(self, w: Workload) -> list[dict]:
+        st = self._status(w)
+        owner = K.owner_reference("apps/v1", "Deployment", w.name, w.uid)
+        out = []
+        for rev in self.engine.revisions(w.index):
+            pods = [p for p in st.pods if p.revision == str(rev.number)]
+            ready = sum(1 for p in pods if p.ready)
+            current = rev.seq == w.current_seq
+            spec = st.spec_replicas if current and not st.rollout_in_progress else len(pods)
+            name = f"{w.name}-{rev.hash}"
+            labels = {**w.selector, K.TEMPLATE_HASH_LABEL: rev.hash}
+            meta = K.object_meta(name, w.namespace, K.uid_for("ReplicaSet", w.namespace, name), 0, self.clock.wall(rev.created_s),
+                                 labels=labels, owner=owner, generation=1,
+                                 annotations={K.REVISION_ANNOTATION: str(rev.number),
+                                              "deployment.kubernetes.io/desired-replicas": str(st.spec_replicas)})
+            status = {k: v for k, v in {"fullyLabeledReplicas": len(pods), "readyReplicas": ready,
+                                        "availableReplicas": ready}.items() if v}
+            status.update(replicas=len(pods), observedGeneration=1)  # replicas is not omitempty
+            rs = {"kind": "ReplicaSet", "apiVersion": "apps/v1", "metadata": meta,
+                  "spec": {"replicas": spec, "selector": {"matchLabels": labels},
+                           "template": _with_labels(w.templates[rev.seq], {K.TEMPLATE_HASH_LABEL: rev.hash})},
+                  "status": status}
+            out.append(self._stamp(("ReplicaSet", w.namespace, name), rs))
+        return out
+
+    # ------------------------------------------------------------------ pods
+    def list_pods(self, namespace: str | None, labels: Callable[[dict], bool],
+                  fields: Callable[[dict], bool] = lambda o: True) -> list[dict]:
+        with self.lock:
+            out = []
+            for w in self.workloads:
+                if namespace is None or w.namespace == namespace:
+                    out += [p for p in self._pods(w) if labels(p["metadata"]["labels"]) and fields(p)]
+            return out
+
+    def get_pod(self, namespace: str, name: str) -> dict:
+        with self.lock:
+            return self._find_pod(namespace, name)[1]
+
+    def delete_pod(self, namespace: str, name: str) -> dict:
+        """Delete a pod; its ReplicaSet (the engine) recreates it under a new name."""
+        with self.lock:
+            w, pod = self._find_pod(namespace, name)
+            self.engine.delete_pod(w.index, name)
+            self.touch()
+            pod["metadata"]["deletionTimestamp"] = K.rfc3339(self.wall_now())
+            pod["metadata"]["deletionGracePeriodSeconds"] = 0
+            return pod
+
+    def _find_pod(self, namespace: str, name: str) -> tuple[Workload, dict]:
+        for w in self.workloads:
+            if w.namespace == namespace and name.startswith(w.name + "-"):
+                for pod in self._pods(w):
+                    if pod["metadata"]["name"] == name:
+                        return w, pod
+        raise K.not_found("pods", "", name)
+
+    def _pods(self, w: Workload) -> list[dict]:
+        st = self._status(w)
+        revs = self._revisions(w)
+        return [self._pod(w, p, revs[p.revision]) for p in st.pods]
+
+    def _pod(self, w: Workload, p: PodStatus, rev: Revision) -> dict:
+        template = w.templates[rev.seq]
+        if w.kind == "Deployment":
+            labels = {**(template["metadata"].get("labels") or {}), K.TEMPLATE_HASH_LABEL: rev.hash}
+            owner = K.owner_reference("apps/v1", "ReplicaSet", f"{w.name}-{rev.hash}",
+                                      K.uid_for("ReplicaSet", w.namespace, f"{w.name}-{rev.hash}"))
+        else:
+            labels = {**(template["metadata"].get("labels") or {}), "controller-revision-hash": f"{w.name}-{rev.hash}"}
+            owner = K.owner_reference("apps/v1", "StatefulSet", w.name, w.uid)
+        meta = K.object_meta(p.name, w.namespace, K.uid_for("Pod", w.namespace, p.name), 0, self.clock.wall(p.start_time),
+                             labels=labels, owner=owner,
+                             annotations=template["metadata"].get("annotations"))
+        spec = copy.deepcopy(template["spec"])
+        running = p.phase == "Running"
+        if running:
+            spec["nodeName"] = f"sim-node-{sum(map(ord, p.name)) % 8}"
+        obj = {"kind": "Pod", "apiVersion": "v1", "metadata": meta, "spec": spec,
+               "status": self._pod_status(w, p, spec)}
+        return self._stamp(("Pod", w.namespace, p.name), obj)
+
+    def _pod_status(self, w: Workload, p: PodStatus, spec: dict) -> dict:
+        created = K.rfc3339(self.clock.wall(p.start_time))
+        if p.phase != "Running":
+            return {"phase": "Pending", "conditions": [
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "lastTransitionTime": created}]}
+        ready_at = K.rfc3339(self.clock.wall(p.ready_transition_time)) if p.ready_transition_time is not None else created
+        ready = "True" if p.ready else "False"
+        container = spec["containers"][0]
+        state = {"running": {"startedAt": ready_at}} if p.ready else (
+            {"waiting": {"reason": "CrashLoopBackOff"}} if p.restarts else {"running": {"startedAt": created}})
+        return {"phase": "Running", "startTime": created, "podIP": f"10.244.{sum(map(ord, p.name)) % 250}.{len(p.name)}",
+                "conditions": [
+                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": created},
+                    {"type": "Initialized", "status": "True", "lastTransitionTime": created},
+                    {"type": "ContainersReady", "status": ready, "lastTransitionTime": ready_at},
+                    {"type": "Ready", "status": ready, "lastTransitionTime": ready_at}],
+                "containerStatuses": [{"name": container["name"], "image": container["image"], "imageID": "",
+                                       "ready": bool(p.ready), "started": True, "restartCount": p.restarts,
+                                       "state": state}]}
+
+    # ------------------------------------------------------------------ reads for the metrics endpoint
+    def pod_statuses(self) -> list[tuple[Workload, TargetStatus]]:
+        with self.lock:
+            return [(w, self._status(w)) for w in self.workloads]
+
+
+def _check_replicas(value, kind: str, group: str, name: str, path: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise K.invalid(kind, group, name, path, value, "must be an integer")
+    if value < 0:
+        raise K.invalid(kind, group, name, path, value, "must be greater than or equal to 0")

@@ -1,0 +1,392 @@
+"""The simulated cluster's Kubernetes API server: ``setpoint sim serve``.
+
+Serves a :class:`~simulators.cluster.SimCluster` built from a scenario through the subset of
+the Kubernetes REST API the controller uses (see :mod:`simulators.kube_routes` for the table
+and :mod:`simulators.kube_store` for how objects map to the engine), with the scenario's load
+driving the engine in real time, and the workloads' metrics in Prometheus format (see
+:mod:`simulators.kube_metrics`).
+
+Pieces, usable on their own in tests:
+
+- :class:`SimWorld`: the engine, its object store, the metrics exporter and the load;
+  ``advance(ticks)`` steps it by hand (tests), :class:`EngineDriver` steps it on wall time.
+- :class:`SimKubeApi`: the apiserver as an HTTP app (routing, bearer token, Status errors,
+  request log, fault injection).
+- :class:`SimKubeServer`: both HTTP services plus the driver; a context manager.
+
+**Test hooks.** ``api.faults.inject(path_regex, status=503, times=2)`` makes the next matching
+requests fail with that status (a real Status body), ``delay_s=`` delays them (to provoke
+client timeouts); ``api.requests.count(method, path_regex)`` counts what clients sent. Over
+HTTP the same hooks are at ``/_sim/faults`` (POST a JSON rule, DELETE to clear) and
+``/_sim/requests`` (GET counts), only when the server was started with ``test_hooks=True``
+(``--test-hooks``): they are not part of the Kubernetes API.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import signal
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from simulators import kube_objects as K
+from simulators.cluster import SimCluster
+from simulators.kube_http import HttpService, Request, Response
+from simulators.kube_metrics import SimMetricsExporter
+from simulators.kube_routes import ResourceHandler, build_resources, discovery, error_response, parse_path
+from simulators.kube_store import KubeStore, SimTime
+from simulators.scenario import Scenario, load_scenario
+
+log = logging.getLogger("setpoint.sim.kubeapi")
+
+#: The driver catches up at most this many ticks at once after a stall, then skips ahead.
+MAX_CATCH_UP_TICKS = 50
+
+
+# --------------------------------------------------------------------------- the simulated world
+class SimWorld:
+    """The engine of a scenario, as objects and metrics, stepped tick by tick.
+
+    ``speed``: simulated seconds per wall second (objects show wall-clock times, see SimTime).
+    """
+
+    def __init__(self, scenario: Scenario, speed: float = 1.0, statefulsets: frozenset[str] = frozenset(),
+                 wall_start_s: float | None = None):
+        if speed <= 0:
+            raise ValueError(f"speed must be > 0, got {speed}")
+        self.scenario = scenario
+        self.speed = speed
+        self.tick_s = scenario.tick_s
+        engine = SimCluster(scenario.cluster, np.random.default_rng(scenario.seed), faults=scenario.faults)
+        clock = SimTime(scenario.start_s, time.time() if wall_start_s is None else wall_start_s, speed)
+        self.store = KubeStore(engine, clock, statefulsets)
+        self.metrics = SimMetricsExporter(self.store)
+        self.next_tick_s = scenario.start_s
+        self.ticks = 0
+        self.advance(1)  # signals exist from the start
+
+    @property
+    def engine(self) -> SimCluster:
+        return self.store.engine
+
+    def offered(self, t_s: float) -> np.ndarray:
+        """(S,) offered load (requests/s) at simulation time ``t_s``: the scenario's shapes, which
+        go on past the scenario's duration (a server may run longer than the scenario)."""
+        return self.scenario.offered(np.array([t_s]))[0]
+
+    def advance(self, ticks: int = 1) -> None:
+        """Step the engine ``ticks`` ticks of ``tick_s`` simulated seconds."""
+        for _ in range(ticks):
+            t = self.next_tick_s
+            self.store.step(t, self.tick_s, self.offered(t))
+            self.metrics.record(self.engine.signals(), self.tick_s)
+            self.next_tick_s = t + self.tick_s
+            self.ticks += 1
+
+
+class EngineDriver:
+    """Steps a SimWorld every ``tick_s / speed`` wall seconds on a background thread."""
+
+    def __init__(self, world: SimWorld):
+        self.world = world
+        self.interval_s = world.tick_s / world.speed
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sim-engine", daemon=True)
+
+    def start(self) -> "EngineDriver":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        due = time.monotonic() + self.interval_s
+        while not self._stop.wait(max(0.0, due - time.monotonic())):
+            behind = int((time.monotonic() - due) / self.interval_s) + 1
+            if behind > MAX_CATCH_UP_TICKS:
+                log.warning("engine is %d ticks behind wall time; skipping ahead", behind)
+                due += (behind - 1) * self.interval_s
+                behind = 1
+            try:
+                self.world.advance(behind)
+            except Exception:  # keep serving the API even if the engine breaks
+                log.exception("engine step failed; the driver stops")
+                return
+            due += behind * self.interval_s
+
+
+# --------------------------------------------------------------------------- test hooks
+@dataclass
+class FaultRule:
+    """The next ``times`` requests whose path matches ``path`` (a regex, searched) and whose
+    method is ``method`` (any if None) wait ``delay_s`` seconds, then fail with ``status``
+    (if set) or are served normally."""
+
+    path: str
+    status: int | None = None
+    times: int = 1
+    delay_s: float = 0.0
+    method: str | None = None
+    message: str = ""
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.times > 0 and (self.method is None or self.method == method) and re.search(self.path, path) is not None
+
+
+class FaultInjector:
+    """Test hook: scripted failures and delays for the next matching requests."""
+
+    def __init__(self):
+        self._rules: list[FaultRule] = []
+        self._lock = threading.Lock()
+
+    def inject(self, path: str, status: int | None = None, times: int = 1, delay_s: float = 0.0,
+               method: str | None = None, message: str = "") -> FaultRule:
+        rule = FaultRule(path, status, times, delay_s, method, message)
+        with self._lock:
+            self._rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
+    def take(self, method: str, path: str) -> FaultRule | None:
+        """The first rule that matches (one use of it consumed), or None."""
+        with self._lock:
+            for rule in self._rules:
+                if rule.matches(method, path):
+                    rule.times -= 1
+                    return rule
+        return None
+
+    def describe(self) -> list[dict]:
+        with self._lock:
+            return [vars(r).copy() for r in self._rules if r.times > 0]
+
+
+class RequestLog:
+    """Counts of the requests served, by method and path (test hook and benchmark probe)."""
+
+    def __init__(self, keep: int = 100_000):
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self.recent: deque[tuple[float, str, str]] = deque(maxlen=keep)
+        self._lock = threading.Lock()
+
+    def add(self, method: str, path: str) -> None:
+        with self._lock:
+            self._counts[(method, path)] += 1
+            self.recent.append((time.monotonic(), method, path))
+
+    def count(self, method: str | None = None, path: str | None = None) -> int:
+        """Requests with this method (any if None) whose path matches the regex ``path``."""
+        with self._lock:
+            return sum(n for (m, p), n in self._counts.items()
+                       if (method is None or m == method) and (path is None or re.search(path, p)))
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+            self.recent.clear()
+
+
+def _fault_status(code: int, message: str) -> K.KubeApiError:
+    return K.KubeApiError(code, message or {
+        403: 'deployments.apps is forbidden: User "system:serviceaccount:setpoint:setpoint" cannot patch resource',
+        429: "Too many requests, please try again later.",
+        500: "Internal error occurred: injected by the simulator",
+        503: "the server is currently unable to handle the request",
+    }.get(code, f"injected error {code}"))
+
+
+# --------------------------------------------------------------------------- the apiserver app
+class SimKubeApi:
+    """The apiserver as an HTTP app over a SimWorld.
+
+    ``token``: if set, requests must carry ``Authorization: Bearer <token>`` (else 401).
+    ``test_hooks``: serve ``/_sim/faults`` and ``/_sim/requests`` (see the module docstring).
+    """
+
+    def __init__(self, world: SimWorld, token: str | None = None, test_hooks: bool = False):
+        self.world = world
+        self.token = token
+        self.test_hooks = test_hooks
+        self.resources = build_resources(world.store)
+        self.handler = ResourceHandler(world.store)
+        self.faults = FaultInjector()
+        self.requests = RequestLog()
+        self.address = "127.0.0.1:0"
+
+    def handle(self, request: Request) -> Response:
+        if request.path.startswith("/_sim/") and self.test_hooks:
+            return self._hook(request)
+        self.requests.add(request.method, request.path)
+        rule = self.faults.take(request.method, request.path)
+        if rule is not None:
+            if rule.delay_s:
+                time.sleep(rule.delay_s)
+            if rule.status:
+                return error_response(_fault_status(rule.status, rule.message))
+        try:
+            return self._serve(request)
+        except K.KubeApiError as exc:
+            return error_response(exc)
+
+    def _serve(self, request: Request) -> Response:
+        if request.path in ("/healthz", "/readyz", "/livez"):
+            return Response.text(200, "ok")
+        if self.token and request.headers.get("authorization") != f"Bearer {self.token}":
+            raise K.KubeApiError(401, "Unauthorized", "Unauthorized")
+        if request.method == "GET":
+            doc = discovery(request.path, self.resources, self.address)
+            if doc is not None:
+                return Response.json(200, doc)
+        route = parse_path(request.path, self.resources)
+        if route is None:
+            raise K.no_such_route()
+        return self.handler.serve(route, request)
+
+    def _hook(self, request: Request) -> Response:
+        if request.path == "/_sim/requests" and request.method == "GET":
+            return Response.json(200, {"total": self.requests.count()})
+        if request.path == "/_sim/faults":
+            if request.method == "GET":
+                return Response.json(200, {"rules": self.faults.describe()})
+            if request.method == "DELETE":
+                self.faults.clear()
+                return Response.json(200, {"rules": []})
+            if request.method == "POST":
+                spec = request.json() or {}
+                rule = self.faults.inject(spec["path"], spec.get("status"), int(spec.get("times", 1)),
+                                          float(spec.get("delaySeconds", 0.0)), spec.get("method"), spec.get("message", ""))
+                return Response.json(201, vars(rule))
+        return Response.json(404, K.no_such_route().status())
+
+
+class MetricsApp:
+    """``GET /metrics``: the Prometheus exposition of a SimWorld."""
+
+    def __init__(self, world: SimWorld):
+        self.world = world
+
+    def handle(self, request: Request) -> Response:
+        if request.path != "/metrics":
+            return Response.text(404, "not found; try /metrics\n")
+        return Response.text(200, self.world.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
+
+
+# --------------------------------------------------------------------------- the server
+def parse_listen(value: str) -> tuple[str, int]:
+    """``127.0.0.1:8001`` -> ("127.0.0.1", 8001); ``:8001`` -> loopback."""
+    host, _, port = value.rpartition(":")
+    if not port.isdigit():
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    return (host.strip("[]") or "127.0.0.1"), int(port)
+
+
+def kubeconfig(server_url: str, token: str | None, namespace: str = "default") -> dict:
+    """A kubeconfig for the simulated cluster (context and cluster named ``setpoint-sim``)."""
+    user = {"token": token} if token else {}
+    return {"apiVersion": "v1", "kind": "Config", "preferences": {},
+            "clusters": [{"name": "setpoint-sim", "cluster": {"server": server_url}}],
+            "users": [{"name": "setpoint-sim", "user": user}],
+            "contexts": [{"name": "setpoint-sim", "context": {"cluster": "setpoint-sim", "user": "setpoint-sim",
+                                                                "namespace": namespace}}],
+            "current-context": "setpoint-sim"}
+
+
+class SimKubeServer:
+    """The simulated apiserver (and optionally its metrics endpoint) for one scenario.
+
+    ``drive=False`` leaves the engine still (call ``world.advance``), for deterministic tests.
+    Use as a context manager, or ``start()`` / ``stop()``.
+    """
+
+    def __init__(self, scenario: Scenario | str | Path, *, host: str = "127.0.0.1", port: int = 0,
+                 metrics_port: int | None = None, metrics_host: str | None = None, speed: float = 1.0,
+                 drive: bool = True, token: str | None = None, test_hooks: bool = False,
+                 statefulsets: frozenset[str] = frozenset(), max_workers: int = 32):
+        sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        self.world = SimWorld(sc, speed, statefulsets)
+        self.api = SimKubeApi(self.world, token, test_hooks)
+        self.http = HttpService(self.api, host, port, max_workers)
+        self.api.address = f"{self.http.host}:{self.http.port}"
+        self.metrics_http = (HttpService(MetricsApp(self.world), metrics_host or host, metrics_port, 8)
+                             if metrics_port is not None else None)
+        self.driver = EngineDriver(self.world) if drive else None
+
+    @property
+    def url(self) -> str:
+        return self.http.url
+
+    @property
+    def metrics_url(self) -> str | None:
+        return f"{self.metrics_http.url}/metrics" if self.metrics_http else None
+
+    def write_kubeconfig(self, path: str | Path, namespace: str = "default") -> Path:
+        path = Path(path)
+        path.write_text(yaml.safe_dump(kubeconfig(self.url, self.api.token, namespace), sort_keys=False))
+        return path
+
+    def start(self) -> "SimKubeServer":
+        self.http.start()
+        if self.metrics_http:
+            self.metrics_http.start()
+        if self.driver:
+            self.driver.start()
+        return self
+
+    def stop(self) -> None:
+        if self.driver:
+            self.driver.stop()
+        self.http.stop()
+        if self.metrics_http:
+            self.metrics_http.stop()
+
+    def __enter__(self) -> "SimKubeServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def serve(scenario: str | Path, kube_listen: str = "127.0.0.1:8001", metrics_listen: str | None = None,
+          kubeconfig_out: str | Path | None = None, speed: float = 1.0, test_hooks: bool = False,
+          token: str | None = None, on_ready=None) -> None:
+    """Run the simulated apiserver until SIGTERM or SIGINT (the ``setpoint sim serve`` command).
+
+    A bearer token is required when a kubeconfig is written (it holds a fresh random token),
+    unless ``token`` is given explicitly.
+    """
+    host, port = parse_listen(kube_listen)
+    m_host, m_port = parse_listen(metrics_listen) if metrics_listen else (None, None)
+    if token is None and kubeconfig_out:
+        token = secrets.token_urlsafe(24)
+    server = SimKubeServer(scenario, host=host, port=port, metrics_host=m_host, metrics_port=m_port, speed=speed,
+                           token=token, test_hooks=test_hooks)
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
+    server.start()
+    try:
+        if kubeconfig_out:
+            server.write_kubeconfig(kubeconfig_out)
+        log.info("serving scenario %s: Kubernetes API at %s, metrics at %s, speed %gx", server.world.scenario.name,
+                 server.url, server.metrics_url or "-", speed)
+        if on_ready:
+            on_ready(server)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.stop()
+        for s, handler in previous.items():
+            signal.signal(s, handler)

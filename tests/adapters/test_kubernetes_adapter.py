@@ -1,0 +1,316 @@
+"""KubernetesCluster against the simulated apiserver: writes only on change, conflicts retried,
+API errors mapped to the project's classes, a client-side rate limit, events on every action."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import urllib3
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from controller.adapters.kubernetes import KubernetesCluster, TokenBucket, map_error
+from controller.errors import ConflictError, Forbidden, NotFound, PermanentError, TemporaryError
+from controller.model import Action, ActionKind, TargetRef, TargetSelector
+from tests.adapters.kube_helpers import api_client, official_client, server, start_server  # noqa: F401
+
+NS = "shop"
+WEB = TargetRef(NS, "web")
+API = TargetRef(NS, "api")
+SCALE_PATH = r"/deployments/web/scale$"
+
+
+def make_cluster(srv, folder, **options) -> KubernetesCluster:
+    settings = dict(qps=0, retry_backoff_s=0.01, request_timeout_s=3.0)
+    settings.update(options)
+    return KubernetesCluster(official_client(srv, folder), **settings)
+
+
+@pytest.fixture
+def cluster(server, tmp_path):
+    kc = make_cluster(server, tmp_path)
+    yield kc
+    kc.close()
+
+
+def scale(replicas: int, from_replicas: int | None, target: TargetRef = WEB) -> Action:
+    return Action(ActionKind.SCALE, target, "ScaleUp", replicas=replicas, from_replicas=from_replicas, policy="web-rps")
+
+
+def events(srv, tmp_path) -> list:
+    return client.CoreV1Api(official_client(srv, tmp_path)).list_namespaced_event(NS).items
+
+
+# --------------------------------------------------------------------------- resolve and observe
+def test_resolve_by_names_keeps_those_that_exist(cluster):
+    selector = TargetSelector("Deployment", NS, names=("web", "ghost", "api"))
+    assert cluster.resolve(selector) == [API, WEB]
+
+
+def test_resolve_by_labels_lists_with_a_selector(cluster, server):
+    assert cluster.resolve(TargetSelector("Deployment", NS, match_labels=(("tier", "front"),))) == [WEB]
+    assert server.api.requests.count("GET", r"/deployments$") == 1
+
+
+def test_observe_reads_replicas_pods_and_revisions(cluster, server):
+    view = cluster.observe([WEB, API, TargetRef(NS, "ghost")])
+    assert view.spec.tolist() == [2, 3, 0] and view.ready.tolist() == [2, 3, 0]
+    assert view.exists.tolist() == [True, True, False] and not view.rollout.any()
+    web = view.statuses[0]
+    assert web.revision == "1" and web.revisions == ("1",) and len(web.pods) == 2
+    pod = web.pods[0]
+    assert pod.ready and pod.phase == "Running" and pod.revision == "1" and pod.restarts == 0
+    assert pod.start_time == pytest.approx(server.world.store.clock.wall(server.world.scenario.start_s), abs=1)
+    assert server.api.requests.count("GET") == 3  # deployments, replicasets, pods: one list each
+
+
+def test_observe_after_a_scale_and_during_a_rolling_restart(cluster, server):
+    cluster.apply(scale(5, 2))
+    server.world.advance(3)
+    view = cluster.observe([WEB])
+    assert (view.spec[0], view.status[0], view.ready[0], view.rollout[0]) == (5, 5, 5, False)
+    cluster.apply(Action(ActionKind.ROLLING_RESTART, WEB, "ErrorRatioHigh"))
+    server.world.advance(1)
+    view = cluster.observe([WEB])
+    assert view.rollout[0] and view.statuses[0].revisions == ("1", "2") and view.statuses[0].revision == "2"
+    server.world.advance(30)
+    view = cluster.observe([WEB])
+    assert not view.rollout[0] and {p.revision for p in view.statuses[0].pods} == {"2"}
+
+
+# --------------------------------------------------------------------------- writes only on change
+def test_scale_writes_once_when_changed_and_never_when_unchanged(cluster, server):
+    cluster.apply(scale(6, 2))
+    assert server.api.requests.count("PATCH", SCALE_PATH) == 1
+    assert server.api.requests.count("GET") == 0  # the observed value was in the action: no read first
+    cluster.apply(scale(6, 6))
+    assert server.api.requests.count() == 1
+    assert server.world.engine.spec_replicas[server.world.engine.index("web")] == 6
+
+
+def test_scale_without_from_replicas_uses_the_last_observation(cluster, server):
+    cluster.observe([WEB])
+    server.api.requests.reset()
+    cluster.apply(scale(2, None))  # observed 2: nothing to write
+    cluster.apply(scale(4, None))
+    assert server.api.requests.count() == 1 and server.api.requests.count("PATCH", SCALE_PATH) == 1
+
+
+def test_scale_of_an_unseen_target_reads_the_scale_first(cluster, server):
+    cluster.apply(scale(2, None))
+    assert server.api.requests.count("GET", SCALE_PATH) == 1 and server.api.requests.count("PATCH") == 0
+
+
+# --------------------------------------------------------------------------- conflicts and errors
+def test_conflict_is_retried_after_a_re_read(cluster, server):
+    server.api.faults.inject(SCALE_PATH, status=409, times=1, method="PATCH")
+    cluster.apply(scale(7, 2))
+    assert server.api.requests.count("PATCH", SCALE_PATH) == 2
+    assert server.api.requests.count("GET", SCALE_PATH) == 1
+    assert server.world.engine.spec_replicas[server.world.engine.index("web")] == 7
+
+
+def test_persistent_conflict_raises_conflict_error_after_bounded_retries(server, tmp_path):
+    kc = make_cluster(server, tmp_path, max_conflict_retries=2)
+    server.api.faults.inject(SCALE_PATH, status=409, times=100, method="PATCH")
+    with pytest.raises(ConflictError) as err:
+        kc.apply(scale(7, 2))
+    assert err.value.kind == "conflict" and err.value.status == 409
+    assert server.api.requests.count("PATCH", SCALE_PATH) == 3
+    kc.close()
+
+
+def test_5xx_is_retried_then_temporary_error(server, tmp_path):
+    kc = make_cluster(server, tmp_path, max_retries=2)
+    server.api.faults.inject(SCALE_PATH, status=503, times=100)
+    with pytest.raises(TemporaryError) as err:
+        kc.apply(scale(7, 2))
+    assert err.value.status == 503 and "HTTP 503" in str(err.value)
+    assert server.api.requests.count("PATCH", SCALE_PATH) == 3
+    kc.close()
+
+
+def test_a_transient_500_is_absorbed_by_a_retry(cluster, server):
+    server.api.faults.inject(SCALE_PATH, status=500, times=1)
+    cluster.apply(scale(3, 2))
+    assert server.world.engine.spec_replicas[server.world.engine.index("web")] == 3
+    assert server.api.requests.count("PATCH", SCALE_PATH) == 2
+
+
+def test_429_is_temporary(server, tmp_path):
+    kc = make_cluster(server, tmp_path, max_retries=0)
+    server.api.faults.inject(SCALE_PATH, status=429, times=1)
+    with pytest.raises(TemporaryError):
+        kc.apply(scale(3, 2))
+    kc.close()
+
+
+def test_403_is_forbidden_and_not_retried(cluster, server):
+    server.api.faults.inject(SCALE_PATH, status=403, times=100)
+    with pytest.raises(Forbidden) as err:
+        cluster.apply(scale(3, 2))
+    assert err.value.kind == "permanent" and err.value.status == 403
+    assert server.api.requests.count("PATCH", SCALE_PATH) == 1
+
+
+def test_422_is_permanent(cluster, server):
+    server.api.faults.inject(SCALE_PATH, status=422, times=1)
+    with pytest.raises(PermanentError) as err:
+        cluster.apply(scale(3, 2))
+    assert not isinstance(err.value, (NotFound, Forbidden)) and err.value.status == 422
+
+
+def test_unknown_target_is_not_found(cluster):
+    with pytest.raises(NotFound):
+        cluster.apply(scale(3, 2, TargetRef(NS, "ghost")))
+
+
+def test_timeout_is_temporary(server, tmp_path):
+    kc = make_cluster(server, tmp_path, request_timeout_s=0.3, max_retries=1)
+    server.api.faults.inject(SCALE_PATH, delay_s=1.0, times=2)
+    started = time.monotonic()
+    with pytest.raises(TemporaryError) as err:
+        kc.apply(scale(3, 2))
+    assert "Timeout" in str(err.value) and time.monotonic() - started < 3.0
+    kc.close()
+
+
+def test_server_gone_is_temporary(tmp_path):
+    srv = start_server()
+    kc = make_cluster(srv, tmp_path, max_retries=1)
+    srv.stop()
+    with pytest.raises(TemporaryError):
+        kc.observe([WEB])
+    kc.close()
+
+
+@pytest.mark.parametrize("exc, expected", [
+    pytest.param(ApiException(status=409, reason="Conflict"), ConflictError, id="409"),
+    pytest.param(ApiException(status=404, reason="Not Found"), NotFound, id="404"),
+    pytest.param(ApiException(status=403, reason="Forbidden"), Forbidden, id="403"),
+    pytest.param(ApiException(status=401, reason="Unauthorized"), PermanentError, id="401"),
+    pytest.param(ApiException(status=422, reason="Invalid"), PermanentError, id="422"),
+    pytest.param(ApiException(status=429, reason="Too Many"), TemporaryError, id="429"),
+    pytest.param(ApiException(status=504, reason="Timeout"), TemporaryError, id="504"),
+    pytest.param(urllib3.exceptions.ReadTimeoutError(None, "/x", "read timed out"), TemporaryError, id="read-timeout"),
+    pytest.param(urllib3.exceptions.MaxRetryError(None, "/x"), TemporaryError, id="max-retry"),
+    pytest.param(ConnectionRefusedError(111, "refused"), TemporaryError, id="refused"),
+])
+def test_error_mapping_table(exc, expected):
+    error = map_error(exc, "scale web", "Deployment/shop/web")
+    assert type(error) is expected and error.target == "Deployment/shop/web"
+
+
+# --------------------------------------------------------------------------- the other actions
+def test_restart_pod_deletes_it_and_the_replicaset_recreates_it(cluster):
+    pod = cluster.observe([WEB]).statuses[0].pods[0].name
+    cluster.apply(Action(ActionKind.RESTART_POD, WEB, "PodNotReady", pod=pod))
+    pods = [p.name for p in cluster.observe([WEB]).statuses[0].pods]
+    assert pod not in pods and len(pods) == 2
+    with pytest.raises(NotFound):
+        cluster.apply(Action(ActionKind.RESTART_POD, WEB, "PodNotReady", pod=pod))
+
+
+def test_rollback_goes_to_the_previous_revision_like_kubectl_undo(cluster, server):
+    cluster.apply(Action(ActionKind.ROLLING_RESTART, WEB, "Stuck"))
+    server.world.advance(30)
+    first_hash = server.world.engine.revisions(server.world.engine.index("web"))[0].hash
+    cluster.apply(Action(ActionKind.ROLLBACK, WEB, "ErrorRatioHigh"))
+    status = cluster.observe([WEB]).statuses[0]
+    assert status.revision == "3" and status.revisions == ("2", "3") and status.rollout_in_progress
+    assert server.world.engine.current_revision(server.world.engine.index("web")).hash == first_hash
+    server.world.advance(30)
+    assert {p.revision for p in cluster.observe([WEB]).statuses[0].pods} == {"3"}
+
+
+def test_rollback_to_a_named_revision_and_to_an_unknown_one(cluster, server):
+    cluster.apply(Action(ActionKind.ROLLING_RESTART, WEB, "Stuck"))
+    with pytest.raises(NotFound):
+        cluster.apply(Action(ActionKind.ROLLBACK, WEB, "BadRelease", revision="9"))
+    cluster.apply(Action(ActionKind.ROLLBACK, WEB, "BadRelease", revision="1"))
+    assert cluster.observe([WEB]).statuses[0].revision == "3"
+
+
+def test_rollback_conflict_is_re_read_and_retried(cluster, server):
+    cluster.apply(Action(ActionKind.ROLLING_RESTART, WEB, "Stuck"))
+    server.api.requests.reset()
+    server.api.faults.inject(r"/deployments/web$", status=409, times=1, method="PATCH")
+    cluster.apply(Action(ActionKind.ROLLBACK, WEB, "BadRelease"))
+    assert server.api.requests.count("PATCH", r"/deployments/web$") == 2
+    assert server.api.requests.count("GET", r"/deployments/web$") == 2  # read again after the conflict
+    assert cluster.observe([WEB]).statuses[0].revision == "3"
+
+
+def test_rollback_with_a_stale_resource_version_is_a_real_409(cluster, server, monkeypatch):
+    """The rollback patch carries the resourceVersion it read: a change in between is a conflict."""
+    cluster.apply(Action(ActionKind.ROLLING_RESTART, WEB, "Stuck"))
+    original = cluster._rollback_source
+    calls = []
+
+    def read_then_someone_scales(ref, revision):
+        result = original(ref, revision)
+        if not calls:  # between our read and our write, someone else changes the Deployment
+            server.world.store.update_scale("Deployment", NS, "web", {"spec": {"replicas": 4}})
+        calls.append(1)
+        return result
+
+    monkeypatch.setattr(cluster, "_rollback_source", read_then_someone_scales)
+    server.api.requests.reset()
+    cluster.apply(Action(ActionKind.ROLLBACK, WEB, "BadRelease"))
+    assert len(calls) == 2 and server.api.requests.count("PATCH", r"/deployments/web$") == 2
+
+
+def test_rollback_of_a_statefulset_is_permanent_error(cluster):
+    with pytest.raises(PermanentError):
+        cluster.apply(Action(ActionKind.ROLLBACK, TargetRef(NS, "web", "StatefulSet"), "BadRelease"))
+
+
+def test_every_action_records_an_event_with_its_reason(cluster, server, tmp_path):
+    pod = cluster.observe([WEB]).statuses[0].pods[0].name
+    cluster.apply(scale(4, 2))
+    cluster.apply(Action(ActionKind.RESTART_POD, WEB, "PodNotReady", pod=pod))
+    cluster.apply(Action(ActionKind.ROLLING_RESTART, WEB, "Stuck"))
+    cluster.apply(Action(ActionKind.ROLLBACK, WEB, "ErrorRatioHigh"))
+    cluster.apply(scale(4, 4))  # unchanged: no write, no event
+    assert cluster.events.flush(5)
+    got = {e.reason: e for e in events(server, tmp_path)}
+    assert set(got) == {"SuccessfulRescale", "PodRestarted", "RolloutRestarted", "RolledBack"}
+    rescale = got["SuccessfulRescale"]
+    assert "ScaleUp" in rescale.message and "2 -> 4" in rescale.message
+    assert rescale.involved_object.kind == "Deployment" and rescale.involved_object.name == "web"
+    assert rescale.source.component == "setpoint"
+    assert "ErrorRatioHigh" in got["RolledBack"].message
+
+
+# --------------------------------------------------------------------------- rate limit
+def test_token_bucket_allows_a_burst_then_paces():
+    now = [0.0]
+    slept = []
+
+    def sleep(s):
+        slept.append(s)
+        now[0] += s
+
+    bucket = TokenBucket(qps=20, burst=5, clock=lambda: now[0], sleep=sleep)
+    waits = [bucket.acquire() for _ in range(25)]
+    assert waits[:5] == [0.0] * 5
+    assert now[0] == pytest.approx(20 / 20)  # 20 tokens beyond the burst at 20/s
+    assert all(w == pytest.approx(0.05) for w in waits[5:])
+
+
+def test_rate_limiter_bounds_the_request_rate(server, tmp_path):
+    kc = make_cluster(server, tmp_path, qps=20, burst=5)
+    selector = TargetSelector("Deployment", NS, names=("web",))
+    started = time.monotonic()
+    for _ in range(25):
+        kc.resolve(selector)
+    elapsed = time.monotonic() - started
+    assert elapsed >= (25 - 5) / 20 - 0.05
+    assert elapsed < 2.5
+    stamps = [t for t, m, p in server.api.requests.recent]
+    assert len(stamps) == 25
+    for i in range(len(stamps)):  # any window holds at most burst + qps * its length (+1: arrival jitter)
+        for j in range(i + 1, len(stamps)):
+            assert j - i + 1 <= 5 + 20 * (stamps[j] - stamps[i]) + 1
+    kc.close()
