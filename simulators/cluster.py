@@ -5,16 +5,21 @@ keeps every service in numpy arrays so that a tick for 1,000 services costs tens
 microseconds.
 
 Layout. ``S`` services, ``K`` pod slots per service (the largest ``ServiceConfig.slots``).
-Pods live in ``(S, K)`` slot arrays (``_p_*``); a slot is empty, pending, starting, ready or
-backed off (:class:`~simulators.workload.Phase`). Per-service aggregates (ready capacity,
-error weight, next event time, ...) are ``(S,)`` arrays recomputed only for the rows that
-changed.
+Pods live in ``(S, K)`` slot arrays (``_p_*``, with flat views ``_f_*`` addressed by
+``row * K + slot``); a slot is empty, pending, starting, backed off or ready
+(:class:`~simulators.workload.Phase`). Per-service aggregates (ready capacity, error weight,
+next event time, ...) are ``(S,)`` arrays: primaries recomputed only for the rows that
+changed (``_refresh``), derived terms of the queueing model once per tick when anything
+changed (``_derive``). Rows whose pods all share one revision's properties are summed
+without per-pod weights; a row becomes "mixed" during a rollout to different properties or
+when a pod degrades.
 
 Hot path. ``step`` touches ``(S,)`` arrays only: a float compare decides whether any fault
 event is due; a cached minimum decides whether any pod event (end of a scheduling, startup or
 backoff delay, a memory threshold) is due, and only the rows with a due event are processed;
-then the queueing model runs on ``(S,)`` arrays. Faults, rollouts and per-pod reads (names,
-``observe``) are on slower paths.
+then the queueing model runs on ``(S,)`` arrays. ``set_replicas`` / ``apply`` calls are queued
+and applied as one vectorized ``scale`` before the cluster is next read or changed. Faults,
+rollouts and per-pod reads (names, ``observe``) are on slower paths.
 
 Units: seconds (``_s``, epoch for times), requests/s (``_rps``), percent (``_pct``), MiB.
 """
