@@ -76,14 +76,27 @@ class Reconciler:
         old = {t: i for i, t in enumerate(self._targets)}
         return self._state.take(np.array([old.get(t, -1) for t in targets], dtype=np.int64))
 
+    def _fetch(self, targets: list[TargetRef], now: float) -> list[Samples | Exception]:
+        """One request per metric; concurrently when the source can (``query_many``)."""
+        exprs = list(self.policy.queries)
+        if hasattr(self.metrics, "query_many"):
+            return self.metrics.query_many(exprs, targets, now, return_exceptions=True)
+        out: list[Samples | Exception] = []
+        for expr in exprs:
+            try:
+                out.append(self.metrics.query(expr, targets, now))
+            except MetricsUnavailable as exc:
+                out.append(exc)
+        return out
+
     def _query_all(self, targets: list[TargetRef], now: float, result: CycleResult) -> list[Samples]:
         out = []
-        for name, expr in zip(self.policy.params.metric_names, self.policy.queries):
-            result.queries += 1
-            try:
-                s = self.metrics.query(expr, targets, now)
-            except MetricsUnavailable as exc:  # the whole metric is unknown: it votes against change
-                result.errors.append(f"metric {name}: {exc}")
+        result.queries += len(self.policy.queries)
+        for name, s in zip(self.policy.params.metric_names, self._fetch(targets, now)):
+            if isinstance(s, Exception):  # the whole metric is unknown: it votes against change
+                if not isinstance(s, MetricsUnavailable):
+                    raise s
+                result.errors.append(f"metric {name}: {s}")
                 s = Samples.missing(len(targets))
             if s.conflict.any():
                 bad = [str(t) for t, c in zip(targets, s.conflict) if c]

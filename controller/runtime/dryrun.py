@@ -1,0 +1,36 @@
+"""Dry-run: a Cluster wrapper that reads through and applies nothing.
+
+It is a wrapper, not a flag inside the logic: the reconciler decides exactly as it would,
+and every action it would have applied is recorded here (and logged) instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+from controller.model import Action, TargetRef, TargetSelector
+from controller.ports import Cluster, ClusterView
+
+log = logging.getLogger("setpoint.dryrun")
+
+
+class DryRunCluster:
+    def __init__(self, inner: Cluster, keep: int = 10_000):
+        self.inner = inner
+        self.would_apply: list[Action] = []
+        self.keep = keep
+
+    def resolve(self, selector: TargetSelector) -> list[TargetRef]:
+        return self.inner.resolve(selector)
+
+    def observe(self, targets: Sequence[TargetRef]) -> ClusterView:
+        return self.inner.observe(targets)
+
+    def apply(self, action: Action) -> None:
+        self.would_apply.append(action)
+        del self.would_apply[:-self.keep]
+        log.info("dry-run: would %s %s", action.kind.value, action.target,
+                 extra={"policy": action.policy, "target": str(action.target), "action": action.kind.value,
+                        "replicas": action.replicas, "from_replicas": action.from_replicas, "reason": action.reason,
+                        "dry_run": True})

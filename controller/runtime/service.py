@@ -1,0 +1,196 @@
+"""The live controller: one APScheduler interval job per policy, hot reload, records, telemetry.
+
+This module is the only one that imports APScheduler. Each job reads the clock once, runs
+its policy's Reconciler, appends the decision records, and updates the metrics. A failing
+cycle is logged and counted; it never stops the scheduler or the other policies.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from controller.errors import PolicyError
+from controller.policy import LoadedPolicy, check_policies
+from controller.ports import Cluster, MetricsSource
+from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy
+from controller.runtime.records import RecordWriter
+from controller.runtime.telemetry import Telemetry
+
+log = logging.getLogger("setpoint.runtime")
+
+
+def runtime_policies(policies: list[LoadedPolicy]) -> dict[str, RuntimePolicy]:
+    """The scaling policies, keyed by name (health-only policies have nothing to scale yet)."""
+    return {p.name: RuntimePolicy(p.name, p.params, p.targets, tuple(m.query for m in p.model.spec.scaling.metrics))
+            for p in policies if p.scales}
+
+
+def load_runtime_policies(paths: list[Path]) -> dict[str, RuntimePolicy]:
+    """Every scaling policy under ``paths``; raises PolicyError (all errors) if any file is invalid."""
+    check = check_policies(paths)
+    if check.errors:
+        raise PolicyError(check.errors)
+    return runtime_policies(check.policies)
+
+
+def _fingerprint(paths: list[Path]) -> tuple:
+    """Names, sizes and modification times of the policy files: cheap change detection."""
+    files = []
+    for p in paths:
+        for f in sorted(p.glob("*.y*ml")) if p.is_dir() else [p]:
+            try:
+                st = f.stat()
+                files.append((str(f), st.st_size, st.st_mtime_ns))
+            except OSError:
+                files.append((str(f), None, None))
+    return tuple(files)
+
+
+@dataclass
+class ServiceOptions:
+    records_path: Path | None = None
+    reload_every_s: float = 10.0
+    jitter_s: float = 2.0
+    workers: int = 4
+    stale_after_intervals: float = 3.0  # /readyz fails when a policy has not cycled for this many intervals
+
+
+class ControllerService:
+    """Schedules the reconcilers of the loaded policies and keeps them in step with the files."""
+
+    def __init__(self, policy_paths: list[Path], metrics: MetricsSource, cluster: Cluster, telemetry: Telemetry,
+                 options: ServiceOptions | None = None, clock: Callable[[], float] = time.time,
+                 is_leader: Callable[[], bool] = lambda: True):
+        self.paths = [Path(p) for p in policy_paths]
+        self.metrics, self.cluster, self.telemetry = metrics, cluster, telemetry
+        self.options = options or ServiceOptions()
+        self.clock, self.is_leader = clock, is_leader
+        self.policies: dict[str, RuntimePolicy] = load_runtime_policies(self.paths)  # invalid: refuse to start
+        self.reconcilers: dict[str, Reconciler] = {n: self._reconciler(p) for n, p in self.policies.items()}
+        self.last_cycle_end: dict[str, float] = {}
+        self._fingerprint = _fingerprint(self.paths)
+        self._records = RecordWriter(self.options.records_path) if self.options.records_path else None
+        self._records_lock = threading.Lock()
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max(1, self.options.workers))},
+            job_defaults={"coalesce": True, "max_instances": 1}, timezone="UTC")
+
+    # ------------------------------------------------------------------ scheduling
+    def start(self) -> None:
+        for policy in self.policies.values():
+            self._schedule(policy)
+        self.scheduler.add_job(self.reload_if_changed, IntervalTrigger(seconds=self.options.reload_every_s),
+                               id="reload", name="policy reload")
+        self.telemetry.policies_loaded.set(len(self.policies))
+        self.scheduler.start()
+        log.info("started", extra={"policies": sorted(self.policies)})
+
+    def _reconciler(self, policy: RuntimePolicy) -> Reconciler:
+        return Reconciler(policy, self.metrics, self.cluster, on_cycle=self._after_cycle)
+
+    def _schedule(self, policy: RuntimePolicy) -> None:
+        interval = policy.params.interval_s
+        self.scheduler.add_job(self.run_cycle, IntervalTrigger(seconds=interval, jitter=min(self.options.jitter_s, interval / 4)),
+                               args=[policy.name], id=f"policy:{policy.name}", name=policy.name,
+                               misfire_grace_time=max(1, int(interval)), replace_existing=True)
+
+    def stop(self, wait: bool = True) -> None:
+        """Graceful: running cycles finish, no new ones start, records are flushed and closed."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=wait)
+        with self._records_lock:
+            if self._records:
+                self._records.close()
+                self._records = None
+        log.info("stopped")
+
+    # ------------------------------------------------------------------ cycles
+    def run_cycle(self, name: str) -> CycleResult | None:
+        """One cycle of one policy; exceptions are logged and counted, never raised."""
+        reconciler = self.reconcilers.get(name)
+        if reconciler is None:
+            return None
+        if not self.is_leader():
+            return None
+        try:
+            return reconciler.cycle(self.clock())
+        except Exception as exc:  # a bug or an unexpected outage: report it, keep the loop alive
+            self.telemetry.errors.labels(name, "cycle").inc()
+            log.exception("cycle failed", extra={"policy": name, "error": str(exc)})
+            return None
+
+    def run_all_once(self) -> list[CycleResult]:
+        """One cycle of every policy, in this thread (``setpoint run --once``)."""
+        return [r for r in (self.run_cycle(n) for n in sorted(self.policies)) if r is not None]
+
+    def _after_cycle(self, result: CycleResult) -> None:
+        self.telemetry.observe_cycle(result)
+        self.last_cycle_end[result.policy] = time.monotonic()
+        policy = self.policies.get(result.policy)
+        if result.decision is not None and policy is not None:
+            records = result.decision.records(result.policy, [t.key for t in result.targets],
+                                              policy.params.metric_names)
+            with self._records_lock:
+                if self._records:
+                    self._records.write(records)
+        for error in result.errors:
+            log.warning(error, extra={"policy": result.policy})
+        for target, why in result.failed:
+            log.error("action failed", extra={"policy": result.policy, "target": str(target), "error": why})
+        for action in result.actions:
+            log.info("applied %s %s: %s -> %s (%s)", action.kind.value, action.target, action.from_replicas,
+                     action.replicas, action.reason, extra={"policy": result.policy, "target": str(action.target)})
+        log.debug("cycle", extra={"policy": result.policy, "targets": len(result.targets),
+                                  "duration_s": round(result.duration_s, 4), "queries": result.queries})
+
+    # ------------------------------------------------------------------ hot reload
+    def reload_if_changed(self) -> bool:
+        """Reload when the files changed. An invalid reload keeps the last good policies and says why."""
+        fingerprint = _fingerprint(self.paths)
+        if fingerprint == self._fingerprint:
+            return False
+        self._fingerprint = fingerprint
+        try:
+            fresh = load_runtime_policies(self.paths)
+        except PolicyError as exc:
+            self.telemetry.reload_failures.inc()
+            log.error("policy reload rejected, keeping the last good policies",
+                      extra={"errors": [str(e) for e in exc.errors]})
+            return False
+        for name in set(self.policies) - set(fresh):
+            self.scheduler.remove_job(f"policy:{name}")
+            self.reconcilers.pop(name, None)
+        for name, policy in fresh.items():
+            if self.policies.get(name) != policy:  # new or changed: fresh state
+                self.reconcilers[name] = self._reconciler(policy)
+                if self.scheduler.running:
+                    self._schedule(policy)
+        self.policies = fresh
+        self.telemetry.policies_loaded.set(len(fresh))
+        log.info("policies reloaded", extra={"policies": sorted(fresh)})
+        return True
+
+    # ------------------------------------------------------------------ probes
+    def healthy(self) -> tuple[bool, str]:
+        ok = self.scheduler.running
+        return ok, "ok" if ok else "scheduler not running"
+
+    def ready(self) -> tuple[bool, str]:
+        if not self.scheduler.running:
+            return False, "scheduler not running"
+        if not self.is_leader():
+            return True, "ok (standby: not the leader)"
+        now = time.monotonic()
+        late = [n for n, p in self.policies.items()
+                if now - self.last_cycle_end.get(n, -1e18) > self.options.stale_after_intervals * p.params.interval_s]
+        return (not late), ("ok" if not late else f"no recent cycle for: {', '.join(sorted(late))}")
+

@@ -1,0 +1,101 @@
+"""Setpoint's own metrics (prometheus-client) and JSON logs.
+
+Metric names (all prefixed ``setpoint_``): decisions_total{policy,reason},
+actions_total{policy,kind}, action_failures_total{policy,kind}, errors_total{policy,source},
+cycle_duration_seconds{policy} (histogram), desired_replicas{policy,target},
+prometheus_requests_total{policy}, policies_loaded, policy_reload_failures_total.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections import Counter as PyCounter
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from controller.model import REASON_CODES
+from controller.runtime.reconciler import CycleResult
+
+
+class Telemetry:
+    """The controller's metrics, in a registry of their own (no process-global state)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.decisions = Counter("setpoint_decisions", "Target decisions, by the reason code of the outcome.",
+                                 ["policy", "reason"], registry=r)
+        self.actions = Counter("setpoint_actions", "Actions applied to the cluster.", ["policy", "kind"], registry=r)
+        self.action_failures = Counter("setpoint_action_failures", "Actions the cluster refused or that failed.",
+                                       ["policy", "kind"], registry=r)
+        self.errors = Counter("setpoint_errors", "Errors in a cycle, by where they came from.", ["policy", "source"],
+                              registry=r)
+        self.cycle_seconds = Histogram("setpoint_cycle_duration_seconds", "Wall time of one reconcile cycle.",
+                                       ["policy"], registry=r,
+                                       buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.desired = Gauge("setpoint_desired_replicas", "Desired replicas per target after the last cycle.",
+                             ["policy", "target"], registry=r)
+        self.queries = Counter("setpoint_prometheus_requests", "Metric queries sent.", ["policy"], registry=r)
+        self.policies_loaded = Gauge("setpoint_policies_loaded", "Policies currently scheduled.", registry=r)
+        self.reload_failures = Counter("setpoint_policy_reload_failures",
+                                       "Policy reloads rejected (the last good policies stay).", registry=r)
+        self.last_cycle = Gauge("setpoint_last_cycle_timestamp_seconds", "When the last cycle of a policy ended.",
+                                ["policy"], registry=r)
+
+    def observe_cycle(self, result: CycleResult) -> None:
+        p = result.policy
+        self.cycle_seconds.labels(p).observe(result.duration_s)
+        self.queries.labels(p).inc(result.queries)
+        self.last_cycle.labels(p).set(time.time())
+        for _ in result.errors:
+            self.errors.labels(p, "metrics").inc()
+        for action in result.actions:
+            self.actions.labels(p, action.kind.value).inc()
+        for _target, _why in result.failed:
+            self.action_failures.labels(p, "scale").inc()
+        d = result.decision
+        if d is None:
+            return
+        for code, count in PyCounter(d.reason.tolist()).items():
+            self.decisions.labels(p, REASON_CODES[int(code)]).inc(count)
+        for target, desired in zip(result.targets, d.desired.tolist()):
+            self.desired.labels(p, target.key).set(desired)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and any ``extra={...}`` fields."""
+
+    RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+               "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
+        out.update({k: _jsonable(v) for k, v in record.__dict__.items() if k not in self.RESERVED})
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, separators=(",", ":"))
+
+
+JsonFormatter.converter = time.gmtime
+
+
+def _jsonable(value):
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, (str, int, float, bool, type(None), list, dict)):
+        return value
+    return str(value)
+
+
+def configure_json_logging(level: str = "info") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("apscheduler", "urllib3", "kubernetes"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

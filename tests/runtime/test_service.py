@@ -1,0 +1,175 @@
+"""The live runtime over the simulated ports: cycles, records, metrics, dry-run, hot reload."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+from controller.errors import PolicyError
+from controller.runtime.dryrun import DryRunCluster
+from controller.runtime.http import StatusServer, parse_listen
+from controller.runtime.records import read_records
+from controller.runtime.service import ControllerService, ServiceOptions
+from controller.runtime.telemetry import Telemetry
+from simulators.cluster import SimCluster
+from simulators.ports import SimMetrics, SimTargets
+from simulators.workload import ServiceConfig
+
+POLICY = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {{name: web}}
+spec:
+  targets: {{kind: Deployment, namespace: default, names: [web]}}
+  interval: {interval}
+  replicas: {{min: 2, max: 20}}
+  scaling:
+    metrics:
+      - name: rps
+        query: rps_query
+        target: {{averagePerReplica: {target}}}
+    behavior:
+      scaleUp: {{policies: [{{type: Percent, value: 1000, period: 15s}}]}}
+      scaleDown: {{stabilizationWindow: 0s}}
+"""
+T0 = 1_700_000_000.0
+
+
+def sim(load_rps: float = 1000.0):
+    cluster = SimCluster([ServiceConfig("web", capacity_rps=100, initial_replicas=4, max_pods=30),
+                          ServiceConfig("api", capacity_rps=100, initial_replicas=3)], rng=1)
+    metrics = SimMetrics(cluster, {"rps_query": "offered_rps"}, window_s=60, tick_s=5)
+    targets = SimTargets(cluster, ["web"])
+    metrics.attach(targets)
+    for k in range(4):
+        cluster.step(T0 + 5 * k, 5.0, np.array([load_rps, 100.0]))
+        metrics.push(cluster.signals())
+    return cluster, metrics, targets
+
+
+def write_policy(folder, interval="15s", target=100):
+    path = folder / "web.yaml"
+    path.write_text(POLICY.format(interval=interval, target=target))
+    return path
+
+
+def test_one_cycle_scales_writes_records_and_counts(tmp_path):
+    cluster, metrics, targets = sim()
+    write_policy(tmp_path)
+    telemetry = Telemetry()
+    service = ControllerService([tmp_path], metrics, targets, telemetry,
+                                ServiceOptions(records_path=tmp_path / "decisions.jsonl"), clock=lambda: T0 + 20)
+    [result] = service.run_all_once()
+    service.stop()
+    assert [(a.target.name, a.from_replicas, a.replicas) for a in result.actions] == [("web", 4, 10)]
+    assert cluster.spec_replicas.tolist() == [10, 3]
+    [record] = list(read_records(tmp_path / "decisions.jsonl"))
+    assert record["target"] == "default/web" and record["desired"] == 10 and record["reason"] == "ScaleUp"
+    assert telemetry.registry.get_sample_value("setpoint_actions_total", {"policy": "web", "kind": "scale"}) == 1
+    assert telemetry.registry.get_sample_value("setpoint_desired_replicas", {"policy": "web", "target": "default/web"}) == 10
+
+
+def test_dry_run_decides_the_same_and_applies_nothing(tmp_path):
+    cluster, metrics, targets = sim()
+    write_policy(tmp_path)
+    dry = DryRunCluster(targets)
+    service = ControllerService([tmp_path], metrics, dry, Telemetry(), clock=lambda: T0 + 20)
+    [result] = service.run_all_once()
+    assert cluster.spec_replicas.tolist() == [4, 3]
+    assert [(a.target.name, a.replicas) for a in dry.would_apply] == [("web", 10)]
+    assert result.decision.desired.tolist() == [10]
+
+
+def test_invalid_policies_refuse_to_start(tmp_path):
+    _, metrics, targets = sim()
+    (tmp_path / "bad.yaml").write_text(POLICY.format(interval="15", target=100))
+    with pytest.raises(PolicyError) as exc:
+        ControllerService([tmp_path], metrics, targets, Telemetry())
+    assert "bad.yaml:6: spec.interval" in str(exc.value)
+
+
+def test_broken_reload_keeps_the_last_good_policies(tmp_path):
+    _, metrics, targets = sim()
+    path = write_policy(tmp_path)
+    telemetry = Telemetry()
+    service = ControllerService([tmp_path], metrics, targets, telemetry, clock=lambda: T0 + 20)
+    path.write_text(path.read_text().replace("averagePerReplica: 100", "averagePerReplica: -1"))
+    assert service.reload_if_changed() is False
+    assert service.policies["web"].params.metrics[0].target == 100.0
+    assert telemetry.registry.get_sample_value("setpoint_policy_reload_failures_total") == 1
+    path.write_text(POLICY.format(interval="15s", target=50))
+    assert service.reload_if_changed() is True
+    assert service.policies["web"].params.metrics[0].target == 50.0
+    [result] = service.run_all_once()
+    assert result.decision.desired.tolist() == [20]
+
+
+def test_a_failing_cycle_is_reported_and_the_loop_goes_on(tmp_path):
+    _, metrics, targets = sim()
+    write_policy(tmp_path)
+    telemetry = Telemetry()
+
+    class Exploding:
+        def resolve(self, selector):
+            raise RuntimeError("api exploded")
+
+    service = ControllerService([tmp_path], metrics, Exploding(), telemetry, clock=lambda: T0)
+    assert service.run_all_once() == []
+    assert telemetry.registry.get_sample_value("setpoint_errors_total", {"policy": "web", "source": "cycle"}) == 1
+
+
+def test_scheduler_runs_cycles_and_serves_metrics_and_probes(tmp_path):
+    cluster, metrics, targets = sim()
+    write_policy(tmp_path, interval="1s")
+    telemetry = Telemetry()
+    service = ControllerService([tmp_path], metrics, targets, telemetry, ServiceOptions(jitter_s=0.1),
+                                clock=lambda: T0 + 20)
+    server = StatusServer("127.0.0.1:0", telemetry.registry, service.healthy, service.ready).start()
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        with pytest.raises(urllib.error.HTTPError) as not_ready:
+            urllib.request.urlopen(base + "/readyz", timeout=5)
+        assert not_ready.value.code == 503
+        service.start()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not service.ready()[0]:
+            time.sleep(0.2)
+        assert urllib.request.urlopen(base + "/readyz", timeout=5).status == 200
+        assert urllib.request.urlopen(base + "/healthz", timeout=5).status == 200
+        body = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
+        assert 'setpoint_decisions_total{policy="web",reason="ScaleUp"}' in body
+        assert "setpoint_cycle_duration_seconds_bucket" in body
+    finally:
+        service.stop()
+        server.stop()
+    assert not service.scheduler.running and cluster.spec_replicas[0] == 10
+
+
+@pytest.mark.parametrize("listen,expect", [
+    pytest.param("0.0.0.0:8080", ("0.0.0.0", 8080), id="host-and-port"),
+    pytest.param(":9000", ("0.0.0.0", 9000), id="port-only"),
+])
+def test_parse_listen(listen, expect):
+    assert parse_listen(listen) == expect
+
+
+@pytest.mark.parametrize("listen", ["8080", "host:", "host:99999", "host:http"])
+def test_parse_listen_rejects(listen):
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        parse_listen(listen)
+
+
+def test_json_log_lines(caplog_json=None):
+    import logging
+
+    from controller.runtime.telemetry import JsonFormatter
+
+    record = logging.LogRecord("setpoint.runtime", logging.INFO, __file__, 1, "applied %s", ("scale",), None)
+    record.policy = "web"
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "applied scale" and line["policy"] == "web" and line["level"] == "info"
+    assert line["time"].endswith("Z")
