@@ -227,6 +227,84 @@ def _format_record(r: dict) -> str:
             f"(ready {r.get('ready')})")
 
 
+@app.command()
+def run(
+    policies: Annotated[list[Path], typer.Option(
+        "--policies", "-p", exists=True, help="Policy files or folders (repeatable). Reloaded when they change; "
+                                              "an invalid change keeps the last good policies.")],
+    prometheus: Annotated[str, typer.Option(help="Prometheus base URL, e.g. http://prometheus.monitoring:9090")],
+    kubeconfig: Annotated[Optional[Path], typer.Option(
+        exists=True, dir_okay=False, help="Kubeconfig file (default: in-cluster config, else ~/.kube/config).")] = None,
+    context: Annotated[Optional[str], typer.Option(help="Kubeconfig context.")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Decide and record, apply nothing (logs what would have been done).")] = False,
+    listen: Annotated[str, typer.Option(help="Address for /metrics, /healthz and /readyz.")] = "0.0.0.0:8080",
+    records: Annotated[Path, typer.Option(
+        help="Decision records, appended as JSON lines (read them with `setpoint explain FILE`).")] = Path("setpoint-decisions.jsonl"),
+    prometheus_token_file: Annotated[Optional[Path], typer.Option(help="Bearer token file (re-read when it changes).")] = None,
+    prometheus_ca_file: Annotated[Optional[Path], typer.Option(help="CA bundle to verify Prometheus' TLS certificate.")] = None,
+    prometheus_insecure: Annotated[bool, typer.Option(help="Do not verify Prometheus' TLS certificate.")] = False,
+    prometheus_timeout: Annotated[float, typer.Option(help="Seconds one query may take, retries included.")] = 5.0,
+    target_labels: Annotated[str, typer.Option(
+        help="Labels that map a series to its workload: NAMESPACE_LABEL,NAME_LABEL.")] = "namespace,deployment",
+    qps: Annotated[float, typer.Option(help="Kubernetes client-side rate limit (requests per second).")] = 20.0,
+    burst: Annotated[int, typer.Option(help="Kubernetes client-side burst.")] = 30,
+    once: Annotated[bool, typer.Option("--once", help="Run one cycle of every policy, then exit.")] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the controller: read Prometheus, decide, act on Kubernetes, on every policy's interval.
+
+    One scheduled job per policy (no overlap, missed runs coalesced, small jitter). Logs are
+    JSON lines on stderr. SIGTERM or Ctrl-C stops gracefully: running cycles finish, records
+    are flushed. Exit 1 when the policies are invalid (the controller refuses to start).
+    """
+    import signal
+    import threading
+
+    from controller.adapters.kubernetes import KubernetesCluster
+    from controller.adapters.prometheus import PrometheusConfig, PrometheusSource
+    from controller.errors import PolicyError
+    from controller.runtime.dryrun import DryRunCluster
+    from controller.runtime.http import StatusServer, parse_listen
+    from controller.runtime.service import ControllerService, ServiceOptions
+    from controller.runtime.telemetry import Telemetry, configure_json_logging
+
+    configure_json_logging(log_level)
+    labels = tuple(x.strip() for x in target_labels.split(","))
+    try:
+        parse_listen(listen)
+        if len(labels) != 2 or not all(labels):
+            raise ValueError(f"--target-labels: expected NAMESPACE_LABEL,NAME_LABEL, got {target_labels!r}")
+        metrics = PrometheusSource(PrometheusConfig.from_url(
+            prometheus, bearer_token_file=str(prometheus_token_file) if prometheus_token_file else None,
+            ca_file=str(prometheus_ca_file) if prometheus_ca_file else None, verify_tls=not prometheus_insecure,
+            timeout_s=prometheus_timeout, target_labels=labels))
+    except ValueError as exc:
+        _fail([str(exc)])
+    cluster = KubernetesCluster(kubeconfig=kubeconfig, context=context, qps=qps, burst=burst)
+    target = DryRunCluster(cluster) if dry_run else cluster
+    telemetry = Telemetry()
+    try:
+        service = ControllerService(policies, metrics, target, telemetry, ServiceOptions(records_path=records))
+    except PolicyError as exc:
+        _fail(exc.errors)
+    if once:
+        service.run_all_once()
+        service.stop()
+        cluster.close()
+        return
+    server = StatusServer(listen, telemetry.registry, service.healthy, service.ready).start()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    service.start()
+    stop.wait()
+    service.stop(wait=True)
+    server.stop()
+    cluster.close()
+    metrics.close()
+
+
 sim_app = typer.Typer(help="Serve a simulated cluster to real clients: its Kubernetes API and its metrics.",
                       no_args_is_help=True)
 app.add_typer(sim_app, name="sim")

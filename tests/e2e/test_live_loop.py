@@ -1,0 +1,166 @@
+"""End to end: `setpoint sim serve` + a real Prometheus scraping it + `setpoint run`, all separate
+processes on loopback. The controller scales up through the Kubernetes API when load steps up,
+holds (no scale-down) while Prometheus is down even though the load has dropped, and scales
+down once Prometheus is back.
+
+Timeline (simulated seconds = wall seconds since `sim serve` started): 100 rps until 15 s,
+800 rps until 60 s, then 100 rps. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.support.prometheus_server import ScrapeTarget, free_port, prometheus_server
+
+SCENARIO = """\
+apiVersion: setpoint/v1
+kind: Scenario
+metadata: {name: e2e-step}
+spec:
+  duration: 30m
+  tick: 1s
+  slo: {latency: {percentile: 95, below: 250ms}}
+  services:
+    - name: web
+      capacityPerPod: 100
+      startupDelay: 2s
+      schedulingDelay: 0s
+      initialReplicas: 2
+      maxPods: 20
+      load:
+        - step: {at: 15s, from: 100, to: 800}
+        - step: {at: 60s, from: 0, to: -700}
+"""
+
+# The web-rps example policy, pointed at the simulated workload and with a 2 s interval so the
+# test finishes in bounded time.
+POLICY = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {name: e2e-web}
+spec:
+  targets: {kind: Deployment, namespace: default, names: [web]}
+  interval: 2s
+  replicas: {min: 2, max: 20}
+  scaling:
+    metrics:
+      - name: rps
+        query: sum by (namespace, deployment) (rate(http_requests_total{namespace="default"}[10s]))
+        target: {averagePerReplica: 100}
+    tolerance: {up: 0.05, down: 0.15}
+    behavior:
+      scaleDown: {stabilizationWindow: 0s}
+"""
+
+SETPOINT = [sys.executable, "-m", "controller.cli"]
+
+
+def wait_until(predicate, timeout_s: float, every_s: float = 0.5, what: str = "condition"):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+
+
+class Proc:
+    """A child process with its output in a file; killed (group) at the end whatever happens."""
+
+    def __init__(self, args: list[str], log: Path, cwd: Path):
+        self.log = log
+        self.handle = open(log, "w")
+        self.popen = subprocess.Popen(args, stdout=self.handle, stderr=subprocess.STDOUT, cwd=cwd,
+                                      start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, timeout_s: float = 15.0) -> int | None:
+        if self.alive():
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(5)
+        self.handle.close()
+        return self.popen.returncode
+
+    def tail(self) -> str:
+        return self.log.read_text()[-3000:]
+
+
+@pytest.fixture
+def world(tmp_path):
+    pytest.importorskip("kubernetes")
+    kube_port, metrics_port, status_port = free_port(), free_port(), free_port()
+    (tmp_path / "scenario.yaml").write_text(SCENARIO)
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "web.yaml").write_text(POLICY)
+    kubeconfig = tmp_path / "kubeconfig.yaml"
+    procs = []
+    try:
+        sim = Proc([*SETPOINT, "sim", "serve", "scenario.yaml", "--kube-listen", f"127.0.0.1:{kube_port}",
+                    "--metrics-listen", f"127.0.0.1:{metrics_port}", "--kubeconfig-out", str(kubeconfig)],
+                   tmp_path / "sim.log", tmp_path)
+        procs.append(sim)
+        wait_until(kubeconfig.exists, 20, what="the simulated API's kubeconfig")
+        with prometheus_server([ScrapeTarget.of(f"127.0.0.1:{metrics_port}")], scrape_interval="1s") as prom:
+            run = Proc([*SETPOINT, "run", "--policies", "policies", "--prometheus", prom.url, "--kubeconfig",
+                        str(kubeconfig), "--listen", f"127.0.0.1:{status_port}", "--records", "decisions.jsonl"],
+                       tmp_path / "run.log", tmp_path)
+            procs.append(run)
+            yield dict(tmp=tmp_path, sim=sim, run=run, prom=prom, kubeconfig=kubeconfig,
+                       status=f"http://127.0.0.1:{status_port}", started=time.monotonic())
+    finally:
+        for p in reversed(procs):
+            p.stop()
+
+
+def spec_replicas(kubeconfig: Path) -> int:
+    from kubernetes import client, config
+
+    api = client.AppsV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
+    return api.read_namespaced_deployment_scale("web", "default", _request_timeout=5).spec.replicas
+
+
+def test_scale_up_hold_during_prometheus_outage_then_recover(world):
+    kc, run, prom = world["kubeconfig"], world["run"], world["prom"]
+    assert spec_replicas(kc) == 2
+    peak = wait_until(lambda: (n := spec_replicas(kc)) >= 7 and n, 45, what="the scale-up to ~8 replicas")
+    assert run.alive(), run.tail()
+
+    prom.stop()  # Prometheus goes down while the load is still high ...
+    outage_started = time.monotonic()
+    seen = []
+    # ... and the load drops at t=60 s. Hold until t=75 s: no scale-down without data.
+    while time.monotonic() < world["started"] + 75 or time.monotonic() < outage_started + 10:
+        seen.append(spec_replicas(kc))
+        time.sleep(0.5)
+    assert min(seen) >= peak, f"scaled down during the outage: {seen}"
+    assert run.alive(), run.tail()
+
+    prom.start()  # back: the loop recovers and now follows the lower load
+    wait_until(lambda: spec_replicas(kc) <= 3, 45, what="the scale-down after Prometheus came back")
+
+    metrics = urllib.request.urlopen(world["status"] + "/metrics", timeout=5).read().decode()
+    assert 'setpoint_actions_total{kind="scale",policy="e2e-web"}' in metrics
+    assert 'setpoint_errors_total{policy="e2e-web",source="metrics"}' in metrics  # the outage was seen
+    assert run.stop() == 0, run.tail()  # SIGTERM: graceful exit
+    records = [json.loads(line) for line in (world["tmp"] / "decisions.jsonl").read_text().splitlines()]
+    assert any(r["reason"] == "MetricsMissing" for r in records)
+    explained = subprocess.run([*SETPOINT, "explain", str(world["tmp"] / "decisions.jsonl"), "--changes"],
+                               capture_output=True, text=True, timeout=60)
+    assert explained.returncode == 0 and "default/web" in explained.stdout
