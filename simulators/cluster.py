@@ -211,7 +211,7 @@ class SimCluster:
         self._extra_q = np.zeros((3, S))
         self._next_min = INF
         self._any_bad = self._any_zero_cap = False
-        self._extra_dirty = False
+        self._extra_rows: list[np.ndarray] = []  # rows whose bad-pod terms need recomputing
         self._dirty = True
 
     def _set_current_props(self, i: int) -> None:
@@ -249,9 +249,11 @@ class SimCluster:
         self._err_w[uniform] = cap * self._row_err[uniform]
         if self._any_xlat:
             xlat = self._row_xlat[uniform]
-            self._bad_cap[uniform] = np.where(xlat > 0, cap, 0.0)
-            self._extra_w[uniform] = cap * xlat
-            self._extra_dirty = True
+            touched = (xlat > 0) | (self._bad_cap[uniform] > 0)
+            if touched.any():
+                self._bad_cap[uniform] = np.where(xlat > 0, cap, 0.0)
+                self._extra_w[uniform] = cap * xlat
+                self._extra_rows.append(uniform[touched])
         until = self._p_until[rows]
         if self._any_leak:
             np.minimum(until, self._p_leak_at[rows], out=until)
@@ -280,7 +282,7 @@ class SimCluster:
             bad_cap = np.where(extra > 0, ready_cap, 0.0)
             self._bad_cap[rows] = np.add.reduceat(bad_cap.ravel(), offsets)
             self._extra_w[rows] = np.add.reduceat((bad_cap * extra).ravel(), offsets)
-        self._extra_dirty = True  # capacity changed: the bad-pod shares did too
+            self._extra_rows.append(rows)  # capacity changed: the bad-pod shares may have too
 
     def _recheck_uniform(self, rows: np.ndarray) -> None:
         """Mark ``rows`` uniform again where every pod has the current revision's properties
@@ -312,11 +314,11 @@ class SimCluster:
         self._mem_idle = np.where(self._n_running > 0, self._mem_base, 0.0)
         np.equal(cap, 0.0, out=self._zero_cap)
         self._any_zero_cap = bool(self._zero_cap.any())
-        if self._extra_dirty:
-            self._any_bad = bool((self._bad_cap > 0).any())
-            if self._any_bad:
-                self._extra_q = Q.bad_pod_extra(self._bad_cap, self._extra_w, safe)
-            self._extra_dirty = False
+        if self._extra_rows:  # bad-pod latency terms of the rows whose bad capacity changed
+            rows = np.unique(np.concatenate(self._extra_rows))
+            self._extra_rows = []
+            self._extra_q[:, rows] = Q.bad_pod_extra(self._bad_cap[rows], self._extra_w[rows], safe[rows])
+            self._any_bad = bool(self._bad_cap.any())
         self._next_min = float(self._next_event.min())
         self._dirty = False
 
