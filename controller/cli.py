@@ -250,6 +250,11 @@ def run(
     qps: Annotated[float, typer.Option(help="Kubernetes client-side rate limit (requests per second).")] = 20.0,
     burst: Annotated[int, typer.Option(help="Kubernetes client-side burst.")] = 30,
     once: Annotated[bool, typer.Option("--once", help="Run one cycle of every policy, then exit.")] = False,
+    leader_elect: Annotated[bool, typer.Option(
+        "--leader-elect", help="Act only while holding a coordination.k8s.io/v1 Lease (run 2 replicas for HA).")] = False,
+    lease_name: Annotated[str, typer.Option(help="Name of the leader-election Lease.")] = "setpoint",
+    lease_namespace: Annotated[Optional[str], typer.Option(
+        help="Namespace of the Lease (default: $POD_NAMESPACE, else default).")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run the controller: read Prometheus, decide, act on Kubernetes, on every policy's interval.
@@ -284,9 +289,21 @@ def run(
     cluster = KubernetesCluster(kubeconfig=kubeconfig, context=context, qps=qps, burst=burst)
     target = DryRunCluster(cluster) if dry_run else cluster
     telemetry = Telemetry()
+    elector = None
+    if leader_elect and not once:
+        import os
+        import socket
+
+        from controller.adapters.kubernetes import LeaderElector
+
+        elector = LeaderElector(cluster.api_client, lease_namespace or os.environ.get("POD_NAMESPACE", "default"),
+                                lease_name, f"{socket.gethostname()}_{os.getpid()}").start()
     try:
-        service = ControllerService(policies, metrics, target, telemetry, ServiceOptions(records_path=records))
+        service = ControllerService(policies, metrics, target, telemetry, ServiceOptions(records_path=records),
+                                    is_leader=elector.is_leader if elector else (lambda: True))
     except PolicyError as exc:
+        if elector:
+            elector.stop()
         _fail(exc.errors)
     if once:
         service.run_all_once()
@@ -300,6 +317,8 @@ def run(
     service.start()
     stop.wait()
     service.stop(wait=True)
+    if elector:
+        elector.stop()  # release the Lease: the standby takes over at once
     server.stop()
     cluster.close()
     metrics.close()

@@ -577,3 +577,110 @@ def _compact(value: Any) -> Any:
     if isinstance(value, list):
         return [_compact(v) for v in value]
     return copy.deepcopy(value)
+
+
+# ---------------------------------------------------------------------------------- leader election
+class LeaderElector:
+    """Leader election on a coordination.k8s.io/v1 Lease, as client-go's leaderelection does.
+
+    A background thread tries every ``retry_period_s`` to acquire the Lease (create it, or take
+    it over once the holder's renewTime + leaseDurationSeconds has passed) and, while it holds
+    it, renews it. Writes carry the read resourceVersion, so two candidates racing for an
+    expired Lease get one success and one 409. ``is_leader()`` is true only while the last
+    successful renewal is younger than ``renew_deadline_s`` (a leader that cannot reach the API
+    stops acting before another can take over). ``stop()`` releases the Lease.
+    """
+
+    def __init__(self, api_client: k8s.ApiClient, namespace: str, name: str, identity: str, *,
+                 lease_duration_s: float = 15.0, renew_deadline_s: float = 10.0, retry_period_s: float = 2.0,
+                 request_timeout_s: float = 5.0, clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic):
+        self.api = k8s.CoordinationV1Api(api_client)
+        self.namespace, self.name, self.identity = namespace, name, identity
+        self.lease_duration_s, self.renew_deadline_s, self.retry_period_s = lease_duration_s, renew_deadline_s, retry_period_s
+        self.timeout = (min(3.0, request_timeout_s), request_timeout_s)
+        self.clock, self.monotonic = clock, monotonic
+        self._renewed_at: float | None = None  # monotonic time of the last successful acquire/renew
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="leader-election", daemon=True)
+
+    def is_leader(self) -> bool:
+        renewed = self._renewed_at
+        return renewed is not None and self.monotonic() - renewed < self.renew_deadline_s
+
+    def start(self) -> "LeaderElector":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=self.retry_period_s + self.timeout[1] + 1)
+        if self.is_leader():
+            self._release()
+        self._renewed_at = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            was_leader = self.is_leader()
+            try:
+                held = self.try_acquire_or_renew()
+            except Exception as exc:  # API unreachable: keep trying; is_leader() expires on its own
+                log.warning("leader election: %s", exc, extra={"lease": self.name})
+                held = False
+            if held != was_leader:
+                log.info("leader election: %s", "became the leader" if held else "lost the lease",
+                         extra={"lease": f"{self.namespace}/{self.name}", "identity": self.identity})
+            self._stop.wait(self.retry_period_s)
+
+    def _spec(self, acquire_time: datetime | None, transitions: int) -> k8s.V1LeaseSpec:
+        now = datetime.fromtimestamp(self.clock(), timezone.utc)
+        return k8s.V1LeaseSpec(holder_identity=self.identity, lease_duration_seconds=int(self.lease_duration_s),
+                               acquire_time=acquire_time or now, renew_time=now, lease_transitions=transitions)
+
+    def try_acquire_or_renew(self) -> bool:
+        """One attempt. True when this candidate holds the Lease afterwards."""
+        started = self.monotonic()
+        try:
+            lease = self.api.read_namespaced_lease(self.name, self.namespace, _request_timeout=self.timeout)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise map_error(exc, f"read lease {self.namespace}/{self.name}") from None
+            body = k8s.V1Lease(metadata=k8s.V1ObjectMeta(name=self.name, namespace=self.namespace),
+                               spec=self._spec(None, 0))
+            return self._write(lambda: self.api.create_namespaced_lease(self.namespace, body,
+                                                                        _request_timeout=self.timeout), started)
+        spec = lease.spec or k8s.V1LeaseSpec()
+        holder = spec.holder_identity or ""
+        renewed = spec.renew_time.timestamp() if spec.renew_time else 0.0
+        expired = renewed + (spec.lease_duration_seconds or self.lease_duration_s) < self.clock()
+        if holder and holder != self.identity and not expired:
+            self._renewed_at = None
+            return False
+        ours = holder == self.identity
+        lease.spec = self._spec(spec.acquire_time if ours else None,
+                                (spec.lease_transitions or 0) + (0 if ours else 1))
+        return self._write(lambda: self.api.replace_namespaced_lease(self.name, self.namespace, lease,
+                                                                     _request_timeout=self.timeout), started)
+
+    def _write(self, call: Callable[[], Any], started: float) -> bool:
+        try:
+            call()
+        except ApiException as exc:
+            if exc.status == 409:  # another candidate wrote first
+                self._renewed_at = None
+                return False
+            raise map_error(exc, f"write lease {self.namespace}/{self.name}") from None
+        self._renewed_at = started
+        return True
+
+    def _release(self) -> None:
+        """Give the Lease up so a standby takes over at once (client-go's ReleaseOnCancel)."""
+        try:
+            lease = self.api.read_namespaced_lease(self.name, self.namespace, _request_timeout=self.timeout)
+            if lease.spec and lease.spec.holder_identity == self.identity:
+                lease.spec.holder_identity = None
+                lease.spec.lease_duration_seconds = 1
+                self.api.replace_namespaced_lease(self.name, self.namespace, lease, _request_timeout=self.timeout)
+        except Exception as exc:  # best effort: the Lease expires anyway
+            log.warning("leader election: release failed: %s", exc)
