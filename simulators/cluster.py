@@ -261,6 +261,7 @@ class SimCluster:
             anchor = np.maximum(self._p_started[rows], self._leak_start[rows, None])
             self._anchor_sum[rows] = np.add.reduceat(np.where(running, anchor, 0.0).ravel(), offsets)
         self._next_event[rows] = np.minimum.reduceat(until.ravel(), offsets)
+        self._next_min = float(self._next_event.min())  # step() compares one float with now
         self._dirty = True
 
     def _refresh_weighted(self, rows: np.ndarray, ready: np.ndarray, offsets: np.ndarray) -> None:
@@ -319,7 +320,6 @@ class SimCluster:
             self._extra_rows = []
             self._extra_q[:, rows] = Q.bad_pod_extra(self._bad_cap[rows], self._extra_w[rows], safe[rows])
             self._any_bad = bool(self._bad_cap.any())
-        self._next_min = float(self._next_event.min())
         self._dirty = False
 
     # ------------------------------------------------------------------ the tick
@@ -334,9 +334,7 @@ class SimCluster:
         self.now = now
         if now >= self._next_fault_s:
             self._apply_fault_events(now)
-        if self._dirty:
-            self._derive()
-        if now >= self._next_min:
+        if now >= self._next_min:  # kept exact by _refresh and _create
             self._advance_lifecycles(now)
         if self._rolling_rows:
             for i in list(self._rolling_rows):
@@ -584,6 +582,7 @@ class SimCluster:
         # Creation only adds Pending pods: update the counters and timers without a refresh.
         self._n_pods[rows] += counts
         self._next_event[rows] = np.minimum(self._next_event[rows], due)
+        self._next_min = min(self._next_min, float(due.min()))
         self._dirty = True
 
     def _set_pod_revision(self, i: int, k: int, seq: int) -> None:
