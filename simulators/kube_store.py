@@ -161,11 +161,9 @@ class StoredObjects:
         obj["kind"], obj["apiVersion"] = self.kind, self.api_version
         keep = {k: current["metadata"][k] for k in ("name", "namespace", "uid", "creationTimestamp")}
         obj["metadata"] = {**obj.get("metadata", {}), **keep}
-        if K.compact(obj) != K.compact({**current, "metadata": {**current["metadata"], **obj["metadata"],
-                                                                "resourceVersion": obj["metadata"].get("resourceVersion")}}):
-            obj["metadata"]["resourceVersion"] = str(self.store.next_rv())
-        else:
-            obj["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        unchanged = _without_rv(obj) == _without_rv(current)  # a no-op update keeps the resourceVersion
+        obj["metadata"]["resourceVersion"] = (current["metadata"]["resourceVersion"] if unchanged
+                                              else str(self.store.next_rv()))
         self.items[(namespace, name)] = obj
         return copy.deepcopy(obj)
 
@@ -174,6 +172,12 @@ class StoredObjects:
         if obj is None:
             raise K.not_found(self.resource, self.group, name)
         return obj
+
+
+def _without_rv(obj: dict) -> dict:
+    out = K.compact(obj)
+    out.get("metadata", {}).pop("resourceVersion", None)
+    return out
 
 
 def _validate_lease(name: str, obj: dict) -> None:

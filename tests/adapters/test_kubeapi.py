@@ -97,6 +97,7 @@ def test_fresh_replace_succeeds_and_bumps_generation(apps):
     out = apps.replace_namespaced_deployment("web", NS, d)
     assert out.spec.replicas == 5
     assert out.metadata.generation == d.metadata.generation + 1
+    assert out.metadata.annotations["deployment.kubernetes.io/revision"] == "1"  # same template: no rollout
     assert int(out.metadata.resource_version) > int(d.metadata.resource_version)
 
 

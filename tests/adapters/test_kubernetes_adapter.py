@@ -314,3 +314,20 @@ def test_rate_limiter_bounds_the_request_rate(server, tmp_path):
         for j in range(i + 1, len(stamps)):
             assert j - i + 1 <= 5 + 20 * (stamps[j] - stamps[i]) + 1
     kc.close()
+
+
+def test_loads_a_kubeconfig_itself(server, tmp_path):
+    path = server.write_kubeconfig(tmp_path / "config.yaml")
+    kc = KubernetesCluster(kubeconfig=path, context="setpoint-sim", qps=50, burst=10)
+    try:
+        assert kc.api_client.configuration.retries is False
+        assert kc.resolve(TargetSelector("Deployment", NS, names=("web",))) == [WEB]
+    finally:
+        kc.close()
+
+
+def test_no_op_lease_update_keeps_its_resource_version(api_client):
+    leases = client.CoordinationV1Api(api_client)
+    created = leases.create_namespaced_lease(NS, {"metadata": {"name": "l"}, "spec": {"holderIdentity": "a"}})
+    again = leases.replace_namespaced_lease("l", NS, created)
+    assert again.metadata.resource_version == created.metadata.resource_version
