@@ -84,7 +84,6 @@ class _Handler(BaseHTTPRequestHandler):
             response = Response.json(500, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
                                            "message": "internal error", "reason": "InternalError", "code": 500})
         self._send(response)
-        log.debug("%s %s -> %d", self.command, self.path, response.status)
 
     def _send(self, response: Response) -> None:
         self.send_response(response.status)

@@ -7,13 +7,11 @@ what a real apiserver would give for the same request.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +19,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from simulators.kube_metrics import LATENCY_BUCKETS_S
-from tests.adapters.kube_helpers import (REQUEST_TIMEOUT_S, TOKEN, api_client, official_client,  # noqa: F401
+from tests.adapters.kube_helpers import (REQUEST_TIMEOUT_S, api_client, official_client,  # noqa: F401
                                          server, start_server, with_default_timeout)
 
 NS = "shop"
@@ -471,8 +469,7 @@ def test_setpoint_sim_serve_command(tmp_path):
     scenario = tmp_path / "scenario.yaml"
     from tests.adapters.kube_helpers import SCENARIO_YAML
     scenario.write_text(SCENARIO_YAML)
-    exe = Path(sys.executable).with_name("setpoint")
-    cmd = [str(exe) if exe.exists() else "setpoint", "sim", "serve", str(scenario), "--kube-listen", "127.0.0.1:0",
+    cmd = [sys.executable, "-m", "controller.cli", "sim", "serve", str(scenario), "--kube-listen", "127.0.0.1:0",
            "--metrics-listen", "127.0.0.1:0", "--kubeconfig-out", str(kubeconfig), "--speed", "10"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -495,4 +492,3 @@ def test_setpoint_sim_serve_command(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=5)
-        os.environ.get("KUBECONFIG")  # untouched: the test never sets it
