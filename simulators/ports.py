@@ -18,19 +18,27 @@ from simulators.signals import ObservedSignals
 
 
 class SimTargets:
-    """``Cluster`` port over a SimCluster: every selector resolves to the services named in
-    ``services`` (the runner decides which services a policy drives in a scenario)."""
+    """``Cluster`` port over a SimCluster, restricted to the services named in ``services``.
 
-    def __init__(self, cluster: SimCluster, services: Sequence[str]):
+    With ``match_selectors`` (the contract behaviour, as the Kubernetes adapter) a selector
+    resolves to the services it matches by namespace, names and labels; without it (the
+    simulation runner's choice, so any policy can be tried on any scenario) every selector
+    resolves to all of ``services``. Results are sorted and cached (the simulated cluster's
+    workloads never change).
+    """
+
+    def __init__(self, cluster: SimCluster, services: Sequence[str], match_selectors: bool = False):
         self.cluster = cluster
         self.services = set(services)
+        self.match_selectors = match_selectors
         self._resolved: dict[TargetSelector, list[TargetRef]] = {}
         self._rows: tuple[int, np.ndarray] | None = None
 
     def resolve(self, selector: TargetSelector) -> list[TargetRef]:
         if selector not in self._resolved:
-            refs = [self.cluster.ref(i) for i in range(self.cluster.n_services)]
-            self._resolved[selector] = [r for r in refs if r.name in self.services]
+            refs = (self.cluster.resolve(selector) if self.match_selectors
+                    else [self.cluster.ref(i) for i in range(self.cluster.n_services)])
+            self._resolved[selector] = sorted(r for r in refs if r.name in self.services)
         return self._resolved[selector]
 
     def rows(self, targets: Sequence[TargetRef]) -> np.ndarray:
@@ -40,10 +48,8 @@ class SimTargets:
         return self._rows[1]
 
     def observe(self, targets: Sequence[TargetRef]) -> ClusterView:
-        c, rows = self.cluster, self.rows(targets)
-        return ClusterView(spec=c.spec_replicas[rows].astype(np.float64), status=c.pod_count[rows].astype(np.float64),
-                           ready=c.ready_replicas[rows].astype(np.float64),
-                           rollout=c.rollout_in_progress[rows], exists=np.ones(rows.size, bool))
+        """Arrays straight from the engine; unknown targets have ``exists`` False."""
+        return self.cluster.view(targets)
 
     def apply(self, action: Action) -> None:
         self.cluster.apply(action)

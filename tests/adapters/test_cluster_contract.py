@@ -30,7 +30,7 @@ class SimSubject:
         sc = kube_scenario()
         self.scenario = sc
         self.engine = SimCluster(sc.cluster, np.random.default_rng(sc.seed), faults=sc.faults)
-        self.port = SimTargets(self.engine, sc.services)
+        self.port = SimTargets(self.engine, sc.services, match_selectors=True)
         self.t = sc.start_s
         self.advance(1)  # the simulated apiserver steps once on start: same state
 
@@ -73,28 +73,18 @@ def subject(request, tmp_path):
     s.close()
 
 
-def gap(subject, what: str) -> None:
-    """Known gaps of SimTargets, which resolves every selector to the runner's services in
-    scenario order and raises on unknown targets (reported to the lead; xfail until closed)."""
-    if isinstance(subject, SimSubject):
-        pytest.xfail(f"SimTargets does not {what} yet")
-
-
 # --------------------------------------------------------------------------- resolve
 def test_resolve_by_names_returns_the_existing_ones_sorted(subject):
-    gap(subject, "filter by names")
     assert subject.port.resolve(TargetSelector("Deployment", NS, names=("web", "ghost", "api"))) == [API, WEB]
 
 
 def test_resolve_by_labels(subject):
-    gap(subject, "match labels")
     assert subject.port.resolve(TargetSelector("Deployment", NS, match_labels=(("tier", "front"),))) == [WEB]
     assert subject.port.resolve(TargetSelector("Deployment", NS, match_labels=(("app", "api"),))) == [API]
     assert subject.port.resolve(TargetSelector("Deployment", NS, match_labels=(("tier", "none"),))) == []
 
 
 def test_resolve_all_autoscaled(subject):
-    gap(subject, "sort what it resolves")
     selector = TargetSelector("Deployment", NS, match_labels=(("setpoint.io/autoscale", "true"),))
     assert subject.port.resolve(selector) == [API, WEB]
 
@@ -109,7 +99,6 @@ def test_observe_shapes_and_initial_values(subject):
 
 
 def test_observe_an_unknown_target_marks_it_absent(subject):
-    gap(subject, "report unknown targets as absent")
     view = subject.port.observe([WEB, GHOST])
     assert view.exists.tolist() == [True, False] and view.spec.tolist() == [2, 0]
 

@@ -42,7 +42,7 @@ def test_explain_prints_why_each_number(default_run):
     proc = setpoint("explain", "out/flash-crowd", "--target", "web", "--at", "25m", "--controller", "policy", cwd=cwd)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
-    assert len(lines) == 1 and "default/web" in lines[0] and "cpu: raw" in lines[0] and "[" in lines[0]
+    assert len(lines) == 1 and "default/web" in lines[0] and "rps: raw" in lines[0] and "[" in lines[0]
     changes = setpoint("explain", "out/flash-crowd", "--changes", cwd=cwd)
     assert all("->" in line for line in changes.stdout.splitlines())
 
