@@ -420,6 +420,17 @@ def utilization_percent(usage_sum: np.ndarray, request_sum: np.ndarray) -> np.nd
 # --- Resource / ContainerResource, target type Utilization ------------------------------------
 
 
+def _grouped_pods(pods: PodTable, strays: StraySamples, n: int, cpu_rules: bool, cpu_initialization_period_s: float,
+                  initial_readiness_delay_s: float, succeeded_is_terminal: bool):
+    """Pod classes and per-target counts shared by the Resource and Pods calculators:
+    (pod target (P,), ready (P,), missing (P,), unready (P,), ready count (N,), stray sample count (N,))."""
+    cls = classify_pods(pods, cpu_rules, cpu_initialization_period_s, initial_readiness_delay_s,
+                        succeeded_is_terminal=succeeded_is_terminal)
+    t = pods.target
+    ready, missing, unready = cls == PodClass.READY, cls == PodClass.MISSING, cls == PodClass.UNREADY
+    return t, ready, missing, unready, count_by_target(ready, t, n), np.bincount(strays.target, minlength=n).astype(np.int64)
+
+
 def resource_utilization_replicas(pods: PodTable, strays: StraySamples, current, target_utilization,
                                   tolerance_down, tolerance_up, *, cpu_rules=True,
                                   cpu_initialization_period_s: float = 300.0,
@@ -434,12 +445,8 @@ def resource_utilization_replicas(pods: PodTable, strays: StraySamples, current,
     current = np.asarray(current, dtype=np.int64).reshape(-1)
     n = current.size
     target_utilization = np.broadcast_to(np.asarray(target_utilization, dtype=np.int64), (n,))
-    cls = classify_pods(pods, cpu_rules, cpu_initialization_period_s, initial_readiness_delay_s,
-                        succeeded_is_terminal=succeeded_is_terminal)
-    t = pods.target
-    ready, missing, unready = cls == PodClass.READY, cls == PodClass.MISSING, cls == PodClass.UNREADY
-    n_ready = count_by_target(ready, t, n)
-    n_stray = np.bincount(strays.target, minlength=n).astype(np.int64)
+    t, ready, missing, unready, n_ready, n_stray = _grouped_pods(
+        pods, strays, n, cpu_rules, cpu_initialization_period_s, initial_readiness_delay_s, succeeded_is_terminal)
     request_error, request_pod = _request_errors(pods, n, container)
     usage_sum = sum_by_target(pods.usage_milli, t, n, ready)
     request_sum = sum_by_target(pods.request_milli, t, n, ready)
@@ -494,12 +501,8 @@ def average_value_replicas(pods: PodTable, strays: StraySamples, current, target
     current = np.asarray(current, dtype=np.int64).reshape(-1)
     n = current.size
     target_value = np.broadcast_to(np.asarray(target_average_milli, dtype=np.int64), (n,))
-    cls = classify_pods(pods, cpu_rules, cpu_initialization_period_s, initial_readiness_delay_s,
-                        succeeded_is_terminal=succeeded_is_terminal)
-    t = pods.target
-    ready, missing, unready = cls == PodClass.READY, cls == PodClass.MISSING, cls == PodClass.UNREADY
-    n_ready = count_by_target(ready, t, n)
-    n_stray = np.bincount(strays.target, minlength=n).astype(np.int64)
+    t, ready, missing, unready, n_ready, n_stray = _grouped_pods(
+        pods, strays, n, cpu_rules, cpu_initialization_period_s, initial_readiness_delay_s, succeeded_is_terminal)
     no_metrics = HpaError.NO_RESOURCE_METRICS if source == "resource" else HpaError.NO_POD_METRICS
     error = _first_error(n, [
         (count_by_target(pods.has_sample, t, n) + n_stray == 0, no_metrics),
