@@ -13,4 +13,4 @@ fi
 export SETPOINT_REQUIRE_PROMETHEUS=1  # a missing server fails the tests instead of skipping them
 
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
-python3 -m pytest -q -p no:cacheprovider "$@"
+python3 -m pytest -p no:cacheprovider "$@"
