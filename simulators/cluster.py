@@ -1011,6 +1011,28 @@ class SimCluster:
         rows = range(self.n_services) if targets is None else [self.index(t) for t in targets]
         return [self._status(i) for i in rows]
 
+    def pod_signals(self, now: float | None = None) -> dict[str, np.ndarray | list[str]]:
+        """Per-pod signals of every existing pod, for pod-scope health checks (the signals a
+        per-pod PromQL query would return). Flat arrays of length P, pods in slot order:
+
+        row (service index), name, ready (bool), restarts (container restarts), memory_mib
+        (working set of running pods, 0 otherwise), error_ratio (share of requests the pod's
+        revision fails), extra_latency_s (added by a bad revision or a degraded pod).
+        Slow path (builds pod names): call it only when a policy has pod-scope checks.
+        """
+        self._flush()
+        now = self.now if now is None else now
+        rr, kk = np.nonzero(self._p_phase != EMPTY)
+        phase = self._p_phase[rr, kk]
+        running = (phase == STARTING) | (phase == READY)
+        anchor = np.maximum(self._p_started[rr, kk], self._leak_start[rr])
+        memory = np.where(running, self._mem_base[rr] + self._leak_rate[rr] * np.maximum(now - anchor, 0.0), 0.0)
+        degraded = self._p_degraded[rr, kk]
+        extra = self._p_xlat[rr, kk] + np.where(degraded, self._deg_extra[rr], 0.0)
+        return {"row": rr, "name": [self._pod_name(int(i), int(k)) for i, k in zip(rr, kk)], "ready": phase == READY,
+                "restarts": self._p_restarts[rr, kk].astype(np.float64), "memory_mib": memory,
+                "error_ratio": np.where(running, self._p_err[rr, kk], np.nan), "extra_latency_s": extra}
+
     def _status(self, i: int) -> TargetStatus:
         ks = np.flatnonzero(self._p_phase[i] != EMPTY)
         ks = ks[np.argsort(self._p_serial[i, ks])].tolist()
