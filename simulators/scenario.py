@@ -186,7 +186,7 @@ class NodeLossFault(FaultBase):
 class MemoryLeakFault(FaultBase):
     kind: Literal["memory-leak"]
     duration: Duration(gt=0) | None = None
-    rate_mib_per_second: float = Field(0.1, gt=0)
+    mib_per_second: float = Field(0.1, gt=0, description="working-set growth of every running pod")
 
 
 class MetricsFault(FaultBase):
@@ -342,7 +342,7 @@ def _fault(model, start_s: float, service_names: dict[str, list[str]]) -> F.Faul
     if kind == "node-loss":
         return F.NodeLoss(share_ratio=model.share / 100.0, **common)
     if kind == "memory-leak":
-        return F.MemoryLeak(rate_mib_per_s=model.rate_mib_per_second, **common)
+        return F.MemoryLeak(rate_mib_per_s=model.mib_per_second, **common)
     return FAULT_CLASSES[kind](**common)
 
 
