@@ -1,0 +1,226 @@
+"""Arbitration: the scaling decision and the health proposals -> at most one action per target.
+
+Written down once, here, and tested as a table (tests/core/test_arbitrate.py). For each target,
+in order, the first rule that applies decides the health side:
+
+1. held (circuit open) -> no health action (Held), whether or not a check fires
+2. a verification window is open -> no health action (Verifying), idem
+3. rollback: a firing check is explained by a new revision (NewRevision), by the guard after a
+   rollout (AfterRollout), or its action is rollback on a revision not known healthy (Check), or
+   the ladder escalated to rollback -> Rollback if a known-healthy revision exists and the
+   rollbacks-per-day budget allows, else held (budget) or NoHealthyRevision
+4. a restart is wanted but the service is overloaded -> scale-up instead (ScaleUpOverloaded)
+5. a pod-by-pod restart is wanted but the check fires on most pods (systemic) -> no restart
+6. restart-pod / rolling-restart: wait while a rollout is in progress; held when the restart
+   budget is spent; restart-pod waits when max-unavailable leaves no room; else restart
+7. scale-up wanted by a check -> scale up (cooldown and max replicas permitting)
+8. record -> RecordOnly
+
+Rollback beats restart beats scale. Whenever the health side takes no action, the scaling
+decision goes through, except a scale-down while a rollout or rollback is in progress (blocked)
+or below a recent health scale-up's replica floor (clipped). A rule that holds a target or
+defers a health action keeps its reason code even when the scaling action goes through.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from controller.core.health_params import Act, HealthReason, Remedy
+
+R = HealthReason
+
+
+@dataclass(frozen=True)
+class ArbitrationInput:
+    """Everything arbitration looks at, each (N,).
+
+    current: spec replicas; desired: the scaling side's desired replicas (= current without
+    scaling); scale_up_to: the replicas a health scale-up would set (= current at max);
+    floor: an active health replica floor (0 for none); rollout: a rollout, or a rollback the
+    health side issued, is in progress; overloaded: unready or slow pods are blamed on load.
+    want: the Remedy the firing checks (or the escalation ladder) propose, NONE if none;
+    escalated: want comes from the ladder after a failed verification; systemic: want is a
+    pod-by-pod restart for a check firing on most pods; suspect: the current revision is not
+    known healthy; new_revision / after_rollout: a firing check is explained by the current
+    revision (see remediate.py); can_rollback: a known-healthy revision other than the current
+    one exists. held, verifying, cooldown (a health scale-up happened within the verify
+    window): bool. restart_budget: pods that may still be restarted this hour; restart_room:
+    pods restart-pod may restart now (budget and max-unavailable applied); rollback_budget:
+    rollbacks left today.
+    """
+
+    current: np.ndarray
+    desired: np.ndarray
+    scale_up_to: np.ndarray
+    floor: np.ndarray
+    rollout: np.ndarray
+    overloaded: np.ndarray
+    want: np.ndarray
+    escalated: np.ndarray
+    systemic: np.ndarray
+    suspect: np.ndarray
+    new_revision: np.ndarray
+    after_rollout: np.ndarray
+    can_rollback: np.ndarray
+    held: np.ndarray
+    verifying: np.ndarray
+    cooldown: np.ndarray
+    restart_budget: np.ndarray
+    restart_room: np.ndarray
+    rollback_budget: np.ndarray
+
+    @classmethod
+    def of(cls, current, desired=None, **fields) -> "ArbitrationInput":
+        """Build with neutral defaults (nothing wanted, nothing blocked, budgets ample)."""
+        current = np.asarray(current, dtype=np.int64).reshape(-1)
+        n = current.size
+
+        def arr(name: str, default, dtype):
+            v = fields.pop(name, default)
+            return np.broadcast_to(np.asarray(v, dtype=dtype), (n,)).copy()
+
+        out = cls(
+            current=current,
+            desired=arr("desired", current if desired is None else desired, np.int64),
+            scale_up_to=arr("scale_up_to", current + 1, np.int64),
+            floor=arr("floor", 0, np.int64),
+            rollout=arr("rollout", False, bool),
+            overloaded=arr("overloaded", False, bool),
+            want=arr("want", int(Remedy.NONE), np.int64),
+            escalated=arr("escalated", False, bool),
+            systemic=arr("systemic", False, bool),
+            suspect=arr("suspect", True, bool),
+            new_revision=arr("new_revision", False, bool),
+            after_rollout=arr("after_rollout", False, bool),
+            can_rollback=arr("can_rollback", True, bool),
+            held=arr("held", False, bool),
+            verifying=arr("verifying", False, bool),
+            cooldown=arr("cooldown", False, bool),
+            restart_budget=arr("restart_budget", 6, np.int64),
+            restart_room=arr("restart_room", 1, np.int64),
+            rollback_budget=arr("rollback_budget", 2, np.int64),
+        )
+        if fields:
+            raise TypeError(f"unknown arbitration inputs: {sorted(fields)}")
+        return out
+
+
+@dataclass(frozen=True)
+class Arbitration:
+    """The outcome, each (N,): one Act per target with its reason code.
+
+    replicas: the new replica count for SCALE, else current; restart: pods to restart for
+    RESTART_POD (1 for ROLLING_RESTART, as the restart budget counts it), else 0; hold: the
+    target is held from now on (a budget ran out, or an escalated rollback has nowhere to go),
+    with hold_reason.
+    """
+
+    action: np.ndarray
+    reason: np.ndarray
+    replicas: np.ndarray
+    restart: np.ndarray
+    hold: np.ndarray
+    hold_reason: np.ndarray
+    health: np.ndarray  # (N,) bool: the action comes from the health side, not the scaling pass-through
+
+
+class _Rules:
+    """First matching rule wins: each ``decide`` only touches rows not decided yet."""
+
+    def __init__(self, n: int, current: np.ndarray):
+        self.open = np.ones(n, bool)
+        self.action = np.full(n, int(Act.NONE), np.int64)
+        self.reason = np.full(n, int(R.NO_ACTION), np.int64)
+        self.replicas = current.copy()
+        self.restart = np.zeros(n, np.int64)
+        self.hold = np.zeros(n, bool)
+        self.health = np.zeros(n, bool)
+
+    def decide(self, mask: np.ndarray, reason, action: Act = Act.NONE, replicas=None, restart=None,
+               hold: bool = False) -> None:
+        m = mask & self.open
+        self.reason = np.where(m, reason, self.reason)
+        self.action = np.where(m, int(action), self.action)
+        if replicas is not None:
+            self.replicas = np.where(m, replicas, self.replicas)
+        if restart is not None:
+            self.restart = np.where(m, restart, self.restart)
+        if hold:
+            self.hold |= m
+        if action is not Act.NONE:
+            self.health |= m
+        self.open &= ~m
+
+
+def arbitrate(inp: ArbitrationInput) -> Arbitration:
+    """At most one action per target; see the module docstring for the rules, in order."""
+    n = inp.current.size
+    t = _Rules(n, inp.current)
+    want, esc = inp.want, inp.escalated
+    wants = want != Remedy.NONE
+    t.decide(inp.held, R.HELD)
+    t.decide(inp.verifying, R.VERIFYING)
+    t.decide(~wants, R.NO_ACTION)
+    _rollback_rules(t, inp)
+    restart = (want == Remedy.RESTART_POD) | (want == Remedy.ROLLING_RESTART)
+    scale_to = np.maximum(inp.scale_up_to, inp.desired)
+    can_scale = scale_to > inp.current
+    t.decide(restart & inp.overloaded & inp.cooldown, R.SCALE_UP_COOLDOWN)
+    t.decide(restart & inp.overloaded & can_scale, R.SCALE_UP_OVERLOADED, Act.SCALE, replicas=scale_to)
+    t.decide(restart & inp.overloaded, R.AT_MAX_REPLICAS)
+    t.decide((want == Remedy.RESTART_POD) & inp.systemic, R.SYSTEMIC_NO_RESTART)
+    t.decide(restart & inp.rollout, R.ROLLOUT_IN_PROGRESS)
+    t.decide(restart & (inp.restart_budget <= 0), R.RESTART_BUDGET_EXHAUSTED, hold=True)
+    pods = want == Remedy.RESTART_POD
+    t.decide(pods & (inp.restart_room <= 0), R.MAX_UNAVAILABLE)
+    t.decide(pods, np.where(esc, R.ESCALATED, R.RESTART_FIRING_PODS), Act.RESTART_POD,
+             restart=np.minimum(inp.restart_room, inp.restart_budget))
+    t.decide(want == Remedy.ROLLING_RESTART, np.where(esc, R.ESCALATED, R.ROLLING_RESTART), Act.ROLLING_RESTART,
+             restart=1)
+    up = want == Remedy.SCALE_UP
+    t.decide(up & inp.cooldown, R.SCALE_UP_COOLDOWN)
+    t.decide(up & can_scale, np.where(esc, R.ESCALATED, R.SCALE_UP_CHECK), Act.SCALE, replicas=scale_to)
+    t.decide(up, R.AT_MAX_REPLICAS)
+    t.decide(want == Remedy.RECORD, R.RECORD_ONLY)
+    _pass_scaling(t, inp)
+    hold_reason = np.where(t.hold, t.reason, -1)
+    return Arbitration(t.action.astype(np.int8), t.reason, t.replicas, t.restart, t.hold, hold_reason, t.health)
+
+
+def _rollback_rules(t: _Rules, inp: ArbitrationInput) -> None:
+    """Rule 3: rollback when the current revision is to blame, budget and history permitting."""
+    asked = inp.want == Remedy.ROLLBACK
+    explained = inp.new_revision | inp.after_rollout
+    rollback = explained | (asked & (inp.suspect | inp.escalated))
+    reason = np.where(inp.new_revision, R.ROLLBACK_NEW_REVISION,
+                      np.where(inp.after_rollout, R.ROLLBACK_AFTER_ROLLOUT,
+                               np.where(inp.escalated, R.ESCALATED, R.ROLLBACK_CHECK)))
+    doable = rollback & inp.can_rollback
+    t.decide(doable & (inp.rollback_budget <= 0), R.ROLLBACK_BUDGET_EXHAUSTED, hold=True)
+    t.decide(doable, reason, Act.ROLLBACK)
+    # nowhere to roll back to: an escalated rollback stops (held); an asked one only records;
+    # a restart explained by the revision falls through to the restart rules
+    t.decide(asked & inp.escalated, R.NO_HEALTHY_REVISION, hold=True)
+    t.decide(asked & inp.suspect, R.NO_HEALTHY_REVISION)
+    t.decide(asked, R.CURRENT_REVISION_HEALTHY)
+
+
+def _pass_scaling(t: _Rules, inp: ArbitrationInput) -> None:
+    """Where the health side took no action, the scaling decision goes through (rules above)."""
+    free = t.action == Act.NONE
+    quiet = t.reason == R.NO_ACTION
+    cur, desired = inp.current, inp.desired
+    floored = np.where(desired < cur, np.minimum(cur, np.maximum(desired, inp.floor)), desired)
+    up = free & (floored > cur)
+    down = free & (floored < cur)
+    blocked_rollout = down & inp.rollout
+    blocked_floor = free & (desired < cur) & (floored >= cur)
+    go = up | (down & ~inp.rollout)
+    t.action = np.where(go, int(Act.SCALE), t.action)
+    t.replicas = np.where(go, floored, t.replicas)
+    t.reason = np.where(go & quiet, R.SCALING, t.reason)
+    t.reason = np.where(blocked_rollout & quiet, R.SCALE_DOWN_BLOCKED_BY_ROLLOUT, t.reason)
+    t.reason = np.where(blocked_floor & quiet, R.SCALE_DOWN_BLOCKED_BY_FLOOR, t.reason)

@@ -1,0 +1,337 @@
+"""The self-healing decision: ``heal(params, observation, state, now, scaling) -> HealingDecision``.
+
+Pure, like ``decide``, and meant to run right after it in the same cycle: checks -> revisions
+-> re-arm -> verification -> proposals -> budgets -> arbitration (with the scaling decision)
+-> memory. One call covers every target of one policy; the result holds at most one action
+per target (a restart of several pods is one action), a reason code for each, and the state
+to pass to the next call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from controller.core.arbitrate import ArbitrationInput, arbitrate
+from controller.core.decide import Decision
+from controller.core.health import (CheckTable, CheckView, PodState, PodTable, check_view, evaluate, pod_view)
+from controller.core.health_params import (HEALTH_REASON_CODES, Act, HealthParams, Phase, Remedy, Scope)
+from controller.core.remediate import (BudgetState, RemedyState, RevisionState, as_strings, pick_pods, propose,
+                                       rearm, remember, restart_room, update_revisions, verify)
+from controller.model import Action, ActionKind, TargetRef
+
+
+@dataclass(frozen=True)
+class HealthObservation:
+    """What the shell observed for N targets (and their P pods) at ``now``.
+
+    current: (N,) spec replicas; ready: (N,) ready pods; revision: (N,) str, the current
+    (newest) revision, stable across rollbacks if possible (pod-template hash), '' if unknown;
+    rollout: (N,) bool, a rollout is in progress; values, present: (N, C) one column per check
+    of the policy in check order (only workload-scope columns are read); pods: the pod table
+    (only pod-scope columns are read); revision_since: (N,) epoch s the revision became
+    current, NaN if unknown; utilization: (N,) ratio (1.0 = 100 %), NaN if unknown;
+    overloaded: (N,) bool, the shell's own overload signal.
+    """
+
+    current: np.ndarray
+    ready: np.ndarray
+    revision: np.ndarray
+    rollout: np.ndarray
+    values: np.ndarray
+    present: np.ndarray
+    pods: PodTable
+    revision_since: np.ndarray
+    utilization: np.ndarray
+    overloaded: np.ndarray
+
+    @classmethod
+    def of(cls, current, ready=None, values=None, *, checks: int, present=None, revision=None, rollout=None,
+           pods: PodTable | None = None, revision_since=None, utilization=None, overloaded=None
+           ) -> "HealthObservation":
+        """Build with defaults: all ready, no values, revision '', no rollout, no pods."""
+        current = np.asarray(current, dtype=np.int64).reshape(-1)
+        n = current.size
+        values = np.full((n, checks), np.nan) if values is None else np.asarray(values, np.float64).reshape(n, checks)
+        present = np.isfinite(values) if present is None else np.asarray(present, bool).reshape(n, checks)
+
+        def vec(v, fill, dtype):
+            return np.full(n, fill, dtype=dtype) if v is None else np.asarray(v, dtype=dtype).reshape(n)
+
+        return cls(current=current, ready=current.copy() if ready is None else vec(ready, 0, np.int64),
+                   revision=as_strings(revision, n), rollout=vec(rollout, False, bool), values=values, present=present,
+                   pods=PodTable.empty(checks) if pods is None else pods,
+                   revision_since=vec(revision_since, np.nan, np.float64),
+                   utilization=vec(utilization, np.nan, np.float64), overloaded=vec(overloaded, False, bool))
+
+
+@dataclass(frozen=True)
+class HealthState:
+    """Everything ``heal`` remembers between cycles: workload checks (N, Cw), pod checks keyed by
+    pod, revisions, verification/escalation/hold, and budget histories."""
+
+    workload: CheckTable
+    pods: PodState
+    revisions: RevisionState
+    remedy: RemedyState
+    budgets: BudgetState
+
+    @classmethod
+    def empty(cls, n: int, params: HealthParams) -> "HealthState":
+        wchecks = tuple(params.checks[j] for j in params.workload_columns)
+        pchecks = tuple(params.checks[j] for j in params.pod_columns)
+        return cls(CheckTable.empty(n, wchecks, params.interval_s), PodState.empty(pchecks, params.interval_s),
+                   RevisionState.empty(n), RemedyState.empty(n), BudgetState.empty(n, params))
+
+    def take(self, rows: np.ndarray) -> "HealthState":
+        """Reorder to a new target list: rows[i] is the old row of new target i, -1 if new.
+        Pod state is keyed by pod and follows the pod table of the next observation."""
+        return HealthState(self.workload.take(rows), self.pods, self.revisions.take(rows), self.remedy.take(rows),
+                           self.budgets.take(rows))
+
+    @property
+    def size(self) -> int:
+        return self.workload.rows
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    """One check on one target. Pod-scope values are the worst pod's; ``since`` is when the
+    current phase began (for pods: the earliest pod in it)."""
+
+    name: str
+    scope: str
+    raw: float | None
+    smoothed: float | None
+    phase: str
+    since: float | None
+    firing_pods: int
+    pods: int
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class HealthRecord:
+    """Everything the health side decided for one target in one cycle."""
+
+    policy: str
+    target: str
+    at: float
+    action: str | None
+    reason: str
+    outcome: str | None
+    trigger: str | None
+    held: bool
+    held_reason: str | None
+    revision: str
+    rollback_to: str | None
+    replicas: int
+    restart_pods: tuple[str, ...]
+    overloaded: bool
+    systemic: bool
+    checks: tuple[CheckRecord, ...] = field(default=())
+
+    def to_dict(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if k != "checks"}
+        out["restart_pods"] = list(self.restart_pods)
+        out["checks"] = {c.name: {k: v for k, v in c.to_dict().items() if k != "name"} for c in self.checks}
+        return out
+
+
+_KINDS = {Act.SCALE: ActionKind.SCALE, Act.RESTART_POD: ActionKind.RESTART_POD,
+          Act.ROLLING_RESTART: ActionKind.ROLLING_RESTART, Act.ROLLBACK: ActionKind.ROLLBACK}
+_PHASES = tuple(p.name.lower() for p in Phase)
+
+
+@dataclass(frozen=True)
+class HealingDecision:
+    """The outcome for N targets (and P pods); one action per target at most.
+
+    action: (N,) Act; reason: (N,) HealthReason; outcome: (N,) HealthReason of a verification
+    or re-arm this cycle, -1 for none; replicas: (N,) for SCALE (else current); restart: (P,)
+    bool pods to restart; rollback_to: (N,) str ('' unless ROLLBACK); trigger: (N,) check index
+    behind the action or the deferral, -1; held / held_reason: (N,) the circuit breaker after
+    this cycle; overloaded, systemic: (N,) bool; from_health: (N,) the action is a health
+    action (not the scaling decision passing through); view: every check per target (N, C).
+    """
+
+    now: float
+    params: HealthParams
+    current: np.ndarray
+    action: np.ndarray
+    reason: np.ndarray
+    outcome: np.ndarray
+    replicas: np.ndarray
+    restart: np.ndarray
+    rollback_to: np.ndarray
+    trigger: np.ndarray
+    held: np.ndarray
+    held_reason: np.ndarray
+    overloaded: np.ndarray
+    systemic: np.ndarray
+    from_health: np.ndarray
+    view: CheckView
+    pod_row: np.ndarray
+    pod_keys: np.ndarray
+    state: HealthState
+
+    @property
+    def changed(self) -> np.ndarray:
+        """(N,) bool: the shell must act on the target."""
+        return self.action != Act.NONE
+
+    def restart_pods(self, i: int) -> tuple[str, ...]:
+        """The pods of target ``i`` to restart this cycle."""
+        if self.action[i] != Act.RESTART_POD:
+            return ()
+        return tuple(str(k) for k in self.pod_keys[self.restart & (self.pod_row == i)])
+
+    def firing_pods(self, i: int, check: int | str) -> tuple[str, ...]:
+        """The pods of target ``i`` on which pod-scope ``check`` (index or name) fires."""
+        c = self.params.check_names.index(check) if isinstance(check, str) else int(check)
+        j = np.flatnonzero(self.params.pod_columns == c)
+        if not j.size:
+            return ()
+        mask = (self.pod_row == i) & (self.state.pods.table.phase[:, j[0]] == Phase.FIRING)
+        return tuple(str(k) for k in self.pod_keys[mask])
+
+    def actions(self, i: int, target: TargetRef, policy: str = "") -> tuple[Action, ...]:
+        """model.Action objects for target ``i``: one, or one per pod for a pod restart."""
+        act = Act(int(self.action[i]))
+        if act is Act.NONE:
+            return ()
+        reason = HEALTH_REASON_CODES[int(self.reason[i])]
+        kind = _KINDS[act]
+        if act is Act.RESTART_POD:
+            return tuple(Action(kind, target, reason, pod=p, policy=policy) for p in self.restart_pods(i))
+        if act is Act.SCALE:
+            return (Action(kind, target, reason, replicas=int(self.replicas[i]), from_replicas=int(self.current[i]),
+                           policy=policy),)
+        if act is Act.ROLLBACK:
+            return (Action(kind, target, reason, revision=str(self.rollback_to[i]) or None, policy=policy),)
+        return (Action(kind, target, reason, policy=policy),)
+
+    def record(self, i: int, policy: str, target: str) -> HealthRecord:
+        def opt(x: float) -> float | None:
+            return float(x) if np.isfinite(x) else None
+
+        p, v = self.params, self.view
+        checks = []
+        for c, chk in enumerate(p.checks):
+            ph = int(v.phase[i, c])
+            since = v.fired_at[i, c] if ph == Phase.FIRING else (
+                v.active_since[i, c] if ph == Phase.PENDING else v.changed_at[i, c])
+            checks.append(CheckRecord(chk.name, "pod" if chk.scope == Scope.POD else "workload", opt(v.raw[i, c]),
+                                      opt(v.smoothed[i, c]), _PHASES[ph], opt(since), int(v.firing[i, c]),
+                                      int(v.pods[i, c])))
+        act = Act(int(self.action[i]))
+        trig = int(self.trigger[i])
+        return HealthRecord(
+            policy=policy, target=target, at=self.now, action=act.kind or None,
+            reason=HEALTH_REASON_CODES[int(self.reason[i])],
+            outcome=HEALTH_REASON_CODES[int(self.outcome[i])] if self.outcome[i] >= 0 else None,
+            trigger=p.check_names[trig] if trig >= 0 else None, held=bool(self.held[i]),
+            held_reason=HEALTH_REASON_CODES[int(self.held_reason[i])] if self.held[i] and self.held_reason[i] >= 0
+            else None,
+            revision=str(self.state.revisions.current[i]), rollback_to=str(self.rollback_to[i]) or None,
+            replicas=int(self.replicas[i]), restart_pods=self.restart_pods(i), overloaded=bool(self.overloaded[i]),
+            systemic=bool(self.systemic[i]), checks=tuple(checks))
+
+    def records(self, policy: str, targets: Sequence[str]) -> list[HealthRecord]:
+        return [self.record(i, policy, t) for i, t in enumerate(targets)]
+
+
+def _evaluate_checks(params: HealthParams, obs: HealthObservation, state: HealthState, now: float
+                     ) -> tuple[CheckTable, PodState, CheckView]:
+    n = obs.current.size
+    wc, pc = params.workload_columns, params.pod_columns
+    wchecks = tuple(params.checks[j] for j in wc)
+    pchecks = tuple(params.checks[j] for j in pc)
+    wraw, wsm, wtable = evaluate(wchecks, obs.values[:, wc], obs.present[:, wc], state.workload, now)
+    pods = state.pods.reindex(obs.pods.keys, now)
+    table = obs.pods
+    praw, psm, ptable = evaluate(pchecks, table.values[:, pc], table.present[:, pc], pods.table, now)
+    pods = PodState(pods.keys, pods.first_seen, pods.restarted_at, ptable)
+    view = check_view(params, n, wtable, wraw, wsm, pod_view(pchecks, n, table.row, ptable, praw, psm))
+    return wtable, pods, view
+
+
+def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: float,
+         scaling: Decision | None = None, rearm_rows=None) -> HealingDecision:
+    """Decide the health side for every target of one policy and merge it with ``scaling``.
+
+    scaling: this cycle's Decision from ``decide`` (its desired replicas), or None for a
+    health-only policy. rearm_rows: targets to re-arm (resume), as an (N,) bool mask or row
+    indices. Pure: same inputs, same HealingDecision.
+
+    The new state assumes the chosen actions are applied (budgets are charged, verification
+    windows open), as ``decide`` records its scale events.
+    """
+    n = obs.current.size
+    current = obs.current.astype(np.int64)
+    desired = current if scaling is None else np.asarray(scaling.desired, dtype=np.int64)
+    wtable, pods, view = _evaluate_checks(params, obs, state, now)
+    pod_row, pod_ready = obs.pods.row, obs.pods.ready
+
+    any_firing = (view.phase == Phase.FIRING).any(axis=1)
+    rev = update_revisions(params, state.revisions, obs.revision, obs.revision_since, obs.rollout, any_firing, now)
+    rem, outcome = rearm(state.remedy, _mask(rearm_rows, n))
+    rem, rev, verified = verify(params, rem, rev, view, pods, pod_row, obs.rollout, now)
+    outcome = np.where(verified >= 0, verified, outcome)
+    prop, rem = propose(params, view, pods, pod_row, rem, rev)
+
+    restart_left = params.budgets.restarts_per_hour - state.budgets.restarts_used(now)
+    trig_pods = np.where(prop.want == Remedy.RESTART_POD, prop.trigger, -1)
+    room = restart_room(params, pods, pod_row, pod_ready, trig_pods, current, obs.ready, restart_left)
+    overloaded, scale_up_to = _overload(params, obs, current, desired)
+    target_rev = rev.rollback_target
+    arb = arbitrate(ArbitrationInput(
+        current=current, desired=desired, scale_up_to=scale_up_to, floor=np.where(now < rem.floor_until, rem.floor, 0),
+        rollout=obs.rollout | (rem.verify_action == Remedy.ROLLBACK), overloaded=overloaded, want=prop.want,
+        escalated=prop.escalated, systemic=prop.systemic, suspect=rev.suspect, new_revision=prop.new_revision,
+        after_rollout=prop.after_rollout, can_rollback=target_rev != "", held=rem.held,
+        verifying=rem.verify_action != Remedy.NONE, cooldown=now < rem.cooldown_until, restart_budget=restart_left,
+        restart_room=room, rollback_budget=params.budgets.rollbacks_per_day - state.budgets.rollbacks_used(now)))
+
+    restart = pick_pods(params, pods, pod_row, pod_ready, trig_pods,
+                        np.where(arb.action == Act.RESTART_POD, arb.restart, 0))
+    restarted = np.bincount(pod_row[restart], minlength=n)[:n] if restart.any() else np.zeros(n, np.int64)
+    rollback_to = np.where(arb.action == Act.ROLLBACK, target_rev, "").astype(object)
+    check = np.where((arb.action == Act.ROLLBACK) & (prop.blamed_check >= 0), prop.blamed_check, prop.trigger)
+    rem, rev, budgets = remember(params, rem, rev, state.budgets, arb.action, arb.health, arb.hold, arb.hold_reason,
+                                 arb.replicas, restarted, check, rollback_to, now)
+    pods = PodState(pods.keys, pods.first_seen, np.where(restart, now, pods.restarted_at), pods.table)
+    new_state = HealthState(wtable, pods, rev, rem, budgets)
+    return HealingDecision(
+        now=now, params=params, current=current, action=arb.action, reason=arb.reason, outcome=outcome,
+        replicas=arb.replicas, restart=restart, rollback_to=rollback_to, trigger=check, held=rem.held,
+        held_reason=rem.held_reason, overloaded=overloaded, systemic=prop.systemic, from_health=arb.health,
+        view=view, pod_row=pod_row, pod_keys=pods.keys, state=new_state)
+
+
+def _overload(params: HealthParams, obs: HealthObservation, current: np.ndarray, desired: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """(overloaded (N,) bool, scale_up_to (N,)): the overload signal and the replicas a health
+    scale-up would set (the scaling side's count when it wants more, else a step up; capped)."""
+    ov = params.overload
+    with np.errstate(invalid="ignore"):
+        overloaded = obs.overloaded | (obs.utilization > ov.utilization_above) | (
+            ov.when_scaling_wants_more & (desired > current))
+    step = np.maximum(1, np.ceil(current * params.scale_up_step_ratio)).astype(np.int64)
+    return overloaded, np.minimum(params.max_replicas, np.where(desired > current, desired, current + step))
+
+
+def _mask(rows, n: int) -> np.ndarray:
+    """(N,) bool from None, a bool mask or row indices."""
+    if rows is None:
+        return np.zeros(n, bool)
+    rows = np.asarray(rows)
+    if rows.dtype == bool:
+        return rows.reshape(n)
+    out = np.zeros(n, bool)
+    out[rows.astype(np.int64)] = True
+    return out

@@ -1,0 +1,354 @@
+"""Health checks as Prometheus alert state machines with hysteresis, for many rows at once.
+
+A check's state per row (a target, or a pod) is a :class:`~controller.core.health_params.Phase`:
+
+    OK --unhealthy holds--> PENDING --held for unhealthy_for_s--> FIRING
+    PENDING --unhealthy stops holding--> OK
+    FIRING --recovered held for recovered_for_s--> OK
+
+A value in the hysteresis band (neither unhealthy nor recovered) keeps FIRING and restarts the
+recovery timer; a PENDING check that sees such a value goes back to OK (the condition stopped
+holding). ``unhealthy_for_s == 0`` fires on the first unhealthy sample.
+
+Missing data (no series, or a non-finite value) never fires a check unless the check says
+``fire_on_missing``, in which case a missing sample counts as unhealthy (and not recovered).
+Otherwise a missing sample *freezes* that row's state machine: no transition at all, the
+timers keep their start times. So a gap never clears a firing check (the "resolved" alert of
+an absent series is not a recovery), never fires a pending one, and a condition seen before
+and after a gap counts as having held through it.
+
+Shapes: R rows (N targets, or P pods), C checks of one scope. Workload-scope checks read one
+value per target, (N, Cw); pod-scope checks read a flat pod table, (P, Cp), whose state is
+keyed by pod name so that pods may come and go between cycles (:func:`match_keys`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from controller.core.health_params import CheckParams, Direction, HealthParams, Phase
+from controller.core.params import Smoothing
+from controller.core.smooth import SmoothState, smooth_ewma, smooth_window
+
+_OK, _PENDING, _FIRING = int(Phase.OK), int(Phase.PENDING), int(Phase.FIRING)
+
+
+def _empty_smooth(r: int, slots: int) -> SmoothState:
+    return SmoothState(np.full((r, 1), np.nan), np.full((r, 1), np.nan), np.zeros((r, 1, slots)),
+                       np.full((r, 1, slots), np.nan))
+
+
+@dataclass(frozen=True)
+class CheckTable:
+    """The alert state of C checks for R rows.
+
+    phase: (R, C) int8 Phase. active_since: (R, C) start of the current unhealthy episode
+    (when it went PENDING; Prometheus' activeAt), NaN when OK. fired_at: (R, C) when it went
+    FIRING, NaN otherwise. recovering_since: (R, C) since when the recovered condition has held
+    while FIRING, NaN otherwise. changed_at: (R, C) time of the last phase change, NaN before
+    the first. smooth: one SmoothState per check, each (R, 1[, W]).
+    """
+
+    phase: np.ndarray
+    active_since: np.ndarray
+    fired_at: np.ndarray
+    recovering_since: np.ndarray
+    changed_at: np.ndarray
+    smooth: tuple[SmoothState, ...]
+
+    @classmethod
+    def empty(cls, r: int, checks: tuple[CheckParams, ...], interval_s: float) -> "CheckTable":
+        c = len(checks)
+        nan = np.full((r, c), np.nan)
+        return cls(np.zeros((r, c), np.int8), nan, nan.copy(), nan.copy(), nan.copy(),
+                   tuple(_empty_smooth(r, ch.sample_slots(interval_s)) for ch in checks))
+
+    @property
+    def rows(self) -> int:
+        return self.phase.shape[0]
+
+    def take(self, rows: np.ndarray) -> "CheckTable":
+        """Reorder to a new row list: rows[i] is the old row of new row i, -1 for a new (OK) row."""
+        rows = np.asarray(rows, dtype=np.int64)
+        new = rows < 0
+        safe = np.where(new, 0, rows)
+
+        def pick(a: np.ndarray, fill) -> np.ndarray:
+            out = a[safe] if a.shape[0] else np.full((rows.size,) + a.shape[1:], fill, dtype=a.dtype)
+            out[new] = fill
+            return out
+
+        return CheckTable(pick(self.phase, 0), pick(self.active_since, np.nan), pick(self.fired_at, np.nan),
+                          pick(self.recovering_since, np.nan), pick(self.changed_at, np.nan),
+                          tuple(s.take(rows) for s in self.smooth))
+
+
+def smooth_checks(checks: tuple[CheckParams, ...], values: np.ndarray, usable: np.ndarray,
+                  states: tuple[SmoothState, ...], now: float) -> tuple[np.ndarray, tuple[SmoothState, ...]]:
+    """(R, C) smoothed values, each check with its own smoothing. Unusable samples never enter."""
+    out = np.array(values, dtype=np.float64, copy=True)
+    new_states = []
+    for j, (check, st) in enumerate(zip(checks, states)):  # C is small: one vectorized call per check
+        v, u = values[:, j:j + 1], usable[:, j:j + 1]
+        if check.smoothing == Smoothing.NONE:
+            new_states.append(st)
+            continue
+        if check.smoothing == Smoothing.EWMA:
+            sm, st = smooth_ewma(v, u, st, now, check.half_life_s)
+        else:
+            sm, st = smooth_window(v, u, st, now, check.window_s, check.smoothing, check.percentile)
+        out[:, j] = sm[:, 0]
+        new_states.append(st)
+    return out, tuple(new_states)
+
+
+def conditions(checks: tuple[CheckParams, ...], smoothed: np.ndarray, usable: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(bad, good, frozen), each (R, C) bool, from smoothed values and their usability.
+
+    bad: the unhealthy condition holds (or the sample is missing and the check fires on
+    missing data); good: the recovered condition holds; frozen: the sample is missing and the
+    check ignores missing data. Comparisons are strict: sitting on a threshold meets neither.
+    """
+    above = np.asarray([c.direction == Direction.ABOVE for c in checks], bool)
+    unhealthy = np.asarray([c.unhealthy for c in checks], np.float64)
+    recovered = np.asarray([c.recovered for c in checks], np.float64)
+    fire_on_missing = np.asarray([c.fire_on_missing for c in checks], bool)
+    ok = usable & np.isfinite(smoothed)
+    with np.errstate(invalid="ignore"):
+        bad = ok & np.where(above, smoothed > unhealthy, smoothed < unhealthy)
+        good = ok & np.where(above, smoothed < recovered, smoothed > recovered) & ~bad
+    missing = ~ok
+    bad = bad | (missing & fire_on_missing)
+    return bad, good, missing & ~fire_on_missing
+
+
+def step_phases(checks: tuple[CheckParams, ...], table: CheckTable, bad: np.ndarray, good: np.ndarray,
+                frozen: np.ndarray, now: float) -> CheckTable:
+    """One evaluation of the alert state machines of R rows and C checks; pure."""
+    unhealthy_for = np.asarray([c.unhealthy_for_s for c in checks], np.float64)
+    recovered_for = np.asarray([c.recovered_for_s for c in checks], np.float64)
+    phase = table.phase
+    ok, pending, firing = phase == _OK, phase == _PENDING, phase == _FIRING
+
+    start = ok & bad
+    active = np.where(start, now, table.active_since)
+    to_firing = (pending | start) & bad & (now - active >= unhealthy_for)
+    pending_to_ok = pending & ~bad & ~frozen
+
+    rec = table.recovering_since
+    rec = np.where(firing & good, np.where(np.isnan(rec), now, rec), np.where(firing & ~frozen, np.nan, rec))
+    firing_to_ok = firing & good & (now - rec >= recovered_for)
+
+    new_phase = np.where(to_firing, _FIRING, np.where(start, _PENDING, phase))
+    cleared = pending_to_ok | firing_to_ok
+    new_phase = np.where(cleared, _OK, new_phase).astype(np.int8)
+    fired_at = np.where(to_firing, now, table.fired_at)
+    nan = np.nan
+    return CheckTable(
+        phase=new_phase,
+        active_since=np.where(cleared, nan, active),
+        fired_at=np.where(cleared, nan, fired_at),
+        recovering_since=np.where(cleared, nan, rec),
+        changed_at=np.where(new_phase != phase, now, table.changed_at),
+        smooth=table.smooth,
+    )
+
+
+def evaluate(checks: tuple[CheckParams, ...], values: np.ndarray, present: np.ndarray, table: CheckTable,
+             now: float) -> tuple[np.ndarray, np.ndarray, CheckTable]:
+    """Smooth and step R rows of C checks. Returns (raw (R, C) NaN where unusable, smoothed, table).
+
+    values: (R, C) samples; present: (R, C) bool, a series existed (a non-finite value counts as
+    missing too).
+    """
+    values = np.asarray(values, dtype=np.float64).reshape(table.rows, len(checks))
+    usable = np.asarray(present, bool).reshape(values.shape) & np.isfinite(values)
+    raw = np.where(usable, values, np.nan)
+    smoothed, smooth_states = smooth_checks(checks, raw, usable, table.smooth, now)
+    bad, good, frozen = conditions(checks, smoothed, usable)
+    stepped = step_phases(checks, table, bad, good, frozen, now)
+    return raw, smoothed, CheckTable(stepped.phase, stepped.active_since, stepped.fired_at,
+                                     stepped.recovering_since, stepped.changed_at, smooth_states)
+
+
+# --- pod scope -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PodTable:
+    """The pods of a policy's targets at ``now``, as a flat table.
+
+    row: (P,) int target index of each pod; keys: (P,) str, unique within the policy (e.g.
+    ``namespace/pod-name``); ready: (P,) bool; values, present: (P, C) for all C checks of the
+    policy in check order (only the pod-scope columns are read).
+    """
+
+    row: np.ndarray
+    keys: np.ndarray
+    ready: np.ndarray
+    values: np.ndarray
+    present: np.ndarray
+
+    @classmethod
+    def of(cls, row, keys, values, present=None, ready=None, checks: int | None = None) -> "PodTable":
+        """Build with defaults: every pod ready, every series present where finite."""
+        row = np.asarray(row, dtype=np.int64).reshape(-1)
+        keys = np.asarray(keys, dtype=str).reshape(-1)
+        c = checks if checks is not None else (np.asarray(values).shape[-1] if np.asarray(values).ndim == 2 else 0)
+        values = np.asarray(values, dtype=np.float64).reshape(row.size, c)
+        present = np.isfinite(values) if present is None else np.asarray(present, bool).reshape(values.shape)
+        ready = np.ones(row.size, bool) if ready is None else np.asarray(ready, bool).reshape(-1)
+        return cls(row, keys, ready, values, present)
+
+    @classmethod
+    def empty(cls, c: int) -> "PodTable":
+        return cls.of(np.zeros(0, np.int64), np.zeros(0, str), np.zeros((0, c)), checks=c)
+
+    @property
+    def size(self) -> int:
+        return self.row.shape[0]
+
+
+def match_keys(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """(len(new),) index of each new key in ``old``, -1 where absent. Keys must be unique."""
+    new = np.asarray(new, dtype=str)
+    if np.unique(new).size != new.size:
+        raise ValueError(f"pod keys must be unique within a policy, got {new.size - np.unique(new).size} duplicates")
+    old = np.asarray(old, dtype=str)
+    if old.size == 0 or new.size == 0:
+        return np.full(new.size, -1, dtype=np.int64)
+    order = np.argsort(old, kind="stable")
+    ordered = old[order]
+    pos = np.minimum(np.searchsorted(ordered, new), old.size - 1)
+    return np.where(ordered[pos] == new, order[pos], -1).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class PodState:
+    """Pod-scope check state keyed by pod: keys (P,), first_seen (P,) epoch s, restarted_at (P,)
+    epoch s the health side last restarted the pod (NaN never; for pods that keep their name),
+    table (P, Cp)."""
+
+    keys: np.ndarray
+    first_seen: np.ndarray
+    restarted_at: np.ndarray
+    table: CheckTable
+
+    @classmethod
+    def empty(cls, checks: tuple[CheckParams, ...], interval_s: float) -> "PodState":
+        return cls(np.zeros(0, str), np.zeros(0), np.zeros(0), CheckTable.empty(0, checks, interval_s))
+
+    def reindex(self, keys: np.ndarray, now: float) -> "PodState":
+        """The state of the pods ``keys``: known pods keep theirs, new pods start OK, gone pods go."""
+        rows = match_keys(self.keys, keys)
+        known = rows >= 0
+        safe = np.maximum(rows, 0)
+        first = np.where(known, self.first_seen[safe] if self.first_seen.size else now, now)
+        restarted = np.where(known, self.restarted_at[safe] if self.restarted_at.size else np.nan, np.nan)
+        return PodState(np.asarray(keys, dtype=str), first.astype(np.float64), restarted.astype(np.float64),
+                        self.table.take(rows))
+
+
+# --- the target-level view -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckView:
+    """Every check of a policy seen per target, (N, C) in check order.
+
+    phase: a pod-scope check is FIRING on a target when any of its pods fires, else PENDING
+    when any is pending. active_since / fired_at: for pod checks, the earliest among the pods
+    in that phase. raw / smoothed: for pod checks, the worst pod's (max for above, min for
+    below). firing / pending: pods (or 1 for a workload check) in that phase; pods: the
+    target's pods in the pod table (0 for workload checks).
+    """
+
+    phase: np.ndarray
+    active_since: np.ndarray
+    fired_at: np.ndarray
+    changed_at: np.ndarray
+    raw: np.ndarray
+    smoothed: np.ndarray
+    firing: np.ndarray
+    pending: np.ndarray
+    pods: np.ndarray
+
+    @property
+    def share_firing(self) -> np.ndarray:
+        """(N, C) share of the target's pods firing (0 for workload checks)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.pods > 0, self.firing / np.maximum(self.pods, 1), 0.0)
+
+
+def _reduce_at(ufunc, n: int, row: np.ndarray, values: np.ndarray, mask: np.ndarray, init: float) -> np.ndarray:
+    out = np.full(n, init)
+    ufunc.at(out, row[mask], values[mask])
+    return out
+
+
+def pod_view(checks: tuple[CheckParams, ...], n: int, row: np.ndarray, table: CheckTable, raw: np.ndarray,
+             smoothed: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-target aggregates of the pod-scope checks, each (N, Cp)."""
+    cp = len(checks)
+    out = {k: np.full((n, cp), np.nan) for k in ("active_since", "fired_at", "changed_at", "raw", "smoothed")}
+    out["firing"] = np.zeros((n, cp), np.int64)
+    out["pending"] = np.zeros((n, cp), np.int64)
+    pods = np.bincount(row, minlength=n)[:n] if row.size else np.zeros(n, np.int64)
+    for j, check in enumerate(checks):
+        ph = table.phase[:, j]
+        fire, pend = ph == _FIRING, ph == _PENDING
+        out["firing"][:, j] = np.bincount(row[fire], minlength=n)[:n] if fire.any() else 0
+        out["pending"][:, j] = np.bincount(row[pend], minlength=n)[:n] if pend.any() else 0
+        active = fire | pend
+        out["active_since"][:, j] = _reduce_at(np.fmin, n, row, table.active_since[:, j], active, np.nan)
+        out["fired_at"][:, j] = _reduce_at(np.fmin, n, row, table.fired_at[:, j], fire, np.nan)
+        out["changed_at"][:, j] = _reduce_at(np.fmax, n, row, table.changed_at[:, j], np.ones(row.size, bool), np.nan)
+        worst = np.fmax if check.direction == Direction.ABOVE else np.fmin
+        every = np.ones(row.size, bool)
+        out["raw"][:, j] = _reduce_at(worst, n, row, raw[:, j], every, np.nan)
+        out["smoothed"][:, j] = _reduce_at(worst, n, row, smoothed[:, j], every, np.nan)
+    phase = np.where(out["firing"] > 0, _FIRING, np.where(out["pending"] > 0, _PENDING, _OK)).astype(np.int8)
+    out["phase"] = phase
+    out["pods"] = np.repeat(pods[:, None], cp, axis=1).astype(np.int64)
+    return out
+
+
+def check_view(params: HealthParams, n: int, wtable: CheckTable, wraw: np.ndarray, wsmoothed: np.ndarray,
+               pods: dict[str, np.ndarray]) -> CheckView:
+    """Assemble the (N, C) view from the workload table (N, Cw) and the pod aggregates (N, Cp)."""
+    c = len(params.checks)
+    wc, pc = params.workload_columns, params.pod_columns
+    fields = {}
+    for name, fill, dtype in (("phase", 0, np.int8), ("active_since", np.nan, float), ("fired_at", np.nan, float),
+                              ("changed_at", np.nan, float), ("raw", np.nan, float), ("smoothed", np.nan, float),
+                              ("firing", 0, np.int64), ("pending", 0, np.int64), ("pods", 0, np.int64)):
+        fields[name] = np.full((n, c), fill, dtype=dtype)
+        fields[name][:, pc] = pods[name]
+    fields["phase"][:, wc] = wtable.phase
+    fields["active_since"][:, wc] = wtable.active_since
+    fields["fired_at"][:, wc] = wtable.fired_at
+    fields["changed_at"][:, wc] = wtable.changed_at
+    fields["raw"][:, wc] = wraw
+    fields["smoothed"][:, wc] = wsmoothed
+    fields["firing"][:, wc] = wtable.phase == _FIRING
+    fields["pending"][:, wc] = wtable.phase == _PENDING
+    return CheckView(**fields)
+
+
+def firing_pod_mask(params: HealthParams, pods: PodState, row: np.ndarray, trigger: np.ndarray) -> np.ndarray:
+    """(P,) bool: the pod fires the pod-scope check ``trigger[row]`` of its target.
+
+    trigger: (N,) check index per target, -1 for none or a workload check.
+    """
+    if row.size == 0:
+        return np.zeros(0, bool)
+    pod_col = np.full(len(params.checks) + 1, -1, dtype=np.int64)  # last entry: trigger -1
+    pod_col[params.pod_columns] = np.arange(params.pod_columns.size)
+    col = pod_col[trigger[row]]
+    has = col >= 0
+    phase = np.zeros(row.size, np.int8)
+    phase[has] = pods.table.phase[np.flatnonzero(has), col[has]]
+    return has & (phase == _FIRING)

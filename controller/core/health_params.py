@@ -1,0 +1,295 @@
+"""Compiled health parameters and the integer codes the health core stores in its arrays.
+
+The policy layer builds a :class:`HealthParams` from a validated ``HealthSpec``
+(``controller.policy.compile.compile_health_params``); the core never imports the policy
+layer. Durations end in ``_s`` (seconds), ratios in ``_ratio`` or ``_share`` (0..1).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from controller.core.params import Smoothing
+
+
+class Scope(enum.IntEnum):
+    """Where a check's signal lives: one value per workload, or one series per pod."""
+
+    WORKLOAD = 0
+    POD = 1
+
+
+class Direction(enum.IntEnum):
+    """Which side of the unhealthy threshold is bad."""
+
+    ABOVE = 0  # unhealthy when value > unhealthy; recovered when value < recovered
+    BELOW = 1  # unhealthy when value < unhealthy; recovered when value > recovered
+
+
+class Remedy(enum.IntEnum):
+    """What a firing check proposes. The value is the arbitration rank: higher wins."""
+
+    NONE = 0
+    RECORD = 1
+    SCALE_UP = 2
+    RESTART_POD = 3
+    ROLLING_RESTART = 4
+    ROLLBACK = 5
+
+
+class Act(enum.IntEnum):
+    """The single action chosen for a target in one cycle."""
+
+    NONE = 0
+    SCALE = 1
+    RESTART_POD = 2
+    ROLLING_RESTART = 3
+    ROLLBACK = 4
+
+    @property
+    def kind(self) -> str:
+        """The ``controller.model.ActionKind`` value ("scale", "restart-pod", ...), "" for NONE."""
+        return "" if self is Act.NONE else self.name.lower().replace("_", "-")
+
+
+class Phase(enum.IntEnum):
+    """A check's alert state, as Prometheus names them."""
+
+    OK = 0
+    PENDING = 1
+    FIRING = 2
+
+
+class HealthReason(enum.IntEnum):
+    """Why a target got the action it got from the health side (and arbitration).
+
+    Stored as int codes in the core's arrays; ``.code`` is the CamelCase name used in records,
+    Events and metrics. New members go at the end so stored codes keep their meaning.
+    """
+
+    NO_ACTION = 0  # nothing firing, the scaling side wants no change
+    SCALING = 1  # nothing firing: the scaling decision goes through
+    SCALE_DOWN_BLOCKED_BY_ROLLOUT = 2  # a rollout or a rollback is in progress
+    SCALE_DOWN_BLOCKED_BY_FLOOR = 3  # a recent health scale-up holds a replica floor
+    RESTART_FIRING_PODS = 4
+    ROLLING_RESTART = 5
+    ROLLBACK_CHECK = 6  # a check whose action is rollback fired on a suspect revision
+    ROLLBACK_NEW_REVISION = 7  # a check started firing within the new-revision window
+    ROLLBACK_AFTER_ROLLOUT = 8  # the guard: within the rollback window after the rollout completed
+    SCALE_UP_OVERLOADED = 9  # overloaded: a scale-up instead of a restart
+    SCALE_UP_CHECK = 10  # a check whose action is scale-up fired
+    SYSTEMIC_NO_RESTART = 11  # firing on most pods at once: no pod-by-pod restarts
+    RECORD_ONLY = 12  # a check whose action is record fired
+    NO_HEALTHY_REVISION = 13  # a rollback is called for but no known-healthy revision exists
+    ROLLOUT_IN_PROGRESS = 14  # a restart waits for the rollout to finish
+    MAX_UNAVAILABLE = 15  # a restart waits: too many pods unavailable already
+    RESTART_BUDGET_EXHAUSTED = 16  # held
+    ROLLBACK_BUDGET_EXHAUSTED = 17  # held
+    HELD = 18  # the circuit breaker is open: no health action until re-armed
+    VERIFYING = 19  # the last action's verification window is open: wait
+    VERIFIED = 20  # outcome: the triggering check cleared after the action
+    ESCALATED = 21  # the action is the next step of the ladder after a failed verification
+    VERIFY_FAILED_HELD = 22  # outcome: verification failed at the top of the ladder: held
+    REARMED = 23  # outcome: an operator re-armed the target
+    SCALE_UP_COOLDOWN = 24  # a health scale-up happened within the verify window: wait
+    AT_MAX_REPLICAS = 25  # a scale-up is called for but the workload is at max replicas
+    CURRENT_REVISION_HEALTHY = 26  # a rollback check fired but the current revision is known healthy
+    VERIFY_FAILED_ESCALATING = 27  # outcome: verification failed, the next ladder step follows
+
+    @property
+    def code(self) -> str:
+        return "".join(part.capitalize() for part in self.name.split("_"))
+
+
+HEALTH_REASON_CODES: tuple[str, ...] = tuple(r.code for r in HealthReason)
+
+
+@dataclass(frozen=True)
+class CheckParams:
+    """One health check, compiled.
+
+    The check is unhealthy while ``value`` is strictly beyond ``unhealthy`` (above or below,
+    per ``direction``) and recovered while strictly beyond ``recovered`` on the healthy side.
+    Values between the two thresholds (the hysteresis band) keep the current state.
+    """
+
+    name: str
+    scope: Scope
+    direction: Direction
+    unhealthy: float
+    unhealthy_for_s: float
+    recovered: float
+    recovered_for_s: float
+    action: Remedy
+    fire_on_missing: bool = False
+    smoothing: Smoothing = Smoothing.NONE
+    half_life_s: float = 0.0
+    window_s: float = 0.0
+    percentile: float = 50.0
+
+    def sample_slots(self, interval_s: float) -> int:
+        """Raw-sample ring length for window smoothing (0 for none/EWMA)."""
+        if self.smoothing in (Smoothing.NONE, Smoothing.EWMA):
+            return 0
+        return int(np.ceil(self.window_s / max(interval_s, 1.0))) + 1
+
+
+@dataclass(frozen=True)
+class BudgetParams:
+    """Limits on disruptive actions, per target.
+
+    restarts_per_hour counts pods restarted (a rolling restart counts as one);
+    rollbacks_per_day counts rollbacks; at most ``max_unavailable`` pods unavailable at once
+    (a count, or a ratio of the replicas), not-ready pods included.
+    """
+
+    restarts_per_hour: int = 6
+    rollbacks_per_day: int = 2
+    max_unavailable_pods: int | None = None
+    max_unavailable_ratio: float | None = 0.25
+
+    def max_unavailable(self, replicas: np.ndarray) -> np.ndarray:
+        """(N,) pods that may be unavailable at once out of ``replicas`` (N,).
+
+        A ratio rounds down like Kubernetes' maxUnavailable, but never below one pod when it is
+        positive: otherwise a small workload could never be healed.
+        """
+        replicas = np.asarray(replicas, dtype=np.float64)
+        if self.max_unavailable_pods is not None:
+            return np.full(replicas.shape, int(self.max_unavailable_pods), dtype=np.int64)
+        ratio = self.max_unavailable_ratio or 0.0
+        if ratio <= 0:
+            return np.zeros(replicas.shape, dtype=np.int64)
+        return np.maximum(1, np.floor(ratio * replicas + 1e-9)).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class OverloadParams:
+    """When pods that are unready or slow are blamed on load rather than on the pods.
+
+    Overloaded when the observation says so, or utilization (a ratio, 1.0 = 100 %) is above
+    ``utilization_above``, or (``when_scaling_wants_more``) the scaling side wants more
+    replicas than there are.
+    """
+
+    utilization_above: float = math.inf
+    when_scaling_wants_more: bool = True
+
+
+def _longest_for(checks: tuple[CheckParams, ...]) -> float:
+    return max((max(c.unhealthy_for_s, c.recovered_for_s) for c in checks), default=0.0)
+
+
+def default_verify_window_s(checks: tuple[CheckParams, ...]) -> float:
+    """Twice the longest ``for`` (unhealthy or recovered) of the checks, or 120 s when none is set."""
+    longest = _longest_for(checks)
+    return 2.0 * longest if longest > 0 else 120.0
+
+
+@dataclass(frozen=True)
+class HealthParams:
+    """Everything the health core needs for the targets of one policy.
+
+    verify_window_s: after a restart or rollback, the triggering check must clear within this
+    window (extended while a rollout is in progress), else the ladder escalates.
+    escalation: the ladder, lowest step first; empty means no escalation (a failed
+    verification holds the target).
+    systemic_share: a pod-scope check firing on at least this share of a target's pods (and
+    on at least ``systemic_min_pods`` pods) is systemic: no pod-by-pod restarts.
+    new_revision_window_s: a check whose episode began within this long after the current
+    revision became current blames the revision (rollback).
+    rollback_window_s: the guard: a check that begins while the rollout of a revision has
+    been complete for less than this still rolls back (even if the revision has meanwhile
+    become known-healthy: the rollback then goes to the previous healthy revision).
+    healthy_after_s: a revision becomes known-healthy once its rollout is complete and no
+    check has been pending or firing for this long.
+    scale_up_step_ratio: a health scale-up adds max(1, ceil(ratio * current)) replicas unless
+    the scaling side wants more; the new count is a floor for ``scale_up_hold_s``.
+    rollout_wait_s: how long past its deadline a verification waits for a rollout to finish
+    before it is judged anyway (a stuck rollout must not block healing forever).
+    """
+
+    checks: tuple[CheckParams, ...]
+    budgets: BudgetParams = field(default_factory=BudgetParams)
+    rollback_window_s: float = 1800.0
+    escalation: tuple[Remedy, ...] = ()
+    verify_window_s: float = 120.0
+    systemic_share: float = 0.5
+    systemic_min_pods: int = 2
+    new_revision_window_s: float = 1800.0
+    healthy_after_s: float = 300.0
+    overload: OverloadParams = field(default_factory=OverloadParams)
+    interval_s: float = 15.0
+    max_replicas: int = 2**31 - 1
+    scale_up_step_ratio: float = 0.25
+    scale_up_hold_s: float = 300.0
+    rollout_wait_s: float = 600.0
+    name: str = ""
+
+    @classmethod
+    def of(cls, checks: tuple[CheckParams, ...], **overrides) -> "HealthParams":
+        """With the documented defaults derived from the checks (verify window)."""
+        overrides.setdefault("verify_window_s", default_verify_window_s(checks))
+        return cls(checks=tuple(checks), **overrides)
+
+    # --- per-check columns, (C,) arrays -----------------------------------------------------
+
+    @cached_property
+    def check_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.checks)
+
+    @cached_property
+    def scopes(self) -> np.ndarray:
+        return np.asarray([int(c.scope) for c in self.checks], dtype=np.int64)
+
+    @cached_property
+    def workload_columns(self) -> np.ndarray:
+        """Indices of the workload-scope checks, in check order."""
+        return np.flatnonzero(self.scopes == Scope.WORKLOAD)
+
+    @cached_property
+    def pod_columns(self) -> np.ndarray:
+        """Indices of the pod-scope checks, in check order."""
+        return np.flatnonzero(self.scopes == Scope.POD)
+
+    @cached_property
+    def actions(self) -> np.ndarray:
+        return np.asarray([int(c.action) for c in self.checks], dtype=np.int64)
+
+    @cached_property
+    def effective_actions(self) -> np.ndarray:
+        """(C,) the Remedy each check proposes: restart-pod on a workload-scope check, which
+        names no pod, becomes a rolling restart."""
+        restart_pod = (self.actions == Remedy.RESTART_POD) & (self.scopes == Scope.WORKLOAD)
+        return np.where(restart_pod, int(Remedy.ROLLING_RESTART), self.actions)
+
+    @cached_property
+    def escalation_next(self) -> np.ndarray:
+        """(len(Remedy),): the ladder step after each remedy, Remedy.NONE at the top.
+
+        A remedy on the ladder escalates to the step after it; a remedy not on the ladder
+        escalates to the first step that ranks above it.
+        """
+        ladder = [int(r) for r in self.escalation]
+        out = np.zeros(len(Remedy), dtype=np.int64)
+        for r in Remedy:
+            if int(r) in ladder:
+                pos = ladder.index(int(r))
+                out[r] = ladder[pos + 1] if pos + 1 < len(ladder) else Remedy.NONE
+            else:
+                out[r] = next((s for s in ladder if s > r), Remedy.NONE)
+        out[Remedy.NONE] = Remedy.NONE
+        return out
+
+    @property
+    def restart_slots(self) -> int:
+        return max(int(self.budgets.restarts_per_hour), 0) + 2
+
+    @property
+    def rollback_slots(self) -> int:
+        return max(int(self.budgets.rollbacks_per_day), 0) + 2

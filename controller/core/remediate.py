@@ -1,0 +1,445 @@
+"""From firing checks to health proposals, and the memory behind them: revisions, budgets,
+verification with an escalation ladder, and the circuit breaker (held targets).
+
+Shapes: N targets, C checks, P pods. Every function is pure and vectorized over targets.
+
+Revisions. The core remembers per target the current revision and when it became current,
+when its rollout completed, and the two most recent *known-healthy* revisions: a revision
+becomes known-healthy once its rollout is complete and no check has fired for
+``healthy_after_s``. A revision the health side rolled back to (or rolling-restarted) inherits
+the healthiness of the revision it came from, so revision numbers that change on a rollback
+(Deployments) do not make a known-good template look new.
+
+Blame. A firing check whose action is disruptive (restart-pod, rolling-restart, rollback) is
+*explained by the current revision* when that revision was not already known healthy when it
+became current (a rollback target, or a rolling restart of a known-good revision, is never
+blamed; a new revision stays blamable for its windows even once it has proven healthy), the
+check's episode began after the revision became current, and either within
+``new_revision_window_s`` of that (new revision) or within ``rollback_window_s`` of the rollout
+completing (the guard). For pod-scope checks, any firing pod whose episode began in the window
+counts.
+
+Verification. A restart, rolling restart or rollback opens a window of ``verify_window_s``
+(extended while a rollout is in progress, by at most ``rollout_wait_s``). A workload-scope
+trigger passes as soon as it is back to OK, or at the deadline when it is not firing. A
+pod-scope trigger passes at the deadline when none of the pods that appeared since the action
+(the replacements), nor a restarted pod that kept its name, fires it. A failure escalates to
+the ladder's next step or, at the top, holds the target (circuit open). While a window is open
+no other health action is taken on that target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from controller.core import history
+from controller.core.health import CheckView, PodState, firing_pod_mask
+from controller.core.health_params import Act, HealthParams, HealthReason, Phase, Remedy, Scope
+
+HOUR_S = 3600.0
+DAY_S = 86400.0
+_FIRING, _OK = int(Phase.FIRING), int(Phase.OK)
+_DISRUPTIVE = np.asarray([int(Remedy.RESTART_POD), int(Remedy.ROLLING_RESTART), int(Remedy.ROLLBACK)])
+
+
+def _take(a: np.ndarray, rows: np.ndarray, fill) -> np.ndarray:
+    rows = np.asarray(rows, dtype=np.int64)
+    new = rows < 0
+    out = a[np.where(new, 0, rows)] if a.shape[0] else np.full((rows.size,) + a.shape[1:], fill, dtype=a.dtype)
+    out[new] = fill
+    return out
+
+
+def as_strings(values, n: int) -> np.ndarray:
+    """(n,) object array of str ('' for None)."""
+    if values is None:
+        return np.full(n, "", dtype=object)
+    out = np.empty(n, dtype=object)
+    out[:] = ["" if v is None else str(v) for v in np.asarray(values, dtype=object).reshape(-1)]
+    return out
+
+
+# --- revisions -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RevisionState:
+    """Per target (N,): revision ids are str ('' = none), times epoch seconds (NaN = unknown).
+
+    current / since: the current revision and when it became current; rollout_done_at: when
+    its rollout was first seen complete; clean_since: since when it has been complete with no
+    firing check; healthy / older_healthy: the two most recent known-healthy revisions;
+    rolled_back_to / restarted: set by a rollback / rolling restart until its verification ends;
+    trusted: bool, the current revision was already known healthy when it became current (a
+    return to a known-good revision), so nothing is blamed on it.
+    """
+
+    current: np.ndarray
+    since: np.ndarray
+    rollout_done_at: np.ndarray
+    clean_since: np.ndarray
+    healthy: np.ndarray
+    older_healthy: np.ndarray
+    rolled_back_to: np.ndarray
+    restarted: np.ndarray
+    trusted: np.ndarray
+
+    @classmethod
+    def empty(cls, n: int) -> "RevisionState":
+        s = lambda: np.full(n, "", dtype=object)  # noqa: E731
+        f = lambda: np.full(n, np.nan)  # noqa: E731
+        return cls(s(), f(), f(), f(), s(), s(), s(), s(), np.zeros(n, bool))
+
+    def take(self, rows: np.ndarray) -> "RevisionState":
+        def fill(a: np.ndarray):
+            return "" if a.dtype == object else (False if a.dtype == bool else np.nan)
+        return RevisionState(*(_take(getattr(self, k), rows, fill(getattr(self, k)))
+                               for k in self.__dataclass_fields__))
+
+    @property
+    def rollback_target(self) -> np.ndarray:
+        """(N,) the known-healthy revision to roll back to, '' when there is none."""
+        h, o, cur = self.healthy, self.older_healthy, self.current
+        return np.where((h != "") & (h != cur), h, np.where((o != "") & (o != cur), o, "")).astype(object)
+
+    @property
+    def suspect(self) -> np.ndarray:
+        """(N,) bool: the current revision is not known healthy."""
+        return (self.current != self.healthy) & (self.current != self.older_healthy)
+
+
+def update_revisions(params: HealthParams, rs: RevisionState, revision: np.ndarray, revision_since: np.ndarray,
+                     rollout: np.ndarray, any_firing: np.ndarray, now: float) -> RevisionState:
+    """Track revision changes, rollout completion and healthiness for one cycle.
+
+    revision: (N,) the current (newest) revision of each target; revision_since: (N,) when it
+    became current if the cluster knows (NaN otherwise: first seen now); rollout: (N,) bool;
+    any_firing: (N,) bool, some check fires on the target.
+    """
+    first = rs.current == ""
+    changed = revision != rs.current
+    src = np.where(rs.rolled_back_to != "", rs.rolled_back_to, rs.restarted)
+    carried = changed & ~first & (src != "")
+    from_h = carried & (src == rs.healthy)
+    from_o = carried & (src == rs.older_healthy) & ~from_h
+    healthy = np.where(from_h | from_o, revision, rs.healthy)
+    # back to the older healthy one: a rollback leaves a failing revision behind (forget it), a
+    # rolling restart of the older one keeps both
+    older = np.where(from_o, np.where(rs.rolled_back_to != "", "", rs.healthy), rs.older_healthy)
+    same_code = carried & (rs.restarted != "") & (rs.restarted == rs.current)  # our rolling restart
+    known = np.isfinite(revision_since)
+    since = np.where(changed, np.where(same_code, rs.since, np.where(known, revision_since, now)), rs.since)
+    done = np.where(changed, np.where(first & known, revision_since, np.nan), rs.rollout_done_at)
+    done = np.where(rollout, np.nan, np.where(np.isnan(done), now, done))
+    clean = np.where(first, np.where(known, revision_since, now), rs.clean_since)
+    clean = np.where((changed & ~first) | rollout | any_firing, now, clean)
+    trusted = np.where(changed, (revision != "") & ((revision == healthy) | (revision == older)), rs.trusted)
+    mark = (revision != "") & ~rollout & ~any_firing & (now - clean >= params.healthy_after_s) & (revision != healthy)
+    older = np.where(mark, healthy, older)
+    healthy = np.where(mark, revision, healthy)
+    keep = lambda a: np.where(changed, "", a).astype(object)  # noqa: E731
+    return RevisionState(revision.astype(object), since, done, clean, healthy.astype(object),
+                         older.astype(object), keep(rs.rolled_back_to), keep(rs.restarted), trusted.astype(bool))
+
+
+# --- budgets ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BudgetState:
+    """Per target histories (N, S) of pods restarted and rollbacks done, with their times."""
+
+    restarts: np.ndarray
+    restart_at: np.ndarray
+    rollbacks: np.ndarray
+    rollback_at: np.ndarray
+
+    @classmethod
+    def empty(cls, n: int, params: HealthParams) -> "BudgetState":
+        return cls(*history.empty_history(n, params.restart_slots), *history.empty_history(n, params.rollback_slots))
+
+    def take(self, rows: np.ndarray) -> "BudgetState":
+        return BudgetState(_take(self.restarts, rows, 0.0), _take(self.restart_at, rows, np.nan),
+                           _take(self.rollbacks, rows, 0.0), _take(self.rollback_at, rows, np.nan))
+
+    def restarts_used(self, now: float) -> np.ndarray:
+        """(N,) pods restarted in the last hour (an event exactly an hour old no longer counts)."""
+        return _used(self.restarts, self.restart_at, now, HOUR_S)
+
+    def rollbacks_used(self, now: float) -> np.ndarray:
+        """(N,) rollbacks in the last day."""
+        return _used(self.rollbacks, self.rollback_at, now, DAY_S)
+
+    def record(self, restarted: np.ndarray, rolled_back: np.ndarray, now: float) -> "BudgetState":
+        """Remember ``restarted`` (N,) pods and ``rolled_back`` (N,) bool at ``now``."""
+        r, rt, b, bt = self.restarts, self.restart_at, self.rollbacks, self.rollback_at
+        if (restarted > 0).any():
+            r, rt = history.write_slot(r, rt, restarted, now, HOUR_S, rows=restarted > 0)
+        if rolled_back.any():
+            b, bt = history.write_slot(b, bt, np.ones(rolled_back.shape), now, DAY_S, rows=rolled_back)
+        return BudgetState(r, rt, b, bt)
+
+
+def _used(values: np.ndarray, times: np.ndarray, now: float, window_s: float) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return np.where(now - times < window_s, values, 0.0).sum(axis=1).astype(np.int64)
+
+
+# --- verification, escalation, hold ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RemedyState:
+    """Per target (N,): the action under verification and the circuit breaker.
+
+    verify_action: Remedy under verification (NONE = no window open); verify_check: its
+    triggering check (-1); verify_started / verify_until: the window (epoch s).
+    escalation: a Remedy the ladder calls for, not yet taken (NONE); escalation_check: its check.
+    held: the circuit is open; held_reason: HealthReason (-1); held_at: epoch s.
+    floor / floor_until: a replica floor from a health scale-up; cooldown_until: no new health
+    scale-up before this time.
+    """
+
+    verify_action: np.ndarray
+    verify_check: np.ndarray
+    verify_started: np.ndarray
+    verify_until: np.ndarray
+    escalation: np.ndarray
+    escalation_check: np.ndarray
+    held: np.ndarray
+    held_reason: np.ndarray
+    held_at: np.ndarray
+    floor: np.ndarray
+    floor_until: np.ndarray
+    cooldown_until: np.ndarray
+
+    @classmethod
+    def empty(cls, n: int) -> "RemedyState":
+        i = lambda v: np.full(n, v, dtype=np.int64)  # noqa: E731
+        f = lambda: np.full(n, np.nan)  # noqa: E731
+        return cls(i(0), i(-1), f(), f(), i(0), i(-1), np.zeros(n, bool), i(-1), f(), i(0), f(), f())
+
+    def take(self, rows: np.ndarray) -> "RemedyState":
+        fills = dict(verify_check=-1, escalation_check=-1, held_reason=-1)
+        out = {}
+        for k in self.__dataclass_fields__:
+            a = getattr(self, k)
+            fill = fills.get(k, np.nan if a.dtype.kind == "f" else (False if a.dtype == bool else 0))
+            out[k] = _take(a, rows, fill)
+        return RemedyState(**out)
+
+
+def rearm(rem: RemedyState, rows: np.ndarray) -> tuple[RemedyState, np.ndarray]:
+    """Close the circuit of ``rows`` (N,) bool: held targets act again. Budget history is kept.
+
+    Returns (state, outcome (N,) REARMED or -1).
+    """
+    outcome = np.where(rows, int(HealthReason.REARMED), -1)
+    return replace(rem, held=rem.held & ~rows, held_reason=np.where(rows, -1, rem.held_reason),
+                   held_at=np.where(rows, np.nan, rem.held_at), escalation=np.where(rows, 0, rem.escalation),
+                   escalation_check=np.where(rows, -1, rem.escalation_check)), outcome
+
+
+def verify(params: HealthParams, rem: RemedyState, rev: RevisionState, view: CheckView, pods: PodState,
+           pod_row: np.ndarray, rollout: np.ndarray, now: float
+           ) -> tuple[RemedyState, RevisionState, np.ndarray]:
+    """Resolve the verification windows that are due. Returns (state, revisions, outcome (N,)).
+
+    outcome: VERIFIED, VERIFY_FAILED_ESCALATING, VERIFY_FAILED_HELD, or -1.
+    """
+    n = rem.verify_action.size
+    active = rem.verify_action != Remedy.NONE
+    chk = np.maximum(rem.verify_check, 0)
+    phase = view.phase[np.arange(n), chk] if view.phase.shape[1] else np.zeros(n, np.int8)
+    is_pod = params.scopes[chk] == Scope.POD if params.scopes.size else np.zeros(n, bool)
+    due = active & (now >= rem.verify_until) & (~rollout | (now >= rem.verify_until + params.rollout_wait_s))
+    trig = np.where(active & is_pod, rem.verify_check, -1)
+    started = _at(rem.verify_started, pod_row)
+    replaced = (pods.first_seen > started) | (pods.restarted_at >= started)  # new pods, or restarted in place
+    bad_new = firing_pod_mask(params, pods, pod_row, trig) & replaced
+    new_firing = np.bincount(pod_row[bad_new], minlength=n)[:n] if bad_new.any() else np.zeros(n, np.int64)
+    passed = np.where(is_pod, new_firing == 0, phase != _FIRING)
+    success = active & ((~is_pod & (phase == _OK)) | (due & passed))
+    fail = due & ~success
+    nxt = params.escalation_next[rem.verify_action]
+    escalate, stop = fail & (nxt != Remedy.NONE), fail & (nxt == Remedy.NONE)
+    outcome = np.where(success, int(HealthReason.VERIFIED),
+                       np.where(escalate, int(HealthReason.VERIFY_FAILED_ESCALATING),
+                                np.where(stop, int(HealthReason.VERIFY_FAILED_HELD), -1)))
+    done = success | fail
+    rem = replace(
+        rem, verify_action=np.where(done, 0, rem.verify_action), verify_check=np.where(done, -1, rem.verify_check),
+        verify_started=np.where(done, np.nan, rem.verify_started),
+        verify_until=np.where(done, np.nan, rem.verify_until),
+        escalation=np.where(escalate, nxt, rem.escalation),
+        escalation_check=np.where(escalate, rem.verify_check, rem.escalation_check),
+        held=rem.held | stop, held_reason=np.where(stop, int(HealthReason.VERIFY_FAILED_HELD), rem.held_reason),
+        held_at=np.where(stop, now, rem.held_at))
+    rev = replace(rev, rolled_back_to=np.where(done, "", rev.rolled_back_to).astype(object),
+                  restarted=np.where(done, "", rev.restarted).astype(object))
+    return rem, rev, outcome
+
+
+def _at(per_target: np.ndarray, pod_row: np.ndarray) -> np.ndarray:
+    """(P,) the target value of each pod (NaN comparisons are False)."""
+    return per_target[pod_row] if pod_row.size else np.zeros(0)
+
+
+# --- proposals -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What the firing checks ask for, per target (N,).
+
+    want: Remedy (NONE when nothing fires); trigger: the check behind it (-1); escalated: want
+    comes from the ladder; systemic; new_revision / after_rollout: a disruptive check is
+    explained by the current revision; blamed_check: the first such check (-1).
+    """
+
+    want: np.ndarray
+    trigger: np.ndarray
+    escalated: np.ndarray
+    systemic: np.ndarray
+    new_revision: np.ndarray
+    after_rollout: np.ndarray
+    blamed_check: np.ndarray
+
+
+def _blame(firing: np.ndarray, began: np.ndarray, since: np.ndarray, done: np.ndarray, params: HealthParams,
+           disruptive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(new_revision, after_rollout), each (R, C) bool, for rows with their revision times (R,)."""
+    with np.errstate(invalid="ignore"):
+        blamed = firing & disruptive & (began >= since[:, None])
+        return (blamed & (began - since[:, None] <= params.new_revision_window_s),
+                blamed & (began - done[:, None] <= params.rollback_window_s))
+
+
+def _first(mask: np.ndarray) -> np.ndarray:
+    """(N,) index of the first True column, -1 where none."""
+    if mask.shape[1] == 0:
+        return np.full(mask.shape[0], -1, dtype=np.int64)
+    return np.where(mask.any(axis=1), mask.argmax(axis=1), -1)
+
+
+def propose(params: HealthParams, view: CheckView, pods: PodState, pod_row: np.ndarray, rem: RemedyState,
+            rev: RevisionState) -> tuple[Proposal, RemedyState]:
+    """The strongest remedy the firing checks ask for (ties: the first check), the pending
+    escalation taking precedence while its check still fires, and the revision blame.
+
+    Returns the proposal and the state with stale escalations (check no longer firing) dropped.
+    """
+    n, c = view.phase.shape
+    firing = view.phase == _FIRING
+    eff = params.effective_actions
+    score = np.where(firing, eff * (c + 1) + (c - np.arange(c)), -1)
+    trigger = np.where(firing.any(axis=1), score.argmax(axis=1), -1) if c else np.full(n, -1, np.int64)
+    want = np.where(trigger >= 0, eff[np.maximum(trigger, 0)] if c else 0, int(Remedy.NONE))
+
+    esc_chk = np.maximum(rem.escalation_check, 0)
+    live = (rem.escalation != Remedy.NONE) & (firing[np.arange(n), esc_chk] if c else False)
+    esc_want = rem.escalation
+    if c:
+        workload = params.scopes[esc_chk] == Scope.WORKLOAD
+        esc_want = np.where(workload & (esc_want == Remedy.RESTART_POD), int(Remedy.ROLLING_RESTART), esc_want)
+    want = np.where(live, esc_want, want)
+    trigger = np.where(live, rem.escalation_check, trigger)
+    rem = replace(rem, escalation=np.where(live, rem.escalation, 0),
+                  escalation_check=np.where(live, rem.escalation_check, -1))
+
+    disruptive = np.isin(params.actions, _DISRUPTIVE)
+    blamable = ~rev.trusted & (rev.current != "")
+    new_rev, after = _blame(firing & blamable[:, None], view.active_since, rev.since, rev.rollout_done_at, params,
+                            disruptive)
+    if params.pod_columns.size and pod_row.size:  # per pod: any firing pod whose episode is blamed
+        pc = params.pod_columns
+        p_firing = (pods.table.phase == _FIRING) & blamable[pod_row][:, None]
+        p_new, p_after = _blame(p_firing, pods.table.active_since, rev.since[pod_row], rev.rollout_done_at[pod_row],
+                                params, disruptive[pc])
+        for j, col in enumerate(pc):
+            new_rev[:, col] = np.bincount(pod_row[p_new[:, j]], minlength=n)[:n] > 0
+            after[:, col] = np.bincount(pod_row[p_after[:, j]], minlength=n)[:n] > 0
+    blamed_check = np.where(_first(new_rev) >= 0, _first(new_rev), _first(after))
+
+    t = np.maximum(trigger, 0)
+    systemic = ((want == Remedy.RESTART_POD) & (trigger >= 0) & (params.scopes[t] == Scope.POD if c else False)
+                & (view.share_firing[np.arange(n), t] >= params.systemic_share if c else False)
+                & (view.firing[np.arange(n), t] >= params.systemic_min_pods if c else False))
+    return Proposal(want.astype(np.int64), trigger.astype(np.int64), live, systemic, new_rev.any(axis=1),
+                    after.any(axis=1), blamed_check.astype(np.int64)), rem
+
+
+# --- pods to restart -------------------------------------------------------------------------
+
+
+def restart_room(params: HealthParams, pods: PodState, pod_row: np.ndarray, pod_ready: np.ndarray,
+                 trigger: np.ndarray, current: np.ndarray, ready: np.ndarray, budget_left: np.ndarray
+                 ) -> np.ndarray:
+    """(N,) pods restart-pod may restart now: the firing pods of the trigger check, not-ready ones
+    first (restarting them disrupts nothing more), ready ones only while fewer than
+    max-unavailable pods are unavailable (current - ready counts), and never beyond the budget.
+    """
+    n = current.size
+    mask = firing_pod_mask(params, pods, pod_row, trigger)
+    unready = np.bincount(pod_row[mask & ~pod_ready], minlength=n)[:n] if mask.any() else np.zeros(n, np.int64)
+    ready_f = np.bincount(pod_row[mask & pod_ready], minlength=n)[:n] if mask.any() else np.zeros(n, np.int64)
+    unavailable = np.maximum(0, np.asarray(current, np.int64) - np.asarray(ready, np.int64))
+    room = np.maximum(0, params.budgets.max_unavailable(current) - unavailable)
+    return np.maximum(0, np.minimum(budget_left, unready + np.minimum(ready_f, room))).astype(np.int64)
+
+
+def pick_pods(params: HealthParams, pods: PodState, pod_row: np.ndarray, pod_ready: np.ndarray,
+              trigger: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """(P,) bool: for each target, its first ``count`` firing pods of the trigger check, not-ready
+    first, then the earliest to fire, then by key."""
+    mask = firing_pod_mask(params, pods, pod_row, trigger) & (count[pod_row] > 0 if pod_row.size else False)
+    if not mask.any():
+        return np.zeros(pod_row.size, bool)
+    pod_col = np.full(len(params.checks) + 1, 0, dtype=np.int64)
+    pod_col[params.pod_columns] = np.arange(params.pod_columns.size)
+    cand = np.flatnonzero(mask)
+    fired = pods.table.fired_at[cand, pod_col[trigger[pod_row[cand]]]]
+    order = cand[np.lexsort((pods.keys[cand], fired, pod_ready[cand], pod_row[cand]))]
+    rows = pod_row[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(rows)) + 1]
+    rank = np.arange(rows.size) - np.repeat(starts, np.diff(np.r_[starts, rows.size]))
+    chosen = np.zeros(pod_row.size, bool)
+    chosen[order[rank < count[rows]]] = True
+    return chosen
+
+
+# --- after arbitration -----------------------------------------------------------------------
+
+_REMEDY_OF_ACT = np.asarray([int(Remedy.NONE), int(Remedy.SCALE_UP), int(Remedy.RESTART_POD),
+                             int(Remedy.ROLLING_RESTART), int(Remedy.ROLLBACK)])
+
+
+def remember(params: HealthParams, rem: RemedyState, rev: RevisionState, budgets: BudgetState, action: np.ndarray,
+             from_health: np.ndarray, hold: np.ndarray, hold_reason: np.ndarray, replicas: np.ndarray,
+             restarted: np.ndarray, check: np.ndarray, rollback_to: np.ndarray, now: float
+             ) -> tuple[RemedyState, RevisionState, BudgetState]:
+    """Update the memory with the chosen actions (assumed applied): budgets, verification
+    windows, rollback/restart markers, scale-up floors and holds. All arguments are (N,)."""
+    rollback = action == Act.ROLLBACK
+    rolling = action == Act.ROLLING_RESTART
+    verified = rollback | rolling | (action == Act.RESTART_POD)
+    health_scale = from_health & (action == Act.SCALE)
+    budgets = budgets.record(np.where(rolling, 1, np.where(action == Act.RESTART_POD, restarted, 0)), rollback, now)
+    took = from_health | hold
+    rem = replace(
+        rem,
+        verify_action=np.where(verified, _REMEDY_OF_ACT[action], rem.verify_action),
+        verify_check=np.where(verified, check, rem.verify_check),
+        verify_started=np.where(verified, now, rem.verify_started),
+        verify_until=np.where(verified, now + params.verify_window_s, rem.verify_until),
+        escalation=np.where(took, 0, rem.escalation), escalation_check=np.where(took, -1, rem.escalation_check),
+        held=rem.held | hold, held_reason=np.where(hold, hold_reason, rem.held_reason),
+        held_at=np.where(hold, now, rem.held_at),
+        floor=np.where(health_scale, replicas, rem.floor),
+        floor_until=np.where(health_scale, now + params.scale_up_hold_s, rem.floor_until),
+        cooldown_until=np.where(health_scale, now + params.verify_window_s, rem.cooldown_until))
+    rev = replace(rev, rolled_back_to=np.where(rollback, rollback_to, rev.rolled_back_to).astype(object),
+                  restarted=np.where(rolling, rev.current, rev.restarted).astype(object))
+    return rem, rev, budgets

@@ -1,0 +1,183 @@
+"""Arbitration as a table: one row per rule, then properties over random inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from controller.core.arbitrate import ArbitrationInput, arbitrate
+from controller.core.health_params import Act, HealthReason, Remedy
+
+R = HealthReason
+RB, RP, RR, UP, REC = Remedy.ROLLBACK, Remedy.RESTART_POD, Remedy.ROLLING_RESTART, Remedy.SCALE_UP, Remedy.RECORD
+
+# (inputs, expected (action, reason, replicas, restart, hold)); current is 4 unless given.
+ROWS = [
+    pytest.param({}, (Act.NONE, R.NO_ACTION, 4, 0, False), id="nothing-wanted-nothing-to-do"),
+    pytest.param(dict(desired=6), (Act.SCALE, R.SCALING, 6, 0, False), id="scale-up-passes"),
+    pytest.param(dict(desired=2), (Act.SCALE, R.SCALING, 2, 0, False), id="scale-down-passes"),
+    pytest.param(dict(desired=2, rollout=True), (Act.NONE, R.SCALE_DOWN_BLOCKED_BY_ROLLOUT, 4, 0, False),
+                 id="no-scale-down-during-a-rollout-or-rollback"),
+    pytest.param(dict(desired=6, rollout=True), (Act.SCALE, R.SCALING, 6, 0, False),
+                 id="scale-up-during-a-rollout-is-allowed"),
+    pytest.param(dict(desired=2, floor=3), (Act.SCALE, R.SCALING, 3, 0, False),
+                 id="scale-down-clipped-at-the-health-floor"),
+    pytest.param(dict(desired=2, floor=5), (Act.NONE, R.SCALE_DOWN_BLOCKED_BY_FLOOR, 4, 0, False),
+                 id="scale-down-blocked-by-the-health-floor"),
+    pytest.param(dict(want=RP, new_revision=True), (Act.ROLLBACK, R.ROLLBACK_NEW_REVISION, 4, 0, False),
+                 id="rollback-beats-restart-when-a-new-revision-explains-it"),
+    pytest.param(dict(want=RB, desired=8), (Act.ROLLBACK, R.ROLLBACK_CHECK, 4, 0, False),
+                 id="rollback-beats-scale"),
+    pytest.param(dict(want=RP, desired=2, restart_room=1), (Act.RESTART_POD, R.RESTART_FIRING_PODS, 4, 1, False),
+                 id="restart-beats-scale"),
+    pytest.param(dict(want=RB, suspect=False), (Act.NONE, R.CURRENT_REVISION_HEALTHY, 4, 0, False),
+                 id="rollback-check-on-a-known-healthy-revision-does-not-roll-back"),
+    pytest.param(dict(want=RB, can_rollback=False, desired=6), (Act.SCALE, R.NO_HEALTHY_REVISION, 6, 0, False),
+                 id="rollback-with-nowhere-to-go-records-and-scaling-passes"),
+    pytest.param(dict(want=RP, new_revision=True, can_rollback=False),
+                 (Act.RESTART_POD, R.RESTART_FIRING_PODS, 4, 1, False),
+                 id="new-revision-without-a-healthy-revision-falls-back-to-restart"),
+    pytest.param(dict(want=RR, after_rollout=True), (Act.ROLLBACK, R.ROLLBACK_AFTER_ROLLOUT, 4, 0, False),
+                 id="guard-after-rollout-rolls-back"),
+    pytest.param(dict(want=RB, rollback_budget=0), (Act.NONE, R.ROLLBACK_BUDGET_EXHAUSTED, 4, 0, True),
+                 id="rollbacks-per-day-exhausted-holds"),
+    pytest.param(dict(want=RB, rollback_budget=0, desired=6), (Act.SCALE, R.ROLLBACK_BUDGET_EXHAUSTED, 6, 0, True),
+                 id="held-by-budget-scaling-still-passes"),
+    pytest.param(dict(want=RP, overloaded=True, scale_up_to=5), (Act.SCALE, R.SCALE_UP_OVERLOADED, 5, 0, False),
+                 id="overloaded-scale-up-instead-of-restart"),
+    pytest.param(dict(want=RR, overloaded=True, desired=7, scale_up_to=7),
+                 (Act.SCALE, R.SCALE_UP_OVERLOADED, 7, 0, False), id="overloaded-rolling-restart-becomes-scale-up"),
+    pytest.param(dict(want=RP, overloaded=True, scale_up_to=4), (Act.NONE, R.AT_MAX_REPLICAS, 4, 0, False),
+                 id="overloaded-at-max-replicas-no-restart-either"),
+    pytest.param(dict(want=RP, overloaded=True, cooldown=True), (Act.NONE, R.SCALE_UP_COOLDOWN, 4, 0, False),
+                 id="overloaded-within-scale-up-cooldown-waits"),
+    pytest.param(dict(want=RP, overloaded=True, new_revision=True),
+                 (Act.ROLLBACK, R.ROLLBACK_NEW_REVISION, 4, 0, False),
+                 id="new-revision-rollback-beats-overload"),
+    pytest.param(dict(want=RP, systemic=True, desired=3), (Act.SCALE, R.SYSTEMIC_NO_RESTART, 3, 0, False),
+                 id="systemic-no-pod-by-pod-restarts"),
+    pytest.param(dict(want=RP, systemic=True, overloaded=True, scale_up_to=6),
+                 (Act.SCALE, R.SCALE_UP_OVERLOADED, 6, 0, False), id="systemic-and-overloaded-scales-up"),
+    pytest.param(dict(want=RP, systemic=True, new_revision=True), (Act.ROLLBACK, R.ROLLBACK_NEW_REVISION, 4, 0, False),
+                 id="systemic-explained-by-new-revision-rolls-back"),
+    pytest.param(dict(want=RR, systemic=True), (Act.ROLLING_RESTART, R.ROLLING_RESTART, 4, 1, False),
+                 id="systemic-does-not-block-a-rolling-restart"),
+    pytest.param(dict(want=RP, rollout=True), (Act.NONE, R.ROLLOUT_IN_PROGRESS, 4, 0, False),
+                 id="restart-waits-for-a-rollout"),
+    pytest.param(dict(want=RR, rollout=True), (Act.NONE, R.ROLLOUT_IN_PROGRESS, 4, 0, False),
+                 id="rolling-restart-waits-for-a-rollout"),
+    pytest.param(dict(want=RP, restart_budget=0, restart_room=0), (Act.NONE, R.RESTART_BUDGET_EXHAUSTED, 4, 0, True),
+                 id="restarts-per-hour-exhausted-holds"),
+    pytest.param(dict(want=RR, restart_budget=0), (Act.NONE, R.RESTART_BUDGET_EXHAUSTED, 4, 0, True),
+                 id="rolling-restart-needs-restart-budget"),
+    pytest.param(dict(want=RP, restart_room=0), (Act.NONE, R.MAX_UNAVAILABLE, 4, 0, False),
+                 id="max-unavailable-reached-restart-waits"),
+    pytest.param(dict(want=RP, restart_room=2, restart_budget=5), (Act.RESTART_POD, R.RESTART_FIRING_PODS, 4, 2, False),
+                 id="restart-as-many-pods-as-there-is-room-for"),
+    pytest.param(dict(want=RR), (Act.ROLLING_RESTART, R.ROLLING_RESTART, 4, 1, False), id="rolling-restart"),
+    pytest.param(dict(want=RR, escalated=True), (Act.ROLLING_RESTART, R.ESCALATED, 4, 1, False),
+                 id="escalated-rolling-restart"),
+    pytest.param(dict(want=RB, escalated=True, suspect=False), (Act.ROLLBACK, R.ESCALATED, 4, 0, False),
+                 id="escalated-rollback-even-on-a-known-healthy-revision"),
+    pytest.param(dict(want=RB, escalated=True, can_rollback=False), (Act.NONE, R.NO_HEALTHY_REVISION, 4, 0, True),
+                 id="escalated-rollback-with-nowhere-to-go-holds"),
+    pytest.param(dict(want=RB, held=True, desired=6), (Act.SCALE, R.HELD, 6, 0, False),
+                 id="held-no-health-action-scaling-passes"),
+    pytest.param(dict(want=RP, held=True, desired=2, rollout=True), (Act.NONE, R.HELD, 4, 0, False),
+                 id="held-and-rollout-no-scale-down"),
+    pytest.param(dict(want=RB, verifying=True), (Act.NONE, R.VERIFYING, 4, 0, False),
+                 id="verifying-no-new-health-action"),
+    pytest.param(dict(verifying=True, desired=2), (Act.SCALE, R.VERIFYING, 2, 0, False),
+                 id="verifying-with-nothing-firing-says-so-scaling-passes"),
+    pytest.param(dict(held=True), (Act.NONE, R.HELD, 4, 0, False), id="held-with-nothing-firing-says-so"),
+    pytest.param(dict(want=UP, scale_up_to=5), (Act.SCALE, R.SCALE_UP_CHECK, 5, 0, False), id="scale-up-check"),
+    pytest.param(dict(want=UP, scale_up_to=5, desired=9), (Act.SCALE, R.SCALE_UP_CHECK, 9, 0, False),
+                 id="scale-up-check-takes-the-scaling-sides-larger-count"),
+    pytest.param(dict(want=UP, cooldown=True, desired=6), (Act.SCALE, R.SCALE_UP_COOLDOWN, 6, 0, False),
+                 id="scale-up-check-in-cooldown-scaling-passes"),
+    pytest.param(dict(want=UP, scale_up_to=4), (Act.NONE, R.AT_MAX_REPLICAS, 4, 0, False),
+                 id="scale-up-check-at-max"),
+    pytest.param(dict(want=REC, desired=2), (Act.SCALE, R.RECORD_ONLY, 2, 0, False), id="record-only-scaling-passes"),
+]
+
+
+@pytest.mark.parametrize("fields,expect", ROWS)
+def test_arbitration_table(fields, expect):
+    fields = dict(fields)
+    current = fields.pop("current", 4)
+    out = arbitrate(ArbitrationInput.of([current], **fields))
+    got = (Act(int(out.action[0])), R(int(out.reason[0])), int(out.replicas[0]), int(out.restart[0]),
+           bool(out.hold[0]))
+    assert got == expect
+    if expect[4]:
+        assert out.hold_reason[0] == expect[1]
+
+
+def test_the_table_runs_as_one_batch():
+    """Every row above at once gives the same answers as one by one."""
+    rows = [dict(p.values[0]) for p in ROWS]
+    keys = sorted({k for r in rows for k in r})
+    defaults = ArbitrationInput.of([4])
+    cols = {k: [r.get(k, getattr(defaults, k)[0]) for r in rows] for k in keys}
+    out = arbitrate(ArbitrationInput.of([4] * len(rows), **cols))
+    for i, p in enumerate(ROWS):
+        assert (Act(int(out.action[i])), R(int(out.reason[i]))) == p.values[1][:2], p.id
+
+
+# --- properties ------------------------------------------------------------------------------
+
+SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def inputs(draw, n: int = 6) -> ArbitrationInput:
+    b = lambda: st.lists(st.booleans(), min_size=n, max_size=n)  # noqa: E731
+    current = np.asarray(draw(st.lists(st.integers(0, 10), min_size=n, max_size=n)))
+    return ArbitrationInput.of(
+        current, desired=draw(st.lists(st.integers(0, 12), min_size=n, max_size=n)),
+        scale_up_to=current + np.asarray(draw(st.lists(st.integers(0, 3), min_size=n, max_size=n))),
+        floor=draw(st.lists(st.integers(0, 10), min_size=n, max_size=n)),
+        want=draw(st.lists(st.sampled_from(list(Remedy)), min_size=n, max_size=n)),
+        restart_budget=draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)),
+        restart_room=draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)),
+        rollback_budget=draw(st.lists(st.integers(0, 2), min_size=n, max_size=n)),
+        **{k: draw(b()) for k in ("rollout", "overloaded", "escalated", "systemic", "suspect", "new_revision",
+                                  "after_rollout", "can_rollback", "held", "verifying", "cooldown")})
+
+
+@SETTINGS
+@given(inputs())
+def test_arbitration_invariants(inp):
+    out = arbitrate(inp)
+    act = out.action
+    scale = act == Act.SCALE
+    # one action per target, and a SCALE always changes the count
+    assert act.shape == inp.current.shape and np.all(out.replicas[scale] != inp.current[scale])
+    assert np.all(out.replicas[~scale] == inp.current[~scale])
+    # no scale-down while a rollout or rollback is in progress
+    assert not np.any(scale & inp.rollout & (out.replicas < inp.current))
+    # held or verifying targets get no health action; holds come only from budgets or the ladder
+    assert not np.any(out.health & (inp.held | inp.verifying))
+    # budgets and room are never exceeded
+    restarts = act == Act.RESTART_POD
+    assert np.all(out.restart[restarts] <= np.minimum(inp.restart_room, inp.restart_budget)[restarts])
+    assert np.all(out.restart[restarts] > 0)
+    assert not np.any(((act == Act.RESTART_POD) | (act == Act.ROLLING_RESTART)) & (inp.restart_budget <= 0))
+    assert not np.any((act == Act.ROLLBACK) & ((inp.rollback_budget <= 0) | ~inp.can_rollback))
+    # no restart of an overloaded service, no pod-by-pod restart of a systemic problem
+    assert not np.any(restarts & (inp.overloaded | inp.systemic))
+    assert not np.any(((act == Act.RESTART_POD) | (act == Act.ROLLING_RESTART)) & inp.rollout)
+    # a health scale never scales down
+    assert not np.any(out.health & scale & (out.replicas < inp.current))
+
+
+@SETTINGS
+@given(inputs())
+def test_arbitration_batched_equals_row_by_row(inp):
+    out = arbitrate(inp)
+    for i in range(inp.current.size):
+        one = arbitrate(ArbitrationInput(**{k: getattr(inp, k)[i:i + 1] for k in inp.__dataclass_fields__}))
+        for k in out.__dataclass_fields__:
+            assert getattr(out, k)[i] == getattr(one, k)[0], k
