@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from controller.core.health_params import (BudgetParams, CheckParams, Direction, HealthParams, Remedy, Scope,
+                                           default_verify_window_s)
 from controller.core.params import MetricKind, MetricParams, PolicyParams, RuleType, ScalingRules, Select, Smoothing
 from controller.policy import presets
 from controller.policy.schema import (Health, HealthCheck, Metric, PolicyDocument, Scaling, ScalingRulesModel,
@@ -122,3 +124,48 @@ def _threshold(threshold: Threshold) -> ThresholdSpec:
     if threshold.above is not None:
         return ThresholdSpec(Comparison.ABOVE, threshold.above, threshold.for_s)
     return ThresholdSpec(Comparison.BELOW, threshold.below, threshold.for_s)
+
+
+_REMEDY = {HealthAction.RESTART_POD: Remedy.RESTART_POD, HealthAction.ROLLING_RESTART: Remedy.ROLLING_RESTART,
+           HealthAction.ROLLBACK: Remedy.ROLLBACK, HealthAction.SCALE_UP: Remedy.SCALE_UP,
+           HealthAction.RECORD: Remedy.RECORD}
+
+
+def compile_health_params(spec: HealthSpec, *, interval_s: float = 15.0, max_replicas: int | None = None,
+                          name: str = "") -> HealthParams:
+    """The health core's parameters for a compiled ``HealthSpec``.
+
+    Fields the policy format does not have yet take defaults: the verify window is twice the
+    longest ``for`` of the checks (120 s when none is set), the systemic share 0.5, and the
+    new-revision window equals the rollback window. ``interval_s`` sizes the smoothing windows;
+    ``max_replicas`` caps health scale-ups (pass the policy's ``replicas.max``).
+    """
+    checks = tuple(compile_check_params(c) for c in spec.checks)
+    b = spec.budgets
+    budgets = BudgetParams(b.restarts_per_hour, b.rollbacks_per_day, b.max_unavailable_pods,
+                           None if b.max_unavailable_pods is not None else b.max_unavailable_ratio)
+    extra = {} if max_replicas is None else {"max_replicas": int(max_replicas)}
+    return HealthParams(
+        checks=checks, budgets=budgets, rollback_window_s=spec.rollback_window_s,
+        escalation=tuple(_REMEDY[a] for a in spec.escalation), verify_window_s=default_verify_window_s(checks),
+        systemic_share=0.5, new_revision_window_s=spec.rollback_window_s, interval_s=interval_s, name=name, **extra)
+
+
+def compile_check_params(check: HealthCheckSpec) -> CheckParams:
+    direction = Direction.ABOVE if check.unhealthy.comparison is Comparison.ABOVE else Direction.BELOW
+    sm = check.smoothing
+    return CheckParams(
+        name=check.name, scope=Scope.POD if check.scope == "pod" else Scope.WORKLOAD, direction=direction,
+        unhealthy=check.unhealthy.value, unhealthy_for_s=check.unhealthy.for_s, recovered=check.recovered.value,
+        recovered_for_s=check.recovered.for_s, action=_REMEDY[check.action], fire_on_missing=check.fire_on_missing,
+        smoothing=sm.kind, half_life_s=sm.half_life_s, window_s=sm.window_s, percentile=sm.percentile)
+
+
+def compile_policy_health(policy: PolicyDocument) -> HealthParams | None:
+    """The health core's parameters for ``policy`` (None without ``health``), with the policy's
+    interval and max replicas."""
+    spec = compile_health(policy.spec.health)
+    if spec is None:
+        return None
+    return compile_health_params(spec, interval_s=policy.spec.interval_s,
+                                 max_replicas=policy.spec.replicas.max_replicas, name=policy.metadata.name)
