@@ -27,10 +27,12 @@ class SimTargets:
     workloads never change).
     """
 
-    def __init__(self, cluster: SimCluster, services: Sequence[str], match_selectors: bool = False):
+    def __init__(self, cluster: SimCluster, services: Sequence[str], match_selectors: bool = False,
+                 with_statuses: bool = False):
         self.cluster = cluster
         self.services = set(services)
         self.match_selectors = match_selectors
+        self.with_statuses = with_statuses  # full pod statuses: needed by health checks, slower
         self._resolved: dict[TargetSelector, list[TargetRef]] = {}
         self._rows: tuple[int, np.ndarray] | None = None
 
@@ -49,7 +51,7 @@ class SimTargets:
 
     def observe(self, targets: Sequence[TargetRef]) -> ClusterView:
         """Arrays straight from the engine; unknown targets have ``exists`` False."""
-        return self.cluster.view(targets)
+        return self.cluster.view(targets, with_statuses=self.with_statuses)
 
     def apply(self, action: Action) -> None:
         self.cluster.apply(action)
@@ -70,7 +72,8 @@ class SimMetrics:
         self.cluster = cluster
         self.bindings = bindings  # query expression -> TickSignals field
         self.slots = max(1, int(round(window_s / tick_s)))
-        fields = sorted(set(bindings.values()))
+        self.tick_s = tick_s
+        fields = sorted({f.split(":")[0] for f in bindings.values()})
         n = cluster.n_services
         self._ring = {f: np.full((self.slots, n), np.nan) for f in fields}
         self._k = 0
@@ -88,17 +91,27 @@ class SimMetrics:
         self._k += 1
         self._last = observed
 
-    def query(self, expr: str, targets: Sequence[TargetRef], at: float) -> Samples:
+    def query(self, expr: str, targets: Sequence[TargetRef], at: float, labels: tuple[str, str] | None = None
+              ) -> Samples:
+        """``labels=("namespace", "pod")``: ``targets`` are pods and ``expr`` must be bound to a
+        per-pod signal (see SimCluster.pod_signals); otherwise targets are workloads."""
         if self._last is None:
             raise MetricsUnavailable("no samples yet")
         field = self.bindings.get(expr)
         if field is None:
             raise MetricsUnavailable(f"query is not bound to a simulated signal: {expr!r}")
+        if labels is not None and labels[1] == "pod":
+            return self._query_pods(field, targets)
+        field, _, mode = field.partition(":")
         rows = self._targets.rows(targets) if self._targets else np.asarray([self.cluster.index(t) for t in targets])
         obs = self._last
         if rows.size and obs.unavailable[rows].all():
             raise MetricsUnavailable("metrics outage: no series for any target")
-        if field in self.INSTANT:
+        if mode == "rate":  # per minute over the window, like increase(x[window]) scaled to 1 m
+            filled = min(self._k, self.slots)
+            oldest = self._ring[field][(self._k - filled) % self.slots, rows]
+            values = (obs.values[field][rows] - oldest) * 60.0 / max(filled * self.tick_s, self.tick_s)
+        elif field in self.INSTANT:
             values = obs.values[field][rows]
         else:
             filled = min(self._k, self.slots)
@@ -110,3 +123,18 @@ class SimMetrics:
         present = ~obs.unavailable[rows]
         return Samples(values=values.astype(np.float64), present=present, age_s=obs.sample_age_s[rows].astype(np.float64),
                        conflict=np.zeros(rows.size, bool))
+
+    def _query_pods(self, field: str, pods: Sequence[TargetRef]) -> Samples:
+        """Instant per-pod values; a metrics outage or NaN fault on the pod's service hides them."""
+        signals = self.cluster.pod_signals()
+        index = {name: k for k, name in enumerate(signals["name"])}
+        pick = np.array([index.get(p.name, -1) for p in pods], dtype=np.int64)
+        found = pick >= 0
+        values = np.where(found, np.asarray(signals[field], dtype=np.float64)[np.maximum(pick, 0)], np.nan)
+        obs = self._last
+        service = np.asarray(signals["row"], dtype=np.int64)[np.maximum(pick, 0)]
+        hidden = found & (obs.unavailable[service] | obs.nonfinite[service])
+        values = np.where(obs.nonfinite[service] & found, np.nan, values)
+        n = len(pods)
+        return Samples(values=values, present=found & ~(hidden & obs.unavailable[service]), age_s=np.zeros(n),
+                       conflict=np.zeros(n, bool))

@@ -14,9 +14,10 @@ from typing import Callable
 import numpy as np
 
 from controller.core.decide import Decision
+from controller.core.health_params import Scope
 from controller.model import Action, ActionKind
 from controller.policy import LoadedPolicy
-from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy
+from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy, cycle_records
 from simulators.cluster import SimCluster
 from simulators.oracle import oracle_plan
 from simulators.ports import SimMetrics, SimTargets
@@ -48,17 +49,17 @@ class CycleLog:
 
     policy: str
     metric_names: tuple[str, ...]
-    cycles: list[tuple[float, list[str], Decision]] = field(default_factory=list)
+    cycles: list[CycleResult] = field(default_factory=list)
 
     def add(self, result: CycleResult) -> None:
         if result.decision is not None:
-            self.cycles.append((result.now, [t.key for t in result.targets], replace(result.decision, state=None)))
+            # the healing decision keeps its state: its records read the revision memory
+            self.cycles.append(replace(result, decision=replace(result.decision, state=None), view=None))
 
     def records(self, start_s: float = 0.0):
         """Every decision record, with ``at`` in seconds since the scenario start."""
-        for now, targets, d in self.cycles:
-            for r in d.records(self.policy, targets, self.metric_names):
-                yield replace(r, at=now - start_s)
+        for result in self.cycles:
+            yield from cycle_records(result, self.metric_names, start_s)
 
 
 @dataclass
@@ -83,24 +84,21 @@ class _Recorder:
         a["latency"][k] = getattr(sig, latency_field)
 
 
-def policy_bindings(scenario: Scenario, policy: LoadedPolicy) -> dict[str, str]:
-    """query expression -> simulated signal field, for each metric of the policy."""
+def policy_bindings(scenario: Scenario, policy: RuntimePolicy) -> dict[str, str]:
+    """query expression -> simulated signal, for each metric and health check of the policy."""
+    named = list(zip(policy.params.metric_names, policy.queries, [False] * len(policy.queries)))
+    if policy.health is not None:
+        named += [(c.name, q, c.scope == Scope.POD) for c, q in zip(policy.health.checks, policy.health_queries)]
     out = {}
-    for metric, expr in zip(policy.params.metric_names, _queries(policy)):
-        signal = scenario.signal_for(metric)
+    for name, expr, per_pod in named:
+        signal = scenario.pod_signal_for(name) if per_pod else scenario.signal_for(name)
         if signal is None:
-            raise ValueError(f"policy {policy.name}: metric {metric!r} is not bound to a simulated signal; "
-                             f"add it under spec.metrics of scenario {scenario.name}")
+            raise ValueError(f"policy {policy.name}: {'pod check' if per_pod else 'metric'} {name!r} is not bound to "
+                             f"a simulated signal; add it under spec.metrics of scenario {scenario.name}")
+        if out.get(expr, signal) != signal:
+            raise ValueError(f"policy {policy.name}: the query of {name!r} is also used for another signal")
         out[expr] = signal
     return out
-
-
-def _queries(policy: LoadedPolicy) -> tuple[str, ...]:
-    return tuple(m.query for m in policy.model.spec.scaling.metrics) if policy.scales else ()
-
-
-def runtime_policy(policy: LoadedPolicy) -> RuntimePolicy:
-    return RuntimePolicy(policy.name, policy.params, policy.targets, _queries(policy))
 
 
 def run_controller(scenario: Scenario, spec: ControllerSpec, offered: np.ndarray, *,
@@ -121,11 +119,12 @@ def run_controller(scenario: Scenario, spec: ControllerSpec, offered: np.ndarray
     names = scenario.services
 
     if spec.kind == "policy":
-        targets = SimTargets(cluster, _driven_services(spec.policy, names))
-        metrics = SimMetrics(cluster, policy_bindings(scenario, spec.policy), scenario.metrics_window_s, scenario.tick_s)
+        rp = RuntimePolicy.of(spec.policy)
+        targets = SimTargets(cluster, _driven_services(spec.policy, names), with_statuses=rp.health is not None)
+        metrics = SimMetrics(cluster, policy_bindings(scenario, rp), scenario.metrics_window_s, scenario.tick_s)
         metrics.attach(targets)
         log = CycleLog(spec.policy.name, spec.policy.params.metric_names) if keep_records else None
-        reconciler = Reconciler(runtime_policy(spec.policy), metrics, targets, on_cycle=log.add if log else None)
+        reconciler = Reconciler(rp, metrics, targets, on_cycle=log.add if log else None)
         interval = spec.policy.params.interval_s
     elif spec.kind == "fixed":
         cluster.scale(np.arange(S), np.minimum(spec.replicas, [s.max_pods for s in scenario.cluster.services]))
@@ -168,8 +167,11 @@ def _driven_services(policy: LoadedPolicy, services: list[str]) -> list[str]:
 
 
 def _event(action: Action, t_s: float) -> ActionEvent:
+    reason = action.reason if not action.pod else f"{action.reason} ({action.pod})"
+    if action.revision:
+        reason = f"{reason} (to revision {action.revision})"
     return ActionEvent(t_s=t_s, service=action.target.name, kind=action.kind.value,
-                       from_replicas=action.from_replicas, to_replicas=action.replicas, reason=action.reason)
+                       from_replicas=action.from_replicas, to_replicas=action.replicas, reason=reason)
 
 
 def fault_windows(scenario: Scenario) -> list[FaultWindow]:

@@ -41,6 +41,15 @@ SIGNALS: dict[str, str] = {
     "restarts": "restarts_total",
     "queue_length": "queue_length",
     "memory": "memory_mib",
+    "restarts_per_minute": "restarts_total:rate",  # like PromQL increase(...[window]) per minute
+}
+
+#: Per-pod signals (SimCluster.pod_signals) a pod-scope health check may be bound to.
+POD_SIGNALS: dict[str, str] = {
+    "pod_memory": "memory_mib",
+    "pod_error_ratio": "error_ratio",
+    "pod_restarts": "restarts",
+    "pod_extra_latency": "extra_latency_s",
 }
 
 #: Bindings used when a scenario does not bind a policy metric of that name.
@@ -48,11 +57,18 @@ DEFAULT_BINDINGS: dict[str, str] = {
     "rps": "requests_per_second", "requests": "requests_per_second", "cpu": "utilization",
     "utilization": "utilization", "latency": "latency_p95", "p95": "latency_p95", "p99": "latency_p99",
     "errors": "error_ratio", "error-ratio": "error_ratio", "backlog": "queue_length", "queue": "queue_length",
+    "restarts": "restarts_per_minute", "crash-loop": "restarts_per_minute",
+}
+
+#: Bindings of pod-scope health checks by name, when the scenario does not bind them.
+DEFAULT_POD_BINDINGS: dict[str, str] = {
+    "memory": "pod_memory", "error-ratio": "pod_error_ratio", "errors": "pod_error_ratio",
+    "restarts": "pod_restarts", "latency": "pod_extra_latency",
 }
 
 SCENARIO_FOLDER = Path(__file__).resolve().parent / "scenarios"
 
-Signal = Literal[tuple(SIGNALS)]  # type: ignore[valid-type]
+Signal = Literal[tuple(SIGNALS) + tuple(POD_SIGNALS)]  # type: ignore[valid-type]
 
 
 # --------------------------------------------------------------------------- load shapes
@@ -272,7 +288,12 @@ class Scenario:
     def signal_for(self, metric_name: str) -> str | None:
         """The simulated signal (TickSignals field) a policy metric reads, or None if unbound."""
         bound = self.bindings.get(metric_name) or DEFAULT_BINDINGS.get(metric_name)
-        return SIGNALS[bound] if bound else None
+        return SIGNALS.get(bound) if bound else None
+
+    def pod_signal_for(self, check_name: str) -> str | None:
+        """The per-pod signal (a SimCluster.pod_signals key) a pod-scope check reads, or None."""
+        bound = self.bindings.get(check_name) or DEFAULT_POD_BINDINGS.get(check_name)
+        return POD_SIGNALS.get(bound) if bound else None
 
 
 def _shape(term: LoadTerm, start_s: float, seed: int, where: tuple) -> tuple[L.Shape, bool]:

@@ -171,15 +171,19 @@ def arbitrate(inp: ArbitrationInput) -> Arbitration:
     t.decide(restart & inp.overloaded & inp.cooldown, R.SCALE_UP_COOLDOWN)
     t.decide(restart & inp.overloaded & can_scale, R.SCALE_UP_OVERLOADED, Act.SCALE, replicas=scale_to)
     t.decide(restart & inp.overloaded, R.AT_MAX_REPLICAS)
-    t.decide((want == Remedy.RESTART_POD) & inp.systemic, R.SYSTEMIC_NO_RESTART)
+    # Systemic and not overloaded (handled above): no pod-by-pod restarts; the workload is
+    # restarted as a whole, paced by its own rollout budget (e.g. a leak every pod shares).
+    systemic_restart = (want == Remedy.RESTART_POD) & inp.systemic
+    want = np.where(systemic_restart, Remedy.ROLLING_RESTART, want)
     t.decide(restart & inp.rollout, R.ROLLOUT_IN_PROGRESS)
     t.decide(restart & (inp.restart_budget <= 0), R.RESTART_BUDGET_EXHAUSTED, hold=True)
     pods = want == Remedy.RESTART_POD
     t.decide(pods & (inp.restart_room <= 0), R.MAX_UNAVAILABLE)
     t.decide(pods, np.where(esc, R.ESCALATED, R.RESTART_FIRING_PODS), Act.RESTART_POD,
              restart=np.minimum(inp.restart_room, inp.restart_budget))
-    t.decide(want == Remedy.ROLLING_RESTART, np.where(esc, R.ESCALATED, R.ROLLING_RESTART), Act.ROLLING_RESTART,
-             restart=1)
+    t.decide(want == Remedy.ROLLING_RESTART,
+             np.where(esc, R.ESCALATED, np.where(systemic_restart, R.SYSTEMIC_NO_RESTART, R.ROLLING_RESTART)),
+             Act.ROLLING_RESTART, restart=1)
     up = want == Remedy.SCALE_UP
     t.decide(up & inp.cooldown, R.SCALE_UP_COOLDOWN)
     t.decide(up & can_scale, np.where(esc, R.ESCALATED, R.SCALE_UP_CHECK), Act.SCALE, replicas=scale_to)

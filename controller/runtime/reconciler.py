@@ -8,26 +8,45 @@ clock itself; ``cycle(now)`` gets the time.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import numpy as np
 
 from controller.core.decide import Decision, Observation, ScalingState, decide
+from controller.core.heal import HealingDecision, HealthState
+from controller.core.health_params import HealthParams
 from controller.core.params import PolicyParams
 from controller.errors import ActuationError, ConflictError, MetricsUnavailable
 from controller.model import REASON_CODES, Action, ActionKind, TargetRef
 from controller.ports import Cluster, ClusterView, MetricsSource, Samples, TargetSelector
+from controller.runtime.healing import HealthQueries, health_actions, observe_health, run_heal
 
 
 @dataclass(frozen=True)
 class RuntimePolicy:
-    """What a reconciler needs from a policy file: compiled parameters, targets and queries."""
+    """What a reconciler needs from a policy file: compiled parameters, targets and queries.
+
+    ``health`` is None for a scaling-only policy; a health-only policy has no metrics.
+    """
 
     name: str
     params: PolicyParams
     selector: TargetSelector
     queries: tuple[str, ...]  # one PromQL expression per metric, in the order of params.metrics
+    health: HealthParams | None = None
+    health_queries: tuple[str, ...] = ()  # one per health check, in the order of health.checks
+
+    @classmethod
+    def of(cls, loaded) -> "RuntimePolicy":
+        """From a controller.policy.LoadedPolicy."""
+        from controller.policy.compile import compile_policy_health
+
+        spec = loaded.model.spec
+        queries = tuple(m.query for m in spec.scaling.metrics) if loaded.scales else ()
+        health = compile_policy_health(loaded.model)
+        health_queries = tuple(c.query for c in spec.health.checks) if health is not None else ()
+        return cls(loaded.name, loaded.params, loaded.targets, queries, health, health_queries)
 
 
 @dataclass
@@ -44,6 +63,23 @@ class CycleResult:
     queries: int = 0
     failed: list[tuple[TargetRef, str]] = field(default_factory=list)
     duration_s: float = 0.0
+    healing: HealingDecision | None = None
+
+
+def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: float = 0.0) -> list:
+    """One DecisionRecord per target of a cycle, with the health record under ``extra["health"]``
+    when the policy has health checks; ``at`` is relative to ``start_s``."""
+    d = result.decision
+    if d is None:
+        return []
+    keys = [t.key for t in result.targets]
+    records = d.records(result.policy, keys, metric_names)
+    if result.healing is not None:
+        health = result.healing.records(result.policy, keys)
+        records = [replace(r, extra={"health": h.to_dict()}) for r, h in zip(records, health)]
+    if start_s:
+        records = [replace(r, at=r.at - start_s) for r in records]
+    return records
 
 
 def _stack(samples: Sequence[Samples], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -68,13 +104,24 @@ class Reconciler:
         self.max_conflict_retries = max_conflict_retries
         self._targets: list[TargetRef] = []
         self._state = ScalingState.empty(0, policy.params)
+        self._health_state = HealthState.empty(0, policy.health) if policy.health else None
+        self.rearm: set[TargetRef] = set()  # targets to resume (setpoint resume, an annotation)
+
+    def _rows_for(self, targets: list[TargetRef]) -> np.ndarray | None:
+        """Old row of each new target (-1 if new), or None when the list is unchanged."""
+        if targets == self._targets:
+            return None
+        old = {t: i for i, t in enumerate(self._targets)}
+        return np.array([old.get(t, -1) for t in targets], dtype=np.int64)
 
     def _state_for(self, targets: list[TargetRef]) -> ScalingState:
         """Carry each target's state over to the new target list (new targets start empty)."""
-        if targets == self._targets:
-            return self._state
-        old = {t: i for i, t in enumerate(self._targets)}
-        return self._state.take(np.array([old.get(t, -1) for t in targets], dtype=np.int64))
+        rows = self._rows_for(targets)
+        return self._state if rows is None else self._state.take(rows)
+
+    def _health_state_for(self, targets: list[TargetRef]) -> HealthState:
+        rows = self._rows_for(targets)
+        return self._health_state if rows is None else self._health_state.take(rows)
 
     def _fetch(self, targets: list[TargetRef], now: float) -> list[Samples | Exception]:
         """One request per metric; concurrently when the source can (``query_many``)."""
@@ -129,10 +176,23 @@ class Reconciler:
                           present=present, sample_age_s=age)
         decision = decide(self.policy.params, obs, self._state_for(targets), now)
         result.decision = decision
-        for i in np.flatnonzero(decision.changed & view.exists):
-            self._apply(Action(ActionKind.SCALE, targets[i], REASON_CODES[int(decision.reason[i])],
-                               replicas=int(decision.desired[i]), from_replicas=int(view.spec[i]),
-                               policy=self.policy.name), result)
+        if self.policy.health is None:
+            actions = [Action(ActionKind.SCALE, targets[i], REASON_CODES[int(decision.reason[i])],
+                              replicas=int(decision.desired[i]), from_replicas=int(view.spec[i]),
+                              policy=self.policy.name)
+                       for i in np.flatnonzero(decision.changed & view.exists)]
+        else:  # arbitration merges the scaling decision with the health proposals: one action per target
+            hq = HealthQueries(self.policy.health, self.policy.health_queries)
+            hobs = observe_health(hq, self.metrics, targets, view, now, result.errors, decision)
+            rearm = np.array([t in self.rearm for t in targets], dtype=bool)
+            healing = run_heal(hq, hobs, self._health_state_for(targets), now,
+                               decision if self.policy.params.metrics else None, rearm)
+            self.rearm -= set(targets)
+            result.healing = healing
+            self._health_state = healing.state
+            actions = health_actions(healing, targets, view.exists, self.policy.name)
+        for action in actions:
+            self._apply(action, result)
         self._targets, self._state = targets, decision.state
         result.duration_s = time.perf_counter() - started
         if self.on_cycle:

@@ -21,7 +21,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from controller.errors import PolicyError
 from controller.policy import LoadedPolicy, check_policies
 from controller.ports import Cluster, MetricsSource
-from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy
+from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy, cycle_records
 from controller.runtime.records import RecordWriter
 from controller.runtime.telemetry import Telemetry
 
@@ -29,9 +29,8 @@ log = logging.getLogger("setpoint.runtime")
 
 
 def runtime_policies(policies: list[LoadedPolicy]) -> dict[str, RuntimePolicy]:
-    """The scaling policies, keyed by name (health-only policies have nothing to scale yet)."""
-    return {p.name: RuntimePolicy(p.name, p.params, p.targets, tuple(m.query for m in p.model.spec.scaling.metrics))
-            for p in policies if p.scales}
+    """Every policy (scaling, health or both), keyed by name."""
+    return {p.name: RuntimePolicy.of(p) for p in policies}
 
 
 def load_runtime_policies(paths: list[Path]) -> dict[str, RuntimePolicy]:
@@ -137,8 +136,7 @@ class ControllerService:
         self.last_cycle_end[result.policy] = time.monotonic()
         policy = self.policies.get(result.policy)
         if result.decision is not None and policy is not None:
-            records = result.decision.records(result.policy, [t.key for t in result.targets],
-                                              policy.params.metric_names)
+            records = cycle_records(result, policy.params.metric_names)
             with self._records_lock:
                 if self._records:
                     self._records.write(records)
