@@ -36,7 +36,7 @@ import numpy as np
 
 from controller.core import history
 from controller.core.health import CheckView, PodState, firing_pod_mask
-from controller.core.health_params import Act, HealthParams, HealthReason, Phase, Remedy, Scope
+from controller.core.health_params import Act, Direction, HealthParams, HealthReason, Phase, Remedy, Scope
 
 HOUR_S = 3600.0
 DAY_S = 86400.0
@@ -324,6 +324,17 @@ def _first(mask: np.ndarray) -> np.ndarray:
     return np.where(mask.any(axis=1), mask.argmax(axis=1), -1)
 
 
+def still_bad(params: HealthParams, smoothed: np.ndarray) -> np.ndarray:
+    """(N, C) bool: the smoothed value (the worst pod's for pod checks) meets the unhealthy
+    condition now; NaN (missing) never does."""
+    if not params.checks:
+        return np.zeros(smoothed.shape, bool)
+    threshold = np.array([c.unhealthy for c in params.checks])
+    above = np.array([c.direction == Direction.ABOVE for c in params.checks])
+    with np.errstate(invalid="ignore"):
+        return np.where(above, smoothed > threshold, smoothed < threshold)
+
+
 def propose(params: HealthParams, view: CheckView, pods: PodState, pod_row: np.ndarray, rem: RemedyState,
             rev: RevisionState) -> tuple[Proposal, RemedyState]:
     """The strongest remedy the firing checks ask for (ties: the first check), the pending
@@ -332,7 +343,11 @@ def propose(params: HealthParams, view: CheckView, pods: PodState, pod_row: np.n
     Returns the proposal and the state with stale escalations (check no longer firing) dropped.
     """
     n, c = view.phase.shape
-    firing = view.phase == _FIRING
+    # Act only on a check that is firing AND still bad now: a firing check on its way back
+    # (between the thresholds, waiting out its clear duration) asks for nothing new. Without
+    # this, a latency check fired by an overload that scaling has already absorbed would
+    # restart pods a minute later.
+    firing = (view.phase == _FIRING) & still_bad(params, view.smoothed)
     eff = params.effective_actions
     score = np.where(firing, eff * (c + 1) + (c - np.arange(c)), -1)
     trigger = np.where(firing.any(axis=1), score.argmax(axis=1), -1) if c else np.full(n, -1, np.int64)
