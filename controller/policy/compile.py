@@ -104,7 +104,7 @@ def compile_health(health: Health | None) -> HealthSpec | None:
         checks=tuple(compile_health_check(c) for c in health.checks),
         budgets=BudgetSpec(budgets.restarts_per_hour, budgets.rollbacks_per_day, pods, ratio),
         rollback_window_s=health.rollback_window_s,
-        escalation=tuple(HealthAction(a) for a in health.escalation or ()))
+        escalation=tuple(HealthAction(a) for a in health.escalation or ()), healthy_after_s=health.healthy_after_s)
 
 
 def compile_health_check(check: HealthCheck) -> HealthCheckSpec:
@@ -148,7 +148,8 @@ def compile_health_params(spec: HealthSpec, *, interval_s: float = 15.0, max_rep
     return HealthParams(
         checks=checks, budgets=budgets, rollback_window_s=spec.rollback_window_s,
         escalation=tuple(_REMEDY[a] for a in spec.escalation), verify_window_s=default_verify_window_s(checks),
-        systemic_share=0.5, new_revision_window_s=spec.rollback_window_s, interval_s=interval_s, name=name, **extra)
+        systemic_share=0.5, new_revision_window_s=spec.rollback_window_s, healthy_after_s=spec.healthy_after_s,
+        interval_s=interval_s, name=name, **extra)
 
 
 def compile_check_params(check: HealthCheckSpec) -> CheckParams:

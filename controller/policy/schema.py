@@ -214,6 +214,8 @@ class Health(StrictModel):
     budgets: Budgets = Field(default_factory=Budgets)
     rollback_window_s: PositiveDuration = duration_field(1800.0, "rollbackWindow",
                                                        "How far back a revision counts for rollback.")
+    healthy_after_s: PositiveDuration = duration_field(
+        300.0, "healthyAfter", "A revision current this long with no firing check is known healthy: a rollback target.")
     escalation: Optional[list[HealthActionName]] = Field(None, min_length=1)
 
 

@@ -93,5 +93,6 @@ class HealthSpec:
     budgets: BudgetSpec
     rollback_window_s: float
     escalation: tuple[HealthAction, ...] = ()
+    healthy_after_s: float = 300.0
 
 

@@ -9,6 +9,7 @@ Timeline (simulated seconds = wall seconds since `sim serve` started): 100 rps u
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -102,13 +103,14 @@ class Proc:
         return self.log.read_text()[-3000:]
 
 
-@pytest.fixture
-def world(tmp_path):
+@contextlib.contextmanager
+def running_world(tmp_path, scenario: str, policy: str):
+    """sim serve + a real Prometheus scraping it every second + setpoint run, all on loopback."""
     pytest.importorskip("kubernetes")
     kube_port, metrics_port, status_port = free_port(), free_port(), free_port()
-    (tmp_path / "scenario.yaml").write_text(SCENARIO)
+    (tmp_path / "scenario.yaml").write_text(scenario)
     (tmp_path / "policies").mkdir()
-    (tmp_path / "policies" / "web.yaml").write_text(POLICY)
+    (tmp_path / "policies" / "web.yaml").write_text(policy)
     kubeconfig = tmp_path / "kubeconfig.yaml"
     procs = []
     try:
@@ -127,6 +129,12 @@ def world(tmp_path):
     finally:
         for p in reversed(procs):
             p.stop()
+
+
+@pytest.fixture
+def world(tmp_path):
+    with running_world(tmp_path, SCENARIO, POLICY) as w:
+        yield w
 
 
 def spec_replicas(kubeconfig: Path) -> int:
@@ -164,3 +172,74 @@ def test_scale_up_hold_during_prometheus_outage_then_recover(world):
     explained = subprocess.run([*SETPOINT, "explain", str(world["tmp"] / "decisions.jsonl"), "--changes"],
                                capture_output=True, text=True, timeout=60)
     assert explained.returncode == 0 and "default/web" in explained.stdout
+
+
+BAD_ROLLOUT = """\
+apiVersion: setpoint/v1
+kind: Scenario
+metadata: {name: e2e-bad-rollout}
+spec:
+  duration: 30m
+  tick: 1s
+  slo: {latency: {percentile: 95, below: 250ms}, errorRatio: 0.01}
+  services:
+    - name: web
+      capacityPerPod: 100
+      startupDelay: 2s
+      schedulingDelay: 0s
+      initialReplicas: 4
+      maxPods: 20
+      errorRatio: 0.002
+      load: [{constant: {rps: 200}}]
+  faults:
+    - {name: release, kind: bad-rollout, at: 25s, services: [web], errorRatioMultiplier: 10}
+"""
+
+# The healing example's error-ratio check, with short windows so the test runs in bounded time.
+HEALING = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {name: e2e-heal}
+spec:
+  targets: {kind: Deployment, namespace: default, names: [web]}
+  interval: 2s
+  replicas: {min: 2, max: 20}
+  health:
+    checks:
+      - name: error-ratio
+        query: >-
+          sum by (namespace, deployment) (rate(http_request_errors_total{namespace="default"}[10s]))
+          / sum by (namespace, deployment) (rate(http_requests_total{namespace="default"}[10s]))
+        scope: workload
+        unhealthy: {above: 0.006, for: 6s}
+        recovered: {below: 0.004, for: 6s}
+        action: rollback
+    budgets: {restartsPerHour: 6, rollbacksPerDay: 2, maxUnavailable: 25%}
+    rollbackWindow: 30m
+    healthyAfter: 15s
+"""
+
+
+def test_bad_rollout_is_rolled_back_through_the_kubernetes_api(tmp_path):
+    from kubernetes import client, config
+
+    with running_world(tmp_path, BAD_ROLLOUT, HEALING) as w:
+        api = client.CoreV1Api(config.new_client_from_config(config_file=str(w["kubeconfig"])))
+        apps = client.AppsV1Api(config.new_client_from_config(config_file=str(w["kubeconfig"])))
+
+        def rolled_back():
+            events = api.list_namespaced_event("default", _request_timeout=5).items
+            return [e for e in events if e.reason == "RolledBack"]
+
+        [event] = wait_until(rolled_back, 90, what="a RolledBack event from the controller")
+        assert w["run"].alive(), w["run"].tail()
+        deployment = apps.read_namespaced_deployment("web", "default", _request_timeout=5)
+        revisions = apps.list_namespaced_replica_set("default", label_selector="app=web", _request_timeout=5).items
+        current = deployment.metadata.annotations["deployment.kubernetes.io/revision"]
+        assert int(current) >= 3  # 1 the original, 2 the bad release, 3 the original again (kubectl semantics)
+        newest = max(revisions, key=lambda rs: int(rs.metadata.annotations["deployment.kubernetes.io/revision"]))
+        oldest = min(revisions, key=lambda rs: rs.metadata.creation_timestamp)
+        assert newest.metadata.labels["pod-template-hash"] == oldest.metadata.labels["pod-template-hash"]
+        assert w["run"].stop() == 0, w["run"].tail()
+    records = [json.loads(line) for line in (tmp_path / "decisions.jsonl").read_text().splitlines()]
+    assert [r["health"]["action"] for r in records if r["health"]["action"]] == ["rollback"]

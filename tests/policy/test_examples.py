@@ -15,7 +15,7 @@ EXAMPLES = sorted(p.name for p in POLICIES.glob("*.yaml"))
 
 def test_the_expected_examples_exist():
     assert EXAMPLES == ["checkout-health.yaml", "hpa-behavior.yaml", "hpa-cpu.yaml", "latency-slo.yaml",
-                        "queue-worker.yaml", "setpoint-default.yaml", "web-rps.yaml"]
+                        "queue-worker.yaml", "setpoint-default.yaml", "setpoint-healing.yaml", "web-rps.yaml"]
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -27,7 +27,7 @@ def test_example_loads(name):
 def test_all_examples_load_together():
     names = [p.name for p in load_policies([POLICIES])]
     assert names == ["checkout", "payments-health", "hpa-behavior", "hpa-cpu", "latency-slo", "queue-worker",
-                     "setpoint-default", "web-rps"]
+                     "setpoint-default", "setpoint-healing", "web-rps"]
 
 
 def by_name():
