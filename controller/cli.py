@@ -324,6 +324,38 @@ def run(
     metrics.close()
 
 
+@app.command()
+def resume(
+    target: Annotated[str, typer.Argument(help="The workload: NAMESPACE/NAME, or NAME in --namespace.")],
+    namespace: Annotated[str, typer.Option("--namespace", "-n", help="Namespace when TARGET has none.")] = "default",
+    kind: Annotated[str, typer.Option(help="Deployment or StatefulSet.")] = "Deployment",
+    kubeconfig: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="Kubeconfig file.")] = None,
+    context: Annotated[Optional[str], typer.Option(help="Kubeconfig context.")] = None,
+) -> None:
+    """Re-arm self-healing of a workload that a budget or the circuit breaker stopped.
+
+    Writes the setpoint.io/resume annotation (the current time) on the workload; the running
+    controller sees the new value on its next cycle and acts on the target again (its budget
+    history is kept). See setpoint_healing_held in /metrics and the HealingHeld Events.
+    """
+    from datetime import datetime, timezone
+
+    from controller.adapters.kubernetes import KubernetesCluster
+    from controller.errors import ActuationError
+    from controller.model import RESUME_ANNOTATION, TargetRef
+
+    ns, _, name = target.rpartition("/")
+    ref = TargetRef(ns or namespace, name, kind)
+    cluster = KubernetesCluster(kubeconfig=kubeconfig, context=context, emit_events=False)
+    try:
+        cluster.annotate(ref, RESUME_ANNOTATION, datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    except ActuationError as exc:
+        _fail([f"{ref}: {exc}"])
+    finally:
+        cluster.close()
+    typer.echo(f"{ref}: resume requested; the controller re-arms it on its next cycle")
+
+
 sim_app = typer.Typer(help="Serve a simulated cluster to real clients: its Kubernetes API and its metrics.",
                       no_args_is_help=True)
 app.add_typer(sim_app, name="sim")

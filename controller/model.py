@@ -38,6 +38,11 @@ class Reason(enum.IntEnum):
 REASON_CODES: tuple[str, ...] = tuple(r.code for r in Reason)
 
 
+#: Annotation on a workload that re-arms self-healing for it (written by ``setpoint resume``):
+#: any new value resumes a target whose budget or circuit breaker stopped it.
+RESUME_ANNOTATION = "setpoint.io/resume"
+
+
 class ActionKind(enum.Enum):
     SCALE = "scale"
     RESTART_POD = "restart-pod"
@@ -122,6 +127,7 @@ class TargetStatus:
     revisions: tuple[str, ...] = ()
     pods: tuple[PodStatus, ...] = ()
     observed_at: float = 0.0
+    annotations: tuple[tuple[str, str], ...] = ()  # the workload's metadata annotations
 
 
 @dataclass(frozen=True)

@@ -328,7 +328,7 @@ class _NamespaceSnapshot:
             revision=revision, rollout_in_progress=rollout_in_progress(w, ref.kind),
             revisions=tuple(str(_revision_number(rs)) for rs in rss),
             pods=tuple(_pod_status(p, revision_of_hash) for p in sorted(pods, key=lambda p: p.metadata.name)),
-            observed_at=observed_at)
+            observed_at=observed_at, annotations=tuple(sorted((w.metadata.annotations or {}).items())))
 
 
 # --------------------------------------------------------------------------- the adapter
@@ -559,6 +559,16 @@ class KubernetesCluster:
                 return deployment, rs
         have = sorted(_revision_number(rs) for rs in rss)
         raise NotFound(f"rollback {ref}: no revision {revision!r} (have {have})", target=str(ref), status=404)
+
+    def annotate(self, ref: TargetRef, key: str, value: str) -> None:
+        """Set one metadata annotation of a workload (a merge patch). Raises ActuationError."""
+        patch = self._workload_api(ref.kind)[2]
+        self._call(f"annotate {ref}", str(ref), patch, ref.name, ref.namespace,
+                   {"metadata": {"annotations": {key: value}}})
+
+    def record_event(self, ref: TargetRef, reason: str, message: str) -> None:
+        """An Event on the workload that is not about an applied action (e.g. healing held)."""
+        self._event(ref, reason, message)
 
     def _event(self, ref: TargetRef, reason: str, message: str) -> None:
         if self.events is None:

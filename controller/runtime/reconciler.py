@@ -18,7 +18,7 @@ from controller.core.heal import HealingDecision, HealthState
 from controller.core.health_params import HealthParams
 from controller.core.params import PolicyParams
 from controller.errors import ActuationError, ConflictError, MetricsUnavailable
-from controller.model import REASON_CODES, Action, ActionKind, TargetRef
+from controller.model import REASON_CODES, RESUME_ANNOTATION, Action, ActionKind, TargetRef
 from controller.ports import Cluster, ClusterView, MetricsSource, Samples, TargetSelector
 from controller.runtime.healing import HealthQueries, health_actions, observe_health, run_heal
 
@@ -106,6 +106,8 @@ class Reconciler:
         self._state = ScalingState.empty(0, policy.params)
         self._health_state = HealthState.empty(0, policy.health) if policy.health else None
         self.rearm: set[TargetRef] = set()  # targets to resume (setpoint resume, an annotation)
+        self._resume_seen: dict[TargetRef, str] = {}
+        self._held: set[TargetRef] = set()
 
     def _rows_for(self, targets: list[TargetRef]) -> np.ndarray | None:
         """Old row of each new target (-1 if new), or None when the list is unchanged."""
@@ -164,6 +166,35 @@ class Reconciler:
                 result.failed.append((action.target, f"{exc.kind}: {exc}"))
                 return
 
+    def _read_resume_annotations(self, view: ClusterView) -> None:
+        """A new value of the resume annotation (``setpoint resume``) re-arms that target."""
+        for status in view.statuses:
+            value = dict(status.annotations).get(RESUME_ANNOTATION, "")
+            seen = self._resume_seen.get(status.ref)  # None: first sight (an old value re-arms nothing)
+            if seen is not None and seen != value:
+                self.rearm.add(status.ref)
+            self._resume_seen[status.ref] = value
+
+    def _announce_holds(self, healing: HealingDecision, targets: list[TargetRef]) -> None:
+        """An Event when a target stops being healed (budget exhausted, verification failed)."""
+        from controller.core.health_params import HEALTH_REASON_CODES
+
+        held = {t for t, h in zip(targets, healing.held.tolist()) if h}
+        record = getattr(self.cluster, "record_event", None)
+        for i, t in enumerate(targets):
+            if t in held and t not in self._held and record is not None:
+                why = HEALTH_REASON_CODES[int(healing.held_reason[i])] if healing.held_reason[i] >= 0 else "Held"
+                try:
+                    record(t, "HealingHeld", f"{self.policy.name}: self-healing stopped ({why}); "
+                                             f"`setpoint resume {t.namespace}/{t.name}` re-arms it")
+                except Exception:  # an Event is best effort
+                    pass
+        self._held = held
+
+    @property
+    def held_targets(self) -> set[TargetRef]:
+        return set(self._held)
+
     def cycle(self, now: float) -> CycleResult:
         """One reconcile at ``now`` (UTC epoch seconds). A failing target never stops the others."""
         started = time.perf_counter()
@@ -182,6 +213,7 @@ class Reconciler:
                               policy=self.policy.name)
                        for i in np.flatnonzero(decision.changed & view.exists)]
         else:  # arbitration merges the scaling decision with the health proposals: one action per target
+            self._read_resume_annotations(view)
             hq = HealthQueries(self.policy.health, self.policy.health_queries)
             hobs = observe_health(hq, self.metrics, targets, view, now, result.errors, decision)
             rearm = np.array([t in self.rearm for t in targets], dtype=bool)
@@ -190,6 +222,7 @@ class Reconciler:
             self.rearm -= set(targets)
             result.healing = healing
             self._health_state = healing.state
+            self._announce_holds(healing, targets)
             actions = health_actions(healing, targets, view.exists, self.policy.name)
         for action in actions:
             self._apply(action, result)

@@ -43,6 +43,8 @@ class Telemetry:
         self.policies_loaded = Gauge("setpoint_policies_loaded", "Policies currently scheduled.", registry=r)
         self.reload_failures = Counter("setpoint_policy_reload_failures",
                                        "Policy reloads rejected (the last good policies stay).", registry=r)
+        self.held = Gauge("setpoint_healing_held", "1 while self-healing of a target is stopped (budget or breaker); "
+                          "`setpoint resume` re-arms it.", ["policy", "target"], registry=r)
         self.last_cycle = Gauge("setpoint_last_cycle_timestamp_seconds", "When the last cycle of a policy ended.",
                                 ["policy"], registry=r)
 
@@ -57,6 +59,9 @@ class Telemetry:
             self.actions.labels(p, action.kind.value).inc()
         for _target, _why in result.failed:
             self.action_failures.labels(p, "scale").inc()
+        if result.healing is not None:
+            for target, held in zip(result.targets, result.healing.held.tolist()):
+                self.held.labels(p, target.key).set(1 if held else 0)
         d = result.decision
         if d is None:
             return
