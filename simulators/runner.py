@@ -13,7 +13,6 @@ from typing import Callable
 
 import numpy as np
 
-from controller.core.decide import Decision
 from controller.core.health_params import Scope
 from controller.model import Action, ActionKind
 from controller.policy import LoadedPolicy

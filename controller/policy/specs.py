@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 from controller.core.params import Smoothing
-from controller.model import TargetSelector, TargetRef
+from controller.model import TargetSelector  # noqa: F401 (re-exported by controller.policy)
 
 
 class HealthAction(str, enum.Enum):

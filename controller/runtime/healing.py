@@ -8,13 +8,13 @@ by (namespace, pod) labels, so only the bad pods are acted on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
 
 from controller.core.decide import Decision
-from controller.core.heal import HealingDecision, HealthObservation, HealthState, heal
+from controller.core.heal import HealingDecision, HealthObservation
 from controller.core.health import PodTable
 from controller.core.health_params import HealthParams, Scope
 from controller.errors import MetricsUnavailable
@@ -106,12 +106,6 @@ def health_actions(healing: HealingDecision, targets: Sequence[TargetRef], exist
 def _pod_name_only(action: Action) -> Action:
     """Pod keys are ``namespace/name``; the cluster wants the pod's name."""
     if action.pod and "/" in action.pod:
-        from dataclasses import replace
-
         return replace(action, pod=action.pod.split("/", 1)[1])
     return action
 
-
-def run_heal(hq: HealthQueries, obs: HealthObservation, state: HealthState, now: float,
-             decision: Decision | None, rearm: np.ndarray | None = None) -> HealingDecision:
-    return heal(hq.params, obs, state, now, scaling=decision, rearm_rows=rearm)

@@ -14,13 +14,13 @@ from typing import Callable, Sequence
 import numpy as np
 
 from controller.core.decide import Decision, Observation, ScalingState, decide
-from controller.core.heal import HealingDecision, HealthState
-from controller.core.health_params import HealthParams
+from controller.core.heal import HealingDecision, HealthState, heal
+from controller.core.health_params import HEALTH_REASON_CODES, HealthParams
 from controller.core.params import PolicyParams
 from controller.errors import ActuationError, ConflictError, MetricsUnavailable
 from controller.model import REASON_CODES, RESUME_ANNOTATION, Action, ActionKind, TargetRef
 from controller.ports import Cluster, ClusterView, MetricsSource, Samples, TargetSelector
-from controller.runtime.healing import HealthQueries, health_actions, observe_health, run_heal
+from controller.runtime.healing import HealthQueries, health_actions, observe_health
 
 
 @dataclass(frozen=True)
@@ -177,8 +177,6 @@ class Reconciler:
 
     def _announce_holds(self, healing: HealingDecision, targets: list[TargetRef]) -> None:
         """An Event when a target stops being healed (budget exhausted, verification failed)."""
-        from controller.core.health_params import HEALTH_REASON_CODES
-
         held = {t for t, h in zip(targets, healing.held.tolist()) if h}
         record = getattr(self.cluster, "record_event", None)
         for i, t in enumerate(targets):
@@ -217,8 +215,8 @@ class Reconciler:
             hq = HealthQueries(self.policy.health, self.policy.health_queries)
             hobs = observe_health(hq, self.metrics, targets, view, now, result.errors, decision)
             rearm = np.array([t in self.rearm for t in targets], dtype=bool)
-            healing = run_heal(hq, hobs, self._health_state_for(targets), now,
-                               decision if self.policy.params.metrics else None, rearm)
+            healing = heal(self.policy.health, hobs, self._health_state_for(targets), now,
+                           scaling=decision if self.policy.params.metrics else None, rearm_rows=rearm)
             self.rearm -= set(targets)
             result.healing = healing
             self._health_state = healing.state

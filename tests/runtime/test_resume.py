@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import numpy as np
 
 from controller.adapters.kubernetes import KubernetesCluster
 from controller.core.health_params import HealthReason
