@@ -118,12 +118,7 @@ def run_controller(scenario: Scenario, spec: ControllerSpec, offered: np.ndarray
     names = scenario.services
 
     if spec.kind == "policy":
-        rp = RuntimePolicy.of(spec.policy)
-        targets = SimTargets(cluster, _driven_services(spec.policy, names), with_statuses=rp.health is not None)
-        metrics = SimMetrics(cluster, policy_bindings(scenario, rp), scenario.metrics_window_s, scenario.tick_s)
-        metrics.attach(targets)
-        log = CycleLog(spec.policy.name, spec.policy.params.metric_names) if keep_records else None
-        reconciler = Reconciler(rp, metrics, targets, on_cycle=log.add if log else None)
+        reconciler, metrics, log = _policy_reconciler(scenario, spec.policy, cluster, keep_records)
         interval = spec.policy.params.interval_s
     elif spec.kind == "fixed":
         cluster.scale(np.arange(S), np.minimum(spec.replicas, [s.max_pods for s in scenario.cluster.services]))
@@ -154,6 +149,17 @@ def run_controller(scenario: Scenario, spec: ControllerSpec, offered: np.ndarray
     run = ControllerRun(spec.name, spec.description, traj, actions)
     run.scores = score_run(run, scenario.slo, fault_windows(scenario), names, tick_s=scenario.tick_s)
     return run, log
+
+
+def _policy_reconciler(scenario: Scenario, policy: LoadedPolicy, cluster: SimCluster,
+                       keep_records: bool) -> tuple[Reconciler, SimMetrics, CycleLog | None]:
+    """The live Reconciler over the simulated ports, and where its decisions are logged."""
+    rp = RuntimePolicy.of(policy)
+    targets = SimTargets(cluster, _driven_services(policy, scenario.services), with_statuses=rp.health is not None)
+    metrics = SimMetrics(cluster, policy_bindings(scenario, rp), scenario.metrics_window_s, scenario.tick_s)
+    metrics.attach(targets)
+    log = CycleLog(policy.name, policy.params.metric_names) if keep_records else None
+    return Reconciler(rp, metrics, targets, on_cycle=log.add if log else None), metrics, log
 
 
 def _driven_services(policy: LoadedPolicy, services: list[str]) -> list[str]:
