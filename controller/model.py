@@ -6,7 +6,11 @@ Layer 1: imports nothing from the project.
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 
 class Reason(enum.IntEnum):
@@ -180,3 +184,21 @@ class DecisionRecord:
             "combined": self.combined, "stabilized": self.stabilized, "limited": self.limited,
             "desired": self.desired, "reason": self.reason, "action": self.action, **self.extra,
         }
+
+
+def jsonable(x: Any) -> Any:
+    """``x`` with numpy scalars and arrays turned into Python values and NaN / inf into None
+    (JSON has neither), for records, logs and result files."""
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist())
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    return x

@@ -21,13 +21,11 @@ def latency_at(offered_rps: np.ndarray, replicas: np.ndarray, cfg_mu: np.ndarray
     Arrays broadcast over (T, S); the model is simulators.queueing's, without faults.
     """
     capacity = replicas * cfg_mu
-    served = np.minimum(offered_rps, capacity)
-    safe = np.maximum(capacity, Q.TINY_RPS)
-    exponent = Q.waiting_exponent(Q.server_count(safe, cfg_l0))
-    rho = np.clip(served / safe, Q.RHO_FLOOR, Q.RHO_CAP)
-    ln_tail = Q.LN_TAIL[quantile_row]
-    wait = np.maximum(exponent * np.log(rho) - ln_tail, 0.0) / ((1.0 - rho) * safe)
-    return cfg_l0 * tail_ratio + wait
+    shape = np.broadcast_shapes(np.shape(offered_rps), np.shape(capacity), np.shape(cfg_l0))
+    flat = lambda a: np.broadcast_to(a, shape).ravel().astype(np.float64)  # noqa: E731 (queueing takes (S,))
+    served, safe = flat(np.minimum(offered_rps, capacity)), flat(np.maximum(capacity, Q.TINY_RPS))
+    waits = Q.waiting_quantiles(served, safe, Q.waiting_exponent(Q.server_count(safe, flat(cfg_l0))))
+    return cfg_l0 * tail_ratio + waits[quantile_row].reshape(shape)
 
 
 def required_replicas(offered_rps: np.ndarray, services: tuple[ServiceConfig, ...], slo: SLO,

@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from controller.runtime.records import _clean
+from controller.model import jsonable
 from simulators.report import report_html
 from simulators.result import SimResult
 from simulators.runner import CycleLog
@@ -30,7 +30,7 @@ def write_decisions(logs: dict[str, CycleLog], path: Path, start_s: float) -> Pa
     lines = []
     for controller, log in logs.items():
         for record in log.records(start_s):
-            lines.append(json.dumps(_clean({"controller": controller, **record.to_dict()}), separators=(",", ":")))
+            lines.append(json.dumps(jsonable({"controller": controller, **record.to_dict()}), separators=(",", ":")))
     return _write_atomic(path, "\n".join(lines) + ("\n" if lines else ""))
 
 

@@ -78,6 +78,7 @@ class SimMetrics:
         self._ring = {f: np.full((self.slots, n), np.nan) for f in fields}
         self._k = 0
         self._last: ObservedSignals | None = None
+        self._pods: tuple[dict, dict[str, int]] | None = None
         self._targets: SimTargets | None = None
 
     def attach(self, targets: SimTargets) -> None:
@@ -90,6 +91,7 @@ class SimMetrics:
             ring[slot] = observed.values[f]
         self._k += 1
         self._last = observed
+        self._pods = None  # per-pod signals of this tick, built on the first pod query
 
     def query(self, expr: str, targets: Sequence[TargetRef], at: float, labels: tuple[str, str] | None = None
               ) -> Samples:
@@ -126,8 +128,10 @@ class SimMetrics:
 
     def _query_pods(self, field: str, pods: Sequence[TargetRef]) -> Samples:
         """Instant per-pod values; a metrics outage or NaN fault on the pod's service hides them."""
-        signals = self.cluster.pod_signals()
-        index = {name: k for k, name in enumerate(signals["name"])}
+        if self._pods is None:  # several pod-scope checks in a cycle share one snapshot
+            signals = self.cluster.pod_signals()
+            self._pods = signals, {name: k for k, name in enumerate(signals["name"])}
+        signals, index = self._pods
         pick = np.array([index.get(p.name, -1) for p in pods], dtype=np.int64)
         found = pick >= 0
         values = np.where(found, np.asarray(signals[field], dtype=np.float64)[np.maximum(pick, 0)], np.nan)

@@ -38,6 +38,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from controller.model import jsonable
 from simulators.result import SLO, ControllerRun, FaultWindow, SimResult, Trajectory
 
 SCHEMA_VERSION = 1
@@ -331,23 +332,6 @@ def score_table(result: SimResult) -> list[dict[str, Any]]:
 
 
 # --- result.json ----------------------------------------------------------------------------
-
-
-def jsonable(x: Any) -> Any:
-    """``x`` with numpy scalars and arrays turned into Python values and NaN / inf into None."""
-    if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return jsonable(x.tolist())
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    return x
 
 
 def scenario_metadata(result: SimResult) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from controller.core.history import take_rows
 from controller.core.health_params import CheckParams, Direction, HealthParams, Phase
 from controller.core.params import Smoothing
 from controller.core.smooth import SmoothState, smooth_ewma, smooth_window
@@ -71,17 +72,9 @@ class CheckTable:
 
     def take(self, rows: np.ndarray) -> "CheckTable":
         """Reorder to a new row list: rows[i] is the old row of new row i, -1 for a new (OK) row."""
-        rows = np.asarray(rows, dtype=np.int64)
-        new = rows < 0
-        safe = np.where(new, 0, rows)
-
-        def pick(a: np.ndarray, fill) -> np.ndarray:
-            out = a[safe] if a.shape[0] else np.full((rows.size,) + a.shape[1:], fill, dtype=a.dtype)
-            out[new] = fill
-            return out
-
-        return CheckTable(pick(self.phase, 0), pick(self.active_since, np.nan), pick(self.fired_at, np.nan),
-                          pick(self.recovering_since, np.nan), pick(self.changed_at, np.nan),
+        return CheckTable(take_rows(self.phase, rows, 0), take_rows(self.active_since, rows, np.nan),
+                          take_rows(self.fired_at, rows, np.nan), take_rows(self.recovering_since, rows, np.nan),
+                          take_rows(self.changed_at, rows, np.nan),
                           tuple(s.take(rows) for s in self.smooth))
 
 

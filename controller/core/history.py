@@ -44,6 +44,16 @@ def write_slot(
     return values, times
 
 
+def take_rows(a: np.ndarray, rows: np.ndarray, fill) -> np.ndarray:
+    """Rows of ``a`` in a new order: ``rows[i]`` is the old row of new row i, -1 for a new row
+    (filled with ``fill``). Used to carry per-target state over when the target list changes."""
+    rows = np.asarray(rows, dtype=np.int64)
+    new = rows < 0
+    out = a[np.where(new, 0, rows)] if a.shape[0] else np.full((rows.size,) + a.shape[1:], fill, dtype=a.dtype)
+    out[new] = fill
+    return out
+
+
 def is_empty(times: np.ndarray) -> np.ndarray:
     """bool (N,): rows with no entry at all.
 

@@ -49,14 +49,8 @@ class NormState:
 
     def take(self, rows: np.ndarray) -> "NormState":
         """The state of the given rows (an index array; -1 means a new, empty row)."""
-        rows = np.asarray(rows, dtype=np.int64)
-        new = rows < 0
-        safe = np.where(new, 0, rows)
-
-        def pick(a: np.ndarray, empty_value: float) -> np.ndarray:
-            out = a[safe] if a.shape[0] else np.full((rows.size,) + a.shape[1:], empty_value)
-            out[new] = empty_value
-            return np.asfortranarray(out)
+        def pick(a: np.ndarray, fill: float) -> np.ndarray:
+            return np.asfortranarray(history.take_rows(a, rows, fill))
 
         return NormState(pick(self.rec_values, 0.0), pick(self.rec_times, np.nan), pick(self.up_changes, 0.0),
                          pick(self.up_times, np.nan), pick(self.down_changes, 0.0), pick(self.down_times, np.nan),

@@ -44,13 +44,6 @@ _FIRING, _OK = int(Phase.FIRING), int(Phase.OK)
 _DISRUPTIVE = np.asarray([int(Remedy.RESTART_POD), int(Remedy.ROLLING_RESTART), int(Remedy.ROLLBACK)])
 
 
-def _take(a: np.ndarray, rows: np.ndarray, fill) -> np.ndarray:
-    rows = np.asarray(rows, dtype=np.int64)
-    new = rows < 0
-    out = a[np.where(new, 0, rows)] if a.shape[0] else np.full((rows.size,) + a.shape[1:], fill, dtype=a.dtype)
-    out[new] = fill
-    return out
-
 
 def as_strings(values, n: int) -> np.ndarray:
     """(n,) object array of str ('' for None)."""
@@ -95,7 +88,7 @@ class RevisionState:
     def take(self, rows: np.ndarray) -> "RevisionState":
         def fill(a: np.ndarray):
             return "" if a.dtype == object else (False if a.dtype == bool else np.nan)
-        return RevisionState(*(_take(getattr(self, k), rows, fill(getattr(self, k)))
+        return RevisionState(*(history.take_rows(getattr(self, k), rows, fill(getattr(self, k)))
                                for k in self.__dataclass_fields__))
 
     @property
@@ -161,8 +154,9 @@ class BudgetState:
         return cls(*history.empty_history(n, params.restart_slots), *history.empty_history(n, params.rollback_slots))
 
     def take(self, rows: np.ndarray) -> "BudgetState":
-        return BudgetState(_take(self.restarts, rows, 0.0), _take(self.restart_at, rows, np.nan),
-                           _take(self.rollbacks, rows, 0.0), _take(self.rollback_at, rows, np.nan))
+        take = history.take_rows
+        return BudgetState(take(self.restarts, rows, 0.0), take(self.restart_at, rows, np.nan),
+                           take(self.rollbacks, rows, 0.0), take(self.rollback_at, rows, np.nan))
 
     def restarts_used(self, now: float) -> np.ndarray:
         """(N,) pods restarted in the last hour (an event exactly an hour old no longer counts)."""
@@ -227,7 +221,7 @@ class RemedyState:
         for k in self.__dataclass_fields__:
             a = getattr(self, k)
             fill = fills.get(k, np.nan if a.dtype.kind == "f" else (False if a.dtype == bool else 0))
-            out[k] = _take(a, rows, fill)
+            out[k] = history.take_rows(a, rows, fill)
         return RemedyState(**out)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from controller.core.history import take_rows
 from controller.core.params import PolicyParams, Smoothing
 
 
@@ -27,17 +28,8 @@ class SmoothState:
         return cls(np.full((n, m), np.nan), np.full((n, m), np.nan), np.zeros((n, m, w)), np.full((n, m, w), np.nan))
 
     def take(self, rows: np.ndarray) -> "SmoothState":
-        rows = np.asarray(rows, dtype=np.int64)
-        new = rows < 0
-        safe = np.where(new, 0, rows)
-
-        def pick(a: np.ndarray, fill: float) -> np.ndarray:
-            out = a[safe] if a.shape[0] else np.full((rows.size,) + a.shape[1:], fill)
-            out[new] = fill
-            return out
-
-        return SmoothState(pick(self.ewma, np.nan), pick(self.ewma_at, np.nan), pick(self.samples, 0.0),
-                           pick(self.sample_at, np.nan))
+        return SmoothState(take_rows(self.ewma, rows, np.nan), take_rows(self.ewma_at, rows, np.nan),
+                           take_rows(self.samples, rows, 0.0), take_rows(self.sample_at, rows, np.nan))
 
 
 def ewma_alpha(dt_s: np.ndarray, half_life_s: float) -> np.ndarray:

@@ -116,14 +116,14 @@ class Reconciler:
         old = {t: i for i, t in enumerate(self._targets)}
         return np.array([old.get(t, -1) for t in targets], dtype=np.int64)
 
-    def _state_for(self, targets: list[TargetRef]) -> ScalingState:
-        """Carry each target's state over to the new target list (new targets start empty)."""
+    def _carry_state_over(self, targets: list[TargetRef]) -> None:
+        """Reorder the scaling and health state to a new target list (new targets start empty)."""
         rows = self._rows_for(targets)
-        return self._state if rows is None else self._state.take(rows)
-
-    def _health_state_for(self, targets: list[TargetRef]) -> HealthState:
-        rows = self._rows_for(targets)
-        return self._health_state if rows is None else self._health_state.take(rows)
+        if rows is not None:
+            self._state = self._state.take(rows)
+            if self._health_state is not None:
+                self._health_state = self._health_state.take(rows)
+            self._targets = targets
 
     def _fetch(self, targets: list[TargetRef], now: float) -> list[Samples | Exception]:
         """One request per metric; concurrently when the source can (``query_many``)."""
@@ -203,7 +203,8 @@ class Reconciler:
         values, present, age = _stack(self._query_all(targets, now, result), len(targets))
         obs = Observation(current=view.spec, ready=view.ready, status=view.status, values=values,
                           present=present, sample_age_s=age)
-        decision = decide(self.policy.params, obs, self._state_for(targets), now)
+        self._carry_state_over(targets)
+        decision = decide(self.policy.params, obs, self._state, now)
         result.decision = decision
         if self.policy.health is None:
             actions = [Action(ActionKind.SCALE, targets[i], REASON_CODES[int(decision.reason[i])],
@@ -215,7 +216,7 @@ class Reconciler:
             hq = HealthQueries(self.policy.health, self.policy.health_queries)
             hobs = observe_health(hq, self.metrics, targets, view, now, result.errors, decision)
             rearm = np.array([t in self.rearm for t in targets], dtype=bool)
-            healing = heal(self.policy.health, hobs, self._health_state_for(targets), now,
+            healing = heal(self.policy.health, hobs, self._health_state, now,
                            scaling=decision if self.policy.params.metrics else None, rearm_rows=rearm)
             self.rearm -= set(targets)
             result.healing = healing
@@ -224,7 +225,7 @@ class Reconciler:
             actions = health_actions(healing, targets, view.exists, self.policy.name)
         for action in actions:
             self._apply(action, result)
-        self._targets, self._state = targets, decision.state
+        self._state = decision.state
         result.duration_s = time.perf_counter() - started
         if self.on_cycle:
             self.on_cycle(result)

@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
-from controller.model import DecisionRecord
-
-
-def _clean(value):
-    """JSON has no NaN or Infinity: write them as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
+from controller.model import DecisionRecord, jsonable
 
 
 class RecordWriter:
@@ -32,7 +20,7 @@ class RecordWriter:
 
     def write(self, records: Iterable[DecisionRecord]) -> None:
         for r in records:
-            self._fh.write(json.dumps(_clean(r.to_dict()), separators=(",", ":")) + "\n")
+            self._fh.write(json.dumps(jsonable(r.to_dict()), separators=(",", ":")) + "\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
 

@@ -14,10 +14,9 @@ import sys
 import time
 from collections import Counter as PyCounter
 
-import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from controller.model import REASON_CODES
+from controller.model import REASON_CODES, jsonable
 from controller.runtime.reconciler import CycleResult
 
 
@@ -89,11 +88,9 @@ JsonFormatter.converter = time.gmtime
 
 
 def _jsonable(value):
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, (str, int, float, bool, type(None), list, dict)):
-        return value
-    return str(value)
+    """A log field as JSON: numbers and containers as values, anything else as its text."""
+    value = jsonable(value)
+    return value if isinstance(value, (str, int, float, bool, type(None), list, dict)) else str(value)
 
 
 def configure_json_logging(level: str = "info") -> None:
