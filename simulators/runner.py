@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from controller.core.health_params import Scope
-from controller.model import Action, ActionKind
+from controller.model import Action
 from controller.policy import LoadedPolicy
 from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy, cycle_records
 from simulators.cluster import SimCluster
@@ -224,5 +224,4 @@ def standard_controllers(policy: LoadedPolicy | None, baselines: list[str], hpa_
     return out
 
 
-__all__ = ["ControllerSpec", "CycleLog", "simulate", "run_controller", "standard_controllers", "fault_windows",
-           "ActionKind"]
+__all__ = ["ControllerSpec", "CycleLog", "simulate", "run_controller", "standard_controllers", "fault_windows"]

@@ -17,11 +17,6 @@ def empty_history(n: int, slots: int) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros((n, slots), order="F"), np.full((n, slots), np.nan, order="F")
 
 
-def ages(times: np.ndarray, now: float) -> np.ndarray:
-    """Seconds before ``now`` of each slot, (N, S); NaN for empty slots."""
-    return now - times
-
-
 def write_slot(
     values: np.ndarray, times: np.ndarray, new: np.ndarray, now: float, outdated_after_s: float,
     rows: np.ndarray | None = None,

@@ -19,6 +19,7 @@ from controller.core.health_params import HEALTH_REASON_CODES, HealthParams
 from controller.core.params import PolicyParams
 from controller.errors import ActuationError, ConflictError, MetricsUnavailable
 from controller.model import REASON_CODES, RESUME_ANNOTATION, Action, ActionKind, TargetRef
+from controller.policy.compile import compile_policy_health
 from controller.ports import Cluster, ClusterView, MetricsSource, Samples, TargetSelector
 from controller.runtime.healing import HealthQueries, health_actions, observe_health
 
@@ -40,8 +41,6 @@ class RuntimePolicy:
     @classmethod
     def of(cls, loaded) -> "RuntimePolicy":
         """From a controller.policy.LoadedPolicy."""
-        from controller.policy.compile import compile_policy_health
-
         spec = loaded.model.spec
         queries = tuple(m.query for m in spec.scaling.metrics) if loaded.scales else ()
         health = compile_policy_health(loaded.model)
@@ -188,10 +187,6 @@ class Reconciler:
                 except Exception:  # an Event is best effort
                     pass
         self._held = held
-
-    @property
-    def held_targets(self) -> set[TargetRef]:
-        return set(self._held)
 
     def cycle(self, now: float) -> CycleResult:
         """One reconcile at ``now`` (UTC epoch seconds). A failing target never stops the others."""
