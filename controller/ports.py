@@ -74,8 +74,9 @@ class Cluster(Protocol):
     def resolve(self, selector: TargetSelector) -> list[TargetRef]:
         """The workloads a selector matches now, sorted."""
 
-    def observe(self, targets: Sequence[TargetRef]) -> ClusterView:
-        """Current replicas and readiness of each target."""
+    def observe(self, targets: Sequence[TargetRef], with_pods: bool | None = None) -> ClusterView:
+        """Current replicas and readiness of each target; with ``with_pods``, also the full
+        statuses (pods, revisions, annotations) that health checks need."""
 
     def apply(self, action: Action) -> None:
         """Make one change. Raises ActuationError (ConflictError, TemporaryError, PermanentError)."""

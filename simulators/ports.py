@@ -49,9 +49,10 @@ class SimTargets:
             self._rows = (id(targets), np.array([self.cluster.index(t) for t in targets], dtype=np.int64))
         return self._rows[1]
 
-    def observe(self, targets: Sequence[TargetRef]) -> ClusterView:
-        """Arrays straight from the engine; unknown targets have ``exists`` False."""
-        return self.cluster.view(targets, with_statuses=self.with_statuses)
+    def observe(self, targets: Sequence[TargetRef], with_pods: bool | None = None) -> ClusterView:
+        """Arrays straight from the engine; unknown targets have ``exists`` False. Full statuses
+        (pods, revisions) with ``with_pods`` (default: the constructor's ``with_statuses``)."""
+        return self.cluster.view(targets, with_statuses=self.with_statuses if with_pods is None else with_pods)
 
     def apply(self, action: Action) -> None:
         self.cluster.apply(action)

@@ -155,7 +155,7 @@ def _policy_reconciler(scenario: Scenario, policy: LoadedPolicy, cluster: SimClu
                        keep_records: bool) -> tuple[Reconciler, SimMetrics, CycleLog | None]:
     """The live Reconciler over the simulated ports, and where its decisions are logged."""
     rp = RuntimePolicy.of(policy)
-    targets = SimTargets(cluster, _driven_services(policy, scenario.services), with_statuses=rp.health is not None)
+    targets = SimTargets(cluster, _driven_services(policy, scenario.services))
     metrics = SimMetrics(cluster, policy_bindings(scenario, rp), scenario.metrics_window_s, scenario.tick_s)
     metrics.attach(targets)
     log = CycleLog(policy.name, policy.params.metric_names) if keep_records else None

@@ -425,16 +425,19 @@ class KubernetesCluster:
             names = {w.metadata.name for w in items}
         return sorted(TargetRef(selector.namespace, n, selector.kind) for n in names)
 
-    def observe(self, targets: Sequence[TargetRef]) -> ClusterView:
+    def observe(self, targets: Sequence[TargetRef], with_pods: bool | None = None) -> ClusterView:
         """Replicas, readiness, rollout state, pods and revisions of each target (absent targets
-        have ``exists`` False). Raises TemporaryError/Forbidden/... when a list fails."""
+        have ``exists`` False). Raises TemporaryError/Forbidden/... when a list fails.
+
+        ``with_pods`` (default: the constructor's) lists ReplicaSets and pods too; scaling alone
+        does not need them, and on a big namespace they are most of the cost of a cycle."""
         now = self.clock()
         statuses: dict[TargetRef, TargetStatus] = {}
         groups: dict[tuple[str, str], list[TargetRef]] = defaultdict(list)
         for t in targets:
             groups[(t.namespace, t.kind)].append(t)
         for (namespace, kind), refs in groups.items():
-            snapshot = self._snapshot(namespace, kind)
+            snapshot = self._snapshot(namespace, kind, self.with_pods if with_pods is None else with_pods)
             for ref in refs:
                 status = snapshot.status(ref, now)
                 if status is not None:
@@ -443,11 +446,11 @@ class KubernetesCluster:
                     self._uids[ref] = snapshot.workloads[ref.name].metadata.uid
         return ClusterView.from_statuses(targets, statuses)
 
-    def _snapshot(self, namespace: str, kind: str) -> _NamespaceSnapshot:
+    def _snapshot(self, namespace: str, kind: str, with_pods: bool) -> _NamespaceSnapshot:
         list_fn = self._workload_api(kind)[0]
         workloads = self._call(f"list {kind} in {namespace}", namespace, list_fn, namespace).items
         replicasets, pods = [], []
-        if self.with_pods:
+        if with_pods:
             if kind == "Deployment":
                 replicasets = self._call(f"list ReplicaSets in {namespace}", namespace,
                                          self.apps.list_namespaced_replica_set, namespace).items

@@ -24,8 +24,8 @@ class DryRunCluster:
     def resolve(self, selector: TargetSelector) -> list[TargetRef]:
         return self.inner.resolve(selector)
 
-    def observe(self, targets: Sequence[TargetRef]) -> ClusterView:
-        return self.inner.observe(targets)
+    def observe(self, targets: Sequence[TargetRef], with_pods: bool | None = None) -> ClusterView:
+        return self.inner.observe(targets, with_pods=with_pods)
 
     def apply(self, action: Action) -> None:
         self.would_apply.append(action)

@@ -193,7 +193,7 @@ class Reconciler:
         started = time.perf_counter()
         targets = self.cluster.resolve(self.policy.selector)
         result = CycleResult(self.policy.name, now, targets, None, None)
-        view = self.cluster.observe(targets)
+        view = self.cluster.observe(targets, with_pods=self.policy.health is not None)
         result.view = view
         values, present, age = _stack(self._query_all(targets, now, result), len(targets))
         obs = Observation(current=view.spec, ready=view.ready, status=view.status, values=values,
