@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from controller.bundled import bundled_policy
 from controller.policy import check_policies, policy_json_schema_text
 from controller.policy.schema_export import SCHEMA_FILE
 from controller.policy.summary import file_summary, plural
@@ -16,12 +17,33 @@ app = typer.Typer(
     name="setpoint",
     help="Setpoint: an autoscaling and self-healing controller driven by YAML policies.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
 
 
-@app.command()
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("setpoint")
+        except PackageNotFoundError:  # a source checkout that was never installed
+            from controller import __version__ as number
+        typer.echo(f"setpoint {number}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    pass
+
+
+@app.command(short_help="Check policy files and report every error.")
 def validate(
     paths: Annotated[list[Path], typer.Argument(
         exists=True, metavar="PATH",
@@ -30,12 +52,17 @@ def validate(
     """Check policy files: every field, every cross-field rule, and unique names across all files.
 
     All valid: exit 0 and print one line per file on stdout, e.g.
-    "policies/web-rps.yaml: ok, 1 policy (web-rps: 2 targets, 1 metric, 0 health checks)".
+
+    \b
+      web-rps.yaml: ok, 1 policy (web-rps: 2 targets, 1 metric, 0 health checks)
 
     Any invalid: exit 1 and print every error on stdout, one per line, as
-    "FILE:LINE: FIELD.PATH: what was expected, got what was found";
-    in a file with several documents the path starts with "\\[doc N]".
-    The error count goes to stderr.
+
+    \b
+      FILE:LINE: FIELD.PATH: what was expected, got what was found
+
+    in a file with several documents the path starts with "[doc N]". The error
+    count goes to stderr.
 
     A PATH that does not exist: exit 2 (usage error).
     """
@@ -50,7 +77,7 @@ def validate(
         typer.echo(file_summary(file, check.policies_in(file)))
 
 
-@app.command()
+@app.command(short_help="Print the JSON Schema of policy files.")
 def schema(
     out: Annotated[Optional[Path], typer.Option(
         "--out", "-o", help=f"Write the schema to this file (the repository keeps it in {SCHEMA_FILE}).")] = None,
@@ -68,9 +95,8 @@ def schema(
     typer.echo(f"wrote {out}", err=True)
 
 
-REPO_POLICIES = Path(__file__).resolve().parents[1] / "policies"
-DEFAULT_SIM_POLICY = REPO_POLICIES / "setpoint-default.yaml"
-DEFAULT_HPA_POLICY = REPO_POLICIES / "hpa-cpu.yaml"
+DEFAULT_SIM_POLICY = "setpoint-default.yaml"  # bundled policies (controller.bundled)
+DEFAULT_HPA_POLICY = "hpa-cpu.yaml"
 
 
 def _fail(errors: list) -> None:
@@ -92,17 +118,19 @@ def _one_policy(path: Path):
     return scaling[0]
 
 
-@app.command()
+@app.command(short_help="Simulate a scenario offline and score the controllers.")
 def simulate(
     scenario: Annotated[str, typer.Argument(
-        help="A scenario file, or the name of a bundled one (see simulators/scenarios/).")] = "flash-crowd",
-    policy: Annotated[Path, typer.Option(
-        "--policy", "-p", exists=True, dir_okay=False, help="The policy under test (one scaling policy).")] = DEFAULT_SIM_POLICY,
+        help="A scenario file, or the name of a bundled one (a wrong name lists them).")] = "flash-crowd",
+    policy: Annotated[Optional[Path], typer.Option(
+        "--policy", "-p", exists=True, dir_okay=False, show_default=f"bundled {DEFAULT_SIM_POLICY}",
+        help="The policy under test (one scaling policy).")] = None,
     baseline: Annotated[list[str], typer.Option(
         "--baseline", "-b", help="Baselines run in the same simulation: hpa, fixed-max, oracle. Repeat the option "
                                  "for several.")] = ["hpa", "oracle"],
-    hpa_policy: Annotated[Path, typer.Option(
-        "--hpa-policy", exists=True, dir_okay=False, help="The preset: hpa policy used as the hpa baseline.")] = DEFAULT_HPA_POLICY,
+    hpa_policy: Annotated[Optional[Path], typer.Option(
+        "--hpa-policy", exists=True, dir_okay=False, show_default=f"bundled {DEFAULT_HPA_POLICY}",
+        help="The preset: hpa policy used as the hpa baseline.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Override the scenario's random seed.")] = None,
     out: Annotated[Optional[Path], typer.Option(
         "--out", "-o", help="Folder for result.json, report.html and decisions.jsonl (default: out/SCENARIO).")] = None,
@@ -129,6 +157,8 @@ def simulate(
         sc = load_scenario(scenario, seed=seed)
     except ScenarioError as exc:
         _fail(exc.errors)
+    policy = policy or bundled_policy(DEFAULT_SIM_POLICY)
+    hpa_policy = hpa_policy or bundled_policy(DEFAULT_HPA_POLICY)
     under_test = _one_policy(policy)
     hpa = _one_policy(hpa_policy) if "hpa" in baseline else None
     try:
@@ -168,10 +198,10 @@ def _print_scores(result) -> None:
         table.add_row(row["controller"], f"{row['slo_violation_minutes']:g}", f"{row['replica_hours']:.2f}",
                       "-" if vs is None else f"{vs:.2f}x", str(row["replica_changes"]), str(row["reversals"]),
                       "-" if worst is None else ("never" if worst == float("inf") else f"{worst:g} s"))
-    Console(width=120).print(table)
+    Console().print(table)  # the terminal's width (80 columns when not a terminal and $COLUMNS is unset)
 
 
-@app.command()
+@app.command(short_help="Print decision records and the reason for each.")
 def explain(
     source: Annotated[Path, typer.Argument(
         exists=True, help="A simulation output folder, or a decisions .jsonl file written by `setpoint run`.")],
@@ -227,7 +257,7 @@ def _format_record(r: dict) -> str:
             f"(ready {r.get('ready')})")
 
 
-@app.command()
+@app.command(short_help="Run the controller against Prometheus and Kubernetes.")
 def run(
     policies: Annotated[list[Path], typer.Option(
         "--policies", "-p", exists=True, help="Policy files or folders (repeatable). Reloaded when they change; "
@@ -249,7 +279,8 @@ def run(
         help="Labels that map a series to its workload: NAMESPACE_LABEL,NAME_LABEL.")] = "namespace,deployment",
     qps: Annotated[float, typer.Option(help="Kubernetes client-side rate limit (requests per second).")] = 20.0,
     burst: Annotated[int, typer.Option(help="Kubernetes client-side burst.")] = 30,
-    once: Annotated[bool, typer.Option("--once", help="Run one cycle of every policy, then exit.")] = False,
+    once: Annotated[bool, typer.Option(
+        "--once", help="Run one cycle of every policy, then exit (1 if a cycle failed).")] = False,
     leader_elect: Annotated[bool, typer.Option(
         "--leader-elect", help="Act only while holding a coordination.k8s.io/v1 Lease (run 2 replicas for HA).")] = False,
     lease_name: Annotated[str, typer.Option(help="Name of the leader-election Lease.")] = "setpoint",
@@ -306,9 +337,13 @@ def run(
             elector.stop()
         _fail(exc.errors)
     if once:
-        service.run_all_once()
+        results = service.run_all_once()
         service.stop()
         cluster.close()
+        metrics.close()
+        problems = _once_problems(sorted(service.policies), results, prometheus)
+        if problems:
+            _fail(problems)
         return
     server = StatusServer(listen, telemetry.registry, service.healthy, service.ready).start()
     stop = threading.Event()
@@ -324,7 +359,27 @@ def run(
     metrics.close()
 
 
-@app.command()
+def _once_problems(names: list[str], results: list, prometheus: str) -> list[str]:
+    """One line per policy whose cycle failed or reported errors, naming the next step."""
+    by_policy = {r.policy: r for r in results}
+    problems = []
+    for name in names:
+        result = by_policy.get(name)
+        if result is None:  # run_cycle logged the exception
+            problems.append(f"policy {name}: the cycle failed (see the log above); check --kubeconfig and "
+                            f"--context, and that the Kubernetes API is reachable")
+        elif result.errors:
+            more = f" (+{len(result.errors) - 1} more)" if len(result.errors) > 1 else ""
+            problems.append(f"policy {name}: {result.errors[0]}{more}; check --prometheus {prometheus} and the "
+                            f"policy's queries")
+        elif result.failed:
+            target, why = result.failed[0]
+            problems.append(f"policy {name}: {len(result.failed)} action(s) failed, {target}: {why}; check the "
+                            f"controller's RBAC and the workload")
+    return problems
+
+
+@app.command(short_help="Re-arm self-healing of a held workload.")
 def resume(
     target: Annotated[str, typer.Argument(help="The workload: NAMESPACE/NAME, or NAME in --namespace.")],
     namespace: Annotated[str, typer.Option("--namespace", "-n", help="Namespace when TARGET has none.")] = "default",
@@ -357,14 +412,14 @@ def resume(
 
 
 sim_app = typer.Typer(help="Serve a simulated cluster to real clients: its Kubernetes API and its metrics.",
-                      no_args_is_help=True)
-app.add_typer(sim_app, name="sim")
+                      no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(sim_app, name="sim", short_help="Serve a simulated cluster: Kubernetes API and metrics.")
 
 
-@sim_app.command("serve")
+@sim_app.command("serve", short_help="Serve a simulated cluster through the Kubernetes API.")
 def sim_serve(
     scenario: Annotated[str, typer.Argument(
-        help="A scenario file, or the name of a bundled one (see simulators/scenarios/).")] = "flash-crowd",
+        help="A scenario file, or the name of a bundled one (a wrong name lists them).")] = "flash-crowd",
     kube_listen: Annotated[str, typer.Option(
         "--kube-listen", help="HOST:PORT of the Kubernetes API (loopback by default).")] = "127.0.0.1:8001",
     metrics_listen: Annotated[Optional[str], typer.Option(

@@ -13,7 +13,8 @@ interval, values are totals per interval (requests per minute, per 5 minutes ...
 :class:`TraceReplay` divides by the interval to get requests/s, cuts a window, scales it
 (``multiplier`` or ``peak_rps``) and resamples it onto the simulation times (step or linear
 interpolation). The real traces are read in place from :func:`traces_dir`
-(``$SETPOINT_TRACES_DIR``, else ``<repo>/../shared/data/traces``); never copy them.
+(``$SETPOINT_TRACES_DIR``, else ``../shared/data/traces`` next to the checkout or the working
+directory); never copy or bundle them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
+from controller.bundled import source_checkout
 from controller.errors import FieldError, ScenarioError
 
 DAY_S = 86_400.0
@@ -205,17 +207,20 @@ class Noise(Shape):
 
 
 # --------------------------------------------------------------------------- traces
-def repo_root() -> Path:
-    return Path(__file__).resolve().parents[1]
-
-
 def traces_dir() -> Path:
-    """Where the real traces are: ``$SETPOINT_TRACES_DIR`` or ``<repo>/../shared/data/traces``.
+    """Where the real traces are: ``$SETPOINT_TRACES_DIR``; else the first existing of
+    ``../shared/data/traces`` next to the source checkout (when running from one) and
+    ``../shared/data/traces`` relative to the working directory. Traces are never bundled.
 
     The directory may not exist (a fresh clone without the shared data): check ``.is_dir()``.
     """
     env = os.environ.get("SETPOINT_TRACES_DIR")
-    return Path(env) if env else repo_root().parent / "shared" / "data" / "traces"
+    if env:
+        return Path(env)
+    checkout = source_checkout()
+    candidates = ([checkout.parent] if checkout else []) + [Path.cwd().parent]
+    found = [c / "shared" / "data" / "traces" for c in candidates]
+    return next((f for f in found if f.is_dir()), found[-1])
 
 
 @dataclass(frozen=True, eq=False)

@@ -15,6 +15,7 @@ from typing import Annotated, Literal, Union
 import numpy as np
 from pydantic import Field, ValidationError, model_validator
 
+from controller.bundled import package_path
 from controller.errors import FieldError, ScenarioError
 from controller.policy.durations import describe_value
 from controller.policy.fields import DnsLabel, Duration, Percent, StrictModel, field_error
@@ -66,7 +67,7 @@ DEFAULT_POD_BINDINGS: dict[str, str] = {
     "restarts": "pod_restarts", "latency": "pod_extra_latency",
 }
 
-SCENARIO_FOLDER = Path(__file__).resolve().parent / "scenarios"
+SCENARIO_FOLDER = package_path("simulators", "scenarios")  # package data, also in an installed wheel
 
 Signal = Literal[tuple(SIGNALS) + tuple(POD_SIGNALS)]  # type: ignore[valid-type]
 
