@@ -182,16 +182,19 @@ def simulate(
 
 
 def _print_scores(result) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
     from simulators.score import score_table
 
+    # Two-line headers, no rules between columns: fits 80 columns; narrower, cells fold (never cut).
     table = Table(title=f"{result.scenario}: SLO p{result.slo.latency_percentile:g} < {result.slo.latency_s * 1000:g} ms, "
-                        f"errors < {result.slo.error_ratio:.2%}")
-    for column in ("controller", "SLO-violation min", "replica-hours", "vs oracle", "changes", "reversals",
-                   "worst mitigation"):
-        table.add_column(column, justify="left" if column == "controller" else "right")
+                        f"errors < {result.slo.error_ratio:.2%}", box=box.SIMPLE_HEAD, show_edge=False,
+                  collapse_padding=True)
+    for column in ("controller", "SLO-violation\nminutes", "replica-\nhours", "vs\noracle", "changes", "reversals",
+                   "worst\nmitigation"):
+        table.add_column(column, justify="left" if column == "controller" else "right", overflow="fold")
     for row in score_table(result):
         vs = row.get("replica_hours_vs_oracle")
         worst = row.get("worst_mitigation_s")

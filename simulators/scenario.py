@@ -465,11 +465,13 @@ def bundled_scenarios() -> list[Path]:
 def resolve_scenario_path(name_or_path: str) -> Path:
     """A file path, or the name of a bundled scenario (``flash-crowd``)."""
     path = Path(name_or_path)
-    if path.exists():
+    if path.is_file():
         return path
     bundled = SCENARIO_FOLDER / f"{name_or_path}.yaml"
-    if bundled.exists():
+    if bundled.is_file():  # also when a folder of that name (e.g. an output folder) is in the way
         return bundled
+    if path.exists():
+        return path
     known = ", ".join(p.stem for p in bundled_scenarios())
     raise ScenarioError([FieldError(name_or_path, None, "", f"no such file, and no bundled scenario of that name "
                                                             f"(bundled: {known})")])
