@@ -1,0 +1,153 @@
+"""CLI manners: --version, shell completion, help that reads well at 80 columns, a score table
+that fits the terminal, and `run --once` whose exit status tells whether the cycle worked."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import controller
+from controller.cli import app
+from tests.support.prometheus_server import free_port, prometheus_server
+
+SETPOINT = [sys.executable, "-m", "controller.cli"]
+REPO = Path(__file__).resolve().parents[1]
+COMMANDS = [[], ["validate"], ["schema"], ["simulate"], ["explain"], ["run"], ["resume"], ["sim"], ["sim", "serve"]]
+
+
+def setpoint(*args, cwd: Path, columns: int = 80, timeout_s: float = 120) -> subprocess.CompletedProcess:
+    env = dict(os.environ, COLUMNS=str(columns), PYTHONPATH=str(REPO))
+    return subprocess.run([*SETPOINT, *map(str, args)], cwd=cwd, capture_output=True, text=True, env=env,
+                          timeout=timeout_s)
+
+
+def expected_version() -> str:
+    try:
+        return version("setpoint")
+    except PackageNotFoundError:
+        return controller.__version__
+
+
+def test_version_prints_the_package_version():
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"setpoint {expected_version()}\n"
+
+
+def test_help_offers_shell_completion():
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    assert "--install-completion" in result.stdout and "--show-completion" in result.stdout
+    completion = CliRunner().invoke(app, ["--show-completion", "bash"], prog_name="setpoint")
+    assert completion.exit_code == 0 and "complete" in completion.stdout
+
+
+def ragged_lines(text: str) -> list[str]:
+    """Lines cut short although the same paragraph goes on (the next line, same indent, is prose
+    starting in lower case, not a "name  description" entry): what re-wrapping a hard-wrapped
+    docstring produces."""
+    lines = text.splitlines()
+    out = []
+    for line, nxt in zip(lines, lines[1:]):
+        indent = len(line) - len(line.lstrip())
+        same_paragraph = (nxt.strip() and len(nxt) - len(nxt.lstrip()) == indent and nxt.strip()[0].islower()
+                          and not re.match(r"^\s*\S+\s{2,}\S", nxt))
+        if line.strip() and len(line) < 55 and same_paragraph:
+            out.append(line)
+    return out
+
+
+@pytest.mark.parametrize("command", [pytest.param(c, id=" ".join(c) or "setpoint") for c in COMMANDS])
+def test_help_fits_80_columns_without_cuts_or_ragged_lines(command):
+    result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "80"}, prog_name="setpoint")
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert [line for line in text.splitlines() if len(line) > 80] == []
+    assert "…" not in text and not re.search(r"\w\.\.\.$", text, re.M), text  # no cut short help
+    assert ragged_lines(text) == [], text
+    assert "site-packages" not in text and str(REPO) not in text  # defaults are named, not absolute paths
+
+
+def test_ragged_lines_are_detected():
+    assert ragged_lines("  Prints a score table (reversals, time\n  to mitigate each fault) and writes\n") \
+        == ["  Prints a score table (reversals, time"]
+    assert ragged_lines("  validate  Check policy files.\n  schema    Print the schema.\n") == []
+
+
+def test_score_table_fits_80_columns(tmp_path):
+    proc = setpoint("simulate", "steady", "--no-report", "--out", "o", cwd=tmp_path, columns=80)
+    assert proc.returncode == 0, proc.stderr
+    table = [line for line in proc.stdout.splitlines() if not re.match(r"^\s*(result|decisions|report):", line)]
+    assert [line for line in table if len(line) > 80] == []
+    assert "…" not in proc.stdout
+    for header in ("controller", "SLO-violation", "minutes", "replica-", "oracle", "reversals", "mitigation"):
+        assert header in proc.stdout
+    rows = {line.split()[0] for line in table if line.strip()}
+    assert {"policy", "hpa", "oracle"} <= rows
+
+
+POLICY = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {name: web}
+spec:
+  targets: {kind: Deployment, namespace: shop, names: [web]}
+  replicas: {min: 2, max: 20}
+  scaling:
+    metrics:
+      - name: rps
+        query: sum by (namespace, deployment) (rate(http_requests_total[1m]))
+        target: {averagePerReplica: 100}
+"""
+
+
+@pytest.fixture
+def kube(tmp_path):
+    """The simulated Kubernetes API on loopback and a kubeconfig for it."""
+    pytest.importorskip("kubernetes")
+    from tests.adapters.kube_helpers import start_server
+
+    server = start_server()
+    yield server.write_kubeconfig(tmp_path / "kubeconfig.yaml", namespace="shop")
+    server.stop()
+
+
+def run_once(tmp_path: Path, prometheus: str, kubeconfig: Path) -> subprocess.CompletedProcess:
+    (tmp_path / "web.yaml").write_text(POLICY)
+    return setpoint("run", "--once", "--policies", "web.yaml", "--prometheus", prometheus, "--kubeconfig", kubeconfig,
+                    "--prometheus-timeout", "1", "--records", "decisions.jsonl", cwd=tmp_path, timeout_s=60)
+
+
+def last_line(proc: subprocess.CompletedProcess) -> str:
+    return proc.stderr.strip().splitlines()[-1]
+
+
+def test_run_once_exits_1_naming_the_next_step_when_prometheus_is_unreachable(tmp_path, kube):
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    proc = run_once(tmp_path, url, kube)
+    assert proc.returncode == 1, proc.stderr
+    assert last_line(proc).startswith("policy web: metric rps: ")
+    assert "cannot connect" in last_line(proc) and f"check --prometheus {url}" in last_line(proc)
+    assert "Traceback" not in proc.stderr
+
+
+def test_run_once_exits_1_naming_the_next_step_when_kubernetes_is_unreachable(tmp_path, kube):
+    dead = tmp_path / "dead-kubeconfig.yaml"
+    dead.write_text(re.sub(r"127\.0\.0\.1:\d+", f"127.0.0.1:{free_port()}", kube.read_text()))
+    proc = run_once(tmp_path, f"http://127.0.0.1:{free_port()}", dead)
+    assert proc.returncode == 1, proc.stderr
+    assert last_line(proc).startswith("policy web: the cycle failed") and "check --kubeconfig" in last_line(proc)
+
+
+def test_run_once_exits_0_when_the_cycle_worked(tmp_path, kube):
+    with prometheus_server() as prom:  # no series: the metric is missing, which is no error
+        proc = run_once(tmp_path, prom.url, kube)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "decisions.jsonl").read_text().count('"target"') == 1
