@@ -144,6 +144,8 @@ def simulate(
     OUT`). With no arguments: the bundled flash-crowd scenario, the bundled default policy, the
     HPA baseline and the oracle. Exit 1 on an invalid scenario or policy.
     """
+    from importlib.util import find_spec
+
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -153,6 +155,8 @@ def simulate(
     from simulators.runner import standard_controllers
     from simulators.scenario import load_scenario
 
+    if report and find_spec("matplotlib") is None:  # e.g. in the controller image
+        _fail(["report.html needs matplotlib, which is not installed: pip install matplotlib, or pass --no-report"])
     try:
         sc = load_scenario(scenario, seed=seed)
     except ScenarioError as exc:

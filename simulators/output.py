@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 from controller.model import jsonable
-from simulators.report import report_html
 from simulators.result import SimResult
 from simulators.runner import CycleLog
 from simulators.score import result_json
@@ -41,5 +40,7 @@ def write_outputs(result: SimResult, logs: dict[str, CycleLog], out_dir: str | P
     paths = {"result": _write_atomic(out / "result.json", json.dumps(result_json(result), indent=2, allow_nan=False) + "\n"),
              "decisions": write_decisions(logs, out / "decisions.jsonl", start_s)}
     if report:
+        from simulators.report import report_html  # matplotlib: loaded only when a report is written
+
         paths["report"] = _write_atomic(out / "report.html", report_html(result))
     return paths

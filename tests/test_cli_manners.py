@@ -151,3 +151,20 @@ def test_run_once_exits_0_when_the_cycle_worked(tmp_path, kube):
         proc = run_once(tmp_path, prom.url, kube)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "decisions.jsonl").read_text().count('"target"') == 1
+
+
+WITHOUT_MATPLOTLIB = "import sys; sys.modules['matplotlib'] = None; from controller.cli import app; app(prog_name='setpoint')"
+
+
+@pytest.mark.parametrize("args, code, says", [
+    pytest.param([], 1, "report.html needs matplotlib, which is not installed: pip install matplotlib, or pass "
+                        "--no-report", id="report-asks-for-matplotlib"),
+    pytest.param(["--no-report"], 0, "result: ", id="no-report-needs-no-matplotlib"),
+])
+def test_simulate_without_matplotlib(tmp_path, args, code, says):
+    """As in the controller image, which leaves the plotting stack out (deploy/Dockerfile)."""
+    env = dict(os.environ, COLUMNS="80", PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-c", WITHOUT_MATPLOTLIB, "simulate", "steady", "--out", "o", *args],
+                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == code, proc.stderr
+    assert says in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
