@@ -114,7 +114,7 @@ def _one_policy(path: Path):
     except PolicyError as exc:
         _fail(exc.errors)
     if len(scaling) != 1:
-        _fail([f"{path}: expected exactly one scaling policy, found {len(scaling)}"])
+        _fail([f"{path}: expected exactly one scaling policy, found {len(scaling)}; pass a file that holds one"])
     return scaling[0]
 
 
@@ -230,7 +230,8 @@ def explain(
 
     path = source / "decisions.jsonl" if source.is_dir() else source
     if not path.exists():
-        _fail([f"{source}: no decisions.jsonl here"])
+        _fail([f"{source}: no decisions.jsonl here; pass a `setpoint simulate` output folder or the --records "
+               f"file of `setpoint run`"])
     when = None
     if at is not None:
         try:
@@ -245,7 +246,7 @@ def explain(
     if changes:
         records = [r for r in records if r.get("desired") != r.get("current")]
     if not records:
-        typer.echo("no decision records match", err=True)
+        typer.echo("no decision records match; drop --target, --at, --controller or --changes to see more", err=True)
         raise typer.Exit(1)
     for r in records[-limit:]:
         typer.echo(_format_record(r))

@@ -168,3 +168,21 @@ def test_simulate_without_matplotlib(tmp_path, args, code, says):
                           cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == code, proc.stderr
     assert says in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("make, args, says", [
+    pytest.param(lambda d: d / "empty", [], "no decisions.jsonl here; pass a `setpoint simulate` output folder", id="no-records"),
+    pytest.param(lambda d: d / "decisions.jsonl", ["--target", "nosuch"], "drop --target", id="nothing-matches"),
+    pytest.param(lambda d: d / "two.yaml", [], "expected exactly one scaling policy, found 2; pass a file that holds one",
+                 id="two-scaling-policies"),
+])
+def test_errors_name_the_next_step(tmp_path, make, args, says):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "decisions.jsonl").write_text('{"at": 0, "target": "default/web", "current": 2, "desired": 2}\n')
+    web = (REPO / "policies" / "web-rps.yaml").read_text()
+    (tmp_path / "two.yaml").write_text(web + "---\n" + (REPO / "policies" / "queue-worker.yaml").read_text())
+    target = make(tmp_path)
+    command = ["simulate", "steady", "--policy", target] if target.suffix == ".yaml" else ["explain", target]
+    result = CliRunner().invoke(app, [str(a) for a in [*command, *args]])
+    assert result.exit_code == 1, result.output
+    assert says in result.stderr
