@@ -24,14 +24,19 @@ def describe_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
-        return format_number(value)
+        return clip(format_number(value))
     if isinstance(value, str):
-        return repr(value)
+        return clip(repr(value))
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, (list, tuple)):
         return "a list"
     return f"a {type(value).__name__} ({value})"
+
+
+def clip(text: str, limit: int = 60) -> str:
+    """``text``, or its start and its length when longer than ``limit`` (hostile files hold huge values)."""
+    return text if len(text) <= limit else f"{text[:limit - 20]}... ({len(text):,} characters)"
 
 
 def format_number(value: float) -> str:
