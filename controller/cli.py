@@ -36,6 +36,7 @@ def _global_options(
 
 def main(argv: list[str] | None = None) -> None:
     """The ``setpoint`` command: any error becomes one line on stderr (``--debug``: the traceback)."""
+    _options["debug"] = False
     try:
         app(args=argv, prog_name="setpoint")
     except KeyboardInterrupt:

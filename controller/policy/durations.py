@@ -41,7 +41,7 @@ def clip(text: str, limit: int = 60) -> str:
 
 def format_number(value: float) -> str:
     """``0.0`` -> ``0``, ``-0.1`` -> ``-0.1``, ``inf`` -> ``inf``."""
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:  # larger: 1e+19, not 20 digits
         return str(int(value))
     return str(value)
 
