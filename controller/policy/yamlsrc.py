@@ -228,7 +228,9 @@ class _Builder:
     def build(self, node: Node, path: Path) -> object:
         self.lines.setdefault(path, node.start_mark.line + 1)
         if len(path) > MAX_DEPTH:  # aliases can nest what the composer saw within bounds
-            self._problem(node, (), f"refused: nested deeper than {MAX_DEPTH} levels")
+            top = path[:1]  # the anchored node's own line is elsewhere: name the field the alias is under
+            self.problems.append(YamlProblem(self.lines.get(top), top,
+                                             f"refused: nested deeper than {MAX_DEPTH} levels (through aliases)"))
             return None
         if id(node) in self._active:
             self._problem(node, path, "recursive YAML alias: a value may not contain itself")
