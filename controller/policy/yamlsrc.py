@@ -185,8 +185,8 @@ class _BoundedLoader(yaml.SafeLoader):
     def _check(self, size: int, event) -> None:  # noqa: ANN001
         if self._done + size > MAX_VALUES:
             raise LimitExceeded("while expanding aliases" if isinstance(event, AliasEvent) else "while reading values",
-                                None, f"more than {MAX_VALUES:,} values once aliases are expanded "
-                                      "(a YAML alias bomb?)", event.start_mark)
+                                None, f"more than {MAX_VALUES:,} values once aliases are expanded (policy and "
+                                      "scenario files hold a few hundred; an alias bomb?)", event.start_mark)
 
 
 def _children(node: Node) -> list[Node]:
