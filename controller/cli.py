@@ -3,6 +3,7 @@ below and print; no logic of their own lives here."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -21,6 +22,58 @@ app = typer.Typer(
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
+
+EXIT_INVALID = 1  # bad input: the message says what to change
+EXIT_BUG = 70  # EX_SOFTWARE: an exception Setpoint did not expect
+_options = {"debug": False}
+
+
+@app.callback()
+def _global_options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the Python traceback of any error.")] = False,
+) -> None:
+    """Setpoint: an autoscaling and self-healing controller driven by YAML policies."""
+    _options["debug"] = debug
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``setpoint`` command: any error becomes one line on stderr (``--debug``: the traceback)."""
+    _options["debug"] = False
+    try:
+        app(args=argv, prog_name="setpoint")
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # the last line of defence: no traceback for users
+        if _options["debug"]:
+            raise
+        code, line = describe_error(exc)
+        print(f"setpoint: {line}", file=sys.stderr)
+        sys.exit(code)
+
+
+def describe_error(exc: BaseException) -> tuple[int, str]:
+    """(exit code, one line) for an exception that reached the top: bad input is 1, a bug is 70."""
+    from controller.errors import InvalidInput, SetpointError
+
+    if isinstance(exc, InvalidInput) and exc.errors:
+        more = len(exc.errors) - 1
+        return EXIT_INVALID, _one_line(str(exc.errors[0])) + (f" (and {more} more)" if more else "")
+    if isinstance(exc, SetpointError):
+        return EXIT_INVALID, _one_line(str(exc))
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return EXIT_INVALID, _one_line(f"{where}{exc.strerror or exc}: check the path and its permissions")
+    if isinstance(exc, UnicodeError):
+        return EXIT_INVALID, _one_line(f"not UTF-8 text ({exc}): save the file as UTF-8")
+    if isinstance(exc, MemoryError):
+        return EXIT_INVALID, "out of memory: the input asks for more than this machine has; make it smaller"
+    return EXIT_BUG, _one_line(f"unexpected error {type(exc).__name__}: {exc}. This is a bug in Setpoint; "
+                               "rerun with --debug (setpoint --debug ...) and report the traceback")
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _print_version(value: bool) -> None:
@@ -470,4 +523,4 @@ def sim_serve(
 
 
 if __name__ == "__main__":
-    app()
+    main()

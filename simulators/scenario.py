@@ -20,7 +20,7 @@ from controller.errors import FieldError, ScenarioError
 from controller.policy.durations import describe_value
 from controller.policy.fields import DnsLabel, Duration, Percent, StrictModel, field_error
 from controller.policy.messages import format_path, validation_problems
-from controller.policy.yamlsrc import read_documents
+from controller.policy.yamlsrc import read_documents, read_yaml_file
 from simulators import faults as F
 from simulators import load as L
 from simulators.result import SLO
@@ -479,8 +479,7 @@ def resolve_scenario_path(name_or_path: str) -> Path:
 
 def load_scenario(name_or_path: str | Path, seed: int | None = None) -> Scenario:
     path = resolve_scenario_path(str(name_or_path))
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError([FieldError(str(path), None, "", f"cannot read: {exc}")]) from None
+    text, problem = read_yaml_file(path)
+    if problem is not None:
+        raise ScenarioError([FieldError(str(path), problem.line, "", problem.message)])
     return load_scenario_text(text, str(path), seed)

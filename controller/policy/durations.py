@@ -24,9 +24,9 @@ def describe_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
-        return format_number(value)
+        return clip(format_number(value))
     if isinstance(value, str):
-        return repr(value)
+        return clip(repr(value))
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, (list, tuple)):
@@ -34,9 +34,14 @@ def describe_value(value: object) -> str:
     return f"a {type(value).__name__} ({value})"
 
 
+def clip(text: str, limit: int = 60) -> str:
+    """``text``, or its start and its length when longer than ``limit`` (hostile files hold huge values)."""
+    return text if len(text) <= limit else f"{text[:limit - 20]}... ({len(text):,} characters)"
+
+
 def format_number(value: float) -> str:
     """``0.0`` -> ``0``, ``-0.1`` -> ``-0.1``, ``inf`` -> ``inf``."""
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:  # larger: 1e+19, not 20 digits
         return str(int(value))
     return str(value)
 

@@ -12,8 +12,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from controller.policy.durations import (DURATION_FORM, DURATION_PATTERN, PERCENT_PATTERN, describe_value,
+from controller.policy.durations import (DURATION_FORM, DURATION_PATTERN, PERCENT_PATTERN, clip, describe_value,
                                          format_duration, parse_duration, parse_percent)
+from controller.policy.limits import MAX_REPLICAS
 
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -61,11 +62,11 @@ def Duration(*, ge: float | None = 0.0, gt: float | None = None, le: float | Non
         except ValueError as exc:
             raise field_error(str(exc)) from None
         if gt is not None and not seconds > gt:
-            raise field_error(f"must be longer than {format_duration(gt)}, got {value}")
+            raise field_error(f"must be longer than {format_duration(gt)}, got {clip(str(value))}")
         if ge is not None and seconds < ge:
-            raise field_error(f"must be at least {format_duration(ge)}, got {value}")
+            raise field_error(f"must be at least {format_duration(ge)}, got {clip(str(value))}")
         if le is not None and seconds > le:
-            raise field_error(f"must be at most {format_duration(le)}, got {value}")
+            raise field_error(f"must be at most {format_duration(le)}, got {clip(str(value))}")
         return seconds
 
     return Annotated[float, BeforeValidator(validate, json_schema_input_type=_DurationText)]
@@ -92,6 +93,8 @@ def Percent(*, gt: float | None = None, ge: float | None = None, le: float | Non
 
 def count_or_percent(value: object) -> int | str:
     """A pod count (``2``) or a share of pods (``25%``), kept as written."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > MAX_REPLICAS:
+        raise field_error(f"must be <= {MAX_REPLICAS}, got {describe_value(value)}")
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     if isinstance(value, str):
@@ -106,7 +109,7 @@ def count_or_percent(value: object) -> int | str:
 
 
 CountOrPercent = Annotated[Union[int, str], BeforeValidator(
-    count_or_percent, json_schema_input_type=Union[Annotated[int, Field(ge=0)], _PercentText])]
+    count_or_percent, json_schema_input_type=Union[Annotated[int, Field(ge=0, le=MAX_REPLICAS)], _PercentText])]
 
 
 def duration_field(default_s: float, alias: str, description: str) -> Any:

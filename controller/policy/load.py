@@ -20,7 +20,7 @@ from controller.policy.messages import format_path, validation_problems
 from controller.policy.rules import document_problems
 from controller.policy.schema import API_VERSION, KIND, PolicyDocument
 from controller.policy.specs import HealthSpec, TargetSelector
-from controller.policy.yamlsrc import YamlDocument, read_documents
+from controller.policy.yamlsrc import YamlDocument, read_documents, read_yaml_file
 
 POLICY_SUFFIXES = (".yaml", ".yml")
 
@@ -151,12 +151,8 @@ def policy_files(paths: Iterable[str | Path]) -> tuple[list[Path], PolicyCheck]:
 
 
 def _read_text(path: Path) -> tuple[str | None, FieldError | None]:
-    try:
-        return path.read_bytes().decode("utf-8-sig"), None
-    except UnicodeDecodeError as exc:
-        return None, FieldError(str(path), None, "", f"not UTF-8 text (byte {exc.start}): is this a policy file?")
-    except OSError as exc:
-        return None, FieldError(str(path), None, "", f"cannot read: {exc.strerror or exc}")
+    text, problem = read_yaml_file(path)
+    return text, None if problem is None else FieldError(str(path), problem.line, "", problem.message)
 
 
 def _check_text(text: str, filename: str) -> tuple[list[_Document], list[FieldError]]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from controller.policy import presets
-from controller.policy.durations import format_number
-from controller.policy.schema import Health, HealthCheck, PolicyDocument, Spec
+from controller.policy.durations import format_duration, format_number
+from controller.policy.limits import MAX_REPLICAS, MAX_WINDOW_SAMPLES
+from controller.policy.schema import Health, HealthCheck, PolicyDocument, SmoothingModel, Spec
 
 Problem = tuple[tuple, str]
 
@@ -25,9 +26,12 @@ def document_problems(policy: PolicyDocument) -> list[Problem]:
     problems = [*_something_to_do(spec), *_unique_target_names(spec), *_replica_bounds(spec),
                 *_preset_restrictions(spec)]
     if spec.scaling is not None:
-        problems += [*_scaling_metrics(spec), *_fallback_within_bounds(spec)]
+        problems += [*_scaling_metrics(spec), *_fallback_within_bounds(spec), *_pods_rates_within_bounds(spec)]
+        problems += _window_fits(spec.scaling.smoothing, spec.interval_s, SCALING + ("smoothing",))
     if spec.health is not None:
         problems += _health_rules(spec.health)
+        for i, check in enumerate(spec.health.checks):
+            problems += _window_fits(check.smoothing, spec.interval_s, HEALTH + ("checks", i, "smoothing"))
     return problems
 
 
@@ -76,6 +80,27 @@ def _fallback_within_bounds(spec: Spec) -> Iterator[Problem]:
     if low <= high and not low <= fallback <= high:  # min > max is reported on its own
         yield (SCALING + ("onMissingMetrics", "then", "fallbackReplicas"),
                f"must be within replicas [min {low}, max {high}], got {fallback}")
+
+
+def _pods_rates_within_bounds(spec: Spec) -> Iterator[Problem]:
+    behavior = spec.scaling.behavior
+    for key, rules in (("scaleUp", behavior and behavior.scale_up), ("scaleDown", behavior and behavior.scale_down)):
+        for i, rate in enumerate((rules.policies or []) if rules else []):
+            if rate.type == "Pods" and rate.value > MAX_REPLICAS:
+                yield (SCALING + ("behavior", key, "policies", i, "value"),
+                       f"must be <= {MAX_REPLICAS} with type: Pods, got {rate.value}")
+
+
+def _window_fits(smoothing: SmoothingModel | None, interval_s: float, path: tuple) -> list[Problem]:
+    """A smoothing window keeps one raw sample per interval and target: bound the memory it takes."""
+    if smoothing is None or smoothing.window is None:
+        return []
+    longest_s = MAX_WINDOW_SAMPLES * interval_s
+    if smoothing.window.length_s <= longest_s:
+        return []
+    return [(path + ("window", "length"),
+             f"must be <= {format_duration(longest_s)} ({MAX_WINDOW_SAMPLES} samples of the "
+             f"{format_duration(interval_s)} interval), got {format_duration(smoothing.window.length_s)}")]
 
 
 def _health_rules(health: Health) -> list[Problem]:

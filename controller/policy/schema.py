@@ -15,16 +15,18 @@ from controller.policy.durations import describe_value
 from controller.policy.fields import (CountOrPercent, DnsLabel, DnsSubdomain, Duration, Identifier, NonEmptyText,
                                       Percent, StrictModel, duration_field, exactly_one, field_error,
                                       one_of_required)
+from controller.policy.limits import (MAX_BUDGET, MAX_DURATION_S, MAX_INTERVAL_S, MAX_RATE_PERCENT, MAX_REPLICAS,
+                                      MAX_UTILIZATION_PCT, MAX_VALUE)
 
 API_VERSION = "setpoint/v1"
 KIND = "Policy"
 
-PositiveDuration = Duration(gt=0)
-NonNegativeDuration = Duration(ge=0)
-Interval = Duration(ge=1)  # shorter makes no sense against Prometheus scrape intervals
+PositiveDuration = Duration(gt=0, le=MAX_DURATION_S)
+NonNegativeDuration = Duration(ge=0, le=MAX_DURATION_S)
+Interval = Duration(ge=1, le=MAX_INTERVAL_S)  # shorter makes no sense against Prometheus scrape intervals
 StabilizationWindow = Duration(ge=0, le=3600)  # HPA: 0..3600 s
 RatePeriod = Duration(gt=0, le=1800)  # HPA: periodSeconds 1..1800
-PositivePercent = Percent(gt=0)
+PositivePercent = Percent(gt=0, le=MAX_UTILIZATION_PCT)
 
 HealthActionName = Literal["restart-pod", "rolling-restart", "rollback", "scale-up", "record"]
 
@@ -56,8 +58,8 @@ class Targets(StrictModel):
 
 
 class Replicas(StrictModel):
-    min_replicas: int = Field(alias="min", ge=0)
-    max_replicas: int = Field(alias="max", ge=1)
+    min_replicas: int = Field(alias="min", ge=0, le=MAX_REPLICAS)
+    max_replicas: int = Field(alias="max", ge=1, le=MAX_REPLICAS)
 
 
 class MetricTarget(StrictModel):
@@ -65,8 +67,8 @@ class MetricTarget(StrictModel):
 
     model_config = ConfigDict(json_schema_extra=one_of_required("value", "averagePerReplica", "utilization"))
 
-    value: Optional[float] = Field(None, gt=0)
-    average_per_replica: Optional[float] = Field(None, gt=0)
+    value: Optional[float] = Field(None, gt=0, le=MAX_VALUE)
+    average_per_replica: Optional[float] = Field(None, gt=0, le=MAX_VALUE)
     utilization: Optional[PositivePercent] = None
 
     @model_validator(mode="after")
@@ -112,8 +114,8 @@ class SmoothingModel(StrictModel):
 
 
 class Tolerance(StrictModel):
-    up: float = Field(0.1, ge=0, description="Scale up only above target * (1 + up).")
-    down: float = Field(0.1, ge=0, description="Scale down only below target * (1 - down).")
+    up: float = Field(0.1, ge=0, le=10, description="Scale up only above target * (1 + up).")
+    down: float = Field(0.1, ge=0, le=1, description="Scale down only below target * (1 - down); 1: never.")
 
 
 def _tolerance_from_number(value: object) -> object:
@@ -126,7 +128,7 @@ def _tolerance_from_number(value: object) -> object:
 
 class RatePolicy(StrictModel):
     type: Literal["Pods", "Percent"]
-    value: int = Field(gt=0)
+    value: int = Field(gt=0, le=MAX_RATE_PERCENT, description=f"Pods (at most {MAX_REPLICAS}) or percent.")
     period_s: RatePeriod = Field(alias="period")
 
 
@@ -147,7 +149,7 @@ class Behavior(StrictModel):
 
 
 class Fallback(StrictModel):
-    fallback_replicas: int = Field(ge=0)
+    fallback_replicas: int = Field(ge=0, le=MAX_REPLICAS)
 
 
 def _hold_or_fallback(value: object) -> object:
@@ -181,8 +183,8 @@ class Threshold(StrictModel):
 
     model_config = ConfigDict(json_schema_extra=one_of_required("above", "below"))
 
-    above: Optional[float] = None
-    below: Optional[float] = None
+    above: Optional[float] = Field(None, ge=-MAX_VALUE, le=MAX_VALUE)
+    below: Optional[float] = Field(None, ge=-MAX_VALUE, le=MAX_VALUE)
     for_s: NonNegativeDuration = duration_field(0.0, "for", "How long the condition must hold.")
 
     @model_validator(mode="after")
@@ -204,8 +206,8 @@ class HealthCheck(StrictModel):
 
 
 class Budgets(StrictModel):
-    restarts_per_hour: int = Field(6, ge=0)
-    rollbacks_per_day: int = Field(2, ge=0)
+    restarts_per_hour: int = Field(6, ge=0, le=MAX_BUDGET)
+    rollbacks_per_day: int = Field(2, ge=0, le=MAX_BUDGET)
     max_unavailable: CountOrPercent = Field("25%", description="Pods disrupted at once: a count or a percentage.")
 
 

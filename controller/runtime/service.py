@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -20,6 +20,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from controller.errors import PolicyError
 from controller.policy import LoadedPolicy, check_policies
+from controller.model import TargetRef
 from controller.ports import Cluster, MetricsSource
 from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy, cycle_records
 from controller.runtime.records import RecordWriter
@@ -55,6 +56,19 @@ def _fingerprint(paths: list[Path]) -> tuple:
 
 
 @dataclass
+class ReloadPlan:
+    """A reload ready to swap in: every policy compiled, every new reconciler and trigger built."""
+
+    policies: dict[str, RuntimePolicy]
+    reconcilers: dict[str, Reconciler]
+    triggers: dict[str, IntervalTrigger] = field(default_factory=dict)  # new or changed policies only
+
+
+#: Most workloads told by an Event that a reload was rejected (one Event each).
+MAX_RELOAD_EVENTS = 10
+
+
+@dataclass
 class ServiceOptions:
     records_path: Path | None = None
     reload_every_s: float = 10.0
@@ -76,12 +90,15 @@ class ControllerService:
         self.policies: dict[str, RuntimePolicy] = load_runtime_policies(self.paths)  # invalid: refuse to start
         self.reconcilers: dict[str, Reconciler] = {n: self._reconciler(p) for n, p in self.policies.items()}
         self.last_cycle_end: dict[str, float] = {}
+        self.last_targets: dict[str, list[TargetRef]] = {}
         self._fingerprint = _fingerprint(self.paths)
         self._records = RecordWriter(self.options.records_path) if self.options.records_path else None
         self._records_lock = threading.Lock()
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max(1, self.options.workers))},
             job_defaults={"coalesce": True, "max_instances": 1}, timezone="UTC")
+        self._reload_lock = threading.Lock()
+        self.telemetry.reload_succeeded(self.clock())
 
     # ------------------------------------------------------------------ scheduling
     def start(self) -> None:
@@ -96,11 +113,14 @@ class ControllerService:
     def _reconciler(self, policy: RuntimePolicy) -> Reconciler:
         return Reconciler(policy, self.metrics, self.cluster, on_cycle=self._after_cycle)
 
-    def _schedule(self, policy: RuntimePolicy) -> None:
+    def _trigger(self, policy: RuntimePolicy) -> IntervalTrigger:
         interval = policy.params.interval_s
-        self.scheduler.add_job(self.run_cycle, IntervalTrigger(seconds=interval, jitter=min(self.options.jitter_s, interval / 4)),
-                               args=[policy.name], id=f"policy:{policy.name}", name=policy.name,
-                               misfire_grace_time=max(1, int(interval)), replace_existing=True)
+        return IntervalTrigger(seconds=interval, jitter=min(self.options.jitter_s, interval / 4))
+
+    def _schedule(self, policy: RuntimePolicy, trigger: IntervalTrigger | None = None) -> None:
+        self.scheduler.add_job(self.run_cycle, trigger or self._trigger(policy), args=[policy.name],
+                               id=f"policy:{policy.name}", name=policy.name,
+                               misfire_grace_time=max(1, int(policy.params.interval_s)), replace_existing=True)
 
     def stop(self, wait: bool = True) -> None:
         """Graceful: running cycles finish, no new ones start, records are flushed and closed."""
@@ -134,6 +154,7 @@ class ControllerService:
     def _after_cycle(self, result: CycleResult) -> None:
         self.telemetry.observe_cycle(result)
         self.last_cycle_end[result.policy] = time.monotonic()
+        self.last_targets[result.policy] = list(result.targets)
         policy = self.policies.get(result.policy)
         if result.decision is not None and policy is not None:
             records = cycle_records(result, policy.params.metric_names)
@@ -152,30 +173,109 @@ class ControllerService:
 
     # ------------------------------------------------------------------ hot reload
     def reload_if_changed(self) -> bool:
-        """Reload when the files changed. An invalid reload keeps the last good policies and says why."""
-        fingerprint = _fingerprint(self.paths)
-        if fingerprint == self._fingerprint:
-            return False
-        self._fingerprint = fingerprint
-        try:
-            fresh = load_runtime_policies(self.paths)
-        except PolicyError as exc:
-            self.telemetry.reload_failures.inc()
-            log.error("policy reload rejected, keeping the last good policies",
-                      extra={"errors": [str(e) for e in exc.errors]})
-            return False
-        for name in set(self.policies) - set(fresh):
-            self.scheduler.remove_job(f"policy:{name}")
-            self.reconcilers.pop(name, None)
+        """Reload when the files changed: all or nothing.
+
+        Every policy is compiled and every new reconciler and trigger built before anything is
+        swapped; then policies, reconcilers and jobs change together. Any failure keeps the last
+        good set whole (policies, state and schedule), logs it, tells the governed workloads
+        with an Event where the cluster can, and sets setpoint_policy_reload_ok to 0.
+        """
+        with self._reload_lock:
+            fingerprint = _fingerprint(self.paths)
+            if fingerprint == self._fingerprint:
+                return False
+            self._fingerprint = fingerprint  # a rejected version is not retried until the files change again
+            try:
+                plan = self._prepare_reload()
+            except PolicyError as exc:
+                self._reload_failed([str(e) for e in exc.errors])
+                return False
+            except Exception as exc:  # compiling or scheduling a validated policy failed: a bug, still keep running
+                log.exception("policy reload failed")
+                self._reload_failed([f"{type(exc).__name__}: {exc}"])
+                return False
+            try:
+                self._swap(plan)
+            except Exception as exc:
+                log.exception("policy reload could not be applied")
+                self._reload_failed([f"{type(exc).__name__}: {exc}"])
+                return False
+            self.telemetry.reload_succeeded(self.clock())
+            log.info("policies reloaded", extra={"policies": sorted(plan.policies)})
+            return True
+
+    def _prepare_reload(self) -> ReloadPlan:
+        """Compile every policy and build what a new or changed one needs; changes nothing."""
+        fresh = load_runtime_policies(self.paths)
+        plan = ReloadPlan(fresh, {})
         for name, policy in fresh.items():
-            if self.policies.get(name) != policy:  # new or changed: fresh state
-                self.reconcilers[name] = self._reconciler(policy)
-                if self.scheduler.running:
-                    self._schedule(policy)
-        self.policies = fresh
-        self.telemetry.policies_loaded.set(len(fresh))
-        log.info("policies reloaded", extra={"policies": sorted(fresh)})
-        return True
+            if self.policies.get(name) == policy and name in self.reconcilers:
+                plan.reconcilers[name] = self.reconcilers[name]  # unchanged: keeps its state
+            else:  # new or changed: fresh state, and a trigger checked now rather than at swap time
+                plan.reconcilers[name] = self._reconciler(policy)
+                plan.triggers[name] = self._trigger(policy)
+        return plan
+
+    def _swap(self, plan: ReloadPlan) -> None:
+        """Jobs first (old jobs of removed policies find no reconciler), then both maps in one step.
+
+        If the scheduler refuses a change half-way, the jobs touched so far are put back.
+        """
+        old_policies = self.policies
+        changed: list[str] = []
+        try:
+            if self.scheduler.running:
+                for name in sorted(set(old_policies) - set(plan.policies)):
+                    changed.append(name)
+                    self.scheduler.remove_job(f"policy:{name}")
+                for name, trigger in plan.triggers.items():
+                    changed.append(name)
+                    self._schedule(plan.policies[name], trigger)
+        except Exception:
+            self._restore_jobs(changed, old_policies)
+            raise
+        self.policies, self.reconcilers = plan.policies, plan.reconcilers
+        self.telemetry.policies_loaded.set(len(plan.policies))
+
+    def _restore_jobs(self, names: list[str], policies: dict[str, RuntimePolicy]) -> None:
+        for name in names:
+            try:
+                if name in policies:
+                    self._schedule(policies[name])
+                elif self.scheduler.get_job(f"policy:{name}") is not None:
+                    self.scheduler.remove_job(f"policy:{name}")
+            except Exception:  # keep restoring the others
+                log.exception("could not restore the job of a policy", extra={"policy": name})
+
+    def _reload_failed(self, errors: list[str]) -> None:
+        self.telemetry.reload_failed()
+        log.error("policy reload rejected, keeping the last good policies",
+                  extra={"errors": errors, "policies": sorted(self.policies)})
+        self._announce_rejected_reload(errors)
+
+    def _announce_rejected_reload(self, errors: list[str]) -> None:
+        """A PolicyReloadFailed Event on (at most MAX_RELOAD_EVENTS of) the workloads still governed."""
+        record = getattr(self.cluster, "record_event", None)
+        if record is None:
+            return
+        first = errors[0] if errors else "unknown error"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        for ref, policy in self._governed()[:MAX_RELOAD_EVENTS]:
+            try:
+                record(ref, "PolicyReloadFailed", f"policy reload rejected, {policy} keeps running as it was: "
+                                                  f"{first}{more}"[:1000])
+            except Exception:  # an Event is best effort
+                log.debug("could not record the reload Event", exc_info=True)
+
+    def _governed(self) -> list[tuple[TargetRef, str]]:
+        """(workload, policy) for the named targets and the last resolved ones of every loaded policy."""
+        seen: dict[TargetRef, str] = {}
+        for name in sorted(self.policies):
+            selector = self.policies[name].selector
+            refs = [TargetRef(selector.namespace, n, selector.kind) for n in selector.names]
+            for ref in refs + self.last_targets.get(name, []):
+                seen.setdefault(ref, name)
+        return list(seen.items())
 
     # ------------------------------------------------------------------ probes
     def healthy(self) -> tuple[bool, str]:

@@ -3,7 +3,8 @@
 Metric names (all prefixed ``setpoint_``): decisions_total{policy,reason},
 actions_total{policy,kind}, action_failures_total{policy,kind}, errors_total{policy,source},
 cycle_duration_seconds{policy} (histogram), desired_replicas{policy,target},
-prometheus_requests_total{policy}, policies_loaded, policy_reload_failures_total.
+prometheus_requests_total{policy}, policies_loaded, policy_reload_failures_total, policy_reload_ok,
+policy_reload_last_success_timestamp_seconds.
 """
 
 from __future__ import annotations
@@ -42,10 +43,23 @@ class Telemetry:
         self.policies_loaded = Gauge("setpoint_policies_loaded", "Policies currently scheduled.", registry=r)
         self.reload_failures = Counter("setpoint_policy_reload_failures",
                                        "Policy reloads rejected (the last good policies stay).", registry=r)
+        self.reload_ok = Gauge("setpoint_policy_reload_ok", "1 if the policy files as they are now are the ones "
+                               "running; 0 after a rejected reload (the last good policies stay).", registry=r)
+        self.reload_last_success = Gauge("setpoint_policy_reload_last_success_timestamp_seconds",
+                                         "When the running policies were loaded (start-up or the last good reload).",
+                                         registry=r)
         self.held = Gauge("setpoint_healing_held", "1 while self-healing of a target is stopped (budget or breaker); "
                           "`setpoint resume` re-arms it.", ["policy", "target"], registry=r)
         self.last_cycle = Gauge("setpoint_last_cycle_timestamp_seconds", "When the last cycle of a policy ended.",
                                 ["policy"], registry=r)
+
+    def reload_succeeded(self, now: float) -> None:
+        self.reload_ok.set(1)
+        self.reload_last_success.set(now)
+
+    def reload_failed(self) -> None:
+        self.reload_failures.inc()
+        self.reload_ok.set(0)
 
     def observe_cycle(self, result: CycleResult) -> None:
         p = result.policy

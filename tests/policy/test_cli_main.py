@@ -1,0 +1,76 @@
+"""The top-level handler of the `setpoint` command: one line on stderr, never a traceback (unless --debug)."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller import cli
+from controller.errors import FieldError, PolicyError, PrometheusUnreachable
+from tests.policy.helpers import POLICIES
+from tests.policy.test_hostile import run_cli
+
+VALID = str(POLICIES / "web-rps.yaml")
+
+
+def _raise(exc: BaseException):
+    def fail(*_args, **_kwargs):
+        raise exc
+    return fail
+
+
+@pytest.mark.parametrize("exc, code, line", [
+    pytest.param(RuntimeError("boom"), 70, "setpoint: unexpected error RuntimeError: boom. This is a bug in Setpoint; "
+                 "rerun with --debug (setpoint --debug ...) and report the traceback", id="bug"),
+    pytest.param(PolicyError([FieldError("p.yaml", 3, "spec.interval", "must be at least 1s, got 0s"),
+                              FieldError("p.yaml", 7, "spec.replicas.max", "must be <= 100000, got 1e+19")]),
+                 1, "setpoint: p.yaml:3: spec.interval: must be at least 1s, got 0s (and 1 more)", id="invalid-input"),
+    pytest.param(PrometheusUnreachable("http://prom:9090: connection refused"), 1,
+                 "setpoint: http://prom:9090: connection refused", id="setpoint-error"),
+    pytest.param(PermissionError(13, "Permission denied", "/etc/setpoint/p.yaml"), 1,
+                 "setpoint: /etc/setpoint/p.yaml: Permission denied: check the path and its permissions", id="os-error"),
+    pytest.param(UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), 1,
+                 "setpoint: not UTF-8 text ('utf-8' codec can't decode byte 0xff in position 0: invalid start byte): "
+                 "save the file as UTF-8", id="unicode-error"),
+    pytest.param(RuntimeError("line one\nline two\n" + "x" * 1000), 70, None, id="multi-line-message"),
+])
+def test_an_escaping_exception_becomes_one_line(monkeypatch, capsys, exc, code, line):
+    monkeypatch.setattr(cli, "check_policies", _raise(exc))
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["validate", VALID])
+    assert exit_.value.code == code
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    if line is not None:
+        assert err == line + "\n"
+    assert len(err) <= len("setpoint: ") + 401
+
+
+def test_debug_shows_the_exception(monkeypatch):
+    monkeypatch.setattr(cli, "check_policies", _raise(RuntimeError("boom")))
+    with pytest.raises(RuntimeError, match="boom"):
+        cli.main(["--debug", "validate", VALID])
+
+
+def test_debug_does_not_stick_to_the_next_call(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "check_policies", _raise(RuntimeError("boom")))
+    with pytest.raises(RuntimeError):
+        cli.main(["--debug", "validate", VALID])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["validate", VALID])
+    assert exit_.value.code == 70
+
+
+def test_the_module_entry_point_handles_an_os_error(tmp_path):
+    proc = run_cli("schema", "-o", tmp_path / "missing" / "schema.json")
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [f"setpoint: {tmp_path}/missing/schema.json: No such file or directory: "
+                                        "check the path and its permissions"]
+
+
+def test_the_console_script_is_main():
+    from tomllib import loads
+
+    from tests.policy.helpers import REPO
+
+    scripts = loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["setpoint"] == "controller.cli:main"

@@ -1,0 +1,175 @@
+"""Hot reload is all or nothing: hostile or broken files keep the last good policies, state and schedule."""
+
+from __future__ import annotations
+
+import random
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from controller.adapters.kubernetes import KubernetesCluster
+from controller.runtime.service import ControllerService, ServiceOptions
+from controller.runtime.telemetry import Telemetry
+from simulators.ports import SimMetrics
+from tests.adapters.kube_helpers import official_client, server  # noqa: F401 (fixture)
+from tests.runtime.test_service import POLICY, T0, sim, write_policy
+
+HOSTILE = Path(__file__).resolve().parents[1] / "policy" / "hostile"
+#: Python heap a rejected reload may allocate at its peak. A 937-byte bomb took 1.7 GB before.
+RELOAD_PEAK_BYTES = 20 << 20
+
+HOSTILE_CONTENTS = {
+    "alias-bomb": (HOSTILE / "alias-bomb.yaml").read_bytes(),
+    "alias-bomb-merge": (HOSTILE / "alias-bomb-merge.yaml").read_bytes(),
+    "deep-nesting": ("x: " + "[" * 10_000 + "]" * 10_000 + "\n").encode(),
+    "binary": random.Random(3).randbytes(4096),
+    "utf-16": POLICY.format(interval="15s", target=100).encode("utf-16"),
+    "interval-999999999999999d": POLICY.format(interval="999999999999999d", target=100).encode(),
+    "target-nan": POLICY.format(interval="15s", target=".nan").encode(),
+    "replicas-10-pow-30": POLICY.format(interval="15s", target=100).replace("max: 20", "max: " + "1" + "0" * 30).encode(),
+}
+
+
+def reload_status(telemetry: Telemetry) -> tuple:
+    value = telemetry.registry.get_sample_value
+    return (value("setpoint_policy_reload_ok"), value("setpoint_policy_reload_failures_total"),
+            value("setpoint_policy_reload_last_success_timestamp_seconds"))
+
+
+def job_interval_s(service: ControllerService, name: str) -> float:
+    return service.scheduler.get_job(f"policy:{name}").trigger.interval.total_seconds()
+
+
+@pytest.fixture
+def running(tmp_path):
+    """A started ControllerService over the simulated ports, its reload job far off (tests call it)."""
+    cluster, metrics, targets = sim()
+    path = write_policy(tmp_path)
+    now = [T0 + 20]
+    telemetry = Telemetry()
+    service = ControllerService([tmp_path], metrics, targets, telemetry, ServiceOptions(reload_every_s=3600),
+                                clock=lambda: now[0])
+    service.start()
+    yield service, path, telemetry, now
+    service.stop()
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_CONTENTS))
+def test_a_hostile_reload_keeps_the_last_good_set_whole(running, name):
+    service, path, telemetry, now = running
+    before = (service.policies, dict(service.reconcilers), job_interval_s(service, "web"),
+              service.scheduler.get_job("policy:web").next_run_time)
+    assert reload_status(telemetry) == (1, 0, T0 + 20)
+
+    path.write_bytes(HOSTILE_CONTENTS[name])
+    now[0] = T0 + 40
+    tracemalloc.start()
+    try:
+        assert service.reload_if_changed() is False
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < RELOAD_PEAK_BYTES, f"a rejected reload allocated {peak:,} bytes"
+
+    assert service.policies is before[0] and service.reconcilers == before[1]
+    assert (job_interval_s(service, "web"), service.scheduler.get_job("policy:web").next_run_time) == before[2:]
+    assert reload_status(telemetry) == (0, 1, T0 + 20)
+    assert service.reload_if_changed() is False  # unchanged files: not read again
+    assert reload_status(telemetry) == (0, 1, T0 + 20)
+    [result] = service.run_all_once()  # the old policy still runs: 1000 rps / 100 per replica
+    assert result.decision.desired.tolist() == [10]
+
+
+def test_a_good_reload_after_a_bad_one_swaps_policy_reconciler_and_schedule(running):
+    service, path, telemetry, now = running
+    old_reconciler = service.reconcilers["web"]
+    path.write_bytes(HOSTILE_CONTENTS["alias-bomb"])
+    assert service.reload_if_changed() is False
+    path.write_text(POLICY.format(interval="30s", target=50))
+    now[0] = T0 + 60
+    assert service.reload_if_changed() is True
+    assert reload_status(telemetry) == (1, 1, T0 + 60)
+    assert service.reconcilers["web"] is not old_reconciler
+    assert job_interval_s(service, "web") == 30
+    [result] = service.run_all_once()
+    assert result.decision.desired.tolist() == [20]  # 1000 rps / 50 per replica, capped at max 20
+
+
+def test_an_unchanged_policy_keeps_its_reconciler_and_job(running, tmp_path):
+    service, _path, _telemetry, _now = running
+    reconciler, next_run = service.reconcilers["web"], service.scheduler.get_job("policy:web").next_run_time
+    (tmp_path / "api.yaml").write_text(POLICY.format(interval="20s", target=100).replace("{name: web}", "{name: api}")
+                                       .replace("names: [web]", "names: [api]"))
+    assert service.reload_if_changed() is True
+    assert sorted(service.policies) == ["api", "web"]
+    assert service.reconcilers["web"] is reconciler
+    assert service.scheduler.get_job("policy:web").next_run_time == next_run
+    assert job_interval_s(service, "api") == 20
+
+
+def test_a_trigger_that_cannot_be_built_rejects_the_whole_reload(running, monkeypatch):
+    # A fault the validated schema cannot produce any more (the interval is bounded): injected.
+    service, path, telemetry, _now = running
+    before = (service.policies, dict(service.reconcilers), job_interval_s(service, "web"))
+
+    def overflow(policy):
+        raise OverflowError("date value out of range")
+
+    monkeypatch.setattr(service, "_trigger", overflow)
+    path.write_text(POLICY.format(interval="30s", target=50))
+    assert service.reload_if_changed() is False
+    assert (service.policies, service.reconcilers, job_interval_s(service, "web")) == before
+    assert reload_status(telemetry)[:2] == (0, 1)
+
+
+def test_a_scheduler_failure_half_way_puts_the_old_jobs_back(running, tmp_path, monkeypatch):
+    # The scheduler refusing the second of two job changes: injected (APScheduler does not fail on demand).
+    service, path, telemetry, _now = running
+    (tmp_path / "api.yaml").write_text(POLICY.format(interval="20s", target=100).replace("{name: web}", "{name: api}")
+                                       .replace("names: [web]", "names: [api]"))
+    assert service.reload_if_changed() is True
+    before = (service.policies, dict(service.reconcilers))
+    add_job, calls = service.scheduler.add_job, []
+
+    def second_fails(*args, **kwargs):
+        calls.append(kwargs["id"])
+        if len(calls) == 2:
+            raise RuntimeError("scheduler refused")
+        return add_job(*args, **kwargs)
+
+    monkeypatch.setattr(service.scheduler, "add_job", second_fails)
+    path.write_text(POLICY.format(interval="40s", target=50))
+    (tmp_path / "api.yaml").write_text((tmp_path / "api.yaml").read_text().replace("interval: 20s", "interval: 50s"))
+    assert service.reload_if_changed() is False
+    assert calls[:2] == ["policy:api", "policy:web"]  # api was changed first, then web failed
+    assert (service.policies, service.reconcilers) == before
+    assert (job_interval_s(service, "api"), job_interval_s(service, "web")) == (20, 15)  # api restored
+    assert reload_status(telemetry)[:2] == (0, 1)
+
+
+def test_a_rejected_reload_is_announced_with_an_event(server, tmp_path):  # noqa: F811 (fixture)
+    world = server.world
+    metrics = SimMetrics(world.engine, {"rps_query": "offered_rps"}, window_s=15, tick_s=world.tick_s)
+    cluster = KubernetesCluster(official_client(server, tmp_path), qps=0, retry_backoff_s=0.01)
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    path = folder / "web.yaml"
+    path.write_text(POLICY.format(interval="15s", target=100).replace("namespace: default", "namespace: shop"))
+    telemetry = Telemetry()
+    service = ControllerService([folder], metrics, cluster, telemetry, clock=lambda: T0)
+    try:
+        path.write_bytes(HOSTILE_CONTENTS["alias-bomb"])
+        assert service.reload_if_changed() is False
+        cluster.events.flush()
+        from kubernetes import client
+
+        events = [e for e in client.CoreV1Api(official_client(server, tmp_path)).list_namespaced_event("shop").items
+                  if e.reason == "PolicyReloadFailed"]
+        assert [(e.involved_object.kind, e.involved_object.name) for e in events] == [("Deployment", "web")]
+        assert events[0].message.startswith("policy reload rejected, web keeps running as it was: ")
+        assert "web.yaml:11: refused: more than 20,000 values once aliases are expanded" in events[0].message
+        assert reload_status(telemetry)[:2] == (0, 1)
+    finally:
+        service.stop()
+        cluster.close()
