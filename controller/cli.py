@@ -28,14 +28,6 @@ EXIT_BUG = 70  # EX_SOFTWARE: an exception Setpoint did not expect
 _options = {"debug": False}
 
 
-@app.callback()
-def _global_options(
-    debug: Annotated[bool, typer.Option("--debug", help="Show the Python traceback of any error.")] = False,
-) -> None:
-    """Setpoint: an autoscaling and self-healing controller driven by YAML policies."""
-    _options["debug"] = debug
-
-
 def main(argv: list[str] | None = None) -> None:
     """The ``setpoint`` command: any error becomes one line on stderr (``--debug``: the traceback)."""
     _options["debug"] = False
@@ -89,11 +81,13 @@ def _print_version(value: bool) -> None:
 
 
 @app.callback()
-def main(
+def _global_options(
     version: Annotated[bool, typer.Option(
         "--version", callback=_print_version, is_eager=True, help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the Python traceback of any error.")] = False,
 ) -> None:
-    pass
+    """Setpoint: an autoscaling and self-healing controller driven by YAML policies."""
+    _options["debug"] = debug
 
 
 @app.command(short_help="Check policy files and report every error.")
