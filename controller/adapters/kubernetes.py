@@ -45,7 +45,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 import urllib3
 from kubernetes import client as k8s
@@ -99,6 +99,15 @@ class TokenBucket:
         if wait > 0:
             self._sleep(wait)
         return wait
+
+
+class WorkloadApi(NamedTuple):
+    """The client functions the adapter uses for one workload kind."""
+
+    list: Callable
+    patch: Callable
+    read_scale: Callable
+    patch_scale: Callable
 
 
 def _rate_limited(api_client: k8s.ApiClient, bucket: TokenBucket, counter: Counter) -> k8s.ApiClient:
@@ -400,21 +409,23 @@ class KubernetesCluster:
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
-    def _workload_api(self, kind: str) -> tuple[Callable, Callable, Callable, Callable, Callable]:
-        """(list, read, patch, read_scale, patch_scale) for a workload kind."""
+    def _workload_api(self, kind: str) -> WorkloadApi:
+        """The client functions for a workload kind (tests/test_deploy.py reads this table)."""
         a = self.apps
         if kind == "Deployment":
-            return (a.list_namespaced_deployment, a.read_namespaced_deployment, a.patch_namespaced_deployment,
-                    a.read_namespaced_deployment_scale, a.patch_namespaced_deployment_scale)
+            return WorkloadApi(list=a.list_namespaced_deployment, patch=a.patch_namespaced_deployment,
+                               read_scale=a.read_namespaced_deployment_scale,
+                               patch_scale=a.patch_namespaced_deployment_scale)
         if kind == "StatefulSet":
-            return (a.list_namespaced_stateful_set, a.read_namespaced_stateful_set, a.patch_namespaced_stateful_set,
-                    a.read_namespaced_stateful_set_scale, a.patch_namespaced_stateful_set_scale)
+            return WorkloadApi(list=a.list_namespaced_stateful_set, patch=a.patch_namespaced_stateful_set,
+                               read_scale=a.read_namespaced_stateful_set_scale,
+                               patch_scale=a.patch_namespaced_stateful_set_scale)
         raise PermanentError(f"unsupported workload kind {kind!r}: expected Deployment or StatefulSet")
 
     # ------------------------------------------------------------------ resolve / observe
     def resolve(self, selector: TargetSelector) -> list[TargetRef]:
         """The workloads the selector matches now, sorted. One list request."""
-        list_fn = self._workload_api(selector.kind)[0]
+        list_fn = self._workload_api(selector.kind).list
         where = f"list {selector.kind} in {selector.namespace}"
         if selector.by_name:
             items = self._call(where, selector.namespace, list_fn, selector.namespace).items
@@ -447,15 +458,19 @@ class KubernetesCluster:
         return ClusterView.from_statuses(targets, statuses)
 
     def _snapshot(self, namespace: str, kind: str, with_pods: bool) -> _NamespaceSnapshot:
-        list_fn = self._workload_api(kind)[0]
+        list_fn = self._workload_api(kind).list
         workloads = self._call(f"list {kind} in {namespace}", namespace, list_fn, namespace).items
-        replicasets, pods = [], []
-        if with_pods:
-            if kind == "Deployment":
-                replicasets = self._call(f"list ReplicaSets in {namespace}", namespace,
-                                         self.apps.list_namespaced_replica_set, namespace).items
-            pods = self._call(f"list pods in {namespace}", namespace, self.core.list_namespaced_pod, namespace).items
+        replicasets, pods = self._health_objects(namespace, kind) if with_pods else ([], [])
         return _NamespaceSnapshot(workloads, replicasets, pods)
+
+    def _health_objects(self, namespace: str, kind: str) -> tuple[list, list]:
+        """(ReplicaSets, pods) of a namespace: only health checks need them."""
+        replicasets = []
+        if kind == "Deployment":
+            replicasets = self._call(f"list ReplicaSets in {namespace}", namespace,
+                                     self.apps.list_namespaced_replica_set, namespace).items
+        pods = self._call(f"list pods in {namespace}", namespace, self.core.list_namespaced_pod, namespace).items
+        return replicasets, pods
 
     # ------------------------------------------------------------------ apply
     def apply(self, action: Action) -> None:
@@ -469,7 +484,8 @@ class KubernetesCluster:
         ref, desired = action.target, action.replicas
         if desired is None or desired < 0:
             raise PermanentError(f"scale {ref}: replicas must be a count >= 0, got {desired}", target=str(ref))
-        _, _, _, read_scale, patch_scale = self._workload_api(ref.kind)
+        api = self._workload_api(ref.kind)
+        read_scale, patch_scale = api.read_scale, api.patch_scale
         current = action.from_replicas if action.from_replicas is not None else self._spec_seen.get(ref)
         if current is None:
             current = self._read_scale(ref, read_scale)
@@ -513,7 +529,7 @@ class KubernetesCluster:
 
     def _rolling_restart(self, action: Action) -> None:
         ref = action.target
-        patch = self._workload_api(ref.kind)[2]
+        patch = self._workload_api(ref.kind).patch
         stamp = datetime.fromtimestamp(self.clock(), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT_ANNOTATION: stamp}}}}}
         self._call(f"rolling restart {ref}", str(ref), patch, ref.name, ref.namespace, body)
@@ -565,7 +581,7 @@ class KubernetesCluster:
 
     def annotate(self, ref: TargetRef, key: str, value: str) -> None:
         """Set one metadata annotation of a workload (a merge patch). Raises ActuationError."""
-        patch = self._workload_api(ref.kind)[2]
+        patch = self._workload_api(ref.kind).patch
         self._call(f"annotate {ref}", str(ref), patch, ref.name, ref.namespace,
                    {"metadata": {"annotations": {key: value}}})
 
