@@ -52,8 +52,10 @@ CODE_PATHS = {
     "LeaderElector._release": "leader-election",
     "KubernetesCluster.annotate": "resume",
 }
-#: Code path -> the role (label setpoint.io/rbac) that must grant its calls.
-PATH_ROLES = {"scaling": "scaling", "events": "scaling", "healing": "healing", "leader-election": "controller"}
+#: Code path -> the role (label setpoint.io/rbac) that must grant its calls. "state": durable
+#: state in the controller's own namespace (ConfigMaps), granted by the base's Role.
+PATH_ROLES = {"scaling": "scaling", "events": "scaling", "healing": "healing", "leader-election": "controller",
+              "state": "controller"}
 #: Verbs that can change a pod template or remove a pod: only the healing role may grant them.
 HEALING_VERBS = {("apps", "deployments", "patch"), ("apps", "statefulsets", "patch"), ("", "pods", "delete")}
 CLIENT_CLASSES = {"AppsV1Api", "CoreV1Api", "CoordinationV1Api", "EventsV1Api"}

@@ -129,7 +129,7 @@ def _rate_limited(api_client: k8s.ApiClient, bucket: TokenBucket, counter: Count
 
     def limited(method, url, *args, **kwargs):
         bucket.acquire()  # may wait: the fence is checked after it, just before sending
-        if method in WRITE_METHODS and not may_write(method, url):
+        if method in WRITE_METHODS and not may_write(method, urlsplit(url).path):
             raise NotLeader(f"{method} {urlsplit(url).path}: not sent, this replica does not hold the leader lease")
         counter[method] += 1
         return call_api(method, url, *args, **kwargs)
@@ -425,14 +425,14 @@ class KubernetesCluster:
             self.api_client.close()
 
     # ------------------------------------------------------------------ requests
-    def _may_write(self, method: str, url: str) -> bool:
+    def _may_write(self, method: str, path: str) -> bool:
         """The fence: asked right before each write request (any thread)."""
         fence = self.fence
         if fence is None or fence():
             return True
         with self._fenced_lock:
             self.fenced += 1
-        log.warning("fenced: %s %s not sent (not the leader)", method, url)
+        log.warning("fenced: %s %s not sent (not the leader)", method, path)
         return False
 
     def _call(self, what: str, target: str, fn: Callable, *args, **kwargs):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -43,10 +45,18 @@ def elector(api, identity, mono, skew_s=0.0, **kw):
     return LeaderElector(api, NS, LEASE, identity, clock=lambda: EPOCH + skew_s + mono.t, monotonic=mono, **kw)
 
 
-def lease_reader(server, folder):
+def lease_reader(server, folder, lease=LEASE):
     """The Lease's holder identity now (a function)."""
     api = client.CoordinationV1Api(client_in(server, folder))
-    return lambda: api.read_namespaced_lease(LEASE, NS).spec.holder_identity
+
+    def read() -> str | None:
+        try:
+            return api.read_namespaced_lease(lease, NS).spec.holder_identity
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+    return read
 
 
 # ------------------------------------------------------------------------------ election
@@ -193,12 +203,12 @@ def test_writes_go_out_while_the_fence_allows_them(server, tmp_path):
 
 class Replica:
     """One controller replica: an adapter fenced by its elector, as `setpoint run --leader-elect`
-    wires them (fence_with_lease)."""
+    wires them (fence_with_lease), with its wall clock ``skew_s`` off."""
 
-    def __init__(self, server, folder, identity, mono):
+    def __init__(self, server, folder, identity, mono, lease=LEASE, skew_s=0.0):
         self.identity = identity
         self.cluster = fenced_cluster(server, folder)
-        self.elector = fence_with_lease(self.cluster, NS, LEASE, identity, clock=lambda: EPOCH + mono.t,
+        self.elector = fence_with_lease(self.cluster, NS, lease, identity, clock=lambda: EPOCH + skew_s + mono.t,
                                         monotonic=mono, lease_duration_s=15, renew_deadline_s=10)
 
     def elect(self) -> None:
@@ -249,3 +259,43 @@ def test_a_leader_whose_renewals_fail_stops_writing_before_another_can_acquire(s
     assert holder() == "pod-b"
     for r in (a, b):
         r.cluster.close()
+
+
+STEP = st.tuples(st.sampled_from([0.5, 1.0, 2.0, 3.0, 6.0, 20.0]),  # seconds to the next step (20: a long pause)
+                 st.booleans(), st.booleans(),  # the Lease requests of a / of b fail in this step
+                 st.booleans())  # b goes first
+LEASES = iter(range(10**6))
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(steps=st.lists(STEP, min_size=5, max_size=20), skew_a=st.sampled_from([-600, -30, 0, 30, 600]),
+       skew_b=st.sampled_from([-600, -30, 0, 30, 600]))
+def test_never_two_leaders_and_never_a_write_without_the_lease(server, tmp_path, steps, skew_a, skew_b):
+    """Across random Lease faults, pauses, orders and wall-clock skews: never two replicas that
+    believe they lead, and every write in the server's request log comes from the holder."""
+    lease = f"prop-{next(LEASES)}"
+    mono = FakeClock()
+    a = Replica(server, tmp_path / "a", "pod-a", mono, lease, skew_a)
+    b = Replica(server, tmp_path / "b", "pod-b", mono, lease, skew_b)
+    holder = lease_reader(server, tmp_path / "reader", lease)
+    log = server.api.requests.recent
+    try:
+        for i, (advance_s, a_fails, b_fails, b_first) in enumerate(steps):
+            order = (b, a) if b_first else (a, b)
+            for r, fails in ((r, a_fails if r is a else b_fails) for r in order):
+                if fails:
+                    server.api.faults.inject(rf"/leases/{lease}$", status=503, times=1)
+                r.elect()
+                assert not (a.elector.is_leader() and b.elector.is_leader())
+            for r in order:
+                at, believed = holder(), r.elector.is_leader()
+                before = len(log)
+                r.scale(2 + i % 5)
+                sent = [(m, p) for _, m, p in list(log)[before:] if m in WRITE_METHODS]
+                assert not sent or (believed and at == r.identity), (r.identity, at, sent)
+            mono.t += advance_s
+    finally:
+        server.api.faults.clear()
+        a.cluster.close()
+        b.cluster.close()
