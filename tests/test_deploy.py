@@ -119,6 +119,8 @@ class _Scan(ast.NodeVisitor):
         for node in tree.body:
             if isinstance(node, ast.ClassDef):
                 self._class(node)
+            elif isinstance(node, ast.FunctionDef):
+                self._function("", node)
 
     def _class(self, cls: ast.ClassDef) -> None:
         for node in ast.walk(cls):
@@ -136,14 +138,15 @@ class _Scan(ast.NodeVisitor):
         return None
 
     def _function(self, cls: str, fn: ast.FunctionDef) -> None:
-        where = f"{cls}.{fn.name}"
+        where = f"{cls}.{fn.name}" if cls else fn.name
         aliases: dict[str, str] = {}  # local name -> client class ("a = self.apps")
         table_names: set[str] = set()  # local names bound to a _workload_api(...) result
         for node in ast.walk(fn):
             if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
                 source = ast.unparse(node.value)
-                if (cls, source) in self.attr_classes:
-                    aliases[node.targets[0].id] = self.attr_classes[(cls, source)]
+                client = self.attr_classes.get((cls, source)) or self._constructed(node.value)
+                if client:
+                    aliases[node.targets[0].id] = client
                 if source.startswith("self._workload_api("):
                     table_names.add(node.targets[0].id)
             if isinstance(node, ast.keyword) and node.arg == "watch" or isinstance(node, ast.Name) and node.id == "Watch":
@@ -153,15 +156,19 @@ class _Scan(ast.NodeVisitor):
             if not isinstance(node, ast.Attribute):
                 continue
             receiver = ast.unparse(node.value)
-            client = self.attr_classes.get((cls, receiver)) or aliases.get(receiver)
-            if fn.name == "_workload_api" and isinstance(node.ctx, ast.Load) and client:
-                continue  # the table itself: attributed through its fields below
-            if client and API_FUNCTION.match(node.attr):
-                refs.add((client, node.attr))
-            elif receiver.startswith("self._workload_api(") or receiver in table_names:
+            if receiver.startswith("self._workload_api(") or receiver in table_names:
                 refs.add(("table", node.attr))
-            elif "namespaced" in node.attr or "all_namespaces" in node.attr:
-                self.unresolved.append(f"{where}: {receiver}.{node.attr}")
+                continue
+            if not API_FUNCTION.match(node.attr):
+                continue
+            client = self.attr_classes.get((cls, receiver)) or aliases.get(receiver) or self._constructed(node.value)
+            if client is None:  # a parameter or the like: the function name tells the class, if only one has it
+                owners = [c for c in sorted(CLIENT_CLASSES) if hasattr(getattr(k8s, c), node.attr)]
+                if len(owners) > 1:
+                    self.unresolved.append(f"{where}: {receiver}.{node.attr} (which of {owners}?)")
+                client = owners[0] if len(owners) == 1 else None
+            if client and fn.name != "_workload_api":  # the table's entries count where its fields are used
+                refs.add((client, node.attr))
         if fn.name == "_workload_api":
             for call in (n for n in ast.walk(fn) if isinstance(n, ast.Call) and ast.unparse(n.func) == "WorkloadApi"):
                 for kw in call.keywords:
