@@ -380,10 +380,11 @@ def run(
         import os
         import socket
 
-        from controller.adapters.kubernetes import LeaderElector
+        from controller.adapters.kubernetes import fence_with_lease
 
-        elector = LeaderElector(cluster.api_client, lease_namespace or os.environ.get("POD_NAMESPACE", "default"),
-                                lease_name, f"{socket.gethostname()}_{os.getpid()}").start()
+        # every write re-checks leadership right before it is sent
+        elector = fence_with_lease(cluster, lease_namespace or os.environ.get("POD_NAMESPACE", "default"),
+                                   lease_name, f"{socket.gethostname()}_{os.getpid()}").start()
     try:
         service = ControllerService(policies, metrics, target, telemetry, ServiceOptions(records_path=records),
                                     is_leader=elector.is_leader if elector else (lambda: True))

@@ -70,6 +70,13 @@ class ActuationError(SetpointError):
         super().__init__(message)
 
 
+class NotLeader(ActuationError):
+    """Fenced: this replica does not hold the leader Lease (or has not renewed it within its
+    renew deadline), so the write was not sent. Never retried: the new leader acts instead."""
+
+    kind = "not-leader"
+
+
 class ConflictError(ActuationError):
     """The object changed under us (HTTP 409): re-read and try again."""
 

@@ -25,6 +25,10 @@ The only module of the project that imports ``kubernetes``.
   ``SuccessfulRescale``, ``PodRestarted``, ``RolloutRestarted``, ``RolledBack``), sent in the
   background by a separate client with its own rate limit, as client-go's event recorder does.
 
+Fencing: with a ``fence`` (``setpoint run --leader-elect`` gives ``LeaderElector.is_leader``),
+every write request (POST/PUT/PATCH/DELETE, events included) asks it right before it is sent;
+a replica that has lost the lease raises NotLeader instead of sending, never retried.
+
 Errors: every failure is an ActuationError: 409 ConflictError (retried ``max_conflict_retries``
 times with a re-read first), 5xx / 429 / timeouts / connection errors TemporaryError (retried
 ``max_retries`` times with exponential backoff, honouring Retry-After), 403 Forbidden, 404
@@ -45,14 +49,16 @@ import threading
 import time
 from collections import Counter, defaultdict
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
+from urllib.parse import urlsplit
 
 import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from controller.errors import ActuationError, ConflictError, Forbidden, NotFound, PermanentError, TemporaryError
+from controller.errors import (ActuationError, ConflictError, Forbidden, NotFound, NotLeader, PermanentError,
+                               TemporaryError)
 from controller.model import Action, ActionKind, PodStatus, TargetRef, TargetSelector, TargetStatus
 from controller.ports import ClusterView
 
@@ -101,17 +107,43 @@ class TokenBucket:
         return wait
 
 
-def _rate_limited(api_client: k8s.ApiClient, bucket: TokenBucket, counter: Counter) -> k8s.ApiClient:
-    """Make every request of ``api_client`` take a token first (and count it by method)."""
+class WorkloadApi(NamedTuple):
+    """The client functions the adapter uses for one workload kind."""
+
+    list: Callable
+    patch: Callable
+    read_scale: Callable
+    patch_scale: Callable
+
+
+#: HTTP methods that change something on the cluster: the fence is checked before each.
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _rate_limited(api_client: k8s.ApiClient, bucket: TokenBucket, counter: Counter,
+                  may_write: Callable[[str, str], bool] = lambda method, url: True) -> k8s.ApiClient:
+    """Make every request of ``api_client`` take a token first (and count it by method), and
+    every write ask ``may_write`` right before it goes out: the one place where the adapter's
+    writes are issued, so the leadership fence covers all of them."""
     call_api = api_client.call_api
 
     def limited(method, url, *args, **kwargs):
-        bucket.acquire()
+        bucket.acquire()  # may wait: the fence is checked after it, just before sending
+        if method in WRITE_METHODS and not may_write(method, urlsplit(url).path):
+            raise NotLeader(f"{method} {urlsplit(url).path}: not sent, this replica does not hold the leader lease")
         counter[method] += 1
         return call_api(method, url, *args, **kwargs)
 
     api_client.call_api = limited
     return api_client
+
+
+def fresh_client(api_client: k8s.ApiClient) -> k8s.ApiClient:
+    """A new ApiClient with the configuration and User-Agent of ``api_client`` but its own
+    connections and none of its wrappers (rate limit, fence)."""
+    fresh = k8s.ApiClient(api_client.configuration)
+    fresh.user_agent = api_client.user_agent
+    return fresh
 
 
 # --------------------------------------------------------------------------- configuration
@@ -186,6 +218,7 @@ class EventRecorder:
         self.sent = 0
         self.failed = 0
         self.dropped = 0
+        self.fenced = 0  # not sent: the replica had lost the leader lease by then
         self._queue: queue.Queue = queue.Queue(maxsize=capacity)
         self._thread = threading.Thread(target=self._run, name="setpoint-events", daemon=True)
         self._thread.start()
@@ -211,6 +244,8 @@ class EventRecorder:
             try:
                 self.core.create_namespaced_event(body["metadata"]["namespace"], body, _request_timeout=self.timeout)
                 self.sent += 1
+            except NotLeader:
+                self.fenced += 1
             except ApiException as exc:
                 if exc.status == 409:  # a retried create that had gone through
                     self.sent += 1
@@ -343,9 +378,12 @@ class KubernetesCluster:
     ``event_burst`` (the event client's own limit), ``request_timeout_s`` (per request: connect
     and read), ``max_retries`` (temporary errors), ``max_conflict_retries``,
     ``retry_backoff_s`` (first backoff, doubled per try, with jitter), ``with_pods`` (observe
-    lists ReplicaSets and pods for full statuses), ``clock`` (epoch seconds).
+    lists ReplicaSets and pods for full statuses), ``clock`` (epoch seconds), ``fence`` (asked
+    right before every write, events included; False: the write is not sent and raises
+    NotLeader; ``setpoint run --leader-elect`` passes ``LeaderElector.is_leader``).
 
-    ``requests`` counts the HTTP requests made by method (events excluded).
+    ``requests`` counts the HTTP requests made by method (events excluded); ``fenced`` the
+    writes the fence stopped.
     """
 
     def __init__(self, api_client: k8s.ApiClient | None = None, *, kubeconfig: str | os.PathLike | None = None,
@@ -353,12 +391,15 @@ class KubernetesCluster:
                  event_source: str = "setpoint", emit_events: bool = True, event_qps: float | None = None,
                  event_burst: int | None = None, request_timeout_s: float = 10.0, max_retries: int = 3,
                  max_conflict_retries: int = 3, retry_backoff_s: float = 0.2, with_pods: bool = True,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, fence: Callable[[], bool] | None = None):
         self._owns_client = api_client is None
         api_client = api_client or load_api_client(kubeconfig, context, in_cluster)
         self.requests: Counter[str] = Counter()
+        self.fence = fence
+        self.fenced = 0
+        self._fenced_lock = threading.Lock()
         self.limiter = TokenBucket(qps, burst)
-        self.api_client = _rate_limited(api_client, self.limiter, self.requests)
+        self.api_client = _rate_limited(api_client, self.limiter, self.requests, self._may_write)
         self.apps = k8s.AppsV1Api(self.api_client)
         self.core = k8s.CoreV1Api(self.api_client)
         self.timeout = (min(3.0, request_timeout_s), request_timeout_s)
@@ -370,9 +411,9 @@ class KubernetesCluster:
         self._uids: dict[TargetRef, str] = {}
         self.events: EventRecorder | None = None
         if emit_events:
-            event_client = k8s.ApiClient(api_client.configuration)
-            self._event_api_client = _rate_limited(event_client, TokenBucket(
-                qps if event_qps is None else event_qps, burst if event_burst is None else event_burst), Counter())
+            self._event_api_client = _rate_limited(fresh_client(api_client), TokenBucket(
+                qps if event_qps is None else event_qps, burst if event_burst is None else event_burst), Counter(),
+                self._may_write)
             self.events = EventRecorder(self._event_api_client, event_source, self.timeout)
 
     def close(self) -> None:
@@ -384,6 +425,16 @@ class KubernetesCluster:
             self.api_client.close()
 
     # ------------------------------------------------------------------ requests
+    def _may_write(self, method: str, path: str) -> bool:
+        """The fence: asked right before each write request (any thread)."""
+        fence = self.fence
+        if fence is None or fence():
+            return True
+        with self._fenced_lock:
+            self.fenced += 1
+        log.warning("fenced: %s %s not sent (not the leader)", method, path)
+        return False
+
     def _call(self, what: str, target: str, fn: Callable, *args, **kwargs):
         """One API call with retries of temporary errors; raises the mapped ActuationError."""
         for attempt in range(self.max_retries + 1):
@@ -400,21 +451,23 @@ class KubernetesCluster:
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
-    def _workload_api(self, kind: str) -> tuple[Callable, Callable, Callable, Callable, Callable]:
-        """(list, read, patch, read_scale, patch_scale) for a workload kind."""
+    def _workload_api(self, kind: str) -> WorkloadApi:
+        """The client functions for a workload kind (tests/test_deploy.py reads this table)."""
         a = self.apps
         if kind == "Deployment":
-            return (a.list_namespaced_deployment, a.read_namespaced_deployment, a.patch_namespaced_deployment,
-                    a.read_namespaced_deployment_scale, a.patch_namespaced_deployment_scale)
+            return WorkloadApi(list=a.list_namespaced_deployment, patch=a.patch_namespaced_deployment,
+                               read_scale=a.read_namespaced_deployment_scale,
+                               patch_scale=a.patch_namespaced_deployment_scale)
         if kind == "StatefulSet":
-            return (a.list_namespaced_stateful_set, a.read_namespaced_stateful_set, a.patch_namespaced_stateful_set,
-                    a.read_namespaced_stateful_set_scale, a.patch_namespaced_stateful_set_scale)
+            return WorkloadApi(list=a.list_namespaced_stateful_set, patch=a.patch_namespaced_stateful_set,
+                               read_scale=a.read_namespaced_stateful_set_scale,
+                               patch_scale=a.patch_namespaced_stateful_set_scale)
         raise PermanentError(f"unsupported workload kind {kind!r}: expected Deployment or StatefulSet")
 
     # ------------------------------------------------------------------ resolve / observe
     def resolve(self, selector: TargetSelector) -> list[TargetRef]:
         """The workloads the selector matches now, sorted. One list request."""
-        list_fn = self._workload_api(selector.kind)[0]
+        list_fn = self._workload_api(selector.kind).list
         where = f"list {selector.kind} in {selector.namespace}"
         if selector.by_name:
             items = self._call(where, selector.namespace, list_fn, selector.namespace).items
@@ -447,15 +500,19 @@ class KubernetesCluster:
         return ClusterView.from_statuses(targets, statuses)
 
     def _snapshot(self, namespace: str, kind: str, with_pods: bool) -> _NamespaceSnapshot:
-        list_fn = self._workload_api(kind)[0]
+        list_fn = self._workload_api(kind).list
         workloads = self._call(f"list {kind} in {namespace}", namespace, list_fn, namespace).items
-        replicasets, pods = [], []
-        if with_pods:
-            if kind == "Deployment":
-                replicasets = self._call(f"list ReplicaSets in {namespace}", namespace,
-                                         self.apps.list_namespaced_replica_set, namespace).items
-            pods = self._call(f"list pods in {namespace}", namespace, self.core.list_namespaced_pod, namespace).items
+        replicasets, pods = self._health_objects(namespace, kind) if with_pods else ([], [])
         return _NamespaceSnapshot(workloads, replicasets, pods)
+
+    def _health_objects(self, namespace: str, kind: str) -> tuple[list, list]:
+        """(ReplicaSets, pods) of a namespace: only health checks need them."""
+        replicasets = []
+        if kind == "Deployment":
+            replicasets = self._call(f"list ReplicaSets in {namespace}", namespace,
+                                     self.apps.list_namespaced_replica_set, namespace).items
+        pods = self._call(f"list pods in {namespace}", namespace, self.core.list_namespaced_pod, namespace).items
+        return replicasets, pods
 
     # ------------------------------------------------------------------ apply
     def apply(self, action: Action) -> None:
@@ -469,7 +526,8 @@ class KubernetesCluster:
         ref, desired = action.target, action.replicas
         if desired is None or desired < 0:
             raise PermanentError(f"scale {ref}: replicas must be a count >= 0, got {desired}", target=str(ref))
-        _, _, _, read_scale, patch_scale = self._workload_api(ref.kind)
+        api = self._workload_api(ref.kind)
+        read_scale, patch_scale = api.read_scale, api.patch_scale
         current = action.from_replicas if action.from_replicas is not None else self._spec_seen.get(ref)
         if current is None:
             current = self._read_scale(ref, read_scale)
@@ -513,7 +571,7 @@ class KubernetesCluster:
 
     def _rolling_restart(self, action: Action) -> None:
         ref = action.target
-        patch = self._workload_api(ref.kind)[2]
+        patch = self._workload_api(ref.kind).patch
         stamp = datetime.fromtimestamp(self.clock(), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT_ANNOTATION: stamp}}}}}
         self._call(f"rolling restart {ref}", str(ref), patch, ref.name, ref.namespace, body)
@@ -565,7 +623,7 @@ class KubernetesCluster:
 
     def annotate(self, ref: TargetRef, key: str, value: str) -> None:
         """Set one metadata annotation of a workload (a merge patch). Raises ActuationError."""
-        patch = self._workload_api(ref.kind)[2]
+        patch = self._workload_api(ref.kind).patch
         self._call(f"annotate {ref}", str(ref), patch, ref.name, ref.namespace,
                    {"metadata": {"annotations": {key: value}}})
 
@@ -597,23 +655,40 @@ class LeaderElector:
     """Leader election on a coordination.k8s.io/v1 Lease, as client-go's leaderelection does.
 
     A background thread tries every ``retry_period_s`` to acquire the Lease (create it, or take
-    it over once the holder's renewTime + leaseDurationSeconds has passed) and, while it holds
-    it, renews it. Writes carry the read resourceVersion, so two candidates racing for an
-    expired Lease get one success and one 409. ``is_leader()`` is true only while the last
-    successful renewal is younger than ``renew_deadline_s`` (a leader that cannot reach the API
-    stops acting before another can take over). ``stop()`` releases the Lease.
+    it over) and, while it holds it, renews it. Expiry is timed as client-go times it: from when
+    THIS candidate last saw the Lease record change, on its own monotonic clock, never by
+    comparing the holder's ``renewTime`` with the local wall clock. Another holder's Lease may
+    be taken over only once its record has not changed for its ``leaseDurationSeconds`` of local
+    time, so skewed wall clocks between replicas cannot make two leaders (a candidate that
+    starts up waits one lease duration before taking over a silent holder). Writes carry the
+    read resourceVersion, so two candidates racing for an expired Lease get one success and one
+    409.
+
+    ``is_leader()`` is true only while the last successful acquire/renew started less than
+    ``renew_deadline_s`` ago (monotonic): a leader that cannot renew stops acting at least
+    ``lease_duration_s - renew_deadline_s`` before anyone else may take over. Give it as the
+    ``fence`` of :class:`KubernetesCluster` so that every write re-checks it. ``stop()``
+    releases the Lease. ``clock`` (epoch seconds) only stamps acquireTime/renewTime.
+
+    Use an ``api_client`` of its own (:func:`fresh_client`), not a fenced one.
     """
 
     def __init__(self, api_client: k8s.ApiClient, namespace: str, name: str, identity: str, *,
                  lease_duration_s: float = 15.0, renew_deadline_s: float = 10.0, retry_period_s: float = 2.0,
                  request_timeout_s: float = 5.0, clock: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic):
+        if not lease_duration_s > renew_deadline_s > 0:
+            raise ValueError(f"lease duration ({lease_duration_s}s) must be longer than the renew deadline "
+                             f"({renew_deadline_s}s), which must be > 0")
+        self.api_client = api_client
         self.api = k8s.CoordinationV1Api(api_client)
         self.namespace, self.name, self.identity = namespace, name, identity
         self.lease_duration_s, self.renew_deadline_s, self.retry_period_s = lease_duration_s, renew_deadline_s, retry_period_s
         self.timeout = (min(3.0, request_timeout_s), request_timeout_s)
         self.clock, self.monotonic = clock, monotonic
-        self._renewed_at: float | None = None  # monotonic time of the last successful acquire/renew
+        self._renewed_at: float | None = None  # monotonic start of the last successful acquire/renew
+        self._observed: tuple | None = None  # the Lease record as last seen (resourceVersion and spec)
+        self._observed_at = 0.0  # monotonic time when it was seen to change
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="leader-election", daemon=True)
 
@@ -637,10 +712,10 @@ class LeaderElector:
         while not self._stop.is_set():
             was_leader = self.is_leader()
             try:
-                held = self.try_acquire_or_renew()
+                self.try_acquire_or_renew()
             except Exception as exc:  # API unreachable: keep trying; is_leader() expires on its own
                 log.warning("leader election: %s", exc, extra={"lease": self.name})
-                held = False
+            held = self.is_leader()
             if held != was_leader:
                 log.info("leader election: %s", "became the leader" if held else "lost the lease",
                          extra={"lease": f"{self.namespace}/{self.name}", "identity": self.identity})
@@ -663,27 +738,40 @@ class LeaderElector:
                                spec=self._spec(None, 0))
             return self._write(lambda: self.api.create_namespaced_lease(self.namespace, body,
                                                                         _request_timeout=self.timeout), started)
+        self._observe(lease)
         spec = lease.spec or k8s.V1LeaseSpec()
         holder = spec.holder_identity or ""
-        renewed = spec.renew_time.timestamp() if spec.renew_time else 0.0
-        expired = renewed + (spec.lease_duration_seconds or self.lease_duration_s) < self.clock()
-        if holder and holder != self.identity and not expired:
+        ours = holder == self.identity
+        if holder and not ours and not self._observed_expired(spec):
             self._renewed_at = None
             return False
-        ours = holder == self.identity
         lease.spec = self._spec(spec.acquire_time if ours else None,
                                 (spec.lease_transitions or 0) + (0 if ours else 1))
         return self._write(lambda: self.api.replace_namespaced_lease(self.name, self.namespace, lease,
                                                                      _request_timeout=self.timeout), started)
 
+    def _observe(self, lease: Any) -> None:
+        """Remember the record and, when it changed since last seen, the local time of the change."""
+        spec = lease.spec or k8s.V1LeaseSpec()
+        record = (lease.metadata.resource_version, spec.holder_identity, spec.renew_time, spec.acquire_time,
+                  spec.lease_duration_seconds, spec.lease_transitions)
+        if record != self._observed:
+            self._observed, self._observed_at = record, self.monotonic()
+
+    def _observed_expired(self, spec: k8s.V1LeaseSpec) -> bool:
+        """The record has not changed for its lease duration, on this candidate's monotonic clock."""
+        duration = spec.lease_duration_seconds or self.lease_duration_s
+        return self.monotonic() - self._observed_at >= duration
+
     def _write(self, call: Callable[[], Any], started: float) -> bool:
         try:
-            call()
+            written = call()
         except ApiException as exc:
             if exc.status == 409:  # another candidate wrote first
                 self._renewed_at = None
                 return False
             raise map_error(exc, f"write lease {self.namespace}/{self.name}") from None
+        self._observe(written)
         self._renewed_at = started
         return True
 
@@ -697,3 +785,13 @@ class LeaderElector:
                 self.api.replace_namespaced_lease(self.name, self.namespace, lease, _request_timeout=self.timeout)
         except Exception as exc:  # best effort: the Lease expires anyway
             log.warning("leader election: release failed: %s", exc)
+
+
+def fence_with_lease(cluster: KubernetesCluster, namespace: str, name: str, identity: str,
+                     **options: Any) -> LeaderElector:
+    """A LeaderElector for the Lease ``namespace/name`` on a client of its own (its Lease writes
+    are never fenced), made the fence of ``cluster``: every write of ``cluster`` is sent only
+    while it holds the Lease. Not started; ``options`` go to LeaderElector."""
+    elector = LeaderElector(fresh_client(cluster.api_client), namespace, name, identity, **options)
+    cluster.fence = elector.is_leader
+    return elector

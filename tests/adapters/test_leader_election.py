@@ -1,17 +1,34 @@
-"""Leader election on a Lease through the real client and the simulated API server."""
+"""Leader election on a Lease and the write fence, through the real client and the simulated
+API server.
+
+Time is injected: every candidate shares one fake monotonic clock (replicas' monotonic clocks
+run at the same rate) and has its own wall clock, skewed by minutes where a test says so.
+Expiry must depend on the monotonic clock only, as in client-go.
+"""
 
 from __future__ import annotations
 
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
-from controller.adapters.kubernetes import LeaderElector
+from controller.adapters.kubernetes import WRITE_METHODS, KubernetesCluster, LeaderElector, fence_with_lease
+from controller.errors import ActuationError, NotLeader
+from controller.model import Action, ActionKind, TargetRef
 from tests.adapters.kube_helpers import api_client, official_client, server  # noqa: F401 (fixtures)
+
+NS, LEASE = "shop", "setpoint-leader"
+LEASE_PATH = rf"/leases/{LEASE}$"
+EPOCH = 1_800_000_000.0
+WEB = TargetRef(NS, "web")
 
 
 class FakeClock:
-    def __init__(self, t: float = 1_800_000_000.0):
+    def __init__(self, t: float = 1000.0):
         self.t = t
 
     def __call__(self) -> float:
@@ -23,56 +40,115 @@ def client_in(server, folder):
     return official_client(server, folder)
 
 
-def elector(client, identity, clock=None, **kw):
-    clock = clock or FakeClock()
-    return LeaderElector(client, "shop", "setpoint-leader", identity, clock=clock, monotonic=clock, **kw)
+def elector(api, identity, mono, skew_s=0.0, **kw):
+    """A candidate whose wall clock is ``skew_s`` off the true time."""
+    return LeaderElector(api, NS, LEASE, identity, clock=lambda: EPOCH + skew_s + mono.t, monotonic=mono, **kw)
 
 
+def lease_reader(server, folder, lease=LEASE):
+    """The Lease's holder identity now (a function)."""
+    api = client.CoordinationV1Api(client_in(server, folder))
+
+    def read() -> str | None:
+        try:
+            return api.read_namespaced_lease(lease, NS).spec.holder_identity
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+    return read
+
+
+# ------------------------------------------------------------------------------ election
 def test_one_candidate_wins_and_the_other_stands_by(server, tmp_path):
-    a_client, b_client = client_in(server, tmp_path / "a"), client_in(server, tmp_path / "b")
-    clock = FakeClock()
-    a, b = elector(a_client, "pod-a", clock), elector(b_client, "pod-b", clock)
+    mono = FakeClock()
+    a, b = elector(client_in(server, tmp_path / "a"), "pod-a", mono), elector(client_in(server, tmp_path / "b"), "pod-b", mono)
     assert a.try_acquire_or_renew() and a.is_leader()
     assert not b.try_acquire_or_renew() and not b.is_leader()
-    clock.t += 5
+    mono.t += 5
     assert a.try_acquire_or_renew() and not b.try_acquire_or_renew()  # renewed: still a's
 
 
-def test_an_expired_lease_is_taken_over(server, tmp_path):
-    clock = FakeClock()
-    a = elector(client_in(server, tmp_path / "a"), "pod-a", clock, lease_duration_s=15, renew_deadline_s=10)
-    b = elector(client_in(server, tmp_path / "b"), "pod-b", clock, lease_duration_s=15, renew_deadline_s=10)
-    assert a.try_acquire_or_renew()
-    clock.t += 11
-    assert not a.is_leader()  # a could not renew within its deadline: it stops acting first
-    assert not b.try_acquire_or_renew()  # the lease itself is still valid (15 s)
-    clock.t += 5
+def test_is_leader_ends_at_the_renew_deadline_and_takeover_waits_a_lease_duration(server, tmp_path):
+    mono = FakeClock()
+    a = elector(client_in(server, tmp_path / "a"), "pod-a", mono, lease_duration_s=15, renew_deadline_s=10)
+    b = elector(client_in(server, tmp_path / "b"), "pod-b", mono, lease_duration_s=15, renew_deadline_s=10)
+    assert a.try_acquire_or_renew() and not b.try_acquire_or_renew()  # b sees the record now
+    mono.t += 9.999
+    assert a.is_leader()
+    mono.t += 0.001
+    assert not a.is_leader()  # no renewal within its deadline: a stops acting first
+    mono.t += 4.999
+    assert not b.try_acquire_or_renew()  # the record has not been unchanged for 15 s yet
+    mono.t += 0.001
     assert b.try_acquire_or_renew() and b.is_leader()
-    lease = b.api.read_namespaced_lease("setpoint-leader", "shop")
+    lease = b.api.read_namespaced_lease(LEASE, NS)
     assert lease.spec.holder_identity == "pod-b" and lease.spec.lease_transitions == 1
+    assert not a.try_acquire_or_renew() and not a.is_leader()
+
+
+def test_a_candidate_that_starts_late_waits_a_full_lease_duration(server, tmp_path):
+    """It cannot know how long the record has been unchanged: it times from its first sight."""
+    mono = FakeClock()
+    a = elector(client_in(server, tmp_path / "a"), "pod-a", mono)
+    assert a.try_acquire_or_renew()
+    mono.t += 3600  # a died long ago by the Lease's renewTime
+    b = elector(client_in(server, tmp_path / "b"), "pod-b", mono)
+    assert not b.try_acquire_or_renew()
+    mono.t += 15
+    assert b.try_acquire_or_renew()
+
+
+SKEWS = [  # wall clock offsets (s) of the holder a and the standby b
+    pytest.param(0, 0, id="same-clocks"),
+    pytest.param(0, 300, id="standby-5-min-ahead"),
+    pytest.param(0, -300, id="standby-5-min-behind"),
+    pytest.param(-300, 300, id="holder-behind-standby-ahead"),
+    pytest.param(600, -600, id="holder-ahead-standby-behind"),
+]
+
+
+@pytest.mark.parametrize(("skew_a", "skew_b"), SKEWS)
+def test_skewed_wall_clocks_neither_make_two_leaders_nor_delay_takeover(server, tmp_path, skew_a, skew_b):
+    mono = FakeClock()
+    a = elector(client_in(server, tmp_path / "a"), "pod-a", mono, skew_a)
+    b = elector(client_in(server, tmp_path / "b"), "pod-b", mono, skew_b)
+    for _ in range(30):  # a renews every 2 s for a minute: b never takes over
+        assert a.try_acquire_or_renew() and not b.try_acquire_or_renew()
+        mono.t += 2
+    last_seen_change = mono.t - 2  # b read a's last renewal right after it was written
+    taken_at = None
+    while taken_at is None and mono.t < last_seen_change + 60:  # a is gone; b retries every 0.5 s
+        if b.try_acquire_or_renew():
+            taken_at = mono.t
+        mono.t += 0.5
+    assert taken_at == last_seen_change + 15  # exactly one lease duration of b's own time
 
 
 def test_racing_writers_get_one_winner(server, tmp_path):
     """Both read the expired lease, both write with that resourceVersion: one gets 409."""
-    clock = FakeClock()
-    a = elector(client_in(server, tmp_path / "a"), "pod-a", clock)
-    b = elector(client_in(server, tmp_path / "b"), "pod-b", clock)
-    c = elector(client_in(server, tmp_path / "c"), "pod-c", clock)
-    assert a.try_acquire_or_renew()
-    clock.t += 60
-    stale = b.api.read_namespaced_lease("setpoint-leader", "shop")
+    mono = FakeClock()
+    a = elector(client_in(server, tmp_path / "a"), "pod-a", mono)
+    b = elector(client_in(server, tmp_path / "b"), "pod-b", mono)
+    c = elector(client_in(server, tmp_path / "c"), "pod-c", mono)
+    assert a.try_acquire_or_renew() and not c.try_acquire_or_renew()
+    mono.t += 60
+    stale = b.api.read_namespaced_lease(LEASE, NS)
     assert c.try_acquire_or_renew()
     stale.spec.holder_identity = "pod-b"
-    from kubernetes.client.exceptions import ApiException
-
     with pytest.raises(ApiException) as exc:
-        b.api.replace_namespaced_lease("setpoint-leader", "shop", stale)
+        b.api.replace_namespaced_lease(LEASE, NS, stale, _request_timeout=5)
     assert exc.value.status == 409
 
 
+def test_lease_duration_must_exceed_the_renew_deadline(api_client):
+    with pytest.raises(ValueError, match="renew deadline"):
+        LeaderElector(api_client, NS, LEASE, "pod-a", lease_duration_s=10, renew_deadline_s=10)
+
+
 def test_release_on_stop_hands_over_at_once(server, tmp_path):
-    a = LeaderElector(client_in(server, tmp_path / "a"), "shop", "handover", "pod-a", retry_period_s=0.2).start()
-    b = LeaderElector(client_in(server, tmp_path / "b"), "shop", "handover", "pod-b", retry_period_s=0.2)
+    a = LeaderElector(client_in(server, tmp_path / "a"), NS, "handover", "pod-a", retry_period_s=0.2).start()
+    b = LeaderElector(client_in(server, tmp_path / "b"), NS, "handover", "pod-b", retry_period_s=0.2)
     deadline = time.monotonic() + 5
     while not a.is_leader() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -80,3 +156,146 @@ def test_release_on_stop_hands_over_at_once(server, tmp_path):
     a.stop()
     assert b.try_acquire_or_renew()  # released: no need to wait for the 15 s expiry
     assert not a.is_leader()
+
+
+# ------------------------------------------------------------------------------ the fence
+def fenced_cluster(server, folder, fence=None) -> KubernetesCluster:
+    return KubernetesCluster(client_in(server, folder), qps=0, retry_backoff_s=0.01, request_timeout_s=3.0,
+                             max_retries=3, fence=fence)
+
+
+ACTIONS = [
+    pytest.param(Action(ActionKind.SCALE, WEB, "ScaleUp", replicas=5, from_replicas=2), "PATCH", id="scale"),
+    pytest.param(Action(ActionKind.ROLLING_RESTART, WEB, "Unhealthy"), "PATCH", id="rolling-restart"),
+    pytest.param(Action(ActionKind.RESTART_POD, WEB, "Unhealthy", pod="web-0"), "DELETE", id="restart-pod"),
+]
+
+
+@pytest.mark.parametrize(("action", "method"), ACTIONS)
+def test_a_fenced_write_is_not_sent_and_not_retried(server, tmp_path, action, method):
+    cluster = fenced_cluster(server, tmp_path, fence=lambda: False)
+    try:
+        with pytest.raises(NotLeader) as exc:
+            cluster.apply(action)
+        assert exc.value.kind == "not-leader" and isinstance(exc.value, ActuationError)
+        cluster.record_event(WEB, "HealingHeld", "held")
+        assert cluster.events.flush()
+        assert cluster.fenced == 2 and cluster.events.fenced == 1  # once each: never retried
+        assert server.api.requests.count(method) == 0 and server.api.requests.count("POST") == 0
+    finally:
+        cluster.close()
+
+
+def test_writes_go_out_while_the_fence_allows_them(server, tmp_path):
+    allowed = [True]
+    cluster = fenced_cluster(server, tmp_path, fence=lambda: allowed[0])
+    try:
+        cluster.apply(Action(ActionKind.SCALE, WEB, "ScaleUp", replicas=5, from_replicas=2))
+        assert cluster.events.flush() and cluster.events.sent == 1
+        allowed[0] = False
+        with pytest.raises(NotLeader):
+            cluster.apply(Action(ActionKind.SCALE, WEB, "ScaleUp", replicas=6, from_replicas=5))
+        assert server.api.requests.count("PATCH", r"/deployments/web/scale$") == 1 and cluster.fenced == 1
+        assert cluster.observe([WEB]).spec.tolist() == [5]  # reads are never fenced
+    finally:
+        cluster.close()
+
+
+class Replica:
+    """One controller replica: an adapter fenced by its elector, as `setpoint run --leader-elect`
+    wires them (fence_with_lease), with its wall clock ``skew_s`` off."""
+
+    def __init__(self, server, folder, identity, mono, lease=LEASE, skew_s=0.0):
+        self.identity = identity
+        self.cluster = fenced_cluster(server, folder)
+        self.elector = fence_with_lease(self.cluster, NS, lease, identity, clock=lambda: EPOCH + skew_s + mono.t,
+                                        monotonic=mono, lease_duration_s=15, renew_deadline_s=10)
+
+    def elect(self) -> None:
+        try:
+            self.elector.try_acquire_or_renew()
+        except ActuationError:
+            pass  # as the elector's loop does: is_leader() expires on its own
+
+    def scale(self, replicas: int) -> None:
+        try:
+            self.cluster.apply(Action(ActionKind.SCALE, WEB, "ScaleUp", replicas=replicas))
+            self.cluster.events.flush()
+        except NotLeader:
+            pass
+
+
+def test_a_leader_whose_renewals_fail_stops_writing_before_another_can_acquire(server, tmp_path):
+    """a's Lease requests fail from second 5 on (injected 503s); b keeps its access. Every write
+    in the server's request log comes from the Lease's holder at that moment, a's last write is
+    before b's takeover, and a's writes stop at its renew deadline."""
+    mono = FakeClock()
+    a, b = Replica(server, tmp_path / "a", "pod-a", mono), Replica(server, tmp_path / "b", "pod-b", mono)
+    holder = lease_reader(server, tmp_path / "reader")
+    log = server.api.requests.recent
+    writes = []  # (second, replica, lease holder right before, method, path)
+    leading = {"pod-a": [], "pod-b": []}  # seconds in which each replica believed it led
+    for second in range(40):
+        for r in (a, b):
+            if r is a and second >= 5:
+                server.api.faults.inject(LEASE_PATH, status=503, times=1)  # consumed by a's next request
+            r.elect()
+            if r.elector.is_leader():
+                leading[r.identity].append(second)
+        for r in (a, b):
+            at = holder()
+            before = len(log)
+            r.scale(2 + second % 5)  # a new value every second: the leader always writes
+            writes += [(second, r.identity, at, m, p) for _, m, p in list(log)[before:] if m in WRITE_METHODS]
+        mono.t += 1
+    assert writes and all(who == at for _, who, at, _, _ in writes), [w for w in writes if w[1] != w[2]]
+    a_writes = [s for s, who, *_ in writes if who == "pod-a"]
+    b_writes = [s for s, who, *_ in writes if who == "pod-b"]
+    # a renewed last at second 4: it writes until 4 + 10 (renew deadline); b, which saw that
+    # renewal at second 4, takes over at 4 + 15 (lease duration)
+    assert max(a_writes) == max(leading["pod-a"]) == 13 and min(b_writes) == min(leading["pod-b"]) == 19
+    assert {m for _, _, _, m, _ in writes} == {"PATCH", "POST"}  # scale and its Event
+    assert a.cluster.fenced > 0 and b.cluster.fenced > 0  # b was fenced while standing by
+    assert holder() == "pod-b"
+    for r in (a, b):
+        r.cluster.close()
+
+
+STEP = st.tuples(st.sampled_from([0.5, 1.0, 2.0, 3.0, 6.0, 20.0]),  # seconds to the next step (20: a long pause)
+                 st.booleans(), st.booleans(),  # the Lease requests of a / of b fail in this step
+                 st.booleans())  # b goes first
+LEASES = iter(range(10**6))
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(steps=st.lists(STEP, min_size=5, max_size=20), skew_a=st.sampled_from([-600, -30, 0, 30, 600]),
+       skew_b=st.sampled_from([-600, -30, 0, 30, 600]))
+def test_never_two_leaders_and_never_a_write_without_the_lease(server, tmp_path, steps, skew_a, skew_b):
+    """Across random Lease faults, pauses, orders and wall-clock skews: never two replicas that
+    believe they lead, and every write in the server's request log comes from the holder."""
+    lease = f"prop-{next(LEASES)}"
+    mono = FakeClock()
+    a = Replica(server, tmp_path / "a", "pod-a", mono, lease, skew_a)
+    b = Replica(server, tmp_path / "b", "pod-b", mono, lease, skew_b)
+    holder = lease_reader(server, tmp_path / "reader", lease)
+    log = server.api.requests.recent
+    try:
+        for i, (advance_s, a_fails, b_fails, b_first) in enumerate(steps):
+            order = (b, a) if b_first else (a, b)
+            for r, fails in ((r, a_fails if r is a else b_fails) for r in order):
+                if fails:
+                    server.api.faults.inject(rf"/leases/{lease}$", status=503, times=1)
+                r.elect()
+                assert not (a.elector.is_leader() and b.elector.is_leader())
+            for r in order:
+                at, believed = holder(), r.elector.is_leader()
+                before = len(log)
+                r.scale(2 + i % 5)
+                sent = [(m, p) for _, m, p in list(log)[before:] if m in WRITE_METHODS]
+                assert not sent or (believed and at == r.identity), (r.identity, at, sent)
+            mono.t += advance_s
+    finally:
+        server.api.faults.clear()
+        a.cluster.close()
+        b.cluster.close()
