@@ -106,7 +106,7 @@ class Response:
 def _reason(code: int) -> str:
     extra = {408: "Timeout", 411: "LengthRequired", 413: "RequestEntityTooLarge",
              431: "RequestHeaderFieldsTooLarge", 501: "NotImplemented", 505: "HTTPVersionNotSupported"}
-    return STATUS_REASONS.get(code) or extra.get(code) or HTTPStatus(code).phrase.replace(" ", "")
+    return STATUS_REASONS.get(code) or extra.get(code) or re.sub(r"[^A-Za-z]", "", HTTPStatus(code).phrase)
 
 
 class App(Protocol):
@@ -121,15 +121,6 @@ class _BadBody(Exception):
 
 class _Handler(BoundedRequestHandler):
     server: "PooledHTTPServer"
-
-    def parse_request(self) -> bool:
-        if not super().parse_request():
-            return False
-        if self.request_version == "HTTP/0.9":  # a response without headers would follow: refuse
-            self.request_version = "HTTP/1.0"
-            self.send_error(400, "HTTP/0.9 requests are not supported")
-            return False
-        return True
 
     def _serve(self) -> None:
         try:
@@ -237,4 +228,5 @@ class HttpService:
 
     def stop(self) -> None:
         self.server.stop()
-        self._thread.join(timeout=5)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=5)

@@ -30,6 +30,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 IDLE_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 10.0
 MAX_CONNECTIONS = 128
+#: Closing a connection: at most this long (s) and this much (bytes) read from a client still sending.
+DRAIN_S = 0.5
+DRAIN_MAX_BYTES = 256 * 1024
 
 
 class RequestReadTimeout(TimeoutError):
@@ -94,6 +97,14 @@ class BoundedRequestHandler(BaseHTTPRequestHandler):
         self._raw.deadline = time.monotonic() + self.server.read_timeout_s
         super().handle_one_request()  # closes the connection on TimeoutError
 
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        if self.request_version == "HTTP/0.9":  # its responses have no status line nor headers: refuse
+            self.send_error(400, "HTTP/0.9 requests are not supported")
+            return False
+        return True
+
     def body_read(self) -> None:
         """The request is fully read: lift the read deadline; writes get ``read_timeout_s``."""
         self._raw.deadline = None
@@ -101,6 +112,8 @@ class BoundedRequestHandler(BaseHTTPRequestHandler):
 
     def send_response(self, code: int, message: str | None = None) -> None:
         self.body_read()  # also for errors answered before the body was read (send_error)
+        if self.request_version == "HTTP/0.9":  # not parsed (or refused): answer with a status line
+            self.request_version = "HTTP/1.0"
         super().send_response(code, message)
 
 
@@ -153,7 +166,7 @@ class BoundedHTTPServer(HTTPServer):
             request.sendall(self.busy_response)
         except OSError:
             pass
-        self.shutdown_request(request)
+        self.close_request(request)  # no draining: the accept loop must not wait
 
     def _work(self, request, client_address) -> None:
         try:
@@ -164,6 +177,23 @@ class BoundedHTTPServer(HTTPServer):
             with self._open_lock:
                 self._open.discard(request)
             self.shutdown_request(request)
+
+    def shutdown_request(self, request: socket.socket) -> None:
+        """Send FIN, then read what the client still sends (bounded) before closing: closing with
+        unread data resets the connection, and the client could lose the response (say a 413)."""
+        try:
+            request.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + DRAIN_S
+            drained = 0
+            while drained < DRAIN_MAX_BYTES and (remaining_s := deadline - time.monotonic()) > 0:
+                request.settimeout(remaining_s)
+                chunk = request.recv(65536)
+                if not chunk:
+                    break
+                drained += len(chunk)
+        except OSError:
+            pass
+        self.close_request(request)
 
     def close_connections(self) -> None:
         """Shut open connections down, so that no thread outlives the server by more than a request."""
