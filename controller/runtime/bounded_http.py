@@ -124,7 +124,7 @@ class BoundedHTTPServer(HTTPServer):
     """
 
     allow_reuse_address = True
-    request_queue_size = 64
+    request_queue_size = 128  # the accept loop is quick; this only absorbs bursts of connects
 
     def __init__(self, address: tuple[str, int], handler: type[BoundedRequestHandler], *,
                  max_connections: int = MAX_CONNECTIONS, idle_timeout_s: float = IDLE_TIMEOUT_S,
@@ -140,7 +140,8 @@ class BoundedHTTPServer(HTTPServer):
         self.pool = ThreadPoolExecutor(max_workers=max_connections, thread_name_prefix="http-conn")
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
-        self.refused = 0  # connections answered with busy_response (a counter for tests and logs)
+        self.admitted = 0  # connections served so far
+        self.refused = 0  # connections answered with busy_response
 
     @property
     def open_connections(self) -> int:
@@ -152,6 +153,7 @@ class BoundedHTTPServer(HTTPServer):
             admitted = len(self._open) < self.max_connections
             if admitted:
                 self._open.add(request)
+                self.admitted += 1
             else:
                 self.refused += 1
         if admitted:
