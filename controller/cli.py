@@ -378,7 +378,8 @@ def sim_serve(
         help="The bearer token clients must send (default: a fresh random one). Prefer the environment "
              "variable: a command line is visible to other users.")] = None,
     no_auth: Annotated[bool, typer.Option(
-        "--no-auth", help="Serve every request without a token. Anyone who can connect can change the cluster.")] = False,
+        "--no-auth", help="Serve every request without a token: anyone who can connect can change the cluster. "
+                          "kubectl sends tokens only over TLS, which sim serve lacks yet: use this for kubectl.")] = False,
     speed: Annotated[float, typer.Option(
         "--speed", min=0.001, help="Simulated seconds per wall second (2 runs the scenario twice as fast).")] = 1.0,
     test_hooks: Annotated[bool, typer.Option(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import socket
 import stat
 import subprocess
@@ -250,6 +251,24 @@ def test_no_auth_serves_requests_without_a_token():
     try:
         status, _, scale = exchange(srv.http.port, request("GET", SCALE, headers=""))
         assert status == 200 and scale["spec"]["replicas"] == 2
+    finally:
+        srv.stop()
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_kubectl_scales_and_patches_through_the_server(tmp_path):
+    """kubectl (Go's HTTP client: keep-alive, its own content types) against a --no-auth server;
+    it sends no credentials over plain HTTP, so this is how kubectl is used until TLS."""
+    srv = start_server(token=None, auth=False)
+    try:
+        env = {**os.environ, "KUBECONFIG": str(srv.write_kubeconfig(tmp_path / "kubeconfig", namespace=NS))}
+        for args in (["scale", "deployments.apps", "web", "--replicas=5"],
+                     ["patch", "deployments.apps", "api", "--type=json",
+                      "-p", '[{"op": "replace", "path": "/spec/replicas", "value": 4}]']):
+            subprocess.run(["kubectl", "--request-timeout=5s", *args], env=env, check=True, capture_output=True,
+                           timeout=30)
+        assert web_replicas(srv) == 5
+        assert srv.world.store.get_scale("Deployment", NS, "api")["spec"]["replicas"] == 4
     finally:
         srv.stop()
 
