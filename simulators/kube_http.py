@@ -22,6 +22,8 @@ from http import HTTPStatus
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
+import numpy as np
+
 from controller.runtime.bounded_http import (IDLE_TIMEOUT_S, MAX_CONNECTIONS, READ_TIMEOUT_S, BoundedHTTPServer,
                                              BoundedRequestHandler, plain_response)
 from simulators.kube_objects import STATUS_REASONS, status_body
@@ -33,23 +35,21 @@ MAX_BODY_BYTES = 3 * 1024 * 1024
 #: Deepest JSON nesting accepted in a request body (Kubernetes objects nest ~10 deep).
 MAX_JSON_DEPTH = 100
 
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
-_BRACKET = re.compile(r"[\[\]{}]")
 _DIGITS = re.compile(r"[0-9]{1,18}")
 
 
-def json_depth_exceeds(text: str, max_depth: int) -> bool:
-    """Whether the JSON ``text`` nests arrays/objects deeper than ``max_depth`` (strings ignored).
-    A linear scan done before parsing: ``json.loads`` recurses once per level."""
-    depth = 0
-    for m in _BRACKET.finditer(_STRING.sub("", text)):
-        if m.group() in "[{":
-            depth += 1
-            if depth > max_depth:
-                return True
-        else:
-            depth -= 1
-    return False
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_OPEN = np.zeros(256, np.int8)
+_OPEN[[ord("["), ord("{")]] = 1
+_OPEN[[ord("]"), ord("}")]] = -1
+
+
+def nesting_depth(valid_json: bytes) -> int:
+    """How deep arrays/objects nest in ``valid_json`` (UTF-8 text that parsed; brackets in
+    strings do not count). Linear: strings are cut out by a regex that cannot backtrack on
+    valid JSON, then the brackets are summed by numpy."""
+    brackets = _OPEN[np.frombuffer(_STRING.sub(b"", valid_json), np.uint8)]
+    return int(np.cumsum(brackets, dtype=np.int64).max(initial=0))
 
 
 def decode_json_body(body: bytes, max_depth: int = MAX_JSON_DEPTH):
@@ -58,15 +58,18 @@ def decode_json_body(body: bytes, max_depth: int = MAX_JSON_DEPTH):
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"the request body is not UTF-8 (byte 0x{body[exc.start]:02x} at offset {exc.start})") from None
+        raise ValueError(f"the request body is not UTF-8 (byte 0x{body[exc.start]:02x} at offset {exc.start})") \
+            from None
     if not text.strip():
         return None
-    if json_depth_exceeds(text, max_depth):
-        raise ValueError(f"the request body nests deeper than {max_depth} levels")
+    too_deep = ValueError(f"the request body nests deeper than {max_depth} levels")
     try:
-        return json.loads(text)
-    except RecursionError:
-        raise ValueError("the request body nests too deeply to parse") from None
+        value = json.loads(text)
+    except RecursionError:  # the C parser guards its recursion: deep input fails fast, not with a crash
+        raise too_deep from None
+    if isinstance(value, (dict, list)) and nesting_depth(body) > max_depth:
+        raise too_deep
+    return value
 
 
 @dataclass

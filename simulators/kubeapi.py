@@ -367,7 +367,8 @@ class SimKubeServer:
 
     def write_kubeconfig(self, path: str | Path, namespace: str = "default") -> Path:
         """A kubeconfig with the server's URL and token, written 0600 (see write_private_file)."""
-        return write_private_file(path, yaml.safe_dump(kubeconfig(self.url, self.api.token, namespace), sort_keys=False))
+        text = yaml.safe_dump(kubeconfig(self.url, self.api.token, namespace), sort_keys=False)
+        return write_private_file(path, text)
 
     def write_token_file(self, path: str | Path) -> Path:
         """The bearer token alone (one line), written 0600."""

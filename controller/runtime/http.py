@@ -42,7 +42,8 @@ class StatusServer:
 
         class Handler(BoundedRequestHandler):
             def do_GET(self):  # noqa: N802 (http.server API)
-                if self.headers.get("Content-Length", "0").strip() not in ("", "0") or self.headers.get("Transfer-Encoding"):
+                has_body = self.headers.get("Content-Length", "0").strip() not in ("", "0")
+                if has_body or self.headers.get("Transfer-Encoding"):
                     self.close_connection = True  # a GET with a body: not read, so the connection cannot be reused
                 if self.path.split("?")[0] == "/metrics":
                     self._send(200, generate_latest(outer.registry), CONTENT_TYPE_LATEST)

@@ -22,10 +22,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kubernetes import client
 
 from controller.runtime.private_file import write_private_file
-from simulators.kube_http import MAX_BODY_BYTES, decode_json_body, json_depth_exceeds
+from simulators.kube_http import MAX_BODY_BYTES, decode_json_body, nesting_depth
 from simulators.kubeapi import SimKubeServer
 from tests.adapters.kube_helpers import (REQUEST_TIMEOUT_S, SCENARIO_YAML, TOKEN, kube_scenario,  # noqa: F401
                                          official_client, server, start_server)
@@ -84,8 +86,8 @@ SCALE_TO_9 = b'{"spec":{"replicas":9}}'
                  400, "BadRequest", id="content-length-negative"),
     pytest.param(request("PATCH", SCALE, headers=AUTH + "Content-Length: 23\r\nContent-Length: 5\r\n",
                          content_type=MERGE) + SCALE_TO_9, 400, "BadRequest", id="content-length-conflicting"),
-    pytest.param(request("PATCH", SCALE, headers=AUTH + f"Content-Length: {MAX_BODY_BYTES + 1}\r\n", content_type=MERGE),
-                 413, "RequestEntityTooLarge", id="content-length-over-the-limit"),
+    pytest.param(request("PATCH", SCALE, headers=AUTH + f"Content-Length: {MAX_BODY_BYTES + 1}\r\n",
+                         content_type=MERGE), 413, "RequestEntityTooLarge", id="content-length-over-the-limit"),
     pytest.param(request("PATCH", SCALE, headers=AUTH + "Content-Length: 99999999999999999999999\r\n",
                          content_type=MERGE), 400, "BadRequest", id="content-length-absurd"),
     pytest.param(request("PATCH", SCALE, headers=AUTH + "Transfer-Encoding: chunked\r\n", content_type=MERGE)
@@ -155,11 +157,40 @@ def test_keep_alive_survives_a_rejected_body(server):
 @pytest.mark.parametrize("text,deeper", [
     pytest.param('{"a": [1, {"b": 2}]}', False, id="depth-3"),
     pytest.param('[[[[1]]]]', True, id="depth-4"),
+    pytest.param('{"a": {"b": {"c": {}}}}', True, id="objects-depth-4"),
     pytest.param('["[[[[[[", "]]]]"]', False, id="brackets-in-strings"),
     pytest.param(r'["\"[[[[[["]', False, id="escaped-quote-in-string"),
+    pytest.param('[1, [2, [3]], [4, [5]]]', False, id="wide-depth-3"),
 ])
-def test_json_depth_scan_ignores_strings(text, deeper):
-    assert json_depth_exceeds(text, 3) is deeper
+def test_json_depth_limit_counts_containers_not_brackets_in_strings(text, deeper):
+    assert (nesting_depth(text.encode()) > 3) is deeper
+    if deeper:
+        with pytest.raises(ValueError, match="deeper than 3 levels"):
+            decode_json_body(text.encode(), max_depth=3)
+    else:
+        assert decode_json_body(text.encode(), max_depth=3) == json.loads(text)
+
+
+def reference_depth(value) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(reference_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(reference_depth, value), default=0)
+    return 0
+
+
+TRICKY_TEXT = st.text(alphabet='[]{}"\\/ a\u00e9\u2603\n', max_size=8)
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | TRICKY_TEXT,
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TRICKY_TEXT, inner, max_size=4),
+                           max_leaves=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=JSON_VALUES, ascii_only=st.booleans())
+def test_nesting_depth_matches_the_decoded_value(value, ascii_only):
+    """Strings full of brackets, quotes and backslashes never count; containers always do."""
+    body = json.dumps(value, ensure_ascii=ascii_only).encode()
+    assert nesting_depth(body) == reference_depth(value)
 
 
 def test_decoded_body_is_utf8_json():
