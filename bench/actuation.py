@@ -71,7 +71,7 @@ def official_client(server: SimKubeServer, folder: Path) -> client.ApiClient:
 
 
 def run_adapter(desired: np.ndarray, qps: float, burst: int, folder: Path) -> dict:
-    with SimKubeServer(scenario(desired.shape[1]), drive=False, max_workers=16) as server:
+    with SimKubeServer(scenario(desired.shape[1]), drive=False, max_connections=16) as server:
         names = [f"svc-{i}" for i in range(desired.shape[1])]
         targets = [TargetRef(NS, n) for n in names]
         kc = KubernetesCluster(official_client(server, folder), qps=qps, burst=burst)
@@ -94,7 +94,7 @@ def run_adapter(desired: np.ndarray, qps: float, burst: int, folder: Path) -> di
 
 
 def run_naive(desired: np.ndarray, qps: float, burst: int, folder: Path) -> dict:
-    with SimKubeServer(scenario(desired.shape[1]), drive=False, max_workers=16) as server:
+    with SimKubeServer(scenario(desired.shape[1]), drive=False, max_connections=16) as server:
         api_client = official_client(server, folder)
         apps = client.AppsV1Api(api_client)
         bucket = TokenBucket(qps, burst)

@@ -481,19 +481,33 @@ def sim_serve(
     metrics_listen: Annotated[Optional[str], typer.Option(
         "--metrics-listen", help="HOST:PORT of the Prometheus metrics endpoint (GET /metrics); off if not given.")] = None,
     kubeconfig_out: Annotated[Optional[Path], typer.Option(
-        "--kubeconfig-out", help="Write a kubeconfig for the simulated cluster here (with a fresh bearer token).")] = None,
+        "--kubeconfig-out", help="Write a kubeconfig for the simulated cluster here, with the bearer token (mode 0600).")] = None,
+    token_file: Annotated[Optional[Path], typer.Option(
+        "--token-file", help="Write the bearer token here (one line, mode 0600).")] = None,
+    token: Annotated[Optional[str], typer.Option(
+        "--token", envvar="SETPOINT_SIM_TOKEN", show_default=False,
+        help="The bearer token clients must send (default: a fresh random one). Prefer the environment "
+             "variable: a command line is visible to other users.")] = None,
+    no_auth: Annotated[bool, typer.Option(
+        "--no-auth", help="Serve every request without a token: anyone who can connect can change the cluster. "
+                          "kubectl sends tokens only over TLS, which sim serve lacks yet: use this for kubectl.")] = False,
     speed: Annotated[float, typer.Option(
         "--speed", min=0.001, help="Simulated seconds per wall second (2 runs the scenario twice as fast).")] = 1.0,
     test_hooks: Annotated[bool, typer.Option(
-        "--test-hooks", help="Serve /_sim/faults and /_sim/requests (fault injection for tests).")] = False,
+        "--test-hooks", help="Serve /_sim/faults and /_sim/requests (fault injection for tests; token required).")] = False,
+    read_timeout: Annotated[float, typer.Option(
+        "--read-timeout", min=0.1, help="Seconds a client has to send a whole request; slower ones are cut off.")] = 10.0,
+    max_connections: Annotated[int, typer.Option(
+        "--max-connections", min=1, help="Connections served at once; more get 429 at once.")] = 128,
     log_level: Annotated[str, typer.Option("--log-level", help="debug logs every request.")] = "info",
 ) -> None:
     """Serve a scenario's simulated cluster through the Kubernetes API, driven by its load in real time.
 
     Deployments (apps/v1, with the scale subresource), ReplicaSets, pods, events and leases
     behave as the real API server's do for what Setpoint uses (resourceVersion conflicts, 404,
-    422 and Status bodies). Point `setpoint run --kubeconfig FILE` or kubectl at it. Runs until
-    SIGTERM or Ctrl-C. Exit 1 on an invalid scenario.
+    422 and Status bodies). Point `setpoint run --kubeconfig FILE` or kubectl at it. Every
+    request needs the bearer token (see --kubeconfig-out, --token-file; printed when neither is
+    given) unless --no-auth. Runs until SIGTERM or Ctrl-C. Exit 1 on an invalid scenario.
     """
     import logging
 
@@ -501,6 +515,10 @@ def sim_serve(
     from simulators.kubeapi import serve
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if no_auth and (token or token_file):
+        _fail(["--no-auth cannot be combined with --token or --token-file"])
+    if token is not None and not token.strip():
+        _fail(["--token must not be empty"])
 
     def ready(server) -> None:
         typer.echo(f"Kubernetes API: {server.url}", err=True)
@@ -508,9 +526,18 @@ def sim_serve(
             typer.echo(f"metrics: {server.metrics_url}", err=True)
         if kubeconfig_out:
             typer.echo(f"kubeconfig: {kubeconfig_out}", err=True)
+        if token_file:
+            typer.echo(f"token file: {token_file}", err=True)
+        if no_auth:
+            typer.echo(f"WARNING: --no-auth: {server.url} accepts every request without a token; "
+                       "anyone who can connect can change the cluster", err=True)
+        elif not (kubeconfig_out or token_file or token):
+            typer.echo(f"token: {server.token}  (send it as 'Authorization: Bearer TOKEN'; "
+                       "--kubeconfig-out or --token-file write it to a file instead)", err=True)
 
     try:
-        serve(scenario, kube_listen, metrics_listen, kubeconfig_out, speed, test_hooks, on_ready=ready)
+        serve(scenario, kube_listen, metrics_listen, kubeconfig_out, speed, test_hooks, token=token, on_ready=ready,
+              auth=not no_auth, token_file=token_file, read_timeout_s=read_timeout, max_connections=max_connections)
     except ScenarioError as exc:
         _fail(exc.errors)
     except (OSError, ValueError) as exc:

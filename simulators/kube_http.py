@@ -1,27 +1,75 @@
-"""A small HTTP/1.1 server with a bounded worker pool, for the simulated apiserver and its metrics.
+"""A small HTTP/1.1 server for the simulated apiserver and its metrics, hardened against
+slow, idle and malformed clients (see :mod:`controller.runtime.bounded_http`).
 
 An *app* is any object with ``handle(request: Request) -> Response``; the server only moves
 bytes. Connections are kept alive (clients such as urllib3 pool them) but an idle connection
-is closed after ``idle_timeout_s`` so it cannot hold a worker for long; ``stop()`` also shuts
-open connections down so that no worker outlives the server by more than a request.
+is closed after ``idle_timeout_s``; a request must arrive whole within ``read_timeout_s``;
+at most ``max_connections`` are open at once (more get 429 with a Status at once).
+Malformed requests get a Kubernetes Status: 400 (bad request line, headers, Content-Length
+or body encoding), 411 (chunked body), 413 (body over :data:`MAX_BODY_BYTES`), 431 (headers
+too large). ``stop()`` also shuts open connections down so that no thread outlives the
+server by more than a request.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import socket
+import re
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http import HTTPStatus
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
+import numpy as np
+
+from controller.runtime.bounded_http import (IDLE_TIMEOUT_S, MAX_CONNECTIONS, READ_TIMEOUT_S, BoundedHTTPServer,
+                                             BoundedRequestHandler, plain_response)
+from simulators.kube_objects import STATUS_REASONS, status_body
+
 log = logging.getLogger("setpoint.sim.http")
 
-#: Largest request body accepted (bytes); bigger ones get 413.
+#: Largest request body accepted (bytes, the real apiserver's limit); bigger ones get 413.
 MAX_BODY_BYTES = 3 * 1024 * 1024
+#: Deepest JSON nesting accepted in a request body (Kubernetes objects nest ~10 deep).
+MAX_JSON_DEPTH = 100
+
+_DIGITS = re.compile(r"[0-9]{1,18}")
+
+
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_OPEN = np.zeros(256, np.int8)
+_OPEN[[ord("["), ord("{")]] = 1
+_OPEN[[ord("]"), ord("}")]] = -1
+
+
+def nesting_depth(valid_json: bytes) -> int:
+    """How deep arrays/objects nest in ``valid_json`` (UTF-8 text that parsed; brackets in
+    strings do not count). Linear: strings are cut out by a regex that cannot backtrack on
+    valid JSON, then the brackets are summed by numpy."""
+    brackets = _OPEN[np.frombuffer(_STRING.sub(b"", valid_json), np.uint8)]
+    return int(np.cumsum(brackets, dtype=np.int64).max(initial=0))
+
+
+def decode_json_body(body: bytes, max_depth: int = MAX_JSON_DEPTH):
+    """The JSON value of a request body (None when blank). ValueError saying what is wrong when
+    it is not UTF-8, not JSON, or nested deeper than ``max_depth``."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"the request body is not UTF-8 (byte 0x{body[exc.start]:02x} at offset {exc.start})") \
+            from None
+    if not text.strip():
+        return None
+    too_deep = ValueError(f"the request body nests deeper than {max_depth} levels")
+    try:
+        value = json.loads(text)
+    except RecursionError:  # the C parser guards its recursion: deep input fails fast, not with a crash
+        raise too_deep from None
+    if isinstance(value, (dict, list)) and nesting_depth(body) > max_depth:
+        raise too_deep
+    return value
 
 
 @dataclass
@@ -33,8 +81,8 @@ class Request:
     body: bytes = b""
 
     def json(self):
-        """The decoded JSON body (None when empty); ValueError when it is not JSON."""
-        return json.loads(self.body) if self.body.strip() else None
+        """The decoded JSON body (None when empty); ValueError when it is not UTF-8 JSON or too deep."""
+        return decode_json_body(self.body)
 
 
 @dataclass
@@ -52,39 +100,77 @@ class Response:
     def text(cls, status: int, text: str, content_type: str = "text/plain; charset=utf-8") -> "Response":
         return cls(status, text.encode(), content_type)
 
+    @classmethod
+    def status(cls, code: int, message: str) -> "Response":
+        """A Kubernetes Status (``status: Failure``) with the reason of ``code``."""
+        return cls.json(code, status_body(code, _reason(code), message))
+
+
+def _reason(code: int) -> str:
+    extra = {408: "Timeout", 411: "LengthRequired", 413: "RequestEntityTooLarge",
+             431: "RequestHeaderFieldsTooLarge", 501: "NotImplemented", 505: "HTTPVersionNotSupported"}
+    return STATUS_REASONS.get(code) or extra.get(code) or re.sub(r"[^A-Za-z]", "", HTTPStatus(code).phrase)
+
 
 class App(Protocol):
     def handle(self, request: Request) -> Response: ...
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _BadBody(Exception):
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.response = Response.status(code, message)
+
+
+class _Handler(BoundedRequestHandler):
     disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
     server: "PooledHTTPServer"
 
-    def setup(self) -> None:
-        self.timeout = self.server.idle_timeout_s
-        super().setup()
-
     def _serve(self) -> None:
+        try:
+            body = self._read_body()
+        except _BadBody as bad:
+            self.close_connection = True  # the rest of the body, if any, is not read
+            self._send(bad.response)
+            return
+        self.body_read()
         parts = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            self._send(Response.json(413, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                                           "message": "request entity too large", "reason": "RequestEntityTooLarge",
-                                           "code": 413}))
-            self.close_connection = True
-            return
-        body = self.rfile.read(length) if length else b""
         request = Request(self.command, parts.path, query, {k.lower(): v for k, v in self.headers.items()}, body)
         try:
             response = self.server.app.handle(request)
         except Exception:  # the app has a bug: answer 500 rather than drop the connection
             log.exception("unhandled error serving %s %s", self.command, self.path)
-            response = Response.json(500, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                                           "message": "internal error", "reason": "InternalError", "code": 500})
+            response = Response.status(500, "internal error")
         self._send(response)
+
+    def _read_body(self) -> bytes:
+        """The request body, by its Content-Length. _BadBody when the framing is unusable."""
+        if self.headers.get("Transfer-Encoding"):
+            raise _BadBody(411, "Transfer-Encoding is not supported: send the body with a Content-Length")
+        values = {v.strip() for v in self.headers.get_all("Content-Length") or []}
+        if not values:
+            return b""
+        if len(values) > 1:
+            raise _BadBody(400, "conflicting Content-Length headers")
+        value = values.pop()
+        if not _DIGITS.fullmatch(value):
+            raise _BadBody(400, f"invalid Content-Length {value[:40]!r}: expected a non-negative integer")
+        length = int(value)
+        if length > MAX_BODY_BYTES:
+            raise _BadBody(413, f"the request body of {length} bytes is larger than the limit of {MAX_BODY_BYTES}")
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            self.close_connection = True  # the client closed before sending the whole body
+        return body
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Errors of the HTTP layer (bad request line, headers): a Status, then close."""
+        self.close_connection = True
+        try:
+            self._send(Response.status(code, message or HTTPStatus(code).phrase))
+        except OSError:
+            pass
 
     def _send(self, response: Response) -> None:
         self.send_response(response.status)
@@ -92,6 +178,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(response.body)))
         for k, v in response.headers.items():
             self.send_header(k, v)
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(response.body)
@@ -102,50 +190,27 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s " + format, self.address_string(), *args)
 
 
-class PooledHTTPServer(HTTPServer):
-    """HTTPServer whose connections are served by a bounded ThreadPoolExecutor."""
+def _busy_response() -> bytes:
+    body = json.dumps(status_body(429, "TooManyRequests", "too many open connections; retry shortly"))
+    return plain_response(429, "Too Many Requests", body, "application/json", {"Retry-After": "1"})
 
-    daemon_threads = True
-    allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], app: App, max_workers: int = 32, idle_timeout_s: float = 5.0):
-        super().__init__(address, _Handler)
+class PooledHTTPServer(BoundedHTTPServer):
+    """A BoundedHTTPServer serving an App (at most ``max_connections`` at once, more get 429)."""
+
+    def __init__(self, address: tuple[str, int], app: App, max_connections: int = MAX_CONNECTIONS,
+                 idle_timeout_s: float = IDLE_TIMEOUT_S, read_timeout_s: float = READ_TIMEOUT_S):
+        super().__init__(address, _Handler, max_connections=max_connections, idle_timeout_s=idle_timeout_s,
+                         read_timeout_s=read_timeout_s, busy_response=_busy_response())
         self.app = app
-        self.idle_timeout_s = idle_timeout_s
-        self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sim-http")
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-
-    def process_request(self, request, client_address) -> None:
-        with self._open_lock:
-            self._open.add(request)
-        self.pool.submit(self._work, request, client_address)
-
-    def _work(self, request, client_address) -> None:
-        try:
-            self.finish_request(request, client_address)
-        except (ConnectionError, TimeoutError, OSError):
-            pass  # the client went away
-        finally:
-            with self._open_lock:
-                self._open.discard(request)
-            self.shutdown_request(request)
-
-    def close_connections(self) -> None:
-        with self._open_lock:
-            for conn in list(self._open):
-                try:
-                    conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
 
 class HttpService:
     """Runs a PooledHTTPServer on a background thread: ``start()``, ``stop()``, ``port``."""
 
-    def __init__(self, app: App, host: str = "127.0.0.1", port: int = 0, max_workers: int = 32,
-                 idle_timeout_s: float = 5.0):
-        self.server = PooledHTTPServer((host, port), app, max_workers, idle_timeout_s)
+    def __init__(self, app: App, host: str = "127.0.0.1", port: int = 0, max_connections: int = MAX_CONNECTIONS,
+                 idle_timeout_s: float = IDLE_TIMEOUT_S, read_timeout_s: float = READ_TIMEOUT_S):
+        self.server = PooledHTTPServer((host, port), app, max_connections, idle_timeout_s, read_timeout_s)
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name=f"sim-http-{self.port}", daemon=True)
 
@@ -166,8 +231,6 @@ class HttpService:
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.close_connections()
-        self.server.pool.shutdown(wait=True, cancel_futures=True)
-        self.server.server_close()
-        self._thread.join(timeout=5)
+        self.server.stop()
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=5)

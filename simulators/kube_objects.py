@@ -101,10 +101,13 @@ def method_not_allowed() -> KubeApiError:
     return KubeApiError(405, "the server does not allow this method on the requested resource", "MethodNotAllowed")
 
 
-def unsupported_media_type(content_type: str) -> KubeApiError:
+PATCH_MEDIA_TYPES = ("application/json-patch+json", "application/merge-patch+json",
+                     "application/strategic-merge-patch+json")
+
+
+def unsupported_media_type(content_type: str, accepted: tuple[str, ...] = PATCH_MEDIA_TYPES) -> KubeApiError:
     return KubeApiError(415, f"the body of the request was in an unknown format - accepted media types include: "
-                             "application/json-patch+json, application/merge-patch+json, "
-                             f"application/strategic-merge-patch+json (got {content_type or 'none'})",
+                             f"{', '.join(accepted)} (got {content_type or 'none'})",
                         "UnsupportedMediaType")
 
 

@@ -205,7 +205,7 @@ class ResourceHandler:
         raise K.method_not_allowed()
 
     def _patch(self, get: Callable, update: Callable, ns: str, name: str, request: Request) -> dict:
-        content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+        content_type = _media_type(request)
         if content_type not in PATCH_TYPES:
             raise K.unsupported_media_type(content_type)
         patch = _body(request)
@@ -226,7 +226,17 @@ def _body(request: Request) -> Any:
         raise K.bad_request(f"the request body is not valid JSON: {exc}") from None
 
 
+def _media_type(request: Request) -> str:
+    """The request's Content-Type without parameters, lower case ("" when absent)."""
+    return (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+
+
 def _body_object(request: Request) -> dict:
+    """The JSON object a create or update sends (415 unless JSON, 400 unless an object). No
+    Content-Type means JSON, as for the real apiserver (the Python client sends none)."""
+    content_type = _media_type(request)
+    if content_type not in ("", "application/json"):
+        raise K.unsupported_media_type(content_type, ("application/json",))
     body = _body(request)
     if not isinstance(body, dict):
         raise K.bad_request("the request body must be a JSON object")

@@ -12,6 +12,11 @@ Pieces, usable on their own in tests:
   ``advance(ticks)`` steps it by hand (tests), :class:`EngineDriver` steps it on wall time.
 - :class:`SimKubeApi`: the apiserver as an HTTP app (routing, bearer token, Status errors,
   request log, fault injection).
+
+**Authentication.** Every request but the health probes (/healthz, /readyz, /livez) must carry
+``Authorization: Bearer <token>``, test hooks included; else 401 with a Status. The server
+makes a random token unless given one; only ``auth=False`` (``--no-auth``) turns this off.
+Files holding the token (kubeconfig, token file) are written 0600.
 - :class:`SimKubeServer`: both HTTP services plus the driver; a context manager.
 
 **Test hooks.** ``api.faults.inject(path_regex, status=503, times=2)`` makes the next matching
@@ -19,11 +24,12 @@ requests fail with that status (a real Status body), ``delay_s=`` delays them (t
 client timeouts); ``api.requests.count(method, path_regex)`` counts what clients sent. Over
 HTTP the same hooks are at ``/_sim/faults`` (POST a JSON rule, DELETE to clear) and
 ``/_sim/requests`` (GET counts), only when the server was started with ``test_hooks=True``
-(``--test-hooks``): they are not part of the Kubernetes API.
+(``--test-hooks``): they are not part of the Kubernetes API, but need the token like it.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 import secrets
@@ -37,15 +43,19 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from controller.runtime.private_file import write_private_file
 from simulators import kube_objects as K
 from simulators.cluster import SimCluster
-from simulators.kube_http import HttpService, Request, Response
+from simulators.kube_http import IDLE_TIMEOUT_S, MAX_CONNECTIONS, READ_TIMEOUT_S, HttpService, Request, Response
 from simulators.kube_metrics import SimMetricsExporter
 from simulators.kube_routes import ResourceHandler, build_resources, discovery, error_response, parse_path
 from simulators.kube_store import KubeStore, SimTime
 from simulators.scenario import Scenario, load_scenario
 
 log = logging.getLogger("setpoint.sim.kubeapi")
+
+#: Paths served without a token, as the real apiserver serves them to anyone.
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/livez"})
 
 #: The driver catches up at most this many ticks at once after a stall, then skips ahead.
 MAX_CATCH_UP_TICKS = 50
@@ -213,7 +223,8 @@ def _fault_status(code: int, message: str) -> K.KubeApiError:
 class SimKubeApi:
     """The apiserver as an HTTP app over a SimWorld.
 
-    ``token``: if set, requests must carry ``Authorization: Bearer <token>`` (else 401).
+    ``token``: requests must carry ``Authorization: Bearer <token>`` (else 401); None serves
+    everyone (only for an explicit ``--no-auth``: :class:`SimKubeServer` always makes one).
     ``test_hooks``: serve ``/_sim/faults`` and ``/_sim/requests`` (see the module docstring).
     """
 
@@ -228,6 +239,8 @@ class SimKubeApi:
         self.address = "127.0.0.1:0"
 
     def handle(self, request: Request) -> Response:
+        if request.path not in PUBLIC_PATHS and not self.authorized(request):
+            return error_response(K.KubeApiError(401, "Unauthorized", "Unauthorized"))
         if request.path.startswith("/_sim/") and self.test_hooks:
             return self._hook(request)
         self.requests.add(request.method, request.path)
@@ -245,8 +258,6 @@ class SimKubeApi:
     def _serve(self, request: Request) -> Response:
         if request.path in ("/healthz", "/readyz", "/livez"):
             return Response.text(200, "ok")
-        if self.token and request.headers.get("authorization") != f"Bearer {self.token}":
-            raise K.KubeApiError(401, "Unauthorized", "Unauthorized")
         if request.method == "GET":
             doc = discovery(request.path, self.resources, self.address)
             if doc is not None:
@@ -255,6 +266,13 @@ class SimKubeApi:
         if route is None:
             raise K.no_such_route()
         return self.handler.serve(route, request)
+
+    def authorized(self, request: Request) -> bool:
+        """Whether the request carries the bearer token (compared in constant time)."""
+        if self.token is None:
+            return True
+        sent = request.headers.get("authorization", "").encode("latin-1", "replace")
+        return hmac.compare_digest(sent, f"Bearer {self.token}".encode())
 
     def _hook(self, request: Request) -> Response:
         if request.path == "/_sim/requests" and request.method == "GET":
@@ -266,10 +284,13 @@ class SimKubeApi:
                 self.faults.clear()
                 return Response.json(200, {"rules": []})
             if request.method == "POST":
-                spec = request.json() or {}
-                rule = self.faults.inject(spec["path"], spec.get("status"), int(spec.get("times", 1)),
-                                          float(spec.get("delaySeconds", 0.0)), spec.get("method"), spec.get("message", ""))
-                return Response.json(201, vars(rule))
+                try:
+                    spec = request.json() or {}
+                    args = (re.compile(spec["path"]).pattern, spec.get("status"), int(spec.get("times", 1)),
+                            float(spec.get("delaySeconds", 0.0)), spec.get("method"), spec.get("message", ""))
+                except (ValueError, KeyError, TypeError, AttributeError, re.error) as exc:
+                    return error_response(K.bad_request(f"a fault rule needs a JSON object with a path regex: {exc}"))
+                return Response.json(201, vars(self.faults.inject(*args)))
         return Response.json(404, K.no_such_route().status())
 
 
@@ -314,14 +335,20 @@ class SimKubeServer:
 
     def __init__(self, scenario: Scenario | str | Path, *, host: str = "127.0.0.1", port: int = 0,
                  metrics_port: int | None = None, metrics_host: str | None = None, speed: float = 1.0,
-                 drive: bool = True, token: str | None = None, test_hooks: bool = False,
-                 statefulsets: frozenset[str] = frozenset(), max_workers: int = 32):
+                 drive: bool = True, token: str | None = None, auth: bool = True, test_hooks: bool = False,
+                 statefulsets: frozenset[str] = frozenset(), max_connections: int = MAX_CONNECTIONS,
+                 idle_timeout_s: float = IDLE_TIMEOUT_S, read_timeout_s: float = READ_TIMEOUT_S):
+        if token is not None and not auth:
+            raise ValueError("a token and auth=False contradict each other")
+        if token is not None and not token.strip():
+            raise ValueError("the token must not be empty")
         sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.world = SimWorld(sc, speed, statefulsets)
-        self.api = SimKubeApi(self.world, token, test_hooks)
-        self.http = HttpService(self.api, host, port, max_workers)
+        self.api = SimKubeApi(self.world, (token or new_token()) if auth else None, test_hooks)
+        self.http = HttpService(self.api, host, port, max_connections, idle_timeout_s, read_timeout_s)
         self.api.address = f"{self.http.host}:{self.http.port}"
-        self.metrics_http = (HttpService(MetricsApp(self.world), metrics_host or host, metrics_port, 8)
+        self.metrics_http = (HttpService(MetricsApp(self.world), metrics_host or host, metrics_port, 16,
+                                         idle_timeout_s, read_timeout_s)
                              if metrics_port is not None else None)
         self.driver = EngineDriver(self.world) if drive else None
 
@@ -333,10 +360,21 @@ class SimKubeServer:
     def metrics_url(self) -> str | None:
         return f"{self.metrics_http.url}/metrics" if self.metrics_http else None
 
+    @property
+    def token(self) -> str | None:
+        """The bearer token clients must send (None when auth is off)."""
+        return self.api.token
+
     def write_kubeconfig(self, path: str | Path, namespace: str = "default") -> Path:
-        path = Path(path)
-        path.write_text(yaml.safe_dump(kubeconfig(self.url, self.api.token, namespace), sort_keys=False))
-        return path
+        """A kubeconfig with the server's URL and token, written 0600 (see write_private_file)."""
+        text = yaml.safe_dump(kubeconfig(self.url, self.api.token, namespace), sort_keys=False)
+        return write_private_file(path, text)
+
+    def write_token_file(self, path: str | Path) -> Path:
+        """The bearer token alone (one line), written 0600."""
+        if self.api.token is None:
+            raise ValueError("there is no token to write: auth is off")
+        return write_private_file(path, self.api.token + "\n")
 
     def start(self) -> "SimKubeServer":
         self.http.start()
@@ -360,26 +398,35 @@ class SimKubeServer:
         self.stop()
 
 
+def new_token() -> str:
+    """A fresh random bearer token (32 URL-safe characters)."""
+    return secrets.token_urlsafe(24)
+
+
 def serve(scenario: str | Path, kube_listen: str = "127.0.0.1:8001", metrics_listen: str | None = None,
           kubeconfig_out: str | Path | None = None, speed: float = 1.0, test_hooks: bool = False,
-          token: str | None = None, on_ready=None) -> None:
+          token: str | None = None, on_ready=None, *, auth: bool = True, token_file: str | Path | None = None,
+          read_timeout_s: float = READ_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS) -> None:
     """Run the simulated apiserver until SIGTERM or SIGINT (the ``setpoint sim serve`` command).
 
-    A bearer token is required when a kubeconfig is written (it holds a fresh random token),
-    unless ``token`` is given explicitly.
+    The bearer token (``token``, or a fresh random one) is always required unless ``auth`` is
+    False; it is written into ``kubeconfig_out`` and ``token_file`` (both 0600).
     """
     host, port = parse_listen(kube_listen)
     m_host, m_port = parse_listen(metrics_listen) if metrics_listen else (None, None)
-    if token is None and kubeconfig_out:
-        token = secrets.token_urlsafe(24)
+    if token_file and not auth:
+        raise ValueError("--token-file needs auth: there is no token with --no-auth")
     server = SimKubeServer(scenario, host=host, port=port, metrics_host=m_host, metrics_port=m_port, speed=speed,
-                           token=token, test_hooks=test_hooks)
+                           token=token, auth=auth, test_hooks=test_hooks, read_timeout_s=read_timeout_s,
+                           max_connections=max_connections)
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
     server.start()
     try:
         if kubeconfig_out:
             server.write_kubeconfig(kubeconfig_out)
+        if token_file:
+            server.write_token_file(token_file)
         log.info("serving scenario %s: Kubernetes API at %s, metrics at %s, speed %gx", server.world.scenario.name,
                  server.url, server.metrics_url or "-", speed)
         if on_ready:

@@ -1,12 +1,22 @@
-"""The controller's own HTTP endpoints: /metrics, /healthz, /readyz."""
+"""The controller's own HTTP endpoints: /metrics, /healthz, /readyz.
+
+Served by a :class:`~controller.runtime.bounded_http.BoundedHTTPServer`: idle connections are
+closed after ``idle_timeout_s``, a request must arrive within ``read_timeout_s``, and at most
+``max_connections`` are open at once (more get 503 at once), so idle or slow clients cannot
+pile up threads. Scrapers and probes need one connection each.
+"""
 
 from __future__ import annotations
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from controller.runtime.bounded_http import IDLE_TIMEOUT_S, READ_TIMEOUT_S, BoundedHTTPServer, BoundedRequestHandler
+
+#: Connections open at once: a few scrapers and the kubelet's probes need far fewer.
+STATUS_MAX_CONNECTIONS = 32
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -25,12 +35,16 @@ class StatusServer:
     """
 
     def __init__(self, listen: str, registry: CollectorRegistry, healthy: Callable[[], tuple[bool, str]],
-                 ready: Callable[[], tuple[bool, str]]):
+                 ready: Callable[[], tuple[bool, str]], *, max_connections: int = STATUS_MAX_CONNECTIONS,
+                 idle_timeout_s: float = IDLE_TIMEOUT_S, read_timeout_s: float = READ_TIMEOUT_S):
         host, port = parse_listen(listen)
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(BoundedRequestHandler):
             def do_GET(self):  # noqa: N802 (http.server API)
+                has_body = self.headers.get("Content-Length", "0").strip() not in ("", "0")
+                if has_body or self.headers.get("Transfer-Encoding"):
+                    self.close_connection = True  # a GET with a body: not read, so the connection cannot be reused
                 if self.path.split("?")[0] == "/metrics":
                     self._send(200, generate_latest(outer.registry), CONTENT_TYPE_LATEST)
                 elif self.path in ("/healthz", "/readyz"):
@@ -43,6 +57,8 @@ class StatusServer:
                 self.send_response(code)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
+                if self.close_connection:
+                    self.send_header("Connection", "close")
                 self.end_headers()
                 self.wfile.write(body)
 
@@ -50,8 +66,8 @@ class StatusServer:
                 pass
 
         self.registry, self.healthy, self.ready = registry, healthy, ready
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
+        self.server = BoundedHTTPServer((host, port), Handler, max_connections=max_connections,
+                                        idle_timeout_s=idle_timeout_s, read_timeout_s=read_timeout_s)
         self.thread = threading.Thread(target=self.server.serve_forever, name="status-http", daemon=True)
 
     @property
@@ -63,5 +79,4 @@ class StatusServer:
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()

@@ -19,7 +19,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from simulators.kube_metrics import LATENCY_BUCKETS_S
-from tests.adapters.kube_helpers import (REQUEST_TIMEOUT_S, api_client, official_client,  # noqa: F401
+from tests.adapters.kube_helpers import (REQUEST_TIMEOUT_S, TOKEN, api_client, official_client,  # noqa: F401
                                          server, start_server, with_default_timeout)
 
 NS = "shop"
@@ -343,7 +343,8 @@ def test_http_fault_hook_only_with_the_flag(server, tmp_path):
     srv = start_server(test_hooks=True)
     try:
         with urllib.request.urlopen(urllib.request.Request(f"{srv.url}/_sim/faults", method="POST", data=json.dumps(
-                {"path": "/pods", "status": 500, "times": 1}).encode()), timeout=REQUEST_TIMEOUT_S) as resp:
+                {"path": "/pods", "status": 500, "times": 1}).encode(), headers={"Authorization": f"Bearer {TOKEN}"}),
+                timeout=REQUEST_TIMEOUT_S) as resp:
             assert resp.status == 201
         core = client.CoreV1Api(official_client(srv, tmp_path))
         with pytest.raises(ApiException) as err:
