@@ -61,7 +61,7 @@ def kube_scenario() -> Scenario:
 
 
 def start_server(**kwargs) -> SimKubeServer:
-    options = dict(drive=False, token=TOKEN, max_connections=16)
+    options = dict(drive=False, token=TOKEN, max_connections=128)
     options.update(kwargs)
     return SimKubeServer(kube_scenario(), **options).start()
 
