@@ -63,6 +63,7 @@ class CycleResult:
     failed: list[tuple[TargetRef, str]] = field(default_factory=list)
     duration_s: float = 0.0
     healing: HealingDecision | None = None
+    metric_names: tuple[str, ...] = ()  # the policy's scaling metrics, in the decision's column order
 
 
 def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: float = 0.0) -> list:
@@ -192,7 +193,8 @@ class Reconciler:
         """One reconcile at ``now`` (UTC epoch seconds). A failing target never stops the others."""
         started = time.perf_counter()
         targets = self.cluster.resolve(self.policy.selector)
-        result = CycleResult(self.policy.name, now, targets, None, None)
+        result = CycleResult(self.policy.name, now, targets, None, None,
+                             metric_names=self.policy.params.metric_names)
         view = self.cluster.observe(targets, with_pods=self.policy.health is not None)
         result.view = view
         values, present, age = _stack(self._query_all(targets, now, result), len(targets))
