@@ -2,7 +2,7 @@
 
 Metric names (all prefixed ``setpoint_``): decisions_total{policy,reason},
 actions_total{policy,kind}, action_failures_total{policy,kind}, errors_total{policy,source},
-cycle_duration_seconds{policy} (histogram), desired_replicas{policy,target},
+cycle_duration_seconds{policy} (histogram), state_saves_total{policy}, desired_replicas{policy,target},
 prometheus_requests_total{policy}, invalid_samples_total{policy,metric,reason} (reason:
 negative, non_finite), policies_loaded, policy_reload_failures_total.
 """
@@ -44,6 +44,8 @@ class Telemetry:
             "setpoint_invalid_samples", "Metric samples that were present but unusable (they hold the target, never "
             "scale it down), by why: negative (a metric that cannot be negative) or non_finite (NaN, Inf).",
             ["policy", "metric", "reason"], registry=r)
+        self.state_saves = Counter("setpoint_state_saves", "Writes of the durable healing state (budgets, breaker, "
+                                   "revisions) to the state store.", ["policy"], registry=r)
         self.policies_loaded = Gauge("setpoint_policies_loaded", "Policies currently scheduled.", registry=r)
         self.reload_failures = Counter("setpoint_policy_reload_failures",
                                        "Policy reloads rejected (the last good policies stay).", registry=r)
@@ -57,8 +59,12 @@ class Telemetry:
         self.cycle_seconds.labels(p).observe(result.duration_s)
         self.queries.labels(p).inc(result.queries)
         self.last_cycle.labels(p).set(time.time())
-        for _ in result.errors:
-            self.errors.labels(p, "metrics").inc()
+        for error in result.errors:
+            self.errors.labels(p, "state" if error.startswith("state:") else "metrics").inc()
+        for _ in result.state_problems:
+            self.errors.labels(p, "state").inc()
+        if result.state_saved:
+            self.state_saves.labels(p).inc()
         for action in result.actions:
             self.actions.labels(p, action.kind.value).inc()
         for _target, _why in result.failed:
