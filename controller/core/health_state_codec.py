@@ -132,6 +132,19 @@ def encode(policy: str, params: HealthParams, state: HealthState, keys: Sequence
             "targets": {k: encode_target(params, state, i, resume_seen.get(k)) for i, k in enumerate(keys)}}
 
 
+def still_relevant(record: Any, now: float) -> bool:
+    """Whether a record of a target not resolved now is worth keeping: it holds the breaker
+    open, or a budget entry still inside its window. Anything unreadable is kept (it is
+    charged in full if the target comes back)."""
+    try:
+        budgets, breaker = record["budgets"], record["breaker"]
+        recent = any(now - float(t) < window for key, window in (("restarts", HOUR_S), ("rollbacks", DAY_S))
+                     for _, t in budgets[key])
+        return bool(breaker["held"]) or recent
+    except (KeyError, TypeError, ValueError):
+        return True
+
+
 # --- parse and restore -----------------------------------------------------------------------
 
 

@@ -15,7 +15,8 @@ import numpy as np
 
 from controller.core.decide import Decision, Observation, ScalingState, decide
 from controller.core.heal import HealingDecision, HealthState, heal
-from controller.core.health_state_codec import Parsed, durable_arrays, encode, parse, restore, same_arrays, target_key
+from controller.core.health_state_codec import (Parsed, durable_arrays, encode, parse, restore, same_arrays,
+                                                still_relevant, target_key)
 from controller.core.health_params import HEALTH_REASON_CODES, HealthParams
 from controller.core.params import PolicyParams
 from controller.errors import ActuationError, ConflictError, MetricsUnavailable, StateStoreError
@@ -138,8 +139,14 @@ class Reconciler:
 
     def _apply_restored(self, targets: list[TargetRef], now: float, result: CycleResult) -> None:
         keys = [target_key(t.namespace, t.kind, t.name) for t in targets]
-        restored = restore(self.policy.health, self._health_state, keys, self._pending, now)
-        self._pending = None
+        pending = self._pending
+        if pending.records is not None and not any(k in pending.records for k in keys):
+            return  # nothing for these targets (yet): keep the records for targets that show up later
+        restored = restore(self.policy.health, self._health_state, keys, pending, now)
+        # records of targets not resolved now stay pending (a workload briefly missing from a
+        # list); an unreadable payload is charged once, for the targets present now
+        rest = {} if pending.records is None else {k: v for k, v in pending.records.items() if k not in set(keys)}
+        self._pending = Parsed(rest) if rest else None
         self._health_state = restored.state
         by_key = dict(zip(keys, targets))
         for key, value in restored.resume_seen.items():
@@ -160,6 +167,9 @@ class Reconciler:
             return
         keys = [target_key(t.namespace, t.kind, t.name) for t in targets]
         payload = encode(self.policy.name, self.policy.health, self._health_state, keys, resume, saved_at=now)
+        if self._pending is not None and self._pending.records:  # targets missing from this cycle's list
+            payload["targets"].update({k: v for k, v in self._pending.records.items()
+                                       if k not in payload["targets"] and still_relevant(v, now)})
         try:
             self.state_store.save(self.policy.name, payload)
         except StateStoreError as exc:

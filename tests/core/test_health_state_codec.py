@@ -194,3 +194,20 @@ def test_payload_is_versioned_json_with_epoch_seconds():
 def test_parse_accepts_bytes_text_and_objects():
     doc = {"schema_version": 1, "targets": {}}
     assert parse(json.dumps(doc).encode()) == parse(json.dumps(doc)) == parse(doc) == Parsed({})
+
+
+@pytest.mark.parametrize("record,keep", [
+    pytest.param({"budgets": {"restarts": [], "rollbacks": []}, "breaker": {"held": True}}, True, id="held"),
+    pytest.param({"budgets": {"restarts": [[1, NOW - 60]], "rollbacks": []}, "breaker": {"held": False}}, True,
+                 id="restart-inside-the-hour"),
+    pytest.param({"budgets": {"restarts": [[1, NOW - 3600]], "rollbacks": []}, "breaker": {"held": False}}, False,
+                 id="restart-an-hour-old"),
+    pytest.param({"budgets": {"restarts": [], "rollbacks": [[1, NOW - 7200]]}, "breaker": {"held": False}}, True,
+                 id="rollback-inside-the-day"),
+    pytest.param({"budgets": {"restarts": [], "rollbacks": []}, "breaker": {"held": False}}, False, id="nothing"),
+    pytest.param("garbage", True, id="unreadable-is-kept"),
+])
+def test_records_of_absent_targets_are_kept_while_they_matter(record, keep):
+    from controller.core.health_state_codec import still_relevant
+
+    assert still_relevant(record, NOW) is keep

@@ -228,3 +228,28 @@ def test_becoming_leader_rereads_what_the_other_replica_saved(tmp_path):
     step()
     b.run_cycle("web-heal")
     assert loads == [1]
+
+
+def test_records_of_targets_missing_from_a_list_are_kept(tmp_path):
+    """A workload briefly missing from the resolved list (or a selector edit) does not wipe its
+    record: it stays stored while it still matters, and comes back with the target."""
+    from simulators.cluster import SimCluster
+    from simulators.ports import SimTargets
+    from simulators.workload import ServiceConfig
+
+    [policy] = load_policy_text(POLICY.replace("namespace: shop", "namespace: default"), "heal.yaml")
+    cluster = SimCluster([ServiceConfig("web", capacity_rps=100, initial_replicas=4, max_pods=30)], rng=1)
+    metrics = SimMetrics(cluster, {"mem": "memory_mib"}, window_s=15, tick_s=5)
+    store = MemoryStateStore()
+    now = 1_800_000_000.0
+    held = {"schema_version": 1, "targets": {"default/Deployment/gone": {"budgets": {"restarts": [], "rollbacks": []},
+                                                                          "breaker": {"held": True}}}}
+    store.save("web-heal", held)
+    rec = Reconciler(RuntimePolicy.of(policy), metrics, SimTargets(cluster, ["web"], with_statuses=True),
+                     state_store=store)
+    cluster.step(now, 15.0, [100.0])
+    metrics.push(cluster.signals())
+    result = rec.cycle(now)
+    assert result.state_saved and result.state_problems == []
+    stored = json.loads(store.load("web-heal"))["targets"]
+    assert set(stored) == {"default/Deployment/web", "default/Deployment/gone"}
