@@ -388,7 +388,7 @@ def sim_serve(
 ) -> None:
     """Serve a scenario's simulated cluster through the Kubernetes API, driven by its load in real time.
 
-    Deployments (apps/v1, with the scale subresource), ReplicaSets, pods, events and leases
+    Deployments (apps/v1, with the scale subresource), ReplicaSets, pods, events, leases and ConfigMaps
     behave as the real API server's do for what Setpoint uses (resourceVersion conflicts, 404,
     422 and Status bodies). Point `setpoint run --kubeconfig FILE` or kubectl at it. Runs until
     SIGTERM or Ctrl-C. Exit 1 on an invalid scenario.

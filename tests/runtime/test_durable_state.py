@@ -146,9 +146,16 @@ def test_resume_while_no_controller_runs_rearms_and_stays_rearmed(lives, tmp_pat
 def test_state_is_saved_only_when_it_changes(lives):
     life = lives()
     rec = life.start()
-    saved = [life.cycle(rec).state_saved for _ in range(16)]
+    telemetry = Telemetry()
+    results = [life.cycle(rec) for _ in range(16)]
+    for r in results:
+        telemetry.observe_cycle(r)
+    saved = [r.state_saved for r in results]
     assert saved[0] and sum(saved) < len(saved) // 2  # written with the action, then only on changes
     assert not any(saved[-4:])  # held, nothing moves: no writes
+    assert telemetry.registry.get_sample_value("setpoint_state_saves_total", {"policy": "web-heal"}) == sum(saved)
+    writes = life.server.api.requests.count("PUT", "/configmaps/") + life.server.api.requests.count("POST", "/configmaps")
+    assert writes == sum(saved)
 
 
 def test_dry_run_reads_the_state_and_writes_none(lives):
