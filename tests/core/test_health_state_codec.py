@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.core.heal import HealthState
-from controller.core.health_params import HEALTH_REASON_CODES, BudgetParams, HealthReason, Remedy
+from controller.core.heal import HealthState, heal
+from controller.core.health_params import HEALTH_REASON_CODES, Act, BudgetParams, HealthReason, Remedy
 from controller.core.health_state_codec import (SCHEMA_VERSION, Parsed, durable_arrays, encode, parse, restore,
-                                                same_arrays, target_key)
+                                                same_arrays, still_relevant, target_key)
 from controller.core.remediate import BudgetState, RemedyState, RevisionState
-from tests.core.healing import T0, check, params, pod_check
+from tests.core.healing import T0, check, params, pod_check, world
 
 P = params(check("errors"), pod_check("mem"), budgets=BudgetParams(restarts_per_hour=3, rollbacks_per_day=2,
                                                                   max_unavailable_ratio=0.5))
@@ -208,6 +208,31 @@ def test_parse_accepts_bytes_text_and_objects():
     pytest.param("garbage", True, id="unreadable-is-kept"),
 ])
 def test_records_of_absent_targets_are_kept_while_they_matter(record, keep):
-    from controller.core.health_state_codec import still_relevant
-
     assert still_relevant(record, NOW) is keep
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(budget=st.integers(1, 3), for_s=st.sampled_from([0.0, 15.0]), bad=st.sets(st.integers(0, 3), min_size=1),
+       restarts=st.lists(st.booleans(), min_size=40, max_size=40),
+       resumes=st.lists(st.booleans(), min_size=40, max_size=40))
+def test_budget_holds_across_random_controller_lifetimes(budget, for_s, bad, restarts, resumes):
+    """Restart the controller (empty memory + the durable payload, through JSON) at random cycles
+    and resume at random ones: within the hour, pods restarted (a rolling restart counts one)
+    never exceed restartsPerHour."""
+    p = params(pod_check("mem", for_s=for_s), budgets=BudgetParams(restarts_per_hour=budget, rollbacks_per_day=1,
+                                                                    max_unavailable_ratio=0.5))
+    w = world(p, pods_per_target=(4,), replace_bad=True)
+    w.bad = {f"t0-p{k}" for k in bad}
+    keys = ["shop/Deployment/web"]
+    state, charged = HealthState.empty(1, p), 0
+    for k, (restart, resume) in enumerate(zip(restarts, resumes)):
+        now = T0 + 15 * k
+        if restart:
+            payload = json.dumps(encode("web", p, state, keys), allow_nan=False)
+            state = restore(p, HealthState.empty(1, p), keys, parse(payload), now).state
+        d = heal(p, w.observe(), state, now, rearm_rows=[0] if resume else None)
+        w.apply(d)
+        state = d.state
+        act = Act(int(d.action[0]))
+        charged += len(d.restart_pods(0)) if act is Act.RESTART_POD else int(act is Act.ROLLING_RESTART)
+    assert charged <= budget
