@@ -341,6 +341,9 @@ def run(
     lease_name: Annotated[str, typer.Option(help="Name of the leader-election Lease.")] = "setpoint",
     lease_namespace: Annotated[Optional[str], typer.Option(
         help="Namespace of the Lease (default: $POD_NAMESPACE, else default).")] = None,
+    state_namespace: Annotated[Optional[str], typer.Option(
+        help="Namespace of the ConfigMaps setpoint-state-<policy> that keep healing budgets, held targets and "
+             "revision memory across restarts (default: the Lease's namespace).")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run the controller: read Prometheus, decide, act on Kubernetes, on every policy's interval.
@@ -352,10 +355,12 @@ def run(
     import signal
     import threading
 
-    from controller.adapters.kubernetes import KubernetesCluster
+    import os
+
+    from controller.adapters.kubernetes import KubernetesCluster, KubernetesStateStore
     from controller.adapters.prometheus import PrometheusConfig, PrometheusSource
     from controller.errors import PolicyError
-    from controller.runtime.dryrun import DryRunCluster
+    from controller.runtime.dryrun import DryRunCluster, DryRunStateStore
     from controller.runtime.http import StatusServer, parse_listen
     from controller.runtime.service import ControllerService, ServiceOptions
     from controller.runtime.telemetry import Telemetry, configure_json_logging
@@ -374,20 +379,21 @@ def run(
         _fail([str(exc)])
     cluster = KubernetesCluster(kubeconfig=kubeconfig, context=context, qps=qps, burst=burst)
     target = DryRunCluster(cluster) if dry_run else cluster
+    own_namespace = lease_namespace or os.environ.get("POD_NAMESPACE", "default")
+    state = KubernetesStateStore(cluster, state_namespace or own_namespace)
     telemetry = Telemetry()
     elector = None
     if leader_elect and not once:
-        import os
         import socket
 
         from controller.adapters.kubernetes import fence_with_lease
 
-        # every write re-checks leadership right before it is sent
-        elector = fence_with_lease(cluster, lease_namespace or os.environ.get("POD_NAMESPACE", "default"),
-                                   lease_name, f"{socket.gethostname()}_{os.getpid()}").start()
+        # every write re-checks leadership right before it is sent (state saves included)
+        elector = fence_with_lease(cluster, own_namespace, lease_name, f"{socket.gethostname()}_{os.getpid()}").start()
     try:
         service = ControllerService(policies, metrics, target, telemetry, ServiceOptions(records_path=records),
-                                    is_leader=elector.is_leader if elector else (lambda: True))
+                                    is_leader=elector.is_leader if elector else (lambda: True),
+                                    state_store=DryRunStateStore(state) if dry_run else state)
     except PolicyError as exc:
         if elector:
             elector.stop()
@@ -447,7 +453,9 @@ def resume(
 
     Writes the setpoint.io/resume annotation (the current time) on the workload; the running
     controller sees the new value on its next cycle and acts on the target again (its budget
-    history is kept). See setpoint_healing_held in /metrics and the HealingHeld Events.
+    history is kept), and saves the re-armed state, so a restart does not hold it again. A
+    resume written while no controller runs is seen by the next one. See setpoint_healing_held
+    in /metrics and the HealingHeld Events.
     """
     from datetime import datetime, timezone
 
@@ -503,7 +511,7 @@ def sim_serve(
 ) -> None:
     """Serve a scenario's simulated cluster through the Kubernetes API, driven by its load in real time.
 
-    Deployments (apps/v1, with the scale subresource), ReplicaSets, pods, events and leases
+    Deployments (apps/v1, with the scale subresource), ReplicaSets, pods, events, leases and ConfigMaps
     behave as the real API server's do for what Setpoint uses (resourceVersion conflicts, 404,
     422 and Status bodies). Point `setpoint run --kubeconfig FILE` or kubectl at it. Every
     request needs the bearer token (see --kubeconfig-out, --token-file; printed when neither is

@@ -101,3 +101,8 @@ class NotFound(PermanentError):
 
 class Forbidden(PermanentError):
     """RBAC denies the request (HTTP 403)."""
+
+
+class StateStoreError(SetpointError):
+    """The durable state could not be read or written (the store is unreachable, RBAC denies
+    it, or a write kept conflicting). The caller keeps its state and tries again next cycle."""

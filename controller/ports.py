@@ -80,3 +80,18 @@ class Cluster(Protocol):
 
     def apply(self, action: Action) -> None:
         """Make one change. Raises ActuationError (ConflictError, TemporaryError, PermanentError)."""
+
+
+class StateStore(Protocol):
+    """Durable per-policy state that outlives the process (healing budgets, breaker, held
+    targets, revision memory): a versioned JSON payload, see controller/core/health_state_codec.
+
+    Both calls raise StateStoreError when the store fails; a conflicting writer is resolved
+    inside ``save`` (re-read, write again), so a saved payload is never silently dropped.
+    """
+
+    def load(self, policy: str) -> bytes | str | dict | None:
+        """The last payload saved for ``policy``, None if there is none."""
+
+    def save(self, policy: str, payload: dict) -> None:
+        """Replace the payload of ``policy``."""

@@ -13,6 +13,7 @@ path                                        verbs
 /apis/apps/v1/.../replicasets[/NAME]        list, get
 /api/v1/.../pods[/NAME]                     list, get, delete (the ReplicaSet recreates it)
 /api/v1/.../events[/NAME]                   list, create, get, update, patch, delete
+/api/v1/.../configmaps[/NAME]               list, create, get, update, patch, delete
 /apis/coordination.k8s.io/v1/.../leases     list, create, get, update, patch, delete
 /api/v1/namespaces[/NAME]                   list, get
 /version /api /apis /api/v1 /apis/G/V       discovery; /healthz /readyz /livez
@@ -91,6 +92,7 @@ def build_resources(store: KubeStore) -> dict[tuple[str, str], Resource]:
         Resource("apps", "v1", "replicasets", "ReplicaSet", list=store.list_replicasets, get=store.get_replicaset),
         Resource("", "v1", "pods", "Pod", list=store.list_pods, get=store.get_pod, delete=store.delete_pod),
         stored(store.events, "", "v1", "events", "Event"),
+        stored(store.configmaps, "", "v1", "configmaps", "ConfigMap"),
         stored(store.leases, "coordination.k8s.io", "v1", "leases", "Lease"),
         Resource("", "v1", "namespaces", "Namespace", namespaced=False,
                  list=lambda ns, l, f: [_namespace(n) for n in store.namespaces()],

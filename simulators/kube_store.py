@@ -2,7 +2,7 @@
 
 :class:`KubeStore` wraps a :class:`~simulators.cluster.SimCluster` (the engine) and keeps what
 the engine does not: per-workload metadata (labels, annotations, generation), the pod template
-of every revision, resourceVersions, and the stored-only objects (Events, Leases).
+of every revision, resourceVersions, and the stored-only objects (Events, Leases, ConfigMaps).
 
 Mapping to the engine:
 
@@ -45,6 +45,7 @@ from simulators.workload import NAME_ALPHABET, Revision, ServiceConfig, rollout_
 
 #: Events kept per store (oldest dropped first), as the apiserver's event TTL would.
 MAX_EVENTS = 10_000
+CONFIG_MAP_MAX_BYTES = 1024 * 1024  # the apiserver's limit on a ConfigMap's data
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def _with_labels(template: dict, extra: dict) -> dict:
 
 
 class StoredObjects:
-    """A table of objects that only live in the store (Events, Leases), with resourceVersion
+    """A table of objects that only live in the store (Events, Leases, ConfigMaps), with resourceVersion
     preconditions on update, as the apiserver's generic registry does."""
 
     def __init__(self, store: "KubeStore", resource: str, group: str, kind: str, api_version: str,
@@ -186,6 +187,20 @@ def _validate_lease(name: str, obj: dict) -> None:
         raise K.invalid("Lease", "coordination.k8s.io", name, "spec.leaseDurationSeconds", duration, "must be greater than 0")
 
 
+def _validate_config_map(name: str, obj: dict) -> None:
+    """As the apiserver: ``data`` maps keys to strings (``binaryData`` is not served)."""
+    data = obj.get("data")
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        raise K.invalid("ConfigMap", "", name, "data", data, "must be a map of strings")
+    for key, value in data.items():
+        if not isinstance(value, str):
+            raise K.invalid("ConfigMap", "", name, f"data[{key}]", value, "must be a string")
+    if sum(len(k) + len(v.encode()) for k, v in data.items()) > CONFIG_MAP_MAX_BYTES:
+        raise K.invalid("ConfigMap", "", name, "data", "", f"Too long: must have at most {CONFIG_MAP_MAX_BYTES} bytes")
+
+
 def _validate_event(name: str, obj: dict) -> None:
     if not isinstance(obj.get("involvedObject"), dict):
         raise K.invalid("Event", "", name, "involvedObject", None, "Required value")
@@ -214,6 +229,7 @@ class KubeStore:
         self.events = StoredObjects(self, "events", "", "Event", "v1", _validate_event, MAX_EVENTS)
         self.leases = StoredObjects(self, "leases", "coordination.k8s.io", "Lease", "coordination.k8s.io/v1",
                                     _validate_lease)
+        self.configmaps = StoredObjects(self, "configmaps", "", "ConfigMap", "v1", _validate_config_map)
         self._revision_numbers = np.array([1] * len(self.workloads))
         self.sync_revisions()
 
@@ -292,7 +308,8 @@ class KubeStore:
     def namespaces(self) -> list[str]:
         with self.lock:
             names = {w.namespace for w in self.workloads} | {ns for ns, _ in self.events.items}
-            return sorted(names | {ns for ns, _ in self.leases.items} | {"default"})
+            stored = {ns for ns, _ in self.leases.items} | {ns for ns, _ in self.configmaps.items}
+            return sorted(names | stored | {"default"})
 
     def list_workloads(self, kind: str, namespace: str | None, labels: Callable[[dict], bool],
                        fields: Callable[[dict], bool] = lambda o: True) -> list[dict]:

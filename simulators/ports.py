@@ -6,6 +6,7 @@ decision path. Arrays are built straight from the engine's (S,) arrays: no per-t
 
 from __future__ import annotations
 
+import json
 from typing import Sequence
 
 import numpy as np
@@ -143,3 +144,20 @@ class SimMetrics:
         n = len(pods)
         return Samples(values=values, present=found & ~(hidden & obs.unavailable[service]), age_s=np.zeros(n),
                        conflict=np.zeros(n, bool))
+
+
+class MemoryStateStore:
+    """``StateStore`` port in memory, for simulations (a controller restarted mid-run keeps its
+    budgets). Payloads go through JSON text both ways, as on the cluster, so what survives
+    here is exactly what survives a ConfigMap. ``saves`` counts the writes per policy."""
+
+    def __init__(self):
+        self._texts: dict[str, str] = {}
+        self.saves: dict[str, int] = {}
+
+    def load(self, policy: str) -> str | None:
+        return self._texts.get(policy)
+
+    def save(self, policy: str, payload: dict) -> None:
+        self._texts[policy] = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        self.saves[policy] = self.saves.get(policy, 0) + 1

@@ -19,7 +19,7 @@ from controller.policy import LoadedPolicy
 from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy, cycle_records
 from simulators.cluster import SimCluster
 from simulators.oracle import oracle_plan
-from simulators.ports import SimMetrics, SimTargets
+from simulators.ports import MemoryStateStore, SimMetrics, SimTargets
 from simulators.result import ActionEvent, ControllerRun, FaultWindow, SimResult, Trajectory
 from simulators.scenario import Scenario
 from simulators.score import score_run, violation_mask
@@ -40,6 +40,9 @@ class ControllerSpec:
     description: str
     policy: LoadedPolicy | None = None
     replicas: int | None = None  # for fixed
+    # the controller process restarts every this many simulated seconds (None: never): a new
+    # Reconciler, nothing kept in memory, the durable healing state kept in a MemoryStateStore
+    restart_every_s: float | None = None
 
 
 @dataclass
@@ -118,8 +121,10 @@ def run_controller(scenario: Scenario, spec: ControllerSpec, offered: np.ndarray
     names = scenario.services
 
     if spec.kind == "policy":
-        reconciler, metrics, log = _policy_reconciler(scenario, spec.policy, cluster, keep_records)
+        store = MemoryStateStore() if spec.restart_every_s else None
+        reconciler, metrics, log = _policy_reconciler(scenario, spec.policy, cluster, keep_records, store)
         interval = spec.policy.params.interval_s
+        next_restart = times[0] + spec.restart_every_s if spec.restart_every_s and len(times) else np.inf
     elif spec.kind == "fixed":
         cluster.scale(np.arange(S), np.minimum(spec.replicas, [s.max_pods for s in scenario.cluster.services]))
 
@@ -130,6 +135,10 @@ def run_controller(scenario: Scenario, spec: ControllerSpec, offered: np.ndarray
         rec.put(k, sig, latency_field)
         if reconciler is not None:
             metrics.push(cluster.signals())
+            if now >= next_restart - 1e-9:  # a new controller process, same cluster and store
+                reconciler = Reconciler(reconciler.policy, metrics, reconciler.cluster, on_cycle=reconciler.on_cycle,
+                                        state_store=store)
+                next_restart += spec.restart_every_s
             if now >= next_cycle - 1e-9:
                 result = reconciler.cycle(now)
                 actions += [_event(a, now - scenario.start_s) for a in result.actions]
@@ -151,15 +160,15 @@ def run_controller(scenario: Scenario, spec: ControllerSpec, offered: np.ndarray
     return run, log
 
 
-def _policy_reconciler(scenario: Scenario, policy: LoadedPolicy, cluster: SimCluster,
-                       keep_records: bool) -> tuple[Reconciler, SimMetrics, CycleLog | None]:
+def _policy_reconciler(scenario: Scenario, policy: LoadedPolicy, cluster: SimCluster, keep_records: bool,
+                       state_store: MemoryStateStore | None = None) -> tuple[Reconciler, SimMetrics, CycleLog | None]:
     """The live Reconciler over the simulated ports, and where its decisions are logged."""
     rp = RuntimePolicy.of(policy)
     targets = SimTargets(cluster, _driven_services(policy, scenario.services))
     metrics = SimMetrics(cluster, policy_bindings(scenario, rp), scenario.metrics_window_s, scenario.tick_s)
     metrics.attach(targets)
     log = CycleLog(policy.name, policy.params.metric_names) if keep_records else None
-    return Reconciler(rp, metrics, targets, on_cycle=log.add if log else None), metrics, log
+    return Reconciler(rp, metrics, targets, on_cycle=log.add if log else None, state_store=state_store), metrics, log
 
 
 def _driven_services(policy: LoadedPolicy, services: list[str]) -> list[str]:

@@ -51,6 +51,8 @@ CODE_PATHS = {
     "LeaderElector.try_acquire_or_renew": "leader-election",
     "LeaderElector._release": "leader-election",
     "KubernetesCluster.annotate": "resume",
+    "KubernetesStateStore._read": "state",
+    "KubernetesStateStore.save": "state",
 }
 #: Code path -> the role (label setpoint.io/rbac) that must grant its calls. "state": durable
 #: state in the controller's own namespace (ConfigMaps), granted by the base's Role.

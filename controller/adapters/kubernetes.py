@@ -34,6 +34,12 @@ times with a re-read first), 5xx / 429 / timeouts / connection errors TemporaryE
 ``max_retries`` times with exponential backoff, honouring Retry-After), 403 Forbidden, 404
 NotFound, 400/401/405/415/422 PermanentError. A client-side token bucket (``qps``, ``burst``)
 paces every request the adapter makes.
+
+``KubernetesStateStore`` keeps each policy's durable healing state in a core/v1 ConfigMap
+``setpoint-state-<policy>`` (key ``state.json``) in the controller's own namespace:
+``read_namespaced_config_map`` to load (404: none yet), ``create_namespaced_config_map`` the
+first time, then ``replace_namespaced_config_map`` carrying the last read resourceVersion; a
+409 re-reads and writes once more (the leader's payload wins, nothing it recorded is lost).
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from controller.errors import (ActuationError, ConflictError, Forbidden, NotFound, NotLeader, PermanentError,
+                               StateStoreError,
                                TemporaryError)
 from controller.model import Action, ActionKind, PodStatus, TargetRef, TargetSelector, TargetStatus
 from controller.ports import ClusterView
@@ -638,6 +645,75 @@ class KubernetesCluster:
         if ref in self._uids:
             involved["uid"] = self._uids[ref]
         self.events.record(ref.namespace, involved, reason, message)
+
+
+# ---------------------------------------------------------------------------------- durable state
+STATE_KEY = "state.json"
+STATE_PREFIX = "setpoint-state-"
+
+
+def state_config_map_name(policy: str) -> str:
+    """The ConfigMap holding a policy's durable state."""
+    return f"{STATE_PREFIX}{policy}"
+
+
+class KubernetesStateStore:
+    """The ``StateStore`` port over ConfigMaps, through a KubernetesCluster's client (its rate
+    limit, timeouts and retries of temporary errors). See the module docstring."""
+
+    def __init__(self, cluster: KubernetesCluster, namespace: str):
+        self.cluster, self.namespace = cluster, namespace
+        self._versions: dict[str, str | None] = {}  # policy -> resourceVersion last read or written (None: absent)
+
+    def _read(self, policy: str):
+        """The policy's ConfigMap, None when there is none (404)."""
+        name = state_config_map_name(policy)
+        try:
+            cm = self.cluster._call(f"read ConfigMap {self.namespace}/{name}", name,
+                                    self.cluster.core.read_namespaced_config_map, name, self.namespace)
+        except NotFound:
+            self._versions[policy] = None
+            return None
+        self._versions[policy] = cm.metadata.resource_version
+        return cm
+
+    def load(self, policy: str) -> str | None:
+        try:
+            cm = self._read(policy)
+        except ActuationError as exc:
+            raise StateStoreError(f"load state of policy {policy}: {exc}") from exc
+        if cm is None:
+            return None
+        return (cm.data or {}).get(STATE_KEY, "")  # a ConfigMap without the key is unreadable state
+
+    def save(self, policy: str, payload: dict) -> None:
+        name = state_config_map_name(policy)
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        labels = {"app.kubernetes.io/managed-by": "setpoint", "setpoint.io/policy": policy[:63]}
+        try:
+            for attempt in range(2):  # a 409 re-reads and writes once more
+                if attempt or policy not in self._versions:
+                    self._read(policy)
+                version = self._versions.get(policy)
+                meta = k8s.V1ObjectMeta(name=name, namespace=self.namespace, labels=labels, resource_version=version)
+                body = k8s.V1ConfigMap(api_version="v1", kind="ConfigMap", metadata=meta, data={STATE_KEY: text})
+                try:
+                    if version is None:
+                        done = self.cluster._call(f"create ConfigMap {self.namespace}/{name}", name,
+                                                  self.cluster.core.create_namespaced_config_map, self.namespace, body)
+                    else:
+                        done = self.cluster._call(f"replace ConfigMap {self.namespace}/{name}", name,
+                                                  self.cluster.core.replace_namespaced_config_map, name,
+                                                  self.namespace, body)
+                except (ConflictError, NotFound) as exc:  # changed or deleted since our read, or created meanwhile
+                    self._versions.pop(policy, None)
+                    if attempt == 1 or (isinstance(exc, NotFound) and version is None):  # 404 on create: no namespace
+                        raise
+                    continue
+                self._versions[policy] = done.metadata.resource_version
+                return
+        except ActuationError as exc:
+            raise StateStoreError(f"save state of policy {policy}: {exc}") from exc
 
 
 def _compact(value: Any) -> Any:

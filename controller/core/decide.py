@@ -122,7 +122,7 @@ class Decision:
 
 def decide(params: PolicyParams, obs: Observation, state: ScalingState, now: float) -> Decision:
     """Decide for every target of one policy. Pure: same inputs, same Decision."""
-    sig = read_signal(obs.values, obs.present, obs.sample_age_s, params.stale_after_s)
+    sig = read_signal(obs.values, obs.present, obs.sample_age_s, params.stale_after_s, params.metric_nonnegative)
     smoothed, smooth_state = smooth(params, sig.values, sig.usable, state.smooth, now)
     proposals, valid = propose(params.metric_kinds, params.metric_targets, smoothed, obs.current, obs.ready,
                                obs.status, params.tolerance_up, params.tolerance_down, params.hpa_semantics)

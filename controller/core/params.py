@@ -20,6 +20,12 @@ class MetricKind(enum.IntEnum):
     UTILIZATION = 2  # value is the mean utilization of ready pods (percent): HPA Resource rules
 
 
+#: Kinds whose samples can never be negative (a negative sample is invalid, like NaN). Every
+#: kind today: targets are > 0 and each kind measures a rate, a count or a share. A future kind
+#: that may go below zero (e.g. a signed error signal) must be left out of this set.
+NONNEGATIVE_KINDS = frozenset({MetricKind.VALUE, MetricKind.AVERAGE_PER_REPLICA, MetricKind.UTILIZATION})
+
+
 class Smoothing(enum.IntEnum):
     NONE = 0
     EWMA = 1
@@ -125,6 +131,11 @@ class PolicyParams:
     @property
     def metric_kinds(self) -> np.ndarray:
         return np.asarray([int(m.kind) for m in self.metrics], dtype=np.int64)
+
+    @property
+    def metric_nonnegative(self) -> np.ndarray:
+        """(M,) bool: the metric's samples cannot be negative."""
+        return np.asarray([m.kind in NONNEGATIVE_KINDS for m in self.metrics], dtype=bool)
 
     @property
     def metric_targets(self) -> np.ndarray:

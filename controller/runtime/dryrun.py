@@ -34,3 +34,19 @@ class DryRunCluster:
                  extra={"policy": action.policy, "target": str(action.target), "action": action.kind.value,
                         "replicas": action.replicas, "from_replicas": action.from_replicas, "reason": action.reason,
                         "dry_run": True})
+
+
+class DryRunStateStore:
+    """Dry-run of a StateStore: reads through (a dry run sees the holds and budgets the live
+    controller left), writes nothing; the last payload it would have written is kept."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.would_save: dict[str, dict] = {}
+
+    def load(self, policy: str):
+        return self.inner.load(policy)
+
+    def save(self, policy: str, payload: dict) -> None:
+        self.would_save[policy] = payload
+        log.debug("dry-run: would save the durable state of %s", policy, extra={"policy": policy, "dry_run": True})

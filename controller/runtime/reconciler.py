@@ -15,12 +15,14 @@ import numpy as np
 
 from controller.core.decide import Decision, Observation, ScalingState, decide
 from controller.core.heal import HealingDecision, HealthState, heal
+from controller.core.health_state_codec import (Parsed, durable_arrays, encode, parse, restore, same_arrays,
+                                                still_relevant, target_key)
 from controller.core.health_params import HEALTH_REASON_CODES, HealthParams
 from controller.core.params import PolicyParams
-from controller.errors import ActuationError, ConflictError, MetricsUnavailable
+from controller.errors import ActuationError, ConflictError, MetricsUnavailable, StateStoreError
 from controller.model import REASON_CODES, RESUME_ANNOTATION, Action, ActionKind, TargetRef
 from controller.policy.compile import compile_policy_health
-from controller.ports import Cluster, ClusterView, MetricsSource, Samples, TargetSelector
+from controller.ports import Cluster, ClusterView, MetricsSource, Samples, StateStore, TargetSelector
 from controller.runtime.healing import HealthQueries, health_actions, observe_health
 
 
@@ -63,6 +65,9 @@ class CycleResult:
     failed: list[tuple[TargetRef, str]] = field(default_factory=list)
     duration_s: float = 0.0
     healing: HealingDecision | None = None
+    metric_names: tuple[str, ...] = ()  # the policy's scaling metrics, in the decision's column order
+    state_problems: list[str] = field(default_factory=list)  # durable state unreadable: restored conservatively
+    state_saved: bool = False  # the durable health state was written this cycle
 
 
 def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: float = 0.0) -> list:
@@ -92,10 +97,14 @@ def _stack(samples: Sequence[Samples], n: int) -> tuple[np.ndarray, np.ndarray, 
 
 
 class Reconciler:
-    """Runs cycles for one policy and keeps its state between them (in memory)."""
+    """Runs cycles for one policy and keeps its state between them: in memory, and with a
+    ``state_store``, the durable part of the health state on the cluster too (budgets, breaker,
+    revision memory; see controller/core/health_state_codec), restored when the reconciler is
+    created and on ``restore()`` (becoming leader), saved in the cycle that changes it."""
 
     def __init__(self, policy: RuntimePolicy, metrics: MetricsSource, cluster: Cluster,
-                 on_cycle: Callable[[CycleResult], None] | None = None, max_conflict_retries: int = 2):
+                 on_cycle: Callable[[CycleResult], None] | None = None, max_conflict_retries: int = 2,
+                 state_store: StateStore | None = None):
         self.policy = policy
         self.metrics = metrics
         self.cluster = cluster
@@ -107,6 +116,67 @@ class Reconciler:
         self.rearm: set[TargetRef] = set()  # targets to resume (setpoint resume, an annotation)
         self._resume_seen: dict[TargetRef, str] = {}
         self._held: set[TargetRef] = set()
+        self.state_store = state_store if policy.health is not None else None
+        self._pending: Parsed | None = None  # a payload read, applied at the next cycle (it needs ``now``)
+        self._load_error: str | None = None  # the last read failed: no health action until one succeeds
+        self._saved: tuple[np.ndarray, ...] | None = None  # durable arrays as last saved or restored
+        self._saved_resume: dict[str, str] = {}
+        self.restore()
+
+    # ------------------------------------------------------------------ durable state
+    def restore(self) -> None:
+        """Read the durable health state (at start-up, and on becoming leader: another replica may
+        have acted meanwhile); it replaces the in-memory rows of the targets it holds at the next
+        cycle. A failed read is retried every cycle, and until one succeeds the cycle takes no
+        health action (acting on unknown budgets could exceed them)."""
+        if self.state_store is None:
+            return
+        try:
+            self._pending = parse(self.state_store.load(self.policy.name))
+            self._load_error = None
+        except StateStoreError as exc:
+            self._pending, self._load_error = None, str(exc)
+
+    def _apply_restored(self, targets: list[TargetRef], now: float, result: CycleResult) -> None:
+        keys = [target_key(t.namespace, t.kind, t.name) for t in targets]
+        pending = self._pending
+        if pending.records is not None and not any(k in pending.records for k in keys):
+            return  # nothing for these targets (yet): keep the records for targets that show up later
+        restored = restore(self.policy.health, self._health_state, keys, pending, now)
+        # records of targets not resolved now stay pending (a workload briefly missing from a
+        # list); an unreadable payload is charged once, for the targets present now
+        rest = {} if pending.records is None else {k: v for k, v in pending.records.items() if k not in set(keys)}
+        self._pending = Parsed(rest) if rest else None
+        self._health_state = restored.state
+        by_key = dict(zip(keys, targets))
+        for key, value in restored.resume_seen.items():
+            self._resume_seen[by_key[key]] = value  # a resume written while we were away re-arms
+        result.state_problems.extend(restored.problems)
+        # what was read is what is stored, unless it had to be repaired (then write the repair)
+        self._saved = None if restored.problems else durable_arrays(self._health_state)
+        self._saved_resume = {} if restored.problems else self._resume_values(targets)
+
+    def _resume_values(self, targets: list[TargetRef]) -> dict[str, str]:
+        return {target_key(t.namespace, t.kind, t.name): self._resume_seen[t] for t in targets if t in self._resume_seen}
+
+    def _save_if_changed(self, targets: list[TargetRef], now: float, result: CycleResult) -> None:
+        """Write the durable state when it changed (an action, a verdict, a hold, a re-arm, a new
+        revision), not every cycle. A failed write is retried next cycle (the state stays dirty)."""
+        arrays, resume = durable_arrays(self._health_state), self._resume_values(targets)
+        if same_arrays(self._saved, arrays) and resume == self._saved_resume:
+            return
+        keys = [target_key(t.namespace, t.kind, t.name) for t in targets]
+        payload = encode(self.policy.name, self.policy.health, self._health_state, keys, resume, saved_at=now)
+        if self._pending is not None and self._pending.records:  # targets missing from this cycle's list
+            payload["targets"].update({k: v for k, v in self._pending.records.items()
+                                       if k not in payload["targets"] and still_relevant(v, now)})
+        try:
+            self.state_store.save(self.policy.name, payload)
+        except StateStoreError as exc:
+            result.errors.append(f"state: {exc}; retried next cycle")
+            return
+        self._saved, self._saved_resume = arrays, resume
+        result.state_saved = True
 
     def _rows_for(self, targets: list[TargetRef]) -> np.ndarray | None:
         """Old row of each new target (-1 if new), or None when the list is unchanged."""
@@ -188,11 +258,39 @@ class Reconciler:
                     pass
         self._held = held
 
+    def _scaling_actions(self, targets: list[TargetRef], view: ClusterView, decision: Decision) -> list[Action]:
+        return [Action(ActionKind.SCALE, targets[i], REASON_CODES[int(decision.reason[i])],
+                       replicas=int(decision.desired[i]), from_replicas=int(view.spec[i]), policy=self.policy.name)
+                for i in np.flatnonzero(decision.changed & view.exists)]
+
+    def _heal(self, targets: list[TargetRef], view: ClusterView, decision: Decision, now: float,
+              result: CycleResult) -> list[Action]:
+        """The health half of the cycle; only the scaling decision while the durable state is unreadable."""
+        if self._load_error is not None:
+            self.restore()
+        if self._load_error is not None:
+            result.errors.append(f"state: {self._load_error}; no health action until it can be read")
+            return self._scaling_actions(targets, view, decision) if self.policy.params.metrics else []
+        if self._pending is not None:
+            self._apply_restored(targets, now, result)
+        self._read_resume_annotations(view)
+        hq = HealthQueries(self.policy.health, self.policy.health_queries)
+        hobs = observe_health(hq, self.metrics, targets, view, now, result.errors, decision)
+        rearm = np.array([t in self.rearm for t in targets], dtype=bool)
+        healing = heal(self.policy.health, hobs, self._health_state, now,
+                       scaling=decision if self.policy.params.metrics else None, rearm_rows=rearm)
+        self.rearm -= set(targets)
+        result.healing = healing
+        self._health_state = healing.state
+        self._announce_holds(healing, targets)
+        return health_actions(healing, targets, view.exists, self.policy.name)
+
     def cycle(self, now: float) -> CycleResult:
         """One reconcile at ``now`` (UTC epoch seconds). A failing target never stops the others."""
         started = time.perf_counter()
         targets = self.cluster.resolve(self.policy.selector)
-        result = CycleResult(self.policy.name, now, targets, None, None)
+        result = CycleResult(self.policy.name, now, targets, None, None,
+                             metric_names=self.policy.params.metric_names)
         view = self.cluster.observe(targets, with_pods=self.policy.health is not None)
         result.view = view
         values, present, age = _stack(self._query_all(targets, now, result), len(targets))
@@ -202,24 +300,13 @@ class Reconciler:
         decision = decide(self.policy.params, obs, self._state, now)
         result.decision = decision
         if self.policy.health is None:
-            actions = [Action(ActionKind.SCALE, targets[i], REASON_CODES[int(decision.reason[i])],
-                              replicas=int(decision.desired[i]), from_replicas=int(view.spec[i]),
-                              policy=self.policy.name)
-                       for i in np.flatnonzero(decision.changed & view.exists)]
+            actions = self._scaling_actions(targets, view, decision)
         else:  # arbitration merges the scaling decision with the health proposals: one action per target
-            self._read_resume_annotations(view)
-            hq = HealthQueries(self.policy.health, self.policy.health_queries)
-            hobs = observe_health(hq, self.metrics, targets, view, now, result.errors, decision)
-            rearm = np.array([t in self.rearm for t in targets], dtype=bool)
-            healing = heal(self.policy.health, hobs, self._health_state, now,
-                           scaling=decision if self.policy.params.metrics else None, rearm_rows=rearm)
-            self.rearm -= set(targets)
-            result.healing = healing
-            self._health_state = healing.state
-            self._announce_holds(healing, targets)
-            actions = health_actions(healing, targets, view.exists, self.policy.name)
+            actions = self._heal(targets, view, decision, now, result)
         for action in actions:
             self._apply(action, result)
+        if self.state_store is not None and result.healing is not None:
+            self._save_if_changed(targets, now, result)
         self._state = decision.state
         result.duration_s = time.perf_counter() - started
         if self.on_cycle:

@@ -21,7 +21,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from controller.errors import PolicyError
 from controller.policy import LoadedPolicy, check_policies
 from controller.model import TargetRef
-from controller.ports import Cluster, MetricsSource
+from controller.ports import Cluster, MetricsSource, StateStore
 from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy, cycle_records
 from controller.runtime.records import RecordWriter
 from controller.runtime.telemetry import Telemetry
@@ -82,13 +82,18 @@ class ControllerService:
 
     def __init__(self, policy_paths: list[Path], metrics: MetricsSource, cluster: Cluster, telemetry: Telemetry,
                  options: ServiceOptions | None = None, clock: Callable[[], float] = time.time,
-                 is_leader: Callable[[], bool] = lambda: True):
+                 is_leader: Callable[[], bool] = lambda: True, state_store: StateStore | None = None):
         self.paths = [Path(p) for p in policy_paths]
         self.metrics, self.cluster, self.telemetry = metrics, cluster, telemetry
+        self.state_store = state_store
         self.options = options or ServiceOptions()
         self.clock, self.is_leader = clock, is_leader
         self.policies: dict[str, RuntimePolicy] = load_runtime_policies(self.paths)  # invalid: refuse to start
         self.reconcilers: dict[str, Reconciler] = {n: self._reconciler(p) for n, p in self.policies.items()}
+        # policies whose durable state must be re-read before their next cycle as leader: while
+        # another replica leads, it acts and saves; what this one read at start-up goes stale
+        self._standby: set[str] = set() if is_leader() else set(self.reconcilers)
+        self._standby_lock = threading.Lock()
         self.last_cycle_end: dict[str, float] = {}
         self.last_targets: dict[str, list[TargetRef]] = {}
         self._fingerprint = _fingerprint(self.paths)
@@ -111,7 +116,7 @@ class ControllerService:
         log.info("started", extra={"policies": sorted(self.policies)})
 
     def _reconciler(self, policy: RuntimePolicy) -> Reconciler:
-        return Reconciler(policy, self.metrics, self.cluster, on_cycle=self._after_cycle)
+        return Reconciler(policy, self.metrics, self.cluster, on_cycle=self._after_cycle, state_store=self.state_store)
 
     def _trigger(self, policy: RuntimePolicy) -> IntervalTrigger:
         interval = policy.params.interval_s
@@ -139,8 +144,15 @@ class ControllerService:
         if reconciler is None:
             return None
         if not self.is_leader():
+            with self._standby_lock:
+                self._standby.add(name)
             return None
+        with self._standby_lock:
+            became_leader = name in self._standby
+            self._standby.discard(name)
         try:
+            if became_leader:
+                reconciler.restore()
             return reconciler.cycle(self.clock())
         except Exception as exc:  # a bug or an unexpected outage: report it, keep the loop alive
             self.telemetry.errors.labels(name, "cycle").inc()
@@ -163,6 +175,9 @@ class ControllerService:
                     self._records.write(records)
         for error in result.errors:
             log.warning(error, extra={"policy": result.policy})
+        for problem in result.state_problems:
+            log.error("durable healing state unreadable, restored conservatively: %s", problem,
+                      extra={"policy": result.policy})
         for target, why in result.failed:
             log.error("action failed", extra={"policy": result.policy, "target": str(target), "error": why})
         for action in result.actions:

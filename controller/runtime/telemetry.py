@@ -2,8 +2,9 @@
 
 Metric names (all prefixed ``setpoint_``): decisions_total{policy,reason},
 actions_total{policy,kind}, action_failures_total{policy,kind}, errors_total{policy,source},
-cycle_duration_seconds{policy} (histogram), desired_replicas{policy,target},
-prometheus_requests_total{policy}, policies_loaded, policy_reload_failures_total, policy_reload_ok,
+cycle_duration_seconds{policy} (histogram), state_saves_total{policy}, desired_replicas{policy,target},
+prometheus_requests_total{policy}, invalid_samples_total{policy,metric,reason} (reason:
+negative, non_finite), policies_loaded, policy_reload_failures_total, policy_reload_ok,
 policy_reload_last_success_timestamp_seconds.
 """
 
@@ -40,6 +41,12 @@ class Telemetry:
         self.desired = Gauge("setpoint_desired_replicas", "Desired replicas per target after the last cycle.",
                              ["policy", "target"], registry=r)
         self.queries = Counter("setpoint_prometheus_requests", "Metric queries sent.", ["policy"], registry=r)
+        self.invalid_samples = Counter(
+            "setpoint_invalid_samples", "Metric samples that were present but unusable (they hold the target, never "
+            "scale it down), by why: negative (a metric that cannot be negative) or non_finite (NaN, Inf).",
+            ["policy", "metric", "reason"], registry=r)
+        self.state_saves = Counter("setpoint_state_saves", "Writes of the durable healing state (budgets, breaker, "
+                                   "revisions) to the state store.", ["policy"], registry=r)
         self.policies_loaded = Gauge("setpoint_policies_loaded", "Policies currently scheduled.", registry=r)
         self.reload_failures = Counter("setpoint_policy_reload_failures",
                                        "Policy reloads rejected (the last good policies stay).", registry=r)
@@ -66,8 +73,12 @@ class Telemetry:
         self.cycle_seconds.labels(p).observe(result.duration_s)
         self.queries.labels(p).inc(result.queries)
         self.last_cycle.labels(p).set(time.time())
-        for _ in result.errors:
-            self.errors.labels(p, "metrics").inc()
+        for error in result.errors:
+            self.errors.labels(p, "state" if error.startswith("state:") else "metrics").inc()
+        for _ in result.state_problems:
+            self.errors.labels(p, "state").inc()
+        if result.state_saved:
+            self.state_saves.labels(p).inc()
         for action in result.actions:
             self.actions.labels(p, action.kind.value).inc()
         for _target, _why in result.failed:
@@ -78,10 +89,20 @@ class Telemetry:
         d = result.decision
         if d is None:
             return
+        self._count_invalid(p, d, result.metric_names)
         for code, count in PyCounter(d.reason.tolist()).items():
             self.decisions.labels(p, REASON_CODES[int(code)]).inc(count)
         for target, desired in zip(result.targets, d.desired.tolist()):
             self.desired.labels(p, target.key).set(desired)
+
+
+    def _count_invalid(self, policy: str, d, metric_names: tuple[str, ...]) -> None:
+        """Count negative and non-finite samples per metric of one decision."""
+        names = metric_names or tuple(f"m{j}" for j in range(d.signal.values.shape[1]))
+        for reason, mask in (("negative", d.signal.negative), ("non_finite", d.signal.nonfinite)):
+            for name, count in zip(names, mask.sum(axis=0).tolist()):
+                if count:
+                    self.invalid_samples.labels(policy, name, reason).inc(count)
 
 
 class JsonFormatter(logging.Formatter):

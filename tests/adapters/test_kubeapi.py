@@ -312,6 +312,49 @@ def test_lease_with_zero_duration_is_422(api_client):
     assert err.value.status == 422
 
 
+def test_config_map_create_read_replace_conflict_and_404(core):
+    with pytest.raises(ApiException) as err:
+        core.read_namespaced_config_map("setpoint-state-web", NS)
+    assert err.value.status == 404 and status_of(err.value)["reason"] == "NotFound"
+    assert status_of(err.value)["message"] == 'configmaps "setpoint-state-web" not found'
+    assert status_of(err.value)["details"]["kind"] == "configmaps"
+    body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="setpoint-state-web"), data={"state.json": "{}"})
+    created = core.create_namespaced_config_map(NS, body)
+    assert (created.kind, created.api_version, created.data) == ("ConfigMap", "v1", {"state.json": "{}"})
+    with pytest.raises(ApiException) as err:
+        core.create_namespaced_config_map(NS, body)
+    assert err.value.status == 409 and status_of(err.value)["reason"] == "AlreadyExists"
+    got = core.read_namespaced_config_map("setpoint-state-web", NS)
+    got.data = {"state.json": '{"a": 1}'}
+    updated = core.replace_namespaced_config_map("setpoint-state-web", NS, got)
+    assert int(updated.metadata.resource_version) > int(created.metadata.resource_version)
+    assert updated.metadata.uid == created.metadata.uid
+    got.data = {"state.json": '{"a": 2}'}  # still carries the resourceVersion before the update
+    with pytest.raises(ApiException) as err:
+        core.replace_namespaced_config_map("setpoint-state-web", NS, got)
+    assert err.value.status == 409 and status_of(err.value)["reason"] == "Conflict"
+    assert core.read_namespaced_config_map("setpoint-state-web", NS).data == {"state.json": '{"a": 1}'}
+    assert [c.metadata.name for c in core.list_namespaced_config_map(NS).items] == ["setpoint-state-web"]
+    with pytest.raises(ApiException) as err:
+        core.replace_namespaced_config_map("other", NS, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="other")))
+    assert err.value.status == 404
+
+
+@pytest.mark.parametrize("data", [
+    pytest.param({"k": 1}, id="number-value"),
+    pytest.param({"k": {"nested": "x"}}, id="object-value"),
+    pytest.param({"k": "x" * (1024 * 1024 + 1)}, id="over-1MiB"),
+])
+def test_config_map_with_bad_data_is_422(server, data):
+    """Sent raw: the official client refuses non-string values before sending them."""
+    body = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bad"}, "data": data}).encode()
+    req = urllib.request.Request(f"{server.url}/api/v1/namespaces/{NS}/configmaps", data=body, method="POST",
+                                 headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT_S)
+    assert err.value.code == 422 and json.loads(err.value.read())["reason"] == "Invalid"
+
+
 def test_events_create_and_list(core):
     for reason in ("SuccessfulRescale", "PodRestarted"):
         core.create_namespaced_event(NS, client.CoreV1Event(

@@ -3,6 +3,7 @@ API errors mapped to the project's classes, a client-side rate limit, events on 
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -331,3 +332,55 @@ def test_no_op_lease_update_keeps_its_resource_version(api_client):
     created = leases.create_namespaced_lease(NS, {"metadata": {"name": "l"}, "spec": {"holderIdentity": "a"}})
     again = leases.replace_namespaced_lease("l", NS, created)
     assert again.metadata.resource_version == created.metadata.resource_version
+
+
+# --------------------------------------------------------------------------- durable state (ConfigMaps)
+STATE_PATH = r"/api/v1/namespaces/setpoint-system/configmaps"
+
+
+def _state_store(server, tmp_path):
+    from controller.adapters.kubernetes import KubernetesStateStore
+
+    cluster = KubernetesCluster(official_client(server, tmp_path), qps=0, retry_backoff_s=0.01, emit_events=False)
+    return cluster, KubernetesStateStore(cluster, "setpoint-system")
+
+
+def test_state_store_calls_read_create_then_replace_with_the_read_version(server, tmp_path):
+    cluster, store = _state_store(server, tmp_path)
+    log = server.api.requests
+    assert store.load("web") is None
+    store.save("web", {"schema_version": 1, "targets": {}})
+    assert (log.count("GET", STATE_PATH + "/setpoint-state-web$"), log.count("POST", STATE_PATH + "$")) == (1, 1)
+    store.save("web", {"schema_version": 1, "targets": {"a": {}}})
+    assert log.count("PUT", STATE_PATH + "/setpoint-state-web$") == 1 and log.count() == 3  # no read before a replace
+    cm = server.world.store.configmaps.get("setpoint-system", "setpoint-state-web")
+    assert json.loads(cm["data"]["state.json"]) == {"schema_version": 1, "targets": {"a": {}}}
+    assert cm["metadata"]["labels"]["setpoint.io/policy"] == "web"
+    cluster.close()
+
+
+def test_state_store_conflict_rereads_and_writes_once_more_then_gives_up(server, tmp_path):
+    from controller.errors import StateStoreError
+
+    cluster, store = _state_store(server, tmp_path)
+    store.save("web", {"schema_version": 1, "n": 1})
+    server.api.requests.reset()
+    server.api.faults.inject(r"/configmaps/setpoint-state-web$", status=409, times=1, method="PUT")
+    store.save("web", {"schema_version": 1, "n": 2})
+    assert server.api.requests.count("PUT") == 2 and server.api.requests.count("GET") == 1
+    assert json.loads(store.load("web"))["n"] == 2
+    server.api.faults.inject(r"/configmaps/setpoint-state-web$", status=409, times=2, method="PUT")
+    with pytest.raises(StateStoreError, match="409"):
+        store.save("web", {"schema_version": 1, "n": 3})
+    assert json.loads(store.load("web"))["n"] == 2
+    cluster.close()
+
+
+def test_state_store_errors_are_state_store_errors(server, tmp_path):
+    from controller.errors import StateStoreError
+
+    cluster, store = _state_store(server, tmp_path)
+    server.api.faults.inject(r"/configmaps/", status=403, times=1)
+    with pytest.raises(StateStoreError, match="403"):
+        store.load("web")
+    cluster.close()

@@ -85,6 +85,29 @@ def test_no_scale_down_while_any_metric_is_missing(run):
         assert not (missing & (d.desired < obs.current)).any()
 
 
+def with_negatives(values: np.ndarray, draw) -> np.ndarray:
+    """The same values with some samples made negative (a broken exporter or query)."""
+    mask = np.array(draw(st.lists(st.booleans(), min_size=values.size, max_size=values.size)),
+                    dtype=bool).reshape(values.shape)
+    return np.where(mask, -np.abs(np.nan_to_num(values, nan=1.0)) - draw(st.sampled_from([1e-9, 1.0, 1e6])), values)
+
+
+@st.composite
+def runs_with_negatives(draw):
+    p, values, current0 = draw(runs())
+    return p, with_negatives(values, draw), current0
+
+
+@SETTINGS
+@given(runs_with_negatives())
+def test_no_scale_down_caused_by_a_negative_sample(run):
+    p, values, current0 = run
+    for _, obs, d in simulate(p, values, current0):
+        negative = (obs.values < 0).any(axis=1)
+        assert not (negative & (d.desired < obs.current)).any()
+        assert not (d.signal.usable & (obs.values < 0)).any()  # never used as a value
+
+
 @SETTINGS
 @given(runs(legacy=False, min_window=60))
 def test_no_direction_reversal_inside_a_stabilization_window(run):

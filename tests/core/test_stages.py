@@ -29,13 +29,30 @@ from tests.core.helpers import T0, MetricParams, no_limits, policy, run
     pytest.param(math.inf, True, 0.0, "nonfinite", id="plus-inf-is-nonfinite"),
     pytest.param(-math.inf, True, 0.0, "nonfinite", id="minus-inf-is-nonfinite"),
     pytest.param(0.0, True, 0.0, "usable", id="zero-is-a-value-not-missing"),
+    pytest.param(-0.0, True, 0.0, "usable", id="minus-zero-is-zero-not-negative"),
+    pytest.param(-15.0, True, 0.0, "negative", id="negative-is-invalid"),
+    pytest.param(-1e-9, True, 0.0, "negative", id="tiny-negative-is-invalid"),
+    pytest.param(-15.0, False, 0.0, "missing", id="no-series-is-missing-not-negative"),
+    pytest.param(-15.0, True, 121.0, "stale+negative", id="stale-negative-is-both"),
 ])
 def test_signal_marks_each_sample(value, present, age, expect):
     sig = read_signal(np.array([[value]]), np.array([[present]]), np.array([[age]]), stale_after_s=120.0)
     flags = {"missing": sig.missing[0, 0], "stale": sig.stale[0, 0], "nonfinite": sig.nonfinite[0, 0],
-             "usable": sig.usable[0, 0]}
-    assert [k for k, v in flags.items() if v] == [expect]
+             "negative": sig.negative[0, 0], "usable": sig.usable[0, 0]}
+    assert [k for k, v in flags.items() if v] == expect.split("+")
     assert (sig.values[0, 0] == value) if expect == "usable" else np.isnan(sig.values[0, 0])
+
+
+def test_signal_checks_sign_only_for_metrics_that_cannot_be_negative():
+    values = np.array([[-3.0, -3.0]])
+    sig = read_signal(values, np.ones((1, 2), bool), np.zeros((1, 2)), 120.0, nonnegative=np.array([True, False]))
+    assert sig.negative.tolist() == [[True, False]] and sig.usable.tolist() == [[False, True]]
+
+
+def test_every_policy_metric_kind_is_nonnegative():
+    """Targets are > 0 for every kind the policy format has: all of them measure >= 0 quantities."""
+    p = policy(metrics=tuple(MetricParams(k.name, k, 10.0) for k in MetricKind))
+    assert p.metric_nonnegative.tolist() == [True] * len(MetricKind)
 
 
 # --- smoothing ----------------------------------------------------------------------------
@@ -253,6 +270,16 @@ DECIDE_ROWS = [
     pytest.param(dict(fallback_replicas=3, missing_hold_s=0.0), [(0, [NAN])], 5, [5], Reason.FALLBACK_REPLICAS,
                  id="fallback-never-scales-down"),
     pytest.param({}, [(0, [1000.0]), (15, [NAN])], 5, [10, 10], Reason.METRICS_MISSING, id="hold-after-data-stops"),
+    pytest.param(dict(min_replicas=2, **no_limits()), [(0, [-5.0])], 15, [15], Reason.METRICS_MISSING,
+                 id="negative-holds-not-clamped-to-min"),
+    pytest.param(no_limits(), [(0, [1000.0]), (15, [-1000.0])], 5, [10, 10], Reason.METRICS_MISSING,
+                 id="negative-after-data-holds"),
+    pytest.param(dict(fallback_replicas=8, missing_hold_s=30.0), [(0, [-1.0]), (15, [-1.0]), (30, [-1.0])], 5,
+                 [5, 5, 8], Reason.FALLBACK_REPLICAS, id="negative-like-missing-then-fallback"),
+    pytest.param(dict(fallback_replicas=3, missing_hold_s=0.0), [(0, [-1.0])], 5, [5], Reason.FALLBACK_REPLICAS,
+                 id="negative-fallback-never-scales-down"),
+    pytest.param(dict(hpa_semantics=True, **no_limits()), [(0, [-5.0])], 15, [15], Reason.METRICS_MISSING,
+                 id="negative-holds-under-hpa-semantics"),
     pytest.param(dict(min_replicas=3), [(0, [100.0])], 1, [3], Reason.BELOW_MIN, id="below-min-jumps-to-min"),
     pytest.param(dict(max_replicas=4), [(0, [100.0])], 9, [4], Reason.ABOVE_MAX, id="above-max-jumps-to-max"),
     pytest.param({}, [(0, [100.0])], 0, [0], Reason.SCALING_DISABLED, id="zero-replicas-is-disabled"),
@@ -273,6 +300,21 @@ def test_missing_metric_blocks_scale_down_but_not_scale_up():
     up = run(p, [(0, [1000.0, NAN])], 5)[0]
     assert (int(down.desired[0]), Reason(int(down.reason[0]))) == (5, Reason.METRICS_MISSING)
     assert (int(up.desired[0]), Reason(int(up.reason[0]))) == (10, Reason.SCALE_UP)
+
+
+@pytest.mark.parametrize("kind,target", [
+    pytest.param(MetricKind.VALUE, 10.0, id="value"),
+    pytest.param(MetricKind.AVERAGE_PER_REPLICA, 100.0, id="average-per-replica"),
+    pytest.param(MetricKind.UTILIZATION, 70.0, id="utilization"),
+])
+def test_negative_metric_blocks_scale_down_but_not_scale_up(kind, target):
+    two = (MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 100.0), MetricParams("bad", kind, target))
+    p = policy(metrics=two, **no_limits())
+    down = run(p, [(0, [100.0, -50.0])], 5)[0]
+    up = run(p, [(0, [1000.0, -50.0])], 5)[0]
+    assert (int(down.desired[0]), Reason(int(down.reason[0]))) == (5, Reason.METRICS_MISSING)
+    assert (int(up.desired[0]), Reason(int(up.reason[0]))) == (10, Reason.SCALE_UP)
+    assert down.record(0, "p", "t", ("rps", "bad")).missing == (False, True)
 
 
 def test_scale_down_waits_for_the_window_then_follows():

@@ -1,0 +1,348 @@
+"""The durable part of the health state as a versioned JSON payload, and back. Pure.
+
+What must survive a controller restart, a failover or a policy edit (so that they cannot re-arm
+self-healing): the budgets' sliding windows (pods restarted, rollbacks, with their times), the
+circuit breaker (held, why, since when), the open verification window and pending escalation
+(by check *name*, so a reordered policy still finds them), the health scale-up floor and
+cooldown, and the revision memory (current revision, the two known-healthy ones, rollback and
+restart markers). Check phases and pod memory are not kept: they are re-derived from metrics
+(a check must satisfy its ``for`` again after a restart, which only delays an action).
+
+Payload (JSON, times in epoch seconds, null for unknown)::
+
+    {"schema_version": 1, "policy": "web", "saved_at": 1800000000.0,
+     "targets": {"shop/Deployment/web": {
+        "budgets": {"restarts": [[pods, t], ...], "rollbacks": [[1, t], ...]},
+        "breaker": {"held": true, "reason": "RestartBudgetExhausted", "at": t},
+        "verification": {"action": "rolling-restart", "check": "memory", "started": t, "until": t} | null,
+        "escalation": {"action": "rollback", "check": "memory"} | null,
+        "floor": {"replicas": 6, "until": t, "cooldown_until": t},
+        "revisions": {"current": "abc", "since": t, "rollout_done_at": t, "healthy": "abc",
+                      "older_healthy": "", "rolled_back_to": "", "restarted": "", "trusted": false},
+        "resume_seen": "2026-12-01T14:00:00+00:00" | null}}}
+
+Unreadable input is never a silent fresh start. A payload that cannot be read (not JSON, not an
+object, another schema version) or a target record that cannot be decoded restores that target
+*conservatively*: its restart and rollback budgets are charged in full at load time, so no
+disruptive action (restart, rolling restart, rollback) runs until the budget's own window has
+passed (an hour, a day), while non-disruptive remedies (scale-up, record) still work; and a
+problem is reported so the shell warns loudly. Holding the breaker instead would stop healing
+until a human acts; trusting an empty state would re-arm every budget, the failure this module
+exists to prevent. An absent payload (None) is a first start: empty state, no problem.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, replace
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from controller.core import history
+from controller.core.heal import HealthState
+from controller.core.health_params import HEALTH_REASON_CODES, HealthParams, Remedy
+from controller.core.remediate import DAY_S, HOUR_S, BudgetState, RemedyState, RevisionState
+
+SCHEMA_VERSION = 1
+_REMEDY_NAMES = {r: r.name.lower().replace("_", "-") for r in Remedy}
+_REMEDY_BY_NAME = {v: k for k, v in _REMEDY_NAMES.items()}
+_REASON_BY_CODE = {c: i for i, c in enumerate(HEALTH_REASON_CODES)}
+_REVISION_TEXT = ("current", "healthy", "older_healthy", "rolled_back_to", "restarted")
+_REVISION_TIMES = ("since", "rollout_done_at")
+
+
+def target_key(namespace: str, kind: str, name: str) -> str:
+    """How a target is keyed in the payload: ``namespace/kind/name``."""
+    return f"{namespace}/{kind}/{name}"
+
+
+# --- change detection ------------------------------------------------------------------------
+
+
+def durable_arrays(state: HealthState) -> tuple[np.ndarray, ...]:
+    """The arrays the payload is made of, to tell cheaply whether anything durable changed.
+
+    ``clean_since`` is left out on purpose: it moves every cycle while a check fires, and it
+    is not restored (a restored revision proves itself healthy again from the load time).
+    """
+    b, rem, rev = state.budgets, state.remedy, state.revisions
+    return ((b.restarts, b.restart_at, b.rollbacks, b.rollback_at)
+            + tuple(getattr(rem, k) for k in rem.__dataclass_fields__)
+            + tuple(getattr(rev, k) for k in rev.__dataclass_fields__ if k != "clean_since"))
+
+
+def same_arrays(a: Sequence[np.ndarray] | None, b: Sequence[np.ndarray]) -> bool:
+    """Whether two ``durable_arrays`` results hold the same values (NaN equals NaN)."""
+    if a is None or len(a) != len(b):
+        return False
+    return all(x.shape == y.shape and np.array_equal(x, y, equal_nan=x.dtype.kind == "f" and y.dtype.kind == "f")
+               for x, y in zip(a, b))
+
+
+# --- encode ----------------------------------------------------------------------------------
+
+
+def _t(x: float) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _entries(values: np.ndarray, times: np.ndarray) -> list[list[float]]:
+    """[[value, time], ...] of the filled slots of one history row, oldest first."""
+    filled = np.isfinite(times)
+    order = np.argsort(times[filled], kind="stable")
+    return [[float(v), float(t)] for v, t in zip(values[filled][order], times[filled][order])]
+
+
+def _check_name(params: HealthParams, index: int) -> str | None:
+    return params.check_names[index] if 0 <= index < len(params.check_names) else None
+
+
+def encode_target(params: HealthParams, state: HealthState, i: int, resume_seen: str | None = None) -> dict:
+    """The durable record of row ``i``."""
+    b, rem, rev = state.budgets, state.remedy, state.revisions
+    verify = int(rem.verify_action[i])
+    escalation = int(rem.escalation[i])
+    return {
+        "budgets": {"restarts": _entries(b.restarts[i], b.restart_at[i]),
+                    "rollbacks": _entries(b.rollbacks[i], b.rollback_at[i])},
+        "breaker": {"held": bool(rem.held[i]),
+                    "reason": HEALTH_REASON_CODES[int(rem.held_reason[i])] if rem.held_reason[i] >= 0 else None,
+                    "at": _t(rem.held_at[i])},
+        "verification": None if verify == Remedy.NONE else {
+            "action": _REMEDY_NAMES[Remedy(verify)], "check": _check_name(params, int(rem.verify_check[i])),
+            "started": _t(rem.verify_started[i]), "until": _t(rem.verify_until[i])},
+        "escalation": None if escalation == Remedy.NONE else {
+            "action": _REMEDY_NAMES[Remedy(escalation)], "check": _check_name(params, int(rem.escalation_check[i]))},
+        "floor": {"replicas": int(rem.floor[i]), "until": _t(rem.floor_until[i]),
+                  "cooldown_until": _t(rem.cooldown_until[i])},
+        "revisions": {**{k: str(getattr(rev, k)[i]) for k in _REVISION_TEXT},
+                      **{k: _t(getattr(rev, k)[i]) for k in _REVISION_TIMES}, "trusted": bool(rev.trusted[i])},
+        "resume_seen": resume_seen,
+    }
+
+
+def encode(policy: str, params: HealthParams, state: HealthState, keys: Sequence[str],
+           resume_seen: Mapping[str, str] | None = None, saved_at: float | None = None) -> dict:
+    """The payload for every row of ``state``; ``keys[i]`` is row i's ``target_key``."""
+    resume_seen = resume_seen or {}
+    return {"schema_version": SCHEMA_VERSION, "policy": policy, "saved_at": saved_at,
+            "targets": {k: encode_target(params, state, i, resume_seen.get(k)) for i, k in enumerate(keys)}}
+
+
+def still_relevant(record: Any, now: float) -> bool:
+    """Whether a record of a target not resolved now is worth keeping: it holds the breaker
+    open, or a budget entry still inside its window. Anything unreadable is kept (it is
+    charged in full if the target comes back)."""
+    try:
+        budgets, breaker = record["budgets"], record["breaker"]
+        recent = any(now - float(t) < window for key, window in (("restarts", HOUR_S), ("rollbacks", DAY_S))
+                     for _, t in budgets[key])
+        return bool(breaker["held"]) or recent
+    except (KeyError, TypeError, ValueError):
+        return True
+
+
+# --- parse and restore -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A read payload: ``records`` by target key, or None when the whole payload is unreadable
+    (``problem`` says why); an absent payload is ``Parsed({}, None)``."""
+
+    records: dict[str, Any] | None
+    problem: str | None = None
+
+
+def parse(raw: bytes | str | Mapping | None) -> Parsed:
+    """Read a payload as stored (bytes or text of JSON, or an already decoded object)."""
+    if raw is None:
+        return Parsed({})
+    try:
+        doc = json.loads(raw) if isinstance(raw, (bytes, str)) else raw
+    except (ValueError, UnicodeDecodeError) as exc:
+        return Parsed(None, f"not JSON: {exc}")
+    if not isinstance(doc, Mapping):
+        return Parsed(None, f"expected a JSON object, got {type(doc).__name__}")
+    version = doc.get("schema_version")
+    if version != SCHEMA_VERSION:
+        return Parsed(None, f"schema_version {version!r} is not {SCHEMA_VERSION} (written by another version?)")
+    targets = doc.get("targets")
+    if not isinstance(targets, Mapping):
+        return Parsed(None, "targets: expected an object")
+    return Parsed(dict(targets))
+
+
+def _time(value: Any, field: str) -> float:
+    if value is None:
+        return float("nan")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{field}: expected epoch seconds or null, got {value!r}")
+    return float(value)
+
+
+def _history(entries: Any, slots: int, field: str) -> tuple[np.ndarray, np.ndarray]:
+    """One history row (slots,) from [[value, time], ...]; the newest ``slots`` entries win."""
+    if not isinstance(entries, list):
+        raise ValueError(f"{field}: expected a list")
+    pairs = []
+    for e in entries:
+        if not (isinstance(e, list) and len(e) == 2):
+            raise ValueError(f"{field}: expected [value, time] pairs, got {e!r}")
+        value, at = _time(e[0], field), _time(e[1], field)
+        if not (value >= 0 and math.isfinite(at)):
+            raise ValueError(f"{field}: bad entry {e!r}")
+        pairs.append((at, value))
+    pairs = sorted(pairs)[-slots:] if slots else []
+    values, times = np.zeros(slots), np.full(slots, np.nan)
+    for j, (at, value) in enumerate(pairs):
+        values[j], times[j] = value, at
+    return values, times
+
+
+def _remedy(value: Any, field: str) -> int:
+    if value not in _REMEDY_BY_NAME:
+        raise ValueError(f"{field}: unknown action {value!r}")
+    return int(_REMEDY_BY_NAME[value])
+
+
+def _obj(record: Mapping, field: str, optional: bool = False) -> Mapping | None:
+    value = record.get(field)
+    if value is None and optional:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{field}: expected an object")
+    return value
+
+
+def _text(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{field}: expected a string")
+    return value
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One decoded record: the values to write into row i of each state part."""
+
+    restarts: tuple[np.ndarray, np.ndarray]
+    rollbacks: tuple[np.ndarray, np.ndarray]
+    remedy: dict[str, Any]
+    revisions: dict[str, Any]
+    resume_seen: str | None
+
+
+def decode_target(params: HealthParams, record: Any) -> _Row:
+    """A record as row values; raises ValueError naming the field on anything unexpected."""
+    if not isinstance(record, Mapping):
+        raise ValueError("expected an object")
+    budgets, breaker = _obj(record, "budgets"), _obj(record, "breaker")
+    restarts = _history(budgets.get("restarts"), params.restart_slots, "budgets.restarts")
+    rollbacks = _history(budgets.get("rollbacks"), params.rollback_slots, "budgets.rollbacks")
+    if not isinstance(breaker.get("held"), bool):
+        raise ValueError("breaker.held: expected true or false")
+    reason = breaker.get("reason")
+    if reason is not None and reason not in _REASON_BY_CODE:
+        raise ValueError(f"breaker.reason: unknown {reason!r}")
+    names = params.check_names
+    rem: dict[str, Any] = dict(held=breaker["held"], held_reason=_REASON_BY_CODE.get(reason, -1),
+                               held_at=_time(breaker.get("at"), "breaker.at"))
+    verification = _obj(record, "verification", optional=True)
+    # a window whose check is gone from the policy cannot be judged: it is closed (the budget
+    # it charged stays); likewise a pending escalation
+    if verification is not None and verification.get("check") in names:
+        rem.update(verify_action=_remedy(verification.get("action"), "verification.action"),
+                   verify_check=names.index(verification["check"]),
+                   verify_started=_time(verification.get("started"), "verification.started"),
+                   verify_until=_time(verification.get("until"), "verification.until"))
+    escalation = _obj(record, "escalation", optional=True)
+    if escalation is not None and escalation.get("check") in names:
+        rem.update(escalation=_remedy(escalation.get("action"), "escalation.action"),
+                   escalation_check=names.index(escalation["check"]))
+    floor = _obj(record, "floor")
+    replicas = floor.get("replicas")
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
+        raise ValueError(f"floor.replicas: expected a count, got {replicas!r}")
+    rem.update(floor=replicas, floor_until=_time(floor.get("until"), "floor.until"),
+               cooldown_until=_time(floor.get("cooldown_until"), "floor.cooldown_until"))
+    revs = _obj(record, "revisions")
+    rev: dict[str, Any] = {k: _text(revs.get(k), f"revisions.{k}") for k in _REVISION_TEXT}
+    rev.update({k: _time(revs.get(k), f"revisions.{k}") for k in _REVISION_TIMES})
+    if not isinstance(revs.get("trusted"), bool):
+        raise ValueError("revisions.trusted: expected true or false")
+    rev["trusted"] = revs["trusted"]
+    seen = record.get("resume_seen")
+    if seen is not None and not isinstance(seen, str):
+        raise ValueError("resume_seen: expected a string or null")
+    return _Row(restarts, rollbacks, rem, rev, seen)
+
+
+def _set_row(a: np.ndarray, i: int, value) -> np.ndarray:
+    out = a.copy()
+    out[i] = value
+    return out
+
+
+def _charge_in_full(params: HealthParams, budgets: BudgetState, rows: np.ndarray, now: float) -> BudgetState:
+    """The conservative restore: each budget of ``rows`` (N,) bool spent in full at ``now``."""
+    r, rt, b, bt = budgets.restarts, budgets.restart_at, budgets.rollbacks, budgets.rollback_at
+    n = rows.size
+    if params.budgets.restarts_per_hour > 0:
+        r, rt = history.write_slot(r, rt, np.full(n, float(params.budgets.restarts_per_hour)), now, HOUR_S, rows=rows)
+    if params.budgets.rollbacks_per_day > 0:
+        b, bt = history.write_slot(b, bt, np.full(n, float(params.budgets.rollbacks_per_day)), now, DAY_S, rows=rows)
+    return BudgetState(r, rt, b, bt)
+
+
+@dataclass(frozen=True)
+class Restored:
+    """The state with the durable records applied, the resume annotation values last seen per
+    target key, and the problems met (one line each; empty when all went well)."""
+
+    state: HealthState
+    resume_seen: dict[str, str]
+    problems: tuple[str, ...]
+    conservative: tuple[str, ...]  # keys restored with their budgets charged in full
+
+
+def restore(params: HealthParams, state: HealthState, keys: Sequence[str], parsed: Parsed, now: float) -> Restored:
+    """Write the durable records of ``keys`` (row i is ``keys[i]``) into ``state`` at ``now``.
+
+    Rows with no record keep what ``state`` holds. A restored revision's ``clean_since`` is
+    ``now``: it has to prove itself healthy again.
+    """
+    n = len(keys)
+    budgets, rem, rev = state.budgets, state.remedy, state.revisions
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    unknown = np.zeros(n, bool)
+    if parsed.records is None:
+        problems.append(f"unreadable state ({parsed.problem}): budgets charged in full for every target")
+        unknown[:] = True
+    for i, key in enumerate(keys):
+        if parsed.records is None or key not in parsed.records:
+            continue
+        try:
+            row = decode_target(params, parsed.records[key])
+        except ValueError as exc:
+            problems.append(f"{key}: unreadable record ({exc}): its budgets are charged in full")
+            unknown[i] = True
+            continue
+        budgets = BudgetState(_set_row(budgets.restarts, i, row.restarts[0]),
+                              _set_row(budgets.restart_at, i, row.restarts[1]),
+                              _set_row(budgets.rollbacks, i, row.rollbacks[0]),
+                              _set_row(budgets.rollback_at, i, row.rollbacks[1]))
+        fresh = RemedyState.empty(1)
+        rem = replace(rem, **{k: _set_row(getattr(rem, k), i, row.remedy.get(k, getattr(fresh, k)[0]))
+                              for k in rem.__dataclass_fields__})
+        values = {**row.revisions, "clean_since": now if row.revisions["current"] else float("nan")}
+        rev = replace(rev, **{k: _set_row(getattr(rev, k), i, v) for k, v in values.items()})
+        if row.resume_seen is not None:
+            seen[key] = row.resume_seen
+    if unknown.any():
+        budgets = _charge_in_full(params, budgets, unknown, now)
+    new = HealthState(state.workload, state.pods, rev, rem, budgets)
+    return Restored(new, seen, tuple(problems), tuple(k for k, u in zip(keys, unknown.tolist()) if u))

@@ -1,0 +1,238 @@
+"""The durable health state as JSON and back: identity on the durable fields, and conservative
+restores of anything unreadable (budgets charged in full, never silently re-armed)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from controller.core.heal import HealthState, heal
+from controller.core.health_params import HEALTH_REASON_CODES, Act, BudgetParams, HealthReason, Remedy
+from controller.core.health_state_codec import (SCHEMA_VERSION, Parsed, durable_arrays, encode, parse, restore,
+                                                same_arrays, still_relevant, target_key)
+from controller.core.remediate import BudgetState, RemedyState, RevisionState
+from tests.core.healing import T0, check, params, pod_check, world
+
+P = params(check("errors"), pod_check("mem"), budgets=BudgetParams(restarts_per_hour=3, rollbacks_per_day=2,
+                                                                  max_unavailable_ratio=0.5))
+NOW = T0 + 10_000
+times = st.floats(T0 - 86_400, T0 + 86_400, allow_nan=False)
+revision = st.sampled_from(["", "r1", "r2", "abc123"])
+
+
+@st.composite
+def history_row(draw, slots: int, value=st.integers(1, 5)):
+    k = draw(st.integers(0, slots))
+    at = sorted(draw(st.lists(times, min_size=k, max_size=k, unique=True)))
+    values, ts = np.zeros(slots), np.full(slots, np.nan)
+    for j, t in enumerate(at):
+        values[j], ts[j] = draw(value), t
+    return values, ts
+
+
+@st.composite
+def durable_states(draw) -> tuple[HealthState, list[str]]:
+    n = draw(st.integers(1, 4))
+    state = HealthState.empty(n, P)
+    rs = [draw(history_row(P.restart_slots)) for _ in range(n)]
+    rb = [draw(history_row(P.rollback_slots, st.just(1))) for _ in range(n)]
+    budgets = BudgetState(np.array([r[0] for r in rs]), np.array([r[1] for r in rs]),
+                          np.array([r[0] for r in rb]), np.array([r[1] for r in rb]))
+    rem = {k: getattr(RemedyState.empty(n), k).copy() for k in RemedyState.__dataclass_fields__}
+    rev = {k: getattr(RevisionState.empty(n), k).copy() for k in RevisionState.__dataclass_fields__}
+    for i in range(n):
+        if draw(st.booleans()):
+            rem["verify_action"][i] = draw(st.sampled_from([Remedy.RESTART_POD, Remedy.ROLLING_RESTART, Remedy.ROLLBACK]))
+            rem["verify_check"][i] = draw(st.integers(0, len(P.checks) - 1))
+            rem["verify_started"][i] = draw(times)
+            rem["verify_until"][i] = rem["verify_started"][i] + 300
+        if draw(st.booleans()):
+            rem["escalation"][i] = draw(st.sampled_from([Remedy.ROLLING_RESTART, Remedy.ROLLBACK]))
+            rem["escalation_check"][i] = draw(st.integers(0, len(P.checks) - 1))
+        if draw(st.booleans()):
+            rem["held"][i] = True
+            rem["held_reason"][i] = draw(st.sampled_from(list(HealthReason)))
+            rem["held_at"][i] = draw(times)
+        if draw(st.booleans()):
+            rem["floor"][i] = draw(st.integers(1, 50))
+            rem["floor_until"][i] = draw(times)
+            rem["cooldown_until"][i] = draw(times)
+        for k in ("current", "healthy", "older_healthy", "rolled_back_to", "restarted"):
+            rev[k][i] = draw(revision)
+        for k in ("since", "rollout_done_at"):
+            rev[k][i] = draw(st.one_of(st.just(np.nan), times))
+        rev["trusted"][i] = draw(st.booleans())
+    state = HealthState(state.workload, state.pods, RevisionState(**rev), RemedyState(**rem), budgets)
+    keys = [target_key("shop", "Deployment", f"w{i}") for i in range(n)]
+    return state, keys
+
+
+def round_trip(state: HealthState, keys: list[str], resume=None):
+    text = json.dumps(encode("web", P, state, keys, resume, saved_at=NOW), allow_nan=False)
+    return restore(P, HealthState.empty(len(keys), P), keys, parse(text), NOW)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(durable_states(), st.lists(st.sampled_from(["", "2026-12-01T10:00:00+00:00"]), min_size=4, max_size=4))
+def test_encode_then_decode_is_identity_on_the_durable_fields(drawn, resume_values):
+    state, keys = drawn
+    resume = dict(zip(keys, resume_values))
+    back = round_trip(state, keys, resume)
+    assert back.problems == () and back.conservative == ()
+    assert same_arrays(durable_arrays(back.state), durable_arrays(state))
+    assert back.resume_seen == resume
+    np.testing.assert_array_equal(back.state.budgets.restarts_used(NOW), state.budgets.restarts_used(NOW))
+    # a restored revision proves itself healthy again from the load time
+    expect_clean = np.where(state.revisions.current != "", NOW, np.nan)
+    np.testing.assert_array_equal(back.state.revisions.clean_since, expect_clean)
+
+
+def test_absent_payload_is_a_quiet_fresh_start():
+    empty = HealthState.empty(2, P)
+    back = restore(P, empty, ["a", "b"], parse(None), NOW)
+    assert back.problems == () and same_arrays(durable_arrays(back.state), durable_arrays(empty))
+
+
+def _payload(record) -> str:
+    return json.dumps({"schema_version": SCHEMA_VERSION, "policy": "web", "targets": {"shop/Deployment/w0": record}})
+
+
+def _good_record() -> dict:
+    state = HealthState.empty(1, P)
+    return encode("web", P, state, ["shop/Deployment/w0"])["targets"]["shop/Deployment/w0"]
+
+
+def _broken(path: str, value):
+    record = _good_record()
+    *parents, last = path.split(".")
+    node = record
+    for p in parents:
+        node = node[p]
+    node[last] = value
+    return _payload(record)
+
+
+@pytest.mark.parametrize("raw,scope", [
+    pytest.param(b"\x00\xff not json", "all", id="binary"),
+    pytest.param("{", "all", id="truncated-json"),
+    pytest.param("[1, 2]", "all", id="not-an-object"),
+    pytest.param('{"schema_version": 2, "targets": {}}', "all", id="newer-schema"),
+    pytest.param('{"targets": {}}', "all", id="no-schema-version"),
+    pytest.param('{"schema_version": 1, "targets": []}', "all", id="targets-not-an-object"),
+    pytest.param("", "all", id="empty-text"),
+    pytest.param(_payload("nope"), "w0", id="record-not-an-object"),
+    pytest.param(_broken("budgets.restarts", [[1, "yesterday"]]), "w0", id="restart-time-not-a-number"),
+    pytest.param(_broken("budgets.restarts", [[-1, T0]]), "w0", id="negative-restart-count"),
+    pytest.param(_broken("budgets.rollbacks", "many"), "w0", id="rollbacks-not-a-list"),
+    pytest.param(_broken("breaker.held", "yes"), "w0", id="held-not-a-bool"),
+    pytest.param(_broken("breaker.reason", "Sleepy"), "w0", id="unknown-held-reason"),
+    pytest.param(_broken("floor.replicas", 1.5), "w0", id="floor-not-a-count"),
+    pytest.param(_broken("revisions.trusted", None), "w0", id="trusted-missing"),
+    pytest.param(_broken("revisions", None), "w0", id="revisions-missing"),
+])
+def test_unreadable_state_charges_the_budgets_in_full_and_says_so(raw, scope):
+    keys = ["shop/Deployment/w0", "shop/Deployment/w1"]
+    back = restore(P, HealthState.empty(2, P), keys, parse(raw), NOW)
+    charged = keys if scope == "all" else keys[:1]
+    assert back.conservative == tuple(charged) and back.problems
+    used = dict(zip(keys, back.state.budgets.restarts_used(NOW).tolist()))
+    rollbacks = dict(zip(keys, back.state.budgets.rollbacks_used(NOW).tolist()))
+    for k in keys:
+        assert used[k] == (3 if k in charged else 0) and rollbacks[k] == (2 if k in charged else 0)
+    # until the window has passed: then the charge no longer counts
+    assert back.state.budgets.restarts_used(NOW + 3600).tolist() == [0, 0]
+    assert not back.state.remedy.held.any()  # non-disruptive remedies still work
+
+
+def test_a_window_whose_check_left_the_policy_is_closed_but_its_budget_stays():
+    state = HealthState.empty(1, P)
+    rem = RemedyState(**{**{k: getattr(state.remedy, k) for k in RemedyState.__dataclass_fields__},
+                         "verify_action": np.array([int(Remedy.ROLLING_RESTART)]), "verify_check": np.array([1]),
+                         "verify_started": np.array([T0]), "verify_until": np.array([T0 + 300])})
+    budgets = state.budgets.record(np.array([1]), np.array([False]), T0)
+    state = HealthState(state.workload, state.pods, state.revisions, rem, budgets)
+    payload = encode("web", P, state, ["k"])
+    reordered = params(pod_check("mem"), check("errors"))  # same checks, another order
+    dropped = params(check("errors"))
+    moved = restore(reordered, HealthState.empty(1, reordered), ["k"], parse(json.dumps(payload)), NOW)
+    assert moved.state.remedy.verify_check.tolist() == [0]  # found by name
+    gone = restore(dropped, HealthState.empty(1, dropped), ["k"], parse(json.dumps(payload)), T0 + 10)
+    assert gone.state.remedy.verify_action.tolist() == [int(Remedy.NONE)] and gone.problems == ()
+    assert gone.state.budgets.restarts_used(T0 + 10).tolist() == [1]
+
+
+def test_rows_without_a_record_keep_what_they_hold():
+    mine = HealthState.empty(2, P)
+    mine = HealthState(mine.workload, mine.pods, mine.revisions, mine.remedy,
+                       mine.budgets.record(np.array([2, 1]), np.array([False, False]), T0))
+    other = encode("web", P, HealthState.empty(1, P), ["shop/Deployment/w1"])
+    back = restore(P, mine, ["shop/Deployment/w0", "shop/Deployment/w1"], parse(json.dumps(other)), NOW)
+    assert back.state.budgets.restarts_used(T0 + 1).tolist() == [2, 0]
+
+
+def test_payload_is_versioned_json_with_epoch_seconds():
+    state = HealthState.empty(1, P)
+    state = HealthState(state.workload, state.pods, state.revisions,
+                        RemedyState(**{**{k: getattr(state.remedy, k) for k in RemedyState.__dataclass_fields__},
+                                       "held": np.array([True]), "held_reason": np.array([16]),
+                                       "held_at": np.array([T0])}),
+                        state.budgets.record(np.array([1]), np.array([True]), T0))
+    doc = json.loads(json.dumps(encode("web", P, state, [target_key("shop", "Deployment", "web")], saved_at=NOW),
+                                allow_nan=False))
+    record = doc["targets"]["shop/Deployment/web"]
+    assert doc["schema_version"] == 1 and doc["saved_at"] == NOW
+    assert record["budgets"] == {"restarts": [[1.0, T0]], "rollbacks": [[1.0, T0]]}
+    assert record["breaker"] == {"held": True, "reason": HEALTH_REASON_CODES[16], "at": T0}
+    assert record["verification"] is None and math.isnan(state.revisions.since[0]) and record["revisions"]["since"] is None
+
+
+def test_parse_accepts_bytes_text_and_objects():
+    doc = {"schema_version": 1, "targets": {}}
+    assert parse(json.dumps(doc).encode()) == parse(json.dumps(doc)) == parse(doc) == Parsed({})
+
+
+@pytest.mark.parametrize("record,keep", [
+    pytest.param({"budgets": {"restarts": [], "rollbacks": []}, "breaker": {"held": True}}, True, id="held"),
+    pytest.param({"budgets": {"restarts": [[1, NOW - 60]], "rollbacks": []}, "breaker": {"held": False}}, True,
+                 id="restart-inside-the-hour"),
+    pytest.param({"budgets": {"restarts": [[1, NOW - 3600]], "rollbacks": []}, "breaker": {"held": False}}, False,
+                 id="restart-an-hour-old"),
+    pytest.param({"budgets": {"restarts": [], "rollbacks": [[1, NOW - 7200]]}, "breaker": {"held": False}}, True,
+                 id="rollback-inside-the-day"),
+    pytest.param({"budgets": {"restarts": [], "rollbacks": []}, "breaker": {"held": False}}, False, id="nothing"),
+    pytest.param("garbage", True, id="unreadable-is-kept"),
+])
+def test_records_of_absent_targets_are_kept_while_they_matter(record, keep):
+    assert still_relevant(record, NOW) is keep
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(budget=st.integers(1, 3), for_s=st.sampled_from([0.0, 15.0]), bad=st.sets(st.integers(0, 3), min_size=1),
+       restarts=st.lists(st.booleans(), min_size=40, max_size=40),
+       resumes=st.lists(st.booleans(), min_size=40, max_size=40))
+def test_budget_holds_across_random_controller_lifetimes(budget, for_s, bad, restarts, resumes):
+    """Restart the controller (empty memory + the durable payload, through JSON) at random cycles
+    and resume at random ones: within the hour, pods restarted (a rolling restart counts one)
+    never exceed restartsPerHour."""
+    p = params(pod_check("mem", for_s=for_s), budgets=BudgetParams(restarts_per_hour=budget, rollbacks_per_day=1,
+                                                                    max_unavailable_ratio=0.5))
+    w = world(p, pods_per_target=(4,), replace_bad=True)
+    w.bad = {f"t0-p{k}" for k in bad}
+    keys = ["shop/Deployment/web"]
+    state, charged = HealthState.empty(1, p), 0
+    for k, (restart, resume) in enumerate(zip(restarts, resumes)):
+        now = T0 + 15 * k
+        if restart:
+            payload = json.dumps(encode("web", p, state, keys), allow_nan=False)
+            state = restore(p, HealthState.empty(1, p), keys, parse(payload), now).state
+        d = heal(p, w.observe(), state, now, rearm_rows=[0] if resume else None)
+        w.apply(d)
+        state = d.state
+        act = Act(int(d.action[0]))
+        charged += len(d.restart_pods(0)) if act is Act.RESTART_POD else int(act is Act.ROLLING_RESTART)
+    assert charged <= budget
