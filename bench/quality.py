@@ -179,7 +179,7 @@ def main() -> None:
     ap.add_argument("--policy", default=str(REPO / "policies" / "setpoint-default.yaml"))
     ap.add_argument("--hpa-policy", default=str(REPO / "policies" / "hpa-cpu.yaml"))
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (scenarios run in parallel)")
-    ap.add_argument("--targets", default="40,50,60,70,80", help="HPA CPU targets of the frontier (percent)")
+    ap.add_argument("--targets", default=None, help="HPA CPU targets of the frontier (percent; default 40,50,60,70,80)")
     ap.add_argument("--scenarios", default=",".join(TRACES + DEMOS), help="comma-separated scenario names")
     ap.add_argument("--start-offset", default="0s", help="shift every trace window later by this duration (e.g. 1d)")
     ap.add_argument("--peak-scale", type=float, default=1.0, help="multiply every trace's peak rate")
@@ -192,7 +192,7 @@ def main() -> None:
     if not traces_dir().is_dir():
         sys.exit(f"traces not found in {traces_dir()}: set SETPOINT_TRACES_DIR")
     try:
-        targets = tuple(parse_targets(args.targets))
+        targets = tuple(parse_targets(args.targets)) if args.targets else DEFAULT_TARGETS_PCT
         variation = Variation(parse_duration(args.start_offset), args.peak_scale,
                               parse_duration(args.startup_delay) if args.startup_delay else None)
     except ValueError as exc:

@@ -27,6 +27,7 @@ import numpy as np
 
 from controller.policy import LoadedPolicy
 from simulators.result import EqualCost, Frontier, FrontierPoint
+from simulators.score import DECIMALS
 
 #: Utilization targets (percent) of the default sweep.
 DEFAULT_TARGETS_PCT = (40.0, 50.0, 60.0, 70.0, 80.0)
@@ -34,7 +35,6 @@ DEFAULT_TARGETS_PCT = (40.0, 50.0, 60.0, 70.0, 80.0)
 HPA = "hpa"
 #: Values closer than this (minutes) are equal: the scores are rounded to 3 decimals.
 EQUAL_TOLERANCE = 1e-9
-DECIMALS = 3
 
 
 # --- pure: envelope, interpolation, comparison ----------------------------------------------
@@ -158,22 +158,5 @@ def parse_targets(text: str) -> list[float]:
     return sorted(set(out))
 
 
-def frontier_json(frontier: Frontier) -> dict:
-    """The ``frontier`` section of result.json (see simulators/score.py's docstring)."""
-    point = lambda p: {"target_pct": p.target_pct, "replica_hours": p.replica_hours,  # noqa: E731
-                       "slo_violation_minutes": p.slo_violation_minutes, "widened": p.widened}
-    return {
-        "hpa_policy": frontier.hpa_policy,
-        "points": [point(p) for p in frontier.points],
-        "envelope": [point(p) for p in frontier.envelope],
-        "equal_cost": {
-            name: {"replica_hours": e.replica_hours, "slo_violation_minutes": e.slo_violation_minutes,
-                   "hpa_slo_violation_minutes": e.hpa_slo_violation_minutes, "extrapolated": e.extrapolated,
-                   "ratio": e.ratio, "verdict": e.verdict}
-            for name, e in frontier.equal_cost.items()
-        },
-    }
-
-
 __all__ = ["DEFAULT_TARGETS_PCT", "monotone_envelope", "interpolate", "compare", "equal_cost", "frontier_of",
-           "retargeted", "parse_targets", "frontier_json"]
+           "retargeted", "parse_targets"]

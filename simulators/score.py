@@ -49,8 +49,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from controller.model import jsonable
-from simulators.frontier import frontier_json
-from simulators.result import SLO, ControllerRun, FaultWindow, SimResult, Trajectory
+from simulators.result import SLO, ControllerRun, FaultWindow, Frontier, SimResult, Trajectory
 
 SCHEMA_VERSION = 2
 
@@ -367,6 +366,23 @@ def scenario_metadata(result: SimResult) -> dict[str, Any]:
             {"name": f.name, "kind": f.kind, "service": f.service, "start_s": f.start_s, "end_s": f.end_s}
             for f in result.faults
         ],
+    }
+
+
+def frontier_json(frontier: Frontier) -> dict:
+    """The ``frontier`` section of result.json (see the module docstring)."""
+    point = lambda p: {"target_pct": p.target_pct, "replica_hours": p.replica_hours,  # noqa: E731
+                       "slo_violation_minutes": p.slo_violation_minutes, "widened": p.widened}
+    return {
+        "hpa_policy": frontier.hpa_policy,
+        "points": [point(p) for p in frontier.points],
+        "envelope": [point(p) for p in frontier.envelope],
+        "equal_cost": {
+            name: {"replica_hours": e.replica_hours, "slo_violation_minutes": e.slo_violation_minutes,
+                   "hpa_slo_violation_minutes": e.hpa_slo_violation_minutes, "extrapolated": e.extrapolated,
+                   "ratio": e.ratio, "verdict": e.verdict}
+            for name, e in frontier.equal_cost.items()
+        },
     }
 
 

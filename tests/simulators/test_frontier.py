@@ -11,13 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller.policy import load_policies
-from simulators.frontier import compare, equal_cost, frontier_json, monotone_envelope, parse_targets, retargeted
+from simulators.frontier import compare, equal_cost, monotone_envelope, parse_targets, retargeted
 from simulators.hpa_sweep import sweep_frontier, widened_target
 from simulators.report import report_html
 from simulators.result import FrontierPoint
 from simulators.runner import ControllerSpec, simulate, standard_controllers
 from simulators.scenario import load_scenario
-from simulators.score import result_json, score_table
+from simulators.score import frontier_json, result_json, score_table
 from tests.simulators.conftest_paths import POLICIES
 
 
