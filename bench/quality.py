@@ -65,18 +65,18 @@ class Variation:
 
 def varied_text(text: str, v: Variation) -> str:
     """The scenario YAML ``text`` with ``v`` applied (trace start, peakRps, startupDelay)."""
-    from controller.policy.durations import parse_duration
+    from controller.policy.durations import format_duration, parse_duration
 
     doc = yaml.safe_load(text)
     for service in doc["spec"]["services"]:
         if v.startup_delay_s is not None:
-            service["startupDelay"] = f"{v.startup_delay_s:g}s"
+            service["startupDelay"] = format_duration(v.startup_delay_s)
         for term in service["load"]:
             trace = term.get("trace")
             if trace is None:
                 continue
             if v.start_offset_s:
-                trace["start"] = f"{parse_duration(trace.get('start', '0s')) + v.start_offset_s:g}s"
+                trace["start"] = format_duration(parse_duration(trace.get("start", "0s")) + v.start_offset_s)
             if v.peak_scale != 1.0:
                 if "peakRps" in trace:
                     trace["peakRps"] = trace["peakRps"] * v.peak_scale
