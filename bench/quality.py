@@ -186,7 +186,7 @@ def main() -> None:
     ap.add_argument("--startup-delay", default=None, help="every service's pod start-up delay (e.g. 90s)")
     args = ap.parse_args()
     from controller.policy.durations import parse_duration
-    from simulators.frontier import parse_targets
+    from simulators.frontier import DEFAULT_TARGETS_PCT, parse_targets
     from simulators.load import traces_dir
 
     if not traces_dir().is_dir():
