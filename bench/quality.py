@@ -1,86 +1,214 @@
-"""Benchmark decision quality: the default policy against the `hpa` preset on real traces.
+"""Benchmark decision quality: the default policy against HPA at equal cost, on real traces.
 
-Same service model and SLO for every controller (the trace scenarios in simulators/scenarios:
-NASA July and August 1995, World Cup 1998 tournament, NYC taxi, Twitter AAPL, ELB request
-count). Prints per trace and the median: SLO-violation minutes, replica-hours, replica changes,
-reversals, and replica-hours over the oracle's; then each target of issue #3 and whether it is
-met. The traces are read from $SETPOINT_TRACES_DIR or ../shared/data/traces.
+Same service model and SLO for every controller. For each trace scenario in simulators/scenarios
+(NASA July and August 1995, World Cup 1998 tournament, NYC taxi, Twitter AAPL, ELB request
+count) and for the bundled flash-crowd, diurnal and step scenarios, runs the policy, the `hpa`
+preset and the oracle, then HPA's frontier (the preset swept over CPU targets, same scenario and
+seed; simulators/frontier.py) and prints per scenario: the policy's SLO-violation minutes, HPA's
+interpolated at the policy's replica-hours ("HPA @ equal cost"), their ratio, replica-hours over
+the oracle's, and replica changes over HPA's (the preset at its own target). Then each target of
+issue #9 with "met" / "NOT met":
 
-Targets: SLO-violation minutes at most 1/3 of HPA's (median) and never worse on any trace;
-replica-hours no higher than HPA's; within 1.25x the oracle's replica-hours; replica changes
-at most half of HPA's.
+- summed over the trace scenarios, the policy's violation minutes <= 1/3 of HPA @ equal cost;
+- on no single trace worse than HPA @ equal cost;
+- median replica-hours <= 1.25x the oracle's; median replica changes <= 0.5x HPA's (traces);
+- flash-crowd, diurnal and step: fewer violation minutes than HPA at no more replica-hours
+  (a 0 against 0 tie is not fewer).
+
+Other inputs than the bundled ones (the figures are checked on unseen windows): --start-offset
+shifts every trace window later, --peak-scale multiplies the traces' peak rate, --startup-delay
+sets every service's pod start-up delay (all scenarios). The traces are read from
+$SETPOINT_TRACES_DIR or ../shared/data/traces.
+
 Run: python bench/quality.py [--policy policies/setpoint-default.yaml] [--jobs 2]
+     [--targets 40,50,60,70,80] [--start-offset 1d] [--peak-scale 1.5] [--startup-delay 90s]
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 TRACES = ["trace-nasa-july", "trace-nasa-august", "trace-wc98-tournament", "trace-nyc-taxi", "trace-twitter-aapl",
           "trace-elb-requests"]
-KEYS = ("slo_violation_minutes", "replica_hours", "replica_changes", "reversals")
+#: Where the policy must have fewer violation minutes than HPA at no more replica-hours.
+DEMOS = ["flash-crowd", "diurnal", "step"]
 
 
-def score_trace(args: tuple[str, str, str]) -> dict:
-    """Scores of policy, hpa and oracle on one trace scenario (runs in a worker process)."""
-    name, policy_file, hpa_file = args
+@dataclass(frozen=True)
+class Variation:
+    """How the bundled scenarios are changed: seconds added to each trace window's start, a
+    factor on each trace's peak rate, and every service's start-up delay (s; None: as is)."""
+
+    start_offset_s: float = 0.0
+    peak_scale: float = 1.0
+    startup_delay_s: float | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.start_offset_s:
+            parts.append(f"trace windows +{self.start_offset_s:g} s")
+        if self.peak_scale != 1.0:
+            parts.append(f"trace peaks x{self.peak_scale:g}")
+        if self.startup_delay_s is not None:
+            parts.append(f"start-up delay {self.startup_delay_s:g} s")
+        return ", ".join(parts) or "as bundled"
+
+
+def varied_text(text: str, v: Variation) -> str:
+    """The scenario YAML ``text`` with ``v`` applied (trace start, peakRps, startupDelay)."""
+    from controller.policy.durations import format_duration, parse_duration
+
+    doc = yaml.safe_load(text)
+    for service in doc["spec"]["services"]:
+        if v.startup_delay_s is not None:
+            service["startupDelay"] = format_duration(v.startup_delay_s)
+        for term in service["load"]:
+            trace = term.get("trace")
+            if trace is None:
+                continue
+            if v.start_offset_s:
+                trace["start"] = format_duration(parse_duration(trace.get("start", "0s")) + v.start_offset_s)
+            if v.peak_scale != 1.0:
+                if "peakRps" in trace:
+                    trace["peakRps"] = trace["peakRps"] * v.peak_scale
+                else:
+                    trace["multiplier"] = trace.get("multiplier", 1.0) * v.peak_scale
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def score_scenario(args: tuple[str, str, str, tuple[float, ...], Variation]) -> dict:
+    """Scores of policy, hpa and oracle and the policy's equal-cost comparison on one scenario
+    (runs in a worker process). An invalid varied scenario gives ``{"error": message}``."""
+    name, policy_file, hpa_file, targets, variation = args
+    from controller.errors import ScenarioError
     from controller.policy import load_policies
+    from simulators.hpa_sweep import sweep_frontier
     from simulators.runner import simulate, standard_controllers
-    from simulators.scenario import load_scenario
+    from simulators.scenario import load_scenario_text, resolve_scenario_path
 
+    began = time.monotonic()
+    path = resolve_scenario_path(name)
+    try:
+        scenario = load_scenario_text(varied_text(path.read_text(encoding="utf-8"), variation), str(path))
+    except ScenarioError as exc:
+        return {"error": "; ".join(str(e) for e in exc.errors)}
     policy, hpa = load_policies([policy_file])[0], load_policies([hpa_file])[0]
-    result, _ = simulate(load_scenario(name), standard_controllers(policy, ["hpa", "oracle"], hpa, 20),
-                         keep_records=False)
-    return {c: result.runs[c].scores for c in ("policy", "hpa", "oracle")}
+    result, _ = simulate(scenario, standard_controllers(policy, ["hpa", "oracle"], hpa, 20), keep_records=False)
+    frontier = sweep_frontier(scenario, result, hpa, targets)
+    return {"scores": {c: result.runs[c].scores for c in ("policy", "hpa", "oracle")},
+            "equal": frontier.equal_cost["policy"], "points": frontier.points, "seconds": time.monotonic() - began}
 
 
-def ratio(a: float, b: float) -> float:
-    return a / b if b else (0.0 if a == 0 else float("inf"))
+def ratio(a: float, b: float) -> float | None:
+    """a / b; None when b is 0 (a tie when a is 0 too: see the verdicts)."""
+    return a / b if b else None
+
+
+def fmt_ratio(r: float | None, a: float = 1.0) -> str:
+    return f"{r:.2f}x" if r is not None else ("tie 0/0" if a == 0 else "inf")
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def print_rows(results: dict[str, dict]) -> None:
+    head = (f"{'scenario':<22} {'policy min':>10} {'HPA@eq min':>10} {'ratio':>8} {'verdict':>8} {'policy rh':>10} "
+            f"{'rh/oracle':>9} {'hpa rh/or':>9} {'changes/hpa':>11} {'hpa min':>8} {'HPA sweep: target rh/min':<0}")
+    print(head)
+    for name, r in results.items():
+        if "error" in r:
+            print(f"{name:<22} error: {r['error']}")
+            continue
+        s, e = r["scores"], r["equal"]
+        p, h, o = s["policy"], s["hpa"], s["oracle"]
+        hpa_eq = "-" if e.hpa_slo_violation_minutes is None else f"{e.hpa_slo_violation_minutes:g}" + ("*" if e.extrapolated else "")
+        sweep = " ".join(f"{pt.target_pct:g}%:{pt.replica_hours:.0f}/{pt.slo_violation_minutes:g}" for pt in r["points"])
+        print(f"{name:<22} {p['slo_violation_minutes']:>10g} {hpa_eq:>10} {fmt_ratio(e.ratio, p['slo_violation_minutes']):>8} "
+              f"{e.verdict:>8} {p['replica_hours']:>10.1f} {fmt_ratio(ratio(p['replica_hours'], o['replica_hours'])):>9} "
+              f"{fmt_ratio(ratio(h['replica_hours'], o['replica_hours'])):>9} "
+              f"{fmt_ratio(ratio(p['replica_changes'], h['replica_changes']), p['replica_changes']):>11} "
+              f"{h['slo_violation_minutes']:>8g} {sweep}")
+    print("* HPA @ equal cost extrapolated flat: the policy's replica-hours lie outside the swept targets")
+
+
+def print_targets(results: dict[str, dict]) -> None:
+    traces = {n: r for n, r in results.items() if n in TRACES and "error" not in r}
+    demos = {n: r for n, r in results.items() if n in DEMOS and "error" not in r}
+    print(f"\ntargets (issue #9; trace figures over {len(traces)} traces):")
+    if traces:
+        policy_sum = sum(r["scores"]["policy"]["slo_violation_minutes"] for r in traces.values())
+        hpa_sum = sum(r["equal"].hpa_slo_violation_minutes or 0.0 for r in traces.values())
+        share = ratio(policy_sum, hpa_sum)
+        ok = policy_sum <= hpa_sum / 3 + 1e-9
+        print(f"  summed violation minutes, policy / HPA @ equal cost: {policy_sum:g} / {hpa_sum:g} = "
+              f"{fmt_ratio(share, policy_sum)}   target <= 0.33 -> {verdict(ok)}")
+        losses = [n for n, r in traces.items() if r["equal"].verdict == "loss"]
+        print(f"  traces worse than HPA @ equal cost: {', '.join(losses) or 'none'}   target none -> {verdict(not losses)}")
+        rh = [ratio(r["scores"]["policy"]["replica_hours"], r["scores"]["oracle"]["replica_hours"]) for r in traces.values()]
+        med_rh = float(np.median([x for x in rh if x is not None])) if any(x is not None for x in rh) else float("nan")
+        hpa_rh = float(np.median([ratio(r["scores"]["hpa"]["replica_hours"], r["scores"]["oracle"]["replica_hours"]) or 0.0
+                                  for r in traces.values()]))
+        print(f"  median replica-hours / oracle: {med_rh:.2f}x (hpa at its own target: {hpa_rh:.2f}x)   target <= 1.25 "
+              f"-> {verdict(med_rh <= 1.25)}")
+        ch = [ratio(r["scores"]["policy"]["replica_changes"], r["scores"]["hpa"]["replica_changes"]) for r in traces.values()]
+        ch = [x if x is not None else float("inf") for x in ch]
+        med_ch = float(np.median(ch))
+        print(f"  median replica changes / HPA: {med_ch:.2f}x   target <= 0.50 -> {verdict(med_ch <= 0.5)}")
+    for name in DEMOS:
+        r = demos.get(name)
+        if r is None:
+            continue
+        e = r["equal"]
+        print(f"  {name}: policy {e.slo_violation_minutes:g} min vs HPA at no more replica-hours "
+              f"{e.hpa_slo_violation_minutes:g}{' (extrapolated)' if e.extrapolated else ''} min ({e.verdict})   "
+              f"target fewer -> {verdict(e.verdict == 'win')}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--policy", default=str(REPO / "policies" / "setpoint-default.yaml"))
     ap.add_argument("--hpa-policy", default=str(REPO / "policies" / "hpa-cpu.yaml"))
-    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes (scenarios run in parallel)")
+    ap.add_argument("--targets", default=None, help="HPA CPU targets of the frontier (percent; default 40,50,60,70,80)")
+    ap.add_argument("--scenarios", default=",".join(TRACES + DEMOS), help="comma-separated scenario names")
+    ap.add_argument("--start-offset", default="0s", help="shift every trace window later by this duration (e.g. 1d)")
+    ap.add_argument("--peak-scale", type=float, default=1.0, help="multiply every trace's peak rate")
+    ap.add_argument("--startup-delay", default=None, help="every service's pod start-up delay (e.g. 90s)")
     args = ap.parse_args()
+    from controller.policy.durations import parse_duration
+    from simulators.frontier import DEFAULT_TARGETS_PCT, parse_targets
     from simulators.load import traces_dir
 
     if not traces_dir().is_dir():
         sys.exit(f"traces not found in {traces_dir()}: set SETPOINT_TRACES_DIR")
+    try:
+        targets = tuple(parse_targets(args.targets)) if args.targets else DEFAULT_TARGETS_PCT
+        variation = Variation(parse_duration(args.start_offset), args.peak_scale,
+                              parse_duration(args.startup_delay) if args.startup_delay else None)
+    except ValueError as exc:
+        sys.exit(str(exc))
+    if args.peak_scale <= 0:
+        sys.exit(f"--peak-scale must be > 0, got {args.peak_scale}")
+    names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
+    began = time.monotonic()
     with ProcessPoolExecutor(args.jobs) as pool:
-        scores = dict(zip(TRACES, pool.map(score_trace, [(t, args.policy, args.hpa_policy) for t in TRACES])))
-
-    print(f"policy: {args.policy}\nbaseline: {args.hpa_policy}\n")
-    head = f"{'trace':<22} {'controller':<7} " + " ".join(f"{k:>22}" for k in KEYS) + f" {'rh/oracle':>10}"
-    print(head)
-    rows = []
-    for t, s in scores.items():
-        for c in ("policy", "hpa", "oracle"):
-            rh_oracle = ratio(s[c]["replica_hours"], s["oracle"]["replica_hours"])
-            print(f"{t:<22} {c:<7} " + " ".join(f"{s[c][k]:>22g}" for k in KEYS) + f" {rh_oracle:>10.2f}")
-        p, h, o = s["policy"], s["hpa"], s["oracle"]
-        rows.append(dict(viol=ratio(p["slo_violation_minutes"], h["slo_violation_minutes"]),
-                         worse=p["slo_violation_minutes"] > h["slo_violation_minutes"],
-                         rh_hpa=ratio(p["replica_hours"], h["replica_hours"]),
-                         rh_oracle=ratio(p["replica_hours"], o["replica_hours"]),
-                         hpa_rh_oracle=ratio(h["replica_hours"], o["replica_hours"]),
-                         changes=ratio(p["replica_changes"], h["replica_changes"])))
-    med = {k: float(np.median([r[k] for r in rows])) for k in rows[0] if k != "worse"}
-    print("\nmedians over the traces (policy / hpa unless stated):")
-    print(f"  SLO-violation minutes      {med['viol']:.2f}x   target <= 0.33  -> {'met' if med['viol'] <= 1 / 3 else 'NOT met'}")
-    never_worse = not any(r["worse"] for r in rows)
-    print(f"  never worse on any trace   {'yes' if never_worse else 'no'}     target yes   -> {'met' if never_worse else 'NOT met'}")
-    print(f"  replica-hours              {med['rh_hpa']:.2f}x   target <= 1.00  -> {'met' if med['rh_hpa'] <= 1 else 'NOT met'}")
-    print(f"  replica-hours / oracle     {med['rh_oracle']:.2f}x   target <= 1.25  -> {'met' if med['rh_oracle'] <= 1.25 else 'NOT met'}"
-          f"   (hpa: {med['hpa_rh_oracle']:.2f}x)")
-    print(f"  replica changes            {med['changes']:.2f}x   target <= 0.50  -> {'met' if med['changes'] <= 0.5 else 'NOT met'}")
+        jobs = [(n, args.policy, args.hpa_policy, targets, variation) for n in names]
+        results = dict(zip(names, pool.map(score_scenario, jobs)))
+    print(f"policy: {args.policy}\nbaseline: {args.hpa_policy} swept over CPU targets {', '.join(f'{t:g}%' for t in targets)}"
+          f"\ninputs: {variation.describe()}\n")
+    print_rows(results)
+    print_targets(results)
+    print(f"\n{time.monotonic() - began:.0f} s with {args.jobs} worker(s)")
 
 
 if __name__ == "__main__":

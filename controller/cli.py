@@ -182,11 +182,17 @@ def simulate(
     out: Annotated[Optional[Path], typer.Option(
         "--out", "-o", help="Folder for result.json, report.html and decisions.jsonl (default: out/SCENARIO).")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html (plots).")] = True,
+    frontier: Annotated[bool, typer.Option(
+        help="Also run the hpa preset at several CPU targets (HPA's cost/violation frontier) and compare each "
+             "controller with HPA at equal replica-hours.")] = True,
+    frontier_targets: Annotated[str, typer.Option(
+        "--frontier-targets", help="CPU utilization targets (percent) of the frontier, comma-separated.")] = "40,50,60,70,80",
 ) -> None:
     """Simulate a scenario offline under a policy and baselines, and score them alike.
 
     Prints a score table (SLO-violation minutes, replica-hours, replica changes, reversals, time
-    to mitigate each fault) and writes OUT/result.json, OUT/report.html (plots on a shared time
+    to mitigate each fault, and HPA's violation minutes at the same replica-hours: the hpa
+    preset swept over CPU targets, interpolated along its frontier) and writes OUT/result.json, OUT/report.html (plots on a shared time
     axis, one panel set per controller) and OUT/decisions.jsonl (read it with `setpoint explain
     OUT`). With no arguments: the bundled flash-crowd scenario, the bundled default policy, the
     HPA baseline and the oracle. Exit 1 on an invalid scenario or policy.
@@ -197,6 +203,8 @@ def simulate(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from controller.errors import ScenarioError
+    from simulators.frontier import parse_targets
+    from simulators.hpa_sweep import sweep_frontier
     from simulators.output import write_outputs
     from simulators.runner import simulate as run_simulation
     from simulators.runner import standard_controllers
@@ -211,7 +219,11 @@ def simulate(
     policy = policy or bundled_policy(DEFAULT_SIM_POLICY)
     hpa_policy = hpa_policy or bundled_policy(DEFAULT_HPA_POLICY)
     under_test = _one_policy(policy)
-    hpa = _one_policy(hpa_policy) if "hpa" in baseline else None
+    hpa = _one_policy(hpa_policy) if "hpa" in baseline or frontier else None
+    try:
+        targets = parse_targets(frontier_targets) if frontier else []
+    except ValueError as exc:
+        _fail([str(exc)])
     try:
         controllers = standard_controllers(under_test, baseline, hpa, under_test.params.max_replicas)
     except ValueError as exc:
@@ -220,9 +232,16 @@ def simulate(
     with Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TextColumn("ticks"),
                   TimeElapsedColumn(), console=console, transient=False) as progress:
         tasks = {c.name: progress.add_task(c.name, total=len(sc.times())) for c in controllers}
+
+        def advance(name: str, k: int, total: int) -> None:
+            if name not in tasks:  # a frontier run
+                tasks[name] = progress.add_task(name, total=total)
+            progress.update(tasks[name], completed=k)
+
         try:
-            result, logs = run_simulation(sc, controllers, policy_file=str(policy),
-                                          on_progress=lambda name, k, total: progress.update(tasks[name], completed=k))
+            result, logs = run_simulation(sc, controllers, policy_file=str(policy), on_progress=advance)
+            if frontier:
+                result.frontier = sweep_frontier(sc, result, hpa, targets, on_progress=advance)
         except ValueError as exc:
             _fail([str(exc)])
     out_dir = out or Path("out") / sc.name
@@ -243,16 +262,42 @@ def _print_scores(result) -> None:
     table = Table(title=f"{result.scenario}: SLO p{result.slo.latency_percentile:g} < {result.slo.latency_s * 1000:g} ms, "
                         f"errors < {result.slo.error_ratio:.2%}", box=box.SIMPLE_HEAD, show_edge=False,
                   collapse_padding=True)
-    for column in ("controller", "SLO-violation\nminutes", "replica-\nhours", "vs\noracle", "changes", "reversals",
-                   "worst\nmitigation"):
-        table.add_column(column, justify="left" if column == "controller" else "right", overflow="fold")
-    for row in score_table(result):
+    rows = score_table(result)
+    with_faults = any(row.get("worst_mitigation_s") is not None for row in rows)  # else an empty column
+    columns = ["controller", "SLO viol.\nminutes", "replica-\nhours", "vs\noracle", "changes", "rever-\nsals"]
+    columns += ["worst\nmitig."] if with_faults else []
+    columns += ["HPA @ eq.\ncost min", "ratio"] if result.frontier is not None else []
+    for column in columns:
+        first = column == "controller"
+        table.add_column(column, justify="left" if first else "right", overflow="fold", no_wrap=first)
+    for row in rows:
         vs = row.get("replica_hours_vs_oracle")
         worst = row.get("worst_mitigation_s")
-        table.add_row(row["controller"], f"{row['slo_violation_minutes']:g}", f"{row['replica_hours']:.2f}",
-                      "-" if vs is None else f"{vs:.2f}x", str(row["replica_changes"]), str(row["reversals"]),
-                      "-" if worst is None else ("never" if worst == float("inf") else f"{worst:g} s"))
-    Console().print(table)  # the terminal's width (80 columns when not a terminal and $COLUMNS is unset)
+        cells = [row["controller"], f"{row['slo_violation_minutes']:g}", f"{row['replica_hours']:.2f}",
+                 "-" if vs is None else f"{vs:.2f}x", str(row["replica_changes"]), str(row["reversals"])]
+        if with_faults:
+            cells.append("-" if worst is None else ("never" if worst == float("inf") else f"{worst:g} s"))
+        if result.frontier is not None:
+            cells += _equal_cost_cells(row["hpa_equal_cost"])
+        table.add_row(*cells)
+    console = Console()  # the terminal's width (80 columns when not a terminal and $COLUMNS is unset)
+    console.print(table)
+    if result.frontier is not None:
+        swept = ", ".join(f"{p.target_pct:g}%: {p.replica_hours:.2f} h / {p.slo_violation_minutes:g} min"
+                          for p in result.frontier.points)
+        console.print(f"HPA @ eq. cost: the SLO-violation minutes of the hpa preset re-targeted to spend the row's "
+                      f"replica-hours (interpolated on its sweep; * = outside the swept range, held flat). "
+                      f"Swept CPU targets: {swept}.", highlight=False, markup=False)
+
+
+def _equal_cost_cells(e) -> list[str]:
+    """The two frontier cells of a score-table row: HPA's violation minutes at the row's
+    replica-hours (``*`` when extrapolated beyond the sweep) and the ratio with its verdict."""
+    if e is None or e.hpa_slo_violation_minutes is None:
+        return ["-", "-"]
+    flag = "*" if e.extrapolated else ""
+    ratio = f"{e.ratio:.2f}x" if e.ratio is not None else "-"
+    return [f"{e.hpa_slo_violation_minutes:g}{flag}", f"{ratio} {e.verdict}"]
 
 
 @app.command(short_help="Print decision records and the reason for each.")

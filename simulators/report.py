@@ -432,6 +432,79 @@ def service_multiples_figure(result: SimResult, name: str) -> Figure:
     return fig
 
 
+#: Marker and color of each controller's point on the cost/violation plane (others: grey dots).
+PLANE_STYLES = {"policy": ("*", "#ff7f0e", 260), "oracle": ("D", "#555555", 70), "fixed-max": ("s", "#8c564b", 70)}
+HPA_COLOR = "#1f77b4"
+
+
+def frontier_figure(result: SimResult) -> Figure:
+    """The cost/violation plane: HPA's swept points (labelled with their CPU targets) and the
+    envelope through them, every other controller's point, and for each the point of HPA at
+    equal cost (a hollow circle, joined to the controller's point by a dotted line)."""
+    fr = result.frontier
+    scores = score_result(result)
+    fig = new_figure(10, 6)
+    ax = fig.subplots()
+    xs = [p.replica_hours for p in fr.envelope]
+    ys = [p.slo_violation_minutes for p in fr.envelope]
+    dearest = max(p.replica_hours for p in fr.points)
+    if xs and dearest > xs[-1]:  # dearer points off the envelope: measured flat up to them
+        xs, ys = xs + [dearest], ys + [ys[-1]]
+    ax.plot(xs, ys, color=HPA_COLOR, linewidth=1.8, zorder=2, label="HPA frontier (lower envelope)")
+    ax.scatter([p.replica_hours for p in fr.points], [p.slo_violation_minutes for p in fr.points], color=HPA_COLOR,
+               s=40, zorder=3, label="HPA at a CPU target")
+    for p in fr.points:
+        ax.annotate(f"{p.target_pct:g}%{' (widened)' if p.widened else ''}", (p.replica_hours, p.slo_violation_minutes),
+                    textcoords="offset points", xytext=(6, 6), fontsize=9, color=HPA_COLOR)
+    all_x = [p.replica_hours for p in fr.points]
+    notes = []
+    for name, e in fr.equal_cost.items():
+        marker, color, size = PLANE_STYLES.get(name, ("o", "#7f7f7f", 50))
+        s = scores[name]
+        ax.scatter([s["replica_hours"]], [s["slo_violation_minutes"]], marker=marker, color=color, s=size, zorder=5,
+                   edgecolors="white", linewidths=0.6, label=f"{name}: {fmt_number(s['slo_violation_minutes'])} min, "
+                                                              f"{fmt_number(s['replica_hours'])} replica-hours")
+        all_x.append(s["replica_hours"])
+        if e.hpa_slo_violation_minutes is None:
+            continue
+        if e.extrapolated:  # the flat extension of the envelope, dashed: not measured
+            end = xs[0] if e.extrapolated == "below" else xs[-1]
+            ax.plot([end, e.replica_hours], [e.hpa_slo_violation_minutes] * 2, color=HPA_COLOR, linestyle="--",
+                    linewidth=1.2, zorder=2)
+        ax.plot([e.replica_hours] * 2, [e.slo_violation_minutes, e.hpa_slo_violation_minutes], color=color,
+                linestyle=":", linewidth=1.4, zorder=4)
+        ax.scatter([e.replica_hours], [e.hpa_slo_violation_minutes], marker="o", s=90, facecolors="none",
+                   edgecolors=color, linewidths=1.8, zorder=5)
+        notes.append(e)
+    all_y = [p.slo_violation_minutes for p in fr.points] + [e.slo_violation_minutes for e in fr.equal_cost.values()]
+    span_x = (max(all_x) - min(all_x)) or 1.0
+    ax.set_xlim(min(all_x) - 0.08 * span_x, max(all_x) + 0.25 * span_x)
+    top = max(max(all_y, default=0.0), 1.0) * 1.18
+    ax.set_ylim(-0.04 * top, top)
+    right_half = min(all_x) + 0.6 * span_x
+    for e in notes:  # after the limits, so that notes near the right edge turn left
+        color = PLANE_STYLES.get(e.controller, ("o", "#7f7f7f", 50))[1]
+        verdict = f"{e.ratio:.2f}x, {e.verdict}" if e.ratio is not None else e.verdict
+        left = e.replica_hours > right_half
+        low = e.hpa_slo_violation_minutes < 0.2 * top  # near the x axis: the note goes above
+        ax.annotate(f"HPA @ equal cost: {fmt_number(e.hpa_slo_violation_minutes)} min"
+                    f"{' (extrapolated)' if e.extrapolated else ''}\n{e.controller}: {verdict}",
+                    (e.replica_hours, e.hpa_slo_violation_minutes), textcoords="offset points",
+                    xytext=(-10 if left else 10, 10 if low else -8), ha="right" if left else "left",
+                    va="bottom" if low else "top", fontsize=8.5,
+                    color=color, zorder=6, bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.9,
+                                                 "edgecolor": "none"})
+    ax.set_xlabel("cost: replica-hours (spec replicas integrated over time, summed over services)")
+    ax.set_ylabel("SLO-violation minutes (summed over services)")
+    style_axes(ax)
+    handles, _ = ax.get_legend_handles_labels()
+    handles.append(Line2D([], [], marker="o", linestyle="none", markerfacecolor="none", markeredgecolor="#555555",
+                          markersize=9, label="HPA @ equal cost (interpolated)"))
+    ax.legend(handles=handles, loc="upper right", fontsize=8.5, frameon=True, framealpha=0.9)
+    ax.set_title(f"{result.scenario}: cost vs violations; lower left is better", loc="left", fontsize=11)
+    return fig
+
+
 def figure_png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
@@ -565,6 +638,13 @@ def report_html(result: SimResult) -> str:
              "a bound, not a contender) is highlighted. A minute violates when the latency percentile exceeds the "
              "SLO, the error ratio exceeds it, or requests are dropped. Mitigation: from the fault's start until its "
              "services stay within the SLO for 2 minutes.</p>"]
+    if result.frontier is not None:
+        parts += ["<h2>Cost vs violations: HPA's frontier</h2>",
+                  '<p class="note">The hpa preset re-run at each CPU target on the same scenario and seed. '
+                  "HPA @ equal cost is its violation minutes interpolated along the lower envelope at a controller's "
+                  "replica-hours (flat, dashed and flagged, outside the swept range). A ratio below 1 means fewer "
+                  "violations than HPA spending the same; 0 against 0 is a tie.</p>",
+                  img_tag(figure_png(frontier_figure(result)), "cost vs violations: HPA's frontier")]
     for name in result.runs:
         parts.append(f'<h2 id="{html.escape(name)}">{html.escape(name)}</h2>')
         parts.append(f'<p class="note">{html.escape(score_summary(scores[name]))}</p>')

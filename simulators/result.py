@@ -61,6 +61,40 @@ class ControllerRun:
     scores: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class FrontierPoint:
+    """HPA at one utilization target: its cost and its violations on the scenario."""
+
+    target_pct: float
+    replica_hours: float
+    slo_violation_minutes: float
+    widened: bool = False  # run to bracket the policy's replica-hours, beyond the asked targets
+
+
+@dataclass(frozen=True)
+class EqualCost:
+    """A controller's violation minutes next to HPA's interpolated at its replica-hours."""
+
+    controller: str
+    replica_hours: float
+    slo_violation_minutes: float
+    hpa_slo_violation_minutes: float | None
+    extrapolated: str | None  # None inside the swept range; "below" / "above" it (flat)
+    ratio: float | None  # minutes / HPA's; None when HPA's is 0 (see verdict)
+    verdict: str | None  # win | tie | loss
+
+
+@dataclass
+class Frontier:
+    """HPA's swept points (by target), their lower monotone envelope (by replica-hours) and
+    each other controller's comparison with it."""
+
+    hpa_policy: str
+    points: list[FrontierPoint]
+    envelope: list[FrontierPoint]
+    equal_cost: dict[str, EqualCost]
+
+
 @dataclass
 class SimResult:
     scenario: str
@@ -74,3 +108,4 @@ class SimResult:
     runs: dict[str, ControllerRun]
     policy_file: str = ""
     extra: dict = field(default_factory=dict)
+    frontier: Frontier | None = None

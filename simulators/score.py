@@ -17,9 +17,10 @@ Definitions (the docstrings below give the details):
 - **mitigation seconds** per fault: from the fault's start until its services are out of
   violation and stay out for ``hold_s`` (120 s).
 
-The result.json layout (:func:`result_json`, ``schema_version`` 1)::
+The result.json layout (:func:`result_json`, ``schema_version`` 2: version 1 had no
+``frontier``)::
 
-    {"schema_version": 1,
+    {"schema_version": 2,
      "scenario": {"name", "description", "duration_s", "tick_s", "seed", "policy_file",
                   "slo": {"latency_percentile", "latency_s", "error_ratio"},
                   "services": [...],
@@ -28,7 +29,16 @@ The result.json layout (:func:`result_json`, ``schema_version`` 1)::
                             "replica_changes", "reversals",
                             "mitigation_seconds": {FAULT: seconds | null},
                             "replica_hours_vs_oracle": ratio | null  # only with an oracle run
-                            }}}
+                            }},
+     "frontier": null | {  # HPA swept over utilization targets (simulators/frontier.py)
+        "hpa_policy": file,
+        "points": [{"target_pct", "replica_hours", "slo_violation_minutes", "widened"}],  # by target
+        "envelope": [same],  # lower monotone envelope, by ascending replica-hours
+        "equal_cost": {NAME: {"replica_hours", "slo_violation_minutes",
+                              "hpa_slo_violation_minutes": HPA's interpolated at those replica-hours,
+                              "extrapolated": null | "below" | "above",
+                              "ratio": minutes / HPA's | null (HPA's is 0),
+                              "verdict": "win" | "tie" | "loss"}}}}
 """
 
 from __future__ import annotations
@@ -39,9 +49,9 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from controller.model import jsonable
-from simulators.result import SLO, ControllerRun, FaultWindow, SimResult, Trajectory
+from simulators.result import SLO, ControllerRun, FaultWindow, Frontier, SimResult, Trajectory
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Drops below this rate (requests/s) are float residue of the queue arithmetic, not drops.
 DROP_TOLERANCE_RPS = 1e-9
@@ -313,9 +323,11 @@ def score_table(result: SimResult) -> list[dict[str, Any]]:
     Each row: ``controller``, ``description``, ``slo_violation_minutes``, ``replica_hours``,
     ``replica_hours_vs_oracle`` (None without an oracle run), ``replica_changes``,
     ``reversals``, ``worst_mitigation_s`` (None without faults; ``inf`` when a fault was never
-    mitigated) and ``mitigation_seconds`` ({fault: seconds or None}).
+    mitigated), ``mitigation_seconds`` ({fault: seconds or None}) and, with a frontier,
+    ``hpa_equal_cost`` (:class:`~simulators.result.EqualCost` or None for HPA itself).
     """
     rows = []
+    equal = result.frontier.equal_cost if result.frontier is not None else {}
     for name, s in score_result(result).items():
         rows.append({
             "controller": name,
@@ -327,6 +339,7 @@ def score_table(result: SimResult) -> list[dict[str, Any]]:
             "reversals": s["reversals"],
             "worst_mitigation_s": worst_mitigation_s(s["mitigation_seconds"]),
             "mitigation_seconds": s["mitigation_seconds"],
+            "hpa_equal_cost": equal.get(name),
         })
     return rows
 
@@ -356,6 +369,23 @@ def scenario_metadata(result: SimResult) -> dict[str, Any]:
     }
 
 
+def frontier_json(frontier: Frontier) -> dict:
+    """The ``frontier`` section of result.json (see the module docstring)."""
+    point = lambda p: {"target_pct": p.target_pct, "replica_hours": p.replica_hours,  # noqa: E731
+                       "slo_violation_minutes": p.slo_violation_minutes, "widened": p.widened}
+    return {
+        "hpa_policy": frontier.hpa_policy,
+        "points": [point(p) for p in frontier.points],
+        "envelope": [point(p) for p in frontier.envelope],
+        "equal_cost": {
+            name: {"replica_hours": e.replica_hours, "slo_violation_minutes": e.slo_violation_minutes,
+                   "hpa_slo_violation_minutes": e.hpa_slo_violation_minutes, "extrapolated": e.extrapolated,
+                   "ratio": e.ratio, "verdict": e.verdict}
+            for name, e in frontier.equal_cost.items()
+        },
+    }
+
+
 def result_json(result: SimResult) -> dict[str, Any]:
     """The machine-readable result (see the module docstring for the layout).
 
@@ -369,4 +399,5 @@ def result_json(result: SimResult) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "scenario": scenario_metadata(result),
         "controllers": controllers,
+        "frontier": frontier_json(result.frontier) if result.frontier is not None else None,
     })

@@ -27,14 +27,37 @@ def test_simulate_with_no_arguments_scores_policy_hpa_and_oracle(default_run):
     assert proc.returncode == 0, proc.stderr
     out = cwd / "out" / "flash-crowd"
     result = json.loads((out / "result.json").read_text())
-    assert result["schema_version"] == 1 and result["scenario"]["name"] == "flash-crowd"
+    assert result["schema_version"] == 2 and result["scenario"]["name"] == "flash-crowd"
     assert set(result["controllers"]) == {"policy", "hpa", "oracle"}
     for scores in result["controllers"].values():
         assert {"slo_violation_minutes", "replica_hours", "replica_changes", "reversals", "mitigation_seconds"} <= set(scores)
     for name in ("policy", "hpa", "oracle"):
         assert name in proc.stdout  # the score table
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") >= 3
+    assert html.count("data:image/png;base64,") >= 4  # three panel sets and the cost/violation plane
+
+
+def test_simulate_compares_with_hpa_at_equal_cost_by_default(default_run):
+    cwd, proc = default_run
+    result = json.loads((cwd / "out" / "flash-crowd" / "result.json").read_text())
+    frontier = result["frontier"]
+    assert [p["target_pct"] for p in frontier["points"]][:5] == [40, 50, 60, 70, 80]
+    hpa = result["controllers"]["hpa"]
+    assert {"target_pct": 70.0, "replica_hours": hpa["replica_hours"],
+            "slo_violation_minutes": hpa["slo_violation_minutes"], "widened": False} in frontier["points"]
+    policy = frontier["equal_cost"]["policy"]
+    assert policy["slo_violation_minutes"] == result["controllers"]["policy"]["slo_violation_minutes"]
+    assert policy["verdict"] in ("win", "tie", "loss") and "hpa" not in frontier["equal_cost"]
+    assert "HPA @ eq." in proc.stdout and f"{policy['verdict']}" in proc.stdout
+
+
+def test_simulate_without_frontier_and_with_bad_targets(tmp_path):
+    proc = setpoint("simulate", "step", "--no-frontier", "--no-report", "-o", "o", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "o" / "result.json").read_text())["frontier"] is None
+    assert "HPA @ equal cost" not in proc.stdout
+    bad = setpoint("simulate", "step", "--frontier-targets", "40,x", "--no-report", "-o", "o", cwd=tmp_path)
+    assert bad.returncode == 1 and "--frontier-targets" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_explain_prints_why_each_number(default_run):

@@ -17,6 +17,7 @@ from simulators.score import (
     replica_hours_ratio_to,
     result_json,
     reversals,
+    score_result,
     score_run,
     score_table,
     slo_violation_minutes,
@@ -300,3 +301,20 @@ def test_result_json_without_oracle_has_no_ratio():
     r = small_result()
     del r.runs["oracle"]
     assert "replica_hours_vs_oracle" not in result_json(r)["controllers"]["policy"]
+
+
+def test_result_json_frontier_is_null_without_a_sweep_and_never_inf_with_one():
+    from simulators.frontier import frontier_of
+    from simulators.result import FrontierPoint
+
+    r = small_result()
+    assert result_json(r)["frontier"] is None
+    # HPA never violates at any target; the policy does (x/0) and the oracle does not (0/0)
+    sweep = [FrontierPoint(70.0, 0.1, 0.0), FrontierPoint(50.0, 0.2, 0.0)]
+    r.frontier = frontier_of(sweep, score_result(r), "hpa.yaml")
+    text = json.dumps(result_json(r), allow_nan=False)
+    assert "Infinity" not in text and "NaN" not in text
+    equal = json.loads(text)["frontier"]["equal_cost"]
+    assert (equal["policy"]["ratio"], equal["policy"]["verdict"]) == (None, "loss")
+    assert (equal["oracle"]["ratio"], equal["oracle"]["verdict"]) == (None, "tie")
+    assert equal["policy"]["extrapolated"] == "above"  # 0.233 replica-hours, dearer than both points

@@ -1,0 +1,85 @@
+"""Run HPA's frontier: the ``hpa`` preset at several utilization targets on one scenario and seed.
+
+Each target is an independent run of the same scenario (same seed, same load), so the points
+differ only by the target. The math of the comparison is in simulators/frontier.py.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from controller.policy import LoadedPolicy
+from simulators.frontier import DEFAULT_TARGETS_PCT, HPA, frontier_of, outside_side, retargeted
+from simulators.result import Frontier, FrontierPoint, SimResult
+from simulators.runner import ControllerSpec, run_controller
+from simulators.scenario import Scenario
+
+#: Widening steps (percentage points): below the lowest target run when the policy spends more
+#: than every point (lower targets cost more), above the highest when it spends less, up to
+#: :data:`HIGHEST_TARGET_PCT` (CPU utilization does not exceed 100%).
+WIDEN_STEP_PCT = 10.0
+HIGHEST_TARGET_PCT = 100.0
+#: At most this many extra runs to bracket the policy's replica-hours.
+MAX_EXTRA_RUNS = 2
+#: The controller whose replica-hours the sweep is widened to bracket.
+POLICY = "policy"
+
+
+def widened_target(targets_pct: Sequence[float], side: str | None) -> float | None:
+    """The next target to run to reach a ``dearer`` or ``cheaper`` point than any of
+    ``targets_pct``; None when ``side`` is None or no such target is left."""
+    if side == "dearer":
+        low = min(targets_pct)
+        return low - WIDEN_STEP_PCT if low > WIDEN_STEP_PCT else (low / 2 if low > 1 else None)
+    if side == "cheaper":
+        high = max(targets_pct)
+        return min(high + WIDEN_STEP_PCT, HIGHEST_TARGET_PCT) if high < HIGHEST_TARGET_PCT else None
+    return None
+
+
+def sweep_frontier(scenario: Scenario, result: SimResult, hpa: LoadedPolicy,
+                   targets_pct: Sequence[float] = DEFAULT_TARGETS_PCT, *, max_extra_runs: int = MAX_EXTRA_RUNS,
+                   offered: np.ndarray | None = None,
+                   on_progress: Callable[[str, int, int], None] | None = None) -> Frontier:
+    """Run the ``hpa`` preset at each target on ``scenario`` and compare ``result``'s runs.
+
+    The ``hpa`` run of ``result`` is reused for the preset's own target. When the policy's
+    replica-hours fall outside the swept range, up to ``max_extra_runs`` more targets are run
+    (:func:`widened_target`) until they are bracketed.
+    ``on_progress(name, ticks_done, ticks_total)`` as for :func:`simulators.runner.simulate`.
+    """
+    if not hpa.params.metrics:
+        raise ValueError(f"policy {hpa.name}: the frontier needs a scaling metric to re-target")
+    offered = scenario.offered() if offered is None else offered
+    own = hpa.params.metrics[0].target
+    done: dict[float, FrontierPoint] = {}
+    if HPA in result.runs:
+        s = result.runs[HPA].scores
+        done[float(own)] = FrontierPoint(float(own), s["replica_hours"], s["slo_violation_minutes"])
+
+    def run(target: float, widened: bool) -> None:
+        name = f"{HPA}@{target:g}%"
+        spec = ControllerSpec(name, "policy", f"HPA preset at {target:g}% ({hpa.file})", policy=retargeted(hpa, target))
+        tick = (lambda k: on_progress(name, k, offered.shape[0])) if on_progress else None
+        r, _ = run_controller(scenario, spec, offered, on_tick=tick, keep_records=False)
+        done[target] = FrontierPoint(target, r.scores["replica_hours"], r.scores["slo_violation_minutes"], widened)
+
+    for t in targets_pct:
+        if float(t) not in done:
+            run(float(t), False)
+    if POLICY in result.runs:
+        cost = result.runs[POLICY].scores["replica_hours"]
+        extra = 0
+        while extra < max_extra_runs:
+            target = widened_target(list(done), outside_side(list(done.values()), cost))
+            if target is None:
+                break
+            run(target, True)
+            extra += 1
+    scores = {name: r.scores for name, r in result.runs.items()}
+    return frontier_of(list(done.values()), scores, hpa.file)
+
+
+__all__ = ["sweep_frontier", "widened_target", "MAX_EXTRA_RUNS"]
