@@ -4,7 +4,8 @@ Metric names (all prefixed ``setpoint_``): decisions_total{policy,reason},
 actions_total{policy,kind}, action_failures_total{policy,kind}, errors_total{policy,source},
 cycle_duration_seconds{policy} (histogram), desired_replicas{policy,target},
 prometheus_requests_total{policy}, policies_loaded, policy_reload_failures_total, policy_reload_ok,
-policy_reload_last_success_timestamp_seconds.
+policy_reload_last_success_timestamp_seconds, healing_held{policy,target},
+last_cycle_timestamp_seconds{policy}, leader.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import sys
 import time
 from collections import Counter as PyCounter
+from typing import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -50,8 +52,14 @@ class Telemetry:
                                          registry=r)
         self.held = Gauge("setpoint_healing_held", "1 while self-healing of a target is stopped (budget or breaker); "
                           "`setpoint resume` re-arms it.", ["policy", "target"], registry=r)
+        self.leader = Gauge("setpoint_leader", "1 while this replica acts (holds the leader Lease, or runs "
+                            "without --leader-elect); 0 on a standby.", registry=r)
         self.last_cycle = Gauge("setpoint_last_cycle_timestamp_seconds", "When the last cycle of a policy ended.",
                                 ["policy"], registry=r)
+
+    def track_leadership(self, is_leader: Callable[[], bool]) -> None:
+        """``setpoint_leader`` reads ``is_leader()`` at every scrape."""
+        self.leader.set_function(lambda: 1.0 if is_leader() else 0.0)
 
     def reload_succeeded(self, now: float) -> None:
         self.reload_ok.set(1)
