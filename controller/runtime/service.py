@@ -239,6 +239,8 @@ class ControllerService:
             raise
         self.policies, self.reconcilers = plan.policies, plan.reconcilers
         self.telemetry.policies_loaded.set(len(plan.policies))
+        for name in set(old_policies) - set(plan.policies):
+            self.telemetry.forget_policy(name)
 
     def _restore_jobs(self, names: list[str], policies: dict[str, RuntimePolicy]) -> None:
         for name in names:

@@ -56,10 +56,24 @@ class Telemetry:
                             "without --leader-elect); 0 on a standby.", registry=r)
         self.last_cycle = Gauge("setpoint_last_cycle_timestamp_seconds", "When the last cycle of a policy ended.",
                                 ["policy"], registry=r)
+        self._targets: dict[str, set[str]] = {}  # policy -> target keys with a gauge, for forget_policy
 
     def track_leadership(self, is_leader: Callable[[], bool]) -> None:
         """``setpoint_leader`` reads ``is_leader()`` at every scrape."""
         self.leader.set_function(lambda: 1.0 if is_leader() else 0.0)
+
+    def forget_policy(self, policy: str) -> None:
+        """Drop the gauges of a policy that a reload removed, so that no alert reads them as stale."""
+        for target in self._targets.pop(policy, set()):
+            for gauge in (self.desired, self.held):
+                try:
+                    gauge.remove(policy, target)
+                except KeyError:  # never set for this target
+                    pass
+        try:
+            self.last_cycle.remove(policy)
+        except KeyError:
+            pass
 
     def reload_succeeded(self, now: float) -> None:
         self.reload_ok.set(1)
@@ -74,6 +88,7 @@ class Telemetry:
         self.cycle_seconds.labels(p).observe(result.duration_s)
         self.queries.labels(p).inc(result.queries)
         self.last_cycle.labels(p).set(time.time())
+        self._targets.setdefault(p, set()).update(t.key for t in result.targets)
         for _ in result.errors:
             self.errors.labels(p, "metrics").inc()
         for action in result.actions:
