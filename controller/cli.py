@@ -303,7 +303,8 @@ def _equal_cost_cells(e) -> list[str]:
 @app.command(short_help="Print decision records and the reason for each.")
 def explain(
     source: Annotated[Path, typer.Argument(
-        exists=True, help="A simulation output folder, or a decisions .jsonl file written by `setpoint run`.")],
+        exists=True, help="A simulation output folder, or a decisions .jsonl file written by `setpoint run` (its rotated "
+                          "FILE.1, FILE.2, ... are read too).")],
     target: Annotated[Optional[str], typer.Option("--target", "-t", help="Only this target (name or namespace/name).")] = None,
     at: Annotated[Optional[str], typer.Option(
         "--at", help="Only the last decision at or before this time (seconds, or 30m / 1h10m since the start).")] = None,
@@ -318,7 +319,7 @@ def explain(
     combined, stabilized and limited counts.
     """
     from controller.policy import parse_duration
-    from controller.runtime.records import read_records, select_records
+    from controller.runtime.records import read_all_records, select_records
 
     path = source / "decisions.jsonl" if source.is_dir() else source
     if not path.exists():
@@ -333,7 +334,7 @@ def explain(
                 when = parse_duration(at)
             except ValueError as exc:
                 _fail([f"--at: {exc}"])
-    records = [r for r in read_records(path) if controller is None or r.get("controller") == controller]
+    records = [r for r in read_all_records(path) if controller is None or r.get("controller") == controller]
     records = select_records(records, target=target, at=when)
     if changes:
         records = [r for r in records if r.get("desired") != r.get("current")]
@@ -370,7 +371,13 @@ def run(
         "--dry-run", help="Decide and record, apply nothing (logs what would have been done).")] = False,
     listen: Annotated[str, typer.Option(help="Address for /metrics, /healthz and /readyz.")] = "0.0.0.0:8080",
     records: Annotated[Path, typer.Option(
-        help="Decision records, appended as JSON lines (read them with `setpoint explain FILE`).")] = Path("setpoint-decisions.jsonl"),
+        help="Decision records, appended as JSON lines (read them with `setpoint explain FILE`); "
+             "- for standard output.")] = Path("setpoint-decisions.jsonl"),
+    records_max_bytes: Annotated[int, typer.Option(
+        min=0, help="Rotate the records file before it grows past this many bytes (0: never).")] = 50 * 1024 * 1024,
+    records_keep: Annotated[int, typer.Option(
+        min=0, help="Rotated records files kept (FILE.1 is the newest); disk use is at most "
+                    "(1 + this) x --records-max-bytes.")] = 3,
     prometheus_token_file: Annotated[Optional[Path], typer.Option(help="Bearer token file (re-read when it changes).")] = None,
     prometheus_ca_file: Annotated[Optional[Path], typer.Option(help="CA bundle to verify Prometheus' TLS certificate.")] = None,
     prometheus_insecure: Annotated[bool, typer.Option(help="Do not verify Prometheus' TLS certificate.")] = False,
@@ -435,8 +442,10 @@ def run(
 
         # every write re-checks leadership right before it is sent (state saves included)
         elector = fence_with_lease(cluster, own_namespace, lease_name, f"{socket.gethostname()}_{os.getpid()}").start()
+    telemetry.track_leadership(elector.is_leader if elector else (lambda: True))
     try:
-        service = ControllerService(policies, metrics, target, telemetry, ServiceOptions(records_path=records),
+        service = ControllerService(policies, metrics, target, telemetry, ServiceOptions(
+            records_path=records, records_max_bytes=records_max_bytes or None, records_keep=records_keep),
                                     is_leader=elector.is_leader if elector else (lambda: True),
                                     state_store=DryRunStateStore(state) if dry_run else state)
     except PolicyError as exc:

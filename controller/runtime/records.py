@@ -4,33 +4,102 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
 from controller.model import DecisionRecord, jsonable
 
 
-class RecordWriter:
-    """Appends one JSON object per line; flushes after every cycle so a crash loses at most one."""
+#: Defaults of `setpoint run --records-max-bytes / --records-keep`: at most 50 MiB x (1 + 3) on disk.
+DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+DEFAULT_KEEP = 3
 
-    def __init__(self, path: str | Path):
+
+class RecordWriter:
+    """Appends one JSON object per line; flushes after every cycle so a crash loses at most one.
+
+    Size-bounded: when a cycle's lines would take the file past ``max_bytes``, the file is rotated
+    first (``decisions.jsonl`` -> ``.1`` -> ... -> ``.{keep}``, the oldest dropped), so a cycle's
+    lines never straddle two files and on disk there are at most ``(keep + 1) * max_bytes`` (more
+    only if one cycle alone writes more than ``max_bytes``). ``max_bytes=None`` never rotates.
+    ``path="-"`` writes to standard output and never rotates.
+    """
+
+    def __init__(self, path: str | Path, max_bytes: int | None = DEFAULT_MAX_BYTES, keep: int = DEFAULT_KEEP):
+        if max_bytes is not None and max_bytes <= 0:
+            raise ValueError(f"records max bytes must be positive, got {max_bytes}")
+        if keep < 0:
+            raise ValueError(f"records keep must be 0 or more, got {keep}")
+        self.stdout = str(path) == "-"
         self.path = Path(path)
+        self.max_bytes, self.keep = (None if self.stdout else max_bytes), keep
+        self._fh: IO[bytes] = sys.stdout.buffer if self.stdout else self._open()
+
+    def _open(self) -> IO[bytes]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh: IO[str] = open(self.path, "a", encoding="utf-8")
+        fh = open(self.path, "ab")
+        self._size = fh.tell()
+        if self._size and not _ends_with_newline(self.path):
+            # a crash tore the last line: end it, so the next record starts on a line of its own
+            fh.write(b"\n")
+            self._size += 1
+        return fh
 
     def write(self, records: Iterable[DecisionRecord]) -> None:
-        for r in records:
-            self._fh.write(json.dumps(jsonable(r.to_dict()), separators=(",", ":")) + "\n")
+        data = b"".join(json.dumps(jsonable(r.to_dict()), separators=(",", ":")).encode() + b"\n" for r in records)
+        if not data:
+            return
+        if self.max_bytes is not None and self._size and self._size + len(data) > self.max_bytes:
+            self._rotate()
+        self._fh.write(data)
         self._fh.flush()
-        os.fsync(self._fh.fileno())
+        if not self.stdout:
+            self._size += len(data)
+            os.fsync(self._fh.fileno())
+
+    def _rotate(self) -> None:
+        self._fh.close()
+        files = rotated_paths(self.path, self.keep)  # [.keep, ..., .1, current]
+        if self.keep == 0:
+            self.path.unlink()
+        else:
+            for older, newer in zip(files, files[1:]):  # .{keep-1} -> .{keep}, ..., current -> .1
+                if newer.exists():
+                    os.replace(newer, older)
+        self._fh = self._open()
 
     def close(self) -> None:
-        self._fh.close()
+        if not self.stdout:
+            self._fh.close()
+
+
+def rotated_paths(path: str | Path, keep: int) -> list[Path]:
+    """``[path.{keep}, ..., path.1, path]``: oldest first, existing or not."""
+    path = Path(path)
+    return [path.with_name(f"{path.name}.{i}") for i in range(keep, 0, -1)] + [path]
+
+
+def record_files(path: str | Path) -> list[Path]:
+    """The current records file and its rotated predecessors that exist, oldest first."""
+    path = Path(path)
+    rotated = []
+    for candidate in path.parent.glob(f"{path.name}.*"):
+        suffix = candidate.name[len(path.name) + 1:]
+        if suffix.isdigit():
+            rotated.append((int(suffix), candidate))
+    return [p for _, p in sorted(rotated, reverse=True)] + ([path] if path.exists() else [])
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) == b"\n"
 
 
 def read_records(path: str | Path) -> Iterator[dict]:
-    """Yield records from a JSON-lines file, skipping a torn last line left by a crash."""
-    with open(path, encoding="utf-8") as fh:
+    """Yield records from a JSON-lines file, skipping a line torn by a crash."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
         for line in fh:
             line = line.strip()
             if not line:
@@ -39,6 +108,12 @@ def read_records(path: str | Path) -> Iterator[dict]:
                 yield json.loads(line)
             except json.JSONDecodeError:
                 continue
+
+
+def read_all_records(path: str | Path) -> Iterator[dict]:
+    """Records of the current file and its rotated predecessors, oldest first."""
+    for f in record_files(path):
+        yield from read_records(f)
 
 
 def select_records(records: Iterable[dict], target: str | None = None, at: float | None = None,

@@ -23,7 +23,7 @@ from controller.policy import LoadedPolicy, check_policies
 from controller.model import TargetRef
 from controller.ports import Cluster, MetricsSource, StateStore
 from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy, cycle_records
-from controller.runtime.records import RecordWriter
+from controller.runtime.records import DEFAULT_KEEP, DEFAULT_MAX_BYTES, RecordWriter
 from controller.runtime.telemetry import Telemetry
 
 log = logging.getLogger("setpoint.runtime")
@@ -70,7 +70,9 @@ MAX_RELOAD_EVENTS = 10
 
 @dataclass
 class ServiceOptions:
-    records_path: Path | None = None
+    records_path: Path | None = None  # "-": standard output
+    records_max_bytes: int | None = DEFAULT_MAX_BYTES  # rotate past this size; None: never
+    records_keep: int = DEFAULT_KEEP  # rotated files kept
     reload_every_s: float = 10.0
     jitter_s: float = 2.0
     workers: int = 4
@@ -97,7 +99,8 @@ class ControllerService:
         self.last_cycle_end: dict[str, float] = {}
         self.last_targets: dict[str, list[TargetRef]] = {}
         self._fingerprint = _fingerprint(self.paths)
-        self._records = RecordWriter(self.options.records_path) if self.options.records_path else None
+        self._records = (RecordWriter(self.options.records_path, self.options.records_max_bytes, self.options.records_keep)
+                         if self.options.records_path else None)
         self._records_lock = threading.Lock()
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max(1, self.options.workers))},
@@ -251,6 +254,8 @@ class ControllerService:
             raise
         self.policies, self.reconcilers = plan.policies, plan.reconcilers
         self.telemetry.policies_loaded.set(len(plan.policies))
+        for name in set(old_policies) - set(plan.policies):
+            self.telemetry.forget_policy(name)
 
     def _restore_jobs(self, names: list[str], policies: dict[str, RuntimePolicy]) -> None:
         for name in names:

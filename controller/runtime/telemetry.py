@@ -5,7 +5,8 @@ actions_total{policy,kind}, action_failures_total{policy,kind}, errors_total{pol
 cycle_duration_seconds{policy} (histogram), state_saves_total{policy}, desired_replicas{policy,target},
 prometheus_requests_total{policy}, invalid_samples_total{policy,metric,reason} (reason:
 negative, non_finite), policies_loaded, policy_reload_failures_total, policy_reload_ok,
-policy_reload_last_success_timestamp_seconds.
+policy_reload_last_success_timestamp_seconds, healing_held{policy,target},
+last_cycle_timestamp_seconds{policy}, leader.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import sys
 import time
 from collections import Counter as PyCounter
+from typing import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -57,8 +59,28 @@ class Telemetry:
                                          registry=r)
         self.held = Gauge("setpoint_healing_held", "1 while self-healing of a target is stopped (budget or breaker); "
                           "`setpoint resume` re-arms it.", ["policy", "target"], registry=r)
+        self.leader = Gauge("setpoint_leader", "1 while this replica acts (holds the leader Lease, or runs "
+                            "without --leader-elect); 0 on a standby.", registry=r)
         self.last_cycle = Gauge("setpoint_last_cycle_timestamp_seconds", "When the last cycle of a policy ended.",
                                 ["policy"], registry=r)
+        self._targets: dict[str, set[str]] = {}  # policy -> target keys with a gauge, for forget_policy
+
+    def track_leadership(self, is_leader: Callable[[], bool]) -> None:
+        """``setpoint_leader`` reads ``is_leader()`` at every scrape."""
+        self.leader.set_function(lambda: 1.0 if is_leader() else 0.0)
+
+    def forget_policy(self, policy: str) -> None:
+        """Drop the gauges of a policy that a reload removed, so that no alert reads them as stale."""
+        for target in self._targets.pop(policy, set()):
+            for gauge in (self.desired, self.held):
+                try:
+                    gauge.remove(policy, target)
+                except KeyError:  # never set for this target
+                    pass
+        try:
+            self.last_cycle.remove(policy)
+        except KeyError:
+            pass
 
     def reload_succeeded(self, now: float) -> None:
         self.reload_ok.set(1)
@@ -73,6 +95,7 @@ class Telemetry:
         self.cycle_seconds.labels(p).observe(result.duration_s)
         self.queries.labels(p).inc(result.queries)
         self.last_cycle.labels(p).set(time.time())
+        self._targets.setdefault(p, set()).update(t.key for t in result.targets)
         for error in result.errors:
             self.errors.labels(p, "state" if error.startswith("state:") else "metrics").inc()
         for _ in result.state_problems:

@@ -173,3 +173,19 @@ def test_a_rejected_reload_is_announced_with_an_event(server, tmp_path):  # noqa
     finally:
         service.stop()
         cluster.close()
+
+
+def test_a_removed_policy_s_gauges_are_dropped(running, tmp_path):
+    """Else SetpointCycleStalled and SetpointHealingHeld would read them as stale forever."""
+    service, path, telemetry, _now = running
+    service.run_all_once()
+    value = telemetry.registry.get_sample_value
+    assert value("setpoint_last_cycle_timestamp_seconds", {"policy": "web"}) is not None
+    assert value("setpoint_desired_replicas", {"policy": "web", "target": "default/web"}) == 10
+    (tmp_path / "api.yaml").write_text(POLICY.format(interval="20s", target=100).replace("{name: web}", "{name: api}")
+                                       .replace("names: [web]", "names: [api]"))
+    path.unlink()
+    assert service.reload_if_changed() is True
+    assert sorted(service.policies) == ["api"]
+    assert value("setpoint_last_cycle_timestamp_seconds", {"policy": "web"}) is None
+    assert value("setpoint_desired_replicas", {"policy": "web", "target": "default/web"}) is None
