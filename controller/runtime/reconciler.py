@@ -75,7 +75,7 @@ def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: f
     records = d.records(result.policy, keys, metric_names)
     if result.healing is not None:
         health = result.healing.records(result.policy, keys)
-        records = [replace(r, extra={"health": h.to_dict()}) for r, h in zip(records, health)]
+        records = [replace(r, extra={**r.extra, "health": h.to_dict()}) for r, h in zip(records, health)]
     if start_s:
         records = [replace(r, at=r.at - start_s) for r in records]
     return records
