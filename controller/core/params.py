@@ -102,7 +102,7 @@ class ForecastParams:
     min_history_s: float = 86_400.0
     margin: float = 1.0
     quantile: float = 0.8
-    error_bound: float = 1.0
+    error_bound: float = 1.25
 
     @property
     def bucket_s(self) -> float:
@@ -116,16 +116,19 @@ class ForecastParams:
 
     @property
     def level_half_life_s(self) -> float:
-        return max(self.interval_s, 0.5 * self.horizon_s)
+        """The level follows the newest value: the metric is already a window average, and on
+        bursty traffic any further smoothing forecasts worse than persistence (bench/forecast.py)."""
+        return 0.1 * self.interval_s
 
     @property
     def trend_half_life_s(self) -> float:
-        return max(self.interval_s, 2.0 * self.horizon_s)
+        """A trend is a sustained slope: estimated over several horizons, not one burst."""
+        return 4.0 * self.horizon_s
 
     @property
     def damping_s(self) -> float:
-        """Time constant of the trend's decay: a trend is trusted about one horizon ahead."""
-        return max(self.interval_s, self.horizon_s)
+        """Time constant of the trend's decay: a trend carries about half a horizon."""
+        return max(self.interval_s, 0.5 * self.horizon_s)
 
     @property
     def error_window_s(self) -> float:

@@ -97,15 +97,16 @@ class Forecast(StrictModel):
     startup_delay_s: StartupDelay = duration_field(
         30.0, "startupDelay", "Time from a scale-up to new pods serving (used by horizon: auto).")
     seasonality: list[SeasonalPeriod] = Field(
-        default_factory=lambda: [86400.0, 604800.0], max_length=4, json_schema_extra={"default": ["1d", "1w"]},
+        default_factory=lambda: [86400.0, 604800.0], max_length=4, json_schema_extra={"default": ["1d", "7d"]},
         description="Candidate seasonal periods, each kept only if the history shows it (autocorrelation).")
     min_history_s: HistoryLength = duration_field(
         86400.0, "minHistory", "History needed before a seasonal period is judged.")
     margin: float = Field(1.0, ge=0, le=10, description="Multiplier of the prediction interval added to the forecast.")
     interval: IntervalPercent = Field(
         80.0, description="Prediction interval: this quantile of the recent absolute forecast errors.")
-    error_bound: float = Field(1.0, gt=0, le=10, description=(
-        "Ignore the forecast while its recent mean absolute error exceeds this multiple of persistence's."))
+    error_bound: float = Field(1.25, gt=0, le=10, description=(
+        "Ignore the forecast while its recent mean absolute error exceeds this multiple of persistence's "
+        "(the error of assuming the value stays as it is)."))
 
 
 class Metric(StrictModel):

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from controller.core.decide import Decision, Observation, ScalingState, decide
+from controller.core.decide import Decision, Observation, ScalingState, decide, warm
 from controller.core.heal import HealingDecision, HealthState, heal
 from controller.core.health_params import HEALTH_REASON_CODES, HealthParams
 from controller.core.params import PolicyParams
@@ -107,6 +107,13 @@ class Reconciler:
         self.rearm: set[TargetRef] = set()  # targets to resume (setpoint resume, an annotation)
         self._resume_seen: dict[TargetRef, str] = {}
         self._held: set[TargetRef] = set()
+
+    def warm(self, targets: list[TargetRef], history: np.ndarray, times: np.ndarray) -> None:
+        """Start the forecasts of ``targets`` from history: (N, T, M) metric values (NaN where
+        unknown) at times (T,), epoch seconds, before the first cycle (e.g. Prometheus range
+        queries at start-up, or a scenario's load before its start)."""
+        self._carry_state_over(list(targets))
+        self._state = warm(self.policy.params, self._state, history, times)
 
     def _rows_for(self, targets: list[TargetRef]) -> np.ndarray | None:
         """Old row of each new target (-1 if new), or None when the list is unchanged."""
