@@ -40,7 +40,10 @@ class ForecastState:
     """One forecast metric's memory for N targets.
 
     level, trend (per second), at, first_at: (N,), NaN before the first sample.
-    profiles: one (N, B_p) array per period (NaN for unvisited buckets); season: (N, P) int,
+    profiles: one (N, B_p) array per period (NaN for unvisited buckets), from completed visits
+    of each bucket; visits: one (N, 3) array per period, the visit in progress (bucket, sum of
+    values, count; NaN when none), folded into the profile when the bucket changes, so the
+    profile at now and at now + horizon are both from earlier periods; season: (N, P) int,
     unknown / rejected / accepted per period. pend_*: (N, K) forecasts waiting for their due
     time (pend_due NaN when the slot is free). err, naive, err_at: (N, E) ring of scored errors.
     """
@@ -50,6 +53,7 @@ class ForecastState:
     at: np.ndarray
     first_at: np.ndarray
     profiles: tuple[np.ndarray, ...]
+    visits: tuple[np.ndarray, ...]
     season: np.ndarray
     pend_point: np.ndarray
     pend_base: np.ndarray
@@ -63,14 +67,15 @@ class ForecastState:
         nan = lambda *shape: np.full(shape, np.nan)  # noqa: E731
         k, e = fp.pending_slots, fp.error_slots
         return cls(nan(n), nan(n), nan(n), nan(n), tuple(nan(n, b) for b in fp.buckets),
-                   np.zeros((n, len(fp.periods_s)), np.int64), nan(n, k), nan(n, k), nan(n, k),
+                   tuple(nan(n, 3) for _ in fp.buckets), np.zeros((n, len(fp.periods_s)), np.int64), nan(n, k), nan(n, k), nan(n, k),
                    np.zeros((n, e), order="F"), np.zeros((n, e), order="F"), np.full((n, e), np.nan, order="F"))
 
     def take(self, rows: np.ndarray) -> "ForecastState":
         """Reorder to a new target list: rows[i] is the old row of new target i, -1 if new."""
         f = lambda a, fill=np.nan: take_rows(a, rows, fill)  # noqa: E731
         return ForecastState(f(self.level), f(self.trend), f(self.at), f(self.first_at),
-                             tuple(f(p) for p in self.profiles), f(self.season, _UNKNOWN), f(self.pend_point),
+                             tuple(f(p) for p in self.profiles), tuple(f(v) for v in self.visits),
+                             f(self.season, _UNKNOWN), f(self.pend_point),
                              f(self.pend_base), f(self.pend_due), np.asfortranarray(f(self.err, 0.0)),
                              np.asfortranarray(f(self.naive, 0.0)), np.asfortranarray(f(self.err_at)))
 
@@ -111,8 +116,9 @@ def _seasonal_ratio(state: ForecastState, fp: ForecastParams, now: float, rows_t
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             mean = np.nanmean(prof, axis=1)
-        a = profile_at(prof, now, period, fp.bucket_s) / mean
-        b = profile_at(prof, now + fp.horizon_s, period, fp.bucket_s) / mean
+        with np.errstate(invalid="ignore", divide="ignore"):
+            a = profile_at(prof, now, period, fp.bucket_s) / mean
+            b = profile_at(prof, now + fp.horizon_s, period, fp.bucket_s) / mean
         ok = (~done & (state.season[:, p] == _ACCEPTED) & np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
               & (mean > 0))
         s_now, s_ahead = np.where(ok, a, s_now), np.where(ok, b, s_ahead)
@@ -125,25 +131,34 @@ def _seasonal_ratio(state: ForecastState, fp: ForecastParams, now: float, rows_t
 def _update_profiles(state: ForecastState, fp: ForecastParams, y: np.ndarray, ok: np.ndarray, now: float):
     """Profiles with y folded into the bucket of ``now`` (rows where ``ok``); periods that
     have been seen twice and were never judged become accepted (the error bound guards them)."""
-    profiles = []
-    for p, (prof, period) in enumerate(zip(state.profiles, fp.periods_s)):
-        prof = prof.copy()
-        b = int(_bucket_pos(now, period, fp.bucket_s)) % prof.shape[1]
-        # one period's visit of a bucket (bucket_s / interval samples) weighs PROFILE_WEIGHT
-        beta = 1.0 - (1.0 - PROFILE_WEIGHT) ** (fp.interval_s / fp.bucket_s)
-        col = prof[:, b]
-        prof[:, b] = np.where(ok, np.where(np.isnan(col), y, col + beta * (y - col)), col)
+    profiles, visits = [], []
+    rows = np.arange(y.shape[0])
+    for prof, visit, period in zip(state.profiles, state.visits, fp.periods_s):
+        b = float(int(_bucket_pos(now, period, fp.bucket_s)) % prof.shape[1])
+        same = visit[:, 0] == b
+        done = ok & ~same & np.isfinite(visit[:, 0])  # the visit of another bucket ended: fold it
+        if done.any():
+            prof = prof.copy()
+            idx = rows[done]
+            col = visit[idx, 0].astype(np.int64)
+            mean, old = visit[idx, 1] / visit[idx, 2], prof[idx, col]
+            prof[idx, col] = np.where(np.isnan(old), mean, old + PROFILE_WEIGHT * (mean - old))
+        visit = np.where(ok[:, None], np.where(same[:, None], visit + np.stack([0.0 * y, y, np.ones_like(y)], axis=1),
+                                               np.stack([np.full_like(y, b), y, np.ones_like(y)], axis=1)), visit)
         profiles.append(prof)
+        visits.append(visit)
     seen_s = now - state.first_at
     long_enough = seen_s[:, None] >= np.maximum(2.0 * np.asarray(fp.periods_s), fp.min_history_s)[None, :]
     season = np.where((state.season == _UNKNOWN) & long_enough, _ACCEPTED, state.season)
-    return tuple(profiles), season
+    return tuple(profiles), tuple(visits), season
 
 
 # --------------------------------------------------------------------------- one step
-def _holt(state: ForecastState, fp: ForecastParams, z: np.ndarray, ok: np.ndarray, now: float):
-    """Level and trend (per s) after the deseasonalized value z at ``now`` (rows where ok)."""
-    first = np.isnan(state.level)
+def _holt(state: ForecastState, fp: ForecastParams, z: np.ndarray, ok: np.ndarray, now: float,
+          restart: np.ndarray):
+    """Level and trend (per s) after the deseasonalized value z at ``now`` (rows where ok).
+    Rows where ``restart`` (the seasonal model changed, so z jumps) start over from z."""
+    first = np.isnan(state.level) | restart
     dt = np.where(first, 0.0, now - state.at)
     trend0 = np.where(np.isnan(state.trend), 0.0, state.trend)
     pred = np.where(first, z, state.level + trend0 * _damped(dt, fp.damping_s))
@@ -195,8 +210,9 @@ def error_stats(state: ForecastState, fp: ForecastParams, now: float) -> tuple[n
     k = np.clip(np.floor(fp.quantile * (count - 1)).astype(np.int64), 0, max(ranked.shape[1] - 1, 0))
     q = ranked[np.arange(count.size), k] if ranked.shape[1] else np.full(count.shape, np.nan)
     q = np.where(count > 0, q, np.nan)
-    num = np.where(recent, state.err, 0.0).sum(axis=1)
-    den = np.where(recent, state.naive, 0.0).sum(axis=1)
+    # C order: each row sums alone, the same whatever the batch (batched == row by row, exactly)
+    num = np.ascontiguousarray(np.where(recent, state.err, 0.0)).sum(axis=1)
+    den = np.ascontiguousarray(np.where(recent, state.naive, 0.0)).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         mase = np.where(den > 0, num / den, np.where(num > 0, np.inf, 1.0))
     return q, np.where(count > 0, mase, np.nan), count
@@ -206,10 +222,11 @@ def forecast_step(fp: ForecastParams, state: ForecastState, y: np.ndarray, ok: n
                   now: float) -> tuple[ForecastResult, ForecastState]:
     """Learn from y (N,) (rows where ok: a usable sample) at ``now`` and forecast now + horizon."""
     err, naive, err_at, pp, pb, pd = _score_due(state, fp, y, ok, now)
-    profiles, season = _update_profiles(state, fp, y, ok, now)
-    state = replace(state, err=err, naive=naive, err_at=err_at, profiles=profiles, season=season)
+    profiles, visits, season = _update_profiles(state, fp, y, ok, now)
+    restart = (season != state.season).any(axis=1)
+    state = replace(state, err=err, naive=naive, err_at=err_at, profiles=profiles, visits=visits, season=season)
     s_now, s_ahead = _seasonal_ratio(state, fp, now)
-    level, trend, at, first_at = _holt(state, fp, y / s_now, ok, now)
+    level, trend, at, first_at = _holt(state, fp, y / s_now, ok, now, restart)
     with np.errstate(invalid="ignore"):
         point = np.maximum((level + trend * _damped(fp.horizon_s, fp.damping_s)) * s_ahead, 0.0)
     pp, pb, pd = _remember(pp, pb, pd, point, y, ok & np.isfinite(point), now, fp.horizon_s)
@@ -254,7 +271,8 @@ def detect_seasons(fp: ForecastParams, values: np.ndarray, times: np.ndarray) ->
             warnings.simplefilter("ignore", RuntimeWarning)
             da, db = a - np.nanmean(a, axis=1, keepdims=True), b - np.nanmean(b, axis=1, keepdims=True)
             acf = np.nansum(da * db, axis=1) / np.sqrt(np.nansum(da * da, axis=1) * np.nansum(db * db, axis=1))
-        out[:, p] = np.where(acf >= SEASON_MIN_ACF, _ACCEPTED, _REJECTED)
+        judged = both.sum(axis=1) >= lag  # a full period of pairs; otherwise it stays unknown
+        out[:, p] = np.where(~judged, _UNKNOWN, np.where(acf >= SEASON_MIN_ACF, _ACCEPTED, _REJECTED))
     return out
 
 
@@ -291,7 +309,8 @@ def warm(fp: ForecastParams, state: ForecastState, values: np.ndarray, times: np
     season = detect_seasons(fp, values, times)
     profiles = _history_profiles(fp, values[:, early], times[early], grid[0]) if early.any() else state.profiles
     first_at = np.where(np.isfinite(values).any(axis=1), times[0], np.nan)
-    state = replace(state, profiles=profiles, season=np.where(season != _UNKNOWN, season, state.season),
+    state = replace(state, profiles=profiles, visits=tuple(np.full_like(v, np.nan) for v in state.visits),
+                    season=np.where(season != _UNKNOWN, season, state.season),
                     first_at=np.where(np.isnan(state.first_at), first_at, state.first_at))
     pos = np.clip(np.searchsorted(times, grid, side="right") - 1, 0, times.size - 1)
     for k, t in zip(pos, grid):
