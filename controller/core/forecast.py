@@ -41,9 +41,10 @@ class ForecastState:
 
     level, trend (per second), at, first_at: (N,), NaN before the first sample.
     profiles: one (N, B_p) array per period (NaN for unvisited buckets), from completed visits
-    of each bucket; visits: one (N, 3) array per period, the visit in progress (bucket, sum of
+    of each bucket; visits: one (N, 4) array per period, the visit in progress (bucket, sum of
     values, count; NaN when none), folded into the profile when the bucket changes, so the
-    profile at now and at now + horizon are both from earlier periods; season: (N, P) int,
+    profile at now and at now + horizon are both from earlier periods, and the profile's mean
+    (column 3, updated on each fold: an (N, B) mean per cycle is too slow); season: (N, P) int,
     unknown / rejected / accepted per period. pend_*: (N, K) forecasts waiting for their due
     time (pend_due NaN when the slot is free). err, naive, err_at: (N, E) ring of scored errors.
     """
@@ -67,7 +68,7 @@ class ForecastState:
         nan = lambda *shape: np.full(shape, np.nan)  # noqa: E731
         k, e = fp.pending_slots, fp.error_slots
         return cls(nan(n), nan(n), nan(n), nan(n), tuple(nan(n, b) for b in fp.buckets),
-                   tuple(nan(n, 3) for _ in fp.buckets), np.zeros((n, len(fp.periods_s)), np.int64), nan(n, k), nan(n, k), nan(n, k),
+                   tuple(nan(n, 4) for _ in fp.buckets), np.zeros((n, len(fp.periods_s)), np.int64), nan(n, k), nan(n, k), nan(n, k),
                    np.zeros((n, e), order="F"), np.zeros((n, e), order="F"), np.full((n, e), np.nan, order="F"))
 
     def take(self, rows: np.ndarray) -> "ForecastState":
@@ -112,10 +113,7 @@ def _seasonal_ratio(state: ForecastState, fp: ForecastParams, now: float, rows_t
     n = state.level.shape[0]
     s_now, s_ahead, done = np.ones(n), np.ones(n), np.zeros(n, bool)
     for p in np.argsort(fp.periods_s)[::-1]:  # longest accepted period first
-        prof, period = state.profiles[p], fp.periods_s[p]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mean = np.nanmean(prof, axis=1)
+        prof, period, mean = state.profiles[p], fp.periods_s[p], state.visits[p][:, 3]
         with np.errstate(invalid="ignore", divide="ignore"):
             a = profile_at(prof, now, period, fp.bucket_s) / mean
             b = profile_at(prof, now + fp.horizon_s, period, fp.bucket_s) / mean
@@ -143,14 +141,24 @@ def _update_profiles(state: ForecastState, fp: ForecastParams, y: np.ndarray, ok
             col = visit[idx, 0].astype(np.int64)
             mean, old = visit[idx, 1] / visit[idx, 2], prof[idx, col]
             prof[idx, col] = np.where(np.isnan(old), mean, old + PROFILE_WEIGHT * (mean - old))
-        visit = np.where(ok[:, None], np.where(same[:, None], visit + np.stack([0.0 * y, y, np.ones_like(y)], axis=1),
-                                               np.stack([np.full_like(y, b), y, np.ones_like(y)], axis=1)), visit)
+            visit = visit.copy()
+            visit[idx, 3] = _row_means(prof[idx])
+        zero = np.zeros_like(y)
+        visit = np.where(ok[:, None], np.where(same[:, None], visit + np.stack([zero, y, zero + 1.0, zero], axis=1),
+                                               np.stack([zero + b, y, zero + 1.0, visit[:, 3]], axis=1)), visit)
         profiles.append(prof)
         visits.append(visit)
     seen_s = now - state.first_at
     long_enough = seen_s[:, None] >= np.maximum(2.0 * np.asarray(fp.periods_s), fp.min_history_s)[None, :]
     season = np.where((state.season == _UNKNOWN) & long_enough, _ACCEPTED, state.season)
     return tuple(profiles), tuple(visits), season
+
+
+def _row_means(profile: np.ndarray) -> np.ndarray:
+    """(N,) mean of each row's visited buckets (NaN for a row with none)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(profile, axis=1)
 
 
 # --------------------------------------------------------------------------- one step
@@ -309,7 +317,9 @@ def warm(fp: ForecastParams, state: ForecastState, values: np.ndarray, times: np
     season = detect_seasons(fp, values, times)
     profiles = _history_profiles(fp, values[:, early], times[early], grid[0]) if early.any() else state.profiles
     first_at = np.where(np.isfinite(values).any(axis=1), times[0], np.nan)
-    state = replace(state, profiles=profiles, visits=tuple(np.full_like(v, np.nan) for v in state.visits),
+    visits = tuple(np.concatenate([np.full((p.shape[0], 3), np.nan), _row_means(p)[:, None]], axis=1)
+                   for p in profiles)
+    state = replace(state, profiles=profiles, visits=visits,
                     season=np.where(season != _UNKNOWN, season, state.season),
                     first_at=np.where(np.isnan(state.first_at), first_at, state.first_at))
     pos = np.clip(np.searchsorted(times, grid, side="right") - 1, 0, times.size - 1)
