@@ -85,3 +85,21 @@ def test_forecast_needs_a_total():
     assert lines == [f"{FILE}:{LINE}: spec.scaling.metrics[0].forecast: needs target: averagePerReplica (a forecast "
                      "is of a total such as a request rate; a per-pod value or utilization changes with the replica "
                      "count)"]
+
+
+def test_forecast_is_not_allowed_with_the_hpa_preset():
+    from tests.policy.helpers import policy_with
+
+    text = policy_with("""\
+  preset: hpa
+  targets: {namespace: shop, name: web}
+  replicas: {min: 1, max: 10}
+  scaling:
+    metrics:
+      - name: rps
+        query: sum(rate(x[1m]))
+        target: {averagePerReplica: 80}
+        forecast: {}
+""")
+    assert error_lines(text) == [f"{FILE}:13: spec.scaling.metrics[0].forecast: not allowed with preset: hpa "
+                                 "(HPA does not forecast)"]
