@@ -8,8 +8,8 @@
    target <= 0.8 on each trace.
 2. With prediction on, never worse than the same policy without it: every bundled scenario
    under the default policy with and without a forecast on its metrics; violation minutes and
-   replica-hours of both. "Never worse": no more violation minutes, and no more than 2% more
-   replica-hours, on any scenario.
+   replica-hours of both. "Never worse" is judged twice: no more violation minutes, and no
+   more than 2% more replica-hours, on any scenario (a forecast that only buys pods is not a win).
 
 The forecast fields are those of policies/web-forecast.yaml (the defaults plus the example's
 choices) unless the default policy forecasts itself. Traces: $SETPOINT_TRACES_DIR or
@@ -142,19 +142,24 @@ def main() -> None:
         print("1. forecast skill: traces not found, skipped\n")
     if runs:
         print("2. default policy with the forecast on vs off")
-        print(f"{'scenario':24s} {'viol on':>8s} {'viol off':>8s} {'rh on':>8s} {'rh off':>8s}")
-        worse = []
+        print(f"{'scenario':24s} {'viol on':>8s} {'viol off':>8s} {'rh on':>8s} {'rh off':>8s} {'ratio':>6s}")
+        more_violations, more_cost = [], []
         for name, r in runs.items():
             on, off = r["on"], r["off"]
-            bad = (on["slo_violation_minutes"] > off["slo_violation_minutes"]
-                   or on["replica_hours"] > COST_SLACK * off["replica_hours"])
-            if bad:
-                worse.append(name)
+            if on["slo_violation_minutes"] > off["slo_violation_minutes"]:
+                more_violations.append(name)
+            if on["replica_hours"] > COST_SLACK * off["replica_hours"]:
+                more_cost.append(name)
             print(f"{name:24s} {on['slo_violation_minutes']:8.1f} {off['slo_violation_minutes']:8.1f} "
-                  f"{on['replica_hours']:8.2f} {off['replica_hours']:8.2f}{'  worse' if bad else ''}")
-        print(f"target: with prediction on never worse (violation minutes, replica-hours within {COST_SLACK - 1:.0%}) "
-              f"on any of {len(runs)} scenarios: {met(not worse)}{'' if not worse else ' (' + ', '.join(worse) + ')'}")
+                  f"{on['replica_hours']:8.2f} {off['replica_hours']:8.2f} {on['replica_hours'] / off['replica_hours']:6.3f}")
 
+        def listed(names):
+            return "" if not names else " (" + ", ".join(names) + ")"
+
+        print(f"target: with prediction on, violation minutes never more than without, on any of {len(runs)} "
+              f"scenarios: {met(not more_violations)}{listed(more_violations)}")
+        print(f"target: with prediction on, replica-hours never more than {COST_SLACK:g}x without: "
+              f"{met(not more_cost)}{listed(more_cost)}")
 
 if __name__ == "__main__":
     main()
