@@ -315,8 +315,10 @@ def explain(
     """Print decision records: for each target and cycle, every stage's number and the reason.
 
     Columns: time, controller, target, current -> desired, reason, then per metric the raw and
-    smoothed value and the replica proposal (a dash where the metric was missing), then the
-    combined, stabilized and limited counts.
+    smoothed value and the replica proposal (a dash where the metric was missing); for a
+    forecast metric, the forecast, its upper bound, its recent error (MASE against persistence;
+    "ignored" above the policy's errorBound) and the reactive and predictive proposals; then
+    the combined, stabilized and limited counts.
     """
     from controller.policy import parse_duration
     from controller.runtime.records import read_all_records, select_records
@@ -351,6 +353,12 @@ def _format_record(r: dict) -> str:
 
     metrics = "  ".join(f"{name}: raw {num(m['raw'])} smoothed {num(m['smoothed'])} -> "
                         f"{'-' if m['proposal'] is None else m['proposal']}" for name, m in r.get("metrics", {}).items())
+    forecasts = "  ".join(
+        f"{name}: forecast {num(f['forecast'])} (upper {num(f['upper'])}, error {num(f['error'])}"
+        f"{'' if f['trusted'] else ', ignored'}) reactive {'-' if f['reactive'] is None else f['reactive']} "
+        f"predictive {'-' if f['predictive'] is None else f['predictive']}" for name, f in r.get("forecast", {}).items())
+    if forecasts:
+        metrics = f"{metrics}  | {forecasts}"
     at = r.get("at", 0.0)
     who = f"{r['controller']} " if "controller" in r else ""
     return (f"t={at:>8.0f}s {who}{r.get('target')}: {r.get('current')} -> {r.get('desired')} [{r.get('reason')}]  "

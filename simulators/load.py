@@ -324,6 +324,7 @@ class TraceReplay(Shape):
     interpolation: Literal["linear", "step"] = "linear"
     sim_start_s: float = 0.0
     wrap: bool = False
+    history_s: float = 0.0  # before sim_start_s, replay this much of the trace before the window
 
     def __post_init__(self):
         errors = []
@@ -336,6 +337,9 @@ class TraceReplay(Shape):
         if not 0 <= self.start_offset_s < self.trace.duration_s:
             errors.append(("start_offset_s", f"must be in [0, {self.trace.duration_s:g}) for {self.trace.name}, "
                                              f"got {self.start_offset_s:g}"))
+        if not 0 <= self.history_s <= self.start_offset_s:
+            errors.append(("history_s", f"must be in [0, start offset {self.start_offset_s:g}] (the trace before "
+                                        f"the window), got {self.history_s:g}"))
         if self.duration_s is not None and self.duration_s <= 0:
             errors.append(("duration_s", f"must be > 0, got {self.duration_s:g}"))
         if errors:
@@ -347,12 +351,12 @@ class TraceReplay(Shape):
         tr = self.trace
         start = tr.times_s[0] + self.start_offset_s
         end = tr.times_s[-1] + tr.interval_s if self.duration_s is None else start + self.duration_s
-        # keep the interval that contains the window start
-        keep = (tr.times_s + tr.interval_s > start) & (tr.times_s < end)
+        # keep the interval that contains the window start (and the history before it)
+        keep = (tr.times_s + tr.interval_s > start - self.history_s) & (tr.times_s < end)
         rel, rates = tr.times_s[keep] - start, tr.rates_rps[keep]
         scale = self.multiplier
-        if self.peak_rps is not None:
-            peak = float(rates.max())
+        if self.peak_rps is not None:  # the window's peak, history excluded
+            peak = float(rates[rel + tr.interval_s > 0].max())
             scale = self.peak_rps / peak if peak > 0 else 0.0
         return rel, rates * scale
 
@@ -366,7 +370,7 @@ class TraceReplay(Shape):
     def __call__(self, t) -> np.ndarray:
         rel, rates = self.window
         u = np.asarray(t, dtype=np.float64) - self.sim_start_s
-        u = np.mod(u, self.window_s) if self.wrap else np.clip(u, 0.0, self.window_s)
+        u = np.mod(u, self.window_s) if self.wrap else np.clip(u, -self.history_s, self.window_s)
         if self.interpolation == "step":
             i = np.clip(np.searchsorted(rel, u, side="right") - 1, 0, rel.size - 1)
             return rates[i]

@@ -168,7 +168,29 @@ def _policy_reconciler(scenario: Scenario, policy: LoadedPolicy, cluster: SimClu
     metrics = SimMetrics(cluster, policy_bindings(scenario, rp), scenario.metrics_window_s, scenario.tick_s)
     metrics.attach(targets)
     log = CycleLog(policy.name, policy.params.metric_names) if keep_records else None
-    return Reconciler(rp, metrics, targets, on_cycle=log.add if log else None, state_store=state_store), metrics, log
+    reconciler = Reconciler(rp, metrics, targets, on_cycle=log.add if log else None, state_store=state_store)
+    if policy.params.forecast_metrics and scenario.history_s > 0:
+        refs = targets.resolve(rp.selector)
+        times = scenario.history_times()
+        reconciler.warm(refs, metric_history(scenario, rp, times)[targets.rows(refs)], times)
+    return reconciler, metrics, log
+
+
+def metric_history(scenario: Scenario, policy: RuntimePolicy, times: np.ndarray) -> np.ndarray:
+    """(S, T, M) what each policy metric read before the start: the offered load averaged over
+    the scenario's metrics window for metrics bound to the request rate; NaN for the others
+    (they depend on how the cluster was run, which the history does not say)."""
+    bindings = policy_bindings(scenario, policy)
+    offered = scenario.offered(times)  # (T, S)
+    k = max(1, int(round(scenario.metrics_window_s / scenario.tick_s)))
+    csum = np.cumsum(np.vstack([np.zeros((1, offered.shape[1])), offered]), axis=0)
+    lo = np.maximum(np.arange(1, offered.shape[0] + 1) - k, 0)
+    windowed = (csum[1:] - csum[lo]) / (np.arange(1, offered.shape[0] + 1) - lo)[:, None]
+    out = np.full((offered.shape[1], times.size, len(policy.queries)), np.nan)
+    for j, expr in enumerate(policy.queries):
+        if bindings[expr] == "offered_rps":
+            out[:, :, j] = windowed.T
+    return out
 
 
 def _driven_services(policy: LoadedPolicy, services: list[str]) -> list[str]:

@@ -8,6 +8,7 @@ simulators/scenarios/*.yaml for examples; the README documents the format.
 from __future__ import annotations
 
 import calendar
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal, Union
@@ -240,6 +241,9 @@ class ScenarioSpec(StrictModel):
     faults: list[FaultModel] = Field(default_factory=list)
     metrics: dict[str, Signal] = Field(default_factory=dict, description="policy metric name -> simulated signal")
     metrics_window: Duration(gt=0) = 60.0
+    history: Duration(ge=0, le=35 * 86400.0) = Field(0.0, description=(
+        "load before the start fed to forecasting policies as history (a trace's history is the trace before "
+        "its window, so at most its start)"))
 
 
 class Metadata(StrictModel):
@@ -273,6 +277,11 @@ class Scenario:
     fault_names: tuple[str, ...]
     bindings: dict[str, str]  # metric name -> signal name (SIGNALS key)
     metrics_window_s: float
+    history_s: float = 0.0
+
+    def history_times(self) -> np.ndarray:
+        """(H,) tick times of the history before the start, epoch seconds (empty without history)."""
+        return self.start_s - self.history_s + self.tick_s * np.arange(int(math.floor(self.history_s / self.tick_s)))
 
     @property
     def services(self) -> list[str]:
@@ -297,7 +306,7 @@ class Scenario:
         return POD_SIGNALS.get(bound) if bound else None
 
 
-def _shape(term: LoadTerm, start_s: float, seed: int, where: tuple) -> tuple[L.Shape, bool]:
+def _shape(term: LoadTerm, start_s: float, seed: int, where: tuple, history_s: float = 0.0) -> tuple[L.Shape, bool]:
     """(shape, multiplicative) for one load term."""
     if term.constant:
         return L.Constant(term.constant.rps), False
@@ -317,16 +326,17 @@ def _shape(term: LoadTerm, start_s: float, seed: int, where: tuple) -> tuple[L.S
     t = term.trace
     trace = L.load_trace(t.file)
     return L.TraceReplay(trace, start_offset_s=t.start, duration_s=t.duration, multiplier=t.multiplier,
-                         peak_rps=t.peak_rps, interpolation=t.interpolation, sim_start_s=start_s, wrap=t.wrap), False
+                         peak_rps=t.peak_rps, interpolation=t.interpolation, sim_start_s=start_s, wrap=t.wrap,
+                         history_s=min(history_s, t.start)), False
 
 
 def _service_shape(terms: list[LoadTerm], start_s: float, seed: int, where: tuple,
-                   errors: list[tuple[tuple, str]]) -> L.Shape:
+                   errors: list[tuple[tuple, str]], history_s: float = 0.0) -> L.Shape:
     """The sum of a service's load terms times its noise terms; trace problems go to ``errors``."""
     added, multiplied = [], []
     for k, term in enumerate(terms):
         try:
-            shape, multiplicative = _shape(term, start_s, seed + 7919 * k, ())
+            shape, multiplicative = _shape(term, start_s, seed + 7919 * k, (), history_s)
         except FileNotFoundError as exc:
             errors.append((where + (k, "trace", "file"), str(exc)))
             continue
@@ -415,7 +425,7 @@ def _compile(doc: ScenarioDocument, file: str, line_of) -> Scenario:
     errors: list[tuple[tuple, str]] = []
     first_copy = {m.name: j for j, m in reversed(list(enumerate(spec.services)))}
     shapes = tuple(_service_shape(m.load, start, spec.seed * 1000 + i, ("spec", "services", first_copy[m.name], "load"),
-                                  errors) for i, m in enumerate(models))
+                                  errors, spec.history) for i, m in enumerate(models))
     if errors:
         unique = list(dict.fromkeys(errors))
         raise ScenarioError([FieldError(file, line_of(loc), format_path(loc), msg) for loc, msg in unique])
@@ -425,7 +435,8 @@ def _compile(doc: ScenarioDocument, file: str, line_of) -> Scenario:
               error_ratio=spec.slo.error_ratio)
     return Scenario(name=doc.metadata.name, description=doc.metadata.description, file=file, start_s=start,
                     duration_s=spec.duration, tick_s=spec.tick, seed=spec.seed, slo=slo, cluster=cluster, shapes=shapes,
-                    faults=faults, fault_names=fault_names, bindings=dict(spec.metrics), metrics_window_s=spec.metrics_window)
+                    faults=faults, fault_names=fault_names, bindings=dict(spec.metrics), metrics_window_s=spec.metrics_window,
+                    history_s=spec.history)
 
 
 def load_scenario_text(text: str, file: str = "<text>", seed: int | None = None) -> Scenario:

@@ -6,10 +6,11 @@ combine -> stabilize -> limit -> desired, each stage's output kept for the decis
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from controller.core import forecast as fc
 from controller.core.normalize import NormResult, NormState, normalize
 from controller.core.params import PolicyParams
 from controller.core.propose import propose
@@ -54,18 +55,69 @@ class ScalingState:
 
     smooth: SmoothState
     norm: NormState
+    forecast: tuple[fc.ForecastState, ...] = ()  # one per forecast metric (params.forecast_metrics)
 
     @classmethod
     def empty(cls, n: int, params: PolicyParams) -> "ScalingState":
-        return cls(SmoothState.empty(n, len(params.metrics), params), NormState.empty(n, params))
+        return cls(SmoothState.empty(n, len(params.metrics), params), NormState.empty(n, params),
+                   tuple(fc.ForecastState.empty(n, params.metrics[j].forecast) for j in params.forecast_metrics))
 
     def take(self, rows: np.ndarray) -> "ScalingState":
         """Reorder to a new target list: rows[i] is the old row of new target i, -1 if new."""
-        return ScalingState(self.smooth.take(rows), self.norm.take(rows))
+        return ScalingState(self.smooth.take(rows), self.norm.take(rows), tuple(f.take(rows) for f in self.forecast))
 
     @property
     def size(self) -> int:
         return self.norm.rec_values.shape[0]
+
+
+@dataclass(frozen=True)
+class Forecasts:
+    """The forecast stage's outputs, (N, M) arrays, NaN (False) for metrics without a forecast.
+
+    point, upper: forecast value and its upper bound one horizon ahead; error: recent MASE;
+    trusted: the forecast counted; reactive, predictive: the proposals from the observed value
+    and from ``upper`` (predictive NaN where not trusted). ``Decision.proposals`` is their max.
+    """
+
+    point: np.ndarray
+    upper: np.ndarray
+    error: np.ndarray
+    trusted: np.ndarray
+    reactive: np.ndarray
+    predictive: np.ndarray
+    columns: tuple[int, ...]  # the forecast metrics
+
+
+def warm(params: PolicyParams, state: ScalingState, history: np.ndarray, times: np.ndarray) -> ScalingState:
+    """The state after learning from history: (N, T, M) metric values (NaN where unknown) at
+    times (T,), epoch seconds, before the first cycle. Only forecast metrics use it."""
+    history = np.asarray(history, dtype=np.float64)
+    states = tuple(fc.warm(params.metrics[j].forecast, f, history[:, :, j], times)
+                   for j, f in zip(params.forecast_metrics, state.forecast))
+    return replace(state, forecast=states)
+
+
+def _forecast(params: PolicyParams, obs: Observation, sig: Signal, reactive: np.ndarray, valid: np.ndarray,
+              states: tuple, now: float) -> tuple[np.ndarray, Forecasts, tuple]:
+    """Run the forecast of every forecast metric; returns (proposals (N, M) = max(reactive,
+    predictive) where the forecast is trusted, the outputs, the new states)."""
+    shape = sig.values.shape
+    point, upper, error = np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
+    trusted = np.zeros(shape, bool)
+    new_states = []
+    for j, st in zip(params.forecast_metrics, states):
+        res, st = fc.forecast_step(params.metrics[j].forecast, st, sig.values[:, j], sig.usable[:, j], now)
+        point[:, j], upper[:, j], error[:, j], trusted[:, j] = res.point, res.upper, res.mase, res.trusted
+        new_states.append(st)
+    trusted &= valid
+    pred, pred_ok = propose(params.metric_kinds, params.metric_targets, np.where(trusted, upper, np.nan), obs.current,
+                            obs.ready, obs.status, params.tolerance_up, params.tolerance_down, params.hpa_semantics)
+    pred_ok &= trusted
+    # the predictive side only ever adds: it can raise a scale-up or hold a scale-down, never cause one
+    proposals = np.where(pred_ok, np.fmax(reactive, pred), reactive)
+    return proposals, Forecasts(point, upper, error, trusted, np.where(valid, reactive, np.nan),
+                                np.where(pred_ok, pred, np.nan), params.forecast_metrics), tuple(new_states)
 
 
 @dataclass(frozen=True)
@@ -81,6 +133,7 @@ class Decision:
     valid: np.ndarray  # (N, M)
     norm: NormResult  # combined, stabilized, desired, reasons (N,)
     state: ScalingState
+    forecasts: Forecasts | None = None  # when the policy forecasts a metric
 
     @property
     def desired(self) -> np.ndarray:
@@ -114,7 +167,23 @@ class Decision:
             stabilized=int(n.stabilized[i]), limited=int(n.desired[i]), desired=int(n.desired[i]),
             reason=REASON_CODES[int(n.reason[i])],
             action="scale" if self.changed[i] else None,
+            extra={} if self.forecasts is None else {"forecast": self._forecast_record(i, metric_names)},
         )
+
+    def _forecast_record(self, i: int, metric_names: tuple[str, ...]) -> dict:
+        """Per forecast metric: the forecast, its bound and error, both proposals, whether it counted."""
+        f = self.forecasts
+
+        def opt(x: float) -> float | None:
+            return None if not np.isfinite(x) else float(x)
+
+        def count(x: float) -> int | None:
+            return None if not np.isfinite(x) else int(x)
+
+        return {name: {"forecast": opt(f.point[i, j]), "upper": opt(f.upper[i, j]), "error": opt(f.error[i, j]),
+                       "trusted": bool(f.trusted[i, j]), "reactive": count(f.reactive[i, j]),
+                       "predictive": count(f.predictive[i, j])}
+                for j, name in enumerate(metric_names) if j in f.columns}
 
     def records(self, policy: str, targets: list[str], metric_names: tuple[str, ...]) -> list[DecisionRecord]:
         return [self.record(i, policy, t, metric_names) for i, t in enumerate(targets)]
@@ -127,6 +196,9 @@ def decide(params: PolicyParams, obs: Observation, state: ScalingState, now: flo
     proposals, valid = propose(params.metric_kinds, params.metric_targets, smoothed, obs.current, obs.ready,
                                obs.status, params.tolerance_up, params.tolerance_down, params.hpa_semantics)
     valid &= sig.usable
+    forecasts, forecast_states = None, state.forecast
+    if params.forecast_metrics:
+        proposals, forecasts, forecast_states = _forecast(params, obs, sig, proposals, valid, state.forecast, now)
     result, norm_state = normalize(params, obs.current, proposals, valid, state.norm, now)
     return Decision(now, obs.current, obs.ready, sig, smoothed, np.where(valid, proposals, np.nan), valid, result,
-                    ScalingState(smooth_state, norm_state))
+                    ScalingState(smooth_state, norm_state, forecast_states), forecasts)

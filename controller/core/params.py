@@ -92,10 +92,70 @@ def hpa_default_scale_down(window_s: float = 300.0) -> ScalingRules:
 
 
 @dataclass(frozen=True)
+class ForecastParams:
+    """One metric's forecast stage (core/forecast.py). Durations in seconds.
+
+    horizon_s: how far ahead (start-up delay + interval + half the metric window by default);
+    periods_s: candidate seasonal periods; min_history_s: history needed before a period is
+    judged; margin: multiplier of the error quantile added to the point forecast; quantile:
+    of the recent absolute errors (0..1); error_bound: the forecast is ignored while its
+    recent error over persistence's (MASE) exceeds this. The rest derive from the horizon.
+    """
+
+    horizon_s: float
+    interval_s: float = 15.0
+    periods_s: tuple[float, ...] = (86_400.0, 604_800.0)
+    min_history_s: float = 86_400.0
+    margin: float = 1.0
+    quantile: float = 0.8
+    error_bound: float = 1.25
+
+    @property
+    def bucket_s(self) -> float:
+        """Seasonal profile resolution: 1/288 of the shortest period (5 min for a day)."""
+        shortest = min(self.periods_s) if self.periods_s else 86_400.0
+        return max(self.interval_s, shortest / 288.0)
+
+    @property
+    def buckets(self) -> tuple[int, ...]:
+        return tuple(max(1, int(round(p / self.bucket_s))) for p in self.periods_s)
+
+    @property
+    def level_half_life_s(self) -> float:
+        """The level follows the newest value: the metric is already a window average, and on
+        bursty traffic any further smoothing forecasts worse than persistence (bench/forecast.py)."""
+        return 0.1 * self.interval_s
+
+    @property
+    def trend_half_life_s(self) -> float:
+        """A trend is a sustained slope: estimated over several horizons, not one burst."""
+        return 4.0 * self.horizon_s
+
+    @property
+    def damping_s(self) -> float:
+        """Time constant of the trend's decay: a trend carries about half a horizon."""
+        return max(self.interval_s, 0.5 * self.horizon_s)
+
+    @property
+    def error_window_s(self) -> float:
+        """Recent window of the error statistics."""
+        return max(1800.0, 10.0 * self.horizon_s)
+
+    @property
+    def pending_slots(self) -> int:
+        return int(np.ceil(self.horizon_s / max(self.interval_s, 1.0))) + 2
+
+    @property
+    def error_slots(self) -> int:
+        return int(np.ceil(self.error_window_s / max(self.interval_s, 1.0))) + 1
+
+
+@dataclass(frozen=True)
 class MetricParams:
     name: str
     kind: MetricKind
     target: float
+    forecast: ForecastParams | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +204,11 @@ class PolicyParams:
     @property
     def metric_names(self) -> tuple[str, ...]:
         return tuple(m.name for m in self.metrics)
+
+    @property
+    def forecast_metrics(self) -> tuple[int, ...]:
+        """Indices of the metrics with a forecast stage."""
+        return tuple(j for j, m in enumerate(self.metrics) if m.forecast is not None)
 
     @property
     def history_slots(self) -> int:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from controller.core.health_params import (BudgetParams, CheckParams, Direction, HealthParams, Remedy, Scope,
                                            default_verify_window_s)
-from controller.core.params import MetricKind, MetricParams, PolicyParams, RuleType, ScalingRules, Select, Smoothing
+import re
+
+from controller.core.params import (ForecastParams, MetricKind, MetricParams, PolicyParams, RuleType, ScalingRules,
+                                    Select, Smoothing)
+from controller.policy.durations import parse_duration
 from controller.policy import presets
-from controller.policy.schema import (Health, HealthCheck, Metric, PolicyDocument, Scaling, ScalingRulesModel,
+from controller.policy.schema import (Forecast, Health, HealthCheck, Metric, PolicyDocument, Scaling, ScalingRulesModel,
                                       SmoothingModel, Targets, Threshold)
 from controller.policy.specs import (BudgetSpec, Comparison, HealthAction, HealthCheckSpec, HealthSpec,
                                      SmoothingSpec, TargetSelector)
@@ -35,7 +39,7 @@ def compile_policy(policy: PolicyDocument) -> PolicyParams:
     behavior = scaling.behavior
     missing_hold_s, fallback = _missing_metrics(scaling)
     return PolicyParams(
-        metrics=tuple(compile_metric(m) for m in scaling.metrics),
+        metrics=tuple(compile_metric(m, spec.interval_s) for m in scaling.metrics),
         tolerance_up=scaling.tolerance.up, tolerance_down=scaling.tolerance.down,
         smoothing=smoothing.kind, half_life_s=smoothing.half_life_s, window_s=smoothing.window_s,
         percentile=smoothing.percentile, stale_after_s=scaling.stale_after_s,
@@ -45,13 +49,45 @@ def compile_policy(policy: PolicyDocument) -> PolicyParams:
         missing_hold_s=missing_hold_s, fallback_replicas=fallback, **common)
 
 
-def compile_metric(metric: Metric) -> MetricParams:
+def compile_metric(metric: Metric, interval_s: float = 15.0) -> MetricParams:
     target = metric.target
+    forecast = None if metric.forecast is None else compile_forecast(metric.forecast, metric.query, interval_s)
     if target.value is not None:
-        return MetricParams(metric.name, MetricKind.VALUE, target.value)
+        return MetricParams(metric.name, MetricKind.VALUE, target.value, forecast)
     if target.average_per_replica is not None:
-        return MetricParams(metric.name, MetricKind.AVERAGE_PER_REPLICA, target.average_per_replica)
-    return MetricParams(metric.name, MetricKind.UTILIZATION, target.utilization)
+        return MetricParams(metric.name, MetricKind.AVERAGE_PER_REPLICA, target.average_per_replica, forecast)
+    return MetricParams(metric.name, MetricKind.UTILIZATION, target.utilization, forecast)
+
+
+_RANGE = re.compile(r"\[\s*([0-9][0-9a-z.]*)\s*(?::[^\]]*)?\]")
+#: Range assumed for a query without a range selector (a recording rule, a gauge).
+DEFAULT_QUERY_WINDOW_S = 60.0
+
+
+def query_window_s(query: str) -> float:
+    """The longest range selector of a PromQL query (``rate(x[2m])`` -> 120), or 60 s if none."""
+    found = []
+    for m in _RANGE.finditer(query):
+        try:
+            found.append(parse_duration(m.group(1)))
+        except ValueError:
+            continue
+    return max(found, default=DEFAULT_QUERY_WINDOW_S)
+
+
+def auto_horizon_s(startup_delay_s: float, interval_s: float, window_s: float) -> float:
+    """How late a reactive decision is: new pods serve a start-up delay after the decision,
+    which comes up to one interval after a sample that averages the last window (lag: half)."""
+    return startup_delay_s + interval_s + 0.5 * window_s
+
+
+def compile_forecast(forecast: Forecast, query: str, interval_s: float) -> ForecastParams:
+    horizon = forecast.horizon_s
+    if horizon is None:
+        horizon = auto_horizon_s(forecast.startup_delay_s, interval_s, query_window_s(query))
+    return ForecastParams(horizon_s=horizon, interval_s=interval_s, periods_s=tuple(forecast.seasonality),
+                          min_history_s=forecast.min_history_s, margin=forecast.margin,
+                          quantile=forecast.interval / 100.0, error_bound=forecast.error_bound)
 
 
 def compile_smoothing(smoothing: SmoothingModel | None) -> SmoothingSpec:

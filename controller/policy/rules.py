@@ -70,6 +70,17 @@ def _scaling_metrics(spec: Spec) -> Iterator[Problem]:
     if not metrics:
         yield SCALING + ("metrics",), "expected at least one metric, got an empty list"
     yield from _duplicates([m.name for m in metrics], SCALING + ("metrics",), "metric name", field="name")
+    for i, m in enumerate(metrics):
+        if m.forecast is None:
+            continue
+        where = SCALING + ("metrics", i, "forecast")
+        if spec.preset == presets.HPA:
+            yield where, "not allowed with preset: hpa (HPA does not forecast)"
+        elif m.target.average_per_replica is None:
+            yield where, ("needs target: averagePerReplica (a forecast is of a total such as a request rate; "
+                          "a per-pod value or utilization changes with the replica count)")
+        if len(set(m.forecast.seasonality)) != len(m.forecast.seasonality):
+            yield where + ("seasonality",), "periods must differ"
 
 
 def _fallback_within_bounds(spec: Spec) -> Iterator[Problem]:

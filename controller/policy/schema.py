@@ -27,6 +27,11 @@ Interval = Duration(ge=1, le=MAX_INTERVAL_S)  # shorter makes no sense against P
 StabilizationWindow = Duration(ge=0, le=3600)  # HPA: 0..3600 s
 RatePeriod = Duration(gt=0, le=1800)  # HPA: periodSeconds 1..1800
 PositivePercent = Percent(gt=0, le=MAX_UTILIZATION_PCT)
+ForecastHorizon = Duration(gt=0, le=3600)
+StartupDelay = Duration(ge=0, le=3600)
+SeasonalPeriod = Duration(ge=600, le=35 * 86400.0)
+HistoryLength = Duration(ge=0, le=35 * 86400.0)
+IntervalPercent = Percent(ge=50, le=99)
 
 HealthActionName = Literal["restart-pod", "rolling-restart", "rollback", "scale-up", "record"]
 
@@ -77,10 +82,40 @@ class MetricTarget(StrictModel):
         return self
 
 
+def _auto_or_duration(value: object) -> object:
+    if value == "auto":
+        return None
+    return value
+
+
+class Forecast(StrictModel):
+    """Predictive scaling on this metric: the proposal is max(reactive, from the forecast's
+    upper bound); the forecast can raise a scale-up or delay a scale-down, never cause one."""
+
+    horizon_s: Annotated[Optional[ForecastHorizon], BeforeValidator(
+        _auto_or_duration, json_schema_input_type=Literal["auto"] | str)] = Field(
+        None, alias="horizon", json_schema_extra={"default": "auto"},
+        description="How far ahead; auto: startupDelay + interval + half the query's range window.")
+    startup_delay_s: StartupDelay = duration_field(
+        30.0, "startupDelay", "Time from a scale-up to new pods serving (used by horizon: auto).")
+    seasonality: list[SeasonalPeriod] = Field(
+        default_factory=lambda: [86400.0, 604800.0], max_length=4, json_schema_extra={"default": ["1d", "7d"]},
+        description="Candidate seasonal periods, each kept only if the history shows it (autocorrelation).")
+    min_history_s: HistoryLength = duration_field(
+        86400.0, "minHistory", "History needed before a seasonal period is judged.")
+    margin: float = Field(1.0, ge=0, le=10, description="Multiplier of the prediction interval added to the forecast.")
+    interval: IntervalPercent = Field(
+        80.0, description="Prediction interval: this quantile of the recent absolute forecast errors.")
+    error_bound: float = Field(1.25, gt=0, le=10, description=(
+        "Ignore the forecast while its recent mean absolute error exceeds this multiple of persistence's "
+        "(the error of assuming the value stays as it is)."))
+
+
 class Metric(StrictModel):
     name: Identifier
     query: NonEmptyText = Field(description="PromQL returning one series per (namespace, workload).")
     target: MetricTarget
+    forecast: Optional[Forecast] = None
 
 
 class Ewma(StrictModel):

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from controller.core.decide import Decision, Observation, ScalingState, decide
+from controller.core.decide import Decision, Observation, ScalingState, decide, warm
 from controller.core.heal import HealingDecision, HealthState, heal
 from controller.core.health_state_codec import (Parsed, durable_arrays, encode, parse, restore, same_arrays,
                                                 still_relevant, target_key)
@@ -80,7 +80,7 @@ def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: f
     records = d.records(result.policy, keys, metric_names)
     if result.healing is not None:
         health = result.healing.records(result.policy, keys)
-        records = [replace(r, extra={"health": h.to_dict()}) for r, h in zip(records, health)]
+        records = [replace(r, extra={**r.extra, "health": h.to_dict()}) for r, h in zip(records, health)]
     if start_s:
         records = [replace(r, at=r.at - start_s) for r in records]
     return records
@@ -177,6 +177,13 @@ class Reconciler:
             return
         self._saved, self._saved_resume = arrays, resume
         result.state_saved = True
+
+    def warm(self, targets: list[TargetRef], history: np.ndarray, times: np.ndarray) -> None:
+        """Start the forecasts of ``targets`` from history: (N, T, M) metric values (NaN where
+        unknown) at times (T,), epoch seconds, before the first cycle (e.g. Prometheus range
+        queries at start-up, or a scenario's load before its start)."""
+        self._carry_state_over(list(targets))
+        self._state = warm(self.policy.params, self._state, history, times)
 
     def _rows_for(self, targets: list[TargetRef]) -> np.ndarray | None:
         """Old row of each new target (-1 if new), or None when the list is unchanged."""

@@ -15,7 +15,8 @@ EXAMPLES = sorted(p.name for p in POLICIES.glob("*.yaml"))
 
 def test_the_expected_examples_exist():
     assert EXAMPLES == ["checkout-health.yaml", "hpa-behavior.yaml", "hpa-cpu.yaml", "latency-slo.yaml",
-                        "queue-worker.yaml", "setpoint-default.yaml", "setpoint-healing.yaml", "web-rps.yaml"]
+                        "queue-worker.yaml", "setpoint-default.yaml", "setpoint-healing.yaml", "web-forecast.yaml",
+                        "web-rps.yaml"]
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -27,7 +28,7 @@ def test_example_loads(name):
 def test_all_examples_load_together():
     names = [p.name for p in load_policies([POLICIES])]
     assert names == ["checkout", "payments-health", "hpa-behavior", "hpa-cpu", "latency-slo", "queue-worker",
-                     "setpoint-default", "setpoint-healing", "web-rps"]
+                     "setpoint-default", "setpoint-healing", "web-forecast", "web-rps"]
 
 
 def by_name():
@@ -79,3 +80,11 @@ def test_checkout_health():
     assert checkout.health.budgets.rollbacks_per_day == 2
     assert payments.health.budgets.max_unavailable_pods == 1
     assert (checkout.document, payments.document) == (1, 2)
+
+
+def test_web_forecast():
+    p = by_name()["web-forecast"]
+    (m,) = p.params.metrics
+    assert m.kind == MetricKind.AVERAGE_PER_REPLICA and m.forecast is not None
+    assert m.forecast.horizon_s == 75.0  # auto: 30 s start-up + 15 s interval + half of [1m]
+    assert m.forecast.periods_s == (86400.0, 604800.0) and m.forecast.error_bound == 1.25
