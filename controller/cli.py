@@ -107,6 +107,9 @@ def simulate(
     out: Annotated[Optional[Path], typer.Option(
         "--out", "-o", help="Folder for result.json, report.html and decisions.jsonl (default: out/SCENARIO).")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html (plots).")] = True,
+    max_memory: Annotated[Optional[str], typer.Option(
+        "--max-memory", help="Refuse a scenario whose estimated memory need is above this (e.g. 8GiB, 512MiB). "
+                             "Default 4GiB; never more than 80% of the machine's memory.")] = None,
 ) -> None:
     """Simulate a scenario offline under a policy and baselines, and score them alike.
 
@@ -114,33 +117,50 @@ def simulate(
     to mitigate each fault) and writes OUT/result.json, OUT/report.html (plots on a shared time
     axis, one panel set per controller) and OUT/decisions.jsonl (read it with `setpoint explain
     OUT`). With no arguments: the bundled flash-crowd scenario, the bundled default policy, the
-    HPA baseline and the oracle. Exit 1 on an invalid scenario or policy.
+    HPA baseline and the oracle. Exit 1 on an invalid scenario or policy, or one whose estimated
+    memory need is over --max-memory.
     """
+    from controller.errors import InvalidInput
+    from simulators.memory import parse_size
+
+    try:
+        max_memory_bytes = None if max_memory is None else parse_size(max_memory)
+    except ValueError as exc:
+        _fail([f"--max-memory: {exc}"])
+    try:
+        _simulate(scenario, policy, baseline, hpa_policy, seed, out, report, max_memory_bytes)
+    except InvalidInput as exc:
+        _fail(exc.errors)
+    except MemoryError:
+        _fail([f"{scenario}: ran out of memory; shorten spec.duration, raise spec.tick, or use fewer services or "
+               "baselines"])
+
+
+def _simulate(scenario: str, policy: Path, baseline: list[str], hpa_policy: Path, seed: int | None, out: Path | None,
+              report: bool, max_memory_bytes: int | None) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from controller.errors import ScenarioError
+    from simulators.memory import check_fits, memory_limit
     from simulators.output import write_outputs
     from simulators.runner import simulate as run_simulation
     from simulators.runner import standard_controllers
     from simulators.scenario import load_scenario
 
-    try:
-        sc = load_scenario(scenario, seed=seed)
-    except ScenarioError as exc:
-        _fail(exc.errors)
+    sc = load_scenario(scenario, seed=seed)
     under_test = _one_policy(policy)
     hpa = _one_policy(hpa_policy) if "hpa" in baseline else None
     try:
         controllers = standard_controllers(under_test, baseline, hpa, under_test.params.max_replicas)
     except ValueError as exc:
         _fail([str(exc)])
+    check_fits(sc, controllers, memory_limit(max_memory_bytes))  # before the progress bars draw
     console = Console(stderr=True)
     with Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TextColumn("ticks"),
                   TimeElapsedColumn(), console=console, transient=False) as progress:
-        tasks = {c.name: progress.add_task(c.name, total=len(sc.times())) for c in controllers}
+        tasks = {c.name: progress.add_task(c.name, total=sc.tick_count) for c in controllers}
         try:
-            result, logs = run_simulation(sc, controllers, policy_file=str(policy),
+            result, logs = run_simulation(sc, controllers, policy_file=str(policy), max_memory_bytes=max_memory_bytes,
                                           on_progress=lambda name, k, total: progress.update(tasks[name], completed=k))
         except ValueError as exc:
             _fail([str(exc)])

@@ -389,4 +389,9 @@ def offered_matrix(shapes: Shape | Sequence[Shape], times_s, n_services: int | N
 
 def tick_times(start_s: float, duration_s: float, tick_s: float) -> np.ndarray:
     """(T,) tick times start, start + tick, ... strictly before start + duration."""
-    return start_s + tick_s * np.arange(int(math.ceil(duration_s / tick_s - 1e-9)))
+    return start_s + tick_s * np.arange(tick_count(duration_s, tick_s))
+
+
+def tick_count(duration_s: float, tick_s: float) -> int:
+    """T, the number of ticks of :func:`tick_times`."""
+    return int(math.ceil(duration_s / tick_s - 1e-9))

@@ -277,6 +277,11 @@ class Scenario:
     def services(self) -> list[str]:
         return [s.name for s in self.cluster.services]
 
+    @property
+    def tick_count(self) -> int:
+        """T, the number of ticks (without building the (T,) array of their times)."""
+        return L.tick_count(self.duration_s, self.tick_s)
+
     def times(self) -> np.ndarray:
         """(T,) tick times, epoch seconds."""
         return L.tick_times(self.start_s, self.duration_s, self.tick_s)
