@@ -36,7 +36,7 @@ def describe_value(value: object) -> str:
 
 def format_number(value: float) -> str:
     """``0.0`` -> ``0``, ``-0.1`` -> ``-0.1``, ``inf`` -> ``inf``."""
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:  # not 1e308's 309 digits
         return str(int(value))
     return str(value)
 
