@@ -41,8 +41,8 @@ SHARED_ARRAYS = 6.0
 ARRAYS_PER_CONTROLLER = 10.0
 #: The oracle's bisection over the whole (T, S) load at once (bounds, latencies, masks).
 ORACLE_ARRAYS = 8.0
-#: Per policy cycle: the cycle's result and its Python objects (measured ~1.3 KiB).
-CYCLE_BYTES = 2048
+#: Per policy cycle: the cycle's result and its Python objects (measured 1.3 to 3 KiB).
+CYCLE_BYTES = 4096
 #: Per service a policy cycle decides on: its decision record's arrays (measured ~100 B).
 RECORD_BYTES = 160
 
@@ -178,6 +178,10 @@ def parse_size(text: str) -> int:
     return int(value)
 
 
+def _count(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 def check_fits(scenario: Scenario, controllers: Sequence, limit: MemoryLimit, keep_records: bool = True) -> int:
     """The estimate (bytes) if it fits in ``limit``; else a ScenarioError saying what to change."""
     need = scenario_peak_bytes(scenario, controllers, keep_records)
@@ -185,7 +189,7 @@ def check_fits(scenario: Scenario, controllers: Sequence, limit: MemoryLimit, ke
         return need
     ticks, services = scenario.tick_count, len(scenario.cluster.services)
     raise ScenarioError([FieldError(scenario.file, None, "spec", (
-        f"this simulation needs about {format_bytes(need)} of memory ({ticks:,} ticks x {services:,} services x "
-        f"{len(controllers)} controllers), more than the limit of {format_bytes(limit.bytes)} ({limit.source}); "
+        f"this simulation needs about {format_bytes(need)} of memory ({_count(ticks, 'tick')} x "
+        f"{_count(services, 'service')} x {_count(len(controllers), 'controller')}), more than the limit of {format_bytes(limit.bytes)} ({limit.source}); "
         f"shorten spec.duration, raise spec.tick, use fewer services or baselines"
         f"{', or raise --max-memory' if 'max-memory' in limit.source else ''}"))])
