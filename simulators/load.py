@@ -243,9 +243,9 @@ def _csv_error(path: Path, line: int | None, message: str) -> ScenarioError:
     return ScenarioError([FieldError(str(path), line, "", message)])
 
 
-#: Largest trace file read (the biggest shared trace is 1.4 MB): bounds the memory and time a
-#: scenario's trace can cost before anything is simulated.
-MAX_TRACE_BYTES = 64 * 2**20
+#: Largest trace file read (the biggest shared trace is 1.4 MB, a year of minutes 14 MB):
+#: bounds the memory and time a scenario's trace costs before anything is simulated.
+MAX_TRACE_BYTES = 32 * 2**20
 #: Largest value of a row (requests per interval): scaled and summed, it stays finite.
 MAX_TRACE_VALUE = 1e12
 

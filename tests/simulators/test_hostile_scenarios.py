@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from controller.errors import ScenarioError
+from simulators.load import MAX_TRACE_BYTES, load_trace
 from tests.simulators.conftest_paths import REPO
 
 MEMORY_LIMIT_BYTES = 1536 * 2**20
@@ -137,3 +139,14 @@ def test_an_unreadable_max_memory_is_a_usage_error(tmp_path):
     path.write_text(scenario(duration="10m"))
     proc = simulate(path, tmp_path, "--max-memory", "lots")
     assert proc.returncode == 1 and "--max-memory" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_oversized_trace_is_refused_before_it_is_read(tmp_path):
+    big = tmp_path / "big.csv"
+    with big.open("wb") as fh:
+        fh.write(TRACE_HEADER + rows(60, 60))
+        fh.truncate(MAX_TRACE_BYTES + 1)  # sparse: no disk, and no time to write it
+    with pytest.raises(ScenarioError) as err:
+        load_trace(big)
+    (error,) = err.value.errors
+    assert error.file == str(big) and "more than the 32 MiB" in error.message
