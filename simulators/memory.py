@@ -6,8 +6,9 @@ trajectory, builds more of them while scoring and drawing, and keeps one decisio
 driven service per cycle of each policy controller. :func:`estimate_peak_bytes` adds these up
 from the scenario alone. The coefficients were measured (peak RSS via ``getrusage`` and
 tracemalloc peaks, 1 to 1,000 services, 720 to 34,560 ticks) and rounded up, so the estimate
-errs high: it is 1.0 to 1.7 times the measured peak, never below it. tests/simulators/
-test_memory_estimate.py checks it against tracemalloc on a small run.
+errs high: it was 1.2 to 1.6 times the measured peak RSS, never below it. bench/
+memory_estimate.py repeats the RSS comparison; tests/simulators/test_memory_estimate.py
+checks it against tracemalloc on small runs.
 """
 
 from __future__ import annotations
@@ -190,6 +191,7 @@ def check_fits(scenario: Scenario, controllers: Sequence, limit: MemoryLimit, ke
     ticks, services = scenario.tick_count, len(scenario.cluster.services)
     raise ScenarioError([FieldError(scenario.file, None, "spec", (
         f"this simulation needs about {format_bytes(need)} of memory ({_count(ticks, 'tick')} x "
-        f"{_count(services, 'service')} x {_count(len(controllers), 'controller')}), more than the limit of {format_bytes(limit.bytes)} ({limit.source}); "
+        f"{_count(services, 'service')} x {_count(len(controllers), 'controller')}), "
+        f"more than the limit of {format_bytes(limit.bytes)} ({limit.source}); "
         f"shorten spec.duration, raise spec.tick, use fewer services or baselines"
         f"{', or raise --max-memory' if 'max-memory' in limit.source else ''}"))])
