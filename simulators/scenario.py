@@ -170,7 +170,7 @@ class ServiceModel(StrictModel):
     name: DnsLabel
     namespace: DnsLabel = "default"
     count: int = Field(1, ge=1, le=MAX_SERVICES, description="copies of this service, named name-0, name-1, ...")
-    capacity_per_pod: float = Field(ge=1e-3, le=MAX_RPS, description="requests/s one ready pod serves at 100% utilization")
+    capacity_per_pod: float = Field(gt=0, le=MAX_RPS, description="requests/s one ready pod serves at 100% utilization")
     scheduling_delay: SimDuration() = 2.0
     startup_delay: SimDuration() = 30.0
     base_latency: SimDuration(gt=0) = 0.05
