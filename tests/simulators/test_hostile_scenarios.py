@@ -150,3 +150,17 @@ def test_an_oversized_trace_is_refused_before_it_is_read(tmp_path):
         load_trace(big)
     (error,) = err.value.errors
     assert error.file == str(big) and "more than the 32 MiB" in error.message
+
+
+@pytest.mark.parametrize("text", [
+    pytest.param(scenario(duration="10m", capacity="1.0e-300"), id="capacity-1e-300"),
+    pytest.param(scenario(duration="10m", capacity="1.0e+9", load="- constant: {rps: 1.0e+9}"), id="rates-at-the-bound"),
+    pytest.param(scenario(duration="10m", tick="100ms"), id="tick-at-the-bound"),
+])
+def test_extreme_but_valid_scenarios_run(tmp_path, text):
+    path = tmp_path / "extreme.yaml"
+    path.write_text(text)
+    proc = simulate(path, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "Warning" not in proc.stderr
+    assert (tmp_path / "out" / "result.json").exists()
