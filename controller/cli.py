@@ -187,6 +187,9 @@ def simulate(
              "controller with HPA at equal replica-hours.")] = True,
     frontier_targets: Annotated[str, typer.Option(
         "--frontier-targets", help="CPU utilization targets (percent) of the frontier, comma-separated.")] = "40,50,60,70,80",
+    max_memory: Annotated[Optional[str], typer.Option(
+        "--max-memory", help="Refuse a scenario whose estimated memory need is above this (e.g. 8GiB, 512MiB). "
+                             "Default 4GiB; never more than 80% of the machine's memory.")] = None,
 ) -> None:
     """Simulate a scenario offline under a policy and baselines, and score them alike.
 
@@ -195,16 +198,37 @@ def simulate(
     preset swept over CPU targets, interpolated along its frontier) and writes OUT/result.json, OUT/report.html (plots on a shared time
     axis, one panel set per controller) and OUT/decisions.jsonl (read it with `setpoint explain
     OUT`). With no arguments: the bundled flash-crowd scenario, the bundled default policy, the
-    HPA baseline and the oracle. Exit 1 on an invalid scenario or policy.
+    HPA baseline and the oracle. Exit 1 on an invalid scenario or policy, or one whose estimated
+    memory need is over --max-memory.
     """
+    from controller.errors import InvalidInput
+    from simulators.memory import parse_size
+
+    try:
+        max_memory_bytes = None if max_memory is None else parse_size(max_memory)
+    except ValueError as exc:
+        _fail([f"--max-memory: {exc}"])
+    try:
+        _simulate(scenario, policy, baseline, hpa_policy, seed, out, report, frontier, frontier_targets,
+                  max_memory_bytes)
+    except InvalidInput as exc:
+        _fail(exc.errors)
+    except MemoryError:
+        _fail([f"{scenario}: ran out of memory; shorten spec.duration, raise spec.tick, or use fewer services or "
+               "baselines"])
+
+
+def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_policy: Path | None, seed: int | None,
+              out: Path | None, report: bool, frontier: bool, frontier_targets: str,
+              max_memory_bytes: int | None) -> None:
     from importlib.util import find_spec
 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from controller.errors import ScenarioError
     from simulators.frontier import parse_targets
     from simulators.hpa_sweep import sweep_frontier
+    from simulators.memory import check_fits, memory_limit
     from simulators.output import write_outputs
     from simulators.runner import simulate as run_simulation
     from simulators.runner import standard_controllers
@@ -212,10 +236,7 @@ def simulate(
 
     if report and find_spec("matplotlib") is None:  # e.g. in the controller image
         _fail(["report.html needs matplotlib, which is not installed: pip install matplotlib, or pass --no-report"])
-    try:
-        sc = load_scenario(scenario, seed=seed)
-    except ScenarioError as exc:
-        _fail(exc.errors)
+    sc = load_scenario(scenario, seed=seed)
     policy = policy or bundled_policy(DEFAULT_SIM_POLICY)
     hpa_policy = hpa_policy or bundled_policy(DEFAULT_HPA_POLICY)
     under_test = _one_policy(policy)
@@ -228,10 +249,11 @@ def simulate(
         controllers = standard_controllers(under_test, baseline, hpa, under_test.params.max_replicas)
     except ValueError as exc:
         _fail([str(exc)])
+    check_fits(sc, controllers, memory_limit(max_memory_bytes))  # before the progress bars draw
     console = Console(stderr=True)
     with Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TextColumn("ticks"),
                   TimeElapsedColumn(), console=console, transient=False) as progress:
-        tasks = {c.name: progress.add_task(c.name, total=len(sc.times())) for c in controllers}
+        tasks = {c.name: progress.add_task(c.name, total=sc.tick_count) for c in controllers}
 
         def advance(name: str, k: int, total: int) -> None:
             if name not in tasks:  # a frontier run
@@ -239,7 +261,8 @@ def simulate(
             progress.update(tasks[name], completed=k)
 
         try:
-            result, logs = run_simulation(sc, controllers, policy_file=str(policy), on_progress=advance)
+            result, logs = run_simulation(sc, controllers, policy_file=str(policy), max_memory_bytes=max_memory_bytes,
+                                          on_progress=advance)
             if frontier:
                 result.frontier = sweep_frontier(sc, result, hpa, targets, on_progress=advance)
         except ValueError as exc:

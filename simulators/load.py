@@ -248,37 +248,87 @@ def _csv_error(path: Path, line: int | None, message: str) -> ScenarioError:
     return ScenarioError([FieldError(str(path), line, "", message)])
 
 
+#: Largest trace file read (the biggest shared trace is 1.4 MB, a year of minutes 14 MB):
+#: bounds the memory and time a scenario's trace costs before anything is simulated.
+MAX_TRACE_BYTES = 32 * 2**20
+#: Largest value of a row (requests per interval): scaled and summed, it stays finite.
+MAX_TRACE_VALUE = 1e12
+
+
+def _line_at(data: bytes, offset: int) -> int:
+    """1-based line of byte ``offset``."""
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _trace_text(p: Path) -> str:
+    """The file's text, once it is known to be a bounded, non-empty, UTF-8 text file."""
+    try:
+        size = p.stat().st_size
+        if size > MAX_TRACE_BYTES:
+            raise _csv_error(p, None, f"is {size / 2**20:.0f} MiB, more than the {MAX_TRACE_BYTES // 2**20} MiB a trace "
+                                      "may be; cut it to the window you replay")
+        with p.open("rb") as fh:
+            data = fh.read(MAX_TRACE_BYTES + 1)
+    except OSError as exc:
+        raise _csv_error(p, None, f"cannot read: {exc.strerror or exc}") from None
+    if not data.strip():
+        raise _csv_error(p, None, "file is empty: expected the header 'timestamp,value' and at least 2 rows")
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise _csv_error(p, _line_at(data, nul), "is a binary file (NUL byte): expected a CSV 'timestamp,value'")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _csv_error(p, _line_at(data, exc.start), f"is not UTF-8 text (byte 0x{data[exc.start]:02x}): "
+                                                       "expected a CSV 'timestamp,value'") from None
+
+
+def _parse_stamp(stamp: str, p: Path, line: int) -> float:
+    try:
+        return float(np.datetime64(stamp, "s").astype(np.int64))
+    except ValueError:
+        raise _csv_error(p, line, f"timestamp must be ISO-8601 UTC such as 2020-01-01T00:00:00Z, got {stamp + 'Z'!r}") from None
+
+
 @functools.lru_cache(maxsize=32)
 def _read_trace(path: str, mtime: float) -> Trace:
     p = Path(path)
-    with p.open() as fh:
-        header = fh.readline().strip()
-        if header != "timestamp,value":
-            raise _csv_error(p, 1, f"expected the header 'timestamp,value', got {header!r}")
-        stamps, values = [], []
-        for n, line in enumerate(fh, start=2):
-            line = line.strip()
-            if not line:
-                continue
-            stamp, sep, value = line.partition(",")
-            if not sep or not stamp.endswith("Z"):
-                raise _csv_error(p, n, f"expected '<ISO-8601 UTC timestamp ending in Z>,<number>', got {line!r}")
-            stamps.append(stamp[:-1])
-            try:
-                values.append(float(value))
-            except ValueError:
-                raise _csv_error(p, n, f"value must be a number, got {value!r}") from None
+    lines = _trace_text(p).splitlines()
+    header = lines[0].strip()
+    if header != "timestamp,value":
+        raise _csv_error(p, 1, f"expected the header 'timestamp,value', got {header[:80]!r}")
+    stamps, values, numbers = [], [], []
+    for n, line in enumerate(lines[1:], start=2):
+        line = line.strip()
+        if not line:
+            continue
+        stamp, sep, value = line.partition(",")
+        if not sep or not stamp.endswith("Z"):
+            raise _csv_error(p, n, f"expected '<ISO-8601 UTC timestamp ending in Z>,<number>', got {line[:80]!r}")
+        try:
+            number = float(value)
+        except ValueError:
+            raise _csv_error(p, n, f"value must be a number, got {value[:80]!r}") from None
+        if not math.isfinite(number):
+            raise _csv_error(p, n, f"value must be a finite number, got {value!r}")
+        if not 0 <= number <= MAX_TRACE_VALUE:
+            raise _csv_error(p, n, f"value must be in [0, {MAX_TRACE_VALUE:g}] (requests per interval), got {value}")
+        stamps.append(stamp[:-1])
+        values.append(number)
+        numbers.append(n)
     if len(stamps) < 2:
         raise _csv_error(p, None, f"needs at least 2 rows, got {len(stamps)}")
     try:
         times = np.array(stamps, dtype="datetime64[s]").astype(np.int64).astype(np.float64)
-    except ValueError as exc:
-        raise _csv_error(p, None, f"timestamps must be ISO-8601: {exc}") from None
+    except ValueError:  # find the row
+        times = np.array([_parse_stamp(s, p, n) for s, n in zip(stamps, numbers)])
     steps = np.diff(times)
     if (steps <= 0).any():
-        bad = int(np.flatnonzero(steps <= 0)[0]) + 3
+        bad = numbers[int(np.flatnonzero(steps <= 0)[0]) + 1]
         raise _csv_error(p, bad, "timestamps must strictly increase")
     values_arr, times.flags.writeable = np.array(values), False
+    if not values_arr.any():
+        raise _csv_error(p, None, f"every value is 0 ({values_arr.size} rows): replaying it offers no load")
     values_arr.flags.writeable = False  # shared through the cache
     return Trace(p.stem, times, values_arr, nominal_interval_s(steps))
 
@@ -299,7 +349,10 @@ def load_trace(name_or_path: str | os.PathLike) -> Trace:
         path = traces_dir() / path
     if not path.is_file():
         raise FileNotFoundError(f"trace not found: {path} (set SETPOINT_TRACES_DIR or provide ../shared/data/traces)")
-    return _read_trace(str(path.resolve()), path.stat().st_mtime)
+    try:
+        return _read_trace(str(path.resolve()), path.stat().st_mtime)
+    except OSError as exc:
+        raise _csv_error(path, None, f"cannot read: {exc.strerror or exc}") from None
 
 
 @dataclass(frozen=True)
@@ -342,6 +395,8 @@ class TraceReplay(Shape):
                                         f"the window), got {self.history_s:g}"))
         if self.duration_s is not None and self.duration_s <= 0:
             errors.append(("duration_s", f"must be > 0, got {self.duration_s:g}"))
+        if not errors and self.peak_rps is not None and not self.window[1].any():
+            errors.append(("peak_rps", f"the replayed window of {self.trace.name} is all 0: nothing to scale to a peak"))
         if errors:
             raise ScenarioError([FieldError(self.trace.name, None, f, m) for f, m in errors])
 
@@ -398,4 +453,9 @@ def offered_matrix(shapes: Shape | Sequence[Shape], times_s, n_services: int | N
 
 def tick_times(start_s: float, duration_s: float, tick_s: float) -> np.ndarray:
     """(T,) tick times start, start + tick, ... strictly before start + duration."""
-    return start_s + tick_s * np.arange(int(math.ceil(duration_s / tick_s - 1e-9)))
+    return start_s + tick_s * np.arange(tick_count(duration_s, tick_s))
+
+
+def tick_count(duration_s: float, tick_s: float) -> int:
+    """T, the number of ticks of :func:`tick_times`."""
+    return int(math.ceil(duration_s / tick_s - 1e-9))

@@ -25,12 +25,16 @@ def _write_atomic(path: Path, text: str) -> Path:
 
 def write_decisions(logs: dict[str, CycleLog], path: Path, start_s: float) -> Path:
     """One JSON object per target per cycle, tagged with its controller; ``at`` is seconds
-    since the scenario start."""
-    lines = []
-    for controller, log in logs.items():
-        for record in log.records(start_s):
-            lines.append(json.dumps(jsonable({"controller": controller, **record.to_dict()}), separators=(",", ":")))
-    return _write_atomic(path, "\n".join(lines) + ("\n" if lines else ""))
+    since the scenario start. Written line by line: a long run has millions of records, and
+    holding them all as text would need more memory than the simulation itself."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for controller, log in logs.items():
+            for record in log.records(start_s):
+                fh.write(json.dumps(jsonable({"controller": controller, **record.to_dict()}), separators=(",", ":")))
+                fh.write("\n")
+    os.replace(tmp, path)
+    return path
 
 
 def write_outputs(result: SimResult, logs: dict[str, CycleLog], out_dir: str | Path, start_s: float,

@@ -14,10 +14,12 @@ from typing import Callable
 import numpy as np
 
 from controller.core.health_params import Scope
+from controller.errors import FieldError, ScenarioError
 from controller.model import Action
 from controller.policy import LoadedPolicy
 from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy, cycle_records
 from simulators.cluster import SimCluster
+from simulators.memory import check_fits, format_bytes, memory_limit
 from simulators.oracle import oracle_plan
 from simulators.ports import MemoryStateStore, SimMetrics, SimTargets
 from simulators.result import ActionEvent, ControllerRun, FaultWindow, SimResult, Trajectory
@@ -221,8 +223,25 @@ def fault_windows(scenario: Scenario) -> list[FaultWindow]:
 
 
 def simulate(scenario: Scenario, controllers: list[ControllerSpec], *, on_progress: Callable[[str, int, int], None] | None = None,
-             keep_records: bool = True, policy_file: str = "") -> tuple[SimResult, dict[str, CycleLog]]:
-    """Run every controller on the scenario. Returns the result and the decision logs by controller."""
+             keep_records: bool = True, policy_file: str = "",
+             max_memory_bytes: int | None = None) -> tuple[SimResult, dict[str, CycleLog]]:
+    """Run every controller on the scenario. Returns the result and the decision logs by controller.
+
+    Refuses (ScenarioError, before allocating) a run whose estimated memory exceeds
+    ``max_memory_bytes`` (default 4 GiB) or what the machine allows; see simulators.memory.
+    """
+    limit = memory_limit(max_memory_bytes)
+    need = check_fits(scenario, controllers, limit, keep_records)
+    try:
+        return _simulate(scenario, controllers, on_progress, keep_records, policy_file)
+    except MemoryError:  # the estimate is meant to prevent this; never a traceback if it does not
+        raise ScenarioError([FieldError(scenario.file, None, "spec", (
+            f"ran out of memory (estimated {format_bytes(need)}, limit {format_bytes(limit.bytes)} from {limit.source}); "
+            "shorten spec.duration, raise spec.tick, or use fewer services or baselines"))]) from None
+
+
+def _simulate(scenario: Scenario, controllers: list[ControllerSpec], on_progress, keep_records: bool,
+              policy_file: str) -> tuple[SimResult, dict[str, CycleLog]]:
     offered = scenario.offered()
     runs, logs = {}, {}
     for c in controllers:

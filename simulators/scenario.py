@@ -72,25 +72,44 @@ SCENARIO_FOLDER = package_path("simulators", "scenarios")  # package data, also 
 
 Signal = Literal[tuple(SIGNALS) + tuple(POD_SIGNALS)]  # type: ignore[valid-type]
 
+# Bounds: what the engine can execute without overflow or absurd allocations, so that a
+# scenario that validates always simulates (or is refused by its memory estimate).
+#: Longest scenario, and the bound of every time offset and duration in it.
+MAX_DURATION_S = 400 * 86400.0
+#: Shortest tick: finer ticks multiply the (ticks x services) arrays without adding meaning.
+MIN_TICK_S = 0.1
+#: Longest metrics window: SimMetrics keeps window / tick samples per service.
+MAX_METRICS_WINDOW_S = 3600.0
+#: Bound of load rates and capacities (requests/s); far above any real service.
+MAX_RPS = 1e9
+#: Services after expanding ``count``; pods per service.
+MAX_SERVICES = 10_000
+MAX_PODS = 1000
+
+
+def SimDuration(*, gt: float | None = None, ge: float | None = 0.0, le: float = MAX_DURATION_S):
+    """A scenario duration: a policy Duration bounded above (default :data:`MAX_DURATION_S`)."""
+    return Duration(gt=gt, ge=ge, le=le)
+
 
 # --------------------------------------------------------------------------- load shapes
 class ConstantLoad(StrictModel):
-    rps: float = Field(ge=0)
+    rps: float = Field(ge=0, le=MAX_RPS)
 
 
 class StepLoad(StrictModel):
     """Terms add up, so a step may go down (``to`` below ``from``); the total is clipped at 0."""
 
-    at: Duration()
-    from_: float = Field(alias="from")
-    to: float
+    at: SimDuration()
+    from_: float = Field(alias="from", ge=-MAX_RPS, le=MAX_RPS)
+    to: float = Field(ge=-MAX_RPS, le=MAX_RPS)
 
 
 class RampLoad(StrictModel):
-    start: Duration()
-    end: Duration()
-    from_: float = Field(alias="from")
-    to: float
+    start: SimDuration()
+    end: SimDuration()
+    from_: float = Field(alias="from", ge=-MAX_RPS, le=MAX_RPS)
+    to: float = Field(ge=-MAX_RPS, le=MAX_RPS)
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -100,30 +119,30 @@ class RampLoad(StrictModel):
 
 
 class DiurnalLoad(StrictModel):
-    mean: float = Field(ge=0, description="mean requests/s over a day")
+    mean: float = Field(ge=0, le=MAX_RPS, description="mean requests/s over a day")
     amplitude: float = Field(0.5, ge=0, le=1, description="daily swing as a share of the mean")
     peak_hour: float = Field(18.0, ge=0, lt=24, description="UTC hour of the daily peak")
-    weekend: float = Field(1.0, ge=0, description="multiplier on Saturdays and Sundays")
+    weekend: float = Field(1.0, ge=0, le=1000, description="multiplier on Saturdays and Sundays")
 
 
 class FlashCrowdLoad(StrictModel):
-    at: Duration()
-    peak: float = Field(gt=0, description="extra requests/s at the top")
-    rise: Duration(gt=0) = 60.0
-    decay: Duration(gt=0) = 600.0
+    at: SimDuration()
+    peak: float = Field(gt=0, le=MAX_RPS, description="extra requests/s at the top")
+    rise: SimDuration(gt=0) = 60.0
+    decay: SimDuration(gt=0) = 600.0
 
 
 class NoiseLoad(StrictModel):
     sigma: float = Field(gt=0, le=2, description="log-normal sigma of the multiplicative noise")
-    every: Duration(gt=0) = 60.0
+    every: SimDuration(gt=0) = 60.0
 
 
 class TraceLoad(StrictModel):
     file: str = Field(min_length=1, description="CSV timestamp,value; relative names are looked up in the traces folder")
-    start: Duration() = 0.0
-    duration: Duration(gt=0) | None = None
-    peak_rps: float | None = Field(None, gt=0)
-    multiplier: float = Field(1.0, gt=0)
+    start: SimDuration() = 0.0
+    duration: SimDuration(gt=0) | None = None
+    peak_rps: float | None = Field(None, gt=0, le=MAX_RPS)
+    multiplier: float = Field(1.0, gt=0, le=1e6)
     interpolation: Literal["linear", "step"] = "linear"
     wrap: bool = False
 
@@ -152,17 +171,17 @@ class LoadTerm(StrictModel):
 class ServiceModel(StrictModel):
     name: DnsLabel
     namespace: DnsLabel = "default"
-    count: int = Field(1, ge=1, le=10_000, description="copies of this service, named name-0, name-1, ...")
-    capacity_per_pod: float = Field(gt=0, description="requests/s one ready pod serves at 100% utilization")
-    scheduling_delay: Duration() = 2.0
-    startup_delay: Duration() = 30.0
-    base_latency: Duration(gt=0) = 0.05
+    count: int = Field(1, ge=1, le=MAX_SERVICES, description="copies of this service, named name-0, name-1, ...")
+    capacity_per_pod: float = Field(gt=0, le=MAX_RPS, description="requests/s one ready pod serves at 100% utilization")
+    scheduling_delay: SimDuration() = 2.0
+    startup_delay: SimDuration() = 30.0
+    base_latency: SimDuration(gt=0) = 0.05
     overload: Literal["drop", "queue"] = "drop"
-    queue_limit: float = Field(1000.0, ge=0)
-    timeout: Duration(gt=0) = 10.0
-    initial_replicas: int = Field(2, ge=0)
-    max_pods: int = Field(50, ge=1, le=1000)
-    cpu_request: float = Field(0.5, gt=0, description="cores")
+    queue_limit: float = Field(1000.0, ge=0, le=1e12)
+    timeout: SimDuration(gt=0) = 10.0
+    initial_replicas: int = Field(2, ge=0, le=MAX_PODS)
+    max_pods: int = Field(50, ge=1, le=MAX_PODS)
+    cpu_request: float = Field(0.5, gt=0, le=1e6, description="cores")
     error_ratio: float = Field(0.0, ge=0, le=1, description="errors of a healthy revision")
     load: list[LoadTerm] = Field(min_length=1)
 
@@ -175,13 +194,13 @@ class ServiceModel(StrictModel):
 
 class FaultBase(StrictModel):
     name: str | None = None
-    at: Duration()
+    at: SimDuration()
     services: list[str] | None = None
 
 
 class PodCrashFault(FaultBase):
     kind: Literal["pod-crash"]
-    count: int = Field(1, ge=1)
+    count: int = Field(1, ge=1, le=MAX_PODS)
 
 
 class CrashLoopFault(FaultBase):
@@ -190,26 +209,26 @@ class CrashLoopFault(FaultBase):
 
 class BadRolloutFault(FaultBase):
     kind: Literal["bad-rollout"]
-    error_ratio_multiplier: float = Field(1.0, ge=0)
+    error_ratio_multiplier: float = Field(1.0, ge=0, le=1e6)
     extra_error_ratio: float = Field(0.0, ge=0, le=1)
-    extra_latency: Duration() = 0.0
+    extra_latency: SimDuration() = 0.0
 
 
 class NodeLossFault(FaultBase):
     kind: Literal["node-loss"]
-    duration: Duration(gt=0) | None = None
+    duration: SimDuration(gt=0) | None = None
     share: Percent(gt=0, le=100) = 25.0
 
 
 class MemoryLeakFault(FaultBase):
     kind: Literal["memory-leak"]
-    duration: Duration(gt=0) | None = None
-    mib_per_second: float = Field(0.1, gt=0, description="working-set growth of every running pod")
+    duration: SimDuration(gt=0) | None = None
+    mib_per_second: float = Field(0.1, gt=0, le=1e9, description="working-set growth of every running pod")
 
 
 class MetricsFault(FaultBase):
     kind: Literal["metrics-outage", "stale-metrics", "nan-metrics"]
-    duration: Duration(gt=0)
+    duration: SimDuration(gt=0)
 
 
 FaultModel = Annotated[Union[PodCrashFault, CrashLoopFault, BadRolloutFault, NodeLossFault, MemoryLeakFault,
@@ -218,7 +237,7 @@ FaultModel = Annotated[Union[PodCrashFault, CrashLoopFault, BadRolloutFault, Nod
 
 class LatencySLO(StrictModel):
     percentile: Literal[50, 95, 99] = 95
-    below: Duration(gt=0)
+    below: SimDuration(gt=0)
 
 
 class SLOModel(StrictModel):
@@ -227,21 +246,21 @@ class SLOModel(StrictModel):
 
 
 class Nodes(StrictModel):
-    count: int = Field(ge=1)
-    pods_per_node: int = Field(ge=1)
+    count: int = Field(ge=1, le=100_000)
+    pods_per_node: int = Field(ge=1, le=MAX_PODS)
 
 
 class ScenarioSpec(StrictModel):
-    duration: Duration(gt=0, le=400 * 86400.0)
-    tick: Duration(gt=0, le=300.0) = 5.0
-    seed: int = 0
+    duration: SimDuration(gt=0)
+    tick: SimDuration(ge=MIN_TICK_S, le=300.0) = 5.0
+    seed: int = Field(0, ge=0, le=2**63 - 1)
     slo: SLOModel
     services: list[ServiceModel] = Field(min_length=1)
     nodes: Nodes | None = None
     faults: list[FaultModel] = Field(default_factory=list)
     metrics: dict[str, Signal] = Field(default_factory=dict, description="policy metric name -> simulated signal")
-    metrics_window: Duration(gt=0) = 60.0
-    history: Duration(ge=0, le=35 * 86400.0) = Field(0.0, description=(
+    metrics_window: SimDuration(gt=0, le=MAX_METRICS_WINDOW_S) = 60.0
+    history: SimDuration(ge=0, le=35 * 86400.0) = Field(0.0, description=(
         "load before the start fed to forecasting policies as history (a trace's history is the trace before "
         "its window, so at most its start)"))
 
@@ -286,6 +305,11 @@ class Scenario:
     @property
     def services(self) -> list[str]:
         return [s.name for s in self.cluster.services]
+
+    @property
+    def tick_count(self) -> int:
+        """T, the number of ticks (without building the (T,) array of their times)."""
+        return L.tick_count(self.duration_s, self.tick_s)
 
     def times(self) -> np.ndarray:
         """(T,) tick times, epoch seconds."""
@@ -341,7 +365,7 @@ def _service_shape(terms: list[LoadTerm], start_s: float, seed: int, where: tupl
             errors.append((where + (k, "trace", "file"), str(exc)))
             continue
         except ScenarioError as exc:
-            errors += [(where + (k, "trace"), f"{e.path}: {e.message}") for e in exc.errors]
+            errors += [(where + (k, "trace"), str(e)) for e in exc.errors]  # names the CSV file and line
             continue
         (multiplied if multiplicative else added).append(shape)
     total = added[0] if added else L.Constant(0.0)
@@ -412,6 +436,15 @@ def _cross_field_errors(spec: ScenarioSpec) -> list[tuple[tuple, str]]:
             errors.append((("spec", "faults", i, "kind"), "node-loss needs spec.nodes (the cluster's node capacity)"))
     if spec.tick > spec.duration:
         errors.append((("spec", "tick"), f"must be at most the duration ({spec.duration:g}s), got {spec.tick:g}s"))
+    total = sum(s.count for s in spec.services)
+    if total > MAX_SERVICES:
+        errors.append((("spec", "services"), f"at most {MAX_SERVICES:,} services in all (counting each count), got {total:,}"))
+    for i, s in enumerate(spec.services):
+        for k, term in enumerate(s.load):
+            # noise draws one value per `every`: finer than the tick is never seen, and costs memory
+            if term.noise is not None and term.noise.every < spec.tick:
+                errors.append((("spec", "services", i, "load", k, "noise", "every"),
+                               f"must be at least the tick ({spec.tick:g}s), got {term.noise.every:g}s"))
     return errors
 
 
@@ -465,6 +498,8 @@ def load_scenario_text(text: str, file: str = "<text>", seed: int | None = None)
     if errors or cross:
         raise ScenarioError(errors + [FieldError(file, yaml_doc.line_of(loc), format_path(loc), msg) for loc, msg in cross])
     if seed is not None:
+        if not 0 <= seed < 2**63:
+            raise ScenarioError([FieldError(file, None, "spec.seed", f"--seed must be in [0, 2**63), got {seed}")])
         doc = doc.model_copy(update={"spec": doc.spec.model_copy(update={"seed": int(seed)})})
     return _compile(doc, file, yaml_doc.line_of)
 

@@ -1,0 +1,166 @@
+"""Hostile scenarios and trace files, run as a user runs them: `setpoint simulate FILE` in a
+subprocess limited to 1.5 GiB of address space and a few seconds. Each is refused with exit 1
+and one clear line naming the file and field (and the memory estimate where memory is the
+problem), never a traceback, never an out-of-memory death."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from controller.errors import ScenarioError
+from simulators.load import MAX_TRACE_BYTES, load_trace
+from tests.simulators.conftest_paths import REPO
+
+MEMORY_LIMIT_BYTES = 1536 * 2**20
+TIMEOUT_S = 60  # generous for a loaded CI machine; a refusal takes about 2 s
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
+
+
+def simulate(path: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "controller.cli", "simulate", str(path), "--out", str(tmp_path / "out"),
+                           "--no-report", *extra], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=TIMEOUT_S, preexec_fn=_limit_memory)
+
+
+def scenario(duration="1h", tick="5s", count=1, load="- constant: {rps: 100}", capacity="100", extra=""):
+    return f"""apiVersion: setpoint/v1
+kind: Scenario
+metadata: {{name: hostile}}
+spec:
+  duration: {duration}
+  tick: {tick}
+  slo: {{latency: {{below: 250ms}}}}
+  services:
+    - name: web
+      count: {count}
+      capacityPerPod: {capacity}
+      load:
+        {load}
+{extra}"""
+
+
+def trace_load(name: str) -> str:
+    return "- trace: {file: " + name + ", peakRps: 100}"
+
+
+TRACE_HEADER = b"timestamp,value\n"
+
+
+def rows(*values) -> bytes:
+    return b"".join(f"2020-01-01T00:{i:02d}:00Z,{v}\n".encode() for i, v in enumerate(values))
+
+
+# (scenario text, trace file bytes or None, words the message must hold)
+HOSTILE = [
+    pytest.param(scenario(duration="30d", count=1000), None, ["needs about", "GiB", "518,400 ticks x 1,000 services",
+                                                              "shorten spec.duration"], id="30-days-x-1000-services"),
+    pytest.param(scenario(duration="400d", tick="1ms"), None, ["spec.tick", "at least 100ms"], id="400-days-at-1ms"),
+    pytest.param(scenario(duration="400d", tick="100ms"), None, ["needs about", "345,600,000 ticks", "raise spec.tick"],
+                 id="400-days-at-100ms"),
+    pytest.param(scenario(tick="0s"), None, ["spec.tick", "at least 100ms"], id="tick-0"),
+    pytest.param(scenario(duration="-5m"), None, ["spec.duration"], id="negative-duration"),
+    pytest.param(scenario(duration="99999999999999999999999d"), None, ["spec.duration", "at most"], id="duration-1e23-days"),
+    pytest.param(scenario(duration="9" * 400 + "s"), None, ["spec.duration"], id="duration-overflows-to-inf"),
+    pytest.param(scenario(load="- constant: {rps: 1.0e+308}"), None, ["rps", "must be <= 1000000000, got 1e+308"], id="rps-1e308"),
+    pytest.param(scenario(capacity="1.0e+308"), None, ["capacityPerPod", "must be <= 1000000000"], id="capacity-1e308"),
+    pytest.param(scenario(capacity=".nan"), None, ["capacityPerPod"], id="capacity-nan"),
+    pytest.param(scenario(load="- constant: {rps: .inf}"), None, ["rps"], id="rps-inf"),
+    pytest.param(scenario(count=10**30), None, ["count"], id="count-1e30"),
+    pytest.param(scenario(extra="  seed: -1\n"), None, ["spec.seed"], id="negative-seed"),
+    pytest.param(scenario(extra="  metricsWindow: 400d\n"), None, ["metricsWindow"], id="metrics-window-400d"),
+    pytest.param(scenario(duration="400d", tick="300s", load="- noise: {sigma: 0.1, every: 1ms}"), None,
+                 ["every", "at least the tick"], id="noise-every-1ms"),
+    pytest.param(scenario(extra="  faults:\n    - {kind: pod-crash, at: 1m, count: 100000000000000000000}\n"), None,
+                 ["count"], id="pod-crash-count-1e20"),
+    pytest.param(scenario(load=trace_load("nan.csv")), TRACE_HEADER + rows(60, "nan", 60), ["nan.csv:3", "finite"],
+                 id="trace-nan"),
+    pytest.param(scenario(load=trace_load("inf.csv")), TRACE_HEADER + rows(60, 60, "inf"), ["inf.csv:4", "finite"],
+                 id="trace-inf"),
+    pytest.param(scenario(load=trace_load("neg.csv")), TRACE_HEADER + rows(60, -5, 60), ["neg.csv:3", "in [0, "],
+                 id="trace-negative"),
+    pytest.param(scenario(load=trace_load("zero.csv")), TRACE_HEADER + rows(0, 0, 0, 0), ["zero.csv", "every value is 0"],
+                 id="trace-all-zero"),
+    pytest.param(scenario(load=trace_load("bin.csv")), TRACE_HEADER + rows(60, 60) + b"\x00\x01\x02\xff" * 100,
+                 ["bin.csv:4", "binary"], id="trace-binary"),
+    pytest.param(scenario(load=trace_load("latin1.csv")), TRACE_HEADER + rows(60) + "2020-01-01T00:01:00Z,6é\n".encode(
+        "latin-1"), ["latin1.csv:3", "UTF-8"], id="trace-not-utf8"),
+    pytest.param(scenario(load=trace_load("empty.csv")), b"", ["empty.csv", "empty"], id="trace-empty"),
+    pytest.param(scenario(load=trace_load("cols.csv")), TRACE_HEADER + b"2020-01-01T00:00:00Z\n", ["cols.csv:2"],
+                 id="trace-missing-column"),
+    pytest.param(scenario(load=trace_load("header.csv")), b"time\n" + rows(60, 60), ["header.csv:1", "header"],
+                 id="trace-wrong-header"),
+    pytest.param(scenario(load=trace_load("stamp.csv")), TRACE_HEADER + rows(60) + b"2020-13-45T99:00:00Z,60\n",
+                 ["stamp.csv:3", "ISO-8601"], id="trace-bad-timestamp"),
+    pytest.param(scenario(load=trace_load("huge.csv")), TRACE_HEADER + rows(60, "1e308"), ["huge.csv:3"],
+                 id="trace-value-1e308"),
+]
+
+
+@pytest.mark.parametrize("text, trace, words", HOSTILE)
+def test_hostile_scenario_is_refused_with_one_clear_line(tmp_path, text, trace, words):
+    if trace is not None:
+        name = text.split("file: ")[1].split(",")[0]
+        (tmp_path / name).write_bytes(trace)
+        text = text.replace(f"file: {name}", f"file: {tmp_path / name}")
+    path = tmp_path / "hostile.yaml"
+    path.write_text(text)
+    proc = simulate(path, tmp_path)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(str(path)), lines[0]
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_max_memory_refuses_what_the_default_allows_and_says_so(tmp_path):
+    path = tmp_path / "small.yaml"
+    path.write_text(scenario(duration="10m"))
+    proc = simulate(path, tmp_path, "--max-memory", "64MiB")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "more than the limit of 64 MiB (--max-memory)" in proc.stderr and "raise --max-memory" in proc.stderr
+    ok = simulate(path, tmp_path)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+
+
+def test_an_unreadable_max_memory_is_a_usage_error(tmp_path):
+    path = tmp_path / "small.yaml"
+    path.write_text(scenario(duration="10m"))
+    proc = simulate(path, tmp_path, "--max-memory", "lots")
+    assert proc.returncode == 1 and "--max-memory" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_oversized_trace_is_refused_before_it_is_read(tmp_path):
+    big = tmp_path / "big.csv"
+    with big.open("wb") as fh:
+        fh.write(TRACE_HEADER + rows(60, 60))
+        fh.truncate(MAX_TRACE_BYTES + 1)  # sparse: no disk, and no time to write it
+    with pytest.raises(ScenarioError) as err:
+        load_trace(big)
+    (error,) = err.value.errors
+    assert error.file == str(big) and "more than the 32 MiB" in error.message
+
+
+@pytest.mark.parametrize("text", [
+    pytest.param(scenario(duration="10m", capacity="1.0e-300"), id="capacity-1e-300"),
+    pytest.param(scenario(duration="10m", capacity="1.0e+9", load="- constant: {rps: 1.0e+9}"), id="rates-at-the-bound"),
+    pytest.param(scenario(duration="10m", tick="100ms"), id="tick-at-the-bound"),
+])
+def test_extreme_but_valid_scenarios_run(tmp_path, text):
+    path = tmp_path / "extreme.yaml"
+    path.write_text(text)
+    proc = simulate(path, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "Warning" not in proc.stderr
+    assert (tmp_path / "out" / "result.json").exists()
