@@ -46,7 +46,7 @@ def elector(api, identity, mono, skew_s=0.0, **kw):
 
 
 def lease_reader(server, folder, lease=LEASE):
-    """The Lease's holder identity now (a function)."""
+    """The Lease's holder identity now (a function); its ``api_client`` to close."""
     api = client.CoordinationV1Api(client_in(server, folder))
 
     def read() -> str | None:
@@ -56,6 +56,7 @@ def lease_reader(server, folder, lease=LEASE):
             if exc.status == 404:
                 return None
             raise
+    read.api_client = api.api_client
     return read
 
 
@@ -259,6 +260,8 @@ def test_a_leader_whose_renewals_fail_stops_writing_before_another_can_acquire(s
     assert holder() == "pod-b"
     for r in (a, b):
         r.cluster.close()
+        r.elector.api_client.close()
+    holder.api_client.close()
 
 
 LEASES = iter(range(10**6))  # a Lease name of its own per example and row
@@ -440,8 +443,7 @@ def test_never_two_leaders_and_never_a_write_without_the_lease(server, tmp_path,
     mono = FakeClock()
     a = Replica(server, tmp_path / "a", "pod-a", mono, lease, skew_a)
     b = Replica(server, tmp_path / "b", "pod-b", mono, lease, skew_b)
-    reader = client_in(server, tmp_path / "reader")
-    api = client.CoordinationV1Api(reader)
+    holder = lease_reader(server, tmp_path / "reader", lease)
     log = server.api.requests.recent
     try:
         for i, (advance_s, a_fails, b_fails, b_first) in enumerate(steps):
@@ -453,7 +455,7 @@ def test_never_two_leaders_and_never_a_write_without_the_lease(server, tmp_path,
                 assert not (a.elector.is_leader() and b.elector.is_leader())
             server.api.faults.clear()  # the reader below must see the Lease
             for r in order:
-                at, believed = api.read_namespaced_lease(lease, NS).spec.holder_identity, r.elector.is_leader()
+                at, believed = holder(), r.elector.is_leader()
                 before = len(log)
                 r.scale(2 + i % 5)
                 sent = [(m, p) for _, m, p in list(log)[before:] if m in WRITE_METHODS]
@@ -464,4 +466,4 @@ def test_never_two_leaders_and_never_a_write_without_the_lease(server, tmp_path,
         for r in (a, b):  # every client of the example, so that none keeps a connection open
             r.cluster.close()
             r.elector.api_client.close()
-        reader.close()
+        holder.api_client.close()
