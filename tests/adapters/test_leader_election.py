@@ -8,6 +8,8 @@ Expiry must depend on the monotonic clock only, as in client-go.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import time
 
 import pytest
@@ -267,11 +269,28 @@ def test_a_leader_whose_renewals_fail_stops_writing_before_another_can_acquire(s
 LEASES = iter(range(10**6))  # a Lease name of its own per example and row
 
 
+@contextlib.contextmanager
+def refused(api_client):
+    """Requests of ``api_client`` go to a loopback port nothing listens on: connection refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = api_client.configuration
+    # the kubeconfig loader's refresh hook would set the host back before each request
+    host, hook = config.host, config.refresh_api_key_hook
+    config.host, config.refresh_api_key_hook = f"http://127.0.0.1:{port}", None
+    try:
+        yield
+    finally:
+        config.host, config.refresh_api_key_hook = host, hook
+
+
 def lease_fault(server, lease, fault) -> None:
     """Make the next request on the Lease ``lease`` fail as ``fault`` says: None (no fault),
     "get-503"/"get-429"/"put-503"/"put-429" (that method answered with that status, nothing
-    done), "put-lost" (the PUT is applied but only after the client gave up: its answer is lost)."""
-    if fault is None:
+    done), "put-lost" (the PUT is applied but only after the client gave up: its answer is lost);
+    "refused" is done by the caller (:func:`refused`)."""
+    if fault in (None, "refused"):
         return
     method, kind = fault.split("-")
     if kind == "lost":
@@ -313,8 +332,10 @@ class Pair:
         """One try of ``who`` with ``fault`` on its Lease requests; a lost PUT is waited for."""
         rv_before = self.stored()[0]
         lease_fault(self.server, self.lease, fault)
+        elector = self.by_name[who]
         try:
-            self.by_name[who].try_acquire_or_renew()
+            with refused(elector.api_client) if fault == "refused" else contextlib.nullcontext():
+                elector.try_acquire_or_renew()
         except ActuationError:
             pass  # as the elector's loop does
         if fault == "put-lost":  # bounded wait until the server has applied it
@@ -350,6 +371,9 @@ FAULT_SEQUENCES = [
     pytest.param(every(1, 30, ("a", "get-429"), ("b", None)), "pod-b", id="holder-reads-429-standby-takes-over"),
     pytest.param(every(1, 30, ("a", "put-503"), ("b", None)), "pod-b", id="holder-writes-503-standby-takes-over"),
     pytest.param(every(1, 30, ("a", "put-429"), ("b", None)), "pod-b", id="holder-writes-429-standby-takes-over"),
+    pytest.param(every(1, 30, ("a", "refused"), ("b", None)), "pod-b", id="holder-refused-standby-takes-over"),
+    pytest.param(every(2, 30, ("a", None), ("b", "refused")) + [(1, "b", None)], "pod-a",
+                 id="standby-refused-while-holder-renews"),
     pytest.param(every(2, 16, ("a", "put-lost"), ("b", None)) + [(1, "a", None), (1, "b", None)], "pod-a",
                  id="holder-renewals-land-answers-lost"),
     pytest.param(every(2, 30, ("a", None), ("b", "get-503")) + [(1, "b", None)], "pod-a",
@@ -425,8 +449,11 @@ def test_the_request_timeout_must_be_shorter_than_the_renew_deadline(api_client)
         LeaderElector(api_client, NS, LEASE, "pod-a", lease_duration_s=15, renew_deadline_s=5, request_timeout_s=5)
 
 
+#: A status for the next Lease request (whoever sends it), or "refused": this replica's Lease client
+#: cannot connect for this step.
+PROPERTY_FAULTS = [None, 503, 429, "refused"]
 STEP = st.tuples(st.sampled_from([0.5, 1.0, 2.0, 3.0, 6.0, 20.0]),  # seconds to the next step (20: a long pause)
-                 st.sampled_from([None, 503, 429]), st.sampled_from([None, 503, 429]),  # a's / b's next Lease request fails so
+                 st.sampled_from(PROPERTY_FAULTS), st.sampled_from(PROPERTY_FAULTS),  # a's / b's Lease requests fail so
                  st.booleans())  # b goes first
 
 
@@ -435,7 +462,7 @@ STEP = st.tuples(st.sampled_from([0.5, 1.0, 2.0, 3.0, 6.0, 20.0]),  # seconds to
 @given(steps=st.lists(STEP, min_size=5, max_size=20), skew_a=st.sampled_from([-600, -30, 0, 30, 600]),
        skew_b=st.sampled_from([-600, -30, 0, 30, 600]))
 def test_never_two_leaders_and_never_a_write_without_the_lease(server, tmp_path, steps, skew_a, skew_b):
-    """Across random Lease faults (503 and 429), pauses, orders and wall-clock skews: never two
+    """Across random Lease faults (503, 429, connection refused), pauses, orders and wall-clock skews: never two
     replicas that believe they lead, and every write in the server's request log comes from the
     holder. A fault is injected for the next Lease request whoever sends it (an unconsumed one
     may hit the other replica): the invariant does not depend on which replica gets it."""
@@ -448,10 +475,11 @@ def test_never_two_leaders_and_never_a_write_without_the_lease(server, tmp_path,
     try:
         for i, (advance_s, a_fails, b_fails, b_first) in enumerate(steps):
             order = (b, a) if b_first else (a, b)
-            for r, status in ((r, a_fails if r is a else b_fails) for r in order):
-                if status:
-                    server.api.faults.inject(rf"/leases/{lease}$", status=status, times=1)
-                r.elect()
+            for r, fault in ((r, a_fails if r is a else b_fails) for r in order):
+                if isinstance(fault, int):
+                    server.api.faults.inject(rf"/leases/{lease}$", status=fault, times=1)
+                with refused(r.elector.api_client) if fault == "refused" else contextlib.nullcontext():
+                    r.elect()
                 assert not (a.elector.is_leader() and b.elector.is_leader())
             server.api.faults.clear()  # the reader below must see the Lease
             for r in order:
