@@ -683,8 +683,8 @@ class LeaderElector:
     ``request_timeout_s`` (each request's read timeout) must be shorter than ``renew_deadline_s``.
 
     Safety under API errors: ``_renewed_at`` is the start of a try whose write the server
-    answered, so it is never later than the write took effect, and others time their takeover
-    from when they saw that write; any error (429, 503, reset, timeout, a write that landed but
+    answered with a changed record (a new resourceVersion), so it is never later than that write
+    took effect, and others time their takeover from when they saw it; any error (429, 503, reset, timeout, a write that landed but
     whose answer was lost) only leaves ``_renewed_at`` older or clears it.
     """
 
