@@ -146,9 +146,14 @@ def _rate_limited(api_client: k8s.ApiClient, bucket: TokenBucket, counter: Count
 
 
 def fresh_client(api_client: k8s.ApiClient) -> k8s.ApiClient:
-    """A new ApiClient with the configuration and User-Agent of ``api_client`` but its own
-    connections and none of its wrappers (rate limit, fence)."""
-    fresh = k8s.ApiClient(api_client.configuration)
+    """A new ApiClient with a copy of the configuration and the User-Agent of ``api_client`` but
+    its own connections, none of its wrappers (rate limit, fence) and no urllib3 retries.
+
+    urllib3's default retries would resend a PUT after a read timeout, though the first one may
+    have been applied: every try must be one request the caller sees and counts."""
+    configuration = copy.deepcopy(api_client.configuration)  # the caller's stays as it is
+    configuration.retries = False
+    fresh = k8s.ApiClient(configuration)
     fresh.user_agent = api_client.user_agent
     return fresh
 
@@ -727,6 +732,10 @@ def _compact(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------------- leader election
+#: A request that got no HTTP answer: refused, reset, timed out.
+_TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, OSError)
+
+
 class LeaderElector:
     """Leader election on a coordination.k8s.io/v1 Lease, as client-go's leaderelection does.
 
@@ -746,7 +755,13 @@ class LeaderElector:
     ``fence`` of :class:`KubernetesCluster` so that every write re-checks it. ``stop()``
     releases the Lease. ``clock`` (epoch seconds) only stamps acquireTime/renewTime.
 
-    Use an ``api_client`` of its own (:func:`fresh_client`), not a fenced one.
+    Use an ``api_client`` of its own (:func:`fresh_client`: no urllib3 retries), not a fenced one.
+    ``request_timeout_s`` (each request's read timeout) must be shorter than ``renew_deadline_s``.
+
+    Safety under API errors: ``_renewed_at`` is the start of a try whose write the server
+    answered with a changed record (a new resourceVersion), so it is never later than that write
+    took effect, and others time their takeover from when they saw it; any error (429, 503, reset, timeout, a write that landed but
+    whose answer was lost) only leaves ``_renewed_at`` older or clears it.
     """
 
     def __init__(self, api_client: k8s.ApiClient, namespace: str, name: str, identity: str, *,
@@ -756,6 +771,9 @@ class LeaderElector:
         if not lease_duration_s > renew_deadline_s > 0:
             raise ValueError(f"lease duration ({lease_duration_s}s) must be longer than the renew deadline "
                              f"({renew_deadline_s}s), which must be > 0")
+        if not 0 < request_timeout_s < renew_deadline_s:
+            raise ValueError(f"request timeout ({request_timeout_s}s) must be > 0 and shorter than the renew "
+                             f"deadline ({renew_deadline_s}s)")
         self.api_client = api_client
         self.api = k8s.CoordinationV1Api(api_client)
         self.namespace, self.name, self.identity = namespace, name, identity
@@ -803,10 +821,13 @@ class LeaderElector:
                                acquire_time=acquire_time or now, renew_time=now, lease_transitions=transitions)
 
     def try_acquire_or_renew(self) -> bool:
-        """One attempt. True when this candidate holds the Lease afterwards."""
+        """One attempt. True when this candidate holds the Lease afterwards; an ActuationError
+        when the API could not be asked or did not answer (leadership then expires on its own)."""
         started = self.monotonic()
         try:
             lease = self.api.read_namespaced_lease(self.name, self.namespace, _request_timeout=self.timeout)
+        except _TRANSPORT_ERRORS as exc:
+            raise map_error(exc, f"read lease {self.namespace}/{self.name}") from None
         except ApiException as exc:
             if exc.status != 404:
                 raise map_error(exc, f"read lease {self.namespace}/{self.name}") from None
@@ -824,7 +845,8 @@ class LeaderElector:
         lease.spec = self._spec(spec.acquire_time if ours else None,
                                 (spec.lease_transitions or 0) + (0 if ours else 1))
         return self._write(lambda: self.api.replace_namespaced_lease(self.name, self.namespace, lease,
-                                                                     _request_timeout=self.timeout), started)
+                                                                     _request_timeout=self.timeout), started,
+                           read_version=lease.metadata.resource_version)
 
     def _observe(self, lease: Any) -> None:
         """Remember the record and, when it changed since last seen, the local time of the change."""
@@ -839,15 +861,24 @@ class LeaderElector:
         duration = spec.lease_duration_seconds or self.lease_duration_s
         return self.monotonic() - self._observed_at >= duration
 
-    def _write(self, call: Callable[[], Any], started: float) -> bool:
+    def _write(self, call: Callable[[], Any], started: float, read_version: str | None = None) -> bool:
         try:
             written = call()
+        except _TRANSPORT_ERRORS as exc:  # it may have been applied all the same: the next read tells
+            raise map_error(exc, f"write lease {self.namespace}/{self.name}") from None
         except ApiException as exc:
             if exc.status == 409:  # another candidate wrote first
                 self._renewed_at = None
                 return False
             raise map_error(exc, f"write lease {self.namespace}/{self.name}") from None
         self._observe(written)
+        if read_version is not None and written.metadata.resource_version == read_version:
+            # A no-op update (the same renewTime: a wall clock that stood still or stepped back)
+            # keeps the resourceVersion, so the others see no change and keep timing the old
+            # record: it must not extend this candidate's leadership either.
+            log.warning("leader election: the renewal changed nothing (is the wall clock advancing?)",
+                        extra={"lease": f"{self.namespace}/{self.name}"})
+            return self.is_leader()
         self._renewed_at = started
         return True
 

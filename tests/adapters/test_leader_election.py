@@ -8,6 +8,8 @@ Expiry must depend on the monotonic clock only, as in client-go.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import time
 
 import pytest
@@ -46,7 +48,7 @@ def elector(api, identity, mono, skew_s=0.0, **kw):
 
 
 def lease_reader(server, folder, lease=LEASE):
-    """The Lease's holder identity now (a function)."""
+    """The Lease's holder identity now (a function); its ``api_client`` to close."""
     api = client.CoordinationV1Api(client_in(server, folder))
 
     def read() -> str | None:
@@ -56,6 +58,7 @@ def lease_reader(server, folder, lease=LEASE):
             if exc.status == 404:
                 return None
             raise
+    read.api_client = api.api_client
     return read
 
 
@@ -259,12 +262,199 @@ def test_a_leader_whose_renewals_fail_stops_writing_before_another_can_acquire(s
     assert holder() == "pod-b"
     for r in (a, b):
         r.cluster.close()
+        r.elector.api_client.close()
+    holder.api_client.close()
 
 
+LEASES = iter(range(10**6))  # a Lease name of its own per example and row
+
+
+@contextlib.contextmanager
+def refused(api_client):
+    """Requests of ``api_client`` go to a loopback port nothing listens on: connection refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = api_client.configuration
+    # the kubeconfig loader's refresh hook would set the host back before each request
+    host, hook = config.host, config.refresh_api_key_hook
+    config.host, config.refresh_api_key_hook = f"http://127.0.0.1:{port}", None
+    try:
+        yield
+    finally:
+        config.host, config.refresh_api_key_hook = host, hook
+
+
+def lease_fault(server, lease, fault) -> None:
+    """Make the next request on the Lease ``lease`` fail as ``fault`` says: None (no fault),
+    "get-503"/"get-429"/"put-503"/"put-429" (that method answered with that status, nothing
+    done), "put-lost" (the PUT is applied but only after the client gave up: its answer is lost);
+    "refused" is done by the caller (:func:`refused`)."""
+    if fault in (None, "refused"):
+        return
+    method, kind = fault.split("-")
+    if kind == "lost":
+        server.api.faults.inject(rf"/leases/{lease}$", status=None, delay_s=LOST_DELAY_S, method="PUT")
+    else:
+        server.api.faults.inject(rf"/leases/{lease}$", status=int(kind), method=method.upper())
+
+
+#: Seconds: the elector's request timeout in the fault tables, and how long a "lost" PUT is held
+#: back by the server before it is applied (longer, so the client has given up by then).
+SHORT_TIMEOUT_S, LOST_DELAY_S = 0.5, 0.8
+
+
+class Pair:
+    """Candidates a and b (lease 15 s, renew deadline 10 s) on a Lease of their own, each with an
+    own client, and a reader; ``close()`` closes every client. ``frozen_wall_a``: a's wall clock
+    stands still (so its renewals write the same renewTime)."""
+
+    def __init__(self, server, folder, lease, mono, frozen_wall_a=False):
+        self.server, self.lease, self.mono = server, lease, mono
+        self.clients = [client_in(server, folder / n) for n in ("a", "b", "reader")]
+        options = dict(lease_duration_s=15, renew_deadline_s=10, request_timeout_s=SHORT_TIMEOUT_S, monotonic=mono)
+        wall_a = (lambda: EPOCH) if frozen_wall_a else (lambda: EPOCH + mono.t)
+        self.by_name = {"a": LeaderElector(self.clients[0], NS, lease, "pod-a", clock=wall_a, **options),
+                        "b": LeaderElector(self.clients[1], NS, lease, "pod-b", clock=lambda: EPOCH + mono.t, **options)}
+        self.reader = client.CoordinationV1Api(self.clients[2])
+
+    def stored(self):
+        """The Lease as stored now: (resourceVersion, holder), (None, None) when absent."""
+        try:
+            lease = self.reader.read_namespaced_lease(self.lease, NS)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None, None
+            raise
+        return lease.metadata.resource_version, lease.spec.holder_identity
+
+    def step(self, who, fault) -> None:
+        """One try of ``who`` with ``fault`` on its Lease requests; a lost PUT is waited for."""
+        rv_before = self.stored()[0]
+        lease_fault(self.server, self.lease, fault)
+        elector = self.by_name[who]
+        try:
+            with refused(elector.api_client) if fault == "refused" else contextlib.nullcontext():
+                elector.try_acquire_or_renew()
+        except ActuationError:
+            pass  # as the elector's loop does
+        if fault == "put-lost":  # bounded wait until the server has applied it
+            deadline = time.monotonic() + 5
+            while self.stored()[0] == rv_before and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert self.stored()[0] != rv_before, "the delayed PUT was never applied"
+        self.server.api.faults.clear()
+
+    def leaders(self) -> list[str]:
+        return [e.identity for e in self.by_name.values() if e.is_leader()]
+
+    def check_safe(self) -> None:
+        """At most one candidate believes it leads, and the stored Lease names it."""
+        leaders = self.leaders()
+        assert len(leaders) <= 1, leaders
+        assert not leaders or self.stored()[1] == leaders[0], (leaders, self.stored())
+
+    def close(self) -> None:
+        for c in self.clients:
+            c.close()
+
+
+def every(period_s, until_s, *steps):
+    """``steps`` ((who, fault), ...) repeated every ``period_s`` seconds for ``until_s`` seconds."""
+    return [(period_s, who, fault) for _ in range(int(until_s / period_s)) for who, fault in steps]
+
+
+#: Rows: after a acquired and b saw it at t=0 (then 1 s passes), steps (seconds to advance
+#: after it, who tries, fault), and who leads at the end.
+FAULT_SEQUENCES = [
+    pytest.param(every(1, 30, ("a", "get-503"), ("b", None)), "pod-b", id="holder-reads-503-standby-takes-over"),
+    pytest.param(every(1, 30, ("a", "get-429"), ("b", None)), "pod-b", id="holder-reads-429-standby-takes-over"),
+    pytest.param(every(1, 30, ("a", "put-503"), ("b", None)), "pod-b", id="holder-writes-503-standby-takes-over"),
+    pytest.param(every(1, 30, ("a", "put-429"), ("b", None)), "pod-b", id="holder-writes-429-standby-takes-over"),
+    pytest.param(every(1, 30, ("a", "refused"), ("b", None)), "pod-b", id="holder-refused-standby-takes-over"),
+    pytest.param(every(2, 30, ("a", None), ("b", "refused")) + [(1, "b", None)], "pod-a",
+                 id="standby-refused-while-holder-renews"),
+    pytest.param(every(2, 16, ("a", "put-lost"), ("b", None)) + [(1, "a", None), (1, "b", None)], "pod-a",
+                 id="holder-renewals-land-answers-lost"),
+    pytest.param(every(2, 30, ("a", None), ("b", "get-503")) + [(1, "b", None)], "pod-a",
+                 id="standby-blind-while-holder-renews"),
+    pytest.param(every(2, 30, ("a", None), ("b", "get-429")) + [(1, "b", None)], "pod-a",
+                 id="standby-throttled-while-holder-renews"),
+    pytest.param(every(1, 14, ("b", None)) + [(1, "b", "put-lost"), (1, "a", None), (1, "b", None), (1, "a", None)],
+                 "pod-b", id="takeover-lands-answer-lost"),
+    pytest.param(every(1, 14, ("b", None)) + [(0, "a", "get-503"), (1, "b", "put-429"), (1, "a", None), (1, "b", None)],
+                 "pod-a", id="holder-back-before-takeover-write-succeeds"),
+    pytest.param(every(2, 16, ("a", "put-lost"), ("b", "get-503"), ("a", None), ("b", "put-503")), "pod-a",
+                 id="alternating-lost-answers-and-errors"),
+    pytest.param(every(3, 15, ("b", "get-429"), ("a", "put-lost"), ("b", None)) + [(1, "a", None)], "pod-a",
+                 id="standby-throttled-while-holder-answers-lost"),
+]
+
+
+@pytest.mark.parametrize(("steps", "final"), FAULT_SEQUENCES)
+def test_fault_sequences_never_make_two_leaders(server, tmp_path, steps, final):
+    """After every try: at most one candidate believes it leads and the stored Lease names it."""
+    run_sequence(Pair(server, tmp_path, f"seq-{next(LEASES)}", FakeClock()), steps, final)
+
+
+def run_sequence(pair: Pair, steps, final) -> None:
+    try:
+        pair.step("a", None)
+        pair.step("b", None)
+        assert pair.leaders() == ["pod-a"]
+        pair.mono.t += 1
+        for advance_s, who, fault in steps:
+            pair.step(who, fault)
+            pair.check_safe()
+            pair.mono.t += advance_s
+        assert pair.leaders() == [final]
+    finally:
+        pair.close()
+
+
+def test_renewals_that_change_nothing_do_not_extend_leadership(server, tmp_path):
+    """a's wall clock stands still: each renewal writes the same renewTime, the server keeps the
+    resourceVersion (a no-op update) and b sees no change, so b takes over 15 s after a's
+    acquisition; a must not count those renewals, or it would lead until 10 s after the last."""
+    steps = every(1, 20, ("a", None), ("b", None))
+    run_sequence(Pair(server, tmp_path, f"seq-{next(LEASES)}", FakeClock(), frozen_wall_a=True), steps, "pod-b")
+
+
+def test_the_electors_own_client_never_resends_a_write(server, tmp_path):
+    """urllib3's default retries would resend a PUT after a read timeout though the first was
+    applied: the elector's client (fresh_client) has none, whatever the cluster client has, and
+    leaves the cluster client's configuration alone."""
+    api = client_in(server, tmp_path)
+    api.configuration.retries = None  # urllib3's default: 3 retries, PUT counted as idempotent
+    cluster = fenced_cluster(server, tmp_path)
+    cluster.api_client = api
+    elector = fence_with_lease(cluster, NS, "no-resend", "pod-a", monotonic=FakeClock(),
+                               request_timeout_s=SHORT_TIMEOUT_S)
+    try:
+        assert elector.try_acquire_or_renew()
+        server.api.faults.inject(r"/leases/no-resend$", delay_s=LOST_DELAY_S, method="PUT")
+        with pytest.raises(ActuationError):
+            elector.try_acquire_or_renew()
+        time.sleep(LOST_DELAY_S)  # let the server finish the held-back PUT before counting
+        assert server.api.requests.count("PUT", r"/leases/no-resend$") == 1
+        assert api.configuration.retries is None
+    finally:
+        elector.api_client.close()
+        cluster.close()
+        api.close()
+
+
+def test_the_request_timeout_must_be_shorter_than_the_renew_deadline(api_client):
+    with pytest.raises(ValueError, match="request timeout"):
+        LeaderElector(api_client, NS, LEASE, "pod-a", lease_duration_s=15, renew_deadline_s=5, request_timeout_s=5)
+
+
+#: A status for the next Lease request (whoever sends it), or "refused": this replica's Lease client
+#: cannot connect for this step.
+PROPERTY_FAULTS = [None, 503, 429, "refused"]
 STEP = st.tuples(st.sampled_from([0.5, 1.0, 2.0, 3.0, 6.0, 20.0]),  # seconds to the next step (20: a long pause)
-                 st.booleans(), st.booleans(),  # the Lease requests of a / of b fail in this step
+                 st.sampled_from(PROPERTY_FAULTS), st.sampled_from(PROPERTY_FAULTS),  # a's / b's Lease requests fail so
                  st.booleans())  # b goes first
-LEASES = iter(range(10**6))
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -272,8 +462,10 @@ LEASES = iter(range(10**6))
 @given(steps=st.lists(STEP, min_size=5, max_size=20), skew_a=st.sampled_from([-600, -30, 0, 30, 600]),
        skew_b=st.sampled_from([-600, -30, 0, 30, 600]))
 def test_never_two_leaders_and_never_a_write_without_the_lease(server, tmp_path, steps, skew_a, skew_b):
-    """Across random Lease faults, pauses, orders and wall-clock skews: never two replicas that
-    believe they lead, and every write in the server's request log comes from the holder."""
+    """Across random Lease faults (503, 429, connection refused), pauses, orders and wall-clock skews: never two
+    replicas that believe they lead, and every write in the server's request log comes from the
+    holder. A fault is injected for the next Lease request whoever sends it (an unconsumed one
+    may hit the other replica): the invariant does not depend on which replica gets it."""
     lease = f"prop-{next(LEASES)}"
     mono = FakeClock()
     a = Replica(server, tmp_path / "a", "pod-a", mono, lease, skew_a)
@@ -283,11 +475,13 @@ def test_never_two_leaders_and_never_a_write_without_the_lease(server, tmp_path,
     try:
         for i, (advance_s, a_fails, b_fails, b_first) in enumerate(steps):
             order = (b, a) if b_first else (a, b)
-            for r, fails in ((r, a_fails if r is a else b_fails) for r in order):
-                if fails:
-                    server.api.faults.inject(rf"/leases/{lease}$", status=503, times=1)
-                r.elect()
+            for r, fault in ((r, a_fails if r is a else b_fails) for r in order):
+                if isinstance(fault, int):
+                    server.api.faults.inject(rf"/leases/{lease}$", status=fault, times=1)
+                with refused(r.elector.api_client) if fault == "refused" else contextlib.nullcontext():
+                    r.elect()
                 assert not (a.elector.is_leader() and b.elector.is_leader())
+            server.api.faults.clear()  # the reader below must see the Lease
             for r in order:
                 at, believed = holder(), r.elector.is_leader()
                 before = len(log)
@@ -297,5 +491,7 @@ def test_never_two_leaders_and_never_a_write_without_the_lease(server, tmp_path,
             mono.t += advance_s
     finally:
         server.api.faults.clear()
-        a.cluster.close()
-        b.cluster.close()
+        for r in (a, b):  # every client of the example, so that none keeps a connection open
+            r.cluster.close()
+            r.elector.api_client.close()
+        holder.api_client.close()
