@@ -1,14 +1,19 @@
 """The HTML report of a simulation: one self-contained file, plots embedded as base64 PNG.
 
-Layout: a header (scenario, SLO, seed, duration, faults), the score table (best value per
-column highlighted), then one panel set per controller on a shared time axis:
+Layout: a header (scenario, SLO, seed, duration, faults, the policy file as given or by its
+bundled name), the overview (every controller on the same axes: ready capacity against the
+offered load, spec replicas, latency and error ratio against the SLO, violation spans with
+their minutes), the oracle in one sentence, the score table (best value per column
+highlighted), the cost/violation plane when HPA's frontier was swept, then one panel set per
+controller on a shared time axis:
 
 (a) offered load vs ready capacity (rps), (b) spec and ready replicas with scale actions,
-(c) the SLO's latency percentile vs its threshold, (d) SLO violations and actions by kind.
+(c) the SLO's latency percentile vs its threshold, (d) the error ratio vs the SLO's,
+(e) SLO violations and actions by kind.
 
-Fault windows are shaded on every panel. With several services the panel sets show the
-aggregate (sums of load, capacity and replicas; the worst latency; a violation when any
-service violates), and with at most :data:`MAX_SERVICE_MULTIPLES` services a per-service
+Fault windows are shaded on every panel. With several services the charts show the
+aggregate (sums of load, capacity and replicas; the worst latency and error ratio; a
+violation when any service violates), and with at most :data:`MAX_SERVICE_MULTIPLES` services a per-service
 section follows. Figures use matplotlib's object API with the Agg canvas and never pyplot, so
 rendering needs no display, touches no global backend state and is safe to call from any
 program. Long runs are downsampled to at most ~:data:`MAX_POINTS` points per line with a
@@ -330,7 +335,7 @@ def draw_error_ratio(ax, v: View, slo: SLO, axis: TimeAxis, lim: Limits) -> None
 
 def draw_error_axis(ax, slo: SLO, lim: Limits) -> None:
     """The SLO's error-ratio line, the y range and scale shared by every error-ratio panel."""
-    ax.axhline(slo.error_ratio, color=COLORS["slo"], linestyle="--", linewidth=1.4, label=f"SLO {slo.error_ratio:.3g}")
+    ax.axhline(slo.error_ratio, color=COLORS["slo"], linestyle="--", linewidth=1.4, label=f"SLO {slo.error_ratio * 100:g}%")
     if lim.symlog_errors:
         ax.set_yscale("symlog", linthresh=slo.error_ratio, linscale=1.0)
     ax.set_ylim(0, lim.error_hi)
@@ -397,7 +402,7 @@ def panel_set_figure(result: SimResult, name: str, *, limits: Limits | None = No
     for i, (ax, title) in enumerate(zip(axes, titles)):
         style_axes(ax)
         shade_faults(ax, result.faults, end_s, axis, label=(i == 0))
-        ax.set_title(title, loc="left", fontsize=10, pad=14 if i == 0 and result.faults else 4)
+        ax.set_title(title, loc="left", fontsize=10, pad=18 if i == 0 and result.faults else 4)
         if i < 4:
             handles, labels = ax.get_legend_handles_labels()
             handles += fault_handles(result.faults)
@@ -445,7 +450,7 @@ def service_multiples_figure(result: SimResult, name: str) -> Figure:
             shade_faults(axes[i, j], hits, end_s, axis, label=(i == 0))
             if j:
                 axes[i, j].set_ylabel("")
-        axes[0, j].set_title(service, fontsize=10, fontweight="bold", pad=14 if hits else 4)
+        axes[0, j].set_title(service, fontsize=10, fontweight="bold", pad=18 if hits else 4)
         axes[2, j].set_xlabel(axis.label, fontsize=9)
         axes[2, j].set_xlim(float(view.t_s[0]) / axis.divisor, end_s / axis.divisor)
     handles = [
@@ -494,12 +499,12 @@ def overview_figure(result: SimResult) -> Figure:
     axes = fig.subplots(5, 1, sharex=True, gridspec_kw={"height_ratios": [2.6, 2.6, 2.2, 2.2, 0.45 * len(views) + 0.5]})
     ax_load, ax_rep, ax_lat, ax_err, ax_viol = axes
     t, load = envelope(first.t_s, first.offered_rps)
-    ax_load.fill_between(t / axis.divisor, load, step="post", color=COLORS["load"], alpha=0.12, linewidth=0)
     ax_load.plot(t / axis.divisor, load, color=COLORS["load"], linewidth=1.4, drawstyle="steps-post",
                  label="offered load (same for all)")
     for i, (name, v) in enumerate(views.items()):
-        style = {"color": colors[name], "linewidth": 1.6, "drawstyle": "steps-post", "label": name,
-                 "linestyle": "--" if name == ORACLE else "-", "zorder": 3 + len(views) - i}
+        # Later lines are thinner and on top, so that equal values show as nested stripes.
+        style = {"color": colors[name], "linewidth": 1.4 + 0.7 * (len(views) - 1 - i), "drawstyle": "steps-post",
+                 "label": name, "linestyle": (0, (4, 2)) if name == ORACLE else "-", "zorder": 3 + i}
         for ax, y in ((ax_load, v.capacity_rps), (ax_rep, v.spec_replicas), (ax_lat, v.latency_s),
                       (ax_err, v.error_ratio)):
             tt, yy = envelope(v.t_s, y)
@@ -525,12 +530,12 @@ def overview_figure(result: SimResult) -> Figure:
     for i, (ax, title) in enumerate(zip(axes, titles)):
         style_axes(ax)
         shade_faults(ax, result.faults, end_s, axis, label=(i == 0))
-        ax.set_title(title, loc="left", fontsize=10, pad=14 if i == 0 and result.faults else 4)
+        ax.set_title(title, loc="left", fontsize=10, pad=18 if i == 0 and result.faults else 4)
     for ax in (ax_load, ax_lat, ax_err):  # context entries only: the controllers share one legend
         handles = [h for h, l in zip(*ax.get_legend_handles_labels()) if l.startswith(("offered", "SLO"))]
         ax.legend(handles=handles + (fault_handles(result.faults) if ax is ax_load else []), loc="upper left",
                   bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
-    ax_rep.legend(handles=[Line2D([], [], color=colors[n], linestyle="--" if n == ORACLE else "-", linewidth=2,
+    ax_rep.legend(handles=[Line2D([], [], color=colors[n], linestyle=(0, (4, 2)) if n == ORACLE else "-", linewidth=2,
                                   label=n) for n in views],
                   loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=9, frameon=False, title="controller",
                   title_fontsize=9)
@@ -564,7 +569,7 @@ def frontier_figure(result: SimResult) -> Figure:
     equal cost (a hollow circle, joined to the controller's point by a dotted line)."""
     fr = result.frontier
     scores = score_result(result)
-    fig = new_figure(10, 6)
+    fig = new_figure(12, 6)
     ax = fig.subplots()
     xs = [p.replica_hours for p in fr.envelope]
     ys = [p.slo_violation_minutes for p in fr.envelope]
@@ -603,7 +608,9 @@ def frontier_figure(result: SimResult) -> Figure:
     top = max(max(all_y, default=0.0), 1.0) * 1.18
     ax.set_ylim(-0.04 * top, top)
     right_half = min(all_x) + 0.6 * span_x
-    for e in notes:  # after the limits, so that notes near the right edge turn left
+    # After the limits, so that notes near the right edge turn left; each next note (by cost)
+    # one step further from its point, so that notes of nearby controllers do not overlap.
+    for k, e in enumerate(sorted(notes, key=lambda e: e.replica_hours)):
         color = PLANE_STYLES.get(e.controller, ("o", "#7f7f7f", 50))[1]
         verdict = f"{e.ratio:.2f}x, {e.verdict}" if e.ratio is not None else e.verdict
         left = e.replica_hours > right_half
@@ -611,7 +618,7 @@ def frontier_figure(result: SimResult) -> Figure:
         ax.annotate(f"HPA @ equal cost: {fmt_number(e.hpa_slo_violation_minutes)} min"
                     f"{' (extrapolated)' if e.extrapolated else ''}\n{e.controller}: {verdict}",
                     (e.replica_hours, e.hpa_slo_violation_minutes), textcoords="offset points",
-                    xytext=(-10 if left else 10, 10 if low else -8), ha="right" if left else "left",
+                    xytext=(-10 if left else 10, 10 + 30 * k if low else -8 - 30 * k), ha="right" if left else "left",
                     va="bottom" if low else "top", fontsize=8.5,
                     color=color, zorder=6, bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.9,
                                                  "edgecolor": "none"})
@@ -621,7 +628,8 @@ def frontier_figure(result: SimResult) -> Figure:
     handles, _ = ax.get_legend_handles_labels()
     handles.append(Line2D([], [], marker="o", linestyle="none", markerfacecolor="none", markeredgecolor="#555555",
                           markersize=9, label="HPA @ equal cost (interpolated)"))
-    ax.legend(handles=handles, loc="upper right", fontsize=8.5, frameon=True, framealpha=0.9)
+    # Outside on the right: inside, it hid the dearest HPA points.
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, frameon=False)
     ax.set_title(f"{result.scenario}: cost vs violations; lower left is better", loc="left", fontsize=11)
     return fig
 
@@ -758,8 +766,8 @@ def report_html(result: SimResult) -> str:
              '<h2 id="overview">Overview: every controller on the same axes</h2>',
              '<p class="note">Each line is one controller (the legend of panel (b) names them; colors are the same '
              "on every chart). Panel (e) marks when each controller broke the SLO; panels (a) to (d) show why: "
-             "too little ready capacity for the load, latency above the SLO, or errors above the SLO's ratio. "
-             "Grey bands are fault windows.</p>",
+             "too little ready capacity for the load, latency above the SLO, or errors above the SLO's ratio."
+             f"{' Grey bands are fault windows.' if result.faults else ''}</p>",
              img_tag(figure_png(overview_figure(result)), "overview: every controller on the same axes")]
     if ORACLE in result.runs:
         parts.append(f'<p class="note oracle-note">{html.escape(ORACLE_SENTENCE)}</p>')
