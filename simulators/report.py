@@ -770,7 +770,7 @@ def report_html(result: SimResult) -> str:
              f"{' Grey bands are fault windows.' if result.faults else ''}</p>",
              img_tag(figure_png(overview_figure(result)), "overview: every controller on the same axes")]
     if ORACLE in result.runs:
-        parts.append(f'<p class="note oracle-note">{html.escape(ORACLE_SENTENCE)}</p>')
+        parts.append(f'<p class="note oracle-note">{html.escape(ORACLE_SENTENCE, quote=False)}</p>')
     parts += ["<h2>Scores</h2>", score_table_html(result),
               '<p class="note">Lower is better in every column; the best value among the controllers (the oracle is '
               "a bound, not a contender) is highlighted. A minute violates when the latency percentile exceeds the "
