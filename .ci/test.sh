@@ -4,13 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The real Prometheus server the adapter and end-to-end tests start on a loopback port.
-if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null || ! command -v openssl >/dev/null; then
+# The real Prometheus server the adapter and end-to-end tests start on a loopback port, and the
+# real browser the report's test drives with Playwright (whose own browser downloads are not used).
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null || ! command -v openssl >/dev/null \
+    || ! command -v chromium >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends prometheus openssl >/dev/null
+  apt-get install -y -qq --no-install-recommends prometheus openssl chromium >/dev/null
 fi
 export SETPOINT_REQUIRE_PROMETHEUS=1  # a missing server fails the tests instead of skipping them
+export SETPOINT_REQUIRE_BROWSER=1  # likewise a missing chromium or playwright for the report's browser test
 
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 python3 -m pytest -p no:cacheprovider "$@"

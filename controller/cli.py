@@ -152,7 +152,11 @@ def _fail(errors: list) -> None:
     raise typer.Exit(1)
 
 
-def _one_policy(path: Path):
+def _one_policy(path: Path, shown: str | None = None):
+    """The one scaling policy of ``path``; ``shown`` replaces its file name in what the results
+    show (the bundled name, or the path relative to the working directory)."""
+    from dataclasses import replace
+
     from controller.errors import PolicyError
     from controller.policy import load_policies
 
@@ -162,7 +166,7 @@ def _one_policy(path: Path):
         _fail(exc.errors)
     if len(scaling) != 1:
         _fail([f"{path}: expected exactly one scaling policy, found {len(scaling)}; pass a file that holds one"])
-    return scaling[0]
+    return replace(scaling[0], file=shown) if shown else scaling[0]
 
 
 @app.command(short_help="Simulate a scenario offline and score the controllers.")
@@ -230,6 +234,7 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
     from simulators.hpa_sweep import sweep_frontier
     from simulators.memory import check_fits, memory_limit
     from simulators.output import write_outputs
+    from simulators.result import shown_path
     from simulators.runner import simulate as run_simulation
     from simulators.runner import standard_controllers
     from simulators.scenario import load_scenario
@@ -237,10 +242,13 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
     if report and find_spec("matplotlib") is None:  # e.g. in the controller image
         _fail(["report.html needs matplotlib, which is not installed: pip install matplotlib, or pass --no-report"])
     sc = load_scenario(scenario, seed=seed)
+    # Results and the report name the files as the user gave them, or by their bundled names.
+    policy_shown = shown_path(policy) if policy else f"bundled {DEFAULT_SIM_POLICY}"
+    hpa_shown = shown_path(hpa_policy) if hpa_policy else f"bundled {DEFAULT_HPA_POLICY}"
     policy = policy or bundled_policy(DEFAULT_SIM_POLICY)
     hpa_policy = hpa_policy or bundled_policy(DEFAULT_HPA_POLICY)
-    under_test = _one_policy(policy)
-    hpa = _one_policy(hpa_policy) if "hpa" in baseline or frontier else None
+    under_test = _one_policy(policy, policy_shown)
+    hpa = _one_policy(hpa_policy, hpa_shown) if "hpa" in baseline or frontier else None
     try:
         targets = parse_targets(frontier_targets) if frontier else []
     except ValueError as exc:
@@ -261,7 +269,7 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
             progress.update(tasks[name], completed=k)
 
         try:
-            result, logs = run_simulation(sc, controllers, policy_file=str(policy), max_memory_bytes=max_memory_bytes,
+            result, logs = run_simulation(sc, controllers, policy_file=policy_shown, max_memory_bytes=max_memory_bytes,
                                           on_progress=advance)
             if frontier:
                 result.frontier = sweep_frontier(sc, result, hpa, targets, on_progress=advance)

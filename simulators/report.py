@@ -1,14 +1,19 @@
 """The HTML report of a simulation: one self-contained file, plots embedded as base64 PNG.
 
-Layout: a header (scenario, SLO, seed, duration, faults), the score table (best value per
-column highlighted), then one panel set per controller on a shared time axis:
+Layout: a header (scenario, SLO, seed, duration, faults, the policy file as given or by its
+bundled name), the overview (every controller on the same axes: ready capacity against the
+offered load, spec replicas, latency and error ratio against the SLO, violation spans with
+their minutes), the oracle in one sentence, the score table (best value per column
+highlighted), the cost/violation plane when HPA's frontier was swept, then one panel set per
+controller on a shared time axis:
 
 (a) offered load vs ready capacity (rps), (b) spec and ready replicas with scale actions,
-(c) the SLO's latency percentile vs its threshold, (d) SLO violations and actions by kind.
+(c) the SLO's latency percentile vs its threshold, (d) the error ratio vs the SLO's,
+(e) SLO violations and actions by kind.
 
-Fault windows are shaded on every panel. With several services the panel sets show the
-aggregate (sums of load, capacity and replicas; the worst latency; a violation when any
-service violates), and with at most :data:`MAX_SERVICE_MULTIPLES` services a per-service
+Fault windows are shaded on every panel. With several services the charts show the
+aggregate (sums of load, capacity and replicas; the worst latency and error ratio; a
+violation when any service violates), and with at most :data:`MAX_SERVICE_MULTIPLES` services a per-service
 section follows. Figures use matplotlib's object API with the Agg canvas and never pyplot, so
 rendering needs no display, touches no global backend state and is safe to call from any
 program. Long runs are downsampled to at most ~:data:`MAX_POINTS` points per line with a
@@ -31,9 +36,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import PercentFormatter
 from matplotlib.transforms import blended_transform_factory
 
-from simulators.result import SLO, ActionEvent, FaultWindow, SimResult, Trajectory
+from simulators.result import SLO, ActionEvent, FaultWindow, SimResult, Trajectory, shown_path
 from simulators.score import ORACLE, as_ticks_by_services, fault_columns, run_end_s, score_result, score_table, violation_mask
 
 #: Points per plotted line at most (a min/max envelope keeps spikes).
@@ -48,7 +54,7 @@ DENSE_ACTIONS = 150
 
 COLORS = {
     "load": "#333333", "capacity": "#1f77b4", "spec": "#ff7f0e", "ready": "#1f77b4",
-    "latency": "#6a3d9a", "slo": "#d62728", "violation": "#d62728", "fault": "#7f7f7f",
+    "latency": "#6a3d9a", "errors": "#e377c2", "slo": "#d62728", "violation": "#d62728", "fault": "#7f7f7f",
 }
 #: Action categories: (row label, marker, color), in timeline-row order.
 ACTION_STYLES = {
@@ -73,6 +79,7 @@ class View:
     spec_replicas: np.ndarray
     ready_replicas: np.ndarray
     latency_s: np.ndarray
+    error_ratio: np.ndarray  # the worst service's (NaN: no traffic)
     violation: np.ndarray  # bool
 
 
@@ -84,17 +91,19 @@ def make_view(traj: Trajectory, violation: np.ndarray, columns: Sequence[int] | 
     def pick(a: np.ndarray) -> np.ndarray:
         return as_ticks_by_services(a)[:, cols].astype(float)
 
-    latency = pick(traj.latency_s)
-    with np.errstate(invalid="ignore"):
-        # fmax ignores NaN (no load) unless every service is NaN.
-        worst_latency = np.fmax.reduce(latency, axis=1) if latency.shape[1] else np.full(latency.shape[0], np.nan)
+    def worst(a: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            # fmax ignores NaN (no load) unless every service is NaN.
+            return np.fmax.reduce(a, axis=1) if a.shape[1] else np.full(a.shape[0], np.nan)
+
     return View(
         t_s=np.asarray(traj.t_s, dtype=float),
         offered_rps=pick(traj.offered_rps).sum(axis=1),
         capacity_rps=pick(traj.capacity_rps).sum(axis=1),
         spec_replicas=pick(traj.spec_replicas).sum(axis=1),
         ready_replicas=pick(traj.ready_replicas).sum(axis=1),
-        latency_s=worst_latency,
+        latency_s=worst(pick(traj.latency_s)),
+        error_ratio=worst(pick(traj.error_ratio)),
         violation=as_ticks_by_services(violation)[:, cols].any(axis=1),
     )
 
@@ -207,6 +216,10 @@ class Limits:
     latency_lo: float
     latency_hi: float
     log_latency: bool
+    error_hi: float = 1.0
+    #: Errors far above the SLO's ratio: linear up to it, logarithmic beyond (symlog), so that
+    #: both the SLO line and a 100 % outage are readable.
+    symlog_errors: bool = False
 
 
 def shared_limits(views: Sequence[View], slo: SLO) -> Limits:
@@ -219,11 +232,14 @@ def shared_limits(views: Sequence[View], slo: SLO) -> Limits:
     lat = np.concatenate([v.latency_s for v in views] + [[slo.latency_s]])
     lat = lat[np.isfinite(lat) & (lat > 0)]
     lo, hi = (float(lat.min()), float(lat.max())) if lat.size else (1.0, 1.0)
+    errors = top([v.error_ratio for v in views])
+    symlog = errors > 30 * slo.error_ratio > 0
+    error_hi = min(1.0, errors) * 1.5 if symlog else max(errors, 2 * slo.error_ratio) * 1.1 or 1.0
+    common = dict(rps=rps * 1.08 or 1.0, replicas=replicas * 1.1 or 1.0, error_hi=error_hi, symlog_errors=symlog)
     # A timeout dwarfs normal latency on a linear axis; a log axis shows both.
-    log = hi / lo > 30
-    if log:
-        return Limits(rps * 1.08 or 1.0, replicas * 1.1 or 1.0, lo / 1.5, hi * 1.5, True)
-    return Limits(rps * 1.08 or 1.0, replicas * 1.1 or 1.0, 0.0, hi * 1.1, False)
+    if hi / lo > 30:
+        return Limits(latency_lo=lo / 1.5, latency_hi=hi * 1.5, log_latency=True, **common)
+    return Limits(latency_lo=0.0, latency_hi=hi * 1.1, log_latency=False, **common)
 
 
 def fmt_duration(seconds: float) -> str:
@@ -311,6 +327,22 @@ def draw_latency(ax, v: View, slo: SLO, axis: TimeAxis, lim: Limits) -> None:
     ax.set_ylabel(f"p{slo.latency_percentile:g} latency (s)")
 
 
+def draw_error_ratio(ax, v: View, slo: SLO, axis: TimeAxis, lim: Limits) -> None:
+    t, yy = envelope(v.t_s, v.error_ratio)
+    ax.plot(t / axis.divisor, yy, color=COLORS["errors"], linewidth=1.2, drawstyle="steps-post", label="error ratio")
+    draw_error_axis(ax, slo, lim)
+
+
+def draw_error_axis(ax, slo: SLO, lim: Limits) -> None:
+    """The SLO's error-ratio line, the y range and scale shared by every error-ratio panel."""
+    ax.axhline(slo.error_ratio, color=COLORS["slo"], linestyle="--", linewidth=1.4, label=f"SLO {slo.error_ratio * 100:g}%")
+    if lim.symlog_errors:
+        ax.set_yscale("symlog", linthresh=slo.error_ratio, linscale=1.0)
+    ax.set_ylim(0, lim.error_hi)
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=None))
+    ax.set_ylabel("error ratio")
+
+
 def draw_timeline(ax, v: View, actions: dict[str, np.ndarray], end_s: float, axis: TimeAxis, kinds: Sequence[str],
                   several: bool) -> None:
     """Violation spans on the top row, one row of markers per action kind below."""
@@ -345,7 +377,7 @@ def style_axes(ax) -> None:
 
 
 def panel_set_figure(result: SimResult, name: str, *, limits: Limits | None = None) -> Figure:
-    """The four panels (a)-(d) of controller ``name`` on a shared time axis (aggregate of all
+    """The five panels (a)-(e) of controller ``name`` on a shared time axis (aggregate of all
     services). ``limits`` share y ranges across controllers (default: this run's own)."""
     run = result.runs[name]
     view = make_view(run.trajectory, violation_mask(run.trajectory, result.slo))
@@ -356,25 +388,28 @@ def panel_set_figure(result: SimResult, name: str, *, limits: Limits | None = No
     kinds = timeline_kinds(result)
     several = len(result.services) > 1
 
-    fig = new_figure(12, 10)
-    axes = fig.subplots(4, 1, sharex=True, gridspec_kw={"height_ratios": [3, 3, 3, 0.55 * (len(kinds) + 1) + 0.4]})
+    fig = new_figure(12, 12)
+    axes = fig.subplots(5, 1, sharex=True,
+                        gridspec_kw={"height_ratios": [3, 3, 2.6, 2.6, 0.55 * (len(kinds) + 1) + 0.4]})
     draw_load(axes[0], view, axis, lim)
     draw_replicas(axes[1], view, actions, axis, lim)
     draw_latency(axes[2], view, result.slo, axis, lim)
-    draw_timeline(axes[3], view, actions, end_s, axis, kinds, several)
+    draw_error_ratio(axes[3], view, result.slo, axis, lim)
+    draw_timeline(axes[4], view, actions, end_s, axis, kinds, several)
     titles = ["(a) load vs ready capacity", "(b) replicas and scale actions",
-              f"(c) p{result.slo.latency_percentile:g} latency vs SLO", "(d) SLO violations and actions"]
+              f"(c) p{result.slo.latency_percentile:g} latency vs SLO", "(d) error ratio vs SLO",
+              "(e) SLO violations and actions"]
     for i, (ax, title) in enumerate(zip(axes, titles)):
         style_axes(ax)
         shade_faults(ax, result.faults, end_s, axis, label=(i == 0))
-        ax.set_title(title, loc="left", fontsize=10, pad=14 if i == 0 and result.faults else 4)
-        if i < 3:
+        ax.set_title(title, loc="left", fontsize=10, pad=18 if i == 0 and result.faults else 4)
+        if i < 4:
             handles, labels = ax.get_legend_handles_labels()
             handles += fault_handles(result.faults)
             # Outside on the right: inside, a legend hides data wherever the peak happens to be.
             ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
-    axes[3].set_xlim(float(view.t_s[0]) / axis.divisor, end_s / axis.divisor)
-    axes[3].set_xlabel(axis.label, fontsize=10)
+    axes[4].set_xlim(float(view.t_s[0]) / axis.divisor, end_s / axis.divisor)
+    axes[4].set_xlabel(axis.label, fontsize=10)
     scope = f"sum of {len(result.services)} services, worst latency" if several else result.services[0]
     fig.suptitle(f"{name}: {run.description}  [{scope}]", fontsize=12, fontweight="bold")
     return fig
@@ -415,7 +450,7 @@ def service_multiples_figure(result: SimResult, name: str) -> Figure:
             shade_faults(axes[i, j], hits, end_s, axis, label=(i == 0))
             if j:
                 axes[i, j].set_ylabel("")
-        axes[0, j].set_title(service, fontsize=10, fontweight="bold", pad=14 if hits else 4)
+        axes[0, j].set_title(service, fontsize=10, fontweight="bold", pad=18 if hits else 4)
         axes[2, j].set_xlabel(axis.label, fontsize=9)
         axes[2, j].set_xlim(float(view.t_s[0]) / axis.divisor, end_s / axis.divisor)
     handles = [
@@ -435,6 +470,97 @@ def service_multiples_figure(result: SimResult, name: str) -> Figure:
 #: Marker and color of each controller's point on the cost/violation plane (others: grey dots).
 PLANE_STYLES = {"policy": ("*", "#ff7f0e", 260), "oracle": ("D", "#555555", 70), "fixed-max": ("s", "#8c564b", 70)}
 HPA_COLOR = "#1f77b4"
+#: Colors of controllers not in PLANE_STYLES (nor hpa), in order of appearance.
+OTHER_CONTROLLER_COLORS = ("#2ca02c", "#9467bd", "#17becf", "#bcbd22", "#e377c2")
+
+
+def controller_colors(names: Sequence[str]) -> dict[str, str]:
+    """One color per controller, the same on every chart: the plane's for policy, hpa, oracle
+    and fixed-max, then a cycle for the others."""
+    known = {name: style[1] for name, style in PLANE_STYLES.items()} | {"hpa": HPA_COLOR}
+    others = iter([c for c in OTHER_CONTROLLER_COLORS] * (1 + len(names) // len(OTHER_CONTROLLER_COLORS)))
+    return {name: known.get(name) or next(others) for name in names}
+
+
+def overview_figure(result: SimResult) -> Figure:
+    """Every controller on the same axes, one line each (aggregate of all services): (a) offered
+    load and each one's ready capacity, (b) spec replicas, (c) the latency percentile and
+    (d) the error ratio against the SLO, (e) each one's SLO-violation spans with its minutes."""
+    views = {n: make_view(r.trajectory, violation_mask(r.trajectory, result.slo)) for n, r in result.runs.items()}
+    lim = shared_limits(list(views.values()), result.slo)
+    axis = TimeAxis.for_duration(result.duration_s)
+    colors = controller_colors(list(views))
+    scores = score_result(result)
+    first = next(iter(views.values()))
+    end_s = run_end_s(first.t_s, result.tick_s)
+    slo = result.slo
+
+    fig = new_figure(12, 12.5)
+    axes = fig.subplots(5, 1, sharex=True, gridspec_kw={"height_ratios": [2.6, 2.6, 2.2, 2.2, 0.45 * len(views) + 0.5]})
+    ax_load, ax_rep, ax_lat, ax_err, ax_viol = axes
+    t, load = envelope(first.t_s, first.offered_rps)
+    ax_load.plot(t / axis.divisor, load, color=COLORS["load"], linewidth=1.4, drawstyle="steps-post",
+                 label="offered load (same for all)")
+    for i, (name, v) in enumerate(views.items()):
+        # Later lines are thinner and on top, so that equal values show as nested stripes.
+        style = {"color": colors[name], "linewidth": 1.4 + 0.7 * (len(views) - 1 - i), "drawstyle": "steps-post",
+                 "label": name, "linestyle": (0, (4, 2)) if name == ORACLE else "-", "zorder": 3 + i}
+        for ax, y in ((ax_load, v.capacity_rps), (ax_rep, v.spec_replicas), (ax_lat, v.latency_s),
+                      (ax_err, v.error_ratio)):
+            tt, yy = envelope(v.t_s, y)
+            ax.plot(tt / axis.divisor, yy, **(style if ax is not ax_load else style | {"label": f"{name} capacity"}))
+    ax_load.set_ylim(0, lim.rps)
+    ax_load.set_ylabel("requests/s")
+    ax_rep.set_ylim(0, lim.replicas)
+    ax_rep.set_ylabel("spec replicas")
+    ax_lat.axhline(slo.latency_s, color=COLORS["slo"], linestyle=":", linewidth=1.4, label=f"SLO {slo.latency_s:g} s")
+    if lim.log_latency:
+        ax_lat.set_yscale("log")
+    ax_lat.set_ylim(lim.latency_lo, lim.latency_hi)
+    ax_lat.set_ylabel(f"p{slo.latency_percentile:g} latency (s)")
+    draw_error_axis(ax_err, slo, lim)
+    ax_err.get_lines()[-1].set_linestyle(":")
+    draw_violation_rows(ax_viol, views, scores, colors, end_s, axis)
+
+    several = len(result.services) > 1
+    titles = ["(a) offered load vs each controller's ready capacity", "(b) spec replicas",
+              f"(c) p{slo.latency_percentile:g} latency vs SLO" + (" (worst service)" if several else ""),
+              "(d) error ratio vs SLO" + (" (worst service)" if several else ""),
+              "(e) SLO violations (minutes in the score table)"]
+    for i, (ax, title) in enumerate(zip(axes, titles)):
+        style_axes(ax)
+        shade_faults(ax, result.faults, end_s, axis, label=(i == 0))
+        ax.set_title(title, loc="left", fontsize=10, pad=18 if i == 0 and result.faults else 4)
+    for ax in (ax_load, ax_lat, ax_err):  # context entries only: the controllers share one legend
+        handles = [h for h, l in zip(*ax.get_legend_handles_labels()) if l.startswith(("offered", "SLO"))]
+        ax.legend(handles=handles + (fault_handles(result.faults) if ax is ax_load else []), loc="upper left",
+                  bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
+    ax_rep.legend(handles=[Line2D([], [], color=colors[n], linestyle=(0, (4, 2)) if n == ORACLE else "-", linewidth=2,
+                                  label=n) for n in views],
+                  loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=9, frameon=False, title="controller",
+                  title_fontsize=9)
+    ax_viol.set_xlim(float(first.t_s[0]) / axis.divisor, end_s / axis.divisor)
+    ax_viol.set_xlabel(axis.label, fontsize=10)
+    scope = f"sum of {len(result.services)} services" if several else result.services[0]
+    fig.suptitle(f"{result.scenario}: every controller on the same axes  [{scope}]", fontsize=12, fontweight="bold")
+    return fig
+
+
+def draw_violation_rows(ax, views: dict[str, View], scores: dict[str, dict], colors: dict[str, str], end_s: float,
+                        axis: TimeAxis) -> None:
+    """One row per controller (first on top): its violation spans, labelled with its minutes."""
+    names = list(views)
+    for row, name in enumerate(names):
+        v = views[name]
+        y = len(names) - 1 - row
+        spans = true_spans(v.t_s, v.violation, end_s, min_gap_s=(end_s - float(v.t_s[0])) / (2 * MAX_POINTS))
+        if spans:
+            ax.broken_barh([(s / axis.divisor, w / axis.divisor) for s, w in spans], (y - 0.35, 0.7),
+                           facecolors=colors[name], alpha=0.85)
+    ax.set_yticks([len(names) - 1 - i for i in range(len(names))],
+                  [f"{n}: {fmt_number(scores[n]['slo_violation_minutes'])} min" for n in names])
+    ax.set_ylim(-0.6, len(names) - 0.4)
+    ax.grid(False, axis="y")
 
 
 def frontier_figure(result: SimResult) -> Figure:
@@ -443,7 +569,7 @@ def frontier_figure(result: SimResult) -> Figure:
     equal cost (a hollow circle, joined to the controller's point by a dotted line)."""
     fr = result.frontier
     scores = score_result(result)
-    fig = new_figure(10, 6)
+    fig = new_figure(12, 6)
     ax = fig.subplots()
     xs = [p.replica_hours for p in fr.envelope]
     ys = [p.slo_violation_minutes for p in fr.envelope]
@@ -482,7 +608,9 @@ def frontier_figure(result: SimResult) -> Figure:
     top = max(max(all_y, default=0.0), 1.0) * 1.18
     ax.set_ylim(-0.04 * top, top)
     right_half = min(all_x) + 0.6 * span_x
-    for e in notes:  # after the limits, so that notes near the right edge turn left
+    # After the limits, so that notes near the right edge turn left; each next note (by cost)
+    # one step further from its point, so that notes of nearby controllers do not overlap.
+    for k, e in enumerate(sorted(notes, key=lambda e: e.replica_hours)):
         color = PLANE_STYLES.get(e.controller, ("o", "#7f7f7f", 50))[1]
         verdict = f"{e.ratio:.2f}x, {e.verdict}" if e.ratio is not None else e.verdict
         left = e.replica_hours > right_half
@@ -490,7 +618,7 @@ def frontier_figure(result: SimResult) -> Figure:
         ax.annotate(f"HPA @ equal cost: {fmt_number(e.hpa_slo_violation_minutes)} min"
                     f"{' (extrapolated)' if e.extrapolated else ''}\n{e.controller}: {verdict}",
                     (e.replica_hours, e.hpa_slo_violation_minutes), textcoords="offset points",
-                    xytext=(-10 if left else 10, 10 if low else -8), ha="right" if left else "left",
+                    xytext=(-10 if left else 10, 10 + 30 * k if low else -8 - 30 * k), ha="right" if left else "left",
                     va="bottom" if low else "top", fontsize=8.5,
                     color=color, zorder=6, bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.9,
                                                  "edgecolor": "none"})
@@ -500,7 +628,8 @@ def frontier_figure(result: SimResult) -> Figure:
     handles, _ = ax.get_legend_handles_labels()
     handles.append(Line2D([], [], marker="o", linestyle="none", markerfacecolor="none", markeredgecolor="#555555",
                           markersize=9, label="HPA @ equal cost (interpolated)"))
-    ax.legend(handles=handles, loc="upper right", fontsize=8.5, frameon=True, framealpha=0.9)
+    # Outside on the right: inside, it hid the dearest HPA points.
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, frameon=False)
     ax.set_title(f"{result.scenario}: cost vs violations; lower left is better", loc="left", fontsize=11)
     return fig
 
@@ -583,7 +712,7 @@ def header_html(result: SimResult) -> str:
         ("services", services_text(result.services)),
     ]
     if result.policy_file:
-        items.append(("policy", result.policy_file))
+        items.append(("policy", shown_path(result.policy_file)))
     if result.faults:
         items.append(("faults", "; ".join(fault_text(f) for f in result.faults)))
     dl = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in items)
@@ -633,18 +762,31 @@ def report_html(result: SimResult) -> str:
     violations = {n: violation_mask(r.trajectory, result.slo) for n, r in result.runs.items()}
     limits = shared_limits([make_view(r.trajectory, violations[n]) for n, r in result.runs.items()], result.slo)
     scores = score_result(result)
-    parts = [header_html(result), "<h2>Scores</h2>", score_table_html(result),
-             '<p class="note">Lower is better in every column; the best value among the controllers (the oracle is '
-             "a bound, not a contender) is highlighted. A minute violates when the latency percentile exceeds the "
-             "SLO, the error ratio exceeds it, or requests are dropped. Mitigation: from the fault's start until its "
-             "services stay within the SLO for 2 minutes.</p>"]
+    parts = [header_html(result),
+             '<h2 id="overview">Overview: every controller on the same axes</h2>',
+             '<p class="note">Each line is one controller (the legend of panel (b) names them; colors are the same '
+             "on every chart). Panel (e) marks when each controller broke the SLO; panels (a) to (d) show why: "
+             "too little ready capacity for the load, latency above the SLO, or errors above the SLO's ratio."
+             f"{' Grey bands are fault windows.' if result.faults else ''}</p>",
+             img_tag(figure_png(overview_figure(result)), "overview: every controller on the same axes")]
+    if ORACLE in result.runs:
+        parts.append(f'<p class="note oracle-note">{html.escape(ORACLE_SENTENCE, quote=False)}</p>')
+    parts += ["<h2>Scores</h2>", score_table_html(result),
+              '<p class="note">Lower is better in every column; the best value among the controllers (the oracle is '
+              "a bound, not a contender) is highlighted. A minute violates when the latency percentile exceeds the "
+              "SLO, the error ratio exceeds it, or requests are dropped. Mitigation: from the fault's start until its "
+              "services stay within the SLO for 2 minutes.</p>"]
     if result.frontier is not None:
-        parts += ["<h2>Cost vs violations: HPA's frontier</h2>",
+        parts += ['<h2 id="frontier">Cost vs violations: HPA\'s frontier</h2>',
                   '<p class="note">The hpa preset re-run at each CPU target on the same scenario and seed. '
                   "HPA @ equal cost is its violation minutes interpolated along the lower envelope at a controller's "
                   "replica-hours (flat, dashed and flagged, outside the swept range). A ratio below 1 means fewer "
                   "violations than HPA spending the same; 0 against 0 is a tie.</p>",
                   img_tag(figure_png(frontier_figure(result)), "cost vs violations: HPA's frontier")]
+    parts.append('<h2 id="controllers">Each controller in detail</h2>'
+                 '<p class="note">The same y ranges for every controller: load and capacity, replicas with each '
+                 "scale action, latency and error ratio against the SLO, and a timeline of violations and actions "
+                 "(restarts, rollbacks).</p>")
     for name in result.runs:
         parts.append(f'<h2 id="{html.escape(name)}">{html.escape(name)}</h2>')
         parts.append(f'<p class="note">{html.escape(score_summary(scores[name]))}</p>')
@@ -661,6 +803,14 @@ def report_html(result: SimResult) -> str:
     title = html.escape(f"Setpoint simulation: {result.scenario}")
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
             f"<style>{CSS}</style></head><body>\n{body}\n</body></html>\n")
+
+
+#: What the oracle is, in one sentence (shown when the report has an oracle run).
+ORACLE_SENTENCE = (
+    "The oracle knows the future load and the pods' start-up delay and has exactly enough replicas ready "
+    "in time, so its replica-hours are a floor for serving this load within the SLO; it provisions for load, "
+    "not for faults (it never restarts or rolls back), so a fault such as a bad rollout or a lost node can "
+    "still cost it violation minutes.")
 
 
 def score_summary(scores: dict[str, Any]) -> str:

@@ -6,6 +6,7 @@ Arrays are (T, S): T ticks, S services. Times are seconds since the scenario sta
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -109,3 +110,16 @@ class SimResult:
     policy_file: str = ""
     extra: dict = field(default_factory=dict)
     frontier: Frontier | None = None
+
+
+def shown_path(path: str | Path, cwd: str | Path | None = None) -> str:
+    """``path`` as results and reports show it: relative to ``cwd`` (default: the working
+    directory) when under it, its file name when absolute elsewhere, as given when relative.
+    Results are shared, so they must not carry a machine's local absolute paths."""
+    p = Path(path)
+    if not p.is_absolute():
+        return str(path)
+    try:
+        return str(p.relative_to(Path(cwd) if cwd is not None else Path.cwd()))
+    except ValueError:
+        return p.name

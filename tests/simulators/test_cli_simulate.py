@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -34,7 +36,35 @@ def test_simulate_with_no_arguments_scores_policy_hpa_and_oracle(default_run):
     for name in ("policy", "hpa", "oracle"):
         assert name in proc.stdout  # the score table
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") >= 4  # three panel sets and the cost/violation plane
+    assert html.count("data:image/png;base64,") >= 5  # overview, three panel sets, the cost/violation plane
+
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def without_images(text: str) -> str:
+    return re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", text)
+
+
+def test_simulate_results_carry_no_local_absolute_paths(default_run):
+    # Run from a folder under /tmp with the bundled policies: they are named, not located.
+    cwd, proc = default_run
+    out = cwd / "out" / "flash-crowd"
+    html = without_images((out / "report.html").read_text())
+    result = (out / "result.json").read_text()
+    for text in (html, result):
+        assert str(CHECKOUT) not in text and str(cwd) not in text and "/tmp" not in text
+    assert "<dd>bundled setpoint-default.yaml</dd>" in html and "HPA preset (bundled hpa-cpu.yaml)" in html
+    assert json.loads(result)["scenario"]["policy_file"] == "bundled setpoint-default.yaml"
+
+
+def test_simulate_shows_a_policy_path_relative_to_the_working_directory(tmp_path):
+    (tmp_path / "mine").mkdir()
+    policy = tmp_path / "mine" / "p.yaml"
+    policy.write_text((CHECKOUT / "policies" / "setpoint-default.yaml").read_text())
+    proc = setpoint("simulate", "step", "--policy", str(policy), "--no-frontier", "--no-report", "-o", "o", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "o" / "result.json").read_text())["scenario"]["policy_file"] == "mine/p.yaml"
 
 
 def test_simulate_compares_with_hpa_at_equal_cost_by_default(default_run):

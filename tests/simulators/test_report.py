@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from simulators.report import action_category, envelope, true_spans, write_report
-from simulators.result import SLO, ActionEvent, ControllerRun, FaultWindow, SimResult, Trajectory
+import simulators
+
+from simulators.report import (ORACLE_SENTENCE, action_category, envelope, overview_figure, panel_set_figure,
+                               report_html, true_spans, write_report)
+from simulators.result import SLO, ActionEvent, ControllerRun, FaultWindow, SimResult, Trajectory, shown_path
 
 PNG_IMG = re.compile(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]{100,}"')
 CAPACITY_PER_POD_RPS = 10.0
@@ -80,8 +84,8 @@ def test_report_is_one_html_file_with_a_panel_set_per_controller(tmp_path):
     path = write_report(result, tmp_path / "out" / "report.html")
     text = path.read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
-    # One panel set per controller plus, with 2 services, one per-service figure per controller.
-    assert len(PNG_IMG.findall(text)) == 2 * len(result.runs)
+    # The overview, one panel set per controller plus, with 2 services, one per-service figure per controller.
+    assert len(PNG_IMG.findall(text)) == 1 + 2 * len(result.runs)
     for name in result.runs:
         assert f'alt="{name} panel set"' in text and f'alt="{name} per service"' in text
         assert f'<td class="name">{name}</td>' in text
@@ -93,7 +97,7 @@ def test_report_is_one_html_file_with_a_panel_set_per_controller(tmp_path):
 def test_report_of_a_single_service_has_no_per_service_section(tmp_path):
     result = synthetic_result(duration_s=600.0, tick_s=5.0, services=("api",))
     text = write_report(result, tmp_path / "r.html").read_text(encoding="utf-8")
-    assert len(PNG_IMG.findall(text)) == len(result.runs) and "Per service" not in text
+    assert len(PNG_IMG.findall(text)) == 1 + len(result.runs) and "Per service" not in text
 
 
 def test_report_renders_a_day_at_five_second_ticks(tmp_path):
@@ -101,7 +105,86 @@ def test_report_renders_a_day_at_five_second_ticks(tmp_path):
     result = synthetic_result(duration_s=86400.0, tick_s=5.0)
     assert result.runs["policy"].trajectory.t_s.size == 17_280
     text = write_report(result, tmp_path / "day.html").read_text(encoding="utf-8")
-    assert len(PNG_IMG.findall(text)) == 2 * len(result.runs)
+    assert len(PNG_IMG.findall(text)) == 1 + 2 * len(result.runs)
+
+
+# --- the overview, the error-ratio and latency panels, the oracle, paths ----------------------
+
+
+def lines_labelled(ax) -> dict[str, object]:
+    return {line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith("_")}
+
+
+def test_overview_puts_every_controller_on_the_same_axes():
+    result = synthetic_result(duration_s=1800.0, tick_s=5.0)
+    fig = overview_figure(result)
+    capacity, replicas, latency, errors, violations = fig.axes[:5]
+    names = list(result.runs)
+    # One series per controller on the replicas, latency and error-ratio axes, in run order.
+    for ax in (replicas, latency, errors):
+        assert [n for n in lines_labelled(ax) if n in names] == names
+    assert [n for n in lines_labelled(capacity) if n.endswith(" capacity")] == [f"{n} capacity" for n in names]
+    # Each controller's replicas line is its own trajectory (sum over services), not a copy.
+    for name in names:
+        y = lines_labelled(replicas)[name].get_ydata()
+        assert np.array_equal(y, result.runs[name].trajectory.spec_replicas.sum(axis=1))
+    # The SLO lines sit at the SLO's thresholds.
+    assert lines_labelled(latency)["SLO 0.3 s"].get_ydata()[0] == pytest.approx(0.3)
+    assert lines_labelled(errors)["SLO 1%"].get_ydata()[0] == pytest.approx(0.01)
+    # One violation row per controller, labelled with its minutes.
+    assert [t.get_text().split(":")[0] for t in violations.get_yticklabels()] == names
+    assert all(t.get_text().endswith(" min") for t in violations.get_yticklabels())
+
+
+def test_each_panel_set_has_an_error_ratio_panel_against_the_slo():
+    result = synthetic_result(duration_s=600.0, tick_s=5.0, services=("api",))
+    fig = panel_set_figure(result, "policy")
+    titles = [ax.get_title(loc="left") for ax in fig.axes]
+    assert "(c) p95 latency vs SLO" in titles and "(d) error ratio vs SLO" in titles
+    errors = fig.axes[titles.index("(d) error ratio vs SLO")]
+    assert np.array_equal(lines_labelled(errors)["error ratio"].get_ydata(),
+                          result.runs["policy"].trajectory.error_ratio[:, 0])
+    assert lines_labelled(errors)["SLO 1%"].get_ydata()[0] == pytest.approx(0.01)
+
+
+def test_report_opens_with_the_overview_and_explains_the_oracle():
+    text = report_html(synthetic_result(duration_s=600.0, tick_s=5.0))
+    overview = text.index('alt="overview: every controller on the same axes"')
+    assert overview < text.index("<h2>Scores</h2>") < text.index('alt="policy panel set"')
+    assert ORACLE_SENTENCE in text
+    for words in ("knows the future load", "floor", "provisions for load, not for faults", "violation minutes"):
+        assert words in ORACLE_SENTENCE
+
+
+def test_report_without_an_oracle_run_does_not_explain_one():
+    result = synthetic_result(duration_s=600.0, tick_s=5.0)
+    del result.runs["oracle"]
+    assert ORACLE_SENTENCE not in report_html(result)
+
+
+def without_images(text: str) -> str:
+    """The report without its base64 images (whose letters could spell anything)."""
+    return re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", text)
+
+
+def test_report_shows_an_absolute_policy_path_relative_to_the_working_directory(tmp_path, monkeypatch):
+    checkout = Path(simulators.__file__).resolve().parents[1]
+    monkeypatch.chdir(checkout)
+    result = synthetic_result(duration_s=600.0, tick_s=5.0)
+    result.policy_file = str(checkout / "policies" / "hpa-cpu.yaml")
+    text = without_images(write_report(result, tmp_path / "r.html").read_text(encoding="utf-8"))
+    assert "<dd>policies/hpa-cpu.yaml</dd>" in text
+    assert str(checkout) not in text and "/tmp" not in text and str(tmp_path) not in text
+
+
+@pytest.mark.parametrize("path,cwd,expect", [
+    pytest.param("policies/a.yaml", "/work/x", "policies/a.yaml", id="relative-as-given"),
+    pytest.param("/work/x/policies/a.yaml", "/work/x", "policies/a.yaml", id="absolute-under-cwd"),
+    pytest.param("/elsewhere/b.yaml", "/work/x", "b.yaml", id="absolute-elsewhere-name-only"),
+    pytest.param("bundled hpa-cpu.yaml", "/work/x", "bundled hpa-cpu.yaml", id="bundled-name"),
+])
+def test_shown_path(path, cwd, expect):
+    assert shown_path(path, cwd) == expect
 
 
 # --- helpers --------------------------------------------------------------------------------
