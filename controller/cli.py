@@ -142,6 +142,42 @@ def schema(
     typer.echo(f"wrote {out}", err=True)
 
 
+@app.command("import", short_help="Convert HPA and KEDA ScaledObject manifests into policies.")
+def import_(
+    files: Annotated[list[str], typer.Argument(
+        metavar="FILE...", help="Manifest files; - reads stdin (kubectl get hpa -A -o yaml | setpoint import -).")],
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", dir_okay=False, help="Write all policies to this file (default: stdout).")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option(
+        "--out-dir", file_okay=False, help="Write one NAME.yaml per policy into this folder.")] = None,
+) -> None:
+    """Convert HorizontalPodAutoscalers (autoscaling/v1, v2) and KEDA ScaledObjects (prometheus,
+    cpu and memory triggers) into Setpoint policies with preset: hpa.
+
+    Lists (kind: List, as kubectl get -o yaml prints) are expanded; other kinds are skipped
+    with a note on stderr. Every difference from the source is written as a comment above its
+    policy. The output passes `setpoint validate`. Exit 1 when an object cannot be converted.
+    """
+    from controller.policy.import_files import import_files
+
+    if out is not None and out_dir is not None:
+        _fail(["pass --out or --out-dir, not both"])
+    result = import_files(files, stdin=sys.stdin.buffer)
+    for note in result.skipped:
+        typer.echo(f"note: {note}", err=True)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for policy in result.policies:
+            path = out_dir / f"{policy.name}.yaml"
+            path.write_text(policy.text, encoding="utf-8")
+            typer.echo(f"wrote {path} ({policy.source})", err=True)
+    elif out is not None:
+        out.write_text(result.text, encoding="utf-8")
+        typer.echo(f"wrote {out}: {plural(len(result.policies), 'policy', 'policies')}", err=True)
+    else:
+        typer.echo(result.text, nl=False)
+
+
 DEFAULT_SIM_POLICY = "setpoint-default.yaml"  # bundled policies (controller.bundled)
 DEFAULT_HPA_POLICY = "hpa-cpu.yaml"
 

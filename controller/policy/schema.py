@@ -126,14 +126,39 @@ def _tolerance_from_number(value: object) -> object:
     raise field_error(f"expected a number (both directions) or a mapping {{up, down}}, got {describe_value(value)}")
 
 
+def _hpa_seconds(data: object, hpa_name: str, name: str) -> object:
+    """Accept HPA's ``<name>Seconds: N`` (whole seconds, as pasted from an HPA) as ``<name>: Ns``."""
+    if not isinstance(data, dict) or hpa_name not in data:
+        return data
+    if name in data:
+        raise field_error(f"{hpa_name} (HPA's name) and {name} (Setpoint's) both given: keep {name} only")
+    value = data[hpa_name]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise field_error(f"{hpa_name}: expected whole seconds as in HPA (e.g. 300), got {describe_value(value)}; "
+                          f"or write Setpoint's {name} with a unit (e.g. {name}: 5m)")
+    data = {k: v for k, v in data.items() if k != hpa_name}
+    data[name] = f"{value}s"
+    return data
+
+
 class RatePolicy(StrictModel):
+    """HPA's ``periodSeconds: 60`` is accepted for ``period: 60s``."""
+
     type: Literal["Pods", "Percent"]
     value: int = Field(gt=0, le=MAX_RATE_PERCENT, description=f"Pods (at most {MAX_REPLICAS}) or percent.")
     period_s: RatePeriod = Field(alias="period")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _hpa_period(cls, data: object) -> object:
+        return _hpa_seconds(data, "periodSeconds", "period")
+
 
 class ScalingRulesModel(StrictModel):
-    """One direction of HPA-style ``behavior``; unset fields take the HPA defaults."""
+    """One direction of HPA-style ``behavior``; unset fields take the HPA defaults.
+
+    HPA's ``stabilizationWindowSeconds: 300`` is accepted for ``stabilizationWindow: 300s``.
+    """
 
     model_config = ConfigDict(title="ScalingRules")
 
@@ -141,6 +166,11 @@ class ScalingRulesModel(StrictModel):
     select_policy: Optional[Literal["Max", "Min", "Disabled"]] = None
     policies: Optional[list[RatePolicy]] = Field(
         None, min_length=1, description="Replaces the default list entirely.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hpa_window(cls, data: object) -> object:
+        return _hpa_seconds(data, "stabilizationWindowSeconds", "stabilizationWindow")
 
 
 class Behavior(StrictModel):
