@@ -1,0 +1,124 @@
+"""Benchmark `setpoint backtest`: a week of 15 s data for 100 targets.
+
+Two parts, timed separately, then added:
+
+- query: a REAL Prometheus (/usr/bin/prometheus on 127.0.0.1) loaded with ``--days`` of history
+  (100 targets: app_cpu_utilization, app_rps, kube_deployment_spec_replicas at 15 s) through
+  ``promtool tsdb create-blocks-from openmetrics``, read back with ``fetch_replay_data`` (chunked
+  range queries, as the command does). Loading a whole week (12 million samples, ~1 GB of
+  OpenMetrics text) takes minutes and gigabytes on this shared machine, so by default one day
+  is loaded and the query time is scaled by 7 (it is linear in the points returned); pass
+  ``--days 7`` to load the week itself.
+- replay: the week (40,320 ticks x 100 targets) replayed through the Reconciler with
+  ``run_backtest`` from memory, twice (the policy and --compare hpa, as a side-by-side run does).
+
+Target (issue #10): under 60 s in total. Run: python bench/backtest.py [--days 1] [--targets 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+# bench/ is run as a script: make the repository root importable for tests.support.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from controller.adapters.prometheus import PrometheusConfig, PrometheusSource  # noqa: E402
+from controller.model import TargetRef  # noqa: E402
+from controller.policy import load_policy_text  # noqa: E402
+from controller.policy.counterpart import hpa_counterpart  # noqa: E402
+from controller.runtime.backtest import ReplayData, fetch_replay_data, run_backtest  # noqa: E402
+from controller.runtime.reconciler import RuntimePolicy  # noqa: E402
+from tests.runtime.backtest_data import STEP_S, synthetic  # noqa: E402
+from tests.runtime.test_backtest import policy_text  # noqa: E402
+from tests.support.prometheus_server import PrometheusServer  # noqa: E402
+
+TARGET_S = 60.0
+WEEK_H = 7 * 24
+
+
+def write_history(path: Path, data: dict) -> None:
+    """OpenMetrics, streamed family by family and series by series (never one huge string)."""
+    stamps = np.char.mod("%.0f", data["t"])
+    with open(path, "w") as out:
+        for family, key in (("app_rps", "rps"), ("app_cpu_utilization", "cpu"),
+                            ("kube_deployment_spec_replicas", "replicas")):
+            out.write(f"# TYPE {family} gauge\n")
+            for j, name in enumerate(data["targets"]):
+                prefix = f'{family}{{namespace="shop",deployment="{name}"}} '
+                values = np.array([repr(float(v)) for v in data[key][:, j]])
+                out.write("\n".join(np.char.add(np.char.add(np.char.add(prefix, values), " "), stamps)) + "\n")
+        out.write("# EOF\n")
+
+
+def time_query(days: float, names: list[str], workdir: Path) -> tuple[float, int]:
+    data = synthetic(names, hours=24 * days)
+    server = PrometheusServer(workdir, scrape_targets=(), retention="3650d", ready_timeout_s=120)
+    t = time.perf_counter()
+    path = workdir / "history.om.txt"
+    write_history(path, data)
+    print(f"history: {data['t'].size:,} samples x {3 * len(names)} series, {path.stat().st_size / 1e6:.0f} MB "
+          f"written in {time.perf_counter() - t:.1f}s", flush=True)
+    t = time.perf_counter()
+    server.load_openmetrics(path, timeout_s=1800)
+    path.unlink()
+    print(f"promtool create-blocks-from openmetrics: {time.perf_counter() - t:.1f}s", flush=True)
+    server.start()
+    try:
+        (policy,) = load_policy_text(policy_text(names))
+        policies = [RuntimePolicy.of(policy), RuntimePolicy.of(hpa_counterpart(policy))]
+        with PrometheusSource(PrometheusConfig.from_url(server.url, timeout_s=120)) as source:
+            t = time.perf_counter()
+            replay = fetch_replay_data(source, policies, data["t"][0], data["t"][-1], STEP_S)
+            elapsed = time.perf_counter() - t
+        assert np.array_equal(replay.actual, data["replicas"]), "Prometheus returned other replicas than loaded"
+        return elapsed, data["t"].size
+    finally:
+        server.stop()
+
+
+def time_replay(names: list[str]) -> tuple[float, int]:
+    data = synthetic(names, hours=WEEK_H)
+    (policy,) = load_policy_text(policy_text(names))
+    runtime = RuntimePolicy.of(policy)
+    replay = ReplayData([TargetRef("shop", n) for n in names], data["t"], STEP_S,
+                        {runtime.queries[0]: data["cpu"], runtime.queries[1]: data["rps"]}, data["replicas"])
+    t = time.perf_counter()
+    for p in (runtime, RuntimePolicy.of(hpa_counterpart(policy))):
+        run_backtest(p, replay)
+    return time.perf_counter() - t, data["t"].size
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--days", type=float, default=1.0, help="days of history loaded into Prometheus (7: the week)")
+    ap.add_argument("--targets", type=int, default=100)
+    args = ap.parse_args()
+    names = [f"w{i:03d}" for i in range(args.targets)]
+    load = os.getloadavg()[0]
+    workdir = Path(tempfile.mkdtemp(prefix="setpoint-bench-backtest-"))
+    try:
+        query_s, points = time_query(args.days, names, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    week_query_s = query_s * (WEEK_H / 24) / args.days
+    print(f"query:  {query_s:.1f}s for {args.days:g} day(s) ({points:,} points x {3 * args.targets} series); "
+          f"a week: {week_query_s:.1f}s" + (" (scaled linearly)" if args.days != 7 else ""), flush=True)
+    replay_s, ticks = time_replay(names)
+    print(f"replay: {replay_s:.1f}s for 2 policies x {ticks:,} ticks x {args.targets} targets "
+          f"({replay_s / (2 * ticks) * 1e3:.2f} ms per cycle)")
+    total = week_query_s + replay_s
+    verdict = "met" if total < TARGET_S else "NOT met"
+    print(f"a week of 15 s data for {args.targets} targets, policy and --compare hpa: {total:.1f}s "
+          f"(target < {TARGET_S:.0f}s: {verdict}; load average {load:.1f} on {os.cpu_count()} cores)")
+
+
+if __name__ == "__main__":
+    main()
