@@ -484,6 +484,9 @@ def run(
     context: Annotated[Optional[str], typer.Option(help="Kubeconfig context.")] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Decide and record, apply nothing (logs what would have been done).")] = False,
+    shadow: Annotated[bool, typer.Option(
+        "--shadow", help="Run beside the incumbent autoscaler: decide and record, write nothing to the cluster, "
+                         "and export setpoint_shadow_* metrics comparing with the replicas it sets.")] = False,
     listen: Annotated[str, typer.Option(help="Address for /metrics, /healthz and /readyz.")] = "0.0.0.0:8080",
     records: Annotated[Path, typer.Option(
         help="Decision records, appended as JSON lines (read them with `setpoint explain FILE`).")] = Path("setpoint-decisions.jsonl"),
@@ -509,6 +512,10 @@ def run(
     One scheduled job per policy (no overlap, missed runs coalesced, small jitter). Logs are
     JSON lines on stderr. SIGTERM or Ctrl-C stops gracefully: running cycles finish, records
     are flushed. Exit 1 when the policies are invalid (the controller refuses to start).
+
+    --shadow evaluates live without acting (no scale, Event or annotation is written) and
+    exports setpoint_shadow_desired_replicas and agreement statistics against the replicas the
+    incumbent (HPA, KEDA) sets.
     """
     import signal
     import threading
@@ -519,6 +526,7 @@ def run(
     from controller.runtime.dryrun import DryRunCluster
     from controller.runtime.http import StatusServer, parse_listen
     from controller.runtime.service import ControllerService, ServiceOptions
+    from controller.runtime.shadow import ShadowCluster, ShadowTelemetry
     from controller.runtime.telemetry import Telemetry, configure_json_logging
 
     configure_json_logging(log_level)
@@ -533,9 +541,13 @@ def run(
             timeout_s=prometheus_timeout, target_labels=labels))
     except ValueError as exc:
         _fail([str(exc)])
-    cluster = KubernetesCluster(kubeconfig=kubeconfig, context=context, qps=qps, burst=burst)
-    target = DryRunCluster(cluster) if dry_run else cluster
-    telemetry = Telemetry()
+    if shadow and leader_elect:
+        _fail(["--shadow writes nothing, leader election included: drop --leader-elect (shadow replicas "
+               "all evaluate; each exports its own figures)"])
+    cluster = KubernetesCluster(kubeconfig=kubeconfig, context=context, qps=qps, burst=burst,
+                                **({"emit_events": False} if shadow else {}))
+    target = ShadowCluster(cluster) if shadow else DryRunCluster(cluster) if dry_run else cluster
+    telemetry = ShadowTelemetry() if shadow else Telemetry()
     elector = None
     if leader_elect and not once:
         import os

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Callable, Iterable, Sequence
@@ -282,7 +283,8 @@ def capacity_risk_minutes(t_s: np.ndarray, replicas: np.ndarray, required: np.nd
 
 def fetch_replay_data(source, policies: Sequence[RuntimePolicy], start_s: float, end_s: float, step_s: float,
                       labels: tuple[str, str] = ("namespace", "deployment"),
-                      on_query: Callable[[str, int, int], None] | None = None) -> ReplayData:
+                      on_query: Callable[[str, int, int], None] | None = None,
+                      max_concurrency: int = 4) -> ReplayData:
     """Range-query every metric of ``policies`` and the replicas that ran, onto one grid.
 
     ``source`` has ``query_range(expr, start_s, end_s, step_s, on_chunk=...)`` returning series
@@ -295,12 +297,16 @@ def fetch_replay_data(source, policies: Sequence[RuntimePolicy], start_s: float,
     kind, namespace = first.selector.kind, first.selector.namespace
     replicas_expr = REPLICAS_QUERIES.get(kind, REPLICAS_QUERIES["Deployment"]) % namespace
     replica_labels = (labels[0], kind.lower()) if kind in REPLICAS_QUERIES else labels
-    fetched = {}
-    for i, expr in enumerate(queries + [replicas_expr]):
-        what = "replicas" if expr == replicas_expr else f"metric {i + 1}/{len(queries)}"
-        fetched[expr] = source.query_range(
-            expr, start_s, end_s, step_s,
-            on_chunk=(lambda done, total, what=what: on_query(what, done, total)) if on_query else None)
+    exprs = queries + [replicas_expr]
+
+    def fetch(i: int):
+        what = "replicas" if i == len(queries) else f"metric {i + 1}/{len(queries)}"
+        return source.query_range(exprs[i], start_s, end_s, step_s, on_chunk=(
+            lambda done, total: on_query(what, done, total)) if on_query else None)
+
+    # Concurrently: Prometheus evaluates one query while this process parses another's answer.
+    with ThreadPoolExecutor(max(1, min(max_concurrency, len(exprs))), thread_name_prefix="range-query") as pool:
+        fetched = dict(zip(exprs, pool.map(fetch, range(len(exprs)))))
     targets = discover_targets(first.selector, [fetched[q] for q in queries], labels)
     t_s = time_grid(start_s, end_s, step_s)
     metrics = {q: grid_values(fetched[q], targets, t_s, step_s, labels) for q in queries}
