@@ -367,6 +367,10 @@ class _Conversion:
         low, high = self._replicas(spec.get("minReplicas"), spec.get("maxReplicas"), ("spec", "minReplicas"),
                                    ("spec", "maxReplicas"), 1)
         version = str(obj.get("apiVersion", "autoscaling/v2"))
+        if version == "autoscaling/v2beta1":
+            raise ConversionProblem(("apiVersion",), "autoscaling/v2beta1 is not read (its metric fields differ): "
+                                                     "read the HPA back as v2 with kubectl get hpa NAME -o yaml, "
+                                                     "or convert it to autoscaling/v2")
         if version == "autoscaling/v1" or "targetCPUUtilizationPercentage" in spec:
             percent = spec.get("targetCPUUtilizationPercentage", HPA_DEFAULT_V1_CPU)
             metrics_in = [{"type": "Resource", "resource": {"name": "cpu", "target": {

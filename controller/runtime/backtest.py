@@ -41,8 +41,8 @@ LOAD_ASSUMPTION = ("load shared evenly: a per-replica signal (utilization and va
 #: Metric kinds whose value is per replica (the proposal scales the current replica count).
 PER_REPLICA_KINDS = (MetricKind.UTILIZATION, MetricKind.VALUE)
 #: Replicas series of kube-state-metrics, by workload kind.
-REPLICAS_QUERIES = {"Deployment": 'kube_deployment_spec_replicas{namespace="%s"}',
-                    "StatefulSet": 'kube_statefulset_replicas{namespace="%s"}'}
+REPLICAS_QUERIES = {"Deployment": 'max by (namespace, deployment) (kube_deployment_spec_replicas{namespace="%s"})',
+                    "StatefulSet": 'max by (namespace, statefulset) (kube_statefulset_replicas{namespace="%s"})'}
 
 
 # --- time ---------------------------------------------------------------------------------------
@@ -100,10 +100,12 @@ def discover_targets(selector: TargetSelector, series_lists: Iterable[Sequence],
 def grid_values(series: Sequence, targets: Sequence[TargetRef], t_s: np.ndarray, step_s: float,
                 label_names: tuple[str, str]) -> np.ndarray:
     """Range-query series (``.labels``, ``.times`` (K,), ``.values`` (K,)) on the grid: (T, N),
-    NaN where no series matched; a target matched by several series is NaN (never averaged). One
-    series without the target labels belongs to a single-target policy only."""
+    NaN where no series had a sample. Where several series of one target have a sample at the
+    same time the value is NaN (a conflict is never averaged); series that follow each other
+    (an exporter restarted with a new ``instance``) fill their own times. One series without the
+    target labels belongs to a single-target policy only."""
     out = np.full((t_s.size, len(targets)), np.nan)
-    count = np.zeros(len(targets), np.int64)
+    count = np.zeros((t_s.size, len(targets)), np.int64)
     row = {(t.namespace, t.name): i for i, t in enumerate(targets)}
     for s in series:
         key = target_key(s.labels, label_names)
@@ -113,11 +115,11 @@ def grid_values(series: Sequence, targets: Sequence[TargetRef], t_s: np.ndarray,
             i = row[key]
         else:
             continue
-        count[i] += 1
         k = np.rint((np.asarray(s.times) - t_s[0]) / step_s).astype(np.int64)
         ok = (k >= 0) & (k < t_s.size)
         out[k[ok], i] = np.asarray(s.values)[ok]
-    out[:, count > 1] = np.nan
+        count[k[ok], i] += 1
+    out[count > 1] = np.nan
     return out
 
 
@@ -216,6 +218,13 @@ def tick_indexes(data: ReplayData, interval_s: float) -> np.ndarray:
     return np.arange(0, data.t_s.size, every)
 
 
+def first_known(a: np.ndarray) -> np.ndarray:
+    """(N,) the first finite value of each column of (T, N) ``a``; NaN where there is none."""
+    ok = np.isfinite(a)
+    rows = np.argmax(ok, axis=0)
+    return np.where(ok.any(axis=0), a[rows, np.arange(a.shape[1])], np.nan) if a.size else np.full(a.shape[1], np.nan)
+
+
 def required_replicas(params: PolicyParams, queries: Sequence[str], data: ReplayData, rows: np.ndarray) -> np.ndarray:
     """(K, N) replicas the observed load needs to sit at each metric's target (the largest over
     metrics): per-replica metrics ``actual x value / target``, totals ``value / target``. NaN
@@ -235,13 +244,13 @@ def run_backtest(policy: RuntimePolicy, data: ReplayData, *, name: str = "policy
                  on_tick: Callable[[int, int], None] | None = None, progress_every: int = 500) -> BacktestRun:
     """Replay ``policy`` over ``data`` with the Reconciler, one cycle per policy interval.
 
-    The counterfactual starts from the replicas that actually ran at the first tick (clamped to
-    the policy's bounds; the policy's min where unknown).
+    The counterfactual starts from the first replicas known to have run (clamped to the
+    policy's bounds; the policy's min where never known).
     """
     policy = backtest_policy(policy)
     params = policy.params
     rows = tick_indexes(data, params.interval_s)
-    first = data.actual[0] if data.t_s.size else np.zeros(len(data.targets))
+    first = first_known(data.actual)
     initial = np.where(np.isfinite(first), np.clip(first, params.min_replicas, params.max_replicas),
                        params.min_replicas)
     cluster = ReplayCluster(data.targets, initial)

@@ -127,6 +127,8 @@ def _with(path: tuple, value) -> dict:
         "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}]),
         ("spec", "metrics", 0, "containerResource", "container"), "missing", id="container-without-name"),
     pytest.param(_with(("spec", "maxReplicas"), 0), ("spec", "maxReplicas"), "min replicas", id="max-below-min"),
+    pytest.param(_with(("apiVersion",), "autoscaling/v2beta1"), ("apiVersion",), "read the HPA back as v2",
+                 id="v2beta1"),
     pytest.param(_with(("spec", "behavior"), {"scaleDown": {"policies": [{"type": "Pods", "value": 1,
                                                                           "periodSeconds": 0}]}}),
                  ("spec", "behavior", "scaleDown", "policies", 0, "periodSeconds"), "1..1800", id="bad-period"),

@@ -91,6 +91,27 @@ def test_grid_values_maps_series_to_targets_and_conflicts_to_missing():
     assert np.isnan(grid[:, 1:]).all()  # b: two series (a conflict); c: another namespace
 
 
+def test_grid_values_lets_successive_series_fill_their_own_times():
+    """kube-state-metrics restarted: a new instance label from 30 s on. Both count, no conflict."""
+    target = [TargetRef("shop", "a")]
+    t = time_grid(0.0, 45.0, 15.0)
+    series = [RangeSeries({"namespace": "shop", "deployment": "a", "instance": "1"}, t[:2], np.array([2.0, 2.0])),
+              RangeSeries({"namespace": "shop", "deployment": "a", "instance": "2"}, t[2:], np.array([3.0, 3.0]))]
+    assert grid_values(series, target, t, 15.0, ("namespace", "deployment"))[:, 0].tolist() == [2.0, 2.0, 3.0, 3.0]
+
+
+def test_label_selector_targets_come_from_the_series_of_its_namespace():
+    from controller.model import TargetSelector
+    from controller.runtime.backtest import discover_targets
+
+    selector = TargetSelector("Deployment", "shop", match_labels=(("tier", "web"),))
+    series = [[RangeSeries({"namespace": "shop", "deployment": "b"}, np.zeros(1), np.zeros(1)),
+               RangeSeries({"namespace": "other", "deployment": "x"}, np.zeros(1), np.zeros(1))],
+              [RangeSeries({"namespace": "shop", "deployment": "a"}, np.zeros(1), np.zeros(1))]]
+    assert discover_targets(selector, series, ("namespace", "deployment")) == [TargetRef("shop", "a"),
+                                                                                TargetRef("shop", "b")]
+
+
 def test_rescaled_only_where_both_counts_are_known():
     out = rescaled(np.array([60.0, 60.0, 60.0]), np.array([4.0, np.nan, 4.0]), np.array([2.0, 2.0, 0.0]))
     assert out.tolist() == [120.0, 60.0, 60.0]
@@ -253,6 +274,41 @@ def test_backtest_chunks_range_queries(history_prometheus):
         assert server.http_requests("/api/v1/query_range") - before == 3
     by_name = {s.labels["deployment"]: s for s in series}
     assert np.array_equal(by_name["web"].times, data["t"]) and np.array_equal(by_name["web"].values, data["rps"][:, 1])
+
+
+def test_backtest_compare_file_lists_the_differences(history_prometheus, tmp_path):
+    server, data = history_prometheus
+    (policy_file := tmp_path / "shop.yaml").write_text(policy_text(TARGETS))
+    other = policy_text(TARGETS).replace("name: shop", "name: calm").replace("halfLife: 45s", "halfLife: 2m")
+    (other_file := tmp_path / "calm.yaml").write_text(other)
+    result = CliRunner().invoke(app, ["backtest", "-p", str(policy_file), "--prometheus", server.url,
+                                      "--from", f"{data['t'][0]:.0f}", "--to", f"{data['t'][720]:.0f}",
+                                      "--compare", str(other_file)])
+    assert result.exit_code == 0, result.output
+    assert "smoothing.ewma.halfLife: 45 vs 120" in result.stdout
+    assert "calm" in result.stdout and "actual" in result.stdout
+
+
+def test_range_query_errors_are_prometheus_errors(history_prometheus):
+    from controller.adapters.prometheus import PrometheusConfig, PrometheusSource
+    from controller.errors import PrometheusBadQuery
+
+    server, data = history_prometheus
+    with PrometheusSource(PrometheusConfig.from_url(server.url, timeout_s=10)) as source:
+        with pytest.raises(PrometheusBadQuery, match="rejected the query"):
+            source.query_range("app_rps{", data["t"][0], data["t"][10], 15.0)
+
+
+def test_backtest_unreachable_prometheus_is_one_line(tmp_path, capsys):
+    from controller.cli import main
+    from tests.support.prometheus_server import free_port
+
+    (policy_file := tmp_path / "shop.yaml").write_text(policy_text(TARGETS))
+    with pytest.raises(SystemExit) as info:
+        main(["backtest", "-p", str(policy_file), "--prometheus", f"http://127.0.0.1:{free_port()}",
+              "--from", "now-1h", "--prometheus-timeout", "1"])
+    err = capsys.readouterr().err
+    assert info.value.code == 1 and err.startswith("setpoint: ") and "cannot connect" in err and err.count("\n") == 1
 
 
 def test_backtest_bad_times_are_one_line_errors(tmp_path):
