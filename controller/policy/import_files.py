@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Sequence
 
 from controller.errors import FieldError, ManifestError
-from controller.policy.importer import ConversionProblem, Converted, Manifest, convert, join_policies, read_manifests
+from controller.policy.importer import (ConversionProblem, Converted, Manifest, convert, dns_label, join_policies,
+                                        read_manifests)
 from controller.policy.load import load_policy_text
 from controller.policy.messages import format_path
 from controller.policy.yamlsrc import MAX_FILE_BYTES, decode_yaml_bytes, read_yaml_file
@@ -77,12 +78,10 @@ def import_files(names: Sequence[str], stdin: BinaryIO | None = None) -> ImportR
 
 def _unique_names(objects: list[dict]) -> list[str | None]:
     """None (the object's own name) unless two objects share a name: then ``namespace-name``."""
-    from controller.policy.importer import _dns_label
-
     def meta(o: dict) -> dict:
         m = o.get("metadata") if isinstance(o, dict) else None
         return m if isinstance(m, dict) else {}
 
-    names = [_dns_label(str(meta(o).get("name", ""))) for o in objects]
-    return [_dns_label(f"{meta(o).get('namespace') or 'default'}-{n}") if names.count(n) > 1 else None
+    names = [dns_label(str(meta(o).get("name", ""))) for o in objects]
+    return [dns_label(f"{meta(o).get('namespace') or 'default'}-{n}") if names.count(n) > 1 else None
             for o, n in zip(objects, names)]

@@ -106,17 +106,6 @@ def convert(obj: dict, name: str | None = None) -> Converted:
     raise ConversionProblem(("kind",), f"expected {HPA_KIND} or {KEDA_KIND}, got {kind!r}")
 
 
-def convert_all(objects: list[dict]) -> list[Converted]:
-    """Several objects; names made unique (``namespace-name`` where two objects share a name)."""
-    names = [_name_of(o) for o in objects]
-    clash = {n for n in names if names.count(n) > 1}
-    out = []
-    for obj, n in zip(objects, names):
-        ns = _dict(obj, ("metadata",)).get("namespace") or "default"
-        out.append(convert(obj, _dns_label(f"{ns}-{n}") if n in clash else None))
-    return out
-
-
 def join_policies(converted: list[Converted]) -> str:
     return "---\n".join(c.text for c in converted)
 
@@ -138,10 +127,11 @@ def _name_of(obj: dict) -> str:
     name = _dict(obj, ("metadata",)).get("name")
     if not isinstance(name, str) or not name:
         raise ConversionProblem(("metadata", "name"), "required field is missing")
-    return _dns_label(name)
+    return dns_label(name)
 
 
-def _dns_label(text: str) -> str:
+def dns_label(text: str) -> str:
+    """``text`` as a DNS-1123 label (a policy name): lowercase, other characters as ``-``."""
     label = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:63].strip("-")
     return label or "imported"
 
@@ -218,7 +208,9 @@ class _Conversion:
         return low, high
 
     # -- queries -----------------------------------------------------------------------------
-    def _by_workload(self, kind: str, workload: str, inner: str) -> str:
+    @staticmethod
+    def _by_workload(kind: str, inner: str) -> str:
+        """``inner`` summed per workload, its name taken from the pod label."""
         label = kind.lower()
         return (f'sum by (namespace, {label}) (label_replace({inner}, "{label}", "$1", "pod", '
                 f'"{_POD_PATTERN[kind]}"))')
@@ -230,10 +222,10 @@ class _Conversion:
         pods = f'pod=~"{_promql_regex(workload)}-.*"'
         where = f'namespace="{self.namespace}", {pods}, ' + (f'container="{container}"' if container
                                                              else 'container!=""')
-        usage = self._by_workload(kind, workload, _USAGE[resource] % where)
+        usage = self._by_workload(kind, _USAGE[resource] % where)
         if not utilization:
             return usage
-        requests = self._by_workload(kind, workload, f'kube_pod_container_resource_requests{{namespace='
+        requests = self._by_workload(kind, f'kube_pod_container_resource_requests{{namespace='
                                                      f'"{self.namespace}", {pods}, resource="{resource}"'
                                                      + (f', container="{container}"' if container else '') + '}')
         return f"100 * {usage} / {requests}"
@@ -279,7 +271,7 @@ class _Conversion:
             series = re.sub(r"[^A-Za-z0-9_:]", "_", mname)
             if mtype == "Pods":
                 where = _labels({"namespace": self.namespace, **selector})
-                query = self._by_workload(kind, workload, f"{series}{{{where}}}")
+                query = self._by_workload(kind, f"{series}{{{where}}}")
                 self.notes.append(f"metric {mname}: a Pods metric from the custom metrics API, read here as the "
                                   f"Prometheus series {series} summed over the workload's pods: check the query")
             elif mtype == "Object":
