@@ -329,7 +329,7 @@ def backtest(
     from controller.errors import BacktestError
     from controller.policy import parse_duration
     from controller.policy.counterpart import hpa_counterpart, spec_differences
-    from controller.runtime.backtest import LOAD_ASSUMPTION, fetch_replay_data, parse_time, run_backtest
+    from controller.runtime.backtest import LOAD_ASSUMPTION, parse_time, stream_backtest
     from controller.runtime.reconciler import RuntimePolicy
     from simulators.backtest_report import Backtest, write_outputs
 
@@ -358,28 +358,20 @@ def backtest(
             _fail([f"--compare: expected a policy file or hpa, got {compare!r}"])
         other = _one_policy(Path(compare))
     policies = [RuntimePolicy.of(loaded)] + ([RuntimePolicy.of(other)] if other else [])
+    names = [loaded.name] + ([other.name if other.name != loaded.name else "compare"] if other else [])
+    descriptions = [f"policy {p.name}" + (" (preset: hpa)" if p.params.hpa_semantics else "") for p in policies]
     console = Console(stderr=True)
     with PrometheusSource(config) as source, Progress(
-            TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console, transient=True, disable=not console.is_terminal) as progress:
-        tasks: dict[str, int] = {}
-
-        def on_query(what: str, done: int, total: int) -> None:
-            if what not in tasks:
-                tasks[what] = progress.add_task(what, total=total)
-            progress.update(tasks[what], completed=done)
-
-        data = fetch_replay_data(source, policies, start_s, end_s, step_s, labels, on_query)
-        if not data.targets:
-            raise BacktestError(f"no targets: the policy selects by label and no series of namespace "
-                                f"{loaded.targets.namespace!r} came back; check the queries and the window")
-        runs = []
-        for p, name in zip(policies, [loaded.name] + ([other.name if other.name != loaded.name else "compare"]
-                                                      if other else [])):
-            task = progress.add_task(f"replay {name}", total=1)
-            runs.append(run_backtest(p, data, name=name, description=f"policy {p.name}" + (
-                " (preset: hpa)" if p.params.hpa_semantics else ""),
-                on_tick=lambda done, total, task=task: progress.update(task, completed=done, total=total)))
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("segments"),
+            TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task("query + replay", total=None)
+        data, runs = stream_backtest(source, policies, names, descriptions, start_s, end_s, step_s, labels,
+                                     on_progress=lambda done, total: progress.update(task, completed=done,
+                                                                                     total=total))
+    if not data.targets:
+        raise BacktestError(f"no targets: the policy selects by label and no series of namespace "
+                            f"{loaded.targets.namespace!r} came back at the start of the window; check the "
+                            f"queries and the window")
     missing = [t.key for t, known in zip(data.targets, data.has_actual) if not known]
     notes = [f"assumption: {LOAD_ASSUMPTION}"]
     if missing:

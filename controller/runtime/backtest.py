@@ -240,39 +240,82 @@ def required_replicas(params: PolicyParams, queries: Sequence[str], data: Replay
     return out
 
 
-def run_backtest(policy: RuntimePolicy, data: ReplayData, *, name: str = "policy", description: str = "",
-                 on_tick: Callable[[int, int], None] | None = None, progress_every: int = 500) -> BacktestRun:
-    """Replay ``policy`` over ``data`` with the Reconciler, one cycle per policy interval.
+class Replayer:
+    """One policy replayed through the Reconciler, fed consecutive segments of one grid (so
+    fetching the next window can overlap replaying this one). One cycle per policy interval;
+    the counterfactual starts from the first replicas known to have run in the first segment
+    (clamped to the policy's bounds; the policy's min where unknown)."""
 
-    The counterfactual starts from the first replicas known to have run (clamped to the
-    policy's bounds; the policy's min where never known).
-    """
-    policy = backtest_policy(policy)
-    params = policy.params
-    rows = tick_indexes(data, params.interval_s)
-    first = first_known(data.actual)
-    initial = np.where(np.isfinite(first), np.clip(first, params.min_replicas, params.max_replicas),
-                       params.min_replicas)
-    cluster = ReplayCluster(data.targets, initial)
-    per_replica = {q for q, m in zip(policy.queries, params.metrics) if m.kind in PER_REPLICA_KINDS}
-    metrics = ReplayMetrics(data, cluster, per_replica)
-    reconciler = Reconciler(policy, metrics, cluster)
-    n = len(data.targets)
-    replicas = np.empty((rows.size, n))
-    reasons = np.full((rows.size, n), -1, dtype=np.int64)
-    errors: list[str] = []
-    for j, k in enumerate(rows):
-        metrics.index = int(k)
-        result = reconciler.cycle(float(data.t_s[k]))
-        replicas[j] = cluster.spec
-        if result.decision is not None:
-            reasons[j] = result.decision.reason
-        if result.errors and len(errors) < 20:
-            errors += result.errors
-        if on_tick and (j % progress_every == 0 or j == rows.size - 1):
-            on_tick(j + 1, rows.size)
-    return BacktestRun(name, description, data.t_s[rows], replicas, reasons,
-                       required_replicas(params, policy.queries, data, rows), errors)
+    def __init__(self, policy: RuntimePolicy, *, name: str = "policy", description: str = ""):
+        self.policy = backtest_policy(policy)
+        self.name, self.description = name, description
+        self.reconciler: Reconciler | None = None
+        self.metrics: ReplayMetrics | None = None
+        self.cluster: ReplayCluster | None = None
+        self.every = 1
+        self.next_tick = 0  # grid index (over all segments) of the next cycle
+        self.offset = 0  # grid index of the current segment's first sample
+        self._t: list[np.ndarray] = []
+        self._replicas: list[np.ndarray] = []
+        self._reasons: list[np.ndarray] = []
+        self._required: list[np.ndarray] = []
+        self.errors: list[str] = []
+
+    def _start(self, segment: ReplayData) -> None:
+        params = self.policy.params
+        first = first_known(segment.actual)
+        initial = np.where(np.isfinite(first), np.clip(first, params.min_replicas, params.max_replicas),
+                           params.min_replicas)
+        self.cluster = ReplayCluster(segment.targets, initial)
+        per_replica = {q for q, m in zip(self.policy.queries, params.metrics) if m.kind in PER_REPLICA_KINDS}
+        self.metrics = ReplayMetrics(segment, self.cluster, per_replica)
+        self.reconciler = Reconciler(self.policy, self.metrics, self.cluster)
+        self.every = max(1, int(round(params.interval_s / segment.step_s)))
+
+    def feed(self, segment: ReplayData, on_tick: Callable[[int], None] | None = None,
+             progress_every: int = 500) -> None:
+        """Run every cycle that falls in ``segment`` (the grid's next samples)."""
+        if self.reconciler is None:
+            self._start(segment)
+        self.metrics.data = segment
+        rows = np.arange(self.next_tick - self.offset, segment.t_s.size, self.every)
+        n = len(segment.targets)
+        replicas = np.empty((rows.size, n))
+        reasons = np.full((rows.size, n), -1, dtype=np.int64)
+        for j, k in enumerate(rows):
+            self.metrics.index = int(k)
+            result = self.reconciler.cycle(float(segment.t_s[k]))
+            replicas[j] = self.cluster.spec
+            if result.decision is not None:
+                reasons[j] = result.decision.reason
+            if result.errors and len(self.errors) < 20:
+                self.errors += result.errors
+            if on_tick and (j % progress_every == 0 or j == rows.size - 1):
+                on_tick(j + 1)
+        self._t.append(segment.t_s[rows])
+        self._replicas.append(replicas)
+        self._reasons.append(reasons)
+        self._required.append(required_replicas(self.policy.params, self.policy.queries, segment, rows))
+        if rows.size:
+            self.next_tick = self.offset + int(rows[-1]) + self.every
+        self.offset += segment.t_s.size
+
+    def result(self) -> BacktestRun:
+        def joined(parts: list[np.ndarray], shape_tail: tuple) -> np.ndarray:
+            return np.concatenate(parts) if parts else np.zeros((0, *shape_tail))
+
+        n = self._replicas[0].shape[1] if self._replicas else 0
+        return BacktestRun(self.name, self.description, joined(self._t, ()), joined(self._replicas, (n,)),
+                           joined(self._reasons, (n,)).astype(np.int64), joined(self._required, (n,)), self.errors)
+
+
+def run_backtest(policy: RuntimePolicy, data: ReplayData, *, name: str = "policy", description: str = "",
+                 on_tick: Callable[[int, int], None] | None = None) -> BacktestRun:
+    """Replay ``policy`` over ``data`` (one segment) with the Reconciler; see :class:`Replayer`."""
+    replayer = Replayer(policy, name=name, description=description)
+    total = tick_indexes(data, policy.params.interval_s).size
+    replayer.feed(data, (lambda done: on_tick(done, total)) if on_tick else None)
+    return replayer.result()
 
 
 # --- scores that need the observed load (the others are the simulator's) ------------------------
@@ -321,3 +364,65 @@ def fetch_replay_data(source, policies: Sequence[RuntimePolicy], start_s: float,
     metrics = {q: grid_values(fetched[q], targets, t_s, step_s, labels) for q in queries}
     actual = grid_values(fetched[replicas_expr], targets, t_s, step_s, replica_labels)
     return ReplayData(targets, t_s, step_s, metrics, actual)
+
+
+def segment_windows(start_s: float, end_s: float, step_s: float, points: int) -> list[tuple[float, float]]:
+    """[(lo, hi)] consecutive windows of the grid start, start + step, ... <= end, ``points`` grid
+    points each at most."""
+    total = int((end_s - start_s) // step_s) + 1
+    return [(start_s + i * step_s, start_s + (min(i + points, total) - 1) * step_s) for i in range(0, total, points)]
+
+
+def stream_backtest(source, policies: Sequence[RuntimePolicy], names: Sequence[str], descriptions: Sequence[str],
+                    start_s: float, end_s: float, step_s: float, labels: tuple[str, str] = ("namespace", "deployment"),
+                    *, segment_points: int = 2880, max_concurrency: int = 4,
+                    on_progress: Callable[[int, int], None] | None = None) -> tuple[ReplayData, list[BacktestRun]]:
+    """Fetch the window segment by segment (``segment_points`` grid points each, one range query
+    per metric and one for the replicas that ran) and replay every policy over each segment while
+    the next one is fetched. Returns the replicas that ran on the whole grid (``metrics`` left
+    empty: the segments are dropped once replayed) and one run per policy.
+
+    The targets are the first policy's: its names, or (a label selector) the workloads of its
+    namespace seen in the first segment. ``on_progress(segments done, segments)``.
+    """
+    first = policies[0]
+    queries = list(dict.fromkeys(q for p in policies for q in p.queries))
+    kind, namespace = first.selector.kind, first.selector.namespace
+    replicas_expr = REPLICAS_QUERIES.get(kind, REPLICAS_QUERIES["Deployment"]) % namespace
+    replica_labels = (labels[0], kind.lower()) if kind in REPLICAS_QUERIES else labels
+    exprs = queries + [replicas_expr]
+    windows = segment_windows(start_s, end_s, step_s, segment_points)
+    targets: list[TargetRef] = []
+
+    def fetch(window: tuple[float, float]) -> dict:
+        lo, hi = window
+        return dict(zip(exprs, queries_pool.map(lambda e: source.query_range(e, lo, hi, step_s), exprs)))
+
+    def segment(window: tuple[float, float], fetched: dict) -> ReplayData:
+        t_s = time_grid(window[0], window[1], step_s)
+        metrics = {q: grid_values(fetched[q], targets, t_s, step_s, labels) for q in queries}
+        return ReplayData(targets, t_s, step_s, metrics,
+                          grid_values(fetched[replicas_expr], targets, t_s, step_s, replica_labels))
+
+    replayers = [Replayer(p, name=n, description=d) for p, n, d in zip(policies, names, descriptions)]
+    actual: list[np.ndarray] = []
+    with ThreadPoolExecutor(max(1, min(max_concurrency, len(exprs))), thread_name_prefix="range-query") as queries_pool, \
+            ThreadPoolExecutor(1, thread_name_prefix="prefetch") as prefetch:
+        pending = prefetch.submit(fetch, windows[0])
+        for i, window in enumerate(windows):
+            fetched = pending.result()
+            if i + 1 < len(windows):  # Prometheus works on the next window while this one replays
+                pending = prefetch.submit(fetch, windows[i + 1])
+            if i == 0:
+                targets = discover_targets(first.selector, [fetched[q] for q in queries], labels)
+                if not targets:
+                    break
+            data = segment(window, fetched)
+            for replayer in replayers:
+                replayer.feed(data)
+            actual.append(data.actual)
+            if on_progress:
+                on_progress(i + 1, len(windows))
+    t_s = time_grid(start_s, end_s, step_s)
+    whole = np.concatenate(actual) if actual else np.zeros((t_s.size, 0))
+    return ReplayData(targets, t_s, step_s, {}, whole), [r.result() for r in replayers]

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -54,9 +54,11 @@ def policy_text(names: list[str]) -> str:
 
 # --- pure parts ---------------------------------------------------------------------------------
 
-@given(points=st.integers(1, 50_000), max_points=st.integers(1, 12_000), step=st.sampled_from([1.0, 15.0, 60.0]))
+@settings(deadline=None)  # a shared CI machine: no timing in unit tests
+@given(points=st.integers(1, 30_000), max_points=st.integers(1, 12_000), step=st.sampled_from([1.0, 15.0, 60.0]))
 def test_range_chunks_cover_the_grid_once_within_the_limit(points, max_points, step):
     chunks = range_chunks(1000.0, 1000.0 + (points - 1) * step, step, max_points)
+    assert len(chunks) == -(-points // max_points)
     covered = np.concatenate([np.arange(lo, hi + step / 2, step) for lo, hi in chunks])
     assert covered.size == points and np.array_equal(covered, 1000.0 + step * np.arange(points))
     assert all((hi - lo) / step + 1 <= max_points for lo, hi in chunks)
@@ -183,6 +185,25 @@ def test_per_replica_signal_is_rescaled_to_the_counterfactual():
     assert run.required[:, 0].tolist() == [3.0] * 5
 
 
+def test_segments_of_uneven_length_tick_on_the_policy_interval():
+    """A 30 s policy on 15 s data fed in segments of 5, 2 and 6 samples ticks at 0, 30, 60 ... s as
+    when fed at once, with the same replicas."""
+    from controller.runtime.backtest import Replayer
+
+    text = HAND.replace("interval: 15s", "interval: 30s")
+    (policy,) = load_policy_text(text)
+    t = time_grid(0.0, 180.0, 15.0)
+    rps = np.array([[100.0 + 60 * (i % 5)] for i in range(t.size)])
+    data = ReplayData([TargetRef("shop", "web")], t, 15.0, {"rps": rps}, np.full((t.size, 1), 3.0))
+    whole = run_backtest(RuntimePolicy.of(policy), data)
+    replayer = Replayer(RuntimePolicy.of(policy))
+    for lo, hi in ((0, 5), (5, 7), (7, 13)):
+        replayer.feed(ReplayData(data.targets, t[lo:hi], 15.0, {"rps": rps[lo:hi]}, data.actual[lo:hi]))
+    parts = replayer.result()
+    assert whole.t_s.tolist() == [0, 30, 60, 90, 120, 150, 180] and parts.t_s.tolist() == whole.t_s.tolist()
+    assert np.array_equal(parts.replicas, whole.replicas) and len(set(whole.replicas[:, 0])) > 1
+
+
 def test_hpa_counterpart_differs_where_hpa_has_no_field():
     (policy,) = load_policy_text(policy_text(["web"]))
     hpa = hpa_counterpart(policy)
@@ -261,6 +282,23 @@ def test_backtest_against_prometheus_decides_as_the_core_fed_directly(history_pr
     html = (tmp_path / "out" / "report.html").read_text()
     assert "load shared evenly" in html and html.count("<img") == 2
     assert "capacity-risk" in result.stdout
+
+
+def test_streamed_segments_replay_as_one_window(history_prometheus):
+    """Fetched in 7 segments (overlapping the replay) or as one window: the same timeline."""
+    from controller.adapters.prometheus import PrometheusConfig, PrometheusSource
+    from controller.runtime.backtest import fetch_replay_data, stream_backtest
+
+    server, data = history_prometheus
+    (policy,) = load_policy_text(policy_text(TARGETS))
+    runtime = RuntimePolicy.of(policy)
+    with PrometheusSource(PrometheusConfig.from_url(server.url, timeout_s=10)) as source:
+        whole, [streamed] = stream_backtest(source, [runtime], ["shop"], [""], data["t"][0], data["t"][-1], STEP_S,
+                                            segment_points=211)
+        one = run_backtest(runtime, fetch_replay_data(source, [runtime], data["t"][0], data["t"][-1], STEP_S))
+    assert np.array_equal(whole.actual, data["replicas"])
+    assert np.array_equal(streamed.replicas, one.replicas) and np.array_equal(streamed.t_s, one.t_s)
+    assert np.array_equal(streamed.required, one.required, equal_nan=True)
 
 
 def test_backtest_chunks_range_queries(history_prometheus):
