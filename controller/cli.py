@@ -374,6 +374,9 @@ def backtest(
                             f"queries and the window")
     missing = [t.key for t, known in zip(data.targets, data.has_actual) if not known]
     notes = [f"assumption: {LOAD_ASSUMPTION}"]
+    if other is not None and other.targets != loaded.targets:
+        notes.append(f"{other.name} selects other targets than {loaded.name}; both are replayed on "
+                     f"{loaded.name}'s ({loaded.targets.describe()})")
     if missing:
         notes.append(f"the replicas that ran are unknown for {len(missing)} target(s) ({', '.join(missing[:5])}): "
                      f"no kube-state-metrics series; their signals are replayed unscaled")
