@@ -149,9 +149,9 @@ def _figure_totals(bt: Backtest):
     x = (t - t[0]) / axis.divisor
     fig = new_figure(12, 3.6)
     ax = fig.add_subplot(1, 1, 1)
-    need = np.nansum(np.ceil(runs[0].required), axis=1)
+    need = np.nansum(runs[0].required, axis=1)
     ex, ey = envelope(x, need)
-    ax.plot(ex, ey, color=COLORS["need"], linestyle=":", linewidth=1.2, label="load at target (replicas)")
+    ax.plot(ex, ey, color=COLORS["need"], linewidth=0.8, alpha=0.6, label="load at target (replicas)")
     for i, run in enumerate(runs):
         ex, ey = envelope(x, run.replicas.sum(axis=1))
         ax.step(ex, ey, where="post", linewidth=1.4, color=COLORS.get(run.name, PALETTE[i % len(PALETTE)]),
@@ -180,8 +180,8 @@ def _figure_targets(bt: Backtest, columns: Sequence[int]):
     fig = new_figure(12, 2.2 * len(columns))
     for i, j in enumerate(columns):
         ax = fig.add_subplot(len(columns), 1, i + 1)
-        ex, ey = envelope(x, np.ceil(runs[0].required[:, j]))
-        ax.plot(ex, ey, color=COLORS["need"], linestyle=":", linewidth=1.0, label="load at target")
+        ex, ey = envelope(x, runs[0].required[:, j])
+        ax.plot(ex, ey, color=COLORS["need"], linewidth=0.8, alpha=0.6, label="load at target")
         for r, run in enumerate(runs):
             ex, ey = envelope(x, run.replicas[:, j])
             ax.step(ex, ey, where="post", linewidth=1.2, color=COLORS.get(run.name, PALETTE[r % len(PALETTE)]),
