@@ -374,6 +374,10 @@ def backtest(
                             f"queries and the window")
     missing = [t.key for t, known in zip(data.targets, data.has_actual) if not known]
     notes = [f"assumption: {LOAD_ASSUMPTION}"]
+    for p in policies:
+        if p.params.interval_s % step_s:
+            notes.append(f"{p.name}: interval {p.params.interval_s:g}s is not a multiple of --step {step_s:g}s: it "
+                         f"runs every {max(1, round(p.params.interval_s / step_s))} sample(s)")
     if other is not None and other.targets != loaded.targets:
         notes.append(f"{other.name} selects other targets than {loaded.name}; both are replayed on "
                      f"{loaded.name}'s ({loaded.targets.describe()})")
