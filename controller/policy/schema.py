@@ -7,7 +7,7 @@ percentages float percent, tolerances ratios.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Callable, Literal, Optional
 
 from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
@@ -141,8 +141,25 @@ def _hpa_seconds(data: object, hpa_name: str, name: str) -> object:
     return data
 
 
+def _hpa_seconds_schema(hpa_name: str, name: str, maximum: int, required: bool) -> Callable[[dict], None]:
+    """JSON Schema: HPA's ``<name>Seconds`` as an alternative to ``<name>`` (editors accept it too)."""
+
+    def extra(schema: dict) -> None:
+        schema["properties"][hpa_name] = {"type": "integer", "minimum": 0, "maximum": maximum,
+                                          "description": f"HPA's name for {name}, in whole seconds."}
+        if required:
+            schema["required"] = [r for r in schema.get("required", []) if r != name]
+            schema["oneOf"] = [{"required": [name]}, {"required": [hpa_name]}]
+        else:
+            schema["not"] = {"required": [name, hpa_name]}
+
+    return extra
+
+
 class RatePolicy(StrictModel):
     """HPA's ``periodSeconds: 60`` is accepted for ``period: 60s``."""
+
+    model_config = ConfigDict(json_schema_extra=_hpa_seconds_schema("periodSeconds", "period", 1800, True))
 
     type: Literal["Pods", "Percent"]
     value: int = Field(gt=0, le=MAX_RATE_PERCENT, description=f"Pods (at most {MAX_REPLICAS}) or percent.")
@@ -160,7 +177,8 @@ class ScalingRulesModel(StrictModel):
     HPA's ``stabilizationWindowSeconds: 300`` is accepted for ``stabilizationWindow: 300s``.
     """
 
-    model_config = ConfigDict(title="ScalingRules")
+    model_config = ConfigDict(title="ScalingRules", json_schema_extra=_hpa_seconds_schema(
+        "stabilizationWindowSeconds", "stabilizationWindow", 3600, False))
 
     stabilization_window_s: Optional[StabilizationWindow] = Field(None, alias="stabilizationWindow")
     select_policy: Optional[Literal["Max", "Min", "Disabled"]] = None
