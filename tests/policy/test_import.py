@@ -257,3 +257,23 @@ def test_imported_hpa_decides_as_the_preset(fixture, hand, start, series):
     got = _run(imported.params, SERIES[series], start)
     assert got == _run(written.params, SERIES[series], start)
     assert len(set(got)) > 1 or series == "flat"  # the table exercises scaling, not a constant
+
+
+def test_imported_policies_and_hpa_names_pass_the_json_schema():
+    """Editors validate with the JSON Schema: it accepts what `setpoint validate` accepts."""
+    import yaml
+
+    jsonschema = pytest.importorskip("jsonschema")
+    from controller.policy import policy_json_schema
+
+    schema = policy_json_schema()
+    for path in ALL:
+        for document in yaml.safe_load_all(import_files([str(path)]).text):
+            jsonschema.validate(document, schema)
+    text = edit(BASE, "scaleDown: {stabilizationWindow: 5m, policies: [{type: Percent, value: 20, period: 1m}]}",
+                "scaleDown: {stabilizationWindowSeconds: 300, policies: [{type: Percent, value: 20, periodSeconds: 60}]}")
+    jsonschema.validate(yaml.safe_load(text), schema)
+    both = edit(BASE, "policies: [{type: Percent, value: 20, period: 1m}]",
+                "policies: [{type: Percent, value: 20, period: 1m, periodSeconds: 60}]")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(yaml.safe_load(both), schema)
