@@ -142,6 +142,42 @@ def schema(
     typer.echo(f"wrote {out}", err=True)
 
 
+@app.command("import", short_help="Convert HPA and KEDA ScaledObject manifests into policies.")
+def import_(
+    files: Annotated[list[str], typer.Argument(
+        metavar="FILE...", help="Manifest files; - reads stdin (kubectl get hpa -A -o yaml | setpoint import -).")],
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", dir_okay=False, help="Write all policies to this file (default: stdout).")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option(
+        "--out-dir", file_okay=False, help="Write one NAME.yaml per policy into this folder.")] = None,
+) -> None:
+    """Convert HorizontalPodAutoscalers (autoscaling/v1, v2) and KEDA ScaledObjects (prometheus,
+    cpu and memory triggers) into Setpoint policies with preset: hpa.
+
+    Lists (kind: List, as kubectl get -o yaml prints) are expanded; other kinds are skipped
+    with a note on stderr. Every difference from the source is written as a comment above its
+    policy. The output passes `setpoint validate`. Exit 1 when an object cannot be converted.
+    """
+    from controller.policy.import_files import import_files
+
+    if out is not None and out_dir is not None:
+        _fail(["pass --out or --out-dir, not both"])
+    result = import_files(files, stdin=sys.stdin.buffer)
+    for note in result.skipped:
+        typer.echo(f"note: {note}", err=True)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for policy in result.policies:
+            path = out_dir / f"{policy.name}.yaml"
+            path.write_text(policy.text, encoding="utf-8")
+            typer.echo(f"wrote {path} ({policy.source})", err=True)
+    elif out is not None:
+        out.write_text(result.text, encoding="utf-8")
+        typer.echo(f"wrote {out}: {plural(len(result.policies), 'policy', 'policies')}", err=True)
+    else:
+        typer.echo(result.text, nl=False)
+
+
 DEFAULT_SIM_POLICY = "setpoint-default.yaml"  # bundled policies (controller.bundled)
 DEFAULT_HPA_POLICY = "hpa-cpu.yaml"
 
@@ -331,6 +367,130 @@ def _equal_cost_cells(e) -> list[str]:
     return [f"{e.hpa_slo_violation_minutes:g}{flag}", f"{ratio} {e.verdict}"]
 
 
+@app.command(short_help="Replay a policy on past Prometheus data and score it.")
+def backtest(
+    policy: Annotated[Path, typer.Option(
+        "--policy", "-p", exists=True, dir_okay=False, help="The policy to replay (one scaling policy).")],
+    prometheus: Annotated[str, typer.Option(help="Prometheus base URL holding the history.")],
+    start: Annotated[str, typer.Option(
+        "--from", help="Start: 2026-11-30T12:00:00Z, epoch seconds, or now-7d.")],
+    end: Annotated[str, typer.Option("--to", help="End, in the same forms (now for now).")] = "now",
+    step: Annotated[str, typer.Option(help="Resolution of the range queries, e.g. 15s.")] = "15s",
+    compare: Annotated[Optional[str], typer.Option(
+        help="A second policy file to replay side by side, or hpa (the same policy as HPA would run it).")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="Folder for result.json, timeline.csv and report.html (nothing written without it).")] = None,
+    report: Annotated[bool, typer.Option(help="Write report.html (plots).")] = True,
+    target_labels: Annotated[str, typer.Option(
+        help="Labels that map a series to its workload: NAMESPACE_LABEL,NAME_LABEL.")] = "namespace,deployment",
+    prometheus_timeout: Annotated[float, typer.Option(help="Seconds one range query may take.")] = 60.0,
+) -> None:
+    """Replay a policy over a past window of Prometheus data, tick by tick through the same
+    Reconciler the controller runs, and compare it with the replicas that actually ran
+    (kube_deployment_spec_replicas / kube_statefulset_replicas) and optionally a second policy.
+
+    Assumption (stated in the report): load is shared evenly across replicas, so per-replica
+    signals (utilization and value targets) are rescaled to the counterfactual replica count;
+    averagePerReplica metrics are totals and replay unchanged. Prints a score table
+    (replica-hours, replica changes, reversals, capacity-risk minutes). Exit 1 on bad input or
+    when Prometheus cannot answer.
+    """
+    import time as _time
+    from importlib.util import find_spec
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from controller.adapters.prometheus import PrometheusConfig, PrometheusSource
+    from controller.errors import BacktestError
+    from controller.policy import parse_duration
+    from controller.policy.counterpart import hpa_counterpart, spec_differences
+    from controller.runtime.backtest import LOAD_ASSUMPTION, parse_time, stream_backtest
+    from controller.runtime.reconciler import RuntimePolicy
+    from simulators.backtest_report import Backtest, write_outputs
+
+    if out is not None and report and find_spec("matplotlib") is None:
+        _fail(["report.html needs matplotlib, which is not installed: pip install matplotlib, or pass --no-report"])
+    labels = tuple(x.strip() for x in target_labels.split(","))
+    now = _time.time()
+    try:
+        step_s = parse_duration(step)
+        start_s, end_s = (parse_time(x, now, parse_duration) for x in (start, end))
+        if len(labels) != 2 or not all(labels):
+            raise ValueError(f"--target-labels: expected NAMESPACE_LABEL,NAME_LABEL, got {target_labels!r}")
+        if step_s < 1 or step_s != int(step_s):
+            raise ValueError(f"--step: expected whole seconds of at least 1s, got {step}")
+        if not end_s > start_s:
+            raise ValueError(f"--to must be after --from (got {start} .. {end})")
+        config = PrometheusConfig.from_url(prometheus, timeout_s=prometheus_timeout, target_labels=labels)
+    except ValueError as exc:
+        _fail([str(exc)])
+    loaded = _one_policy(policy)
+    other = None
+    if compare == "hpa":
+        other = hpa_counterpart(loaded)
+    elif compare is not None:
+        if not Path(compare).is_file():
+            _fail([f"--compare: expected a policy file or hpa, got {compare!r}"])
+        other = _one_policy(Path(compare))
+    policies = [RuntimePolicy.of(loaded)] + ([RuntimePolicy.of(other)] if other else [])
+    names = [loaded.name] + ([other.name if other.name != loaded.name else "compare"] if other else [])
+    descriptions = [f"policy {p.name}" + (" (preset: hpa)" if p.params.hpa_semantics else "") for p in policies]
+    console = Console(stderr=True)
+    with PrometheusSource(config) as source, Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("segments"),
+            TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task("query + replay", total=None)
+        data, runs = stream_backtest(source, policies, names, descriptions, start_s, end_s, step_s, labels,
+                                     on_progress=lambda done, total: progress.update(task, completed=done,
+                                                                                     total=total))
+    if not data.targets:
+        raise BacktestError(f"no targets: the policy selects by label and no series of namespace "
+                            f"{loaded.targets.namespace!r} came back at the start of the window; check the "
+                            f"queries and the window")
+    missing = [t.key for t, known in zip(data.targets, data.has_actual) if not known]
+    notes = [f"assumption: {LOAD_ASSUMPTION}"]
+    for p in policies:
+        if p.params.interval_s % step_s:
+            notes.append(f"{p.name}: interval {p.params.interval_s:g}s is not a multiple of --step {step_s:g}s: it "
+                         f"runs every {max(1, round(p.params.interval_s / step_s))} sample(s)")
+    if other is not None and other.targets != loaded.targets:
+        notes.append(f"{other.name} selects other targets than {loaded.name}; both are replayed on "
+                     f"{loaded.name}'s ({loaded.targets.describe()})")
+    if missing:
+        notes.append(f"the replicas that ran are unknown for {len(missing)} target(s) ({', '.join(missing[:5])}): "
+                     f"no kube-state-metrics series; their signals are replayed unscaled")
+    bt = Backtest(data, runs, str(policy), config.safe_url,
+                  spec_differences(loaded, other) if other else [], notes)
+    _print_backtest(bt)
+    for note in notes:
+        typer.echo(note, err=True)
+    if out is not None:
+        for kind, path in write_outputs(bt, out, report=report).items():
+            typer.echo(f"{kind:>9}: {path}")
+
+
+def _print_backtest(bt) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from simulators.backtest_report import table_rows
+
+    table = Table(title=f"backtest: {len(bt.data.targets)} target(s), {bt.data.t_s.size} samples", box=box.SIMPLE_HEAD,
+                  show_edge=False, collapse_padding=True)
+    for column in ("run", "replica-\nhours", "changes", "reversals", "capacity-risk\nminutes"):
+        table.add_column(column, justify="left" if column == "run" else "right", overflow="fold")
+    for row in table_rows(bt):
+        table.add_row(row["controller"], f"{row['replica_hours']:.2f}", str(row["replica_changes"]),
+                      str(row["reversals"]), f"{row['capacity_risk_minutes']:g}")
+    Console().print(table)
+    if bt.differences:
+        typer.echo(f"differences ({bt.runs[0].name} vs {bt.runs[-1].name}):")
+        for line in bt.differences:
+            typer.echo(f"  {line}")
+
+
 @app.command(short_help="Print decision records and the reason for each.")
 def explain(
     source: Annotated[Path, typer.Argument(
@@ -408,6 +568,9 @@ def run(
     context: Annotated[Optional[str], typer.Option(help="Kubeconfig context.")] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Decide and record, apply nothing (logs what would have been done).")] = False,
+    shadow: Annotated[bool, typer.Option(
+        "--shadow", help="Run beside the incumbent autoscaler: decide and record, write nothing to the cluster, "
+                         "and export setpoint_shadow_* metrics comparing with the replicas it sets.")] = False,
     listen: Annotated[str, typer.Option(help="Address for /metrics, /healthz and /readyz.")] = "0.0.0.0:8080",
     records: Annotated[Path, typer.Option(
         help="Decision records, appended as JSON lines (read them with `setpoint explain FILE`); "
@@ -442,6 +605,10 @@ def run(
     One scheduled job per policy (no overlap, missed runs coalesced, small jitter). Logs are
     JSON lines on stderr. SIGTERM or Ctrl-C stops gracefully: running cycles finish, records
     are flushed. Exit 1 when the policies are invalid (the controller refuses to start).
+
+    --shadow evaluates live without acting (no scale, Event or annotation is written) and
+    exports setpoint_shadow_desired_replicas and agreement statistics against the replicas the
+    incumbent (HPA, KEDA) sets.
     """
     import signal
     import threading
@@ -454,6 +621,7 @@ def run(
     from controller.runtime.dryrun import DryRunCluster, DryRunStateStore
     from controller.runtime.http import StatusServer, parse_listen
     from controller.runtime.service import ControllerService, ServiceOptions
+    from controller.runtime.shadow import ShadowCluster, ShadowTelemetry
     from controller.runtime.telemetry import Telemetry, configure_json_logging
 
     configure_json_logging(log_level)
@@ -468,11 +636,15 @@ def run(
             timeout_s=prometheus_timeout, target_labels=labels))
     except ValueError as exc:
         _fail([str(exc)])
-    cluster = KubernetesCluster(kubeconfig=kubeconfig, context=context, qps=qps, burst=burst)
-    target = DryRunCluster(cluster) if dry_run else cluster
+    if shadow and leader_elect:
+        _fail(["--shadow writes nothing, leader election included: drop --leader-elect (shadow replicas "
+               "all evaluate; each exports its own figures)"])
+    cluster = KubernetesCluster(kubeconfig=kubeconfig, context=context, qps=qps, burst=burst,
+                                **({"emit_events": False} if shadow else {}))
+    target = ShadowCluster(cluster) if shadow else DryRunCluster(cluster) if dry_run else cluster
     own_namespace = lease_namespace or os.environ.get("POD_NAMESPACE", "default")
     state = KubernetesStateStore(cluster, state_namespace or own_namespace)
-    telemetry = Telemetry()
+    telemetry = ShadowTelemetry() if shadow else Telemetry()
     elector = None
     if leader_elect and not once:
         import socket
@@ -486,7 +658,7 @@ def run(
         service = ControllerService(policies, metrics, target, telemetry, ServiceOptions(
             records_path=records, records_max_bytes=records_max_bytes or None, records_keep=records_keep),
                                     is_leader=elector.is_leader if elector else (lambda: True),
-                                    state_store=DryRunStateStore(state) if dry_run else state)
+                                    state_store=DryRunStateStore(state) if dry_run or shadow else state)
     except PolicyError as exc:
         if elector:
             elector.stop()

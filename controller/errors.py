@@ -39,6 +39,14 @@ class ScenarioError(InvalidInput):
     """A scenario file is invalid."""
 
 
+class ManifestError(InvalidInput):
+    """A Kubernetes manifest given to ``setpoint import`` cannot be converted."""
+
+
+class BacktestError(SetpointError):
+    """A backtest cannot run as asked (empty window, no data, too many points)."""
+
+
 class MetricsUnavailable(SetpointError):
     """The metrics source as a whole failed (not one series): nothing may be concluded from it."""
 

@@ -23,7 +23,7 @@ Files holding the token (kubeconfig, token file) are written 0600.
 requests fail with that status (a real Status body), ``delay_s=`` delays them (to provoke
 client timeouts); ``api.requests.count(method, path_regex)`` counts what clients sent. Over
 HTTP the same hooks are at ``/_sim/faults`` (POST a JSON rule, DELETE to clear) and
-``/_sim/requests`` (GET counts), only when the server was started with ``test_hooks=True``
+``/_sim/requests`` (GET counts: total and byMethod), only when the server was started with ``test_hooks=True``
 (``--test-hooks``): they are not part of the Kubernetes API, but need the token like it.
 """
 
@@ -204,6 +204,14 @@ class RequestLog:
             return sum(n for (m, p), n in self._counts.items()
                        if (method is None or m == method) and (path is None or re.search(path, p)))
 
+    def by_method(self) -> dict[str, int]:
+        """Request counts by HTTP method."""
+        with self._lock:
+            out: Counter[str] = Counter()
+            for (m, _p), n in self._counts.items():
+                out[m] += n
+            return dict(out)
+
     def reset(self) -> None:
         with self._lock:
             self._counts.clear()
@@ -276,7 +284,7 @@ class SimKubeApi:
 
     def _hook(self, request: Request) -> Response:
         if request.path == "/_sim/requests" and request.method == "GET":
-            return Response.json(200, {"total": self.requests.count()})
+            return Response.json(200, {"total": self.requests.count(), "byMethod": self.requests.by_method()})
         if request.path == "/_sim/faults":
             if request.method == "GET":
                 return Response.json(200, {"rules": self.faults.describe()})

@@ -340,6 +340,60 @@ def samples_from_data(data, targets: Sequence[TargetRef], at: float,
 
 
 # --------------------------------------------------------------------------------------------
+# Range queries (pure functions)
+# --------------------------------------------------------------------------------------------
+
+#: Prometheus refuses a range query with more than 11,000 points per series.
+MAX_POINTS_PER_SERIES = 11_000
+
+
+@dataclass(frozen=True)
+class RangeSeries:
+    """One series of a range query: its labels, sample times (K,) epoch seconds and values (K,)."""
+
+    labels: dict
+    times: np.ndarray
+    values: np.ndarray
+
+
+def range_chunks(start_s: float, end_s: float, step_s: float, max_points: int) -> list[tuple[float, float]]:
+    """[(lo, hi)] covering the grid start, start + step, ... <= end with at most ``max_points``
+    grid points each; consecutive chunks do not share a point."""
+    if max_points < 1:
+        raise ValueError(f"max_points: expected >= 1, got {max_points}")
+    points = int((end_s - start_s) // step_s) + 1
+    out = []
+    for first in range(0, points, max_points):
+        last = min(first + max_points, points) - 1
+        out.append((start_s + first * step_s, start_s + last * step_s))
+    return out
+
+
+def parse_matrix(data) -> list[tuple[dict, np.ndarray, np.ndarray]]:
+    """A range query's ``data`` (resultType matrix) -> [(labels, times (K,), values (K,))]."""
+    if not isinstance(data, dict) or data.get("resultType") != "matrix":
+        kind = data.get("resultType") if isinstance(data, dict) else type(data).__name__
+        raise PrometheusBadResponse(f"expected resultType 'matrix' from a range query, got {kind!r}")
+    result = data.get("result")
+    if not isinstance(result, list):
+        raise PrometheusBadResponse(f"expected a list of series in a matrix result, got {type(result).__name__}")
+    out = []
+    for series in result:
+        metric = series.get("metric") if isinstance(series, dict) else None
+        values = series.get("values") if isinstance(series, dict) else None
+        if not isinstance(metric, dict) or not isinstance(values, list):
+            raise PrometheusBadResponse(f"expected a series {{\"metric\": {{...}}, \"values\": [...]}}, "
+                                        f"got {series!r:.120}")
+        try:
+            times = np.fromiter((p[0] for p in values), dtype=np.float64, count=len(values))
+            numbers = np.array([p[1] for p in values], dtype=np.float64)  # "NaN", "+Inf" parse too
+        except (TypeError, ValueError, IndexError, KeyError):
+            raise PrometheusBadResponse(f"expected samples [timestamp, \"value\"], got {values[:2]!r:.120}") from None
+        out.append((metric, times, numbers))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
 # The source
 # --------------------------------------------------------------------------------------------
 
@@ -456,6 +510,46 @@ class PrometheusSource:
                     raise r
         return results
 
+    def query_range(self, expr: str, start_s: float, end_s: float, step_s: float, *,
+                    max_points: int = MAX_POINTS_PER_SERIES, timeout_s: float | None = None,
+                    on_chunk: Callable[[int, int], None] | None = None) -> list[RangeSeries]:
+        """Evaluate ``expr`` at ``start_s, start_s + step_s, ... <= end_s`` (UTC epoch seconds, whole
+        seconds) with range queries of at most ``max_points`` points per series each (Prometheus
+        refuses more than 11,000), and join the chunks per series.
+
+        Returns one RangeSeries per label set (times (K,), values (K,)), in first-seen order.
+        ``on_chunk(done, total)`` after each chunk. Each chunk gets ``timeout_s`` (default: 6x the
+        instant-query timeout: a range query does more work). Raises PrometheusError subclasses.
+        """
+        start_s, end_s, step_s = float(round(start_s)), float(round(end_s)), float(step_s)
+        if step_s < 1 or step_s != int(step_s):
+            raise ValueError(f"step: expected whole seconds >= 1, got {step_s:g}")
+        if end_s < start_s:
+            raise ValueError(f"end ({end_s:.0f}) is before start ({start_s:.0f})")
+        chunks = range_chunks(start_s, end_s, step_s, max_points)
+        timeout_s = self.config.timeout_s * 6 if timeout_s is None else timeout_s
+        series: dict[tuple, tuple[dict, list, list]] = {}
+        for done, (lo, hi) in enumerate(chunks, 1):
+            data = self._fetch_range(expr, lo, hi, step_s, timeout_s)
+            for labels, times, values in parse_matrix(data):
+                key = tuple(sorted(labels.items()))
+                _, ts, vs = series.setdefault(key, (labels, [], []))
+                ts.append(times)
+                vs.append(values)
+            if on_chunk:
+                on_chunk(done, len(chunks))
+        return [RangeSeries(labels, np.concatenate(ts), np.concatenate(vs)) for labels, ts, vs in series.values()]
+
+    def _fetch_range(self, expr: str, lo: float, hi: float, step_s: float, timeout_s: float):
+        from datetime import datetime, timezone
+
+        def send(remaining_s: float) -> None:
+            self._client.custom_query_range(
+                expr, datetime.fromtimestamp(lo, timezone.utc), datetime.fromtimestamp(hi, timezone.utc),
+                f"{step_s:.0f}s", params={"timeout": f"{remaining_s:.3f}"}, timeout=remaining_s)
+
+        return self._fetch(expr, lo, send, timeout_s)
+
     def close(self) -> None:
         with self._pool_lock:
             if self._pool is not None:
@@ -479,10 +573,15 @@ class PrometheusSource:
                 self._pool = ThreadPoolExecutor(self.config.max_concurrency, thread_name_prefix="prometheus-query")
             return self._pool
 
-    def _fetch(self, expr: str, at: float):
-        """The ``data`` object of a successful answer, retrying transient failures until the deadline."""
+    def _fetch(self, expr: str, at: float, send: Callable[[float], None] | None = None,
+               timeout_s: float | None = None):
+        """The ``data`` object of a successful answer, retrying transient failures until the deadline.
+
+        ``send(timeout_s)`` makes the request (default: an instant query of ``expr`` at ``at``);
+        ``timeout_s`` overrides ``config.timeout_s``."""
         cfg = self.config
-        deadline = time.monotonic() + cfg.timeout_s
+        total_s = cfg.timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + total_s
         last: _Retryable | None = None
         attempts = 0
         for attempt in range(cfg.retries + 1):
@@ -491,7 +590,7 @@ class PrometheusSource:
                 break
             attempts += 1
             try:
-                return self._attempt(expr, at, remaining)
+                return self._attempt(expr, at, remaining, send)
             except _Retryable as exc:
                 last = exc
             if attempt == cfg.retries:
@@ -502,14 +601,14 @@ class PrometheusSource:
             log.debug("prometheus query failed (%s); retry %d/%d in %.2fs", last, attempt + 1, cfg.retries, wait)
             self._sleep(wait)
         raise PrometheusUnreachable(f"query {_short(expr)!r} at {cfg.safe_url}: gave up after {attempts} attempt(s) "
-                                    f"within {cfg.timeout_s:g}s: {last or 'no time left for an attempt'}") from None
+                                    f"within {total_s:g}s: {last or 'no time left for an attempt'}") from None
 
     def _backoff_s(self, attempt: int, retry_after_s: float | None) -> float:
         """Exponential backoff with jitter in [0.5, 1] of it; at least the server's Retry-After."""
         wait = self.config.backoff_s * (2 ** attempt) * self._rng.uniform(0.5, 1.0)
         return max(wait, retry_after_s or 0.0)
 
-    def _attempt(self, expr: str, at: float, timeout_s: float):
+    def _attempt(self, expr: str, at: float, timeout_s: float, send: Callable[[float], None] | None = None):
         """One HTTP request. Returns ``data``; raises _Retryable or a permanent PrometheusError."""
         with self._count_lock:
             self.requests_sent += 1
@@ -517,7 +616,10 @@ class PrometheusSource:
         # Prometheus' own "timeout" makes it stop evaluating when we stop waiting.
         params = {"time": f"{at:.3f}", "timeout": f"{timeout_s:.3f}"}
         try:
-            self._client.custom_query(expr, params=params, timeout=timeout_s)
+            if send is not None:
+                send(timeout_s)
+            else:
+                self._client.custom_query(expr, params=params, timeout=timeout_s)
         except requests.exceptions.SSLError as exc:
             raise PrometheusUnreachable(f"query {_short(expr)!r} at {self.config.safe_url}: TLS failure (check "
                                         f"ca_file / verify_tls): {_reason(exc)}") from None
@@ -598,5 +700,6 @@ def _reason(exc: BaseException) -> str:
     return text[:SNIPPET_CHARS]
 
 
-__all__ = ["PrometheusConfig", "PrometheusSource", "BearerTokenFileAuth", "BasicAuthPasswordFile", "FileSecret",
+__all__ = ["PrometheusConfig", "PrometheusSource", "RangeSeries", "range_chunks", "parse_matrix",
+           "MAX_POINTS_PER_SERIES", "BearerTokenFileAuth", "BasicAuthPasswordFile", "FileSecret",
            "map_vector", "samples_from_data", "redact_url", "DEFAULT_TARGET_LABELS"]

@@ -7,7 +7,7 @@ percentages float percent, tolerances ratios.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Callable, Literal, Optional
 
 from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
@@ -161,21 +161,69 @@ def _tolerance_from_number(value: object) -> object:
     raise field_error(f"expected a number (both directions) or a mapping {{up, down}}, got {describe_value(value)}")
 
 
+def _hpa_seconds(data: object, hpa_name: str, name: str) -> object:
+    """Accept HPA's ``<name>Seconds: N`` (whole seconds, as pasted from an HPA) as ``<name>: Ns``."""
+    if not isinstance(data, dict) or hpa_name not in data:
+        return data
+    if name in data:
+        raise field_error(f"{hpa_name} (HPA's name) and {name} (Setpoint's) both given: keep {name} only")
+    value = data[hpa_name]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise field_error(f"{hpa_name}: expected whole seconds as in HPA (e.g. 300), got {describe_value(value)}; "
+                          f"or write Setpoint's {name} with a unit (e.g. {name}: 5m)")
+    data = {k: v for k, v in data.items() if k != hpa_name}
+    data[name] = f"{value}s"
+    return data
+
+
+def _hpa_seconds_schema(hpa_name: str, name: str, maximum: int, required: bool) -> Callable[[dict], None]:
+    """JSON Schema: HPA's ``<name>Seconds`` as an alternative to ``<name>`` (editors accept it too)."""
+
+    def extra(schema: dict) -> None:
+        schema["properties"][hpa_name] = {"type": "integer", "minimum": 0, "maximum": maximum,
+                                          "description": f"HPA's name for {name}, in whole seconds."}
+        if required:
+            schema["required"] = [r for r in schema.get("required", []) if r != name]
+            schema["oneOf"] = [{"required": [name]}, {"required": [hpa_name]}]
+        else:
+            schema["not"] = {"required": [name, hpa_name]}
+
+    return extra
+
+
 class RatePolicy(StrictModel):
+    """HPA's ``periodSeconds: 60`` is accepted for ``period: 60s``."""
+
+    model_config = ConfigDict(json_schema_extra=_hpa_seconds_schema("periodSeconds", "period", 1800, True))
+
     type: Literal["Pods", "Percent"]
     value: int = Field(gt=0, le=MAX_RATE_PERCENT, description=f"Pods (at most {MAX_REPLICAS}) or percent.")
     period_s: RatePeriod = Field(alias="period")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _hpa_period(cls, data: object) -> object:
+        return _hpa_seconds(data, "periodSeconds", "period")
+
 
 class ScalingRulesModel(StrictModel):
-    """One direction of HPA-style ``behavior``; unset fields take the HPA defaults."""
+    """One direction of HPA-style ``behavior``; unset fields take the HPA defaults.
 
-    model_config = ConfigDict(title="ScalingRules")
+    HPA's ``stabilizationWindowSeconds: 300`` is accepted for ``stabilizationWindow: 300s``.
+    """
+
+    model_config = ConfigDict(title="ScalingRules", json_schema_extra=_hpa_seconds_schema(
+        "stabilizationWindowSeconds", "stabilizationWindow", 3600, False))
 
     stabilization_window_s: Optional[StabilizationWindow] = Field(None, alias="stabilizationWindow")
     select_policy: Optional[Literal["Max", "Min", "Disabled"]] = None
     policies: Optional[list[RatePolicy]] = Field(
         None, min_length=1, description="Replaces the default list entirely.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hpa_window(cls, data: object) -> object:
+        return _hpa_seconds(data, "stabilizationWindowSeconds", "stabilizationWindow")
 
 
 class Behavior(StrictModel):

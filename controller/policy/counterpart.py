@@ -1,0 +1,59 @@
+"""The ``hpa`` counterpart of a policy (``setpoint backtest --compare hpa``): the same targets,
+replica bounds, metrics and interval under ``preset: hpa``, with everything HPA lacks removed."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from controller.policy import presets
+from controller.policy.compile import compile_policy
+from controller.policy.load import LoadedPolicy
+from controller.policy.schema import Tolerance
+
+
+def hpa_counterpart(loaded: LoadedPolicy, name: str = "hpa") -> LoadedPolicy:
+    """``loaded`` as Kubernetes HPA would run it: no smoothing, no missing-metrics rule, HPA's
+    default tolerance, and no ``behavior`` (HPA's legacy path), min replicas at least 1."""
+    model = loaded.model
+    spec = model.spec
+    scaling = spec.scaling.model_copy(update={"smoothing": None, "on_missing_metrics": None, "behavior": None,
+                                              "tolerance": Tolerance(up=presets.DEFAULT_TOLERANCE,
+                                                                     down=presets.DEFAULT_TOLERANCE)})
+    replicas = spec.replicas.model_copy(update={"min_replicas": max(1, spec.replicas.min_replicas)})
+    new_spec = spec.model_copy(update={"preset": presets.HPA, "scaling": scaling, "replicas": replicas,
+                                       "health": None})
+    new_model = model.model_copy(update={"spec": new_spec, "metadata": model.metadata.model_copy(
+        update={"name": name})})
+    return replace(loaded, name=name, model=new_model, params=compile_policy(new_model), health=None)
+
+
+def spec_differences(a: LoadedPolicy, b: LoadedPolicy) -> list[str]:
+    """``field: A vs B`` for every field of the two policies' specs that differs, health and
+    targets aside (YAML names; durations in seconds)."""
+    def spec(p: LoadedPolicy) -> dict:
+        data = p.model.spec.model_dump(by_alias=True, exclude={"health", "targets"}, exclude_none=True)
+        data["scaling"]["metrics"] = {m["name"]: m for m in data["scaling"]["metrics"]}
+        return data
+
+    return differences(spec(a), spec(b))
+
+
+def differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """``path: A vs B`` for every leaf that differs between two nested dicts."""
+    out = []
+    for key in sorted(set(a) | set(b), key=str):
+        here = f"{prefix}.{key}" if prefix else str(key)
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += differences(x, y, here)
+        elif x != y:
+            out.append(f"{here}: {_show(x)} vs {_show(y)}")
+    return out
+
+
+def _show(value) -> str:
+    if value is None:
+        return "(not set)"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

@@ -1,0 +1,508 @@
+"""HorizontalPodAutoscaler and KEDA ScaledObject manifests -> Setpoint policy YAML (``setpoint import``).
+
+Pure: a manifest as a dict in, a :class:`Converted` (policy name, YAML text, notes) out; reading
+files is the caller's (``read_manifests`` works on text already read with the bounded reader).
+
+Every object becomes a ``preset: hpa`` policy: the preset reproduces HPA's algorithm exactly
+(proposals, tolerance, stabilization, rate policies, legacy path without ``behavior``). What
+cannot be carried over exactly is written as a comment above the policy:
+
+- HPA reads metrics from the metrics APIs; Setpoint reads PromQL. Resource metrics get the
+  cAdvisor / kube-state-metrics queries of ``policies/hpa-cpu.yaml`` (ratio of sums, as HPA
+  computes utilization); Pods, Object and External metrics get a query on a Prometheus series of
+  the same name, which is what prometheus-adapter usually serves: check it.
+- minReplicas 0 (HPA alpha, KEDA's default) becomes 1: the preset does not scale to zero.
+- KEDA's activationThreshold, cooldownPeriod, fallback and pollingInterval have no equivalent.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import yaml
+
+from controller.policy.durations import format_duration, format_number
+from controller.policy.yamlsrc import YamlDocument, read_documents
+
+HPA_KIND = "HorizontalPodAutoscaler"
+KEDA_KIND = "ScaledObject"
+WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+HPA_DEFAULT_V1_CPU = 80  # autoscaling/v1 without targetCPUUtilizationPercentage
+KEDA_DEFAULT_MIN, KEDA_DEFAULT_MAX = 0, 100
+
+# How a pod name maps to its workload (the label Setpoint's Prometheus adapter matches on).
+_POD_PATTERN = {"Deployment": "(.+)-[a-z0-9]+-[a-z0-9]{5}", "StatefulSet": "(.+)-[0-9]+"}
+_USAGE = {"cpu": "rate(container_cpu_usage_seconds_total{%s}[2m])",
+          "memory": "container_memory_working_set_bytes{%s}"}
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_SUFFIX = {None: 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+           "Ki": 2.0 ** 10, "Mi": 2.0 ** 20, "Gi": 2.0 ** 30, "Ti": 2.0 ** 40, "Pi": 2.0 ** 50, "Ei": 2.0 ** 60}
+
+
+class ConversionProblem(Exception):
+    """An object cannot be converted; ``path`` is the field (tuple of keys and indexes) at fault."""
+
+    def __init__(self, path: tuple, message: str):
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+
+@dataclass
+class Converted:
+    """One policy: its name, the YAML text (comments included) and the differences noted."""
+
+    name: str
+    text: str
+    notes: list[str] = field(default_factory=list)
+    source: str = ""  # "HorizontalPodAutoscaler ns/name"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One object found in the input: its data, the field path to it (for ``kind: List``) and its document."""
+
+    data: dict
+    prefix: tuple
+    document: YamlDocument
+
+
+def read_manifests(text: str) -> tuple[list[Manifest], list[tuple[int | None, tuple, str]]]:
+    """Every HPA / ScaledObject in a YAML stream (``kind: List`` items expanded) and the problems
+    found as (line, path, message): YAML errors, and documents of other kinds."""
+    documents, problems = read_documents(text)
+    found: list[Manifest] = []
+    out = [(p.line, p.path, p.message) for p in problems]
+    for document in documents:
+        out += [(p.line, p.path, p.message) for p in document.problems]
+        data = document.data
+        if data is None:
+            continue
+        if isinstance(data, dict) and isinstance(data.get("items"), list) and str(data.get("kind", "")).endswith("List"):
+            objects = [(item, ("items", i)) for i, item in enumerate(data["items"])]
+        else:
+            objects = [(data, ())]
+        for obj, prefix in objects:
+            kind = obj.get("kind") if isinstance(obj, dict) else None
+            if kind in (HPA_KIND, KEDA_KIND):
+                found.append(Manifest(obj, prefix, document))
+            else:
+                out.append((document.line_of(prefix), prefix, f"skipped: expected kind {HPA_KIND} or "
+                                                                f"{KEDA_KIND}, got {kind!r}"))
+    return found, out
+
+
+def convert(obj: dict, name: str | None = None) -> Converted:
+    """One HPA (autoscaling/v1 or v2) or KEDA ScaledObject -> one Setpoint policy.
+
+    ``name`` overrides the policy name (the object's name by default). Raises ConversionProblem.
+    """
+    kind = obj.get("kind")
+    if kind == HPA_KIND:
+        return _Conversion(obj, name).hpa()
+    if kind == KEDA_KIND:
+        return _Conversion(obj, name).keda()
+    raise ConversionProblem(("kind",), f"expected {HPA_KIND} or {KEDA_KIND}, got {kind!r}")
+
+
+def join_policies(converted: list[Converted]) -> str:
+    return "---\n".join(c.text for c in converted)
+
+
+# ------------------------------------------------------------------------------------------------
+
+def _dict(obj: dict, path: tuple) -> dict:
+    value = obj
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConversionProblem(path, f"expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _name_of(obj: dict) -> str:
+    name = _dict(obj, ("metadata",)).get("name")
+    if not isinstance(name, str) or not name:
+        raise ConversionProblem(("metadata", "name"), "required field is missing")
+    return dns_label(name)
+
+
+def dns_label(text: str) -> str:
+    """``text`` as a DNS-1123 label (a policy name): lowercase, other characters as ``-``."""
+    label = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:63].strip("-")
+    return label or "imported"
+
+
+def _identifier(text: str, taken: set[str]) -> str:
+    ident = re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_-") or "metric"
+    if not ident[0].isalpha():
+        ident = "m_" + ident
+    ident = ident[:60]
+    base, i = ident, 2
+    while ident in taken:
+        ident, i = f"{base}{i}", i + 1
+    taken.add(ident)
+    return ident
+
+
+def parse_quantity(value: object, path: tuple) -> float:
+    """A Kubernetes quantity (``500m``, ``1k``, ``256Mi``, ``10``) -> float."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    match = _QUANTITY.match(str(value).strip()) if isinstance(value, str) else None
+    if not match:
+        raise ConversionProblem(path, f"expected a quantity such as 500m, 1k or 256Mi, got {value!r}")
+    return float(match.group(1)) * _SUFFIX[match.group(2)]
+
+
+def _promql_regex(name: str) -> str:
+    """A DNS name as a literal inside a PromQL regex string: ``.`` escaped (``\\.`` in the string)."""
+    return name.replace(".", "\\\\.")
+
+
+def _labels(pairs: dict) -> str:
+    return ", ".join(f'{k}="{v}"' for k, v in pairs.items())
+
+
+def _selector(obj: dict, path: tuple, notes: list[str]) -> dict:
+    selector = _dict(obj, path)
+    if selector.get("matchExpressions"):
+        notes.append(f"{'.'.join(map(str, path))}.matchExpressions is not carried into the query: add the "
+                     f"matching label filters by hand")
+    return {str(k): str(v) for k, v in _dict(selector, ("matchLabels",)).items()}
+
+
+class _Conversion:
+    def __init__(self, obj: dict, name: str | None):
+        self.obj = obj
+        self.name = name or _name_of(obj)
+        self.namespace = _dict(obj, ("metadata",)).get("namespace") or "default"
+        self.notes: list[str] = []
+        self.metric_names: set[str] = set()
+
+    # -- the target ------------------------------------------------------------------------
+    def _target(self, path: tuple) -> tuple[str, str]:
+        ref = _dict(self.obj, path)
+        kind = ref.get("kind", "Deployment")
+        name = ref.get("name")
+        if not isinstance(name, str) or not name:
+            raise ConversionProblem(path + ("name",), "required field is missing: the workload to scale")
+        if kind not in WORKLOAD_KINDS:
+            raise ConversionProblem(path + ("kind",), f"Setpoint scales Deployment or StatefulSet, got {kind!r}: "
+                                                      f"scale the workload behind it instead")
+        return kind, name
+
+    def _replicas(self, low, high, low_path: tuple, high_path: tuple, low_default: int) -> tuple[int, int]:
+        low = low_default if low is None else low
+        for value, path in ((low, low_path), (high, high_path)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConversionProblem(path, f"expected a replica count, got {value!r}")
+        if low < 1:
+            self.notes.append(f"min replicas {low} (scale to zero) becomes 1: preset: hpa does not scale to zero")
+            low = 1
+        if high < low:
+            raise ConversionProblem(high_path, f"must be >= min replicas ({low}), got {high}")
+        return low, high
+
+    # -- queries -----------------------------------------------------------------------------
+    @staticmethod
+    def _by_workload(kind: str, inner: str) -> str:
+        """``inner`` summed per workload, its name taken from the pod label."""
+        label = kind.lower()
+        return (f'sum by (namespace, {label}) (label_replace({inner}, "{label}", "$1", "pod", '
+                f'"{_POD_PATTERN[kind]}"))')
+
+    def _resource_query(self, kind: str, workload: str, resource: str, container: str | None,
+                        utilization: bool, path: tuple) -> str:
+        if resource not in _USAGE:
+            raise ConversionProblem(path, f"expected resource cpu or memory, got {resource!r}")
+        pods = f'pod=~"{_promql_regex(workload)}-.*"'
+        where = f'namespace="{self.namespace}", {pods}, ' + (f'container="{container}"' if container
+                                                             else 'container!=""')
+        usage = self._by_workload(kind, _USAGE[resource] % where)
+        if not utilization:
+            return usage
+        requests = self._by_workload(kind, f'kube_pod_container_resource_requests{{namespace='
+                                                     f'"{self.namespace}", {pods}, resource="{resource}"'
+                                                     + (f', container="{container}"' if container else '') + '}')
+        return f"100 * {usage} / {requests}"
+
+    # -- one HPA metric ------------------------------------------------------------------------
+    def _hpa_metric(self, spec: dict, path: tuple, kind: str, workload: str) -> dict:
+        mtype = spec.get("type")
+        if mtype in ("Resource", "ContainerResource"):
+            key = "resource" if mtype == "Resource" else "containerResource"
+            source = _dict(spec, (key,))
+            resource = source.get("name")
+            container = source.get("container") if mtype == "ContainerResource" else None
+            if mtype == "ContainerResource" and not container:
+                raise ConversionProblem(path + (key, "container"), "required field is missing")
+            target = _dict(source, ("target",))
+            ttype = target.get("type")
+            if ttype == "Utilization":
+                value = self._number(target.get("averageUtilization"), path + (key, "target", "averageUtilization"))
+                out = {"utilization": f"{format_number(value)}%"}
+            elif ttype == "AverageValue":
+                value = parse_quantity(target.get("averageValue"), path + (key, "target", "averageValue"))
+                out = {"averagePerReplica": value}
+            else:
+                raise ConversionProblem(path + (key, "target", "type"),
+                                        f"expected Utilization or AverageValue for a {mtype} metric, got {ttype!r}")
+            query = self._resource_query(kind, workload, str(resource), container, ttype == "Utilization",
+                                         path + (key, "name"))
+            name = f"{resource}" if not container else f"{container}-{resource}"
+            if mtype == "ContainerResource":
+                self.notes.append(f"metric {name}: ContainerResource ({resource} of container {container} only) is "
+                                  f"read from cAdvisor and kube-state-metrics series filtered on container=\"{container}\"")
+            return {"name": _identifier(name, self.metric_names), "query": query, "target": out}
+        if mtype in ("Pods", "Object", "External"):
+            key = mtype.lower()
+            source = _dict(spec, (key,))
+            metric = _dict(source, ("metric",))
+            mname = metric.get("name")
+            if not isinstance(mname, str) or not mname:
+                raise ConversionProblem(path + (key, "metric", "name"), "required field is missing")
+            selector = _selector(source, ("metric", "selector"), self.notes)
+            target = _dict(source, ("target",))
+            ttype = target.get("type")
+            series = re.sub(r"[^A-Za-z0-9_:]", "_", mname)
+            if mtype == "Pods":
+                where = _labels({"namespace": self.namespace, **selector})
+                query = self._by_workload(kind, f"{series}{{{where}}}")
+                self.notes.append(f"metric {mname}: a Pods metric from the custom metrics API, read here as the "
+                                  f"Prometheus series {series} summed over the workload's pods: check the query")
+            elif mtype == "Object":
+                described = _dict(source, ("describedObject",))
+                okind, oname = str(described.get("kind", "")), str(described.get("name", ""))
+                where = _labels({"namespace": self.namespace, okind.lower() or "object": oname, **selector})
+                query = f"sum({series}{{{where}}})"
+                self.notes.append(f"metric {mname}: an Object metric of {okind} {oname}, read here as the Prometheus "
+                                  f"series {series} with label {okind.lower()}=\"{oname}\": check the query")
+            else:
+                query = f"sum({series}{{{_labels(selector)}}})" if selector else f"sum({series})"
+                self.notes.append(f"metric {mname}: an External metric has no query in the HPA; read here as the "
+                                  f"Prometheus series {series}: replace the query with the one the external "
+                                  f"metrics adapter runs")
+            if ttype == "AverageValue":
+                out = {"averagePerReplica": parse_quantity(target.get("averageValue"),
+                                                           path + (key, "target", "averageValue"))}
+            elif ttype == "Value" and mtype != "Pods":
+                out = {"value": parse_quantity(target.get("value"), path + (key, "target", "value"))}
+            else:
+                allowed = "AverageValue" if mtype == "Pods" else "Value or AverageValue"
+                raise ConversionProblem(path + (key, "target", "type"),
+                                        f"expected {allowed} for a {mtype} metric, got {ttype!r}")
+            return {"name": _identifier(mname, self.metric_names), "query": query, "target": out}
+        raise ConversionProblem(path + ("type",), f"expected Resource, ContainerResource, Pods, Object or External, "
+                                                  f"got {mtype!r}")
+
+    @staticmethod
+    def _number(value: object, path: tuple) -> float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return float(value)
+        raise ConversionProblem(path, f"expected a positive number, got {value!r}")
+
+    # -- behavior --------------------------------------------------------------------------------
+    def _behavior(self, behavior: dict, path: tuple) -> tuple[dict, dict]:
+        """(Setpoint behavior, tolerance) from HPA behavior."""
+        out: dict = {}
+        tolerance: dict = {}
+        for direction in ("scaleUp", "scaleDown"):
+            rules = _dict(behavior, (direction,))
+            if direction not in behavior:
+                continue
+            here = path + (direction,)
+            one: dict = {}
+            if rules.get("stabilizationWindowSeconds") is not None:
+                window = rules["stabilizationWindowSeconds"]
+                if not isinstance(window, int) or isinstance(window, bool) or not 0 <= window <= 3600:
+                    raise ConversionProblem(here + ("stabilizationWindowSeconds",),
+                                            f"expected 0..3600 seconds, got {window!r}")
+                one["stabilizationWindow"] = format_duration(window)
+            if rules.get("selectPolicy") is not None:
+                if rules["selectPolicy"] not in ("Max", "Min", "Disabled"):
+                    raise ConversionProblem(here + ("selectPolicy",),
+                                            f"expected Max, Min or Disabled, got {rules['selectPolicy']!r}")
+                one["selectPolicy"] = rules["selectPolicy"]
+            if rules.get("policies") is not None:
+                policies = rules["policies"]
+                if not isinstance(policies, list) or not policies:
+                    raise ConversionProblem(here + ("policies",), "expected a non-empty list")
+                one["policies"] = [self._rate_policy(p, here + ("policies", i)) for i, p in enumerate(policies)]
+            if rules.get("tolerance") is not None:  # Kubernetes 1.33+ (HPAConfigurableTolerance)
+                tolerance["up" if direction == "scaleUp" else "down"] = parse_quantity(
+                    rules["tolerance"], here + ("tolerance",))
+            out[direction] = one
+        return out, tolerance
+
+    @staticmethod
+    def _rate_policy(policy: object, path: tuple) -> dict:
+        if not isinstance(policy, dict):
+            raise ConversionProblem(path, "expected a mapping {type, value, periodSeconds}")
+        if policy.get("type") not in ("Pods", "Percent"):
+            raise ConversionProblem(path + ("type",), f"expected Pods or Percent, got {policy.get('type')!r}")
+        value, period = policy.get("value"), policy.get("periodSeconds")
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConversionProblem(path + ("value",), f"expected a positive integer, got {value!r}")
+        if not isinstance(period, int) or isinstance(period, bool) or not 0 < period <= 1800:
+            raise ConversionProblem(path + ("periodSeconds",), f"expected 1..1800 seconds, got {period!r}")
+        return {"type": policy["type"], "value": value, "period": format_duration(period)}
+
+    # -- whole objects -----------------------------------------------------------------------------
+    def hpa(self) -> Converted:
+        obj = self.obj
+        spec = _dict(obj, ("spec",))
+        kind, workload = self._target(("spec", "scaleTargetRef"))
+        low, high = self._replicas(spec.get("minReplicas"), spec.get("maxReplicas"), ("spec", "minReplicas"),
+                                   ("spec", "maxReplicas"), 1)
+        version = str(obj.get("apiVersion", "autoscaling/v2"))
+        if version == "autoscaling/v2beta1":
+            raise ConversionProblem(("apiVersion",), "autoscaling/v2beta1 is not read (its metric fields differ): "
+                                                     "read the HPA back as v2 with kubectl get hpa NAME -o yaml, "
+                                                     "or convert it to autoscaling/v2")
+        if version == "autoscaling/v1" or "targetCPUUtilizationPercentage" in spec:
+            percent = spec.get("targetCPUUtilizationPercentage", HPA_DEFAULT_V1_CPU)
+            metrics_in = [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                "type": "Utilization", "averageUtilization": percent}}}]
+            paths = [("spec", "targetCPUUtilizationPercentage")]
+        else:
+            metrics_in = spec.get("metrics")
+            if metrics_in is None:  # autoscaling/v2 default: 80 % CPU
+                metrics_in = [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                    "type": "Utilization", "averageUtilization": HPA_DEFAULT_V1_CPU}}}]
+            if not isinstance(metrics_in, list) or not metrics_in:
+                raise ConversionProblem(("spec", "metrics"), "expected a non-empty list of metrics")
+            paths = [("spec", "metrics", i) for i in range(len(metrics_in))]
+        metrics = [self._hpa_metric(m if isinstance(m, dict) else {}, p, kind, workload)
+                   for m, p in zip(metrics_in, paths)]
+        scaling: dict = {"metrics": metrics}
+        if "behavior" in spec and spec["behavior"] is not None:
+            behavior, tolerance = self._behavior(_dict(spec, ("behavior",)), ("spec", "behavior"))
+            if tolerance:
+                scaling["tolerance"] = {"up": tolerance.get("up", 0.1), "down": tolerance.get("down", 0.1)}
+            scaling["behavior"] = behavior
+        source = f"{HPA_KIND} {self.namespace}/{_dict(obj, ('metadata',)).get('name')} ({version})"
+        return self._render(source, kind, workload, low, high, 15.0, scaling)
+
+    def keda(self) -> Converted:
+        obj = self.obj
+        spec = _dict(obj, ("spec",))
+        kind, workload = self._target(("spec", "scaleTargetRef"))
+        low, high = self._replicas(spec.get("minReplicaCount"), spec.get("maxReplicaCount", KEDA_DEFAULT_MAX),
+                                   ("spec", "minReplicaCount"), ("spec", "maxReplicaCount"), KEDA_DEFAULT_MIN)
+        triggers = spec.get("triggers")
+        if not isinstance(triggers, list) or not triggers:
+            raise ConversionProblem(("spec", "triggers"), "expected a non-empty list of triggers")
+        metrics = [self._keda_trigger(t if isinstance(t, dict) else {}, ("spec", "triggers", i), kind, workload)
+                   for i, t in enumerate(triggers)]
+        scaling: dict = {"metrics": metrics}
+        advanced = _dict(spec, ("advanced",))
+        hpa_config = _dict(advanced, ("horizontalPodAutoscalerConfig",))
+        if hpa_config.get("behavior") is not None:
+            behavior, tolerance = self._behavior(_dict(hpa_config, ("behavior",)),
+                                                 ("spec", "advanced", "horizontalPodAutoscalerConfig", "behavior"))
+            if tolerance:
+                scaling["tolerance"] = {"up": tolerance.get("up", 0.1), "down": tolerance.get("down", 0.1)}
+            scaling["behavior"] = behavior
+        if advanced.get("scalingModifiers"):
+            self.notes.append("advanced.scalingModifiers (a formula over triggers) is not carried over: each trigger "
+                              "is its own metric and the largest proposal wins, as in HPA")
+        if spec.get("fallback"):
+            self.notes.append("fallback (KEDA's replicas on scaler errors) is not carried over: preset: hpa holds the "
+                              "current replicas when metrics are missing")
+        if spec.get("cooldownPeriod") is not None:
+            self.notes.append(f"cooldownPeriod {spec['cooldownPeriod']}s (the wait before scaling to zero) has no "
+                              f"equivalent: this policy never scales to zero")
+        if spec.get("idleReplicaCount") is not None:
+            self.notes.append("idleReplicaCount is not carried over: this policy never goes idle")
+        self.notes.append(f"pollingInterval {spec.get('pollingInterval', 30)}s: KEDA polls for activation only; "
+                          f"the HPA KEDA creates evaluates every 15s, as this policy does")
+        source = f"{KEDA_KIND} {self.namespace}/{_dict(obj, ('metadata',)).get('name')}"
+        return self._render(source, kind, workload, low, high, 15.0, scaling)
+
+    def _keda_trigger(self, trigger: dict, path: tuple, kind: str, workload: str) -> dict:
+        ttype = trigger.get("type")
+        meta = _dict(trigger, ("metadata",))
+        metric_type = trigger.get("metricType", "AverageValue")
+        if ttype in ("cpu", "memory"):
+            metric_type = trigger.get("metricType", meta.get("type", "Utilization"))
+            target = ({"type": "Utilization", "averageUtilization": parse_quantity(meta.get("value"),
+                                                                                    path + ("metadata", "value"))}
+                      if metric_type == "Utilization" else {"type": "AverageValue", "averageValue": meta.get("value")})
+            source = {"name": ttype, "target": target}
+            if meta.get("containerName"):
+                return self._hpa_metric({"type": "ContainerResource", "containerResource": {
+                    **source, "container": meta["containerName"]}}, path, kind, workload)
+            return self._hpa_metric({"type": "Resource", "resource": source}, path, kind, workload)
+        if ttype != "prometheus":
+            raise ConversionProblem(path + ("type",), f"only prometheus, cpu and memory triggers convert (Setpoint "
+                                                      f"reads Prometheus), got {ttype!r}")
+        query = meta.get("query")
+        if not isinstance(query, str) or not query.strip():
+            raise ConversionProblem(path + ("metadata", "query"), "required field is missing: the PromQL query")
+        threshold = parse_quantity(meta.get("threshold"), path + ("metadata", "threshold"))
+        if threshold <= 0:
+            raise ConversionProblem(path + ("metadata", "threshold"), f"must be > 0, got {meta.get('threshold')!r}")
+        name = trigger.get("name") or meta.get("metricName") or "prometheus"
+        if metric_type == "AverageValue":
+            target = {"averagePerReplica": threshold}
+        elif metric_type == "Value":
+            target = {"value": threshold}
+        else:
+            raise ConversionProblem(path + ("metricType",), f"expected AverageValue or Value for a prometheus "
+                                                            f"trigger, got {metric_type!r}")
+        if meta.get("activationThreshold") is not None:
+            self.notes.append(f"trigger {name}: activationThreshold {meta['activationThreshold']} (KEDA's 0 <-> 1 "
+                              f"switch) has no equivalent")
+        server = meta.get("serverAddress")
+        if server:
+            self.notes.append(f"trigger {name}: serverAddress {server}: pass it to setpoint run --prometheus")
+        if meta.get("namespace"):
+            self.notes.append(f"trigger {name}: Prometheus tenant namespace {meta['namespace']} is not carried over")
+        if meta.get("ignoreNullValues") in ("false", False):
+            self.notes.append(f"trigger {name}: ignoreNullValues false (an empty result is an error) becomes "
+                              f"Setpoint's rule: a missing metric holds the current replicas")
+        return {"name": _identifier(str(name), self.metric_names), "query": " ".join(query.split()),
+                "target": target}
+
+    # -- output ---------------------------------------------------------------------------------
+    def _render(self, source: str, kind: str, workload: str, low: int, high: int, interval_s: float,
+                scaling: dict) -> Converted:
+        policy = {
+            "apiVersion": "setpoint/v1",
+            "kind": "Policy",
+            "metadata": {"name": self.name},
+            "spec": {
+                "preset": "hpa",
+                "targets": {"kind": kind, "namespace": self.namespace, "name": workload},
+                "interval": format_duration(interval_s),
+                "replicas": {"min": low, "max": high},
+                "scaling": scaling,
+            },
+        }
+        body = yaml.safe_dump(policy, sort_keys=False, width=110, default_flow_style=None)
+        header = [f"# Imported from {source} by `setpoint import`.",
+                  "# preset: hpa runs HPA's algorithm exactly (proposals, tolerance, stabilization, rate limits).",
+                  "# Metrics are read from Prometheus with the queries below instead of the metrics APIs."]
+        if "behavior" not in scaling:
+            header.append("# No behavior in the source: HPA's legacy path (300s scale-down window, max(2x, 4) up).")
+        if self.notes:
+            header.append("# Differences from the source:")
+            header += [line for note in self.notes for line in _comment(note)]
+        else:
+            header.append("# Differences from the source: none beyond the metric source.")
+        return Converted(self.name, "\n".join(header) + "\n" + body, list(self.notes), source)
+
+
+def _comment(text: str, width: int = 100) -> list[str]:
+    """A note as comment lines: ``#  - first line`` then ``#    more``."""
+    lines, line = [], "#  -"
+    for word in text.split():
+        if len(line) + 1 + len(word) > width and line.strip("#- "):
+            lines.append(line)
+            line = "#   "
+        line = f"{line} {word}"
+    return lines + [line]

@@ -1,0 +1,428 @@
+"""Backtests: replay past metrics through the same Reconciler, tick by tick, with a replay clock.
+
+DESIGN section 11: replay is a MetricsSource over range-query results driving the same
+Reconciler; there is no second decision path. Here:
+
+- :class:`ReplayData` holds the range-query results on one time grid: per query a (T, N) array
+  (T grid times, N targets; NaN where no single series matched) and the replicas that actually
+  ran, (T, N) (NaN where unknown, e.g. without kube-state-metrics).
+- :class:`ReplayCluster` is a tiny in-memory Cluster: the counterfactual spec replicas, applied
+  at once (every pod ready at once: the replay has no start-up delay).
+- :class:`ReplayMetrics` answers the Reconciler's queries from the grid. Assumption, stated in
+  every report (``LOAD_ASSUMPTION``): load is shared evenly across replicas, so a per-replica
+  signal (``utilization`` and ``value`` targets, whose proposal is ``replicas x value / target``)
+  observed with ``a`` replicas running reads ``value x a / c`` under ``c`` counterfactual
+  replicas. ``averagePerReplica`` metrics are totals (``value / target``) and are not rescaled.
+- :func:`run_backtest` runs one policy over the grid and returns its replica timeline.
+
+Health checks are not replayed (they act on pods, which a backtest does not have).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from controller.core.params import MetricKind, PolicyParams
+from controller.model import Action, ActionKind, TargetRef, TargetSelector
+from controller.ports import ClusterView, Samples
+from controller.runtime.reconciler import Reconciler, RuntimePolicy
+
+LOAD_ASSUMPTION = ("load shared evenly: a per-replica signal (utilization and value targets) observed with A "
+                   "replicas running is replayed as value x A / C under C counterfactual replicas; "
+                   "averagePerReplica metrics are totals and replay unchanged. Counterfactual replicas are "
+                   "ready at once.")
+#: Metric kinds whose value is per replica (the proposal scales the current replica count).
+PER_REPLICA_KINDS = (MetricKind.UTILIZATION, MetricKind.VALUE)
+#: Replicas series of kube-state-metrics, by workload kind.
+REPLICAS_QUERIES = {"Deployment": 'max by (namespace, deployment) (kube_deployment_spec_replicas{namespace="%s"})',
+                    "StatefulSet": 'max by (namespace, statefulset) (kube_statefulset_replicas{namespace="%s"})'}
+
+
+# --- time ---------------------------------------------------------------------------------------
+
+_RELATIVE = re.compile(r"^now(?:-(?P<ago>[0-9a-z.]+))?$")
+
+
+def parse_time(text: str, now_s: float, parse_duration: Callable[[str], float]) -> float:
+    """``2026-11-30T12:00:00Z`` (ISO 8601, UTC unless an offset is given), epoch seconds,
+    ``now`` or ``now-6h`` -> epoch seconds."""
+    text = text.strip()
+    match = _RELATIVE.match(text)
+    if match:
+        ago = match.group("ago")
+        return now_s - (parse_duration(ago) if ago else 0.0)
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"expected a time such as 2026-11-30T12:00:00Z, 1764504000 or now-6h, got {text!r}") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp()
+
+
+def time_grid(start_s: float, end_s: float, step_s: float) -> np.ndarray:
+    """start, start + step, ... <= end (T,)."""
+    return start_s + step_s * np.arange(int((end_s - start_s) // step_s) + 1)
+
+
+# --- the data -------------------------------------------------------------------------------------
+
+def target_key(labels: dict, label_names: tuple[str, str]) -> tuple[str, str] | None:
+    ns, name = labels.get(label_names[0]), labels.get(label_names[1])
+    return (ns, name) if ns is not None and name is not None else None
+
+
+def discover_targets(selector: TargetSelector, series_lists: Iterable[Sequence], label_names: tuple[str, str]) -> list[TargetRef]:
+    """The policy's targets: its names, or (a label selector) every workload of its namespace
+    seen in the series, sorted."""
+    if selector.by_name:
+        return sorted(selector.refs())
+    seen = set()
+    for series in series_lists:
+        for s in series:
+            key = target_key(s.labels, label_names)
+            if key is not None and key[0] == selector.namespace:
+                seen.add(TargetRef(key[0], key[1], selector.kind))
+    return sorted(seen)
+
+
+def grid_values(series: Sequence, targets: Sequence[TargetRef], t_s: np.ndarray, step_s: float,
+                label_names: tuple[str, str]) -> np.ndarray:
+    """Range-query series (``.labels``, ``.times`` (K,), ``.values`` (K,)) on the grid: (T, N),
+    NaN where no series had a sample. Where several series of one target have a sample at the
+    same time the value is NaN (a conflict is never averaged); series that follow each other
+    (an exporter restarted with a new ``instance``) fill their own times. One series without the
+    target labels belongs to a single-target policy only."""
+    out = np.full((t_s.size, len(targets)), np.nan)
+    count = np.zeros((t_s.size, len(targets)), np.int64)
+    row = {(t.namespace, t.name): i for i, t in enumerate(targets)}
+    for s in series:
+        key = target_key(s.labels, label_names)
+        if key is None and len(series) == 1 and len(targets) == 1:
+            i = 0
+        elif key in row:
+            i = row[key]
+        else:
+            continue
+        k = np.rint((np.asarray(s.times) - t_s[0]) / step_s).astype(np.int64)
+        ok = (k >= 0) & (k < t_s.size)
+        out[k[ok], i] = np.asarray(s.values)[ok]
+        count[k[ok], i] += 1
+    out[count > 1] = np.nan
+    return out
+
+
+@dataclass
+class ReplayData:
+    """Range-query results on one grid: ``t_s`` (T,), ``metrics`` {query: (T, N)}, ``actual`` (T, N)."""
+
+    targets: list[TargetRef]
+    t_s: np.ndarray
+    step_s: float
+    metrics: dict[str, np.ndarray]
+    actual: np.ndarray
+
+    @property
+    def has_actual(self) -> np.ndarray:
+        """(N,) the replicas that ran are known for the target (at some point)."""
+        return np.isfinite(self.actual).any(axis=0)
+
+
+# --- the ports ------------------------------------------------------------------------------------
+
+class ReplayCluster:
+    """An in-memory Cluster of the counterfactual replicas: ``apply`` sets them at once."""
+
+    def __init__(self, targets: Sequence[TargetRef], initial: np.ndarray):
+        self.targets = list(targets)
+        self.row = {t: i for i, t in enumerate(self.targets)}
+        self.spec = np.asarray(initial, dtype=np.float64).copy()
+        self._ones = np.ones(len(self.targets), bool)
+        self._zeros = np.zeros(len(self.targets), bool)
+
+    def resolve(self, selector: TargetSelector) -> list[TargetRef]:
+        return self.targets
+
+    def observe(self, targets: Sequence[TargetRef], with_pods: bool | None = None) -> ClusterView:
+        spec = self.spec.copy()
+        return ClusterView(spec=spec, status=spec, ready=spec, rollout=self._zeros, exists=self._ones)
+
+    def apply(self, action: Action) -> None:
+        if action.kind is ActionKind.SCALE and action.replicas is not None:
+            self.spec[self.row[action.target]] = action.replicas
+
+
+class ReplayMetrics:
+    """A MetricsSource over ReplayData at the grid index ``index`` (set by the runner each tick)."""
+
+    def __init__(self, data: ReplayData, cluster: ReplayCluster, per_replica: set[str]):
+        self.data = data
+        self.cluster = cluster
+        self.per_replica = per_replica
+        self.index = 0
+        n = len(data.targets)
+        self._zeros = np.zeros(n)
+        self._no = np.zeros(n, bool)
+
+    def query(self, expr: str, targets: Sequence[TargetRef], at: float) -> Samples:
+        values = self.data.metrics[expr][self.index].copy()
+        if expr in self.per_replica:
+            values = rescaled(values, self.data.actual[self.index], self.cluster.spec)
+        return Samples(values=values, present=np.isfinite(values), age_s=self._zeros, conflict=self._no)
+
+
+def rescaled(values: np.ndarray, actual: np.ndarray, counterfactual: np.ndarray) -> np.ndarray:
+    """``values x actual / counterfactual`` where both counts are known and positive, else as
+    observed (N,)."""
+    ok = np.isfinite(actual) & (actual > 0) & (counterfactual > 0)
+    factor = np.where(ok, actual / np.where(ok, counterfactual, 1.0), 1.0)
+    return values * factor
+
+
+# --- the runner -----------------------------------------------------------------------------------
+
+@dataclass
+class BacktestRun:
+    """One policy replayed: ``t_s`` (K,) tick times, ``replicas`` (K, N) spec replicas after each
+    tick's decision, ``reasons`` (K, N) reason codes (-1: no decision), ``required`` (K, N) replicas
+    the observed load needs at the policy's targets (NaN unknown)."""
+
+    name: str
+    description: str
+    t_s: np.ndarray
+    replicas: np.ndarray
+    reasons: np.ndarray
+    required: np.ndarray
+    errors: list[str] = field(default_factory=list)
+
+
+def backtest_policy(policy: RuntimePolicy) -> RuntimePolicy:
+    """The policy without its health checks: a backtest replays scaling only."""
+    return replace(policy, health=None, health_queries=())
+
+
+def tick_indexes(data: ReplayData, interval_s: float) -> np.ndarray:
+    """Grid indexes at which the policy runs: every ``interval_s`` (at least every sample)."""
+    every = max(1, int(round(interval_s / data.step_s)))
+    return np.arange(0, data.t_s.size, every)
+
+
+def first_known(a: np.ndarray) -> np.ndarray:
+    """(N,) the first finite value of each column of (T, N) ``a``; NaN where there is none."""
+    ok = np.isfinite(a)
+    rows = np.argmax(ok, axis=0)
+    return np.where(ok.any(axis=0), a[rows, np.arange(a.shape[1])], np.nan) if a.size else np.full(a.shape[1], np.nan)
+
+
+def required_replicas(params: PolicyParams, queries: Sequence[str], data: ReplayData, rows: np.ndarray) -> np.ndarray:
+    """(K, N) replicas the observed load needs to sit at each metric's target (the largest over
+    metrics): per-replica metrics ``actual x value / target``, totals ``value / target``. NaN
+    where unknown (no sample, or a per-replica metric without the actual replicas)."""
+    out = np.full((rows.size, len(data.targets)), np.nan)
+    for metric, expr in zip(params.metrics, queries):
+        values = data.metrics[expr][rows]
+        if metric.kind in PER_REPLICA_KINDS:
+            need = data.actual[rows] * values / metric.target
+        else:
+            need = values / metric.target
+        out = np.fmax(out, need)  # fmax: NaN only where every metric is NaN
+    return out
+
+
+class Replayer:
+    """One policy replayed through the Reconciler, fed consecutive segments of one grid (so
+    fetching the next window can overlap replaying this one). One cycle per policy interval;
+    the counterfactual starts from the first replicas known to have run in the first segment
+    (clamped to the policy's bounds; the policy's min where unknown)."""
+
+    def __init__(self, policy: RuntimePolicy, *, name: str = "policy", description: str = ""):
+        self.policy = backtest_policy(policy)
+        self.name, self.description = name, description
+        self.reconciler: Reconciler | None = None
+        self.metrics: ReplayMetrics | None = None
+        self.cluster: ReplayCluster | None = None
+        self.every = 1
+        self.next_tick = 0  # grid index (over all segments) of the next cycle
+        self.offset = 0  # grid index of the current segment's first sample
+        self._t: list[np.ndarray] = []
+        self._replicas: list[np.ndarray] = []
+        self._reasons: list[np.ndarray] = []
+        self._required: list[np.ndarray] = []
+        self.errors: list[str] = []
+
+    def _start(self, segment: ReplayData) -> None:
+        params = self.policy.params
+        first = first_known(segment.actual)
+        initial = np.where(np.isfinite(first), np.clip(first, params.min_replicas, params.max_replicas),
+                           params.min_replicas)
+        self.cluster = ReplayCluster(segment.targets, initial)
+        per_replica = {q for q, m in zip(self.policy.queries, params.metrics) if m.kind in PER_REPLICA_KINDS}
+        self.metrics = ReplayMetrics(segment, self.cluster, per_replica)
+        self.reconciler = Reconciler(self.policy, self.metrics, self.cluster)
+        self.every = max(1, int(round(params.interval_s / segment.step_s)))
+
+    def feed(self, segment: ReplayData, on_tick: Callable[[int], None] | None = None,
+             progress_every: int = 500) -> None:
+        """Run every cycle that falls in ``segment`` (the grid's next samples)."""
+        if self.reconciler is None:
+            self._start(segment)
+        self.metrics.data = segment
+        rows = np.arange(self.next_tick - self.offset, segment.t_s.size, self.every)
+        n = len(segment.targets)
+        replicas = np.empty((rows.size, n))
+        reasons = np.full((rows.size, n), -1, dtype=np.int64)
+        for j, k in enumerate(rows):
+            self.metrics.index = int(k)
+            result = self.reconciler.cycle(float(segment.t_s[k]))
+            replicas[j] = self.cluster.spec
+            if result.decision is not None:
+                reasons[j] = result.decision.reason
+            if result.errors and len(self.errors) < 20:
+                self.errors += result.errors
+            if on_tick and (j % progress_every == 0 or j == rows.size - 1):
+                on_tick(j + 1)
+        self._t.append(segment.t_s[rows])
+        self._replicas.append(replicas)
+        self._reasons.append(reasons)
+        self._required.append(required_replicas(self.policy.params, self.policy.queries, segment, rows))
+        if rows.size:
+            self.next_tick = self.offset + int(rows[-1]) + self.every
+        self.offset += segment.t_s.size
+
+    def result(self) -> BacktestRun:
+        def joined(parts: list[np.ndarray], shape_tail: tuple) -> np.ndarray:
+            return np.concatenate(parts) if parts else np.zeros((0, *shape_tail))
+
+        n = self._replicas[0].shape[1] if self._replicas else 0
+        return BacktestRun(self.name, self.description, joined(self._t, ()), joined(self._replicas, (n,)),
+                           joined(self._reasons, (n,)).astype(np.int64), joined(self._required, (n,)), self.errors)
+
+
+def run_backtest(policy: RuntimePolicy, data: ReplayData, *, name: str = "policy", description: str = "",
+                 on_tick: Callable[[int, int], None] | None = None) -> BacktestRun:
+    """Replay ``policy`` over ``data`` (one segment) with the Reconciler; see :class:`Replayer`."""
+    replayer = Replayer(policy, name=name, description=description)
+    total = tick_indexes(data, policy.params.interval_s).size
+    replayer.feed(data, (lambda done: on_tick(done, total)) if on_tick else None)
+    return replayer.result()
+
+
+# --- scores that need the observed load (the others are the simulator's) ------------------------
+
+def capacity_risk_minutes(t_s: np.ndarray, replicas: np.ndarray, required: np.ndarray, tick_s: float) -> float:
+    """Minutes (summed over targets) in which the replicas were below what the observed load
+    needs at the policy's target. ``t_s`` (K,), ``replicas`` and ``required`` (K, N); each tick
+    holds until the next, the last for ``tick_s``. Unknown need (NaN) is never a risk."""
+    if t_s.size == 0:
+        return 0.0
+    dt = np.diff(t_s, append=t_s[-1] + tick_s)
+    below = np.nan_to_num(required, nan=-math.inf) > replicas * (1 + 1e-9)
+    return float(dt @ below.sum(axis=1)) / 60.0
+
+
+# --- fetching -------------------------------------------------------------------------------------
+
+def fetch_replay_data(source, policies: Sequence[RuntimePolicy], start_s: float, end_s: float, step_s: float,
+                      labels: tuple[str, str] = ("namespace", "deployment"),
+                      on_query: Callable[[str, int, int], None] | None = None,
+                      max_concurrency: int = 4) -> ReplayData:
+    """Range-query every metric of ``policies`` and the replicas that ran, onto one grid.
+
+    ``source`` has ``query_range(expr, start_s, end_s, step_s, on_chunk=...)`` returning series
+    with ``.labels``, ``.times``, ``.values`` (controller.adapters.prometheus.PrometheusSource).
+    The targets are the first policy's (its names, or the workloads its label selector's
+    namespace shows in the series). ``on_query(what, done, total)`` reports chunks.
+    """
+    first = policies[0]
+    queries = list(dict.fromkeys(q for p in policies for q in p.queries))
+    kind, namespace = first.selector.kind, first.selector.namespace
+    replicas_expr = REPLICAS_QUERIES.get(kind, REPLICAS_QUERIES["Deployment"]) % namespace
+    replica_labels = (labels[0], kind.lower()) if kind in REPLICAS_QUERIES else labels
+    exprs = queries + [replicas_expr]
+
+    def fetch(i: int):
+        what = "replicas" if i == len(queries) else f"metric {i + 1}/{len(queries)}"
+        return source.query_range(exprs[i], start_s, end_s, step_s, on_chunk=(
+            lambda done, total: on_query(what, done, total)) if on_query else None)
+
+    # Concurrently: Prometheus evaluates one query while this process parses another's answer.
+    with ThreadPoolExecutor(max(1, min(max_concurrency, len(exprs))), thread_name_prefix="range-query") as pool:
+        fetched = dict(zip(exprs, pool.map(fetch, range(len(exprs)))))
+    targets = discover_targets(first.selector, [fetched[q] for q in queries], labels)
+    t_s = time_grid(start_s, end_s, step_s)
+    metrics = {q: grid_values(fetched[q], targets, t_s, step_s, labels) for q in queries}
+    actual = grid_values(fetched[replicas_expr], targets, t_s, step_s, replica_labels)
+    return ReplayData(targets, t_s, step_s, metrics, actual)
+
+
+def segment_windows(start_s: float, end_s: float, step_s: float, points: int) -> list[tuple[float, float]]:
+    """[(lo, hi)] consecutive windows of the grid start, start + step, ... <= end, ``points`` grid
+    points each at most."""
+    total = int((end_s - start_s) // step_s) + 1
+    return [(start_s + i * step_s, start_s + (min(i + points, total) - 1) * step_s) for i in range(0, total, points)]
+
+
+def stream_backtest(source, policies: Sequence[RuntimePolicy], names: Sequence[str], descriptions: Sequence[str],
+                    start_s: float, end_s: float, step_s: float, labels: tuple[str, str] = ("namespace", "deployment"),
+                    *, segment_points: int = 2880, max_concurrency: int = 4,
+                    on_progress: Callable[[int, int], None] | None = None) -> tuple[ReplayData, list[BacktestRun]]:
+    """Fetch the window segment by segment (``segment_points`` grid points each, one range query
+    per metric and one for the replicas that ran) and replay every policy over each segment while
+    the next one is fetched. Returns the replicas that ran on the whole grid (``metrics`` left
+    empty: the segments are dropped once replayed) and one run per policy.
+
+    The targets are the first policy's: its names, or (a label selector) the workloads of its
+    namespace seen in the first segment. ``on_progress(segments done, segments)``.
+    """
+    first = policies[0]
+    queries = list(dict.fromkeys(q for p in policies for q in p.queries))
+    kind, namespace = first.selector.kind, first.selector.namespace
+    replicas_expr = REPLICAS_QUERIES.get(kind, REPLICAS_QUERIES["Deployment"]) % namespace
+    replica_labels = (labels[0], kind.lower()) if kind in REPLICAS_QUERIES else labels
+    exprs = queries + [replicas_expr]
+    windows = segment_windows(start_s, end_s, step_s, segment_points)
+    targets: list[TargetRef] = []
+
+    def fetch(window: tuple[float, float]) -> dict:
+        lo, hi = window
+        return dict(zip(exprs, queries_pool.map(lambda e: source.query_range(e, lo, hi, step_s), exprs)))
+
+    def segment(window: tuple[float, float], fetched: dict) -> ReplayData:
+        t_s = time_grid(window[0], window[1], step_s)
+        metrics = {q: grid_values(fetched[q], targets, t_s, step_s, labels) for q in queries}
+        return ReplayData(targets, t_s, step_s, metrics,
+                          grid_values(fetched[replicas_expr], targets, t_s, step_s, replica_labels))
+
+    replayers = [Replayer(p, name=n, description=d) for p, n, d in zip(policies, names, descriptions)]
+    actual: list[np.ndarray] = []
+    with ThreadPoolExecutor(max(1, min(max_concurrency, len(exprs))), thread_name_prefix="range-query") as queries_pool, \
+            ThreadPoolExecutor(1, thread_name_prefix="prefetch") as prefetch:
+        pending = prefetch.submit(fetch, windows[0])
+        for i, window in enumerate(windows):
+            fetched = pending.result()
+            if i + 1 < len(windows):  # Prometheus works on the next window while this one replays
+                pending = prefetch.submit(fetch, windows[i + 1])
+            if i == 0:
+                targets = discover_targets(first.selector, [fetched[q] for q in queries], labels)
+                if not targets:
+                    break
+            data = segment(window, fetched)
+            for replayer in replayers:
+                replayer.feed(data)
+            actual.append(data.actual)
+            if on_progress:
+                on_progress(i + 1, len(windows))
+    t_s = time_grid(start_s, end_s, step_s)
+    whole = np.concatenate(actual) if actual else np.zeros((t_s.size, 0))
+    return ReplayData(targets, t_s, step_s, {}, whole), [r.result() for r in replayers]

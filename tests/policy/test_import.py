@@ -1,0 +1,279 @@
+"""`setpoint import`: HPA and KEDA manifests (fixtures typed from the Kubernetes and KEDA docs)
+convert into policies that validate, and an imported HPA decides as the hand-written preset does."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from controller.cli import app, main
+from controller.core.decide import Observation, ScalingState, decide
+from controller.errors import ManifestError, PolicyError
+from controller.policy import load_policy_text
+from controller.policy.import_files import import_files
+from controller.policy.importer import ConversionProblem, convert, parse_quantity
+from tests.policy.helpers import BASE, edit
+
+FIXTURES = Path(__file__).parent / "imports"
+ALL = sorted(FIXTURES.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])
+def test_every_fixture_converts_and_validates(path, tmp_path):
+    result = CliRunner().invoke(app, ["import", str(path), "-o", str(tmp_path / "out.yaml")])
+    assert result.exit_code == 0, result.output
+    check = CliRunner().invoke(app, ["validate", str(tmp_path / "out.yaml")])
+    assert check.exit_code == 0, check.output
+    policies = load_policy_text((tmp_path / "out.yaml").read_text())
+    assert policies and all(p.preset == "hpa" for p in policies)
+
+
+def test_stdin_list_as_kubectl_prints_it():
+    text = (FIXTURES / "hpa-list.yaml").read_text()
+    result = CliRunner().invoke(app, ["import", "-"], input=text)
+    assert result.exit_code == 0, result.output
+    names = [p.name for p in load_policy_text(result.stdout)]
+    assert names == ["blue-api", "green-api"]  # same HPA name in two namespaces: made unique
+
+
+def test_out_dir_writes_one_file_per_policy(tmp_path):
+    result = CliRunner().invoke(app, ["import", str(FIXTURES / "hpa-list.yaml"), str(FIXTURES / "keda-prometheus.yaml"),
+                                      "--out-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blue-api.yaml", "green-api.yaml",
+                                                          "prometheus-scaledobject.yaml"]
+
+
+@pytest.mark.parametrize("fixture, expected", [
+    pytest.param("php-apache-v1.yaml", {"utilization": 50.0}, id="v1-cpu"),
+    pytest.param("multi-metric.yaml", {"cpu": ("utilization", 50.0), "packets-per-second": ("averagePerReplica", 1000.0),
+                                       "requests-per-second": ("value", 10000.0)}, id="v2-multi"),
+    pytest.param("keda-prometheus.yaml", {"http_requests_total": ("averagePerReplica", 100.0)}, id="keda"),
+    pytest.param("behavior-disabled.yaml", {"memory": ("averagePerReplica", 512 * 2 ** 20)}, id="memory-average"),
+])
+def test_metric_targets(fixture, expected):
+    (policy,) = load_policy_text(import_files([str(FIXTURES / fixture)]).text)
+    got = {m.name: m.target for m in policy.model.spec.scaling.metrics}
+    if set(expected) == {"utilization"}:
+        assert got["cpu"].utilization == expected["utilization"]
+        return
+    for name, (kind, value) in expected.items():
+        field = {"utilization": "utilization", "averagePerReplica": "average_per_replica", "value": "value"}[kind]
+        assert getattr(got[name], field) == pytest.approx(value), name
+
+
+def test_behavior_maps_field_by_field():
+    (policy,) = load_policy_text(import_files([str(FIXTURES / "behavior-scale-down.yaml")]).text)
+    p = policy.params
+    assert p.scale_down.window_s == 300 and not p.legacy
+    assert list(p.scale_down.values) == [4, 10] and list(p.scale_down.periods_s) == [60, 60]
+    (disabled,) = load_policy_text(import_files([str(FIXTURES / "behavior-disabled.yaml")]).text)
+    assert disabled.model.spec.scaling.behavior.scale_down.select_policy == "Disabled"
+    assert disabled.model.spec.targets.kind == "StatefulSet"
+
+
+def test_keda_differences_are_comments():
+    text = import_files([str(FIXTURES / "keda-prometheus-full.yaml")]).text
+    comments = "\n".join(line for line in text.splitlines() if line.startswith("#"))
+    for word in ("activationThreshold", "fallback", "cooldownPeriod", "pollingInterval", "serverAddress"):
+        assert word in comments, word
+    (policy,) = load_policy_text(text)
+    assert policy.model.spec.replicas.min_replicas == 2 and policy.params.scale_down.window_s == 600
+
+
+def test_min_zero_becomes_one_with_a_comment():
+    text = import_files([str(FIXTURES / "keda-prometheus.yaml")]).text
+    assert "scale to zero" in text and load_policy_text(text)[0].model.spec.replicas.min_replicas == 1
+
+
+def test_external_and_container_resource_convert_with_comments():
+    text = import_files([str(FIXTURES / "external-and-container.yaml")]).text
+    assert "External metric has no query" in text and "ContainerResource" in text
+    (policy,) = load_policy_text(text)
+    queries = [m.query for m in policy.model.spec.scaling.metrics]
+    assert 'queue_messages_ready{queue="worker_tasks"}' in queries[0]
+    assert 'container="application"' in queries[1]
+
+
+HPA = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web", "namespace": "shop"},
+       "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "minReplicas": 1, "maxReplicas": 5,
+                "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                    "type": "Utilization", "averageUtilization": 50}}}]}}
+
+
+def _with(path: tuple, value) -> dict:
+    import copy
+
+    obj = copy.deepcopy(HPA)
+    here = obj
+    for key in path[:-1]:
+        here = here[key]
+    here[path[-1]] = value
+    return obj
+
+
+@pytest.mark.parametrize("obj, path, words", [
+    pytest.param(_with(("spec", "scaleTargetRef", "kind"), "ReplicaSet"), ("spec", "scaleTargetRef", "kind"),
+                 "Deployment or StatefulSet", id="replicaset"),
+    pytest.param(_with(("spec", "metrics"), [{"type": "Pods", "pods": {"metric": {"name": "x"}, "target": {
+        "type": "Value", "value": 3}}}]), ("spec", "metrics", 0, "pods", "target", "type"), "AverageValue", id="pods-value"),
+    pytest.param(_with(("spec", "metrics"), [{"type": "Custom"}]), ("spec", "metrics", 0, "type"), "Resource",
+                 id="unknown-type"),
+    pytest.param(_with(("spec", "metrics"), [{"type": "ContainerResource", "containerResource": {
+        "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}]),
+        ("spec", "metrics", 0, "containerResource", "container"), "missing", id="container-without-name"),
+    pytest.param(_with(("spec", "maxReplicas"), 0), ("spec", "maxReplicas"), "min replicas", id="max-below-min"),
+    pytest.param(_with(("apiVersion",), "autoscaling/v2beta1"), ("apiVersion",), "read the HPA back as v2",
+                 id="v2beta1"),
+    pytest.param(_with(("spec", "behavior"), {"scaleDown": {"policies": [{"type": "Pods", "value": 1,
+                                                                          "periodSeconds": 0}]}}),
+                 ("spec", "behavior", "scaleDown", "policies", 0, "periodSeconds"), "1..1800", id="bad-period"),
+])
+def test_unconvertible_objects_name_the_field(obj, path, words):
+    with pytest.raises(ConversionProblem) as info:
+        convert(obj)
+    assert info.value.path == path and words in info.value.message
+
+
+def test_keda_non_prometheus_trigger_is_rejected_with_file_and_line(tmp_path, capsys):
+    path = tmp_path / "so.yaml"
+    path.write_text("apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: q}\nspec:\n"
+                    "  scaleTargetRef: {name: q}\n  triggers:\n  - type: rabbitmq\n    metadata: {queueName: q}\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["import", str(path)])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"setpoint: {path}:7: spec.triggers[0].type: only prometheus") and err.count("\n") == 1
+
+
+def test_other_kinds_are_skipped_with_a_note(tmp_path):
+    path = tmp_path / "mixed.yaml"
+    path.write_text("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n---\n"
+                    + (FIXTURES / "php-apache-v1.yaml").read_text())
+    result = import_files([str(path)])
+    assert len(result.policies) == 1 and "skipped" in result.skipped[0] and "Deployment" in result.skipped[0]
+    with pytest.raises(ManifestError, match="no HorizontalPodAutoscaler"):
+        import_files(["-"], stdin=io.BytesIO(b"apiVersion: v1\nkind: Service\nmetadata: {name: s}\n"))
+
+
+@pytest.mark.parametrize("text, value", [("500m", 0.5), ("1k", 1000.0), ("256Mi", 256 * 2 ** 20), ("10", 10.0),
+                                         ("1.5", 1.5), ("2Gi", 2 * 2 ** 30)])
+def test_quantities(text, value):
+    assert parse_quantity(text, ()) == pytest.approx(value)
+
+
+# -- HPA field names in a Setpoint policy -------------------------------------------------------
+
+def test_hpa_field_names_are_accepted_in_behavior():
+    text = edit(BASE, "scaleDown: {stabilizationWindow: 5m, policies: [{type: Percent, value: 20, period: 1m}]}",
+                "scaleDown: {stabilizationWindowSeconds: 300, selectPolicy: Min, "
+                "policies: [{type: Percent, value: 20, periodSeconds: 60}]}")
+    (policy,) = load_policy_text(text)
+    assert policy.params.scale_down.window_s == 300 and list(policy.params.scale_down.periods_s) == [60]
+
+
+@pytest.mark.parametrize("replacement, words", [
+    pytest.param("scaleDown: {stabilizationWindowSeconds: 5m}", "stabilizationWindowSeconds: expected whole seconds",
+                 id="seconds-with-unit"),
+    pytest.param("scaleDown: {stabilizationWindowSeconds: 300, stabilizationWindow: 5m}", "keep stabilizationWindow only",
+                 id="both-names"),
+    pytest.param("scaleDown: {policies: [{type: Pods, value: 1, periodSeconds: 1m}]}", "write Setpoint's period",
+                 id="period-with-unit"),
+    pytest.param("scaleDown: {stabilizationWindowSeconds: 4000}", "stabilizationWindow: must be at most 1h",
+                 id="out-of-range-names-setpoint-field"),
+])
+def test_hpa_field_names_rejected_with_the_setpoint_name(replacement, words):
+    text = edit(BASE, "scaleDown: {stabilizationWindow: 5m, policies: [{type: Percent, value: 20, period: 1m}]}",
+                replacement)
+    with pytest.raises(PolicyError) as info:
+        load_policy_text(text, "shop.yaml")
+    assert any(words in str(e) for e in info.value.errors), info.value.errors
+
+
+# -- same decisions as the hand-written preset --------------------------------------------------
+
+PRESET = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {name: hand}
+spec:
+  preset: hpa
+  targets: {namespace: shop, name: web}
+  replicas: {min: 2, max: 40}
+  scaling:
+    metrics:
+      - {name: cpu, query: cpu, target: {utilization: 60%}}
+    behavior:
+      scaleDown:
+        stabilizationWindow: 5m
+        policies: [{type: Pods, value: 4, period: 1m}, {type: Percent, value: 10, period: 1m}]
+"""
+LEGACY = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {name: hand}
+spec:
+  preset: hpa
+  targets: {namespace: default, name: php-apache}
+  replicas: {min: 1, max: 10}
+  scaling:
+    metrics:
+      - {name: cpu, query: cpu, target: {utilization: 50}}
+"""
+
+
+def _run(params, utilizations: list[float], start: int) -> list[int]:
+    """desired replicas per tick, each tick's desired becoming the next tick's current."""
+    state = ScalingState.empty(1, params)
+    current, out = float(start), []
+    for k, u in enumerate(utilizations):
+        d = decide(params, Observation.of([current], [current], [[u]]), state, 1_000_000.0 + 15.0 * k)
+        state, current = d.state, float(d.desired[0])
+        out.append(int(d.desired[0]))
+    return out
+
+
+SERIES = {
+    "flat": [60.0] * 30,
+    "spike": [60.0] * 5 + [300.0] * 5 + [20.0] * 40,
+    "ramp-down": [float(v) for v in np.linspace(200, 5, 60)],
+    "saw": [30.0, 90.0] * 30,
+}
+
+
+@pytest.mark.parametrize("fixture, hand, start", [
+    pytest.param("behavior-scale-down.yaml", PRESET, 8, id="behavior"),
+    pytest.param("php-apache-v2.yaml", LEGACY, 3, id="legacy-v2"),
+    pytest.param("php-apache-v1.yaml", LEGACY, 3, id="legacy-v1"),
+])
+@pytest.mark.parametrize("series", list(SERIES), ids=list(SERIES))
+def test_imported_hpa_decides_as_the_preset(fixture, hand, start, series):
+    (imported,) = load_policy_text(import_files([str(FIXTURES / fixture)]).text)
+    (written,) = load_policy_text(hand)
+    got = _run(imported.params, SERIES[series], start)
+    assert got == _run(written.params, SERIES[series], start)
+    assert len(set(got)) > 1 or series == "flat"  # the table exercises scaling, not a constant
+
+
+def test_imported_policies_and_hpa_names_pass_the_json_schema():
+    """Editors validate with the JSON Schema: it accepts what `setpoint validate` accepts."""
+    import yaml
+
+    jsonschema = pytest.importorskip("jsonschema")
+    from controller.policy import policy_json_schema
+
+    schema = policy_json_schema()
+    for path in ALL:
+        for document in yaml.safe_load_all(import_files([str(path)]).text):
+            jsonschema.validate(document, schema)
+    text = edit(BASE, "scaleDown: {stabilizationWindow: 5m, policies: [{type: Percent, value: 20, period: 1m}]}",
+                "scaleDown: {stabilizationWindowSeconds: 300, policies: [{type: Percent, value: 20, periodSeconds: 60}]}")
+    jsonschema.validate(yaml.safe_load(text), schema)
+    both = edit(BASE, "policies: [{type: Percent, value: 20, period: 1m}]",
+                "policies: [{type: Percent, value: 20, period: 1m, periodSeconds: 60}]")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(yaml.safe_load(both), schema)
