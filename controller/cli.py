@@ -472,16 +472,19 @@ def _action_cell(action: dict | None, now: float) -> str:
     what = action["action"]
     if action.get("to") is not None:
         what += f" {action.get('from')}->{action['to']}"
-    return f"{what} ({action.get('reason')})\n{wall_clock(action.get('at'), now)}"
+    reason = action.get("reason")
+    if reason:
+        what += f" ({reason})" if len(what) + len(reason) <= 20 else f"\n{reason}"
+    return f"{what}\n{wall_clock(action.get('at'), now)}"
 
 
 def _health_cell(health: dict | None) -> str:
     if not health:
         return "-"
     firing = [c["name"] for c in health.get("checks", []) if c.get("phase") == "firing"]
-    parts = [f"HELD ({health.get('held_reason') or 'held'})"] if health.get("held") else []
+    parts = ["HELD", health.get("held_reason") or ""] if health.get("held") else []
     parts.append(f"firing: {', '.join(firing)}" if firing else "ok")
-    return "\n".join(parts)
+    return "\n".join(p for p in parts if p)
 
 
 @app.command(short_help="Run the controller against Prometheus and Kubernetes.")

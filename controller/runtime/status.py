@@ -64,7 +64,9 @@ def fold(previous: dict | None, record: dict) -> dict:
     return {
         "policy": record.get("policy"), "target": record.get("target"), "at": at,
         "current": record.get("current"), "ready": record.get("ready"), "desired": record.get("desired"),
-        "reason": record.get("reason"),
+        # a health-only policy has no scaling reason of its own: its health side's is the one
+        "reason": (record.get("health") or {}).get("reason") if not record.get("metrics") and record.get("health")
+        else record.get("reason"),
         "metrics": {name: {"value": m.get("smoothed"), "proposal": m.get("proposal"), "missing": m.get("missing")}
                     for name, m in (record.get("metrics") or {}).items()},
         "last_action": last_action(record) or (previous or {}).get("last_action"),

@@ -128,11 +128,11 @@ WITHIN = ("False", "DesiredWithinRange")
         conditions={"AbleToScale": ("True", "SucceededGetScale"), "ScalingActive": ("False", "FailedGetExternalMetric")},
         table=["MetricsMissing", "FailedGetExternalMetric", "no usable sample for rps"]), id="metrics missing"),
     pytest.param(HEALTH, 100.0, 1, dict(
-        current=4, desired=4, reason="MetricsMissing", conditions={}, health_phase="firing", held=False,
+        current=4, desired=4, reason="SystemicNoRestart", conditions={}, health_phase="firing", held=False,
         table=["firing: memory", "memory", "firing", "256 (4/4 pods)"]), id="health check firing"),
     pytest.param(HEALTH, 100.0, 60, dict(
         current=4, conditions={}, held=True, action=("rolling-restart", None, None, None),
-        table=["HELD (", "rolling-restart"]), id="held target shown"),
+        reason="Held", table=["HELD", "rolling-restart"]), id="held target shown"),
 ])
 def test_status_view_from_records(tmp_path, capsys, local_zone, policy, load, cycles, expect):
     from controller.cli import _print_status
@@ -152,6 +152,9 @@ def test_status_view_from_records(tmp_path, capsys, local_zone, policy, load, cy
             == want
     if "held" in expect:
         assert status["health"]["held"] is expect["held"]
+        assert status["health"]["held_reason"] if expect["held"] else status["health"]["held_reason"] is None
+    if expect.get("held"):
+        assert status["reason"] == expect["reason"]
     if "health_phase" in expect:
         assert [c["phase"] for c in status["health"]["checks"]] == [expect["health_phase"]]
 
@@ -160,7 +163,7 @@ def test_status_view_from_records(tmp_path, capsys, local_zone, policy, load, cy
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) <= 80, out
     flat = " ".join(out.split())  # a message folds over lines in its (last) column
-    for text in expect["table"]:
+    for text in expect["table"] + ([status["health"]["held_reason"]] if expect.get("held") else []):
         assert text in flat, out
     # the record's time, in local wall-clock time (UTC+05:30), 90 s before "now"
     local = datetime.fromtimestamp(records[-1]["at"], XST).strftime("%H:%M:%S")
