@@ -372,13 +372,13 @@ DEFAULT_STATUS_SERVER = "http://127.0.0.1:8080"  # `setpoint run --listen`'s def
 @app.command(short_help="Show each target's replicas, conditions and health.")
 def status(
     server: Annotated[Optional[str], typer.Option(
-        "--server", "-s", show_default=DEFAULT_STATUS_SERVER,
+        "--server", "-s", metavar="URL", show_default=DEFAULT_STATUS_SERVER,
         help="Base URL of a running controller's HTTP port (its --listen); GET /status is read.")] = None,
     records: Annotated[Optional[Path], typer.Option(
-        "--records", "-r", help="Build the view from a decisions .jsonl file instead (its rotated FILE.1, FILE.2, "
+        "--records", "-r", metavar="FILE", help="Build the view from a decisions .jsonl file instead (its rotated FILE.1, FILE.2, "
                                 "... are read too), e.g. the --records file of `setpoint run`.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the status document as JSON.")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for --server.")] = 5.0,
+    timeout: Annotated[float, typer.Option(metavar="SECONDS", help="Seconds to wait for --server.")] = 5.0,
 ) -> None:
     """Show per target: current and desired replicas, the reason, the last action, the
     HPA-style conditions (AbleToScale, ScalingActive, ScalingLimited: type, status, reason,
