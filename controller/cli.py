@@ -376,7 +376,8 @@ def status(
         help="Base URL of a running controller's HTTP port (its --listen); GET /status is read.")] = None,
     records: Annotated[Optional[Path], typer.Option(
         "--records", "-r", metavar="FILE", help="Build the view from a decisions .jsonl file instead (its rotated FILE.1, FILE.2, "
-                                "... are read too), e.g. the --records file of `setpoint run`.")] = None,
+                                "... are read too), e.g. the --records file of `setpoint run`, or a `setpoint "
+                                "simulate` output folder.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the status document as JSON.")] = False,
     timeout: Annotated[float, typer.Option(metavar="SECONDS", help="Seconds to wait for --server.")] = 5.0,
 ) -> None:
@@ -399,6 +400,8 @@ def status(
         raise StatusError("give --server or --records, not both")
     now = time.time()
     if records is not None:
+        if records.is_dir():  # a `setpoint simulate` output folder
+            records = records / "decisions.jsonl"
         if not record_files(records):
             raise StatusError(f"{records}: no such file (nor rotated {records.name}.1, ...); pass the --records "
                               f"file of `setpoint run`")
