@@ -14,8 +14,12 @@ from pathlib import Path
 import pytest
 
 from controller.adapters.kubernetes import KubernetesCluster
+from controller.model import jsonable
+from controller.policy import load_policy_text
 from controller.runtime.http import StatusServer
+from controller.runtime.reconciler import Reconciler, RuntimePolicy, cycle_records
 from controller.runtime.service import ControllerService
+from controller.runtime.status import book_from_records
 from controller.runtime.telemetry import Telemetry
 from simulators.ports import SimMetrics
 from tests.adapters.kube_helpers import REQUEST_TIMEOUT_S, official_client, server  # noqa: F401 (fixture)
@@ -114,3 +118,23 @@ def test_bad_input_is_one_line_naming_the_next_step(args, message):
     assert len(lines) == 1 and lines[0].startswith("setpoint: ") and message in lines[0], proc.stderr
     if "refused" in message or "reach" in message:
         assert "kubectl port-forward" in lines[0]
+
+
+def test_a_scale_the_api_refuses_is_able_to_scale_false(server, tmp_path):  # noqa: F811
+    """A scale the API refuses (403) is AbleToScale False / FailedUpdateScale, with the API's answer."""
+    [policy] = load_policy_text(POLICY, "web.yaml")
+    world = server.world
+    world.advance(2)
+    metrics = SimMetrics(world.engine, {"rps_query": "offered_rps"}, window_s=15, tick_s=world.tick_s)
+    metrics.push(world.engine.signals())
+    cluster = KubernetesCluster(official_client(server, tmp_path), qps=0, max_retries=0, retry_backoff_s=0.01)
+    server.api.faults.inject(r"/deployments/web/scale$", status=403, times=1, method="PATCH")
+    result = Reconciler(RuntimePolicy.of(policy), metrics, cluster).cycle(world.engine.now)
+    cluster.close()
+    assert not result.actions and len(result.failed) == 1
+    records = [jsonable(r.to_dict()) for r in cycle_records(result, policy.params.metric_names)]
+    web = book_from_records(records).view()["web"]["targets"]["shop/web"]
+    able = web["conditions"]["AbleToScale"]
+    assert (able["status"], able["reason"]) == ("False", "FailedUpdateScale")
+    assert able["message"].startswith("the controller was unable to update the target scale: permanent")
+    assert web["conditions"]["ScalingActive"]["reason"] == "ValidMetricFound"
