@@ -20,10 +20,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from controller.errors import PolicyError
 from controller.policy import LoadedPolicy, check_policies
-from controller.model import TargetRef
+from controller.model import TargetRef, jsonable
 from controller.ports import Cluster, MetricsSource, StateStore
 from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy, cycle_records
-from controller.model import jsonable
 from controller.runtime.records import DEFAULT_KEEP, DEFAULT_MAX_BYTES, RecordWriter
 from controller.runtime.status import StatusBook, to_document
 from controller.runtime.telemetry import Telemetry
@@ -176,10 +175,13 @@ class ControllerService:
         policy = self.policies.get(result.policy)
         if result.decision is not None and policy is not None:
             records = cycle_records(result, policy.params.metric_names)
-            self.status_book.add_cycle(result.policy, result.now, (jsonable(r.to_dict()) for r in records))
             with self._records_lock:
                 if self._records:
                     self._records.write(records)
+            try:
+                self.status_book.add_cycle(result.policy, result.now, (jsonable(r.to_dict()) for r in records))
+            except Exception:  # the status view is for people; it must not cost a cycle its records or actions
+                log.exception("status update failed", extra={"policy": result.policy})
         for error in result.errors:
             log.warning(error, extra={"policy": result.policy})
         for problem in result.state_problems:
