@@ -9,6 +9,8 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from controller.errors import StatusError
 from controller.runtime.records import read_all_records
@@ -210,3 +212,30 @@ def test_wall_clock_is_local_time_with_the_date_when_not_today(local_zone):
     assert wall_clock(now - 30, now) == datetime.fromtimestamp(now - 30, XST).strftime("%H:%M:%S") + " (30s ago)"
     assert wall_clock(125.0, now) == "t+2m"  # a simulation's records: seconds since its start
     assert rfc3339(T0, None).endswith("+05:30")
+
+
+@given(st.lists(st.tuples(st.sampled_from(["True", "False", None]), st.sampled_from(["True", "False", None])),
+                min_size=1, max_size=12))
+def test_fold_keeps_kubernetes_transition_semantics(statuses):
+    """Whatever the sequence of cycles: each condition shows the status of the last cycle that set
+    it, and its last transition is the first cycle of the run of that status that ends there; a
+    condition no cycle set is absent."""
+    records = []
+    for k, (able, limited) in enumerate(statuses):
+        conds = {kind: {"status": s, "reason": f"R{s}", "message": ""}
+                 for kind, s in (("AbleToScale", able), ("ScalingLimited", limited)) if s is not None}
+        records.append({"policy": "p", "target": "ns/t", "at": T0 + 15 * k, "current": 1, "desired": 1,
+                        "reason": "WithinTolerance", "conditions": conds})
+    status = book_from_records(records).view()["p"]["targets"]["ns/t"]
+    for j, kind in enumerate(("AbleToScale", "ScalingLimited")):
+        set_at = [(r["at"], s[j]) for r, s in zip(records, statuses) if s[j] is not None]
+        if not set_at:
+            assert kind not in status["conditions"]
+            continue
+        last = set_at[-1][1]
+        start = len(set_at) - 1
+        while start > 0 and set_at[start - 1][1] == last:
+            start -= 1
+        assert status["conditions"][kind]["status"] == last
+        assert status["conditions"][kind]["last_transition"] == set_at[start][0]
+    assert list(status["conditions"]) == [k for k in ("AbleToScale", "ScalingLimited") if k in status["conditions"]]
