@@ -557,6 +557,130 @@ def _format_record(r: dict) -> str:
             f"(ready {r.get('ready')})")
 
 
+DEFAULT_STATUS_SERVER = "http://127.0.0.1:8080"  # `setpoint run --listen`'s default port
+
+
+@app.command(short_help="Show each target's replicas, conditions and health.")
+def status(
+    server: Annotated[Optional[str], typer.Option(
+        "--server", "-s", metavar="URL", show_default=DEFAULT_STATUS_SERVER,
+        help="Base URL of a running controller's HTTP port (its --listen); GET /status is read.")] = None,
+    records: Annotated[Optional[Path], typer.Option(
+        "--records", "-r", metavar="FILE", help="Build the view from a decisions .jsonl file instead (its rotated FILE.1, FILE.2, "
+                                "... are read too), e.g. the --records file of `setpoint run`, or a `setpoint "
+                                "simulate` output folder.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status document as JSON.")] = False,
+    timeout: Annotated[float, typer.Option(metavar="SECONDS", help="Seconds to wait for --server.")] = 5.0,
+) -> None:
+    """Show per target: current and desired replicas, the reason, the last action, the
+    HPA-style conditions (AbleToScale, ScalingActive, ScalingLimited: type, status, reason,
+    message, as kubectl describe hpa shows them), health checks and held targets.
+
+    Times print in local wall-clock time (set TZ to change the zone) with how long ago.
+    The view comes from a running controller (--server, default http://127.0.0.1:8080) or
+    from its decision records (--records: the latest record of each target). With --json,
+    the document GET /status serves, times in RFC 3339 with the local offset.
+    """
+    import time
+
+    from controller.errors import StatusError
+    from controller.runtime.records import read_all_records, record_files
+    from controller.runtime.status import book_from_records, fetch_status, to_document
+
+    if server is not None and records is not None:
+        raise StatusError("give --server or --records, not both")
+    now = time.time()
+    if records is not None:
+        if records.is_dir():  # a `setpoint simulate` output folder
+            records = records / "decisions.jsonl"
+        if not record_files(records):
+            raise StatusError(f"{records}: no such file (nor rotated {records.name}.1, ...); pass the --records "
+                              f"file of `setpoint run`")
+        book = book_from_records(read_all_records(records))
+        if not len(book):
+            raise StatusError(f"{records}: no decision records in it; pass the --records file of `setpoint run`")
+        policies = book.view()
+    else:
+        policies = fetch_status(server or DEFAULT_STATUS_SERVER, timeout_s=timeout)
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(to_document(policies, now, tz=None), indent=1))
+        return
+    _print_status(policies, now)
+
+
+def _print_status(policies: dict, now: float) -> None:
+    """Per policy: a table of its targets, then each target's conditions and health checks."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from controller.runtime.status import wall_clock, zone_name
+
+    console = Console(highlight=False)  # the terminal's width (80 columns when not a terminal)
+
+    def table(title: str, columns: list[str], fold: tuple[int, ...] = ()) -> Table:
+        t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
+        for i, column in enumerate(columns):
+            t.add_column(column, overflow="fold", no_wrap=i not in fold)
+        return t
+
+    console.print(f"times in local time, {zone_name(now)}; now {wall_clock(now, now).split(' ')[0]}", markup=False)
+    for name, policy in policies.items():
+        targets = policy["targets"]
+        summary = table(f"policy {name}: last cycle {wall_clock(policy['at'], now)}",
+                        ["target", "cur", "want", "reason", "last action", "health"], fold=(4, 5))
+        for key, s in targets.items():
+            summary.add_row(key, _num(s.get("current")), _num(s.get("desired")), s.get("reason") or "-",
+                            _action_cell(s.get("last_action"), now), _health_cell(s.get("health")))
+        if not targets:
+            summary.add_row("(no target yet)", "", "", "", "", "")
+        console.print(summary)
+        for key, s in targets.items():
+            conditions = s.get("conditions") or {}
+            if conditions:
+                t = table(f"{key} conditions", ["type", "status", "reason", "message"], fold=(3,))
+                for kind, c in conditions.items():
+                    t.add_row(kind, c.get("status", ""), c.get("reason", ""), c.get("message", ""))
+                console.print(t)
+            health = s.get("health")
+            if health and health.get("checks"):
+                t = table(f"{key} health checks", ["check", "phase", "value", "since"], fold=(3,))
+                for c in health["checks"]:
+                    pods = f" ({c['firing_pods']}/{c['pods']} pods)" if c.get("scope") == "pod" else ""
+                    t.add_row(c["name"], c.get("phase") or "-", _num(c.get("value")) + pods,
+                              wall_clock(c.get("since"), now))
+                console.print(t)
+
+
+def _num(v) -> str:
+    return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _action_cell(action: dict | None, now: float) -> str:
+    if not action:
+        return "none"
+    from controller.runtime.status import wall_clock
+
+    what = action["action"]
+    if action.get("to") is not None:
+        what += f" {action.get('from')}->{action['to']}"
+    reason = action.get("reason")
+    if reason:
+        what += f" ({reason})" if len(what) + len(reason) <= 20 else f"\n{reason}"
+    return f"{what}\n{wall_clock(action.get('at'), now)}"
+
+
+def _health_cell(health: dict | None) -> str:
+    if not health:
+        return "-"
+    firing = [c["name"] for c in health.get("checks", []) if c.get("phase") == "firing"]
+    parts = ["HELD", health.get("held_reason") or ""] if health.get("held") else []
+    parts.append(f"firing: {', '.join(firing)}" if firing else "ok")
+    return "\n".join(p for p in parts if p)
+
+
 @app.command(short_help="Run the controller against Prometheus and Kubernetes.")
 def run(
     policies: Annotated[list[Path], typer.Option(
@@ -571,7 +695,8 @@ def run(
     shadow: Annotated[bool, typer.Option(
         "--shadow", help="Run beside the incumbent autoscaler: decide and record, write nothing to the cluster, "
                          "and export setpoint_shadow_* metrics comparing with the replicas it sets.")] = False,
-    listen: Annotated[str, typer.Option(help="Address for /metrics, /healthz and /readyz.")] = "0.0.0.0:8080",
+    listen: Annotated[str, typer.Option(
+        help="Address for /metrics, /healthz, /readyz and /status (read by `setpoint status`).")] = "0.0.0.0:8080",
     records: Annotated[Path, typer.Option(
         help="Decision records, appended as JSON lines (read them with `setpoint explain FILE`); "
              "- for standard output.")] = Path("setpoint-decisions.jsonl"),
@@ -672,7 +797,7 @@ def run(
         if problems:
             _fail(problems)
         return
-    server = StatusServer(listen, telemetry.registry, service.healthy, service.ready).start()
+    server = StatusServer(listen, telemetry.registry, service.healthy, service.ready, status=service.status).start()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

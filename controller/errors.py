@@ -114,3 +114,11 @@ class Forbidden(PermanentError):
 class StateStoreError(SetpointError):
     """The durable state could not be read or written (the store is unreachable, RBAC denies
     it, or a write kept conflicting). The caller keeps its state and tries again next cycle."""
+
+
+class StatusError(SetpointError):
+    """`setpoint status` could not build the view: bad arguments, no records, a bad answer."""
+
+
+class StatusUnreachable(StatusError):
+    """The controller's HTTP port did not answer (refused, timed out, not Setpoint)."""

@@ -11,7 +11,46 @@ import numpy as np
 
 from controller.core.limit import NOT_LIMITED
 from controller.core.normalize import NormResult
+from controller.core.params import MetricKind
 from controller.model import Reason
+
+#: The three condition types, in the order ``kubectl describe hpa`` lists them.
+CONDITION_TYPES = ("AbleToScale", "ScalingActive", "ScalingLimited")
+
+#: The status each reason sets (section 13): "True" or "False".
+CONDITION_STATUS: dict[str, str] = {
+    "FailedGetScale": "False", "SucceededGetScale": "True", "ReadyForNewScale": "True",
+    "ScaleDownStabilized": "True", "ScaleUpStabilized": "True", "SucceededRescale": "True",
+    "FailedUpdateScale": "False",
+    "ValidMetricFound": "True", "InvalidSelector": "False", "AmbiguousSelector": "False",
+    "FailedGetResourceMetric": "False", "FailedGetContainerResourceMetric": "False", "FailedGetPodsMetric": "False",
+    "FailedGetObjectMetric": "False", "FailedGetExternalMetric": "False", "InvalidMetricSourceType": "False",
+    "ScalingDisabled": "False",
+    "DesiredWithinRange": "False", "TooFewReplicas": "True", "TooManyReplicas": "True", "ScaleUpLimit": "True",
+    "ScaleDownLimit": "True",
+}
+
+#: ScalingActive reason when a metric of this kind has no usable sample: utilization is HPA's
+#: Resource metric; the other kinds are Prometheus series, as HPA reads External metrics.
+FAILED_METRIC_REASONS: dict[int, str] = {
+    MetricKind.UTILIZATION: "FailedGetResourceMetric",
+    MetricKind.VALUE: "FailedGetExternalMetric",
+    MetricKind.AVERAGE_PER_REPLICA: "FailedGetExternalMetric",
+}
+
+
+def condition_status(reason: str) -> str:
+    """"True", "False", or "Unknown" for a reason this table does not know."""
+    return CONDITION_STATUS.get(reason, "Unknown")
+
+
+def metric_failure_reasons(kinds: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """(N, M) ScalingActive reasons of the metrics that were not valid ('' where valid).
+
+    kinds: (M,) MetricKind codes; valid: (N, M) bool, the metric gave a usable proposal.
+    """
+    names = np.array([FAILED_METRIC_REASONS[int(k)] for k in kinds], dtype=object).reshape(1, -1)
+    return np.where(np.asarray(valid, bool), "", np.broadcast_to(names, np.shape(valid)))
 
 LIMIT_CONDITION_REASONS: dict[int, str] = {
     NOT_LIMITED: "DesiredWithinRange",

@@ -1,4 +1,4 @@
-"""The controller's own HTTP endpoints: /metrics, /healthz, /readyz.
+"""The controller's own HTTP endpoints: /metrics, /healthz, /readyz, /status (JSON).
 
 Served by a :class:`~controller.runtime.bounded_http.BoundedHTTPServer`: idle connections are
 closed after ``idle_timeout_s``, a request must arrive within ``read_timeout_s``, and at most
@@ -8,6 +8,7 @@ pile up threads. Scrapers and probes need one connection each.
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Callable
 
@@ -31,11 +32,13 @@ class StatusServer:
     """Serves metrics and probes in a daemon thread.
 
     healthy: the process works (the scheduler thread is alive); ready: policies are loaded
-    and every policy completed a cycle recently. Each check returns (ok, text).
+    and every policy completed a cycle recently. Each check returns (ok, text). status: the
+    JSON document of GET /status (per policy and target, see controller.runtime.status).
     """
 
     def __init__(self, listen: str, registry: CollectorRegistry, healthy: Callable[[], tuple[bool, str]],
-                 ready: Callable[[], tuple[bool, str]], *, max_connections: int = STATUS_MAX_CONNECTIONS,
+                 ready: Callable[[], tuple[bool, str]], *, status: Callable[[], dict] | None = None,
+                 max_connections: int = STATUS_MAX_CONNECTIONS,
                  idle_timeout_s: float = IDLE_TIMEOUT_S, read_timeout_s: float = READ_TIMEOUT_S):
         host, port = parse_listen(listen)
         outer = self
@@ -50,8 +53,17 @@ class StatusServer:
                 elif self.path in ("/healthz", "/readyz"):
                     ok, text = (outer.healthy if self.path == "/healthz" else outer.ready)()
                     self._send(200 if ok else 503, (text + "\n").encode(), "text/plain; charset=utf-8")
+                elif self.path.split("?")[0] == "/status" and outer.status is not None:
+                    try:
+                        body = json.dumps(outer.status(), indent=1, allow_nan=False).encode() + b"\n"
+                    except Exception as exc:  # a bug must not kill the server thread: say so
+                        self._send(500, f"status failed: {type(exc).__name__}: {exc}\n".encode(),
+                                   "text/plain; charset=utf-8")
+                        return
+                    self._send(200, body, "application/json")
                 else:
-                    self._send(404, b"not found: try /metrics, /healthz or /readyz\n", "text/plain; charset=utf-8")
+                    self._send(404, b"not found: try /metrics, /healthz, /readyz or /status\n",
+                               "text/plain; charset=utf-8")
 
             def _send(self, code: int, body: bytes, content_type: str) -> None:
                 self.send_response(code)
@@ -65,7 +77,7 @@ class StatusServer:
             def log_message(self, *args) -> None:  # probes every few seconds: keep the logs quiet
                 pass
 
-        self.registry, self.healthy, self.ready = registry, healthy, ready
+        self.registry, self.healthy, self.ready, self.status = registry, healthy, ready, status
         self.server = BoundedHTTPServer((host, port), Handler, max_connections=max_connections,
                                         idle_timeout_s=idle_timeout_s, read_timeout_s=read_timeout_s)
         self.thread = threading.Thread(target=self.server.serve_forever, name="status-http", daemon=True)

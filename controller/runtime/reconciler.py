@@ -23,6 +23,7 @@ from controller.errors import ActuationError, ConflictError, MetricsUnavailable,
 from controller.model import REASON_CODES, RESUME_ANNOTATION, Action, ActionKind, TargetRef
 from controller.policy.compile import compile_policy_health
 from controller.ports import Cluster, ClusterView, MetricsSource, Samples, StateStore, TargetSelector
+from controller.runtime.conditions import scaling_conditions
 from controller.runtime.healing import HealthQueries, health_actions, observe_health
 
 
@@ -68,16 +69,22 @@ class CycleResult:
     metric_names: tuple[str, ...] = ()  # the policy's scaling metrics, in the decision's column order
     state_problems: list[str] = field(default_factory=list)  # durable state unreadable: restored conservatively
     state_saved: bool = False  # the durable health state was written this cycle
+    # per target, the HPA-style conditions this cycle set: {type: {status, reason, message}}
+    conditions: list[dict[str, dict]] = field(default_factory=list)
 
 
 def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: float = 0.0) -> list:
     """One DecisionRecord per target of a cycle, with the health record under ``extra["health"]``
-    when the policy has health checks; ``at`` is relative to ``start_s``."""
+    when the policy has health checks and the conditions the cycle set under
+    ``extra["conditions"]``; ``at`` is relative to ``start_s``."""
     d = result.decision
     if d is None:
         return []
     keys = [t.key for t in result.targets]
     records = d.records(result.policy, keys, metric_names)
+    if result.conditions:
+        records = [replace(r, extra={**r.extra, "conditions": c}) if c else r
+                   for r, c in zip(records, result.conditions)]
     if result.healing is not None:
         health = result.healing.records(result.policy, keys)
         records = [replace(r, extra={**r.extra, "health": h.to_dict()}) for r, h in zip(records, health)]
@@ -312,6 +319,8 @@ class Reconciler:
             actions = self._heal(targets, view, decision, now, result)
         for action in actions:
             self._apply(action, result)
+        result.conditions = scaling_conditions(self.policy.params, decision, targets, view.exists, result.actions,
+                                               result.failed)
         if self.state_store is not None and result.healing is not None:
             self._save_if_changed(targets, now, result)
         self._state = decision.state

@@ -20,10 +20,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from controller.errors import PolicyError
 from controller.policy import LoadedPolicy, check_policies
-from controller.model import TargetRef
+from controller.model import TargetRef, jsonable
 from controller.ports import Cluster, MetricsSource, StateStore
 from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy, cycle_records
 from controller.runtime.records import DEFAULT_KEEP, DEFAULT_MAX_BYTES, RecordWriter
+from controller.runtime.status import StatusBook, to_document
 from controller.runtime.telemetry import Telemetry
 
 log = logging.getLogger("setpoint.runtime")
@@ -102,6 +103,7 @@ class ControllerService:
         self._records = (RecordWriter(self.options.records_path, self.options.records_max_bytes, self.options.records_keep)
                          if self.options.records_path else None)
         self._records_lock = threading.Lock()
+        self.status_book = StatusBook()  # GET /status: the last cycle of each policy, per target
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max(1, self.options.workers))},
             job_defaults={"coalesce": True, "max_instances": 1}, timezone="UTC")
@@ -176,6 +178,10 @@ class ControllerService:
             with self._records_lock:
                 if self._records:
                     self._records.write(records)
+            try:
+                self.status_book.add_cycle(result.policy, result.now, (jsonable(r.to_dict()) for r in records))
+            except Exception:  # the status view is for people; it must not cost a cycle its records or actions
+                log.exception("status update failed", extra={"policy": result.policy})
         for error in result.errors:
             log.warning(error, extra={"policy": result.policy})
         for problem in result.state_problems:
@@ -256,6 +262,7 @@ class ControllerService:
         self.telemetry.policies_loaded.set(len(plan.policies))
         for name in set(old_policies) - set(plan.policies):
             self.telemetry.forget_policy(name)
+        self.status_book.forget(plan.policies)
 
     def _restore_jobs(self, names: list[str], policies: dict[str, RuntimePolicy]) -> None:
         for name in names:
@@ -296,6 +303,11 @@ class ControllerService:
             for ref in refs + self.last_targets.get(name, []):
                 seen.setdefault(ref, name)
         return list(seen.items())
+
+    # ------------------------------------------------------------------ status
+    def status(self) -> dict:
+        """GET /status: per policy and target, the latest status (times in UTC, RFC 3339)."""
+        return to_document(self.status_book.view(self.policies), self.clock())
 
     # ------------------------------------------------------------------ probes
     def healthy(self) -> tuple[bool, str]:

@@ -1,0 +1,242 @@
+"""Per-target status (`setpoint status`, GET /status): the latest decision record of each
+target folded with what came before it (the last action, when each condition last changed).
+
+The same :class:`StatusBook` is fed by the running controller (each cycle's records) and by a
+decision-records file, so both give the same view. Inside, times are UTC epoch seconds; the
+JSON document writes them as RFC 3339 in a given zone (the server: UTC; the CLI: local).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from datetime import datetime, timezone, tzinfo
+from typing import Callable, Iterable
+
+from controller.core.hpa_conditions import CONDITION_TYPES
+from controller.errors import StatusError, StatusUnreachable
+
+KIND = "SetpointStatus"
+#: Times below this are seconds since a simulation's start (`setpoint simulate` records), not epoch.
+EPOCH_FLOOR_S = 1e9
+
+
+def last_action(record: dict) -> dict | None:
+    """The action a record decided (the health side's arbitrated one when the policy heals), or None."""
+    health = record.get("health") or {}
+    if health.get("action"):
+        to = health.get("replicas") if health["action"] == "scale" else None
+        return {"action": health["action"], "reason": health.get("reason"), "from": record.get("current"),
+                "to": to, "at": record.get("at")}
+    if record.get("action"):
+        return {"action": record["action"], "reason": record.get("reason"), "from": record.get("current"),
+                "to": record.get("desired"), "at": record.get("at")}
+    return None
+
+
+def _health_view(health: dict | None) -> dict | None:
+    if not health:
+        return None
+    checks = []
+    for name, c in (health.get("checks") or {}).items():
+        value = c.get("smoothed") if c.get("smoothed") is not None else c.get("raw")
+        checks.append({"name": name, "scope": c.get("scope"), "phase": c.get("phase"), "value": value,
+                       "since": c.get("since"), "firing_pods": c.get("firing_pods", 0), "pods": c.get("pods", 0)})
+    return {"held": bool(health.get("held")), "held_reason": health.get("held_reason"),
+            "action": health.get("action"), "reason": health.get("reason"), "checks": checks}
+
+
+def _condition_order(kind: str) -> tuple:
+    return (CONDITION_TYPES.index(kind) if kind in CONDITION_TYPES else len(CONDITION_TYPES), kind)
+
+
+def fold(previous: dict | None, record: dict) -> dict:
+    """The status of a target after ``record`` (a decision-record dict), given its status before."""
+    at = record.get("at")
+    conditions = dict((previous or {}).get("conditions") or {})
+    for kind, new in (record.get("conditions") or {}).items():
+        old = conditions.get(kind)
+        changed = old is None or old.get("status") != new.get("status")
+        conditions[kind] = {**new, "last_transition": at if changed else old.get("last_transition")}
+    conditions = {k: conditions[k] for k in sorted(conditions, key=_condition_order)}
+    return {
+        "policy": record.get("policy"), "target": record.get("target"), "at": at,
+        "current": record.get("current"), "ready": record.get("ready"), "desired": record.get("desired"),
+        # a health-only policy has no scaling reason of its own: its health side's is the one
+        "reason": (record.get("health") or {}).get("reason") if not record.get("metrics") and record.get("health")
+        else record.get("reason"),
+        "metrics": {name: {"value": m.get("smoothed"), "proposal": m.get("proposal"), "missing": m.get("missing")}
+                    for name, m in (record.get("metrics") or {}).items()},
+        "last_action": last_action(record) or (previous or {}).get("last_action"),
+        "conditions": conditions,
+        "health": _health_view(record.get("health")),
+    }
+
+
+class StatusBook:
+    """Latest status per policy and target; thread-safe (cycles write, the HTTP server reads)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._targets: dict[str, dict[str, dict]] = {}  # policy -> target key -> status
+        self._cycle_at: dict[str, float] = {}
+
+    def add(self, record: dict) -> None:
+        """Fold one record in (a records file, oldest first)."""
+        policy = str(record.get("controller") or record.get("policy"))
+        with self._lock:
+            targets = self._targets.setdefault(policy, {})
+            targets[record["target"]] = fold(targets.get(record["target"]), record)
+            self._cycle_at[policy] = max(self._cycle_at.get(policy, record["at"]), record["at"])
+
+    def add_cycle(self, policy: str, at: float, records: Iterable[dict]) -> None:
+        """One cycle of a policy: its targets now are exactly those of ``records``."""
+        records = list(records)
+        with self._lock:
+            old = self._targets.get(policy, {})
+            self._targets[policy] = {r["target"]: fold(old.get(r["target"]), r) for r in records}
+            self._cycle_at[policy] = at
+
+    def forget(self, keep: Iterable[str]) -> None:
+        """Drop the policies not in ``keep`` (removed by a reload)."""
+        keep = set(keep)
+        with self._lock:
+            for policy in set(self._targets) - keep:
+                del self._targets[policy]
+                self._cycle_at.pop(policy, None)
+
+    def view(self, policies: Iterable[str] = ()) -> dict:
+        """``{policy: {"at": last cycle, "targets": {key: status}}}``; ``policies`` adds loaded
+        policies that have not cycled yet."""
+        with self._lock:
+            names = sorted(set(self._targets) | set(policies))
+            return {p: {"at": self._cycle_at.get(p),
+                        "targets": {k: self._targets.get(p, {})[k] for k in sorted(self._targets.get(p, {}))}}
+                    for p in names}
+
+    def __len__(self) -> int:
+        with self._lock:
+            return sum(len(t) for t in self._targets.values())
+
+
+# ---------------------------------------------------------------------------------- JSON
+
+
+def _map_times(policies: dict, fn: Callable) -> dict:
+    """A copy of a view with every time passed through ``fn`` (None stays None)."""
+    def t(x):
+        return None if x is None else fn(x)
+
+    out = {}
+    for name, p in policies.items():
+        targets = {}
+        for key, s in p["targets"].items():
+            s = dict(s, at=t(s.get("at")))
+            if s.get("last_action"):
+                s["last_action"] = dict(s["last_action"], at=t(s["last_action"].get("at")))
+            s["conditions"] = {k: dict(c, last_transition=t(c.get("last_transition")))
+                               for k, c in (s.get("conditions") or {}).items()}
+            if s.get("health"):
+                s["health"] = dict(s["health"], checks=[dict(c, since=t(c.get("since")))
+                                                        for c in s["health"].get("checks", [])])
+            targets[key] = s
+        out[name] = {"at": t(p.get("at")), "targets": targets}
+    return out
+
+
+def rfc3339(epoch_s: float, tz: tzinfo | None) -> str:
+    """``2026-12-01T15:02:11Z`` in UTC, ``2026-12-01T20:32:11+05:30`` in a zone; None: local."""
+    d = datetime.fromtimestamp(epoch_s, tz or timezone.utc)
+    if tz is None:
+        d = d.astimezone()
+    text = d.isoformat(timespec="seconds")
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def to_document(policies: dict, now: float, tz: tzinfo | None = timezone.utc) -> dict:
+    """The JSON document of a view (GET /status, `setpoint status --json`); tz None: local time."""
+    return {"kind": KIND, "generated_at": rfc3339(now, tz),
+            "policies": _map_times(policies, lambda x: rfc3339(x, tz))}
+
+
+def from_document(doc, source: str) -> dict:
+    """The view of a JSON document; StatusError naming ``source`` if it is not one."""
+    if not isinstance(doc, dict) or doc.get("kind") != KIND or not isinstance(doc.get("policies"), dict):
+        raise StatusError(f"{source}: not a Setpoint status document (expected kind {KIND})")
+    try:
+        return _map_times(doc["policies"], lambda x: datetime.fromisoformat(x).timestamp())
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise StatusError(f"{source}: malformed status document ({exc})") from None
+
+
+def fetch_status(server: str, timeout_s: float = 5.0) -> dict:
+    """GET SERVER/status of a running controller; its view. StatusUnreachable names the next step."""
+    url = server.rstrip("/") + "/status"
+    if not url.startswith(("http://", "https://")):
+        raise StatusError(f"--server: expected a URL such as http://127.0.0.1:8080, got {server!r}")
+    hint = ("check that `setpoint run` is running and that --server names its --listen address (from outside "
+            "the cluster: kubectl port-forward to the controller's port 8080, then --server http://127.0.0.1:8080)")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 (the user's URL)
+            body = response.read(64 * 1024 * 1024)
+    except urllib.error.HTTPError as exc:
+        raise StatusUnreachable(f"{url} answered HTTP {exc.code}: not a Setpoint controller serving /status; "
+                                f"{hint}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        why = getattr(exc, "reason", None) or exc
+        raise StatusUnreachable(f"cannot reach the controller at {server} ({why}); {hint}") from None
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        raise StatusUnreachable(f"{url} did not answer JSON: not a Setpoint controller; {hint}") from None
+    return from_document(doc, url)
+
+
+def book_from_records(records: Iterable[dict]) -> StatusBook:
+    """A status book from decision records, oldest first (`setpoint status --records`)."""
+    book = StatusBook()
+    for r in records:
+        if isinstance(r, dict) and r.get("target") is not None and isinstance(r.get("at"), (int, float)):
+            book.add(r)
+    return book
+
+
+# ---------------------------------------------------------------------------------- text
+
+
+def ago(seconds: float) -> str:
+    """``12s ago``, ``4m ago``, ``1h05m ago``, ``3d ago``; ``in 5s`` for the future."""
+    s = abs(seconds)
+    if s < 1:
+        return "now"
+    if s < 60:
+        text = f"{s:.0f}s"
+    elif s < 3600:
+        text = f"{s // 60:.0f}m"
+    elif s < 86400:
+        text = f"{s // 3600:.0f}h{s % 3600 // 60:02.0f}m"
+    else:
+        text = f"{s // 86400:.0f}d"
+    return f"{text} ago" if seconds >= 0 else f"in {text}"
+
+
+def wall_clock(epoch_s: float | None, now: float) -> str:
+    """Local wall-clock time (``15:02:11``, with the date when not today) and how long ago.
+
+    Times of a simulation (seconds since its start) print as ``t+1h02m``."""
+    if epoch_s is None:
+        return "-"
+    if epoch_s < EPOCH_FLOOR_S:
+        return f"t+{ago(epoch_s)[:-4] if epoch_s >= 1 else '0s'}"
+    when = datetime.fromtimestamp(epoch_s).astimezone()
+    today = datetime.fromtimestamp(now).astimezone().date() == when.date()
+    return f"{when.strftime('%H:%M:%S' if today else '%Y-%m-%d %H:%M')} ({ago(now - epoch_s)})"
+
+
+def zone_name(now: float) -> str:
+    """The local zone as ``UTC+05:30 (IST)``."""
+    d = datetime.fromtimestamp(now).astimezone()
+    offset = d.strftime("%z")
+    return f"UTC{offset[:3]}:{offset[3:]} ({d.tzname()})"

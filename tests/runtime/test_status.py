@@ -1,0 +1,241 @@
+"""`setpoint status`: the per-target view built from decision records written by real cycles
+(the simulated cluster and metrics behind a ControllerService), its table and JSON."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from controller.errors import StatusError
+from controller.runtime.records import read_all_records
+from controller.runtime.service import ControllerService, ServiceOptions
+from controller.runtime.status import (ago, book_from_records, from_document, rfc3339, to_document, wall_clock)
+from controller.runtime.telemetry import Telemetry
+from simulators.cluster import SimCluster
+from simulators.ports import SimMetrics, SimTargets
+from simulators.workload import ServiceConfig
+
+T0 = 1_780_000_000.0  # 2026-05-28 20:26:40 UTC
+#: A POSIX zone that needs no tz database: UTC+05:30.
+TZ = "XST-05:30"
+XST = timezone(timedelta(hours=5, minutes=30))
+
+SCALING = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {{name: web}}
+spec:
+  targets: {{kind: Deployment, namespace: default, names: [web]}}
+  interval: 15s
+  replicas: {{min: 2, max: {max}}}
+  scaling:
+    metrics:
+      - name: rps
+        query: {query}
+        target: {{averagePerReplica: 100}}
+    behavior:
+      scaleUp: {{policies: [{{type: Percent, value: 1000, period: 15s}}]}}
+      scaleDown: {{stabilizationWindow: 0s}}
+"""
+
+HEALTH = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {name: web}
+spec:
+  targets: {kind: Deployment, namespace: default, names: [web]}
+  interval: 15s
+  replicas: {min: 2, max: 20}
+  health:
+    checks:
+      - name: memory
+        query: mem
+        scope: pod
+        unhealthy: {above: 100, for: 0s}
+        recovered: {below: 50, for: 0s}
+        action: restart-pod
+    budgets: {restartsPerHour: 1, rollbacksPerDay: 1, maxUnavailable: 50%}
+"""
+
+
+@pytest.fixture
+def local_zone(monkeypatch):
+    """The process' local time is UTC+05:30 for the test."""
+    monkeypatch.setenv("TZ", TZ)
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def run_cycles(tmp_path, policy: str, load_rps: float, cycles: int = 1, until_held: bool = False) -> list[dict]:
+    """Run real cycles of one policy on a simulated cluster (web: 4 replicas); its records."""
+    cluster = SimCluster([ServiceConfig("web", capacity_rps=100, initial_replicas=4, max_pods=30)], rng=1)
+    metrics = SimMetrics(cluster, {"rps_query": "offered_rps", "mem": "memory_mib"}, window_s=60, tick_s=5)
+    targets = SimTargets(cluster, ["web"])
+    metrics.attach(targets)
+    clock = [T0]
+
+    def step(ticks: int) -> None:
+        for _ in range(ticks):
+            cluster.step(clock[0], 5.0, np.array([load_rps]))
+            metrics.push(cluster.signals())
+            clock[0] += 5.0
+
+    (tmp_path / "policy.yaml").write_text(policy)
+    records = tmp_path / "decisions.jsonl"
+    step(4)
+    service = ControllerService([tmp_path / "policy.yaml"], metrics, targets, Telemetry(),
+                                ServiceOptions(records_path=records), clock=lambda: clock[0])
+    for _ in range(cycles):
+        [result] = service.run_all_once()
+        if until_held and result.healing.held.any():
+            break
+        step(3)
+    service.stop()
+    return list(read_all_records(records))
+
+
+def conditions_of(view: dict) -> dict:
+    return {k: (c["status"], c["reason"]) for k, c in view["conditions"].items()}
+
+
+OK_ACTIVE = ("True", "ValidMetricFound")
+WITHIN = ("False", "DesiredWithinRange")
+
+
+@pytest.mark.parametrize("policy, load, cycles, expect", [
+    pytest.param(SCALING.format(max=20, query="rps_query"), 1000.0, 1, dict(
+        current=4, desired=10, reason="ScaleUp", action=("scale", 4, 10, "ScaleUp"),
+        conditions={"AbleToScale": ("True", "SucceededRescale"), "ScalingActive": OK_ACTIVE, "ScalingLimited": WITHIN},
+        table=["scale 4->10", "SucceededRescale", "update the target scale to 10"]), id="scaled up"),
+    pytest.param(SCALING.format(max=20, query="rps_query"), 400.0, 1, dict(
+        current=4, desired=4, reason="WithinTolerance", action=None,
+        conditions={"AbleToScale": ("True", "ReadyForNewScale"), "ScalingActive": OK_ACTIVE, "ScalingLimited": WITHIN},
+        table=["WithinTolerance", "none", "recommended size matches current size"]), id="within tolerance"),
+    pytest.param(SCALING.format(max=6, query="rps_query"), 1000.0, 1, dict(
+        current=4, desired=6, reason="ClampedToMax", action=("scale", 4, 6, "ClampedToMax"),
+        conditions={"AbleToScale": ("True", "SucceededRescale"), "ScalingActive": OK_ACTIVE,
+                    "ScalingLimited": ("True", "TooManyReplicas")},
+        table=["TooManyReplicas", "more than the maximum replica count"]), id="limited by max"),
+    pytest.param(SCALING.format(max=20, query="unbound"), 100.0, 1, dict(
+        current=4, desired=4, reason="MetricsMissing", action=None,
+        conditions={"AbleToScale": ("True", "SucceededGetScale"), "ScalingActive": ("False", "FailedGetExternalMetric")},
+        table=["MetricsMissing", "FailedGetExternalMetric", "no usable sample for rps"]), id="metrics missing"),
+    pytest.param(HEALTH, 100.0, 1, dict(
+        current=4, desired=4, reason="SystemicNoRestart", conditions={}, health_phase="firing", held=False,
+        table=["firing: memory", "memory", "firing", "256 (4/4 pods)"]), id="health check firing"),
+    pytest.param(HEALTH, 100.0, 60, dict(
+        current=4, conditions={}, held=True, action=("rolling-restart", None, None, None),
+        reason="Held", table=["HELD", "rolling-restart"]), id="held target shown"),
+])
+def test_status_view_from_records(tmp_path, capsys, local_zone, policy, load, cycles, expect):
+    from controller.cli import _print_status
+
+    records = run_cycles(tmp_path, policy, load, cycles, until_held=expect.get("held", False))
+    view = book_from_records(records).view()
+    status = view["web"]["targets"]["default/web"]
+    assert status["current"] == expect["current"]
+    if "desired" in expect:
+        assert (status["desired"], status["reason"]) == (expect["desired"], expect["reason"])
+    assert conditions_of(status) == expect["conditions"]
+    if "action" in expect:
+        want = expect["action"]
+        got = status["last_action"]
+        assert (got is None) if want is None else \
+            (got["action"], got["from"] if want[1] is not None else None, got["to"], got["reason"] if want[3] else None) \
+            == want
+    if "held" in expect:
+        assert status["health"]["held"] is expect["held"]
+        assert status["health"]["held_reason"] if expect["held"] else status["health"]["held_reason"] is None
+    if expect.get("held"):
+        assert status["reason"] == expect["reason"]
+    if "health_phase" in expect:
+        assert [c["phase"] for c in status["health"]["checks"]] == [expect["health_phase"]]
+
+    now = records[-1]["at"] + 90
+    _print_status(view, now)
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80, out
+    flat = " ".join(out.split())  # a message folds over lines in its (last) column
+    for text in expect["table"] + ([status["health"]["held_reason"]] if expect.get("held") else []):
+        assert text in flat, out
+    # the record's time, in local wall-clock time (UTC+05:30), 90 s before "now"
+    local = datetime.fromtimestamp(records[-1]["at"], XST).strftime("%H:%M:%S")
+    assert f"last cycle {local} (1m ago)" in out, out
+    assert "UTC+05:30" in out
+
+
+def test_a_condition_keeps_its_transition_time_while_its_status_holds(tmp_path):
+    records = run_cycles(tmp_path, SCALING.format(max=20, query="rps_query"), 1000.0, cycles=3)
+    status = book_from_records(records).view()["web"]["targets"]["default/web"]
+    first, last = records[0]["at"], records[-1]["at"]
+    assert status["conditions"]["ScalingActive"]["last_transition"] == first  # True since the first cycle
+    # AbleToScale: SucceededRescale (a scale) then ReadyForNewScale: both True, so no transition
+    assert status["conditions"]["AbleToScale"]["last_transition"] == first
+    assert status["at"] == last
+    assert status["last_action"]["at"] == first  # the scale happened at the first cycle only
+
+
+def test_json_document_round_trips_and_uses_rfc3339(tmp_path):
+    records = run_cycles(tmp_path, SCALING.format(max=20, query="rps_query"), 1000.0)
+    view = book_from_records(records).view()
+    doc = json.loads(json.dumps(to_document(view, T0 + 60)))
+    assert doc["generated_at"] == datetime.fromtimestamp(T0 + 60, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert doc["policies"]["web"]["targets"]["default/web"]["at"].endswith("Z")
+    assert from_document(doc, "test")["web"]["targets"]["default/web"]["at"] == records[0]["at"]
+    with pytest.raises(StatusError, match="not a Setpoint status document"):
+        from_document({"kind": "Other"}, "http://x/status")
+
+
+@pytest.mark.parametrize("seconds, text", [
+    pytest.param(0.4, "now", id="now"),
+    pytest.param(12, "12s ago", id="seconds"),
+    pytest.param(250, "4m ago", id="minutes"),
+    pytest.param(3900, "1h05m ago", id="hours"),
+    pytest.param(3 * 86400 + 5, "3d ago", id="days"),
+    pytest.param(-5, "in 5s", id="future (clock skew)"),
+])
+def test_ago(seconds, text):
+    assert ago(seconds) == text
+
+
+def test_wall_clock_is_local_time_with_the_date_when_not_today(local_zone):
+    now = T0 + 3 * 86400
+    assert wall_clock(T0, now) == datetime.fromtimestamp(T0, XST).strftime("%Y-%m-%d %H:%M") + " (3d ago)"
+    assert wall_clock(now - 30, now) == datetime.fromtimestamp(now - 30, XST).strftime("%H:%M:%S") + " (30s ago)"
+    assert wall_clock(125.0, now) == "t+2m"  # a simulation's records: seconds since its start
+    assert rfc3339(T0, None).endswith("+05:30")
+
+
+@given(st.lists(st.tuples(st.sampled_from(["True", "False", None]), st.sampled_from(["True", "False", None])),
+                min_size=1, max_size=12))
+def test_fold_keeps_kubernetes_transition_semantics(statuses):
+    """Whatever the sequence of cycles: each condition shows the status of the last cycle that set
+    it, and its last transition is the first cycle of the run of that status that ends there; a
+    condition no cycle set is absent."""
+    records = []
+    for k, (able, limited) in enumerate(statuses):
+        conds = {kind: {"status": s, "reason": f"R{s}", "message": ""}
+                 for kind, s in (("AbleToScale", able), ("ScalingLimited", limited)) if s is not None}
+        records.append({"policy": "p", "target": "ns/t", "at": T0 + 15 * k, "current": 1, "desired": 1,
+                        "reason": "WithinTolerance", "conditions": conds})
+    status = book_from_records(records).view()["p"]["targets"]["ns/t"]
+    for j, kind in enumerate(("AbleToScale", "ScalingLimited")):
+        set_at = [(r["at"], s[j]) for r, s in zip(records, statuses) if s[j] is not None]
+        if not set_at:
+            assert kind not in status["conditions"]
+            continue
+        last = set_at[-1][1]
+        start = len(set_at) - 1
+        while start > 0 and set_at[start - 1][1] == last:
+            start -= 1
+        assert status["conditions"][kind]["status"] == last
+        assert status["conditions"][kind]["last_transition"] == set_at[start][0]
+    assert list(status["conditions"]) == [k for k in ("AbleToScale", "ScalingLimited") if k in status["conditions"]]

@@ -1,0 +1,140 @@
+"""GET /status of a running controller against `setpoint sim serve`'s Kubernetes API, and
+`setpoint status --server` reading it in a subprocess (times in the local zone of TZ)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from controller.adapters.kubernetes import KubernetesCluster
+from controller.model import jsonable
+from controller.policy import load_policy_text
+from controller.runtime.http import StatusServer
+from controller.runtime.reconciler import Reconciler, RuntimePolicy, cycle_records
+from controller.runtime.service import ControllerService
+from controller.runtime.status import book_from_records
+from controller.runtime.telemetry import Telemetry
+from simulators.ports import SimMetrics
+from tests.adapters.kube_helpers import REQUEST_TIMEOUT_S, official_client, server  # noqa: F401 (fixture)
+
+REPO = Path(__file__).resolve().parents[2]
+T_CYCLE = 1_780_000_000.0  # the controller's clock: 2026-05-28 20:26:40 UTC
+XST = timezone(timedelta(hours=5, minutes=30))
+
+POLICY = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {name: web}
+spec:
+  targets: {kind: Deployment, namespace: shop, names: [web]}
+  interval: 30s
+  replicas: {min: 2, max: 20}
+  scaling:
+    metrics:
+      - name: rps
+        query: rps_query
+        target: {averagePerReplica: 50}
+"""
+
+
+def cli(*args: str, tz: str = "XST-05:30") -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TZ": tz, "COLUMNS": "80"}
+    return subprocess.run([sys.executable, "-m", "controller.cli", "status", *args], capture_output=True, text=True,
+                          timeout=60, env=env, cwd=REPO)
+
+
+@pytest.fixture
+def controller(server, tmp_path):  # noqa: F811 (fixture)
+    """A started ControllerService on sim serve (web: 2 replicas, 150 rps) after one cycle, and
+    its HTTP port."""
+    (tmp_path / "web.yaml").write_text(POLICY)
+    world = server.world
+    world.advance(2)
+    metrics = SimMetrics(world.engine, {"rps_query": "offered_rps"}, window_s=15, tick_s=world.tick_s)
+    metrics.push(world.engine.signals())
+    cluster = KubernetesCluster(official_client(server, tmp_path), qps=0, retry_backoff_s=0.01)
+    telemetry = Telemetry()
+    service = ControllerService([tmp_path / "web.yaml"], metrics, cluster, telemetry, clock=lambda: T_CYCLE)
+    http = StatusServer("127.0.0.1:0", telemetry.registry, service.healthy, service.ready,
+                        status=service.status).start()
+    service.start()  # the first scheduled cycle is 30 s away; the test drives one now
+    [result] = service.run_all_once()
+    assert [(a.from_replicas, a.replicas) for a in result.actions] == [(2, 3)]
+    yield f"http://127.0.0.1:{http.port}"
+    service.stop()
+    http.stop()
+    cluster.close()
+
+
+def test_status_endpoint_serves_the_last_cycle_per_policy_and_target(controller):
+    with urllib.request.urlopen(controller + "/status", timeout=REQUEST_TIMEOUT_S) as response:
+        assert response.headers["Content-Type"] == "application/json"
+        doc = json.loads(response.read())
+    assert doc["kind"] == "SetpointStatus"
+    web = doc["policies"]["web"]["targets"]["shop/web"]
+    at = datetime.fromtimestamp(T_CYCLE, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert (web["current"], web["desired"], web["reason"], web["at"]) == (2, 3, "ScaleUp", at)
+    assert web["last_action"] == {"action": "scale", "reason": "ScaleUp", "from": 2, "to": 3, "at": at}
+    assert {k: (c["status"], c["reason"]) for k, c in web["conditions"].items()} == {
+        "AbleToScale": ("True", "SucceededRescale"), "ScalingActive": ("True", "ValidMetricFound"),
+        "ScalingLimited": ("False", "DesiredWithinRange")}
+    assert web["conditions"]["AbleToScale"]["message"] == "the controller was able to update the target scale to 3"
+    assert web["conditions"]["AbleToScale"]["last_transition"] == at
+
+
+def test_setpoint_status_server_prints_local_wall_clock_times(controller):
+    proc = cli("--server", controller)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    local = datetime.fromtimestamp(T_CYCLE, XST).strftime("%Y-%m-%d %H:%M")  # not today: with the date
+    assert f"policy web: last cycle {local} (" in out, out
+    assert "UTC+05:30" in out
+    assert "shop/web" in out and "scale 2->3 (ScaleUp)" in out and "SucceededRescale" in out, out
+    assert max(len(line) for line in out.splitlines()) <= 80, out
+
+    proc = cli("--server", controller, "--json")
+    assert proc.returncode == 0, proc.stderr
+    web = json.loads(proc.stdout)["policies"]["web"]["targets"]["shop/web"]
+    assert web["at"] == datetime.fromtimestamp(T_CYCLE, XST).isoformat(timespec="seconds")  # ...+05:30
+
+
+@pytest.mark.parametrize("args, message", [
+    pytest.param(["--server", "http://127.0.0.1:9"], "cannot reach the controller at http://127.0.0.1:9", id="refused"),
+    pytest.param(["--server", "127.0.0.1:8080"], "--server: expected a URL", id="not a URL"),
+    pytest.param(["--records", "/nonexistent/decisions.jsonl"], "no such file", id="no records file"),
+    pytest.param(["--records", "x.jsonl", "--server", "http://127.0.0.1:9"], "not both", id="both sources"),
+])
+def test_bad_input_is_one_line_naming_the_next_step(args, message):
+    proc = cli(*args)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("setpoint: ") and message in lines[0], proc.stderr
+    if "refused" in message or "reach" in message:
+        assert "kubectl port-forward" in lines[0]
+
+
+def test_a_scale_the_api_refuses_is_able_to_scale_false(server, tmp_path):  # noqa: F811
+    """A scale the API refuses (403) is AbleToScale False / FailedUpdateScale, with the API's answer."""
+    [policy] = load_policy_text(POLICY, "web.yaml")
+    world = server.world
+    world.advance(2)
+    metrics = SimMetrics(world.engine, {"rps_query": "offered_rps"}, window_s=15, tick_s=world.tick_s)
+    metrics.push(world.engine.signals())
+    cluster = KubernetesCluster(official_client(server, tmp_path), qps=0, max_retries=0, retry_backoff_s=0.01)
+    server.api.faults.inject(r"/deployments/web/scale$", status=403, times=1, method="PATCH")
+    result = Reconciler(RuntimePolicy.of(policy), metrics, cluster).cycle(world.engine.now)
+    cluster.close()
+    assert not result.actions and len(result.failed) == 1
+    records = [jsonable(r.to_dict()) for r in cycle_records(result, policy.params.metric_names)]
+    web = book_from_records(records).view()["web"]["targets"]["shop/web"]
+    able = web["conditions"]["AbleToScale"]
+    assert (able["status"], able["reason"]) == ("False", "FailedUpdateScale")
+    assert able["message"].startswith("the controller was unable to update the target scale: permanent")
+    assert web["conditions"]["ScalingActive"]["reason"] == "ValidMetricFound"
