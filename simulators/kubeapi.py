@@ -240,7 +240,8 @@ class SimKubeApi:
         self.token = token
         self.test_hooks = test_hooks
         self.resources = build_resources(world.store)
-        self.handler = ResourceHandler(world.store)
+        self.stopping = threading.Event()  # set on stop: ends watches
+        self.handler = ResourceHandler(world.store, self.stopping)
         self.faults = FaultInjector()
         self.requests = RequestLog()
         self.address = "127.0.0.1:0"
@@ -402,6 +403,7 @@ class SimKubeServer:
         return self
 
     def stop(self) -> None:
+        self.api.stopping.set()
         if self.driver:
             self.driver.stop()
         self.http.stop()
