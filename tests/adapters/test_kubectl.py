@@ -12,6 +12,8 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -157,3 +159,52 @@ def test_get_leases_shows_the_holder(cluster):
             holder_identity="pod-a", lease_duration_seconds=15)))
     rows = table(kubectl(env, "get", "leases"))
     assert rows[0] == ["NAME", "HOLDER", "AGE"] and rows[1][:2] == ["setpoint-leader", "pod-a"]
+
+
+def readme_kubectl_commands() -> list[list[str]]:
+    """The kubectl lines of the README's sim serve walk-through, as argument lists (comments and
+    a trailing ``&`` dropped; ``a && b`` split in two)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme[readme.index("```sh\nsetpoint sim serve flash-crowd"):]
+    block = block[:block.index("```", 5)]
+    commands = []
+    for line in block.splitlines():
+        line = line.split("#", 1)[0].strip().removesuffix("&").strip()
+        for part in line.split("&&"):
+            if part.strip().startswith("kubectl "):
+                commands.append(part.split()[1:])
+    return commands
+
+
+def test_the_readme_walk_through_works_word_for_word(tmp_path):
+    """Each kubectl command of the README, in order, against `setpoint sim serve flash-crowd`
+    (the command itself, on a free port), with its kubeconfig; watches shortened to 2 s."""
+    commands = readme_kubectl_commands()
+    assert len(commands) >= 8 and ["get", "deploy"] in commands
+    kubeconfig = tmp_path / "sim.kubeconfig"
+    serve = subprocess.Popen([sys.executable, "-m", "controller.cli", "sim", "serve", "flash-crowd", "--kube-listen",
+                              "127.0.0.1:0", "--kubeconfig-out", str(kubeconfig), "--token-file",
+                              str(tmp_path / "sim.token")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not kubeconfig.exists() and time.monotonic() < deadline and serve.poll() is None:
+            time.sleep(0.05)
+        assert kubeconfig.exists(), serve.stderr.read() if serve.poll() is not None else "no kubeconfig in 20 s"
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("KUBE")}, "KUBECONFIG": str(kubeconfig),
+               "HOME": str(tmp_path)}
+        outputs = {}
+        for args in commands:
+            args = [re.sub(r"^--request-timeout=\d+s$", "--request-timeout=2s", a) for a in args]
+            proc = subprocess.run([KUBECTL, *args], env=env, capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S)
+            assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stderr}"
+            outputs[" ".join(args[:2])] = proc.stdout
+        assert table(outputs["get deploy"])[0] == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+        assert "deployment.apps/web scaled" in outputs["scale deployment"]
+        assert "rolled back" in outputs["rollout undo"]
+    finally:
+        serve.terminate()
+        try:
+            serve.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+            serve.wait(timeout=5)
