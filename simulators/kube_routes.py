@@ -5,17 +5,17 @@ Served (namespaced paths, and the cluster-wide list for each resource):
 ==========================================  ==============================================
 path                                        verbs
 ==========================================  ==============================================
-/apis/apps/v1/.../deployments[/NAME]        list (labelSelector, fieldSelector), get, update
+/apis/apps/v1/.../deployments[/NAME]        list (labelSelector, fieldSelector), watch, get, update
                                             (PUT), patch (strategic, merge, JSON patch)
 /apis/apps/v1/.../deployments/NAME/scale    get, update, patch (same for statefulsets)
 /apis/apps/v1/.../deployments/NAME/status   get
-/apis/apps/v1/.../statefulsets[/NAME]       list, get, update, patch
-/apis/apps/v1/.../replicasets[/NAME]        list, get
-/api/v1/.../pods[/NAME]                     list, get, delete (the ReplicaSet recreates it)
-/api/v1/.../events[/NAME]                   list, create, get, update, patch, delete
-/api/v1/.../configmaps[/NAME]               list, create, get, update, patch, delete
-/apis/coordination.k8s.io/v1/.../leases     list, create, get, update, patch, delete
-/api/v1/namespaces[/NAME]                   list, get
+/apis/apps/v1/.../statefulsets[/NAME]       list, watch, get, update, patch
+/apis/apps/v1/.../replicasets[/NAME]        list, watch, get
+/api/v1/.../pods[/NAME]                     list, watch, get, delete (the ReplicaSet recreates it)
+/api/v1/.../events[/NAME]                   list, watch, create, get, update, patch, delete
+/api/v1/.../configmaps[/NAME]               list, watch, create, get, update, patch, delete
+/apis/coordination.k8s.io/v1/.../leases     list, watch, create, get, update, patch, delete
+/api/v1/namespaces[/NAME]                   list, watch, get
 /version /api /apis /api/v1 /apis/G/V       discovery; /healthz /readyz /livez
 ==========================================  ==============================================
 

@@ -557,3 +557,21 @@ def test_sim_serve_command_refuses_no_auth_with_a_token_file(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=5)
+
+
+def test_sim_serve_command_insecure_http_serves_plain_http_still_with_the_token(tmp_path):
+    proc = serve_command(tmp_path, "--insecure-http")
+    try:
+        kubeconfig = tmp_path / "kubeconfig.yaml"
+        wait_for_file(proc, kubeconfig)
+        config = yaml.safe_load(kubeconfig.read_text())
+        cluster, token = config["clusters"][0]["cluster"], config["users"][0]["user"]["token"]
+        assert cluster["server"].startswith("http://127.0.0.1:") and "certificate-authority-data" not in cluster
+        port = int(cluster["server"].rsplit(":", 1)[1])
+        assert exchange(port, request("GET", SCALE, headers=""))[0] == 401
+        assert exchange(port, request("GET", SCALE, headers=f"Authorization: Bearer {token}\r\n"))[0] == 200
+        stop_command(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
