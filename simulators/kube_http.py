@@ -8,7 +8,8 @@ at most ``max_connections`` are open at once (more get 429 with a Status at once
 Malformed requests get a Kubernetes Status: 400 (bad request line, headers, Content-Length
 or body encoding), 411 (chunked body), 413 (body over :data:`MAX_BODY_BYTES`), 431 (headers
 too large). ``stop()`` also shuts open connections down so that no thread outlives the
-server by more than a request.
+server by more than a request. With an ``ssl_context`` it serves HTTPS (the handshake bounded
+by ``read_timeout_s``). A Response with a ``stream`` is sent chunked, chunk by chunk (watches).
 """
 
 from __future__ import annotations

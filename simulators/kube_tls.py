@@ -25,7 +25,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from controller.runtime.private_file import write_private_file
 
-#: Names every serving certificate covers.
+#: Names every serving certificate covers (plus the listening host, even 0.0.0.0: the kubeconfig
+#: names the server by its listening address).
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
@@ -59,7 +60,7 @@ class ServingIdentity:
 def _subject_names(hosts: tuple[str, ...]) -> list[x509.GeneralName]:
     names: list[x509.GeneralName] = []
     for host in dict.fromkeys((*LOOPBACK_NAMES, *hosts)):  # ordered, without duplicates
-        if not host or host in ("0.0.0.0", "::"):
+        if not host:
             continue
         try:
             names.append(x509.IPAddress(ipaddress.ip_address(host)))

@@ -326,6 +326,24 @@ def test_kubectl_scales_and_patches_through_the_server(tmp_path):
 
 
 # --------------------------------------------------------------------------- TLS
+@pytest.mark.parametrize("hosts,extra", [
+    pytest.param((), set(), id="loopback-only"),
+    pytest.param(("127.0.0.1",), set(), id="loopback-listen"),
+    pytest.param(("0.0.0.0",), {"0.0.0.0"}, id="all-interfaces"),
+    pytest.param(("sim.example",), {"sim.example"}, id="dns-name"),
+])
+def test_serving_certificate_covers_loopback_and_the_listening_host(hosts, extra):
+    from cryptography import x509
+
+    identity = make_serving_identity(hosts)
+    cert = x509.load_pem_x509_certificate(identity.cert_pem)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {str(n.value) for n in names} == {"localhost", "127.0.0.1", "::1"} | extra
+    ca = x509.load_pem_x509_certificate(identity.ca_pem)
+    assert cert.issuer == ca.subject and ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+
+
 def test_tls_server_is_verified_against_its_own_ca_only():
     srv = start_server(tls=True)
     try:
