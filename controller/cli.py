@@ -887,10 +887,15 @@ def sim_serve(
         help="The bearer token clients must send (default: a fresh random one). Prefer the environment "
              "variable: a command line is visible to other users.")] = None,
     no_auth: Annotated[bool, typer.Option(
-        "--no-auth", help="Serve every request without a token: anyone who can connect can change the cluster. "
-                          "kubectl sends tokens only over TLS, which sim serve lacks yet: use this for kubectl.")] = False,
+        "--no-auth", help="Serve every request without a token: anyone who can connect can change the "
+                          "cluster.")] = False,
+    insecure_http: Annotated[bool, typer.Option(
+        "--insecure-http", help="Serve plain HTTP instead of HTTPS (default: TLS with a CA made at start-up, "
+                                "carried in the kubeconfig). kubectl sends no token over plain HTTP.")] = False,
     speed: Annotated[float, typer.Option(
-        "--speed", min=0.001, help="Simulated seconds per wall second (2 runs the scenario twice as fast).")] = 1.0,
+        "--speed", min=0.001, help="Simulated seconds per wall second (2 runs the scenario twice as fast). "
+                                   "Counters advance by the simulated amount divided by the speed, so "
+                                   "PromQL rate() reads simulated per-second rates at any speed.")] = 1.0,
     test_hooks: Annotated[bool, typer.Option(
         "--test-hooks", help="Serve /_sim/faults and /_sim/requests (fault injection for tests; token required).")] = False,
     read_timeout: Annotated[float, typer.Option(
@@ -903,7 +908,8 @@ def sim_serve(
 
     Deployments (apps/v1, with the scale subresource), ReplicaSets, pods, events, leases and ConfigMaps
     behave as the real API server's do for what Setpoint uses (resourceVersion conflicts, 404,
-    422 and Status bodies). Point `setpoint run --kubeconfig FILE` or kubectl at it. Every
+    422 and Status bodies). Point `setpoint run --kubeconfig FILE` or kubectl at it: it serves HTTPS
+    with a CA made at start-up (in the kubeconfig), discovery short names, tables and watches. Every
     request needs the bearer token (see --kubeconfig-out, --token-file; printed when neither is
     given) unless --no-auth. Runs until SIGTERM or Ctrl-C. Exit 1 on an invalid scenario.
     """
@@ -935,7 +941,8 @@ def sim_serve(
 
     try:
         serve(scenario, kube_listen, metrics_listen, kubeconfig_out, speed, test_hooks, token=token, on_ready=ready,
-              auth=not no_auth, token_file=token_file, read_timeout_s=read_timeout, max_connections=max_connections)
+              auth=not no_auth, token_file=token_file, read_timeout_s=read_timeout, max_connections=max_connections,
+              tls=not insecure_http)
     except ScenarioError as exc:
         _fail(exc.errors)
     except (OSError, ValueError) as exc:

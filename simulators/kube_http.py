@@ -8,7 +8,8 @@ at most ``max_connections`` are open at once (more get 429 with a Status at once
 Malformed requests get a Kubernetes Status: 400 (bad request line, headers, Content-Length
 or body encoding), 411 (chunked body), 413 (body over :data:`MAX_BODY_BYTES`), 431 (headers
 too large). ``stop()`` also shuts open connections down so that no thread outlives the
-server by more than a request.
+server by more than a request. With an ``ssl_context`` it serves HTTPS (the handshake bounded
+by ``read_timeout_s``). A Response with a ``stream`` is sent chunked, chunk by chunk (watches).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import ssl
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Protocol
@@ -91,6 +94,8 @@ class Response:
     body: bytes = b""
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    #: A streamed body (a watch): chunks sent with chunked transfer encoding instead of ``body``.
+    stream: Iterable[bytes] | None = None
 
     @classmethod
     def json(cls, status: int, obj) -> "Response":
@@ -175,6 +180,9 @@ class _Handler(BoundedRequestHandler):
     def _send(self, response: Response) -> None:
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
+        if response.stream is not None:
+            self._send_stream(response)
+            return
         self.send_header("Content-Length", str(len(response.body)))
         for k, v in response.headers.items():
             self.send_header(k, v)
@@ -183,6 +191,23 @@ class _Handler(BoundedRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(response.body)
+
+    def _send_stream(self, response: Response) -> None:
+        """Headers, then each chunk of ``response.stream`` as it comes (each write bounded by the
+        read timeout), then the last chunk; the connection stays usable."""
+        self.send_header("Transfer-Encoding", "chunked")
+        for k, v in response.headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        try:
+            for chunk in response.stream:
+                if chunk:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.write(b"0\r\n\r\n")
+        finally:
+            close = getattr(response.stream, "close", None)
+            if close:
+                close()
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
 
@@ -199,18 +224,22 @@ class PooledHTTPServer(BoundedHTTPServer):
     """A BoundedHTTPServer serving an App (at most ``max_connections`` at once, more get 429)."""
 
     def __init__(self, address: tuple[str, int], app: App, max_connections: int = MAX_CONNECTIONS,
-                 idle_timeout_s: float = IDLE_TIMEOUT_S, read_timeout_s: float = READ_TIMEOUT_S):
+                 idle_timeout_s: float = IDLE_TIMEOUT_S, read_timeout_s: float = READ_TIMEOUT_S,
+                 ssl_context: ssl.SSLContext | None = None):
         super().__init__(address, _Handler, max_connections=max_connections, idle_timeout_s=idle_timeout_s,
-                         read_timeout_s=read_timeout_s, busy_response=_busy_response())
+                         read_timeout_s=read_timeout_s, busy_response=_busy_response(), ssl_context=ssl_context)
         self.app = app
 
 
 class HttpService:
-    """Runs a PooledHTTPServer on a background thread: ``start()``, ``stop()``, ``port``."""
+    """Runs a PooledHTTPServer on a background thread: ``start()``, ``stop()``, ``port``; HTTPS
+    when given an ``ssl_context``."""
 
     def __init__(self, app: App, host: str = "127.0.0.1", port: int = 0, max_connections: int = MAX_CONNECTIONS,
-                 idle_timeout_s: float = IDLE_TIMEOUT_S, read_timeout_s: float = READ_TIMEOUT_S):
-        self.server = PooledHTTPServer((host, port), app, max_connections, idle_timeout_s, read_timeout_s)
+                 idle_timeout_s: float = IDLE_TIMEOUT_S, read_timeout_s: float = READ_TIMEOUT_S,
+                 ssl_context: ssl.SSLContext | None = None):
+        self.server = PooledHTTPServer((host, port), app, max_connections, idle_timeout_s, read_timeout_s,
+                                       ssl_context)
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name=f"sim-http-{self.port}", daemon=True)
 
@@ -224,7 +253,9 @@ class HttpService:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.server.ssl_context is not None else "http"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
 
     def start(self) -> "HttpService":
         self._thread.start()

@@ -15,6 +15,14 @@ What a real cluster's scrape targets would show, computed from the engine tick b
   ``setpoint_sim_requests_per_second``, ``setpoint_sim_error_ratio``,
   ``setpoint_sim_latency_seconds{percentile="50|95|99"}``.
 
+**Speed.** Prometheus computes ``rate()`` over wall time, and at ``--speed k`` a wall second
+holds k simulated seconds. So that ``rate()`` reads the simulated per-second rates at any
+speed (what a real cluster would show, and what policies are written against), every counter
+(requests, errors, histogram buckets, sum and count, CPU seconds) advances by the simulated
+amount divided by the speed: a tick of ``dt_s`` simulated seconds adds ``rate * dt_s / speed``.
+Counter *totals* are thus simulated totals over the speed; gauges are unaffected.
+(``kube_pod_container_status_restarts_total`` counts the engine's restarts as they are.)
+
 **Histogram.** Each tick, a service's served requests are spread over the buckets with a
 latency distribution whose CDF is piecewise linear through the engine's percentiles:
 ``(p50/2, 0), (p50, 0.5), (p95, 0.95), (p99, 0.99), (1.25 p99, 1)``. Buckets grow by 25 %
@@ -101,9 +109,11 @@ class SimMetricsExporter:
         self.last: ObservedSignals | None = None
 
     def record(self, observed: ObservedSignals, dt_s: float) -> None:
-        """Add one tick of ``dt_s`` seconds (call after every engine step)."""
+        """Add one tick of ``dt_s`` simulated seconds (call after every engine step): each counter
+        grows by its rate times ``dt_s / speed``, the wall seconds the tick takes (see Speed)."""
         v = observed.values
         counted = ~observed.unavailable & ~observed.nonfinite
+        dt_s = dt_s / self.store.clock.speed
         served = np.where(counted, np.nan_to_num(v["served_rps"]) * dt_s, 0.0)
         knots = latency_cdf_knots(v["latency_p50_s"], v["latency_p95_s"], v["latency_p99_s"])
         cpu_cores = np.nan_to_num(v["utilization_pct"]) / 100.0

@@ -5,34 +5,42 @@ Served (namespaced paths, and the cluster-wide list for each resource):
 ==========================================  ==============================================
 path                                        verbs
 ==========================================  ==============================================
-/apis/apps/v1/.../deployments[/NAME]        list (labelSelector, fieldSelector), get, update
+/apis/apps/v1/.../deployments[/NAME]        list (labelSelector, fieldSelector), watch, get, update
                                             (PUT), patch (strategic, merge, JSON patch)
 /apis/apps/v1/.../deployments/NAME/scale    get, update, patch (same for statefulsets)
 /apis/apps/v1/.../deployments/NAME/status   get
-/apis/apps/v1/.../statefulsets[/NAME]       list, get, update, patch
-/apis/apps/v1/.../replicasets[/NAME]        list, get
-/api/v1/.../pods[/NAME]                     list, get, delete (the ReplicaSet recreates it)
-/api/v1/.../events[/NAME]                   list, create, get, update, patch, delete
-/api/v1/.../configmaps[/NAME]               list, create, get, update, patch, delete
-/apis/coordination.k8s.io/v1/.../leases     list, create, get, update, patch, delete
-/api/v1/namespaces[/NAME]                   list, get
+/apis/apps/v1/.../statefulsets[/NAME]       list, watch, get, update, patch
+/apis/apps/v1/.../replicasets[/NAME]        list, watch, get
+/api/v1/.../pods[/NAME]                     list, watch, get, delete (the ReplicaSet recreates it)
+/api/v1/.../events[/NAME]                   list, watch, create, get, update, patch, delete
+/api/v1/.../configmaps[/NAME]               list, watch, create, get, update, patch, delete
+/apis/coordination.k8s.io/v1/.../leases     list, watch, create, get, update, patch, delete
+/api/v1/namespaces[/NAME]                   list, watch, get
 /version /api /apis /api/v1 /apis/G/V       discovery; /healthz /readyz /livez
 ==========================================  ==============================================
 
-Anything else is a 404 (unknown path) or 405 (known resource, verb not served). ``watch`` is
-not served (400): the controller only lists and gets.
+Anything else is a 404 (unknown path) or 405 (known resource, verb not served).
+
+For kubectl: discovery carries short names (deploy, rs, sts, po, ev, cm, ns) and the ``all``
+category; a GET asking for ``as=Table`` gets the server-side printing columns (see
+:mod:`simulators.kube_tables`); ``?watch=1`` on a list streams watch events (see
+:mod:`simulators.kube_watch`), as Tables too when asked.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from simulators import kube_objects as K
 from simulators.kube_http import Request, Response
 from simulators.kube_patch import PATCH_TYPES, apply_patch
 from simulators.kube_store import KubeStore
+from simulators.kube_tables import table, wants_table
+from simulators.kube_watch import check_resource_version, encode_event, watch_events, watch_timeout_s
 
 SERVER_VERSION = {"major": "1", "minor": "31", "gitVersion": "v1.31.0-setpoint-sim", "gitCommit": "",
                   "gitTreeState": "clean", "buildDate": "2026-01-05T00:00:00Z", "goVersion": "go1.22",
@@ -56,54 +64,61 @@ class Resource:
     delete: Callable | None = None
     get_scale: Callable | None = None
     update_scale: Callable | None = None
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
 
     @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
 
     def verbs(self) -> list[str]:
-        names = {"list": self.list, "get": self.get, "create": self.create, "update": self.update,
-                 "patch": self.update, "delete": self.delete}
+        names = {"list": self.list, "watch": self.list, "get": self.get, "create": self.create,
+                 "update": self.update, "patch": self.update, "delete": self.delete}
         return [k for k, v in names.items() if v is not None]
 
 
 def build_resources(store: KubeStore) -> dict[tuple[str, str], Resource]:
     """(group, resource name) -> Resource, for every resource the store serves."""
-    def workload(kind: str, plural: str) -> Resource:
-        return Resource("apps", "v1", plural, kind,
+    def workload(kind: str, plural: str, short: str) -> Resource:
+        return Resource("apps", "v1", plural, kind, short_names=(short,), categories=("all",),
                         list=lambda ns, l, f: store.list_workloads(kind, ns, l, f),
                         get=lambda ns, n: store.get_workload(kind, ns, n),
                         update=lambda ns, n, body: store.update_workload(kind, ns, n, body),
                         get_scale=lambda ns, n: store.get_scale(kind, ns, n),
                         update_scale=lambda ns, n, body: store.update_scale(kind, ns, n, body))
 
-    def stored(table, group: str, version: str, plural: str, kind: str) -> Resource:
+    def stored(table, group: str, version: str, plural: str, kind: str, short: tuple[str, ...] = ()) -> Resource:
         def locked(fn):
             def call(*args):
                 with store.lock:
                     return fn(*args)
             return call
         return Resource(group, version, plural, kind, list=locked(table.list), get=locked(table.get),
-                        create=locked(table.create), update=locked(table.update), delete=locked(table.delete))
+                        create=locked(table.create), update=locked(table.update), delete=locked(table.delete),
+                        short_names=short)
 
     resources = [
-        workload("Deployment", "deployments"),
-        workload("StatefulSet", "statefulsets"),
-        Resource("apps", "v1", "replicasets", "ReplicaSet", list=store.list_replicasets, get=store.get_replicaset),
-        Resource("", "v1", "pods", "Pod", list=store.list_pods, get=store.get_pod, delete=store.delete_pod),
-        stored(store.events, "", "v1", "events", "Event"),
-        stored(store.configmaps, "", "v1", "configmaps", "ConfigMap"),
+        workload("Deployment", "deployments", "deploy"),
+        workload("StatefulSet", "statefulsets", "sts"),
+        Resource("apps", "v1", "replicasets", "ReplicaSet", list=store.list_replicasets, get=store.get_replicaset,
+                 short_names=("rs",), categories=("all",)),
+        Resource("", "v1", "pods", "Pod", list=store.list_pods, get=store.get_pod, delete=store.delete_pod,
+                 short_names=("po",), categories=("all",)),
+        stored(store.events, "", "v1", "events", "Event", ("ev",)),
+        stored(store.configmaps, "", "v1", "configmaps", "ConfigMap", ("cm",)),
         stored(store.leases, "coordination.k8s.io", "v1", "leases", "Lease"),
-        Resource("", "v1", "namespaces", "Namespace", namespaced=False,
-                 list=lambda ns, l, f: [_namespace(n) for n in store.namespaces()],
+        Resource("", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",),
+                 list=lambda ns, l, f: [_namespace(store, n) for n in store.namespaces()],
                  get=lambda ns, n: _get_namespace(store, n)),
     ]
     return {(r.group, r.name): r for r in resources}
 
 
-def _namespace(name: str) -> dict:
+def _namespace(store: KubeStore, name: str) -> dict:
+    created = K.rfc3339(store.clock.wall(store.clock.sim_start_s))
     return {"kind": "Namespace", "apiVersion": "v1",
             "metadata": {"name": name, "uid": K.uid_for("Namespace", name), "resourceVersion": "1",
+                         "creationTimestamp": created,
                          "labels": {"kubernetes.io/metadata.name": name}},
             "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
 
@@ -111,7 +126,7 @@ def _namespace(name: str) -> dict:
 def _get_namespace(store: KubeStore, name: str) -> dict:
     if name not in store.namespaces():
         raise K.not_found("namespaces", "", name)
-    return _namespace(name)
+    return _namespace(store, name)
 
 
 @dataclass(frozen=True)
@@ -159,10 +174,11 @@ def _carries_resource_version(patch: Any) -> bool:
 
 
 class ResourceHandler:
-    """Serves the verbs on one parsed Route."""
+    """Serves the verbs on one parsed Route. ``stop``: set when the server stops (ends watches)."""
 
-    def __init__(self, store: KubeStore):
+    def __init__(self, store: KubeStore, stop: threading.Event | None = None):
         self.store = store
+        self.stop = stop or threading.Event()
 
     def serve(self, route: Route, request: Request) -> Response:
         r, ns, name, sub = route.resource, route.namespace, route.name, route.subresource
@@ -176,7 +192,12 @@ class ResourceHandler:
         if sub == "status" and method != "GET":
             raise K.method_not_allowed()
         if method == "GET" and r.get:
-            return Response.json(200, r.get(ns, name))
+            obj = r.get(ns, name)
+            as_table = wants_table(request.headers.get("accept")) if sub is None else None
+            if as_table:
+                return Response.json(200, self._table(r, [obj], obj["metadata"].get("resourceVersion", ""),
+                                                      as_table, request))
+            return Response.json(200, obj)
         if method == "PUT" and r.update:
             return Response.json(200, r.update(ns, name, _body_object(request)))
         if method == "PATCH" and r.update:
@@ -186,16 +207,42 @@ class ResourceHandler:
         raise K.method_not_allowed()
 
     def _collection(self, r: Resource, ns: str | None, request: Request) -> Response:
-        if request.query.get("watch") in ("true", "1"):
-            raise K.bad_request("watch is not supported by the simulated API server")
         if request.method == "GET" and r.list:
             labels = K.parse_label_selector(request.query.get("labelSelector"))
             fields = K.parse_field_selector(request.query.get("fieldSelector"))
+            as_table = wants_table(request.headers.get("accept"))
+            if request.query.get("watch") in ("true", "1"):
+                return self._watch(r, lambda: K.sorted_items(r.list(ns, labels, fields)), as_table, request)
             items = K.sorted_items(r.list(ns, labels, fields))
+            if as_table:
+                return Response.json(200, self._table(r, items, str(self.store.resource_version), as_table, request))
             return Response.json(200, K.list_object(f"{r.kind}List", r.api_version, items, self.store.resource_version))
         if request.method == "POST" and r.create and ns is not None:
             return Response.json(201, r.create(ns, _body_object(request)))
         raise K.method_not_allowed()
+
+    @staticmethod
+    def _table(r: Resource, items: list[dict], resource_version: str, api_version: str, request: Request,
+               columns: bool = True) -> dict:
+        return table(r.kind, items, resource_version, time.time(), api_version,
+                     request.query.get("includeObject") or "Metadata", columns)
+
+    def _watch(self, r: Resource, list_items: Callable[[], list[dict]], as_table: str | None,
+               request: Request) -> Response:
+        """A streamed response of watch events (objects, or one-row Tables when asked)."""
+        since = request.query.get("resourceVersion")
+        check_resource_version(since)
+        duration_s = watch_timeout_s(request.query)
+
+        def stream() -> Iterator[bytes]:
+            first = True
+            for event_type, obj in watch_events(list_items, since, duration_s, self.stop):
+                if as_table:  # column definitions with the first event only, as the apiserver sends
+                    obj = self._table(r, [obj], obj["metadata"].get("resourceVersion", ""), as_table, request, first)
+                first = False
+                yield encode_event(event_type, obj)
+
+        return Response(200, content_type="application/json", stream=stream())
 
     def _scale(self, r: Resource, ns: str, name: str, request: Request) -> Response:
         if request.method == "GET":
@@ -271,8 +318,13 @@ def _resource_list(group: str, version: str, resources: dict[tuple[str, str], Re
     for r in resources.values():
         if (r.group, r.version) != (group, version):
             continue
-        out.append({"name": r.name, "singularName": r.kind.lower(), "namespaced": r.namespaced, "kind": r.kind,
-                    "verbs": r.verbs()})
+        entry = {"name": r.name, "singularName": r.kind.lower(), "namespaced": r.namespaced, "kind": r.kind,
+                 "verbs": r.verbs()}
+        if r.short_names:
+            entry["shortNames"] = list(r.short_names)
+        if r.categories:
+            entry["categories"] = list(r.categories)
+        out.append(entry)
         if r.get_scale:
             out.append({"name": f"{r.name}/scale", "singularName": "", "namespaced": True, "group": "autoscaling",
                         "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]})

@@ -17,6 +17,11 @@ Pieces, usable on their own in tests:
 ``Authorization: Bearer <token>``, test hooks included; else 401 with a Status. The server
 makes a random token unless given one; only ``auth=False`` (``--no-auth``) turns this off.
 Files holding the token (kubeconfig, token file) are written 0600.
+
+**TLS.** The API is served over HTTPS with a certificate signed by a CA made at start-up (see
+:mod:`simulators.kube_tls`); the kubeconfig carries that CA as ``certificate-authority-data``,
+so kubectl and the Python client verify the server. ``tls=False`` (``--insecure-http``) serves
+plain HTTP. The metrics endpoint stays plain HTTP (what Prometheus scrapes by default).
 - :class:`SimKubeServer`: both HTTP services plus the driver; a context manager.
 
 **Test hooks.** ``api.faults.inject(path_regex, status=503, times=2)`` makes the next matching
@@ -34,6 +39,7 @@ import logging
 import re
 import secrets
 import signal
+import ssl
 import threading
 import time
 from collections import Counter, deque
@@ -50,6 +56,7 @@ from simulators.kube_http import IDLE_TIMEOUT_S, MAX_CONNECTIONS, READ_TIMEOUT_S
 from simulators.kube_metrics import SimMetricsExporter
 from simulators.kube_routes import ResourceHandler, build_resources, discovery, error_response, parse_path
 from simulators.kube_store import KubeStore, SimTime
+from simulators.kube_tls import ServingIdentity, make_serving_identity
 from simulators.scenario import Scenario, load_scenario
 
 log = logging.getLogger("setpoint.sim.kubeapi")
@@ -241,7 +248,8 @@ class SimKubeApi:
         self.token = token
         self.test_hooks = test_hooks
         self.resources = build_resources(world.store)
-        self.handler = ResourceHandler(world.store)
+        self.stopping = threading.Event()  # set on stop: ends watches
+        self.handler = ResourceHandler(world.store, self.stopping)
         self.faults = FaultInjector()
         self.requests = RequestLog()
         self.address = "127.0.0.1:0"
@@ -323,11 +331,13 @@ def parse_listen(value: str) -> tuple[str, int]:
     return (host.strip("[]") or "127.0.0.1"), int(port)
 
 
-def kubeconfig(server_url: str, token: str | None, namespace: str = "default") -> dict:
-    """A kubeconfig for the simulated cluster (context and cluster named ``setpoint-sim``)."""
+def kubeconfig(server_url: str, token: str | None, namespace: str = "default", ca_data: str | None = None) -> dict:
+    """A kubeconfig for the simulated cluster (context and cluster named ``setpoint-sim``);
+    ``ca_data``: the base64 PEM of the CA that signed the server's certificate."""
     user = {"token": token} if token else {}
+    cluster = {"server": server_url, **({"certificate-authority-data": ca_data} if ca_data else {})}
     return {"apiVersion": "v1", "kind": "Config", "preferences": {},
-            "clusters": [{"name": "setpoint-sim", "cluster": {"server": server_url}}],
+            "clusters": [{"name": "setpoint-sim", "cluster": cluster}],
             "users": [{"name": "setpoint-sim", "user": user}],
             "contexts": [{"name": "setpoint-sim", "context": {"cluster": "setpoint-sim", "user": "setpoint-sim",
                                                                 "namespace": namespace}}],
@@ -345,7 +355,7 @@ class SimKubeServer:
                  metrics_port: int | None = None, metrics_host: str | None = None, speed: float = 1.0,
                  drive: bool = True, token: str | None = None, auth: bool = True, test_hooks: bool = False,
                  statefulsets: frozenset[str] = frozenset(), max_connections: int = MAX_CONNECTIONS,
-                 idle_timeout_s: float = IDLE_TIMEOUT_S, read_timeout_s: float = READ_TIMEOUT_S):
+                 idle_timeout_s: float = IDLE_TIMEOUT_S, read_timeout_s: float = READ_TIMEOUT_S, tls: bool = True):
         if token is not None and not auth:
             raise ValueError("a token and auth=False contradict each other")
         if token is not None and not token.strip():
@@ -353,7 +363,10 @@ class SimKubeServer:
         sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.world = SimWorld(sc, speed, statefulsets)
         self.api = SimKubeApi(self.world, (token or new_token()) if auth else None, test_hooks)
-        self.http = HttpService(self.api, host, port, max_connections, idle_timeout_s, read_timeout_s)
+        #: The CA and serving certificate (None over plain HTTP).
+        self.identity: ServingIdentity | None = make_serving_identity((host,)) if tls else None
+        self.http = HttpService(self.api, host, port, max_connections, idle_timeout_s, read_timeout_s,
+                                self.identity.server_context() if self.identity else None)
         self.api.address = f"{self.http.host}:{self.http.port}"
         self.metrics_http = (HttpService(MetricsApp(self.world), metrics_host or host, metrics_port, 16,
                                          idle_timeout_s, read_timeout_s)
@@ -373,9 +386,14 @@ class SimKubeServer:
         """The bearer token clients must send (None when auth is off)."""
         return self.api.token
 
+    def client_ssl_context(self) -> ssl.SSLContext | None:
+        """An SSLContext that trusts this server's CA (None over plain HTTP), for urllib and the like."""
+        return self.identity.client_context() if self.identity else None
+
     def write_kubeconfig(self, path: str | Path, namespace: str = "default") -> Path:
-        """A kubeconfig with the server's URL and token, written 0600 (see write_private_file)."""
-        text = yaml.safe_dump(kubeconfig(self.url, self.api.token, namespace), sort_keys=False)
+        """A kubeconfig with the server's URL, CA and token, written 0600 (see write_private_file)."""
+        ca_data = self.identity.ca_data if self.identity else None
+        text = yaml.safe_dump(kubeconfig(self.url, self.api.token, namespace, ca_data), sort_keys=False)
         return write_private_file(path, text)
 
     def write_token_file(self, path: str | Path) -> Path:
@@ -393,6 +411,7 @@ class SimKubeServer:
         return self
 
     def stop(self) -> None:
+        self.api.stopping.set()
         if self.driver:
             self.driver.stop()
         self.http.stop()
@@ -414,7 +433,7 @@ def new_token() -> str:
 def serve(scenario: str | Path, kube_listen: str = "127.0.0.1:8001", metrics_listen: str | None = None,
           kubeconfig_out: str | Path | None = None, speed: float = 1.0, test_hooks: bool = False,
           token: str | None = None, on_ready=None, *, auth: bool = True, token_file: str | Path | None = None,
-          read_timeout_s: float = READ_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS) -> None:
+          read_timeout_s: float = READ_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS, tls: bool = True) -> None:
     """Run the simulated apiserver until SIGTERM or SIGINT (the ``setpoint sim serve`` command).
 
     The bearer token (``token``, or a fresh random one) is always required unless ``auth`` is
@@ -426,7 +445,7 @@ def serve(scenario: str | Path, kube_listen: str = "127.0.0.1:8001", metrics_lis
         raise ValueError("--token-file needs auth: there is no token with --no-auth")
     server = SimKubeServer(scenario, host=host, port=port, metrics_host=m_host, metrics_port=m_port, speed=speed,
                            token=token, auth=auth, test_hooks=test_hooks, read_timeout_s=read_timeout_s,
-                           max_connections=max_connections)
+                           max_connections=max_connections, tls=tls)
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
     server.start()

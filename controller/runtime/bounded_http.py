@@ -12,6 +12,9 @@ Used by the controller's status server and by the simulated apiserver (``setpoin
   arrive within ``read_timeout_s`` (a deadline, not a per-read timeout: a client sending one
   byte a second cannot stretch it), else the connection is closed.
 - Writing a response may take at most ``read_timeout_s`` too (a client that stops reading).
+- With an ``ssl_context``, each connection's TLS handshake runs on its pool thread (never on the
+  accept loop) and must finish within ``read_timeout_s`` (a deadline too). Connections beyond
+  the bound are closed without an answer then: a busy response needs a handshake first.
 
 Handlers derive from :class:`BoundedRequestHandler` and call ``body_read()`` once they have
 read the request body, before doing the (possibly slow) work of answering it.
@@ -20,7 +23,9 @@ read the request body, before doing the (possibly slow) work of answering it.
 from __future__ import annotations
 
 import io
+import select
 import socket
+import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -128,13 +133,15 @@ class BoundedHTTPServer(HTTPServer):
 
     def __init__(self, address: tuple[str, int], handler: type[BoundedRequestHandler], *,
                  max_connections: int = MAX_CONNECTIONS, idle_timeout_s: float = IDLE_TIMEOUT_S,
-                 read_timeout_s: float = READ_TIMEOUT_S, busy_response: bytes | None = None):
+                 read_timeout_s: float = READ_TIMEOUT_S, busy_response: bytes | None = None,
+                 ssl_context: ssl.SSLContext | None = None):
         if max_connections < 1 or idle_timeout_s <= 0 or read_timeout_s <= 0:
             raise ValueError("max_connections, idle_timeout_s and read_timeout_s must be positive")
         super().__init__(address, handler)
         self.max_connections = max_connections
         self.idle_timeout_s = idle_timeout_s
         self.read_timeout_s = read_timeout_s
+        self.ssl_context = ssl_context
         self.busy_response = busy_response or plain_response(503, "Service Unavailable",
                                                              "too many connections; retry shortly\n")
         self.pool = ThreadPoolExecutor(max_workers=max_connections, thread_name_prefix="http-conn")
@@ -163,6 +170,9 @@ class BoundedHTTPServer(HTTPServer):
 
     def _refuse(self, request: socket.socket) -> None:
         """Answer busy and close, without reading: the accept loop must never block here."""
+        if self.ssl_context is not None:  # an answer needs a handshake, which could block: just close
+            self.close_request(request)
+            return
         try:
             request.settimeout(0.5)
             request.sendall(self.busy_response)
@@ -172,13 +182,43 @@ class BoundedHTTPServer(HTTPServer):
 
     def _work(self, request, client_address) -> None:
         try:
+            if self.ssl_context is not None:
+                raw, request = request, self._tls_handshake(request)
+                with self._open_lock:  # wrapping detached the raw socket: track the TLS one
+                    self._open.discard(raw)
+                    self._open.add(request)
             self.finish_request(request, client_address)
-        except OSError:
-            pass  # the client went away or timed out
+        except (OSError, ValueError):
+            pass  # the client went away, timed out or failed the handshake
         finally:
             with self._open_lock:
                 self._open.discard(request)
             self.shutdown_request(request)
+
+    def _tls_handshake(self, sock: socket.socket) -> ssl.SSLSocket:
+        """``sock`` wrapped in TLS once the handshake finished, within ``read_timeout_s`` in all
+        (non-blocking steps: a client sending a byte a second cannot stretch it). RequestReadTimeout
+        when it did not, ssl.SSLError when it failed."""
+        tls = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        try:
+            tls.setblocking(False)
+            deadline = time.monotonic() + self.read_timeout_s
+            while True:
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    wait = ([tls], [])
+                except ssl.SSLWantWriteError:
+                    wait = ([], [tls])
+                remaining_s = deadline - time.monotonic()
+                if remaining_s <= 0 or not any(select.select(*wait, [], remaining_s)[:2]):
+                    raise RequestReadTimeout("the TLS handshake did not finish within the read timeout")
+        except BaseException:
+            tls.close()  # it owns the connection now
+            raise
+        tls.setblocking(True)
+        return tls
 
     def shutdown_request(self, request: socket.socket) -> None:
         """Send FIN, then read what the client still sends (bounded) before closing: closing with

@@ -52,7 +52,7 @@ def test_discovery_endpoints_answer_the_client(api_client):
 def test_request_without_the_token_is_401(server):
     req = urllib.request.Request(f"{server.url}/apis/apps/v1/namespaces/shop/deployments")
     with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT_S)
+        urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT_S, context=server.client_ssl_context())
     assert err.value.code == 401
     assert json.loads(err.value.read())["reason"] == "Unauthorized"
 
@@ -351,7 +351,7 @@ def test_config_map_with_bad_data_is_422(server, data):
     req = urllib.request.Request(f"{server.url}/api/v1/namespaces/{NS}/configmaps", data=body, method="POST",
                                  headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
     with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT_S)
+        urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT_S, context=server.client_ssl_context())
     assert err.value.code == 422 and json.loads(err.value.read())["reason"] == "Invalid"
 
 
@@ -381,13 +381,13 @@ def test_http_fault_hook_only_with_the_flag(server, tmp_path):
     req = urllib.request.Request(f"{server.url}/_sim/faults", method="POST",
                                  data=json.dumps({"path": "/pods", "status": 500}).encode())
     with pytest.raises(urllib.error.HTTPError) as err:  # off: the path is just an unknown API path (401 first)
-        urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT_S)
+        urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT_S, context=server.client_ssl_context())
     assert err.value.code in (401, 404)
     srv = start_server(test_hooks=True)
     try:
         with urllib.request.urlopen(urllib.request.Request(f"{srv.url}/_sim/faults", method="POST", data=json.dumps(
                 {"path": "/pods", "status": 500, "times": 1}).encode(), headers={"Authorization": f"Bearer {TOKEN}"}),
-                timeout=REQUEST_TIMEOUT_S) as resp:
+                timeout=REQUEST_TIMEOUT_S, context=srv.client_ssl_context()) as resp:
             assert resp.status == 201
         core = client.CoreV1Api(official_client(srv, tmp_path))
         with pytest.raises(ApiException) as err:
@@ -531,7 +531,7 @@ def test_setpoint_sim_serve_command(tmp_path):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
         err = proc.stderr.read()
-        assert "Kubernetes API: http://127.0.0.1:" in err and "metrics: http://127.0.0.1:" in err
+        assert "Kubernetes API: https://127.0.0.1:" in err and "metrics: http://127.0.0.1:" in err
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -3,16 +3,21 @@ malformed requests (each gets its status and a Kubernetes Status), slow and idle
 (they cannot starve a normal client), and token files written 0600.
 
 Raw requests go over plain sockets on 127.0.0.1 so that the bytes are exactly the ones in the
-table; every socket has a timeout and every wait is bounded.
+table; every socket has a timeout and every wait is bounded. The HTTP-layer tests run against
+plain-HTTP servers (``tls=False``); the TLS tests (handshake deadline, the command's HTTPS
+kubeconfig, kubectl with the token) wrap the same raw requests in TLS.
 """
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
 import shutil
+import select
 import socket
+import ssl
 import stat
 import subprocess
 import sys
@@ -29,18 +34,34 @@ from kubernetes import client
 from controller.runtime.private_file import write_private_file
 from simulators.kube_http import MAX_BODY_BYTES, decode_json_body, nesting_depth
 from simulators.kubeapi import SimKubeServer
-from tests.adapters.kube_helpers import (REQUEST_TIMEOUT_S, SCENARIO_YAML, TOKEN, kube_scenario,  # noqa: F401
-                                         official_client, server, start_server)
+from simulators.kube_tls import make_serving_identity
+from tests.adapters import kube_helpers
+from tests.adapters.kube_helpers import REQUEST_TIMEOUT_S, SCENARIO_YAML, TOKEN, kube_scenario, official_client
 
 NS = "shop"
 SCALE = f"/apis/apps/v1/namespaces/{NS}/deployments/web/scale"
 AUTH = f"Authorization: Bearer {TOKEN}\r\n"
 
 
+def start_server(**kwargs) -> SimKubeServer:
+    """A simulated apiserver over plain HTTP unless ``tls=True``."""
+    return kube_helpers.start_server(**{"tls": False, **kwargs})
+
+
+@pytest.fixture
+def server():
+    srv = start_server()
+    yield srv
+    srv.stop()
+
+
 # --------------------------------------------------------------------------- raw HTTP helpers
-def exchange(port: int, raw: bytes, timeout_s: float = REQUEST_TIMEOUT_S) -> tuple[int, dict, dict | None]:
-    """Send ``raw`` on a new connection; (status, lower-case headers, JSON body or None)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
+def exchange(port: int, raw: bytes, timeout_s: float = REQUEST_TIMEOUT_S,
+             tls: ssl.SSLContext | None = None) -> tuple[int, dict, dict | None]:
+    """Send ``raw`` on a new connection (in TLS with ``tls``); (status, lower-case headers, JSON
+    body or None)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as plain:
+        sock = tls.wrap_socket(plain, server_hostname="127.0.0.1") if tls else plain
         sock.sendall(raw)
         response = http.client.HTTPResponse(sock)
         response.begin()
@@ -288,9 +309,9 @@ def test_no_auth_serves_requests_without_a_token():
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 def test_kubectl_scales_and_patches_through_the_server(tmp_path):
-    """kubectl (Go's HTTP client: keep-alive, its own content types) against a --no-auth server;
-    it sends no credentials over plain HTTP, so this is how kubectl is used until TLS."""
-    srv = start_server(token=None, auth=False)
+    """kubectl (Go's HTTP client: keep-alive, its own content types) over TLS with the token: it
+    verifies the server against the kubeconfig's CA and sends the token."""
+    srv = start_server(tls=True)
     try:
         env = {**os.environ, "KUBECONFIG": str(srv.write_kubeconfig(tmp_path / "kubeconfig", namespace=NS))}
         for args in (["scale", "deployments.apps", "web", "--replicas=5"],
@@ -300,6 +321,88 @@ def test_kubectl_scales_and_patches_through_the_server(tmp_path):
                            timeout=30)
         assert web_replicas(srv) == 5
         assert srv.world.store.get_scale("Deployment", NS, "api")["spec"]["replicas"] == 4
+    finally:
+        srv.stop()
+
+
+# --------------------------------------------------------------------------- TLS
+@pytest.mark.parametrize("hosts,extra", [
+    pytest.param((), set(), id="loopback-only"),
+    pytest.param(("127.0.0.1",), set(), id="loopback-listen"),
+    pytest.param(("0.0.0.0",), {"0.0.0.0"}, id="all-interfaces"),
+    pytest.param(("sim.example",), {"sim.example"}, id="dns-name"),
+])
+def test_serving_certificate_covers_loopback_and_the_listening_host(hosts, extra):
+    from cryptography import x509
+
+    identity = make_serving_identity(hosts)
+    cert = x509.load_pem_x509_certificate(identity.cert_pem)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {str(n.value) for n in names} == {"localhost", "127.0.0.1", "::1"} | extra
+    ca = x509.load_pem_x509_certificate(identity.ca_pem)
+    assert cert.issuer == ca.subject and ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+
+
+def test_tls_server_is_verified_against_its_own_ca_only():
+    srv = start_server(tls=True)
+    try:
+        assert srv.url.startswith("https://127.0.0.1:")
+        ok = exchange(srv.http.port, request("GET", SCALE), tls=srv.client_ssl_context())
+        assert ok[0] == 200 and ok[2]["spec"]["replicas"] == 2
+        stranger = make_serving_identity().client_context()  # another CA: the certificate must not verify
+        with pytest.raises(ssl.SSLCertVerificationError):
+            exchange(srv.http.port, request("GET", SCALE), tls=stranger)
+        with socket.create_connection(("127.0.0.1", srv.http.port), timeout=REQUEST_TIMEOUT_S) as plain:
+            plain.sendall(request("GET", SCALE))  # plain HTTP to the TLS port: no HTTP answer, closed
+            try:
+                answer = plain.recv(65536)
+            except ConnectionResetError:
+                answer = b""
+            assert not answer.startswith(b"HTTP/")
+    finally:
+        srv.stop()
+
+
+def test_slow_tls_handshake_is_cut_at_the_read_timeout_while_others_are_served():
+    """A client that trickles its ClientHello a byte every 0.2 s is cut off (the handshake has
+    a deadline, not a per-read timeout); a normal client is served meanwhile."""
+    srv = start_server(tls=True, read_timeout_s=1.0, idle_timeout_s=1.0)
+    hello = bytes.fromhex("16030100c8010000c40303") + bytes(200)  # a TLS record header, then the start of a hello
+    try:
+        with socket.create_connection(("127.0.0.1", srv.http.port), timeout=REQUEST_TIMEOUT_S) as slow:
+            cut = False
+            for i in range(len(hello)):  # up to 200 bytes * 0.2 s; the server cuts it after ~1 s
+                try:
+                    slow.sendall(hello[i:i + 1])
+                except OSError:
+                    cut = True
+                    break
+                if i == 2:
+                    assert exchange(srv.http.port, request("GET", SCALE), tls=srv.client_ssl_context())[0] == 200
+                readable = select.select([slow], [], [], 0.2)[0]
+                if readable:
+                    try:
+                        cut = slow.recv(1) == b""
+                    except OSError:
+                        cut = True
+                    if cut:
+                        break
+            assert cut, "the server kept a trickling handshake open"
+    finally:
+        srv.stop()
+
+
+def test_tls_connections_beyond_the_bound_are_closed_without_a_handshake():
+    srv = start_server(tls=True, max_connections=2, idle_timeout_s=3.0)
+    context = srv.client_ssl_context()
+    try:
+        held = [context.wrap_socket(socket.create_connection(("127.0.0.1", srv.http.port), timeout=5),
+                                    server_hostname="127.0.0.1") for _ in range(2)]
+        with pytest.raises((ssl.SSLError, OSError)):
+            exchange(srv.http.port, request("GET", SCALE), tls=context)
+        for sock in held:
+            sock.close()
     finally:
         srv.stop()
 
@@ -440,14 +543,18 @@ def test_sim_serve_command_auth(tmp_path, options, authenticated):
         if authenticated:
             wait_for_file(proc, token_file)
         config = yaml.safe_load(kubeconfig.read_text())
-        port = int(config["clusters"][0]["cluster"]["server"].rsplit(":", 1)[1])
+        cluster = config["clusters"][0]["cluster"]
+        assert cluster["server"].startswith("https://127.0.0.1:")
+        port = int(cluster["server"].rsplit(":", 1)[1])
+        tls = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
         assert mode(kubeconfig) == 0o600
-        anonymous = exchange(port, request("PATCH", SCALE, SCALE_TO_9, headers="", content_type=MERGE))[0]
+        anonymous = exchange(port, request("PATCH", SCALE, SCALE_TO_9, headers="", content_type=MERGE), tls=tls)[0]
         if authenticated:
             assert anonymous == 401
             token = token_file.read_text().strip()
             assert mode(token_file) == 0o600 and config["users"][0]["user"]["token"] == token
-            assert exchange(port, request("GET", SCALE, headers=f"Authorization: Bearer {token}\r\n"))[0] == 200
+            assert exchange(port, request("GET", SCALE, headers=f"Authorization: Bearer {token}\r\n"),
+                            tls=tls)[0] == 200
         else:
             assert anonymous == 200
         err = stop_command(proc)
@@ -464,6 +571,24 @@ def test_sim_serve_command_refuses_no_auth_with_a_token_file(tmp_path):
         assert proc.wait(timeout=20) == 1
         assert "--no-auth cannot be combined" in proc.stderr.read()
         assert not (tmp_path / "token").exists() and not (tmp_path / "kubeconfig.yaml").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def test_sim_serve_command_insecure_http_serves_plain_http_still_with_the_token(tmp_path):
+    proc = serve_command(tmp_path, "--insecure-http")
+    try:
+        kubeconfig = tmp_path / "kubeconfig.yaml"
+        wait_for_file(proc, kubeconfig)
+        config = yaml.safe_load(kubeconfig.read_text())
+        cluster, token = config["clusters"][0]["cluster"], config["users"][0]["user"]["token"]
+        assert cluster["server"].startswith("http://127.0.0.1:") and "certificate-authority-data" not in cluster
+        port = int(cluster["server"].rsplit(":", 1)[1])
+        assert exchange(port, request("GET", SCALE, headers=""))[0] == 401
+        assert exchange(port, request("GET", SCALE, headers=f"Authorization: Bearer {token}\r\n"))[0] == 200
+        stop_command(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
