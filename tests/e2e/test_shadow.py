@@ -19,9 +19,14 @@ def get_json(url: str, kubeconfig) -> dict:
     """GET a sim serve test hook with the token from the kubeconfig it wrote (hooks need it too)."""
     import yaml
 
-    token = yaml.safe_load(kubeconfig.read_text())["users"][0]["user"]["token"]
+    import base64
+    import ssl
+
+    config = yaml.safe_load(kubeconfig.read_text())
+    token = config["users"][0]["user"]["token"]
+    ca = base64.b64decode(config["clusters"][0]["cluster"]["certificate-authority-data"]).decode()
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
-    return json.loads(urllib.request.urlopen(request, timeout=5).read())
+    return json.loads(urllib.request.urlopen(request, timeout=5, context=ssl.create_default_context(cadata=ca)).read())
 
 
 def metric(text: str, name: str, **labels) -> float | None:
@@ -46,7 +51,7 @@ def test_shadow_decides_and_writes_nothing(tmp_path):
                     "--test-hooks"], tmp_path / "sim.log", tmp_path)
         procs.append(sim)
         wait_until(kubeconfig.exists, 20, what="the simulated API's kubeconfig")
-        hooks = f"http://127.0.0.1:{kube_port}/_sim/requests"
+        hooks = f"https://127.0.0.1:{kube_port}/_sim/requests"
         with prometheus_server([ScrapeTarget.of(f"127.0.0.1:{metrics_port}")], scrape_interval="1s") as prom:
             run = Proc([*SETPOINT, "run", "--shadow", "--policies", "policies", "--prometheus", prom.url,
                         "--kubeconfig", str(kubeconfig), "--listen", f"127.0.0.1:{status_port}",
