@@ -68,15 +68,17 @@ class RevisionTestParams:
     (None) is the fewest that can carry the evidence, ceil(log(1/alpha) / log(worse_by)).
     sigma_floor: the least standard deviation of log latency assumed (a floor on the pooled
     estimate, so a few near-identical pods cannot make a tiny difference significant).
+    rollback: a BAD verdict rolls back (else it is only recorded).
     """
 
     name: str
-    kind: Measure = Measure.RATIO
+    measure: Measure = Measure.RATIO
     worse_by: float = 2.0
     false_rate: float = 0.01
     miss_rate: float = 0.05
     min_requests: float | None = None
     sigma_floor: float = 0.05
+    rollback: bool = True
 
     def __post_init__(self) -> None:
         if not self.worse_by > 1.0:
@@ -203,7 +205,7 @@ def step_tests(checks: tuple[RevisionTestParams, ...], state: RevisionTestState,
     state = state.reset(np.asarray(revision, dtype=object) != state.revision, np.asarray(revision, dtype=object))
     if not checks:
         return state
-    kind = np.asarray([int(c.kind) for c in checks])
+    kind = np.asarray([int(c.measure) for c in checks])
     is_ratio = (kind == Measure.RATIO)[None, :]
     worse_by = _column(checks, "worse_by")
     open_ = active[:, None] & (state.verdict == Verdict.UNDECIDED)
@@ -231,7 +233,7 @@ def step_tests(checks: tuple[RevisionTestParams, ...], state: RevisionTestState,
 def summary_values(checks: tuple[RevisionTestParams, ...], state: RevisionTestState) -> tuple[np.ndarray, np.ndarray]:
     """(new value, stable value), each (N, C): the error ratio of each revision's requests so far,
     or the geometric mean latency of its pod samples (s). NaN without data."""
-    kind = np.asarray([int(c.kind) for c in checks])[None, :] if checks else np.zeros((1, 0), np.int64)
+    kind = np.asarray([int(c.measure) for c in checks])[None, :] if checks else np.zeros((1, 0), np.int64)
 
     def value(s: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):

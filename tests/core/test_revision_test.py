@@ -157,7 +157,7 @@ def test_undecided_while_too_few_requests(cycles):
                 max_size=10), st.sampled_from([Measure.RATIO, Measure.LATENCY]))
 def test_bad_never_flips_to_good(more, kind):
     """Once BAD, further cycles (any data, or none) never change the verdict or the statistic."""
-    c = RevisionTestParams("e", kind=kind)
+    c = RevisionTestParams("e", measure=kind)
     if kind == Measure.RATIO:
         first = ([5000, 500, 0], [5000, 5, 0])
     else:
@@ -189,7 +189,7 @@ def run_latency(check, factor: float, *, rollouts: int, cycles: int, pods_new: i
 
 @pytest.mark.parametrize("sigma", [pytest.param(0.05, id="tight"), pytest.param(0.3, id="noisy")])
 def test_equal_latency_is_flagged_at_most_at_the_false_rate(sigma):
-    c = RevisionTestParams("p95", kind=Measure.LATENCY, worse_by=1.5, false_rate=0.01)
+    c = RevisionTestParams("p95", measure=Measure.LATENCY, worse_by=1.5, false_rate=0.01)
     verdict = run_latency(c, 1.0, rollouts=4000, cycles=40, pods_new=3, pods_old=7, sigma=sigma)
     # the per-cycle variance is estimated from a few pods: allow a little over alpha
     assert np.mean(verdict == Verdict.BAD) <= 0.02
@@ -201,6 +201,68 @@ def test_equal_latency_is_flagged_at_most_at_the_false_rate(sigma):
     pytest.param(1.5, 0.1, 4, id="1.5x-tight-within-4-cycles"),
 ])
 def test_a_latency_regression_is_flagged_within_n_cycles(factor, sigma, cycles):
-    c = RevisionTestParams("p95", kind=Measure.LATENCY, worse_by=1.5, false_rate=0.01)
+    c = RevisionTestParams("p95", measure=Measure.LATENCY, worse_by=1.5, false_rate=0.01)
     verdict = run_latency(c, factor, rollouts=1000, cycles=cycles, pods_new=3, pods_old=7, sigma=sigma)
     assert np.mean(verdict == Verdict.BAD) >= 0.95
+
+
+# --- in heal(): the revision checks drive a rollback ------------------------------------------
+
+from controller.core.heal import HealthState, heal  # noqa: E402
+from controller.core.health_params import Act, HealthParams  # noqa: E402
+from controller.core.heal import HealthObservation  # noqa: E402
+
+RATIO_CHECK = RevisionTestParams("release-errors", worse_by=2.0, false_rate=0.01)
+
+
+def release(new_ratio: float, old_ratio: float, *, requests: float = 900.0, cycles: int = 8, rollout=True,
+            present: bool = True, check=RATIO_CHECK):
+    """Revision 1 healthy for 10 min, then revision 2 rolls out: its pods take a growing share of
+    ``requests`` per cycle. Returns the decisions of the release cycles."""
+    p = HealthParams.of((), revision_checks=(check,), healthy_after_s=300.0)
+    state = HealthState.empty(1, p)
+    for k in range(41):  # 10 minutes of revision 1, no rollout
+        state = heal(p, HealthObservation.of([10], checks=0, revision=["1"]), state, T0 + 15 * k).state
+    out = []
+    for k in range(cycles):
+        share = min(1.0, 0.2 * (k + 1))
+        n1, n0 = requests * share, requests * (1 - share)
+        new = ratio_stats([[n1]], [[n1 * new_ratio]]) if present else None
+        old = ratio_stats([[n0]], [[n0 * old_ratio]]) if present else None
+        obs = HealthObservation.of([10], checks=0, revision=["2"], rollout=[rollout and share < 1.0],
+                                   revision_new=new, revision_old=old)
+        d = heal(p, obs, state, T0 + 615 + 15 * k)
+        out.append(d)
+        state = d.state
+    return out
+
+
+def test_a_worse_new_revision_is_rolled_back_to_the_stable_one_during_its_rollout():
+    ds = release(0.02, 0.002)
+    rolled = [d for d in ds if d.action[0] == Act.ROLLBACK]
+    assert rolled, "the 10x revision is rolled back"
+    d = rolled[0]
+    assert d.rollback_to[0] == "1"
+    rec = d.record(0, "p", "default/web").to_dict()
+    assert rec["reason"] == "RollbackRevisionWorse" and rec["trigger"] == "release-errors"
+    rc = rec["revision_checks"]["release-errors"]
+    assert rc["verdict"] == "bad" and rc["new_revision"] == "2" and rc["stable_revision"] == "1"
+    assert rc["new_value"] == pytest.approx(0.02) and rc["stable_value"] == pytest.approx(0.002)
+    assert rc["statistic"] >= rc["bad_at"]
+    assert ds.index(d) <= 2, "within three cycles (about 1000 requests to the new pods)"
+
+
+@pytest.mark.parametrize("new_ratio,old_ratio,present", [
+    pytest.param(0.002, 0.002, True, id="equal"),
+    pytest.param(0.3, 0.3, True, id="overload-both-revisions-fail-alike"),
+    pytest.param(0.02, 0.002, False, id="missing-data"),
+])
+def test_no_rollback_without_a_difference_or_without_data(new_ratio, old_ratio, present):
+    ds = release(new_ratio, old_ratio, present=present)
+    assert all(d.action[0] != Act.ROLLBACK for d in ds)
+
+
+def test_a_record_only_revision_check_does_not_roll_back():
+    ds = release(0.02, 0.002, check=RevisionTestParams("release-errors", rollback=False))
+    assert all(d.action[0] != Act.ROLLBACK for d in ds)
+    assert ds[-1].record(0, "p", "t").to_dict()["revision_checks"]["release-errors"]["verdict"] == "bad"
