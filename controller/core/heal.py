@@ -259,7 +259,8 @@ class HealingDecision:
             return (Action(kind, target, reason, replicas=int(self.replicas[i]), from_replicas=int(self.current[i]),
                            policy=policy),)
         if act is Act.ROLLBACK:
-            return (Action(kind, target, reason, revision=str(self.rollback_to[i]) or None, policy=policy),)
+            fast = int(self.reason[i]) == HealthReason.ROLLBACK_REVISION_WORSE
+            return (Action(kind, target, reason, revision=str(self.rollback_to[i]) or None, policy=policy, fast=fast),)
         return (Action(kind, target, reason, policy=policy),)
 
     def record(self, i: int, policy: str, target: str) -> HealthRecord:
