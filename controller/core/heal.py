@@ -346,23 +346,33 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     outcome = np.where(verified >= 0, verified, outcome)
     prop, rem = propose(params, view, pods, pod_row, rem, rev)
     tests, rev_active, worse, rev_trigger = _revision_tests(params, obs, state, rev, now)
+    rollback_checks = np.asarray([c.rollback for c in params.revision_checks], bool)
+    cleared = ((tests.verdict == Verdict.GOOD) & rollback_checks[None, :]).any(axis=1) if params.revision_checks \
+        else np.zeros(n, bool)
     raise_to_rollback = worse & (prop.want < Remedy.ROLLBACK)
     want = np.where(raise_to_rollback, int(Remedy.ROLLBACK), prop.want)
     trigger = np.where(raise_to_rollback, -1, prop.trigger)
+    # Where the revisions are compared, the comparison replaces the timing heuristics (a check
+    # that begins soon after a release blames it): a surge during a rollout is not the release.
+    compared = rev_active if params.revision_checks else np.zeros(n, bool)
+    new_revision, after_rollout = prop.new_revision & ~compared, prop.after_rollout & ~compared
 
     restart_left = params.budgets.restarts_per_hour - state.budgets.restarts_used(now)
     trig_pods = np.where(prop.want == Remedy.RESTART_POD, prop.trigger, -1)
     room = restart_room(params, pods, pod_row, pod_ready, trig_pods, current, obs.ready, restart_left)
     overloaded, scale_up_to = _overload(params, obs, current, desired)
+    # a workload-wide rollback check is excused while the comparison finds the new revision no
+    # worse: it said so (a GOOD verdict), or it has not decided yet and the service is overloaded
+    excused = compared & ~worse & (overloaded | cleared)
     target_rev = rev.rollback_target
     arb = arbitrate(ArbitrationInput(
         current=current, desired=desired, scale_up_to=scale_up_to, floor=np.where(now < rem.floor_until, rem.floor, 0),
         rollout=obs.rollout | (rem.verify_action == Remedy.ROLLBACK), overloaded=overloaded, want=want,
-        escalated=prop.escalated, systemic=prop.systemic, suspect=rev.suspect, new_revision=prop.new_revision,
-        after_rollout=prop.after_rollout, can_rollback=target_rev != "", held=rem.held,
+        escalated=prop.escalated, systemic=prop.systemic, suspect=rev.suspect, new_revision=new_revision,
+        after_rollout=after_rollout, can_rollback=target_rev != "", held=rem.held,
         verifying=rem.verify_action != Remedy.NONE, cooldown=now < rem.cooldown_until, restart_budget=restart_left,
         restart_room=room, rollback_budget=params.budgets.rollbacks_per_day - state.budgets.rollbacks_used(now),
-        revision_worse=worse))
+        revision_worse=worse, excused=excused))
 
     restart = pick_pods(params, pods, pod_row, pod_ready, trig_pods,
                         np.where(arb.action == Act.RESTART_POD, arb.restart, 0))

@@ -102,6 +102,7 @@ class HealthReason(enum.IntEnum):
     CURRENT_REVISION_HEALTHY = 26  # a rollback check fired but the current revision is known healthy
     VERIFY_FAILED_ESCALATING = 27  # outcome: verification failed, the next ladder step follows
     ROLLBACK_REVISION_WORSE = 28  # a revision check: the new revision is worse than the stable one
+    OVERLOAD_NOT_RELEASE = 29  # a rollback check fired but the revision checks find the new revision no worse
 
     @property
     def code(self) -> str:
