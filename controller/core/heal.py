@@ -19,7 +19,7 @@ from controller.core.decide import Decision
 from controller.core.health import (CheckTable, CheckView, PodState, PodTable, check_view, evaluate, pod_view)
 from controller.core.health_params import (HEALTH_REASON_CODES, Act, HealthParams, HealthReason, Phase, Remedy,
                                            Scope)
-from controller.core.revision_test import (RevisionTestState, Verdict, step_tests, summary_values)
+from controller.core.revision_test import Measure, RevisionTestState, Verdict, step_tests, summary_values
 from controller.core.remediate import (BudgetState, RemedyState, RevisionState, as_strings, pick_pods, propose,
                                        rearm, remember, restart_room, update_revisions, verify)
 from controller.model import Action, ActionKind, TargetRef
@@ -349,6 +349,9 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     rollback_checks = np.asarray([c.rollback for c in params.revision_checks], bool)
     cleared = ((tests.verdict == Verdict.GOOD) & rollback_checks[None, :]).any(axis=1) if params.revision_checks \
         else np.zeros(n, bool)
+    least = np.asarray([c.least_requests if c.measure == Measure.RATIO else 1.0 for c in params.revision_checks])
+    served = ((tests.new[..., 0] >= least[None, :]) & rollback_checks[None, :]).any(axis=1) if params.revision_checks \
+        else np.zeros(n, bool)
     raise_to_rollback = worse & (prop.want < Remedy.ROLLBACK)
     want = np.where(raise_to_rollback, int(Remedy.ROLLBACK), prop.want)
     trigger = np.where(raise_to_rollback, -1, prop.trigger)
@@ -362,8 +365,10 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     room = restart_room(params, pods, pod_row, pod_ready, trig_pods, current, obs.ready, restart_left)
     overloaded, scale_up_to = _overload(params, obs, current, desired)
     # a workload-wide rollback check is excused while the comparison finds the new revision no
-    # worse: it said so (a GOOD verdict), or it has not decided yet and the service is overloaded
-    excused = compared & ~worse & (overloaded | cleared)
+    # worse: it said so (a GOOD verdict), or the service is overloaded and the new revision's pods
+    # have served traffic without being found worse (pods that never serve, e.g. crash-looping,
+    # are no evidence: the check's rollback goes ahead)
+    excused = compared & ~worse & (cleared | (overloaded & served))
     target_rev = rev.rollback_target
     arb = arbitrate(ArbitrationInput(
         current=current, desired=desired, scale_up_to=scale_up_to, floor=np.where(now < rem.floor_until, rem.floor, 0),
