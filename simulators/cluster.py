@@ -736,8 +736,9 @@ class SimCluster:
 
         ``fast`` (a bad release caught during its rollout): the rollout stops at once, the pods
         of the abandoned revision that are not ready yet (serving nothing) are deleted now, so
-        the stable revision's pods are recreated in the room they free, within the surge, on
-        this very sync; ready ones go as the stable pods become ready (max unavailable holds)."""
+        the stable revision's pods are recreated in the room they free, within the surge, at once
+        (the Deployment controller syncs on the change); ready ones go as the stable pods become
+        ready (max unavailable holds)."""
         self._flush()
         now = self.now if now is None else now
         revs = self._revisions[i]
@@ -753,6 +754,7 @@ class SimCluster:
             if unready.any():
                 self._remove_ranked(np.array([i]), np.array([int(unready.sum())]), now, unready[None, :])
                 self._refresh(np.array([i]))
+            self._progress_rollout(i, now)  # the Deployment controller syncs on the change, not a tick later
         return number
 
     def _make_current(self, i: int, seq: int, number: int) -> None:

@@ -463,6 +463,7 @@ class ReferenceCluster:
             unready = svc.ranked([p for p in svc.pods if p.rev_seq != svc.current_seq and p.phase != Phase.READY])
             if unready:
                 self.remove(svc, unready, self.now if now is None else now)
+            self.progress_rollout(svc, self.now if now is None else now)
         return number
 
     # --- reads ----------------------------------------------------------------------------
