@@ -139,6 +139,7 @@ class RevisionCheckRecord:
     statistic (log likelihood ratio) with its thresholds, and the verdict."""
 
     name: str
+    measure: str  # "ratio" (values are error ratios, traffic in requests) or "latency" (s, pod samples)
     new_revision: str
     stable_revision: str | None
     new_value: float | None
@@ -299,7 +300,7 @@ class HealingDecision:
         stable = str(self.state.revisions.rollback_target[i]) or None
         active = bool(self.revision_active[i]) if self.revision_active is not None else False
         return tuple(RevisionCheckRecord(
-            c.name, str(rt.revision[i]), stable, opt(new[i, j]), opt(old[i, j]), float(rt.new[i, j, 0]),
+            c.name, c.measure.name.lower(), str(rt.revision[i]), stable, opt(new[i, j]), opt(old[i, j]), float(rt.new[i, j, 0]),
             float(rt.old[i, j, 0]), float(rt.llr[i, j]), c.bad_at, c.good_at, c.worse_by,
             Verdict(int(rt.verdict[i, j])).name.lower(), active) for j, c in enumerate(checks))
 
