@@ -416,7 +416,7 @@ def _revision_tests(params: HealthParams, obs: HealthObservation, state: HealthS
         window = obs.rollout | (now - rev.rollout_done_at < params.rollback_window_s)
     active = window & ~rev.trusted & (rev.current != "")
     new, old = obs.revision_stats(cr)
-    tests = step_tests(checks, tests, rev.current, active, new, old, now)
+    tests = step_tests(checks, tests, rev.current, active, new, old, now, params.interval_s)
     rollback = np.asarray([c.rollback for c in checks], bool)
     bad = active[:, None] & (tests.verdict == Verdict.BAD) & rollback[None, :]
     first = np.where(bad.any(axis=1), bad.argmax(axis=1), -1) if cr else np.full(n, -1, np.int64)

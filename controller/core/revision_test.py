@@ -22,8 +22,12 @@ revision's share is binomial with p = r*n1 / (r*n1 + n0) (Poisson errors at rate
 with exposures n1, n0 requests): the test is exact conditionally on the exposures and needs no
 estimate of the baseline error ratio. Once the stable revision has no traffic left (the
 rollout completed; within the rollback window) the new revision is compared with the stable
-one's recorded baseline, p0 = (E0 + 1) / (N0 + 1), by the Poisson likelihood ratio
-``e1 log r - (r - 1) n1 p0``.
+one's recorded baseline, E0 errors in N0 requests (its recent traffic before the rollout,
+forgotten with a half-life, plus its traffic during it), by the same conditional binomial on
+the totals since then: LLR = e1 log r + (E0 + e1) log((N0 + n1) / (N0 + r n1)), n1 and e1
+summed since the stable revision stopped serving. This is the predictive likelihood ratio
+with the baseline error rate integrated over its posterior: the baseline's own noise is
+accounted for (a small baseline limits the evidence), not plugged in as if exact.
 
 Latency (one sample per pod, e.g. each pod's p95). Per cycle, the difference of the two
 revisions' mean log latencies d is normal with variance s^2 (1/m1 + 1/m0) (s^2 the pooled
@@ -39,7 +43,7 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -69,6 +73,8 @@ class RevisionTestParams:
     sigma_floor: the least standard deviation of log latency assumed (a floor on the pooled
     estimate, so a few near-identical pods cannot make a tiny difference significant).
     rollback: a BAD verdict rolls back (else it is only recorded).
+    baseline_half_life_s: the current revision's totals, the baseline its successor is compared
+    with, forget older traffic with this half-life (recent behaviour, not the whole history).
     """
 
     name: str
@@ -79,6 +85,7 @@ class RevisionTestParams:
     min_requests: float | None = None
     sigma_floor: float = 0.05
     rollback: bool = True
+    baseline_half_life_s: float = 600.0
 
     def __post_init__(self) -> None:
         if not self.worse_by > 1.0:
@@ -116,7 +123,8 @@ class RevisionTestState:
     ratio (the statistic); during: its part from cycles where both revisions served; new / old:
     (N, C, 3) the summed sufficient statistics of each revision (old: the stable revision's
     baseline); after: (N, C, 3) the new revision's since the stable one stopped serving;
-    verdict: int8 Verdict; decided_at: epoch s (NaN).
+    verdict: int8 Verdict; decided_at: epoch s (NaN); base: (N, C, 3) the current revision's
+    recent totals (decayed), the baseline of the next revision's test.
     """
 
     revision: np.ndarray
@@ -127,11 +135,13 @@ class RevisionTestState:
     after: np.ndarray
     verdict: np.ndarray
     decided_at: np.ndarray
+    base: np.ndarray
 
     @classmethod
     def empty(cls, n: int, c: int) -> "RevisionTestState":
         return cls(np.full(n, "", dtype=object), np.zeros((n, c)), np.zeros((n, c)), np.zeros((n, c, 3)),
-                   np.zeros((n, c, 3)), np.zeros((n, c, 3)), np.zeros((n, c), np.int8), np.full((n, c), np.nan))
+                   np.zeros((n, c, 3)), np.zeros((n, c, 3)), np.zeros((n, c), np.int8), np.full((n, c), np.nan),
+                   np.zeros((n, c, 3)))
 
     def take(self, rows: np.ndarray) -> "RevisionTestState":
         fills = dict(revision="", verdict=0, decided_at=np.nan)
@@ -193,18 +203,28 @@ def latency_llr(new: np.ndarray, old: np.ndarray, worse_by: np.ndarray, sigma_fl
 
 
 def step_tests(checks: tuple[RevisionTestParams, ...], state: RevisionTestState, revision: np.ndarray,
-               active: np.ndarray, new: np.ndarray, old: np.ndarray, now: float) -> RevisionTestState:
+               active: np.ndarray, new: np.ndarray, old: np.ndarray, now: float,
+               interval_s: float = 15.0) -> RevisionTestState:
     """One cycle of every revision check for every target; pure.
 
     revision: (N,) the current (newest) revision; active: (N,) bool, the comparison runs (a
     rollout is in progress or within the rollback window after it, the revision not a known
     healthy one); new, old: (N, C, 3) this cycle's statistics of the new and the stable
     revision's pods (zeros where there are none: missing data never moves the test).
-    A target whose revision changed starts over. Decided checks keep their verdict.
+    A target whose revision changed starts over, with the previous revision's recent totals
+    (``base``, forgotten with ``baseline_half_life_s``) as the stable revision's baseline.
+    Decided checks keep their verdict.
     """
-    state = state.reset(np.asarray(revision, dtype=object) != state.revision, np.asarray(revision, dtype=object))
+    revision = np.asarray(revision, dtype=object)
+    changed = revision != state.revision
+    previous = state.base
+    state = state.reset(changed, revision)
+    state = replace(state, old=np.where(changed[:, None, None], previous, state.old))
     if not checks:
         return state
+    keep = np.exp(-math.log(2.0) * interval_s / _column(checks, "baseline_half_life_s"))[None, :, None]
+    state = replace(state, base=state.base * keep + np.where(
+        (np.asarray([int(c.measure) for c in checks]) == Measure.RATIO)[None, :, None], np.maximum(new, 0.0), new))
     kind = np.asarray([int(c.measure) for c in checks])
     is_ratio = (kind == Measure.RATIO)[None, :]
     worse_by = _column(checks, "worse_by")
@@ -227,7 +247,7 @@ def step_tests(checks: tuple[RevisionTestParams, ...], state: RevisionTestState,
     good = open_ & enough & (llr <= _column(checks, "good_at"))
     verdict = np.where(bad, Verdict.BAD, np.where(good, Verdict.GOOD, state.verdict)).astype(np.int8)
     decided_at = np.where(bad | good, now, state.decided_at)
-    return RevisionTestState(state.revision, llr, during, tot_new, tot_old, after, verdict, decided_at)
+    return RevisionTestState(state.revision, llr, during, tot_new, tot_old, after, verdict, decided_at, state.base)
 
 
 def summary_values(checks: tuple[RevisionTestParams, ...], state: RevisionTestState) -> tuple[np.ndarray, np.ndarray]:

@@ -266,3 +266,26 @@ def test_a_record_only_revision_check_does_not_roll_back():
     ds = release(0.02, 0.002, check=RevisionTestParams("release-errors", rollback=False))
     assert all(d.action[0] != Act.ROLLBACK for d in ds)
     assert ds[-1].record(0, "p", "t").to_dict()["revision_checks"]["release-errors"]["verdict"] == "bad"
+
+
+def test_the_stable_revisions_traffic_before_the_rollout_is_the_baseline_after_it():
+    """A rollout too quick for much side-by-side traffic: the stable revision's recent totals
+    from before the rollout make the after-rollout comparison decisive."""
+    c = RevisionTestParams("e")
+    state = RevisionTestState.empty(1, 1)
+    for k in range(40):  # revision 1 serves 900 requests a cycle at 0.2 %, no comparison running
+        state = one_cycle(c, state, [900, 1.8, 0], [0, 0, 0], revision="1", active=False, t=15 * k)
+    state = one_cycle(c, state, [100, 2, 0], [100, 0.2, 0], revision="2", t=600)  # a 15 s rollout
+    assert state.old[0, 0, 0] > 10_000  # the baseline came along
+    for k in range(1, 6):
+        state = one_cycle(c, state, [900, 18, 0], [0, 0, 0], revision="2", t=600 + 15 * k)
+    assert state.verdict[0, 0] == Verdict.BAD
+
+
+def test_without_a_baseline_a_small_sample_limits_the_evidence():
+    """With ~1 error of stable traffic to compare with, no amount of new traffic proves 2x."""
+    c = RevisionTestParams("e")
+    state = one_cycle(c, RevisionTestState.empty(1, 1), [100, 2, 0], [400, 0.8, 0])
+    for k in range(1, 40):
+        state = one_cycle(c, state, [900, 18, 0], [0, 0, 0], t=15 * k)
+    assert state.verdict[0, 0] == Verdict.UNDECIDED and state.llr[0, 0] < c.bad_at
