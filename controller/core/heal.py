@@ -71,14 +71,21 @@ class HealthObservation:
                    pods=PodTable.empty(checks) if pods is None else pods,
                    revision_since=vec(revision_since, np.nan, np.float64),
                    utilization=vec(utilization, np.nan, np.float64), overloaded=vec(overloaded, False, bool),
-                   revision_new=None if revision_new is None else np.asarray(revision_new, np.float64).reshape(n, -1, 3),
-                   revision_old=None if revision_old is None else np.asarray(revision_old, np.float64).reshape(n, -1, 3))
+                   revision_new=_stats(revision_new, n), revision_old=_stats(revision_old, n))
 
     def revision_stats(self, cr: int) -> tuple[np.ndarray, np.ndarray]:
         """(new, old), each (N, Cr, 3): zeros where the shell gave none."""
         n = self.current.size
         pick = lambda a: np.zeros((n, cr, 3)) if a is None or a.shape[1] != cr else a  # noqa: E731
         return pick(self.revision_new), pick(self.revision_old)
+
+
+def _stats(a, n: int) -> np.ndarray | None:
+    """(N, Cr, 3) revision statistics from (N, Cr, 3) or (N, 3) (one check), or None."""
+    if a is None:
+        return None
+    a = np.asarray(a, np.float64)
+    return a if a.ndim == 3 else a.reshape(n, 1, 3)
 
 
 @dataclass(frozen=True)

@@ -289,3 +289,10 @@ def test_without_a_baseline_a_small_sample_limits_the_evidence():
     for k in range(1, 40):
         state = one_cycle(c, state, [900, 18, 0], [0, 0, 0], t=15 * k)
     assert state.verdict[0, 0] == Verdict.UNDECIDED and state.llr[0, 0] < c.bad_at
+
+
+def test_a_policy_with_no_targets_decides_nothing():
+    p = HealthParams.of((), revision_checks=(RATIO_CHECK,))
+    obs = HealthObservation.of(np.zeros(0, int), checks=0, revision_new=np.zeros((0, 1, 3)),
+                               revision_old=np.zeros((0, 1, 3)))
+    assert heal(p, obs, HealthState.empty(0, p), T0).action.shape == (0,)
