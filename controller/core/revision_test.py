@@ -222,20 +222,19 @@ def step_tests(checks: tuple[RevisionTestParams, ...], state: RevisionTestState,
     state = replace(state, old=np.where(changed[:, None, None], previous, state.old))
     if not checks:
         return state
-    keep = np.exp(-math.log(2.0) * interval_s / _column(checks, "baseline_half_life_s"))[None, :, None]
-    state = replace(state, base=state.base * keep + np.where(
-        (np.asarray([int(c.measure) for c in checks]) == Measure.RATIO)[None, :, None], np.maximum(new, 0.0), new))
     kind = np.asarray([int(c.measure) for c in checks])
     is_ratio = (kind == Measure.RATIO)[None, :]
+    # counts are never negative; log-latency sums may be
+    clip = lambda a: np.where(is_ratio[..., None], np.maximum(a, 0.0), a)  # noqa: E731
+    keep = np.exp(-math.log(2.0) * interval_s / _column(checks, "baseline_half_life_s"))[None, :, None]
+    state = replace(state, base=state.base * keep + clip(new))  # the current revision's recent totals
     worse_by = _column(checks, "worse_by")
     open_ = active[:, None] & (state.verdict == Verdict.UNDECIDED)
     both = (new[..., 0] > 0) & (old[..., 0] > 0)
     inc = np.where(is_ratio, ratio_llr(new, old, worse_by),
                    latency_llr(new, old, worse_by, _column(checks, "sigma_floor")))
     during = np.where(open_, state.during + inc, state.during)
-    # counts are never negative; log-latency sums may be
     acc = open_[..., None]
-    clip = lambda a: np.where(is_ratio[..., None], np.maximum(a, 0.0), a)  # noqa: E731
     tot_new = np.where(acc, state.new + clip(new), state.new)
     tot_old = np.where(acc, state.old + clip(old), state.old)
     alone = (open_ & is_ratio & ~both & (new[..., 0] > 0))[..., None]
