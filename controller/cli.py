@@ -552,9 +552,33 @@ def _format_record(r: dict) -> str:
         metrics = f"{metrics}  | {forecasts}"
     at = r.get("at", 0.0)
     who = f"{r['controller']} " if "controller" in r else ""
-    return (f"t={at:>8.0f}s {who}{r.get('target')}: {r.get('current')} -> {r.get('desired')} [{r.get('reason')}]  "
+    line = (f"t={at:>8.0f}s {who}{r.get('target')}: {r.get('current')} -> {r.get('desired')} [{r.get('reason')}]  "
             f"{metrics}  | combined {r.get('combined')} stabilized {r.get('stabilized')} limited {r.get('limited')} "
             f"(ready {r.get('ready')})")
+    health = r.get("health") or (r.get("extra") or {}).get("health")
+    return line + _format_health(health) if health else line
+
+
+def _format_health(h: dict) -> str:
+    """The health side of a record: its action and reason, and each revision check that ran
+    (both revisions' values and traffic, the test statistic against its thresholds, the verdict)."""
+    def num(v) -> str:
+        return "-" if v is None else f"{v:.4g}"
+
+    out = ""
+    if h.get("action") or h.get("reason") not in (None, "NoAction", "Scaling"):
+        to = f" to revision {h['rollback_to']}" if h.get("rollback_to") else ""
+        out += (f"\n    health: {h.get('action') or 'no action'}{to} [{h.get('reason')}]"
+                f"{' trigger ' + h['trigger'] if h.get('trigger') else ''}")
+    for name, c in (h.get("revision_checks") or {}).items():
+        if not c.get("active") and c.get("verdict") == "undecided":
+            continue
+        unit = "pod samples" if c.get("measure") == "latency" else "requests"
+        out += (f"\n    {name}: revision {c['new_revision']} {num(c['new_value'])} ({num(c['new_requests'])} {unit}) vs "
+                f"stable {c.get('stable_revision') or '-'} {num(c['stable_value'])} ({num(c['stable_requests'])}); "
+                f"LLR {c['statistic']:.3g} (bad >= {c['bad_at']:.3g}, good <= {c['good_at']:.3g}, worse by "
+                f"{c['worse_by']:g}x) -> {c['verdict']}")
+    return out
 
 
 DEFAULT_STATUS_SERVER = "http://127.0.0.1:8080"  # `setpoint run --listen`'s default port

@@ -146,6 +146,7 @@ class Action:
     pod: str | None = None
     revision: str | None = None
     policy: str = ""
+    fast: bool = False  # ROLLBACK of a release caught during its rollout: stop it at once (see SimCluster.rollback)
 
 
 @dataclass(frozen=True)

@@ -365,6 +365,8 @@ class SimCluster:
         lat = Q.latency_quantiles(self._base_q, waits, self._extra_q if self._any_bad else None,
                                   backlog_wait, self._timeout, no_capacity_demand)
         errors, ratio = Q.error_ratio(served, dropped, self._err)
+        # a pod's own p95 without any bad pod's extra latency (pod_signals adds the pod's own)
+        self._lat_p95_base = lat[1] - (self._extra_q[1] if self._any_bad else 0.0)
         return TickSignals(
             now, lam, served, dropped, backlog, cap.copy(), served * self._util_scale,
             lat[0], lat[1], lat[2], errors, ratio,
@@ -727,10 +729,18 @@ class SimCluster:
         """A new revision with the same properties (new pod-template-hash), rolled out."""
         return self.rollout(i, None, now)
 
-    def rollback(self, i: int, revision: int | str | None = None, now: float | None = None) -> int:
+    def rollback(self, i: int, revision: int | str | None = None, now: float | None = None,
+                 fast: bool = False) -> int:
         """Roll service ``i`` back to ``revision`` (number or hash; default the previous one).
-        The revision gets the next number, as in Kubernetes. Returns that number."""
+        The revision gets the next number, as in Kubernetes. Returns that number.
+
+        ``fast`` (a bad release caught during its rollout): the rollout stops at once, the pods
+        of the abandoned revision that are not ready yet (serving nothing) are deleted now, so
+        the stable revision's pods are recreated in the room they free, within the surge, at once
+        (the Deployment controller syncs on the change); ready ones go as the stable pods become
+        ready (max unavailable holds)."""
         self._flush()
+        now = self.now if now is None else now
         revs = self._revisions[i]
         target = _rollback_target(revs, int(self._current[i]), revision, self.names[i])
         if target.seq == int(self._current[i]):
@@ -738,6 +748,13 @@ class SimCluster:
         number = max(r.number for r in revs) + 1
         revs[target.seq] = Revision(number, target.seq, target.hash, target.props, target.created_s)
         self._make_current(i, target.seq, number)
+        if fast:
+            ph = self._p_phase[i]
+            unready = (ph != EMPTY) & (ph != READY) & ~self._new_mask(i)
+            if unready.any():
+                self._remove_ranked(np.array([i]), np.array([int(unready.sum())]), now, unready[None, :])
+                self._refresh(np.array([i]))
+            self._progress_rollout(i, now)  # the Deployment controller syncs on the change, not a tick later
         return number
 
     def _make_current(self, i: int, seq: int, number: int) -> None:
@@ -764,7 +781,7 @@ class SimCluster:
         elif action.kind is ActionKind.ROLLING_RESTART:
             self.rolling_restart(i)
         elif action.kind is ActionKind.ROLLBACK:
-            self.rollback(i, action.revision)
+            self.rollback(i, action.revision, fast=action.fast)
 
     # ------------------------------------------------------------------ rollouts
     def _progress_rollout(self, i: int, now: float) -> None:
@@ -1017,7 +1034,10 @@ class SimCluster:
 
         row (service index), name, ready (bool), restarts (container restarts), memory_mib
         (working set of running pods, 0 otherwise), error_ratio (share of requests the pod's
-        revision fails), extra_latency_s (added by a bad revision or a degraded pod).
+        revision fails), extra_latency_s (added by a bad revision or a degraded pod),
+        served_rps (the service's served requests shared evenly by its ready pods),
+        latency_p95_s (the service's p95 without bad pods' extra latency, plus the pod's own),
+        revision (the pod's revision number, as in ``observe``).
         Slow path (builds pod names): call it only when a policy has pod-scope checks.
         """
         self._flush()
@@ -1029,9 +1049,17 @@ class SimCluster:
         memory = np.where(running, self._mem_base[rr] + self._leak_rate[rr] * np.maximum(now - anchor, 0.0), 0.0)
         degraded = self._p_degraded[rr, kk]
         extra = self._p_xlat[rr, kk] + np.where(degraded, self._deg_extra[rr], 0.0)
-        return {"row": rr, "name": [self._pod_name(int(i), int(k)) for i, k in zip(rr, kk)], "ready": phase == READY,
+        ready = phase == READY
+        served = self._last.served_rps if self._last is not None else np.zeros(self.n_services)
+        per_pod = served / np.maximum(self._n_ready, 1)
+        base = getattr(self, "_lat_p95_base", None)
+        base = np.zeros(self.n_services) if base is None else base
+        return {"row": rr, "name": [self._pod_name(int(i), int(k)) for i, k in zip(rr, kk)], "ready": ready,
                 "restarts": self._p_restarts[rr, kk].astype(np.float64), "memory_mib": memory,
-                "error_ratio": np.where(running, self._p_err[rr, kk], np.nan), "extra_latency_s": extra}
+                "error_ratio": np.where(running, self._p_err[rr, kk], np.nan), "extra_latency_s": extra,
+                "served_rps": np.where(ready, per_pod[rr], 0.0),
+                "latency_p95_s": np.where(ready, base[rr] + extra, np.nan),
+                "revision": [str(self._revisions[int(i)][int(self._p_rev[i, k])].number) for i, k in zip(rr, kk)]}
 
     def _status(self, i: int) -> TargetStatus:
         ks = np.flatnonzero(self._p_phase[i] != EMPTY)

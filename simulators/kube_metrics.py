@@ -4,7 +4,9 @@ What a real cluster's scrape targets would show, computed from the engine tick b
 
 - application metrics (what an instrumented service exports), per ``namespace, deployment``:
   ``http_requests_total`` (offered load integrated over time), ``http_request_errors_total``
-  (errors plus drops), ``http_request_duration_seconds`` histogram;
+  (errors plus drops), ``http_request_duration_seconds`` histogram; per ``namespace, pod``:
+  ``http_pod_requests_total`` and ``http_pod_request_errors_total`` (the requests each ready pod
+  served, an even share, and those its revision failed: for revision-scoped health checks);
 - kube-state-metrics: ``kube_deployment_spec_replicas``, ``kube_deployment_status_replicas``,
   ``kube_deployment_status_replicas_ready`` / ``_available`` / ``_updated`` (and the
   ``kube_statefulset_*`` equivalents), ``kube_pod_status_ready{condition}``,
@@ -106,6 +108,8 @@ class SimMetricsExporter:
         self.served = np.zeros(S)
         self.latency_sum = np.zeros(S)
         self.cpu_seconds: dict[tuple[str, str], float] = {}
+        self.pod_requests: dict[tuple[str, str], float] = {}
+        self.pod_errors: dict[tuple[str, str], float] = {}
         self.last: ObservedSignals | None = None
 
     def record(self, observed: ObservedSignals, dt_s: float) -> None:
@@ -118,7 +122,10 @@ class SimMetricsExporter:
         knots = latency_cdf_knots(v["latency_p50_s"], v["latency_p95_s"], v["latency_p99_s"])
         cpu_cores = np.nan_to_num(v["utilization_pct"]) / 100.0
         statuses = self.store.pod_statuses()
+        with self.store.lock:
+            pods = self.store.engine.pod_signals()
         with self.lock:
+            self._count_pods(pods, statuses, counted, dt_s)
             self.requests += np.where(counted, np.nan_to_num(v["offered_rps"]) * dt_s, 0.0)
             errors = np.nan_to_num(v["errors_rps"]) + np.nan_to_num(v["dropped_rps"])
             self.errors += np.where(counted, errors * dt_s, 0.0)
@@ -133,6 +140,18 @@ class SimMetricsExporter:
                     alive[key] = self.cpu_seconds.get(key, 0.0) + (per_pod if p.ready and counted[w.index] else 0.0)
             self.cpu_seconds = alive
             self.last = observed
+
+    def _count_pods(self, pods: dict, statuses, counted: np.ndarray, dt_s: float) -> None:
+        """Per-pod request and error counters; a pod's series goes with the pod."""
+        ns = {w.index: w.namespace for w, _ in statuses}
+        requests, errors = {}, {}
+        ratio = np.nan_to_num(np.asarray(pods["error_ratio"], np.float64))
+        for k, (row, name) in enumerate(zip(np.asarray(pods["row"]).tolist(), pods["name"])):
+            key = (row, ns.get(row, ""), name)
+            served = float(pods["served_rps"][k]) * dt_s if counted[row] else 0.0
+            requests[key] = self.pod_requests.get(key, 0.0) + served
+            errors[key] = self.pod_errors.get(key, 0.0) + served * float(ratio[k])
+        self.pod_requests, self.pod_errors = requests, errors
 
     def render(self) -> str:
         """The whole exposition, ``text/plain; version=0.0.4``."""
@@ -176,6 +195,12 @@ class SimMetricsExporter:
             hist.append(("_sum", _labels(namespace=w.namespace, deployment=w.name), self.latency_sum[i]))
             hist.append(("_count", _labels(namespace=w.namespace, deployment=w.name), total))
         fam(out, "http_request_duration_seconds", "histogram", "Latency of served requests (simulated).", hist)
+        visible = {w.index for w, _ in shown}
+        for name, help_text, counters in (
+                ("http_pod_requests_total", "Requests the pod served (simulated).", self.pod_requests),
+                ("http_pod_request_errors_total", "Requests the pod failed (simulated).", self.pod_errors)):
+            fam(out, name, "counter", help_text, [("", _labels(namespace=ns, pod=pod), v)
+                                                  for (row, ns, pod), v in sorted(counters.items()) if row in visible])
         v = self.last.values if self.last is not None else {}
         gauges = [("setpoint_sim_cpu_utilization_ratio", "Mean CPU utilization of ready pods over their request.",
                    lambda i: v["utilization_pct"][i] / 100.0),

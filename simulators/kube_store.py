@@ -400,7 +400,9 @@ class KubeStore:
         wanted = K.compact(template)
         for rev in self.engine.revisions(w.index):
             if rev.seq != w.current_seq and K.compact(w.templates[rev.seq]) == wanted:
-                number = self.engine.rollback(w.index, rev.number)
+                # as the Deployment controller syncs on the change: the abandoned ReplicaSet's
+                # unready pods go first, the stable one scales up within maxSurge at once
+                number = self.engine.rollback(w.index, rev.number, fast=True)
                 break
         else:
             number = self.engine.rollout(w.index)

@@ -69,19 +69,26 @@ class SimMetrics:
     """
 
     INSTANT = {"ready_replicas", "restarts_total"}
+    #: Spread of a pod's measured p95 around its true value (log-normal sigma), per cycle.
+    POD_LATENCY_SIGMA = 0.1
+    #: Per-pod fields sampled per cycle (``_sample``), not kept in the per-service ring.
+    SAMPLED = ("requests_rps", "errors_rps", "latency_s")
 
-    def __init__(self, cluster: SimCluster, bindings: dict[str, str], window_s: float, tick_s: float):
+    def __init__(self, cluster: SimCluster, bindings: dict[str, str], window_s: float, tick_s: float,
+                 seed: int = 0):
         self.cluster = cluster
         self.bindings = bindings  # query expression -> TickSignals field
         self.slots = max(1, int(round(window_s / tick_s)))
         self.tick_s = tick_s
-        fields = sorted({f.split(":")[0] for f in bindings.values()})
+        fields = sorted({f.split(":")[0] for f in bindings.values()} - set(self.SAMPLED))
         n = cluster.n_services
         self._ring = {f: np.full((self.slots, n), np.nan) for f in fields}
         self._k = 0
         self._last: ObservedSignals | None = None
         self._pods: tuple[dict, dict[str, int]] | None = None
         self._targets: SimTargets | None = None
+        self._rng = np.random.default_rng([int(seed), 0x5e7])  # its own stream: the cluster's draws stay put
+        self._sampled_at: float | None = None
 
     def attach(self, targets: SimTargets) -> None:
         self._targets = targets
@@ -128,10 +135,25 @@ class SimMetrics:
         return Samples(values=values.astype(np.float64), present=present, age_s=obs.sample_age_s[rows].astype(np.float64),
                        conflict=np.zeros(rows.size, bool))
 
+    def _sample(self, signals: dict) -> dict:
+        """Add what a per-pod PromQL rate over the time since the last snapshot would read:
+        requests_rps (Poisson counts of the pod's served requests), errors_rps (binomial among
+        them at the pod's error ratio) and latency_s (the pod's p95, log-normal noise)."""
+        now = self._last.at_s
+        dt = now - self._sampled_at if self._sampled_at is not None and now > self._sampled_at else self.tick_s
+        self._sampled_at = now
+        served = np.nan_to_num(np.asarray(signals["served_rps"], np.float64))
+        requests = self._rng.poisson(served * dt)
+        ratio = np.clip(np.nan_to_num(np.asarray(signals["error_ratio"], np.float64)), 0.0, 1.0)
+        errors = self._rng.binomial(requests, ratio)
+        noise = np.exp(self.POD_LATENCY_SIGMA * self._rng.standard_normal(served.size))
+        return {**signals, "requests_rps": requests / dt, "errors_rps": errors / dt,
+                "latency_s": np.asarray(signals["latency_p95_s"], np.float64) * noise}
+
     def _query_pods(self, field: str, pods: Sequence[TargetRef]) -> Samples:
         """Instant per-pod values; a metrics outage or NaN fault on the pod's service hides them."""
         if self._pods is None:  # several pod-scope checks in a cycle share one snapshot
-            signals = self.cluster.pod_signals()
+            signals = self._sample(self.cluster.pod_signals())
             self._pods = signals, {name: k for k, name in enumerate(signals["name"])}
         signals, index = self._pods
         pick = np.array([index.get(p.name, -1) for p in pods], dtype=np.int64)

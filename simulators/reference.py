@@ -448,8 +448,10 @@ class ReferenceCluster:
         """A new revision with the same properties (a new pod-template-hash), rolled out."""
         return self.rollout(i, None, now)
 
-    def rollback(self, i: int, revision: int | str | None = None, now: float | None = None) -> int:
-        """Roll back to revision ``revision`` (default: the previous one); return its new number."""
+    def rollback(self, i: int, revision: int | str | None = None, now: float | None = None,
+                 fast: bool = False) -> int:
+        """Roll back to revision ``revision`` (default: the previous one); return its new number.
+        ``fast``: also delete the abandoned revisions' pods that are not ready, at once."""
         svc = self.services[i]
         target = _rollback_target(svc.revisions, svc.current_seq, revision, svc.config.name)
         if target.seq == svc.current_seq:
@@ -457,6 +459,11 @@ class ReferenceCluster:
         number = max(r.number for r in svc.revisions) + 1
         svc.revisions[target.seq] = replace(target, number=number)
         svc.current_seq, svc.rolling = target.seq, True
+        if fast:
+            unready = svc.ranked([p for p in svc.pods if p.rev_seq != svc.current_seq and p.phase != Phase.READY])
+            if unready:
+                self.remove(svc, unready, self.now if now is None else now)
+            self.progress_rollout(svc, self.now if now is None else now)
         return number
 
     # --- reads ----------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from simulators.memory import check_fits, format_bytes, memory_limit
 from simulators.oracle import oracle_plan
 from simulators.ports import MemoryStateStore, SimMetrics, SimTargets
 from simulators.result import ActionEvent, ControllerRun, FaultWindow, SimResult, Trajectory
-from simulators.scenario import Scenario
+from simulators.scenario import POD_SIGNALS, Scenario
 from simulators.score import score_run, violation_mask
 
 #: A fault with no end of its own (a crash, a bad release) is blamed for violations of its
@@ -102,6 +102,13 @@ def policy_bindings(scenario: Scenario, policy: RuntimePolicy) -> dict[str, str]
         if out.get(expr, signal) != signal:
             raise ValueError(f"policy {policy.name}: the query of {name!r} is also used for another signal")
         out[expr] = signal
+    for exprs in policy.revision_queries:  # one series per pod, sampled with noise (SimMetrics)
+        signals = ("pod_latency",) if len(exprs) == 1 else ("pod_errors", "pod_requests")
+        for expr, bound in zip(exprs, signals):
+            signal = POD_SIGNALS[bound]
+            if out.get(expr, signal) != signal:
+                raise ValueError(f"policy {policy.name}: the revision query {expr!r} is also used for another signal")
+            out[expr] = signal
     return out
 
 
@@ -167,7 +174,8 @@ def _policy_reconciler(scenario: Scenario, policy: LoadedPolicy, cluster: SimClu
     """The live Reconciler over the simulated ports, and where its decisions are logged."""
     rp = RuntimePolicy.of(policy)
     targets = SimTargets(cluster, _driven_services(policy, scenario.services))
-    metrics = SimMetrics(cluster, policy_bindings(scenario, rp), scenario.metrics_window_s, scenario.tick_s)
+    metrics = SimMetrics(cluster, policy_bindings(scenario, rp), scenario.metrics_window_s, scenario.tick_s,
+                         seed=scenario.seed)
     metrics.attach(targets)
     log = CycleLog(policy.name, policy.params.metric_names) if keep_records else None
     reconciler = Reconciler(rp, metrics, targets, on_cycle=log.add if log else None, state_store=state_store)

@@ -52,6 +52,10 @@ POD_SIGNALS: dict[str, str] = {
     "pod_error_ratio": "error_ratio",
     "pod_restarts": "restarts",
     "pod_extra_latency": "extra_latency_s",
+    # sampled per cycle by SimMetrics (Poisson requests, binomial errors, log-normal p95)
+    "pod_requests": "requests_rps",
+    "pod_errors": "errors_rps",
+    "pod_latency": "latency_s",
 }
 
 #: Bindings used when a scenario does not bind a policy metric of that name.

@@ -18,7 +18,11 @@ The only module of the project that imports ``kubernetes``.
   ROLLBACK         as ``kubectl rollout undo``: the ReplicaSet of the target revision (default:
                    the previous one), its template minus the pod-template-hash label, written
                    with a JSON patch that carries the read resourceVersion so that a concurrent
-                   change is a 409, re-read and retried;
+                   change is a 409, re-read and retried. A fast rollback (``Action.fast``, a
+                   release caught during its rollout) is the same undo: on the template change
+                   the Deployment controller stops the rollout, scales the stable ReplicaSet up
+                   within maxSurge and removes the abandoned one's unready pods first, its
+                   ready ones as the stable pods become ready (no new ReplicaSet, no waves);
   RECORD           nothing.
 
   Each action that changed something emits a core/v1 Event on the workload (reasons

@@ -5,10 +5,13 @@ in order, the first rule that applies decides the health side:
 
 1. held (circuit open) -> no health action (Held), whether or not a check fires
 2. a verification window is open -> no health action (Verifying), idem
-3. rollback: a firing check is explained by a new revision (NewRevision), by the guard after a
-   rollout (AfterRollout), or its action is rollback on a revision not known healthy (Check), or
+3. rollback: a revision check judged the new revision worse than the stable one
+   (RollbackRevisionWorse), a firing check is explained by a new revision (NewRevision), by the
+   guard after a rollout (AfterRollout), or its action is rollback on a revision not known healthy (Check), or
    the ladder escalated to rollback -> Rollback if a known-healthy revision exists and the
-   rollbacks-per-day budget allows, else held (budget) or NoHealthyRevision
+   rollbacks-per-day budget allows, else held (budget) or NoHealthyRevision; but a check asking
+   for a rollback while the revision checks find the new revision no worse (or have not decided
+   and the service is overloaded) is excused (OverloadNotRelease)
 4. a restart is wanted but the service is overloaded -> scale-up instead (ScaleUpOverloaded)
 5. a pod-by-pod restart is wanted but the check fires on most pods (systemic) -> no restart
 6. restart-pod / rolling-restart: wait while a rollout is in progress; held when the restart
@@ -71,6 +74,8 @@ class ArbitrationInput:
     restart_budget: np.ndarray
     restart_room: np.ndarray
     rollback_budget: np.ndarray
+    revision_worse: np.ndarray | None = None  # (N,) bool: a revision check judged the new revision worse
+    excused: np.ndarray | None = None  # (N,) bool: the revision checks find the new revision no worse (or overload)
 
     @classmethod
     def of(cls, current, desired=None, **fields) -> "ArbitrationInput":
@@ -102,6 +107,8 @@ class ArbitrationInput:
             restart_budget=arr("restart_budget", 6, np.int64),
             restart_room=arr("restart_room", 1, np.int64),
             rollback_budget=arr("rollback_budget", 2, np.int64),
+            revision_worse=arr("revision_worse", False, bool),
+            excused=arr("excused", False, bool),
         )
         if fields:
             raise TypeError(f"unknown arbitration inputs: {sorted(fields)}")
@@ -197,11 +204,17 @@ def arbitrate(inp: ArbitrationInput) -> Arbitration:
 def _rollback_rules(t: _Rules, inp: ArbitrationInput) -> None:
     """Rule 3: rollback when the current revision is to blame, budget and history permitting."""
     asked = inp.want == Remedy.ROLLBACK
-    explained = inp.new_revision | inp.after_rollout
+    worse = inp.revision_worse if inp.revision_worse is not None else np.zeros(inp.current.size, bool)
+    explained = inp.new_revision | inp.after_rollout | worse
     rollback = explained | (asked & (inp.suspect | inp.escalated))
-    reason = np.where(inp.new_revision, R.ROLLBACK_NEW_REVISION,
+    reason = np.where(worse, R.ROLLBACK_REVISION_WORSE, np.where(inp.new_revision, R.ROLLBACK_NEW_REVISION,
                       np.where(inp.after_rollout, R.ROLLBACK_AFTER_ROLLOUT,
-                               np.where(inp.escalated, R.ESCALATED, R.ROLLBACK_CHECK)))
+                               np.where(inp.escalated, R.ESCALATED, R.ROLLBACK_CHECK))))
+    # overload, not the release: a workload-wide check asking for a rollback while the revision
+    # comparison runs and finds the new revision no worse (both revisions serve the same load),
+    # or has not decided yet while the service is overloaded
+    if inp.excused is not None:
+        t.decide(asked & inp.excused & ~worse & ~inp.escalated, R.OVERLOAD_NOT_RELEASE)
     doable = rollback & inp.can_rollback
     t.decide(doable & (inp.rollback_budget <= 0), R.ROLLBACK_BUDGET_EXHAUSTED, hold=True)
     t.decide(doable, reason, Act.ROLLBACK)

@@ -17,7 +17,9 @@ import numpy as np
 from controller.core.arbitrate import ArbitrationInput, arbitrate
 from controller.core.decide import Decision
 from controller.core.health import (CheckTable, CheckView, PodState, PodTable, check_view, evaluate, pod_view)
-from controller.core.health_params import (HEALTH_REASON_CODES, Act, HealthParams, Phase, Remedy, Scope)
+from controller.core.health_params import (HEALTH_REASON_CODES, Act, HealthParams, HealthReason, Phase, Remedy,
+                                           Scope)
+from controller.core.revision_test import Measure, RevisionTestState, Verdict, step_tests, summary_values
 from controller.core.remediate import (BudgetState, RemedyState, RevisionState, as_strings, pick_pods, propose,
                                        rearm, remember, restart_room, update_revisions, verify)
 from controller.model import Action, ActionKind, TargetRef
@@ -33,7 +35,9 @@ class HealthObservation:
     of the policy in check order (only workload-scope columns are read); pods: the pod table
     (only pod-scope columns are read); revision_since: (N,) epoch s the revision became
     current, NaN if unknown; utilization: (N,) ratio (1.0 = 100 %), NaN if unknown;
-    overloaded: (N,) bool, the shell's own overload signal.
+    overloaded: (N,) bool, the shell's own overload signal. revision_new, revision_old: (N, Cr, 3)
+    this cycle's statistics of the revision checks for the new revision's pods and the stable
+    revision's (see controller/core/revision_test.py; zeros: no data).
     """
 
     current: np.ndarray
@@ -46,11 +50,13 @@ class HealthObservation:
     revision_since: np.ndarray
     utilization: np.ndarray
     overloaded: np.ndarray
+    revision_new: np.ndarray | None = None
+    revision_old: np.ndarray | None = None
 
     @classmethod
     def of(cls, current, ready=None, values=None, *, checks: int, present=None, revision=None, rollout=None,
-           pods: PodTable | None = None, revision_since=None, utilization=None, overloaded=None
-           ) -> "HealthObservation":
+           pods: PodTable | None = None, revision_since=None, utilization=None, overloaded=None,
+           revision_new=None, revision_old=None) -> "HealthObservation":
         """Build with defaults: all ready, no values, revision '', no rollout, no pods."""
         current = np.asarray(current, dtype=np.int64).reshape(-1)
         n = current.size
@@ -64,32 +70,51 @@ class HealthObservation:
                    revision=as_strings(revision, n), rollout=vec(rollout, False, bool), values=values, present=present,
                    pods=PodTable.empty(checks) if pods is None else pods,
                    revision_since=vec(revision_since, np.nan, np.float64),
-                   utilization=vec(utilization, np.nan, np.float64), overloaded=vec(overloaded, False, bool))
+                   utilization=vec(utilization, np.nan, np.float64), overloaded=vec(overloaded, False, bool),
+                   revision_new=_stats(revision_new, n), revision_old=_stats(revision_old, n))
+
+    def revision_stats(self, cr: int) -> tuple[np.ndarray, np.ndarray]:
+        """(new, old), each (N, Cr, 3): zeros where the shell gave none."""
+        n = self.current.size
+        pick = lambda a: np.zeros((n, cr, 3)) if a is None or a.shape[1] != cr else a  # noqa: E731
+        return pick(self.revision_new), pick(self.revision_old)
+
+
+def _stats(a, n: int) -> np.ndarray | None:
+    """(N, Cr, 3) revision statistics from (N, Cr, 3) or (N, 3) (one check), or None."""
+    if a is None:
+        return None
+    a = np.asarray(a, np.float64)
+    return a if a.ndim == 3 else a.reshape(n, 1, 3)
 
 
 @dataclass(frozen=True)
 class HealthState:
     """Everything ``heal`` remembers between cycles: workload checks (N, Cw), pod checks keyed by
-    pod, revisions, verification/escalation/hold, and budget histories."""
+    pod, revisions, verification/escalation/hold, budget histories, and the revision checks'
+    sequential tests (N, Cr; None is the same as empty)."""
 
     workload: CheckTable
     pods: PodState
     revisions: RevisionState
     remedy: RemedyState
     budgets: BudgetState
+    revision_tests: RevisionTestState | None = None
 
     @classmethod
     def empty(cls, n: int, params: HealthParams) -> "HealthState":
         wchecks = tuple(params.checks[j] for j in params.workload_columns)
         pchecks = tuple(params.checks[j] for j in params.pod_columns)
         return cls(CheckTable.empty(n, wchecks, params.interval_s), PodState.empty(pchecks, params.interval_s),
-                   RevisionState.empty(n), RemedyState.empty(n), BudgetState.empty(n, params))
+                   RevisionState.empty(n), RemedyState.empty(n), BudgetState.empty(n, params),
+                   RevisionTestState.empty(n, len(params.revision_checks)))
 
     def take(self, rows: np.ndarray) -> "HealthState":
         """Reorder to a new target list: rows[i] is the old row of new target i, -1 if new.
         Pod state is keyed by pod and follows the pod table of the next observation."""
         return HealthState(self.workload.take(rows), self.pods, self.revisions.take(rows), self.remedy.take(rows),
-                           self.budgets.take(rows))
+                           self.budgets.take(rows),
+                           None if self.revision_tests is None else self.revision_tests.take(rows))
 
     @property
     def size(self) -> int:
@@ -115,6 +140,31 @@ class CheckRecord:
 
 
 @dataclass(frozen=True)
+class RevisionCheckRecord:
+    """One revision check on one target: both revisions' values so far (error ratio, or
+    geometric-mean latency in s), the traffic behind them (requests, or pod samples), the test
+    statistic (log likelihood ratio) with its thresholds, and the verdict."""
+
+    name: str
+    measure: str  # "ratio" (values are error ratios, traffic in requests) or "latency" (s, pod samples)
+    new_revision: str
+    stable_revision: str | None
+    new_value: float | None
+    stable_value: float | None
+    new_requests: float
+    stable_requests: float
+    statistic: float
+    bad_at: float
+    good_at: float
+    worse_by: float
+    verdict: str
+    active: bool
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "name"}
+
+
+@dataclass(frozen=True)
 class HealthRecord:
     """Everything the health side decided for one target in one cycle."""
 
@@ -134,11 +184,14 @@ class HealthRecord:
     overloaded: bool
     systemic: bool
     checks: tuple[CheckRecord, ...] = field(default=())
+    revision_checks: tuple[RevisionCheckRecord, ...] = field(default=())
 
     def to_dict(self) -> dict:
-        out = {k: v for k, v in self.__dict__.items() if k != "checks"}
+        out = {k: v for k, v in self.__dict__.items() if k not in ("checks", "revision_checks")}
         out["restart_pods"] = list(self.restart_pods)
         out["checks"] = {c.name: {k: v for k, v in c.to_dict().items() if k != "name"} for c in self.checks}
+        if self.revision_checks:
+            out["revision_checks"] = {c.name: c.to_dict() for c in self.revision_checks}
         return out
 
 
@@ -178,6 +231,8 @@ class HealingDecision:
     pod_row: np.ndarray
     pod_keys: np.ndarray
     state: HealthState
+    revision_active: np.ndarray | None = None  # (N,) bool: the revision checks ran this cycle
+    revision_trigger: np.ndarray | None = None  # (N,) index of the revision check behind a rollback, -1
 
     @property
     def changed(self) -> np.ndarray:
@@ -212,7 +267,8 @@ class HealingDecision:
             return (Action(kind, target, reason, replicas=int(self.replicas[i]), from_replicas=int(self.current[i]),
                            policy=policy),)
         if act is Act.ROLLBACK:
-            return (Action(kind, target, reason, revision=str(self.rollback_to[i]) or None, policy=policy),)
+            fast = int(self.reason[i]) == HealthReason.ROLLBACK_REVISION_WORSE
+            return (Action(kind, target, reason, revision=str(self.rollback_to[i]) or None, policy=policy, fast=fast),)
         return (Action(kind, target, reason, policy=policy),)
 
     def record(self, i: int, policy: str, target: str) -> HealthRecord:
@@ -230,16 +286,30 @@ class HealingDecision:
                                       int(v.pods[i, c])))
         act = Act(int(self.action[i]))
         trig = int(self.trigger[i])
+        rtrig = -1 if self.revision_trigger is None else int(self.revision_trigger[i])
+        trigger = p.revision_checks[rtrig].name if rtrig >= 0 else (p.check_names[trig] if trig >= 0 else None)
         return HealthRecord(
             policy=policy, target=target, at=self.now, action=act.kind or None,
             reason=HEALTH_REASON_CODES[int(self.reason[i])],
             outcome=HEALTH_REASON_CODES[int(self.outcome[i])] if self.outcome[i] >= 0 else None,
-            trigger=p.check_names[trig] if trig >= 0 else None, held=bool(self.held[i]),
+            trigger=trigger, held=bool(self.held[i]),
             held_reason=HEALTH_REASON_CODES[int(self.held_reason[i])] if self.held[i] and self.held_reason[i] >= 0
             else None,
             revision=str(self.state.revisions.current[i]), rollback_to=str(self.rollback_to[i]) or None,
             replicas=int(self.replicas[i]), restart_pods=self.restart_pods(i), overloaded=bool(self.overloaded[i]),
-            systemic=bool(self.systemic[i]), checks=tuple(checks))
+            systemic=bool(self.systemic[i]), checks=tuple(checks), revision_checks=self._revision_records(i, opt))
+
+    def _revision_records(self, i: int, opt) -> tuple[RevisionCheckRecord, ...]:
+        checks, rt = self.params.revision_checks, self.state.revision_tests
+        if not checks or rt is None:
+            return ()
+        new, old = summary_values(checks, rt)
+        stable = str(self.state.revisions.rollback_target[i]) or None
+        active = bool(self.revision_active[i]) if self.revision_active is not None else False
+        return tuple(RevisionCheckRecord(
+            c.name, c.measure.name.lower(), str(rt.revision[i]), stable, opt(new[i, j]), opt(old[i, j]), float(rt.new[i, j, 0]),
+            float(rt.old[i, j, 0]), float(rt.llr[i, j]), c.bad_at, c.good_at, c.worse_by,
+            Verdict(int(rt.verdict[i, j])).name.lower(), active) for j, c in enumerate(checks))
 
     def records(self, policy: str, targets: Sequence[str]) -> list[HealthRecord]:
         return [self.record(i, policy, t) for i, t in enumerate(targets)]
@@ -283,34 +353,81 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     rem, rev, verified = verify(params, rem, rev, view, pods, pod_row, obs.rollout, now)
     outcome = np.where(verified >= 0, verified, outcome)
     prop, rem = propose(params, view, pods, pod_row, rem, rev)
+    tests, rev_active, worse, rev_trigger = _revision_tests(params, obs, state, rev, now)
+    rollback_checks = np.asarray([c.rollback for c in params.revision_checks], bool)
+    cleared = ((tests.verdict == Verdict.GOOD) & rollback_checks[None, :]).any(axis=1) if params.revision_checks \
+        else np.zeros(n, bool)
+    least = np.asarray([c.least_requests if c.measure == Measure.RATIO else 1.0 for c in params.revision_checks])
+    served = ((tests.new[..., 0] >= least[None, :]) & rollback_checks[None, :]).any(axis=1) if params.revision_checks \
+        else np.zeros(n, bool)
+    raise_to_rollback = worse & (prop.want < Remedy.ROLLBACK)
+    want = np.where(raise_to_rollback, int(Remedy.ROLLBACK), prop.want)
+    trigger = np.where(raise_to_rollback, -1, prop.trigger)
+    # Where the revisions are compared, the comparison replaces the timing heuristics (a check
+    # that begins soon after a release blames it): a surge during a rollout is not the release.
+    compared = rev_active if params.revision_checks else np.zeros(n, bool)
+    new_revision, after_rollout = prop.new_revision & ~compared, prop.after_rollout & ~compared
 
     restart_left = params.budgets.restarts_per_hour - state.budgets.restarts_used(now)
     trig_pods = np.where(prop.want == Remedy.RESTART_POD, prop.trigger, -1)
     room = restart_room(params, pods, pod_row, pod_ready, trig_pods, current, obs.ready, restart_left)
     overloaded, scale_up_to = _overload(params, obs, current, desired)
+    # a workload-wide rollback check is excused while the comparison finds the new revision no
+    # worse: it said so (a GOOD verdict), or the service is overloaded and the new revision's pods
+    # have served traffic without being found worse (pods that never serve, e.g. crash-looping,
+    # are no evidence: the check's rollback goes ahead)
+    excused = compared & ~worse & (cleared | (overloaded & served))
     target_rev = rev.rollback_target
     arb = arbitrate(ArbitrationInput(
         current=current, desired=desired, scale_up_to=scale_up_to, floor=np.where(now < rem.floor_until, rem.floor, 0),
-        rollout=obs.rollout | (rem.verify_action == Remedy.ROLLBACK), overloaded=overloaded, want=prop.want,
-        escalated=prop.escalated, systemic=prop.systemic, suspect=rev.suspect, new_revision=prop.new_revision,
-        after_rollout=prop.after_rollout, can_rollback=target_rev != "", held=rem.held,
+        rollout=obs.rollout | (rem.verify_action == Remedy.ROLLBACK), overloaded=overloaded, want=want,
+        escalated=prop.escalated, systemic=prop.systemic, suspect=rev.suspect, new_revision=new_revision,
+        after_rollout=after_rollout, can_rollback=target_rev != "", held=rem.held,
         verifying=rem.verify_action != Remedy.NONE, cooldown=now < rem.cooldown_until, restart_budget=restart_left,
-        restart_room=room, rollback_budget=params.budgets.rollbacks_per_day - state.budgets.rollbacks_used(now)))
+        restart_room=room, rollback_budget=params.budgets.rollbacks_per_day - state.budgets.rollbacks_used(now),
+        revision_worse=worse, excused=excused))
 
     restart = pick_pods(params, pods, pod_row, pod_ready, trig_pods,
                         np.where(arb.action == Act.RESTART_POD, arb.restart, 0))
     restarted = np.bincount(pod_row[restart], minlength=n)[:n] if restart.any() else np.zeros(n, np.int64)
     rollback_to = np.where(arb.action == Act.ROLLBACK, target_rev, "").astype(object)
-    check = np.where((arb.action == Act.ROLLBACK) & (prop.blamed_check >= 0), prop.blamed_check, prop.trigger)
+    check = np.where((arb.action == Act.ROLLBACK) & (prop.blamed_check >= 0), prop.blamed_check, trigger)
+    rev_trigger = np.where((arb.action == Act.ROLLBACK) & (arb.reason == HealthReason.ROLLBACK_REVISION_WORSE),
+                           rev_trigger, -1)
     rem, rev, budgets = remember(params, rem, rev, state.budgets, arb.action, arb.health, arb.hold, arb.hold_reason,
                                  arb.replicas, restarted, check, rollback_to, now)
     pods = PodState(pods.keys, pods.first_seen, np.where(restart, now, pods.restarted_at), pods.table)
-    new_state = HealthState(wtable, pods, rev, rem, budgets)
+    new_state = HealthState(wtable, pods, rev, rem, budgets, tests)
     return HealingDecision(
         now=now, params=params, current=current, action=arb.action, reason=arb.reason, outcome=outcome,
         replicas=arb.replicas, restart=restart, rollback_to=rollback_to, trigger=check, held=rem.held,
         held_reason=rem.held_reason, overloaded=overloaded, systemic=prop.systemic, from_health=arb.health,
-        view=view, pod_row=pod_row, pod_keys=pods.keys, state=new_state)
+        view=view, pod_row=pod_row, pod_keys=pods.keys, state=new_state, revision_active=rev_active,
+        revision_trigger=rev_trigger)
+
+
+def _revision_tests(params: HealthParams, obs: HealthObservation, state: HealthState, rev: RevisionState,
+                    now: float) -> tuple[RevisionTestState, np.ndarray, np.ndarray, np.ndarray]:
+    """Step the revision checks. Returns (state, active (N,), worse (N,) bool: a rollback check
+    judged the new revision BAD, trigger (N,) the first such check or -1).
+
+    The comparison runs while a rollout is in progress and for the rollback window after it,
+    on a revision that was not already known healthy when it became current (a rollback
+    target is never tested)."""
+    n, checks = obs.current.size, params.revision_checks
+    cr = len(checks)
+    tests = state.revision_tests
+    if tests is None or tests.llr.shape != (n, cr):
+        tests = RevisionTestState.empty(n, cr)
+    with np.errstate(invalid="ignore"):
+        window = obs.rollout | (now - rev.rollout_done_at < params.rollback_window_s)
+    active = window & ~rev.trusted & (rev.current != "")
+    new, old = obs.revision_stats(cr)
+    tests = step_tests(checks, tests, rev.current, active, new, old, now, params.interval_s)
+    rollback = np.asarray([c.rollback for c in checks], bool)
+    bad = active[:, None] & (tests.verdict == Verdict.BAD) & rollback[None, :]
+    first = np.where(bad.any(axis=1), bad.argmax(axis=1), -1) if cr else np.full(n, -1, np.int64)
+    return tests, active, bad.any(axis=1), first.astype(np.int64)
 
 
 def _overload(params: HealthParams, obs: HealthObservation, current: np.ndarray, desired: np.ndarray

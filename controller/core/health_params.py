@@ -15,6 +15,7 @@ from functools import cached_property
 import numpy as np
 
 from controller.core.params import Smoothing
+from controller.core.revision_test import RevisionTestParams
 
 
 class Scope(enum.IntEnum):
@@ -100,6 +101,8 @@ class HealthReason(enum.IntEnum):
     AT_MAX_REPLICAS = 25  # a scale-up is called for but the workload is at max replicas
     CURRENT_REVISION_HEALTHY = 26  # a rollback check fired but the current revision is known healthy
     VERIFY_FAILED_ESCALATING = 27  # outcome: verification failed, the next ladder step follows
+    ROLLBACK_REVISION_WORSE = 28  # a revision check: the new revision is worse than the stable one
+    OVERLOAD_NOT_RELEASE = 29  # a rollback check fired but the revision checks find the new revision no worse
 
     @property
     def code(self) -> str:
@@ -212,6 +215,9 @@ class HealthParams:
     the scaling side wants more; the new count is a floor for ``scale_up_hold_s``.
     rollout_wait_s: how long past its deadline a verification waits for a rollout to finish
     before it is judged anyway (a stuck rollout must not block healing forever).
+    revision_checks: ``scope: revision`` checks, a sequential comparison of the new revision's
+    pods with the stable revision's while a rollout is in progress and for ``rollback_window_s``
+    after it (controller/core/revision_test.py); kept apart from ``checks``.
     """
 
     checks: tuple[CheckParams, ...]
@@ -230,6 +236,7 @@ class HealthParams:
     scale_up_hold_s: float = 300.0
     rollout_wait_s: float = 600.0
     name: str = ""
+    revision_checks: tuple[RevisionTestParams, ...] = ()
 
     @classmethod
     def of(cls, checks: tuple[CheckParams, ...], **overrides) -> "HealthParams":

@@ -23,7 +23,8 @@ Verification. A restart, rolling restart or rollback opens a window of ``verify_
 (extended while a rollout is in progress, by at most ``rollout_wait_s``). A workload-scope
 trigger passes as soon as it is back to OK, or at the deadline when it is not firing. A
 pod-scope trigger passes at the deadline when none of the pods that appeared since the action
-(the replacements), nor a restarted pod that kept its name, fires it. A failure escalates to
+(the replacements), nor a restarted pod that kept its name, fires it. An action without a
+triggering check (a rollback a revision check called for) passes at the deadline. A failure escalates to
 the ladder's next step or, at the top, holds the target (circuit open). While a window is open
 no other health action is taken on that target.
 """
@@ -254,8 +255,11 @@ def verify(params: HealthParams, rem: RemedyState, rev: RevisionState, view: Che
     replaced = (pods.first_seen > started) | (pods.restarted_at >= started)  # new pods, or restarted in place
     bad_new = firing_pod_mask(params, pods, pod_row, trig) & replaced
     new_firing = np.bincount(pod_row[bad_new], minlength=n)[:n] if bad_new.any() else np.zeros(n, np.int64)
-    passed = np.where(is_pod, new_firing == 0, phase != _FIRING)
-    success = active & ((~is_pod & (phase == _OK)) | (due & passed))
+    # no triggering check (a rollback a revision check called for: back to a known-healthy
+    # revision): nothing to wait for but the window itself
+    none = rem.verify_check < 0
+    passed = none | np.where(is_pod, new_firing == 0, phase != _FIRING)
+    success = active & ((~is_pod & ~none & (phase == _OK)) | (due & passed))
     fail = due & ~success
     nxt = params.escalation_next[rem.verify_action]
     escalate, stop = fail & (nxt != Remedy.NONE), fail & (nxt == Remedy.NONE)

@@ -8,12 +8,13 @@ import re
 
 from controller.core.params import (ForecastParams, MetricKind, MetricParams, PolicyParams, RuleType, ScalingRules,
                                     Select, Smoothing)
+from controller.core.revision_test import Measure, RevisionTestParams
 from controller.policy.durations import parse_duration
 from controller.policy import presets
-from controller.policy.schema import (Forecast, Health, HealthCheck, Metric, PolicyDocument, Scaling, ScalingRulesModel,
-                                      SmoothingModel, Targets, Threshold)
+from controller.policy.schema import (Forecast, Health, HealthCheck, Metric, PolicyDocument, RevisionCompare, Scaling,
+                                      ScalingRulesModel, SmoothingModel, Targets, Threshold)
 from controller.policy.specs import (BudgetSpec, Comparison, HealthAction, HealthCheckSpec, HealthSpec,
-                                     SmoothingSpec, TargetSelector)
+                                     RevisionCheckSpec, SmoothingSpec, TargetSelector)
 from controller.policy.specs import Threshold as ThresholdSpec
 
 _AGGREGATES = {"mean": Smoothing.MEAN, "median": Smoothing.MEDIAN, "max": Smoothing.MAX,
@@ -137,7 +138,8 @@ def compile_health(health: Health | None) -> HealthSpec | None:
     else:
         ratio = float(budgets.max_unavailable.rstrip("%")) / 100.0
     return HealthSpec(
-        checks=tuple(compile_health_check(c) for c in health.checks),
+        checks=tuple(compile_health_check(c) for c in health.checks if c.scope != "revision"),
+        revision_checks=tuple(compile_revision_check(c) for c in health.checks if c.scope == "revision"),
         budgets=BudgetSpec(budgets.restarts_per_hour, budgets.rollbacks_per_day, pods, ratio),
         rollback_window_s=health.rollback_window_s,
         escalation=tuple(HealthAction(a) for a in health.escalation or ()), healthy_after_s=health.healthy_after_s)
@@ -154,6 +156,20 @@ def compile_health_check(check: HealthCheck) -> HealthCheckSpec:
                            smoothing=compile_smoothing(check.smoothing), unhealthy=unhealthy,
                            recovered=recovered, action=HealthAction(check.action),
                            fire_on_missing=check.on_missing == "fire")
+
+
+def compile_revision_check(check: HealthCheck) -> RevisionCheckSpec:
+    cmp = check.compare or RevisionCompare()
+    return RevisionCheckSpec(name=check.name, errors=check.errors, requests=check.requests, query=check.query,
+                             worse_by=cmp.worse_by, false_rate=cmp.false_rollback_rate / 100.0,
+                             miss_rate=cmp.miss_rate / 100.0, min_requests=cmp.min_requests,
+                             action=HealthAction(check.action))
+
+
+def compile_revision_params(check: RevisionCheckSpec) -> RevisionTestParams:
+    return RevisionTestParams(name=check.name, measure=Measure.LATENCY if check.query is not None else Measure.RATIO,
+                              worse_by=check.worse_by, false_rate=check.false_rate, miss_rate=check.miss_rate,
+                              min_requests=check.min_requests, rollback=check.action is HealthAction.ROLLBACK)
 
 
 def _threshold(threshold: Threshold) -> ThresholdSpec:
@@ -185,7 +201,8 @@ def compile_health_params(spec: HealthSpec, *, interval_s: float = 15.0, max_rep
         checks=checks, budgets=budgets, rollback_window_s=spec.rollback_window_s,
         escalation=tuple(_REMEDY[a] for a in spec.escalation), verify_window_s=default_verify_window_s(checks),
         systemic_share=0.5, new_revision_window_s=spec.rollback_window_s, healthy_after_s=spec.healthy_after_s,
-        interval_s=interval_s, name=name, **extra)
+        interval_s=interval_s, name=name, revision_checks=tuple(compile_revision_params(c) for c in spec.revision_checks),
+        **extra)
 
 
 def compile_check_params(check: HealthCheckSpec) -> CheckParams:

@@ -120,9 +120,40 @@ def _health_rules(health: Health) -> list[Problem]:
         problems.append((HEALTH + ("checks",), "expected at least one check, got an empty list"))
     problems += _duplicates([c.name for c in health.checks], HEALTH + ("checks",), "check name", field="name")
     for i, check in enumerate(health.checks):
-        problems += _recovery_on_healthy_side(check, HEALTH + ("checks", i))
+        problems += _check_fields_for_scope(check, HEALTH + ("checks", i))
+        if check.unhealthy is not None:
+            problems += _recovery_on_healthy_side(check, HEALTH + ("checks", i))
     problems += _duplicates(health.escalation or [], HEALTH + ("escalation",), "escalation step")
     return problems
+
+
+def _check_fields_for_scope(check: HealthCheck, path: tuple) -> Iterator[Problem]:
+    """A revision check names errors and requests (a ratio) or a query (a latency sample per pod)
+    and a rollback or record action, without thresholds; other checks a query and unhealthy."""
+    if check.scope != "revision":
+        if check.query is None:
+            yield path + ("query",), "expected a query, got none"
+        if check.unhealthy is None:
+            yield path + ("unhealthy",), "expected unhealthy (above or below a value), got none"
+        for name in ("errors", "requests", "compare"):
+            if getattr(check, name) is not None:
+                yield path + (name,), f"only for scope revision, got scope {check.scope}"
+        return
+    ratio = check.errors is not None or check.requests is not None
+    if ratio and check.query is not None:
+        yield path + ("query",), "expected either errors and requests (a ratio) or query (a latency), got both"
+    elif ratio and (check.errors is None or check.requests is None):
+        missing = "errors" if check.errors is None else "requests"
+        yield path + (missing,), f"expected {missing} too: a ratio check needs errors and requests per pod"
+    elif not ratio and check.query is None:
+        yield path, "expected errors and requests (a ratio) or query (a latency sample per pod), got neither"
+    for name in ("unhealthy", "recovered", "smoothing"):
+        if getattr(check, name) is not None:
+            yield path + (name,), "not used by scope revision (the test compares the revisions), remove it"
+    if check.action not in ("rollback", "record"):
+        yield path + ("action",), f"must be rollback or record for scope revision, got {check.action}"
+    if check.on_missing != "ignore":
+        yield path + ("onMissing",), "must be ignore for scope revision: missing data never fires"
 
 
 def _recovery_on_healthy_side(check: HealthCheck, path: tuple) -> Iterator[Problem]:

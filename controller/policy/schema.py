@@ -7,7 +7,7 @@ percentages float percent, tolerances ratios.
 
 from __future__ import annotations
 
-from typing import Annotated, Callable, Literal, Optional
+from typing import Annotated, Callable, Literal, Optional, Union
 
 from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
@@ -276,12 +276,51 @@ class Threshold(StrictModel):
         return self
 
 
+def _worse_by(value: object) -> float:
+    """``2x``, ``1.5x`` or a number: how much worse the new revision must be to matter (> 1)."""
+    text = value.strip() if isinstance(value, str) else value
+    if isinstance(text, str) and text.endswith("x"):
+        text = text[:-1]
+    try:
+        factor = float(text) if isinstance(text, (str, int, float)) and not isinstance(text, bool) else None
+    except ValueError:
+        factor = None
+    if factor is None or not factor == factor:
+        raise field_error(f"expected a factor like 2x or 1.5x, got {describe_value(value)}")
+    if not 1.0 < factor <= 1000.0:
+        raise field_error(f"must be > 1x and <= 1000x, got {describe_value(value)}")
+    return factor
+
+
+WorseBy = Annotated[float, BeforeValidator(_worse_by, json_schema_input_type=Union[str, float])]
+
+
+class RevisionCompare(StrictModel):
+    """How a revision check compares the new revision with the stable one (a sequential test)."""
+
+    worse_by: WorseBy = Field(2.0, description="The effect that matters: the new revision's error ratio (or "
+                                               "median latency) this many times the stable one's, e.g. 2x.")
+    false_rollback_rate: Percent(gt=0, le=50) = Field(
+        1.0, description="Accepted chance that an equally good revision is rolled back, per rollout.")
+    miss_rate: Percent(gt=0, le=50) = Field(
+        5.0, description="Accepted chance that a revision worse by worseBy is called good.")
+    min_requests: Optional[int] = Field(
+        None, ge=0, le=10**12, description="Requests the new revision serves before any verdict. "
+                                          "Default: ceil(log(1/falseRollbackRate) / log(worseBy)).")
+
+
 class HealthCheck(StrictModel):
     name: Identifier
-    query: NonEmptyText
-    scope: Literal["workload", "pod"] = "workload"
+    query: Optional[NonEmptyText] = Field(
+        None, description="PromQL. scope revision: one latency sample per pod (e.g. its p95), compared by revision.")
+    scope: Literal["workload", "pod", "revision"] = "workload"
+    errors: Optional[NonEmptyText] = Field(
+        None, description="scope revision: failed requests per second, one series per pod.")
+    requests: Optional[NonEmptyText] = Field(
+        None, description="scope revision: requests per second, one series per pod.")
+    compare: Optional[RevisionCompare] = Field(None, description="scope revision: the sequential test.")
     smoothing: Optional[SmoothingModel] = None
-    unhealthy: Threshold
+    unhealthy: Optional[Threshold] = Field(None, description="Required unless scope is revision.")
     recovered: Optional[Threshold] = Field(
         None, description="Opposite comparison, on the healthy side of unhealthy. Default: not unhealthy.")
     action: HealthActionName

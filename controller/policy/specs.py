@@ -67,6 +67,29 @@ class HealthCheckSpec:
 
 
 @dataclass(frozen=True)
+class RevisionCheckSpec:
+    """A ``scope: revision`` check: the new revision against the stable one, by a sequential test.
+
+    A ratio check has ``errors`` and ``requests`` (per-pod rates); a latency check ``query`` (one
+    latency sample per pod). Rates are per second; shares (false_rate, miss_rate) 0..1."""
+
+    name: str
+    errors: str | None
+    requests: str | None
+    query: str | None
+    worse_by: float
+    false_rate: float
+    miss_rate: float
+    min_requests: int | None
+    action: HealthAction
+
+    @property
+    def queries(self) -> tuple[str, ...]:
+        """(errors, requests) for a ratio, (query,) for a latency."""
+        return (self.query,) if self.query is not None else (self.errors, self.requests)
+
+
+@dataclass(frozen=True)
 class BudgetSpec:
     """Limits on disruptive actions. Exactly one of the two ``max_unavailable_*`` is set."""
 
@@ -94,5 +117,6 @@ class HealthSpec:
     rollback_window_s: float
     escalation: tuple[HealthAction, ...] = ()
     healthy_after_s: float = 300.0
+    revision_checks: tuple[RevisionCheckSpec, ...] = ()
 
 

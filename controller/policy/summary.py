@@ -13,7 +13,7 @@ def policy_summary(policy: LoadedPolicy) -> str:
     """``web-rps: 2 targets, 1 metric, 0 health checks`` (plus ``preset hpa`` when set)."""
     spec = policy.model.spec
     metrics = len(spec.scaling.metrics) if spec.scaling else 0
-    checks = len(policy.health.checks) if policy.health else 0
+    checks = len(policy.health.checks) + len(policy.health.revision_checks) if policy.health else 0
     parts = [policy.targets.describe(), plural(metrics, "metric"), plural(checks, "health check")]
     if policy.preset:
         parts.append(f"preset {policy.preset}")

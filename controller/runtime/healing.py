@@ -3,7 +3,11 @@ the observed statuses, run ``heal`` after ``decide``, and say which actions to a
 
 Workload-scope checks are queried like scaling metrics (one request per check, series matched
 to targets). Pod-scope checks are queried once per check for all pods of the policy, matched
-by (namespace, pod) labels, so only the bad pods are acted on.
+by (namespace, pod) labels, so only the bad pods are acted on. Revision-scope checks are
+queried the same way (one series per pod) and summed by revision: the pods of the workload's
+current revision against the pods of every older one (the stable revision during a rollout).
+A ratio check's per-pod rates (requests/s) times the interval are the requests and errors of
+the cycle; a pod without a series adds nothing (missing data never fires).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from controller.core.decide import Decision
 from controller.core.heal import HealingDecision, HealthObservation
 from controller.core.health import PodTable
 from controller.core.health_params import HealthParams, Scope
+from controller.core.revision_test import Measure, latency_stats, ratio_stats
 from controller.errors import MetricsUnavailable
 from controller.model import Action, TargetRef
 from controller.ports import ClusterView, MetricsSource
@@ -30,6 +35,7 @@ class HealthQueries:
 
     params: HealthParams
     exprs: tuple[str, ...]
+    revision_exprs: tuple[tuple[str, ...], ...] = ()  # per revision check: (errors, requests) or (latency,)
 
 
 def _query(metrics: MetricsSource, expr: str, refs: Sequence[TargetRef], now: float, labels, errors: list[str],
@@ -45,8 +51,15 @@ def _query(metrics: MetricsSource, expr: str, refs: Sequence[TargetRef], now: fl
 
 def pod_table(view: ClusterView, targets: Sequence[TargetRef]) -> tuple[np.ndarray, list[TargetRef], np.ndarray]:
     """(pod target rows (P,), pod refs (namespace, pod name), ready (P,)) from the statuses."""
+    rows, refs, ready, _ = pod_revisions(view, targets)
+    return rows, refs, ready
+
+
+def pod_revisions(view: ClusterView, targets: Sequence[TargetRef]
+                  ) -> tuple[np.ndarray, list[TargetRef], np.ndarray, np.ndarray]:
+    """pod_table plus (P,) bool: the pod runs its workload's current revision."""
     index = {t: i for i, t in enumerate(targets)}
-    rows, refs, ready = [], [], []
+    rows, refs, ready, current = [], [], [], []
     for status in view.statuses:
         i = index.get(status.ref)
         if i is None:
@@ -55,7 +68,30 @@ def pod_table(view: ClusterView, targets: Sequence[TargetRef]) -> tuple[np.ndarr
             rows.append(i)
             refs.append(TargetRef(status.ref.namespace, pod.name, "Pod"))
             ready.append(bool(pod.ready))
-    return np.asarray(rows, dtype=np.int64), refs, np.asarray(ready, dtype=bool)
+            current.append(bool(pod.revision) and pod.revision == status.revision)
+    return np.asarray(rows, dtype=np.int64), refs, np.asarray(ready, dtype=bool), np.asarray(current, dtype=bool)
+
+
+def revision_statistics(params: HealthParams, n: int, rows: np.ndarray, current: np.ndarray,
+                        columns: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """(new, old), each (N, Cr, 3), for ``heal``: per revision check, the per-pod samples
+    ``columns[k]`` = (values (P, q), present (P, q)) (q = 2: error and request rates; q = 1: a
+    latency) summed over the pods of the current revision (new) and of older ones (old)."""
+    cr = len(params.revision_checks)
+    new, old = np.zeros((n, cr, 3)), np.zeros((n, cr, 3))
+    for k, (check, (values, present)) in enumerate(zip(params.revision_checks, columns)):
+        ok = present.all(axis=1) & np.isfinite(values).all(axis=1)
+        if check.measure == Measure.RATIO:
+            errors, requests = values[:, 0], values[:, 1]
+            ok &= (requests >= 0) & (errors >= 0)
+            stats = ratio_stats(requests * params.interval_s, np.minimum(errors, requests) * params.interval_s)
+        else:
+            ok &= values[:, 0] > 0
+            stats = latency_stats(values[:, :1], ok[:, None])
+        for mask, out in ((current & ok, new), (~current & ok, old)):
+            for j in range(3):
+                out[:, k, j] = np.bincount(rows[mask], weights=stats[mask, j], minlength=n)[:n]
+    return new, old
 
 
 def overload_signal(view: ClusterView, decision: Decision | None) -> np.ndarray:
@@ -76,7 +112,7 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
     params, n = hq.params, len(targets)
     c = len(params.checks)
     values, present = np.full((n, c), np.nan), np.zeros((n, c), bool)
-    rows, pod_refs, pod_ready = pod_table(view, targets)
+    rows, pod_refs, pod_ready, pod_current = pod_revisions(view, targets)
     pod_values, pod_present = np.full((len(pod_refs), c), np.nan), np.zeros((len(pod_refs), c), bool)
     for j, (check, expr) in enumerate(zip(params.checks, hq.exprs)):
         if check.scope == Scope.POD:
@@ -84,13 +120,22 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
                 pod_values[:, j], pod_present[:, j] = _query(metrics, expr, pod_refs, now, POD_LABELS, errors, check.name)
         else:
             values[:, j], present[:, j] = _query(metrics, expr, targets, now, None, errors, check.name)
+    columns = []
+    for check, exprs in zip(params.revision_checks, hq.revision_exprs):
+        vals = np.full((len(pod_refs), len(exprs)), np.nan)
+        pres = np.zeros((len(pod_refs), len(exprs)), bool)
+        if pod_refs:
+            for q, expr in enumerate(exprs):
+                vals[:, q], pres[:, q] = _query(metrics, expr, pod_refs, now, POD_LABELS, errors, check.name)
+        columns.append((vals, pres))
+    new, old = revision_statistics(params, n, rows, pod_current, columns)
     by_ref = {s.ref: s for s in view.statuses}
     revision = [by_ref[t].revision if t in by_ref else "" for t in targets]
     pods = PodTable.of(rows, [f"{r.namespace}/{r.name}" for r in pod_refs], pod_values, pod_present, pod_ready,
                        checks=c)
     return HealthObservation.of(view.spec.astype(np.int64), view.ready.astype(np.int64), values, checks=c,
                                 present=present, revision=revision, rollout=view.rollout, pods=pods,
-                                overloaded=overload_signal(view, decision))
+                                overloaded=overload_signal(view, decision), revision_new=new, revision_old=old)
 
 
 def health_actions(healing: HealingDecision, targets: Sequence[TargetRef], exists: np.ndarray,

@@ -40,6 +40,7 @@ class RuntimePolicy:
     queries: tuple[str, ...]  # one PromQL expression per metric, in the order of params.metrics
     health: HealthParams | None = None
     health_queries: tuple[str, ...] = ()  # one per health check, in the order of health.checks
+    revision_queries: tuple[tuple[str, ...], ...] = ()  # per revision check: (errors, requests) or (latency,)
 
     @classmethod
     def of(cls, loaded) -> "RuntimePolicy":
@@ -47,8 +48,11 @@ class RuntimePolicy:
         spec = loaded.model.spec
         queries = tuple(m.query for m in spec.scaling.metrics) if loaded.scales else ()
         health = compile_policy_health(loaded.model)
-        health_queries = tuple(c.query for c in spec.health.checks) if health is not None else ()
-        return cls(loaded.name, loaded.params, loaded.targets, queries, health, health_queries)
+        checks = spec.health.checks if health is not None else []
+        health_queries = tuple(c.query for c in checks if c.scope != "revision")
+        revision_queries = tuple((c.query,) if c.query is not None else (c.errors, c.requests)
+                                 for c in checks if c.scope == "revision")
+        return cls(loaded.name, loaded.params, loaded.targets, queries, health, health_queries, revision_queries)
 
 
 @dataclass
@@ -288,7 +292,7 @@ class Reconciler:
         if self._pending is not None:
             self._apply_restored(targets, now, result)
         self._read_resume_annotations(view)
-        hq = HealthQueries(self.policy.health, self.policy.health_queries)
+        hq = HealthQueries(self.policy.health, self.policy.health_queries, self.policy.revision_queries)
         hobs = observe_health(hq, self.metrics, targets, view, now, result.errors, decision)
         rearm = np.array([t in self.rearm for t in targets], dtype=bool)
         healing = heal(self.policy.health, hobs, self._health_state, now,

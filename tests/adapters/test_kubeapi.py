@@ -442,8 +442,26 @@ def test_promtool_check_metrics_passes(metrics_server):
                    "kube_deployment_spec_replicas", "kube_deployment_status_replicas_ready",
                    "kube_deployment_status_replicas", "kube_pod_container_status_restarts_total",
                    "kube_pod_status_ready", "container_cpu_usage_seconds_total",
-                   "kube_pod_container_resource_requests", "setpoint_sim_cpu_utilization_ratio"):
+                   "kube_pod_container_resource_requests", "setpoint_sim_cpu_utilization_ratio",
+                   "http_pod_requests_total", "http_pod_request_errors_total"):
         assert samples(text, family), family
+
+
+def test_per_pod_counters_share_the_served_requests_by_pod(metrics_server):
+    """What a revision-scoped check queries: the pods' requests add up to the workload's served
+    requests and their errors follow each pod's error ratio."""
+    world = metrics_server.world
+    first = samples(scrape(metrics_server), "http_pod_requests_total")
+    world.advance(12)
+    text = scrape(metrics_server)
+    second = samples(text, "http_pod_requests_total")
+    web = [k for k in second if 'pod="web-' in k]
+    served = sum(second[k] - first.get(k, 0.0) for k in web) / 60.0
+    i = world.engine.index("web")
+    assert served == pytest.approx(world.engine.signals().values["served_rps"][i], rel=1e-6)
+    errors = samples(text, "http_pod_request_errors_total")
+    ratio = world.engine.pod_signals()["error_ratio"][0]
+    assert all(errors[k.replace("requests", "request_errors")] == pytest.approx(second[k] * ratio) for k in web)
 
 
 def test_counters_integrate_the_load_and_state_series_follow_the_api(metrics_server, tmp_path):

@@ -243,3 +243,55 @@ def test_bad_rollout_is_rolled_back_through_the_kubernetes_api(tmp_path):
         assert w["run"].stop() == 0, w["run"].tail()
     records = [json.loads(line) for line in (tmp_path / "decisions.jsonl").read_text().splitlines()]
     assert [r["health"]["action"] for r in records if r["health"]["action"]] == ["rollback"]
+
+
+# The healing example's revision-scoped error check over the per-pod counters sim serve exports:
+# the new revision's pods against the stable ones', with short windows for a bounded test.
+REVISION_HEALING = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {name: e2e-revision}
+spec:
+  targets: {kind: Deployment, namespace: default, names: [web]}
+  interval: 2s
+  replicas: {min: 2, max: 20}
+  health:
+    checks:
+      - name: release-errors
+        scope: revision
+        errors: sum by (namespace, pod) (rate(http_pod_request_errors_total{namespace="default"}[10s]))
+        requests: sum by (namespace, pod) (rate(http_pod_requests_total{namespace="default"}[10s]))
+        compare: {worseBy: 2x, falseRollbackRate: 1%}
+        action: rollback
+    budgets: {restartsPerHour: 6, rollbacksPerDay: 2, maxUnavailable: 25%}
+    rollbackWindow: 30m
+    healthyAfter: 15s
+"""
+
+
+def test_bad_rollout_is_rolled_back_by_the_revision_comparison(tmp_path):
+    from kubernetes import client, config
+
+    with running_world(tmp_path, BAD_ROLLOUT, REVISION_HEALING) as w:
+        api = client.CoreV1Api(config.new_client_from_config(config_file=str(w["kubeconfig"])))
+        apps = client.AppsV1Api(config.new_client_from_config(config_file=str(w["kubeconfig"])))
+
+        def rolled_back():
+            events = api.list_namespaced_event("default", _request_timeout=5).items
+            return [e for e in events if e.reason == "RolledBack"]
+
+        [event] = wait_until(rolled_back, 90, what="a RolledBack event from the controller")
+        assert "RollbackRevisionWorse" in event.message
+        assert w["run"].alive(), w["run"].tail()
+        deployment = apps.read_namespaced_deployment("web", "default", _request_timeout=5)
+        assert int(deployment.metadata.annotations["deployment.kubernetes.io/revision"]) >= 3
+        revisions = apps.list_namespaced_replica_set("default", label_selector="app=web", _request_timeout=5).items
+        newest = max(revisions, key=lambda rs: int(rs.metadata.annotations["deployment.kubernetes.io/revision"]))
+        oldest = min(revisions, key=lambda rs: rs.metadata.creation_timestamp)
+        assert newest.metadata.labels["pod-template-hash"] == oldest.metadata.labels["pod-template-hash"]
+        assert w["run"].stop() == 0, w["run"].tail()
+    records = [json.loads(line) for line in (tmp_path / "decisions.jsonl").read_text().splitlines()]
+    rollbacks = [r["health"] for r in records if r["health"]["action"]]
+    assert [h["action"] for h in rollbacks] == ["rollback"] and rollbacks[0]["reason"] == "RollbackRevisionWorse"
+    check = rollbacks[0]["revision_checks"]["release-errors"]
+    assert check["verdict"] == "bad" and check["new_value"] > 2 * check["stable_value"]

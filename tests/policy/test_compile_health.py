@@ -87,3 +87,72 @@ def test_verify_window_without_any_for_is_120s():
     loaded = load_one(policy_with(text))
     p = compile_health_params(loaded.health)
     assert p.verify_window_s == 120.0 and p.max_replicas > 10**6 and math.isinf(p.overload.utilization_above)
+
+
+# --- scope: revision --------------------------------------------------------------------------
+
+from controller.core.revision_test import Measure  # noqa: E402
+from tests.policy.helpers import error_lines  # noqa: E402
+
+REVISION = """\
+      - name: release-errors
+        scope: revision
+        errors: sum by (namespace, pod) (rate(http_request_errors_total[1m]))
+        requests: sum by (namespace, pod) (rate(http_requests_total[1m]))
+        compare: {worseBy: 2x, falseRollbackRate: 0.5%, minRequests: 500}
+        action: rollback
+      - name: release-latency
+        scope: revision
+        query: histogram_quantile(0.95, sum by (namespace, pod, le) (rate(x_bucket[1m])))
+        action: record
+"""
+
+
+def with_revision(checks: str = REVISION) -> str:
+    return policy_with(HEALTH.replace("    checks:\n", "    checks:\n" + checks))
+
+
+def test_revision_checks_compile_apart_from_the_threshold_checks():
+    loaded = load_one(with_revision())
+    p = compile_health_params(loaded.health, interval_s=15.0)
+    assert [c.name for c in p.checks] == ["errors", "probes"]  # the columns of the alert state machines
+    errors, latency = p.revision_checks
+    assert (errors.measure, errors.worse_by, errors.false_rate, errors.min_requests, errors.rollback) == \
+           (Measure.RATIO, 2.0, 0.005, 500, True)
+    assert (latency.measure, latency.worse_by, latency.false_rate, latency.rollback) == (Measure.LATENCY, 2.0, 0.01, False)
+    assert latency.least_requests == math.ceil(math.log(100) / math.log(2))
+
+
+def test_runtime_policy_queries_revision_checks_per_pod():
+    from controller.runtime.reconciler import RuntimePolicy
+    rp = RuntimePolicy.of(load_one(with_revision()))
+    assert rp.health_queries == ("x", "y")
+    assert rp.revision_queries[0][0].startswith("sum by (namespace, pod) (rate(http_request_errors_total")
+    assert len(rp.revision_queries[1]) == 1
+
+
+@pytest.mark.parametrize("checks,expect", [
+    pytest.param("      - {name: r, scope: revision, errors: e, action: rollback}\n",
+                 "spec.health.checks[0].requests: expected requests too", id="errors-without-requests"),
+    pytest.param("      - {name: r, scope: revision, errors: e, requests: q, query: l, action: rollback}\n",
+                 "spec.health.checks[0].query: expected either errors and requests", id="ratio-and-latency"),
+    pytest.param("      - {name: r, scope: revision, action: rollback}\n",
+                 "spec.health.checks[0]: expected errors and requests", id="neither"),
+    pytest.param("      - {name: r, scope: revision, query: l, action: restart-pod}\n",
+                 "spec.health.checks[0].action: must be rollback or record", id="restart-action"),
+    pytest.param("      - {name: r, scope: revision, query: l, unhealthy: {above: 1}, action: rollback}\n",
+                 "spec.health.checks[0].unhealthy: not used by scope revision", id="threshold-on-revision"),
+    pytest.param("      - {name: r, scope: revision, query: l, compare: {worseBy: 1x}, action: rollback}\n",
+                 "spec.health.checks[0].compare.worseBy: must be > 1x", id="no-effect-size"),
+    pytest.param("      - {name: r, scope: revision, query: l, compare: {worseBy: twice}, action: rollback}\n",
+                 "spec.health.checks[0].compare.worseBy: expected a factor like 2x", id="bad-factor"),
+    pytest.param("      - {name: r, scope: revision, query: l, compare: {falseRollbackRate: 0%}, action: rollback}\n",
+                 "spec.health.checks[0].compare.falseRollbackRate: must be > 0%", id="zero-false-rate"),
+    pytest.param("      - {name: r, query: l, errors: e, unhealthy: {above: 1}, action: rollback}\n",
+                 "spec.health.checks[0].errors: only for scope revision", id="errors-on-workload"),
+    pytest.param("      - {name: r, action: rollback, unhealthy: {above: 1}}\n",
+                 "spec.health.checks[0].query: expected a query", id="workload-without-query"),
+])
+def test_revision_check_mistakes_name_the_field(checks, expect):
+    lines = error_lines(with_revision(checks))
+    assert any(expect in line for line in lines), lines

@@ -117,3 +117,19 @@ def test_simulate_runs_a_named_scenario_with_every_baseline(tmp_path):
     assert result["scenario"]["seed"] == 3
     assert "zone-a-down" in result["controllers"]["policy"]["mitigation_seconds"]
     assert not (tmp_path / "o" / "report.html").exists()
+
+
+def test_explain_shows_the_revision_comparison_behind_a_rollback(tmp_path):
+    from pathlib import Path
+    policy = Path(__file__).resolve().parents[2] / "policies" / "setpoint-healing.yaml"
+    proc = setpoint("simulate", "bad-rollout", "--policy", str(policy), "-b", "hpa", "--out", "o", "--no-report",
+                    cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in (tmp_path / "o" / "decisions.jsonl").read_text().splitlines()]
+    rollback = next(r for r in records if r.get("controller") == "policy" and (r.get("health") or {}).get("action"))
+    explained = setpoint("explain", "o", "--controller", "policy", "--at", str(rollback["at"]), cwd=tmp_path)
+    assert explained.returncode == 0, explained.stderr
+    text = explained.stdout
+    assert "health: rollback to revision 1 [RollbackRevisionWorse] trigger release-errors" in text
+    line = next(x for x in text.splitlines() if x.strip().startswith("release-errors:"))
+    assert "revision 2" in line and "vs stable 1" in line and "LLR" in line and line.endswith("-> bad")

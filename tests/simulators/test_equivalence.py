@@ -54,6 +54,10 @@ SCENARIOS = {
         (0.0, lambda c: c.rolling_restart(0)), (5.0, lambda c: c.set_replicas(0, 5)),
         (10.0, delete_oldest(1)), (15.0, lambda c: c.rollout(2, RevisionProps(extra_error_ratio=0.2))),
         (60.0, lambda c: c.rollback(2)), (65.0, delete_oldest(0)), (80.0, lambda c: c.set_replicas(0, 2))]),
+    "fast-rollback-mid-rollout": dict(script=[
+        (0.0, lambda c: c.rollout(0, RevisionProps(error_ratio_multiplier=10.0))), (0.0, lambda c: c.set_replicas(1, 6)),
+        (5.0, lambda c: c.rollout(1, RevisionProps(extra_latency_s=0.2))), (25.0, lambda c: c.rollback(0, fast=True)),
+        (40.0, lambda c: c.rollback(1, fast=True))]),
 }
 
 

@@ -37,6 +37,26 @@ def test_bad_rollout_is_rolled_back_and_the_slo_recovers():
     assert r.runs["policy"].scores["slo_violation_minutes"] < r.runs["hpa"].scores["slo_violation_minutes"] / 4
 
 
+@pytest.mark.parametrize("name,fault,within_s", [
+    pytest.param("bad-rollout", "release-42", 60, id="10x-errors-within-a-cycle-of-the-new-pods-serving"),
+    pytest.param("latency-regression", "release-44", 60, id="latency-only"),
+    pytest.param("bad-rollout-flash-crowd", "release-45", 60, id="during-a-flash-crowd"),
+    pytest.param("subtle-bad-rollout", "release-43", 900, id="1.5x-errors"),
+])
+def test_a_worse_release_is_rolled_back_by_the_revision_comparison(name, fault, within_s):
+    r = healed(name)
+    [rollback] = actions(r, "rollback")
+    assert rollback.reason.startswith("RollbackRevisionWorse")
+    assert 20 * 60 < rollback.t_s <= 20 * 60 + within_s
+    assert not actions(r, "restart-pod") and not actions(r, "rolling-restart")
+
+
+def test_a_flash_crowd_during_a_bad_release_is_still_met_by_scaling():
+    r = healed("bad-rollout-flash-crowd")
+    ups = [a for a in actions(r, "scale") if a.to_replicas > a.from_replicas]
+    assert ups and ups[0].t_s < 20 * 60 + 180
+
+
 def test_crash_looping_release_is_rolled_back():
     r = healed("crash-loop")
     assert len(actions(r, "rollback")) == 1 and not actions(r, "restart-pod")
@@ -63,7 +83,7 @@ def test_healthy_or_self_correcting_runs_get_no_health_action(name):
 
 
 @pytest.mark.parametrize("name", ["bad-rollout", "crash-loop", "memory-leak", "systemic-overload", "transient-crash",
-                                  "node-loss"])
+                                  "node-loss", "bad-rollout-flash-crowd"])
 def test_budgets_are_never_exceeded(name):
     """6 restarts per hour (a rolling restart counts one, a pod restart one per pod), 2
     rollbacks per day, checked over every sliding window of the run."""

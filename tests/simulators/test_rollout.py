@@ -101,3 +101,33 @@ def test_rolling_restart_keeps_the_revision_properties(engine):
     ticks = run(cluster, 100.0, 5.0, script=[(0.0, lambda c: c.rolling_restart(0))])
     assert ticks[0].error_ratio[0] == pytest.approx(0.02) and ticks[-1].error_ratio[0] == pytest.approx(0.02)
     assert ticks[-1].revision[0] == 2
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_fast_rollback_mid_rollout_frees_the_unready_pods_and_recreates_the_stable_ones_at_once(engine):
+    """A bad release caught during its rollout: its pods that serve nothing yet go at once and the
+    stable revision's pods are created in the same sync (within the surge); the ready bad pods
+    go as the stable ones become ready, never below maxUnavailable."""
+    replicas = 10
+    cluster = engine([web(initial_replicas=replicas, max_pods=20)], 1)
+    surge, unavailable = rollout_budget(replicas, "25%", "25%")
+    seen = {}
+
+    def rollback(c):
+        before = c.observe()[0]
+        seen["bad_unready"] = sum(p.revision == "2" and not p.ready for p in before.pods)
+        c.rollback(0, "1", fast=True)
+        after = c.observe()[0]
+        seen["bad_after"] = sum(p.revision == "2" for p in after.pods)
+        seen["bad_ready_before"] = sum(p.revision == "2" and p.ready for p in before.pods)
+        seen["stable_created"] = sum(p.revision == "3" and p.phase == "Pending" for p in after.pods)
+        seen["pods_after"] = len(after.pods)
+
+    ticks = run(cluster, 200.0, 5.0, script=[(0.0, lambda c: c.rollout(0, RevisionProps(error_ratio_multiplier=10.0))),
+                                            (15.0, rollback)])
+    assert seen["bad_unready"] > 0 and seen["bad_after"] == seen["bad_ready_before"]
+    assert seen["stable_created"] > 0 and seen["pods_after"] <= replicas + surge
+    assert all(s.ready_replicas[0] >= replicas - unavailable for s in ticks)
+    status = cluster.observe()[0]
+    assert not ticks[-1].rollout_in_progress[0] and {p.revision for p in status.pods} == {"3"}
+    assert len(status.pods) == replicas
