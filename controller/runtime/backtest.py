@@ -345,10 +345,7 @@ def fetch_replay_data(source, policies: Sequence[RuntimePolicy], start_s: float,
     namespace shows in the series). ``on_query(what, done, total)`` reports chunks.
     """
     first = policies[0]
-    queries = list(dict.fromkeys(q for p in policies for q in p.queries))
-    kind, namespace = first.selector.kind, first.selector.namespace
-    replicas_expr = REPLICAS_QUERIES.get(kind, REPLICAS_QUERIES["Deployment"]) % namespace
-    replica_labels = (labels[0], kind.lower()) if kind in REPLICAS_QUERIES else labels
+    queries, replicas_expr, replica_labels = plan_queries(policies, labels)
     exprs = queries + [replicas_expr]
 
     def fetch(i: int):
@@ -364,6 +361,16 @@ def fetch_replay_data(source, policies: Sequence[RuntimePolicy], start_s: float,
     metrics = {q: grid_values(fetched[q], targets, t_s, step_s, labels) for q in queries}
     actual = grid_values(fetched[replicas_expr], targets, t_s, step_s, replica_labels)
     return ReplayData(targets, t_s, step_s, metrics, actual)
+
+
+def plan_queries(policies: Sequence[RuntimePolicy], labels: tuple[str, str]) -> tuple[list[str], str, tuple[str, str]]:
+    """The distinct metric queries of ``policies``, the query for the replicas that ran (the
+    first policy's kind and namespace, from kube-state-metrics) and the labels that key it."""
+    queries = list(dict.fromkeys(q for p in policies for q in p.queries))
+    kind, namespace = policies[0].selector.kind, policies[0].selector.namespace
+    replicas_expr = REPLICAS_QUERIES.get(kind, REPLICAS_QUERIES["Deployment"]) % namespace
+    replica_labels = (labels[0], kind.lower()) if kind in REPLICAS_QUERIES else labels
+    return queries, replicas_expr, replica_labels
 
 
 def segment_windows(start_s: float, end_s: float, step_s: float, points: int) -> list[tuple[float, float]]:
@@ -386,10 +393,7 @@ def stream_backtest(source, policies: Sequence[RuntimePolicy], names: Sequence[s
     namespace seen in the first segment. ``on_progress(segments done, segments)``.
     """
     first = policies[0]
-    queries = list(dict.fromkeys(q for p in policies for q in p.queries))
-    kind, namespace = first.selector.kind, first.selector.namespace
-    replicas_expr = REPLICAS_QUERIES.get(kind, REPLICAS_QUERIES["Deployment"]) % namespace
-    replica_labels = (labels[0], kind.lower()) if kind in REPLICAS_QUERIES else labels
+    queries, replicas_expr, replica_labels = plan_queries(policies, labels)
     exprs = queries + [replicas_expr]
     windows = segment_windows(start_s, end_s, step_s, segment_points)
     targets: list[TargetRef] = []

@@ -16,6 +16,11 @@ log = logging.getLogger("setpoint.dryrun")
 
 
 class DryRunCluster:
+    """Reads through to ``inner``; ``apply`` records the action (the last ``keep``) and logs it."""
+
+    mode = "dry-run"  # the word in logs, and the log record's flag (dry_run / shadow)
+    log_level = logging.INFO
+
     def __init__(self, inner: Cluster, keep: int = 10_000):
         self.inner = inner
         self.would_apply: list[Action] = []
@@ -30,10 +35,10 @@ class DryRunCluster:
     def apply(self, action: Action) -> None:
         self.would_apply.append(action)
         del self.would_apply[:-self.keep]
-        log.info("dry-run: would %s %s", action.kind.value, action.target,
-                 extra={"policy": action.policy, "target": str(action.target), "action": action.kind.value,
-                        "replicas": action.replicas, "from_replicas": action.from_replicas, "reason": action.reason,
-                        "dry_run": True})
+        log.log(self.log_level, "%s: would %s %s", self.mode, action.kind.value, action.target,
+                extra={"policy": action.policy, "target": str(action.target), "action": action.kind.value,
+                       "replicas": action.replicas, "from_replicas": action.from_replicas, "reason": action.reason,
+                       self.mode.replace("-", "_"): True})
 
 
 class DryRunStateStore:

@@ -18,40 +18,22 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from typing import Sequence
 
 import numpy as np
 from prometheus_client import Counter, Gauge
 
-from controller.model import Action, TargetRef, TargetSelector
-from controller.ports import Cluster, ClusterView
+from controller.runtime.dryrun import DryRunCluster
 from controller.runtime.reconciler import CycleResult
 from controller.runtime.telemetry import Telemetry
 
-log = logging.getLogger("setpoint.shadow")
 
 
-class ShadowCluster:
-    """Reads through to ``inner``; ``apply`` records and never writes."""
+class ShadowCluster(DryRunCluster):
+    """Reads through to ``inner``; ``apply`` records and never writes (logged at debug: in shadow
+    mode every cycle would log, and the shadow metrics carry the comparison)."""
 
-    def __init__(self, inner: Cluster, keep: int = 10_000):
-        self.inner = inner
-        self.would_apply: list[Action] = []
-        self.keep = keep
-
-    def resolve(self, selector: TargetSelector) -> list[TargetRef]:
-        return self.inner.resolve(selector)
-
-    def observe(self, targets: Sequence[TargetRef], with_pods: bool | None = None) -> ClusterView:
-        return self.inner.observe(targets, with_pods=with_pods)
-
-    def apply(self, action: Action) -> None:
-        self.would_apply.append(action)
-        del self.would_apply[:-self.keep]
-        log.debug("shadow: would %s %s", action.kind.value, action.target,
-                  extra={"policy": action.policy, "target": str(action.target), "action": action.kind.value,
-                         "replicas": action.replicas, "from_replicas": action.from_replicas, "reason": action.reason,
-                         "shadow": True})
+    mode = "shadow"
+    log_level = logging.DEBUG
 
 
 class ShadowTelemetry(Telemetry):
