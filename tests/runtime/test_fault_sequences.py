@@ -354,6 +354,7 @@ BUDGET_ACROSS_LIFETIMES = (cycles("unhealthy") + cycles("healthy", 2) + cycles("
                            + [("restart", "a", True)] + cycles("unhealthy") + cycles("healthy"))
 STALE_LEADER_WRITES = (cycles("healthy", rps="low") + [("kill", "a")] + cycles("healthy", rps="low")
                        + cycles("unhealthy", rps="low") + [("stale", "a")])
+HUGE_SAMPLES = cycles("healthy", 3, rps="huge")
 NEGATIVE_SAMPLES = cycles("healthy", rps="high") + cycles("healthy", 3, rps="negative", advance_s=300)
 
 
@@ -362,6 +363,7 @@ NEGATIVE_SAMPLES = cycles("healthy", rps="high") + cycles("healthy", 3, rps="neg
 @given(steps=STEPS)
 @example(steps=BUDGET_ACROSS_LIFETIMES)
 @example(steps=STALE_LEADER_WRITES)
+@example(steps=HUGE_SAMPLES)
 @example(steps=NEGATIVE_SAMPLES)
 def test_fault_sequences_keep_bounds_budgets_and_the_fence(tmp_path, steps):
     server = start_server()
