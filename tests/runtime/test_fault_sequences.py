@@ -354,6 +354,12 @@ BUDGET_ACROSS_LIFETIMES = (cycles("unhealthy") + cycles("healthy", 2) + cycles("
                            + [("restart", "a", True)] + cycles("unhealthy") + cycles("healthy"))
 STALE_LEADER_WRITES = (cycles("healthy", rps="low") + [("kill", "a")] + cycles("healthy", rps="low")
                        + cycles("unhealthy", rps="low") + [("stale", "a")])
+#: Regression: the rolling restart landed, the ConfigMap write after it failed (500) and the
+#: process restarted before a save went through: the next lifetime re-armed the budget (a third
+#: restart within the hour). Now the budget is saved before the restart is sent.
+SAVE_FAILS_THEN_CRASH = (cycles("healthy") + cycles("unhealthy") + cycles("healthy", 2)
+                         + [("fault", "configmap", 500, 2)] + cycles("unhealthy") + [("restart", "a", True)]
+                         + cycles("healthy", 2) + cycles("unhealthy") + cycles("healthy"))
 HUGE_SAMPLES = cycles("healthy", 3, rps="huge")
 NEGATIVE_SAMPLES = cycles("healthy", rps="high") + cycles("healthy", 3, rps="negative", advance_s=300)
 
@@ -363,6 +369,7 @@ NEGATIVE_SAMPLES = cycles("healthy", rps="high") + cycles("healthy", 3, rps="neg
 @given(steps=STEPS)
 @example(steps=BUDGET_ACROSS_LIFETIMES)
 @example(steps=STALE_LEADER_WRITES)
+@example(steps=SAVE_FAILS_THEN_CRASH)
 @example(steps=HUGE_SAMPLES)
 @example(steps=NEGATIVE_SAMPLES)
 def test_fault_sequences_keep_bounds_budgets_and_the_fence(tmp_path, steps):
@@ -401,3 +408,30 @@ def test_invariant_checks_see_violations():
     assert most_in_an_hour([0, 1200, 3600]) == 2
     assert scale_downs_on_invalid_samples([scale_at(0, 5), scale_at(15, 2)], [15]) == [(15, 2)]
     assert scale_downs_on_invalid_samples([scale_at(0, 5), scale_at(15, 2)], [0]) == []
+
+
+def test_a_restart_whose_budget_cannot_be_saved_is_not_sent(tmp_path):
+    """Write-ahead: the ConfigMap write fails, so the rolling restart is not sent (reported) and
+    the decision is made again next cycle, when the write goes through first."""
+    server = start_server()
+    run = Run(server, tmp_path, next(EXAMPLES))
+    try:
+        run.step(cycles("healthy")[0])
+        results = []
+        rec = run.replicas["a"].reconciler
+        rec.on_cycle = results.append
+        run.step(("fault", "configmap", 500, 2))  # the PUT and its one retry
+        run.step(cycles("unhealthy")[0])
+        assert rolling_restarts(run.log.received) == [] and not results[-1].state_saved
+        assert [why for _, why in results[-1].failed] == ["state: rolling-restart not sent, its budget could not be saved"]
+        run.step(cycles("unhealthy")[0])
+        assert [a.kind.value for a in results[-1].actions] == ["rolling-restart"] and results[-1].state_saved
+        [restart] = rolling_restarts(run.log.received)
+        log = run.log.received
+        sent = next(i for i, r in enumerate(log) if r.method == "PATCH" and r.path.endswith(RESTART))
+        assert any(r.method == "PUT" and "/configmaps/" in r.path and landed(r) and r.t == restart
+                   for r in log[:sent])  # the budget was on the cluster before the restart went out
+        check(run)
+    finally:
+        run.close()
+        server.stop()
