@@ -103,7 +103,8 @@ class Reconciler:
     """Runs cycles for one policy and keeps its state between them: in memory, and with a
     ``state_store``, the durable part of the health state on the cluster too (budgets, breaker,
     revision memory; see controller/core/health_state_codec), restored when the reconciler is
-    created and on ``restore()`` (becoming leader), saved in the cycle that changes it."""
+    created and on ``restore()`` (becoming leader), saved in the cycle that changes it, before
+    that cycle's actions go out (a disruptive action only once its budget is saved)."""
 
     def __init__(self, policy: RuntimePolicy, metrics: MetricsSource, cluster: Cluster,
                  on_cycle: Callable[[CycleResult], None] | None = None, max_conflict_retries: int = 2,
