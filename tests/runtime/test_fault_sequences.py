@@ -3,13 +3,13 @@ controller never writes outside [min, max], never scales down on an invalid samp
 exceeds its restart budget across lifetimes, and never writes without holding the Lease.
 
 Each replica is what ``setpoint run --leader-elect`` wires: a KubernetesCluster fenced by its
-LeaderElector, a KubernetesStateStore and a Reconciler, run only while it believes it leads
-(restoring the durable state on becoming leader, as ControllerService does). Steps drawn at
-random: cycles after 15 s to 15 min, Prometheus errors and negative/NaN/missing/huge samples,
-API faults on the scale, restart, Lease and ConfigMap paths (409, 500, 503, slow responses that
-time out on the client yet land), replica restarts (same identity or a new one), a replica that
-stops renewing, and a replica that runs a cycle although it does not lead (the fence must stop
-its writes).
+LeaderElector, a KubernetesStateStore and a ControllerService, whose cycles run only while it
+believes it leads (re-reading the durable state on becoming leader). Steps drawn at random:
+cycles after 15 s to 15 min, Prometheus errors and negative/NaN/missing/huge samples, API
+faults on the scale, restart, Lease and ConfigMap paths (409, 500, 503, slow responses that
+time out on the client yet land), replica restarts (same identity or a new one), a replica cut
+off from its Lease (and back), a replica whose cycles do not run for a while (and resume), and
+a replica that runs a cycle although it does not lead (the fence must stop its writes).
 
 The invariants are checked from what the server received (every request recorded on the
 server side with its User-Agent, body, status and the Lease holder when it arrived), never from
@@ -33,9 +33,9 @@ from hypothesis import strategies as st
 from controller.adapters.kubernetes import (RESTARTED_AT_ANNOTATION, WRITE_METHODS, KubernetesCluster,
                                             KubernetesStateStore, fence_with_lease)
 from controller.errors import MetricsUnavailable
-from controller.policy import load_policy_text
 from controller.ports import Samples
-from controller.runtime.reconciler import Reconciler, RuntimePolicy
+from controller.runtime.service import ControllerService
+from controller.runtime.telemetry import Telemetry
 from tests.adapters.kube_helpers import official_client, start_server
 
 NS, STATE_NS = "shop", "setpoint-system"
@@ -157,9 +157,11 @@ class ServerLog:
 
 
 class Replica:
-    """One controller process: fenced adapter, its elector, the state store and a Reconciler."""
+    """One controller process as `setpoint run --leader-elect` wires it: a fenced adapter, its
+    elector, the state store and a ControllerService (cycles run only while it leads, and the
+    durable state is re-read on becoming leader)."""
 
-    def __init__(self, server, folder, identity: str, policy, metrics, clock: Clock, lease: str):
+    def __init__(self, server, folder, identity: str, policy_file, metrics, clock: Clock, lease: str):
         self.identity, self.clock = identity, clock
         folder.mkdir(parents=True, exist_ok=True)
         api = official_client(server, folder)
@@ -170,11 +172,13 @@ class Replica:
                                         lease_duration_s=LEASE_DURATION_S, renew_deadline_s=RENEW_DEADLINE_S,
                                         request_timeout_s=CLIENT_TIMEOUT_S)
         self.elector.api_client.user_agent = identity
-        store = KubernetesStateStore(self.cluster, STATE_NS)
-        self.reconciler = Reconciler(RuntimePolicy.of(policy), metrics, self.cluster, state_store=store)
-        self.standby = True  # re-read the durable state before the first cycle as leader
-        self.alive = True  # renews its Lease; a killed one stops (and may still try a cycle)
-        self.crashes: list[Exception] = []  # cycles that raised (the service logs and counts them)
+        self.service = ControllerService([policy_file], metrics, self.cluster, Telemetry(), clock=clock,
+                                         is_leader=self.elector.is_leader,
+                                         state_store=KubernetesStateStore(self.cluster, STATE_NS))
+        [self.reconciler] = self.service.reconcilers.values()
+        self.alive = True  # renews its Lease; a partitioned one cannot (and may still try a cycle)
+        self.paused = False  # its cycles do not run (a long policy interval, a stalled scheduler)
+        self.crashes: list[Exception] = []  # stale cycles that raised
 
     def elect(self) -> None:
         if self.alive:
@@ -183,18 +187,16 @@ class Replica:
             except Exception:  # as the elector's loop: is_leader() expires on its own
                 pass
 
-    def run_cycle(self, anyway: bool = False) -> None:
-        """As ControllerService.run_cycle; ``anyway``: a stale replica that skips the check."""
-        if not anyway:
-            if not self.elector.is_leader():
-                self.standby = True
-                return
-            if self.standby:
-                self.reconciler.restore()
-                self.standby = False
+    def run_cycle(self) -> None:
+        """The scheduled cycle (the service skips it unless this replica leads)."""
+        if not self.paused:
+            self.service.run_cycle(self.reconciler.policy.name)
+
+    def stale_cycle(self) -> None:
+        """A cycle that skips the leadership check: only the fence stands between it and the cluster."""
         try:
             self.reconciler.cycle(self.clock())
-        except Exception as exc:  # reported and counted by the service; the loop lives on
+        except Exception as exc:
             self.crashes.append(exc)
 
     def close(self) -> None:
@@ -213,9 +215,9 @@ CYCLE = st.tuples(st.just("cycle"), st.sampled_from([60, 60, 60, 15, 300, 900]),
 FAULT = st.tuples(st.just("fault"), st.sampled_from(sorted(FAULT_PATHS)),
                   st.sampled_from([409, 500, 503, "slow"]), st.integers(1, 3))
 RESTART_REPLICA = st.tuples(st.just("restart"), st.sampled_from("ab"), st.booleans())  # keep its identity
-KILL = st.tuples(st.just("kill"), st.sampled_from("ab"))
+PARTITION = st.tuples(st.sampled_from(["partition", "pause"]), st.sampled_from("ab"))
 STALE = st.tuples(st.just("stale"), st.sampled_from("ab"))
-STEPS = st.lists(st.one_of(CYCLE, CYCLE, CYCLE, CYCLE, CYCLE, FAULT, FAULT, RESTART_REPLICA, KILL, STALE),
+STEPS = st.lists(st.one_of(CYCLE, CYCLE, CYCLE, CYCLE, CYCLE, FAULT, FAULT, RESTART_REPLICA, PARTITION, STALE),
                  min_size=10, max_size=24)
 
 
@@ -234,7 +236,8 @@ class Run:
     def __post_init__(self):
         self.clock = Clock(self.server.world)
         self.lease = f"setpoint-leader-{self.n}"
-        [self.policy] = load_policy_text(POLICY.replace("NAME", f"web-{self.n}"), "web.yaml")
+        self.policy_file = self.tmp_path / f"web-{self.n}.yaml"
+        self.policy_file.write_text(POLICY.replace("NAME", f"web-{self.n}"))
         self.log = ServerLog(self.server, self.clock, self.lease)
         self.server.world.advance(2)  # pods exist and report
         for slot in "ab":
@@ -245,7 +248,8 @@ class Run:
         if old is not None:
             old.close()
         folder = self.tmp_path / f"{self.n}-{next(self.generation)}"
-        self.replicas[slot] = Replica(self.server, folder, identity, self.policy, self.metrics, self.clock, self.lease)
+        self.replicas[slot] = Replica(self.server, folder, identity, self.policy_file, self.metrics, self.clock,
+                                      self.lease)
 
     def step(self, step: tuple) -> None:
         kind, *args = step
@@ -271,10 +275,12 @@ class Run:
             slot, same = args
             identity = self.replicas[slot].identity if same else f"pod-{slot}-{next(self.generation)}"
             self.start(slot, identity)
-        elif kind == "kill":
-            self.replicas[args[0]].alive = False
+        elif kind == "partition":  # toggles: its Lease requests stop (or start again)
+            self.replicas[args[0]].alive = not self.replicas[args[0]].alive
+        elif kind == "pause":  # toggles
+            self.replicas[args[0]].paused = not self.replicas[args[0]].paused
         elif kind == "stale":
-            self.replicas[args[0]].run_cycle(anyway=True)
+            self.replicas[args[0]].stale_cycle()
         self.log.settle()
 
     def close(self) -> None:
@@ -352,7 +358,7 @@ def cycles(mem: str, n: int = 1, rps: str = "mid", advance_s: int = 60) -> list[
 BUDGET_ACROSS_LIFETIMES = (cycles("unhealthy") + cycles("healthy", 2) + cycles("unhealthy") + cycles("healthy", 2)
                            + [("restart", "a", True)] + cycles("unhealthy") + cycles("healthy", 2)
                            + [("restart", "a", True)] + cycles("unhealthy") + cycles("healthy"))
-STALE_LEADER_WRITES = (cycles("healthy", rps="low") + [("kill", "a")] + cycles("healthy", rps="low")
+STALE_LEADER_WRITES = (cycles("healthy", rps="low") + [("partition", "a")] + cycles("healthy", rps="low")
                        + cycles("unhealthy", rps="low") + [("stale", "a")])
 #: Regression: the rolling restart landed, the ConfigMap write after it failed (500) and the
 #: process restarted before a save went through: the next lifetime re-armed the budget (a third
