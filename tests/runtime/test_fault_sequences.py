@@ -68,7 +68,7 @@ RESTART = r"/deployments/web"
 LEASES = r"/leases(/|$)"
 #: Seconds: the clients give up on a slow request after this; a slowed request lands later.
 CLIENT_TIMEOUT_S, SLOW_S = 0.8, 1.0
-LEASE_DURATION_S, RENEW_DEADLINE_S = 40.0, 30.0
+LEASE_DURATION_S, RENEW_DEADLINE_S, RENEW_EVERY_S = 40.0, 30.0, 15
 INVALID_RPS = {"negative", "nan", "missing", "error"}  # samples that must never move replicas down
 EXAMPLES = itertools.count()
 
@@ -173,7 +173,7 @@ class Replica:
                                         request_timeout_s=CLIENT_TIMEOUT_S)
         self.elector.api_client.user_agent = identity
         self.service = ControllerService([policy_file], metrics, self.cluster, Telemetry(), clock=clock,
-                                         is_leader=self.elector.is_leader,
+                                         is_leader=self.elector.is_leader, leader_term=lambda: self.elector.term,
                                          state_store=KubernetesStateStore(self.cluster, STATE_NS))
         [self.reconciler] = self.service.reconcilers.values()
         self.alive = True  # renews its Lease; a partitioned one cannot (and may still try a cycle)
@@ -255,10 +255,15 @@ class Run:
         kind, *args = step
         if kind == "cycle":
             advance_s, self.metrics.rps, self.metrics.mem, b_first = args
-            self.server.world.advance(advance_s // int(self.server.world.tick_s))
             order = "ba" if b_first else "ab"
-            for slot in order:
-                self.replicas[slot].elect()
+            # the electors' loops renew every RENEW_EVERY_S of a short gap; a longer one is a
+            # stall of everything (every Lease expires)
+            tick_s = int(self.server.world.tick_s)
+            chunks = [RENEW_EVERY_S] * (advance_s // RENEW_EVERY_S) if advance_s <= 60 else [advance_s]
+            for chunk_s in chunks:
+                self.server.world.advance(chunk_s // tick_s)
+                for slot in order:
+                    self.replicas[slot].elect()
             start = self.clock()
             for slot in order:
                 self.replicas[slot].run_cycle()
@@ -366,6 +371,14 @@ STALE_LEADER_WRITES = (cycles("healthy", rps="low") + [("partition", "a")] + cyc
 SAVE_FAILS_THEN_CRASH = (cycles("healthy") + cycles("unhealthy") + cycles("healthy", 2)
                          + [("fault", "configmap", 500, 2)] + cycles("unhealthy") + [("restart", "a", True)]
                          + cycles("healthy", 2) + cycles("unhealthy") + cycles("healthy"))
+#: Regression: a's cycles stall while it is cut off; b takes over and restarts twice; b is cut
+#: off, a wins the Lease back before any cycle of its own ran as standby, so it never re-read the
+#: state and restarted a third time within the hour. Now the service re-reads it when the
+#: elector's term changed since the policy's last cycle.
+LEASE_WON_BACK_UNSEEN = (cycles("healthy") + [("pause", "a"), ("partition", "a")]
+                         + cycles("unhealthy") + cycles("healthy", 2) + cycles("unhealthy")
+                         + [("partition", "b"), ("partition", "a")] + cycles("healthy", 2)
+                         + [("pause", "a")] + cycles("unhealthy") + cycles("healthy"))
 HUGE_SAMPLES = cycles("healthy", 3, rps="huge")
 NEGATIVE_SAMPLES = cycles("healthy", rps="high") + cycles("healthy", 3, rps="negative", advance_s=300)
 
@@ -376,6 +389,7 @@ NEGATIVE_SAMPLES = cycles("healthy", rps="high") + cycles("healthy", 3, rps="neg
 @example(steps=BUDGET_ACROSS_LIFETIMES)
 @example(steps=STALE_LEADER_WRITES)
 @example(steps=SAVE_FAILS_THEN_CRASH)
+@example(steps=LEASE_WON_BACK_UNSEEN)
 @example(steps=HUGE_SAMPLES)
 @example(steps=NEGATIVE_SAMPLES)
 def test_fault_sequences_keep_bounds_budgets_and_the_fence(tmp_path, steps):
@@ -439,6 +453,29 @@ def test_a_restart_whose_budget_cannot_be_saved_is_not_sent(tmp_path):
         assert any(r.method == "PUT" and "/configmaps/" in r.path and landed(r) and r.t == restart
                    for r in log[:sent])  # the budget was on the cluster before the restart went out
         check(run)
+    finally:
+        run.close()
+        server.stop()
+
+
+def test_the_leader_term_counts_each_time_the_lease_is_won(tmp_path):
+    """Renewals within the deadline keep the term; winning the Lease, or renewing after the
+    deadline (another replica may have led meanwhile), starts a new one."""
+    server = start_server()
+    run = Run(server, tmp_path, next(EXAMPLES))
+    a, b = run.replicas["a"], run.replicas["b"]
+    try:
+        terms = []
+        for step in [cycles("healthy")[0], cycles("healthy", advance_s=15)[0], ("partition", "a"),
+                     cycles("healthy")[0], ("partition", "b"), ("partition", "a"), cycles("healthy")[0],
+                     cycles("healthy")[0]]:
+            run.step(step)
+            terms.append((a.elector.term, b.elector.term))
+        assert terms == [(1, 0), (1, 0), (1, 0), (1, 1), (1, 1), (1, 1), (2, 1), (2, 1)]
+        a.elector.try_acquire_or_renew()  # renewed within the deadline: the same term
+        run.server.world.advance(int(RENEW_DEADLINE_S // run.server.world.tick_s))
+        a.elector.try_acquire_or_renew()  # after the deadline: a new one
+        assert a.elector.term == 3
     finally:
         run.close()
         server.stop()
