@@ -218,7 +218,7 @@ RESTART_REPLICA = st.tuples(st.just("restart"), st.sampled_from("ab"), st.boolea
 PARTITION = st.tuples(st.sampled_from(["partition", "pause"]), st.sampled_from("ab"))
 STALE = st.tuples(st.just("stale"), st.sampled_from("ab"))
 STEPS = st.lists(st.one_of(CYCLE, CYCLE, CYCLE, CYCLE, CYCLE, FAULT, FAULT, RESTART_REPLICA, PARTITION, STALE),
-                 min_size=10, max_size=24)
+                 min_size=8, max_size=20)
 
 
 @dataclass
