@@ -218,7 +218,7 @@ RESTART_REPLICA = st.tuples(st.just("restart"), st.sampled_from("ab"), st.boolea
 PARTITION = st.tuples(st.sampled_from(["partition", "pause"]), st.sampled_from("ab"))
 STALE = st.tuples(st.just("stale"), st.sampled_from("ab"))
 STEPS = st.lists(st.one_of(CYCLE, CYCLE, CYCLE, CYCLE, CYCLE, FAULT, FAULT, RESTART_REPLICA, PARTITION, STALE),
-                 min_size=8, max_size=20)
+                 min_size=8, max_size=16)
 
 
 @dataclass
@@ -383,7 +383,7 @@ HUGE_SAMPLES = cycles("healthy", 3, rps="huge")
 NEGATIVE_SAMPLES = cycles("healthy", rps="high") + cycles("healthy", 3, rps="negative", advance_s=300)
 
 
-@settings(max_examples=15, deadline=None, phases=[Phase.explicit, Phase.generate],
+@settings(max_examples=12, deadline=None, phases=[Phase.explicit, Phase.generate],
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(steps=STEPS)
 @example(steps=BUDGET_ACROSS_LIFETIMES)
