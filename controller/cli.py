@@ -807,6 +807,7 @@ def run(
         service = ControllerService(policies, metrics, target, telemetry, ServiceOptions(
             records_path=records, records_max_bytes=records_max_bytes or None, records_keep=records_keep),
                                     is_leader=elector.is_leader if elector else (lambda: True),
+                                    leader_term=(lambda: elector.term) if elector else (lambda: 0),
                                     state_store=DryRunStateStore(state) if dry_run or shadow else state)
     except PolicyError as exc:
         if elector:

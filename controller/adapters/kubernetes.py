@@ -757,7 +757,9 @@ class LeaderElector:
     ``renew_deadline_s`` ago (monotonic): a leader that cannot renew stops acting at least
     ``lease_duration_s - renew_deadline_s`` before anyone else may take over. Give it as the
     ``fence`` of :class:`KubernetesCluster` so that every write re-checks it. ``stop()``
-    releases the Lease. ``clock`` (epoch seconds) only stamps acquireTime/renewTime.
+    releases the Lease. ``clock`` (epoch seconds) only stamps acquireTime/renewTime. ``term``
+    counts the times it became leader: a caller that acts only now and then (a long interval)
+    compares it to tell that leadership was lost and won back in between.
 
     Use an ``api_client`` of its own (:func:`fresh_client`: no urllib3 retries), not a fenced one.
     ``request_timeout_s`` (each request's read timeout) must be shorter than ``renew_deadline_s``.
@@ -785,6 +787,7 @@ class LeaderElector:
         self.timeout = (min(3.0, request_timeout_s), request_timeout_s)
         self.clock, self.monotonic = clock, monotonic
         self._renewed_at: float | None = None  # monotonic start of the last successful acquire/renew
+        self.term = 0  # times this candidate became leader (a renewal after its deadline counts too)
         self._observed: tuple | None = None  # the Lease record as last seen (resourceVersion and spec)
         self._observed_at = 0.0  # monotonic time when it was seen to change
         self._stop = threading.Event()
@@ -883,6 +886,9 @@ class LeaderElector:
             log.warning("leader election: the renewal changed nothing (is the wall clock advancing?)",
                         extra={"lease": f"{self.namespace}/{self.name}"})
             return self.is_leader()
+        renewed = self._renewed_at
+        if renewed is None or started - renewed >= self.renew_deadline_s:
+            self.term += 1  # not leader right before: another replica may have led (and acted) meanwhile
         self._renewed_at = started
         return True
 

@@ -26,6 +26,9 @@ from controller.ports import Cluster, ClusterView, MetricsSource, Samples, State
 from controller.runtime.conditions import scaling_conditions
 from controller.runtime.healing import HealthQueries, health_actions, observe_health
 
+#: Actions that spend a healing budget: the durable state charging them is saved before they go out.
+DISRUPTIVE = frozenset({ActionKind.RESTART_POD, ActionKind.ROLLING_RESTART, ActionKind.ROLLBACK})
+
 
 @dataclass(frozen=True)
 class RuntimePolicy:
@@ -111,7 +114,8 @@ class Reconciler:
     """Runs cycles for one policy and keeps its state between them: in memory, and with a
     ``state_store``, the durable part of the health state on the cluster too (budgets, breaker,
     revision memory; see controller/core/health_state_codec), restored when the reconciler is
-    created and on ``restore()`` (becoming leader), saved in the cycle that changes it."""
+    created and on ``restore()`` (becoming leader), saved in the cycle that changes it, before
+    that cycle's actions go out (a disruptive action only once its budget is saved)."""
 
     def __init__(self, policy: RuntimePolicy, metrics: MetricsSource, cluster: Cluster,
                  on_cycle: Callable[[CycleResult], None] | None = None, max_conflict_retries: int = 2,
@@ -132,6 +136,7 @@ class Reconciler:
         self._load_error: str | None = None  # the last read failed: no health action until one succeeds
         self._saved: tuple[np.ndarray, ...] | None = None  # durable arrays as last saved or restored
         self._saved_resume: dict[str, str] = {}
+        self._before_heal: tuple[HealthState | None, set[TargetRef]] = (self._health_state, set())
         self.restore()
 
     # ------------------------------------------------------------------ durable state
@@ -170,12 +175,13 @@ class Reconciler:
     def _resume_values(self, targets: list[TargetRef]) -> dict[str, str]:
         return {target_key(t.namespace, t.kind, t.name): self._resume_seen[t] for t in targets if t in self._resume_seen}
 
-    def _save_if_changed(self, targets: list[TargetRef], now: float, result: CycleResult) -> None:
+    def _save_if_changed(self, targets: list[TargetRef], now: float, result: CycleResult) -> bool:
         """Write the durable state when it changed (an action, a verdict, a hold, a re-arm, a new
-        revision), not every cycle. A failed write is retried next cycle (the state stays dirty)."""
+        revision), not every cycle. A failed write is retried next cycle (the state stays dirty).
+        False when the write failed."""
         arrays, resume = durable_arrays(self._health_state), self._resume_values(targets)
         if same_arrays(self._saved, arrays) and resume == self._saved_resume:
-            return
+            return True
         keys = [target_key(t.namespace, t.kind, t.name) for t in targets]
         payload = encode(self.policy.name, self.policy.health, self._health_state, keys, resume, saved_at=now)
         if self._pending is not None and self._pending.records:  # targets missing from this cycle's list
@@ -185,9 +191,25 @@ class Reconciler:
             self.state_store.save(self.policy.name, payload)
         except StateStoreError as exc:
             result.errors.append(f"state: {exc}; retried next cycle")
-            return
+            return False
         self._saved, self._saved_resume = arrays, resume
         result.state_saved = True
+        return True
+
+    def _save_before_acting(self, targets: list[TargetRef], now: float, actions: list[Action],
+                            result: CycleResult) -> list[Action]:
+        """Save the durable state before the actions go out (write-ahead): a disruptive action
+        is sent only once the budget it spends is on the cluster, else a crash or a failover
+        right after it would re-arm the budget. When the save fails, the disruptive actions are
+        not sent and the health state goes back to before this cycle's decision (decided
+        again next cycle); the other actions go out."""
+        if self._save_if_changed(targets, now, result) or not any(a.kind in DISRUPTIVE for a in actions):
+            return actions
+        self._health_state, self.rearm = self._before_heal
+        for a in actions:
+            if a.kind in DISRUPTIVE:
+                result.failed.append((a.target, f"state: {a.kind.value} not sent, its budget could not be saved"))
+        return [a for a in actions if a.kind not in DISRUPTIVE]
 
     def warm(self, targets: list[TargetRef], history: np.ndarray, times: np.ndarray) -> None:
         """Start the forecasts of ``targets`` from history: (N, T, M) metric values (NaN where
@@ -295,6 +317,7 @@ class Reconciler:
         hq = HealthQueries(self.policy.health, self.policy.health_queries, self.policy.revision_queries)
         hobs = observe_health(hq, self.metrics, targets, view, now, result.errors, decision)
         rearm = np.array([t in self.rearm for t in targets], dtype=bool)
+        self._before_heal = (self._health_state, set(self.rearm))
         healing = heal(self.policy.health, hobs, self._health_state, now,
                        scaling=decision if self.policy.params.metrics else None, rearm_rows=rearm)
         self.rearm -= set(targets)
@@ -321,12 +344,12 @@ class Reconciler:
             actions = self._scaling_actions(targets, view, decision)
         else:  # arbitration merges the scaling decision with the health proposals: one action per target
             actions = self._heal(targets, view, decision, now, result)
+        if self.state_store is not None and result.healing is not None:
+            actions = self._save_before_acting(targets, now, actions, result)
         for action in actions:
             self._apply(action, result)
         result.conditions = scaling_conditions(self.policy.params, decision, targets, view.exists, result.actions,
                                                result.failed)
-        if self.state_store is not None and result.healing is not None:
-            self._save_if_changed(targets, now, result)
         self._state = decision.state
         result.duration_s = time.perf_counter() - started
         if self.on_cycle:

@@ -85,17 +85,21 @@ class ControllerService:
 
     def __init__(self, policy_paths: list[Path], metrics: MetricsSource, cluster: Cluster, telemetry: Telemetry,
                  options: ServiceOptions | None = None, clock: Callable[[], float] = time.time,
-                 is_leader: Callable[[], bool] = lambda: True, state_store: StateStore | None = None):
+                 is_leader: Callable[[], bool] = lambda: True, state_store: StateStore | None = None,
+                 leader_term: Callable[[], int] = lambda: 0):
         self.paths = [Path(p) for p in policy_paths]
         self.metrics, self.cluster, self.telemetry = metrics, cluster, telemetry
         self.state_store = state_store
         self.options = options or ServiceOptions()
-        self.clock, self.is_leader = clock, is_leader
+        self.clock, self.is_leader, self.leader_term = clock, is_leader, leader_term
         self.policies: dict[str, RuntimePolicy] = load_runtime_policies(self.paths)  # invalid: refuse to start
         self.reconcilers: dict[str, Reconciler] = {n: self._reconciler(p) for n, p in self.policies.items()}
         # policies whose durable state must be re-read before their next cycle as leader: while
         # another replica leads, it acts and saves; what this one read at start-up goes stale
         self._standby: set[str] = set() if is_leader() else set(self.reconcilers)
+        # and the leadership term of each policy's last cycle: a lease lost and won back between
+        # two cycles (a long interval) is seen by no cycle as standby, but changes the term
+        self._terms: dict[str, int] = {n: leader_term() for n in self.reconcilers}
         self._standby_lock = threading.Lock()
         self.last_cycle_end: dict[str, float] = {}
         self.last_targets: dict[str, list[TargetRef]] = {}
@@ -152,9 +156,11 @@ class ControllerService:
             with self._standby_lock:
                 self._standby.add(name)
             return None
+        term = self.leader_term()
         with self._standby_lock:
-            became_leader = name in self._standby
+            became_leader = name in self._standby or self._terms.setdefault(name, term) != term
             self._standby.discard(name)
+            self._terms[name] = term
         try:
             if became_leader:
                 reconciler.restore()
