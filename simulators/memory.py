@@ -44,8 +44,9 @@ ARRAYS_PER_CONTROLLER = 10.0
 ORACLE_ARRAYS = 8.0
 #: Per policy cycle: the cycle's result and its Python objects (measured 1.3 to 3 KiB).
 CYCLE_BYTES = 4096
-#: Per service a policy cycle decides on: its decision record's arrays (measured ~100 B).
-RECORD_BYTES = 160
+#: Per service a policy cycle decides on: its decision record's arrays (measured ~100 B) and its
+#: HPA-style conditions (one small dict per target and cycle, ~200 B; the conditions themselves are shared).
+RECORD_BYTES = 400
 
 
 @dataclass(frozen=True)

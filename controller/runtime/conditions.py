@@ -8,6 +8,8 @@ not applied this cycle (a health action took its place).
 
 from __future__ import annotations
 
+import functools
+
 from typing import Sequence
 
 import numpy as np
@@ -33,8 +35,10 @@ _FIXED_MESSAGES = {
 }
 
 
+@functools.lru_cache(maxsize=4096)
 def condition(reason: str, message: str = "") -> dict[str, str]:
-    """One condition as kubectl shows it: status, reason, message."""
+    """One condition as kubectl shows it: status, reason, message. Shared between cycles (a
+    simulation keeps one per target and cycle in its records): never mutate it."""
     return {"status": condition_status(reason), "reason": reason, "message": message or _FIXED_MESSAGES.get(reason, "")}
 
 

@@ -57,6 +57,7 @@ def test_prometheus_rate_reads_the_simulated_rate_at_speed_4():
             # a tick every 1.25 wall s: a 10 s window with 9+ scrapes spans 7-8 ticks (+-1 tick of 12 %)
             prom.wait_for(f"count_over_time(http_requests_total{WEB}[10s]) >= 9", bool, timeout_s=30)
             result = prom.query(f"rate(http_requests_total{WEB}[10s])")["result"]
-            assert float(result[0]["value"][1]) == pytest.approx(150.0, rel=0.2)  # was 600 before the fix
+            # +-40 %: a loaded machine delays ticks and scrapes; the bug read 4x (600), never within it
+            assert float(result[0]["value"][1]) == pytest.approx(150.0, rel=0.4)
     finally:
         srv.stop()
