@@ -128,7 +128,6 @@ class _BadBody(Exception):
 
 
 class _Handler(BoundedRequestHandler):
-    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
     server: "PooledHTTPServer"
 
     def _serve(self) -> None:

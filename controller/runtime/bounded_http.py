@@ -84,6 +84,10 @@ class BoundedRequestHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         self.connection = self.request
+        try:  # headers and body go out in two writes: without this, a 40 ms delayed-ACK stall each
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+        except (OSError, AttributeError):  # not a TCP socket
+            pass
         self._raw = _DeadlineSocketIO(self.connection)
         self.rfile = io.BufferedReader(self._raw)
         self.wfile = _SocketWriter(self.connection)
