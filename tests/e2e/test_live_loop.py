@@ -220,29 +220,40 @@ spec:
 """
 
 
-def test_bad_rollout_is_rolled_back_through_the_kubernetes_api(tmp_path):
+def wait_for_rollback(w) -> object:
+    """Wait for the controller's RolledBack Event; check the Deployment is back on the original
+    template as a new revision (kubectl semantics: 1 the original, 2 the bad release, 3 the
+    original again) and stop the controller cleanly. Returns the Event."""
     from kubernetes import client, config
 
-    with running_world(tmp_path, BAD_ROLLOUT, HEALING) as w:
-        api = client.CoreV1Api(config.new_client_from_config(config_file=str(w["kubeconfig"])))
-        apps = client.AppsV1Api(config.new_client_from_config(config_file=str(w["kubeconfig"])))
+    api = client.CoreV1Api(config.new_client_from_config(config_file=str(w["kubeconfig"])))
+    apps = client.AppsV1Api(config.new_client_from_config(config_file=str(w["kubeconfig"])))
 
-        def rolled_back():
-            events = api.list_namespaced_event("default", _request_timeout=5).items
-            return [e for e in events if e.reason == "RolledBack"]
+    def rolled_back():
+        events = api.list_namespaced_event("default", _request_timeout=5).items
+        return [e for e in events if e.reason == "RolledBack"]
 
-        [event] = wait_until(rolled_back, 90, what="a RolledBack event from the controller")
-        assert w["run"].alive(), w["run"].tail()
-        deployment = apps.read_namespaced_deployment("web", "default", _request_timeout=5)
-        revisions = apps.list_namespaced_replica_set("default", label_selector="app=web", _request_timeout=5).items
-        current = deployment.metadata.annotations["deployment.kubernetes.io/revision"]
-        assert int(current) >= 3  # 1 the original, 2 the bad release, 3 the original again (kubectl semantics)
-        newest = max(revisions, key=lambda rs: int(rs.metadata.annotations["deployment.kubernetes.io/revision"]))
-        oldest = min(revisions, key=lambda rs: rs.metadata.creation_timestamp)
-        assert newest.metadata.labels["pod-template-hash"] == oldest.metadata.labels["pod-template-hash"]
-        assert w["run"].stop() == 0, w["run"].tail()
+    [event] = wait_until(rolled_back, 90, what="a RolledBack event from the controller")
+    assert w["run"].alive(), w["run"].tail()
+    deployment = apps.read_namespaced_deployment("web", "default", _request_timeout=5)
+    assert int(deployment.metadata.annotations["deployment.kubernetes.io/revision"]) >= 3
+    revisions = apps.list_namespaced_replica_set("default", label_selector="app=web", _request_timeout=5).items
+    newest = max(revisions, key=lambda rs: int(rs.metadata.annotations["deployment.kubernetes.io/revision"]))
+    oldest = min(revisions, key=lambda rs: rs.metadata.creation_timestamp)
+    assert newest.metadata.labels["pod-template-hash"] == oldest.metadata.labels["pod-template-hash"]
+    assert w["run"].stop() == 0, w["run"].tail()
+    return event
+
+
+def health_actions_recorded(tmp_path) -> list[dict]:
     records = [json.loads(line) for line in (tmp_path / "decisions.jsonl").read_text().splitlines()]
-    assert [r["health"]["action"] for r in records if r["health"]["action"]] == ["rollback"]
+    return [r["health"] for r in records if r["health"]["action"]]
+
+
+def test_bad_rollout_is_rolled_back_through_the_kubernetes_api(tmp_path):
+    with running_world(tmp_path, BAD_ROLLOUT, HEALING) as w:
+        wait_for_rollback(w)
+    assert [h["action"] for h in health_actions_recorded(tmp_path)] == ["rollback"]
 
 
 # The healing example's revision-scoped error check over the per-pod counters sim serve exports:
@@ -270,28 +281,10 @@ spec:
 
 
 def test_bad_rollout_is_rolled_back_by_the_revision_comparison(tmp_path):
-    from kubernetes import client, config
-
     with running_world(tmp_path, BAD_ROLLOUT, REVISION_HEALING) as w:
-        api = client.CoreV1Api(config.new_client_from_config(config_file=str(w["kubeconfig"])))
-        apps = client.AppsV1Api(config.new_client_from_config(config_file=str(w["kubeconfig"])))
-
-        def rolled_back():
-            events = api.list_namespaced_event("default", _request_timeout=5).items
-            return [e for e in events if e.reason == "RolledBack"]
-
-        [event] = wait_until(rolled_back, 90, what="a RolledBack event from the controller")
-        assert "RollbackRevisionWorse" in event.message
-        assert w["run"].alive(), w["run"].tail()
-        deployment = apps.read_namespaced_deployment("web", "default", _request_timeout=5)
-        assert int(deployment.metadata.annotations["deployment.kubernetes.io/revision"]) >= 3
-        revisions = apps.list_namespaced_replica_set("default", label_selector="app=web", _request_timeout=5).items
-        newest = max(revisions, key=lambda rs: int(rs.metadata.annotations["deployment.kubernetes.io/revision"]))
-        oldest = min(revisions, key=lambda rs: rs.metadata.creation_timestamp)
-        assert newest.metadata.labels["pod-template-hash"] == oldest.metadata.labels["pod-template-hash"]
-        assert w["run"].stop() == 0, w["run"].tail()
-    records = [json.loads(line) for line in (tmp_path / "decisions.jsonl").read_text().splitlines()]
-    rollbacks = [r["health"] for r in records if r["health"]["action"]]
+        event = wait_for_rollback(w)
+    assert "RollbackRevisionWorse" in event.message
+    rollbacks = health_actions_recorded(tmp_path)
     assert [h["action"] for h in rollbacks] == ["rollback"] and rollbacks[0]["reason"] == "RollbackRevisionWorse"
     check = rollbacks[0]["revision_checks"]["release-errors"]
     assert check["verdict"] == "bad" and check["new_value"] > 2 * check["stable_value"]
