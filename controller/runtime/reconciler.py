@@ -7,6 +7,7 @@ clock itself; ``cycle(now)`` gets the time.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
@@ -98,6 +99,18 @@ def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: f
     if start_s:
         records = [replace(r, at=r.at - start_s) for r in records]
     return records
+
+
+def emit_event(cluster, target: TargetRef, reason: str, message: str) -> None:
+    """A Kubernetes Event on ``target`` when the cluster can record one (best effort: an Event
+    that fails never fails the cycle or the reload)."""
+    record = getattr(cluster, "record_event", None)
+    if record is None:
+        return
+    try:
+        record(target, reason, message)
+    except Exception:
+        logging.getLogger("setpoint.runtime").debug("could not record a %s Event", reason, exc_info=True)
 
 
 def _stack(samples: Sequence[Samples], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -287,15 +300,11 @@ class Reconciler:
     def _announce_holds(self, healing: HealingDecision, targets: list[TargetRef]) -> None:
         """An Event when a target stops being healed (budget exhausted, verification failed)."""
         held = {t for t, h in zip(targets, healing.held.tolist()) if h}
-        record = getattr(self.cluster, "record_event", None)
         for i, t in enumerate(targets):
-            if t in held and t not in self._held and record is not None:
+            if t in held and t not in self._held:
                 why = HEALTH_REASON_CODES[int(healing.held_reason[i])] if healing.held_reason[i] >= 0 else "Held"
-                try:
-                    record(t, "HealingHeld", f"{self.policy.name}: self-healing stopped ({why}); "
-                                             f"`setpoint resume {t.namespace}/{t.name}` re-arms it")
-                except Exception:  # an Event is best effort
-                    pass
+                emit_event(self.cluster, t, "HealingHeld", f"{self.policy.name}: self-healing stopped ({why}); "
+                                                           f"`setpoint resume {t.namespace}/{t.name}` re-arms it")
         self._held = held
 
     def _scaling_actions(self, targets: list[TargetRef], view: ClusterView, decision: Decision) -> list[Action]:

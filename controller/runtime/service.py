@@ -22,7 +22,7 @@ from controller.errors import PolicyError
 from controller.policy import LoadedPolicy, check_policies
 from controller.model import TargetRef, jsonable
 from controller.ports import Cluster, MetricsSource, StateStore
-from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy, cycle_records
+from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy, cycle_records, emit_event
 from controller.runtime.records import DEFAULT_KEEP, DEFAULT_MAX_BYTES, RecordWriter
 from controller.runtime.status import StatusBook, to_document
 from controller.runtime.telemetry import Telemetry
@@ -288,17 +288,11 @@ class ControllerService:
 
     def _announce_rejected_reload(self, errors: list[str]) -> None:
         """A PolicyReloadFailed Event on (at most MAX_RELOAD_EVENTS of) the workloads still governed."""
-        record = getattr(self.cluster, "record_event", None)
-        if record is None:
-            return
         first = errors[0] if errors else "unknown error"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         for ref, policy in self._governed()[:MAX_RELOAD_EVENTS]:
-            try:
-                record(ref, "PolicyReloadFailed", f"policy reload rejected, {policy} keeps running as it was: "
-                                                  f"{first}{more}"[:1000])
-            except Exception:  # an Event is best effort
-                log.debug("could not record the reload Event", exc_info=True)
+            emit_event(self.cluster, ref, "PolicyReloadFailed",
+                       f"policy reload rejected, {policy} keeps running as it was: {first}{more}"[:1000])
 
     def _governed(self) -> list[tuple[TargetRef, str]]:
         """(workload, policy) for the named targets and the last resolved ones of every loaded policy."""
