@@ -39,7 +39,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import PercentFormatter
 from matplotlib.transforms import blended_transform_factory
 
-from simulators.result import SLO, ActionEvent, FaultWindow, SimResult, Trajectory, shown_path
+from simulators.result import SLO, ActionEvent, FaultWindow, Frontier, SimResult, Trajectory, shown_path
 from simulators.score import ORACLE, as_ticks_by_services, fault_columns, run_end_s, score_result, score_table, violation_mask
 
 #: Points per plotted line at most (a min/max envelope keeps spikes).
@@ -567,30 +567,64 @@ def frontier_figure(result: SimResult) -> Figure:
     """The cost/violation plane: HPA's swept points (labelled with their CPU targets) and the
     envelope through them, every other controller's point, and for each the point of HPA at
     equal cost (a hollow circle, joined to the controller's point by a dotted line)."""
-    fr = result.frontier
-    scores = score_result(result)
+    return plane_figure(result.frontier, score_result(result),
+                        f"{result.scenario}: cost vs violations; lower left is better")
+
+
+#: The Pareto front's line on the plane (:func:`plane_figure`).
+PARETO_COLOR = "#2ca02c"
+
+
+def plane_figure(fr: Frontier | None, scores: dict[str, dict], title: str, *,
+                 pareto: Sequence[str] | None = None, equal_cost_notes: bool = True) -> Figure:
+    """The cost/violation plane of ``scores`` (name -> ``replica_hours``,
+    ``slo_violation_minutes``): HPA's frontier ``fr`` when given (its swept points and lower
+    envelope), each controller of ``fr.equal_cost`` with HPA at equal cost when
+    ``equal_cost_notes``, else every score as a labelled point (a sweep's variants), and the
+    ``pareto`` front (names along it) as a line."""
     fig = new_figure(12, 6)
     ax = fig.subplots()
-    xs = [p.replica_hours for p in fr.envelope]
-    ys = [p.slo_violation_minutes for p in fr.envelope]
-    dearest = max(p.replica_hours for p in fr.points)
-    if xs and dearest > xs[-1]:  # dearer points off the envelope: measured flat up to them
-        xs, ys = xs + [dearest], ys + [ys[-1]]
-    ax.plot(xs, ys, color=HPA_COLOR, linewidth=1.8, zorder=2, label="HPA frontier (lower envelope)")
-    ax.scatter([p.replica_hours for p in fr.points], [p.slo_violation_minutes for p in fr.points], color=HPA_COLOR,
-               s=40, zorder=3, label="HPA at a CPU target")
-    for p in fr.points:
-        ax.annotate(f"{p.target_pct:g}%{' (widened)' if p.widened else ''}", (p.replica_hours, p.slo_violation_minutes),
-                    textcoords="offset points", xytext=(6, 6), fontsize=9, color=HPA_COLOR)
-    all_x = [p.replica_hours for p in fr.points]
+    points = fr.points if fr is not None else []
+    xs = [p.replica_hours for p in fr.envelope] if fr is not None else []
+    ys = [p.slo_violation_minutes for p in fr.envelope] if fr is not None else []
+    if points:
+        dearest = max(p.replica_hours for p in points)
+        if xs and dearest > xs[-1]:  # dearer points off the envelope: measured flat up to them
+            xs, ys = xs + [dearest], ys + [ys[-1]]
+        ax.plot(xs, ys, color=HPA_COLOR, linewidth=1.8, zorder=2, label="HPA frontier (lower envelope)")
+        ax.scatter([p.replica_hours for p in points], [p.slo_violation_minutes for p in points], color=HPA_COLOR,
+                   s=40, zorder=3, label="HPA at a CPU target")
+        for p in points:
+            ax.annotate(f"{p.target_pct:g}%{' (widened)' if p.widened else ''}", (p.replica_hours, p.slo_violation_minutes),
+                        textcoords="offset points", xytext=(6, 6), fontsize=9, color=HPA_COLOR)
+    all_x = [p.replica_hours for p in points]
+    all_y = [p.slo_violation_minutes for p in points]
     notes = []
-    for name, e in fr.equal_cost.items():
+    compared = fr.equal_cost if fr is not None and equal_cost_notes else {}
+    if pareto:
+        front = [scores[n] for n in pareto]
+        ax.plot([s["replica_hours"] for s in front], [s["slo_violation_minutes"] for s in front], color=PARETO_COLOR,
+                linewidth=2.2, alpha=0.6, zorder=3.5, label="Pareto front (no variant is cheaper and better)")
+    if not equal_cost_notes:
+        on_front = set(pareto or ())
+        for name, s in scores.items():
+            if fr is not None and any(name == f"hpa@{p.target_pct:g}%" for p in points):
+                continue  # drawn as HPA's points
+            x, y = s["replica_hours"], s["slo_violation_minutes"]
+            ax.scatter([x], [y], marker="*" if name in on_front else "o", s=160 if name in on_front else 45,
+                       color=PARETO_COLOR if name in on_front else "#7f7f7f", edgecolors="white", linewidths=0.6,
+                       zorder=5)
+            ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, -10), fontsize=8, color="#333333")
+            all_x.append(x)
+            all_y.append(y)
+    for name, e in compared.items():
         marker, color, size = PLANE_STYLES.get(name, ("o", "#7f7f7f", 50))
         s = scores[name]
         ax.scatter([s["replica_hours"]], [s["slo_violation_minutes"]], marker=marker, color=color, s=size, zorder=5,
                    edgecolors="white", linewidths=0.6, label=f"{name}: {fmt_number(s['slo_violation_minutes'])} min, "
                                                               f"{fmt_number(s['replica_hours'])} replica-hours")
         all_x.append(s["replica_hours"])
+        all_y.append(e.slo_violation_minutes)
         if e.hpa_slo_violation_minutes is None:
             continue
         if e.extrapolated:  # the flat extension of the envelope, dashed: not measured
@@ -602,12 +636,11 @@ def frontier_figure(result: SimResult) -> Figure:
         ax.scatter([e.replica_hours], [e.hpa_slo_violation_minutes], marker="o", s=90, facecolors="none",
                    edgecolors=color, linewidths=1.8, zorder=5)
         notes.append(e)
-    all_y = [p.slo_violation_minutes for p in fr.points] + [e.slo_violation_minutes for e in fr.equal_cost.values()]
-    span_x = (max(all_x) - min(all_x)) or 1.0
-    ax.set_xlim(min(all_x) - 0.08 * span_x, max(all_x) + 0.25 * span_x)
+    span_x = (max(all_x, default=0.0) - min(all_x, default=0.0)) or 1.0
+    ax.set_xlim(min(all_x, default=0.0) - 0.08 * span_x, max(all_x, default=1.0) + 0.25 * span_x)
     top = max(max(all_y, default=0.0), 1.0) * 1.18
     ax.set_ylim(-0.04 * top, top)
-    right_half = min(all_x) + 0.6 * span_x
+    right_half = min(all_x, default=0.0) + 0.6 * span_x
     # After the limits, so that notes near the right edge turn left; each next note (by cost)
     # one step further from its point, so that notes of nearby controllers do not overlap.
     for k, e in enumerate(sorted(notes, key=lambda e: e.replica_hours)):
@@ -626,11 +659,12 @@ def frontier_figure(result: SimResult) -> Figure:
     ax.set_ylabel("SLO-violation minutes (summed over services)")
     style_axes(ax)
     handles, _ = ax.get_legend_handles_labels()
-    handles.append(Line2D([], [], marker="o", linestyle="none", markerfacecolor="none", markeredgecolor="#555555",
-                          markersize=9, label="HPA @ equal cost (interpolated)"))
+    if notes:
+        handles.append(Line2D([], [], marker="o", linestyle="none", markerfacecolor="none", markeredgecolor="#555555",
+                              markersize=9, label="HPA @ equal cost (interpolated)"))
     # Outside on the right: inside, it hid the dearest HPA points.
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, frameon=False)
-    ax.set_title(f"{result.scenario}: cost vs violations; lower left is better", loc="left", fontsize=11)
+    ax.set_title(title, loc="left", fontsize=11)
     return fig
 
 

@@ -1,0 +1,296 @@
+"""``--set PATH=VALUES``: variants of one policy file, for ``setpoint sweep`` and ``setpoint tune``.
+
+``PATH`` is a field path into the policy YAML as validation errors print it
+(``spec.scaling.metrics[0].target.averagePerReplica``; a key with dots in brackets and quotes,
+``spec.targets.selector.matchLabels["app.kubernetes.io/name"]``). ``VALUES`` is one of::
+
+    70                 one value (read as YAML: 70, 0.5, 20m, 70%, true)
+    50,60,80           a list
+    50..90:10          a range, both ends included: 50, 60, 70, 80, 90
+    0.05..0.2:0.05     numbers, durations (5m..20m:5m) or percentages (40%..80%:10%), one kind
+    50..90             a range without a step: only for ``setpoint tune`` (searched continuously)
+
+A path must lead through existing mappings and list items of the document; its last key (and
+missing mappings on the way) may be new, and the policy's own validation then says whether the
+field exists. Every variant is validated as a policy; errors name the ``--set`` and the field.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from controller.errors import FieldError, InvalidInput, PolicyError
+from controller.policy import LoadedPolicy, format_duration, load_policy_text, parse_duration
+from controller.policy.durations import describe_value, format_number
+from controller.policy.messages import format_path
+from controller.policy.yamlsrc import read_documents, read_yaml_file
+
+#: Most values one ``--set`` may expand to (a typo such as 1..1000000:1 is refused, not run).
+MAX_VALUES_PER_SET = 1000
+_RANGE = re.compile(r"^(?P<lo>[^.,:][^,:]*?)\.\.(?P<hi>[^,:]+?)(?::(?P<step>[^,:]+))?$")
+_PATH_PART = re.compile(r'\.?([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\["([^"]+)"\]')
+
+
+class SetError(InvalidInput):
+    """A ``--set`` is malformed, names a path the policy does not have, or makes it invalid."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """A numeric range of a ``--set``: ``kind`` is number | duration | percent; ``step`` None
+    means continuous (tune only). Bounds are numbers (seconds for durations, percent for percents)."""
+
+    lo: float
+    hi: float
+    step: float | None
+    kind: str
+    integer: bool  # every bound is a whole number (a number range of ints stays ints)
+
+    def values(self) -> list[Any]:
+        """Every value from lo to hi by step, as YAML writes it (``5m``, ``70%``, 70, 0.15)."""
+        n = int(math.floor((self.hi - self.lo) / self.step + 1e-9)) + 1
+        return [self.render(self.lo + i * self.step) for i in range(n)]
+
+    def render(self, x: float) -> Any:
+        """A number of this range as the policy file writes it."""
+        x = round(x, 9)
+        if self.kind == "duration":
+            return format_duration(x)
+        if self.kind == "percent":
+            return f"{format_number(x)}%"
+        return int(round(x)) if self.integer and float(x).is_integer() else x
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One ``--set``: its path, the text after ``=``, and its values or range."""
+
+    text: str  # as given, PATH=VALUES
+    path: tuple
+    values: tuple  # the discrete values ([] when only a continuous range)
+    range: Range | None = None
+
+    @property
+    def shown_path(self) -> str:
+        return format_path(self.path)
+
+
+def parse_path(text: str) -> tuple:
+    """``spec.scaling.metrics[0].target`` -> ('spec', 'scaling', 'metrics', 0, 'target'); ValueError if malformed."""
+    parts, pos = [], 0
+    while pos < len(text):
+        m = _PATH_PART.match(text, pos)
+        if not m or (pos == 0 and text.startswith(".")) or (pos > 0 and m.group(1) and text[pos] != "."):
+            raise ValueError(f"malformed path at {text[pos:]!r}: expected keys joined by dots, list indexes "
+                             f"as [N] and quoted keys as [\"a.b\"], e.g. spec.scaling.metrics[0].target.averagePerReplica")
+        parts.append(m.group(1) if m.group(1) is not None else int(m.group(2)) if m.group(2) is not None else m.group(3))
+        pos = m.end()
+    if not parts:
+        raise ValueError("empty path")
+    return tuple(parts)
+
+
+def _scalar(text: str) -> Any:
+    """One value as YAML reads it (``70`` int, ``0.5`` float, ``5m`` and ``70%`` strings)."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return text if isinstance(value, (dict, list)) or value is None and text.strip() not in ("null", "~") else value
+
+
+def _bound(text: str) -> tuple[float, str]:
+    """(number, kind) of one end or step of a range."""
+    text = text.strip()
+    if text.endswith("%"):
+        try:
+            return float(text[:-1]), "percent"
+        except ValueError:
+            pass
+    try:
+        x = float(text)
+        if math.isfinite(x):
+            return x, "number"
+    except ValueError:
+        pass
+    try:
+        return parse_duration(text), "duration"
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number, a duration (5m) or a percentage (70%)") from None
+
+
+def parse_range(text: str, allow_continuous: bool) -> Range | None:
+    """The range in ``text`` (``LO..HI[:STEP]``), or None if ``text`` is not one."""
+    m = _RANGE.match(text.strip())
+    if not m:
+        return None
+    ends = [m.group("lo"), m.group("hi")] + ([m.group("step")] if m.group("step") else [])
+    parsed = [_bound(e) for e in ends]
+    kinds = {k for _, k in parsed}
+    if len(kinds) > 1:
+        raise ValueError(f"the ends and step of {text!r} mix {' and '.join(sorted(kinds))}s; use one kind")
+    lo, hi = parsed[0][0], parsed[1][0]
+    step = parsed[2][0] if len(parsed) > 2 else None
+    if hi < lo:
+        raise ValueError(f"range {text!r} ends below its start")
+    if step is None and not allow_continuous:
+        raise ValueError(f"range {text!r} has no step: a sweep needs LO..HI:STEP (e.g. 50..90:10)")
+    if step is not None and not step > 0:
+        raise ValueError(f"range {text!r}: the step must be > 0")
+    integer = all(float(x).is_integer() for x, _ in parsed)
+    r = Range(lo, hi, step, kinds.pop(), integer)
+    if step is not None and (hi - lo) / step + 1 > MAX_VALUES_PER_SET:
+        raise ValueError(f"range {text!r} has more than {MAX_VALUES_PER_SET} values; use a larger step")
+    return r
+
+
+def parse_setting(text: str, *, allow_continuous: bool = False) -> Setting:
+    """One ``--set PATH=VALUES`` (see the module docstring); SetError naming it when malformed."""
+    path_text, eq, values_text = text.partition("=")
+    try:
+        if not eq or not values_text.strip():
+            raise ValueError("expected PATH=VALUES, e.g. spec.scaling.metrics[0].target.averagePerReplica=50..90:10")
+        path = parse_path(path_text.strip())
+        r = parse_range(values_text, allow_continuous)
+        if r is not None:
+            return Setting(text, path, tuple(r.values()) if r.step is not None else (), r)
+        items = [v.strip() for v in values_text.split(",")]
+        if any(not v for v in items):
+            raise ValueError(f"empty value in {values_text!r}")
+        if len(items) > MAX_VALUES_PER_SET:
+            raise ValueError(f"more than {MAX_VALUES_PER_SET} values")
+        return Setting(text, path, tuple(_scalar(v) for v in items))
+    except ValueError as exc:
+        raise SetError([FieldError("--set", None, path_text.strip(), f"{exc} (in --set {text})")]) from None
+
+
+# --- applying settings to a policy document -------------------------------------------------------
+
+
+def set_value(data: Any, path: tuple, value: Any) -> None:
+    """Set ``path`` of the document ``data`` to ``value`` in place; ValueError naming the path
+    when it cannot lead there (through a scalar, a missing or out-of-range list item)."""
+    node = data
+    for i, part in enumerate(path):
+        last = i == len(path) - 1
+        where = format_path(path[:i]) or "the document"
+        if isinstance(part, int):
+            if not isinstance(node, list):
+                raise ValueError(f"{where} is {describe_value(node)}, not a list: [{part}] does not apply")
+            if part >= len(node):
+                raise ValueError(f"{where} has {len(node)} item(s); index [{part}] is out of range")
+            if last:
+                node[part] = value
+            else:
+                node = node[part]
+            continue
+        if not isinstance(node, dict):
+            raise ValueError(f"{where} is {describe_value(node)}, not a mapping: .{part} does not apply")
+        if last:
+            node[part] = value
+        else:
+            if part not in node:
+                if isinstance(path[i + 1], int):
+                    raise ValueError(f"{format_path(path[:i + 1])} is not in the policy, so [{path[i + 1]}] cannot "
+                                     f"be set; write the list in the file first")
+                node[part] = {}  # a mapping the file leaves to defaults; validation checks the key
+            node = node[part]
+
+
+@dataclass(frozen=True)
+class PolicyBase:
+    """The scaling policy document of a file, as data, to derive variants from."""
+
+    file: str
+    data: dict
+    policy: LoadedPolicy
+
+
+def read_policy_base(path: str | Path) -> PolicyBase:
+    """The one scaling policy of ``path`` (other documents, e.g. health-only policies, are
+    ignored); PolicyError when the file is invalid or holds no or several scaling policies."""
+    text, problem = read_yaml_file(path)
+    if problem is not None:
+        raise PolicyError([FieldError(str(path), problem.line, "", problem.message)])
+    loaded = [p for p in load_policy_text(text, str(path)) if p.scales]
+    if len(loaded) != 1:
+        raise PolicyError([FieldError(str(path), None, "", f"expected exactly one scaling policy, found {len(loaded)}")])
+    documents, _ = read_documents(text)
+    data = documents[loaded[0].document - 1].data
+    return PolicyBase(str(path), data, loaded[0])
+
+
+def policy_text(data: dict) -> str:
+    """The YAML of a policy document (keys in file order)."""
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def apply_settings(base: PolicyBase, assigned: Sequence[tuple[Setting, Any]]) -> tuple[str, LoadedPolicy]:
+    """(YAML text, validated policy) of ``base`` with each setting's value; SetError naming
+    the ``--set`` and the field when a path does not apply or the result is invalid."""
+    import copy
+
+    data = copy.deepcopy(base.data)
+    label = ", ".join(f"{s.shown_path}={_shown(v)}" for s, v in assigned)
+    for setting, value in assigned:
+        try:
+            set_value(data, setting.path, value)
+        except ValueError as exc:
+            raise SetError([FieldError(base.file, None, setting.shown_path, f"--set {setting.text}: {exc}")]) from None
+    text = policy_text(data)
+    try:
+        loaded = [p for p in load_policy_text(text, base.file) if p.scales]
+    except PolicyError as exc:
+        raise SetError([FieldError(base.file, None, e.path, f"{e.message} (with --set {label})")
+                        for e in exc.errors]) from None
+    return text, loaded[0]
+
+
+def _shown(value: Any) -> str:
+    return format_number(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+def short_names(settings: Sequence[Setting]) -> list[str]:
+    """A short name per setting: the last key of its path, with more of the path where two
+    settings would share it (``averagePerReplica``, ``scaleUp.stabilizationWindow``)."""
+    def tail(path: tuple, n: int) -> str:
+        return format_path(path[-n:]).lstrip(".")
+
+    names = []
+    for s in settings:
+        n = 1
+        while n < len(s.path) and (isinstance(s.path[-n], int) or
+                                   sum(tail(o.path, n) == tail(s.path, n) for o in settings) > 1):
+            n += 1
+        names.append(tail(s.path, n))
+    return names
+
+
+def grid(settings: Sequence[Setting]) -> list[tuple[tuple[Setting, Any], ...]]:
+    """Every combination of the settings' values (the first setting varies slowest)."""
+    for s in settings:
+        if not s.values:
+            raise SetError([FieldError("--set", None, s.shown_path, f"--set {s.text}: a sweep needs discrete values "
+                                                                      "(LO..HI:STEP or a list)")])
+    paths = [s.path for s in settings]
+    for i, p in enumerate(paths):
+        if p in paths[:i]:
+            raise SetError([FieldError("--set", None, format_path(p), "set twice; give each path once")])
+    return [tuple(zip(settings, combo)) for combo in itertools.product(*(s.values for s in settings))]
+
+
+def variant_label(settings: Sequence[Setting], assigned: Sequence[tuple[Setting, Any]]) -> str:
+    """``averagePerReplica=50,stabilizationWindow=5m``."""
+    names = dict(zip([s.path for s in settings], short_names(settings)))
+    return ",".join(f"{names[s.path]}={_shown(v)}" for s, v in assigned)
+
+
+__all__ = ["Range", "Setting", "SetError", "PolicyBase", "parse_setting", "parse_path", "parse_range", "set_value",
+           "read_policy_base", "apply_settings", "grid", "variant_label", "short_names", "policy_text"]

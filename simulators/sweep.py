@@ -1,0 +1,348 @@
+"""Sweeps: a grid of scenarios x policy variants x seeds, run cell by cell in parallel.
+
+A **cell** is one controller (a policy variant, or the hpa preset at one CPU target) on one
+scenario with one seed, run by :func:`simulators.runner.run_controller`. Everything a cell
+needs travels with it as text (:class:`Cell`: the scenario's and policy's YAML, the seed), so
+it runs the same in this process, in a local worker process or on a Ray node, and its numbers
+depend only on the cell: the seed is the scenario's own plus the seed's index, the same for
+every variant (common random numbers: variants differ only by the policy).
+
+Cells are stored one JSON file per cell under ``OUT/cells/KEY.json`` (KEY: a hash of the
+cell's content), written atomically by the process that collects them as each finishes; a
+rerun skips stored cells, so an interrupted sweep loses at most the cells in flight.
+
+Executors: ``jobs == 1`` runs in this process; ``jobs > 1`` a pool of local worker processes
+(forkserver, the simulator preloaded); ``ray`` an existing Ray cluster (``ray.init(address)``,
+the optional extra ``setpoint[ray]``). The merge (:mod:`simulators.sweep_result`) is pure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from controller.errors import FieldError, InvalidInput
+from simulators.frontier import DEFAULT_TARGETS_PCT
+from simulators.policy_set import (PolicyBase, Setting, apply_settings, grid, policy_text, read_policy_base,
+                                   variant_label)
+from simulators.result import shown_path
+
+#: Bump when what a cell computes changes, so stored cells of an older Setpoint are re-run.
+CELL_FORMAT = 1
+#: The variant kind of the hpa preset re-targeted to a CPU utilization (HPA's frontier).
+HPA_KIND = "hpa"
+POLICY_KIND = "policy"
+
+
+class SweepError(InvalidInput):
+    """A sweep cannot run as asked (empty grid, a cell failed, Ray missing)."""
+
+
+@dataclass(frozen=True)
+class ScenarioInput:
+    """A scenario of the grid: its name, its file as shown, its text, and its own seed."""
+
+    name: str
+    file: str
+    text: str
+    path: str  # as read (trace files are looked up relative to it)
+    seed: int
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A controller of the grid: a policy (file, or file with --set values) or HPA at a target."""
+
+    name: str
+    kind: str  # policy | hpa
+    policy_file: str  # as shown
+    policy_text: str
+    settings: dict = field(default_factory=dict)  # path -> value, for --set variants
+    target_pct: float | None = None  # for hpa
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run: a variant on a scenario with a seed. ``payload`` is all a worker needs."""
+
+    scenario: str
+    variant: str
+    seed: int
+    payload: dict
+
+    @property
+    def key(self) -> str:
+        """A hash of what the cell computes (not of names): equal cells share one stored file."""
+        text = json.dumps({"format": CELL_FORMAT, **self.payload}, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+# --- the grid -------------------------------------------------------------------------------------
+
+
+def read_scenario_input(name_or_path: str) -> ScenarioInput:
+    """A scenario file or bundled name, validated (ScenarioError with every problem)."""
+    from simulators.scenario import load_scenario, resolve_scenario_path
+
+    path = resolve_scenario_path(name_or_path)
+    sc = load_scenario(path)
+    return ScenarioInput(sc.name, shown_path(path), path.read_text(encoding="utf-8"), str(path), sc.seed,
+                         sc.description)
+
+
+def policy_variants(bases: Sequence[PolicyBase], settings: Sequence[Setting]) -> list[Variant]:
+    """Every policy file with every combination of the settings (each validated; SetError).
+
+    Names: the policy's name for a lone file without settings; with settings, the settings
+    (``averagePerReplica=50``), prefixed by the policy's name when several files are swept.
+    """
+    out = []
+    for base in bases:
+        combos = grid(settings) if settings else [()]
+        for assigned in combos:
+            text, loaded = apply_settings(base, assigned) if assigned else (policy_text(base.data), base.policy)
+            label = variant_label(settings, assigned) if assigned else ""
+            if len(bases) > 1 or not label:
+                label = f"{loaded.name}[{label}]" if label else loaded.name
+            out.append(Variant(label, POLICY_KIND, base.file, text,
+                               {s.shown_path: v for s, v in assigned}))
+    names = [v.name for v in out]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise SweepError([FieldError("--policy", None, "", f"two variants are named {dup[0]!r}: give each policy "
+                                                           "file a different metadata.name")])
+    return out
+
+
+def hpa_variants(hpa: PolicyBase, targets_pct: Iterable[float] = DEFAULT_TARGETS_PCT) -> list[Variant]:
+    """The hpa preset at each CPU target (``hpa@70%``): HPA's frontier on every scenario."""
+    text = policy_text(hpa.data)
+    return [Variant(f"hpa@{t:g}%", HPA_KIND, hpa.file, text, {}, float(t)) for t in targets_pct]
+
+
+@dataclass(frozen=True)
+class Grid:
+    scenarios: tuple[ScenarioInput, ...]
+    variants: tuple[Variant, ...]
+    seeds: int = 1  # per scenario: its own seed, then seed + 1, ...
+
+    def seeds_of(self, scenario: ScenarioInput) -> list[int]:
+        return [scenario.seed + k for k in range(self.seeds)]
+
+    def cells(self) -> list[Cell]:
+        """Every cell, scenario by scenario, seed by seed, variant by variant."""
+        return [Cell(s.name, v.name, seed, cell_payload(s, v, seed))
+                for s in self.scenarios for seed in self.seeds_of(s) for v in self.variants]
+
+
+def build_grid(scenarios: Sequence[str], policies: Sequence[str | Path], settings: Sequence[str], *, seeds: int = 1,
+               hpa_policy: str | Path | None = None, hpa_targets_pct: Iterable[float] = DEFAULT_TARGETS_PCT) -> Grid:
+    """The grid of ``scenarios`` (files or bundled names) x ``policies`` with every combination of
+    the ``settings`` (``PATH=VALUES`` texts) x ``seeds``, plus the hpa preset at each target
+    when ``hpa_policy`` is given. Raises SetError, PolicyError, ScenarioError or SweepError
+    naming what is wrong, before anything runs."""
+    from simulators.policy_set import parse_setting
+
+    if seeds < 1:
+        raise SweepError([FieldError("--seeds", None, "", f"must be at least 1, got {seeds}")])
+    if not scenarios:
+        raise SweepError([FieldError("SCENARIO", None, "", "give at least one scenario (a file or a bundled name)")])
+    parsed = [parse_setting(t) for t in settings]
+    inputs = [read_scenario_input(s) for s in scenarios]
+    names = [s.name for s in inputs]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise SweepError([FieldError("SCENARIO", None, "", f"scenario {dup[0]!r} is given twice")])
+    bases = [read_policy_base(p) for p in policies]
+    variants = policy_variants([PolicyBase(shown_path(b.file), b.data, b.policy) for b in bases], parsed)
+    if hpa_policy is not None:
+        hpa = read_policy_base(hpa_policy)
+        if not hpa.policy.params.metrics:
+            raise SweepError([FieldError(str(hpa_policy), None, "", "the hpa policy needs a scaling metric to re-target")])
+        variants += hpa_variants(PolicyBase(shown_path(hpa.file), hpa.data, hpa.policy), hpa_targets_pct)
+    return Grid(tuple(inputs), tuple(variants), seeds)
+
+
+def cell_payload(scenario: ScenarioInput, variant: Variant, seed: int) -> dict:
+    """Plain data (picklable, JSON-able) a worker runs a cell from."""
+    return {"scenario_text": scenario.text, "scenario_path": scenario.path, "seed": int(seed),
+            "policy_text": variant.policy_text, "policy_file": variant.policy_file, "retarget_pct": variant.target_pct}
+
+
+# --- running one cell ----------------------------------------------------------------------------
+
+
+def run_cell(payload: dict) -> dict:
+    """Run one cell; its scores (simulators.score.score_run) and wall time. Runs in a worker."""
+    from controller.policy import load_policy_text
+    from simulators.frontier import retargeted
+    from simulators.runner import ControllerSpec, run_controller
+    from simulators.scenario import load_scenario_text
+
+    started = time.perf_counter()
+    sc = load_scenario_text(payload["scenario_text"], payload["scenario_path"], seed=payload["seed"])
+    policy = [p for p in load_policy_text(payload["policy_text"], payload["policy_file"]) if p.scales][0]
+    if payload.get("retarget_pct") is not None:
+        policy = retargeted(policy, payload["retarget_pct"])
+    spec = ControllerSpec(policy.name, "policy", policy.name, policy=policy)
+    run, _ = run_controller(sc, spec, sc.offered(), keep_records=False)
+    return {"scores": run.scores, "elapsed_s": round(time.perf_counter() - started, 3)}
+
+
+# --- storing cells -------------------------------------------------------------------------------
+
+
+class CellStore:
+    """Finished cells, one JSON file each under ``folder`` (created), written atomically."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        return self.folder / f"{key}.json"
+
+    def get(self, key: str) -> dict | None:
+        """The stored record, or None (also for an unreadable one, which is then re-run)."""
+        try:
+            record = json.loads(self.path(key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) and "scores" in record else None
+
+    def put(self, cell: Cell, outcome: dict) -> None:
+        record = {"key": cell.key, "scenario": cell.scenario, "variant": cell.variant, "seed": cell.seed, **outcome}
+        target = self.path(cell.key)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(record, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+        os.replace(tmp, target)
+
+
+# --- executors ---------------------------------------------------------------------------------------
+
+#: on_cell(cell, done, total, cached): called once per cell, in the collecting process.
+OnCell = Callable[[Cell, int, int, bool], None]
+
+
+def run_grid(cells: Sequence[Cell], store: CellStore, *, jobs: int = 1, ray_address: str | None = None,
+             on_cell: OnCell | None = None, limit: int | None = None) -> dict[str, dict]:
+    """Run every cell not in ``store`` and store it; return key -> record for every cell.
+
+    ``limit``: stop after running this many new cells (what an interrupted run leaves).
+    Cells with equal keys run once. A failing cell raises SweepError after the cells already
+    finished are stored.
+    """
+    records: dict[str, dict] = {}
+    pending: dict[str, Cell] = {}
+    total = len(cells)
+    done = 0
+    for cell in cells:
+        stored = records.get(cell.key) or store.get(cell.key)
+        if stored is not None:
+            records[cell.key] = stored
+            done += 1
+            if on_cell:
+                on_cell(cell, done, total, True)
+        else:
+            pending.setdefault(cell.key, cell)
+    todo = list(pending.values())[:limit] if limit is not None else list(pending.values())
+    twins = {}  # cells sharing a key with one that runs: reported when it finishes
+    for cell in cells:
+        if cell.key in pending and cell is not pending[cell.key]:
+            twins.setdefault(cell.key, []).append(cell)
+
+    def finished(cell: Cell, outcome: dict) -> None:
+        nonlocal done
+        store.put(cell, outcome)
+        records[cell.key] = store.get(cell.key) or outcome
+        for c in [cell] + twins.get(cell.key, []):
+            done += 1
+            if on_cell:
+                on_cell(c, done, total, c is not cell)
+
+    if ray_address is not None:
+        _run_ray(todo, ray_address, jobs, finished)
+    elif jobs <= 1 or len(todo) <= 1:
+        for cell in todo:
+            finished(cell, _guarded(cell))
+    else:
+        _run_pool(todo, jobs, finished)
+    return records
+
+
+def _guarded(cell: Cell) -> dict:
+    try:
+        return run_cell(cell.payload)
+    except Exception as exc:
+        raise _cell_failed(cell, exc) from exc
+
+
+def _cell_failed(cell: Cell, exc: BaseException) -> SweepError:
+    return SweepError([FieldError(cell.scenario, None, "", f"cell {cell.variant} seed {cell.seed} failed: "
+                                                           f"{type(exc).__name__}: {exc}")])
+
+
+def _run_pool(cells: Sequence[Cell], jobs: int, finished: Callable[[Cell, dict], None]) -> None:
+    """Local worker processes: forked from a server that imported the simulator once."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["simulators.sweep", "simulators.runner"])
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        futures = {pool.submit(run_cell, c.payload): c for c in cells}
+        try:
+            while futures:
+                ready, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for f in ready:
+                    cell = futures.pop(f)
+                    try:
+                        outcome = f.result()
+                    except Exception as exc:
+                        raise _cell_failed(cell, exc) from exc
+                    finished(cell, outcome)
+        finally:
+            for f in futures:
+                f.cancel()
+
+
+def _run_ray(cells: Sequence[Cell], address: str, jobs: int, finished: Callable[[Cell, dict], None]) -> None:
+    """On a Ray cluster: ``address`` as ``ray.init`` takes it (``auto``, ``ray://HOST:10001``),
+    or ``local`` for a new local instance with ``jobs`` CPUs. An already initialized Ray is used
+    as it is. Each cell is one task of one CPU; results come back as they finish."""
+    try:
+        import ray
+    except ImportError:
+        raise SweepError([FieldError("--ray", None, "", "Ray is not installed: pip install 'setpoint[ray]'")]) from None
+    if not ray.is_initialized():
+        if address == "local":
+            ray.init(num_cpus=max(1, jobs), include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=address, log_to_driver=False)
+    remote = ray.remote(num_cpus=1, max_retries=2)(run_cell)
+    refs = {remote.remote(c.payload): c for c in cells}
+    while refs:
+        ready, _ = ray.wait(list(refs), num_returns=1)
+        for ref in ready:
+            cell = refs.pop(ref)
+            try:
+                outcome = ray.get(ref)
+            except Exception as exc:
+                for r in refs:
+                    ray.cancel(r)
+                raise _cell_failed(cell, exc) from exc
+            finished(cell, outcome)
+
+
+def ray_address_from(option: str | None) -> str | None:
+    """``--ray`` if given, else $RAY_ADDRESS, else None (local processes)."""
+    return option or os.environ.get("RAY_ADDRESS") or None
+
+
+__all__ = ["build_grid", "Cell", "CellStore", "Grid", "ScenarioInput", "SweepError", "Variant", "cell_payload", "hpa_variants",
+           "policy_variants", "read_policy_base", "read_scenario_input", "run_cell", "run_grid", "ray_address_from"]
