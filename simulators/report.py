@@ -659,6 +659,10 @@ def plane_figure(fr: Frontier | None, scores: dict[str, dict], title: str, *,
     ax.set_ylabel("SLO-violation minutes (summed over services)")
     style_axes(ax)
     handles, _ = ax.get_legend_handles_labels()
+    if not equal_cost_notes:
+        handles += [Line2D([], [], marker="*", linestyle="none", color=PARETO_COLOR, markersize=12,
+                           label="variant on the Pareto front"),
+                    Line2D([], [], marker="o", linestyle="none", color="#7f7f7f", markersize=7, label="other variant")]
     if notes:
         handles.append(Line2D([], [], marker="o", linestyle="none", markerfacecolor="none", markeredgecolor="#555555",
                               markersize=9, label="HPA @ equal cost (interpolated)"))

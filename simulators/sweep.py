@@ -233,10 +233,12 @@ OnCell = Callable[[Cell, int, int, bool], None]
 
 
 def run_grid(cells: Sequence[Cell], store: CellStore, *, jobs: int = 1, ray_address: str | None = None,
-             on_cell: OnCell | None = None, limit: int | None = None) -> dict[str, dict]:
+             on_cell: OnCell | None = None, limit: int | None = None,
+             pool: ProcessPoolExecutor | None = None) -> dict[str, dict]:
     """Run every cell not in ``store`` and store it; return key -> record for every cell.
 
     ``limit``: stop after running this many new cells (what an interrupted run leaves).
+    ``pool``: local worker processes to reuse (:func:`local_pool`; default: one for this call).
     Cells with equal keys run once. A failing cell raises SweepError after the cells already
     finished are stored.
     """
@@ -273,8 +275,11 @@ def run_grid(cells: Sequence[Cell], store: CellStore, *, jobs: int = 1, ray_addr
     elif jobs <= 1 or len(todo) <= 1:
         for cell in todo:
             finished(cell, _guarded(cell))
+    elif pool is not None:
+        _run_pool(todo, pool, finished)
     else:
-        _run_pool(todo, jobs, finished)
+        with local_pool(jobs) as new_pool:
+            _run_pool(todo, new_pool, finished)
     return records
 
 
@@ -290,25 +295,28 @@ def _cell_failed(cell: Cell, exc: BaseException) -> SweepError:
                                                            f"{type(exc).__name__}: {exc}")])
 
 
-def _run_pool(cells: Sequence[Cell], jobs: int, finished: Callable[[Cell, dict], None]) -> None:
-    """Local worker processes: forked from a server that imported the simulator once."""
+def local_pool(jobs: int) -> ProcessPoolExecutor:
+    """``jobs`` local worker processes, forked from a server that imported the simulator once."""
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["simulators.sweep", "simulators.runner"])
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-        futures = {pool.submit(run_cell, c.payload): c for c in cells}
-        try:
-            while futures:
-                ready, _ = wait(futures, return_when=FIRST_COMPLETED)
-                for f in ready:
-                    cell = futures.pop(f)
-                    try:
-                        outcome = f.result()
-                    except Exception as exc:
-                        raise _cell_failed(cell, exc) from exc
-                    finished(cell, outcome)
-        finally:
-            for f in futures:
-                f.cancel()
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=ctx)
+
+
+def _run_pool(cells: Sequence[Cell], pool: ProcessPoolExecutor, finished: Callable[[Cell, dict], None]) -> None:
+    futures = {pool.submit(run_cell, c.payload): c for c in cells}
+    try:
+        while futures:
+            ready, _ = wait(futures, return_when=FIRST_COMPLETED)
+            for f in ready:
+                cell = futures.pop(f)
+                try:
+                    outcome = f.result()
+                except Exception as exc:
+                    raise _cell_failed(cell, exc) from exc
+                finished(cell, outcome)
+    finally:
+        for f in futures:
+            f.cancel()
 
 
 def _run_ray(cells: Sequence[Cell], address: str, jobs: int, finished: Callable[[Cell, dict], None]) -> None:
@@ -345,4 +353,4 @@ def ray_address_from(option: str | None) -> str | None:
 
 
 __all__ = ["build_grid", "Cell", "CellStore", "Grid", "ScenarioInput", "SweepError", "Variant", "cell_payload", "hpa_variants",
-           "policy_variants", "read_policy_base", "read_scenario_input", "run_cell", "run_grid", "ray_address_from"]
+           "policy_variants", "read_policy_base", "read_scenario_input", "run_cell", "run_grid", "local_pool", "ray_address_from"]

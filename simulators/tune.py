@@ -1,0 +1,286 @@
+"""``setpoint tune``: search a policy's parameters for the fewest replica-hours within an SLO budget.
+
+The search is Optuna's TPE sampler with a fixed seed, on top of the sweep runner: each trial is
+one policy variant (the ``--set`` ranges, or :func:`default_space`) run as sweep cells on every
+training scenario and seed (in parallel, stored, so a rerun of the same search is read back),
+scored as the sum over training scenarios of the mean replica-hours over seeds. A trial is
+feasible when on every training scenario its mean SLO-violation minutes are within the budget:
+at most ``max_violation_minutes``, or at most HPA's at equal cost (the hpa preset swept over CPU
+targets on the same scenario and seeds, interpolated at the trial's replica-hours). The chosen
+variant is the feasible trial with the fewest replica-hours (ties: the earlier trial); it is
+then scored on the held-out scenarios, which the search never saw, so over-fitting shows.
+
+Trials run one after another (each trial's cells in parallel), so the search and its result do
+not depend on the number of workers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Sequence
+
+from controller.errors import FieldError
+from simulators.frontier import DEFAULT_TARGETS_PCT, equal_cost
+from controller.policy import format_duration
+from simulators.policy_set import (PolicyBase, Range, SetError, Setting, apply_settings, parse_setting, policy_text,
+                                   short_names)
+from simulators.result import FrontierPoint
+from simulators.score import DECIMALS
+from simulators.sweep import (HPA_KIND, CellStore, Grid, ScenarioInput, SweepError, Variant, hpa_variants, local_pool, run_grid)
+
+#: Default search: each metric's target from this fraction of the policy's to this one.
+TARGET_SPAN = (0.6, 1.4)
+#: Default search of the scale-down stabilization window, seconds.
+STABILIZATION_SPAN_S = (0.0, 1800.0, 60.0)
+#: Minutes within this of the budget meet it (scores are rounded to 3 decimals).
+BUDGET_TOLERANCE = 1e-6
+TARGET_KEYS = ("averagePerReplica", "value", "utilization")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The SLO budget per training scenario: a fixed number of minutes, or HPA at equal cost."""
+
+    max_violation_minutes: float | None = None  # None: HPA at equal cost
+
+    def describe(self) -> str:
+        if self.max_violation_minutes is not None:
+            return f"at most {self.max_violation_minutes:g} SLO-violation minutes per scenario (mean over seeds)"
+        return "at most HPA's SLO-violation minutes at equal cost per scenario (mean over seeds)"
+
+
+@dataclass
+class Evaluation:
+    """A variant's scores per scenario (means over seeds) and its budget on each."""
+
+    per_scenario: dict[str, dict[str, float]]  # scenario -> replica_hours, slo_violation_minutes, allowed
+    feasible: bool
+    excess: float  # the largest (minutes - allowed) over scenarios; <= 0 when feasible
+
+    @property
+    def replica_hours(self) -> float:
+        return round(sum(s["replica_hours"] for s in self.per_scenario.values()), DECIMALS)
+
+    @property
+    def violation_minutes(self) -> float:
+        return round(sum(s["slo_violation_minutes"] for s in self.per_scenario.values()), DECIMALS)
+
+
+@dataclass
+class TuneResult:
+    base: PolicyBase
+    settings: list[Setting]
+    budget: Budget
+    trials: list[dict] = field(default_factory=list)  # number, values, replica_hours, minutes, feasible, excess
+    best: dict | None = None  # the chosen trial
+    best_text: str = ""  # the chosen variant's YAML
+    train: Evaluation | None = None
+    holdout: Evaluation | None = None
+    base_holdout: Evaluation | None = None
+    base_train: Evaluation | None = None
+    sampler_seed: int = 0
+    seeds: int = 1
+    train_scenarios: list[ScenarioInput] = field(default_factory=list)
+    holdout_scenarios: list[ScenarioInput] = field(default_factory=list)
+
+
+def default_space(base: PolicyBase) -> list[Setting]:
+    """Each metric's target from 0.6x to 1.4x of the policy's, and the scale-down stabilization
+    window from 0s to 30m by 1m."""
+    out = []
+    metrics = ((base.data.get("spec") or {}).get("scaling") or {}).get("metrics") or []
+    for i, metric in enumerate(metrics):
+        target = metric.get("target") if isinstance(metric, dict) else None
+        for key in TARGET_KEYS:
+            if isinstance(target, dict) and key in target:
+                value = target[key]
+                percent = isinstance(value, str) and value.endswith("%")
+                x = float(value[:-1]) if percent else float(value)
+                lo, hi = round(x * TARGET_SPAN[0], 3), round(x * TARGET_SPAN[1], 3)
+                path = ("spec", "scaling", "metrics", i, "target", key)
+                text = f"{_path_text(path)}={lo:g}{'%' if percent else ''}..{hi:g}{'%' if percent else ''}"
+                out.append(parse_setting(text, allow_continuous=True))
+    lo, hi, step = STABILIZATION_SPAN_S
+    out.append(parse_setting("spec.scaling.behavior.scaleDown.stabilizationWindow="
+                             f"{format_duration(lo)}..{format_duration(hi)}:{format_duration(step)}"))
+    return out
+
+
+def _path_text(path: tuple) -> str:
+    from controller.policy.messages import format_path
+
+    return format_path(path)
+
+
+def suggest(trial, setting: Setting, name: str) -> Any:
+    """The trial's value of one setting, as the policy file writes it."""
+    r = setting.range
+    if r is None:
+        return trial.suggest_categorical(name, list(setting.values))
+    if r.step is not None:
+        if r.integer:
+            return r.render(trial.suggest_int(name, int(r.lo), int(r.hi), step=int(r.step)))
+        n = int(math.floor((r.hi - r.lo) / r.step + 1e-9))
+        return r.render(r.lo + r.step * trial.suggest_int(name, 0, n))  # on the grid, whatever the float error
+    x = trial.suggest_float(name, r.lo, r.hi)
+    digits = 0 if r.kind == "duration" else 1 if r.kind == "percent" else 3
+    return Range(r.lo, r.hi, None, r.kind, False).render(round(x, digits))
+
+
+def evaluate(means: dict[str, dict[str, float]], budget: Budget, hpa: dict[str, list[FrontierPoint]] | None) -> Evaluation:
+    """Scores and budget per scenario of one variant's ``means`` (scenario -> scores)."""
+    per, excess = {}, -math.inf
+    for scenario, s in means.items():
+        if budget.max_violation_minutes is not None:
+            allowed = budget.max_violation_minutes
+        else:
+            e = equal_cost("variant", s["replica_hours"], s["slo_violation_minutes"], hpa[scenario])
+            allowed = e.hpa_slo_violation_minutes
+        per[scenario] = {"replica_hours": s["replica_hours"], "slo_violation_minutes": s["slo_violation_minutes"],
+                         "allowed_minutes": allowed}
+        excess = max(excess, s["slo_violation_minutes"] - allowed)
+    return Evaluation(per, excess <= BUDGET_TOLERANCE, round(excess, DECIMALS))
+
+
+class Runner:
+    """Runs variants on scenarios x seeds through the sweep runner; means over seeds."""
+
+    def __init__(self, store: CellStore, seeds: int, jobs: int, ray_address: str | None):
+        self.store, self.seeds, self.jobs, self.ray_address = store, seeds, jobs, ray_address
+        self.pool = None  # local worker processes, started on first need, kept across trials
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+            self.pool = None
+
+    def __enter__(self) -> "Runner":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def means(self, scenarios: Sequence[ScenarioInput], variants: Sequence[Variant]) -> dict[str, dict[str, dict]]:
+        """variant -> scenario -> mean scores over the seeds."""
+        grid = Grid(tuple(scenarios), tuple(variants), self.seeds)
+        cells = grid.cells()
+        if self.pool is None and self.jobs > 1 and self.ray_address is None:
+            self.pool = local_pool(self.jobs)
+        records = run_grid(cells, self.store, jobs=self.jobs, ray_address=self.ray_address, pool=self.pool)
+        acc: dict[str, dict[str, list[dict]]] = {}
+        for c in cells:
+            acc.setdefault(c.variant, {}).setdefault(c.scenario, []).append(records[c.key]["scores"])
+        return {v: {s: {k: round(sum(r[k] for r in runs) / len(runs), DECIMALS)
+                        for k in ("replica_hours", "slo_violation_minutes")} for s, runs in by.items()}
+                for v, by in acc.items()}
+
+    def hpa_frontier(self, scenarios: Sequence[ScenarioInput], hpa: PolicyBase) -> dict[str, list[FrontierPoint]]:
+        variants = hpa_variants(hpa, DEFAULT_TARGETS_PCT)
+        means = self.means(scenarios, variants)
+        return {s.name: [FrontierPoint(v.target_pct, means[v.name][s.name]["replica_hours"],
+                                       means[v.name][s.name]["slo_violation_minutes"]) for v in variants]
+                for s in scenarios}
+
+
+def tune(base: PolicyBase, settings: Sequence[Setting], train: Sequence[ScenarioInput],
+         holdout: Sequence[ScenarioInput], runner: Runner, budget: Budget, *, trials: int = 30,
+         sampler_seed: int = 0, hpa: PolicyBase | None = None,
+         on_trial: Callable[[dict], None] | None = None) -> TuneResult:
+    """Search ``settings`` (default: :func:`default_space`) on ``train``; score the chosen
+    variant (and the untuned policy) on ``train`` and ``holdout``."""
+    import optuna
+
+    if not train:
+        raise SweepError([FieldError("--scenarios", None, "", "give at least one training scenario")])
+    if budget.max_violation_minutes is None and hpa is None:
+        raise SweepError([FieldError("--hpa-policy", None, "", "the HPA budget needs the hpa preset policy")])
+    settings = list(settings) or default_space(base)
+    names = short_names(settings)
+    result = TuneResult(base, settings, budget, sampler_seed=sampler_seed, seeds=runner.seeds,
+                        train_scenarios=list(train), holdout_scenarios=list(holdout))
+    hpa_train = runner.hpa_frontier(train, hpa) if budget.max_violation_minutes is None else None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(seed=sampler_seed)  # constraints: trial.set_constraint
+    study = optuna.create_study(direction="minimize", sampler=sampler)
+    for _ in range(trials):
+        trial = study.ask()
+        assigned = [(s, suggest(trial, s, n)) for s, n in zip(settings, names)]
+        record = {"number": trial.number, "values": {n: v for n, (_, v) in zip(names, assigned)}}
+        try:
+            text, _ = apply_settings(base, assigned)
+        except SetError as exc:  # a combination the policy rules refuse: infeasible, never chosen
+            record |= {"error": str(exc.errors[0]), "feasible": False}
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            variant = Variant(f"trial-{trial.number}", "policy", base.file, text, record["values"])
+            ev = evaluate(runner.means(train, [variant])[variant.name], budget, hpa_train)
+            record |= {"replica_hours": ev.replica_hours, "slo_violation_minutes": ev.violation_minutes,
+                       "feasible": ev.feasible, "excess": ev.excess, "text": text, "evaluation": ev}
+            trial.set_constraint("slo_budget_excess_minutes", ev.excess)
+            study.tell(trial, ev.replica_hours)
+        result.trials.append(record)
+        if on_trial:
+            on_trial(record)
+    feasible = [t for t in result.trials if t["feasible"]]
+    base_variant = Variant("untuned", "policy", base.file, policy_text(base.data))
+    result.base_train = evaluate(runner.means(train, [base_variant])["untuned"], budget, hpa_train)
+    if not feasible:
+        return result
+    best = min(feasible, key=lambda t: (t["replica_hours"], t["slo_violation_minutes"], t["number"]))
+    result.best, result.best_text, result.train = best, best["text"], best["evaluation"]
+    if holdout:
+        hpa_hold = runner.hpa_frontier(holdout, hpa) if budget.max_violation_minutes is None else None
+        tuned = Variant("tuned", "policy", base.file, best["text"])
+        means = runner.means(holdout, [tuned, base_variant])
+        result.holdout = evaluate(means["tuned"], budget, hpa_hold)
+        result.base_holdout = evaluate(means["untuned"], budget, hpa_hold)
+    return result
+
+
+def _scores_line(ev: Evaluation) -> list[str]:
+    return [f"  {name}: {s['replica_hours']:g} replica-hours, {s['slo_violation_minutes']:g} SLO-violation minutes "
+            f"(budget {_allowed(s['allowed_minutes'])}{'' if s['slo_violation_minutes'] <= s['allowed_minutes'] + BUDGET_TOLERANCE else ', NOT met'})"
+            for name, s in ev.per_scenario.items()]
+
+
+def _allowed(x: float | None) -> str:
+    return "-" if x is None else f"{x:g}"
+
+
+def provenance(result: TuneResult, version: str, optuna_version: str, now: datetime | None = None) -> list[str]:
+    """The search's provenance, one line each (written as comments above the tuned policy)."""
+    now = now or datetime.now(timezone.utc)
+    best = result.best
+    seeds = lambda s: ", ".join(str(s.seed + k) for k in range(result.seeds))  # noqa: E731
+    lines = [f"Tuned by `setpoint tune` (setpoint {version}, optuna {optuna_version}) on "
+             f"{now.strftime('%Y-%m-%dT%H:%MZ')} from {result.base.file}.",
+             f"Search: {len(result.trials)} trials, TPE sampler seed {result.sampler_seed}; objective: fewest "
+             f"replica-hours summed over the training scenarios; budget: {result.budget.describe()}.",
+             "Parameters searched: " + "; ".join(s.text for s in result.settings) + ".",
+             "Training scenarios: " + "; ".join(f"{s.name} ({s.file}, seeds {seeds(s)})" for s in result.train_scenarios) + ".",
+             f"Chosen: trial {best['number']}: " + ", ".join(f"{k}={v}" for k, v in best["values"].items()) + ".",
+             f"Training scores (total {result.train.replica_hours:g} replica-hours, {result.train.violation_minutes:g} "
+             f"SLO-violation minutes; untuned: {result.base_train.replica_hours:g} and {result.base_train.violation_minutes:g}):",
+             *_scores_line(result.train)]
+    if result.holdout is not None:
+        lines += ["Held-out scenarios (not seen by the search): " +
+                  "; ".join(f"{s.name} ({s.file}, seeds {seeds(s)})" for s in result.holdout_scenarios) + ".",
+                  f"Held-out scores (total {result.holdout.replica_hours:g} replica-hours, "
+                  f"{result.holdout.violation_minutes:g} SLO-violation minutes; untuned: "
+                  f"{result.base_holdout.replica_hours:g} and {result.base_holdout.violation_minutes:g}; budget "
+                  f"{'met' if result.holdout.feasible else 'NOT met'}):", *_scores_line(result.holdout)]
+    else:
+        lines.append("No held-out scenarios: pass --holdout to see how the choice does on scenarios it was not tuned on.")
+    return lines
+
+
+def tuned_policy_text(result: TuneResult, version: str, optuna_version: str, now: datetime | None = None) -> str:
+    """The chosen variant's YAML with the provenance as comments above it."""
+    lines = [f"# {line}" for line in provenance(result, version, optuna_version, now)]
+    return "\n".join(lines) + "\n" + result.best_text
+
+
+__all__ = ["Budget", "Evaluation", "Runner", "TuneResult", "default_space", "evaluate", "provenance", "tune",
+           "tuned_policy_text", "HPA_KIND"]
