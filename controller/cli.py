@@ -380,8 +380,8 @@ def sweep(
                                              "spec.scaling.metrics[0].target.averagePerReplica. Repeat: every "
                                              "combination is run.")] = [],
     seeds: Annotated[int, typer.Option(min=1, help="Seeds per scenario: its own, then +1, +2, ...")] = 1,
-    jobs: Annotated[int, typer.Option(
-        "--jobs", "-j", min=1, show_default="number of CPUs", help="Local worker processes (or CPUs of --ray local).")] = 0,
+    jobs: Annotated[Optional[int], typer.Option(
+        "--jobs", "-j", min=1, show_default="number of CPUs", help="Local worker processes (or CPUs of --ray local).")] = None,
     ray: Annotated[Optional[str], typer.Option(
         "--ray", envvar="RAY_ADDRESS", metavar="ADDRESS",
         help="Run the cells on this Ray cluster (auto, ray://HOST:10001; local starts one here). Needs "
@@ -475,7 +475,8 @@ def _print_sweep(result: dict) -> None:
                   collapse_padding=True)
     for column in ("variant", "SLO viol.\nminutes", "replica-\nhours", "changes", "rever-\nsals", "HPA @ eq.\ncost min",
                    "ratio", "Pareto"):
-        table.add_column(column, justify="left" if column == "variant" else "right", overflow="fold")
+        table.add_column(column, justify="left" if column == "variant" else "right", overflow="fold",
+                         no_wrap=column == "variant")
     for r in table_rows(result["overall"]):
         table.add_row(r["variant"], f"{r['slo_violation_minutes']:g}", f"{r['replica_hours']:.2f}",
                       f"{r['replica_changes']:g}", f"{r['reversals']:g}", *_equal_cost_cells(r["hpa_equal_cost"]),
@@ -502,8 +503,8 @@ def tune(
     seeds: Annotated[int, typer.Option(min=1, help="Seeds per scenario: its own, then +1, +2, ...")] = 1,
     sampler_seed: Annotated[int, typer.Option(
         "--sampler-seed", min=0, help="Seed of the TPE sampler: the same seed gives the same search.")] = 0,
-    jobs: Annotated[int, typer.Option(
-        "--jobs", "-j", min=1, show_default="number of CPUs", help="Local worker processes (or CPUs of --ray local).")] = 0,
+    jobs: Annotated[Optional[int], typer.Option(
+        "--jobs", "-j", min=1, show_default="number of CPUs", help="Local worker processes (or CPUs of --ray local).")] = None,
     ray: Annotated[Optional[str], typer.Option(
         "--ray", envvar="RAY_ADDRESS", metavar="ADDRESS", help="Run the cells on this Ray cluster (see sweep).")] = None,
     hpa_policy: Annotated[Optional[Path], typer.Option(

@@ -1,0 +1,117 @@
+"""--set PATH=VALUES: parsing, applying to a policy, and the errors a user sees."""
+
+from __future__ import annotations
+
+import pytest
+
+from simulators.policy_set import (SetError, apply_settings, grid, parse_path, parse_setting, read_policy_base,
+                                   short_names, variant_label)
+from tests.simulators.sweep_fixtures import DEFAULT_POLICY, HPA_POLICY, TARGET
+
+
+@pytest.mark.parametrize("text, path, values", [
+    pytest.param(f"{TARGET}=50..90:10", ("spec", "scaling", "metrics", 0, "target", "averagePerReplica"),
+                 (50, 60, 70, 80, 90), id="int-range-ends-included"),
+    pytest.param("spec.scaling.tolerance.up=0.05..0.2:0.05", ("spec", "scaling", "tolerance", "up"),
+                 (0.05, 0.1, 0.15, 0.2), id="float-range-no-float-residue"),
+    pytest.param("spec.scaling.behavior.scaleDown.stabilizationWindow=0s..15m:5m",
+                 ("spec", "scaling", "behavior", "scaleDown", "stabilizationWindow"), ("0s", "5m", "10m", "15m"),
+                 id="duration-range"),
+    pytest.param("spec.scaling.metrics[0].target.utilization=40%..60%:10%",
+                 ("spec", "scaling", "metrics", 0, "target", "utilization"), ("40%", "50%", "60%"), id="percent-range"),
+    pytest.param("spec.interval=15s, 30s,1m", ("spec", "interval"), ("15s", "30s", "1m"), id="list-of-durations"),
+    pytest.param(f"{TARGET}=70", ("spec", "scaling", "metrics", 0, "target", "averagePerReplica"), (70,), id="one-value"),
+    pytest.param(f"{TARGET}=50..55:10", ("spec", "scaling", "metrics", 0, "target", "averagePerReplica"), (50,),
+                 id="step-past-the-end"),
+    pytest.param('spec.targets.selector.matchLabels["app.kubernetes.io/name"]=web',
+                 ("spec", "targets", "selector", "matchLabels", "app.kubernetes.io/name"), ("web",), id="quoted-key"),
+])
+def test_parse_setting(text, path, values):
+    s = parse_setting(text)
+    assert s.path == path
+    assert s.values == values
+
+
+@pytest.mark.parametrize("text, message", [
+    pytest.param(TARGET, "expected PATH=VALUES", id="no-equals"),
+    pytest.param(f"{TARGET}=", "expected PATH=VALUES", id="no-value"),
+    pytest.param("spec..interval=15s", "malformed path", id="double-dot"),
+    pytest.param("spec.metrics[x]=1", "malformed path", id="bad-index"),
+    pytest.param(".spec=1", "malformed path", id="leading-dot"),
+    pytest.param(f"{TARGET}=90..50:10", "ends below its start", id="reversed-range"),
+    pytest.param(f"{TARGET}=50..90:0", "step must be > 0", id="zero-step"),
+    pytest.param(f"{TARGET}=50..90", "has no step", id="sweep-needs-a-step"),
+    pytest.param(f"{TARGET}=1..100000:1", "more than 1000 values", id="too-many-values"),
+    pytest.param(f"{TARGET}=5m..90:10", "mix", id="mixed-kinds"),
+    pytest.param(f"{TARGET}=abc..90:10", "not a number, a duration", id="bad-bound"),
+    pytest.param(f"{TARGET}=50,,60", "empty value", id="empty-list-item"),
+])
+def test_parse_setting_errors_name_the_setting(text, message):
+    with pytest.raises(SetError) as info:
+        parse_setting(text)
+    error = str(info.value.errors[0])
+    assert message in error
+    assert text.partition("=")[0].strip() in error
+
+
+def test_a_continuous_range_is_allowed_for_tune_only():
+    s = parse_setting(f"{TARGET}=50..90", allow_continuous=True)
+    assert (s.range.lo, s.range.hi, s.range.step, s.values) == (50.0, 90.0, None, ())
+    with pytest.raises(SetError, match="discrete values"):
+        grid([s])
+
+
+@pytest.mark.parametrize("text, path_shown, message", [
+    pytest.param("spec.scaling.metrics[3].target.averagePerReplica=5", "spec.scaling.metrics[3]",
+                 "has 1 item(s); index [3] is out of range", id="index-out-of-range"),
+    pytest.param("spec.interval.every=1", "spec.interval.every", "is '15s', not a mapping", id="through-a-scalar"),
+    pytest.param("spec.scaling[0]=1", "spec.scaling[0]", "not a list", id="index-on-a-mapping"),
+    pytest.param("spec.scalng.tolerance=1", "spec.scalng", "unknown field 'scalng'; did you mean 'scaling'",
+                 id="unknown-key-suggests"),
+    pytest.param(f"{TARGET}=-5", TARGET, "must be > 0, got -5", id="bad-value"),
+    pytest.param("spec.interval=15", "spec.interval", "add a unit", id="duration-without-unit"),
+    pytest.param("spec.replicas.min=25", "spec.replicas", "", id="cross-field-rule"),
+])
+def test_apply_errors_name_the_file_and_path(text, path_shown, message):
+    base = read_policy_base(DEFAULT_POLICY)
+    with pytest.raises(SetError) as info:
+        apply_settings(base, grid([parse_setting(text)])[0])
+    error = str(info.value.errors[0])
+    assert error.startswith(str(DEFAULT_POLICY))
+    assert path_shown in error and message in error
+
+
+def test_apply_sets_the_value_and_creates_missing_mappings():
+    base = read_policy_base(HPA_POLICY)
+    target = parse_setting("spec.scaling.metrics[0].target.utilization=50%")
+    window = parse_setting("spec.scaling.behavior.scaleDown.stabilizationWindow=2m")
+    text, policy = apply_settings(base, grid([target, window])[0])
+    assert policy.params.metrics[0].target == 50.0
+    assert policy.params.scale_down.window_s == 120.0
+    assert "behavior" not in base.data["spec"]["scaling"]  # the base is left as it was
+
+
+def test_the_same_path_twice_is_refused():
+    s = parse_setting(f"{TARGET}=50,60")
+    with pytest.raises(SetError, match="set twice"):
+        grid([s, s])
+
+
+def test_names_are_short_and_unambiguous():
+    a = parse_setting("spec.scaling.behavior.scaleUp.stabilizationWindow=0s")
+    b = parse_setting("spec.scaling.behavior.scaleDown.stabilizationWindow=5m,10m")
+    c = parse_setting(f"{TARGET}=50")
+    assert short_names([a, b, c]) == ["scaleUp.stabilizationWindow", "scaleDown.stabilizationWindow",
+                                      "averagePerReplica"]
+    combos = grid([c, b])
+    assert [variant_label([c, b], combo) for combo in combos] == [
+        "averagePerReplica=50,stabilizationWindow=5m", "averagePerReplica=50,stabilizationWindow=10m"]
+
+
+@pytest.mark.parametrize("text, path", [
+    pytest.param("a.b[2].c", ("a", "b", 2, "c"), id="keys-and-index"),
+    pytest.param('a["x.y/z"].b', ("a", "x.y/z", "b"), id="quoted"),
+    pytest.param("a-b.c_d", ("a-b", "c_d"), id="dashes-underscores"),
+])
+def test_parse_path(text, path):
+    assert parse_path(text) == path

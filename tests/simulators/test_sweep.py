@@ -1,0 +1,136 @@
+"""setpoint sweep: the grid, resuming an interrupted sweep, the same numbers on 1 or 2 workers,
+the merged result and the command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from controller.cli import main
+from simulators.frontier import monotone_envelope
+from simulators.sweep import CellStore, build_grid, run_grid
+from simulators.sweep_result import merge, result_json, write_result
+from tests.simulators.sweep_fixtures import DEFAULT_POLICY, HPA_POLICY, TARGET, write_scenarios
+
+SCENARIOS = {"tiny-a": (1, 700), "tiny-b": (5, 1100)}
+
+
+@pytest.fixture
+def scenarios(tmp_path):
+    return write_scenarios(tmp_path, SCENARIOS)
+
+
+def small_grid(scenarios, seeds=2, hpa=True):
+    return build_grid(scenarios, [str(DEFAULT_POLICY)], [f"{TARGET}=60..90:30"], seeds=seeds,
+                      hpa_policy=str(HPA_POLICY) if hpa else None, hpa_targets_pct=[50.0, 80.0])
+
+
+def test_the_grid_is_scenarios_x_variants_x_seeds_with_seeds_from_the_scenario(scenarios):
+    grid = small_grid(scenarios)
+    assert [v.name for v in grid.variants] == ["averagePerReplica=60", "averagePerReplica=90", "hpa@50%", "hpa@80%"]
+    cells = grid.cells()
+    assert len(cells) == 2 * 4 * 2
+    assert sorted({(c.scenario, c.seed) for c in cells}) == [("tiny-a", 1), ("tiny-a", 2), ("tiny-b", 5), ("tiny-b", 6)]
+    assert len({c.key for c in cells}) == len(cells)
+    # the key depends on what the cell computes, not on the order or the name
+    assert [c.key for c in small_grid(list(reversed(scenarios))).cells()][:8] == [c.key for c in cells][8:16]
+
+
+def test_an_interrupted_sweep_resumes_with_only_the_missing_cells(scenarios, tmp_path):
+    grid = small_grid(scenarios, hpa=False)
+    cells = grid.cells()
+    store = CellStore(tmp_path / "cells")
+    run_grid(cells, store, limit=3)  # as if the process died after 3 cells
+    assert len(list(store.folder.glob("*.json"))) == 3
+    assert not list(store.folder.glob(".*"))  # no half-written file
+    seen = []
+    records = run_grid(cells, store, on_cell=lambda c, done, total, cached: seen.append((c.key, cached)))
+    assert sum(cached for _, cached in seen) == 3
+    assert [k for k, cached in seen if not cached] == [c.key for c in cells[3:]]
+    fresh = run_grid(cells, CellStore(tmp_path / "fresh"))
+    assert result_json(merge(grid, records)) == result_json(merge(grid, fresh))
+    again = []
+    run_grid(cells, store, on_cell=lambda c, done, total, cached: again.append(cached))
+    assert again == [True] * len(cells)
+
+
+def test_an_unreadable_cell_file_is_run_again(scenarios, tmp_path):
+    grid = small_grid(scenarios, seeds=1, hpa=False)
+    cells = grid.cells()[:1]
+    store = CellStore(tmp_path / "cells")
+    store.path(cells[0].key).write_text("{trunc", encoding="utf-8")
+    seen = []
+    run_grid(cells, store, on_cell=lambda c, done, total, cached: seen.append(cached))
+    assert seen == [False]
+    assert store.get(cells[0].key)["scores"]["replica_hours"] > 0
+
+
+def test_one_or_two_workers_give_identical_results(scenarios, tmp_path):
+    grid = small_grid(scenarios)
+    one = run_grid(grid.cells(), CellStore(tmp_path / "one"), jobs=1)
+    two = run_grid(grid.cells(), CellStore(tmp_path / "two"), jobs=2)
+    for cell in grid.cells():
+        assert one[cell.key]["scores"] == two[cell.key]["scores"], (cell.scenario, cell.variant, cell.seed)
+    assert result_json(merge(grid, one)) == result_json(merge(grid, two))
+
+
+def test_the_merge_has_means_a_pareto_front_and_hpa_at_equal_cost(scenarios, tmp_path):
+    grid = small_grid(scenarios)
+    result = merge(grid, run_grid(grid.cells(), CellStore(tmp_path / "cells"), jobs=1))
+    doc = result_json(result)
+    for name, s in doc["by_scenario"].items():
+        rows = [c for c in doc["cells"] if c["scenario"] == name and c["variant"] == "averagePerReplica=60"]
+        assert len(rows) == 2
+        mean = s["variants"]["averagePerReplica=60"]
+        assert mean["replica_hours"] == pytest.approx(sum(r["replica_hours"] for r in rows) / 2, abs=1e-3)
+        assert mean["slo_violation_minutes_range"] == [min(r["slo_violation_minutes"] for r in rows),
+                                                       max(r["slo_violation_minutes"] for r in rows)]
+        names = list(s["variants"])
+        front = monotone_envelope([s["variants"][n]["replica_hours"] for n in names],
+                                  [s["variants"][n]["slo_violation_minutes"] for n in names])
+        assert s["pareto"] == [names[i] for i in front]
+        assert [p["target_pct"] for p in s["frontier"]["points"]] == [50.0, 80.0]
+        assert set(s["frontier"]["equal_cost"]) == {"averagePerReplica=60", "averagePerReplica=90"}
+    total = doc["overall"]["variants"]["hpa@80%"]["replica_hours"]
+    assert total == pytest.approx(sum(s["variants"]["hpa@80%"]["replica_hours"] for s in doc["by_scenario"].values()),
+                                  abs=2e-3)
+    paths = write_result(result, tmp_path / "out")
+    assert json.loads(paths["result"].read_text()) == doc
+    html = paths["report"].read_text()
+    assert html.count("<img") == 3 and "Pareto" in html
+
+
+def test_cli_sweep_writes_the_result_and_reruns_from_stored_cells(scenarios, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CI", "1")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    out = tmp_path / "out"
+    argv = ["sweep", *scenarios, "-p", str(DEFAULT_POLICY), "--set", f"{TARGET}=60..90:30", "--no-hpa", "-j", "1",
+            "-o", str(out)]
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code in (0, None)
+    captured = capsys.readouterr()
+    assert "cell 4/4: tiny-b / averagePerReplica=90 / seed 5" in captured.err
+    assert "averagePerReplica=60" in captured.out
+    first = (out / "result.json").read_text()
+    assert (out / "report.html").is_file()
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert captured.err.count("(stored)") == 0 and capsys.readouterr().err.count("(stored)") == 4
+    assert (out / "result.json").read_text() == first
+
+
+@pytest.mark.parametrize("extra, message", [
+    pytest.param(["--set", "spec.scaling.metrics[2].target.averagePerReplica=1,2"], "index [2] is out of range",
+                 id="bad-path"),
+    pytest.param(["--set", f"{TARGET}=0..20:10"], "must be > 0, got 0", id="bad-value"),
+    pytest.param(["--set", f"{TARGET}=50..90"], "has no step", id="no-step"),
+])
+def test_cli_sweep_bad_set_exits_1_naming_the_path_before_running(scenarios, tmp_path, capsys, extra, message):
+    with pytest.raises(SystemExit) as info:
+        main(["sweep", *scenarios, "--no-hpa", "-o", str(tmp_path / "out"), *extra])
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "cells").exists() or not list((tmp_path / "out" / "cells").iterdir())
