@@ -1,0 +1,31 @@
+"""A sweep on a local Ray instance (2 CPUs) gives the local-process numbers, cell by cell."""
+
+from __future__ import annotations
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from simulators.sweep import CellStore, build_grid, run_grid  # noqa: E402
+from simulators.sweep_result import merge, result_json  # noqa: E402
+from tests.simulators.sweep_fixtures import DEFAULT_POLICY, HPA_POLICY, TARGET, write_scenarios  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def test_ray_equals_local_processes_cell_by_cell(local_ray, tmp_path):
+    scenarios = write_scenarios(tmp_path, {"tiny-a": (1, 700), "tiny-b": (5, 1100)}, duration="6m")
+    grid = build_grid(scenarios, [str(DEFAULT_POLICY)], [f"{TARGET}=60..90:30"], seeds=2,
+                      hpa_policy=str(HPA_POLICY), hpa_targets_pct=[60.0])
+    cells = grid.cells()
+    local = run_grid(cells, CellStore(tmp_path / "local"), jobs=2)
+    on_ray = run_grid(cells, CellStore(tmp_path / "ray"), jobs=2, ray_address="auto")  # the instance above
+    assert len(cells) == 12
+    for cell in cells:
+        assert on_ray[cell.key]["scores"] == local[cell.key]["scores"], (cell.scenario, cell.variant, cell.seed)
+    assert result_json(merge(grid, on_ray)) == result_json(merge(grid, local))

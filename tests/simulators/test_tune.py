@@ -1,0 +1,105 @@
+"""setpoint tune on a tiny grid: the same search gives the same choice, the budget holds on the
+training scenarios, the held-out scores are reported, and the written policy validates."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("optuna")
+
+from controller.cli import main  # noqa: E402
+from controller.policy import check_policies  # noqa: E402
+from simulators.policy_set import parse_setting, read_policy_base  # noqa: E402
+from simulators.sweep import CellStore, read_scenario_input  # noqa: E402
+from simulators.tune import Budget, Runner, default_space, evaluate, tune  # noqa: E402
+from tests.simulators.sweep_fixtures import DEFAULT_POLICY, HPA_POLICY, TARGET, write_scenarios  # noqa: E402
+
+TRIALS = 5
+
+
+@pytest.fixture
+def scenarios(tmp_path):
+    return write_scenarios(tmp_path, {"train-a": (1, 700), "held-b": (5, 1100)}, duration="6m")
+
+
+def run(scenarios, work, budget: Budget, settings=(f"{TARGET}=40..120",), sampler_seed=0):
+    base = read_policy_base(DEFAULT_POLICY)
+    train, held = read_scenario_input(scenarios[0]), read_scenario_input(scenarios[1])
+    with Runner(CellStore(work), seeds=1, jobs=1, ray_address=None) as runner:
+        return tune(base, [parse_setting(s, allow_continuous=True) for s in settings], [train], [held], runner,
+                    budget, trials=TRIALS, sampler_seed=sampler_seed, hpa=read_policy_base(HPA_POLICY))
+
+
+def test_the_same_search_gives_the_same_choice_and_respects_the_budget(scenarios, tmp_path):
+    a = run(scenarios, tmp_path / "a", Budget(max_violation_minutes=3.0))
+    b = run(scenarios, tmp_path / "b", Budget(max_violation_minutes=3.0))
+    assert [t["values"] for t in a.trials] == [t["values"] for t in b.trials]
+    assert a.best["values"] == b.best["values"] and a.best_text == b.best_text
+    feasible = [t for t in a.trials if t["feasible"]]
+    assert a.best["replica_hours"] == min(t["replica_hours"] for t in feasible)
+    assert all(t["slo_violation_minutes"] <= 3.0 for t in feasible)
+    assert all(t["slo_violation_minutes"] > 3.0 for t in a.trials if not t["feasible"])
+    # the held-out scenario is scored separately, with the untuned policy beside it
+    assert list(a.holdout.per_scenario) == ["held-b"] and list(a.train.per_scenario) == ["train-a"]
+    assert list(a.base_holdout.per_scenario) == ["held-b"]
+
+
+def test_another_sampler_seed_searches_other_values(scenarios, tmp_path):
+    a = run(scenarios, tmp_path / "a", Budget(max_violation_minutes=3.0))
+    c = run(scenarios, tmp_path / "c", Budget(max_violation_minutes=3.0), sampler_seed=7)
+    assert [t["values"] for t in a.trials] != [t["values"] for t in c.trials]
+
+
+@pytest.mark.parametrize("means, budget, hpa, feasible, excess", [
+    pytest.param({"s": {"replica_hours": 10.0, "slo_violation_minutes": 2.0}}, Budget(2.0), None, True, 0.0,
+                 id="at-the-minutes-budget"),
+    pytest.param({"s": {"replica_hours": 10.0, "slo_violation_minutes": 2.5}}, Budget(2.0), None, False, 0.5,
+                 id="over-the-minutes-budget"),
+    pytest.param({"s": {"replica_hours": 15.0, "slo_violation_minutes": 3.0}}, Budget(), "hpa", True, -1.0,
+                 id="below-hpa-at-equal-cost"),
+    pytest.param({"s": {"replica_hours": 15.0, "slo_violation_minutes": 5.0}}, Budget(), "hpa", False, 1.0,
+                 id="above-hpa-at-equal-cost"),
+])
+def test_evaluate_the_budget(means, budget, hpa, feasible, excess):
+    from simulators.result import FrontierPoint
+
+    points = {"s": [FrontierPoint(50.0, 20.0, 0.0), FrontierPoint(80.0, 10.0, 8.0)]} if hpa else None
+    ev = evaluate(means, budget, points)  # HPA at 15 replica-hours: 4 minutes (interpolated)
+    assert (ev.feasible, ev.excess) == (feasible, excess)
+
+
+def test_the_default_space_spans_the_targets_and_the_scale_down_window():
+    space = default_space(read_policy_base(DEFAULT_POLICY))  # averagePerReplica: 70
+    assert [s.text for s in space] == [f"{TARGET}=42..98",
+                                       "spec.scaling.behavior.scaleDown.stabilizationWindow=0s..30m:1m"]
+    hpa_space = default_space(read_policy_base(HPA_POLICY))  # utilization: 70%
+    assert hpa_space[0].text == "spec.scaling.metrics[0].target.utilization=42%..98%"
+
+
+def test_cli_tune_writes_a_valid_policy_with_its_provenance(scenarios, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    out = tmp_path / "tuned.yaml"
+    with pytest.raises(SystemExit) as info:
+        main(["tune", str(DEFAULT_POLICY), "--scenarios", scenarios[0], "--holdout", scenarios[1], "--set",
+              f"{TARGET}=40..120:10", "--trials", "4", "--max-violation-minutes", "3", "-j", "1",
+              "--work", str(tmp_path / "work"), "-o", str(out)])
+    assert info.value.code in (0, None)
+    check = check_policies([out])
+    assert check.ok, check.errors
+    text = out.read_text()
+    assert "# Search: 4 trials, TPE sampler seed 0" in text
+    assert "# Held-out scenarios (not seen by the search): held-b" in text
+    assert "# Chosen: trial " in text
+    chosen = text.split("# Chosen: trial ")[1].split(":", 1)[1].split(".\n")[0].strip()  # averagePerReplica=N
+    assert check.policies[0].params.metrics[0].target == float(chosen.split("=")[1])
+    assert "Held-out scores" in capsys.readouterr().out
+
+
+def test_cli_tune_without_a_feasible_trial_exits_1_and_writes_nothing(scenarios, tmp_path, capsys):
+    out = tmp_path / "tuned.yaml"
+    with pytest.raises(SystemExit) as info:
+        main(["tune", str(DEFAULT_POLICY), "--scenarios", scenarios[1], "--set", f"{TARGET}=500,600",
+              "--trials", "2", "--max-violation-minutes", "0", "-j", "1", "--work", str(tmp_path / "w"), "-o", str(out)])
+    assert info.value.code == 1
+    assert "no trial met the budget" in capsys.readouterr().err
+    assert not out.exists()
