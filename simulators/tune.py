@@ -190,8 +190,11 @@ def tune(base: PolicyBase, settings: Sequence[Setting], train: Sequence[Scenario
          on_trial: Callable[[dict], None] | None = None) -> TuneResult:
     """Search ``settings`` (default: :func:`default_space`) on ``train``; score the chosen
     variant (and the untuned policy) on ``train`` and ``holdout``."""
-    import optuna
-
+    try:
+        import optuna
+    except ImportError:
+        raise SweepError([FieldError("setpoint tune", None, "", "needs Optuna, which is not installed: "
+                                                                "pip install 'setpoint[tune]'")]) from None
     if not train:
         raise SweepError([FieldError("--scenarios", None, "", "give at least one training scenario")])
     if budget.max_violation_minutes is None and hpa is None:
