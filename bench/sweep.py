@@ -78,6 +78,13 @@ def timed(grid, folder: Path, **how) -> tuple[float, dict]:
     return time.perf_counter() - started, records
 
 
+def cores(records: dict, wall_s: float) -> str:
+    """CPU seconds the cells got, and how many cores that is on average over the run: below
+    the worker count, other processes took the rest of the machine."""
+    cpu_s = sum(r.get("cpu_s", 0.0) for r in records.values())
+    return f"cells used {cpu_s:.1f} CPU s = {cpu_s / wall_s:.2f} cores on average"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=int, default=40, help="simulated minutes per scenario")
@@ -91,11 +98,12 @@ def main() -> None:
         print(f"grid: {len(grid.scenarios)} scenarios x {len(grid.variants)} variants x {grid.seeds} seeds = "
               f"{len(cells)} cells, {args.minutes} simulated minutes each")
         one_s, one = timed(grid, tmp / "one", jobs=1)
-        print(f"1 worker:   {one_s:7.1f} s  ({one_s / len(cells) * 1000:.0f} ms per cell)")
+        print(f"1 worker:   {one_s:7.1f} s  ({one_s / len(cells) * 1000:.0f} ms per cell; {cores(one, one_s)})")
         two_s, two = timed(grid, tmp / "two", jobs=2)
         speedup = one_s / two_s
-        print(f"2 workers:  {two_s:7.1f} s  speed-up {speedup:.2f}x (target >= {TARGET_SPEEDUP}x: "
-              f"{'met' if speedup >= TARGET_SPEEDUP else 'NOT met'}; pessimistic on a shared machine)")
+        print(f"2 workers:  {two_s:7.1f} s  ({cores(two, two_s)})")
+        print(f"speed-up 2 workers over 1: {speedup:.2f}x (target >= {TARGET_SPEEDUP}x: "
+              f"{'met' if speedup >= TARGET_SPEEDUP else 'NOT met'}; pessimistic on a shared machine: see the cores)")
         same = all(one[c.key]["scores"] == two[c.key]["scores"] for c in cells)
         print(f"1 vs 2 workers identical cell by cell: {'yes' if same else 'NO'}")
         if not args.no_ray:

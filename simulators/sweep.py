@@ -52,7 +52,7 @@ class ScenarioInput:
     name: str
     file: str
     text: str
-    path: str  # as read (trace files are looked up relative to it)
+    path: str  # as read
     seed: int
     description: str = ""
 
@@ -173,7 +173,8 @@ def build_grid(scenarios: Sequence[str], policies: Sequence[str | Path], setting
 
 def cell_payload(scenario: ScenarioInput, variant: Variant, seed: int) -> dict:
     """Plain data (picklable, JSON-able) a worker runs a cell from."""
-    return {"scenario_text": scenario.text, "scenario_path": scenario.path, "seed": int(seed),
+    # the file as shown, not its absolute path: a cell's key is the same from any folder or machine
+    return {"scenario_text": scenario.text, "scenario_path": scenario.file, "seed": int(seed),
             "policy_text": variant.policy_text, "policy_file": variant.policy_file, "retarget_pct": variant.target_pct}
 
 
@@ -181,20 +182,21 @@ def cell_payload(scenario: ScenarioInput, variant: Variant, seed: int) -> dict:
 
 
 def run_cell(payload: dict) -> dict:
-    """Run one cell; its scores (simulators.score.score_run) and wall time. Runs in a worker."""
+    """Run one cell; its scores (simulators.score.score_run), wall and CPU time. Runs in a worker."""
     from controller.policy import load_policy_text
     from simulators.frontier import retargeted
     from simulators.runner import ControllerSpec, run_controller
     from simulators.scenario import load_scenario_text
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     sc = load_scenario_text(payload["scenario_text"], payload["scenario_path"], seed=payload["seed"])
     policy = [p for p in load_policy_text(payload["policy_text"], payload["policy_file"]) if p.scales][0]
     if payload.get("retarget_pct") is not None:
         policy = retargeted(policy, payload["retarget_pct"])
     spec = ControllerSpec(policy.name, "policy", policy.name, policy=policy)
     run, _ = run_controller(sc, spec, sc.offered(), keep_records=False)
-    return {"scores": run.scores, "elapsed_s": round(time.perf_counter() - started, 3)}
+    return {"scores": run.scores, "elapsed_s": round(time.perf_counter() - started, 3),
+            "cpu_s": round(time.process_time() - cpu, 3)}
 
 
 # --- storing cells -------------------------------------------------------------------------------
@@ -328,10 +330,15 @@ def _run_ray(cells: Sequence[Cell], address: str, jobs: int, finished: Callable[
     except ImportError:
         raise SweepError([FieldError("--ray", None, "", "Ray is not installed: pip install 'setpoint[ray]'")]) from None
     if not ray.is_initialized():
-        if address == "local":
-            ray.init(num_cpus=max(1, jobs), include_dashboard=False, log_to_driver=False)
-        else:
-            ray.init(address=address, log_to_driver=False)
+        try:
+            if address == "local":
+                ray.init(num_cpus=max(1, jobs), include_dashboard=False, log_to_driver=False)
+            else:
+                ray.init(address=address, log_to_driver=False)
+        except Exception as exc:  # ConnectionError, ValueError for a malformed address, ...
+            raise SweepError([FieldError("--ray", None, "", f"cannot connect to the Ray cluster at {address!r}: "
+                                                            f"{type(exc).__name__}: {exc}; check the address "
+                                                            "(auto, ray://HOST:10001 or local)")]) from None
     remote = ray.remote(num_cpus=1, max_retries=2)(run_cell)
     refs = {remote.remote(c.payload): c for c in cells}
     while refs:
