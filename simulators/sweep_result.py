@@ -152,7 +152,8 @@ def _summary_html(title: str, s: dict[str, Any], seeds: int, note: str) -> str:
             "<th>reversals</th><th>HPA @ equal cost (min)</th><th>vs HPA</th><th>Pareto</th></tr>")
     fig = plane_figure(s["frontier"], s["variants"], f"{title}: cost vs violations; lower left is better",
                        pareto=s["pareto"], equal_cost_notes=False)
-    return (f'<h2 id="{html.escape(title)}">{html.escape(title)}</h2><p class="note">{html.escape(note)}</p>'
+    anchor = "-".join(title.split())
+    return (f'<h2 id="{html.escape(anchor)}">{html.escape(title)}</h2><p class="note">{html.escape(note)}</p>'
             f'<table class="scores"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
             + img_tag(figure_png(fig), f"{title}: cost vs violations"))
 
@@ -180,7 +181,7 @@ def report_html(result: dict[str, Any]) -> str:
     for name, s in result["by_scenario"].items():
         parts.append(_summary_html(name, s, seeds, scenarios[name]["description"] or name))
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Setpoint sweep</title>'
-            f"<style>{CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+            f"<style>{CSS}tr.best td {{ background: #d9f2d9; }}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
 
 
 __all__ = ["merge", "result_json", "write_result", "report_html", "table_rows", "summary"]
