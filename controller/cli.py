@@ -473,14 +473,16 @@ def _print_sweep(result: dict) -> None:
     table = Table(title=f"sweep: {len(result['scenarios'])} scenario(s), {result['seeds_per_scenario']} seed(s) each; "
                         "sums over scenarios of the means over seeds", box=box.SIMPLE_HEAD, show_edge=False,
                   collapse_padding=True)
-    for column in ("variant", "SLO viol.\nminutes", "replica-\nhours", "changes", "rever-\nsals", "HPA @ eq.\ncost min",
-                   "ratio", "Pareto"):
+    with_hpa = result["overall"]["frontier"] is not None
+    columns = ["variant", "SLO viol.\nminutes", "replica-\nhours", "changes", "rever-\nsals"]
+    columns += ["HPA @ eq.\ncost min", "ratio"] if with_hpa else []
+    for column in columns + ["Pareto"]:
         table.add_column(column, justify="left" if column == "variant" else "right", overflow="fold",
                          no_wrap=column == "variant")
     for r in table_rows(result["overall"]):
         table.add_row(r["variant"], f"{r['slo_violation_minutes']:g}", f"{r['replica_hours']:.2f}",
-                      f"{r['replica_changes']:g}", f"{r['reversals']:g}", *_equal_cost_cells(r["hpa_equal_cost"]),
-                      "*" if r["pareto"] else "")
+                      f"{r['replica_changes']:g}", f"{r['reversals']:g}",
+                      *(_equal_cost_cells(r["hpa_equal_cost"]) if with_hpa else []), "*" if r["pareto"] else "")
     Console().print(table)
 
 
