@@ -115,3 +115,17 @@ def test_names_are_short_and_unambiguous():
 ])
 def test_parse_path(text, path):
     assert parse_path(text) == path
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(lo=st.integers(0, 500), step=st.integers(1, 50), n=st.integers(1, 40), scale=st.sampled_from([1, 0.1, 0.05]))
+def test_a_range_has_every_step_from_lo_to_hi_and_no_more(lo, step, n, scale):
+    lo_x, step_x = round(lo * scale, 6), round(step * scale, 6)
+    hi_x = round(lo_x + (n - 1) * step_x, 6)
+    values = parse_setting(f"a={lo_x:g}..{hi_x:g}:{step_x:g}").values
+    assert len(values) == n
+    assert values[0] == pytest.approx(lo_x) and values[-1] == pytest.approx(hi_x)
+    assert all(b - a == pytest.approx(step_x) for a, b in zip(values, values[1:]))
+    assert all(len(repr(v)) <= 12 for v in values)  # no float residue such as 0.30000000000000004
