@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 from controller.errors import FieldError
 from simulators.frontier import DEFAULT_TARGETS_PCT, equal_cost
-from controller.policy import format_duration
+from controller.policy import format_duration, parse_duration
 from simulators.policy_set import (PolicyBase, Range, SetError, Setting, apply_settings, parse_setting, policy_text,
                                    short_names)
 from simulators.result import FrontierPoint
@@ -129,6 +129,47 @@ def suggest(trial, setting: Setting, name: str) -> Any:
     return Range(r.lo, r.hi, None, r.kind, False).render(round(x, digits))
 
 
+def get_value(data: Any, path: tuple) -> Any:
+    """The value at ``path`` of a policy document, or None where it is absent."""
+    for part in path:
+        if isinstance(part, int):
+            data = data[part] if isinstance(data, list) and part < len(data) else None
+        else:
+            data = data.get(part) if isinstance(data, dict) else None
+    return data
+
+
+def start_param(setting: Setting, value: Any) -> Any:
+    """The Optuna parameter value (as :func:`suggest` draws it) that gives ``value`` of the
+    policy file, or None when ``value`` is not in the setting's space."""
+    r = setting.range
+    if r is None:
+        return value if value in setting.values else None
+    try:
+        if r.kind == "duration":
+            x = parse_duration(value)
+        elif r.kind == "percent":
+            x = float(str(value).rstrip("%")) if str(value).endswith("%") else None
+        else:
+            x = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    except ValueError:
+        return None
+    if x is None or not r.lo <= x <= r.hi:
+        return None
+    if r.step is None:
+        return x
+    k = (x - r.lo) / r.step
+    if abs(k - round(k)) > 1e-9:
+        return None  # off the grid
+    return int(round(x)) if r.integer else int(round(k))
+
+
+def start_params(base: PolicyBase, settings: Sequence[Setting], names: Sequence[str]) -> dict | None:
+    """The untuned policy as a first trial, when each of its values lies in the space."""
+    params = {n: start_param(s, get_value(base.data, s.path)) for s, n in zip(settings, names)}
+    return params if all(v is not None for v in params.values()) else None
+
+
 def evaluate(means: dict[str, dict[str, float]], budget: Budget, hpa: dict[str, list[FrontierPoint]] | None) -> Evaluation:
     """Scores and budget per scenario of one variant's ``means`` (scenario -> scores)."""
     per, excess = {}, -math.inf
@@ -207,6 +248,9 @@ def tune(base: PolicyBase, settings: Sequence[Setting], train: Sequence[Scenario
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=sampler_seed)  # constraints: trial.set_constraint
     study = optuna.create_study(direction="minimize", sampler=sampler)
+    first = start_params(base, settings, names)
+    if first is not None:  # start from the policy as it is: the search can only improve on it
+        study.enqueue_trial(first)
     for _ in range(trials):
         trial = study.ask()
         assigned = [(s, suggest(trial, s, n)) for s, n in zip(settings, names)]

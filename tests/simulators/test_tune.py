@@ -35,6 +35,9 @@ def test_the_same_search_gives_the_same_choice_and_respects_the_budget(scenarios
     b = run(scenarios, tmp_path / "b", Budget(max_violation_minutes=3.0))
     assert [t["values"] for t in a.trials] == [t["values"] for t in b.trials]
     assert a.best["values"] == b.best["values"] and a.best_text == b.best_text
+    # the search starts from the policy as it is (averagePerReplica: 70), so it can only improve on it
+    assert a.trials[0]["values"] == {"averagePerReplica": 70}
+    assert a.trials[0]["replica_hours"] == a.base_train.replica_hours
     feasible = [t for t in a.trials if t["feasible"]]
     assert a.best["replica_hours"] == min(t["replica_hours"] for t in feasible)
     assert all(t["slo_violation_minutes"] <= 3.0 for t in feasible)
@@ -103,3 +106,20 @@ def test_cli_tune_without_a_feasible_trial_exits_1_and_writes_nothing(scenarios,
     assert info.value.code == 1
     assert "no trial met the budget" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("setting, value, param", [
+    pytest.param(f"{TARGET}=50..90:10", 70, 70, id="on-the-int-grid"),
+    pytest.param(f"{TARGET}=50..90:10", 75, None, id="off-the-grid"),
+    pytest.param(f"{TARGET}=50..90:10", 95, None, id="out-of-range"),
+    pytest.param("spec.scaling.tolerance.up=0..0.2:0.05", 0.1, 2, id="float-grid-index"),
+    pytest.param(f"{TARGET}=40..120", 70, 70.0, id="continuous"),
+    pytest.param("spec.scaling.behavior.scaleDown.stabilizationWindow=0s..30m:1m", "20m", 1200, id="duration"),
+    pytest.param("spec.scaling.metrics[0].target.utilization=40%..80%", "70%", 70.0, id="percent"),
+    pytest.param("spec.interval=15s,30s", "30s", "30s", id="listed"),
+    pytest.param("spec.interval=15s,30s", None, None, id="absent"),
+])
+def test_start_param_maps_the_policy_value_into_the_space(setting, value, param):
+    from simulators.tune import start_param
+
+    assert start_param(parse_setting(setting, allow_continuous=True), value) == param
