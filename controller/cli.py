@@ -516,7 +516,8 @@ def tune(
         "--out", "-o", dir_okay=False, help="The tuned policy file (default: POLICY-tuned.yaml in the working "
                                             "directory).")] = None,
     work: Annotated[Path, typer.Option(
-        "--work", help="Folder of the finished cells: rerunning the same search reads them back.")] = Path("out/tune"),
+        "--work", help="Folder of the finished cells (rerunning the same search reads them back) and tune.json "
+                       "(every trial's values and scores).")] = Path("out/tune"),
 ) -> None:
     """Search a policy's parameters (Optuna's TPE sampler, a fixed seed) for the fewest
     replica-hours on the training scenarios, subject to an SLO budget on each of them, then
@@ -564,6 +565,11 @@ def tune(
                               sampler_seed=sampler_seed, hpa=hpa, on_trial=progress)
     except InvalidInput as exc:
         _fail(exc.errors)
+    import json
+
+    from simulators.tune import tune_json
+
+    (work / "tune.json").write_text(json.dumps(tune_json(result), indent=1, allow_nan=False) + "\n", encoding="utf-8")
     if result.best is None:
         _fail([f"no trial met the budget ({result.budget.describe()}) in {trials} trials; raise the budget, widen "
                f"the --set ranges or run more --trials"])

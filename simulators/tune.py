@@ -323,6 +323,23 @@ def provenance(result: TuneResult, version: str, optuna_version: str, now: datet
     return lines
 
 
+def tune_json(result: TuneResult) -> dict:
+    """The search as JSON: every trial's values and scores, the choice, and its scores on the
+    training and held-out scenarios (with the untuned policy's beside them)."""
+    def ev(e: Evaluation | None) -> dict | None:
+        return None if e is None else {"replica_hours": e.replica_hours, "slo_violation_minutes": e.violation_minutes,
+                                       "feasible": e.feasible, "per_scenario": e.per_scenario}
+
+    trials = [{k: v for k, v in t.items() if k not in ("text", "evaluation")} for t in result.trials]
+    return {"policy_file": result.base.file, "budget": result.budget.describe(), "sampler_seed": result.sampler_seed,
+            "seeds_per_scenario": result.seeds, "settings": [s.text for s in result.settings],
+            "train_scenarios": [s.name for s in result.train_scenarios],
+            "holdout_scenarios": [s.name for s in result.holdout_scenarios], "trials": trials,
+            "chosen": None if result.best is None else result.best["number"],
+            "train": ev(result.train), "untuned_train": ev(result.base_train),
+            "holdout": ev(result.holdout), "untuned_holdout": ev(result.base_holdout)}
+
+
 def tuned_policy_text(result: TuneResult, version: str, optuna_version: str, now: datetime | None = None) -> str:
     """The chosen variant's YAML with the provenance as comments above it."""
     lines = [f"# {line}" for line in provenance(result, version, optuna_version, now)]
@@ -330,4 +347,4 @@ def tuned_policy_text(result: TuneResult, version: str, optuna_version: str, now
 
 
 __all__ = ["Budget", "Evaluation", "Runner", "TuneResult", "default_space", "evaluate", "provenance", "tune",
-           "tuned_policy_text", "HPA_KIND"]
+           "tuned_policy_text", "tune_json", "HPA_KIND"]

@@ -96,6 +96,11 @@ def test_cli_tune_writes_a_valid_policy_with_its_provenance(scenarios, tmp_path,
     chosen = text.split("# Chosen: trial ")[1].split(":", 1)[1].split(".\n")[0].strip()  # averagePerReplica=N
     assert check.policies[0].params.metrics[0].target == float(chosen.split("=")[1])
     assert "Held-out scores" in capsys.readouterr().out
+    import json
+
+    doc = json.loads((tmp_path / "work" / "tune.json").read_text())
+    assert len(doc["trials"]) == 4 and doc["holdout_scenarios"] == ["held-b"]
+    assert doc["trials"][doc["chosen"]]["values"]["averagePerReplica"] == float(chosen.split("=")[1])
 
 
 def test_cli_tune_without_a_feasible_trial_exits_1_and_writes_nothing(scenarios, tmp_path, capsys):
