@@ -25,6 +25,7 @@ import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -78,7 +79,7 @@ class Cell:
     seed: int
     payload: dict
 
-    @property
+    @cached_property
     def key(self) -> str:
         """A hash of what the cell computes (not of names): equal cells share one stored file."""
         text = json.dumps({"format": CELL_FORMAT, **self.payload}, sort_keys=True, separators=(",", ":"))
@@ -272,7 +273,9 @@ def run_grid(cells: Sequence[Cell], store: CellStore, *, jobs: int = 1, ray_addr
             if on_cell:
                 on_cell(c, done, total, c is not cell)
 
-    if ray_address is not None:
+    if not todo:
+        pass
+    elif ray_address is not None:
         _run_ray(todo, ray_address, jobs, finished)
     elif jobs <= 1 or len(todo) <= 1:
         for cell in todo:
