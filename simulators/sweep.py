@@ -183,7 +183,8 @@ def cell_payload(scenario: ScenarioInput, variant: Variant, seed: int) -> dict:
 
 
 def run_cell(payload: dict) -> dict:
-    """Run one cell; its scores (simulators.score.score_run), wall and CPU time. Runs in a worker."""
+    """Run one cell; its scores (simulators.score.score_run), wall and CPU time, and which worker
+    (host:pid) ran it. Runs in a worker."""
     from controller.policy import load_policy_text
     from simulators.frontier import retargeted
     from simulators.runner import ControllerSpec, run_controller
@@ -197,7 +198,7 @@ def run_cell(payload: dict) -> dict:
     spec = ControllerSpec(policy.name, "policy", policy.name, policy=policy)
     run, _ = run_controller(sc, spec, sc.offered(), keep_records=False)
     return {"scores": run.scores, "elapsed_s": round(time.perf_counter() - started, 3),
-            "cpu_s": round(time.process_time() - cpu, 3)}
+            "cpu_s": round(time.process_time() - cpu, 3), "worker": f"{os.uname().nodename}:{os.getpid()}"}
 
 
 # --- storing cells -------------------------------------------------------------------------------
