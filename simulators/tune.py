@@ -287,13 +287,14 @@ def tune(base: PolicyBase, settings: Sequence[Setting], train: Sequence[Scenario
 
 
 def _scores_line(ev: Evaluation) -> list[str]:
-    return [f"  {name}: {s['replica_hours']:g} replica-hours, {s['slo_violation_minutes']:g} SLO-violation minutes "
-            f"(budget {_allowed(s['allowed_minutes'])}{'' if s['slo_violation_minutes'] <= s['allowed_minutes'] + BUDGET_TOLERANCE else ', NOT met'})"
-            for name, s in ev.per_scenario.items()]
-
-
-def _allowed(x: float | None) -> str:
-    return "-" if x is None else f"{x:g}"
+    """One line per scenario: replica-hours, violation minutes and the budget (met or not)."""
+    lines = []
+    for name, s in ev.per_scenario.items():
+        allowed = s["allowed_minutes"]
+        met = allowed is not None and s["slo_violation_minutes"] <= allowed + BUDGET_TOLERANCE
+        lines.append(f"  {name}: {s['replica_hours']:g} replica-hours, {s['slo_violation_minutes']:g} SLO-violation "
+                     f"minutes (budget {'-' if allowed is None else f'{allowed:g}'}{'' if met else ', NOT met'})")
+    return lines
 
 
 def provenance(result: TuneResult, version: str, optuna_version: str, now: datetime | None = None) -> list[str]:
