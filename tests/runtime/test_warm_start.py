@@ -174,3 +174,41 @@ def test_without_history_it_starts_cold_and_never_scales_down_earlier(history, n
 def test_forward_filled_keeps_leading_gaps():
     a = np.array([[np.nan, 1.0], [2.0, np.nan], [np.nan, np.nan], [3.0, 4.0]])
     assert np.array_equal(forward_filled(a), [[np.nan, 1], [2, 1], [2, 1], [3, 4]], equal_nan=True)
+
+
+def test_becoming_leader_warm_starts_again_and_status_and_explain_say_so(history):
+    """restore() (the service calls it when this replica becomes leader) rebuilds the state
+    again at the next cycle; `setpoint status` and `setpoint explain` show where it came from."""
+    from controller.cli import _format_record, _warm_start_line
+    from controller.model import jsonable
+    from controller.runtime.status import book_from_records
+
+    server, t, a, _ = history
+    r = int(21 * 60 / STEP_S)
+    with PrometheusSource(PrometheusConfig.from_url(server.url, timeout_s=10)) as source:
+        cluster = ReplayCluster(targets("shop"), a[r - 1].copy())
+        reconciler = Reconciler(policy("shop"), source, cluster, warm_from=source)
+        results = [reconciler.cycle(float(x)) for x in t[r:r + 3]]
+        reconciler.restore()
+        results.append(reconciler.cycle(float(t[r + 3])))
+    assert [x.warm_start is not None for x in results] == [True, False, False, True]
+    assert np.array_equal(cluster.spec, a[r + 3])
+    records = [jsonable(rec.to_dict()) for x in results for rec in cycle_records(x, x.metric_names)]
+    assert "warm-started from prometheus http://127.0.0.1" in _format_record(records[0])
+    assert "warm" not in _format_record(records[2])
+    line = _warm_start_line(book_from_records(records).view()["warm"]["targets"], float(t[r + 3]))
+    assert "warm from prometheus http://127.0.0.1" in line and "435s" in line and "cold" not in line
+
+
+def test_the_service_warm_starts_from_its_prometheus_only_when_asked(history, tmp_path):
+    from controller.runtime.service import ControllerService, ServiceOptions
+    from controller.runtime.telemetry import Telemetry
+
+    server, *_ = history
+    (tmp_path / "warm.yaml").write_text(POLICY.format(namespace="shop"))
+    with PrometheusSource(PrometheusConfig.from_url(server.url, timeout_s=10)) as source:
+        cluster = ReplayCluster(targets("shop"), np.array([3.0, 3.0]))
+        for asked in (True, False):
+            service = ControllerService([tmp_path / "warm.yaml"], source, cluster, Telemetry(),
+                                        ServiceOptions(warm_start=asked))
+            assert (service.reconcilers["warm"].warm_from is source) is asked
