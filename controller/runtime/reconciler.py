@@ -142,6 +142,7 @@ class Reconciler:
         # history at the first cycle and after ``restore()`` (controller/runtime/warm_start.py)
         self.warm_from = warm_from
         self._warm_due = True
+        self.with_conditions = True  # False: no HPA-style conditions (a replay has nobody to show them to)
         self.metrics = metrics
         self.cluster = cluster
         self.on_cycle = on_cycle
@@ -380,8 +381,9 @@ class Reconciler:
             actions = self._save_before_acting(targets, now, actions, result)
         for action in actions:
             self._apply(action, result)
-        result.conditions = scaling_conditions(self.policy.params, decision, targets, view.exists, result.actions,
-                                               result.failed)
+        if self.with_conditions:
+            result.conditions = scaling_conditions(self.policy.params, decision, targets, view.exists,
+                                                   result.actions, result.failed)
         self._state = decision.state
         result.duration_s = time.perf_counter() - started
         if self.on_cycle:

@@ -134,6 +134,7 @@ def replay_state(policy, data: ReplayData) -> tuple[ScalingState, np.ndarray]:
     per_replica = {q for q, m in zip(policy.queries, policy.params.metrics) if m.kind in PER_REPLICA_KINDS}
     metrics = ReplayMetrics(data, cluster, per_replica)
     reconciler = Reconciler(policy, metrics, cluster)
+    reconciler.with_conditions = False
     for k in range(data.t_s.size):
         metrics.index = k
         cluster.spec = actual[k]
