@@ -452,6 +452,9 @@ class PrometheusSource:
         session.verify = self.config.ca_file if (self.config.verify_tls and self.config.ca_file) \
             else self.config.verify_tls
         session.hooks.setdefault("response", []).append(self._keep_response)
+        # No gzip: compressing a range query's JSON is ~85 % of Prometheus' CPU for it (a 12 h chunk of
+        # 100 series: 0.76 -> 0.12 CPU-s); the bytes saved matter little on a cluster network.
+        session.headers["Accept-Encoding"] = "identity"
         return session
 
     def _keep_response(self, response: requests.Response, *args, **kwargs) -> requests.Response:
