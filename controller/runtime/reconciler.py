@@ -363,7 +363,7 @@ class Reconciler:
         targets = self.cluster.resolve(self.policy.selector)
         result = CycleResult(self.policy.name, now, targets, None, None,
                              metric_names=self.policy.params.metric_names)
-        if self._warm_due and self.warm_from is not None and self.policy.params.metrics:
+        if self._warm_due and self.warm_from is not None and self.policy.params.metrics and targets:
             self._warm_start(targets, now, result)
         view = self.cluster.observe(targets, with_pods=self.policy.health is not None)
         result.view = view

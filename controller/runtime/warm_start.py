@@ -163,6 +163,9 @@ def warm_start(policy, source, targets: Sequence[TargetRef], now: float) -> tupl
     except MetricsUnavailable as exc:
         info.cold, info.error = keys, f"history unavailable: {exc}"
         return None, info
+    except ValueError as exc:  # e.g. an interval of a fraction of a second: no range query for it
+        info.cold, info.error = keys, f"history not queried: {exc}"
+        return None, info
     state, warm = replay_state(policy, data)
     info.ticks = data.t_s.size
     info.warm = [k for k, w in zip(keys, warm) if w]
