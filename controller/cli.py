@@ -773,8 +773,18 @@ def _format_record(r: dict) -> str:
     line = (f"t={at:>8.0f}s {who}{r.get('target')}: {r.get('current')} -> {r.get('desired')} [{r.get('reason')}]  "
             f"{metrics}  | combined {r.get('combined')} stabilized {r.get('stabilized')} limited {r.get('limited')} "
             f"(ready {r.get('ready')})")
+    warm = r.get("warm_start")
+    if warm:
+        line += f"  | {_format_warm_start(warm)}"
     health = r.get("health") or (r.get("extra") or {}).get("health")
     return line + _format_health(health) if health else line
+
+
+def _format_warm_start(w: dict) -> str:
+    """The first cycle after a start or a leadership change: how its state was rebuilt."""
+    if w.get("warm"):
+        return f"warm-started from {w.get('source')} ({w.get('ticks')} ticks over {w.get('window_s', 0):.0f}s)"
+    return f"cold start: {w.get('why')}"
 
 
 def _format_health(h: dict) -> str:
@@ -879,6 +889,9 @@ def _print_status(policies: dict, now: float) -> None:
         if not targets:
             summary.add_row("(no target yet)", "", "", "", "", "")
         console.print(summary)
+        started = _warm_start_line(targets, now)
+        if started:
+            console.print(started, markup=False)
         for key, s in targets.items():
             conditions = s.get("conditions") or {}
             if conditions:
@@ -894,6 +907,24 @@ def _print_status(policies: dict, now: float) -> None:
                     t.add_row(c["name"], c.get("phase") or "-", _num(c.get("value")) + pods,
                               wall_clock(c.get("since"), now))
                 console.print(t)
+
+
+def _warm_start_line(targets: dict, now: float) -> str:
+    """How the policy's state started: warm from Prometheus' history (when, over what window), and
+    the targets that started cold."""
+    from controller.runtime.status import wall_clock
+
+    starts = {k: s["warm_start"] for k, s in targets.items() if s.get("warm_start")}
+    if not starts:
+        return ""
+    w = next(iter(starts.values()))
+    cold = [k for k, x in starts.items() if not x.get("warm")]
+    line = f"state: started {wall_clock(w.get('at'), now)}"
+    if len(cold) < len(starts):
+        line += f", warm from {w.get('source')} ({w.get('ticks')} ticks over {w.get('window_s', 0):.0f}s)"
+    if cold:
+        line += f"; cold (scale-down held one window): {', '.join(cold)} ({starts[cold[0]].get('why')})"
+    return line
 
 
 def _num(v) -> str:
@@ -966,6 +997,10 @@ def run(
         help="Namespace of the ConfigMaps setpoint-state-<policy> that keep healing budgets, held targets and "
              "revision memory across restarts (default: the Lease's namespace).")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    warm_start: Annotated[bool, typer.Option(
+        help="At start-up and on becoming leader, rebuild each policy's smoothing, stabilization and rate-limit "
+             "history by replaying the last window from Prometheus (needs kube-state-metrics' replicas; "
+             "targets without them start cold, holding scale-down for one window).")] = True,
 ) -> None:
     """Run the controller: read Prometheus, decide, act on Kubernetes, on every policy's interval.
 
@@ -1023,7 +1058,8 @@ def run(
     telemetry.track_leadership(elector.is_leader if elector else (lambda: True))
     try:
         service = ControllerService(policies, metrics, target, telemetry, ServiceOptions(
-            records_path=records, records_max_bytes=records_max_bytes or None, records_keep=records_keep),
+            records_path=records, records_max_bytes=records_max_bytes or None, records_keep=records_keep,
+            warm_start=warm_start),
                                     is_leader=elector.is_leader if elector else (lambda: True),
                                     leader_term=(lambda: elector.term) if elector else (lambda: 0),
                                     state_store=DryRunStateStore(state) if dry_run or shadow else state)

@@ -48,12 +48,14 @@ Why the client is used the way it is (prometheus-api-client 0.7.2, read from its
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
 import threading
 import time
 import urllib.parse
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
@@ -369,6 +371,44 @@ def range_chunks(start_s: float, end_s: float, step_s: float, max_points: int) -
     return out
 
 
+_VALUES = '"values":['
+_BRACKETS_AND_QUOTES = str.maketrans("", "", '[]"')
+
+
+def decode_matrix_body(text: str) -> dict | None:
+    """A range query's JSON body, each series' ``values`` decoded straight into a (K, 2) float array
+    (times, values) without a Python object per sample (5x faster than ``json.loads`` then
+    ``parse_matrix`` for 100 series of 2,880 points). None when the text is not in the shape
+    Prometheus writes (the caller then decodes it the ordinary way).
+
+    Safe to cut on the text: ``"values":[`` cannot occur inside a JSON string (its quotes would be
+    escaped), and a values array ``[[t,"v"],...,[t,"v"]]`` holds no other ``]]``."""
+    parts, arrays, pos = [], [], 0
+    while (i := text.find(_VALUES, pos)) >= 0:
+        start = i + len(_VALUES)
+        end = text.find("]]", start)
+        if end < 0 or text.startswith("]", start):
+            return None
+        parts += [text[pos:i], f'"values":{len(arrays)}']
+        arrays.append(text[start:end + 1])
+        pos = end + 2
+    parts.append(text[pos:])
+    try:
+        body = json.loads("".join(parts))
+        result = body["data"]["result"]
+        for series in result:
+            raw = arrays[series["values"]]
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # a malformed number stops the parse with a warning
+                numbers = np.fromstring(raw.translate(_BRACKETS_AND_QUOTES), sep=",")
+            if numbers.size != 2 * raw.count("["):
+                return None
+            series["values"] = numbers.reshape(-1, 2)
+    except (KeyError, TypeError, IndexError, ValueError, Warning):
+        return None
+    return body
+
+
 def parse_matrix(data) -> list[tuple[dict, np.ndarray, np.ndarray]]:
     """A range query's ``data`` (resultType matrix) -> [(labels, times (K,), values (K,))]."""
     if not isinstance(data, dict) or data.get("resultType") != "matrix":
@@ -381,6 +421,9 @@ def parse_matrix(data) -> list[tuple[dict, np.ndarray, np.ndarray]]:
     for series in result:
         metric = series.get("metric") if isinstance(series, dict) else None
         values = series.get("values") if isinstance(series, dict) else None
+        if isinstance(metric, dict) and isinstance(values, np.ndarray):  # from decode_matrix_body
+            out.append((metric, values[:, 0].copy(), values[:, 1].copy()))
+            continue
         if not isinstance(metric, dict) or not isinstance(values, list):
             raise PrometheusBadResponse(f"expected a series {{\"metric\": {{...}}, \"values\": [...]}}, "
                                         f"got {series!r:.120}")
@@ -452,6 +495,9 @@ class PrometheusSource:
         session.verify = self.config.ca_file if (self.config.verify_tls and self.config.ca_file) \
             else self.config.verify_tls
         session.hooks.setdefault("response", []).append(self._keep_response)
+        # No gzip: compressing a range query's JSON is ~85 % of Prometheus' CPU for it (a 12 h chunk of
+        # 100 series: 0.76 -> 0.12 CPU-s); the bytes saved matter little on a cluster network.
+        session.headers["Accept-Encoding"] = "identity"
         return session
 
     def _keep_response(self, response: requests.Response, *args, **kwargs) -> requests.Response:
@@ -460,7 +506,11 @@ class PrometheusSource:
         last.response, last.body, last.body_error = response, None, ""
         if response.status_code == 200 or response.headers.get("Content-Type", "").startswith("application/json"):
             try:
-                body = response.json()
+                body = None
+                if response.status_code == 200 and "/api/v1/query_range" in (response.url or ""):
+                    body = decode_matrix_body(response.content.decode("utf-8", "replace"))
+                if body is None:
+                    body = response.json()
             except ValueError as exc:
                 last.body_error = str(exc)
             else:

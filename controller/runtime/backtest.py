@@ -270,6 +270,7 @@ class Replayer:
         per_replica = {q for q, m in zip(self.policy.queries, params.metrics) if m.kind in PER_REPLICA_KINDS}
         self.metrics = ReplayMetrics(segment, self.cluster, per_replica)
         self.reconciler = Reconciler(self.policy, self.metrics, self.cluster)
+        self.reconciler.with_conditions = False  # per-target Python; a backtest reports none
         self.every = max(1, int(round(params.interval_s / segment.step_s)))
 
     def feed(self, segment: ReplayData, on_tick: Callable[[int], None] | None = None,

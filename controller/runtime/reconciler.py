@@ -79,6 +79,7 @@ class CycleResult:
     state_saved: bool = False  # the durable health state was written this cycle
     # per target, the HPA-style conditions this cycle set: {type: {status, reason, message}}
     conditions: list[dict[str, dict]] = field(default_factory=list)
+    warm_start: object | None = None  # a controller.runtime.warm_start.WarmStart: this cycle rebuilt the state
 
 
 def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: float = 0.0) -> list:
@@ -93,6 +94,9 @@ def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: f
     if result.conditions:
         records = [replace(r, extra={**r.extra, "conditions": c}) if c else r
                    for r, c in zip(records, result.conditions)]
+    if result.warm_start is not None:
+        records = [replace(r, extra={**r.extra, "warm_start": result.warm_start.for_target(k)})
+                   for r, k in zip(records, keys)]
     if result.healing is not None:
         health = result.healing.records(result.policy, keys)
         records = [replace(r, extra={**r.extra, "health": h.to_dict()}) for r, h in zip(records, health)]
@@ -132,8 +136,13 @@ class Reconciler:
 
     def __init__(self, policy: RuntimePolicy, metrics: MetricsSource, cluster: Cluster,
                  on_cycle: Callable[[CycleResult], None] | None = None, max_conflict_retries: int = 2,
-                 state_store: StateStore | None = None):
+                 state_store: StateStore | None = None, warm_from=None):
         self.policy = policy
+        # a source with ``query_range`` (PrometheusSource): the scaling state is rebuilt from its
+        # history at the first cycle and after ``restore()`` (controller/runtime/warm_start.py)
+        self.warm_from = warm_from
+        self._warm_due = True
+        self.with_conditions = True  # False: no HPA-style conditions (a replay has nobody to show them to)
         self.metrics = metrics
         self.cluster = cluster
         self.on_cycle = on_cycle
@@ -157,7 +166,9 @@ class Reconciler:
         """Read the durable health state (at start-up, and on becoming leader: another replica may
         have acted meanwhile); it replaces the in-memory rows of the targets it holds at the next
         cycle. A failed read is retried every cycle, and until one succeeds the cycle takes no
-        health action (acting on unknown budgets could exceed them)."""
+        health action (acting on unknown budgets could exceed them). The scaling state is
+        rebuilt from the metrics' history at the next cycle (with ``warm_from``)."""
+        self._warm_due = True
         if self.state_store is None:
             return
         try:
@@ -230,6 +241,17 @@ class Reconciler:
         queries at start-up, or a scenario's load before its start)."""
         self._carry_state_over(list(targets))
         self._state = warm(self.policy.params, self._state, history, times)
+
+    def _warm_start(self, targets: list[TargetRef], now: float, result: CycleResult) -> None:
+        """Rebuild the scaling state from ``warm_from``'s history (once per start or leadership)."""
+        from controller.runtime.warm_start import warm_start
+
+        self._warm_due = False
+        state, info = warm_start(self.policy, self.warm_from, targets, now)
+        if state is not None:
+            self._carry_state_over(targets)  # the health state's rows follow the targets too
+            self._state = state
+        result.warm_start = info
 
     def _rows_for(self, targets: list[TargetRef]) -> np.ndarray | None:
         """Old row of each new target (-1 if new), or None when the list is unchanged."""
@@ -341,6 +363,8 @@ class Reconciler:
         targets = self.cluster.resolve(self.policy.selector)
         result = CycleResult(self.policy.name, now, targets, None, None,
                              metric_names=self.policy.params.metric_names)
+        if self._warm_due and self.warm_from is not None and self.policy.params.metrics and targets:
+            self._warm_start(targets, now, result)
         view = self.cluster.observe(targets, with_pods=self.policy.health is not None)
         result.view = view
         values, present, age = _stack(self._query_all(targets, now, result), len(targets))
@@ -357,8 +381,9 @@ class Reconciler:
             actions = self._save_before_acting(targets, now, actions, result)
         for action in actions:
             self._apply(action, result)
-        result.conditions = scaling_conditions(self.policy.params, decision, targets, view.exists, result.actions,
-                                               result.failed)
+        if self.with_conditions:
+            result.conditions = scaling_conditions(self.policy.params, decision, targets, view.exists,
+                                                   result.actions, result.failed)
         self._state = decision.state
         result.duration_s = time.perf_counter() - started
         if self.on_cycle:

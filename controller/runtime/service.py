@@ -78,6 +78,7 @@ class ServiceOptions:
     jitter_s: float = 2.0
     workers: int = 4
     stale_after_intervals: float = 3.0  # /readyz fails when a policy has not cycled for this many intervals
+    warm_start: bool = False  # rebuild scaling state from Prometheus' history at start and on leadership
 
 
 class ControllerService:
@@ -125,7 +126,9 @@ class ControllerService:
         log.info("started", extra={"policies": sorted(self.policies)})
 
     def _reconciler(self, policy: RuntimePolicy) -> Reconciler:
-        return Reconciler(policy, self.metrics, self.cluster, on_cycle=self._after_cycle, state_store=self.state_store)
+        warm_from = self.metrics if self.options.warm_start and hasattr(self.metrics, "query_range") else None
+        return Reconciler(policy, self.metrics, self.cluster, on_cycle=self._after_cycle, state_store=self.state_store,
+                          warm_from=warm_from)
 
     def _trigger(self, policy: RuntimePolicy) -> IntervalTrigger:
         interval = policy.params.interval_s
@@ -188,6 +191,8 @@ class ControllerService:
                 self.status_book.add_cycle(result.policy, result.now, (jsonable(r.to_dict()) for r in records))
             except Exception:  # the status view is for people; it must not cost a cycle its records or actions
                 log.exception("status update failed", extra={"policy": result.policy})
+        if result.warm_start is not None:
+            log.info(result.warm_start.summary(), extra={"policy": result.policy})
         for error in result.errors:
             log.warning(error, extra={"policy": result.policy})
         for problem in result.state_problems:

@@ -72,6 +72,8 @@ def fold(previous: dict | None, record: dict) -> dict:
         "last_action": last_action(record) or (previous or {}).get("last_action"),
         "conditions": conditions,
         "health": _health_view(record.get("health")),
+        # how the controller's state started (warm from Prometheus' history, or cold), kept until the next start
+        "warm_start": record.get("warm_start") or (previous or {}).get("warm_start"),
     }
 
 
@@ -138,6 +140,9 @@ def _map_times(policies: dict, fn: Callable) -> dict:
                 s["last_action"] = dict(s["last_action"], at=t(s["last_action"].get("at")))
             s["conditions"] = {k: dict(c, last_transition=t(c.get("last_transition")))
                                for k, c in (s.get("conditions") or {}).items()}
+            if s.get("warm_start"):
+                w = s["warm_start"]
+                s["warm_start"] = dict(w, at=t(w.get("at")), **{"from": t(w.get("from")), "to": t(w.get("to"))})
             if s.get("health"):
                 s["health"] = dict(s["health"], checks=[dict(c, since=t(c.get("since")))
                                                         for c in s["health"].get("checks", [])])

@@ -1,0 +1,184 @@
+"""Warm start: rebuild a policy's scaling state from Prometheus when the controller starts (or
+becomes leader), so a restart neither scales down at once nor freezes for a whole window.
+
+Issue #10 item 5. The state ``decide`` keeps between cycles (smoothing, the recommendation
+history of the stabilization windows, the scale events of the rate limits, forecasts) is a
+function of the metrics and replicas of the last few minutes. Prometheus has both, so the state
+is rebuilt by replaying that window through the same Reconciler the backtest uses (no second
+decision path): range queries (``PrometheusSource.query_range``, chunked) for every policy
+metric and for the replicas that ran (kube-state-metrics), on the grid ``now - K x interval,
+..., now - interval`` (the ticks an uninterrupted controller would have run, in phase with the
+first live cycle at ``now``). Each replayed tick observes the replicas that actually ran, not a
+counterfactual: the rebuilt history is what a controller that never stopped would hold.
+
+Missing history never causes a scale-down. A target whose replica count is unknown at the start
+of the window (no kube-state-metrics, a new workload, Prometheus unreachable, a query error)
+stays cold: its first live cycle seeds the recommendation history with the current replicas
+(what HPA does after a restart), so scale-down waits one whole stabilization window and the
+rate-limit history is empty (a scale-up may use a whole period's budget again, as after an HPA
+restart). Metrics missing inside the window replay as they would have run live: the missing-data
+hold remembers the current replicas, so a gap never lowers the window's maximum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from controller.core.decide import ScalingState
+from controller.core.params import PolicyParams, Smoothing
+from controller.errors import MetricsUnavailable
+from controller.model import Action, TargetRef
+from controller.ports import ClusterView
+from controller.runtime.backtest import (PER_REPLICA_KINDS, ReplayData, ReplayMetrics, backtest_policy, grid_values,
+                                         plan_queries, time_grid)
+
+#: EWMA smoothing remembers forever; after this many half-lives the value before the window
+#: weighs 2^-6 < 2 % of the smoothed value.
+EWMA_HALF_LIVES = 6.0
+
+
+def warm_window_s(params: PolicyParams) -> float:
+    """Seconds of history the policy's state depends on, plus one interval.
+
+    The scale events of the last rate-limit period P were decided by cycles that each looked
+    back over a stabilization window W at smoothed values that each looked back over the
+    smoothing span S: the state at ``now`` depends on the metrics since ``now - (P + W + S)``.
+    """
+    window = max(params.scale_up.window_s, params.scale_down.window_s)
+    period = 0.0 if params.legacy else max(params.scale_up.longest_period_s, params.scale_down.longest_period_s)
+    span = 0.0
+    if params.smoothing == Smoothing.EWMA:
+        span = EWMA_HALF_LIVES * params.half_life_s
+    elif params.smoothing != Smoothing.NONE:
+        span = params.window_s
+    return period + window + span + params.interval_s
+
+
+@dataclass
+class WarmStart:
+    """What one warm start did, for the decision records, the log and ``setpoint status``.
+
+    ``from_s``/``to_s``: the first and last replayed tick (epoch seconds); ``warm``/``cold``:
+    target keys rebuilt from history / left to start empty; ``error``: why nothing was rebuilt."""
+
+    at: float
+    source: str
+    window_s: float
+    from_s: float
+    to_s: float
+    ticks: int = 0
+    warm: list[str] = field(default_factory=list)
+    cold: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def for_target(self, key: str) -> dict:
+        """The record entry of one target: how its state started."""
+        out = {"at": self.at, "source": self.source, "window_s": self.window_s, "from": self.from_s,
+               "to": self.to_s, "ticks": self.ticks, "warm": key in self.warm}
+        if key not in self.warm:
+            out["why"] = self.error or "replicas that ran unknown at the window's start (no kube-state-metrics?)"
+        return out
+
+    def summary(self) -> str:
+        if self.error:
+            return f"cold start ({self.error})"
+        return (f"warm start from {self.source}: {len(self.warm)} target(s) rebuilt from {self.ticks} ticks over "
+                f"{self.window_s:.0f}s" + (f", {len(self.cold)} cold" if self.cold else ""))
+
+
+class ObservedCluster:
+    """The replicas that ran, as a Cluster for the replay: ``spec`` is set per tick by the
+    replay (the last known count); actions are not applied (the real cluster already did)."""
+
+    def __init__(self, targets: Sequence[TargetRef]):
+        self.targets = list(targets)
+        self.spec = np.zeros(len(self.targets))
+        self._ones = np.ones(len(self.targets), bool)
+
+    def resolve(self, selector) -> list[TargetRef]:
+        return self.targets
+
+    def observe(self, targets: Sequence[TargetRef], with_pods: bool | None = None) -> ClusterView:
+        spec = self.spec.copy()
+        return ClusterView(spec=spec, status=spec, ready=spec, rollout=~self._ones, exists=self._ones)
+
+    def apply(self, action: Action) -> None:
+        pass
+
+
+def forward_filled(a: np.ndarray) -> np.ndarray:
+    """(T, N) with each NaN replaced by the last finite value above it (NaN before the first)."""
+    idx = np.where(np.isfinite(a), np.arange(a.shape[0])[:, None], 0)
+    np.maximum.accumulate(idx, axis=0, out=idx)
+    out = a[idx, np.arange(a.shape[1])]
+    return out
+
+
+def replay_state(policy, data: ReplayData) -> tuple[ScalingState, np.ndarray]:
+    """Replay ``data`` (one tick per grid point) through a Reconciler observing the replicas
+    that ran. Returns (the scaling state after the last tick, (N,) bool rows rebuilt); the rows
+    whose replicas were unknown at the first tick come back empty (cold)."""
+    from controller.runtime.reconciler import Reconciler  # the reconciler imports this module
+
+    policy = backtest_policy(policy)
+    n = len(data.targets)
+    actual = forward_filled(data.actual) if data.t_s.size else np.zeros((0, n))
+    warm = np.isfinite(actual[0]) if data.t_s.size else np.zeros(n, bool)
+    if not warm.any():
+        return ScalingState.empty(n, policy.params), warm
+    actual = np.where(np.isfinite(actual), actual, 0.0)  # cold rows: current 0 (scaling disabled), reset below
+    cluster = ObservedCluster(data.targets)
+    per_replica = {q for q, m in zip(policy.queries, policy.params.metrics) if m.kind in PER_REPLICA_KINDS}
+    metrics = ReplayMetrics(data, cluster, per_replica)
+    reconciler = Reconciler(policy, metrics, cluster)
+    reconciler.with_conditions = False
+    for k in range(data.t_s.size):
+        metrics.index = k
+        cluster.spec = actual[k]
+        reconciler.cycle(float(data.t_s[k]))
+    state = reconciler._state
+    rows = np.where(warm, np.arange(n), -1)
+    return state.take(rows), warm
+
+
+def warm_start(policy, source, targets: Sequence[TargetRef], now: float) -> tuple[ScalingState | None, WarmStart]:
+    """Rebuild the scaling state of ``targets`` (in that row order) at ``now`` from ``source``
+    (``query_range`` as PrometheusSource's). Returns (the state, or None when nothing could be
+    rebuilt, and what was done). Never raises for a Prometheus failure: the targets stay cold."""
+    params = policy.params
+    interval = max(params.interval_s, 1.0)
+    ticks = int(np.ceil(warm_window_s(params) / interval))
+    lo, hi = now - ticks * interval, now - interval
+    name = getattr(getattr(source, "config", None), "safe_url", type(source).__name__)
+    info = WarmStart(at=now, source=f"prometheus {name}", window_s=ticks * interval, from_s=lo, to_s=hi)
+    keys = [t.key for t in targets]
+    if not targets or not policy.queries:
+        info.cold, info.error = keys, "no scaling metrics" if targets else None
+        return None, info
+    try:
+        data = fetch_window(policy, source, targets, lo, hi, interval)
+    except MetricsUnavailable as exc:
+        info.cold, info.error = keys, f"history unavailable: {exc}"
+        return None, info
+    except ValueError as exc:  # e.g. an interval of a fraction of a second: no range query for it
+        info.cold, info.error = keys, f"history not queried: {exc}"
+        return None, info
+    state, warm = replay_state(policy, data)
+    info.ticks = data.t_s.size
+    info.warm = [k for k, w in zip(keys, warm) if w]
+    info.cold = [k for k, w in zip(keys, warm) if not w]
+    return (state if warm.any() else None), info
+
+
+def fetch_window(policy, source, targets: Sequence[TargetRef], lo: float, hi: float, step_s: float) -> ReplayData:
+    """Range queries for the policy's metrics and the replicas that ran, on the grid lo..hi."""
+    labels = tuple(getattr(getattr(source, "config", None), "target_labels", ("namespace", "deployment")))
+    queries, replicas_expr, replica_labels = plan_queries([policy], labels)
+    t_s = time_grid(lo, hi, step_s)
+    metrics = {q: grid_values(source.query_range(q, lo, hi, step_s), targets, t_s, step_s, labels) for q in queries}
+    actual = grid_values(source.query_range(replicas_expr, lo, hi, step_s), targets, t_s, step_s, replica_labels)
+    return ReplayData(list(targets), t_s, step_s, metrics, actual)
+

@@ -1,0 +1,214 @@
+"""Warm start (issue #10 item 5): a controller restarted in the middle of a run rebuilds its
+smoothing, stabilization and rate-limit history from a real Prometheus and then decides as one
+that never stopped; without history it starts cold and never scales down earlier.
+
+The run: two workloads whose load steps up (the scale-up rate limit binds for minutes) and down
+(the stabilization window, then the scale-down rate limit hold the replicas). Controller A runs
+the whole 40 minutes; the replicas it ran are written to Prometheus as kube-state-metrics would
+(``kube_deployment_spec_replicas``, sampled before each tick's decision), beside the load
+(``app_rps``), at fixed times, with promtool. Controller B starts at a restart time with A's
+replicas at that time and a fresh Reconciler warm-started from that Prometheus; both query the
+same Prometheus (instant queries at the tick times) through the real PrometheusSource.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from controller.adapters.prometheus import PrometheusConfig, PrometheusSource
+from controller.model import TargetRef
+from controller.policy import load_policy_text
+from controller.runtime.backtest import ReplayCluster, time_grid
+from controller.runtime.reconciler import Reconciler, RuntimePolicy, cycle_records
+from controller.runtime.warm_start import forward_filled, warm_window_s
+from tests.runtime.backtest_data import START
+from tests.support.prometheus_server import free_port, prometheus_server
+
+STEP_S = 15.0
+MINUTES = 40
+NAMES = ["api", "web"]
+
+POLICY = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {{name: warm}}
+spec:
+  targets: {{namespace: {namespace}, names: [api, web]}}
+  interval: 15s
+  replicas: {{min: 2, max: 30}}
+  scaling:
+    metrics:
+      - {{name: rps, query: 'app_rps{{namespace="{namespace}"}}', target: {{averagePerReplica: 100}}}}
+    smoothing: {{ewma: {{halfLife: 30s}}}}
+    tolerance: 0.05
+    behavior:
+      scaleUp: {{stabilizationWindow: 0s, policies: [{{type: Pods, value: 2, period: 1m}}]}}
+      scaleDown: {{stabilizationWindow: 3m, policies: [{{type: Percent, value: 20, period: 1m}}]}}
+"""
+
+
+def load(t: np.ndarray) -> np.ndarray:
+    """(T, 2) rps: api 500 -> 200 at 15 min -> 800 at 25 min; web 300 -> 1500 at 10 min -> 400 at 20 min."""
+    minute = (t - START) / 60.0
+    api = np.where(minute < 15, 500.0, np.where(minute < 25, 200.0, 800.0))
+    web = np.where(minute < 10, 300.0, np.where(minute < 20, 1500.0, 400.0))
+    return np.round(np.column_stack([api, web]) + 7.0 * np.sin(minute[:, None] * 3.1), 3)
+
+
+def targets(namespace: str) -> list[TargetRef]:
+    return [TargetRef(namespace, n) for n in NAMES]
+
+
+def policy(namespace: str) -> RuntimePolicy:
+    (loaded,) = load_policy_text(POLICY.format(namespace=namespace))
+    return RuntimePolicy.of(loaded)
+
+
+def run(reconciler: Reconciler, cluster: ReplayCluster, ticks: np.ndarray) -> tuple[np.ndarray, list]:
+    """(K, N) spec replicas after each tick's decision, and the first cycle's result."""
+    out, first = [], None
+    for t in ticks:
+        result = reconciler.cycle(float(t))
+        first = first or result
+        out.append(cluster.spec.copy())
+    return np.array(out), first
+
+
+def openmetrics(family: str, t: np.ndarray, columns: dict[str, np.ndarray]) -> str:
+    """OpenMetrics text of one gauge family: {namespace: (T, N) values} at times t."""
+    lines, stamps = [f"# TYPE {family} gauge"], [f"{x:.0f}" for x in t]
+    for ns, values in columns.items():
+        for j, name in enumerate(NAMES):
+            lines += [f'{family}{{namespace="{ns}",deployment="{name}"}} {v!r} {s}'
+                      for v, s in zip(values[:, j].tolist(), stamps)]
+    return "\n".join(lines) + "\n# EOF\n"
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory):
+    """A real Prometheus holding the load and the replicas the uninterrupted controller A ran,
+    and A's replicas after each tick (K, N)."""
+    t = time_grid(START, START + MINUTES * 60 - STEP_S, STEP_S)
+    rps = load(t)
+    start = np.array([5.0, 3.0])
+    with prometheus_server([], workdir=tmp_path_factory.mktemp("prom-warm"), retention="3650d",
+                           history=openmetrics("app_rps", t, {"shop": rps, "bare": rps})) as server:
+        with PrometheusSource(PrometheusConfig.from_url(server.url, timeout_s=10)) as source:
+            cluster = ReplayCluster(targets("shop"), start)
+            a, _ = run(Reconciler(policy("shop"), source, cluster), cluster, t)
+        # what A ran, as kube-state-metrics would have seen it before each tick's decision (in
+        # namespace shop only: "bare" has no kube-state-metrics), in a second block
+        pre = np.vstack([start, a[:-1]])
+        server.stop()
+        server.load_openmetrics(openmetrics("kube_deployment_spec_replicas", t, {"shop": pre}))
+        server.start()
+        yield server, t, a, pre
+
+
+def restarted(server, namespace: str, t: np.ndarray, a: np.ndarray, at_min: float, warm_url: str | None):
+    """Controller B from ``at_min`` minutes on: (tick index of the restart, its replicas (K, N),
+    its first cycle's result)."""
+    r = int(at_min * 60 / STEP_S)
+    with PrometheusSource(PrometheusConfig.from_url(server.url, timeout_s=10)) as source, \
+            PrometheusSource(PrometheusConfig.from_url(warm_url or server.url, timeout_s=2, retries=0)) as warm_source:
+        cluster = ReplayCluster(targets(namespace), a[r - 1].copy())
+        reconciler = Reconciler(policy(namespace), source, cluster, warm_from=warm_source)
+        b, first = run(reconciler, cluster, t[r:])
+    return r, b, first
+
+
+@pytest.mark.parametrize("at_min, what", [
+    pytest.param(12.5, "web's scale-up is rate limited (2 pods a minute)", id="mid-rate-limited-scale-up"),
+    pytest.param(21.0, "web's load dropped a minute ago: inside the 3 m stabilization window", id="mid-stabilization"),
+    pytest.param(24.5, "web scales down 20 % a minute; api's load dropped 9.5 min ago", id="mid-rate-limited-scale-down"),
+    pytest.param(26.0, "api scales up again right after its drop", id="after-reversal"),
+])
+def test_restarted_controller_decides_as_the_uninterrupted_one(history, at_min, what):
+    server, t, a, _ = history
+    r, b, first = restarted(server, "shop", t, a, at_min, None)
+    assert np.abs(b - a[r:]).max() <= 1, f"{what}: restarted {b[:12, :].T} vs uninterrupted {a[r:r + 12].T}"
+    assert np.array_equal(b, a[r:]), "with the whole history in Prometheus the decisions are the same"
+    info = first.warm_start
+    assert info.warm == ["shop/api", "shop/web"] and info.cold == [] and info.error is None
+    assert info.ticks == warm_window_s(policy("shop").params) // STEP_S
+    records = [r.to_dict() for r in cycle_records(first, first.metric_names)]
+    assert records[0]["warm_start"]["warm"] and records[0]["warm_start"]["source"].startswith("prometheus http://127")
+
+
+@pytest.mark.parametrize("at_min", [pytest.param(12.5, id="mid-rate-limit"), pytest.param(21.0, id="mid-window")])
+def test_cold_start_differs_where_the_history_matters(history, at_min):
+    """Without warm start (HPA after a restart) the decisions differ from the uninterrupted run:
+    the rate limit forgets the pods added in the last minute, the stabilization window forgets the
+    high recommendations, and seeds it with the current replicas instead."""
+    server, t, a, _ = history
+    r = int(at_min * 60 / STEP_S)
+    with PrometheusSource(PrometheusConfig.from_url(server.url, timeout_s=10)) as source:
+        cluster = ReplayCluster(targets("shop"), a[r - 1].copy())
+        cold, _ = run(Reconciler(policy("shop"), source, cluster), cluster, t[r:])
+    assert not np.array_equal(cold, a[r:])
+    if at_min == 12.5:  # the cold one adds 2 pods at once although 2 were added less than a minute ago
+        assert (cold[:4, 1] > a[r:r + 4, 1]).any()
+
+
+@pytest.mark.parametrize("namespace, warm_url, why", [
+    pytest.param("bare", None, "replicas that ran unknown", id="no-kube-state-metrics"),
+    pytest.param("shop", "unreachable", "history unavailable", id="prometheus-unreachable"),
+])
+def test_without_history_it_starts_cold_and_never_scales_down_earlier(history, namespace, warm_url, why):
+    """Restarted one minute after web's load dropped: the uninterrupted controller still holds
+    (the window has 2 minutes to go); a cold start holds for a whole window from the restart:
+    never below the uninterrupted one while that one still holds, and the records say why."""
+    server, t, a, _ = history
+    url = f"http://127.0.0.1:{free_port()}" if warm_url else None
+    r, b, first = restarted(server, namespace, t, a, 21.0, url)
+    window = int(180 / STEP_S)
+    assert (b[:window] >= a[r:r + window]).all(), "a cold start scaled down earlier than the running controller"
+    assert (b[:window, 1] == a[r - 1, 1]).all(), "web holds for one whole window after the restart"
+    info = first.warm_start
+    assert info.warm == [] and info.cold == [f"{namespace}/api", f"{namespace}/web"]
+    record = cycle_records(first, first.metric_names)[1].to_dict()["warm_start"]
+    assert record["warm"] is False and why in record["why"]
+
+
+def test_forward_filled_keeps_leading_gaps():
+    a = np.array([[np.nan, 1.0], [2.0, np.nan], [np.nan, np.nan], [3.0, 4.0]])
+    assert np.array_equal(forward_filled(a), [[np.nan, 1], [2, 1], [2, 1], [3, 4]], equal_nan=True)
+
+
+def test_becoming_leader_warm_starts_again_and_status_and_explain_say_so(history):
+    """restore() (the service calls it when this replica becomes leader) rebuilds the state
+    again at the next cycle; `setpoint status` and `setpoint explain` show where it came from."""
+    from controller.cli import _format_record, _warm_start_line
+    from controller.model import jsonable
+    from controller.runtime.status import book_from_records
+
+    server, t, a, _ = history
+    r = int(21 * 60 / STEP_S)
+    with PrometheusSource(PrometheusConfig.from_url(server.url, timeout_s=10)) as source:
+        cluster = ReplayCluster(targets("shop"), a[r - 1].copy())
+        reconciler = Reconciler(policy("shop"), source, cluster, warm_from=source)
+        results = [reconciler.cycle(float(x)) for x in t[r:r + 3]]
+        reconciler.restore()
+        results.append(reconciler.cycle(float(t[r + 3])))
+    assert [x.warm_start is not None for x in results] == [True, False, False, True]
+    assert np.array_equal(cluster.spec, a[r + 3])
+    records = [jsonable(rec.to_dict()) for x in results for rec in cycle_records(x, x.metric_names)]
+    assert "warm-started from prometheus http://127.0.0.1" in _format_record(records[0])
+    assert "warm" not in _format_record(records[2])
+    line = _warm_start_line(book_from_records(records).view()["warm"]["targets"], float(t[r + 3]))
+    assert "warm from prometheus http://127.0.0.1" in line and "435s" in line and "cold" not in line
+
+
+def test_the_service_warm_starts_from_its_prometheus_only_when_asked(history, tmp_path):
+    from controller.runtime.service import ControllerService, ServiceOptions
+    from controller.runtime.telemetry import Telemetry
+
+    server, *_ = history
+    (tmp_path / "warm.yaml").write_text(POLICY.format(namespace="shop"))
+    with PrometheusSource(PrometheusConfig.from_url(server.url, timeout_s=10)) as source:
+        cluster = ReplayCluster(targets("shop"), np.array([3.0, 3.0]))
+        for asked in (True, False):
+            service = ControllerService([tmp_path / "warm.yaml"], source, cluster, Telemetry(),
+                                        ServiceOptions(warm_start=asked))
+            assert (service.reconcilers["warm"].warm_from is source) is asked
