@@ -428,13 +428,20 @@ def _decide_kernel(values, present, age, current, ready, status, metric, scal, u
         has_forced = forced == forced
         skip = has_forced or hold
 
-        # stabilize and limit
+        # stabilize and limit; one pass over the history also finds the slot the proposal goes to
+        slots = rec_t.shape[1]
+        cut_keep = now - keep_s
+        slot, slot_key = 0, _INF
         if legacy:
             cutoff = now - down_w
             held = -_INF
-            for s in range(rec_t.shape[1]):
-                if rec_t[i, s] >= cutoff and rec_v[i, s] > held:
-                    held = rec_v[i, s]
+            for s in range(slots):
+                t, v = rec_t[i, s], rec_v[i, s]
+                if t >= cutoff and v > held:
+                    held = v
+                key = t if t >= cut_keep else -_INF  # NaN (empty) compares False: reusable
+                if s == 0 or key < slot_key:
+                    slot, slot_key = s, key
             stabilized = _nmax(proposal, held)
             up_cap = np.trunc(max(scal[_P_FACTOR] * cur, scal[_P_MINIMUM]))
             tighter = hi > up_cap
@@ -446,19 +453,18 @@ def _decide_kernel(values, present, age, current, ready, status, metric, scal, u
             else:
                 desired, limit_reason = stabilized, _NOT_LIMITED
         else:
-            up_floor = proposal
-            if up_w > 0:
-                cutoff = now - up_w
-                low = _INF
-                for s in range(rec_t.shape[1]):
-                    if rec_t[i, s] > cutoff and rec_v[i, s] < low:
-                        low = rec_v[i, s]
-                up_floor = _nmin(proposal, low)
-            cutoff = now - down_w
-            high = -_INF
-            for s in range(rec_t.shape[1]):
-                if rec_t[i, s] > cutoff and rec_v[i, s] > high:
-                    high = rec_v[i, s]
+            cut_up, cut_down = now - up_w, now - down_w
+            low, high = _INF, -_INF
+            for s in range(slots):
+                t, v = rec_t[i, s], rec_v[i, s]
+                if t > cut_up and v < low:
+                    low = v
+                if t > cut_down and v > high:
+                    high = v
+                key = t if t >= cut_keep else -_INF
+                if s == 0 or key < slot_key:
+                    slot, slot_key = s, key
+            up_floor = _nmin(proposal, low) if up_w > 0 else proposal  # HPA's default up-window 0: the proposal
             stabilized = _nmin(_nmax(cur, up_floor), _nmax(proposal, high))
             desired, limit_reason = stabilized, _NOT_LIMITED
             if stabilized > cur:
@@ -473,8 +479,9 @@ def _decide_kernel(values, present, age, current, ready, status, metric, scal, u
                     desired, limit_reason = allowed, (_RL_DOWN if raw > lo else _CL_MIN)
 
         # remember the raw proposal (Setpoint's own mode also during a hold)
-        if (not skip) or (hold and not has_forced and not hpa):
-            _write_slot(rec_v, rec_t, i, proposal, now, keep_s)
+        if slots > 0 and ((not skip) or (hold and not has_forced and not hpa)):
+            rec_v[i, slot] = proposal
+            rec_t[i, slot] = now
 
         if limit_reason != _NOT_LIMITED:
             reason = limit_reason
