@@ -57,29 +57,53 @@ def scaling_conditions(params: PolicyParams, decision: Decision, targets: Sequen
     sets (the others keep their last value, as HPA's do). Empty dicts for a policy without metrics.
 
     exists: (N,) the target was found; applied / failed: the cycle's actions.
+    Targets in the same situation share their conditions: each distinct situation (the inputs of
+    :func:`hpa_conditions` and the message) is worked out once, and only the rescales, whose
+    message names the target's action, per target (a 1,000-target cycle has a handful of
+    situations, and the per-target version cost more than the decision itself).
     """
-    if not params.metrics:
+    if not params.metrics or not len(targets):
         return [{} for _ in targets]
-    failures = metric_failure_reasons(params.metric_kinds, decision.valid)
-    reasons = hpa_conditions(decision.norm, decision.current, failures, params.legacy)
+    norm, valid = decision.norm, np.asarray(decision.valid, bool)
+    current = np.asarray(decision.current, dtype=np.float64)
+    situation = np.column_stack([norm.reason, norm.scaling_active, norm.desired != current,
+                                 norm.stabilized == norm.proposal, norm.proposal < current, norm.limit_reason,
+                                 valid]).astype(np.int64)
+    _, first, which = np.unique(situation, axis=0, return_index=True, return_inverse=True)
+    shared = _conditions_of_rows(params, decision, first)
     scaled = {a.target: a for a in applied if a.kind == ActionKind.SCALE}
     failed_by = dict(failed)
     out = []
-    for i, (target, found) in enumerate(zip(targets, np.asarray(exists, bool))):
+    not_found = {"AbleToScale": condition("FailedGetScale", "the controller was unable to get the target's "
+                                                            "current scale: not found")}
+    for i, (target, found, k) in enumerate(zip(targets, np.asarray(exists, bool).tolist(), which.ravel().tolist())):
         if not found:
-            out.append({"AbleToScale": condition("FailedGetScale", "the controller was unable to get the target's "
-                                                                   "current scale: not found")})
+            out.append(dict(not_found))
             continue
-        conds = {}
-        for kind, reason in reasons[i].items():
-            if kind == "ScalingActive":
-                message = _metrics_message(reason, params.metric_names, decision.valid[i]) \
-                    if reason != "ScalingDisabled" else ""
-            else:
-                message = ""
-            conds[kind] = condition(reason, message)
-        if reasons[i].get("AbleToScale") == "SucceededRescale":
+        conds = dict(shared[k])
+        if conds.get("AbleToScale", {}).get("reason") == "SucceededRescale":
             conds["AbleToScale"] = _rescale(target, int(decision.desired[i]), scaled, failed_by)
+        out.append(conds)
+    return out
+
+
+def _conditions_of_rows(params: PolicyParams, decision: Decision, rows: np.ndarray) -> list[dict[str, dict]]:
+    """The conditions of the given rows as :func:`hpa_conditions` sets them (a SucceededRescale
+    still to be made target-specific)."""
+    norm = decision.norm
+    sub = type(norm)(*(np.asarray(getattr(norm, f))[rows] for f in norm.__dataclass_fields__))
+    valid = np.asarray(decision.valid, bool)[rows]
+    reasons = hpa_conditions(sub, np.asarray(decision.current)[rows], metric_failure_reasons(params.metric_kinds, valid),
+                             params.legacy)
+    names = params.metric_names
+    out = []
+    for r, row_valid in zip(reasons, valid):
+        conds = {}
+        for kind, reason in r.items():
+            message = ""
+            if kind == "ScalingActive" and reason != "ScalingDisabled":
+                message = _metrics_message(reason, names, row_valid)
+            conds[kind] = condition(reason, message)
         out.append(conds)
     return out
 
