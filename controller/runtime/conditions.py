@@ -57,34 +57,50 @@ def scaling_conditions(params: PolicyParams, decision: Decision, targets: Sequen
     sets (the others keep their last value, as HPA's do). Empty dicts for a policy without metrics.
 
     exists: (N,) the target was found; applied / failed: the cycle's actions.
-    Targets in the same situation share their conditions: each distinct situation (the inputs of
-    :func:`hpa_conditions` and the message) is worked out once, and only the rescales, whose
-    message names the target's action, per target (a 1,000-target cycle has a handful of
-    situations, and the per-target version cost more than the decision itself).
+    Targets in the same situation share their conditions (the same dict: read-only): each
+    distinct situation (the inputs of :func:`hpa_conditions` and the message) is worked out once,
+    and only the rescales, whose message names the target's action, per target (a 1,000-target
+    cycle has a handful of situations; per target, this cost more than the decision itself).
     """
     if not params.metrics or not len(targets):
         return [{} for _ in targets]
     norm, valid = decision.norm, np.asarray(decision.valid, bool)
-    current = np.asarray(decision.current, dtype=np.float64)
-    situation = np.column_stack([norm.reason, norm.scaling_active, norm.desired != current,
-                                 norm.stabilized == norm.proposal, norm.proposal < current, norm.limit_reason,
-                                 valid]).astype(np.int64)
-    _, first, which = np.unique(situation, axis=0, return_index=True, return_inverse=True)
+    _, first, which = np.unique(_situations(decision, valid), return_index=True, return_inverse=True)
     shared = _conditions_of_rows(params, decision, first)
+    rescaled = [c.get("AbleToScale", {}).get("reason") == "SucceededRescale" for c in shared]
     scaled = {a.target: a for a in applied if a.kind == ActionKind.SCALE}
     failed_by = dict(failed)
-    out = []
     not_found = {"AbleToScale": condition("FailedGetScale", "the controller was unable to get the target's "
                                                             "current scale: not found")}
+    out = []
     for i, (target, found, k) in enumerate(zip(targets, np.asarray(exists, bool).tolist(), which.ravel().tolist())):
         if not found:
-            out.append(dict(not_found))
-            continue
-        conds = dict(shared[k])
-        if conds.get("AbleToScale", {}).get("reason") == "SucceededRescale":
-            conds["AbleToScale"] = _rescale(target, int(decision.desired[i]), scaled, failed_by)
-        out.append(conds)
+            out.append(not_found)
+        elif rescaled[k]:  # the message names this target's action
+            out.append({**shared[k], "AbleToScale": _rescale(target, int(norm.desired[i]), scaled, failed_by)})
+        else:
+            out.append(shared[k])
     return out
+
+
+def _situations(decision: Decision, valid: np.ndarray) -> np.ndarray:
+    """(N,) int64: one code per distinct input of :func:`hpa_conditions` and of the message (the
+    reason, whether scaling ran, the comparisons it makes, the limit reason, which metrics were
+    valid). Reason codes < 32, limit reasons in [-1, 14], so 12 bits hold the scalar part."""
+    norm = decision.norm
+    current = np.asarray(decision.current, dtype=np.float64)
+    code = np.asarray(norm.reason, dtype=np.int64) & 31
+    code |= np.asarray(norm.scaling_active, dtype=np.int64) << 5
+    code |= (norm.desired != current).astype(np.int64) << 6
+    code |= (norm.stabilized == norm.proposal).astype(np.int64) << 7
+    code |= (norm.proposal < current).astype(np.int64) << 8
+    code |= ((np.asarray(norm.limit_reason, dtype=np.int64) + 1) & 15) << 9
+    m = valid.shape[1]
+    if m <= 48:
+        return code | (valid.astype(np.int64) @ (np.int64(1) << np.arange(m, dtype=np.int64))) << 13
+    # more metrics than bits: a row code per distinct valid pattern
+    _, pattern = np.unique(valid, axis=0, return_inverse=True)
+    return code | pattern.ravel().astype(np.int64) << 13
 
 
 def _conditions_of_rows(params: PolicyParams, decision: Decision, rows: np.ndarray) -> list[dict[str, dict]]:
