@@ -67,19 +67,18 @@ def scaling_conditions(params: PolicyParams, decision: Decision, targets: Sequen
     norm, valid = decision.norm, np.asarray(decision.valid, bool)
     _, first, which = np.unique(_situations(decision, valid), return_index=True, return_inverse=True)
     shared = _conditions_of_rows(params, decision, first)
-    rescaled = [c.get("AbleToScale", {}).get("reason") == "SucceededRescale" for c in shared]
-    scaled = {a.target: a for a in applied if a.kind == ActionKind.SCALE}
-    failed_by = dict(failed)
+    rescaled = np.array([c.get("AbleToScale", {}).get("reason") == "SucceededRescale" for c in shared])
+    out = [shared[k] for k in which.ravel().tolist()]
+    exists = np.asarray(exists, bool)
+    if rescaled.any():  # the message names this target's action
+        scaled = {a.target: a for a in applied if a.kind == ActionKind.SCALE}
+        failed_by = dict(failed)
+        for i in np.flatnonzero(rescaled[which.ravel()] & exists).tolist():
+            out[i] = {**out[i], "AbleToScale": _rescale(targets[i], int(norm.desired[i]), scaled, failed_by)}
     not_found = {"AbleToScale": condition("FailedGetScale", "the controller was unable to get the target's "
                                                             "current scale: not found")}
-    out = []
-    for i, (target, found, k) in enumerate(zip(targets, np.asarray(exists, bool).tolist(), which.ravel().tolist())):
-        if not found:
-            out.append(not_found)
-        elif rescaled[k]:  # the message names this target's action
-            out.append({**shared[k], "AbleToScale": _rescale(target, int(norm.desired[i]), scaled, failed_by)})
-        else:
-            out.append(shared[k])
+    for i in np.flatnonzero(~exists).tolist():
+        out[i] = not_found
     return out
 
 
