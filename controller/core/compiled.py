@@ -46,10 +46,14 @@ _broken: BaseException | None = None
 
 def jit(func):
     """``numba.njit(cache=True)`` with numpy's float semantics (x/0 is inf or NaN, no exception);
-    the plain function when numba is missing (never called then)."""
+    the plain function when numba is missing (never called then). The cache lives next to the
+    module or, when that is read-only, in numba's user cache (``NUMBA_CACHE_DIR`` to choose)."""
     if _numba is None:
         return func
-    return _numba.njit(cache=True, error_model="numpy")(func)
+    try:
+        return _numba.njit(cache=True, error_model="numpy")(func)
+    except RuntimeError:  # no writable cache directory (read-only install, no home): compile per process
+        return _numba.njit(cache=False, error_model="numpy")(func)
 
 
 def _warn_once(message: str) -> None:
