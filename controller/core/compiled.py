@@ -352,6 +352,11 @@ def _decide_kernel(values, present, age, current, ready, status, metric, scal, u
     active_out = np.empty(n, np.bool_)
     new_missing = np.empty(n)
     buf = np.empty(samples.shape[2])
+    forced_arr = np.empty(n)
+    hold_arr = np.empty(n, np.bool_)
+    any_valid_arr = np.empty(n, np.bool_)
+    pre_arr = np.empty(n, np.int64)
+    miss_arr = np.empty(n, np.int64)
 
     for i in range(n):
         cur, rdy, sts = current[i], ready[i], status[i]
@@ -429,24 +434,47 @@ def _decide_kernel(values, present, age, current, ready, status, metric, scal, u
             hold = blocked_down or none_valid
         if hold:
             proposal = cur
+        proposal_out[i], forced_arr[i], hold_arr[i] = proposal, forced, hold
+        pre_arr[i], miss_arr[i], any_valid_arr[i] = pre_reason, miss_reason, any_valid
+
+    # -- the history windows, slot by slot across targets (contiguous columns: vectorized), and
+    #    the slot each target's proposal goes to: the first reusable one, else the first oldest
+    slots = rec_t.shape[1]
+    cut_keep = now - keep_s
+    cut_low = now - up_w
+    cut_high = now - down_w
+    low = np.full(n, _INF)
+    high = np.full(n, -_INF)
+    slot_key = np.full(n, _INF)
+    slot_of = np.zeros(n, np.int64)
+    for s in range(slots):  # branch-free selects, so that the inner loops vectorize
+        if legacy:  # the legacy window is inclusive
+            for i in range(n):
+                t, v = rec_t[i, s], rec_v[i, s]
+                high[i] = v if (t >= cut_high) & (v > high[i]) else high[i]
+        else:
+            for i in range(n):
+                t, v = rec_t[i, s], rec_v[i, s]
+                high[i] = v if (t > cut_high) & (v > high[i]) else high[i]
+            if up_w > 0:
+                for i in range(n):
+                    t, v = rec_t[i, s], rec_v[i, s]
+                    low[i] = v if (t > cut_low) & (v < low[i]) else low[i]
+        for i in range(n):  # keys are finite or -inf: slot 0 always beats the initial +inf
+            t = rec_t[i, s]
+            key = t if t >= cut_keep else -_INF  # NaN (empty) compares False: reusable
+            better = key < slot_key[i]
+            slot_of[i] = s if better else slot_of[i]
+            slot_key[i] = key if better else slot_key[i]
+
+    for i in range(n):
+        cur = current[i]
+        proposal, forced, hold = proposal_out[i], forced_arr[i], hold_arr[i]
+        pre_reason, miss_reason, any_valid = pre_arr[i], miss_arr[i], any_valid_arr[i]
         has_forced = forced == forced
         skip = has_forced or hold
-
-        # stabilize and limit; one pass over the history also finds the slot the proposal goes to
-        slots = rec_t.shape[1]
-        cut_keep = now - keep_s
-        slot, slot_key = 0, _INF
         if legacy:
-            cutoff = now - down_w
-            held = -_INF
-            for s in range(slots):
-                t, v = rec_t[i, s], rec_v[i, s]
-                if t >= cutoff and v > held:
-                    held = v
-                key = t if t >= cut_keep else -_INF  # NaN (empty) compares False: reusable
-                if s == 0 or key < slot_key:
-                    slot, slot_key = s, key
-            stabilized = _nmax(proposal, held)
+            stabilized = _nmax(proposal, high[i])
             up_cap = np.trunc(max(scal[_P_FACTOR] * cur, scal[_P_MINIMUM]))
             tighter = hi > up_cap
             upper = up_cap if tighter else hi
@@ -457,19 +485,8 @@ def _decide_kernel(values, present, age, current, ready, status, metric, scal, u
             else:
                 desired, limit_reason = stabilized, _NOT_LIMITED
         else:
-            cut_up, cut_down = now - up_w, now - down_w
-            low, high = _INF, -_INF
-            for s in range(slots):
-                t, v = rec_t[i, s], rec_v[i, s]
-                if t > cut_up and v < low:
-                    low = v
-                if t > cut_down and v > high:
-                    high = v
-                key = t if t >= cut_keep else -_INF
-                if s == 0 or key < slot_key:
-                    slot, slot_key = s, key
-            up_floor = _nmin(proposal, low) if up_w > 0 else proposal  # HPA's default up-window 0: the proposal
-            stabilized = _nmin(_nmax(cur, up_floor), _nmax(proposal, high))
+            up_floor = _nmin(proposal, low[i]) if up_w > 0 else proposal  # HPA's default up-window 0: the proposal
+            stabilized = _nmin(_nmax(cur, up_floor), _nmax(proposal, high[i]))
             desired, limit_reason = stabilized, _NOT_LIMITED
             if stabilized > cur:
                 raw = _nmax(_up_limit(cur, up_c, up_t, down_c, down_t, i, now, up_rules, up_sel), cur)
@@ -484,8 +501,8 @@ def _decide_kernel(values, present, age, current, ready, status, metric, scal, u
 
         # remember the raw proposal (Setpoint's own mode also during a hold)
         if slots > 0 and ((not skip) or (hold and not has_forced and not hpa)):
-            rec_v[i, slot] = proposal
-            rec_t[i, slot] = now
+            rec_v[i, slot_of[i]] = proposal
+            rec_t[i, slot_of[i]] = now
 
         if limit_reason != _NOT_LIMITED:
             reason = limit_reason
@@ -508,7 +525,7 @@ def _decide_kernel(values, present, age, current, ready, status, metric, scal, u
                 _write_slot(up_c, up_t, i, desired - cur, now, scal[_P_UP_LONGEST])
             elif desired < cur:
                 _write_slot(down_c, down_t, i, cur - desired, now, scal[_P_DOWN_LONGEST])
-        proposal_out[i], stabilized_out[i], desired_out[i] = proposal, stabilized, desired
+        stabilized_out[i], desired_out[i] = stabilized, desired
         limit_out[i], reason_out[i] = limit_reason, reason
         active_out[i] = (not has_forced) and any_valid and not hold
 
