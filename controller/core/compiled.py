@@ -27,7 +27,6 @@ import numpy as np
 from controller.core.limit import NOT_LIMITED
 from controller.core.params import PolicyParams, RuleType, Select, Smoothing
 from controller.core.propose import INT32_MAX
-from controller.core.smooth import ewma_alpha
 from controller.model import Reason
 
 try:  # numba is optional: without it every policy runs on numpy
@@ -259,55 +258,46 @@ def _window_aggregate(samples, times, i, j, now, window_s, kind, buf):
 
 
 @jit
-def _periods_sum(changes, times, i, now, period):
-    total = 0.0
-    for s in range(changes.shape[1]):
-        if (now - times[i, s]) < period:
-            total += changes[i, s]
-    return total
+def _event_sums(up_c, up_t, down_c, down_t, i, now, period):
+    """(replicas added, replicas removed) by the scale events of row i with age < period."""
+    added, removed = 0.0, 0.0
+    for s in range(up_c.shape[1]):
+        if (now - up_t[i, s]) < period:
+            added += up_c[i, s]
+    for s in range(down_c.shape[1]):
+        if (now - down_t[i, s]) < period:
+            removed += down_c[i, s]
+    return added, removed
 
 
 @jit
-def _up_limit(cur, up_c, up_t, down_c, down_t, i, now, rules, select):
+def _rate_limit(cur, up_c, up_t, down_c, down_t, i, now, rules, select, up):
+    """scale_up_limit (up) or scale_down_limit (not up) of row i: the count the rate rules allow.
+
+    Whole-number sums are exact in any order; rules sharing a period share their sums."""
     if select == _SEL_DISABLED:
         return cur
     n_rules = rules.shape[1]
     if n_rules == 0:
-        return _INF
-    out = 0.0
+        return _INF if up else -_INF
+    out, last_period, added, removed = 0.0, _NAN, 0.0, 0.0
     for r in range(n_rules):
         period = rules[2, r]
-        start = cur - _periods_sum(up_c, up_t, i, now, period) + _periods_sum(down_c, down_t, i, now, period)
+        if period != last_period:
+            added, removed = _event_sums(up_c, up_t, down_c, down_t, i, now, period)
+            last_period = period
+        start = cur - added + removed
         value = rules[1, r]
-        p = start + value if int(rules[0, r]) == _PODS else np.ceil(start * (1.0 + value / 100.0))
+        if up:
+            p = start + value if int(rules[0, r]) == _PODS else np.ceil(start * (1.0 + value / 100.0))
+        else:
+            p = start - value if int(rules[0, r]) == _PODS else np.trunc(start * (1.0 - value / 100.0))
         if r == 0:
             out = p
-        elif select == _SEL_MAX:
+        elif (select == _SEL_MAX) == up:  # up: Max takes the largest; down: Max the biggest change, the lowest
             out = _nmax(out, p)
         else:
             out = _nmin(out, p)
-    return out
-
-
-@jit
-def _down_limit(cur, up_c, up_t, down_c, down_t, i, now, rules, select):
-    if select == _SEL_DISABLED:
-        return cur
-    n_rules = rules.shape[1]
-    if n_rules == 0:
-        return -_INF
-    out = 0.0
-    for r in range(n_rules):
-        period = rules[2, r]
-        start = cur - _periods_sum(up_c, up_t, i, now, period) + _periods_sum(down_c, down_t, i, now, period)
-        value = rules[1, r]
-        p = start - value if int(rules[0, r]) == _PODS else np.trunc(start * (1.0 - value / 100.0))
-        if r == 0:
-            out = p
-        elif select == _SEL_MAX:  # Max picks the biggest change: the lowest count
-            out = _nmin(out, p)
-        else:
-            out = _nmax(out, p)
     return out
 
 
@@ -489,12 +479,12 @@ def _decide_kernel(values, present, age, current, ready, status, metric, scal, u
             stabilized = _nmin(_nmax(cur, up_floor), _nmax(proposal, high[i]))
             desired, limit_reason = stabilized, _NOT_LIMITED
             if stabilized > cur:
-                raw = _nmax(_up_limit(cur, up_c, up_t, down_c, down_t, i, now, up_rules, up_sel), cur)
+                raw = _nmax(_rate_limit(cur, up_c, up_t, down_c, down_t, i, now, up_rules, up_sel, True), cur)
                 allowed = _nmin(hi, raw)
                 if stabilized > allowed:
                     desired, limit_reason = allowed, (_RL_UP if raw < hi else _CL_MAX)
             elif stabilized < cur:
-                raw = _nmin(_down_limit(cur, up_c, up_t, down_c, down_t, i, now, down_rules, down_sel), cur)
+                raw = _nmin(_rate_limit(cur, up_c, up_t, down_c, down_t, i, now, down_rules, down_sel, False), cur)
                 allowed = _nmax(lo, raw)
                 if stabilized < allowed:
                     desired, limit_reason = allowed, (_RL_DOWN if raw > lo else _CL_MIN)
@@ -581,6 +571,23 @@ def _fcopy(a) -> np.ndarray:
     return np.array(a, dtype=np.float64, order="F")
 
 
+_LN2 = np.log(2.0)
+
+
+def _ewma_alpha(ewma_at: np.ndarray, now: float, half_life_s: float) -> np.ndarray:
+    """smooth.ewma_alpha(now - ewma_at) in fewer numpy calls and numpy's own expm1 (the C
+    library's differs in the last bit); NaN where there is no EWMA yet (the kernel does not
+    use it there)."""
+    if half_life_s <= 0:
+        return np.ones_like(ewma_at)
+    x = np.subtract(now, ewma_at)
+    np.maximum(x, 0.0, out=x)
+    np.multiply(-_LN2, x, out=x)
+    np.divide(x, half_life_s, out=x)
+    np.expm1(x, out=x)
+    return np.negative(x, out=x)
+
+
 def decide_arrays(params: PolicyParams, obs, state, now: float):
     """Run the kernel for one policy. Returns (signal arrays (6), smoothed, proposals, valid,
     norm result arrays (7), smooth state arrays (4), norm state arrays (7)); the caller (decide)
@@ -590,8 +597,7 @@ def decide_arrays(params: PolicyParams, obs, state, now: float):
     n, m = obs.values.shape
     smoothing = params.smoothing
     if smoothing == Smoothing.EWMA:
-        first = np.isnan(sm.ewma)
-        alpha = ewma_alpha(now - np.where(first, now, sm.ewma_at), params.half_life_s)  # numpy's expm1, bit for bit
+        alpha = _ewma_alpha(sm.ewma_at, now, params.half_life_s)
         ewma, ewma_at = _ccopy(sm.ewma), _ccopy(sm.ewma_at)  # the kernel writes these
     else:
         alpha, ewma, ewma_at = _EMPTY_2D, _f64(sm.ewma), _f64(sm.ewma_at)
