@@ -19,7 +19,8 @@ import math
 
 import numpy as np
 
-from controller.core.compiled import KERNEL_ERRORS, enabled, jit, mark_broken
+from controller.core import compiled
+from controller.core.compiled import enabled, jit, mark_broken
 from simulators import queueing as Q
 from simulators.signals import TickSignals
 
@@ -128,7 +129,7 @@ def derive(cluster) -> bool:
         c._exponent, c._util_scale, c._mem_idle, any_zero = _derive_kernel(
             c._cap, c._err_w, c._L0x2, c._cpu100, c._n_ready, c._n_running, c._mem_base, c._safe_cap, c._err,
             c._zero_cap)
-    except KERNEL_ERRORS as exc:
+    except compiled.KERNEL_ERRORS as exc:
         mark_broken(exc)
         return False
     c._any_zero_cap = bool(any_zero)
@@ -144,7 +145,7 @@ def compute_signals(cluster, now: float, dt_s: float, lam: np.ndarray) -> TickSi
         served, dropped, backlog, lat, p95_base, errors, ratio, util = _signals_kernel(
             lam, c._cap, c._safe_cap, c._backlog, float(dt_s), c._queue_limit, c._any_queue, c._exponent, c._base_q,
             c._extra_q, c._any_bad, c._timeout, c._zero_cap, c._any_zero_cap, c._err, c._util_scale)
-    except KERNEL_ERRORS as exc:
+    except compiled.KERNEL_ERRORS as exc:
         mark_broken(exc)
         return None
     if c._any_queue:

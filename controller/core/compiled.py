@@ -29,30 +29,56 @@ from controller.core.params import PolicyParams, RuleType, Select, Smoothing
 from controller.core.propose import INT32_MAX
 from controller.model import Reason
 
-try:  # numba is optional: without it every policy runs on numpy
-    import numba as _numba
-    _IMPORT_ERROR: BaseException | None = None
-except Exception as exc:  # ImportError, or a broken install (e.g. an llvmlite mismatch)
-    _numba, _IMPORT_ERROR = None, exc
-
-#: What a kernel that fails to compile raises (numba's typing and lowering errors).
-KERNEL_ERRORS: tuple[type[BaseException], ...] = (_numba.core.errors.NumbaError,) if _numba is not None else ()
+#: What a kernel that fails to compile raises (numba's typing and lowering errors); set on load.
+KERNEL_ERRORS: tuple[type[BaseException], ...] = ()
 
 ENV_SWITCH = "SETPOINT_COMPILED"
+_numba = None  # the numba module once loaded
+_IMPORT_ERROR: BaseException | None = None
+_loaded = False
+_pending: list[tuple[dict, str]] = []  # (module globals, name) of the functions to compile on load
 _warned = False
 _broken: BaseException | None = None
 
 
 def jit(func):
-    """``numba.njit(cache=True)`` with numpy's float semantics (x/0 is inf or NaN, no exception);
-    the plain function when numba is missing (never called then). The cache lives next to the
-    module or, when that is read-only, in numba's user cache (``NUMBA_CACHE_DIR`` to choose)."""
+    """Mark ``func`` as a kernel: ``numba.njit(cache=True)`` with numpy's float semantics (x/0 is
+    inf or NaN, no exception), made when the kernels are first needed, so that importing the
+    core (every CLI command) does not import numba. The plain function while numba is not loaded
+    or missing (never called then). The cache lives next to the module or, when that is
+    read-only, in numba's user cache (``NUMBA_CACHE_DIR`` to choose)."""
+    if _loaded:
+        return _njit(func)
+    _pending.append((func.__globals__, func.__name__))
+    return func
+
+
+def _njit(func):
     if _numba is None:
         return func
     try:
         return _numba.njit(cache=True, error_model="numpy")(func)
     except RuntimeError:  # no writable cache directory (read-only install, no home): compile per process
         return _numba.njit(cache=False, error_model="numpy")(func)
+
+
+def _load() -> None:
+    """Import numba and turn every marked function into a dispatcher (each kernel finds its
+    helpers as module globals when it compiles)."""
+    global _numba, _IMPORT_ERROR, _loaded, KERNEL_ERRORS
+    if _loaded:
+        return
+    _loaded = True
+    try:  # numba is optional: without it every policy runs on numpy
+        import numba  # noqa: PLC0415
+    except Exception as exc:  # ImportError, or a broken install (e.g. an llvmlite mismatch)
+        _IMPORT_ERROR = exc
+        return
+    _numba = numba
+    KERNEL_ERRORS = (numba.core.errors.NumbaError,)
+    for namespace, name in _pending:
+        namespace[name] = _njit(namespace[name])
+    _pending.clear()
 
 
 def _warn_once(message: str) -> None:
@@ -63,7 +89,8 @@ def _warn_once(message: str) -> None:
 
 
 def available() -> bool:
-    """numba imported and no kernel failed to compile."""
+    """numba imports and no kernel failed to compile."""
+    _load()
     return _numba is not None and _broken is None
 
 
