@@ -330,14 +330,15 @@ def _rate_limit(cur, up_c, up_t, down_c, down_t, i, now, rules, select, up):
 
 @jit
 def _decide_kernel(values, present, age, current, ready, status, metric, scal, up_rules, down_rules, now,
-                   alpha, ewma, ewma_at, samples, sample_at, rec_v, rec_t, up_c, up_t, down_c, down_t,
+                   alpha, ewma, ewma_at, samples, sample_at, old_rec_v, old_rec_t, rec_v, rec_t, up_c, up_t, down_c, down_t,
                    missing_since):
     """Decide for N targets in place of signal(...) -> normalize(...).
 
     values, present, age, alpha: (N, M); current, ready, status, missing_since: (N,);
     metric: (3, M) kind, target, non-negative; scal: the scalar parameters (_P_*);
     up_rules, down_rules: (3, P) type, value, period_s; state arrays are updated in place
-    (the caller passes copies). Returns the per-stage outputs.
+    (the caller passes copies), but the recommendation history is copied from old_rec_* into
+    rec_* (uninitialised, same shape) on the way. Returns the per-stage outputs.
     """
     n, m = values.shape
     stale_after, tol_up, tol_down = scal[_P_STALE], scal[_P_TOL_UP], scal[_P_TOL_DOWN]
@@ -370,6 +371,7 @@ def _decide_kernel(values, present, age, current, ready, status, metric, scal, u
     new_missing = np.empty(n)
     buf = np.empty(samples.shape[2])
     forced_arr = np.empty(n)
+    fresh = np.empty(n, np.bool_)
     hold_arr = np.empty(n, np.bool_)
     any_valid_arr = np.empty(n, np.bool_)
     pre_arr = np.empty(n, np.int64)
@@ -422,8 +424,8 @@ def _decide_kernel(values, present, age, current, ready, status, metric, scal, u
         combined_out[i] = combined
 
         # -- normalize: first sight seeds the history with (current, now)
-        if rec_t.shape[1] == 0 or rec_t[i, 0] != rec_t[i, 0]:
-            _write_slot(rec_v, rec_t, i, cur, now, _INF)
+        # (written while the history is copied below: slot 0, the first of an empty row)
+        fresh[i] = rec_t.shape[1] == 0 or old_rec_t[i, 0] != old_rec_t[i, 0]
         # pre-checks
         if cur == 0 and lo != 0:
             forced, pre_reason = 0.0, _DISABLED
@@ -465,6 +467,10 @@ def _decide_kernel(values, present, age, current, ready, status, metric, scal, u
     slot_key = np.full(n, _INF)
     slot_of = np.zeros(n, np.int64)
     for s in range(slots):  # branch-free selects, so that the inner loops vectorize
+        for i in range(n):  # copy the column, seeding fresh rows (the copy and the scan share one read)
+            seed = fresh[i] & (s == 0)
+            rec_v[i, s] = current[i] if seed else old_rec_v[i, s]
+            rec_t[i, s] = now if seed else old_rec_t[i, s]
         if legacy:  # the legacy window is inclusive
             for i in range(n):
                 t, v = rec_t[i, s], rec_v[i, s]
@@ -632,7 +638,7 @@ def decide_arrays(params: PolicyParams, obs, state, now: float):
         samples, sample_at = _ccopy(sm.samples), _ccopy(sm.sample_at)
     else:
         samples, sample_at = _f64(sm.samples), _f64(sm.sample_at)
-    rec_v, rec_t = _fcopy(nm.rec_values), _fcopy(nm.rec_times)
+    rec_v, rec_t = np.empty(nm.rec_values.shape, order="F"), np.empty(nm.rec_times.shape, order="F")
     if params.legacy:
         up_c, up_t, down_c, down_t = nm.up_changes, nm.up_times, nm.down_changes, nm.down_times
     else:
@@ -641,6 +647,7 @@ def decide_arrays(params: PolicyParams, obs, state, now: float):
     out = _decide_kernel(
         _f64(obs.values), np.ascontiguousarray(obs.present, dtype=np.bool_), _f64(obs.sample_age_s),
         _f64(obs.current), _f64(obs.ready), _f64(obs.status), metric, scal, up_rules, down_rules, float(now),
-        _f64(alpha), ewma, ewma_at, samples, sample_at, rec_v, rec_t,
+        _f64(alpha), ewma, ewma_at, samples, sample_at, np.asfortranarray(nm.rec_values, dtype=np.float64),
+        np.asfortranarray(nm.rec_times, dtype=np.float64), rec_v, rec_t,
         up_c, up_t, down_c, down_t, _f64(nm.missing_since))
     return out, (ewma, ewma_at, samples, sample_at), (rec_v, rec_t, up_c, up_t, down_c, down_t)
