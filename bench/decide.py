@@ -130,7 +130,8 @@ def main() -> None:
     print(f"per-target: {loop_rate:>12,.0f} target-decisions/s of CPU time ({args.loop_cycles} cycles, numpy)")
     if compiled_rate is not None:
         print(f"ratio compiled/numpy: {compiled_rate / batched_rate:.1f}x")
-    print(f"ratio numpy/per-target: {batched_rate / loop_rate:.0f}x  target >= 50x: {met(batched_rate / loop_rate >= 50)}")
+    ratio = batched_rate / loop_rate
+    print(f"ratio numpy/per-target: {ratio:.0f}x  target >= 50x: {met(ratio >= 50)}")
 
 
 if __name__ == "__main__":

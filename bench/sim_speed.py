@@ -119,7 +119,8 @@ def main() -> None:
     offered = sc.offered()
     load_s = time.perf_counter() - t
     days = sc.duration_s / 86400.0
-    print(f"{args.services} services x {len(sc.times())} ticks ({days:g} simulated days); load generated in {load_s:.1f} s")
+    print(f"{args.services} services x {len(sc.times())} ticks ({days:g} simulated days); "
+          f"load generated in {load_s:.1f} s")
     rates, hours = {}, {}
     for path in args.paths.split(","):
         os.environ[compiled.ENV_SWITCH] = "1" if path == "compiled" else "0"

@@ -330,7 +330,8 @@ def _rate_limit(cur, up_c, up_t, down_c, down_t, i, now, rules, select, up):
 
 @jit
 def _decide_kernel(values, present, age, current, ready, status, metric, scal, up_rules, down_rules, now,
-                   alpha, ewma, ewma_at, samples, sample_at, old_rec_v, old_rec_t, rec_v, rec_t, up_c, up_t, down_c, down_t,
+                   alpha, ewma, ewma_at, samples, sample_at, old_rec_v, old_rec_t, rec_v, rec_t,
+                   up_c, up_t, down_c, down_t,
                    missing_since):
     """Decide for N targets in place of signal(...) -> normalize(...).
 
@@ -571,7 +572,8 @@ def _pack(params: PolicyParams) -> tuple:
     if hit is not None and hit[0] is params:
         return hit[1]
     scal = np.zeros(_P_SIZE)
-    scal[_P_STALE], scal[_P_TOL_UP], scal[_P_TOL_DOWN] = params.stale_after_s, params.tolerance_up, params.tolerance_down
+    scal[_P_STALE] = params.stale_after_s
+    scal[_P_TOL_UP], scal[_P_TOL_DOWN] = params.tolerance_up, params.tolerance_down
     scal[_P_HPA], scal[_P_SMOOTHING], scal[_P_WINDOW] = params.hpa_semantics, int(params.smoothing), params.window_s
     scal[_P_MIN], scal[_P_MAX], scal[_P_LEGACY] = params.min_replicas, params.max_replicas, params.legacy
     scal[_P_FALLBACK] = np.nan if params.fallback_replicas is None else params.fallback_replicas

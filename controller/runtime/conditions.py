@@ -108,8 +108,8 @@ def _conditions_of_rows(params: PolicyParams, decision: Decision, rows: np.ndarr
     norm = decision.norm
     sub = type(norm)(*(np.asarray(getattr(norm, f))[rows] for f in norm.__dataclass_fields__))
     valid = np.asarray(decision.valid, bool)[rows]
-    reasons = hpa_conditions(sub, np.asarray(decision.current)[rows], metric_failure_reasons(params.metric_kinds, valid),
-                             params.legacy)
+    failures = metric_failure_reasons(params.metric_kinds, valid)
+    reasons = hpa_conditions(sub, np.asarray(decision.current)[rows], failures, params.legacy)
     names = params.metric_names
     out = []
     for r, row_valid in zip(reasons, valid):

@@ -100,7 +100,8 @@ DOWN_RATE = ScalingRules.of(60, Select.MAX, [(RuleType.PERCENT, 20, 60), (RuleTy
 UP_MIN = ScalingRules.of(30, Select.MIN, [(RuleType.PODS, 1, 15), (RuleType.PERCENT, 50, 30)])
 
 SCRIPTED = [
-    pytest.param(params(), ramp([500, 900, 1500, 300, 100, 100, 100]), 5.0, {}, Reason.SCALE_UP, id="average-up-and-down"),
+    pytest.param(params(), ramp([500, 900, 1500, 300, 100, 100, 100]), 5.0, {}, Reason.SCALE_UP,
+                 id="average-up-and-down"),
     pytest.param(params(scale_down=DOWN_RATE), ramp([2000] * 3 + [100] * 10), 10.0, {}, Reason.RATE_LIMITED_DOWN,
                  id="rate-limited-scale-down"),
     pytest.param(params(scale_up=UP_MIN), ramp([100, 3000, 3000, 3000, 3000]), 2.0, {}, Reason.RATE_LIMITED_UP,
@@ -125,7 +126,8 @@ SCRIPTED = [
                  id="hpa-utilization-unready-pods"),
     pytest.param(params(metrics=(metric(MetricKind.UTILIZATION, 60.0, "cpu"),), hpa_semantics=True, legacy=True),
                  ramp([300, 300, 300, 10, 10]), 2.0, {}, Reason.RATE_LIMITED_UP, id="legacy-scale-up-cap"),
-    pytest.param(params(legacy=True, scale_down=ScalingRules.of(60, Select.MAX, [])), ramp([900, 100, 100, 100, 100, 100]),
+    pytest.param(params(legacy=True, scale_down=ScalingRules.of(60, Select.MAX, [])),
+                 ramp([900, 100, 100, 100, 100, 100]),
                  9.0, {}, Reason.STABILIZED_DOWN, id="legacy-window"),
     pytest.param(params(smoothing=Smoothing.EWMA, half_life_s=40.0), ramp([100, 900, NAN, 900, 200, 200]), 2.0, {},
                  Reason.SCALE_UP, id="ewma-with-gap"),
@@ -134,7 +136,8 @@ SCRIPTED = [
     pytest.param(params(smoothing=Smoothing.MAX, window_s=45.0), ramp([1500, 100, 100, 100, 100]), 2.0, {},
                  Reason.SCALE_UP, id="window-max"),
     pytest.param(params(stale_after_s=30.0), ramp([900, 900, 900]), 4.0,
-                 dict(ages=np.array([[[0.0]] * 3, [[60.0]] * 3, [[0.0]] * 3])), Reason.METRICS_MISSING, id="stale-sample"),
+                 dict(ages=np.array([[[0.0]] * 3, [[60.0]] * 3, [[0.0]] * 3])), Reason.METRICS_MISSING,
+                 id="stale-sample"),
     pytest.param(params(), ramp([500, -5.0, np.inf, 500]), 4.0, {}, Reason.METRICS_MISSING, id="negative-and-inf"),
     pytest.param(params(hpa_semantics=True), ramp([500, 500, 150]), 4.0, dict(status_extra=2.0), Reason.SCALE_UP,
                  id="hpa-average-uses-status"),
