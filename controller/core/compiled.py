@@ -332,7 +332,7 @@ def _rate_limit(cur, up_c, up_t, down_c, down_t, i, now, rules, select, up):
 def _decide_kernel(values, present, age, current, ready, status, metric, scal, up_rules, down_rules, now,
                    alpha, ewma, ewma_at, samples, sample_at, old_rec_v, old_rec_t, rec_v, rec_t,
                    up_c, up_t, down_c, down_t,
-                   missing_since):
+                   missing_since, out_f2, out_b2, out_f1, out_i1, active_out):
     """Decide for N targets in place of signal(...) -> normalize(...).
 
     values, present, age, alpha: (N, M); current, ready, status, missing_since: (N,);
@@ -353,23 +353,12 @@ def _decide_kernel(values, present, age, current, ready, status, metric, scal, u
     up_sel, down_sel = int(scal[_P_UP_SEL]), int(scal[_P_DOWN_SEL])
     keep_s = down_w if legacy else max(up_w, down_w)
 
-    sig_values = np.empty((n, m))
-    missing = np.empty((n, m), np.bool_)
-    stale = np.empty((n, m), np.bool_)
-    nonfinite = np.empty((n, m), np.bool_)
-    negative = np.empty((n, m), np.bool_)
-    usable = np.empty((n, m), np.bool_)
-    smoothed = sig_values if smoothing == _S_NONE else (ewma if smoothing == _S_EWMA else np.empty((n, m)))
-    proposals = np.empty((n, m))
-    valid = np.empty((n, m), np.bool_)
-    combined_out = np.empty(n)
-    proposal_out = np.empty(n)
-    stabilized_out = np.empty(n)
-    desired_out = np.empty(n)
-    limit_out = np.empty(n, np.int64)
-    reason_out = np.empty(n, np.int64)
-    active_out = np.empty(n, np.bool_)
-    new_missing = np.empty(n)
+    # outputs are views of blocks the caller allocates (few allocations for a Decision it keeps)
+    sig_values, smoothed, proposals = out_f2[0], out_f2[1], out_f2[2]
+    missing, stale, nonfinite, negative, usable, valid = out_b2[0], out_b2[1], out_b2[2], out_b2[3], out_b2[4], out_b2[5]
+    combined_out, proposal_out, stabilized_out, desired_out, new_missing = (out_f1[0], out_f1[1], out_f1[2], out_f1[3],
+                                                                            out_f1[4])
+    limit_out, reason_out = out_i1[0], out_i1[1]
     buf = np.empty(samples.shape[2])
     forced_arr = np.empty(n)
     fresh = np.empty(n, np.bool_)
@@ -553,8 +542,7 @@ def _decide_kernel(values, present, age, current, ready, status, metric, scal, u
         limit_out[i], reason_out[i] = limit_reason, reason
         active_out[i] = (not has_forced) and any_valid and not hold
 
-    return (sig_values, missing, stale, nonfinite, negative, usable, smoothed, proposals, valid, combined_out,
-            proposal_out, stabilized_out, desired_out, limit_out, reason_out, active_out, new_missing)
+    return 0
 
 
 # ---------------------------------------------------------------------------------------- wrapper
@@ -646,10 +634,14 @@ def decide_arrays(params: PolicyParams, obs, state, now: float):
     else:
         up_c, up_t, down_c, down_t = (_fcopy(a) for a in (nm.up_changes, nm.up_times, nm.down_changes,
                                                              nm.down_times))
-    out = _decide_kernel(
+    out_f2, out_b2 = np.empty((3, n, m)), np.empty((6, n, m), dtype=np.bool_)
+    out_f1, out_i1, active = np.empty((5, n)), np.empty((2, n), dtype=np.int64), np.empty(n, dtype=np.bool_)
+    _decide_kernel(
         _f64(obs.values), np.ascontiguousarray(obs.present, dtype=np.bool_), _f64(obs.sample_age_s),
         _f64(obs.current), _f64(obs.ready), _f64(obs.status), metric, scal, up_rules, down_rules, float(now),
         _f64(alpha), ewma, ewma_at, samples, sample_at, np.asfortranarray(nm.rec_values, dtype=np.float64),
         np.asfortranarray(nm.rec_times, dtype=np.float64), rec_v, rec_t,
-        up_c, up_t, down_c, down_t, _f64(nm.missing_since))
+        up_c, up_t, down_c, down_t, _f64(nm.missing_since), out_f2, out_b2, out_f1, out_i1, active)
+    smoothed = out_f2[0] if smoothing == Smoothing.NONE else (ewma if smoothing == Smoothing.EWMA else out_f2[1])
+    out = (out_f2[0], *out_b2[:5], smoothed, out_f2[2], out_b2[5], *out_f1[:4], *out_i1, active, out_f1[4])
     return out, (ewma, ewma_at, samples, sample_at), (rec_v, rec_t, up_c, up_t, down_c, down_t)
