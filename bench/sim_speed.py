@@ -1,22 +1,27 @@
 """Benchmark the whole simulation: 1,000 services for one simulated day, two controllers.
 
 5 s simulation tick, 15 s control interval; the default policy and the HPA baseline each run
-over their own copy of the simulated cluster, through the same Reconciler as live. Prints
-the wall time of each controller's run, simulated days per wall-second for both together,
-and where the time goes (engine step vs control cycles).
+over their own copy of the simulated cluster, through the same Reconciler as live. Runs the
+whole simulation twice: with the compiled kernels (core/compiled.py, simulators/engine_compiled.py;
+their compile or disk-cache load timed first, separately) and forced to numpy
+(SETPOINT_COMPILED=0). Prints the wall time of each controller's run, simulated days per
+wall-second for both together, where the time goes (engine step vs control cycles), and the
+ratio of the two paths (the replica-hours must match: same trajectories).
 
-Target (issue #3): >= 0.5 simulated days per wall-second with both controllers, and >= 20x a
-straightforward per-object implementation of the same model (that ratio is measured for the
-engine by bench/sim_engine.py, which also checks both give the same trajectories).
-Run: python bench/sim_speed.py [--services 1000] [--hours 24]
+Target (issues #3, #13): >= 0.5 simulated days per wall-second with both controllers (stretch
+1.0), and >= 20x a straightforward per-object implementation of the same model (that ratio is
+measured for the engine by bench/sim_engine.py, which also checks both give the same trajectories).
+Run: python bench/sim_speed.py [--services 1000] [--hours 24] [--paths compiled,numpy]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
+from controller.core import compiled
 from controller.policy import load_policies
 from controller.runtime import reconciler as reconciler_module
 from simulators import cluster as cluster_module
@@ -66,21 +71,24 @@ class Stopwatch:
         setattr(self.owner, self.name, self.original)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--services", type=int, default=1000)
-    ap.add_argument("--hours", type=float, default=24.0)
-    args = ap.parse_args()
-    sc = load_scenario_text(SCENARIO.format(n=args.services, hours=args.hours), "wide-day.yaml")
-    policy = load_policies([REPO / "policies" / "setpoint-default.yaml"])[0]
-    hpa = load_policies([REPO / "policies" / "hpa-cpu.yaml"])[0]
+def compile_kernels(policies) -> float:
+    """Seconds to compile (or load from numba's disk cache) every kernel the run uses: a two-service,
+    one-minute simulation with each controller."""
     t = time.perf_counter()
-    offered = sc.offered()
-    load_s = time.perf_counter() - t
-    days = sc.duration_s / 86400.0
-    total = load_s
-    print(f"{args.services} services x {len(sc.times())} ticks ({days:g} simulated days); load generated in {load_s:.1f} s")
-    for spec in (ControllerSpec("policy", "policy", "", policy=policy), ControllerSpec("hpa", "policy", "", policy=hpa)):
+    tiny = load_scenario_text(SCENARIO.format(n=2, hours=1 / 60), "warm-up.yaml")
+    for spec in specs(policies):
+        run_controller(tiny, spec, tiny.offered(), keep_records=False)
+    return time.perf_counter() - t
+
+
+def specs(policies) -> list[ControllerSpec]:
+    return [ControllerSpec(name, "policy", "", policy=p) for name, p in zip(("policy", "hpa"), policies)]
+
+
+def run_path(sc, policies, offered) -> tuple[float, dict]:
+    """Wall seconds of both controllers' runs, and their replica-hours."""
+    total, replica_hours = 0.0, {}
+    for spec in specs(policies):
         step = Stopwatch(cluster_module.SimCluster, "step")
         cycle = Stopwatch(reconciler_module.Reconciler, "cycle")
         t = time.perf_counter()
@@ -88,9 +96,47 @@ def main() -> None:
         wall = time.perf_counter() - t
         step.restore(), cycle.restore()
         total += wall
-        print(f"{spec.name:>7}: {wall:6.1f} s wall  (engine steps {step.total:5.1f} s, control cycles {cycle.total:5.1f} s, "
-              f"other {wall - step.total - cycle.total:4.1f} s)  replica-hours {run.scores['replica_hours']:.0f}")
-    print(f"both controllers: {days / total:.3f} simulated days per wall-second  (target >= 0.5)")
+        replica_hours[spec.name] = round(run.scores["replica_hours"], 6)
+        print(f"  {spec.name:>7}: {wall:6.1f} s wall  (engine steps {step.total:5.1f} s, control cycles "
+              f"{cycle.total:5.1f} s, other {wall - step.total - cycle.total:4.1f} s)  "
+              f"replica-hours {run.scores['replica_hours']:.0f}")
+    return total, replica_hours
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--services", type=int, default=1000)
+    ap.add_argument("--hours", type=float, default=24.0)
+    ap.add_argument("--paths", default="compiled,numpy", help="comma-separated: compiled, numpy")
+    args = ap.parse_args()
+    sc = load_scenario_text(SCENARIO.format(n=args.services, hours=args.hours), "wide-day.yaml")
+    policies = [load_policies([REPO / "policies" / name])[0] for name in ("setpoint-default.yaml", "hpa-cpu.yaml")]
+    t = time.perf_counter()
+    offered = sc.offered()
+    load_s = time.perf_counter() - t
+    days = sc.duration_s / 86400.0
+    print(f"{args.services} services x {len(sc.times())} ticks ({days:g} simulated days); "
+          f"load generated in {load_s:.1f} s")
+    rates, hours = {}, {}
+    for path in args.paths.split(","):
+        os.environ[compiled.ENV_SWITCH] = "1" if path == "compiled" else "0"
+        if path == "compiled":
+            if not compiled.enabled():
+                print("compiled: numba unavailable, skipped")
+                continue
+            print(f"compiled: kernels compiled or loaded from the disk cache in {compile_kernels(policies):.1f} s "
+                  "(not counted below)")
+        wall, hours[path] = run_path(sc, policies, offered)
+        rates[path] = days / (wall + load_s)
+        print(f"{path}: {rates[path]:.3f} simulated days per wall-second, both controllers, load included"
+              f"  (target >= 0.5: {met(rates[path] >= 0.5)}; stretch 1.0: {met(rates[path] >= 1.0)})")
+    if len(rates) == 2:
+        print(f"ratio compiled/numpy: {rates['compiled'] / rates['numpy']:.2f}x;  same replica-hours: "
+              f"{hours['compiled'] == hours['numpy']}")
 
 
 if __name__ == "__main__":

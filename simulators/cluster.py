@@ -34,6 +34,7 @@ from controller.errors import NotFound
 from controller.model import Action, ActionKind, PodStatus, TargetRef, TargetStatus
 from controller.ports import ClusterView, TargetSelector
 from simulators import faults as F
+from simulators import engine_compiled
 from simulators import queueing as Q
 from simulators.reference import _rollback_target
 from simulators.signals import (ObservedSignals, TickSignals, empty_frozen, observed, observed_unfaulted,
@@ -299,6 +300,16 @@ class SimCluster:
     def _derive(self) -> None:
         """Recompute the quantities the queueing model needs from the primaries, for all rows
         (same formulas as :mod:`simulators.queueing`, in fewer operations)."""
+        if not engine_compiled.derive(self):  # the compiled loop, else numpy
+            self._derive_numpy()
+        if self._extra_rows:  # bad-pod latency terms of the rows whose bad capacity changed
+            rows = np.unique(np.concatenate(self._extra_rows))
+            self._extra_rows = []
+            self._extra_q[:, rows] = Q.bad_pod_extra(self._bad_cap[rows], self._extra_w[rows], self._safe_cap[rows])
+            self._any_bad = bool(self._bad_cap.any())
+        self._dirty = False
+
+    def _derive_numpy(self) -> None:
         cap, safe = self._cap, self._safe_cap
         np.maximum(cap, Q.TINY_RPS, out=safe)
         np.divide(self._err_w, safe, out=self._err)
@@ -315,12 +326,6 @@ class SimCluster:
         self._mem_idle = np.where(self._n_running > 0, self._mem_base, 0.0)
         np.equal(cap, 0.0, out=self._zero_cap)
         self._any_zero_cap = bool(self._zero_cap.any())
-        if self._extra_rows:  # bad-pod latency terms of the rows whose bad capacity changed
-            rows = np.unique(np.concatenate(self._extra_rows))
-            self._extra_rows = []
-            self._extra_q[:, rows] = Q.bad_pod_extra(self._bad_cap[rows], self._extra_w[rows], safe[rows])
-            self._any_bad = bool(self._bad_cap.any())
-        self._dirty = False
 
     # ------------------------------------------------------------------ the tick
     def step(self, now: float, dt_s: float, offered_rps: np.ndarray) -> TickSignals:
@@ -349,6 +354,9 @@ class SimCluster:
         return sig
 
     def _compute_signals(self, now: float, dt_s: float, lam: np.ndarray) -> TickSignals:
+        compiled = engine_compiled.compute_signals(self, now, dt_s, lam)  # one compiled loop, or None: numpy
+        if compiled is not None:
+            return compiled
         cap, safe = self._cap, self._safe_cap
         if self._any_queue:
             served, dropped, backlog = Q.serve(lam, cap, self._backlog, dt_s, self._queue_limit)

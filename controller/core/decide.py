@@ -10,9 +10,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from controller.core import compiled
 from controller.core import forecast as fc
 from controller.core.normalize import NormResult, NormState, normalize
-from controller.core.params import PolicyParams
+from controller.core.params import PolicyParams, Smoothing
 from controller.core.propose import propose
 from controller.core.signal import Signal, read_signal
 from controller.core.smooth import SmoothState, smooth
@@ -190,7 +191,32 @@ class Decision:
 
 
 def decide(params: PolicyParams, obs: Observation, state: ScalingState, now: float) -> Decision:
-    """Decide for every target of one policy. Pure: same inputs, same Decision."""
+    """Decide for every target of one policy. Pure: same inputs, same Decision.
+
+    Runs the compiled kernel (core/compiled.py) when it covers the policy, else numpy stages.
+    """
+    if compiled.enabled() and compiled.supports(params):
+        try:
+            return _decide_compiled(params, obs, state, now)
+        except compiled.KERNEL_ERRORS as exc:
+            compiled.mark_broken(exc)
+    return decide_numpy(params, obs, state, now)
+
+
+def _decide_compiled(params: PolicyParams, obs: Observation, state: ScalingState, now: float) -> Decision:
+    """The same Decision from the compiled kernel (identical arrays; tests/core/test_compiled.py)."""
+    out, smooth_arrays, norm_arrays = compiled.decide_arrays(params, obs, state, now)
+    sig = Signal(*out[:6])
+    smoothed, proposals, valid = out[6:9]
+    result = NormResult(*out[9:16])
+    smooth_state = state.smooth if params.smoothing == Smoothing.NONE else SmoothState(*smooth_arrays)
+    norm_state = NormState(*norm_arrays, out[16])
+    return Decision(now, obs.current, obs.ready, sig, smoothed, proposals, valid, result,
+                    ScalingState(smooth_state, norm_state, state.forecast))
+
+
+def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, now: float) -> Decision:
+    """The numpy stages, one after the other: the reference the compiled kernel is tested against."""
     sig = read_signal(obs.values, obs.present, obs.sample_age_s, params.stale_after_s, params.metric_nonnegative)
     smoothed, smooth_state = smooth(params, sig.values, sig.usable, state.smooth, now)
     proposals, valid = propose(params.metric_kinds, params.metric_targets, smoothed, obs.current, obs.ready,

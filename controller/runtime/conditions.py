@@ -57,29 +57,68 @@ def scaling_conditions(params: PolicyParams, decision: Decision, targets: Sequen
     sets (the others keep their last value, as HPA's do). Empty dicts for a policy without metrics.
 
     exists: (N,) the target was found; applied / failed: the cycle's actions.
+    Targets in the same situation share their conditions (the same dict: read-only): each
+    distinct situation (the inputs of :func:`hpa_conditions` and the message) is worked out once,
+    and only the rescales, whose message names the target's action, per target (a 1,000-target
+    cycle has a handful of situations; per target, this cost more than the decision itself).
     """
-    if not params.metrics:
+    if not params.metrics or not len(targets):
         return [{} for _ in targets]
-    failures = metric_failure_reasons(params.metric_kinds, decision.valid)
-    reasons = hpa_conditions(decision.norm, decision.current, failures, params.legacy)
-    scaled = {a.target: a for a in applied if a.kind == ActionKind.SCALE}
-    failed_by = dict(failed)
+    norm, valid = decision.norm, np.asarray(decision.valid, bool)
+    _, first, which = np.unique(_situations(decision, valid), return_index=True, return_inverse=True)
+    shared = _conditions_of_rows(params, decision, first)
+    rescaled = np.array([c.get("AbleToScale", {}).get("reason") == "SucceededRescale" for c in shared])
+    out = [shared[k] for k in which.ravel().tolist()]
+    exists = np.asarray(exists, bool)
+    if rescaled.any():  # the message names this target's action
+        scaled = {a.target: a for a in applied if a.kind == ActionKind.SCALE}
+        failed_by = dict(failed)
+        for i in np.flatnonzero(rescaled[which.ravel()] & exists).tolist():
+            out[i] = {**out[i], "AbleToScale": _rescale(targets[i], int(norm.desired[i]), scaled, failed_by)}
+    not_found = {"AbleToScale": condition("FailedGetScale", "the controller was unable to get the target's "
+                                                            "current scale: not found")}
+    for i in np.flatnonzero(~exists).tolist():
+        out[i] = not_found
+    return out
+
+
+def _situations(decision: Decision, valid: np.ndarray) -> np.ndarray:
+    """(N,) int64: one code per distinct input of :func:`hpa_conditions` and of the message (the
+    reason, whether scaling ran, the comparisons it makes, the limit reason, which metrics were
+    valid). Reason codes < 32, limit reasons in [-1, 14], so 12 bits hold the scalar part."""
+    norm = decision.norm
+    current = np.asarray(decision.current, dtype=np.float64)
+    code = np.asarray(norm.reason, dtype=np.int64) & 31
+    code |= np.asarray(norm.scaling_active, dtype=np.int64) << 5
+    code |= (norm.desired != current).astype(np.int64) << 6
+    code |= (norm.stabilized == norm.proposal).astype(np.int64) << 7
+    code |= (norm.proposal < current).astype(np.int64) << 8
+    code |= ((np.asarray(norm.limit_reason, dtype=np.int64) + 1) & 15) << 9
+    m = valid.shape[1]
+    if m <= 48:
+        return code | (valid.astype(np.int64) @ (np.int64(1) << np.arange(m, dtype=np.int64))) << 13
+    # more metrics than bits: a row code per distinct valid pattern
+    _, pattern = np.unique(valid, axis=0, return_inverse=True)
+    return code | pattern.ravel().astype(np.int64) << 13
+
+
+def _conditions_of_rows(params: PolicyParams, decision: Decision, rows: np.ndarray) -> list[dict[str, dict]]:
+    """The conditions of the given rows as :func:`hpa_conditions` sets them (a SucceededRescale
+    still to be made target-specific)."""
+    norm = decision.norm
+    sub = type(norm)(*(np.asarray(getattr(norm, f))[rows] for f in norm.__dataclass_fields__))
+    valid = np.asarray(decision.valid, bool)[rows]
+    failures = metric_failure_reasons(params.metric_kinds, valid)
+    reasons = hpa_conditions(sub, np.asarray(decision.current)[rows], failures, params.legacy)
+    names = params.metric_names
     out = []
-    for i, (target, found) in enumerate(zip(targets, np.asarray(exists, bool))):
-        if not found:
-            out.append({"AbleToScale": condition("FailedGetScale", "the controller was unable to get the target's "
-                                                                   "current scale: not found")})
-            continue
+    for r, row_valid in zip(reasons, valid):
         conds = {}
-        for kind, reason in reasons[i].items():
-            if kind == "ScalingActive":
-                message = _metrics_message(reason, params.metric_names, decision.valid[i]) \
-                    if reason != "ScalingDisabled" else ""
-            else:
-                message = ""
+        for kind, reason in r.items():
+            message = ""
+            if kind == "ScalingActive" and reason != "ScalingDisabled":
+                message = _metrics_message(reason, names, row_valid)
             conds[kind] = condition(reason, message)
-        if reasons[i].get("AbleToScale") == "SucceededRescale":
-            conds["AbleToScale"] = _rescale(target, int(decision.desired[i]), scaled, failed_by)
         out.append(conds)
     return out
 

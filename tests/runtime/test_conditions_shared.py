@@ -1,0 +1,63 @@
+"""scaling_conditions works out each distinct situation once; the result is the per-target one.
+
+The reference below is the straightforward per-target construction (hpa_conditions for every
+target, then the message and the rescale); random decisions with missing targets, applied and
+failed scales must give equal condition dicts for every target.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from controller.core.decide import Observation, ScalingState, decide
+from controller.core.hpa_conditions import hpa_conditions, metric_failure_reasons
+from controller.core.params import MetricKind, MetricParams, PolicyParams
+from controller.model import Action, ActionKind, TargetRef
+from controller.runtime.conditions import _metrics_message, _rescale, condition, scaling_conditions
+from tests.core.helpers import T0
+
+
+def reference(params, decision, targets, exists, applied, failed):
+    failures = metric_failure_reasons(params.metric_kinds, decision.valid)
+    reasons = hpa_conditions(decision.norm, decision.current, failures, params.legacy)
+    scaled = {a.target: a for a in applied if a.kind == ActionKind.SCALE}
+    failed_by = dict(failed)
+    out = []
+    for i, (target, found) in enumerate(zip(targets, exists)):
+        if not found:
+            out.append({"AbleToScale": condition("FailedGetScale", "the controller was unable to get the target's "
+                                                                   "current scale: not found")})
+            continue
+        conds = {}
+        for kind, reason in reasons[i].items():
+            message = _metrics_message(reason, params.metric_names, decision.valid[i]) \
+                if kind == "ScalingActive" and reason != "ScalingDisabled" else ""
+            conds[kind] = condition(reason, message)
+        if reasons[i].get("AbleToScale") == "SucceededRescale":
+            conds["AbleToScale"] = _rescale(target, int(decision.desired[i]), scaled, failed_by)
+        out.append(conds)
+    return out
+
+
+POLICY = PolicyParams("p", (MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 100.0),
+                            MetricParams("cpu", MetricKind.UTILIZATION, 70.0)), min_replicas=2, max_replicas=12)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), n=st.integers(1, 12), legacy=st.booleans())
+def test_shared_conditions_equal_the_per_target_ones(data, n, legacy):
+    params = PolicyParams(**{**POLICY.__dict__, "legacy": legacy})
+    sample = st.one_of(st.floats(0, 3000), st.just(float("nan")))
+    values = np.array(data.draw(st.lists(sample, min_size=2 * n, max_size=2 * n))).reshape(n, 2)
+    current = np.array(data.draw(st.lists(st.integers(0, 15), min_size=n, max_size=n)), dtype=float)
+    d = decide(params, Observation.of(current, current, values, present=~np.isnan(values)),
+               ScalingState.empty(n, params), T0)
+    targets = [TargetRef("default", f"t{i}") for i in range(n)]
+    exists = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    moved = [i for i in range(n) if d.changed[i]]
+    applied = [Action(ActionKind.SCALE, targets[i], "ScaleUp", replicas=int(d.desired[i])) for i in moved[::2]]
+    failed = [(targets[i], "conflict") for i in moved[1::3]]
+    got = scaling_conditions(params, d, targets, np.array(exists, bool), applied, failed)
+    assert got == reference(params, d, targets, exists, applied, failed)
