@@ -102,7 +102,7 @@ class Telemetry:
             self.errors.labels(p, "state").inc()
         if result.state_saved:
             self.state_saves.labels(p).inc()
-        for action in result.actions:
+        for action in [] if result.rehearsal else result.actions:  # applied ones only: a dry run applies none
             self.actions.labels(p, action.kind.value).inc()
         for _target, _why in result.failed:
             self.action_failures.labels(p, "scale").inc()

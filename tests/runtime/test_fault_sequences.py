@@ -167,7 +167,7 @@ class Replica:
         api = official_client(server, folder)
         api.user_agent = identity  # tags its requests in the server's log
         self.cluster = KubernetesCluster(api, qps=0, retry_backoff_s=0.0, request_timeout_s=CLIENT_TIMEOUT_S,
-                                         max_retries=1, max_conflict_retries=1, emit_events=False, clock=clock)
+                                         max_retries=1, emit_events=False, clock=clock)
         self.elector = fence_with_lease(self.cluster, NS, lease, identity, clock=clock, monotonic=clock,
                                         lease_duration_s=LEASE_DURATION_S, renew_deadline_s=RENEW_DEADLINE_S,
                                         request_timeout_s=CLIENT_TIMEOUT_S)
