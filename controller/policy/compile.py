@@ -215,10 +215,10 @@ def compile_check_params(check: HealthCheckSpec) -> CheckParams:
         smoothing=sm.kind, half_life_s=sm.half_life_s, window_s=sm.window_s, percentile=sm.percentile)
 
 
-def compile_policy_health(policy: PolicyDocument) -> HealthParams | None:
+def compile_policy_health(policy: PolicyDocument, spec: HealthSpec | None = None) -> HealthParams | None:
     """The health core's parameters for ``policy`` (None without ``health``), with the policy's
-    interval and max replicas."""
-    spec = compile_health(policy.spec.health)
+    interval and max replicas; ``spec``: its HealthSpec when already compiled."""
+    spec = compile_health(policy.spec.health) if spec is None else spec
     if spec is None:
         return None
     return compile_health_params(spec, interval_s=policy.spec.interval_s,

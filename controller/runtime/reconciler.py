@@ -22,7 +22,6 @@ from controller.core.health_params import HEALTH_REASON_CODES, HealthParams
 from controller.core.params import PolicyParams
 from controller.errors import MetricsUnavailable, StateStoreError
 from controller.model import REASON_CODES, RESUME_ANNOTATION, Action, ActionKind, TargetRef
-from controller.policy.compile import compile_policy_health
 from controller.ports import (Cluster, ClusterView, ConcurrentMetricsSource, EventRecorder, MetricsSource, Rehearsal,
                               Samples, StateStore, TargetSelector)
 from controller.runtime.actuate import RetryPolicy, apply_with_retries
@@ -50,10 +49,10 @@ class RuntimePolicy:
 
     @classmethod
     def of(cls, loaded) -> "RuntimePolicy":
-        """From a controller.policy.LoadedPolicy."""
+        """From a controller.policy.LoadedPolicy (its parameters as compiled when it was loaded)."""
         spec = loaded.model.spec
         queries = tuple(m.query for m in spec.scaling.metrics) if loaded.scales else ()
-        health = compile_policy_health(loaded.model)
+        health = loaded.health_params
         checks = spec.health.checks if health is not None else []
         health_queries = tuple(c.query for c in checks if c.scope != "revision")
         revision_queries = tuple((c.query,) if c.query is not None else (c.errors, c.requests)
