@@ -218,7 +218,7 @@ def _event(action: Action, t_s: float) -> ActionEvent:
     reason = action.reason if not action.pod else f"{action.reason} ({action.pod})"
     if action.revision:
         reason = f"{reason} (to revision {action.revision})"
-    return ActionEvent(t_s=t_s, service=action.target.name, kind=action.kind.value,
+    return ActionEvent(t_s=t_s, service=action.target.name, kind=action.kind.word,
                        from_replicas=action.from_replicas, to_replicas=action.replicas, reason=reason)
 
 

@@ -207,8 +207,6 @@ class _Unapplied:
     hold_reason: np.ndarray
 
 
-_KINDS = {Act.SCALE: ActionKind.SCALE, Act.RESTART_POD: ActionKind.RESTART_POD,
-          Act.ROLLING_RESTART: ActionKind.ROLLING_RESTART, Act.ROLLBACK: ActionKind.ROLLBACK}
 _PHASES = tuple(p.name.lower() for p in Phase)
 
 
@@ -295,7 +293,7 @@ class HealingDecision:
         if act is Act.NONE:
             return ()
         reason = HEALTH_REASON_CODES[int(self.reason[i])]
-        kind = _KINDS[act]
+        kind = act
         if act is Act.RESTART_POD:
             return tuple(Action(kind, target, reason, pod=p, policy=policy) for p in self.restart_pods(i))
         if act is Act.SCALE:
@@ -324,7 +322,7 @@ class HealingDecision:
         rtrig = -1 if self.revision_trigger is None else int(self.revision_trigger[i])
         trigger = p.revision_checks[rtrig].name if rtrig >= 0 else (p.check_names[trig] if trig >= 0 else None)
         return HealthRecord(
-            policy=policy, target=target, at=self.now, action=act.kind or None,
+            policy=policy, target=target, at=self.now, action=act.word or None,
             reason=HEALTH_REASON_CODES[int(self.reason[i])],
             outcome=HEALTH_REASON_CODES[int(self.outcome[i])] if self.outcome[i] >= 0 else None,
             trigger=trigger, held=bool(self.held[i]),

@@ -13,17 +13,12 @@ import numpy as np
 
 from controller.core.health_params import BudgetParams
 from controller.core.params import Smoothing
-from controller.model import TargetSelector  # noqa: F401 (re-exported by controller.policy)
+from controller.model import ActionKind, TargetSelector  # noqa: F401 (TargetSelector: re-exported by controller.policy)
 
 
-class HealthAction(str, enum.Enum):
-    """What a firing health check proposes."""
-
-    RESTART_POD = "restart-pod"
-    ROLLING_RESTART = "rolling-restart"
-    ROLLBACK = "rollback"
-    SCALE_UP = "scale-up"
-    RECORD = "record"
+#: What a firing health check proposes: the one action type (``HealthAction("scale-up")`` is
+#: ``ActionKind.SCALE``); the name stays for the policy layer's readers.
+HealthAction = ActionKind
 
 
 class Comparison(str, enum.Enum):

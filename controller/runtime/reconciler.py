@@ -241,7 +241,7 @@ class Reconciler:
         self._health_state, self.rearm = self._before_heal
         for a in actions:
             if a.kind in DISRUPTIVE:
-                result.failed.append((a.target, f"state: {a.kind.value} not sent, its budget could not be saved"))
+                result.failed.append((a.target, f"state: {a.kind.word} not sent, its budget could not be saved"))
         return [a for a in actions if a.kind not in DISRUPTIVE]
 
     def warm(self, targets: list[TargetRef], history: np.ndarray, times: np.ndarray) -> None:

@@ -199,7 +199,7 @@ class ControllerService:
             log.error("action failed", extra={"policy": result.policy, "target": str(target), "error": why})
         done = "would" if result.rehearsal else "applied"  # a dry run never says it applied anything
         for action in result.actions:
-            log.info("%s %s %s: %s -> %s (%s)", done, action.kind.value, action.target, action.from_replicas,
+            log.info("%s %s %s: %s -> %s (%s)", done, action.kind.word, action.target, action.from_replicas,
                      action.replicas, action.reason, extra={"policy": result.policy, "target": str(action.target)})
         log.debug("cycle", extra={"policy": result.policy, "targets": len(result.targets),
                                   "duration_s": round(result.duration_s, 4), "queries": result.queries})

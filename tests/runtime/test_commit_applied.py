@@ -80,7 +80,7 @@ class FakeCluster:
     def apply(self, action: Action) -> None:
         self.sent.append(action)
         if self.fail is not None:
-            raise self.fail(f"{action.kind.value} refused", target=str(action.target))
+            raise self.fail(f"{action.kind.word} refused", target=str(action.target))
         if action.kind is ActionKind.SCALE:
             self.spec = action.replicas
 

@@ -446,7 +446,7 @@ def test_a_restart_whose_budget_cannot_be_saved_is_not_sent(tmp_path):
         [(_, why)] = results[-1].failed
         assert why == "state: rolling-restart not sent, its budget could not be saved"
         run.step(cycles("unhealthy")[0])
-        assert [a.kind.value for a in results[-1].actions] == ["rolling-restart"] and results[-1].state_saved
+        assert [a.kind.word for a in results[-1].actions] == ["rolling-restart"] and results[-1].state_saved
         [restart] = rolling_restarts(run.log.received)
         log = run.log.received
         sent = next(i for i, r in enumerate(log) if r.method == "PATCH" and r.path.endswith(RESTART))
