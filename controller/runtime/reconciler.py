@@ -142,11 +142,7 @@ class Reconciler:
                  sleep: Callable[[float], None] = time.sleep):
         self.policy = policy
         self.metrics = metrics
-        self.cluster = cluster
-        # optional capabilities, declared in controller/ports.py and checked when wired (here, and
-        # when ``metrics`` is replaced)
-        self._events = event_recorder(cluster)
-        self.rehearsal = isinstance(cluster, Rehearsal)  # dry-run / shadow: nothing is applied, nothing committed
+        self.cluster = cluster  # optional capabilities of both ports are checked when they are set (below)
         self.on_cycle = on_cycle
         self.retry, self._monotonic, self._sleep = retry, monotonic, sleep  # writes only: see runtime/actuate.py
         self._targets: list[TargetRef] = []
@@ -171,6 +167,16 @@ class Reconciler:
     def metrics(self, source: MetricsSource) -> None:
         self._metrics = source
         self._concurrent = source if isinstance(source, ConcurrentMetricsSource) else None
+
+    @property
+    def cluster(self) -> Cluster:
+        return self._cluster
+
+    @cluster.setter
+    def cluster(self, cluster: Cluster) -> None:
+        self._cluster = cluster
+        self._events = event_recorder(cluster)
+        self.rehearsal = isinstance(cluster, Rehearsal)  # dry-run / shadow: nothing is applied, nothing committed
 
     # ------------------------------------------------------------------ durable state
     def restore(self) -> None:
