@@ -252,10 +252,10 @@ class HealingDecision:
         chosen pods of the applied rows). Holds and verdicts are kept either way. ``state`` is
         ``state_after(True)``."""
         applied = np.broadcast_to(np.asarray(applied, bool), self.action.shape)
-        if self.unapplied is None or (applied | ~self.changed).all() and restarted is None:
+        restart = self.restart & applied[self.pod_row] if restarted is None else self.restart & restarted
+        if self.unapplied is None or ((applied | ~self.changed).all() and (restart == self.restart).all()):
             return self.state
         u, n = self.unapplied, self.action.size
-        restart = self.restart & applied[self.pod_row] if restarted is None else self.restart & restarted
         count = np.bincount(self.pod_row[restart], minlength=n)[:n] if restart.any() else np.zeros(n, np.int64)
         action = np.where(applied, self.action, int(Act.NONE)).astype(self.action.dtype)
         # a pod restart counts as applied when at least one of its pods went
