@@ -72,9 +72,11 @@ class ActuationError(SetpointError):
 
     kind = "permanent"
 
-    def __init__(self, message: str, *, target: str = "", status: int | None = None):
+    def __init__(self, message: str, *, target: str = "", status: int | None = None,
+                 retry_after_s: float | None = None):
         self.target = target
         self.status = status
+        self.retry_after_s = retry_after_s  # the server asked to wait this long before a retry
         super().__init__(message)
 
 

@@ -47,12 +47,38 @@ REASON_CODES: tuple[str, ...] = tuple(r.code for r in Reason)
 RESUME_ANNOTATION = "setpoint.io/resume"
 
 
-class ActionKind(enum.Enum):
-    SCALE = "scale"
-    RESTART_POD = "restart-pod"
-    ROLLING_RESTART = "rolling-restart"
-    ROLLBACK = "rollback"
-    RECORD = "record"
+class ActionKind(enum.IntEnum):
+    """What to do to a target: one type from the policy file through the core's arrays to the
+    cluster. The value is the arbitration rank (higher wins: rollback beats restart beats scale)
+    and the int code in the core's arrays; ``word`` is the name in policies, records and logs
+    (a policy's ``scale-up`` is SCALE: health only ever scales up). NONE: nothing to do."""
+
+    NONE = 0
+    RECORD = 1
+    SCALE = 2
+    RESTART_POD = 3
+    ROLLING_RESTART = 4
+    ROLLBACK = 5
+    SCALE_UP = 2  # alias of SCALE: the health remedy's name in policies
+
+    @property
+    def word(self) -> str:
+        """``scale``, ``restart-pod``, ...; '' for NONE."""
+        return "" if self is ActionKind.NONE else self.name.lower().replace("_", "-")
+
+    @property
+    def policy_word(self) -> str:
+        """The word in policy files and the durable health state: ``scale-up`` for SCALE."""
+        return "scale-up" if self is ActionKind.SCALE else self.word
+
+    @classmethod
+    def _missing_(cls, value: object) -> "ActionKind | None":
+        """``ActionKind("rolling-restart")``, ``ActionKind("scale-up")``: from a word."""
+        if isinstance(value, str):
+            for member in cls:
+                if value in (member.word, member.policy_word) and member is not cls.NONE:
+                    return member
+        return None
 
 
 @dataclass(frozen=True, order=True)

@@ -8,7 +8,7 @@ of targets passed in: row i is targets[i].
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -40,8 +40,21 @@ class Samples:
 
 
 class MetricsSource(Protocol):
-    def query(self, expr: str, targets: Sequence[TargetRef], at: float) -> Samples:
-        """Evaluate ``expr`` once for all targets. Raises MetricsUnavailable when the source fails."""
+    def query(self, expr: str, targets: Sequence[TargetRef], at: float, *,
+              labels: tuple[str, str] | None = None) -> Samples:
+        """Evaluate ``expr`` once for all targets. ``labels``: the (namespace, name) label pair
+        that matches a series to a target, when not the source's default (``("namespace",
+        "pod")`` for pod targets). Raises MetricsUnavailable when the source fails."""
+
+
+@runtime_checkable
+class ConcurrentMetricsSource(MetricsSource, Protocol):
+    """Optional capability: several queries at once (checked when a reconciler is wired)."""
+
+    def query_many(self, exprs: Sequence[str], targets: Sequence[TargetRef], at: float, *,
+                   return_exceptions: bool = False) -> list:
+        """``query`` for each expression, results in order; with ``return_exceptions`` a failed
+        query's slot holds its MetricsUnavailable."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,23 @@ class Cluster(Protocol):
 
     def apply(self, action: Action) -> None:
         """Make one change. Raises ActuationError (ConflictError, TemporaryError, PermanentError)."""
+
+
+@runtime_checkable
+class EventRecorder(Protocol):
+    """Optional Cluster capability: Kubernetes Events about a target that are not an action
+    (healing held, a reload failed). Checked when a reconciler is wired; best effort."""
+
+    def record_event(self, target: TargetRef, reason: str, message: str) -> None:
+        """Record one Event on ``target``."""
+
+
+@runtime_checkable
+class Rehearsal(Protocol):
+    """A Cluster that applies nothing (dry-run, shadow): its ``apply`` records the action in
+    ``would_apply``. The reconciler commits no state for a rehearsed action."""
+
+    would_apply: list[Action]
 
 
 class StateStore(Protocol):

@@ -19,7 +19,7 @@ event is due; a cached minimum decides whether any pod event (end of a schedulin
 backoff delay, a memory threshold) is due, and only the rows with a due event are processed;
 then the queueing model runs on ``(S,)`` arrays. ``set_replicas`` / ``apply`` calls are queued
 and applied as one vectorized ``scale`` before the cluster is next read or changed. Faults,
-rollouts and per-pod reads (names, ``observe``) are on slower paths.
+rollouts and per-pod reads (names, ``statuses``) are on slower paths.
 
 Units: seconds (``_s``, epoch for times), requests/s (``_rps``), percent (``_pct``), MiB.
 """
@@ -74,7 +74,7 @@ class SimCluster:
     Per tick: ``step(now, dt_s, offered_rps) -> TickSignals`` (truth) and
     ``signals() -> ObservedSignals`` (what a metrics source sees). Actions: ``scale``,
     ``set_replicas``, ``delete_pod``, ``rollout``, ``rolling_restart``, ``rollback``, ``apply``.
-    Reads: ``observe``, ``view``, ``spec_replicas``, ``ready_replicas``, ``pod_count``,
+    Reads: ``statuses``, ``view``, ``spec_replicas``, ``ready_replicas``, ``pod_count``,
     ``revisions``, ``pod_names``.
     """
 
@@ -1026,8 +1026,9 @@ class SimCluster:
             self._view_cache = (key, (np.array(rows, dtype=np.int64), np.array(exists, dtype=bool)))
         return self._view_cache[1]
 
-    def observe(self, targets: Sequence[TargetRef] | None = None) -> list[TargetStatus]:
-        """Status of the given workloads (default: all), with their pods, at ``self.now``.
+    def statuses(self, targets: Sequence[TargetRef] | None = None) -> list[TargetStatus]:
+        """Status of the given workloads (default: all), with their pods, at ``self.now``. (The
+        Cluster port's ``observe`` returns a ClusterView: see ``view`` and simulators/ports.py.)
 
         Pod times (start_time, ready_transition_time) are epoch seconds; phase is Pending or
         Running; ``revision`` strings are revision numbers. Slow path: builds objects.
@@ -1045,7 +1046,7 @@ class SimCluster:
         revision fails), extra_latency_s (added by a bad revision or a degraded pod),
         served_rps (the service's served requests shared evenly by its ready pods),
         latency_p95_s (the service's p95 without bad pods' extra latency, plus the pod's own),
-        revision (the pod's revision number, as in ``observe``).
+        revision (the pod's revision number, as in ``statuses``).
         Slow path (builds pod names): call it only when a policy has pod-scope checks.
         """
         self._flush()

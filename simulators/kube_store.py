@@ -291,7 +291,7 @@ class KubeStore:
     def _status(self, w: Workload) -> TargetStatus:
         cached = self._statuses.get(w.index)
         if cached is None or cached[0] != self._epoch:
-            cached = (self._epoch, self.engine.observe([self.engine.ref(w.index)])[0])
+            cached = (self._epoch, self.engine.statuses([self.engine.ref(w.index)])[0])
             self._statuses[w.index] = cached
         return cached[1]
 

@@ -490,8 +490,8 @@ class ReferenceCluster:
         svc = self.services[i]
         return [svc.pod_name(p) for p in sorted(svc.pods, key=lambda p: p.serial)]
 
-    def observe(self, targets: Sequence[TargetRef] | None = None) -> list[TargetStatus]:
-        """Status of the workloads (default: all) with their pods, as SimCluster.observe."""
+    def statuses(self, targets: Sequence[TargetRef] | None = None) -> list[TargetStatus]:
+        """Status of the workloads (default: all) with their pods, as SimCluster.statuses."""
         rows = range(len(self.services)) if targets is None else [self.index_of[t.name] for t in targets]
         return [self._status(self.services[i]) for i in rows]
 

@@ -58,7 +58,9 @@ class CycleLog:
     def add(self, result: CycleResult) -> None:
         if result.decision is not None:
             # the healing decision keeps its state: its records read the revision memory
-            self.cycles.append(replace(result, decision=replace(result.decision, state=None), view=None))
+            healing = None if result.healing is None else replace(result.healing, unapplied=None)
+            self.cycles.append(replace(result, decision=replace(result.decision, kept=None), healing=healing,
+                                       view=None))
 
     def records(self, start_s: float = 0.0):
         """Every decision record, with ``at`` in seconds since the scenario start."""
@@ -216,7 +218,7 @@ def _event(action: Action, t_s: float) -> ActionEvent:
     reason = action.reason if not action.pod else f"{action.reason} ({action.pod})"
     if action.revision:
         reason = f"{reason} (to revision {action.revision})"
-    return ActionEvent(t_s=t_s, service=action.target.name, kind=action.kind.value,
+    return ActionEvent(t_s=t_s, service=action.target.name, kind=action.kind.word,
                        from_replicas=action.from_replicas, to_replicas=action.replicas, reason=reason)
 
 

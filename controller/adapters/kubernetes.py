@@ -33,10 +33,12 @@ Fencing: with a ``fence`` (``setpoint run --leader-elect`` gives ``LeaderElector
 every write request (POST/PUT/PATCH/DELETE, events included) asks it right before it is sent;
 a replica that has lost the lease raises NotLeader instead of sending, never retried.
 
-Errors: every failure is an ActuationError: 409 ConflictError (retried ``max_conflict_retries``
-times with a re-read first), 5xx / 429 / timeouts / connection errors TemporaryError (retried
-``max_retries`` times with exponential backoff, honouring Retry-After), 403 Forbidden, 404
-NotFound, 400/401/405/415/422 PermanentError. A client-side token bucket (``qps``, ``burst``)
+Errors: every failure is an ActuationError: 409 ConflictError, 5xx / 429 / timeouts / connection
+errors TemporaryError (with the server's Retry-After), 403 Forbidden, 404 NotFound,
+400/401/405/415/422 PermanentError. ``apply`` makes one attempt (its requests are not retried
+here): the reconciler owns the retries of an action (controller/runtime/actuate.py). Reads
+(observe, resolve) and the state store retry temporary errors ``max_retries`` times with
+exponential backoff, honouring Retry-After. A client-side token bucket (``qps``, ``burst``)
 paces every request the adapter makes.
 
 ``KubernetesStateStore`` keeps each policy's durable healing state in a core/v1 ConfigMap
@@ -205,7 +207,7 @@ def map_error(exc: BaseException, what: str, target: str = "") -> ActuationError
         if status == 403:
             return Forbidden(message, target=target, status=status)
         if status == 429 or status >= 500 or status == 0:
-            return TemporaryError(message, target=target, status=status)
+            return TemporaryError(message, target=target, status=status, retry_after_s=_retry_after_s(exc))
         return PermanentError(message, target=target, status=status)
     if isinstance(exc, (urllib3.exceptions.HTTPError, socket.timeout, TimeoutError, ConnectionError, OSError)):
         return TemporaryError(f"{what}: {type(exc).__name__}: {exc}", target=target)
@@ -392,7 +394,8 @@ class KubernetesCluster:
     Options: ``qps`` / ``burst`` (client-side rate limit of every request; 0 disables),
     ``event_source`` (the Events' source component), ``emit_events``, ``event_qps`` /
     ``event_burst`` (the event client's own limit), ``request_timeout_s`` (per request: connect
-    and read), ``max_retries`` (temporary errors), ``max_conflict_retries``,
+    and read), ``max_retries`` (temporary errors of reads and the state
+    store; ``apply`` makes one attempt),
     ``retry_backoff_s`` (first backoff, doubled per try, with jitter), ``with_pods`` (observe
     lists ReplicaSets and pods for full statuses), ``clock`` (epoch seconds), ``fence`` (asked
     right before every write, events included; False: the write is not sent and raises
@@ -406,7 +409,7 @@ class KubernetesCluster:
                  context: str | None = None, in_cluster: bool | None = None, qps: float = 20.0, burst: int = 30,
                  event_source: str = "setpoint", emit_events: bool = True, event_qps: float | None = None,
                  event_burst: int | None = None, request_timeout_s: float = 10.0, max_retries: int = 3,
-                 max_conflict_retries: int = 3, retry_backoff_s: float = 0.2, with_pods: bool = True,
+                 retry_backoff_s: float = 0.2, with_pods: bool = True,
                  clock: Callable[[], float] = time.time, fence: Callable[[], bool] | None = None):
         self._owns_client = api_client is None
         api_client = api_client or load_api_client(kubeconfig, context, in_cluster)
@@ -419,7 +422,7 @@ class KubernetesCluster:
         self.apps = k8s.AppsV1Api(self.api_client)
         self.core = k8s.CoreV1Api(self.api_client)
         self.timeout = (min(3.0, request_timeout_s), request_timeout_s)
-        self.max_retries, self.max_conflict_retries = max_retries, max_conflict_retries
+        self.max_retries = max_retries
         self.retry_backoff_s = retry_backoff_s
         self.with_pods = with_pods
         self.clock = clock
@@ -451,8 +454,16 @@ class KubernetesCluster:
         log.warning("fenced: %s %s not sent (not the leader)", method, path)
         return False
 
+    def _once(self, what: str, target: str, fn: Callable, *args, **kwargs):
+        """One API call, one attempt (the requests of ``apply``); raises the mapped ActuationError."""
+        try:
+            return fn(*args, _request_timeout=self.timeout, **kwargs)
+        except Exception as exc:  # mapped; anything unexpected becomes PermanentError
+            raise map_error(exc, what, target) from exc
+
     def _call(self, what: str, target: str, fn: Callable, *args, **kwargs):
-        """One API call with retries of temporary errors; raises the mapped ActuationError."""
+        """One API call with retries of temporary errors (reads and the state store, not ``apply``);
+        raises the mapped ActuationError."""
         for attempt in range(self.max_retries + 1):
             try:
                 return fn(*args, _request_timeout=self.timeout, **kwargs)
@@ -549,40 +560,21 @@ class KubernetesCluster:
             current = self._read_scale(ref, read_scale)
         if current == desired:
             return  # never write an unchanged value
-        for attempt in range(self.max_conflict_retries + 1):
-            try:
-                self._call(f"scale {ref}", str(ref), patch_scale, ref.name, ref.namespace, {"spec": {"replicas": desired}})
-                break
-            except ConflictError:
-                if attempt == self.max_conflict_retries:
-                    raise
-                if self._read_scale(ref, read_scale) == desired:
-                    return  # someone else already set it
+        self._once(f"scale {ref}", str(ref), patch_scale, ref.name, ref.namespace, {"spec": {"replicas": desired}})
         self._spec_seen[ref] = desired
         self._event(ref, "SuccessfulRescale",
                     f"New size: {desired}; reason: {action.reason}; replicas {current} -> {desired}"
                     + (f" (policy {action.policy})" if action.policy else ""))
 
     def _read_scale(self, ref: TargetRef, read_scale: Callable) -> int:
-        scale = self._call(f"read scale of {ref}", str(ref), read_scale, ref.name, ref.namespace)
+        scale = self._once(f"read scale of {ref}", str(ref), read_scale, ref.name, ref.namespace)
         return int(scale.spec.replicas or 0)
 
     def _restart_pod(self, action: Action) -> None:
         ref, pod = action.target, action.pod
         if not pod:
             raise PermanentError(f"restart-pod on {ref}: no pod named in the action", target=str(ref))
-        what = f"delete pod {ref.namespace}/{pod}"
-        for attempt in range(self.max_retries + 1):
-            try:
-                self.core.delete_namespaced_pod(pod, ref.namespace, _request_timeout=self.timeout)
-                break
-            except Exception as exc:
-                error = map_error(exc, what, str(ref))
-                if isinstance(error, NotFound) and attempt > 0:
-                    break  # an earlier try went through before it timed out
-                if not isinstance(error, TemporaryError) or attempt == self.max_retries:
-                    raise error from exc
-                time.sleep(self.retry_backoff_s * (2 ** attempt))
+        self._once(f"delete pod {ref.namespace}/{pod}", str(ref), self.core.delete_namespaced_pod, pod, ref.namespace)
         self._event(ref, "PodRestarted", f"Deleted pod {pod} so that it is recreated; reason: {action.reason}")
 
     def _rolling_restart(self, action: Action) -> None:
@@ -590,29 +582,23 @@ class KubernetesCluster:
         patch = self._workload_api(ref.kind).patch
         stamp = datetime.fromtimestamp(self.clock(), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT_ANNOTATION: stamp}}}}}
-        self._call(f"rolling restart {ref}", str(ref), patch, ref.name, ref.namespace, body)
+        self._once(f"rolling restart {ref}", str(ref), patch, ref.name, ref.namespace, body)
         self._event(ref, "RolloutRestarted", f"Rolling restart (restartedAt {stamp}); reason: {action.reason}")
 
     def _rollback(self, action: Action) -> None:
         ref = action.target
         if ref.kind != "Deployment":
             raise PermanentError(f"rollback {ref}: only Deployments can be rolled back", target=str(ref))
-        for attempt in range(self.max_conflict_retries + 1):
-            deployment, target_rs = self._rollback_source(ref, action.revision)
-            template = self.api_client.sanitize_for_serialization(target_rs.spec.template)
-            (template.get("metadata") or {}).get("labels", {}).pop(TEMPLATE_HASH_LABEL, None)
-            current = self.api_client.sanitize_for_serialization(deployment.spec.template)
-            if _compact(template) == _compact(current):
-                return  # already on that template (e.g. an earlier try went through)
-            patch = [{"op": "replace", "path": "/metadata/resourceVersion", "value": deployment.metadata.resource_version},
-                     {"op": "replace", "path": "/spec/template", "value": template}]
-            try:
-                self._call(f"rollback {ref}", str(ref), self.apps.patch_namespaced_deployment, ref.name, ref.namespace,
-                           patch)
-                break
-            except ConflictError:
-                if attempt == self.max_conflict_retries:
-                    raise
+        deployment, target_rs = self._rollback_source(ref, action.revision)
+        template = self.api_client.sanitize_for_serialization(target_rs.spec.template)
+        (template.get("metadata") or {}).get("labels", {}).pop(TEMPLATE_HASH_LABEL, None)
+        current = self.api_client.sanitize_for_serialization(deployment.spec.template)
+        if _compact(template) == _compact(current):
+            return  # already on that template (e.g. an earlier try went through)
+        # a concurrent change is a 409 (ConflictError): the retry re-reads (see runtime/actuate.py)
+        patch = [{"op": "replace", "path": "/metadata/resourceVersion", "value": deployment.metadata.resource_version},
+                 {"op": "replace", "path": "/spec/template", "value": template}]
+        self._once(f"rollback {ref}", str(ref), self.apps.patch_namespaced_deployment, ref.name, ref.namespace, patch)
         from_rev = (deployment.metadata.annotations or {}).get(REVISION_ANNOTATION, "?")
         self._event(ref, "RolledBack", f"Rolled back from revision {from_rev} to revision "
                                        f"{_revision_number(target_rs)}; reason: {action.reason}")
@@ -620,9 +606,9 @@ class KubernetesCluster:
     def _rollback_source(self, ref: TargetRef, revision: str | None) -> tuple[Any, Any]:
         """The Deployment and the ReplicaSet to roll back to (by revision number or
         pod-template-hash; default the highest revision below the current one)."""
-        deployment = self._call(f"read {ref}", str(ref), self.apps.read_namespaced_deployment, ref.name, ref.namespace)
+        deployment = self._once(f"read {ref}", str(ref), self.apps.read_namespaced_deployment, ref.name, ref.namespace)
         selector = ",".join(f"{k}={v}" for k, v in (deployment.spec.selector.match_labels or {}).items())
-        rss = [rs for rs in self._call(f"list ReplicaSets of {ref}", str(ref), self.apps.list_namespaced_replica_set,
+        rss = [rs for rs in self._once(f"list ReplicaSets of {ref}", str(ref), self.apps.list_namespaced_replica_set,
                                        ref.namespace, label_selector=selector or None).items
                if _owned_by(rs, deployment.metadata.uid)]
         current = int((deployment.metadata.annotations or {}).get(REVISION_ANNOTATION, "0") or 0)

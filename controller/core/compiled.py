@@ -170,25 +170,6 @@ def _ceil_clamped(x):
 
 
 @jit
-def _write_slot(values, times, i, new, now, outdated_after_s):
-    """history.write_slot for row i, in place: the first reusable slot, else the first oldest."""
-    slots = values.shape[1]
-    if slots == 0:
-        return
-    cutoff = now - outdated_after_s
-    best, best_key = 0, _INF
-    for s in range(slots):
-        t = times[i, s]
-        key = t if t >= cutoff else -_INF  # NaN (empty) compares False: reusable
-        if s == 0 or key < best_key:
-            best, best_key = s, key
-            if key == -_INF:
-                break
-    values[i, best] = new
-    times[i, best] = now
-
-
-@jit
 def _pairwise_sum(a, start, n):
     """numpy's pairwise summation of a[start:start + n] (bit for bit, for np.sum over a
     contiguous axis)."""
@@ -533,11 +514,6 @@ def _decide_kernel(values, present, age, current, ready, status, metric, scal, u
             desired = cur
         if skip:
             stabilized, limit_reason = desired, _NOT_LIMITED
-        if not legacy:
-            if desired > cur:
-                _write_slot(up_c, up_t, i, desired - cur, now, scal[_P_UP_LONGEST])
-            elif desired < cur:
-                _write_slot(down_c, down_t, i, cur - desired, now, scal[_P_DOWN_LONGEST])
         stabilized_out[i], desired_out[i] = stabilized, desired
         limit_out[i], reason_out[i] = limit_reason, reason
         active_out[i] = (not has_forced) and any_valid and not hold
@@ -590,10 +566,6 @@ def _ccopy(a) -> np.ndarray:
 _EMPTY_2D = np.empty((0, 0))
 
 
-def _fcopy(a) -> np.ndarray:
-    return np.array(a, dtype=np.float64, order="F")
-
-
 _LN2 = np.log(2.0)
 
 
@@ -629,11 +601,8 @@ def decide_arrays(params: PolicyParams, obs, state, now: float):
     else:
         samples, sample_at = _f64(sm.samples), _f64(sm.sample_at)
     rec_v, rec_t = np.empty(nm.rec_values.shape, order="F"), np.empty(nm.rec_times.shape, order="F")
-    if params.legacy:
-        up_c, up_t, down_c, down_t = nm.up_changes, nm.up_times, nm.down_changes, nm.down_times
-    else:
-        up_c, up_t, down_c, down_t = (_fcopy(a) for a in (nm.up_changes, nm.up_times, nm.down_changes,
-                                                             nm.down_times))
+    # read only: the scale events join the state once applied (Decision.state_after)
+    up_c, up_t, down_c, down_t = nm.up_changes, nm.up_times, nm.down_changes, nm.down_times
     out_f2, out_b2 = np.empty((3, n, m)), np.empty((6, n, m), dtype=np.bool_)
     out_f1, out_i1, active = np.empty((5, n)), np.empty((2, n), dtype=np.int64), np.empty(n, dtype=np.bool_)
     _decide_kernel(

@@ -12,7 +12,7 @@ import numpy as np
 
 from controller.core import compiled
 from controller.core import forecast as fc
-from controller.core.normalize import NormResult, NormState, normalize
+from controller.core.normalize import NormResult, NormState, normalize, record_scale_events
 from controller.core.params import PolicyParams, Smoothing
 from controller.core.propose import propose
 from controller.core.signal import Signal, read_signal
@@ -123,7 +123,12 @@ def _forecast(params: PolicyParams, obs: Observation, sig: Signal, reactive: np.
 
 @dataclass(frozen=True)
 class Decision:
-    """The outcome for N targets: desired replicas, reasons, and every stage's output."""
+    """The outcome for N targets: desired replicas, reasons, and every stage's output.
+
+    ``kept`` is what the next cycle remembers whatever happens to the decision (smoothing,
+    recommendations, forecasts); the scale events the changes would cause join it only for the
+    changes that were applied: ``state_after(applied)``.
+    """
 
     now: float
     current: np.ndarray  # (N,)
@@ -133,8 +138,25 @@ class Decision:
     proposals: np.ndarray  # (N, M), NaN where not valid
     valid: np.ndarray  # (N, M)
     norm: NormResult  # combined, stabilized, desired, reasons (N,)
-    state: ScalingState
+    kept: ScalingState  # the state without this decision's scale events
+    params: PolicyParams | None = None
     forecasts: Forecasts | None = None  # when the policy forecasts a metric
+
+    def state_after(self, applied: np.ndarray | bool = True, replicas: np.ndarray | None = None) -> ScalingState:
+        """The state for the next cycle once the changes of the ``applied`` rows ((N,) bool, or
+        one bool for all) took effect: their scale events recorded, nobody else's. ``replicas``
+        (N,): the counts actually set, when not ``desired`` (arbitration changed them)."""
+        applied = np.broadcast_to(np.asarray(applied, bool), self.current.shape)
+        to = self.norm.desired if replicas is None else np.asarray(replicas, dtype=np.float64)
+        if not (applied & (to != self.current)).any():
+            return self.kept
+        norm = record_scale_events(self.kept.norm, self.params, self.current, to, self.now, applied)
+        return replace(self.kept, norm=norm)
+
+    @property
+    def state(self) -> ScalingState:
+        """The state as if every change is applied (pure loops: tests, benches)."""
+        return self.state_after(True)
 
     @property
     def desired(self) -> np.ndarray:
@@ -212,7 +234,7 @@ def _decide_compiled(params: PolicyParams, obs: Observation, state: ScalingState
     smooth_state = state.smooth if params.smoothing == Smoothing.NONE else SmoothState(*smooth_arrays)
     norm_state = NormState(*norm_arrays, out[16])
     return Decision(now, obs.current, obs.ready, sig, smoothed, proposals, valid, result,
-                    ScalingState(smooth_state, norm_state, state.forecast))
+                    ScalingState(smooth_state, norm_state, state.forecast), params)
 
 
 def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, now: float) -> Decision:
@@ -227,4 +249,4 @@ def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, no
         proposals, forecasts, forecast_states = _forecast(params, obs, sig, proposals, valid, state.forecast, now)
     result, norm_state = normalize(params, obs.current, proposals, valid, state.norm, now)
     return Decision(now, obs.current, obs.ready, sig, smoothed, np.where(valid, proposals, np.nan), valid, result,
-                    ScalingState(smooth_state, norm_state, forecast_states), forecasts)
+                    ScalingState(smooth_state, norm_state, forecast_states), params, forecasts)

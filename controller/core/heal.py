@@ -9,7 +9,7 @@ to pass to the next call.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -195,8 +195,18 @@ class HealthRecord:
         return out
 
 
-_KINDS = {Act.SCALE: ActionKind.SCALE, Act.RESTART_POD: ActionKind.RESTART_POD,
-          Act.ROLLING_RESTART: ActionKind.ROLLING_RESTART, Act.ROLLBACK: ActionKind.ROLLBACK}
+@dataclass(frozen=True)
+class _Unapplied:
+    """The memory before this cycle's actions (see ``HealingDecision.state_after``)."""
+
+    remedy: RemedyState
+    revisions: RevisionState
+    budgets: BudgetState
+    pods_restarted_at: np.ndarray  # (P,)
+    hold: np.ndarray  # (N,) bool: arbitration holds the target (kept whether or not anything is applied)
+    hold_reason: np.ndarray
+
+
 _PHASES = tuple(p.name.lower() for p in Phase)
 
 
@@ -233,6 +243,29 @@ class HealingDecision:
     state: HealthState
     revision_active: np.ndarray | None = None  # (N,) bool: the revision checks ran this cycle
     revision_trigger: np.ndarray | None = None  # (N,) index of the revision check behind a rollback, -1
+    unapplied: "_Unapplied | None" = None  # what ``state_after`` needs to leave actions out
+
+    def state_after(self, applied: np.ndarray | bool = True, restarted: np.ndarray | None = None) -> HealthState:
+        """The state for the next cycle once the actions of the ``applied`` rows ((N,) bool, or one
+        bool for all) took effect: only they spend budgets, open verification windows, set floors
+        and revision memory. ``restarted``: (P,) bool, the pods actually restarted (default: the
+        chosen pods of the applied rows). Holds and verdicts are kept either way. ``state`` is
+        ``state_after(True)``."""
+        applied = np.broadcast_to(np.asarray(applied, bool), self.action.shape)
+        restart = self.restart & applied[self.pod_row] if restarted is None else self.restart & restarted
+        if self.unapplied is None or ((applied | ~self.changed).all() and (restart == self.restart).all()):
+            return self.state
+        u, n = self.unapplied, self.action.size
+        count = np.bincount(self.pod_row[restart], minlength=n)[:n] if restart.any() else np.zeros(n, np.int64)
+        action = np.where(applied, self.action, int(Act.NONE)).astype(self.action.dtype)
+        # a pod restart counts as applied when at least one of its pods went
+        action = np.where((action == Act.RESTART_POD) & (count == 0), int(Act.NONE), action).astype(action.dtype)
+        done = action != Act.NONE
+        rem, rev, budgets = remember(self.params, u.remedy, u.revisions, u.budgets, action, self.from_health & done,
+                                     u.hold, u.hold_reason, self.replicas, count, self.trigger, self.rollback_to,
+                                     self.now)
+        pods = replace(self.state.pods, restarted_at=np.where(restart, self.now, u.pods_restarted_at))
+        return replace(self.state, pods=pods, revisions=rev, remedy=rem, budgets=budgets)
 
     @property
     def changed(self) -> np.ndarray:
@@ -260,7 +293,7 @@ class HealingDecision:
         if act is Act.NONE:
             return ()
         reason = HEALTH_REASON_CODES[int(self.reason[i])]
-        kind = _KINDS[act]
+        kind = act
         if act is Act.RESTART_POD:
             return tuple(Action(kind, target, reason, pod=p, policy=policy) for p in self.restart_pods(i))
         if act is Act.SCALE:
@@ -289,7 +322,7 @@ class HealingDecision:
         rtrig = -1 if self.revision_trigger is None else int(self.revision_trigger[i])
         trigger = p.revision_checks[rtrig].name if rtrig >= 0 else (p.check_names[trig] if trig >= 0 else None)
         return HealthRecord(
-            policy=policy, target=target, at=self.now, action=act.kind or None,
+            policy=policy, target=target, at=self.now, action=act.word or None,
             reason=HEALTH_REASON_CODES[int(self.reason[i])],
             outcome=HEALTH_REASON_CODES[int(self.outcome[i])] if self.outcome[i] >= 0 else None,
             trigger=trigger, held=bool(self.held[i]),
@@ -338,8 +371,8 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     health-only policy. rearm_rows: targets to re-arm (resume), as an (N,) bool mask or row
     indices. Pure: same inputs, same HealingDecision.
 
-    The new state assumes the chosen actions are applied (budgets are charged, verification
-    windows open), as ``decide`` records its scale events.
+    ``state`` assumes the chosen actions are applied (budgets are charged, verification windows
+    open); ``state_after(applied)`` charges only the actions that were.
     """
     n = obs.current.size
     current = obs.current.astype(np.int64)
@@ -394,6 +427,7 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     check = np.where((arb.action == Act.ROLLBACK) & (prop.blamed_check >= 0), prop.blamed_check, trigger)
     rev_trigger = np.where((arb.action == Act.ROLLBACK) & (arb.reason == HealthReason.ROLLBACK_REVISION_WORSE),
                            rev_trigger, -1)
+    unapplied = _Unapplied(rem, rev, state.budgets, pods.restarted_at, arb.hold, arb.hold_reason)
     rem, rev, budgets = remember(params, rem, rev, state.budgets, arb.action, arb.health, arb.hold, arb.hold_reason,
                                  arb.replicas, restarted, check, rollback_to, now)
     pods = PodState(pods.keys, pods.first_seen, np.where(restart, now, pods.restarted_at), pods.table)
@@ -403,7 +437,7 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
         replicas=arb.replicas, restart=restart, rollback_to=rollback_to, trigger=check, held=rem.held,
         held_reason=rem.held_reason, overloaded=overloaded, systemic=prop.systemic, from_health=arb.health,
         view=view, pod_row=pod_row, pod_keys=pods.keys, state=new_state, revision_active=rev_active,
-        revision_trigger=rev_trigger)
+        revision_trigger=rev_trigger, unapplied=unapplied)
 
 
 def _revision_tests(params: HealthParams, obs: HealthObservation, state: HealthState, rev: RevisionState,

@@ -15,6 +15,7 @@ from functools import cached_property
 import numpy as np
 
 from controller.core.params import Smoothing
+from controller.model import ActionKind
 from controller.core.revision_test import RevisionTestParams
 
 
@@ -32,30 +33,10 @@ class Direction(enum.IntEnum):
     BELOW = 1  # unhealthy when value < unhealthy; recovered when value > recovered
 
 
-class Remedy(enum.IntEnum):
-    """What a firing check proposes. The value is the arbitration rank: higher wins."""
-
-    NONE = 0
-    RECORD = 1
-    SCALE_UP = 2
-    RESTART_POD = 3
-    ROLLING_RESTART = 4
-    ROLLBACK = 5
-
-
-class Act(enum.IntEnum):
-    """The single action chosen for a target in one cycle."""
-
-    NONE = 0
-    SCALE = 1
-    RESTART_POD = 2
-    ROLLING_RESTART = 3
-    ROLLBACK = 4
-
-    @property
-    def kind(self) -> str:
-        """The ``controller.model.ActionKind`` value ("scale", "restart-pod", ...), "" for NONE."""
-        return "" if self is Act.NONE else self.name.lower().replace("_", "-")
+#: What a firing check proposes (``Remedy``) and the action chosen for a target (``Act``) are one
+#: type, ``controller.model.ActionKind``, whose value is the arbitration rank (higher wins); the
+#: two names say which role an array plays in the health core.
+Remedy = Act = ActionKind
 
 
 class Phase(enum.IntEnum):

@@ -46,7 +46,7 @@ from controller.core.health_params import HEALTH_REASON_CODES, HealthParams, Rem
 from controller.core.remediate import DAY_S, HOUR_S, BudgetState, RemedyState, RevisionState
 
 SCHEMA_VERSION = 1
-_REMEDY_NAMES = {r: r.name.lower().replace("_", "-") for r in Remedy}
+_REMEDY_NAMES = {r: r.policy_word or "none" for r in Remedy}  # the policy's words (scale-up), as stored since v1
 _REMEDY_BY_NAME = {v: k for k, v in _REMEDY_NAMES.items()}
 _REASON_BY_CODE = {c: i for i, c in enumerate(HEALTH_REASON_CODES)}
 _REVISION_TEXT = ("current", "healthy", "older_healthy", "rolled_back_to", "restarted")

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from controller.core.propose import within_tolerance  # ``Tolerances.isWithin``: one copy, (ratio, up, down)
+
 INT32_MAX = 2**31 - 1
 INT32_MIN = -(2**31)
 INT64_MAX = 2**63 - 1
@@ -301,12 +303,6 @@ def hpa_tolerances(cluster_tolerance: float, scale_down_tolerance: float = np.na
     return float(down), float(up)
 
 
-def within_tolerance(ratio_: np.ndarray, tolerance_down, tolerance_up) -> np.ndarray:
-    """``Tolerances.isWithin``: (1 - down) <= ratio <= (1 + up), both bounds inclusive, (N,) bool."""
-    return ((1.0 - np.asarray(tolerance_down, dtype=np.float64)) <= ratio_) & \
-        (ratio_ <= (1.0 + np.asarray(tolerance_up, dtype=np.float64)))
-
-
 def _per_pod(values, pods: PodTable) -> np.ndarray:
     """Broadcast a scalar or per-target (N,) array onto the pod rows, (P,)."""
     values = np.asarray(values)
@@ -384,7 +380,7 @@ def _result(replicas, utilization, usage, error, messages) -> ReplicaProposal:
 
 def _fast_path_replicas(current, ratio_, ready_count, tol_down, tol_up) -> np.ndarray:
     """No missing pods and no unready pods on a scale-up: current inside the band, else ceil(ratio * ready)."""
-    return np.where(within_tolerance(ratio_, tol_down, tol_up), current, ceil_to_int32(ratio_ * ready_count))
+    return np.where(within_tolerance(ratio_, tol_up, tol_down), current, ceil_to_int32(ratio_ * ready_count))
 
 
 def _rebalanced_replicas(current, ratio_, new_ratio, sample_count, tol_down, tol_up) -> np.ndarray:
@@ -392,7 +388,7 @@ def _rebalanced_replicas(current, ratio_, new_ratio, sample_count, tol_down, tol
     flipped = ((ratio_ < 1.0) & (new_ratio > 1.0)) | ((ratio_ > 1.0) & (new_ratio < 1.0))
     proposal = ceil_to_int32(new_ratio * sample_count)
     wrong_way = ((new_ratio < 1.0) & (proposal > current)) | ((new_ratio > 1.0) & (proposal < current))
-    keep = within_tolerance(new_ratio, tol_down, tol_up) | flipped | wrong_way
+    keep = within_tolerance(new_ratio, tol_up, tol_down) | flipped | wrong_way
     return np.where(keep, current, proposal)
 
 
@@ -546,14 +542,14 @@ def _value_target_replicas(value_milli, current, target_value_milli, tolerance_d
     scaled = ratio_ * ready_count
     with np.errstate(invalid="ignore"):
         capped = np.where(scaled > INT32_MAX, INT32_MAX, ceil_to_int32(scaled))
-    active = np.where(within_tolerance(ratio_, tolerance_down, tolerance_up), current, capped)
+    active = np.where(within_tolerance(ratio_, tolerance_up, tolerance_down), current, capped)
     return np.where(current == 0, ceil_to_int32(ratio_), active)
 
 
 def _value_pod_errors(value_milli, current, target_value_milli, tolerance_down, tolerance_up, pod_count):
     """Upstream counts pods only off zero and outside the band; no pods there is an error."""
     ratio_ = _ratio(value_milli, target_value_milli)
-    needs_pods = (current != 0) & ~within_tolerance(ratio_, tolerance_down, tolerance_up)
+    needs_pods = (current != 0) & ~within_tolerance(ratio_, tolerance_up, tolerance_down)
     return needs_pods & (pod_count == 0)
 
 
@@ -595,7 +591,7 @@ def _average_target_replicas(total_milli, status_replicas, target_average_milli,
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio_ = np.asarray(total_milli).astype(np.float64) / (target * s.astype(np.float64))
     moved = ceil_to_int32(_ratio(total_milli, target))
-    return np.where(within_tolerance(ratio_, tolerance_down, tolerance_up), s, moved)
+    return np.where(within_tolerance(ratio_, tolerance_up, tolerance_down), s, moved)
 
 
 def object_average_value_replicas(value_milli, status_replicas, target_average_milli, tolerance_down,

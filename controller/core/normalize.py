@@ -133,8 +133,10 @@ def normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, 
     """Desired replicas for N targets from their (N, M) proposals; pure.
 
     current: spec replicas (N,). proposals: (N, M) replica proposals (ignored where not valid).
-    Returns the stage outputs and the new state (history written, scale events recorded as
-    if the desired count is applied).
+    Returns the stage outputs and the new state (recommendation history written). The scale
+    events the desired count would cause are not in it: the shell records them with
+    :func:`record_scale_events` once the change is applied (HPA's storeScaleEvent after a
+    successful update).
     """
     current = np.asarray(current, dtype=np.float64)
     n = current.shape[0]
@@ -181,8 +183,6 @@ def normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, 
     limit_reason = np.where(skip, NOT_LIMITED, limit_reason)
 
     new_state = replace(state, rec_values=rec_v, rec_times=rec_t, missing_since=missing_since)
-    if not params.legacy:
-        new_state = _record_scale_events(new_state, params, current, desired, now)
     result = NormResult(combined=combined, proposal=proposal, stabilized=stabilized, desired=desired,
                         limit_reason=limit_reason, reason=reason,
                         scaling_active=np.isnan(forced) & any_valid & ~hold)
@@ -190,10 +190,15 @@ def normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, 
     return result, new_state
 
 
-def _record_scale_events(state: NormState, params: PolicyParams, current: np.ndarray, desired: np.ndarray,
-                         now: float) -> NormState:
-    """Remember |desired - current| per direction for the rate policies (HPA's storeScaleEvent)."""
+def record_scale_events(state: NormState, params: PolicyParams, current: np.ndarray, desired: np.ndarray,
+                        now: float, applied: np.ndarray | None = None) -> NormState:
+    """Remember |desired - current| per direction for the rate policies (HPA's storeScaleEvent),
+    for the ``applied`` rows (N,) bool only (all when None). Legacy policies keep no events."""
+    if params.legacy:
+        return state
     up, down = desired > current, desired < current
+    if applied is not None:
+        up, down = up & applied, down & applied
     up_c, up_t, down_c, down_t = state.up_changes, state.up_times, state.down_changes, state.down_times
     if up.any():
         up_c, up_t = history.write_slot(up_c, up_t, desired - current, now, params.scale_up.longest_period_s, rows=up)

@@ -81,6 +81,10 @@ class ScalingRules:
         return float(self.periods_s.max()) if self.periods_s.size else 0.0
 
 
+#: HPA's --horizontal-pod-autoscaler-tolerance default, and Setpoint's: the one place it is stated.
+DEFAULT_TOLERANCE = 0.1
+
+
 def hpa_default_scale_up() -> ScalingRules:
     """autoscaling/v2 default: no stabilization; max(4 pods, 100 %) per 15 s."""
     return ScalingRules.of(0.0, Select.MAX, [(RuleType.PODS, 4, 15), (RuleType.PERCENT, 100, 15)])
@@ -172,8 +176,8 @@ class PolicyParams:
     min_replicas: int
     max_replicas: int
     interval_s: float = 15.0
-    tolerance_up: float = 0.1
-    tolerance_down: float = 0.1
+    tolerance_up: float = DEFAULT_TOLERANCE
+    tolerance_down: float = DEFAULT_TOLERANCE
     smoothing: Smoothing = Smoothing.NONE
     half_life_s: float = 0.0
     window_s: float = 0.0

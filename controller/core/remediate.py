@@ -425,10 +425,6 @@ def pick_pods(params: HealthParams, pods: PodState, pod_row: np.ndarray, pod_rea
 
 # --- after arbitration -----------------------------------------------------------------------
 
-_REMEDY_OF_ACT = np.asarray([int(Remedy.NONE), int(Remedy.SCALE_UP), int(Remedy.RESTART_POD),
-                             int(Remedy.ROLLING_RESTART), int(Remedy.ROLLBACK)])
-
-
 def remember(params: HealthParams, rem: RemedyState, rev: RevisionState, budgets: BudgetState, action: np.ndarray,
              from_health: np.ndarray, hold: np.ndarray, hold_reason: np.ndarray, replicas: np.ndarray,
              restarted: np.ndarray, check: np.ndarray, rollback_to: np.ndarray, now: float
@@ -443,7 +439,7 @@ def remember(params: HealthParams, rem: RemedyState, rev: RevisionState, budgets
     took = from_health | hold
     rem = replace(
         rem,
-        verify_action=np.where(verified, _REMEDY_OF_ACT[action], rem.verify_action),
+        verify_action=np.where(verified, action, rem.verify_action),  # one type: the action is the remedy
         verify_check=np.where(verified, check, rem.verify_check),
         verify_started=np.where(verified, now, rem.verify_started),
         verify_until=np.where(verified, now + params.verify_window_s, rem.verify_until),

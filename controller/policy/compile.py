@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from controller.core.health_params import (BudgetParams, CheckParams, Direction, HealthParams, Remedy, Scope,
+from controller.core.health_params import (BudgetParams, CheckParams, Direction, HealthParams, Scope,
                                            default_verify_window_s)
 import re
 
@@ -178,11 +178,6 @@ def _threshold(threshold: Threshold) -> ThresholdSpec:
     return ThresholdSpec(Comparison.BELOW, threshold.below, threshold.for_s)
 
 
-_REMEDY = {HealthAction.RESTART_POD: Remedy.RESTART_POD, HealthAction.ROLLING_RESTART: Remedy.ROLLING_RESTART,
-           HealthAction.ROLLBACK: Remedy.ROLLBACK, HealthAction.SCALE_UP: Remedy.SCALE_UP,
-           HealthAction.RECORD: Remedy.RECORD}
-
-
 def compile_health_params(spec: HealthSpec, *, interval_s: float = 15.0, max_replicas: int | None = None,
                           name: str = "") -> HealthParams:
     """The health core's parameters for a compiled ``HealthSpec``.
@@ -199,7 +194,7 @@ def compile_health_params(spec: HealthSpec, *, interval_s: float = 15.0, max_rep
     extra = {} if max_replicas is None else {"max_replicas": int(max_replicas)}
     return HealthParams(
         checks=checks, budgets=budgets, rollback_window_s=spec.rollback_window_s,
-        escalation=tuple(_REMEDY[a] for a in spec.escalation), verify_window_s=default_verify_window_s(checks),
+        escalation=tuple(spec.escalation), verify_window_s=default_verify_window_s(checks),
         systemic_share=0.5, new_revision_window_s=spec.rollback_window_s, healthy_after_s=spec.healthy_after_s,
         interval_s=interval_s, name=name, revision_checks=tuple(compile_revision_params(c) for c in spec.revision_checks),
         **extra)
@@ -211,14 +206,14 @@ def compile_check_params(check: HealthCheckSpec) -> CheckParams:
     return CheckParams(
         name=check.name, scope=Scope.POD if check.scope == "pod" else Scope.WORKLOAD, direction=direction,
         unhealthy=check.unhealthy.value, unhealthy_for_s=check.unhealthy.for_s, recovered=check.recovered.value,
-        recovered_for_s=check.recovered.for_s, action=_REMEDY[check.action], fire_on_missing=check.fire_on_missing,
+        recovered_for_s=check.recovered.for_s, action=check.action, fire_on_missing=check.fire_on_missing,
         smoothing=sm.kind, half_life_s=sm.half_life_s, window_s=sm.window_s, percentile=sm.percentile)
 
 
-def compile_policy_health(policy: PolicyDocument) -> HealthParams | None:
+def compile_policy_health(policy: PolicyDocument, spec: HealthSpec | None = None) -> HealthParams | None:
     """The health core's parameters for ``policy`` (None without ``health``), with the policy's
-    interval and max replicas."""
-    spec = compile_health(policy.spec.health)
+    interval and max replicas; ``spec``: its HealthSpec when already compiled."""
+    spec = compile_health(policy.spec.health) if spec is None else spec
     if spec is None:
         return None
     return compile_health_params(spec, interval_s=policy.spec.interval_s,

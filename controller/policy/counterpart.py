@@ -24,7 +24,8 @@ def hpa_counterpart(loaded: LoadedPolicy, name: str = "hpa") -> LoadedPolicy:
                                        "health": None})
     new_model = model.model_copy(update={"spec": new_spec, "metadata": model.metadata.model_copy(
         update={"name": name})})
-    return replace(loaded, name=name, model=new_model, params=compile_policy(new_model), health=None)
+    return replace(loaded, name=name, model=new_model, params=compile_policy(new_model), health=None,
+                   health_params=None)
 
 
 def spec_differences(a: LoadedPolicy, b: LoadedPolicy) -> list[str]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from controller.core.params import DEFAULT_TOLERANCE
 from controller.policy.durations import format_duration, format_number
 from controller.policy.yamlsrc import YamlDocument, read_documents
 
@@ -382,7 +383,8 @@ class _Conversion:
         if "behavior" in spec and spec["behavior"] is not None:
             behavior, tolerance = self._behavior(_dict(spec, ("behavior",)), ("spec", "behavior"))
             if tolerance:
-                scaling["tolerance"] = {"up": tolerance.get("up", 0.1), "down": tolerance.get("down", 0.1)}
+                scaling["tolerance"] = {"up": tolerance.get("up", DEFAULT_TOLERANCE),
+                                        "down": tolerance.get("down", DEFAULT_TOLERANCE)}
             scaling["behavior"] = behavior
         source = f"{HPA_KIND} {self.namespace}/{_dict(obj, ('metadata',)).get('name')} ({version})"
         return self._render(source, kind, workload, low, high, 15.0, scaling)
@@ -405,7 +407,8 @@ class _Conversion:
             behavior, tolerance = self._behavior(_dict(hpa_config, ("behavior",)),
                                                  ("spec", "advanced", "horizontalPodAutoscalerConfig", "behavior"))
             if tolerance:
-                scaling["tolerance"] = {"up": tolerance.get("up", 0.1), "down": tolerance.get("down", 0.1)}
+                scaling["tolerance"] = {"up": tolerance.get("up", DEFAULT_TOLERANCE),
+                                        "down": tolerance.get("down", DEFAULT_TOLERANCE)}
             scaling["behavior"] = behavior
         if advanced.get("scalingModifiers"):
             self.notes.append("advanced.scalingModifiers (a formula over triggers) is not carried over: each trigger "

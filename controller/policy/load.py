@@ -12,9 +12,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from controller.core.health_params import HealthParams
 from controller.core.params import PolicyParams
 from controller.errors import FieldError, PolicyError
-from controller.policy.compile import compile_health, compile_policy, compile_targets
+from controller.policy.compile import compile_health, compile_policy, compile_policy_health, compile_targets
 from controller.policy.durations import describe_value
 from controller.policy.messages import format_path, validation_problems
 from controller.policy.rules import document_problems
@@ -37,6 +38,7 @@ class LoadedPolicy:
     params: PolicyParams
     targets: TargetSelector
     health: HealthSpec | None
+    health_params: HealthParams | None = None  # the health core's parameters, compiled once, here
 
     @property
     def scales(self) -> bool:
@@ -252,6 +254,8 @@ def _named_targets(model: PolicyDocument) -> list[tuple[tuple, tuple[str, str, s
 
 def _compile(document: _Document) -> LoadedPolicy:
     model = document.model
+    health = compile_health(model.spec.health)
     return LoadedPolicy(name=model.metadata.name, file=document.file, document=document.yaml.index,
                         line=document.yaml.line, model=model, params=compile_policy(model),
-                        targets=compile_targets(model.spec.targets), health=compile_health(model.spec.health))
+                        targets=compile_targets(model.spec.targets), health=health,
+                        health_params=compile_policy_health(model, health))

@@ -8,11 +8,10 @@ object, even an empty one, switches to the behavior path with defaults filled in
 
 from __future__ import annotations
 
+from controller.core.params import DEFAULT_TOLERANCE  # noqa: F401 (stated once, in the core; re-exported)
 from controller.core.params import ScalingRules, hpa_default_scale_down, hpa_default_scale_up
 
 HPA = "hpa"
-
-DEFAULT_TOLERANCE = 0.1  # HPA's --horizontal-pod-autoscaler-tolerance default; Setpoint uses it too
 
 # Fields HPA has no equivalent for; allowing them would make `preset: hpa` not HPA any more.
 HPA_UNSUPPORTED = {

@@ -11,6 +11,7 @@ from typing import Annotated, Callable, Literal, Optional, Union
 
 from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
+from controller.core.params import DEFAULT_TOLERANCE
 from controller.policy.durations import describe_value
 from controller.policy.fields import (CountOrPercent, DnsLabel, DnsSubdomain, Duration, Identifier, NonEmptyText,
                                       Percent, StrictModel, duration_field, exactly_one, field_error,
@@ -149,8 +150,8 @@ class SmoothingModel(StrictModel):
 
 
 class Tolerance(StrictModel):
-    up: float = Field(0.1, ge=0, le=10, description="Scale up only above target * (1 + up).")
-    down: float = Field(0.1, ge=0, le=1, description="Scale down only below target * (1 - down); 1: never.")
+    up: float = Field(DEFAULT_TOLERANCE, ge=0, le=10, description="Scale up only above target * (1 + up).")
+    down: float = Field(DEFAULT_TOLERANCE, ge=0, le=1, description="Scale down only below target * (1 - down); 1: never.")
 
 
 def _tolerance_from_number(value: object) -> object:
@@ -255,7 +256,7 @@ class Scaling(StrictModel):
     smoothing: Optional[SmoothingModel] = None
     tolerance: Annotated[Tolerance, BeforeValidator(
         _tolerance_from_number, json_schema_input_type=float | Tolerance)] = Field(
-        default_factory=Tolerance, json_schema_extra={"default": 0.1})
+        default_factory=Tolerance, json_schema_extra={"default": DEFAULT_TOLERANCE})
     stale_after_s: PositiveDuration = duration_field(120.0, "staleAfter", "A sample older than this counts as missing.")
     behavior: Optional[Behavior] = None
     on_missing_metrics: Optional[OnMissingMetrics] = None

@@ -7,21 +7,18 @@ Target selection and health checks, as frozen dataclasses with seconds (``*_s``)
 from __future__ import annotations
 
 import enum
-import math
 from dataclasses import dataclass
 
+import numpy as np
+
+from controller.core.health_params import BudgetParams
 from controller.core.params import Smoothing
-from controller.model import TargetSelector  # noqa: F401 (re-exported by controller.policy)
+from controller.model import ActionKind, TargetSelector  # noqa: F401 (TargetSelector: re-exported by controller.policy)
 
 
-class HealthAction(str, enum.Enum):
-    """What a firing health check proposes."""
-
-    RESTART_POD = "restart-pod"
-    ROLLING_RESTART = "rolling-restart"
-    ROLLBACK = "rollback"
-    SCALE_UP = "scale-up"
-    RECORD = "record"
+#: What a firing health check proposes: the one action type (``HealthAction("scale-up")`` is
+#: ``ActionKind.SCALE``); the name stays for the policy layer's readers.
+HealthAction = ActionKind
 
 
 class Comparison(str, enum.Enum):
@@ -99,15 +96,12 @@ class BudgetSpec:
     max_unavailable_ratio: float | None = None
 
     def max_unavailable(self, replicas: int) -> int:
-        """Pods that may be disrupted at once out of ``replicas``.
-
-        A percentage rounds down like Kubernetes' maxUnavailable, but never below one pod when
-        the percentage is positive: otherwise a small workload could never be healed.
-        """
-        if self.max_unavailable_pods is not None:
-            return self.max_unavailable_pods
-        ratio = self.max_unavailable_ratio or 0.0
-        return max(1, math.floor(ratio * replicas)) if ratio > 0 else 0
+        """Pods that may be disrupted at once out of ``replicas``: the core's rule
+        (``BudgetParams.max_unavailable``), so that the two never round differently."""
+        params = BudgetParams(max_unavailable_pods=self.max_unavailable_pods,
+                              max_unavailable_ratio=None if self.max_unavailable_pods is not None
+                              else self.max_unavailable_ratio)
+        return int(params.max_unavailable(np.asarray([replicas]))[0])
 
 
 @dataclass(frozen=True)

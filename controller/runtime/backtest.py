@@ -175,7 +175,7 @@ class ReplayMetrics:
         self._zeros = np.zeros(n)
         self._no = np.zeros(n, bool)
 
-    def query(self, expr: str, targets: Sequence[TargetRef], at: float) -> Samples:
+    def query(self, expr: str, targets: Sequence[TargetRef], at: float, *, labels=None) -> Samples:
         values = self.data.metrics[expr][self.index].copy()
         if expr in self.per_replica:
             values = rescaled(values, self.data.actual[self.index], self.cluster.spec)

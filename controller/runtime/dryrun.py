@@ -35,8 +35,8 @@ class DryRunCluster:
     def apply(self, action: Action) -> None:
         self.would_apply.append(action)
         del self.would_apply[:-self.keep]
-        log.log(self.log_level, "%s: would %s %s", self.mode, action.kind.value, action.target,
-                extra={"policy": action.policy, "target": str(action.target), "action": action.kind.value,
+        log.log(self.log_level, "%s: would %s %s", self.mode, action.kind.word, action.target,
+                extra={"policy": action.policy, "target": str(action.target), "action": action.kind.word,
                        "replicas": action.replicas, "from_replicas": action.from_replicas, "reason": action.reason,
                        self.mode.replace("-", "_"): True})
 

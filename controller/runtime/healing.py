@@ -42,7 +42,7 @@ def _query(metrics: MetricsSource, expr: str, refs: Sequence[TargetRef], now: fl
            name: str):
     """(values (R,), present (R,)) for one check; a failed query is all-missing (never fires)."""
     try:
-        s = metrics.query(expr, refs, now, labels=labels) if labels else metrics.query(expr, refs, now)
+        s = metrics.query(expr, refs, now, labels=labels)
     except MetricsUnavailable as exc:
         errors.append(f"health check {name}: {exc}")
         return np.full(len(refs), np.nan), np.zeros(len(refs), bool)

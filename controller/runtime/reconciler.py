@@ -20,10 +20,11 @@ from controller.core.health_state_codec import (Parsed, durable_arrays, encode, 
                                                 still_relevant, target_key)
 from controller.core.health_params import HEALTH_REASON_CODES, HealthParams
 from controller.core.params import PolicyParams
-from controller.errors import ActuationError, ConflictError, MetricsUnavailable, StateStoreError
+from controller.errors import MetricsUnavailable, StateStoreError
 from controller.model import REASON_CODES, RESUME_ANNOTATION, Action, ActionKind, TargetRef
-from controller.policy.compile import compile_policy_health
-from controller.ports import Cluster, ClusterView, MetricsSource, Samples, StateStore, TargetSelector
+from controller.ports import (Cluster, ClusterView, ConcurrentMetricsSource, EventRecorder, MetricsSource, Rehearsal,
+                              Samples, StateStore, TargetSelector)
+from controller.runtime.actuate import RetryPolicy, apply_with_retries
 from controller.runtime.conditions import scaling_conditions
 from controller.runtime.healing import HealthQueries, health_actions, observe_health
 
@@ -48,10 +49,10 @@ class RuntimePolicy:
 
     @classmethod
     def of(cls, loaded) -> "RuntimePolicy":
-        """From a controller.policy.LoadedPolicy."""
+        """From a controller.policy.LoadedPolicy (its parameters as compiled when it was loaded)."""
         spec = loaded.model.spec
         queries = tuple(m.query for m in spec.scaling.metrics) if loaded.scales else ()
-        health = compile_policy_health(loaded.model)
+        health = loaded.health_params
         checks = spec.health.checks if health is not None else []
         health_queries = tuple(c.query for c in checks if c.scope != "revision")
         revision_queries = tuple((c.query,) if c.query is not None else (c.errors, c.requests)
@@ -68,7 +69,7 @@ class CycleResult:
     targets: list[TargetRef]
     view: ClusterView | None
     decision: Decision | None
-    actions: list[Action] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)  # accepted by the cluster (under a rehearsal: would be)
     errors: list[str] = field(default_factory=list)
     queries: int = 0
     failed: list[tuple[TargetRef, str]] = field(default_factory=list)
@@ -80,6 +81,7 @@ class CycleResult:
     # per target, the HPA-style conditions this cycle set: {type: {status, reason, message}}
     conditions: list[dict[str, dict]] = field(default_factory=list)
     warm_start: object | None = None  # a controller.runtime.warm_start.WarmStart: this cycle rebuilt the state
+    rehearsal: bool = False  # dry-run or shadow: ``actions`` were recorded, not applied
 
 
 def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: float = 0.0) -> list:
@@ -105,14 +107,18 @@ def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: f
     return records
 
 
-def emit_event(cluster, target: TargetRef, reason: str, message: str) -> None:
-    """A Kubernetes Event on ``target`` when the cluster can record one (best effort: an Event
-    that fails never fails the cycle or the reload)."""
-    record = getattr(cluster, "record_event", None)
-    if record is None:
+def event_recorder(cluster: Cluster) -> EventRecorder | None:
+    """The cluster as an EventRecorder when it declares the capability (asked once, when wiring)."""
+    return cluster if isinstance(cluster, EventRecorder) else None
+
+
+def emit_event(events: EventRecorder | None, target: TargetRef, reason: str, message: str) -> None:
+    """A Kubernetes Event on ``target`` when the cluster can record one (``event_recorder``; best
+    effort: an Event that fails never fails the cycle or the reload)."""
+    if events is None:
         return
     try:
-        record(target, reason, message)
+        events.record_event(target, reason, message)
     except Exception:
         logging.getLogger("setpoint.runtime").debug("could not record a %s Event", reason, exc_info=True)
 
@@ -135,8 +141,9 @@ class Reconciler:
     that cycle's actions go out (a disruptive action only once its budget is saved)."""
 
     def __init__(self, policy: RuntimePolicy, metrics: MetricsSource, cluster: Cluster,
-                 on_cycle: Callable[[CycleResult], None] | None = None, max_conflict_retries: int = 2,
-                 state_store: StateStore | None = None, warm_from=None):
+                 on_cycle: Callable[[CycleResult], None] | None = None, retry: RetryPolicy = RetryPolicy(),
+                 state_store: StateStore | None = None, monotonic: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, warm_from=None):
         self.policy = policy
         # a source with ``query_range`` (PrometheusSource): the scaling state is rebuilt from its
         # history at the first cycle and after ``restore()`` (controller/runtime/warm_start.py)
@@ -144,9 +151,9 @@ class Reconciler:
         self._warm_due = True
         self.with_conditions = True  # False: no HPA-style conditions (a replay has nobody to show them to)
         self.metrics = metrics
-        self.cluster = cluster
+        self.cluster = cluster  # optional capabilities of both ports are checked when they are set (below)
         self.on_cycle = on_cycle
-        self.max_conflict_retries = max_conflict_retries
+        self.retry, self._monotonic, self._sleep = retry, monotonic, sleep  # writes only: see runtime/actuate.py
         self._targets: list[TargetRef] = []
         self._state = ScalingState.empty(0, policy.params)
         self._health_state = HealthState.empty(0, policy.health) if policy.health else None
@@ -160,6 +167,25 @@ class Reconciler:
         self._saved_resume: dict[str, str] = {}
         self._before_heal: tuple[HealthState | None, set[TargetRef]] = (self._health_state, set())
         self.restore()
+
+    @property
+    def metrics(self) -> MetricsSource:
+        return self._metrics
+
+    @metrics.setter
+    def metrics(self, source: MetricsSource) -> None:
+        self._metrics = source
+        self._concurrent = source if isinstance(source, ConcurrentMetricsSource) else None
+
+    @property
+    def cluster(self) -> Cluster:
+        return self._cluster
+
+    @cluster.setter
+    def cluster(self, cluster: Cluster) -> None:
+        self._cluster = cluster
+        self._events = event_recorder(cluster)
+        self.rehearsal = isinstance(cluster, Rehearsal)  # dry-run / shadow: nothing is applied, nothing committed
 
     # ------------------------------------------------------------------ durable state
     def restore(self) -> None:
@@ -232,7 +258,7 @@ class Reconciler:
         self._health_state, self.rearm = self._before_heal
         for a in actions:
             if a.kind in DISRUPTIVE:
-                result.failed.append((a.target, f"state: {a.kind.value} not sent, its budget could not be saved"))
+                result.failed.append((a.target, f"state: {a.kind.word} not sent, its budget could not be saved"))
         return [a for a in actions if a.kind not in DISRUPTIVE]
 
     def warm(self, targets: list[TargetRef], history: np.ndarray, times: np.ndarray) -> None:
@@ -270,10 +296,10 @@ class Reconciler:
             self._targets = targets
 
     def _fetch(self, targets: list[TargetRef], now: float) -> list[Samples | Exception]:
-        """One request per metric; concurrently when the source can (``query_many``)."""
+        """One request per metric; concurrently when the source can (ConcurrentMetricsSource)."""
         exprs = list(self.policy.queries)
-        if hasattr(self.metrics, "query_many"):
-            return self.metrics.query_many(exprs, targets, now, return_exceptions=True)
+        if self._concurrent is not None:
+            return self._concurrent.query_many(exprs, targets, now, return_exceptions=True)
         out: list[Samples | Exception] = []
         for expr in exprs:
             try:
@@ -298,17 +324,38 @@ class Reconciler:
         return out
 
     def _apply(self, action: Action, result: CycleResult) -> None:
-        for attempt in range(self.max_conflict_retries + 1):
-            try:
-                self.cluster.apply(action)
-                result.actions.append(action)
-                return
-            except ConflictError as exc:
-                if attempt == self.max_conflict_retries:
-                    result.failed.append((action.target, f"conflict: {exc}"))
-            except ActuationError as exc:
-                result.failed.append((action.target, f"{exc.kind}: {exc}"))
-                return
+        error, _ = apply_with_retries(self.cluster.apply, action, self.retry, self._monotonic, self._sleep)
+        if error is None:
+            result.actions.append(action)
+        else:
+            result.failed.append((action.target, f"{error.kind}: {error}"))
+
+    def _commit(self, targets: list[TargetRef], decision: Decision, now: float, result: CycleResult) -> None:
+        """Remember what happened, not what was decided: scale events, budget use, verification
+        windows and revision memory only for the actions that were applied (none under a
+        rehearsal). The durable health state was saved with every action charged before they
+        went out (the reservation); when one did not go out, the state without it is written
+        now (the release), else the next cycle's save does it."""
+        applied = [] if self.rehearsal else result.actions
+        row = {t: i for i, t in enumerate(targets)}
+        done, scaled = np.zeros(len(targets), bool), np.zeros(len(targets), bool)
+        replicas = decision.desired.astype(np.float64)
+        pods: set[str] = set()
+        for a in applied:
+            i = row[a.target]
+            done[i] = True
+            if a.kind is ActionKind.SCALE:
+                scaled[i], replicas[i] = True, a.replicas
+            elif a.kind is ActionKind.RESTART_POD:
+                pods.add(f"{a.target.namespace}/{a.pod}")
+        self._state = decision.state_after(scaled, replicas)
+        healing = result.healing
+        if healing is None or self._health_state is not healing.state:  # a failed reservation reverted it
+            return
+        restarted = np.fromiter((str(k) in pods for k in healing.pod_keys), bool, len(healing.pod_keys))
+        self._health_state = healing.state_after(done, restarted)
+        if self.state_store is not None and self._health_state is not healing.state:
+            self._save_if_changed(targets, now, result)
 
     def _read_resume_annotations(self, view: ClusterView) -> None:
         """A new value of the resume annotation (``setpoint resume``) re-arms that target."""
@@ -325,7 +372,7 @@ class Reconciler:
         for i, t in enumerate(targets):
             if t in held and t not in self._held:
                 why = HEALTH_REASON_CODES[int(healing.held_reason[i])] if healing.held_reason[i] >= 0 else "Held"
-                emit_event(self.cluster, t, "HealingHeld", f"{self.policy.name}: self-healing stopped ({why}); "
+                emit_event(self._events, t, "HealingHeld", f"{self.policy.name}: self-healing stopped ({why}); "
                                                            f"`setpoint resume {t.namespace}/{t.name}` re-arms it")
         self._held = held
 
@@ -381,10 +428,11 @@ class Reconciler:
             actions = self._save_before_acting(targets, now, actions, result)
         for action in actions:
             self._apply(action, result)
+        result.rehearsal = self.rehearsal
         if self.with_conditions:
             result.conditions = scaling_conditions(self.policy.params, decision, targets, view.exists,
                                                    result.actions, result.failed)
-        self._state = decision.state
+        self._commit(targets, decision, now, result)
         result.duration_s = time.perf_counter() - started
         if self.on_cycle:
             self.on_cycle(result)

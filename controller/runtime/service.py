@@ -22,7 +22,8 @@ from controller.errors import PolicyError
 from controller.policy import LoadedPolicy, check_policies
 from controller.model import TargetRef, jsonable
 from controller.ports import Cluster, MetricsSource, StateStore
-from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy, cycle_records, emit_event
+from controller.runtime.reconciler import (CycleResult, Reconciler, RuntimePolicy, cycle_records, emit_event,
+                                           event_recorder)
 from controller.runtime.records import DEFAULT_KEEP, DEFAULT_MAX_BYTES, RecordWriter
 from controller.runtime.status import StatusBook, to_document
 from controller.runtime.telemetry import Telemetry
@@ -90,6 +91,7 @@ class ControllerService:
                  leader_term: Callable[[], int] = lambda: 0):
         self.paths = [Path(p) for p in policy_paths]
         self.metrics, self.cluster, self.telemetry = metrics, cluster, telemetry
+        self._events = event_recorder(cluster)
         self.state_store = state_store
         self.options = options or ServiceOptions()
         self.clock, self.is_leader, self.leader_term = clock, is_leader, leader_term
@@ -200,8 +202,9 @@ class ControllerService:
                       extra={"policy": result.policy})
         for target, why in result.failed:
             log.error("action failed", extra={"policy": result.policy, "target": str(target), "error": why})
+        done = "would" if result.rehearsal else "applied"  # a dry run never says it applied anything
         for action in result.actions:
-            log.info("applied %s %s: %s -> %s (%s)", action.kind.value, action.target, action.from_replicas,
+            log.info("%s %s %s: %s -> %s (%s)", done, action.kind.word, action.target, action.from_replicas,
                      action.replicas, action.reason, extra={"policy": result.policy, "target": str(action.target)})
         log.debug("cycle", extra={"policy": result.policy, "targets": len(result.targets),
                                   "duration_s": round(result.duration_s, 4), "queries": result.queries})
@@ -296,7 +299,7 @@ class ControllerService:
         first = errors[0] if errors else "unknown error"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         for ref, policy in self._governed()[:MAX_RELOAD_EVENTS]:
-            emit_event(self.cluster, ref, "PolicyReloadFailed",
+            emit_event(self._events, ref, "PolicyReloadFailed",
                        f"policy reload rejected, {policy} keeps running as it was: {first}{more}"[:1000])
 
     def _governed(self) -> list[tuple[TargetRef, str]]:

@@ -102,8 +102,8 @@ class Telemetry:
             self.errors.labels(p, "state").inc()
         if result.state_saved:
             self.state_saves.labels(p).inc()
-        for action in result.actions:
-            self.actions.labels(p, action.kind.value).inc()
+        for action in [] if result.rehearsal else result.actions:  # applied ones only: a dry run applies none
+            self.actions.labels(p, action.kind.word).inc()
         for _target, _why in result.failed:
             self.action_failures.labels(p, "scale").inc()
         if result.healing is not None:

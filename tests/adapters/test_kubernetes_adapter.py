@@ -1,5 +1,7 @@
-"""KubernetesCluster against the simulated apiserver: writes only on change, conflicts retried,
-API errors mapped to the project's classes, a client-side rate limit, events on every action."""
+"""KubernetesCluster against the simulated apiserver: writes only on change, one attempt per
+action (the reconciler's retry owner, controller/runtime/actuate.py, retries conflicts and
+temporary errors), API errors mapped to the project's classes, a client-side rate limit, events
+on every action."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from controller.adapters.kubernetes import KubernetesCluster, TokenBucket, map_error
 from controller.errors import ConflictError, Forbidden, NotFound, PermanentError, TemporaryError
 from controller.model import Action, ActionKind, TargetRef, TargetSelector
+from controller.runtime.actuate import RetryPolicy, apply_with_retries
 from tests.adapters.kube_helpers import api_client, official_client, server, start_server  # noqa: F401
 
 NS = "shop"
@@ -37,6 +40,19 @@ def cluster(server, tmp_path):
 
 def scale(replicas: int, from_replicas: int | None, target: TargetRef = WEB) -> Action:
     return Action(ActionKind.SCALE, target, "ScaleUp", replicas=replicas, from_replicas=from_replicas, policy="web-rps")
+
+
+def retried(kc: KubernetesCluster, action: Action, **policy):
+    """Apply as the reconciler does, through the one retry owner, on a fake clock (no sleeping).
+    Returns (error or None, attempts, the waits asked for)."""
+    now, waits = [0.0], []
+
+    def sleep(s: float) -> None:
+        waits.append(s)
+        now[0] += s
+
+    error, attempts = apply_with_retries(kc.apply, action, RetryPolicy(**policy), lambda: now[0], sleep)
+    return error, attempts, waits
 
 
 def events(srv, tmp_path) -> list:
@@ -104,37 +120,39 @@ def test_scale_of_an_unseen_target_reads_the_scale_first(cluster, server):
 
 
 # --------------------------------------------------------------------------- conflicts and errors
-def test_conflict_is_retried_after_a_re_read(cluster, server):
+def test_apply_makes_one_attempt_and_raises_the_conflict(cluster, server):
     server.api.faults.inject(SCALE_PATH, status=409, times=1, method="PATCH")
-    cluster.apply(scale(7, 2))
+    with pytest.raises(ConflictError):
+        cluster.apply(scale(7, 2))
+    assert server.api.requests.count("PATCH", SCALE_PATH) == 1
+
+
+def test_a_conflict_is_retried_at_once_by_the_retry_owner(cluster, server):
+    server.api.faults.inject(SCALE_PATH, status=409, times=1, method="PATCH")
+    error, attempts, waits = retried(cluster, scale(7, 2))
+    assert error is None and attempts == 2 and waits == []  # a conflict: no wait
     assert server.api.requests.count("PATCH", SCALE_PATH) == 2
-    assert server.api.requests.count("GET", SCALE_PATH) == 1
     assert server.world.engine.spec_replicas[server.world.engine.index("web")] == 7
 
 
-def test_persistent_conflict_raises_conflict_error_after_bounded_retries(server, tmp_path):
-    kc = make_cluster(server, tmp_path, max_conflict_retries=2)
+def test_persistent_conflict_is_a_conflict_error_after_bounded_attempts(cluster, server):
     server.api.faults.inject(SCALE_PATH, status=409, times=100, method="PATCH")
-    with pytest.raises(ConflictError) as err:
-        kc.apply(scale(7, 2))
-    assert err.value.kind == "conflict" and err.value.status == 409
-    assert server.api.requests.count("PATCH", SCALE_PATH) == 3
-    kc.close()
+    error, attempts, _ = retried(cluster, scale(7, 2), max_attempts=3)
+    assert isinstance(error, ConflictError) and error.kind == "conflict" and error.status == 409
+    assert attempts == 3 and server.api.requests.count("PATCH", SCALE_PATH) == 3
 
 
-def test_5xx_is_retried_then_temporary_error(server, tmp_path):
-    kc = make_cluster(server, tmp_path, max_retries=2)
+def test_5xx_is_retried_with_backoff_then_temporary_error(cluster, server):
     server.api.faults.inject(SCALE_PATH, status=503, times=100)
-    with pytest.raises(TemporaryError) as err:
-        kc.apply(scale(7, 2))
-    assert err.value.status == 503 and "HTTP 503" in str(err.value)
-    assert server.api.requests.count("PATCH", SCALE_PATH) == 3
-    kc.close()
+    error, attempts, waits = retried(cluster, scale(7, 2), max_attempts=3, backoff_s=0.1, deadline_s=10.0)
+    assert isinstance(error, TemporaryError) and error.status == 503 and "HTTP 503" in str(error)
+    assert server.api.requests.count("PATCH", SCALE_PATH) == 3 and waits == [0.1, 0.2]
 
 
 def test_a_transient_500_is_absorbed_by_a_retry(cluster, server):
     server.api.faults.inject(SCALE_PATH, status=500, times=1)
-    cluster.apply(scale(3, 2))
+    error, _, _ = retried(cluster, scale(3, 2))
+    assert error is None
     assert server.world.engine.spec_replicas[server.world.engine.index("web")] == 3
     assert server.api.requests.count("PATCH", SCALE_PATH) == 2
 
@@ -237,7 +255,7 @@ def test_rollback_conflict_is_re_read_and_retried(cluster, server):
     cluster.apply(Action(ActionKind.ROLLING_RESTART, WEB, "Stuck"))
     server.api.requests.reset()
     server.api.faults.inject(r"/deployments/web$", status=409, times=1, method="PATCH")
-    cluster.apply(Action(ActionKind.ROLLBACK, WEB, "BadRelease"))
+    assert retried(cluster, Action(ActionKind.ROLLBACK, WEB, "BadRelease"))[0] is None
     assert server.api.requests.count("PATCH", r"/deployments/web$") == 2
     assert server.api.requests.count("GET", r"/deployments/web$") == 2  # read again after the conflict
     assert cluster.observe([WEB]).statuses[0].revision == "3"
@@ -258,7 +276,7 @@ def test_rollback_with_a_stale_resource_version_is_a_real_409(cluster, server, m
 
     monkeypatch.setattr(cluster, "_rollback_source", read_then_someone_scales)
     server.api.requests.reset()
-    cluster.apply(Action(ActionKind.ROLLBACK, WEB, "BadRelease"))
+    assert retried(cluster, Action(ActionKind.ROLLBACK, WEB, "BadRelease"))[0] is None
     assert len(calls) == 2 and server.api.requests.count("PATCH", r"/deployments/web$") == 2
 
 

@@ -341,7 +341,7 @@ def test_external_without_series_is_an_error():
     pytest.param(1.05, 0.1, 0.01, False, id="per-direction-up"),
 ])
 def test_within_tolerance(ratio, down, up, inside):
-    assert bool(hr.within_tolerance(np.array([ratio]), down, up)[0]) is inside
+    assert bool(hr.within_tolerance(np.array([ratio]), up, down)[0]) is inside  # (ratio, up, down), as propose.py
 
 
 @pytest.mark.parametrize("cluster,down,up,gate,expected", [

@@ -89,7 +89,7 @@ def test_a_replacement_that_fails_again_escalates_up_the_ladder_to_rollback():
             w.bad.add(w.pods[0][0])
 
     ds, _ = drive(w, None, range(0, 700, 15), before=before)
-    acted = [(d.now - T0, Act(int(d.action[0])).kind, code(d), outcome(d)) for d in ds
+    acted = [(d.now - T0, Act(int(d.action[0])).word, code(d), outcome(d)) for d in ds
              if d.action[0] != Act.NONE or d.outcome[0] >= 0]
     assert acted == [(435, "restart-pod", "RestartFiringPods", None),
                      (495, "rolling-restart", "Escalated", "VerifyFailedEscalating"),

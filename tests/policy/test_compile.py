@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from controller.core.params import MetricKind, RuleType, Select, Smoothing
 from controller.model import TargetRef
 from controller.policy import Comparison, HealthAction, Threshold
+from controller.runtime.reconciler import RuntimePolicy
 from tests.policy.helpers import load_one, policy_with
 
 PODS, PERCENT = RuleType.PODS, RuleType.PERCENT
@@ -165,10 +167,20 @@ def test_health_only_policy_has_no_metrics_and_does_not_scale():
     pytest.param("25%", 3, 1, id="at-least-one-pod"),
     pytest.param("0%", 10, 0, id="zero-percent"),
     pytest.param("2", 10, 2, id="pod-count"),
+    pytest.param("29%", 100, 29, id="no-float-drift"),  # 0.29 * 100 = 28.999999999999996
+    pytest.param("57%", 100, 57, id="no-float-drift-57"),
 ])
 def test_max_unavailable(budget, replicas, allowed):
+    """The policy's budget and the core's parameters give the same count (they once rounded apart)."""
     policy = load_one(policy_with(HEALTH + f"    budgets: {{maxUnavailable: {budget}}}\n"))
     assert policy.health.budgets.max_unavailable(replicas) == allowed
+    assert policy.health_params.budgets.max_unavailable(np.array([replicas])).tolist() == [allowed]
+
+
+def test_health_is_compiled_once_when_loaded():
+    """The reconciler runs the parameters compiled at load time, not a second compilation."""
+    policy = load_one(policy_with(HEALTH))
+    assert RuntimePolicy.of(policy).health is policy.health_params
 
 
 def test_threshold_comparisons_are_strict():

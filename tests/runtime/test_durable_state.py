@@ -162,7 +162,7 @@ def test_dry_run_reads_the_state_and_writes_none(lives):
     life = lives()
     rec = life.start(store_wrapper=DryRunStateStore)
     result = life.cycle(rec)
-    assert [a.kind.value for a in result.actions] == ["rolling-restart"]  # (the dry-run cluster is not under test)
+    assert [a.kind.word for a in result.actions] == ["rolling-restart"]  # (the dry-run cluster is not under test)
     assert life.stored() is None and rec.state_store.would_save
     assert life.server.api.requests.count("PUT", "/configmaps") + life.server.api.requests.count("POST", "/configmaps") == 0
 
@@ -176,7 +176,7 @@ def test_unreadable_store_means_no_health_action_until_it_reads(lives):
     assert life.rolling_restarts() == 0
     life.cycle(rec)  # the third failure
     later = life.cycle(rec)  # reads now, and acts
-    assert [a.kind.value for a in later.actions] == ["rolling-restart"] and later.state_saved
+    assert [a.kind.word for a in later.actions] == ["rolling-restart"] and later.state_saved
 
 
 def test_corrupt_state_holds_back_disruptive_actions_and_is_reported(lives):
@@ -226,7 +226,7 @@ def test_becoming_leader_rereads_what_the_other_replica_saved(tmp_path):
     while not store.saves:  # A leads until it acts (and saves)
         step()
         acted = a.run_cycle("web-heal")
-    assert [x.kind.value for x in acted.actions] == ["rolling-restart"]
+    assert [x.kind.word for x in acted.actions] == ["rolling-restart"]
     leading.update(a=False, b=True)
     step()
     took_over = b.run_cycle("web-heal")

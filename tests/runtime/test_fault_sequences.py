@@ -167,7 +167,7 @@ class Replica:
         api = official_client(server, folder)
         api.user_agent = identity  # tags its requests in the server's log
         self.cluster = KubernetesCluster(api, qps=0, retry_backoff_s=0.0, request_timeout_s=CLIENT_TIMEOUT_S,
-                                         max_retries=1, max_conflict_retries=1, emit_events=False, clock=clock)
+                                         max_retries=1, emit_events=False, clock=clock)
         self.elector = fence_with_lease(self.cluster, NS, lease, identity, clock=clock, monotonic=clock,
                                         lease_duration_s=LEASE_DURATION_S, renew_deadline_s=RENEW_DEADLINE_S,
                                         request_timeout_s=CLIENT_TIMEOUT_S)
@@ -446,7 +446,7 @@ def test_a_restart_whose_budget_cannot_be_saved_is_not_sent(tmp_path):
         [(_, why)] = results[-1].failed
         assert why == "state: rolling-restart not sent, its budget could not be saved"
         run.step(cycles("unhealthy")[0])
-        assert [a.kind.value for a in results[-1].actions] == ["rolling-restart"] and results[-1].state_saved
+        assert [a.kind.word for a in results[-1].actions] == ["rolling-restart"] and results[-1].state_saved
         [restart] = rolling_restarts(run.log.received)
         log = run.log.received
         sent = next(i for i, r in enumerate(log) if r.method == "PATCH" and r.path.endswith(RESTART))

@@ -38,7 +38,7 @@ def setup(server, tmp_path, **cluster_options):
     world.advance(3)
     metrics = SimMetrics(world.engine, {"offered": "offered_rps"}, window_s=15, tick_s=world.tick_s)
     metrics.push(world.engine.signals())
-    options = dict(qps=0, max_retries=2, max_conflict_retries=2, retry_backoff_s=0.01, request_timeout_s=1.0)
+    options = dict(qps=0, max_retries=2, retry_backoff_s=0.01, request_timeout_s=1.0)
     options.update(cluster_options)
     cluster = KubernetesCluster(official_client(server, tmp_path), **options)
     rec = Reconciler(RuntimePolicy(policy.name, policy.params, policy.targets, ("offered",)), metrics, cluster)

@@ -57,7 +57,7 @@ def test_budget_exhausted_is_announced_and_resume_rearms(server, tmp_path):
         telemetry.observe_cycle(results[-1])
         if results[-1].healing.held[0]:
             break
-    disruptive = [a for r in results for a in r.actions if a.kind.value in ("restart-pod", "rolling-restart")]
+    disruptive = [a for r in results for a in r.actions if a.kind.word in ("restart-pod", "rolling-restart")]
     assert len(disruptive) == 1
     assert results[-1].healing.held.tolist() == [True]
 

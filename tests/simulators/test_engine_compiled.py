@@ -36,7 +36,7 @@ def assert_same_runs(monkeypatch, config, faults, script, **kw) -> None:
     fast, fast_ticks, fast_obs = run_engine(monkeypatch, True, config, faults, script, **kw)
     ref, ref_ticks, ref_obs = run_engine(monkeypatch, False, config, faults, script, **kw)
     assert_same_ticks(fast_ticks, ref_ticks, rtol=RTOL)
-    assert fast.observe() == ref.observe()
+    assert fast.statuses() == ref.statuses()
     for name in fast_obs.values:
         np.testing.assert_allclose(fast_obs[name], ref_obs[name], rtol=RTOL, atol=1e-15, equal_nan=True, err_msg=name)
     for mask in ("unavailable", "stale", "nonfinite", "sample_age_s"):

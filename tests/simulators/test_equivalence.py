@@ -70,7 +70,7 @@ def run_both(config, faults=(), script=(), until_s=180.0, dt_s=5.0, seed=3):
 
 
 def assert_same_clusters(fast, ref) -> None:
-    assert fast.observe() == ref.observe()
+    assert fast.statuses() == ref.statuses()
     a, b = fast.signals(), ref.signals()
     for name in a.values:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-9, equal_nan=True, err_msg=name)
@@ -97,7 +97,7 @@ def action(kind: str, service: int, value: int):
         return lambda c: c.rolling_restart(service)
     if kind == "bad":
         return lambda c: c.rollout(service, RevisionProps(error_ratio_multiplier=2.0, extra_latency_s=0.05 * value))
-    return lambda c: c.rollback(service) if c.observe()[service].revision != "1" else None
+    return lambda c: c.rollback(service) if c.statuses()[service].revision != "1" else None
 
 
 actions = st.lists(st.tuples(st.integers(0, 30).map(lambda k: 5.0 * k),

@@ -21,7 +21,7 @@ def web(**kw) -> ServiceConfig:
 
 
 def pod_restarts(cluster, i=0) -> list[int]:
-    return [p.restarts for p in cluster.observe()[i].pods]
+    return [p.restarts for p in cluster.statuses()[i].pods]
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -63,7 +63,7 @@ def test_bad_rollout_raises_errors_and_latency_until_rolled_back(engine):
     assert bad.latency_p50_s[0] - before.latency_p50_s[0] == pytest.approx(0.5)
     assert bad.revision[0] == 2 and not bad.rollout_in_progress[0]
     assert after.error_ratio[0] == pytest.approx(0.01) and after.latency_p50_s[0] == pytest.approx(before.latency_p50_s[0])
-    assert after.revision[0] == 3 and cluster.observe()[0].revisions == ("2", "3")
+    assert after.revision[0] == 3 and cluster.statuses()[0].revisions == ("2", "3")
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -41,7 +41,7 @@ def test_pod_becomes_ready_after_scheduling_and_startup_delays(engine, sched_s, 
     times = np.array([s.at_s for s in ticks])
     assert ready[times < first_ready_tick_s].max() == 1
     assert (ready[times >= first_ready_tick_s] == 2).all()
-    new_pod = cluster.observe()[0].pods[1]
+    new_pod = cluster.statuses()[0].pods[1]
     assert new_pod.ready and new_pod.ready_transition_time == ready_at_s and new_pod.start_time == 0.0
 
 
@@ -50,7 +50,7 @@ def test_new_pod_is_pending_then_running_not_ready_then_ready(engine):
     cluster = engine([svc(scheduling_delay_s=10.0, startup_delay_s=20.0)], 1)
     phases = {}
     run(cluster, 40.0, 5.0, script=[(0.0, lambda c: c.set_replicas(0, 2))] + [
-        (t, lambda c, t=t: phases.__setitem__(t, (c.observe()[0].pods[1].phase, c.observe()[0].pods[1].ready)))
+        (t, lambda c, t=t: phases.__setitem__(t, (c.statuses()[0].pods[1].phase, c.statuses()[0].pods[1].ready)))
         for t in (5.0, 15.0, 30.0)])
     assert phases == {5.0: ("Pending", False), 15.0: ("Running", False), 30.0: ("Running", True)}
 
@@ -58,7 +58,7 @@ def test_new_pod_is_pending_then_running_not_ready_then_ready(engine):
 @pytest.mark.parametrize("engine", ENGINES)
 def test_initial_pods_are_ready_at_start_with_revision_1(engine):
     cluster = engine(ClusterConfig((svc(initial_replicas=3),), start_s=1000.0), 1)
-    status = cluster.observe()[0]
+    status = cluster.statuses()[0]
     assert (status.spec_replicas, status.status_replicas, status.ready_replicas) == (3, 3, 3)
     assert status.revision == "1" and status.revisions == ("1",) and not status.rollout_in_progress
     assert all(p.ready and p.start_time == 1000.0 and p.revision == "1" for p in status.pods)
@@ -130,7 +130,7 @@ def test_pods_beyond_node_capacity_stay_pending_until_capacity_frees(engine, cap
     seen = {}
     ticks = run(cluster, 200.0, 5.0, script=[
         (0.0, lambda c: c.set_replicas(0, 4)),
-        (100.0, lambda c: seen.__setitem__("pending", [p.phase for p in c.observe()[0].pods])),
+        (100.0, lambda c: seen.__setitem__("pending", [p.phase for p in c.statuses()[0].pods])),
         (100.0, lambda c: c.set_replicas(1, 1)),  # frees one pod of capacity at t=100
     ])
     assert seen["pending"].count("Pending") == 1
@@ -154,7 +154,7 @@ def test_apply_maps_controller_actions_and_rejects_unknown_targets():
     cluster.apply(Action(ActionKind.RESTART_POD, ref, "Unhealthy", pod=cluster.pod_names(0)[0]))
     cluster.apply(Action(ActionKind.ROLLING_RESTART, ref, "Unhealthy"))
     cluster.apply(Action(ActionKind.RECORD, ref, "Noted"))
-    status = cluster.observe([ref])[0]
+    status = cluster.statuses([ref])[0]
     assert status.spec_replicas == 4 and status.revision == "2" and status.rollout_in_progress
     view = cluster.view([ref])
     assert list(view.spec) == [4.0] and list(view.exists) == [True]

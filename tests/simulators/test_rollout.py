@@ -52,7 +52,7 @@ def test_rolling_restart_respects_surge_and_unavailable_and_completes(engine, re
     assert column(ticks, "rollout_in_progress")[1] and not ticks[-1].rollout_in_progress[0]
     assert ticks[-1].ready_replicas[0] == ticks[-1].pods[0] == replicas
     assert len(hashes(cluster)) == 1 and hashes(cluster) != old
-    assert cluster.observe()[0].revision == "2"
+    assert cluster.statuses()[0].revision == "2"
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -67,7 +67,7 @@ def test_rollback_renumbers_the_target_revision_and_returns_to_its_template(engi
         (300.0, lambda c: numbers.__setitem__("first", c.rollback(0, 1))),
     ])
     assert numbers == {"previous": 4, "first": 5}
-    status = cluster.observe()[0]
+    status = cluster.statuses()[0]
     assert status.revisions == ("3", "4", "5") and status.revision == "5"
     assert hashes(cluster) == first and all(p.revision == "5" for p in status.pods)
 
@@ -114,10 +114,10 @@ def test_fast_rollback_mid_rollout_frees_the_unready_pods_and_recreates_the_stab
     seen = {}
 
     def rollback(c):
-        before = c.observe()[0]
+        before = c.statuses()[0]
         seen["bad_unready"] = sum(p.revision == "2" and not p.ready for p in before.pods)
         c.rollback(0, "1", fast=True)
-        after = c.observe()[0]
+        after = c.statuses()[0]
         seen["bad_after"] = sum(p.revision == "2" for p in after.pods)
         seen["bad_ready_before"] = sum(p.revision == "2" and p.ready for p in before.pods)
         seen["stable_created"] = sum(p.revision == "3" and p.phase == "Pending" for p in after.pods)
@@ -128,6 +128,6 @@ def test_fast_rollback_mid_rollout_frees_the_unready_pods_and_recreates_the_stab
     assert seen["bad_unready"] > 0 and seen["bad_after"] == seen["bad_ready_before"]
     assert seen["stable_created"] > 0 and seen["pods_after"] <= replicas + surge
     assert all(s.ready_replicas[0] >= replicas - unavailable for s in ticks)
-    status = cluster.observe()[0]
+    status = cluster.statuses()[0]
     assert not ticks[-1].rollout_in_progress[0] and {p.revision for p in status.pods} == {"3"}
     assert len(status.pods) == replicas
