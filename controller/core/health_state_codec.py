@@ -33,8 +33,8 @@ Payload (JSON, times in epoch seconds, null for unknown)::
         "revisions": {"current": "abc", "since": t, "rollout_done_at": t, "healthy": "abc",
                       "older_healthy": "", "rolled_back_to": "", "restarted": "", "trusted": false},
         "revision_tests": {"revision": "abc", "checks": {"release-errors": {
-            "llr": 1.2, "during": 0.8, "verdict": "undecided" | "bad" | "good", "decided_at": t,
-            "new": [requests, errors, 0], "old": [...], "after": [...], "base": [...]}}},
+            "llr": 1.2, "during": 0.8, "verdict": "undecided" | "bad" | "good", "decided_at": t, "drifted": false,
+            "new": [requests, errors, 0], "old": [...], "after": [...], "base": [...], "stable": [...]}}},
         "resume_seen": "2026-12-01T14:00:00+00:00" | null}}}
 
 Unreadable input is never a silent fresh start. A payload that cannot be read (not JSON, not an
@@ -70,7 +70,7 @@ _REVISION_TEXT = ("current", "healthy", "older_healthy", "rolled_back_to", "rest
 _REVISION_TIMES = ("since", "rollout_done_at")
 _VERDICT_NAMES = {v: v.name.lower() for v in Verdict}
 _VERDICT_BY_NAME = {v: k for k, v in _VERDICT_NAMES.items()}
-_TEST_SUMS = ("new", "old", "after", "base")  # (N, C, 3) sufficient statistics
+_TEST_SUMS = ("new", "old", "after", "base", "stable")  # (N, C, 3) sufficient statistics
 _TEST_STATS = ("llr", "during")  # (N, C) log likelihood ratios
 
 
@@ -136,7 +136,7 @@ def encode_tests(params: HealthParams, tests: RevisionTestState | None, i: int) 
     for j, c in enumerate(params.revision_checks):
         checks[c.name] = {**{k: float(np.nan_to_num(getattr(tests, k)[i, j])) for k in _TEST_STATS},
                           "verdict": _VERDICT_NAMES[Verdict(int(tests.verdict[i, j]))],
-                          "decided_at": _t(tests.decided_at[i, j]),
+                          "decided_at": _t(tests.decided_at[i, j]), "drifted": bool(tests.drifted[i, j]),
                           **{k: _floats(getattr(tests, k)[i, j]) for k in _TEST_SUMS}}
     return {"revision": str(tests.revision[i]), "checks": checks}
 
@@ -367,6 +367,9 @@ def decode_tests(params: HealthParams, record: Any) -> dict[str, Any] | None:
             raise ValueError(f"{at}.verdict: unknown {rec.get('verdict')!r}")
         row["verdict"][j] = int(_VERDICT_BY_NAME[rec["verdict"]])
         row["decided_at"][j] = _time(rec.get("decided_at"), f"{at}.decided_at")
+        if not isinstance(rec.get("drifted"), bool):
+            raise ValueError(f"{at}.drifted: expected true or false")
+        row["drifted"][j] = rec["drifted"]
     return row
 
 

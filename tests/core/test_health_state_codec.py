@@ -94,7 +94,7 @@ def revision_tests(draw, n: int) -> RevisionTestState:
         sums(), sums(), sums(),
         np.array([[draw(st.sampled_from(list(Verdict))) for _ in range(c)] for _ in range(n)], np.int8),
         np.array([[draw(st.one_of(st.just(np.nan), times)) for _ in range(c)] for _ in range(n)]),
-        sums())
+        sums(), sums(), np.array([[draw(st.booleans()) for _ in range(c)] for _ in range(n)]))
 
 
 def same_tests(a: RevisionTestState, b: RevisionTestState) -> bool:
@@ -173,6 +173,7 @@ def _broken(path: str, value):
     pytest.param(_broken("revision_tests.checks.release-errors.new", [1, 2]), "w0", id="sums-not-three"),
     pytest.param(_broken("revision_tests.checks.release-errors.old", [-5, 0, 0]), "w0", id="negative-requests"),
     pytest.param(_broken("revision_tests.checks.release-latency.decided_at", "now"), "w0", id="decided-at-not-a-time"),
+    pytest.param(_broken("revision_tests.checks.release-errors.drifted", None), "w0", id="drifted-missing"),
 ])
 def test_unreadable_state_charges_the_budgets_in_full_and_says_so(raw, scope):
     keys = ["shop/Deployment/w0", "shop/Deployment/w1"]
@@ -214,7 +215,7 @@ def _tested(verdict: Verdict = Verdict.BAD) -> HealthState:
     verdicts = t.verdict.copy()
     verdicts[0, 0] = int(verdict)
     tests = RevisionTestState(np.array(["r2"], dtype=object), np.array([[6.1, 2.0]]), t.during, new, t.old, t.after,
-                              verdicts, np.array([[T0, np.nan]]), t.base)
+                              verdicts, np.array([[T0, np.nan]]), t.base, t.stable, t.drifted)
     return HealthState(state.workload, state.pods, state.revisions, state.remedy, state.budgets, tests)
 
 
