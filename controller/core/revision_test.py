@@ -33,12 +33,11 @@ present. It does not when the stable revision's own pods, serving beside the new
 drifted from it (errors rising for every pod: a dependency, an overload): once their totals
 against their baseline reach a quarter of the evidence of a verdict (LLR >= log(1/alpha) / 4;
 final for the test), only the side-by-side comparison counts, summed per cycle where both
-revisions served: given the total
-errors of both revisions, the new revision's share is binomial with p = r*n1 / (r*n1 + n0),
-which needs no estimate of the stable error rate at all; plus the comparison with the baseline
-of the new revision's totals after the stable one stopped serving (as above). The guard is a race
-between two noisy sums: when every pod's error rate jumps at the release, the new revision can
-reach its verdict first; tests/core/test_revision_test.py measures that false-rollback rate at
+revisions served: given the total errors of both revisions, the new revision's share is
+binomial with p = r*n1 / (r*n1 + n0), which needs no estimate of the stable error rate at all;
+plus the comparison with the baseline of the new revision's totals after the stable one stopped
+serving (as above). The guard is a race between two noisy sums: when every pod's error rate
+jumps at the release, the new revision can reach its verdict first; tests/core/test_revision_test.py measures that false-rollback rate at
 up to ~3.5 times the configured one (1.5x to 4x jumps), against ~10 times without the guard. A
 stable revision whose errors hold steady (the simulator's; most releases) keeps the full gain.
 
