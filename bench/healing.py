@@ -15,6 +15,7 @@ Run: python bench/healing.py [--seeds 20] [--healthy 200]
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 from pathlib import Path
@@ -90,6 +91,50 @@ def rollout_duration_s(seed: int) -> float:
     return float("inf")
 
 
+def new_revision_requests(seed: int, multiplier: float = 1.5) -> float:
+    """Requests the new revision's pods serve from the release until its rollout completes,
+    without any controller: all the evidence a test can have before the rollout completes."""
+    sc = load_scenario_text(rollout(seed, fault=f"errorRatioMultiplier: {multiplier}"), "bench.yaml")
+    cluster = SimCluster(sc.cluster, np.random.default_rng(sc.seed), faults=())
+    offered, total = sc.offered(), 0.0
+    for k, t in enumerate(sc.times()):
+        if t - sc.start_s == RELEASE_AT_S:
+            cluster.rollout(0, RevisionProps(error_ratio_multiplier=multiplier), t)
+        cluster.step(t, sc.tick_s, offered[k])
+        if t - sc.start_s >= RELEASE_AT_S:
+            if not cluster.rollout_in_progress[0]:
+                return total
+            pods = cluster.pod_signals()
+            new = np.asarray(pods["revision"]) == str(cluster.current_revision(0).number)
+            total += float(np.asarray(pods["served_rps"])[new].sum()) * sc.tick_s
+    return total
+
+
+def poisson_at_least(k: int, lam: float) -> float:
+    """P(X >= k) for X ~ Poisson(lam)."""
+    below = sum(math.exp(-lam + j * math.log(lam) - math.lgamma(j + 1)) for j in range(max(k, 0)))
+    return max(0.0, 1.0 - below)
+
+
+def power_bound(requests: float, p0: float, worse_by: float, alpha: float) -> float:
+    """The chance that the most powerful test there is catches a revision worse by ``worse_by``
+    after ``requests``: one look at the end, the stable error ratio ``p0`` known exactly, errors
+    Poisson; it flags at c errors or more, c the least with P(flag | as good) <= ``alpha``."""
+    lam = requests * p0
+    c = 0
+    while poisson_at_least(c, lam) > alpha:
+        c += 1
+    return poisson_at_least(c, worse_by * lam)
+
+
+def requests_for_power(p0: float, worse_by: float, alpha: float, power: float = 0.8) -> float:
+    """The fewest requests (in steps of 500) at which ``power_bound`` reaches ``power``."""
+    n = 500.0
+    while power_bound(n, p0, worse_by, alpha) < power:
+        n += 500.0
+    return n
+
+
 def verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
@@ -129,6 +174,13 @@ def main() -> None:
           f"({done_s:.0f} s) in {caught} ({100 * share:.0f}%); rolled back at all in {len(detect)}, median "
           f"{statistics.median(detect) if detect else float('nan'):.0f} s after the release   "
           f"target >= 80%: {verdict(share >= 0.8)}")
+    check = next(c for c in healing.health.revision_checks if c.name == "release-errors")
+    served = new_revision_requests(0)
+    print(f"  why: the new revision serves {served:.0f} requests before its rollout completes ({served * 0.002:.0f} "
+          f"errors expected at the stable 0.2%); even one look at the end with the stable ratio known exactly, at "
+          f"the check's {100 * check.false_rate:g}% false-rollback rate, catches a 1.5x release with probability "
+          f"{power_bound(served, 0.002, 1.5, check.false_rate):.2f}; 80% needs "
+          f"{requests_for_power(0.002, 1.5, check.false_rate):.0f} requests")
 
     surges = args.healthy // 4
     false_rollbacks = 0

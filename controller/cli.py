@@ -805,7 +805,8 @@ def _format_health(h: dict) -> str:
         out += (f"\n    {name}: revision {c['new_revision']} {num(c['new_value'])} ({num(c['new_requests'])} {unit}) vs "
                 f"stable {c.get('stable_revision') or '-'} {num(c['stable_value'])} ({num(c['stable_requests'])}); "
                 f"LLR {c['statistic']:.3g} (bad >= {c['bad_at']:.3g}, good <= {c['good_at']:.3g}, worse by "
-                f"{c['worse_by']:g}x) -> {c['verdict']}")
+                f"{c['worse_by']:g}x{'; with its recorded baseline' if c.get('compared_with') == 'baseline' else ''}) "
+                f"-> {c['verdict']}")
     return out
 
 

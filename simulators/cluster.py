@@ -188,6 +188,7 @@ class SimCluster:
         self._any_crash = bool(self._cur_crash.any())  # some revision crash-loops
         self._any_leak = False  # a memory leak is active
         self._rolling = np.zeros(S, dtype=bool)
+        self._paused = np.zeros(S, dtype=bool)  # spec.paused: a rollout makes no progress
         self._rolling_rows: list[int] = []
         self._backlog = np.zeros(S)
         self._restarts_total = np.zeros(S, dtype=np.int64)
@@ -343,7 +344,8 @@ class SimCluster:
             self._advance_lifecycles(now)
         if self._rolling_rows:
             for i in list(self._rolling_rows):
-                self._progress_rollout(i, now)
+                if not self._paused[i]:
+                    self._progress_rollout(i, now)
         if self._dirty:
             self._derive()
         sig = self._compute_signals(now, dt_s, np.asarray(offered_rps, dtype=np.float64))
@@ -756,7 +758,7 @@ class SimCluster:
         number = max(r.number for r in revs) + 1
         revs[target.seq] = Revision(number, target.seq, target.hash, target.props, target.created_s)
         self._make_current(i, target.seq, number)
-        if fast:
+        if fast and not self._paused[i]:
             ph = self._p_phase[i]
             unready = (ph != EMPTY) & (ph != READY) & ~self._new_mask(i)
             if unready.any():
@@ -764,6 +766,20 @@ class SimCluster:
                 self._refresh(np.array([i]))
             self._progress_rollout(i, now)  # the Deployment controller syncs on the change, not a tick later
         return number
+
+    def set_paused(self, i: int, paused: bool, now: float | None = None) -> None:
+        """Pause or resume service ``i``'s rollouts (a Deployment's ``spec.paused``): while paused
+        a rollout makes no progress (no pods of the new revision are created, none of the old
+        ones removed; scaling still works); on resume it continues at once."""
+        self._flush()
+        was, self._paused[i] = bool(self._paused[i]), bool(paused)
+        if was and not paused and self._rolling[i]:
+            self._progress_rollout(i, self.now if now is None else now)
+
+    @property
+    def paused(self) -> np.ndarray:
+        """(S,) bool: rollouts paused."""
+        return self._paused.copy()
 
     def _make_current(self, i: int, seq: int, number: int) -> None:
         self._current[i] = seq

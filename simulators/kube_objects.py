@@ -188,9 +188,15 @@ def replica_status(*, observed_generation: int, replicas: int, updated: int, rea
     return {k: v for k, v in status.items() if v or k == "observedGeneration"}
 
 
-def deployment_conditions(available_ok: bool, rolling: bool, name: str, rs_name: str, at: str | None) -> list[dict]:
+def deployment_conditions(available_ok: bool, rolling: bool, name: str, rs_name: str, at: str | None,
+                          paused: bool = False) -> list[dict]:
     """``Available`` (minimum availability) and ``Progressing`` (``NewReplicaSetAvailable`` once
-    the newest ReplicaSet is rolled out, ``ReplicaSetUpdated`` while it is rolling out)."""
+    the newest ReplicaSet is rolled out, ``ReplicaSetUpdated`` while it is rolling out,
+    ``DeploymentPaused`` with status Unknown while spec.paused)."""
+    if paused:
+        progressing = {"type": "Progressing", "status": "Unknown", "reason": "DeploymentPaused",
+                       "message": "Deployment is paused", "lastUpdateTime": at, "lastTransitionTime": at}
+        return deployment_conditions(available_ok, rolling, name, rs_name, at)[:1] + [progressing]
     return [
         {"type": "Available", "status": "True" if available_ok else "False",
          "reason": "MinimumReplicasAvailable" if available_ok else "MinimumReplicasUnavailable",

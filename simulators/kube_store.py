@@ -76,6 +76,7 @@ class Workload:
     selector: dict[str, str]
     generation: int = 1
     current_seq: int = 0
+    paused: bool = False  # spec.paused (Deployments)
     templates: dict[int, dict] = field(default_factory=dict)
 
     @property
@@ -339,11 +340,13 @@ class KubeStore:
             body_spec.update(strategy={"type": "RollingUpdate", "rollingUpdate": {
                 "maxSurge": w.config.max_surge, "maxUnavailable": w.config.max_unavailable}},
                 progressDeadlineSeconds=600)
+            if w.paused:
+                body_spec["paused"] = True
             status = K.replica_status(observed_generation=w.generation, replicas=st.status_replicas, updated=updated,
                                       ready=st.ready_replicas, available=st.ready_replicas, spec=spec)
             status["conditions"] = K.deployment_conditions(
                 st.ready_replicas >= spec - unavailable, st.rollout_in_progress, w.name, f"{w.name}-{current.hash}",
-                K.rfc3339(self.clock.wall(current.created_s)))
+                K.rfc3339(self.clock.wall(current.created_s)), paused=w.paused)
             api_version, kind = "apps/v1", "Deployment"
         else:
             body_spec.update(serviceName=w.name, podManagementPolicy="Parallel",
@@ -378,12 +381,26 @@ class KubeStore:
             if not isinstance(template, dict) or any(labels.get(k) != v for k, v in w.selector.items()):
                 raise K.invalid(kind, "apps", name, "spec.template.metadata.labels", labels,
                                 "`selector` does not match template `labels`")
+            paused = spec.get("paused")
+            if paused is not None and not isinstance(paused, bool):
+                raise K.invalid(kind, "apps", name, "spec.paused", paused, "must be a boolean")
+            paused = bool(paused) and kind == "Deployment"
             w.labels = dict(meta.get("labels") or {})
             w.annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != K.REVISION_ANNOTATION}
-            changed = self._set_replicas(w, replicas)
+            # as the Deployment controller honours spec.paused: a paused rollout makes no progress
+            # (a template change made while paused waits for the resume); pausing applies before
+            # the rest of the update, resuming after it
+            pausing, resuming = paused and not w.paused, w.paused and not paused
+            w.paused = paused
+            if pausing:
+                self.engine.set_paused(w.index, True)
+            changed = self._set_replicas(w, replicas) or pausing or resuming
             if K.compact(template) != K.compact(w.templates[w.current_seq]):
                 self._change_template(w, template)
                 changed = True
+            if resuming:
+                self.engine.set_paused(w.index, False)
+                self.touch()
             if changed:
                 w.generation += 1
             return self.workload_object(w)

@@ -22,7 +22,14 @@ The only module of the project that imports ``kubernetes``.
                    release caught during its rollout) is the same undo: on the template change
                    the Deployment controller stops the rollout, scales the stable ReplicaSet up
                    within maxSurge and removes the abandoned one's unready pods first, its
-                   ready ones as the stable pods become ready (no new ReplicaSet, no waves);
+                   ready ones as the stable pods become ready (no new ReplicaSet, no waves:
+                   Kubernetes' rolling.go, reconcileOldReplicaSets, describes exactly this
+                   undo). It is not done by pausing the Deployment and scaling its
+                   ReplicaSets: the Deployment controller owns them, and while paused it
+                   scales them proportionally back to its own sizes. A paused Deployment is not
+                   rolled back (PermanentError, as ``kubectl rollout undo`` refuses): its
+                   controller would not act on the template until someone resumes it, so the
+                   patch would only leave a change pending behind someone's hold;
   RECORD           nothing.
 
   Each action that changed something emits a core/v1 Event on the workload (reasons
@@ -590,6 +597,10 @@ class KubernetesCluster:
         if ref.kind != "Deployment":
             raise PermanentError(f"rollback {ref}: only Deployments can be rolled back", target=str(ref))
         deployment, target_rs = self._rollback_source(ref, action.revision)
+        if deployment.spec.paused:
+            raise PermanentError(f"rollback {ref}: the Deployment is paused (spec.paused), so a rollback would not "
+                                 f"progress; resume it (kubectl rollout resume) or roll back by hand",
+                                 target=str(ref))
         template = self.api_client.sanitize_for_serialization(target_rs.spec.template)
         (template.get("metadata") or {}).get("labels", {}).pop(TEMPLATE_HASH_LABEL, None)
         current = self.api_client.sanitize_for_serialization(deployment.spec.template)

@@ -159,6 +159,9 @@ class RevisionCheckRecord:
     worse_by: float
     verdict: str
     active: bool
+    # "baseline": the stable revision's recorded baseline plus its pods beside the new ones;
+    # "side-by-side": those pods alone (latency, or the stable pods drifted from their baseline)
+    compared_with: str = "side-by-side"
 
     def to_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "name"}
@@ -342,7 +345,10 @@ class HealingDecision:
         return tuple(RevisionCheckRecord(
             c.name, c.measure.name.lower(), str(rt.revision[i]), stable, opt(new[i, j]), opt(old[i, j]), float(rt.new[i, j, 0]),
             float(rt.old[i, j, 0]), float(rt.llr[i, j]), c.bad_at, c.good_at, c.worse_by,
-            Verdict(int(rt.verdict[i, j])).name.lower(), active) for j, c in enumerate(checks))
+            Verdict(int(rt.verdict[i, j])).name.lower(), active,
+            "baseline" if c.measure == Measure.RATIO and not rt.drifted[i, j] and rt.old[i, j, 0] > rt.stable[i, j, 0]
+            else "side-by-side")
+            for j, c in enumerate(checks))
 
     def records(self, policy: str, targets: Sequence[str]) -> list[HealthRecord]:
         return [self.record(i, policy, t) for i, t in enumerate(targets)]

@@ -4,9 +4,22 @@ What must survive a controller restart, a failover or a policy edit (so that the
 self-healing): the budgets' sliding windows (pods restarted, rollbacks, with their times), the
 circuit breaker (held, why, since when), the open verification window and pending escalation
 (by check *name*, so a reordered policy still finds them), the health scale-up floor and
-cooldown, and the revision memory (current revision, the two known-healthy ones, rollback and
-restart markers). Check phases and pod memory are not kept: they are re-derived from metrics
-(a check must satisfy its ``for`` again after a restart, which only delays an action).
+cooldown, the revision memory (current revision, the two known-healthy ones, rollback and
+restart markers), and the revision checks' sequential tests (by check *name*: the revision under
+test, the statistic, each revision's summed counts, the verdict, and the current revision's
+recent totals, the baseline its successor is compared with). Check phases and pod memory are
+not kept: they are re-derived from metrics (a check must satisfy its ``for`` again after a
+restart, which only delays an action).
+
+A test restarted from nothing would spend its false-rollback rate a second time on the same
+rollout (each fresh start is another chance of a false alarm) and a completed rollout would
+lose the baseline it is compared with; so the test state is kept. It is written with the rest
+of the durable state: when its verdict or the revision under test changes (a rollout starts:
+the stable revision's baseline is saved then), and along with any other save; the summed
+counts moving every cycle do not on their own cause a write. After a restart the test resumes
+from the last saved counts (the evidence since then is not used: a dropped stretch of data
+does not change the false-rollback bound). A record written before the tests were kept has no
+``revision_tests``: the tests start empty.
 
 Payload (JSON, times in epoch seconds, null for unknown)::
 
@@ -19,6 +32,9 @@ Payload (JSON, times in epoch seconds, null for unknown)::
         "floor": {"replicas": 6, "until": t, "cooldown_until": t},
         "revisions": {"current": "abc", "since": t, "rollout_done_at": t, "healthy": "abc",
                       "older_healthy": "", "rolled_back_to": "", "restarted": "", "trusted": false},
+        "revision_tests": {"revision": "abc", "checks": {"release-errors": {
+            "llr": 1.2, "during": 0.8, "verdict": "undecided" | "bad" | "good", "decided_at": t, "drifted": false,
+            "new": [requests, errors, 0], "old": [...], "after": [...], "base": [...], "stable": [...]}}},
         "resume_seen": "2026-12-01T14:00:00+00:00" | null}}}
 
 Unreadable input is never a silent fresh start. A payload that cannot be read (not JSON, not an
@@ -44,6 +60,7 @@ from controller.core import history
 from controller.core.heal import HealthState
 from controller.core.health_params import HEALTH_REASON_CODES, HealthParams, Remedy
 from controller.core.remediate import DAY_S, HOUR_S, BudgetState, RemedyState, RevisionState
+from controller.core.revision_test import RevisionTestState, Verdict
 
 SCHEMA_VERSION = 1
 _REMEDY_NAMES = {r: r.policy_word or "none" for r in Remedy}  # the policy's words (scale-up), as stored since v1
@@ -51,6 +68,10 @@ _REMEDY_BY_NAME = {v: k for k, v in _REMEDY_NAMES.items()}
 _REASON_BY_CODE = {c: i for i, c in enumerate(HEALTH_REASON_CODES)}
 _REVISION_TEXT = ("current", "healthy", "older_healthy", "rolled_back_to", "restarted")
 _REVISION_TIMES = ("since", "rollout_done_at")
+_VERDICT_NAMES = {v: v.name.lower() for v in Verdict}
+_VERDICT_BY_NAME = {v: k for k, v in _VERDICT_NAMES.items()}
+_TEST_SUMS = ("new", "old", "after", "base", "stable")  # (N, C, 3) sufficient statistics
+_TEST_STATS = ("llr", "during")  # (N, C) log likelihood ratios
 
 
 def target_key(namespace: str, kind: str, name: str) -> str:
@@ -66,11 +87,14 @@ def durable_arrays(state: HealthState) -> tuple[np.ndarray, ...]:
 
     ``clean_since`` is left out on purpose: it moves every cycle while a check fires, and it
     is not restored (a restored revision proves itself healthy again from the load time).
+    The revision tests count by their revision and verdicts only: their summed counts move every
+    cycle of a rollout and are written along with the next save (see the module docstring).
     """
-    b, rem, rev = state.budgets, state.remedy, state.revisions
+    b, rem, rev, rt = state.budgets, state.remedy, state.revisions, state.revision_tests
+    tests = () if rt is None else (rt.revision, rt.verdict, rt.decided_at)
     return ((b.restarts, b.restart_at, b.rollbacks, b.rollback_at)
             + tuple(getattr(rem, k) for k in rem.__dataclass_fields__)
-            + tuple(getattr(rev, k) for k in rev.__dataclass_fields__ if k != "clean_since"))
+            + tuple(getattr(rev, k) for k in rev.__dataclass_fields__ if k != "clean_since") + tests)
 
 
 def same_arrays(a: Sequence[np.ndarray] | None, b: Sequence[np.ndarray]) -> bool:
@@ -100,6 +124,23 @@ def _check_name(params: HealthParams, index: int) -> str | None:
     return params.check_names[index] if 0 <= index < len(params.check_names) else None
 
 
+def _floats(a: np.ndarray) -> list[float]:
+    return [float(x) for x in np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0).ravel()]
+
+
+def encode_tests(params: HealthParams, tests: RevisionTestState | None, i: int) -> dict | None:
+    """Row ``i`` of the revision checks' tests, keyed by check name (None without checks)."""
+    if tests is None or not params.revision_checks or tests.llr.shape[1] != len(params.revision_checks):
+        return None
+    checks = {}
+    for j, c in enumerate(params.revision_checks):
+        checks[c.name] = {**{k: float(np.nan_to_num(getattr(tests, k)[i, j])) for k in _TEST_STATS},
+                          "verdict": _VERDICT_NAMES[Verdict(int(tests.verdict[i, j]))],
+                          "decided_at": _t(tests.decided_at[i, j]), "drifted": bool(tests.drifted[i, j]),
+                          **{k: _floats(getattr(tests, k)[i, j]) for k in _TEST_SUMS}}
+    return {"revision": str(tests.revision[i]), "checks": checks}
+
+
 def encode_target(params: HealthParams, state: HealthState, i: int, resume_seen: str | None = None) -> dict:
     """The durable record of row ``i``."""
     b, rem, rev = state.budgets, state.remedy, state.revisions
@@ -120,6 +161,7 @@ def encode_target(params: HealthParams, state: HealthState, i: int, resume_seen:
                   "cooldown_until": _t(rem.cooldown_until[i])},
         "revisions": {**{k: str(getattr(rev, k)[i]) for k in _REVISION_TEXT},
                       **{k: _t(getattr(rev, k)[i]) for k in _REVISION_TIMES}, "trusted": bool(rev.trusted[i])},
+        "revision_tests": encode_tests(params, state.revision_tests, i),
         "resume_seen": resume_seen,
     }
 
@@ -233,6 +275,7 @@ class _Row:
     remedy: dict[str, Any]
     revisions: dict[str, Any]
     resume_seen: str | None
+    tests: dict[str, Any] | None = None  # RevisionTestState field -> row value, None: no record
 
 
 def decode_target(params: HealthParams, record: Any) -> _Row:
@@ -277,7 +320,57 @@ def decode_target(params: HealthParams, record: Any) -> _Row:
     seen = record.get("resume_seen")
     if seen is not None and not isinstance(seen, str):
         raise ValueError("resume_seen: expected a string or null")
-    return _Row(restarts, rollbacks, rem, rev, seen)
+    return _Row(restarts, rollbacks, rem, rev, seen, decode_tests(params, record.get("revision_tests")))
+
+
+def _number(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{field}: expected a number, got {value!r}")
+    return float(value)
+
+
+def _sums(value: Any, field: str) -> np.ndarray:
+    """(3,) summed statistics; the first (requests or pod samples) is a count, never negative."""
+    if not (isinstance(value, list) and len(value) == 3):
+        raise ValueError(f"{field}: expected three numbers")
+    out = np.array([_number(v, field) for v in value])
+    if out[0] < 0:
+        raise ValueError(f"{field}: negative count {out[0]!r}")
+    return out
+
+
+def decode_tests(params: HealthParams, record: Any) -> dict[str, Any] | None:
+    """The revision tests of one target as row values of RevisionTestState's fields: (C,) or
+    (C, 3) arrays in the order of ``params.revision_checks``. Checks missing from the record (new
+    in the policy) start empty; checks gone from the policy are dropped. None for no record."""
+    if record is None or not params.revision_checks:
+        return None
+    if not isinstance(record, Mapping):
+        raise ValueError("revision_tests: expected an object")
+    fresh = RevisionTestState.empty(1, len(params.revision_checks))
+    row: dict[str, Any] = {k: np.array(getattr(fresh, k)[0]) for k in RevisionTestState.__dataclass_fields__}
+    row["revision"] = _text(record.get("revision"), "revision_tests.revision")
+    checks = record.get("checks")
+    if not isinstance(checks, Mapping):
+        raise ValueError("revision_tests.checks: expected an object")
+    for j, c in enumerate(params.revision_checks):
+        if c.name not in checks:
+            continue
+        rec, at = checks[c.name], f"revision_tests.checks.{c.name}"
+        if not isinstance(rec, Mapping):
+            raise ValueError(f"{at}: expected an object")
+        for k in _TEST_STATS:
+            row[k][j] = _number(rec.get(k), f"{at}.{k}")
+        for k in _TEST_SUMS:
+            row[k][j] = _sums(rec.get(k), f"{at}.{k}")
+        if rec.get("verdict") not in _VERDICT_BY_NAME:
+            raise ValueError(f"{at}.verdict: unknown {rec.get('verdict')!r}")
+        row["verdict"][j] = int(_VERDICT_BY_NAME[rec["verdict"]])
+        row["decided_at"][j] = _time(rec.get("decided_at"), f"{at}.decided_at")
+        if not isinstance(rec.get("drifted"), bool):
+            raise ValueError(f"{at}.drifted: expected true or false")
+        row["drifted"][j] = rec["drifted"]
+    return row
 
 
 def _set_row(a: np.ndarray, i: int, value) -> np.ndarray:
@@ -316,6 +409,8 @@ def restore(params: HealthParams, state: HealthState, keys: Sequence[str], parse
     """
     n = len(keys)
     budgets, rem, rev = state.budgets, state.remedy, state.revisions
+    tests = state.revision_tests if state.revision_tests is not None else \
+        RevisionTestState.empty(n, len(params.revision_checks))
     problems: list[str] = []
     seen: dict[str, str] = {}
     unknown = np.zeros(n, bool)
@@ -340,9 +435,11 @@ def restore(params: HealthParams, state: HealthState, keys: Sequence[str], parse
                               for k in rem.__dataclass_fields__})
         values = {**row.revisions, "clean_since": now if row.revisions["current"] else float("nan")}
         rev = replace(rev, **{k: _set_row(getattr(rev, k), i, v) for k, v in values.items()})
+        if row.tests is not None:
+            tests = RevisionTestState(**{k: _set_row(getattr(tests, k), i, v) for k, v in row.tests.items()})
         if row.resume_seen is not None:
             seen[key] = row.resume_seen
     if unknown.any():
         budgets = _charge_in_full(params, budgets, unknown, now)
-    new = HealthState(state.workload, state.pods, rev, rem, budgets)
+    new = HealthState(state.workload, state.pods, rev, rem, budgets, tests)
     return Restored(new, seen, tuple(problems), tuple(k for k, u in zip(keys, unknown.tolist()) if u))

@@ -402,3 +402,57 @@ def test_state_store_errors_are_state_store_errors(server, tmp_path):
     with pytest.raises(StateStoreError, match="403"):
         store.load("web")
     cluster.close()
+
+
+# --------------------------------------------------------------------------- spec.paused
+def pause(srv, tmp_path, paused) -> dict:
+    apps = client.AppsV1Api(official_client(srv, tmp_path))
+    return apps.patch_namespaced_deployment("web", NS, {"spec": {"paused": paused}})
+
+
+def revisions_of_pods(cluster) -> list[str]:
+    return sorted(p.revision for p in cluster.observe([WEB]).statuses[0].pods)
+
+
+def test_a_paused_deployment_makes_no_rollout_progress_until_resumed(cluster, server, tmp_path):
+    """sim serve's Deployment controller honours spec.paused as Kubernetes does: a template
+    change while paused waits; the Progressing condition says DeploymentPaused."""
+    deployment = pause(server, tmp_path, True)
+    assert deployment.spec.paused is True
+    progressing = [c for c in deployment.status.conditions if c.type == "Progressing"][0]
+    assert (progressing.status, progressing.reason) == ("Unknown", "DeploymentPaused")
+    cluster.apply(Action(ActionKind.ROLLING_RESTART, WEB, "Stuck"))
+    server.world.advance(60)
+    assert revisions_of_pods(cluster) == ["1", "1"]  # nothing of revision 2 yet
+    assert pause(server, tmp_path, False).spec.paused is None  # omitted when false, as the apiserver does
+    server.world.advance(60)
+    assert revisions_of_pods(cluster) == ["2", "2"] and not cluster.observe([WEB]).rollout[0]
+
+
+def test_pausing_mid_rollout_holds_both_revisions_where_they_are(cluster, server, tmp_path):
+    cluster.apply(scale(8, 2))
+    server.world.advance(60)
+    cluster.apply(Action(ActionKind.ROLLING_RESTART, WEB, "Stuck"))
+    server.world.advance(1)
+    pause(server, tmp_path, True)
+    held = revisions_of_pods(cluster)
+    assert "1" in held and "2" in held
+    server.world.advance(120)
+    assert revisions_of_pods(cluster) == held
+
+
+def test_a_paused_deployment_is_not_rolled_back_and_nothing_changes(cluster, server, tmp_path):
+    cluster.apply(Action(ActionKind.ROLLING_RESTART, WEB, "Stuck"))
+    server.world.advance(30)
+    pause(server, tmp_path, True)
+    before = server.world.store.workload_object(server.world.store.workload("Deployment", NS, "web"))
+    with pytest.raises(PermanentError, match="paused"):
+        cluster.apply(Action(ActionKind.ROLLBACK, WEB, "RollbackRevisionWorse", fast=True))
+    after = server.world.store.workload_object(server.world.store.workload("Deployment", NS, "web"))
+    assert after["spec"]["template"] == before["spec"]["template"] and cluster.observe([WEB]).statuses[0].revision == "2"
+
+
+def test_spec_paused_must_be_a_boolean(server, tmp_path):
+    with pytest.raises(ApiException) as err:
+        pause(server, tmp_path, "yes")
+    assert err.value.status == 422 and "spec.paused" in err.value.body

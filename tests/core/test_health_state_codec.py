@@ -16,10 +16,12 @@ from controller.core.health_params import HEALTH_REASON_CODES, Act, BudgetParams
 from controller.core.health_state_codec import (SCHEMA_VERSION, Parsed, durable_arrays, encode, parse, restore,
                                                 same_arrays, still_relevant, target_key)
 from controller.core.remediate import BudgetState, RemedyState, RevisionState
+from controller.core.revision_test import Measure, RevisionTestParams, RevisionTestState, Verdict
 from tests.core.healing import T0, check, params, pod_check, world
 
+RELEASE = (RevisionTestParams("release-errors"), RevisionTestParams("release-latency", Measure.LATENCY))
 P = params(check("errors"), pod_check("mem"), budgets=BudgetParams(restarts_per_hour=3, rollbacks_per_day=2,
-                                                                  max_unavailable_ratio=0.5))
+                                                                  max_unavailable_ratio=0.5), revision_checks=RELEASE)
 NOW = T0 + 10_000
 times = st.floats(T0 - 86_400, T0 + 86_400, allow_nan=False)
 revision = st.sampled_from(["", "r1", "r2", "abc123"])
@@ -67,9 +69,37 @@ def durable_states(draw) -> tuple[HealthState, list[str]]:
         for k in ("since", "rollout_done_at"):
             rev[k][i] = draw(st.one_of(st.just(np.nan), times))
         rev["trusted"][i] = draw(st.booleans())
-    state = HealthState(state.workload, state.pods, RevisionState(**rev), RemedyState(**rem), budgets)
+    state = HealthState(state.workload, state.pods, RevisionState(**rev), RemedyState(**rem), budgets,
+                        draw(revision_tests(n)))
     keys = [target_key("shop", "Deployment", f"w{i}") for i in range(n)]
     return state, keys
+
+
+counts = st.floats(0, 1e7, allow_nan=False)
+signed = st.floats(-1e4, 1e4, allow_nan=False)
+
+
+@st.composite
+def revision_tests(draw, n: int) -> RevisionTestState:
+    """Random tests of the two revision checks of P (sums: a count, then any signed numbers)."""
+    c = len(RELEASE)
+
+    def sums():
+        return np.array([[[draw(counts), draw(signed), draw(signed)] for _ in range(c)] for _ in range(n)])
+
+    return RevisionTestState(
+        np.array([draw(revision) for _ in range(n)], dtype=object),
+        np.array([[draw(signed) for _ in range(c)] for _ in range(n)]),
+        np.array([[draw(signed) for _ in range(c)] for _ in range(n)]),
+        sums(), sums(), sums(),
+        np.array([[draw(st.sampled_from(list(Verdict))) for _ in range(c)] for _ in range(n)], np.int8),
+        np.array([[draw(st.one_of(st.just(np.nan), times)) for _ in range(c)] for _ in range(n)]),
+        sums(), sums(), np.array([[draw(st.booleans()) for _ in range(c)] for _ in range(n)]))
+
+
+def same_tests(a: RevisionTestState, b: RevisionTestState) -> bool:
+    return all(np.array_equal(getattr(a, k), getattr(b, k), equal_nan=getattr(a, k).dtype.kind == "f")
+               for k in RevisionTestState.__dataclass_fields__)
 
 
 def round_trip(state: HealthState, keys: list[str], resume=None):
@@ -85,6 +115,7 @@ def test_encode_then_decode_is_identity_on_the_durable_fields(drawn, resume_valu
     back = round_trip(state, keys, resume)
     assert back.problems == () and back.conservative == ()
     assert same_arrays(durable_arrays(back.state), durable_arrays(state))
+    assert same_tests(back.state.revision_tests, state.revision_tests)  # every field, counts included
     assert back.resume_seen == resume
     np.testing.assert_array_equal(back.state.budgets.restarts_used(NOW), state.budgets.restarts_used(NOW))
     # a restored revision proves itself healthy again from the load time
@@ -134,6 +165,15 @@ def _broken(path: str, value):
     pytest.param(_broken("floor.replicas", 1.5), "w0", id="floor-not-a-count"),
     pytest.param(_broken("revisions.trusted", None), "w0", id="trusted-missing"),
     pytest.param(_broken("revisions", None), "w0", id="revisions-missing"),
+    pytest.param(_broken("revision_tests", "undecided"), "w0", id="tests-not-an-object"),
+    pytest.param(_broken("revision_tests.checks", []), "w0", id="test-checks-not-an-object"),
+    pytest.param(_broken("revision_tests.revision", 7), "w0", id="test-revision-not-a-string"),
+    pytest.param(_broken("revision_tests.checks.release-errors.verdict", "maybe"), "w0", id="unknown-verdict"),
+    pytest.param(_broken("revision_tests.checks.release-errors.llr", "NaN"), "w0", id="llr-not-a-number"),
+    pytest.param(_broken("revision_tests.checks.release-errors.new", [1, 2]), "w0", id="sums-not-three"),
+    pytest.param(_broken("revision_tests.checks.release-errors.old", [-5, 0, 0]), "w0", id="negative-requests"),
+    pytest.param(_broken("revision_tests.checks.release-latency.decided_at", "now"), "w0", id="decided-at-not-a-time"),
+    pytest.param(_broken("revision_tests.checks.release-errors.drifted", None), "w0", id="drifted-missing"),
 ])
 def test_unreadable_state_charges_the_budgets_in_full_and_says_so(raw, scope):
     keys = ["shop/Deployment/w0", "shop/Deployment/w1"]
@@ -164,6 +204,54 @@ def test_a_window_whose_check_left_the_policy_is_closed_but_its_budget_stays():
     gone = restore(dropped, HealthState.empty(1, dropped), ["k"], parse(json.dumps(payload)), T0 + 10)
     assert gone.state.remedy.verify_action.tolist() == [int(Remedy.NONE)] and gone.problems == ()
     assert gone.state.budgets.restarts_used(T0 + 10).tolist() == [1]
+
+
+def _tested(verdict: Verdict = Verdict.BAD) -> HealthState:
+    """One target whose release-errors test has 5000 requests of revision r2 and a verdict."""
+    state = HealthState.empty(1, P)
+    t = state.revision_tests
+    new = t.new.copy()
+    new[0, 0] = [5000.0, 40.0, 0.0]
+    verdicts = t.verdict.copy()
+    verdicts[0, 0] = int(verdict)
+    tests = RevisionTestState(np.array(["r2"], dtype=object), np.array([[6.1, 2.0]]), t.during, new, t.old, t.after,
+                              verdicts, np.array([[T0, np.nan]]), t.base, t.stable, t.drifted)
+    return HealthState(state.workload, state.pods, state.revisions, state.remedy, state.budgets, tests)
+
+
+def test_revision_tests_are_found_by_check_name_and_new_checks_start_empty():
+    payload = json.dumps(encode("web", P, _tested(), ["k"]))
+    swapped = params(check("errors"), pod_check("mem"), revision_checks=(RELEASE[1], RevisionTestParams("slow"),
+                                                                         RELEASE[0]))
+    back = restore(swapped, HealthState.empty(1, swapped), ["k"], parse(payload), NOW)
+    t = back.state.revision_tests
+    assert back.problems == () and t.revision.tolist() == ["r2"]
+    assert t.verdict.tolist() == [[int(Verdict.UNDECIDED), int(Verdict.UNDECIDED), int(Verdict.BAD)]]
+    assert t.new[0, 2].tolist() == [5000.0, 40.0, 0.0] and t.new[0, 1].tolist() == [0.0, 0.0, 0.0]
+    assert t.llr[0].tolist() == [2.0, 0.0, 6.1]
+
+
+def test_a_record_from_before_the_tests_were_kept_starts_them_empty():
+    record = json.loads(json.dumps(encode("web", P, _tested(), ["k"])))
+    del record["targets"]["k"]["revision_tests"]
+    back = restore(P, HealthState.empty(1, P), ["k"], parse(record), NOW)
+    assert back.problems == () and back.state.revision_tests.revision.tolist() == [""]
+    assert not back.state.revision_tests.verdict.any()
+
+
+@pytest.mark.parametrize("change,saves", [
+    pytest.param(lambda t: {"verdict": np.array([[int(Verdict.GOOD), 0]], np.int8)}, True, id="verdict"),
+    pytest.param(lambda t: {"revision": np.array(["r3"], dtype=object)}, True, id="revision-under-test"),
+    pytest.param(lambda t: {"llr": t.llr + 0.5, "new": t.new + 100.0, "base": t.base + 100.0}, False,
+                 id="counts-only"),
+])
+def test_the_tests_cause_a_save_on_a_verdict_or_a_new_revision_not_on_counts(change, saves):
+    state = _tested(Verdict.UNDECIDED)
+    t = state.revision_tests
+    moved = HealthState(state.workload, state.pods, state.revisions, state.remedy, state.budgets,
+                        RevisionTestState(**{**{k: getattr(t, k) for k in RevisionTestState.__dataclass_fields__},
+                                             **change(t)}))
+    assert same_arrays(durable_arrays(state), durable_arrays(moved)) is not saves
 
 
 def test_rows_without_a_record_keep_what_they_hold():

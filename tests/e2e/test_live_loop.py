@@ -192,8 +192,11 @@ spec:
       errorRatio: 0.002
       load: [{constant: {rps: 200}}]
   faults:
-    - {name: release, kind: bad-rollout, at: 25s, services: [web], errorRatioMultiplier: 10}
+    - {name: release, kind: bad-rollout, at: 45s, services: [web], errorRatioMultiplier: 10}
 """
+# The release comes once the controller has seen revision 1 healthy for healthyAfter (15 s): a
+# controller that takes ~10 s to start on a loaded machine missed that with the release at 25 s
+# (NoHealthyRevision, nothing to roll back to).
 
 # The healing example's error-ratio check, with short windows so the test runs in bounded time.
 HEALING = """\

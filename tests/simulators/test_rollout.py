@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from controller.errors import NotFound
 from simulators.cluster import SimCluster
@@ -131,3 +134,35 @@ def test_fast_rollback_mid_rollout_frees_the_unready_pods_and_recreates_the_stab
     status = cluster.statuses()[0]
     assert not ticks[-1].rollout_in_progress[0] and {p.revision for p in status.pods} == {"3"}
     assert len(status.pods) == replicas
+
+
+@settings(max_examples=25, deadline=None)
+@given(replicas=st.integers(2, 16), surge=st.sampled_from(["25%", "50%", 1, 0]),
+       unavailable=st.sampled_from(["25%", "0%", 1, 2]), caught_at=st.sampled_from([0.0, 5.0, 15.0, 25.0, 35.0, 45.0]))
+def test_a_fast_rollback_never_shrinks_the_stable_revision_nor_grows_the_abandoned_one(replicas, surge, unavailable,
+                                                                                       caught_at):
+    """Whenever the bad release is caught: from then on the stable revision's pods only grow
+    (none is removed to make room), no pod of the abandoned revision is created (no further
+    wave), the ready pods never fall below spec - maxUnavailable, and the rollback completes."""
+    cluster = SimCluster([web(initial_replicas=replicas, max_pods=40, max_surge=surge, max_unavailable=unavailable)],
+                         np.random.default_rng(0))
+    _, max_unavailable = rollout_budget(replicas, surge, unavailable)
+    counts = []
+
+    def count(c):
+        pods = c.statuses()[0].pods
+        return (sum(p.revision in ("1", "3") for p in pods), sum(p.revision == "2" for p in pods))
+
+    for t in np.arange(0.0, 241.0, 5.0):
+        tick = cluster.step(float(t), 5.0, np.array([10.0 * replicas]))
+        if t == 0.0:
+            cluster.rollout(0, RevisionProps(error_ratio_multiplier=10.0))
+        if t == caught_at:
+            cluster.rollback(0, "1", fast=True)
+        if t >= caught_at:
+            counts.append(count(cluster))
+            if t > caught_at:
+                assert tick.ready_replicas[0] >= replicas - max_unavailable
+    stable, bad = np.array(counts).T
+    assert (np.diff(stable) >= 0).all() and (np.diff(bad) <= 0).all()
+    assert bad[-1] == 0 and stable[-1] == replicas and not cluster.rollout_in_progress[0]
