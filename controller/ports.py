@@ -8,7 +8,7 @@ of targets passed in: row i is targets[i].
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -42,6 +42,33 @@ class Samples:
 class MetricsSource(Protocol):
     def query(self, expr: str, targets: Sequence[TargetRef], at: float) -> Samples:
         """Evaluate ``expr`` once for all targets. Raises MetricsUnavailable when the source fails."""
+
+
+@dataclass(frozen=True)
+class PodSeries:
+    """One metric's per-pod samples, K series that carry a ``pod`` label: (K,) arrays.
+
+    namespaces, pods: the series' namespace and pod names; values: the samples; age_s: seconds
+    between each sample and the query time; window_s: the span a sample averages over (HPA's
+    CPU readiness rules compare it with the pod's last readiness change).
+    """
+
+    namespaces: tuple[str, ...]
+    pods: tuple[str, ...]
+    values: np.ndarray
+    age_s: np.ndarray
+    window_s: float = 60.0
+
+
+@runtime_checkable
+class PodMetricsSource(Protocol):
+    """Optional capability of a MetricsSource: per-pod series, for the ``hpa`` preset's
+    per-pod metrics (Resource and Pods metrics). Checked once when a Reconciler is wired."""
+
+    def query_pods(self, expr: str, targets: Sequence[TargetRef], at: float) -> "PodSeries | Samples":
+        """Evaluate ``expr`` once. PodSeries when its series carry a ``pod`` label, else the
+        workload values aligned with ``targets`` (an aggregated expression), as ``query`` would
+        return them. Raises MetricsUnavailable when the source fails."""
 
 
 @dataclass(frozen=True)

@@ -1032,7 +1032,7 @@ class SimCluster:
         """Per-pod signals of every existing pod, for pod-scope health checks (the signals a
         per-pod PromQL query would return). Flat arrays of length P, pods in slot order:
 
-        row (service index), name, ready (bool), restarts (container restarts), memory_mib
+        row (service index), name, ready (bool), running (bool: starting or ready), restarts (container restarts), memory_mib
         (working set of running pods, 0 otherwise), error_ratio (share of requests the pod's
         revision fails), extra_latency_s (added by a bad revision or a degraded pod),
         served_rps (the service's served requests shared evenly by its ready pods),
@@ -1055,6 +1055,7 @@ class SimCluster:
         base = getattr(self, "_lat_p95_base", None)
         base = np.zeros(self.n_services) if base is None else base
         return {"row": rr, "name": [self._pod_name(int(i), int(k)) for i, k in zip(rr, kk)], "ready": ready,
+                "running": running,
                 "restarts": self._p_restarts[rr, kk].astype(np.float64), "memory_mib": memory,
                 "error_ratio": np.where(running, self._p_err[rr, kk], np.nan), "extra_latency_s": extra,
                 "served_rps": np.where(ready, per_pod[rr], 0.0),

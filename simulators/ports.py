@@ -13,7 +13,7 @@ import numpy as np
 
 from controller.errors import MetricsUnavailable
 from controller.model import Action, TargetRef, TargetSelector
-from controller.ports import ClusterView, Samples
+from controller.ports import ClusterView, PodSeries, Samples
 from simulators.cluster import SimCluster
 from simulators.signals import ObservedSignals
 
@@ -69,6 +69,8 @@ class SimMetrics:
     """
 
     INSTANT = {"ready_replicas", "restarts_total"}
+    #: Workload signals the ``hpa`` preset reads per pod (``query_pods``).
+    PER_POD = {"utilization_pct"}
     #: Spread of a pod's measured p95 around its true value (log-normal sigma), per cycle.
     POD_LATENCY_SIGMA = 0.1
     #: Per-pod fields sampled per cycle (``_sample``), not kept in the per-service ring.
@@ -134,6 +136,27 @@ class SimMetrics:
         present = ~obs.unavailable[rows]
         return Samples(values=values.astype(np.float64), present=present, age_s=obs.sample_age_s[rows].astype(np.float64),
                        conflict=np.zeros(rows.size, bool))
+
+    def query_pods(self, expr: str, targets: Sequence[TargetRef], at: float) -> PodSeries | Samples:
+        """The ``PodMetricsSource`` capability: per-pod series of a signal HPA reads per pod
+        (PER_POD: CPU utilization, as metrics-server reports it for every running pod); other
+        signals come back as one value per workload, like ``query``. Load is shared evenly by
+        a service's ready pods, so each running pod reports its service's value over the
+        metrics window; pending pods and services in an outage or a NaN fault report nothing."""
+        workload = self.query(expr, targets, at)
+        if self.bindings[expr].split(":")[0] not in self.PER_POD:
+            return workload
+        rows = self._targets.rows(targets) if self._targets else np.asarray([self.cluster.index(t) for t in targets])
+        signals = self.cluster.pod_signals()
+        target_of = np.full(self.cluster.n_services, -1, dtype=np.int64)
+        target_of[rows] = np.arange(rows.size)
+        t = target_of[np.asarray(signals["row"], dtype=np.int64)]
+        keep = (t >= 0) & np.asarray(signals["running"], bool)
+        keep &= workload.present[np.maximum(t, 0)] & np.isfinite(workload.values[np.maximum(t, 0)])
+        names = [n for n, k in zip(signals["name"], keep) if k]
+        return PodSeries(namespaces=tuple(targets[i].namespace for i in t[keep]), pods=tuple(names),
+                         values=workload.values[t[keep]], age_s=workload.age_s[t[keep]],
+                         window_s=self.slots * self.tick_s)
 
     def _sample(self, signals: dict) -> dict:
         """Add what a per-pod PromQL rate over the time since the last snapshot would read:

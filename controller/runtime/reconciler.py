@@ -26,6 +26,7 @@ from controller.policy.compile import compile_policy_health
 from controller.ports import Cluster, ClusterView, MetricsSource, Samples, StateStore, TargetSelector
 from controller.runtime.conditions import scaling_conditions
 from controller.runtime.healing import HealthQueries, health_actions, observe_health
+from controller.runtime.pod_samples import PodReader
 
 #: Actions that spend a healing budget: the durable state charging them is saved before they go out.
 DISRUPTIVE = frozenset({ActionKind.RESTART_POD, ActionKind.ROLLING_RESTART, ActionKind.ROLLBACK})
@@ -137,6 +138,7 @@ class Reconciler:
         self.metrics = metrics
         self.cluster = cluster
         self.on_cycle = on_cycle
+        self.pods = PodReader(policy.params, policy.queries, metrics)  # the hpa preset's per-pod metrics
         self.max_conflict_retries = max_conflict_retries
         self._targets: list[TargetRef] = []
         self._state = ScalingState.empty(0, policy.params)
@@ -248,17 +250,21 @@ class Reconciler:
             self._targets = targets
 
     def _fetch(self, targets: list[TargetRef], now: float) -> list[Samples | Exception]:
-        """One request per metric; concurrently when the source can (``query_many``)."""
-        exprs = list(self.policy.queries)
+        """One request per metric; concurrently when the source can (``query_many``). Metrics
+        read per pod (``self.pods``) are not queried here: their slots hold missing Samples."""
+        skip = self.pods.read_here
+        exprs = [q for j, q in enumerate(self.policy.queries) if j not in skip]
         if hasattr(self.metrics, "query_many"):
-            return self.metrics.query_many(exprs, targets, now, return_exceptions=True)
-        out: list[Samples | Exception] = []
-        for expr in exprs:
-            try:
-                out.append(self.metrics.query(expr, targets, now))
-            except MetricsUnavailable as exc:
-                out.append(exc)
-        return out
+            got = self.metrics.query_many(exprs, targets, now, return_exceptions=True)
+        else:
+            got = []
+            for expr in exprs:
+                try:
+                    got.append(self.metrics.query(expr, targets, now))
+                except MetricsUnavailable as exc:
+                    got.append(exc)
+        it = iter(got)
+        return [Samples.missing(len(targets)) if j in skip else next(it) for j in range(len(self.policy.queries))]
 
     def _query_all(self, targets: list[TargetRef], now: float, result: CycleResult) -> list[Samples]:
         out = []
@@ -341,11 +347,14 @@ class Reconciler:
         targets = self.cluster.resolve(self.policy.selector)
         result = CycleResult(self.policy.name, now, targets, None, None,
                              metric_names=self.policy.params.metric_names)
-        view = self.cluster.observe(targets, with_pods=self.policy.health is not None)
+        view = self.cluster.observe(targets, with_pods=self.policy.health is not None or self.pods.wants_pods)
         result.view = view
-        values, present, age = _stack(self._query_all(targets, now, result), len(targets))
+        samples = self._query_all(targets, now, result)
+        pods, per_pod = self.pods.read(targets, view, now, result.errors, self.policy.params.metric_names)
+        samples = [per_pod.get(j, s) for j, s in enumerate(samples)]
+        values, present, age = _stack(samples, len(targets))
         obs = Observation(current=view.spec, ready=view.ready, status=view.status, values=values,
-                          present=present, sample_age_s=age)
+                          present=present, sample_age_s=age, pods=pods)
         self._carry_state_over(targets)
         decision = decide(self.policy.params, obs, self._state, now)
         result.decision = decision
