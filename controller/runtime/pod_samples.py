@@ -99,6 +99,8 @@ class PodReader:
         if not self.columns:
             return None, {}
         n = len(targets)
+        if n and not view.statuses:  # a Cluster without pod lists (a replay): pods known by count
+            return None, {j: self._unjoinable(j, targets, now, errors, names) for j in self.read_here}
         table, index = pod_table(targets, view, now)
         p = table.size
         usage, has = np.zeros((p, self.n_metrics), np.int64), np.zeros((p, self.n_metrics), bool)
@@ -126,3 +128,17 @@ class PodReader:
         for j in np.flatnonzero(per_pod):
             summaries[int(j)] = workload_summary(pods, int(j), n)
         return pods, summaries
+
+    def _unjoinable(self, j: int, targets: Sequence[TargetRef], now: float, errors: list[str],
+                    names: Sequence[str]) -> Samples:
+        """Metric j when the pods are not listed: workload values if the expression gives them;
+        per-pod series cannot be joined to a workload, so the metric is missing."""
+        try:
+            got = self.source.query_pods(self.queries[j], targets, now)
+        except MetricsUnavailable as exc:
+            errors.append(f"metric {names[j]}: {exc}")
+            return Samples.missing(len(targets))
+        if isinstance(got, Samples):
+            return got
+        errors.append(f"metric {names[j]}: per-pod series, but the cluster did not list the pods")
+        return Samples.missing(len(targets))
