@@ -118,7 +118,7 @@ def _forecast(params: PolicyParams, obs: Observation, sig: Signal, reactive: np.
         new_states.append(st)
     trusted &= valid
     pred, pred_ok = propose(params.metric_kinds, params.metric_targets, np.where(trusted, upper, np.nan), obs.current,
-                            obs.ready, obs.status, params.tolerance_up, params.tolerance_down, params.hpa_semantics)
+                            obs.ready, obs.status, params.tolerance_up, params.tolerance_down)
     pred_ok &= trusted
     # the predictive side only ever adds: it can raise a scale-up or hold a scale-down, never cause one
     proposals = np.where(pred_ok, np.fmax(reactive, pred), reactive)
@@ -205,7 +205,7 @@ def decide(params: PolicyParams, obs: Observation, state: ScalingState, now: flo
         proposals, valid, hpa = _propose_hpa(params, obs, smoothed, sig.usable)
     else:
         proposals, valid = propose(params.metric_kinds, params.metric_targets, smoothed, obs.current, obs.ready,
-                                   obs.status, params.tolerance_up, params.tolerance_down, False)
+                                   obs.status, params.tolerance_up, params.tolerance_down)
         valid &= sig.usable
     forecasts, forecast_states = None, state.forecast
     if params.forecast_metrics:
