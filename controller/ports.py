@@ -109,6 +109,32 @@ class Cluster(Protocol):
         """Make one change. Raises ActuationError (ConflictError, TemporaryError, PermanentError)."""
 
 
+@dataclass(frozen=True)
+class PodView:
+    """The pods of N targets as flat (P,) arrays, pods of a target in list order.
+
+    target: the pod's target row; names: pod names; pending: phase Pending (else Running);
+    ready: the Ready condition is True; start_time, ready_transition_time: epoch seconds (NaN:
+    unset).
+    """
+
+    target: np.ndarray
+    names: tuple[str, ...]
+    pending: np.ndarray
+    ready: np.ndarray
+    start_time: np.ndarray
+    ready_transition_time: np.ndarray
+
+
+@runtime_checkable
+class PodLister(Protocol):
+    """Optional capability of a Cluster: the targets' pods as arrays, cheaper than the full
+    statuses of ``observe(with_pods=True)``. Checked once when a Reconciler is wired."""
+
+    def list_pods(self, targets: Sequence[TargetRef]) -> PodView:
+        """Every pod of each target (rows aligned with ``targets``; unknown targets have none)."""
+
+
 class StateStore(Protocol):
     """Durable per-policy state that outlives the process (healing budgets, breaker, held
     targets, revision memory): a versioned JSON payload, see controller/core/health_state_codec.

@@ -1062,6 +1062,24 @@ class SimCluster:
                 "latency_p95_s": np.where(ready, base[rr] + extra, np.nan),
                 "revision": [str(self._revisions[int(i)][int(self._p_rev[i, k])].number) for i, k in zip(rr, kk)]}
 
+    def pod_arrays(self, targets: Sequence[TargetRef]) -> dict[str, np.ndarray | list[str]]:
+        """Every existing pod of ``targets`` as flat (P,) arrays, fast (no objects): at (index
+        into ``targets``; unknown targets have no pods), name, pending, running (starting, in back-off or
+        ready), ready, start_time and ready_transition_time (epoch s, NaN unknown), pods of a
+        service in creation order as ``observe`` lists them."""
+        self._flush()
+        rows, exists = self._rows_of(targets)
+        phase = np.where(exists[:, None], self._p_phase[rows], EMPTY)
+        serial = np.where(phase != EMPTY, self._p_serial[rows], np.iinfo(np.int64).max)
+        order = np.argsort(serial, axis=1, kind="stable")
+        at, pos = np.nonzero(np.take_along_axis(phase, order, axis=1) != EMPTY)
+        kk = order[at, pos]
+        ii = rows[at]
+        p = self._p_phase[ii, kk]
+        return {"at": at, "name": [self._pod_name(int(i), int(k)) for i, k in zip(ii, kk)], "pending": p == PENDING,
+                "running": p != PENDING, "ready": p == READY, "start_time": self._p_created[ii, kk],
+                "ready_transition_time": self._p_transition[ii, kk]}
+
     def _status(self, i: int) -> TargetStatus:
         ks = np.flatnonzero(self._p_phase[i] != EMPTY)
         ks = ks[np.argsort(self._p_serial[i, ks])].tolist()

@@ -13,7 +13,7 @@ import numpy as np
 
 from controller.errors import MetricsUnavailable
 from controller.model import Action, TargetRef, TargetSelector
-from controller.ports import ClusterView, PodSeries, Samples
+from controller.ports import ClusterView, PodSeries, PodView, Samples
 from simulators.cluster import SimCluster
 from simulators.signals import ObservedSignals
 
@@ -57,6 +57,13 @@ class SimTargets:
 
     def apply(self, action: Action) -> None:
         self.cluster.apply(action)
+
+    def list_pods(self, targets: Sequence[TargetRef]) -> PodView:
+        """The ``PodLister`` capability: the targets' pods straight from the engine's arrays."""
+        pods = self.cluster.pod_arrays(targets)
+        return PodView(target=np.asarray(pods["at"], dtype=np.int64), names=tuple(pods["name"]), pending=pods["pending"],
+                       ready=pods["ready"], start_time=pods["start_time"],
+                       ready_transition_time=pods["ready_transition_time"])
 
 
 class SimMetrics:
@@ -146,14 +153,10 @@ class SimMetrics:
         workload = self.query(expr, targets, at)
         if self.bindings[expr].split(":")[0] not in self.PER_POD:
             return workload
-        rows = self._targets.rows(targets) if self._targets else np.asarray([self.cluster.index(t) for t in targets])
-        signals = self.cluster.pod_signals()
-        target_of = np.full(self.cluster.n_services, -1, dtype=np.int64)
-        target_of[rows] = np.arange(rows.size)
-        t = target_of[np.asarray(signals["row"], dtype=np.int64)]
-        keep = (t >= 0) & np.asarray(signals["running"], bool)
-        keep &= workload.present[np.maximum(t, 0)] & np.isfinite(workload.values[np.maximum(t, 0)])
-        names = [n for n, k in zip(signals["name"], keep) if k]
+        pods = self.cluster.pod_arrays(targets)
+        t = np.asarray(pods["at"], dtype=np.int64)
+        keep = pods["running"] & workload.present[t] & np.isfinite(workload.values[t])
+        names = [n for n, k in zip(pods["name"], keep) if k]
         return PodSeries(namespaces=tuple(targets[i].namespace for i in t[keep]), pods=tuple(names),
                          values=workload.values[t[keep]], age_s=workload.age_s[t[keep]],
                          window_s=self.slots * self.tick_s)

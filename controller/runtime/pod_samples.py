@@ -20,7 +20,7 @@ from controller.core.hpa_propose import PERCENT_REQUEST_MILLI, PodSamples, to_mi
 from controller.core.params import PolicyParams
 from controller.errors import MetricsUnavailable
 from controller.model import TargetRef
-from controller.ports import ClusterView, MetricsSource, PodMetricsSource, PodSeries, Samples
+from controller.ports import Cluster, ClusterView, MetricsSource, PodLister, PodMetricsSource, PodSeries, PodView, Samples
 
 PHASES = {"Pending": hr.Phase.PENDING, "Running": hr.Phase.RUNNING, "Succeeded": hr.Phase.SUCCEEDED,
           "Failed": hr.Phase.FAILED}
@@ -31,10 +31,9 @@ READINESS = {True: hr.Readiness.TRUE, False: hr.Readiness.FALSE, None: hr.Readin
 
 def pod_table(targets: Sequence[TargetRef], view: ClusterView, now: float) -> tuple[hr.PodTable, dict]:
     """The pods every target lists, from the view's statuses, as HPA's calculator reads them;
-    and {(namespace, pod name): row}. Requests are 100 % (samples are percents of them); a
-    sample is taken at ``now`` over DEFAULT_WINDOW_S until a per-pod series says otherwise."""
+    and {(namespace, pod name): row}. See ``table_of``."""
     row_of = {t: i for i, t in enumerate(targets)}
-    target, phase, ready, deleted, start_age, transition_age, names = [], [], [], [], [], [], []
+    target, phase, ready, deleted, start, transition, names = [], [], [], [], [], [], []
     for status in view.statuses:
         i = row_of.get(status.ref)
         if i is None:
@@ -44,16 +43,34 @@ def pod_table(targets: Sequence[TargetRef], view: ClusterView, now: float) -> tu
             phase.append(PHASES.get(pod.phase, hr.Phase.UNKNOWN))
             ready.append(READINESS[pod.ready])
             deleted.append(pod.deleted)
-            start_age.append(math.nan if pod.start_time is None else now - pod.start_time)
-            transition_age.append(hr.ZERO_TIME_AGE_S if pod.ready_transition_time is None
-                                  else now - pod.ready_transition_time)
-            names.append((status.ref.namespace, pod.name))
-    table = hr.PodTable.of(np.asarray(target, dtype=np.int64), phase=phase, ready=ready, deleted=deleted,
-                           start_age_s=start_age, ready_transition_age_s=transition_age,
-                           request_milli=np.full(len(target), PERCENT_REQUEST_MILLI),
-                           metric_age_s=np.zeros(len(target)), metric_window_s=np.full(len(target), DEFAULT_WINDOW_S),
-                           names=[name for _, name in names])
-    return table, {key: k for k, key in enumerate(names)}
+            start.append(math.nan if pod.start_time is None else pod.start_time)
+            transition.append(math.nan if pod.ready_transition_time is None else pod.ready_transition_time)
+            names.append(pod.name)
+    return table_of(targets, np.asarray(target, dtype=np.int64), names, now, phase=phase, ready=ready,
+                    deleted=deleted, start_time=np.asarray(start, float), transition_time=np.asarray(transition, float))
+
+
+def pod_table_from_view(targets: Sequence[TargetRef], pods: PodView, now: float) -> tuple[hr.PodTable, dict]:
+    """``pod_table`` from a PodLister's arrays."""
+    return table_of(targets, np.asarray(pods.target, np.int64), pods.names, now,
+                    phase=np.where(pods.pending, hr.Phase.PENDING, hr.Phase.RUNNING),
+                    ready=np.where(pods.ready, hr.Readiness.TRUE, hr.Readiness.FALSE), deleted=None,
+                    start_time=pods.start_time, transition_time=pods.ready_transition_time)
+
+
+def table_of(targets: Sequence[TargetRef], target: np.ndarray, names: Sequence[str], now: float, *, phase, ready,
+             deleted, start_time: np.ndarray, transition_time: np.ndarray) -> tuple[hr.PodTable, dict]:
+    """(PodTable, {(namespace, pod name): row}). Times are epoch seconds (NaN unset) turned into
+    ages at ``now``; an unset readiness change is Go's zero time. Requests are 100 % (samples are
+    percents of them); a sample is taken at ``now`` over DEFAULT_WINDOW_S until a per-pod series
+    says otherwise."""
+    p = target.size
+    transition_age = np.where(np.isnan(transition_time), hr.ZERO_TIME_AGE_S, now - transition_time)
+    table = hr.PodTable.of(target, phase=phase, ready=ready, deleted=deleted, start_age_s=now - start_time,
+                           ready_transition_age_s=transition_age, request_milli=np.full(p, PERCENT_REQUEST_MILLI),
+                           metric_age_s=np.zeros(p), metric_window_s=np.full(p, DEFAULT_WINDOW_S), names=names)
+    namespaces = [t.namespace for t in targets]
+    return table, {(namespaces[i], name): k for k, (i, name) in enumerate(zip(target.tolist(), names))}
 
 
 def workload_summary(pods: PodSamples, j: int, n: int) -> Samples:
@@ -74,16 +91,18 @@ class PodReader:
     capability, else None (those metrics are then queried like any other, one value per workload).
     """
 
-    def __init__(self, params: PolicyParams, queries: Sequence[str], metrics: MetricsSource):
+    def __init__(self, params: PolicyParams, queries: Sequence[str], metrics: MetricsSource, cluster: Cluster):
         self.columns = params.pod_metrics
         self.queries = tuple(queries)
         self.n_metrics = len(params.metrics)
         self.source = metrics if self.columns and isinstance(metrics, PodMetricsSource) else None
+        self.lister = cluster if self.columns and isinstance(cluster, PodLister) else None
 
     @property
-    def wants_pods(self) -> bool:
-        """The cycle must observe the targets' pods."""
-        return bool(self.columns)
+    def wants_statuses(self) -> bool:
+        """The cycle must observe the targets' full statuses (pods) for this reader: it reads
+        per-pod metrics and the cluster cannot list pods as arrays."""
+        return bool(self.columns) and self.lister is None
 
     @property
     def read_here(self) -> frozenset[int]:
@@ -99,9 +118,12 @@ class PodReader:
         if not self.columns:
             return None, {}
         n = len(targets)
-        if n and not view.statuses:  # a Cluster without pod lists (a replay): pods known by count
+        if self.lister is not None:
+            table, index = pod_table_from_view(targets, self.lister.list_pods(targets), now)
+        elif n and not view.statuses:  # a Cluster without pod lists (a replay): pods known by count
             return None, {j: self._unjoinable(j, targets, now, errors, names) for j in self.read_here}
-        table, index = pod_table(targets, view, now)
+        else:
+            table, index = pod_table(targets, view, now)
         p = table.size
         usage, has = np.zeros((p, self.n_metrics), np.int64), np.zeros((p, self.n_metrics), bool)
         per_pod = np.zeros(self.n_metrics, bool)

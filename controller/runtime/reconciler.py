@@ -138,7 +138,7 @@ class Reconciler:
         self.metrics = metrics
         self.cluster = cluster
         self.on_cycle = on_cycle
-        self.pods = PodReader(policy.params, policy.queries, metrics)  # the hpa preset's per-pod metrics
+        self.pods = PodReader(policy.params, policy.queries, metrics, cluster)  # the hpa preset's per-pod metrics
         self.max_conflict_retries = max_conflict_retries
         self._targets: list[TargetRef] = []
         self._state = ScalingState.empty(0, policy.params)
@@ -347,7 +347,7 @@ class Reconciler:
         targets = self.cluster.resolve(self.policy.selector)
         result = CycleResult(self.policy.name, now, targets, None, None,
                              metric_names=self.policy.params.metric_names)
-        view = self.cluster.observe(targets, with_pods=self.policy.health is not None or self.pods.wants_pods)
+        view = self.cluster.observe(targets, with_pods=self.policy.health is not None or self.pods.wants_statuses)
         result.view = view
         samples = self._query_all(targets, now, result)
         pods, per_pod = self.pods.read(targets, view, now, result.errors, self.policy.params.metric_names)

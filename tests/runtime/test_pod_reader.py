@@ -9,6 +9,7 @@ import pytest
 from controller.bundled import bundled_policy
 from controller.policy import load_policies
 from controller.ports import PodMetricsSource, PodSeries, Samples
+from controller.runtime.pod_samples import pod_table, pod_table_from_view
 from controller.runtime.reconciler import Reconciler, RuntimePolicy
 from simulators.cluster import SimCluster
 from simulators.ports import SimMetrics, SimTargets
@@ -73,3 +74,15 @@ def test_sim_metrics_per_pod_series_cover_the_running_pods():
     other = SimMetrics(metrics.cluster, {"rps": "offered_rps"}, 60.0, 5.0)
     other.push(metrics.cluster.signals())
     assert isinstance(other.query_pods("rps", targets, now), Samples)  # not a per-pod signal: workload values
+
+
+def test_pods_from_statuses_and_from_the_lister_agree():
+    """The live path (full statuses, as the Kubernetes adapter gives them) and the simulated
+    cluster's arrays (PodLister) build the same pod table."""
+    rec, _, now = world("hpa-cpu.yaml", True, ticks=200)
+    targets = rec.cluster.resolve(rec.policy.selector)
+    slow, slow_index = pod_table(targets, rec.cluster.observe(targets, with_pods=True), now)
+    fast, fast_index = pod_table_from_view(targets, rec.cluster.list_pods(targets), now)
+    assert slow.size > 3 and slow_index == fast_index
+    for column in ("target", "phase", "ready", "deleted", "start_age_s", "ready_transition_age_s", "request_milli"):
+        np.testing.assert_array_equal(getattr(slow, column), getattr(fast, column), err_msg=column)
