@@ -1070,15 +1070,23 @@ class SimCluster:
         self._flush()
         rows, exists = self._rows_of(targets)
         phase = np.where(exists[:, None], self._p_phase[rows], EMPTY)
+        # pods change only with a phase or a slot's serial: a second call in the same cycle (pods
+        # listed, then their samples) reuses the first one's names
+        key = (tuple(targets), phase.tobytes(), self._p_serial[rows].tobytes())
+        cached = getattr(self, "_pod_arrays_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
         serial = np.where(phase != EMPTY, self._p_serial[rows], np.iinfo(np.int64).max)
         order = np.argsort(serial, axis=1, kind="stable")
         at, pos = np.nonzero(np.take_along_axis(phase, order, axis=1) != EMPTY)
         kk = order[at, pos]
         ii = rows[at]
         p = self._p_phase[ii, kk]
-        return {"at": at, "name": [self._pod_name(int(i), int(k)) for i, k in zip(ii, kk)], "pending": p == PENDING,
-                "running": p != PENDING, "ready": p == READY, "start_time": self._p_created[ii, kk],
-                "ready_transition_time": self._p_transition[ii, kk]}
+        out = {"at": at, "name": [self._pod_name(int(i), int(k)) for i, k in zip(ii, kk)], "pending": p == PENDING,
+               "running": p != PENDING, "ready": p == READY, "start_time": self._p_created[ii, kk],
+               "ready_transition_time": self._p_transition[ii, kk]}
+        self._pod_arrays_cache = (key, out)
+        return out
 
     def _status(self, i: int) -> TargetStatus:
         ks = np.flatnonzero(self._p_phase[i] != EMPTY)
