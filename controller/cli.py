@@ -323,7 +323,7 @@ def _print_scores(result) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from simulators.score import score_table
+    from simulators.score import driven_lines, score_table
 
     # Two-line headers, no rules between columns: fits 80 columns; narrower, cells fold (never cut).
     table = Table(title=f"{result.scenario}: SLO p{result.slo.latency_percentile:g} < {result.slo.latency_s * 1000:g} ms, "
@@ -349,6 +349,8 @@ def _print_scores(result) -> None:
         table.add_row(*cells)
     console = Console()  # the terminal's width (80 columns when not a terminal and $COLUMNS is unset)
     console.print(table)
+    for line in driven_lines(rows, result.services):
+        console.print(line, highlight=False, markup=False)
     if result.frontier is not None:
         swept = ", ".join(f"{p.target_pct:g}%: {p.replica_hours:.2f} h / {p.slo_violation_minutes:g} min"
                           for p in result.frontier.points)

@@ -58,6 +58,33 @@ class ConcurrentMetricsSource(MetricsSource, Protocol):
 
 
 @dataclass(frozen=True)
+class PodSeries:
+    """One metric's per-pod samples, K series that carry a ``pod`` label: (K,) arrays.
+
+    namespaces, pods: the series' namespace and pod names; values: the samples; age_s: seconds
+    between each sample and the query time; window_s: the span a sample averages over (HPA's
+    CPU readiness rules compare it with the pod's last readiness change).
+    """
+
+    namespaces: tuple[str, ...]
+    pods: tuple[str, ...]
+    values: np.ndarray
+    age_s: np.ndarray
+    window_s: float = 60.0
+
+
+@runtime_checkable
+class PodMetricsSource(Protocol):
+    """Optional capability of a MetricsSource: per-pod series, for the ``hpa`` preset's
+    per-pod metrics (Resource and Pods metrics). Checked once when a Reconciler is wired."""
+
+    def query_pods(self, expr: str, targets: Sequence[TargetRef], at: float) -> "PodSeries | Samples":
+        """Evaluate ``expr`` once. PodSeries when its series carry a ``pod`` label, else the
+        workload values aligned with ``targets`` (an aggregated expression), as ``query`` would
+        return them. Raises MetricsUnavailable when the source fails."""
+
+
+@dataclass(frozen=True)
 class ClusterView:
     """The observed state of N targets as arrays, plus the full statuses when the source has them.
 
@@ -110,6 +137,32 @@ class Rehearsal(Protocol):
     ``would_apply``. The reconciler commits no state for a rehearsed action."""
 
     would_apply: list[Action]
+
+
+@dataclass(frozen=True)
+class PodView:
+    """The pods of N targets as flat (P,) arrays, pods of a target in list order.
+
+    target: the pod's target row; names: pod names; pending: phase Pending (else Running);
+    ready: the Ready condition is True; start_time, ready_transition_time: epoch seconds (NaN:
+    unset).
+    """
+
+    target: np.ndarray
+    names: tuple[str, ...]
+    pending: np.ndarray
+    ready: np.ndarray
+    start_time: np.ndarray
+    ready_transition_time: np.ndarray
+
+
+@runtime_checkable
+class PodLister(Protocol):
+    """Optional capability of a Cluster: the targets' pods as arrays, cheaper than the full
+    statuses of ``observe(with_pods=True)``. Checked once when a Reconciler is wired."""
+
+    def list_pods(self, targets: Sequence[TargetRef]) -> PodView:
+        """Every pod of each target (rows aligned with ``targets``; unknown targets have none)."""
 
 
 class StateStore(Protocol):

@@ -1057,7 +1057,7 @@ class SimCluster:
         """Per-pod signals of every existing pod, for pod-scope health checks (the signals a
         per-pod PromQL query would return). Flat arrays of length P, pods in slot order:
 
-        row (service index), name, ready (bool), restarts (container restarts), memory_mib
+        row (service index), name, ready (bool), running (bool: starting or ready), restarts (container restarts), memory_mib
         (working set of running pods, 0 otherwise), error_ratio (share of requests the pod's
         revision fails), extra_latency_s (added by a bad revision or a degraded pod),
         served_rps (the service's served requests shared evenly by its ready pods),
@@ -1080,11 +1080,38 @@ class SimCluster:
         base = getattr(self, "_lat_p95_base", None)
         base = np.zeros(self.n_services) if base is None else base
         return {"row": rr, "name": [self._pod_name(int(i), int(k)) for i, k in zip(rr, kk)], "ready": ready,
+                "running": running,
                 "restarts": self._p_restarts[rr, kk].astype(np.float64), "memory_mib": memory,
                 "error_ratio": np.where(running, self._p_err[rr, kk], np.nan), "extra_latency_s": extra,
                 "served_rps": np.where(ready, per_pod[rr], 0.0),
                 "latency_p95_s": np.where(ready, base[rr] + extra, np.nan),
                 "revision": [str(self._revisions[int(i)][int(self._p_rev[i, k])].number) for i, k in zip(rr, kk)]}
+
+    def pod_arrays(self, targets: Sequence[TargetRef]) -> dict[str, np.ndarray | list[str]]:
+        """Every existing pod of ``targets`` as flat (P,) arrays, fast (no objects): at (index
+        into ``targets``; unknown targets have no pods), name, pending, running (starting, in back-off or
+        ready), ready, start_time and ready_transition_time (epoch s, NaN unknown), pods of a
+        service in creation order as ``observe`` lists them."""
+        self._flush()
+        rows, exists = self._rows_of(targets)
+        phase = np.where(exists[:, None], self._p_phase[rows], EMPTY)
+        # pods change only with a phase or a slot's serial: a second call in the same cycle (pods
+        # listed, then their samples) reuses the first one's names
+        key = (tuple(targets), phase.tobytes(), self._p_serial[rows].tobytes())
+        cached = getattr(self, "_pod_arrays_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        serial = np.where(phase != EMPTY, self._p_serial[rows], np.iinfo(np.int64).max)
+        order = np.argsort(serial, axis=1, kind="stable")
+        at, pos = np.nonzero(np.take_along_axis(phase, order, axis=1) != EMPTY)
+        kk = order[at, pos]
+        ii = rows[at]
+        p = self._p_phase[ii, kk]
+        out = {"at": at, "name": [self._pod_name(int(i), int(k)) for i, k in zip(ii, kk)], "pending": p == PENDING,
+               "running": p != PENDING, "ready": p == READY, "start_time": self._p_created[ii, kk],
+               "ready_transition_time": self._p_transition[ii, kk]}
+        self._pod_arrays_cache = (key, out)
+        return out
 
     def _status(self, i: int) -> TargetStatus:
         ks = np.flatnonzero(self._p_phase[i] != EMPTY)

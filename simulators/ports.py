@@ -13,7 +13,7 @@ import numpy as np
 
 from controller.errors import MetricsUnavailable
 from controller.model import Action, TargetRef, TargetSelector
-from controller.ports import ClusterView, Samples
+from controller.ports import ClusterView, PodSeries, PodView, Samples
 from simulators.cluster import SimCluster
 from simulators.signals import ObservedSignals
 
@@ -58,6 +58,13 @@ class SimTargets:
     def apply(self, action: Action) -> None:
         self.cluster.apply(action)
 
+    def list_pods(self, targets: Sequence[TargetRef]) -> PodView:
+        """The ``PodLister`` capability: the targets' pods straight from the engine's arrays."""
+        pods = self.cluster.pod_arrays(targets)
+        return PodView(target=np.asarray(pods["at"], dtype=np.int64), names=tuple(pods["name"]), pending=pods["pending"],
+                       ready=pods["ready"], start_time=pods["start_time"],
+                       ready_transition_time=pods["ready_transition_time"])
+
 
 class SimMetrics:
     """``MetricsSource`` port: each policy query is bound to one simulated signal.
@@ -69,6 +76,8 @@ class SimMetrics:
     """
 
     INSTANT = {"ready_replicas", "restarts_total"}
+    #: Workload signals the ``hpa`` preset reads per pod (``query_pods``).
+    PER_POD = {"utilization_pct"}
     #: Spread of a pod's measured p95 around its true value (log-normal sigma), per cycle.
     POD_LATENCY_SIGMA = 0.1
     #: Per-pod fields sampled per cycle (``_sample``), not kept in the per-service ring.
@@ -134,6 +143,23 @@ class SimMetrics:
         present = ~obs.unavailable[rows]
         return Samples(values=values.astype(np.float64), present=present, age_s=obs.sample_age_s[rows].astype(np.float64),
                        conflict=np.zeros(rows.size, bool))
+
+    def query_pods(self, expr: str, targets: Sequence[TargetRef], at: float) -> PodSeries | Samples:
+        """The ``PodMetricsSource`` capability: per-pod series of a signal HPA reads per pod
+        (PER_POD: CPU utilization, as metrics-server reports it for every running pod); other
+        signals come back as one value per workload, like ``query``. Load is shared evenly by
+        a service's ready pods, so each running pod reports its service's value over the
+        metrics window; pending pods and services in an outage or a NaN fault report nothing."""
+        workload = self.query(expr, targets, at)
+        if self.bindings[expr].split(":")[0] not in self.PER_POD:
+            return workload
+        pods = self.cluster.pod_arrays(targets)
+        t = np.asarray(pods["at"], dtype=np.int64)
+        keep = pods["running"] & workload.present[t] & np.isfinite(workload.values[t])
+        names = [n for n, k in zip(pods["name"], keep) if k]
+        return PodSeries(namespaces=tuple(targets[i].namespace for i in t[keep]), pods=tuple(names),
+                         values=workload.values[t[keep]], age_s=workload.age_s[t[keep]],
+                         window_s=self.slots * self.tick_s)
 
     def _sample(self, signals: dict) -> dict:
         """Add what a per-pod PromQL rate over the time since the last snapshot would read:

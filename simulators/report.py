@@ -40,7 +40,8 @@ from matplotlib.ticker import PercentFormatter
 from matplotlib.transforms import blended_transform_factory
 
 from simulators.result import SLO, ActionEvent, FaultWindow, Frontier, SimResult, Trajectory, shown_path
-from simulators.score import ORACLE, as_ticks_by_services, fault_columns, run_end_s, score_result, score_table, violation_mask
+from simulators.score import (ORACLE, as_ticks_by_services, driven_lines, fault_columns, run_end_s, score_result,
+                              score_table, violation_mask)
 
 #: Points per plotted line at most (a min/max envelope keeps spikes).
 MAX_POINTS = 2000
@@ -814,6 +815,8 @@ def report_html(result: SimResult) -> str:
               "a bound, not a contender) is highlighted. A minute violates when the latency percentile exceeds the "
               "SLO, the error ratio exceeds it, or requests are dropped. Mitigation: from the fault's start until its "
               "services stay within the SLO for 2 minutes.</p>"]
+    parts += [f'<p class="note driven">{html.escape(line)}</p>'
+              for line in driven_lines(score_table(result), result.services)]
     if result.frontier is not None:
         parts += ['<h2 id="frontier">Cost vs violations: HPA\'s frontier</h2>',
                   '<p class="note">The hpa preset re-run at each CPU target on the same scenario and seed. '

@@ -60,6 +60,8 @@ class ControllerRun:
     trajectory: Trajectory
     actions: list[ActionEvent] = field(default_factory=list)
     scores: dict = field(default_factory=dict)
+    services: tuple[str, ...] = ()  # the services this controller drove (every service of the scenario)
+    note: str = ""  # why the policy was applied to other services than the ones it names ('' if it was not)
 
 
 @dataclass(frozen=True)

@@ -166,7 +166,8 @@ def run_controller(scenario: Scenario, spec: ControllerSpec, offered: np.ndarray
                       ready_replicas=a["ready_replicas"], latency_s=a["latency"], error_ratio=a["error_ratio"],
                       violation=np.zeros((T, S), bool))
     traj.violation = violation_mask(traj, scenario.slo)
-    run = ControllerRun(spec.name, spec.description, traj, actions)
+    services, note = driven_services(spec.policy, names) if spec.kind == "policy" else (list(names), "")
+    run = ControllerRun(spec.name, spec.description, traj, actions, services=tuple(services), note=note)
     run.scores = score_run(run, scenario.slo, fault_windows(scenario), names, tick_s=scenario.tick_s)
     return run, log
 
@@ -175,7 +176,7 @@ def _policy_reconciler(scenario: Scenario, policy: LoadedPolicy, cluster: SimClu
                        state_store: MemoryStateStore | None = None) -> tuple[Reconciler, SimMetrics, CycleLog | None]:
     """The live Reconciler over the simulated ports, and where its decisions are logged."""
     rp = RuntimePolicy.of(policy)
-    targets = SimTargets(cluster, _driven_services(policy, scenario.services))
+    targets = SimTargets(cluster, driven_services(policy, scenario.services)[0])
     metrics = SimMetrics(cluster, policy_bindings(scenario, rp), scenario.metrics_window_s, scenario.tick_s,
                          seed=scenario.seed)
     metrics.attach(targets)
@@ -205,13 +206,22 @@ def metric_history(scenario: Scenario, policy: RuntimePolicy, times: np.ndarray)
     return out
 
 
-def _driven_services(policy: LoadedPolicy, services: list[str]) -> list[str]:
-    """The policy's named targets if the scenario has them all; otherwise every service, so any
-    policy can be tried on any scenario."""
-    names = policy.targets.names
-    if names and all(n in services for n in names):
-        return list(names)
-    return list(services)
+def driven_services(policy: LoadedPolicy, services: list[str]) -> tuple[list[str], str]:
+    """(the services a policy drives in a simulation, a note saying why when they are not the
+    ones it selects). Every service is scored, so a policy drives every service of the scenario,
+    whatever it names: a policy naming some of them would leave the others unscaled yet scored.
+    """
+    sel = policy.targets
+    names = list(sel.names)
+    if names and sorted(names) == sorted(services):
+        return list(services), ""
+    every = f"applied to every service of the scenario ({', '.join(services)})"
+    if not names:
+        labels = ", ".join(f"{k}={v}" for k, v in sel.match_labels) or "namespace " + sel.namespace
+        return list(services), f"policy {policy.name} selects its targets by {labels}; {every}"
+    absent = [n for n in names if n not in services]
+    named = f"names {', '.join(names)}" + (f" ({', '.join(absent)} not in the scenario)" if absent else "")
+    return list(services), f"policy {policy.name} {named}; {every}"
 
 
 def _event(action: Action, t_s: float) -> ActionEvent:

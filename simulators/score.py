@@ -25,7 +25,9 @@ The result.json layout (:func:`result_json`, ``schema_version`` 2: version 1 had
                   "slo": {"latency_percentile", "latency_s", "error_ratio"},
                   "services": [...],
                   "faults": [{"name", "kind", "service", "start_s", "end_s"}]},
-     "controllers": {NAME: {"description", "slo_violation_minutes", "replica_hours",
+     "controllers": {NAME: {"description", "services": [the services it drove],
+                            "note": why a policy drove other services than it names | "",
+                            "slo_violation_minutes", "replica_hours",
                             "replica_changes", "reversals",
                             "mitigation_seconds": {FAULT: seconds | null},
                             "replica_hours_vs_oracle": ratio | null  # only with an oracle run
@@ -323,7 +325,8 @@ def score_table(result: SimResult) -> list[dict[str, Any]]:
     Each row: ``controller``, ``description``, ``slo_violation_minutes``, ``replica_hours``,
     ``replica_hours_vs_oracle`` (None without an oracle run), ``replica_changes``,
     ``reversals``, ``worst_mitigation_s`` (None without faults; ``inf`` when a fault was never
-    mitigated), ``mitigation_seconds`` ({fault: seconds or None}) and, with a frontier,
+    mitigated), ``mitigation_seconds`` ({fault: seconds or None}), ``services`` (the services it
+    drove), ``note`` (why a policy drove other services than it names, or '') and, with a frontier,
     ``hpa_equal_cost`` (:class:`~simulators.result.EqualCost` or None for HPA itself).
     """
     rows = []
@@ -340,8 +343,22 @@ def score_table(result: SimResult) -> list[dict[str, Any]]:
             "worst_mitigation_s": worst_mitigation_s(s["mitigation_seconds"]),
             "mitigation_seconds": s["mitigation_seconds"],
             "hpa_equal_cost": equal.get(name),
+            "services": list(result.runs[name].services),
+            "note": result.runs[name].note,
         })
     return rows
+
+
+def driven_lines(rows: list[dict[str, Any]], services: list[str]) -> list[str]:
+    """What the score table says below it about the services each controller drove."""
+    every = [r["controller"] for r in rows if list(r["services"]) == list(services)]
+    lines = []
+    if every:
+        lines.append(f"Driven services: {', '.join(services)} (by {', '.join(every)}).")
+    lines += [f"{r['controller']} drives {', '.join(r['services']) or 'nothing'}." for r in rows
+              if r["controller"] not in every]
+    lines += [f"note: {r['controller']}: {r['note']}." for r in rows if r["note"]]
+    return lines
 
 
 # --- result.json ----------------------------------------------------------------------------
@@ -392,7 +409,8 @@ def result_json(result: SimResult) -> dict[str, Any]:
     Only plain JSON types: ``json.dumps(result_json(r), allow_nan=False)`` always works.
     """
     controllers = {
-        name: {"description": result.runs[name].description, **scores}
+        name: {"description": result.runs[name].description, "services": list(result.runs[name].services),
+               "note": result.runs[name].note, **scores}
         for name, scores in score_result(result).items()
     }
     return jsonable({

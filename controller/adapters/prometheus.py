@@ -70,7 +70,7 @@ from urllib3.util.retry import Retry
 from controller.errors import (MetricsUnavailable, PrometheusBadQuery, PrometheusBadResponse, PrometheusError,
                                PrometheusUnreachable)
 from controller.model import TargetRef
-from controller.ports import Samples
+from controller.ports import PodSeries, Samples
 
 log = logging.getLogger(__name__)
 
@@ -326,6 +326,32 @@ def _is_unlabelled(series, labels: tuple[str, str]) -> bool:
     return isinstance(metric, dict) and not any(label in metric for label in labels)
 
 
+#: The label that names a pod in per-pod series (cAdvisor, kube-state-metrics, metrics adapters).
+POD_LABEL = "pod"
+
+
+def pod_series_from_data(data, targets: Sequence[TargetRef], at: float,
+                         labels: tuple[str, str] = DEFAULT_TARGET_LABELS) -> PodSeries | Samples:
+    """A vector whose series carry a ``pod`` label -> PodSeries (one sample per series, keyed
+    by the namespace label and the pod); any other result -> Samples aligned with ``targets``,
+    as ``samples_from_data`` (an expression that aggregates the pods away)."""
+    result = data.get("result") if isinstance(data, dict) and data.get("resultType") == "vector" else None
+    if not isinstance(result, list) or not any(
+            isinstance(s, dict) and isinstance(s.get("metric"), dict) and POD_LABEL in s["metric"] for s in result):
+        return samples_from_data(data, targets, at, labels)
+    namespaces, pods, values, ages = [], [], [], []
+    for series in result:
+        metric = series.get("metric") if isinstance(series, dict) else None
+        if not isinstance(metric, dict) or POD_LABEL not in metric:
+            continue  # a series without a pod in a per-pod vector names no pod: not used
+        ts, value = parse_sample(series.get("value"))
+        namespaces.append(str(metric.get(labels[0], "")))
+        pods.append(str(metric[POD_LABEL]))
+        values.append(value)
+        ages.append(max(at - ts, 0.0))
+    return PodSeries(tuple(namespaces), tuple(pods), np.asarray(values, np.float64), np.asarray(ages, np.float64))
+
+
 def samples_from_data(data, targets: Sequence[TargetRef], at: float,
                       labels: tuple[str, str] = DEFAULT_TARGET_LABELS) -> Samples:
     """The API's ``data`` object (resultType + result) -> Samples aligned with ``targets``."""
@@ -532,6 +558,17 @@ class PrometheusSource:
         data = self._fetch(expr, at)
         try:
             return samples_from_data(data, targets, at, tuple(labels or self.config.target_labels))
+        except PrometheusBadResponse as exc:
+            raise PrometheusBadResponse(f"query {_short(expr)!r} at {self.config.safe_url}: {exc}") from None
+
+    def query_pods(self, expr: str, targets: Sequence[TargetRef], at: float) -> PodSeries | Samples:
+        """The ``PodMetricsSource`` capability: evaluate ``expr`` once at ``at``; per-pod series
+        when its series keep the ``pod`` label, else one value per target as ``query`` returns.
+        Raises the same errors as ``query``."""
+        at = round(float(at), 3)
+        data = self._fetch(expr, at)
+        try:
+            return pod_series_from_data(data, targets, at, tuple(self.config.target_labels))
         except PrometheusBadResponse as exc:
             raise PrometheusBadResponse(f"query {_short(expr)!r} at {self.config.safe_url}: {exc}") from None
 

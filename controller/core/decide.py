@@ -12,6 +12,7 @@ import numpy as np
 
 from controller.core import compiled
 from controller.core import forecast as fc
+from controller.core.hpa_propose import HpaProposals, PodSamples, hpa_propose
 from controller.core.normalize import NormResult, NormState, normalize, record_scale_events
 from controller.core.params import PolicyParams, Smoothing
 from controller.core.propose import propose
@@ -26,6 +27,8 @@ class Observation:
 
     current: spec replicas (N,); ready: ready pods (N,); status: existing pods (N,);
     values: (N, M) metric values; present: (N, M) a series was found; sample_age_s: (N, M).
+    pods: per-pod samples and pod states for the ``hpa`` preset's per-pod metrics (None: pods
+    known only by the counts, each pod standing for the workload value).
     """
 
     current: np.ndarray
@@ -34,9 +37,11 @@ class Observation:
     values: np.ndarray
     present: np.ndarray
     sample_age_s: np.ndarray
+    pods: PodSamples | None = None
 
     @classmethod
-    def of(cls, current, ready, values, present=None, sample_age_s=None, status=None) -> "Observation":
+    def of(cls, current, ready, values, present=None, sample_age_s=None, status=None,
+           pods: PodSamples | None = None) -> "Observation":
         """Build with defaults: every series present and fresh, status = current."""
         current = np.asarray(current, dtype=np.float64)
         values = np.asarray(values, dtype=np.float64).reshape(current.shape[0], -1)
@@ -47,6 +52,7 @@ class Observation:
             values=values,
             present=np.ones(values.shape, bool) if present is None else np.asarray(present, bool),
             sample_age_s=np.zeros(values.shape) if sample_age_s is None else np.asarray(sample_age_s, np.float64),
+            pods=pods,
         )
 
 
@@ -113,7 +119,7 @@ def _forecast(params: PolicyParams, obs: Observation, sig: Signal, reactive: np.
         new_states.append(st)
     trusted &= valid
     pred, pred_ok = propose(params.metric_kinds, params.metric_targets, np.where(trusted, upper, np.nan), obs.current,
-                            obs.ready, obs.status, params.tolerance_up, params.tolerance_down, params.hpa_semantics)
+                            obs.ready, obs.status, params.tolerance_up, params.tolerance_down)
     pred_ok &= trusted
     # the predictive side only ever adds: it can raise a scale-up or hold a scale-down, never cause one
     proposals = np.where(pred_ok, np.fmax(reactive, pred), reactive)
@@ -141,6 +147,7 @@ class Decision:
     kept: ScalingState  # the state without this decision's scale events
     params: PolicyParams | None = None
     forecasts: Forecasts | None = None  # when the policy forecasts a metric
+    hpa: HpaProposals | None = None  # under preset: hpa, the calculator's result (utilization, errors)
 
     def state_after(self, applied: np.ndarray | bool = True, replicas: np.ndarray | None = None) -> ScalingState:
         """The state for the next cycle once the changes of the ``applied`` rows ((N,) bool, or
@@ -241,12 +248,27 @@ def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, no
     """The numpy stages, one after the other: the reference the compiled kernel is tested against."""
     sig = read_signal(obs.values, obs.present, obs.sample_age_s, params.stale_after_s, params.metric_nonnegative)
     smoothed, smooth_state = smooth(params, sig.values, sig.usable, state.smooth, now)
-    proposals, valid = propose(params.metric_kinds, params.metric_targets, smoothed, obs.current, obs.ready,
-                               obs.status, params.tolerance_up, params.tolerance_down, params.hpa_semantics)
-    valid &= sig.usable
+    hpa = None
+    if params.hpa_semantics:
+        proposals, valid, hpa = _propose_hpa(params, obs, smoothed, sig.usable)
+    else:
+        proposals, valid = propose(params.metric_kinds, params.metric_targets, smoothed, obs.current, obs.ready,
+                                   obs.status, params.tolerance_up, params.tolerance_down)
+        valid &= sig.usable
     forecasts, forecast_states = None, state.forecast
     if params.forecast_metrics:
         proposals, forecasts, forecast_states = _forecast(params, obs, sig, proposals, valid, state.forecast, now)
     result, norm_state = normalize(params, obs.current, proposals, valid, state.norm, now)
     return Decision(now, obs.current, obs.ready, sig, smoothed, np.where(valid, proposals, np.nan), valid, result,
-                    ScalingState(smooth_state, norm_state, forecast_states), params, forecasts)
+                    ScalingState(smooth_state, norm_state, forecast_states), params, forecasts, hpa)
+
+
+def _propose_hpa(params: PolicyParams, obs: Observation, values: np.ndarray, usable: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, HpaProposals]:
+    """The ``hpa`` preset's propose stage (core/hpa_propose.py): (proposals (N, M), valid (N, M),
+    the calculator's result). A metric read per pod is valid when the calculator found usable
+    samples, whatever its workload-level column holds."""
+    hpa = hpa_propose(params, obs.current, obs.ready, obs.status, values, usable, obs.pods)
+    read_per_pod = np.zeros(values.shape[1], bool) if obs.pods is None else np.asarray(obs.pods.per_pod, bool)
+    valid = hpa.valid & (usable | read_per_pod)
+    return np.where(valid, hpa.replicas.astype(np.float64), np.nan), valid, hpa

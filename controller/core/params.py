@@ -154,12 +154,44 @@ class ForecastParams:
         return int(np.ceil(self.error_window_s / max(self.interval_s, 1.0))) + 1
 
 
+class HpaSource(enum.IntEnum):
+    """Which HPA metric source a metric stands for under ``preset: hpa`` (hpa-spec sections 3 to 7).
+
+    DEFAULT: by kind (utilization -> Resource cpu; value and averagePerReplica -> External).
+    """
+
+    DEFAULT = -1
+    RESOURCE = 0
+    CONTAINER_RESOURCE = 1
+    PODS = 2
+    OBJECT = 3
+    EXTERNAL = 4
+
+
 @dataclass(frozen=True)
 class MetricParams:
+    """One scaling metric. ``source``, ``resource`` and ``container`` only matter under
+    ``preset: hpa``: which of HPA's calculators runs (see controller/core/hpa_propose.py)."""
+
     name: str
     kind: MetricKind
     target: float
     forecast: ForecastParams | None = None
+    source: HpaSource = HpaSource.DEFAULT
+    resource: str = "cpu"
+    container: str = ""
+
+    @property
+    def hpa_source(self) -> HpaSource:
+        """The effective source: DEFAULT resolved by kind."""
+        if self.source != HpaSource.DEFAULT:
+            return self.source
+        return HpaSource.RESOURCE if self.kind == MetricKind.UTILIZATION else HpaSource.EXTERNAL
+
+    @property
+    def per_pod(self) -> bool:
+        """HPA computes this metric from per-pod samples (Resource, ContainerResource, Pods)."""
+        return self.hpa_source in (HpaSource.RESOURCE, HpaSource.CONTAINER_RESOURCE, HpaSource.PODS)
 
 
 @dataclass(frozen=True)
@@ -191,6 +223,14 @@ class PolicyParams:
     missing_hold_s: float = float("inf")
     fallback_replicas: int | None = None
     hpa_semantics: bool = False
+    # HPA controller flags (--horizontal-pod-autoscaler-cpu-initialization-period, -initial-readiness-delay)
+    cpu_initialization_period_s: float = 300.0
+    initial_readiness_delay_s: float = 30.0
+
+    @property
+    def pod_metrics(self) -> tuple[int, ...]:
+        """Indices of the metrics the ``hpa`` preset reads per pod (none outside the preset)."""
+        return tuple(j for j, m in enumerate(self.metrics) if m.per_pod) if self.hpa_semantics else ()
 
     @property
     def metric_kinds(self) -> np.ndarray:

@@ -39,8 +39,7 @@ def propose_value(value, target, current, ready, tol_up, tol_down):
 def propose_average(value, target, base, tol_up, tol_down):
     """``value`` is a total to share at ``target`` per replica: ceil(value / target).
 
-    The tolerance compares value with target * base (HPA uses status replicas as the base and
-    then keeps ``base`` inside the band).
+    The tolerance compares value with target * base and keeps ``base`` inside the band.
     """
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = value / (target * base)
@@ -48,20 +47,19 @@ def propose_average(value, target, base, tol_up, tol_down):
     return np.where(keep, base, _ceil_clamped(value / target))
 
 
-def propose_utilization(value, target, current, ready, unready, tol_up, tol_down, truncate: bool):
-    """Mean utilization of ready pods (percent) against a target percent: HPA's Resource rules.
+def propose_utilization(value, target, current, ready, unready, tol_up, tol_down):
+    """Mean utilization of ready pods (percent) against a target percent.
 
     Fast path: ceil(ratio * ready). When scaling up with unready pods, those count as idle
     (usage 0): the ratio is recomputed over ready + unready, and the result is kept at current
-    if that flips the direction, lands within tolerance, or would not scale up.
+    if that flips the direction, lands within tolerance, or would not scale up. (The ``hpa``
+    preset runs HPA's own pod-level calculator instead: core/hpa_propose.py.)
     """
-    usage = np.floor(value) if truncate else value  # HPA truncates the percentage to an integer
-    ratio = usage / target
+    ratio = value / target
     fast = np.where(within_tolerance(ratio, tol_up, tol_down), current, _ceil_clamped(ratio * ready))
     total = ready + unready
     with np.errstate(divide="ignore", invalid="ignore"):
-        diluted_usage = value * ready / total
-    diluted = (np.floor(diluted_usage) if truncate else diluted_usage) / target
+        diluted = value * ready / total / target
     slow = _ceil_clamped(diluted * total)
     keep = within_tolerance(diluted, tol_up, tol_down) | (diluted < 1.0) | (slow < current)
     slow = np.where(keep, current, slow)
@@ -69,12 +67,12 @@ def propose_utilization(value, target, current, ready, unready, tol_up, tol_down
 
 
 def propose(kinds: np.ndarray, targets: np.ndarray, value: np.ndarray, current: np.ndarray, ready: np.ndarray,
-            status: np.ndarray, tol_up: float, tol_down: float, hpa_semantics: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Proposals (N, M) and a validity mask (N, M) for every metric of every target.
+            status: np.ndarray, tol_up: float, tol_down: float) -> tuple[np.ndarray, np.ndarray]:
+    """Setpoint's proposals (N, M) and a validity mask (N, M) for every metric of every target.
 
-    Setpoint's own mode adds a direction guard HPA lacks: a metric above its band never
-    proposes fewer replicas than current (which happens in HPA when pods are still starting),
-    and a metric below its band never proposes more.
+    A direction guard HPA lacks: a metric above its band never proposes fewer replicas than
+    current (which happens in HPA when pods are still starting), and a metric below its band
+    never proposes more. The ``hpa`` preset does not come here: core/hpa_propose.py.
     """
     proposals = np.empty(value.shape)
     valid = np.isfinite(value)
@@ -85,15 +83,13 @@ def propose(kinds: np.ndarray, targets: np.ndarray, value: np.ndarray, current: 
                 p = propose_value(v, target, current, ready, tol_up, tol_down)
                 ratio = v / target
             elif kind == _AVERAGE:
-                p = propose_average(v, target, status if hpa_semantics else current, tol_up, tol_down)
+                p = propose_average(v, target, current, tol_up, tol_down)
                 ratio = v / (target * np.maximum(current, 1.0))
             else:
-                p = propose_utilization(v, target, current, ready, np.maximum(status - ready, 0.0), tol_up, tol_down,
-                                        truncate=hpa_semantics)
+                p = propose_utilization(v, target, current, ready, np.maximum(status - ready, 0.0), tol_up, tol_down)
                 ratio = v / target
-                valid[:, j] &= ready > 0  # HPA: no metrics for targeted pods without a ready pod
-            if not hpa_semantics:
-                p = np.where(ratio > 1.0, np.maximum(p, current), np.where(ratio < 1.0, np.minimum(p, current), current))
+                valid[:, j] &= ready > 0  # no utilization without a ready pod to measure it
+            p = np.where(ratio > 1.0, np.maximum(p, current), np.where(ratio < 1.0, np.minimum(p, current), current))
             proposals[:, j] = p
     valid &= np.isfinite(proposals)
     return np.where(valid, proposals, np.nan), valid

@@ -27,6 +27,7 @@ from controller.ports import (Cluster, ClusterView, ConcurrentMetricsSource, Eve
 from controller.runtime.actuate import RetryPolicy, apply_with_retries
 from controller.runtime.conditions import scaling_conditions
 from controller.runtime.healing import HealthQueries, health_actions, observe_health
+from controller.runtime.pod_samples import PodReader
 
 #: Actions that spend a healing budget: the durable state charging them is saved before they go out.
 DISRUPTIVE = frozenset({ActionKind.RESTART_POD, ActionKind.ROLLING_RESTART, ActionKind.ROLLBACK})
@@ -176,6 +177,7 @@ class Reconciler:
     def metrics(self, source: MetricsSource) -> None:
         self._metrics = source
         self._concurrent = source if isinstance(source, ConcurrentMetricsSource) else None
+        self._wire_pods()
 
     @property
     def cluster(self) -> Cluster:
@@ -186,6 +188,12 @@ class Reconciler:
         self._cluster = cluster
         self._events = event_recorder(cluster)
         self.rehearsal = isinstance(cluster, Rehearsal)  # dry-run / shadow: nothing is applied, nothing committed
+        self._wire_pods()
+
+    def _wire_pods(self) -> None:
+        """The hpa preset's per-pod metric reader, for the ports as now wired (either can be replaced)."""
+        if hasattr(self, "_metrics") and hasattr(self, "_cluster"):
+            self.pods = PodReader(self.policy.params, self.policy.queries, self._metrics, self._cluster)
 
     # ------------------------------------------------------------------ durable state
     def restore(self) -> None:
@@ -296,17 +304,21 @@ class Reconciler:
             self._targets = targets
 
     def _fetch(self, targets: list[TargetRef], now: float) -> list[Samples | Exception]:
-        """One request per metric; concurrently when the source can (ConcurrentMetricsSource)."""
-        exprs = list(self.policy.queries)
+        """One request per metric; concurrently when the source can (ConcurrentMetricsSource).
+        Metrics read per pod (``self.pods``) are not queried here: their slots hold missing Samples."""
+        skip = self.pods.read_here
+        exprs = [q for j, q in enumerate(self.policy.queries) if j not in skip]
         if self._concurrent is not None:
-            return self._concurrent.query_many(exprs, targets, now, return_exceptions=True)
-        out: list[Samples | Exception] = []
-        for expr in exprs:
-            try:
-                out.append(self.metrics.query(expr, targets, now))
-            except MetricsUnavailable as exc:
-                out.append(exc)
-        return out
+            got = self._concurrent.query_many(exprs, targets, now, return_exceptions=True)
+        else:
+            got = []
+            for expr in exprs:
+                try:
+                    got.append(self.metrics.query(expr, targets, now))
+                except MetricsUnavailable as exc:
+                    got.append(exc)
+        it = iter(got)
+        return [Samples.missing(len(targets)) if j in skip else next(it) for j in range(len(self.policy.queries))]
 
     def _query_all(self, targets: list[TargetRef], now: float, result: CycleResult) -> list[Samples]:
         out = []
@@ -412,11 +424,14 @@ class Reconciler:
                              metric_names=self.policy.params.metric_names)
         if self._warm_due and self.warm_from is not None and self.policy.params.metrics and targets:
             self._warm_start(targets, now, result)
-        view = self.cluster.observe(targets, with_pods=self.policy.health is not None)
+        view = self.cluster.observe(targets, with_pods=self.policy.health is not None or self.pods.wants_statuses)
         result.view = view
-        values, present, age = _stack(self._query_all(targets, now, result), len(targets))
+        samples = self._query_all(targets, now, result)
+        pods, per_pod = self.pods.read(targets, view, now, result.errors, self.policy.params.metric_names)
+        samples = [per_pod.get(j, s) for j, s in enumerate(samples)]
+        values, present, age = _stack(samples, len(targets))
         obs = Observation(current=view.spec, ready=view.ready, status=view.status, values=values,
-                          present=present, sample_age_s=age)
+                          present=present, sample_age_s=age, pods=pods)
         self._carry_state_over(targets)
         decision = decide(self.policy.params, obs, self._state, now)
         result.decision = decision

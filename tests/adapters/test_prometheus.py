@@ -35,6 +35,7 @@ from controller.adapters.prometheus import PrometheusConfig, PrometheusSource, m
 from controller.errors import (MetricsUnavailable, PrometheusBadQuery, PrometheusBadResponse, PrometheusError,
                                PrometheusUnreachable)
 from controller.model import TargetRef
+from controller.ports import PodMetricsSource, PodSeries, Samples
 from tests.support.prometheus_server import MetricsExporter, prometheus_server, self_signed_cert
 
 
@@ -114,6 +115,26 @@ def test_vector_results_are_mapped_onto_targets(source, expr, targets, values, p
     np.testing.assert_array_equal(s.present, np.array(present, bool))
     np.testing.assert_array_equal(s.conflict, np.array(conflict, bool))
     assert s.values.shape == s.present.shape == s.age_s.shape == s.conflict.shape == (len(targets),)
+
+
+@pytest.mark.parametrize("expr, expect", [
+    pytest.param('app_rps{deployment="cart"}', {("shop", "cart-a"): 5.0, ("shop", "cart-b"): 7.0},
+                 id="series-with-a-pod-label-are-per-pod-samples"),
+    pytest.param('sum by (namespace, deployment) (app_rps{deployment="cart"})', [12.0],
+                 id="an-expression-that-aggregates-pods-away-gives-workload-values"),
+])
+def test_query_pods_returns_per_pod_series_or_workload_values(source, expr, expect):
+    got = source.query_pods(expr, refs("shop/cart"), time.time())
+    if isinstance(expect, dict):
+        assert isinstance(got, PodSeries) and not isinstance(got, Samples)
+        assert dict(zip(zip(got.namespaces, got.pods), got.values.tolist())) == expect
+        assert (got.age_s >= 0).all() and (got.age_s < 30).all()
+    else:
+        assert isinstance(got, Samples) and got.values.tolist() == expect and got.present.all()
+
+
+def test_prometheus_source_declares_the_per_pod_capability():
+    assert issubclass(PrometheusSource, PodMetricsSource)
 
 
 def test_custom_target_labels_match_statefulsets(prom):

@@ -1,7 +1,8 @@
-"""Adapter from HPA conformance cases (hpa-spec.md Appendix A) to calls of the decision core.
+"""Adapter from HPA conformance cases (hpa-spec.md Appendix A) to ``decide()``, end to end.
 
-A case becomes arrays (a batch of one target), the core computes, and :func:`mismatches`
-compares the observed numbers with ``case["expect"]``. Times: ``now = NOW`` and every age in a
+A case becomes a ``preset: hpa`` policy and an observation of one target (its pods, samples and
+controller memory), ``decide()`` runs the whole pipeline, and :func:`mismatches` compares the
+output of the stage the case is about with ``case["expect"]``. Times: ``now = NOW`` and every age in a
 case becomes ``NOW - age``; the 1e11 "zero time" is just a very old entry.
 """
 
@@ -10,18 +11,17 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from controller.core import hpa_replicas as hr
+from controller.core.decide import Decision, Observation, ScalingState, decide
 from controller.core.hpa_conditions import hpa_conditions, limit_condition_reason
-from controller.core.limit import (changes_in_periods, clamp_legacy, limit_with_behavior, scale_down_limit,
-                                   scale_up_limit)
-from controller.core.normalize import NormState, normalize
-from controller.core.params import MetricKind, MetricParams, PolicyParams, RuleType, ScalingRules, Select
-from controller.core.stabilize import stabilize_legacy, stabilize_with_behavior
+from controller.core.hpa_propose import PodSamples
+from controller.core.normalize import NormState
+from controller.core.params import HpaSource, MetricKind, MetricParams, PolicyParams, RuleType, ScalingRules, Select
 
 NOW = 1_000_000.0
 REPO = Path(__file__).resolve().parents[2]
@@ -112,11 +112,6 @@ def pod_table(pods: list[dict]) -> hr.PodTable:
     )
 
 
-def stray_samples(inp: dict) -> hr.StraySamples:
-    strays = inp.get("unmatched_metrics_milli") or []
-    return hr.StraySamples.of(np.zeros(len(strays)), [s["usage_milli"] for s in strays])
-
-
 def tolerances(inp: dict) -> tuple[float, float]:
     """(down, up): the effective tolerance, or derived from the controller-level fields."""
     if inp.get("tolerance"):
@@ -134,47 +129,64 @@ def tolerances(inp: dict) -> tuple[float, float]:
                              bool(inp.get("configurable_tolerance_feature_enabled", True)))
 
 
-def replica_proposal(inp: dict) -> hr.ReplicaProposal:
-    """Run the calculator function that upstream runs for this metric type and target type."""
-    metric, target = inp["metric_type"], inp["target"]
-    current = [int(inp["current_replicas"])]
-    status = [int(inp.get("status_replicas", inp["current_replicas"]))]
-    down, up = tolerances(inp)
-    pods = pod_table(inp.get("pods") or [])
-    resource = inp.get("resource_name", "cpu")
-    readiness = dict(cpu_initialization_period_s=float(inp.get("cpu_initialization_period_s", 300)),
-                     initial_readiness_delay_s=float(inp.get("initial_readiness_delay_s", 30)))
-    if metric in ("Resource", "ContainerResource") and target["type"] == "Utilization":
-        return hr.resource_utilization_replicas(
-            pods, stray_samples(inp), current, target["average_utilization"], down, up, cpu_rules=resource == "cpu",
-            resource=resource, container=inp.get("container") or "" if metric == "ContainerResource" else "",
-            **readiness)
-    if metric in ("Resource", "ContainerResource", "Pods"):
-        return hr.average_value_replicas(
-            pods, stray_samples(inp), current, target["average_value_milli"], down, up,
-            cpu_rules=metric != "Pods" and resource == "cpu", source="pods" if metric == "Pods" else "resource",
-            resource=resource, metric_name=inp.get("metric_name", ""), **readiness)
-    if metric == "Object":
+SOURCES = {"Resource": HpaSource.RESOURCE, "ContainerResource": HpaSource.CONTAINER_RESOURCE,
+           "Pods": HpaSource.PODS, "Object": HpaSource.OBJECT, "External": HpaSource.EXTERNAL}
+
+
+def metric_params(inp: dict) -> MetricParams:
+    """The policy metric a replicas case describes: its HPA source, kind and target."""
+    target = inp["target"]
+    if target["type"] == "Utilization":
+        kind, value = MetricKind.UTILIZATION, float(target["average_utilization"])
+    elif target["type"] == "AverageValue":
+        kind, value = MetricKind.AVERAGE_PER_REPLICA, target["average_value_milli"] / 1000.0
+    else:
+        kind, value = MetricKind.VALUE, target["value_milli"] / 1000.0
+    container = (inp.get("container") or "") if inp["metric_type"] == "ContainerResource" else ""
+    return MetricParams(inp.get("metric_name") or "m", kind, value, source=SOURCES[inp["metric_type"]],
+                        resource=inp.get("resource_name", "cpu"), container=container)
+
+
+def workload_value(inp: dict) -> tuple[float, bool]:
+    """(value in the metric's unit, present) for Object and External metrics: an External
+    metric's series are summed, as the metrics adapter would in one PromQL vector."""
+    if inp["metric_type"] == "Object":
         value = inp.get("object_value_milli")
-        has_value = [value is not None]
-        if target["type"] == "Value":
-            return hr.object_value_replicas(value or 0, current, target["value_milli"], down, up, pods,
-                                            has_value=has_value)
-        return hr.object_average_value_replicas(value or 0, status, target["average_value_milli"], down, up,
-                                                has_value=has_value)
+        return (0.0, False) if value is None else (value / 1000.0, True)
     values = inp.get("external_values_milli") or []
-    series = hr.ExternalSeries.of(np.zeros(len(values)), values)
-    if target["type"] == "Value":
-        return hr.external_value_replicas(series, current, target["value_milli"], down, up, pods)
-    return hr.external_average_value_replicas(series, status, target["average_value_milli"], down, up)
+    return sum(values) / 1000.0, bool(values)
+
+
+def pod_samples(inp: dict, table: hr.PodTable) -> PodSamples:
+    """The case's pods with their samples (one metric, read per pod) and its stray samples."""
+    strays = inp.get("unmatched_metrics_milli") or []
+    return PodSamples(table, table.usage_milli.reshape(-1, 1), table.has_sample.reshape(-1, 1),
+                      np.array([inp["metric_type"] in ("Resource", "ContainerResource", "Pods")]),
+                      stray_target=np.zeros(len(strays), np.int64), stray_metric=np.zeros(len(strays), np.int64),
+                      stray_usage_milli=np.array([s["usage_milli"] for s in strays], dtype=np.int64))
+
+
+def replica_decision(inp: dict) -> Decision:
+    """decide() for one target with the case's metric, pods and tolerances (the hpa preset)."""
+    down, up = tolerances(inp)
+    params = PolicyParams(name="case", metrics=(metric_params(inp),), min_replicas=0, max_replicas=hr.INT32_MAX,
+                          tolerance_up=up, tolerance_down=down, hpa_semantics=True,
+                          cpu_initialization_period_s=float(inp.get("cpu_initialization_period_s", 300)),
+                          initial_readiness_delay_s=float(inp.get("initial_readiness_delay_s", 30)))
+    table = pod_table(inp.get("pods") or [])
+    current = int(inp["current_replicas"])
+    value, present = workload_value(inp) if inp["metric_type"] in ("Object", "External") else (math.nan, False)
+    obs = Observation.of([current], [int(hr.running_ready_counts(table, 1)[0])], [[value]], present=[[present]],
+                         status=[int(inp.get("status_replicas", current))], pods=pod_samples(inp, table))
+    return decide(params, obs, ScalingState.empty(1, params), NOW)
 
 
 def observe_replicas(inp: dict) -> dict:
-    result = replica_proposal(inp)
-    if not result.valid[0]:
-        return {"error": True, "error_message": result.error_message[0]}
-    usage = int(result.usage_milli[0])
-    return {"error": False, "desired_replicas": int(result.replicas[0]), "utilization": int(result.utilization[0]),
+    hpa = replica_decision(inp).hpa
+    if not hpa.valid[0, 0]:
+        return {"error": True, "error_message": hpa.messages[0][0]}
+    usage = int(hpa.usage_milli[0, 0])
+    return {"error": False, "desired_replicas": int(hpa.replicas[0, 0]), "utilization": int(hpa.utilization[0, 0]),
             "raw_average_milli": usage, "usage_milli": usage}
 
 
@@ -202,17 +214,29 @@ def _bound(value, default: float) -> float:
     return default if value is None else float(value)
 
 
+#: Each metric proposal of a behavior case is an External AverageValue metric with target 1 and
+#: no tolerance: its value is the proposal (HPA: ceil(value / target), or status replicas when
+#: equal to them).
+PROPOSAL_METRIC = dict(kind=MetricKind.AVERAGE_PER_REPLICA, target=1.0, source=HpaSource.EXTERNAL)
+
+#: Stage cases test one step of normalization; the others are made neutral: no stabilization
+#: window (and no recommendation) for the limit steps, no limit for the stabilization steps.
+LIMIT_STAGES = {"scale_up_limit", "scale_down_limit", "clamp_no_behavior", "rate_limit_with_behavior"}
+
+
 def policy_params(inp: dict, n_metrics: int) -> PolicyParams:
     """The ``hpa`` policy a behavior case describes (legacy when ``behavior`` is null)."""
     controller, behavior = inp.get("controller") or {}, inp.get("behavior")
+    up, down = scaling_rules(behavior, "scaleUp", controller), scaling_rules(behavior, "scaleDown", controller)
+    if inp["stage"] in LIMIT_STAGES:
+        up, down = replace(up, window_s=0.0), replace(down, window_s=0.0)
     return PolicyParams(
         name="case",
-        metrics=tuple(MetricParams(f"m{i}", MetricKind.VALUE, 1.0) for i in range(n_metrics)),
-        min_replicas=int(_bound(inp.get("min_replicas"), 1)),
+        metrics=tuple(MetricParams(f"m{i}", **PROPOSAL_METRIC) for i in range(n_metrics)),
+        min_replicas=int(_bound(inp.get("min_replicas"), 1 if inp["stage"] != "scale_down_limit" else 0)),
         max_replicas=int(_bound(inp.get("max_replicas"), UNBOUNDED)),
-        scale_up=scaling_rules(behavior, "scaleUp", controller),
-        scale_down=scaling_rules(behavior, "scaleDown", controller),
-        legacy=behavior is None,
+        scale_up=up, scale_down=down, legacy=behavior is None,
+        tolerance_up=0.0, tolerance_down=0.0,
         scale_up_limit_factor=float(controller.get("scale_up_limit_factor", 2.0)),
         scale_up_limit_minimum=float(controller.get("scale_up_limit_minimum", 4)),
         hpa_semantics=True,
@@ -230,14 +254,14 @@ def history(entries: list[dict] | None, value_key: str, slots: int) -> tuple[np.
 
 
 def norm_state(inp: dict, params: PolicyParams) -> NormState:
-    """The controller memory a reconcile case starts from.
+    """The controller memory a behavior case starts from.
 
     recommendations null = the controller has never seen the HPA (normalize seeds it). An empty
     list is a known HPA with no entry; it is stored as one entry older than every window, which
-    counts for nothing and is the first slot reused.
+    counts for nothing and is the first slot reused. The limit stages start with no entry.
     """
     recs = inp.get("recommendations")
-    if recs is not None and not recs:
+    if inp["stage"] in LIMIT_STAGES or (recs is not None and not recs):
         recs = [{"replicas": 0, "age_s": hr.ZERO_TIME_AGE_S}]
     rec = history(recs, "replicas", params.history_slots)
     up = history(inp.get("scale_up_events"), "replica_change", params.event_slots)
@@ -245,53 +269,49 @@ def norm_state(inp: dict, params: PolicyParams) -> NormState:
     return NormState(*rec, *up, *down, np.full(1, np.nan))
 
 
-def _events(inp: dict, rules: ScalingRules) -> tuple[np.ndarray, np.ndarray]:
-    """(added, removed) per policy of ``rules``, (1, P)."""
-    up = history(inp.get("scale_up_events"), "replica_change", 0)
-    down = history(inp.get("scale_down_events"), "replica_change", 0)
-    return changes_in_periods(*up, NOW, rules.periods_s), changes_in_periods(*down, NOW, rules.periods_s)
+def stage_proposals(inp: dict) -> list[dict]:
+    """The metric proposals that drive a stage to the output it is tested on."""
+    stage = inp["stage"]
+    if stage == "reconcile":
+        return inp.get("metric_proposals") or []
+    if stage == "scale_up_limit":  # asks for as many as possible: the limit decides
+        return [{"replicas": UNBOUNDED}]
+    if stage == "scale_down_limit":  # asks for none: the limit decides
+        return [{"replicas": 0}]
+    return [{"replicas": _bound(inp.get("prenormalized_desired_replicas"), 0)}]
+
+
+def behavior_decision(inp: dict) -> tuple[Decision, PolicyParams, list[dict]]:
+    """decide() for one target whose metrics propose the case's replica counts."""
+    proposals = stage_proposals(inp)
+    params = policy_params(inp, len(proposals))
+    desired = _bound(inp.get("prenormalized_desired_replicas"), 0)
+    current = _bound(inp.get("current_replicas"), max(desired, 1))  # a stabilization case without one
+    ok = [[p.get("error") is None for p in proposals]]
+    values = [[float(p.get("replicas") or 0) if p.get("error") is None else math.nan for p in proposals]]
+    obs = Observation.of([current], [current], np.array(values).reshape(1, len(proposals)),
+                         present=np.array(ok).reshape(1, len(proposals)))
+    state = replace(ScalingState.empty(1, params), norm=norm_state(inp, params))
+    return decide(params, obs, state, NOW), params, proposals
 
 
 def observe_behavior(inp: dict) -> dict:
-    """Run the stage a behavior case names; returns the observed expectation fields."""
+    """decide() end to end; returns the output of the stage the case names."""
     stage = inp["stage"]
-    current = np.array([_bound(inp.get("current_replicas"), 0)])
-    desired = np.array([_bound(inp.get("prenormalized_desired_replicas"), 0)])
-    proposals = inp.get("metric_proposals") or []
-    params = policy_params(inp, len(proposals))
-    rec = history(inp.get("recommendations"), "replicas", 0)
-    if stage == "stabilize_no_behavior":
-        return {"desired_replicas": stabilize_legacy(desired, *rec, NOW, params.scale_down.window_s)[0]}
-    if stage == "stabilize_with_behavior":
-        return {"desired_replicas": stabilize_with_behavior(current, desired, *rec, NOW, params.scale_up.window_s,
-                                                            params.scale_down.window_s)[0]}
-    if stage == "scale_up_limit":
-        return {"desired_replicas": scale_up_limit(current, *_events(inp, params.scale_up), params.scale_up)[0]}
-    if stage == "scale_down_limit":
-        return {"desired_replicas": scale_down_limit(current, *_events(inp, params.scale_down), params.scale_down)[0]}
-    if stage == "clamp_no_behavior":
-        replicas, reason = clamp_legacy(current, desired, params.min_replicas, params.max_replicas,
-                                        params.scale_up_limit_factor, params.scale_up_limit_minimum)
-        return {"desired_replicas": replicas[0], "condition_reason": limit_condition_reason(reason[0])}
-    if stage == "rate_limit_with_behavior":
-        up_limit = scale_up_limit(current, *_events(inp, params.scale_up), params.scale_up)
-        down_limit = scale_down_limit(current, *_events(inp, params.scale_down), params.scale_down)
-        replicas, reason = limit_with_behavior(current, desired, params.min_replicas, params.max_replicas,
-                                               up_limit, down_limit)
-        return {"desired_replicas": replicas[0], "condition_reason": limit_condition_reason(reason[0])}
+    decision, params, proposals = behavior_decision(inp)
+    norm = decision.norm
+    if stage.startswith("stabilize"):
+        return {"desired_replicas": norm.stabilized[0]}
+    if stage in ("scale_up_limit", "scale_down_limit"):
+        return {"desired_replicas": norm.desired[0]}
+    if stage in LIMIT_STAGES:
+        return {"desired_replicas": norm.desired[0], "condition_reason": limit_condition_reason(norm.limit_reason[0])}
     if stage == "reconcile":
-        return observe_reconcile(inp, params, current, proposals)
+        desired = norm.desired[0]
+        failures = [[p.get("error") or "" for p in proposals]]
+        return {"desired_replicas": desired, "rescale": bool(desired != decision.current[0]),
+                "conditions": hpa_conditions(norm, decision.current, failures, params.legacy)[0]}
     raise ValueError(f"unknown behavior stage {stage!r}")
-
-
-def observe_reconcile(inp: dict, params: PolicyParams, current: np.ndarray, proposals: list[dict]) -> dict:
-    valid = np.array([[p.get("error") is None for p in proposals]], dtype=bool).reshape(1, len(proposals))
-    values = np.array([[p.get("replicas") or 0 for p in proposals]], dtype=np.float64).reshape(1, len(proposals))
-    failures = [[p.get("error") or "" for p in proposals]]
-    result, _ = normalize(params, current, values, valid, norm_state(inp, params), NOW)
-    desired = result.desired[0]
-    return {"desired_replicas": desired, "rescale": bool(desired != current[0]),
-            "conditions": hpa_conditions(result, current, failures, params.legacy)[0]}
 
 
 # --- comparing ------------------------------------------------------------------------------

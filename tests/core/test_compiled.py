@@ -121,10 +121,7 @@ SCRIPTED = [
                  Reason.SCALING_DISABLED, id="value-from-zero"),
     pytest.param(params(metrics=(metric(MetricKind.VALUE, 0.5),), min_replicas=0), ramp([2.0, 0.6, 0.1]), 0.0, {},
                  Reason.SCALE_UP, id="value-scale-from-zero-min-0"),
-    pytest.param(params(metrics=(metric(MetricKind.UTILIZATION, 60.0, "cpu"),), hpa_semantics=True),
-                 ramp([95.7, 120.2, 80.9, 20.5, 61.0]), 6.0, dict(ready_lag=2), Reason.SCALE_UP,
-                 id="hpa-utilization-unready-pods"),
-    pytest.param(params(metrics=(metric(MetricKind.UTILIZATION, 60.0, "cpu"),), hpa_semantics=True, legacy=True),
+    pytest.param(params(metrics=(metric(MetricKind.UTILIZATION, 60.0, "cpu"),), legacy=True),
                  ramp([300, 300, 300, 10, 10]), 2.0, {}, Reason.RATE_LIMITED_UP, id="legacy-scale-up-cap"),
     pytest.param(params(legacy=True, scale_down=ScalingRules.of(60, Select.MAX, [])),
                  ramp([900, 100, 100, 100, 100, 100]),
@@ -139,8 +136,6 @@ SCRIPTED = [
                  dict(ages=np.array([[[0.0]] * 3, [[60.0]] * 3, [[0.0]] * 3])), Reason.METRICS_MISSING,
                  id="stale-sample"),
     pytest.param(params(), ramp([500, -5.0, np.inf, 500]), 4.0, {}, Reason.METRICS_MISSING, id="negative-and-inf"),
-    pytest.param(params(hpa_semantics=True), ramp([500, 500, 150]), 4.0, dict(status_extra=2.0), Reason.SCALE_UP,
-                 id="hpa-average-uses-status"),
 ]
 
 
@@ -171,7 +166,6 @@ def policies(draw) -> PolicyParams:
         smoothing=draw(st.sampled_from(COMPILED_SMOOTHING)), half_life_s=draw(st.sampled_from([0.0, 30.0])),
         window_s=draw(st.sampled_from([45.0, 150.0])), stale_after_s=60.0,
         scale_up=draw(rules()), scale_down=draw(rules()), legacy=draw(st.booleans()),
-        hpa_semantics=draw(st.booleans()),
         fallback_replicas=draw(st.one_of(st.none(), st.integers(lo, lo + 5))), missing_hold_s=30.0)
 
 
@@ -198,6 +192,8 @@ FORECAST = MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 100.0, forecast=F
 
 @pytest.mark.parametrize("policy", [
     pytest.param(params(metrics=(FORECAST,)), id="forecast"),
+    pytest.param(params(metrics=(metric(MetricKind.UTILIZATION, 60.0, "cpu"),), hpa_semantics=True),
+                 id="hpa-preset-pod-level-calculator"),
     pytest.param(params(smoothing=Smoothing.MEDIAN, window_s=60.0), id="median"),
     pytest.param(params(smoothing=Smoothing.PERCENTILE, window_s=60.0, percentile=90.0), id="percentile"),
     pytest.param(params(smoothing=Smoothing.MEAN, window_s=15.0 * 200), id="mean-over-129-samples"),

@@ -123,33 +123,30 @@ def test_tolerance_band(ratio, up, down, within):
 
 # kind, target, value, current, ready, status, hpa, expected proposal
 PROPOSE_ROWS = [
-    pytest.param(MetricKind.AVERAGE_PER_REPLICA, 100, 1000, 5, 5, 5, False, 10, id="average-total-divided-by-target"),
-    pytest.param(MetricKind.AVERAGE_PER_REPLICA, 100, 520, 5, 5, 5, False, 5, id="average-within-band-keeps-current"),
-    pytest.param(MetricKind.AVERAGE_PER_REPLICA, 100, 250, 5, 5, 5, False, 3, id="average-scale-down"),
-    pytest.param(MetricKind.VALUE, 0.2, 0.4, 4, 4, 4, False, 8, id="value-doubles-replicas"),
-    pytest.param(MetricKind.VALUE, 0.2, 0.4, 4, 1, 4, True, 2, id="hpa-value-uses-ready-pods"),
-    pytest.param(MetricKind.VALUE, 0.2, 0.4, 4, 1, 4, False, 4, id="setpoint-value-never-proposes-down-above-target"),
-    pytest.param(MetricKind.VALUE, 0.2, 0.4, 0, 0, 0, True, 2, id="value-from-zero-is-ceil-ratio"),
-    pytest.param(MetricKind.UTILIZATION, 50, 100, 4, 4, 4, True, 8, id="utilization-fast-path"),
-    pytest.param(MetricKind.UTILIZATION, 50, 100.9, 4, 4, 4, True, 8, id="hpa-truncates-the-percentage"),
-    pytest.param(MetricKind.UTILIZATION, 50, 100.9, 4, 4, 4, False, 9, id="setpoint-keeps-the-exact-percentage"),
-    pytest.param(MetricKind.UTILIZATION, 50, 100, 4, 2, 4, True, 4, id="unready-pods-count-idle-flip-to-current"),
-    pytest.param(MetricKind.UTILIZATION, 50, 200, 4, 2, 4, True, 8, id="unready-pods-count-idle-scale-up"),
-    pytest.param(MetricKind.UTILIZATION, 50, 20, 4, 2, 4, True, 1, id="scale-down-ignores-unready"),
+    pytest.param(MetricKind.AVERAGE_PER_REPLICA, 100, 1000, 5, 5, 5, 10, id="average-total-divided-by-target"),
+    pytest.param(MetricKind.AVERAGE_PER_REPLICA, 100, 520, 5, 5, 5, 5, id="average-within-band-keeps-current"),
+    pytest.param(MetricKind.AVERAGE_PER_REPLICA, 100, 250, 5, 5, 5, 3, id="average-scale-down"),
+    pytest.param(MetricKind.VALUE, 0.2, 0.4, 4, 4, 4, 8, id="value-doubles-replicas"),
+    pytest.param(MetricKind.VALUE, 0.2, 0.4, 4, 1, 4, 4, id="setpoint-value-never-proposes-down-above-target"),
+    pytest.param(MetricKind.VALUE, 0.2, 0.4, 0, 0, 0, 2, id="value-from-zero-is-ceil-ratio"),
+    pytest.param(MetricKind.UTILIZATION, 50, 100, 4, 4, 4, 8, id="utilization-fast-path"),
+    pytest.param(MetricKind.UTILIZATION, 50, 100.9, 4, 4, 4, 9, id="setpoint-keeps-the-exact-percentage"),
+    pytest.param(MetricKind.UTILIZATION, 50, 100, 4, 2, 4, 4, id="unready-pods-count-idle-flip-to-current"),
+    pytest.param(MetricKind.UTILIZATION, 50, 200, 4, 2, 4, 8, id="unready-pods-count-idle-scale-up"),
 ]
 
 
-@pytest.mark.parametrize("kind,target,value,current,ready,status,hpa,expect", PROPOSE_ROWS)
-def test_propose(kind, target, value, current, ready, status, hpa, expect):
+@pytest.mark.parametrize("kind,target,value,current,ready,status,expect", PROPOSE_ROWS)
+def test_propose(kind, target, value, current, ready, status, expect):
     p, ok = propose(np.array([int(kind)]), np.array([float(target)]), np.array([[float(value)]]),
-                    np.array([float(current)]), np.array([float(ready)]), np.array([float(status)]), 0.1, 0.1, hpa)
+                    np.array([float(current)]), np.array([float(ready)]), np.array([float(status)]), 0.1, 0.1)
     assert ok[0, 0]
     assert p[0, 0] == expect
 
 
 def test_utilization_without_ready_pods_is_not_a_valid_proposal():
     _, ok = propose(np.array([int(MetricKind.UTILIZATION)]), np.array([50.0]), np.array([[80.0]]),
-                    np.array([3.0]), np.array([0.0]), np.array([3.0]), 0.1, 0.1, True)
+                    np.array([3.0]), np.array([0.0]), np.array([3.0]), 0.1, 0.1)
     assert not ok[0, 0]
 
 

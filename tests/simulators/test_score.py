@@ -282,8 +282,8 @@ def test_result_json_round_trips_without_nan():
     assert doc["scenario"]["faults"][1] == {"name": "late", "kind": "node-loss", "service": "api",
                                             "start_s": 250.0, "end_s": 260.0}
     policy = doc["controllers"]["policy"]
-    assert set(policy) == {"description", "slo_violation_minutes", "replica_hours", "replica_changes",
-                           "reversals", "mitigation_seconds", "replica_hours_vs_oracle"}
+    assert set(policy) == {"description", "services", "note", "slo_violation_minutes", "replica_hours",
+                           "replica_changes", "reversals", "mitigation_seconds", "replica_hours_vs_oracle"}
     # The last tick (285 s) now violates: "crash" is still mitigated at 90 s (clean 90..270 holds
     # 120 s), and "late" (250..260) saw no violation in its window.
     assert policy["mitigation_seconds"] == {"crash": 30.0, "late": 0.0}

@@ -1,0 +1,174 @@
+"""The ``hpa`` preset's propose stage: Kubernetes HPA's replica calculator (core/hpa_replicas.py)
+run on what the shell observed, for N targets and M metrics at once. Pure.
+
+Per metric, the calculator upstream runs for the metric's source (``MetricParams.hpa_source``):
+Resource, ContainerResource and Pods metrics read per-pod samples together with the pods'
+phase, readiness and start times (missing pods, unready pods, the CPU initialization period);
+Object and External metrics read one value per workload. A per-pod metric observed as one
+value per workload (a metrics source without the per-pod capability) is the thin case of the
+same calculator: every pod the workload lists gets that value as its sample.
+
+Units: the calculator works in milli-units (``hpa_replicas``); values here are in the metric's
+own unit and turned into milli-units once. A Utilization metric's per-pod samples are percents
+of the pod's request, so the shell gives its pods a request of 100 % (``PERCENT_REQUEST_MILLI``)
+unless it knows the real requests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from controller.core import hpa_replicas as hr
+from controller.core.params import HpaSource, MetricKind, MetricParams, PolicyParams
+
+#: The request of a pod whose samples are percents of it: utilization = trunc(mean percent).
+PERCENT_REQUEST_MILLI = 100_000
+
+_INT64_EDGE = 9.2e18  # below 2**63: the largest milli value that converts without wrapping
+
+
+def _no_strays() -> np.ndarray:
+    return np.zeros(0, dtype=np.int64)
+
+
+def to_milli(values: np.ndarray) -> np.ndarray:
+    """Values in the metric's unit -> int64 milli-units (NaN -> 0; callers mask it)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        milli = np.nan_to_num(np.asarray(values, dtype=np.float64) * 1000.0, nan=0.0, posinf=_INT64_EDGE,
+                              neginf=-_INT64_EDGE)
+    return np.rint(np.clip(milli, -_INT64_EDGE, _INT64_EDGE)).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class PodSamples:
+    """Per-pod observations of N targets: P pods in one flat table, M metrics.
+
+    pods: every pod each target lists (``hr.PodTable``; its usage columns are not used).
+    usage_milli: (P, M) int64, the pod's sample of metric j in milli-units; has_sample: (P, M).
+    per_pod: (M,) bool, metric j was read per pod; where False, the workload's value stands
+    for every pod. stray_target, stray_metric, stray_usage_milli: (S,) samples of pods that no
+    target lists (they take part in HPA's averages).
+    """
+
+    pods: hr.PodTable
+    usage_milli: np.ndarray
+    has_sample: np.ndarray
+    per_pod: np.ndarray
+    stray_target: np.ndarray = field(default_factory=_no_strays)
+    stray_metric: np.ndarray = field(default_factory=_no_strays)
+    stray_usage_milli: np.ndarray = field(default_factory=_no_strays)
+
+    @classmethod
+    def from_counts(cls, ready: np.ndarray, status: np.ndarray, n_metrics: int) -> "PodSamples":
+        """Pods known only by count, (N,) each: ``ready`` Running and Ready pods, then
+        ``status - ready`` Pending ones; no per-pod samples."""
+        ready_n = np.maximum(np.nan_to_num(np.asarray(ready, dtype=np.float64)), 0).astype(np.int64)
+        total = np.maximum(np.nan_to_num(np.asarray(status, dtype=np.float64)).astype(np.int64), ready_n)
+        target = np.repeat(np.arange(total.size), total)
+        rank = np.arange(target.size) - np.repeat(np.cumsum(total) - total, total)  # pod index within its target
+        is_ready = rank < ready_n[target]
+        table = hr.PodTable.of(target, phase=np.where(is_ready, hr.Phase.RUNNING, hr.Phase.PENDING),
+                               ready=np.where(is_ready, hr.Readiness.TRUE, hr.Readiness.FALSE),
+                               request_milli=np.full(target.size, PERCENT_REQUEST_MILLI))
+        p = target.size
+        return cls(table, np.zeros((p, n_metrics), np.int64), np.zeros((p, n_metrics), bool),
+                   np.zeros(n_metrics, bool))
+
+
+@dataclass(frozen=True)
+class HpaProposals:
+    """The calculator's result per target and metric, (N, M) arrays (zeros where ``error`` is set).
+
+    replicas: the proposal; utilization: percent (Utilization metrics); usage_milli: what HPA
+    reports in the metric status; error: ``hr.HpaError`` codes; messages[i][j]: upstream's text.
+    """
+
+    replicas: np.ndarray
+    utilization: np.ndarray
+    usage_milli: np.ndarray
+    error: np.ndarray
+    messages: tuple[tuple[str, ...], ...]
+
+    @property
+    def valid(self) -> np.ndarray:
+        return self.error == hr.HpaError.NONE
+
+
+def _pod_columns(pods: PodSamples, j: int, values: np.ndarray, usable: np.ndarray) -> hr.PodTable:
+    """The pod table with metric j's samples: read per pod, or the workload value for each pod."""
+    t = pods.pods.target
+    if pods.per_pod[j]:
+        usage, has = pods.usage_milli[:, j], pods.has_sample[:, j]
+    else:
+        usage, has = to_milli(values[:, j])[t], usable[t, j]
+    return hr.PodTable(**{**pods.pods.__dict__, "usage_milli": np.asarray(usage, np.int64),
+                          "has_sample": np.asarray(has, bool)})
+
+
+def _strays(pods: PodSamples, j: int) -> hr.StraySamples:
+    pick = pods.stray_metric == j
+    return hr.StraySamples.of(pods.stray_target[pick], pods.stray_usage_milli[pick])
+
+
+def _per_pod_metric(params: PolicyParams, m: MetricParams, pods: hr.PodTable, strays: hr.StraySamples,
+                    current: np.ndarray) -> hr.ReplicaProposal:
+    """Resource / ContainerResource (Utilization or AverageValue) and Pods (AverageValue)."""
+    source = m.hpa_source
+    cpu = source != HpaSource.PODS and m.resource == "cpu"
+    readiness = dict(cpu_initialization_period_s=params.cpu_initialization_period_s,
+                     initial_readiness_delay_s=params.initial_readiness_delay_s)
+    down, up = params.tolerance_down, params.tolerance_up
+    if m.kind == MetricKind.UTILIZATION:
+        container = m.container if source == HpaSource.CONTAINER_RESOURCE else ""
+        return hr.resource_utilization_replicas(pods, strays, current, max(int(round(m.target)), 1), down, up,
+                                                cpu_rules=cpu, resource=m.resource, container=container,
+                                                **readiness)
+    return hr.average_value_replicas(pods, strays, current, int(to_milli(m.target)), down, up, cpu_rules=cpu,
+                                     source="pods" if source == HpaSource.PODS else "resource",
+                                     resource=m.resource, metric_name=m.name, **readiness)
+
+
+def _workload_metric(params: PolicyParams, m: MetricParams, value: np.ndarray, present: np.ndarray,
+                     pods: hr.PodTable, current: np.ndarray, status: np.ndarray) -> hr.ReplicaProposal:
+    """Object and External metrics: one value per workload (an External value may be a sum of series)."""
+    down, up = params.tolerance_down, params.tolerance_up
+    milli, target = to_milli(value), int(to_milli(m.target))
+    average = m.kind == MetricKind.AVERAGE_PER_REPLICA
+    if m.hpa_source == HpaSource.OBJECT:
+        if average:
+            return hr.object_average_value_replicas(milli, status, target, down, up, has_value=present,
+                                                    metric_name=m.name)
+        return hr.object_value_replicas(milli, current, target, down, up, pods, has_value=present, metric_name=m.name)
+    rows = np.flatnonzero(present)
+    series = hr.ExternalSeries.of(rows, milli[rows])
+    if average:
+        return hr.external_average_value_replicas(series, status, target, down, up, metric_name=m.name)
+    return hr.external_value_replicas(series, current, target, down, up, pods, metric_name=m.name)
+
+
+def hpa_propose(params: PolicyParams, current: np.ndarray, ready: np.ndarray, status: np.ndarray,
+                values: np.ndarray, usable: np.ndarray, pods: PodSamples | None) -> HpaProposals:
+    """HPA's proposal for every target and metric.
+
+    current, ready, status: spec replicas, ready pods and existing pods (N,); values, usable:
+    (N, M) workload values in the metric's unit and whether each is usable; pods: the per-pod
+    observations, or None when the pods are known only by the counts (``PodSamples.from_counts``).
+    """
+    n, m_count = values.shape
+    pods = pods if pods is not None else PodSamples.from_counts(ready, status, m_count)
+    cur = np.asarray(current, dtype=np.int64)
+    stat = np.asarray(status, dtype=np.int64)
+    shape = (n, m_count)
+    replicas, utilization, usage, error = (np.zeros(shape, np.int64) for _ in range(4))
+    messages = [[""] * m_count for _ in range(n)]
+    for j, m in enumerate(params.metrics):
+        if m.per_pod:
+            r = _per_pod_metric(params, m, _pod_columns(pods, j, values, usable), _strays(pods, j), cur)
+        else:
+            r = _workload_metric(params, m, values[:, j], usable[:, j], pods.pods, cur, stat)
+        replicas[:, j], utilization[:, j], usage[:, j], error[:, j] = r.replicas, r.utilization, r.usage_milli, r.error
+        for i, text in enumerate(r.error_message):
+            messages[i][j] = text
+    return HpaProposals(replicas, utilization, usage, error, tuple(tuple(row) for row in messages))

@@ -1,0 +1,166 @@
+"""The ``hpa`` preset's per-pod reads: pod states from the Cluster port, per-pod series from a
+metrics source with the PodMetricsSource capability, joined into the core's PodSamples.
+
+Wired once per Reconciler (the capability is checked then, never in the cycle). Series are
+joined to pods by (namespace, pod name); a series for a pod no target lists is not used (it
+names no workload). A per-pod metric whose expression aggregates the pods away, or a metrics
+source without the capability, gives one value per workload: the core then lets every pod of
+the workload stand for that value (see controller/core/hpa_propose.py).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from controller.core import hpa_replicas as hr
+from controller.core.hpa_propose import PERCENT_REQUEST_MILLI, PodSamples, to_milli
+from controller.core.params import PolicyParams
+from controller.errors import MetricsUnavailable
+from controller.model import TargetRef
+from controller.ports import Cluster, ClusterView, MetricsSource, PodLister, PodMetricsSource, PodSeries, PodView, Samples
+
+PHASES = {"Pending": hr.Phase.PENDING, "Running": hr.Phase.RUNNING, "Succeeded": hr.Phase.SUCCEEDED,
+          "Failed": hr.Phase.FAILED}
+#: The span of a per-pod sample when the source does not say (metrics-server's default resolution).
+DEFAULT_WINDOW_S = 60.0
+READINESS = {True: hr.Readiness.TRUE, False: hr.Readiness.FALSE, None: hr.Readiness.NONE}
+
+
+def pod_table(targets: Sequence[TargetRef], view: ClusterView, now: float) -> tuple[hr.PodTable, dict]:
+    """The pods every target lists, from the view's statuses, as HPA's calculator reads them;
+    and {(namespace, pod name): row}. See ``table_of``."""
+    row_of = {t: i for i, t in enumerate(targets)}
+    target, phase, ready, deleted, start, transition, names = [], [], [], [], [], [], []
+    for status in view.statuses:
+        i = row_of.get(status.ref)
+        if i is None:
+            continue
+        for pod in status.pods:
+            target.append(i)
+            phase.append(PHASES.get(pod.phase, hr.Phase.UNKNOWN))
+            ready.append(READINESS[pod.ready])
+            deleted.append(pod.deleted)
+            start.append(math.nan if pod.start_time is None else pod.start_time)
+            transition.append(math.nan if pod.ready_transition_time is None else pod.ready_transition_time)
+            names.append(pod.name)
+    return table_of(targets, np.asarray(target, dtype=np.int64), names, now, phase=phase, ready=ready,
+                    deleted=deleted, start_time=np.asarray(start, float), transition_time=np.asarray(transition, float))
+
+
+def pod_table_from_view(targets: Sequence[TargetRef], pods: PodView, now: float) -> tuple[hr.PodTable, dict]:
+    """``pod_table`` from a PodLister's arrays."""
+    return table_of(targets, np.asarray(pods.target, np.int64), pods.names, now,
+                    phase=np.where(pods.pending, hr.Phase.PENDING, hr.Phase.RUNNING),
+                    ready=np.where(pods.ready, hr.Readiness.TRUE, hr.Readiness.FALSE), deleted=None,
+                    start_time=pods.start_time, transition_time=pods.ready_transition_time)
+
+
+def table_of(targets: Sequence[TargetRef], target: np.ndarray, names: Sequence[str], now: float, *, phase, ready,
+             deleted, start_time: np.ndarray, transition_time: np.ndarray) -> tuple[hr.PodTable, dict]:
+    """(PodTable, {(namespace, pod name): row}). Times are epoch seconds (NaN unset) turned into
+    ages at ``now``; an unset readiness change is Go's zero time. Requests are 100 % (samples are
+    percents of them); a sample is taken at ``now`` over DEFAULT_WINDOW_S until a per-pod series
+    says otherwise."""
+    p = target.size
+    transition_age = np.where(np.isnan(transition_time), hr.ZERO_TIME_AGE_S, now - transition_time)
+    table = hr.PodTable.of(target, phase=phase, ready=ready, deleted=deleted, start_age_s=now - start_time,
+                           ready_transition_age_s=transition_age, request_milli=np.full(p, PERCENT_REQUEST_MILLI),
+                           metric_age_s=np.zeros(p), metric_window_s=np.full(p, DEFAULT_WINDOW_S), names=names)
+    namespaces = [t.namespace for t in targets]
+    return table, {(namespaces[i], name): k for k, (i, name) in enumerate(zip(target.tolist(), names))}
+
+
+def workload_summary(pods: PodSamples, j: int, n: int) -> Samples:
+    """Metric j as one value per target for the decision records: the mean of its pods' samples."""
+    t, has = pods.pods.target, pods.has_sample[:, j]
+    count = np.bincount(t[has], minlength=n)
+    total = np.bincount(t[has], weights=pods.usage_milli[has, j] / 1000.0, minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return Samples(values=values, present=count > 0, age_s=np.zeros(n), conflict=np.zeros(n, bool))
+
+
+class PodReader:
+    """Which metrics of one policy are read per pod, and from what; built when a Reconciler is wired.
+
+    ``columns``: the policy's per-pod metrics (the ``hpa`` preset's Resource metrics), which
+    need the pods' states; ``source``: the metrics source when it has the PodMetricsSource
+    capability, else None (those metrics are then queried like any other, one value per workload).
+    """
+
+    def __init__(self, params: PolicyParams, queries: Sequence[str], metrics: MetricsSource, cluster: Cluster):
+        self.columns = params.pod_metrics
+        self.queries = tuple(queries)
+        self.n_metrics = len(params.metrics)
+        self.source = metrics if self.columns and isinstance(metrics, PodMetricsSource) else None
+        self.lister = cluster if self.columns and isinstance(cluster, PodLister) else None
+
+    @property
+    def wants_statuses(self) -> bool:
+        """The cycle must observe the targets' full statuses (pods) for this reader: it reads
+        per-pod metrics and the cluster cannot list pods as arrays."""
+        return bool(self.columns) and self.lister is None
+
+    @property
+    def read_here(self) -> frozenset[int]:
+        """Metric columns this reader queries (the Reconciler's workload query skips them)."""
+        return frozenset(self.columns) if self.source is not None else frozenset()
+
+    def read(self, targets: Sequence[TargetRef], view: ClusterView, now: float, errors: list[str],
+             names: Sequence[str]) -> tuple[PodSamples | None, dict[int, Samples]]:
+        """(the pods and their samples, {column: workload Samples} for the columns read here).
+
+        One query per per-pod metric. A failed query leaves that metric without samples (its
+        proposal is invalid, which may block a scale-down and never causes one)."""
+        if not self.columns:
+            return None, {}
+        n = len(targets)
+        if self.lister is not None:
+            table, index = pod_table_from_view(targets, self.lister.list_pods(targets), now)
+        elif n and not view.statuses:  # a Cluster without pod lists (a replay): pods known by count
+            return None, {j: self._unjoinable(j, targets, now, errors, names) for j in self.read_here}
+        else:
+            table, index = pod_table(targets, view, now)
+        p = table.size
+        usage, has = np.zeros((p, self.n_metrics), np.int64), np.zeros((p, self.n_metrics), bool)
+        per_pod = np.zeros(self.n_metrics, bool)
+        age, window = table.metric_age_s, table.metric_window_s
+        summaries: dict[int, Samples] = {}
+        for j in sorted(self.read_here):
+            try:
+                got = self.source.query_pods(self.queries[j], targets, now)
+            except MetricsUnavailable as exc:
+                errors.append(f"metric {names[j]}: {exc}")
+                got = PodSeries((), (), np.zeros(0), np.zeros(0))
+            if isinstance(got, Samples):  # the expression aggregates pods away: one value per workload
+                summaries[j] = got
+                continue
+            rows = np.array([index.get(key, -1) for key in zip(got.namespaces, got.pods)], dtype=np.int64)
+            found = (rows >= 0) & np.isfinite(got.values)
+            usage[rows[found], j], has[rows[found], j] = to_milli(got.values[found]), True
+            age = age.copy()
+            age[rows[found]] = np.asarray(got.age_s, np.float64)[found]
+            window = np.full(p, float(got.window_s))
+            per_pod[j] = True
+        table = hr.PodTable(**{**table.__dict__, "metric_age_s": age, "metric_window_s": window})
+        pods = PodSamples(table, usage, has, per_pod)
+        for j in np.flatnonzero(per_pod):
+            summaries[int(j)] = workload_summary(pods, int(j), n)
+        return pods, summaries
+
+    def _unjoinable(self, j: int, targets: Sequence[TargetRef], now: float, errors: list[str],
+                    names: Sequence[str]) -> Samples:
+        """Metric j when the pods are not listed: workload values if the expression gives them;
+        per-pod series cannot be joined to a workload, so the metric is missing."""
+        try:
+            got = self.source.query_pods(self.queries[j], targets, now)
+        except MetricsUnavailable as exc:
+            errors.append(f"metric {names[j]}: {exc}")
+            return Samples.missing(len(targets))
+        if isinstance(got, Samples):
+            return got
+        errors.append(f"metric {names[j]}: per-pod series, but the cluster did not list the pods")
+        return Samples.missing(len(targets))

@@ -1,0 +1,111 @@
+"""The ``hpa`` preset's propose stage (core/hpa_propose.py): HPA's calculator on what the shell saw.
+
+Rows with pods known only by count are the thin case (one value per workload: every pod stands
+for it); rows with per-pod samples show HPA's pod-level rules that one value cannot express.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from controller.core import hpa_replicas as hr
+from controller.core.decide import Observation, ScalingState, decide
+from controller.core.hpa_propose import PERCENT_REQUEST_MILLI, PodSamples, hpa_propose
+from controller.core.params import HpaSource, MetricKind, MetricParams, PolicyParams
+
+NOW = 1_000_000.0
+Z = hr.ZERO_TIME_AGE_S
+
+
+def params(kind: MetricKind, target: float, source: HpaSource = HpaSource.DEFAULT) -> PolicyParams:
+    return PolicyParams(name="hpa", metrics=(MetricParams("m", kind, target, source=source),), min_replicas=1,
+                        max_replicas=100, hpa_semantics=True)
+
+
+def one(p: PolicyParams, value, current, ready, status, pods: PodSamples | None = None):
+    """(replicas, valid) of the single metric of a single target."""
+    r = hpa_propose(p, np.array([current], float), np.array([ready], float), np.array([status], float),
+                    np.array([[value]], float), np.isfinite(np.array([[value]], float)), pods)
+    return int(r.replicas[0, 0]), bool(r.valid[0, 0])
+
+
+@pytest.mark.parametrize("kind,target,value,current,ready,status,expect", [
+    pytest.param(MetricKind.VALUE, 0.2, 0.4, 4, 1, 4, 2, id="external-value-uses-ready-pods"),
+    pytest.param(MetricKind.VALUE, 0.2, 0.4, 0, 0, 0, 2, id="external-value-from-zero-is-ceil-ratio"),
+    pytest.param(MetricKind.AVERAGE_PER_REPLICA, 100, 1000, 5, 5, 5, 10, id="external-average-total-over-target"),
+    pytest.param(MetricKind.AVERAGE_PER_REPLICA, 100, 520, 4, 4, 5, 5, id="external-average-band-keeps-status"),
+    pytest.param(MetricKind.UTILIZATION, 50, 100, 4, 4, 4, 8, id="utilization-fast-path"),
+    pytest.param(MetricKind.UTILIZATION, 50, 100.9, 4, 4, 4, 8, id="utilization-percent-is-truncated"),
+    pytest.param(MetricKind.UTILIZATION, 50, 100, 4, 2, 4, 4, id="pending-pods-count-idle-flip-to-current"),
+    pytest.param(MetricKind.UTILIZATION, 50, 200, 4, 2, 4, 8, id="pending-pods-count-idle-scale-up"),
+    pytest.param(MetricKind.UTILIZATION, 50, 20, 4, 2, 4, 1, id="scale-down-ignores-pending-pods"),
+])
+def test_pods_known_by_count_reproduce_the_workload_rules(kind, target, value, current, ready, status, expect):
+    assert one(params(kind, target), value, current, ready, status) == (expect, True)
+
+
+@pytest.mark.parametrize("kind,value,ready", [
+    pytest.param(MetricKind.UTILIZATION, 80.0, 0, id="utilization-without-a-ready-pod"),
+    pytest.param(MetricKind.UTILIZATION, float("nan"), 3, id="utilization-missing"),
+    pytest.param(MetricKind.VALUE, float("nan"), 3, id="external-value-missing"),
+    pytest.param(MetricKind.AVERAGE_PER_REPLICA, float("nan"), 3, id="external-average-missing"),
+])
+def test_no_usable_sample_is_no_proposal(kind, value, ready):
+    assert one(params(kind, 50.0), value, 3, ready, 3)[1] is False
+
+
+def pods(*rows: dict) -> PodSamples:
+    """One target's pods: dicts of pct (sample, None = none), ready, start (age s), since (ready age s)."""
+    table = hr.PodTable.of(np.zeros(len(rows), np.int64),
+                           ready=[hr.Readiness.TRUE if r.get("ready", True) else hr.Readiness.FALSE for r in rows],
+                           start_age_s=[r.get("start", Z) for r in rows],
+                           ready_transition_age_s=[r.get("since", Z) for r in rows],
+                           request_milli=np.full(len(rows), PERCENT_REQUEST_MILLI), metric_age_s=np.zeros(len(rows)),
+                           metric_window_s=np.full(len(rows), 60.0))
+    usage = np.array([[int((r.get("pct") or 0) * 1000)] for r in rows], np.int64).reshape(-1, 1)
+    has = np.array([[r.get("pct") is not None] for r in rows]).reshape(-1, 1)
+    return PodSamples(table, usage, has, np.array([True]))
+
+
+@pytest.mark.parametrize("pod_rows,current,aggregated,expect", [
+    pytest.param([dict(pct=90), dict(pct=90), dict(pct=90, start=100, since=20)], 3, 6, 4,
+                 id="pod-ready-20s-ago-its-sample-predates-readiness-counts-idle-on-scale-up"),
+    pytest.param([dict(pct=20), dict(pct=20), dict(pct=20), dict(pct=None)], 4, 2, 4,
+                 id="missing-sample-counts-at-100pct-on-scale-down"),
+    pytest.param([dict(pct=90), dict(pct=90), dict(pct=90, start=400, since=200)], 3, 6, 6,
+                 id="pod-past-the-cpu-initialization-period-counts"),
+    pytest.param([dict(pct=30), dict(pct=150)], 2, 4, 4, id="uneven-pods-average-like-the-workload"),
+])
+def test_per_pod_samples_follow_hpa_pod_rules(pod_rows, current, aggregated, expect):
+    p = params(MetricKind.UTILIZATION, 50.0)
+    ready_pods = [r for r in pod_rows if r.get("pct") is not None]
+    mean = sum(r["pct"] for r in ready_pods) / len(ready_pods)
+    assert one(p, mean, current, current, current) == (aggregated, True)  # what one workload value gives
+    assert one(p, np.nan, current, current, current, pods(*pod_rows)) == (expect, True)
+
+
+def test_batched_equals_row_by_row_with_pods():
+    p = params(MetricKind.UTILIZATION, 50.0)
+    rows = [[dict(pct=90), dict(pct=90), dict(pct=90, start=100, since=20)], [dict(pct=20), dict(pct=None)],
+            [dict(pct=70)]]
+    alone = [one(p, np.nan, len(r), len(r), len(r), pods(*r))[0] for r in rows]
+    parts = [pods(*r) for r in rows]
+    target = np.concatenate([np.full(x.pods.size, i) for i, x in enumerate(parts)])
+    table = hr.PodTable(**{k: (target if k == "target" else
+                               (() if k == "names" else np.concatenate([getattr(x.pods, k) for x in parts])))
+                           for k in parts[0].pods.__dict__})
+    batch = PodSamples(table, np.vstack([x.usage_milli for x in parts]), np.vstack([x.has_sample for x in parts]),
+                       np.array([True]))
+    n = np.array([len(r) for r in rows], float)
+    r = hpa_propose(p, n, n, n, np.full((3, 1), np.nan), np.zeros((3, 1), bool), batch)
+    assert r.replicas[:, 0].tolist() == alone
+
+
+def test_decide_routes_the_hpa_preset_through_the_calculator():
+    p = params(MetricKind.UTILIZATION, 50.0)
+    obs = Observation.of([3.0], [3.0], [[np.nan]], present=[[False]],
+                         pods=pods(dict(pct=90), dict(pct=90), dict(pct=90, start=100, since=20)))
+    d = decide(p, obs, ScalingState.empty(1, p), NOW)
+    assert d.hpa is not None and int(d.hpa.utilization[0, 0]) == 90
+    assert d.valid[0, 0] and d.proposals[0, 0] == 4 and d.desired[0] == 4
