@@ -156,7 +156,8 @@ def replica_hours(t_s: np.ndarray, spec_replicas: np.ndarray, last_tick_s: float
     """
     spec = as_ticks_by_services(spec_replicas).astype(float)
     dt = tick_durations(t_s, last_tick_s)
-    return float(dt @ spec.sum(axis=1)) / 3600.0 if dt.size else 0.0
+    # an exactly rounded sum (not a dot product): the online scores get the same float
+    return math.fsum((dt * spec.sum(axis=1)).tolist()) / 3600.0 if dt.size else 0.0
 
 
 def replica_changes(spec_replicas: np.ndarray) -> int:
@@ -246,6 +247,23 @@ def mitigation_seconds(
 # --- the same scores, online -----------------------------------------------------------------
 
 
+def _exact_add(partials: list[float], values: list[float]) -> None:
+    """Add ``values`` to the non-overlapping ``partials`` without rounding (Shewchuk's algorithm,
+    the one math.fsum uses): ``math.fsum(partials)`` is then the exactly rounded total."""
+    for x in values:
+        i = 0
+        for y in partials:
+            if abs(x) < abs(y):
+                x, y = y, x
+            hi = x + y
+            lo = y - (hi - x)
+            if lo:
+                partials[i] = lo
+                i += 1
+            x = hi
+        partials[i:] = [x]
+
+
 class _Mitigation:
     """:func:`mitigation_seconds` of one fault, fed tick by tick in time order (chunks of ticks).
 
@@ -308,8 +326,7 @@ class OnlineScores:
     violation mask of :func:`violation_mask`), then ``finish()`` returns the same dict as
     :func:`score_run` on the whole run. Each tick is scored once the next one's time is known
     (a tick holds until the next); the last one holds ``tick_s`` (default: the tick before it).
-    Integer scores are identical; replica-hours is a compensated sum, equal to the batch
-    dot product to about 1e-15 relative (the same after rounding to 3 decimals).
+    Every score is identical (replica-hours are an exactly rounded sum in both).
     """
 
     def __init__(self, slo: SLO, faults: Iterable[FaultWindow], services: Sequence[str], *,
@@ -322,7 +339,7 @@ class OnlineScores:
         self._first_t: float | None = None
         self._counted_minute = np.full(S, np.iinfo(np.int64).min // 2, dtype=np.int64)  # last minute counted
         self._minutes = 0
-        self._hours_sum, self._hours_c = 0.0, 0.0  # Kahan: replica-seconds and its compensation
+        self._replica_s: list[float] = []  # replica-seconds, exactly: Shewchuk partials (as math.fsum's)
         self._previous_spec: np.ndarray | None = None
         self._changes = 0
         self._last_direction = np.zeros(S, dtype=np.int8)  # of each service's last change (0: none yet)
@@ -353,11 +370,7 @@ class OnlineScores:
 
     def _durations(self, t: np.ndarray, dt: np.ndarray, v: np.ndarray, spec: np.ndarray) -> None:
         """Violation minutes and replica-hours of ticks whose durations are known."""
-        for x in dt * spec.sum(axis=1):
-            y = x - self._hours_c
-            total = self._hours_sum + y
-            self._hours_c = (total - self._hours_sum) - y
-            self._hours_sum = total
+        _exact_add(self._replica_s, (dt * spec.sum(axis=1)).tolist())
         if not v.any():
             return
         first = np.floor(t / 60.0).astype(np.int64)
@@ -409,7 +422,7 @@ class OnlineScores:
     @property
     def replica_hours(self) -> float:
         """Unrounded replica-hours so far (all of them after :meth:`finish`)."""
-        return self._hours_sum / 3600.0
+        return math.fsum(self._replica_s) / 3600.0
 
     def finish(self) -> dict[str, Any]:
         """The scores (the dict of :func:`score_run`); call once, after the last chunk."""
@@ -471,19 +484,27 @@ def replica_hours_ratio_to(scores: dict[str, Any], reference: dict[str, Any]) ->
     return _rounded(scores["replica_hours"] / ref)
 
 
+def _scores_of(run: ControllerRun, result: SimResult) -> dict[str, Any]:
+    """Batch scores of the whole trajectory when the run kept it, else those computed online."""
+    if run.trajectory is not None:
+        return score_run(run, result.slo, result.faults, result.services, tick_s=result.tick_s)
+    return {k: (dict(v) if isinstance(v, dict) else v) for k, v in run.scores.items() if k in SCORE_KEYS}
+
+
+def _raw_replica_hours(run: ControllerRun, tick_s: float) -> float:
+    if run.trajectory is not None:
+        return replica_hours(run.trajectory.t_s, run.trajectory.spec_replicas, tick_s)
+    return run.replica_hours_raw if run.replica_hours_raw is not None else run.scores["replica_hours"]
+
+
 def score_result(result: SimResult) -> dict[str, dict[str, Any]]:
     """Scores of every run of ``result`` by controller name (in run order), with
-    ``replica_hours_vs_oracle`` added when an ``oracle`` run exists."""
-    scores = {
-        name: score_run(run, result.slo, result.faults, result.services, tick_s=result.tick_s)
-        for name, run in result.runs.items()
-    }
+    ``replica_hours_vs_oracle`` added when an ``oracle`` run exists. A run without its whole
+    trajectory (a long simulation) has the scores computed online while it ran."""
+    scores = {name: _scores_of(run, result) for name, run in result.runs.items()}
     if ORACLE in scores:
         # The ratio from unrounded replica-hours: short runs have few replica-hours.
-        raw = {
-            name: {"replica_hours": replica_hours(run.trajectory.t_s, run.trajectory.spec_replicas, result.tick_s)}
-            for name, run in result.runs.items()
-        }
+        raw = {name: {"replica_hours": _raw_replica_hours(run, result.tick_s)} for name, run in result.runs.items()}
         for name, s in scores.items():
             s["replica_hours_vs_oracle"] = replica_hours_ratio_to(raw[name], raw[ORACLE])
     return scores
