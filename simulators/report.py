@@ -99,9 +99,11 @@ def true_spans(t: np.ndarray, mask: np.ndarray, end_s: float, min_gap_s: float =
     return [(float(s), float(e - s)) for s, e in zip(starts, ends)]
 
 
-def action_times(actions: Sequence[ActionEvent], services: Sequence[str] | None, duration_s: float) -> dict[str, np.ndarray]:
+def action_times(actions: Sequence[ActionEvent], services: Sequence[str] | None, duration_s: float,
+                 thinned: bool = False) -> dict[str, np.ndarray]:
     """Times (s) of the actions on ``services`` (None: all) by category, thinned to at most one
-    per 1/MAX_POINTS of the run so that thousands of actions stay drawable."""
+    per 1/MAX_POINTS of the run so that thousands of actions stay drawable (always when the run
+    kept only some of its actions, ``thinned``: see simulators.timeline.ActionBudget)."""
     wanted = None if services is None else set(services)
     by_kind: dict[str, list[float]] = {k: [] for k in ACTION_STYLES}
     for a in actions:
@@ -111,7 +113,7 @@ def action_times(actions: Sequence[ActionEvent], services: Sequence[str] | None,
     thinned = {}
     for kind, times in by_kind.items():
         t = np.asarray(times, dtype=float)
-        if t.size > MAX_POINTS:
+        if t.size > MAX_POINTS or thinned:
             _, first = np.unique(np.floor(t / resolution), return_index=True)
             t = t[first]
         thinned[kind] = t
@@ -316,7 +318,7 @@ def panel_set_figure(result: SimResult, name: str, *, limits: Limits | None = No
     lim = limits or shared_limits([view], result.slo)
     axis = TimeAxis.for_duration(result.duration_s)
     end_s = view.end_s
-    actions = action_times(run.actions, None, result.duration_s)
+    actions = action_times(run.actions, None, result.duration_s, thinned=run.actions_dropped > 0)
     kinds = timeline_kinds(result)
     several = len(result.services) > 1
 
@@ -369,7 +371,7 @@ def service_multiples_figure(result: SimResult, name: str) -> Figure:
         view = timeline.view(j)
         end_s = view.end_s
         lim = shared_limits([view], result.slo)
-        actions = action_times(run.actions, [service], result.duration_s)
+        actions = action_times(run.actions, [service], result.duration_s, thinned=run.actions_dropped > 0)
         draw_load(axes[0, j], view, axis, lim)
         draw_replicas(axes[1, j], view, actions, axis, lim)
         draw_latency(axes[2, j], view, result.slo, axis, lim)

@@ -74,7 +74,7 @@ class CycleLog:
     metric_names: tuple[str, ...]
     cycles: list[CycleResult] = field(default_factory=list)
     start_s: float = 0.0
-    in_memory_records: int = RECORDS_IN_MEMORY
+    in_memory_records: int | None = None  # default RECORDS_IN_MEMORY
     spilled: int = 0  # records written to the file
     _held: int = 0
     _spool: IO[str] | None = None
@@ -89,7 +89,8 @@ class CycleLog:
             return
         self.cycles.append(kept)
         self._held += len(kept.targets)
-        if self._held > self.in_memory_records:
+        limit = RECORDS_IN_MEMORY if self.in_memory_records is None else self.in_memory_records
+        if self._held > limit:
             self._spool = tempfile.TemporaryFile("w+", encoding="utf-8")
             for cycle in self.cycles:
                 self._write(cycle)
