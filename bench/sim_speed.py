@@ -8,12 +8,16 @@ and where the time goes (engine step vs control cycles).
 Target (issue #3): >= 0.5 simulated days per wall-second with both controllers, and >= 20x a
 straightforward per-object implementation of the same model (that ratio is measured for the
 engine by bench/sim_engine.py, which also checks both give the same trajectories).
-Run: python bench/sim_speed.py [--services 1000] [--hours 24]
+Target (issue #13): 30 simulated days x 1,000 services in under 2 GiB: the runs stream (load
+in chunks, scores online, a downsampled timeline), so the peak memory printed at the end (peak
+RSS of this process, getrusage) is the same for 1 day as for 30.
+Run: python bench/sim_speed.py [--services 1000] [--hours 24 | --days 30]
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 from pathlib import Path
 
@@ -24,6 +28,8 @@ from simulators.runner import ControllerSpec, run_controller
 from simulators.scenario import load_scenario_text
 
 REPO = Path(__file__).resolve().parents[1]
+#: Peak memory target of a 30-day run (issue #13).
+MEMORY_TARGET_BYTES = 2 * 2**30
 
 SCENARIO = """\
 apiVersion: setpoint/v1
@@ -70,27 +76,32 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--services", type=int, default=1000)
     ap.add_argument("--hours", type=float, default=24.0)
+    ap.add_argument("--days", type=float, default=None, help="simulated days (overrides --hours)")
     args = ap.parse_args()
-    sc = load_scenario_text(SCENARIO.format(n=args.services, hours=args.hours), "wide-day.yaml")
+    hours = args.days * 24.0 if args.days is not None else args.hours
+    sc = load_scenario_text(SCENARIO.format(n=args.services, hours=hours), "wide-day.yaml")
     policy = load_policies([REPO / "policies" / "setpoint-default.yaml"])[0]
     hpa = load_policies([REPO / "policies" / "hpa-cpu.yaml"])[0]
-    t = time.perf_counter()
-    offered = sc.offered()
-    load_s = time.perf_counter() - t
     days = sc.duration_s / 86400.0
-    total = load_s
-    print(f"{args.services} services x {len(sc.times())} ticks ({days:g} simulated days); load generated in {load_s:.1f} s")
+    total = 0.0
+    # each run generates its load chunk by chunk (its time is in "other"): memory O(services)
+    print(f"{args.services} services x {sc.tick_count} ticks ({days:g} simulated days)")
     for spec in (ControllerSpec("policy", "policy", "", policy=policy), ControllerSpec("hpa", "policy", "", policy=hpa)):
         step = Stopwatch(cluster_module.SimCluster, "step")
         cycle = Stopwatch(reconciler_module.Reconciler, "cycle")
         t = time.perf_counter()
-        run, _ = run_controller(sc, spec, offered, keep_records=False)
+        run, _ = run_controller(sc, spec, None, keep_records=False)
         wall = time.perf_counter() - t
         step.restore(), cycle.restore()
         total += wall
         print(f"{spec.name:>7}: {wall:6.1f} s wall  (engine steps {step.total:5.1f} s, control cycles {cycle.total:5.1f} s, "
               f"other {wall - step.total - cycle.total:4.1f} s)  replica-hours {run.scores['replica_hours']:.0f}")
     print(f"both controllers: {days / total:.3f} simulated days per wall-second  (target >= 0.5)")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    verdict = "met" if peak < MEMORY_TARGET_BYTES else "NOT met"
+    print(f"peak memory (RSS): {peak / 2**20:.0f} MiB for {days:g} simulated days  "
+          f"(target < {MEMORY_TARGET_BYTES / 2**30:g} GiB for 30 days: {verdict}"
+          f"{'' if days >= 30 else '; shorter run, same per-tick memory'})")
 
 
 if __name__ == "__main__":

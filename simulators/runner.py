@@ -29,16 +29,13 @@ from simulators.ports import MemoryStateStore, SimMetrics, SimTargets
 from simulators.result import ActionEvent, ControllerRun, FaultWindow, SimResult, Trajectory
 from simulators.scenario import POD_SIGNALS, Scenario
 from simulators.score import OnlineScores, violation_mask
-from simulators.timeline import ActionBudget, Timeline
+from simulators.timeline import CYCLE_RECORDS, FULL_TRAJECTORY_CELLS, RECORDS_IN_MEMORY, ActionBudget, Timeline
 
 #: A fault with no end of its own (a crash, a bad release) is blamed for violations of its
 #: services for at most this long when scoring time to mitigate.
 INSTANT_FAULT_BLAME_S = 1800.0
 
 _LATENCY_FIELD = {50.0: "latency_p50_s", 95.0: "latency_p95_s", 99.0: "latency_p99_s"}
-#: A run keeps its whole (T, S) trajectory (for tests and scripts that read it) up to this many
-#: tick x service cells (about 65 MB); longer runs keep only the downsampled timeline.
-FULL_TRAJECTORY_CELLS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -55,16 +52,12 @@ class ControllerSpec:
     restart_every_s: float | None = None
 
 
-#: Decision records a CycleLog holds in memory (about 400 B each) before it spills to a file.
-RECORDS_IN_MEMORY = 100_000
-
-
 @dataclass
 class CycleLog:
     """Decisions kept for ``setpoint explain`` (state dropped to keep memory small).
 
     Memory stays bounded on long runs: once the cycles held add up to more than
-    ``in_memory_records`` records, they are written as JSON lines (``at`` relative to
+    ``in_memory_records`` records (a cycle itself counting as CYCLE_RECORDS), they are written as JSON lines (``at`` relative to
     ``start_s``) to an anonymous temporary file, and every later cycle goes there as it comes
     (disk use about 1 KiB per record). :meth:`lines` reads back all of them in order;
     :meth:`records` yields the record objects still in memory (all of them unless ``spilled``).
@@ -88,7 +81,7 @@ class CycleLog:
             self._write(kept)
             return
         self.cycles.append(kept)
-        self._held += len(kept.targets)
+        self._held += len(kept.targets) + CYCLE_RECORDS
         limit = RECORDS_IN_MEMORY if self.in_memory_records is None else self.in_memory_records
         if self._held > limit:
             self._spool = tempfile.TemporaryFile("w+", encoding="utf-8")
@@ -361,17 +354,17 @@ def fault_windows(scenario: Scenario) -> list[FaultWindow]:
 
 
 def simulate(scenario: Scenario, controllers: list[ControllerSpec], *, on_progress: Callable[[str, int, int], None] | None = None,
-             keep_records: bool = True, policy_file: str = "",
-             max_memory_bytes: int | None = None) -> tuple[SimResult, dict[str, CycleLog]]:
+             keep_records: bool = True, policy_file: str = "", max_memory_bytes: int | None = None,
+             keep_trajectories: bool | None = None) -> tuple[SimResult, dict[str, CycleLog]]:
     """Run every controller on the scenario. Returns the result and the decision logs by controller.
 
     Refuses (ScenarioError, before allocating) a run whose estimated memory exceeds
     ``max_memory_bytes`` (default 4 GiB) or what the machine allows; see simulators.memory.
     """
     limit = memory_limit(max_memory_bytes)
-    need = check_fits(scenario, controllers, limit, keep_records)
+    need = check_fits(scenario, controllers, limit, keep_records, keep_trajectories)
     try:
-        return _simulate(scenario, controllers, on_progress, keep_records, policy_file)
+        return _simulate(scenario, controllers, on_progress, keep_records, policy_file, keep_trajectories)
     except MemoryError:  # the estimate is meant to prevent this; never a traceback if it does not
         raise ScenarioError([FieldError(scenario.file, None, "spec", (
             f"ran out of memory (estimated {format_bytes(need)}, limit {format_bytes(limit.bytes)} from {limit.source}); "
@@ -379,11 +372,12 @@ def simulate(scenario: Scenario, controllers: list[ControllerSpec], *, on_progre
 
 
 def _simulate(scenario: Scenario, controllers: list[ControllerSpec], on_progress, keep_records: bool,
-              policy_file: str) -> tuple[SimResult, dict[str, CycleLog]]:
+              policy_file: str, keep_trajectories: bool | None) -> tuple[SimResult, dict[str, CycleLog]]:
     runs, logs = {}, {}
     for c in controllers:  # each generates the load chunk by chunk: memory O(services), not O(ticks x services)
         tick = (lambda k, name=c.name: on_progress(name, k, scenario.tick_count)) if on_progress else None
-        run, log = run_controller(scenario, c, None, on_tick=tick, keep_records=keep_records)
+        run, log = run_controller(scenario, c, None, on_tick=tick, keep_records=keep_records,
+                                  keep_trajectory=keep_trajectories)
         runs[c.name] = run
         if log is not None:
             logs[c.name] = log

@@ -35,6 +35,13 @@ MAX_POINTS = 2000
 MAX_SERVICE_MULTIPLES = 6
 #: Actions kept one by one; beyond, only the first of each kind per service and time bucket.
 ACTIONS_IN_FULL = 20_000
+#: A run keeps its whole (T, S) trajectory (for tests and scripts that read it) up to this many
+#: tick x service cells (about 65 MB); longer runs keep only the timeline.
+FULL_TRAJECTORY_CELLS = 1_000_000
+#: Decision records a simulation's CycleLog holds in memory (about 400 B each) before it spills
+#: them to a file; a cycle's own objects count as :data:`CYCLE_RECORDS` records (about 4 KiB).
+RECORDS_IN_MEMORY = 100_000
+CYCLE_RECORDS = 10
 #: Signals of a view: the (C, S) arrays :meth:`Timeline.add` takes, by name.
 SIGNALS = ("offered_rps", "capacity_rps", "spec_replicas", "ready_replicas", "latency_s", "error_ratio")
 _SUMMED = ("offered_rps", "capacity_rps", "spec_replicas", "ready_replicas")
