@@ -57,7 +57,7 @@ class Trajectory:
 @dataclass
 class ControllerRun:
     """One controller's run. A simulation keeps the whole ``trajectory`` only when it is small
-    (simulators.runner.FULL_TRAJECTORY_CELLS); ``timeline`` (a simulators.timeline.Timeline) is
+    (simulators.timeline.FULL_TRAJECTORY_CELLS); ``timeline`` (a simulators.timeline.Timeline) is
     what the report draws, ``scores`` were computed online, ``replica_hours_raw`` unrounded.
     ``actions`` may be thinned on long runs (``actions_dropped`` of them not kept)."""
 

@@ -22,14 +22,14 @@ from controller.model import Action, jsonable
 from controller.policy import LoadedPolicy
 from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy, cycle_records
 from simulators.cluster import SimCluster
-from simulators.memory import check_fits, format_bytes, memory_limit
+from simulators.memory import check_fits, format_bytes, kept_trajectory, memory_limit
 from simulators.load import CHUNK_TICKS, chunk_times
 from simulators.oracle import oracle_plan_rows
 from simulators.ports import MemoryStateStore, SimMetrics, SimTargets
 from simulators.result import ActionEvent, ControllerRun, FaultWindow, SimResult, Trajectory
 from simulators.scenario import POD_SIGNALS, Scenario
 from simulators.score import OnlineScores, violation_mask
-from simulators.timeline import CYCLE_RECORDS, FULL_TRAJECTORY_CELLS, RECORDS_IN_MEMORY, ActionBudget, Timeline
+from simulators.timeline import CYCLE_RECORDS, RECORDS_IN_MEMORY, ActionBudget, Timeline
 
 #: A fault with no end of its own (a crash, a bad release) is blamed for violations of its
 #: services for at most this long when scoring time to mitigate.
@@ -220,7 +220,7 @@ def run_controller(scenario: Scenario, spec: ControllerSpec, offered: np.ndarray
     T, S = scenario.tick_count, len(scenario.cluster.services)
     if offered is not None and offered.shape != (T, S):
         raise ValueError(f"offered load is {offered.shape}, expected {(T, S)}")
-    keep = T * S <= FULL_TRAJECTORY_CELLS if keep_trajectory is None else keep_trajectory
+    keep = kept_trajectory(T, S, keep_trajectory)
     config, plan = scenario.cluster, None
     if spec.kind == "oracle":  # it knew the load before the start too: begin with its plan ready
         load_of = ((lambda a, b: offered[a:b]) if offered is not None else

@@ -236,3 +236,22 @@ def test_memory_does_not_grow_with_the_simulated_time():
     short, long_ = traced_peak("1d", False), traced_peak("4d", False)  # 2,880 and 11,520 ticks x 60 services
     assert long_ <= 1.1 * short, (short, long_)
     assert traced_peak("4d", True) > long_ + 11_520 * 60 * 8 * 8 * 0.9
+
+
+def test_the_report_of_a_streamed_run_is_the_report_of_its_whole_trajectory():
+    """The same HTML, images included, whether drawn from the timeline recorded while running
+    (trajectory dropped) or from the whole trajectory (timeline dropped): 3 h at 5 s, 2 services."""
+    from dataclasses import replace
+
+    from simulators.report import report_html
+    from simulators.runner import simulate, standard_controllers
+    from simulators.score import result_json
+
+    sc = load_scenario_text(LONG.format(duration="3h", tick="5s", count=2, faults=FAULTS))
+    policy = load_policies([POLICIES / "setpoint-default.yaml"])[0]
+    result, _ = simulate(sc, standard_controllers(policy, ["oracle"], None, 20), keep_records=False,
+                         keep_trajectories=True)
+    streamed = replace(result, runs={n: replace(r, trajectory=None) for n, r in result.runs.items()})
+    whole = replace(result, runs={n: replace(r, timeline=None, scores={}) for n, r in result.runs.items()})
+    assert result_json(streamed) == result_json(whole)
+    assert report_html(streamed) == report_html(whole)
