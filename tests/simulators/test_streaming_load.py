@@ -21,9 +21,9 @@ def stitched(chunks) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name, chunk", [
-    pytest.param("diurnal", 1, id="diurnal-chunk-1"),
+    pytest.param("step", 1, id="step-chunk-1"),
     pytest.param("flash-crowd", 97, id="flash-crowd-chunk-97"),
-    pytest.param("step", 512, id="step-chunk-512"),
+    pytest.param("diurnal", 512, id="diurnal-chunk-512"),
     pytest.param("metrics-outage", 1000, id="metrics-outage-chunk-1000"),
 ])
 def test_bundled_scenarios_chunked_load_equals_the_whole(name, chunk):
