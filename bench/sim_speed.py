@@ -11,13 +11,17 @@ ratio of the two paths (the replica-hours must match: same trajectories).
 Target (issues #3, #13): >= 0.5 simulated days per wall-second with both controllers (stretch
 1.0), and >= 20x a straightforward per-object implementation of the same model (that ratio is
 measured for the engine by bench/sim_engine.py, which also checks both give the same trajectories).
-Run: python bench/sim_speed.py [--services 1000] [--hours 24] [--paths compiled,numpy]
+Target (issue #13): 30 simulated days x 1,000 services in under 2 GiB: the runs stream (load
+in chunks, scores online, a downsampled timeline), so the peak memory printed at the end (peak
+RSS of this process, getrusage) is the same for 1 day as for 30.
+Run: python bench/sim_speed.py [--services 1000] [--hours 24 | --days 30] [--paths compiled,numpy]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import time
 from pathlib import Path
 
@@ -29,6 +33,8 @@ from simulators.runner import ControllerSpec, run_controller
 from simulators.scenario import load_scenario_text
 
 REPO = Path(__file__).resolve().parents[1]
+#: Peak memory target of a 30-day run (issue #13).
+MEMORY_TARGET_BYTES = 2 * 2**30
 
 SCENARIO = """\
 apiVersion: setpoint/v1
@@ -77,7 +83,7 @@ def compile_kernels(policies) -> float:
     t = time.perf_counter()
     tiny = load_scenario_text(SCENARIO.format(n=2, hours=1 / 60), "warm-up.yaml")
     for spec in specs(policies):
-        run_controller(tiny, spec, tiny.offered(), keep_records=False)
+        run_controller(tiny, spec, keep_records=False)
     return time.perf_counter() - t
 
 
@@ -85,14 +91,15 @@ def specs(policies) -> list[ControllerSpec]:
     return [ControllerSpec(name, "policy", "", policy=p) for name, p in zip(("policy", "hpa"), policies)]
 
 
-def run_path(sc, policies, offered) -> tuple[float, dict]:
-    """Wall seconds of both controllers' runs, and their replica-hours."""
+def run_path(sc, policies) -> tuple[float, dict]:
+    """Wall seconds of both controllers' runs (each generates its load chunk by chunk, in
+    "other"), and their replica-hours."""
     total, replica_hours = 0.0, {}
     for spec in specs(policies):
         step = Stopwatch(cluster_module.SimCluster, "step")
         cycle = Stopwatch(reconciler_module.Reconciler, "cycle")
         t = time.perf_counter()
-        run, _ = run_controller(sc, spec, offered, keep_records=False)
+        run, _ = run_controller(sc, spec, keep_records=False)
         wall = time.perf_counter() - t
         step.restore(), cycle.restore()
         total += wall
@@ -111,16 +118,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--services", type=int, default=1000)
     ap.add_argument("--hours", type=float, default=24.0)
+    ap.add_argument("--days", type=float, default=None, help="simulated days (overrides --hours)")
     ap.add_argument("--paths", default="compiled,numpy", help="comma-separated: compiled, numpy")
     args = ap.parse_args()
-    sc = load_scenario_text(SCENARIO.format(n=args.services, hours=args.hours), "wide-day.yaml")
+    hours = args.days * 24.0 if args.days is not None else args.hours
+    sc = load_scenario_text(SCENARIO.format(n=args.services, hours=hours), "wide-day.yaml")
     policies = [load_policies([REPO / "policies" / name])[0] for name in ("setpoint-default.yaml", "hpa-cpu.yaml")]
-    t = time.perf_counter()
-    offered = sc.offered()
-    load_s = time.perf_counter() - t
     days = sc.duration_s / 86400.0
-    print(f"{args.services} services x {len(sc.times())} ticks ({days:g} simulated days); "
-          f"load generated in {load_s:.1f} s")
+    print(f"{args.services} services x {sc.tick_count} ticks ({days:g} simulated days)")
     rates, hours = {}, {}
     for path in args.paths.split(","):
         os.environ[compiled.ENV_SWITCH] = "1" if path == "compiled" else "0"
@@ -130,13 +135,17 @@ def main() -> None:
                 continue
             print(f"compiled: kernels compiled or loaded from the disk cache in {compile_kernels(policies):.1f} s "
                   "(not counted below)")
-        wall, hours[path] = run_path(sc, policies, offered)
-        rates[path] = days / (wall + load_s)
+        wall, hours[path] = run_path(sc, policies)
+        rates[path] = days / wall
         print(f"{path}: {rates[path]:.3f} simulated days per wall-second, both controllers, load included"
               f"  (target >= 0.5: {met(rates[path] >= 0.5)}; stretch 1.0: {met(rates[path] >= 1.0)})")
     if len(rates) == 2:
         print(f"ratio compiled/numpy: {rates['compiled'] / rates['numpy']:.2f}x;  same replica-hours: "
               f"{hours['compiled'] == hours['numpy']}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    print(f"peak memory (RSS): {peak / 2**20:.0f} MiB for {days:g} simulated days  "
+          f"(target < {MEMORY_TARGET_BYTES / 2**30:g} GiB for 30 days: {met(peak < MEMORY_TARGET_BYTES)}"
+          f"{'' if days >= 30 else '; shorter run, same per-tick memory'})")
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def sweep_frontier(scenario: Scenario, result: SimResult, hpa: LoadedPolicy,
     """
     if not hpa.params.metrics:
         raise ValueError(f"policy {hpa.name}: the frontier needs a scaling metric to re-target")
-    offered = scenario.offered() if offered is None else offered
+    # offered None: each run generates the load chunk by chunk (memory O(services))
     own = hpa.params.metrics[0].target
     done: dict[float, FrontierPoint] = {}
     if HPA in result.runs:
@@ -62,7 +62,7 @@ def sweep_frontier(scenario: Scenario, result: SimResult, hpa: LoadedPolicy,
     def run(target: float, widened: bool) -> None:
         name = f"{HPA}@{target:g}%"
         spec = ControllerSpec(name, "policy", f"HPA preset at {target:g}% ({hpa.file})", policy=retargeted(hpa, target))
-        tick = (lambda k: on_progress(name, k, offered.shape[0])) if on_progress else None
+        tick = (lambda k: on_progress(name, k, scenario.tick_count)) if on_progress else None
         r, _ = run_controller(scenario, spec, offered, on_tick=tick, keep_records=False)
         done[target] = FrontierPoint(target, r.scores["replica_hours"], r.scores["slo_violation_minutes"], widened)
 

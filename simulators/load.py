@@ -459,3 +459,27 @@ def tick_times(start_s: float, duration_s: float, tick_s: float) -> np.ndarray:
 def tick_count(duration_s: float, tick_s: float) -> int:
     """T, the number of ticks of :func:`tick_times`."""
     return int(math.ceil(duration_s / tick_s - 1e-9))
+
+
+#: Ticks per chunk of :func:`offered_chunks`: (chunk, S) float64 is 4 MiB for 1,000 services.
+CHUNK_TICKS = 512
+
+
+def offered_chunks(shapes: Shape | Sequence[Shape], start_s: float, duration_s: float, tick_s: float,
+                   n_services: int | None = None, chunk_ticks: int = CHUNK_TICKS):
+    """The rows of ``offered_matrix(shapes, tick_times(start_s, duration_s, tick_s), n_services)``
+    in chunks of at most ``chunk_ticks`` ticks: yields ``(k0, times (C,), load (C, S))`` with
+    ``k0`` the index of the chunk's first tick. The same numbers as the whole matrix (every
+    shape is a function of each time alone; :class:`Noise` depends only on seed and time), in
+    memory O(chunk_ticks x S) instead of O(T x S)."""
+    if chunk_ticks < 1:
+        raise ValueError(f"chunk_ticks must be >= 1, got {chunk_ticks}")
+    total = tick_count(duration_s, tick_s)
+    for k0 in range(0, total, chunk_ticks):
+        times = chunk_times(start_s, tick_s, k0, min(k0 + chunk_ticks, total))
+        yield k0, times, offered_matrix(shapes, times, n_services)
+
+
+def chunk_times(start_s: float, tick_s: float, k0: int, k1: int) -> np.ndarray:
+    """Ticks ``k0 .. k1 - 1`` of :func:`tick_times`, the same floats as slicing the whole array."""
+    return start_s + tick_s * np.arange(k0, k1, dtype=np.float64)

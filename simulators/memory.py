@@ -1,14 +1,16 @@
 """How much memory a simulation needs, worked out before it allocates anything, and the limit
 it must fit in.
 
-A run keeps (T, S) arrays (T ticks, S services) for the offered load and for each controller's
-trajectory, builds more of them while scoring and drawing, and keeps one decision record per
-driven service per cycle of each policy controller. :func:`estimate_peak_bytes` adds these up
-from the scenario alone. The coefficients were measured (peak RSS via ``getrusage`` and
-tracemalloc peaks, 1 to 1,000 services, 720 to 34,560 ticks) and rounded up, so the estimate
-errs high: it was 1.2 to 1.6 times the measured peak RSS, never below it. bench/
-memory_estimate.py repeats the RSS comparison; tests/simulators/test_memory_estimate.py
-checks it against tracemalloc on small runs.
+A run streams (simulators.timeline): each controller's run generates the load, scores and
+downsamples a chunk of ticks at a time, so what it holds does not grow with the simulated
+time, except the whole (T, S) trajectory kept for small runs (T x S up to
+``FULL_TRAJECTORY_CELLS``) and the decision records (held up to ``RECORDS_IN_MEMORY``, then
+spilled to a file). :func:`estimate_peak_bytes` adds up, from the scenario alone: the
+interpreter; per controller while it runs, its chunk buffers and per-service state; what each
+finished run keeps (timeline, actions, records, the kept trajectory); and the batch scoring of
+kept trajectories. The coefficients were measured (tracemalloc peaks and peak RSS via
+``getrusage``) and rounded up, so the estimate errs high. bench/memory_estimate.py repeats the
+RSS comparison; tests/simulators/test_memory_estimate.py checks it against tracemalloc.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from pathlib import Path
 from typing import Sequence
 
 from controller.errors import FieldError, ScenarioError
+from simulators.load import CHUNK_TICKS
 from simulators.scenario import Scenario
+from simulators.timeline import (ACTIONS_IN_FULL, FULL_TRAJECTORY_CELLS, MAX_POINTS, MAX_SERVICE_MULTIPLES,
+                                 CYCLE_RECORDS, RECORDS_IN_MEMORY)
 
 GIB = 2**30
 MIB = 2**20
@@ -34,19 +39,30 @@ MACHINE_SHARE = 0.8
 #: The interpreter with numpy, pydantic and matplotlib loaded, and the report's figures
 #: (measured: 116 MiB RSS for a one-service scenario).
 BASE_BYTES = 160 * MIB
-#: (T, S) float64 arrays alive at the peak besides the controllers': the offered load while it
-#: is built (per-service columns, the stacked matrix, its clipped copy) and the copies made
-#: while scoring and drawing (latency and load as float, masks, diffs).
-SHARED_ARRAYS = 6.0
-#: Per controller: the 8 float arrays of its trajectory, its violation mask, its own scoring.
+#: Per controller, whatever the size: its Reconciler and policy objects, budgets.
+RUN_BYTES = 1 * MIB
+#: (chunk, S) float64 arrays alive while a chunk is generated, recorded, scored and downsampled
+#: (measured: about 12).
+CHUNK_ARRAYS = 14.0
+#: Per service and controller while it runs: the simulated cluster's pod slots and aggregates,
+#: the reconciler's per-target state.
+SERVICE_BYTES = 16 * 1024
+#: (T, S) float64 arrays of a kept trajectory: its 8 signals, its violation mask, its scoring.
 ARRAYS_PER_CONTROLLER = 10.0
-#: The oracle's bisection over the whole (T, S) load at once (bounds, latencies, masks).
+#: (T, S) copies made while scoring kept trajectories in batch (latency and load as float,
+#: masks, diffs).
+SHARED_ARRAYS = 6.0
+#: The oracle's bisection over a chunk of load and its look-ahead (bounds, latencies, masks).
 ORACLE_ARRAYS = 8.0
-#: Per policy cycle: the cycle's result and its Python objects (measured 1.3 to 3 KiB).
-CYCLE_BYTES = 4096
 #: Per service a policy cycle decides on: its decision record's arrays (measured ~100 B) and its
-#: HPA-style conditions (one small dict per target and cycle, ~200 B; the conditions themselves are shared).
+#: HPA-style conditions (one small dict per target and cycle, ~200 B; the conditions themselves are
+#: shared). A cycle's result and its Python objects (measured 1.3 to 3 KiB) count as CYCLE_RECORDS.
 RECORD_BYTES = 400
+#: Per kept action: the ActionEvent, its reason text and the budget's keys.
+ACTION_BYTES = 400
+#: Policy cycles per action of a target, at the most (an action every cycle is a flapping
+#: controller; measured 30 to 200 on the bundled scenarios).
+CYCLES_PER_ACTION = 10
 
 
 @dataclass(frozen=True)
@@ -72,29 +88,49 @@ def controller_shapes(controllers: Sequence) -> list[ControllerShape]:
     return out
 
 
+def kept_trajectory(ticks: int, services: int, keep_trajectories: bool | None = None) -> bool:
+    """Whether a run keeps its whole (T, S) trajectory (simulators.runner.run_controller's rule)."""
+    return ticks * services <= FULL_TRAJECTORY_CELLS if keep_trajectories is None else keep_trajectories
+
+
 def estimate_peak_bytes(ticks: int, services: int, controllers: Sequence[ControllerShape], *, tick_s: float,
-                        metrics_window_s: float, keep_records: bool = True) -> int:
+                        metrics_window_s: float, keep_records: bool = True,
+                        keep_trajectories: bool | None = None) -> int:
     """Peak memory (bytes) of simulating ``ticks`` x ``services`` under ``controllers``."""
-    cells = float(ticks) * float(services)
-    arrays = SHARED_ARRAYS + ARRAYS_PER_CONTROLLER * len(controllers)
-    arrays += ORACLE_ARRAYS if any(c.kind == "oracle" for c in controllers) else 0.0
-    total = BASE_BYTES + 8.0 * cells * arrays
+    S = float(services)
+    chunk = float(min(CHUNK_TICKS, max(ticks, 1)))
+    running = 8.0 * chunk * S * CHUNK_ARRAYS + S * SERVICE_BYTES  # one controller runs at a time
+    kept = 0.0
+    if kept_trajectory(ticks, services, keep_trajectories):
+        cells = float(ticks) * S
+        kept = 8.0 * cells * (SHARED_ARRAYS + ARRAYS_PER_CONTROLLER * len(controllers))
+    points = float(min(ticks, MAX_POINTS))
+    # 6 signals per view: t and y per tick up to MAX_POINTS ticks, else 5 numbers per 2-point bucket
+    views = 1 + min(services, MAX_SERVICE_MULTIPLES)  # the aggregate and (up to) each service: errs high, monotone
+    timeline = 8.0 * 2.5 * points * 6 * views
+    total = BASE_BYTES + running + kept
     for c in controllers:
+        total += RUN_BYTES + timeline
+        if c.kind == "oracle":
+            total += 8.0 * (chunk + 64) * S * ORACLE_ARRAYS
         if c.kind != "policy":
             continue
         slots = max(1, round(metrics_window_s / tick_s))
-        total += 8.0 * slots * services * max(1, c.signals)  # SimMetrics' window of samples
-        if keep_records:
-            cycles = min(ticks, math.ceil(ticks * tick_s / max(c.interval_s, 1e-9)))
-            total += cycles * (CYCLE_BYTES + RECORD_BYTES * services)
+        total += 8.0 * slots * S * max(1, c.signals)  # SimMetrics' window of samples
+        cycles = min(ticks, math.ceil(ticks * tick_s / max(c.interval_s, 1e-9)))
+        actions = math.ceil(cycles * S / CYCLES_PER_ACTION)
+        total += ACTION_BYTES * min(actions, ACTIONS_IN_FULL + 5 * MAX_POINTS * views)
+        if keep_records:  # held until they spill (a cycle counts as CYCLE_RECORDS records)
+            total += RECORD_BYTES * min(cycles * (S + CYCLE_RECORDS), RECORDS_IN_MEMORY + S + CYCLE_RECORDS)
     return int(total)
 
 
-def scenario_peak_bytes(scenario: Scenario, controllers: Sequence, keep_records: bool = True) -> int:
+def scenario_peak_bytes(scenario: Scenario, controllers: Sequence, keep_records: bool = True,
+                        keep_trajectories: bool | None = None) -> int:
     """:func:`estimate_peak_bytes` for a compiled scenario and runner.ControllerSpecs."""
     return estimate_peak_bytes(scenario.tick_count, len(scenario.cluster.services), controller_shapes(controllers),
                                tick_s=scenario.tick_s, metrics_window_s=scenario.metrics_window_s,
-                               keep_records=keep_records)
+                               keep_records=keep_records, keep_trajectories=keep_trajectories)
 
 
 # --------------------------------------------------------------------------- the limit
@@ -184,9 +220,10 @@ def _count(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
-def check_fits(scenario: Scenario, controllers: Sequence, limit: MemoryLimit, keep_records: bool = True) -> int:
+def check_fits(scenario: Scenario, controllers: Sequence, limit: MemoryLimit, keep_records: bool = True,
+               keep_trajectories: bool | None = None) -> int:
     """The estimate (bytes) if it fits in ``limit``; else a ScenarioError saying what to change."""
-    need = scenario_peak_bytes(scenario, controllers, keep_records)
+    need = scenario_peak_bytes(scenario, controllers, keep_records, keep_trajectories)
     if need <= limit.bytes:
         return need
     ticks, services = scenario.tick_count, len(scenario.cluster.services)

@@ -69,6 +69,20 @@ def future_max(values: np.ndarray, ahead: int) -> np.ndarray:
 
 def oracle_plan(offered_rps: np.ndarray, services: tuple[ServiceConfig, ...], slo: SLO, tick_s: float) -> np.ndarray:
     """(T, S) spec replicas to set at each tick so that enough pods are ready when the load comes."""
-    need = required_replicas(offered_rps, services, slo)
+    return future_max(required_replicas(offered_rps, services, slo), lead_ticks(services, tick_s))
+
+
+def lead_ticks(services: tuple[ServiceConfig, ...], tick_s: float) -> int:
+    """How many ticks ahead the oracle looks: the slowest start (scheduling + start-up) plus 2 ticks."""
     lead_s = max(s.scheduling_delay_s + s.startup_delay_s for s in services) + 2 * tick_s
-    return future_max(need, int(np.ceil(lead_s / tick_s)))
+    return int(np.ceil(lead_s / tick_s))
+
+
+def oracle_plan_rows(load_of, k0: int, k1: int, n_ticks: int, services: tuple[ServiceConfig, ...], slo: SLO,
+                     tick_s: float) -> np.ndarray:
+    """Rows ``k0 .. k1 - 1`` of :func:`oracle_plan` of the whole run, from the load of those
+    ticks and the :func:`lead_ticks` after them only: ``load_of(a, b)`` is the (b - a, S)
+    offered load of ticks a .. b - 1. The same numbers, in memory O((k1 - k0 + lead) x S)."""
+    ahead = lead_ticks(services, tick_s)
+    need = required_replicas(load_of(k0, min(k1 + ahead, n_ticks)), services, slo)
+    return future_max(need, ahead)[:k1 - k0]

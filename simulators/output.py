@@ -10,7 +10,6 @@ import json
 import os
 from pathlib import Path
 
-from controller.model import jsonable
 from simulators.result import SimResult
 from simulators.runner import CycleLog
 from simulators.score import result_json
@@ -30,8 +29,11 @@ def write_decisions(logs: dict[str, CycleLog], path: Path, start_s: float) -> Pa
     tmp = path.with_name(f".{path.name}.tmp")
     with tmp.open("w", encoding="utf-8") as fh:
         for controller, log in logs.items():
-            for record in log.records(start_s):
-                fh.write(json.dumps(jsonable({"controller": controller, **record.to_dict()}), separators=(",", ":")))
+            if log.start_s != start_s:
+                log.start_s = start_s  # the times of records not yet written out (the usual case: the same)
+            tag = '{"controller":' + json.dumps(controller) + ","
+            for line in log.lines():  # '{"policy":...}': the controller goes first, as a tag
+                fh.write(tag + line[1:] if line != "{}" else tag[:-1] + "}")
                 fh.write("\n")
     os.replace(tmp, path)
     return path

@@ -16,9 +16,10 @@ aggregate (sums of load, capacity and replicas; the worst latency and error rati
 violation when any service violates), and with at most :data:`MAX_SERVICE_MULTIPLES` services a per-service
 section follows. Figures use matplotlib's object API with the Agg canvas and never pyplot, so
 rendering needs no display, touches no global backend state and is safe to call from any
-program. Long runs are downsampled to at most ~:data:`MAX_POINTS` points per line with a
-min/max envelope, so spikes and dips stay visible; violation spans are computed at full
-resolution.
+program. Everything is drawn from each run's :class:`~simulators.timeline.Timeline` (recorded
+while simulating, or built from a whole trajectory): at most ~:data:`MAX_POINTS` points per
+line with a min/max envelope, so spikes and dips stay visible; violation spans exact to the
+tick (spans closer than the picture can show merged).
 """
 
 from __future__ import annotations
@@ -39,14 +40,11 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import PercentFormatter
 from matplotlib.transforms import blended_transform_factory
 
-from simulators.result import SLO, ActionEvent, FaultWindow, Frontier, SimResult, Trajectory, shown_path
-from simulators.score import (ORACLE, as_ticks_by_services, driven_lines, fault_columns, run_end_s, score_result,
+from simulators.result import SLO, ActionEvent, ControllerRun, FaultWindow, Frontier, SimResult, shown_path
+from simulators.score import (ORACLE, driven_lines, fault_columns, run_end_s, score_result,
                               score_table, violation_mask)
-
-#: Points per plotted line at most (a min/max envelope keeps spikes).
-MAX_POINTS = 2000
-#: Per-service plots are drawn for at most this many services.
-MAX_SERVICE_MULTIPLES = 6
+from simulators.timeline import (MAX_POINTS, MAX_SERVICE_MULTIPLES, Line, Timeline, View,  # noqa: F401 (re-exported)
+                                 action_category, envelope, merge_spans, timeline_of)
 #: Up to this duration the time axis is in minutes, beyond it in hours.
 MINUTES_AXIS_UP_TO_S = 3 * 3600.0
 DPI = 100
@@ -70,67 +68,17 @@ ACTION_STYLES = {
 # --- data preparation -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class View:
-    """What one panel set draws, each a (T,) array: one service or the aggregate of several."""
-
-    t_s: np.ndarray
-    offered_rps: np.ndarray
-    capacity_rps: np.ndarray
-    spec_replicas: np.ndarray
-    ready_replicas: np.ndarray
-    latency_s: np.ndarray
-    error_ratio: np.ndarray  # the worst service's (NaN: no traffic)
-    violation: np.ndarray  # bool
+def run_timeline(result: SimResult, run: ControllerRun) -> Timeline:
+    """The run's timeline: recorded while simulating, else built from its whole trajectory."""
+    if run.timeline is not None:
+        return run.timeline
+    traj = run.trajectory
+    return timeline_of(traj, violation_mask(traj, result.slo), run_end_s(traj.t_s, result.tick_s))
 
 
-def make_view(traj: Trajectory, violation: np.ndarray, columns: Sequence[int] | None = None) -> View:
-    """The aggregate of ``columns`` (default: all services): sums of load, capacity and replicas,
-    the worst latency, and a violation when any of them violates. ``violation`` is (T, S)."""
-    cols = slice(None) if columns is None else list(columns)
-
-    def pick(a: np.ndarray) -> np.ndarray:
-        return as_ticks_by_services(a)[:, cols].astype(float)
-
-    def worst(a: np.ndarray) -> np.ndarray:
-        with np.errstate(invalid="ignore"):
-            # fmax ignores NaN (no load) unless every service is NaN.
-            return np.fmax.reduce(a, axis=1) if a.shape[1] else np.full(a.shape[0], np.nan)
-
-    return View(
-        t_s=np.asarray(traj.t_s, dtype=float),
-        offered_rps=pick(traj.offered_rps).sum(axis=1),
-        capacity_rps=pick(traj.capacity_rps).sum(axis=1),
-        spec_replicas=pick(traj.spec_replicas).sum(axis=1),
-        ready_replicas=pick(traj.ready_replicas).sum(axis=1),
-        latency_s=worst(pick(traj.latency_s)),
-        error_ratio=worst(pick(traj.error_ratio)),
-        violation=as_ticks_by_services(violation)[:, cols].any(axis=1),
-    )
-
-
-def envelope(t: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
-    """Downsample (t, y) to at most ``max_points`` points keeping each bucket's min and max.
-
-    Both extremes of each bucket are kept in time order, so a one-tick spike or dip survives.
-    NaN values are ignored unless a whole bucket is NaN (then a gap).
-    """
-    n = t.size
-    if n <= max_points:
-        return t, y
-    per = math.ceil(n / (max_points // 2))
-    buckets = math.ceil(n / per)
-    pad = buckets * per - n
-    tb = np.pad(t, (0, pad), mode="edge").reshape(buckets, per)
-    yb = np.pad(y.astype(float), (0, pad), mode="edge").reshape(buckets, per)
-    nan = np.isnan(yb)
-    i_max = np.argmax(np.where(nan, -np.inf, yb), axis=1)
-    i_min = np.argmin(np.where(nan, np.inf, yb), axis=1)
-    first, second = np.minimum(i_min, i_max), np.maximum(i_min, i_max)
-    rows = np.arange(buckets)
-    t_out = np.column_stack([tb[rows, first], tb[rows, second]]).ravel()
-    y_out = np.column_stack([yb[rows, first], yb[rows, second]]).ravel()
-    return t_out, y_out
+def run_view(result: SimResult, run: ControllerRun, column: int | None = None) -> View:
+    """The aggregate of all services (default) or service ``column`` of a run."""
+    return run_timeline(result, run).view(column)
 
 
 def true_spans(t: np.ndarray, mask: np.ndarray, end_s: float, min_gap_s: float = 0.0) -> list[tuple[float, float]]:
@@ -152,25 +100,11 @@ def true_spans(t: np.ndarray, mask: np.ndarray, end_s: float, min_gap_s: float =
     return [(float(s), float(e - s)) for s, e in zip(starts, ends)]
 
 
-def action_category(action: ActionEvent) -> str:
-    """Which marker an action gets: scale up / down, restart, rollback or other."""
-    if action.kind == "scale":
-        if action.from_replicas is not None and action.to_replicas is not None:
-            if action.to_replicas > action.from_replicas:
-                return "scale up"
-            if action.to_replicas < action.from_replicas:
-                return "scale down"
-        return "other"
-    if "restart" in action.kind:
-        return "restart"
-    if action.kind == "rollback":
-        return "rollback"
-    return "other"
-
-
-def action_times(actions: Sequence[ActionEvent], services: Sequence[str] | None, duration_s: float) -> dict[str, np.ndarray]:
+def action_times(actions: Sequence[ActionEvent], services: Sequence[str] | None, duration_s: float,
+                 thinned: bool = False) -> dict[str, np.ndarray]:
     """Times (s) of the actions on ``services`` (None: all) by category, thinned to at most one
-    per 1/MAX_POINTS of the run so that thousands of actions stay drawable."""
+    per 1/MAX_POINTS of the run so that thousands of actions stay drawable (always when the run
+    kept only some of its actions, ``thinned``: see simulators.timeline.ActionBudget)."""
     wanted = None if services is None else set(services)
     by_kind: dict[str, list[float]] = {k: [] for k in ACTION_STYLES}
     for a in actions:
@@ -180,7 +114,7 @@ def action_times(actions: Sequence[ActionEvent], services: Sequence[str] | None,
     thinned = {}
     for kind, times in by_kind.items():
         t = np.asarray(times, dtype=float)
-        if t.size > MAX_POINTS:
+        if t.size > MAX_POINTS or thinned:
             _, first = np.unique(np.floor(t / resolution), return_index=True)
             t = t[first]
         thinned[kind] = t
@@ -188,7 +122,7 @@ def action_times(actions: Sequence[ActionEvent], services: Sequence[str] | None,
 
 
 def value_at(t: np.ndarray, y: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """``y`` at the tick holding each time in ``at`` (the last tick at or before it)."""
+    """``y`` at the tick holding each time in ``at`` (the last point at or before it)."""
     i = np.clip(np.searchsorted(t, at, side="right") - 1, 0, t.size - 1)
     return y[i]
 
@@ -228,12 +162,12 @@ def shared_limits(views: Sequence[View], slo: SLO) -> Limits:
         finite = [float(np.nanmax(a)) for a in arrays if a.size and np.isfinite(a).any()]
         return max(finite, default=1.0)
 
-    rps = top([v.offered_rps for v in views] + [v.capacity_rps for v in views])
-    replicas = top([v.spec_replicas for v in views] + [v.ready_replicas for v in views])
-    lat = np.concatenate([v.latency_s for v in views] + [[slo.latency_s]])
+    rps = top([v.offered_rps.y for v in views] + [v.capacity_rps.y for v in views])
+    replicas = top([v.spec_replicas.y for v in views] + [v.ready_replicas.y for v in views])
+    lat = np.concatenate([v.latency_s.y for v in views] + [[slo.latency_s]])
     lat = lat[np.isfinite(lat) & (lat > 0)]
     lo, hi = (float(lat.min()), float(lat.max())) if lat.size else (1.0, 1.0)
-    errors = top([v.error_ratio for v in views])
+    errors = top([v.error_ratio.y for v in views])
     symlog = errors > 30 * slo.error_ratio > 0
     error_hi = min(1.0, errors) * 1.5 if symlog else max(errors, 2 * slo.error_ratio) * 1.1 or 1.0
     common = dict(rps=rps * 1.08 or 1.0, replicas=replicas * 1.1 or 1.0, error_hi=error_hi, symlog_errors=symlog)
@@ -290,8 +224,8 @@ def fault_handles(faults: Sequence[FaultWindow]) -> list:
 
 
 def draw_load(ax, v: View, axis: TimeAxis, lim: Limits) -> None:
-    for y, key, label in ((v.offered_rps, "load", "offered load"), (v.capacity_rps, "capacity", "ready capacity")):
-        t, yy = envelope(v.t_s, y)
+    for line, key, label in ((v.offered_rps, "load", "offered load"), (v.capacity_rps, "capacity", "ready capacity")):
+        t, yy = line.t, line.y
         ax.plot(t / axis.divisor, yy, color=COLORS[key], linewidth=1.3 if key == "load" else 1.6,
                 drawstyle="steps-post", label=label)
     ax.set_ylim(0, lim.rps)
@@ -299,8 +233,8 @@ def draw_load(ax, v: View, axis: TimeAxis, lim: Limits) -> None:
 
 
 def draw_replicas(ax, v: View, actions: dict[str, np.ndarray], axis: TimeAxis, lim: Limits) -> None:
-    for y, key, label in ((v.spec_replicas, "spec", "spec replicas"), (v.ready_replicas, "ready", "ready replicas")):
-        t, yy = envelope(v.t_s, y)
+    for line, key, label in ((v.spec_replicas, "spec", "spec replicas"), (v.ready_replicas, "ready", "ready replicas")):
+        t, yy = line.t, line.y
         ax.plot(t / axis.divisor, yy, color=COLORS[key], linewidth=1.6, drawstyle="steps-post", label=label,
                 zorder=3 if key == "spec" else 2)
     # A few actions are drawn boldly on the spec line; hundreds would bury it, so they shrink
@@ -310,7 +244,7 @@ def draw_replicas(ax, v: View, actions: dict[str, np.ndarray], axis: TimeAxis, l
         at = actions[kind]
         if at.size:
             marker, color = ACTION_STYLES[kind]
-            ax.scatter(at / axis.divisor, value_at(v.t_s, v.spec_replicas, at), marker=marker, color=color,
+            ax.scatter(at / axis.divisor, value_at(v.spec_replicas.t, v.spec_replicas.y, at), marker=marker, color=color,
                        s=14 if dense else 40, alpha=0.7 if dense else 1.0, zorder=2.5 if dense else 4, label=kind,
                        edgecolors="none" if dense else "white", linewidths=0.5)
     ax.set_ylim(0, lim.replicas)
@@ -318,7 +252,7 @@ def draw_replicas(ax, v: View, actions: dict[str, np.ndarray], axis: TimeAxis, l
 
 
 def draw_latency(ax, v: View, slo: SLO, axis: TimeAxis, lim: Limits) -> None:
-    t, yy = envelope(v.t_s, v.latency_s)
+    t, yy = v.latency_s.t, v.latency_s.y
     ax.plot(t / axis.divisor, yy, color=COLORS["latency"], linewidth=1.2, label=f"p{slo.latency_percentile:g} latency")
     ax.axhline(slo.latency_s, color=COLORS["slo"], linestyle="--", linewidth=1.4,
                label=f"SLO {slo.latency_s:g} s")
@@ -329,7 +263,7 @@ def draw_latency(ax, v: View, slo: SLO, axis: TimeAxis, lim: Limits) -> None:
 
 
 def draw_error_ratio(ax, v: View, slo: SLO, axis: TimeAxis, lim: Limits) -> None:
-    t, yy = envelope(v.t_s, v.error_ratio)
+    t, yy = v.error_ratio.t, v.error_ratio.y
     ax.plot(t / axis.divisor, yy, color=COLORS["errors"], linewidth=1.2, drawstyle="steps-post", label="error ratio")
     draw_error_axis(ax, slo, lim)
 
@@ -349,7 +283,7 @@ def draw_timeline(ax, v: View, actions: dict[str, np.ndarray], end_s: float, axi
     """Violation spans on the top row, one row of markers per action kind below."""
     rows = ["SLO violation", *kinds]
     y_of = {name: len(rows) - 1 - i for i, name in enumerate(rows)}
-    spans = true_spans(v.t_s, v.violation, end_s, min_gap_s=(end_s - float(v.t_s[0])) / (2 * MAX_POINTS))
+    spans = merge_spans(v.violation_spans, (end_s - v.start_s) / (2 * MAX_POINTS))
     if spans:
         ax.broken_barh([(s / axis.divisor, w / axis.divisor) for s, w in spans], (y_of["SLO violation"] - 0.35, 0.7),
                        facecolors=COLORS["violation"], alpha=0.8)
@@ -381,11 +315,11 @@ def panel_set_figure(result: SimResult, name: str, *, limits: Limits | None = No
     """The five panels (a)-(e) of controller ``name`` on a shared time axis (aggregate of all
     services). ``limits`` share y ranges across controllers (default: this run's own)."""
     run = result.runs[name]
-    view = make_view(run.trajectory, violation_mask(run.trajectory, result.slo))
+    view = run_view(result, run)
     lim = limits or shared_limits([view], result.slo)
     axis = TimeAxis.for_duration(result.duration_s)
-    end_s = run_end_s(view.t_s, result.tick_s)
-    actions = action_times(run.actions, None, result.duration_s)
+    end_s = view.end_s
+    actions = action_times(run.actions, None, result.duration_s, thinned=run.actions_dropped > 0)
     kinds = timeline_kinds(result)
     several = len(result.services) > 1
 
@@ -409,7 +343,7 @@ def panel_set_figure(result: SimResult, name: str, *, limits: Limits | None = No
             handles += fault_handles(result.faults)
             # Outside on the right: inside, a legend hides data wherever the peak happens to be.
             ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
-    axes[4].set_xlim(float(view.t_s[0]) / axis.divisor, end_s / axis.divisor)
+    axes[4].set_xlim(view.start_s / axis.divisor, end_s / axis.divisor)
     axes[4].set_xlabel(axis.label, fontsize=10)
     scope = f"sum of {len(result.services)} services, worst latency" if several else result.services[0]
     fig.suptitle(f"{name}: {run.description}  [{scope}]", fontsize=12, fontweight="bold")
@@ -429,20 +363,20 @@ def service_multiples_figure(result: SimResult, name: str) -> Figure:
     """Per-service small multiples of controller ``name``: one column per service, rows load vs
     capacity, replicas, latency vs SLO with violations shaded. Each column has its own y range."""
     run = result.runs[name]
-    violation = violation_mask(run.trajectory, result.slo)
+    timeline = run_timeline(result, run)
     axis = TimeAxis.for_duration(result.duration_s)
     n = len(result.services)
     fig = new_figure(max(10.0, 3.3 * n), 7.5)
     axes = fig.subplots(3, n, sharex=True, squeeze=False)
     for j, service in enumerate(result.services):
-        view = make_view(run.trajectory, violation, [j])
-        end_s = run_end_s(view.t_s, result.tick_s)
+        view = timeline.view(j)
+        end_s = view.end_s
         lim = shared_limits([view], result.slo)
-        actions = action_times(run.actions, [service], result.duration_s)
+        actions = action_times(run.actions, [service], result.duration_s, thinned=run.actions_dropped > 0)
         draw_load(axes[0, j], view, axis, lim)
         draw_replicas(axes[1, j], view, actions, axis, lim)
         draw_latency(axes[2, j], view, result.slo, axis, lim)
-        spans = true_spans(view.t_s, view.violation, end_s, min_gap_s=(end_s - float(view.t_s[0])) / MAX_POINTS)
+        spans = merge_spans(view.violation_spans, (end_s - view.start_s) / MAX_POINTS)
         for s, w in spans:
             axes[2, j].axvspan(s / axis.divisor, (s + w) / axis.divisor, color=COLORS["violation"], alpha=0.15, linewidth=0)
         hits = [f for f in result.faults if j in fault_columns(f, result.services)]
@@ -453,7 +387,7 @@ def service_multiples_figure(result: SimResult, name: str) -> Figure:
                 axes[i, j].set_ylabel("")
         axes[0, j].set_title(service, fontsize=10, fontweight="bold", pad=18 if hits else 4)
         axes[2, j].set_xlabel(axis.label, fontsize=9)
-        axes[2, j].set_xlim(float(view.t_s[0]) / axis.divisor, end_s / axis.divisor)
+        axes[2, j].set_xlim(view.start_s / axis.divisor, end_s / axis.divisor)
     handles = [
         Line2D([], [], color=COLORS["load"], label="offered load"),
         Line2D([], [], color=COLORS["capacity"], label="ready capacity / ready replicas"),
@@ -487,19 +421,19 @@ def overview_figure(result: SimResult) -> Figure:
     """Every controller on the same axes, one line each (aggregate of all services): (a) offered
     load and each one's ready capacity, (b) spec replicas, (c) the latency percentile and
     (d) the error ratio against the SLO, (e) each one's SLO-violation spans with its minutes."""
-    views = {n: make_view(r.trajectory, violation_mask(r.trajectory, result.slo)) for n, r in result.runs.items()}
+    views = {n: run_view(result, r) for n, r in result.runs.items()}
     lim = shared_limits(list(views.values()), result.slo)
     axis = TimeAxis.for_duration(result.duration_s)
     colors = controller_colors(list(views))
     scores = score_result(result)
     first = next(iter(views.values()))
-    end_s = run_end_s(first.t_s, result.tick_s)
+    end_s = first.end_s
     slo = result.slo
 
     fig = new_figure(12, 12.5)
     axes = fig.subplots(5, 1, sharex=True, gridspec_kw={"height_ratios": [2.6, 2.6, 2.2, 2.2, 0.45 * len(views) + 0.5]})
     ax_load, ax_rep, ax_lat, ax_err, ax_viol = axes
-    t, load = envelope(first.t_s, first.offered_rps)
+    t, load = first.offered_rps.t, first.offered_rps.y
     ax_load.plot(t / axis.divisor, load, color=COLORS["load"], linewidth=1.4, drawstyle="steps-post",
                  label="offered load (same for all)")
     for i, (name, v) in enumerate(views.items()):
@@ -508,7 +442,7 @@ def overview_figure(result: SimResult) -> Figure:
                  "label": name, "linestyle": (0, (4, 2)) if name == ORACLE else "-", "zorder": 3 + i}
         for ax, y in ((ax_load, v.capacity_rps), (ax_rep, v.spec_replicas), (ax_lat, v.latency_s),
                       (ax_err, v.error_ratio)):
-            tt, yy = envelope(v.t_s, y)
+            tt, yy = y.t, y.y
             ax.plot(tt / axis.divisor, yy, **(style if ax is not ax_load else style | {"label": f"{name} capacity"}))
     ax_load.set_ylim(0, lim.rps)
     ax_load.set_ylabel("requests/s")
@@ -540,7 +474,7 @@ def overview_figure(result: SimResult) -> Figure:
                                   label=n) for n in views],
                   loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=9, frameon=False, title="controller",
                   title_fontsize=9)
-    ax_viol.set_xlim(float(first.t_s[0]) / axis.divisor, end_s / axis.divisor)
+    ax_viol.set_xlim(first.start_s / axis.divisor, end_s / axis.divisor)
     ax_viol.set_xlabel(axis.label, fontsize=10)
     scope = f"sum of {len(result.services)} services" if several else result.services[0]
     fig.suptitle(f"{result.scenario}: every controller on the same axes  [{scope}]", fontsize=12, fontweight="bold")
@@ -554,7 +488,7 @@ def draw_violation_rows(ax, views: dict[str, View], scores: dict[str, dict], col
     for row, name in enumerate(names):
         v = views[name]
         y = len(names) - 1 - row
-        spans = true_spans(v.t_s, v.violation, end_s, min_gap_s=(end_s - float(v.t_s[0])) / (2 * MAX_POINTS))
+        spans = merge_spans(v.violation_spans, (end_s - v.start_s) / (2 * MAX_POINTS))
         if spans:
             ax.broken_barh([(s / axis.divisor, w / axis.divisor) for s, w in spans], (y - 0.35, 0.7),
                            facecolors=colors[name], alpha=0.85)
@@ -798,8 +732,7 @@ def write_report(result: SimResult, path: str | Path) -> Path:
 
 def report_html(result: SimResult) -> str:
     """The whole report as one HTML string."""
-    violations = {n: violation_mask(r.trajectory, result.slo) for n, r in result.runs.items()}
-    limits = shared_limits([make_view(r.trajectory, violations[n]) for n, r in result.runs.items()], result.slo)
+    limits = shared_limits([run_view(result, r) for r in result.runs.values()], result.slo)
     scores = score_result(result)
     parts = [header_html(result),
              '<h2 id="overview">Overview: every controller on the same axes</h2>',

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,13 +56,21 @@ class Trajectory:
 
 @dataclass
 class ControllerRun:
+    """One controller's run. A simulation keeps the whole ``trajectory`` only when it is small
+    (simulators.timeline.FULL_TRAJECTORY_CELLS); ``timeline`` (a simulators.timeline.Timeline) is
+    what the report draws, ``scores`` were computed online, ``replica_hours_raw`` unrounded.
+    ``actions`` may be thinned on long runs (``actions_dropped`` of them not kept)."""
+
     name: str  # policy | hpa | fixed-max | oracle | ...
     description: str
-    trajectory: Trajectory
+    trajectory: Trajectory | None
     actions: list[ActionEvent] = field(default_factory=list)
     scores: dict = field(default_factory=dict)
     services: tuple[str, ...] = ()  # the services this controller drove (every service of the scenario)
     note: str = ""  # why the policy was applied to other services than the ones it names ('' if it was not)
+    timeline: Any = None
+    replica_hours_raw: float | None = None
+    actions_dropped: int = 0
 
 
 @dataclass(frozen=True)

@@ -8,23 +8,28 @@ max, and the oracle (a precomputed plan).
 
 from __future__ import annotations
 
+import json
+import tempfile
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from types import SimpleNamespace
+from typing import IO, Callable
 
 import numpy as np
 
 from controller.core.health_params import Scope
 from controller.errors import FieldError, ScenarioError
-from controller.model import Action
+from controller.model import Action, jsonable
 from controller.policy import LoadedPolicy
 from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy, cycle_records
 from simulators.cluster import SimCluster
-from simulators.memory import check_fits, format_bytes, memory_limit
-from simulators.oracle import oracle_plan
+from simulators.memory import check_fits, format_bytes, kept_trajectory, memory_limit
+from simulators.load import CHUNK_TICKS, chunk_times
+from simulators.oracle import oracle_plan_rows
 from simulators.ports import MemoryStateStore, SimMetrics, SimTargets
 from simulators.result import ActionEvent, ControllerRun, FaultWindow, SimResult, Trajectory
 from simulators.scenario import POD_SIGNALS, Scenario
-from simulators.score import score_run, violation_mask
+from simulators.score import OnlineScores, violation_mask
+from simulators.timeline import CYCLE_RECORDS, RECORDS_IN_MEMORY, ActionBudget, Timeline
 
 #: A fault with no end of its own (a crash, a bad release) is blamed for violations of its
 #: services for at most this long when scoring time to mitigate.
@@ -49,45 +54,135 @@ class ControllerSpec:
 
 @dataclass
 class CycleLog:
-    """Decisions kept for ``setpoint explain`` (state dropped to keep memory small)."""
+    """Decisions kept for ``setpoint explain`` (state dropped to keep memory small).
+
+    Memory stays bounded on long runs: once the cycles held add up to more than
+    ``in_memory_records`` records (a cycle itself counting as CYCLE_RECORDS), they are written as JSON lines (``at`` relative to
+    ``start_s``) to an anonymous temporary file, and every later cycle goes there as it comes
+    (disk use about 1 KiB per record). :meth:`lines` reads back all of them in order;
+    :meth:`records` yields the record objects still in memory (all of them unless ``spilled``).
+    """
 
     policy: str
     metric_names: tuple[str, ...]
     cycles: list[CycleResult] = field(default_factory=list)
+    start_s: float = 0.0
+    in_memory_records: int | None = None  # default RECORDS_IN_MEMORY
+    spilled: int = 0  # records written to the file
+    _held: int = 0
+    _spool: IO[str] | None = None
 
     def add(self, result: CycleResult) -> None:
-        if result.decision is not None:
-            # the healing decision keeps its state: its records read the revision memory
-            healing = None if result.healing is None else replace(result.healing, unapplied=None)
-            self.cycles.append(replace(result, decision=replace(result.decision, kept=None), healing=healing,
-                                       view=None))
+        if result.decision is None:
+            return
+        # the healing decision keeps its state: its records read the revision memory
+        healing = None if result.healing is None else replace(result.healing, unapplied=None)
+        kept = replace(result, decision=replace(result.decision, kept=None), healing=healing, view=None)
+        if self._spool is not None:
+            self._write(kept)
+            return
+        self.cycles.append(kept)
+        self._held += len(kept.targets) + CYCLE_RECORDS
+        limit = RECORDS_IN_MEMORY if self.in_memory_records is None else self.in_memory_records
+        if self._held > limit:
+            self._spool = tempfile.TemporaryFile("w+", encoding="utf-8")
+            for cycle in self.cycles:
+                self._write(cycle)
+            self.cycles.clear()
 
-    def records(self, start_s: float = 0.0):
-        """Every decision record, with ``at`` in seconds since the scenario start."""
+    def _write(self, cycle: CycleResult) -> None:
+        for record in cycle_records(cycle, self.metric_names, self.start_s):
+            self._spool.write(json.dumps(jsonable(record.to_dict()), separators=(",", ":")))
+            self._spool.write("\n")
+            self.spilled += 1
+
+    def records(self, start_s: float | None = None):
+        """The decision records held in memory, with ``at`` in seconds since ``start_s`` (default
+        the log's); all of them unless the log spilled to its file (then read :meth:`lines`)."""
         for result in self.cycles:
-            yield from cycle_records(result, self.metric_names, start_s)
+            yield from cycle_records(result, self.metric_names, self.start_s if start_s is None else start_s)
+
+    def lines(self):
+        """Every decision record as a JSON text (no newline), in order: the spilled ones first."""
+        if self._spool is not None:
+            self._spool.flush()
+            self._spool.seek(0)
+            for line in self._spool:
+                yield line.rstrip("\n")
+            self._spool.seek(0, 2)
+        for record in self.records():
+            yield json.dumps(jsonable(record.to_dict()), separators=(",", ":"))
+
+    def close(self) -> None:
+        """Nothing more will be added (the file, if any, stays readable until the log is dropped)."""
+        if self._spool is not None:
+            self._spool.flush()
 
 
-@dataclass
 class _Recorder:
-    """(T, S) arrays filled tick by tick."""
-
-    T: int
-    S: int
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    """A run's signals, a chunk of ticks at a time: each full chunk goes to the online scores
+    and the timeline (and to the whole trajectory when kept). Memory O(chunk x S)."""
 
     FIELDS = ("offered_rps", "served_rps", "dropped_rps", "capacity_rps", "spec_replicas", "ready_replicas",
-              "error_ratio", "latency")
+              "error_ratio", "latency_s")
 
-    def __post_init__(self):
-        self.arrays = {f: np.zeros((self.T, self.S)) for f in self.FIELDS}
+    def __init__(self, scenario: Scenario, T: int, S: int, chunk: int, keep_trajectory: bool):
+        self.slo, self.start_s, self.tick_s = scenario.slo, scenario.start_s, scenario.tick_s
+        self.latency_field = _LATENCY_FIELD[scenario.slo.latency_percentile]
+        self.chunk = {f: np.zeros((chunk, S)) for f in self.FIELDS}
+        self.t = np.zeros(chunk)
+        self.n = 0
+        self.whole = {f: np.zeros((T, S)) for f in self.FIELDS} if keep_trajectory else None
+        self.scores = OnlineScores(scenario.slo, fault_windows(scenario), scenario.services, tick_s=scenario.tick_s)
+        self.timeline = Timeline(T, S, T * scenario.tick_s)
+        self.done = 0
 
-    def put(self, k: int, sig, latency_field: str) -> None:
-        a = self.arrays
-        a["offered_rps"][k], a["served_rps"][k], a["dropped_rps"][k] = sig.offered_rps, sig.served_rps, sig.dropped_rps
-        a["capacity_rps"][k], a["spec_replicas"][k] = sig.capacity_rps, sig.spec_replicas
-        a["ready_replicas"][k], a["error_ratio"][k] = sig.ready_replicas, sig.error_ratio
-        a["latency"][k] = getattr(sig, latency_field)
+    def put(self, now: float, sig) -> None:
+        a, j = self.chunk, self.n
+        self.t[j] = now - self.start_s
+        a["offered_rps"][j], a["served_rps"][j], a["dropped_rps"][j] = sig.offered_rps, sig.served_rps, sig.dropped_rps
+        a["capacity_rps"][j], a["spec_replicas"][j] = sig.capacity_rps, sig.spec_replicas
+        a["ready_replicas"][j], a["error_ratio"][j] = sig.ready_replicas, sig.error_ratio
+        a["latency_s"][j] = getattr(sig, self.latency_field)
+        self.n += 1
+
+    def flush(self) -> None:
+        """Score and downsample the ticks put since the last flush."""
+        n = self.n
+        if n == 0:
+            return
+        rows = {f: v[:n] for f, v in self.chunk.items()}
+        t = self.t[:n]
+        violation = violation_mask(SimpleNamespace(**rows), self.slo)
+        self.scores.add(t, violation, rows["spec_replicas"])
+        self.timeline.add(t, rows, violation)
+        if self.whole is not None:
+            for f, v in rows.items():
+                self.whole[f][self.done:self.done + n] = v
+        self.done += n
+        self.n = 0
+
+    def trajectory(self, times: np.ndarray | None) -> Trajectory | None:
+        if self.whole is None:
+            return None
+        a = self.whole
+        traj = Trajectory(t_s=times - self.start_s, offered_rps=a["offered_rps"], served_rps=a["served_rps"],
+                          dropped_rps=a["dropped_rps"], capacity_rps=a["capacity_rps"], spec_replicas=a["spec_replicas"],
+                          ready_replicas=a["ready_replicas"], latency_s=a["latency_s"], error_ratio=a["error_ratio"],
+                          violation=np.zeros(a["offered_rps"].shape, bool))
+        traj.violation = violation_mask(traj, self.slo)
+        return traj
+
+
+def _load_chunks(scenario: Scenario, offered: np.ndarray | None, chunk: int):
+    """(k0, times (C,), load (C, S)) of the scenario: generated chunk by chunk, or cut from a
+    given whole (T, S) ``offered``."""
+    if offered is None:
+        yield from scenario.offered_chunks(chunk)
+        return
+    for k0 in range(0, offered.shape[0], chunk):
+        k1 = min(k0 + chunk, offered.shape[0])
+        yield k0, chunk_times(scenario.start_s, scenario.tick_s, k0, k1), offered[k0:k1]
 
 
 def policy_bindings(scenario: Scenario, policy: RuntimePolicy) -> dict[str, str]:
@@ -114,62 +209,91 @@ def policy_bindings(scenario: Scenario, policy: RuntimePolicy) -> dict[str, str]
     return out
 
 
-def run_controller(scenario: Scenario, spec: ControllerSpec, offered: np.ndarray, *,
-                   on_tick: Callable[[int], None] | None = None, keep_records: bool = True) -> tuple[ControllerRun, CycleLog | None]:
-    """Simulate the whole scenario under one controller; returns its run and decision log."""
-    times = scenario.times()
-    T, S = offered.shape
+def run_controller(scenario: Scenario, spec: ControllerSpec, offered: np.ndarray | None = None, *,
+                   on_tick: Callable[[int], None] | None = None, keep_records: bool = True,
+                   keep_trajectory: bool | None = None, chunk_ticks: int = CHUNK_TICKS) -> tuple[ControllerRun, CycleLog | None]:
+    """Simulate the whole scenario under one controller; returns its run and decision log.
+
+    ``offered``: the whole (T, S) load, or None to generate it chunk by chunk (memory O(S)).
+    The run is scored online and downsampled to a timeline; ``keep_trajectory`` keeps the
+    whole (T, S) trajectory too (default: when T x S <= FULL_TRAJECTORY_CELLS).
+    """
+    T, S = scenario.tick_count, len(scenario.cluster.services)
+    if offered is not None and offered.shape != (T, S):
+        raise ValueError(f"offered load is {offered.shape}, expected {(T, S)}")
+    keep = kept_trajectory(T, S, keep_trajectory)
     config, plan = scenario.cluster, None
     if spec.kind == "oracle":  # it knew the load before the start too: begin with its plan ready
-        plan = oracle_plan(offered, scenario.cluster.services, scenario.slo, scenario.tick_s)
+        load_of = ((lambda a, b: offered[a:b]) if offered is not None else
+                   (lambda a, b: scenario.offered(chunk_times(scenario.start_s, scenario.tick_s, a, b))))
+        plan_rows = lambda a, b: oracle_plan_rows(load_of, a, b, T, scenario.cluster.services,  # noqa: E731
+                                                  scenario.slo, scenario.tick_s)
+        first = plan_rows(0, 1)[0] if T else np.zeros(S)
         config = replace(config, services=tuple(replace(s, initial_replicas=int(n))
-                                                for s, n in zip(config.services, plan[0])))
+                                                for s, n in zip(config.services, first)))
     cluster = SimCluster(config, np.random.default_rng(scenario.seed), faults=scenario.faults)
-    rec = _Recorder(T, S)
-    latency_field = _LATENCY_FIELD[scenario.slo.latency_percentile]
+    rec = _Recorder(scenario, T, S, chunk_ticks, keep)
+    budget = ActionBudget(scenario.duration_s, S)
     actions: list[ActionEvent] = []
     reconciler, log = None, None
-    names = scenario.services
+    start = scenario.start_s
 
     if spec.kind == "policy":
         store = MemoryStateStore() if spec.restart_every_s else None
         reconciler, metrics, log = _policy_reconciler(scenario, spec.policy, cluster, keep_records, store)
         interval = spec.policy.params.interval_s
-        next_restart = times[0] + spec.restart_every_s if spec.restart_every_s and len(times) else np.inf
+        next_restart = start + spec.restart_every_s if spec.restart_every_s and T else np.inf
     elif spec.kind == "fixed":
         cluster.scale(np.arange(S), np.minimum(spec.replicas, [s.max_pods for s in scenario.cluster.services]))
 
-    next_cycle = times[0] if len(times) else 0.0
+    next_cycle = start if T else 0.0
     every = max(1, T // 200)
-    for k, now in enumerate(times):
-        sig = cluster.step(now, scenario.tick_s, offered[k])
-        rec.put(k, sig, latency_field)
-        if reconciler is not None:
-            metrics.push(cluster.signals())
-            if now >= next_restart - 1e-9:  # a new controller process, same cluster and store
-                reconciler = Reconciler(reconciler.policy, metrics, reconciler.cluster, on_cycle=reconciler.on_cycle,
-                                        state_store=store)
-                next_restart += spec.restart_every_s
-            if now >= next_cycle - 1e-9:
-                result = reconciler.cycle(now)
-                actions += [_event(a, now - scenario.start_s) for a in result.actions]
-                next_cycle += interval
-        elif plan is not None and k + 1 < T:
-            changed = np.flatnonzero(plan[k + 1] != plan[k])
-            if changed.size:
-                cluster.scale(changed, plan[k + 1, changed])
-        if on_tick and (k % every == 0 or k == T - 1):
-            on_tick(k + 1)
-    a = rec.arrays
-    traj = Trajectory(t_s=times - scenario.start_s, offered_rps=a["offered_rps"], served_rps=a["served_rps"],
-                      dropped_rps=a["dropped_rps"], capacity_rps=a["capacity_rps"], spec_replicas=a["spec_replicas"],
-                      ready_replicas=a["ready_replicas"], latency_s=a["latency"], error_ratio=a["error_ratio"],
-                      violation=np.zeros((T, S), bool))
-    traj.violation = violation_mask(traj, scenario.slo)
-    services, note = driven_services(spec.policy, names) if spec.kind == "policy" else (list(names), "")
-    run = ControllerRun(spec.name, spec.description, traj, actions, services=tuple(services), note=note)
-    run.scores = score_run(run, scenario.slo, fault_windows(scenario), names, tick_s=scenario.tick_s)
+    for k0, times, load in _load_chunks(scenario, offered, chunk_ticks):
+        if spec.kind == "oracle":  # this chunk's plan and the next tick's (the step after the last)
+            plan = plan_rows(k0, min(k0 + times.size + 1, T))
+        for j, now in enumerate(times.tolist()):
+            k = k0 + j
+            sig = cluster.step(now, scenario.tick_s, load[j])
+            rec.put(now, sig)
+            if reconciler is not None:
+                metrics.push(cluster.signals())
+                if now >= next_restart - 1e-9:  # a new controller process, same cluster and store
+                    reconciler = Reconciler(reconciler.policy, metrics, reconciler.cluster,
+                                            on_cycle=reconciler.on_cycle, state_store=store)
+                    next_restart += spec.restart_every_s
+                if now >= next_cycle - 1e-9:
+                    result = reconciler.cycle(now)
+                    for a in result.actions:
+                        event = _event(a, now - start)
+                        if budget.admit(event):
+                            actions.append(event)
+                    next_cycle += interval
+            elif plan is not None and k + 1 < T:
+                changed = np.flatnonzero(plan[j + 1] != plan[j])
+                if changed.size:
+                    cluster.scale(changed, plan[j + 1, changed])
+            if on_tick and (k % every == 0 or k == T - 1):
+                on_tick(k + 1)
+        rec.flush()
+    if log is not None:
+        log.close()
+    traj = rec.trajectory(scenario.times() if keep else None)
+    scores = rec.scores.finish()
+    names = list(scenario.services)
+    services, note = driven_services(spec.policy, names) if spec.kind == "policy" else (names, "")
+    run = ControllerRun(spec.name, spec.description, traj, actions, scores=scores,
+                        timeline=rec.timeline.finish(_run_end_s(scenario, T)),
+                        replica_hours_raw=rec.scores.replica_hours, actions_dropped=budget.dropped,
+                        services=tuple(services), note=note)
     return run, log
+
+
+def _run_end_s(scenario: Scenario, T: int) -> float:
+    """End of the run (s since the start): the last tick plus one tick, as the scores count it."""
+    if T == 0:
+        return 0.0
+    last = chunk_times(scenario.start_s, scenario.tick_s, T - 1, T)[0] - scenario.start_s
+    return float(last + scenario.tick_s)
 
 
 def _policy_reconciler(scenario: Scenario, policy: LoadedPolicy, cluster: SimCluster, keep_records: bool,
@@ -180,7 +304,7 @@ def _policy_reconciler(scenario: Scenario, policy: LoadedPolicy, cluster: SimClu
     metrics = SimMetrics(cluster, policy_bindings(scenario, rp), scenario.metrics_window_s, scenario.tick_s,
                          seed=scenario.seed)
     metrics.attach(targets)
-    log = CycleLog(policy.name, policy.params.metric_names) if keep_records else None
+    log = CycleLog(policy.name, policy.params.metric_names, start_s=scenario.start_s) if keep_records else None
     reconciler = Reconciler(rp, metrics, targets, on_cycle=log.add if log else None, state_store=state_store)
     if policy.params.forecast_metrics and scenario.history_s > 0:
         refs = targets.resolve(rp.selector)
@@ -243,17 +367,17 @@ def fault_windows(scenario: Scenario) -> list[FaultWindow]:
 
 
 def simulate(scenario: Scenario, controllers: list[ControllerSpec], *, on_progress: Callable[[str, int, int], None] | None = None,
-             keep_records: bool = True, policy_file: str = "",
-             max_memory_bytes: int | None = None) -> tuple[SimResult, dict[str, CycleLog]]:
+             keep_records: bool = True, policy_file: str = "", max_memory_bytes: int | None = None,
+             keep_trajectories: bool | None = None) -> tuple[SimResult, dict[str, CycleLog]]:
     """Run every controller on the scenario. Returns the result and the decision logs by controller.
 
     Refuses (ScenarioError, before allocating) a run whose estimated memory exceeds
     ``max_memory_bytes`` (default 4 GiB) or what the machine allows; see simulators.memory.
     """
     limit = memory_limit(max_memory_bytes)
-    need = check_fits(scenario, controllers, limit, keep_records)
+    need = check_fits(scenario, controllers, limit, keep_records, keep_trajectories)
     try:
-        return _simulate(scenario, controllers, on_progress, keep_records, policy_file)
+        return _simulate(scenario, controllers, on_progress, keep_records, policy_file, keep_trajectories)
     except MemoryError:  # the estimate is meant to prevent this; never a traceback if it does not
         raise ScenarioError([FieldError(scenario.file, None, "spec", (
             f"ran out of memory (estimated {format_bytes(need)}, limit {format_bytes(limit.bytes)} from {limit.source}); "
@@ -261,12 +385,12 @@ def simulate(scenario: Scenario, controllers: list[ControllerSpec], *, on_progre
 
 
 def _simulate(scenario: Scenario, controllers: list[ControllerSpec], on_progress, keep_records: bool,
-              policy_file: str) -> tuple[SimResult, dict[str, CycleLog]]:
-    offered = scenario.offered()
+              policy_file: str, keep_trajectories: bool | None) -> tuple[SimResult, dict[str, CycleLog]]:
     runs, logs = {}, {}
-    for c in controllers:
-        tick = (lambda k, name=c.name: on_progress(name, k, offered.shape[0])) if on_progress else None
-        run, log = run_controller(scenario, c, offered, on_tick=tick, keep_records=keep_records)
+    for c in controllers:  # each generates the load chunk by chunk: memory O(services), not O(ticks x services)
+        tick = (lambda k, name=c.name: on_progress(name, k, scenario.tick_count)) if on_progress else None
+        run, log = run_controller(scenario, c, None, on_tick=tick, keep_records=keep_records,
+                                  keep_trajectory=keep_trajectories)
         runs[c.name] = run
         if log is not None:
             logs[c.name] = log

@@ -323,6 +323,12 @@ class Scenario:
         """(T, S) offered load, requests/s."""
         return L.offered_matrix(list(self.shapes), self.times() if times is None else times, len(self.shapes))
 
+    def offered_chunks(self, chunk_ticks: int = L.CHUNK_TICKS):
+        """The rows of :meth:`offered` in chunks: ``(k0, times (C,), load (C, S))``, see
+        :func:`simulators.load.offered_chunks` (memory O(chunk x S), the same numbers)."""
+        return L.offered_chunks(list(self.shapes), self.start_s, self.duration_s, self.tick_s, len(self.shapes),
+                                chunk_ticks)
+
     def signal_for(self, metric_name: str) -> str | None:
         """The simulated signal (TickSignals field) a policy metric reads, or None if unbound."""
         bound = self.bindings.get(metric_name) or DEFAULT_BINDINGS.get(metric_name)

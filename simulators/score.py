@@ -158,7 +158,8 @@ def replica_hours(t_s: np.ndarray, spec_replicas: np.ndarray, last_tick_s: float
     """
     spec = as_ticks_by_services(spec_replicas).astype(float)
     dt = tick_durations(t_s, last_tick_s)
-    return float(dt @ spec.sum(axis=1)) / 3600.0 if dt.size else 0.0
+    # an exactly rounded sum (not a dot product): the online scores get the same float
+    return math.fsum((dt * spec.sum(axis=1)).tolist()) / 3600.0 if dt.size else 0.0
 
 
 def replica_changes(spec_replicas: np.ndarray) -> int:
@@ -245,6 +246,199 @@ def mitigation_seconds(
     return float(t[mitigated[0]] - fault.start_s) if mitigated.size else None
 
 
+# --- the same scores, online -----------------------------------------------------------------
+
+
+def _exact_add(partials: list[float], values: list[float]) -> None:
+    """Add ``values`` to the non-overlapping ``partials`` without rounding (Shewchuk's algorithm,
+    the one math.fsum uses): ``math.fsum(partials)`` is then the exactly rounded total."""
+    for x in values:
+        i = 0
+        for y in partials:
+            if abs(x) < abs(y):
+                x, y = y, x
+            hi = x + y
+            lo = y - (hi - x)
+            if lo:
+                partials[i] = lo
+                i += 1
+            x = hi
+        partials[i:] = [x]
+
+
+class _Mitigation:
+    """:func:`mitigation_seconds` of one fault, fed tick by tick in time order (chunks of ticks).
+
+    After the first violating tick in the fault's window, a candidate is the first clean tick
+    after a violating one; it is the mitigation when the next violating tick (or the run's end)
+    is at least ``hold_s`` after it. Only the open candidate is kept: memory O(1)."""
+
+    def __init__(self, fault: FaultWindow, columns: np.ndarray, hold_s: float):
+        self.fault, self.columns, self.hold_s = fault, columns, hold_s
+        self.window_end = math.inf if fault.end_s is None else fault.end_s
+        self.caused = False
+        self.previous_bad = False
+        self.candidate: float | None = None
+        self.mitigated_at: float | None = None
+
+    def add(self, t: np.ndarray, violation: np.ndarray) -> None:
+        if self.mitigated_at is not None or self.columns.size == 0:
+            return
+        bad = violation[:, self.columns].any(axis=1)
+        if not self.caused:
+            hits = np.flatnonzero(bad & (t >= self.fault.start_s) & (t <= self.window_end))
+            if hits.size == 0:
+                return
+            self.caused, self.previous_bad, self.candidate = True, True, None
+            t, bad = t[hits[0] + 1:], bad[hits[0] + 1:]
+            if t.size == 0:
+                return
+        bad_at = np.flatnonzero(bad)
+        if self.candidate is not None and bad_at.size:  # a clean run carried from the last chunk
+            if t[bad_at[0]] - self.candidate >= self.hold_s:
+                self.mitigated_at = self.candidate
+                return
+            self.candidate = None
+        starts = np.flatnonzero(~bad & np.concatenate([[self.previous_bad], bad[:-1]]))
+        nxt = np.searchsorted(bad_at, starts)
+        has_next = nxt < bad_at.size
+        held = has_next & (t[bad_at[np.minimum(nxt, max(bad_at.size - 1, 0))]] - t[starts] >= self.hold_s) \
+            if bad_at.size else np.zeros(starts.size, dtype=bool)
+        if held.any():
+            self.mitigated_at = float(t[starts[np.argmax(held)]])
+            return
+        if starts.size and not has_next[-1]:
+            self.candidate = float(t[starts[-1]])
+        self.previous_bad = bool(bad[-1])
+
+    def seconds(self, end_s: float) -> float | None:
+        if self.columns.size == 0 or not self.caused:
+            return 0.0
+        c = self.mitigated_at
+        if c is None and self.candidate is not None and end_s - self.candidate >= self.hold_s \
+                and self.candidate + self.hold_s <= end_s:
+            c = self.candidate
+        return None if c is None else float(c - self.fault.start_s)
+
+
+class OnlineScores:
+    """The scores of :func:`score_run`, fed in time order by chunks of ticks: memory O(services).
+
+    ``add(t_s (C,), violation (C, S) bool, spec_replicas (C, S))`` for consecutive chunks (the
+    violation mask of :func:`violation_mask`), then ``finish()`` returns the same dict as
+    :func:`score_run` on the whole run. Each tick is scored once the next one's time is known
+    (a tick holds until the next); the last one holds ``tick_s`` (default: the tick before it).
+    Every score is identical (replica-hours are an exactly rounded sum in both).
+    """
+
+    def __init__(self, slo: SLO, faults: Iterable[FaultWindow], services: Sequence[str], *,
+                 tick_s: float | None = None, within_s: float = REVERSAL_WINDOW_S, hold_s: float = MITIGATION_HOLD_S):
+        self.slo, self.tick_s, self.within_s = slo, tick_s, within_s
+        S = len(services)
+        self._mitigations = [_Mitigation(f, fault_columns(f, services), hold_s) for f in faults]
+        self._pending: tuple[float, np.ndarray, np.ndarray] | None = None  # the last tick, its duration unknown
+        self._last_dt: float | None = None
+        self._first_t: float | None = None
+        self._counted_minute = np.full(S, np.iinfo(np.int64).min // 2, dtype=np.int64)  # last minute counted
+        self._minutes = 0
+        self._replica_s: list[float] = []  # replica-seconds, exactly: Shewchuk partials (as math.fsum's)
+        self._previous_spec: np.ndarray | None = None
+        self._changes = 0
+        self._last_direction = np.zeros(S, dtype=np.int8)  # of each service's last change (0: none yet)
+        self._last_change_s = np.zeros(S)
+        self._reversals = 0
+        self._ticks = 0
+
+    def add(self, t_s: np.ndarray, violation: np.ndarray, spec_replicas: np.ndarray) -> None:
+        t = np.asarray(t_s, dtype=float)
+        if t.size == 0:
+            return
+        v = as_ticks_by_services(violation).astype(bool)
+        spec = as_ticks_by_services(spec_replicas).astype(float)
+        if self._first_t is None:
+            self._first_t = float(t[0])
+        self._ticks += t.size
+        self._changes_and_reversals(t, spec)
+        for m in self._mitigations:
+            m.add(t, v)
+        if self._pending is not None:  # the held-back tick, now that its successor's time is known
+            pt, pv, pspec = self._pending
+            t, v, spec = np.concatenate([[pt], t]), np.vstack([pv, v]), np.vstack([pspec, spec])
+        self._pending = (float(t[-1]), v[-1:].copy(), spec[-1:].copy())
+        if t.size > 1:
+            dt = np.diff(t)
+            self._last_dt = float(dt[-1])
+            self._durations(t[:-1], dt, v[:-1], spec[:-1])
+
+    def _durations(self, t: np.ndarray, dt: np.ndarray, v: np.ndarray, spec: np.ndarray) -> None:
+        """Violation minutes and replica-hours of ticks whose durations are known."""
+        _exact_add(self._replica_s, (dt * spec.sum(axis=1)).tolist())
+        if not v.any():
+            return
+        first = np.floor(t / 60.0).astype(np.int64)
+        last = np.maximum(first, np.ceil((t + dt) / 60.0).astype(np.int64) - 1)
+        floor = np.iinfo(np.int64).min // 2
+        last_v = np.where(v, last[:, None], floor)
+        # the last minute counted before each tick, per service (carried from earlier chunks)
+        before = np.maximum.accumulate(np.vstack([self._counted_minute[None, :], last_v]), axis=0)[:-1]
+        new = np.where(v, np.clip(last[:, None] - np.maximum(first[:, None], before + 1) + 1, 0, None), 0)
+        self._minutes += int(new.sum())
+        self._counted_minute = np.maximum(self._counted_minute, last_v.max(axis=0))
+
+    def _changes_and_reversals(self, t: np.ndarray, spec: np.ndarray) -> None:
+        if self._previous_spec is not None:
+            spec_all, t_changes = np.vstack([self._previous_spec, spec]), t
+        else:
+            spec_all, t_changes = spec, t[1:]
+        self._previous_spec = spec[-1:].copy()
+        step = np.sign(np.diff(spec_all, axis=0)).astype(np.int8)  # row k: a change at t_changes[k]
+        self._changes += int(np.count_nonzero(step))
+        services, k = np.nonzero(step.T)
+        if services.size == 0:
+            return
+        direction, when = step[k, services], t_changes[k]
+        carried = np.unique(services)
+        carried = carried[self._last_direction[carried] != 0]
+        # each service's last change before this chunk first, then this chunk's in time order
+        all_s = np.concatenate([carried, services])
+        all_d = np.concatenate([self._last_direction[carried], direction])
+        all_w = np.concatenate([self._last_change_s[carried], when])
+        order = np.argsort(all_s, kind="stable")
+        all_s, all_d, all_w = all_s[order], all_d[order], all_w[order]
+        same = all_s[1:] == all_s[:-1]
+        self._reversals += int(np.count_nonzero(same & (all_d[1:] != all_d[:-1]) & (all_w[1:] - all_w[:-1] <= self.within_s)))
+        last = np.flatnonzero(np.append(~same, True))
+        self._last_direction[all_s[last]], self._last_change_s[all_s[last]] = all_d[last], all_w[last]
+
+    def _finish_pending(self) -> float:
+        """Score the last tick; returns the run's end (s)."""
+        if self._pending is None:
+            return 0.0
+        pt, pv, pspec = self._pending
+        dt = self.tick_s if self.tick_s is not None else (self._last_dt if self._last_dt is not None else 0.0)
+        self._pending = None
+        self._durations(np.array([pt]), np.array([dt]), pv, pspec)
+        self._end_s = pt + dt
+        return self._end_s
+
+    @property
+    def replica_hours(self) -> float:
+        """Unrounded replica-hours so far (all of them after :meth:`finish`)."""
+        return math.fsum(self._replica_s) / 3600.0
+
+    def finish(self) -> dict[str, Any]:
+        """The scores (the dict of :func:`score_run`); call once, after the last chunk."""
+        end_s = self._finish_pending()
+        return {
+            "slo_violation_minutes": _rounded(float(self._minutes)),
+            "replica_hours": _rounded(self.replica_hours),
+            "replica_changes": self._changes,
+            "reversals": self._reversals,
+            "mitigation_seconds": {m.fault.name: _rounded(m.seconds(end_s) if self._ticks else 0.0)
+                                   for m in self._mitigations},
+        }
+
+
 # --- one run, one result --------------------------------------------------------------------
 
 
@@ -292,19 +486,27 @@ def replica_hours_ratio_to(scores: dict[str, Any], reference: dict[str, Any]) ->
     return _rounded(scores["replica_hours"] / ref)
 
 
+def _scores_of(run: ControllerRun, result: SimResult) -> dict[str, Any]:
+    """Batch scores of the whole trajectory when the run kept it, else those computed online."""
+    if run.trajectory is not None:
+        return score_run(run, result.slo, result.faults, result.services, tick_s=result.tick_s)
+    return {k: (dict(v) if isinstance(v, dict) else v) for k, v in run.scores.items() if k in SCORE_KEYS}
+
+
+def _raw_replica_hours(run: ControllerRun, tick_s: float) -> float:
+    if run.trajectory is not None:
+        return replica_hours(run.trajectory.t_s, run.trajectory.spec_replicas, tick_s)
+    return run.replica_hours_raw if run.replica_hours_raw is not None else run.scores["replica_hours"]
+
+
 def score_result(result: SimResult) -> dict[str, dict[str, Any]]:
     """Scores of every run of ``result`` by controller name (in run order), with
-    ``replica_hours_vs_oracle`` added when an ``oracle`` run exists."""
-    scores = {
-        name: score_run(run, result.slo, result.faults, result.services, tick_s=result.tick_s)
-        for name, run in result.runs.items()
-    }
+    ``replica_hours_vs_oracle`` added when an ``oracle`` run exists. A run without its whole
+    trajectory (a long simulation) has the scores computed online while it ran."""
+    scores = {name: _scores_of(run, result) for name, run in result.runs.items()}
     if ORACLE in scores:
         # The ratio from unrounded replica-hours: short runs have few replica-hours.
-        raw = {
-            name: {"replica_hours": replica_hours(run.trajectory.t_s, run.trajectory.spec_replicas, result.tick_s)}
-            for name, run in result.runs.items()
-        }
+        raw = {name: {"replica_hours": _raw_replica_hours(run, result.tick_s)} for name, run in result.runs.items()}
         for name, s in scores.items():
             s["replica_hours_vs_oracle"] = replica_hours_ratio_to(raw[name], raw[ORACLE])
     return scores

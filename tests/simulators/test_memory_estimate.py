@@ -52,14 +52,20 @@ def controllers(baselines: list[str]):
 
 
 @given(ticks=st.integers(1, 10**7), services=st.integers(1, 10_000), more=st.integers(1, 10**6),
-       shapes=st.sampled_from(CONTROLLER_SETS), tick_s=st.sampled_from([0.1, 1.0, 5.0, 300.0]))
-def test_estimate_grows_with_ticks_services_and_controllers(ticks, services, more, shapes, tick_s):
+       shapes=st.sampled_from(CONTROLLER_SETS), tick_s=st.sampled_from([0.1, 1.0, 5.0, 300.0]),
+       keep=st.booleans())
+def test_estimate_grows_with_ticks_services_and_controllers(ticks, services, more, shapes, tick_s, keep):
+    """Whether the whole trajectories are kept or not (past FULL_TRAJECTORY_CELLS they are not,
+    and a run needs less: the estimate drops there)."""
     def est(t, s, c):
-        return estimate_peak_bytes(t, s, c, tick_s=tick_s, metrics_window_s=60.0)
+        return estimate_peak_bytes(t, s, c, tick_s=tick_s, metrics_window_s=60.0, keep_trajectories=keep)
 
     base = est(ticks, services, shapes)
     assert base >= BASE_BYTES
-    assert est(ticks + more, services, shapes) > base
+    if keep:
+        assert est(ticks + more, services, shapes) > base
+    else:  # streamed: flat once the records spill and the actions are thinned
+        assert est(ticks + more, services, shapes) >= base
     assert est(ticks, services + more, shapes) > base
     assert est(ticks, services, shapes + [ControllerShape("fixed")]) > base
 
@@ -70,11 +76,25 @@ def test_keeping_no_records_needs_less():
             < estimate_peak_bytes(10_000, 100, [POLICY], **args))
 
 
-@pytest.mark.parametrize("duration, count, baselines", [
-    pytest.param("30m", 40, ["hpa", "oracle"], id="40-services-policy-hpa-oracle"),
-    pytest.param("3h", 2, ["fixed-max"], id="2-services-long-policy-fixed"),
+def test_streamed_runs_need_the_same_memory_for_any_duration():
+    """Without decision records, 30 days at 1,000 services estimate what 4 days do: under 2 GiB."""
+    args = dict(tick_s=5.0, metrics_window_s=60.0, keep_records=False)
+    shapes = [POLICY, POLICY]
+    days = {d: estimate_peak_bytes(d * 17_280, 1000, shapes, **args) for d in (4, 30)}
+    assert days[4] == days[30] < 2 * 2**30
+    # the records spill past a bounded number, the whole trajectory is kept only for small runs
+    with_records = estimate_peak_bytes(30 * 17_280, 1000, shapes, tick_s=5.0, metrics_window_s=60.0)
+    assert with_records == estimate_peak_bytes(4 * 17_280, 1000, shapes, tick_s=5.0, metrics_window_s=60.0)
+    assert estimate_peak_bytes(17_280, 50, shapes, **args) > estimate_peak_bytes(17_280, 50, shapes, **args,
+                                                                                 keep_trajectories=False)
+
+
+@pytest.mark.parametrize("duration, count, baselines, keep", [
+    pytest.param("30m", 40, ["hpa", "oracle"], None, id="40-services-policy-hpa-oracle"),
+    pytest.param("3h", 2, ["fixed-max"], None, id="2-services-long-policy-fixed"),
+    pytest.param("40m", 100, ["fixed-max"], False, id="100-services-streamed-policy-fixed"),
 ])
-def test_estimate_is_above_and_close_to_what_a_run_allocates(tmp_path, duration, count, baselines):
+def test_estimate_is_above_and_close_to_what_a_run_allocates(tmp_path, duration, count, baselines, keep):
     """tracemalloc sees every numpy and Python allocation of the run (not the interpreter's
     own start-up memory, which BASE_BYTES stands for): the rest of the estimate must cover the
     measured peak, and not by more than 2.5 times."""
@@ -83,23 +103,23 @@ def test_estimate_is_above_and_close_to_what_a_run_allocates(tmp_path, duration,
     gc.collect()
     tracemalloc.start()
     try:
-        result, logs = simulate(sc, specs)
+        result, logs = simulate(sc, specs, keep_trajectories=keep)
         write_outputs(result, logs, tmp_path, sc.start_s, report=False)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    estimate = scenario_peak_bytes(sc, specs) - BASE_BYTES
+    estimate = scenario_peak_bytes(sc, specs, keep_trajectories=keep) - BASE_BYTES
     assert peak <= estimate <= 2.5 * peak, (peak / 2**20, estimate / 2**20)
 
 
 def test_a_scenario_over_the_limit_is_refused_with_the_estimate_and_what_to_change():
     sc = load_scenario_text(scenario_text("30d", 1000), "big.yaml")
     with pytest.raises(ScenarioError) as err:
-        check_fits(sc, controllers(["hpa", "oracle"]), MemoryLimit(4 * 2**30, "--max-memory"))
+        check_fits(sc, controllers(["hpa", "oracle"]), MemoryLimit(256 * 2**20, "--max-memory"))
     (error,) = err.value.errors
     assert error.file == "big.yaml" and error.path == "spec"
     assert "518,400 ticks x 1,000 services x 3 controllers" in error.message
-    assert "more than the limit of 4.0 GiB (--max-memory)" in error.message
+    assert "more than the limit of 256 MiB (--max-memory)" in error.message
     for change in ("spec.duration", "spec.tick", "fewer services", "--max-memory"):
         assert change in error.message
 
