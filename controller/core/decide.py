@@ -14,6 +14,7 @@ from controller.core import forecast as fc
 from controller.core.normalize import NormResult, NormState, normalize
 from controller.core.params import PolicyParams
 from controller.core.propose import propose
+from controller.core.ramp import RampState, Ramps, apply_ramps
 from controller.core.signal import Signal, read_signal
 from controller.core.smooth import SmoothState, smooth
 from controller.model import REASON_CODES, DecisionRecord
@@ -56,15 +57,18 @@ class ScalingState:
     smooth: SmoothState
     norm: NormState
     forecast: tuple[fc.ForecastState, ...] = ()  # one per forecast metric (params.forecast_metrics)
+    ramp: tuple[RampState, ...] = ()  # one per ramp metric (params.ramp_metrics)
 
     @classmethod
     def empty(cls, n: int, params: PolicyParams) -> "ScalingState":
         return cls(SmoothState.empty(n, len(params.metrics), params), NormState.empty(n, params),
-                   tuple(fc.ForecastState.empty(n, params.metrics[j].forecast) for j in params.forecast_metrics))
+                   tuple(fc.ForecastState.empty(n, params.metrics[j].forecast) for j in params.forecast_metrics),
+                   tuple(RampState.empty(n, params.metrics[j].ramp) for j in params.ramp_metrics))
 
     def take(self, rows: np.ndarray) -> "ScalingState":
         """Reorder to a new target list: rows[i] is the old row of new target i, -1 if new."""
-        return ScalingState(self.smooth.take(rows), self.norm.take(rows), tuple(f.take(rows) for f in self.forecast))
+        return ScalingState(self.smooth.take(rows), self.norm.take(rows), tuple(f.take(rows) for f in self.forecast),
+                            tuple(r.take(rows) for r in self.ramp))
 
     @property
     def size(self) -> int:
@@ -134,6 +138,7 @@ class Decision:
     norm: NormResult  # combined, stabilized, desired, reasons (N,)
     state: ScalingState
     forecasts: Forecasts | None = None  # when the policy forecasts a metric
+    ramps: Ramps | None = None  # when a metric has a ramp stage
 
     @property
     def desired(self) -> np.ndarray:
@@ -167,8 +172,16 @@ class Decision:
             stabilized=int(n.stabilized[i]), limited=int(n.desired[i]), desired=int(n.desired[i]),
             reason=REASON_CODES[int(n.reason[i])],
             action="scale" if self.changed[i] else None,
-            extra={} if self.forecasts is None else {"forecast": self._forecast_record(i, metric_names)},
+            extra=self._extra_record(i, metric_names),
         )
+
+    def _extra_record(self, i: int, metric_names: tuple[str, ...]) -> dict:
+        extra = {}
+        if self.forecasts is not None:
+            extra["forecast"] = self._forecast_record(i, metric_names)
+        if self.ramps is not None:
+            extra["ramp"] = self.ramps.record(i, metric_names)
+        return extra
 
     def _forecast_record(self, i: int, metric_names: tuple[str, ...]) -> dict:
         """Per forecast metric: the forecast, its bound and error, both proposals, whether it counted."""
@@ -199,6 +212,10 @@ def decide(params: PolicyParams, obs: Observation, state: ScalingState, now: flo
     forecasts, forecast_states = None, state.forecast
     if params.forecast_metrics:
         proposals, forecasts, forecast_states = _forecast(params, obs, sig, proposals, valid, state.forecast, now)
+    ramps, ramp_states = None, state.ramp
+    if params.ramp_metrics:
+        proposals, ramps, ramp_states = apply_ramps(params, sig.values, sig.usable, proposals, valid, obs.current,
+                                                    obs.ready, obs.status, state.ramp, now)
     result, norm_state = normalize(params, obs.current, proposals, valid, state.norm, now)
     return Decision(now, obs.current, obs.ready, sig, smoothed, np.where(valid, proposals, np.nan), valid, result,
-                    ScalingState(smooth_state, norm_state, forecast_states), forecasts)
+                    ScalingState(smooth_state, norm_state, forecast_states, ramp_states), forecasts, ramps)

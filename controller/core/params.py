@@ -151,11 +151,32 @@ class ForecastParams:
 
 
 @dataclass(frozen=True)
+class RampParams:
+    """One metric's ramp stage (core/ramp.py): the slope over ``window_s`` carried ``lead_s``
+    ahead. Durations in seconds; lead_s: start-up delay + interval + half the metric window
+    by default (how late new pods serve after the sample that asked for them)."""
+
+    lead_s: float
+    window_s: float = 60.0
+    interval_s: float = 15.0
+
+    @property
+    def keep_s(self) -> float:
+        """Samples older than this are not needed (one window plus a cycle of slack)."""
+        return self.window_s + 2.0 * self.interval_s
+
+    @property
+    def slots(self) -> int:
+        return int(np.ceil(self.keep_s / max(self.interval_s, 1.0))) + 2
+
+
+@dataclass(frozen=True)
 class MetricParams:
     name: str
     kind: MetricKind
     target: float
     forecast: ForecastParams | None = None
+    ramp: RampParams | None = None
 
 
 @dataclass(frozen=True)
@@ -209,6 +230,11 @@ class PolicyParams:
     def forecast_metrics(self) -> tuple[int, ...]:
         """Indices of the metrics with a forecast stage."""
         return tuple(j for j, m in enumerate(self.metrics) if m.forecast is not None)
+
+    @property
+    def ramp_metrics(self) -> tuple[int, ...]:
+        """Indices of the metrics with a ramp stage."""
+        return tuple(j for j, m in enumerate(self.metrics) if m.ramp is not None)
 
     @property
     def history_slots(self) -> int:
