@@ -177,3 +177,15 @@ def test_batched_decide_with_ramp_equals_row_by_row(run):
             assert b.desired[i] == a.desired[0]
             np.testing.assert_array_equal(b.ramps.ahead[i], a.ramps.ahead[0])
             np.testing.assert_array_equal(b.ramps.slope[i], a.ramps.slope[0])
+
+
+def test_explain_prints_the_ramp():
+    from controller.cli import _format_record
+
+    p = policy_with(RP, tolerance_up=0.0)
+    state, current = ScalingState.empty(1, p), 5.0
+    for k in range(6):
+        d = decide(p, Observation.of([current], [current], [[400.0 + 10.0 * INTERVAL * k]]), state, T0 + k * INTERVAL)
+        state, current = d.state, float(d.desired[0])
+    line = _format_record(d.record(0, "r", "default/web", ("rps",)).to_dict())
+    assert "| ramp rps: slope 10/s ahead 1900 -> 19" in line
