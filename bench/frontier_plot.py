@@ -21,7 +21,7 @@ def main() -> None:
     ap.add_argument("--policy", default=str(REPO / "policies" / "setpoint-default.yaml"))
     ap.add_argument("--hpa-policy", default=str(REPO / "policies" / "hpa-cpu.yaml"))
     ap.add_argument("--out", default=None, help="PNG path (default docs/frontier-<scenario>.png)")
-    ap.add_argument("--dpi", type=int, default=60)
+    ap.add_argument("--dpi", type=int, default=75)
     args = ap.parse_args()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -38,7 +38,6 @@ def main() -> None:
                          keep_records=False)
     result.frontier = sweep_frontier(scenario, result, hpa, DEFAULT_TARGETS_PCT)
     fig = frontier_figure(result)
-    fig.suptitle(f"{scenario.name}: SLO-violation minutes against replica-hours")
     out = Path(args.out or REPO / "docs" / f"frontier-{scenario.name}.png")
     out.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
