@@ -770,6 +770,10 @@ def _format_record(r: dict) -> str:
         f"predictive {'-' if f['predictive'] is None else f['predictive']}" for name, f in r.get("forecast", {}).items())
     if forecasts:
         metrics = f"{metrics}  | {forecasts}"
+    ramps = "  ".join(f"{name}: slope {num(g['slope'])}/s ahead {num(g['ahead'])} -> "
+                      f"{'-' if g['proposal'] is None else g['proposal']}" for name, g in r.get("ramp", {}).items())
+    if ramps:
+        metrics = f"{metrics}  | ramp {ramps}"
     at = r.get("at", 0.0)
     who = f"{r['controller']} " if "controller" in r else ""
     line = (f"t={at:>8.0f}s {who}{r.get('target')}: {r.get('current')} -> {r.get('desired')} [{r.get('reason')}]  "

@@ -115,10 +115,11 @@ def mark_broken(exc: BaseException) -> None:
 
 
 def supports(params: PolicyParams) -> bool:
-    """The kernel covers this policy: not the hpa preset, no forecast, no median/percentile smoothing, a mean
+    """The kernel covers this policy: not the hpa preset, no forecast or ramp, no median/percentile smoothing, a mean
     over at most 128 samples (numpy sums longer ones in halves; not reproduced)."""
     # the hpa preset proposes with HPA's pod-level calculator (core/hpa_propose.py), not compiled
-    if params.hpa_semantics or params.forecast_metrics or params.smoothing in (Smoothing.MEDIAN, Smoothing.PERCENTILE):
+    if (params.hpa_semantics or params.forecast_metrics or params.ramp_metrics
+            or params.smoothing in (Smoothing.MEDIAN, Smoothing.PERCENTILE)):
         return False
     return params.smoothing != Smoothing.MEAN or params.sample_slots <= _PAIRWISE_BLOCK
 

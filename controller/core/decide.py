@@ -16,6 +16,7 @@ from controller.core.hpa_propose import HpaProposals, PodSamples, hpa_propose
 from controller.core.normalize import NormResult, NormState, normalize, record_scale_events
 from controller.core.params import PolicyParams, Smoothing
 from controller.core.propose import propose
+from controller.core.ramp import RampState, Ramps, apply_ramps
 from controller.core.signal import Signal, read_signal
 from controller.core.smooth import SmoothState, smooth
 from controller.model import REASON_CODES, DecisionRecord
@@ -63,15 +64,18 @@ class ScalingState:
     smooth: SmoothState
     norm: NormState
     forecast: tuple[fc.ForecastState, ...] = ()  # one per forecast metric (params.forecast_metrics)
+    ramp: tuple[RampState, ...] = ()  # one per ramp metric (params.ramp_metrics)
 
     @classmethod
     def empty(cls, n: int, params: PolicyParams) -> "ScalingState":
         return cls(SmoothState.empty(n, len(params.metrics), params), NormState.empty(n, params),
-                   tuple(fc.ForecastState.empty(n, params.metrics[j].forecast) for j in params.forecast_metrics))
+                   tuple(fc.ForecastState.empty(n, params.metrics[j].forecast) for j in params.forecast_metrics),
+                   tuple(RampState.empty(n, params.metrics[j].ramp) for j in params.ramp_metrics))
 
     def take(self, rows: np.ndarray) -> "ScalingState":
         """Reorder to a new target list: rows[i] is the old row of new target i, -1 if new."""
-        return ScalingState(self.smooth.take(rows), self.norm.take(rows), tuple(f.take(rows) for f in self.forecast))
+        return ScalingState(self.smooth.take(rows), self.norm.take(rows), tuple(f.take(rows) for f in self.forecast),
+                            tuple(r.take(rows) for r in self.ramp))
 
     @property
     def size(self) -> int:
@@ -148,6 +152,7 @@ class Decision:
     params: PolicyParams | None = None
     forecasts: Forecasts | None = None  # when the policy forecasts a metric
     hpa: HpaProposals | None = None  # under preset: hpa, the calculator's result (utilization, errors)
+    ramps: Ramps | None = None  # when a metric has a ramp stage
 
     def state_after(self, applied: np.ndarray | bool = True, replicas: np.ndarray | None = None) -> ScalingState:
         """The state for the next cycle once the changes of the ``applied`` rows ((N,) bool, or
@@ -197,8 +202,16 @@ class Decision:
             stabilized=int(n.stabilized[i]), limited=int(n.desired[i]), desired=int(n.desired[i]),
             reason=REASON_CODES[int(n.reason[i])],
             action="scale" if self.changed[i] else None,
-            extra={} if self.forecasts is None else {"forecast": self._forecast_record(i, metric_names)},
+            extra=self._extra_record(i, metric_names),
         )
+
+    def _extra_record(self, i: int, metric_names: tuple[str, ...]) -> dict:
+        extra = {}
+        if self.forecasts is not None:
+            extra["forecast"] = self._forecast_record(i, metric_names)
+        if self.ramps is not None:
+            extra["ramp"] = self.ramps.record(i, metric_names)
+        return extra
 
     def _forecast_record(self, i: int, metric_names: tuple[str, ...]) -> dict:
         """Per forecast metric: the forecast, its bound and error, both proposals, whether it counted."""
@@ -258,9 +271,13 @@ def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, no
     forecasts, forecast_states = None, state.forecast
     if params.forecast_metrics:
         proposals, forecasts, forecast_states = _forecast(params, obs, sig, proposals, valid, state.forecast, now)
+    ramps, ramp_states = None, state.ramp
+    if params.ramp_metrics:
+        proposals, ramps, ramp_states = apply_ramps(params, sig.values, sig.usable, proposals, valid, obs.current,
+                                                    obs.ready, obs.status, state.ramp, now)
     result, norm_state = normalize(params, obs.current, proposals, valid, state.norm, now)
     return Decision(now, obs.current, obs.ready, sig, smoothed, np.where(valid, proposals, np.nan), valid, result,
-                    ScalingState(smooth_state, norm_state, forecast_states), params, forecasts, hpa)
+                    ScalingState(smooth_state, norm_state, forecast_states, ramp_states), params, forecasts, hpa, ramps)
 
 
 def _propose_hpa(params: PolicyParams, obs: Observation, values: np.ndarray, usable: np.ndarray

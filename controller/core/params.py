@@ -169,6 +169,26 @@ class HpaSource(enum.IntEnum):
 
 
 @dataclass(frozen=True)
+class RampParams:
+    """One metric's ramp stage (core/ramp.py): the slope over ``window_s`` carried ``lead_s``
+    ahead. Durations in seconds; lead_s: start-up delay + interval + half the metric window
+    by default (how late new pods serve after the sample that asked for them)."""
+
+    lead_s: float
+    window_s: float = 60.0
+    interval_s: float = 15.0
+
+    @property
+    def keep_s(self) -> float:
+        """Samples older than this are not needed (one window plus a cycle of slack)."""
+        return self.window_s + 2.0 * self.interval_s
+
+    @property
+    def slots(self) -> int:
+        return int(np.ceil(self.keep_s / max(self.interval_s, 1.0))) + 2
+
+
+@dataclass(frozen=True)
 class MetricParams:
     """One scaling metric. ``source``, ``resource`` and ``container`` only matter under
     ``preset: hpa``: which of HPA's calculators runs (see controller/core/hpa_propose.py)."""
@@ -180,6 +200,7 @@ class MetricParams:
     source: HpaSource = HpaSource.DEFAULT
     resource: str = "cpu"
     container: str = ""
+    ramp: RampParams | None = None
 
     @property
     def hpa_source(self) -> HpaSource:
@@ -253,6 +274,11 @@ class PolicyParams:
     def forecast_metrics(self) -> tuple[int, ...]:
         """Indices of the metrics with a forecast stage."""
         return tuple(j for j, m in enumerate(self.metrics) if m.forecast is not None)
+
+    @property
+    def ramp_metrics(self) -> tuple[int, ...]:
+        """Indices of the metrics with a ramp stage."""
+        return tuple(j for j, m in enumerate(self.metrics) if m.ramp is not None)
 
     @property
     def history_slots(self) -> int:

@@ -6,13 +6,13 @@ from controller.core.health_params import (BudgetParams, CheckParams, Direction,
                                            default_verify_window_s)
 import re
 
-from controller.core.params import (ForecastParams, MetricKind, MetricParams, PolicyParams, RuleType, ScalingRules,
-                                    Select, Smoothing)
+from controller.core.params import (ForecastParams, MetricKind, MetricParams, PolicyParams, RampParams, RuleType,
+                                    ScalingRules, Select, Smoothing)
 from controller.core.revision_test import Measure, RevisionTestParams
 from controller.policy.durations import parse_duration
 from controller.policy import presets
-from controller.policy.schema import (Forecast, Health, HealthCheck, Metric, PolicyDocument, RevisionCompare, Scaling,
-                                      ScalingRulesModel, SmoothingModel, Targets, Threshold)
+from controller.policy.schema import (Forecast, Health, HealthCheck, Metric, PolicyDocument, Ramp, RevisionCompare,
+                                      Scaling, ScalingRulesModel, SmoothingModel, Targets, Threshold)
 from controller.policy.specs import (BudgetSpec, Comparison, HealthAction, HealthCheckSpec, HealthSpec,
                                      RevisionCheckSpec, SmoothingSpec, TargetSelector)
 from controller.policy.specs import Threshold as ThresholdSpec
@@ -53,11 +53,12 @@ def compile_policy(policy: PolicyDocument) -> PolicyParams:
 def compile_metric(metric: Metric, interval_s: float = 15.0) -> MetricParams:
     target = metric.target
     forecast = None if metric.forecast is None else compile_forecast(metric.forecast, metric.query, interval_s)
+    ramp = None if metric.ramp is None else compile_ramp(metric.ramp, metric.query, interval_s)
     if target.value is not None:
-        return MetricParams(metric.name, MetricKind.VALUE, target.value, forecast)
+        return MetricParams(metric.name, MetricKind.VALUE, target.value, forecast, ramp=ramp)
     if target.average_per_replica is not None:
-        return MetricParams(metric.name, MetricKind.AVERAGE_PER_REPLICA, target.average_per_replica, forecast)
-    return MetricParams(metric.name, MetricKind.UTILIZATION, target.utilization, forecast)
+        return MetricParams(metric.name, MetricKind.AVERAGE_PER_REPLICA, target.average_per_replica, forecast, ramp=ramp)
+    return MetricParams(metric.name, MetricKind.UTILIZATION, target.utilization, forecast, ramp=ramp)
 
 
 _RANGE = re.compile(r"\[\s*([0-9][0-9a-z.]*)\s*(?::[^\]]*)?\]")
@@ -89,6 +90,13 @@ def compile_forecast(forecast: Forecast, query: str, interval_s: float) -> Forec
     return ForecastParams(horizon_s=horizon, interval_s=interval_s, periods_s=tuple(forecast.seasonality),
                           min_history_s=forecast.min_history_s, margin=forecast.margin,
                           quantile=forecast.interval / 100.0, error_bound=forecast.error_bound)
+
+
+def compile_ramp(ramp: Ramp, query: str, interval_s: float) -> RampParams:
+    """The slope is measured over the query's range window (samples a window apart share no data)."""
+    window_s = query_window_s(query)
+    lead = ramp.lead_s if ramp.lead_s is not None else auto_horizon_s(ramp.startup_delay_s, interval_s, window_s)
+    return RampParams(lead_s=lead, window_s=window_s, interval_s=interval_s)
 
 
 def compile_smoothing(smoothing: SmoothingModel | None) -> SmoothingSpec:

@@ -71,6 +71,8 @@ def _scaling_metrics(spec: Spec) -> Iterator[Problem]:
         yield SCALING + ("metrics",), "expected at least one metric, got an empty list"
     yield from _duplicates([m.name for m in metrics], SCALING + ("metrics",), "metric name", field="name")
     for i, m in enumerate(metrics):
+        if m.ramp is not None:
+            yield from _ramp_rules(spec, m, SCALING + ("metrics", i, "ramp"))
         if m.forecast is None:
             continue
         where = SCALING + ("metrics", i, "forecast")
@@ -81,6 +83,14 @@ def _scaling_metrics(spec: Spec) -> Iterator[Problem]:
                           "a per-pod value or utilization changes with the replica count)")
         if len(set(m.forecast.seasonality)) != len(m.forecast.seasonality):
             yield where + ("seasonality",), "periods must differ"
+
+
+def _ramp_rules(spec: Spec, m, where: tuple) -> Iterator[Problem]:
+    if spec.preset == presets.HPA:
+        yield where, "not allowed with preset: hpa (HPA sizes for the value it sees)"
+    elif m.target.average_per_replica is None:
+        yield where, ("needs target: averagePerReplica (the slope of a total such as a request rate; a per-pod "
+                      "value or utilization falls as replicas are added)")
 
 
 def _fallback_within_bounds(spec: Spec) -> Iterator[Problem]:

@@ -112,11 +112,24 @@ class Forecast(StrictModel):
         "(the error of assuming the value stays as it is)."))
 
 
+class Ramp(StrictModel):
+    """Burst-aware scale-up: size for the value one lead time ahead when the metric rises,
+    value + slope * lead (slope over the query's range window); never causes a scale-down."""
+
+    lead_s: Annotated[Optional[ForecastHorizon], BeforeValidator(
+        _auto_or_duration, json_schema_input_type=Literal["auto"] | str)] = Field(
+        None, alias="lead", json_schema_extra={"default": "auto"},
+        description="How far the slope is carried; auto: startupDelay + interval + half the query's range window.")
+    startup_delay_s: StartupDelay = duration_field(
+        30.0, "startupDelay", "Time from a scale-up to new pods serving (used by lead: auto).")
+
+
 class Metric(StrictModel):
     name: Identifier
     query: NonEmptyText = Field(description="PromQL returning one series per (namespace, workload).")
     target: MetricTarget
     forecast: Optional[Forecast] = None
+    ramp: Optional[Ramp] = None
 
 
 class Ewma(StrictModel):

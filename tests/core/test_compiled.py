@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 import controller.core.decide as decide_module
 from controller.core import compiled
 from controller.core.decide import Decision, Observation, ScalingState, decide, decide_numpy
-from controller.core.params import (ForecastParams, MetricKind, MetricParams, PolicyParams, RuleType, ScalingRules,
-                                    Select, Smoothing)
+from controller.core.params import (ForecastParams, MetricKind, MetricParams, PolicyParams, RampParams, RuleType,
+                                    ScalingRules, Select, Smoothing)
 from controller.model import Reason
 from tests.core.helpers import T0
 
@@ -192,6 +192,8 @@ FORECAST = MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 100.0, forecast=F
 
 @pytest.mark.parametrize("policy", [
     pytest.param(params(metrics=(FORECAST,)), id="forecast"),
+    pytest.param(params(metrics=(MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 100.0,
+                                              ramp=RampParams(lead_s=75.0)),)), id="ramp"),
     pytest.param(params(metrics=(metric(MetricKind.UTILIZATION, 60.0, "cpu"),), hpa_semantics=True),
                  id="hpa-preset-pod-level-calculator"),
     pytest.param(params(smoothing=Smoothing.MEDIAN, window_s=60.0), id="median"),

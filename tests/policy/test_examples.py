@@ -88,3 +88,14 @@ def test_web_forecast():
     assert m.kind == MetricKind.AVERAGE_PER_REPLICA and m.forecast is not None
     assert m.forecast.horizon_s == 75.0  # auto: 30 s start-up + 15 s interval + half of [1m]
     assert m.forecast.periods_s == (86400.0, 604800.0) and m.forecast.error_bound == 1.25
+
+
+def test_setpoint_default_sizes_ramps_ahead_at_85_percent():
+    p = by_name()["setpoint-default"]
+    (m,) = p.params.metrics
+    assert (m.kind, m.target, m.forecast) == (MetricKind.AVERAGE_PER_REPLICA, 85.0, None)
+    assert (m.ramp.lead_s, m.ramp.window_s) == (75.0, 60.0)  # auto: 30 s start-up + 15 s interval + half of [1m]
+    assert (p.params.tolerance_up, p.params.tolerance_down) == (0.05, 0.2)
+    assert 85.0 * (1 + p.params.tolerance_up) < 92.0  # the comment's margin under the SLO at min replicas
+    down = p.params.scale_down
+    assert down.window_s == 300.0 and down.values.tolist() == [100.0] and down.periods_s.tolist() == [15.0]

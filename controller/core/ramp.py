@@ -1,0 +1,123 @@
+"""Stage 2c, ramp: a rising metric's value one lead time ahead, from its recent slope.
+
+A reactive controller sizes for the value it sees, but new pods serve only after the lead
+time (start-up delay + interval + the metric window's lag): during a ramp the load has grown
+by ``slope * lead_s`` by then. This stage measures each metric's slope over its own window
+(the value now against the value one window ago: a ``rate(x[w])`` sample is a window average,
+so samples a window apart do not share data) and returns ``ahead = value + max(slope, 0) *
+lead_s``. Only a rising slope counts, so the proposal from ``ahead`` is never below the
+reactive one: it can raise a scale-up or hold a scale-down, never cause one.
+
+Shapes: N targets; the state keeps a ring of the last ``slots`` usable samples per target,
+(N, K) values and times (Fortran order, see history.py). Pure numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from controller.core.history import empty_history, take_rows, write_slot
+from controller.core.params import RampParams
+from controller.core.propose import propose
+
+
+@dataclass(frozen=True)
+class RampState:
+    """One ramp metric's recent samples for N targets: (N, K) values and times (NaN: empty)."""
+
+    values: np.ndarray
+    times: np.ndarray
+
+    @classmethod
+    def empty(cls, n: int, rp: RampParams) -> "RampState":
+        return cls(*empty_history(n, rp.slots))
+
+    def take(self, rows: np.ndarray) -> "RampState":
+        """Reorder to a new target list: rows[i] is the old row of new target i, -1 if new."""
+        return RampState(np.asfortranarray(take_rows(self.values, rows, 0.0)),
+                         np.asfortranarray(take_rows(self.times, rows, np.nan)))
+
+
+@dataclass(frozen=True)
+class RampResult:
+    """(N,) outputs at ``now``: slope (units per second, NaN where no sample a window ago or
+    no usable value now) and ahead (value + max(slope, 0) * lead_s; NaN where slope is NaN)."""
+
+    slope: np.ndarray
+    ahead: np.ndarray
+
+
+def window_ago(values: np.ndarray, times: np.ndarray, now: float, window_s: float,
+               tolerance_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """(value, time) (N,) of the sample nearest to ``now - window_s`` among those at least
+    ``window_s - tolerance_s`` old; NaN where there is none."""
+    age = now - times  # NaN for empty slots
+    old_enough = age >= window_s - tolerance_s  # NaN compares False
+    distance = np.where(old_enough, np.abs(age - window_s), np.inf)
+    pick = distance.argmin(axis=1) if distance.shape[1] else np.zeros(distance.shape[0], np.int64)
+    rows = np.arange(values.shape[0])
+    found = np.isfinite(distance[rows, pick]) if distance.shape[1] else np.zeros(values.shape[0], bool)
+    v = np.where(found, values[rows, pick] if values.shape[1] else np.nan, np.nan)
+    t = np.where(found, times[rows, pick] if times.shape[1] else np.nan, np.nan)
+    return v, t
+
+
+def ramp_step(rp: RampParams, state: RampState, y: np.ndarray, ok: np.ndarray,
+              now: float) -> tuple[RampResult, RampState]:
+    """Learn y (N,) (rows where ok: a usable sample) at ``now``; the slope over the last window
+    and the value one lead time ahead."""
+    y = np.asarray(y, dtype=np.float64)
+    old_v, old_t = window_ago(state.values, state.times, now, rp.window_s, 0.5 * rp.interval_s)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = np.where(ok & (now > old_t), (y - old_v) / (now - old_t), np.nan)
+        ahead = y + np.maximum(slope, 0.0) * rp.lead_s
+    values, times = write_slot(state.values, state.times, np.where(ok, y, 0.0), now, rp.keep_s, rows=ok)
+    return RampResult(slope, ahead), RampState(values, times)
+
+
+@dataclass(frozen=True)
+class Ramps:
+    """The ramp stage's outputs, (N, M) arrays, NaN for metrics without a ramp stage.
+
+    slope: per second over the metric's window; ahead: the value one lead time ahead;
+    proposal: the replica proposal from ``ahead`` (NaN where not valid).
+    """
+
+    slope: np.ndarray
+    ahead: np.ndarray
+    proposal: np.ndarray
+    columns: tuple[int, ...]  # the ramp metrics
+
+    def record(self, i: int, metric_names: tuple[str, ...]) -> dict:
+        """Row i for the decision record: per ramp metric, slope, ahead and its proposal."""
+        def opt(x: float) -> float | None:
+            return None if not np.isfinite(x) else float(x)
+
+        return {name: {"slope": opt(self.slope[i, j]), "ahead": opt(self.ahead[i, j]),
+                       "proposal": None if not np.isfinite(self.proposal[i, j]) else int(self.proposal[i, j])}
+                for j, name in enumerate(metric_names) if j in self.columns}
+
+
+def apply_ramps(params, values: np.ndarray, usable: np.ndarray, proposals: np.ndarray, valid: np.ndarray,
+                current: np.ndarray, ready: np.ndarray, status: np.ndarray, states: tuple[RampState, ...],
+                now: float) -> tuple[np.ndarray, Ramps, tuple[RampState, ...]]:
+    """Run the ramp stage of every ramp metric of ``params`` (a PolicyParams).
+
+    values, usable: (N, M) the signal; proposals, valid: (N, M) so far. Returns (proposals
+    (N, M) = max(proposals, from ahead) where the ramp proposal is valid, the outputs, the new
+    states). Only the max is taken, so the stage never lowers a proposal.
+    """
+    shape = values.shape
+    slope, ahead = np.full(shape, np.nan), np.full(shape, np.nan)
+    new_states = []
+    for j, st in zip(params.ramp_metrics, states):
+        res, st = ramp_step(params.metrics[j].ramp, st, values[:, j], usable[:, j], now)
+        slope[:, j], ahead[:, j] = res.slope, res.ahead
+        new_states.append(st)
+    ramp_prop, ramp_ok = propose(params.metric_kinds, params.metric_targets, ahead, current, ready, status,
+                                 params.tolerance_up, params.tolerance_down)  # never the hpa preset (policy/rules.py)
+    ramp_ok &= valid & np.isfinite(ahead)
+    out = np.where(ramp_ok, np.fmax(proposals, ramp_prop), proposals)
+    return out, Ramps(slope, ahead, np.where(ramp_ok, ramp_prop, np.nan), params.ramp_metrics), tuple(new_states)

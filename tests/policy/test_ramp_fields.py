@@ -1,0 +1,74 @@
+"""spec.scaling.metrics[].ramp: compiled values, the auto lead, and every error."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.policy.helpers import BASE, FILE, edit, error_lines, load_one, policy_with
+
+TARGET = "target: {averagePerReplica: 80}"
+
+
+def with_ramp(fields: str, target: str = TARGET) -> str:
+    return edit(BASE, TARGET, f"{target}\n        ramp: {fields}")
+
+
+def ramp_of(fields: str):
+    return load_one(with_ramp(fields)).params.metrics[0].ramp
+
+
+@pytest.mark.parametrize("fields,lead_s", [
+    pytest.param("{}", 75.0, id="auto-start-up-30s-interval-15s-half-of-1m"),
+    pytest.param("{lead: auto, startupDelay: 90s}", 135.0, id="auto-with-a-slow-start-up"),
+    pytest.param("{lead: 2m}", 120.0, id="explicit-lead"),
+])
+def test_lead(fields, lead_s):
+    r = ramp_of(fields)
+    assert (r.lead_s, r.window_s, r.interval_s) == (lead_s, 60.0, 15.0)
+
+
+def test_no_ramp_by_default():
+    assert load_one(BASE).params.metrics[0].ramp is None
+    assert load_one(BASE).params.ramp_metrics == ()
+
+
+LINE = 13  # the ramp line in BASE after with_ramp
+BROKEN = [
+    pytest.param("{lead: soon}", f"{LINE}: spec.scaling.metrics[0].ramp.lead: expected a duration such as "
+                                 "30s, 5m, 1h30m or 500ms, got 'soon'", id="lead-not-a-duration"),
+    pytest.param("{lead: 2h}", f"{LINE}: spec.scaling.metrics[0].ramp.lead: must be at most 1h, got 2h",
+                 id="lead-too-long"),
+    pytest.param("{startupDelay: -5s}", None, id="negative-start-up"),
+    pytest.param("{slope: steep}", f"{LINE}: spec.scaling.metrics[0].ramp.slope: unknown field 'slope'; expected "
+                                   "one of: lead, startupDelay", id="unknown-field"),
+]
+
+
+@pytest.mark.parametrize("fields,expected", BROKEN)
+def test_broken_ramp(fields, expected):
+    lines = error_lines(with_ramp(fields))
+    assert len(lines) == 1 and lines[0].startswith(f"{FILE}:{LINE}: spec.scaling.metrics[0].ramp.")
+    if expected is not None:
+        assert lines == [f"{FILE}:{expected}"]
+
+
+def test_ramp_needs_a_total():
+    lines = error_lines(with_ramp("{}", target="target: {utilization: 70}"))
+    assert lines == [f"{FILE}:{LINE}: spec.scaling.metrics[0].ramp: needs target: averagePerReplica (the slope of a "
+                     "total such as a request rate; a per-pod value or utilization falls as replicas are added)"]
+
+
+def test_ramp_is_not_allowed_with_the_hpa_preset():
+    text = policy_with("""\
+  preset: hpa
+  targets: {namespace: shop, name: web}
+  replicas: {min: 1, max: 10}
+  scaling:
+    metrics:
+      - name: rps
+        query: sum(rate(x[1m]))
+        target: {averagePerReplica: 80}
+        ramp: {}
+""")
+    assert error_lines(text) == [f"{FILE}:13: spec.scaling.metrics[0].ramp: not allowed with preset: hpa "
+                                 "(HPA sizes for the value it sees)"]
