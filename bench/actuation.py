@@ -26,7 +26,7 @@ from kubernetes import client, config
 
 from controller.adapters.kubernetes import KubernetesCluster, TokenBucket
 from controller.model import Action, ActionKind, TargetRef
-from simulators.kubeapi import SimKubeServer
+from simulators.kubeapi.server import SimKubeServer
 from simulators.scenario import load_scenario_text
 
 NS = "bench"

@@ -1202,7 +1202,7 @@ def sim_serve(
     import logging
 
     from controller.errors import ScenarioError
-    from simulators.kubeapi import serve
+    from simulators.kubeapi.server import serve
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if no_auth and (token or token_file):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from simulators.kubeapi import SimKubeServer
+from simulators.kubeapi.server import SimKubeServer
 from simulators.scenario import Scenario, load_scenario_text
 
 TOKEN = "test-token"

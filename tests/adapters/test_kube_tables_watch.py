@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 from kubernetes import client, watch
 
-from simulators.kube_tables import human_duration, wants_table
+from simulators.kubeapi.tables import human_duration, wants_table
 from tests.adapters.kube_helpers import REQUEST_TIMEOUT_S, TOKEN, api_client, server  # noqa: F401
 
 NS = "shop"

@@ -18,7 +18,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from simulators.kube_metrics import LATENCY_BUCKETS_S
+from simulators.kubeapi.metrics import LATENCY_BUCKETS_S
 from tests.adapters.kube_helpers import (REQUEST_TIMEOUT_S, TOKEN, api_client, official_client,  # noqa: F401
                                          server, start_server, with_default_timeout)
 

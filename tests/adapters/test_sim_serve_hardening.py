@@ -32,9 +32,9 @@ from hypothesis import strategies as st
 from kubernetes import client
 
 from controller.runtime.private_file import write_private_file
-from simulators.kube_http import MAX_BODY_BYTES, decode_json_body, nesting_depth
-from simulators.kubeapi import SimKubeServer
-from simulators.kube_tls import make_serving_identity
+from simulators.kubeapi.http import MAX_BODY_BYTES, decode_json_body, nesting_depth
+from simulators.kubeapi.server import SimKubeServer
+from simulators.kubeapi.tls import make_serving_identity
 from tests.adapters import kube_helpers
 from tests.adapters.kube_helpers import REQUEST_TIMEOUT_S, SCENARIO_YAML, TOKEN, kube_scenario, official_client
 

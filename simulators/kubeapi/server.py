@@ -1,10 +1,10 @@
 """The simulated cluster's Kubernetes API server: ``setpoint sim serve``.
 
 Serves a :class:`~simulators.cluster.SimCluster` built from a scenario through the subset of
-the Kubernetes REST API the controller uses (see :mod:`simulators.kube_routes` for the table
-and :mod:`simulators.kube_store` for how objects map to the engine), with the scenario's load
+the Kubernetes REST API the controller uses (see :mod:`simulators.kubeapi.routes` for the table
+and :mod:`simulators.kubeapi.store` for how objects map to the engine), with the scenario's load
 driving the engine in real time, and the workloads' metrics in Prometheus format (see
-:mod:`simulators.kube_metrics`).
+:mod:`simulators.kubeapi.metrics`).
 
 Pieces, usable on their own in tests:
 
@@ -19,7 +19,7 @@ makes a random token unless given one; only ``auth=False`` (``--no-auth``) turns
 Files holding the token (kubeconfig, token file) are written 0600.
 
 **TLS.** The API is served over HTTPS with a certificate signed by a CA made at start-up (see
-:mod:`simulators.kube_tls`); the kubeconfig carries that CA as ``certificate-authority-data``,
+:mod:`simulators.kubeapi.tls`); the kubeconfig carries that CA as ``certificate-authority-data``,
 so kubectl and the Python client verify the server. ``tls=False`` (``--insecure-http``) serves
 plain HTTP. The metrics endpoint stays plain HTTP (what Prometheus scrapes by default).
 - :class:`SimKubeServer`: both HTTP services plus the driver; a context manager.
@@ -50,13 +50,13 @@ import numpy as np
 import yaml
 
 from controller.runtime.private_file import write_private_file
-from simulators import kube_objects as K
+from simulators.kubeapi import objects as K
 from simulators.cluster import SimCluster
-from simulators.kube_http import IDLE_TIMEOUT_S, MAX_CONNECTIONS, READ_TIMEOUT_S, HttpService, Request, Response
-from simulators.kube_metrics import SimMetricsExporter
-from simulators.kube_routes import ResourceHandler, build_resources, discovery, error_response, parse_path
-from simulators.kube_store import KubeStore, SimTime
-from simulators.kube_tls import ServingIdentity, make_serving_identity
+from simulators.kubeapi.http import IDLE_TIMEOUT_S, MAX_CONNECTIONS, READ_TIMEOUT_S, HttpService, Request, Response
+from simulators.kubeapi.metrics import SimMetricsExporter
+from simulators.kubeapi.routes import ResourceHandler, build_resources, discovery, error_response, parse_path
+from simulators.kubeapi.store import KubeStore, SimTime
+from simulators.kubeapi.tls import ServingIdentity, make_serving_identity
 from simulators.scenario import Scenario, load_scenario
 
 log = logging.getLogger("setpoint.sim.kubeapi")

@@ -23,8 +23,8 @@ Anything else is a 404 (unknown path) or 405 (known resource, verb not served).
 
 For kubectl: discovery carries short names (deploy, rs, sts, po, ev, cm, ns) and the ``all``
 category; a GET asking for ``as=Table`` gets the server-side printing columns (see
-:mod:`simulators.kube_tables`); ``?watch=1`` on a list streams watch events (see
-:mod:`simulators.kube_watch`), as Tables too when asked.
+:mod:`simulators.kubeapi.tables`); ``?watch=1`` on a list streams watch events (see
+:mod:`simulators.kubeapi.watch`), as Tables too when asked.
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from simulators import kube_objects as K
-from simulators.kube_http import Request, Response
-from simulators.kube_patch import PATCH_TYPES, apply_patch
-from simulators.kube_store import KubeStore
-from simulators.kube_tables import table, wants_table
-from simulators.kube_watch import check_resource_version, encode_event, watch_events, watch_timeout_s
+from simulators.kubeapi import objects as K
+from simulators.kubeapi.http import Request, Response
+from simulators.kubeapi.patch import PATCH_TYPES, apply_patch
+from simulators.kubeapi.store import KubeStore
+from simulators.kubeapi.tables import table, wants_table
+from simulators.kubeapi.watch import check_resource_version, encode_event, watch_events, watch_timeout_s
 
 SERVER_VERSION = {"major": "1", "minor": "31", "gitVersion": "v1.31.0-setpoint-sim", "gitCommit": "",
                   "gitTreeState": "clean", "buildDate": "2026-01-05T00:00:00Z", "goVersion": "go1.22",

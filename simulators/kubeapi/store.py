@@ -39,7 +39,7 @@ from typing import Callable
 import numpy as np
 
 from controller.model import PodStatus, TargetStatus
-from simulators import kube_objects as K
+from simulators.kubeapi import objects as K
 from simulators.cluster import SimCluster
 from simulators.workload import NAME_ALPHABET, Revision, ServiceConfig, rollout_budget
 

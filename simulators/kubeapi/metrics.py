@@ -44,7 +44,7 @@ import threading
 
 import numpy as np
 
-from simulators.kube_store import KubeStore
+from simulators.kubeapi.store import KubeStore
 from simulators.signals import ObservedSignals
 
 #: Histogram bucket upper bounds (s): 5 ms * 1.25^k, k = 0..35 (5 ms .. 12.3 s).

@@ -8,7 +8,7 @@ priorities: priority 1 columns show with ``-o wide``). Pure functions of the obj
 
 from __future__ import annotations
 
-from simulators.kube_objects import parse_rfc3339
+from simulators.kubeapi.objects import parse_rfc3339
 
 TABLE_API_VERSIONS = ("meta.k8s.io/v1", "meta.k8s.io/v1beta1")
 

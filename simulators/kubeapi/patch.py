@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from simulators.kube_objects import KubeApiError, bad_request, unsupported_media_type
+from simulators.kubeapi.objects import KubeApiError, bad_request, unsupported_media_type
 
 MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"

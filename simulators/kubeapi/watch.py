@@ -1,7 +1,7 @@
 """Watches on the simulated apiserver's list endpoints (``?watch=1``).
 
 The store's resourceVersions are lazy (bumped when an object is read and found changed, see
-:mod:`simulators.kube_store`), so a watch polls: every ``poll_s`` wall seconds it lists the
+:mod:`simulators.kubeapi.store`), so a watch polls: every ``poll_s`` wall seconds it lists the
 collection (with the request's selectors) and sends what changed since the last poll as watch
 events, ``{"type": "ADDED"|"MODIFIED"|"DELETED", "object": {...}}``, one JSON document a line.
 
@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Callable, Iterator
 
-from simulators import kube_objects as K
+from simulators.kubeapi import objects as K
 
 #: Longest watch (s): the apiserver's --min-request-timeout default.
 MAX_WATCH_S = 1800.0

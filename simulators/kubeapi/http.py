@@ -29,7 +29,7 @@ import numpy as np
 
 from controller.runtime.bounded_http import (IDLE_TIMEOUT_S, MAX_CONNECTIONS, READ_TIMEOUT_S, BoundedHTTPServer,
                                              BoundedRequestHandler, plain_response)
-from simulators.kube_objects import STATUS_REASONS, status_body
+from simulators.kubeapi.objects import STATUS_REASONS, status_body
 
 log = logging.getLogger("setpoint.sim.http")
 
