@@ -11,7 +11,7 @@ Measured per cycle (all 10 policies, one after the other):
   counted by the client AND by Prometheus (prometheus_http_requests_total);
 - per-target (the approach to avoid): one request per target per metric, run for a SAMPLE of
   targets and EXTRAPOLATED to all 10,000 (labelled as such in the output);
-- the decision core (controller.core.decide.decide) on the batched results, for the budget of
+- the decision core (controller.core.scaling.decide.decide) on the batched results, for the budget of
   the whole cycle.
 
 Targets (issue #4): requests per cycle = number of policy metrics, >= 100x fewer than per
@@ -35,8 +35,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from controller.adapters.prometheus import PrometheusConfig, PrometheusSource  # noqa: E402
-from controller.core.decide import Observation, ScalingState, decide  # noqa: E402
-from controller.core.params import MetricKind, MetricParams, PolicyParams, Smoothing  # noqa: E402
+from controller.core.scaling.decide import Observation, ScalingState, decide  # noqa: E402
+from controller.core.scaling.params import MetricKind, MetricParams, PolicyParams, Smoothing  # noqa: E402
 from controller.model import TargetRef  # noqa: E402
 from tests.support.prometheus_server import Family, PrometheusServer, write_openmetrics  # noqa: E402
 

@@ -1,7 +1,7 @@
 """Benchmark the decision core: compiled kernel, numpy stages, and a per-target loop.
 
 10,000 targets in 10 policies with 2 metrics each, 100 cycles (15 s apart). Prints
-target-decisions per second for the compiled kernel (core/compiled.py; its first-run compile
+target-decisions per second for the compiled kernel (core/scaling/compiled.py; its first-run compile
 or cache-load time separately), for the batched numpy stages, and for a loop that calls the
 numpy ``decide`` once per target (a batch of one), and the ratios.
 
@@ -19,10 +19,10 @@ import time
 
 import numpy as np
 
-from controller.core import compiled
-from controller.core.decide import Observation, ScalingState, decide_numpy
-from controller.core.decide import decide as decide_dispatch
-from controller.core.params import (MetricKind, MetricParams, PolicyParams, RuleType, ScalingRules, Select,
+from controller.core.scaling import compiled
+from controller.core.scaling.decide import Observation, ScalingState, decide_numpy
+from controller.core.scaling.decide import decide as decide_dispatch
+from controller.core.scaling.params import (MetricKind, MetricParams, PolicyParams, RuleType, ScalingRules, Select,
                                     Smoothing)
 
 N_POLICIES, TARGETS_PER_POLICY = 10, 1000

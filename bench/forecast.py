@@ -58,7 +58,7 @@ def metric_series(scenario, times: np.ndarray) -> np.ndarray:
 
 def skill(name: str) -> dict:
     """MAE of the forecast and of seasonal-naive on one trace scenario's window."""
-    from controller.core import forecast as fc
+    from controller.core.scaling import forecast as fc
     from simulators.scenario import load_scenario
 
     fp = forecast_params()
@@ -82,7 +82,7 @@ def skill(name: str) -> dict:
 
 def with_and_without(policy):
     """(policy with a forecast on every averagePerReplica metric, the same without any)."""
-    from controller.core.params import MetricKind
+    from controller.core.scaling.params import MetricKind
 
     fp = forecast_params()
     on = tuple(dataclasses.replace(m, forecast=m.forecast or (fp if m.kind == MetricKind.AVERAGE_PER_REPLICA else None))

@@ -2,7 +2,7 @@
 
 5 s simulation tick, 15 s control interval; the default policy and the HPA baseline each run
 over their own copy of the simulated cluster, through the same Reconciler as live. Runs the
-whole simulation twice: with the compiled kernels (core/compiled.py, simulators/engine_compiled.py;
+whole simulation twice: with the compiled kernels (core/scaling/compiled.py, simulators/engine_compiled.py;
 their compile or disk-cache load timed first, separately) and forced to numpy
 (SETPOINT_COMPILED=0). Prints the wall time of each controller's run, simulated days per
 wall-second for both together, where the time goes (engine step vs control cycles), and the
@@ -25,7 +25,7 @@ import resource
 import time
 from pathlib import Path
 
-from controller.core import compiled
+from controller.core.scaling import compiled
 from controller.policy import load_policies
 from controller.runtime import reconciler as reconciler_module
 from simulators import cluster as cluster_module

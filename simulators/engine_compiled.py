@@ -10,7 +10,7 @@ and the C library's differ in the last bit). Pod lifecycles, faults and rollouts
 they run only on the rows with a due event.
 
 Same switch and fallback as the decision kernel (``SETPOINT_COMPILED``, see
-:mod:`controller.core.compiled`).
+:mod:`controller.core.scaling.compiled`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import math
 
 import numpy as np
 
-from controller.core import compiled
-from controller.core.compiled import enabled, jit, mark_broken
+from controller.core.scaling import compiled
+from controller.core.scaling.compiled import enabled, jit, mark_broken
 from simulators import queueing as Q
 from simulators.signals import TickSignals
 

@@ -16,7 +16,7 @@ from typing import IO, Callable
 
 import numpy as np
 
-from controller.core.health_params import Scope
+from controller.core.health.params import Scope
 from controller.errors import FieldError, ScenarioError
 from controller.model import Action, jsonable
 from controller.policy import LoadedPolicy

@@ -9,12 +9,12 @@ def pytest_sessionstart(session) -> None:
     """Compile the numba kernels once (or load them from the disk cache) before any test, so
     that the CLI subprocesses the tests start load them from the cache instead of compiling
     them (seconds) inside a timeout."""
-    from controller.core import compiled  # noqa: PLC0415
+    from controller.core.scaling import compiled  # noqa: PLC0415
 
     if not compiled.enabled():
         return
-    from controller.core.decide import Observation, ScalingState, decide  # noqa: PLC0415
-    from controller.core.params import MetricKind, MetricParams, PolicyParams  # noqa: PLC0415
+    from controller.core.scaling.decide import Observation, ScalingState, decide  # noqa: PLC0415
+    from controller.core.scaling.params import MetricKind, MetricParams, PolicyParams  # noqa: PLC0415
     from simulators.cluster import SimCluster  # noqa: PLC0415
     from simulators.workload import ServiceConfig  # noqa: PLC0415
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controller.core.decide import Observation, ScalingState, decide
+from controller.core.scaling.decide import Observation, ScalingState, decide
 from tests.core.helpers import policy
 
 REPO = Path(__file__).resolve().parents[1]

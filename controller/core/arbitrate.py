@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.core.health_params import Act, HealthReason, Remedy
+from controller.core.health.params import Act, HealthReason, Remedy
 
 R = HealthReason
 

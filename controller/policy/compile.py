@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from controller.core.health_params import (BudgetParams, CheckParams, Direction, HealthParams, Scope,
+from controller.core.health.params import (BudgetParams, CheckParams, Direction, HealthParams, Scope,
                                            default_verify_window_s)
 import re
 
-from controller.core.params import (ForecastParams, MetricKind, MetricParams, PolicyParams, RampParams, RuleType,
+from controller.core.scaling.params import (ForecastParams, MetricKind, MetricParams, PolicyParams, RampParams, RuleType,
                                     ScalingRules, Select, Smoothing)
-from controller.core.revision_test import Measure, RevisionTestParams
+from controller.core.health.revision_test import Measure, RevisionTestParams
 from controller.policy.durations import parse_duration
 from controller.policy import presets
 from controller.policy.schema import (Forecast, Health, HealthCheck, Metric, PolicyDocument, Ramp, RevisionCompare,

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from controller.core.params import DEFAULT_TOLERANCE
+from controller.core.scaling.params import DEFAULT_TOLERANCE
 from controller.policy.durations import format_duration, format_number
 from controller.policy.yamlsrc import YamlDocument, read_documents
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from controller.core.health_params import HealthParams
-from controller.core.params import PolicyParams
+from controller.core.health.params import HealthParams
+from controller.core.scaling.params import PolicyParams
 from controller.errors import FieldError, PolicyError
 from controller.policy.compile import compile_health, compile_policy, compile_policy_health, compile_targets
 from controller.policy.durations import describe_value

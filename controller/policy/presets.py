@@ -8,8 +8,8 @@ object, even an empty one, switches to the behavior path with defaults filled in
 
 from __future__ import annotations
 
-from controller.core.params import DEFAULT_TOLERANCE  # noqa: F401 (stated once, in the core; re-exported)
-from controller.core.params import ScalingRules, hpa_default_scale_down, hpa_default_scale_up
+from controller.core.scaling.params import DEFAULT_TOLERANCE  # noqa: F401 (stated once, in the core; re-exported)
+from controller.core.scaling.params import ScalingRules, hpa_default_scale_down, hpa_default_scale_up
 
 HPA = "hpa"
 

@@ -11,7 +11,7 @@ from typing import Annotated, Callable, Literal, Optional, Union
 
 from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
-from controller.core.params import DEFAULT_TOLERANCE
+from controller.core.scaling.params import DEFAULT_TOLERANCE
 from controller.policy.durations import describe_value
 from controller.policy.fields import (CountOrPercent, DnsLabel, DnsSubdomain, Duration, Identifier, NonEmptyText,
                                       Percent, StrictModel, duration_field, exactly_one, field_error,

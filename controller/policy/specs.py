@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.core.health_params import BudgetParams
-from controller.core.params import Smoothing
+from controller.core.health.params import BudgetParams
+from controller.core.scaling.params import Smoothing
 from controller.model import ActionKind, TargetSelector  # noqa: F401 (TargetSelector: re-exported by controller.policy)
 
 

@@ -29,7 +29,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from controller.core.params import MetricKind, PolicyParams
+from controller.core.scaling.params import MetricKind, PolicyParams
 from controller.model import Action, ActionKind, TargetRef, TargetSelector
 from controller.ports import ClusterView, Samples
 from controller.runtime.reconciler import Reconciler, RuntimePolicy

@@ -1,6 +1,6 @@
 """HPA-style conditions of one cycle, per target, with kubectl's status and a message.
 
-The reasons come from :func:`controller.core.hpa_conditions.hpa_conditions` (which assumes the
+The reasons come from :func:`controller.core.scaling.hpa_conditions.hpa_conditions` (which assumes the
 rescale succeeds); this shell knows what really happened: a target that was not found
 (AbleToScale False / FailedGetScale), a scale that failed (FailedUpdateScale), a change that was
 not applied this cycle (a health action took its place).
@@ -14,9 +14,9 @@ from typing import Sequence
 
 import numpy as np
 
-from controller.core.decide import Decision
-from controller.core.hpa_conditions import condition_status, hpa_conditions, metric_failure_reasons
-from controller.core.params import PolicyParams
+from controller.core.scaling.decide import Decision
+from controller.core.scaling.hpa_conditions import condition_status, hpa_conditions, metric_failure_reasons
+from controller.core.scaling.params import PolicyParams
 from controller.model import Action, ActionKind, TargetRef
 
 _FIXED_MESSAGES = {

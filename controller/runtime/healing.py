@@ -17,11 +17,11 @@ from typing import Sequence
 
 import numpy as np
 
-from controller.core.decide import Decision
-from controller.core.heal import HealingDecision, HealthObservation
-from controller.core.health import PodTable
-from controller.core.health_params import HealthParams, Scope
-from controller.core.revision_test import Measure, latency_stats, ratio_stats
+from controller.core.scaling.decide import Decision
+from controller.core.health.heal import HealingDecision, HealthObservation
+from controller.core.health.checks import PodTable
+from controller.core.health.params import HealthParams, Scope
+from controller.core.health.revision_test import Measure, latency_stats, ratio_stats
 from controller.errors import MetricsUnavailable
 from controller.model import Action, TargetRef
 from controller.ports import ClusterView, MetricsSource

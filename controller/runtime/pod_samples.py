@@ -5,7 +5,7 @@ Wired once per Reconciler (the capability is checked then, never in the cycle). 
 joined to pods by (namespace, pod name); a series for a pod no target lists is not used (it
 names no workload). A per-pod metric whose expression aggregates the pods away, or a metrics
 source without the capability, gives one value per workload: the core then lets every pod of
-the workload stand for that value (see controller/core/hpa_propose.py).
+the workload stand for that value (see controller/core/scaling/hpa_propose.py).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Sequence
 
 import numpy as np
 
-from controller.core import hpa_replicas as hr
-from controller.core.hpa_propose import PERCENT_REQUEST_MILLI, PodSamples, to_milli
-from controller.core.params import PolicyParams
+from controller.core.scaling import hpa_replicas as hr
+from controller.core.scaling.hpa_propose import PERCENT_REQUEST_MILLI, PodSamples, to_milli
+from controller.core.scaling.params import PolicyParams
 from controller.errors import MetricsUnavailable
 from controller.model import TargetRef
 from controller.ports import Cluster, ClusterView, MetricsSource, PodLister, PodMetricsSource, PodSeries, PodView, Samples

@@ -14,12 +14,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from controller.core.decide import Decision, Observation, ScalingState, decide, warm
-from controller.core.heal import HealingDecision, HealthState, heal
-from controller.core.health_state_codec import (Parsed, durable_arrays, encode, parse, restore, same_arrays,
+from controller.core.scaling.decide import Decision, Observation, ScalingState, decide, warm
+from controller.core.health.heal import HealingDecision, HealthState, heal
+from controller.core.health.state_codec import (Parsed, durable_arrays, encode, parse, restore, same_arrays,
                                                 still_relevant, target_key)
-from controller.core.health_params import HEALTH_REASON_CODES, HealthParams
-from controller.core.params import PolicyParams
+from controller.core.health.params import HEALTH_REASON_CODES, HealthParams
+from controller.core.scaling.params import PolicyParams
 from controller.errors import MetricsUnavailable, StateStoreError
 from controller.model import REASON_CODES, RESUME_ANNOTATION, Action, ActionKind, TargetRef
 from controller.ports import (Cluster, ClusterView, ConcurrentMetricsSource, EventRecorder, MetricsSource, Rehearsal,

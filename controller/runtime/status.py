@@ -15,7 +15,7 @@ import urllib.request
 from datetime import datetime, timezone, tzinfo
 from typing import Callable, Iterable
 
-from controller.core.hpa_conditions import CONDITION_TYPES
+from controller.core.scaling.hpa_conditions import CONDITION_TYPES
 from controller.errors import StatusError, StatusUnreachable
 
 KIND = "SetpointStatus"

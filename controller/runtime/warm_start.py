@@ -27,8 +27,8 @@ from typing import Sequence
 
 import numpy as np
 
-from controller.core.decide import ScalingState
-from controller.core.params import PolicyParams, Smoothing
+from controller.core.scaling.decide import ScalingState
+from controller.core.scaling.params import PolicyParams, Smoothing
 from controller.errors import MetricsUnavailable
 from controller.model import Action, TargetRef
 from controller.ports import ClusterView

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.core import hpa_replicas as hr
-from controller.core.decide import Decision, Observation, ScalingState, decide
-from controller.core.hpa_conditions import hpa_conditions, limit_condition_reason
-from controller.core.hpa_propose import PodSamples
-from controller.core.normalize import NormState
-from controller.core.params import HpaSource, MetricKind, MetricParams, PolicyParams, RuleType, ScalingRules, Select
+from controller.core.scaling import hpa_replicas as hr
+from controller.core.scaling.decide import Decision, Observation, ScalingState, decide
+from controller.core.scaling.hpa_conditions import hpa_conditions, limit_condition_reason
+from controller.core.scaling.hpa_propose import PodSamples
+from controller.core.scaling.normalize import NormState
+from controller.core.scaling.params import HpaSource, MetricKind, MetricParams, PolicyParams, RuleType, ScalingRules, Select
 
 NOW = 1_000_000.0
 REPO = Path(__file__).resolve().parents[2]

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from controller.core.heal import HealingDecision, HealthObservation, HealthState, heal
-from controller.core.health import PodTable
-from controller.core.health_params import (Act, BudgetParams, CheckParams, Direction, HealthParams, Remedy, Scope)
+from controller.core.health.heal import HealingDecision, HealthObservation, HealthState, heal
+from controller.core.health.checks import PodTable
+from controller.core.health.params import (Act, BudgetParams, CheckParams, Direction, HealthParams, Remedy, Scope)
 
 T0 = 1_700_000_000.0
 

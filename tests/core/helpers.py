@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from controller.core.decide import Observation, ScalingState, decide
-from controller.core.params import MetricKind, MetricParams, PolicyParams, RuleType, ScalingRules, Select
+from controller.core.scaling.decide import Observation, ScalingState, decide
+from controller.core.scaling.params import MetricKind, MetricParams, PolicyParams, RuleType, ScalingRules, Select
 
 T0 = 1_700_000_000.0  # fixed time origin for every test
 

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.core.arbitrate import ArbitrationInput, arbitrate
-from controller.core.health_params import Act, HealthReason, Remedy
+from controller.core.health.params import Act, HealthReason, Remedy
 
 R = HealthReason
 RB, RP, RR, UP, REC = Remedy.ROLLBACK, Remedy.RESTART_POD, Remedy.ROLLING_RESTART, Remedy.SCALE_UP, Remedy.RECORD

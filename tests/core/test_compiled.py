@@ -1,4 +1,4 @@
-"""The compiled decision kernel (core/compiled.py) gives the numpy stages' Decision, array for array.
+"""The compiled decision kernel (core/scaling/compiled.py) gives the numpy stages' Decision, array for array.
 
 Scripted rows name the path each exercises (and check the path is taken); hypothesis runs random
 policies over random observation sequences (gaps, stale, negative, non-finite samples, replicas
@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import controller.core.decide as decide_module
-from controller.core import compiled
-from controller.core.decide import Decision, Observation, ScalingState, decide, decide_numpy
-from controller.core.params import (ForecastParams, MetricKind, MetricParams, PolicyParams, RampParams, RuleType,
+import controller.core.scaling.decide as decide_module
+from controller.core.scaling import compiled
+from controller.core.scaling.decide import Decision, Observation, ScalingState, decide, decide_numpy
+from controller.core.scaling.params import (ForecastParams, MetricKind, MetricParams, PolicyParams, RampParams, RuleType,
                                     ScalingRules, Select, Smoothing)
 from controller.model import Reason
 from tests.core.helpers import T0
@@ -213,7 +213,7 @@ def test_policies_the_kernel_does_not_cover_run_on_numpy(policy, monkeypatch):
 
 
 def _fresh_compiled_module(monkeypatch, numba_module):
-    """A separate copy of core/compiled.py imported with ``sys.modules['numba']`` replaced."""
+    """A separate copy of core/scaling/compiled.py imported with ``sys.modules['numba']`` replaced."""
     monkeypatch.setitem(sys.modules, "numba", numba_module)
     spec = importlib.util.spec_from_file_location("controller.core._compiled_copy", compiled.__file__)
     module = importlib.util.module_from_spec(spec)

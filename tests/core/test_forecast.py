@@ -1,4 +1,4 @@
-"""The forecast stage (core/forecast.py) and its place in decide: tables and properties."""
+"""The forecast stage (core/scaling/forecast.py) and its place in decide: tables and properties."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.core import forecast as fc
-from controller.core.decide import Observation, ScalingState, decide, warm
-from controller.core.params import ForecastParams, MetricKind, MetricParams, PolicyParams
+from controller.core.scaling import forecast as fc
+from controller.core.scaling.decide import Observation, ScalingState, decide, warm
+from controller.core.scaling.params import ForecastParams, MetricKind, MetricParams, PolicyParams
 from tests.core.helpers import T0, no_limits
 
 HOUR = 3600.0

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.core.health import CheckTable, PodState, PodTable, evaluate, match_keys
-from controller.core.heal import HealthObservation, HealthState, heal
-from controller.core.health_params import Direction, Phase, Remedy, Scope
-from controller.core.params import Smoothing
+from controller.core.health.checks import CheckTable, PodState, PodTable, evaluate, match_keys
+from controller.core.health.heal import HealthObservation, HealthState, heal
+from controller.core.health.params import Direction, Phase, Remedy, Scope
+from controller.core.scaling.params import Smoothing
 from tests.core.healing import T0, check, params, pod_check
 
 OK, PENDING, FIRING = "ok", "pending", "firing"

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.core.heal import HealthState, heal
-from controller.core.health_params import HEALTH_REASON_CODES, Act, BudgetParams, HealthReason, Remedy
-from controller.core.health_state_codec import (SCHEMA_VERSION, Parsed, durable_arrays, encode, parse, restore,
+from controller.core.health.heal import HealthState, heal
+from controller.core.health.params import HEALTH_REASON_CODES, Act, BudgetParams, HealthReason, Remedy
+from controller.core.health.state_codec import (SCHEMA_VERSION, Parsed, durable_arrays, encode, parse, restore,
                                                 same_arrays, still_relevant, target_key)
-from controller.core.remediate import BudgetState, RemedyState, RevisionState
-from controller.core.revision_test import Measure, RevisionTestParams, RevisionTestState, Verdict
+from controller.core.health.remediate import BudgetState, RemedyState, RevisionState
+from controller.core.health.revision_test import Measure, RevisionTestParams, RevisionTestState, Verdict
 from tests.core.healing import T0, check, params, pod_check, world
 
 RELEASE = (RevisionTestParams("release-errors"), RevisionTestParams("release-latency", Measure.LATENCY))

@@ -1,4 +1,4 @@
-"""The ``hpa`` preset's propose stage (core/hpa_propose.py): HPA's calculator on what the shell saw.
+"""The ``hpa`` preset's propose stage (core/scaling/hpa_propose.py): HPA's calculator on what the shell saw.
 
 Rows with pods known only by count are the thin case (one value per workload: every pod stands
 for it); rows with per-pod samples show HPA's pod-level rules that one value cannot express.
@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from controller.core import hpa_replicas as hr
-from controller.core.decide import Observation, ScalingState, decide
-from controller.core.hpa_propose import PERCENT_REQUEST_MILLI, PodSamples, hpa_propose
-from controller.core.params import HpaSource, MetricKind, MetricParams, PolicyParams
+from controller.core.scaling import hpa_replicas as hr
+from controller.core.scaling.decide import Observation, ScalingState, decide
+from controller.core.scaling.hpa_propose import PERCENT_REQUEST_MILLI, PodSamples, hpa_propose
+from controller.core.scaling.params import HpaSource, MetricKind, MetricParams, PolicyParams
 
 NOW = 1_000_000.0
 Z = hr.ZERO_TIME_AGE_S

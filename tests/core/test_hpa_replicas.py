@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.core import hpa_replicas as hr
-from controller.core.hpa_replicas import HpaError, PodClass, Phase, Readiness
+from controller.core.scaling import hpa_replicas as hr
+from controller.core.scaling.hpa_replicas import HpaError, PodClass, Phase, Readiness
 
 Z = hr.ZERO_TIME_AGE_S
 I32, I64 = hr.INT32_MAX, hr.INT64_MAX

@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.core.decide import Observation, ScalingState, decide
-from controller.core.params import MetricKind, MetricParams, PolicyParams, RuleType, ScalingRules, Select, Smoothing
+from controller.core.scaling.decide import Observation, ScalingState, decide
+from controller.core.scaling.params import MetricKind, MetricParams, PolicyParams, RuleType, ScalingRules, Select, Smoothing
 from tests.core.helpers import T0
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

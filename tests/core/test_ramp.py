@@ -1,4 +1,4 @@
-"""The ramp stage (core/ramp.py) and its place in decide: tables and properties."""
+"""The ramp stage (core/scaling/ramp.py) and its place in decide: tables and properties."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.core import ramp as rm
-from controller.core.decide import Observation, ScalingState, decide
-from controller.core.params import MetricKind, MetricParams, PolicyParams, RampParams
+from controller.core.scaling import ramp as rm
+from controller.core.scaling.decide import Observation, ScalingState, decide
+from controller.core.scaling.params import MetricKind, MetricParams, PolicyParams, RampParams
 from tests.core.helpers import T0, no_limits
 
 INTERVAL = 15.0

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.core.decide import Observation, ScalingState, decide
-from controller.core.heal import HealthObservation, HealthState, heal
-from controller.core.health_params import Act, BudgetParams, HealthReason, OverloadParams, Remedy
+from controller.core.scaling.decide import Observation, ScalingState, decide
+from controller.core.health.heal import HealthObservation, HealthState, heal
+from controller.core.health.params import Act, BudgetParams, HealthReason, OverloadParams, Remedy
 from tests.core.healing import T0, check, drive, params, pod_check, world
 from tests.core.helpers import no_limits, policy
 

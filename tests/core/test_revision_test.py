@@ -1,4 +1,4 @@
-"""The sequential comparison of a new revision with the stable one (controller/core/revision_test.py).
+"""The sequential comparison of a new revision with the stable one (controller/core/health/revision_test.py).
 
 Known cases as tables (equal revisions flagged at most at the configured rate over many
 simulated rollouts, large differences flagged within a bounded number of requests) and
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.core.revision_test import (RevisionTestParams, RevisionTestState, Measure, Verdict, latency_stats,
+from controller.core.health.revision_test import (RevisionTestParams, RevisionTestState, Measure, Verdict, latency_stats,
                                            ratio_stats, step_tests, summary_values)
 
 T0 = 1_767_571_200.0
@@ -245,9 +245,9 @@ def test_a_latency_regression_is_flagged_within_n_cycles(factor, sigma, cycles):
 
 # --- in heal(): the revision checks drive a rollback ------------------------------------------
 
-from controller.core.heal import HealthState, heal  # noqa: E402
-from controller.core.health_params import Act, HealthParams  # noqa: E402
-from controller.core.heal import HealthObservation  # noqa: E402
+from controller.core.health.heal import HealthState, heal  # noqa: E402
+from controller.core.health.params import Act, HealthParams  # noqa: E402
+from controller.core.health.heal import HealthObservation  # noqa: E402
 
 RATIO_CHECK = RevisionTestParams("release-errors", worse_by=2.0, false_rate=0.01)
 

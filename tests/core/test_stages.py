@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from controller.core import history
-from controller.core.limit import NOT_LIMITED, changes_in_periods, clamp_legacy, limit_with_behavior, scale_down_limit, scale_up_limit
-from controller.core.params import MetricKind, RuleType, ScalingRules, Select, Smoothing
-from controller.core.propose import propose, within_tolerance
-from controller.core.signal import read_signal
-from controller.core.smooth import SmoothState, ewma_alpha, smooth
-from controller.core.stabilize import stabilize_legacy, stabilize_with_behavior
+from controller.core.scaling.limit import NOT_LIMITED, changes_in_periods, clamp_legacy, limit_with_behavior, scale_down_limit, scale_up_limit
+from controller.core.scaling.params import MetricKind, RuleType, ScalingRules, Select, Smoothing
+from controller.core.scaling.propose import propose, within_tolerance
+from controller.core.scaling.signal import read_signal
+from controller.core.scaling.smooth import SmoothState, ewma_alpha, smooth
+from controller.core.scaling.stabilize import stabilize_legacy, stabilize_with_behavior
 from controller.model import Reason
 from tests.core.helpers import T0, MetricParams, no_limits, policy, run
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.core.decide import Observation, ScalingState, decide
-from controller.core.heal import HealthObservation, HealthState, heal
+from controller.core.scaling.decide import Observation, ScalingState, decide
+from controller.core.health.heal import HealthObservation, HealthState, heal
 from controller.model import ActionKind
 from tests.core.healing import check, params
 from tests.core.helpers import T0, policy

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from controller.core.params import MetricKind, RuleType, Select, Smoothing
+from controller.core.scaling.params import MetricKind, RuleType, Select, Smoothing
 from controller.model import TargetRef
 from controller.policy import Comparison, HealthAction, Threshold
 from controller.runtime.reconciler import RuntimePolicy

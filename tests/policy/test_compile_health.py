@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from controller.core.health_params import Direction, Remedy, Scope
-from controller.core.params import Smoothing
+from controller.core.health.params import Direction, Remedy, Scope
+from controller.core.scaling.params import Smoothing
 from controller.policy.compile import compile_health_params
 from tests.policy.helpers import load_one, policy_with
 
@@ -91,7 +91,7 @@ def test_verify_window_without_any_for_is_120s():
 
 # --- scope: revision --------------------------------------------------------------------------
 
-from controller.core.revision_test import Measure  # noqa: E402
+from controller.core.health.revision_test import Measure  # noqa: E402
 from tests.policy.helpers import error_lines  # noqa: E402
 
 REVISION = """\

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from controller.core.params import MetricKind, Select, Smoothing
+from controller.core.scaling.params import MetricKind, Select, Smoothing
 from controller.policy import HealthAction, load_policies
 from tests.policy.helpers import POLICIES
 

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from controller.cli import app, main
-from controller.core.decide import Observation, ScalingState, decide
+from controller.core.scaling.decide import Observation, ScalingState, decide
 from controller.errors import ManifestError, PolicyError
 from controller.policy import load_policy_text
 from controller.policy.import_files import import_files

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from controller.adapters.prometheus import RangeSeries, range_chunks
 from controller.cli import app
-from controller.core.decide import Observation, ScalingState, decide
+from controller.core.scaling.decide import Observation, ScalingState, decide
 from controller.model import TargetRef
 from controller.policy import load_policy_text, parse_duration
 from controller.policy.counterpart import hpa_counterpart, spec_differences

@@ -11,9 +11,9 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.core.decide import Observation, ScalingState, decide
-from controller.core.hpa_conditions import hpa_conditions, metric_failure_reasons
-from controller.core.params import MetricKind, MetricParams, PolicyParams
+from controller.core.scaling.decide import Observation, ScalingState, decide
+from controller.core.scaling.hpa_conditions import hpa_conditions, metric_failure_reasons
+from controller.core.scaling.params import MetricKind, MetricParams, PolicyParams
 from controller.model import Action, ActionKind, TargetRef
 from controller.runtime.conditions import _metrics_message, _rescale, condition, scaling_conditions
 from tests.core.helpers import T0

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from controller.adapters.kubernetes import KubernetesCluster, KubernetesStateStore
-from controller.core.health_params import HealthReason
+from controller.core.health.params import HealthReason
 from controller.policy import load_policy_text
 from controller.runtime.dryrun import DryRunStateStore
 from controller.runtime.reconciler import Reconciler, RuntimePolicy

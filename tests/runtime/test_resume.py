@@ -7,7 +7,7 @@ import sys
 
 
 from controller.adapters.kubernetes import KubernetesCluster
-from controller.core.health_params import HealthReason
+from controller.core.health.params import HealthReason
 from controller.policy import load_policy_text
 from controller.runtime.reconciler import Reconciler, RuntimePolicy
 from controller.runtime.telemetry import Telemetry

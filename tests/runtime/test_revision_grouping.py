@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from controller.core.health_params import HealthParams
-from controller.core.revision_test import Measure, RevisionTestParams
+from controller.core.health.params import HealthParams
+from controller.core.health.revision_test import Measure, RevisionTestParams
 from controller.model import PodStatus, TargetRef, TargetStatus
 from controller.ports import ClusterView
 from controller.runtime.healing import pod_revisions, revision_statistics

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.core import compiled
+from controller.core.scaling import compiled
 from simulators.cluster import SimCluster
 from simulators.workload import ClusterConfig
 from tests.simulators.helpers import assert_same_ticks, run

@@ -57,10 +57,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from controller.core import history
-from controller.core.heal import HealthState
-from controller.core.health_params import HEALTH_REASON_CODES, HealthParams, Remedy
-from controller.core.remediate import DAY_S, HOUR_S, BudgetState, RemedyState, RevisionState
-from controller.core.revision_test import RevisionTestState, Verdict
+from controller.core.health.heal import HealthState
+from controller.core.health.params import HEALTH_REASON_CODES, HealthParams, Remedy
+from controller.core.health.remediate import DAY_S, HOUR_S, BudgetState, RemedyState, RevisionState
+from controller.core.health.revision_test import RevisionTestState, Verdict
 
 SCHEMA_VERSION = 1
 _REMEDY_NAMES = {r: r.policy_word or "none" for r in Remedy}  # the policy's words (scale-up), as stored since v1

@@ -10,15 +10,15 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from controller.core import compiled
-from controller.core import forecast as fc
-from controller.core.hpa_propose import HpaProposals, PodSamples, hpa_propose
-from controller.core.normalize import NormResult, NormState, normalize, record_scale_events
-from controller.core.params import PolicyParams, Smoothing
-from controller.core.propose import propose
-from controller.core.ramp import RampState, Ramps, apply_ramps
-from controller.core.signal import Signal, read_signal
-from controller.core.smooth import SmoothState, smooth
+from controller.core.scaling import compiled
+from controller.core.scaling import forecast as fc
+from controller.core.scaling.hpa_propose import HpaProposals, PodSamples, hpa_propose
+from controller.core.scaling.normalize import NormResult, NormState, normalize, record_scale_events
+from controller.core.scaling.params import PolicyParams, Smoothing
+from controller.core.scaling.propose import propose
+from controller.core.scaling.ramp import RampState, Ramps, apply_ramps
+from controller.core.scaling.signal import Signal, read_signal
+from controller.core.scaling.smooth import SmoothState, smooth
 from controller.model import REASON_CODES, DecisionRecord
 
 
@@ -235,7 +235,7 @@ class Decision:
 def decide(params: PolicyParams, obs: Observation, state: ScalingState, now: float) -> Decision:
     """Decide for every target of one policy. Pure: same inputs, same Decision.
 
-    Runs the compiled kernel (core/compiled.py) when it covers the policy, else numpy stages.
+    Runs the compiled kernel (core/scaling/compiled.py) when it covers the policy, else numpy stages.
     """
     if compiled.enabled() and compiled.supports(params):
         try:
@@ -282,7 +282,7 @@ def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, no
 
 def _propose_hpa(params: PolicyParams, obs: Observation, values: np.ndarray, usable: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray, HpaProposals]:
-    """The ``hpa`` preset's propose stage (core/hpa_propose.py): (proposals (N, M), valid (N, M),
+    """The ``hpa`` preset's propose stage (core/scaling/hpa_propose.py): (proposals (N, M), valid (N, M),
     the calculator's result). A metric read per pod is valid when the calculator found usable
     samples, whatever its workload-level column holds."""
     hpa = hpa_propose(params, obs.current, obs.ready, obs.status, values, usable, obs.pods)

@@ -12,10 +12,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from controller.core import history
-from controller.core.limit import (NOT_LIMITED, changes_in_periods, clamp_legacy, limit_with_behavior,
+from controller.core.scaling.limit import (NOT_LIMITED, changes_in_periods, clamp_legacy, limit_with_behavior,
                                    scale_down_limit, scale_up_limit)
-from controller.core.params import PolicyParams
-from controller.core.stabilize import stabilize_legacy, stabilize_with_behavior
+from controller.core.scaling.params import PolicyParams
+from controller.core.scaling.stabilize import stabilize_legacy, stabilize_with_behavior
 from controller.model import Reason
 
 _DISABLED, _ABOVE, _BELOW = int(Reason.SCALING_DISABLED), int(Reason.ABOVE_MAX), int(Reason.BELOW_MIN)

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from controller.core.history import empty_history, take_rows, write_slot
-from controller.core.params import RampParams
-from controller.core.propose import propose
+from controller.core.scaling.params import RampParams
+from controller.core.scaling.propose import propose
 
 
 @dataclass(frozen=True)

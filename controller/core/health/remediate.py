@@ -36,8 +36,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from controller.core import history
-from controller.core.health import CheckView, PodState, firing_pod_mask
-from controller.core.health_params import Act, Direction, HealthParams, HealthReason, Phase, Remedy, Scope
+from controller.core.health.checks import CheckView, PodState, firing_pod_mask
+from controller.core.health.params import Act, Direction, HealthParams, HealthReason, Phase, Remedy, Scope
 
 HOUR_S = 3600.0
 DAY_S = 86400.0

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from controller.core.limit import NOT_LIMITED
-from controller.core.normalize import NormResult
-from controller.core.params import MetricKind
+from controller.core.scaling.limit import NOT_LIMITED
+from controller.core.scaling.normalize import NormResult
+from controller.core.scaling.params import MetricKind
 from controller.model import Reason
 
 #: The three condition types, in the order ``kubectl describe hpa`` lists them.

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from controller.core.history import take_rows
-from controller.core.params import PolicyParams, Smoothing
+from controller.core.scaling.params import PolicyParams, Smoothing
 
 
 @dataclass(frozen=True)

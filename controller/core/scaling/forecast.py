@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from controller.core.history import take_rows, write_slot
-from controller.core.params import ForecastParams
+from controller.core.scaling.params import ForecastParams
 
 #: A period is kept when the autocorrelation of the history at that lag reaches this.
 SEASON_MIN_ACF = 0.3

@@ -1,4 +1,4 @@
-"""The ``hpa`` preset's propose stage: Kubernetes HPA's replica calculator (core/hpa_replicas.py)
+"""The ``hpa`` preset's propose stage: Kubernetes HPA's replica calculator (core/scaling/hpa_replicas.py)
 run on what the shell observed, for N targets and M metrics at once. Pure.
 
 Per metric, the calculator upstream runs for the metric's source (``MetricParams.hpa_source``):
@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from controller.core import hpa_replicas as hr
-from controller.core.params import HpaSource, MetricKind, MetricParams, PolicyParams
+from controller.core.scaling import hpa_replicas as hr
+from controller.core.scaling.params import HpaSource, MetricKind, MetricParams, PolicyParams
 
 #: The request of a pod whose samples are percents of it: utilization = trunc(mean percent).
 PERCENT_REQUEST_MILLI = 100_000

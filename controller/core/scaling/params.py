@@ -97,7 +97,7 @@ def hpa_default_scale_down(window_s: float = 300.0) -> ScalingRules:
 
 @dataclass(frozen=True)
 class ForecastParams:
-    """One metric's forecast stage (core/forecast.py). Durations in seconds.
+    """One metric's forecast stage (core/scaling/forecast.py). Durations in seconds.
 
     horizon_s: how far ahead (start-up delay + interval + half the metric window by default);
     periods_s: candidate seasonal periods; min_history_s: history needed before a period is
@@ -170,7 +170,7 @@ class HpaSource(enum.IntEnum):
 
 @dataclass(frozen=True)
 class RampParams:
-    """One metric's ramp stage (core/ramp.py): the slope over ``window_s`` carried ``lead_s``
+    """One metric's ramp stage (core/scaling/ramp.py): the slope over ``window_s`` carried ``lead_s``
     ahead. Durations in seconds; lead_s: start-up delay + interval + half the metric window
     by default (how late new pods serve after the sample that asked for them)."""
 
@@ -191,7 +191,7 @@ class RampParams:
 @dataclass(frozen=True)
 class MetricParams:
     """One scaling metric. ``source``, ``resource`` and ``container`` only matter under
-    ``preset: hpa``: which of HPA's calculators runs (see controller/core/hpa_propose.py)."""
+    ``preset: hpa``: which of HPA's calculators runs (see controller/core/scaling/hpa_propose.py)."""
 
     name: str
     kind: MetricKind

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from controller.core.params import MetricKind
+from controller.core.scaling.params import MetricKind
 
 _VALUE, _AVERAGE = int(MetricKind.VALUE), int(MetricKind.AVERAGE_PER_REPLICA)
 
@@ -53,7 +53,7 @@ def propose_utilization(value, target, current, ready, unready, tol_up, tol_down
     Fast path: ceil(ratio * ready). When scaling up with unready pods, those count as idle
     (usage 0): the ratio is recomputed over ready + unready, and the result is kept at current
     if that flips the direction, lands within tolerance, or would not scale up. (The ``hpa``
-    preset runs HPA's own pod-level calculator instead: core/hpa_propose.py.)
+    preset runs HPA's own pod-level calculator instead: core/scaling/hpa_propose.py.)
     """
     ratio = value / target
     fast = np.where(within_tolerance(ratio, tol_up, tol_down), current, _ceil_clamped(ratio * ready))
@@ -72,7 +72,7 @@ def propose(kinds: np.ndarray, targets: np.ndarray, value: np.ndarray, current: 
 
     A direction guard HPA lacks: a metric above its band never proposes fewer replicas than
     current (which happens in HPA when pods are still starting), and a metric below its band
-    never proposes more. The ``hpa`` preset does not come here: core/hpa_propose.py.
+    never proposes more. The ``hpa`` preset does not come here: core/scaling/hpa_propose.py.
     """
     proposals = np.empty(value.shape)
     valid = np.isfinite(value)

@@ -1,6 +1,6 @@
 """Health checks as Prometheus alert state machines with hysteresis, for many rows at once.
 
-A check's state per row (a target, or a pod) is a :class:`~controller.core.health_params.Phase`:
+A check's state per row (a target, or a pod) is a :class:`~controller.core.health.params.Phase`:
 
     OK --unhealthy holds--> PENDING --held for unhealthy_for_s--> FIRING
     PENDING --unhealthy stops holding--> OK
@@ -29,9 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from controller.core.history import take_rows
-from controller.core.health_params import CheckParams, Direction, HealthParams, Phase
-from controller.core.params import Smoothing
-from controller.core.smooth import SmoothState, smooth_ewma, smooth_window
+from controller.core.health.params import CheckParams, Direction, HealthParams, Phase
+from controller.core.scaling.params import Smoothing
+from controller.core.scaling.smooth import SmoothState, smooth_ewma, smooth_window
 
 _OK, _PENDING, _FIRING = int(Phase.OK), int(Phase.PENDING), int(Phase.FIRING)
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from controller.core.propose import within_tolerance  # ``Tolerances.isWithin``: one copy, (ratio, up, down)
+from controller.core.scaling.propose import within_tolerance  # ``Tolerances.isWithin``: one copy, (ratio, up, down)
 
 INT32_MAX = 2**31 - 1
 INT32_MIN = -(2**31)

@@ -24,9 +24,9 @@ import warnings
 
 import numpy as np
 
-from controller.core.limit import NOT_LIMITED
-from controller.core.params import PolicyParams, RuleType, Select, Smoothing
-from controller.core.propose import INT32_MAX
+from controller.core.scaling.limit import NOT_LIMITED
+from controller.core.scaling.params import PolicyParams, RuleType, Select, Smoothing
+from controller.core.scaling.propose import INT32_MAX
 from controller.model import Reason
 
 #: What a kernel that fails to compile raises (numba's typing and lowering errors); set on load.
@@ -117,7 +117,7 @@ def mark_broken(exc: BaseException) -> None:
 def supports(params: PolicyParams) -> bool:
     """The kernel covers this policy: not the hpa preset, no forecast or ramp, no median/percentile smoothing, a mean
     over at most 128 samples (numpy sums longer ones in halves; not reproduced)."""
-    # the hpa preset proposes with HPA's pod-level calculator (core/hpa_propose.py), not compiled
+    # the hpa preset proposes with HPA's pod-level calculator (core/scaling/hpa_propose.py), not compiled
     if (params.hpa_semantics or params.forecast_metrics or params.ramp_metrics
             or params.smoothing in (Smoothing.MEDIAN, Smoothing.PERCENTILE)):
         return False

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from controller.core.params import RuleType, ScalingRules, Select
+from controller.core.scaling.params import RuleType, ScalingRules, Select
 from controller.model import Reason
 
 _UP, _DOWN = int(Reason.RATE_LIMITED_UP), int(Reason.RATE_LIMITED_DOWN)

@@ -15,12 +15,12 @@ from typing import Sequence
 import numpy as np
 
 from controller.core.arbitrate import ArbitrationInput, arbitrate
-from controller.core.decide import Decision
-from controller.core.health import (CheckTable, CheckView, PodState, PodTable, check_view, evaluate, pod_view)
-from controller.core.health_params import (HEALTH_REASON_CODES, Act, HealthParams, HealthReason, Phase, Remedy,
+from controller.core.scaling.decide import Decision
+from controller.core.health.checks import (CheckTable, CheckView, PodState, PodTable, check_view, evaluate, pod_view)
+from controller.core.health.params import (HEALTH_REASON_CODES, Act, HealthParams, HealthReason, Phase, Remedy,
                                            Scope)
-from controller.core.revision_test import Measure, RevisionTestState, Verdict, step_tests, summary_values
-from controller.core.remediate import (BudgetState, RemedyState, RevisionState, as_strings, pick_pods, propose,
+from controller.core.health.revision_test import Measure, RevisionTestState, Verdict, step_tests, summary_values
+from controller.core.health.remediate import (BudgetState, RemedyState, RevisionState, as_strings, pick_pods, propose,
                                        rearm, remember, restart_room, update_revisions, verify)
 from controller.model import Action, ActionKind, TargetRef
 
@@ -37,7 +37,7 @@ class HealthObservation:
     current, NaN if unknown; utilization: (N,) ratio (1.0 = 100 %), NaN if unknown;
     overloaded: (N,) bool, the shell's own overload signal. revision_new, revision_old: (N, Cr, 3)
     this cycle's statistics of the revision checks for the new revision's pods and the stable
-    revision's (see controller/core/revision_test.py; zeros: no data).
+    revision's (see controller/core/health/revision_test.py; zeros: no data).
     """
 
     current: np.ndarray

@@ -14,9 +14,9 @@ from functools import cached_property
 
 import numpy as np
 
-from controller.core.params import Smoothing
+from controller.core.scaling.params import Smoothing
 from controller.model import ActionKind
-from controller.core.revision_test import RevisionTestParams
+from controller.core.health.revision_test import RevisionTestParams
 
 
 class Scope(enum.IntEnum):
@@ -198,7 +198,7 @@ class HealthParams:
     before it is judged anyway (a stuck rollout must not block healing forever).
     revision_checks: ``scope: revision`` checks, a sequential comparison of the new revision's
     pods with the stable revision's while a rollout is in progress and for ``rollback_window_s``
-    after it (controller/core/revision_test.py); kept apart from ``checks``.
+    after it (controller/core/health/revision_test.py); kept apart from ``checks``.
     """
 
     checks: tuple[CheckParams, ...]
