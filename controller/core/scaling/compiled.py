@@ -312,48 +312,22 @@ def _rate_limit(cur, up_c, up_t, down_c, down_t, i, now, rules, select, up):
 
 
 @jit
-def _decide_kernel(values, present, age, current, ready, status, metric, scal, up_rules, down_rules, now,
-                   alpha, ewma, ewma_at, samples, sample_at, old_rec_v, old_rec_t, rec_v, rec_t,
-                   up_c, up_t, down_c, down_t,
-                   missing_since, out_f2, out_b2, out_f1, out_i1, active_out):
-    """Decide for N targets in place of signal(...) -> normalize(...).
-
-    values, present, age, alpha: (N, M); current, ready, status, missing_since: (N,);
-    metric: (3, M) kind, target, non-negative; scal: the scalar parameters (_P_*);
-    up_rules, down_rules: (3, P) type, value, period_s; state arrays are updated in place
-    (the caller passes copies), but the recommendation history is copied from old_rec_* into
-    rec_* (uninitialised, same shape) on the way. Returns the per-stage outputs.
-    """
+def _front_kernel(values, present, age, current, ready, status, metric, scal, now, alpha, ewma, ewma_at, samples,
+                  sample_at, out_f2, out_b2):
+    """signal -> smooth -> propose for N targets (into out_f2: values, smoothed, proposals; out_b2:
+    missing, stale, nonfinite, negative, usable, valid); the smoothing state is updated in place."""
     n, m = values.shape
     stale_after, tol_up, tol_down = scal[_P_STALE], scal[_P_TOL_UP], scal[_P_TOL_DOWN]
-    hpa, legacy = scal[_P_HPA] != 0.0, scal[_P_LEGACY] != 0.0
+    hpa = scal[_P_HPA] != 0.0
     smoothing = int(scal[_P_SMOOTHING])
     window_s = scal[_P_WINDOW]
-    lo, hi = scal[_P_MIN], scal[_P_MAX]
-    fallback, hold_s = scal[_P_FALLBACK], scal[_P_HOLD]
-    has_fallback = (fallback == fallback) and not hpa
-    up_w, down_w = scal[_P_UP_WIN], scal[_P_DOWN_WIN]
-    up_sel, down_sel = int(scal[_P_UP_SEL]), int(scal[_P_DOWN_SEL])
-    keep_s = down_w if legacy else max(up_w, down_w)
-
     # outputs are views of blocks the caller allocates (few allocations for a Decision it keeps)
     sig_values, smoothed, proposals = out_f2[0], out_f2[1], out_f2[2]
     missing, stale, nonfinite, negative, usable, valid = out_b2[0], out_b2[1], out_b2[2], out_b2[3], out_b2[4], out_b2[5]
-    combined_out, proposal_out, stabilized_out, desired_out, new_missing = (out_f1[0], out_f1[1], out_f1[2], out_f1[3],
-                                                                            out_f1[4])
-    limit_out, reason_out = out_i1[0], out_i1[1]
     buf = np.empty(samples.shape[2])
-    forced_arr = np.empty(n)
-    fresh = np.empty(n, np.bool_)
-    hold_arr = np.empty(n, np.bool_)
-    any_valid_arr = np.empty(n, np.bool_)
-    pre_arr = np.empty(n, np.int64)
-    miss_arr = np.empty(n, np.int64)
 
     for i in range(n):
         cur, rdy, sts = current[i], ready[i], status[i]
-        # -- signal, smooth, propose, combine
-        combined, any_valid, all_valid = -_INF, False, True
         for j in range(m):
             x = values[i, j]
             pr = present[i, j]
@@ -388,8 +362,42 @@ def _decide_kernel(values, present, age, current, ready, status, metric, scal, u
             ok = math.isfinite(sm) and ready_ok and math.isfinite(p) and us
             valid[i, j] = ok
             proposals[i, j] = p if ok else _NAN
-            if ok:
-                combined = _nmax(combined, p)
+    return 0
+
+
+@jit
+def _norm_kernel(current, scal, up_rules, down_rules, now, old_rec_v, old_rec_t, rec_v, rec_t, up_c, up_t, down_c,
+                 down_t, missing_since, proposals, valid, out_f1, out_i1, active_out):
+    """combine -> pre-checks and missing data -> stabilize -> limit -> history writes for N
+    targets from proposals and valid (N, M). The recommendation history is copied from
+    old_rec_* into rec_* (uninitialised, same shape) on the way; outputs go to out_f1
+    (combined, proposal, stabilized, desired, missing_since), out_i1 (limit reason, reason) and
+    active_out."""
+    n, m = proposals.shape
+    hpa, legacy = scal[_P_HPA] != 0.0, scal[_P_LEGACY] != 0.0
+    lo, hi = scal[_P_MIN], scal[_P_MAX]
+    fallback, hold_s = scal[_P_FALLBACK], scal[_P_HOLD]
+    has_fallback = (fallback == fallback) and not hpa
+    up_w, down_w = scal[_P_UP_WIN], scal[_P_DOWN_WIN]
+    up_sel, down_sel = int(scal[_P_UP_SEL]), int(scal[_P_DOWN_SEL])
+    keep_s = down_w if legacy else max(up_w, down_w)
+    combined_out, proposal_out, stabilized_out, desired_out, new_missing = (out_f1[0], out_f1[1], out_f1[2], out_f1[3],
+                                                                            out_f1[4])
+    limit_out, reason_out = out_i1[0], out_i1[1]
+    forced_arr = np.empty(n)
+    fresh = np.empty(n, np.bool_)
+    hold_arr = np.empty(n, np.bool_)
+    any_valid_arr = np.empty(n, np.bool_)
+    pre_arr = np.empty(n, np.int64)
+    miss_arr = np.empty(n, np.int64)
+
+    for i in range(n):
+        cur = current[i]
+        # -- combine: the max over the valid proposals
+        combined, any_valid, all_valid = -_INF, False, True
+        for j in range(m):
+            if valid[i, j]:
+                combined = _nmax(combined, proposals[i, j])
                 any_valid = True
             else:
                 all_valid = False
@@ -521,6 +529,19 @@ def _decide_kernel(values, present, age, current, ready, status, metric, scal, u
         active_out[i] = (not has_forced) and any_valid and not hold
 
     return 0
+
+
+@jit
+def _decide_kernel(values, present, age, current, ready, status, metric, scal, up_rules, down_rules, now,
+                   alpha, ewma, ewma_at, samples, sample_at, old_rec_v, old_rec_t, rec_v, rec_t,
+                   up_c, up_t, down_c, down_t,
+                   missing_since, out_f2, out_b2, out_f1, out_i1, active_out):
+    """Decide for N targets in place of signal(...) -> normalize(...): _front_kernel then
+    _norm_kernel in one call (see them for the arrays)."""
+    _front_kernel(values, present, age, current, ready, status, metric, scal, now, alpha, ewma, ewma_at, samples,
+                  sample_at, out_f2, out_b2)
+    return _norm_kernel(current, scal, up_rules, down_rules, now, old_rec_v, old_rec_t, rec_v, rec_t, up_c, up_t,
+                        down_c, down_t, missing_since, out_f2[2], out_b2[5], out_f1, out_i1, active_out)
 
 
 # ---------------------------------------------------------------------------------------- wrapper
