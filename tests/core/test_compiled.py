@@ -42,6 +42,13 @@ def assert_same(a: Decision, b: Decision, where: str) -> None:
     pairs.update({f"norm_state.{k}": (getattr(a.state.norm, k), getattr(b.state.norm, k))
                   for k in ("rec_values", "rec_times", "up_changes", "up_times", "down_changes", "down_times",
                             "missing_since")})
+    assert (a.ramps is None) == (b.ramps is None), f"{where}: ramps on one path only"
+    if a.ramps is not None:
+        assert a.ramps.columns == b.ramps.columns, f"{where}: ramp columns"
+        pairs.update({f"ramps.{k}": (getattr(a.ramps, k), getattr(b.ramps, k)) for k in ("slope", "ahead", "proposal")})
+    assert len(a.state.ramp) == len(b.state.ramp), f"{where}: ramp states"
+    for r, (x, y) in enumerate(zip(a.state.ramp, b.state.ramp)):
+        pairs.update({f"ramp_state[{r}].values": (x.values, y.values), f"ramp_state[{r}].times": (x.times, y.times)})
     for name, (x, y) in pairs.items():
         assert x.shape == y.shape, f"{where}: {name} shape {x.shape} != {y.shape}"
         np.testing.assert_array_equal(x, y, err_msg=f"{where}: {name}")
@@ -96,6 +103,7 @@ def ramp(levels, n: int = 3, m: int = 1) -> np.ndarray:
 
 
 NAN = float("nan")
+RAMPED = MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 100.0, ramp=RampParams(lead_s=75.0, window_s=30.0))
 DOWN_RATE = ScalingRules.of(60, Select.MAX, [(RuleType.PERCENT, 20, 60), (RuleType.PODS, 2, 30)])
 UP_MIN = ScalingRules.of(30, Select.MIN, [(RuleType.PODS, 1, 15), (RuleType.PERCENT, 50, 30)])
 
@@ -136,6 +144,13 @@ SCRIPTED = [
                  dict(ages=np.array([[[0.0]] * 3, [[60.0]] * 3, [[0.0]] * 3])), Reason.METRICS_MISSING,
                  id="stale-sample"),
     pytest.param(params(), ramp([500, -5.0, np.inf, 500]), 4.0, {}, Reason.METRICS_MISSING, id="negative-and-inf"),
+    pytest.param(params(metrics=(RAMPED,)), ramp([300, 300, 300, 400, 550, 750, 1000, 1300, 1300, 1300]), 3.0, {},
+                 Reason.SCALE_UP, id="ramp-rising-load"),
+    pytest.param(params(metrics=(RAMPED, metric(MetricKind.UTILIZATION, 60.0, "cpu")), smoothing=Smoothing.EWMA,
+                        half_life_s=30.0),
+                 np.stack([ramp([300, NAN, 500, 800, NAN, NAN, 1200, 600, 300, 300])[..., 0],
+                           ramp([50, 70, 90, 80, 60, 40, 30, 30, 30, 30])[..., 0]], axis=2), 3.0, dict(ready_lag=1),
+                 Reason.SCALE_UP, id="ramp-with-gaps-ewma-and-utilization"),
 ]
 
 
@@ -154,11 +169,18 @@ def rules(draw) -> ScalingRules:
     return ScalingRules.of(draw(st.sampled_from([0, 30, 60, 120])), draw(st.sampled_from(list(Select))), policies)
 
 
+def ramps():
+    """No ramp stage (half the time), or one with windows that do and do not divide by the interval."""
+    return st.one_of(st.none(), st.builds(RampParams, lead_s=st.sampled_from([0.0, 45.0, 120.0]),
+                                          window_s=st.sampled_from([15.0, 30.0, 40.0, 60.0]),
+                                          interval_s=st.sampled_from([10.0, 15.0])))
+
+
 @st.composite
 def policies(draw) -> PolicyParams:
     m = draw(st.integers(1, 3))
     metrics = tuple(MetricParams(f"m{j}", draw(st.sampled_from(list(MetricKind))),
-                                 draw(st.sampled_from([0.5, 50.0, 100.0]))) for j in range(m))
+                                 draw(st.sampled_from([0.5, 50.0, 100.0])), ramp=draw(ramps())) for j in range(m))
     lo = draw(st.integers(0, 5))
     return PolicyParams(
         name="prop", metrics=metrics, min_replicas=lo, max_replicas=lo + draw(st.integers(0, 30)),
@@ -192,8 +214,6 @@ FORECAST = MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 100.0, forecast=F
 
 @pytest.mark.parametrize("policy", [
     pytest.param(params(metrics=(FORECAST,)), id="forecast"),
-    pytest.param(params(metrics=(MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 100.0,
-                                              ramp=RampParams(lead_s=75.0)),)), id="ramp"),
     pytest.param(params(metrics=(metric(MetricKind.UTILIZATION, 60.0, "cpu"),), hpa_semantics=True),
                  id="hpa-preset-pod-level-calculator"),
     pytest.param(params(smoothing=Smoothing.MEDIAN, window_s=60.0), id="median"),

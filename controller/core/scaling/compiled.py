@@ -6,7 +6,8 @@ stages (signal.py ... normalize.py, the reference): ``tests/core/test_compiled.p
 every output and state array is identical on scripted and random inputs.
 
 Covered: every metric kind, smoothing none / EWMA / mean / max, HPA legacy and behavior,
-Setpoint's missing-data hold and fallback. Not covered, so ``decide`` keeps numpy for the
+Setpoint's missing-data hold and fallback, ramp metrics (_ramp_kernel between propose and
+combine, as in decide_numpy). Not covered, so ``decide`` keeps numpy for the
 policy (see :func:`supports`): forecast metrics, median and percentile smoothing.
 
 Switch: ``SETPOINT_COMPILED=0`` forces numpy, ``=1`` asks for the kernel (a warning if numba is
@@ -115,10 +116,10 @@ def mark_broken(exc: BaseException) -> None:
 
 
 def supports(params: PolicyParams) -> bool:
-    """The kernel covers this policy: not the hpa preset, no forecast or ramp, no median/percentile smoothing, a mean
+    """The kernel covers this policy: not the hpa preset, no forecast, no median/percentile smoothing, a mean
     over at most 128 samples (numpy sums longer ones in halves; not reproduced)."""
     # the hpa preset proposes with HPA's pod-level calculator (core/scaling/hpa_propose.py), not compiled
-    if (params.hpa_semantics or params.forecast_metrics or params.ramp_metrics
+    if (params.hpa_semantics or params.forecast_metrics
             or params.smoothing in (Smoothing.MEDIAN, Smoothing.PERCENTILE)):
         return False
     return params.smoothing != Smoothing.MEAN or params.sample_slots <= _PAIRWISE_BLOCK
@@ -532,6 +533,50 @@ def _norm_kernel(current, scal, up_rules, down_rules, now, old_rec_v, old_rec_t,
 
 
 @jit
+def _ramp_kernel(j, sig_values, usable, proposals, valid, current, ready, status, kind, target, tol_up, tol_down,
+                 hist_v, hist_t, now, window_s, tolerance_s, lead_s, keep_s, slope_out, ahead_out, prop_out):
+    """The ramp stage of metric j (ramp.py's ramp_step and apply_ramps) for N targets.
+
+    sig_values, usable, proposals, valid: (N, M) from _front_kernel; proposals[:, j] is raised
+    in place (np.fmax) where the ramp proposal is valid. hist_v, hist_t: (N, K) the metric's
+    samples, written in place. slope_out, ahead_out, prop_out: (N, M), column j written (the
+    caller fills them with NaN)."""
+    n, k = hist_v.shape
+    cut = now - keep_s
+    for i in range(n):
+        y, ok = sig_values[i, j], usable[i, j]
+        # window_ago: the sample nearest to now - window_s among those old enough (argmin: the first)
+        best, pick = _INF, 0
+        for s in range(k):
+            age = now - hist_t[i, s]  # NaN for empty slots: compares False
+            d = abs(age - window_s) if age >= window_s - tolerance_s else _INF
+            if d < best:
+                best, pick = d, s
+        found = best < _INF
+        old_v = hist_v[i, pick] if found else _NAN
+        old_t = hist_t[i, pick] if found else _NAN
+        slope = (y - old_v) / (now - old_t) if (ok and now > old_t) else _NAN
+        ahead = y + _nmax(slope, 0.0) * lead_s
+        slope_out[i, j], ahead_out[i, j] = slope, ahead
+        # write_slot: the first reusable (empty or outdated) slot, else the first oldest
+        if ok and k > 0:
+            slot, key = 0, _INF
+            for s in range(k):
+                t = hist_t[i, s]
+                kk = t if t >= cut else -_INF
+                if s == 0 or kk < key:
+                    slot, key = s, kk
+            hist_v[i, slot] = y
+            hist_t[i, slot] = now
+        p, ready_ok = _propose_one(kind, target, ahead, current[i], ready[i], status[i], tol_up, tol_down, False)
+        if valid[i, j] and math.isfinite(ahead) and ready_ok and math.isfinite(p):
+            prop_out[i, j] = p
+            a = proposals[i, j]
+            proposals[i, j] = a if (a >= p or p != p) else p  # np.fmax, signed zeros included
+    return 0
+
+
+@jit
 def _decide_kernel(values, present, age, current, ready, status, metric, scal, up_rules, down_rules, now,
                    alpha, ewma, ewma_at, samples, sample_at, old_rec_v, old_rec_t, rec_v, rec_t,
                    up_c, up_t, down_c, down_t,
@@ -608,8 +653,9 @@ def _ewma_alpha(ewma_at: np.ndarray, now: float, half_life_s: float) -> np.ndarr
 
 def decide_arrays(params: PolicyParams, obs, state, now: float):
     """Run the kernel for one policy. Returns (signal arrays (6), smoothed, proposals, valid,
-    norm result arrays (7), smooth state arrays (4), norm state arrays (7)); the caller (decide)
-    wraps them in the core's dataclasses. The input state is left untouched."""
+    norm result arrays (7), smooth state arrays (4), norm state arrays (6), the ramp stage's
+    outputs (see _ramp_stage; None without ramp metrics)); the caller (decide) wraps them in
+    the core's dataclasses. The input state is left untouched."""
     scal, metric, up_rules, down_rules = _pack(params)
     sm, nm = state.smooth, state.norm
     n, m = obs.values.shape
@@ -628,12 +674,40 @@ def decide_arrays(params: PolicyParams, obs, state, now: float):
     up_c, up_t, down_c, down_t = nm.up_changes, nm.up_times, nm.down_changes, nm.down_times
     out_f2, out_b2 = np.empty((3, n, m)), np.empty((6, n, m), dtype=np.bool_)
     out_f1, out_i1, active = np.empty((5, n)), np.empty((2, n), dtype=np.int64), np.empty(n, dtype=np.bool_)
-    _decide_kernel(
-        _f64(obs.values), np.ascontiguousarray(obs.present, dtype=np.bool_), _f64(obs.sample_age_s),
-        _f64(obs.current), _f64(obs.ready), _f64(obs.status), metric, scal, up_rules, down_rules, float(now),
-        _f64(alpha), ewma, ewma_at, samples, sample_at, np.asfortranarray(nm.rec_values, dtype=np.float64),
-        np.asfortranarray(nm.rec_times, dtype=np.float64), rec_v, rec_t,
-        up_c, up_t, down_c, down_t, _f64(nm.missing_since), out_f2, out_b2, out_f1, out_i1, active)
+    values, present, age = _f64(obs.values), np.ascontiguousarray(obs.present, dtype=np.bool_), _f64(obs.sample_age_s)
+    current, ready, status = _f64(obs.current), _f64(obs.ready), _f64(obs.status)
+    old_rec_v = np.asfortranarray(nm.rec_values, dtype=np.float64)
+    old_rec_t = np.asfortranarray(nm.rec_times, dtype=np.float64)
+    ramps = None
+    if not params.ramp_metrics:  # one call: signal .. history writes fused
+        _decide_kernel(values, present, age, current, ready, status, metric, scal, up_rules, down_rules, float(now),
+                       _f64(alpha), ewma, ewma_at, samples, sample_at, old_rec_v, old_rec_t, rec_v, rec_t,
+                       up_c, up_t, down_c, down_t, _f64(nm.missing_since), out_f2, out_b2, out_f1, out_i1, active)
+    else:  # the ramp stage sits between propose and combine, as in decide_numpy
+        _front_kernel(values, present, age, current, ready, status, metric, scal, float(now), _f64(alpha), ewma,
+                      ewma_at, samples, sample_at, out_f2, out_b2)
+        ramps = _ramp_stage(params, out_f2, out_b2, current, ready, status, state.ramp, float(now))
+        _norm_kernel(current, scal, up_rules, down_rules, float(now), old_rec_v, old_rec_t, rec_v, rec_t,
+                     up_c, up_t, down_c, down_t, _f64(nm.missing_since), out_f2[2], out_b2[5], out_f1, out_i1, active)
     smoothed = out_f2[0] if smoothing == Smoothing.NONE else (ewma if smoothing == Smoothing.EWMA else out_f2[1])
     out = (out_f2[0], *out_b2[:5], smoothed, out_f2[2], out_b2[5], *out_f1[:4], *out_i1, active, out_f1[4])
-    return out, (ewma, ewma_at, samples, sample_at), (rec_v, rec_t, up_c, up_t, down_c, down_t)
+    return out, (ewma, ewma_at, samples, sample_at), (rec_v, rec_t, up_c, up_t, down_c, down_t), ramps
+
+
+def _ramp_stage(params: PolicyParams, out_f2, out_b2, current, ready, status, states, now: float):
+    """Run _ramp_kernel for every ramp metric (raising out_f2[2], the proposals, in place).
+    Returns (slope, ahead, proposal) (N, M) NaN outside ramp metrics, and the new (values,
+    times) (N, K) of each ramp metric's history; the input states are left untouched."""
+    shape = out_f2[0].shape
+    slope, ahead, prop = np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
+    new_states = []
+    for j, st in zip(params.ramp_metrics, states):
+        rp = params.metrics[j].ramp
+        hist_v = np.array(st.values, dtype=np.float64, order="F")
+        hist_t = np.array(st.times, dtype=np.float64, order="F")
+        _ramp_kernel(j, out_f2[0], out_b2[4], out_f2[2], out_b2[5], current, ready, status,
+                     int(params.metric_kinds[j]), float(params.metric_targets[j]), float(params.tolerance_up),
+                     float(params.tolerance_down), hist_v, hist_t, now, float(rp.window_s), 0.5 * rp.interval_s,
+                     float(rp.lead_s), float(rp.keep_s), slope, ahead, prop)
+        new_states.append((hist_v, hist_t))
+    return slope, ahead, prop, tuple(new_states)

@@ -247,14 +247,19 @@ def decide(params: PolicyParams, obs: Observation, state: ScalingState, now: flo
 
 def _decide_compiled(params: PolicyParams, obs: Observation, state: ScalingState, now: float) -> Decision:
     """The same Decision from the compiled kernel (identical arrays; tests/core/test_compiled.py)."""
-    out, smooth_arrays, norm_arrays = compiled.decide_arrays(params, obs, state, now)
+    out, smooth_arrays, norm_arrays, ramp_arrays = compiled.decide_arrays(params, obs, state, now)
     sig = Signal(*out[:6])
     smoothed, proposals, valid = out[6:9]
     result = NormResult(*out[9:16])
     smooth_state = state.smooth if params.smoothing == Smoothing.NONE else SmoothState(*smooth_arrays)
     norm_state = NormState(*norm_arrays, out[16])
+    ramps, ramp_states = None, state.ramp
+    if ramp_arrays is not None:
+        slope, ahead, ramp_prop, histories = ramp_arrays
+        ramps = Ramps(slope, ahead, ramp_prop, params.ramp_metrics)
+        ramp_states = tuple(RampState(v, t) for v, t in histories)
     return Decision(now, obs.current, obs.ready, sig, smoothed, proposals, valid, result,
-                    ScalingState(smooth_state, norm_state, state.forecast), params)
+                    ScalingState(smooth_state, norm_state, state.forecast, ramp_states), params, ramps=ramps)
 
 
 def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, now: float) -> Decision:
