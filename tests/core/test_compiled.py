@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,8 +24,10 @@ from controller.core.scaling.decide import Decision, Observation, ScalingState, 
 from controller.core.scaling.params import (ForecastParams, MetricKind, MetricParams, PolicyParams, RampParams, RuleType,
                                     ScalingRules, Select, Smoothing)
 from controller.model import Reason
+from controller.policy import load_policies
 from tests.core.helpers import T0
 
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
 
 COMPILED_SMOOTHING = [Smoothing.NONE, Smoothing.EWMA, Smoothing.MEAN, Smoothing.MAX]
@@ -159,6 +162,16 @@ def test_compiled_equals_numpy_on_scripted_paths(policy, values, current0, optio
     decisions = run_both(policy, values, np.full(values.shape[1], current0), **options)
     seen = {int(r) for d in decisions for r in d.reason}
     assert int(expect) in seen, f"the row does not exercise {expect.name}: saw {sorted(Reason(r).name for r in seen)}"
+    if policy.ramp_metrics:  # on a rising slope, the ramp stage's proposal was the one kept at least once
+        assert any((d.ramps.proposal == d.proposals).any() and (d.ramps.slope > 0).any() for d in decisions)
+
+
+def test_the_default_policy_runs_on_the_kernel():
+    policy = load_policies([REPO / "policies" / "setpoint-default.yaml"])[0].params
+    assert policy.ramp_metrics and compiled.supports(policy)
+    values = ramp([100, 150, 250, 400, 600, 850, 850, 850, 200, 200, 200], n=4)
+    decisions = run_both(policy, values, np.full(4, 2.0))
+    assert (decisions[-1].desired > 2).all() and np.isfinite(decisions[5].ramps.proposal).all()
 
 
 @st.composite
