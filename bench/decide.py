@@ -1,9 +1,12 @@
 """Benchmark the decision core: compiled kernel, numpy stages, and a per-target loop.
 
-10,000 targets in 10 policies with 2 metrics each, 100 cycles (15 s apart). Prints
+10,000 targets in 10 policies (2 metrics each, and policies/setpoint-default.yaml with its
+ramp stage on 1 metric), 100 cycles (15 s apart). Prints
 target-decisions per second for the compiled kernel (core/scaling/compiled.py; its first-run compile
 or cache-load time separately), for the batched numpy stages, and for a loop that calls the
-numpy ``decide`` once per target (a batch of one), and the ratios.
+numpy ``decide`` once per target (a batch of one), and the ratios; then the default policy
+alone on both paths. The ``hpa`` preset proposes with HPA's pod-level calculator, which only
+numpy runs: its variants here are HPA's behavior and legacy rules in Setpoint's own mode.
 
 Targets: compiled >= 10,000,000 target-decisions/s on one core (issue #13); numpy >= 1,000,000/s
 and >= 50x the per-target loop (issue #2). Rates are per second of the process's CPU time (what
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -24,12 +28,19 @@ from controller.core.scaling.decide import Observation, ScalingState, decide_num
 from controller.core.scaling.decide import decide as decide_dispatch
 from controller.core.scaling.params import (MetricKind, MetricParams, PolicyParams, RuleType, ScalingRules, Select,
                                     Smoothing)
+from controller.policy import load_policies
 
 N_POLICIES, TARGETS_PER_POLICY = 10, 1000
+REPO = Path(__file__).resolve().parents[1]
+
+
+def default_policy() -> PolicyParams:
+    return load_policies([REPO / "policies" / "setpoint-default.yaml"])[0].params
 
 
 def make_policies() -> list[PolicyParams]:
-    """Ten policies covering the core's paths: EWMA and window smoothing, HPA legacy and behavior."""
+    """Ten policies covering the kernel's paths: EWMA and window smoothing, HPA legacy and
+    behavior rules, the ramp stage (the default policy)."""
     metrics = (MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 80.0), MetricParams("latency", MetricKind.VALUE, 0.25))
     util = (MetricParams("cpu", MetricKind.UTILIZATION, 70.0), MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 80.0))
     down = ScalingRules.of(300, Select.MAX, [(RuleType.PERCENT, 20, 60), (RuleType.PODS, 2, 60)])
@@ -38,14 +49,14 @@ def make_policies() -> list[PolicyParams]:
         dict(metrics=metrics, smoothing=Smoothing.EWMA, half_life_s=90.0, scale_down=down, tolerance_down=0.2),
         dict(metrics=metrics, smoothing=Smoothing.MEAN, window_s=60.0),
         dict(metrics=metrics, smoothing=Smoothing.MAX, window_s=120.0, fallback_replicas=6, missing_hold_s=120.0),
-        dict(metrics=util, hpa_semantics=True, legacy=True),
-        dict(metrics=util, hpa_semantics=True),
+        dict(metrics=util, legacy=True),
+        dict(metrics=util),
         dict(metrics=util, smoothing=Smoothing.EWMA, half_life_s=30.0),
         dict(metrics=metrics, scale_down=down),
-        dict(metrics=util, hpa_semantics=True, scale_down=down),
-        dict(metrics=metrics, smoothing=Smoothing.EWMA, half_life_s=60.0, tolerance_up=0.05),
+        dict(metrics=util, scale_down=down),
     ]
-    return [PolicyParams(name=f"p{i}", min_replicas=2, max_replicas=200, **v) for i, v in enumerate(variants)]
+    return [PolicyParams(name=f"p{i}", min_replicas=2, max_replicas=200, **v)
+            for i, v in enumerate(variants)] + [default_policy()]
 
 
 def make_inputs(cycles: int, n: int, m: int, seed: int) -> np.ndarray:
@@ -54,7 +65,7 @@ def make_inputs(cycles: int, n: int, m: int, seed: int) -> np.ndarray:
     base = rng.uniform(200, 2000, (1, n, 1)) * np.array([1.0, 0.0005])[None, None, :m]
     wave = 1 + 0.5 * np.sin(np.arange(cycles) / 15.0)[:, None, None]
     values = base * wave * rng.lognormal(0, 0.1, (cycles, n, m))
-    values[:, ::97, 1] = np.nan  # some series missing
+    values[:, ::97, m - 1] = np.nan  # some series missing
     return values
 
 
@@ -108,9 +119,10 @@ def main() -> None:
     ap.add_argument("--loop-cycles", type=int, default=2, help="cycles for the (slow) per-target loop")
     args = ap.parse_args()
     policies = make_policies()
-    inputs = [make_inputs(args.cycles, TARGETS_PER_POLICY, 2, seed=j) for j in range(len(policies))]
+    inputs = [make_inputs(args.cycles, TARGETS_PER_POLICY, len(p.metrics), seed=j) for j, p in enumerate(policies)]
     targets = N_POLICIES * TARGETS_PER_POLICY
-    print(f"targets={targets} policies={N_POLICIES} metrics/policy=2 cycles={args.cycles} cores=1 pid={os.getpid()}")
+    print(f"targets={targets} policies={N_POLICIES} metrics/policy=2 (the default policy: 1, ramp) "
+          f"cycles={args.cycles} cores=1 pid={os.getpid()}")
     compiled_rate = None
     if compiled.enabled() and all(compiled.supports(p) for p in policies):
         t = time.perf_counter()
@@ -134,6 +146,18 @@ def main() -> None:
         print(f"ratio compiled/numpy: {compiled_rate / batched_rate:.1f}x")
     ratio = batched_rate / loop_rate
     print(f"ratio numpy/per-target: {ratio:.0f}x  target >= 50x: {met(ratio >= 50)}")
+    default_alone(policies[-1:], inputs[-1:], args.cycles)
+
+
+def default_alone(policies, inputs, cycles: int) -> None:
+    """The default policy (ramp stage) alone, 1,000 targets, on both paths."""
+    paths = [("numpy", decide_numpy)]
+    if compiled.enabled() and compiled.supports(policies[0]):
+        paths.insert(0, ("compiled", decide_dispatch))
+    for name, decide in paths:
+        run_batched(policies, inputs, 3, decide)  # warm up
+        _, text = rates(TARGETS_PER_POLICY, cycles, run_batched(policies, inputs, cycles, decide))
+        print(f"default policy (ramp), {name + ':':<9} {text}")
 
 
 if __name__ == "__main__":
