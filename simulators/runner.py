@@ -247,6 +247,7 @@ def run_controller(scenario: Scenario, spec: ControllerSpec, offered: np.ndarray
         cluster.scale(np.arange(S), np.minimum(spec.replicas, [s.max_pods for s in scenario.cluster.services]))
 
     next_cycle = start if T else 0.0
+    next_health = np.inf  # the next health-only cycle (set by each full cycle when the policy has them)
     every = max(1, T // 200)
     for k0, times, load in _load_chunks(scenario, offered, chunk_ticks):
         if spec.kind == "oracle":  # this chunk's plan and the next tick's (the step after the last)
@@ -261,13 +262,18 @@ def run_controller(scenario: Scenario, spec: ControllerSpec, offered: np.ndarray
                     reconciler = Reconciler(reconciler.policy, metrics, reconciler.cluster,
                                             on_cycle=reconciler.on_cycle, state_store=store)
                     next_restart += spec.restart_every_s
+                result = None
                 if now >= next_cycle - 1e-9:
                     result = reconciler.cycle(now)
-                    for a in result.actions:
-                        event = _event(a, now - start)
-                        if budget.admit(event):
-                            actions.append(event)
                     next_cycle += interval
+                    next_health = now + (reconciler.rollout_interval_s or np.inf)
+                elif reconciler.rollout_in_progress and now >= next_health - 1e-9:
+                    result = reconciler.health_cycle(now)  # health side only, while a rollout is in progress
+                    next_health += reconciler.rollout_interval_s
+                for a in result.actions if result is not None else ():
+                    event = _event(a, now - start)
+                    if budget.admit(event):
+                        actions.append(event)
             elif plan is not None and k + 1 < T:
                 changed = np.flatnonzero(plan[j + 1] != plan[j])
                 if changed.size:

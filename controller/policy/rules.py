@@ -31,7 +31,7 @@ def document_problems(policy: PolicyDocument) -> list[Problem]:
     if spec.health is not None:
         problems += _health_rules(spec.health)
         for i, check in enumerate(spec.health.checks):
-            problems += _window_fits(check.smoothing, spec.interval_s, HEALTH + ("checks", i, "smoothing"))
+            problems += _window_fits(check.smoothing, min(spec.interval_s, spec.health.rollout_interval_s), HEALTH + ("checks", i, "smoothing"))
     return problems
 
 
