@@ -211,8 +211,10 @@ def policy_bindings(scenario: Scenario, policy: RuntimePolicy) -> dict[str, str]
 
 def run_controller(scenario: Scenario, spec: ControllerSpec, offered: np.ndarray | None = None, *,
                    on_tick: Callable[[int], None] | None = None, keep_records: bool = True,
-                   keep_trajectory: bool | None = None, chunk_ticks: int = CHUNK_TICKS) -> tuple[ControllerRun, CycleLog | None]:
+                   keep_trajectory: bool | None = None, chunk_ticks: int = CHUNK_TICKS,
+                   on_cycle: Callable[[CycleResult], None] | None = None) -> tuple[ControllerRun, CycleLog | None]:
     """Simulate the whole scenario under one controller; returns its run and decision log.
+    ``on_cycle``: called with every cycle's result (policy controllers; health-only cycles too).
 
     ``offered``: the whole (T, S) load, or None to generate it chunk by chunk (memory O(S)).
     The run is scored online and downsampled to a timeline; ``keep_trajectory`` keeps the
@@ -270,6 +272,8 @@ def run_controller(scenario: Scenario, spec: ControllerSpec, offered: np.ndarray
                 elif reconciler.rollout_in_progress and now >= next_health - 1e-9:
                     result = reconciler.health_cycle(now)  # health side only, while a rollout is in progress
                     next_health += reconciler.rollout_interval_s
+                if result is not None and on_cycle is not None:
+                    on_cycle(result)
                 for a in result.actions if result is not None else ():
                     event = _event(a, now - start)
                     if budget.admit(event):

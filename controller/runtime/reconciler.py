@@ -8,6 +8,7 @@ clock itself; ``cycle(now)`` gets the time.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
@@ -169,6 +170,7 @@ class Reconciler:
         self._before_heal: tuple[HealthState | None, set[TargetRef]] = (self._health_state, set())
         self._last_health_at: float | None = None  # time of the last health step (full or health-only cycle)
         self.rollout_in_progress = False  # the last cycle saw a target of this policy mid-rollout
+        self.lock = threading.Lock()  # held by the live service's jobs: full and health-only cycles never overlap
         self.restore()
 
     @property
@@ -398,10 +400,15 @@ class Reconciler:
 
     @property
     def rollout_interval_s(self) -> float | None:
-        """How often health-only cycles run while a rollout is in progress (None: never; only
-        a health policy whose rollout interval is shorter than its interval has them)."""
-        h = self.policy.health
-        if h is None or h.rollout_interval_s is None or h.rollout_interval_s >= self.policy.params.interval_s:
+        """How often health-only cycles run while a rollout is in progress (``rollout_interval_of``)."""
+        return self.rollout_interval_of(self.policy)
+
+    @staticmethod
+    def rollout_interval_of(policy: RuntimePolicy) -> float | None:
+        """None: never; only a health policy whose rollout interval is shorter than its interval
+        has health-only cycles."""
+        h = policy.health
+        if h is None or h.rollout_interval_s is None or h.rollout_interval_s >= policy.params.interval_s:
             return None
         return h.rollout_interval_s
 
