@@ -73,11 +73,14 @@ class CycleLog:
     _spool: IO[str] | None = None
 
     def add(self, result: CycleResult) -> None:
-        if result.decision is None:
+        if result.decision is None and result.healing is None:
             return
         # the healing decision keeps its state: its records read the revision memory
         healing = None if result.healing is None else replace(result.healing, unapplied=None)
-        kept = replace(result, decision=replace(result.decision, kept=None), healing=healing, view=None)
+        if result.decision is None:  # a health-only cycle: its records read the view's counts
+            kept = replace(result, healing=healing, view=replace(result.view, statuses=()))
+        else:
+            kept = replace(result, decision=replace(result.decision, kept=None), healing=healing, view=None)
         if self._spool is not None:
             self._write(kept)
             return

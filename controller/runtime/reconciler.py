@@ -22,7 +22,7 @@ from controller.core.health.state_codec import (Parsed, durable_arrays, encode, 
 from controller.core.health.params import HEALTH_REASON_CODES, HealthParams
 from controller.core.scaling.params import PolicyParams
 from controller.errors import MetricsUnavailable, StateStoreError
-from controller.model import REASON_CODES, RESUME_ANNOTATION, Action, ActionKind, TargetRef
+from controller.model import REASON_CODES, RESUME_ANNOTATION, Action, ActionKind, DecisionRecord, TargetRef
 from controller.ports import (Cluster, ClusterView, ConcurrentMetricsSource, EventRecorder, MetricsSource, Rehearsal,
                               Samples, StateStore, TargetSelector)
 from controller.runtime.actuate import RetryPolicy, apply_with_retries
@@ -91,10 +91,10 @@ def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: f
     when the policy has health checks and the conditions the cycle set under
     ``extra["conditions"]``; ``at`` is relative to ``start_s``."""
     d = result.decision
-    if d is None:
+    if d is None and (result.healing is None or result.view is None):
         return []
     keys = [t.key for t in result.targets]
-    records = d.records(result.policy, keys, metric_names)
+    records = d.records(result.policy, keys, metric_names) if d is not None else health_only_records(result, keys)
     if result.conditions:
         records = [replace(r, extra={**r.extra, "conditions": c}) if c else r
                    for r, c in zip(records, result.conditions)]
@@ -106,6 +106,22 @@ def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: f
         records = [replace(r, extra={**r.extra, "health": h.to_dict()}) for r, h in zip(records, health)]
     if start_s:
         records = [replace(r, at=r.at - start_s) for r in records]
+    return records
+
+
+#: The reason of a health-only cycle's records: scaling was not evaluated (its replicas held).
+HEALTH_ONLY = "HealthOnly"
+
+
+def health_only_records(result: CycleResult, keys: list[str]) -> list[DecisionRecord]:
+    """Records of a health-only cycle (``Reconciler.health_cycle``): no metric read, the scaling
+    side holding the current replicas; the health record goes under ``extra`` as usual."""
+    view = result.view
+    records = []
+    for i, key in enumerate(keys):
+        n = int(view.spec[i])
+        records.append(DecisionRecord(result.policy, key, result.now, n, int(view.ready[i]), (), (), (), (), (),
+                                      n, n, n, n, HEALTH_ONLY))
     return records
 
 

@@ -218,7 +218,7 @@ class ControllerService:
         self.last_cycle_end[result.policy] = time.monotonic()
         self.last_targets[result.policy] = list(result.targets)
         policy = self.policies.get(result.policy)
-        if result.decision is not None and policy is not None:
+        if (result.decision is not None or result.healing is not None) and policy is not None:
             records = cycle_records(result, policy.params.metric_names)
             with self._records_lock:
                 if self._records:
