@@ -148,9 +148,11 @@ def main() -> None:
     scaling_only = load_policies([REPO / "policies" / "setpoint-default.yaml"])[0]
     started = time.perf_counter()
 
-    times, missed, breached = [], 0, 0
+    times, missed, breached, rolled = [], 0, 0, []
     for seed in range(args.seeds):
         r = run(healing, rollout(seed))
+        if (t := first_rollback_s(r)) is not None:
+            rolled.append(t)
         m = r.scores["mitigation_seconds"]["release"]
         missed += m is None
         breached += r.scores["slo_violation_minutes"] > 0
@@ -159,7 +161,9 @@ def main() -> None:
     median = statistics.median(times) if times else float("inf")
     print(f"bad rollout (x10 errors), {args.seeds} seeds: median fault -> rolled back and SLO holding {median:.0f} s "
           f"(min {min(times, default=0):.0f}, max {max(times, default=0):.0f}; never mitigated: {missed}; "
-          f"SLO breached in {breached})   target <= 75 s: {verdict(median <= 75 and not missed)}")
+          f"SLO breached in {breached}; 0 s: never breached; rolled back in {len(rolled)}, median "
+          f"{statistics.median(rolled) if rolled else float('nan'):.0f} s after the release)   "
+          f"target <= 75 s: {verdict(median <= 75 and not missed)}")
 
     done_s = rollout_duration_s(0)
     caught, detect = 0, []

@@ -73,11 +73,14 @@ class CycleLog:
     _spool: IO[str] | None = None
 
     def add(self, result: CycleResult) -> None:
-        if result.decision is None:
+        if result.decision is None and result.healing is None:
             return
         # the healing decision keeps its state: its records read the revision memory
         healing = None if result.healing is None else replace(result.healing, unapplied=None)
-        kept = replace(result, decision=replace(result.decision, kept=None), healing=healing, view=None)
+        if result.decision is None:  # a health-only cycle: its records read the view's counts
+            kept = replace(result, healing=healing, view=replace(result.view, statuses=()))
+        else:
+            kept = replace(result, decision=replace(result.decision, kept=None), healing=healing, view=None)
         if self._spool is not None:
             self._write(kept)
             return
@@ -211,8 +214,10 @@ def policy_bindings(scenario: Scenario, policy: RuntimePolicy) -> dict[str, str]
 
 def run_controller(scenario: Scenario, spec: ControllerSpec, offered: np.ndarray | None = None, *,
                    on_tick: Callable[[int], None] | None = None, keep_records: bool = True,
-                   keep_trajectory: bool | None = None, chunk_ticks: int = CHUNK_TICKS) -> tuple[ControllerRun, CycleLog | None]:
+                   keep_trajectory: bool | None = None, chunk_ticks: int = CHUNK_TICKS,
+                   on_cycle: Callable[[CycleResult], None] | None = None) -> tuple[ControllerRun, CycleLog | None]:
     """Simulate the whole scenario under one controller; returns its run and decision log.
+    ``on_cycle``: called with every cycle's result (policy controllers; health-only cycles too).
 
     ``offered``: the whole (T, S) load, or None to generate it chunk by chunk (memory O(S)).
     The run is scored online and downsampled to a timeline; ``keep_trajectory`` keeps the
@@ -247,6 +252,7 @@ def run_controller(scenario: Scenario, spec: ControllerSpec, offered: np.ndarray
         cluster.scale(np.arange(S), np.minimum(spec.replicas, [s.max_pods for s in scenario.cluster.services]))
 
     next_cycle = start if T else 0.0
+    next_health = np.inf  # the next health-only cycle (set by each full cycle when the policy has them)
     every = max(1, T // 200)
     for k0, times, load in _load_chunks(scenario, offered, chunk_ticks):
         if spec.kind == "oracle":  # this chunk's plan and the next tick's (the step after the last)
@@ -261,13 +267,20 @@ def run_controller(scenario: Scenario, spec: ControllerSpec, offered: np.ndarray
                     reconciler = Reconciler(reconciler.policy, metrics, reconciler.cluster,
                                             on_cycle=reconciler.on_cycle, state_store=store)
                     next_restart += spec.restart_every_s
+                result = None
                 if now >= next_cycle - 1e-9:
                     result = reconciler.cycle(now)
-                    for a in result.actions:
-                        event = _event(a, now - start)
-                        if budget.admit(event):
-                            actions.append(event)
                     next_cycle += interval
+                    next_health = now + (reconciler.rollout_interval_s or np.inf)
+                elif reconciler.rollout_in_progress and now >= next_health - 1e-9:
+                    result = reconciler.health_cycle(now)  # health side only, while a rollout is in progress
+                    next_health += reconciler.rollout_interval_s
+                if result is not None and on_cycle is not None:
+                    on_cycle(result)
+                for a in result.actions if result is not None else ():
+                    event = _event(a, now - start)
+                    if budget.admit(event):
+                        actions.append(event)
             elif plan is not None and k + 1 < T:
                 changed = np.flatnonzero(plan[j + 1] != plan[j])
                 if changed.size:

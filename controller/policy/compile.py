@@ -150,7 +150,8 @@ def compile_health(health: Health | None) -> HealthSpec | None:
         revision_checks=tuple(compile_revision_check(c) for c in health.checks if c.scope == "revision"),
         budgets=BudgetSpec(budgets.restarts_per_hour, budgets.rollbacks_per_day, pods, ratio),
         rollback_window_s=health.rollback_window_s,
-        escalation=tuple(HealthAction(a) for a in health.escalation or ()), healthy_after_s=health.healthy_after_s)
+        escalation=tuple(HealthAction(a) for a in health.escalation or ()), healthy_after_s=health.healthy_after_s,
+        rollout_interval_s=health.rollout_interval_s)
 
 
 def compile_health_check(check: HealthCheck) -> HealthCheckSpec:
@@ -204,7 +205,8 @@ def compile_health_params(spec: HealthSpec, *, interval_s: float = 15.0, max_rep
         checks=checks, budgets=budgets, rollback_window_s=spec.rollback_window_s,
         escalation=tuple(spec.escalation), verify_window_s=default_verify_window_s(checks),
         systemic_share=0.5, new_revision_window_s=spec.rollback_window_s, healthy_after_s=spec.healthy_after_s,
-        interval_s=interval_s, name=name, revision_checks=tuple(compile_revision_params(c) for c in spec.revision_checks),
+        interval_s=interval_s, rollout_interval_s=spec.rollout_interval_s, name=name,
+        revision_checks=tuple(compile_revision_params(c) for c in spec.revision_checks),
         **extra)
 
 

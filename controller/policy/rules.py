@@ -30,8 +30,9 @@ def document_problems(policy: PolicyDocument) -> list[Problem]:
         problems += _window_fits(spec.scaling.smoothing, spec.interval_s, SCALING + ("smoothing",))
     if spec.health is not None:
         problems += _health_rules(spec.health)
+        shortest_s = min(spec.interval_s, spec.health.rollout_interval_s)  # health steps come this often
         for i, check in enumerate(spec.health.checks):
-            problems += _window_fits(check.smoothing, spec.interval_s, HEALTH + ("checks", i, "smoothing"))
+            problems += _window_fits(check.smoothing, shortest_s, HEALTH + ("checks", i, "smoothing"))
     return problems
 
 

@@ -354,6 +354,9 @@ class Health(StrictModel):
                                                        "How far back a revision counts for rollback.")
     healthy_after_s: PositiveDuration = duration_field(
         300.0, "healthyAfter", "A revision current this long with no firing check is known healthy: a rollback target.")
+    rollout_interval_s: Interval = duration_field(
+        5.0, "rolloutInterval", "How often the health side is evaluated while a target's rollout is in progress "
+        "(between the interval's full cycles; scaling keeps the interval).")
     escalation: Optional[list[HealthActionName]] = Field(None, min_length=1)
 
 

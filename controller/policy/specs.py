@@ -112,5 +112,6 @@ class HealthSpec:
     escalation: tuple[HealthAction, ...] = ()
     healthy_after_s: float = 300.0
     revision_checks: tuple[RevisionCheckSpec, ...] = ()
+    rollout_interval_s: float = 5.0
 
 

@@ -8,6 +8,7 @@ clock itself; ``cycle(now)`` gets the time.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
@@ -21,7 +22,7 @@ from controller.core.health.state_codec import (Parsed, durable_arrays, encode, 
 from controller.core.health.params import HEALTH_REASON_CODES, HealthParams
 from controller.core.scaling.params import PolicyParams
 from controller.errors import MetricsUnavailable, StateStoreError
-from controller.model import REASON_CODES, RESUME_ANNOTATION, Action, ActionKind, TargetRef
+from controller.model import REASON_CODES, RESUME_ANNOTATION, Action, ActionKind, DecisionRecord, TargetRef
 from controller.ports import (Cluster, ClusterView, ConcurrentMetricsSource, EventRecorder, MetricsSource, Rehearsal,
                               Samples, StateStore, TargetSelector)
 from controller.runtime.actuate import RetryPolicy, apply_with_retries
@@ -90,10 +91,10 @@ def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: f
     when the policy has health checks and the conditions the cycle set under
     ``extra["conditions"]``; ``at`` is relative to ``start_s``."""
     d = result.decision
-    if d is None:
+    if d is None and (result.healing is None or result.view is None):
         return []
     keys = [t.key for t in result.targets]
-    records = d.records(result.policy, keys, metric_names)
+    records = d.records(result.policy, keys, metric_names) if d is not None else health_only_records(result, keys)
     if result.conditions:
         records = [replace(r, extra={**r.extra, "conditions": c}) if c else r
                    for r, c in zip(records, result.conditions)]
@@ -105,6 +106,22 @@ def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: f
         records = [replace(r, extra={**r.extra, "health": h.to_dict()}) for r, h in zip(records, health)]
     if start_s:
         records = [replace(r, at=r.at - start_s) for r in records]
+    return records
+
+
+#: The reason of a health-only cycle's records: scaling was not evaluated (its replicas held).
+HEALTH_ONLY = "HealthOnly"
+
+
+def health_only_records(result: CycleResult, keys: list[str]) -> list[DecisionRecord]:
+    """Records of a health-only cycle (``Reconciler.health_cycle``): no metric read, the scaling
+    side holding the current replicas; the health record goes under ``extra`` as usual."""
+    view = result.view
+    records = []
+    for i, key in enumerate(keys):
+        n = int(view.spec[i])
+        records.append(DecisionRecord(result.policy, key, result.now, n, int(view.ready[i]), (), (), (), (), (),
+                                      n, n, n, n, HEALTH_ONLY))
     return records
 
 
@@ -167,6 +184,9 @@ class Reconciler:
         self._saved: tuple[np.ndarray, ...] | None = None  # durable arrays as last saved or restored
         self._saved_resume: dict[str, str] = {}
         self._before_heal: tuple[HealthState | None, set[TargetRef]] = (self._health_state, set())
+        self._last_health_at: float | None = None  # time of the last health step (full or health-only cycle)
+        self.rollout_in_progress = False  # the last cycle saw a target of this policy mid-rollout
+        self.lock = threading.Lock()  # held by the live service's jobs: full and health-only cycles never overlap
         self.restore()
 
     @property
@@ -342,7 +362,7 @@ class Reconciler:
         else:
             result.failed.append((action.target, f"{error.kind}: {error}"))
 
-    def _commit(self, targets: list[TargetRef], decision: Decision, now: float, result: CycleResult) -> None:
+    def _commit(self, targets: list[TargetRef], decision: Decision | None, now: float, result: CycleResult) -> None:
         """Remember what happened, not what was decided: scale events, budget use, verification
         windows and revision memory only for the actions that were applied (none under a
         rehearsal). The durable health state was saved with every action charged before they
@@ -351,7 +371,7 @@ class Reconciler:
         applied = [] if self.rehearsal else result.actions
         row = {t: i for i, t in enumerate(targets)}
         done, scaled = np.zeros(len(targets), bool), np.zeros(len(targets), bool)
-        replicas = decision.desired.astype(np.float64)
+        replicas = np.asarray(result.view.spec if decision is None else decision.desired, dtype=np.float64).copy()
         pods: set[str] = set()
         for a in applied:
             i = row[a.target]
@@ -360,7 +380,8 @@ class Reconciler:
                 scaled[i], replicas[i] = True, a.replicas
             elif a.kind is ActionKind.RESTART_POD:
                 pods.add(f"{a.target.namespace}/{a.pod}")
-        self._state = decision.state_after(scaled, replicas)
+        if decision is not None:  # a health-only cycle leaves the scaling state as it is
+            self._state = decision.state_after(scaled, replicas)
         healing = result.healing
         if healing is None or self._health_state is not healing.state:  # a failed reservation reverted it
             return
@@ -393,22 +414,49 @@ class Reconciler:
                        replicas=int(decision.desired[i]), from_replicas=int(view.spec[i]), policy=self.policy.name)
                 for i in np.flatnonzero(decision.changed & view.exists)]
 
-    def _heal(self, targets: list[TargetRef], view: ClusterView, decision: Decision, now: float,
+    @property
+    def rollout_interval_s(self) -> float | None:
+        """How often health-only cycles run while a rollout is in progress (``rollout_interval_of``)."""
+        return self.rollout_interval_of(self.policy)
+
+    @staticmethod
+    def rollout_interval_of(policy: RuntimePolicy) -> float | None:
+        """None: never; only a health policy whose rollout interval is shorter than its interval
+        has health-only cycles."""
+        h = policy.health
+        if h is None or h.rollout_interval_s is None or h.rollout_interval_s >= policy.params.interval_s:
+            return None
+        return h.rollout_interval_s
+
+    def _health_step(self, now: float) -> HealthParams:
+        """The health parameters for a step at ``now``: ``interval_s`` is the time since the
+        previous health step (at most the interval), so that a revision check counts each
+        second's requests once whether cycles come at the interval or faster during a rollout."""
+        params = self.policy.health
+        step = params.interval_s if self._last_health_at is None else \
+            min(max(now - self._last_health_at, 0.0), params.interval_s)
+        self._last_health_at = now
+        return params if step == params.interval_s else replace(params, interval_s=step)
+
+    def _heal(self, targets: list[TargetRef], view: ClusterView, decision: Decision | None, now: float,
               result: CycleResult) -> list[Action]:
-        """The health half of the cycle; only the scaling decision while the durable state is unreadable."""
+        """The health half of the cycle (``decision`` None: a health-only cycle, scaling holds);
+        only the scaling decision while the durable state is unreadable."""
         if self._load_error is not None:
             self.restore()
         if self._load_error is not None:
             result.errors.append(f"state: {self._load_error}; no health action until it can be read")
-            return self._scaling_actions(targets, view, decision) if self.policy.params.metrics else []
+            has_scaling = decision is not None and self.policy.params.metrics
+            return self._scaling_actions(targets, view, decision) if has_scaling else []
         if self._pending is not None:
             self._apply_restored(targets, now, result)
         self._read_resume_annotations(view)
-        hq = HealthQueries(self.policy.health, self.policy.health_queries, self.policy.revision_queries)
+        params = self._health_step(now)
+        hq = HealthQueries(params, self.policy.health_queries, self.policy.revision_queries)
         hobs = observe_health(hq, self.metrics, targets, view, now, result.errors, decision)
         rearm = np.array([t in self.rearm for t in targets], dtype=bool)
         self._before_heal = (self._health_state, set(self.rearm))
-        healing = heal(self.policy.health, hobs, self._health_state, now,
+        healing = heal(params, hobs, self._health_state, now,
                        scaling=decision if self.policy.params.metrics else None, rearm_rows=rearm)
         self.rearm -= set(targets)
         result.healing = healing
@@ -448,7 +496,32 @@ class Reconciler:
             result.conditions = scaling_conditions(self.policy.params, decision, targets, view.exists,
                                                    result.actions, result.failed)
         self._commit(targets, decision, now, result)
+        return self._finish(result, started)
+
+    def _finish(self, result: CycleResult, started: float) -> CycleResult:
+        view = result.view
+        self.rollout_in_progress = self.policy.health is not None and bool(np.any(view.rollout & view.exists))
         result.duration_s = time.perf_counter() - started
         if self.on_cycle:
             self.on_cycle(result)
         return result
+
+    def health_cycle(self, now: float) -> CycleResult:
+        """The health side alone at ``now``, between full cycles while a rollout is in progress
+        (``rollout_interval_s``): revision checks, rollbacks and the other health actions, with
+        the scaling side holding (no scaling decision, the scaling state untouched: scaling
+        behaves as if this cycle had not happened). ``decision`` is None in the result."""
+        started = time.perf_counter()
+        targets = self.cluster.resolve(self.policy.selector)
+        result = CycleResult(self.policy.name, now, targets, None, None, metric_names=self.policy.params.metric_names)
+        view = self.cluster.observe(targets, with_pods=True)
+        result.view = view
+        self._carry_state_over(targets)
+        actions = self._heal(targets, view, None, now, result)
+        if self.state_store is not None and result.healing is not None:
+            actions = self._save_before_acting(targets, now, actions, result)
+        for action in actions:
+            self._apply(action, result)
+        result.rehearsal = self.rehearsal
+        self._commit(targets, None, now, result)
+        return self._finish(result, started)

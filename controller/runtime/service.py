@@ -140,6 +140,18 @@ class ControllerService:
         self.scheduler.add_job(self.run_cycle, trigger or self._trigger(policy), args=[policy.name],
                                id=f"policy:{policy.name}", name=policy.name,
                                misfire_grace_time=max(1, int(policy.params.interval_s)), replace_existing=True)
+        fast = Reconciler.rollout_interval_of(policy)
+        if fast is not None:  # health-only cycles while a rollout is in progress (they skip otherwise)
+            self.scheduler.add_job(self.run_health_cycle, IntervalTrigger(seconds=fast), args=[policy.name],
+                                   id=f"health:{policy.name}", name=f"{policy.name} (rollouts)",
+                                   misfire_grace_time=max(1, int(fast)), replace_existing=True)
+        elif self.scheduler.get_job(f"health:{policy.name}") is not None:
+            self.scheduler.remove_job(f"health:{policy.name}")
+
+    def _unschedule(self, name: str) -> None:
+        for job in (f"policy:{name}", f"health:{name}"):
+            if self.scheduler.get_job(job) is not None:
+                self.scheduler.remove_job(job)
 
     def stop(self, wait: bool = True) -> None:
         """Graceful: running cycles finish, no new ones start, records are flushed and closed."""
@@ -167,13 +179,35 @@ class ControllerService:
             self._standby.discard(name)
             self._terms[name] = term
         try:
-            if became_leader:
-                reconciler.restore()
-            return reconciler.cycle(self.clock())
+            with reconciler.lock:
+                if became_leader:
+                    reconciler.restore()
+                return reconciler.cycle(self.clock())
         except Exception as exc:  # a bug or an unexpected outage: report it, keep the loop alive
             self.telemetry.errors.labels(name, "cycle").inc()
             log.exception("cycle failed", extra={"policy": name, "error": str(exc)})
             return None
+
+    def run_health_cycle(self, name: str) -> CycleResult | None:
+        """A health-only cycle of one policy while the last cycle saw a rollout in progress
+        (``spec.health.rolloutInterval``); None when there is none, when this replica is not
+        the leader or has not cycled since it became one, or while a full cycle runs."""
+        reconciler = self.reconcilers.get(name)
+        if reconciler is None or not reconciler.rollout_in_progress or not self.is_leader():
+            return None
+        with self._standby_lock:
+            if name in self._standby or self._terms.get(name) != self.leader_term():
+                return None  # the next full cycle restores the state first
+        if not reconciler.lock.acquire(blocking=False):
+            return None
+        try:
+            return reconciler.health_cycle(self.clock())
+        except Exception as exc:
+            self.telemetry.errors.labels(name, "cycle").inc()
+            log.exception("health cycle failed", extra={"policy": name, "error": str(exc)})
+            return None
+        finally:
+            reconciler.lock.release()
 
     def run_all_once(self) -> list[CycleResult]:
         """One cycle of every policy, in this thread (``setpoint run --once``)."""
@@ -184,7 +218,7 @@ class ControllerService:
         self.last_cycle_end[result.policy] = time.monotonic()
         self.last_targets[result.policy] = list(result.targets)
         policy = self.policies.get(result.policy)
-        if result.decision is not None and policy is not None:
+        if (result.decision is not None or result.healing is not None) and policy is not None:
             records = cycle_records(result, policy.params.metric_names)
             with self._records_lock:
                 if self._records:
@@ -265,7 +299,7 @@ class ControllerService:
             if self.scheduler.running:
                 for name in sorted(set(old_policies) - set(plan.policies)):
                     changed.append(name)
-                    self.scheduler.remove_job(f"policy:{name}")
+                    self._unschedule(name)
                 for name, trigger in plan.triggers.items():
                     changed.append(name)
                     self._schedule(plan.policies[name], trigger)
@@ -283,8 +317,8 @@ class ControllerService:
             try:
                 if name in policies:
                     self._schedule(policies[name])
-                elif self.scheduler.get_job(f"policy:{name}") is not None:
-                    self.scheduler.remove_job(f"policy:{name}")
+                else:
+                    self._unschedule(name)
             except Exception:  # keep restoring the others
                 log.exception("could not restore the job of a policy", extra={"policy": name})
 

@@ -105,7 +105,8 @@ class HealthState:
     def empty(cls, n: int, params: HealthParams) -> "HealthState":
         wchecks = tuple(params.checks[j] for j in params.workload_columns)
         pchecks = tuple(params.checks[j] for j in params.pod_columns)
-        return cls(CheckTable.empty(n, wchecks, params.interval_s), PodState.empty(pchecks, params.interval_s),
+        slots_for = params.shortest_interval_s
+        return cls(CheckTable.empty(n, wchecks, slots_for), PodState.empty(pchecks, slots_for),
                    RevisionState.empty(n), RemedyState.empty(n), BudgetState.empty(n, params),
                    RevisionTestState.empty(n, len(params.revision_checks)))
 

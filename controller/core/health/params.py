@@ -196,6 +196,10 @@ class HealthParams:
     the scaling side wants more; the new count is a floor for ``scale_up_hold_s``.
     rollout_wait_s: how long past its deadline a verification waits for a rollout to finish
     before it is judged anyway (a stuck rollout must not block healing forever).
+    interval_s: the seconds one health step covers (the policy's interval; the reconciler passes
+    the time since the previous step): per-pod rates times it are a step's requests.
+    rollout_interval_s: while a rollout is in progress the health side also runs this often,
+    between the full cycles (None: only with them); the smoothing rings are sized for it.
     revision_checks: ``scope: revision`` checks, a sequential comparison of the new revision's
     pods with the stable revision's while a rollout is in progress and for ``rollback_window_s``
     after it (controller/core/health/revision_test.py); kept apart from ``checks``.
@@ -212,6 +216,7 @@ class HealthParams:
     healthy_after_s: float = 300.0
     overload: OverloadParams = field(default_factory=OverloadParams)
     interval_s: float = 15.0
+    rollout_interval_s: float | None = None
     max_replicas: int = 2**31 - 1
     scale_up_step_ratio: float = 0.25
     scale_up_hold_s: float = 300.0
@@ -224,6 +229,11 @@ class HealthParams:
         """With the documented defaults derived from the checks (verify window)."""
         overrides.setdefault("verify_window_s", default_verify_window_s(checks))
         return cls(checks=tuple(checks), **overrides)
+
+    @property
+    def shortest_interval_s(self) -> float:
+        """The shortest time between two health steps (sizes the smoothing rings)."""
+        return min(self.interval_s, self.rollout_interval_s or self.interval_s)
 
     # --- per-check columns, (C,) arrays -----------------------------------------------------
 
