@@ -8,11 +8,14 @@ import pytest
 pytest.importorskip("optuna")
 
 from controller.cli import main  # noqa: E402
-from controller.policy import check_policies  # noqa: E402
+from controller.policy import check_policies, load_policies  # noqa: E402
 from simulators.policy_set import parse_setting, read_policy_base  # noqa: E402
 from simulators.sweep import CellStore, read_scenario_input  # noqa: E402
 from simulators.tune import Budget, Runner, default_space, evaluate, tune  # noqa: E402
 from tests.simulators.sweep_fixtures import DEFAULT_POLICY, HPA_POLICY, TARGET, write_scenarios  # noqa: E402
+
+#: The default policy's averagePerReplica target, the search's starting point.
+DEFAULT_TARGET = load_policies([DEFAULT_POLICY])[0].params.metrics[0].target
 
 TRIALS = 5
 
@@ -35,8 +38,8 @@ def test_the_same_search_gives_the_same_choice_and_respects_the_budget(scenarios
     b = run(scenarios, tmp_path / "b", Budget(max_violation_minutes=3.0))
     assert [t["values"] for t in a.trials] == [t["values"] for t in b.trials]
     assert a.best["values"] == b.best["values"] and a.best_text == b.best_text
-    # the search starts from the policy as it is (averagePerReplica: 70), so it can only improve on it
-    assert a.trials[0]["values"] == {"averagePerReplica": 70}
+    # the search starts from the policy as it is, so it can only improve on it
+    assert a.trials[0]["values"] == {"averagePerReplica": DEFAULT_TARGET}
     assert a.trials[0]["replica_hours"] == a.base_train.replica_hours
     feasible = [t for t in a.trials if t["feasible"]]
     assert a.best["replica_hours"] == min(t["replica_hours"] for t in feasible)
@@ -72,8 +75,8 @@ def test_evaluate_the_budget(means, budget, hpa, feasible, excess):
 
 
 def test_the_default_space_spans_the_targets_and_the_scale_down_window():
-    space = default_space(read_policy_base(DEFAULT_POLICY))  # averagePerReplica: 70
-    assert [s.text for s in space] == [f"{TARGET}=42..98",
+    space = default_space(read_policy_base(DEFAULT_POLICY))  # 0.6x to 1.4x the policy's target
+    assert [s.text for s in space] == [f"{TARGET}={0.6 * DEFAULT_TARGET:g}..{1.4 * DEFAULT_TARGET:g}",
                                        "spec.scaling.behavior.scaleDown.stabilizationWindow=0s..30m:1m"]
     hpa_space = default_space(read_policy_base(HPA_POLICY))  # utilization: 70%
     assert hpa_space[0].text == "spec.scaling.metrics[0].target.utilization=42%..98%"
