@@ -20,27 +20,13 @@ import math
 import numpy as np
 
 from controller.core.scaling import compiled
-from controller.core.scaling.compiled import enabled, jit, mark_broken
+from controller.core.scaling.compiled import enabled, jit, mark_broken, nan_max, nan_min
 from simulators import queueing as Q
 from simulators.signals import TickSignals
 
 _TINY, _RHO_CAP, _RHO_FLOOR = Q.TINY_RPS, Q.RHO_CAP, Q.RHO_FLOOR
 _LN_TAIL0, _LN_TAIL1, _LN_TAIL2 = Q.LN_TAIL
 _NAN = math.nan
-
-
-@jit
-def _nmin(a, b):
-    if a != a or b != b:
-        return _NAN
-    return a if a <= b else b
-
-
-@jit
-def _nmax(a, b):
-    if a != a or b != b:
-        return _NAN
-    return a if a >= b else b
 
 
 @jit
@@ -54,10 +40,10 @@ def _derive_kernel(cap, err_w, L0x2, cpu100, n_ready, n_running, mem_base, safe,
     any_zero = False
     for s in range(s_count):
         c = cap[s]
-        sc = _nmax(c, _TINY)
+        sc = nan_max(c, _TINY)
         safe[s] = sc
         err[s] = err_w[s] / sc
-        servers2 = _nmax(c * L0x2[s], 2.0) + 2.0
+        servers2 = nan_max(c * L0x2[s], 2.0) + 2.0
         exponent[s] = math.sqrt(servers2) - 1.0
         util[s] = cpu100[s] / sc if n_ready[s] != 0 else _NAN
         mem_idle[s] = mem_base[s] if n_running[s] > 0 else 0.0
@@ -85,36 +71,36 @@ def _signals_kernel(lam, cap, safe, backlog, dt_s, queue_limit, any_queue, expon
         c, sc, x = cap[s], safe[s], lam[s]
         if any_queue:
             available = backlog[s] / dt_s + x
-            sv = _nmin(available, c)
+            sv = nan_min(available, c)
             excess = available - sv
-            nb = _nmin(excess * dt_s, queue_limit[s])
+            nb = nan_min(excess * dt_s, queue_limit[s])
             dr = excess - nb / dt_s
             new_backlog[s] = nb
         else:
-            sv = _nmin(x, c)
+            sv = nan_min(x, c)
             dr = x - sv
             nb = 0.0
         served[s], dropped[s] = sv, dr
-        rho = _nmax(_nmin(sv / sc, _RHO_CAP), _RHO_FLOOR)
+        rho = nan_max(nan_min(sv / sc, _RHO_CAP), _RHO_FLOOR)
         log_p_wait = math.log(rho) * exponent[s]
         inv_rate = 1.0 / ((1.0 - rho) * sc)
         demand_without_capacity = any_zero_cap and zero_cap[s] and (x > 0 or nb > 0)
         t_out = timeout[s]
         for q in range(3):
             ln_tail = _LN_TAIL0 if q == 0 else (_LN_TAIL1 if q == 1 else _LN_TAIL2)
-            value = _nmax(log_p_wait - ln_tail, 0.0) * inv_rate + base_q[q, s]
+            value = nan_max(log_p_wait - ln_tail, 0.0) * inv_rate + base_q[q, s]
             if any_queue:
                 value += nb / sc
             if any_bad:
                 value += extra_q[q, s]
-            value = _nmin(value, t_out)
+            value = nan_min(value, t_out)
             if demand_without_capacity:
                 value = t_out
             lat[q, s] = value
         p95_base[s] = lat[1, s] - extra_q[1, s] if any_bad else lat[1, s]
         e = sv * err[s]
         errors[s] = e
-        ratio[s] = (e + dr) / _nmax(sv + dr, _TINY)
+        ratio[s] = (e + dr) / nan_max(sv + dr, _TINY)
         util[s] = sv * util_scale[s]
     return served, dropped, new_backlog, lat, p95_base, errors, ratio, util
 

@@ -147,7 +147,7 @@ _NAN, _INF = math.nan, math.inf
 
 
 @jit
-def _nmax(a, b):
+def nan_max(a, b):
     """np.maximum on scalars: NaN if either is NaN."""
     if a != a or b != b:
         return _NAN
@@ -155,7 +155,7 @@ def _nmax(a, b):
 
 
 @jit
-def _nmin(a, b):
+def nan_min(a, b):
     """np.minimum on scalars: NaN if either is NaN."""
     if a != a or b != b:
         return _NAN
@@ -169,7 +169,7 @@ def _within(ratio, tol_up, tol_down):
 
 @jit
 def _ceil_clamped(x):
-    return _nmin(np.ceil(x), _INT32_MAX)
+    return nan_min(np.ceil(x), _INT32_MAX)
 
 
 @jit
@@ -220,11 +220,11 @@ def _propose_one(kind, target, v, cur, rdy, sts, tol_up, tol_down, hpa):
         base = sts if hpa else cur
         ratio = v / (target * base)
         p = base if _within(ratio, tol_up, tol_down) else _ceil_clamped(v / target)
-        guide = v / (target * _nmax(cur, 1.0))
+        guide = v / (target * nan_max(cur, 1.0))
     else:  # utilization
         usage = np.floor(v) if hpa else v
         ratio = usage / target
-        unready = _nmax(sts - rdy, 0.0)
+        unready = nan_max(sts - rdy, 0.0)
         if unready > 0 and ratio > 1.0:
             total = rdy + unready
             diluted_usage = v * rdy / total
@@ -239,9 +239,9 @@ def _propose_one(kind, target, v, cur, rdy, sts, tol_up, tol_down, hpa):
         ready_ok = rdy > 0
     if not hpa:  # Setpoint's direction guard
         if guide > 1.0:
-            p = _nmax(p, cur)
+            p = nan_max(p, cur)
         elif guide < 1.0:
-            p = _nmin(p, cur)
+            p = nan_min(p, cur)
         else:
             p = cur
     return p, ready_ok
@@ -306,9 +306,9 @@ def _rate_limit(cur, up_c, up_t, down_c, down_t, i, now, rules, select, up):
         if r == 0:
             out = p
         elif (select == _SEL_MAX) == up:  # up: Max takes the largest; down: Max the biggest change, the lowest
-            out = _nmax(out, p)
+            out = nan_max(out, p)
         else:
-            out = _nmin(out, p)
+            out = nan_min(out, p)
     return out
 
 
@@ -398,7 +398,7 @@ def _norm_kernel(current, scal, up_rules, down_rules, now, old_rec_v, old_rec_t,
         combined, any_valid, all_valid = -_INF, False, True
         for j in range(m):
             if valid[i, j]:
-                combined = _nmax(combined, proposals[i, j])
+                combined = nan_max(combined, proposals[i, j])
                 any_valid = True
             else:
                 all_valid = False
@@ -428,7 +428,7 @@ def _norm_kernel(current, scal, up_rules, down_rules, now, old_rec_v, old_rec_t,
         if has_fallback:
             expired = none_valid and (now - ms >= hold_s)
             if expired:
-                proposal = _nmax(cur, fallback)
+                proposal = nan_max(cur, fallback)
                 miss_reason = _FALLBACK
             hold = (blocked_down or none_valid) and not expired
         else:
@@ -479,7 +479,7 @@ def _norm_kernel(current, scal, up_rules, down_rules, now, old_rec_v, old_rec_t,
         has_forced = forced == forced
         skip = has_forced or hold
         if legacy:
-            stabilized = _nmax(proposal, high[i])
+            stabilized = nan_max(proposal, high[i])
             up_cap = np.trunc(max(scal[_P_FACTOR] * cur, scal[_P_MINIMUM]))
             tighter = hi > up_cap
             upper = up_cap if tighter else hi
@@ -490,17 +490,17 @@ def _norm_kernel(current, scal, up_rules, down_rules, now, old_rec_v, old_rec_t,
             else:
                 desired, limit_reason = stabilized, _NOT_LIMITED
         else:
-            up_floor = _nmin(proposal, low[i]) if up_w > 0 else proposal  # HPA's default up-window 0: the proposal
-            stabilized = _nmin(_nmax(cur, up_floor), _nmax(proposal, high[i]))
+            up_floor = nan_min(proposal, low[i]) if up_w > 0 else proposal  # HPA's default up-window 0: the proposal
+            stabilized = nan_min(nan_max(cur, up_floor), nan_max(proposal, high[i]))
             desired, limit_reason = stabilized, _NOT_LIMITED
             if stabilized > cur:
-                raw = _nmax(_rate_limit(cur, up_c, up_t, down_c, down_t, i, now, up_rules, up_sel, True), cur)
-                allowed = _nmin(hi, raw)
+                raw = nan_max(_rate_limit(cur, up_c, up_t, down_c, down_t, i, now, up_rules, up_sel, True), cur)
+                allowed = nan_min(hi, raw)
                 if stabilized > allowed:
                     desired, limit_reason = allowed, (_RL_UP if raw < hi else _CL_MAX)
             elif stabilized < cur:
-                raw = _nmin(_rate_limit(cur, up_c, up_t, down_c, down_t, i, now, down_rules, down_sel, False), cur)
-                allowed = _nmax(lo, raw)
+                raw = nan_min(_rate_limit(cur, up_c, up_t, down_c, down_t, i, now, down_rules, down_sel, False), cur)
+                allowed = nan_max(lo, raw)
                 if stabilized < allowed:
                     desired, limit_reason = allowed, (_RL_DOWN if raw > lo else _CL_MIN)
 
@@ -556,7 +556,7 @@ def _ramp_kernel(j, sig_values, usable, proposals, valid, current, ready, status
         old_v = hist_v[i, pick] if found else _NAN
         old_t = hist_t[i, pick] if found else _NAN
         slope = (y - old_v) / (now - old_t) if (ok and now > old_t) else _NAN
-        ahead = y + _nmax(slope, 0.0) * lead_s
+        ahead = y + nan_max(slope, 0.0) * lead_s
         slope_out[i, j], ahead_out[i, j] = slope, ahead
         # write_slot: the first reusable (empty or outdated) slot, else the first oldest
         if ok and k > 0:
