@@ -141,9 +141,9 @@ _PAIRWISE_BLOCK = 128  # numpy's PW_BLOCKSIZE: up to this many terms its pairwis
 _NAN, _INF = math.nan, math.inf
 
 # scalar parameter vector layout (see _scalars)
-(_P_STALE, _P_TOL_UP, _P_TOL_DOWN, _P_HPA, _P_SMOOTHING, _P_WINDOW, _P_MIN, _P_MAX, _P_LEGACY, _P_FALLBACK,
+(_P_STALE, _P_TOL_UP, _P_TOL_DOWN, _P_SMOOTHING, _P_WINDOW, _P_MIN, _P_MAX, _P_LEGACY, _P_FALLBACK,
  _P_HOLD, _P_UP_WIN, _P_DOWN_WIN, _P_UP_SEL, _P_DOWN_SEL, _P_UP_LONGEST, _P_DOWN_LONGEST, _P_FACTOR,
- _P_MINIMUM, _P_SIZE) = range(20)
+ _P_MINIMUM, _P_SIZE) = range(19)
 
 
 @jit
@@ -204,7 +204,7 @@ def _pairwise_sum(a, start, n):
 
 
 @jit
-def _propose_one(kind, target, v, cur, rdy, sts, tol_up, tol_down, hpa):
+def _propose_one(kind, target, v, cur, rdy, sts, tol_up, tol_down):
     """One metric's proposal (propose.py), and whether ``ready`` allows it (utilization)."""
     ready_ok = True
     if kind == 0:  # value
@@ -217,18 +217,16 @@ def _propose_one(kind, target, v, cur, rdy, sts, tol_up, tol_down, hpa):
             p = _ceil_clamped(ratio * rdy)
         guide = v / target
     elif kind == 1:  # average per replica
-        base = sts if hpa else cur
-        ratio = v / (target * base)
-        p = base if _within(ratio, tol_up, tol_down) else _ceil_clamped(v / target)
+        ratio = v / (target * cur)
+        p = cur if _within(ratio, tol_up, tol_down) else _ceil_clamped(v / target)
         guide = v / (target * nan_max(cur, 1.0))
     else:  # utilization
-        usage = np.floor(v) if hpa else v
-        ratio = usage / target
+        ratio = v / target
         unready = nan_max(sts - rdy, 0.0)
         if unready > 0 and ratio > 1.0:
             total = rdy + unready
             diluted_usage = v * rdy / total
-            diluted = (np.floor(diluted_usage) if hpa else diluted_usage) / target
+            diluted = diluted_usage / target
             slow = _ceil_clamped(diluted * total)
             if _within(diluted, tol_up, tol_down) or diluted < 1.0 or slow < cur:
                 slow = cur
@@ -237,13 +235,13 @@ def _propose_one(kind, target, v, cur, rdy, sts, tol_up, tol_down, hpa):
             p = cur if _within(ratio, tol_up, tol_down) else _ceil_clamped(ratio * rdy)
         guide = v / target
         ready_ok = rdy > 0
-    if not hpa:  # Setpoint's direction guard
-        if guide > 1.0:
-            p = nan_max(p, cur)
-        elif guide < 1.0:
-            p = nan_min(p, cur)
-        else:
-            p = cur
+    # Setpoint's direction guard
+    if guide > 1.0:
+        p = nan_max(p, cur)
+    elif guide < 1.0:
+        p = nan_min(p, cur)
+    else:
+        p = cur
     return p, ready_ok
 
 
@@ -319,7 +317,6 @@ def _front_kernel(values, present, age, current, ready, status, metric, scal, no
     missing, stale, nonfinite, negative, usable, valid); the smoothing state is updated in place."""
     n, m = values.shape
     stale_after, tol_up, tol_down = scal[_P_STALE], scal[_P_TOL_UP], scal[_P_TOL_DOWN]
-    hpa = scal[_P_HPA] != 0.0
     smoothing = int(scal[_P_SMOOTHING])
     window_s = scal[_P_WINDOW]
     # outputs are views of blocks the caller allocates (few allocations for a Decision it keeps)
@@ -359,7 +356,7 @@ def _front_kernel(values, present, age, current, ready, status, metric, scal, no
                     sample_at[i, j, slot] = now
                 sm = _window_aggregate(samples, sample_at, i, j, now, window_s, smoothing, buf)
                 smoothed[i, j] = sm
-            p, ready_ok = _propose_one(int(metric[0, j]), metric[1, j], sm, cur, rdy, sts, tol_up, tol_down, hpa)
+            p, ready_ok = _propose_one(int(metric[0, j]), metric[1, j], sm, cur, rdy, sts, tol_up, tol_down)
             ok = math.isfinite(sm) and ready_ok and math.isfinite(p) and us
             valid[i, j] = ok
             proposals[i, j] = p if ok else _NAN
@@ -375,10 +372,10 @@ def _norm_kernel(current, scal, up_rules, down_rules, now, old_rec_v, old_rec_t,
     (combined, proposal, stabilized, desired, missing_since), out_i1 (limit reason, reason) and
     active_out."""
     n, m = proposals.shape
-    hpa, legacy = scal[_P_HPA] != 0.0, scal[_P_LEGACY] != 0.0
+    legacy = scal[_P_LEGACY] != 0.0
     lo, hi = scal[_P_MIN], scal[_P_MAX]
     fallback, hold_s = scal[_P_FALLBACK], scal[_P_HOLD]
-    has_fallback = (fallback == fallback) and not hpa
+    has_fallback = fallback == fallback
     up_w, down_w = scal[_P_UP_WIN], scal[_P_DOWN_WIN]
     up_sel, down_sel = int(scal[_P_UP_SEL]), int(scal[_P_DOWN_SEL])
     keep_s = down_w if legacy else max(up_w, down_w)
@@ -505,7 +502,7 @@ def _norm_kernel(current, scal, up_rules, down_rules, now, old_rec_v, old_rec_t,
                     desired, limit_reason = allowed, (_RL_DOWN if raw > lo else _CL_MIN)
 
         # remember the raw proposal (Setpoint's own mode also during a hold)
-        if slots > 0 and ((not skip) or (hold and not has_forced and not hpa)):
+        if slots > 0 and ((not skip) or (hold and not has_forced)):
             rec_v[i, slot_of[i]] = proposal
             rec_t[i, slot_of[i]] = now
 
@@ -568,7 +565,7 @@ def _ramp_kernel(j, sig_values, usable, proposals, valid, current, ready, status
                     slot, key = s, kk
             hist_v[i, slot] = y
             hist_t[i, slot] = now
-        p, ready_ok = _propose_one(kind, target, ahead, current[i], ready[i], status[i], tol_up, tol_down, False)
+        p, ready_ok = _propose_one(kind, target, ahead, current[i], ready[i], status[i], tol_up, tol_down)
         if valid[i, j] and math.isfinite(ahead) and ready_ok and math.isfinite(p):
             prop_out[i, j] = p
             a = proposals[i, j]
@@ -606,7 +603,7 @@ def _pack(params: PolicyParams) -> tuple:
     scal = np.zeros(_P_SIZE)
     scal[_P_STALE] = params.stale_after_s
     scal[_P_TOL_UP], scal[_P_TOL_DOWN] = params.tolerance_up, params.tolerance_down
-    scal[_P_HPA], scal[_P_SMOOTHING], scal[_P_WINDOW] = params.hpa_semantics, int(params.smoothing), params.window_s
+    scal[_P_SMOOTHING], scal[_P_WINDOW] = int(params.smoothing), params.window_s
     scal[_P_MIN], scal[_P_MAX], scal[_P_LEGACY] = params.min_replicas, params.max_replicas, params.legacy
     scal[_P_FALLBACK] = np.nan if params.fallback_replicas is None else params.fallback_replicas
     scal[_P_HOLD] = params.missing_hold_s
