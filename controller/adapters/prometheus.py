@@ -30,11 +30,13 @@ Errors (all ``MetricsUnavailable``, i.e. the metric as a whole is unknown this c
 
 Why the client is used the way it is (prometheus-api-client 0.7.2, read from its source):
 
-- ``custom_query`` returns only ``data.result``: it drops ``status`` and ``resultType``, and it
-  reports a non-200 answer as ``PrometheusApiClientException("HTTP Status Code N (b'...')")``
-  with the status only inside the message. A response hook on our session keeps the last
-  response of the calling thread, so the adapter classifies by the real status code and reads
-  the full envelope (the hook also pins the parsed JSON so the body is parsed once).
+- ``PrometheusConnect`` holds the connection: the ``requests.Session`` we configure and pass
+  it, its url, headers, auth and retry adapter, and closes the session. Queries are sent on that
+  session with the client's headers and auth by ``query_api_response``, our one small piece of
+  transport, which returns the whole response: ``custom_query``/``custom_query_range`` return
+  only ``data.result`` (no ``resultType``, no error envelope, no status code or headers but in
+  an exception message, and every range sample as Python objects). Its docstring says which
+  behaviour of this adapter needs each part. No response hook, nothing patched.
 - Its retries are urllib3's ``Retry`` on the session adapter: no deadline over all attempts,
   an uncapped ``Retry-After``, and exhaustion surfaces as ``RetryError`` without the last body.
   So the client gets ``Retry(0)`` and this module retries, within one overall deadline.
@@ -62,7 +64,6 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import requests
-from prometheus_api_client import PrometheusApiClientException
 from prometheus_api_client.prometheus_connect import PrometheusConnect
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
@@ -475,12 +476,48 @@ class _Retryable(Exception):
         self.retry_after_s = retry_after_s
 
 
-class _LastResponse(threading.local):
-    """The last HTTP response seen on the calling thread, and its parsed JSON body."""
+QUERY_PATH = "/api/v1/query"
+QUERY_RANGE_PATH = "/api/v1/query_range"
 
-    response: requests.Response | None = None
-    body: object = None
-    body_error: str = ""
+
+def query_api_response(client: PrometheusConnect, session: requests.Session, path: str, params: Mapping[str, str],
+                       timeout_s: float) -> requests.Response:
+    """GET ``client.url + path`` with ``params`` as the client's ``custom_query`` sends it (on
+    ``session``, the one the client was built with, with the client's headers and auth), and
+    return the whole response. ``timeout_s`` applies to this request (connect and each read).
+
+    Our own, small, because ``custom_query`` and ``custom_query_range`` (0.7.2) return only
+    ``data.result``, which is not enough for this adapter's contract:
+    - they drop ``resultType``: an instant query's scalar and string results have the same shape,
+      and an empty matrix looks like an empty vector, yet the first is a value and the others are
+      a policy error to report;
+    - a 200 whose ``status`` is not ``success`` (proxies do send that) surfaces as a KeyError,
+      without the ``error`` text;
+    - a non-200 becomes ``PrometheusApiClientException("HTTP Status Code N (b'...')")``: status
+      and body only inside a message, and no headers, so a 429's ``Retry-After`` is lost;
+    - every sample of a range query becomes Python lists and strings, where the backtests decode
+      the body text straight into numpy (``decode_matrix_body``, issue #10: 5x faster).
+    """
+    # verify and cert passed explicitly, as the client does: else requests lets REQUESTS_CA_BUNDLE
+    # or CURL_CA_BUNDLE from the environment override the session's CA bundle.
+    return session.request("GET", f"{client.url}{path}", params=params, headers=client.headers,
+                           auth=client.auth, verify=session.verify, cert=session.cert, timeout=timeout_s)
+
+
+def response_body(response: requests.Response, *, decode_matrix: bool = False) -> tuple[object, str]:
+    """(the parsed JSON of ``response``, "") or (None, why it is not JSON). A non-200 that does
+    not say it is JSON (an HTML error page) is not parsed: (None, ""). ``decode_matrix``: a range
+    query's 200, tried with ``decode_matrix_body`` first."""
+    if response.status_code != 200 and not response.headers.get("Content-Type", "").startswith("application/json"):
+        return None, ""
+    if decode_matrix:
+        body = decode_matrix_body(response.content.decode("utf-8", "replace"))
+        if body is not None:
+            return body, ""
+    try:
+        return response.json(), ""
+    except ValueError as exc:  # requests' JSONDecodeError is a ValueError
+        return None, str(exc)
 
 
 # The client's adapter must not retry: this module retries within one deadline. read=False,
@@ -502,12 +539,14 @@ class PrometheusSource:
         self.config = PrometheusConfig.from_url(config) if isinstance(config, str) else config
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self._last = _LastResponse()
         self._session = self._configure_session(session or requests.Session())
+        # The client owns the session: its url, headers and auth go into every request; its
+        # retry adapter is told not to retry (this module retries within one deadline, below).
         self._client = PrometheusConnect(url=self.config.url, headers=dict(self.config.headers) or None,
-                                         retry=NO_RETRY, auth=auth_for(self.config), session=self._session)
-        # Mounted after the client's own adapter (same prefix, so it replaces it): no retries,
-        # and a pool that holds a connection for each concurrent query.
+                                         retry=NO_RETRY, auth=auth_for(self.config), session=self._session,
+                                         timeout=self.config.timeout_s)
+        # Mounted after the client's own adapter (same prefix, so it replaces it): still no
+        # retries, and a pool that holds a connection for each concurrent query.
         self._session.mount(self.config.url, HTTPAdapter(pool_maxsize=max(10, self.config.max_concurrency),
                                                          max_retries=NO_RETRY))
         self._pool: ThreadPoolExecutor | None = None
@@ -520,30 +559,10 @@ class PrometheusSource:
         # session passed in, so set it here.
         session.verify = self.config.ca_file if (self.config.verify_tls and self.config.ca_file) \
             else self.config.verify_tls
-        session.hooks.setdefault("response", []).append(self._keep_response)
         # No gzip: compressing a range query's JSON is ~85 % of Prometheus' CPU for it (a 12 h chunk of
         # 100 series: 0.76 -> 0.12 CPU-s); the bytes saved matter little on a cluster network.
         session.headers["Accept-Encoding"] = "identity"
         return session
-
-    def _keep_response(self, response: requests.Response, *args, **kwargs) -> requests.Response:
-        """Response hook (runs on the requesting thread): keep the response and its parsed body."""
-        last = self._last
-        last.response, last.body, last.body_error = response, None, ""
-        if response.status_code == 200 or response.headers.get("Content-Type", "").startswith("application/json"):
-            try:
-                body = None
-                if response.status_code == 200 and "/api/v1/query_range" in (response.url or ""):
-                    body = decode_matrix_body(response.content.decode("utf-8", "replace"))
-                if body is None:
-                    body = response.json()
-            except ValueError as exc:
-                last.body_error = str(exc)
-            else:
-                last.body = body
-                # The client calls response.json() again: hand it the same object.
-                response.json = lambda **_kw: body
-        return response
 
     # -- public API -------------------------------------------------------------------------
     def query(self, expr: str, targets: Sequence[TargetRef], at: float, *,
@@ -555,7 +574,7 @@ class PrometheusSource:
         or PrometheusBadResponse (all MetricsUnavailable).
         """
         at = round(float(at), 3)  # Prometheus works in milliseconds: stamps then equal ``at`` exactly
-        data = self._fetch(expr, at)
+        data = self._fetch_instant(expr, at)
         try:
             return samples_from_data(data, targets, at, tuple(labels or self.config.target_labels))
         except PrometheusBadResponse as exc:
@@ -566,7 +585,7 @@ class PrometheusSource:
         when its series keep the ``pod`` label, else one value per target as ``query`` returns.
         Raises the same errors as ``query``."""
         at = round(float(at), 3)
-        data = self._fetch(expr, at)
+        data = self._fetch_instant(expr, at)
         try:
             return pod_series_from_data(data, targets, at, tuple(self.config.target_labels))
         except PrometheusBadResponse as exc:
@@ -628,14 +647,8 @@ class PrometheusSource:
         return [RangeSeries(labels, np.concatenate(ts), np.concatenate(vs)) for labels, ts, vs in series.values()]
 
     def _fetch_range(self, expr: str, lo: float, hi: float, step_s: float, timeout_s: float):
-        from datetime import datetime, timezone
-
-        def send(remaining_s: float) -> None:
-            self._client.custom_query_range(
-                expr, datetime.fromtimestamp(lo, timezone.utc), datetime.fromtimestamp(hi, timezone.utc),
-                f"{step_s:.0f}s", params={"timeout": f"{remaining_s:.3f}"}, timeout=remaining_s)
-
-        return self._fetch(expr, lo, send, timeout_s)
+        params = {"query": expr, "start": f"{lo:.0f}", "end": f"{hi:.0f}", "step": f"{step_s:.0f}s"}
+        return self._fetch(expr, QUERY_RANGE_PATH, params, timeout_s)
 
     def close(self) -> None:
         with self._pool_lock:
@@ -660,12 +673,13 @@ class PrometheusSource:
                 self._pool = ThreadPoolExecutor(self.config.max_concurrency, thread_name_prefix="prometheus-query")
             return self._pool
 
-    def _fetch(self, expr: str, at: float, send: Callable[[float], None] | None = None,
-               timeout_s: float | None = None):
-        """The ``data`` object of a successful answer, retrying transient failures until the deadline.
+    def _fetch_instant(self, expr: str, at: float):
+        return self._fetch(expr, QUERY_PATH, {"query": expr, "time": f"{at:.3f}"})
 
-        ``send(timeout_s)`` makes the request (default: an instant query of ``expr`` at ``at``);
-        ``timeout_s`` overrides ``config.timeout_s``."""
+    def _fetch(self, expr: str, path: str, params: dict[str, str], timeout_s: float | None = None):
+        """The ``data`` object of a successful answer of the query API at ``path`` (``QUERY_PATH``
+        or ``QUERY_RANGE_PATH``) to ``params``, retrying transient failures until the deadline
+        (``timeout_s``, default ``config.timeout_s``, all attempts and waits included)."""
         cfg = self.config
         total_s = cfg.timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + total_s
@@ -677,7 +691,7 @@ class PrometheusSource:
                 break
             attempts += 1
             try:
-                return self._attempt(expr, at, remaining, send)
+                return self._attempt(expr, path, params, remaining)
             except _Retryable as exc:
                 last = exc
             if attempt == cfg.retries:
@@ -695,18 +709,14 @@ class PrometheusSource:
         wait = self.config.backoff_s * (2 ** attempt) * self._rng.uniform(0.5, 1.0)
         return max(wait, retry_after_s or 0.0)
 
-    def _attempt(self, expr: str, at: float, timeout_s: float, send: Callable[[float], None] | None = None):
+    def _attempt(self, expr: str, path: str, params: dict[str, str], timeout_s: float):
         """One HTTP request. Returns ``data``; raises _Retryable or a permanent PrometheusError."""
         with self._count_lock:
             self.requests_sent += 1
-        self._last.response = None
         # Prometheus' own "timeout" makes it stop evaluating when we stop waiting.
-        params = {"time": f"{at:.3f}", "timeout": f"{timeout_s:.3f}"}
+        params = {**params, "timeout": f"{timeout_s:.3f}"}
         try:
-            if send is not None:
-                send(timeout_s)
-            else:
-                self._client.custom_query(expr, params=params, timeout=timeout_s)
+            response = query_api_response(self._client, self._session, path, params, timeout_s)
         except requests.exceptions.SSLError as exc:
             raise PrometheusUnreachable(f"query {_short(expr)!r} at {self.config.safe_url}: TLS failure (check "
                                         f"ca_file / verify_tls): {_reason(exc)}") from None
@@ -714,27 +724,19 @@ class PrometheusSource:
             raise _Retryable(PrometheusUnreachable(f"no answer within {timeout_s:.2f}s")) from None
         except requests.exceptions.ConnectionError as exc:
             raise _Retryable(PrometheusUnreachable(f"cannot connect: {_reason(exc)}")) from None
-        except requests.exceptions.JSONDecodeError:
-            pass  # a 200 whose body is not JSON (this one is also a RequestException): classified below
         except requests.exceptions.RequestException as exc:
             raise PrometheusUnreachable(f"query {_short(expr)!r} at {self.config.safe_url}: request failed: "
                                         f"{_reason(exc)}") from None
-        except PrometheusApiClientException:
-            pass  # a non-200 answer: classified below from the response itself
-        except (ValueError, KeyError, TypeError, AttributeError):
-            pass  # a 200 whose body is not the API's JSON: classified below
-        return self._data_from(self._last, expr)
+        return self._data_from(response, path, expr)
 
-    def _data_from(self, last: _LastResponse, expr: str):
-        response = last.response
-        if response is None:
-            raise PrometheusBadResponse(f"query {_short(expr)!r}: no HTTP response was recorded")
+    def _data_from(self, response: requests.Response, path: str, expr: str):
+        """The ``data`` of a successful answer; else the error that classifies the response."""
         status = response.status_code
+        body, body_error = response_body(response, decode_matrix=status == 200 and path == QUERY_RANGE_PATH)
         if status != 200:
-            raise self._status_error(status, response, last.body, expr)
-        body = last.body
+            raise self._status_error(status, response, body, path, expr)
         if not isinstance(body, dict):
-            found = f"invalid JSON ({last.body_error})" if last.body_error else f"{type(body).__name__}"
+            found = f"invalid JSON ({body_error})" if body_error else f"{type(body).__name__}"
             raise PrometheusBadResponse(f"query {_short(expr)!r} at {self.config.safe_url}: expected the query "
                                         f"API's JSON object, got {found}: {_snippet(response)!r}")
         if body.get("status") != "success":
@@ -742,7 +744,7 @@ class PrometheusSource:
                                         f"'success', got {body.get('status')!r}{_api_error(body)}")
         return body.get("data")
 
-    def _status_error(self, status: int, response: requests.Response, body, expr: str) -> Exception:
+    def _status_error(self, status: int, response: requests.Response, body, path: str, expr: str) -> Exception:
         detail = _api_error(body) if isinstance(body, dict) else f": {_snippet(response)!r}"
         where = f"query {_short(expr)!r} at {self.config.safe_url}"
         if status in BAD_QUERY_STATUS:
@@ -753,7 +755,7 @@ class PrometheusSource:
             return PrometheusUnreachable(f"{where}: HTTP {status}: Prometheus refused our credentials (check "
                                          f"bearer_token_file / basic auth){detail}")
         return PrometheusBadResponse(f"{where}: expected HTTP 200 from the query API at {self.config.safe_url}"
-                                     f"/api/v1/query, got HTTP {status}{detail}")
+                                     f"{path}, got HTTP {status}{detail}")
 
 
 def _api_error(body: dict) -> str:

@@ -292,6 +292,20 @@ def test_tls_and_basic_auth_against_real_prometheus(tls_prom, tmp_path, options,
     assert password not in str(info.value)
 
 
+def test_ca_file_wins_over_a_ca_bundle_from_the_environment(tls_prom, tmp_path, monkeypatch):
+    """requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's CA bundle unless the
+    request passes ``verify`` itself: the configured ca_file must still be the one used."""
+    server, cert, _ = tls_prom
+    other_ca, _ = self_signed_cert(tmp_path)  # a CA that did not sign the server's certificate
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(other_ca))
+    monkeypatch.setenv("CURL_CA_BUNDLE", str(other_ca))
+    (tmp_path / "password").write_text("s3cret")
+    config = PrometheusConfig.from_url(server.url, ca_file=str(cert), basic_auth_user="alice",
+                                       basic_auth_password_file=str(tmp_path / "password"))
+    with PrometheusSource(config) as src:
+        assert src.query("vector(7)", refs("a/b"), time.time()).values.tolist() == [7.0]
+
+
 def test_rotated_password_file_is_read_again(tls_prom, tmp_path):
     server, cert, _ = tls_prom
     password = tmp_path / "password"
@@ -468,6 +482,52 @@ def test_awkward_answers_a_real_server_cannot_give_on_demand(replies, options, e
                 assert word in str(info.value), str(info.value)
         assert time.monotonic() - started < budget_s
         assert len(s.requests) == n_requests
+
+
+def matrix(*series: tuple[dict, list[tuple[float, str]]]) -> dict:
+    return {"status": "success", "data": {"resultType": "matrix",
+                                          "result": [{"metric": m, "values": [list(p) for p in v]} for m, v in series]}}
+
+
+THREE_SAMPLES = matrix((WEB, [(1700000000, "1"), (1700000015, "NaN"), (1700000030, "+Inf")]))
+MATRIX = Reply(body=json.dumps(THREE_SAMPLES, separators=(",", ":")))  # spelled as Prometheus writes it
+
+
+@pytest.mark.parametrize("replies, expect, words, n_requests", [
+    pytest.param([MATRIX], [1.0, NAN, INF], [], 1, id="matrix-decoded-nan-and-inf-pass-through"),
+    pytest.param([Reply(body=THREE_SAMPLES)], [1.0, NAN, INF], [], 1,  # json.dumps' spaces: not Prometheus' spelling
+                 id="body-in-another-spelling-is-decoded-the-ordinary-way"),
+    pytest.param([E503, MATRIX], [1.0, NAN, INF], [], 2, id="503-then-success-is-retried"),
+    pytest.param([Reply(200, '{"status": "success", "data": {"resultT')], PrometheusBadResponse,
+                 ["invalid JSON"], 1, id="truncated-json"),
+    pytest.param([OK], PrometheusBadResponse, ["expected resultType 'matrix'", "'vector'"], 1,
+                 id="vector-from-a-range-query"),
+    pytest.param([Reply(200, {"status": "error", "errorType": "internal", "error": "disk full"})],
+                 PrometheusBadResponse, ["expected status 'success'", "disk full"], 1, id="status-error-with-http-200"),
+    pytest.param([Reply(422, {"status": "error", "errorType": "execution", "error": "too many samples"})],
+                 PrometheusBadQuery, ["HTTP 422", "too many samples"], 1, id="422-is-a-bad-query"),
+    pytest.param([Reply(404, "404 page not found", "text/plain")], PrometheusBadResponse,
+                 ["HTTP 404", "/api/v1/query_range"], 1, id="wrong-path-prefix-names-the-range-api"),
+])
+def test_range_query_answers(replies, expect, words, n_requests):
+    """The range API's answers go through the same classification as the instant API's."""
+    with stub(*replies) as s, fast(s.url) as src:
+        if isinstance(expect, list):
+            (series,) = src.query_range("app_rps", 1700000000.0, 1700000030.0, 15.0)
+            assert series.labels == WEB
+            np.testing.assert_array_equal(series.values, np.array(expect))
+            np.testing.assert_array_equal(series.times, [1700000000.0, 1700000015.0, 1700000030.0])
+        else:
+            with pytest.raises(expect) as info:
+                src.query_range("app_rps", 1700000000.0, 1700000030.0, 15.0)
+            for word in words:
+                assert word in str(info.value), str(info.value)
+    assert len(s.requests) == n_requests
+    request = s.requests[0]
+    assert request["path"] == "/api/v1/query_range"
+    assert {k: request["params"][k] for k in ("query", "start", "end", "step")} == {
+        "query": "app_rps", "start": "1700000000", "end": "1700000030", "step": "15s"}
+    assert 0 < float(request["params"]["timeout"]) <= 3.0 * 6
 
 
 def test_request_carries_time_in_ms_and_a_server_side_timeout():
