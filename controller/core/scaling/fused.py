@@ -22,7 +22,7 @@ import numpy as np
 from controller.core.scaling import compiled
 from controller.core.scaling.compiled import jit
 
-_S_NONE, _S_EWMA = compiled._S_NONE, compiled._S_EWMA
+_S_NONE, _S_EWMA, _S_MAX = compiled._S_NONE, compiled._S_EWMA, compiled._S_MAX
 _NAN, _INF = math.nan, math.inf
 # ramp parameter rows (see pack_ramps)
 _R_COLUMN, _R_WINDOW, _R_TOLERANCE, _R_LEAD, _R_KEEP, _R_SLOTS, _R_SIZE = range(7)
@@ -35,85 +35,6 @@ def pack_ramps(params) -> np.ndarray:
         rp = params.metrics[j].ramp
         rows[r] = (j, rp.window_s, 0.5 * rp.interval_s, rp.lead_s, rp.keep_s, rp.slots)
     return rows
-
-
-@jit
-def _front_row(i, values, present, age, current, ready, status, metric, scal, now, alpha, ewma, ewma_at, samples,
-               sample_at, out_f2, out_b2, buf):
-    """signal -> smooth -> propose for row i (compiled._front_kernel's body); out_f2[1] gets the
-    smoothed value for every smoothing."""
-    m = values.shape[1]
-    stale_after, tol_up, tol_down = scal[compiled._P_STALE], scal[compiled._P_TOL_UP], scal[compiled._P_TOL_DOWN]
-    smoothing = int(scal[compiled._P_SMOOTHING])
-    window_s = scal[compiled._P_WINDOW]
-    w = samples.shape[2]
-    cur, rdy, sts = current[i], ready[i], status[i]
-    for j in range(m):
-        x = values[i, j]
-        pr = present[i, j]
-        nf = pr and not math.isfinite(x)
-        st = pr and age[i, j] > stale_after
-        ng = pr and not nf and x < 0 and metric[2, j] != 0.0
-        us = pr and not (st or nf or ng)
-        out_b2[0, i, j], out_b2[1, i, j], out_b2[2, i, j], out_b2[3, i, j], out_b2[4, i, j] = not pr, st, nf, ng, us
-        sv = x if us else _NAN
-        out_f2[0, i, j] = sv
-        if smoothing == _S_EWMA:
-            if us:
-                e = ewma[i, j]
-                ewma[i, j] = sv if e != e else e + alpha[i, j] * (sv - e)
-                ewma_at[i, j] = now
-            sm = ewma[i, j]
-        elif smoothing == _S_NONE:
-            sm = sv
-        else:
-            if us and w > 0:
-                slot, key = 0, _INF
-                for s in range(w):
-                    t = sample_at[i, j, s]
-                    k = -_INF if t != t else t
-                    if s == 0 or k < key:
-                        slot, key = s, k
-                samples[i, j, slot] = sv
-                sample_at[i, j, slot] = now
-            sm = compiled._window_aggregate(samples, sample_at, i, j, now, window_s, smoothing, buf)
-        out_f2[1, i, j] = sm
-        p, ready_ok = compiled._propose_one(int(metric[0, j]), metric[1, j], sm, cur, rdy, sts, tol_up, tol_down)
-        ok = math.isfinite(sm) and ready_ok and math.isfinite(p) and us
-        out_b2[5, i, j] = ok
-        out_f2[2, i, j] = p if ok else _NAN
-
-
-@jit
-def _ramp_row(i, r, ramp_p, metric, scal, current, ready, status, ramp_v, ramp_t, now, out_f2, out_b2, ramp_out):
-    """The ramp stage of ramp metric r for row i (compiled._ramp_kernel's body): ramp_out
-    (slope, ahead, proposal) at its column, the proposal raised (np.fmax) in out_f2[2]."""
-    j = int(ramp_p[r, _R_COLUMN])
-    window_s, tolerance_s, lead_s = ramp_p[r, _R_WINDOW], ramp_p[r, _R_TOLERANCE], ramp_p[r, _R_LEAD]
-    k = int(ramp_p[r, _R_SLOTS])
-    y, ok = out_f2[0, i, j], out_b2[4, i, j]
-    best, pick = _INF, 0
-    for s in range(k):
-        age = now - ramp_t[r, i, s]  # NaN for empty slots: compares False
-        d = abs(age - window_s) if age >= window_s - tolerance_s else _INF
-        if d < best:
-            best, pick = d, s
-    found = best < _INF
-    old_v = ramp_v[r, i, pick] if found else _NAN
-    old_t = ramp_t[r, i, pick] if found else _NAN
-    slope = (y - old_v) / (now - old_t) if (ok and now > old_t) else _NAN
-    ahead = y + compiled.nan_max(slope, 0.0) * lead_s
-    ramp_out[0, i, j], ramp_out[1, i, j] = slope, ahead
-    if ok and k > 0:
-        _write_slot_row(ramp_v[r], ramp_t[r], i, k, y, now, ramp_p[r, _R_KEEP])
-    p, ready_ok = compiled._propose_one(int(metric[0, j]), metric[1, j], ahead, current[i], ready[i], status[i],
-                                        scal[compiled._P_TOL_UP], scal[compiled._P_TOL_DOWN])
-    if out_b2[5, i, j] and math.isfinite(ahead) and ready_ok and math.isfinite(p):
-        ramp_out[2, i, j] = p
-        a = out_f2[2, i, j]
-        out_f2[2, i, j] = a if (a >= p or p != p) else p  # np.fmax, signed zeros included
-    else:
-        ramp_out[2, i, j] = _NAN
 
 
 @jit
@@ -131,126 +52,10 @@ def _write_slot_row(values, times, i, k, value, now, outdated_after_s):
     times[i, slot] = now
 
 
-@jit
-def _norm_row(i, current, scal, up_rules, down_rules, now, rec_v, rec_t, up_c, up_t, down_c, down_t, missing_since,
-              out_f2, out_b2, out_f1, out_i1, active_out):
-    """combine -> pre-checks and missing data -> stabilize -> limit -> history write for row i
-    (compiled._norm_kernel's numbers), the recommendation history and missing_since in place."""
-    m = out_f2.shape[2]
-    legacy = scal[compiled._P_LEGACY] != 0.0
-    lo, hi = scal[compiled._P_MIN], scal[compiled._P_MAX]
-    fallback, hold_s = scal[compiled._P_FALLBACK], scal[compiled._P_HOLD]
-    up_w, down_w = scal[compiled._P_UP_WIN], scal[compiled._P_DOWN_WIN]
-    keep_s = down_w if legacy else max(up_w, down_w)
-    slots = rec_t.shape[1]
-    cur = current[i]
-    # -- combine: the max over the valid proposals
-    combined, any_valid, all_valid = -_INF, False, True
-    for j in range(m):
-        if out_b2[5, i, j]:
-            combined = compiled.nan_max(combined, out_f2[2, i, j])
-            any_valid = True
-        else:
-            all_valid = False
-    combined = combined if any_valid else _NAN
-    # -- first sight seeds the history with (current, now)
-    if slots > 0 and rec_t[i, 0] != rec_t[i, 0]:
-        rec_v[i, 0], rec_t[i, 0] = cur, now
-    # pre-checks
-    if cur == 0 and lo != 0:
-        forced, pre_reason = 0.0, compiled._DISABLED
-    elif cur > hi:
-        forced, pre_reason = hi, compiled._ABOVE
-    elif cur < lo:
-        forced, pre_reason = lo, compiled._BELOW
-    else:
-        forced, pre_reason = _NAN, -1
-    # missing data
-    blocked_down = (not all_valid) and any_valid and combined < cur
-    none_valid = not any_valid
-    ms = missing_since[i]
-    ms = (now if ms != ms else ms) if none_valid else _NAN
-    missing_since[i] = ms
-    miss_reason = compiled._MISSING if (blocked_down or none_valid) else -1
-    proposal = combined if any_valid else cur
-    if fallback == fallback:
-        expired = none_valid and (now - ms >= hold_s)
-        if expired:
-            proposal = compiled.nan_max(cur, fallback)
-            miss_reason = compiled._FALLBACK
-        hold = (blocked_down or none_valid) and not expired
-    else:
-        hold = blocked_down or none_valid
-    if hold:
-        proposal = cur
-    has_forced = forced == forced
-    skip = has_forced or hold
-    # -- the history windows and the slot this proposal goes to
-    cut_keep, cut_low, cut_high = now - keep_s, now - up_w, now - down_w
-    low, high, slot_key, slot_of = _INF, -_INF, _INF, 0
-    for s in range(slots):
-        t, v = rec_t[i, s], rec_v[i, s]
-        if legacy:  # the legacy window is inclusive
-            high = v if (t >= cut_high) & (v > high) else high
-        else:
-            high = v if (t > cut_high) & (v > high) else high
-            low = v if (t > cut_low) & (v < low) else low
-        key = t if t >= cut_keep else -_INF  # NaN (empty) compares False: reusable
-        if key < slot_key:
-            slot_of, slot_key = s, key
-    # -- stabilize and limit
-    if legacy:
-        stabilized = compiled.nan_max(proposal, high)
-        up_cap = np.trunc(max(scal[compiled._P_FACTOR] * cur, scal[compiled._P_MINIMUM]))
-        tighter = hi > up_cap
-        upper = up_cap if tighter else hi
-        if stabilized < lo:
-            desired, limit_reason = lo, compiled._CL_MIN
-        elif stabilized > upper:
-            desired, limit_reason = upper, (compiled._RL_UP if tighter else compiled._CL_MAX)
-        else:
-            desired, limit_reason = stabilized, compiled._NOT_LIMITED
-    else:
-        up_floor = compiled.nan_min(proposal, low) if up_w > 0 else proposal  # HPA's default up-window 0
-        stabilized = compiled.nan_min(compiled.nan_max(cur, up_floor), compiled.nan_max(proposal, high))
-        desired, limit_reason = stabilized, compiled._NOT_LIMITED
-        if stabilized > cur:
-            raw = compiled.nan_max(compiled._rate_limit(cur, up_c, up_t, down_c, down_t, i, now, up_rules,
-                                                        int(scal[compiled._P_UP_SEL]), True), cur)
-            allowed = compiled.nan_min(hi, raw)
-            if stabilized > allowed:
-                desired, limit_reason = allowed, (compiled._RL_UP if raw < hi else compiled._CL_MAX)
-        elif stabilized < cur:
-            raw = compiled.nan_min(compiled._rate_limit(cur, up_c, up_t, down_c, down_t, i, now, down_rules,
-                                                        int(scal[compiled._P_DOWN_SEL]), False), cur)
-            allowed = compiled.nan_max(lo, raw)
-            if stabilized < allowed:
-                desired, limit_reason = allowed, (compiled._RL_DOWN if raw > lo else compiled._CL_MIN)
-    # remember the raw proposal (Setpoint's own mode also during a hold)
-    if slots > 0 and ((not skip) or (hold and not has_forced)):
-        rec_v[i, slot_of] = proposal
-        rec_t[i, slot_of] = now
-    if limit_reason != compiled._NOT_LIMITED:
-        reason = limit_reason
-    elif stabilized != proposal:
-        reason = compiled._STAB_DOWN if (legacy or proposal < cur) else compiled._STAB_UP
-    else:
-        reason = compiled._UP if desired > cur else (compiled._DOWN if desired < cur else compiled._KEEP)
-    if miss_reason >= 0:
-        reason = miss_reason
-    if pre_reason >= 0:
-        reason = pre_reason
-    if has_forced:
-        desired = forced
-    elif hold:
-        desired = cur
-    if skip:
-        stabilized, limit_reason = desired, compiled._NOT_LIMITED
-    out_f1[0, i], out_f1[1, i], out_f1[2, i], out_f1[3, i] = combined, proposal, stabilized, desired
-    out_i1[0, i], out_i1[1, i] = limit_reason, reason
-    active_out[i] = (not has_forced) and any_valid and not hold
-
-
+# One function body on purpose: a call of a compiled function taking arrays increments and
+# decrements each array's reference count (atomic operations), ~150-250 ns per call with the
+# 5 to 15 arrays the stages need, more than a target's whole decision. The staged kernels paid
+# it per target in _rate_limit (the "norm 250 us"); here only scalar helpers are called per target.
 @jit
 def fused_kernel(values, present, age, current, ready, status, metric, scal, up_rules, down_rules, ramp_p, now,
                  alpha, ewma, ewma_at, samples, sample_at, ramp_v, ramp_t, rec_v, rec_t, up_c, up_t, down_c, down_t,
@@ -265,16 +70,280 @@ def fused_kernel(values, present, age, current, ready, status, metric, scal, up_
     ramp_out (3, N, M) slope, ahead, proposal (ramp columns only); out_f1 (4, N) combined,
     proposal, stabilized, desired; out_i1 (2, N) limit reason, reason; active_out (N,).
     alpha: (N, M) EWMA weights from the state's times (the caller computes them with numpy's
-    expm1); buf: (W,) scratch."""
-    n = values.shape[0]
+    expm1); buf: (W,) scratch. The numbers are compiled.py's staged kernels' (see there)."""
+    n, m = values.shape
+    stale_after, tol_up, tol_down = scal[compiled._P_STALE], scal[compiled._P_TOL_UP], scal[compiled._P_TOL_DOWN]
+    smoothing = int(scal[compiled._P_SMOOTHING])
+    window_s = scal[compiled._P_WINDOW]
+    w = samples.shape[2]
+    legacy = scal[compiled._P_LEGACY] != 0.0
+    lo, hi = scal[compiled._P_MIN], scal[compiled._P_MAX]
+    fallback, hold_s = scal[compiled._P_FALLBACK], scal[compiled._P_HOLD]
+    has_fallback = fallback == fallback
+    up_w, down_w = scal[compiled._P_UP_WIN], scal[compiled._P_DOWN_WIN]
+    up_sel, down_sel = int(scal[compiled._P_UP_SEL]), int(scal[compiled._P_DOWN_SEL])
+    factor, minimum = scal[compiled._P_FACTOR], scal[compiled._P_MINIMUM]
+    keep_s = down_w if legacy else max(up_w, down_w)
+    slots = rec_t.shape[1]
+    cut_keep, cut_low, cut_high = now - keep_s, now - up_w, now - down_w
+    n_ramps = ramp_p.shape[0]
+    proposal_arr, forced_arr, combined_arr = np.empty(n), np.empty(n), np.empty(n)
+    hold_arr, any_valid_arr = np.empty(n, np.bool_), np.empty(n, np.bool_)
+    pre_arr, miss_arr = np.empty(n, np.int64), np.empty(n, np.int64)
+    up_slots, down_slots = up_c.shape[1], down_c.shape[1]
+
     for i in range(n):
-        _front_row(i, values, present, age, current, ready, status, metric, scal, now, alpha, ewma, ewma_at,
-                   samples, sample_at, out_f2, out_b2, buf)
-        for r in range(ramp_p.shape[0]):
-            _ramp_row(i, r, ramp_p, metric, scal, current, ready, status, ramp_v, ramp_t, now, out_f2, out_b2,
-                      ramp_out)
-        _norm_row(i, current, scal, up_rules, down_rules, now, rec_v, rec_t, up_c, up_t, down_c, down_t,
-                  missing_since, out_f2, out_b2, out_f1, out_i1, active_out)
+        cur, rdy, sts = current[i], ready[i], status[i]
+        # -- signal -> smooth -> propose, per metric
+        for j in range(m):
+            x = values[i, j]
+            pr = present[i, j]
+            nf = pr and not math.isfinite(x)
+            st = pr and age[i, j] > stale_after
+            ng = pr and not nf and x < 0 and metric[2, j] != 0.0
+            us = pr and not (st or nf or ng)
+            out_b2[0, i, j], out_b2[1, i, j], out_b2[2, i, j], out_b2[3, i, j] = not pr, st, nf, ng
+            out_b2[4, i, j] = us
+            sv = x if us else _NAN
+            out_f2[0, i, j] = sv
+            if smoothing == _S_EWMA:
+                if us:
+                    e = ewma[i, j]
+                    ewma[i, j] = sv if e != e else e + alpha[i, j] * (sv - e)
+                    ewma_at[i, j] = now
+                sm = ewma[i, j]
+            elif smoothing == _S_NONE:
+                sm = sv
+            else:  # window mean / max (compiled._window_aggregate)
+                if us and w > 0:
+                    slot, key = 0, _INF
+                    for s in range(w):
+                        t = sample_at[i, j, s]
+                        kw = -_INF if t != t else t
+                        if s == 0 or kw < key:
+                            slot, key = s, kw
+                    samples[i, j, slot] = sv
+                    sample_at[i, j, slot] = now
+                count, best = 0, -_INF
+                for s in range(w):
+                    inside = (now - sample_at[i, j, s]) < window_s
+                    y = samples[i, j, s] if inside else 0.0
+                    buf[s] = y
+                    if inside:
+                        count += 1
+                        if y > best:
+                            best = y
+                if count == 0:
+                    sm = _NAN
+                elif smoothing == _S_MAX:
+                    sm = best
+                else:
+                    sm = compiled._pairwise_sum(buf, 0, w) / count
+            out_f2[1, i, j] = sm
+            p, ready_ok = compiled._propose_one(int(metric[0, j]), metric[1, j], sm, cur, rdy, sts, tol_up, tol_down)
+            ok = math.isfinite(sm) and ready_ok and math.isfinite(p) and us
+            out_b2[5, i, j] = ok
+            out_f2[2, i, j] = p if ok else _NAN
+
+        # -- ramp: each ramp metric's slope over its window, the proposal one lead time ahead
+        for r in range(n_ramps):
+            j = int(ramp_p[r, _R_COLUMN])
+            rw, rtol, lead_s, rkeep = ramp_p[r, _R_WINDOW], ramp_p[r, _R_TOLERANCE], ramp_p[r, _R_LEAD], ramp_p[r, _R_KEEP]
+            k = int(ramp_p[r, _R_SLOTS])
+            y, ok = out_f2[0, i, j], out_b2[4, i, j]
+            best, pick = _INF, 0  # window_ago: nearest to now - window among those old enough (the first)
+            for s in range(k):
+                a = now - ramp_t[r, i, s]  # NaN for empty slots: compares False
+                d = abs(a - rw) if a >= rw - rtol else _INF
+                if d < best:
+                    best, pick = d, s
+            found = best < _INF
+            old_v = ramp_v[r, i, pick] if found else _NAN
+            old_t = ramp_t[r, i, pick] if found else _NAN
+            slope = (y - old_v) / (now - old_t) if (ok and now > old_t) else _NAN
+            ahead = y + compiled.nan_max(slope, 0.0) * lead_s
+            ramp_out[0, i, j], ramp_out[1, i, j] = slope, ahead
+            if ok and k > 0:  # write_slot: the first reusable slot, else the first oldest
+                cut, slot, key = now - rkeep, 0, _INF
+                for s in range(k):
+                    t = ramp_t[r, i, s]
+                    kk = t if t >= cut else -_INF
+                    if s == 0 or kk < key:
+                        slot, key = s, kk
+                ramp_v[r, i, slot] = y
+                ramp_t[r, i, slot] = now
+            p, ready_ok = compiled._propose_one(int(metric[0, j]), metric[1, j], ahead, cur, rdy, sts, tol_up,
+                                                tol_down)
+            if out_b2[5, i, j] and math.isfinite(ahead) and ready_ok and math.isfinite(p):
+                ramp_out[2, i, j] = p
+                a = out_f2[2, i, j]
+                out_f2[2, i, j] = a if (a >= p or p != p) else p  # np.fmax, signed zeros included
+            else:
+                ramp_out[2, i, j] = _NAN
+
+        # -- combine: the max over the valid proposals
+        combined, any_valid, all_valid = -_INF, False, True
+        for j in range(m):
+            if out_b2[5, i, j]:
+                combined = compiled.nan_max(combined, out_f2[2, i, j])
+                any_valid = True
+            else:
+                all_valid = False
+        combined = combined if any_valid else _NAN
+        # first sight seeds the history with (current, now)
+        if slots > 0 and rec_t[i, 0] != rec_t[i, 0]:
+            rec_v[i, 0], rec_t[i, 0] = cur, now
+        # pre-checks
+        if cur == 0 and lo != 0:
+            forced, pre_reason = 0.0, compiled._DISABLED
+        elif cur > hi:
+            forced, pre_reason = hi, compiled._ABOVE
+        elif cur < lo:
+            forced, pre_reason = lo, compiled._BELOW
+        else:
+            forced, pre_reason = _NAN, -1
+        # missing data
+        blocked_down = (not all_valid) and any_valid and combined < cur
+        none_valid = not any_valid
+        ms = missing_since[i]
+        ms = (now if ms != ms else ms) if none_valid else _NAN
+        missing_since[i] = ms
+        miss_reason = compiled._MISSING if (blocked_down or none_valid) else -1
+        proposal = combined if any_valid else cur
+        if has_fallback:
+            expired = none_valid and (now - ms >= hold_s)
+            if expired:
+                proposal = compiled.nan_max(cur, fallback)
+                miss_reason = compiled._FALLBACK
+            hold = (blocked_down or none_valid) and not expired
+        else:
+            hold = blocked_down or none_valid
+        if hold:
+            proposal = cur
+        has_forced = forced == forced
+        skip = has_forced or hold
+
+        proposal_arr[i], forced_arr[i], hold_arr[i] = proposal, forced, hold
+        pre_arr[i], miss_arr[i], any_valid_arr[i], combined_arr[i] = pre_reason, miss_reason, any_valid, combined
+
+    # -- the recommendation windows, slot by slot across targets (the histories are Fortran-
+    #    ordered: contiguous columns, branch-free selects, so that the inner loops vectorize),
+    #    and the slot each target's proposal goes to: the first reusable one, else the first oldest
+    low = np.full(n, _INF)
+    high = np.full(n, -_INF)
+    slot_key = np.full(n, _INF)
+    slot_of = np.zeros(n, np.int64)
+    for s in range(slots):
+        if legacy:  # the legacy window is inclusive
+            for i in range(n):
+                t, v = rec_t[i, s], rec_v[i, s]
+                high[i] = v if (t >= cut_high) & (v > high[i]) else high[i]
+        else:
+            for i in range(n):
+                t, v = rec_t[i, s], rec_v[i, s]
+                high[i] = v if (t > cut_high) & (v > high[i]) else high[i]
+            if up_w > 0:
+                for i in range(n):
+                    t, v = rec_t[i, s], rec_v[i, s]
+                    low[i] = v if (t > cut_low) & (v < low[i]) else low[i]
+        for i in range(n):  # keys are finite or -inf: slot 0 always beats the initial +inf
+            t = rec_t[i, s]
+            key = t if t >= cut_keep else -_INF  # NaN (empty) compares False: reusable
+            better = key < slot_key[i]
+            slot_of[i] = s if better else slot_of[i]
+            slot_key[i] = key if better else slot_key[i]
+
+    for i in range(n):
+        cur = current[i]
+        proposal, forced, hold = proposal_arr[i], forced_arr[i], hold_arr[i]
+        pre_reason, miss_reason, any_valid, combined = pre_arr[i], miss_arr[i], any_valid_arr[i], combined_arr[i]
+        has_forced = forced == forced
+        skip = has_forced or hold
+        low_i, high_i, slot_i = low[i], high[i], slot_of[i]
+        # -- stabilize and limit
+        if legacy:
+            stabilized = compiled.nan_max(proposal, high_i)
+            up_cap = np.trunc(max(factor * cur, minimum))
+            tighter = hi > up_cap
+            upper = up_cap if tighter else hi
+            if stabilized < lo:
+                desired, limit_reason = lo, compiled._CL_MIN
+            elif stabilized > upper:
+                desired, limit_reason = upper, (compiled._RL_UP if tighter else compiled._CL_MAX)
+            else:
+                desired, limit_reason = stabilized, compiled._NOT_LIMITED
+        else:
+            up_floor = compiled.nan_min(proposal, low_i) if up_w > 0 else proposal  # HPA's default up-window 0
+            stabilized = compiled.nan_min(compiled.nan_max(cur, up_floor), compiled.nan_max(proposal, high_i))
+            desired, limit_reason = stabilized, compiled._NOT_LIMITED
+            up = stabilized > cur
+            if up or stabilized < cur:  # the rate rules of the direction (compiled._rate_limit)
+                select = up_sel if up else down_sel
+                n_rules = up_rules.shape[1] if up else down_rules.shape[1]
+                if select == compiled._SEL_DISABLED:
+                    raw = cur
+                elif n_rules == 0:
+                    raw = _INF if up else -_INF
+                else:
+                    raw, last_period, added, removed = 0.0, _NAN, 0.0, 0.0
+                    for r in range(n_rules):
+                        kind = up_rules[0, r] if up else down_rules[0, r]
+                        value = up_rules[1, r] if up else down_rules[1, r]
+                        period = up_rules[2, r] if up else down_rules[2, r]
+                        if period != last_period:  # rules sharing a period share their sums
+                            added, removed = 0.0, 0.0
+                            for s in range(up_slots):
+                                if (now - up_t[i, s]) < period:
+                                    added += up_c[i, s]
+                            for s in range(down_slots):
+                                if (now - down_t[i, s]) < period:
+                                    removed += down_c[i, s]
+                            last_period = period
+                        start = cur - added + removed
+                        if up:
+                            p = start + value if int(kind) == compiled._PODS else np.ceil(start * (1.0 + value / 100.0))
+                        else:
+                            p = start - value if int(kind) == compiled._PODS else np.trunc(start * (1.0 - value / 100.0))
+                        if r == 0:
+                            raw = p
+                        elif (select == compiled._SEL_MAX) == up:  # up: Max the largest; down: Max the lowest
+                            raw = compiled.nan_max(raw, p)
+                        else:
+                            raw = compiled.nan_min(raw, p)
+                if up:
+                    raw = compiled.nan_max(raw, cur)
+                    allowed = compiled.nan_min(hi, raw)
+                    if stabilized > allowed:
+                        desired, limit_reason = allowed, (compiled._RL_UP if raw < hi else compiled._CL_MAX)
+                else:
+                    raw = compiled.nan_min(raw, cur)
+                    allowed = compiled.nan_max(lo, raw)
+                    if stabilized < allowed:
+                        desired, limit_reason = allowed, (compiled._RL_DOWN if raw > lo else compiled._CL_MIN)
+
+        # remember the raw proposal (Setpoint's own mode also during a hold)
+        if slots > 0 and ((not skip) or (hold and not has_forced)):
+            rec_v[i, slot_i] = proposal
+            rec_t[i, slot_i] = now
+        if limit_reason != compiled._NOT_LIMITED:
+            reason = limit_reason
+        elif stabilized != proposal:
+            reason = compiled._STAB_DOWN if (legacy or proposal < cur) else compiled._STAB_UP
+        else:
+            reason = compiled._UP if desired > cur else (compiled._DOWN if desired < cur else compiled._KEEP)
+        if miss_reason >= 0:
+            reason = miss_reason
+        if pre_reason >= 0:
+            reason = pre_reason
+        if has_forced:
+            desired = forced
+        elif hold:
+            desired = cur
+        if skip:
+            stabilized, limit_reason = desired, compiled._NOT_LIMITED
+        out_f1[0, i], out_f1[1, i], out_f1[2, i], out_f1[3, i] = combined, proposal, stabilized, desired
+        out_i1[0, i], out_i1[1, i] = limit_reason, reason
+        active_out[i] = (not has_forced) and any_valid and not hold
     return 0
 
 

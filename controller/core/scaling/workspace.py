@@ -80,12 +80,15 @@ class DecisionWorkspace:
         def c(a) -> np.ndarray:
             return np.array(a, dtype=np.float64, order="C")
 
+        def f(a) -> np.ndarray:
+            return np.array(a, dtype=np.float64, order="F")
+
         k = max((r.values.shape[1] for r in state.ramp), default=0)
         ramp_v, ramp_t = np.zeros((len(state.ramp), n, k)), np.full((len(state.ramp), n, k), np.nan)
         for r, st in enumerate(state.ramp):
             ramp_v[r, :, :st.values.shape[1]], ramp_t[r, :, :st.times.shape[1]] = st.values, st.times
         return cls(params, c(sm.ewma), c(sm.ewma_at), c(sm.samples), c(sm.sample_at), ramp_v, ramp_t,
-                   c(nm.rec_values), c(nm.rec_times), c(nm.up_changes), c(nm.up_times), c(nm.down_changes),
+                   f(nm.rec_values), f(nm.rec_times), c(nm.up_changes), c(nm.up_times), c(nm.down_changes),
                    c(nm.down_times), c(nm.missing_since), alpha=np.ones((n, m)), buf=np.empty(sm.samples.shape[2]),
                    out_f2=np.full((3, n, m), np.nan), out_b2=np.zeros((6, n, m), np.bool_),
                    ramp_out=np.full((3, n, m), np.nan), out_f1=np.full((4, n), np.nan),
@@ -144,11 +147,12 @@ class DecisionWorkspace:
         stages'), without the pending scale events."""
         from controller.core.scaling.decide import ScalingState  # noqa: PLC0415
 
-        f = np.asfortranarray
+        def f(a) -> np.ndarray:
+            return np.array(a, order="F")
+
         smooth = SmoothState(self.ewma.copy(), self.ewma_at.copy(), self.samples.copy(), self.sample_at.copy())
-        norm = NormState(f(self.rec_values).copy(), f(self.rec_times).copy(), f(self.up_changes).copy(),
-                         f(self.up_times).copy(), f(self.down_changes).copy(), f(self.down_times).copy(),
-                         self.missing_since.copy())
+        norm = NormState(f(self.rec_values), f(self.rec_times), f(self.up_changes), f(self.up_times),
+                         f(self.down_changes), f(self.down_times), self.missing_since.copy())
         ramps = tuple(RampState(np.array(self.ramp_values[r, :, :k], order="F"),
                                 np.array(self.ramp_times[r, :, :k], order="F"))
                       for r, k in enumerate(self._ramp_slots()))
@@ -194,6 +198,8 @@ def decide_into(params: PolicyParams, ws: DecisionWorkspace, obs, now: float) ->
     or anything with its current, ready, status (N,) and values, present, sample_age_s (N, M)):
     outputs overwritten, state updated in place, this cycle's scale events pending until
     ``ws.commit``. Raises ValueError for a workspace of another policy or size."""
+    if not compiled.available():  # also loads numba: the kernels are compiled (or read from the cache) on first use
+        raise RuntimeError("compiled kernels unavailable (numba missing or broken): use decide()")
     if ws.params is not params:
         raise ValueError(f"workspace of policy {ws.params.name!r}, not {params.name!r}")
     values = _f64(obs.values)
