@@ -348,20 +348,19 @@ def fused_kernel(values, present, age, current, ready, status, metric, scal, up_
 
 
 @jit
-def commit_kernel(current, replicas, applied, now, up_c, up_t, down_c, down_t, up_keep_s, down_keep_s):
-    """record_scale_events in place: |replicas - current| per direction for the applied rows."""
-    k = up_c.shape[1]
-    if k == 0:
-        return 0
+def commit_kernel(current, replicas, applied, now, up_c, up_t, down_c, down_t, scal):
+    """normalize.record_scale_events in place: |replicas - current| (N,) per direction for the
+    applied rows (N,) bool, each kept for its direction's longest rate period (scal)."""
+    up_keep_s, down_keep_s = scal[compiled._P_UP_LONGEST], scal[compiled._P_DOWN_LONGEST]
     count = 0
     for i in range(current.shape[0]):
         if not applied[i]:
             continue
         cur, to = current[i], replicas[i]
-        if to > cur:
-            _write_slot_row(up_c, up_t, i, k, to - cur, now, up_keep_s)
+        if to > cur and up_c.shape[1] > 0:
+            _write_slot_row(up_c, up_t, i, up_c.shape[1], to - cur, now, up_keep_s)
             count += 1
-        elif to < cur:
-            _write_slot_row(down_c, down_t, i, k, cur - to, now, down_keep_s)
+        elif to < cur and down_c.shape[1] > 0:
+            _write_slot_row(down_c, down_t, i, down_c.shape[1], cur - to, now, down_keep_s)
             count += 1
     return count

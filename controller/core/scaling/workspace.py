@@ -34,7 +34,8 @@ _LN2 = np.log(2.0)
 @dataclass(eq=False)
 class DecisionWorkspace:
     """State (carried between cycles, updated in place) and outputs (overwritten by each
-    ``decide_into``) of one policy's N targets. Arrays are C-ordered for the per-target kernel.
+    ``decide_into``) of one policy's N targets. Arrays are C-ordered for the per-target kernel,
+    but for the recommendation history (Fortran: the kernel scans it slot by slot across targets).
 
     State: ewma, ewma_at (N, M); samples, sample_at (N, M, W); ramp_values, ramp_times (R, N, K)
     for the R ramp metrics (K: the longest; each metric uses its own slot count); rec_values,
@@ -43,7 +44,7 @@ class DecisionWorkspace:
     (6, N, M) missing, stale, nonfinite, negative, usable, valid; ramp_out (3, N, M) slope, ahead,
     ramp proposal (NaN outside ramp metrics); out_f1 (4, N) combined, proposal, stabilized,
     desired; out_i1 (2, N) limit reason, reason; active (N,). Pending: the cycle's current (N,)
-    and time, until ``commit``.
+    and time, until ``commit``; all_rows: (N,) True (commit's default).
     """
 
     params: PolicyParams
@@ -69,6 +70,7 @@ class DecisionWorkspace:
     out_i1: np.ndarray
     active: np.ndarray
     pending_current: np.ndarray
+    all_rows: np.ndarray
     pending_at: float | None = None
 
     @classmethod
@@ -92,7 +94,8 @@ class DecisionWorkspace:
                    c(nm.down_times), c(nm.missing_since), alpha=np.ones((n, m)), buf=np.empty(sm.samples.shape[2]),
                    out_f2=np.full((3, n, m), np.nan), out_b2=np.zeros((6, n, m), np.bool_),
                    ramp_out=np.full((3, n, m), np.nan), out_f1=np.full((4, n), np.nan),
-                   out_i1=np.zeros((2, n), np.int64), active=np.zeros(n, np.bool_), pending_current=np.zeros(n))
+                   out_i1=np.zeros((2, n), np.int64), active=np.zeros(n, np.bool_), pending_current=np.zeros(n),
+                   all_rows=np.ones(n, np.bool_))
 
     @classmethod
     def empty(cls, params: PolicyParams, n: int) -> "DecisionWorkspace":
@@ -133,26 +136,32 @@ class DecisionWorkspace:
         (default: desired). Decision.state_after's rule, in place; a second commit of the same
         cycle records nothing. Returns the number of events recorded."""
         at, self.pending_at = self.pending_at, None
-        if at is None or self.params.legacy:  # legacy policies keep no events
+        if at is None or self.params.legacy or applied is False:  # legacy policies keep no events
             return 0
-        applied = np.broadcast_to(np.asarray(applied, np.bool_), self.pending_current.shape)
+        if applied is True:
+            rows = self.all_rows
+        else:
+            rows = np.ascontiguousarray(np.broadcast_to(np.asarray(applied, np.bool_), self.all_rows.shape))
         to = self.desired if replicas is None else np.ascontiguousarray(replicas, dtype=np.float64)
-        p = self.params
-        return int(fused.commit_kernel(self.pending_current, to, np.ascontiguousarray(applied), at,
-                                       self.up_changes, self.up_times, self.down_changes, self.down_times,
-                                       float(p.scale_up.longest_period_s), float(p.scale_down.longest_period_s)))
+        scal = compiled._pack(self.params)[0]
+        return int(fused.commit_kernel(self.pending_current, to, rows, at, self.up_changes, self.up_times,
+                                       self.down_changes, self.down_times, scal))
 
-    def state(self):
-        """The state as a ScalingState (copies; Fortran-ordered histories like the numpy
-        stages'), without the pending scale events."""
+    def state(self, copy: bool = True):
+        """The state as a ScalingState (Fortran-ordered histories like the numpy stages'),
+        without the pending scale events. ``copy=False``: views where the layout allows, for a
+        workspace nobody decides into again (decide's)."""
         from controller.core.scaling.decide import ScalingState  # noqa: PLC0415
 
         def f(a) -> np.ndarray:
-            return np.array(a, order="F")
+            return np.array(a, order="F") if copy else np.asfortranarray(a)
 
-        smooth = SmoothState(self.ewma.copy(), self.ewma_at.copy(), self.samples.copy(), self.sample_at.copy())
+        def c(a) -> np.ndarray:
+            return a.copy() if copy else a
+
+        smooth = SmoothState(c(self.ewma), c(self.ewma_at), c(self.samples), c(self.sample_at))
         norm = NormState(f(self.rec_values), f(self.rec_times), f(self.up_changes), f(self.up_times),
-                         f(self.down_changes), f(self.down_times), self.missing_since.copy())
+                         f(self.down_changes), f(self.down_times), c(self.missing_since))
         ramps = tuple(RampState(np.array(self.ramp_values[r, :, :k], order="F"),
                                 np.array(self.ramp_times[r, :, :k], order="F"))
                       for r, k in enumerate(self._ramp_slots()))
