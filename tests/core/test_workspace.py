@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from controller.core.scaling import compiled
 from controller.core.scaling.decide import Decision, Observation, ScalingState, decide_numpy
-from controller.core.scaling.params import MetricKind, MetricParams, PolicyParams, ScalingRules, Select
+from controller.core.scaling.params import MetricKind, MetricParams, PolicyParams, ScalingRules, Select, Smoothing
 from controller.core.scaling.workspace import DecisionWorkspace, decide_into
 from tests.core.helpers import T0
 from tests.core.test_compiled import NAN, SAMPLE, SCRIPTED, params, policies, ramp
@@ -23,11 +23,13 @@ def assert_outputs_equal(d: Decision, ws: DecisionWorkspace, where: str) -> None
     """The workspace's outputs are the Decision's arrays (NaN where NaN)."""
     pairs = {f"signal.{k}": (getattr(d.signal, k), getattr(ws.signal(), k))
              for k in ("values", "missing", "stale", "nonfinite", "negative", "usable")}
-    pairs.update(smoothed=(d.smoothed, ws.out_f2[1]), proposals=(d.proposals, ws.out_f2[2]), valid=(d.valid, ws.out_b2[5]))
+    pairs.update(smoothed=(d.smoothed, ws.out_f2[1]), proposals=(d.proposals, ws.out_f2[2]),
+                 valid=(d.valid, ws.out_b2[5]))
     pairs.update({f"norm.{k}": (getattr(d.norm, k), getattr(ws.norm_result(), k)) for k in
                   ("combined", "proposal", "stabilized", "desired", "limit_reason", "reason", "scaling_active")})
     if d.ramps is not None:
-        pairs.update({f"ramps.{k}": (getattr(d.ramps, k), getattr(ws.ramps(), k)) for k in ("slope", "ahead", "proposal")})
+        pairs.update({f"ramps.{k}": (getattr(d.ramps, k), getattr(ws.ramps(), k))
+                      for k in ("slope", "ahead", "proposal")})
     else:
         assert ws.ramps() is None
     for name, (x, y) in pairs.items():
@@ -157,6 +159,12 @@ def test_state_round_trip_and_continuing_from_a_numpy_state():
         ws.commit()
         state, current = d.state, d.norm.desired.copy()
         assert_states_equal(state, ws.state(), f"cycle {k}")
+
+
+def test_a_policy_the_kernel_does_not_cover_gets_no_workspace():
+    policy = params(smoothing=Smoothing.MEDIAN, window_s=60.0)
+    with pytest.raises(ValueError, match="not covered by the compiled kernel"):
+        DecisionWorkspace.empty(policy, 2)
 
 
 @pytest.mark.parametrize("which", [pytest.param("policy", id="another-policy"), pytest.param("size", id="other-size")])

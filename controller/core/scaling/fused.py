@@ -148,7 +148,8 @@ def fused_kernel(values, present, age, current, ready, status, metric, scal, up_
         # -- ramp: each ramp metric's slope over its window, the proposal one lead time ahead
         for r in range(n_ramps):
             j = int(ramp_p[r, _R_COLUMN])
-            rw, rtol, lead_s, rkeep = ramp_p[r, _R_WINDOW], ramp_p[r, _R_TOLERANCE], ramp_p[r, _R_LEAD], ramp_p[r, _R_KEEP]
+            rw, rtol = ramp_p[r, _R_WINDOW], ramp_p[r, _R_TOLERANCE]
+            lead_s, rkeep = ramp_p[r, _R_LEAD], ramp_p[r, _R_KEEP]
             k = int(ramp_p[r, _R_SLOTS])
             y, ok = out_f2[0, i, j], out_b2[4, i, j]
             best, pick = _INF, 0  # window_ago: nearest to now - window among those old enough (the first)
@@ -300,10 +301,11 @@ def fused_kernel(values, present, age, current, ready, status, metric, scal, up_
                                     removed += down_c[i, s]
                             last_period = period
                         start = cur - added + removed
+                        pods = int(kind) == compiled._PODS
                         if up:
-                            p = start + value if int(kind) == compiled._PODS else np.ceil(start * (1.0 + value / 100.0))
+                            p = start + value if pods else np.ceil(start * (1.0 + value / 100.0))
                         else:
-                            p = start - value if int(kind) == compiled._PODS else np.trunc(start * (1.0 - value / 100.0))
+                            p = start - value if pods else np.trunc(start * (1.0 - value / 100.0))
                         if r == 0:
                             raw = p
                         elif (select == compiled._SEL_MAX) == up:  # up: Max the largest; down: Max the lowest

@@ -11,8 +11,10 @@ were applied. ``decide_into`` leaves them pending (the current counts of the cyc
 calls :meth:`DecisionWorkspace.commit` with the rows whose change was applied (and the counts
 actually set). A cycle not committed records no event; the next ``decide_into`` drops it.
 
-Only policies the kernels cover (``compiled.supports``) and only when ``compiled.enabled()``;
-``decide`` keeps the numpy stages for the others. Shapes: N targets, M metrics.
+Only policies the kernel covers (``compiled.supports``; ``decide`` keeps the numpy stages for
+the others) and only with numba (``compiled.available()``); the SETPOINT_COMPILED switch is
+``decide``'s, a caller of this API chose the kernel. A new target list: round-trip through
+``ws.state().take(rows)`` and ``from_state``. Shapes: N targets, M metrics.
 """
 
 from __future__ import annotations
@@ -75,7 +77,11 @@ class DecisionWorkspace:
 
     @classmethod
     def from_state(cls, params: PolicyParams, state) -> "DecisionWorkspace":
-        """A workspace holding a copy of ``state`` (a ScalingState of ``params``)."""
+        """A workspace holding a copy of ``state`` (a ScalingState of ``params``). Raises
+        ValueError for a policy the kernel does not cover (compiled.supports)."""
+        if not compiled.supports(params):
+            raise ValueError(f"policy {params.name!r} is not covered by the compiled kernel (the hpa preset, "
+                             f"forecasts, median or percentile smoothing): use decide()")
         n, m = state.size, len(params.metrics)
         sm, nm = state.smooth, state.norm
 
