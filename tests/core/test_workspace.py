@@ -4,17 +4,20 @@ for the rows the caller commits as applied (Decision.state_after's rule)."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.core.scaling import compiled
-from controller.core.scaling.decide import Decision, Observation, ScalingState, decide_numpy
+from controller.core.scaling.decide import Decision, Observation, ScalingState, decide, decide_numpy
 from controller.core.scaling.params import MetricKind, MetricParams, PolicyParams, ScalingRules, Select, Smoothing
 from controller.core.scaling.workspace import DecisionWorkspace, decide_into
+from controller.policy import load_policies
 from tests.core.helpers import T0
-from tests.core.test_compiled import NAN, SAMPLE, SCRIPTED, params, policies, ramp
+from tests.core.test_compiled import NAN, REPO, SAMPLE, SCRIPTED, params, policies, ramp
 
 pytestmark = pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
 
@@ -178,3 +181,16 @@ def test_a_workspace_of_another_policy_or_size_is_refused(which):
     else:
         with pytest.raises(ValueError, match="shape"):
             decide_into(policy, ws, Observation.of([3.0], [3.0], [[900.0]]), T0)
+
+
+def test_decide_on_the_kernel_leaves_its_input_state_untouched():
+    policy = load_policies([REPO / "policies" / "setpoint-default.yaml"])[0].params
+    values = ramp([100, 300, 700, 700, 100], n=3)
+    state, current = ScalingState.empty(3, policy), np.full(3, 2.0)
+    for k in range(values.shape[0]):
+        before = copy.deepcopy(state)
+        d = decide(policy, Observation.of(current, current, values[k]), state, T0 + 15.0 * k)
+        assert_states_equal(before, state, f"cycle {k}: the input state")
+        state, current = d.state, d.norm.desired.copy()
+    assert (current > 2).any()
+

@@ -248,7 +248,8 @@ def decide(params: PolicyParams, obs: Observation, state: ScalingState, now: flo
 def _decide_compiled(params: PolicyParams, obs: Observation, state: ScalingState, now: float) -> Decision:
     """The same Decision from the fused kernel (core/scaling/fused.py), run on a workspace holding
     a copy of the state (identical arrays; tests/core/test_compiled.py)."""
-    ws = workspace.decide_into(params, workspace.DecisionWorkspace.from_state(params, state), obs, now)
+    ws = workspace.DecisionWorkspace.from_state(params, state, share_events=True)  # read only: never committed
+    workspace.decide_into(params, ws, obs, now)
     kept = ws.state(copy=False)  # the workspace is this call's own
     smooth_state = state.smooth if params.smoothing == Smoothing.NONE else kept.smooth
     sig = ws.signal()

@@ -37,7 +37,8 @@ _LN2 = np.log(2.0)
 class DecisionWorkspace:
     """State (carried between cycles, updated in place) and outputs (overwritten by each
     ``decide_into``) of one policy's N targets. Arrays are C-ordered for the per-target kernel,
-    but for the recommendation history (Fortran: the kernel scans it slot by slot across targets).
+    but for the histories of recommendations (the kernel scans them slot by slot across targets)
+    and scale events (Fortran, as in ScalingState, so that decide shares them without a copy).
 
     State: ewma, ewma_at (N, M); samples, sample_at (N, M, W); ramp_values, ramp_times (R, N, K)
     for the R ramp metrics (K: the longest; each metric uses its own slot count); rec_values,
@@ -76,9 +77,11 @@ class DecisionWorkspace:
     pending_at: float | None = None
 
     @classmethod
-    def from_state(cls, params: PolicyParams, state) -> "DecisionWorkspace":
+    def from_state(cls, params: PolicyParams, state, share_events: bool = False) -> "DecisionWorkspace":
         """A workspace holding a copy of ``state`` (a ScalingState of ``params``). Raises
-        ValueError for a policy the kernel does not cover (compiled.supports)."""
+        ValueError for a policy the kernel does not cover (compiled.supports).
+        ``share_events``: the scale-event arrays are the state's own (no copy where already
+        Fortran-ordered float64), for a workspace that is never committed (decide's)."""
         if not compiled.supports(params):
             raise ValueError(f"policy {params.name!r} is not covered by the compiled kernel (the hpa preset, "
                              f"forecasts, median or percentile smoothing): use decide()")
@@ -91,13 +94,14 @@ class DecisionWorkspace:
         def f(a) -> np.ndarray:
             return np.array(a, dtype=np.float64, order="F")
 
+        e = (lambda a: np.asfortranarray(a, dtype=np.float64)) if share_events else f
+        events = (nm.up_changes, nm.up_times, nm.down_changes, nm.down_times)
         k = max((r.values.shape[1] for r in state.ramp), default=0)
         ramp_v, ramp_t = np.zeros((len(state.ramp), n, k)), np.full((len(state.ramp), n, k), np.nan)
         for r, st in enumerate(state.ramp):
             ramp_v[r, :, :st.values.shape[1]], ramp_t[r, :, :st.times.shape[1]] = st.values, st.times
         return cls(params, c(sm.ewma), c(sm.ewma_at), c(sm.samples), c(sm.sample_at), ramp_v, ramp_t,
-                   f(nm.rec_values), f(nm.rec_times), c(nm.up_changes), c(nm.up_times), c(nm.down_changes),
-                   c(nm.down_times), c(nm.missing_since), alpha=np.ones((n, m)), buf=np.empty(sm.samples.shape[2]),
+                   f(nm.rec_values), f(nm.rec_times), *(e(a) for a in events), c(nm.missing_since), alpha=np.ones((n, m)), buf=np.empty(sm.samples.shape[2]),
                    out_f2=np.full((3, n, m), np.nan), out_b2=np.zeros((6, n, m), np.bool_),
                    ramp_out=np.full((3, n, m), np.nan), out_f1=np.full((4, n), np.nan),
                    out_i1=np.zeros((2, n), np.int64), active=np.zeros(n, np.bool_), pending_current=np.zeros(n),
