@@ -2,11 +2,12 @@
 
 signal -> smooth -> propose -> ramp -> combine -> pre-checks and missing data -> stabilize ->
 limit -> history writes run target by target in one loop (core/scaling/workspace.py owns the
-arrays and is the API). The numbers are those of the numpy stages (decide_numpy, the
-reference) and of compiled.py's staged kernels, whose per-value helpers it reuses:
-tests/core/test_workspace.py checks every output and state array is identical.
+arrays and is the API; ``decide`` runs it too). The numbers are those of the numpy stages
+(decide_numpy, the reference); compiled.py holds the per-value helpers (propose, pairwise sum,
+NaN-propagating min/max) and the packed parameters. tests/core/test_compiled.py and
+tests/core/test_workspace.py check every output and state array is identical.
 
-Scale events are not written here: :func:`_commit_kernel` writes them for the rows whose change
+Scale events are not written here: :func:`commit_kernel` writes them for the rows whose change
 was applied (Decision.state_after's rule), from the pending (current, replicas) of the cycle.
 
 The helpers are called as ``compiled.X`` so that numba finds the dispatchers compiled.py makes
@@ -54,8 +55,9 @@ def _write_slot_row(values, times, i, k, value, now, outdated_after_s):
 
 # One function body on purpose: a call of a compiled function taking arrays increments and
 # decrements each array's reference count (atomic operations), ~150-250 ns per call with the
-# 5 to 15 arrays the stages need, more than a target's whole decision. The staged kernels paid
-# it per target in _rate_limit (the "norm 250 us"); here only scalar helpers are called per target.
+# 5 to 15 arrays the stages need, more than a target's whole decision. The former staged kernels
+# paid it per target in their rate-limit helper (most of "norm 250 us"); here only scalar helpers
+# are called per target.
 @jit
 def fused_kernel(values, present, age, current, ready, status, metric, scal, up_rules, down_rules, ramp_p, now,
                  alpha, ewma, ewma_at, samples, sample_at, ramp_v, ramp_t, rec_v, rec_t, up_c, up_t, down_c, down_t,
@@ -70,7 +72,7 @@ def fused_kernel(values, present, age, current, ready, status, metric, scal, up_
     ramp_out (3, N, M) slope, ahead, proposal (ramp columns only); out_f1 (4, N) combined,
     proposal, stabilized, desired; out_i1 (2, N) limit reason, reason; active_out (N,).
     alpha: (N, M) EWMA weights from the state's times (the caller computes them with numpy's
-    expm1); buf: (W,) scratch. The numbers are compiled.py's staged kernels' (see there)."""
+    expm1); buf: (W,) scratch."""
     n, m = values.shape
     stale_after, tol_up, tol_down = scal[compiled._P_STALE], scal[compiled._P_TOL_UP], scal[compiled._P_TOL_DOWN]
     smoothing = int(scal[compiled._P_SMOOTHING])
@@ -114,7 +116,7 @@ def fused_kernel(values, present, age, current, ready, status, metric, scal, up_
                 sm = ewma[i, j]
             elif smoothing == _S_NONE:
                 sm = sv
-            else:  # window mean / max (compiled._window_aggregate)
+            else:  # window mean / max: nanmean / nanmax of the samples with age < window
                 if us and w > 0:
                     slot, key = 0, _INF
                     for s in range(w):
@@ -278,7 +280,7 @@ def fused_kernel(values, present, age, current, ready, status, metric, scal, up_
             stabilized = compiled.nan_min(compiled.nan_max(cur, up_floor), compiled.nan_max(proposal, high_i))
             desired, limit_reason = stabilized, compiled._NOT_LIMITED
             up = stabilized > cur
-            if up or stabilized < cur:  # the rate rules of the direction (compiled._rate_limit)
+            if up or stabilized < cur:  # scale_up_limit / scale_down_limit (limit.py) of the direction
                 select = up_sel if up else down_sel
                 n_rules = up_rules.shape[1] if up else down_rules.shape[1]
                 if select == compiled._SEL_DISABLED:
