@@ -1,4 +1,5 @@
-"""The compiled decision kernel (core/scaling/compiled.py) gives the numpy stages' Decision, array for array.
+"""The compiled decision kernel (core/scaling/fused.py, run by decide through core/scaling/workspace.py) gives
+the numpy stages' Decision, array for array.
 
 Scripted rows name the path each exercises (and check the path is taken); hypothesis runs random
 policies over random observation sequences (gaps, stale, negative, non-finite samples, replicas
@@ -19,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import controller.core.scaling.decide as decide_module
-from controller.core.scaling import compiled
+from controller.core.scaling import compiled, workspace
 from controller.core.scaling.decide import Decision, Observation, ScalingState, decide, decide_numpy
 from controller.core.scaling.params import (ForecastParams, MetricKind, MetricParams, PolicyParams, RampParams, RuleType,
                                     ScalingRules, Select, Smoothing)
@@ -239,7 +240,7 @@ def test_policies_the_kernel_does_not_cover_run_on_numpy(policy, monkeypatch):
     def refuse(*_args, **_kwargs):
         raise AssertionError("the kernel ran for a policy it does not cover")
 
-    monkeypatch.setattr(compiled, "decide_arrays", refuse)
+    monkeypatch.setattr(workspace, "decide_into", refuse)
     state = ScalingState.empty(2, policy)
     obs = Observation.of([3.0, 3.0], [3.0, 3.0], [[500.0], [100.0]])
     assert decide(policy, obs, state, T0).desired.tolist() == decide_numpy(policy, obs, state, T0).desired.tolist()
@@ -284,7 +285,7 @@ def test_kernel_that_fails_to_compile_falls_back_to_numpy_once(monkeypatch):
         calls.append(1)
         raise numba.core.errors.TypingError("simulated typing failure")
 
-    monkeypatch.setattr(compiled, "decide_arrays", broken)
+    monkeypatch.setattr(workspace, "decide_into", broken)
     monkeypatch.setattr(compiled, "_broken", None)
     monkeypatch.setattr(compiled, "_warned", False)
     policy = params()
@@ -305,8 +306,8 @@ def test_switch_selects_the_path(monkeypatch, switch, expect):
     monkeypatch.setenv(compiled.ENV_SWITCH, switch)
     assert compiled.enabled() is expect
     calls = []
-    original = compiled.decide_arrays
-    monkeypatch.setattr(compiled, "decide_arrays", lambda *a: calls.append(1) or original(*a))
+    original = workspace.decide_into
+    monkeypatch.setattr(workspace, "decide_into", lambda *a: calls.append(1) or original(*a))
     policy = params()
     obs, state = _one_decision(policy)
     decide(policy, obs, state, T0)

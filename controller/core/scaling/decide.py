@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from controller.core.scaling import compiled
+from controller.core.scaling import compiled, workspace
 from controller.core.scaling import forecast as fc
 from controller.core.scaling.hpa_propose import HpaProposals, PodSamples, hpa_propose
 from controller.core.scaling.normalize import NormResult, NormState, normalize, record_scale_events
@@ -246,20 +246,16 @@ def decide(params: PolicyParams, obs: Observation, state: ScalingState, now: flo
 
 
 def _decide_compiled(params: PolicyParams, obs: Observation, state: ScalingState, now: float) -> Decision:
-    """The same Decision from the compiled kernel (identical arrays; tests/core/test_compiled.py)."""
-    out, smooth_arrays, norm_arrays, ramp_arrays = compiled.decide_arrays(params, obs, state, now)
-    sig = Signal(*out[:6])
-    smoothed, proposals, valid = out[6:9]
-    result = NormResult(*out[9:16])
-    smooth_state = state.smooth if params.smoothing == Smoothing.NONE else SmoothState(*smooth_arrays)
-    norm_state = NormState(*norm_arrays, out[16])
-    ramps, ramp_states = None, state.ramp
-    if ramp_arrays is not None:
-        slope, ahead, ramp_prop, histories = ramp_arrays
-        ramps = Ramps(slope, ahead, ramp_prop, params.ramp_metrics)
-        ramp_states = tuple(RampState(v, t) for v, t in histories)
-    return Decision(now, obs.current, obs.ready, sig, smoothed, proposals, valid, result,
-                    ScalingState(smooth_state, norm_state, state.forecast, ramp_states), params, ramps=ramps)
+    """The same Decision from the fused kernel (core/scaling/fused.py), run on a workspace holding
+    a copy of the state (identical arrays; tests/core/test_compiled.py)."""
+    ws = workspace.DecisionWorkspace.from_state(params, state, share_events=True)  # read only: never committed
+    workspace.decide_into(params, ws, obs, now)
+    kept = ws.state(copy=False)  # the workspace is this call's own
+    smooth_state = state.smooth if params.smoothing == Smoothing.NONE else kept.smooth
+    sig = ws.signal()
+    smoothed = sig.values if params.smoothing == Smoothing.NONE else ws.out_f2[1]
+    return Decision(now, obs.current, obs.ready, sig, smoothed, ws.out_f2[2], ws.out_b2[5], ws.norm_result(),
+                    ScalingState(smooth_state, kept.norm, state.forecast, kept.ramp), params, ramps=ws.ramps())
 
 
 def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, now: float) -> Decision:

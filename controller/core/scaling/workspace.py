@@ -1,0 +1,240 @@
+"""In-place decisions: the state and outputs of one policy's N targets in preallocated arrays.
+
+``decide`` is pure: every call copies the state and allocates a Decision. A loop that decides
+the same targets cycle after cycle (the simulator, the benches) can instead keep a
+:class:`DecisionWorkspace` and call :func:`decide_into`: one fused compiled kernel
+(core/scaling/fused.py) reads the observation, writes the outputs into the workspace's arrays
+and updates its state in place, without allocating.
+
+Scale events follow ``Decision.state_after``: they join the state only for the changes that
+were applied. ``decide_into`` leaves them pending (the current counts of the cycle); the caller
+calls :meth:`DecisionWorkspace.commit` with the rows whose change was applied (and the counts
+actually set). A cycle not committed records no event; the next ``decide_into`` drops it.
+
+Only policies the kernel covers (``compiled.supports``; ``decide`` keeps the numpy stages for
+the others) and only with numba (``compiled.available()``); the SETPOINT_COMPILED switch is
+``decide``'s, a caller of this API chose the kernel. A new target list: round-trip through
+``ws.state().take(rows)`` and ``from_state``. Shapes: N targets, M metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from controller.core.scaling import compiled, fused
+from controller.core.scaling.normalize import NormResult, NormState
+from controller.core.scaling.params import PolicyParams, Smoothing
+from controller.core.scaling.ramp import RampState, Ramps
+from controller.core.scaling.signal import Signal
+from controller.core.scaling.smooth import SmoothState
+
+_LN2 = np.log(2.0)
+
+
+@dataclass(eq=False)
+class DecisionWorkspace:
+    """State (carried between cycles, updated in place) and outputs (overwritten by each
+    ``decide_into``) of one policy's N targets. Arrays are C-ordered for the per-target kernel,
+    but for the histories of recommendations (the kernel scans them slot by slot across targets)
+    and scale events (Fortran, as in ScalingState, so that decide shares them without a copy).
+
+    State: ewma, ewma_at (N, M); samples, sample_at (N, M, W); ramp_values, ramp_times (R, N, K)
+    for the R ramp metrics (K: the longest; each metric uses its own slot count); rec_values,
+    rec_times (N, H); up/down changes and times (N, E); missing_since (N,).
+    Outputs: out_f2 (3, N, M) signal values, smoothed, proposals (NaN where not valid); out_b2
+    (6, N, M) missing, stale, nonfinite, negative, usable, valid; ramp_out (3, N, M) slope, ahead,
+    ramp proposal (NaN outside ramp metrics); out_f1 (4, N) combined, proposal, stabilized,
+    desired; out_i1 (2, N) limit reason, reason; active (N,). Pending: the cycle's current (N,)
+    and time, until ``commit``; all_rows: (N,) True (commit's default).
+    """
+
+    params: PolicyParams
+    ewma: np.ndarray
+    ewma_at: np.ndarray
+    samples: np.ndarray
+    sample_at: np.ndarray
+    ramp_values: np.ndarray
+    ramp_times: np.ndarray
+    rec_values: np.ndarray
+    rec_times: np.ndarray
+    up_changes: np.ndarray
+    up_times: np.ndarray
+    down_changes: np.ndarray
+    down_times: np.ndarray
+    missing_since: np.ndarray
+    alpha: np.ndarray
+    buf: np.ndarray
+    out_f2: np.ndarray
+    out_b2: np.ndarray
+    ramp_out: np.ndarray
+    out_f1: np.ndarray
+    out_i1: np.ndarray
+    active: np.ndarray
+    pending_current: np.ndarray
+    all_rows: np.ndarray
+    pending_at: float | None = None
+
+    @classmethod
+    def from_state(cls, params: PolicyParams, state, share_events: bool = False) -> "DecisionWorkspace":
+        """A workspace holding a copy of ``state`` (a ScalingState of ``params``). Raises
+        ValueError for a policy the kernel does not cover (compiled.supports).
+        ``share_events``: the scale-event arrays are the state's own (no copy where already
+        Fortran-ordered float64), for a workspace that is never committed (decide's)."""
+        if not compiled.supports(params):
+            raise ValueError(f"policy {params.name!r} is not covered by the compiled kernel (the hpa preset, "
+                             f"forecasts, median or percentile smoothing): use decide()")
+        n, m = state.size, len(params.metrics)
+        sm, nm = state.smooth, state.norm
+
+        def c(a) -> np.ndarray:
+            return np.array(a, dtype=np.float64, order="C")
+
+        def f(a) -> np.ndarray:
+            return np.array(a, dtype=np.float64, order="F")
+
+        e = (lambda a: np.asfortranarray(a, dtype=np.float64)) if share_events else f
+        events = (nm.up_changes, nm.up_times, nm.down_changes, nm.down_times)
+        k = max((r.values.shape[1] for r in state.ramp), default=0)
+        ramp_v, ramp_t = np.zeros((len(state.ramp), n, k)), np.full((len(state.ramp), n, k), np.nan)
+        for r, st in enumerate(state.ramp):
+            ramp_v[r, :, :st.values.shape[1]], ramp_t[r, :, :st.times.shape[1]] = st.values, st.times
+        return cls(params, c(sm.ewma), c(sm.ewma_at), c(sm.samples), c(sm.sample_at), ramp_v, ramp_t,
+                   f(nm.rec_values), f(nm.rec_times), *(e(a) for a in events), c(nm.missing_since), alpha=np.ones((n, m)), buf=np.empty(sm.samples.shape[2]),
+                   out_f2=np.full((3, n, m), np.nan), out_b2=np.zeros((6, n, m), np.bool_),
+                   ramp_out=np.full((3, n, m), np.nan), out_f1=np.full((4, n), np.nan),
+                   out_i1=np.zeros((2, n), np.int64), active=np.zeros(n, np.bool_), pending_current=np.zeros(n),
+                   all_rows=np.ones(n, np.bool_))
+
+    @classmethod
+    def empty(cls, params: PolicyParams, n: int) -> "DecisionWorkspace":
+        from controller.core.scaling.decide import ScalingState  # noqa: PLC0415 (decide imports this module)
+
+        return cls.from_state(params, ScalingState.empty(n, params))
+
+    @property
+    def size(self) -> int:
+        return self.missing_since.shape[0]
+
+    # -- outputs (views, overwritten by the next decide_into)
+    @property
+    def desired(self) -> np.ndarray:
+        """(N,) float desired replicas of the last cycle."""
+        return self.out_f1[3]
+
+    @property
+    def reason(self) -> np.ndarray:
+        """(N,) Reason codes of the last cycle."""
+        return self.out_i1[1]
+
+    def signal(self) -> Signal:
+        return Signal(self.out_f2[0], *self.out_b2[:5])
+
+    def norm_result(self) -> NormResult:
+        return NormResult(*self.out_f1, *self.out_i1, self.active)
+
+    def ramps(self) -> Ramps | None:
+        if not self.params.ramp_metrics:
+            return None
+        return Ramps(*self.ramp_out, self.params.ramp_metrics)
+
+    # -- state
+    def commit(self, applied: np.ndarray | bool = True, replicas: np.ndarray | None = None) -> int:
+        """Record the pending scale events of the ``applied`` rows ((N,) bool, or one bool for
+        all): |replicas - current| per direction, ``replicas`` (N,) the counts actually set
+        (default: desired). Decision.state_after's rule, in place; a second commit of the same
+        cycle records nothing. Returns the number of events recorded."""
+        at, self.pending_at = self.pending_at, None
+        if at is None or self.params.legacy or applied is False:  # legacy policies keep no events
+            return 0
+        if applied is True:
+            rows = self.all_rows
+        else:
+            rows = np.ascontiguousarray(np.broadcast_to(np.asarray(applied, np.bool_), self.all_rows.shape))
+        to = self.desired if replicas is None else np.ascontiguousarray(replicas, dtype=np.float64)
+        scal = compiled._pack(self.params)[0]
+        return int(fused.commit_kernel(self.pending_current, to, rows, at, self.up_changes, self.up_times,
+                                       self.down_changes, self.down_times, scal))
+
+    def state(self, copy: bool = True):
+        """The state as a ScalingState (Fortran-ordered histories like the numpy stages'),
+        without the pending scale events. ``copy=False``: views where the layout allows, for a
+        workspace nobody decides into again (decide's)."""
+        from controller.core.scaling.decide import ScalingState  # noqa: PLC0415
+
+        def f(a) -> np.ndarray:
+            return np.array(a, order="F") if copy else np.asfortranarray(a)
+
+        def c(a) -> np.ndarray:
+            return a.copy() if copy else a
+
+        smooth = SmoothState(c(self.ewma), c(self.ewma_at), c(self.samples), c(self.sample_at))
+        norm = NormState(f(self.rec_values), f(self.rec_times), f(self.up_changes), f(self.up_times),
+                         f(self.down_changes), f(self.down_times), c(self.missing_since))
+        ramps = tuple(RampState(np.array(self.ramp_values[r, :, :k], order="F"),
+                                np.array(self.ramp_times[r, :, :k], order="F"))
+                      for r, k in enumerate(self._ramp_slots()))
+        return ScalingState(smooth, norm, (), ramps)
+
+    def _ramp_slots(self) -> list[int]:
+        return [self.params.metrics[j].ramp.slots for j in self.params.ramp_metrics]
+
+
+def _ewma_alpha_into(out: np.ndarray, ewma_at: np.ndarray, now: float, half_life_s: float) -> None:
+    """compiled._ewma_alpha into ``out`` (numpy's expm1, bit for bit the numpy stages')."""
+    if half_life_s <= 0:
+        out.fill(1.0)
+        return
+    np.subtract(now, ewma_at, out=out)
+    np.maximum(out, 0.0, out=out)
+    np.multiply(-_LN2, out, out=out)
+    np.divide(out, half_life_s, out=out)
+    np.expm1(out, out=out)
+    np.negative(out, out=out)
+
+
+def _f64(a) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+_PACKED_RAMPS: dict[int, tuple] = {}
+
+
+def _ramp_rows(params: PolicyParams) -> np.ndarray:
+    hit = _PACKED_RAMPS.get(id(params))
+    if hit is not None and hit[0] is params:
+        return hit[1]
+    if len(_PACKED_RAMPS) > 256:
+        _PACKED_RAMPS.clear()
+    rows = fused.pack_ramps(params)
+    _PACKED_RAMPS[id(params)] = (params, rows)
+    return rows
+
+
+def decide_into(params: PolicyParams, ws: DecisionWorkspace, obs, now: float) -> DecisionWorkspace:
+    """Decide for the workspace's N targets at ``now`` (epoch s) from ``obs`` (an Observation,
+    or anything with its current, ready, status (N,) and values, present, sample_age_s (N, M)):
+    outputs overwritten, state updated in place, this cycle's scale events pending until
+    ``ws.commit``. Raises ValueError for a workspace of another policy or size."""
+    if not compiled.available():  # also loads numba: the kernels are compiled (or read from the cache) on first use
+        raise RuntimeError("compiled kernels unavailable (numba missing or broken): use decide()")
+    if ws.params is not params:
+        raise ValueError(f"workspace of policy {ws.params.name!r}, not {params.name!r}")
+    values = _f64(obs.values)
+    n = ws.size
+    if values.shape != ws.ewma.shape or np.shape(obs.current) != (n,):
+        raise ValueError(f"observation of shape {values.shape}, workspace for {ws.ewma.shape}")
+    scal, metric, up_rules, down_rules = compiled._pack(params)
+    if params.smoothing == Smoothing.EWMA:
+        _ewma_alpha_into(ws.alpha, ws.ewma_at, now, params.half_life_s)
+    current = _f64(obs.current)
+    np.copyto(ws.pending_current, current)
+    fused.fused_kernel(values, np.ascontiguousarray(obs.present, dtype=np.bool_), _f64(obs.sample_age_s), current,
+                       _f64(obs.ready), _f64(obs.status), metric, scal, up_rules, down_rules, _ramp_rows(params),
+                       float(now), ws.alpha, ws.ewma, ws.ewma_at, ws.samples, ws.sample_at, ws.ramp_values,
+                       ws.ramp_times, ws.rec_values, ws.rec_times, ws.up_changes, ws.up_times, ws.down_changes,
+                       ws.down_times, ws.missing_since, ws.out_f2, ws.out_b2, ws.ramp_out, ws.out_f1, ws.out_i1,
+                       ws.active, ws.buf)
+    ws.pending_at = float(now)
+    return ws
