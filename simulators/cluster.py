@@ -36,7 +36,7 @@ from controller.ports import ClusterView, TargetSelector
 from simulators import faults as F
 from simulators import engine_compiled
 from simulators import queueing as Q
-from simulators.reference import _rollback_target
+from simulators.workload import rollback_target
 from simulators.signals import (ObservedSignals, TickSignals, empty_frozen, observed, observed_unfaulted,
                                 snapshot_metrics)
 from simulators.workload import (BACKOFF_INITIAL_S, BACKOFF_MAX_S, ClusterConfig, Phase, Revision, RevisionProps,
@@ -752,7 +752,7 @@ class SimCluster:
         self._flush()
         now = self.now if now is None else now
         revs = self._revisions[i]
-        target = _rollback_target(revs, int(self._current[i]), revision, self.names[i])
+        target = rollback_target(revs, int(self._current[i]), revision, self.names[i])
         if target.seq == int(self._current[i]):
             return target.number
         number = max(r.number for r in revs) + 1
