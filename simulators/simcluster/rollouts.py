@@ -1,0 +1,158 @@
+"""Revisions and rolling updates: rollout, rolling restart, rollback, pause, one RollingUpdate sync.
+
+Same rules as :class:`simulators.reference.ReferenceCluster` (``progress_rollout``).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from simulators.simcluster.slots import EMPTY, READY
+from simulators.workload import Revision, RevisionProps, ServiceConfig, revision_hash, rollback_target, rollout_budget
+
+
+class Rollouts:
+    """SimCluster's revisions and rollouts (a mixin of :class:`~simulators.simcluster.cluster.SimCluster`)."""
+
+    def _init_revisions(self, services: Sequence[ServiceConfig]) -> None:
+        S = self.n_services
+        self._revisions: list[list[Revision]] = [
+            [Revision(1, 0, revision_hash(self.salt, s.name, 0), s.initial_revision, self.now)] for s in services]
+        self._current = np.zeros(S, dtype=np.int64)  # seq of the current revision
+        self._revision_number = np.ones(S, dtype=np.int64)
+        self._cur_crash, self._cur_err, self._cur_xlat = np.zeros(S, dtype=bool), np.zeros(S), np.zeros(S)
+        for i in range(S):
+            self._set_current_props(i)
+        self._err0 = self._cur_err.copy()
+        # Rows whose pods all share the same properties are summed without per-pod weights.
+        self._row_err, self._row_xlat = self._cur_err.copy(), self._cur_xlat.copy()
+        self._row_mixed = np.zeros(S, dtype=bool)
+        self._p_err[:] = self._cur_err[:, None]
+        self._p_xlat[:] = self._cur_xlat[:, None]
+        self._p_crash[:] = self._cur_crash[:, None]
+        # Fast-path switches: each turns on for good the first time its case appears.
+        self._err_varies = False  # some pod's error ratio differs from its service's initial one
+        self._any_xlat = bool((self._cur_xlat > 0).any())  # some pod may add latency (revision or degraded)
+        self._any_crash = bool(self._cur_crash.any())  # some revision crash-loops
+        self._rolling = np.zeros(S, dtype=bool)
+        self._paused = np.zeros(S, dtype=bool)  # spec.paused: a rollout makes no progress
+        self._rolling_rows: list[int] = []
+
+    def _set_current_props(self, i: int) -> None:
+        props = self._revisions[i][int(self._current[i])].props
+        self._cur_crash[i] = props.crash_loop
+        self._cur_err[i] = props.pod_error_ratio(self.config.services[i].base_error_ratio)
+        self._cur_xlat[i] = props.extra_latency_s
+
+    def revisions(self, i: int) -> list[Revision]:
+        """Revision history of service ``i`` (ReplicaSets), oldest first."""
+        return list(self._revisions[i])
+
+    def current_revision(self, i: int) -> Revision:
+        return self._revisions[i][int(self._current[i])]
+
+    def rollout(self, i: int, props: RevisionProps | None = None, now: float | None = None) -> int:
+        """Start a rolling update of service ``i`` to a new revision with ``props`` (default:
+        the current one's, i.e. a restart). Returns the new revision number."""
+        self._flush()
+        now = self.now if now is None else now
+        revs = self._revisions[i]
+        props = revs[int(self._current[i])].props if props is None else props
+        seq, number = len(revs), max(r.number for r in revs) + 1
+        revs.append(Revision(number, seq, revision_hash(self.salt, self.names[i], seq), props, now))
+        self._make_current(i, seq, number)
+        return number
+
+    def rolling_restart(self, i: int, now: float | None = None) -> int:
+        """A new revision with the same properties (new pod-template-hash), rolled out."""
+        return self.rollout(i, None, now)
+
+    def rollback(self, i: int, revision: int | str | None = None, now: float | None = None,
+                 fast: bool = False) -> int:
+        """Roll service ``i`` back to ``revision`` (number or hash; default the previous one).
+        The revision gets the next number, as in Kubernetes. Returns that number.
+
+        ``fast`` (a bad release caught during its rollout): the rollout stops at once, the pods
+        of the abandoned revision that are not ready yet (serving nothing) are deleted now, so
+        the stable revision's pods are recreated in the room they free, within the surge, at once
+        (the Deployment controller syncs on the change); ready ones go as the stable pods become
+        ready (max unavailable holds)."""
+        self._flush()
+        now = self.now if now is None else now
+        revs = self._revisions[i]
+        target = rollback_target(revs, int(self._current[i]), revision, self.names[i])
+        if target.seq == int(self._current[i]):
+            return target.number
+        number = max(r.number for r in revs) + 1
+        revs[target.seq] = Revision(number, target.seq, target.hash, target.props, target.created_s)
+        self._make_current(i, target.seq, number)
+        if fast and not self._paused[i]:
+            ph = self._p_phase[i]
+            unready = (ph != EMPTY) & (ph != READY) & ~self._new_mask(i)
+            if unready.any():
+                self._remove_ranked(np.array([i]), np.array([int(unready.sum())]), now, unready[None, :])
+                self._refresh(np.array([i]))
+            self._progress_rollout(i, now)  # the Deployment controller syncs on the change, not a tick later
+        return number
+
+    def set_paused(self, i: int, paused: bool, now: float | None = None) -> None:
+        """Pause or resume service ``i``'s rollouts (a Deployment's ``spec.paused``): while paused
+        a rollout makes no progress (no pods of the new revision are created, none of the old
+        ones removed; scaling still works); on resume it continues at once."""
+        self._flush()
+        was, self._paused[i] = bool(self._paused[i]), bool(paused)
+        if was and not paused and self._rolling[i]:
+            self._progress_rollout(i, self.now if now is None else now)
+
+    @property
+    def paused(self) -> np.ndarray:
+        """(S,) bool: rollouts paused."""
+        return self._paused.copy()
+
+    def _make_current(self, i: int, seq: int, number: int) -> None:
+        self._current[i] = seq
+        self._revision_number[i] = number
+        self._set_current_props(i)
+        # Switch off the fast paths this revision breaks (see _init_state).
+        self._err_varies |= bool(self._cur_err[i] != self._err0[i])
+        self._any_xlat |= bool(self._cur_xlat[i] > 0)
+        self._any_crash |= bool(self._cur_crash[i])
+        if self._cur_err[i] != self._row_err[i] or self._cur_xlat[i] != self._row_xlat[i]:
+            self._row_mixed[i] = True  # new pods will differ from the old ones until the rollout ends
+        self._rolling[i] = True
+        if i not in self._rolling_rows:
+            self._rolling_rows = sorted(self._rolling_rows + [i])
+
+    def _progress_rollout(self, i: int, now: float) -> None:
+        """One RollingUpdate sync for service ``i`` (see ReferenceCluster.progress_rollout)."""
+        cfg = self.config.services[i]
+        spec = int(self._spec[i])
+        surge, unavailable = rollout_budget(spec, cfg.max_surge, cfg.max_unavailable)
+        row = np.array([i])
+        new = self._new_mask(i)
+        if new.sum() > spec:
+            self._remove_ranked(row, np.array([new.sum() - spec]), now, new[None, :])
+        n_new = min(int(new.sum()), spec)
+        self._create(row, np.array([min(spec + surge - int(self._n_pods[i]), spec - n_new)]), now)
+        min_available = spec - unavailable
+        ph, new = self._p_phase[i], self._new_mask(i)
+        new_unavailable = int((new & (ph != READY)).sum())
+        max_down = int(self._n_pods[i]) - min_available - new_unavailable
+        old = (ph != EMPTY) & ~new
+        if max_down > 0:
+            self._remove_ranked(row, np.array([max_down]), now, (old & (ph != READY))[None, :])
+        ph = self._p_phase[i]
+        down = int((ph == READY).sum()) - min_available
+        if down > 0:
+            self._remove_ranked(row, np.array([down]), now, ((ph != EMPTY) & ~self._new_mask(i))[None, :])
+        ph, new = self._p_phase[i], self._new_mask(i)
+        if int(new.sum()) == int((ph != EMPTY).sum()) == spec and bool((ph[new] == READY).all()):
+            self._rolling[i] = False
+            self._rolling_rows.remove(i)
+            self._recheck_uniform(row)
+        self._refresh(row)
+
+    def _new_mask(self, i: int) -> np.ndarray:
+        return (self._p_phase[i] != EMPTY) & (self._p_rev[i] == self._current[i])
