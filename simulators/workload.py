@@ -1,6 +1,7 @@
 """Configuration of simulated workloads and the small pure rules both cluster engines share.
 
-Shared by :mod:`simulators.cluster` (vectorized) and :mod:`simulators.reference` (per object):
+Shared by :mod:`simulators.simcluster` (vectorized) and the per-object reference engine the tests
+compare it with (tests/support/reference_cluster.py):
 the configuration dataclasses, pod phases, pod and revision naming, crash-loop backoff,
 rollout budgets (maxSurge / maxUnavailable) and the scale-down ranking. Keeping these rules in
 one place is what lets the two engines agree tick for tick.

@@ -1,7 +1,7 @@
 """The simulated cluster, vectorized across services: :class:`SimCluster`.
 
-Same model as :mod:`simulators.reference` (read that for the rules, in plain loops); this one
-keeps every service in numpy arrays so that a tick for 1,000 services costs tens of
+Same model as ``tests/support/reference_cluster.py`` (read that for the rules, in plain loops);
+this one keeps every service in numpy arrays so that a tick for 1,000 services costs tens of
 microseconds.
 
 Layout. ``S`` services, ``K`` pod slots per service (the largest ``ServiceConfig.slots``).

@@ -1,6 +1,7 @@
 """Revisions and rolling updates: rollout, rolling restart, rollback, pause, one RollingUpdate sync.
 
-Same rules as :class:`simulators.reference.ReferenceCluster` (``progress_rollout``).
+Same rules as ``ReferenceCluster.progress_rollout`` (tests/support/reference_cluster.py: the model
+in plain loops).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 This is the executable specification of :class:`simulators.cluster.SimCluster`. It is slow on
 purpose (no numpy in the model) and the tests check that both engines produce the same
-trajectories. Read this file to learn what the model does; read ``cluster.py`` to see it fast.
+trajectories. Read this file to learn what the model does; read :mod:`simulators.simcluster` to
+see it fast. It lives with the tests: the product never runs it, tests and bench/sim_engine.py do.
 
 One tick, ``step(now, dt_s, offered_rps)``:
 
