@@ -5,7 +5,7 @@ this one keeps every service in numpy arrays so that a tick for 1,000 services c
 microseconds.
 
 Layout. ``S`` services, ``K`` pod slots per service (the largest ``ServiceConfig.slots``).
-Pods live in ``(S, K)`` slot arrays (``_p_*``, with flat views ``_f_*`` addressed by
+Pods live in ``(S, K)`` slot arrays (``_pod_*``, with flat views ``_flat_*`` addressed by
 ``row * K + slot``); a slot is empty, pending, starting, backed off or ready
 (:class:`~simulators.workload.Phase`). Per-service aggregates (ready capacity, error weight,
 next event time, ...) are ``(S,)`` arrays: primaries recomputed only for the rows that
@@ -75,6 +75,6 @@ class SimCluster(QueueingEngine, PodLifecycle, ReplicaSets, Rollouts, FaultInjec
         self._init_aggregates()
         self._init_naming()
         self._init_port()
-        self._n_pods[:] = np.count_nonzero(self._p_phase != EMPTY, axis=1)  # then kept exact incrementally
+        self._n_pods[:] = np.count_nonzero(self._pod_phase != EMPTY, axis=1)  # then kept exact incrementally
         self._refresh(np.arange(self.n_services))
         self._derive()

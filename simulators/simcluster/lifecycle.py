@@ -1,6 +1,6 @@
 """Pod lifecycles over time: scheduling, startup, readiness, crash loops and back-off, memory thresholds.
 
-Only the rows with a due event are read (``_next_event``, kept by the engine's ``_refresh``).
+Only the rows with a due event are read (``_next_event_s``, kept by the engine's ``_refresh``).
 """
 
 from __future__ import annotations
@@ -24,151 +24,154 @@ class PodLifecycle:
         crashed, start again; (d) due memory thresholds. Only rows with a due event are read.
         """
         for _ in range(MAX_LIFECYCLE_ROUNDS):
-            rows = np.flatnonzero(self._next_event <= now)
+            rows = np.flatnonzero(self._next_event_s <= now)
             if rows.size == 0:
                 return
             self._lifecycle_round(rows, now)
             self._refresh(rows)
-        raise RuntimeError(f"pod lifecycles did not settle at t={now}")
+        raise RuntimeError(f"pod lifecycles did not settle at now={now}")
 
     def _lifecycle_round(self, rows: np.ndarray, now: float) -> None:
-        rr, g, t = self._due_slots(rows, self._p_until[rows], now)
-        if self._capacity is None and not self._any_crash and not self._any_leak:
-            self._simple_round(rr, g, t, now)
+        pod_rows, flat, at_s = self._due_slots(rows, self._pod_phase_end_s[rows], now)
+        if self._node_capacity_pods is None and not self._any_crash_loop and not self._any_leak:
+            self._simple_round(pod_rows, flat, at_s, now)
             return
-        if g.size:
-            ph = self._f_phase[g]
-            starting = ph == STARTING
-            b_rr, b_g, b_t = rr[starting], g[starting], t[starting]
-            pending = ph == PENDING
+        if flat.size:
+            phase = self._flat_phase[flat]
+            starting = phase == STARTING
+            start_rows, start_flat, start_at_s = pod_rows[starting], flat[starting], at_s[starting]
+            pending = phase == PENDING
             if pending.any():
-                a_rr, a_g = self._schedule(rr[pending], g[pending], t[pending], now)
-                a_until = self._f_until[a_g]
-                chain = a_until <= now  # scheduled and already through the startup delay
+                scheduled_rows, scheduled_flat = self._schedule(pod_rows[pending], flat[pending], at_s[pending], now)
+                scheduled_end_s = self._flat_phase_end_s[scheduled_flat]
+                chain = scheduled_end_s <= now  # scheduled and already through the startup delay
                 if chain.any():
-                    b_rr, b_g = np.concatenate((b_rr, a_rr[chain])), np.concatenate((b_g, a_g[chain]))
-                    b_t = np.concatenate((b_t, a_until[chain]))
-            backoff = ph == BACKOFF
-            c_rr, c_g, c_t = rr[backoff], g[backoff], t[backoff]
-            if b_g.size:
-                cr, cg, ct = self._finish_starts(b_rr, b_g, b_t)
-                chain = ct <= now  # crashed and already through the backoff
+                    start_rows = np.concatenate((start_rows, scheduled_rows[chain]))
+                    start_flat = np.concatenate((start_flat, scheduled_flat[chain]))
+                    start_at_s = np.concatenate((start_at_s, scheduled_end_s[chain]))
+            backoff = phase == BACKOFF
+            restart_rows, restart_flat, restart_at_s = pod_rows[backoff], flat[backoff], at_s[backoff]
+            if start_flat.size:
+                crashed_rows, crashed_flat, backoff_end_s = self._finish_starts(start_rows, start_flat, start_at_s)
+                chain = backoff_end_s <= now  # crashed and already through the backoff
                 if chain.any():
-                    c_rr, c_g = np.concatenate((c_rr, cr[chain])), np.concatenate((c_g, cg[chain]))
-                    c_t = np.concatenate((c_t, ct[chain]))
-            if c_g.size:
-                self._start_containers(c_rr, c_g, c_t)
+                    restart_rows = np.concatenate((restart_rows, crashed_rows[chain]))
+                    restart_flat = np.concatenate((restart_flat, crashed_flat[chain]))
+                    restart_at_s = np.concatenate((restart_at_s, backoff_end_s[chain]))
+            if restart_flat.size:
+                self._start_containers(restart_rows, restart_flat, restart_at_s)
         if self._any_leak:
             self._leak_events(rows, now)
 
-    def _simple_round(self, rr: np.ndarray, g: np.ndarray, t: np.ndarray, now: float) -> None:
+    def _simple_round(self, pod_rows: np.ndarray, flat: np.ndarray, at_s: np.ndarray, now: float) -> None:
         """The round without node capacity, crash loops or leaks (the common case), fused:
-        due Pending pods start at their due time t and are ready at t + startup if that has
+        due Pending pods start at their due time at_s and are ready at at_s + startup if that has
         passed too; due Starting pods are ready at their due time. Same result as the general
         round, in fewer array operations."""
-        pending = self._f_phase[g] == PENDING
-        ready_at = np.where(pending, t + self._startup[rr], t)
+        pending = self._flat_phase[flat] == PENDING
+        ready_at = np.where(pending, at_s + self._startup_delay_s[pod_rows], at_s)
         ready = ready_at <= now
-        self._f_started[g[pending]] = t[pending]
-        self._f_phase[g] = np.where(ready, READY, STARTING)
-        self._f_until[g] = np.where(ready, INF, ready_at)
-        self._f_transition[g[ready]] = ready_at[ready]
+        self._flat_started_s[flat[pending]] = at_s[pending]
+        self._flat_phase[flat] = np.where(ready, READY, STARTING)
+        self._flat_phase_end_s[flat] = np.where(ready, INF, ready_at)
+        self._flat_ready_transition_s[flat[ready]] = ready_at[ready]
 
-    def _schedule(self, rr: np.ndarray, g: np.ndarray, t: np.ndarray, now: float):
+    def _schedule(self, pod_rows: np.ndarray, flat: np.ndarray, at_s: np.ndarray, now: float):
         """Give due Pending pods a node while capacity lasts, in (due time, creation, service,
         serial) order; park the rest. Returns the (rows, slots) started."""
-        if self._capacity is not None:
-            free = self._capacity - self._capacity_lost - int(self._n_sched.sum())
-            if free < g.size:
-                order = np.lexsort((self._f_serial[g], rr, self._f_created[g], t))
+        if self._node_capacity_pods is not None:
+            free = self._node_capacity_pods - self._capacity_lost - int(self._n_scheduled.sum())
+            if free < flat.size:
+                order = np.lexsort((self._flat_serial[flat], pod_rows, self._flat_created_s[flat], at_s))
                 park = order[max(free, 0):]
-                self._f_until[g[park]] = INF  # parked until capacity frees
-                self._n_parked += park.size
+                self._flat_phase_end_s[flat[park]] = INF  # parked until capacity frees
+                self._n_parked_pods += park.size
                 keep = np.sort(order[:max(free, 0)])
-                rr, g, t = rr[keep], g[keep], t[keep]
-        self._start_containers(rr, g, t)
-        return rr, g
+                pod_rows, flat, at_s = pod_rows[keep], flat[keep], at_s[keep]
+        self._start_containers(pod_rows, flat, at_s)
+        return pod_rows, flat
 
-    def _finish_starts(self, rr: np.ndarray, g: np.ndarray, t: np.ndarray):
+    def _finish_starts(self, pod_rows: np.ndarray, flat: np.ndarray, at_s: np.ndarray):
         """Starting pods through their startup delay get ready, or crash into backoff if
         their revision crash-loops. Returns the crashed (rows, slots, backoff end times)."""
-        if self._any_crash:
-            crash = self._f_crash[g]
+        if self._any_crash_loop:
+            crash = self._flat_crash_loops[flat]
             if crash.any():
-                cr, cg, ct = rr[crash], g[crash], t[crash]
-                self._f_restarts[cg] += 1
-                np.add.at(self._restarts_total, cr, 1)
-                self._f_phase[cg] = BACKOFF
-                ends = ct + backoff_s(self._f_restarts[cg])
-                self._f_until[cg] = ends
-                self._f_leak_at[cg] = INF
-                self._f_degraded[cg] = False
+                crashed_rows, crashed_flat, crashed_at_s = pod_rows[crash], flat[crash], at_s[crash]
+                self._flat_restarts[crashed_flat] += 1
+                np.add.at(self._restarts_total, crashed_rows, 1)
+                self._flat_phase[crashed_flat] = BACKOFF
+                backoff_end_s = crashed_at_s + backoff_s(self._flat_restarts[crashed_flat])
+                self._flat_phase_end_s[crashed_flat] = backoff_end_s
+                self._flat_memory_threshold_s[crashed_flat] = INF
+                self._flat_degraded[crashed_flat] = False
                 ok = ~crash
-                self._mark_ready(g[ok], t[ok])
-                return cr, cg, ends
-        self._mark_ready(g, t)
-        return rr[:0], g[:0], t[:0]
+                self._mark_ready(flat[ok], at_s[ok])
+                return crashed_rows, crashed_flat, backoff_end_s
+        self._mark_ready(flat, at_s)
+        return pod_rows[:0], flat[:0], at_s[:0]
 
-    def _mark_ready(self, g: np.ndarray, t: np.ndarray) -> None:
-        self._f_phase[g] = READY
-        self._f_until[g] = INF
-        self._f_transition[g] = t
+    def _mark_ready(self, flat: np.ndarray, at_s: np.ndarray) -> None:
+        self._flat_phase[flat] = READY
+        self._flat_phase_end_s[flat] = INF
+        self._flat_ready_transition_s[flat] = at_s
 
     def _leak_events(self, rows: np.ndarray, now: float) -> None:
-        rr, g, t = self._due_slots(rows, self._p_leak_at[rows], now)
-        if g.size == 0:
+        pod_rows, flat, at_s = self._due_slots(rows, self._pod_memory_threshold_s[rows], now)
+        if flat.size == 0:
             return
-        ph = self._f_phase[g]
-        running = (ph == STARTING) | (ph == READY)
-        rr, g, t = rr[running], g[running], t[running]
-        degrade = ~self._f_degraded[g] & self._degrade_first[rr]
+        phase = self._flat_phase[flat]
+        running = (phase == STARTING) | (phase == READY)
+        pod_rows, flat, at_s = pod_rows[running], flat[running], at_s[running]
+        degrade = ~self._flat_degraded[flat] & self._degrade_first[pod_rows]
         if degrade.any():
-            dr, dg = rr[degrade], g[degrade]
+            degrade_rows, degrade_flat = pod_rows[degrade], flat[degrade]
             self._any_degraded = True
-            self._any_xlat = self._any_xlat or bool((self._deg_extra[dr] > 0).any())
-            self._f_degraded[dg] = True
-            self._f_leak_at[dg] = self._leak_next(dr, dg)
-            self._row_mixed[dr] = True
+            adds_latency = bool((self._degraded_extra_latency_s[degrade_rows] > 0).any())
+            self._any_extra_latency = self._any_extra_latency or adds_latency
+            self._flat_degraded[degrade_flat] = True
+            self._flat_memory_threshold_s[degrade_flat] = self._leak_next(degrade_rows, degrade_flat)
+            self._row_mixed[degrade_rows] = True
         oom = ~degrade
         if oom.any():
-            self._restart_containers(rr[oom], g[oom], t[oom])
+            self._restart_containers(pod_rows[oom], flat[oom], at_s[oom])
 
-    def _start_containers(self, rr: np.ndarray, g: np.ndarray, t: np.ndarray) -> None:
-        """(Re)start containers at times t: Starting until t + startup delay, memory reset."""
-        was_ready = self._f_phase[g] == READY
+    def _start_containers(self, pod_rows: np.ndarray, flat: np.ndarray, at_s: np.ndarray) -> None:
+        """(Re)start containers at times at_s: Starting until at_s + startup delay, memory reset."""
+        was_ready = self._flat_phase[flat] == READY
         if was_ready.any():
-            self._f_transition[g[was_ready]] = t[was_ready]
-        self._f_phase[g] = STARTING
-        self._f_started[g] = t
-        self._f_until[g] = t + self._startup[rr]
+            self._flat_ready_transition_s[flat[was_ready]] = at_s[was_ready]
+        self._flat_phase[flat] = STARTING
+        self._flat_started_s[flat] = at_s
+        self._flat_phase_end_s[flat] = at_s + self._startup_delay_s[pod_rows]
         if self._any_degraded:
-            self._f_degraded[g] = False
+            self._flat_degraded[flat] = False
         if self._any_leak:
-            self._f_leak_at[g] = self._leak_next(rr, g)
+            self._flat_memory_threshold_s[flat] = self._leak_next(pod_rows, flat)
 
-    def _restart_containers(self, rr: np.ndarray, g: np.ndarray, t: np.ndarray) -> None:
-        self._f_restarts[g] += 1
-        np.add.at(self._restarts_total, rr, 1)
-        self._start_containers(rr, g, t)
+    def _restart_containers(self, pod_rows: np.ndarray, flat: np.ndarray, at_s: np.ndarray) -> None:
+        self._flat_restarts[flat] += 1
+        np.add.at(self._restarts_total, pod_rows, 1)
+        self._start_containers(pod_rows, flat, at_s)
 
-    def _leak_next(self, rr: np.ndarray, g: np.ndarray) -> np.ndarray:
+    def _leak_next(self, pod_rows: np.ndarray, flat: np.ndarray) -> np.ndarray:
         """Next memory threshold time of running pods (soft limit first, then the limit)."""
-        rate = self._leak_rate[rr]
-        ph = self._f_phase[g]
-        active = (rate > 0) & ((ph == STARTING) | (ph == READY))
+        rate = self._leak_rate_mib_per_s[pod_rows]
+        phase = self._flat_phase[flat]
+        active = (rate > 0) & ((phase == STARTING) | (phase == READY))
         if not active.any():
-            return np.full(rr.size, INF)
-        anchor = np.maximum(self._f_started[g], self._leak_start[rr])
-        degrade_first = ~self._f_degraded[g] & self._degrade_first[rr]
-        threshold = np.where(degrade_first, self._mem_soft[rr], self._mem_limit[rr])
-        at = anchor + (threshold - self._mem_base[rr]) / np.where(active, rate, 1.0)
-        return np.where(active, at, INF)
+            return np.full(pod_rows.size, INF)
+        anchor = np.maximum(self._flat_started_s[flat], self._leak_start_s[pod_rows])
+        degrade_first = ~self._flat_degraded[flat] & self._degrade_first[pod_rows]
+        threshold = np.where(degrade_first, self._memory_soft_limit_mib[pod_rows], self._memory_limit_mib[pod_rows])
+        threshold_at_s = anchor + (threshold - self._memory_base_mib[pod_rows]) / np.where(active, rate, 1.0)
+        return np.where(active, threshold_at_s, INF)
 
     def _unpark(self, now: float) -> None:
         """Capacity freed: parked Pending pods try again at ``now``."""
-        if self._n_parked == 0:
+        if self._n_parked_pods == 0:
             return
-        parked = (self._p_phase == PENDING) & (self._p_until == INF)
-        self._p_until[parked] = now
-        self._n_parked = 0
+        parked = (self._pod_phase == PENDING) & (self._pod_phase_end_s == INF)
+        self._pod_phase_end_s[parked] = now
+        self._n_parked_pods = 0
         self._refresh(np.flatnonzero(parked.any(axis=1)))

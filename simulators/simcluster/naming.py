@@ -17,24 +17,24 @@ class PodNaming:
     """SimCluster's pod names (a mixin of :class:`~simulators.simcluster.cluster.SimCluster`)."""
 
     def _init_naming(self) -> None:
-        self._names: dict[tuple[int, int], str] = {}
+        self._pod_name_cache: dict[tuple[int, int], str] = {}
 
     def pod_names(self, i: int) -> list[str]:
         """Names of service ``i``'s pods, oldest first."""
         self._flush()
-        ks = np.flatnonzero(self._p_phase[i] != EMPTY)
-        return [self._pod_name(i, k) for k in ks[np.argsort(self._p_serial[i, ks])].tolist()]
+        slots = np.flatnonzero(self._pod_phase[i] != EMPTY)
+        return [self._pod_name(i, slot) for slot in slots[np.argsort(self._pod_serial[i, slots])].tolist()]
 
-    def _pod_name(self, i: int, k: int) -> str:
-        serial = int(self._p_serial[i, k])
+    def _pod_name(self, i: int, slot: int) -> str:
+        serial = int(self._pod_serial[i, slot])
         key = (i, serial)
-        if key not in self._names:
-            rev_hash = self._revisions[i][int(self._p_rev[i, k])].hash
-            self._names[key] = pod_name(self.salt, self.names[i], rev_hash, serial)
-        return self._names[key]
+        if key not in self._pod_name_cache:
+            rev_hash = self._revisions[i][int(self._pod_revision_seq[i, slot])].hash
+            self._pod_name_cache[key] = pod_name(self.salt, self.names[i], rev_hash, serial)
+        return self._pod_name_cache[key]
 
     def _slot_of(self, i: int, name: str) -> int:
-        for k in np.flatnonzero(self._p_phase[i] != EMPTY).tolist():
-            if self._pod_name(i, k) == name:
-                return k
+        for slot in np.flatnonzero(self._pod_phase[i] != EMPTY).tolist():
+            if self._pod_name(i, slot) == name:
+                return slot
         raise NotFound(f"pod {name!r} not found in {self.names[i]}", target=self.names[i], status=404)

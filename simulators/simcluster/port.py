@@ -26,7 +26,7 @@ class ClusterPort:
     def spec_replicas(self) -> np.ndarray:
         """(S,) int: desired replicas."""
         self._flush()
-        return self._spec.copy()
+        return self._spec_replicas.copy()
 
     @property
     def ready_replicas(self) -> np.ndarray:
@@ -88,7 +88,7 @@ class ClusterPort:
             rows, exists = self._rows_of(targets)
         pick = lambda a: np.where(exists, a[rows], 0).astype(np.float64)  # noqa: E731
         statuses = tuple(self._status(int(i)) for i in rows[exists]) if with_statuses else ()
-        return ClusterView(spec=pick(self._spec), status=pick(self._n_pods), ready=pick(self._n_ready),
+        return ClusterView(spec=pick(self._spec_replicas), status=pick(self._n_pods), ready=pick(self._n_ready),
                            rollout=exists & self._rolling[rows], exists=exists, statuses=statuses)
 
     def _rows_of(self, targets: Sequence[TargetRef]) -> tuple[np.ndarray, np.ndarray]:
@@ -115,32 +115,33 @@ class ClusterPort:
         return [self._status(i) for i in rows]
 
     def _status(self, i: int) -> TargetStatus:
-        ks = np.flatnonzero(self._p_phase[i] != EMPTY)
-        ks = ks[np.argsort(self._p_serial[i, ks])].tolist()
-        revs = self._revisions[i]
+        slots = np.flatnonzero(self._pod_phase[i] != EMPTY)
+        slots = slots[np.argsort(self._pod_serial[i, slots])].tolist()
+        revisions = self._revisions[i]
         pods = tuple(PodStatus(
-            name=self._pod_name(i, k),
-            phase="Pending" if self._p_phase[i, k] == PENDING else "Running",
-            ready=bool(self._p_phase[i, k] == READY),
-            start_time=float(self._p_created[i, k]),
-            ready_transition_time=None if np.isnan(self._p_transition[i, k]) else float(self._p_transition[i, k]),
-            restarts=int(self._p_restarts[i, k]),
-            revision=str(revs[int(self._p_rev[i, k])].number),
-        ) for k in ks)
+            name=self._pod_name(i, slot),
+            phase="Pending" if self._pod_phase[i, slot] == PENDING else "Running",
+            ready=bool(self._pod_phase[i, slot] == READY),
+            start_time=float(self._pod_created_s[i, slot]),
+            ready_transition_time=(None if np.isnan(self._pod_ready_transition_s[i, slot])
+                                   else float(self._pod_ready_transition_s[i, slot])),
+            restarts=int(self._pod_restarts[i, slot]),
+            revision=str(revisions[int(self._pod_revision_seq[i, slot])].number),
+        ) for slot in slots)
         return TargetStatus(
-            ref=self.ref(i), spec_replicas=int(self._spec[i]), status_replicas=len(ks),
+            ref=self.ref(i), spec_replicas=int(self._spec_replicas[i]), status_replicas=len(slots),
             ready_replicas=int(self._n_ready[i]), revision=str(self._revision_number[i]),
             rollout_in_progress=bool(self._rolling[i]),
-            revisions=tuple(str(r.number) for r in sorted(revs, key=lambda r: r.number)),
+            revisions=tuple(str(r.number) for r in sorted(revisions, key=lambda r: r.number)),
             pods=pods, observed_at=self.now)
 
     def pod_signals(self, now: float | None = None) -> dict[str, np.ndarray | list[str]]:
         """Per-pod signals of every existing pod, for pod-scope health checks (the signals a
         per-pod PromQL query would return). Flat arrays of length P, pods in slot order:
 
-        row (service index), name, ready (bool), running (bool: starting or ready), restarts (container restarts), memory_mib
-        (working set of running pods, 0 otherwise), error_ratio (share of requests the pod's
-        revision fails), extra_latency_s (added by a bad revision or a degraded pod),
+        row (service index), name, ready (bool), running (bool: starting or ready), restarts
+        (container restarts), memory_mib (working set of running pods, 0 otherwise), error_ratio
+        (share of requests the pod's revision fails), extra_latency_s (added by a bad revision or a degraded pod),
         served_rps (the service's served requests shared evenly by its ready pods),
         latency_p95_s (the service's p95 without bad pods' extra latency, plus the pod's own),
         revision (the pod's revision number, as in ``statuses``).
@@ -148,49 +149,55 @@ class ClusterPort:
         """
         self._flush()
         now = self.now if now is None else now
-        rr, kk = np.nonzero(self._p_phase != EMPTY)
-        phase = self._p_phase[rr, kk]
+        pod_rows, pod_slots = np.nonzero(self._pod_phase != EMPTY)
+        phase = self._pod_phase[pod_rows, pod_slots]
         running = (phase == STARTING) | (phase == READY)
-        anchor = np.maximum(self._p_started[rr, kk], self._leak_start[rr])
-        memory = np.where(running, self._mem_base[rr] + self._leak_rate[rr] * np.maximum(now - anchor, 0.0), 0.0)
-        degraded = self._p_degraded[rr, kk]
-        extra = self._p_xlat[rr, kk] + np.where(degraded, self._deg_extra[rr], 0.0)
+        anchor = np.maximum(self._pod_started_s[pod_rows, pod_slots], self._leak_start_s[pod_rows])
+        leaked_mib = self._leak_rate_mib_per_s[pod_rows] * np.maximum(now - anchor, 0.0)
+        memory = np.where(running, self._memory_base_mib[pod_rows] + leaked_mib, 0.0)
+        degraded = self._pod_degraded[pod_rows, pod_slots]
+        degraded_extra = np.where(degraded, self._degraded_extra_latency_s[pod_rows], 0.0)
+        extra = self._pod_extra_latency_s[pod_rows, pod_slots] + degraded_extra
         ready = phase == READY
-        served = self._last.served_rps if self._last is not None else np.zeros(self.n_services)
+        served = self._last_tick.served_rps if self._last_tick is not None else np.zeros(self.n_services)
         per_pod = served / np.maximum(self._n_ready, 1)
-        base = self._lat_p95_base
+        base = self._p95_without_bad_pods_s
         base = np.zeros(self.n_services) if base is None else base
-        return {"row": rr, "name": [self._pod_name(int(i), int(k)) for i, k in zip(rr, kk)], "ready": ready,
+        pods = list(zip(pod_rows, pod_slots))
+        return {"row": pod_rows, "name": [self._pod_name(int(row), int(slot)) for row, slot in pods], "ready": ready,
                 "running": running,
-                "restarts": self._p_restarts[rr, kk].astype(np.float64), "memory_mib": memory,
-                "error_ratio": np.where(running, self._p_err[rr, kk], np.nan), "extra_latency_s": extra,
-                "served_rps": np.where(ready, per_pod[rr], 0.0),
-                "latency_p95_s": np.where(ready, base[rr] + extra, np.nan),
-                "revision": [str(self._revisions[int(i)][int(self._p_rev[i, k])].number) for i, k in zip(rr, kk)]}
+                "restarts": self._pod_restarts[pod_rows, pod_slots].astype(np.float64), "memory_mib": memory,
+                "error_ratio": np.where(running, self._pod_error_ratio[pod_rows, pod_slots], np.nan),
+                "extra_latency_s": extra,
+                "served_rps": np.where(ready, per_pod[pod_rows], 0.0),
+                "latency_p95_s": np.where(ready, base[pod_rows] + extra, np.nan),
+                "revision": [str(self._revisions[int(row)][int(self._pod_revision_seq[row, slot])].number)
+                             for row, slot in pods]}
 
     def pod_arrays(self, targets: Sequence[TargetRef]) -> dict[str, np.ndarray | list[str]]:
         """Every existing pod of ``targets`` as flat (P,) arrays, fast (no objects): at (index
-        into ``targets``; unknown targets have no pods), name, pending, running (starting, in back-off or
-        ready), ready, start_time and ready_transition_time (epoch s, NaN unknown), pods of a
+        into ``targets``; unknown targets have no pods), name, pending, running (starting, in
+        back-off or ready), ready, start_time and ready_transition_time (epoch s, NaN unknown), pods of a
         service in creation order as ``observe`` lists them."""
         self._flush()
         rows, exists = self._rows_of(targets)
-        phase = np.where(exists[:, None], self._p_phase[rows], EMPTY)
+        phase = np.where(exists[:, None], self._pod_phase[rows], EMPTY)
         # pods change only with a phase or a slot's serial: a second call in the same cycle (pods
         # listed, then their samples) reuses the first one's names
-        key = (tuple(targets), phase.tobytes(), self._p_serial[rows].tobytes())
+        key = (tuple(targets), phase.tobytes(), self._pod_serial[rows].tobytes())
         cached = self._pod_arrays_cache
         if cached is not None and cached[0] == key:
             return cached[1]
-        serial = np.where(phase != EMPTY, self._p_serial[rows], np.iinfo(np.int64).max)
+        serial = np.where(phase != EMPTY, self._pod_serial[rows], np.iinfo(np.int64).max)
         order = np.argsort(serial, axis=1, kind="stable")
         at, pos = np.nonzero(np.take_along_axis(phase, order, axis=1) != EMPTY)
-        kk = order[at, pos]
-        ii = rows[at]
-        p = self._p_phase[ii, kk]
-        out = {"at": at, "name": [self._pod_name(int(i), int(k)) for i, k in zip(ii, kk)], "pending": p == PENDING,
-               "running": p != PENDING, "ready": p == READY, "start_time": self._p_created[ii, kk],
-               "ready_transition_time": self._p_transition[ii, kk]}
+        pod_slots = order[at, pos]
+        pod_rows = rows[at]
+        pod_phase = self._pod_phase[pod_rows, pod_slots]
+        names = [self._pod_name(int(row), int(slot)) for row, slot in zip(pod_rows, pod_slots)]
+        out = {"at": at, "name": names, "pending": pod_phase == PENDING, "running": pod_phase != PENDING,
+               "ready": pod_phase == READY, "start_time": self._pod_created_s[pod_rows, pod_slots],
+               "ready_transition_time": self._pod_ready_transition_s[pod_rows, pod_slots]}
         self._pod_arrays_cache = (key, out)
         return out
 

@@ -24,59 +24,63 @@ class ReplicaSets:
     """SimCluster's pod creation and removal (a mixin of :class:`~simulators.simcluster.cluster.SimCluster`)."""
 
     def _init_replicas(self, services: Sequence[ServiceConfig]) -> None:
-        self._spec = np.array([s.initial_replicas for s in services], dtype=np.int64)
-        self._queued: dict[int, int] = {}  # set_replicas calls not yet applied (service -> replicas)
+        self._spec_replicas = np.array([s.initial_replicas for s in services], dtype=np.int64)
+        self._queued_replicas: dict[int, int] = {}  # set_replicas calls not yet applied (service -> replicas)
         self._restarts_total = np.zeros(self.n_services, dtype=np.int64)
 
-    def _create(self, rows: np.ndarray, counts: np.ndarray, now: float, revs: np.ndarray | None = None) -> None:
+    def _create_pods(self, rows: np.ndarray, counts: np.ndarray, now: float,
+                     revision_seqs: np.ndarray | None = None) -> None:
         """Create ``counts[j]`` Pending pods in ``rows[j]`` (unique rows), of the current
-        revision or of revision seq ``revs[j]``, within each row's slots."""
-        counts = np.minimum(counts, self._slots[rows] - self._n_pods[rows])
+        revision or of the revision with seq ``revision_seqs[j]``, within each row's slots."""
+        counts = np.minimum(counts, self._slot_count[rows] - self._n_pods[rows])
         keep = counts > 0
         if not keep.all():
             rows, counts = rows[keep], counts[keep]
-            revs = None if revs is None else revs[keep]
+            revision_seqs = None if revision_seqs is None else revision_seqs[keep]
         if rows.size == 0:
             return
-        empty = self._p_phase[rows] == EMPTY
-        empty &= self._slot_ok[rows]
+        empty = self._pod_phase[rows] == EMPTY
+        empty &= self._slot_exists[rows]
         rank = np.cumsum(empty, axis=1)
         empty &= rank <= counts[:, None]
-        f = np.flatnonzero(empty)
-        r = f // self.K
-        rr = rows[r]
-        g = f + (rr - r) * self.K
-        self._f_serial[g] = self._next_serial[rr] + rank.ravel()[f] - 1
+        block_flat = np.flatnonzero(empty)
+        row_pos = block_flat // self.K
+        pod_rows = rows[row_pos]
+        flat = block_flat + (pod_rows - row_pos) * self.K
+        self._flat_serial[flat] = self._next_serial[pod_rows] + rank.ravel()[block_flat] - 1
         self._next_serial[rows] += counts
-        self._f_phase[g] = PENDING
-        due = now + self._sched[rows]
-        self._f_until[g] = due[r]
-        self._f_created[g] = now
-        self._f_transition[g] = np.nan
-        self._f_restarts[g] = 0
-        # leak_at (INF) and degraded (False) are already reset in an empty slot; started is
-        # set when the pod starts.
-        seqs = self._current[rows] if revs is None else revs
-        self._f_rev[g] = seqs[r]
-        if revs is None or (revs == self._current[rows]).all():
-            if self._any_crash or self._err_varies or self._any_xlat:
+        self._flat_phase[flat] = PENDING
+        due = now + self._scheduling_delay_s[rows]
+        self._flat_phase_end_s[flat] = due[row_pos]
+        self._flat_created_s[flat] = now
+        self._flat_ready_transition_s[flat] = np.nan
+        self._flat_restarts[flat] = 0
+        # memory_threshold_s (INF) and degraded (False) are already reset in an empty slot;
+        # started_s is set when the pod starts.
+        pod_revision_seqs = self._current_seq[rows] if revision_seqs is None else revision_seqs
+        self._flat_revision_seq[flat] = pod_revision_seqs[row_pos]
+        if revision_seqs is None or (revision_seqs == self._current_seq[rows]).all():
+            if self._any_crash_loop or self._error_ratio_varies or self._any_extra_latency:
                 # otherwise every revision so far has the initial properties, already in every slot
-                self._f_crash[g], self._f_err[g], self._f_xlat[g] = self._cur_crash[rr], self._cur_err[rr], self._cur_xlat[rr]
+                self._flat_crash_loops[flat] = self._current_crash_loops[pod_rows]
+                self._flat_error_ratio[flat] = self._current_error_ratio[pod_rows]
+                self._flat_extra_latency_s[flat] = self._current_extra_latency_s[pod_rows]
         else:  # slow path: recreating pods of an older revision (node loss, pod deletion)
-            for i, gj, seq in zip(rr.tolist(), g.tolist(), seqs[r].tolist()):
-                self._set_pod_revision(i, gj - i * self.K, seq)
+            for row, flat_index, revision_seq in zip(pod_rows.tolist(), flat.tolist(),
+                                                     pod_revision_seqs[row_pos].tolist()):
+                self._set_pod_revision(row, flat_index - row * self.K, revision_seq)
         # Creation only adds Pending pods: update the counters and timers without a refresh.
         self._n_pods[rows] += counts
-        self._next_event[rows] = np.minimum(self._next_event[rows], due)
-        self._next_min = min(self._next_min, float(due.min()))
-        self._dirty = True
+        self._next_event_s[rows] = np.minimum(self._next_event_s[rows], due)
+        self._next_event_min_s = min(self._next_event_min_s, float(due.min()))
+        self._needs_derive = True
 
-    def _set_pod_revision(self, i: int, k: int, seq: int) -> None:
-        props = self._revisions[i][seq].props
-        self._p_rev[i, k] = seq
-        self._p_crash[i, k] = props.crash_loop
-        self._p_err[i, k] = props.pod_error_ratio(self.config.services[i].base_error_ratio)
-        self._p_xlat[i, k] = props.extra_latency_s
+    def _set_pod_revision(self, row: int, slot: int, revision_seq: int) -> None:
+        props = self._revisions[row][revision_seq].props
+        self._pod_revision_seq[row, slot] = revision_seq
+        self._pod_crash_loops[row, slot] = props.crash_loop
+        self._pod_error_ratio[row, slot] = props.pod_error_ratio(self.config.services[row].base_error_ratio)
+        self._pod_extra_latency_s[row, slot] = props.extra_latency_s
 
     def _remove_ranked(self, rows: np.ndarray, counts: np.ndarray, now: float,
                        candidates: np.ndarray | None = None) -> None:
@@ -84,8 +88,8 @@ class ReplicaSets:
         ``candidates``, an (R, K) mask): not ready first, then old revisions, then newest."""
         if rows.size == 0:
             return
-        ph = self._p_phase[rows]
-        live = ph != EMPTY
+        phase = self._pod_phase[rows]
+        live = phase != EMPTY
         if candidates is not None:
             live &= candidates
             counts = np.minimum(counts, np.count_nonzero(live, axis=1))
@@ -94,39 +98,42 @@ class ReplicaSets:
         most = int(counts.max())
         if most <= 0:
             return
-        rank = (ph >= STARTING).astype(np.int64)
-        rank += ph == READY
+        rank = (phase >= STARTING).astype(np.int64)
+        rank += phase == READY
         rank *= 2
-        rank += self._p_rev[rows] == self._current[rows, None]
+        rank += self._pod_revision_seq[rows] == self._current_seq[rows, None]
         rank <<= 40
-        rank += (_SERIAL_SPAN - 1) - self._p_serial[rows]
+        rank += (_SERIAL_SPAN - 1) - self._pod_serial[rows]
         key = np.where(live, rank, _NO_KEY)
         if most <= _ARGMIN_REMOVALS:  # a few per row (the usual case): repeated row minimum
             flat_key = key.reshape(-1)
-            picked_r, picked_k = [], []
-            for c in range(most):
-                r = np.flatnonzero(counts > c) if c else np.flatnonzero(counts)
-                k = key[r].argmin(axis=1)
-                flat_key[r * self.K + k] = _NO_KEY
-                picked_r.append(r)
-                picked_k.append(k)
-            r, k = (picked_r[0], picked_k[0]) if most == 1 else (np.concatenate(picked_r), np.concatenate(picked_k))
+            picked_pos, picked_slots = [], []
+            for removed in range(most):
+                row_pos = np.flatnonzero(counts > removed) if removed else np.flatnonzero(counts)
+                pod_slots = key[row_pos].argmin(axis=1)
+                flat_key[row_pos * self.K + pod_slots] = _NO_KEY
+                picked_pos.append(row_pos)
+                picked_slots.append(pod_slots)
+            if most == 1:
+                row_pos, pod_slots = picked_pos[0], picked_slots[0]
+            else:
+                row_pos, pod_slots = np.concatenate(picked_pos), np.concatenate(picked_slots)
         else:  # keys are unique among live pods, so any sort order picks the same pods
             order = np.argsort(key, axis=1).reshape(-1)
-            f = np.flatnonzero(np.arange(self.K)[None, :] < counts[:, None])
-            r, k = f // self.K, order[f]
-        rr = rows[r]
-        self._clear_slots(rr, rr * self.K + k, now)
+            block_flat = np.flatnonzero(np.arange(self.K)[None, :] < counts[:, None])
+            row_pos, pod_slots = block_flat // self.K, order[block_flat]
+        pod_rows = rows[row_pos]
+        self._clear_slots(pod_rows, pod_rows * self.K + pod_slots, now)
 
-    def _clear_slots(self, rr: np.ndarray, g: np.ndarray, now: float) -> None:
-        freed = bool((self._f_phase[g] >= STARTING).any())
-        self._f_phase[g] = EMPTY
-        self._f_until[g] = INF
+    def _clear_slots(self, pod_rows: np.ndarray, flat: np.ndarray, now: float) -> None:
+        freed = bool((self._flat_phase[flat] >= STARTING).any())
+        self._flat_phase[flat] = EMPTY
+        self._flat_phase_end_s[flat] = INF
         if self._any_leak:
-            self._f_leak_at[g] = INF  # (INF anyway while no leak is active)
+            self._flat_memory_threshold_s[flat] = INF  # (INF anyway while no leak is active)
         if self._any_degraded:
-            self._f_degraded[g] = False
-        self._n_pods -= np.bincount(rr, minlength=self.n_services)
+            self._flat_degraded[flat] = False
+        self._n_pods -= np.bincount(pod_rows, minlength=self.n_services)
         if freed:
             self._unpark(now)
 
@@ -140,14 +147,14 @@ class ReplicaSets:
 
     def _scale(self, idx: np.ndarray, replicas: np.ndarray, now: float) -> None:
         replicas = np.minimum(np.maximum(replicas, 0), self._max_pods[idx])
-        delta = replicas - self._spec[idx]
+        delta = replicas - self._spec_replicas[idx]
         changed = delta != 0
         if not changed.any():
             return
         idx, delta, replicas = idx[changed], delta[changed], replicas[changed]
-        self._spec[idx] = replicas
+        self._spec_replicas[idx] = replicas
         up = delta > 0
-        self._create(idx[up], delta[up], now)  # keeps the aggregates exact by itself
+        self._create_pods(idx[up], delta[up], now)  # keeps the aggregates exact by itself
         down = idx[~up]
         if down.size:
             self._remove_ranked(down, -delta[~up], now)
@@ -161,17 +168,17 @@ class ReplicaSets:
         exactly equivalent to applying them one by one (rows are independent and share the
         time), and much cheaper. A second change to a queued service flushes the queue first.
         """
-        if (now is not None and now != self.now) or i in self._queued:
+        if (now is not None and now != self.now) or i in self._queued_replicas:
             self._flush()
         if now is not None and now != self.now:
             self.scale(np.array([i]), np.array([replicas]), now)
             return
-        self._queued[int(i)] = int(replicas)
+        self._queued_replicas[int(i)] = int(replicas)
 
     def _flush(self) -> None:
         """Apply the queued set_replicas calls (at ``self.now``) as one vectorized scale."""
-        if self._queued:
-            queued, self._queued = self._queued, {}
+        if self._queued_replicas:
+            queued, self._queued_replicas = self._queued_replicas, {}
             self._scale(np.fromiter(queued.keys(), np.int64, len(queued)),
                         np.fromiter(queued.values(), np.int64, len(queued)), self.now)
 
@@ -180,9 +187,9 @@ class ReplicaSets:
         revision, new name). Counts one restart of the workload. NotFound if no such pod."""
         self._flush()
         now = self.now if now is None else now
-        k = self._slot_of(i, name)
-        rev = int(self._p_rev[i, k])
-        self._clear_slots(np.array([i]), np.array([i * self.K + k]), now)
+        slot = self._slot_of(i, name)
+        revision_seq = int(self._pod_revision_seq[i, slot])
+        self._clear_slots(np.array([i]), np.array([i * self.K + slot]), now)
         self._restarts_total[i] += 1
-        self._create(np.array([i]), np.array([1]), now, np.array([rev]))
+        self._create_pods(np.array([i]), np.array([1]), now, np.array([revision_seq]))
         self._refresh(np.array([i]))
