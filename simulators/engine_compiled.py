@@ -20,10 +20,14 @@ import math
 import numpy as np
 
 from controller.core.scaling import compiled
-from controller.core.scaling.compiled import enabled, jit, mark_broken, nan_max, nan_min
+from controller.core.scaling.compiled import enabled, jit, mark_broken
 from simulators import queueing as Q
 from simulators.signals import TickSignals
 
+# The kernels call the shared helpers as ``compiled.nan_max``: numba resolves the module attribute
+# when it compiles, after the helpers became dispatchers. ``from ... import nan_max`` would bind the
+# plain function (the kernels are marked before numba loads), which fails to type once the
+# decision kernel has compiled the dispatcher.
 _TINY, _RHO_CAP, _RHO_FLOOR = Q.TINY_RPS, Q.RHO_CAP, Q.RHO_FLOOR
 _LN_TAIL0, _LN_TAIL1, _LN_TAIL2 = Q.LN_TAIL
 _NAN = math.nan
@@ -41,10 +45,10 @@ def _derive_kernel(cap, err_w, twice_base_latency_s, cpu_pct_at_capacity, n_read
     any_zero = False
     for s in range(s_count):
         c = cap[s]
-        sc = nan_max(c, _TINY)
+        sc = compiled.nan_max(c, _TINY)
         safe[s] = sc
         err[s] = err_w[s] / sc
-        servers2 = nan_max(c * twice_base_latency_s[s], 2.0) + 2.0
+        servers2 = compiled.nan_max(c * twice_base_latency_s[s], 2.0) + 2.0
         exponent[s] = math.sqrt(servers2) - 1.0
         util[s] = cpu_pct_at_capacity[s] / sc if n_ready[s] != 0 else _NAN
         mem_idle[s] = mem_base[s] if n_running[s] > 0 else 0.0
@@ -72,36 +76,36 @@ def _signals_kernel(offered_rps, cap, safe, backlog, dt_s, queue_limit, any_queu
         c, sc, x = cap[s], safe[s], offered_rps[s]
         if any_queue:
             available = backlog[s] / dt_s + x
-            sv = nan_min(available, c)
+            sv = compiled.nan_min(available, c)
             excess = available - sv
-            nb = nan_min(excess * dt_s, queue_limit[s])
+            nb = compiled.nan_min(excess * dt_s, queue_limit[s])
             dr = excess - nb / dt_s
             new_backlog[s] = nb
         else:
-            sv = nan_min(x, c)
+            sv = compiled.nan_min(x, c)
             dr = x - sv
             nb = 0.0
         served[s], dropped[s] = sv, dr
-        rho = nan_max(nan_min(sv / sc, _RHO_CAP), _RHO_FLOOR)
+        rho = compiled.nan_max(compiled.nan_min(sv / sc, _RHO_CAP), _RHO_FLOOR)
         log_p_wait = math.log(rho) * exponent[s]
         inv_rate = 1.0 / ((1.0 - rho) * sc)
         demand_without_capacity = any_zero_cap and zero_cap[s] and (x > 0 or nb > 0)
         t_out = timeout[s]
         for q in range(3):
             ln_tail = _LN_TAIL0 if q == 0 else (_LN_TAIL1 if q == 1 else _LN_TAIL2)
-            value = nan_max(log_p_wait - ln_tail, 0.0) * inv_rate + base_q[q, s]
+            value = compiled.nan_max(log_p_wait - ln_tail, 0.0) * inv_rate + base_q[q, s]
             if any_queue:
                 value += nb / sc
             if any_bad:
                 value += extra_q[q, s]
-            value = nan_min(value, t_out)
+            value = compiled.nan_min(value, t_out)
             if demand_without_capacity:
                 value = t_out
             lat[q, s] = value
         p95_base[s] = lat[1, s] - extra_q[1, s] if any_bad else lat[1, s]
         e = sv * err[s]
         errors[s] = e
-        ratio[s] = (e + dr) / nan_max(sv + dr, _TINY)
+        ratio[s] = (e + dr) / compiled.nan_max(sv + dr, _TINY)
         util[s] = sv * util_scale[s]
     return served, dropped, new_backlog, lat, p95_base, errors, ratio, util
 
