@@ -21,6 +21,11 @@ then the queueing model runs on ``(S,)`` arrays. ``set_replicas`` / ``apply`` ca
 and applied as one vectorized ``scale`` before the cluster is next read or changed. Faults,
 rollouts and per-pod reads (names, ``statuses``) are on slower paths.
 
+Code. One object whose state every method shares; the methods are grouped by concern in
+mixins, one module each (listed in :mod:`simulators.simcluster`). The constructor draws the
+naming salt from ``rng`` first (as the reference engine does), then builds the state concern by
+concern.
+
 Units: seconds (``_s``, epoch for times), requests/s (``_rps``), percent (``_pct``), MiB.
 """
 
