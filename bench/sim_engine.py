@@ -19,15 +19,20 @@ Times are wall-clock: run it on a quiet machine (or with --repeat) for stable fi
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from simulators import faults as F
-from simulators.cluster import SimCluster
-from simulators.load import Diurnal, FlashCrowd, Noise, offered_matrix, tick_times
-from simulators.reference import ReferenceCluster
-from simulators.workload import ServiceConfig
+# bench/ is run as a script: make the repository root importable for tests.support.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from simulators import faults as F  # noqa: E402
+from simulators.cluster import SimCluster  # noqa: E402
+from simulators.load import Diurnal, FlashCrowd, Noise, offered_matrix, tick_times  # noqa: E402
+from simulators.workload import ServiceConfig  # noqa: E402
+from tests.support.reference_cluster import ReferenceCluster  # noqa: E402
 
 TICK_S, CONTROL_EVERY = 5.0, 3  # 15 s control interval
 CHUNK = 720  # ticks of load generated at a time (keeps memory small)

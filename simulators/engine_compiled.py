@@ -20,17 +20,22 @@ import math
 import numpy as np
 
 from controller.core.scaling import compiled
-from controller.core.scaling.compiled import enabled, jit, mark_broken, nan_max, nan_min
+from controller.core.scaling.compiled import enabled, jit, mark_broken
 from simulators import queueing as Q
 from simulators.signals import TickSignals
 
+# The kernels call the shared helpers as ``compiled.nan_max``: numba resolves the module attribute
+# when it compiles, after the helpers became dispatchers. ``from ... import nan_max`` would bind the
+# plain function (the kernels are marked before numba loads), which fails to type once the
+# decision kernel has compiled the dispatcher.
 _TINY, _RHO_CAP, _RHO_FLOOR = Q.TINY_RPS, Q.RHO_CAP, Q.RHO_FLOOR
 _LN_TAIL0, _LN_TAIL1, _LN_TAIL2 = Q.LN_TAIL
 _NAN = math.nan
 
 
 @jit
-def _derive_kernel(cap, err_w, L0x2, cpu100, n_ready, n_running, mem_base, safe, err, zero_cap):
+def _derive_kernel(cap, err_w, twice_base_latency_s, cpu_pct_at_capacity, n_ready, n_running, mem_base, safe, err,
+                   zero_cap):
     """safe = max(C, TINY), err = err_w / safe, zero_cap = C == 0 (in place); returns
     (exponent, util_scale, mem_idle, any_zero_cap)."""
     s_count = cap.shape[0]
@@ -40,12 +45,12 @@ def _derive_kernel(cap, err_w, L0x2, cpu100, n_ready, n_running, mem_base, safe,
     any_zero = False
     for s in range(s_count):
         c = cap[s]
-        sc = nan_max(c, _TINY)
+        sc = compiled.nan_max(c, _TINY)
         safe[s] = sc
         err[s] = err_w[s] / sc
-        servers2 = nan_max(c * L0x2[s], 2.0) + 2.0
+        servers2 = compiled.nan_max(c * twice_base_latency_s[s], 2.0) + 2.0
         exponent[s] = math.sqrt(servers2) - 1.0
-        util[s] = cpu100[s] / sc if n_ready[s] != 0 else _NAN
+        util[s] = cpu_pct_at_capacity[s] / sc if n_ready[s] != 0 else _NAN
         mem_idle[s] = mem_base[s] if n_running[s] > 0 else 0.0
         z = c == 0.0
         zero_cap[s] = z
@@ -54,11 +59,11 @@ def _derive_kernel(cap, err_w, L0x2, cpu100, n_ready, n_running, mem_base, safe,
 
 
 @jit
-def _signals_kernel(lam, cap, safe, backlog, dt_s, queue_limit, any_queue, exponent, base_q, extra_q, any_bad,
+def _signals_kernel(offered_rps, cap, safe, backlog, dt_s, queue_limit, any_queue, exponent, base_q, extra_q, any_bad,
                     timeout, zero_cap, any_zero_cap, err, util_scale):
     """One tick's (served, dropped, new backlog, latency (3, S), p95 without bad-pod extra,
     errors, error ratio, utilization) for S services; the formulas of simulators.queueing."""
-    s_count = lam.shape[0]
+    s_count = offered_rps.shape[0]
     served = np.empty(s_count)
     dropped = np.empty(s_count)
     new_backlog = np.zeros(s_count)
@@ -68,39 +73,39 @@ def _signals_kernel(lam, cap, safe, backlog, dt_s, queue_limit, any_queue, expon
     ratio = np.empty(s_count)
     util = np.empty(s_count)
     for s in range(s_count):
-        c, sc, x = cap[s], safe[s], lam[s]
+        c, sc, x = cap[s], safe[s], offered_rps[s]
         if any_queue:
             available = backlog[s] / dt_s + x
-            sv = nan_min(available, c)
+            sv = compiled.nan_min(available, c)
             excess = available - sv
-            nb = nan_min(excess * dt_s, queue_limit[s])
+            nb = compiled.nan_min(excess * dt_s, queue_limit[s])
             dr = excess - nb / dt_s
             new_backlog[s] = nb
         else:
-            sv = nan_min(x, c)
+            sv = compiled.nan_min(x, c)
             dr = x - sv
             nb = 0.0
         served[s], dropped[s] = sv, dr
-        rho = nan_max(nan_min(sv / sc, _RHO_CAP), _RHO_FLOOR)
+        rho = compiled.nan_max(compiled.nan_min(sv / sc, _RHO_CAP), _RHO_FLOOR)
         log_p_wait = math.log(rho) * exponent[s]
         inv_rate = 1.0 / ((1.0 - rho) * sc)
         demand_without_capacity = any_zero_cap and zero_cap[s] and (x > 0 or nb > 0)
         t_out = timeout[s]
         for q in range(3):
             ln_tail = _LN_TAIL0 if q == 0 else (_LN_TAIL1 if q == 1 else _LN_TAIL2)
-            value = nan_max(log_p_wait - ln_tail, 0.0) * inv_rate + base_q[q, s]
+            value = compiled.nan_max(log_p_wait - ln_tail, 0.0) * inv_rate + base_q[q, s]
             if any_queue:
                 value += nb / sc
             if any_bad:
                 value += extra_q[q, s]
-            value = nan_min(value, t_out)
+            value = compiled.nan_min(value, t_out)
             if demand_without_capacity:
                 value = t_out
             lat[q, s] = value
         p95_base[s] = lat[1, s] - extra_q[1, s] if any_bad else lat[1, s]
         e = sv * err[s]
         errors[s] = e
-        ratio[s] = (e + dr) / nan_max(sv + dr, _TINY)
+        ratio[s] = (e + dr) / compiled.nan_max(sv + dr, _TINY)
         util[s] = sv * util_scale[s]
     return served, dropped, new_backlog, lat, p95_base, errors, ratio, util
 
@@ -110,37 +115,40 @@ def derive(cluster) -> bool:
     kernels are off, so the caller runs numpy."""
     if not enabled():
         return False
+    c = cluster
     try:
-        c = cluster
-        c._exponent, c._util_scale, c._mem_idle, any_zero = _derive_kernel(
-            c._cap, c._err_w, c._L0x2, c._cpu100, c._n_ready, c._n_running, c._mem_base, c._safe_cap, c._err,
-            c._zero_cap)
+        c._wait_exponent, c._utilization_per_rps, c._idle_memory_mib, any_zero = _derive_kernel(
+            c._ready_capacity_rps, c._error_weight, c._twice_base_latency_s, c._cpu_pct_at_capacity, c._n_ready,
+            c._n_running, c._memory_base_mib, c._safe_capacity_rps, c._error_ratio, c._zero_capacity)
     except compiled.KERNEL_ERRORS as exc:
         mark_broken(exc)
         return False
-    c._any_zero_cap = bool(any_zero)
+    c._any_zero_capacity = bool(any_zero)
     return True
 
 
-def compute_signals(cluster, now: float, dt_s: float, lam: np.ndarray) -> TickSignals | None:
+def compute_signals(cluster, now: float, dt_s: float, offered_rps: np.ndarray) -> TickSignals | None:
     """``SimCluster._compute_signals`` in one loop; None when the kernels are off."""
     if not enabled():
         return None
     c = cluster
     try:
         served, dropped, backlog, lat, p95_base, errors, ratio, util = _signals_kernel(
-            lam, c._cap, c._safe_cap, c._backlog, float(dt_s), c._queue_limit, c._any_queue, c._exponent, c._base_q,
-            c._extra_q, c._any_bad, c._timeout, c._zero_cap, c._any_zero_cap, c._err, c._util_scale)
+            offered_rps, c._ready_capacity_rps, c._safe_capacity_rps, c._backlog, float(dt_s), c._queue_limit,
+            c._any_queue_mode, c._wait_exponent, c._base_latency_quantiles_s, c._bad_pod_latency_quantiles_s,
+            c._any_bad_pods, c._timeout_s, c._zero_capacity, c._any_zero_capacity, c._error_ratio,
+            c._utilization_per_rps)
     except compiled.KERNEL_ERRORS as exc:
         mark_broken(exc)
         return None
-    if c._any_queue:
+    if c._any_queue_mode:
         c._backlog = backlog
     else:
         backlog = c._zeros
-    c._lat_p95_base = p95_base
+    c._p95_without_bad_pods_s = p95_base
     return TickSignals(
-        now, lam, served, dropped, backlog, c._cap.copy(), util, lat[0], lat[1], lat[2], errors, ratio,
-        c._memory(now) if c._any_leak else c._mem_idle.copy(),
-        c._n_ready.copy(), c._spec.copy(), c._n_pods.copy(),
+        now, offered_rps, served, dropped, backlog, c._ready_capacity_rps.copy(), util, lat[0], lat[1], lat[2], errors,
+        ratio,
+        c._memory(now) if c._any_leak else c._idle_memory_mib.copy(),
+        c._n_ready.copy(), c._spec_replicas.copy(), c._n_pods.copy(),
         c._restarts_total.copy(), c._revision_number.copy(), c._rolling.copy())

@@ -1,6 +1,7 @@
 """Configuration of simulated workloads and the small pure rules both cluster engines share.
 
-Shared by :mod:`simulators.cluster` (vectorized) and :mod:`simulators.reference` (per object):
+Shared by :mod:`simulators.simcluster` (vectorized) and the per-object reference engine the tests
+compare it with (tests/support/reference_cluster.py):
 the configuration dataclasses, pod phases, pod and revision naming, crash-loop backoff,
 rollout budgets (maxSurge / maxUnavailable) and the scale-down ranking. Keeping these rules in
 one place is what lets the two engines agree tick for tick.
@@ -17,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal, Sequence
 
-from controller.errors import FieldError, ScenarioError
+from controller.errors import FieldError, NotFound, ScenarioError
 
 #: Characters Kubernetes uses for generated name suffixes (no vowels, no look-alikes).
 NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -276,6 +277,22 @@ def revision_hash(salt: int, service: str, seq: int) -> str:
 def pod_name(salt: int, service: str, rev_hash: str, serial: int) -> str:
     """``<service>-<revisionhash>-<5 chars>``: stable for (seed, service, pod serial)."""
     return f"{service}-{rev_hash}-{_digest_chars(f'{salt}/{service}/pod/{serial}', 5)}"
+
+
+def rollback_target(revisions: list[Revision], current_seq: int, revision: int | str | None, name: str) -> Revision:
+    """The revision to roll back to: by number or hash, or (``None``) the highest-numbered one below
+    the current one (``revisions[current_seq]``); NotFound naming service ``name`` when there is none."""
+    if revision is None:
+        current = revisions[current_seq].number
+        older = [r for r in revisions if r.number < current]
+        if not older:
+            raise NotFound(f"{name} has no revision before {current} to roll back to", target=name, status=404)
+        return max(older, key=lambda r: r.number)
+    found = [r for r in revisions if str(r.number) == str(revision) or r.hash == str(revision)]
+    if not found:
+        raise NotFound(f"{name} has no revision {revision!r} (have {sorted(r.number for r in revisions)})",
+                       target=name, status=404)
+    return found[0]
 
 
 def removal_key(phase: int, is_current_revision: bool, serial: int) -> tuple[int, int, int]:

@@ -8,6 +8,11 @@ the last bit), against the 1e-9 the vectorized engine allows itself against the 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,6 +26,7 @@ from tests.simulators.test_equivalence import SCENARIOS, SERVICES, action, actio
 
 pytestmark = pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
 RTOL = 1e-12
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run_engine(monkeypatch, use_compiled: bool, config, faults, script, until_s=180.0, seed=3):
@@ -29,6 +35,8 @@ def run_engine(monkeypatch, use_compiled: bool, config, faults, script, until_s=
     ticks = run(cluster, until_s, 5.0, load=wave, script=script)
     observed = cluster.signals()
     monkeypatch.delenv(compiled.ENV_SWITCH)
+    # a kernel that fails to compile falls back to numpy (with a warning): that would compare numpy with itself
+    assert compiled.available() or not use_compiled, "the compiled engine failed to compile or run"
     return cluster, ticks, observed
 
 
@@ -55,7 +63,7 @@ def test_compiled_tick_runs_the_kernel(monkeypatch):
     original = SimCluster._compute_signals
 
     def spy(self, now, dt_s, lam):
-        calls.append(self._lat_p95_base if hasattr(self, "_lat_p95_base") else None)
+        calls.append(self._p95_without_bad_pods_s)
         return original(self, now, dt_s, lam)
 
     from simulators import engine_compiled  # noqa: PLC0415
@@ -67,6 +75,7 @@ def test_compiled_tick_runs_the_kernel(monkeypatch):
     cluster = SimCluster(SERVICES, np.random.default_rng(1))
     run(cluster, 20.0, 5.0, load=wave)
     assert len(calls) == 5 and len(kernel_calls) == 5
+    assert compiled.available(), "the kernel was called but failed: the tick fell back to numpy"
 
 
 @settings(max_examples=20, deadline=None,
@@ -76,3 +85,29 @@ def test_compiled_engine_equals_numpy_on_random_scenarios(monkeypatch, script, f
     steps = [(t, action(kind, service, value)) for t, kind, service, value in script]
     assert_same_runs(monkeypatch, ClusterConfig(SERVICES, max_pods_total=capacity), faults, steps, until_s=200.0,
                      seed=seed)
+
+
+FRESH_PROCESS_TICK = """
+import warnings
+import numpy as np
+from simulators.cluster import SimCluster  # imports the engine's kernels before numba is loaded, as the CLI does
+from simulators.workload import ServiceConfig
+from controller.core.scaling import compiled
+warnings.simplefilter("error", RuntimeWarning)
+assert compiled.available()
+compiled.nan_max(1.0, 2.0)  # the decision kernel's helpers compiled first, as when a controller decides
+cluster = SimCluster([ServiceConfig("web")], np.random.default_rng(1))
+cluster.step(60.0, 5.0, np.array([10.0]))
+assert compiled.available(), "the compiled engine fell back to numpy"
+"""
+
+
+def test_compiled_engine_compiles_in_a_fresh_process(tmp_path):
+    """The kernels' shared helpers (compiled.nan_max, ...) resolve when the engine is imported before
+    numba loads and the decision kernel compiled them first (the CLI's order; this test process may
+    have loaded numba earlier): a fresh interpreter."""
+    # an empty numba cache: a kernel cached by an earlier process would hide a typing failure
+    env = {**os.environ, "PYTHONPATH": str(REPO), compiled.ENV_SWITCH: "1", "NUMBA_CACHE_DIR": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", FRESH_PROCESS_TICK], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from simulators import faults as F
 from simulators.cluster import SimCluster
-from simulators.reference import ReferenceCluster
+from tests.support.reference_cluster import ReferenceCluster
 from simulators.workload import ClusterConfig, RevisionProps, ServiceConfig
 from tests.simulators.helpers import assert_same_ticks, run
 

@@ -8,7 +8,7 @@ import pytest
 from controller.errors import ScenarioError
 from simulators import faults as F
 from simulators.cluster import SimCluster
-from simulators.reference import ReferenceCluster
+from tests.support.reference_cluster import ReferenceCluster
 from simulators.workload import ClusterConfig, ServiceConfig
 from tests.simulators.helpers import at, column, run
 

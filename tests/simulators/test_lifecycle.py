@@ -13,7 +13,7 @@ import pytest
 from controller.errors import NotFound, ScenarioError
 from controller.model import Action, ActionKind, TargetRef
 from simulators.cluster import SimCluster
-from simulators.reference import ReferenceCluster
+from tests.support.reference_cluster import ReferenceCluster
 from simulators.workload import ClusterConfig, ServiceConfig
 from tests.simulators.helpers import at, column, run
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from controller.errors import NotFound
 from simulators.cluster import SimCluster
-from simulators.reference import ReferenceCluster
+from tests.support.reference_cluster import ReferenceCluster
 from simulators.workload import RevisionProps, ServiceConfig, rollout_budget
 from tests.simulators.helpers import column, run
 

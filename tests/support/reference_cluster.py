@@ -2,7 +2,8 @@
 
 This is the executable specification of :class:`simulators.cluster.SimCluster`. It is slow on
 purpose (no numpy in the model) and the tests check that both engines produce the same
-trajectories. Read this file to learn what the model does; read ``cluster.py`` to see it fast.
+trajectories. Read this file to learn what the model does; read :mod:`simulators.simcluster` to
+see it fast. It lives with the tests: the product never runs it, tests and bench/sim_engine.py do.
 
 One tick, ``step(now, dt_s, offered_rps)``:
 
@@ -36,7 +37,7 @@ from simulators import faults as F
 from simulators.queueing import LN_TAIL, QUANTILES, RHO_CAP, RHO_FLOOR, TINY_RPS
 from simulators.signals import ObservedSignals, TickSignals, empty_frozen, observed, snapshot_metrics
 from simulators.workload import (ClusterConfig, Phase, Revision, RevisionProps, ServiceConfig, backoff_s, pod_name,
-                                 removal_key, revision_hash, rollout_budget)
+                                 removal_key, revision_hash, rollback_target, rollout_budget)
 
 INF = float("inf")
 MAX_LIFECYCLE_ROUNDS = 10_000
@@ -453,7 +454,7 @@ class ReferenceCluster:
         """Roll back to revision ``revision`` (default: the previous one); return its new number.
         ``fast``: also delete the abandoned revisions' pods that are not ready, at once."""
         svc = self.services[i]
-        target = _rollback_target(svc.revisions, svc.current_seq, revision, svc.config.name)
+        target = rollback_target(svc.revisions, svc.current_seq, revision, svc.config.name)
         if target.seq == svc.current_seq:
             return target.number
         number = max(r.number for r in svc.revisions) + 1
@@ -508,17 +509,3 @@ class ReferenceCluster:
             revisions=tuple(str(r.number) for r in sorted(svc.revisions, key=lambda r: r.number)),
             pods=pods, observed_at=self.now)
 
-
-def _rollback_target(revisions: list[Revision], current_seq: int, revision: int | str | None, name: str) -> Revision:
-    """The revision to roll back to: by number, or the highest-numbered one below the current."""
-    if revision is None:
-        current = revisions[current_seq].number
-        older = [r for r in revisions if r.number < current]
-        if not older:
-            raise NotFound(f"{name} has no revision before {current} to roll back to", target=name, status=404)
-        return max(older, key=lambda r: r.number)
-    found = [r for r in revisions if str(r.number) == str(revision) or r.hash == str(revision)]
-    if not found:
-        raise NotFound(f"{name} has no revision {revision!r} (have {sorted(r.number for r in revisions)})",
-                       target=name, status=404)
-    return found[0]

@@ -1,0 +1,116 @@
+"""Applying :mod:`simulators.faults` to the cluster at their start and end times.
+
+Pod crashes, bad or crash-looping rollouts, node loss (capacity and victims), memory leaks, and
+metric faults (outage, stale, NaN: counters read by ``signals``).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from simulators import faults as F
+from simulators.signals import empty_frozen, snapshot_metrics
+from simulators.simcluster.slots import EMPTY, READY, STARTING
+
+
+class FaultInjection:
+    """SimCluster's fault effects (a mixin of :class:`~simulators.simcluster.cluster.SimCluster`)."""
+
+    def _init_faults(self, faults: Sequence[F.Fault]) -> None:
+        S = self.n_services
+        self._fault_timeline = F.FaultTimeline(faults)
+        self._next_fault_s = self._fault_timeline.next_s
+        self._capacity_lost = 0
+        # Fast-path switches (see _init_revisions)
+        self._any_degraded = False  # some pod was degraded by a memory leak
+        self._any_leak = False  # a memory leak is active
+        self._leak_rate_mib_per_s, self._leak_start_s = np.zeros(S), np.zeros(S)
+        self._leak_fault_index = np.full(S, -1, dtype=np.int64)
+        self._metric_fault_rows = 0  # rows under an active metric fault, counted per fault
+        self._outage_faults, self._stale_faults, self._nan_faults = (np.zeros(S, dtype=np.int64) for _ in range(3))
+        self._frozen_metrics = empty_frozen(S)
+        self._stale_since_s = np.zeros(S)
+        self._freeze_pending: list[int] = []
+
+    def _apply_fault_events(self, now: float) -> None:
+        for event in self._fault_timeline.pop_due(now):
+            self._apply_fault(event, now)
+        self._next_fault_s = self._fault_timeline.next_s
+
+    def _apply_fault(self, event: F.FaultEvent, now: float) -> None:
+        fault = event.fault
+        rows = fault.service_indices(self.index_of, self.n_services)
+        if isinstance(fault, F.PodCrash):
+            self._pod_crash(rows, fault.count, now)
+        elif isinstance(fault, (F.CrashLoopRollout, F.BadRollout)):
+            for i in rows.tolist():
+                self.rollout(i, fault.revision_props(), now)
+        elif isinstance(fault, F.NodeLoss):
+            self._node_loss(fault, event.starts, now)
+        elif isinstance(fault, F.MemoryLeak):
+            self._memory_leak(rows, fault, event, now)
+        else:
+            self._metrics_fault(fault, rows, event.starts)
+
+    def _pod_crash(self, rows: np.ndarray, count: int, now: float) -> None:
+        for i in rows.tolist():
+            phase = self._pod_phase[i]
+            slots = np.flatnonzero((phase == STARTING) | (phase == READY))
+            slots = slots[np.argsort(self._pod_serial[i, slots], kind="stable")]
+            victims = slots[F.choose_victims(self.rng, slots.size, count)]
+            self._restart_containers(np.full(victims.size, i), i * self.K + victims, np.full(victims.size, now))
+        self._refresh(rows)
+
+    def _node_loss(self, fault: F.NodeLoss, starts: bool, now: float) -> None:
+        lost = self.config.lost_capacity(fault.share_ratio)
+        if not starts:
+            self._capacity_lost -= lost
+            self._n_parked_pods = max(self._n_parked_pods, 1)  # force a scan: capacity is back
+            self._unpark(now)
+            return
+        self._capacity_lost += lost
+        pod_rows, pod_slots = np.nonzero(self._pod_phase >= STARTING)
+        order = np.lexsort((self._pod_serial[pod_rows, pod_slots], pod_rows))  # canonical: service, then serial
+        pod_rows, pod_slots = pod_rows[order], pod_slots[order]
+        pick = F.choose_victims(self.rng, pod_rows.size, F.node_loss_victim_count(fault.share_ratio, pod_rows.size))
+        if pick.size == 0:
+            return
+        victim_rows, victim_slots = pod_rows[pick], pod_slots[pick]
+        victim_revisions = self._pod_revision_seq[victim_rows, victim_slots]
+        self._clear_slots(victim_rows, victim_rows * self.K + victim_slots, now)
+        for i, revision_seq in zip(victim_rows.tolist(), victim_revisions.tolist()):  # the ReplicaSets recreate them
+            self._create_pods(np.array([i]), np.array([1]), now, np.array([revision_seq]))
+        self._refresh(np.unique(victim_rows))
+
+    def _memory_leak(self, rows: np.ndarray, fault: F.MemoryLeak, event: F.FaultEvent, now: float) -> None:
+        if event.starts:
+            self._leak_rate_mib_per_s[rows], self._leak_start_s[rows] = fault.rate_mib_per_s, now
+            self._leak_fault_index[rows] = event.index
+        else:
+            rows = rows[self._leak_fault_index[rows] == event.index]
+            self._leak_rate_mib_per_s[rows], self._leak_fault_index[rows] = 0.0, -1
+            self._pod_degraded[rows] = False
+            self._recheck_uniform(rows)
+        self._any_leak = bool((self._leak_rate_mib_per_s > 0).any())
+        row_pos, pod_slots = np.nonzero(self._pod_phase[rows] != EMPTY)
+        pod_rows = rows[row_pos]
+        flat = pod_rows * self.K + pod_slots
+        self._flat_memory_threshold_s[flat] = self._leak_next(pod_rows, flat)
+        self._refresh(rows)
+
+    def _metrics_fault(self, fault: F.Fault, rows: np.ndarray, starts: bool) -> None:
+        counters = {F.MetricsOutage: self._outage_faults, F.StaleMetrics: self._stale_faults,
+                    F.NaNMetrics: self._nan_faults}
+        counter = counters[type(fault)]
+        if isinstance(fault, F.StaleMetrics) and starts:
+            fresh = rows[counter[rows] == 0]
+            if self._last_tick is not None:
+                snapshot_metrics(self._last_tick, fresh, self._frozen_metrics)
+                self._stale_since_s[fresh] = self._last_tick.at_s
+            else:
+                self._freeze_pending += fresh.tolist()
+                self._stale_since_s[fresh] = self.now
+        counter[rows] += 1 if starts else -1
+        self._metric_fault_rows += (1 if starts else -1) * rows.size

@@ -1,0 +1,40 @@
+"""Pod names: Kubernetes-style ``<service>-<pod-template-hash>-<suffix>``, from the cluster's salt.
+
+The salt is drawn first from the cluster's generator (as in the reference engine), so names
+depend on the seed; a name is computed once per pod and cached.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from controller.errors import NotFound
+from simulators.simcluster.slots import EMPTY
+from simulators.workload import pod_name
+
+
+class PodNaming:
+    """SimCluster's pod names (a mixin of :class:`~simulators.simcluster.cluster.SimCluster`)."""
+
+    def _init_naming(self) -> None:
+        self._pod_name_cache: dict[tuple[int, int], str] = {}
+
+    def pod_names(self, i: int) -> list[str]:
+        """Names of service ``i``'s pods, oldest first."""
+        self._flush()
+        slots = np.flatnonzero(self._pod_phase[i] != EMPTY)
+        return [self._pod_name(i, slot) for slot in slots[np.argsort(self._pod_serial[i, slots])].tolist()]
+
+    def _pod_name(self, i: int, slot: int) -> str:
+        serial = int(self._pod_serial[i, slot])
+        key = (i, serial)
+        if key not in self._pod_name_cache:
+            rev_hash = self._revisions[i][int(self._pod_revision_seq[i, slot])].hash
+            self._pod_name_cache[key] = pod_name(self.salt, self.names[i], rev_hash, serial)
+        return self._pod_name_cache[key]
+
+    def _slot_of(self, i: int, name: str) -> int:
+        for slot in np.flatnonzero(self._pod_phase[i] != EMPTY).tolist():
+            if self._pod_name(i, slot) == name:
+                return slot
+        raise NotFound(f"pod {name!r} not found in {self.names[i]}", target=self.names[i], status=404)

@@ -1,0 +1,214 @@
+"""SimCluster as the controller's ``Cluster`` port: targets, views, statuses, per-pod arrays, actions.
+
+See :mod:`simulators.ports` for the port adapters built on it.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from controller.errors import NotFound
+from controller.model import Action, ActionKind, PodStatus, TargetRef, TargetStatus
+from controller.ports import ClusterView, TargetSelector
+from simulators.simcluster.slots import EMPTY, PENDING, READY, STARTING
+
+
+class ClusterPort:
+    """SimCluster's reads and the ``Cluster`` port (a mixin of :class:`~simulators.simcluster.cluster.SimCluster`)."""
+
+    def _init_port(self) -> None:
+        self._view_cache: tuple[tuple, np.ndarray] | None = None
+        self._pod_arrays_cache: tuple[tuple, dict] | None = None
+
+    @property
+    def spec_replicas(self) -> np.ndarray:
+        """(S,) int: desired replicas."""
+        self._flush()
+        return self._spec_replicas.copy()
+
+    @property
+    def ready_replicas(self) -> np.ndarray:
+        """(S,) int: ready pods."""
+        self._flush()
+        return self._n_ready.copy()
+
+    @property
+    def pod_count(self) -> np.ndarray:
+        """(S,) int: existing pods (status.replicas)."""
+        self._flush()
+        return self._n_pods.copy()
+
+    @property
+    def rollout_in_progress(self) -> np.ndarray:
+        """(S,) bool."""
+        self._flush()
+        return self._rolling.copy()
+
+    @property
+    def capacity_lost(self) -> int:
+        """Pods of node capacity currently lost to node-loss faults."""
+        return self._capacity_lost
+
+    def index(self, target: TargetRef | str) -> int:
+        """Service index of a TargetRef or name; NotFound when unknown."""
+        name = target.name if isinstance(target, TargetRef) else target
+        if name not in self.index_of or (isinstance(target, TargetRef)
+                                         and target.namespace != self.config.services[self.index_of[name]].namespace):
+            raise NotFound(f"no simulated workload {target}", target=str(target), status=404)
+        return self.index_of[name]
+
+    def ref(self, i: int) -> TargetRef:
+        return TargetRef(self.config.services[i].namespace, self.names[i])
+
+    def resolve(self, selector: TargetSelector) -> list[TargetRef]:
+        """The workloads a selector matches (the ``Cluster`` port), sorted: same namespace
+        and kind, listed by name, or carrying every ``match_labels`` pair."""
+        if selector.kind != "Deployment":
+            return []
+        refs = []
+        for cfg in self.config.services:
+            if cfg.namespace != selector.namespace:
+                continue
+            if selector.names and cfg.name not in selector.names:
+                continue
+            if selector.match_labels and not set(selector.match_labels) <= set(cfg.labels):
+                continue
+            refs.append(TargetRef(cfg.namespace, cfg.name))
+        return sorted(refs)
+
+    def view(self, targets: Sequence[TargetRef] | None = None, with_statuses: bool = False) -> ClusterView:
+        """Replica counts of ``targets`` (default: all services) as arrays: the ``Cluster``
+        port's ``observe``. Fast: no per-pod objects unless ``with_statuses``."""
+        self._flush()
+        if targets is None:
+            rows, exists = np.arange(self.n_services), np.ones(self.n_services, dtype=bool)
+        else:
+            rows, exists = self._rows_of(targets)
+        pick = lambda a: np.where(exists, a[rows], 0).astype(np.float64)  # noqa: E731
+        statuses = tuple(self._status(int(i)) for i in rows[exists]) if with_statuses else ()
+        return ClusterView(spec=pick(self._spec_replicas), status=pick(self._n_pods), ready=pick(self._n_ready),
+                           rollout=exists & self._rolling[rows], exists=exists, statuses=statuses)
+
+    def _rows_of(self, targets: Sequence[TargetRef]) -> tuple[np.ndarray, np.ndarray]:
+        key = tuple(targets)
+        if self._view_cache is None or self._view_cache[0] != key:
+            rows, exists = [], []
+            for t in key:
+                i = self.index_of.get(t.name, -1)
+                ok = i >= 0 and self.config.services[i].namespace == t.namespace and t.kind == "Deployment"
+                rows.append(i if ok else 0)
+                exists.append(ok)
+            self._view_cache = (key, (np.array(rows, dtype=np.int64), np.array(exists, dtype=bool)))
+        return self._view_cache[1]
+
+    def statuses(self, targets: Sequence[TargetRef] | None = None) -> list[TargetStatus]:
+        """Status of the given workloads (default: all), with their pods, at ``self.now``. (The
+        Cluster port's ``observe`` returns a ClusterView: see ``view`` and simulators/ports.py.)
+
+        Pod times (start_time, ready_transition_time) are epoch seconds; phase is Pending or
+        Running; ``revision`` strings are revision numbers. Slow path: builds objects.
+        """
+        self._flush()
+        rows = range(self.n_services) if targets is None else [self.index(t) for t in targets]
+        return [self._status(i) for i in rows]
+
+    def _status(self, i: int) -> TargetStatus:
+        slots = np.flatnonzero(self._pod_phase[i] != EMPTY)
+        slots = slots[np.argsort(self._pod_serial[i, slots])].tolist()
+        revisions = self._revisions[i]
+        pods = tuple(PodStatus(
+            name=self._pod_name(i, slot),
+            phase="Pending" if self._pod_phase[i, slot] == PENDING else "Running",
+            ready=bool(self._pod_phase[i, slot] == READY),
+            start_time=float(self._pod_created_s[i, slot]),
+            ready_transition_time=(None if np.isnan(self._pod_ready_transition_s[i, slot])
+                                   else float(self._pod_ready_transition_s[i, slot])),
+            restarts=int(self._pod_restarts[i, slot]),
+            revision=str(revisions[int(self._pod_revision_seq[i, slot])].number),
+        ) for slot in slots)
+        return TargetStatus(
+            ref=self.ref(i), spec_replicas=int(self._spec_replicas[i]), status_replicas=len(slots),
+            ready_replicas=int(self._n_ready[i]), revision=str(self._revision_number[i]),
+            rollout_in_progress=bool(self._rolling[i]),
+            revisions=tuple(str(r.number) for r in sorted(revisions, key=lambda r: r.number)),
+            pods=pods, observed_at=self.now)
+
+    def pod_signals(self, now: float | None = None) -> dict[str, np.ndarray | list[str]]:
+        """Per-pod signals of every existing pod, for pod-scope health checks (the signals a
+        per-pod PromQL query would return). Flat arrays of length P, pods in slot order:
+
+        row (service index), name, ready (bool), running (bool: starting or ready), restarts
+        (container restarts), memory_mib (working set of running pods, 0 otherwise), error_ratio
+        (share of requests the pod's revision fails), extra_latency_s (added by a bad revision or a degraded pod),
+        served_rps (the service's served requests shared evenly by its ready pods),
+        latency_p95_s (the service's p95 without bad pods' extra latency, plus the pod's own),
+        revision (the pod's revision number, as in ``statuses``).
+        Slow path (builds pod names): call it only when a policy has pod-scope checks.
+        """
+        self._flush()
+        now = self.now if now is None else now
+        pod_rows, pod_slots = np.nonzero(self._pod_phase != EMPTY)
+        phase = self._pod_phase[pod_rows, pod_slots]
+        running = (phase == STARTING) | (phase == READY)
+        anchor = np.maximum(self._pod_started_s[pod_rows, pod_slots], self._leak_start_s[pod_rows])
+        leaked_mib = self._leak_rate_mib_per_s[pod_rows] * np.maximum(now - anchor, 0.0)
+        memory = np.where(running, self._memory_base_mib[pod_rows] + leaked_mib, 0.0)
+        degraded = self._pod_degraded[pod_rows, pod_slots]
+        degraded_extra = np.where(degraded, self._degraded_extra_latency_s[pod_rows], 0.0)
+        extra = self._pod_extra_latency_s[pod_rows, pod_slots] + degraded_extra
+        ready = phase == READY
+        served = self._last_tick.served_rps if self._last_tick is not None else np.zeros(self.n_services)
+        per_pod = served / np.maximum(self._n_ready, 1)
+        base = self._p95_without_bad_pods_s
+        base = np.zeros(self.n_services) if base is None else base
+        pods = list(zip(pod_rows, pod_slots))
+        return {"row": pod_rows, "name": [self._pod_name(int(row), int(slot)) for row, slot in pods], "ready": ready,
+                "running": running,
+                "restarts": self._pod_restarts[pod_rows, pod_slots].astype(np.float64), "memory_mib": memory,
+                "error_ratio": np.where(running, self._pod_error_ratio[pod_rows, pod_slots], np.nan),
+                "extra_latency_s": extra,
+                "served_rps": np.where(ready, per_pod[pod_rows], 0.0),
+                "latency_p95_s": np.where(ready, base[pod_rows] + extra, np.nan),
+                "revision": [str(self._revisions[int(row)][int(self._pod_revision_seq[row, slot])].number)
+                             for row, slot in pods]}
+
+    def pod_arrays(self, targets: Sequence[TargetRef]) -> dict[str, np.ndarray | list[str]]:
+        """Every existing pod of ``targets`` as flat (P,) arrays, fast (no objects): at (index
+        into ``targets``; unknown targets have no pods), name, pending, running (starting, in
+        back-off or ready), ready, start_time and ready_transition_time (epoch s, NaN unknown), pods of a
+        service in creation order as ``observe`` lists them."""
+        self._flush()
+        rows, exists = self._rows_of(targets)
+        phase = np.where(exists[:, None], self._pod_phase[rows], EMPTY)
+        # pods change only with a phase or a slot's serial: a second call in the same cycle (pods
+        # listed, then their samples) reuses the first one's names
+        key = (tuple(targets), phase.tobytes(), self._pod_serial[rows].tobytes())
+        cached = self._pod_arrays_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        serial = np.where(phase != EMPTY, self._pod_serial[rows], np.iinfo(np.int64).max)
+        order = np.argsort(serial, axis=1, kind="stable")
+        at, pos = np.nonzero(np.take_along_axis(phase, order, axis=1) != EMPTY)
+        pod_slots = order[at, pos]
+        pod_rows = rows[at]
+        pod_phase = self._pod_phase[pod_rows, pod_slots]
+        names = [self._pod_name(int(row), int(slot)) for row, slot in zip(pod_rows, pod_slots)]
+        out = {"at": at, "name": names, "pending": pod_phase == PENDING, "running": pod_phase != PENDING,
+               "ready": pod_phase == READY, "start_time": self._pod_created_s[pod_rows, pod_slots],
+               "ready_transition_time": self._pod_ready_transition_s[pod_rows, pod_slots]}
+        self._pod_arrays_cache = (key, out)
+        return out
+
+    def apply(self, action: Action) -> None:
+        """Apply a controller :class:`~controller.model.Action` (the ``Cluster`` protocol)."""
+        i = self.index(action.target)
+        if action.kind is ActionKind.SCALE:
+            self.set_replicas(i, int(action.replicas))
+        elif action.kind is ActionKind.RESTART_POD:
+            self.delete_pod(i, action.pod or "")
+        elif action.kind is ActionKind.ROLLING_RESTART:
+            self.rolling_restart(i)
+        elif action.kind is ActionKind.ROLLBACK:
+            self.rollback(i, action.revision, fast=action.fast)

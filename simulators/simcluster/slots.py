@@ -1,0 +1,81 @@
+"""Pod slots: the ``(S, K)`` arrays holding every pod of every service, and their constants.
+
+A slot is empty, pending, starting, backed off or ready (:class:`~simulators.workload.Phase`,
+as plain ints here). Each ``_pod_*`` array has a flat view ``_flat_*`` addressed by ``row * K + slot``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from simulators.workload import BACKOFF_INITIAL_S, BACKOFF_MAX_S, Phase, ServiceConfig
+
+INF = np.inf
+# Plain ints: numpy compares against an IntEnum member slowly (attribute probing on every call).
+EMPTY, PENDING, STARTING, BACKOFF, READY = (int(p) for p in (Phase.EMPTY, Phase.PENDING, Phase.STARTING,
+                                                              Phase.BACKOFF, Phase.READY))
+
+
+def config_array(services: Sequence[ServiceConfig], attr: str, dtype=np.float64) -> np.ndarray:
+    """(S,) array of one :class:`ServiceConfig` attribute."""
+    return np.array([getattr(s, attr) for s in services], dtype=dtype)
+
+
+def backoff_s(restarts: np.ndarray) -> np.ndarray:
+    """Vectorized :func:`simulators.workload.backoff_s` (exact: powers of two)."""
+    return np.minimum(BACKOFF_INITIAL_S * 2.0 ** np.maximum(restarts - 1, 0), BACKOFF_MAX_S)
+
+
+class PodSlots:
+    """SimCluster's pod slot arrays (a mixin of :class:`~simulators.simcluster.cluster.SimCluster`)."""
+
+    def _init_slots(self, services: Sequence[ServiceConfig]) -> None:
+        S, K = self.n_services, self.K
+        self._pod_phase = np.zeros((S, K), dtype=np.int8)
+        self._pod_phase_end_s = np.full((S, K), INF)  # end of the current phase
+        self._pod_memory_threshold_s = np.full((S, K), INF)  # next memory threshold; INF unless running and leaking
+        self._pod_created_s = np.full((S, K), np.nan)
+        self._pod_started_s = np.full((S, K), np.nan)  # last container start (memory-leak anchor)
+        self._pod_ready_transition_s = np.full((S, K), np.nan)  # last readiness change
+        self._pod_serial = np.zeros((S, K), dtype=np.int64)
+        self._pod_restarts = np.zeros((S, K), dtype=np.int64)
+        self._pod_revision_seq = np.zeros((S, K), dtype=np.int64)  # seq of the pod's revision
+        self._pod_degraded = np.zeros((S, K), dtype=bool)
+        self._pod_crash_loops = np.zeros((S, K), dtype=bool)
+        self._pod_error_ratio = np.zeros((S, K))
+        self._pod_extra_latency_s = np.zeros((S, K))
+        initial_replicas = np.array([s.initial_replicas for s in services], dtype=np.int64)
+        initial = np.arange(K)[None, :] < initial_replicas[:, None]
+        start_s = self.now
+        self._pod_phase[initial] = READY
+        self._pod_created_s[initial] = self._pod_started_s[initial] = self._pod_ready_transition_s[initial] = start_s
+        self._pod_serial[:] = np.arange(K)[None, :]
+        self._next_serial = initial_replicas.copy()
+        self._n_parked_pods = 0  # Pending pods waiting for node capacity
+        self._make_flat_views()
+
+    _SLOT_FIELDS = ("phase", "phase_end_s", "memory_threshold_s", "created_s", "started_s", "ready_transition_s",
+                    "serial", "restarts", "revision_seq", "degraded", "crash_loops", "error_ratio", "extra_latency_s")
+
+    def _make_flat_views(self) -> None:
+        for name in self._SLOT_FIELDS:
+            setattr(self, f"_flat_{name}", getattr(self, f"_pod_{name}").reshape(-1))  # flat views, no copies
+
+    def __getstate__(self) -> dict:
+        # copy/pickle would turn the flat views into independent arrays: rebuild them instead
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_flat_")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._make_flat_views()
+
+    # Slots are addressed by flat index ``row * K + slot`` into the ravelled (S, K) arrays
+    # (``_flat_*`` views): 1-D fancy indexing is several times cheaper than (rows, slots) pairs.
+    def _due_slots(self, rows: np.ndarray, times: np.ndarray, now: float):
+        """(row, flat slot index, time) of each slot of ``rows`` whose ``times`` (R, K) are <= now."""
+        block_flat = np.flatnonzero(times <= now)
+        row_pos = block_flat // self.K
+        pod_rows = rows[row_pos]
+        return pod_rows, block_flat + (pod_rows - row_pos) * self.K, times.ravel()[block_flat]
