@@ -20,13 +20,21 @@ import math
 import numpy as np
 
 from controller.core.scaling import compiled
-from controller.core.scaling.compiled import enabled, jit, mark_broken, nan_max, nan_min
+from controller.core.scaling.compiled import enabled, jit, mark_broken
 from simulators import queueing as Q
 from simulators.signals import TickSignals
 
 _TINY, _RHO_CAP, _RHO_FLOOR = Q.TINY_RPS, Q.RHO_CAP, Q.RHO_FLOOR
 _LN_TAIL0, _LN_TAIL1, _LN_TAIL2 = Q.LN_TAIL
 _NAN = math.nan
+
+
+def _use_shared_helpers() -> None:
+    """Bind the decision kernel's nan_max / nan_min here once numba has loaded: the kernels below
+    find them as this module's globals when they compile, and an import at module load would
+    bind the plain Python functions (numba turns them into dispatchers only on load), which a
+    kernel cannot call (the engine kernels then failed to type and switched every kernel off)."""
+    globals().update(nan_max=compiled.nan_max, nan_min=compiled.nan_min)
 
 
 @jit
@@ -110,6 +118,7 @@ def derive(cluster) -> bool:
     kernels are off, so the caller runs numpy."""
     if not enabled():
         return False
+    _use_shared_helpers()
     try:
         c = cluster
         c._exponent, c._util_scale, c._mem_idle, any_zero = _derive_kernel(
@@ -126,6 +135,7 @@ def compute_signals(cluster, now: float, dt_s: float, lam: np.ndarray) -> TickSi
     """``SimCluster._compute_signals`` in one loop; None when the kernels are off."""
     if not enabled():
         return None
+    _use_shared_helpers()
     c = cluster
     try:
         served, dropped, backlog, lat, p95_base, errors, ratio, util = _signals_kernel(

@@ -8,6 +8,10 @@ the last bit), against the 1e-9 the vectorized engine allows itself against the 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -67,6 +71,29 @@ def test_compiled_tick_runs_the_kernel(monkeypatch):
     cluster = SimCluster(SERVICES, np.random.default_rng(1))
     run(cluster, 20.0, 5.0, load=wave)
     assert len(calls) == 5 and len(kernel_calls) == 5
+    assert compiled.available(), "a kernel failed to compile, and every kernel fell back to numpy"
+
+
+FRESH_PROCESS_TICK = """
+import warnings
+warnings.simplefilter("error")  # a kernel that fails warns once and switches every kernel off
+import numpy as np
+from simulators.cluster import SimCluster  # imports the engine kernels before numba has loaded
+from tests.simulators.helpers import run
+from tests.simulators.test_equivalence import SERVICES, wave
+from controller.core.scaling import compiled
+run(SimCluster(SERVICES, np.random.default_rng(1)), 20.0, 5.0, load=wave)
+assert compiled.available()
+"""
+
+
+def test_engine_kernels_compile_when_imported_before_numba_loads(tmp_path):
+    """The bench and the CLI import the engine before anything loads numba; the kernels' shared
+    helpers must still be dispatchers when they compile (a fresh process, since this test module
+    has loaded numba already, and an empty numba cache, so that the kernels really compile)."""
+    done = subprocess.run([sys.executable, "-c", FRESH_PROCESS_TICK], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, compiled.ENV_SWITCH: "1", "NUMBA_CACHE_DIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 @settings(max_examples=20, deadline=None,
