@@ -35,6 +35,7 @@ from controller.model import Action, ActionKind, PodStatus, TargetRef, TargetSta
 from controller.ports import ClusterView, TargetSelector
 from simulators import faults as F
 from simulators import engine_compiled
+from simulators.lazy_names import LazyStrings
 from simulators import queueing as Q
 from simulators.reference import _rollback_target
 from simulators.signals import (ObservedSignals, TickSignals, empty_frozen, observed, observed_unfaulted,
@@ -988,11 +989,13 @@ class SimCluster:
         return [self._pod_name(i, k) for k in ks[np.argsort(self._p_serial[i, ks])].tolist()]
 
     def _pod_name(self, i: int, k: int) -> str:
-        serial = int(self._p_serial[i, k])
+        return self._name_of(i, int(self._p_serial[i, k]), int(self._p_rev[i, k]))
+
+    def _name_of(self, i: int, serial: int, rev: int) -> str:
+        """The name of service ``i``'s pod ``serial``, of revision index ``rev``."""
         key = (i, serial)
         if key not in self._names:
-            rev_hash = self._revisions[i][int(self._p_rev[i, k])].hash
-            self._names[key] = pod_name(self.salt, self.names[i], rev_hash, serial)
+            self._names[key] = pod_name(self.salt, self.names[i], self._revisions[i][rev].hash, serial)
         return self._names[key]
 
     def _slot_of(self, i: int, name: str) -> int:
@@ -1089,9 +1092,10 @@ class SimCluster:
 
     def pod_arrays(self, targets: Sequence[TargetRef]) -> dict[str, np.ndarray | list[str]]:
         """Every existing pod of ``targets`` as flat (P,) arrays, fast (no objects): at (index
-        into ``targets``; unknown targets have no pods), name, pending, running (starting, in back-off or
-        ready), ready, start_time and ready_transition_time (epoch s, NaN unknown), pods of a
-        service in creation order as ``observe`` lists them."""
+        into ``targets``; unknown targets have no pods), name (made on access), uid (service index
+        * 2**32 + the pod's serial), pending, running (starting, in back-off or ready), ready,
+        start_time and ready_transition_time (epoch s, NaN unknown), pods of a service in creation
+        order as ``observe`` lists them."""
         self._flush()
         rows, exists = self._rows_of(targets)
         phase = np.where(exists[:, None], self._p_phase[rows], EMPTY)
@@ -1107,7 +1111,9 @@ class SimCluster:
         kk = order[at, pos]
         ii = rows[at]
         p = self._p_phase[ii, kk]
-        out = {"at": at, "name": [self._pod_name(int(i), int(k)) for i, k in zip(ii, kk)], "pending": p == PENDING,
+        serials, revs = self._p_serial[ii, kk], self._p_rev[ii, kk]
+        names = LazyStrings(lambda j: self._name_of(int(ii[j]), int(serials[j]), int(revs[j])), ii.size)
+        out = {"at": at, "name": names, "uid": (ii.astype(np.int64) << 32) + serials, "pending": p == PENDING,
                "running": p != PENDING, "ready": p == READY, "start_time": self._p_created[ii, kk],
                "ready_transition_time": self._p_transition[ii, kk]}
         self._pod_arrays_cache = (key, out)
