@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from controller.core.scaling import hpa_compiled
 from controller.core.scaling import hpa_replicas as hr
 from controller.core.scaling.params import HpaSource, MetricKind, MetricParams, PolicyParams
 
@@ -122,9 +123,10 @@ def _per_pod_metric(params: PolicyParams, m: MetricParams, pods: hr.PodTable, st
     down, up = params.tolerance_down, params.tolerance_up
     if m.kind == MetricKind.UTILIZATION:
         container = m.container if source == HpaSource.CONTAINER_RESOURCE else ""
-        return hr.resource_utilization_replicas(pods, strays, current, max(int(round(m.target)), 1), down, up,
-                                                cpu_rules=cpu, resource=m.resource, container=container,
-                                                **readiness)
+        args = (pods, strays, current, max(int(round(m.target)), 1), down, up)
+        kw = dict(cpu_rules=cpu, resource=m.resource, container=container, **readiness)
+        fast = hpa_compiled.try_resource_utilization_replicas(*args, **kw)  # None: kernels off, use numpy
+        return fast if fast is not None else hr.resource_utilization_replicas(*args, **kw)
     return hr.average_value_replicas(pods, strays, current, int(to_milli(m.target)), down, up, cpu_rules=cpu,
                                      source="pods" if source == HpaSource.PODS else "resource",
                                      resource=m.resource, metric_name=m.name, **readiness)
