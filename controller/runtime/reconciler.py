@@ -369,7 +369,7 @@ class Reconciler:
         went out (the reservation); when one did not go out, the state without it is written
         now (the release), else the next cycle's save does it."""
         applied = [] if self.rehearsal else result.actions
-        row = {t: i for i, t in enumerate(targets)}
+        row = {t: i for i, t in enumerate(targets)} if applied else {}  # most cycles apply nothing
         done, scaled = np.zeros(len(targets), bool), np.zeros(len(targets), bool)
         replicas = np.asarray(result.view.spec if decision is None else decision.desired, dtype=np.float64).copy()
         pods: set[str] = set()
