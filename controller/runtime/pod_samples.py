@@ -105,6 +105,9 @@ class PodIndex(Mapping):
             uid, want = np.asarray(self._uid, np.int64), np.asarray(series.uid, np.int64)
             if uid.size == 0:
                 return np.full(want.size, -1, dtype=np.int64)
+            if uid.size < 2 or bool(np.all(uid[1:] > uid[:-1])):  # already sorted (the simulator lists them so)
+                pos = np.minimum(np.searchsorted(uid, want), uid.size - 1)
+                return np.where(uid[pos] == want, pos, -1).astype(np.int64)
             order = np.argsort(uid, kind="stable")
             pos = np.minimum(np.searchsorted(uid, want, sorter=order), uid.size - 1)
             return np.where(uid[order[pos]] == want, order[pos], -1).astype(np.int64)
