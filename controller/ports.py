@@ -61,16 +61,19 @@ class ConcurrentMetricsSource(MetricsSource, Protocol):
 class PodSeries:
     """One metric's per-pod samples, K series that carry a ``pod`` label: (K,) arrays.
 
-    namespaces, pods: the series' namespace and pod names; values: the samples; age_s: seconds
-    between each sample and the query time; window_s: the span a sample averages over (HPA's
-    CPU readiness rules compare it with the pod's last readiness change).
+    namespaces, pods: the series' namespace and pod names (any sequence: a source may make them
+    on access); values: the samples; age_s: seconds between each sample and the query time;
+    window_s: the span a sample averages over (HPA's CPU readiness rules compare it with the
+    pod's last readiness change). uid: optional (K,) int64 pod identities; when the PodView of
+    the same source carries them too, series join pods by uid instead of by name.
     """
 
-    namespaces: tuple[str, ...]
-    pods: tuple[str, ...]
+    namespaces: Sequence[str]
+    pods: Sequence[str]
     values: np.ndarray
     age_s: np.ndarray
     window_s: float = 60.0
+    uid: np.ndarray | None = None
 
 
 @runtime_checkable
@@ -145,15 +148,18 @@ class PodView:
 
     target: the pod's target row; names: pod names; pending: phase Pending (else Running);
     ready: the Ready condition is True; start_time, ready_transition_time: epoch seconds (NaN:
-    unset).
+    unset). names may be any sequence (a source may make them on access). uid: optional (P,)
+    int64 pod identities, unique within the source and equal to the ``uid`` of the same pod's
+    PodSeries rows (the join then needs no names).
     """
 
     target: np.ndarray
-    names: tuple[str, ...]
+    names: Sequence[str]
     pending: np.ndarray
     ready: np.ndarray
     start_time: np.ndarray
     ready_transition_time: np.ndarray
+    uid: np.ndarray | None = None
 
 
 @runtime_checkable

@@ -15,6 +15,7 @@ from controller.errors import MetricsUnavailable
 from controller.model import Action, TargetRef, TargetSelector
 from controller.ports import ClusterView, PodSeries, PodView, Samples
 from simulators.cluster import SimCluster
+from simulators.lazy_names import LazyStrings
 from simulators.signals import ObservedSignals
 
 
@@ -61,9 +62,9 @@ class SimTargets:
     def list_pods(self, targets: Sequence[TargetRef]) -> PodView:
         """The ``PodLister`` capability: the targets' pods straight from the engine's arrays."""
         pods = self.cluster.pod_arrays(targets)
-        return PodView(target=np.asarray(pods["at"], dtype=np.int64), names=tuple(pods["name"]), pending=pods["pending"],
+        return PodView(target=np.asarray(pods["at"], dtype=np.int64), names=pods["name"], pending=pods["pending"],
                        ready=pods["ready"], start_time=pods["start_time"],
-                       ready_transition_time=pods["ready_transition_time"])
+                       ready_transition_time=pods["ready_transition_time"], uid=pods["uid"])
 
 
 class SimMetrics:
@@ -155,11 +156,13 @@ class SimMetrics:
             return workload
         pods = self.cluster.pod_arrays(targets)
         t = np.asarray(pods["at"], dtype=np.int64)
-        keep = pods["running"] & workload.present[t] & np.isfinite(workload.values[t])
-        names = [n for n, k in zip(pods["name"], keep) if k]
-        return PodSeries(namespaces=tuple(targets[i].namespace for i in t[keep]), pods=tuple(names),
+        keep = np.flatnonzero(pods["running"] & workload.present[t] & np.isfinite(workload.values[t]))
+        # names made on access: the controller joins by uid
+        rows = t[keep]
+        namespaces = LazyStrings(lambda j: targets[int(rows[j])].namespace, rows.size)
+        return PodSeries(namespaces=namespaces, pods=pods["name"].take(keep),
                          values=workload.values[t[keep]], age_s=workload.age_s[t[keep]],
-                         window_s=self.slots * self.tick_s)
+                         window_s=self.slots * self.tick_s, uid=pods["uid"][keep])
 
     def _sample(self, signals: dict) -> dict:
         """Add what a per-pod PromQL rate over the time since the last snapshot would read:

@@ -217,7 +217,8 @@ def run_controller(scenario: Scenario, spec: ControllerSpec, offered: np.ndarray
                    keep_trajectory: bool | None = None, chunk_ticks: int = CHUNK_TICKS,
                    on_cycle: Callable[[CycleResult], None] | None = None) -> tuple[ControllerRun, CycleLog | None]:
     """Simulate the whole scenario under one controller; returns its run and decision log.
-    ``on_cycle``: called with every cycle's result (policy controllers; health-only cycles too).
+    ``on_cycle``: called with every cycle's result (policy controllers; health-only cycles too;
+    the results carry HPA-style conditions only with ``keep_records``).
 
     ``offered``: the whole (T, S) load, or None to generate it chunk by chunk (memory O(S)).
     The run is scored online and downsampled to a timeline; ``keep_trajectory`` keeps the
@@ -264,8 +265,9 @@ def run_controller(scenario: Scenario, spec: ControllerSpec, offered: np.ndarray
             if reconciler is not None:
                 metrics.push(cluster.signals())
                 if now >= next_restart - 1e-9:  # a new controller process, same cluster and store
-                    reconciler = Reconciler(reconciler.policy, metrics, reconciler.cluster,
-                                            on_cycle=reconciler.on_cycle, state_store=store)
+                    old = reconciler
+                    reconciler = Reconciler(old.policy, metrics, old.cluster, on_cycle=old.on_cycle, state_store=store)
+                    reconciler.with_conditions = old.with_conditions
                     next_restart += spec.restart_every_s
                 result = None
                 if now >= next_cycle - 1e-9:
@@ -319,6 +321,7 @@ def _policy_reconciler(scenario: Scenario, policy: LoadedPolicy, cluster: SimClu
     metrics.attach(targets)
     log = CycleLog(policy.name, policy.params.metric_names, start_s=scenario.start_s) if keep_records else None
     reconciler = Reconciler(rp, metrics, targets, on_cycle=log.add if log else None, state_store=state_store)
+    reconciler.with_conditions = keep_records  # HPA-style conditions only go into the records
     if policy.params.forecast_metrics and scenario.history_s > 0:
         refs = targets.resolve(rp.selector)
         times = scenario.history_times()

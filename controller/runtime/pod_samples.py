@@ -11,6 +11,7 @@ the workload stand for that value (see controller/core/scaling/hpa_propose.py).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Sequence
 
 import numpy as np
@@ -29,7 +30,7 @@ DEFAULT_WINDOW_S = 60.0
 READINESS = {True: hr.Readiness.TRUE, False: hr.Readiness.FALSE, None: hr.Readiness.NONE}
 
 
-def pod_table(targets: Sequence[TargetRef], view: ClusterView, now: float) -> tuple[hr.PodTable, dict]:
+def pod_table(targets: Sequence[TargetRef], view: ClusterView, now: float) -> tuple[hr.PodTable, "PodIndex"]:
     """The pods every target lists, from the view's statuses, as HPA's calculator reads them;
     and {(namespace, pod name): row}. See ``table_of``."""
     row_of = {t: i for i, t in enumerate(targets)}
@@ -50,27 +51,68 @@ def pod_table(targets: Sequence[TargetRef], view: ClusterView, now: float) -> tu
                     deleted=deleted, start_time=np.asarray(start, float), transition_time=np.asarray(transition, float))
 
 
-def pod_table_from_view(targets: Sequence[TargetRef], pods: PodView, now: float) -> tuple[hr.PodTable, dict]:
+def pod_table_from_view(targets: Sequence[TargetRef], pods: PodView, now: float) -> tuple[hr.PodTable, "PodIndex"]:
     """``pod_table`` from a PodLister's arrays."""
     return table_of(targets, np.asarray(pods.target, np.int64), pods.names, now,
                     phase=np.where(pods.pending, hr.Phase.PENDING, hr.Phase.RUNNING),
                     ready=np.where(pods.ready, hr.Readiness.TRUE, hr.Readiness.FALSE), deleted=None,
-                    start_time=pods.start_time, transition_time=pods.ready_transition_time)
+                    start_time=pods.start_time, transition_time=pods.ready_transition_time, uid=pods.uid)
 
 
 def table_of(targets: Sequence[TargetRef], target: np.ndarray, names: Sequence[str], now: float, *, phase, ready,
-             deleted, start_time: np.ndarray, transition_time: np.ndarray) -> tuple[hr.PodTable, dict]:
-    """(PodTable, {(namespace, pod name): row}). Times are epoch seconds (NaN unset) turned into
-    ages at ``now``; an unset readiness change is Go's zero time. Requests are 100 % (samples are
-    percents of them); a sample is taken at ``now`` over DEFAULT_WINDOW_S until a per-pod series
-    says otherwise."""
+             deleted, start_time: np.ndarray, transition_time: np.ndarray,
+             uid: np.ndarray | None = None) -> tuple[hr.PodTable, "PodIndex"]:
+    """(PodTable, its PodIndex: {(namespace, pod name): row}). Times are epoch seconds (NaN unset)
+    turned into ages at ``now``; an unset readiness change is Go's zero time. Requests are 100 %
+    (samples are percents of them); a sample is taken at ``now`` over DEFAULT_WINDOW_S until a
+    per-pod series says otherwise."""
     p = target.size
     transition_age = np.where(np.isnan(transition_time), hr.ZERO_TIME_AGE_S, now - transition_time)
     table = hr.PodTable.of(target, phase=phase, ready=ready, deleted=deleted, start_age_s=now - start_time,
                            ready_transition_age_s=transition_age, request_milli=np.full(p, PERCENT_REQUEST_MILLI),
                            metric_age_s=np.zeros(p), metric_window_s=np.full(p, DEFAULT_WINDOW_S), names=names)
-    namespaces = [t.namespace for t in targets]
-    return table, {(namespaces[i], name): k for k, (i, name) in enumerate(zip(target.tolist(), names))}
+    return table, PodIndex(targets, target, names, uid)
+
+
+class PodIndex(Mapping):
+    """{(namespace, pod name): row} of a pod table, built on first use; ``rows`` joins a
+    PodSeries by uid instead when both sides carry uids (no strings on the simulator's path)."""
+
+    def __init__(self, targets: Sequence[TargetRef], target: np.ndarray, names: Sequence[str],
+                 uid: np.ndarray | None = None):
+        self._targets, self._target, self._names, self._uid = targets, target, names, uid
+        self._by_name: dict | None = None
+
+    def _dict(self) -> dict:
+        if self._by_name is None:
+            namespaces = [t.namespace for t in self._targets]
+            self._by_name = {(namespaces[i], name): k
+                             for k, (i, name) in enumerate(zip(self._target.tolist(), self._names))}
+        return self._by_name
+
+    def __getitem__(self, key):
+        return self._dict()[key]
+
+    def __iter__(self):
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return len(self._dict())
+
+    def rows(self, series: PodSeries) -> np.ndarray:
+        """The table row of each series, -1 for a pod the table does not list, (K,) int64."""
+        if self._uid is not None and series.uid is not None:
+            uid, want = np.asarray(self._uid, np.int64), np.asarray(series.uid, np.int64)
+            if uid.size == 0:
+                return np.full(want.size, -1, dtype=np.int64)
+            if uid.size < 2 or bool(np.all(uid[1:] > uid[:-1])):  # already sorted (the simulator lists them so)
+                pos = np.minimum(np.searchsorted(uid, want), uid.size - 1)
+                return np.where(uid[pos] == want, pos, -1).astype(np.int64)
+            order = np.argsort(uid, kind="stable")
+            pos = np.minimum(np.searchsorted(uid, want, sorter=order), uid.size - 1)
+            return np.where(uid[order[pos]] == want, order[pos], -1).astype(np.int64)
+        index = self._dict()
+        return np.array([index.get(key, -1) for key in zip(series.namespaces, series.pods)], dtype=np.int64)
 
 
 def workload_summary(pods: PodSamples, j: int, n: int) -> Samples:
@@ -138,7 +180,7 @@ class PodReader:
             if isinstance(got, Samples):  # the expression aggregates pods away: one value per workload
                 summaries[j] = got
                 continue
-            rows = np.array([index.get(key, -1) for key in zip(got.namespaces, got.pods)], dtype=np.int64)
+            rows = index.rows(got)
             found = (rows >= 0) & np.isfinite(got.values)
             usage[rows[found], j], has[rows[found], j] = to_milli(got.values[found]), True
             age = age.copy()

@@ -369,7 +369,7 @@ class Reconciler:
         went out (the reservation); when one did not go out, the state without it is written
         now (the release), else the next cycle's save does it."""
         applied = [] if self.rehearsal else result.actions
-        row = {t: i for i, t in enumerate(targets)}
+        row = self._row_of(targets) if applied else {}
         done, scaled = np.zeros(len(targets), bool), np.zeros(len(targets), bool)
         replicas = np.asarray(result.view.spec if decision is None else decision.desired, dtype=np.float64).copy()
         pods: set[str] = set()
@@ -389,6 +389,14 @@ class Reconciler:
         self._health_state = healing.state_after(done, restarted)
         if self.state_store is not None and self._health_state is not healing.state:
             self._save_if_changed(targets, now, result)
+
+    def _row_of(self, targets: list[TargetRef]) -> dict[TargetRef, int]:
+        """{target: row}, kept while the target list is the same (a cycle's commit looks up only
+        its actions' targets; hashing every target each cycle was a large part of a big cycle)."""
+        key = tuple(targets)
+        if getattr(self, "_rows_cache", (None,))[0] != key:
+            self._rows_cache = (key, {t: i for i, t in enumerate(key)})
+        return self._rows_cache[1]
 
     def _read_resume_annotations(self, view: ClusterView) -> None:
         """A new value of the resume annotation (``setpoint resume``) re-arms that target."""

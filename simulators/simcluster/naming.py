@@ -26,10 +26,13 @@ class PodNaming:
         return [self._pod_name(i, slot) for slot in slots[np.argsort(self._pod_serial[i, slots])].tolist()]
 
     def _pod_name(self, i: int, slot: int) -> str:
-        serial = int(self._pod_serial[i, slot])
+        return self._name_of(i, int(self._pod_serial[i, slot]), int(self._pod_revision_seq[i, slot]))
+
+    def _name_of(self, i: int, serial: int, revision_seq: int) -> str:
+        """The name of service ``i``'s pod ``serial``, of revision index ``revision_seq``."""
         key = (i, serial)
         if key not in self._pod_name_cache:
-            rev_hash = self._revisions[i][int(self._pod_revision_seq[i, slot])].hash
+            rev_hash = self._revisions[i][revision_seq].hash
             self._pod_name_cache[key] = pod_name(self.salt, self.names[i], rev_hash, serial)
         return self._pod_name_cache[key]
 

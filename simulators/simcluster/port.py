@@ -12,6 +12,7 @@ import numpy as np
 from controller.errors import NotFound
 from controller.model import Action, ActionKind, PodStatus, TargetRef, TargetStatus
 from controller.ports import ClusterView, TargetSelector
+from simulators.lazy_names import LazyStrings
 from simulators.simcluster.slots import EMPTY, PENDING, READY, STARTING
 
 
@@ -176,9 +177,10 @@ class ClusterPort:
 
     def pod_arrays(self, targets: Sequence[TargetRef]) -> dict[str, np.ndarray | list[str]]:
         """Every existing pod of ``targets`` as flat (P,) arrays, fast (no objects): at (index
-        into ``targets``; unknown targets have no pods), name, pending, running (starting, in
-        back-off or ready), ready, start_time and ready_transition_time (epoch s, NaN unknown), pods of a
-        service in creation order as ``observe`` lists them."""
+        into ``targets``; unknown targets have no pods), name (made on access), uid (service index
+        * 2**32 + the pod's serial), pending, running (starting, in back-off or ready), ready,
+        start_time and ready_transition_time (epoch s, NaN unknown), pods of a service in creation
+        order as ``observe`` lists them."""
         self._flush()
         rows, exists = self._rows_of(targets)
         phase = np.where(exists[:, None], self._pod_phase[rows], EMPTY)
@@ -194,8 +196,10 @@ class ClusterPort:
         pod_slots = order[at, pos]
         pod_rows = rows[at]
         pod_phase = self._pod_phase[pod_rows, pod_slots]
-        names = [self._pod_name(int(row), int(slot)) for row, slot in zip(pod_rows, pod_slots)]
-        out = {"at": at, "name": names, "pending": pod_phase == PENDING, "running": pod_phase != PENDING,
+        serials, revision_seqs = self._pod_serial[pod_rows, pod_slots], self._pod_revision_seq[pod_rows, pod_slots]
+        names = LazyStrings(lambda j: self._name_of(int(pod_rows[j]), int(serials[j]), int(revision_seqs[j])),
+                            pod_rows.size)
+        out = {"at": at, "name": names, "uid": (pod_rows.astype(np.int64) << 32) + serials, "pending": pod_phase == PENDING, "running": pod_phase != PENDING,
                "ready": pod_phase == READY, "start_time": self._pod_created_s[pod_rows, pod_slots],
                "ready_transition_time": self._pod_ready_transition_s[pod_rows, pod_slots]}
         self._pod_arrays_cache = (key, out)

@@ -86,3 +86,31 @@ def test_pods_from_statuses_and_from_the_lister_agree():
     assert slow.size > 3 and slow_index == fast_index
     for column in ("target", "phase", "ready", "deleted", "start_age_s", "ready_transition_age_s", "request_milli"):
         np.testing.assert_array_equal(getattr(slow, column), getattr(fast, column), err_msg=column)
+
+
+@pytest.mark.parametrize("shuffle", [pytest.param(False, id="pods-listed-in-uid-order"),
+                                     pytest.param(True, id="pods-listed-in-any-order")])
+def test_series_join_pods_by_uid_as_by_name(shuffle):
+    """The simulated cluster's listings and series carry uids; joining by them finds the rows the
+    (namespace, pod name) join finds, with pods missing from either side."""
+    rec, metrics, now = world("hpa-cpu.yaml", True, ticks=200)
+    targets = rec.cluster.resolve(rec.policy.selector)
+    view = rec.cluster.list_pods(targets)
+    got = metrics.query_pods(rec.policy.queries[0], targets, now)
+    keep = np.arange(len(view.names))
+    if shuffle:
+        keep = np.random.default_rng(5).permutation(keep)[: max(1, keep.size - 2)]  # two pods not listed
+    names, uid = [view.names[int(k)] for k in keep], view.uid[keep]
+    _, by_uid = table_of_view(targets, view, keep, now, names, uid)
+    _, by_name = table_of_view(targets, view, keep, now, names, None)
+    series = PodSeries(tuple(got.namespaces), tuple(got.pods), got.values, got.age_s, got.window_s, got.uid)
+    rows = by_uid.rows(series)
+    np.testing.assert_array_equal(rows, by_name.rows(series))
+    assert (rows >= 0).sum() >= 1 and (not shuffle or (rows < 0).any() or len(got.pods) < len(view.names))
+
+
+def table_of_view(targets, view, keep, now, names, uid):
+    from controller.runtime.pod_samples import table_of  # noqa: PLC0415
+    return table_of(targets, view.target[keep], names, now, phase=np.zeros(keep.size, np.int64),
+                    ready=np.ones(keep.size, np.int64), deleted=None, start_time=view.start_time[keep],
+                    transition_time=view.ready_transition_time[keep], uid=uid)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from controller.core.scaling import hpa_compiled
 from controller.core.scaling import hpa_replicas as hr
 from controller.core.scaling.params import HpaSource, MetricKind, MetricParams, PolicyParams
 
@@ -122,9 +123,10 @@ def _per_pod_metric(params: PolicyParams, m: MetricParams, pods: hr.PodTable, st
     down, up = params.tolerance_down, params.tolerance_up
     if m.kind == MetricKind.UTILIZATION:
         container = m.container if source == HpaSource.CONTAINER_RESOURCE else ""
-        return hr.resource_utilization_replicas(pods, strays, current, max(int(round(m.target)), 1), down, up,
-                                                cpu_rules=cpu, resource=m.resource, container=container,
-                                                **readiness)
+        args = (pods, strays, current, max(int(round(m.target)), 1), down, up)
+        kw = dict(cpu_rules=cpu, resource=m.resource, container=container, **readiness)
+        fast = hpa_compiled.try_resource_utilization_replicas(*args, **kw)  # None: kernels off, use numpy
+        return fast if fast is not None else hr.resource_utilization_replicas(*args, **kw)
     return hr.average_value_replicas(pods, strays, current, int(to_milli(m.target)), down, up, cpu_rules=cpu,
                                      source="pods" if source == HpaSource.PODS else "resource",
                                      resource=m.resource, metric_name=m.name, **readiness)
@@ -162,13 +164,16 @@ def hpa_propose(params: PolicyParams, current: np.ndarray, ready: np.ndarray, st
     stat = np.asarray(status, dtype=np.int64)
     shape = (n, m_count)
     replicas, utilization, usage, error = (np.zeros(shape, np.int64) for _ in range(4))
-    messages = [[""] * m_count for _ in range(n)]
+    texts: dict[int, list[str]] = {}  # the rows with an error in some metric (most cycles: none)
     for j, m in enumerate(params.metrics):
         if m.per_pod:
             r = _per_pod_metric(params, m, _pod_columns(pods, j, values, usable), _strays(pods, j), cur)
         else:
             r = _workload_metric(params, m, values[:, j], usable[:, j], pods.pods, cur, stat)
         replicas[:, j], utilization[:, j], usage[:, j], error[:, j] = r.replicas, r.utilization, r.usage_milli, r.error
-        for i, text in enumerate(r.error_message):
-            messages[i][j] = text
-    return HpaProposals(replicas, utilization, usage, error, tuple(tuple(row) for row in messages))
+        for i in np.flatnonzero(r.error != hr.HpaError.NONE).tolist():
+            texts.setdefault(i, [""] * m_count)[j] = r.error_message[i]
+    messages = [("",) * m_count] * n
+    for i, row in texts.items():
+        messages[i] = tuple(row)
+    return HpaProposals(replicas, utilization, usage, error, tuple(messages))

@@ -26,6 +26,7 @@ Every function returns a :class:`ReplicaProposal` whose ``error`` column holds a
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -138,7 +139,7 @@ class PodTable:
     has_sample: np.ndarray
     metric_age_s: np.ndarray
     metric_window_s: np.ndarray
-    names: tuple[str, ...] = ()
+    names: Sequence[str] = ()  # a tuple, or a sequence that makes names on access
 
     @classmethod
     def of(cls, target, *, phase=None, ready=None, deleted=None, start_age_s=None, ready_transition_age_s=None,
@@ -161,7 +162,7 @@ class PodTable:
             has_sample=_flags(has_sample, p, usage_milli is not None),
             metric_age_s=_f64(metric_age_s, p, ZERO_TIME_AGE_S),
             metric_window_s=_f64(metric_window_s, p, 60.0),
-            names=tuple(names),
+            names=names if isinstance(names, Sequence) and not isinstance(names, list) else tuple(names),
         )
 
     @property
@@ -358,14 +359,13 @@ def _first_error(n: int, checks: list[tuple[np.ndarray, HpaError]]) -> np.ndarra
 
 
 def _messages(error: np.ndarray, **context) -> tuple[str, ...]:
-    """Upstream's error text per target; context values are str or per-target sequences."""
-    out = []
-    for i, code in enumerate(error):
-        if code == HpaError.NONE:
-            out.append("")
-            continue
-        fields = {k: (v if isinstance(v, str) else v[i]) for k, v in context.items()}
-        out.append(_MESSAGES[HpaError(int(code))].format(**fields))
+    """Upstream's error text per target; context values are str or a function of the target
+    row (called only for the targets with an error: most cycles have none, and a pod's name
+    may be costly to make)."""
+    out = [""] * len(error)
+    for i in np.flatnonzero(np.asarray(error) != HpaError.NONE).tolist():
+        fields = {k: (v if isinstance(v, str) else v(i)) for k, v in context.items()}
+        out[i] = _MESSAGES[HpaError(int(error[i]))].format(**fields)
     return tuple(out)
 
 
@@ -475,8 +475,10 @@ def resource_utilization_replicas(pods: PodTable, strays: StraySamples, current,
     slow = _rebalanced_replicas(current, ratio_, new_ratio, samples, tolerance_down, tolerance_up)
     replicas = np.where(fast, replicas, slow)
 
-    pod_names = [pods.name(int(i)) if i < pods.size else "" for i in request_pod]
-    messages = _messages(error, resource=resource, container=container or "(all)", pod=pod_names)
+    def pod_name(i: int) -> str:
+        return pods.name(int(request_pod[i])) if request_pod[i] < pods.size else ""
+
+    messages = _messages(error, resource=resource, container=container or "(all)", pod=pod_name)
     return _result(replicas, utilization, raw_average, error, messages)
 
 

@@ -1,0 +1,237 @@
+"""HPA's Resource Utilization replica calculator as one compiled pass over the pods (numba).
+
+``resource_utilization_replicas`` computes what :func:`hpa_replicas.resource_utilization_replicas`
+(the reference, numpy) computes, for the same inputs and with the same result: one loop over
+the P pods accumulates each target's counts and exact int64 sums (``groupPods``,
+``calculateRequests``, the missing and unready pods' additions of the slow path), then one loop
+over the N targets applies the checks in upstream's order and both paths of the ratio. The
+numpy version costs a few dozen array calls per cycle whatever N is; this one a few
+microseconds plus a pass over the pods. ``tests/core/test_hpa_compiled.py`` checks both give
+identical proposals on the conformance cases and on generated pod sets.
+
+Falls back to the reference (returns None from :func:`try_resource_utilization_replicas`) when the kernels are
+off (``SETPOINT_COMPILED=0``, no numba; see :mod:`controller.core.scaling.compiled`) or when a
+sum could leave int64 (the reference switches to Python integers there).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from controller.core.scaling import compiled
+from controller.core.scaling import hpa_replicas as hr
+from controller.core.scaling.compiled import jit
+
+_INT32_MAX, _INT32_MIN = hr.INT32_MAX, hr.INT32_MIN
+_ZERO_AGE = hr.ZERO_TIME_AGE_S
+_FLOAT_MAX = float(np.finfo(np.float64).max)
+_FAILED, _PENDING, _SUCCEEDED = int(hr.Phase.FAILED), int(hr.Phase.PENDING), int(hr.Phase.SUCCEEDED)
+_R_NONE, _R_FALSE = int(hr.Readiness.NONE), int(hr.Readiness.FALSE)
+_E_NONE, _E_NO_METRICS, _E_NO_PODS = int(hr.HpaError.NONE), int(hr.HpaError.NO_RESOURCE_METRICS), int(hr.HpaError.NO_PODS)
+_E_NO_USABLE, _E_NO_MATCHED = int(hr.HpaError.NO_USABLE_SAMPLES), int(hr.HpaError.NO_MATCHED_REQUESTS)
+_E_CONTAINER, _E_REQUEST = int(hr.HpaError.CONTAINER_NOT_FOUND), int(hr.HpaError.MISSING_REQUEST)
+#: Largest |sum| the kernel accepts: x 100 (utilization percent) still fits int64.
+_SUM_LIMIT = 2**55
+
+
+@jit
+def _finite_age(x):
+    """np.nan_to_num(x, nan=ZERO_TIME_AGE_S) on a scalar (infinities become the largest floats)."""
+    if x != x:
+        return _ZERO_AGE
+    if x == math.inf:
+        return _FLOAT_MAX
+    if x == -math.inf:
+        return -_FLOAT_MAX
+    return x
+
+
+@jit
+def _trunc_div(a, b):
+    """hr.trunc_div on scalars: Go's division, b == 0 treated as 1."""
+    if b == 0:
+        b = 1
+    q = abs(a) // abs(b)
+    return -q if (a < 0) != (b < 0) else q
+
+
+@jit
+def _clamp32(v):
+    return _INT32_MAX if v > _INT32_MAX else (_INT32_MIN if v < _INT32_MIN else v)
+
+
+@jit
+def _ceil32(x):
+    """hr.ceil_to_int32 on a scalar."""
+    if x != x:
+        return 0
+    c = np.ceil(x)
+    if c > _INT32_MAX:
+        return _INT32_MAX
+    if c < _INT32_MIN:
+        return _INT32_MIN
+    return int(c)
+
+
+@jit
+def _within(ratio, tol_up, tol_down):
+    return ratio >= 1.0 - tol_down and ratio <= 1.0 + tol_up
+
+
+@jit
+def _utilization_kernel(target, phase, ready, deleted, start_age, transition_age, request, has_request,
+                        has_container, usage, has_sample, metric_age, metric_window, n_stray, current, target_util,
+                        tol_down, tol_up, cpu_rules, cpu_period_s, readiness_delay_s, succeeded_is_terminal,
+                        named_container):
+    """Returns (replicas, utilization, raw average, error code, first bad pod) per target, (N,) int64."""
+    n, p = current.shape[0], target.shape[0]
+    listed = np.zeros(n, np.int64)
+    sampled = np.zeros(n, np.int64)
+    n_ready = np.zeros(n, np.int64)
+    n_missing = np.zeros(n, np.int64)
+    n_unready = np.zeros(n, np.int64)
+    usage_sum = np.zeros(n, np.int64)
+    request_sum = np.zeros(n, np.int64)
+    missing_usage = np.zeros(n, np.int64)  # sum of trunc(request * max(100, target) / 100) over missing pods
+    missing_request = np.zeros(n, np.int64)
+    unready_request = np.zeros(n, np.int64)
+    first_bad = np.full(n, p, np.int64)
+    bad_code = np.zeros(n, np.int64)
+    for k in range(p):
+        t = target[k]
+        listed[t] += 1
+        if has_sample[k]:
+            sampled[t] += 1
+        code = _E_NONE
+        if named_container and not has_container[k]:
+            code = _E_CONTAINER
+        elif not has_request[k]:
+            code = _E_REQUEST
+        if code != _E_NONE and k < first_bad[t]:
+            first_bad[t] = k
+            bad_code[t] = code
+        # groupPods (np.select order: ignored, pending, missing, cpu-unready, ready)
+        ph = phase[k]
+        if deleted[k] or ph == _FAILED or (succeeded_is_terminal and ph == _SUCCEEDED):
+            continue
+        if ph == _PENDING:
+            n_unready[t] += 1
+            unready_request[t] += request[k]
+            continue
+        if not has_sample[k]:
+            n_missing[t] += 1
+            missing_request[t] += request[k]
+            fallback = target_util[t] if target_util[t] > 100 else 100
+            missing_usage[t] += _trunc_div(request[k] * fallback, 100)
+            continue
+        if cpu_rules[t]:
+            s_age = start_age[k]
+            r_age = _finite_age(transition_age[k])
+            m_age = _finite_age(metric_age[k])
+            is_false = ready[k] == _R_FALSE
+            if ready[k] == _R_NONE or s_age != s_age:
+                unready = True
+            elif s_age < cpu_period_s:
+                unready = is_false or (r_age - m_age < metric_window[k])
+            else:
+                unready = is_false and (s_age - r_age < readiness_delay_s)
+            if unready:
+                n_unready[t] += 1
+                unready_request[t] += request[k]
+                continue
+        n_ready[t] += 1
+        usage_sum[t] += usage[k]
+        request_sum[t] += request[k]
+
+    replicas = np.zeros(n, np.int64)
+    utilization = np.zeros(n, np.int64)
+    average = np.zeros(n, np.int64)
+    error = np.zeros(n, np.int64)
+    for i in range(n):
+        if sampled[i] + n_stray[i] == 0:
+            error[i] = _E_NO_METRICS
+        elif listed[i] == 0:
+            error[i] = _E_NO_PODS
+        elif n_ready[i] + n_stray[i] == 0:
+            error[i] = _E_NO_USABLE
+        elif bad_code[i] != _E_NONE:
+            error[i] = bad_code[i]
+        elif request_sum[i] == 0:
+            error[i] = _E_NO_MATCHED
+        if error[i] != _E_NONE:
+            continue
+        util = _clamp32(_trunc_div(usage_sum[i] * 100, request_sum[i]))
+        ratio = float(util) / float(target_util[i])
+        cur = current[i]
+        if not (n_unready[i] > 0 and ratio > 1.0) and n_missing[i] == 0:
+            r = cur if _within(ratio, tol_up[i], tol_down[i]) else _ceil32(ratio * n_ready[i])
+        else:
+            new_usage, new_request, samples = usage_sum[i], request_sum[i], n_ready[i] + n_stray[i]
+            if ratio != 1.0:
+                new_request += missing_request[i]
+                samples += n_missing[i]
+                if ratio < 1.0:
+                    new_usage += missing_usage[i]
+            if n_unready[i] > 0 and ratio > 1.0:
+                new_request += unready_request[i]
+                samples += n_unready[i]
+            new_ratio = float(_clamp32(_trunc_div(new_usage * 100, new_request))) / float(target_util[i])
+            flipped = (ratio < 1.0 and new_ratio > 1.0) or (ratio > 1.0 and new_ratio < 1.0)
+            proposal = _ceil32(new_ratio * samples)
+            wrong_way = (new_ratio < 1.0 and proposal > cur) or (new_ratio > 1.0 and proposal < cur)
+            r = cur if _within(new_ratio, tol_up[i], tol_down[i]) or flipped or wrong_way else proposal
+        replicas[i] = r
+        utilization[i] = util
+        average[i] = _trunc_div(usage_sum[i], n_ready[i])
+    return replicas, utilization, average, error, first_bad
+
+
+def _per_target(values, n: int, dtype) -> np.ndarray:
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(values, dtype=dtype), (n,)))
+
+
+def _sums_fit(pods: hr.PodTable, target_utilization: np.ndarray) -> bool:
+    """Every sum the kernel forms (x 100) stays inside int64, as the reference's int64 path."""
+    if pods.size == 0:
+        return True
+    bound = pods.size * max(int(np.abs(pods.usage_milli).max()), int(np.abs(pods.request_milli).max()))
+    return bound * max(100, int(target_utilization.max(initial=0))) < _SUM_LIMIT
+
+
+def try_resource_utilization_replicas(pods: hr.PodTable, strays: hr.StraySamples, current, target_utilization,
+                                      tolerance_down, tolerance_up, *, cpu_rules=True,
+                                      cpu_initialization_period_s: float = 300.0,
+                                      initial_readiness_delay_s: float = 30.0, resource: str = "cpu",
+                                      container: str = "",
+                                      succeeded_is_terminal: bool = False) -> hr.ReplicaProposal | None:
+    """:func:`hpa_replicas.resource_utilization_replicas` compiled (same arguments, same
+    result), or None when the kernels are off or the sums could leave int64: then call the
+    reference."""
+    if not compiled.enabled():
+        return None
+    current = np.asarray(current, dtype=np.int64).reshape(-1)
+    n = current.size
+    target_util = _per_target(target_utilization, n, np.int64)
+    if not _sums_fit(pods, target_util):
+        return None
+    n_stray = np.bincount(strays.target, minlength=n).astype(np.int64)
+    try:
+        replicas, utilization, average, error, first_bad = _utilization_kernel(
+            pods.target, pods.phase, pods.ready, pods.deleted, pods.start_age_s, pods.ready_transition_age_s,
+            pods.request_milli, pods.has_request, pods.has_container, pods.usage_milli, pods.has_sample,
+            pods.metric_age_s, pods.metric_window_s, n_stray, current, target_util,
+            _per_target(tolerance_down, n, np.float64), _per_target(tolerance_up, n, np.float64),
+            _per_target(cpu_rules, n, np.bool_), float(cpu_initialization_period_s),
+            float(initial_readiness_delay_s), bool(succeeded_is_terminal), bool(container))
+    except compiled.KERNEL_ERRORS as exc:
+        compiled.mark_broken(exc)
+        return None
+
+    def pod_name(i: int) -> str:
+        return pods.name(int(first_bad[i])) if first_bad[i] < pods.size else ""
+
+    messages = hr._messages(error, resource=resource, container=container or "(all)", pod=pod_name)
+    return hr.ReplicaProposal(replicas=replicas, utilization=utilization, usage_milli=average, error=error,
+                              error_message=messages)
