@@ -39,6 +39,7 @@ from simulators import queueing as Q
 from simulators.reference import _rollback_target
 from simulators.signals import (ObservedSignals, TickSignals, empty_frozen, observed, observed_unfaulted,
                                 snapshot_metrics)
+from simulators.streams import engine_streams
 from simulators.workload import (BACKOFF_INITIAL_S, BACKOFF_MAX_S, ClusterConfig, Phase, Revision, RevisionProps,
                                  ServiceConfig, pod_name, revision_hash, rollout_budget)
 
@@ -68,7 +69,8 @@ class SimCluster:
     """A simulated cluster of ``S`` Deployments, deterministic for a given generator.
 
     ``SimCluster(config, rng, faults=())``: ``config`` is a :class:`ClusterConfig` or a list of
-    :class:`ServiceConfig`; ``rng`` a ``numpy.random.Generator`` (or an int seed); ``faults``
+    :class:`ServiceConfig`; ``rng`` an int seed or a ``numpy.random.Generator`` whose seed
+    sequence roots the cluster's streams (:mod:`simulators.streams`); ``faults``
     a list of :mod:`simulators.faults` faults, applied by :meth:`step` at their start and end.
 
     Per tick: ``step(now, dt_s, offered_rps) -> TickSignals`` (truth) and
@@ -82,8 +84,8 @@ class SimCluster:
     def __init__(self, config: ClusterConfig | Sequence[ServiceConfig], rng: np.random.Generator | int,
                  faults: Sequence[F.Fault] = ()):
         self.config = ClusterConfig.of(config).validate()
-        self.rng = np.random.default_rng(rng) if isinstance(rng, (int, np.integer)) else rng
-        self.salt = int(self.rng.integers(2**31))  # names depend on the seed, drawn first in both engines
+        self.streams = engine_streams(rng)  # naming salt, cluster-wide and per-service draws, as in the reference
+        self.rng, self.salt = self.streams.cluster, self.streams.salt
         services = self.config.services
         self.names = tuple(s.name for s in services)
         self.index_of = {name: i for i, name in enumerate(self.names)}
@@ -866,7 +868,7 @@ class SimCluster:
             ph = self._p_phase[i]
             ks = np.flatnonzero((ph == STARTING) | (ph == READY))
             ks = ks[np.argsort(self._p_serial[i, ks], kind="stable")]
-            victims = ks[F.choose_victims(self.rng, ks.size, count)]
+            victims = ks[F.choose_victims(self.streams.pod_crash(self.names[i]), ks.size, count)]
             self._restart_containers(np.full(victims.size, i), i * self.K + victims, np.full(victims.size, now))
         self._refresh(rows)
 
