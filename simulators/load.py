@@ -30,6 +30,7 @@ import numpy as np
 
 from controller.bundled import source_checkout
 from controller.errors import FieldError, ScenarioError
+from simulators.streams import noise_block
 
 DAY_S = 86_400.0
 WEEK_S = 7 * DAY_S
@@ -173,11 +174,13 @@ class Noise(Shape):
     ``exp(sigma_ratio * z(t) - sigma_ratio² / 2)`` where ``z`` is standard normal at every
     multiple of ``interval_s`` and linear in between. Values depend only on (seed, time),
     never on which times are asked for, so any window of a run sees the same noise.
+    ``seed``: an int or the term's stream (:func:`simulators.streams.load_term`); knot block
+    ``b`` draws from its own child stream (:func:`simulators.streams.noise_block`).
     ``n_series``: None for one series (T,), or S independent series (T, S).
     """
 
     sigma_ratio: float = 0.1
-    seed: int = 0
+    seed: int | np.random.SeedSequence = 0
     interval_s: float = 60.0
     n_series: int | None = None
 
@@ -187,7 +190,7 @@ class Noise(Shape):
         """Standard normals for buckets first..last inclusive, (n, max(1, n_series))."""
         width = self.n_series or 1
         blocks = range(first // self.BLOCK, last // self.BLOCK + 1)
-        z = np.concatenate([np.random.default_rng([self.seed, b + 2**40]).standard_normal((self.BLOCK, width))
+        z = np.concatenate([np.random.default_rng(noise_block(self.seed, b)).standard_normal((self.BLOCK, width))
                             for b in blocks])
         offset = first - blocks[0] * self.BLOCK
         return z[offset:offset + last - first + 1]

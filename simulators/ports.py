@@ -14,6 +14,7 @@ import numpy as np
 from controller.errors import MetricsUnavailable
 from controller.model import Action, TargetRef, TargetSelector
 from controller.ports import ClusterView, PodSeries, PodView, Samples
+from simulators import streams
 from simulators.cluster import SimCluster
 from simulators.lazy_names import LazyStrings
 from simulators.signals import ObservedSignals
@@ -97,7 +98,7 @@ class SimMetrics:
         self._last: ObservedSignals | None = None
         self._pods: tuple[dict, dict[str, int]] | None = None
         self._targets: SimTargets | None = None
-        self._rng = np.random.default_rng([int(seed), 0x5e7])  # its own stream: the cluster's draws stay put
+        self._rngs = streams.ServiceStreams(int(seed), streams.Purpose.POD_SAMPLES)  # one per service, by name
         self._sampled_at: float | None = None
 
     def attach(self, targets: SimTargets) -> None:
@@ -172,10 +173,17 @@ class SimMetrics:
         dt = now - self._sampled_at if self._sampled_at is not None and now > self._sampled_at else self.tick_s
         self._sampled_at = now
         served = np.nan_to_num(np.asarray(signals["served_rps"], np.float64))
-        requests = self._rng.poisson(served * dt)
         ratio = np.clip(np.nan_to_num(np.asarray(signals["error_ratio"], np.float64)), 0.0, 1.0)
-        errors = self._rng.binomial(requests, ratio)
-        noise = np.exp(self.POD_LATENCY_SIGMA * self._rng.standard_normal(served.size))
+        requests, errors, z = np.zeros(served.size, np.int64), np.zeros(served.size, np.int64), np.zeros(served.size)
+        rows = np.asarray(signals["row"], dtype=np.int64)
+        order = np.argsort(rows, kind="stable")  # each service draws its pods, by slot, from its own stream
+        bounds = np.flatnonzero(np.diff(rows[order])) + 1
+        for pods in np.split(order, bounds) if order.size else ():
+            rng = self._rngs(self.cluster.names[rows[pods[0]]])
+            requests[pods] = rng.poisson(served[pods] * dt)
+            errors[pods] = rng.binomial(requests[pods], ratio[pods])
+            z[pods] = rng.standard_normal(pods.size)
+        noise = np.exp(self.POD_LATENCY_SIGMA * z)
         return {**signals, "requests_rps": requests / dt, "errors_rps": errors / dt,
                 "latency_s": np.asarray(signals["latency_p95_s"], np.float64) * noise}
 

@@ -24,6 +24,7 @@ from controller.policy.messages import format_path, validation_problems
 from controller.policy.yamlsrc import read_documents, read_yaml_file
 from simulators import faults as F
 from simulators import load as L
+from simulators import streams
 from simulators.result import SLO
 from simulators.workload import ClusterConfig, ServiceConfig
 
@@ -340,8 +341,9 @@ class Scenario:
         return POD_SIGNALS.get(bound) if bound else None
 
 
-def _shape(term: LoadTerm, start_s: float, seed: int, where: tuple, history_s: float = 0.0) -> tuple[L.Shape, bool]:
-    """(shape, multiplicative) for one load term."""
+def _shape(term: LoadTerm, start_s: float, stream: np.random.SeedSequence, history_s: float = 0.0
+           ) -> tuple[L.Shape, bool]:
+    """(shape, multiplicative) for one load term; ``stream`` is the term's own (only noise draws)."""
     if term.constant:
         return L.Constant(term.constant.rps), False
     if term.step:
@@ -356,7 +358,7 @@ def _shape(term: LoadTerm, start_s: float, seed: int, where: tuple, history_s: f
         f = term.flash_crowd
         return L.FlashCrowd(start_s + f.at, f.peak, f.rise, f.decay), False
     if term.noise:
-        return L.Noise(term.noise.sigma, seed=seed, interval_s=term.noise.every), True
+        return L.Noise(term.noise.sigma, seed=stream, interval_s=term.noise.every), True
     t = term.trace
     trace = L.load_trace(t.file)
     return L.TraceReplay(trace, start_offset_s=t.start, duration_s=t.duration, multiplier=t.multiplier,
@@ -364,13 +366,14 @@ def _shape(term: LoadTerm, start_s: float, seed: int, where: tuple, history_s: f
                          history_s=min(history_s, t.start)), False
 
 
-def _service_shape(terms: list[LoadTerm], start_s: float, seed: int, where: tuple,
+def _service_shape(terms: list[LoadTerm], start_s: float, seed: int, service: str, where: tuple,
                    errors: list[tuple[tuple, str]], history_s: float = 0.0) -> L.Shape:
-    """The sum of a service's load terms times its noise terms; trace problems go to ``errors``."""
+    """The sum of a service's load terms times its noise terms; trace problems go to ``errors``.
+    Term ``k`` draws from the stream (seed, service name, k): other services never shift it."""
     added, multiplied = [], []
     for k, term in enumerate(terms):
         try:
-            shape, multiplicative = _shape(term, start_s, seed + 7919 * k, (), history_s)
+            shape, multiplicative = _shape(term, start_s, streams.load_term(seed, service, k), history_s)
         except FileNotFoundError as exc:
             errors.append((where + (k, "trace", "file"), str(exc)))
             continue
@@ -467,8 +470,8 @@ def _compile(doc: ScenarioDocument, file: str, line_of) -> Scenario:
                             pods_per_node=nodes.pods_per_node if nodes else None, start_s=start)
     errors: list[tuple[tuple, str]] = []
     first_copy = {m.name: j for j, m in reversed(list(enumerate(spec.services)))}
-    shapes = tuple(_service_shape(m.load, start, spec.seed * 1000 + i, ("spec", "services", first_copy[m.name], "load"),
-                                  errors, spec.history) for i, m in enumerate(models))
+    shapes = tuple(_service_shape(m.load, start, spec.seed, c.name, ("spec", "services", first_copy[m.name], "load"),
+                                  errors, spec.history) for c, m in zip(configs, models))
     if errors:
         unique = list(dict.fromkeys(errors))
         raise ScenarioError([FieldError(file, line_of(loc), format_path(loc), msg) for loc, msg in unique])

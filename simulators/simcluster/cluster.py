@@ -22,9 +22,9 @@ and applied as one vectorized ``scale`` before the cluster is next read or chang
 rollouts and per-pod reads (names, ``statuses``) are on slower paths.
 
 Code. One object whose state every method shares; the methods are grouped by concern in
-mixins, one module each (listed in :mod:`simulators.simcluster`). The constructor draws the
-naming salt from ``rng`` first (as the reference engine does), then builds the state concern by
-concern.
+mixins, one module each (listed in :mod:`simulators.simcluster`). The constructor derives its
+random streams (naming salt, cluster-wide and per-service draws) from ``rng``'s seed sequence as
+the reference engine does, then builds the state concern by concern.
 
 Units: seconds (``_s``, epoch for times), requests/s (``_rps``), percent (``_pct``), MiB.
 """
@@ -44,6 +44,7 @@ from simulators.simcluster.port import ClusterPort
 from simulators.simcluster.replicas import ReplicaSets
 from simulators.simcluster.rollouts import Rollouts
 from simulators.simcluster.slots import EMPTY, PodSlots
+from simulators.streams import engine_streams
 from simulators.workload import ClusterConfig, ServiceConfig
 
 
@@ -52,7 +53,8 @@ class SimCluster(QueueingEngine, PodLifecycle, ReplicaSets, Rollouts, FaultInjec
     """A simulated cluster of ``S`` Deployments, deterministic for a given generator.
 
     ``SimCluster(config, rng, faults=())``: ``config`` is a :class:`ClusterConfig` or a list of
-    :class:`ServiceConfig`; ``rng`` a ``numpy.random.Generator`` (or an int seed); ``faults``
+    :class:`ServiceConfig`; ``rng`` an int seed or a ``numpy.random.Generator`` whose seed
+    sequence roots the cluster's streams (:mod:`simulators.streams`); ``faults``
     a list of :mod:`simulators.faults` faults, applied by :meth:`step` at their start and end.
 
     Per tick: ``step(now, dt_s, offered_rps) -> TickSignals`` (truth) and
@@ -65,8 +67,8 @@ class SimCluster(QueueingEngine, PodLifecycle, ReplicaSets, Rollouts, FaultInjec
     def __init__(self, config: ClusterConfig | Sequence[ServiceConfig], rng: np.random.Generator | int,
                  faults: Sequence[F.Fault] = ()):
         self.config = ClusterConfig.of(config).validate()
-        self.rng = np.random.default_rng(rng) if isinstance(rng, (int, np.integer)) else rng
-        self.salt = int(self.rng.integers(2**31))  # names depend on the seed, drawn first in both engines
+        self.streams = engine_streams(rng)  # naming salt, cluster-wide and per-service draws, as in the reference
+        self.rng, self.salt = self.streams.cluster, self.streams.salt
         services = self.config.services
         self.names = tuple(s.name for s in services)
         self.index_of = {name: i for i, name in enumerate(self.names)}

@@ -59,7 +59,7 @@ class FaultInjection:
             phase = self._pod_phase[i]
             slots = np.flatnonzero((phase == STARTING) | (phase == READY))
             slots = slots[np.argsort(self._pod_serial[i, slots], kind="stable")]
-            victims = slots[F.choose_victims(self.rng, slots.size, count)]
+            victims = slots[F.choose_victims(self.streams.pod_crash(self.names[i]), slots.size, count)]
             self._restart_containers(np.full(victims.size, i), i * self.K + victims, np.full(victims.size, now))
         self._refresh(rows)
 

@@ -155,12 +155,13 @@ def test_both_implementations_agree_tick_for_tick(tmp_path):
         steps = [("scale", 6), ("advance", 2), ("restart", 0), ("advance", 1), ("rolling", 0), ("advance", 4),
                  ("scale", 3), ("advance", 8)]
         for kind, value in steps:
+            oldest = sim.pod_names(WEB)[0]  # the same pod on both (the apiserver lists pods by name)
             for s in (sim, kube):
                 if kind == "scale":
                     current = int(s.port.observe([WEB]).spec[0])
                     s.port.apply(Action(ActionKind.SCALE, WEB, "ScaleUp", replicas=value, from_replicas=current))
                 elif kind == "restart":
-                    s.port.apply(Action(ActionKind.RESTART_POD, WEB, "PodNotReady", pod=s.pod_names(WEB)[0]))
+                    s.port.apply(Action(ActionKind.RESTART_POD, WEB, "PodNotReady", pod=oldest))
                 elif kind == "rolling":
                     s.port.apply(Action(ActionKind.ROLLING_RESTART, WEB, "Stuck"))
                 else:

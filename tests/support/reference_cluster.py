@@ -36,6 +36,7 @@ from controller.model import PodStatus, TargetRef, TargetStatus
 from simulators import faults as F
 from simulators.queueing import LN_TAIL, QUANTILES, RHO_CAP, RHO_FLOOR, TINY_RPS
 from simulators.signals import ObservedSignals, TickSignals, empty_frozen, observed, snapshot_metrics
+from simulators.streams import engine_streams
 from simulators.workload import (ClusterConfig, Phase, Revision, RevisionProps, ServiceConfig, backoff_s, pod_name,
                                  removal_key, revision_hash, rollback_target, rollout_budget)
 
@@ -156,8 +157,8 @@ class ReferenceCluster:
     def __init__(self, config: ClusterConfig | Sequence[ServiceConfig], rng: np.random.Generator | int,
                  faults: Sequence[F.Fault] = ()):
         self.config = ClusterConfig.of(config).validate()
-        self.rng = np.random.default_rng(rng) if isinstance(rng, (int, np.integer)) else rng
-        self.salt = int(self.rng.integers(2**31))
+        self.streams = engine_streams(rng)  # naming salt, cluster-wide and per-service draws, as in SimCluster
+        self.rng, self.salt = self.streams.cluster, self.streams.salt
         self.now = self.config.start_s
         self.services = [Service(i, c, self.salt, self.now) for i, c in enumerate(self.config.services)]
         self.index_of = {c.name: i for i, c in enumerate(self.config.services)}
@@ -354,7 +355,7 @@ class ReferenceCluster:
             for i in rows:
                 svc = self.services[i]
                 running = sorted((p for p in svc.pods if p.running), key=lambda p: p.serial)
-                for k in F.choose_victims(self.rng, len(running), f.count):
+                for k in F.choose_victims(self.streams.pod_crash(svc.config.name), len(running), f.count):
                     svc.restart_container(running[k], now)
         elif isinstance(f, (F.CrashLoopRollout, F.BadRollout)):
             for i in rows:
