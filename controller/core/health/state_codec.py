@@ -99,7 +99,8 @@ def durable_arrays(state: HealthState) -> tuple[np.ndarray, ...]:
     """
     b, rem, rev, rt = state.budgets, state.remedy, state.revisions, state.revision_tests
     tests = () if rt is None else (rt.revision, rt.verdict, rt.decided_at)
-    hold = () if state.hold is None else (state.hold.revision, state.hold.since, state.hold.over)
+    h = state.hold if state.hold is not None else HoldState.empty(b.restarts.shape[0])  # None: holds nothing
+    hold = (h.revision, h.since, h.over)
     return ((b.restarts, b.restart_at, b.rollbacks, b.rollback_at)
             + tuple(getattr(rem, k) for k in rem.__dataclass_fields__)
             + tuple(getattr(rev, k) for k in rev.__dataclass_fields__ if k != "clean_since") + tests + hold)
