@@ -172,3 +172,72 @@ def test_never_pause_without_a_rollout_never_touch_someone_elses_pause(drawn):
     assert not (paused_now & paused).any() and not ((out.action == RESUME) & ~paused).any()
     assert (out.state.ours == np.where(out.action == PAUSE, True, out.state.ours)).all()
     assert not (out.state.ours & ~(paused | paused_now)).any()  # we never believe we hold an unpaused rollout
+
+
+# --- through heal: the hold goes along with the remedies -------------------------------------
+
+from controller.core.health.heal import HealthObservation, HealthState, heal  # noqa: E402
+from controller.core.health.params import Act, HealthParams  # noqa: E402
+from controller.core.health.revision_test import ratio_stats  # noqa: E402
+from controller.model import TargetRef  # noqa: E402
+
+T0 = NOW
+WEB = TargetRef("default", "web")
+
+
+def held_release(new_ratio: float, *, cycles: int = 60, rps: float = 600.0, check=CHECK):
+    """Revision 1 for 10 min at 0.2% errors (its pods' totals: the baseline), then revision 2 rolls
+    out, its share growing 20% per 5 s step unless paused; ``paused`` follows the decisions (as
+    if every action were applied). Returns the decisions of the release steps."""
+    p = HealthParams.of((), revision_checks=(check,), healthy_after_s=300.0, interval_s=5.0)
+    state = HealthState.empty(1, p)
+    for k in range(121):
+        obs = HealthObservation.of([10], checks=0, revision=["1"], paused=[False],
+                                   revision_new=ratio_stats([[rps * 5]], [[rps * 5 * 0.002]]))
+        state = heal(p, obs, state, T0 + 5 * k).state
+    out, paused, share = [], False, 0.0
+    for k in range(cycles):
+        share = share if paused else min(1.0, share + 0.2)
+        n1, n0 = rps * 5 * share, rps * 5 * (1 - share)
+        obs = HealthObservation.of([10], checks=0, revision=["2"], rollout=[share < 1.0], paused=[paused],
+                                   revision_new=ratio_stats([[n1]], [[n1 * new_ratio]]),
+                                   revision_old=ratio_stats([[n0]], [[n0 * 0.002]]))
+        d = heal(p, obs, state, T0 + 605 + 5 * k)
+        out.append(d)
+        state = d.state
+        if d.hold_action[0] == PAUSE:
+            paused = True
+        if d.hold_action[0] == RESUME or d.rollback_resumes[0]:
+            paused = False
+        if d.action[0] == Act.ROLLBACK:
+            break
+    return out
+
+
+def test_a_subtly_bad_release_is_held_then_rolled_back_with_the_resume_in_the_same_action():
+    ds = held_release(0.003)  # 1.5x the stable 0.2%
+    pauses = [k for k, d in enumerate(ds) if d.hold_action[0] == PAUSE]
+    assert pauses == [0], "paused at the first step with new pods serving (20% >= the share needed)"
+    last = ds[-1]
+    assert last.action[0] == Act.ROLLBACK and last.rollback_resumes[0] and last.hold_action[0] == NONE
+    [action] = last.actions(0, WEB, "p")
+    assert action.resume and action.fast
+    assert [a for d in ds for a in d.hold_actions(0, WEB, "p")][0].kind is ActionKind.PAUSE
+    rec = last.record(0, "p", "default/web").to_dict()
+    assert rec["rollout"] == "resume" and rec["rollout_reason"] == "RollbackRevisionWorse"
+    assert not rec["rollout_held"]
+    # the rollback not applied: the hold is still ours (the Deployment stays paused)
+    assert last.state_after(False).hold.ours[0] and not last.state_after(True).hold.ours[0]
+
+
+def test_a_good_release_is_held_then_resumed_when_the_test_says_good():
+    ds = held_release(0.002, cycles=120)
+    kinds = [int(d.hold_action[0]) for d in ds if d.hold_action[0] != NONE]
+    assert kinds == [PAUSE, RESUME] and all(d.action[0] != Act.ROLLBACK for d in ds)
+    resumed = next(d for d in ds if d.hold_action[0] == RESUME)
+    assert resumed.hold_reason_code[0] == HealthReason.ROLLOUT_RESUMED_GOOD
+    assert resumed.now - T0 - 605 < MAX_S  # decided within the hold
+    # the pause not applied (say the write failed): nothing is held, the next step decides again
+    paused = next(d for d in ds if d.hold_action[0] == PAUSE)
+    assert not paused.state_after(True, hold_applied=False).hold.ours[0]
+    assert paused.state_after(False, hold_applied=True).hold.ours[0]
