@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from controller.errors import StateStoreError
 from controller.model import ActionKind
 from controller.policy import load_policies
 from controller.runtime.dryrun import DryRunCluster
@@ -39,15 +40,26 @@ spec:
 RELEASE_S = 600.0  # revision 1 has served for 10 minutes (its baseline) and is known healthy
 
 
+class SavesFailAfterRelease(MemoryStateStore):
+    """A store that cannot be written once the release is out (the ConfigMap became unwritable)."""
+
+    broken = False
+
+    def save(self, policy: str, payload: dict) -> None:
+        if self.broken:
+            raise StateStoreError("configmap: 503")
+        super().save(policy, payload)
+
+
 def drive(*, restart_every_s: float | None = None, human_pause: bool = False, dry_run: bool = False,
-          multiplier: float = 1.0):
+          multiplier: float = 1.0, store: MemoryStateStore | None = None, failed: list | None = None):
     """Run the healing policy over the scenario, releasing revision 2 at RELEASE_S (``multiplier``
     times the errors). Returns (the actions applied or, in dry-run, that would be, as (t_s, kind,
     reason)), the cluster)."""
     sc = load_scenario_text(SCENARIO, "hold.yaml")
     policy = load_policies([POLICIES / "setpoint-healing.yaml"])[0]
     cluster = SimCluster(sc.cluster, np.random.default_rng(sc.seed), faults=())
-    store = MemoryStateStore()
+    store = MemoryStateStore() if store is None else store
     reconciler, metrics, _ = _policy_reconciler(sc, policy, cluster, False, store)
     if dry_run:
         reconciler.cluster = DryRunCluster(reconciler.cluster)
@@ -59,6 +71,8 @@ def drive(*, restart_every_s: float | None = None, human_pause: bool = False, dr
             if human_pause:
                 cluster.set_paused(0, True, now)
             cluster.rollout(0, RevisionProps(error_ratio_multiplier=multiplier), now)
+            if isinstance(store, SavesFailAfterRelease):
+                store.broken = True
         cluster.step(now, sc.tick_s, offered[k])
         metrics.push(cluster.signals())
         if now >= next_restart:  # a new controller process: same cluster, same durable state
@@ -72,6 +86,8 @@ def drive(*, restart_every_s: float | None = None, human_pause: bool = False, dr
         elif reconciler.rollout_in_progress and now >= next_health:
             result = reconciler.health_cycle(now)
             next_health += reconciler.rollout_interval_s
+        if result is not None and failed is not None:
+            failed += result.failed
         if result is not None and not dry_run:
             out += [(t, a.kind, a.reason) for a in result.actions if a.kind is not ActionKind.SCALE]
     if dry_run:
@@ -109,3 +125,13 @@ def test_dry_run_says_it_would_pause_and_pauses_nothing():
     actions, cluster = drive(dry_run=True)
     assert any(k is ActionKind.PAUSE and r == "RolloutPausedForEvidence" for _, k, r in actions), actions
     assert not cluster.paused[0] and not cluster.rollout_in_progress[0]
+
+
+def test_no_pause_goes_out_unless_the_record_that_it_is_ours_is_saved():
+    """Write-ahead: a pause whose durable record cannot be written is not sent (a successor could
+    not tell it from someone else's pause and would leave the Deployment paused)."""
+    failed: list = []
+    actions, cluster = drive(store=SavesFailAfterRelease(), failed=failed)
+    assert not [a for a in actions if a[1] is ActionKind.PAUSE]
+    assert any("pause not sent, the hold could not be saved" in why for _, why in failed), failed
+    assert not cluster.paused[0] and not cluster.rollout_in_progress[0]  # the rollout went on unheld
