@@ -29,11 +29,16 @@ The only module of the project that imports ``kubernetes``.
                    scales them proportionally back to its own sizes. A paused Deployment is not
                    rolled back (PermanentError, as ``kubectl rollout undo`` refuses): its
                    controller would not act on the template until someone resumes it, so the
-                   patch would only leave a change pending behind someone's hold;
+                   patch would only leave a change pending behind someone's hold; unless the
+                   action says ``resume`` (setpoint paused it itself, a rollout hold): then the
+                   same patch sets ``spec.paused`` false (undo and resume in one write);
+  PAUSE / RESUME   a merge patch of the Deployment's ``spec.paused`` (a rollout hold while a
+                   revision test is undecided; controller/core/health/rollout_hold.py);
   RECORD           nothing.
 
   Each action that changed something emits a core/v1 Event on the workload (reasons
-  ``SuccessfulRescale``, ``PodRestarted``, ``RolloutRestarted``, ``RolledBack``), sent in the
+  ``SuccessfulRescale``, ``PodRestarted``, ``RolloutRestarted``, ``RolledBack``, ``RolloutPaused``,
+  ``RolloutResumed``), sent in the
   background by a separate client with its own rate limit, as client-go's event recorder does.
 
 Fencing: with a ``fence`` (``setpoint run --leader-elect`` gives ``LeaderElector.is_leader``),

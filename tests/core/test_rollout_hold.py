@@ -241,3 +241,31 @@ def test_a_good_release_is_held_then_resumed_when_the_test_says_good():
     paused = next(d for d in ds if d.hold_action[0] == PAUSE)
     assert not paused.state_after(True, hold_applied=False).hold.ours[0]
     assert paused.state_after(False, hold_applied=True).hold.ours[0]
+
+
+@pytest.mark.parametrize("ours", [pytest.param(False, id="not-held-yet: no pause with the rollback"),
+                                  pytest.param(True, id="held: the rollback resumes, no separate resume")])
+def test_a_rollback_from_another_check_goes_out_alone(ours):
+    """A workload check (errors above 5%, rollback) fires at the release: the one action is the
+    rollback; a pause after it would hold the rollback, a separate resume would come too late."""
+    from tests.core.healing import check, params
+
+    p = params(check("errors", for_s=0.0), revision_checks=(CHECK,), healthy_after_s=300.0, interval_s=5.0)
+    state = HealthState.empty(1, p)
+    for k in range(121):  # revision 1, healthy, 0.2% errors on its pods
+        obs = HealthObservation.of([10], values=[[0.002]], checks=1, revision=["1"], paused=[False],
+                                   revision_new=ratio_stats([[3000.0]], [[6.0]]))
+        state = heal(p, obs, state, T0 + 5 * k).state
+    if ours:
+        state = HealthState(state.workload, state.pods, state.revisions, state.remedy, state.budgets,
+                            state.revision_tests, HoldState(np.array(["2"], dtype=object), np.array([T0 + 600]),
+                                                            np.array([False])))
+    obs = HealthObservation.of([10], values=[[0.2]], checks=1, revision=["2"], rollout=[True], paused=[ours],
+                               revision_new=ratio_stats([[750.0]], [[1.5]]),
+                               revision_old=ratio_stats([[2250.0]], [[4.5]]))
+    d = heal(p, obs, state, T0 + 605)  # the release's own pods look fine: its test is undecided
+    assert d.state.revision_tests.verdict[0, 0] == Verdict.UNDECIDED  # alone, the hold step would pause (held: keep)
+    assert d.action[0] == Act.ROLLBACK and d.hold_action[0] == NONE and d.hold_actions(0, WEB) == ()
+    [rollback] = d.actions(0, WEB)
+    assert rollback.resume is ours and bool(d.rollback_resumes[0]) is ours
+    assert not d.state.hold.ours[0] and d.state_after(False).hold.ours[0] is np.bool_(ours)

@@ -490,11 +490,15 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     rev_trigger = np.where((arb.action == Act.ROLLBACK) & (arb.reason == HealthReason.ROLLBACK_REVISION_WORSE),
                            rev_trigger, -1)
     hold = _rollout_hold(params, obs, state, tests, rev, rev_active, now)
-    # a rollback resumes our hold in the same write (a paused Deployment would not roll back)
-    rollback_resumes = (arb.action == Act.ROLLBACK) & hold.state.ours
-    hold_action = np.where(rollback_resumes, int(Act.NONE), hold.action)
-    hold_reason = np.where(rollback_resumes, -1, hold.reason)
-    new_hold = hold.state.released(rollback_resumes)
+    # a rollback resumes our hold in the same write (a paused Deployment would not roll back), and
+    # no pause or resume goes with it (a pause after it would hold the rollback)
+    rollback = arb.action == Act.ROLLBACK
+    rollback_resumes = rollback & hold.kept.ours
+    hold_action = np.where(rollback, int(Act.NONE), hold.action)
+    hold_reason = np.where(rollback, -1, hold.reason)
+    undone = hold.kept.released(rollback_resumes)
+    new_hold = HoldState(hold.state.revision, np.where(rollback, undone.since, hold.state.since),
+                         np.where(rollback, undone.over, hold.state.over))
     unapplied = _Unapplied(rem, rev, state.budgets, pods.restarted_at, arb.hold, arb.hold_reason, hold.kept)
     rem, rev, budgets = remember(params, rem, rev, state.budgets, arb.action, arb.health, arb.hold, arb.hold_reason,
                                  arb.replicas, restarted, check, rollback_to, now)
