@@ -628,7 +628,8 @@ class KubernetesCluster:
         """PAUSE / RESUME: a merge patch of the Deployment's spec.paused (a rollout hold)."""
         ref, paused = action.target, action.kind is ActionKind.PAUSE
         if ref.kind != "Deployment":
-            raise PermanentError(f"{action.kind.word} {ref}: only a Deployment's rollout can be paused", target=str(ref))
+            raise PermanentError(f"{action.kind.word} {ref}: only a Deployment's rollout can be paused",
+                                 target=str(ref))
         self._once(f"{action.kind.word} {ref}", str(ref), self.apps.patch_namespaced_deployment, ref.name,
                    ref.namespace, {"spec": {"paused": paused}})
         self._event(ref, "RolloutPaused" if paused else "RolloutResumed",

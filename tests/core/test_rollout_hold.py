@@ -149,7 +149,8 @@ def hold_inputs(draw):
     t = RevisionTestState.empty(n, 1)
     t = RevisionTestState(revs.copy(), np.array(draw(st.lists(st.floats(-6, 6), min_size=n, max_size=n)))[:, None],
                           t.during, t.new, np.tile(np.array([100_000.0, 200.0, 0.0]), (n, 1, 1)), t.after,
-                          np.array(draw(st.lists(st.sampled_from([0, 1, 2]), min_size=n, max_size=n)), np.int8)[:, None],
+                          np.array(draw(st.lists(st.sampled_from([0, 1, 2]), min_size=n, max_size=n)),
+                                   np.int8)[:, None],
                           t.decided_at, t.base, t.stable, t.drifted)
     new = np.array(draw(st.lists(st.floats(0, 5000), min_size=n, max_size=n)))[:, None, None] * np.array([1, 0, 0])
     old = np.array(draw(st.lists(st.floats(0, 5000), min_size=n, max_size=n)))[:, None, None] * np.array([1, 0, 0])

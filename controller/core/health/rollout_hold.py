@@ -165,7 +165,8 @@ def step_hold(checks: tuple[RevisionTestParams, ...], hold: HoldState, tests: Re
     good = testing & ~undecided & ~bad
     resume = kept.ours & (expired | ~testing | good)
     reason = np.where(~testing, int(HealthReason.ROLLOUT_RESUMED_NOT_TESTED),
-                      np.where(good, int(HealthReason.ROLLOUT_RESUMED_GOOD), int(HealthReason.ROLLOUT_RESUMED_MAX_HOLD)))
+                      np.where(good, int(HealthReason.ROLLOUT_RESUMED_GOOD),
+                               int(HealthReason.ROLLOUT_RESUMED_MAX_HOLD)))
     pause = (~kept.ours & ~paused & testing & undecided & ~bad & ~kept.over & (share > 0) & (share >= need))
     state = kept.released(resume)
     state = HoldState(state.revision, np.where(pause, now, state.since), state.over)
