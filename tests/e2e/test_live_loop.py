@@ -349,8 +349,8 @@ def test_a_subtle_release_is_held_and_rolled_back_before_its_rollout_completes(t
     assert paused_at < rolled_at and all(h["rollout_held"] for h in records[paused_at:rolled_at])
     check = records[rolled_at]["revision_checks"]["release-errors"]
     assert check["verdict"] == "bad" and check["new_value"] > check["stable_value"]
-    explained = subprocess.run([*SETPOINT, "explain", str(tmp_path / "decisions.jsonl")], capture_output=True,
-                               text=True, timeout=60)
+    explained = subprocess.run([*SETPOINT, "explain", str(tmp_path / "decisions.jsonl"), "--limit", "100000"],
+                               capture_output=True, text=True, timeout=60)
     assert explained.returncode == 0, explained.stderr
     assert "rollout: pause [RolloutPausedForEvidence]" in explained.stdout
     assert "rollout: resume [RollbackRevisionWorse]" in explained.stdout
