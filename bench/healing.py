@@ -9,6 +9,9 @@ Targets (issues #5 and #11), each printed with "met" / "NOT met":
 - memory leak: fewer SLO-violation minutes healed than without healing, within the restart
   budget; systemic overload: no restart.
 Also reported (no target): a latency-only regression and a bad release during a flash crowd.
+A release held for evidence (a revision check's ``hold``: the rollout paused while its test is
+undecided) counts as rolled back before its rollout completed when the rollout's unpaused time
+was shorter than the rollout takes unheld; healthy rollouts report how long they were held.
 Run: python bench/healing.py [--seeds 20] [--healthy 200]
 """
 
@@ -74,6 +77,24 @@ def first_rollback_s(run_) -> float | None:
     """Seconds from the release to the first rollback, None without one."""
     times = [a.t_s for a in run_.actions if a.kind == "rollback"]
     return float(min(times)) - RELEASE_AT_S if times else None
+
+
+def progress_s(run_, until_s: float) -> float:
+    """Seconds of rollout progress from the release to ``until_s`` (s after the release): the time
+    the rollout was not held (paused) by the controller. A held rollout makes no progress, so it
+    completes once this reaches the unheld rollout's duration (``rollout_duration_s``)."""
+    held, since = 0.0, None
+    for a in sorted(run_.actions, key=lambda a: a.t_s):
+        t = a.t_s - RELEASE_AT_S
+        if t >= until_s:
+            break
+        if a.kind == "pause" and since is None:
+            since = max(t, 0.0)
+        elif (a.kind == "resume" or a.kind == "rollback") and since is not None:
+            held, since = held + t - since, None
+    if since is not None:
+        held += until_s - since
+    return until_s - held
 
 
 def rollout_duration_s(seed: int) -> float:
@@ -166,17 +187,19 @@ def main() -> None:
           f"target <= 75 s: {verdict(median <= 75 and not missed)}")
 
     done_s = rollout_duration_s(0)
-    caught, detect = 0, []
+    caught, detect, held = 0, [], []
     for seed in range(args.seeds):
         r = run(healing, rollout(seed, fault="errorRatioMultiplier: 1.5"))
         t = first_rollback_s(r)
         if t is not None:
             detect.append(t)
-        caught += t is not None and t < done_s
+            held.append(t - progress_s(r, t))
+        caught += t is not None and progress_s(r, t) < done_s  # a held rollout makes no progress
     share = caught / max(args.seeds, 1)
     print(f"subtly bad release (x1.5 errors), {args.seeds} seeds: rolled back before the rollout completed "
-          f"({done_s:.0f} s) in {caught} ({100 * share:.0f}%); rolled back at all in {len(detect)}, median "
-          f"{statistics.median(detect) if detect else float('nan'):.0f} s after the release   "
+          f"({done_s:.0f} s of progress unheld) in {caught} ({100 * share:.0f}%); rolled back at all in "
+          f"{len(detect)}, median {statistics.median(detect) if detect else float('nan'):.0f} s after the release "
+          f"(held paused a median {statistics.median(held) if held else 0:.0f} s of it)   "
           f"target >= 80%: {verdict(share >= 0.8)}")
     check = next(c for c in healing.health.revision_checks if c.name == "release-errors")
     served = new_revision_requests(0)
@@ -187,14 +210,24 @@ def main() -> None:
           f"{requests_for_power(0.002, 1.5, check.false_rate):.0f} requests")
 
     surges = args.healthy // 4
-    false_rollbacks = 0
+    false_rollbacks, delays, never_resumed = 0, [], 0
     for s in range(args.healthy):
         r = run(healing, rollout(1000 + s, sigma=0.15, fault="errorRatioMultiplier: 1", surge=s < surges,
                                  duration="40m"))
         false_rollbacks += kinds(r, "rollback") > 0
+        pauses = sorted(a.t_s for a in r.actions if a.kind == "pause")
+        if pauses:
+            resumed = [a.t_s for a in r.actions if a.kind == "resume" and a.t_s >= pauses[0]]
+            if resumed:
+                delays.append(min(resumed) - pauses[0])
+            else:
+                never_resumed += 1
     rate = false_rollbacks / max(args.healthy, 1)
     print(f"healthy noisy rollouts ({surges} during a traffic surge): {false_rollbacks} of {args.healthy} rolled "
           f"back ({100 * rate:.1f}%)   target <= 1%: {verdict(rate <= 0.01)}")
+    if delays:
+        print(f"  cost: {len(delays)} of them held (paused) for evidence, median {statistics.median(delays):.0f} s, "
+              f"max {max(delays):.0f} s (the check's maxDuration bounds it); left paused: {never_resumed}")
 
     lat = run(healing, "latency-regression")
     crowd = run(healing, "bad-rollout-flash-crowd")

@@ -804,6 +804,10 @@ def _format_health(h: dict) -> str:
         to = f" to revision {h['rollback_to']}" if h.get("rollback_to") else ""
         out += (f"\n    health: {h.get('action') or 'no action'}{to} [{h.get('reason')}]"
                 f"{' trigger ' + h['trigger'] if h.get('trigger') else ''}")
+    if h.get("rollout"):  # a rollout hold: paused while its revision test is undecided, or resumed
+        out += f"\n    rollout: {h['rollout']} [{h.get('rollout_reason')}]"
+    elif h.get("rollout_held"):
+        out += "\n    rollout: held (paused by setpoint until its revision test decides)"
     for name, c in (h.get("revision_checks") or {}).items():
         if not c.get("active") and c.get("verdict") == "undecided":
             continue

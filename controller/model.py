@@ -59,6 +59,11 @@ class ActionKind(enum.IntEnum):
     RESTART_POD = 3
     ROLLING_RESTART = 4
     ROLLBACK = 5
+    # A rollout hold (controller/core/health/rollout_hold.py): spec.paused of a Deployment while
+    # its revision test is undecided. Never arbitrated (a hold goes along with the one remedy of a
+    # target) and never a policy's remedy: ranked last so that no arbitration rank moves.
+    PAUSE = 6
+    RESUME = 7
     SCALE_UP = 2  # alias of SCALE: the health remedy's name in policies
 
     @property
@@ -158,6 +163,7 @@ class TargetStatus:
     pods: tuple[PodStatus, ...] = ()
     observed_at: float = 0.0
     annotations: tuple[tuple[str, str], ...] = ()  # the workload's metadata annotations
+    paused: bool = False  # spec.paused (Deployments): its rollout makes no progress
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,7 @@ class Action:
     revision: str | None = None
     policy: str = ""
     fast: bool = False  # ROLLBACK of a release caught during its rollout: stop it at once (see SimCluster.rollback)
+    resume: bool = False  # ROLLBACK of a Deployment this controller paused: the same write sets spec.paused false
 
 
 @dataclass(frozen=True)

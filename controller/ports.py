@@ -92,7 +92,8 @@ class ClusterView:
     """The observed state of N targets as arrays, plus the full statuses when the source has them.
 
     spec, status, ready: (N,) replica counts; rollout: (N,) bool, a rollout is in progress;
-    exists: (N,) bool, the workload was found.
+    exists: (N,) bool, the workload was found; paused: (N,) bool, spec.paused (None: the source
+    does not say; then the controller never pauses a rollout).
     """
 
     spec: np.ndarray
@@ -101,6 +102,7 @@ class ClusterView:
     rollout: np.ndarray
     exists: np.ndarray
     statuses: tuple[TargetStatus, ...] = field(default=())
+    paused: np.ndarray | None = None
 
     @classmethod
     def from_statuses(cls, targets: Sequence[TargetRef], statuses: dict[TargetRef, TargetStatus]) -> "ClusterView":
@@ -110,7 +112,8 @@ class ClusterView:
         return cls(spec=arr(lambda s: s.spec_replicas), status=arr(lambda s: s.status_replicas),
                    ready=arr(lambda s: s.ready_replicas),
                    rollout=np.array([bool(s and s.rollout_in_progress) for s in rows]),
-                   exists=np.array([s is not None for s in rows]), statuses=tuple(s for s in rows if s))
+                   exists=np.array([s is not None for s in rows]), statuses=tuple(s for s in rows if s),
+                   paused=np.array([bool(s and s.paused) for s in rows], dtype=bool))
 
 
 class Cluster(Protocol):

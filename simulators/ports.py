@@ -7,6 +7,7 @@ decision path. Arrays are built straight from the engine's (S,) arrays: no per-t
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
@@ -55,7 +56,10 @@ class SimTargets:
     def observe(self, targets: Sequence[TargetRef], with_pods: bool | None = None) -> ClusterView:
         """Arrays straight from the engine; unknown targets have ``exists`` False. Full statuses
         (pods, revisions) with ``with_pods`` (default: the constructor's ``with_statuses``)."""
-        return self.cluster.view(targets, with_statuses=self.with_statuses if with_pods is None else with_pods)
+        view = self.cluster.view(targets, with_statuses=self.with_statuses if with_pods is None else with_pods)
+        index = self.cluster.index_of
+        rows = np.array([index.get(t.name, 0) for t in targets], dtype=np.int64)
+        return replace(view, paused=view.exists & self.cluster.paused[rows])
 
     def apply(self, action: Action) -> None:
         self.cluster.apply(action)

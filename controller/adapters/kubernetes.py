@@ -29,11 +29,16 @@ The only module of the project that imports ``kubernetes``.
                    scales them proportionally back to its own sizes. A paused Deployment is not
                    rolled back (PermanentError, as ``kubectl rollout undo`` refuses): its
                    controller would not act on the template until someone resumes it, so the
-                   patch would only leave a change pending behind someone's hold;
+                   patch would only leave a change pending behind someone's hold; unless the
+                   action says ``resume`` (setpoint paused it itself, a rollout hold): then the
+                   same patch sets ``spec.paused`` false (undo and resume in one write);
+  PAUSE / RESUME   a merge patch of the Deployment's ``spec.paused`` (a rollout hold while a
+                   revision test is undecided; controller/core/health/rollout_hold.py);
   RECORD           nothing.
 
   Each action that changed something emits a core/v1 Event on the workload (reasons
-  ``SuccessfulRescale``, ``PodRestarted``, ``RolloutRestarted``, ``RolledBack``), sent in the
+  ``SuccessfulRescale``, ``PodRestarted``, ``RolloutRestarted``, ``RolledBack``, ``RolloutPaused``,
+  ``RolloutResumed``), sent in the
   background by a separate client with its own rate limit, as client-go's event recorder does.
 
 Fencing: with a ``fence`` (``setpoint run --leader-elect`` gives ``LeaderElector.is_leader``),
@@ -388,7 +393,8 @@ class _NamespaceSnapshot:
             revision=revision, rollout_in_progress=rollout_in_progress(w, ref.kind),
             revisions=tuple(str(_revision_number(rs)) for rs in rss),
             pods=tuple(_pod_status(p, revision_of_hash) for p in sorted(pods, key=lambda p: p.metadata.name)),
-            observed_at=observed_at, annotations=tuple(sorted((w.metadata.annotations or {}).items())))
+            observed_at=observed_at, annotations=tuple(sorted((w.metadata.annotations or {}).items())),
+            paused=ref.kind == "Deployment" and bool(w.spec.paused))
 
 
 # --------------------------------------------------------------------------- the adapter
@@ -553,6 +559,7 @@ class KubernetesCluster:
         """Make one change (see the module docstring). Raises ActuationError."""
         handlers = {ActionKind.SCALE: self._scale, ActionKind.RESTART_POD: self._restart_pod,
                     ActionKind.ROLLING_RESTART: self._rolling_restart, ActionKind.ROLLBACK: self._rollback,
+                    ActionKind.PAUSE: self._set_paused, ActionKind.RESUME: self._set_paused,
                     ActionKind.RECORD: lambda a: None}
         handlers[action.kind](action)
 
@@ -597,22 +604,36 @@ class KubernetesCluster:
         if ref.kind != "Deployment":
             raise PermanentError(f"rollback {ref}: only Deployments can be rolled back", target=str(ref))
         deployment, target_rs = self._rollback_source(ref, action.revision)
-        if deployment.spec.paused:
+        if deployment.spec.paused and not action.resume:
             raise PermanentError(f"rollback {ref}: the Deployment is paused (spec.paused), so a rollback would not "
                                  f"progress; resume it (kubectl rollout resume) or roll back by hand",
                                  target=str(ref))
         template = self.api_client.sanitize_for_serialization(target_rs.spec.template)
         (template.get("metadata") or {}).get("labels", {}).pop(TEMPLATE_HASH_LABEL, None)
         current = self.api_client.sanitize_for_serialization(deployment.spec.template)
-        if _compact(template) == _compact(current):
+        resume = bool(action.resume and deployment.spec.paused)
+        if _compact(template) == _compact(current) and not resume:
             return  # already on that template (e.g. an earlier try went through)
         # a concurrent change is a 409 (ConflictError): the retry re-reads (see runtime/actuate.py)
         patch = [{"op": "replace", "path": "/metadata/resourceVersion", "value": deployment.metadata.resource_version},
                  {"op": "replace", "path": "/spec/template", "value": template}]
+        if resume:  # our own rollout hold: the undo and the resume are one write (never half done)
+            patch.append({"op": "replace", "path": "/spec/paused", "value": False})
         self._once(f"rollback {ref}", str(ref), self.apps.patch_namespaced_deployment, ref.name, ref.namespace, patch)
         from_rev = (deployment.metadata.annotations or {}).get(REVISION_ANNOTATION, "?")
         self._event(ref, "RolledBack", f"Rolled back from revision {from_rev} to revision "
                                        f"{_revision_number(target_rs)}; reason: {action.reason}")
+
+    def _set_paused(self, action: Action) -> None:
+        """PAUSE / RESUME: a merge patch of the Deployment's spec.paused (a rollout hold)."""
+        ref, paused = action.target, action.kind is ActionKind.PAUSE
+        if ref.kind != "Deployment":
+            raise PermanentError(f"{action.kind.word} {ref}: only a Deployment's rollout can be paused",
+                                 target=str(ref))
+        self._once(f"{action.kind.word} {ref}", str(ref), self.apps.patch_namespaced_deployment, ref.name,
+                   ref.namespace, {"spec": {"paused": paused}})
+        self._event(ref, "RolloutPaused" if paused else "RolloutResumed",
+                    f"{'Paused' if paused else 'Resumed'} the rollout; reason: {action.reason}")
 
     def _rollback_source(self, ref: TargetRef, revision: str | None) -> tuple[Any, Any]:
         """The Deployment and the ReplicaSet to roll back to (by revision number or

@@ -172,13 +172,15 @@ def compile_revision_check(check: HealthCheck) -> RevisionCheckSpec:
     return RevisionCheckSpec(name=check.name, errors=check.errors, requests=check.requests, query=check.query,
                              worse_by=cmp.worse_by, false_rate=cmp.false_rollback_rate / 100.0,
                              miss_rate=cmp.miss_rate / 100.0, min_requests=cmp.min_requests,
-                             action=HealthAction(check.action))
+                             action=HealthAction(check.action),
+                             hold_max_s=check.hold.max_duration_s if check.hold is not None else None)
 
 
 def compile_revision_params(check: RevisionCheckSpec) -> RevisionTestParams:
     return RevisionTestParams(name=check.name, measure=Measure.LATENCY if check.query is not None else Measure.RATIO,
                               worse_by=check.worse_by, false_rate=check.false_rate, miss_rate=check.miss_rate,
-                              min_requests=check.min_requests, rollback=check.action is HealthAction.ROLLBACK)
+                              min_requests=check.min_requests, rollback=check.action is HealthAction.ROLLBACK,
+                              hold_max_s=check.hold_max_s)
 
 
 def _threshold(threshold: Threshold) -> ThresholdSpec:

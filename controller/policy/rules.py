@@ -146,7 +146,7 @@ def _check_fields_for_scope(check: HealthCheck, path: tuple) -> Iterator[Problem
             yield path + ("query",), "expected a query, got none"
         if check.unhealthy is None:
             yield path + ("unhealthy",), "expected unhealthy (above or below a value), got none"
-        for name in ("errors", "requests", "compare"):
+        for name in ("errors", "requests", "compare", "hold"):
             if getattr(check, name) is not None:
                 yield path + (name,), f"only for scope revision, got scope {check.scope}"
         return
@@ -163,6 +163,9 @@ def _check_fields_for_scope(check: HealthCheck, path: tuple) -> Iterator[Problem
             yield path + (name,), "not used by scope revision (the test compares the revisions), remove it"
     if check.action not in ("rollback", "record"):
         yield path + ("action",), f"must be rollback or record for scope revision, got {check.action}"
+    elif check.hold is not None and check.action != "rollback":
+        yield path + ("hold",), f"only with action rollback (a hold waits for the verdict that rolls back), " \
+                                f"got action {check.action}"
     if check.on_missing != "ignore":
         yield path + ("onMissing",), "must be ignore for scope revision: missing data never fires"
 

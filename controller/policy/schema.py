@@ -323,6 +323,14 @@ class RevisionCompare(StrictModel):
                                           "Default: ceil(log(1/falseRollbackRate) / log(worseBy)).")
 
 
+class RolloutHold(StrictModel):
+    """Hold the rollout while the revision test is undecided (a scope: revision check)."""
+
+    max_duration_s: PositiveDuration = duration_field(
+        600.0, "maxDuration", "The longest this check holds a rollout (spec.paused); then it resumes and the "
+        "test goes on.")
+
+
 class HealthCheck(StrictModel):
     name: Identifier
     query: Optional[NonEmptyText] = Field(
@@ -333,6 +341,9 @@ class HealthCheck(StrictModel):
     requests: Optional[NonEmptyText] = Field(
         None, description="scope revision: requests per second, one series per pod.")
     compare: Optional[RevisionCompare] = Field(None, description="scope revision: the sequential test.")
+    hold: Optional[RolloutHold] = Field(
+        None, description="scope revision, action rollback: pause the rollout (spec.paused) once the new revision "
+                          "serves enough traffic to decide, until the test decides or maxDuration passes.")
     smoothing: Optional[SmoothingModel] = None
     unhealthy: Optional[Threshold] = Field(None, description="Required unless scope is revision.")
     recovered: Optional[Threshold] = Field(

@@ -79,6 +79,7 @@ class RevisionCheckSpec:
     miss_rate: float
     min_requests: int | None
     action: HealthAction
+    hold_max_s: float | None = None  # hold the rollout while undecided, at most this long (None: never)
 
     @property
     def queries(self) -> tuple[str, ...]:

@@ -135,16 +135,21 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
                        checks=c)
     return HealthObservation.of(view.spec.astype(np.int64), view.ready.astype(np.int64), values, checks=c,
                                 present=present, revision=revision, rollout=view.rollout, pods=pods,
-                                overloaded=overload_signal(view, decision), revision_new=new, revision_old=old)
+                                overloaded=overload_signal(view, decision), revision_new=new, revision_old=old,
+                                paused=view.paused)
 
 
 def health_actions(healing: HealingDecision, targets: Sequence[TargetRef], exists: np.ndarray,
                    policy: str) -> list[Action]:
-    """Every action the arbitrated decision asks for (at most one kind per target)."""
+    """Every action the arbitrated decision asks for (at most one kind per target), then the
+    rollout holds (a pause or resume goes along with a target's action)."""
     out: list[Action] = []
     for i in np.flatnonzero(healing.changed & exists):
         pods = healing.actions(int(i), targets[i], policy)
         out += [_pod_name_only(a) for a in pods]
+    if healing.hold_action is not None:
+        for i in np.flatnonzero((healing.hold_action != 0) & exists):
+            out += healing.hold_actions(int(i), targets[i], policy)
     return out
 
 

@@ -32,6 +32,11 @@ from controller.runtime.pod_samples import PodReader
 
 #: Actions that spend a healing budget: the durable state charging them is saved before they go out.
 DISRUPTIVE = frozenset({ActionKind.RESTART_POD, ActionKind.ROLLING_RESTART, ActionKind.ROLLBACK})
+#: Actions sent only once the durable state is saved: the disruptive ones, and a pause (the record
+#: that this controller paused the Deployment is what lets it, or its successor, resume it).
+WRITE_AHEAD = DISRUPTIVE | {ActionKind.PAUSE}
+#: A rollout hold: goes along with a target's one action, committed on its own (``_commit``).
+HOLD = frozenset({ActionKind.PAUSE, ActionKind.RESUME})
 
 
 @dataclass(frozen=True)
@@ -281,13 +286,14 @@ class Reconciler:
         right after it would re-arm the budget. When the save fails, the disruptive actions are
         not sent and the health state goes back to before this cycle's decision (decided
         again next cycle); the other actions go out."""
-        if self._save_if_changed(targets, now, result) or not any(a.kind in DISRUPTIVE for a in actions):
+        if self._save_if_changed(targets, now, result) or not any(a.kind in WRITE_AHEAD for a in actions):
             return actions
         self._health_state, self.rearm = self._before_heal
         for a in actions:
-            if a.kind in DISRUPTIVE:
-                result.failed.append((a.target, f"state: {a.kind.word} not sent, its budget could not be saved"))
-        return [a for a in actions if a.kind not in DISRUPTIVE]
+            if a.kind in WRITE_AHEAD:
+                what = "the hold" if a.kind is ActionKind.PAUSE else "its budget"
+                result.failed.append((a.target, f"state: {a.kind.word} not sent, {what} could not be saved"))
+        return [a for a in actions if a.kind not in WRITE_AHEAD]
 
     def warm(self, targets: list[TargetRef], history: np.ndarray, times: np.ndarray) -> None:
         """Start the forecasts of ``targets`` from history: (N, T, M) metric values (NaN where
@@ -371,10 +377,14 @@ class Reconciler:
         applied = [] if self.rehearsal else result.actions
         row = self._row_of(targets) if applied else {}
         done, scaled = np.zeros(len(targets), bool), np.zeros(len(targets), bool)
+        held = np.zeros(len(targets), bool)  # a pause / resume went out
         replicas = np.asarray(result.view.spec if decision is None else decision.desired, dtype=np.float64).copy()
         pods: set[str] = set()
         for a in applied:
             i = row[a.target]
+            if a.kind in HOLD:
+                held[i] = True
+                continue
             done[i] = True
             if a.kind is ActionKind.SCALE:
                 scaled[i], replicas[i] = True, a.replicas
@@ -386,7 +396,7 @@ class Reconciler:
         if healing is None or self._health_state is not healing.state:  # a failed reservation reverted it
             return
         restarted = np.fromiter((str(k) in pods for k in healing.pod_keys), bool, len(healing.pod_keys))
-        self._health_state = healing.state_after(done, restarted)
+        self._health_state = healing.state_after(done, restarted, held)
         if self.state_store is not None and self._health_state is not healing.state:
             self._save_if_changed(targets, now, result)
 

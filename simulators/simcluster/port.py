@@ -215,4 +215,8 @@ class ClusterPort:
         elif action.kind is ActionKind.ROLLING_RESTART:
             self.rolling_restart(i)
         elif action.kind is ActionKind.ROLLBACK:
+            if action.resume:  # one write: the undo resumes our rollout hold (the fast path applies)
+                self._paused[i] = False
             self.rollback(i, action.revision, fast=action.fast)
+        elif action.kind in (ActionKind.PAUSE, ActionKind.RESUME):
+            self.set_paused(i, action.kind is ActionKind.PAUSE)

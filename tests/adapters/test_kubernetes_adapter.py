@@ -456,3 +456,42 @@ def test_spec_paused_must_be_a_boolean(server, tmp_path):
     with pytest.raises(ApiException) as err:
         pause(server, tmp_path, "yes")
     assert err.value.status == 422 and "spec.paused" in err.value.body
+
+
+def test_pause_and_resume_actions_patch_spec_paused_and_observe_reports_it(cluster, server, tmp_path):
+    """The rollout hold's actions: PAUSE sets spec.paused (the rollout stops where it is), observe
+    reports it (TargetStatus.paused, ClusterView.paused), RESUME clears it and the rollout goes on."""
+    cluster.apply(scale(8, 2))
+    server.world.advance(60)
+    assert not cluster.observe([WEB]).paused[0]
+    cluster.apply(Action(ActionKind.ROLLING_RESTART, WEB, "Release"))
+    server.world.advance(1)
+    cluster.apply(Action(ActionKind.PAUSE, WEB, "RolloutPausedForEvidence"))
+    view = cluster.observe([WEB])
+    assert view.paused[0] and view.statuses[0].paused and view.rollout[0]
+    held = revisions_of_pods(cluster)
+    server.world.advance(120)
+    assert revisions_of_pods(cluster) == held and "1" in held and "2" in held
+    cluster.apply(Action(ActionKind.RESUME, WEB, "RolloutResumedGood"))
+    server.world.advance(120)
+    view = cluster.observe([WEB])
+    assert not view.paused[0] and not view.rollout[0] and set(revisions_of_pods(cluster)) == {"2"}
+    reasons = [e.reason for e in events(server, tmp_path)]
+    assert "RolloutPaused" in reasons and "RolloutResumed" in reasons
+
+
+def test_a_rollback_that_resumes_our_hold_undoes_and_resumes_in_one_write(cluster, server, tmp_path):
+    """A Deployment this controller paused is rolled back with ``resume``: the template goes back
+    and spec.paused is cleared by the same patch, and the rollout back to revision 1 completes."""
+    cluster.apply(scale(8, 2))
+    server.world.advance(60)
+    cluster.apply(Action(ActionKind.ROLLING_RESTART, WEB, "Release"))
+    server.world.advance(1)
+    cluster.apply(Action(ActionKind.PAUSE, WEB, "RolloutPausedForEvidence"))
+    patches_before = cluster.requests.get("PATCH", 0)
+    cluster.apply(Action(ActionKind.ROLLBACK, WEB, "RollbackRevisionWorse", fast=True, resume=True))
+    assert cluster.requests.get("PATCH", 0) == patches_before + 1
+    server.world.advance(120)
+    view = cluster.observe([WEB])
+    assert not view.paused[0] and not view.rollout[0] and view.statuses[0].revision == "3"
+    assert len(set(p.revision for p in view.statuses[0].pods)) == 1

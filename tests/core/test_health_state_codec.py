@@ -324,3 +324,53 @@ def test_budget_holds_across_random_controller_lifetimes(budget, for_s, bad, res
         act = Act(int(d.action[0]))
         charged += len(d.restart_pods(0)) if act is Act.RESTART_POD else int(act is Act.ROLLING_RESTART)
     assert charged <= budget
+
+
+# --- the rollout hold: that this controller paused the Deployment survives a restart ----------
+
+from dataclasses import replace as _replace  # noqa: E402
+
+from controller.core.health.rollout_hold import HoldState  # noqa: E402
+
+
+def _holding(since: float = T0 + 50, over: bool = False) -> HealthState:
+    return _replace(HealthState.empty(1, P), hold=HoldState(np.array(["r2"], dtype=object), np.array([since]),
+                                                           np.array([over])))
+
+
+@pytest.mark.parametrize("state", [
+    pytest.param(_holding(), id="paused-by-us"),
+    pytest.param(_holding(since=math.nan, over=True), id="hold-over-not-taken-again"),
+])
+def test_the_rollout_hold_round_trips(state):
+    payload = json.loads(json.dumps(encode("web", P, state, ["k"])))
+    back = restore(P, HealthState.empty(1, P), ["k"], parse(payload), NOW)
+    assert back.problems == ()
+    assert same_arrays(durable_arrays(back.state), durable_arrays(state))
+
+
+def test_a_pause_and_a_resume_cause_a_save():
+    base = _holding(since=math.nan)
+    assert not same_arrays(durable_arrays(base), durable_arrays(_holding()))
+    assert not same_arrays(durable_arrays(_holding()), durable_arrays(_holding(since=math.nan, over=True)))
+
+
+@pytest.mark.parametrize("hold,expect", [
+    pytest.param("yes", "rollout_hold: expected an object", id="not-an-object"),
+    pytest.param({"revision": "r2", "paused_at": "soon", "over": False}, "rollout_hold.paused_at", id="bad-time"),
+    pytest.param({"revision": 2, "paused_at": None, "over": False}, "rollout_hold.revision", id="bad-revision"),
+    pytest.param({"revision": "r2", "paused_at": None}, "rollout_hold.over", id="no-over"),
+])
+def test_an_unreadable_hold_is_reported_and_holds_nothing(hold, expect):
+    record = json.loads(json.dumps(encode("web", P, _holding(), ["k"])))
+    record["targets"]["k"]["rollout_hold"] = hold
+    back = restore(P, HealthState.empty(1, P), ["k"], parse(record), NOW)
+    assert any(expect in p for p in back.problems), back.problems
+    assert not back.state.hold.ours.any()  # a pause we cannot prove ours is never resumed by us
+
+
+def test_a_record_from_before_the_holds_holds_nothing():
+    record = json.loads(json.dumps(encode("web", P, _holding(), ["k"])))
+    del record["targets"]["k"]["rollout_hold"]
+    back = restore(P, HealthState.empty(1, P), ["k"], parse(record), NOW)
+    assert back.problems == () and not back.state.hold.ours.any()

@@ -291,3 +291,66 @@ def test_bad_rollout_is_rolled_back_by_the_revision_comparison(tmp_path):
     assert [h["action"] for h in rollbacks] == ["rollback"] and rollbacks[0]["reason"] == "RollbackRevisionWorse"
     check = rollbacks[0]["revision_checks"]["release-errors"]
     assert check["verdict"] == "bad" and check["new_value"] > 2 * check["stable_value"]
+
+
+# A subtly bad release (1.5x the errors) of a workload whose rollout takes a few seconds: the
+# revision check holds the rollout (spec.paused) until its test decides, then rolls back.
+SUBTLE_ROLLOUT = """\
+apiVersion: setpoint/v1
+kind: Scenario
+metadata: {name: e2e-subtle-rollout}
+spec:
+  duration: 30m
+  tick: 1s
+  slo: {latency: {percentile: 95, below: 250ms}, errorRatio: 0.05}
+  services:
+    - name: web
+      capacityPerPod: 100
+      startupDelay: 3s
+      schedulingDelay: 0s
+      initialReplicas: 8
+      maxPods: 20
+      errorRatio: 0.02
+      load: [{constant: {rps: 400}}]
+  faults:
+    - {name: release, kind: bad-rollout, at: 45s, services: [web], errorRatioMultiplier: 1.5}
+"""
+
+HELD_REVISION_HEALING = REVISION_HEALING.replace("compare: {worseBy: 2x, falseRollbackRate: 1%}",
+                                                 "compare: {worseBy: 1.5x, falseRollbackRate: 1%}\n"
+                                                 "        hold: {maxDuration: 2m}")
+
+
+def test_a_subtle_release_is_held_and_rolled_back_before_its_rollout_completes(tmp_path):
+    from kubernetes import client, config
+
+    assert "hold: {maxDuration: 2m}" in HELD_REVISION_HEALING
+    with running_world(tmp_path, SUBTLE_ROLLOUT, HELD_REVISION_HEALING) as w:
+        api = client.CoreV1Api(config.new_client_from_config(config_file=str(w["kubeconfig"])))
+        apps = client.AppsV1Api(config.new_client_from_config(config_file=str(w["kubeconfig"])))
+
+        def paused_by_the_controller():
+            events = api.list_namespaced_event("default", _request_timeout=5).items
+            return [e for e in events if e.reason == "RolloutPaused"]
+
+        wait_until(paused_by_the_controller, 90, what="a RolloutPaused event from the controller")
+        deployment = apps.read_namespaced_deployment("web", "default", _request_timeout=5)
+        assert deployment.spec.paused is True
+        event = wait_for_rollback(w)
+        deployment = apps.read_namespaced_deployment("web", "default", _request_timeout=5)
+        assert not deployment.spec.paused, "the rollback resumed the rollout the controller paused"
+    assert "RollbackRevisionWorse" in event.message
+    records = [json.loads(line)["health"] for line in (tmp_path / "decisions.jsonl").read_text().splitlines()]
+    holds = [(h["rollout"], h["rollout_reason"]) for h in records if h.get("rollout")]
+    # paused once, never resumed until the rollback did it (in the same write)
+    assert holds == [("pause", "RolloutPausedForEvidence"), ("resume", "RollbackRevisionWorse")]
+    paused_at = next(k for k, h in enumerate(records) if h.get("rollout") == "pause")
+    rolled_at = next(k for k, h in enumerate(records) if h["action"] == "rollback")
+    assert paused_at < rolled_at and all(h["rollout_held"] for h in records[paused_at:rolled_at])
+    check = records[rolled_at]["revision_checks"]["release-errors"]
+    assert check["verdict"] == "bad" and check["new_value"] > check["stable_value"]
+    explained = subprocess.run([*SETPOINT, "explain", str(tmp_path / "decisions.jsonl"), "--limit", "100000"],
+                               capture_output=True, text=True, timeout=60)
+    assert explained.returncode == 0, explained.stderr
+    assert "rollout: pause [RolloutPausedForEvidence]" in explained.stdout
+    assert "rollout: resume [RollbackRevisionWorse]" in explained.stdout

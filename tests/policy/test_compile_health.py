@@ -123,6 +123,17 @@ def test_revision_checks_compile_apart_from_the_threshold_checks():
     assert latency.least_requests == math.ceil(math.log(100) / math.log(2))
 
 
+def test_a_revision_check_holds_the_rollout_only_when_asked():
+    held = REVISION.replace("minRequests: 500}\n", "minRequests: 500}\n        hold: {maxDuration: 5m}\n")
+    errors, latency = compile_health_params(load_one(with_revision(held)).health, interval_s=15.0).revision_checks
+    assert errors.hold_max_s == 300.0 and latency.hold_max_s is None
+    default = REVISION.replace("minRequests: 500}\n", "minRequests: 500}\n        hold: {}\n")
+    errors, _ = compile_health_params(load_one(with_revision(default)).health, interval_s=15.0).revision_checks
+    assert errors.hold_max_s == 600.0  # opt-in; maxDuration defaults to 10 minutes
+    plain, _ = compile_health_params(load_one(with_revision()).health, interval_s=15.0).revision_checks
+    assert plain.hold_max_s is None
+
+
 def test_runtime_policy_queries_revision_checks_per_pod():
     from controller.runtime.reconciler import RuntimePolicy
     rp = RuntimePolicy.of(load_one(with_revision()))
@@ -152,6 +163,16 @@ def test_runtime_policy_queries_revision_checks_per_pod():
                  "spec.health.checks[0].errors: only for scope revision", id="errors-on-workload"),
     pytest.param("      - {name: r, action: rollback, unhealthy: {above: 1}}\n",
                  "spec.health.checks[0].query: expected a query", id="workload-without-query"),
+    pytest.param("      - {name: r, query: l, unhealthy: {above: 1}, hold: {maxDuration: 5m}, action: rollback}\n",
+                 "spec.health.checks[0].hold: only for scope revision", id="hold-on-workload"),
+    pytest.param("      - {name: r, scope: revision, query: l, hold: {maxDuration: 5m}, action: record}\n",
+                 "spec.health.checks[0].hold: only with action rollback", id="hold-without-rollback"),
+    pytest.param("      - {name: r, scope: revision, query: l, hold: {maxDuration: 0s}, action: rollback}\n",
+                 "spec.health.checks[0].hold.maxDuration", id="hold-zero"),
+    pytest.param("      - {name: r, scope: revision, query: l, hold: {maxDuration: soon}, action: rollback}\n",
+                 "spec.health.checks[0].hold.maxDuration", id="hold-not-a-duration"),
+    pytest.param("      - {name: r, scope: revision, query: l, hold: {max: 5m}, action: rollback}\n",
+                 "spec.health.checks[0].hold.max", id="hold-unknown-field"),
 ])
 def test_revision_check_mistakes_name_the_field(checks, expect):
     lines = error_lines(with_revision(checks))

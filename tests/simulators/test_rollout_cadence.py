@@ -86,7 +86,9 @@ def test_health_only_cycles_leave_scaling_as_it_was():
     without, _ = simulated("healing-15s", 1.0)
     scale = lambda r: [(a.t_s, a.from_replicas, a.to_replicas) for a in r.actions if a.kind == "scale"]  # noqa: E731
     assert scale(with_fast) == scale(without)
-    assert not with_fast.actions or all(a.kind == "scale" for a in with_fast.actions)  # a healthy release stays
+    # a healthy release stays: no remedy, only held for evidence (paused) and resumed
+    assert all(a.kind in ("scale", "pause", "resume") for a in with_fast.actions)
+    assert [a.kind for a in with_fast.actions if a.kind != "scale"] in ([], ["pause", "resume"])
 
 
 def test_a_bad_release_is_rolled_back_in_a_health_only_cycle_before_the_next_full_one():

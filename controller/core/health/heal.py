@@ -20,6 +20,7 @@ from controller.core.health.checks import (CheckTable, CheckView, PodState, PodT
 from controller.core.health.params import (HEALTH_REASON_CODES, Act, HealthParams, HealthReason, Phase, Remedy,
                                            Scope)
 from controller.core.health.revision_test import Measure, RevisionTestState, Verdict, step_tests, summary_values
+from controller.core.health.rollout_hold import HoldState, HoldStep, step_hold
 from controller.core.health.remediate import (BudgetState, RemedyState, RevisionState, as_strings, pick_pods, propose,
                                        rearm, remember, restart_room, update_revisions, verify)
 from controller.model import Action, ActionKind, TargetRef
@@ -37,7 +38,8 @@ class HealthObservation:
     current, NaN if unknown; utilization: (N,) ratio (1.0 = 100 %), NaN if unknown;
     overloaded: (N,) bool, the shell's own overload signal. revision_new, revision_old: (N, Cr, 3)
     this cycle's statistics of the revision checks for the new revision's pods and the stable
-    revision's (see controller/core/health/revision_test.py; zeros: no data).
+    revision's (see controller/core/health/revision_test.py; zeros: no data). paused: (N,) bool,
+    the Deployment's spec.paused (None: unknown; then no rollout is held).
     """
 
     current: np.ndarray
@@ -52,11 +54,12 @@ class HealthObservation:
     overloaded: np.ndarray
     revision_new: np.ndarray | None = None
     revision_old: np.ndarray | None = None
+    paused: np.ndarray | None = None
 
     @classmethod
     def of(cls, current, ready=None, values=None, *, checks: int, present=None, revision=None, rollout=None,
            pods: PodTable | None = None, revision_since=None, utilization=None, overloaded=None,
-           revision_new=None, revision_old=None) -> "HealthObservation":
+           revision_new=None, revision_old=None, paused=None) -> "HealthObservation":
         """Build with defaults: all ready, no values, revision '', no rollout, no pods."""
         current = np.asarray(current, dtype=np.int64).reshape(-1)
         n = current.size
@@ -71,7 +74,8 @@ class HealthObservation:
                    pods=PodTable.empty(checks) if pods is None else pods,
                    revision_since=vec(revision_since, np.nan, np.float64),
                    utilization=vec(utilization, np.nan, np.float64), overloaded=vec(overloaded, False, bool),
-                   revision_new=_stats(revision_new, n), revision_old=_stats(revision_old, n))
+                   revision_new=_stats(revision_new, n), revision_old=_stats(revision_old, n),
+                   paused=None if paused is None else vec(paused, False, bool))
 
     def revision_stats(self, cr: int) -> tuple[np.ndarray, np.ndarray]:
         """(new, old), each (N, Cr, 3): zeros where the shell gave none."""
@@ -92,7 +96,7 @@ def _stats(a, n: int) -> np.ndarray | None:
 class HealthState:
     """Everything ``heal`` remembers between cycles: workload checks (N, Cw), pod checks keyed by
     pod, revisions, verification/escalation/hold, budget histories, and the revision checks'
-    sequential tests (N, Cr; None is the same as empty)."""
+    sequential tests (N, Cr; None is the same as empty), and the rollout holds (N,; None: empty)."""
 
     workload: CheckTable
     pods: PodState
@@ -100,6 +104,7 @@ class HealthState:
     remedy: RemedyState
     budgets: BudgetState
     revision_tests: RevisionTestState | None = None
+    hold: HoldState | None = None
 
     @classmethod
     def empty(cls, n: int, params: HealthParams) -> "HealthState":
@@ -108,14 +113,15 @@ class HealthState:
         slots_for = params.shortest_interval_s
         return cls(CheckTable.empty(n, wchecks, slots_for), PodState.empty(pchecks, slots_for),
                    RevisionState.empty(n), RemedyState.empty(n), BudgetState.empty(n, params),
-                   RevisionTestState.empty(n, len(params.revision_checks)))
+                   RevisionTestState.empty(n, len(params.revision_checks)), HoldState.empty(n))
 
     def take(self, rows: np.ndarray) -> "HealthState":
         """Reorder to a new target list: rows[i] is the old row of new target i, -1 if new.
         Pod state is keyed by pod and follows the pod table of the next observation."""
         return HealthState(self.workload.take(rows), self.pods, self.revisions.take(rows), self.remedy.take(rows),
                            self.budgets.take(rows),
-                           None if self.revision_tests is None else self.revision_tests.take(rows))
+                           None if self.revision_tests is None else self.revision_tests.take(rows),
+                           None if self.hold is None else self.hold.take(rows))
 
     @property
     def size(self) -> int:
@@ -189,6 +195,9 @@ class HealthRecord:
     systemic: bool
     checks: tuple[CheckRecord, ...] = field(default=())
     revision_checks: tuple[RevisionCheckRecord, ...] = field(default=())
+    rollout: str | None = None  # "pause" / "resume": a rollout hold this cycle (see rollout_reason)
+    rollout_reason: str | None = None
+    rollout_held: bool = False  # this controller holds the rollout (spec.paused) after this cycle
 
     def to_dict(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k not in ("checks", "revision_checks")}
@@ -209,6 +218,7 @@ class _Unapplied:
     pods_restarted_at: np.ndarray  # (P,)
     hold: np.ndarray  # (N,) bool: arbitration holds the target (kept whether or not anything is applied)
     hold_reason: np.ndarray
+    rollout_hold: HoldState | None = None  # the rollout holds without this cycle's pause / resume
 
 
 _PHASES = tuple(p.name.lower() for p in Phase)
@@ -248,17 +258,27 @@ class HealingDecision:
     revision_active: np.ndarray | None = None  # (N,) bool: the revision checks ran this cycle
     revision_trigger: np.ndarray | None = None  # (N,) index of the revision check behind a rollback, -1
     unapplied: "_Unapplied | None" = None  # what ``state_after`` needs to leave actions out
+    # the rollout hold (controller/core/health/rollout_hold.py): (N,) ActionKind PAUSE / RESUME /
+    # NONE, sent along with ``action``; its HealthReason (-1); a ROLLBACK that resumes our hold
+    hold_action: np.ndarray | None = None
+    hold_reason_code: np.ndarray | None = None
+    rollback_resumes: np.ndarray | None = None
 
-    def state_after(self, applied: np.ndarray | bool = True, restarted: np.ndarray | None = None) -> HealthState:
+    def state_after(self, applied: np.ndarray | bool = True, restarted: np.ndarray | None = None,
+                    hold_applied: np.ndarray | bool | None = None) -> HealthState:
         """The state for the next cycle once the actions of the ``applied`` rows ((N,) bool, or one
         bool for all) took effect: only they spend budgets, open verification windows, set floors
         and revision memory. ``restarted``: (P,) bool, the pods actually restarted (default: the
-        chosen pods of the applied rows). Holds and verdicts are kept either way. ``state`` is
+        chosen pods of the applied rows). ``hold_applied``: (N,) the pause / resume went out
+        (default: ``applied``). Holds and verdicts are kept either way. ``state`` is
         ``state_after(True)``."""
         applied = np.broadcast_to(np.asarray(applied, bool), self.action.shape)
         restart = self.restart & applied[self.pod_row] if restarted is None else self.restart & restarted
+        hold_applied = applied if hold_applied is None else np.broadcast_to(np.asarray(hold_applied, bool),
+                                                                            self.action.shape)
+        hold = self._hold_after(applied, hold_applied)
         if self.unapplied is None or ((applied | ~self.changed).all() and (restart == self.restart).all()):
-            return self.state
+            return self.state if hold is self.state.hold else replace(self.state, hold=hold)
         u, n = self.unapplied, self.action.size
         count = np.bincount(self.pod_row[restart], minlength=n)[:n] if restart.any() else np.zeros(n, np.int64)
         action = np.where(applied, self.action, int(Act.NONE)).astype(self.action.dtype)
@@ -269,7 +289,26 @@ class HealingDecision:
                                      u.hold, u.hold_reason, self.replicas, count, self.trigger, self.rollback_to,
                                      self.now)
         pods = replace(self.state.pods, restarted_at=np.where(restart, self.now, u.pods_restarted_at))
-        return replace(self.state, pods=pods, revisions=rev, remedy=rem, budgets=budgets)
+        return replace(self.state, pods=pods, revisions=rev, remedy=rem, budgets=budgets, hold=hold)
+
+    def _hold_after(self, applied: np.ndarray, hold_applied: np.ndarray) -> HoldState | None:
+        """The rollout holds once the pause / resume (``hold_applied``) and the rollbacks that resume
+        our hold (``applied``) went out; the others keep the hold as it was."""
+        new, u = self.state.hold, self.unapplied
+        if new is None or u is None or u.rollout_hold is None or self.hold_action is None:
+            return new
+        took = np.where(self.hold_action != Act.NONE, hold_applied, np.where(self.rollback_resumes, applied, True))
+        if took.all():
+            return new
+        old = u.rollout_hold
+        return HoldState(new.revision, np.where(took, new.since, old.since), np.where(took, new.over, old.over))
+
+    def hold_actions(self, i: int, target: TargetRef, policy: str = "") -> tuple[Action, ...]:
+        """The PAUSE or RESUME of target ``i``'s rollout this cycle (sent with ``actions``)."""
+        if self.hold_action is None or int(self.hold_action[i]) == Act.NONE:
+            return ()
+        return (Action(Act(int(self.hold_action[i])), target, HEALTH_REASON_CODES[int(self.hold_reason_code[i])],
+                       policy=policy),)
 
     @property
     def changed(self) -> np.ndarray:
@@ -305,7 +344,9 @@ class HealingDecision:
                            policy=policy),)
         if act is Act.ROLLBACK:
             fast = int(self.reason[i]) == HealthReason.ROLLBACK_REVISION_WORSE
-            return (Action(kind, target, reason, revision=str(self.rollback_to[i]) or None, policy=policy, fast=fast),)
+            resume = self.rollback_resumes is not None and bool(self.rollback_resumes[i])
+            return (Action(kind, target, reason, revision=str(self.rollback_to[i]) or None, policy=policy, fast=fast,
+                           resume=resume),)
         return (Action(kind, target, reason, policy=policy),)
 
     def record(self, i: int, policy: str, target: str) -> HealthRecord:
@@ -334,7 +375,21 @@ class HealingDecision:
             else None,
             revision=str(self.state.revisions.current[i]), rollback_to=str(self.rollback_to[i]) or None,
             replicas=int(self.replicas[i]), restart_pods=self.restart_pods(i), overloaded=bool(self.overloaded[i]),
-            systemic=bool(self.systemic[i]), checks=tuple(checks), revision_checks=self._revision_records(i, opt))
+            systemic=bool(self.systemic[i]), checks=tuple(checks), revision_checks=self._revision_records(i, opt),
+            **self._hold_record(i))
+
+    def _hold_record(self, i: int) -> dict:
+        hold = self.state.hold
+        if self.hold_action is None or hold is None:
+            return {}
+        act = Act(int(self.hold_action[i]))
+        if self.rollback_resumes is not None and self.rollback_resumes[i]:
+            act = Act.RESUME  # the rollback resumes our hold in the same write
+        code = int(self.hold_reason_code[i])
+        if code < 0 and act is Act.RESUME:
+            code = int(self.reason[i])  # the rollback's reason
+        return dict(rollout=act.word or None, rollout_reason=HEALTH_REASON_CODES[code] if code >= 0 else None,
+                    rollout_held=bool(hold.ours[i]))
 
     def _revision_records(self, i: int, opt) -> tuple[RevisionCheckRecord, ...]:
         checks, rt = self.params.revision_checks, self.state.revision_tests
@@ -434,17 +489,38 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     check = np.where((arb.action == Act.ROLLBACK) & (prop.blamed_check >= 0), prop.blamed_check, trigger)
     rev_trigger = np.where((arb.action == Act.ROLLBACK) & (arb.reason == HealthReason.ROLLBACK_REVISION_WORSE),
                            rev_trigger, -1)
-    unapplied = _Unapplied(rem, rev, state.budgets, pods.restarted_at, arb.hold, arb.hold_reason)
+    hold = _rollout_hold(params, obs, state, tests, rev, rev_active, now)
+    # a rollback resumes our hold in the same write (a paused Deployment would not roll back), and
+    # no pause or resume goes with it (a pause after it would hold the rollback)
+    rollback = arb.action == Act.ROLLBACK
+    rollback_resumes = rollback & hold.kept.ours
+    hold_action = np.where(rollback, int(Act.NONE), hold.action)
+    hold_reason = np.where(rollback, -1, hold.reason)
+    undone = hold.kept.released(rollback_resumes)
+    new_hold = HoldState(hold.state.revision, np.where(rollback, undone.since, hold.state.since),
+                         np.where(rollback, undone.over, hold.state.over))
+    unapplied = _Unapplied(rem, rev, state.budgets, pods.restarted_at, arb.hold, arb.hold_reason, hold.kept)
     rem, rev, budgets = remember(params, rem, rev, state.budgets, arb.action, arb.health, arb.hold, arb.hold_reason,
                                  arb.replicas, restarted, check, rollback_to, now)
     pods = PodState(pods.keys, pods.first_seen, np.where(restart, now, pods.restarted_at), pods.table)
-    new_state = HealthState(wtable, pods, rev, rem, budgets, tests)
+    new_state = HealthState(wtable, pods, rev, rem, budgets, tests, new_hold)
     return HealingDecision(
         now=now, params=params, current=current, action=arb.action, reason=arb.reason, outcome=outcome,
         replicas=arb.replicas, restart=restart, rollback_to=rollback_to, trigger=check, held=rem.held,
         held_reason=rem.held_reason, overloaded=overloaded, systemic=prop.systemic, from_health=arb.health,
         view=view, pod_row=pod_row, pod_keys=pods.keys, state=new_state, revision_active=rev_active,
-        revision_trigger=rev_trigger, unapplied=unapplied)
+        revision_trigger=rev_trigger, unapplied=unapplied, hold_action=hold_action.astype(np.int64),
+        hold_reason_code=hold_reason.astype(np.int64), rollback_resumes=rollback_resumes)
+
+
+def _rollout_hold(params: HealthParams, obs: HealthObservation, state: HealthState, tests: RevisionTestState,
+                  rev: RevisionState, active: np.ndarray, now: float) -> HoldStep:
+    """Step the rollout holds (controller/core/health/rollout_hold.py) after the revision tests."""
+    n = obs.current.size
+    hold = state.hold if state.hold is not None and state.hold.since.shape == (n,) else HoldState.empty(n)
+    new, old = obs.revision_stats(len(params.revision_checks))
+    return step_hold(params.revision_checks, hold, tests, rev.current, obs.rollout, obs.paused, active, new, old,
+                     params.interval_s, now)
 
 
 def _revision_tests(params: HealthParams, obs: HealthObservation, state: HealthState, rev: RevisionState,

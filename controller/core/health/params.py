@@ -84,6 +84,10 @@ class HealthReason(enum.IntEnum):
     VERIFY_FAILED_ESCALATING = 27  # outcome: verification failed, the next ladder step follows
     ROLLBACK_REVISION_WORSE = 28  # a revision check: the new revision is worse than the stable one
     OVERLOAD_NOT_RELEASE = 29  # a rollback check fired but the revision checks find the new revision no worse
+    ROLLOUT_PAUSED_FOR_EVIDENCE = 30  # the rollout is held (spec.paused) while its revision test is undecided
+    ROLLOUT_RESUMED_GOOD = 31  # our hold ends: the revision test found the new revision no worse
+    ROLLOUT_RESUMED_MAX_HOLD = 32  # our hold ends: the check's hold.maxDuration passed (the test goes on)
+    ROLLOUT_RESUMED_NOT_TESTED = 33  # our hold ends: the revision is no longer under test
 
     @property
     def code(self) -> str:

@@ -87,6 +87,8 @@ class RevisionTestParams:
     rollback: a BAD verdict rolls back (else it is only recorded).
     baseline_half_life_s: the current revision's totals, the baseline its successor is compared
     with, forget older traffic with this half-life (recent behaviour, not the whole history).
+    hold_max_s: hold the rollout (pause it) while this check is undecided, for at most this long
+    (None: never hold; see controller/core/health/rollout_hold.py).
     """
 
     name: str
@@ -98,6 +100,7 @@ class RevisionTestParams:
     sigma_floor: float = 0.05
     rollback: bool = True
     baseline_half_life_s: float = 600.0
+    hold_max_s: float | None = None
 
     def __post_init__(self) -> None:
         if not self.worse_by > 1.0:

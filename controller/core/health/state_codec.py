@@ -35,7 +35,13 @@ Payload (JSON, times in epoch seconds, null for unknown)::
         "revision_tests": {"revision": "abc", "checks": {"release-errors": {
             "llr": 1.2, "during": 0.8, "verdict": "undecided" | "bad" | "good", "decided_at": t, "drifted": false,
             "new": [requests, errors, 0], "old": [...], "after": [...], "base": [...], "stable": [...]}}},
+        "rollout_hold": {"revision": "abc", "paused_at": t | null, "over": false} | null,
         "resume_seen": "2026-12-01T14:00:00+00:00" | null}}}
+
+``rollout_hold`` says that *this controller* paused the Deployment (``paused_at``) to hold its
+rollout for evidence (controller/core/health/rollout_hold.py): after a restart the hold is
+kept or ended by the same rules, and a Deployment someone else paused is never resumed. It
+is written before the pause goes out. A record without it holds nothing.
 
 Unreadable input is never a silent fresh start. A payload that cannot be read (not JSON, not an
 object, another schema version) or a target record that cannot be decoded restores that target
@@ -61,6 +67,7 @@ from controller.core.health.heal import HealthState
 from controller.core.health.params import HEALTH_REASON_CODES, HealthParams, Remedy
 from controller.core.health.remediate import DAY_S, HOUR_S, BudgetState, RemedyState, RevisionState
 from controller.core.health.revision_test import RevisionTestState, Verdict
+from controller.core.health.rollout_hold import HoldState
 
 SCHEMA_VERSION = 1
 _REMEDY_NAMES = {r: r.policy_word or "none" for r in Remedy}  # the policy's words (scale-up), as stored since v1
@@ -92,9 +99,11 @@ def durable_arrays(state: HealthState) -> tuple[np.ndarray, ...]:
     """
     b, rem, rev, rt = state.budgets, state.remedy, state.revisions, state.revision_tests
     tests = () if rt is None else (rt.revision, rt.verdict, rt.decided_at)
+    h = state.hold if state.hold is not None else HoldState.empty(b.restarts.shape[0])  # None: holds nothing
+    hold = (h.revision, h.since, h.over)
     return ((b.restarts, b.restart_at, b.rollbacks, b.rollback_at)
             + tuple(getattr(rem, k) for k in rem.__dataclass_fields__)
-            + tuple(getattr(rev, k) for k in rev.__dataclass_fields__ if k != "clean_since") + tests)
+            + tuple(getattr(rev, k) for k in rev.__dataclass_fields__ if k != "clean_since") + tests + hold)
 
 
 def same_arrays(a: Sequence[np.ndarray] | None, b: Sequence[np.ndarray]) -> bool:
@@ -141,6 +150,25 @@ def encode_tests(params: HealthParams, tests: RevisionTestState | None, i: int) 
     return {"revision": str(tests.revision[i]), "checks": checks}
 
 
+def encode_hold(hold: HoldState | None, i: int) -> dict | None:
+    """Row ``i`` of the rollout holds, None when there is nothing to remember."""
+    if hold is None or (not hold.revision[i] and not hold.ours[i]):
+        return None
+    return {"revision": str(hold.revision[i]), "paused_at": _t(hold.since[i]), "over": bool(hold.over[i])}
+
+
+def decode_hold(record: Any) -> tuple[str, float, bool] | None:
+    """(revision, paused_at, over) of one record's rollout_hold; None when absent."""
+    if record is None:
+        return None
+    if not isinstance(record, Mapping):
+        raise ValueError("rollout_hold: expected an object")
+    if not isinstance(record.get("over"), bool):
+        raise ValueError("rollout_hold.over: expected true or false")
+    return (_text(record.get("revision"), "rollout_hold.revision"), _time(record.get("paused_at"),
+            "rollout_hold.paused_at"), record["over"])
+
+
 def encode_target(params: HealthParams, state: HealthState, i: int, resume_seen: str | None = None) -> dict:
     """The durable record of row ``i``."""
     b, rem, rev = state.budgets, state.remedy, state.revisions
@@ -162,6 +190,7 @@ def encode_target(params: HealthParams, state: HealthState, i: int, resume_seen:
         "revisions": {**{k: str(getattr(rev, k)[i]) for k in _REVISION_TEXT},
                       **{k: _t(getattr(rev, k)[i]) for k in _REVISION_TIMES}, "trusted": bool(rev.trusted[i])},
         "revision_tests": encode_tests(params, state.revision_tests, i),
+        "rollout_hold": encode_hold(state.hold, i),
         "resume_seen": resume_seen,
     }
 
@@ -276,6 +305,7 @@ class _Row:
     revisions: dict[str, Any]
     resume_seen: str | None
     tests: dict[str, Any] | None = None  # RevisionTestState field -> row value, None: no record
+    hold: tuple[str, float, bool] | None = None  # rollout_hold, None: no record
 
 
 def decode_target(params: HealthParams, record: Any) -> _Row:
@@ -320,7 +350,8 @@ def decode_target(params: HealthParams, record: Any) -> _Row:
     seen = record.get("resume_seen")
     if seen is not None and not isinstance(seen, str):
         raise ValueError("resume_seen: expected a string or null")
-    return _Row(restarts, rollbacks, rem, rev, seen, decode_tests(params, record.get("revision_tests")))
+    return _Row(restarts, rollbacks, rem, rev, seen, decode_tests(params, record.get("revision_tests")),
+                decode_hold(record.get("rollout_hold")))
 
 
 def _number(value: Any, field: str) -> float:
@@ -411,6 +442,7 @@ def restore(params: HealthParams, state: HealthState, keys: Sequence[str], parse
     budgets, rem, rev = state.budgets, state.remedy, state.revisions
     tests = state.revision_tests if state.revision_tests is not None else \
         RevisionTestState.empty(n, len(params.revision_checks))
+    hold = state.hold if state.hold is not None else HoldState.empty(n)
     problems: list[str] = []
     seen: dict[str, str] = {}
     unknown = np.zeros(n, bool)
@@ -437,9 +469,11 @@ def restore(params: HealthParams, state: HealthState, keys: Sequence[str], parse
         rev = replace(rev, **{k: _set_row(getattr(rev, k), i, v) for k, v in values.items()})
         if row.tests is not None:
             tests = RevisionTestState(**{k: _set_row(getattr(tests, k), i, v) for k, v in row.tests.items()})
+        if row.hold is not None:
+            hold = HoldState(*(_set_row(a, i, v) for a, v in zip((hold.revision, hold.since, hold.over), row.hold)))
         if row.resume_seen is not None:
             seen[key] = row.resume_seen
     if unknown.any():
         budgets = _charge_in_full(params, budgets, unknown, now)
-    new = HealthState(state.workload, state.pods, rev, rem, budgets, tests)
+    new = HealthState(state.workload, state.pods, rev, rem, budgets, tests, hold)
     return Restored(new, seen, tuple(problems), tuple(k for k, u in zip(keys, unknown.tolist()) if u))
