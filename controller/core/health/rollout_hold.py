@@ -121,7 +121,7 @@ def hold_share(checks: tuple[RevisionTestParams, ...], tests: RevisionTestState,
     if not hc.any():
         return np.zeros(n), np.full(n, np.inf)
     n1, n0 = new[..., 0], old[..., 0]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # inf: no hold needed yet
         share_c = np.where(n1 + n0 > 0, n1 / (n1 + n0), 0.0)
         rate = (n1 + n0) / max(interval_s, 1e-9)  # requests/s of the whole workload
         max_s = np.asarray([c.hold_max_s if c.hold_max_s is not None else math.inf for c in checks])
