@@ -238,6 +238,42 @@ def parse_int_or_percent(value: int | str) -> tuple[float, bool]:
     raise ValueError(f"must be an int or a percent string like '25%', got {value!r}")
 
 
+def proportional_sizes(sizes: Sequence[int], old_spec: int, new_spec: int, max_surge: int | str,
+                       max_unavailable: int | str) -> list[int]:
+    """New pod counts of a Deployment's ReplicaSets (``sizes``, oldest first, the last one the
+    current revision's) when spec.replicas changes from ``old_spec`` to ``new_spec`` during a
+    rolling update, as Kubernetes' deployment controller does (pkg/controller/deployment/sync.go
+    ``scale`` and util ``GetProportion``): with one active ReplicaSet (or none: the newest) it
+    gets ``new_spec``; otherwise the change of the allowed total (spec + surge) is spread over the
+    active ReplicaSets in proportion to their sizes, largest first (ties: newer first when
+    scaling up, older first when scaling down), the rounding leftover to the largest one.
+    """
+    sizes = [int(n) for n in sizes]
+    active = [j for j, n in enumerate(sizes) if n > 0]
+    if len(active) <= 1:
+        target = active[0] if active else len(sizes) - 1
+        return [new_spec if j == target else n for j, n in enumerate(sizes)]
+    total = sum(sizes)
+    allowed = new_spec + rollout_budget(new_spec, max_surge, max_unavailable)[0] if new_spec > 0 else 0
+    # the ReplicaSets' max-replicas annotation: the allowed total before this change
+    before = old_spec + rollout_budget(old_spec, max_surge, max_unavailable)[0] if old_spec > 0 else total
+    to_add = allowed - total
+    if to_add == 0:
+        return sizes
+    order = sorted(active, key=(lambda j: (-sizes[j], -j)) if to_add > 0 else (lambda j: (-sizes[j], j)))
+    new_sizes, added = list(sizes), 0
+    for j in order:
+        if added == to_add:
+            break
+        # math.Round: half away from zero (sizes are positive)
+        fraction = (math.floor(sizes[j] * allowed / before + 0.5) - sizes[j]) if new_spec > 0 else -sizes[j]
+        share = min(fraction, to_add - added) if to_add > 0 else max(fraction, to_add - added)
+        new_sizes[j] += share
+        added += share
+    new_sizes[order[0]] = max(0, new_sizes[order[0]] + to_add - added)
+    return new_sizes
+
+
 def rollout_budget(spec: int, max_surge: int | str, max_unavailable: int | str) -> tuple[int, int]:
     """(surge, unavailable) pods for ``spec`` replicas, rounded as Kubernetes does.
 

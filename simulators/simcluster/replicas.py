@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from simulators.simcluster.slots import EMPTY, INF, PENDING, READY, STARTING
-from simulators.workload import ServiceConfig
+from simulators.workload import ServiceConfig, proportional_sizes
 
 #: Removal-ranking key layout: (phase rank * 2 + is current revision) << 40 | (2**40 - 1 - serial).
 _SERIAL_SPAN = 1 << 40
@@ -152,6 +152,11 @@ class ReplicaSets:
         if not changed.any():
             return
         idx, delta, replicas = idx[changed], delta[changed], replicas[changed]
+        rolling = self._rolling[idx]
+        if rolling.any():  # rare: a Deployment scaled during a rollout
+            for i, spec in zip(idx[rolling].tolist(), replicas[rolling].tolist()):
+                self._scale_proportionally(i, spec, now)
+            idx, delta, replicas = idx[~rolling], delta[~rolling], replicas[~rolling]
         self._spec_replicas[idx] = replicas
         up = delta > 0
         self._create_pods(idx[up], delta[up], now)  # keeps the aggregates exact by itself
@@ -159,6 +164,27 @@ class ReplicaSets:
         if down.size:
             self._remove_ranked(down, -delta[~up], now)
             self._refresh(down)
+
+    def _scale_proportionally(self, i: int, replicas: int, now: float) -> None:
+        """Scale service ``i`` during a rollout as the Deployment controller does: the change is
+        spread over the revisions' ReplicaSets in proportion to their sizes
+        (:func:`~simulators.workload.proportional_sizes`), not all put on the newest one."""
+        service, current = self.config.services[i], int(self._current_seq[i])
+        live = self._pod_phase[i] != EMPTY
+        n_revisions = len(self._revisions[i])
+        sizes = np.bincount(self._pod_revision_seq[i][live], minlength=n_revisions).tolist()
+        order = [seq for seq in range(n_revisions) if seq != current] + [current]  # current last
+        targets = proportional_sizes([sizes[seq] for seq in order], int(self._spec_replicas[i]), replicas,
+                                     service.max_surge, service.max_unavailable)
+        self._spec_replicas[i] = replicas
+        row = np.array([i])
+        for seq, target in zip(order, targets):
+            if target > sizes[seq]:
+                self._create_pods(row, np.array([target - sizes[seq]]), now, np.array([seq]))
+            elif target < sizes[seq]:
+                of_revision = (self._pod_phase[i] != EMPTY) & (self._pod_revision_seq[i] == seq)
+                self._remove_ranked(row, np.array([sizes[seq] - target]), now, of_revision[None, :])
+        self._refresh(row)
 
     def set_replicas(self, i: int, replicas: int, now: float | None = None) -> None:
         """Set one service's spec replicas (see :meth:`scale`).

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from controller.errors import NotFound
 from simulators.cluster import SimCluster
 from tests.support.reference_cluster import ReferenceCluster
-from simulators.workload import RevisionProps, ServiceConfig, rollout_budget
+from simulators.workload import RevisionProps, ServiceConfig, proportional_sizes, rollout_budget
 from tests.simulators.helpers import column, run
 
 ENGINES = [pytest.param(SimCluster, id="vectorized"), pytest.param(ReferenceCluster, id="reference")]
@@ -166,3 +166,38 @@ def test_a_fast_rollback_never_shrinks_the_stable_revision_nor_grows_the_abandon
     stable, bad = np.array(counts).T
     assert (np.diff(stable) >= 0).all() and (np.diff(bad) <= 0).all()
     assert bad[-1] == 0 and stable[-1] == replicas and not cluster.rollout_in_progress[0]
+
+
+@pytest.mark.parametrize("sizes, old_spec, new_spec, expected", [
+    # spec 8 (allowed 10) -> 10 (allowed 13): +3 spread 6:4 -> round(7.8)=8, then 1 left for 4
+    pytest.param([6, 4], 8, 10, [8, 5], id="up-spread-over-old-and-new"),
+    # spec 8 -> 6 (allowed 10 -> 8): -2, largest first: round(6 * 0.8) = 5, round(4 * 0.8) = 3
+    pytest.param([6, 4], 8, 6, [5, 3], id="down-spread-over-old-and-new"),
+    pytest.param([5, 5], 8, 10, [6, 7], id="up-tie-newer-first"),
+    pytest.param([5, 5], 8, 6, [4, 4], id="down-tie-older-first"),
+    pytest.param([0, 8], 8, 12, [0, 12], id="one-active-replicaset-gets-the-spec"),
+    pytest.param([8, 0], 8, 4, [4, 0], id="only-the-old-one-active-paused-rollout"),
+    pytest.param([0, 0], 0, 3, [0, 3], id="none-active-the-newest"),
+    pytest.param([6, 4], 8, 0, [0, 0], id="to-zero"),
+    # allowed 5 -> 10, 6 pods: +4, largest first: 3 -> 6 (+3), 2 -> min(4, 1 left) = 3, 1 unchanged
+    pytest.param([2, 1, 3], 4, 8, [3, 1, 6], id="three-revisions-largest-first-within-the-allowed"),
+    # allowed 10 -> 8 (6 + surge 2), 13 pods: -5; 8 -> round(6.4) = 6, 5 -> 4, leftover -2 to the largest
+    pytest.param([8, 5], 8, 6, [4, 4], id="down-leftover-to-the-largest"),
+])
+def test_proportional_sizes_follow_the_deployment_controller(sizes, old_spec, new_spec, expected):
+    assert proportional_sizes(sizes, old_spec, new_spec, "25%", "25%") == expected
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_scaling_up_during_a_stuck_rollout_grows_the_old_revision_too(engine):
+    """A real Deployment spreads a scale-up over its ReplicaSets in proportion to their sizes; a
+    stuck (crash-looping) rollout must not swallow every new replica."""
+    cluster = engine([web(initial_replicas=8, max_pods=40)], 1)
+    ticks = run(cluster, 300.0, 5.0, script=[
+        (0.0, lambda c: c.rollout(0, RevisionProps(crash_loop=True))),
+        (150.0, lambda c: c.set_replicas(0, 16))])
+    before = [s for s in ticks if s.at_s < 150.0][-1]
+    assert before.ready_replicas[0] == 6  # 8 - 25% unavailable: the rollout is stuck
+    # 16 + 4 surge = 20 pods: the 6 old pods (of 10) become 12, the 4 new ones 8
+    assert ticks[-1].ready_replicas[0] == 12
+    assert ticks[-1].pods[0] == 20

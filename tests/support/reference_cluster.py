@@ -38,7 +38,7 @@ from simulators.queueing import LN_TAIL, QUANTILES, RHO_CAP, RHO_FLOOR, TINY_RPS
 from simulators.signals import ObservedSignals, TickSignals, empty_frozen, observed, snapshot_metrics
 from simulators.streams import engine_streams
 from simulators.workload import (ClusterConfig, Phase, Revision, RevisionProps, ServiceConfig, backoff_s, pod_name,
-                                 removal_key, revision_hash, rollback_target, rollout_budget)
+                                 proportional_sizes, removal_key, revision_hash, rollback_target, rollout_budget)
 
 INF = float("inf")
 MAX_LIFECYCLE_ROUNDS = 10_000
@@ -418,6 +418,17 @@ class ReferenceCluster:
         now = self.now if now is None else now
         svc = self.services[i]
         replicas = max(0, min(int(replicas), svc.config.max_pods))
+        if svc.rolling and replicas != svc.spec:  # proportional scaling across the revisions
+            order = [seq for seq in range(len(svc.revisions)) if seq != svc.current_seq] + [svc.current_seq]
+            sizes = [sum(p.rev_seq == seq for p in svc.pods) for seq in order]  # the current revision last
+            targets = proportional_sizes(sizes, svc.spec, replicas, svc.config.max_surge, svc.config.max_unavailable)
+            svc.spec = replicas
+            for seq, size, target in zip(order, sizes, targets):
+                if target > size:
+                    svc.create(target - size, now, seq)
+                elif target < size:
+                    self.remove(svc, svc.ranked([p for p in svc.pods if p.rev_seq == seq])[:size - target], now)
+            return
         delta, svc.spec = replicas - svc.spec, replicas
         if delta > 0:
             svc.create(delta, now)
