@@ -42,7 +42,6 @@ def test_bad_rollout_is_rolled_back_and_the_slo_recovers():
     pytest.param("bad-rollout", "release-42", 60, id="10x-errors-within-a-cycle-of-the-new-pods-serving"),
     pytest.param("latency-regression", "release-44", 60, id="latency-only"),
     pytest.param("bad-rollout-flash-crowd", "release-45", 60, id="during-a-flash-crowd"),
-    pytest.param("subtle-bad-rollout", "release-43", 900, id="1.5x-errors"),
 ])
 def test_a_worse_release_is_rolled_back_by_the_revision_comparison(name, fault, within_s):
     r = healed(name)
@@ -50,6 +49,21 @@ def test_a_worse_release_is_rolled_back_by_the_revision_comparison(name, fault, 
     assert rollback.reason.startswith("RollbackRevisionWorse")
     assert 20 * 60 < rollback.t_s <= 20 * 60 + within_s
     assert not actions(r, "restart-pod") and not actions(r, "rolling-restart")
+
+
+def test_a_subtly_worse_release_is_rolled_back_in_most_seeds():
+    """1.5x errors (0.2% -> 0.3%) is near the test's power: issue 11 asks for a rollback before the
+    rollout completes in at least 80% of seeds, not in every one, so the claim is over five seeds
+    (one missed verdict allowed), each rollback from the revision comparison within 15 minutes."""
+    policy = load_policies([POLICIES / "setpoint-healing.yaml"])[0]
+    caught = 0
+    for seed in range(5):
+        result, _ = simulate(load_scenario("subtle-bad-rollout", seed=seed), standard_controllers(policy, [], None, 20),
+                             keep_records=False)
+        remedies = [a for a in result.runs["policy"].actions if a.kind in ("rollback", "restart-pod", "rolling-restart")]
+        assert all(a.kind == "rollback" and a.reason.startswith("RollbackRevisionWorse") for a in remedies), remedies
+        caught += any(20 * 60 < a.t_s <= 20 * 60 + 900 for a in remedies)
+    assert caught >= 4
 
 
 def test_a_flash_crowd_during_a_bad_release_is_still_met_by_scaling():
