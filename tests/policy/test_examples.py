@@ -98,4 +98,5 @@ def test_setpoint_default_sizes_ramps_ahead_at_85_percent():
     assert (p.params.tolerance_up, p.params.tolerance_down) == (0.05, 0.2)
     assert 85.0 * (1 + p.params.tolerance_up) < 92.0  # the comment's margin under the SLO at min replicas
     down = p.params.scale_down
-    assert down.window_s == 300.0 and down.values.tolist() == [100.0] and down.periods_s.tolist() == [15.0]
+    # 15 minutes: the policy comment says why (scale-downs undone within minutes under 5m)
+    assert down.window_s == 900.0 and down.values.tolist() == [100.0] and down.periods_s.tolist() == [15.0]
