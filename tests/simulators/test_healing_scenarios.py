@@ -13,6 +13,9 @@ from simulators.runner import simulate, standard_controllers
 from simulators.scenario import load_scenario
 from tests.simulators.conftest_paths import POLICIES
 
+# The tests share the cached simulations (healed): on one pytest-xdist worker each is computed once.
+pytestmark = pytest.mark.xdist_group("tests/simulators/test_healing_scenarios.py")
+
 HOUR, DAY = 3600.0, 86400.0
 
 
