@@ -16,4 +16,8 @@ export SETPOINT_REQUIRE_PROMETHEUS=1  # a missing server fails the tests instead
 export SETPOINT_REQUIRE_BROWSER=1  # likewise a missing chromium or playwright for the report's browser test
 
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
-python3 -m pytest -p no:cacheprovider "$@"
+# Parallel workers (pytest-xdist): the suite mostly waits (servers starting, live loops on real
+# clocks), so more workers than cores pay off. --dist loadgroup keeps the tests that share a
+# module-scoped fixture on one worker (tests/conftest.py). SETPOINT_TEST_WORKERS=0 runs in one
+# process; arguments given to this script come last and win (e.g. -n0).
+python3 -m pytest -p no:cacheprovider -n "${SETPOINT_TEST_WORKERS:-4}" --dist loadgroup "$@"

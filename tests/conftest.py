@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 
 def pytest_sessionstart(session) -> None:
@@ -21,3 +22,24 @@ def pytest_sessionstart(session) -> None:
     params = PolicyParams("warm-up", (MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 100.0),), 1, 10)
     decide(params, Observation.of([2.0], [2.0], [[150.0]]), ScalingState.empty(1, params), 0.0)
     SimCluster([ServiceConfig("warm-up", initial_replicas=1)], 1).step(0.0, 5.0, np.array([10.0]))
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks (its hook adds @group to node ids)
+def pytest_collection_modifyitems(config, items) -> None:
+    """Keep the tests that share a module-scoped fixture on one pytest-xdist worker.
+
+    Such fixtures start something expensive once per module (a Prometheus with history, Ray, a
+    built wheel, a simulation); spread over workers (``--dist loadgroup``, .ci/test.sh) each
+    worker would build its own. Tests of the module that use no such fixture stay free.
+    Without xdist the mark does nothing.
+    """
+    for item in items:
+        fixture_info = getattr(item, "_fixtureinfo", None)
+        if fixture_info is None:
+            continue
+        module_id = item.nodeid.split("::", 1)[0]
+        shared = any(d.scope == "module" and d.baseid == module_id
+                     for defs in fixture_info.name2fixturedefs.values() for d in defs
+                     if d.argname in fixture_info.names_closure)
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(module_id))

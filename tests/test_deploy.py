@@ -27,6 +27,9 @@ from kubernetes import client as k8s
 
 from controller.policy import check_policies
 
+# The tests share the cached kustomize builds (built): on one pytest-xdist worker each is computed once.
+pytestmark = pytest.mark.xdist_group("tests/test_deploy.py")
+
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
 BASE = DEPLOY / "base"

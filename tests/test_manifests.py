@@ -20,6 +20,9 @@ import yaml
 
 from tests.test_deploy import DEPLOY, build, documents
 
+# The tests share the cached kustomize builds (built_variant): on one pytest-xdist worker each is computed once.
+pytestmark = pytest.mark.xdist_group("tests/test_manifests.py")
+
 kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="pip install -e '.[test]' (kubernetes-validate)")
 jsonschema = pytest.importorskip("jsonschema", reason="pip install -e '.[test]' (jsonschema)")
 

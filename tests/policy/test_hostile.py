@@ -34,10 +34,10 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
 
 
-def run_cli(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run_cli(*args: str | Path, cwd: Path | None = None, timeout_s: float = TIMEOUT_S) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1", COLUMNS="200")
     return subprocess.run([sys.executable, "-m", "controller.cli", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=cwd, preexec_fn=_limit_memory, timeout=TIMEOUT_S)
+                          env=env, cwd=cwd, preexec_fn=_limit_memory, timeout=timeout_s)
 
 
 def assert_rejected(proc: subprocess.CompletedProcess, path: Path, line: int | None, message: str) -> str:
@@ -147,8 +147,9 @@ def test_a_policy_at_every_bound_validates_and_simulates(tmp_path):
     proc = run_cli("validate", path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith(f"{path}: ok, 1 policy")
+    # A whole simulation, not a refusal: more time than TIMEOUT_S on a CI machine busy with parallel tests.
     proc = run_cli("simulate", "steady", "--policy", path, "--baseline", "fixed-max", "--no-report",
-                   "--out", tmp_path / "out")
+                   "--out", tmp_path / "out", timeout_s=4 * TIMEOUT_S)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "out" / "result.json").exists()
 

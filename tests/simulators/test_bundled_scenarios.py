@@ -28,10 +28,15 @@ def outcome(name: str):
     return sc, result, policy
 
 
+def same_worker(name: str) -> pytest.MarkDecorator:
+    """The tests of one scenario share its cached outcome: on one pytest-xdist worker, it runs once."""
+    return pytest.mark.xdist_group(f"bundled-scenario-{name}")
+
+
 def scenario_names():
     for p in bundled_scenarios():
         marks = [pytest.mark.skipif(not TRACES, reason="shared traces absent")] if p.stem.startswith("trace-") else []
-        yield pytest.param(p.stem, id=p.stem, marks=marks)
+        yield pytest.param(p.stem, id=p.stem, marks=[*marks, same_worker(p.stem)])
 
 
 @pytest.mark.parametrize("name", scenario_names())
@@ -65,6 +70,7 @@ def test_scores_are_consistent(name):
     assert result.runs["fixed-max"].scores["replica_changes"] == 0
 
 
+@same_worker("metrics-outage")
 def test_metrics_outage_never_causes_a_scale_down():
     """While the metrics are out, stale or NaN, replicas never go down (load is falling)."""
     sc, result, _ = outcome("metrics-outage")

@@ -14,6 +14,9 @@ from simulators.scenario import load_scenario
 from simulators.score import violation_mask
 from tests.simulators.conftest_paths import POLICIES
 
+# The tests share the cached simulations (healed): on one pytest-xdist worker each is computed once.
+pytestmark = pytest.mark.xdist_group("tests/simulators/test_healing_scenarios.py")
+
 HOUR, DAY = 3600.0, 86400.0
 
 

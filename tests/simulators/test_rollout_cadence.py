@@ -12,6 +12,9 @@ from simulators.runner import ControllerSpec, run_controller
 from simulators.scenario import load_scenario_text
 from tests.simulators.conftest_paths import POLICIES
 
+# The tests share the cached simulations (simulated): on one pytest-xdist worker each is computed once.
+pytestmark = pytest.mark.xdist_group("tests/simulators/test_rollout_cadence.py")
+
 RELEASE_S, INTERVAL_S, DURATION_S = 600.0, 15.0, 1020.0  # the stable revision is known healthy after 5 m
 SCENARIO = """\
 apiVersion: setpoint/v1
