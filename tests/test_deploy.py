@@ -51,6 +51,7 @@ CODE_PATHS = {
     "KubernetesCluster._rolling_restart": "healing",
     "KubernetesCluster._rollback": "healing",
     "KubernetesCluster._rollback_source": "healing",
+    "KubernetesCluster._set_paused": "healing",  # a rollout hold: patch spec.paused
     "LeaderElector.try_acquire_or_renew": "leader-election",
     "LeaderElector._release": "leader-election",
     "KubernetesCluster.annotate": "resume",
