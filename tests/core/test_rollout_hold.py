@@ -26,7 +26,7 @@ CHECK = RevisionTestParams("release-errors", worse_by=1.5, false_rate=0.005, hol
 CHECKS = (CHECK,)
 
 
-def tests_state(verdict=Verdict.UNDECIDED, baseline=(100_000.0, 200.0), llr=0.0, revision="2") -> RevisionTestState:
+def revision_tests(verdict=Verdict.UNDECIDED, baseline=(100_000.0, 200.0), llr=0.0, revision="2") -> RevisionTestState:
     """One target under test: the stable revision's baseline (requests, errors) with a 0.2% error ratio."""
     t = RevisionTestState.empty(1, 1)
     old = np.array([[[baseline[0], baseline[1], 0.0]]])
@@ -43,7 +43,7 @@ def step(*, h=None, verdict=Verdict.UNDECIDED, rollout=True, paused=False, activ
     """One step; per-step statistics are the requests of each revision in ``interval_s``."""
     new = np.array([[[new_rps * interval_s, 0.0, 0.0]]])
     old = np.array([[[old_rps * interval_s, 0.0, 0.0]]])
-    return step_hold(CHECKS, hold() if h is None else h, tests_state(verdict, baseline, revision=revision),
+    return step_hold(CHECKS, hold() if h is None else h, revision_tests(verdict, baseline, revision=revision),
                      np.array([revision], dtype=object), np.array([rollout]),
                      None if paused is None else np.array([paused]), np.array([active]), new, old, interval_s, NOW)
 
@@ -95,7 +95,7 @@ def test_when_to_hold_and_resume(kwargs, action, reason, ours_after):
 
 def test_someone_elses_resume_ends_our_hold_for_good():
     out = step(h=hold(since=NOW - 60), paused=False)
-    again = step_hold(CHECKS, out.state, tests_state(), np.array(["2"], dtype=object), np.array([True]),
+    again = step_hold(CHECKS, out.state, revision_tests(), np.array(["2"], dtype=object), np.array([True]),
                       np.array([False]), np.array([True]), np.array([[[750.0, 0, 0]]]), np.array([[[2250.0, 0, 0]]]),
                       5.0, NOW + 5)
     assert out.state.over[0] and int(again.action[0]) == NONE
@@ -104,30 +104,30 @@ def test_someone_elses_resume_ends_our_hold_for_good():
 def test_requests_to_verdict_is_the_larger_of_the_two_expected_walks():
     """p0 = 0.2%, 1.5x, alpha 0.5%, beta 5%, statistic 0: towards BAD log(200) / (p0 (1.5 log 1.5 - 0.5))
     = 24.5k requests; towards GOOD log(20) / (p0 (0.5 - log 1.5)) = 15.8k: the larger."""
-    need = requests_to_verdict(CHECKS, tests_state())[0, 0]
+    need = requests_to_verdict(CHECKS, revision_tests())[0, 0]
     r = 1.5
     assert need == pytest.approx(math.log(200) / (0.002 * (r * math.log(r) - r + 1)))
     assert 24_000 < need < 25_000
     # halfway to BAD the walk towards GOOD is the longer one (which way it goes is not known yet)
-    halfway = requests_to_verdict(CHECKS, tests_state(llr=math.log(200) / 2))[0, 0]
+    halfway = requests_to_verdict(CHECKS, revision_tests(llr=math.log(200) / 2))[0, 0]
     assert halfway == pytest.approx((math.log(200) / 2 + math.log(20)) / (0.002 * (r - 1 - math.log(r))))
-    assert requests_to_verdict(CHECKS, tests_state(baseline=(1000.0, 0.0)))[0, 0] == math.inf  # no errors: no evidence
+    assert requests_to_verdict(CHECKS, revision_tests(baseline=(1000.0, 0.0)))[0, 0] == math.inf  # no errors: no evidence
 
 
 def test_the_share_held_at_comes_from_the_sample_size_and_the_traffic():
     """600 requests/s and half of 600 s to decide: 24.5k requests need 13.6% of the traffic; a
     tenth of the traffic needs 10 times the share (capped at half the traffic)."""
     new, old = np.array([[[750.0, 0, 0]]]), np.array([[[2250.0, 0, 0]]])
-    share, need = hold_share(CHECKS, tests_state(), new, old, 5.0)
-    expected = requests_to_verdict(CHECKS, tests_state())[0, 0] / (600.0 * MAX_S / 2)
+    share, need = hold_share(CHECKS, revision_tests(), new, old, 5.0)
+    expected = requests_to_verdict(CHECKS, revision_tests())[0, 0] / (600.0 * MAX_S / 2)
     assert share[0] == pytest.approx(0.25) and need[0] == pytest.approx(expected) and 0.13 < need[0] < 0.14
-    _, need_low = hold_share(CHECKS, tests_state(), new / 10, old / 10, 5.0)
+    _, need_low = hold_share(CHECKS, revision_tests(), new / 10, old / 10, 5.0)
     assert need_low[0] == pytest.approx(0.5)
 
 
 def test_a_check_without_hold_never_pauses():
     plain = (RevisionTestParams("release-errors", worse_by=1.5),)
-    out = step_hold(plain, hold(), tests_state(), np.array(["2"], dtype=object), np.array([True]), np.array([False]),
+    out = step_hold(plain, hold(), revision_tests(), np.array(["2"], dtype=object), np.array([True]), np.array([False]),
                     np.array([True]), np.array([[[750.0, 0, 0]]]), np.array([[[2250.0, 0, 0]]]), 5.0, NOW)
     assert int(out.action[0]) == NONE
 
