@@ -190,6 +190,7 @@ class Reconciler:
         self._saved_resume: dict[str, str] = {}
         self._before_heal: tuple[HealthState | None, set[TargetRef]] = (self._health_state, set())
         self._last_health_at: float | None = None  # time of the last health step (full or health-only cycle)
+        self._rows_cache: tuple[tuple, dict[TargetRef, int]] = ((), {})  # see _row_of
         self.rollout_in_progress = False  # the last cycle saw a target of this policy mid-rollout
         self.lock = threading.Lock()  # held by the live service's jobs: full and health-only cycles never overlap
         self.restore()
@@ -404,7 +405,7 @@ class Reconciler:
         """{target: row}, kept while the target list is the same (a cycle's commit looks up only
         its actions' targets; hashing every target each cycle was a large part of a big cycle)."""
         key = tuple(targets)
-        if getattr(self, "_rows_cache", (None,))[0] != key:
+        if self._rows_cache[0] != key:
             self._rows_cache = (key, {t: i for i, t in enumerate(key)})
         return self._rows_cache[1]
 

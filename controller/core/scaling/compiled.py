@@ -163,7 +163,8 @@ def nan_min(a, b):
 
 
 @jit
-def _within(ratio, tol_up, tol_down):
+def within(ratio, tol_up, tol_down):
+    """The ratio lies in HPA's tolerance band [1 - tol_down, 1 + tol_up] (shared by the kernels)."""
     return ratio >= 1.0 - tol_down and ratio <= 1.0 + tol_up
 
 
@@ -211,14 +212,14 @@ def _propose_one(kind, target, v, cur, rdy, sts, tol_up, tol_down):
         ratio = v / target
         if cur == 0:
             p = np.ceil(ratio)
-        elif _within(ratio, tol_up, tol_down):
+        elif within(ratio, tol_up, tol_down):
             p = cur
         else:
             p = _ceil_clamped(ratio * rdy)
         guide = v / target
     elif kind == 1:  # average per replica
         ratio = v / (target * cur)
-        p = cur if _within(ratio, tol_up, tol_down) else _ceil_clamped(v / target)
+        p = cur if within(ratio, tol_up, tol_down) else _ceil_clamped(v / target)
         guide = v / (target * nan_max(cur, 1.0))
     else:  # utilization
         ratio = v / target
@@ -228,11 +229,11 @@ def _propose_one(kind, target, v, cur, rdy, sts, tol_up, tol_down):
             diluted_usage = v * rdy / total
             diluted = diluted_usage / target
             slow = _ceil_clamped(diluted * total)
-            if _within(diluted, tol_up, tol_down) or diluted < 1.0 or slow < cur:
+            if within(diluted, tol_up, tol_down) or diluted < 1.0 or slow < cur:
                 slow = cur
             p = slow
         else:
-            p = cur if _within(ratio, tol_up, tol_down) else _ceil_clamped(ratio * rdy)
+            p = cur if within(ratio, tol_up, tol_down) else _ceil_clamped(ratio * rdy)
         guide = v / target
         ready_ok = rdy > 0
     # Setpoint's direction guard

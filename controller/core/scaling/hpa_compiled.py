@@ -76,11 +76,6 @@ def _ceil32(x):
 
 
 @jit
-def _within(ratio, tol_up, tol_down):
-    return ratio >= 1.0 - tol_down and ratio <= 1.0 + tol_up
-
-
-@jit
 def _utilization_kernel(target, phase, ready, deleted, start_age, transition_age, request, has_request,
                         has_container, usage, has_sample, metric_age, metric_window, n_stray, current, target_util,
                         tol_down, tol_up, cpu_rules, cpu_period_s, readiness_delay_s, succeeded_is_terminal,
@@ -166,7 +161,7 @@ def _utilization_kernel(target, phase, ready, deleted, start_age, transition_age
         ratio = float(util) / float(target_util[i])
         cur = current[i]
         if not (n_unready[i] > 0 and ratio > 1.0) and n_missing[i] == 0:
-            r = cur if _within(ratio, tol_up[i], tol_down[i]) else _ceil32(ratio * n_ready[i])
+            r = cur if compiled.within(ratio, tol_up[i], tol_down[i]) else _ceil32(ratio * n_ready[i])
         else:
             new_usage, new_request, samples = usage_sum[i], request_sum[i], n_ready[i] + n_stray[i]
             if ratio != 1.0:
@@ -181,7 +176,7 @@ def _utilization_kernel(target, phase, ready, deleted, start_age, transition_age
             flipped = (ratio < 1.0 and new_ratio > 1.0) or (ratio > 1.0 and new_ratio < 1.0)
             proposal = _ceil32(new_ratio * samples)
             wrong_way = (new_ratio < 1.0 and proposal > cur) or (new_ratio > 1.0 and proposal < cur)
-            r = cur if _within(new_ratio, tol_up[i], tol_down[i]) or flipped or wrong_way else proposal
+            r = cur if compiled.within(new_ratio, tol_up[i], tol_down[i]) or flipped or wrong_way else proposal
         replicas[i] = r
         utilization[i] = util
         average[i] = _trunc_div(usage_sum[i], n_ready[i])
