@@ -918,6 +918,24 @@ def _print_status(policies: dict, now: float) -> None:
                     t.add_row(c["name"], c.get("phase") or "-", _num(c.get("value")) + pods,
                               wall_clock(c.get("since"), now))
                 console.print(t)
+            line = _rollout_line(key, (health or {}).get("rollout"), now)
+            if line:
+                console.print(line, markup=False)
+
+
+def _rollout_line(key: str, rollout: dict | None, now: float) -> str:
+    """One line on a target's rollout hold: paused by Setpoint since when, or its last pause/resume."""
+    from controller.runtime.status import wall_clock
+
+    if not rollout:
+        return ""
+    last = rollout.get("last") or {}
+    if rollout.get("held"):
+        return (f"{key} rollout: paused by setpoint since {wall_clock(rollout.get('since'), now)}, "
+                f"waiting for its revision test's verdict ({last.get('reason') or 'hold'})")
+    if last:
+        return f"{key} rollout: last {last.get('action')} {wall_clock(last.get('at'), now)} ({last.get('reason')})"
+    return ""
 
 
 def _warm_start_line(targets: dict, now: float) -> str:
@@ -961,6 +979,8 @@ def _health_cell(health: dict | None) -> str:
         return "-"
     firing = [c["name"] for c in health.get("checks", []) if c.get("phase") == "firing"]
     parts = ["HELD", health.get("held_reason") or ""] if health.get("held") else []
+    if (health.get("rollout") or {}).get("held"):  # spec.paused by us until the revision test decides
+        parts.append("ROLLOUT PAUSED")
     parts.append(f"firing: {', '.join(firing)}" if firing else "ok")
     return "\n".join(p for p in parts if p)
 

@@ -36,7 +36,24 @@ def last_action(record: dict) -> dict | None:
     return None
 
 
-def _health_view(health: dict | None) -> dict | None:
+def _rollout_view(health: dict, previous: dict | None, at) -> dict | None:
+    """The rollout hold of a target: whether this controller holds its Deployment's rollout paused
+    (``spec.paused``, waiting for a revision test's verdict), since when, and the last pause or
+    resume with its reason. None while the policy never paused or resumed this target's rollout."""
+    before = (previous or {}).get("rollout")
+    held = bool(health.get("rollout_held"))
+    if not held and not health.get("rollout") and before is None:
+        return None
+    last = ({"action": health["rollout"], "reason": health.get("rollout_reason"), "at": at}
+            if health.get("rollout") else (before or {}).get("last"))
+    since = None
+    if held:  # the first cycle of the run of held cycles that ends here
+        since = before["since"] if before and before.get("held") and before.get("since") is not None else at
+    return {"held": held, "since": since, "last": last}
+
+
+def _health_view(health: dict | None, previous: dict | None = None, at=None) -> dict | None:
+    """The health side of a status from a record's ``health`` and the status's ``previous`` health view."""
     if not health:
         return None
     checks = []
@@ -45,7 +62,8 @@ def _health_view(health: dict | None) -> dict | None:
         checks.append({"name": name, "scope": c.get("scope"), "phase": c.get("phase"), "value": value,
                        "since": c.get("since"), "firing_pods": c.get("firing_pods", 0), "pods": c.get("pods", 0)})
     return {"held": bool(health.get("held")), "held_reason": health.get("held_reason"),
-            "action": health.get("action"), "reason": health.get("reason"), "checks": checks}
+            "action": health.get("action"), "reason": health.get("reason"), "checks": checks,
+            "rollout": _rollout_view(health, previous, at)}
 
 
 def _condition_order(kind: str) -> tuple:
@@ -71,7 +89,7 @@ def fold(previous: dict | None, record: dict) -> dict:
                     for name, m in (record.get("metrics") or {}).items()},
         "last_action": last_action(record) or (previous or {}).get("last_action"),
         "conditions": conditions,
-        "health": _health_view(record.get("health")),
+        "health": _health_view(record.get("health"), (previous or {}).get("health"), at),
         # how the controller's state started (warm from Prometheus' history, or cold), kept until the next start
         "warm_start": record.get("warm_start") or (previous or {}).get("warm_start"),
     }
@@ -144,8 +162,12 @@ def _map_times(policies: dict, fn: Callable) -> dict:
                 w = s["warm_start"]
                 s["warm_start"] = dict(w, at=t(w.get("at")), **{"from": t(w.get("from")), "to": t(w.get("to"))})
             if s.get("health"):
-                s["health"] = dict(s["health"], checks=[dict(c, since=t(c.get("since")))
-                                                        for c in s["health"].get("checks", [])])
+                h = s["health"] = dict(s["health"], checks=[dict(c, since=t(c.get("since")))
+                                                            for c in s["health"].get("checks", [])])
+                if h.get("rollout"):
+                    r = h["rollout"]
+                    h["rollout"] = dict(r, since=t(r.get("since")),
+                                        last=dict(r["last"], at=t(r["last"].get("at"))) if r.get("last") else None)
             targets[key] = s
         out[name] = {"at": t(p.get("at")), "targets": targets}
     return out

@@ -5,7 +5,7 @@ actions_total{policy,kind}, action_failures_total{policy,kind}, errors_total{pol
 cycle_duration_seconds{policy} (histogram), state_saves_total{policy}, desired_replicas{policy,target},
 prometheus_requests_total{policy}, invalid_samples_total{policy,metric,reason} (reason:
 negative, non_finite), policies_loaded, policy_reload_failures_total, policy_reload_ok,
-policy_reload_last_success_timestamp_seconds, healing_held{policy,target},
+policy_reload_last_success_timestamp_seconds, healing_held{policy,target}, rollout_held{policy,target},
 last_cycle_timestamp_seconds{policy}, leader.
 """
 
@@ -59,6 +59,9 @@ class Telemetry:
                                          registry=r)
         self.held = Gauge("setpoint_healing_held", "1 while self-healing of a target is stopped (budget or breaker); "
                           "`setpoint resume` re-arms it.", ["policy", "target"], registry=r)
+        self.rollout_held = Gauge("setpoint_rollout_held", "1 while setpoint holds a target's rollout paused "
+                                  "(spec.paused) waiting for a revision test's verdict.", ["policy", "target"],
+                                  registry=r)
         self.leader = Gauge("setpoint_leader", "1 while this replica acts (holds the leader Lease, or runs "
                             "without --leader-elect); 0 on a standby.", registry=r)
         self.last_cycle = Gauge("setpoint_last_cycle_timestamp_seconds", "When the last cycle of a policy ended.",
@@ -72,7 +75,7 @@ class Telemetry:
     def forget_policy(self, policy: str) -> None:
         """Drop the gauges of a policy that a reload removed, so that no alert reads them as stale."""
         for target in self._targets.pop(policy, set()):
-            for gauge in (self.desired, self.held):
+            for gauge in (self.desired, self.held, self.rollout_held):
                 try:
                     gauge.remove(policy, target)
                 except KeyError:  # never set for this target
@@ -109,6 +112,10 @@ class Telemetry:
         if result.healing is not None:
             for target, held in zip(result.targets, result.healing.held.tolist()):
                 self.held.labels(p, target.key).set(1 if held else 0)
+            hold = result.healing.state.hold  # the rollout holds after this cycle (as the records say)
+            if hold is not None:
+                for target, ours in zip(result.targets, hold.ours.tolist()):
+                    self.rollout_held.labels(p, target.key).set(1 if ours else 0)
         d = result.decision
         if d is None:
             return

@@ -13,7 +13,10 @@ from controller.errors import StateStoreError
 from controller.model import ActionKind
 from controller.policy import load_policies
 from controller.runtime.dryrun import DryRunCluster
-from controller.runtime.reconciler import Reconciler
+from controller.model import jsonable
+from controller.runtime.reconciler import Reconciler, cycle_records
+from controller.runtime.status import book_from_records
+from controller.runtime.telemetry import Telemetry
 from simulators.cluster import SimCluster
 from simulators.runner import MemoryStateStore, _policy_reconciler
 from simulators.scenario import load_scenario_text
@@ -52,10 +55,11 @@ class SavesFailAfterRelease(MemoryStateStore):
 
 
 def drive(*, restart_every_s: float | None = None, human_pause: bool = False, dry_run: bool = False,
-          multiplier: float = 1.0, store: MemoryStateStore | None = None, failed: list | None = None):
+          multiplier: float = 1.0, store: MemoryStateStore | None = None, failed: list | None = None,
+          observe=None):
     """Run the healing policy over the scenario, releasing revision 2 at RELEASE_S (``multiplier``
-    times the errors). Returns (the actions applied or, in dry-run, that would be, as (t_s, kind,
-    reason)), the cluster)."""
+    times the errors); ``observe(result)`` sees every cycle's result. Returns (the actions applied
+    or, in dry-run, that would be, as (t_s, kind, reason)), the cluster)."""
     sc = load_scenario_text(SCENARIO, "hold.yaml")
     policy = load_policies([POLICIES / "setpoint-healing.yaml"])[0]
     cluster = SimCluster(sc.cluster, np.random.default_rng(sc.seed), faults=())
@@ -88,6 +92,8 @@ def drive(*, restart_every_s: float | None = None, human_pause: bool = False, dr
             next_health += reconciler.rollout_interval_s
         if result is not None and failed is not None:
             failed += result.failed
+        if result is not None and observe is not None:
+            observe(result, reconciler)
         if result is not None and not dry_run:
             out += [(t, a.kind, a.reason) for a in result.actions if a.kind is not ActionKind.SCALE]
     if dry_run:
@@ -135,3 +141,45 @@ def test_no_pause_goes_out_unless_the_record_that_it_is_ours_is_saved():
     assert not [a for a in actions if a[1] is ActionKind.PAUSE]
     assert any("pause not sent, the hold could not be saved" in why for _, why in failed), failed
     assert not cluster.paused[0] and not cluster.rollout_in_progress[0]  # the rollout went on unheld
+
+
+def test_status_and_metrics_show_the_hold_while_it_lasts_and_its_end():
+    """`setpoint status` (the status book) and /metrics (setpoint_rollout_held) say the rollout is
+    paused by setpoint from the pause to the resume, with the time it started; after the resume
+    the status keeps the last resume and its reason, and the gauge is 0."""
+    telemetry, records, seen = Telemetry(), [], []
+
+    def observe(result, reconciler):
+        telemetry.observe_cycle(result)
+        records.extend(jsonable(r.to_dict()) for r in cycle_records(result, reconciler.policy.params.metric_names))
+        held = telemetry.registry.get_sample_value("setpoint_rollout_held", {"policy": result.policy,
+                                                                              "target": "default/web"})
+        view = book_from_records(records).view()[result.policy]["targets"]["default/web"]
+        seen.append((result.now, held, view["health"]["rollout"]))
+
+    actions, _ = drive(observe=observe)
+    (paused_at, _, _), (resumed_at, _, _) = actions
+    start = seen[0][0]  # the first cycle runs at the scenario's start
+    during = [(at, held, rollout) for at, held, rollout in seen if paused_at <= at - start < resumed_at]
+    assert during and all(held == 1 and rollout["held"] for _, held, rollout in during), during
+    assert {rollout["since"] for _, _, rollout in during} == {during[0][0]}  # since the pause, not each cycle
+    assert during[0][2]["last"]["action"] == "pause"
+    at, held, rollout = seen[-1]
+    assert held == 0 and not rollout["held"] and rollout["since"] is None
+    assert (rollout["last"]["action"], rollout["last"]["reason"]) == ("resume", "RolloutResumedGood")
+    before = [(held, rollout) for at, held, rollout in seen if at - start < paused_at]
+    assert before and all(held == 0 and rollout is None for held, rollout in before)
+
+
+def test_the_status_table_says_the_rollout_is_paused_by_setpoint():
+    from controller.cli import _health_cell, _rollout_line
+
+    health = {"held": False, "checks": [], "rollout": {"held": True, "since": 100.0,
+                                                      "last": {"action": "pause", "at": 100.0,
+                                                               "reason": "RolloutPausedForEvidence"}}}
+    assert "ROLLOUT PAUSED" in _health_cell(health)
+    assert "paused by setpoint since t+1m" in _rollout_line("default/web", health["rollout"], 400.0)
+    over = {"held": False, "since": None, "last": {"action": "resume", "at": 160.0, "reason": "RolloutResumedGood"}}
+    assert "ROLLOUT PAUSED" not in _health_cell(dict(health, rollout=over))
+    assert _rollout_line("default/web", over, 400.0) == "default/web rollout: last resume t+2m (RolloutResumedGood)"
+    assert _rollout_line("default/web", None, 400.0) == ""
