@@ -31,9 +31,12 @@ def write_slot(
     if values.shape[1] == 0:
         return values, times
     slot = slots_to_write(times, now - outdated_after_s)
-    idx = np.arange(values.shape[0]) if rows is None else np.flatnonzero(rows)
-    values[idx, slot[idx]] = np.asarray(new, dtype=np.float64)[idx]
-    times[idx, slot[idx]] = now
+    n = values.shape[0]
+    idx = np.arange(n) if rows is None else np.flatnonzero(rows)
+    # (row, slot) as one flat index into the transposed (S, N) views, cheaper than two fancy indices
+    flat = slot[idx] * n + idx
+    np.put(values.T, flat, np.asarray(new, dtype=np.float64)[idx])
+    np.put(times.T, flat, now)
     return values, times
 
 

@@ -50,15 +50,20 @@ def smooth_ewma(values: np.ndarray, usable: np.ndarray, state: SmoothState, now:
     return ewma, SmoothState(ewma, ewma_at, state.samples, state.sample_at)
 
 
-def _aggregate(window: np.ndarray, kind: Smoothing, percentile: float) -> np.ndarray:
-    with warnings.catch_warnings():
+def _aggregate(samples: np.ndarray, in_window: np.ndarray, kind: Smoothing, percentile: float) -> np.ndarray:
+    """(N, M) aggregate over the last axis of the (N, M, W) samples where in_window; NaN where
+    none is. Mean and max are spelled out as np.nanmean and np.nanmax compute them (the same
+    sums, the same fmax reduction) without their extra copies and NaN checks."""
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows give NaN, on purpose
         if kind == Smoothing.MEAN:
-            return np.nanmean(window, axis=2)
+            counted = in_window & ~np.isnan(samples)
+            return np.where(counted, samples, 0.0).sum(axis=2) / counted.sum(axis=2, dtype=np.intp)
+        window = np.where(in_window, samples, np.nan)
         if kind == Smoothing.MEDIAN:
             return np.nanmedian(window, axis=2)
         if kind == Smoothing.MAX:
-            return np.nanmax(window, axis=2)
+            return np.fmax.reduce(window, axis=2)
         return np.nanpercentile(window, percentile, axis=2)
 
 
@@ -67,12 +72,12 @@ def smooth_window(values: np.ndarray, usable: np.ndarray, state: SmoothState, no
     """(N, M) aggregate of the usable samples with age < window_s, the new one included."""
     samples, times = state.samples.copy(), state.sample_at.copy()
     if samples.shape[2]:
-        slot = np.where(np.isnan(times), -np.inf, times).argmin(axis=2)  # empty or oldest
+        slot = times.argmin(axis=2)  # the first empty slot (argmin stops at a NaN), else the oldest
         n_idx, m_idx = np.nonzero(usable)
         samples[n_idx, m_idx, slot[n_idx, m_idx]] = values[n_idx, m_idx]
         times[n_idx, m_idx, slot[n_idx, m_idx]] = now
     in_window = (now - times) < window_s
-    smoothed = _aggregate(np.where(in_window, samples, np.nan), kind, percentile)
+    smoothed = _aggregate(samples, in_window, kind, percentile)
     return smoothed, SmoothState(state.ewma, state.ewma_at, samples, times)
 
 
