@@ -7,7 +7,7 @@ missing-metrics hold and fallback. Shapes: N targets, M metrics.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -198,7 +198,8 @@ def normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, 
     np.putmask(stabilized, skip, desired)
     np.putmask(limit_reason, skip, NOT_LIMITED)
 
-    new_state = replace(state, rec_values=rec_v, rec_times=rec_t, missing_since=missing_since)
+    new_state = NormState(rec_v, rec_t, state.up_changes, state.up_times, state.down_changes, state.down_times,
+                          missing_since)
     result = NormResult(combined=combined, proposal=proposal, stabilized=stabilized, desired=desired,
                         limit_reason=limit_reason, reason=reason,
                         scaling_active=~is_forced & any_valid & ~hold)
@@ -221,4 +222,4 @@ def record_scale_events(state: NormState, params: PolicyParams, current: np.ndar
     if down.any():
         down_c, down_t = history.write_slot(down_c, down_t, current - desired, now,
                                             params.scale_down.longest_period_s, rows=down)
-    return replace(state, up_changes=up_c, up_times=up_t, down_changes=down_c, down_times=down_t)
+    return NormState(state.rec_values, state.rec_times, up_c, up_t, down_c, down_t, state.missing_since)
