@@ -51,8 +51,11 @@ def slots_to_write(times: np.ndarray, cutoff: float) -> np.ndarray:
     """
     s = times.shape[1]
     reusable = ~(times >= cutoff)  # NaN (empty) compares False
-    rank = np.arange(s, 0, -1, dtype=np.uint8 if s < 256 else np.int64)
-    slot = s - (reusable * rank).max(axis=1).astype(np.intp)  # s: no reusable slot
+    if s < 256:  # as bytes (a view, no cast)
+        first = (reusable.view(np.uint8) * np.arange(s, 0, -1, dtype=np.uint8)).max(axis=1)
+    else:
+        first = (reusable * np.arange(s, 0, -1)).max(axis=1)
+    slot = s - first.astype(np.intp)  # s: no reusable slot
     full = np.flatnonzero(slot == s)
     if full.size:
         slot[full] = times[full].argmin(axis=1)

@@ -43,10 +43,14 @@ def smooth_ewma(values: np.ndarray, usable: np.ndarray, state: SmoothState, now:
                 half_life_s: float) -> tuple[np.ndarray, SmoothState]:
     """(N, M) EWMA; rows without a usable sample keep their previous value."""
     first = np.isnan(state.ewma)
-    alpha = ewma_alpha(now - np.where(first, now, state.ewma_at), half_life_s)
-    updated = np.where(first, values, state.ewma + alpha * (values - state.ewma))
-    ewma = np.where(usable, updated, state.ewma)
-    ewma_at = np.where(usable, now, state.ewma_at)
+    dt = now - state.ewma_at
+    dt[first] = 0.0
+    # masked writes into the new arrays rather than np.where chains: the same values, fewer passes
+    ewma = state.ewma + ewma_alpha(dt, half_life_s) * (values - state.ewma)
+    np.putmask(ewma, first, values)  # the first sample starts the average
+    np.putmask(ewma, ~usable, state.ewma)
+    ewma_at = np.array(state.ewma_at, dtype=np.float64)
+    ewma_at[usable] = now
     return ewma, SmoothState(ewma, ewma_at, state.samples, state.sample_at)
 
 
@@ -73,9 +77,11 @@ def smooth_window(values: np.ndarray, usable: np.ndarray, state: SmoothState, no
     samples, times = state.samples.copy(), state.sample_at.copy()
     if samples.shape[2]:
         slot = times.argmin(axis=2)  # the first empty slot (argmin stops at a NaN), else the oldest
-        n_idx, m_idx = np.nonzero(usable)
-        samples[n_idx, m_idx, slot[n_idx, m_idx]] = values[n_idx, m_idx]
-        times[n_idx, m_idx, slot[n_idx, m_idx]] = now
+        # one flat index per usable (target, metric) into the C-order (N, M, W) copies
+        at = np.flatnonzero(usable)
+        flat = at * samples.shape[2] + slot.reshape(-1)[at]
+        np.put(samples, flat, values.reshape(-1)[at])
+        np.put(times, flat, now)
     in_window = (now - times) < window_s
     smoothed = _aggregate(samples, in_window, kind, percentile)
     return smoothed, SmoothState(state.ewma, state.ewma_at, samples, times)
