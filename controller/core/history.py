@@ -35,8 +35,8 @@ def write_slot(
     idx = np.arange(n) if rows is None else np.flatnonzero(rows)
     # (row, slot) as one flat index into the transposed (S, N) views, cheaper than two fancy indices
     flat = slot[idx] * n + idx
-    np.put(values.T, flat, np.asarray(new, dtype=np.float64)[idx])
-    np.put(times.T, flat, now)
+    values.T.put(flat, np.asarray(new, dtype=np.float64)[idx])
+    times.T.put(flat, now)
     return values, times
 
 
@@ -56,7 +56,7 @@ def slots_to_write(times: np.ndarray, cutoff: float) -> np.ndarray:
     else:
         first = (reusable * np.arange(s, 0, -1)).max(axis=1)
     slot = s - first.astype(np.intp)  # s: no reusable slot
-    full = np.flatnonzero(slot == s)
+    full = (slot == s).nonzero()[0]
     if full.size:
         slot[full] = times[full].argmin(axis=1)
     return slot

@@ -80,8 +80,8 @@ def smooth_window(values: np.ndarray, usable: np.ndarray, state: SmoothState, no
         # one flat index per usable (target, metric) into the C-order (N, M, W) copies
         at = np.flatnonzero(usable)
         flat = at * samples.shape[2] + slot.reshape(-1)[at]
-        np.put(samples, flat, values.reshape(-1)[at])
-        np.put(times, flat, now)
+        samples.put(flat, values.reshape(-1)[at])
+        times.put(flat, now)
     in_window = (now - times) < window_s
     smoothed = _aggregate(samples, in_window, kind, percentile)
     return smoothed, SmoothState(state.ewma, state.ewma_at, samples, times)
