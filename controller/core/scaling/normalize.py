@@ -76,11 +76,11 @@ def combine(proposals: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.nd
     Returns (combined (N,) NaN where no metric is valid, any_valid (N,), any_invalid (N,)).
     """
     # M is small: a loop over columns beats a reduction over a short trailing axis.
-    held = np.where(valid, proposals, -np.inf)
-    combined = held[:, 0].copy() if held.shape[1] else np.full(held.shape[0], -np.inf)
-    any_valid = valid[:, 0].copy() if held.shape[1] else np.zeros(held.shape[0], bool)
-    all_valid = any_valid.copy() if held.shape[1] else np.ones(held.shape[0], bool)
-    for j in range(1, held.shape[1]):
+    held = np.where(valid, proposals, -np.inf)  # one pass; the loop below works in place
+    combined = np.full(proposals.shape[0], -np.inf)
+    any_valid = np.zeros(proposals.shape[0], bool)
+    all_valid = np.ones(proposals.shape[0], bool)
+    for j in range(proposals.shape[1]):
         np.maximum(combined, held[:, j], out=combined)
         any_valid |= valid[:, j]
         all_valid &= valid[:, j]
