@@ -30,13 +30,36 @@ def write_slot(
     times = np.array(times, dtype=np.float64, order="F")
     if values.shape[1] == 0:
         return values, times
-    # Reusable slots (empty, or strictly outdated) sort first; otherwise the oldest slot wins.
-    reusable = ~(times >= now - outdated_after_s)  # NaN (empty) compares False
-    slot = np.where(reusable, -np.inf, times).argmin(axis=1)
-    idx = np.arange(values.shape[0]) if rows is None else np.flatnonzero(rows)
-    values[idx, slot[idx]] = np.asarray(new, dtype=np.float64)[idx]
-    times[idx, slot[idx]] = now
+    slot = slots_to_write(times, now - outdated_after_s)
+    n = values.shape[0]
+    idx = np.arange(n) if rows is None else np.flatnonzero(rows)
+    # (row, slot) as one flat index into the transposed (S, N) views, cheaper than two fancy indices
+    flat = slot[idx] * n + idx
+    values.T.put(flat, np.asarray(new, dtype=np.float64)[idx])
+    times.T.put(flat, now)
     return values, times
+
+
+def slots_to_write(times: np.ndarray, cutoff: float) -> np.ndarray:
+    """(N,) slot per row of (N, S) times: the first reusable one (empty, or older than
+    ``cutoff``), else the oldest (the first of equal times).
+
+    The same as ``argmin`` over a key of -inf for reusable slots and the time otherwise, but
+    cheaper: numpy's argmin along the short axis runs row by row, and the key would be an
+    (N, S) float temporary. The first True of a row is the largest of the reusable mask times
+    a descending rank (bytes); only rows with no reusable slot need an argmin.
+    """
+    s = times.shape[1]
+    reusable = ~(times >= cutoff)  # NaN (empty) compares False
+    if s < 256:  # as bytes (a view, no cast)
+        first = (reusable.view(np.uint8) * np.arange(s, 0, -1, dtype=np.uint8)).max(axis=1)
+    else:
+        first = (reusable * np.arange(s, 0, -1)).max(axis=1)
+    slot = s - first.astype(np.intp)  # s: no reusable slot
+    full = (slot == s).nonzero()[0]
+    if full.size:
+        slot[full] = times[full].argmin(axis=1)
+    return slot
 
 
 def take_rows(a: np.ndarray, rows: np.ndarray, fill) -> np.ndarray:

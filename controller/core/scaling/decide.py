@@ -158,7 +158,7 @@ class Decision:
         """The state for the next cycle once the changes of the ``applied`` rows ((N,) bool, or
         one bool for all) took effect: their scale events recorded, nobody else's. ``replicas``
         (N,): the counts actually set, when not ``desired`` (arbitration changed them)."""
-        applied = np.broadcast_to(np.asarray(applied, bool), self.current.shape)
+        applied = np.asarray(applied, bool)  # (N,) or one bool: broadcasts in the masks below
         to = self.norm.desired if replicas is None else np.asarray(replicas, dtype=np.float64)
         if not (applied & (to != self.current)).any():
             return self.kept

@@ -7,7 +7,7 @@ missing-metrics hold and fallback. Shapes: N targets, M metrics.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -76,24 +76,26 @@ def combine(proposals: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.nd
     Returns (combined (N,) NaN where no metric is valid, any_valid (N,), any_invalid (N,)).
     """
     # M is small: a loop over columns beats a reduction over a short trailing axis.
+    held = np.where(valid, proposals, -np.inf)  # one pass; the loop below works in place
     combined = np.full(proposals.shape[0], -np.inf)
     any_valid = np.zeros(proposals.shape[0], bool)
     all_valid = np.ones(proposals.shape[0], bool)
     for j in range(proposals.shape[1]):
-        ok = valid[:, j]
-        combined = np.where(ok, np.maximum(combined, proposals[:, j]), combined)
-        any_valid |= ok
-        all_valid &= ok
-    return np.where(any_valid, combined, np.nan), any_valid, ~all_valid
+        np.maximum(combined, held[:, j], out=combined)
+        any_valid |= valid[:, j]
+        all_valid &= valid[:, j]
+    combined[~any_valid] = np.nan
+    return combined, any_valid, ~all_valid
 
 
 def _precheck(params: PolicyParams, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """HPA's pre-checks: (forced replicas (N,) NaN where none applies, Reason codes (N,))."""
     lo, hi = params.min_replicas, params.max_replicas
-    disabled = (current == 0) & (lo != 0)
-    forced = np.where(disabled, 0.0, np.where(current > hi, hi, np.where(current < lo, lo, np.nan)))
-    reason = np.where(disabled, _DISABLED,
-                      np.where(current > hi, _ABOVE, np.where(current < lo, _BELOW, -1)))
+    forced, reason = np.full(current.shape, np.nan), np.full(current.shape, -1)
+    # the first check that applies wins (disabled, above max, below min): written in reverse
+    for check, value, code in ((current < lo, lo, _BELOW), (current > hi, hi, _ABOVE),
+                               ((current == 0) & (lo != 0), 0.0, _DISABLED)):
+        forced[check], reason[check] = value, code
     return forced, reason
 
 
@@ -103,29 +105,39 @@ def _missing_data(params: PolicyParams, current: np.ndarray, combined: np.ndarra
 
     Returns (proposal (N,), hold (N,) bool: skip normalization, reason (N,), missing_since (N,)).
     """
+    # Masked writes into fresh arrays (np.putmask, a[mask] = x) instead of np.where chains:
+    # the same values, fewer passes (few rows are ever held).
     blocked_down = any_invalid & any_valid & (combined < current)
     none_valid = ~any_valid
-    missing_since = np.where(none_valid, np.where(np.isnan(missing_since), now, missing_since), np.nan)
+    missing = blocked_down | none_valid
+    missing_since = np.where(np.isnan(missing_since), now, missing_since)
+    missing_since[any_valid] = np.nan
     reason = np.full(current.shape, -1)
-    reason = np.where(blocked_down | none_valid, _MISSING, reason)
-    proposal = np.where(any_valid, combined, current)
+    reason[missing] = _MISSING
+    proposal = combined.copy()  # NaN where no metric is valid
+    np.putmask(proposal, none_valid, current)
+    hold = missing
     if params.fallback_replicas is not None and not params.hpa_semantics:
         expired = none_valid & (now - missing_since >= params.missing_hold_s)
         fallback = np.maximum(current, params.fallback_replicas)  # a fallback only ever raises
-        proposal = np.where(expired, fallback, proposal)
-        reason = np.where(expired, _FALLBACK, reason)
-        hold = (blocked_down | none_valid) & ~expired
-    else:
-        hold = blocked_down | none_valid
-    return np.where(hold, current, proposal), hold, reason, missing_since
+        np.putmask(proposal, expired, fallback)
+        reason[expired] = _FALLBACK
+        hold = missing & ~expired
+    np.putmask(proposal, hold, current)
+    return proposal, hold, reason, missing_since
 
 
 def _final_reason(current, proposal, stabilized, desired, limit_reason, legacy: bool) -> np.ndarray:
+    # Later writes win: the move, then stabilization, then the limit stage's reason.
+    reason = np.full(current.shape, _KEEP)
+    reason[desired > current] = _UP
+    reason[desired < current] = _DOWN
     stab_changed = stabilized != proposal
-    stab_reason = np.where(legacy | (proposal < current), _STAB_DOWN, _STAB_UP)
-    move = np.where(desired > current, _UP,
-                    np.where(desired < current, _DOWN, _KEEP))
-    return np.where(limit_reason != NOT_LIMITED, limit_reason, np.where(stab_changed, stab_reason, move))
+    reason[stab_changed] = _STAB_DOWN if legacy else _STAB_UP
+    if not legacy:
+        reason[stab_changed & (proposal < current)] = _STAB_DOWN
+    np.putmask(reason, limit_reason != NOT_LIMITED, limit_reason)
+    return reason
 
 
 def normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, valid: np.ndarray,
@@ -149,7 +161,8 @@ def normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, 
     forced, pre_reason = _precheck(params, current)
     proposal, hold, miss_reason, missing_since = _missing_data(
         params, current, combined, any_valid, any_invalid, state.missing_since, now)
-    skip = ~np.isnan(forced) | hold
+    is_forced = ~np.isnan(forced)
+    skip = is_forced | hold
 
     if params.legacy:
         stabilized = stabilize_legacy(proposal, rec_v, rec_t, now, params.scale_down.window_s)
@@ -160,32 +173,36 @@ def normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, 
         up_w, down_w = params.scale_up.window_s, params.scale_down.window_s
         stabilized = stabilize_with_behavior(current, proposal, rec_v, rec_t, now, up_w, down_w)
         keep_s = max(up_w, down_w)
-        added_up = changes_in_periods(state.up_changes, state.up_times, now, params.scale_up.periods_s)
-        removed_up = changes_in_periods(state.down_changes, state.down_times, now, params.scale_up.periods_s)
-        added_down = changes_in_periods(state.up_changes, state.up_times, now, params.scale_down.periods_s)
-        removed_down = changes_in_periods(state.down_changes, state.down_times, now, params.scale_down.periods_s)
-        up_limit = scale_up_limit(current, added_up, removed_up, params.scale_up)
-        down_limit = scale_down_limit(current, added_down, removed_down, params.scale_down)
+        # each event history scanned once for the periods of both directions' rules
+        n_up = params.scale_up.periods_s.shape[0]
+        periods = np.concatenate([params.scale_up.periods_s, params.scale_down.periods_s])
+        added = changes_in_periods(state.up_changes, state.up_times, now, periods)
+        removed = changes_in_periods(state.down_changes, state.down_times, now, periods)
+        up_limit = scale_up_limit(current, added[:, :n_up], removed[:, :n_up], params.scale_up)
+        down_limit = scale_down_limit(current, added[:, n_up:], removed[:, n_up:], params.scale_down)
         desired, limit_reason = limit_with_behavior(current, stabilized, params.min_replicas, params.max_replicas,
                                                     up_limit, down_limit)
 
     # Store the raw proposal; HPA stores nothing when it bails out before normalizing, while
     # Setpoint's own mode remembers ``current`` during a hold so a scale-down after an outage
     # still waits out the stabilization window.
-    store = ~skip | (hold & np.isnan(forced) & (not params.hpa_semantics))
+    store = ~skip | (hold & ~is_forced & (not params.hpa_semantics))
     rec_v, rec_t = history.write_slot(rec_v, rec_t, proposal, now, keep_s, rows=store)
 
+    # The stages' arrays are this call's own: the pre-checks and holds overwrite them in place.
     reason = _final_reason(current, proposal, stabilized, desired, limit_reason, params.legacy)
-    reason = np.where(miss_reason >= 0, miss_reason, reason)
-    reason = np.where(pre_reason >= 0, pre_reason, reason)
-    desired = np.where(~np.isnan(forced), forced, np.where(hold, current, desired))
-    stabilized = np.where(skip, desired, stabilized)
-    limit_reason = np.where(skip, NOT_LIMITED, limit_reason)
+    np.putmask(reason, miss_reason >= 0, miss_reason)
+    np.putmask(reason, pre_reason >= 0, pre_reason)
+    np.putmask(desired, hold, current)
+    np.putmask(desired, is_forced, forced)
+    np.putmask(stabilized, skip, desired)
+    np.putmask(limit_reason, skip, NOT_LIMITED)
 
-    new_state = replace(state, rec_values=rec_v, rec_times=rec_t, missing_since=missing_since)
+    new_state = NormState(rec_v, rec_t, state.up_changes, state.up_times, state.down_changes, state.down_times,
+                          missing_since)
     result = NormResult(combined=combined, proposal=proposal, stabilized=stabilized, desired=desired,
                         limit_reason=limit_reason, reason=reason,
-                        scaling_active=np.isnan(forced) & any_valid & ~hold)
+                        scaling_active=~is_forced & any_valid & ~hold)
     assert desired.shape == (n,)
     return result, new_state
 
@@ -205,4 +222,4 @@ def record_scale_events(state: NormState, params: PolicyParams, current: np.ndar
     if down.any():
         down_c, down_t = history.write_slot(down_c, down_t, current - desired, now,
                                             params.scale_down.longest_period_s, rows=down)
-    return replace(state, up_changes=up_c, up_times=up_t, down_changes=down_c, down_times=down_t)
+    return NormState(state.rec_values, state.rec_times, up_c, up_t, down_c, down_t, state.missing_since)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -50,6 +51,12 @@ class RuleType(enum.IntEnum):
 
 def _f64(values) -> np.ndarray:
     return np.asarray(values, dtype=np.float64).reshape(-1)
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    """A read-only array: the per-policy arrays below are built once and shared by every cycle."""
+    a.flags.writeable = False
+    return a
 
 
 @dataclass(frozen=True)
@@ -253,29 +260,30 @@ class PolicyParams:
         """Indices of the metrics the ``hpa`` preset reads per pod (none outside the preset)."""
         return tuple(j for j, m in enumerate(self.metrics) if m.per_pod) if self.hpa_semantics else ()
 
-    @property
+    # The decision core reads these every cycle: computed once per (frozen) PolicyParams.
+    @cached_property
     def metric_kinds(self) -> np.ndarray:
-        return np.asarray([int(m.kind) for m in self.metrics], dtype=np.int64)
+        return _frozen(np.asarray([int(m.kind) for m in self.metrics], dtype=np.int64))
 
-    @property
+    @cached_property
     def metric_nonnegative(self) -> np.ndarray:
         """(M,) bool: the metric's samples cannot be negative."""
-        return np.asarray([m.kind in NONNEGATIVE_KINDS for m in self.metrics], dtype=bool)
+        return _frozen(np.asarray([m.kind in NONNEGATIVE_KINDS for m in self.metrics], dtype=bool))
 
-    @property
+    @cached_property
     def metric_targets(self) -> np.ndarray:
-        return _f64([m.target for m in self.metrics])
+        return _frozen(_f64([m.target for m in self.metrics]))
 
     @property
     def metric_names(self) -> tuple[str, ...]:
         return tuple(m.name for m in self.metrics)
 
-    @property
+    @cached_property
     def forecast_metrics(self) -> tuple[int, ...]:
         """Indices of the metrics with a forecast stage."""
         return tuple(j for j, m in enumerate(self.metrics) if m.forecast is not None)
 
-    @property
+    @cached_property
     def ramp_metrics(self) -> tuple[int, ...]:
         """Indices of the metrics with a ramp stage."""
         return tuple(j for j, m in enumerate(self.metrics) if m.ramp is not None)

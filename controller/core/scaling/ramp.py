@@ -53,14 +53,20 @@ def window_ago(values: np.ndarray, times: np.ndarray, now: float, window_s: floa
                tolerance_s: float) -> tuple[np.ndarray, np.ndarray]:
     """(value, time) (N,) of the sample nearest to ``now - window_s`` among those at least
     ``window_s - tolerance_s`` old; NaN where there is none."""
+    n = values.shape[0]
+    if values.shape[1] == 0:
+        return np.full(n, np.nan), np.full(n, np.nan)
     age = now - times  # NaN for empty slots
     old_enough = age >= window_s - tolerance_s  # NaN compares False
     distance = np.where(old_enough, np.abs(age - window_s), np.inf)
-    pick = distance.argmin(axis=1) if distance.shape[1] else np.zeros(distance.shape[0], np.int64)
-    rows = np.arange(values.shape[0])
-    found = np.isfinite(distance[rows, pick]) if distance.shape[1] else np.zeros(values.shape[0], bool)
-    v = np.where(found, values[rows, pick] if values.shape[1] else np.nan, np.nan)
-    t = np.where(found, times[rows, pick] if times.shape[1] else np.nan, np.nan)
+    # the picked (row, slot) as one flat index into the transposed (K, N) arrays, cheaper than
+    # fancy indexing with two index arrays (and free of copies: the state is in Fortran order)
+    flat = distance.argmin(axis=1) * n + np.arange(n)
+    missing = ~np.isfinite(np.take(distance.T, flat))
+    v = np.take(values.T, flat)
+    t = np.take(times.T, flat)
+    v[missing] = np.nan
+    t[missing] = np.nan
     return v, t
 
 
@@ -71,9 +77,10 @@ def ramp_step(rp: RampParams, state: RampState, y: np.ndarray, ok: np.ndarray,
     y = np.asarray(y, dtype=np.float64)
     old_v, old_t = window_ago(state.values, state.times, now, rp.window_s, 0.5 * rp.interval_s)
     with np.errstate(invalid="ignore", divide="ignore"):
-        slope = np.where(ok & (now > old_t), (y - old_v) / (now - old_t), np.nan)
+        slope = (y - old_v) / (now - old_t)
+        slope[~(ok & (now > old_t))] = np.nan
         ahead = y + np.maximum(slope, 0.0) * rp.lead_s
-    values, times = write_slot(state.values, state.times, np.where(ok, y, 0.0), now, rp.keep_s, rows=ok)
+    values, times = write_slot(state.values, state.times, y, now, rp.keep_s, rows=ok)  # only rows where ok
     return RampResult(slope, ahead), RampState(values, times)
 
 

@@ -43,22 +43,31 @@ def smooth_ewma(values: np.ndarray, usable: np.ndarray, state: SmoothState, now:
                 half_life_s: float) -> tuple[np.ndarray, SmoothState]:
     """(N, M) EWMA; rows without a usable sample keep their previous value."""
     first = np.isnan(state.ewma)
-    alpha = ewma_alpha(now - np.where(first, now, state.ewma_at), half_life_s)
-    updated = np.where(first, values, state.ewma + alpha * (values - state.ewma))
-    ewma = np.where(usable, updated, state.ewma)
-    ewma_at = np.where(usable, now, state.ewma_at)
+    dt = now - state.ewma_at
+    dt[first] = 0.0
+    # masked writes into the new arrays rather than np.where chains: the same values, fewer passes
+    ewma = state.ewma + ewma_alpha(dt, half_life_s) * (values - state.ewma)
+    np.putmask(ewma, first, values)  # the first sample starts the average
+    np.putmask(ewma, ~usable, state.ewma)
+    ewma_at = np.array(state.ewma_at, dtype=np.float64)
+    ewma_at[usable] = now
     return ewma, SmoothState(ewma, ewma_at, state.samples, state.sample_at)
 
 
-def _aggregate(window: np.ndarray, kind: Smoothing, percentile: float) -> np.ndarray:
-    with warnings.catch_warnings():
+def _aggregate(samples: np.ndarray, in_window: np.ndarray, kind: Smoothing, percentile: float) -> np.ndarray:
+    """(N, M) aggregate over the last axis of the (N, M, W) samples where in_window; NaN where
+    none is. Mean and max are spelled out as np.nanmean and np.nanmax compute them (the same
+    sums, the same fmax reduction) without their extra copies and NaN checks."""
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows give NaN, on purpose
         if kind == Smoothing.MEAN:
-            return np.nanmean(window, axis=2)
+            counted = in_window & ~np.isnan(samples)
+            return np.where(counted, samples, 0.0).sum(axis=2) / counted.sum(axis=2, dtype=np.intp)
+        window = np.where(in_window, samples, np.nan)
         if kind == Smoothing.MEDIAN:
             return np.nanmedian(window, axis=2)
         if kind == Smoothing.MAX:
-            return np.nanmax(window, axis=2)
+            return np.fmax.reduce(window, axis=2)
         return np.nanpercentile(window, percentile, axis=2)
 
 
@@ -67,12 +76,14 @@ def smooth_window(values: np.ndarray, usable: np.ndarray, state: SmoothState, no
     """(N, M) aggregate of the usable samples with age < window_s, the new one included."""
     samples, times = state.samples.copy(), state.sample_at.copy()
     if samples.shape[2]:
-        slot = np.where(np.isnan(times), -np.inf, times).argmin(axis=2)  # empty or oldest
-        n_idx, m_idx = np.nonzero(usable)
-        samples[n_idx, m_idx, slot[n_idx, m_idx]] = values[n_idx, m_idx]
-        times[n_idx, m_idx, slot[n_idx, m_idx]] = now
+        slot = times.argmin(axis=2)  # the first empty slot (argmin stops at a NaN), else the oldest
+        # one flat index per usable (target, metric) into the C-order (N, M, W) copies
+        at = np.flatnonzero(usable)
+        flat = at * samples.shape[2] + slot.reshape(-1)[at]
+        samples.put(flat, values.reshape(-1)[at])
+        times.put(flat, now)
     in_window = (now - times) < window_s
-    smoothed = _aggregate(np.where(in_window, samples, np.nan), kind, percentile)
+    smoothed = _aggregate(samples, in_window, kind, percentile)
     return smoothed, SmoothState(state.ewma, state.ewma_at, samples, times)
 
 

@@ -1,0 +1,53 @@
+"""history.write_slot's slot choice: the first reusable slot (empty or outdated), else the
+oldest. ``slots_to_write`` finds it without an argmin over a float key; these tests hold it to
+that definition on random histories, ties and full rows included."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from controller.core import history
+from tests.core.helpers import T0
+
+
+def _by_key(times: np.ndarray, cutoff: float) -> np.ndarray:
+    """The definition: argmin over -inf for reusable slots and the time otherwise."""
+    return np.where(~(times >= cutoff), -np.inf, times).argmin(axis=1)
+
+
+# slot times as offsets before T0 in whole intervals (ties are common), or empty (None)
+_slot = st.one_of(st.none(), st.integers(0, 40).map(lambda k: T0 - 15.0 * k))
+
+
+@given(rows=st.lists(st.lists(_slot, min_size=1, max_size=8), min_size=1, max_size=12),
+       keep_s=st.sampled_from([0.0, 15.0, 60.0, 299.0, 300.0, 1e9, np.inf]))
+@settings(max_examples=300, deadline=None)
+def test_slot_is_the_first_reusable_else_the_first_oldest(rows, keep_s):
+    width = max(len(r) for r in rows)
+    times = np.full((len(rows), width), np.nan, order="F")
+    for i, r in enumerate(rows):
+        times[i, :len(r)] = [np.nan if t is None else t for t in r]
+    times = np.asfortranarray(times)
+    assert history.slots_to_write(times, T0 - keep_s).tolist() == _by_key(times, T0 - keep_s).tolist()
+
+
+@pytest.mark.parametrize("slots", [pytest.param(3, id="few-slots"), pytest.param(300, id="more-slots-than-a-byte")])
+def test_write_slot_writes_only_the_selected_rows_at_their_slot(slots):
+    rng = np.random.default_rng(7)
+    values, times = history.empty_history(50, slots)
+    for k in range(slots + 5):  # fills every row, then overwrites the oldest entries
+        rows, now = rng.random(50) < 0.7, T0 + 15.0 * k
+        inputs = (values, times)
+        before_v, before_t = values.copy(), times.copy()
+        values, times = history.write_slot(values, times, np.arange(50.0) + 1000 * k, now, 30.0, rows=rows)
+        assert np.array_equal(inputs[0], before_v) and np.array_equal(inputs[1], before_t, equal_nan=True)
+        written = times == now  # each cycle writes a new time
+        expect = np.zeros(written.shape, bool)
+        expect[np.flatnonzero(rows), _by_key(before_t, now - 30.0)[rows]] = True
+        assert np.array_equal(written, expect)
+        assert np.array_equal(values[written], (np.arange(50.0) + 1000 * k)[rows])  # row order: one per row
+        assert np.array_equal(values[~written], before_v[~written])
+        assert times.flags.f_contiguous and values.flags.f_contiguous
