@@ -30,13 +30,11 @@ _R_COLUMN, _R_WINDOW, _R_TOLERANCE, _R_LEAD, _R_KEEP, _R_SLOTS, _R_SIZE = range(
 # the packed parameter vector (pack_params): compiled._pack's scalars, then counts, then arrays
 _V_UP_RULES, _V_DOWN_RULES, _V_RAMPS, _V_METRICS = range(compiled._P_SIZE, compiled._P_SIZE + 4)
 _V_ARRAYS = compiled._P_SIZE + 4
-# rows of the workspace's (6, N) float array (core/scaling/workspace.py)
-_F_COMBINED, _F_PROPOSAL, _F_STABILIZED, _F_DESIRED, _F_MISSING_SINCE, _F_PENDING, _F_ROWS = range(7)
-# rows of its (2, N) int array: limit reason, reason
-_I_LIMIT, _I_REASON, _I_ROWS = range(3)
-# rows of the (5, N) int32 window index (see fused_kernel): in step with the common times; the
-# running max's ring head and length; the running min's
-_W_SYNCED, _W_MAX_HEAD, _W_MAX_LEN, _W_MIN_HEAD, _W_MIN_LEN, _W_ROWS = range(6)
+# rows of the workspace's (9, N) float array (core/scaling/workspace.py)
+(_F_COMBINED, _F_PROPOSAL, _F_STABILIZED, _F_DESIRED, _F_MISSING_SINCE, _F_PENDING, _F_LOW, _F_HIGH,
+ _F_SLOT_KEY, _F_ROWS) = range(10)
+# rows of its (3, N) int array: limit reason, reason, the slot of the cycle's recommendation
+_I_LIMIT, _I_REASON, _I_SLOT, _I_ROWS = range(4)
 
 
 def pack_ramps(params) -> np.ndarray:
@@ -83,28 +81,19 @@ def _write_slot(events, i, value, now, outdated_after_s):
 # (packed arrays): unboxing each costs the call from Python ~0.15 us.
 @jit
 def fused_kernel(values, present, age, current, ready, status, pv, now, em, win, ramp, rec, up, down, vf, out_f,
-                 out_b, vi, active_out, buf, common, dq, wi):
+                 out_b, vi, active_out, buf):
     """Decide for N targets, one target at a time, the state updated in place.
 
     Inputs (N, M) values, present, age; (N,) current, ready, status. Parameters: pv (see
     pack_params). State: em (3, N, M) EWMA weights (the caller computes them with numpy's expm1
     from the state's times), EWMA, its time; win (2, N, M, W) window samples, their times;
     ramp (2, R, N, K) ramp samples, times; rec (2, H, N) recommendations, times; up, down
-    (2, E, N) scale events (changes, times), read only; vf (6, N): outputs combined, proposal,
-    stabilized, desired, state missing_since, the cycle's current (pending for commit) (_F_*).
-    Outputs: out_f (6, N, M) signal values, smoothed, proposals, ramp slope, ahead, proposal
-    (ramp columns only); out_b (6, N, M) missing, stale, nonfinite, negative, usable, valid; vi
-    (2, N) limit reason, reason (_I_*); active_out (N,). buf: (W,) scratch.
-
-    The recommendation windows (max over the window, min over the up window, the slot to write)
-    without reading each target's H slots every cycle: the targets whose slot times are the
-    common ones (common (1 + H,): the time of the last cycle, then the common times; a target
-    leaves that set when it does not write a recommendation, a cycle's time going back empties
-    it) share the slot choice, computed once from the common times, and keep a running max and
-    min of their window (a monotone deque: slot indices in time order with falling values, resp.
-    rising, dq (2, H, N) rings, wi (5, N) int32 (_W_*)). The other targets scan their slots as
-    numpy's stages do. A max or min of zero is rescanned (the scan keeps the first of 0.0 and
-    -0.0 in slot order; the deque does not know the order)."""
+    (2, E, N) scale events (changes, times), read only; vf (9, N): outputs combined, proposal,
+    stabilized, desired, state missing_since, the cycle's current (pending for commit), scratch
+    low, high, slot key (_F_*). Outputs: out_f (6, N, M) signal values, smoothed, proposals,
+    ramp slope, ahead, proposal (ramp columns only); out_b (6, N, M) missing, stale, nonfinite,
+    negative, usable, valid; vi (3, N) limit reason, reason, scratch slot (_I_*); active_out
+    (N,). buf: (W,) scratch."""
     n, m = values.shape
     stale_after, tol_up, tol_down = pv[compiled._P_STALE], pv[compiled._P_TOL_UP], pv[compiled._P_TOL_DOWN]
     smoothing = int(pv[compiled._P_SMOOTHING])
@@ -126,21 +115,6 @@ def fused_kernel(values, present, age, current, ready, status, pv, now, em, win,
     slots = rec.shape[1]
     cut_keep, cut_low, cut_high = now - keep_s, now - up_w, now - down_w
     up_slots, down_slots = up.shape[1], down.shape[1]
-    use_min = (not legacy) and up_w > 0
-    n_deques = 2 if use_min else 1
-    ct = common[1:]
-    if not (now >= common[0]) and common[0] == common[0]:  # time went back: entries may re-enter windows
-        wi[_W_SYNCED, :] = 0
-    common[0] = now
-    seed_common = slots > 0 and ct[0] != ct[0]  # the common targets have not been seen: seeded below
-    if seed_common:
-        ct[0] = now
-    c_slot, c_key = 0, _INF  # the common targets' slot: the first reusable, else the first oldest
-    for s in range(slots):
-        t = ct[s]
-        key = t if t >= cut_keep else -_INF
-        if key < c_key:
-            c_slot, c_key = s, key
 
     for i in range(n):
         cur, rdy, sts = current[i], ready[i], status[i]
@@ -245,8 +219,8 @@ def fused_kernel(values, present, age, current, ready, status, pv, now, em, win,
                 all_valid = False
         combined = combined if any_valid else _NAN
         # first sight seeds the history with (current, now)
-        if slots > 0 and (seed_common if wi[_W_SYNCED, i] != 0 else rec[1, 0, i] != rec[1, 0, i]):
-            rec[0, 0, i], rec[1, 0, i] = cur, now  # (joins a common target's deques in the second pass)
+        if slots > 0 and rec[1, 0, i] != rec[1, 0, i]:
+            rec[0, 0, i], rec[1, 0, i] = cur, now
         # missing data
         blocked_down = (not all_valid) and any_valid and combined < cur
         none_valid = not any_valid
@@ -265,7 +239,43 @@ def fused_kernel(values, present, age, current, ready, status, pv, now, em, win,
         vf[_F_COMBINED, i], vf[_F_PROPOSAL, i] = combined, proposal
         vi[_I_REASON, i] = miss_reason
 
+    # -- the recommendation windows, slot by slot across targets (contiguous rows of (H, N),
+    #    branch-free selects, so that the inner loops vectorize), and the slot each target's
+    #    proposal goes to: the first reusable one, else the first oldest. One pass per slot.
+    low, high, slot_key, slot_of = vf[_F_LOW], vf[_F_HIGH], vf[_F_SLOT_KEY], vi[_I_SLOT]
+    low[:] = _INF
+    high[:] = -_INF
+    slot_key[:] = _INF
+    slot_of[:] = 0
     rec_v, rec_t = rec[0], rec[1]
+    for s in range(slots):
+        tv, vv = rec_t[s], rec_v[s]
+        if legacy:  # the legacy window is inclusive; no up window
+            for i in range(n):
+                t, v = tv[i], vv[i]
+                high[i] = v if (t >= cut_high) & (v > high[i]) else high[i]
+                key = t if t >= cut_keep else -_INF  # NaN (empty) compares False: reusable
+                better = key < slot_key[i]  # keys are finite or -inf: slot 0 beats the initial +inf
+                slot_of[i] = s if better else slot_of[i]
+                slot_key[i] = key if better else slot_key[i]
+        elif up_w > 0:
+            for i in range(n):
+                t, v = tv[i], vv[i]
+                high[i] = v if (t > cut_high) & (v > high[i]) else high[i]
+                low[i] = v if (t > cut_low) & (v < low[i]) else low[i]
+                key = t if t >= cut_keep else -_INF
+                better = key < slot_key[i]
+                slot_of[i] = s if better else slot_of[i]
+                slot_key[i] = key if better else slot_key[i]
+        else:  # HPA's default up-window 0
+            for i in range(n):
+                t, v = tv[i], vv[i]
+                high[i] = v if (t > cut_high) & (v > high[i]) else high[i]
+                key = t if t >= cut_keep else -_INF
+                better = key < slot_key[i]
+                slot_of[i] = s if better else slot_of[i]
+                slot_key[i] = key if better else slot_key[i]
+
     for i in range(n):
         cur = current[i]
         proposal, combined, miss_reason = vf[_F_PROPOSAL, i], vf[_F_COMBINED, i], vi[_I_REASON, i]
@@ -282,54 +292,7 @@ def fused_kernel(values, present, age, current, ready, status, pv, now, em, win,
             forced, pre_reason = _NAN, -1
         has_forced = forced == forced
         skip = has_forced or hold
-        # -- the windows: max (legacy: inclusive), min over the up window, the slot to write
-        synced = wi[_W_SYNCED, i] != 0
-        high_i, low_i, slot_i = -_INF, _INF, 0
-        if slots > 0 and synced:
-            slot_i = c_slot
-            # (the deque code is written out here: a compiled helper taking arrays would cost
-            # reference-count updates per call; d = 0 the max, 1 the min)
-            for d in range(n_deques):
-                head, length = wi[_W_MAX_HEAD + 2 * d, i], wi[_W_MAX_LEN + 2 * d, i]
-                if seed_common:  # the seed (slot 0, the newest entry) joins the deque
-                    value = rec_v[0, i]
-                    if value == value:
-                        while length > 0:
-                            pos = head + length - 1
-                            pos = pos if pos < slots else pos - slots
-                            v = rec_v[dq[d, pos, i], i]
-                            if (v <= value) if d == 0 else (v >= value):  # dominated: equal values keep the newer
-                                length -= 1
-                            else:
-                                break
-                        pos = head + length
-                        dq[d, pos if pos < slots else pos - slots, i] = 0
-                        length += 1
-                cut = cut_high if d == 0 else cut_low
-                inclusive = legacy and d == 0
-                while length > 0:  # drop the entries that left the window from the front
-                    t = ct[dq[d, head, i]]
-                    if (t >= cut) if inclusive else (t > cut):
-                        break
-                    head = head + 1 if head + 1 < slots else 0
-                    length -= 1
-                wi[_W_MAX_HEAD + 2 * d, i], wi[_W_MAX_LEN + 2 * d, i] = head, length
-                if d == 0:
-                    high_i = rec_v[dq[0, head, i], i] if length > 0 else -_INF
-                else:
-                    low_i = rec_v[dq[1, head, i], i] if length > 0 else _INF
-        if slots > 0 and not (synced and high_i != 0.0 and low_i != 0.0):  # scan the slots (numpy's rule)
-            high_i, low_i, slot_key = -_INF, _INF, _INF
-            for s in range(slots):
-                t, v = rec_t[s, i], rec_v[s, i]
-                inside = (t >= cut_high) if legacy else (t > cut_high)
-                high_i = v if inside & (v > high_i) else high_i
-                if use_min:
-                    low_i = v if (t > cut_low) & (v < low_i) else low_i
-                if not synced:
-                    key = t if t >= cut_keep else -_INF  # NaN (empty) compares False: reusable
-                    if key < slot_key:  # keys are finite or -inf: slot 0 beats the initial +inf
-                        slot_i, slot_key = s, key
+        low_i, high_i, slot_i = low[i], high[i], slot_of[i]
         # -- stabilize and limit
         if legacy:
             stabilized = compiled.nan_max(proposal, high_i)
@@ -395,47 +358,6 @@ def fused_kernel(values, present, age, current, ready, status, pv, now, em, win,
         if slots > 0 and ((not skip) or (hold and not has_forced)):
             rec_v[slot_i, i] = proposal
             rec_t[slot_i, i] = now
-            for d in range(n_deques if synced else 0):
-                head, length = wi[_W_MAX_HEAD + 2 * d, i], wi[_W_MAX_LEN + 2 * d, i]
-                # the overwritten entry leaves the deque: the slot is the target's oldest (else it
-                # is reusable: out of both windows, already dropped), so at the front or among the
-                # front entries of the same time
-                if length > 0:
-                    if dq[d, head, i] == slot_i:
-                        head = head + 1 if head + 1 < slots else 0
-                        length -= 1
-                    elif ct[slot_i] == ct[dq[d, head, i]]:
-                        t0, k = ct[slot_i], 1
-                        while k < length:
-                            pos = head + k if head + k < slots else head + k - slots
-                            if dq[d, pos, i] == slot_i:  # shift the entries before it up by one
-                                while k > 0:
-                                    prev = pos - 1 if pos > 0 else slots - 1
-                                    dq[d, pos, i] = dq[d, prev, i]
-                                    pos = prev
-                                    k -= 1
-                                head = head + 1 if head + 1 < slots else 0
-                                length -= 1
-                                break
-                            if ct[dq[d, pos, i]] != t0:
-                                break
-                            k += 1
-                # the new entry (the newest) joins it, dropping the entries it dominates
-                if proposal == proposal:  # NaN never counts in a window
-                    while length > 0:
-                        pos = head + length - 1
-                        pos = pos if pos < slots else pos - slots
-                        v = rec_v[dq[d, pos, i], i]
-                        if (v <= proposal) if d == 0 else (v >= proposal):
-                            length -= 1
-                        else:
-                            break
-                    pos = head + length
-                    dq[d, pos if pos < slots else pos - slots, i] = slot_i
-                    length += 1
-                wi[_W_MAX_HEAD + 2 * d, i], wi[_W_MAX_LEN + 2 * d, i] = head, length
-        elif synced:  # its slot times are no longer the common ones
-            wi[_W_SYNCED, i] = 0
         if limit_reason != compiled._NOT_LIMITED:
             reason = limit_reason
         elif stabilized != proposal:
@@ -455,8 +377,6 @@ def fused_kernel(values, present, age, current, ready, status, pv, now, em, win,
         vf[_F_STABILIZED, i], vf[_F_DESIRED, i] = stabilized, desired
         vi[_I_LIMIT, i], vi[_I_REASON, i] = limit_reason, reason
         active_out[i] = (not has_forced) and any_valid and not hold
-    if slots > 0:
-        ct[c_slot] = now
     return 0
 
 

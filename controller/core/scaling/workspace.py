@@ -53,10 +53,7 @@ class DecisionWorkspace:
     Packed (fused.fused_kernel's arguments): em (3, N, M) EWMA weights, ewma, ewma_at; win
     (2, N, M, W); ramp (2, R, N, K); rec (2, H, N); up, down (2, E, N); vf (9, N) and vi (3, N)
     (fused._F_* and _I_* rows); out_f (6, N, M) out_f2 then ramp_out; pv the parameters
-    (fused.pack_params). The recommendation windows' index (fused.fused_kernel): common
-    (1 + H,) the last cycle's time and the common slot times; dq (2, H, N) the running max's and
-    min's rings of slots; wi (5, N) int32 (fused._W_* rows). A workspace made from a state that
-    already holds recommendations starts with no target in step (each scans its slots).
+    (fused.pack_params).
     """
 
     params: PolicyParams
@@ -74,9 +71,6 @@ class DecisionWorkspace:
     active: np.ndarray
     buf: np.ndarray
     all_rows: np.ndarray
-    common: np.ndarray
-    dq: np.ndarray
-    wi: np.ndarray
     pending_at: float | None = None
 
     def __post_init__(self) -> None:
@@ -119,16 +113,11 @@ class DecisionWorkspace:
         vf = np.full((fused._F_ROWS, n), np.nan)
         vf[fused._F_MISSING_SINCE] = nm.missing_since
         vf[fused._F_PENDING] = 0.0
-        rec = slotted(nm.rec_values, nm.rec_times)
-        h = rec.shape[1]
-        wi = np.zeros((fused._W_ROWS, n), np.int32)
-        wi[fused._W_SYNCED] = np.isnan(rec[1]).all()  # no recommendation yet: every target in step
-        return cls(params, fused.pack_params(params), em, win, ramp, rec,
+        return cls(params, fused.pack_params(params), em, win, ramp, slotted(nm.rec_values, nm.rec_times),
                    slotted(nm.up_changes, nm.up_times), slotted(nm.down_changes, nm.down_times), vf,
                    np.zeros((fused._I_ROWS, n), np.int64), out_f=np.full((6, n, m), np.nan),
                    out_b2=np.zeros((6, n, m), np.bool_), active=np.zeros(n, np.bool_),
-                   buf=np.empty(sm.samples.shape[2]), all_rows=np.ones(n, np.bool_),
-                   common=np.full(1 + h, np.nan), dq=np.zeros((2, h, n), np.int32), wi=wi)
+                   buf=np.empty(sm.samples.shape[2]), all_rows=np.ones(n, np.bool_))
 
     @classmethod
     def empty(cls, params: PolicyParams, n: int) -> "DecisionWorkspace":
@@ -237,6 +226,6 @@ def decide_into(params: PolicyParams, ws: DecisionWorkspace, obs, now: float) ->
     now = float(now)
     fused.fused_kernel(values, np.ascontiguousarray(obs.present, dtype=np.bool_), _f64(obs.sample_age_s), current,
                        _f64(obs.ready), _f64(obs.status), ws.pv, now, ws.em, ws.win, ws.ramp, ws.rec, ws.up, ws.down,
-                       ws.vf, ws.out_f, ws.out_b2, ws.vi, ws.active, ws.buf, ws.common, ws.dq, ws.wi)
+                       ws.vf, ws.out_f, ws.out_b2, ws.vi, ws.active, ws.buf)
     ws.pending_at = now
     return ws
