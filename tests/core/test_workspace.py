@@ -17,7 +17,8 @@ from controller.core.scaling.params import MetricKind, MetricParams, PolicyParam
 from controller.core.scaling.workspace import DecisionWorkspace, decide_into
 from controller.policy import load_policies
 from tests.core.helpers import T0
-from tests.core.test_compiled import NAN, REPO, SAMPLE, SCRIPTED, params, policies, ramp
+from tests.core.test_compiled import (DOWN_RATE, NAN, RAMPED, REPO, SAMPLE, SCRIPTED, UP_MIN, metric, params, policies,
+                                      ramp)
 
 pytestmark = pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
 
@@ -54,17 +55,18 @@ def assert_states_equal(a: ScalingState, b: ScalingState, where: str) -> None:
 
 
 def run_in_place(policy: PolicyParams, values: np.ndarray, current0, applied=None, replicas_delta=None, ages=None,
-                 present=None, ready_lag: int = 0, status_extra: float = 0.0) -> list[Decision]:
+                 present=None, ready_lag: int = 0, status_extra: float = 0.0, times=None) -> list[Decision]:
     """Feed (steps, N, M) values to numpy's decide (its state carried through state_after) and to
     one workspace (decide_into, then commit), with the same applied rows (steps, N) and counts
-    set (desired + replicas_delta); every output and state compared each cycle."""
+    set (desired + replicas_delta), at ``times`` (steps,) (default every 15 s); every output and
+    state compared each cycle."""
     steps, n, _ = values.shape
     applied = np.ones((steps, n), bool) if applied is None else applied
     state, ws = ScalingState.empty(n, policy), DecisionWorkspace.empty(policy, n)
     current = np.asarray(current0, dtype=float).copy()
     out = []
     for k in range(steps):
-        now = T0 + k * 15.0
+        now = T0 + k * 15.0 if times is None else times[k]
         obs = Observation.of(current, np.maximum(current - ready_lag, 0.0), values[k], status=current + status_extra,
                              present=~np.isnan(values[k]) if present is None else present[k],
                              sample_age_s=None if ages is None else ages[k])
@@ -105,6 +107,36 @@ def test_workspace_equals_numpy_over_cycles_on_random_inputs(policy, data, n, st
     current0 = np.array(data.draw(st.lists(st.integers(0, 40), min_size=n, max_size=n)), dtype=float)
     run_in_place(policy, values, current0, applied=applied, replicas_delta=delta, ages=ages.reshape(steps, n, m),
                  present=present | ~np.isnan(values), ready_lag=ready_lag, status_extra=float(status_extra))
+
+
+LONG_RUN_POLICIES = [
+    pytest.param(params(smoothing=Smoothing.MAX, window_s=45.0, scale_down=DOWN_RATE, scale_up=UP_MIN), id="max-rates"),
+    pytest.param(params(smoothing=Smoothing.MEAN, window_s=60.0, scale_up=ScalingRules.of(30, Select.MAX, [])),
+                 id="mean-up-window"),
+    pytest.param(params(smoothing=Smoothing.EWMA, half_life_s=30.0, fallback_replicas=4, missing_hold_s=30.0),
+                 id="ewma-fallback"),
+    pytest.param(params(metrics=(metric(MetricKind.UTILIZATION, 60.0, "cpu"),), legacy=True), id="legacy"),
+    pytest.param(params(metrics=(RAMPED, metric(MetricKind.VALUE, 0.5, "latency"))), id="ramp-two-metrics"),
+]
+
+
+@pytest.mark.parametrize("policy", LONG_RUN_POLICIES)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_workspace_equals_numpy_over_long_irregular_runs(policy, seed):
+    """Many more cycles than history slots (every ring wraps), at irregular times (cycles closer
+    than planned overwrite entries still in their window; long gaps empty them; a repeated time),
+    with missing series, failed actions and arbitrated counts."""
+    rng = np.random.default_rng(seed)
+    steps, n, m = 90, 6, len(policy.metrics)
+    levels = rng.uniform(50, 3000, (1, n, m)) * (1 + 0.8 * np.sin(np.arange(steps) / 7.0))[:, None, None]
+    values = levels * rng.lognormal(0, 0.3, (steps, n, m))
+    values[rng.random((steps, n, m)) < 0.1] = np.nan
+    gaps = rng.choice([15.0, 15.0, 15.0, 5.0, 0.0, 40.0, 400.0], steps)
+    times = T0 + np.cumsum(gaps)
+    applied = rng.random((steps, n)) < 0.85
+    delta = rng.choice([0.0, 0.0, 0.0, 1.0, -1.0], (steps, n))
+    run_in_place(policy, values, rng.integers(1, 30, n).astype(float), applied=applied, replicas_delta=delta,
+                 times=times)
 
 
 def _scaling_up(policy: PolicyParams) -> tuple[DecisionWorkspace, Observation]:

@@ -37,7 +37,7 @@ ENV_SWITCH = "SETPOINT_COMPILED"
 _numba = None  # the numba module once loaded
 _IMPORT_ERROR: BaseException | None = None
 _loaded = False
-_pending: list[tuple[dict, str]] = []  # (module globals, name) of the functions to compile on load
+_pending: list[tuple[dict, str, bool]] = []  # (module globals, name, inline) of the functions to compile on load
 _warned = False
 _broken: BaseException | None = None
 
@@ -48,19 +48,31 @@ def jit(func):
     core (every CLI command) does not import numba. The plain function while numba is not loaded
     or missing (never called then). The cache lives next to the module or, when that is
     read-only, in numba's user cache (``NUMBA_CACHE_DIR`` to choose)."""
+    return _mark(func, False)
+
+
+def jit_inline(func):
+    """:func:`jit` for a small per-value helper that the kernels call per target: inlined into
+    its callers at numba's IR level (``inline="always"``), where LLVM would keep a call (with
+    numba's status-code convention) for a helper called from two places."""
+    return _mark(func, True)
+
+
+def _mark(func, inline: bool):
     if _loaded:
-        return _njit(func)
-    _pending.append((func.__globals__, func.__name__))
+        return _njit(func, inline)
+    _pending.append((func.__globals__, func.__name__, inline))
     return func
 
 
-def _njit(func):
+def _njit(func, inline: bool = False):
     if _numba is None:
         return func
+    how = "always" if inline else "never"
     try:
-        return _numba.njit(cache=True, error_model="numpy")(func)
+        return _numba.njit(cache=True, error_model="numpy", inline=how)(func)
     except RuntimeError:  # no writable cache directory (read-only install, no home): compile per process
-        return _numba.njit(cache=False, error_model="numpy")(func)
+        return _numba.njit(cache=False, error_model="numpy", inline=how)(func)
 
 
 def _load() -> None:
@@ -77,8 +89,8 @@ def _load() -> None:
         return
     _numba = numba
     KERNEL_ERRORS = (numba.core.errors.NumbaError,)
-    for namespace, name in _pending:
-        namespace[name] = _njit(namespace[name])
+    for namespace, name, inline in _pending:
+        namespace[name] = _njit(namespace[name], inline)
     _pending.clear()
 
 
@@ -146,7 +158,7 @@ _NAN, _INF = math.nan, math.inf
  _P_MINIMUM, _P_SIZE) = range(19)
 
 
-@jit
+@jit_inline
 def nan_max(a, b):
     """np.maximum on scalars: NaN if either is NaN."""
     if a != a or b != b:
@@ -154,7 +166,7 @@ def nan_max(a, b):
     return a if a >= b else b
 
 
-@jit
+@jit_inline
 def nan_min(a, b):
     """np.minimum on scalars: NaN if either is NaN."""
     if a != a or b != b:
@@ -162,18 +174,18 @@ def nan_min(a, b):
     return a if a <= b else b
 
 
-@jit
+@jit_inline
 def within(ratio, tol_up, tol_down):
     """The ratio lies in HPA's tolerance band [1 - tol_down, 1 + tol_up] (shared by the kernels)."""
     return ratio >= 1.0 - tol_down and ratio <= 1.0 + tol_up
 
 
-@jit
+@jit_inline
 def _ceil_clamped(x):
     return nan_min(np.ceil(x), _INT32_MAX)
 
 
-@jit
+@jit_inline
 def _pairwise_sum(a, start, n):
     """numpy's pairwise summation of a[start:start + n] (bit for bit, for np.sum over a
     contiguous axis)."""
@@ -204,7 +216,7 @@ def _pairwise_sum(a, start, n):
     return _NAN  # longer windows are not compiled (see supports)
 
 
-@jit
+@jit_inline
 def _propose_one(kind, target, v, cur, rdy, sts, tol_up, tol_down):
     """One metric's proposal (propose.py), and whether ``ready`` allows it (utilization)."""
     ready_ok = True

@@ -27,6 +27,14 @@ _S_NONE, _S_EWMA, _S_MAX = compiled._S_NONE, compiled._S_EWMA, compiled._S_MAX
 _NAN, _INF = math.nan, math.inf
 # ramp parameter rows (see pack_ramps)
 _R_COLUMN, _R_WINDOW, _R_TOLERANCE, _R_LEAD, _R_KEEP, _R_SLOTS, _R_SIZE = range(7)
+# the packed parameter vector (pack_params): compiled._pack's scalars, then counts, then arrays
+_V_UP_RULES, _V_DOWN_RULES, _V_RAMPS, _V_METRICS = range(compiled._P_SIZE, compiled._P_SIZE + 4)
+_V_ARRAYS = compiled._P_SIZE + 4
+# rows of the workspace's (9, N) float array (core/scaling/workspace.py)
+(_F_COMBINED, _F_PROPOSAL, _F_STABILIZED, _F_DESIRED, _F_MISSING_SINCE, _F_PENDING, _F_LOW, _F_HIGH,
+ _F_SLOT_KEY, _F_ROWS) = range(10)
+# rows of its (3, N) int array: limit reason, reason, the slot of the cycle's recommendation
+_I_LIMIT, _I_REASON, _I_SLOT, _I_ROWS = range(4)
 
 
 def pack_ramps(params) -> np.ndarray:
@@ -38,98 +46,113 @@ def pack_ramps(params) -> np.ndarray:
     return rows
 
 
+def pack_params(params) -> np.ndarray:
+    """Every parameter the kernel reads as one float vector (one argument: each array argument
+    costs the call ~0.15 us to unbox): compiled._pack's scalars (its _P_* positions); the
+    counts of up rules, down rules, ramp metrics and metrics; then the metric rows (3, M),
+    up rules (3, Ru), down rules (3, Rd) and ramp rows (R, 6), each flattened in C order."""
+    scal, metric, up_rules, down_rules = compiled._pack(params)
+    ramps = pack_ramps(params)
+    counts = [up_rules.shape[1], down_rules.shape[1], ramps.shape[0], metric.shape[1]]
+    return np.concatenate([scal, np.array(counts, np.float64), metric.ravel(), up_rules.ravel(),
+                           down_rules.ravel(), ramps.ravel()])
+
+
 @jit
-def _write_slot_row(values, times, i, k, value, now, outdated_after_s):
-    """history.write_slot for row i of (N, >=k) arrays: the first reusable (empty or outdated)
-    slot among the first k, else the first oldest."""
+def _write_slot(events, i, value, now, outdated_after_s):
+    """history.write_slot for target i of (2, E, N) events (values, times): the first reusable
+    (empty or outdated) slot, else the first oldest."""
     cut = now - outdated_after_s
     slot, key = 0, _INF
-    for s in range(k):
-        t = times[i, s]
+    for s in range(events.shape[1]):
+        t = events[1, s, i]
         kk = t if t >= cut else -_INF  # NaN (empty) compares False: reusable
         if s == 0 or kk < key:
             slot, key = s, kk
-    values[i, slot] = value
-    times[i, slot] = now
+    events[0, slot, i] = value
+    events[1, slot, i] = now
 
 
 # One function body on purpose: a call of a compiled function taking arrays increments and
 # decrements each array's reference count (atomic operations), ~150-250 ns per call with the
 # 5 to 15 arrays the stages need, more than a target's whole decision. The former staged kernels
 # paid it per target in their rate-limit helper (most of "norm 250 us"); here only scalar helpers
-# are called per target.
+# are called per target, and they are inlined (compiled.jit_inline). The arguments are few
+# (packed arrays): unboxing each costs the call from Python ~0.15 us.
 @jit
-def fused_kernel(values, present, age, current, ready, status, metric, scal, up_rules, down_rules, ramp_p, now,
-                 alpha, ewma, ewma_at, samples, sample_at, ramp_v, ramp_t, rec_v, rec_t, up_c, up_t, down_c, down_t,
-                 missing_since, out_f2, out_b2, ramp_out, out_f1, out_i1, active_out, buf):
+def fused_kernel(values, present, age, current, ready, status, pv, now, em, win, ramp, rec, up, down, vf, out_f,
+                 out_b, vi, active_out, buf):
     """Decide for N targets, one target at a time, the state updated in place.
 
-    Inputs (N, M) values, present, age; (N,) current, ready, status. Parameters: metric (3, M),
-    scal (see compiled._pack), rules (3, R), ramp_p (R, 6) (pack_ramps). State: ewma, ewma_at
-    (N, M); samples, sample_at (N, M, W); ramp_v, ramp_t (R, N, K); rec_v, rec_t (N, H); scale
-    events (N, E), read only; missing_since (N,). Outputs: out_f2 (3, N, M) signal values,
-    smoothed, proposals; out_b2 (6, N, M) missing, stale, nonfinite, negative, usable, valid;
-    ramp_out (3, N, M) slope, ahead, proposal (ramp columns only); out_f1 (4, N) combined,
-    proposal, stabilized, desired; out_i1 (2, N) limit reason, reason; active_out (N,).
-    alpha: (N, M) EWMA weights from the state's times (the caller computes them with numpy's
-    expm1); buf: (W,) scratch."""
+    Inputs (N, M) values, present, age; (N,) current, ready, status. Parameters: pv (see
+    pack_params). State: em (3, N, M) EWMA weights (the caller computes them with numpy's expm1
+    from the state's times), EWMA, its time; win (2, N, M, W) window samples, their times;
+    ramp (2, R, N, K) ramp samples, times; rec (2, H, N) recommendations, times; up, down
+    (2, E, N) scale events (changes, times), read only; vf (9, N): outputs combined, proposal,
+    stabilized, desired, state missing_since, the cycle's current (pending for commit), scratch
+    low, high, slot key (_F_*). Outputs: out_f (6, N, M) signal values, smoothed, proposals,
+    ramp slope, ahead, proposal (ramp columns only); out_b (6, N, M) missing, stale, nonfinite,
+    negative, usable, valid; vi (3, N) limit reason, reason, scratch slot (_I_*); active_out
+    (N,). buf: (W,) scratch."""
     n, m = values.shape
-    stale_after, tol_up, tol_down = scal[compiled._P_STALE], scal[compiled._P_TOL_UP], scal[compiled._P_TOL_DOWN]
-    smoothing = int(scal[compiled._P_SMOOTHING])
-    window_s = scal[compiled._P_WINDOW]
-    w = samples.shape[2]
-    legacy = scal[compiled._P_LEGACY] != 0.0
-    lo, hi = scal[compiled._P_MIN], scal[compiled._P_MAX]
-    fallback, hold_s = scal[compiled._P_FALLBACK], scal[compiled._P_HOLD]
+    stale_after, tol_up, tol_down = pv[compiled._P_STALE], pv[compiled._P_TOL_UP], pv[compiled._P_TOL_DOWN]
+    smoothing = int(pv[compiled._P_SMOOTHING])
+    window_s = pv[compiled._P_WINDOW]
+    w = win.shape[3]
+    legacy = pv[compiled._P_LEGACY] != 0.0
+    lo, hi = pv[compiled._P_MIN], pv[compiled._P_MAX]
+    fallback, hold_s = pv[compiled._P_FALLBACK], pv[compiled._P_HOLD]
     has_fallback = fallback == fallback
-    up_w, down_w = scal[compiled._P_UP_WIN], scal[compiled._P_DOWN_WIN]
-    up_sel, down_sel = int(scal[compiled._P_UP_SEL]), int(scal[compiled._P_DOWN_SEL])
-    factor, minimum = scal[compiled._P_FACTOR], scal[compiled._P_MINIMUM]
+    up_w, down_w = pv[compiled._P_UP_WIN], pv[compiled._P_DOWN_WIN]
+    up_sel, down_sel = int(pv[compiled._P_UP_SEL]), int(pv[compiled._P_DOWN_SEL])
+    factor, minimum = pv[compiled._P_FACTOR], pv[compiled._P_MINIMUM]
+    n_up, n_down, n_ramps = int(pv[_V_UP_RULES]), int(pv[_V_DOWN_RULES]), int(pv[_V_RAMPS])
+    o_metric = _V_ARRAYS
+    o_up = o_metric + 3 * m
+    o_down = o_up + 3 * n_up
+    o_ramp = o_down + 3 * n_down
     keep_s = down_w if legacy else max(up_w, down_w)
-    slots = rec_t.shape[1]
+    slots = rec.shape[1]
     cut_keep, cut_low, cut_high = now - keep_s, now - up_w, now - down_w
-    n_ramps = ramp_p.shape[0]
-    proposal_arr, forced_arr, combined_arr = np.empty(n), np.empty(n), np.empty(n)
-    hold_arr, any_valid_arr = np.empty(n, np.bool_), np.empty(n, np.bool_)
-    pre_arr, miss_arr = np.empty(n, np.int64), np.empty(n, np.int64)
-    up_slots, down_slots = up_c.shape[1], down_c.shape[1]
+    up_slots, down_slots = up.shape[1], down.shape[1]
 
     for i in range(n):
         cur, rdy, sts = current[i], ready[i], status[i]
+        vf[_F_PENDING, i] = cur
         # -- signal -> smooth -> propose, per metric
         for j in range(m):
             x = values[i, j]
             pr = present[i, j]
             nf = pr and not math.isfinite(x)
             st = pr and age[i, j] > stale_after
-            ng = pr and not nf and x < 0 and metric[2, j] != 0.0
+            ng = pr and not nf and x < 0 and pv[o_metric + 2 * m + j] != 0.0
             us = pr and not (st or nf or ng)
-            out_b2[0, i, j], out_b2[1, i, j], out_b2[2, i, j], out_b2[3, i, j] = not pr, st, nf, ng
-            out_b2[4, i, j] = us
+            out_b[0, i, j], out_b[1, i, j], out_b[2, i, j], out_b[3, i, j] = not pr, st, nf, ng
+            out_b[4, i, j] = us
             sv = x if us else _NAN
-            out_f2[0, i, j] = sv
+            out_f[0, i, j] = sv
             if smoothing == _S_EWMA:
                 if us:
-                    e = ewma[i, j]
-                    ewma[i, j] = sv if e != e else e + alpha[i, j] * (sv - e)
-                    ewma_at[i, j] = now
-                sm = ewma[i, j]
+                    e = em[1, i, j]
+                    em[1, i, j] = sv if e != e else e + em[0, i, j] * (sv - e)
+                    em[2, i, j] = now
+                sm = em[1, i, j]
             elif smoothing == _S_NONE:
                 sm = sv
             else:  # window mean / max: nanmean / nanmax of the samples with age < window
                 if us and w > 0:
                     slot, key = 0, _INF
                     for s in range(w):
-                        t = sample_at[i, j, s]
+                        t = win[1, i, j, s]
                         kw = -_INF if t != t else t
                         if s == 0 or kw < key:
                             slot, key = s, kw
-                    samples[i, j, slot] = sv
-                    sample_at[i, j, slot] = now
+                    win[0, i, j, slot] = sv
+                    win[1, i, j, slot] = now
                 count, best = 0, -_INF
                 for s in range(w):
-                    inside = (now - sample_at[i, j, s]) < window_s
-                    y = samples[i, j, s] if inside else 0.0
+                    inside = (now - win[1, i, j, s]) < window_s
+                    y = win[0, i, j, s] if inside else 0.0
                     buf[s] = y
                     if inside:
                         count += 1
@@ -141,61 +164,123 @@ def fused_kernel(values, present, age, current, ready, status, metric, scal, up_
                     sm = best
                 else:
                     sm = compiled._pairwise_sum(buf, 0, w) / count
-            out_f2[1, i, j] = sm
-            p, ready_ok = compiled._propose_one(int(metric[0, j]), metric[1, j], sm, cur, rdy, sts, tol_up, tol_down)
+            out_f[1, i, j] = sm
+            p, ready_ok = compiled._propose_one(int(pv[o_metric + j]), pv[o_metric + m + j], sm, cur, rdy, sts,
+                                                tol_up, tol_down)
             ok = math.isfinite(sm) and ready_ok and math.isfinite(p) and us
-            out_b2[5, i, j] = ok
-            out_f2[2, i, j] = p if ok else _NAN
+            out_b[5, i, j] = ok
+            out_f[2, i, j] = p if ok else _NAN
 
         # -- ramp: each ramp metric's slope over its window, the proposal one lead time ahead
         for r in range(n_ramps):
-            j = int(ramp_p[r, _R_COLUMN])
-            rw, rtol = ramp_p[r, _R_WINDOW], ramp_p[r, _R_TOLERANCE]
-            lead_s, rkeep = ramp_p[r, _R_LEAD], ramp_p[r, _R_KEEP]
-            k = int(ramp_p[r, _R_SLOTS])
-            y, ok = out_f2[0, i, j], out_b2[4, i, j]
+            o = o_ramp + r * _R_SIZE
+            j = int(pv[o + _R_COLUMN])
+            rw, rtol = pv[o + _R_WINDOW], pv[o + _R_TOLERANCE]
+            lead_s, rkeep = pv[o + _R_LEAD], pv[o + _R_KEEP]
+            k = int(pv[o + _R_SLOTS])
+            y, ok = out_f[0, i, j], out_b[4, i, j]
             best, pick = _INF, 0  # window_ago: nearest to now - window among those old enough (the first)
             for s in range(k):
-                a = now - ramp_t[r, i, s]  # NaN for empty slots: compares False
+                a = now - ramp[1, r, i, s]  # NaN for empty slots: compares False
                 d = abs(a - rw) if a >= rw - rtol else _INF
                 if d < best:
                     best, pick = d, s
             found = best < _INF
-            old_v = ramp_v[r, i, pick] if found else _NAN
-            old_t = ramp_t[r, i, pick] if found else _NAN
+            old_v = ramp[0, r, i, pick] if found else _NAN
+            old_t = ramp[1, r, i, pick] if found else _NAN
             slope = (y - old_v) / (now - old_t) if (ok and now > old_t) else _NAN
             ahead = y + compiled.nan_max(slope, 0.0) * lead_s
-            ramp_out[0, i, j], ramp_out[1, i, j] = slope, ahead
+            out_f[3, i, j], out_f[4, i, j] = slope, ahead
             if ok and k > 0:  # write_slot: the first reusable slot, else the first oldest
                 cut, slot, key = now - rkeep, 0, _INF
                 for s in range(k):
-                    t = ramp_t[r, i, s]
+                    t = ramp[1, r, i, s]
                     kk = t if t >= cut else -_INF
                     if s == 0 or kk < key:
                         slot, key = s, kk
-                ramp_v[r, i, slot] = y
-                ramp_t[r, i, slot] = now
-            p, ready_ok = compiled._propose_one(int(metric[0, j]), metric[1, j], ahead, cur, rdy, sts, tol_up,
-                                                tol_down)
-            if out_b2[5, i, j] and math.isfinite(ahead) and ready_ok and math.isfinite(p):
-                ramp_out[2, i, j] = p
-                a = out_f2[2, i, j]
-                out_f2[2, i, j] = a if (a >= p or p != p) else p  # np.fmax, signed zeros included
+                ramp[0, r, i, slot] = y
+                ramp[1, r, i, slot] = now
+            p, ready_ok = compiled._propose_one(int(pv[o_metric + j]), pv[o_metric + m + j], ahead, cur, rdy, sts,
+                                                tol_up, tol_down)
+            if out_b[5, i, j] and math.isfinite(ahead) and ready_ok and math.isfinite(p):
+                out_f[5, i, j] = p
+                a = out_f[2, i, j]
+                out_f[2, i, j] = a if (a >= p or p != p) else p  # np.fmax, signed zeros included
             else:
-                ramp_out[2, i, j] = _NAN
+                out_f[5, i, j] = _NAN
 
-        # -- combine: the max over the valid proposals
+        # -- combine: the max over the valid proposals (finite: NaN iff none is valid)
         combined, any_valid, all_valid = -_INF, False, True
         for j in range(m):
-            if out_b2[5, i, j]:
-                combined = compiled.nan_max(combined, out_f2[2, i, j])
+            if out_b[5, i, j]:
+                combined = compiled.nan_max(combined, out_f[2, i, j])
                 any_valid = True
             else:
                 all_valid = False
         combined = combined if any_valid else _NAN
         # first sight seeds the history with (current, now)
-        if slots > 0 and rec_t[i, 0] != rec_t[i, 0]:
-            rec_v[i, 0], rec_t[i, 0] = cur, now
+        if slots > 0 and rec[1, 0, i] != rec[1, 0, i]:
+            rec[0, 0, i], rec[1, 0, i] = cur, now
+        # missing data
+        blocked_down = (not all_valid) and any_valid and combined < cur
+        none_valid = not any_valid
+        ms = vf[_F_MISSING_SINCE, i]
+        ms = (now if ms != ms else ms) if none_valid else _NAN
+        vf[_F_MISSING_SINCE, i] = ms
+        miss_reason = compiled._MISSING if (blocked_down or none_valid) else -1
+        proposal = combined if any_valid else cur
+        if has_fallback and none_valid and (now - ms >= hold_s):  # the hold expired
+            proposal = compiled.nan_max(cur, fallback)
+            miss_reason = compiled._FALLBACK
+        if miss_reason == compiled._MISSING:  # hold
+            proposal = cur
+        # to the second pass: combined, proposal; the missing-data reason (a hold iff _MISSING)
+        # where the final reasons go
+        vf[_F_COMBINED, i], vf[_F_PROPOSAL, i] = combined, proposal
+        vi[_I_REASON, i] = miss_reason
+
+    # -- the recommendation windows, slot by slot across targets (contiguous rows of (H, N),
+    #    branch-free selects, so that the inner loops vectorize), and the slot each target's
+    #    proposal goes to: the first reusable one, else the first oldest. One pass per slot.
+    low, high, slot_key, slot_of = vf[_F_LOW], vf[_F_HIGH], vf[_F_SLOT_KEY], vi[_I_SLOT]
+    low[:] = _INF
+    high[:] = -_INF
+    slot_key[:] = _INF
+    slot_of[:] = 0
+    rec_v, rec_t = rec[0], rec[1]
+    for s in range(slots):
+        tv, vv = rec_t[s], rec_v[s]
+        if legacy:  # the legacy window is inclusive; no up window
+            for i in range(n):
+                t, v = tv[i], vv[i]
+                high[i] = v if (t >= cut_high) & (v > high[i]) else high[i]
+                key = t if t >= cut_keep else -_INF  # NaN (empty) compares False: reusable
+                better = key < slot_key[i]  # keys are finite or -inf: slot 0 beats the initial +inf
+                slot_of[i] = s if better else slot_of[i]
+                slot_key[i] = key if better else slot_key[i]
+        elif up_w > 0:
+            for i in range(n):
+                t, v = tv[i], vv[i]
+                high[i] = v if (t > cut_high) & (v > high[i]) else high[i]
+                low[i] = v if (t > cut_low) & (v < low[i]) else low[i]
+                key = t if t >= cut_keep else -_INF
+                better = key < slot_key[i]
+                slot_of[i] = s if better else slot_of[i]
+                slot_key[i] = key if better else slot_key[i]
+        else:  # HPA's default up-window 0
+            for i in range(n):
+                t, v = tv[i], vv[i]
+                high[i] = v if (t > cut_high) & (v > high[i]) else high[i]
+                key = t if t >= cut_keep else -_INF
+                better = key < slot_key[i]
+                slot_of[i] = s if better else slot_of[i]
+                slot_key[i] = key if better else slot_key[i]
+
+    for i in range(n):
+        cur = current[i]
+        proposal, combined, miss_reason = vf[_F_PROPOSAL, i], vf[_F_COMBINED, i], vi[_I_REASON, i]
+        any_valid = combined == combined
+        hold = miss_reason == compiled._MISSING
         # pre-checks
         if cur == 0 and lo != 0:
             forced, pre_reason = 0.0, compiled._DISABLED
@@ -205,61 +290,6 @@ def fused_kernel(values, present, age, current, ready, status, metric, scal, up_
             forced, pre_reason = lo, compiled._BELOW
         else:
             forced, pre_reason = _NAN, -1
-        # missing data
-        blocked_down = (not all_valid) and any_valid and combined < cur
-        none_valid = not any_valid
-        ms = missing_since[i]
-        ms = (now if ms != ms else ms) if none_valid else _NAN
-        missing_since[i] = ms
-        miss_reason = compiled._MISSING if (blocked_down or none_valid) else -1
-        proposal = combined if any_valid else cur
-        if has_fallback:
-            expired = none_valid and (now - ms >= hold_s)
-            if expired:
-                proposal = compiled.nan_max(cur, fallback)
-                miss_reason = compiled._FALLBACK
-            hold = (blocked_down or none_valid) and not expired
-        else:
-            hold = blocked_down or none_valid
-        if hold:
-            proposal = cur
-        has_forced = forced == forced
-        skip = has_forced or hold
-
-        proposal_arr[i], forced_arr[i], hold_arr[i] = proposal, forced, hold
-        pre_arr[i], miss_arr[i], any_valid_arr[i], combined_arr[i] = pre_reason, miss_reason, any_valid, combined
-
-    # -- the recommendation windows, slot by slot across targets (the histories are Fortran-
-    #    ordered: contiguous columns, branch-free selects, so that the inner loops vectorize),
-    #    and the slot each target's proposal goes to: the first reusable one, else the first oldest
-    low = np.full(n, _INF)
-    high = np.full(n, -_INF)
-    slot_key = np.full(n, _INF)
-    slot_of = np.zeros(n, np.int64)
-    for s in range(slots):
-        if legacy:  # the legacy window is inclusive
-            for i in range(n):
-                t, v = rec_t[i, s], rec_v[i, s]
-                high[i] = v if (t >= cut_high) & (v > high[i]) else high[i]
-        else:
-            for i in range(n):
-                t, v = rec_t[i, s], rec_v[i, s]
-                high[i] = v if (t > cut_high) & (v > high[i]) else high[i]
-            if up_w > 0:
-                for i in range(n):
-                    t, v = rec_t[i, s], rec_v[i, s]
-                    low[i] = v if (t > cut_low) & (v < low[i]) else low[i]
-        for i in range(n):  # keys are finite or -inf: slot 0 always beats the initial +inf
-            t = rec_t[i, s]
-            key = t if t >= cut_keep else -_INF  # NaN (empty) compares False: reusable
-            better = key < slot_key[i]
-            slot_of[i] = s if better else slot_of[i]
-            slot_key[i] = key if better else slot_key[i]
-
-    for i in range(n):
-        cur = current[i]
-        proposal, forced, hold = proposal_arr[i], forced_arr[i], hold_arr[i]
-        pre_reason, miss_reason, any_valid, combined = pre_arr[i], miss_arr[i], any_valid_arr[i], combined_arr[i]
         has_forced = forced == forced
         skip = has_forced or hold
         low_i, high_i, slot_i = low[i], high[i], slot_of[i]
@@ -279,42 +309,41 @@ def fused_kernel(values, present, age, current, ready, status, metric, scal, up_
             up_floor = compiled.nan_min(proposal, low_i) if up_w > 0 else proposal  # HPA's default up-window 0
             stabilized = compiled.nan_min(compiled.nan_max(cur, up_floor), compiled.nan_max(proposal, high_i))
             desired, limit_reason = stabilized, compiled._NOT_LIMITED
-            up = stabilized > cur
-            if up or stabilized < cur:  # scale_up_limit / scale_down_limit (limit.py) of the direction
-                select = up_sel if up else down_sel
-                n_rules = up_rules.shape[1] if up else down_rules.shape[1]
+            up_dir = stabilized > cur
+            if up_dir or stabilized < cur:  # scale_up_limit / scale_down_limit (limit.py) of the direction
+                select = up_sel if up_dir else down_sel
+                n_rules = n_up if up_dir else n_down
+                o = o_up if up_dir else o_down
                 if select == compiled._SEL_DISABLED:
                     raw = cur
                 elif n_rules == 0:
-                    raw = _INF if up else -_INF
+                    raw = _INF if up_dir else -_INF
                 else:
                     raw, last_period, added, removed = 0.0, _NAN, 0.0, 0.0
                     for r in range(n_rules):
-                        kind = up_rules[0, r] if up else down_rules[0, r]
-                        value = up_rules[1, r] if up else down_rules[1, r]
-                        period = up_rules[2, r] if up else down_rules[2, r]
+                        kind, value, period = pv[o + r], pv[o + n_rules + r], pv[o + 2 * n_rules + r]
                         if period != last_period:  # rules sharing a period share their sums
                             added, removed = 0.0, 0.0
                             for s in range(up_slots):
-                                if (now - up_t[i, s]) < period:
-                                    added += up_c[i, s]
+                                if (now - up[1, s, i]) < period:
+                                    added += up[0, s, i]
                             for s in range(down_slots):
-                                if (now - down_t[i, s]) < period:
-                                    removed += down_c[i, s]
+                                if (now - down[1, s, i]) < period:
+                                    removed += down[0, s, i]
                             last_period = period
                         start = cur - added + removed
                         pods = int(kind) == compiled._PODS
-                        if up:
+                        if up_dir:
                             p = start + value if pods else np.ceil(start * (1.0 + value / 100.0))
                         else:
                             p = start - value if pods else np.trunc(start * (1.0 - value / 100.0))
                         if r == 0:
                             raw = p
-                        elif (select == compiled._SEL_MAX) == up:  # up: Max the largest; down: Max the lowest
+                        elif (select == compiled._SEL_MAX) == up_dir:  # up: Max the largest; down: Max the lowest
                             raw = compiled.nan_max(raw, p)
                         else:
                             raw = compiled.nan_min(raw, p)
-                if up:
+                if up_dir:
                     raw = compiled.nan_max(raw, cur)
                     allowed = compiled.nan_min(hi, raw)
                     if stabilized > allowed:
@@ -327,8 +356,8 @@ def fused_kernel(values, present, age, current, ready, status, metric, scal, up_
 
         # remember the raw proposal (Setpoint's own mode also during a hold)
         if slots > 0 and ((not skip) or (hold and not has_forced)):
-            rec_v[i, slot_i] = proposal
-            rec_t[i, slot_i] = now
+            rec_v[slot_i, i] = proposal
+            rec_t[slot_i, i] = now
         if limit_reason != compiled._NOT_LIMITED:
             reason = limit_reason
         elif stabilized != proposal:
@@ -345,26 +374,27 @@ def fused_kernel(values, present, age, current, ready, status, metric, scal, up_
             desired = cur
         if skip:
             stabilized, limit_reason = desired, compiled._NOT_LIMITED
-        out_f1[0, i], out_f1[1, i], out_f1[2, i], out_f1[3, i] = combined, proposal, stabilized, desired
-        out_i1[0, i], out_i1[1, i] = limit_reason, reason
+        vf[_F_STABILIZED, i], vf[_F_DESIRED, i] = stabilized, desired
+        vi[_I_LIMIT, i], vi[_I_REASON, i] = limit_reason, reason
         active_out[i] = (not has_forced) and any_valid and not hold
     return 0
 
 
 @jit
-def commit_kernel(current, replicas, applied, now, up_c, up_t, down_c, down_t, scal):
+def commit_kernel(current, replicas, applied, now, up, down, pv):
     """normalize.record_scale_events in place: |replicas - current| (N,) per direction for the
-    applied rows (N,) bool, each kept for its direction's longest rate period (scal)."""
-    up_keep_s, down_keep_s = scal[compiled._P_UP_LONGEST], scal[compiled._P_DOWN_LONGEST]
+    applied rows (N,) bool, into up, down (2, E, N) (changes, times), each kept for its
+    direction's longest rate period (pv, see pack_params)."""
+    up_keep_s, down_keep_s = pv[compiled._P_UP_LONGEST], pv[compiled._P_DOWN_LONGEST]
     count = 0
     for i in range(current.shape[0]):
         if not applied[i]:
             continue
         cur, to = current[i], replicas[i]
-        if to > cur and up_c.shape[1] > 0:
-            _write_slot_row(up_c, up_t, i, up_c.shape[1], to - cur, now, up_keep_s)
+        if to > cur and up.shape[1] > 0:
+            _write_slot(up, i, to - cur, now, up_keep_s)
             count += 1
-        elif to < cur and down_c.shape[1] > 0:
-            _write_slot_row(down_c, down_t, i, down_c.shape[1], cur - to, now, down_keep_s)
+        elif to < cur and down.shape[1] > 0:
+            _write_slot(down, i, cur - to, now, down_keep_s)
             count += 1
     return count
