@@ -25,6 +25,8 @@ import resource
 import time
 from pathlib import Path
 
+import numpy as np
+
 from controller.core.scaling import compiled
 from controller.policy import load_policies
 from controller.runtime import reconciler as reconciler_module
@@ -86,6 +88,10 @@ def compile_kernels(policies) -> float:
     tiny = load_scenario_text(SCENARIO.format(n=2, hours=1 / 60), "warm-up.yaml")
     for spec in specs(policies):
         run_controller(tiny, spec, keep_records=False)
+    cluster = cluster_module.SimCluster(tiny.cluster, 1)  # the scaling kernels: pods created, then removed
+    for k, replicas in enumerate((6, 12, 2)):
+        cluster.scale(np.array([0]), np.array([replicas]))
+        cluster.step(tiny.start_s + 5.0 * k, 5.0, np.full(cluster.n_services, 100.0))
     return time.perf_counter() - t
 
 
