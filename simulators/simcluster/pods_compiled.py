@@ -1,18 +1,18 @@
-"""Scaling and pod aggregates as compiled loops (numba), for :class:`SimCluster`'s common case.
+"""Scaling, pod lifecycles and pod aggregates as compiled loops (numba), for :class:`SimCluster`'s common case.
 
 A control cycle changes the replicas of a few services out of many (about ten in a thousand
-per cycle in bench/sim_speed.py); the numpy paths of ``_create_pods``, ``_remove_ranked`` and
-``_refresh`` cost some 50 array calls each whatever the row count, so one loop over the rows
-touched is several times cheaper. Each kernel does exactly what its numpy method does (the
-reference; integer and copy operations only, so the state is identical bit for bit:
-tests/simulators/test_pods_compiled.py, and the whole-run comparisons of
-tests/simulators/test_engine_compiled.py). Covered: pods of the current revision created,
-pods removed by the scale-down ranking without a candidate mask, and the aggregates of rows
-whose pods are uniform when no pod adds latency or leaks memory; anything else (and
-``SETPOINT_COMPILED=0``) runs numpy. Same switch and fallback as
-:mod:`simulators.engine_compiled`.
+per cycle in bench/sim_speed.py), and a tick moves a few pods along; the numpy paths of
+``_create_pods``, ``_remove_ranked``, ``_simple_round`` and ``_refresh`` cost tens of array
+calls each whatever the row count, so one loop over the rows touched is several times
+cheaper. Each kernel does what its numpy method does, operation for operation (the numpy
+methods stay the reference: the state is identical bit for bit,
+tests/simulators/test_pods_compiled.py; whole runs compared in
+tests/simulators/test_engine_compiled.py). Covered: pods of the current revision created, pods
+removed by the scale-down ranking without a candidate mask, the lifecycle round without node
+capacity, crash loops or leaks, and the aggregates of rows whose pods are uniform when no pod
+adds latency or leaks memory; anything else (and ``SETPOINT_COMPILED=0``) runs numpy. Same
+switch and fallback as :mod:`simulators.engine_compiled`.
 """
-
 from __future__ import annotations
 
 import numpy as np
@@ -138,6 +138,30 @@ def _refresh_kernel(rows, K, phase, phase_end_s, count_backoff, pod_capacity_rps
         next_event_s[i] = due
 
 
+@jit
+def _simple_round_kernel(rows, now, K, startup_delay_s, phase, phase_end_s, started_s, ready_transition_s):
+    """``PodLifecycle._simple_round`` of the slots of ``rows`` due at ``now`` (phase end <= now):
+    a due Pending pod starts at its due time and is ready after the startup delay if that has
+    passed too; a due Starting pod is ready at its due time."""
+    for j in range(rows.shape[0]):
+        i = rows[j]
+        for f in range(i * K, i * K + K):
+            at = phase_end_s[f]
+            if not at <= now:
+                continue
+            ready_at = at
+            if phase[f] == PENDING:
+                ready_at = at + startup_delay_s[i]
+                started_s[f] = at
+            if ready_at <= now:
+                phase[f] = READY
+                phase_end_s[f] = INF
+                ready_transition_s[f] = ready_at
+            else:
+                phase[f] = STARTING
+                phase_end_s[f] = ready_at
+
+
 def _int_rows(*arrays: np.ndarray) -> bool:
     return all(a.dtype == np.int64 and a.ndim == 1 for a in arrays)
 
@@ -195,4 +219,18 @@ def refresh(c, rows: np.ndarray) -> bool:
         return False
     c._next_event_min_s = float(c._next_event_s.min())
     c._needs_derive = True
+    return True
+
+
+def simple_round(c, rows: np.ndarray, now: float) -> bool:
+    """``c._simple_round`` of every slot of ``rows`` due at ``now`` compiled (the caller checked
+    there is no node capacity, crash loop or leak); False: run numpy."""
+    if not enabled() or not _int_rows(rows):
+        return False
+    try:
+        _simple_round_kernel(rows, float(now), c.K, c._startup_delay_s, c._flat_phase, c._flat_phase_end_s,
+                             c._flat_started_s, c._flat_ready_transition_s)
+    except compiled.KERNEL_ERRORS as exc:
+        mark_broken(exc)
+        return False
     return True

@@ -1,4 +1,4 @@
-"""Compiled scaling and aggregates (simulators/simcluster/pods_compiled.py) leave the cluster in
+"""Compiled scaling, lifecycles and aggregates (simulators/simcluster/pods_compiled.py) leave the cluster in
 exactly the state numpy leaves it in: every pod slot array and every per-service aggregate, bit
 for bit, after each tick of a scripted or random run (the whole-run comparisons of signals are in
 test_engine_compiled.py)."""
@@ -83,8 +83,8 @@ def test_random_scaling_compiled_equals_numpy(monkeypatch, script, capacity, see
 def test_the_scaling_path_runs_the_kernels(monkeypatch):
     """The dispatch takes the compiled loops (else the comparisons above compare numpy with itself)."""
     calls = []
-    for name in ("_create_kernel", "_remove_kernel", "_refresh_kernel"):
+    for name in ("_create_kernel", "_remove_kernel", "_refresh_kernel", "_simple_round_kernel"):
         kernel = getattr(pods_compiled, name)
         monkeypatch.setattr(pods_compiled, name, lambda *a, _k=kernel, _n=name: calls.append(_n) or _k(*a))
     run_script(monkeypatch, True, WIDE, {0: [(0, 6)], 5: [(0, 1)]}, ticks=10)
-    assert {"_create_kernel", "_remove_kernel", "_refresh_kernel"} <= set(calls)
+    assert {"_create_kernel", "_remove_kernel", "_refresh_kernel", "_simple_round_kernel"} <= set(calls)
