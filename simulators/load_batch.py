@@ -8,8 +8,9 @@ sigma and interval) are evaluated together, as (T, G) arrays:
 
 - a leaf equal across the group (``count: 1000`` services with one diurnal) is evaluated once,
   distinct leaves once each; their (T,) results become the group's columns;
-- the group's noise terms interpolate and exponentiate their knots in one (T, G) operation
-  (the knots themselves are each term's own stream: :meth:`Noise.knots`);
+- the group's noise terms interpolate and exponentiate their knots in one (T, G) operation;
+  the knots are each term's own stream (:meth:`Noise.block`), drawn once per 1,024-knot
+  block and kept by the group as one (1024, G) matrix while chunks use it;
 - sums and products combine the columns elementwise, in the order of the tree.
 
 Every element goes through the same floating-point operations as the per-service call, so the

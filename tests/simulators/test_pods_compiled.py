@@ -48,7 +48,8 @@ def run_script(monkeypatch, use_compiled: bool, config, script, faults=(), ticks
 
 
 def assert_same_states(monkeypatch, config, script, **kw) -> None:
-    fast, ref = run_script(monkeypatch, True, config, script, **kw), run_script(monkeypatch, False, config, script, **kw)
+    fast = run_script(monkeypatch, True, config, script, **kw)
+    ref = run_script(monkeypatch, False, config, script, **kw)
     for k, (a, b) in enumerate(zip(fast, ref)):
         differ = [name for name in STATE if a[name] != b[name]]
         assert not differ, f"tick {k}: {differ}"
@@ -61,10 +62,12 @@ WIDE = tuple(ServiceConfig(f"s{i}", initial_replicas=1 + i % 4, startup_delay_s=
 @pytest.mark.parametrize("config, script, faults", [
     pytest.param(SERVICES, {0: [(0, 6)], 4: [(1, 1)], 8: [(0, 2)], 9: [(2, 5)], 18: [(1, 7)], 19: [(1, 3)]}, (),
                  id="up-and-down"),
-    pytest.param(WIDE, {0: [(i, 12) for i in range(8)], 3: [(i, i % 3) for i in range(8)], 6: [(i, 30) for i in range(8)],
-                        7: [(i, 0) for i in range(0, 8, 2)]}, (), id="to-max-to-zero-and-past-max"),
-    pytest.param(ClusterConfig(WIDE, max_pods_total=20), {0: [(i, 6) for i in range(8)], 10: [(i, 1) for i in range(8)]},
-                 (), id="node-capacity-parks-and-unparks"),
+    pytest.param(WIDE, {0: [(i, 12) for i in range(8)], 3: [(i, i % 3) for i in range(8)],
+                        6: [(i, 30) for i in range(8)], 7: [(i, 0) for i in range(0, 8, 2)]}, (),
+                 id="to-max-to-zero-and-past-max"),
+    pytest.param(ClusterConfig(WIDE, max_pods_total=20),
+                 {0: [(i, 6) for i in range(8)], 10: [(i, 1) for i in range(8)]}, (),
+                 id="node-capacity-parks-and-unparks"),
     pytest.param(SERVICES, {0: [(0, 6)], 10: [(0, 2)], 20: [(0, 8)]},
                  (F.CrashLoopRollout(30.0, services=("api",)),), id="crash-loop-backoff-counted"),
 ])
