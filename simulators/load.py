@@ -186,14 +186,33 @@ class Noise(Shape):
 
     BLOCK = 1024
 
-    def _knots(self, first: int, last: int) -> np.ndarray:
-        """Standard normals for buckets first..last inclusive, (n, max(1, n_series))."""
-        width = self.n_series or 1
+    def knots(self, first: int, last: int) -> np.ndarray:
+        """Standard normals for buckets first..last inclusive, (n, max(1, n_series)).
+
+        The last block drawn is kept (read-only): a run asks for its load a chunk of ticks at
+        a time, and a block spans many chunks (1,024 knots, 17 h at one a minute)."""
         blocks = range(first // self.BLOCK, last // self.BLOCK + 1)
-        z = np.concatenate([np.random.default_rng(noise_block(self.seed, b)).standard_normal((self.BLOCK, width))
-                            for b in blocks])
+        parts = [self._block(b) for b in blocks]
+        z = parts[0] if len(parts) == 1 else np.concatenate(parts)
         offset = first - blocks[0] * self.BLOCK
         return z[offset:offset + last - first + 1]
+
+    def _block(self, b: int) -> np.ndarray:
+        kept = self.__dict__.get("_kept_block")
+        if kept is not None and kept[0] == b:
+            return kept[1]
+        z = self.block(b)
+        z.flags.writeable = False
+        self.__dict__["_kept_block"] = (b, z)  # not a field: equality, hash and repr ignore it
+        return z
+
+    def block(self, b: int) -> np.ndarray:
+        """(BLOCK, max(1, n_series)) standard normals of knot block ``b`` (knots b * BLOCK ...)."""
+        return np.random.default_rng(noise_block(self.seed, b)).standard_normal((self.BLOCK, self.n_series or 1))
+
+    def __getstate__(self) -> dict:
+        """Pickled without the kept block (a scenario sent to a sweep worker stays small)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_kept_block"}
 
     def __call__(self, t) -> np.ndarray:
         t = np.asarray(t, dtype=np.float64)
@@ -202,7 +221,7 @@ class Noise(Shape):
         if idx.size == 0:
             return np.ones(t.shape if self.n_series is None else t.shape + (self.n_series,))
         first, last = int(idx.min()), int(idx.max()) + 1
-        z = self._knots(first, last)
+        z = self.knots(first, last)
         frac = (pos - idx)[..., None]
         zt = z[idx - first] * (1.0 - frac) + z[idx - first + 1] * frac
         factor = np.exp(self.sigma_ratio * zt - 0.5 * self.sigma_ratio**2)
@@ -441,14 +460,23 @@ def offered_matrix(shapes: Shape | Sequence[Shape], times_s, n_services: int | N
     ``shapes``: one shape per service, or one shape whose parameters are (S,) arrays, or one
     scalar shape repeated for ``n_services``.
     """
-    t = np.asarray(times_s, dtype=np.float64)
+    return _evaluator(shapes, n_services)(np.asarray(times_s, dtype=np.float64))
+
+
+def _evaluator(shapes: Shape | Sequence[Shape], n_services: int | None):
+    """``t -> offered_matrix(shapes, t, n_services)``; one shape per service is grouped once
+    (:class:`simulators.load_batch.ShapeBatch`), then each call evaluates the groups."""
     if isinstance(shapes, Shape):
-        out = np.asarray(shapes(t), dtype=np.float64)
-        if out.ndim == 1:
-            out = np.repeat(out[:, None], n_services or 1, axis=1)
-    else:
-        cols = [np.asarray(s(t), dtype=np.float64) for s in shapes]
-        out = np.stack([c if c.ndim == 1 else c[:, 0] for c in cols], axis=1)
+        def whole(t):
+            out = np.asarray(shapes(t), dtype=np.float64)
+            return _clipped(np.repeat(out[:, None], n_services or 1, axis=1) if out.ndim == 1 else out, n_services)
+        return whole
+    from simulators.load_batch import ShapeBatch  # it builds on this module's shapes
+    batch = ShapeBatch(shapes)
+    return lambda t: _clipped(batch(t), n_services)
+
+
+def _clipped(out: np.ndarray, n_services: int | None) -> np.ndarray:
     if n_services is not None and out.shape[1] != n_services:
         raise ValueError(f"load has {out.shape[1]} services, expected {n_services}")
     return np.maximum(out, 0.0)
@@ -478,9 +506,10 @@ def offered_chunks(shapes: Shape | Sequence[Shape], start_s: float, duration_s: 
     if chunk_ticks < 1:
         raise ValueError(f"chunk_ticks must be >= 1, got {chunk_ticks}")
     total = tick_count(duration_s, tick_s)
+    evaluate = _evaluator(shapes, n_services)
     for k0 in range(0, total, chunk_ticks):
         times = chunk_times(start_s, tick_s, k0, min(k0 + chunk_ticks, total))
-        yield k0, times, offered_matrix(shapes, times, n_services)
+        yield k0, times, evaluate(times)
 
 
 def chunk_times(start_s: float, tick_s: float, k0: int, k1: int) -> np.ndarray:

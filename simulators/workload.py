@@ -12,6 +12,7 @@ memory is MiB (``_mib``), CPU is cores, ratios are fractions in [0, 1] (``_ratio
 
 from __future__ import annotations
 
+import collections
 import enum
 import hashlib
 import math
@@ -204,9 +205,9 @@ class ClusterConfig:
     def validate(self) -> "ClusterConfig":
         """Raise :class:`ScenarioError` with every problem found; return self when valid."""
         errors = [e for s in self.services for e in s.field_errors()]
-        names = [s.name for s in self.services]
+        counts = collections.Counter(s.name for s in self.services)  # (list.count per name: quadratic)
         errors += [FieldError("services", None, f"{n}.name", "must be unique, got a duplicate")
-                   for n in sorted({n for n in names if names.count(n) > 1})]
+                   for n in sorted(n for n, c in counts.items() if c > 1)]
         if not self.services:
             errors.append(FieldError("services", None, "services", "must hold at least one service, got none"))
         if errors:

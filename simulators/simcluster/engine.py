@@ -16,6 +16,7 @@ import numpy as np
 
 from simulators import engine_compiled
 from simulators import queueing as Q
+from simulators.simcluster import pods_compiled
 from simulators.signals import ObservedSignals, TickSignals, observed, observed_unfaulted, snapshot_metrics
 from simulators.simcluster.slots import BACKOFF, EMPTY, INF, READY, STARTING, config_array
 from simulators.workload import ServiceConfig
@@ -80,7 +81,7 @@ class QueueingEngine:
         ``_n_pods`` is kept exact by ``_create_pods`` / ``_clear_slots`` and not recomputed here.
         """
         n_rows = rows.size
-        if n_rows == 0:
+        if n_rows == 0 or pods_compiled.refresh(self, rows):  # the compiled loop for the common case
             return
         phase = self._pod_phase[rows]
         offsets = self._row_offsets[:n_rows]

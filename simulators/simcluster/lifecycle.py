@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from simulators.simcluster import pods_compiled
 from simulators.simcluster.slots import BACKOFF, INF, PENDING, READY, STARTING, backoff_s
 
 MAX_LIFECYCLE_ROUNDS = 10_000
@@ -32,8 +33,11 @@ class PodLifecycle:
         raise RuntimeError(f"pod lifecycles did not settle at now={now}")
 
     def _lifecycle_round(self, rows: np.ndarray, now: float) -> None:
+        simple = self._node_capacity_pods is None and not self._any_crash_loop and not self._any_leak
+        if simple and pods_compiled.simple_round(self, rows, now):
+            return
         pod_rows, flat, at_s = self._due_slots(rows, self._pod_phase_end_s[rows], now)
-        if self._node_capacity_pods is None and not self._any_crash_loop and not self._any_leak:
+        if simple:
             self._simple_round(pod_rows, flat, at_s, now)
             return
         if flat.size:

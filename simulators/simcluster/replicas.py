@@ -10,6 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
+from simulators.simcluster import pods_compiled
 from simulators.simcluster.slots import EMPTY, INF, PENDING, READY, STARTING
 from simulators.workload import ServiceConfig, proportional_sizes
 
@@ -32,6 +33,8 @@ class ReplicaSets:
                      revision_seqs: np.ndarray | None = None) -> None:
         """Create ``counts[j]`` Pending pods in ``rows[j]`` (unique rows), of the current
         revision or of the revision with seq ``revision_seqs[j]``, within each row's slots."""
+        if revision_seqs is None and pods_compiled.create_pods(self, rows, counts, now):
+            return
         counts = np.minimum(counts, self._slot_count[rows] - self._n_pods[rows])
         keep = counts > 0
         if not keep.all():
@@ -87,6 +90,8 @@ class ReplicaSets:
         """Remove ``counts[j]`` pods of ``rows[j]`` (unique) by the scale-down ranking (among
         ``candidates``, an (R, K) mask): not ready first, then old revisions, then newest."""
         if rows.size == 0:
+            return
+        if candidates is None and pods_compiled.remove_ranked(self, rows, counts, now):
             return
         phase = self._pod_phase[rows]
         live = phase != EMPTY
