@@ -57,8 +57,7 @@ class SimTargets:
         """Arrays straight from the engine; unknown targets have ``exists`` False. Full statuses
         (pods, revisions) with ``with_pods`` (default: the constructor's ``with_statuses``)."""
         view = self.cluster.view(targets, with_statuses=self.with_statuses if with_pods is None else with_pods)
-        index = self.cluster.index_of
-        rows = np.array([index.get(t.name, 0) for t in targets], dtype=np.int64)
+        rows, _ = self.cluster.rows_of(targets)  # the view's rows (cached): unknown targets do not exist
         return replace(view, paused=view.exists & self.cluster.paused[rows])
 
     def apply(self, action: Action) -> None:
