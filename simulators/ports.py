@@ -135,7 +135,8 @@ class SimMetrics:
         if labels is not None and labels[1] == "pod":
             return self._query_pods(field, targets)
         field, _, mode = field.partition(":")
-        rows = self._targets.selection(targets) if self._targets else np.asarray([self.cluster.index(t) for t in targets])
+        rows = (self._targets.selection(targets) if self._targets
+                else np.asarray([self.cluster.index(t) for t in targets]))
         obs = self._last
         if len(targets) and obs.unavailable[rows].all():
             raise MetricsUnavailable("metrics outage: no series for any target")
