@@ -50,15 +50,21 @@ class SimTargets:
     def rows(self, targets: Sequence[TargetRef]) -> np.ndarray:
         """Service indices of ``targets`` (cached for the same list object)."""
         if self._rows is None or self._rows[0] != id(targets):
-            self._rows = (id(targets), np.array([self.cluster.index(t) for t in targets], dtype=np.int64))
+            rows = np.array([self.cluster.index(t) for t in targets], dtype=np.int64)
+            every = rows.size == self.cluster.n_services and bool(np.array_equal(rows, np.arange(rows.size)))
+            self._rows = (id(targets), rows, slice(None) if every else rows)
         return self._rows[1]
+
+    def selection(self, targets: Sequence[TargetRef]) -> np.ndarray | slice:
+        """``rows(targets)``, or ``slice(None)`` when they are every service in order (a view, not a copy)."""
+        self.rows(targets)
+        return self._rows[2]
 
     def observe(self, targets: Sequence[TargetRef], with_pods: bool | None = None) -> ClusterView:
         """Arrays straight from the engine; unknown targets have ``exists`` False. Full statuses
         (pods, revisions) with ``with_pods`` (default: the constructor's ``with_statuses``)."""
         view = self.cluster.view(targets, with_statuses=self.with_statuses if with_pods is None else with_pods)
-        index = self.cluster.index_of
-        rows = np.array([index.get(t.name, 0) for t in targets], dtype=np.int64)
+        rows, _ = self.cluster.rows_of(targets)  # the view's rows (cached): unknown targets do not exist
         return replace(view, paused=view.exists & self.cluster.paused[rows])
 
     def apply(self, action: Action) -> None:
@@ -129,9 +135,10 @@ class SimMetrics:
         if labels is not None and labels[1] == "pod":
             return self._query_pods(field, targets)
         field, _, mode = field.partition(":")
-        rows = self._targets.rows(targets) if self._targets else np.asarray([self.cluster.index(t) for t in targets])
+        rows = (self._targets.selection(targets) if self._targets
+                else np.asarray([self.cluster.index(t) for t in targets]))
         obs = self._last
-        if rows.size and obs.unavailable[rows].all():
+        if len(targets) and obs.unavailable[rows].all():
             raise MetricsUnavailable("metrics outage: no series for any target")
         if mode == "rate":  # per minute over the window, like increase(x[window]) scaled to 1 m
             filled = min(self._k, self.slots)
@@ -148,7 +155,7 @@ class SimMetrics:
             values = np.where(obs.nonfinite[rows], np.nan, values)
         present = ~obs.unavailable[rows]
         return Samples(values=values.astype(np.float64), present=present, age_s=obs.sample_age_s[rows].astype(np.float64),
-                       conflict=np.zeros(rows.size, bool))
+                       conflict=np.zeros(len(targets), bool))
 
     def query_pods(self, expr: str, targets: Sequence[TargetRef], at: float) -> PodSeries | Samples:
         """The ``PodMetricsSource`` capability: per-pod series of a signal HPA reads per pod

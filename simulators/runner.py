@@ -267,7 +267,7 @@ def run_controller(scenario: Scenario, spec: ControllerSpec, offered: np.ndarray
                 if now >= next_restart - 1e-9:  # a new controller process, same cluster and store
                     old = reconciler
                     reconciler = Reconciler(old.policy, metrics, old.cluster, on_cycle=old.on_cycle, state_store=store)
-                    reconciler.with_conditions = old.with_conditions
+                    reconciler.with_conditions, reconciler.in_place = old.with_conditions, old.in_place
                     next_restart += spec.restart_every_s
                 result = None
                 if now >= next_cycle - 1e-9:
@@ -322,6 +322,7 @@ def _policy_reconciler(scenario: Scenario, policy: LoadedPolicy, cluster: SimClu
     log = CycleLog(policy.name, policy.params.metric_names, start_s=scenario.start_s) if keep_records else None
     reconciler = Reconciler(rp, metrics, targets, on_cycle=log.add if log else None, state_store=state_store)
     reconciler.with_conditions = keep_records  # HPA-style conditions only go into the records
+    reconciler.in_place = True  # one DecisionWorkspace across cycles (controller/runtime/scaling_memory.py)
     if policy.params.forecast_metrics and scenario.history_s > 0:
         refs = targets.resolve(rp.selector)
         times = scenario.history_times()

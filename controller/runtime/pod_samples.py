@@ -16,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from controller.core.scaling import hpa_compiled
 from controller.core.scaling import hpa_replicas as hr
 from controller.core.scaling.hpa_propose import PERCENT_REQUEST_MILLI, PodSamples, to_milli
 from controller.core.scaling.params import PolicyParams
@@ -105,7 +106,10 @@ class PodIndex(Mapping):
             uid, want = np.asarray(self._uid, np.int64), np.asarray(series.uid, np.int64)
             if uid.size == 0:
                 return np.full(want.size, -1, dtype=np.int64)
-            if uid.size < 2 or bool(np.all(uid[1:] > uid[:-1])):  # already sorted (the simulator lists them so)
+            in_order = hpa_compiled.try_subsequence_rows(uid, want)  # samples in the pods' order (the simulator's)
+            if in_order is not None:
+                return in_order
+            if uid.size < 2 or bool(np.all(uid[1:] > uid[:-1])):  # already sorted
                 pos = np.minimum(np.searchsorted(uid, want), uid.size - 1)
                 return np.where(uid[pos] == want, pos, -1).astype(np.int64)
             order = np.argsort(uid, kind="stable")

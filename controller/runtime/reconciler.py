@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from controller.core.scaling.decide import Decision, Observation, ScalingState, decide, warm
+from controller.core.scaling.decide import Decision, Observation, ScalingState, warm
 from controller.core.health.heal import HealingDecision, HealthState, heal
 from controller.core.health.state_codec import (Parsed, durable_arrays, encode, parse, restore, same_arrays,
                                                 still_relevant, target_key)
@@ -29,6 +29,7 @@ from controller.runtime.actuate import RetryPolicy, apply_with_retries
 from controller.runtime.conditions import scaling_conditions
 from controller.runtime.healing import HealthQueries, health_actions, observe_health
 from controller.runtime.pod_samples import PodReader
+from controller.runtime.scaling_memory import ScalingMemory
 
 #: Actions that spend a healing budget: the durable state charging them is saved before they go out.
 DISRUPTIVE = frozenset({ActionKind.RESTART_POD, ActionKind.ROLLING_RESTART, ActionKind.ROLLBACK})
@@ -178,7 +179,7 @@ class Reconciler:
         self.on_cycle = on_cycle
         self.retry, self._monotonic, self._sleep = retry, monotonic, sleep  # writes only: see runtime/actuate.py
         self._targets: list[TargetRef] = []
-        self._state = ScalingState.empty(0, policy.params)
+        self._scaling = ScalingMemory(ScalingState.empty(0, policy.params))
         self._health_state = HealthState.empty(0, policy.health) if policy.health else None
         self.rearm: set[TargetRef] = set()  # targets to resume (setpoint resume, an annotation)
         self._resume_seen: dict[TargetRef, str] = {}
@@ -194,6 +195,23 @@ class Reconciler:
         self.rollout_in_progress = False  # the last cycle saw a target of this policy mid-rollout
         self.lock = threading.Lock()  # held by the live service's jobs: full and health-only cycles never overlap
         self.restore()
+
+    @property
+    def _state(self) -> ScalingState:
+        return self._scaling.state
+
+    @_state.setter
+    def _state(self, state: ScalingState) -> None:
+        self._scaling.state = state
+
+    @property
+    def in_place(self) -> bool:
+        """Decide in place (controller/runtime/scaling_memory.py): False live, True in simulations."""
+        return self._scaling.in_place
+
+    @in_place.setter
+    def in_place(self, on: bool) -> None:
+        self._scaling.in_place = on
 
     @property
     def metrics(self) -> MetricsSource:
@@ -392,7 +410,7 @@ class Reconciler:
             elif a.kind is ActionKind.RESTART_POD:
                 pods.add(f"{a.target.namespace}/{a.pod}")
         if decision is not None:  # a health-only cycle leaves the scaling state as it is
-            self._state = decision.state_after(scaled, replicas)
+            self._scaling.commit(decision, scaled, replicas)
         healing = result.healing
         if healing is None or self._health_state is not healing.state:  # a failed reservation reverted it
             return
@@ -500,7 +518,7 @@ class Reconciler:
         obs = Observation(current=view.spec, ready=view.ready, status=view.status, values=values,
                           present=present, sample_age_s=age, pods=pods)
         self._carry_state_over(targets)
-        decision = decide(self.policy.params, obs, self._state, now)
+        decision = self._scaling.decide(self.policy.params, obs, now)
         result.decision = decision
         if self.policy.health is None:
             actions = self._scaling_actions(targets, view, decision)

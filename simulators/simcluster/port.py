@@ -21,7 +21,7 @@ class ClusterPort:
 
     def _init_port(self) -> None:
         self._view_cache: tuple[tuple, np.ndarray] | None = None
-        self._pod_arrays_cache: tuple[tuple, dict] | None = None
+        self._pod_arrays_cache: tuple[tuple, tuple, dict] | None = None  # (targets, pod arrays, pod_arrays)
 
     @property
     def spec_replicas(self) -> np.ndarray:
@@ -86,13 +86,15 @@ class ClusterPort:
         if targets is None:
             rows, exists = np.arange(self.n_services), np.ones(self.n_services, dtype=bool)
         else:
-            rows, exists = self._rows_of(targets)
+            rows, exists = self.rows_of(targets)
         pick = lambda a: np.where(exists, a[rows], 0).astype(np.float64)  # noqa: E731
         statuses = tuple(self._status(int(i)) for i in rows[exists]) if with_statuses else ()
         return ClusterView(spec=pick(self._spec_replicas), status=pick(self._n_pods), ready=pick(self._n_ready),
                            rollout=exists & self._rolling[rows], exists=exists, statuses=statuses)
 
-    def _rows_of(self, targets: Sequence[TargetRef]) -> tuple[np.ndarray, np.ndarray]:
+    def rows_of(self, targets: Sequence[TargetRef]) -> tuple[np.ndarray, np.ndarray]:
+        """(service index of each target, 0 where unknown; whether it exists), both (N,); kept
+        while the target list is the same."""
         key = tuple(targets)
         if self._view_cache is None or self._view_cache[0] != key:
             rows, exists = [], []
@@ -182,27 +184,31 @@ class ClusterPort:
         start_time and ready_transition_time (epoch s, NaN unknown), pods of a service in creation
         order as ``observe`` lists them."""
         self._flush()
-        rows, exists = self._rows_of(targets)
-        phase = np.where(exists[:, None], self._pod_phase[rows], EMPTY)
-        # pods change only with a phase or a slot's serial: a second call in the same cycle (pods
-        # listed, then their samples) reuses the first one's names
-        key = (tuple(targets), phase.tobytes(), self._pod_serial[rows].tobytes())
+        rows, exists = self.rows_of(targets)
+        # pods change only with a phase, a slot's serial or revision: a second call in the same
+        # cycle (pods listed, then their samples) reuses the first one's arrays and names.
+        # (rows_of keeps one tuple per target list: the same object means the same targets)
+        state = (self._pod_phase, self._pod_serial, self._pod_revision_seq)
         cached = self._pod_arrays_cache
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        serial = np.where(phase != EMPTY, self._pod_serial[rows], np.iinfo(np.int64).max)
-        order = np.argsort(serial, axis=1, kind="stable")
-        at, pos = np.nonzero(np.take_along_axis(phase, order, axis=1) != EMPTY)
-        pod_slots = order[at, pos]
-        pod_rows = rows[at]
-        pod_phase = self._pod_phase[pod_rows, pod_slots]
-        serials, revision_seqs = self._pod_serial[pod_rows, pod_slots], self._pod_revision_seq[pod_rows, pod_slots]
+        if (cached is not None and cached[0] is self._view_cache[0]
+                and all(np.array_equal(a, b) for a, b in zip(cached[1], state))):
+            return cached[2]
+        live = self._pod_phase[rows] != EMPTY
+        live &= exists[:, None]
+        at, pod_slots = np.divmod(np.flatnonzero(live), live.shape[1])  # by target, then slot
+        flat = rows[at] * live.shape[1] + pod_slots  # into the (S, K) slot arrays, raveled
+        serials = self._pod_serial.ravel().take(flat)
+        order = _by_target_then_serial(at, serials)
+        at, flat, serials = at.take(order), flat.take(order), serials.take(order)
+        pod_rows = rows.take(at)
+        pod_phase = self._pod_phase.ravel().take(flat)
+        revision_seqs = self._pod_revision_seq.ravel().take(flat)
         names = LazyStrings(lambda j: self._name_of(int(pod_rows[j]), int(serials[j]), int(revision_seqs[j])),
                             pod_rows.size)
         out = {"at": at, "name": names, "uid": (pod_rows.astype(np.int64) << 32) + serials, "pending": pod_phase == PENDING, "running": pod_phase != PENDING,
-               "ready": pod_phase == READY, "start_time": self._pod_created_s[pod_rows, pod_slots],
-               "ready_transition_time": self._pod_ready_transition_s[pod_rows, pod_slots]}
-        self._pod_arrays_cache = (key, out)
+               "ready": pod_phase == READY, "start_time": self._pod_created_s.ravel().take(flat),
+               "ready_transition_time": self._pod_ready_transition_s.ravel().take(flat)}
+        self._pod_arrays_cache = (self._view_cache[0], tuple(a.copy() for a in state), out)
         return out
 
     def apply(self, action: Action) -> None:
@@ -220,3 +226,13 @@ class ClusterPort:
             self.rollback(i, action.revision, fast=action.fast)
         elif action.kind in (ActionKind.PAUSE, ActionKind.RESUME):
             self.set_paused(i, action.kind is ActionKind.PAUSE)
+
+
+def _by_target_then_serial(at: np.ndarray, serial: np.ndarray) -> np.ndarray:
+    """Stable order of pods (P,) by target row ``at`` (ascending already), then serial: one sort
+    of a packed key (nearly sorted: cheap), or a lexsort when the numbers do not fit in it."""
+    if at.size == 0:
+        return np.zeros(0, np.int64)
+    if int(at[-1]) < 1 << 22 and 0 <= int(serial.min()) and int(serial.max()) < 1 << 40:
+        return np.argsort((at.astype(np.int64) << 40) | serial, kind="stable")
+    return np.lexsort((serial, at))

@@ -230,3 +230,34 @@ def try_resource_utilization_replicas(pods: hr.PodTable, strays: hr.StraySamples
     messages = hr._messages(error, resource=resource, container=container or "(all)", pod=pod_name)
     return hr.ReplicaProposal(replicas=replicas, utilization=utilization, usage_milli=average, error=error,
                               error_message=messages)
+
+
+
+@jit
+def _subsequence_rows(uid, want, out):
+    i, n = 0, uid.shape[0]
+    for k in range(want.shape[0]):
+        w = want[k]
+        while i < n and uid[i] != w:
+            i += 1
+        if i == n:
+            return False
+        out[k] = i
+        i += 1
+    return True
+
+
+def try_subsequence_rows(uid: np.ndarray, want: np.ndarray) -> np.ndarray | None:
+    """The position in ``uid`` (P,) int64 of each of ``want`` (K,) int64 when ``want`` is a
+    subsequence of ``uid`` (samples listed in the pods' order, as the simulator lists them): one
+    pass, O(P + K), for the per-pod join of pods and their samples. None when it is not one, or
+    when the kernels are off: then join by sorting. ``uid`` holds unique values."""
+    if not compiled.enabled():
+        return None
+    out = np.empty(want.size, dtype=np.int64)
+    try:
+        found = _subsequence_rows(uid, want, out)
+    except compiled.KERNEL_ERRORS as exc:
+        compiled.mark_broken(exc)
+        return None
+    return out if found else None

@@ -1,0 +1,121 @@
+"""Deciding in place (Reconciler.in_place, the simulator's choice) changes nothing but the cost:
+the same records, actions and state as the pure path, cycle after cycle, through failed writes
+(scale events only for the applied rows) and target lists that change (state carried over)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from controller.bundled import bundled_policy
+from controller.core.scaling import compiled
+from controller.errors import PermanentError
+from controller.model import jsonable
+from controller.policy import load_policies
+from controller.runtime.reconciler import Reconciler, RuntimePolicy, cycle_records
+from simulators.cluster import SimCluster
+from simulators.ports import SimMetrics, SimTargets
+from simulators.runner import policy_bindings
+from simulators.scenario import load_scenario, load_scenario_text
+
+pytestmark = pytest.mark.skipif(not compiled.available(), reason="numba unavailable: nothing is decided in place")
+
+
+class FlakyTargets(SimTargets):
+    """Every second write fails (permanently): that row's change is not applied."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.writes = 0
+
+    def apply(self, action) -> None:
+        self.writes += 1
+        if self.writes % 2 == 0:
+            raise PermanentError("refused")
+        super().apply(action)
+
+
+#: Eight services: a flash crowd on a diurnal base, with noise (scale-ups and scale-downs).
+CROWD = """\
+apiVersion: setpoint/v1
+kind: Scenario
+metadata: {name: crowd, description: "eight services, a flash crowd"}
+spec:
+  duration: 1h
+  tick: 5s
+  seed: 3
+  slo: {latency: {percentile: 95, below: 250ms}, errorRatio: 0.01}
+  services:
+    - name: svc
+      count: 8
+      capacityPerPod: 100
+      startupDelay: 30s
+      initialReplicas: 4
+      maxPods: 30
+      load:
+        - diurnal: {mean: 500, amplitude: 0.6, peakHour: 2}
+        - flashCrowd: {at: 15m, peak: 900, rise: 2m, decay: 10m}
+        - noise: {sigma: 0.1}
+"""
+
+
+def run(policy_file: str, scenario_name: str, in_place: bool, ticks: int = 600):
+    """(per cycle: its records as JSON, its actions and failed writes; the final scaling state)
+    of one Reconciler over its own simulated cluster; from tick 100 to 160 it drives only every
+    other service."""
+    scenario = load_scenario_text(CROWD, "crowd.yaml") if scenario_name == "crowd" else load_scenario(scenario_name)
+    (policy,) = load_policies([bundled_policy(policy_file)])
+    rp = RuntimePolicy.of(policy)
+    cluster = SimCluster(scenario.cluster, np.random.default_rng(scenario.seed), faults=scenario.faults)
+    every, some = FlakyTargets(cluster, scenario.services), FlakyTargets(cluster, scenario.services[::2])
+    metrics = SimMetrics(cluster, policy_bindings(scenario, rp), scenario.metrics_window_s, scenario.tick_s)
+    metrics.attach(every)
+    rec = Reconciler(rp, metrics, every)
+    rec.in_place = in_place
+    offered, times = scenario.offered(), scenario.times()
+    results = []
+    for k in range(min(ticks, times.size)):
+        cluster.step(times[k], scenario.tick_s, offered[k])
+        metrics.push(cluster.signals())
+        if k == 100 or k == 160:
+            rec.cluster = some if k == 100 else every
+        if k % 3 == 0:
+            results.append(rec.cycle(float(times[k])))
+    # records made at the end, as the decision log does: each cycle's decision outlives the next cycles
+    return [([json.dumps(jsonable(r.to_dict()), sort_keys=True) for r in cycle_records(result, rp.params.metric_names)],
+             [(a.target.name, a.replicas) for a in result.actions], result.failed) for result in results], rec._state
+
+
+def assert_same_state(a, b) -> None:
+    for part in ("smooth", "norm"):
+        for name, x in vars(getattr(a, part)).items():
+            np.testing.assert_array_equal(x, getattr(getattr(b, part), name), err_msg=f"{part}.{name}")
+    for x, y in zip(a.ramp, b.ramp, strict=True):
+        np.testing.assert_array_equal(x.values, y.values)
+        np.testing.assert_array_equal(x.times, y.times)
+
+
+@pytest.mark.parametrize("policy_file, scenario", [
+    pytest.param("setpoint-default.yaml", "crowd", id="default-policy-ramp-eight-services"),
+    pytest.param("web-rps.yaml", "crowd", id="ewma-policy-eight-services"),
+    pytest.param("setpoint-default.yaml", "flash-crowd", id="default-policy-ramp-flash-crowd"),
+])
+def test_in_place_decisions_equal_the_pure_path(policy_file, scenario):
+    pure, pure_state = run(policy_file, scenario, in_place=False)
+    fast, fast_state = run(policy_file, scenario, in_place=True)
+    assert any(actions for _, actions, _ in pure) and any(failed for _, _, failed in pure)  # the run exercised both
+    assert len(fast) == len(pure)
+    for k, (a, b) in enumerate(zip(pure, fast)):
+        assert a == b, f"cycle {k}"
+    assert_same_state(pure_state, fast_state)
+
+
+def test_live_reconciler_decides_purely_by_default():
+    (policy,) = load_policies([bundled_policy("setpoint-default.yaml")])
+    scenario = load_scenario("step")
+    cluster = SimCluster(scenario.cluster, np.random.default_rng(0))
+    rp = RuntimePolicy.of(policy)
+    rec = Reconciler(rp, SimMetrics(cluster, policy_bindings(scenario, rp), 60.0, 5.0), SimTargets(cluster, ["web"]))
+    assert rec.in_place is False
