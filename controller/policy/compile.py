@@ -96,7 +96,7 @@ def compile_ramp(ramp: Ramp, query: str, interval_s: float) -> RampParams:
     """The slope is measured over the query's range window (samples a window apart share no data)."""
     window_s = query_window_s(query)
     lead = ramp.lead_s if ramp.lead_s is not None else auto_horizon_s(ramp.startup_delay_s, interval_s, window_s)
-    return RampParams(lead_s=lead, window_s=window_s, interval_s=interval_s, held_by_window=ramp.hold == "window")
+    return RampParams(lead_s=lead, window_s=window_s, interval_s=interval_s)
 
 
 def compile_smoothing(smoothing: SmoothingModel | None) -> SmoothingSpec:

@@ -122,11 +122,6 @@ class Ramp(StrictModel):
         description="How far the slope is carried; auto: startupDelay + interval + half the query's range window.")
     startup_delay_s: StartupDelay = duration_field(
         30.0, "startupDelay", "Time from a scale-up to new pods serving (used by lead: auto).")
-    hold: Literal["window", "cycle"] = Field("window", description=(
-        "How long the look-ahead proposal keeps replicas up. window: like any recommendation, for the "
-        "stabilization windows (a short spike of the slope holds its pods for the whole scale-down window); "
-        "cycle: only in the cycle it is computed (it is recomputed every cycle from the last range window, "
-        "so it stays up while the rise lasts) and the windows remember the proposal from the observed value."))
 
 
 class Metric(StrictModel):

@@ -9,8 +9,6 @@ NaN), cycle after cycle, each path fed its own previous state.
 
 from __future__ import annotations
 
-import dataclasses
-
 import importlib.util
 import sys
 import warnings
@@ -110,9 +108,6 @@ def ramp(levels, n: int = 3, m: int = 1) -> np.ndarray:
 
 NAN = float("nan")
 RAMPED = MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 100.0, ramp=RampParams(lead_s=75.0, window_s=30.0))
-#: ``ramp: {hold: cycle}``: the windows remember the proposal from the observed value
-RAMPED_CYCLE = MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 100.0,
-                            ramp=RampParams(lead_s=75.0, window_s=30.0, held_by_window=False))
 DOWN_RATE = ScalingRules.of(60, Select.MAX, [(RuleType.PERCENT, 20, 60), (RuleType.PODS, 2, 30)])
 UP_MIN = ScalingRules.of(30, Select.MIN, [(RuleType.PODS, 1, 15), (RuleType.PERCENT, 50, 30)])
 
@@ -160,17 +155,6 @@ SCRIPTED = [
                  np.stack([ramp([300, NAN, 500, 800, NAN, NAN, 1200, 600, 300, 300])[..., 0],
                            ramp([50, 70, 90, 80, 60, 40, 30, 30, 30, 30])[..., 0]], axis=2), 3.0, dict(ready_lag=1),
                  Reason.SCALE_UP, id="ramp-with-gaps-ewma-and-utilization"),
-    pytest.param(params(metrics=(RAMPED_CYCLE,)), ramp([400] * 3 + [900] + [400] * 8), 4.0, {},
-                 Reason.STABILIZED_DOWN, id="ramp-hold-cycle-spike"),
-    pytest.param(params(metrics=(RAMPED_CYCLE, metric(MetricKind.UTILIZATION, 60.0, "cpu")), smoothing=Smoothing.EWMA,
-                        half_life_s=30.0),
-                 np.stack([ramp([300, NAN, 500, 800, NAN, NAN, 1200, 600, 300, 300])[..., 0],
-                           ramp([50, 70, 90, 80, 60, 40, 30, 30, 30, 30])[..., 0]], axis=2), 3.0, dict(ready_lag=1),
-                 Reason.SCALE_UP, id="ramp-hold-cycle-with-gaps-ewma-and-utilization"),
-    pytest.param(params(metrics=(RAMPED_CYCLE, dataclasses.replace(RAMPED, name="inflight"))),
-                 np.stack([ramp([300, 300, 900, 300, 300, 300, 300])[..., 0],
-                           ramp([200, 200, 200, 200, 600, 200, 200])[..., 0]], axis=2), 3.0, {},
-                 Reason.STABILIZED_DOWN, id="ramp-hold-cycle-next-to-hold-window"),
 ]
 
 

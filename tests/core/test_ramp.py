@@ -96,32 +96,8 @@ def test_no_ramp_record_without_a_ramp_metric():
     assert d.ramps is None
 
 
-# A one-cycle spike (400 -> 900 rps at 100 per pod, slope 500/60 per s carried 75 s: 1525 rps
-# ahead, 16 pods) under a 5-minute scale-down window: "window" keeps the look-ahead's 16 pods for
-# the whole window; "cycle" keeps the 9 pods the observed 900 rps asked for, then 4 after it.
-HOLD_ROWS = [
-    pytest.param(True, [4, 16, 16, 16, 4], id="hold-window-keeps-the-look-ahead"),
-    pytest.param(False, [4, 16, 9, 9, 4], id="hold-cycle-keeps-the-observed"),
-]
-
-
-@pytest.mark.parametrize("held, expect", HOLD_ROWS)
-def test_how_long_a_ramp_spike_holds_its_pods(held, expect):
-    """Desired replicas just before the spike, at it, one cycle after, 4.5 min after, 5.5 min after."""
-    rp = dataclasses.replace(RP, held_by_window=held)
-    p = policy_with(rp, tolerance_up=0.0, tolerance_down=0.0, **no_limits(300.0))
-    ys = [400.0] * 6 + [900.0] + [400.0] * 30
-    state, current, seen = ScalingState.empty(1, p), 4.0, []
-    for k, y in enumerate(ys):
-        d = decide(p, Observation.of([current], [current], [[y]]), state, T0 + 600 + k * INTERVAL)
-        state, current = d.state, float(d.desired[0])
-        seen.append(int(current))
-    assert [seen[5], seen[6], seen[7], seen[6 + 18], seen[6 + 22]] == expect
-
-
-@pytest.mark.parametrize("held", [True, False], ids=["hold-window", "hold-cycle"])
-def test_missing_metric_never_scales_down_with_a_ramp(held):
-    p = policy_with(dataclasses.replace(RP, held_by_window=held))
+def test_missing_metric_never_scales_down_with_a_ramp():
+    p = policy_with(RP)
     state = ScalingState.empty(1, p)
     for k in range(8):
         d = decide(p, Observation.of([10.0], [10.0], [[np.nan]], present=[[False]]), state, T0 + 300 + k * INTERVAL)
@@ -147,7 +123,7 @@ SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[Healt
 def ramp_runs(draw):
     """Random live values (some missing), replica counts and policy fields."""
     rp = RampParams(lead_s=draw(st.sampled_from([15.0, 75.0, 300.0])), window_s=draw(st.sampled_from([30.0, 60.0])),
-                    interval_s=INTERVAL, held_by_window=draw(st.booleans()))
+                    interval_s=INTERVAL)
     lo = draw(st.integers(1, 4))
     p = policy_with(rp, min_replicas=lo, max_replicas=lo + draw(st.integers(0, 40)),
                     tolerance_up=draw(st.sampled_from([0.0, 0.05, 0.1])),

@@ -13,10 +13,10 @@ import numpy as np
 from controller.core.scaling import compiled, workspace
 from controller.core.scaling import forecast as fc
 from controller.core.scaling.hpa_propose import HpaProposals, PodSamples, hpa_propose
-from controller.core.scaling.normalize import NormResult, NormState, combine, normalize, record_scale_events
+from controller.core.scaling.normalize import NormResult, NormState, normalize, record_scale_events
 from controller.core.scaling.params import PolicyParams, Smoothing
 from controller.core.scaling.propose import propose
-from controller.core.scaling.ramp import RampState, Ramps, apply_ramps, holds_by_cycle, window_proposals
+from controller.core.scaling.ramp import RampState, Ramps, apply_ramps
 from controller.core.scaling.signal import Signal, read_signal
 from controller.core.scaling.smooth import SmoothState, smooth
 from controller.model import REASON_CODES, DecisionRecord
@@ -272,14 +272,11 @@ def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, no
     forecasts, forecast_states = None, state.forecast
     if params.forecast_metrics:
         proposals, forecasts, forecast_states = _forecast(params, obs, sig, proposals, valid, state.forecast, now)
-    ramps, ramp_states, remembered = None, state.ramp, None
+    ramps, ramp_states = None, state.ramp
     if params.ramp_metrics:
-        before = proposals
         proposals, ramps, ramp_states = apply_ramps(params, sig.values, sig.usable, proposals, valid, obs.current,
                                                     obs.ready, obs.status, state.ramp, now)
-        if holds_by_cycle(params):
-            remembered = combine(window_proposals(params, before, proposals), valid)[0]
-    result, norm_state = normalize(params, obs.current, proposals, valid, state.norm, now, remembered)
+    result, norm_state = normalize(params, obs.current, proposals, valid, state.norm, now)
     return Decision(now, obs.current, obs.ready, sig, smoothed, np.where(valid, proposals, np.nan), valid, result,
                     ScalingState(smooth_state, norm_state, forecast_states, ramp_states), params, forecasts, hpa, ramps)
 

@@ -26,16 +26,15 @@ from controller.core.scaling.compiled import jit
 _S_NONE, _S_EWMA, _S_MAX = compiled._S_NONE, compiled._S_EWMA, compiled._S_MAX
 _NAN, _INF = math.nan, math.inf
 # ramp parameter rows (see pack_ramps)
-_R_COLUMN, _R_WINDOW, _R_TOLERANCE, _R_LEAD, _R_KEEP, _R_SLOTS, _R_HELD, _R_SIZE = range(8)
+_R_COLUMN, _R_WINDOW, _R_TOLERANCE, _R_LEAD, _R_KEEP, _R_SLOTS, _R_SIZE = range(7)
 
 
 def pack_ramps(params) -> np.ndarray:
-    """(R, 7) float rows per ramp metric: column, window_s, tolerance_s, lead_s, keep_s, slots,
-    held (1: the windows remember the look-ahead proposal, ``hold: window``; 0: ``hold: cycle``)."""
+    """(R, 6) float rows per ramp metric: column, window_s, tolerance_s, lead_s, keep_s, slots."""
     rows = np.zeros((len(params.ramp_metrics), _R_SIZE))
     for r, j in enumerate(params.ramp_metrics):
         rp = params.metrics[j].ramp
-        rows[r] = (j, rp.window_s, 0.5 * rp.interval_s, rp.lead_s, rp.keep_s, rp.slots, float(rp.held_by_window))
+        rows[r] = (j, rp.window_s, 0.5 * rp.interval_s, rp.lead_s, rp.keep_s, rp.slots)
     return rows
 
 
@@ -66,7 +65,7 @@ def fused_kernel(values, present, age, current, ready, status, metric, scal, up_
     """Decide for N targets, one target at a time, the state updated in place.
 
     Inputs (N, M) values, present, age; (N,) current, ready, status. Parameters: metric (3, M),
-    scal (see compiled._pack), rules (3, R), ramp_p (R, 7) (pack_ramps). State: ewma, ewma_at
+    scal (see compiled._pack), rules (3, R), ramp_p (R, 6) (pack_ramps). State: ewma, ewma_at
     (N, M); samples, sample_at (N, M, W); ramp_v, ramp_t (R, N, K); rec_v, rec_t (N, H); scale
     events (N, E), read only; missing_since (N,). Outputs: out_f2 (3, N, M) signal values,
     smoothed, proposals; out_b2 (6, N, M) missing, stale, nonfinite, negative, usable, valid;
@@ -94,10 +93,6 @@ def fused_kernel(values, present, age, current, ready, status, metric, scal, up_
     hold_arr, any_valid_arr = np.empty(n, np.bool_), np.empty(n, np.bool_)
     pre_arr, miss_arr = np.empty(n, np.int64), np.empty(n, np.int64)
     up_slots, down_slots = up_c.shape[1], down_c.shape[1]
-    # what the recommendation history keeps: the combined proposal, or below it the one without
-    # the look-ahead of ``hold: cycle`` ramps (normalize's ``remembered``; NaN: no such ramp)
-    kept_arr = np.full(n, _NAN)
-    observed = np.empty(m)  # one target's proposals before the ramps
 
     for i in range(n):
         cur, rdy, sts = current[i], ready[i], status[i]
@@ -153,9 +148,6 @@ def fused_kernel(values, present, age, current, ready, status, metric, scal, up_
             out_f2[2, i, j] = p if ok else _NAN
 
         # -- ramp: each ramp metric's slope over its window, the proposal one lead time ahead
-        for j in range(m):
-            observed[j] = out_f2[2, i, j]
-        by_cycle = False
         for r in range(n_ramps):
             j = int(ramp_p[r, _R_COLUMN])
             rw, rtol = ramp_p[r, _R_WINDOW], ramp_p[r, _R_TOLERANCE]
@@ -185,10 +177,6 @@ def fused_kernel(values, present, age, current, ready, status, metric, scal, up_
                 ramp_t[r, i, slot] = now
             p, ready_ok = compiled._propose_one(int(metric[0, j]), metric[1, j], ahead, cur, rdy, sts, tol_up,
                                                 tol_down)
-            if ramp_p[r, _R_HELD] != 0.0:
-                observed[j] = _NAN  # remembered as proposed: marked, read from out_f2 below
-            else:
-                by_cycle = True
             if out_b2[5, i, j] and math.isfinite(ahead) and ready_ok and math.isfinite(p):
                 ramp_out[2, i, j] = p
                 a = out_f2[2, i, j]
@@ -205,13 +193,6 @@ def fused_kernel(values, present, age, current, ready, status, metric, scal, up_
             else:
                 all_valid = False
         combined = combined if any_valid else _NAN
-        if by_cycle:  # normalize's ``remembered``: the max over the valid metrics of what the windows keep
-            kept = -_INF
-            for j in range(m):
-                if out_b2[5, i, j]:
-                    v = observed[j]  # NaN: remembered as proposed (no ramp, or hold: window)
-                    kept = compiled.nan_max(kept, out_f2[2, i, j] if v != v else v)
-            kept_arr[i] = kept if any_valid else _NAN
         # first sight seeds the history with (current, now)
         if slots > 0 and rec_t[i, 0] != rec_t[i, 0]:
             rec_v[i, 0], rec_t[i, 0] = cur, now
@@ -346,8 +327,7 @@ def fused_kernel(values, present, age, current, ready, status, metric, scal, up_
 
         # remember the raw proposal (Setpoint's own mode also during a hold)
         if slots > 0 and ((not skip) or (hold and not has_forced)):
-            kept = kept_arr[i]
-            rec_v[i, slot_i] = proposal if (hold or not any_valid or not (kept < proposal)) else kept
+            rec_v[i, slot_i] = proposal
             rec_t[i, slot_i] = now
         if limit_reason != compiled._NOT_LIMITED:
             reason = limit_reason

@@ -129,13 +129,10 @@ def _final_reason(current, proposal, stabilized, desired, limit_reason, legacy: 
 
 
 def normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, valid: np.ndarray,
-              state: NormState, now: float, remembered: np.ndarray | None = None) -> tuple[NormResult, NormState]:
+              state: NormState, now: float) -> tuple[NormResult, NormState]:
     """Desired replicas for N targets from their (N, M) proposals; pure.
 
     current: spec replicas (N,). proposals: (N, M) replica proposals (ignored where not valid).
-    remembered: (N,) what the recommendation history keeps instead of the combined proposal where
-    it is lower (the proposal without the look-ahead of ``ramp: {hold: cycle}`` metrics; NaN where
-    no metric is valid); None: the proposal, as HPA.
     Returns the stage outputs and the new state (recommendation history written). The scale
     events the desired count would cause are not in it: the shell records them with
     :func:`record_scale_events` once the change is applied (HPA's storeScaleEvent after a
@@ -176,10 +173,7 @@ def normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, 
     # Setpoint's own mode remembers ``current`` during a hold so a scale-down after an outage
     # still waits out the stabilization window.
     store = ~skip | (hold & np.isnan(forced) & (not params.hpa_semantics))
-    kept = proposal
-    if remembered is not None:  # never above the proposal; a hold or fallback keeps its own value
-        kept = np.where(any_valid & ~hold, np.fmin(proposal, remembered), proposal)
-    rec_v, rec_t = history.write_slot(rec_v, rec_t, kept, now, keep_s, rows=store)
+    rec_v, rec_t = history.write_slot(rec_v, rec_t, proposal, now, keep_s, rows=store)
 
     reason = _final_reason(current, proposal, stabilized, desired, limit_reason, params.legacy)
     reason = np.where(miss_reason >= 0, miss_reason, reason)

@@ -177,10 +177,6 @@ class RampParams:
     lead_s: float
     window_s: float = 60.0
     interval_s: float = 15.0
-    #: the stabilization windows remember the look-ahead proposal (True, HPA-like: a spike of the
-    #: slope holds the pods for the whole scale-down window) or only the proposal from the observed
-    #: value (False: the look-ahead counts in the cycle it is computed; core/scaling/ramp.py)
-    held_by_window: bool = True
 
     @property
     def keep_s(self) -> float:

@@ -8,15 +8,6 @@ so samples a window apart do not share data) and returns ``ahead = value + max(s
 lead_s``. Only a rising slope counts, so the proposal from ``ahead`` is never below the
 reactive one: it can raise a scale-up or hold a scale-down, never cause one.
 
-How long it holds: with ``hold: window`` the stabilization windows remember the look-ahead
-proposal like any recommendation; with ``hold: cycle`` they remember the proposal from the
-observed value (:func:`window_proposals`), and the look-ahead counts only in the cycle it is
-computed. Why: the look-ahead is a prediction for one lead time ahead, from a slope measured
-over one range window; on bursty load its spikes are the highest recommendations of all, and a
-15-minute scale-down window kept every one of them for 15 minutes (bench/scaledown_breakdown.py:
-most of the replica-hours above the oracle's on the bursty traces). A real rise keeps the slope
-up cycle after cycle, and once it has happened the observed value itself is remembered.
-
 Shapes: N targets; the state keeps a ring of the last ``slots`` usable samples per target,
 (N, K) values and times (Fortran order, see history.py). Pure numpy.
 """
@@ -130,19 +121,3 @@ def apply_ramps(params, values: np.ndarray, usable: np.ndarray, proposals: np.nd
     ramp_ok &= valid & np.isfinite(ahead)
     out = np.where(ramp_ok, np.fmax(proposals, ramp_prop), proposals)
     return out, Ramps(slope, ahead, np.where(ramp_ok, ramp_prop, np.nan), params.ramp_metrics), tuple(new_states)
-
-
-def window_proposals(params, before: np.ndarray, after: np.ndarray) -> np.ndarray:
-    """(N, M) the proposals the stabilization windows remember: ``after`` the ramp stage, except
-    in the columns of ramp metrics with ``hold: cycle`` (``held_by_window`` False), which keep
-    ``before`` (the proposal from the observed value). ``params`` is a PolicyParams."""
-    out = after.copy()
-    for j in params.ramp_metrics:
-        if not params.metrics[j].ramp.held_by_window:
-            out[:, j] = before[:, j]
-    return out
-
-
-def holds_by_cycle(params) -> bool:
-    """Some ramp metric of ``params`` (a PolicyParams) is held for its cycle only (``hold: cycle``)."""
-    return any(not params.metrics[j].ramp.held_by_window for j in params.ramp_metrics)
