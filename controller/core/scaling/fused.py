@@ -85,6 +85,7 @@ def fused_kernel(values, present, age, current, ready, status, metric, scal, up_
     up_w, down_w = scal[compiled._P_UP_WIN], scal[compiled._P_DOWN_WIN]
     up_sel, down_sel = int(scal[compiled._P_UP_SEL]), int(scal[compiled._P_DOWN_SEL])
     factor, minimum = scal[compiled._P_FACTOR], scal[compiled._P_MINIMUM]
+    min_step = scal[compiled._P_DOWN_MIN_STEP]
     keep_s = down_w if legacy else max(up_w, down_w)
     slots = rec_t.shape[1]
     cut_keep, cut_low, cut_high = now - keep_s, now - up_w, now - down_w
@@ -278,6 +279,9 @@ def fused_kernel(values, present, age, current, ready, status, metric, scal, up_
         else:
             up_floor = compiled.nan_min(proposal, low_i) if up_w > 0 else proposal  # HPA's default up-window 0
             stabilized = compiled.nan_min(compiled.nan_max(cur, up_floor), compiled.nan_max(proposal, high_i))
+            # min_step.hold_small_steps: a scale-down by less than the minimum step holds current
+            if min_step > 0.0 and stabilized < cur and stabilized > math.floor(cur * (1.0 - min_step) + 1e-9):
+                stabilized = cur
             desired, limit_reason = stabilized, compiled._NOT_LIMITED
             up = stabilized > cur
             if up or stabilized < cur:  # scale_up_limit / scale_down_limit (limit.py) of the direction
