@@ -15,9 +15,9 @@ they are the policy's replica-hours above the oracle's; hours below it are shown
 
 Also counts scale-ups and scale-downs, scale-downs undone within ``--reversal`` seconds, and
 the oracle's changes. Measured on main (December 2026; the default policy, 15-minute window):
-on the bursty traces (NASA, ELB, Twitter) the window holds 70-80% of the excess, and most of it
-is look-ahead spikes held for the window; the ramp's spikes are where the bursts come back
-(counting them only in their own cycle cut replica-hours by a fifth on the NASA traces but
+on the bursty traces (NASA, ELB, Twitter) the window holds 70-80% of the excess: on the NASA
+traces about half of that is look-ahead (ramp) spikes held for the window, on ELB and Twitter
+the observed proposals. The held spikes are where the bursts come back (counting them only in their own cycle cut replica-hours by a fifth on the NASA traces but
 more than tripled violation minutes and changes; see the reverted commit 43ce1c9).
 
 Run: python bench/scaledown_breakdown.py [--policy FILE] [--scenarios a,b] [--start-offset 1d]
