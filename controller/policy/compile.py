@@ -46,6 +46,7 @@ def compile_policy(policy: PolicyDocument) -> PolicyParams:
         percentile=smoothing.percentile, stale_after_s=scaling.stale_after_s,
         scale_up=compile_rules(behavior.scale_up if behavior else None, presets.default_scale_up_rules()),
         scale_down=compile_rules(behavior.scale_down if behavior else None, presets.default_scale_down_rules()),
+        scale_down_min_step=_scale_down_min_step(scaling),
         legacy=presets.uses_legacy_path(spec.preset, behavior is not None),
         missing_hold_s=missing_hold_s, fallback_replicas=fallback, **common)
 
@@ -107,6 +108,12 @@ def compile_smoothing(smoothing: SmoothingModel | None) -> SmoothingSpec:
     window = smoothing.window
     return SmoothingSpec(_AGGREGATES[window.aggregate], window_s=window.length_s,
                          percentile=window.percentile if window.percentile is not None else 50.0)
+
+
+def _scale_down_min_step(scaling: Scaling) -> float:
+    """``behavior.scaleDown.minStep: tolerance``: the down tolerance as the smallest scale-down share; else 0."""
+    down = scaling.behavior.scale_down if scaling.behavior else None
+    return scaling.tolerance.down if down is not None and down.min_step == "tolerance" else 0.0
 
 
 def compile_rules(rules: ScalingRulesModel | None, default: ScalingRules) -> ScalingRules:

@@ -26,7 +26,8 @@ def document_problems(policy: PolicyDocument) -> list[Problem]:
     problems = [*_something_to_do(spec), *_unique_target_names(spec), *_replica_bounds(spec),
                 *_preset_restrictions(spec)]
     if spec.scaling is not None:
-        problems += [*_scaling_metrics(spec), *_fallback_within_bounds(spec), *_pods_rates_within_bounds(spec)]
+        problems += [*_scaling_metrics(spec), *_fallback_within_bounds(spec), *_pods_rates_within_bounds(spec),
+                     *_min_step(spec)]
         problems += _window_fits(spec.scaling.smoothing, spec.interval_s, SCALING + ("smoothing",))
     if spec.health is not None:
         problems += _health_rules(spec.health)
@@ -64,6 +65,19 @@ def _preset_restrictions(spec: Spec) -> Iterator[Problem]:
     for key, why in presets.HPA_UNSUPPORTED.items():
         if given[key] is not None:
             yield SCALING + (key,), f"not allowed with preset: hpa ({why})"
+
+
+def _min_step(spec: Spec) -> Iterator[Problem]:
+    """``minStep`` is a scale-down rule, and not HPA's."""
+    behavior = spec.scaling.behavior
+    if behavior is None:
+        return
+    where = SCALING + ("behavior",)
+    if behavior.scale_up is not None and behavior.scale_up.min_step is not None:
+        yield where + ("scaleUp", "minStep"), "only under scaleDown (a scale-up is never held back by its size)"
+    down = behavior.scale_down
+    if spec.preset == presets.HPA and down is not None and down.min_step not in (None, "none"):
+        yield where + ("scaleDown", "minStep"), "not allowed with preset: hpa (HPA scales down by any step)"
 
 
 def _scaling_metrics(spec: Spec) -> Iterator[Problem]:

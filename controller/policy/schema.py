@@ -233,6 +233,10 @@ class ScalingRulesModel(StrictModel):
     select_policy: Optional[Literal["Max", "Min", "Disabled"]] = None
     policies: Optional[list[RatePolicy]] = Field(
         None, min_length=1, description="Replaces the default list entirely.")
+    min_step: Optional[Literal["none", "tolerance"]] = Field(None, alias="minStep", description=(
+        "scaleDown only. none (default, HPA): any scale-down the window allows. tolerance: only a scale-down "
+        "removing at least tolerance.down of the current replicas (rounded down, at least one pod), so peaks "
+        "ageing out of the window do not make a change per pod."))
 
     @model_validator(mode="before")
     @classmethod

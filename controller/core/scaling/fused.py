@@ -106,6 +106,7 @@ def fused_kernel(values, present, age, current, ready, status, pv, now, em, win,
     up_w, down_w = pv[compiled._P_UP_WIN], pv[compiled._P_DOWN_WIN]
     up_sel, down_sel = int(pv[compiled._P_UP_SEL]), int(pv[compiled._P_DOWN_SEL])
     factor, minimum = pv[compiled._P_FACTOR], pv[compiled._P_MINIMUM]
+    min_step = pv[compiled._P_DOWN_MIN_STEP]
     n_up, n_down, n_ramps = int(pv[_V_UP_RULES]), int(pv[_V_DOWN_RULES]), int(pv[_V_RAMPS])
     o_metric = _V_ARRAYS
     o_up = o_metric + 3 * m
@@ -308,6 +309,9 @@ def fused_kernel(values, present, age, current, ready, status, pv, now, em, win,
         else:
             up_floor = compiled.nan_min(proposal, low_i) if up_w > 0 else proposal  # HPA's default up-window 0
             stabilized = compiled.nan_min(compiled.nan_max(cur, up_floor), compiled.nan_max(proposal, high_i))
+            # min_step.hold_small_steps: a scale-down by less than the minimum step holds current
+            if min_step > 0.0 and stabilized < cur and stabilized > math.floor(cur * (1.0 - min_step) + 1e-9):
+                stabilized = cur
             desired, limit_reason = stabilized, compiled._NOT_LIMITED
             up_dir = stabilized > cur
             if up_dir or stabilized < cur:  # scale_up_limit / scale_down_limit (limit.py) of the direction

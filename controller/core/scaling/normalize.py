@@ -14,6 +14,7 @@ import numpy as np
 from controller.core import history
 from controller.core.scaling.limit import (NOT_LIMITED, changes_in_periods, clamp_legacy, limit_with_behavior,
                                    scale_down_limit, scale_up_limit)
+from controller.core.scaling.min_step import hold_small_steps
 from controller.core.scaling.params import PolicyParams
 from controller.core.scaling.stabilize import stabilize_legacy, stabilize_with_behavior
 from controller.model import Reason
@@ -172,6 +173,7 @@ def normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, 
     else:
         up_w, down_w = params.scale_up.window_s, params.scale_down.window_s
         stabilized = stabilize_with_behavior(current, proposal, rec_v, rec_t, now, up_w, down_w)
+        stabilized = hold_small_steps(current, stabilized, params.scale_down_min_step)
         keep_s = max(up_w, down_w)
         # each event history scanned once for the periods of both directions' rules
         n_up = params.scale_up.periods_s.shape[0]

@@ -245,6 +245,9 @@ class PolicyParams:
     stale_after_s: float = 120.0
     scale_up: ScalingRules = field(default_factory=hpa_default_scale_up)
     scale_down: ScalingRules = field(default_factory=hpa_default_scale_down)
+    #: a scale-down must remove at least this share of the current replicas (floor; 0: any
+    #: step; ``scaleDown.minStep: tolerance`` sets it to tolerance_down; core/scaling/min_step.py)
+    scale_down_min_step: float = 0.0
     legacy: bool = False
     scale_up_limit_factor: float = 2.0
     scale_up_limit_minimum: float = 4.0

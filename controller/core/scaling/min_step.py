@@ -1,0 +1,35 @@
+"""The smallest scale-down worth a change (``behavior.scaleDown.minStep: tolerance``).
+
+The stabilization window scales down to the highest recommendation it still holds; as the
+peaks of a bursty load age out of it one by one, it steps down a pod at a time, each step a
+change (and on bursty load often undone minutes later). With a minimum step, a scale-down
+goes ahead only when it removes at least ``share`` of the current replicas (rounded down, so
+at least one pod): the policy's own down tolerance, the change it already judges too small
+to act on for the metric. Only ever holds replicas up: it can delay a scale-down, never
+cause one, and never touches a scale-up.
+
+Shapes: current and stabilized (N,) replica counts (float64 holding whole numbers).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: Guards the floor against a product landing a rounding error under a whole number.
+_EPS = 1e-9
+
+
+def lowest_small_step(current: float, share: float) -> float:
+    """The highest count a scale-down from ``current`` may go to: floor(current * (1 - share))."""
+    return math.floor(current * (1.0 - share) + _EPS)
+
+
+def hold_small_steps(current: np.ndarray, stabilized: np.ndarray, share: float) -> np.ndarray:
+    """``stabilized``, except ``current`` where it scales down by less than ``share`` of ``current``."""
+    if share <= 0.0:
+        return stabilized
+    highest_allowed = np.floor(current * (1.0 - share) + _EPS)
+    small = (stabilized < current) & (stabilized > highest_allowed)
+    return np.where(small, current, stabilized)
