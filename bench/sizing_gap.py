@@ -40,6 +40,28 @@ def trailing_max(x: np.ndarray, n: int) -> np.ndarray:
     return sliding_window_view(padded, n).max(axis=1)
 
 
+def layers(load: np.ndarray, need: np.ndarray, actual: np.ndarray, target: float, min_replicas: int,
+           max_replicas: int, lead: int, window: int) -> dict[str, np.ndarray]:
+    """(T,) replicas per layer (see the module docstring), stacked: they sum to ``actual``.
+
+    load: offered rps (T,); need: the oracle's plan (T,); actual: the policy's spec replicas (T,);
+    target: the policy's rate per replica; lead: the oracle's look-ahead in ticks; window: the
+    scale-down window in ticks. Every layer but the last is >= 0.
+    """
+    from simulators.oracle import future_max
+
+    floor = np.maximum(need, min_replicas)
+    sized = np.maximum(floor, np.minimum(future_max(np.ceil(load / target)[:, None], lead)[:, 0], max_replicas))
+    held = trailing_max(sized, window)
+    return dict(zip(LAYERS, (need, floor - need, sized - floor, held - sized, actual - held)))
+
+
+def phases(need: np.ndarray, ahead: int) -> np.ndarray:
+    """(T,) 0 rising / 1 falling / 2 steady: the need ``ahead`` ticks later above / below / at now."""
+    later = np.concatenate([need[ahead:], np.full(min(ahead, need.size), need[-1] if need.size else 0.0)])
+    return np.where(later > need, 0, np.where(later < need, 1, 2))
+
+
 def analyse(args: tuple[str, str]) -> dict:
     name, policy_file = args
     from controller.policy import load_policies
@@ -58,25 +80,18 @@ def analyse(args: tuple[str, str]) -> dict:
     lead = lead_ticks(services, tick)
     need = future_max(required_replicas(load, services, scenario.slo), lead)[:, 0]
     p = policy.params
-    target = p.metrics[0].target
-    floor = np.maximum(need, p.min_replicas)
-    sized = np.maximum(floor, np.minimum(future_max(np.ceil(load / target), lead)[:, 0], p.max_replicas))
-    window = max(1, int(round(p.scale_down.window_s / tick)))
-    held = trailing_max(sized, window)
     actual = runs["policy"].trajectory.spec_replicas[:, 0].astype(float)
     oracle_actual = runs["oracle"].trajectory.spec_replicas[:, 0].astype(float)
-    layers = [need, floor - need, sized - floor, held - sized, actual - held]
-    ahead = int(round(300 / tick))
-    later = np.concatenate([need[ahead:], np.full(ahead, need[-1])])
-    phase = np.where(later > need, 0, np.where(later < need, 1, 2))
+    stacked = layers(load[:, 0], need, actual, p.metrics[0].target, p.min_replicas, p.max_replicas, lead,
+                     max(1, int(round(p.scale_down.window_s / tick))))
+    phase = phases(need, int(round(300 / tick)))
     h = tick / 3600.0
-    out = {"name": name, "seconds": time.monotonic() - began, "oracle_rh": float(oracle_actual.sum() * h),
-           "policy_rh": float(actual.sum() * h), "need_rh": float(need.sum() * h),
-           "layers": {k: [float(v[phase == ph].sum() * h) for ph in range(3)] for k, v in zip(LAYERS, layers)},
-           "violation_min": runs["policy"].scores["slo_violation_minutes"],
-           "util_policy": float(load.sum() / (actual * services[0].capacity_rps).sum()),
-           "util_oracle": float(load.sum() / (oracle_actual * services[0].capacity_rps).sum())}
-    return out
+    return {"name": name, "seconds": time.monotonic() - began, "oracle_rh": float(oracle_actual.sum() * h),
+            "policy_rh": float(actual.sum() * h), "need_rh": float(need.sum() * h),
+            "layers": {k: [float(v[phase == ph].sum() * h) for ph in range(3)] for k, v in stacked.items()},
+            "violation_min": runs["policy"].scores["slo_violation_minutes"],
+            "util_policy": float(load.sum() / (actual * services[0].capacity_rps).sum()),
+            "util_oracle": float(load.sum() / (oracle_actual * services[0].capacity_rps).sum())}
 
 
 def main() -> None:
