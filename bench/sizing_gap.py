@@ -13,7 +13,10 @@ one more rule of a rate-sized policy, all computed from the offered load:
    ran fewer pods than layer 4, e.g. late on a rise).
 
 Each layer's excess is split by phase of the load: rising / falling (the oracle's need 5
-minutes later above / below now) or steady. Run:
+minutes later above / below now) or steady. The layers are stacked, so a layer's share depends
+on the ones below it (a window holds the target's headroom too), and they describe where the
+pods are, not what removing a rule would save (the rules also prevent violations): to price a
+rule, run a variant policy through this script or bench/quality.py. Run:
 
   SETPOINT_TRACES_DIR=... python bench/sizing_gap.py --scenarios trace-nasa-july,... [--policy FILE]
 """
