@@ -26,15 +26,16 @@ from controller.core.scaling.compiled import jit
 _S_NONE, _S_EWMA, _S_MAX = compiled._S_NONE, compiled._S_EWMA, compiled._S_MAX
 _NAN, _INF = math.nan, math.inf
 # ramp parameter rows (see pack_ramps)
-_R_COLUMN, _R_WINDOW, _R_TOLERANCE, _R_LEAD, _R_KEEP, _R_SLOTS, _R_SIZE = range(7)
+_R_COLUMN, _R_WINDOW, _R_TOLERANCE, _R_LEAD, _R_KEEP, _R_SLOTS, _R_OBSERVED, _R_LAG, _R_SIZE = range(9)
 
 
 def pack_ramps(params) -> np.ndarray:
-    """(R, 6) float rows per ramp metric: column, window_s, tolerance_s, lead_s, keep_s, slots."""
+    """(R, 8) float rows per ramp metric: column, window_s, tolerance_s, lead_s, keep_s, slots,
+    observed (1: the lead follows the observed start-up delay, see RampParams.leads), lag_s."""
     rows = np.zeros((len(params.ramp_metrics), _R_SIZE))
     for r, j in enumerate(params.ramp_metrics):
         rp = params.metrics[j].ramp
-        rows[r] = (j, rp.window_s, 0.5 * rp.interval_s, rp.lead_s, rp.keep_s, rp.slots)
+        rows[r] = (j, rp.window_s, 0.5 * rp.interval_s, rp.lead_s, rp.keep_s, rp.slots, float(rp.observed), rp.lag_s)
     return rows
 
 
@@ -59,13 +60,14 @@ def _write_slot_row(values, times, i, k, value, now, outdated_after_s):
 # paid it per target in their rate-limit helper (most of "norm 250 us"); here only scalar helpers
 # are called per target.
 @jit
-def fused_kernel(values, present, age, current, ready, status, metric, scal, up_rules, down_rules, ramp_p, now,
+def fused_kernel(values, present, age, current, ready, status, startup, metric, scal, up_rules, down_rules, ramp_p, now,
                  alpha, ewma, ewma_at, samples, sample_at, ramp_v, ramp_t, rec_v, rec_t, up_c, up_t, down_c, down_t,
                  missing_since, out_f2, out_b2, ramp_out, out_f1, out_i1, active_out, buf):
     """Decide for N targets, one target at a time, the state updated in place.
 
-    Inputs (N, M) values, present, age; (N,) current, ready, status. Parameters: metric (3, M),
-    scal (see compiled._pack), rules (3, R), ramp_p (R, 6) (pack_ramps). State: ewma, ewma_at
+    Inputs (N, M) values, present, age; (N,) current, ready, status, startup (observed start-up
+    delays, NaN unknown). Parameters: metric (3, M), scal (see compiled._pack), rules (3, R),
+    ramp_p (R, 8) (pack_ramps). State: ewma, ewma_at
     (N, M); samples, sample_at (N, M, W); ramp_v, ramp_t (R, N, K); rec_v, rec_t (N, H); scale
     events (N, E), read only; missing_since (N,). Outputs: out_f2 (3, N, M) signal values,
     smoothed, proposals; out_b2 (6, N, M) missing, stale, nonfinite, negative, usable, valid;
@@ -152,6 +154,8 @@ def fused_kernel(values, present, age, current, ready, status, metric, scal, up_
             j = int(ramp_p[r, _R_COLUMN])
             rw, rtol = ramp_p[r, _R_WINDOW], ramp_p[r, _R_TOLERANCE]
             lead_s, rkeep = ramp_p[r, _R_LEAD], ramp_p[r, _R_KEEP]
+            if ramp_p[r, _R_OBSERVED] != 0.0 and math.isfinite(startup[i]):  # RampParams.leads
+                lead_s = ramp_p[r, _R_LAG] + startup[i]
             k = int(ramp_p[r, _R_SLOTS])
             y, ok = out_f2[0, i, j], out_b2[4, i, j]
             best, pick = _INF, 0  # window_ago: nearest to now - window among those old enough (the first)

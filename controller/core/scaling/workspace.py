@@ -75,6 +75,7 @@ class DecisionWorkspace:
     pending_current: np.ndarray
     all_rows: np.ndarray
     pending_at: float | None = None
+    no_startup: np.ndarray | None = None  # (N,) NaN: the start-up delays of an observation without them
 
     @classmethod
     def from_state(cls, params: PolicyParams, state, share_events: bool = False) -> "DecisionWorkspace":
@@ -105,7 +106,7 @@ class DecisionWorkspace:
                    out_f2=np.full((3, n, m), np.nan), out_b2=np.zeros((6, n, m), np.bool_),
                    ramp_out=np.full((3, n, m), np.nan), out_f1=np.full((4, n), np.nan),
                    out_i1=np.zeros((2, n), np.int64), active=np.zeros(n, np.bool_), pending_current=np.zeros(n),
-                   all_rows=np.ones(n, np.bool_))
+                   all_rows=np.ones(n, np.bool_), no_startup=np.full(n, np.nan))
 
     @classmethod
     def empty(cls, params: PolicyParams, n: int) -> "DecisionWorkspace":
@@ -230,8 +231,12 @@ def decide_into(params: PolicyParams, ws: DecisionWorkspace, obs, now: float) ->
         _ewma_alpha_into(ws.alpha, ws.ewma_at, now, params.half_life_s)
     current = _f64(obs.current)
     np.copyto(ws.pending_current, current)
+    startup = getattr(obs, "startup_s", None)  # (N,) observed start-up delays, for leads that follow them
+    startup = None if startup is None else _f64(startup)
+    if startup is None:
+        startup = ws.no_startup if ws.no_startup is not None else np.full(n, np.nan)
     fused.fused_kernel(values, np.ascontiguousarray(obs.present, dtype=np.bool_), _f64(obs.sample_age_s), current,
-                       _f64(obs.ready), _f64(obs.status), metric, scal, up_rules, down_rules, _ramp_rows(params),
+                       _f64(obs.ready), _f64(obs.status), startup, metric, scal, up_rules, down_rules, _ramp_rows(params),
                        float(now), ws.alpha, ws.ewma, ws.ewma_at, ws.samples, ws.sample_at, ws.ramp_values,
                        ws.ramp_times, ws.rec_values, ws.rec_times, ws.up_changes, ws.up_times, ws.down_changes,
                        ws.down_times, ws.missing_since, ws.out_f2, ws.out_b2, ws.ramp_out, ws.out_f1, ws.out_i1,
