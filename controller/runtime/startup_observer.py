@@ -19,6 +19,7 @@ plausibility bound and quantile cover it).
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -110,21 +111,27 @@ class StartupObserver:
             pods = cluster.list_pods([targets[i] for i in due])
             created = pods.start_time if pods.created_time is None else pods.created_time
             rows = due[np.asarray(pods.target, np.int64)]
-            self._add(rows, created, pods.ready_transition_time, pods.ready, now)
+            keys = pod_keys(pods.names) if pods.uid is None else np.asarray(pods.uid, np.int64)
+            self._add(rows, keys, created, pods.ready_transition_time, pods.ready, now)
             return
         statuses = view.statuses if listed_pods else cluster.observe([targets[i] for i in due], with_pods=True).statuses
         self._add(*pod_facts(statuses, {t: i for i, t in enumerate(targets)}), now)
 
-    def _add(self, rows, created, ready_s, ready, now: float) -> None:
+    def _add(self, rows, keys, created, ready_s, ready, now: float) -> None:
         counted = observed_startups(created, ready_s, ready, now, self.sp)
-        self._memory = remember(self._memory, rows, created, ready_s, counted)
+        self._memory = remember(self._memory, rows, keys, created, ready_s, counted)
+
+
+def pod_keys(names) -> np.ndarray:
+    """(P,) int64 identities of pod names (CRC-32: stable across processes, unlike hash())."""
+    return np.fromiter((zlib.crc32(str(name).encode()) for name in names), np.int64, len(names))
 
 
 def pod_facts(statuses, row_of: dict[TargetRef, int]) -> tuple[np.ndarray, ...]:
-    """(row, created, ready time, ready) (P,) arrays of the pods in ``statuses`` (TargetStatus)
-    of the targets in ``row_of``; pods with container restarts read as not Ready (their Ready
-    time is a restart's)."""
-    rows, created, ready_s, ready = [], [], [], []
+    """(row, key, created, ready time, ready) (P,) arrays of the pods in ``statuses``
+    (TargetStatus) of the targets in ``row_of``; pods with container restarts read as not Ready
+    (their Ready time is a restart's)."""
+    rows, names, created, ready_s, ready = [], [], [], [], []
     for status in statuses:
         i = row_of.get(status.ref)
         if i is None:
@@ -132,11 +139,12 @@ def pod_facts(statuses, row_of: dict[TargetRef, int]) -> tuple[np.ndarray, ...]:
         for pod in status.pods:
             c = pod.created_time if pod.created_time is not None else pod.start_time
             rows.append(i)
+            names.append(pod.name)
             created.append(math.nan if c is None else c)
             ready_s.append(math.nan if pod.ready_transition_time is None else pod.ready_transition_time)
             ready.append(bool(pod.ready) and not pod.deleted and pod.restarts == 0)
-    return (np.asarray(rows, np.int64), np.asarray(created, np.float64), np.asarray(ready_s, np.float64),
-            np.asarray(ready, bool))
+    return (np.asarray(rows, np.int64), pod_keys(names), np.asarray(created, np.float64),
+            np.asarray(ready_s, np.float64), np.asarray(ready, bool))
 
 
 def startup_records(info: StartupInfo | None, n: int) -> list[dict] | None:

@@ -22,15 +22,17 @@ SP = su.StartupParams(pods=5, quantile=0.9)
 
 
 def learn(pods: list[tuple[int, float, float, bool]], n: int = 1, now: float = T0 + 10_000.0,
-          sp: su.StartupParams = SP, memory: su.StartupMemory | None = None) -> su.StartupMemory:
-    """Remember pods given as (target, created, ready time, ready) with times relative to T0."""
+          sp: su.StartupParams = SP, memory: su.StartupMemory | None = None, keys=None) -> su.StartupMemory:
+    """Remember pods given as (target, created, ready time, ready) with times relative to T0,
+    each pod its own (keys: their identities, default 0, 1, 2, ...)."""
     memory = su.StartupMemory.empty(n, sp) if memory is None else memory
     if not pods:
         return memory
     t, c, r, ok = (np.array(x) for x in zip(*pods))
     c, r = T0 + c.astype(float), T0 + r.astype(float)
     counted = su.observed_startups(c, r, ok.astype(bool), now, sp)
-    return su.remember(memory, t.astype(np.int64), c, r, counted)
+    key = np.arange(len(pods), dtype=np.int64) if keys is None else np.asarray(keys, np.int64)
+    return su.remember(memory, t.astype(np.int64), key, c, r, counted)
 
 
 ESTIMATES = [
@@ -42,7 +44,7 @@ ESTIMATES = [
     pytest.param([(0, 0, 90, False), (0, 0, 30, True)], 30.0, 1, id="not-ready-is-skipped"),
     pytest.param([(0, 0, 2000, True), (0, 0, 60, True)], 60.0, 1, id="implausibly-long-is-a-restart-not-a-start-up"),
     pytest.param([(0, 0, 20_000, True)], NAN, 0, id="ready-after-now-is-clock-skew"),
-    pytest.param([(0, 0, 60, True), (0, 0, 60, True)], 60.0, 1, id="the-same-pod-seen-twice-counts-once"),
+    pytest.param([(0, 0, 60, True), (0, 0, 60, True)], 60.0, 2, id="two-pods-with-the-same-times-count-twice"),
     pytest.param([(0, k * 1000, k * 1000 + (300 if k < 3 else 40), True) for k in range(8)], 40.0, 5,
                  id="only-the-last-five-by-ready-time"),
 ]
@@ -61,11 +63,20 @@ def test_targets_are_estimated_apart():
     assert e.pods.tolist() == [1, 0, 2] and (e.low_s[2], e.high_s[2]) == (120.0, 125.0)
 
 
+def test_a_pod_seen_again_counts_once_with_its_first_ready_time():
+    memory = learn([(0, 0, 60, True), (0, 0, 60, True)], keys=[7, 7])
+    assert su.estimate(memory, SP).pods.tolist() == [1]
+    later = learn([(0, 0, 500, True)], memory=memory, keys=[7])  # Ready again after a restart
+    e = su.estimate(later, SP)
+    assert e.pods.tolist() == [1] and e.delay_s[0] == 60.0
+
+
 def test_min_pods_keeps_the_fallback_until_enough_are_seen():
     sp = dataclasses.replace(SP, min_pods=3)
     memory = learn([(0, 0, 90, True), (0, 0, 95, True)], sp=sp)
     assert np.isnan(su.estimate(memory, sp).delay_s[0])
-    assert su.estimate(learn([(0, 10, 100, True)], sp=sp, memory=memory), sp).delay_s[0] == pytest.approx(94.0)
+    more = learn([(0, 10, 100, True)], sp=sp, memory=memory, keys=[9])
+    assert su.estimate(more, sp).delay_s[0] == pytest.approx(94.0)
 
 
 def test_memory_follows_the_target_list():

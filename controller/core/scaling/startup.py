@@ -14,8 +14,9 @@ A start-up that is not one is skipped: not Ready, a time unset, Ready at or befo
 (clock skew), or longer than ``max_plausible_s`` (a pod Ready again after a restart or a long
 stay unready: its last readiness change is not its start).
 
-Shapes: P pods (flat, ``target`` their row), N targets, memory (N, K) creation and Ready times
-(epoch seconds, NaN: empty), newest Ready first. Pure numpy; the time is passed in.
+Shapes: P pods (flat, ``target`` their row, ``key`` an int64 identity), N targets, memory
+(N, K) keys, creation and Ready times (epoch seconds, NaN: empty), newest Ready first. Pure
+numpy; the time is passed in.
 """
 
 from __future__ import annotations
@@ -42,15 +43,16 @@ DEFAULT_STARTUP = StartupParams()
 
 @dataclass(frozen=True)
 class StartupMemory:
-    """The last start-ups of N targets: (N, K) creation and Ready times, newest Ready first,
-    NaN-padded."""
+    """The last start-ups of N targets: (N, K) pod keys (int64 identities), creation and Ready
+    times, newest Ready first, NaN-padded (key 0 where empty)."""
 
+    key: np.ndarray
     created_s: np.ndarray
     ready_s: np.ndarray
 
     @classmethod
     def empty(cls, n: int, sp: StartupParams = DEFAULT_STARTUP) -> "StartupMemory":
-        return cls(np.full((n, sp.pods), np.nan), np.full((n, sp.pods), np.nan))
+        return cls(np.zeros((n, sp.pods), np.int64), np.full((n, sp.pods), np.nan), np.full((n, sp.pods), np.nan))
 
     @property
     def size(self) -> int:
@@ -59,11 +61,12 @@ class StartupMemory:
     def take(self, rows: np.ndarray) -> "StartupMemory":
         """Reorder to a new target list: rows[i] is the old row of new target i, -1 if new."""
         rows = np.asarray(rows, dtype=np.int64)
-        keep = (rows >= 0)[:, None]
-        src = np.clip(rows, 0, max(self.size - 1, 0))
         if self.size == 0:
             return StartupMemory.empty(rows.size, StartupParams(pods=self.created_s.shape[1]))
-        return StartupMemory(np.where(keep, self.created_s[src], np.nan), np.where(keep, self.ready_s[src], np.nan))
+        keep = (rows >= 0)[:, None]
+        src = np.clip(rows, 0, self.size - 1)
+        return StartupMemory(np.where(keep, self.key[src], 0), np.where(keep, self.created_s[src], np.nan),
+                             np.where(keep, self.ready_s[src], np.nan))
 
 
 def observed_startups(created_s: np.ndarray, ready_s: np.ndarray, ready: np.ndarray, now: float,
@@ -79,31 +82,35 @@ def observed_startups(created_s: np.ndarray, ready_s: np.ndarray, ready: np.ndar
                 & (ready_s <= now))
 
 
-def remember(memory: StartupMemory, target: np.ndarray, created_s: np.ndarray, ready_s: np.ndarray,
-             counted: np.ndarray) -> StartupMemory:
-    """The memory with the counted pods' start-ups added: per target the newest K by Ready time,
-    a pod seen again (same target, creation and Ready time) counted once.
+def remember(memory: StartupMemory, target: np.ndarray, key: np.ndarray, created_s: np.ndarray,
+             ready_s: np.ndarray, counted: np.ndarray) -> StartupMemory:
+    """The memory with the counted pods' start-ups added: per target the newest K by Ready time.
+    A pod (same target and key) counts once, with its earliest Ready time: its first start-up,
+    not a later return to Ready.
 
-    target: (P,) row of each pod; created_s, ready_s: (P,) epoch s; counted: (P,) bool
-    (``observed_startups``)."""
+    target: (P,) row of each pod; key: (P,) int64 pod identities; created_s, ready_s: (P,)
+    epoch s; counted: (P,) bool (``observed_startups``)."""
     n, k = memory.created_s.shape
-    rows_old = np.repeat(np.arange(n), k)
-    t = np.concatenate([rows_old, np.asarray(target, np.int64)[counted]])
+    counted = np.asarray(counted, bool)
+    t = np.concatenate([np.repeat(np.arange(n), k), np.asarray(target, np.int64)[counted]])
+    p = np.concatenate([memory.key.ravel(), np.asarray(key, np.int64)[counted]])
     c = np.concatenate([memory.created_s.ravel(), np.asarray(created_s, np.float64)[counted]])
     r = np.concatenate([memory.ready_s.ravel(), np.asarray(ready_s, np.float64)[counted]])
     keep = np.isfinite(r) & (t >= 0) & (t < n)
-    t, c, r = t[keep], c[keep], r[keep]
-    order = np.lexsort((c, -r, t))  # by target, newest Ready first, then creation
-    t, c, r = t[order], c[order], r[order]
-    duplicate = np.zeros(t.size, bool)
-    duplicate[1:] = (t[1:] == t[:-1]) & (c[1:] == c[:-1]) & (r[1:] == r[:-1])
-    t, c, r = t[~duplicate], c[~duplicate], r[~duplicate]
-    first = np.searchsorted(t, np.arange(n))  # each target's first entry
-    rank = np.arange(t.size) - first[t] if t.size else np.zeros(0, np.int64)
+    t, p, c, r = t[keep], p[keep], c[keep], r[keep]
+    first = np.lexsort((r, p, t))  # per (target, pod) the earliest Ready first
+    t, p, c, r = t[first], p[first], c[first], r[first]
+    again = np.zeros(t.size, bool)
+    again[1:] = (t[1:] == t[:-1]) & (p[1:] == p[:-1])
+    t, p, c, r = t[~again], p[~again], c[~again], r[~again]
+    order = np.lexsort((p, c, -r, t))  # by target, newest Ready first (ties: creation, key)
+    t, p, c, r = t[order], p[order], c[order], r[order]
+    start = np.searchsorted(t, np.arange(n))  # each target's first entry
+    rank = np.arange(t.size) - start[t] if t.size else np.zeros(0, np.int64)
     fits = rank < k
-    out_c, out_r = np.full((n, k), np.nan), np.full((n, k), np.nan)
-    out_c[t[fits], rank[fits]], out_r[t[fits], rank[fits]] = c[fits], r[fits]
-    return StartupMemory(out_c, out_r)
+    out_p, out_c, out_r = np.zeros((n, k), np.int64), np.full((n, k), np.nan), np.full((n, k), np.nan)
+    out_p[t[fits], rank[fits]], out_c[t[fits], rank[fits]], out_r[t[fits], rank[fits]] = p[fits], c[fits], r[fits]
+    return StartupMemory(out_p, out_c, out_r)
 
 
 @dataclass(frozen=True)
