@@ -67,9 +67,9 @@ def fused_kernel(values, present, age, current, ready, status, startup, metric, 
 
     Inputs (N, M) values, present, age; (N,) current, ready, status, startup (observed start-up
     delays, NaN unknown). Parameters: metric (3, M), scal (see compiled._pack), rules (3, R),
-    ramp_p (R, 8) (pack_ramps). State: ewma, ewma_at
-    (N, M); samples, sample_at (N, M, W); ramp_v, ramp_t (R, N, K); rec_v, rec_t (N, H); scale
-    events (N, E), read only; missing_since (N,). Outputs: out_f2 (3, N, M) signal values,
+    ramp_p (R, 8) (pack_ramps). State: ewma, ewma_at (N, M); samples, sample_at (N, M, W);
+    ramp_v, ramp_t (R, N, K); rec_v, rec_t (N, H); scale events (N, E), read only;
+    missing_since (N,). Outputs: out_f2 (3, N, M) signal values,
     smoothed, proposals; out_b2 (6, N, M) missing, stale, nonfinite, negative, usable, valid;
     ramp_out (3, N, M) slope, ahead, proposal (ramp columns only); out_f1 (4, N) combined,
     proposal, stabilized, desired; out_i1 (2, N) limit reason, reason; active_out (N,).
