@@ -51,3 +51,12 @@ def test_the_lead_follows_the_observed_start_up(records, service, delay_s):
     # from the first observation on, every cycle uses it (the estimate never drops back)
     at = next(i for i, r in enumerate(mine) if r["startup"]["source"] == "observed")
     assert all(r["startup"]["source"] == "observed" for r in mine[at:])
+
+
+def test_explain_prints_the_start_up_delay_and_where_it_came_from(records):
+    from controller.cli import _format_record
+
+    slow = [r for r in records if r["target"].endswith("/slow")]
+    assert "| start-up 30s (policy's initial value, 0 start-up(s) observed); lead rps 75s" in _format_record(slow[0])
+    line = _format_record(slow[-1])
+    assert "| start-up 92s (observed over" in line and "lead rps 137s" in line
