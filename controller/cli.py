@@ -782,8 +782,19 @@ def _format_record(r: dict) -> str:
     warm = r.get("warm_start")
     if warm:
         line += f"  | {_format_warm_start(warm)}"
+    if r.get("startup"):
+        line += f"  | {_format_startup(r['startup'])}"
     health = r.get("health") or (r.get("extra") or {}).get("health")
     return line + _format_health(health) if health else line
+
+
+def _format_startup(s: dict) -> str:
+    """The start-up delay a ramp's lead used (startupDelay: observed) and where it came from."""
+    seen = s.get("range_s")
+    source = (f"observed over {s.get('pods')} pod start-up(s), {seen[0]:.0f}-{seen[1]:.0f}s" if s.get("source") == "observed"
+              else f"policy's initial value, {s.get('pods', 0)} start-up(s) observed")
+    leads = ", ".join(f"{name} {v:.0f}s" for name, v in (s.get("lead_s") or {}).items())
+    return f"start-up {s.get('delay_s', 0):.0f}s ({source}); lead {leads}"
 
 
 def _format_warm_start(w: dict) -> str:

@@ -147,6 +147,7 @@ class PodStatus:
     ready_transition_time: float | None = None
     restarts: int = 0
     revision: str = ""
+    created_time: float | None = None  # metadata.creationTimestamp (start_time is status.startTime)
 
 
 @dataclass(frozen=True)

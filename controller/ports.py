@@ -153,7 +153,8 @@ class PodView:
     ready: the Ready condition is True; start_time, ready_transition_time: epoch seconds (NaN:
     unset). names may be any sequence (a source may make them on access). uid: optional (P,)
     int64 pod identities, unique within the source and equal to the ``uid`` of the same pod's
-    PodSeries rows (the join then needs no names).
+    PodSeries rows (the join then needs no names). created_time: optional (P,) creation
+    times, epoch s (the observed start-up delay is creation -> Ready).
     """
 
     target: np.ndarray
@@ -163,6 +164,7 @@ class PodView:
     start_time: np.ndarray
     ready_transition_time: np.ndarray
     uid: np.ndarray | None = None
+    created_time: np.ndarray | None = None
 
 
 @runtime_checkable

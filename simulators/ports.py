@@ -75,7 +75,8 @@ class SimTargets:
         pods = self.cluster.pod_arrays(targets)
         return PodView(target=np.asarray(pods["at"], dtype=np.int64), names=pods["name"], pending=pods["pending"],
                        ready=pods["ready"], start_time=pods["start_time"],
-                       ready_transition_time=pods["ready_transition_time"], uid=pods["uid"])
+                       ready_transition_time=pods["ready_transition_time"], uid=pods["uid"],
+                       created_time=pods["start_time"])  # the simulated pods' start_time is their creation
 
 
 class SimMetrics:

@@ -350,6 +350,7 @@ def _pod_status(pod: Any, revision_of_hash: dict[str, str]) -> PodStatus:
         ready_transition_time=_ts(ready.last_transition_time) if ready is not None else None,
         restarts=sum(c.restart_count or 0 for c in (st.container_statuses or [])) if st else 0,
         revision=revision_of_hash.get(pod_hash, pod_hash),
+        created_time=_ts(pod.metadata.creation_timestamp),
     )
 
 

@@ -96,8 +96,11 @@ def compile_forecast(forecast: Forecast, query: str, interval_s: float) -> Forec
 def compile_ramp(ramp: Ramp, query: str, interval_s: float) -> RampParams:
     """The slope is measured over the query's range window (samples a window apart share no data)."""
     window_s = query_window_s(query)
-    lead = ramp.lead_s if ramp.lead_s is not None else auto_horizon_s(ramp.startup_delay_s, interval_s, window_s)
-    return RampParams(lead_s=lead, window_s=window_s, interval_s=interval_s)
+    startup = ramp.startup_delay
+    if ramp.lead_s is not None:  # an explicit lead: the start-up delay is not used
+        return RampParams(lead_s=ramp.lead_s, window_s=window_s, interval_s=interval_s)
+    return RampParams(lead_s=auto_horizon_s(startup.seconds, interval_s, window_s), window_s=window_s,
+                      interval_s=interval_s, observed=startup.observed)
 
 
 def compile_smoothing(smoothing: SmoothingModel | None) -> SmoothingSpec:

@@ -7,12 +7,13 @@ percentages float percent, tolerances ratios.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Callable, Literal, Optional, Union
 
-from pydantic import BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from controller.core.scaling.params import DEFAULT_TOLERANCE
-from controller.policy.durations import describe_value
+from controller.policy.durations import DURATION_PATTERN, describe_value
 from controller.policy.fields import (CountOrPercent, DnsLabel, DnsSubdomain, Duration, Identifier, NonEmptyText,
                                       Percent, StrictModel, duration_field, exactly_one, field_error,
                                       one_of_required)
@@ -89,6 +90,70 @@ def _auto_or_duration(value: object) -> object:
     return value
 
 
+#: The start-up delay ``startupDelay: observed`` uses until a pod of the target has been seen starting.
+INITIAL_STARTUP_DELAY_S = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class StartupDelaySetting:
+    """``startupDelay`` as compiled: seconds (fixed, or the initial value while nothing is
+    observed) and whether the delay is measured from the targets' pods (creation -> Ready)."""
+
+    seconds: float = INITIAL_STARTUP_DELAY_S
+    observed: bool = False
+
+
+class ObservedStartupDelay(StrictModel):
+    """``startupDelay: {observed: true, initial: 45s}``: measured from the pods, ``initial`` until then."""
+
+    observed: Literal[True] = Field(description="Measure the delay from each target's pods (creation -> Ready).")
+    initial_s: StartupDelay = duration_field(
+        INITIAL_STARTUP_DELAY_S, "initial", "Used until a pod of the target has been seen starting.")
+
+
+_STARTUP_DELAY_FORM = ("a duration (e.g. 30s), observed (measured from the pods, 30s until then) or "
+                       "{observed: true, initial: 45s}")
+_startup_duration = StartupDelay.__metadata__[0].func  # the duration check of StartupDelay
+
+
+def _startup_delay(value: object) -> StartupDelaySetting:
+    """``30s`` -> fixed 30 s; ``observed`` -> measured, 30 s until then; ``{observed: true,
+    initial: 45s}`` -> measured, 45 s until then."""
+    if isinstance(value, StartupDelaySetting):
+        return value
+    if value == "observed":
+        return StartupDelaySetting(INITIAL_STARTUP_DELAY_S, True)
+    if isinstance(value, dict):
+        if value.get("observed") is False and set(value) <= {"observed", "initial"}:
+            raise field_error(f"observed: false is a fixed delay: write startupDelay: {value.get('initial', '30s')}")
+        try:
+            model = ObservedStartupDelay.model_validate(value)
+        except ValidationError as exc:
+            e = exc.errors()[0]
+            where = ".".join(str(x) for x in e["loc"])
+            why = {"literal_error": "must be true", "missing": "required",
+                   "extra_forbidden": "unknown field; expected one of: observed, initial"}.get(e["type"], e["msg"])
+            raise field_error(f"{where + ': ' if where else ''}{why} (expected {_STARTUP_DELAY_FORM})") from None
+        return StartupDelaySetting(model.initial_s, True)
+    if isinstance(value, str) and not any(c.isdigit() for c in value):
+        raise field_error(f"expected {_STARTUP_DELAY_FORM}, got {describe_value(value)}")
+    return StartupDelaySetting(_startup_duration(value), False)
+
+
+StartupDelayValue = Annotated[StartupDelaySetting, BeforeValidator(
+    _startup_delay, json_schema_input_type=Union[Literal["observed"], Annotated[str, Field(
+        pattern=DURATION_PATTERN)], ObservedStartupDelay])]
+
+
+def _fixed_forecast_startup(value: object) -> object:
+    """The forecast keeps its horizon fixed: its history layout (pending forecasts, error
+    window, trend) is sized from it."""
+    if value == "observed" or isinstance(value, dict):
+        raise field_error("observed is not supported for a forecast yet (its history is laid out for one horizon): "
+                          "write a duration, or use a ramp (ramp: {startupDelay: observed})")
+    return value
+
+
 class Forecast(StrictModel):
     """Predictive scaling on this metric: the proposal is max(reactive, from the forecast's
     upper bound); the forecast can raise a scale-up or delay a scale-down, never cause one."""
@@ -97,7 +162,7 @@ class Forecast(StrictModel):
         _auto_or_duration, json_schema_input_type=Literal["auto"] | str)] = Field(
         None, alias="horizon", json_schema_extra={"default": "auto"},
         description="How far ahead; auto: startupDelay + interval + half the query's range window.")
-    startup_delay_s: StartupDelay = duration_field(
+    startup_delay_s: Annotated[StartupDelay, BeforeValidator(_fixed_forecast_startup)] = duration_field(
         30.0, "startupDelay", "Time from a scale-up to new pods serving (used by horizon: auto).")
     seasonality: list[SeasonalPeriod] = Field(
         default_factory=lambda: [86400.0, 604800.0], max_length=4, json_schema_extra={"default": ["1d", "7d"]},
@@ -120,8 +185,18 @@ class Ramp(StrictModel):
         _auto_or_duration, json_schema_input_type=Literal["auto"] | str)] = Field(
         None, alias="lead", json_schema_extra={"default": "auto"},
         description="How far the slope is carried; auto: startupDelay + interval + half the query's range window.")
-    startup_delay_s: StartupDelay = duration_field(
-        30.0, "startupDelay", "Time from a scale-up to new pods serving (used by lead: auto).")
+    startup_delay: StartupDelayValue = Field(
+        StartupDelaySetting(), alias="startupDelay", json_schema_extra={"default": "30s"}, description=(
+            "Time from a scale-up to new pods serving (used by lead: auto): a duration, or observed: measured per "
+            "target from its pods (creation -> Ready, a high quantile of the last 20), 30s (or "
+            "{observed: true, initial: 45s}) until a start-up has been seen."))
+
+    @model_validator(mode="after")
+    def _observed_needs_auto_lead(self) -> "Ramp":
+        if self.lead_s is not None and self.startup_delay.observed:
+            raise field_error("startupDelay: observed is used only with lead: auto (an explicit lead does not "
+                              "depend on the start-up delay)")
+        return self
 
 
 class Metric(StrictModel):

@@ -30,6 +30,7 @@ from controller.runtime.conditions import scaling_conditions
 from controller.runtime.healing import HealthQueries, health_actions, observe_health
 from controller.runtime.pod_samples import PodReader
 from controller.runtime.scaling_memory import ScalingMemory
+from controller.runtime.startup_observer import StartupInfo, StartupObserver
 
 #: Actions that spend a healing budget: the durable state charging them is saved before they go out.
 DISRUPTIVE = frozenset({ActionKind.RESTART_POD, ActionKind.ROLLING_RESTART, ActionKind.ROLLBACK})
@@ -90,6 +91,7 @@ class CycleResult:
     conditions: list[dict[str, dict]] = field(default_factory=list)
     warm_start: object | None = None  # a controller.runtime.warm_start.WarmStart: this cycle rebuilt the state
     rehearsal: bool = False  # dry-run or shadow: ``actions`` were recorded, not applied
+    startup: StartupInfo | None = None  # observed start-up delays (startupDelay: observed), for the records
 
 
 def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: float = 0.0) -> list:
@@ -107,6 +109,8 @@ def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: f
     if result.warm_start is not None:
         records = [replace(r, extra={**r.extra, "warm_start": result.warm_start.for_target(k)})
                    for r, k in zip(records, keys)]
+    if result.startup is not None and d is not None:
+        records = [replace(r, extra={**r.extra, "startup": result.startup.record(i)}) for i, r in enumerate(records)]
     if result.healing is not None:
         health = result.healing.records(result.policy, keys)
         records = [replace(r, extra={**r.extra, "health": h.to_dict()}) for r, h in zip(records, health)]
@@ -194,6 +198,7 @@ class Reconciler:
         self._rows_cache: tuple[tuple, dict[TargetRef, int]] = ((), {})  # see _row_of
         self.rollout_in_progress = False  # the last cycle saw a target of this policy mid-rollout
         self.lock = threading.Lock()  # held by the live service's jobs: full and health-only cycles never overlap
+        self.startups = StartupObserver()  # re-learned from the pods after a restart (nothing persisted)
         self.restore()
 
     @property
@@ -509,14 +514,18 @@ class Reconciler:
                              metric_names=self.policy.params.metric_names)
         if self._warm_due and self.warm_from is not None and self.policy.params.metrics and targets:
             self._warm_start(targets, now, result)
-        view = self.cluster.observe(targets, with_pods=self.policy.health is not None or self.pods.wants_statuses)
+        with_pods = self.policy.health is not None or self.pods.wants_statuses
+        view = self.cluster.observe(targets, with_pods=with_pods)
         result.view = view
         samples = self._query_all(targets, now, result)
         pods, per_pod = self.pods.read(targets, view, now, result.errors, self.policy.params.metric_names)
         samples = [per_pod.get(j, s) for j, s in enumerate(samples)]
         values, present, age = _stack(samples, len(targets))
+        result.startup = self.startups.observe(self.policy.params, self.cluster, targets, view, now, result.errors,
+                                               with_pods)
         obs = Observation(current=view.spec, ready=view.ready, status=view.status, values=values,
-                          present=present, sample_age_s=age, pods=pods)
+                          present=present, sample_age_s=age, pods=pods,
+                          startup_s=None if result.startup is None else result.startup.estimate.delay_s)
         self._carry_state_over(targets)
         decision = self._scaling.decide(self.policy.params, obs, now)
         result.decision = decision

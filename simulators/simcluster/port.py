@@ -130,6 +130,7 @@ class ClusterPort:
                                    else float(self._pod_ready_transition_s[i, slot])),
             restarts=int(self._pod_restarts[i, slot]),
             revision=str(revisions[int(self._pod_revision_seq[i, slot])].number),
+            created_time=float(self._pod_created_s[i, slot]),
         ) for slot in slots)
         return TargetStatus(
             ref=self.ref(i), spec_replicas=int(self._spec_replicas[i]), status_replicas=len(slots),

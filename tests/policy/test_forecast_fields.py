@@ -69,6 +69,9 @@ BROKEN = [
                                         "10m, got 1m", id="period-too-short"),
     pytest.param("{seasonality: [1d, 1d]}", f"{LINE}: spec.scaling.metrics[0].forecast.seasonality: periods must differ",
                  id="duplicate-periods"),
+    pytest.param("{startupDelay: observed}", f"{LINE}: spec.scaling.metrics[0].forecast.startupDelay: observed is "
+                 "not supported for a forecast yet (its history is laid out for one horizon): write a duration, or "
+                 "use a ramp (ramp: {startupDelay: observed})", id="observed-start-up-not-for-forecasts"),
     pytest.param("{horizon: auto, colour: blue}", f"{LINE}: spec.scaling.metrics[0].forecast.colour: unknown field "
                  "'colour'; expected one of: horizon, startupDelay, seasonality, minHistory, margin, interval, "
                  "errorBound", id="unknown-field"),

@@ -27,6 +27,19 @@ def test_lead(fields, lead_s):
     assert (r.lead_s, r.window_s, r.interval_s) == (lead_s, 60.0, 15.0)
 
 
+@pytest.mark.parametrize("fields,lead_s,observed", [
+    pytest.param("{startupDelay: observed}", 75.0, True, id="observed-30s-until-a-start-up-is-seen"),
+    pytest.param("{lead: auto, startupDelay: {observed: true, initial: 90s}}", 135.0, True,
+                 id="observed-with-its-initial-value"),
+    pytest.param("{startupDelay: {observed: true}}", 75.0, True, id="observed-mapping-default-initial"),
+    pytest.param("{startupDelay: 45s}", 90.0, False, id="a-fixed-duration-still-works"),
+    pytest.param("{}", 75.0, False, id="default-fixed-30s"),
+])
+def test_observed_start_up(fields, lead_s, observed):
+    r = ramp_of(fields)
+    assert (r.lead_s, r.observed, r.lag_s) == (lead_s, observed, 45.0)
+
+
 def test_no_ramp_by_default():
     assert load_one(BASE).params.metrics[0].ramp is None
     assert load_one(BASE).params.ramp_metrics == ()
@@ -39,6 +52,22 @@ BROKEN = [
     pytest.param("{lead: 2h}", f"{LINE}: spec.scaling.metrics[0].ramp.lead: must be at most 1h, got 2h",
                  id="lead-too-long"),
     pytest.param("{startupDelay: -5s}", None, id="negative-start-up"),
+    pytest.param("{startupDelay: observd}", f"{LINE}: spec.scaling.metrics[0].ramp.startupDelay: expected a duration "
+                 "(e.g. 30s), observed (measured from the pods, 30s until then) or {observed: true, initial: 45s}, "
+                 "got 'observd'", id="observed-misspelt"),
+    pytest.param("{startupDelay: {observed: true, initial: 2h}}",
+                 f"{LINE}: spec.scaling.metrics[0].ramp.startupDelay: initial: must be at most 1h, got 2h (expected "
+                 "a duration (e.g. 30s), observed (measured from the pods, 30s until then) or {observed: true, "
+                 "initial: 45s})", id="initial-too-long"),
+    pytest.param("{startupDelay: {initial: 45s}}", f"{LINE}: spec.scaling.metrics[0].ramp.startupDelay: observed: "
+                 "required (expected a duration (e.g. 30s), observed (measured from the pods, 30s until then) or "
+                 "{observed: true, initial: 45s})", id="mapping-without-observed"),
+    pytest.param("{startupDelay: {observed: false, initial: 45s}}", f"{LINE}: spec.scaling.metrics[0].ramp."
+                 "startupDelay: observed: false is a fixed delay: write startupDelay: 45s", id="observed-false"),
+    pytest.param("{startupDelay: {observed: true, inital: 45s}}", None, id="mapping-unknown-key"),
+    pytest.param("{lead: 2m, startupDelay: observed}", f"{LINE}: spec.scaling.metrics[0].ramp: startupDelay: observed "
+                 "is used only with lead: auto (an explicit lead does not depend on the start-up delay)",
+                 id="observed-with-an-explicit-lead"),
     pytest.param("{slope: steep}", f"{LINE}: spec.scaling.metrics[0].ramp.slope: unknown field 'slope'; expected "
                                    "one of: lead, startupDelay", id="unknown-field"),
 ]
@@ -47,7 +76,7 @@ BROKEN = [
 @pytest.mark.parametrize("fields,expected", BROKEN)
 def test_broken_ramp(fields, expected):
     lines = error_lines(with_ramp(fields))
-    assert len(lines) == 1 and lines[0].startswith(f"{FILE}:{LINE}: spec.scaling.metrics[0].ramp.")
+    assert len(lines) == 1 and lines[0].startswith(f"{FILE}:{LINE}: spec.scaling.metrics[0].ramp")
     if expected is not None:
         assert lines == [f"{FILE}:{expected}"]
 

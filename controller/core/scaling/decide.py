@@ -29,7 +29,9 @@ class Observation:
     current: spec replicas (N,); ready: ready pods (N,); status: existing pods (N,);
     values: (N, M) metric values; present: (N, M) a series was found; sample_age_s: (N, M).
     pods: per-pod samples and pod states for the ``hpa`` preset's per-pod metrics (None: pods
-    known only by the counts, each pod standing for the workload value).
+    known only by the counts, each pod standing for the workload value). startup_s: (N,) the
+    targets' observed pod start-up delays (s, NaN: not known; None: not observed), used by
+    ramps whose lead follows them (core/scaling/startup.py).
     """
 
     current: np.ndarray
@@ -39,6 +41,7 @@ class Observation:
     present: np.ndarray
     sample_age_s: np.ndarray
     pods: PodSamples | None = None
+    startup_s: np.ndarray | None = None
 
     @classmethod
     def of(cls, current, ready, values, present=None, sample_age_s=None, status=None,
@@ -275,7 +278,7 @@ def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, no
     ramps, ramp_states = None, state.ramp
     if params.ramp_metrics:
         proposals, ramps, ramp_states = apply_ramps(params, sig.values, sig.usable, proposals, valid, obs.current,
-                                                    obs.ready, obs.status, state.ramp, now)
+                                                    obs.ready, obs.status, state.ramp, now, obs.startup_s)
     result, norm_state = normalize(params, obs.current, proposals, valid, state.norm, now)
     return Decision(now, obs.current, obs.ready, sig, smoothed, np.where(valid, proposals, np.nan), valid, result,
                     ScalingState(smooth_state, norm_state, forecast_states, ramp_states), params, forecasts, hpa, ramps)

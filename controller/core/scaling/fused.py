@@ -26,7 +26,7 @@ from controller.core.scaling.compiled import jit
 _S_NONE, _S_EWMA, _S_MAX = compiled._S_NONE, compiled._S_EWMA, compiled._S_MAX
 _NAN, _INF = math.nan, math.inf
 # ramp parameter rows (see pack_ramps)
-_R_COLUMN, _R_WINDOW, _R_TOLERANCE, _R_LEAD, _R_KEEP, _R_SLOTS, _R_SIZE = range(7)
+_R_COLUMN, _R_WINDOW, _R_TOLERANCE, _R_LEAD, _R_KEEP, _R_SLOTS, _R_OBSERVED, _R_LAG, _R_SIZE = range(9)
 # the packed parameter vector (pack_params): compiled._pack's scalars, then counts, then arrays
 _V_UP_RULES, _V_DOWN_RULES, _V_RAMPS, _V_METRICS = range(compiled._P_SIZE, compiled._P_SIZE + 4)
 _V_ARRAYS = compiled._P_SIZE + 4
@@ -38,11 +38,12 @@ _I_LIMIT, _I_REASON, _I_SLOT, _I_ROWS = range(4)
 
 
 def pack_ramps(params) -> np.ndarray:
-    """(R, 6) float rows per ramp metric: column, window_s, tolerance_s, lead_s, keep_s, slots."""
+    """(R, 8) float rows per ramp metric: column, window_s, tolerance_s, lead_s, keep_s, slots,
+    observed (1: the lead follows the observed start-up delay, see RampParams.leads), lag_s."""
     rows = np.zeros((len(params.ramp_metrics), _R_SIZE))
     for r, j in enumerate(params.ramp_metrics):
         rp = params.metrics[j].ramp
-        rows[r] = (j, rp.window_s, 0.5 * rp.interval_s, rp.lead_s, rp.keep_s, rp.slots)
+        rows[r] = (j, rp.window_s, 0.5 * rp.interval_s, rp.lead_s, rp.keep_s, rp.slots, float(rp.observed), rp.lag_s)
     return rows
 
 
@@ -50,7 +51,7 @@ def pack_params(params) -> np.ndarray:
     """Every parameter the kernel reads as one float vector (one argument: each array argument
     costs the call ~0.15 us to unbox): compiled._pack's scalars (its _P_* positions); the
     counts of up rules, down rules, ramp metrics and metrics; then the metric rows (3, M),
-    up rules (3, Ru), down rules (3, Rd) and ramp rows (R, 6), each flattened in C order."""
+    up rules (3, Ru), down rules (3, Rd) and ramp rows (R, 8), each flattened in C order."""
     scal, metric, up_rules, down_rules = compiled._pack(params)
     ramps = pack_ramps(params)
     counts = [up_rules.shape[1], down_rules.shape[1], ramps.shape[0], metric.shape[1]]
@@ -80,12 +81,12 @@ def _write_slot(events, i, value, now, outdated_after_s):
 # are called per target, and they are inlined (compiled.jit_inline). The arguments are few
 # (packed arrays): unboxing each costs the call from Python ~0.15 us.
 @jit
-def fused_kernel(values, present, age, current, ready, status, pv, now, em, win, ramp, rec, up, down, vf, out_f,
+def fused_kernel(values, present, age, current, ready, status, startup, pv, now, em, win, ramp, rec, up, down, vf, out_f,
                  out_b, vi, active_out, buf):
     """Decide for N targets, one target at a time, the state updated in place.
 
-    Inputs (N, M) values, present, age; (N,) current, ready, status. Parameters: pv (see
-    pack_params). State: em (3, N, M) EWMA weights (the caller computes them with numpy's expm1
+    Inputs (N, M) values, present, age; (N,) current, ready, status, startup (observed start-up
+    delays, NaN unknown). Parameters: pv (see pack_params). State: em (3, N, M) EWMA weights (the caller computes them with numpy's expm1
     from the state's times), EWMA, its time; win (2, N, M, W) window samples, their times;
     ramp (2, R, N, K) ramp samples, times; rec (2, H, N) recommendations, times; up, down
     (2, E, N) scale events (changes, times), read only; vf (9, N): outputs combined, proposal,
@@ -178,6 +179,8 @@ def fused_kernel(values, present, age, current, ready, status, pv, now, em, win,
             j = int(pv[o + _R_COLUMN])
             rw, rtol = pv[o + _R_WINDOW], pv[o + _R_TOLERANCE]
             lead_s, rkeep = pv[o + _R_LEAD], pv[o + _R_KEEP]
+            if pv[o + _R_OBSERVED] != 0.0 and math.isfinite(startup[i]):  # RampParams.leads
+                lead_s = pv[o + _R_LAG] + startup[i]
             k = int(pv[o + _R_SLOTS])
             y, ok = out_f[0, i, j], out_b[4, i, j]
             best, pick = _INF, 0  # window_ago: nearest to now - window among those old enough (the first)

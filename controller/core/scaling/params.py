@@ -184,6 +184,21 @@ class RampParams:
     lead_s: float
     window_s: float = 60.0
     interval_s: float = 15.0
+    # lead: auto with startupDelay: observed: the lead is the target's observed start-up delay
+    # + lag_s where one is known (Observation.startup_s), lead_s (from the initial delay) elsewhere
+    observed: bool = False
+
+    @property
+    def lag_s(self) -> float:
+        """The lead beyond the start-up delay: one interval plus half the metric window."""
+        return self.interval_s + 0.5 * self.window_s
+
+    def leads(self, startup_s: np.ndarray | None, n: int) -> np.ndarray:
+        """(N,) lead per target from the observed start-up delays (N,) (NaN: not known)."""
+        if not self.observed or startup_s is None:
+            return np.full(n, self.lead_s)
+        startup_s = np.asarray(startup_s, np.float64)
+        return np.where(np.isfinite(startup_s), self.lag_s + startup_s, self.lead_s)
 
     @property
     def keep_s(self) -> float:

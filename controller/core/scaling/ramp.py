@@ -71,15 +71,17 @@ def window_ago(values: np.ndarray, times: np.ndarray, now: float, window_s: floa
 
 
 def ramp_step(rp: RampParams, state: RampState, y: np.ndarray, ok: np.ndarray,
-              now: float) -> tuple[RampResult, RampState]:
+              now: float, startup_s: np.ndarray | None = None) -> tuple[RampResult, RampState]:
     """Learn y (N,) (rows where ok: a usable sample) at ``now``; the slope over the last window
-    and the value one lead time ahead."""
+    and the value one lead time ahead (per target with the observed start-up delays
+    ``startup_s`` (N,), see RampParams.leads)."""
     y = np.asarray(y, dtype=np.float64)
+    lead_s = rp.leads(startup_s, y.shape[0])
     old_v, old_t = window_ago(state.values, state.times, now, rp.window_s, 0.5 * rp.interval_s)
     with np.errstate(invalid="ignore", divide="ignore"):
         slope = (y - old_v) / (now - old_t)
         slope[~(ok & (now > old_t))] = np.nan
-        ahead = y + np.maximum(slope, 0.0) * rp.lead_s
+        ahead = y + np.maximum(slope, 0.0) * lead_s
     values, times = write_slot(state.values, state.times, y, now, rp.keep_s, rows=ok)  # only rows where ok
     return RampResult(slope, ahead), RampState(values, times)
 
@@ -109,18 +111,19 @@ class Ramps:
 
 def apply_ramps(params, values: np.ndarray, usable: np.ndarray, proposals: np.ndarray, valid: np.ndarray,
                 current: np.ndarray, ready: np.ndarray, status: np.ndarray, states: tuple[RampState, ...],
-                now: float) -> tuple[np.ndarray, Ramps, tuple[RampState, ...]]:
+                now: float, startup_s: np.ndarray | None = None) -> tuple[np.ndarray, Ramps, tuple[RampState, ...]]:
     """Run the ramp stage of every ramp metric of ``params`` (a PolicyParams).
 
     values, usable: (N, M) the signal; proposals, valid: (N, M) so far. Returns (proposals
     (N, M) = max(proposals, from ahead) where the ramp proposal is valid, the outputs, the new
-    states). Only the max is taken, so the stage never lowers a proposal.
+    states). Only the max is taken, so the stage never lowers a proposal. startup_s: (N,)
+    observed start-up delays (NaN unknown; None: none observed) for leads that follow them.
     """
     shape = values.shape
     slope, ahead = np.full(shape, np.nan), np.full(shape, np.nan)
     new_states = []
     for j, st in zip(params.ramp_metrics, states):
-        res, st = ramp_step(params.metrics[j].ramp, st, values[:, j], usable[:, j], now)
+        res, st = ramp_step(params.metrics[j].ramp, st, values[:, j], usable[:, j], now, startup_s)
         slope[:, j], ahead[:, j] = res.slope, res.ahead
         new_states.append(st)
     ramp_prop, ramp_ok = propose(params.metric_kinds, params.metric_targets, ahead, current, ready, status,

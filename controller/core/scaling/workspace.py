@@ -72,6 +72,7 @@ class DecisionWorkspace:
     buf: np.ndarray
     all_rows: np.ndarray
     pending_at: float | None = None
+    no_startup: np.ndarray | None = None  # (N,) NaN: the start-up delays of an observation without them
 
     def __post_init__(self) -> None:
         self.alpha, self.ewma, self.ewma_at = self.em
@@ -117,7 +118,8 @@ class DecisionWorkspace:
                    slotted(nm.up_changes, nm.up_times), slotted(nm.down_changes, nm.down_times), vf,
                    np.zeros((fused._I_ROWS, n), np.int64), out_f=np.full((6, n, m), np.nan),
                    out_b2=np.zeros((6, n, m), np.bool_), active=np.zeros(n, np.bool_),
-                   buf=np.empty(sm.samples.shape[2]), all_rows=np.ones(n, np.bool_))
+                   buf=np.empty(sm.samples.shape[2]), all_rows=np.ones(n, np.bool_),
+                   no_startup=np.full(n, np.nan))
 
     @classmethod
     def empty(cls, params: PolicyParams, n: int) -> "DecisionWorkspace":
@@ -224,8 +226,13 @@ def decide_into(params: PolicyParams, ws: DecisionWorkspace, obs, now: float) ->
     if params.smoothing == Smoothing.EWMA:
         _ewma_alpha_into(ws.alpha, ws.ewma_at, now, params.half_life_s)
     now = float(now)
+    startup = getattr(obs, "startup_s", None)  # (N,) observed start-up delays, for leads that follow them
+    if startup is None:
+        startup = ws.no_startup if ws.no_startup is not None else np.full(current.shape, np.nan)
+    else:
+        startup = _f64(startup)
     fused.fused_kernel(values, np.ascontiguousarray(obs.present, dtype=np.bool_), _f64(obs.sample_age_s), current,
-                       _f64(obs.ready), _f64(obs.status), ws.pv, now, ws.em, ws.win, ws.ramp, ws.rec, ws.up, ws.down,
+                       _f64(obs.ready), _f64(obs.status), startup, ws.pv, now, ws.em, ws.win, ws.ramp, ws.rec, ws.up, ws.down,
                        ws.vf, ws.out_f, ws.out_b2, ws.vi, ws.active, ws.buf)
     ws.pending_at = now
     return ws

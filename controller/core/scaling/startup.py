@@ -1,0 +1,148 @@
+"""Observed pod start-up delay per target: how long new pods take from creation to Ready.
+
+A scale-up serves only once its pods are Ready, so the ramp's lead (core/scaling/ramp.py) is
+start-up delay + interval + half the metric window. A start-up delay written in a policy is a
+guess that goes stale (a bigger image, a slower node pool); this module measures it from the
+pods instead: each pod that became Ready gives one start-up, ``ready_at - created_at``; per
+target the last ``StartupParams.pods`` start-ups are remembered and the estimate is their
+``quantile`` (a high one: a lead too short costs violation minutes, one too long only a little
+headroom while the load rises). Linear interpolation keeps it within [min, max] of the
+remembered start-ups.
+
+A start-up that is not one is skipped: not Ready, a time unset, Ready at or before its creation
+(nothing observed: e.g. pods that existed before a simulation began), Ready after ``now``
+(clock skew), or longer than ``max_plausible_s`` (a pod Ready again after a restart or a long
+stay unready: its last readiness change is not its start).
+
+Shapes: P pods (flat, ``target`` their row, ``key`` an int64 identity), N targets, memory
+(N, K) keys, creation and Ready times (epoch seconds, NaN: empty), newest Ready first. Pure
+numpy; the time is passed in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class StartupParams:
+    """pods: start-ups remembered per target (the last ones by Ready time); quantile (0..1) of
+    them is the estimate; min_pods: start-ups needed before the estimate replaces the fallback;
+    max_plausible_s: longer creation -> Ready spans are not counted as start-ups."""
+
+    pods: int = 20
+    quantile: float = 0.9
+    min_pods: int = 1
+    max_plausible_s: float = 900.0
+
+
+DEFAULT_STARTUP = StartupParams()
+
+
+@dataclass(frozen=True)
+class StartupMemory:
+    """The last start-ups of N targets: (N, K) pod keys (int64 identities), creation and Ready
+    times, newest Ready first, NaN-padded (key 0 where empty)."""
+
+    key: np.ndarray
+    created_s: np.ndarray
+    ready_s: np.ndarray
+
+    @classmethod
+    def empty(cls, n: int, sp: StartupParams = DEFAULT_STARTUP) -> "StartupMemory":
+        return cls(np.zeros((n, sp.pods), np.int64), np.full((n, sp.pods), np.nan), np.full((n, sp.pods), np.nan))
+
+    @property
+    def size(self) -> int:
+        return self.created_s.shape[0]
+
+    def take(self, rows: np.ndarray) -> "StartupMemory":
+        """Reorder to a new target list: rows[i] is the old row of new target i, -1 if new."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if self.size == 0:
+            return StartupMemory.empty(rows.size, StartupParams(pods=self.created_s.shape[1]))
+        keep = (rows >= 0)[:, None]
+        src = np.clip(rows, 0, self.size - 1)
+        return StartupMemory(np.where(keep, self.key[src], 0), np.where(keep, self.created_s[src], np.nan),
+                             np.where(keep, self.ready_s[src], np.nan))
+
+
+def observed_startups(created_s: np.ndarray, ready_s: np.ndarray, ready: np.ndarray, now: float,
+                      sp: StartupParams = DEFAULT_STARTUP) -> np.ndarray:
+    """(P,) bool: which pods show a start-up (see the module docstring for what is skipped).
+
+    created_s, ready_s: (P,) creation time and last Ready change, epoch s (NaN unset); ready:
+    (P,) the Ready condition is True."""
+    created_s, ready_s = np.asarray(created_s, np.float64), np.asarray(ready_s, np.float64)
+    with np.errstate(invalid="ignore"):
+        span = ready_s - created_s
+        return (np.asarray(ready, bool) & np.isfinite(span) & (span > 0) & (span <= sp.max_plausible_s)
+                & (ready_s <= now))
+
+
+def remember(memory: StartupMemory, target: np.ndarray, key: np.ndarray, created_s: np.ndarray,
+             ready_s: np.ndarray, counted: np.ndarray) -> StartupMemory:
+    """The memory with the counted pods' start-ups added: per target the newest K by Ready time.
+    A pod (same target and key) counts once, with its earliest Ready time: its first start-up,
+    not a later return to Ready.
+
+    target: (P,) row of each pod; key: (P,) int64 pod identities; created_s, ready_s: (P,)
+    epoch s; counted: (P,) bool (``observed_startups``)."""
+    n, k = memory.created_s.shape
+    counted = np.asarray(counted, bool)
+    t = np.concatenate([np.repeat(np.arange(n), k), np.asarray(target, np.int64)[counted]])
+    p = np.concatenate([memory.key.ravel(), np.asarray(key, np.int64)[counted]])
+    c = np.concatenate([memory.created_s.ravel(), np.asarray(created_s, np.float64)[counted]])
+    r = np.concatenate([memory.ready_s.ravel(), np.asarray(ready_s, np.float64)[counted]])
+    keep = np.isfinite(r) & (t >= 0) & (t < n)
+    t, p, c, r = t[keep], p[keep], c[keep], r[keep]
+    first = np.lexsort((r, p, t))  # per (target, pod) the earliest Ready first
+    t, p, c, r = t[first], p[first], c[first], r[first]
+    again = np.zeros(t.size, bool)
+    again[1:] = (t[1:] == t[:-1]) & (p[1:] == p[:-1])
+    t, p, c, r = t[~again], p[~again], c[~again], r[~again]
+    order = np.lexsort((p, c, -r, t))  # by target, newest Ready first (ties: creation, key)
+    t, p, c, r = t[order], p[order], c[order], r[order]
+    start = np.searchsorted(t, np.arange(n))  # each target's first entry
+    rank = np.arange(t.size) - start[t] if t.size else np.zeros(0, np.int64)
+    fits = rank < k
+    out_p, out_c, out_r = np.zeros((n, k), np.int64), np.full((n, k), np.nan), np.full((n, k), np.nan)
+    out_p[t[fits], rank[fits]], out_c[t[fits], rank[fits]], out_r[t[fits], rank[fits]] = p[fits], c[fits], r[fits]
+    return StartupMemory(out_p, out_c, out_r)
+
+
+@dataclass(frozen=True)
+class StartupEstimate:
+    """(N,) per target: delay_s, the estimated start-up delay (s; NaN: fewer than min_pods
+    start-ups seen); pods: start-ups it is computed from; low_s, high_s: their min and max."""
+
+    delay_s: np.ndarray
+    pods: np.ndarray
+    low_s: np.ndarray
+    high_s: np.ndarray
+
+
+def estimate(memory: StartupMemory, sp: StartupParams = DEFAULT_STARTUP) -> StartupEstimate:
+    """The ``sp.quantile`` of each target's remembered start-ups (linear interpolation between
+    order statistics, so within [min, max] of them); NaN below ``sp.min_pods``."""
+    spans = memory.ready_s - memory.created_s  # NaN for empty slots
+    count = np.isfinite(spans).sum(axis=1)
+    ranked = np.sort(np.where(np.isfinite(spans), spans, np.inf), axis=1)  # empty slots sort last
+    n = count.size
+    pos = sp.quantile * np.maximum(count - 1, 0)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, np.maximum(count - 1, 0))
+    rows = np.arange(n)
+    if ranked.shape[1] == 0 or n == 0:
+        nan = np.full(n, np.nan)
+        return StartupEstimate(nan, count, nan, nan.copy())
+    a, b = ranked[rows, np.minimum(lo, ranked.shape[1] - 1)], ranked[rows, np.minimum(hi, ranked.shape[1] - 1)]
+    frac = pos - lo
+    with np.errstate(invalid="ignore"):
+        value = np.where(hi > lo, np.clip(a + (b - a) * frac, a, b), a)  # clip: rounding never leaves [a, b]
+    enough = (count >= max(sp.min_pods, 1))
+    low = np.where(count > 0, ranked[:, 0], np.nan)
+    high = np.where(count > 0, ranked[rows, np.maximum(count - 1, 0)], np.nan)
+    return StartupEstimate(np.where(enough, value, np.nan), count, low, high)

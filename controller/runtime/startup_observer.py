@@ -1,0 +1,152 @@
+"""Observed pod start-up delays for ``startupDelay: observed`` (the ramp's lead follows them).
+
+The Reconciler asks ``StartupObserver.observe`` once per cycle; it reads the pods of the
+targets that may show a new start-up and keeps, per target, the last start-ups (creation ->
+Ready; core/scaling/startup.py does the arithmetic). Which targets are read: every target the
+observer has not read yet (the first cycle, a new target, a controller restart: the start-ups
+are re-learned from the pods that exist, nothing needs persisting), and those whose ready count
+rose since the previous cycle (a pod just became Ready). Pods come from the Cluster's
+PodLister capability (arrays; the simulator), else from the view's full statuses when the cycle
+listed pods anyway (health checks), else from one ``observe(..., with_pods=True)`` of those
+targets (the Kubernetes adapter: creationTimestamp and the Ready condition's
+lastTransitionTime). A failed read leaves the memory as it was (the error goes in the cycle's).
+
+From the statuses path, pods with container restarts are skipped: their Ready time is the
+last restart's, not the start-up's (the array path has no restart counts; the estimator's
+plausibility bound and quantile cover it).
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from controller.core.scaling.params import PolicyParams
+from controller.core.scaling.startup import (DEFAULT_STARTUP, StartupEstimate, StartupMemory, StartupParams, estimate,
+                                             observed_startups, remember)
+from controller.errors import SetpointError
+from controller.model import TargetRef
+from controller.ports import Cluster, ClusterView, PodLister
+
+OBSERVED, POLICY = "observed", "policy"
+
+
+def wants_observed_startup(params: PolicyParams) -> bool:
+    """Some ramp of the policy has ``startupDelay: observed`` (with lead: auto)."""
+    return any(params.metrics[j].ramp.observed for j in params.ramp_metrics)
+
+
+@dataclass(frozen=True)
+class StartupInfo:
+    """One cycle's start-up delays for the decision records: the estimate (N,) arrays and the
+    policy's ramps (their leads follow the estimate where it is known)."""
+
+    estimate: StartupEstimate
+    params: PolicyParams
+
+    def record(self, i: int) -> dict:
+        """Target i: the delay used, where it came from, how many start-ups it rests on, and each
+        observed ramp's lead (s)."""
+        e = self.estimate
+        known = bool(np.isfinite(e.delay_s[i]))
+        ramps = [(self.params.metrics[j].name, self.params.metrics[j].ramp) for j in self.params.ramp_metrics]
+        initial = next((rp.lead_s - rp.lag_s for _, rp in ramps if rp.observed), math.nan)
+        out = {"delay_s": float(e.delay_s[i]) if known else initial, "source": OBSERVED if known else POLICY,
+               "pods": int(e.pods[i])}
+        if int(e.pods[i]):
+            out["range_s"] = [float(e.low_s[i]), float(e.high_s[i])]
+        startup = e.delay_s[i:i + 1]
+        out["lead_s"] = {name: float(rp.leads(startup, 1)[0]) for name, rp in ramps if rp.observed}
+        return out
+
+
+class StartupObserver:
+    """The per-target memory of observed start-ups of one Reconciler (see the module docstring)."""
+
+    def __init__(self, sp: StartupParams = DEFAULT_STARTUP):
+        self.sp = sp
+        self._targets: list[TargetRef] = []
+        self._memory = StartupMemory.empty(0, sp)
+        self._read = np.zeros(0, bool)  # the target's pods were read at least once
+        self._ready = np.zeros(0)  # ready counts at the previous cycle
+
+    def observe(self, params: PolicyParams, cluster: Cluster, targets: list[TargetRef], view: ClusterView,
+                now: float, errors: list[str], listed_pods: bool) -> StartupInfo | None:
+        """This cycle's estimates, None when no ramp of ``params`` follows observed start-ups.
+        ``listed_pods``: the view carries the targets' pods (observe(with_pods=True))."""
+        if not wants_observed_startup(params):
+            return None
+        self._align(targets)
+        ready = np.asarray(view.ready, np.float64)
+        due = np.flatnonzero(view.exists & (~self._read | (ready > self._ready)))
+        self._ready = ready.copy()
+        if due.size:
+            try:
+                self._learn(cluster, targets, due, view, now, listed_pods)
+                self._read[due] = True
+            except SetpointError as exc:
+                errors.append(f"start-up delays: pods not read ({exc}); the last estimates are kept")
+        return StartupInfo(estimate(self._memory, self.sp), params)
+
+    def _align(self, targets: list[TargetRef]) -> None:
+        """Rows follow the target list (new targets start unread and empty)."""
+        if targets == self._targets:
+            return
+        old = {t: i for i, t in enumerate(self._targets)}
+        rows = np.array([old.get(t, -1) for t in targets], dtype=np.int64)
+        keep = rows >= 0
+        src = np.where(keep, rows, 0)
+        self._memory = self._memory.take(rows)
+        self._read = keep & (self._read[src] if self._read.size else False)
+        self._ready = np.where(keep, self._ready[src] if self._ready.size else 0.0, 0.0)
+        self._targets = list(targets)
+
+    def _learn(self, cluster: Cluster, targets: list[TargetRef], due: np.ndarray, view: ClusterView, now: float,
+               listed_pods: bool) -> None:
+        if isinstance(cluster, PodLister):
+            pods = cluster.list_pods([targets[i] for i in due])
+            created = pods.start_time if pods.created_time is None else pods.created_time
+            rows = due[np.asarray(pods.target, np.int64)]
+            keys = pod_keys(pods.names) if pods.uid is None else np.asarray(pods.uid, np.int64)
+            self._add(rows, keys, created, pods.ready_transition_time, pods.ready, now)
+            return
+        statuses = view.statuses if listed_pods else cluster.observe([targets[i] for i in due], with_pods=True).statuses
+        self._add(*pod_facts(statuses, {t: i for i, t in enumerate(targets)}), now)
+
+    def _add(self, rows, keys, created, ready_s, ready, now: float) -> None:
+        counted = observed_startups(created, ready_s, ready, now, self.sp)
+        self._memory = remember(self._memory, rows, keys, created, ready_s, counted)
+
+
+def pod_keys(names) -> np.ndarray:
+    """(P,) int64 identities of pod names (CRC-32: stable across processes, unlike hash())."""
+    return np.fromiter((zlib.crc32(str(name).encode()) for name in names), np.int64, len(names))
+
+
+def pod_facts(statuses, row_of: dict[TargetRef, int]) -> tuple[np.ndarray, ...]:
+    """(row, key, created, ready time, ready) (P,) arrays of the pods in ``statuses``
+    (TargetStatus) of the targets in ``row_of``; pods with container restarts read as not Ready
+    (their Ready time is a restart's)."""
+    rows, names, created, ready_s, ready = [], [], [], [], []
+    for status in statuses:
+        i = row_of.get(status.ref)
+        if i is None:
+            continue
+        for pod in status.pods:
+            c = pod.created_time if pod.created_time is not None else pod.start_time
+            rows.append(i)
+            names.append(pod.name)
+            created.append(math.nan if c is None else c)
+            ready_s.append(math.nan if pod.ready_transition_time is None else pod.ready_transition_time)
+            ready.append(bool(pod.ready) and not pod.deleted and pod.restarts == 0)
+    return (np.asarray(rows, np.int64), pod_keys(names), np.asarray(created, np.float64),
+            np.asarray(ready_s, np.float64), np.asarray(ready, bool))
+
+
+def startup_records(info: StartupInfo | None, n: int) -> list[dict] | None:
+    """Per target the ``startup`` record (StartupInfo.record), None without observed start-ups."""
+    return None if info is None else [info.record(i) for i in range(n)]

@@ -1,0 +1,78 @@
+"""Observed pod start-ups through the real kubernetes client against `setpoint sim serve`:
+the adapter reads creationTimestamp and the Ready condition's lastTransitionTime, and the
+runtime's StartupObserver turns them into the services' start-up delay (10 s in kube_helpers'
+scenario, no scheduling delay; the API's times have second precision)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from controller.adapters.kubernetes import KubernetesCluster
+from controller.model import Action, ActionKind, TargetRef
+from controller.policy import load_policy_text
+from controller.runtime.startup_observer import StartupObserver
+from tests.adapters.kube_helpers import official_client, server  # noqa: F401
+
+NS = "shop"
+WEB, API = TargetRef(NS, "web"), TargetRef(NS, "api")
+POLICY = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {name: shop}
+spec:
+  targets: {namespace: shop, names: [web, api]}
+  interval: 15s
+  replicas: {min: 1, max: 20}
+  scaling:
+    metrics:
+      - name: rps
+        query: sum by (namespace, deployment) (rate(http_requests_total[1m]))
+        target: {averagePerReplica: 80}
+        ramp: {startupDelay: observed}
+"""
+
+
+@pytest.fixture
+def cluster(server, tmp_path):  # noqa: F811
+    kc = KubernetesCluster(official_client(server, tmp_path), qps=0, retry_backoff_s=0.01, request_timeout_s=3.0,
+                           with_pods=False)
+    yield kc
+    kc.close()
+
+
+def test_pods_carry_their_creation_and_ready_times(cluster, server):  # noqa: F811
+    cluster.apply(Action(ActionKind.SCALE, WEB, "ScaleUp", replicas=4, from_replicas=2))
+    server.world.advance(3)  # 15 s: the new pods start in 10 s
+    pods = cluster.observe([WEB], with_pods=True).statuses[0].pods
+    assert len(pods) == 4 and all(p.ready for p in pods)
+    spans = sorted(p.ready_transition_time - p.created_time for p in pods)
+    assert spans[:2] == [0.0, 0.0]  # the scenario's initial pods: ready as they were created
+    assert all(9.0 <= s <= 11.0 for s in spans[2:])
+
+
+def test_the_observer_learns_the_start_up_delay_through_the_client(cluster, server):  # noqa: F811
+    params = load_policy_text(POLICY, "shop.yaml")[0].params
+    observer, errors = StartupObserver(), []
+
+    def cycle():
+        targets = [WEB, API]
+        view = cluster.observe(targets)  # no pods: the observer lists them itself when due
+        now = server.world.store.wall_now()
+        return observer.observe(params, cluster, targets, view, now, errors, listed_pods=False)
+
+    first = cycle()  # a fresh controller: every target is read; the initial pods show no start-up
+    assert first.estimate.pods.tolist() == [0, 0]
+    assert first.record(0) == {"delay_s": 30.0, "source": "policy", "pods": 0, "lead_s": {"rps": 75.0}}
+    cluster.apply(Action(ActionKind.SCALE, WEB, "ScaleUp", replicas=5, from_replicas=2))
+    server.world.advance(3)
+    info = cycle()  # web's ready count rose: its pods are read again
+    assert errors == []
+    assert info.estimate.pods.tolist() == [3, 0]
+    assert 9.0 <= info.estimate.delay_s[0] <= 11.0 and np.isnan(info.estimate.delay_s[1])
+    record = info.record(0)
+    assert record["source"] == "observed" and record["lead_s"]["rps"] == pytest.approx(record["delay_s"] + 45.0)
+    restarted = StartupObserver()  # a controller restart re-learns from the pods that exist
+    view = cluster.observe([WEB, API])
+    again = restarted.observe(params, cluster, [WEB, API], view, server.world.store.wall_now(), errors, False)
+    assert again.estimate.delay_s[0] == info.estimate.delay_s[0]

@@ -1,0 +1,153 @@
+"""The observed start-up estimator (core/scaling/startup.py) and the ramp lead that follows it:
+tables with fixed times, properties, and the compiled kernel against the numpy stage."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from controller.core.scaling import compiled
+from controller.core.scaling import ramp as rm
+from controller.core.scaling import startup as su
+from controller.core.scaling.decide import Observation, ScalingState, decide, decide_numpy
+from controller.core.scaling.params import MetricKind, MetricParams, PolicyParams, RampParams
+from tests.core.helpers import T0, no_limits
+
+NAN = np.nan
+SP = su.StartupParams(pods=5, quantile=0.9)
+
+
+def learn(pods: list[tuple[int, float, float, bool]], n: int = 1, now: float = T0 + 10_000.0,
+          sp: su.StartupParams = SP, memory: su.StartupMemory | None = None, keys=None) -> su.StartupMemory:
+    """Remember pods given as (target, created, ready time, ready) with times relative to T0,
+    each pod its own (keys: their identities, default 0, 1, 2, ...)."""
+    memory = su.StartupMemory.empty(n, sp) if memory is None else memory
+    if not pods:
+        return memory
+    t, c, r, ok = (np.array(x) for x in zip(*pods))
+    c, r = T0 + c.astype(float), T0 + r.astype(float)
+    counted = su.observed_startups(c, r, ok.astype(bool), now, sp)
+    key = np.arange(len(pods), dtype=np.int64) if keys is None else np.asarray(keys, np.int64)
+    return su.remember(memory, t.astype(np.int64), key, c, r, counted)
+
+
+ESTIMATES = [
+    pytest.param([], NAN, 0, id="nothing-observed-is-unknown"),
+    pytest.param([(0, 0, 92, True)], 92.0, 1, id="one-start-up"),
+    pytest.param([(0, 0, 90, True), (0, 10, 100, True), (0, 20, 115, True)], 94.0, 3,
+                 id="three-start-ups-90th-percentile-interpolated"),
+    pytest.param([(0, 0, 0, True), (0, 0, 90, True)], 90.0, 1, id="ready-at-creation-is-no-start-up"),
+    pytest.param([(0, 0, 90, False), (0, 0, 30, True)], 30.0, 1, id="not-ready-is-skipped"),
+    pytest.param([(0, 0, 2000, True), (0, 0, 60, True)], 60.0, 1, id="implausibly-long-is-a-restart-not-a-start-up"),
+    pytest.param([(0, 0, 20_000, True)], NAN, 0, id="ready-after-now-is-clock-skew"),
+    pytest.param([(0, 0, 60, True), (0, 0, 60, True)], 60.0, 2, id="two-pods-with-the-same-times-count-twice"),
+    pytest.param([(0, k * 1000, k * 1000 + (300 if k < 3 else 40), True) for k in range(8)], 40.0, 5,
+                 id="only-the-last-five-by-ready-time"),
+]
+
+
+@pytest.mark.parametrize("pods,delay,count", ESTIMATES)
+def test_estimate(pods, delay, count):
+    e = su.estimate(learn(pods), SP)
+    assert e.pods.tolist() == [count]
+    assert e.delay_s[0] == pytest.approx(delay, nan_ok=True)
+
+
+def test_targets_are_estimated_apart():
+    e = su.estimate(learn([(0, 0, 30, True), (2, 0, 120, True), (2, 5, 130, True)], n=3), SP)
+    assert e.delay_s[0] == 30.0 and np.isnan(e.delay_s[1]) and e.delay_s[2] == pytest.approx(124.5)
+    assert e.pods.tolist() == [1, 0, 2] and (e.low_s[2], e.high_s[2]) == (120.0, 125.0)
+
+
+def test_a_pod_seen_again_counts_once_with_its_first_ready_time():
+    memory = learn([(0, 0, 60, True), (0, 0, 60, True)], keys=[7, 7])
+    assert su.estimate(memory, SP).pods.tolist() == [1]
+    later = learn([(0, 0, 500, True)], memory=memory, keys=[7])  # Ready again after a restart
+    e = su.estimate(later, SP)
+    assert e.pods.tolist() == [1] and e.delay_s[0] == 60.0
+
+
+def test_min_pods_keeps_the_fallback_until_enough_are_seen():
+    sp = dataclasses.replace(SP, min_pods=3)
+    memory = learn([(0, 0, 90, True), (0, 0, 95, True)], sp=sp)
+    assert np.isnan(su.estimate(memory, sp).delay_s[0])
+    more = learn([(0, 10, 100, True)], sp=sp, memory=memory, keys=[9])
+    assert su.estimate(more, sp).delay_s[0] == pytest.approx(94.0)
+
+
+def test_memory_follows_the_target_list():
+    memory = learn([(0, 0, 30, True), (1, 0, 90, True)], n=2)
+    moved = memory.take(np.array([1, -1, 0]))
+    e = su.estimate(moved, SP)
+    assert e.delay_s[0] == 90.0 and np.isnan(e.delay_s[1]) and e.delay_s[2] == 30.0
+
+
+starts = st.lists(st.tuples(st.integers(0, 2), st.floats(0, 5000), st.floats(0.5, 899), st.booleans()),
+                  max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(pods=starts, quantile=st.floats(0.0, 1.0), keep=st.integers(1, 8))
+def test_estimate_within_the_observed_start_ups_and_unknown_without_any(pods, quantile, keep):
+    sp = su.StartupParams(pods=keep, quantile=quantile)
+    memory = learn([(t, c, c + d, ok) for t, c, d, ok in pods], n=3, now=T0 + 1e6, sp=sp)
+    e = su.estimate(memory, sp)
+    for i in range(3):
+        seen = [(T0 + (c + d)) - (T0 + c) for t, c, d, ok in pods if t == i and ok]  # as the pods' times give them
+        if not seen:
+            assert np.isnan(e.delay_s[i]) and e.pods[i] == 0
+            continue
+        assert min(seen) <= e.delay_s[i] <= max(seen)
+        assert 1 <= e.pods[i] <= keep
+
+
+# ----------------------------------------------------------------------------- the ramp's lead
+OBSERVED = RampParams(lead_s=75.0, window_s=60.0, interval_s=15.0, observed=True)
+
+
+@pytest.mark.parametrize("rp,startup,lead", [
+    pytest.param(OBSERVED, None, [75.0, 75.0], id="nothing-observed-initial-lead"),
+    pytest.param(OBSERVED, [92.0, NAN], [137.0, 75.0], id="observed-92s-plus-interval-and-half-window"),
+    pytest.param(dataclasses.replace(OBSERVED, observed=False), [92.0, 10.0], [75.0, 75.0],
+                 id="a-fixed-start-up-ignores-observations"),
+])
+def test_lead_follows_the_observed_start_up(rp, startup, lead):
+    assert rp.leads(None if startup is None else np.array(startup), 2).tolist() == lead
+
+
+def policy_with(rp: RampParams) -> PolicyParams:
+    return PolicyParams(name="r", metrics=(MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 100.0, ramp=rp),),
+                        tolerance_up=0.0, min_replicas=1, max_replicas=1000, **no_limits())
+
+
+def run(params: PolicyParams, startup: np.ndarray | None, step=decide, cycles: int = 8):
+    """A rate rising 10/s per target for ``cycles`` cycles; the last Decision."""
+    n = 3
+    state, current = ScalingState.empty(n, params), np.full(n, 5.0)
+    for k in range(cycles):
+        obs = Observation.of(current, current, np.full((n, 1), 400.0 + 150.0 * k))
+        obs = dataclasses.replace(obs, startup_s=startup)
+        d = step(params, obs, state, T0 + 15.0 * k)
+        state, current = d.state, d.desired.astype(float)
+    return d
+
+
+def test_a_slow_start_up_sizes_further_ahead():
+    d = run(policy_with(OBSERVED), np.array([92.0, 10.0, NAN]))
+    ahead = d.ramps.ahead[:, 0]
+    y = d.signal.values[:, 0]
+    assert ahead.tolist() == pytest.approx((y + 10.0 * np.array([137.0, 55.0, 75.0])).tolist())
+    assert d.desired[0] > d.desired[2] > d.desired[1]
+
+
+@pytest.mark.skipif(not compiled.available(), reason="numba unavailable")
+@pytest.mark.parametrize("startup", [None, np.array([92.0, 10.0, NAN]), np.array([NAN, NAN, 600.0])])
+def test_compiled_kernel_equals_the_numpy_stage(startup):
+    p = policy_with(OBSERVED)
+    a, b = run(p, startup, decide), run(p, startup, decide_numpy)
+    assert np.array_equal(a.ramps.ahead, b.ramps.ahead, equal_nan=True)
+    assert a.desired.tolist() == b.desired.tolist()

@@ -1,0 +1,62 @@
+"""The default policy (``startupDelay: observed``) in a simulation: a service whose pods take
+90 s to start (plus 2 s scheduling) is sized with a ~137 s lead once its first scale-up's pods
+are Ready (92 s + interval 15 s + half the 1m window), a 10 s service with a ~57 s lead, and
+both with the policy's initial 30 s (lead 75 s) before any start-up was seen."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.policy import load_policies
+from simulators.runner import simulate, standard_controllers
+from simulators.scenario import load_scenario_text
+from tests.simulators.conftest_paths import POLICIES
+
+SCENARIO = """
+apiVersion: setpoint/v1
+kind: Scenario
+metadata: {name: start-ups}
+spec:
+  duration: 40m
+  tick: 5s
+  seed: 1
+  slo: {latency: {percentile: 95, below: 250ms}}
+  services:
+    - {name: slow, capacityPerPod: 100, initialReplicas: 3, maxPods: 40, startupDelay: 90s, schedulingDelay: 2s,
+       load: [{ramp: {from: 200, to: 1500, start: 5m, end: 25m}}]}
+    - {name: quick, capacityPerPod: 100, initialReplicas: 3, maxPods: 40, startupDelay: 10s, schedulingDelay: 2s,
+       load: [{ramp: {from: 200, to: 1500, start: 5m, end: 25m}}]}
+"""
+
+
+@pytest.fixture(scope="module")
+def records():
+    policy = load_policies([POLICIES / "setpoint-default.yaml"])[0]
+    [spec] = standard_controllers(policy, [], None, 40)
+    _, logs = simulate(load_scenario_text(SCENARIO, "start-ups.yaml"), [spec])
+    return [r.to_dict() for r in logs["policy"].records()]
+
+
+@pytest.mark.parametrize("service,delay_s", [pytest.param("slow", 92.0, id="90s-start-up-gets-a-137s-lead"),
+                                             pytest.param("quick", 12.0, id="10s-start-up-gets-a-57s-lead")])
+def test_the_lead_follows_the_observed_start_up(records, service, delay_s):
+    mine = [r for r in records if r["target"].endswith("/" + service)]
+    first = mine[0]["startup"]
+    assert first == {"delay_s": 30.0, "source": "policy", "pods": 0, "lead_s": {"rps": 75.0}}
+    learned = [r["startup"] for r in mine if r["startup"]["source"] == "observed"]
+    assert learned, "no start-up observed"
+    last = mine[-1]["startup"]
+    assert last["delay_s"] == pytest.approx(delay_s, abs=5.0) and last["pods"] >= 3
+    assert last["lead_s"]["rps"] == pytest.approx(delay_s + 45.0, abs=5.0)
+    # from the first observation on, every cycle uses it (the estimate never drops back)
+    at = next(i for i, r in enumerate(mine) if r["startup"]["source"] == "observed")
+    assert all(r["startup"]["source"] == "observed" for r in mine[at:])
+
+
+def test_explain_prints_the_start_up_delay_and_where_it_came_from(records):
+    from controller.cli import _format_record
+
+    slow = [r for r in records if r["target"].endswith("/slow")]
+    assert "| start-up 30s (policy's initial value, 0 start-up(s) observed); lead rps 75s" in _format_record(slow[0])
+    line = _format_record(slow[-1])
+    assert "| start-up 92s (observed over" in line and "lead rps 137s" in line
