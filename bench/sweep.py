@@ -96,7 +96,8 @@ def child(folder: Path, minutes: int, jobs: int, out: Path) -> None:
     records = run_grid(grid.cells(), CellStore(out), jobs=jobs)
     sweep_s = time.perf_counter() - started
     children = os.times()
-    print(json.dumps({"sweep_s": sweep_s, "startup_cpu_s": before_s, "cpu_s": time.process_time(), "parent_pid": os.getpid(),
+    print(json.dumps({"sweep_s": sweep_s, "startup_cpu_s": before_s, "cpu_s": time.process_time(),
+                      "parent_pid": os.getpid(),
                       "workers_cpu_s": children.children_user + children.children_system, "cells": len(records)}))
 
 
@@ -163,8 +164,9 @@ def main() -> None:
         print(f"speed-up 2 workers over 1: sweep {speedup:.2f}x (target >= {TARGET_SPEEDUP}x: "
               f"{'met' if speedup >= TARGET_SPEEDUP else 'NOT met'}), process {one_s / two_s:.2f}x; "
               "pessimistic on a shared machine: see the cores")
-        print(f"speed-up of the sweep estimated for an idle 2-core machine: {idle_estimate(one, two):.2f}x (CPU seconds "
-              "of the 1-worker sweep over the 2-worker sweep's critical path: its main process, then the busier worker)")
+        print(f"speed-up of the sweep estimated for an idle 2-core machine: {idle_estimate(one, two):.2f}x (CPU "
+              "seconds of the 1-worker sweep over the 2-worker sweep's critical path: its main process, then the "
+              "busier worker)")
         same = all(one[1][c.key]["scores"] == two[1][c.key]["scores"] for c in cells)
         print(f"1 vs 2 workers identical cell by cell: {'yes' if same else 'NO'}")
         if not args.no_ray:

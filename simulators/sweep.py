@@ -428,4 +428,5 @@ def ray_address_from(option: str | None) -> str | None:
 
 
 __all__ = ["build_grid", "Cell", "CellStore", "Grid", "ScenarioInput", "SweepError", "Variant", "cell_payload", "hpa_variants",
-           "policy_variants", "read_policy_base", "read_scenario_input", "run_cell", "run_grid", "local_pool", "LocalPool", "ray_address_from"]
+           "policy_variants", "read_policy_base", "read_scenario_input", "run_cell", "run_grid", "local_pool",
+           "LocalPool", "ray_address_from"]
