@@ -66,7 +66,8 @@ Sources = dict[str, tuple[str, bool]]  # module -> (its text, is a package)
 
 
 def kernels_and_imports(sources: Sources) -> tuple[dict[str, set[str]], list[tuple[str, int, str, str]]]:
-    """The kernels of each module (functions decorated with the switch's ``jit``), and every ``from M import name`` as (module, line, M, name)."""
+    """The kernels of each module (functions decorated with the switch's ``jit``), and every
+    ``from M import name`` as (module, line, M, name)."""
     kernels: dict[str, set[str]] = {}
     imports = []
     for module, (text, is_package) in sources.items():
