@@ -18,6 +18,7 @@ the optional extra ``setpoint[ray]``). The merge (:mod:`simulators.sweep_result`
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import itertools
 import json
@@ -364,6 +365,7 @@ def _run_pool(cells: Sequence[Cell], pool: LocalPool, finished: Callable[[Cell, 
         finished(first, _guarded(first))  # warms this process; the workers fork from it
         if not todo:
             return
+    fresh = pool.executor is None
     executor = pool.start()
     queue = iter(todo)
     futures: dict = {}
@@ -372,7 +374,13 @@ def _run_pool(cells: Sequence[Cell], pool: LocalPool, finished: Callable[[Cell, 
         for cell in itertools.islice(queue, n):
             futures[executor.submit(run_cell, cell.payload)] = cell
 
-    submit(2 * pool.jobs)
+    if fresh:  # the first submit forks the workers: their collector then skips what they inherit
+        gc.freeze()  # (else its first full pass writes to every inherited object: copy-on-write faults)
+    try:
+        submit(2 * pool.jobs)
+    finally:
+        if fresh:
+            gc.unfreeze()
     try:
         while futures:
             ready, _ = wait(futures, return_when=FIRST_COMPLETED)
