@@ -24,6 +24,7 @@ import itertools
 import json
 import multiprocessing
 import os
+import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -328,7 +329,8 @@ class LocalPool:
         """How the workers start if started now: fork when this process has no other thread."""
         if self.start_method:
             return self.start_method
-        forkable = "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+        # Linux only: on macOS system libraries are not fork-safe (multiprocessing's default there is spawn)
+        forkable = sys.platform.startswith("linux") and threading.active_count() == 1
         return "fork" if forkable else "forkserver"
 
     def start(self) -> ProcessPoolExecutor:
