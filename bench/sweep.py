@@ -1,9 +1,12 @@
 """Benchmark setpoint sweep: 6 scenarios x 8 policy variants x 3 seeds (144 cells).
 
-Runs the same grid three times from empty cell stores: 1 local worker, 2 local workers (each in
-a fresh process, timed from its start to its exit, so both pay the imports and the grid, and the
-2-worker run also pays starting its workers: what a user of `setpoint sweep -j N` waits), and a
-local Ray instance with 2 CPUs. Prints each wall time, the speed-up of 2 workers over 1, and
+Runs the same grid from empty cell stores on 1 local worker and on 2 local workers, each in a
+fresh process, and then on a local Ray instance with 2 CPUs. The target is on the sweep itself
+(run_grid, from its call to its return: both runs pay starting their cell runners, i.e. importing
+the simulator and numba and loading the compiled kernels, and the 2-worker run also forking its
+workers); the whole process (start to exit: plus the imports and building the grid, the same for
+both) is printed beside it. ``--repeat N`` runs the 1- and 2-worker pair N times and prints the
+best and median speed-ups. Prints each wall time, the speed-up of 2 workers over 1, and
 checks that all three give identical numbers cell by cell (and the same result.json).
 
 Target (issue #13): >= 1.7x faster with 2 workers than with 1 on a 2-core machine, and the
@@ -13,7 +16,7 @@ pessimistic: with the kernel's autogroup scheduling (/proc/sys/kernel/sched_auto
 every session gets an equal share of the CPUs however many processes it runs, so 2 workers get
 no more CPU than 1 while other sessions are busy. The bench prints the cores the cells got, and
 an estimate for an idle machine from the CPU time of each worker.
-Run: python bench/sweep.py [--no-ray] [--minutes 40]
+Run: python bench/sweep.py [--no-ray] [--minutes 40] [--repeat 1]
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -140,6 +145,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=int, default=40, help="simulated minutes per scenario")
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray run")
+    parser.add_argument("--repeat", type=int, default=1, help="run the 1- and 2-worker pair this many times")
     parser.add_argument("--child", nargs=3, metavar=("FOLDER", "JOBS", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -155,20 +161,30 @@ def main() -> None:
               "runs pay starting their cell runners (importing the simulator and numba, loading the compiled kernels; "
               "2 workers: also forking them); 'process': start to exit, adding the imports and the grid, the same "
               "for both")
-        one_s, *one = timed(tmp, args.minutes, 1, tmp / "one")
-        print(f"1 worker:   sweep {one[0]['sweep_s']:5.1f} s, process {one_s:5.1f} s  "
-              f"({one[0]['sweep_s'] / len(cells) * 1000:.0f} ms per cell; {cores(*one, one_s)})")
-        two_s, *two = timed(tmp, args.minutes, 2, tmp / "two")
-        print(f"2 workers:  sweep {two[0]['sweep_s']:5.1f} s, process {two_s:5.1f} s  ({cores(*two, two_s)})")
-        speedup = one[0]["sweep_s"] / two[0]["sweep_s"]
-        print(f"speed-up 2 workers over 1: sweep {speedup:.2f}x (target >= {TARGET_SPEEDUP}x: "
-              f"{'met' if speedup >= TARGET_SPEEDUP else 'NOT met'}), process {one_s / two_s:.2f}x; "
-              "pessimistic on a shared machine: see the cores")
-        print(f"speed-up of the sweep estimated for an idle 2-core machine: {idle_estimate(one, two):.2f}x (CPU "
-              "seconds of the 1-worker sweep over the 2-worker sweep's critical path: its main process, then the "
-              "busier worker)")
-        same = all(one[1][c.key]["scores"] == two[1][c.key]["scores"] for c in cells)
-        print(f"1 vs 2 workers identical cell by cell: {'yes' if same else 'NO'}")
+        speedups = []
+        for _ in range(args.repeat):
+            one_s, *one = timed(tmp, args.minutes, 1, tmp / "one")
+            print(f"1 worker:   sweep {one[0]['sweep_s']:5.1f} s, process {one_s:5.1f} s  "
+                  f"({one[0]['sweep_s'] / len(cells) * 1000:.0f} ms per cell; {cores(*one, one_s)})")
+            two_s, *two = timed(tmp, args.minutes, 2, tmp / "two")
+            print(f"2 workers:  sweep {two[0]['sweep_s']:5.1f} s, process {two_s:5.1f} s  ({cores(*two, two_s)})")
+            speedup = one[0]["sweep_s"] / two[0]["sweep_s"]
+            speedups.append(speedup)
+            print(f"speed-up 2 workers over 1: sweep {speedup:.2f}x (target >= {TARGET_SPEEDUP}x: "
+                  f"{'met' if speedup >= TARGET_SPEEDUP else 'NOT met'}), process {one_s / two_s:.2f}x; "
+                  "pessimistic on a shared machine: see the cores")
+            print(f"speed-up of the sweep estimated for an idle 2-core machine: {idle_estimate(one, two):.2f}x (CPU "
+                  "seconds of the 1-worker sweep over the 2-worker sweep's critical path: its main process, then the "
+                  "busier worker)")
+            same = all(one[1][c.key]["scores"] == two[1][c.key]["scores"] for c in cells)
+            print(f"1 vs 2 workers identical cell by cell: {'yes' if same else 'NO'}")
+            for store in ("one", "two"):
+                shutil.rmtree(tmp / store)
+        if args.repeat > 1:
+            best, median = max(speedups), statistics.median(speedups)
+            print(f"sweep speed-up over {args.repeat} pairs: best {best:.2f}x, median {median:.2f}x (target >= "
+                  f"{TARGET_SPEEDUP}x: best {'met' if best >= TARGET_SPEEDUP else 'NOT met'}, median "
+                  f"{'met' if median >= TARGET_SPEEDUP else 'NOT met'})")
         if not args.no_ray:
             import ray
 
