@@ -450,11 +450,14 @@ def _run_sweep(grid, out: Path, jobs: int, ray_address: str | None):
     typer.echo(f"sweep: {len(grid.scenarios)} scenario(s) x {len(grid.variants)} variant(s) x {grid.seeds} seed(s) = "
                f"{len(cells)} cells on {where}", err=True)
     if console.is_terminal and not os.environ.get("CI"):
+        # redrawn per cell, not by a refresh thread: local workers fork only from a process without threads
         with Progress(TextColumn("cells"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      TimeRemainingColumn(), TextColumn("{task.description}"), console=console) as progress:
+                      TimeRemainingColumn(), TextColumn("{task.description}"), console=console,
+                      auto_refresh=False) as progress:
             task = progress.add_task("", total=len(cells))
             records = run_grid(cells, store, jobs=jobs, ray_address=ray_address, on_cell=lambda c, done, total, cached:
-                               progress.update(task, completed=done, description=f"{c.scenario} {c.variant}"))
+                               progress.update(task, completed=done, description=f"{c.scenario} {c.variant}",
+                                               refresh=True))
     else:
         def line(c, done, total, cached) -> None:
             typer.echo(f"cell {done}/{total}: {c.scenario} / {c.variant} / seed {c.seed}"

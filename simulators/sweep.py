@@ -12,16 +12,20 @@ cell's content), written atomically by the process that collects them as each fi
 rerun skips stored cells, so an interrupted sweep loses at most the cells in flight.
 
 Executors: ``jobs == 1`` runs in this process; ``jobs > 1`` a pool of local worker processes
-(forkserver, the simulator preloaded); ``ray`` an existing Ray cluster (``ray.init(address)``,
+(:class:`LocalPool`: forked from this process once it is warm); ``ray`` an existing Ray cluster (``ray.init(address)``,
 the optional extra ``setpoint[ray]``). The merge (:mod:`simulators.sweep_result`) is pure.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import itertools
 import json
 import multiprocessing
 import os
+import sys
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -56,6 +60,7 @@ class ScenarioInput:
     path: str  # as read
     seed: int
     description: str = ""
+    work: int = 1  # ticks x services: a cell's relative cost, to start the longest cells first
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,7 @@ class Cell:
     variant: str
     seed: int
     payload: dict
+    work: int = 1  # relative cost (the scenario's ticks x services); not part of the key
 
     @cached_property
     def key(self) -> str:
@@ -96,7 +102,7 @@ def read_scenario_input(name_or_path: str) -> ScenarioInput:
     path = resolve_scenario_path(name_or_path)
     sc = load_scenario(path)
     return ScenarioInput(sc.name, shown_path(path), path.read_text(encoding="utf-8"), str(path), sc.seed,
-                         sc.description)
+                         sc.description, sc.tick_count * len(sc.services))
 
 
 def policy_variants(bases: Sequence[PolicyBase], settings: Sequence[Setting]) -> list[Variant]:
@@ -140,7 +146,7 @@ class Grid:
 
     def cells(self) -> list[Cell]:
         """Every cell, scenario by scenario, seed by seed, variant by variant."""
-        return [Cell(s.name, v.name, seed, cell_payload(s, v, seed))
+        return [Cell(s.name, v.name, seed, cell_payload(s, v, seed), s.work)
                 for s in self.scenarios for seed in self.seeds_of(s) for v in self.variants]
 
 
@@ -238,7 +244,7 @@ OnCell = Callable[[Cell, int, int, bool], None]
 
 def run_grid(cells: Sequence[Cell], store: CellStore, *, jobs: int = 1, ray_address: str | None = None,
              on_cell: OnCell | None = None, limit: int | None = None,
-             pool: ProcessPoolExecutor | None = None) -> dict[str, dict]:
+             pool: LocalPool | None = None) -> dict[str, dict]:
     """Run every cell not in ``store`` and store it; return key -> record for every cell.
 
     ``limit``: stop after running this many new cells (what an interrupted run leaves).
@@ -301,18 +307,86 @@ def _cell_failed(cell: Cell, exc: BaseException) -> SweepError:
                                                            f"{type(exc).__name__}: {exc}")])
 
 
-def local_pool(jobs: int) -> ProcessPoolExecutor:
-    """``jobs`` local worker processes, forked from a server that imported the simulator once."""
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["simulators.sweep", "simulators.runner"])
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=ctx)
+class LocalPool:
+    """``jobs`` local worker processes for :func:`run_grid`, started on first use, reusable.
+
+    Small cells scale only if the workers start warm: a cold process spends about a second of
+    CPU importing the simulator, numpy and numba and loading the compiled kernels from the disk
+    cache. So the workers are forked from this process once it is warm (the first cell runs
+    here, loading all that, and every worker inherits it: no second import, no second load).
+    Forking is safe only while this process runs no other thread (a lock another thread holds at
+    the fork stays held in the child forever), so when other threads are alive (a progress bar,
+    a Ray client, a test runner) the workers come from a forkserver that imports the simulator,
+    and each warms up on its first cell. ``start_method`` forces one ("fork" or "forkserver").
+    """
+
+    def __init__(self, jobs: int, start_method: str | None = None):
+        self.jobs = max(1, jobs)
+        self.start_method = start_method
+        self.executor: ProcessPoolExecutor | None = None
+
+    def method(self) -> str:
+        """How the workers start if started now: fork when this process has no other thread."""
+        if self.start_method:
+            return self.start_method
+        # Linux only: on macOS system libraries are not fork-safe (multiprocessing's default there is spawn)
+        forkable = sys.platform.startswith("linux") and threading.active_count() == 1
+        return "fork" if forkable else "forkserver"
+
+    def start(self) -> ProcessPoolExecutor:
+        if self.executor is None:
+            ctx = multiprocessing.get_context(self.method())
+            if ctx.get_start_method() == "forkserver":
+                ctx.set_forkserver_preload(["simulators.sweep", "simulators.runner"])
+            self.executor = ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx)
+        return self.executor
+
+    def shutdown(self, cancel_futures: bool = False) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(cancel_futures=cancel_futures)
+            self.executor = None
+
+    def __enter__(self) -> "LocalPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown(cancel_futures=True)
 
 
-def _run_pool(cells: Sequence[Cell], pool: ProcessPoolExecutor, finished: Callable[[Cell, dict], None]) -> None:
-    futures = {pool.submit(run_cell, c.payload): c for c in cells}
+def local_pool(jobs: int, start_method: str | None = None) -> LocalPool:
+    """``jobs`` local worker processes, started warm on first use (see :class:`LocalPool`)."""
+    return LocalPool(jobs, start_method)
+
+
+def _run_pool(cells: Sequence[Cell], pool: LocalPool, finished: Callable[[Cell, dict], None]) -> None:
+    """Run ``cells`` on ``pool``'s workers, the costliest first (the cheap ones then fill the
+    tail); a few cells in flight per worker, so the queue never holds the whole grid."""
+    todo = sorted(cells, key=lambda c: -c.work)  # stable: grid order among equals
+    if pool.executor is None and pool.method() == "fork":
+        first, todo = todo[0], todo[1:]
+        finished(first, _guarded(first))  # warms this process; the workers fork from it
+        if not todo:
+            return
+    fresh = pool.executor is None
+    executor = pool.start()
+    queue = iter(todo)
+    futures: dict = {}
+
+    def submit(n: int) -> None:
+        for cell in itertools.islice(queue, n):
+            futures[executor.submit(run_cell, cell.payload)] = cell
+
+    if fresh:  # the first submit forks the workers: their collector then skips what they inherit
+        gc.freeze()  # (else its first full pass writes to every inherited object: copy-on-write faults)
+    try:
+        submit(2 * pool.jobs)
+    finally:
+        if fresh:
+            gc.unfreeze()
     try:
         while futures:
             ready, _ = wait(futures, return_when=FIRST_COMPLETED)
+            submit(len(ready))
             for f in ready:
                 cell = futures.pop(f)
                 try:
@@ -364,4 +438,5 @@ def ray_address_from(option: str | None) -> str | None:
 
 
 __all__ = ["build_grid", "Cell", "CellStore", "Grid", "ScenarioInput", "SweepError", "Variant", "cell_payload", "hpa_variants",
-           "policy_variants", "read_policy_base", "read_scenario_input", "run_cell", "run_grid", "local_pool", "ray_address_from"]
+           "policy_variants", "read_policy_base", "read_scenario_input", "run_cell", "run_grid", "local_pool",
+           "LocalPool", "ray_address_from"]

@@ -4,12 +4,14 @@ the merged result and the command line."""
 from __future__ import annotations
 
 import json
+import os
+import threading
 
 import pytest
 
 from controller.cli import main
 from simulators.frontier import monotone_envelope
-from simulators.sweep import CellStore, build_grid, run_grid
+from simulators.sweep import CellStore, build_grid, local_pool, run_grid
 from simulators.sweep_result import merge, result_json, write_result
 from tests.simulators.sweep_fixtures import DEFAULT_POLICY, HPA_POLICY, TARGET, write_scenarios
 
@@ -66,13 +68,48 @@ def test_an_unreadable_cell_file_is_run_again(scenarios, tmp_path):
     assert store.get(cells[0].key)["scores"]["replica_hours"] > 0
 
 
-def test_one_or_two_workers_give_identical_results(scenarios, tmp_path):
+@pytest.mark.parametrize("start_method", [
+    pytest.param("fork", id="workers-forked-from-the-warm-main-process"),
+    pytest.param("forkserver", id="workers-from-a-forkserver"),
+])
+def test_one_or_two_workers_give_identical_results(scenarios, tmp_path, start_method):
     grid = small_grid(scenarios)
     one = run_grid(grid.cells(), CellStore(tmp_path / "one"), jobs=1)
-    two = run_grid(grid.cells(), CellStore(tmp_path / "two"), jobs=2)
+    with local_pool(2, start_method) as pool:
+        two = run_grid(grid.cells(), CellStore(tmp_path / "two"), jobs=2, pool=pool)
     for cell in grid.cells():
         assert one[cell.key]["scores"] == two[cell.key]["scores"], (cell.scenario, cell.variant, cell.seed)
     assert result_json(merge(grid, one)) == result_json(merge(grid, two))
+
+
+@pytest.mark.parametrize("other_thread, expected", [
+    pytest.param(False, "fork", id="no-other-thread-forks"),
+    pytest.param(True, "forkserver", id="another-thread-alive-uses-the-forkserver"),
+])
+def test_workers_fork_only_from_a_process_without_other_threads(other_thread, expected):
+    if threading.active_count() > 1:
+        pytest.skip("the test runner itself runs threads here (pytest-xdist)")
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, daemon=True)
+    if other_thread:
+        thread.start()
+    try:
+        assert local_pool(2).method() == expected
+    finally:
+        stop.set()
+
+
+def test_the_costliest_cell_runs_first_in_the_main_process_and_warms_it_for_the_workers(tmp_path):
+    short = write_scenarios(tmp_path, {"short": (1, 700)}, duration="4m")
+    long = write_scenarios(tmp_path, {"long": (5, 1100)}, duration="8m")
+    grid = build_grid(short + long, [str(DEFAULT_POLICY)], [f"{TARGET}=60..90:30"], seeds=1)
+    order = []
+    with local_pool(2, "fork") as pool:
+        records = run_grid(grid.cells(), CellStore(tmp_path / "cells"), jobs=2, pool=pool,
+                           on_cell=lambda c, done, total, cached: order.append(c))
+    assert [c.scenario for c in order[:1]] == ["long"]
+    here = f"{os.uname().nodename}:{os.getpid()}"
+    assert [records[c.key]["worker"] == here for c in order] == [True, False, False, False]
 
 
 def test_the_merge_has_means_a_pareto_front_and_hpa_at_equal_cost(scenarios, tmp_path):
