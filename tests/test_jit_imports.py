@@ -16,7 +16,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("controller", "simulators")
-SWITCH = "controller.core.scaling.compiled"  # defines ``jit``, the decorator that marks a kernel
+SWITCH = "controller.core.scaling.compiled"  # defines the decorators that mark a kernel
+DECORATORS = frozenset({"jit", "jit_inline"})  # a kernel; a kernel inlined into its callers
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -36,13 +37,13 @@ def _resolve(module: str, is_package: bool, node: ast.ImportFrom) -> str:
 def _jit_aliases(module: str, is_package: bool, tree: ast.Module) -> tuple[set[str], set[str]]:
     """Names the switch's decorator has in ``module`` (``jit``), and names of the switch module
     itself (``compiled``), so ``@jit`` and ``@compiled.jit`` are both recognised."""
-    names, modules = ({"jit"} if module == SWITCH else set()), set()
+    names, modules = (set(DECORATORS) if module == SWITCH else set()), set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
             source = _resolve(module, is_package, node)
             for alias in node.names:
-                if source == SWITCH and alias.name == "jit":
-                    names.add(alias.asname or "jit")
+                if source == SWITCH and alias.name in DECORATORS:
+                    names.add(alias.asname or alias.name)
                 elif f"{source}.{alias.name}" == SWITCH:
                     modules.add(alias.asname or alias.name)
         elif isinstance(node, ast.Import):
@@ -57,7 +58,7 @@ def _is_jit(decorator: ast.expr, names: set[str], modules: set[str]) -> bool:
         decorator = decorator.func
     if isinstance(decorator, ast.Name):
         return decorator.id in names
-    return (isinstance(decorator, ast.Attribute) and decorator.attr == "jit"
+    return (isinstance(decorator, ast.Attribute) and decorator.attr in DECORATORS
             and (isinstance(decorator.value, ast.Name) and decorator.value.id in modules
                  or ast.unparse(decorator.value) == SWITCH))
 
@@ -103,6 +104,13 @@ def jit(func):
 def nan_max(a, b):
     return a
 
+def jit_inline(func):
+    return func
+
+@jit_inline
+def within(a, b):
+    return a
+
 def enabled():
     return True
 """
@@ -126,9 +134,12 @@ def step(x):
     pytest.param("simulators.user", "def f():\n    from simulators.kernels import step\n    return step\n",
                  ["simulators.user:2: from simulators.kernels import step (use kernels.step)"],
                  id="import-inside-a-function-of-a-kernel-marked-through-the-jit-import-is-caught"),
+    pytest.param("controller.core.scaling.user", "from controller.core.scaling.compiled import within\n",
+                 ["controller.core.scaling.user:1: from controller.core.scaling.compiled import within "
+                  "(use compiled.within)"], id="by-name-import-of-an-inlined-kernel-is-caught"),
     pytest.param("simulators.user", "from controller.core.scaling import compiled\nx = compiled.nan_max\n", [],
                  id="module-attribute-is-allowed"),
-    pytest.param("simulators.user", "from controller.core.scaling.compiled import jit, enabled\n", [],
+    pytest.param("simulators.user", "from controller.core.scaling.compiled import jit, jit_inline, enabled\n", [],
                  id="the-decorator-and-plain-functions-are-allowed"),
 ])
 def test_a_kernel_imported_by_name_is_caught(user, text, caught):
