@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import strategies as st
 
 from controller.core.scaling.decide import Observation, ScalingState, decide
 from controller.core.scaling.params import MetricKind, MetricParams, PolicyParams, RuleType, ScalingRules, Select
@@ -44,3 +45,15 @@ def run(params: PolicyParams, steps: list[tuple[float, list[float] | np.ndarray,
 
 
 __all__ = ["T0", "policy", "no_limits", "run", "RuleType", "Select", "ScalingRules", "MetricKind", "MetricParams"]
+
+
+def draw_run(draw, p: PolicyParams, lo: int) -> tuple[PolicyParams, np.ndarray, np.ndarray]:
+    """A hypothesis-drawn run for policy ``p``: 1-3 targets x 1-24 cycles of metric values (T, N)
+    (0-3000 or NaN: missing) and current replicas (T, N) in [lo, p.max_replicas]."""
+    n, steps = draw(st.integers(1, 3)), draw(st.integers(1, 24))
+    level = st.floats(0, 3000, allow_nan=False)
+    values = draw(st.lists(st.lists(st.one_of(level, st.just(float("nan"))), min_size=n, max_size=n),
+                           min_size=steps, max_size=steps))
+    currents = draw(st.lists(st.lists(st.integers(lo, p.max_replicas), min_size=n, max_size=n),
+                             min_size=steps, max_size=steps))
+    return p, np.array(values, dtype=float), np.array(currents, dtype=float)

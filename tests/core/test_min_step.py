@@ -13,7 +13,7 @@ from controller.core.scaling.decide import Observation, ScalingState, decide
 from controller.core.scaling.min_step import hold_small_steps
 from controller.core.scaling.params import MetricKind, MetricParams, PolicyParams
 from controller.model import Reason
-from tests.core.helpers import T0, no_limits
+from tests.core.helpers import T0, draw_run, no_limits
 
 INTERVAL = 15.0
 
@@ -77,13 +77,7 @@ def runs(draw):
     lo = draw(st.integers(1, 4))
     p = policy(draw(st.sampled_from([0.1, 0.2, 0.5])), draw(st.sampled_from([0.0, 60.0, 300.0])), min_replicas=lo,
                max_replicas=lo + draw(st.integers(0, 40)), tolerance_down=draw(st.sampled_from([0.0, 0.1, 0.2])))
-    n, steps = draw(st.integers(1, 3)), draw(st.integers(1, 24))
-    level = st.floats(0, 3000, allow_nan=False)
-    values = draw(st.lists(st.lists(st.one_of(level, st.just(float("nan"))), min_size=n, max_size=n),
-                           min_size=steps, max_size=steps))
-    currents = draw(st.lists(st.lists(st.integers(lo, p.max_replicas), min_size=n, max_size=n),
-                             min_size=steps, max_size=steps))
-    return p, np.array(values, dtype=float), np.array(currents, dtype=float)
+    return draw_run(draw, p, lo)
 
 
 @SETTINGS

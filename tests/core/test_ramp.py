@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from controller.core.scaling import ramp as rm
 from controller.core.scaling.decide import Observation, ScalingState, decide
 from controller.core.scaling.params import MetricKind, MetricParams, PolicyParams, RampParams
-from tests.core.helpers import T0, no_limits
+from tests.core.helpers import T0, draw_run, no_limits
 
 INTERVAL = 15.0
 RP = RampParams(lead_s=75.0, window_s=60.0, interval_s=INTERVAL)
@@ -128,13 +128,7 @@ def ramp_runs(draw):
     p = policy_with(rp, min_replicas=lo, max_replicas=lo + draw(st.integers(0, 40)),
                     tolerance_up=draw(st.sampled_from([0.0, 0.05, 0.1])),
                     tolerance_down=draw(st.sampled_from([0.0, 0.1])), **no_limits(draw(st.sampled_from([0.0, 60.0]))))
-    n, steps = draw(st.integers(1, 3)), draw(st.integers(1, 24))
-    level = st.floats(0, 3000, allow_nan=False)
-    values = draw(st.lists(st.lists(st.one_of(level, st.just(float("nan"))), min_size=n, max_size=n),
-                           min_size=steps, max_size=steps))
-    currents = draw(st.lists(st.lists(st.integers(lo, p.max_replicas), min_size=n, max_size=n),
-                             min_size=steps, max_size=steps))
-    return p, np.array(values, dtype=float), np.array(currents, dtype=float)
+    return draw_run(draw, p, lo)
 
 
 @SETTINGS
