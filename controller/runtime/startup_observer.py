@@ -73,6 +73,7 @@ class StartupObserver:
         self._memory = StartupMemory.empty(0, sp)
         self._read = np.zeros(0, bool)  # the target's pods were read at least once
         self._ready = np.zeros(0)  # ready counts at the previous cycle
+        self._estimated: tuple[StartupMemory, StartupEstimate] | None = None  # the estimate of that memory
 
     def observe(self, params: PolicyParams, cluster: Cluster, targets: list[TargetRef], view: ClusterView,
                 now: float, errors: list[str], listed_pods: bool) -> StartupInfo | None:
@@ -90,7 +91,9 @@ class StartupObserver:
                 self._read[due] = True
             except SetpointError as exc:
                 errors.append(f"start-up delays: pods not read ({exc}); the last estimates are kept")
-        return StartupInfo(estimate(self._memory, self.sp), params)
+        if self._estimated is None or self._estimated[0] is not self._memory:  # recomputed when the memory changed
+            self._estimated = (self._memory, estimate(self._memory, self.sp))
+        return StartupInfo(self._estimated[1], params)
 
     def _align(self, targets: list[TargetRef]) -> None:
         """Rows follow the target list (new targets start unread and empty)."""

@@ -89,13 +89,31 @@ def remember(memory: StartupMemory, target: np.ndarray, key: np.ndarray, created
     not a later return to Ready.
 
     target: (P,) row of each pod; key: (P,) int64 pod identities; created_s, ready_s: (P,)
-    epoch s; counted: (P,) bool (``observed_startups``)."""
-    n, k = memory.created_s.shape
+    epoch s; counted: (P,) bool (``observed_startups``). Only the rows of counted pods are
+    recomputed (rows are independent; a cycle usually sees new pods of a few targets)."""
+    n = memory.created_s.shape[0]
     counted = np.asarray(counted, bool)
-    t = np.concatenate([np.repeat(np.arange(n), k), np.asarray(target, np.int64)[counted]])
-    p = np.concatenate([memory.key.ravel(), np.asarray(key, np.int64)[counted]])
-    c = np.concatenate([memory.created_s.ravel(), np.asarray(created_s, np.float64)[counted]])
-    r = np.concatenate([memory.ready_s.ravel(), np.asarray(ready_s, np.float64)[counted]])
+    target = np.asarray(target, np.int64)[counted]
+    inside = (target >= 0) & (target < n)
+    rows = np.unique(target[inside])
+    if rows.size == 0:
+        return memory
+    sub = _merge(StartupMemory(memory.key[rows], memory.created_s[rows], memory.ready_s[rows]),
+                 np.searchsorted(rows, target[inside]), np.asarray(key, np.int64)[counted][inside],
+                 np.asarray(created_s, np.float64)[counted][inside], np.asarray(ready_s, np.float64)[counted][inside])
+    out = StartupMemory(memory.key.copy(), memory.created_s.copy(), memory.ready_s.copy())
+    out.key[rows], out.created_s[rows], out.ready_s[rows] = sub.key, sub.created_s, sub.ready_s
+    return out
+
+
+def _merge(memory: StartupMemory, t_new: np.ndarray, p_new: np.ndarray, c_new: np.ndarray,
+           r_new: np.ndarray) -> StartupMemory:
+    """``remember`` over every row of ``memory`` with the (P,) pods of rows ``t_new``."""
+    n, k = memory.created_s.shape
+    t = np.concatenate([np.repeat(np.arange(n), k), t_new])
+    p = np.concatenate([memory.key.ravel(), p_new])
+    c = np.concatenate([memory.created_s.ravel(), c_new])
+    r = np.concatenate([memory.ready_s.ravel(), r_new])
     keep = np.isfinite(r) & (t >= 0) & (t < n)
     t, p, c, r = t[keep], p[keep], c[keep], r[keep]
     first = np.lexsort((r, p, t))  # per (target, pod) the earliest Ready first
