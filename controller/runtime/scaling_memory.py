@@ -18,10 +18,7 @@ import numpy as np
 
 from controller.core.scaling import compiled
 from controller.core.scaling.decide import Decision, Observation, ScalingState, decide
-from controller.core.scaling.normalize import NormResult
-from controller.core.scaling.params import PolicyParams, Smoothing
-from controller.core.scaling.ramp import Ramps
-from controller.core.scaling.signal import Signal
+from controller.core.scaling.params import PolicyParams
 from controller.core.scaling.workspace import DecisionWorkspace, decide_into
 
 
@@ -56,7 +53,7 @@ class ScalingMemory:
                     self._ws = DecisionWorkspace.from_state(params, self._state)
                     self._state = None
                 decide_into(params, self._ws, obs, now)
-                return decision_copy(params, self._ws, obs, now)
+                return self._ws.decision(obs, now, copy=True)  # kept None: the state stays in the workspace
             except compiled.KERNEL_ERRORS as exc:  # raised when compiling, before any array is written
                 compiled.mark_broken(exc)
         return decide(params, obs, self.state, now)
@@ -69,13 +66,3 @@ class ScalingMemory:
         else:
             self.state = decision.state_after(applied, replicas)
 
-
-def decision_copy(params: PolicyParams, ws: DecisionWorkspace, obs: Observation, now: float) -> Decision:
-    """The Decision of the workspace's last ``decide_into``, as ``decide``'s compiled path builds
-    it (core/scaling/decide.py ``_decide_compiled``), with copies of the outputs and no ``kept``."""
-    f2, b2, f1, i1 = ws.out_f2.copy(), ws.out_b2.copy(), ws.out_f1.copy(), ws.out_i1.copy()
-    sig = Signal(f2[0], *b2[:5])
-    smoothed = sig.values if params.smoothing == Smoothing.NONE else f2[1]
-    ramps = Ramps(*ws.ramp_out.copy(), params.ramp_metrics) if params.ramp_metrics else None
-    return Decision(now, obs.current, obs.ready, sig, smoothed, f2[2], b2[5], NormResult(*f1, *i1, ws.active.copy()),
-                    None, params, ramps=ramps)

@@ -21,10 +21,10 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
+from controller.core.history import take_rows
 from controller.core.scaling.params import PolicyParams
 from controller.core.scaling.startup import (DEFAULT_STARTUP, StartupEstimate, StartupMemory, StartupParams, estimate,
                                              observed_startups, remember)
@@ -101,11 +101,9 @@ class StartupObserver:
             return
         old = {t: i for i, t in enumerate(self._targets)}
         rows = np.array([old.get(t, -1) for t in targets], dtype=np.int64)
-        keep = rows >= 0
-        src = np.where(keep, rows, 0)
         self._memory = self._memory.take(rows)
-        self._read = keep & (self._read[src] if self._read.size else False)
-        self._ready = np.where(keep, self._ready[src] if self._ready.size else 0.0, 0.0)
+        self._read = take_rows(self._read, rows, False)
+        self._ready = take_rows(self._ready, rows, 0.0)
         self._targets = list(targets)
 
     def _learn(self, cluster: Cluster, targets: list[TargetRef], due: np.ndarray, view: ClusterView, now: float,

@@ -255,10 +255,7 @@ def _decide_compiled(params: PolicyParams, obs: Observation, state: ScalingState
     workspace.decide_into(params, ws, obs, now)
     kept = ws.state(copy=False)  # the workspace is this call's own
     smooth_state = state.smooth if params.smoothing == Smoothing.NONE else kept.smooth
-    sig = ws.signal()
-    smoothed = sig.values if params.smoothing == Smoothing.NONE else ws.out_f2[1]
-    return Decision(now, obs.current, obs.ready, sig, smoothed, ws.out_f2[2], ws.out_b2[5], ws.norm_result(),
-                    ScalingState(smooth_state, kept.norm, state.forecast, kept.ramp), params, ramps=ws.ramps())
+    return ws.decision(obs, now, ScalingState(smooth_state, kept.norm, state.forecast, kept.ramp))
 
 
 def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, now: float) -> Decision:

@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from controller.core.scaling import compiled
+from controller.core.scaling import min_step as min_step_module
 from controller.core.scaling.compiled import jit
 
 _S_NONE, _S_EWMA, _S_MAX = compiled._S_NONE, compiled._S_EWMA, compiled._S_MAX
@@ -312,9 +313,7 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
         else:
             up_floor = compiled.nan_min(proposal, low_i) if up_w > 0 else proposal  # HPA's default up-window 0
             stabilized = compiled.nan_min(compiled.nan_max(cur, up_floor), compiled.nan_max(proposal, high_i))
-            # min_step.hold_small_steps: a scale-down by less than the minimum step holds current
-            if min_step > 0.0 and stabilized < cur and stabilized > math.floor(cur * (1.0 - min_step) + 1e-9):
-                stabilized = cur
+            stabilized = min_step_module.hold_small_step(cur, stabilized, min_step)
             desired, limit_reason = stabilized, compiled._NOT_LIMITED
             up_dir = stabilized > cur
             if up_dir or stabilized < cur:  # scale_up_limit / scale_down_limit (limit.py) of the direction

@@ -17,17 +17,23 @@ import math
 
 import numpy as np
 
+from controller.core.scaling.compiled import jit_inline
+
 #: Guards the floor against a product landing a rounding error under a whole number.
 _EPS = 1e-9
 
 
-def lowest_small_step(current: float, share: float) -> float:
-    """The highest count a scale-down from ``current`` may go to: floor(current * (1 - share))."""
-    return math.floor(current * (1.0 - share) + _EPS)
+@jit_inline
+def hold_small_step(current: float, stabilized: float, share: float) -> float:
+    """One target (the fused kernel's): ``stabilized``, or ``current`` where it scales down to
+    above floor(current * (1 - share)), i.e. by less than ``share`` of ``current``."""
+    if share > 0.0 and current > stabilized > math.floor(current * (1.0 - share) + _EPS):
+        return current
+    return stabilized
 
 
 def hold_small_steps(current: np.ndarray, stabilized: np.ndarray, share: float) -> np.ndarray:
-    """``stabilized``, except ``current`` where it scales down by less than ``share`` of ``current``."""
+    """``stabilized`` (N,), except ``current`` where it scales down by less than ``share`` of ``current``."""
     if share <= 0.0:
         return stabilized
     highest_allowed = np.floor(current * (1.0 - share) + _EPS)

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from controller.core.history import take_rows
+
 
 @dataclass(frozen=True)
 class StartupParams:
@@ -60,14 +62,8 @@ class StartupMemory:
 
     def take(self, rows: np.ndarray) -> "StartupMemory":
         """Reorder to a new target list: rows[i] is the old row of new target i, -1 if new."""
-        rows = np.asarray(rows, dtype=np.int64)
-        if self.size == 0:
-            return StartupMemory.empty(rows.size, StartupParams(pods=self.created_s.shape[1]))
-        keep = (rows >= 0)[:, None]
-        src = np.clip(rows, 0, self.size - 1)
-        return StartupMemory(np.where(keep, self.key[src], 0), np.where(keep, self.created_s[src], np.nan),
-                             np.where(keep, self.ready_s[src], np.nan))
-
+        return StartupMemory(take_rows(self.key, rows, 0), take_rows(self.created_s, rows, np.nan),
+                             take_rows(self.ready_s, rows, np.nan))
 
 def observed_startups(created_s: np.ndarray, ready_s: np.ndarray, ready: np.ndarray, now: float,
                       sp: StartupParams = DEFAULT_STARTUP) -> np.ndarray:

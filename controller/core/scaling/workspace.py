@@ -153,6 +153,20 @@ class DecisionWorkspace:
             return None
         return Ramps(*self.ramp_out, self.params.ramp_metrics)
 
+    def decision(self, obs, now: float, kept=None, copy: bool = False):
+        """The Decision of the last ``decide_into`` of ``obs`` at ``now``: ``kept`` the state it
+        leaves (None: still held by this workspace, see commit); ``copy``: outputs copied, for a
+        decision that outlives the next ``decide_into``."""
+        from controller.core.scaling.decide import Decision  # noqa: PLC0415 (decide imports this module)
+
+        out = (lambda a: a.copy()) if copy else (lambda a: a)
+        f2, b2 = out(self.out_f2), out(self.out_b2)
+        sig = Signal(f2[0], *b2[:5])
+        smoothed = sig.values if self.params.smoothing == Smoothing.NONE else f2[1]
+        ramps = Ramps(*out(self.ramp_out), self.params.ramp_metrics) if self.params.ramp_metrics else None
+        norm = NormResult(*out(self.out_f1), *out(self.out_i1), out(self.active))
+        return Decision(now, obs.current, obs.ready, sig, smoothed, f2[2], b2[5], norm, kept, self.params, ramps=ramps)
+
     # -- state
     def commit(self, applied: np.ndarray | bool = True, replicas: np.ndarray | None = None) -> int:
         """Record the pending scale events of the ``applied`` rows ((N,) bool, or one bool for
