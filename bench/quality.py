@@ -27,6 +27,9 @@ Run: python bench/quality.py [--policy policies/setpoint-default.yaml] [--jobs 2
 from __future__ import annotations
 
 import argparse
+import hashlib
+import os
+import pickle
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -85,10 +88,12 @@ def varied_text(text: str, v: Variation) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-def score_scenario(args: tuple[str, str, str, tuple[float, ...], Variation]) -> dict:
+def score_scenario(args: tuple[str, str, str, tuple[float, ...], Variation, str | None]) -> dict:
     """Scores of policy, hpa and oracle and the policy's equal-cost comparison on one scenario
-    (runs in a worker process). An invalid varied scenario gives ``{"error": message}``."""
-    name, policy_file, hpa_file, targets, variation = args
+    (runs in a worker process). An invalid varied scenario gives ``{"error": message}``.
+    With a cache directory, the hpa and oracle runs and HPA's frontier points are taken from it
+    when the same varied scenario, HPA policy and targets were run before (see ``--hpa-cache``)."""
+    name, policy_file, hpa_file, targets, variation, cache_dir = args
     from controller.errors import ScenarioError
     from controller.policy import load_policies
     from simulators.hpa_sweep import sweep_frontier
@@ -97,15 +102,38 @@ def score_scenario(args: tuple[str, str, str, tuple[float, ...], Variation]) -> 
 
     began = time.monotonic()
     path = resolve_scenario_path(name)
+    text = varied_text(path.read_text(encoding="utf-8"), variation)
     try:
-        scenario = load_scenario_text(varied_text(path.read_text(encoding="utf-8"), variation), str(path))
+        scenario = load_scenario_text(text, str(path))
     except ScenarioError as exc:
         return {"error": "; ".join(str(e) for e in exc.errors)}
     policy, hpa = load_policies([policy_file])[0], load_policies([hpa_file])[0]
-    result, _ = simulate(scenario, standard_controllers(policy, ["hpa", "oracle"], hpa, 20), keep_records=False)
-    frontier = sweep_frontier(scenario, result, hpa, targets)
-    return {"scores": {c: result.runs[c].scores for c in ("policy", "hpa", "oracle")},
+    cache = baseline_cache_path(cache_dir, text, Path(hpa_file).read_text(encoding="utf-8"), targets)
+    cached = pickle.loads(cache.read_bytes()) if cache is not None and cache.is_file() else None
+    baselines = [] if cached else ["hpa", "oracle"]
+    result, _ = simulate(scenario, standard_controllers(policy, baselines, hpa, 20), keep_records=False)
+    scores = {c: r.scores for c, r in result.runs.items()} | (cached["scores"] if cached else {})
+    frontier = sweep_frontier(scenario, result, hpa, targets, known=cached["points"] if cached else ())
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        baseline = {c: scores[c] for c in ("hpa", "oracle")}
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(pickle.dumps({"scores": baseline, "points": frontier.points}))
+        tmp.replace(cache)
+    return {"scores": {c: scores[c] for c in ("policy", "hpa", "oracle")},
             "equal": frontier.equal_cost["policy"], "points": frontier.points, "seconds": time.monotonic() - began}
+
+
+def baseline_cache_path(cache_dir: str | None, scenario_text: str, hpa_text: str,
+                        targets: tuple[float, ...]) -> Path | None:
+    """Where the baseline runs of one varied scenario are cached; None without a cache.
+
+    Keyed on the scenario and HPA policy texts and the targets only: the cache is for exploring
+    policies quickly and must be cleared when the simulator or the HPA preset's code changes."""
+    if not cache_dir:
+        return None
+    key = hashlib.sha256("\0".join([scenario_text, hpa_text, repr(targets)]).encode()).hexdigest()[:24]
+    return Path(cache_dir) / f"{key}.pickle"
 
 
 def ratio(a: float, b: float) -> float | None:
@@ -184,6 +212,9 @@ def main() -> None:
     ap.add_argument("--start-offset", default="0s", help="shift every trace window later by this duration (e.g. 1d)")
     ap.add_argument("--peak-scale", type=float, default=1.0, help="multiply every trace's peak rate")
     ap.add_argument("--startup-delay", default=None, help="every service's pod start-up delay (e.g. 90s)")
+    ap.add_argument("--hpa-cache", default=None, metavar="DIR",
+                    help="reuse the hpa/oracle runs and HPA's frontier from DIR when the same inputs were run "
+                         "before (for exploring policies; clear DIR after changing the simulator or HPA code)")
     args = ap.parse_args()
     from controller.policy.durations import parse_duration
     from simulators.frontier import DEFAULT_TARGETS_PCT, parse_targets
@@ -202,7 +233,7 @@ def main() -> None:
     names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
     began = time.monotonic()
     with ProcessPoolExecutor(args.jobs) as pool:
-        jobs = [(n, args.policy, args.hpa_policy, targets, variation) for n in names]
+        jobs = [(n, args.policy, args.hpa_policy, targets, variation, args.hpa_cache) for n in names]
         results = dict(zip(names, pool.map(score_scenario, jobs)))
     print(f"policy: {args.policy}\nbaseline: {args.hpa_policy} swept over CPU targets {', '.join(f'{t:g}%' for t in targets)}"
           f"\ninputs: {variation.describe()}\n")

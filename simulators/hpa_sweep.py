@@ -42,19 +42,21 @@ def widened_target(targets_pct: Sequence[float], side: str | None) -> float | No
 def sweep_frontier(scenario: Scenario, result: SimResult, hpa: LoadedPolicy,
                    targets_pct: Sequence[float] = DEFAULT_TARGETS_PCT, *, max_extra_runs: int = MAX_EXTRA_RUNS,
                    offered: np.ndarray | None = None,
-                   on_progress: Callable[[str, int, int], None] | None = None) -> Frontier:
+                   on_progress: Callable[[str, int, int], None] | None = None,
+                   known: Sequence[FrontierPoint] = ()) -> Frontier:
     """Run the ``hpa`` preset at each target on ``scenario`` and compare ``result``'s runs.
 
     The ``hpa`` run of ``result`` is reused for the preset's own target. When the policy's
     replica-hours fall outside the swept range, up to ``max_extra_runs`` more targets are run
-    (:func:`widened_target`) until they are bracketed.
+    (:func:`widened_target`) until they are bracketed. ``known``: points already run on this
+    scenario (for example cached by a bench), not run again.
     ``on_progress(name, ticks_done, ticks_total)`` as for :func:`simulators.runner.simulate`.
     """
     if not hpa.params.metrics:
         raise ValueError(f"policy {hpa.name}: the frontier needs a scaling metric to re-target")
     # offered None: each run generates the load chunk by chunk (memory O(services))
     own = hpa.params.metrics[0].target
-    done: dict[float, FrontierPoint] = {}
+    done: dict[float, FrontierPoint] = {p.target_pct: p for p in known}
     if HPA in result.runs:
         s = result.runs[HPA].scores
         done[float(own)] = FrontierPoint(float(own), s["replica_hours"], s["slo_violation_minutes"])
