@@ -179,6 +179,17 @@ def test_sweep_reuses_hpa_and_is_deterministic(step_run):
     assert set(fr.equal_cost) == {"policy", "fixed-max", "oracle"}
 
 
+def test_sweep_takes_known_points_without_running_them(step_run):
+    """Known points (a bench's cache) are used as given: a made-up point for 50 % comes back
+    unchanged, which a run of the scenario at 50 % could not produce."""
+    scenario, hpa, result = step_run
+    made_up = FrontierPoint(50.0, 1234.5, 67.0)
+    fr = sweep_frontier(scenario, result, hpa, [50.0, 70.0, 80.0], known=[made_up])
+    by_target = {p.target_pct: p for p in fr.points}
+    assert by_target[50.0] == made_up
+    assert by_target[80.0] == {p.target_pct: p for p in result.frontier.points}[80.0]
+
+
 def test_result_json_and_table_carry_the_frontier(step_run):
     _, _, result = step_run
     text = json.dumps(result_json(result), allow_nan=False)
