@@ -12,9 +12,10 @@ for the policy (see :func:`supports`): the hpa preset, forecast metrics, median 
 smoothing.
 
 Switch: ``SETPOINT_COMPILED=0`` forces numpy, ``=1`` asks for the kernel (a warning if numba is
-missing), unset means "the kernel when numba imports". A missing or broken numba (or a kernel
-that fails to compile) gives one warning and numpy, never an error. Kernels are compiled on
-first use and cached on disk (numba ``cache=True``).
+missing), unset means "the kernel when numba imports"; read once, at import (:data:`switch`;
+:func:`set_switch` changes it in-process). A missing or broken numba (or a kernel that fails to
+compile) gives one warning and numpy, never an error. Kernels are compiled on first use and
+cached on disk (numba ``cache=True``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from controller.model import Reason
 KERNEL_ERRORS: tuple[type[BaseException], ...] = ()
 
 ENV_SWITCH = "SETPOINT_COMPILED"
+#: The switch's value ("0", "1" or "": see the module docstring), read once: not per kernel call.
+switch: str = os.environ.get(ENV_SWITCH, "").strip()
 _numba = None  # the numba module once loaded
 _IMPORT_ERROR: BaseException | None = None
 _loaded = False
@@ -109,7 +112,6 @@ def available() -> bool:
 
 def enabled() -> bool:
     """Use the kernels: the switch allows it and numba works (warns once when asked for and absent)."""
-    switch = os.environ.get(ENV_SWITCH, "").strip()
     if switch == "0":
         return False
     if not available():
@@ -118,6 +120,13 @@ def enabled() -> bool:
             _warn_once(f"compiled kernels unavailable ({type(reason).__name__}: {reason}); using numpy")
         return False
     return True
+
+
+def set_switch(value: str) -> str:
+    """Set the switch in this process ("0", "1" or "", as ``SETPOINT_COMPILED``); returns the previous value."""
+    global switch
+    previous, switch = switch, value.strip()
+    return previous
 
 
 def mark_broken(exc: BaseException) -> None:
