@@ -101,3 +101,20 @@ def test_a_kernel_is_recompiled_when_a_helper_in_another_file_changes(tmp_path):
     assert _python(RUN, env, tmp_path) == "9.0 0"
     helper.write_text(HELPER.replace("x + 1.0", "x + 3.0").replace("OFFSET = 1.0", "OFFSET = 7.0"))  # a constant
     assert _python(RUN, env, tmp_path) == "15.0 0"
+
+
+@pytest.mark.skipif(not compiled.available(), reason="numba unavailable")
+def test_a_kernel_beside_an_unwritable_folder_is_cached_in_the_user_cache(tmp_path):
+    """As from a read-only install: numba's user cache directory (XDG_CACHE_HOME here) instead."""
+    package = tmp_path / "cachepkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "helper.py").write_text(HELPER)
+    (package / "kernel.py").write_text(KERNEL)
+    (package / "__pycache__").write_text("")  # a file: the cache folder next to the source cannot be made
+    env = _env(PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]), XDG_CACHE_HOME=str(tmp_path / "user"),
+               **{compiled.ENV_SWITCH: "1"})
+
+    assert _python(RUN, env, tmp_path) == "5.0 0"
+    assert list((tmp_path / "user").rglob("kernel.twice_bumped-*.nbi")), "not cached in the user cache"
+    assert _python(RUN, env, tmp_path) == "5.0 1"
