@@ -17,6 +17,7 @@ import enum
 import functools
 import hashlib
 import types
+import warnings
 
 import numpy as np
 
@@ -82,7 +83,9 @@ def _code(code: types.CodeType, digest, names: set[str]) -> None:
 def _global(name: str, value, names: set[str], digest, seen: set[int]) -> None:
     if isinstance(value, types.ModuleType):  # module.attribute: the attribute names the code reads
         for attr in sorted(names):
-            member = getattr(value, attr, None)
+            with warnings.catch_warnings():  # a module's __getattr__ may warn (deprecated names)
+                warnings.simplefilter("ignore")
+                member = getattr(value, attr, None)
             if member is not None and not isinstance(member, types.ModuleType):
                 _member(f"{value.__name__}.{attr}", member, digest, seen)
     else:
