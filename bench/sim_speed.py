@@ -20,7 +20,6 @@ Run: python bench/sim_speed.py [--services 1000] [--hours 24 | --days 30] [--pat
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import time
 from pathlib import Path
@@ -139,7 +138,7 @@ def main() -> None:
     print(f"{args.services} services x {sc.tick_count} ticks ({days:g} simulated days)")
     rates, hours = {}, {}
     for path in args.paths.split(","):
-        os.environ[compiled.ENV_SWITCH] = "1" if path == "compiled" else "0"
+        compiled.set_switch("1" if path == "compiled" else "0")
         if path == "compiled":
             if not compiled.enabled():
                 print("compiled: numba unavailable, skipped")

@@ -309,7 +309,7 @@ def test_kernel_that_fails_to_compile_falls_back_to_numpy_once(monkeypatch):
                                              pytest.param("1", True, id="asked-for"),
                                              pytest.param("", True, id="default")])
 def test_switch_selects_the_path(monkeypatch, switch, expect):
-    monkeypatch.setenv(compiled.ENV_SWITCH, switch)
+    monkeypatch.setattr(compiled, "switch", switch)
     assert compiled.enabled() is expect
     calls = []
     original = workspace.decide_into

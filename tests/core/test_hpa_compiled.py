@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(not compiled.available(), reason="numba is not i
 
 
 def both(monkeypatch, *args, **kw) -> tuple[hr.ReplicaProposal, hr.ReplicaProposal]:
-    monkeypatch.setenv(compiled.ENV_SWITCH, "1")
+    monkeypatch.setattr(compiled, "switch", "1")
     fast = hpa_compiled.try_resource_utilization_replicas(*args, **kw)
     assert fast is not None, "the kernel declined: the comparison would be numpy with itself"
     return fast, hr.resource_utilization_replicas(*args, **kw)
@@ -110,12 +110,12 @@ def test_same_as_reference_on_generated_pod_sets(monkeypatch, pods, tolerance, p
 
 def test_declines_when_a_sum_could_leave_int64(monkeypatch):
     """The reference switches to Python integers there; the kernel leaves those to it."""
-    monkeypatch.setenv(compiled.ENV_SWITCH, "1")
+    monkeypatch.setattr(compiled, "switch", "1")
     table = hr.PodTable.of([0, 0], request_milli=[2**60, 2**60], usage_milli=[2**60, 1])
     assert hpa_compiled.try_resource_utilization_replicas(table, hr.StraySamples(), [2], 50, 0.1, 0.1) is None
 
 
 def test_declines_when_the_kernels_are_off(monkeypatch):
-    monkeypatch.setenv(compiled.ENV_SWITCH, "0")
+    monkeypatch.setattr(compiled, "switch", "0")
     table = hr.PodTable.of([0], request_milli=[1000], usage_milli=[500])
     assert hpa_compiled.try_resource_utilization_replicas(table, hr.StraySamples(), [2], 50, 0.1, 0.1) is None

@@ -4,7 +4,6 @@ other order or a sample of an unlisted pod still joins (or is dropped) as before
 
 from __future__ import annotations
 
-import os
 from unittest import mock
 
 import numpy as np
@@ -39,7 +38,7 @@ def test_join_finds_the_same_rows_whatever_the_order(uid, data, switch):
     rows = sorted(picked) if in_order else picked
     stray = data.draw(st.lists(st.integers(2**41, 2**42), max_size=2))  # samples of pods nobody lists
     want = np.array([int(uid[r]) for r in rows] + stray, dtype=np.int64)
-    with mock.patch.dict(os.environ, {compiled.ENV_SWITCH: switch}):  # compiled, and numpy
+    with mock.patch.object(compiled, "switch", switch):  # compiled, and numpy
         np.testing.assert_array_equal(index_rows(uid, want), reference_rows(uid, want))
 
 
@@ -51,6 +50,6 @@ def test_join_finds_the_same_rows_whatever_the_order(uid, data, switch):
     pytest.param([30, 10, 20], [30, 40], None, id="an-unlisted-pod-left-to-the-sorting-join"),
 ])
 def test_one_pass_join_takes_only_subsequences(uid, want, expect, monkeypatch):
-    monkeypatch.setenv(compiled.ENV_SWITCH, "1")
+    monkeypatch.setattr(compiled, "switch", "1")
     got = hpa_compiled.try_subsequence_rows(np.array(uid, np.int64), np.array(want, np.int64))
     assert (got is None) if expect is None else got.tolist() == expect

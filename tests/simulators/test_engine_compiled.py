@@ -30,11 +30,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def run_engine(monkeypatch, use_compiled: bool, config, faults, script, until_s=180.0, seed=3):
-    monkeypatch.setenv(compiled.ENV_SWITCH, "1" if use_compiled else "0")
+    monkeypatch.setattr(compiled, "switch", "1" if use_compiled else "0")
     cluster = SimCluster(config, np.random.default_rng(seed), faults)
     ticks = run(cluster, until_s, 5.0, load=wave, script=script)
     observed = cluster.signals()
-    monkeypatch.delenv(compiled.ENV_SWITCH)
     # a kernel that fails to compile falls back to numpy (with a warning): that would compare numpy with itself
     assert compiled.available() or not use_compiled, "the compiled engine failed to compile or run"
     return cluster, ticks, observed

@@ -33,7 +33,7 @@ def state(cluster: SimCluster) -> dict:
 
 def run_script(monkeypatch, use_compiled: bool, config, script, faults=(), ticks=40, seed=2) -> list[dict]:
     """The state after every tick; ``script``: {tick: [(service, replicas), ...]}."""
-    monkeypatch.setenv(compiled.ENV_SWITCH, "1" if use_compiled else "0")
+    monkeypatch.setattr(compiled, "switch", "1" if use_compiled else "0")
     cluster = SimCluster(config, np.random.default_rng(seed), faults)
     load = np.full(cluster.n_services, 150.0)
     states = []
@@ -42,7 +42,6 @@ def run_script(monkeypatch, use_compiled: bool, config, script, faults=(), ticks
             cluster.set_replicas(service, replicas)
         cluster.step(5.0 * k, 5.0, load)
         states.append(state(cluster))
-    monkeypatch.delenv(compiled.ENV_SWITCH)
     assert compiled.available(), "a pod kernel failed: the run fell back to numpy"
     return states
 

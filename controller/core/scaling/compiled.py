@@ -12,9 +12,10 @@ for the policy (see :func:`supports`): the hpa preset, forecast metrics, median 
 smoothing.
 
 Switch: ``SETPOINT_COMPILED=0`` forces numpy, ``=1`` asks for the kernel (a warning if numba is
-missing), unset means "the kernel when numba imports". A missing or broken numba (or a kernel
-that fails to compile) gives one warning and numpy, never an error. Kernels are compiled on
-first use and cached on disk (numba ``cache=True``).
+missing), unset means "the kernel when numba imports"; read once, at import (:data:`switch`;
+:func:`set_switch` changes it in-process). A missing or broken numba (or a kernel that fails to
+compile) gives one warning and numpy, never an error. Kernels are compiled on first use and
+cached on disk (numba ``cache=True``, keyed on their helpers too: core/scaling/kernel_cache.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import warnings
 
 import numpy as np
 
+from controller.core.scaling import kernel_cache
 from controller.core.scaling.limit import NOT_LIMITED
 from controller.core.scaling.params import PolicyParams, RuleType, Select, Smoothing
 from controller.core.scaling.propose import INT32_MAX
@@ -34,6 +36,8 @@ from controller.model import Reason
 KERNEL_ERRORS: tuple[type[BaseException], ...] = ()
 
 ENV_SWITCH = "SETPOINT_COMPILED"
+#: The switch's value ("0", "1" or "": see the module docstring), read once: not per kernel call.
+switch: str = os.environ.get(ENV_SWITCH, "").strip()
 _numba = None  # the numba module once loaded
 _IMPORT_ERROR: BaseException | None = None
 _loaded = False
@@ -47,7 +51,8 @@ def jit(func):
     inf or NaN, no exception), made when the kernels are first needed, so that importing the
     core (every CLI command) does not import numba. The plain function while numba is not loaded
     or missing (never called then). The cache lives next to the module or, when that is
-    read-only, in numba's user cache (``NUMBA_CACHE_DIR`` to choose)."""
+    read-only, in numba's user cache (``NUMBA_CACHE_DIR`` to choose); a kernel is recompiled
+    when a jitted helper or constant of another module it uses changes (:mod:`.kernel_cache`)."""
     return _mark(func, False)
 
 
@@ -68,11 +73,12 @@ def _mark(func, inline: bool):
 def _njit(func, inline: bool = False):
     if _numba is None:
         return func
-    how = "always" if inline else "never"
-    try:
-        return _numba.njit(cache=True, error_model="numpy", inline=how)(func)
+    kernel = _numba.njit(error_model="numpy", inline="always" if inline else "never")(func)
+    try:  # cache=True, keyed on the helpers of other modules too (numba watches only the kernel's file)
+        kernel_cache.enable(kernel)
     except RuntimeError:  # no writable cache directory (read-only install, no home): compile per process
-        return _numba.njit(cache=False, error_model="numpy", inline=how)(func)
+        pass
+    return kernel
 
 
 def _load() -> None:
@@ -109,7 +115,6 @@ def available() -> bool:
 
 def enabled() -> bool:
     """Use the kernels: the switch allows it and numba works (warns once when asked for and absent)."""
-    switch = os.environ.get(ENV_SWITCH, "").strip()
     if switch == "0":
         return False
     if not available():
@@ -118,6 +123,13 @@ def enabled() -> bool:
             _warn_once(f"compiled kernels unavailable ({type(reason).__name__}: {reason}); using numpy")
         return False
     return True
+
+
+def set_switch(value: str) -> str:
+    """Set the switch in this process ("0", "1" or "", as ``SETPOINT_COMPILED``); returns the previous value."""
+    global switch
+    previous, switch = switch, value.strip()
+    return previous
 
 
 def mark_broken(exc: BaseException) -> None:
