@@ -168,21 +168,26 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
                             slot, key = s, kw
                     win[0, i, j, slot] = sv
                     win[1, i, j, slot] = now
-                count, best = 0, -_INF
-                for s in range(w):
-                    inside = (now - win[1, i, j, s]) < window_s
-                    y = win[0, i, j, s] if inside else 0.0
-                    buf[s] = y
-                    if inside:
-                        count += 1
-                        if y > best:
-                            best = y
-                if count == 0:
-                    sm = _NAN
-                elif smoothing == _S_MAX:
-                    sm = best
+                count, best, total = 0, -_INF, 0.0
+                if smoothing == _S_MAX:
+                    for s in range(w):
+                        if (now - win[1, i, j, s]) < window_s:
+                            count += 1
+                            y = win[0, i, j, s]
+                            best = y if y > best else best
+                    sm = best if count > 0 else _NAN
+                elif w < 8:  # _pairwise_sum's short path: the terms in order, +0.0 for those outside
+                    for s in range(w):
+                        inside = (now - win[1, i, j, s]) < window_s
+                        total += win[0, i, j, s] if inside else 0.0
+                        count += 1 if inside else 0
+                    sm = total / count if count > 0 else _NAN
                 else:
-                    sm = compiled._pairwise_sum(buf, 0, w) / count
+                    for s in range(w):
+                        inside = (now - win[1, i, j, s]) < window_s
+                        buf[s] = win[0, i, j, s] if inside else 0.0
+                        count += 1 if inside else 0
+                    sm = compiled._pairwise_sum(buf, 0, w) / count if count > 0 else _NAN
             out_f[1, i, j] = sm
             p, ready_ok = compiled._propose_one(int(pv[o_metric + j]), pv[o_metric + m + j], sm, cur, rdy, sts,
                                                 tol_up, tol_down)
@@ -345,13 +350,13 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
                     for r in range(n_rules):
                         kind, value, period = pv[o + r], pv[o + n_rules + r], pv[o + 2 * n_rules + r]
                         if period != last_period:  # rules sharing a period share their sums
+                            # branch-free masked sums: adding +0.0 for a slot outside the period is
+                            # exact (a sum from +0.0 is never -0.0), as np.sum(where=) skipping it
                             added, removed = 0.0, 0.0
                             for s in range(up_slots):
-                                if (now - up[1, s, i]) < period:
-                                    added += up[0, s, i]
+                                added += up[0, s, i] if (now - up[1, s, i]) < period else 0.0
                             for s in range(down_slots):
-                                if (now - down[1, s, i]) < period:
-                                    removed += down[0, s, i]
+                                removed += down[0, s, i] if (now - down[1, s, i]) < period else 0.0
                             last_period = period
                         start = cur - added + removed
                         pods = int(kind) == compiled._PODS

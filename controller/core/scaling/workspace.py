@@ -83,6 +83,7 @@ class DecisionWorkspace:
         self.out_f1 = self.vf[:4]
         self.out_i1 = self.vi[:2]
         self.out_f2, self.ramp_out = self.out_f[:3], self.out_f[3:]
+        self._desired, self._reason = self.vf[fused._F_DESIRED], self.vi[fused._I_REASON]  # made once: ~0.5 us a view
 
     @classmethod
     def from_state(cls, params: PolicyParams, state, share_events: bool = False) -> "DecisionWorkspace":
@@ -133,12 +134,12 @@ class DecisionWorkspace:
     @property
     def desired(self) -> np.ndarray:
         """(N,) float desired replicas of the last cycle."""
-        return self.out_f1[3]
+        return self._desired
 
     @property
     def reason(self) -> np.ndarray:
         """(N,) Reason codes of the last cycle."""
-        return self.out_i1[1]
+        return self._reason
 
     def signal(self) -> Signal:
         return Signal(self.out_f2[0], *self.out_b2[:5])
