@@ -22,10 +22,11 @@ import numpy as np
 
 from controller.core.scaling import compiled
 from controller.core.scaling import min_step as min_step_module
-from controller.core.scaling.compiled import jit
+from controller.core.scaling.compiled import jit, jit_inline
 
 _S_NONE, _S_EWMA, _S_MAX = compiled._S_NONE, compiled._S_EWMA, compiled._S_MAX
 _NAN, _INF = math.nan, math.inf
+_LN2 = float(np.log(2.0))  # smooth.ewma_alpha's np.log(2.0)
 # ramp parameter rows (see pack_ramps)
 _R_COLUMN, _R_WINDOW, _R_TOLERANCE, _R_LEAD, _R_KEEP, _R_SLOTS, _R_OBSERVED, _R_LAG, _R_SIZE = range(9)
 # the packed parameter vector (pack_params): compiled._pack's scalars, then counts, then arrays
@@ -61,6 +62,21 @@ def pack_params(params) -> np.ndarray:
 
 
 @jit
+def ewma_exponent_into(out, ewma_at, now, half_life_s):
+    """-ln2 * max(now - ewma_at, 0) / half_life_s into ``out`` (N, M), the argument of
+    smooth.ewma_alpha's expm1 (the same operations, so the same bits); the caller applies numpy's
+    expm1 in place (its SIMD expm1 is not libm's) and the kernel negates: one call and one ufunc
+    instead of six ufuncs. half_life_s <= 0: -1 (expm1 is then not applied: a weight of 1)."""
+    flat_out, flat_at = out.reshape(-1), ewma_at.reshape(-1)
+    for k in range(flat_out.shape[0]):
+        if half_life_s <= 0:
+            flat_out[k] = -1.0
+        else:
+            flat_out[k] = (-_LN2 * compiled.nan_max(now - flat_at[k], 0.0)) / half_life_s
+    return 0
+
+
+@jit_inline
 def _write_slot(events, i, value, now, outdated_after_s):
     """history.write_slot for target i of (2, E, N) events (values, times): the first reusable
     (empty or outdated) slot, else the first oldest."""
@@ -87,8 +103,8 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
     """Decide for N targets, one target at a time, the state updated in place.
 
     Inputs (N, M) values, present, age; (N,) current, ready, status, startup (observed start-up
-    delays, NaN unknown). Parameters: pv (see pack_params). State: em (3, N, M) EWMA weights (the caller computes them with numpy's expm1
-    from the state's times), EWMA, its time; win (2, N, M, W) window samples, their times;
+    delays, NaN unknown). Parameters: pv (see pack_params). State: em (3, N, M) the negated EWMA weights
+    (expm1(-ln2 dt / half-life): the caller computes them, see ewma_exponent_into), EWMA, its time; win (2, N, M, W) window samples, their times;
     ramp (2, R, N, K) ramp samples, times; rec (2, H, N) recommendations, times; up, down
     (2, E, N) scale events (changes, times), read only; vf (9, N): outputs combined, proposal,
     stabilized, desired, state missing_since, the cycle's current (pending for commit), scratch
@@ -137,7 +153,7 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
             if smoothing == _S_EWMA:
                 if us:
                     e = em[1, i, j]
-                    em[1, i, j] = sv if e != e else e + em[0, i, j] * (sv - e)
+                    em[1, i, j] = sv if e != e else e + (-em[0, i, j]) * (sv - e)
                     em[2, i, j] = now
                 sm = em[1, i, j]
             elif smoothing == _S_NONE:
@@ -152,21 +168,26 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
                             slot, key = s, kw
                     win[0, i, j, slot] = sv
                     win[1, i, j, slot] = now
-                count, best = 0, -_INF
-                for s in range(w):
-                    inside = (now - win[1, i, j, s]) < window_s
-                    y = win[0, i, j, s] if inside else 0.0
-                    buf[s] = y
-                    if inside:
-                        count += 1
-                        if y > best:
-                            best = y
-                if count == 0:
-                    sm = _NAN
-                elif smoothing == _S_MAX:
-                    sm = best
+                count, best, total = 0, -_INF, 0.0
+                if smoothing == _S_MAX:
+                    for s in range(w):
+                        if (now - win[1, i, j, s]) < window_s:
+                            count += 1
+                            y = win[0, i, j, s]
+                            best = y if y > best else best
+                    sm = best if count > 0 else _NAN
+                elif w < 8:  # _pairwise_sum's short path: the terms in order, +0.0 for those outside
+                    for s in range(w):
+                        inside = (now - win[1, i, j, s]) < window_s
+                        total += win[0, i, j, s] if inside else 0.0
+                        count += 1 if inside else 0
+                    sm = total / count if count > 0 else _NAN
                 else:
-                    sm = compiled._pairwise_sum(buf, 0, w) / count
+                    for s in range(w):
+                        inside = (now - win[1, i, j, s]) < window_s
+                        buf[s] = win[0, i, j, s] if inside else 0.0
+                        count += 1 if inside else 0
+                    sm = compiled._pairwise_sum(buf, 0, w) / count if count > 0 else _NAN
             out_f[1, i, j] = sm
             p, ready_ok = compiled._propose_one(int(pv[o_metric + j]), pv[o_metric + m + j], sm, cur, rdy, sts,
                                                 tol_up, tol_down)
@@ -329,13 +350,13 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
                     for r in range(n_rules):
                         kind, value, period = pv[o + r], pv[o + n_rules + r], pv[o + 2 * n_rules + r]
                         if period != last_period:  # rules sharing a period share their sums
+                            # branch-free masked sums: adding +0.0 for a slot outside the period is
+                            # exact (a sum from +0.0 is never -0.0), as np.sum(where=) skipping it
                             added, removed = 0.0, 0.0
                             for s in range(up_slots):
-                                if (now - up[1, s, i]) < period:
-                                    added += up[0, s, i]
+                                added += up[0, s, i] if (now - up[1, s, i]) < period else 0.0
                             for s in range(down_slots):
-                                if (now - down[1, s, i]) < period:
-                                    removed += down[0, s, i]
+                                removed += down[0, s, i] if (now - down[1, s, i]) < period else 0.0
                             last_period = period
                         start = cur - added + removed
                         pods = int(kind) == compiled._PODS

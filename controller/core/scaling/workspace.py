@@ -30,8 +30,6 @@ from controller.core.scaling.ramp import RampState, Ramps
 from controller.core.scaling.signal import Signal
 from controller.core.scaling.smooth import SmoothState
 
-_LN2 = np.log(2.0)
-
 
 @dataclass(eq=False)
 class DecisionWorkspace:
@@ -50,7 +48,7 @@ class DecisionWorkspace:
     ramp proposal (NaN outside ramp metrics); out_f1 (4, N) combined, proposal, stabilized,
     desired; out_i1 (2, N) limit reason, reason; active (N,). Pending: the cycle's current (N,)
     and time, until ``commit``; all_rows: (N,) True (commit's default).
-    Packed (fused.fused_kernel's arguments): em (3, N, M) EWMA weights, ewma, ewma_at; win
+    Packed (fused.fused_kernel's arguments): em (3, N, M) negated EWMA weights, ewma, ewma_at; win
     (2, N, M, W); ramp (2, R, N, K); rec (2, H, N); up, down (2, E, N); vf (9, N) and vi (3, N)
     (fused._F_* and _I_* rows); out_f (6, N, M) out_f2 then ramp_out; pv the parameters
     (fused.pack_params).
@@ -85,6 +83,7 @@ class DecisionWorkspace:
         self.out_f1 = self.vf[:4]
         self.out_i1 = self.vi[:2]
         self.out_f2, self.ramp_out = self.out_f[:3], self.out_f[3:]
+        self._desired, self._reason = self.vf[fused._F_DESIRED], self.vi[fused._I_REASON]  # made once: ~0.5 us a view
 
     @classmethod
     def from_state(cls, params: PolicyParams, state, share_events: bool = False) -> "DecisionWorkspace":
@@ -97,7 +96,7 @@ class DecisionWorkspace:
         n, m = state.size, len(params.metrics)
         sm, nm = state.smooth, state.norm
         em = np.empty((3, n, m))
-        em[0], em[1], em[2] = 1.0, sm.ewma, sm.ewma_at
+        em[0], em[1], em[2] = -1.0, sm.ewma, sm.ewma_at
         win = np.empty((2, *sm.samples.shape))
         win[0], win[1] = sm.samples, sm.sample_at
         k = max((r.values.shape[1] for r in state.ramp), default=0)
@@ -135,12 +134,12 @@ class DecisionWorkspace:
     @property
     def desired(self) -> np.ndarray:
         """(N,) float desired replicas of the last cycle."""
-        return self.out_f1[3]
+        return self._desired
 
     @property
     def reason(self) -> np.ndarray:
         """(N,) Reason codes of the last cycle."""
-        return self.out_i1[1]
+        return self._reason
 
     def signal(self) -> Signal:
         return Signal(self.out_f2[0], *self.out_b2[:5])
@@ -208,16 +207,12 @@ class DecisionWorkspace:
 
 
 def _ewma_alpha_into(out: np.ndarray, ewma_at: np.ndarray, now: float, half_life_s: float) -> None:
-    """compiled._ewma_alpha into ``out`` (numpy's expm1, bit for bit the numpy stages')."""
-    if half_life_s <= 0:
-        out.fill(1.0)
-        return
-    np.subtract(now, ewma_at, out=out)
-    np.maximum(out, 0.0, out=out)
-    np.multiply(-_LN2, out, out=out)
-    np.divide(out, half_life_s, out=out)
-    np.expm1(out, out=out)
-    np.negative(out, out=out)
+    """The negated EWMA weights expm1(-ln2 max(now - ewma_at, 0) / half_life_s) into ``out``
+    (-1 for half_life_s <= 0): smooth.ewma_alpha's operations, numpy's expm1, bit for bit; the
+    kernel negates them."""
+    fused.ewma_exponent_into(out, ewma_at, now, float(half_life_s))
+    if half_life_s > 0:
+        np.expm1(out, out=out)
 
 
 def _f64(a) -> np.ndarray:
