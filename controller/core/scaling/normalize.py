@@ -172,7 +172,8 @@ def normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, 
                                              params.scale_up_limit_factor, params.scale_up_limit_minimum)
     else:
         up_w, down_w = params.scale_up.window_s, params.scale_down.window_s
-        stabilized = stabilize_with_behavior(current, proposal, rec_v, rec_t, now, up_w, down_w)
+        stabilized = stabilize_with_behavior(current, proposal, rec_v, rec_t, now, up_w, down_w,
+                                             params.scale_down_linear_release)
         stabilized = hold_small_steps(current, stabilized, params.scale_down_min_step)
         keep_s = max(up_w, down_w)
         # each event history scanned once for the periods of both directions' rules
