@@ -47,6 +47,7 @@ def compile_policy(policy: PolicyDocument) -> PolicyParams:
         scale_up=compile_rules(behavior.scale_up if behavior else None, presets.default_scale_up_rules()),
         scale_down=compile_rules(behavior.scale_down if behavior else None, presets.default_scale_down_rules()),
         scale_down_min_step=_scale_down_min_step(scaling),
+        scale_down_linear_release=_scale_down_release(scaling) == "linear",
         legacy=presets.uses_legacy_path(spec.preset, behavior is not None),
         missing_hold_s=missing_hold_s, fallback_replicas=fallback, **common)
 
@@ -117,6 +118,12 @@ def _scale_down_min_step(scaling: Scaling) -> float:
     """``behavior.scaleDown.minStep: tolerance``: the down tolerance as the smallest scale-down share; else 0."""
     down = scaling.behavior.scale_down if scaling.behavior else None
     return scaling.tolerance.down if down is not None and down.min_step == "tolerance" else 0.0
+
+
+def _scale_down_release(scaling: Scaling) -> str:
+    """``behavior.scaleDown.release``: ``expire`` (HPA's, the default) or ``linear``."""
+    down = scaling.behavior.scale_down if scaling.behavior else None
+    return down.release if down is not None and down.release is not None else "expire"
 
 
 def compile_rules(rules: ScalingRulesModel | None, default: ScalingRules) -> ScalingRules:

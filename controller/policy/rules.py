@@ -68,7 +68,7 @@ def _preset_restrictions(spec: Spec) -> Iterator[Problem]:
 
 
 def _min_step(spec: Spec) -> Iterator[Problem]:
-    """``minStep`` is a scale-down rule, and not HPA's."""
+    """``minStep`` and ``release`` are scale-down rules, and not HPA's."""
     behavior = spec.scaling.behavior
     if behavior is None:
         return
@@ -78,6 +78,10 @@ def _min_step(spec: Spec) -> Iterator[Problem]:
     down = behavior.scale_down
     if spec.preset == presets.HPA and down is not None and down.min_step not in (None, "none"):
         yield where + ("scaleDown", "minStep"), "not allowed with preset: hpa (HPA scales down by any step)"
+    if behavior.scale_up is not None and behavior.scale_up.release is not None:
+        yield where + ("scaleUp", "release"), "only under scaleDown (the scale-up window holds its lowest, HPA's rule)"
+    if spec.preset == presets.HPA and down is not None and down.release not in (None, "expire"):
+        yield where + ("scaleDown", "release"), "not allowed with preset: hpa (HPA releases a window's peak when it expires)"
 
 
 def _scaling_metrics(spec: Spec) -> Iterator[Problem]:

@@ -312,6 +312,10 @@ class ScalingRulesModel(StrictModel):
         "scaleDown only. none (default, HPA): any scale-down the window allows. tolerance: only a scale-down "
         "removing at least tolerance.down of the current replicas (rounded down, at least one pod), so peaks "
         "ageing out of the window do not make a change per pod."))
+    release: Optional[Literal["expire", "linear"]] = Field(None, description=(
+        "scaleDown only. expire (default, HPA): the window holds its highest recommendation until that ages out, "
+        "then the replicas fall in one step. linear: each recommendation's excess over the current one shrinks "
+        "with its age, to nothing at the window's end, so the replicas come down over the window."))
 
     @model_validator(mode="before")
     @classmethod

@@ -156,6 +156,13 @@ SCRIPTED = [
     pytest.param(params(metrics=(RAMPED,), scale_down=DOWN_RATE, scale_down_min_step=0.15),
                  ramp([900, 1300, 1200, 1000, 900, 800, 700, 400, 400, 400, 400, 100]), 9.0, {},
                  Reason.RATE_LIMITED_DOWN, id="min-step-with-ramp-and-rate-limit"),
+    pytest.param(params(scale_down=ScalingRules.of(60, Select.MAX, []), scale_down_linear_release=True),
+                 ramp([2000, 2000, 100, 100, 100, 100, 100, 100]), 20.0, {}, Reason.STABILIZED_DOWN,
+                 id="linear-release-steps-down-over-the-window"),
+    pytest.param(params(metrics=(RAMPED,), scale_down=DOWN_RATE, scale_down_linear_release=True,
+                        scale_down_min_step=0.15),
+                 ramp([900, 1300, 1200, 1000, 900, 800, 700, 400, 400, 400, 400, 100]), 9.0, {},
+                 Reason.RATE_LIMITED_DOWN, id="linear-release-with-ramp-min-step-and-rate-limit"),
     pytest.param(params(metrics=(RAMPED, metric(MetricKind.UTILIZATION, 60.0, "cpu")), smoothing=Smoothing.EWMA,
                         half_life_s=30.0),
                  np.stack([ramp([300, NAN, 500, 800, NAN, NAN, 1200, 600, 300, 300])[..., 0],
@@ -208,6 +215,7 @@ def policies(draw) -> PolicyParams:
         smoothing=draw(st.sampled_from(COMPILED_SMOOTHING)), half_life_s=draw(st.sampled_from([0.0, 30.0])),
         window_s=draw(st.sampled_from([45.0, 150.0])), stale_after_s=60.0,
         scale_up=draw(rules()), scale_down=draw(rules()), legacy=draw(st.booleans()),
+        scale_down_linear_release=draw(st.booleans()),
         fallback_replicas=draw(st.one_of(st.none(), st.integers(lo, lo + 5))), missing_hold_s=30.0)
 
 

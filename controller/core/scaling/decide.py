@@ -19,6 +19,7 @@ from controller.core.scaling.propose import propose
 from controller.core.scaling.ramp import RampState, Ramps, apply_ramps
 from controller.core.scaling.signal import Signal, read_signal
 from controller.core.scaling.smooth import SmoothState, smooth
+from controller.core.scaling.stabilize import fresh_rows
 from controller.model import REASON_CODES, DecisionRecord
 
 
@@ -276,7 +277,8 @@ def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, no
     if params.ramp_metrics:
         proposals, ramps, ramp_states = apply_ramps(params, sig.values, sig.usable, proposals, valid, obs.current,
                                                     obs.ready, obs.status, state.ramp, now, obs.startup_s)
-    result, norm_state = normalize(params, obs.current, proposals, valid, state.norm, now)
+    release = fresh_rows(obs.present, obs.sample_age_s, params.interval_s) if params.scale_down_linear_release else None
+    result, norm_state = normalize(params, obs.current, proposals, valid, state.norm, now, release)
     return Decision(now, obs.current, obs.ready, sig, smoothed, np.where(valid, proposals, np.nan), valid, result,
                     ScalingState(smooth_state, norm_state, forecast_states, ramp_states), params, forecasts, hpa, ramps)
 

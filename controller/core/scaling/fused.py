@@ -22,6 +22,7 @@ import numpy as np
 
 from controller.core.scaling import compiled
 from controller.core.scaling import min_step as min_step_module
+from controller.core.scaling import stabilize as stabilize_module
 from controller.core.scaling.compiled import jit, jit_inline
 
 _S_NONE, _S_EWMA, _S_MAX = compiled._S_NONE, compiled._S_EWMA, compiled._S_MAX
@@ -125,6 +126,8 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
     up_sel, down_sel = int(pv[compiled._P_UP_SEL]), int(pv[compiled._P_DOWN_SEL])
     factor, minimum = pv[compiled._P_FACTOR], pv[compiled._P_MINIMUM]
     min_step = pv[compiled._P_DOWN_MIN_STEP]
+    linear_release = pv[compiled._P_DOWN_LINEAR] != 0.0
+    interval = pv[compiled._P_INTERVAL]
     n_up, n_down, n_ramps = int(pv[_V_UP_RULES]), int(pv[_V_DOWN_RULES]), int(pv[_V_RAMPS])
     o_metric = _V_ARRAYS
     o_up = o_metric + 3 * m
@@ -319,6 +322,13 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
         has_forced = forced == forced
         skip = has_forced or hold
         low_i, high_i, slot_i = low[i], high[i], slot_of[i]
+        if linear_release and not legacy:  # scaleDown.release: linear, instead of the window pass's max
+            fresh = True  # stabilize.fresh_rows: no present sample older than an interval
+            for j in range(m):
+                if present[i, j] and age[i, j] > interval:
+                    fresh = False
+            if fresh:
+                high_i = stabilize_module.linear_release_high(rec_v, rec_t, i, proposal, now, down_w)
         # -- stabilize and limit
         if legacy:
             stabilized = compiled.nan_max(proposal, high_i)

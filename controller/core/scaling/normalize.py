@@ -142,14 +142,15 @@ def _final_reason(current, proposal, stabilized, desired, limit_reason, legacy: 
 
 
 def normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, valid: np.ndarray,
-              state: NormState, now: float) -> tuple[NormResult, NormState]:
+              state: NormState, now: float, release_rows: np.ndarray | None = None) -> tuple[NormResult, NormState]:
     """Desired replicas for N targets from their (N, M) proposals; pure.
 
     current: spec replicas (N,). proposals: (N, M) replica proposals (ignored where not valid).
     Returns the stage outputs and the new state (recommendation history written). The scale
     events the desired count would cause are not in it: the shell records them with
     :func:`record_scale_events` once the change is applied (HPA's storeScaleEvent after a
-    successful update).
+    successful update). release_rows (N,) bool: where ``scaleDown.release: linear`` may release
+    (stabilize.fresh_rows; None: all).
     """
     current = np.asarray(current, dtype=np.float64)
     n = current.shape[0]
@@ -172,7 +173,8 @@ def normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, 
                                              params.scale_up_limit_factor, params.scale_up_limit_minimum)
     else:
         up_w, down_w = params.scale_up.window_s, params.scale_down.window_s
-        stabilized = stabilize_with_behavior(current, proposal, rec_v, rec_t, now, up_w, down_w)
+        stabilized = stabilize_with_behavior(current, proposal, rec_v, rec_t, now, up_w, down_w,
+                                             params.scale_down_linear_release, release_rows)
         stabilized = hold_small_steps(current, stabilized, params.scale_down_min_step)
         keep_s = max(up_w, down_w)
         # each event history scanned once for the periods of both directions' rules

@@ -263,6 +263,9 @@ class PolicyParams:
     #: a scale-down must remove at least this share of the current replicas (floor; 0: any
     #: step; ``scaleDown.minStep: tolerance`` sets it to tolerance_down; core/scaling/min_step.py)
     scale_down_min_step: float = 0.0
+    #: ``scaleDown.release: linear``: the window releases a held recommendation's excess over
+    #: its age instead of all at once when it expires (core/scaling/stabilize.py)
+    scale_down_linear_release: bool = False
     legacy: bool = False
     scale_up_limit_factor: float = 2.0
     scale_up_limit_minimum: float = 4.0
