@@ -130,7 +130,12 @@ class _Recorder:
     FIELDS = ("offered_rps", "served_rps", "dropped_rps", "capacity_rps", "spec_replicas", "ready_replicas",
               "error_ratio", "latency_s")
 
+    #: Ticks held before they are scored (at most): a block small enough to stay in the CPU's
+    #: cache between put and flush (scores and timeline do not depend on where chunks are cut).
+    RECORD_TICKS = 32
+
     def __init__(self, scenario: Scenario, T: int, S: int, chunk: int, keep_trajectory: bool):
+        chunk = max(1, min(chunk, self.RECORD_TICKS))
         self.slo, self.start_s, self.tick_s = scenario.slo, scenario.start_s, scenario.tick_s
         self.latency_field = _LATENCY_FIELD[scenario.slo.latency_percentile]
         self._block = np.zeros((len(self.FIELDS), chunk, S))  # one row per field: put fills it in one call
@@ -146,15 +151,15 @@ class _Recorder:
     def put(self, now: float, sig) -> None:
         a, j = self.chunk, self.n
         self.t[j] = now - self.start_s
-        if self._compiled_put and score_compiled.put_row(self._block, j, sig, getattr(sig, self.latency_field)):
-            self.n += 1
-            return
-        self._compiled_put = False
-        a["offered_rps"][j], a["served_rps"][j], a["dropped_rps"][j] = sig.offered_rps, sig.served_rps, sig.dropped_rps
-        a["capacity_rps"][j], a["spec_replicas"][j] = sig.capacity_rps, sig.spec_replicas
-        a["ready_replicas"][j], a["error_ratio"][j] = sig.ready_replicas, sig.error_ratio
-        a["latency_s"][j] = getattr(sig, self.latency_field)
+        if not (self._compiled_put and score_compiled.put_row(self._block, j, sig, getattr(sig, self.latency_field))):
+            self._compiled_put = False
+            a["offered_rps"][j], a["served_rps"][j], a["dropped_rps"][j] = sig.offered_rps, sig.served_rps, sig.dropped_rps
+            a["capacity_rps"][j], a["spec_replicas"][j] = sig.capacity_rps, sig.spec_replicas
+            a["ready_replicas"][j], a["error_ratio"][j] = sig.ready_replicas, sig.error_ratio
+            a["latency_s"][j] = getattr(sig, self.latency_field)
         self.n += 1
+        if self.n == self.t.size:
+            self.flush()
 
     def flush(self) -> None:
         """Score and downsample the ticks put since the last flush."""

@@ -83,9 +83,18 @@ class _Buckets:
         self._line: Line | None = None
         self._mean: np.ndarray | None = None
 
+    #: Pieces of output held before they are joined into one (each costs ~100 B of array header:
+    #: with short chunks they would add up to more than the points themselves).
+    MAX_PIECES = 32
+
+    def _keep(self, piece: tuple[np.ndarray, ...]) -> None:
+        self._out.append(piece)
+        if len(self._out) >= self.MAX_PIECES:
+            self._out = [tuple(np.concatenate(parts) for parts in zip(*self._out))]
+
     def add(self, t: np.ndarray, y: np.ndarray) -> None:
         if self.per == 1:
-            self._out.append((t.copy(), y.astype(float, copy=True)))
+            self._keep((t.copy(), y.astype(float, copy=True)))
             return
         self._t.append(t)
         self._y.append(np.asarray(y, dtype=float))
@@ -108,7 +117,7 @@ class _Buckets:
         count = (~nan).sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(count > 0, np.where(nan, 0.0, yb).sum(axis=1) / count, np.nan)
-        self._out.append((tb[rows, first], yb[rows, first], tb[rows, second], yb[rows, second], mean))
+        self._keep((tb[rows, first], yb[rows, first], tb[rows, second], yb[rows, second], mean))
 
     def finish(self) -> "_Buckets":
         if self.per > 1 and self._held:
