@@ -96,8 +96,9 @@ class _Buckets:
         if self.per == 1:
             self._keep((t.copy(), y.astype(float, copy=True)))
             return
-        self._t.append(t)
-        self._y.append(np.asarray(y, dtype=float))
+        # copies: the caller may reuse its arrays (the runner's recorder does) while a bucket is incomplete
+        self._t.append(np.array(t, dtype=float))
+        self._y.append(np.array(y, dtype=float))
         self._held += t.size
         if self._held >= self.per:
             tt, yy = np.concatenate(self._t), np.concatenate(self._y)

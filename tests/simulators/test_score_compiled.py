@@ -154,3 +154,60 @@ def test_recorder_rows_are_the_signals(monkeypatch):
     expected = np.array([tick.latency_p99_s for tick in ticks])
     assert fast["latency_s"] == expected.tobytes()
     assert fast["spec_replicas"] == np.array([tick.spec_replicas for tick in ticks], dtype=float).tobytes()
+
+
+CUTS = """\
+apiVersion: setpoint/v1
+kind: Scenario
+metadata: {name: cuts, description: "scores and timeline whatever the recorder's chunk"}
+spec:
+  duration: 3h
+  tick: 5s
+  seed: 4
+  slo: {latency: {percentile: 95, below: 250ms}, errorRatio: 0.01}
+  services:
+    - name: web
+      count: %d
+      capacityPerPod: 100
+      startupDelay: 30s
+      initialReplicas: 2
+      maxPods: 12
+      load:
+        - diurnal: {mean: 400, amplitude: 0.6, peakHour: 1}
+        - flashCrowd: {at: 20m, peak: 500, rise: 2m, decay: 10m}
+        - noise: {sigma: 0.1}
+"""
+
+
+def run_bytes(sc, record_ticks: int, chunk_ticks: int) -> dict:
+    """The run's scores and every timeline line kept (aggregate, and per service when kept), as bytes."""
+    from simulators.runner import ControllerSpec, run_controller
+    _Recorder.RECORD_TICKS = record_ticks
+    run, _ = run_controller(sc, ControllerSpec("oracle", "oracle", ""), keep_records=False, keep_trajectory=False,
+                            chunk_ticks=chunk_ticks)
+    columns = [None] + run.timeline.columns
+    lines = {}
+    for c in columns:
+        view = run.timeline.view(c)
+        for name in ("offered_rps", "capacity_rps", "spec_replicas", "ready_replicas", "latency_s", "error_ratio"):
+            line = getattr(view, name)
+            lines[(c, name)] = (line.t.tobytes(), line.y.tobytes(), view.means[name].tobytes())
+        lines[(c, "violation")] = view.violation_spans.tobytes()
+    return {"scores": repr(run.scores), "replica_hours": run.replica_hours_raw, **lines}
+
+
+@pytest.mark.parametrize("services", [pytest.param(3, id="per-service-lines"), pytest.param(20, id="aggregate-only")])
+@pytest.mark.parametrize("record_ticks, chunk_ticks", [
+    pytest.param(1, 512, id="every-tick"),
+    pytest.param(7, 512, id="uneven"),
+    pytest.param(32, 100, id="load-chunk-not-a-multiple"),
+])
+def test_recorder_chunk_does_not_change_the_run(monkeypatch, services, record_ticks, chunk_ticks):
+    """Where the recorder cuts its chunks (RECORD_TICKS, the load's chunk) changes no score and no
+    timeline byte: compared with one chunk for the whole run."""
+    monkeypatch.setattr(_Recorder, "RECORD_TICKS", _Recorder.RECORD_TICKS)  # restored after the test
+    sc = load_scenario_text(CUTS % services, "cuts.yaml")
+    whole = run_bytes(sc, 10_000, 10_000)
+    assert run_bytes(sc, record_ticks, chunk_ticks) == whole
+    assert whole["scores"] != repr({}) and len(whole) > 2
+    assert sc.tick_count > 2000  # buckets of several ticks, not every tick
