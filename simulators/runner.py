@@ -30,7 +30,7 @@ from simulators.ports import MemoryStateStore, SimMetrics, SimTargets
 from simulators.result import ActionEvent, ControllerRun, FaultWindow, SimResult, Trajectory
 from simulators.scenario import POD_SIGNALS, Scenario
 from simulators.score import OnlineScores, violation_mask
-from simulators.timeline import CYCLE_RECORDS, RECORDS_IN_MEMORY, ActionBudget, Timeline
+from simulators.timeline import CYCLE_RECORDS, RECORD_TICKS, RECORDS_IN_MEMORY, ActionBudget, Timeline
 
 #: A fault with no end of its own (a crash, a bad release) is blamed for violations of its
 #: services for at most this long when scoring time to mitigate.
@@ -130,9 +130,9 @@ class _Recorder:
     FIELDS = ("offered_rps", "served_rps", "dropped_rps", "capacity_rps", "spec_replicas", "ready_replicas",
               "error_ratio", "latency_s")
 
-    #: Ticks held before they are scored (at most): a block small enough to stay in the CPU's
-    #: cache between put and flush (scores and timeline do not depend on where chunks are cut).
-    RECORD_TICKS = 32
+    #: Ticks held before they are scored (at most; scores and timeline do not depend on where
+    #: chunks are cut).
+    RECORD_TICKS = RECORD_TICKS
 
     def __init__(self, scenario: Scenario, T: int, S: int, chunk: int, keep_trajectory: bool):
         chunk = max(1, min(chunk, self.RECORD_TICKS))

@@ -42,6 +42,9 @@ FULL_TRAJECTORY_CELLS = 1_000_000
 #: them to a file; a cycle's own objects count as :data:`CYCLE_RECORDS` records (about 4 KiB).
 RECORDS_IN_MEMORY = 100_000
 CYCLE_RECORDS = 10
+#: Ticks the simulation runner records before it scores and downsamples them (at most): a
+#: (fields, ticks, services) block small enough to stay in the CPU's cache between the two.
+RECORD_TICKS = 32
 #: Signals of a view: the (C, S) arrays :meth:`Timeline.add` takes, by name.
 SIGNALS = ("offered_rps", "capacity_rps", "spec_replicas", "ready_replicas", "latency_s", "error_ratio")
 _SUMMED = ("offered_rps", "capacity_rps", "spec_replicas", "ready_replicas")
@@ -343,5 +346,5 @@ class ActionBudget:
         return False
 
 
-__all__ = ["ActionBudget", "Line", "MAX_POINTS", "MAX_SERVICE_MULTIPLES", "Timeline", "View", "action_category",
+__all__ = ["ActionBudget", "Line", "MAX_POINTS", "MAX_SERVICE_MULTIPLES", "RECORD_TICKS", "Timeline", "View", "action_category",
            "bucket_ticks", "envelope", "merge_spans", "timeline_of"]
