@@ -27,7 +27,7 @@ from controller.errors import FieldError, ScenarioError
 from simulators.load import CHUNK_TICKS
 from simulators.scenario import Scenario
 from simulators.timeline import (ACTIONS_IN_FULL, FULL_TRAJECTORY_CELLS, MAX_POINTS, MAX_SERVICE_MULTIPLES,
-                                 CYCLE_RECORDS, RECORDS_IN_MEMORY)
+                                 CYCLE_RECORDS, RECORD_TICKS, RECORDS_IN_MEMORY)
 
 GIB = 2**30
 MIB = 2**20
@@ -41,9 +41,10 @@ MACHINE_SHARE = 0.8
 BASE_BYTES = 160 * MIB
 #: Per controller, whatever the size: its Reconciler and policy objects, budgets.
 RUN_BYTES = 1 * MIB
-#: (chunk, S) float64 arrays alive while a chunk is generated, recorded, scored and downsampled
-#: (measured: about 12).
-CHUNK_ARRAYS = 14.0
+#: (chunk, S) float64 arrays alive while a chunk of load is generated and held.
+CHUNK_ARRAYS = 5.0
+#: (RECORD_TICKS, S) float64 arrays alive while the ticks are recorded, scored and downsampled.
+RECORD_ARRAYS = 14.0
 #: Per service and controller while it runs: the simulated cluster's pod slots and aggregates,
 #: the reconciler's per-target state.
 SERVICE_BYTES = 16 * 1024
@@ -99,7 +100,8 @@ def estimate_peak_bytes(ticks: int, services: int, controllers: Sequence[Control
     """Peak memory (bytes) of simulating ``ticks`` x ``services`` under ``controllers``."""
     S = float(services)
     chunk = float(min(CHUNK_TICKS, max(ticks, 1)))
-    running = 8.0 * chunk * S * CHUNK_ARRAYS + S * SERVICE_BYTES  # one controller runs at a time
+    record = float(min(RECORD_TICKS, max(ticks, 1)))
+    running = 8.0 * S * (chunk * CHUNK_ARRAYS + record * RECORD_ARRAYS) + S * SERVICE_BYTES  # one controller at a time
     kept = 0.0
     if kept_trajectory(ticks, services, keep_trajectories):
         cells = float(ticks) * S

@@ -21,6 +21,7 @@ from controller.errors import FieldError, ScenarioError
 from controller.model import Action, jsonable
 from controller.policy import LoadedPolicy
 from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy, cycle_records
+from simulators import score_compiled
 from simulators.cluster import SimCluster
 from simulators.memory import check_fits, format_bytes, kept_trajectory, memory_limit
 from simulators.load import CHUNK_TICKS, chunk_times
@@ -29,7 +30,7 @@ from simulators.ports import MemoryStateStore, SimMetrics, SimTargets
 from simulators.result import ActionEvent, ControllerRun, FaultWindow, SimResult, Trajectory
 from simulators.scenario import POD_SIGNALS, Scenario
 from simulators.score import OnlineScores, violation_mask
-from simulators.timeline import CYCLE_RECORDS, RECORDS_IN_MEMORY, ActionBudget, Timeline
+from simulators.timeline import CYCLE_RECORDS, RECORD_TICKS, RECORDS_IN_MEMORY, ActionBudget, Timeline
 
 #: A fault with no end of its own (a crash, a bad release) is blamed for violations of its
 #: services for at most this long when scoring time to mitigate.
@@ -129,10 +130,17 @@ class _Recorder:
     FIELDS = ("offered_rps", "served_rps", "dropped_rps", "capacity_rps", "spec_replicas", "ready_replicas",
               "error_ratio", "latency_s")
 
+    #: Ticks held before they are scored (at most; scores and timeline do not depend on where
+    #: chunks are cut).
+    RECORD_TICKS = RECORD_TICKS
+
     def __init__(self, scenario: Scenario, T: int, S: int, chunk: int, keep_trajectory: bool):
+        chunk = max(1, min(chunk, self.RECORD_TICKS))
         self.slo, self.start_s, self.tick_s = scenario.slo, scenario.start_s, scenario.tick_s
         self.latency_field = _LATENCY_FIELD[scenario.slo.latency_percentile]
-        self.chunk = {f: np.zeros((chunk, S)) for f in self.FIELDS}
+        self._block = np.zeros((len(self.FIELDS), chunk, S))  # one row per field: put fills it in one call
+        self.chunk = {f: self._block[i] for i, f in enumerate(self.FIELDS)}
+        self._compiled_put = score_compiled.enabled()
         self.t = np.zeros(chunk)
         self.n = 0
         self.whole = {f: np.zeros((T, S)) for f in self.FIELDS} if keep_trajectory else None
@@ -143,11 +151,15 @@ class _Recorder:
     def put(self, now: float, sig) -> None:
         a, j = self.chunk, self.n
         self.t[j] = now - self.start_s
-        a["offered_rps"][j], a["served_rps"][j], a["dropped_rps"][j] = sig.offered_rps, sig.served_rps, sig.dropped_rps
-        a["capacity_rps"][j], a["spec_replicas"][j] = sig.capacity_rps, sig.spec_replicas
-        a["ready_replicas"][j], a["error_ratio"][j] = sig.ready_replicas, sig.error_ratio
-        a["latency_s"][j] = getattr(sig, self.latency_field)
+        if not (self._compiled_put and score_compiled.put_row(self._block, j, sig, getattr(sig, self.latency_field))):
+            self._compiled_put = False
+            a["offered_rps"][j], a["served_rps"][j], a["dropped_rps"][j] = sig.offered_rps, sig.served_rps, sig.dropped_rps
+            a["capacity_rps"][j], a["spec_replicas"][j] = sig.capacity_rps, sig.spec_replicas
+            a["ready_replicas"][j], a["error_ratio"][j] = sig.ready_replicas, sig.error_ratio
+            a["latency_s"][j] = getattr(sig, self.latency_field)
         self.n += 1
+        if self.n == self.t.size:
+            self.flush()
 
     def flush(self) -> None:
         """Score and downsample the ticks put since the last flush."""

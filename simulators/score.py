@@ -51,6 +51,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from controller.model import jsonable
+from simulators import score_compiled
 from simulators.result import SLO, ControllerRun, FaultWindow, Frontier, SimResult, Trajectory
 
 SCHEMA_VERSION = 2
@@ -111,8 +112,13 @@ def violation_mask(traj: Trajectory, slo: SLO) -> np.ndarray:
     service); with zero load there is nothing to be late, so it is not. A NaN error ratio is
     not a violation (no traffic to fail).
     """
-    latency = as_ticks_by_services(traj.latency_s).astype(float)
-    offered = as_ticks_by_services(traj.offered_rps).astype(float)
+    latency = as_ticks_by_services(traj.latency_s).astype(float, copy=False)  # read only
+    offered = as_ticks_by_services(traj.offered_rps).astype(float, copy=False)
+    fast = score_compiled.violation_mask(latency, offered, as_ticks_by_services(traj.error_ratio),
+                                         as_ticks_by_services(traj.dropped_rps), slo.latency_s, slo.error_ratio,
+                                         DROP_TOLERANCE_RPS)
+    if fast is not None:  # one compiled pass, the same mask
+        return fast
     with np.errstate(invalid="ignore"):
         slow = (latency > slo.latency_s) | (np.isnan(latency) & (offered > 0))
         failing = as_ticks_by_services(traj.error_ratio) > slo.error_ratio
@@ -353,17 +359,21 @@ class OnlineScores:
         t = np.asarray(t_s, dtype=float)
         if t.size == 0:
             return
-        v = as_ticks_by_services(violation).astype(bool)
-        spec = as_ticks_by_services(spec_replicas).astype(float)
+        v = as_ticks_by_services(violation).astype(bool, copy=False)  # read only: no copy needed
+        spec = as_ticks_by_services(spec_replicas).astype(float, copy=False)
         if self._first_t is None:
             self._first_t = float(t[0])
         self._ticks += t.size
         self._changes_and_reversals(t, spec)
         for m in self._mitigations:
             m.add(t, v)
-        if self._pending is not None:  # the held-back tick, now that its successor's time is known
+        # the held-back tick, now that its successor's time is known, then this chunk's but its
+        # last (scored in time order, as one chunk would be: np.diff of [pt, t...] in two parts)
+        if self._pending is not None:
             pt, pv, pspec = self._pending
-            t, v, spec = np.concatenate([[pt], t]), np.vstack([pv, v]), np.vstack([pspec, spec])
+            dt = np.array([t[0] - pt])
+            self._last_dt = float(dt[-1])
+            self._durations(np.array([pt]), dt, pv, pspec)
         self._pending = (float(t[-1]), v[-1:].copy(), spec[-1:].copy())
         if t.size > 1:
             dt = np.diff(t)
@@ -374,6 +384,10 @@ class OnlineScores:
         """Violation minutes and replica-hours of ticks whose durations are known."""
         _exact_add(self._replica_s, (dt * spec.sum(axis=1)).tolist())
         if not v.any():
+            return
+        minutes = score_compiled.violation_minutes(t, dt, v, self._counted_minute)
+        if minutes is not None:  # per service in time order, the same count
+            self._minutes += minutes
             return
         first = np.floor(t / 60.0).astype(np.int64)
         last = np.maximum(first, np.ceil((t + dt) / 60.0).astype(np.int64) - 1)
@@ -386,10 +400,15 @@ class OnlineScores:
         self._counted_minute = np.maximum(self._counted_minute, last_v.max(axis=0))
 
     def _changes_and_reversals(self, t: np.ndarray, spec: np.ndarray) -> None:
-        if self._previous_spec is not None:
-            spec_all, t_changes = np.vstack([self._previous_spec, spec]), t
-        else:
-            spec_all, t_changes = spec, t[1:]
+        t_changes = t if self._previous_spec is not None else t[1:]
+        counts = score_compiled.changes_and_reversals(t_changes, self._previous_spec, spec, self._last_direction,
+                                                      self._last_change_s, self.within_s)
+        if counts is not None:  # per service in time order, the same counts
+            self._previous_spec = spec[-1:].copy()
+            self._changes += counts[0]
+            self._reversals += counts[1]
+            return
+        spec_all = np.vstack([self._previous_spec, spec]) if self._previous_spec is not None else spec
         self._previous_spec = spec[-1:].copy()
         step = np.sign(np.diff(spec_all, axis=0)).astype(np.int8)  # row k: a change at t_changes[k]
         self._changes += int(np.count_nonzero(step))

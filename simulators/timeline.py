@@ -42,6 +42,9 @@ FULL_TRAJECTORY_CELLS = 1_000_000
 #: them to a file; a cycle's own objects count as :data:`CYCLE_RECORDS` records (about 4 KiB).
 RECORDS_IN_MEMORY = 100_000
 CYCLE_RECORDS = 10
+#: Ticks the simulation runner records before it scores and downsamples them (at most): a
+#: (fields, ticks, services) block small enough to stay in the CPU's cache between the two.
+RECORD_TICKS = 32
 #: Signals of a view: the (C, S) arrays :meth:`Timeline.add` takes, by name.
 SIGNALS = ("offered_rps", "capacity_rps", "spec_replicas", "ready_replicas", "latency_s", "error_ratio")
 _SUMMED = ("offered_rps", "capacity_rps", "spec_replicas", "ready_replicas")
@@ -83,12 +86,22 @@ class _Buckets:
         self._line: Line | None = None
         self._mean: np.ndarray | None = None
 
+    #: Pieces of output held before they are joined into one (each costs ~100 B of array header:
+    #: with short chunks they would add up to more than the points themselves).
+    MAX_PIECES = 32
+
+    def _keep(self, piece: tuple[np.ndarray, ...]) -> None:
+        self._out.append(piece)
+        if len(self._out) >= self.MAX_PIECES:
+            self._out = [tuple(np.concatenate(parts) for parts in zip(*self._out))]
+
     def add(self, t: np.ndarray, y: np.ndarray) -> None:
         if self.per == 1:
-            self._out.append((t.copy(), y.astype(float, copy=True)))
+            self._keep((t.copy(), y.astype(float, copy=True)))
             return
-        self._t.append(t)
-        self._y.append(np.asarray(y, dtype=float))
+        # copies: the caller may reuse its arrays (the runner's recorder does) while a bucket is incomplete
+        self._t.append(np.array(t, dtype=float))
+        self._y.append(np.array(y, dtype=float))
         self._held += t.size
         if self._held >= self.per:
             tt, yy = np.concatenate(self._t), np.concatenate(self._y)
@@ -108,7 +121,7 @@ class _Buckets:
         count = (~nan).sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(count > 0, np.where(nan, 0.0, yb).sum(axis=1) / count, np.nan)
-        self._out.append((tb[rows, first], yb[rows, first], tb[rows, second], yb[rows, second], mean))
+        self._keep((tb[rows, first], yb[rows, first], tb[rows, second], yb[rows, second], mean))
 
     def finish(self) -> "_Buckets":
         if self.per > 1 and self._held:
@@ -333,5 +346,5 @@ class ActionBudget:
         return False
 
 
-__all__ = ["ActionBudget", "Line", "MAX_POINTS", "MAX_SERVICE_MULTIPLES", "Timeline", "View", "action_category",
+__all__ = ["ActionBudget", "Line", "MAX_POINTS", "MAX_SERVICE_MULTIPLES", "RECORD_TICKS", "Timeline", "View", "action_category",
            "bucket_ticks", "envelope", "merge_spans", "timeline_of"]

@@ -1,0 +1,157 @@
+"""The per-chunk scoring and recording of a run as compiled loops (numba), for the runner's recorder
+and :class:`simulators.score.OnlineScores`.
+
+Each function here returns None (or False) when the kernels are off or one failed to compile,
+and the caller runs its numpy code, which stays the reference:
+``tests/simulators/test_score_compiled.py`` checks both give the same bytes on scripted and
+random chunks. Every output is a copy, a comparison or an integer count, so the two paths are
+identical bit for bit (no float sum is reordered).
+
+- :func:`put_row`: one tick's eight recorded signals into row ``j`` of the recorder's
+  (F, C, S) block, in one call instead of eight numpy assignments;
+- :func:`violation_mask`: the (C, S) SLO violation mask of :func:`simulators.score.violation_mask`
+  in one pass;
+- :func:`changes_and_reversals`: replica changes and direction reversals, per service in time
+  order (the numpy reference sorts the changes by service);
+- :func:`violation_minutes`: minutes newly counted as violating, per service in time order (the
+  numpy reference takes a running maximum over the chunk).
+
+Same switch and fallback as the other kernels (``SETPOINT_COMPILED``, see
+:mod:`controller.core.scaling.compiled`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from controller.core.scaling import compiled
+from controller.core.scaling.compiled import enabled, jit, mark_broken
+
+
+@jit
+def _put_row_kernel(block, j, offered, served, dropped, capacity, spec, ready, ratio, latency):
+    """block[:, j] = the eight (S,) signals, in the recorder's FIELDS order."""
+    for s in range(block.shape[2]):
+        block[0, j, s] = offered[s]
+        block[1, j, s] = served[s]
+        block[2, j, s] = dropped[s]
+        block[3, j, s] = capacity[s]
+        block[4, j, s] = spec[s]
+        block[5, j, s] = ready[s]
+        block[6, j, s] = ratio[s]
+        block[7, j, s] = latency[s]
+
+
+@jit
+def _violation_kernel(latency, offered, error_ratio, dropped, latency_s, error_ratio_max, drop_tolerance):
+    """(C, S) bool: slow (latency above, or NaN under load), failing or dropping."""
+    n, s_count = latency.shape
+    out = np.empty((n, s_count), dtype=np.bool_)
+    for i in range(n):
+        for s in range(s_count):
+            lat = latency[i, s]
+            slow = lat > latency_s or (math.isnan(lat) and offered[i, s] > 0)
+            out[i, s] = slow or error_ratio[i, s] > error_ratio_max or dropped[i, s] > drop_tolerance
+    return out
+
+
+@jit
+def _changes_kernel(t_changes, previous, has_previous, spec, last_direction, last_change_s, within_s):
+    """(changes, reversals) of the (C, S) ``spec`` after the (S,) ``previous`` row (when
+    ``has_previous``; else the first row starts); ``t_changes[k]``: the time of the change into
+    the k-th compared row. Updates ``last_direction`` / ``last_change_s`` (S,) in place."""
+    n, s_count = spec.shape
+    changes, reversals = 0, 0
+    first = 0 if has_previous else 1
+    for s in range(s_count):
+        before = previous[s] if has_previous else (spec[0, s] if n else 0.0)
+        d_last, w_last = last_direction[s], last_change_s[s]
+        for i in range(first, n):
+            now = spec[i, s]
+            diff = now - before
+            before = now
+            if diff == 0.0 or diff != diff:  # np.sign: 0 for no change, NaN (cast to 0) for NaN
+                continue
+            d = 1 if diff > 0 else -1
+            w = t_changes[i - first]
+            changes += 1
+            if d_last != 0 and d != d_last and w - w_last <= within_s:
+                reversals += 1
+            d_last, w_last = d, w
+        last_direction[s], last_change_s[s] = d_last, w_last
+    return changes, reversals
+
+
+@jit
+def _minutes_kernel(t, dt, v, counted_minute):
+    """Minutes newly counted as violating over the (C,) ticks ``t`` lasting ``dt`` with the (C, S)
+    mask ``v``; ``counted_minute`` (S,) the last minute counted per service, updated in place."""
+    n, s_count = v.shape
+    minutes = 0
+    for i in range(n):
+        first = np.int64(math.floor(t[i] / 60.0))
+        last = max(first, np.int64(math.ceil((t[i] + dt[i]) / 60.0)) - 1)
+        for s in range(s_count):
+            if v[i, s]:
+                counted = counted_minute[s]
+                new = last - max(first, counted + 1) + 1
+                if new > 0:
+                    minutes += new
+                if last > counted:
+                    counted_minute[s] = last
+    return minutes
+
+
+def _run(kernel, *args):
+    """``kernel(*args)``, or None when the kernels are off or it failed (then numpy from now on)."""
+    if not enabled():
+        return None
+    try:
+        return kernel(*args)
+    except compiled.KERNEL_ERRORS as exc:
+        mark_broken(exc)
+        return None
+
+
+def put_row(block: np.ndarray, j: int, sig, latency: np.ndarray) -> bool:
+    """Write one tick's signals (a TickSignals ``sig``, its SLO ``latency`` percentile) into row
+    ``j`` of ``block`` (8, C, S); False when the kernels are off (the caller assigns in numpy).
+    Not switch-checked per call: the caller decides once per run with :func:`enabled`."""
+    try:
+        _put_row_kernel(block, j, sig.offered_rps, sig.served_rps, sig.dropped_rps, sig.capacity_rps,
+                        sig.spec_replicas, sig.ready_replicas, sig.error_ratio, latency)
+    except compiled.KERNEL_ERRORS as exc:
+        mark_broken(exc)
+        return False
+    return True
+
+
+def violation_mask(latency: np.ndarray, offered: np.ndarray, error_ratio: np.ndarray, dropped: np.ndarray,
+                   latency_s: float, error_ratio_max: float, drop_tolerance: float) -> np.ndarray | None:
+    """The (C, S) violation mask of float64 (C, S) arrays; None: use numpy."""
+    arrays = (latency, offered, error_ratio, dropped)
+    if any(a.dtype != np.float64 or a.ndim != 2 for a in arrays):
+        return None
+    return _run(_violation_kernel, *arrays, float(latency_s), float(error_ratio_max), float(drop_tolerance))
+
+
+def changes_and_reversals(t_changes: np.ndarray, previous: np.ndarray | None, spec: np.ndarray,
+                          last_direction: np.ndarray, last_change_s: np.ndarray, within_s: float
+                          ) -> tuple[int, int] | None:
+    """(changes, reversals) of a float64 (C, S) ``spec`` chunk; None: use numpy."""
+    prev = previous.reshape(-1) if previous is not None else last_change_s  # any (S,) float array when absent
+    out = _run(_changes_kernel, np.ascontiguousarray(t_changes, dtype=np.float64), prev, previous is not None, spec,
+               last_direction, last_change_s, float(within_s))
+    return None if out is None else (int(out[0]), int(out[1]))
+
+
+def violation_minutes(t: np.ndarray, dt: np.ndarray, v: np.ndarray, counted_minute: np.ndarray) -> int | None:
+    """Minutes newly counted over a chunk (``counted_minute`` updated in place); None: use numpy."""
+    out = _run(_minutes_kernel, np.ascontiguousarray(t, dtype=np.float64), np.ascontiguousarray(dt, dtype=np.float64),
+               np.ascontiguousarray(v, dtype=np.bool_), counted_minute)
+    return None if out is None else int(out)
+
+
+__all__ = ["changes_and_reversals", "put_row", "violation_minutes", "violation_mask"]
