@@ -2,11 +2,10 @@
 
 The ``hpa`` preset lists every pod of its targets each control cycle (pods, then their samples:
 simulators/ports.py); the numpy listing costs some twenty array calls and a sort over the
-(S, K) slot arrays, and checking whether the cached listing still holds compares three (S, K)
-arrays. Here one loop over the targets' slots lists the live pods in ``pod_arrays``' order
-(target, then serial, then slot: an insertion sort per target, stable like the numpy path's
-argsort), and one loop compares the slot state with the cached copy, stopping at the first
-difference. ``ClusterPort.pod_arrays`` keeps the numpy listing as the reference and for
+(S, K) slot arrays, and checking whether its cached listing still holds compares three (S, K)
+arrays (more than listing again here). Here one loop over the targets' slots lists the live
+pods in ``pod_arrays``' order (target, then serial, then slot: an insertion sort per target,
+stable like the numpy path's argsort). ``ClusterPort.pod_arrays`` keeps the numpy listing as the reference and for
 ``SETPOINT_COMPILED=0``; tests/simulators/test_pod_listing.py checks both give the same arrays.
 """
 
@@ -85,22 +84,3 @@ def try_list_pods(rows: np.ndarray, exists: np.ndarray, phase: np.ndarray, seria
         compiled.mark_broken(exc)
         return None
 
-
-@jit
-def _same_kernel(a, b):
-    x, y = a.ravel(), b.ravel()
-    for k in range(x.shape[0]):
-        if x[k] != y[k]:
-            return False
-    return True
-
-
-def same_state(current: tuple[np.ndarray, ...], cached: tuple[np.ndarray, ...]) -> bool:
-    """Every array of ``current`` equals its copy in ``cached`` (same shapes; C-ordered)."""
-    if not compiled.enabled():
-        return all(np.array_equal(a, b) for a, b in zip(current, cached))
-    try:
-        return all(a.shape == b.shape and _same_kernel(a, b) for a, b in zip(current, cached))
-    except compiled.KERNEL_ERRORS as exc:
-        compiled.mark_broken(exc)
-        return all(np.array_equal(a, b) for a, b in zip(current, cached))
