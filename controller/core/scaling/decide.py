@@ -238,7 +238,8 @@ class Decision:
 def decide(params: PolicyParams, obs: Observation, state: ScalingState, now: float) -> Decision:
     """Decide for every target of one policy. Pure: same inputs, same Decision.
 
-    Runs the compiled kernel (core/scaling/compiled.py) when it covers the policy, else numpy stages.
+    Runs the compiled kernel (core/scaling/compiled.py) when it covers the policy, else numpy stages
+    (for the ``hpa`` preset without behavior, its normalize stage compiled: core/scaling/hpa_normalize.py).
     """
     if compiled.enabled() and compiled.supports(params):
         try:
