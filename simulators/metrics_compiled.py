@@ -2,9 +2,9 @@
 
 A gauge query (``avg_over_time``-like: the mean of the samples present in the window) was a
 gather of the (W, S) ring, a NaN mask, two sums over the window and three selects, per query
-and cycle. :func:`try_window_means` gives the same numbers in one loop per target: the sum runs
-over the ring slots in storage order from 0.0 (NaN read as 0), as numpy's
-``nansum`` over the outer axis does, so the floats are identical. :func:`window_means_numpy`
+and cycle. :func:`try_window_means` gives the same numbers in one loop per target, summing in
+numpy's order (NaN read as 0): row after row over a C-ordered window, pairwise over a gathered
+(F-ordered) one, so the floats are identical. :func:`window_means_numpy`
 is the reference (and runs for ``SETPOINT_COMPILED=0``); tests/simulators/test_metrics_compiled.py
 compares both.
 """
@@ -20,33 +20,45 @@ from controller.core.scaling.compiled import jit
 
 
 @jit
-def _window_means_kernel(ring, filled, rows, nonfinite, out):
+def _window_means_kernel(ring, filled, rows, nonfinite, sequential, buf, out):
     for i in range(rows.shape[0]):
         r = rows[i]
         if filled == 0 or nonfinite[r]:
             out[i] = math.nan
             continue
-        total, count = 0.0, 0  # numpy's sum starts from 0.0 too (a lone -0.0 sums to 0.0)
+        total, count = 0.0, 0
         for s in range(filled):
             v = ring[s, r]
             if v == v:
-                total += v
                 count += 1
             else:
-                total += 0.0  # as nansum: the NaN reads as 0 (turns a -0.0 sum into 0.0)
+                v = 0.0  # as nansum: a NaN reads as 0
+            buf[s] = v
+            if sequential:
+                total += buf[s]
+        if not sequential:
+            total = compiled._pairwise_sum(buf, 0, filled)
         out[i] = total / count if count > 0 else math.nan
 
 
-def try_window_means(ring: np.ndarray, filled: int, rows: np.ndarray, nonfinite: np.ndarray) -> np.ndarray | None:
+def try_window_means(ring: np.ndarray, filled: int, rows: np.ndarray | slice,
+                     nonfinite: np.ndarray) -> np.ndarray | None:
     """(N,) mean of the samples present (not NaN) in the first ``filled`` slots of ``ring``
-    (W, S) for the services ``rows`` (N,) int64; NaN where none is, or where ``nonfinite`` (S,)
-    is set. None when the kernels are off, or for one service (numpy sums a single column
-    pairwise): then use numpy."""
-    if rows.shape[0] < 2 or not compiled.enabled():
+    (W, S) for the services ``rows`` (N,) int64, or ``slice(None)`` for every service in order;
+    NaN where none is, or where ``nonfinite`` (S,) is set. None when the kernels are off or the
+    window is longer than the compiled pairwise sum covers: then use numpy.
+
+    The order of the sum follows numpy's: the window of every service (a C-ordered view) sums
+    its rows one after the other; a gathered window (F-ordered) or a single column sums each
+    column pairwise."""
+    filled = int(filled)
+    if filled > compiled._PAIRWISE_BLOCK or not compiled.enabled():
         return None
-    out = np.empty(rows.shape[0])
+    every = isinstance(rows, slice)
+    index = np.arange(ring.shape[1]) if every else np.asarray(rows, np.int64)
+    out = np.empty(index.shape[0])
     try:
-        _window_means_kernel(ring, int(filled), rows, nonfinite, out)
+        _window_means_kernel(ring, filled, index, nonfinite, every and ring.shape[1] >= 2, np.empty(filled), out)
     except compiled.KERNEL_ERRORS as exc:
         compiled.mark_broken(exc)
         return None
@@ -65,6 +77,5 @@ def window_means_numpy(ring: np.ndarray, filled: int, rows: np.ndarray | slice, 
 def window_means(ring: np.ndarray, filled: int, rows: np.ndarray | slice, nonfinite: np.ndarray) -> np.ndarray:
     """The window means of ``SimMetrics.query``'s gauges: compiled, or numpy when the kernel declines.
     ``rows``: the services (N,), or ``slice(None)`` for every service in order."""
-    index = np.arange(ring.shape[1]) if isinstance(rows, slice) else np.asarray(rows, np.int64)
-    fast = try_window_means(ring, filled, index, nonfinite)
+    fast = try_window_means(ring, filled, rows, nonfinite)
     return fast if fast is not None else window_means_numpy(ring, filled, rows, nonfinite)

@@ -1,6 +1,7 @@
 """The simulated metrics source's compiled window means (simulators/metrics_compiled.py) equal the
 numpy reference float for float (sign of zero included) on named cases and generated rings:
-NaN gaps, a partly filled ring, repeated services, nonfinite series, every service in order."""
+NaN gaps, a partly filled ring, repeated services, nonfinite series, every service in order
+(row by row, as numpy sums a C-ordered window) or gathered (pairwise, as numpy sums an F-ordered one)."""
 
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ def assert_identical(got: np.ndarray, want: np.ndarray) -> None:
 def both(monkeypatch, ring, filled, rows, nonfinite):
     monkeypatch.setenv(compiled.ENV_SWITCH, "1")
     ring, nonfinite = np.asarray(ring, float), np.asarray(nonfinite, bool)
-    index = np.arange(ring.shape[1]) if isinstance(rows, slice) else np.asarray(rows, np.int64)
-    fast = metrics_compiled.try_window_means(ring, filled, index, nonfinite)
+    rows = rows if isinstance(rows, slice) else np.asarray(rows, np.int64)
+    fast = metrics_compiled.try_window_means(ring, filled, rows, nonfinite)
     assert fast is not None, "the kernel declined"
     return fast, metrics_compiled.window_means_numpy(ring, filled, rows, nonfinite)
 
@@ -57,20 +58,22 @@ SAMPLES = st.one_of(st.floats(-1e6, 1e6, allow_nan=False), st.sampled_from([NAN,
 @settings(max_examples=200, deadline=None)
 @given(data=st.data())
 def test_same_as_numpy_on_generated_rings(data):
-    w, s = data.draw(st.integers(1, 14)), data.draw(st.integers(2, 6))
+    w, s = data.draw(st.integers(1, 20)), data.draw(st.integers(1, 6))
     ring = np.array(data.draw(st.lists(SAMPLES, min_size=w * s, max_size=w * s))).reshape(w, s)
     filled = data.draw(st.integers(0, w))
     every = data.draw(st.booleans())
-    rows = slice(None) if every else data.draw(st.lists(st.integers(0, s - 1), min_size=2, max_size=8))
+    rows = slice(None) if every else data.draw(st.lists(st.integers(0, s - 1), min_size=1, max_size=40))
     nonfinite = data.draw(st.lists(st.booleans(), min_size=s, max_size=s))
     with pytest.MonkeyPatch.context() as mp:
         assert_identical(*both(mp, ring, filled, rows, nonfinite))
 
 
-def test_one_service_is_left_to_numpy(monkeypatch):
-    """numpy sums a single column pairwise (not row by row): the kernel declines it."""
-    monkeypatch.setenv(compiled.ENV_SWITCH, "1")
-    ring = np.linspace(0.1, 1.3, 13).reshape(13, 1)
-    assert metrics_compiled.try_window_means(ring, 13, np.array([0]), np.array([False])) is None
-    assert_identical(metrics_compiled.window_means(ring, 13, np.array([0]), np.array([False])),
-                     metrics_compiled.window_means_numpy(ring, 13, np.array([0]), np.array([False])))
+@pytest.mark.parametrize("rows", [pytest.param(slice(None), id="one-service-in-order"),
+                                  pytest.param([0], id="one-service-picked"),
+                                  pytest.param([1, 0], id="picked-services")])
+def test_long_windows_in_numpys_order(monkeypatch, rows):
+    """numpy sums a single column or a gathered window pairwise, the whole ring in order row by row:
+    13 slots of values whose sum depends on the order."""
+    ring = (np.linspace(0.1, 1.3, 26) ** 3 * 1e5).reshape(13, 2)
+    ring = ring[:, :1] if isinstance(rows, slice) else ring
+    assert_identical(*both(monkeypatch, ring, 13, rows, np.zeros(ring.shape[1], bool)))
