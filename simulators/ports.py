@@ -15,7 +15,7 @@ import numpy as np
 from controller.errors import MetricsUnavailable
 from controller.model import Action, TargetRef, TargetSelector
 from controller.ports import ClusterView, PodSeries, PodView, Samples
-from simulators import streams
+from simulators import metrics_compiled, streams
 from simulators.cluster import SimCluster
 from simulators.lazy_names import LazyStrings
 from simulators.signals import ObservedSignals
@@ -149,11 +149,7 @@ class SimMetrics:
             values = obs.values[field][rows]
         else:
             filled = min(self._k, self.slots)
-            window = self._ring[field][:filled, rows]
-            with np.errstate(invalid="ignore"):
-                counts = np.sum(~np.isnan(window), axis=0)
-                values = np.where(counts > 0, np.nansum(window, axis=0) / np.maximum(counts, 1), np.nan)
-            values = np.where(obs.nonfinite[rows], np.nan, values)
+            values = metrics_compiled.window_means(self._ring[field], filled, rows, obs.nonfinite)
         present = ~obs.unavailable[rows]
         return Samples(values=values.astype(np.float64), present=present, age_s=obs.sample_age_s[rows].astype(np.float64),
                        conflict=np.zeros(len(targets), bool))

@@ -452,9 +452,12 @@ class Reconciler:
         self._held = held
 
     def _scaling_actions(self, targets: list[TargetRef], view: ClusterView, decision: Decision) -> list[Action]:
-        return [Action(ActionKind.SCALE, targets[i], REASON_CODES[int(decision.reason[i])],
-                       replicas=int(decision.desired[i]), from_replicas=int(view.spec[i]), policy=self.policy.name)
-                for i in np.flatnonzero(decision.changed & view.exists)]
+        # read each (N,) array once (Decision.desired converts on every access), then per changed row
+        rows = np.flatnonzero(decision.changed & view.exists)
+        reason, desired, spec = (a[rows].tolist() for a in (decision.reason, decision.desired, view.spec))
+        return [Action(ActionKind.SCALE, targets[i], REASON_CODES[int(r)], replicas=int(d), from_replicas=int(f),
+                       policy=self.policy.name)
+                for i, r, d, f in zip(rows.tolist(), reason, desired, spec)]
 
     @property
     def rollout_interval_s(self) -> float | None:

@@ -13,6 +13,7 @@ from controller.errors import NotFound
 from controller.model import Action, ActionKind, PodStatus, TargetRef, TargetStatus
 from controller.ports import ClusterView, TargetSelector
 from simulators.lazy_names import LazyStrings
+from simulators.simcluster import pod_listing
 from simulators.simcluster.slots import EMPTY, PENDING, READY, STARTING
 
 
@@ -186,14 +187,23 @@ class ClusterPort:
         order as ``observe`` lists them."""
         self._flush()
         rows, exists = self.rows_of(targets)
+        state = (self._pod_phase, self._pod_serial, self._pod_revision_seq)
+        fast = pod_listing.try_list_pods(rows, exists, *state, self._pod_created_s, self._pod_ready_transition_s)
+        if fast is not None:  # one compiled pass: cheaper than checking the cache below
+            return self._pod_dict(*fast)
         # pods change only with a phase, a slot's serial or revision: a second call in the same
         # cycle (pods listed, then their samples) reuses the first one's arrays and names.
         # (rows_of keeps one tuple per target list: the same object means the same targets)
-        state = (self._pod_phase, self._pod_serial, self._pod_revision_seq)
         cached = self._pod_arrays_cache
         if (cached is not None and cached[0] is self._view_cache[0]
                 and all(np.array_equal(a, b) for a, b in zip(cached[1], state))):
             return cached[2]
+        out = self._list_pods_numpy(rows, exists)
+        self._pod_arrays_cache = (self._view_cache[0], tuple(a.copy() for a in state), out)
+        return out
+
+    def _list_pods_numpy(self, rows: np.ndarray, exists: np.ndarray) -> dict:
+        """pod_arrays' listing with numpy (the reference of simcluster/pod_listing.py's kernel)."""
         live = self._pod_phase[rows] != EMPTY
         live &= exists[:, None]
         at, pod_slots = np.divmod(np.flatnonzero(live), live.shape[1])  # by target, then slot
@@ -204,13 +214,16 @@ class ClusterPort:
         pod_rows = rows.take(at)
         pod_phase = self._pod_phase.ravel().take(flat)
         revision_seqs = self._pod_revision_seq.ravel().take(flat)
+        return self._pod_dict(at, pod_rows, serials, revision_seqs, (pod_rows.astype(np.int64) << 32) + serials,
+                              pod_phase == PENDING, pod_phase != PENDING, pod_phase == READY,
+                              self._pod_created_s.ravel().take(flat), self._pod_ready_transition_s.ravel().take(flat))
+
+    def _pod_dict(self, at, pod_rows, serials, revision_seqs, uid, pending, running, ready, start_time,
+                  ready_transition_time) -> dict:
         names = LazyStrings(lambda j: self._name_of(int(pod_rows[j]), int(serials[j]), int(revision_seqs[j])),
                             pod_rows.size)
-        out = {"at": at, "name": names, "uid": (pod_rows.astype(np.int64) << 32) + serials, "pending": pod_phase == PENDING, "running": pod_phase != PENDING,
-               "ready": pod_phase == READY, "start_time": self._pod_created_s.ravel().take(flat),
-               "ready_transition_time": self._pod_ready_transition_s.ravel().take(flat)}
-        self._pod_arrays_cache = (self._view_cache[0], tuple(a.copy() for a in state), out)
-        return out
+        return {"at": at, "name": names, "uid": uid, "pending": pending, "running": running, "ready": ready,
+                "start_time": start_time, "ready_transition_time": ready_transition_time}
 
     def apply(self, action: Action) -> None:
         """Apply a controller :class:`~controller.model.Action` (the ``Cluster`` protocol)."""

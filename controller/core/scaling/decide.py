@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from controller.core.scaling import compiled, workspace
+from controller.core.scaling import compiled, hpa_normalize, workspace
 from controller.core.scaling import forecast as fc
 from controller.core.scaling.hpa_propose import HpaProposals, PodSamples, hpa_propose
 from controller.core.scaling.normalize import NormResult, NormState, normalize, record_scale_events
@@ -239,13 +239,16 @@ class Decision:
 def decide(params: PolicyParams, obs: Observation, state: ScalingState, now: float) -> Decision:
     """Decide for every target of one policy. Pure: same inputs, same Decision.
 
-    Runs the compiled kernel (core/scaling/compiled.py) when it covers the policy, else numpy stages.
+    Runs the compiled kernel (core/scaling/compiled.py) when it covers the policy, else numpy stages
+    (for the ``hpa`` preset without behavior, its normalize stage compiled: core/scaling/hpa_normalize.py).
     """
     if compiled.enabled() and compiled.supports(params):
         try:
             return _decide_compiled(params, obs, state, now)
         except compiled.KERNEL_ERRORS as exc:
             compiled.mark_broken(exc)
+    if compiled.enabled() and hpa_normalize.supports(params):  # the hpa preset: its normalize stage compiled
+        return decide_numpy(params, obs, state, now, normalize_stage=hpa_normalize.normalize_compiled)
     return decide_numpy(params, obs, state, now)
 
 
@@ -259,8 +262,10 @@ def _decide_compiled(params: PolicyParams, obs: Observation, state: ScalingState
     return ws.decision(obs, now, ScalingState(smooth_state, kept.norm, state.forecast, kept.ramp))
 
 
-def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, now: float) -> Decision:
-    """The numpy stages, one after the other: the reference the compiled kernel is tested against."""
+def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, now: float,
+                 normalize_stage=normalize) -> Decision:
+    """The numpy stages, one after the other: the reference the compiled kernel is tested against.
+    ``normalize_stage``: normalize.normalize or a compiled twin (hpa_normalize.normalize_compiled)."""
     sig = read_signal(obs.values, obs.present, obs.sample_age_s, params.stale_after_s, params.metric_nonnegative)
     smoothed, smooth_state = smooth(params, sig.values, sig.usable, state.smooth, now)
     hpa = None
@@ -278,7 +283,7 @@ def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, no
         proposals, ramps, ramp_states = apply_ramps(params, sig.values, sig.usable, proposals, valid, obs.current,
                                                     obs.ready, obs.status, state.ramp, now, obs.startup_s)
     release = fresh_rows(obs.present, obs.sample_age_s, params.interval_s) if params.scale_down_linear_release else None
-    result, norm_state = normalize(params, obs.current, proposals, valid, state.norm, now, release)
+    result, norm_state = normalize_stage(params, obs.current, proposals, valid, state.norm, now, release)
     return Decision(now, obs.current, obs.ready, sig, smoothed, np.where(valid, proposals, np.nan), valid, result,
                     ScalingState(smooth_state, norm_state, forecast_states, ramp_states), params, forecasts, hpa, ramps)
 

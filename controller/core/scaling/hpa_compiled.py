@@ -261,3 +261,77 @@ def try_subsequence_rows(uid: np.ndarray, want: np.ndarray) -> np.ndarray | None
         compiled.mark_broken(exc)
         return None
     return out if found else None
+
+
+_INT64_EDGE = 9.2e18  # hpa_propose._INT64_EDGE: the largest milli value that converts without wrapping
+
+
+@compiled.jit_inline
+def _milli(x):
+    """hpa_propose.to_milli on a scalar: x * 1000 rounded half to even, NaN -> 0, clipped to int64."""
+    y = x * 1000.0
+    if y != y:
+        return 0
+    if y > _INT64_EDGE:
+        y = _INT64_EDGE
+    elif y < -_INT64_EDGE:
+        y = -_INT64_EDGE
+    return np.int64(np.rint(y))
+
+
+@jit
+def _join_kernel(rows, values, ages, usage, has, age):
+    for k in range(rows.shape[0]):
+        r, v = rows[k], values[k]
+        if r >= 0 and math.isfinite(v):
+            usage[r] = _milli(v)
+            has[r] = True
+            age[r] = ages[k]
+
+
+def try_join_samples(rows: np.ndarray, values: np.ndarray, ages: np.ndarray, usage: np.ndarray, has: np.ndarray,
+                     age: np.ndarray) -> bool:
+    """Per-pod samples (K,) into their pods' rows, in place: where ``rows[k] >= 0`` and the value
+    is finite, usage[row] = to_milli(value), has[row] = True, age[row] = ages[k] (usage, has: a
+    metric's (P,) columns; age (P,)); a later sample of the same row wins, as numpy's fancy
+    assignment. False (nothing written) when the kernels are off: then join with numpy."""
+    if not compiled.enabled():
+        return False
+    try:
+        _join_kernel(np.asarray(rows, np.int64), np.asarray(values, np.float64), np.asarray(ages, np.float64),
+                     usage, has, age)
+    except compiled.KERNEL_ERRORS as exc:
+        compiled.mark_broken(exc)
+        return False
+    return True
+
+
+@jit
+def _means_kernel(target, usage, has, values, present):
+    n = values.shape[0]
+    count = np.zeros(n, np.int64)
+    total = np.zeros(n)
+    for k in range(target.shape[0]):  # in pod order, as np.bincount adds its weights
+        if has[k]:
+            t = target[k]
+            count[t] += 1
+            total[t] += usage[k] / 1000.0
+    for i in range(n):
+        present[i] = count[i] > 0
+        values[i] = total[i] / count[i] if count[i] > 0 else math.nan
+
+
+def try_pod_means(target: np.ndarray, usage_milli: np.ndarray, has_sample: np.ndarray,
+                  n: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(mean of each target's samples in the metric's unit (n,) NaN where none, has one (n,)) from
+    the pods' targets (P,), samples in milli-units (P,) and whether each pod has one (P,); None
+    when the kernels are off (pod_samples.workload_summary's numpy then)."""
+    if not compiled.enabled():
+        return None
+    values, present = np.empty(n), np.empty(n, np.bool_)
+    try:
+        _means_kernel(np.asarray(target, np.int64), usage_milli, has_sample, values, present)
+    except compiled.KERNEL_ERRORS as exc:
+        compiled.mark_broken(exc)
+        return None
+    return values, present

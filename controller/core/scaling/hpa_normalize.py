@@ -1,0 +1,174 @@
+"""The normalize stage of the ``hpa`` preset without ``behavior`` as one compiled pass (numba).
+
+The ``hpa`` preset proposes with HPA's pod-level calculator (core/scaling/hpa_propose.py), so
+the fused kernel (core/scaling/fused.py) does not cover it; its normalize stage ran as numpy
+stages, a few dozen array calls and two copies of the recommendation history per cycle.
+:func:`try_normalize` computes what :func:`normalize.normalize` (the reference) computes for
+such a policy, for the same inputs and with the same arrays: combine, pre-checks, the missing-
+data rules (HPA's: no hold of its own, no fallback), the legacy max-window stabilization, the
+per-cycle scale-up cap and [min, max], and the write of the proposal into the history, target
+by target. ``tests/core/test_hpa_normalize.py`` checks every output and state array is identical.
+
+Returns None (call the reference) when the kernels are off (``SETPOINT_COMPILED=0``, no numba;
+see :mod:`controller.core.scaling.compiled`) or the policy is not covered (:func:`supports`).
+The shared per-value helpers are called as ``compiled.X`` (a ``from`` import would bind the
+plain functions: see compiled.jit).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from controller.core.scaling import compiled
+from controller.core.scaling.compiled import jit
+from controller.core.scaling.normalize import NormResult, NormState
+from controller.core.scaling.normalize import normalize as reference_normalize
+from controller.core.scaling.params import PolicyParams
+
+_NAN, _INF = math.nan, math.inf
+
+
+def supports(params: PolicyParams) -> bool:
+    """The kernel covers this policy: the ``hpa`` preset without ``behavior`` (legacy)."""
+    return params.hpa_semantics and params.legacy
+
+
+@jit
+def _normalize_legacy_kernel(current, proposals, valid, rec_v, rec_t, missing_since, now, lo, hi, window_s,
+                             factor, minimum, combined_out, proposal_out, stabilized_out, desired_out, limit_out,
+                             reason_out, active_out):
+    """normalize.normalize for a legacy policy with HPA's semantics, N targets, in place.
+
+    current (N,); proposals, valid (N, M); rec_v, rec_t (H, N) the history (the transposes of
+    NormState's Fortran-ordered (N, H) arrays), written in place; missing_since (N,) in place.
+    Outputs (N,): combined, proposal, stabilized, desired (float64), limit reason, reason
+    (int64), active (bool)."""
+    n, m = proposals.shape
+    slots = rec_v.shape[0]
+    cut_window, cut_keep = now - window_s, now - window_s  # legacy: the history is kept for the down window
+    up_cap_tighter_reason, max_reason = compiled._RL_UP, compiled._CL_MAX
+    for i in range(n):
+        cur = current[i]
+        # first sight: seed the history with (current, now); is_empty looks at slot 0 only
+        if slots > 0 and rec_t[0, i] != rec_t[0, i]:
+            rec_v[0, i] = cur
+            rec_t[0, i] = now
+        # combine: max over the valid proposals (np.maximum: NaN propagates)
+        combined, any_valid, all_valid = -_INF, False, True
+        for j in range(m):
+            if valid[i, j]:
+                combined = compiled.nan_max(combined, proposals[i, j])
+                any_valid = True
+            else:
+                all_valid = False
+        if not any_valid:
+            combined = _NAN
+        # pre-checks (the first that applies wins: disabled, above max, below min)
+        if cur == 0 and lo != 0:
+            forced, pre_reason = 0.0, compiled._DISABLED
+        elif cur > hi:
+            forced, pre_reason = hi, compiled._ABOVE
+        elif cur < lo:
+            forced, pre_reason = lo, compiled._BELOW
+        else:
+            forced, pre_reason = _NAN, -1
+        has_forced = forced == forced
+        # missing data: HPA bails out (no fallback, nothing stored)
+        hold = ((not all_valid) and any_valid and combined < cur) or not any_valid
+        ms = missing_since[i]
+        missing_since[i] = _NAN if any_valid else (now if ms != ms else ms)
+        proposal = cur if hold else combined
+        skip = has_forced or hold
+        # stabilize (inclusive window) over the history as it was before this cycle's write,
+        # and the slot of that write: the first reusable (empty or outdated), else the first oldest
+        high, slot, key = -_INF, 0, _INF
+        for s in range(slots):
+            t, v = rec_t[s, i], rec_v[s, i]
+            if t >= cut_window:
+                high = compiled.nan_max(high, v)
+            k = t if t >= cut_keep else -_INF  # NaN (empty) compares False: reusable
+            if s == 0 or k < key:
+                slot, key = s, k
+        stabilized = compiled.nan_max(proposal, high)
+        # clamp_legacy: the scale-up cap max(factor * current, minimum), then [min, max]
+        up_cap = np.trunc(compiled.nan_max(factor * cur, minimum))
+        tighter = hi > up_cap
+        upper = up_cap if tighter else hi
+        if stabilized < lo:
+            desired, limit_reason = float(lo), compiled._CL_MIN
+        elif stabilized > upper:
+            desired, limit_reason = upper, (up_cap_tighter_reason if tighter else max_reason)
+        else:
+            desired, limit_reason = stabilized, compiled._NOT_LIMITED
+        if slots > 0 and not skip:
+            rec_v[slot, i] = proposal
+            rec_t[slot, i] = now
+        # the final reason: later rules win
+        if limit_reason != compiled._NOT_LIMITED:
+            reason = limit_reason
+        elif stabilized != proposal:
+            reason = compiled._STAB_DOWN
+        elif desired > cur:
+            reason = compiled._UP
+        elif desired < cur:
+            reason = compiled._DOWN
+        else:
+            reason = compiled._KEEP
+        if hold:
+            reason = compiled._MISSING
+        if pre_reason >= 0:
+            reason = pre_reason
+        if has_forced:
+            desired = forced
+        elif hold:
+            desired = cur
+        if skip:
+            stabilized, limit_reason = desired, compiled._NOT_LIMITED
+        combined_out[i], proposal_out[i], stabilized_out[i], desired_out[i] = combined, proposal, stabilized, desired
+        limit_out[i], reason_out[i] = limit_reason, reason
+        active_out[i] = (not has_forced) and any_valid and not hold
+    return 0
+
+
+def try_normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, valid: np.ndarray,
+                  state: NormState, now: float) -> tuple[NormResult, NormState] | None:
+    """:func:`normalize.normalize` compiled (same arguments, same result, ``state`` untouched),
+    or None when the kernels are off or the policy is not covered: then call the reference."""
+    if not (supports(params) and compiled.enabled()):
+        return None
+    current = np.ascontiguousarray(current, dtype=np.float64)
+    n = current.shape[0]
+    # the new history: Fortran-ordered copies, as history.write_slot returns (their transposes
+    # are the kernel's C-ordered (H, N) arrays)
+    rec_v = np.array(state.rec_values, dtype=np.float64, order="F")
+    rec_t = np.array(state.rec_times, dtype=np.float64, order="F")
+    missing_since = np.array(state.missing_since, dtype=np.float64)
+    f = np.empty((4, n))
+    limit_reason, reason = np.empty(n, np.int64), np.empty(n, np.int64)
+    active = np.empty(n, np.bool_)
+    try:
+        _normalize_legacy_kernel(current, np.ascontiguousarray(proposals, dtype=np.float64),
+                                 np.ascontiguousarray(valid, dtype=np.bool_), rec_v.T, rec_t.T, missing_since,
+                                 float(now), float(params.min_replicas), float(params.max_replicas),
+                                 float(params.scale_down.window_s), float(params.scale_up_limit_factor),
+                                 float(params.scale_up_limit_minimum), f[0], f[1], f[2], f[3], limit_reason, reason,
+                                 active)
+    except compiled.KERNEL_ERRORS as exc:
+        compiled.mark_broken(exc)
+        return None
+    result = NormResult(combined=f[0], proposal=f[1], stabilized=f[2], desired=f[3], limit_reason=limit_reason,
+                        reason=reason, scaling_active=active)
+    return result, NormState(rec_v, rec_t, state.up_changes, state.up_times, state.down_changes, state.down_times,
+                             missing_since)
+
+
+def normalize_compiled(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, valid: np.ndarray,
+                       state: NormState, now: float, release_rows: np.ndarray | None = None
+                       ) -> tuple[NormResult, NormState]:
+    """:func:`try_normalize`, or the reference when the kernel declines. ``release_rows`` as for
+    the reference (``scaleDown.release: linear``, which the legacy preset the kernel covers has not)."""
+    fast = try_normalize(params, current, proposals, valid, state, now)
+    return fast if fast is not None else reference_normalize(params, current, proposals, valid, state, now,
+                                                             release_rows)

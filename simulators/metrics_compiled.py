@@ -1,0 +1,81 @@
+"""The simulated metrics source's window means as one compiled pass (numba), for ``SimMetrics.query``.
+
+A gauge query (``avg_over_time``-like: the mean of the samples present in the window) was a
+gather of the (W, S) ring, a NaN mask, two sums over the window and three selects, per query
+and cycle. :func:`try_window_means` gives the same numbers in one loop per target, summing in
+numpy's order (NaN read as 0): row after row over a C-ordered window, pairwise over a gathered
+(F-ordered) one, so the floats are identical. :func:`window_means_numpy`
+is the reference (and runs for ``SETPOINT_COMPILED=0``); tests/simulators/test_metrics_compiled.py
+compares both.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from controller.core.scaling import compiled
+from controller.core.scaling.compiled import jit
+
+
+@jit
+def _window_means_kernel(ring, filled, rows, nonfinite, sequential, buf, out):
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        if filled == 0 or nonfinite[r]:
+            out[i] = math.nan
+            continue
+        total, count = 0.0, 0
+        for s in range(filled):
+            v = ring[s, r]
+            if v == v:
+                count += 1
+            else:
+                v = 0.0  # as nansum: a NaN reads as 0
+            buf[s] = v
+            if sequential:
+                total += buf[s]
+        if not sequential:
+            total = compiled._pairwise_sum(buf, 0, filled)
+        out[i] = total / count if count > 0 else math.nan
+
+
+def try_window_means(ring: np.ndarray, filled: int, rows: np.ndarray | slice,
+                     nonfinite: np.ndarray) -> np.ndarray | None:
+    """(N,) mean of the samples present (not NaN) in the first ``filled`` slots of ``ring``
+    (W, S) for the services ``rows`` (N,) int64, or ``slice(None)`` for every service in order;
+    NaN where none is, or where ``nonfinite`` (S,) is set. None when the kernels are off or the
+    window is longer than the compiled pairwise sum covers: then use numpy.
+
+    The order of the sum follows numpy's: the window of every service (a C-ordered view) sums
+    its rows one after the other; a gathered window (F-ordered) or a single column sums each
+    column pairwise."""
+    filled = int(filled)
+    if filled > compiled._PAIRWISE_BLOCK or not compiled.enabled():
+        return None
+    every = isinstance(rows, slice)
+    index = np.arange(ring.shape[1]) if every else np.asarray(rows, np.int64)
+    out = np.empty(index.shape[0])
+    try:
+        _window_means_kernel(ring, filled, index, nonfinite, every and ring.shape[1] >= 2, np.empty(filled), out)
+    except compiled.KERNEL_ERRORS as exc:
+        compiled.mark_broken(exc)
+        return None
+    return out
+
+
+def window_means_numpy(ring: np.ndarray, filled: int, rows: np.ndarray | slice, nonfinite: np.ndarray) -> np.ndarray:
+    """:func:`try_window_means` with numpy (``rows`` may be a slice); the reference."""
+    window = ring[:filled, rows]
+    with np.errstate(invalid="ignore"):
+        counts = np.sum(~np.isnan(window), axis=0)
+        values = np.where(counts > 0, np.nansum(window, axis=0) / np.maximum(counts, 1), np.nan)
+    return np.where(nonfinite[rows], np.nan, values)
+
+
+def window_means(ring: np.ndarray, filled: int, rows: np.ndarray | slice, nonfinite: np.ndarray) -> np.ndarray:
+    """The window means of ``SimMetrics.query``'s gauges: compiled, or numpy when the kernel declines.
+    ``rows``: the services (N,), or ``slice(None)`` for every service in order."""
+    fast = try_window_means(ring, filled, rows, nonfinite)
+    return fast if fast is not None else window_means_numpy(ring, filled, rows, nonfinite)

@@ -1,0 +1,79 @@
+"""The simulated metrics source's compiled window means (simulators/metrics_compiled.py) equal the
+numpy reference float for float (sign of zero included) on named cases and generated rings:
+NaN gaps, a partly filled ring, repeated services, nonfinite series, every service in order
+(row by row, as numpy sums a C-ordered window) or gathered (pairwise, as numpy sums an F-ordered one)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from controller.core.scaling import compiled
+from simulators import metrics_compiled
+
+pytestmark = pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
+
+
+def assert_identical(got: np.ndarray, want: np.ndarray) -> None:
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
+def both(monkeypatch, ring, filled, rows, nonfinite):
+    monkeypatch.setenv(compiled.ENV_SWITCH, "1")
+    ring, nonfinite = np.asarray(ring, float), np.asarray(nonfinite, bool)
+    rows = rows if isinstance(rows, slice) else np.asarray(rows, np.int64)
+    fast = metrics_compiled.try_window_means(ring, filled, rows, nonfinite)
+    assert fast is not None, "the kernel declined"
+    return fast, metrics_compiled.window_means_numpy(ring, filled, rows, nonfinite)
+
+
+NAN = math.nan
+
+
+@pytest.mark.parametrize("ring, filled, rows, nonfinite, expect", [
+    pytest.param([[1.0, 2.0], [3.0, 4.0], [9.0, 9.0]], 2, [0, 1], [False, False], [2.0, 3.0], id="first-slots-only"),
+    pytest.param([[NAN, 2.0], [3.0, NAN]], 2, [0, 1], [False, False], [3.0, 2.0], id="nan-gaps-skipped"),
+    pytest.param([[NAN, 2.0], [NAN, NAN]], 2, [0, 1], [False, True], [NAN, NAN], id="none-present-or-nonfinite"),
+    pytest.param([[-0.0, 1.0], [NAN, 1.0]], 2, [0, 1], [False, False], [0.0, 1.0], id="lone-negative-zero"),
+    pytest.param([[-0.0, 1.0], [NAN, 1.0]], 1, [0, 1], [False, False], [0.0, 1.0], id="negative-zero-alone"),
+    pytest.param([[1.0, 2.0]], 0, [1, 0], [False, False], [NAN, NAN], id="empty-window"),
+    pytest.param([[1.0, 2.0, 3.0]], 1, slice(None), [False, False, False], [1.0, 2.0, 3.0], id="every-service"),
+    pytest.param([[1.0, 2.0, 3.0]], 1, [2, 2, 0], [False, False, False], [3.0, 3.0, 1.0], id="repeated-services"),
+])
+def test_same_as_numpy_on_cases(monkeypatch, ring, filled, rows, nonfinite, expect):
+    fast, ref = both(monkeypatch, ring, filled, rows, nonfinite)
+    assert_identical(fast, ref)
+    assert_identical(ref, np.array(expect))
+
+
+SAMPLES = st.one_of(st.floats(-1e6, 1e6, allow_nan=False), st.sampled_from([NAN, -0.0, 0.1, 1e300, -1e300]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_same_as_numpy_on_generated_rings(data):
+    w, s = data.draw(st.integers(1, 20)), data.draw(st.integers(1, 6))
+    ring = np.array(data.draw(st.lists(SAMPLES, min_size=w * s, max_size=w * s))).reshape(w, s)
+    filled = data.draw(st.integers(0, w))
+    every = data.draw(st.booleans())
+    rows = slice(None) if every else data.draw(st.lists(st.integers(0, s - 1), min_size=1, max_size=40))
+    nonfinite = data.draw(st.lists(st.booleans(), min_size=s, max_size=s))
+    with pytest.MonkeyPatch.context() as mp:
+        assert_identical(*both(mp, ring, filled, rows, nonfinite))
+
+
+@pytest.mark.parametrize("rows", [pytest.param(slice(None), id="one-service-in-order"),
+                                  pytest.param([0], id="one-service-picked"),
+                                  pytest.param([1, 0], id="picked-services")])
+def test_long_windows_in_numpys_order(monkeypatch, rows):
+    """numpy sums a single column or a gathered window pairwise, the whole ring in order row by row:
+    13 slots of values whose sum depends on the order."""
+    ring = (np.linspace(0.1, 1.3, 26) ** 3 * 1e5).reshape(13, 2)
+    ring = ring[:, :1] if isinstance(rows, slice) else ring
+    assert_identical(*both(monkeypatch, ring, 13, rows, np.zeros(ring.shape[1], bool)))

@@ -1,0 +1,102 @@
+"""The compiled pod listing (simulators/simcluster/pod_listing.py) gives ``pod_arrays``' numpy
+listing, array for array: on generated slot arrays (ties of serials, empty slots, repeated and
+unknown targets) and on a simulated cluster scaled up and down tick after tick."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from controller.core.scaling import compiled
+from controller.model import TargetRef
+from simulators.cluster import SimCluster
+from simulators.simcluster import pod_listing
+from simulators.simcluster.port import ClusterPort
+from simulators.simcluster.slots import BACKOFF, EMPTY, PENDING, READY, STARTING
+from tests.simulators.test_pods_compiled import WIDE
+
+pytestmark = pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
+
+FIELDS = ("at", "uid", "pending", "running", "ready", "start_time", "ready_transition_time")
+
+
+class Slots(ClusterPort):
+    """Only the slot arrays ``_list_pods_numpy`` reads."""
+
+    def __init__(self, phase, serial, revision_seq, created_s, transition_s):
+        self._pod_phase, self._pod_serial, self._pod_revision_seq = phase, serial, revision_seq
+        self._pod_created_s, self._pod_ready_transition_s = created_s, transition_s
+
+    def _name_of(self, row: int, serial: int, revision_seq: int) -> str:
+        return f"s{row}-r{revision_seq}-{serial}"
+
+
+def assert_same_listing(monkeypatch, slots: Slots, rows, exists) -> None:
+    monkeypatch.setenv(compiled.ENV_SWITCH, "1")
+    rows, exists = np.asarray(rows, np.int64), np.asarray(exists, bool)
+    fast = pod_listing.try_list_pods(rows, exists, slots._pod_phase, slots._pod_serial, slots._pod_revision_seq,
+                                     slots._pod_created_s, slots._pod_ready_transition_s)
+    assert fast is not None, "the kernel declined"
+    got, want = slots._pod_dict(*fast), slots._list_pods_numpy(rows, exists)
+    for name in FIELDS:
+        assert got[name].dtype == want[name].dtype, name
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    assert list(got["name"]) == list(want["name"])
+
+
+PHASES = st.sampled_from([EMPTY, EMPTY, PENDING, STARTING, BACKOFF, READY])
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_same_listing_as_numpy_on_generated_slots(data):
+    s, k = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 6))
+    cells = s * k
+    draw = lambda elements: np.array(data.draw(st.lists(elements, min_size=cells, max_size=cells)))  # noqa: E731
+    slots = Slots(draw(PHASES).astype(np.int8).reshape(s, k), draw(st.integers(0, 5)).reshape(s, k),
+                  draw(st.integers(0, 3)).reshape(s, k), draw(st.floats(0, 1e9)).reshape(s, k),
+                  draw(st.one_of(st.just(np.nan), st.floats(0, 1e9))).astype(float).reshape(s, k))
+    n = data.draw(st.integers(0, 6))
+    rows = data.draw(st.lists(st.integers(0, s - 1), min_size=n, max_size=n))  # repeats allowed
+    exists = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    with pytest.MonkeyPatch.context() as mp:
+        assert_same_listing(mp, slots, rows, exists)
+
+
+@pytest.mark.parametrize("phase, serial, expect_slots", [
+    pytest.param([[READY, EMPTY, PENDING]], [[7, 0, 3]], [2, 0], id="by-serial-not-slot"),
+    pytest.param([[READY, READY, READY]], [[2, 1, 2]], [1, 0, 2], id="equal-serials-keep-slot-order"),
+    pytest.param([[EMPTY, EMPTY]], [[1, 2]], [], id="no-pods"),
+])
+def test_listing_order(monkeypatch, phase, serial, expect_slots):
+    phase, serial = np.array(phase, np.int8), np.array(serial, np.int64)
+    slots = Slots(phase, serial, np.zeros_like(serial), np.arange(phase.size, dtype=float).reshape(phase.shape),
+                  np.full(phase.shape, np.nan))
+    assert_same_listing(monkeypatch, slots, [0], [True])
+    listed = pod_listing.try_list_pods(np.array([0]), np.array([True]), phase, serial, np.zeros_like(serial),
+                                       slots._pod_created_s, slots._pod_ready_transition_s)
+    assert listed[8].tolist() == [float(s) for s in expect_slots]  # start_time: the slot number here
+
+
+def test_same_listing_on_a_simulated_cluster(monkeypatch):
+    """pod_arrays (compiled) equals the numpy listing after every tick of a
+    cluster scaled up and down (pods pending, starting, ready, removed; serials past slot counts)."""
+    monkeypatch.setenv(compiled.ENV_SWITCH, "1")
+    cluster = SimCluster(WIDE, np.random.default_rng(3))
+    targets = [TargetRef("Deployment", svc.namespace, svc.name) for svc in WIDE]
+    targets.append(TargetRef("Deployment", "nowhere", "missing"))
+    load = np.full(cluster.n_services, 150.0)
+    script = {0: [(i, 12) for i in range(8)], 5: [(i, i % 3) for i in range(8)], 9: [(i, 7) for i in range(0, 8, 2)]}
+    for k in range(20):
+        for service, replicas in script.get(k, ()):
+            cluster.set_replicas(service, replicas)
+        cluster.step(5.0 * k, 5.0, load)
+        got = cluster.pod_arrays(targets)
+        rows, exists = cluster.rows_of(targets)
+        want = cluster._list_pods_numpy(rows, exists)
+        for name in FIELDS:
+            np.testing.assert_array_equal(got[name], want[name], err_msg=f"tick {k}: {name}")
+        assert list(got["name"]) == list(want["name"])
+
