@@ -36,8 +36,9 @@ OBSERVED, POLICY = "observed", "policy"
 
 
 def wants_observed_startup(params: PolicyParams) -> bool:
-    """Some ramp of the policy has ``startupDelay: observed`` (with lead: auto)."""
-    return any(params.metrics[j].ramp.observed for j in params.ramp_metrics)
+    """Some ramp or forecast of the policy has ``startupDelay: observed`` (with lead / horizon: auto)."""
+    return (any(params.metrics[j].ramp.observed for j in params.ramp_metrics)
+            or any(params.metrics[j].forecast.observed for j in params.forecast_metrics))
 
 
 @dataclass(frozen=True)
