@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from controller.core.scaling import forecast as fc
 from controller.core.scaling.decide import Observation, ScalingState, decide, warm
 from controller.core.scaling.params import ForecastParams, MetricKind, MetricParams, PolicyParams
-from tests.core.helpers import T0, no_limits
+from tests.core.helpers import T0, no_limits, without_forecast
 
 HOUR = 3600.0
 INTERVAL = 15.0
@@ -178,10 +178,6 @@ def policy_with(forecast: ForecastParams | None, **overrides) -> PolicyParams:
                 min_replicas=1, max_replicas=60, **no_limits(60.0))
     base.update(overrides)
     return PolicyParams(**base)
-
-
-def without_forecast(p: PolicyParams) -> PolicyParams:
-    return dataclasses.replace(p, metrics=tuple(dataclasses.replace(m, forecast=None) for m in p.metrics))
 
 
 def test_decide_records_both_proposals_and_the_error():
