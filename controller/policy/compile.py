@@ -86,12 +86,13 @@ def auto_horizon_s(startup_delay_s: float, interval_s: float, window_s: float) -
 
 
 def compile_forecast(forecast: Forecast, query: str, interval_s: float) -> ForecastParams:
-    horizon = forecast.horizon_s
-    if horizon is None:
-        horizon = auto_horizon_s(forecast.startup_delay_s, interval_s, query_window_s(query))
-    return ForecastParams(horizon_s=horizon, interval_s=interval_s, periods_s=tuple(forecast.seasonality),
-                          min_history_s=forecast.min_history_s, margin=forecast.margin,
-                          quantile=forecast.interval / 100.0, error_bound=forecast.error_bound)
+    startup, window_s = forecast.startup_delay, query_window_s(query)
+    common = dict(interval_s=interval_s, periods_s=tuple(forecast.seasonality), min_history_s=forecast.min_history_s,
+                  margin=forecast.margin, quantile=forecast.interval / 100.0, error_bound=forecast.error_bound)
+    if forecast.horizon_s is not None:  # an explicit horizon: the start-up delay is not used
+        return ForecastParams(horizon_s=forecast.horizon_s, **common)
+    return ForecastParams(horizon_s=auto_horizon_s(startup.seconds, interval_s, window_s), observed=startup.observed,
+                          lag_s=auto_horizon_s(0.0, interval_s, window_s), **common)
 
 
 def compile_ramp(ramp: Ramp, query: str, interval_s: float) -> RampParams:

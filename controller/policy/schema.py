@@ -145,15 +145,6 @@ StartupDelayValue = Annotated[StartupDelaySetting, BeforeValidator(
         pattern=DURATION_PATTERN)], ObservedStartupDelay])]
 
 
-def _fixed_forecast_startup(value: object) -> object:
-    """The forecast keeps its horizon fixed: its history layout (pending forecasts, error
-    window, trend) is sized from it."""
-    if value == "observed" or isinstance(value, dict):
-        raise field_error("observed is not supported for a forecast yet (its history is laid out for one horizon): "
-                          "write a duration, or use a ramp (ramp: {startupDelay: observed})")
-    return value
-
-
 class Forecast(StrictModel):
     """Predictive scaling on this metric: the proposal is max(reactive, from the forecast's
     upper bound); the forecast can raise a scale-up or delay a scale-down, never cause one."""
@@ -162,8 +153,11 @@ class Forecast(StrictModel):
         _auto_or_duration, json_schema_input_type=Literal["auto"] | str)] = Field(
         None, alias="horizon", json_schema_extra={"default": "auto"},
         description="How far ahead; auto: startupDelay + interval + half the query's range window.")
-    startup_delay_s: Annotated[StartupDelay, BeforeValidator(_fixed_forecast_startup)] = duration_field(
-        30.0, "startupDelay", "Time from a scale-up to new pods serving (used by horizon: auto).")
+    startup_delay: StartupDelayValue = Field(
+        StartupDelaySetting(), alias="startupDelay", json_schema_extra={"default": "30s"}, description=(
+            "Time from a scale-up to new pods serving (used by horizon: auto): a duration, or observed: measured "
+            "per target from its pods as for a ramp, 30s (or {observed: true, initial: 45s}) until a start-up has "
+            "been seen; an observed horizon stops at 3 minutes (or the initial horizon if longer)."))
     seasonality: list[SeasonalPeriod] = Field(
         default_factory=lambda: [86400.0, 604800.0], max_length=4, json_schema_extra={"default": ["1d", "7d"]},
         description="Candidate seasonal periods, each kept only if the history shows it (autocorrelation).")
@@ -175,6 +169,13 @@ class Forecast(StrictModel):
     error_bound: float = Field(1.25, gt=0, le=10, description=(
         "Ignore the forecast while its recent mean absolute error exceeds this multiple of persistence's "
         "(the error of assuming the value stays as it is)."))
+
+    @model_validator(mode="after")
+    def _observed_needs_auto_horizon(self) -> "Forecast":
+        if self.horizon_s is not None and self.startup_delay.observed:
+            raise field_error("startupDelay: observed is used only with horizon: auto (an explicit horizon does not "
+                              "depend on the start-up delay)")
+        return self
 
 
 class Ramp(StrictModel):

@@ -36,8 +36,9 @@ OBSERVED, POLICY = "observed", "policy"
 
 
 def wants_observed_startup(params: PolicyParams) -> bool:
-    """Some ramp of the policy has ``startupDelay: observed`` (with lead: auto)."""
-    return any(params.metrics[j].ramp.observed for j in params.ramp_metrics)
+    """Some ramp or forecast of the policy has ``startupDelay: observed`` (with lead / horizon: auto)."""
+    return (any(params.metrics[j].ramp.observed for j in params.ramp_metrics)
+            or any(params.metrics[j].forecast.observed for j in params.forecast_metrics))
 
 
 @dataclass(frozen=True)
@@ -50,17 +51,23 @@ class StartupInfo:
 
     def record(self, i: int) -> dict:
         """Target i: the delay used, where it came from, how many start-ups it rests on, and each
-        observed ramp's lead (s)."""
+        observed ramp's lead and observed forecast's horizon (s)."""
         e = self.estimate
         known = bool(np.isfinite(e.delay_s[i]))
         ramps = [(self.params.metrics[j].name, self.params.metrics[j].ramp) for j in self.params.ramp_metrics]
-        initial = next((rp.lead_s - rp.lag_s for _, rp in ramps if rp.observed), math.nan)
+        forecasts = [(self.params.metrics[j].name, self.params.metrics[j].forecast)
+                     for j in self.params.forecast_metrics]
+        initial = next((p.lead_s - p.lag_s for _, p in ramps if p.observed),
+                       next((p.horizon_s - p.lag_s for _, p in forecasts if p.observed), math.nan))
         out = {"delay_s": float(e.delay_s[i]) if known else initial, "source": OBSERVED if known else POLICY,
                "pods": int(e.pods[i])}
         if int(e.pods[i]):
             out["range_s"] = [float(e.low_s[i]), float(e.high_s[i])]
         startup = e.delay_s[i:i + 1]
         out["lead_s"] = {name: float(rp.leads(startup, 1)[0]) for name, rp in ramps if rp.observed}
+        horizons = {name: float(fp.horizons(startup, 1)[0]) for name, fp in forecasts if fp.observed}
+        if horizons:
+            out["horizon_s"] = horizons
         return out
 
 

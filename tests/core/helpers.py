@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from hypothesis import strategies as st
 
@@ -17,6 +19,11 @@ def policy(**overrides) -> PolicyParams:
                 min_replicas=1, max_replicas=50)
     base.update(overrides)
     return PolicyParams(**base)
+
+
+def without_forecast(p: PolicyParams) -> PolicyParams:
+    """The policy with no forecast stage (the default policy's ramp stage alone runs on the kernel)."""
+    return dataclasses.replace(p, metrics=tuple(dataclasses.replace(m, forecast=None) for m in p.metrics))
 
 
 def no_limits(window_down_s: float = 0.0) -> dict:

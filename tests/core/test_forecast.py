@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from controller.core.scaling import forecast as fc
 from controller.core.scaling.decide import Observation, ScalingState, decide, warm
 from controller.core.scaling.params import ForecastParams, MetricKind, MetricParams, PolicyParams
-from tests.core.helpers import T0, no_limits
+from tests.core.helpers import T0, no_limits, without_forecast
 
 HOUR = 3600.0
 INTERVAL = 15.0
@@ -25,13 +25,14 @@ def fparams(**overrides) -> ForecastParams:
     return ForecastParams(**base)
 
 
-def feed(fp: ForecastParams, ys: np.ndarray, state: fc.ForecastState | None = None, t0: float = T0):
+def feed(fp: ForecastParams, ys: np.ndarray, state: fc.ForecastState | None = None, t0: float = T0,
+         startup_s: np.ndarray | None = None):
     """Run forecast_step over ys (T, N) every interval; returns (results, final state)."""
     state = fc.ForecastState.empty(ys.shape[1], fp) if state is None else state
     out = []
     for k, y in enumerate(ys):
         ok = np.isfinite(y)
-        res, state = fc.forecast_step(fp, state, np.where(ok, y, np.nan), ok, t0 + k * fp.interval_s)
+        res, state = fc.forecast_step(fp, state, np.where(ok, y, np.nan), ok, t0 + k * fp.interval_s, startup_s)
         out.append(res)
     return out, state
 
@@ -113,6 +114,33 @@ def test_batched_equals_row_by_row():
                 np.testing.assert_array_equal(getattr(b, name)[i], getattr(a, name)[0])
 
 
+OBSERVED = dict(horizon_s=75.0, observed=True, lag_s=45.0)  # startupDelay: observed, 30s until one is seen
+
+
+@pytest.mark.parametrize("startup_s,horizon_s", [
+    pytest.param(np.nan, 75.0, id="unknown-initial-horizon"),
+    pytest.param(90.0, 135.0, id="observed-plus-lag"),
+    pytest.param(600.0, 180.0, id="capped-at-the-layout-maximum"),
+])
+def test_an_observed_start_up_sets_the_horizon(startup_s, horizon_s):
+    fp = fparams(**OBSERVED)
+    _, state = feed(fp, np.full((3, 1), 100.0), startup_s=np.array([startup_s]))
+    assert np.nanmax(state.pend_due[0]) == T0 + 2 * INTERVAL + horizon_s
+    assert state.pend_due.shape[1] == fp.pending_slots == 14  # 180 s / 15 s + 2
+
+
+def test_a_horizon_following_the_start_up_forecasts_a_sine_as_a_fixed_one():
+    """Observed 90 s behaves as a fixed 135 s horizon; a target with none observed as the initial 75 s."""
+    t = ticks(3)
+    ys = np.stack([sine(t), sine(t, 100.0, 20.0)], axis=1)
+    observed, _ = feed(fparams(**OBSERVED), ys, startup_s=np.array([90.0, np.nan]))
+    for i, horizon_s in enumerate((135.0, 75.0)):
+        fixed, _ = feed(fparams(horizon_s=horizon_s), ys[:, i:i + 1])
+        for o, f in zip(observed, fixed):
+            for name in ("point", "upper", "mase", "trusted"):
+                np.testing.assert_allclose(getattr(o, name)[i], getattr(f, name)[0], rtol=1e-12)
+
+
 @pytest.mark.parametrize("shape,accepted", [
     pytest.param("sine", True, id="seasonal-history-accepts-the-period"),
     pytest.param("noise", False, id="white-noise-rejects-it"),
@@ -150,10 +178,6 @@ def policy_with(forecast: ForecastParams | None, **overrides) -> PolicyParams:
                 min_replicas=1, max_replicas=60, **no_limits(60.0))
     base.update(overrides)
     return PolicyParams(**base)
-
-
-def without_forecast(p: PolicyParams) -> PolicyParams:
-    return dataclasses.replace(p, metrics=tuple(dataclasses.replace(m, forecast=None) for m in p.metrics))
 
 
 def test_decide_records_both_proposals_and_the_error():

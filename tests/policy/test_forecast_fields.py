@@ -40,6 +40,18 @@ def test_every_field():
     assert forecast_of("{startupDelay: 90s}").horizon_s == 135.0
 
 
+@pytest.mark.parametrize("fields,horizon_s,observed,max_horizon_s", [
+    pytest.param("{startupDelay: 90s}", 135.0, False, 135.0, id="fixed-delay-fixed-horizon"),
+    pytest.param("{startupDelay: observed}", 75.0, True, 180.0, id="observed-30s-until-a-start-up-is-seen"),
+    pytest.param("{startupDelay: {observed: true, initial: 5m}}", 345.0, True, 345.0,
+                 id="observed-longer-initial-raises-the-cap"),
+])
+def test_observed_start_up(fields, horizon_s, observed, max_horizon_s):
+    f = forecast_of(fields)
+    assert (f.horizon_s, f.observed, f.max_horizon_s) == (horizon_s, observed, max_horizon_s)
+    assert f.lag_s == 45.0  # interval 15s + half the [1m] window
+
+
 @pytest.mark.parametrize("query,window_s", [
     pytest.param("sum(rate(x[1m]))", 60.0, id="one-range"),
     pytest.param("rate(a[5m:30s]) / rate(b[2m])", 300.0, id="subquery-and-range-longest-wins"),
@@ -69,9 +81,12 @@ BROKEN = [
                                         "10m, got 1m", id="period-too-short"),
     pytest.param("{seasonality: [1d, 1d]}", f"{LINE}: spec.scaling.metrics[0].forecast.seasonality: periods must differ",
                  id="duplicate-periods"),
-    pytest.param("{startupDelay: observed}", f"{LINE}: spec.scaling.metrics[0].forecast.startupDelay: observed is "
-                 "not supported for a forecast yet (its history is laid out for one horizon): write a duration, or "
-                 "use a ramp (ramp: {startupDelay: observed})", id="observed-start-up-not-for-forecasts"),
+    pytest.param("{horizon: 2m, startupDelay: observed}", f"{LINE}: spec.scaling.metrics[0].forecast: startupDelay: "
+                 "observed is used only with horizon: auto (an explicit horizon does not depend on the start-up "
+                 "delay)", id="observed-start-up-with-an-explicit-horizon"),
+    pytest.param("{startupDelay: soon}", f"{LINE}: spec.scaling.metrics[0].forecast.startupDelay: expected a duration "
+                 "(e.g. 30s), observed (measured from the pods, 30s until then) or {observed: true, initial: 45s}, "
+                 "got 'soon'", id="start-up-delay-misspelt"),
     pytest.param("{horizon: auto, colour: blue}", f"{LINE}: spec.scaling.metrics[0].forecast.colour: unknown field "
                  "'colour'; expected one of: horizon, startupDelay, seasonality, minHistory, margin, interval, "
                  "errorBound", id="unknown-field"),

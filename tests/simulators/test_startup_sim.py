@@ -42,12 +42,13 @@ def records():
 def test_the_lead_follows_the_observed_start_up(records, service, delay_s):
     mine = [r for r in records if r["target"].endswith("/" + service)]
     first = mine[0]["startup"]
-    assert first == {"delay_s": 30.0, "source": "policy", "pods": 0, "lead_s": {"rps": 75.0}}
+    assert first == {"delay_s": 30.0, "source": "policy", "pods": 0, "lead_s": {"rps": 75.0}, "horizon_s": {"rps": 75.0}}
     learned = [r["startup"] for r in mine if r["startup"]["source"] == "observed"]
     assert learned, "no start-up observed"
     last = mine[-1]["startup"]
     assert last["delay_s"] == pytest.approx(delay_s, abs=5.0) and last["pods"] >= 3
     assert last["lead_s"]["rps"] == pytest.approx(delay_s + 45.0, abs=5.0)
+    assert last["horizon_s"]["rps"] == last["lead_s"]["rps"]  # the forecast looks as far ahead (under its 3 m cap)
     # from the first observation on, every cycle uses it (the estimate never drops back)
     at = next(i for i, r in enumerate(mine) if r["startup"]["source"] == "observed")
     assert all(r["startup"]["source"] == "observed" for r in mine[at:])

@@ -122,7 +122,8 @@ def _forecast(params: PolicyParams, obs: Observation, sig: Signal, reactive: np.
     trusted = np.zeros(shape, bool)
     new_states = []
     for j, st in zip(params.forecast_metrics, states):
-        res, st = fc.forecast_step(params.metrics[j].forecast, st, sig.values[:, j], sig.usable[:, j], now)
+        res, st = fc.forecast_step(params.metrics[j].forecast, st, sig.values[:, j], sig.usable[:, j], now,
+                                  obs.startup_s)
         point[:, j], upper[:, j], error[:, j], trusted[:, j] = res.point, res.upper, res.mase, res.trusted
         new_states.append(st)
     trusted &= valid

@@ -98,25 +98,27 @@ def _bucket_pos(t, period_s: float, bucket_s: float):
     return np.mod(t, period_s) / bucket_s
 
 
-def profile_at(profile: np.ndarray, t: float, period_s: float, bucket_s: float) -> np.ndarray:
-    """(N,) profile value at time t, linear between bucket centres (wrapping); NaN if unvisited."""
-    b = profile.shape[1]
-    x = _bucket_pos(t, period_s, bucket_s) - 0.5
-    lo = int(np.floor(x)) % b
+def profile_at(profile: np.ndarray, t, period_s: float, bucket_s: float) -> np.ndarray:
+    """(N,) profile value at time t (one, or (N,) one per row), linear between bucket centres
+    (wrapping); NaN if unvisited."""
+    n, b = profile.shape
+    x = _bucket_pos(np.broadcast_to(np.asarray(t, np.float64), (n,)), period_s, bucket_s) - 0.5
+    lo = np.floor(x).astype(np.int64) % b
     frac = x - np.floor(x)
-    return profile[:, lo] * (1.0 - frac) + profile[:, (lo + 1) % b] * frac
+    rows = np.arange(n)
+    return profile[rows, lo] * (1.0 - frac) + profile[rows, (lo + 1) % b] * frac
 
 
-def _seasonal_ratio(state: ForecastState, fp: ForecastParams, now: float, rows_t: np.ndarray | None = None):
-    """(s_now, s_ahead) (N,): the accepted longest period's profile at now and now + horizon,
-    each over the profile's mean; 1 where no period applies."""
+def _seasonal_ratio(state: ForecastState, fp: ForecastParams, now: float, horizon_s: np.ndarray):
+    """(s_now, s_ahead) (N,): the accepted longest period's profile at now and now + horizon
+    (horizon_s (N,)), each over the profile's mean; 1 where no period applies."""
     n = state.level.shape[0]
     s_now, s_ahead, done = np.ones(n), np.ones(n), np.zeros(n, bool)
     for p in np.argsort(fp.periods_s)[::-1]:  # longest accepted period first
         prof, period, mean = state.profiles[p], fp.periods_s[p], state.visits[p][:, 3]
         with np.errstate(invalid="ignore", divide="ignore"):
             a = profile_at(prof, now, period, fp.bucket_s) / mean
-            b = profile_at(prof, now + fp.horizon_s, period, fp.bucket_s) / mean
+            b = profile_at(prof, now + horizon_s, period, fp.bucket_s) / mean
         ok = (~done & (state.season[:, p] == _ACCEPTED) & np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
               & (mean > 0))
         s_now, s_ahead = np.where(ok, a, s_now), np.where(ok, b, s_ahead)
@@ -163,15 +165,16 @@ def _row_means(profile: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- one step
 def _holt(state: ForecastState, fp: ForecastParams, z: np.ndarray, ok: np.ndarray, now: float,
-          restart: np.ndarray):
+          restart: np.ndarray, horizon_s: np.ndarray):
     """Level and trend (per s) after the deseasonalized value z at ``now`` (rows where ok).
-    Rows where ``restart`` (the seasonal model changed, so z jumps) start over from z."""
+    Rows where ``restart`` (the seasonal model changed, so z jumps) start over from z. The
+    trend's half-life and damping follow each row's horizon (horizon_s (N,))."""
     first = np.isnan(state.level) | restart
     dt = np.where(first, 0.0, now - state.at)
     trend0 = np.where(np.isnan(state.trend), 0.0, state.trend)
-    pred = np.where(first, z, state.level + trend0 * _damped(dt, fp.damping_s))
+    pred = np.where(first, z, state.level + trend0 * _damped(dt, fp.damping(horizon_s)))
     a_l = -np.expm1(-np.log(2.0) * dt / fp.level_half_life_s)
-    a_t = -np.expm1(-np.log(2.0) * dt / fp.trend_half_life_s)
+    a_t = -np.expm1(-np.log(2.0) * dt / fp.trend_half_life(horizon_s))
     level = pred + a_l * (z - pred)
     with np.errstate(divide="ignore", invalid="ignore"):
         slope = np.where(dt > 0, (level - np.where(first, level, state.level)) / dt, 0.0)
@@ -180,7 +183,7 @@ def _holt(state: ForecastState, fp: ForecastParams, z: np.ndarray, ok: np.ndarra
             np.where(ok, now, state.at), np.where(ok & np.isnan(state.first_at), now, state.first_at))
 
 
-def _damped(dt, damping_s: float):
+def _damped(dt, damping_s):
     """How far a trend carries over dt seconds when it decays with time constant damping_s."""
     return damping_s * -np.expm1(-np.asarray(dt, dtype=np.float64) / damping_s)
 
@@ -199,19 +202,23 @@ def _score_due(state: ForecastState, fp: ForecastParams, y: np.ndarray, ok: np.n
             np.where(clear, np.nan, state.pend_due))
 
 
-def _remember(pend_point, pend_base, pend_due, point, base, ok, now: float, horizon_s: float):
-    """Store this cycle's forecast in a free slot (or the oldest) of the rows where ok."""
+def _remember(pend_point, pend_base, pend_due, point, base, ok, now: float, horizon_s: np.ndarray):
+    """Store this cycle's forecast, due at now + horizon_s (N,), in a free slot (or the oldest)
+    of the rows where ok."""
     slot = np.where(np.isnan(pend_due), -np.inf, pend_due).argmin(axis=1)
     idx = np.flatnonzero(ok)
     pend_point, pend_base, pend_due = pend_point.copy(), pend_base.copy(), pend_due.copy()
     pend_point[idx, slot[idx]], pend_base[idx, slot[idx]] = point[idx], base[idx]
-    pend_due[idx, slot[idx]] = now + horizon_s
+    pend_due[idx, slot[idx]] = now + horizon_s[idx]
     return pend_point, pend_base, pend_due
 
 
-def error_stats(state: ForecastState, fp: ForecastParams, now: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(q (N,) error quantile, mase (N,), scored (N,) count) over the recent error window."""
-    recent = state.err_at > now - fp.error_window_s  # NaN compares False
+def error_stats(state: ForecastState, fp: ForecastParams, now: float,
+                horizon_s: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(q (N,) error quantile, mase (N,), scored (N,) count) over the recent error window (of
+    each row's horizon horizon_s (N,); default the policy's)."""
+    window_s = fp.error_window_s if horizon_s is None else fp.error_window(horizon_s)[:, None]
+    recent = state.err_at > now - window_s  # NaN compares False
     count = recent.sum(axis=1)
     # the quantile by sorting (NaN-free: old slots sort last as +inf), vectorized over rows
     ranked = np.sort(np.where(recent, state.err, np.inf), axis=1)
@@ -227,19 +234,21 @@ def error_stats(state: ForecastState, fp: ForecastParams, now: float) -> tuple[n
 
 
 def forecast_step(fp: ForecastParams, state: ForecastState, y: np.ndarray, ok: np.ndarray,
-                  now: float) -> tuple[ForecastResult, ForecastState]:
-    """Learn from y (N,) (rows where ok: a usable sample) at ``now`` and forecast now + horizon."""
+                  now: float, startup_s: np.ndarray | None = None) -> tuple[ForecastResult, ForecastState]:
+    """Learn from y (N,) (rows where ok: a usable sample) at ``now`` and forecast now + horizon
+    (per target from the observed start-up delays ``startup_s`` (N,), see ForecastParams.horizons)."""
+    horizon_s = fp.horizons(startup_s, y.shape[0])
     err, naive, err_at, pp, pb, pd = _score_due(state, fp, y, ok, now)
     profiles, visits, season = _update_profiles(state, fp, y, ok, now)
     restart = (season != state.season).any(axis=1)
     state = replace(state, err=err, naive=naive, err_at=err_at, profiles=profiles, visits=visits, season=season)
-    s_now, s_ahead = _seasonal_ratio(state, fp, now)
-    level, trend, at, first_at = _holt(state, fp, y / s_now, ok, now, restart)
+    s_now, s_ahead = _seasonal_ratio(state, fp, now, horizon_s)
+    level, trend, at, first_at = _holt(state, fp, y / s_now, ok, now, restart, horizon_s)
     with np.errstate(invalid="ignore"):
-        point = np.maximum((level + trend * _damped(fp.horizon_s, fp.damping_s)) * s_ahead, 0.0)
-    pp, pb, pd = _remember(pp, pb, pd, point, y, ok & np.isfinite(point), now, fp.horizon_s)
+        point = np.maximum((level + trend * _damped(horizon_s, fp.damping(horizon_s))) * s_ahead, 0.0)
+    pp, pb, pd = _remember(pp, pb, pd, point, y, ok & np.isfinite(point), now, horizon_s)
     state = replace(state, level=level, trend=trend, at=at, first_at=first_at, pend_point=pp, pend_base=pb, pend_due=pd)
-    q, mase, count = error_stats(state, fp, now)
+    q, mase, count = error_stats(state, fp, now, horizon_s)
     point = np.where(np.isnan(level), np.nan, point)
     upper = point + fp.margin * np.where(np.isfinite(q), q, 0.0)
     trusted = (count >= MIN_SCORED) & (mase <= fp.error_bound) & np.isfinite(point)

@@ -111,6 +111,9 @@ class ForecastParams:
     judged; margin: multiplier of the error quantile added to the point forecast; quantile:
     of the recent absolute errors (0..1); error_bound: the forecast is ignored while its
     recent error over persistence's (MASE) exceeds this. The rest derive from the horizon.
+    observed (horizon: auto with startupDelay: observed): a target's horizon is its observed
+    start-up delay + lag_s where one is known (Observation.startup_s), at most max_horizon_s;
+    horizon_s (from the initial delay) elsewhere.
     """
 
     horizon_s: float
@@ -120,6 +123,24 @@ class ForecastParams:
     margin: float = 1.0
     quantile: float = 0.8
     error_bound: float = 1.25
+    observed: bool = False
+    lag_s: float = 0.0
+
+    @property
+    def max_horizon_s(self) -> float:
+        """The longest horizon a target can have: the history layout (pending forecasts) is sized
+        for it. Observed horizons stop at the one whose error window (10 horizons) is still the
+        30-minute minimum, or at the initial horizon if that is longer."""
+        if not self.observed:
+            return self.horizon_s
+        return max(self.horizon_s, MIN_ERROR_WINDOW_S / ERROR_WINDOW_HORIZONS)
+
+    def horizons(self, startup_s: np.ndarray | None, n: int) -> np.ndarray:
+        """(N,) horizon per target from the observed start-up delays (N,) (NaN: not known)."""
+        if not self.observed or startup_s is None:
+            return np.full(n, self.horizon_s)
+        startup_s = np.asarray(startup_s, np.float64)
+        return np.where(np.isfinite(startup_s), np.minimum(self.lag_s + startup_s, self.max_horizon_s), self.horizon_s)
 
     @property
     def bucket_s(self) -> float:
@@ -140,25 +161,44 @@ class ForecastParams:
     @property
     def trend_half_life_s(self) -> float:
         """A trend is a sustained slope: estimated over several horizons, not one burst."""
-        return 4.0 * self.horizon_s
+        return self.trend_half_life(self.horizon_s)
+
+    @staticmethod
+    def trend_half_life(horizon_s):
+        """trend_half_life_s for horizon(s) ``horizon_s`` (a float or (N,))."""
+        return 4.0 * horizon_s
 
     @property
     def damping_s(self) -> float:
         """Time constant of the trend's decay: a trend carries about half a horizon."""
-        return max(self.interval_s, 0.5 * self.horizon_s)
+        return self.damping(self.horizon_s)
+
+    def damping(self, horizon_s):
+        """damping_s for horizon(s) ``horizon_s`` (a float or (N,))."""
+        return np.maximum(self.interval_s, 0.5 * horizon_s)
 
     @property
     def error_window_s(self) -> float:
-        """Recent window of the error statistics."""
-        return max(1800.0, 10.0 * self.horizon_s)
+        """Recent window of the error statistics (the layout's: of the longest horizon)."""
+        return self.error_window(self.max_horizon_s)
+
+    @staticmethod
+    def error_window(horizon_s):
+        """The recent error window for horizon(s) ``horizon_s`` (a float or (N,))."""
+        return np.maximum(MIN_ERROR_WINDOW_S, ERROR_WINDOW_HORIZONS * horizon_s)
 
     @property
     def pending_slots(self) -> int:
-        return int(np.ceil(self.horizon_s / max(self.interval_s, 1.0))) + 2
+        return int(np.ceil(self.max_horizon_s / max(self.interval_s, 1.0))) + 2
 
     @property
     def error_slots(self) -> int:
         return int(np.ceil(self.error_window_s / max(self.interval_s, 1.0))) + 1
+
+
+#: The forecast's recent error window: at least 30 minutes, else this many horizons.
+MIN_ERROR_WINDOW_S = 1800.0
+ERROR_WINDOW_HORIZONS = 10.0
 
 
 class HpaSource(enum.IntEnum):
