@@ -93,14 +93,12 @@ def test_web_forecast():
 def test_setpoint_default_sizes_ramps_ahead_at_85_percent():
     p = by_name()["setpoint-default"]
     (m,) = p.params.metrics
-    assert (m.kind, m.target) == (MetricKind.AVERAGE_PER_REPLICA, 85.0)
+    assert (m.kind, m.target, m.forecast) == (MetricKind.AVERAGE_PER_REPLICA, 85.0, None)
     assert (m.ramp.lead_s, m.ramp.window_s) == (75.0, 60.0)  # auto: 30 s start-up + 15 s interval + half of [1m]
-    # the forecast looks as far ahead as the ramp: the observed start-up + 45 s, 75 s until one is seen, <= 3 m
-    f = m.forecast
-    assert (f.horizon_s, f.observed, f.lag_s, f.max_horizon_s) == (75.0, True, m.ramp.lag_s, 180.0)
-    assert (f.periods_s, f.margin, f.quantile, f.error_bound) == ((86400.0, 604800.0), 1.0, 0.8, 1.25)
     assert (p.params.tolerance_up, p.params.tolerance_down) == (0.05, 0.2)
     assert 85.0 * (1 + p.params.tolerance_up) < 92.0  # the comment's margin under the SLO at min replicas
     down = p.params.scale_down
     # 15 minutes: the policy comment says why (scale-downs undone within minutes under 5m)
     assert down.window_s == 900.0 and down.values.tolist() == [100.0] and down.periods_s.tolist() == [15.0]
+    # released linearly over the window, in steps of at least the down tolerance (the comment's why)
+    assert p.params.scale_down_linear_release and p.params.scale_down_min_step == 0.2

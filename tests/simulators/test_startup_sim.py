@@ -1,7 +1,9 @@
 """The default policy (``startupDelay: observed``) in a simulation: a service whose pods take
 90 s to start (plus 2 s scheduling) is sized with a ~137 s lead once its first scale-up's pods
 are Ready (92 s + interval 15 s + half the 1m window), a 10 s service with a ~57 s lead, and
-both with the policy's initial 30 s (lead 75 s) before any start-up was seen."""
+both with the policy's initial 30 s (lead 75 s) before any start-up was seen. The default runs
+with an observed-horizon forecast added (``forecast: {startupDelay: observed}``), whose horizon
+follows the same lead."""
 
 from __future__ import annotations
 
@@ -30,8 +32,13 @@ spec:
 
 
 @pytest.fixture(scope="module")
-def records():
-    policy = load_policies([POLICIES / "setpoint-default.yaml"])[0]
+def records(tmp_path_factory):
+    text = (POLICIES / "setpoint-default.yaml").read_text(encoding="utf-8")
+    ramp = "ramp: {lead: auto, startupDelay: observed}\n"
+    assert ramp in text
+    path = tmp_path_factory.mktemp("policy") / "default-forecast.yaml"
+    path.write_text(text.replace(ramp, ramp + "        forecast: {startupDelay: observed}\n"), encoding="utf-8")
+    policy = load_policies([path])[0]
     [spec] = standard_controllers(policy, [], None, 40)
     _, logs = simulate(load_scenario_text(SCENARIO, "start-ups.yaml"), [spec])
     return [r.to_dict() for r in logs["policy"].records()]
