@@ -22,7 +22,7 @@ def policy(**overrides) -> PolicyParams:
 
 
 def without_forecast(p: PolicyParams) -> PolicyParams:
-    """The policy with no forecast stage (the default policy's ramp stage alone runs on the kernel)."""
+    """The policy with no forecast stage."""
     return dataclasses.replace(p, metrics=tuple(dataclasses.replace(m, forecast=None) for m in p.metrics))
 
 

@@ -26,7 +26,7 @@ from controller.core.scaling.params import (ForecastParams, MetricKind, MetricPa
                                     ScalingRules, Select, Smoothing)
 from controller.model import Reason
 from controller.policy import load_policies
-from tests.core.helpers import T0, without_forecast
+from tests.core.helpers import T0
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
@@ -180,11 +180,9 @@ def test_compiled_equals_numpy_on_scripted_paths(policy, values, current0, optio
         assert any((d.ramps.proposal == d.proposals).any() and (d.ramps.slope > 0).any() for d in decisions)
 
 
-def test_the_default_policy_runs_on_the_kernel_but_its_forecast():
-    default = load_policies([REPO / "policies" / "setpoint-default.yaml"])[0].params
-    assert default.forecast_metrics and not compiled.supports(default)  # the forecast stage is numpy only
-    policy = without_forecast(default)
-    assert policy.ramp_metrics and compiled.supports(policy)
+def test_the_default_policy_runs_on_the_kernel():
+    policy = load_policies([REPO / "policies" / "setpoint-default.yaml"])[0].params
+    assert policy.ramp_metrics and policy.scale_down_linear_release and compiled.supports(policy)
     values = ramp([100, 150, 250, 400, 600, 850, 850, 850, 200, 200, 200], n=4)
     decisions = run_both(policy, values, np.full(4, 2.0))
     assert (decisions[-1].desired > 2).all() and np.isfinite(decisions[5].ramps.proposal).all()

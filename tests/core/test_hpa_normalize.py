@@ -32,7 +32,7 @@ def hpa(**overrides) -> PolicyParams:
 
 
 def both(monkeypatch, params, current, proposals, valid, state, now):
-    monkeypatch.setenv(compiled.ENV_SWITCH, "1")
+    monkeypatch.setattr(compiled, "switch", "1")
     before = [a.copy() for a in state.__dict__.values()]
     fast = hpa_normalize.try_normalize(params, np.asarray(current, float), np.asarray(proposals, float),
                                        np.asarray(valid, bool), state, now)
@@ -126,9 +126,9 @@ def test_same_as_reference_on_cases(monkeypatch, params, current, proposals, val
 def test_declines_without_kernels_or_outside_the_preset(monkeypatch):
     state = state_of(hpa(), 1)
     args = (np.array([5.0]), np.array([[8.0, 3.0]]), np.ones((1, 2), bool), state, NOW)
-    monkeypatch.setenv(compiled.ENV_SWITCH, "0")
+    monkeypatch.setattr(compiled, "switch", "0")
     assert hpa_normalize.try_normalize(hpa(), *args) is None
-    monkeypatch.setenv(compiled.ENV_SWITCH, "1")
+    monkeypatch.setattr(compiled, "switch", "1")
     assert hpa_normalize.try_normalize(hpa(legacy=False), *args) is None
     assert hpa_normalize.try_normalize(hpa(hpa_semantics=False), *args) is None
 
@@ -182,7 +182,7 @@ def hpa_observations(draw_seed: int, n: int, cycles: int):
 def test_decide_of_the_preset_is_decide_numpy(monkeypatch, seed):
     """decide runs the compiled normalize for the preset: the same Decision as the numpy stages,
     cycle after cycle (pods known by counts; the desired count applied each cycle)."""
-    monkeypatch.setenv(compiled.ENV_SWITCH, "1")
+    monkeypatch.setattr(compiled, "switch", "1")
     params, n = hpa(), 5
     state = ScalingState.empty(n, params)
     for now, obs in hpa_observations(seed, n, 40):

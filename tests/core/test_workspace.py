@@ -16,7 +16,7 @@ from controller.core.scaling.decide import Decision, Observation, ScalingState, 
 from controller.core.scaling.params import MetricKind, MetricParams, PolicyParams, ScalingRules, Select, Smoothing
 from controller.core.scaling.workspace import DecisionWorkspace, decide_into
 from controller.policy import load_policies
-from tests.core.helpers import T0, without_forecast
+from tests.core.helpers import T0
 from tests.core.test_compiled import (DOWN_RATE, NAN, RAMPED, REPO, SAMPLE, SCRIPTED, UP_MIN, metric, params, policies,
                                       ramp)
 
@@ -216,7 +216,7 @@ def test_a_workspace_of_another_policy_or_size_is_refused(which):
 
 
 def test_decide_on_the_kernel_leaves_its_input_state_untouched():
-    policy = without_forecast(load_policies([REPO / "policies" / "setpoint-default.yaml"])[0].params)
+    policy = load_policies([REPO / "policies" / "setpoint-default.yaml"])[0].params
     assert compiled.supports(policy)
     values = ramp([100, 300, 700, 700, 100], n=3)
     state, current = ScalingState.empty(3, policy), np.full(3, 2.0)

@@ -35,7 +35,7 @@ def joined(join, rows, values, ages):
 
 
 def assert_join_same(monkeypatch, rows, values, ages):
-    monkeypatch.setenv(compiled.ENV_SWITCH, "1")
+    monkeypatch.setattr(compiled, "switch", "1")
 
     def fast(*args):
         assert hpa_compiled.try_join_samples(*args), "the kernel declined"
@@ -83,9 +83,9 @@ def pod_samples(target, usage, has) -> PodSamples:
 
 
 def summaries(monkeypatch, pods: PodSamples, n: int):
-    monkeypatch.setenv(compiled.ENV_SWITCH, "1")
+    monkeypatch.setattr(compiled, "switch", "1")
     fast = workload_summary(pods, 1, n)
-    monkeypatch.setenv(compiled.ENV_SWITCH, "0")
+    monkeypatch.setattr(compiled, "switch", "0")
     return fast, workload_summary(pods, 1, n)
 
 

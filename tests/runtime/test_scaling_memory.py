@@ -4,7 +4,6 @@ the same records, actions and state as the pure path, cycle after cycle, through
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -20,7 +19,6 @@ from simulators.cluster import SimCluster
 from simulators.ports import SimMetrics, SimTargets
 from simulators.runner import policy_bindings
 from simulators.scenario import load_scenario, load_scenario_text
-from tests.core.helpers import without_forecast
 
 pytestmark = pytest.mark.skipif(not compiled.available(), reason="numba unavailable: nothing is decided in place")
 
@@ -69,7 +67,6 @@ def run(policy_file: str, scenario_name: str, in_place: bool, ticks: int = 600):
     other service."""
     scenario = load_scenario_text(CROWD, "crowd.yaml") if scenario_name == "crowd" else load_scenario(scenario_name)
     (policy,) = load_policies([bundled_policy(policy_file)])
-    policy = dataclasses.replace(policy, params=without_forecast(policy.params))  # the kernel has no forecast stage
     rp = RuntimePolicy.of(policy)
     cluster = SimCluster(scenario.cluster, np.random.default_rng(scenario.seed), faults=scenario.faults)
     every, some = FlakyTargets(cluster, scenario.services), FlakyTargets(cluster, scenario.services[::2])

@@ -25,7 +25,7 @@ def assert_identical(got: np.ndarray, want: np.ndarray) -> None:
 
 
 def both(monkeypatch, ring, filled, rows, nonfinite):
-    monkeypatch.setenv(compiled.ENV_SWITCH, "1")
+    monkeypatch.setattr(compiled, "switch", "1")
     ring, nonfinite = np.asarray(ring, float), np.asarray(nonfinite, bool)
     rows = rows if isinstance(rows, slice) else np.asarray(rows, np.int64)
     fast = metrics_compiled.try_window_means(ring, filled, rows, nonfinite)

@@ -34,7 +34,7 @@ class Slots(ClusterPort):
 
 
 def assert_same_listing(monkeypatch, slots: Slots, rows, exists) -> None:
-    monkeypatch.setenv(compiled.ENV_SWITCH, "1")
+    monkeypatch.setattr(compiled, "switch", "1")
     rows, exists = np.asarray(rows, np.int64), np.asarray(exists, bool)
     fast = pod_listing.try_list_pods(rows, exists, slots._pod_phase, slots._pod_serial, slots._pod_revision_seq,
                                      slots._pod_created_s, slots._pod_ready_transition_s)
@@ -83,7 +83,7 @@ def test_listing_order(monkeypatch, phase, serial, expect_slots):
 def test_same_listing_on_a_simulated_cluster(monkeypatch):
     """pod_arrays (compiled) equals the numpy listing after every tick of a
     cluster scaled up and down (pods pending, starting, ready, removed; serials past slot counts)."""
-    monkeypatch.setenv(compiled.ENV_SWITCH, "1")
+    monkeypatch.setattr(compiled, "switch", "1")
     cluster = SimCluster(WIDE, np.random.default_rng(3))
     targets = [TargetRef("Deployment", svc.namespace, svc.name) for svc in WIDE]
     targets.append(TargetRef("Deployment", "nowhere", "missing"))

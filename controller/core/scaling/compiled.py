@@ -187,6 +187,19 @@ def nan_min(a, b):
 
 
 @jit_inline
+def precheck(cur, lo, hi):
+    """normalize._precheck for one target: (forced replicas, reason) of the first pre-check that
+    applies (scaling disabled at 0, above max, below min), else (NaN, -1). Shared by the kernels."""
+    if cur == 0 and lo != 0:
+        return 0.0, _DISABLED
+    if cur > hi:
+        return float(hi), _ABOVE
+    if cur < lo:
+        return float(lo), _BELOW
+    return _NAN, -1
+
+
+@jit_inline
 def within(ratio, tol_up, tol_down):
     """The ratio lies in HPA's tolerance band [1 - tol_down, 1 + tol_up] (shared by the kernels)."""
     return ratio >= 1.0 - tol_down and ratio <= 1.0 + tol_up

@@ -310,15 +310,7 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
         proposal, combined, miss_reason = vf[_F_PROPOSAL, i], vf[_F_COMBINED, i], vi[_I_REASON, i]
         any_valid = combined == combined
         hold = miss_reason == compiled._MISSING
-        # pre-checks
-        if cur == 0 and lo != 0:
-            forced, pre_reason = 0.0, compiled._DISABLED
-        elif cur > hi:
-            forced, pre_reason = hi, compiled._ABOVE
-        elif cur < lo:
-            forced, pre_reason = lo, compiled._BELOW
-        else:
-            forced, pre_reason = _NAN, -1
+        forced, pre_reason = compiled.precheck(cur, lo, hi)
         has_forced = forced == forced
         skip = has_forced or hold
         low_i, high_i, slot_i = low[i], high[i], slot_of[i]

@@ -65,15 +65,7 @@ def _normalize_legacy_kernel(current, proposals, valid, rec_v, rec_t, missing_si
                 all_valid = False
         if not any_valid:
             combined = _NAN
-        # pre-checks (the first that applies wins: disabled, above max, below min)
-        if cur == 0 and lo != 0:
-            forced, pre_reason = 0.0, compiled._DISABLED
-        elif cur > hi:
-            forced, pre_reason = hi, compiled._ABOVE
-        elif cur < lo:
-            forced, pre_reason = lo, compiled._BELOW
-        else:
-            forced, pre_reason = _NAN, -1
+        forced, pre_reason = compiled.precheck(cur, lo, hi)  # the first that applies wins
         has_forced = forced == forced
         # missing data: HPA bails out (no fallback, nothing stored)
         hold = ((not all_valid) and any_valid and combined < cur) or not any_valid
