@@ -22,7 +22,6 @@ import numpy as np
 
 from controller.core.scaling import compiled
 from controller.core.scaling import min_step as min_step_module
-from controller.core.scaling import stabilize as stabilize_module
 from controller.core.scaling.compiled import jit, jit_inline
 
 _S_NONE, _S_EWMA, _S_MAX = compiled._S_NONE, compiled._S_EWMA, compiled._S_MAX
@@ -277,8 +276,18 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
     slot_key[:] = _INF
     slot_of[:] = 0
     rec_v, rec_t = rec[0], rec[1]
+    # scaleDown.release: linear, slot by slot like the windows (stabilize.linear_release_ceiling
+    # before its ceil: each held excess over the proposal scaled by the share of the window ahead)
+    released = linear_release and not legacy and down_w > 0.0
+    held_max = np.full(n if released else 0, -_INF)
+    proposals = vf[_F_PROPOSAL]
     for s in range(slots):
         tv, vv = rec_t[s], rec_v[s]
+        if released:
+            for i in range(n):
+                t, p = tv[i], proposals[i]
+                held = p + (vv[i] - p) * (1.0 - (now - t) / down_w)
+                held_max[i] = held if (t > cut_high) & (held > held_max[i]) else held_max[i]
         if legacy:  # the legacy window is inclusive; no up window
             for i in range(n):
                 t, v = tv[i], vv[i]
@@ -320,7 +329,7 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
                 if present[i, j] and age[i, j] > interval:
                     fresh = False
             if fresh:
-                high_i = stabilize_module.linear_release_high(rec_v, rec_t, i, proposal, now, down_w)
+                high_i = np.ceil(held_max[i]) if released else -_INF
         # -- stabilize and limit
         if legacy:
             stabilized = compiled.nan_max(proposal, high_i)

@@ -5,11 +5,7 @@ Shapes: proposal and current (N,); history values and times (N, H). Windows in s
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-
-from controller.core.scaling.compiled import jit_inline
 
 
 def stabilize_legacy(proposal: np.ndarray, rec_values: np.ndarray, rec_times: np.ndarray, now: float,
@@ -69,17 +65,3 @@ def linear_release_ceiling(proposal: np.ndarray, rec_values: np.ndarray, rec_tim
     ahead = 1.0 - (now - rec_times) / window_s  # the fused kernel computes it in the same order
     held = p + (rec_values - p) * ahead
     return np.maximum(proposal, np.ceil(held.max(axis=1, initial=-np.inf, where=rec_times > now - window_s)))
-
-
-@jit_inline
-def linear_release_high(rec_values, rec_times, i: int, proposal: float, now: float, window_s: float) -> float:
-    """One target (the fused kernel's): target i's ceil(max held) over the (H, N) recommendations
-    of age < window, as linear_release_ceiling before its max with ``proposal``; -inf if none."""
-    high = -math.inf
-    if window_s > 0.0:
-        for s in range(rec_values.shape[0]):
-            t = rec_times[s, i]
-            if t > now - window_s:  # NaN (empty) compares False
-                held = proposal + (rec_values[s, i] - proposal) * (1.0 - (now - t) / window_s)
-                high = held if held > high else high
-    return np.ceil(high)  # -inf stays -inf
