@@ -200,6 +200,31 @@ def precheck(cur, lo, hi):
 
 
 @jit_inline
+def final_outcome(cur, proposal, stabilized, desired, limit_reason, legacy, miss_reason, pre_reason, forced, hold):
+    """normalize._final_reason and the overrides for one target, shared by the kernels: later
+    rules win (limit, stabilization, the move; then missing data, then the pre-checks); a forced
+    count or a hold replaces desired, and then stabilized reads desired, not limited. Returns
+    (stabilized, desired, limit_reason, reason)."""
+    if limit_reason != _NOT_LIMITED:
+        reason = limit_reason
+    elif stabilized != proposal:
+        reason = _STAB_DOWN if (legacy or proposal < cur) else _STAB_UP
+    else:
+        reason = _UP if desired > cur else (_DOWN if desired < cur else _KEEP)
+    if miss_reason >= 0:
+        reason = miss_reason
+    if pre_reason >= 0:
+        reason = pre_reason
+    if forced == forced:
+        desired = forced
+    elif hold:
+        desired = cur
+    if forced == forced or hold:
+        stabilized, limit_reason = desired, _NOT_LIMITED
+    return stabilized, desired, limit_reason, reason
+
+
+@jit_inline
 def within(ratio, tol_up, tol_down):
     """The ratio lies in HPA's tolerance band [1 - tol_down, 1 + tol_up] (shared by the kernels)."""
     return ratio >= 1.0 - tol_down and ratio <= 1.0 + tol_up

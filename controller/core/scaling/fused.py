@@ -396,22 +396,8 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
         if slots > 0 and ((not skip) or (hold and not has_forced)):
             rec_v[slot_i, i] = proposal
             rec_t[slot_i, i] = now
-        if limit_reason != compiled._NOT_LIMITED:
-            reason = limit_reason
-        elif stabilized != proposal:
-            reason = compiled._STAB_DOWN if (legacy or proposal < cur) else compiled._STAB_UP
-        else:
-            reason = compiled._UP if desired > cur else (compiled._DOWN if desired < cur else compiled._KEEP)
-        if miss_reason >= 0:
-            reason = miss_reason
-        if pre_reason >= 0:
-            reason = pre_reason
-        if has_forced:
-            desired = forced
-        elif hold:
-            desired = cur
-        if skip:
-            stabilized, limit_reason = desired, compiled._NOT_LIMITED
+        stabilized, desired, limit_reason, reason = compiled.final_outcome(
+            cur, proposal, stabilized, desired, limit_reason, legacy, miss_reason, pre_reason, forced, hold)
         vf[_F_STABILIZED, i], vf[_F_DESIRED, i] = stabilized, desired
         vi[_I_LIMIT, i], vi[_I_REASON, i] = limit_reason, reason
         active_out[i] = (not has_forced) and any_valid and not hold

@@ -97,27 +97,9 @@ def _normalize_legacy_kernel(current, proposals, valid, rec_v, rec_t, missing_si
         if slots > 0 and not skip:
             rec_v[slot, i] = proposal
             rec_t[slot, i] = now
-        # the final reason: later rules win
-        if limit_reason != compiled._NOT_LIMITED:
-            reason = limit_reason
-        elif stabilized != proposal:
-            reason = compiled._STAB_DOWN
-        elif desired > cur:
-            reason = compiled._UP
-        elif desired < cur:
-            reason = compiled._DOWN
-        else:
-            reason = compiled._KEEP
-        if hold:
-            reason = compiled._MISSING
-        if pre_reason >= 0:
-            reason = pre_reason
-        if has_forced:
-            desired = forced
-        elif hold:
-            desired = cur
-        if skip:
-            stabilized, limit_reason = desired, compiled._NOT_LIMITED
+        stabilized, desired, limit_reason, reason = compiled.final_outcome(
+            cur, proposal, stabilized, desired, limit_reason, True, compiled._MISSING if hold else -1, pre_reason,
+            forced, hold)
         combined_out[i], proposal_out[i], stabilized_out[i], desired_out[i] = combined, proposal, stabilized, desired
         limit_out[i], reason_out[i] = limit_reason, reason
         active_out[i] = (not has_forced) and any_valid and not hold
