@@ -17,11 +17,16 @@ from simulators.simcluster import pod_listing
 from simulators.simcluster.slots import EMPTY, PENDING, READY, STARTING
 
 
+#: Target lists whose rows ``rows_of`` keeps.
+ROWS_CACHE = 2
+
+
 class ClusterPort:
     """SimCluster's reads and the ``Cluster`` port (a mixin of :class:`~simulators.simcluster.cluster.SimCluster`)."""
 
     def _init_port(self) -> None:
-        self._view_cache: tuple[tuple, np.ndarray] | None = None
+        self._view_cache: tuple[tuple, np.ndarray] | None = None  # the last rows_of entry used
+        self._rows_cache: list[tuple[tuple, tuple]] = []  # rows_of's entries, most recent first
         self._pod_arrays_cache: tuple[tuple, tuple, dict] | None = None  # (targets, pod arrays, pod_arrays)
 
     @property
@@ -95,16 +100,24 @@ class ClusterPort:
 
     def rows_of(self, targets: Sequence[TargetRef]) -> tuple[np.ndarray, np.ndarray]:
         """(service index of each target, 0 where unknown; whether it exists), both (N,); kept
-        while the target list is the same."""
+        for the last ROWS_CACHE target lists (a cycle reads its whole list and, for the start-up
+        observer, a subset: one entry would rebuild the whole list's rows every cycle)."""
         key = tuple(targets)
-        if self._view_cache is None or self._view_cache[0] != key:
-            rows, exists = [], []
-            for t in key:
-                i = self.index_of.get(t.name, -1)
-                ok = i >= 0 and self.config.services[i].namespace == t.namespace and t.kind == "Deployment"
-                rows.append(i if ok else 0)
-                exists.append(ok)
-            self._view_cache = (key, (np.array(rows, dtype=np.int64), np.array(exists, dtype=bool)))
+        for k, entry in enumerate(self._rows_cache):
+            if entry[0] == key:  # same TargetRef objects: an identity check per element
+                if k:
+                    self._rows_cache.insert(0, self._rows_cache.pop(k))
+                self._view_cache = entry
+                return entry[1]
+        rows, exists = [], []
+        for t in key:
+            i = self.index_of.get(t.name, -1)
+            ok = i >= 0 and self.config.services[i].namespace == t.namespace and t.kind == "Deployment"
+            rows.append(i if ok else 0)
+            exists.append(ok)
+        self._view_cache = (key, (np.array(rows, dtype=np.int64), np.array(exists, dtype=bool)))
+        self._rows_cache.insert(0, self._view_cache)
+        del self._rows_cache[ROWS_CACHE:]
         return self._view_cache[1]
 
     def statuses(self, targets: Sequence[TargetRef] | None = None) -> list[TargetStatus]:

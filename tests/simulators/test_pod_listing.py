@@ -85,8 +85,8 @@ def test_same_listing_on_a_simulated_cluster(monkeypatch):
     cluster scaled up and down (pods pending, starting, ready, removed; serials past slot counts)."""
     monkeypatch.setattr(compiled, "switch", "1")
     cluster = SimCluster(WIDE, np.random.default_rng(3))
-    targets = [TargetRef("Deployment", svc.namespace, svc.name) for svc in WIDE]
-    targets.append(TargetRef("Deployment", "nowhere", "missing"))
+    targets = [TargetRef(svc.namespace, svc.name) for svc in WIDE]
+    targets.append(TargetRef("nowhere", "missing"))
     load = np.full(cluster.n_services, 150.0)
     script = {0: [(i, 12) for i in range(8)], 5: [(i, i % 3) for i in range(8)], 9: [(i, 7) for i in range(0, 8, 2)]}
     for k in range(20):
@@ -95,8 +95,25 @@ def test_same_listing_on_a_simulated_cluster(monkeypatch):
         cluster.step(5.0 * k, 5.0, load)
         got = cluster.pod_arrays(targets)
         rows, exists = cluster.rows_of(targets)
+        assert exists.sum() == len(WIDE)
         want = cluster._list_pods_numpy(rows, exists)
         for name in FIELDS:
             np.testing.assert_array_equal(got[name], want[name], err_msg=f"tick {k}: {name}")
         assert list(got["name"]) == list(want["name"])
 
+
+
+def test_rows_of_keeps_the_whole_list_while_a_subset_is_read_in_between():
+    """A cycle reads its whole target list, then (start-up observer) a subset: both give their
+    rows, and the whole list's rows are kept (not rebuilt: the same arrays come back)."""
+    cluster = SimCluster(WIDE, np.random.default_rng(3))
+    targets = [TargetRef(svc.namespace, svc.name) for svc in WIDE]
+    targets.append(TargetRef("nowhere", "missing"))
+    whole = cluster.rows_of(targets)
+    for subset in ([targets[3], targets[1]], [targets[-1]], [targets[0]]):
+        rows, exists = cluster.rows_of(subset)
+        assert rows.tolist() == [whole[0][targets.index(t)] for t in subset]
+        assert exists.tolist() == [t.namespace != "nowhere" for t in subset]
+        again = cluster.rows_of(list(targets))  # an equal list, another object
+        assert again[0] is whole[0] and again[1] is whole[1]
+    assert whole[0].tolist() == list(range(len(WIDE))) + [0] and whole[1].tolist() == [True] * len(WIDE) + [False]
