@@ -163,15 +163,11 @@ class SimMetrics:
         workload = self.query(expr, targets, at)
         if self.bindings[expr].split(":")[0] not in self.PER_POD:
             return workload
-        pods = self.cluster.pod_arrays(targets)
-        t = np.asarray(pods["at"], dtype=np.int64)
-        keep = np.flatnonzero(pods["running"] & workload.present[t] & np.isfinite(workload.values[t]))
-        # names made on access: the controller joins by uid
-        rows = t[keep]
+        pods = self.cluster.running_pod_samples(targets, workload.present, workload.values, workload.age_s)
+        rows = pods["at"]  # names made on access: the controller joins by uid
         namespaces = LazyStrings(lambda j: targets[int(rows[j])].namespace, rows.size)
-        return PodSeries(namespaces=namespaces, pods=pods["name"].take(keep),
-                         values=workload.values[t[keep]], age_s=workload.age_s[t[keep]],
-                         window_s=self.slots * self.tick_s, uid=pods["uid"][keep])
+        return PodSeries(namespaces=namespaces, pods=pods["name"], values=pods["values"], age_s=pods["age_s"],
+                         window_s=self.slots * self.tick_s, uid=pods["uid"])
 
     def _sample(self, signals: dict) -> dict:
         """Add what a per-pod PromQL rate over the time since the last snapshot would read:

@@ -7,9 +7,16 @@ arrays (more than listing again here). Here one loop over the targets' slots lis
 pods in ``pod_arrays``' order (target, then serial, then slot: an insertion sort per target,
 stable like the numpy path's argsort). ``ClusterPort.pod_arrays`` keeps the numpy listing as the reference and for
 ``SETPOINT_COMPILED=0``; tests/simulators/test_pod_listing.py checks both give the same arrays.
+
+The preset then reads its per-pod samples (``SimMetrics.query_pods``): the running pods of the
+targets whose workload value is present and finite. ``_running_kernel`` lists those in the
+same pass instead of a second whole listing and a numpy filter over it
+(``ClusterPort.running_pod_samples``, whose numpy path is that listing and filter).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -68,6 +75,70 @@ def _list_kernel(rows, exists, phase, serial, revision_seq, created_s, ready_tra
         start_time[q] = created_s[r, s]
         transition_time[q] = ready_transition_s[r, s]
     return at, pod_rows, serials, revision_seqs, uid, pending, running, ready, start_time, transition_time
+
+
+@jit
+def _running_kernel(rows, exists, phase, serial, revision_seq, present, values, ages):
+    n, k_slots = rows.shape[0], phase.shape[1]
+    total = 0
+    for a in range(n):
+        if exists[a] and present[a] and math.isfinite(values[a]):
+            r = rows[a]
+            for s in range(k_slots):
+                if phase[r, s] != EMPTY and phase[r, s] != PENDING:
+                    total += 1
+    at = np.empty(total, np.int64)
+    pod_rows = np.empty(total, np.int64)
+    serials = np.empty(total, np.int64)
+    revision_seqs = np.empty(total, np.int64)
+    uid = np.empty(total, np.int64)
+    out_values = np.empty(total)
+    out_ages = np.empty(total)
+    slot = np.empty(k_slots, np.int64)
+    p = 0
+    for a in range(n):
+        if not (exists[a] and present[a] and math.isfinite(values[a])):
+            continue
+        r = rows[a]
+        m = 0
+        for s in range(k_slots):
+            if phase[r, s] == EMPTY or phase[r, s] == PENDING:
+                continue
+            key = serial[r, s]
+            q = m  # insertion: after every pod of a lower or equal serial (stable)
+            while q > 0 and serial[r, slot[q - 1]] > key:
+                slot[q] = slot[q - 1]
+                q -= 1
+            slot[q] = s
+            m += 1
+        for j in range(m):
+            s = slot[j]
+            at[p] = a
+            pod_rows[p] = r
+            serials[p] = serial[r, s]
+            revision_seqs[p] = revision_seq[r, s]
+            uid[p] = (np.int64(r) << 32) + serial[r, s]
+            out_values[p] = values[a]
+            out_ages[p] = ages[a]
+            p += 1
+    return at, pod_rows, serials, revision_seqs, uid, out_values, out_ages
+
+
+def try_running_pods(rows: np.ndarray, exists: np.ndarray, phase: np.ndarray, serial: np.ndarray,
+                     revision_seq: np.ndarray, present: np.ndarray, values: np.ndarray, ages: np.ndarray
+                     ) -> tuple | None:
+    """The running (not pending) pods of the targets at ``rows`` (N,) int64 that ``exists`` and
+    whose ``present`` (N,) bool value ``values`` (N,) float is finite, from the (S, K) slot
+    arrays: (at, pod rows, serials, revision seqs, uid, value, age (``ages`` (N,) of the pod's
+    target)), (P,) each, by target, then serial, as ``try_list_pods`` lists them. None when the
+    kernels are off."""
+    if not compiled.enabled():
+        return None
+    try:
+        return _running_kernel(rows, exists, phase, serial, revision_seq, present, values, ages)
+    except compiled.KERNEL_ERRORS as exc:
+        compiled.mark_broken(exc)
+        return None
 
 
 def try_list_pods(rows: np.ndarray, exists: np.ndarray, phase: np.ndarray, serial: np.ndarray,

@@ -215,6 +215,27 @@ class ClusterPort:
         self._pod_arrays_cache = (self._view_cache[0], tuple(a.copy() for a in state), out)
         return out
 
+    def running_pod_samples(self, targets: Sequence[TargetRef], present: np.ndarray, values: np.ndarray,
+                            age_s: np.ndarray) -> dict[str, np.ndarray | LazyStrings]:
+        """The running pods (``pod_arrays``' ``running``) of the targets whose ``present`` (N,) bool
+        value ``values`` (N,) float is finite, each with its target's value and ``age_s`` (N,):
+        {at, name (made on access), uid, values, age_s}, (P,) each, in ``pod_arrays``' order. One
+        compiled pass (simcluster/pod_listing.py), else ``pod_arrays`` filtered with numpy."""
+        self._flush()
+        rows, exists = self.rows_of(targets)
+        fast = pod_listing.try_running_pods(rows, exists, self._pod_phase, self._pod_serial, self._pod_revision_seq,
+                                            present, values, age_s)
+        if fast is not None:
+            at, pod_rows, serials, revision_seqs, uid, pod_values, pod_ages = fast
+            names = LazyStrings(lambda j: self._name_of(int(pod_rows[j]), int(serials[j]), int(revision_seqs[j])),
+                                pod_rows.size)
+            return {"at": at, "name": names, "uid": uid, "values": pod_values, "age_s": pod_ages}
+        pods = self.pod_arrays(targets)
+        t = np.asarray(pods["at"], dtype=np.int64)
+        keep = np.flatnonzero(pods["running"] & present[t] & np.isfinite(values[t]))
+        return {"at": t[keep], "name": pods["name"].take(keep), "uid": pods["uid"][keep], "values": values[t[keep]],
+                "age_s": age_s[t[keep]]}
+
     def _list_pods_numpy(self, rows: np.ndarray, exists: np.ndarray) -> dict:
         """pod_arrays' listing with numpy (the reference of simcluster/pod_listing.py's kernel)."""
         live = self._pod_phase[rows] != EMPTY

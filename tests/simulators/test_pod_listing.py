@@ -1,6 +1,8 @@
 """The compiled pod listing (simulators/simcluster/pod_listing.py) gives ``pod_arrays``' numpy
 listing, array for array: on generated slot arrays (ties of serials, empty slots, repeated and
-unknown targets) and on a simulated cluster scaled up and down tick after tick."""
+unknown targets) and on a simulated cluster scaled up and down tick after tick. The same for
+the running pods with their targets' samples (``running_pod_samples``: the compiled pass and
+the numpy listing filtered)."""
 
 from __future__ import annotations
 
@@ -28,6 +30,16 @@ class Slots(ClusterPort):
     def __init__(self, phase, serial, revision_seq, created_s, transition_s):
         self._pod_phase, self._pod_serial, self._pod_revision_seq = phase, serial, revision_seq
         self._pod_created_s, self._pod_ready_transition_s = created_s, transition_s
+        self._init_port()
+
+    def _flush(self) -> None:
+        pass
+
+    def rows_of(self, targets):
+        """Targets here are (row, exists) pairs (a new key each call: pod_arrays' cache never holds)."""
+        self._view_cache = (tuple(targets), (np.array([t[0] for t in targets], np.int64).reshape(-1),
+                                             np.array([t[1] for t in targets], bool).reshape(-1)))
+        return self._view_cache[1]
 
     def _name_of(self, row: int, serial: int, revision_seq: int) -> str:
         return f"s{row}-r{revision_seq}-{serial}"
@@ -41,6 +53,23 @@ def assert_same_listing(monkeypatch, slots: Slots, rows, exists) -> None:
     assert fast is not None, "the kernel declined"
     got, want = slots._pod_dict(*fast), slots._list_pods_numpy(rows, exists)
     for name in FIELDS:
+        assert got[name].dtype == want[name].dtype, name
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    assert list(got["name"]) == list(want["name"])
+
+
+SAMPLE_FIELDS = ("at", "uid", "values", "age_s")
+
+
+def assert_same_running_pods(monkeypatch, cluster, targets, present, values, age_s) -> None:
+    """running_pod_samples: the compiled pass equals the numpy listing filtered."""
+    present, values, age_s = np.asarray(present, bool), np.asarray(values, float), np.asarray(age_s, float)
+    got, want = {}, {}
+    for switch, out in (("1", got), ("0", want)):
+        monkeypatch.setattr(compiled, "switch", switch)
+        out.update(cluster.running_pod_samples(targets, present, values, age_s))
+    assert list(got) == list(want)
+    for name in SAMPLE_FIELDS:
         assert got[name].dtype == want[name].dtype, name
         np.testing.assert_array_equal(got[name], want[name], err_msg=name)
     assert list(got["name"]) == list(want["name"])
@@ -63,6 +92,12 @@ def test_same_listing_as_numpy_on_generated_slots(data):
     exists = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
     with pytest.MonkeyPatch.context() as mp:
         assert_same_listing(mp, slots, rows, exists)
+    values = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.just(50.0))
+    present = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    samples = data.draw(st.lists(values, min_size=n, max_size=n))
+    ages = data.draw(st.lists(st.floats(0, 120), min_size=n, max_size=n))
+    with pytest.MonkeyPatch.context() as mp:
+        assert_same_running_pods(mp, slots, list(zip(rows, exists)), present, samples, ages)
 
 
 @pytest.mark.parametrize("phase, serial, expect_slots", [
@@ -78,6 +113,24 @@ def test_listing_order(monkeypatch, phase, serial, expect_slots):
     listed = pod_listing.try_list_pods(np.array([0]), np.array([True]), phase, serial, np.zeros_like(serial),
                                        slots._pod_created_s, slots._pod_ready_transition_s)
     assert listed[8].tolist() == [float(s) for s in expect_slots]  # start_time: the slot number here
+
+
+@pytest.mark.parametrize("phase, serial, present, value, expect_slots", [
+    pytest.param([[READY, PENDING, STARTING, BACKOFF]], [[3, 0, 1, 2]], True, 40.0, [2, 3, 0], id="running-by-serial"),
+    pytest.param([[PENDING, EMPTY, PENDING]], [[0, 1, 2]], True, 40.0, [], id="only-pending"),
+    pytest.param([[READY, READY]], [[0, 1]], False, 40.0, [], id="value-absent"),
+    pytest.param([[READY, READY]], [[0, 1]], True, np.nan, [], id="value-nan"),
+    pytest.param([[READY, READY]], [[0, 1]], True, np.inf, [], id="value-infinite"),
+    pytest.param([[READY, READY, READY]], [[2, 1, 2]], True, 0.0, [1, 0, 2], id="equal-serials-keep-slot-order"),
+])
+def test_running_pods(monkeypatch, phase, serial, present, value, expect_slots):
+    phase, serial = np.array(phase, np.int8), np.array(serial, np.int64)
+    slots = Slots(phase, serial, np.zeros_like(serial), np.zeros(phase.shape), np.full(phase.shape, np.nan))
+    assert_same_running_pods(monkeypatch, slots, [(0, True)], [present], [value], [7.0])
+    monkeypatch.setattr(compiled, "switch", "1")
+    got = slots.running_pod_samples([(0, True)], np.array([present]), np.array([value]), np.array([7.0]))
+    assert got["uid"].tolist() == [int(serial[0, s]) for s in expect_slots]  # row 0: the uid is the serial
+    assert got["age_s"].tolist() == [7.0] * len(expect_slots)
 
 
 def test_same_listing_on_a_simulated_cluster(monkeypatch):
