@@ -27,7 +27,7 @@ import numpy as np
 from controller.core.history import take_rows
 from controller.core.scaling.params import PolicyParams
 from controller.core.scaling.startup import (DEFAULT_STARTUP, StartupEstimate, StartupMemory, StartupParams, estimate,
-                                             observed_startups, remember)
+                                             observed_startups, remember_rows, update_estimate)
 from controller.errors import SetpointError
 from controller.model import TargetRef
 from controller.ports import Cluster, ClusterView, PodLister
@@ -81,6 +81,7 @@ class StartupObserver:
         self._read = np.zeros(0, bool)  # the target's pods were read at least once
         self._ready = np.zeros(0)  # ready counts at the previous cycle
         self._estimated: tuple[StartupMemory, StartupEstimate] | None = None  # the estimate of that memory
+        self._changed: np.ndarray | None = None  # rows of the memory changed since that estimate (None: all)
 
     def observe(self, params: PolicyParams, cluster: Cluster, targets: list[TargetRef], view: ClusterView,
                 now: float, errors: list[str], listed_pods: bool) -> StartupInfo | None:
@@ -99,7 +100,11 @@ class StartupObserver:
             except SetpointError as exc:
                 errors.append(f"start-up delays: pods not read ({exc}); the last estimates are kept")
         if self._estimated is None or self._estimated[0] is not self._memory:  # recomputed when the memory changed
-            self._estimated = (self._memory, estimate(self._memory, self.sp))
+            if self._estimated is None or self._changed is None:
+                now_estimate = estimate(self._memory, self.sp)
+            else:  # only the rows that learned start-ups
+                now_estimate = update_estimate(self._estimated[1], self._memory, self._changed, self.sp)
+            self._estimated, self._changed = (self._memory, now_estimate), np.zeros(0, np.int64)
         return StartupInfo(self._estimated[1], params)
 
     def _align(self, targets: list[TargetRef]) -> None:
@@ -109,6 +114,7 @@ class StartupObserver:
         old = {t: i for i, t in enumerate(self._targets)}
         rows = np.array([old.get(t, -1) for t in targets], dtype=np.int64)
         self._memory = self._memory.take(rows)
+        self._changed = None  # rows moved: estimate every target again
         self._read = take_rows(self._read, rows, False)
         self._ready = take_rows(self._ready, rows, 0.0)
         self._targets = list(targets)
@@ -127,7 +133,9 @@ class StartupObserver:
 
     def _add(self, rows, keys, created, ready_s, ready, now: float) -> None:
         counted = observed_startups(created, ready_s, ready, now, self.sp)
-        self._memory = remember(self._memory, rows, keys, created, ready_s, counted)
+        self._memory, learned = remember_rows(self._memory, rows, keys, created, ready_s, counted)
+        if self._changed is not None:
+            self._changed = np.union1d(self._changed, learned)
 
 
 def pod_keys(names) -> np.ndarray:

@@ -105,6 +105,59 @@ def test_estimate_within_the_observed_start_ups_and_unknown_without_any(pods, qu
         assert 1 <= e.pods[i] <= keep
 
 
+def assert_same_estimate(got: su.StartupEstimate, want: su.StartupEstimate) -> None:
+    for field in ("delay_s", "pods", "low_s", "high_s"):
+        a, b = getattr(got, field), getattr(want, field)
+        assert a.dtype == b.dtype, field
+        np.testing.assert_array_equal(a, b, err_msg=field)
+
+
+@settings(max_examples=150, deadline=None)
+@given(rounds=st.lists(starts, min_size=1, max_size=4), quantile=st.floats(0.0, 1.0), keep=st.integers(1, 8))
+def test_updating_the_changed_rows_equals_estimating_every_row(rounds, quantile, keep):
+    """Start-ups learned round after round: the estimate updated on the rows remember_rows
+    recomputed equals the estimate of the whole memory, array for array."""
+    sp = su.StartupParams(pods=keep, quantile=quantile)
+    memory = su.StartupMemory.empty(3, sp)
+    estimated = su.estimate(memory, sp)
+    key = 0
+    for k, pods in enumerate(rounds):
+        if pods:
+            t, c, d, ok = (np.array(x) for x in zip(*pods))
+            created = T0 + 1000.0 * k + c.astype(float)
+            ready = created + d.astype(float)
+            counted = su.observed_startups(created, ready, ok.astype(bool), T0 + 1e6, sp)
+            keys = np.arange(key, key + len(pods), dtype=np.int64) % 7  # some pods seen again
+            key += len(pods)
+            memory, rows = su.remember_rows(memory, t.astype(np.int64), keys, created, ready, counted)
+            assert set(rows.tolist()) <= set(t[counted].tolist())
+        else:
+            rows = np.zeros(0, np.int64)
+        estimated = su.update_estimate(estimated, memory, rows, sp)
+        assert_same_estimate(estimated, su.estimate(memory, sp))
+
+
+@pytest.mark.parametrize("first, then, rows", [
+    pytest.param([(0, 0, 90, True)], [(1, 100, 130, True)], [1], id="another-target-learns"),
+    pytest.param([(0, 0, 90, True)], [(0, 100, 130, True), (2, 0, 50, True)], [0, 2], id="two-targets-learn"),
+    pytest.param([(0, 0, 90, True)], [(1, 100, 130, False)], [], id="nothing-counted-nothing-recomputed"),
+])
+def test_remember_rows_names_the_rows_it_changed(first, then, rows):
+    memory = learn(first, n=3)
+    later, changed = su.remember_rows(memory, *_pods(then))
+    assert changed.tolist() == rows
+    assert_same_estimate(su.update_estimate(su.estimate(memory, SP), later, changed, SP), su.estimate(later, SP))
+    if not rows:
+        assert later is memory
+
+
+def _pods(pods):
+    t, c, r, ok = (np.array(x) for x in zip(*pods))
+    c, r = T0 + c.astype(float), T0 + r.astype(float)
+    counted = su.observed_startups(c, r, ok.astype(bool), T0 + 10_000.0, SP)
+    return t.astype(np.int64), np.arange(100, 100 + len(pods), dtype=np.int64), c, r, counted
+
+
 # ----------------------------------------------------------------------------- the ramp's lead
 OBSERVED = RampParams(lead_s=75.0, window_s=60.0, interval_s=15.0, observed=True)
 

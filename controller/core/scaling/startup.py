@@ -80,26 +80,33 @@ def observed_startups(created_s: np.ndarray, ready_s: np.ndarray, ready: np.ndar
 
 def remember(memory: StartupMemory, target: np.ndarray, key: np.ndarray, created_s: np.ndarray,
              ready_s: np.ndarray, counted: np.ndarray) -> StartupMemory:
+    """See :func:`remember_rows` (which also says which rows it recomputed)."""
+    return remember_rows(memory, target, key, created_s, ready_s, counted)[0]
+
+
+def remember_rows(memory: StartupMemory, target: np.ndarray, key: np.ndarray, created_s: np.ndarray,
+                  ready_s: np.ndarray, counted: np.ndarray) -> tuple[StartupMemory, np.ndarray]:
     """The memory with the counted pods' start-ups added: per target the newest K by Ready time.
     A pod (same target and key) counts once, with its earliest Ready time: its first start-up,
     not a later return to Ready.
 
     target: (P,) row of each pod; key: (P,) int64 pod identities; created_s, ready_s: (P,)
     epoch s; counted: (P,) bool (``observed_startups``). Only the rows of counted pods are
-    recomputed (rows are independent; a cycle usually sees new pods of a few targets)."""
+    recomputed (rows are independent; a cycle usually sees new pods of a few targets): they
+    are returned too, (R,) int64 ascending (the memory itself when there are none)."""
     n = memory.created_s.shape[0]
     counted = np.asarray(counted, bool)
     target = np.asarray(target, np.int64)[counted]
     inside = (target >= 0) & (target < n)
     rows = np.unique(target[inside])
     if rows.size == 0:
-        return memory
+        return memory, rows
     sub = _merge(StartupMemory(memory.key[rows], memory.created_s[rows], memory.ready_s[rows]),
                  np.searchsorted(rows, target[inside]), np.asarray(key, np.int64)[counted][inside],
                  np.asarray(created_s, np.float64)[counted][inside], np.asarray(ready_s, np.float64)[counted][inside])
     out = StartupMemory(memory.key.copy(), memory.created_s.copy(), memory.ready_s.copy())
     out.key[rows], out.created_s[rows], out.ready_s[rows] = sub.key, sub.created_s, sub.ready_s
-    return out
+    return out, rows
 
 
 def _merge(memory: StartupMemory, t_new: np.ndarray, p_new: np.ndarray, c_new: np.ndarray,
@@ -160,3 +167,18 @@ def estimate(memory: StartupMemory, sp: StartupParams = DEFAULT_STARTUP) -> Star
     low = np.where(count > 0, ranked[:, 0], np.nan)
     high = np.where(count > 0, ranked[rows, np.maximum(count - 1, 0)], np.nan)
     return StartupEstimate(np.where(enough, value, np.nan), count, low, high)
+
+
+def update_estimate(previous: StartupEstimate, memory: StartupMemory, rows: np.ndarray,
+                    sp: StartupParams = DEFAULT_STARTUP) -> StartupEstimate:
+    """``estimate(memory, sp)`` when only ``rows`` (R,) of ``memory`` changed since ``previous``
+    was estimated (of the memory before, same targets): those rows are estimated again, the
+    others copied (each row's estimate depends on that row only). A cycle usually adds start-ups
+    to a few targets: estimating every target each cycle was most of the observer's time."""
+    rows = np.asarray(rows, np.int64)
+    if rows.size == 0:
+        return previous
+    sub = estimate(StartupMemory(memory.key[rows], memory.created_s[rows], memory.ready_s[rows]), sp)
+    out = StartupEstimate(previous.delay_s.copy(), previous.pods.copy(), previous.low_s.copy(), previous.high_s.copy())
+    out.delay_s[rows], out.pods[rows], out.low_s[rows], out.high_s[rows] = sub.delay_s, sub.pods, sub.low_s, sub.high_s
+    return out
