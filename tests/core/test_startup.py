@@ -151,6 +151,75 @@ def test_remember_rows_names_the_rows_it_changed(first, then, rows):
         assert later is memory
 
 
+def _rounds_under(switch: str, rounds, sp: su.StartupParams, n: int = 3):
+    """The memory and estimate after each round of (target, created, span, ready, key) start-ups
+    (times relative to T0; ``None`` span: a NaN creation time) with the kernels on ("1") or off."""
+    saved = compiled.switch
+    compiled.switch = switch
+    try:
+        memory = su.StartupMemory.empty(n, sp)
+        estimated = su.estimate(memory, sp)
+        out = []
+        for pods in rounds:
+            rows = np.zeros(0, np.int64)
+            if pods:
+                t, c, d, ok, key = (np.array(x) for x in zip(*pods))
+                created = T0 + c.astype(float)
+                ready = created + d.astype(float)
+                created = np.where(c < 0, np.nan, created)  # a creation the source did not give
+                counted = su.observed_startups(created, ready, ok.astype(bool), T0 + 1e6, sp)
+                counted |= (c < 0) & ok.astype(bool)  # counted anyway: the merge must still order it
+                memory, rows = su.remember_rows(memory, t.astype(np.int64), key.astype(np.int64), created, ready,
+                                                counted)
+            estimated = su.update_estimate(estimated, memory, rows, sp)
+            out.append((memory, rows, estimated))
+        return out
+    finally:
+        compiled.switch = saved
+
+
+def assert_same_rounds(rounds, sp: su.StartupParams, n: int = 3) -> None:
+    for k, ((m1, r1, e1), (m0, r0, e0)) in enumerate(zip(_rounds_under("1", rounds, sp, n),
+                                                         _rounds_under("0", rounds, sp, n))):
+        assert r1.tolist() == r0.tolist(), f"round {k}: rows"
+        for field in ("key", "created_s", "ready_s"):
+            a, b = getattr(m1, field), getattr(m0, field)
+            assert a.dtype == b.dtype, field
+            np.testing.assert_array_equal(a, b, err_msg=f"round {k}: {field}")
+        assert_same_estimate(e1, e0)
+
+
+pod_rounds = st.lists(st.lists(st.tuples(st.integers(-1, 3), st.sampled_from([-1.0, 0.0, 10.0, 500.0]),
+                                         st.sampled_from([0.5, 30.0, 30.0, 90.0, 899.0]), st.booleans(),
+                                         st.integers(0, 5)), max_size=12), min_size=1, max_size=5)
+
+
+@pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
+@settings(max_examples=200, deadline=None)
+@given(rounds=pod_rounds, quantile=st.floats(0.0, 1.0), keep=st.integers(1, 6), min_pods=st.integers(0, 3))
+def test_compiled_memory_and_estimate_equal_numpy(rounds, quantile, keep, min_pods):
+    """Rows -1 and 3 are outside the 3 targets; keys repeat (a pod seen again, maybe with
+    another creation time); equal Ready times tie on creation, then key."""
+    assert_same_rounds(rounds, su.StartupParams(pods=keep, quantile=quantile, min_pods=min_pods))
+
+
+@pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
+@pytest.mark.parametrize("rounds", [
+    pytest.param([[(0, 0.0, 30.0, True, 1), (0, 0.0, 30.0, True, 2), (0, 10.0, 20.0, True, 3)]],
+                 id="equal-ready-times-by-creation-then-key"),
+    pytest.param([[(0, 0.0, 30.0, True, 1)], [(0, 5.0, 25.0, True, 1)], [(0, 0.0, 90.0, True, 1)]],
+                 id="a-pod-seen-again-keeps-its-earliest-ready"),
+    pytest.param([[(0, 0.0, 30.0, True, 1), (0, 10.0, 20.0, True, 1)]], id="same-pod-same-ready-first-kept"),
+    pytest.param([[(1, float(c), 30.0 + c, True, c) for c in range(6)]], id="more-than-k-keeps-the-newest"),
+    pytest.param([[(0, -1.0, 30.0, True, 1), (0, 0.0, 30.0, True, 2), (0, -1.0, 30.0, True, 0)]],
+                 id="nan-creation-sorts-last"),
+    pytest.param([[(-1, 0.0, 30.0, True, 1), (3, 0.0, 30.0, True, 2)]], id="rows-outside-are-skipped"),
+    pytest.param([[(2, 0.0, 30.0, False, 1)], []], id="nothing-counted"),
+])
+def test_compiled_memory_named_rows(rounds):
+    assert_same_rounds(rounds, su.StartupParams(pods=4, quantile=0.9))
+
+
 def _pods(pods):
     t, c, r, ok = (np.array(x) for x in zip(*pods))
     c, r = T0 + c.astype(float), T0 + r.astype(float)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from controller.core.history import take_rows
+from controller.core.scaling import startup_compiled
 
 
 @dataclass(frozen=True)
@@ -98,13 +99,19 @@ def remember_rows(memory: StartupMemory, target: np.ndarray, key: np.ndarray, cr
     counted = np.asarray(counted, bool)
     target = np.asarray(target, np.int64)[counted]
     inside = (target >= 0) & (target < n)
+    if not inside.any():
+        return memory, np.zeros(0, np.int64)
+    out = StartupMemory(memory.key.copy(), memory.created_s.copy(), memory.ready_s.copy())
+    rows = startup_compiled.try_remember(out.key, out.created_s, out.ready_s, target[inside],
+                                         np.asarray(key, np.int64)[counted][inside],
+                                         np.asarray(created_s, np.float64)[counted][inside],
+                                         np.asarray(ready_s, np.float64)[counted][inside])
+    if rows is not None:  # the compiled merge (None: kernels off)
+        return out, rows
     rows = np.unique(target[inside])
-    if rows.size == 0:
-        return memory, rows
     sub = _merge(StartupMemory(memory.key[rows], memory.created_s[rows], memory.ready_s[rows]),
                  np.searchsorted(rows, target[inside]), np.asarray(key, np.int64)[counted][inside],
                  np.asarray(created_s, np.float64)[counted][inside], np.asarray(ready_s, np.float64)[counted][inside])
-    out = StartupMemory(memory.key.copy(), memory.created_s.copy(), memory.ready_s.copy())
     out.key[rows], out.created_s[rows], out.ready_s[rows] = sub.key, sub.created_s, sub.ready_s
     return out, rows
 
@@ -178,7 +185,10 @@ def update_estimate(previous: StartupEstimate, memory: StartupMemory, rows: np.n
     rows = np.asarray(rows, np.int64)
     if rows.size == 0:
         return previous
-    sub = estimate(StartupMemory(memory.key[rows], memory.created_s[rows], memory.ready_s[rows]), sp)
     out = StartupEstimate(previous.delay_s.copy(), previous.pods.copy(), previous.low_s.copy(), previous.high_s.copy())
+    if startup_compiled.try_estimate_rows(memory.created_s, memory.ready_s, rows, sp.quantile, sp.min_pods,
+                                          out.delay_s, out.pods, out.low_s, out.high_s):
+        return out  # the compiled estimate (else: kernels off)
+    sub = estimate(StartupMemory(memory.key[rows], memory.created_s[rows], memory.ready_s[rows]), sp)
     out.delay_s[rows], out.pods[rows], out.low_s[rows], out.high_s[rows] = sub.delay_s, sub.pods, sub.low_s, sub.high_s
     return out

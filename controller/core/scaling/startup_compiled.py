@@ -1,0 +1,159 @@
+"""The observed start-up memory and estimate (core/scaling/startup.py) in compiled loops (numba).
+
+Every control cycle of a policy whose ramps follow observed start-ups adds the start-ups of the
+pods that became Ready to their targets' memory (``remember_rows``: two lexsorts over the rows'
+entries) and estimates those rows again (``update_estimate``: a sort per row and a quantile):
+some thirty numpy calls on small arrays per cycle. Here each changed row is merged and
+estimated in one loop over its K entries. Same numbers as the numpy functions, which stay the
+reference and the path for ``SETPOINT_COMPILED=0``: tests/core/test_startup.py compares both,
+array for array, on named rows and generated rounds of start-ups.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from controller.core.scaling import compiled
+from controller.core.scaling.compiled import jit
+
+
+@compiled.jit_inline
+def _before(r_a, c_a, p_a, r_b, c_b, p_b):
+    """Entry a sorts before entry b: newest Ready first, then creation, then key (ascending;
+    a NaN creation last, as numpy's lexsort puts it)."""
+    if r_a != r_b:
+        return r_a > r_b
+    nan_a, nan_b = c_a != c_a, c_b != c_b
+    if nan_a != nan_b:
+        return nan_b
+    if not nan_a and c_a != c_b:
+        return c_a < c_b
+    return p_a < p_b
+
+
+@jit
+def _remember_kernel(key, created_s, ready_s, target, p_new, c_new, r_new, changed):
+    """Merge the (P,) new start-ups into the rows of ``target`` of the (N, K) memory, in place;
+    ``changed`` (N,) bool is set on those rows. Returns the number of rows changed."""
+    n, k = key.shape
+    count = np.zeros(n + 1, np.int64)  # new pods per row, then (prefix) each row's first
+    for q in range(target.shape[0]):
+        count[target[q] + 1] += 1
+    for i in range(n):
+        count[i + 1] += count[i]
+    order = np.empty(target.shape[0], np.int64)  # new pods by row, given order kept
+    fill = count[:n].copy()
+    for q in range(target.shape[0]):
+        order[fill[target[q]]] = q
+        fill[target[q]] += 1
+    cap = k + target.shape[0]
+    ek, ec, er = np.empty(cap, np.int64), np.empty(cap), np.empty(cap)
+    rank = np.empty(cap, np.int64)
+    rows_changed = 0
+    for i in range(n):
+        lo, hi = count[i], count[i + 1]
+        if lo == hi:
+            continue
+        changed[i] = True
+        rows_changed += 1
+        m = 0  # candidates: the kept entries, then the new pods; a key seen again keeps its earliest Ready
+        for j in range(k + hi - lo):
+            if j < k:
+                p, c, r = key[i, j], created_s[i, j], ready_s[i, j]
+            else:
+                q = order[lo + j - k]
+                p, c, r = p_new[q], c_new[q], r_new[q]
+            if not math.isfinite(r):
+                continue
+            seen = -1
+            for e in range(m):
+                if ek[e] == p:
+                    seen = e
+                    break
+            if seen >= 0:
+                if r < er[seen]:  # an earlier Ready of the same pod (ties: the first seen stays)
+                    ec[seen], er[seen] = c, r
+                continue
+            ek[m], ec[m], er[m] = p, c, r
+            m += 1
+        for e in range(m):  # insertion sort of the candidates (distinct keys: a strict order)
+            x = e
+            while x > 0 and _before(er[e], ec[e], ek[e], er[rank[x - 1]], ec[rank[x - 1]], ek[rank[x - 1]]):
+                rank[x] = rank[x - 1]
+                x -= 1
+            rank[x] = e
+        for j in range(k):
+            if j < m:
+                e = rank[j]
+                key[i, j], created_s[i, j], ready_s[i, j] = ek[e], ec[e], er[e]
+            else:
+                key[i, j], created_s[i, j], ready_s[i, j] = 0, np.nan, np.nan
+    return rows_changed
+
+
+@jit
+def _estimate_kernel(created_s, ready_s, rows, quantile, min_pods, delay_s, pods, low_s, high_s):
+    """Estimate ``rows`` of the (N, K) memory into the (N,) outputs, in place."""
+    k = created_s.shape[1]
+    ranked = np.empty(k)
+    for i in rows:
+        count = 0
+        for j in range(k):
+            span = ready_s[i, j] - created_s[i, j]
+            x = span if math.isfinite(span) else np.inf
+            if math.isfinite(span):
+                count += 1
+            y = j  # insertion: ascending (empty slots, inf, last)
+            while y > 0 and ranked[y - 1] > x:
+                ranked[y] = ranked[y - 1]
+                y -= 1
+            ranked[y] = x
+        top = max(count - 1, 0)
+        pos = quantile * top
+        lo = np.int64(math.floor(pos))
+        hi = min(lo + 1, top)
+        a, b = ranked[min(lo, k - 1)], ranked[min(hi, k - 1)]
+        frac = pos - lo
+        if hi > lo:
+            value = a + (b - a) * frac
+            value = min(max(value, a), b)  # np.clip: rounding never leaves [a, b]
+        else:
+            value = a
+        pods[i] = count
+        delay_s[i] = value if count >= max(min_pods, 1) else np.nan
+        low_s[i] = ranked[0] if count > 0 else np.nan
+        high_s[i] = ranked[top] if count > 0 else np.nan
+
+
+def try_remember(key: np.ndarray, created_s: np.ndarray, ready_s: np.ndarray, target: np.ndarray, p_new: np.ndarray,
+                 c_new: np.ndarray, r_new: np.ndarray) -> np.ndarray | None:
+    """``startup.remember_rows`` on copies of the memory: merges the (P,) counted start-ups
+    (rows ``target`` in [0, N), keys, creation and Ready times) into the (N, K) ``key``,
+    ``created_s``, ``ready_s`` in place; returns the rows changed, (R,) int64 ascending. None
+    (nothing written) when the kernels are off or K is 0: then use numpy."""
+    if not compiled.enabled() or key.shape[1] == 0:
+        return None
+    changed = np.zeros(key.shape[0], np.bool_)
+    try:
+        _remember_kernel(key, created_s, ready_s, target, p_new, c_new, r_new, changed)
+    except compiled.KERNEL_ERRORS as exc:
+        compiled.mark_broken(exc)
+        return None
+    return np.flatnonzero(changed)
+
+
+def try_estimate_rows(created_s: np.ndarray, ready_s: np.ndarray, rows: np.ndarray, quantile: float, min_pods: int,
+                      delay_s: np.ndarray, pods: np.ndarray, low_s: np.ndarray, high_s: np.ndarray) -> bool:
+    """``startup.estimate`` of ``rows`` (R,) of the (N, K) memory written into the (N,)
+    ``delay_s``, ``pods`` (int64), ``low_s``, ``high_s``. False (nothing written) when the kernels
+    are off or K is 0: then use numpy."""
+    if not compiled.enabled() or created_s.shape[1] == 0:
+        return False
+    try:
+        _estimate_kernel(created_s, ready_s, rows, float(quantile), int(min_pods), delay_s, pods, low_s, high_s)
+    except compiled.KERNEL_ERRORS as exc:
+        compiled.mark_broken(exc)
+        return False
+    return True
