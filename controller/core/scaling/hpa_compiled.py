@@ -184,6 +184,8 @@ def _utilization_kernel(target, phase, ready, deleted, start_age, transition_age
 
 
 def _per_target(values, n: int, dtype) -> np.ndarray:
+    if np.ndim(values) == 0:  # one value for every target (the policy's): no broadcast views per cycle
+        return np.full(n, values, dtype=dtype)
     return np.ascontiguousarray(np.broadcast_to(np.asarray(values, dtype=dtype), (n,)))
 
 
