@@ -7,7 +7,6 @@ decision path. Arrays are built straight from the engine's (S,) arrays: no per-t
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
@@ -63,9 +62,8 @@ class SimTargets:
     def observe(self, targets: Sequence[TargetRef], with_pods: bool | None = None) -> ClusterView:
         """Arrays straight from the engine; unknown targets have ``exists`` False. Full statuses
         (pods, revisions) with ``with_pods`` (default: the constructor's ``with_statuses``)."""
-        view = self.cluster.view(targets, with_statuses=self.with_statuses if with_pods is None else with_pods)
-        rows, _ = self.cluster.rows_of(targets)  # the view's rows (cached): unknown targets do not exist
-        return replace(view, paused=view.exists & self.cluster.paused[rows])
+        return self.cluster.view(targets, with_statuses=self.with_statuses if with_pods is None else with_pods,
+                                 with_paused=True)
 
     def apply(self, action: Action) -> None:
         self.cluster.apply(action)

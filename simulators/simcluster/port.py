@@ -85,9 +85,11 @@ class ClusterPort:
             refs.append(TargetRef(cfg.namespace, cfg.name))
         return sorted(refs)
 
-    def view(self, targets: Sequence[TargetRef] | None = None, with_statuses: bool = False) -> ClusterView:
+    def view(self, targets: Sequence[TargetRef] | None = None, with_statuses: bool = False,
+             with_paused: bool = False) -> ClusterView:
         """Replica counts of ``targets`` (default: all services) as arrays: the ``Cluster``
-        port's ``observe``. Fast: no per-pod objects unless ``with_statuses``."""
+        port's ``observe``. Fast: no per-pod objects unless ``with_statuses``. ``paused`` (rollouts
+        paused; False for unknown targets) only ``with_paused``, else None."""
         self._flush()
         if targets is None:
             rows, exists = np.arange(self.n_services), np.ones(self.n_services, dtype=bool)
@@ -96,7 +98,8 @@ class ClusterPort:
         pick = lambda a: np.where(exists, a[rows], 0).astype(np.float64)  # noqa: E731
         statuses = tuple(self._status(int(i)) for i in rows[exists]) if with_statuses else ()
         return ClusterView(spec=pick(self._spec_replicas), status=pick(self._n_pods), ready=pick(self._n_ready),
-                           rollout=exists & self._rolling[rows], exists=exists, statuses=statuses)
+                           rollout=exists & self._rolling[rows], exists=exists, statuses=statuses,
+                           paused=exists & self._paused[rows] if with_paused else None)
 
     def rows_of(self, targets: Sequence[TargetRef]) -> tuple[np.ndarray, np.ndarray]:
         """(service index of each target, 0 where unknown; whether it exists), both (N,); kept

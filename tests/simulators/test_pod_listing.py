@@ -170,3 +170,16 @@ def test_rows_of_keeps_the_whole_list_while_a_subset_is_read_in_between():
         again = cluster.rows_of(list(targets))  # an equal list, another object
         assert again[0] is whole[0] and again[1] is whole[1]
     assert whole[0].tolist() == list(range(len(WIDE))) + [0] and whole[1].tolist() == [True] * len(WIDE) + [False]
+
+
+def test_observe_says_which_rollouts_are_paused():
+    """SimTargets.observe carries spec.paused per target: the paused service, the others, and
+    an unknown target (False)."""
+    from simulators.ports import SimTargets
+
+    cluster = SimCluster(WIDE, np.random.default_rng(3))
+    cluster.set_paused(2, True)
+    targets = [TargetRef(svc.namespace, svc.name) for svc in WIDE] + [TargetRef("nowhere", "missing")]
+    view = SimTargets(cluster, [svc.name for svc in WIDE]).observe(targets)
+    assert view.paused.tolist() == [i == 2 for i in range(len(WIDE))] + [False]
+    assert view.exists.tolist() == [True] * len(WIDE) + [False]
