@@ -1,0 +1,224 @@
+"""Rules that merge replica changes, measured before any is built (issue #9: replica changes and
+replica-hours over the oracle).
+
+bench/quality.py's figures for the policy with one variant rule wrapped around the numpy
+stages (SETPOINT_COMPILED=0; one target per scenario). Every number is the policy's own (lead
+time = observed start-up + interval + half the metric window, the down window, the
+tolerances):
+
+- ``none``:        the policy as it is (the reference: must equal bench/quality.py);
+- ``upmerge``:     a scale-up the ramp's lead asks for is sized for two lead times ahead
+                   (value + slope x 2 lead): one step instead of the next ramp step too;
+- ``upmerge:chain``: the same, only on a ramp's second step on (the target scaled up within one
+                   lead time before): a single noisy spike is not merged;
+- ``upmerge:accel``: the same, only while the slope rises (above the last cycle's, and > 0);
+- ``upmerge:cap``: the same, the step at most doubled (one more step of the same size);
+- ``pair``:        a scale-down the linear release allows removes twice as many pods, never
+                   below this cycle's proposal (the release's next step taken now);
+- ``pair:lead``:   the same, only when the release would reach that level within one lead time
+                   anyway (else the single step);
+- ``rawhold``:     the down window remembers what the load needed (ceil(max(value, ramp ahead)
+                   / target)) where the tolerance band kept ``current`` above it: the release
+                   after a peak starts from the needs of the last window, not from the band's
+                   level;
+- ``joined``:      ``upmerge`` and ``pair`` together; ``upraw``: ``upmerge`` and ``rawhold``.
+
+Measured (December 2026, beside other work; bench/quality.py's figures: summed violation minutes /
+HPA at equal cost, median replica-hours / oracle, median replica changes / HPA, summed minutes;
+bundled inputs, then --start-offset 1d --peak-scale 1.5 --startup-delay 90s):
+
+  variant          bundled                          other inputs
+  none             0.27x 1.47x 0.83x  84            0.31x 1.50x 0.83x 162
+  upmerge          0.29x 1.50x 0.69x  72            0.37x 1.59x 0.72x 149 (0.33 target lost)
+  upmerge:cap      0.28x 1.49x 0.69x  74
+  upmerge:chain    NASA July only: rh/oracle 1.69 (none 1.63), changes 0.90x (0.87x)
+  pair             0.51x 1.39x 0.77x 213, NASA July and August lost to HPA at equal cost
+  rawhold          0.27x 1.46x 0.83x  85
+  upraw            0.30x 1.49x 0.75x  80
+  (window 10m)     0.28x 1.38x 0.98x 129, NASA August lost (the policy with stabilizationWindow: 10m)
+  (window 5m)      0.39x 1.28x 1.16x 283, NASA July and August lost
+  (tolerance down 0.1, minStep follows) 0.21x 1.43x 1.03x 99     0.28x 1.45x 1.26x 194
+  upmerge:accel    0.28x 1.49x 0.70x  73
+
+Why (bench/excess_attribution.py on the default policy and with ``ramp.mergeSteps``, the field
+built from ``upmerge``, which gives the same figures): the pods a merged scale-up adds early
+come back as cycles the scale-down window holds (StabilizedDown): NASA July's window-held
+replica-hours 112.6 -> 141.1, the ramp's own share 21.3 -> 22.8; the window keeps the higher
+level and releases it over 15 minutes, so a lead's worth of ramp growth costs minutes of pods
+(NASA August rh/oracle 1.75 -> 1.90; 1.91 -> 2.07 with 90 s start-ups, where two leads are
+270 s). Remembering the one-lead need instead of the merged proposal and the band's level
+(upraw) gave back only 0.01x. Early scale-downs (pair) are undone by the returning NASA bursts
+(more changes, 5x the minutes). The window is the lever for replica-hours (63-86% of the
+excess on NASA, ELB and Twitter) and it moves changes and minutes the other way (10m, 5m rows).
+
+Run: python bench/change_merge.py --variant pair [bench/quality.py's options, e.g. --hpa-cache DIR
+     --start-offset 1d --peak-scale 1.5 --startup-delay 90s]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+os.environ["SETPOINT_COMPILED"] = "0"  # the variants wrap the numpy stages
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import quality  # noqa: E402
+
+_installed: list[str] = []
+
+
+def _doubled_leads(params, startup_s):
+    """(params with every ramp's lead_s doubled, start-up delays giving twice the observed lead)."""
+    metrics = list(params.metrics)
+    for j in params.ramp_metrics:
+        rp = metrics[j].ramp
+        metrics[j] = dataclasses.replace(metrics[j], ramp=dataclasses.replace(rp, lead_s=2.0 * rp.lead_s))
+        lag = rp.lag_s
+    doubled = None if startup_s is None else 2.0 * np.asarray(startup_s, np.float64) + lag
+    return dataclasses.replace(params, metrics=tuple(metrics)), doubled
+
+
+def install(variant: str) -> None:
+    """Wrap the numpy stages so that the policy's runs use ``variant``'s rules."""
+    if _installed:
+        return
+    _installed.append(variant)
+    from controller.core.scaling import decide, normalize
+    from controller.core.scaling.stabilize import linear_release_ceiling
+
+    name, _, arg = variant.partition(":")
+    parts = {"joined": ("upmerge", "pair"), "upraw": ("upmerge", "rawhold")}.get(name, (name,))
+    plain_ramps, plain_stab = decide.apply_ramps, normalize.stabilize_with_behavior
+    lead_now = {"s": 0.0}
+
+    need = {"v": None}
+
+    def remember_need(params, values, usable, res):
+        """(N,) replicas the load needs this cycle (ceil(max(value, ahead) / target), averagePerReplica)."""
+        j = params.ramp_metrics[0]
+        v = np.fmax(values[:, j], res.ahead[:, j])
+        need["v"] = np.where(usable[:, j], np.ceil(v / params.metric_targets[j]), np.nan)
+
+    last_up, last_slope = {"t": -np.inf}, {"v": np.nan}
+    if arg == "chain":
+        plain_decide = decide.decide_numpy
+
+        def decide_numpy(params, obs, state, now, normalize_stage=None):
+            kw = {} if normalize_stage is None else {"normalize_stage": normalize_stage}
+            d = plain_decide(params, obs, state, now, **kw)
+            last_up["t"] = np.where(d.norm.desired > obs.current, now, last_up["t"])
+            return d
+        decide.decide_numpy = decide_numpy
+
+    if "upmerge" in parts:
+        def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None):
+            out, res, new_states = plain_ramps(params, values, usable, proposals, valid, current, ready, status,
+                                               states, now, startup_s)
+            remember_need(params, values, usable, res)
+            up = out > current
+            if arg == "chain":  # only on a ramp's second step on: a scale-up within one lead before
+                lead = params.metrics[params.ramp_metrics[0]].ramp.leads(startup_s, current.shape[0])
+                up &= (now - last_up["t"] <= lead)[:, None] if up.ndim == 2 else (now - last_up["t"] <= lead)
+            if arg == "accel":  # only while the slope rises (this cycle's above the last one's)
+                j = params.ramp_metrics[0]
+                rising = res.slope[:, j] > np.fmax(last_slope["v"], 0.0)
+                last_slope["v"] = res.slope[:, j]
+                up &= rising[:, None] if up.ndim == 2 else rising
+            if up.any():
+                p2, s2 = _doubled_leads(params, startup_s)
+                out2, _, _ = plain_ramps(p2, values, usable, proposals, valid, current, ready, status, states, now, s2)
+                if arg == "cap":  # at most one more step of the same size
+                    out2 = np.fmin(out2, 2.0 * out - current)
+                out = np.where(up, np.fmax(out, out2), out)
+            return out, res, new_states
+        decide.apply_ramps = ramps
+    else:
+        def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None):
+            j = params.ramp_metrics[0]
+            lead_now["s"] = float(params.metrics[j].ramp.leads(startup_s, current.shape[0])[0])
+            out, res, new_states = plain_ramps(params, values, usable, proposals, valid, current, ready, status,
+                                               states, now, startup_s)
+            remember_need(params, values, usable, res)
+            return out, res, new_states
+        decide.apply_ramps = ramps
+
+    if "rawhold" in parts:
+        plain_normalize = normalize.normalize
+
+        def norm_raw(params, current, proposals, valid, state, now, release_rows=None):
+            result, new = plain_normalize(params, current, proposals, valid, state, now, release_rows)
+            lower = need["v"]
+            if lower is None:
+                return result, new
+            slot = new.rec_times == now  # (N, H): the entry written this cycle
+            from controller.core import history
+            rows = slot.any(axis=1) & np.isfinite(lower) & (lower < result.proposal) & ~history.is_empty(state.rec_times)
+            if rows.any():
+                rv = new.rec_values.copy(order="F")
+                stored = np.where(slot & rows[:, None], np.minimum(rv, lower[:, None]), rv)
+                new = dataclasses.replace(new, rec_values=np.asfortranarray(stored))
+            return result, new
+        defaults = list(decide.decide_numpy.__defaults__)
+        defaults[-1] = norm_raw
+        decide.decide_numpy.__defaults__ = tuple(defaults)
+
+    if "pair" in parts:
+        tol_down = {"v": None}
+
+        def stab(current, proposal, rec_values, rec_times, now, up_w, down_w, linear=False, rows=None):
+            out = plain_stab(current, proposal, rec_values, rec_times, now, up_w, down_w, linear, rows)
+            tol = tol_down["v"]
+            allowed = np.floor(current * (1.0 - tol) + 1e-9)
+            down = (out < current) & (out <= allowed)
+            if not down.any():
+                return out
+            step = current - out
+            merged = np.maximum(proposal, out - step)
+            if arg == "lead":
+                later = linear_release_ceiling(proposal, rec_values, rec_times, now + lead_now["s"], down_w)
+                merged = np.where(later <= out - step, merged, out)
+            return np.where(down, merged, out)
+
+        plain_norm = normalize.normalize
+
+        def norm(params, *a, **kw):
+            tol_down["v"] = params.scale_down_min_step
+            return plain_norm(params, *a, **kw)
+        normalize.stabilize_with_behavior = stab
+        decide.normalize = norm
+        import inspect
+        # decide_numpy binds normalize as a default argument: rebind it
+        defaults = list(decide.decide_numpy.__defaults__)
+        defaults[-1] = norm
+        decide.decide_numpy.__defaults__ = tuple(defaults)
+        assert inspect.signature(decide.decide_numpy).parameters["normalize_stage"].default is norm
+
+
+def score(args):
+    install(os.environ.get("CHANGE_MERGE_VARIANT", "none"))
+    return _plain_score(args)
+
+
+_plain_score = quality.score_scenario
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    variant = "none"
+    if "--variant" in argv:
+        i = argv.index("--variant")
+        variant = argv[i + 1]
+        del argv[i:i + 2]
+    os.environ["CHANGE_MERGE_VARIANT"] = variant
+    sys.argv = [sys.argv[0]] + argv
+    print(f"variant: {variant}")
+    quality.score_scenario = score
+    quality.main()
+
+
+if __name__ == "__main__":
+    main()
