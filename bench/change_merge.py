@@ -40,8 +40,8 @@ bundled inputs, then --start-offset 1d --peak-scale 1.5 --startup-delay 90s):
   (tolerance down 0.1, minStep follows) 0.21x 1.43x 1.03x 99     0.28x 1.45x 1.26x 194
   upmerge:accel    0.28x 1.49x 0.70x  73
 
-Why (bench/excess_attribution.py on the default policy and with ``ramp.mergeSteps``, the field
-built from ``upmerge``, which gives the same figures): the pods a merged scale-up adds early
+Why (bench/excess_attribution.py on the default policy and with ``ramp.mergeSteps``, a field
+built from ``upmerge`` on branch changes3, not merged: it gives the same figures): the pods a merged scale-up adds early
 come back as cycles the scale-down window holds (StabilizedDown): NASA July's window-held
 replica-hours 112.6 -> 141.1, the ramp's own share 21.3 -> 22.8; the window keeps the higher
 level and releases it over 15 minutes, so a lead's worth of ramp growth costs minutes of pods
