@@ -238,7 +238,6 @@ def main() -> None:
           f"{sum(1 for a in crowd.actions if a.kind == 'scale' and a.to_replicas > a.from_replicas)}")
 
     leak_healed, leak_plain = run(healing, "memory-leak"), run(scaling_only, "memory-leak")
-    restarts = kinds(leak_healed, "restart-pod") + kinds(leak_healed, "rolling-restart")
     ok = leak_healed.scores["slo_violation_minutes"] < leak_plain.scores["slo_violation_minutes"]
     print(f"memory leak: SLO-violation minutes {leak_healed.scores['slo_violation_minutes']:g} healed vs "
           f"{leak_plain.scores['slo_violation_minutes']:g} without healing; pod restarts "

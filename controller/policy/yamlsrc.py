@@ -16,7 +16,6 @@ from __future__ import annotations
 import codecs
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import yaml
 from yaml.events import AliasEvent
@@ -64,7 +63,7 @@ class YamlDocument:
         return self.line
 
 
-def read_yaml_file(path: str | Path) -> tuple[str | None, YamlProblem | None]:
+def read_yaml_file(path: str | os.PathLike[str]) -> tuple[str | None, YamlProblem | None]:
     """The text of a YAML file, or why it cannot be read. Never reads more than MAX_FILE_BYTES + 1 bytes."""
     try:
         with open(path, "rb") as stream:

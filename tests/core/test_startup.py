@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller.core.scaling import compiled
-from controller.core.scaling import ramp as rm
 from controller.core.scaling import startup as su
 from controller.core.scaling.decide import Observation, ScalingState, decide, decide_numpy
 from controller.core.scaling.params import MetricKind, MetricParams, PolicyParams, RampParams

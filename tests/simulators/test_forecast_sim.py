@@ -12,7 +12,7 @@ from controller.errors import ScenarioError
 from controller.policy import load_policies
 from simulators.load import TraceReplay, load_trace
 from simulators.runner import ControllerSpec, run_controller
-from simulators.scenario import SCENARIO_FOLDER, load_scenario, load_scenario_text
+from simulators.scenario import SCENARIO_FOLDER, load_scenario_text
 from tests.simulators.conftest_paths import POLICIES
 from tests.simulators.test_load import write_csv
 

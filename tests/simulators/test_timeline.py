@@ -18,7 +18,7 @@ from simulators import runner as runner_module
 from simulators.oracle import oracle_plan, oracle_plan_rows
 from simulators.report import true_spans
 from simulators.result import ActionEvent, ControllerRun
-from simulators.runner import ControllerSpec, CycleLog, run_controller
+from simulators.runner import ControllerSpec, run_controller
 from simulators.scenario import load_scenario, load_scenario_text
 from simulators.score import run_end_s, score_run, violation_mask
 from simulators.timeline import (MAX_POINTS, ActionBudget, _Buckets, _Spans, bucket_ticks, merge_spans, timeline_of)

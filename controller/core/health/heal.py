@@ -23,7 +23,7 @@ from controller.core.health.revision_test import Measure, RevisionTestState, Ver
 from controller.core.health.rollout_hold import HoldState, HoldStep, step_hold
 from controller.core.health.remediate import (BudgetState, RemedyState, RevisionState, as_strings, pick_pods, propose,
                                        rearm, remember, restart_room, update_revisions, verify)
-from controller.model import Action, ActionKind, TargetRef
+from controller.model import Action, TargetRef
 
 
 @dataclass(frozen=True)

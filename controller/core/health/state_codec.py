@@ -65,7 +65,7 @@ import numpy as np
 from controller.core import history
 from controller.core.health.heal import HealthState
 from controller.core.health.params import HEALTH_REASON_CODES, HealthParams, Remedy
-from controller.core.health.remediate import DAY_S, HOUR_S, BudgetState, RemedyState, RevisionState
+from controller.core.health.remediate import DAY_S, HOUR_S, BudgetState, RemedyState
 from controller.core.health.revision_test import RevisionTestState, Verdict
 from controller.core.health.rollout_hold import HoldState
 
