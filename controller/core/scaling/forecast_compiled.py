@@ -1,0 +1,467 @@
+"""The forecast stage (core/scaling/forecast.py, the numpy reference) compiled: one kernel over targets.
+
+Runs before the fused decision kernel (core/scaling/fused.py): per forecast metric it reads the
+metric's raw sample (signal.py's rules), scores the forecasts due, folds the sample into the
+seasonal profiles, updates level and trend, forecasts one horizon ahead, updates the error ring
+and its statistics, and writes the predictive proposal of a trusted forecast (its ``upper``
+proposed like the reactive value) into ``floor`` (N, M), which the fused kernel takes as a
+floor of that metric's proposal where the metric is valid: decide._forecast's
+max(reactive, predictive). After the fused kernel, :func:`forecast_finish` adds what the decision
+records need (the reactive proposal, what counted). tests/core/test_forecast_compiled.py checks
+every output and state array is those of the numpy stage.
+
+The stage's four exponentials (the level's and trend's weights, the trend's damping over the
+elapsed time and over the horizon) come from numpy's ``expm1`` applied in place between
+:func:`forecast_prepare` and :func:`forecast_kernel`: numpy's SIMD expm1 is not libm's, and the
+numbers must be the reference's, bit for bit (as workspace._ewma_alpha_into does for the EWMA).
+
+State of one forecast metric (:class:`MetricForecast`), N targets: hold (4, N) level, trend, at,
+first_at; profiles, every period's (N, B_p) rows one after the other in one flat array; visits
+(P, N, 4); season (N, P); pend (3, N, K) pending point, base, due; ring (3, N, E) errors, naive
+errors, their times (per target contiguous; ForecastState keeps (N, E) in Fortran order).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from controller.core.scaling import compiled
+from controller.core.scaling import forecast as fc
+from controller.core.scaling.compiled import jit, jit_inline
+from controller.core.scaling.params import ERROR_WINDOW_HORIZONS, MIN_ERROR_WINDOW_S, PolicyParams
+
+_NAN, _INF = math.nan, math.inf
+_LN2 = float(np.log(2.0))  # forecast._holt's np.log(2.0)
+_MIN_SCORED = fc.MIN_SCORED
+_RATIO_LO, _RATIO_HI = float(fc.SEASON_RATIO_RANGE[0]), float(fc.SEASON_RATIO_RANGE[1])
+_PROFILE_WEIGHT = fc.PROFILE_WEIGHT
+_ACCEPTED, _UNKNOWN = fc._ACCEPTED, fc._UNKNOWN
+_MIN_WINDOW, _WINDOW_HORIZONS = MIN_ERROR_WINDOW_S, ERROR_WINDOW_HORIZONS
+_PAIRWISE_BLOCK = compiled._PAIRWISE_BLOCK
+
+# the packed parameters of one forecast metric (pack_forecast): scalars, then 4 per period
+# (period_s, buckets, offset of its profiles in the flat array, history it needs to be accepted),
+# then the periods' indices longest first (forecast._seasonal_ratio's order)
+(_Q_COLUMN, _Q_HORIZON, _Q_OBSERVED, _Q_LAG, _Q_MAX_HORIZON, _Q_INTERVAL, _Q_HALF_INTERVAL, _Q_BUCKET, _Q_LEVEL_HL,
+ _Q_ERR_WINDOW, _Q_MARGIN, _Q_QUANTILE, _Q_BOUND, _Q_KIND, _Q_TARGET, _Q_NONNEG, _Q_STALE, _Q_TOL_UP, _Q_TOL_DOWN,
+ _Q_PERIODS, _Q_SIZE) = range(21)
+_QP_PERIOD, _QP_BUCKETS, _QP_OFFSET, _QP_SEEN, _QP_SIZE = range(5)
+# rows of hold (4, N), of the prepared (5, N) array, of the outputs (6, N, M) and (2, N, M)
+_H_LEVEL, _H_TREND, _H_AT, _H_FIRST_AT = range(4)
+_E_LEVEL, _E_TREND, _E_DAMP_DT, _E_DAMP_H, _E_HORIZON, _E_ROWS = range(6)
+_O_POINT, _O_UPPER, _O_ERROR, _O_FLOOR, _O_REACTIVE, _O_PREDICTIVE, _O_ROWS = range(7)
+_B_RAW, _B_TRUSTED, _B_ROWS = range(3)  # _B_RAW: trusted before the metric's validity
+
+
+def pack_forecast(params: PolicyParams, j: int) -> np.ndarray:
+    """Metric j's forecast parameters, and what the stage reads of the policy, as one float vector."""
+    fp = params.metrics[j].forecast
+    scal = np.zeros(_Q_SIZE)
+    scal[_Q_COLUMN], scal[_Q_HORIZON], scal[_Q_OBSERVED], scal[_Q_LAG] = j, fp.horizon_s, float(fp.observed), fp.lag_s
+    scal[_Q_MAX_HORIZON], scal[_Q_INTERVAL], scal[_Q_HALF_INTERVAL] = fp.max_horizon_s, fp.interval_s, 0.5 * fp.interval_s
+    scal[_Q_BUCKET], scal[_Q_LEVEL_HL], scal[_Q_ERR_WINDOW] = fp.bucket_s, fp.level_half_life_s, fp.error_window_s
+    scal[_Q_MARGIN], scal[_Q_QUANTILE], scal[_Q_BOUND] = fp.margin, fp.quantile, fp.error_bound
+    scal[_Q_KIND], scal[_Q_TARGET] = int(params.metric_kinds[j]), params.metric_targets[j]
+    scal[_Q_NONNEG], scal[_Q_STALE] = float(params.metric_nonnegative[j]), params.stale_after_s
+    scal[_Q_TOL_UP], scal[_Q_TOL_DOWN], scal[_Q_PERIODS] = params.tolerance_up, params.tolerance_down, len(fp.periods_s)
+    periods = np.zeros((len(fp.periods_s), _QP_SIZE))
+    offset = 0  # in rows of N targets: the kernel multiplies by N
+    for p, (period, b) in enumerate(zip(fp.periods_s, fp.buckets)):
+        periods[p] = (period, b, offset, max(2.0 * period, fp.min_history_s))
+        offset += b
+    order = np.argsort(fp.periods_s)[::-1].astype(np.float64)  # the reference's order, ties included
+    return np.concatenate([scal, periods.ravel(), order])
+
+
+# ---------------------------------------------------------------------------------------- helpers
+@jit_inline
+def _horizon(startup, qv):
+    """ForecastParams.horizons for one target (startup: its observed start-up delay, NaN unknown)."""
+    if qv[_Q_OBSERVED] != 0.0 and math.isfinite(startup):
+        return min(qv[_Q_LAG] + startup, qv[_Q_MAX_HORIZON])
+    return qv[_Q_HORIZON]
+
+
+@jit_inline
+def _np_mod(a, b):
+    """np.mod on floats: Python's float %, numpy's divmod remainder (fmod, then the divisor's sign)."""
+    return a % b
+
+
+@jit_inline
+def _profile_at(prof, base, nb, t, period, bucket_s):
+    """forecast.profile_at for one row (prof[base:base + nb]) at time t."""
+    x = _np_mod(t, period) / bucket_s - 0.5
+    fl = math.floor(x)
+    lo = int(fl) % nb
+    frac = x - fl
+    return prof[base + lo] * (1.0 - frac) + prof[base + (lo + 1) % nb] * frac
+
+
+@jit
+def _pairwise_long(a, start, n):
+    """numpy's pairwise sum of a[start:start + n] for any n (np.sum over a contiguous row, bit for bit)."""
+    if n <= _PAIRWISE_BLOCK:
+        return compiled._pairwise_sum(a, start, n)
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _pairwise_long(a, start, n2) + _pairwise_long(a, start + n2, n - n2)
+
+
+@jit_inline
+def _pairwise(a, start, n):
+    if n <= _PAIRWISE_BLOCK:
+        return compiled._pairwise_sum(a, start, n)
+    return _pairwise_long(a, start, n)
+
+
+@jit_inline
+def _row_nanmean(prof, base, nb, buf):
+    """np.nanmean of prof[base:base + nb] (forecast._row_means): the pairwise sum with NaN as 0,
+    over the count."""
+    count = 0
+    for b in range(nb):
+        v = prof[base + b]
+        finite = v == v
+        buf[b] = v if finite else 0.0
+        count += 1 if finite else 0
+    return _pairwise(buf, 0, nb) / count if count > 0 else _NAN
+
+
+@jit_inline
+def _kth_smallest(a, n, k):
+    """The k-th smallest (0-based) of a[:n], reordering a (Wirth's selection): np.sort(...)[k]."""
+    lo, hi = 0, n - 1
+    while lo < hi:
+        x = a[k]
+        i, j = lo, hi
+        while True:
+            while a[i] < x:
+                i += 1
+            while x < a[j]:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+            if i > j:
+                break
+        if j < k:
+            lo = i
+        if k < i:
+            hi = j
+    return a[k]
+
+
+# ---------------------------------------------------------------------------------------- kernels
+@jit
+def forecast_prepare(startup, qv, now, hold, pre):
+    """Per target: the horizon (pre[_E_HORIZON]) and the arguments of the stage's expm1s
+    (pre[:4]: level and trend weights and the trend's damping over now - at, its damping over the
+    horizon), the reference's operations; the caller applies numpy's expm1 to pre[:4] in place."""
+    interval, level_hl = qv[_Q_INTERVAL], qv[_Q_LEVEL_HL]
+    for i in range(hold.shape[1]):
+        h = _horizon(startup[i], qv)
+        damping = max(interval, 0.5 * h)  # ForecastParams.damping
+        dt = now - hold[_H_AT, i]
+        pre[_E_LEVEL, i] = -_LN2 * dt / level_hl
+        pre[_E_TREND, i] = -_LN2 * dt / (4.0 * h)  # ForecastParams.trend_half_life
+        pre[_E_DAMP_DT, i] = -dt / damping
+        pre[_E_DAMP_H, i] = -h / damping
+        pre[_E_HORIZON, i] = h
+    return 0
+
+
+@jit
+def forecast_kernel(values, present, age, current, ready, status, qv, now, hold, prof, visits, season, pend, ring,
+                    pre, out_f, out_b, buf):
+    """forecast.forecast_step for N targets of one forecast metric, the state updated in place,
+    and the predictive proposal of its trusted forecasts into out_f[_O_FLOOR].
+
+    Inputs (N, M) values, present, age; (N,) current, ready, status; qv (pack_forecast); pre
+    (5, N) from forecast_prepare after numpy's expm1. State: see the module docstring. Outputs
+    (this metric's column of) out_f (6, N, M) point, upper, error (MASE), floor; out_b (2, N, M)
+    trusted before the metric's validity. buf: (2, max(E, longest B)) scratch."""
+    n = hold.shape[1]
+    j = int(qv[_Q_COLUMN])
+    n_per = int(qv[_Q_PERIODS])
+    k_slots, e_slots = pend.shape[2], ring.shape[2]
+    stale_after, nonneg = qv[_Q_STALE], qv[_Q_NONNEG] != 0.0
+    interval, bucket_s = qv[_Q_INTERVAL], qv[_Q_BUCKET]
+    due_by = now + qv[_Q_HALF_INTERVAL]
+    err_cut = now - qv[_Q_ERR_WINDOW]
+    margin, quantile, bound = qv[_Q_MARGIN], qv[_Q_QUANTILE], qv[_Q_BOUND]
+    kind, target, tol_up, tol_down = int(qv[_Q_KIND]), qv[_Q_TARGET], qv[_Q_TOL_UP], qv[_Q_TOL_DOWN]
+    o_per = _Q_SIZE
+    o_order = o_per + _QP_SIZE * n_per
+    scratch, ranked = buf[0], buf[1]
+
+    for i in range(n):
+        # -- the sample (signal.read_signal)
+        x = values[i, j]
+        ok = present[i, j] and math.isfinite(x) and not (age[i, j] > stale_after) and not (x < 0 and nonneg)
+        y = x if ok else _NAN
+        h = pre[_E_HORIZON, i]
+
+        # -- score the forecasts due (forecast._score_due)
+        any_due, pick, newest = False, 0, -_INF
+        for s in range(k_slots):
+            d = pend[2, i, s]
+            if d <= due_by:
+                any_due = True
+                if d > newest:
+                    newest, pick = d, s
+        if ok and any_due:
+            if e_slots > 0:  # history.write_slot: the first reusable slot, else the first oldest
+                slot = -1
+                for s in range(e_slots):
+                    if not (ring[2, i, s] >= err_cut):
+                        slot = s
+                        break
+                if slot < 0:
+                    slot, oldest = 0, ring[2, i, 0]
+                    for s in range(1, e_slots):
+                        if ring[2, i, s] < oldest:
+                            slot, oldest = s, ring[2, i, s]
+                ring[0, i, slot] = abs(y - pend[0, i, pick])
+                ring[1, i, slot] = abs(y - pend[1, i, pick])
+                ring[2, i, slot] = now
+            for s in range(k_slots):
+                if pend[2, i, s] <= due_by:
+                    pend[0, i, s], pend[1, i, s], pend[2, i, s] = _NAN, _NAN, _NAN
+
+        # -- the seasonal profiles (forecast._update_profiles)
+        restart = False
+        seen_s = now - hold[_H_FIRST_AT, i]
+        for p in range(n_per):
+            o = o_per + _QP_SIZE * p
+            period, nb = qv[o + _QP_PERIOD], int(qv[o + _QP_BUCKETS])
+            base = int(qv[o + _QP_OFFSET]) * n + i * nb
+            if ok:
+                b = float(int(_np_mod(now, period) / bucket_s) % nb)
+                v0 = visits[p, i, 0]
+                if v0 == b:
+                    visits[p, i, 0] = v0 + 0.0
+                    visits[p, i, 1] = visits[p, i, 1] + y
+                    visits[p, i, 2] = visits[p, i, 2] + 1.0
+                    visits[p, i, 3] = visits[p, i, 3] + 0.0
+                else:
+                    if v0 == v0:  # the visit of another bucket ended: fold it into the profile
+                        col = base + int(v0)
+                        mean, old = visits[p, i, 1] / visits[p, i, 2], prof[col]
+                        prof[col] = mean if old != old else old + _PROFILE_WEIGHT * (mean - old)
+                        visits[p, i, 3] = _row_nanmean(prof, base, nb, scratch)
+                    visits[p, i, 0] = 0.0 + b
+                    visits[p, i, 1] = y
+                    visits[p, i, 2] = 0.0 + 1.0
+            if season[i, p] == _UNKNOWN and seen_s >= qv[o + _QP_SEEN]:
+                season[i, p] = _ACCEPTED
+                restart = True
+
+        # -- the seasonal ratio between now and the horizon (forecast._seasonal_ratio)
+        s_now, s_ahead = 1.0, 1.0
+        for q in range(n_per):
+            p = int(qv[o_order + q])
+            if season[i, p] != _ACCEPTED:
+                continue
+            o = o_per + _QP_SIZE * p
+            period, nb = qv[o + _QP_PERIOD], int(qv[o + _QP_BUCKETS])
+            base = int(qv[o + _QP_OFFSET]) * n + i * nb
+            mean = visits[p, i, 3]
+            a = _profile_at(prof, base, nb, now, period, bucket_s) / mean
+            c = _profile_at(prof, base, nb, now + h, period, bucket_s) / mean
+            if math.isfinite(a) and math.isfinite(c) and a > 0 and c > 0 and mean > 0:
+                s_now, s_ahead = a, c
+                break
+        ratio = s_ahead / s_now
+        ratio = min(max(ratio, _RATIO_LO), _RATIO_HI)
+        s_ahead = s_now * ratio
+
+        # -- level and damped trend (forecast._holt)
+        level0, trend_old = hold[_H_LEVEL, i], hold[_H_TREND, i]
+        damping = max(interval, 0.5 * h)
+        first = level0 != level0 or restart
+        trend0 = 0.0 if trend_old != trend_old else trend_old
+        if first:  # dt = 0: the weights are -expm1(-0.0) = 0
+            dt, a_l, a_t = 0.0, 0.0, 0.0
+        else:
+            dt = now - hold[_H_AT, i]
+            a_l, a_t = -pre[_E_LEVEL, i], -pre[_E_TREND, i]
+        z = y / s_now
+        pred = z if first else level0 + trend0 * (damping * -pre[_E_DAMP_DT, i])
+        level = pred + a_l * (z - pred)
+        slope = (level - (level if first else level0)) / dt if dt > 0 else 0.0
+        trend = 0.0 if first else trend0 + a_t * (slope - trend0)
+        if ok:
+            hold[_H_LEVEL, i], hold[_H_TREND, i], hold[_H_AT, i] = level, trend, now
+            if hold[_H_FIRST_AT, i] != hold[_H_FIRST_AT, i]:
+                hold[_H_FIRST_AT, i] = now
+        else:
+            level, trend = level0, trend_old
+        point = (level + trend * (damping * -pre[_E_DAMP_H, i])) * s_ahead
+        point = point if (point > 0.0 or point != point) else 0.0  # np.maximum(point, 0.0)
+
+        # -- remember this forecast (forecast._remember): a free slot, else the first due soonest
+        if ok and math.isfinite(point) and k_slots > 0:
+            slot, key = 0, _INF
+            for s in range(k_slots):
+                d = pend[2, i, s]
+                kk = -_INF if d != d else d
+                if kk < key:
+                    slot, key = s, kk
+            pend[0, i, slot], pend[1, i, slot], pend[2, i, slot] = point, y, now + h
+
+        # -- the recent errors (forecast.error_stats)
+        cut = now - max(_MIN_WINDOW, _WINDOW_HORIZONS * h)
+        count = 0
+        for s in range(e_slots):
+            recent = ring[2, i, s] > cut
+            e = ring[0, i, s]
+            scratch[s] = e if recent else 0.0
+            if recent:
+                ranked[count] = e
+                count += 1
+        num = _pairwise(scratch, 0, e_slots)
+        for s in range(e_slots):
+            scratch[s] = ring[1, i, s] if ring[2, i, s] > cut else 0.0
+        den = _pairwise(scratch, 0, e_slots)
+        q = _NAN
+        if count > 0:
+            k = min(max(int(math.floor(quantile * (count - 1))), 0), max(e_slots - 1, 0))
+            q = _kth_smallest(ranked, count, k) if k < count else _INF
+        mase = (num / den if den > 0 else (_INF if num > 0 else 1.0)) if count > 0 else _NAN
+        if level != level:
+            point = _NAN
+        upper = point + margin * (q if math.isfinite(q) else 0.0)
+        trusted = count >= _MIN_SCORED and mase <= bound and math.isfinite(point)
+        out_f[_O_POINT, i, j], out_f[_O_UPPER, i, j], out_f[_O_ERROR, i, j] = point, upper, mase
+        out_b[_B_RAW, i, j] = trusted
+        floor = _NAN
+        if trusted:  # the predictive proposal (decide._forecast: propose on upper)
+            p, ready_ok = compiled._propose_one(kind, target, upper, current[i], ready[i], status[i], tol_up, tol_down)
+            if ready_ok and math.isfinite(p):
+                floor = p
+        out_f[_O_FLOOR, i, j] = floor
+    return 0
+
+
+@jit
+def forecast_finish(smoothed, valid, current, ready, status, qv, out_f, out_b):
+    """After the fused kernel (smoothed, valid (N, M) its outputs): metric qv's column of what
+    the records show (decide.Forecasts): the reactive proposal and the predictive one where the
+    metric is valid, trusted only there."""
+    j = int(qv[_Q_COLUMN])
+    kind, target, tol_up, tol_down = int(qv[_Q_KIND]), qv[_Q_TARGET], qv[_Q_TOL_UP], qv[_Q_TOL_DOWN]
+    for i in range(valid.shape[0]):
+        v = valid[i, j]
+        p, _ = compiled._propose_one(kind, target, smoothed[i, j], current[i], ready[i], status[i], tol_up, tol_down)
+        out_f[_O_REACTIVE, i, j] = p if v else _NAN
+        f = out_f[_O_FLOOR, i, j]
+        out_f[_O_PREDICTIVE, i, j] = f if (v and f == f) else _NAN
+        out_b[_B_TRUSTED, i, j] = v and out_b[_B_RAW, i, j]
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- state
+@dataclass(eq=False)
+class MetricForecast:
+    """One forecast metric's state for the kernels (see the module docstring), and its parameters."""
+
+    qv: np.ndarray
+    hold: np.ndarray
+    prof: np.ndarray
+    visits: np.ndarray
+    season: np.ndarray
+    pend: np.ndarray
+    ring: np.ndarray
+    buckets: tuple[int, ...]
+
+    @classmethod
+    def of(cls, params: PolicyParams, j: int, st: fc.ForecastState) -> "MetricForecast":
+        """A copy of ``st`` (metric j's ForecastState) in the kernels' layout."""
+        n = st.level.shape[0]
+        buckets = params.metrics[j].forecast.buckets
+        hold = np.empty((4, n))
+        hold[_H_LEVEL], hold[_H_TREND], hold[_H_AT], hold[_H_FIRST_AT] = st.level, st.trend, st.at, st.first_at
+        prof = np.concatenate([np.ascontiguousarray(p).ravel() for p in st.profiles]) if st.profiles else np.zeros(0)
+        visits = np.empty((len(st.visits), n, 4))
+        for p, v in enumerate(st.visits):
+            visits[p] = v
+        pend = np.empty((3, *st.pend_due.shape))
+        pend[0], pend[1], pend[2] = st.pend_point, st.pend_base, st.pend_due
+        ring = np.empty((3, *st.err.shape))
+        ring[0], ring[1], ring[2] = st.err, st.naive, st.err_at
+        return cls(pack_forecast(params, j), hold, prof, visits, np.array(st.season, np.int64, order="C"), pend, ring,
+                   buckets)
+
+    def state(self, copy: bool = True) -> fc.ForecastState:
+        """The ForecastState (the numpy stage's layout: error rings in Fortran order)."""
+        c = (lambda a: a.copy()) if copy else (lambda a: a)
+        n = self.hold.shape[1]
+        profiles, start = [], 0
+        for b in self.buckets:
+            profiles.append(c(self.prof[start:start + n * b].reshape(n, b)))
+            start += n * b
+        f = lambda a: np.array(a, order="F")  # noqa: E731 (always a copy: the ring is C-ordered here)
+        return fc.ForecastState(c(self.hold[_H_LEVEL]), c(self.hold[_H_TREND]), c(self.hold[_H_AT]),
+                                c(self.hold[_H_FIRST_AT]), tuple(profiles), tuple(c(v) for v in self.visits),
+                                c(self.season), c(self.pend[0]), c(self.pend[1]), c(self.pend[2]),
+                                f(self.ring[0]), f(self.ring[1]), f(self.ring[2]))
+
+
+@dataclass(eq=False)
+class CompiledForecasts:
+    """The forecast stage of one policy's N targets on the compiled path: every forecast metric's
+    state, and the outputs (decide.Forecasts' arrays, (N, M), NaN / False outside the forecast
+    metrics): out_f (6, N, M) point, upper, error, floor (the predictive proposal the fused kernel
+    takes, NaN where none), reactive, predictive; out_b (2, N, M) trusted before and after the
+    metric's validity. ``floor`` is out_f[_O_FLOOR]."""
+
+    params: PolicyParams
+    metrics: tuple[MetricForecast, ...]
+    out_f: np.ndarray
+    out_b: np.ndarray
+    pre: np.ndarray
+    buf: np.ndarray
+
+    @classmethod
+    def from_states(cls, params: PolicyParams, states: tuple, n: int) -> "CompiledForecasts":
+        metrics = tuple(MetricForecast.of(params, j, st) for j, st in zip(params.forecast_metrics, states))
+        m = len(params.metrics)
+        width = max([1] + [mf.ring.shape[2] for mf in metrics] + [b for mf in metrics for b in mf.buckets])
+        out_f = np.full((_O_ROWS, n, m), np.nan)
+        return cls(params, metrics, out_f, np.zeros((_B_ROWS, n, m), np.bool_), np.empty((_E_ROWS, n)),
+                   np.empty((2, width)))
+
+    @property
+    def floor(self) -> np.ndarray:
+        return self.out_f[_O_FLOOR]
+
+    def step(self, values, present, age, current, ready, status, startup, now: float) -> None:
+        """Every forecast metric's step at ``now`` (arrays as fused.fused_kernel's): state in
+        place, point / upper / error / floor written."""
+        for mf in self.metrics:
+            forecast_prepare(startup, mf.qv, now, mf.hold, self.pre)
+            np.expm1(self.pre[:_E_HORIZON], out=self.pre[:_E_HORIZON])  # numpy's, as the reference
+            forecast_kernel(values, present, age, current, ready, status, mf.qv, now, mf.hold, mf.prof, mf.visits,
+                            mf.season, mf.pend, mf.ring, self.pre, self.out_f, self.out_b, self.buf)
+
+    def finish(self, smoothed, valid, current, ready, status) -> None:
+        """The records' outputs once the fused kernel gave ``smoothed`` and ``valid`` (N, M)."""
+        for mf in self.metrics:
+            forecast_finish(smoothed, valid, current, ready, status, mf.qv, self.out_f, self.out_b)
+
+    def forecasts(self, copy: bool = False):
+        """decide.Forecasts of the last step (``copy``: arrays that outlive the next step)."""
+        from controller.core.scaling.decide import Forecasts  # noqa: PLC0415 (decide imports the workspace)
+
+        f = self.out_f.copy() if copy else self.out_f
+        trusted = self.out_b[_B_TRUSTED].copy() if copy else self.out_b[_B_TRUSTED]
+        return Forecasts(f[_O_POINT], f[_O_UPPER], f[_O_ERROR], trusted, f[_O_REACTIVE], f[_O_PREDICTIVE],
+                         self.params.forecast_metrics)
+
+    def states(self, copy: bool = True) -> tuple:
+        return tuple(mf.state(copy) for mf in self.metrics)
