@@ -15,7 +15,7 @@ elapsed time and over the horizon) come from numpy's ``expm1`` applied in place 
 :func:`forecast_prepare` and :func:`forecast_kernel`: numpy's SIMD expm1 is not libm's, and the
 numbers must be the reference's, bit for bit (as workspace._ewma_alpha_into does for the EWMA).
 
-State of one forecast metric (:class:`MetricForecast`), N targets: hold (4, N) level, trend, at,
+State of one forecast metric (:class:`MetricForecast`), N targets: hold (5, N) level, trend, at,
 first_at; profiles, every period's (N, B_p) rows one after the other in one flat array; visits
 (P, N, 4); season (N, P); pend (3, N, K) pending point, base, due; ring (3, N, E) errors, naive
 errors, their times (per target contiguous; ForecastState keeps (N, E) in Fortran order).
@@ -41,6 +41,8 @@ _PROFILE_WEIGHT = fc.PROFILE_WEIGHT
 _ACCEPTED, _UNKNOWN = fc._ACCEPTED, fc._UNKNOWN
 _MIN_WINDOW, _WINDOW_HORIZONS = MIN_ERROR_WINDOW_S, ERROR_WINDOW_HORIZONS
 _PAIRWISE_BLOCK = compiled._PAIRWISE_BLOCK
+_STACK = 130  # pairwise sums' stacks: each level at least halves the size
+_HINT_STEPS = 2
 
 # the packed parameters of one forecast metric (pack_forecast): scalars, then 4 per period
 # (period_s, buckets, offset of its profiles in the flat array, history it needs to be accepted),
@@ -49,8 +51,8 @@ _PAIRWISE_BLOCK = compiled._PAIRWISE_BLOCK
  _Q_ERR_WINDOW, _Q_MARGIN, _Q_QUANTILE, _Q_BOUND, _Q_KIND, _Q_TARGET, _Q_NONNEG, _Q_STALE, _Q_TOL_UP, _Q_TOL_DOWN,
  _Q_PERIODS, _Q_SIZE) = range(21)
 _QP_PERIOD, _QP_BUCKETS, _QP_OFFSET, _QP_SEEN, _QP_SIZE = range(5)
-# rows of hold (4, N), of the prepared (5, N) array, of the outputs (6, N, M) and (2, N, M)
-_H_LEVEL, _H_TREND, _H_AT, _H_FIRST_AT = range(4)
+# rows of hold (5, N), of the prepared (5, N) array, of the outputs (6, N, M) and (2, N, M)
+_H_LEVEL, _H_TREND, _H_AT, _H_FIRST_AT, _H_HINT, _H_ROWS = range(6)
 _E_LEVEL, _E_TREND, _E_DAMP_DT, _E_DAMP_H, _E_HORIZON, _E_ROWS = range(6)
 _O_POINT, _O_UPPER, _O_ERROR, _O_FLOOR, _O_REACTIVE, _O_PREDICTIVE, _O_ROWS = range(7)
 _B_RAW, _B_TRUSTED, _B_ROWS = range(3)  # _B_RAW: trusted before the metric's validity
@@ -92,43 +94,106 @@ def _np_mod(a, b):
 
 
 @jit_inline
-def _profile_at(prof, base, nb, t, period, bucket_s):
-    """forecast.profile_at for one row (prof[base:base + nb]) at time t."""
+def _bucket_x(t, period, bucket_s):
+    """forecast.profile_at's position of time t: (first bucket, weight of the next), between
+    bucket centres, wrapping (nb buckets)."""
     x = _np_mod(t, period) / bucket_s - 0.5
     fl = math.floor(x)
-    lo = int(fl) % nb
-    frac = x - fl
+    return int(fl), x - fl
+
+
+@jit_inline
+def _profile_value(prof, base, nb, lo, frac):
+    """forecast.profile_at for one row (prof[base:base + nb]) at a position from _bucket_x."""
+    lo = lo % nb
     return prof[base + lo] * (1.0 - frac) + prof[base + (lo + 1) % nb] * frac
 
 
-@jit
-def _pairwise_long(a, start, n):
-    """numpy's pairwise sum of a[start:start + n] for any n (np.sum over a contiguous row, bit for bit)."""
-    if n <= _PAIRWISE_BLOCK:
-        return compiled._pairwise_sum(a, start, n)
-    n2 = n // 2
-    n2 -= n2 % 8
-    return _pairwise_long(a, start, n2) + _pairwise_long(a, start + n2, n - n2)
-
-
 @jit_inline
-def _pairwise(a, start, n):
-    if n <= _PAIRWISE_BLOCK:
-        return compiled._pairwise_sum(a, start, n)
-    return _pairwise_long(a, start, n)
-
-
-@jit_inline
-def _row_nanmean(prof, base, nb, buf):
-    """np.nanmean of prof[base:base + nb] (forecast._row_means): the pairwise sum with NaN as 0,
-    over the count."""
+def _block_sum(a, start, n, nan_zero):
+    """compiled._pairwise_sum of a[start:start + n] (n <= 128), NaN taken as 0 when ``nan_zero``
+    (np.nansum's terms); and the count of non-NaN terms."""
     count = 0
-    for b in range(nb):
-        v = prof[base + b]
-        finite = v == v
-        buf[b] = v if finite else 0.0
-        count += 1 if finite else 0
-    return _pairwise(buf, 0, nb) / count if count > 0 else _NAN
+    if n < 8:
+        res = 0.0
+        for k in range(n):
+            v = a[start + k]
+            count += 1 if v == v else 0
+            res += v if (v == v or not nan_zero) else 0.0
+        return res, count
+    r0, r1, r2, r3 = a[start], a[start + 1], a[start + 2], a[start + 3]
+    r4, r5, r6, r7 = a[start + 4], a[start + 5], a[start + 6], a[start + 7]
+    if nan_zero:
+        count = ((r0 == r0) + (r1 == r1) + (r2 == r2) + (r3 == r3) + (r4 == r4) + (r5 == r5) + (r6 == r6)
+                 + (r7 == r7))
+        r0, r1, r2, r3 = (r0 if r0 == r0 else 0.0), (r1 if r1 == r1 else 0.0), (r2 if r2 == r2 else 0.0), \
+            (r3 if r3 == r3 else 0.0)
+        r4, r5, r6, r7 = (r4 if r4 == r4 else 0.0), (r5 if r5 == r5 else 0.0), (r6 if r6 == r6 else 0.0), \
+            (r7 if r7 == r7 else 0.0)
+    k = 8
+    while k < n - (n % 8):
+        v0, v1, v2, v3 = a[start + k], a[start + k + 1], a[start + k + 2], a[start + k + 3]
+        v4, v5, v6, v7 = a[start + k + 4], a[start + k + 5], a[start + k + 6], a[start + k + 7]
+        if nan_zero:
+            count += ((v0 == v0) + (v1 == v1) + (v2 == v2) + (v3 == v3) + (v4 == v4) + (v5 == v5) + (v6 == v6)
+                      + (v7 == v7))
+            v0, v1, v2, v3 = (v0 if v0 == v0 else 0.0), (v1 if v1 == v1 else 0.0), (v2 if v2 == v2 else 0.0), \
+                (v3 if v3 == v3 else 0.0)
+            v4, v5, v6, v7 = (v4 if v4 == v4 else 0.0), (v5 if v5 == v5 else 0.0), (v6 if v6 == v6 else 0.0), \
+                (v7 if v7 == v7 else 0.0)
+        r0 += v0
+        r1 += v1
+        r2 += v2
+        r3 += v3
+        r4 += v4
+        r5 += v5
+        r6 += v6
+        r7 += v7
+        k += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while k < n:
+        v = a[start + k]
+        count += 1 if v == v else 0
+        res += v if (v == v or not nan_zero) else 0.0
+        k += 1
+    return res, count
+
+
+@jit_inline
+def _pairwise(a, start, n, nan_zero, stack, sums):
+    """numpy's pairwise sum of a[start:start + n] for any n (np.sum over a contiguous row, bit for
+    bit; with ``nan_zero`` np.nansum's, and the count of non-NaN terms): its recursion (halves, the
+    first a multiple of 8, down to blocks of at most 128) with explicit stacks (numba's disk cache
+    crashes loading a recursive kernel). stack (3, S) int64 and sums (S,) scratch, S >= 130."""
+    if n <= _PAIRWISE_BLOCK:
+        return _block_sum(a, start, n, nan_zero)
+    starts, sizes, stage = stack[0], stack[1], stack[2]
+    top, done, count = 1, 0, 0
+    starts[0], sizes[0], stage[0] = start, n, 0
+    while top > 0:
+        s, m = starts[top - 1], sizes[top - 1]
+        if m <= _PAIRWISE_BLOCK:
+            total, c = _block_sum(a, s, m, nan_zero)
+            sums[done] = total
+            count += c
+            done += 1
+            top -= 1
+            continue
+        half = m // 2
+        half -= half % 8
+        if stage[top - 1] == 0:  # the first half
+            stage[top - 1] = 1
+            starts[top], sizes[top], stage[top] = s, half, 0
+            top += 1
+        elif stage[top - 1] == 1:  # the second half
+            stage[top - 1] = 2
+            starts[top], sizes[top], stage[top] = s + half, m - half, 0
+            top += 1
+        else:  # both halves summed: their sum replaces them
+            sums[done - 2] = sums[done - 2] + sums[done - 1]
+            done -= 1
+            top -= 1
+    return sums[0], count
 
 
 @jit_inline
@@ -156,6 +221,41 @@ def _kth_smallest(a, n, k):
     return a[k]
 
 
+@jit_inline
+def _kth_near(a, n, k, hint):
+    """The k-th smallest of a[:n] (np.sort(a[:n])[k]) found from a guess (last cycle's value): in
+    one counting pass when it still is, else within _HINT_STEPS distinct values of it, two passes
+    each; NaN when further (or no guess): the caller selects from scratch. Exact either way."""
+    if hint != hint:
+        return _NAN
+    less, equal = 0, 0
+    for s in range(n):
+        x = a[s]
+        less += 1 if x < hint else 0
+        equal += 1 if x == hint else 0
+    if less <= k < less + equal:
+        return hint
+    below = k < less
+    need = (less - k) if below else (k - less - equal + 1)  # the need-th value from the hint outwards
+    bound = hint
+    for _ in range(_HINT_STEPS):
+        best = -_INF if below else _INF
+        for s in range(n):
+            x = a[s]
+            if below:
+                best = x if (x < bound and x > best) else best
+            else:
+                best = x if (x > bound and x < best) else best
+        count = 0
+        for s in range(n):
+            count += 1 if a[s] == best else 0
+        if count >= need:
+            return best
+        need -= count
+        bound = best
+    return _NAN
+
+
 # ---------------------------------------------------------------------------------------- kernels
 @jit
 def forecast_prepare(startup, qv, now, hold, pre):
@@ -177,14 +277,16 @@ def forecast_prepare(startup, qv, now, hold, pre):
 
 @jit
 def forecast_kernel(values, present, age, current, ready, status, qv, now, hold, prof, visits, season, pend, ring,
-                    pre, out_f, out_b, buf):
+                    pre, out_f, out_b, buf, stack):
     """forecast.forecast_step for N targets of one forecast metric, the state updated in place,
     and the predictive proposal of its trusted forecasts into out_f[_O_FLOOR].
 
     Inputs (N, M) values, present, age; (N,) current, ready, status; qv (pack_forecast); pre
-    (5, N) from forecast_prepare after numpy's expm1. State: see the module docstring. Outputs
-    (this metric's column of) out_f (6, N, M) point, upper, error (MASE), floor; out_b (2, N, M)
-    trusted before the metric's validity. buf: (2, max(E, longest B)) scratch."""
+    (5, N) from forecast_prepare after numpy's expm1. State: see the module docstring (hold's
+    row _H_HINT: last cycle's error quantile, a guess that speeds up the next). Outputs (this
+    metric's column of) out_f (6, N, M) point, upper, error (MASE), floor; out_b (2, N, M)
+    trusted before the metric's validity. Scratch: buf (3, max(E, longest B, _STACK)), stack
+    (3, _STACK) int64."""
     n = hold.shape[1]
     j = int(qv[_Q_COLUMN])
     n_per = int(qv[_Q_PERIODS])
@@ -197,7 +299,14 @@ def forecast_kernel(values, present, age, current, ready, status, qv, now, hold,
     kind, target, tol_up, tol_down = int(qv[_Q_KIND]), qv[_Q_TARGET], qv[_Q_TOL_UP], qv[_Q_TOL_DOWN]
     o_per = _Q_SIZE
     o_order = o_per + _QP_SIZE * n_per
-    scratch, ranked = buf[0], buf[1]
+    scratch, ranked, sums = buf[0], buf[1], buf[2]
+    # per period, the same for every target: the bucket of now, its position for profile_at
+    now_bucket, now_lo, now_frac = np.empty(n_per), np.empty(n_per, np.int64), np.empty(n_per)
+    for p in range(n_per):
+        o = o_per + _QP_SIZE * p
+        period, nb = qv[o + _QP_PERIOD], int(qv[o + _QP_BUCKETS])
+        now_bucket[p] = float(int(_np_mod(now, period) / bucket_s) % nb)
+        now_lo[p], now_frac[p] = _bucket_x(now, period, bucket_s)
 
     for i in range(n):
         # -- the sample (signal.read_signal)
@@ -238,10 +347,10 @@ def forecast_kernel(values, present, age, current, ready, status, qv, now, hold,
         seen_s = now - hold[_H_FIRST_AT, i]
         for p in range(n_per):
             o = o_per + _QP_SIZE * p
-            period, nb = qv[o + _QP_PERIOD], int(qv[o + _QP_BUCKETS])
+            nb = int(qv[o + _QP_BUCKETS])
             base = int(qv[o + _QP_OFFSET]) * n + i * nb
             if ok:
-                b = float(int(_np_mod(now, period) / bucket_s) % nb)
+                b = now_bucket[p]
                 v0 = visits[p, i, 0]
                 if v0 == b:
                     visits[p, i, 0] = v0 + 0.0
@@ -253,7 +362,8 @@ def forecast_kernel(values, present, age, current, ready, status, qv, now, hold,
                         col = base + int(v0)
                         mean, old = visits[p, i, 1] / visits[p, i, 2], prof[col]
                         prof[col] = mean if old != old else old + _PROFILE_WEIGHT * (mean - old)
-                        visits[p, i, 3] = _row_nanmean(prof, base, nb, scratch)
+                        total, count = _pairwise(prof, base, nb, True, stack, sums)  # np.nanmean of the row
+                        visits[p, i, 3] = total / count if count > 0 else _NAN
                     visits[p, i, 0] = 0.0 + b
                     visits[p, i, 1] = y
                     visits[p, i, 2] = 0.0 + 1.0
@@ -268,11 +378,12 @@ def forecast_kernel(values, present, age, current, ready, status, qv, now, hold,
             if season[i, p] != _ACCEPTED:
                 continue
             o = o_per + _QP_SIZE * p
-            period, nb = qv[o + _QP_PERIOD], int(qv[o + _QP_BUCKETS])
+            nb = int(qv[o + _QP_BUCKETS])
             base = int(qv[o + _QP_OFFSET]) * n + i * nb
             mean = visits[p, i, 3]
-            a = _profile_at(prof, base, nb, now, period, bucket_s) / mean
-            c = _profile_at(prof, base, nb, now + h, period, bucket_s) / mean
+            a = _profile_value(prof, base, nb, now_lo[p], now_frac[p]) / mean
+            lo, frac = _bucket_x(now + h, qv[o + _QP_PERIOD], bucket_s)
+            c = _profile_value(prof, base, nb, lo, frac) / mean
             if math.isfinite(a) and math.isfinite(c) and a > 0 and c > 0 and mean > 0:
                 s_now, s_ahead = a, c
                 break
@@ -314,24 +425,29 @@ def forecast_kernel(values, present, age, current, ready, status, qv, now, hold,
                     slot, key = s, kk
             pend[0, i, slot], pend[1, i, slot], pend[2, i, slot] = point, y, now + h
 
-        # -- the recent errors (forecast.error_stats)
+        # -- the recent errors (forecast.error_stats): masked terms, their pairwise sums, the quantile
         cut = now - max(_MIN_WINDOW, _WINDOW_HORIZONS * h)
         count = 0
         for s in range(e_slots):
             recent = ring[2, i, s] > cut
             e = ring[0, i, s]
             scratch[s] = e if recent else 0.0
-            if recent:
-                ranked[count] = e
-                count += 1
-        num = _pairwise(scratch, 0, e_slots)
+            ranked[count] = e  # kept only when recent: the next write goes to the same place otherwise
+            count += 1 if recent else 0
+        num = _pairwise(scratch, 0, e_slots, False, stack, sums)[0]
         for s in range(e_slots):
             scratch[s] = ring[1, i, s] if ring[2, i, s] > cut else 0.0
-        den = _pairwise(scratch, 0, e_slots)
+        den = _pairwise(scratch, 0, e_slots, False, stack, sums)[0]
         q = _NAN
         if count > 0:
             k = min(max(int(math.floor(quantile * (count - 1))), 0), max(e_slots - 1, 0))
-            q = _kth_smallest(ranked, count, k) if k < count else _INF
+            if k < count:
+                q = _kth_near(ranked, count, k, hold[_H_HINT, i])
+                if q != q:
+                    q = _kth_smallest(ranked, count, k)
+            else:  # past the recent errors: numpy's sorted row holds +inf there
+                q = _INF
+        hold[_H_HINT, i] = q
         mase = (num / den if den > 0 else (_INF if num > 0 else 1.0)) if count > 0 else _NAN
         if level != level:
             point = _NAN
@@ -384,8 +500,9 @@ class MetricForecast:
         """A copy of ``st`` (metric j's ForecastState) in the kernels' layout."""
         n = st.level.shape[0]
         buckets = params.metrics[j].forecast.buckets
-        hold = np.empty((4, n))
+        hold = np.empty((_H_ROWS, n))
         hold[_H_LEVEL], hold[_H_TREND], hold[_H_AT], hold[_H_FIRST_AT] = st.level, st.trend, st.at, st.first_at
+        hold[_H_HINT] = np.nan  # no guess of the error quantile yet
         prof = np.concatenate([np.ascontiguousarray(p).ravel() for p in st.profiles]) if st.profiles else np.zeros(0)
         visits = np.empty((len(st.visits), n, 4))
         for p, v in enumerate(st.visits):
@@ -426,15 +543,16 @@ class CompiledForecasts:
     out_b: np.ndarray
     pre: np.ndarray
     buf: np.ndarray
+    stack: np.ndarray
 
     @classmethod
     def from_states(cls, params: PolicyParams, states: tuple, n: int) -> "CompiledForecasts":
         metrics = tuple(MetricForecast.of(params, j, st) for j, st in zip(params.forecast_metrics, states))
         m = len(params.metrics)
-        width = max([1] + [mf.ring.shape[2] for mf in metrics] + [b for mf in metrics for b in mf.buckets])
+        width = max([_STACK] + [mf.ring.shape[2] for mf in metrics] + [b for mf in metrics for b in mf.buckets])
         out_f = np.full((_O_ROWS, n, m), np.nan)
         return cls(params, metrics, out_f, np.zeros((_B_ROWS, n, m), np.bool_), np.empty((_E_ROWS, n)),
-                   np.empty((2, width)))
+                   np.empty((3, width)), np.empty((3, _STACK), np.int64))
 
     @property
     def floor(self) -> np.ndarray:
@@ -447,7 +565,7 @@ class CompiledForecasts:
             forecast_prepare(startup, mf.qv, now, mf.hold, self.pre)
             np.expm1(self.pre[:_E_HORIZON], out=self.pre[:_E_HORIZON])  # numpy's, as the reference
             forecast_kernel(values, present, age, current, ready, status, mf.qv, now, mf.hold, mf.prof, mf.visits,
-                            mf.season, mf.pend, mf.ring, self.pre, self.out_f, self.out_b, self.buf)
+                            mf.season, mf.pend, mf.ring, self.pre, self.out_f, self.out_b, self.buf, self.stack)
 
     def finish(self, smoothed, valid, current, ready, status) -> None:
         """The records' outputs once the fused kernel gave ``smoothed`` and ``valid`` (N, M)."""
