@@ -465,20 +465,31 @@ def forecast_kernel(values, present, age, current, ready, status, qv, now, hold,
 
 
 @jit
-def forecast_finish(smoothed, valid, current, ready, status, qv, out_f, out_b):
-    """After the fused kernel (smoothed, valid (N, M) its outputs): metric qv's column of what
-    the records show (decide.Forecasts): the reactive proposal and the predictive one where the
-    metric is valid, trusted only there."""
-    j = int(qv[_Q_COLUMN])
-    kind, target, tol_up, tol_down = int(qv[_Q_KIND]), qv[_Q_TARGET], qv[_Q_TOL_UP], qv[_Q_TOL_DOWN]
+def forecast_finish(smoothed, valid, current, ready, status, mv, out_f, out_b):
+    """After the fused kernel (smoothed, valid (N, M) its outputs), what the records show
+    (decide.Forecasts): every metric's reactive proposal where valid; the forecast metrics'
+    predictive proposal where valid, trusted only there. mv: pack_metrics."""
+    m = smoothed.shape[1]
+    tol_up, tol_down = mv[0], mv[1]
     for i in range(valid.shape[0]):
-        v = valid[i, j]
-        p, _ = compiled._propose_one(kind, target, smoothed[i, j], current[i], ready[i], status[i], tol_up, tol_down)
-        out_f[_O_REACTIVE, i, j] = p if v else _NAN
-        f = out_f[_O_FLOOR, i, j]
-        out_f[_O_PREDICTIVE, i, j] = f if (v and f == f) else _NAN
-        out_b[_B_TRUSTED, i, j] = v and out_b[_B_RAW, i, j]
+        for j in range(m):
+            v = valid[i, j]
+            p, _ = compiled._propose_one(int(mv[2 + j]), mv[2 + m + j], smoothed[i, j], current[i], ready[i], status[i],
+                                         tol_up, tol_down)
+            out_f[_O_REACTIVE, i, j] = p if v else _NAN
+            if mv[2 + 2 * m + j] != 0.0:  # a forecast metric
+                f = out_f[_O_FLOOR, i, j]
+                out_f[_O_PREDICTIVE, i, j] = f if (v and f == f) else _NAN
+                out_b[_B_TRUSTED, i, j] = v and out_b[_B_RAW, i, j]
     return 0
+
+
+def pack_metrics(params: PolicyParams) -> np.ndarray:
+    """forecast_finish's parameters: tolerance up and down, then per metric its kind, target, and
+    whether it has a forecast (1.0)."""
+    forecast = np.isin(np.arange(len(params.metrics)), params.forecast_metrics).astype(np.float64)
+    return np.concatenate([[params.tolerance_up, params.tolerance_down], params.metric_kinds.astype(np.float64),
+                           params.metric_targets, forecast])
 
 
 # ---------------------------------------------------------------------------------------- state
@@ -533,7 +544,7 @@ class MetricForecast:
 class CompiledForecasts:
     """The forecast stage of one policy's N targets on the compiled path: every forecast metric's
     state, and the outputs (decide.Forecasts' arrays, (N, M), NaN / False outside the forecast
-    metrics): out_f (6, N, M) point, upper, error, floor (the predictive proposal the fused kernel
+    metrics but the reactive proposals): out_f (6, N, M) point, upper, error, floor (the predictive proposal the fused kernel
     takes, NaN where none), reactive, predictive; out_b (2, N, M) trusted before and after the
     metric's validity. ``floor`` is out_f[_O_FLOOR]."""
 
@@ -544,6 +555,7 @@ class CompiledForecasts:
     pre: np.ndarray
     buf: np.ndarray
     stack: np.ndarray
+    mv: np.ndarray
 
     @classmethod
     def from_states(cls, params: PolicyParams, states: tuple, n: int) -> "CompiledForecasts":
@@ -552,7 +564,7 @@ class CompiledForecasts:
         width = max([_STACK] + [mf.ring.shape[2] for mf in metrics] + [b for mf in metrics for b in mf.buckets])
         out_f = np.full((_O_ROWS, n, m), np.nan)
         return cls(params, metrics, out_f, np.zeros((_B_ROWS, n, m), np.bool_), np.empty((_E_ROWS, n)),
-                   np.empty((3, width)), np.empty((3, _STACK), np.int64))
+                   np.empty((3, width)), np.empty((3, _STACK), np.int64), pack_metrics(params))
 
     @property
     def floor(self) -> np.ndarray:
@@ -569,8 +581,7 @@ class CompiledForecasts:
 
     def finish(self, smoothed, valid, current, ready, status) -> None:
         """The records' outputs once the fused kernel gave ``smoothed`` and ``valid`` (N, M)."""
-        for mf in self.metrics:
-            forecast_finish(smoothed, valid, current, ready, status, mf.qv, self.out_f, self.out_b)
+        forecast_finish(smoothed, valid, current, ready, status, self.mv, self.out_f, self.out_b)
 
     def forecasts(self, copy: bool = False):
         """decide.Forecasts of the last step (``copy``: arrays that outlive the next step)."""
