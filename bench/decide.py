@@ -6,9 +6,10 @@ compiled kernel (core/scaling/fused.py; its first-run compile or cache-load time
 in place (core/scaling/workspace.py: decide_into + commit, the state updated in place) and
 through the pure ``decide`` (a copy of the state and a Decision per call), for the batched
 numpy stages, and for a loop that calls the numpy ``decide`` once per target (a batch of one),
-and the ratios; then the default policy alone on each path, without and with a forecast stage. The ``hpa`` preset proposes with
-HPA's pod-level calculator, which only numpy runs: its variants here are HPA's behavior and
-legacy rules in Setpoint's own mode.
+and the ratios; then the default policy alone on each path, without and with a forecast stage
+(``forecast: {startupDelay: observed}``; on the kernel path core/scaling/forecast_compiled.py).
+The ``hpa`` preset proposes with HPA's pod-level calculator, which only numpy runs: its variants
+here are HPA's behavior and legacy rules in Setpoint's own mode.
 
 Targets: compiled (in place) >= 10,000,000 target-decisions/s on one core (issue #13); numpy >=
 1,000,000/s and >= 50x the per-target loop (issue #2). Rates are per second of the process's CPU time (what
