@@ -16,7 +16,7 @@ elapsed time and over the horizon) come from numpy's ``expm1`` applied in place 
 numbers must be the reference's, bit for bit (as workspace._ewma_alpha_into does for the EWMA).
 
 State of one forecast metric (:class:`MetricForecast`), N targets: hold (5, N) level, trend, at,
-first_at; profiles, every period's (N, B_p) rows one after the other in one flat array; visits
+first_at, a guess of the error quantile; profiles, a tuple of each period's (N, B_p); visits
 (P, N, 4); season (N, P); pend (3, N, K) pending point, base, due; ring (3, N, E) errors, naive
 errors, their times (per target contiguous; ForecastState keeps (N, E) in Fortran order).
 """
@@ -31,7 +31,7 @@ import numpy as np
 from controller.core.scaling import compiled
 from controller.core.scaling import forecast as fc
 from controller.core.scaling.compiled import jit, jit_inline
-from controller.core.scaling.params import ERROR_WINDOW_HORIZONS, MIN_ERROR_WINDOW_S, PolicyParams
+from controller.core.scaling.params import ERROR_WINDOW_HORIZONS, MIN_ERROR_WINDOW_S, ForecastParams, PolicyParams
 
 _NAN, _INF = math.nan, math.inf
 _LN2 = float(np.log(2.0))  # forecast._holt's np.log(2.0)
@@ -45,12 +45,12 @@ _STACK = 130  # pairwise sums' stacks: each level at least halves the size
 _HINT_STEPS = 2
 
 # the packed parameters of one forecast metric (pack_forecast): scalars, then 4 per period
-# (period_s, buckets, offset of its profiles in the flat array, history it needs to be accepted),
+# (period_s, buckets, history it needs to be accepted),
 # then the periods' indices longest first (forecast._seasonal_ratio's order)
 (_Q_COLUMN, _Q_HORIZON, _Q_OBSERVED, _Q_LAG, _Q_MAX_HORIZON, _Q_INTERVAL, _Q_HALF_INTERVAL, _Q_BUCKET, _Q_LEVEL_HL,
  _Q_ERR_WINDOW, _Q_MARGIN, _Q_QUANTILE, _Q_BOUND, _Q_KIND, _Q_TARGET, _Q_NONNEG, _Q_STALE, _Q_TOL_UP, _Q_TOL_DOWN,
  _Q_PERIODS, _Q_SIZE) = range(21)
-_QP_PERIOD, _QP_BUCKETS, _QP_OFFSET, _QP_SEEN, _QP_SIZE = range(5)
+_QP_PERIOD, _QP_BUCKETS, _QP_SEEN, _QP_SIZE = range(4)
 # rows of hold (5, N), of the prepared (5, N) array, of the outputs (6, N, M) and (2, N, M)
 _H_LEVEL, _H_TREND, _H_AT, _H_FIRST_AT, _H_HINT, _H_ROWS = range(6)
 _E_LEVEL, _E_TREND, _E_DAMP_DT, _E_DAMP_H, _E_HORIZON, _E_ROWS = range(6)
@@ -70,10 +70,8 @@ def pack_forecast(params: PolicyParams, j: int) -> np.ndarray:
     scal[_Q_NONNEG], scal[_Q_STALE] = float(params.metric_nonnegative[j]), params.stale_after_s
     scal[_Q_TOL_UP], scal[_Q_TOL_DOWN], scal[_Q_PERIODS] = params.tolerance_up, params.tolerance_down, len(fp.periods_s)
     periods = np.zeros((len(fp.periods_s), _QP_SIZE))
-    offset = 0  # in rows of N targets: the kernel multiplies by N
     for p, (period, b) in enumerate(zip(fp.periods_s, fp.buckets)):
-        periods[p] = (period, b, offset, max(2.0 * period, fp.min_history_s))
-        offset += b
+        periods[p] = (period, b, max(2.0 * period, fp.min_history_s))
     order = np.argsort(fp.periods_s)[::-1].astype(np.float64)  # the reference's order, ties included
     return np.concatenate([scal, periods.ravel(), order])
 
@@ -103,10 +101,10 @@ def _bucket_x(t, period, bucket_s):
 
 
 @jit_inline
-def _profile_value(prof, base, nb, lo, frac):
-    """forecast.profile_at for one row (prof[base:base + nb]) at a position from _bucket_x."""
+def _profile_value(prof, i, nb, lo, frac):
+    """forecast.profile_at for row i of prof (N, nb) at a position from _bucket_x."""
     lo = lo % nb
-    return prof[base + lo] * (1.0 - frac) + prof[base + (lo + 1) % nb] * frac
+    return prof[i, lo] * (1.0 - frac) + prof[i, (lo + 1) % nb] * frac
 
 
 @jit_inline
@@ -276,7 +274,7 @@ def forecast_prepare(startup, qv, now, hold, pre):
 
 
 @jit
-def forecast_kernel(values, present, age, current, ready, status, qv, now, hold, prof, visits, season, pend, ring,
+def forecast_kernel(values, present, age, current, ready, status, qv, now, hold, profs, visits, season, pend, ring,
                     pre, out_f, out_b, buf, stack):
     """forecast.forecast_step for N targets of one forecast metric, the state updated in place,
     and the predictive proposal of its trusted forecasts into out_f[_O_FLOOR].
@@ -348,7 +346,6 @@ def forecast_kernel(values, present, age, current, ready, status, qv, now, hold,
         for p in range(n_per):
             o = o_per + _QP_SIZE * p
             nb = int(qv[o + _QP_BUCKETS])
-            base = int(qv[o + _QP_OFFSET]) * n + i * nb
             if ok:
                 b = now_bucket[p]
                 v0 = visits[p, i, 0]
@@ -359,10 +356,10 @@ def forecast_kernel(values, present, age, current, ready, status, qv, now, hold,
                     visits[p, i, 3] = visits[p, i, 3] + 0.0
                 else:
                     if v0 == v0:  # the visit of another bucket ended: fold it into the profile
-                        col = base + int(v0)
-                        mean, old = visits[p, i, 1] / visits[p, i, 2], prof[col]
-                        prof[col] = mean if old != old else old + _PROFILE_WEIGHT * (mean - old)
-                        total, count = _pairwise(prof, base, nb, True, stack, sums)  # np.nanmean of the row
+                        prof, col = profs[p], int(v0)
+                        mean, old = visits[p, i, 1] / visits[p, i, 2], prof[i, col]
+                        prof[i, col] = mean if old != old else old + _PROFILE_WEIGHT * (mean - old)
+                        total, count = _pairwise(prof[i], 0, nb, True, stack, sums)  # np.nanmean of the row
                         visits[p, i, 3] = total / count if count > 0 else _NAN
                     visits[p, i, 0] = 0.0 + b
                     visits[p, i, 1] = y
@@ -378,12 +375,11 @@ def forecast_kernel(values, present, age, current, ready, status, qv, now, hold,
             if season[i, p] != _ACCEPTED:
                 continue
             o = o_per + _QP_SIZE * p
-            nb = int(qv[o + _QP_BUCKETS])
-            base = int(qv[o + _QP_OFFSET]) * n + i * nb
+            nb, prof = int(qv[o + _QP_BUCKETS]), profs[p]
             mean = visits[p, i, 3]
-            a = _profile_value(prof, base, nb, now_lo[p], now_frac[p]) / mean
+            a = _profile_value(prof, i, nb, now_lo[p], now_frac[p]) / mean
             lo, frac = _bucket_x(now + h, qv[o + _QP_PERIOD], bucket_s)
-            c = _profile_value(prof, base, nb, lo, frac) / mean
+            c = _profile_value(prof, i, nb, lo, frac) / mean
             if math.isfinite(a) and math.isfinite(c) and a > 0 and c > 0 and mean > 0:
                 s_now, s_ahead = a, c
                 break
@@ -499,22 +495,25 @@ class MetricForecast:
 
     qv: np.ndarray
     hold: np.ndarray
-    prof: np.ndarray
+    profiles: tuple[np.ndarray, ...]
     visits: np.ndarray
     season: np.ndarray
     pend: np.ndarray
     ring: np.ndarray
-    buckets: tuple[int, ...]
+    fp: ForecastParams
+    shared: list[bool]  # per period: the profile is still the input state's (copied before a write)
 
     @classmethod
-    def of(cls, params: PolicyParams, j: int, st: fc.ForecastState) -> "MetricForecast":
-        """A copy of ``st`` (metric j's ForecastState) in the kernels' layout."""
+    def of(cls, params: PolicyParams, j: int, st: fc.ForecastState, share: bool = False) -> "MetricForecast":
+        """A copy of ``st`` (metric j's ForecastState) in the kernels' layout; ``share``: its
+        seasonal profiles (the bulk of it) are only copied when a step is about to write them."""
         n = st.level.shape[0]
-        buckets = params.metrics[j].forecast.buckets
+        fp = params.metrics[j].forecast
         hold = np.empty((_H_ROWS, n))
         hold[_H_LEVEL], hold[_H_TREND], hold[_H_AT], hold[_H_FIRST_AT] = st.level, st.trend, st.at, st.first_at
         hold[_H_HINT] = np.nan  # no guess of the error quantile yet
-        prof = np.concatenate([np.ascontiguousarray(p).ravel() for p in st.profiles]) if st.profiles else np.zeros(0)
+        shared = [share and p.flags.c_contiguous and p.dtype == np.float64 for p in st.profiles]
+        profiles = tuple(p if keep else np.array(p, np.float64, order="C") for p, keep in zip(st.profiles, shared))
         visits = np.empty((len(st.visits), n, 4))
         for p, v in enumerate(st.visits):
             visits[p] = v
@@ -522,17 +521,27 @@ class MetricForecast:
         pend[0], pend[1], pend[2] = st.pend_point, st.pend_base, st.pend_due
         ring = np.empty((3, *st.err.shape))
         ring[0], ring[1], ring[2] = st.err, st.naive, st.err_at
-        return cls(pack_forecast(params, j), hold, prof, visits, np.array(st.season, np.int64, order="C"), pend, ring,
-                   buckets)
+        return cls(pack_forecast(params, j), hold, profiles, visits, np.array(st.season, np.int64, order="C"), pend,
+                   ring, fp, shared)
+
+    def kernel_profiles(self, now: float) -> tuple[np.ndarray, ...]:
+        """The profiles as the kernel takes them (a tuple of one array at least), each shared one
+        copied first if a target may fold a visit into it at ``now`` (its visit is of another
+        bucket: forecast._update_profiles's test, without the sample's)."""
+        fp = self.fp
+        for p, (period, b) in enumerate(zip(fp.periods_s, fp.buckets)):
+            if self.shared[p]:
+                bucket = float(int(np.mod(now, period) / fp.bucket_s) % b)
+                visit = self.visits[p, :, 0]
+                if ((visit != bucket) & np.isfinite(visit)).any():
+                    self.profiles = (*self.profiles[:p], self.profiles[p].copy(), *self.profiles[p + 1:])
+                    self.shared[p] = False
+        return self.profiles if self.profiles else (np.zeros((self.hold.shape[1], 1)),)
 
     def state(self, copy: bool = True) -> fc.ForecastState:
         """The ForecastState (the numpy stage's layout: error rings in Fortran order)."""
         c = (lambda a: a.copy()) if copy else (lambda a: a)
-        n = self.hold.shape[1]
-        profiles, start = [], 0
-        for b in self.buckets:
-            profiles.append(c(self.prof[start:start + n * b].reshape(n, b)))
-            start += n * b
+        profiles = [p if shared else c(p) for p, shared in zip(self.profiles, self.shared)]  # shared: never written
         f = lambda a: np.array(a, order="F")  # noqa: E731 (always a copy: the ring is C-ordered here)
         return fc.ForecastState(c(self.hold[_H_LEVEL]), c(self.hold[_H_TREND]), c(self.hold[_H_AT]),
                                 c(self.hold[_H_FIRST_AT]), tuple(profiles), tuple(c(v) for v in self.visits),
@@ -558,10 +567,11 @@ class CompiledForecasts:
     mv: np.ndarray
 
     @classmethod
-    def from_states(cls, params: PolicyParams, states: tuple, n: int) -> "CompiledForecasts":
-        metrics = tuple(MetricForecast.of(params, j, st) for j, st in zip(params.forecast_metrics, states))
+    def from_states(cls, params: PolicyParams, states: tuple, n: int, share: bool = False) -> "CompiledForecasts":
+        """A copy of the forecast states (``share``: see MetricForecast.of) and empty outputs."""
+        metrics = tuple(MetricForecast.of(params, j, st, share) for j, st in zip(params.forecast_metrics, states))
         m = len(params.metrics)
-        width = max([_STACK] + [mf.ring.shape[2] for mf in metrics] + [b for mf in metrics for b in mf.buckets])
+        width = max([_STACK] + [mf.ring.shape[2] for mf in metrics] + [b for mf in metrics for b in mf.fp.buckets])
         out_f = np.full((_O_ROWS, n, m), np.nan)
         return cls(params, metrics, out_f, np.zeros((_B_ROWS, n, m), np.bool_), np.empty((_E_ROWS, n)),
                    np.empty((3, width)), np.empty((3, _STACK), np.int64), pack_metrics(params))
@@ -576,8 +586,8 @@ class CompiledForecasts:
         for mf in self.metrics:
             forecast_prepare(startup, mf.qv, now, mf.hold, self.pre)
             np.expm1(self.pre[:_E_HORIZON], out=self.pre[:_E_HORIZON])  # numpy's, as the reference
-            forecast_kernel(values, present, age, current, ready, status, mf.qv, now, mf.hold, mf.prof, mf.visits,
-                            mf.season, mf.pend, mf.ring, self.pre, self.out_f, self.out_b, self.buf, self.stack)
+            forecast_kernel(values, present, age, current, ready, status, mf.qv, now, mf.hold, mf.kernel_profiles(now),
+                            mf.visits, mf.season, mf.pend, mf.ring, self.pre, self.out_f, self.out_b, self.buf, self.stack)
 
     def finish(self, smoothed, valid, current, ready, status) -> None:
         """The records' outputs once the fused kernel gave ``smoothed`` and ``valid`` (N, M)."""

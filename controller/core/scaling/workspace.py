@@ -94,7 +94,8 @@ class DecisionWorkspace:
     def from_state(cls, params: PolicyParams, state, share_events: bool = False) -> "DecisionWorkspace":
         """A workspace holding a copy of ``state`` (a ScalingState of ``params``). Raises
         ValueError for a policy the kernel does not cover (compiled.supports).
-        ``share_events`` is accepted for compatibility: the events are copied (packed)."""
+        ``share_events``: the events are copied (packed) anyway; the forecasts' seasonal profiles
+        are shared with ``state`` until a cycle writes them (then copied: ``state`` is never changed)."""
         if not compiled.supports(params):
             raise ValueError(f"policy {params.name!r} is not covered by the compiled kernel (the hpa preset, "
                              f"median or percentile smoothing): use decide()")
@@ -118,7 +119,8 @@ class DecisionWorkspace:
         vf = np.full((fused._F_ROWS, n), np.nan)
         vf[fused._F_MISSING_SINCE] = nm.missing_since
         vf[fused._F_PENDING] = 0.0
-        forecast = CompiledForecasts.from_states(params, state.forecast, n) if params.forecast_metrics else None
+        forecast = (CompiledForecasts.from_states(params, state.forecast, n, share=share_events)
+                    if params.forecast_metrics else None)
         return cls(params, fused.pack_params(params), em, win, ramp, slotted(nm.rec_values, nm.rec_times),
                    slotted(nm.up_changes, nm.up_times), slotted(nm.down_changes, nm.down_times), vf,
                    np.zeros((fused._I_ROWS, n), np.int64), out_f=np.full((6, n, m), np.nan),
