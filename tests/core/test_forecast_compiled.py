@@ -276,7 +276,8 @@ def test_batched_equals_row_by_row_on_the_kernel(n, seed, share):
 
     def go(rows):
         t_hist = T0 - INTERVAL * np.arange(history.shape[1], 0, -1)
-        state, current, out = warm(p, ScalingState.empty(len(rows), p), history[rows], t_hist), np.full(len(rows), 4.0), []
+        state = warm(p, ScalingState.empty(len(rows), p), history[rows], t_hist)
+        current, out = np.full(len(rows), 4.0), []
         for k in range(values.shape[0]):
             d = decide(p, observation(current, values[k, rows], startup=startup[rows]), state, T0 + k * INTERVAL)
             out.append(d)

@@ -96,7 +96,8 @@ def default_with_forecast():
     text = bundled_policy("setpoint-default.yaml").read_text()
     anchor = "        ramp: {lead: auto, startupDelay: observed}\n"
     assert anchor in text
-    return load_policy_text(text.replace(anchor, anchor + "        forecast: {startupDelay: observed, seasonality: [10m], minHistory: 20m}\n"))[0]
+    forecast = "        forecast: {startupDelay: observed, seasonality: [10m], minHistory: 20m}\n"  # learnt within the run
+    return load_policy_text(text.replace(anchor, anchor + forecast))[0]
 
 
 def assert_same_state(a, b) -> None:

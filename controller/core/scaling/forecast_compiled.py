@@ -63,7 +63,8 @@ def pack_forecast(params: PolicyParams, j: int) -> np.ndarray:
     fp = params.metrics[j].forecast
     scal = np.zeros(_Q_SIZE)
     scal[_Q_COLUMN], scal[_Q_HORIZON], scal[_Q_OBSERVED], scal[_Q_LAG] = j, fp.horizon_s, float(fp.observed), fp.lag_s
-    scal[_Q_MAX_HORIZON], scal[_Q_INTERVAL], scal[_Q_HALF_INTERVAL] = fp.max_horizon_s, fp.interval_s, 0.5 * fp.interval_s
+    scal[_Q_MAX_HORIZON], scal[_Q_INTERVAL] = fp.max_horizon_s, fp.interval_s
+    scal[_Q_HALF_INTERVAL] = 0.5 * fp.interval_s
     scal[_Q_BUCKET], scal[_Q_LEVEL_HL], scal[_Q_ERR_WINDOW] = fp.bucket_s, fp.level_half_life_s, fp.error_window_s
     scal[_Q_MARGIN], scal[_Q_QUANTILE], scal[_Q_BOUND] = fp.margin, fp.quantile, fp.error_bound
     scal[_Q_KIND], scal[_Q_TARGET] = int(params.metric_kinds[j]), params.metric_targets[j]
@@ -553,9 +554,9 @@ class MetricForecast:
 class CompiledForecasts:
     """The forecast stage of one policy's N targets on the compiled path: every forecast metric's
     state, and the outputs (decide.Forecasts' arrays, (N, M), NaN / False outside the forecast
-    metrics but the reactive proposals): out_f (6, N, M) point, upper, error, floor (the predictive proposal the fused kernel
-    takes, NaN where none), reactive, predictive; out_b (2, N, M) trusted before and after the
-    metric's validity. ``floor`` is out_f[_O_FLOOR]."""
+    metrics but the reactive proposals): out_f (6, N, M) point, upper, error, floor (the
+    predictive proposal the fused kernel takes, NaN where none), reactive, predictive; out_b
+    (2, N, M) trusted before and after the metric's validity. ``floor`` is out_f[_O_FLOOR]."""
 
     params: PolicyParams
     metrics: tuple[MetricForecast, ...]
@@ -587,7 +588,8 @@ class CompiledForecasts:
             forecast_prepare(startup, mf.qv, now, mf.hold, self.pre)
             np.expm1(self.pre[:_E_HORIZON], out=self.pre[:_E_HORIZON])  # numpy's, as the reference
             forecast_kernel(values, present, age, current, ready, status, mf.qv, now, mf.hold, mf.kernel_profiles(now),
-                            mf.visits, mf.season, mf.pend, mf.ring, self.pre, self.out_f, self.out_b, self.buf, self.stack)
+                            mf.visits, mf.season, mf.pend, mf.ring, self.pre, self.out_f, self.out_b, self.buf,
+                            self.stack)
 
     def finish(self, smoothed, valid, current, ready, status) -> None:
         """The records' outputs once the fused kernel gave ``smoothed`` and ``valid`` (N, M)."""
