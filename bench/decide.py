@@ -6,9 +6,10 @@ compiled kernel (core/scaling/fused.py; its first-run compile or cache-load time
 in place (core/scaling/workspace.py: decide_into + commit, the state updated in place) and
 through the pure ``decide`` (a copy of the state and a Decision per call), for the batched
 numpy stages, and for a loop that calls the numpy ``decide`` once per target (a batch of one),
-and the ratios; then the default policy alone on each path. The ``hpa`` preset proposes with
-HPA's pod-level calculator, which only numpy runs: its variants here are HPA's behavior and
-legacy rules in Setpoint's own mode.
+and the ratios; then the default policy alone on each path, without and with a forecast stage
+(``forecast: {startupDelay: observed}``; on the kernel path core/scaling/forecast_compiled.py).
+The ``hpa`` preset proposes with HPA's pod-level calculator, which only numpy runs: its variants
+here are HPA's behavior and legacy rules in Setpoint's own mode.
 
 Targets: compiled (in place) >= 10,000,000 target-decisions/s on one core (issue #13); numpy >=
 1,000,000/s and >= 50x the per-target loop (issue #2). Rates are per second of the process's CPU time (what
@@ -31,7 +32,7 @@ from controller.core.scaling.decide import decide as decide_dispatch
 from controller.core.scaling.params import (MetricKind, MetricParams, PolicyParams, RuleType, ScalingRules, Select,
                                     Smoothing)
 from controller.core.scaling.workspace import DecisionWorkspace, _ewma_alpha_into, decide_into
-from controller.policy import load_policies
+from controller.policy import load_policies, load_policy_text
 
 N_POLICIES, TARGETS_PER_POLICY = 10, 1000
 REPO = Path(__file__).resolve().parents[1]
@@ -129,8 +130,9 @@ def run_kernel_only(policies, inputs, cycles) -> float:
             if p.smoothing == Smoothing.EWMA:  # the weights, as decide_into computes them (not timed)
                 _ewma_alpha_into(ws.alpha, ws.ewma_at, now, p.half_life_s)
             cpu = time.process_time()
-            fused.fused_kernel(inputs[j][c], present[j], age[j], cur, cur, cur, ws.no_startup, ws.pv, now, ws.em, ws.win,
-                               ws.ramp, ws.rec, ws.up, ws.down, ws.vf, ws.out_f, ws.out_b2, ws.vi, ws.active, ws.buf)
+            fused.fused_kernel(inputs[j][c], present[j], age[j], cur, cur, cur, ws.no_startup, ws.floor, ws.pv, now,
+                               ws.em, ws.win, ws.ramp, ws.rec, ws.up, ws.down, ws.vf, ws.out_f, ws.out_b2, ws.vi,
+                               ws.active, ws.buf)
             cpu_s += time.process_time() - cpu
             ws.pending_at = now
             ws.commit()
@@ -210,15 +212,27 @@ def main() -> None:
     default_alone(policies[-1:], inputs[-1:], args.cycles)
 
 
+def default_with_forecast() -> PolicyParams:
+    """The default policy with ``forecast: {startupDelay: observed}`` on its rate metric (issue #9's
+    candidate: the forecast one observed start-up ahead beside the ramp)."""
+    text = (REPO / "policies" / "setpoint-default.yaml").read_text()
+    anchor = "        ramp: {lead: auto, startupDelay: observed}\n"
+    if anchor not in text:
+        raise SystemExit(f"bench/decide.py: the default policy has no line {anchor.strip()!r} to add the forecast to")
+    text = text.replace(anchor, anchor + "        forecast: {startupDelay: observed}\n")
+    return load_policy_text(text, "setpoint-default+forecast.yaml")[0].params
+
+
 def default_alone(policies, inputs, cycles: int) -> None:
-    """The default policy (ramp stage) alone, 1,000 targets, on each path."""
-    paths = [("numpy", lambda *a: run_batched(*a, decide_numpy))]
-    if compiled.enabled() and compiled.supports(policies[0]):
-        paths[:0] = [("in place", run_in_place), ("decide()", lambda *a: run_batched(*a, decide_dispatch))]
-    for name, run in paths:
-        run(policies, inputs, 3)  # warm up
-        _, text = rates(TARGETS_PER_POLICY, cycles, run(policies, inputs, cycles))
-        print(f"default policy (ramp), {name + ':':<10} {text}")
+    """The default policy (ramp stage) alone, 1,000 targets, on each path; then with a forecast."""
+    for label, policy in (("default policy (ramp)", policies[0]), ("default + forecast", default_with_forecast())):
+        paths = [("numpy", lambda *a: run_batched(*a, decide_numpy))]
+        if compiled.enabled() and compiled.supports(policy):
+            paths[:0] = [("in place", run_in_place), ("decide()", lambda *a: run_batched(*a, decide_dispatch))]
+        for name, run in paths:
+            run([policy], inputs, 3)  # warm up (and compile)
+            _, text = rates(TARGETS_PER_POLICY, cycles, run([policy], inputs, cycles))
+            print(f"{label}, {name + ':':<10} {text}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ measured for the engine by bench/sim_engine.py, which also checks both give the 
 Target (issue #13): 30 simulated days x 1,000 services in under 2 GiB: the runs stream (load
 in chunks, scores online, a downsampled timeline), so the peak memory printed at the end (peak
 RSS of this process, getrusage) is the same for 1 day as for 30.
-Run: python bench/sim_speed.py [--services 1000] [--hours 24 | --days 30] [--paths compiled,numpy]
+Run: python bench/sim_speed.py [--services 1000] [--hours 24 | --days 30] [--paths compiled,numpy] [--policy FILE]
 """
 
 from __future__ import annotations
@@ -130,10 +130,12 @@ def main() -> None:
     ap.add_argument("--hours", type=float, default=24.0)
     ap.add_argument("--days", type=float, default=None, help="simulated days (overrides --hours)")
     ap.add_argument("--paths", default="compiled,numpy", help="comma-separated: compiled, numpy")
+    ap.add_argument("--policy", default=str(REPO / "policies" / "setpoint-default.yaml"),
+                    help="the policy file run beside HPA (default: the default policy)")
     args = ap.parse_args()
     hours = args.days * 24.0 if args.days is not None else args.hours
     sc = load_scenario_text(SCENARIO.format(n=args.services, hours=hours), "wide-day.yaml")
-    policies = [load_policies([REPO / "policies" / name])[0] for name in ("setpoint-default.yaml", "hpa-cpu.yaml")]
+    policies = [load_policies([path])[0] for path in (args.policy, REPO / "policies" / "hpa-cpu.yaml")]
     days = sc.duration_s / 86400.0
     print(f"{args.services} services x {sc.tick_count} ticks ({days:g} simulated days)")
     rates, hours = {}, {}

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 import controller.core.scaling.decide as decide_module
 from controller.core.scaling import compiled, workspace
 from controller.core.scaling.decide import Decision, Observation, ScalingState, decide, decide_numpy
-from controller.core.scaling.params import (ForecastParams, MetricKind, MetricParams, PolicyParams, RampParams, RuleType,
+from controller.core.scaling.params import (MetricKind, MetricParams, PolicyParams, RampParams, RuleType,
                                     ScalingRules, Select, Smoothing)
 from controller.model import Reason
 from controller.policy import load_policies
@@ -237,11 +237,7 @@ def test_compiled_equals_numpy_on_random_inputs(policy, data, n, steps, ready_la
              status_extra=float(status_extra))
 
 
-FORECAST = MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 100.0, forecast=ForecastParams(horizon_s=60.0))
-
-
 @pytest.mark.parametrize("policy", [
-    pytest.param(params(metrics=(FORECAST,)), id="forecast"),
     pytest.param(params(metrics=(metric(MetricKind.UTILIZATION, 60.0, "cpu"),), hpa_semantics=True),
                  id="hpa-preset-pod-level-calculator"),
     pytest.param(params(smoothing=Smoothing.MEDIAN, window_s=60.0), id="median"),

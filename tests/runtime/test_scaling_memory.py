@@ -13,7 +13,7 @@ from controller.bundled import bundled_policy
 from controller.core.scaling import compiled
 from controller.errors import PermanentError
 from controller.model import jsonable
-from controller.policy import load_policies
+from controller.policy import load_policies, load_policy_text
 from controller.runtime.reconciler import Reconciler, RuntimePolicy, cycle_records
 from simulators.cluster import SimCluster
 from simulators.ports import SimMetrics, SimTargets
@@ -66,7 +66,7 @@ def run(policy_file: str, scenario_name: str, in_place: bool, ticks: int = 600):
     of one Reconciler over its own simulated cluster; from tick 100 to 160 it drives only every
     other service."""
     scenario = load_scenario_text(CROWD, "crowd.yaml") if scenario_name == "crowd" else load_scenario(scenario_name)
-    (policy,) = load_policies([bundled_policy(policy_file)])
+    (policy,) = load_policies([bundled_policy(policy_file)]) if policy_file != FORECAST else [default_with_forecast()]
     rp = RuntimePolicy.of(policy)
     cluster = SimCluster(scenario.cluster, np.random.default_rng(scenario.seed), faults=scenario.faults)
     every, some = FlakyTargets(cluster, scenario.services), FlakyTargets(cluster, scenario.services[::2])
@@ -88,6 +88,18 @@ def run(policy_file: str, scenario_name: str, in_place: bool, ticks: int = 600):
              [(a.target.name, a.replicas) for a in result.actions], result.failed) for result in results], rec._state
 
 
+FORECAST = "setpoint-default.yaml + forecast"
+
+
+def default_with_forecast():
+    """The default policy with a forecast one observed start-up ahead on its rate (issue #9's candidate)."""
+    text = bundled_policy("setpoint-default.yaml").read_text()
+    anchor = "        ramp: {lead: auto, startupDelay: observed}\n"
+    assert anchor in text
+    forecast = "        forecast: {startupDelay: observed, seasonality: [10m], minHistory: 20m}\n"  # learnt within the run
+    return load_policy_text(text.replace(anchor, anchor + forecast))[0]
+
+
 def assert_same_state(a, b) -> None:
     for part in ("smooth", "norm"):
         for name, x in vars(getattr(a, part)).items():
@@ -95,17 +107,24 @@ def assert_same_state(a, b) -> None:
     for x, y in zip(a.ramp, b.ramp, strict=True):
         np.testing.assert_array_equal(x.values, y.values)
         np.testing.assert_array_equal(x.times, y.times)
+    for x, y in zip(a.forecast, b.forecast, strict=True):
+        for name, u in vars(x).items():
+            for k, (p, q) in enumerate(zip(u, getattr(y, name)) if isinstance(u, tuple) else [(u, getattr(y, name))]):
+                np.testing.assert_array_equal(p, q, err_msg=f"forecast.{name}[{k}]")
 
 
 @pytest.mark.parametrize("policy_file, scenario", [
     pytest.param("setpoint-default.yaml", "crowd", id="default-policy-ramp-eight-services"),
     pytest.param("web-rps.yaml", "crowd", id="ewma-policy-eight-services"),
     pytest.param("setpoint-default.yaml", "flash-crowd", id="default-policy-ramp-flash-crowd"),
+    pytest.param(FORECAST, "crowd", id="default-policy-with-a-forecast-eight-services"),
 ])
 def test_in_place_decisions_equal_the_pure_path(policy_file, scenario):
     pure, pure_state = run(policy_file, scenario, in_place=False)
     fast, fast_state = run(policy_file, scenario, in_place=True)
     assert any(actions for _, actions, _ in pure) and any(failed for _, _, failed in pure)  # the run exercised both
+    if policy_file == FORECAST:  # and forecasts that counted
+        assert any('"trusted": true' in r for records, _, _ in pure for r in records)
     assert len(fast) == len(pure)
     for k, (a, b) in enumerate(zip(pure, fast)):
         assert a == b, f"cycle {k}"

@@ -7,9 +7,9 @@ numbers are those of the numpy stages (signal.py ... normalize.py, the reference
 and random inputs, cycle after cycle.
 
 Covered: every metric kind, smoothing none / EWMA / mean / max, HPA legacy and behavior,
-Setpoint's missing-data hold and fallback, ramp metrics. Not covered, so ``decide`` keeps numpy
-for the policy (see :func:`supports`): the hpa preset, forecast metrics, median and percentile
-smoothing.
+Setpoint's missing-data hold and fallback, ramp metrics, forecast metrics (their stage compiled
+in core/scaling/forecast_compiled.py, run before the fused kernel). Not covered, so ``decide``
+keeps numpy for the policy (see :func:`supports`): the hpa preset, median and percentile smoothing.
 
 Switch: ``SETPOINT_COMPILED=0`` forces numpy, ``=1`` asks for the kernel (a warning if numba is
 missing), unset means "the kernel when numba imports"; read once, at import (:data:`switch`;
@@ -140,11 +140,10 @@ def mark_broken(exc: BaseException) -> None:
 
 
 def supports(params: PolicyParams) -> bool:
-    """The kernel covers this policy: not the hpa preset, no forecast, no median/percentile smoothing, a mean
+    """The kernel covers this policy: not the hpa preset, no median/percentile smoothing, a mean
     over at most 128 samples (numpy sums longer ones in halves; not reproduced)."""
     # the hpa preset proposes with HPA's pod-level calculator (core/scaling/hpa_propose.py), not compiled
-    if (params.hpa_semantics or params.forecast_metrics
-            or params.smoothing in (Smoothing.MEDIAN, Smoothing.PERCENTILE)):
+    if params.hpa_semantics or params.smoothing in (Smoothing.MEDIAN, Smoothing.PERCENTILE):
         return False
     return params.smoothing != Smoothing.MEAN or params.sample_slots <= _PAIRWISE_BLOCK
 

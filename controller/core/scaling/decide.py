@@ -260,7 +260,7 @@ def _decide_compiled(params: PolicyParams, obs: Observation, state: ScalingState
     workspace.decide_into(params, ws, obs, now)
     kept = ws.state(copy=False)  # the workspace is this call's own
     smooth_state = state.smooth if params.smoothing == Smoothing.NONE else kept.smooth
-    return ws.decision(obs, now, ScalingState(smooth_state, kept.norm, state.forecast, kept.ramp))
+    return ws.decision(obs, now, ScalingState(smooth_state, kept.norm, kept.forecast, kept.ramp))
 
 
 def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, now: float,

@@ -98,12 +98,13 @@ def _write_slot(events, i, value, now, outdated_after_s):
 # are called per target, and they are inlined (compiled.jit_inline). The arguments are few
 # (packed arrays): unboxing each costs the call from Python ~0.15 us.
 @jit
-def fused_kernel(values, present, age, current, ready, status, startup, pv, now, em, win, ramp, rec, up, down, vf, out_f,
-                 out_b, vi, active_out, buf):
+def fused_kernel(values, present, age, current, ready, status, startup, floor, pv, now, em, win, ramp, rec, up, down,
+                 vf, out_f, out_b, vi, active_out, buf):
     """Decide for N targets, one target at a time, the state updated in place.
 
     Inputs (N, M) values, present, age; (N,) current, ready, status, startup (observed start-up
-    delays, NaN unknown). Parameters: pv (see pack_params). State: em (3, N, M) the negated EWMA weights
+    delays, NaN unknown); floor (N, M) the forecast stage's predictive proposals (NaN: none, see
+    forecast_compiled.py). Parameters: pv (see pack_params). State: em (3, N, M) the negated EWMA weights
     (expm1(-ln2 dt / half-life): the caller computes them, see ewma_exponent_into), EWMA, its time; win (2, N, M, W) window samples, their times;
     ramp (2, R, N, K) ramp samples, times; rec (2, H, N) recommendations, times; up, down
     (2, E, N) scale events (changes, times), read only; vf (9, N): outputs combined, proposal,
@@ -196,6 +197,11 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
             ok = math.isfinite(sm) and ready_ok and math.isfinite(p) and us
             out_b[5, i, j] = ok
             out_f[2, i, j] = p if ok else _NAN
+            # the forecast stage's predictive proposal (forecast_compiled.py; NaN: none) only adds:
+            # max(reactive, predictive) where the metric is valid (decide._forecast)
+            f = floor[i, j]
+            if ok and f == f:
+                out_f[2, i, j] = p if p >= f else f  # np.fmax
 
         # -- ramp: each ramp metric's slope over its window, the proposal one lead time ahead
         for r in range(n_ramps):

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from controller.core.scaling import compiled, fused
+from controller.core.scaling.forecast_compiled import CompiledForecasts
 from controller.core.scaling.normalize import NormResult, NormState
 from controller.core.scaling.params import PolicyParams, Smoothing
 from controller.core.scaling.ramp import RampState, Ramps
@@ -71,6 +72,10 @@ class DecisionWorkspace:
     all_rows: np.ndarray
     pending_at: float | None = None
     no_startup: np.ndarray | None = None  # (N,) NaN: the start-up delays of an observation without them
+    # the forecast stage's state and outputs (forecast_compiled.py), None without forecast metrics;
+    # floor (N, M): its predictive proposals for the fused kernel (all NaN without forecasts)
+    forecast: CompiledForecasts | None = None
+    floor: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.alpha, self.ewma, self.ewma_at = self.em
@@ -89,10 +94,11 @@ class DecisionWorkspace:
     def from_state(cls, params: PolicyParams, state, share_events: bool = False) -> "DecisionWorkspace":
         """A workspace holding a copy of ``state`` (a ScalingState of ``params``). Raises
         ValueError for a policy the kernel does not cover (compiled.supports).
-        ``share_events`` is accepted for compatibility: the events are copied (packed)."""
+        ``share_events``: the events are copied (packed) anyway; the forecasts' seasonal profiles
+        are shared with ``state`` until a cycle writes them (then copied: ``state`` is never changed)."""
         if not compiled.supports(params):
             raise ValueError(f"policy {params.name!r} is not covered by the compiled kernel (the hpa preset, "
-                             f"forecasts, median or percentile smoothing): use decide()")
+                             f"median or percentile smoothing): use decide()")
         n, m = state.size, len(params.metrics)
         sm, nm = state.smooth, state.norm
         em = np.empty((3, n, m))
@@ -113,12 +119,15 @@ class DecisionWorkspace:
         vf = np.full((fused._F_ROWS, n), np.nan)
         vf[fused._F_MISSING_SINCE] = nm.missing_since
         vf[fused._F_PENDING] = 0.0
+        forecast = (CompiledForecasts.from_states(params, state.forecast, n, share=share_events)
+                    if params.forecast_metrics else None)
         return cls(params, fused.pack_params(params), em, win, ramp, slotted(nm.rec_values, nm.rec_times),
                    slotted(nm.up_changes, nm.up_times), slotted(nm.down_changes, nm.down_times), vf,
                    np.zeros((fused._I_ROWS, n), np.int64), out_f=np.full((6, n, m), np.nan),
                    out_b2=np.zeros((6, n, m), np.bool_), active=np.zeros(n, np.bool_),
                    buf=np.empty(sm.samples.shape[2]), all_rows=np.ones(n, np.bool_),
-                   no_startup=np.full(n, np.nan))
+                   no_startup=np.full(n, np.nan), forecast=forecast,
+                   floor=np.full((n, m), np.nan) if forecast is None else forecast.floor)
 
     @classmethod
     def empty(cls, params: PolicyParams, n: int) -> "DecisionWorkspace":
@@ -164,7 +173,9 @@ class DecisionWorkspace:
         smoothed = sig.values if self.params.smoothing == Smoothing.NONE else f2[1]
         ramps = Ramps(*out(self.ramp_out), self.params.ramp_metrics) if self.params.ramp_metrics else None
         norm = NormResult(*out(self.out_f1), *out(self.out_i1), out(self.active))
-        return Decision(now, obs.current, obs.ready, sig, smoothed, f2[2], b2[5], norm, kept, self.params, ramps=ramps)
+        forecasts = None if self.forecast is None else self.forecast.forecasts(copy)
+        return Decision(now, obs.current, obs.ready, sig, smoothed, f2[2], b2[5], norm, kept, self.params,
+                        forecasts=forecasts, ramps=ramps)
 
     # -- state
     def commit(self, applied: np.ndarray | bool = True, replicas: np.ndarray | None = None) -> int:
@@ -200,7 +211,8 @@ class DecisionWorkspace:
         ramps = tuple(RampState(np.array(self.ramp_values[r, :, :k], order="F"),
                                 np.array(self.ramp_times[r, :, :k], order="F"))
                       for r, k in enumerate(self._ramp_slots()))
-        return ScalingState(smooth, norm, (), ramps)
+        forecast = () if self.forecast is None else self.forecast.states(copy)
+        return ScalingState(smooth, norm, forecast, ramps)
 
     def _ramp_slots(self) -> list[int]:
         return [self.params.metrics[j].ramp.slots for j in self.params.ramp_metrics]
@@ -240,8 +252,13 @@ def decide_into(params: PolicyParams, ws: DecisionWorkspace, obs, now: float) ->
         startup = ws.no_startup if ws.no_startup is not None else np.full(current.shape, np.nan)
     else:
         startup = _f64(startup)
-    fused.fused_kernel(values, np.ascontiguousarray(obs.present, dtype=np.bool_), _f64(obs.sample_age_s), current,
-                       _f64(obs.ready), _f64(obs.status), startup, ws.pv, now, ws.em, ws.win, ws.ramp, ws.rec, ws.up, ws.down,
-                       ws.vf, ws.out_f, ws.out_b2, ws.vi, ws.active, ws.buf)
+    present, age, ready, status = (np.ascontiguousarray(obs.present, dtype=np.bool_), _f64(obs.sample_age_s),
+                                   _f64(obs.ready), _f64(obs.status))
+    if ws.forecast is not None:  # the forecast stage first: its predictive proposals are the kernel's floor
+        ws.forecast.step(values, present, age, current, ready, status, startup, now)
+    fused.fused_kernel(values, present, age, current, ready, status, startup, ws.floor, ws.pv, now, ws.em, ws.win,
+                       ws.ramp, ws.rec, ws.up, ws.down, ws.vf, ws.out_f, ws.out_b2, ws.vi, ws.active, ws.buf)
+    if ws.forecast is not None:
+        ws.forecast.finish(ws.out_f[1], ws.out_b2[5], current, ready, status)
     ws.pending_at = now
     return ws
