@@ -32,11 +32,14 @@ _R_COLUMN, _R_WINDOW, _R_TOLERANCE, _R_LEAD, _R_KEEP, _R_SLOTS, _R_OBSERVED, _R_
 # the packed parameter vector (pack_params): compiled._pack's scalars, then counts, then arrays
 _V_UP_RULES, _V_DOWN_RULES, _V_RAMPS, _V_METRICS = range(compiled._P_SIZE, compiled._P_SIZE + 4)
 _V_ARRAYS = compiled._P_SIZE + 4
-# rows of the workspace's (9, N) float array (core/scaling/workspace.py)
+# rows of the workspace's (11, N) float array (core/scaling/workspace.py)
 (_F_COMBINED, _F_PROPOSAL, _F_STABILIZED, _F_DESIRED, _F_MISSING_SINCE, _F_PENDING, _F_LOW, _F_HIGH,
- _F_SLOT_KEY, _F_ROWS) = range(10)
+ _F_SLOT_KEY, _F_HELD, _F_LOCK, _F_ROWS) = range(12)
 # rows of its (3, N) int array: limit reason, reason, the slot of the cycle's recommendation
 _I_LIMIT, _I_REASON, _I_SLOT, _I_ROWS = range(4)
+# targets with more recommendation times off the common pattern than 1 in _SCAN_ALL_BELOW: the
+# window pass scans every target's times (each such target costs ~4 targets of the full scan)
+_SCAN_ALL_BELOW = 4
 
 
 def pack_ramps(params) -> np.ndarray:
@@ -91,6 +94,176 @@ def _write_slot(events, i, value, now, outdated_after_s):
     events[1, slot, i] = now
 
 
+@jit_inline
+def _same_time(a, b):
+    """Equal recommendation times, two empty (NaN) slots included."""
+    return a == b or (a != a and b != b)
+
+
+@jit
+def _windows_of_pattern(rec_v, rows, now, cut_keep, cut_low, cut_high, legacy, up_w, down_w, released, proposals,
+                        low, high, held, slot_of):
+    """The window pass for targets whose recommendation times are the common pattern ``rows``
+    (H,) (every target decided in the same cycles: the usual case): each slot's time is one
+    number, so its tests are made once per slot and only the values of slots inside a window are
+    read (contiguous rows of rec_v (H, N)), without the times. Writes low, high, held (the linear
+    release's excess before its ceil), slot_of for all N targets (the caller redoes the others);
+    returns the slot the pattern's next recommendation goes to. The same operations per value as
+    :func:`_windows_of_target`."""
+    slots, n = rec_v.shape
+    s_star, best = 0, _INF
+    for s in range(slots):
+        t = rows[s]
+        key = t if t >= cut_keep else -_INF  # NaN (empty) compares False: reusable
+        if key < best:
+            s_star, best = s, key
+        vv = rec_v[s]
+        if released and t > cut_high:
+            ahead = 1.0 - (now - t) / down_w
+            for i in range(n):
+                p = proposals[i]
+                h = p + (vv[i] - p) * ahead
+                held[i] = h if h > held[i] else held[i]
+        in_high = (t >= cut_high) if legacy else (t > cut_high)  # the legacy window is inclusive
+        in_low = (not legacy) and up_w > 0 and t > cut_low  # HPA's default up-window 0: none
+        if in_high and in_low:
+            for i in range(n):
+                v = vv[i]
+                high[i] = v if v > high[i] else high[i]
+                low[i] = v if v < low[i] else low[i]
+        elif in_high:
+            for i in range(n):
+                v = vv[i]
+                high[i] = v if v > high[i] else high[i]
+        elif in_low:
+            for i in range(n):
+                v = vv[i]
+                low[i] = v if v < low[i] else low[i]
+    slot_of[:] = s_star
+    return s_star
+
+
+@jit
+def _windows_of_target(rec_v, rec_t, i, now, cut_keep, cut_low, cut_high, legacy, up_w, down_w, released, proposal,
+                       low, high, held, slot_of):
+    """The window pass for target i alone (its times off the common pattern): a scan of its
+    column of rec_v, rec_t (H, N)."""
+    lo_i, hi_i, held_i, key_i, slot_i = _INF, -_INF, -_INF, _INF, 0
+    for s in range(rec_v.shape[0]):
+        t, v = rec_t[s, i], rec_v[s, i]
+        if released and t > cut_high:
+            h = proposal + (v - proposal) * (1.0 - (now - t) / down_w)
+            held_i = h if h > held_i else held_i
+        if legacy:
+            hi_i = v if (t >= cut_high) & (v > hi_i) else hi_i
+        else:
+            hi_i = v if (t > cut_high) & (v > hi_i) else hi_i
+            if up_w > 0:
+                lo_i = v if (t > cut_low) & (v < lo_i) else lo_i
+        key = t if t >= cut_keep else -_INF
+        if key < key_i:
+            slot_i, key_i = s, key
+    low[i], high[i], held[i], slot_of[i] = lo_i, hi_i, held_i, slot_i
+
+
+@jit
+def _windows_of_all(rec_v, rec_t, now, cut_keep, cut_low, cut_high, legacy, up_w, down_w, released, proposals, low,
+                    high, held, slot_key, slot_of, rows, lock):
+    """The window pass scanning every target's times slot by slot (contiguous rows of (H, N),
+    branch-free selects, so that the inner loops vectorize); lock (N,): 1.0 where the target's
+    times are the common pattern ``rows`` (H,), else 0.0. slot_key: (N,) scratch."""
+    slots, n = rec_v.shape
+    lock[:] = 1.0
+    slot_key[:] = _INF
+    for s in range(slots):
+        tv, vv, r = rec_t[s], rec_v[s], rows[s]
+        for i in range(n):
+            lock[i] = lock[i] if _same_time(tv[i], r) else 0.0
+        if released:  # scaleDown.release: linear (stabilize.linear_release_ceiling before its ceil)
+            for i in range(n):
+                t, p = tv[i], proposals[i]
+                h = p + (vv[i] - p) * (1.0 - (now - t) / down_w)
+                held[i] = h if (t > cut_high) & (h > held[i]) else held[i]
+        if legacy:  # the legacy window is inclusive; no up window
+            for i in range(n):
+                t, v = tv[i], vv[i]
+                high[i] = v if (t >= cut_high) & (v > high[i]) else high[i]
+                key = t if t >= cut_keep else -_INF  # NaN (empty) compares False: reusable
+                better = key < slot_key[i]  # keys are finite or -inf: slot 0 beats the initial +inf
+                slot_of[i] = s if better else slot_of[i]
+                slot_key[i] = key if better else slot_key[i]
+        elif up_w > 0:
+            for i in range(n):
+                t, v = tv[i], vv[i]
+                high[i] = v if (t > cut_high) & (v > high[i]) else high[i]
+                low[i] = v if (t > cut_low) & (v < low[i]) else low[i]
+                key = t if t >= cut_keep else -_INF
+                better = key < slot_key[i]
+                slot_of[i] = s if better else slot_of[i]
+                slot_key[i] = key if better else slot_key[i]
+        else:  # HPA's default up-window 0
+            for i in range(n):
+                t, v = tv[i], vv[i]
+                high[i] = v if (t > cut_high) & (v > high[i]) else high[i]
+                key = t if t >= cut_keep else -_INF
+                better = key < slot_key[i]
+                slot_of[i] = s if better else slot_of[i]
+                slot_key[i] = key if better else slot_key[i]
+
+
+@jit
+def _recommendation_windows(rec, rows, now, cut_keep, cut_low, cut_high, legacy, up_w, down_w, released, proposals,
+                            low, high, held, slot_key, slot_of, lock):
+    """Per target: the lowest recommendation in the up window (low), the highest in the down
+    window (high), the linear release's held maximum (held, when ``released``) and the slot the
+    cycle's recommendation goes to (slot_of: the first reusable one, else the first oldest), of
+    rec (2, H, N) (values, times). rows (H + 1,): the common pattern of times and a flag (0: not
+    yet known, taken from target 0); lock (N,) 1.0 for the targets known to follow it (updated).
+    Returns the pattern's slot."""
+    slots, n = rec.shape[1], rec.shape[2]
+    low[:] = _INF
+    high[:] = -_INF
+    held[:] = -_INF
+    slot_of[:] = 0
+    if slots == 0:
+        return 0
+    rec_v, rec_t = rec[0], rec[1]
+    if rows[slots] == 0.0:  # not known yet (a new workspace): target 0's times, every target checked
+        for s in range(slots):
+            rows[s] = rec_t[s, 0] if n > 0 else _NAN
+        rows[slots] = 1.0
+        lock[:] = 0.0
+    off = 0
+    for i in range(n):
+        off += 1 if lock[i] == 0.0 else 0
+    if off * _SCAN_ALL_BELOW > n:
+        _windows_of_all(rec_v, rec_t, now, cut_keep, cut_low, cut_high, legacy, up_w, down_w, released, proposals,
+                        low, high, held, slot_key, slot_of, rows, lock)
+        s_star, best = 0, _INF
+        for s in range(slots):
+            t = rows[s]
+            key = t if t >= cut_keep else -_INF
+            if key < best:
+                s_star, best = s, key
+        return s_star
+    s_star = _windows_of_pattern(rec_v, rows, now, cut_keep, cut_low, cut_high, legacy, up_w, down_w, released,
+                                 proposals, low, high, held, slot_of)
+    for i in range(n):
+        if lock[i] != 0.0:
+            continue
+        same = True
+        for s in range(slots):
+            if not _same_time(rec_t[s, i], rows[s]):
+                same = False
+                break
+        if same:  # back on the pattern: its results are the pattern's
+            lock[i] = 1.0
+        else:
+            _windows_of_target(rec_v, rec_t, i, now, cut_keep, cut_low, cut_high, legacy, up_w, down_w, released,
+                               proposals[i], low, high, held, slot_of)
+    return s_star
+
+
 # One function body on purpose: a call of a compiled function taking arrays increments and
 # decrements each array's reference count (atomic operations), ~150-250 ns per call with the
 # 5 to 15 arrays the stages need, more than a target's whole decision. The former staged kernels
@@ -98,17 +271,18 @@ def _write_slot(events, i, value, now, outdated_after_s):
 # are called per target, and they are inlined (compiled.jit_inline). The arguments are few
 # (packed arrays): unboxing each costs the call from Python ~0.15 us.
 @jit
-def fused_kernel(values, present, age, current, ready, status, startup, pv, now, em, win, ramp, rec, up, down, vf, out_f,
-                 out_b, vi, active_out, buf):
+def fused_kernel(values, present, age, current, ready, status, startup, pv, now, em, win, ramp, rec, rec_rows, up, down,
+                 vf, out_f, out_b, vi, active_out, buf):
     """Decide for N targets, one target at a time, the state updated in place.
 
     Inputs (N, M) values, present, age; (N,) current, ready, status, startup (observed start-up
     delays, NaN unknown). Parameters: pv (see pack_params). State: em (3, N, M) the negated EWMA weights
     (expm1(-ln2 dt / half-life): the caller computes them, see ewma_exponent_into), EWMA, its time; win (2, N, M, W) window samples, their times;
-    ramp (2, R, N, K) ramp samples, times; rec (2, H, N) recommendations, times; up, down
-    (2, E, N) scale events (changes, times), read only; vf (9, N): outputs combined, proposal,
-    stabilized, desired, state missing_since, the cycle's current (pending for commit), scratch
-    low, high, slot key (_F_*). Outputs: out_f (6, N, M) signal values, smoothed, proposals,
+    ramp (2, R, N, K) ramp samples, times; rec (2, H, N) recommendations, times; rec_rows (H + 1,)
+    their common pattern (see _recommendation_windows); up, down (2, E, N) scale events (changes,
+    times), read only; vf (11, N): outputs combined, proposal, stabilized, desired, state
+    missing_since, the cycle's current (pending for commit), scratch low, high, slot key, held,
+    state lock (on the pattern) (_F_*). Outputs: out_f (6, N, M) signal values, smoothed, proposals,
     ramp slope, ahead, proposal (ramp columns only); out_b (6, N, M) missing, stale, nonfinite,
     negative, usable, valid; vi (3, N) limit reason, reason, scratch slot (_I_*); active_out
     (N,). buf: (W,) scratch."""
@@ -267,52 +441,19 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
         vf[_F_COMBINED, i], vf[_F_PROPOSAL, i] = combined, proposal
         vi[_I_REASON, i] = miss_reason
 
-    # -- the recommendation windows, slot by slot across targets (contiguous rows of (H, N),
-    #    branch-free selects, so that the inner loops vectorize), and the slot each target's
-    #    proposal goes to: the first reusable one, else the first oldest. One pass per slot.
-    low, high, slot_key, slot_of = vf[_F_LOW], vf[_F_HIGH], vf[_F_SLOT_KEY], vi[_I_SLOT]
-    low[:] = _INF
-    high[:] = -_INF
-    slot_key[:] = _INF
-    slot_of[:] = 0
+    # -- the recommendation windows (per target: low, high, the linear release's held maximum, the
+    #    slot of this cycle's recommendation), slot by slot across targets: see
+    #    _recommendation_windows (the common pattern of times, the targets off it)
+    low, high, held_max, slot_of = vf[_F_LOW], vf[_F_HIGH], vf[_F_HELD], vi[_I_SLOT]
+    lock = vf[_F_LOCK]
     rec_v, rec_t = rec[0], rec[1]
-    # scaleDown.release: linear, slot by slot like the windows (stabilize.linear_release_ceiling
-    # before its ceil: each held excess over the proposal scaled by the share of the window ahead)
+    # scaleDown.release: linear (stabilize.linear_release_ceiling before its ceil: each held excess
+    # over the proposal scaled by the share of the window ahead)
     released = linear_release and not legacy and down_w > 0.0
-    held_max = np.full(n if released else 0, -_INF)
-    proposals = vf[_F_PROPOSAL]
-    for s in range(slots):
-        tv, vv = rec_t[s], rec_v[s]
-        if released:
-            for i in range(n):
-                t, p = tv[i], proposals[i]
-                held = p + (vv[i] - p) * (1.0 - (now - t) / down_w)
-                held_max[i] = held if (t > cut_high) & (held > held_max[i]) else held_max[i]
-        if legacy:  # the legacy window is inclusive; no up window
-            for i in range(n):
-                t, v = tv[i], vv[i]
-                high[i] = v if (t >= cut_high) & (v > high[i]) else high[i]
-                key = t if t >= cut_keep else -_INF  # NaN (empty) compares False: reusable
-                better = key < slot_key[i]  # keys are finite or -inf: slot 0 beats the initial +inf
-                slot_of[i] = s if better else slot_of[i]
-                slot_key[i] = key if better else slot_key[i]
-        elif up_w > 0:
-            for i in range(n):
-                t, v = tv[i], vv[i]
-                high[i] = v if (t > cut_high) & (v > high[i]) else high[i]
-                low[i] = v if (t > cut_low) & (v < low[i]) else low[i]
-                key = t if t >= cut_keep else -_INF
-                better = key < slot_key[i]
-                slot_of[i] = s if better else slot_of[i]
-                slot_key[i] = key if better else slot_key[i]
-        else:  # HPA's default up-window 0
-            for i in range(n):
-                t, v = tv[i], vv[i]
-                high[i] = v if (t > cut_high) & (v > high[i]) else high[i]
-                key = t if t >= cut_keep else -_INF
-                better = key < slot_key[i]
-                slot_of[i] = s if better else slot_of[i]
-                slot_key[i] = key if better else slot_key[i]
+    if slots > 0 and rec_rows[slots] != 0.0 and rec_rows[0] != rec_rows[0]:
+        rec_rows[0] = now  # the first sight seeded slot 0 of every target on the pattern
+    s_star = _recommendation_windows(rec, rec_rows, now, cut_keep, cut_low, cut_high, legacy, up_w, down_w, released,
+                                     vf[_F_PROPOSAL], low, high, held_max, vf[_F_SLOT_KEY], slot_of, lock)
 
     for i in range(n):
         cur = current[i]
@@ -393,14 +534,19 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
                         desired, limit_reason = allowed, (compiled._RL_DOWN if raw > lo else compiled._CL_MIN)
 
         # remember the raw proposal (Setpoint's own mode also during a hold)
-        if slots > 0 and ((not skip) or (hold and not has_forced)):
-            rec_v[slot_i, i] = proposal
-            rec_t[slot_i, i] = now
+        if slots > 0:
+            wrote = (not skip) or (hold and not has_forced)
+            if wrote:
+                rec_v[slot_i, i] = proposal
+                rec_t[slot_i, i] = now
+            lock[i] = 1.0 if (wrote and lock[i] != 0.0) else 0.0  # a target on the pattern writes its slot
         stabilized, desired, limit_reason, reason = compiled.final_outcome(
             cur, proposal, stabilized, desired, limit_reason, legacy, miss_reason, pre_reason, forced, hold)
         vf[_F_STABILIZED, i], vf[_F_DESIRED, i] = stabilized, desired
         vi[_I_LIMIT, i], vi[_I_REASON, i] = limit_reason, reason
         active_out[i] = (not has_forced) and any_valid and not hold
+    if slots > 0:
+        rec_rows[s_star] = now
     return 0
 
 
