@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.core.scaling import compiled
+from controller.core.scaling import compiled, fused
 from controller.core.scaling.decide import Decision, Observation, ScalingState, decide, decide_numpy
 from controller.core.scaling.params import MetricKind, MetricParams, PolicyParams, ScalingRules, Select, Smoothing
 from controller.core.scaling.workspace import DecisionWorkspace, decide_into
@@ -54,12 +54,24 @@ def assert_states_equal(a: ScalingState, b: ScalingState, where: str) -> None:
         np.testing.assert_array_equal(x.times, y.times, err_msg=f"{where}: ramp[{r}].times")
 
 
+def assert_pattern_holds(ws: DecisionWorkspace, where: str) -> None:
+    """The kernel's derived state: every target flagged on the common pattern of recommendation
+    times (vf's lock row) has exactly those times (empty slots included)."""
+    slots = ws.rec_times.shape[1]
+    if slots == 0 or ws.rec_rows[slots] == 0.0:
+        return
+    on = ws.vf[fused._F_LOCK] != 0.0
+    times, pattern = ws.rec_times[on], ws.rec_rows[:slots]
+    same = (times == pattern) | (np.isnan(times) & np.isnan(pattern))
+    assert same.all(), f"{where}: targets {np.flatnonzero(on)[~same.all(axis=1)]} flagged on the pattern are not"
+
+
 def run_in_place(policy: PolicyParams, values: np.ndarray, current0, applied=None, replicas_delta=None, ages=None,
-                 present=None, ready_lag: int = 0, status_extra: float = 0.0, times=None) -> list[Decision]:
+                 present=None, ready_lag: int = 0, status_extra: float = 0.0, times=None, each=None) -> list[Decision]:
     """Feed (steps, N, M) values to numpy's decide (its state carried through state_after) and to
     one workspace (decide_into, then commit), with the same applied rows (steps, N) and counts
     set (desired + replicas_delta), at ``times`` (steps,) (default every 15 s); every output and
-    state compared each cycle."""
+    state compared each cycle. ``each(ws)``: called after each decide_into."""
     steps, n, _ = values.shape
     applied = np.ones((steps, n), bool) if applied is None else applied
     state, ws = ScalingState.empty(n, policy), DecisionWorkspace.empty(policy, n)
@@ -72,6 +84,9 @@ def run_in_place(policy: PolicyParams, values: np.ndarray, current0, applied=Non
                              sample_age_s=None if ages is None else ages[k])
         d = decide_numpy(policy, obs, state, now)
         decide_into(policy, ws, obs, now)
+        assert_pattern_holds(ws, f"cycle {k}")
+        if each is not None:
+            each(ws)
         assert_outputs_equal(d, ws, f"cycle {k}")
         assert_states_equal(d.kept, ws.state(), f"cycle {k}, before the commit")
         replicas = d.norm.desired if replicas_delta is None else np.maximum(d.norm.desired + replicas_delta[k], 0.0)
@@ -137,6 +152,45 @@ def test_workspace_equals_numpy_over_long_irregular_runs(policy, seed):
     delta = rng.choice([0.0, 0.0, 0.0, 1.0, -1.0], (steps, n))
     run_in_place(policy, values, rng.integers(1, 30, n).astype(float), applied=applied, replicas_delta=delta,
                  times=times)
+
+
+PATTERN_POLICIES = LONG_RUN_POLICIES[:3] + [
+    pytest.param(params(metrics=(metric(MetricKind.UTILIZATION, 60.0, "cpu"),), legacy=True,
+                        scale_down=ScalingRules.of(60, Select.MAX, [])), id="legacy-window"),
+    pytest.param(load_policies([REPO / "policies" / "setpoint-default.yaml"])[0].params, id="default-linear-release"),
+]
+
+
+@pytest.mark.parametrize("policy", PATTERN_POLICIES)
+@pytest.mark.parametrize("n, off, path", [pytest.param(40, 3, "some targets alone", id="few-off-the-pattern"),
+                                          pytest.param(8, 5, "every target", id="most-off-the-pattern")])
+def test_targets_leaving_the_common_pattern_of_times(policy, n, off, path):
+    """The window pass tests each slot's time once for the targets whose recommendation times are
+    the common pattern (all decided in the same cycles): targets that skip a recommendation
+    (pushed above the maximum by arbitration: a forced count, no recommendation) leave it and are
+    scanned alone, or every target is scanned when many are off; irregular times (a repeated time,
+    long gaps), missing series and failed actions; numpy's decisions and states throughout."""
+    rng = np.random.default_rng(n)
+    steps, m = 70, len(policy.metrics)
+    levels = rng.uniform(50, 3000, (1, n, m)) * (1 + 0.8 * np.sin(np.arange(steps) / 7.0))[:, None, None]
+    values = levels * rng.lognormal(0, 0.3, (steps, n, m))
+    values[rng.random((steps, n, m)) < 0.05] = np.nan
+    times = T0 + np.cumsum(rng.choice([15.0] * 8 + [0.0, 40.0, 400.0], steps))
+    delta = np.zeros((steps, n))
+    pushed = rng.choice(n, off, replace=False)
+    delta[rng.random((steps, n)) < 0.08] = 1000.0
+    delta[:, np.setdiff1d(np.arange(n), pushed)] = 0.0
+    applied = rng.random((steps, n)) < 0.95
+    seen = []
+
+    def record(ws):
+        lock = ws.vf[fused._F_LOCK]
+        if ws.rec_times.shape[1] and 0 < (lock == 0).sum():
+            seen.append("every target" if (lock == 0).sum() * fused._SCAN_ALL_BELOW > n else "some targets alone")
+
+    run_in_place(policy, values, rng.integers(2, 30, n).astype(float), applied=applied, replicas_delta=delta,
+                 times=times, each=record)
+    assert path in seen, f"the row does not exercise {path!r}: saw {sorted(set(seen))}"
 
 
 def _scaling_up(policy: PolicyParams) -> tuple[DecisionWorkspace, Observation]:
