@@ -56,14 +56,18 @@ def assert_states_equal(a: ScalingState, b: ScalingState, where: str) -> None:
 
 def assert_pattern_holds(ws: DecisionWorkspace, where: str) -> None:
     """The kernel's derived state: every target flagged on the common pattern of recommendation
-    times (vf's lock row) has exactly those times (empty slots included)."""
-    slots = ws.rec_times.shape[1]
-    if slots == 0 or ws.rec_rows[slots] == 0.0:
-        return
-    on = ws.vf[fused._F_LOCK] != 0.0
-    times, pattern = ws.rec_times[on], ws.rec_rows[:slots]
-    same = (times == pattern) | (np.isnan(times) & np.isnan(pattern))
-    assert same.all(), f"{where}: targets {np.flatnonzero(on)[~same.all(axis=1)]} flagged on the pattern are not"
+    times (vf's lock row) has exactly those times (empty slots included); every series flagged on
+    the window samples' pattern (plane 6 of out_b2) has its times."""
+    slots, w = ws.rec_times.shape[1], ws.sample_at.shape[2]
+
+    def check(times, pattern, what):
+        same = ((times == pattern) | (np.isnan(times) & np.isnan(pattern))).all(axis=-1)
+        assert same.all(), f"{where}: {what} flagged on the pattern are not: {np.argwhere(~same).tolist()}"
+
+    if slots and ws.rows[slots] != 0.0:
+        check(ws.rec_times[ws.vf[fused._F_LOCK] != 0.0], ws.rows[:slots], "targets")
+    if w and ws.rows[slots + 1 + w] != 0.0:
+        check(ws.sample_at[ws.out_b2[6]], ws.rows[slots + 1:slots + 1 + w], "series")
 
 
 def run_in_place(policy: PolicyParams, values: np.ndarray, current0, applied=None, replicas_delta=None, ages=None,

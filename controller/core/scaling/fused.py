@@ -101,6 +101,36 @@ def _same_time(a, b):
 
 
 @jit
+def _sample_pattern(win, rows, now, window_s, on):
+    """The window samples' common pattern of times (every series sampled in the same cycles: the
+    usual case), for the (N, M) series flagged ``on`` it: rows (3W + 1,) its times (W,), a flag
+    (0.0: not known yet: series (0, 0)'s times, every series off until its times match), then
+    (written here) its times after this cycle's sample (W,), then 1.0 for each slot then inside
+    the window (W,). Returns (the slot of this cycle's sample: the first empty, else the first
+    oldest; the number of slots inside the window)."""
+    w = win.shape[3]
+    if rows[w] == 0.0:
+        for s in range(w):
+            rows[s] = win[1, 0, 0, s] if win.shape[1] * win.shape[2] > 0 else _NAN
+        rows[w] = 1.0
+        on[:, :] = False
+    slot, key = 0, _INF
+    for s in range(w):
+        t = rows[s]
+        kw = -_INF if t != t else t
+        if s == 0 or kw < key:
+            slot, key = s, kw
+    count = 0
+    for s in range(w):
+        t = now if s == slot else rows[s]
+        rows[w + 1 + s] = t
+        inside = (now - t) < window_s
+        rows[2 * w + 1 + s] = 1.0 if inside else 0.0
+        count += 1 if inside else 0
+    return slot, count
+
+
+@jit
 def _windows_of_pattern(rec_v, rows, now, cut_keep, cut_low, cut_high, legacy, up_w, down_w, released, proposals,
                         low, high, held, slot_of):
     """The window pass for targets whose recommendation times are the common pattern ``rows``
@@ -271,20 +301,21 @@ def _recommendation_windows(rec, rows, now, cut_keep, cut_low, cut_high, legacy,
 # are called per target, and they are inlined (compiled.jit_inline). The arguments are few
 # (packed arrays): unboxing each costs the call from Python ~0.15 us.
 @jit
-def fused_kernel(values, present, age, current, ready, status, startup, pv, now, em, win, ramp, rec, rec_rows, up, down,
+def fused_kernel(values, present, age, current, ready, status, startup, pv, now, em, win, ramp, rec, rows, up, down,
                  vf, out_f, out_b, vi, active_out, buf):
     """Decide for N targets, one target at a time, the state updated in place.
 
     Inputs (N, M) values, present, age; (N,) current, ready, status, startup (observed start-up
     delays, NaN unknown). Parameters: pv (see pack_params). State: em (3, N, M) the negated EWMA weights
     (expm1(-ln2 dt / half-life): the caller computes them, see ewma_exponent_into), EWMA, its time; win (2, N, M, W) window samples, their times;
-    ramp (2, R, N, K) ramp samples, times; rec (2, H, N) recommendations, times; rec_rows (H + 1,)
-    their common pattern (see _recommendation_windows); up, down (2, E, N) scale events (changes,
+    ramp (2, R, N, K) ramp samples, times; rec (2, H, N) recommendations, times; rows
+    (H + 1 + 3W + 1,) the common patterns of times of the recommendations (H + 1, see
+    _recommendation_windows) and of the window samples (see _sample_pattern); up, down (2, E, N) scale events (changes,
     times), read only; vf (11, N): outputs combined, proposal, stabilized, desired, state
     missing_since, the cycle's current (pending for commit), scratch low, high, slot key, held,
     state lock (on the pattern) (_F_*). Outputs: out_f (6, N, M) signal values, smoothed, proposals,
-    ramp slope, ahead, proposal (ramp columns only); out_b (6, N, M) missing, stale, nonfinite,
-    negative, usable, valid; vi (3, N) limit reason, reason, scratch slot (_I_*); active_out
+    ramp slope, ahead, proposal (ramp columns only); out_b (7, N, M) missing, stale, nonfinite,
+    negative, usable, valid, and (state) the series' sample times on the pattern; vi (3, N) limit reason, reason, scratch slot (_I_*); active_out
     (N,). buf: (W,) scratch."""
     n, m = values.shape
     stale_after, tol_up, tol_down = pv[compiled._P_STALE], pv[compiled._P_TOL_UP], pv[compiled._P_TOL_DOWN]
@@ -311,6 +342,14 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
     cut_keep, cut_low, cut_high = now - keep_s, now - up_w, now - down_w
     up_slots, down_slots = up.shape[1], down.shape[1]
 
+    # the window samples' common pattern of times (rows[slots + 1:], see _sample_pattern)
+    w_slot, w_count = 0, 0
+    w_next = rows[slots + 2 + w:slots + 2 + 2 * w]
+    w_inside = rows[slots + 2 + 2 * w:slots + 2 + 3 * w]
+    on_sample_rows = out_b[6]
+    windowed = w > 0 and smoothing != _S_EWMA and smoothing != _S_NONE
+    if windowed:
+        w_slot, w_count = _sample_pattern(win, rows[slots + 1:], now, window_s, on_sample_rows)
     for i in range(n):
         cur, rdy, sts = current[i], ready[i], status[i]
         vf[_F_PENDING, i] = cur
@@ -334,8 +373,27 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
                 sm = em[1, i, j]
             elif smoothing == _S_NONE:
                 sm = sv
+            elif on_sample_rows[i, j] and us:  # window mean / max, the sample times on the pattern: its
+                # slot and the slots inside the window are known (the same operations as below)
+                win[0, i, j, w_slot] = sv
+                win[1, i, j, w_slot] = now
+                best, total = -_INF, 0.0
+                if smoothing == _S_MAX:
+                    for s in range(w):
+                        if w_inside[s] != 0.0:
+                            y = win[0, i, j, s]
+                            best = y if y > best else best
+                    sm = best if w_count > 0 else _NAN
+                elif w < 8:
+                    for s in range(w):
+                        total += win[0, i, j, s] if w_inside[s] != 0.0 else 0.0
+                    sm = total / w_count if w_count > 0 else _NAN
+                else:
+                    for s in range(w):
+                        buf[s] = win[0, i, j, s] if w_inside[s] != 0.0 else 0.0
+                    sm = compiled._pairwise_sum(buf, 0, w) / w_count if w_count > 0 else _NAN
             else:  # window mean / max: nanmean / nanmax of the samples with age < window
-                if us and w > 0:
+                if us and w > 0:  # the first empty slot, else the first oldest
                     slot, key = 0, _INF
                     for s in range(w):
                         t = win[1, i, j, s]
@@ -364,6 +422,13 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
                         buf[s] = win[0, i, j, s] if inside else 0.0
                         count += 1 if inside else 0
                     sm = compiled._pairwise_sum(buf, 0, w) / count if count > 0 else _NAN
+                if w > 0:  # on the pattern after this cycle: its times are the pattern's next ones
+                    same = True
+                    for s in range(w):
+                        if not _same_time(win[1, i, j, s], w_next[s]):
+                            same = False
+                            break
+                    on_sample_rows[i, j] = same
             out_f[1, i, j] = sm
             p, ready_ok = compiled._propose_one(int(pv[o_metric + j]), pv[o_metric + m + j], sm, cur, rdy, sts,
                                                 tol_up, tol_down)
@@ -450,9 +515,9 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
     # scaleDown.release: linear (stabilize.linear_release_ceiling before its ceil: each held excess
     # over the proposal scaled by the share of the window ahead)
     released = linear_release and not legacy and down_w > 0.0
-    if slots > 0 and rec_rows[slots] != 0.0 and rec_rows[0] != rec_rows[0]:
-        rec_rows[0] = now  # the first sight seeded slot 0 of every target on the pattern
-    s_star = _recommendation_windows(rec, rec_rows, now, cut_keep, cut_low, cut_high, legacy, up_w, down_w, released,
+    if slots > 0 and rows[slots] != 0.0 and rows[0] != rows[0]:
+        rows[0] = now  # the first sight seeded slot 0 of every target on the pattern
+    s_star = _recommendation_windows(rec, rows[:slots + 1], now, cut_keep, cut_low, cut_high, legacy, up_w, down_w, released,
                                      vf[_F_PROPOSAL], low, high, held_max, vf[_F_SLOT_KEY], slot_of, lock)
 
     for i in range(n):
@@ -546,7 +611,9 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
         vi[_I_LIMIT, i], vi[_I_REASON, i] = limit_reason, reason
         active_out[i] = (not has_forced) and any_valid and not hold
     if slots > 0:
-        rec_rows[s_star] = now
+        rows[s_star] = now
+    if windowed:
+        rows[slots + 1:slots + 1 + w] = w_next
     return 0
 
 

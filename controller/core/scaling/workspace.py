@@ -43,17 +43,18 @@ class DecisionWorkspace:
     State: ewma, ewma_at (N, M); samples, sample_at (N, M, W); ramp_values, ramp_times (R, N, K)
     for the R ramp metrics (K: the longest; each metric uses its own slot count); rec_values,
     rec_times (N, H); up/down changes and times (N, E); missing_since (N,). Derived (the kernel
-    keeps them; only it changes rec_times): rec_rows (H + 1,) the times common to most targets'
-    recommendation slots and a flag (0.0: not known yet), the _F_LOCK row of vf (1.0: the
-    target's times are those), so that its window pass tests each slot's time once
-    (fused._recommendation_windows).
+    keeps them; only it changes rec_times and sample_at): rows (H + 1 + 3W + 1,) the times common
+    to most targets' recommendation slots and a flag (0.0: not known yet), the _F_LOCK row of vf
+    (1.0: the target's times are those), so that the window pass tests each slot's time once
+    (fused._recommendation_windows); then the same for the window samples (fused._sample_pattern;
+    plane 6 of out_b flags the series on it).
     Outputs: out_f2 (3, N, M) signal values, smoothed, proposals (NaN where not valid); out_b2
-    (6, N, M) missing, stale, nonfinite, negative, usable, valid; ramp_out (3, N, M) slope, ahead,
+    (7, N, M) missing, stale, nonfinite, negative, usable, valid (plane 6: state, see rows); ramp_out (3, N, M) slope, ahead,
     ramp proposal (NaN outside ramp metrics); out_f1 (4, N) combined, proposal, stabilized,
     desired; out_i1 (2, N) limit reason, reason; active (N,). Pending: the cycle's current (N,)
     and time, until ``commit``; all_rows: (N,) True (commit's default).
     Packed (fused.fused_kernel's arguments): em (3, N, M) negated EWMA weights, ewma, ewma_at; win
-    (2, N, M, W); ramp (2, R, N, K); rec (2, H, N); rec_rows; up, down (2, E, N); vf (11, N) and vi (3, N)
+    (2, N, M, W); ramp (2, R, N, K); rec (2, H, N); rows; up, down (2, E, N); vf (11, N) and vi (3, N)
     (fused._F_* and _I_* rows); out_f (6, N, M) out_f2 then ramp_out; pv the parameters
     (fused.pack_params).
     """
@@ -64,7 +65,7 @@ class DecisionWorkspace:
     win: np.ndarray
     ramp: np.ndarray
     rec: np.ndarray
-    rec_rows: np.ndarray
+    rows: np.ndarray
     up: np.ndarray
     down: np.ndarray
     vf: np.ndarray
@@ -120,10 +121,11 @@ class DecisionWorkspace:
         vf[fused._F_PENDING] = 0.0
         vf[fused._F_LOCK] = 0.0
         rec = slotted(nm.rec_values, nm.rec_times)
-        return cls(params, fused.pack_params(params), em, win, ramp, rec, np.zeros(rec.shape[1] + 1),
+        rows = np.zeros(rec.shape[1] + 1 + 3 * win.shape[3] + 1)  # the flags 0.0: patterns not known yet
+        return cls(params, fused.pack_params(params), em, win, ramp, rec, rows,
                    slotted(nm.up_changes, nm.up_times), slotted(nm.down_changes, nm.down_times), vf,
                    np.zeros((fused._I_ROWS, n), np.int64), out_f=np.full((6, n, m), np.nan),
-                   out_b2=np.zeros((6, n, m), np.bool_), active=np.zeros(n, np.bool_),
+                   out_b2=np.zeros((7, n, m), np.bool_), active=np.zeros(n, np.bool_),
                    buf=np.empty(sm.samples.shape[2]), all_rows=np.ones(n, np.bool_),
                    no_startup=np.full(n, np.nan))
 
@@ -248,7 +250,7 @@ def decide_into(params: PolicyParams, ws: DecisionWorkspace, obs, now: float) ->
     else:
         startup = _f64(startup)
     fused.fused_kernel(values, np.ascontiguousarray(obs.present, dtype=np.bool_), _f64(obs.sample_age_s), current,
-                       _f64(obs.ready), _f64(obs.status), startup, ws.pv, now, ws.em, ws.win, ws.ramp, ws.rec, ws.rec_rows, ws.up, ws.down,
+                       _f64(obs.ready), _f64(obs.status), startup, ws.pv, now, ws.em, ws.win, ws.ramp, ws.rec, ws.rows, ws.up, ws.down,
                        ws.vf, ws.out_f, ws.out_b2, ws.vi, ws.active, ws.buf)
     ws.pending_at = now
     return ws
