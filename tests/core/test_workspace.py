@@ -15,6 +15,7 @@ from controller.core.scaling import compiled, fused
 from controller.core.scaling.decide import Decision, Observation, ScalingState, decide, decide_numpy
 from controller.core.scaling.params import MetricKind, MetricParams, PolicyParams, ScalingRules, Select, Smoothing
 from controller.core.scaling.workspace import DecisionWorkspace, decide_into
+from controller.model import Reason
 from controller.policy import load_policies
 from tests.core.helpers import T0
 from tests.core.test_compiled import (DOWN_RATE, NAN, RAMPED, REPO, SAMPLE, SCRIPTED, UP_MIN, metric, params, policies,
@@ -233,18 +234,24 @@ def test_legacy_policies_keep_no_events():
     assert ws.desired[0] > 3 and ws.commit() == 0
 
 
-def test_state_round_trip_and_continuing_from_a_numpy_state():
-    policy = params(metrics=(MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 100.0),), scale_down=ScalingRules.of(
-        60, Select.MAX, []))
-    values = ramp([300, 900, 100, NAN, 100], n=3)
+@pytest.mark.parametrize("policy, split", [
+    pytest.param(params(metrics=(MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 100.0),),
+                        scale_down=ScalingRules.of(60, Select.MAX, [])), 3, id="down-window"),
+    pytest.param(params(scale_down=DOWN_RATE), 8, id="rates-over-the-numpy-events"),
+])
+def test_state_round_trip_and_continuing_from_a_numpy_state(policy, split):
+    """The workspace made from a numpy state after ``split`` cycles continues as numpy does (its
+    scale events, still inside their rate periods, limit the next cycles)."""
+    values = ramp([300, 900, 100, NAN] + [100] * 8, n=3)
     state = ScalingState.empty(3, policy)
     current = np.full(3, 4.0)
-    for k in range(3):  # three cycles on numpy, then the rest in place from its state
+    for k in range(split):  # cycles on numpy, then the rest in place from its state
         d = decide_numpy(policy, Observation.of(current, current, values[k]), state, T0 + 15.0 * k)
         state, current = d.state, d.norm.desired.copy()
     ws = DecisionWorkspace.from_state(policy, state)
     assert_states_equal(state, ws.state(), "round trip")
-    for k in range(3, 5):
+    limited = []
+    for k in range(split, values.shape[0]):
         obs = Observation.of(current, current, values[k], present=~np.isnan(values[k]))
         d = decide_numpy(policy, obs, state, T0 + 15.0 * k)
         decide_into(policy, ws, obs, T0 + 15.0 * k)
@@ -252,6 +259,9 @@ def test_state_round_trip_and_continuing_from_a_numpy_state():
         ws.commit()
         state, current = d.state, d.norm.desired.copy()
         assert_states_equal(state, ws.state(), f"cycle {k}")
+        limited += [int(r) for r in d.norm.limit_reason]
+    if policy.scale_down.types.size:
+        assert int(Reason.RATE_LIMITED_DOWN) in limited, "the numpy events did not limit the rate"
 
 
 def test_a_policy_the_kernel_does_not_cover_gets_no_workspace():

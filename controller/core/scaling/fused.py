@@ -32,9 +32,9 @@ _R_COLUMN, _R_WINDOW, _R_TOLERANCE, _R_LEAD, _R_KEEP, _R_SLOTS, _R_OBSERVED, _R_
 # the packed parameter vector (pack_params): compiled._pack's scalars, then counts, then arrays
 _V_UP_RULES, _V_DOWN_RULES, _V_RAMPS, _V_METRICS = range(compiled._P_SIZE, compiled._P_SIZE + 4)
 _V_ARRAYS = compiled._P_SIZE + 4
-# rows of the workspace's (11, N) float array (core/scaling/workspace.py)
+# rows of the workspace's (12, N) float array (core/scaling/workspace.py)
 (_F_COMBINED, _F_PROPOSAL, _F_STABILIZED, _F_DESIRED, _F_MISSING_SINCE, _F_PENDING, _F_LOW, _F_HIGH,
- _F_SLOT_KEY, _F_HELD, _F_LOCK, _F_ROWS) = range(12)
+ _F_SLOT_KEY, _F_HELD, _F_LOCK, _F_LAST_EVENT, _F_ROWS) = range(13)
 # rows of its (3, N) int array: limit reason, reason, the slot of the cycle's recommendation
 _I_LIMIT, _I_REASON, _I_SLOT, _I_ROWS = range(4)
 # targets with more recommendation times off the common pattern than 1 in _SCAN_ALL_BELOW: the
@@ -311,9 +311,9 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
     ramp (2, R, N, K) ramp samples, times; rec (2, H, N) recommendations, times; rows
     (H + 1 + 3W + 1,) the common patterns of times of the recommendations (H + 1, see
     _recommendation_windows) and of the window samples (see _sample_pattern); up, down (2, E, N) scale events (changes,
-    times), read only; vf (11, N): outputs combined, proposal, stabilized, desired, state
+    times), read only; vf (12, N): outputs combined, proposal, stabilized, desired, state
     missing_since, the cycle's current (pending for commit), scratch low, high, slot key, held,
-    state lock (on the pattern) (_F_*). Outputs: out_f (6, N, M) signal values, smoothed, proposals,
+    state lock (on the pattern), state latest scale event time (commit_kernel's) (_F_*). Outputs: out_f (6, N, M) signal values, smoothed, proposals,
     ramp slope, ahead, proposal (ramp columns only); out_b (7, N, M) missing, stale, nonfinite,
     negative, usable, valid, and (state) the series' sample times on the pattern; vi (3, N) limit reason, reason, scratch slot (_I_*); active_out
     (N,). buf: (W,) scratch."""
@@ -568,12 +568,14 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
                         kind, value, period = pv[o + r], pv[o + n_rules + r], pv[o + 2 * n_rules + r]
                         if period != last_period:  # rules sharing a period share their sums
                             # branch-free masked sums: adding +0.0 for a slot outside the period is
-                            # exact (a sum from +0.0 is never -0.0), as np.sum(where=) skipping it
+                            # exact (a sum from +0.0 is never -0.0), as np.sum(where=) skipping it;
+                            # none inside when the latest event is not (its time bounds the others')
                             added, removed = 0.0, 0.0
-                            for s in range(up_slots):
-                                added += up[0, s, i] if (now - up[1, s, i]) < period else 0.0
-                            for s in range(down_slots):
-                                removed += down[0, s, i] if (now - down[1, s, i]) < period else 0.0
+                            if (now - vf[_F_LAST_EVENT, i]) < period:
+                                for s in range(up_slots):
+                                    added += up[0, s, i] if (now - up[1, s, i]) < period else 0.0
+                                for s in range(down_slots):
+                                    removed += down[0, s, i] if (now - down[1, s, i]) < period else 0.0
                             last_period = period
                         start = cur - added + removed
                         pods = int(kind) == compiled._PODS
@@ -618,10 +620,11 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
 
 
 @jit
-def commit_kernel(current, replicas, applied, now, up, down, pv):
+def commit_kernel(current, replicas, applied, now, up, down, pv, last_event):
     """normalize.record_scale_events in place: |replicas - current| (N,) per direction for the
     applied rows (N,) bool, into up, down (2, E, N) (changes, times), each kept for its
-    direction's longest rate period (pv, see pack_params)."""
+    direction's longest rate period (pv, see pack_params); last_event (N,): the latest event
+    time of each target (NaN: none), raised to ``now`` where one is recorded."""
     up_keep_s, down_keep_s = pv[compiled._P_UP_LONGEST], pv[compiled._P_DOWN_LONGEST]
     count = 0
     for i in range(current.shape[0]):
@@ -630,8 +633,11 @@ def commit_kernel(current, replicas, applied, now, up, down, pv):
         cur, to = current[i], replicas[i]
         if to > cur and up.shape[1] > 0:
             _write_slot(up, i, to - cur, now, up_keep_s)
-            count += 1
         elif to < cur and down.shape[1] > 0:
             _write_slot(down, i, cur - to, now, down_keep_s)
-            count += 1
+        else:
+            continue
+        count += 1
+        last = last_event[i]
+        last_event[i] = last if last >= now else now  # NaN (none yet) compares False
     return count

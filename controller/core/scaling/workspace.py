@@ -47,14 +47,16 @@ class DecisionWorkspace:
     to most targets' recommendation slots and a flag (0.0: not known yet), the _F_LOCK row of vf
     (1.0: the target's times are those), so that the window pass tests each slot's time once
     (fused._recommendation_windows); then the same for the window samples (fused._sample_pattern;
-    plane 6 of out_b flags the series on it).
+    plane 6 of out_b flags the series on it); the _F_LAST_EVENT row of vf: each target's latest
+    scale event time (commit's), which bounds the others' (the rate limits skip the sums when it
+    is outside their period).
     Outputs: out_f2 (3, N, M) signal values, smoothed, proposals (NaN where not valid); out_b2
     (7, N, M) missing, stale, nonfinite, negative, usable, valid (plane 6: state, see rows); ramp_out (3, N, M) slope, ahead,
     ramp proposal (NaN outside ramp metrics); out_f1 (4, N) combined, proposal, stabilized,
     desired; out_i1 (2, N) limit reason, reason; active (N,). Pending: the cycle's current (N,)
     and time, until ``commit``; all_rows: (N,) True (commit's default).
     Packed (fused.fused_kernel's arguments): em (3, N, M) negated EWMA weights, ewma, ewma_at; win
-    (2, N, M, W); ramp (2, R, N, K); rec (2, H, N); rows; up, down (2, E, N); vf (11, N) and vi (3, N)
+    (2, N, M, W); ramp (2, R, N, K); rec (2, H, N); rows; up, down (2, E, N); vf (12, N) and vi (3, N)
     (fused._F_* and _I_* rows); out_f (6, N, M) out_f2 then ramp_out; pv the parameters
     (fused.pack_params).
     """
@@ -120,6 +122,8 @@ class DecisionWorkspace:
         vf[fused._F_MISSING_SINCE] = nm.missing_since
         vf[fused._F_PENDING] = 0.0
         vf[fused._F_LOCK] = 0.0
+        events_at = np.concatenate([nm.up_times, nm.down_times], axis=1)  # the latest event's time (NaN: none)
+        vf[fused._F_LAST_EVENT] = np.fmax.reduce(events_at, axis=1, initial=np.nan) if events_at.size else np.nan
         rec = slotted(nm.rec_values, nm.rec_times)
         rows = np.zeros(rec.shape[1] + 1 + 3 * win.shape[3] + 1)  # the flags 0.0: patterns not known yet
         return cls(params, fused.pack_params(params), em, win, ramp, rec, rows,
@@ -189,7 +193,8 @@ class DecisionWorkspace:
         else:
             rows = np.ascontiguousarray(np.broadcast_to(np.asarray(applied, np.bool_), self.all_rows.shape))
         to = self.desired if replicas is None else np.ascontiguousarray(replicas, dtype=np.float64)
-        return int(fused.commit_kernel(self.pending_current, to, rows, at, self.up, self.down, self.pv))
+        return int(fused.commit_kernel(self.pending_current, to, rows, at, self.up, self.down, self.pv,
+                                       self.vf[fused._F_LAST_EVENT]))
 
     def state(self, copy: bool = True):
         """The state as a ScalingState (Fortran-ordered histories like the numpy stages'),
