@@ -148,15 +148,24 @@ def _windows_of_pattern(rec_v, rows, now, cut_keep, cut_low, cut_high, legacy, u
         if key < best:
             s_star, best = s, key
         vv = rec_v[s]
-        if released and t > cut_high:
-            ahead = 1.0 - (now - t) / down_w
-            for i in range(n):
-                p = proposals[i]
-                h = p + (vv[i] - p) * ahead
-                held[i] = h if h > held[i] else held[i]
         in_high = (t >= cut_high) if legacy else (t > cut_high)  # the legacy window is inclusive
         in_low = (not legacy) and up_w > 0 and t > cut_low  # HPA's default up-window 0: none
-        if in_high and in_low:
+        if in_high and released:  # one pass over the slot's values for the release, high (and low)
+            ahead = 1.0 - (now - t) / down_w
+            if in_low:
+                for i in range(n):
+                    p, v = proposals[i], vv[i]
+                    h = p + (v - p) * ahead
+                    held[i] = h if h > held[i] else held[i]
+                    high[i] = v if v > high[i] else high[i]
+                    low[i] = v if v < low[i] else low[i]
+            else:
+                for i in range(n):
+                    p, v = proposals[i], vv[i]
+                    h = p + (v - p) * ahead
+                    held[i] = h if h > held[i] else held[i]
+                    high[i] = v if v > high[i] else high[i]
+        elif in_high and in_low:
             for i in range(n):
                 v = vv[i]
                 high[i] = v if v > high[i] else high[i]
