@@ -10,6 +10,15 @@ tests/core/test_workspace.py check every output and state array is identical.
 Scale events are not written here: :func:`commit_kernel` writes them for the rows whose change
 was applied (Decision.state_after's rule), from the pending (current, replicas) of the cycle.
 
+Common patterns of times: the targets of one workspace are decided in the same cycles, so their
+recommendation slots (and their window samples' slots) usually hold the same times. The kernel
+keeps that pattern (``rows``) and flags the targets (series) whose times are exactly it; for
+them each slot's window tests and the slot of the next write are made once per cycle, and the
+recommendation windows read only the values of the slots inside a window
+(:func:`_recommendation_windows`, :func:`_sample_pattern`). The others (a target that skipped a
+recommendation: a forced count; a series with a missing sample) are scanned as before, and
+rejoin when their times match again. The arithmetic per value is the same on both paths.
+
 The helpers are called as ``compiled.X`` so that numba finds the dispatchers compiled.py makes
 on load (a ``from`` import would bind the plain functions).
 """
