@@ -198,6 +198,18 @@ def test_targets_leaving_the_common_pattern_of_times(policy, n, off, path):
     assert path in seen, f"the row does not exercise {path!r}: saw {sorted(set(seen))}"
 
 
+@pytest.mark.parametrize("policy", PATTERN_POLICIES)
+def test_a_clock_that_steps_back_keeps_the_patterns_exact(policy):
+    """Cycle times that step back (a clock correction) and repeat: the common patterns of times
+    hold whatever the order (the same comparisons as each target's own), numpy's decisions."""
+    rng = np.random.default_rng(7)
+    steps, n, m = 40, 12, len(policy.metrics)
+    values = rng.uniform(50, 3000, (1, n, m)) * rng.lognormal(0, 0.4, (steps, n, m))
+    values[rng.random((steps, n, m)) < 0.05] = np.nan
+    times = T0 + np.cumsum(rng.choice([15.0, 15.0, 15.0, -20.0, -200.0, 0.0], steps))
+    run_in_place(policy, values, rng.integers(2, 30, n).astype(float), times=times)
+
+
 def _scaling_up(policy: PolicyParams) -> tuple[DecisionWorkspace, Observation]:
     ws = DecisionWorkspace.empty(policy, 2)
     return ws, Observation.of([3.0, 3.0], [3.0, 3.0], [[900.0], [100.0]])
