@@ -324,17 +324,19 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
     """Decide for N targets, one target at a time, the state updated in place.
 
     Inputs (N, M) values, present, age; (N,) current, ready, status, startup (observed start-up
-    delays, NaN unknown). Parameters: pv (see pack_params). State: em (3, N, M) the negated EWMA weights
-    (expm1(-ln2 dt / half-life): the caller computes them, see ewma_exponent_into), EWMA, its time; win (2, N, M, W) window samples, their times;
-    ramp (2, R, N, K) ramp samples, times; rec (2, H, N) recommendations, times; rows
-    (H + 1 + 3W + 1,) the common patterns of times of the recommendations (H + 1, see
-    _recommendation_windows) and of the window samples (see _sample_pattern); up, down (N, 2, E) scale events (changes,
-    times), read only; vf (12, N): outputs combined, proposal, stabilized, desired, state
-    missing_since, the cycle's current (pending for commit), scratch low, high, slot key, held,
-    state lock (on the pattern), state latest scale event time (commit_kernel's) (_F_*). Outputs: out_f (6, N, M) signal values, smoothed, proposals,
-    ramp slope, ahead, proposal (ramp columns only); out_b (7, N, M) missing, stale, nonfinite,
-    negative, usable, valid, and (state) the series' sample times on the pattern; vi (3, N) limit reason, reason, scratch slot (_I_*); active_out
-    (N,). buf: (W,) scratch."""
+    delays, NaN unknown). Parameters: pv (see pack_params). State: em (3, N, M) the negated EWMA
+    weights (expm1(-ln2 dt / half-life): the caller computes them, see ewma_exponent_into), EWMA,
+    its time; win (2, N, M, W) window samples, their times; ramp (2, R, N, K) ramp samples,
+    times; rec (2, H, N) recommendations, times; rows (H + 1 + 3W + 1,) the common patterns of
+    times of the recommendations (H + 1, see _recommendation_windows) and of the window samples
+    (see _sample_pattern); up, down (N, 2, E) scale events (changes, times), read only; vf
+    (12, N): outputs combined, proposal, stabilized, desired, state missing_since, the cycle's
+    current (pending for commit), scratch low, high, slot key, held, state lock (on the
+    pattern), state latest scale event time (commit_kernel's) (_F_*). Outputs: out_f (6, N, M)
+    signal values, smoothed, proposals, ramp slope, ahead, proposal (ramp columns only); out_b
+    (7, N, M) missing, stale, nonfinite, negative, usable, valid, and (state) the series' sample
+    times on the pattern; vi (3, N) limit reason, reason, scratch slot (_I_*); active_out (N,).
+    buf: (W,) scratch."""
     n, m = values.shape
     stale_after, tol_up, tol_down = pv[compiled._P_STALE], pv[compiled._P_TOL_UP], pv[compiled._P_TOL_DOWN]
     smoothing = int(pv[compiled._P_SMOOTHING])
@@ -535,8 +537,8 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
     released = linear_release and not legacy and down_w > 0.0
     if slots > 0 and rows[slots] != 0.0 and rows[0] != rows[0]:
         rows[0] = now  # the first sight seeded slot 0 of every target on the pattern
-    s_star = _recommendation_windows(rec, rows[:slots + 1], now, cut_keep, cut_low, cut_high, legacy, up_w, down_w, released,
-                                     vf[_F_PROPOSAL], low, high, held_max, vf[_F_SLOT_KEY], slot_of, lock)
+    s_star = _recommendation_windows(rec, rows[:slots + 1], now, cut_keep, cut_low, cut_high, legacy, up_w, down_w,
+                                     released, vf[_F_PROPOSAL], low, high, held_max, vf[_F_SLOT_KEY], slot_of, lock)
 
     for i in range(n):
         cur = current[i]

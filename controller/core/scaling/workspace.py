@@ -52,8 +52,8 @@ class DecisionWorkspace:
     scale event time (commit's), which bounds the others' (the rate limits skip the sums when it
     is outside their period).
     Outputs: out_f2 (3, N, M) signal values, smoothed, proposals (NaN where not valid); out_b2
-    (7, N, M) missing, stale, nonfinite, negative, usable, valid (plane 6: state, see rows); ramp_out (3, N, M) slope, ahead,
-    ramp proposal (NaN outside ramp metrics); out_f1 (4, N) combined, proposal, stabilized,
+    (7, N, M) missing, stale, nonfinite, negative, usable, valid (plane 6: state, see rows);
+    ramp_out (3, N, M) slope, ahead, ramp proposal (NaN outside ramp metrics); out_f1 (4, N) combined, proposal, stabilized,
     desired; out_i1 (2, N) limit reason, reason; active (N,). Pending: the cycle's current (N,)
     and time, until ``commit``; all_rows: (N,) True (commit's default).
     Packed (fused.fused_kernel's arguments): em (3, N, M) negated EWMA weights, ewma, ewma_at; win
@@ -261,7 +261,7 @@ def decide_into(params: PolicyParams, ws: DecisionWorkspace, obs, now: float) ->
     else:
         startup = _f64(startup)
     fused.fused_kernel(values, np.ascontiguousarray(obs.present, dtype=np.bool_), _f64(obs.sample_age_s), current,
-                       _f64(obs.ready), _f64(obs.status), startup, ws.pv, now, ws.em, ws.win, ws.ramp, ws.rec, ws.rows, ws.up, ws.down,
-                       ws.vf, ws.out_f, ws.out_b2, ws.vi, ws.active, ws.buf)
+                       _f64(obs.ready), _f64(obs.status), startup, ws.pv, now, ws.em, ws.win, ws.ramp, ws.rec, ws.rows,
+                       ws.up, ws.down, ws.vf, ws.out_f, ws.out_b2, ws.vi, ws.active, ws.buf)
     ws.pending_at = now
     return ws
