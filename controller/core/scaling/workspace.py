@@ -53,9 +53,10 @@ class DecisionWorkspace:
     is outside their period).
     Outputs: out_f2 (3, N, M) signal values, smoothed, proposals (NaN where not valid); out_b2
     (7, N, M) missing, stale, nonfinite, negative, usable, valid (plane 6: state, see rows);
-    ramp_out (3, N, M) slope, ahead, ramp proposal (NaN outside ramp metrics); out_f1 (4, N) combined, proposal, stabilized,
-    desired; out_i1 (2, N) limit reason, reason; active (N,). Pending: the cycle's current (N,)
-    and time, until ``commit``; all_rows: (N,) True (commit's default).
+    ramp_out (3, N, M) slope, ahead, ramp proposal (NaN outside ramp metrics); out_f1 (4, N)
+    combined, proposal, stabilized, desired; out_i1 (2, N) limit reason, reason; active (N,).
+    Pending: the cycle's current (N,) and time, until ``commit``; all_rows: (N,) True (commit's
+    default).
     Packed (fused.fused_kernel's arguments): em (3, N, M) negated EWMA weights, ewma, ewma_at; win
     (2, N, M, W); ramp (2, R, N, K); rec (2, H, N); rows; up, down (N, 2, E); vf (12, N) and vi (3, N)
     (fused._F_* and _I_* rows); out_f (6, N, M) out_f2 then ramp_out; pv the parameters
