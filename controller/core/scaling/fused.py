@@ -90,17 +90,17 @@ def ewma_exponent_into(out, ewma_at, now, half_life_s):
 
 @jit_inline
 def _write_slot(events, i, value, now, outdated_after_s):
-    """history.write_slot for target i of (N, 2, E) events (values, times): the first reusable
+    """history.write_slot for target i of (2, E, N) events (values, times): the first reusable
     (empty or outdated) slot, else the first oldest."""
     cut = now - outdated_after_s
     slot, key = 0, _INF
-    for s in range(events.shape[2]):
-        t = events[i, 1, s]
+    for s in range(events.shape[1]):
+        t = events[1, s, i]
         kk = t if t >= cut else -_INF  # NaN (empty) compares False: reusable
         if s == 0 or kk < key:
             slot, key = s, kk
-    events[i, 0, slot] = value
-    events[i, 1, slot] = now
+    events[0, slot, i] = value
+    events[1, slot, i] = now
 
 
 @jit_inline
@@ -329,7 +329,7 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
     its time; win (2, N, M, W) window samples, their times; ramp (2, R, N, K) ramp samples,
     times; rec (2, H, N) recommendations, times; rows (H + 1 + 3W + 1,) the common patterns of
     times of the recommendations (H + 1, see _recommendation_windows) and of the window samples
-    (see _sample_pattern); up, down (N, 2, E) scale events (changes, times), read only; vf
+    (see _sample_pattern); up, down (2, E, N) scale events (changes, times), read only; vf
     (12, N): outputs combined, proposal, stabilized, desired, state missing_since, the cycle's
     current (pending for commit), scratch low, high, slot key, held, state lock (on the
     pattern), state latest scale event time (commit_kernel's) (_F_*). Outputs: out_f (6, N, M)
@@ -360,7 +360,7 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
     keep_s = down_w if legacy else max(up_w, down_w)
     slots = rec.shape[1]
     cut_keep, cut_low, cut_high = now - keep_s, now - up_w, now - down_w
-    up_slots, down_slots = up.shape[2], down.shape[2]
+    up_slots, down_slots = up.shape[1], down.shape[1]
 
     # the window samples' common pattern of times (rows[slots + 1:], see _sample_pattern)
     w_slot, w_count = 0, 0
@@ -593,9 +593,9 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
                             added, removed = 0.0, 0.0
                             if (now - vf[_F_LAST_EVENT, i]) < period:
                                 for s in range(up_slots):
-                                    added += up[i, 0, s] if (now - up[i, 1, s]) < period else 0.0
+                                    added += up[0, s, i] if (now - up[1, s, i]) < period else 0.0
                                 for s in range(down_slots):
-                                    removed += down[i, 0, s] if (now - down[i, 1, s]) < period else 0.0
+                                    removed += down[0, s, i] if (now - down[1, s, i]) < period else 0.0
                             last_period = period
                         start = cur - added + removed
                         pods = int(kind) == compiled._PODS
@@ -642,7 +642,7 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
 @jit
 def commit_kernel(current, replicas, applied, now, up, down, pv, last_event):
     """normalize.record_scale_events in place: |replicas - current| (N,) per direction for the
-    applied rows (N,) bool, into up, down (N, 2, E) (changes, times), each kept for its
+    applied rows (N,) bool, into up, down (2, E, N) (changes, times), each kept for its
     direction's longest rate period (pv, see pack_params); last_event (N,): the latest event
     time of each target (NaN: none), raised to ``now`` where one is recorded."""
     up_keep_s, down_keep_s = pv[compiled._P_UP_LONGEST], pv[compiled._P_DOWN_LONGEST]
@@ -651,9 +651,9 @@ def commit_kernel(current, replicas, applied, now, up, down, pv, last_event):
         if not applied[i]:
             continue
         cur, to = current[i], replicas[i]
-        if to > cur and up.shape[2] > 0:
+        if to > cur and up.shape[1] > 0:
             _write_slot(up, i, to - cur, now, up_keep_s)
-        elif to < cur and down.shape[2] > 0:
+        elif to < cur and down.shape[1] > 0:
             _write_slot(down, i, cur - to, now, down_keep_s)
         else:
             continue

@@ -37,9 +37,8 @@ class DecisionWorkspace:
     ``decide_into``) of one policy's N targets, in a few packed arrays (the kernel's arguments:
     each costs its call ~0.15 us) of which the named fields are views. The per-target arrays
     are C-ordered for the per-target kernel; the histories of recommendations (the kernel scans
-    them slot by slot across targets) are stored (slot, target), so that their (N, slots) views
-    are Fortran-ordered as in ScalingState; the scale events (read and written for the targets
-    that move, a few) per target: one target's changes and times share a cache line or two.
+    them slot by slot across targets) and scale events are stored (slot, target), so that their
+    (N, slots) views are Fortran-ordered as in ScalingState.
 
     State: ewma, ewma_at (N, M); samples, sample_at (N, M, W); ramp_values, ramp_times (R, N, K)
     for the R ramp metrics (K: the longest; each metric uses its own slot count); rec_values,
@@ -58,7 +57,7 @@ class DecisionWorkspace:
     Pending: the cycle's current (N,) and time, until ``commit``; all_rows: (N,) True (commit's
     default).
     Packed (fused.fused_kernel's arguments): em (3, N, M) negated EWMA weights, ewma, ewma_at; win
-    (2, N, M, W); ramp (2, R, N, K); rec (2, H, N); rows; up, down (N, 2, E); vf (12, N) and vi (3, N)
+    (2, N, M, W); ramp (2, R, N, K); rec (2, H, N); rows; up, down (2, E, N); vf (12, N) and vi (3, N)
     (fused._F_* and _I_* rows); out_f (6, N, M) out_f2 then ramp_out; pv the parameters
     (fused.pack_params).
     """
@@ -87,8 +86,8 @@ class DecisionWorkspace:
         self.samples, self.sample_at = self.win
         self.ramp_values, self.ramp_times = self.ramp
         self.rec_values, self.rec_times = self.rec[0].T, self.rec[1].T
-        self.up_changes, self.up_times = self.up[:, 0], self.up[:, 1]
-        self.down_changes, self.down_times = self.down[:, 0], self.down[:, 1]
+        self.up_changes, self.up_times = self.up[0].T, self.up[1].T
+        self.down_changes, self.down_times = self.down[0].T, self.down[1].T
         self.missing_since, self.pending_current = self.vf[fused._F_MISSING_SINCE], self.vf[fused._F_PENDING]
         self.out_f1 = self.vf[:4]
         self.out_i1 = self.vi[:2]
@@ -115,14 +114,9 @@ class DecisionWorkspace:
         for r, st in enumerate(state.ramp):
             ramp[0, r, :, :st.values.shape[1]], ramp[1, r, :, :st.times.shape[1]] = st.values, st.times
 
-        def slotted(values, times) -> np.ndarray:  # (N, H) pair -> (2, H, N)
+        def slotted(values, times) -> np.ndarray:  # (N, E) pair -> (2, E, N)
             out = np.empty((2, values.shape[1], n))
             out[0], out[1] = values.T, times.T
-            return out
-
-        def per_target(values, times) -> np.ndarray:  # (N, E) pair -> (N, 2, E)
-            out = np.empty((n, 2, values.shape[1]))
-            out[:, 0], out[:, 1] = values, times
             return out
 
         vf = np.full((fused._F_ROWS, n), np.nan)
@@ -134,7 +128,7 @@ class DecisionWorkspace:
         rec = slotted(nm.rec_values, nm.rec_times)
         rows = np.zeros(rec.shape[1] + 1 + 3 * win.shape[3] + 1)  # the flags 0.0: patterns not known yet
         return cls(params, fused.pack_params(params), em, win, ramp, rec, rows,
-                   per_target(nm.up_changes, nm.up_times), per_target(nm.down_changes, nm.down_times), vf,
+                   slotted(nm.up_changes, nm.up_times), slotted(nm.down_changes, nm.down_times), vf,
                    np.zeros((fused._I_ROWS, n), np.int64), out_f=np.full((6, n, m), np.nan),
                    out_b2=np.zeros((7, n, m), np.bool_), active=np.zeros(n, np.bool_),
                    buf=np.empty(sm.samples.shape[2]), all_rows=np.ones(n, np.bool_),
