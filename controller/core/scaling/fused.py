@@ -362,6 +362,16 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
     cut_keep, cut_low, cut_high = now - keep_s, now - up_w, now - down_w
     up_slots, down_slots = up.shape[1], down.shape[1]
 
+    if rows[slots] == 0.0:  # a new workspace: each target's latest scale event (commit_kernel keeps it)
+        for i in range(n):
+            last = _NAN
+            for s in range(up_slots):
+                t = up[1, s, i]
+                last = t if (t > last or last != last) else last  # np.fmax
+            for s in range(down_slots):
+                t = down[1, s, i]
+                last = t if (t > last or last != last) else last
+            vf[_F_LAST_EVENT, i] = last
     # the window samples' common pattern of times (rows[slots + 1:], see _sample_pattern)
     w_slot, w_count = 0, 0
     w_next = rows[slots + 2 + w:slots + 2 + 2 * w]

@@ -48,8 +48,8 @@ class DecisionWorkspace:
     (1.0: the target's times are those), so that the window pass tests each slot's time once
     (fused._recommendation_windows); then the same for the window samples (fused._sample_pattern;
     plane 6 of out_b flags the series on it); the _F_LAST_EVENT row of vf: each target's latest
-    scale event time (commit's), which bounds the others' (the rate limits skip the sums when it
-    is outside their period).
+    scale event time (taken from the events on the first decide_into, then kept by commit), which
+    bounds the others' (the rate limits skip the sums when it is outside their period).
     Outputs: out_f2 (3, N, M) signal values, smoothed, proposals (NaN where not valid); out_b2
     (7, N, M) missing, stale, nonfinite, negative, usable, valid (plane 6: state, see rows);
     ramp_out (3, N, M) slope, ahead, ramp proposal (NaN outside ramp metrics); out_f1 (4, N)
@@ -123,8 +123,6 @@ class DecisionWorkspace:
         vf[fused._F_MISSING_SINCE] = nm.missing_since
         vf[fused._F_PENDING] = 0.0
         vf[fused._F_LOCK] = 0.0
-        events_at = np.concatenate([nm.up_times, nm.down_times], axis=1)  # the latest event's time (NaN: none)
-        vf[fused._F_LAST_EVENT] = np.fmax.reduce(events_at, axis=1, initial=np.nan) if events_at.size else np.nan
         rec = slotted(nm.rec_values, nm.rec_times)
         rows = np.zeros(rec.shape[1] + 1 + 3 * win.shape[3] + 1)  # the flags 0.0: patterns not known yet
         return cls(params, fused.pack_params(params), em, win, ramp, rec, rows,
