@@ -225,8 +225,10 @@ def _windows_of_all(rec_v, rec_t, now, cut_keep, cut_low, cut_high, legacy, up_w
     slot_key[:] = _INF
     for s in range(slots):
         tv, vv, r = rec_t[s], rec_v[s], rows[s]
-        for i in range(n):
-            lock[i] = lock[i] if _same_time(tv[i], r) else 0.0
+        r_empty = r != r
+        for i in range(n):  # _same_time, branch-free (vectorizes)
+            t = tv[i]
+            lock[i] = lock[i] if (t == r) | ((t != t) & r_empty) else 0.0
         if released:  # scaleDown.release: linear (stabilize.linear_release_ceiling before its ceil)
             for i in range(n):
                 t, p = tv[i], proposals[i]
