@@ -365,15 +365,14 @@ def fused_kernel(values, present, age, current, ready, status, startup, pv, now,
     up_slots, down_slots = up.shape[1], down.shape[1]
 
     if rows[slots] == 0.0:  # a new workspace: each target's latest scale event (commit_kernel keeps it)
-        for i in range(n):
-            last = _NAN
-            for s in range(up_slots):
-                t = up[1, s, i]
-                last = t if (t > last or last != last) else last  # np.fmax
-            for s in range(down_slots):
-                t = down[1, s, i]
-                last = t if (t > last or last != last) else last
-            vf[_F_LAST_EVENT, i] = last
+        last = vf[_F_LAST_EVENT]
+        last[:] = _NAN
+        for events in (up, down):
+            for s in range(events.shape[1]):
+                tv = events[1, s]
+                for i in range(n):  # np.fmax, branch-free (vectorizes)
+                    t, e = tv[i], last[i]
+                    last[i] = t if (t > e) | (e != e) else e
     # the window samples' common pattern of times (rows[slots + 1:], see _sample_pattern)
     w_slot, w_count = 0, 0
     w_next = rows[slots + 2 + w:slots + 2 + 2 * w]
