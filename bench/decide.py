@@ -131,8 +131,8 @@ def run_kernel_only(policies, inputs, cycles) -> float:
                 _ewma_alpha_into(ws.alpha, ws.ewma_at, now, p.half_life_s)
             cpu = time.process_time()
             fused.fused_kernel(inputs[j][c], present[j], age[j], cur, cur, cur, ws.no_startup, ws.floor, ws.pv, now,
-                               ws.em, ws.win, ws.ramp, ws.rec, ws.up, ws.down, ws.vf, ws.out_f, ws.out_b2, ws.vi,
-                               ws.active, ws.buf)
+                               ws.em, ws.win, ws.ramp, ws.rec, ws.rows, ws.up, ws.down, ws.vf, ws.out_f, ws.out_b2,
+                               ws.vi, ws.active, ws.buf)
             cpu_s += time.process_time() - cpu
             ws.pending_at = now
             ws.commit()

@@ -11,10 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.core.scaling import compiled
+from controller.core.scaling import compiled, fused
 from controller.core.scaling.decide import Decision, Observation, ScalingState, decide, decide_numpy
 from controller.core.scaling.params import MetricKind, MetricParams, PolicyParams, ScalingRules, Select, Smoothing
 from controller.core.scaling.workspace import DecisionWorkspace, decide_into
+from controller.model import Reason
 from controller.policy import load_policies
 from tests.core.helpers import T0
 from tests.core.test_compiled import (DOWN_RATE, NAN, RAMPED, REPO, SAMPLE, SCRIPTED, UP_MIN, metric, params, policies,
@@ -54,12 +55,28 @@ def assert_states_equal(a: ScalingState, b: ScalingState, where: str) -> None:
         np.testing.assert_array_equal(x.times, y.times, err_msg=f"{where}: ramp[{r}].times")
 
 
+def assert_pattern_holds(ws: DecisionWorkspace, where: str) -> None:
+    """The kernel's derived state: every target flagged on the common pattern of recommendation
+    times (vf's lock row) has exactly those times (empty slots included); every series flagged on
+    the window samples' pattern (plane 6 of out_b2) has its times."""
+    slots, w = ws.rec_times.shape[1], ws.sample_at.shape[2]
+
+    def check(times, pattern, what):
+        same = ((times == pattern) | (np.isnan(times) & np.isnan(pattern))).all(axis=-1)
+        assert same.all(), f"{where}: {what} flagged on the pattern are not: {np.argwhere(~same).tolist()}"
+
+    if slots and ws.rows[slots] != 0.0:
+        check(ws.rec_times[ws.vf[fused._F_LOCK] != 0.0], ws.rows[:slots], "targets")
+    if w and ws.rows[slots + 1 + w] != 0.0:
+        check(ws.sample_at[ws.out_b2[6]], ws.rows[slots + 1:slots + 1 + w], "series")
+
+
 def run_in_place(policy: PolicyParams, values: np.ndarray, current0, applied=None, replicas_delta=None, ages=None,
-                 present=None, ready_lag: int = 0, status_extra: float = 0.0, times=None) -> list[Decision]:
+                 present=None, ready_lag: int = 0, status_extra: float = 0.0, times=None, each=None) -> list[Decision]:
     """Feed (steps, N, M) values to numpy's decide (its state carried through state_after) and to
     one workspace (decide_into, then commit), with the same applied rows (steps, N) and counts
     set (desired + replicas_delta), at ``times`` (steps,) (default every 15 s); every output and
-    state compared each cycle."""
+    state compared each cycle. ``each(ws)``: called after each decide_into."""
     steps, n, _ = values.shape
     applied = np.ones((steps, n), bool) if applied is None else applied
     state, ws = ScalingState.empty(n, policy), DecisionWorkspace.empty(policy, n)
@@ -72,6 +89,9 @@ def run_in_place(policy: PolicyParams, values: np.ndarray, current0, applied=Non
                              sample_age_s=None if ages is None else ages[k])
         d = decide_numpy(policy, obs, state, now)
         decide_into(policy, ws, obs, now)
+        assert_pattern_holds(ws, f"cycle {k}")
+        if each is not None:
+            each(ws)
         assert_outputs_equal(d, ws, f"cycle {k}")
         assert_states_equal(d.kept, ws.state(), f"cycle {k}, before the commit")
         replicas = d.norm.desired if replicas_delta is None else np.maximum(d.norm.desired + replicas_delta[k], 0.0)
@@ -139,6 +159,57 @@ def test_workspace_equals_numpy_over_long_irregular_runs(policy, seed):
                  times=times)
 
 
+PATTERN_POLICIES = LONG_RUN_POLICIES[:3] + [
+    pytest.param(params(metrics=(metric(MetricKind.UTILIZATION, 60.0, "cpu"),), legacy=True,
+                        scale_down=ScalingRules.of(60, Select.MAX, [])), id="legacy-window"),
+    pytest.param(load_policies([REPO / "policies" / "setpoint-default.yaml"])[0].params, id="default-linear-release"),
+]
+
+
+@pytest.mark.parametrize("policy", PATTERN_POLICIES)
+@pytest.mark.parametrize("n, off, path", [pytest.param(40, 3, "some targets alone", id="few-off-the-pattern"),
+                                          pytest.param(8, 5, "every target", id="most-off-the-pattern")])
+def test_targets_leaving_the_common_pattern_of_times(policy, n, off, path):
+    """The window pass tests each slot's time once for the targets whose recommendation times are
+    the common pattern (all decided in the same cycles): targets that skip a recommendation
+    (pushed above the maximum by arbitration: a forced count, no recommendation) leave it and are
+    scanned alone, or every target is scanned when many are off; irregular times (a repeated time,
+    long gaps), missing series and failed actions; numpy's decisions and states throughout."""
+    rng = np.random.default_rng(n)
+    steps, m = 70, len(policy.metrics)
+    levels = rng.uniform(50, 3000, (1, n, m)) * (1 + 0.8 * np.sin(np.arange(steps) / 7.0))[:, None, None]
+    values = levels * rng.lognormal(0, 0.3, (steps, n, m))
+    values[rng.random((steps, n, m)) < 0.05] = np.nan
+    times = T0 + np.cumsum(rng.choice([15.0] * 8 + [0.0, 40.0, 400.0], steps))
+    delta = np.zeros((steps, n))
+    pushed = rng.choice(n, off, replace=False)
+    delta[rng.random((steps, n)) < 0.08] = 1000.0
+    delta[:, np.setdiff1d(np.arange(n), pushed)] = 0.0
+    applied = rng.random((steps, n)) < 0.95
+    seen = []
+
+    def record(ws):
+        lock = ws.vf[fused._F_LOCK]
+        if ws.rec_times.shape[1] and 0 < (lock == 0).sum():
+            seen.append("every target" if (lock == 0).sum() * fused._SCAN_ALL_BELOW > n else "some targets alone")
+
+    run_in_place(policy, values, rng.integers(2, 30, n).astype(float), applied=applied, replicas_delta=delta,
+                 times=times, each=record)
+    assert path in seen, f"the row does not exercise {path!r}: saw {sorted(set(seen))}"
+
+
+@pytest.mark.parametrize("policy", PATTERN_POLICIES)
+def test_a_clock_that_steps_back_keeps_the_patterns_exact(policy):
+    """Cycle times that step back (a clock correction) and repeat: the common patterns of times
+    hold whatever the order (the same comparisons as each target's own), numpy's decisions."""
+    rng = np.random.default_rng(7)
+    steps, n, m = 40, 12, len(policy.metrics)
+    values = rng.uniform(50, 3000, (1, n, m)) * rng.lognormal(0, 0.4, (steps, n, m))
+    values[rng.random((steps, n, m)) < 0.05] = np.nan
+    times = T0 + np.cumsum(rng.choice([15.0, 15.0, 15.0, -20.0, -200.0, 0.0], steps))
+    run_in_place(policy, values, rng.integers(2, 30, n).astype(float), times=times)
+
+
 def _scaling_up(policy: PolicyParams) -> tuple[DecisionWorkspace, Observation]:
     ws = DecisionWorkspace.empty(policy, 2)
     return ws, Observation.of([3.0, 3.0], [3.0, 3.0], [[900.0], [100.0]])
@@ -175,18 +246,24 @@ def test_legacy_policies_keep_no_events():
     assert ws.desired[0] > 3 and ws.commit() == 0
 
 
-def test_state_round_trip_and_continuing_from_a_numpy_state():
-    policy = params(metrics=(MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 100.0),), scale_down=ScalingRules.of(
-        60, Select.MAX, []))
-    values = ramp([300, 900, 100, NAN, 100], n=3)
+@pytest.mark.parametrize("policy, split", [
+    pytest.param(params(metrics=(MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 100.0),),
+                        scale_down=ScalingRules.of(60, Select.MAX, [])), 3, id="down-window"),
+    pytest.param(params(scale_down=DOWN_RATE), 8, id="rates-over-the-numpy-events"),
+])
+def test_state_round_trip_and_continuing_from_a_numpy_state(policy, split):
+    """The workspace made from a numpy state after ``split`` cycles continues as numpy does (its
+    scale events, still inside their rate periods, limit the next cycles)."""
+    values = ramp([300, 900, 100, NAN] + [100] * 8, n=3)
     state = ScalingState.empty(3, policy)
     current = np.full(3, 4.0)
-    for k in range(3):  # three cycles on numpy, then the rest in place from its state
+    for k in range(split):  # cycles on numpy, then the rest in place from its state
         d = decide_numpy(policy, Observation.of(current, current, values[k]), state, T0 + 15.0 * k)
         state, current = d.state, d.norm.desired.copy()
     ws = DecisionWorkspace.from_state(policy, state)
     assert_states_equal(state, ws.state(), "round trip")
-    for k in range(3, 5):
+    limited = []
+    for k in range(split, values.shape[0]):
         obs = Observation.of(current, current, values[k], present=~np.isnan(values[k]))
         d = decide_numpy(policy, obs, state, T0 + 15.0 * k)
         decide_into(policy, ws, obs, T0 + 15.0 * k)
@@ -194,6 +271,9 @@ def test_state_round_trip_and_continuing_from_a_numpy_state():
         ws.commit()
         state, current = d.state, d.norm.desired.copy()
         assert_states_equal(state, ws.state(), f"cycle {k}")
+        limited += [int(r) for r in d.norm.limit_reason]
+    if policy.scale_down.types.size:
+        assert int(Reason.RATE_LIMITED_DOWN) in limited, "the numpy events did not limit the rate"
 
 
 def test_a_policy_the_kernel_does_not_cover_gets_no_workspace():

@@ -10,6 +10,15 @@ tests/core/test_workspace.py check every output and state array is identical.
 Scale events are not written here: :func:`commit_kernel` writes them for the rows whose change
 was applied (Decision.state_after's rule), from the pending (current, replicas) of the cycle.
 
+Common patterns of times: the targets of one workspace are decided in the same cycles, so their
+recommendation slots (and their window samples' slots) usually hold the same times. The kernel
+keeps that pattern (``rows``) and flags the targets (series) whose times are exactly it; for
+them each slot's window tests and the slot of the next write are made once per cycle, and the
+recommendation windows read only the values of the slots inside a window
+(:func:`_recommendation_windows`, :func:`_sample_pattern`). The others (a target that skipped a
+recommendation: a forced count; a series with a missing sample) are scanned as before, and
+rejoin when their times match again. The arithmetic per value is the same on both paths.
+
 The helpers are called as ``compiled.X`` so that numba finds the dispatchers compiled.py makes
 on load (a ``from`` import would bind the plain functions).
 """
@@ -32,11 +41,14 @@ _R_COLUMN, _R_WINDOW, _R_TOLERANCE, _R_LEAD, _R_KEEP, _R_SLOTS, _R_OBSERVED, _R_
 # the packed parameter vector (pack_params): compiled._pack's scalars, then counts, then arrays
 _V_UP_RULES, _V_DOWN_RULES, _V_RAMPS, _V_METRICS = range(compiled._P_SIZE, compiled._P_SIZE + 4)
 _V_ARRAYS = compiled._P_SIZE + 4
-# rows of the workspace's (9, N) float array (core/scaling/workspace.py)
+# rows of the workspace's (12, N) float array (core/scaling/workspace.py)
 (_F_COMBINED, _F_PROPOSAL, _F_STABILIZED, _F_DESIRED, _F_MISSING_SINCE, _F_PENDING, _F_LOW, _F_HIGH,
- _F_SLOT_KEY, _F_ROWS) = range(10)
+ _F_SLOT_KEY, _F_HELD, _F_LOCK, _F_LAST_EVENT, _F_ROWS) = range(13)
 # rows of its (3, N) int array: limit reason, reason, the slot of the cycle's recommendation
 _I_LIMIT, _I_REASON, _I_SLOT, _I_ROWS = range(4)
+# targets with more recommendation times off the common pattern than 1 in _SCAN_ALL_BELOW: the
+# window pass scans every target's times (each such target costs ~4 targets of the full scan)
+_SCAN_ALL_BELOW = 4
 
 
 def pack_ramps(params) -> np.ndarray:
@@ -91,6 +103,217 @@ def _write_slot(events, i, value, now, outdated_after_s):
     events[1, slot, i] = now
 
 
+@jit_inline
+def _same_time(a, b):
+    """Equal recommendation times, two empty (NaN) slots included."""
+    return a == b or (a != a and b != b)
+
+
+@jit
+def _sample_pattern(win, rows, now, window_s, on):
+    """The window samples' common pattern of times (every series sampled in the same cycles: the
+    usual case), for the (N, M) series flagged ``on`` it: rows (3W + 1,) its times (W,), a flag
+    (0.0: not known yet: series (0, 0)'s times, every series off until its times match), then
+    (written here) its times after this cycle's sample (W,), then 1.0 for each slot then inside
+    the window (W,). Returns (the slot of this cycle's sample: the first empty, else the first
+    oldest; the number of slots inside the window)."""
+    w = win.shape[3]
+    if rows[w] == 0.0:
+        for s in range(w):
+            rows[s] = win[1, 0, 0, s] if win.shape[1] * win.shape[2] > 0 else _NAN
+        rows[w] = 1.0
+        on[:, :] = False
+    slot, key = 0, _INF
+    for s in range(w):
+        t = rows[s]
+        kw = -_INF if t != t else t
+        if s == 0 or kw < key:
+            slot, key = s, kw
+    count = 0
+    for s in range(w):
+        t = now if s == slot else rows[s]
+        rows[w + 1 + s] = t
+        inside = (now - t) < window_s
+        rows[2 * w + 1 + s] = 1.0 if inside else 0.0
+        count += 1 if inside else 0
+    return slot, count
+
+
+@jit
+def _windows_of_pattern(rec_v, rows, now, cut_keep, cut_low, cut_high, legacy, up_w, down_w, released, proposals,
+                        low, high, held, slot_of):
+    """The window pass for targets whose recommendation times are the common pattern ``rows``
+    (H,) (every target decided in the same cycles: the usual case): each slot's time is one
+    number, so its tests are made once per slot and only the values of slots inside a window are
+    read (contiguous rows of rec_v (H, N)), without the times. Writes low, high, held (the linear
+    release's excess before its ceil), slot_of for all N targets (the caller redoes the others);
+    returns the slot the pattern's next recommendation goes to. The same operations per value as
+    :func:`_windows_of_target`."""
+    slots, n = rec_v.shape
+    s_star, best = 0, _INF
+    for s in range(slots):
+        t = rows[s]
+        key = t if t >= cut_keep else -_INF  # NaN (empty) compares False: reusable
+        if key < best:
+            s_star, best = s, key
+        vv = rec_v[s]
+        in_high = (t >= cut_high) if legacy else (t > cut_high)  # the legacy window is inclusive
+        in_low = (not legacy) and up_w > 0 and t > cut_low  # HPA's default up-window 0: none
+        if in_high and released:  # one pass over the slot's values for the release, high (and low)
+            ahead = 1.0 - (now - t) / down_w
+            if in_low:
+                for i in range(n):
+                    p, v = proposals[i], vv[i]
+                    h = p + (v - p) * ahead
+                    held[i] = h if h > held[i] else held[i]
+                    high[i] = v if v > high[i] else high[i]
+                    low[i] = v if v < low[i] else low[i]
+            else:
+                for i in range(n):
+                    p, v = proposals[i], vv[i]
+                    h = p + (v - p) * ahead
+                    held[i] = h if h > held[i] else held[i]
+                    high[i] = v if v > high[i] else high[i]
+        elif in_high and in_low:
+            for i in range(n):
+                v = vv[i]
+                high[i] = v if v > high[i] else high[i]
+                low[i] = v if v < low[i] else low[i]
+        elif in_high:
+            for i in range(n):
+                v = vv[i]
+                high[i] = v if v > high[i] else high[i]
+        elif in_low:
+            for i in range(n):
+                v = vv[i]
+                low[i] = v if v < low[i] else low[i]
+    slot_of[:] = s_star
+    return s_star
+
+
+@jit
+def _windows_of_target(rec_v, rec_t, i, now, cut_keep, cut_low, cut_high, legacy, up_w, down_w, released, proposal,
+                       low, high, held, slot_of):
+    """The window pass for target i alone (its times off the common pattern): a scan of its
+    column of rec_v, rec_t (H, N)."""
+    lo_i, hi_i, held_i, key_i, slot_i = _INF, -_INF, -_INF, _INF, 0
+    for s in range(rec_v.shape[0]):
+        t, v = rec_t[s, i], rec_v[s, i]
+        if released and t > cut_high:
+            h = proposal + (v - proposal) * (1.0 - (now - t) / down_w)
+            held_i = h if h > held_i else held_i
+        if legacy:
+            hi_i = v if (t >= cut_high) & (v > hi_i) else hi_i
+        else:
+            hi_i = v if (t > cut_high) & (v > hi_i) else hi_i
+            if up_w > 0:
+                lo_i = v if (t > cut_low) & (v < lo_i) else lo_i
+        key = t if t >= cut_keep else -_INF
+        if key < key_i:
+            slot_i, key_i = s, key
+    low[i], high[i], held[i], slot_of[i] = lo_i, hi_i, held_i, slot_i
+
+
+@jit
+def _windows_of_all(rec_v, rec_t, now, cut_keep, cut_low, cut_high, legacy, up_w, down_w, released, proposals, low,
+                    high, held, slot_key, slot_of, rows, lock):
+    """The window pass scanning every target's times slot by slot (contiguous rows of (H, N),
+    branch-free selects, so that the inner loops vectorize); lock (N,): 1.0 where the target's
+    times are the common pattern ``rows`` (H,), else 0.0. slot_key: (N,) scratch."""
+    slots, n = rec_v.shape
+    lock[:] = 1.0
+    slot_key[:] = _INF
+    for s in range(slots):
+        tv, vv, r = rec_t[s], rec_v[s], rows[s]
+        r_empty = r != r
+        for i in range(n):  # _same_time, branch-free (vectorizes)
+            t = tv[i]
+            lock[i] = lock[i] if (t == r) | ((t != t) & r_empty) else 0.0
+        if released:  # scaleDown.release: linear (stabilize.linear_release_ceiling before its ceil)
+            for i in range(n):
+                t, p = tv[i], proposals[i]
+                h = p + (vv[i] - p) * (1.0 - (now - t) / down_w)
+                held[i] = h if (t > cut_high) & (h > held[i]) else held[i]
+        if legacy:  # the legacy window is inclusive; no up window
+            for i in range(n):
+                t, v = tv[i], vv[i]
+                high[i] = v if (t >= cut_high) & (v > high[i]) else high[i]
+                key = t if t >= cut_keep else -_INF  # NaN (empty) compares False: reusable
+                better = key < slot_key[i]  # keys are finite or -inf: slot 0 beats the initial +inf
+                slot_of[i] = s if better else slot_of[i]
+                slot_key[i] = key if better else slot_key[i]
+        elif up_w > 0:
+            for i in range(n):
+                t, v = tv[i], vv[i]
+                high[i] = v if (t > cut_high) & (v > high[i]) else high[i]
+                low[i] = v if (t > cut_low) & (v < low[i]) else low[i]
+                key = t if t >= cut_keep else -_INF
+                better = key < slot_key[i]
+                slot_of[i] = s if better else slot_of[i]
+                slot_key[i] = key if better else slot_key[i]
+        else:  # HPA's default up-window 0
+            for i in range(n):
+                t, v = tv[i], vv[i]
+                high[i] = v if (t > cut_high) & (v > high[i]) else high[i]
+                key = t if t >= cut_keep else -_INF
+                better = key < slot_key[i]
+                slot_of[i] = s if better else slot_of[i]
+                slot_key[i] = key if better else slot_key[i]
+
+
+@jit
+def _recommendation_windows(rec, rows, now, cut_keep, cut_low, cut_high, legacy, up_w, down_w, released, proposals,
+                            low, high, held, slot_key, slot_of, lock):
+    """Per target: the lowest recommendation in the up window (low), the highest in the down
+    window (high), the linear release's held maximum (held, when ``released``) and the slot the
+    cycle's recommendation goes to (slot_of: the first reusable one, else the first oldest), of
+    rec (2, H, N) (values, times). rows (H + 1,): the common pattern of times and a flag (0: not
+    yet known, taken from target 0); lock (N,) 1.0 for the targets known to follow it (updated).
+    Returns the pattern's slot."""
+    slots, n = rec.shape[1], rec.shape[2]
+    low[:] = _INF
+    high[:] = -_INF
+    held[:] = -_INF
+    slot_of[:] = 0
+    if slots == 0:
+        return 0
+    rec_v, rec_t = rec[0], rec[1]
+    if rows[slots] == 0.0:  # not known yet (a new workspace): target 0's times, every target checked
+        for s in range(slots):
+            rows[s] = rec_t[s, 0] if n > 0 else _NAN
+        rows[slots] = 1.0
+        lock[:] = 0.0
+    off = 0
+    for i in range(n):
+        off += 1 if lock[i] == 0.0 else 0
+    if off * _SCAN_ALL_BELOW > n:
+        _windows_of_all(rec_v, rec_t, now, cut_keep, cut_low, cut_high, legacy, up_w, down_w, released, proposals,
+                        low, high, held, slot_key, slot_of, rows, lock)
+        s_star, best = 0, _INF
+        for s in range(slots):
+            t = rows[s]
+            key = t if t >= cut_keep else -_INF
+            if key < best:
+                s_star, best = s, key
+        return s_star
+    s_star = _windows_of_pattern(rec_v, rows, now, cut_keep, cut_low, cut_high, legacy, up_w, down_w, released,
+                                 proposals, low, high, held, slot_of)
+    for i in range(n):
+        if lock[i] != 0.0:
+            continue
+        same = True
+        for s in range(slots):
+            if not _same_time(rec_t[s, i], rows[s]):
+                same = False
+                break
+        if same:  # back on the pattern: its results are the pattern's
+            lock[i] = 1.0
+        else:
+            _windows_of_target(rec_v, rec_t, i, now, cut_keep, cut_low, cut_high, legacy, up_w, down_w, released,
+                               proposals[i], low, high, held, slot_of)
+    return s_star
+
+
 # One function body on purpose: a call of a compiled function taking arrays increments and
 # decrements each array's reference count (atomic operations), ~150-250 ns per call with the
 # 5 to 15 arrays the stages need, more than a target's whole decision. The former staged kernels
@@ -98,21 +321,25 @@ def _write_slot(events, i, value, now, outdated_after_s):
 # are called per target, and they are inlined (compiled.jit_inline). The arguments are few
 # (packed arrays): unboxing each costs the call from Python ~0.15 us.
 @jit
-def fused_kernel(values, present, age, current, ready, status, startup, floor, pv, now, em, win, ramp, rec, up, down,
+def fused_kernel(values, present, age, current, ready, status, startup, floor, pv, now, em, win, ramp, rec, rows, up, down,
                  vf, out_f, out_b, vi, active_out, buf):
     """Decide for N targets, one target at a time, the state updated in place.
 
     Inputs (N, M) values, present, age; (N,) current, ready, status, startup (observed start-up
     delays, NaN unknown); floor (N, M) the forecast stage's predictive proposals (NaN: none, see
-    forecast_compiled.py). Parameters: pv (see pack_params). State: em (3, N, M) the negated EWMA weights
-    (expm1(-ln2 dt / half-life): the caller computes them, see ewma_exponent_into), EWMA, its time; win (2, N, M, W) window samples, their times;
-    ramp (2, R, N, K) ramp samples, times; rec (2, H, N) recommendations, times; up, down
-    (2, E, N) scale events (changes, times), read only; vf (9, N): outputs combined, proposal,
-    stabilized, desired, state missing_since, the cycle's current (pending for commit), scratch
-    low, high, slot key (_F_*). Outputs: out_f (6, N, M) signal values, smoothed, proposals,
-    ramp slope, ahead, proposal (ramp columns only); out_b (6, N, M) missing, stale, nonfinite,
-    negative, usable, valid; vi (3, N) limit reason, reason, scratch slot (_I_*); active_out
-    (N,). buf: (W,) scratch."""
+    forecast_compiled.py). Parameters: pv (see pack_params). State: em (3, N, M) the negated EWMA
+    weights (expm1(-ln2 dt / half-life): the caller computes them, see ewma_exponent_into), EWMA,
+    its time; win (2, N, M, W) window samples, their times; ramp (2, R, N, K) ramp samples,
+    times; rec (2, H, N) recommendations, times; rows (H + 1 + 3W + 1,) the common patterns of
+    times of the recommendations (H + 1, see _recommendation_windows) and of the window samples
+    (see _sample_pattern); up, down (2, E, N) scale events (changes, times), read only; vf
+    (12, N): outputs combined, proposal, stabilized, desired, state missing_since, the cycle's
+    current (pending for commit), scratch low, high, slot key, held, state lock (on the
+    pattern), state latest scale event time (commit_kernel's) (_F_*). Outputs: out_f (6, N, M)
+    signal values, smoothed, proposals, ramp slope, ahead, proposal (ramp columns only); out_b
+    (7, N, M) missing, stale, nonfinite, negative, usable, valid, and (state) the series' sample
+    times on the pattern; vi (3, N) limit reason, reason, scratch slot (_I_*); active_out (N,).
+    buf: (W,) scratch."""
     n, m = values.shape
     stale_after, tol_up, tol_down = pv[compiled._P_STALE], pv[compiled._P_TOL_UP], pv[compiled._P_TOL_DOWN]
     smoothing = int(pv[compiled._P_SMOOTHING])
@@ -138,6 +365,23 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
     cut_keep, cut_low, cut_high = now - keep_s, now - up_w, now - down_w
     up_slots, down_slots = up.shape[1], down.shape[1]
 
+    if rows[slots] == 0.0:  # a new workspace: each target's latest scale event (commit_kernel keeps it)
+        last = vf[_F_LAST_EVENT]
+        last[:] = _NAN
+        for events in (up, down):
+            for s in range(events.shape[1]):
+                tv = events[1, s]
+                for i in range(n):  # np.fmax, branch-free (vectorizes)
+                    t, e = tv[i], last[i]
+                    last[i] = t if (t > e) | (e != e) else e
+    # the window samples' common pattern of times (rows[slots + 1:], see _sample_pattern)
+    w_slot, w_count = 0, 0
+    w_next = rows[slots + 2 + w:slots + 2 + 2 * w]
+    w_inside = rows[slots + 2 + 2 * w:slots + 2 + 3 * w]
+    on_sample_rows = out_b[6]
+    windowed = w > 0 and smoothing != _S_EWMA and smoothing != _S_NONE
+    if windowed:
+        w_slot, w_count = _sample_pattern(win, rows[slots + 1:], now, window_s, on_sample_rows)
     for i in range(n):
         cur, rdy, sts = current[i], ready[i], status[i]
         vf[_F_PENDING, i] = cur
@@ -161,8 +405,27 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
                 sm = em[1, i, j]
             elif smoothing == _S_NONE:
                 sm = sv
+            elif on_sample_rows[i, j] and us:  # window mean / max, the sample times on the pattern: its
+                # slot and the slots inside the window are known (the same operations as below)
+                win[0, i, j, w_slot] = sv
+                win[1, i, j, w_slot] = now
+                best, total = -_INF, 0.0
+                if smoothing == _S_MAX:
+                    for s in range(w):
+                        if w_inside[s] != 0.0:
+                            y = win[0, i, j, s]
+                            best = y if y > best else best
+                    sm = best if w_count > 0 else _NAN
+                elif w < 8:
+                    for s in range(w):
+                        total += win[0, i, j, s] if w_inside[s] != 0.0 else 0.0
+                    sm = total / w_count if w_count > 0 else _NAN
+                else:
+                    for s in range(w):
+                        buf[s] = win[0, i, j, s] if w_inside[s] != 0.0 else 0.0
+                    sm = compiled._pairwise_sum(buf, 0, w) / w_count if w_count > 0 else _NAN
             else:  # window mean / max: nanmean / nanmax of the samples with age < window
-                if us and w > 0:
+                if us and w > 0:  # the first empty slot, else the first oldest
                     slot, key = 0, _INF
                     for s in range(w):
                         t = win[1, i, j, s]
@@ -191,6 +454,13 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
                         buf[s] = win[0, i, j, s] if inside else 0.0
                         count += 1 if inside else 0
                     sm = compiled._pairwise_sum(buf, 0, w) / count if count > 0 else _NAN
+                if w > 0:  # on the pattern after this cycle: its times are the pattern's next ones
+                    same = True
+                    for s in range(w):
+                        if not _same_time(win[1, i, j, s], w_next[s]):
+                            same = False
+                            break
+                    on_sample_rows[i, j] = same
             out_f[1, i, j] = sm
             p, ready_ok = compiled._propose_one(int(pv[o_metric + j]), pv[o_metric + m + j], sm, cur, rdy, sts,
                                                 tol_up, tol_down)
@@ -273,52 +543,19 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
         vf[_F_COMBINED, i], vf[_F_PROPOSAL, i] = combined, proposal
         vi[_I_REASON, i] = miss_reason
 
-    # -- the recommendation windows, slot by slot across targets (contiguous rows of (H, N),
-    #    branch-free selects, so that the inner loops vectorize), and the slot each target's
-    #    proposal goes to: the first reusable one, else the first oldest. One pass per slot.
-    low, high, slot_key, slot_of = vf[_F_LOW], vf[_F_HIGH], vf[_F_SLOT_KEY], vi[_I_SLOT]
-    low[:] = _INF
-    high[:] = -_INF
-    slot_key[:] = _INF
-    slot_of[:] = 0
+    # -- the recommendation windows (per target: low, high, the linear release's held maximum, the
+    #    slot of this cycle's recommendation), slot by slot across targets: see
+    #    _recommendation_windows (the common pattern of times, the targets off it)
+    low, high, held_max, slot_of = vf[_F_LOW], vf[_F_HIGH], vf[_F_HELD], vi[_I_SLOT]
+    lock = vf[_F_LOCK]
     rec_v, rec_t = rec[0], rec[1]
-    # scaleDown.release: linear, slot by slot like the windows (stabilize.linear_release_ceiling
-    # before its ceil: each held excess over the proposal scaled by the share of the window ahead)
+    # scaleDown.release: linear (stabilize.linear_release_ceiling before its ceil: each held excess
+    # over the proposal scaled by the share of the window ahead)
     released = linear_release and not legacy and down_w > 0.0
-    held_max = np.full(n if released else 0, -_INF)
-    proposals = vf[_F_PROPOSAL]
-    for s in range(slots):
-        tv, vv = rec_t[s], rec_v[s]
-        if released:
-            for i in range(n):
-                t, p = tv[i], proposals[i]
-                held = p + (vv[i] - p) * (1.0 - (now - t) / down_w)
-                held_max[i] = held if (t > cut_high) & (held > held_max[i]) else held_max[i]
-        if legacy:  # the legacy window is inclusive; no up window
-            for i in range(n):
-                t, v = tv[i], vv[i]
-                high[i] = v if (t >= cut_high) & (v > high[i]) else high[i]
-                key = t if t >= cut_keep else -_INF  # NaN (empty) compares False: reusable
-                better = key < slot_key[i]  # keys are finite or -inf: slot 0 beats the initial +inf
-                slot_of[i] = s if better else slot_of[i]
-                slot_key[i] = key if better else slot_key[i]
-        elif up_w > 0:
-            for i in range(n):
-                t, v = tv[i], vv[i]
-                high[i] = v if (t > cut_high) & (v > high[i]) else high[i]
-                low[i] = v if (t > cut_low) & (v < low[i]) else low[i]
-                key = t if t >= cut_keep else -_INF
-                better = key < slot_key[i]
-                slot_of[i] = s if better else slot_of[i]
-                slot_key[i] = key if better else slot_key[i]
-        else:  # HPA's default up-window 0
-            for i in range(n):
-                t, v = tv[i], vv[i]
-                high[i] = v if (t > cut_high) & (v > high[i]) else high[i]
-                key = t if t >= cut_keep else -_INF
-                better = key < slot_key[i]
-                slot_of[i] = s if better else slot_of[i]
-                slot_key[i] = key if better else slot_key[i]
+    if slots > 0 and rows[slots] != 0.0 and rows[0] != rows[0]:
+        rows[0] = now  # the first sight seeded slot 0 of every target on the pattern
+    s_star = _recommendation_windows(rec, rows[:slots + 1], now, cut_keep, cut_low, cut_high, legacy, up_w, down_w,
+                                     released, vf[_F_PROPOSAL], low, high, held_max, vf[_F_SLOT_KEY], slot_of, lock)
 
     for i in range(n):
         cur = current[i]
@@ -368,12 +605,14 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
                         kind, value, period = pv[o + r], pv[o + n_rules + r], pv[o + 2 * n_rules + r]
                         if period != last_period:  # rules sharing a period share their sums
                             # branch-free masked sums: adding +0.0 for a slot outside the period is
-                            # exact (a sum from +0.0 is never -0.0), as np.sum(where=) skipping it
+                            # exact (a sum from +0.0 is never -0.0), as np.sum(where=) skipping it;
+                            # none inside when the latest event is not (its time bounds the others')
                             added, removed = 0.0, 0.0
-                            for s in range(up_slots):
-                                added += up[0, s, i] if (now - up[1, s, i]) < period else 0.0
-                            for s in range(down_slots):
-                                removed += down[0, s, i] if (now - down[1, s, i]) < period else 0.0
+                            if (now - vf[_F_LAST_EVENT, i]) < period:
+                                for s in range(up_slots):
+                                    added += up[0, s, i] if (now - up[1, s, i]) < period else 0.0
+                                for s in range(down_slots):
+                                    removed += down[0, s, i] if (now - down[1, s, i]) < period else 0.0
                             last_period = period
                         start = cur - added + removed
                         pods = int(kind) == compiled._PODS
@@ -399,22 +638,30 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
                         desired, limit_reason = allowed, (compiled._RL_DOWN if raw > lo else compiled._CL_MIN)
 
         # remember the raw proposal (Setpoint's own mode also during a hold)
-        if slots > 0 and ((not skip) or (hold and not has_forced)):
-            rec_v[slot_i, i] = proposal
-            rec_t[slot_i, i] = now
+        if slots > 0:
+            wrote = (not skip) or (hold and not has_forced)
+            if wrote:
+                rec_v[slot_i, i] = proposal
+                rec_t[slot_i, i] = now
+            lock[i] = 1.0 if (wrote and lock[i] != 0.0) else 0.0  # a target on the pattern writes its slot
         stabilized, desired, limit_reason, reason = compiled.final_outcome(
             cur, proposal, stabilized, desired, limit_reason, legacy, miss_reason, pre_reason, forced, hold)
         vf[_F_STABILIZED, i], vf[_F_DESIRED, i] = stabilized, desired
         vi[_I_LIMIT, i], vi[_I_REASON, i] = limit_reason, reason
         active_out[i] = (not has_forced) and any_valid and not hold
+    if slots > 0:
+        rows[s_star] = now
+    if windowed:
+        rows[slots + 1:slots + 1 + w] = w_next
     return 0
 
 
 @jit
-def commit_kernel(current, replicas, applied, now, up, down, pv):
+def commit_kernel(current, replicas, applied, now, up, down, pv, last_event):
     """normalize.record_scale_events in place: |replicas - current| (N,) per direction for the
     applied rows (N,) bool, into up, down (2, E, N) (changes, times), each kept for its
-    direction's longest rate period (pv, see pack_params)."""
+    direction's longest rate period (pv, see pack_params); last_event (N,): the latest event
+    time of each target (NaN: none), raised to ``now`` where one is recorded."""
     up_keep_s, down_keep_s = pv[compiled._P_UP_LONGEST], pv[compiled._P_DOWN_LONGEST]
     count = 0
     for i in range(current.shape[0]):
@@ -423,8 +670,11 @@ def commit_kernel(current, replicas, applied, now, up, down, pv):
         cur, to = current[i], replicas[i]
         if to > cur and up.shape[1] > 0:
             _write_slot(up, i, to - cur, now, up_keep_s)
-            count += 1
         elif to < cur and down.shape[1] > 0:
             _write_slot(down, i, cur - to, now, down_keep_s)
-            count += 1
+        else:
+            continue
+        count += 1
+        last = last_event[i]
+        last_event[i] = last if last >= now else now  # NaN (none yet) compares False
     return count

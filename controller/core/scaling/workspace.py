@@ -43,14 +43,22 @@ class DecisionWorkspace:
 
     State: ewma, ewma_at (N, M); samples, sample_at (N, M, W); ramp_values, ramp_times (R, N, K)
     for the R ramp metrics (K: the longest; each metric uses its own slot count); rec_values,
-    rec_times (N, H); up/down changes and times (N, E); missing_since (N,).
+    rec_times (N, H); up/down changes and times (N, E); missing_since (N,). Derived (the kernel
+    keeps them; only it changes rec_times and sample_at): rows (H + 1 + 3W + 1,) the times common
+    to most targets' recommendation slots and a flag (0.0: not known yet), the _F_LOCK row of vf
+    (1.0: the target's times are those), so that the window pass tests each slot's time once
+    (fused._recommendation_windows); then the same for the window samples (fused._sample_pattern;
+    plane 6 of out_b flags the series on it); the _F_LAST_EVENT row of vf: each target's latest
+    scale event time (taken from the events on the first decide_into, then kept by commit), which
+    bounds the others' (the rate limits skip the sums when it is outside their period).
     Outputs: out_f2 (3, N, M) signal values, smoothed, proposals (NaN where not valid); out_b2
-    (6, N, M) missing, stale, nonfinite, negative, usable, valid; ramp_out (3, N, M) slope, ahead,
-    ramp proposal (NaN outside ramp metrics); out_f1 (4, N) combined, proposal, stabilized,
-    desired; out_i1 (2, N) limit reason, reason; active (N,). Pending: the cycle's current (N,)
-    and time, until ``commit``; all_rows: (N,) True (commit's default).
+    (7, N, M) missing, stale, nonfinite, negative, usable, valid (plane 6: state, see rows);
+    ramp_out (3, N, M) slope, ahead, ramp proposal (NaN outside ramp metrics); out_f1 (4, N)
+    combined, proposal, stabilized, desired; out_i1 (2, N) limit reason, reason; active (N,).
+    Pending: the cycle's current (N,) and time, until ``commit``; all_rows: (N,) True (commit's
+    default).
     Packed (fused.fused_kernel's arguments): em (3, N, M) negated EWMA weights, ewma, ewma_at; win
-    (2, N, M, W); ramp (2, R, N, K); rec (2, H, N); up, down (2, E, N); vf (9, N) and vi (3, N)
+    (2, N, M, W); ramp (2, R, N, K); rec (2, H, N); rows; up, down (2, E, N); vf (12, N) and vi (3, N)
     (fused._F_* and _I_* rows); out_f (6, N, M) out_f2 then ramp_out; pv the parameters
     (fused.pack_params).
     """
@@ -61,6 +69,7 @@ class DecisionWorkspace:
     win: np.ndarray
     ramp: np.ndarray
     rec: np.ndarray
+    rows: np.ndarray
     up: np.ndarray
     down: np.ndarray
     vf: np.ndarray
@@ -119,12 +128,15 @@ class DecisionWorkspace:
         vf = np.full((fused._F_ROWS, n), np.nan)
         vf[fused._F_MISSING_SINCE] = nm.missing_since
         vf[fused._F_PENDING] = 0.0
+        vf[fused._F_LOCK] = 0.0
         forecast = (CompiledForecasts.from_states(params, state.forecast, n, share=share_events)
                     if params.forecast_metrics else None)
-        return cls(params, fused.pack_params(params), em, win, ramp, slotted(nm.rec_values, nm.rec_times),
+        rec = slotted(nm.rec_values, nm.rec_times)
+        rows = np.zeros(rec.shape[1] + 1 + 3 * win.shape[3] + 1)  # the flags 0.0: patterns not known yet
+        return cls(params, fused.pack_params(params), em, win, ramp, rec, rows,
                    slotted(nm.up_changes, nm.up_times), slotted(nm.down_changes, nm.down_times), vf,
                    np.zeros((fused._I_ROWS, n), np.int64), out_f=np.full((6, n, m), np.nan),
-                   out_b2=np.zeros((6, n, m), np.bool_), active=np.zeros(n, np.bool_),
+                   out_b2=np.zeros((7, n, m), np.bool_), active=np.zeros(n, np.bool_),
                    buf=np.empty(sm.samples.shape[2]), all_rows=np.ones(n, np.bool_),
                    no_startup=np.full(n, np.nan), forecast=forecast,
                    floor=np.full((n, m), np.nan) if forecast is None else forecast.floor)
@@ -191,7 +203,8 @@ class DecisionWorkspace:
         else:
             rows = np.ascontiguousarray(np.broadcast_to(np.asarray(applied, np.bool_), self.all_rows.shape))
         to = self.desired if replicas is None else np.ascontiguousarray(replicas, dtype=np.float64)
-        return int(fused.commit_kernel(self.pending_current, to, rows, at, self.up, self.down, self.pv))
+        return int(fused.commit_kernel(self.pending_current, to, rows, at, self.up, self.down, self.pv,
+                                       self.vf[fused._F_LAST_EVENT]))
 
     def state(self, copy: bool = True):
         """The state as a ScalingState (Fortran-ordered histories like the numpy stages'),
@@ -257,7 +270,7 @@ def decide_into(params: PolicyParams, ws: DecisionWorkspace, obs, now: float) ->
     if ws.forecast is not None:  # the forecast stage first: its predictive proposals are the kernel's floor
         ws.forecast.step(values, present, age, current, ready, status, startup, now)
     fused.fused_kernel(values, present, age, current, ready, status, startup, ws.floor, ws.pv, now, ws.em, ws.win,
-                       ws.ramp, ws.rec, ws.up, ws.down, ws.vf, ws.out_f, ws.out_b2, ws.vi, ws.active, ws.buf)
+                       ws.ramp, ws.rec, ws.rows, ws.up, ws.down, ws.vf, ws.out_f, ws.out_b2, ws.vi, ws.active, ws.buf)
     if ws.forecast is not None:
         ws.forecast.finish(ws.out_f[1], ws.out_b2[5], current, ready, status)
     ws.pending_at = now
