@@ -189,11 +189,23 @@ def _per_target(values, n: int, dtype) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(np.asarray(values, dtype=dtype), (n,)))
 
 
+@jit
+def _abs_max(a, b):
+    """max(np.abs(a).max(), np.abs(b).max()) of non-empty int64 arrays in one pass (abs of the
+    int64 minimum wraps to itself in both)."""
+    m = abs(a[0])
+    for k in range(a.shape[0]):
+        m = max(m, abs(a[k]))
+    for k in range(b.shape[0]):
+        m = max(m, abs(b[k]))
+    return m
+
+
 def _sums_fit(pods: hr.PodTable, target_utilization: np.ndarray) -> bool:
     """Every sum the kernel forms (x 100) stays inside int64, as the reference's int64 path."""
     if pods.size == 0:
         return True
-    bound = pods.size * max(int(np.abs(pods.usage_milli).max()), int(np.abs(pods.request_milli).max()))
+    bound = pods.size * int(_abs_max(pods.usage_milli, pods.request_milli))
     return bound * max(100, int(target_utilization.max(initial=0))) < _SUM_LIMIT
 
 
@@ -211,10 +223,10 @@ def try_resource_utilization_replicas(pods: hr.PodTable, strays: hr.StraySamples
     current = np.asarray(current, dtype=np.int64).reshape(-1)
     n = current.size
     target_util = _per_target(target_utilization, n, np.int64)
-    if not _sums_fit(pods, target_util):
-        return None
-    n_stray = np.bincount(strays.target, minlength=n).astype(np.int64)
     try:
+        if not _sums_fit(pods, target_util):
+            return None
+        n_stray = np.bincount(strays.target, minlength=n).astype(np.int64)
         replicas, utilization, average, error, first_bad = _utilization_kernel(
             pods.target, pods.phase, pods.ready, pods.deleted, pods.start_age_s, pods.ready_transition_age_s,
             pods.request_milli, pods.has_request, pods.has_container, pods.usage_milli, pods.has_sample,
