@@ -53,8 +53,13 @@ def pod_table(targets: Sequence[TargetRef], view: ClusterView, now: float) -> tu
 
 
 def pod_table_from_view(targets: Sequence[TargetRef], pods: PodView, now: float) -> tuple[hr.PodTable, "PodIndex"]:
-    """``pod_table`` from a PodLister's arrays."""
-    return table_of(targets, np.asarray(pods.target, np.int64), pods.names, now,
+    """``pod_table`` from a PodLister's arrays (one compiled pass, else ``table_of``)."""
+    target = np.asarray(pods.target, np.int64)
+    fast = hpa_compiled.try_listed_pod_table(target, pods.names, pods.pending, pods.ready, pods.start_time,
+                                             pods.ready_transition_time, now, PERCENT_REQUEST_MILLI, DEFAULT_WINDOW_S)
+    if fast is not None:
+        return fast, PodIndex(targets, target, pods.names, pods.uid)
+    return table_of(targets, target, pods.names, now,
                     phase=np.where(pods.pending, hr.Phase.PENDING, hr.Phase.RUNNING),
                     ready=np.where(pods.ready, hr.Readiness.TRUE, hr.Readiness.FALSE), deleted=None,
                     start_time=pods.start_time, transition_time=pods.ready_transition_time, uid=pods.uid)

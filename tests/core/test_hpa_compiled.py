@@ -119,3 +119,27 @@ def test_declines_when_the_kernels_are_off(monkeypatch):
     monkeypatch.setattr(compiled, "switch", "0")
     table = hr.PodTable.of([0], request_milli=[1000], usage_milli=[500])
     assert hpa_compiled.try_resource_utilization_replicas(table, hr.StraySamples(), [2], 50, 0.1, 0.1) is None
+
+
+INT64_MIN = int(np.iinfo(np.int64).min)
+
+
+@pytest.mark.parametrize("usage, requests", [
+    pytest.param([5, -7], [3], id="negative-largest"),
+    pytest.param([0], [2**62], id="request-largest"),
+    pytest.param([INT64_MIN, 5], [3], id="int64-minimum-wraps-as-numpy"),
+    pytest.param([INT64_MIN], [INT64_MIN], id="only-the-minimum"),
+])
+def test_abs_max_same_as_numpy(monkeypatch, usage, requests):
+    monkeypatch.setattr(compiled, "switch", "1")
+    assert compiled.enabled()
+    a, b = np.asarray(usage, np.int64), np.asarray(requests, np.int64)
+    assert int(hpa_compiled._abs_max(a, b)) == max(int(np.abs(a).max()), int(np.abs(b).max()))
+
+
+@settings(max_examples=150, deadline=None)
+@given(usage=st.lists(st.integers(INT64_MIN, 2**63 - 1), min_size=1, max_size=8),
+       requests=st.lists(st.integers(INT64_MIN, 2**63 - 1), min_size=1, max_size=8))
+def test_abs_max_same_as_numpy_on_generated_values(usage, requests):
+    with pytest.MonkeyPatch.context() as mp:
+        test_abs_max_same_as_numpy(mp, usage, requests)

@@ -1,9 +1,10 @@
 """The per-pod reader's compiled steps (core/scaling/hpa_compiled.py) give the numpy path's arrays:
-the join of samples into their pods' rows (milli-units, has-sample, age) and the per-target means
-of the decision records (pod_samples.workload_summary), on named cases and generated inputs."""
+the pod table of listed pods (pod_samples.pod_table_from_view), the join of samples into their
+pods' rows (milli-units, has-sample, age) and the per-target means of the decision records (pod_samples.workload_summary), on named cases and generated inputs."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -14,7 +15,10 @@ from hypothesis import strategies as st
 from controller.core.scaling import compiled, hpa_compiled
 from controller.core.scaling import hpa_replicas as hr
 from controller.core.scaling.hpa_propose import PodSamples, to_milli
-from controller.runtime.pod_samples import workload_summary
+from controller.model import TargetRef
+from controller.ports import PodView
+from controller.runtime.pod_samples import pod_table_from_view, workload_summary
+from simulators.lazy_names import LazyStrings
 
 pytestmark = pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
 
@@ -116,3 +120,70 @@ def test_means_same_as_numpy_on_generated_pods(data):
         fast, ref = summaries(mp, pod_samples(target, usage, has), n)
     np.testing.assert_array_equal(fast.values, ref.values)
     np.testing.assert_array_equal(fast.present, ref.present)
+
+
+NOW = 1_000_000.0
+
+
+def listed_tables(monkeypatch, pending, ready, start, transition, names=None):
+    """pod_samples.pod_table_from_view with the kernel, then with numpy (table_of, the reference)."""
+    p = len(pending)
+    view = PodView(target=np.arange(p, dtype=np.int64) % 3, names=names if names is not None else
+                   tuple(f"pod-{k}" for k in range(p)), pending=np.asarray(pending, bool),
+                   ready=np.asarray(ready, bool), start_time=np.asarray(start, float),
+                   ready_transition_time=np.asarray(transition, float), uid=np.arange(p, dtype=np.int64))
+    targets = [TargetRef("default", f"svc-{i}") for i in range(3)]
+    tables = []
+    for switch in ("1", "0"):
+        monkeypatch.setattr(compiled, "switch", switch)
+        tables.append(pod_table_from_view(targets, view, NOW))
+    return tables
+
+
+def assert_tables_same(fast, ref):
+    (table, index), (want, want_index) = fast, ref
+    for field in dataclasses.fields(hr.PodTable):
+        got, expect = getattr(table, field.name), getattr(want, field.name)
+        if field.name == "names":
+            assert tuple(got) == tuple(expect) and type(got) is type(expect)
+            continue
+        assert got.dtype == expect.dtype, field.name
+        np.testing.assert_array_equal(got, expect, err_msg=field.name)
+    assert dict(index) == dict(want_index)
+
+
+@pytest.mark.parametrize("pending, ready, start, transition", [
+    pytest.param([True, False, False], [False, False, True], [NOW - 10, NOW - 300, NOW - 9e3],
+                 [math.nan, NOW - 20, NOW - 8e3], id="pending-starting-ready"),
+    pytest.param([False], [True], [math.nan], [math.nan], id="unset-times-nan-age-and-zero-time"),
+    pytest.param([False, True], [True, True], [NOW + 5, NOW], [NOW + 1, NOW], id="times-after-now-negative-ages"),
+    pytest.param([], [], [], [], id="no-pods"),
+])
+def test_listed_table_same_as_numpy_on_cases(monkeypatch, pending, ready, start, transition):
+    fast, ref = listed_tables(monkeypatch, pending, ready, start, transition)
+    assert_tables_same(fast, ref)
+    table = fast[0]
+    assert table.phase.tolist() == [hr.Phase.PENDING if p else hr.Phase.RUNNING for p in pending]
+    assert table.ready.tolist() == [hr.Readiness.TRUE if r else hr.Readiness.FALSE for r in ready]
+
+
+def test_listed_table_keeps_lazy_names_and_tuples_lists(monkeypatch):
+    lazy = LazyStrings(lambda j: f"lazy-{j}", 2)
+    fast, ref = listed_tables(monkeypatch, [False, False], [True, True], [NOW, NOW], [NOW, NOW], names=lazy)
+    assert fast[0].names is lazy and ref[0].names is lazy
+    fast, ref = listed_tables(monkeypatch, [False], [True], [NOW], [NOW], names=["a"])
+    assert fast[0].names == ("a",) == ref[0].names
+
+
+TIMES = st.one_of(st.floats(NOW - 1e6, NOW + 100), st.just(math.nan))
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_listed_table_same_as_numpy_on_generated_pods(data):
+    p = data.draw(st.integers(0, 20))
+    flags = st.lists(st.booleans(), min_size=p, max_size=p)
+    times = st.lists(TIMES, min_size=p, max_size=p)
+    with pytest.MonkeyPatch.context() as mp:
+        fast, ref = listed_tables(mp, data.draw(flags), data.draw(flags), data.draw(times), data.draw(times))
+    assert_tables_same(fast, ref)

@@ -189,11 +189,23 @@ def _per_target(values, n: int, dtype) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(np.asarray(values, dtype=dtype), (n,)))
 
 
+@jit
+def _abs_max(a, b):
+    """max(np.abs(a).max(), np.abs(b).max()) of non-empty int64 arrays in one pass (abs of the
+    int64 minimum wraps to itself in both)."""
+    m = abs(a[0])
+    for k in range(a.shape[0]):
+        m = max(m, abs(a[k]))
+    for k in range(b.shape[0]):
+        m = max(m, abs(b[k]))
+    return m
+
+
 def _sums_fit(pods: hr.PodTable, target_utilization: np.ndarray) -> bool:
     """Every sum the kernel forms (x 100) stays inside int64, as the reference's int64 path."""
     if pods.size == 0:
         return True
-    bound = pods.size * max(int(np.abs(pods.usage_milli).max()), int(np.abs(pods.request_milli).max()))
+    bound = pods.size * int(_abs_max(pods.usage_milli, pods.request_milli))
     return bound * max(100, int(target_utilization.max(initial=0))) < _SUM_LIMIT
 
 
@@ -211,10 +223,10 @@ def try_resource_utilization_replicas(pods: hr.PodTable, strays: hr.StraySamples
     current = np.asarray(current, dtype=np.int64).reshape(-1)
     n = current.size
     target_util = _per_target(target_utilization, n, np.int64)
-    if not _sums_fit(pods, target_util):
-        return None
-    n_stray = np.bincount(strays.target, minlength=n).astype(np.int64)
     try:
+        if not _sums_fit(pods, target_util):
+            return None
+        n_stray = np.bincount(strays.target, minlength=n).astype(np.int64)
         replicas, utilization, average, error, first_bad = _utilization_kernel(
             pods.target, pods.phase, pods.ready, pods.deleted, pods.start_age_s, pods.ready_transition_age_s,
             pods.request_milli, pods.has_request, pods.has_container, pods.usage_milli, pods.has_sample,
@@ -337,3 +349,49 @@ def try_pod_means(target: np.ndarray, usage_milli: np.ndarray, has_sample: np.nd
         compiled.mark_broken(exc)
         return None
     return values, present
+
+
+_RUNNING, _R_TRUE = int(hr.Phase.RUNNING), int(hr.Readiness.TRUE)
+
+
+@jit
+def _listed_table_kernel(pending, ready, start_time, transition_time, now, request_milli, window_s):
+    p = pending.shape[0]
+    phase, readiness = np.empty(p, np.int64), np.empty(p, np.int64)
+    start_age, transition_age = np.empty(p), np.empty(p)
+    request, window = np.empty(p, np.int64), np.empty(p)
+    for k in range(p):
+        phase[k] = _PENDING if pending[k] else _RUNNING
+        readiness[k] = _R_TRUE if ready[k] else _R_FALSE
+        start_age[k] = now - start_time[k]
+        t = transition_time[k]
+        transition_age[k] = _ZERO_AGE if t != t else now - t
+        request[k] = request_milli
+        window[k] = window_s
+    return (phase, readiness, np.zeros(p, np.bool_), start_age, transition_age, request, np.ones(p, np.bool_),
+            np.ones(p, np.bool_), np.zeros(p, np.int64), np.zeros(p, np.bool_), np.zeros(p), window)
+
+
+def try_listed_pod_table(target: np.ndarray, names, pending: np.ndarray, ready: np.ndarray, start_time: np.ndarray,
+                         transition_time: np.ndarray, now: float, request_milli: int,
+                         window_s: float) -> hr.PodTable | None:
+    """The pod table of listed pods (a PodView's arrays, (P,) each: target int64, pending and
+    ready bool, start and Ready-transition times epoch s, NaN unset) in one pass: phase Pending
+    or Running, readiness True or False, ages at ``now`` (an unset transition is Go's zero time),
+    not deleted, every pod requesting ``request_milli`` with no sample yet, a sample age of 0 over
+    ``window_s``. What ``pod_samples.table_of`` builds with numpy (the reference); None when the
+    kernels are off."""
+    if not compiled.enabled():
+        return None
+    try:
+        (phase, readiness, deleted, start_age, transition_age, request, has_request, has_container, usage, has_sample,
+         metric_age, window) = _listed_table_kernel(
+            np.asarray(pending, np.bool_), np.asarray(ready, np.bool_), np.asarray(start_time, np.float64),
+            np.asarray(transition_time, np.float64), float(now), int(request_milli), float(window_s))
+    except compiled.KERNEL_ERRORS as exc:
+        compiled.mark_broken(exc)
+        return None
+    return hr.PodTable(target=target, phase=phase, ready=readiness, deleted=deleted, start_age_s=start_age,
+                       ready_transition_age_s=transition_age, request_milli=request, has_request=has_request,
+                       has_container=has_container, usage_milli=usage, has_sample=has_sample,
+                       metric_age_s=metric_age, metric_window_s=window, names=hr.table_names(names))

@@ -111,6 +111,11 @@ def _flags(values, size: int, default: bool) -> np.ndarray:
     return np.full(size, default) if values is None else np.asarray(values, dtype=bool).reshape(-1)
 
 
+def table_names(names) -> Sequence[str]:
+    """A pod table's names: a sequence as given (it may make names on access), a list as a tuple."""
+    return names if isinstance(names, Sequence) and not isinstance(names, list) else tuple(names)
+
+
 @dataclass(frozen=True)
 class PodTable:
     """The pods listed by each target's selector, flattened: every array has shape (P,).
@@ -162,7 +167,7 @@ class PodTable:
             has_sample=_flags(has_sample, p, usage_milli is not None),
             metric_age_s=_f64(metric_age_s, p, ZERO_TIME_AGE_S),
             metric_window_s=_f64(metric_window_s, p, 60.0),
-            names=names if isinstance(names, Sequence) and not isinstance(names, list) else tuple(names),
+            names=table_names(names),
         )
 
     @property
