@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import TRACES, Variation, baseline_cache_path, varied_text  # noqa: E402
+from quality import (TRACES, Variation, add_variation_args,  # noqa: E402
+                     baseline_cache_path, variation_of, varied_text)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARE_EDGES = (0.10, 0.25, 0.50)
@@ -94,9 +95,7 @@ def main() -> None:
     ap.add_argument("--policy", default=str(REPO / "policies" / "setpoint-default.yaml"))
     ap.add_argument("--hpa-policy", default=str(REPO / "policies" / "hpa-cpu.yaml"))
     ap.add_argument("--scenarios", default=",".join(TRACES))
-    ap.add_argument("--start-offset", default="0s")
-    ap.add_argument("--peak-scale", type=float, default=1.0)
-    ap.add_argument("--startup-delay", default=None)
+    add_variation_args(ap)
     ap.add_argument("--chain", type=float, default=120.0, help="a scale-up within this many s after another")
     ap.add_argument("--reversal", type=float, default=600.0, help="a scale-down undone within this many s")
     ap.add_argument("--no-hpa", action="store_true", help="run the policy only")
@@ -106,10 +105,8 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=NUMBER",
                     help="override a PolicyParams number of the policy (exploring; repeatable)")
     args = ap.parse_args()
-    from controller.policy.durations import parse_duration
 
-    v = Variation(parse_duration(args.start_offset), args.peak_scale,
-                  parse_duration(args.startup_delay) if args.startup_delay else None)
+    v = variation_of(args)
     edges = "/".join(f"{e:.0%}" for e in SHARE_EDGES)
     print(f"share edges {edges}; pods 1/2/3+; chain {args.chain:g} s, reversal {args.reversal:g} s")
     print(f"{'scenario':<22} {'ctl':<6} {'chg':>5} {'ups':>4} {'dns':>4}")

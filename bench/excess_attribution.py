@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import TRACES, Variation, varied_text  # noqa: E402
+from quality import TRACES, Variation, add_variation_args, variation_of, varied_text  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = ("sizing", "ramp", "band", "window", "other")
@@ -81,15 +81,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--policy", default=str(REPO / "policies" / "setpoint-default.yaml"))
     ap.add_argument("--scenarios", default=",".join(TRACES))
-    ap.add_argument("--start-offset", default="0s")
-    ap.add_argument("--peak-scale", type=float, default=1.0)
-    ap.add_argument("--startup-delay", default=None)
+    add_variation_args(ap)
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
-    from controller.policy.durations import parse_duration
 
-    v = Variation(parse_duration(args.start_offset), args.peak_scale,
-                  parse_duration(args.startup_delay) if args.startup_delay else None)
+    v = variation_of(args)
     names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
     with ProcessPoolExecutor(args.jobs) as pool:
         results = list(pool.map(attribute, [(n, args.policy, v) for n in names]))

@@ -202,6 +202,26 @@ def print_targets(results: dict[str, dict]) -> None:
               f"target fewer -> {verdict(e.verdict == 'win')}")
 
 
+def add_variation_args(ap: argparse.ArgumentParser) -> None:
+    """The options that vary every trace scenario (:class:`Variation`), shared by the trace benches."""
+    ap.add_argument("--start-offset", default="0s", help="shift every trace window later by this duration (e.g. 1d)")
+    ap.add_argument("--peak-scale", type=float, default=1.0, help="multiply every trace's peak rate")
+    ap.add_argument("--startup-delay", default=None, help="every service's pod start-up delay (e.g. 90s)")
+
+
+def variation_of(args: argparse.Namespace) -> Variation:
+    """The :class:`Variation` of the options :func:`add_variation_args` added; exits naming a bad one."""
+    from controller.policy.durations import parse_duration
+
+    if args.peak_scale <= 0:
+        sys.exit(f"--peak-scale must be > 0, got {args.peak_scale}")
+    try:
+        return Variation(parse_duration(args.start_offset), args.peak_scale,
+                         parse_duration(args.startup_delay) if args.startup_delay else None)
+    except ValueError as exc:
+        sys.exit(str(exc))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--policy", default=str(REPO / "policies" / "setpoint-default.yaml"))
@@ -209,14 +229,11 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (scenarios run in parallel)")
     ap.add_argument("--targets", default=None, help="HPA CPU targets of the frontier (percent; default 40,50,60,70,80)")
     ap.add_argument("--scenarios", default=",".join(TRACES + DEMOS), help="comma-separated scenario names")
-    ap.add_argument("--start-offset", default="0s", help="shift every trace window later by this duration (e.g. 1d)")
-    ap.add_argument("--peak-scale", type=float, default=1.0, help="multiply every trace's peak rate")
-    ap.add_argument("--startup-delay", default=None, help="every service's pod start-up delay (e.g. 90s)")
+    add_variation_args(ap)
     ap.add_argument("--hpa-cache", default=None, metavar="DIR",
                     help="reuse the hpa/oracle runs and HPA's frontier from DIR when the same inputs were run "
                          "before (for exploring policies; clear DIR after changing the simulator or HPA code)")
     args = ap.parse_args()
-    from controller.policy.durations import parse_duration
     from simulators.frontier import DEFAULT_TARGETS_PCT, parse_targets
     from simulators.load import traces_dir
 
@@ -224,12 +241,9 @@ def main() -> None:
         sys.exit(f"traces not found in {traces_dir()}: set SETPOINT_TRACES_DIR")
     try:
         targets = tuple(parse_targets(args.targets)) if args.targets else DEFAULT_TARGETS_PCT
-        variation = Variation(parse_duration(args.start_offset), args.peak_scale,
-                              parse_duration(args.startup_delay) if args.startup_delay else None)
     except ValueError as exc:
         sys.exit(str(exc))
-    if args.peak_scale <= 0:
-        sys.exit(f"--peak-scale must be > 0, got {args.peak_scale}")
+    variation = variation_of(args)
     names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
     began = time.monotonic()
     with ProcessPoolExecutor(args.jobs) as pool:

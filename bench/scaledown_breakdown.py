@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import TRACES, Variation, varied_text  # noqa: E402
+from quality import TRACES, Variation, add_variation_args, variation_of, varied_text  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -116,15 +116,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--policy", default=str(REPO / "policies" / "setpoint-default.yaml"))
     ap.add_argument("--scenarios", default=",".join(TRACES))
-    ap.add_argument("--start-offset", default="0s")
-    ap.add_argument("--peak-scale", type=float, default=1.0)
-    ap.add_argument("--startup-delay", default=None)
+    add_variation_args(ap)
     ap.add_argument("--reversal", type=float, default=600.0, help="a scale-down undone within this many s")
     args = ap.parse_args()
-    from controller.policy.durations import parse_duration
 
-    v = Variation(parse_duration(args.start_offset), args.peak_scale,
-                  parse_duration(args.startup_delay) if args.startup_delay else None)
+    v = variation_of(args)
     keys = ["need", "band", "ramp", "window(obs)", "window(ahead)", "other"]
     print(f"{'scenario':<22} {'pol rh':>7} {'orc rh':>7} {'ratio':>6} {'below':>6} " + " ".join(f"{k:>13}" for k in keys)
           + f" {'ups':>5} {'downs':>5} {'rev':>5} {'orc ch':>6} {'viol':>5}")

@@ -57,7 +57,8 @@ import numpy as np
 
 os.environ["SETPOINT_COMPILED"] = "0"  # the variants wrap the numpy stages
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import TRACES, Variation, baseline_cache_path, varied_text  # noqa: E402
+from quality import (TRACES, Variation, add_variation_args,  # noqa: E402
+                     baseline_cache_path, variation_of, varied_text)
 
 REPO = Path(__file__).resolve().parents[1]
 MIN_GAPS = 5
@@ -174,15 +175,11 @@ def main() -> None:
     ap.add_argument("--policy", default=str(REPO / "policies" / "setpoint-default.yaml"))
     ap.add_argument("--variants", default="max,kth:lead,release,gaps:0.9")
     ap.add_argument("--scenarios", default=",".join(TRACES))
-    ap.add_argument("--start-offset", default="0s")
-    ap.add_argument("--peak-scale", type=float, default=1.0)
-    ap.add_argument("--startup-delay", default=None)
+    add_variation_args(ap)
     ap.add_argument("--hpa-cache", default=None, metavar="DIR", help="bench/quality.py's cache of HPA's frontier")
     args = ap.parse_args()
-    from controller.policy.durations import parse_duration
 
-    v = Variation(parse_duration(args.start_offset), args.peak_scale,
-                  parse_duration(args.startup_delay) if args.startup_delay else None)
+    v = variation_of(args)
     print(f"inputs: {v.describe()}")
     for variant in args.variants.split(","):
         rows = {n: run(n, args.policy, variant, v, args.hpa_cache) for n in args.scenarios.split(",")}
