@@ -49,13 +49,12 @@ class ScalingMemory:
         until :meth:`commit`; its outputs are copies (the decision outlives the next cycle)."""
         if self.in_place and compiled.enabled() and compiled.supports(params):
             try:
-                if self._ws is None:
-                    self._ws = DecisionWorkspace.from_state(params, self._state)
-                    self._state = None
-                decide_into(params, self._ws, obs, now)
-                return self._ws.decision(obs, now, copy=True)  # kept None: the state stays in the workspace
-            except compiled.KERNEL_ERRORS as exc:  # raised when compiling, before any array is written
-                compiled.mark_broken(exc)
+                ws = self._ws if self._ws is not None else DecisionWorkspace.from_state(params, self._state)
+                decide_into(params, ws, obs, now)
+                self._ws, self._state = ws, None  # kept by the workspace once a cycle succeeded in it
+                return ws.decision(obs, now, copy=True)  # kept None: the state stays in the workspace
+            except compiled.KERNEL_ERRORS as exc:  # raised when compiling: on a workspace's first cycle,
+                compiled.mark_broken(exc)  # whose copy the forecast kernel may have stepped; _state is untouched
         return decide(params, obs, self.state, now)
 
     def commit(self, decision: Decision, applied: np.ndarray, replicas: np.ndarray) -> None:

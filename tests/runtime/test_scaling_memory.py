@@ -61,10 +61,10 @@ spec:
 """
 
 
-def run(policy_file: str, scenario_name: str, in_place: bool, ticks: int = 600):
+def run(policy_file: str, scenario_name: str, in_place: bool, ticks: int = 600, in_place_from: int = 0):
     """(per cycle: its records as JSON, its actions and failed writes; the final scaling state)
     of one Reconciler over its own simulated cluster; from tick 100 to 160 it drives only every
-    other service."""
+    other service. ``in_place`` from tick ``in_place_from`` on (pure before)."""
     scenario = load_scenario_text(CROWD, "crowd.yaml") if scenario_name == "crowd" else load_scenario(scenario_name)
     (policy,) = load_policies([bundled_policy(policy_file)]) if policy_file != FORECAST else [default_with_forecast()]
     rp = RuntimePolicy.of(policy)
@@ -73,7 +73,7 @@ def run(policy_file: str, scenario_name: str, in_place: bool, ticks: int = 600):
     metrics = SimMetrics(cluster, policy_bindings(scenario, rp), scenario.metrics_window_s, scenario.tick_s)
     metrics.attach(every)
     rec = Reconciler(rp, metrics, every)
-    rec.in_place = in_place
+    rec.in_place = in_place and in_place_from == 0
     offered, times = scenario.offered(), scenario.times()
     results = []
     for k in range(min(ticks, times.size)):
@@ -81,6 +81,8 @@ def run(policy_file: str, scenario_name: str, in_place: bool, ticks: int = 600):
         metrics.push(cluster.signals())
         if k == 100 or k == 160:
             rec.cluster = some if k == 100 else every
+        if in_place and k == in_place_from:
+            rec.in_place = True
         if k % 3 == 0:
             results.append(rec.cycle(float(times[k])))
     # records made at the end, as the decision log does: each cycle's decision outlives the next cycles
@@ -138,3 +140,30 @@ def test_live_reconciler_decides_purely_by_default():
     rp = RuntimePolicy.of(policy)
     rec = Reconciler(rp, SimMetrics(cluster, policy_bindings(scenario, rp), 60.0, 5.0), SimTargets(cluster, ["web"]))
     assert rec.in_place is False
+
+
+def test_a_kernel_failing_to_compile_on_the_first_cycle_leaves_the_state_to_numpy(monkeypatch):
+    """The fused kernel fails to compile (a fault numba cannot be made to produce on demand: a
+    stand-in raises its error) on a forecast policy's first in-place cycle, 40 minutes into the
+    run (trusted forecasts), after the forecast kernel has stepped the workspace's copy of the
+    state: numpy decides from the untouched state, so the run is the pure path's, cycle for cycle."""
+    import numba
+
+    from controller.core.scaling import fused
+
+    pure, pure_state = run(FORECAST, "crowd", in_place=False)
+    monkeypatch.setattr(compiled, "_broken", None)  # restored after the test: the kernels work again
+    monkeypatch.setattr(compiled, "_warned", False)
+
+    def fails_to_compile(*args):
+        raise numba.core.errors.TypingError("stand-in: the kernel does not type")
+
+    monkeypatch.setattr(fused, "fused_kernel", fails_to_compile)
+    with pytest.warns(RuntimeWarning, match="compiled kernel failed"):
+        fast, fast_state = run(FORECAST, "crowd", in_place=True, in_place_from=480)
+    assert compiled._broken is not None
+    assert any('"trusted": true' in r for records, _, _ in pure[:160] for r in records)
+    assert len(fast) == len(pure)
+    for k, (a, b) in enumerate(zip(pure, fast)):
+        assert a == b, f"cycle {k}"
+    assert_same_state(pure_state, fast_state)
