@@ -66,3 +66,24 @@ def load_one(text: str) -> LoadedPolicy:
 def policy_with(spec_lines: str, name: str = "p") -> str:
     """A policy document whose ``spec`` body is ``spec_lines`` (indented two spaces already)."""
     return f"apiVersion: setpoint/v1\nkind: Policy\nmetadata: {{name: {name}}}\nspec:\n{spec_lines}"
+
+
+def hpa_preset_with(metric_line: str = "", behavior_line: str = "") -> str:
+    """A ``preset: hpa`` policy with one averagePerReplica metric, plus ``metric_line`` under the
+    metric (line 13) or ``behavior_line`` under ``behavior`` (line 14), each one YAML line without
+    its indentation."""
+    text = """\
+  preset: hpa
+  targets: {namespace: shop, name: web}
+  replicas: {min: 1, max: 10}
+  scaling:
+    metrics:
+      - name: rps
+        query: sum(rate(x[1m]))
+        target: {averagePerReplica: 80}
+"""
+    if metric_line:
+        text += f"        {metric_line}\n"
+    if behavior_line:
+        text += f"    behavior:\n      {behavior_line}\n"
+    return policy_with(text)

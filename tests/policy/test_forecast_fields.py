@@ -106,18 +106,8 @@ def test_forecast_needs_a_total():
 
 
 def test_forecast_is_not_allowed_with_the_hpa_preset():
-    from tests.policy.helpers import policy_with
+    from tests.policy.helpers import hpa_preset_with
 
-    text = policy_with("""\
-  preset: hpa
-  targets: {namespace: shop, name: web}
-  replicas: {min: 1, max: 10}
-  scaling:
-    metrics:
-      - name: rps
-        query: sum(rate(x[1m]))
-        target: {averagePerReplica: 80}
-        forecast: {}
-""")
+    text = hpa_preset_with(metric_line="forecast: {}")
     assert error_lines(text) == [f"{FILE}:13: spec.scaling.metrics[0].forecast: not allowed with preset: hpa "
                                  "(HPA does not forecast)"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.policy.helpers import BASE, FILE, edit, error_lines, load_one, policy_with
+from tests.policy.helpers import BASE, FILE, edit, error_lines, hpa_preset_with, load_one
 
 DOWN = "scaleDown: {stabilizationWindow: 5m,"
 UP = "scaleUp: {stabilizationWindow: 0s}"
@@ -38,17 +38,6 @@ def test_broken_min_step(text, expected):
 
 
 def test_min_step_is_not_allowed_with_the_hpa_preset():
-    text = policy_with("""\
-  preset: hpa
-  targets: {namespace: shop, name: web}
-  replicas: {min: 1, max: 10}
-  scaling:
-    metrics:
-      - name: rps
-        query: sum(rate(x[1m]))
-        target: {averagePerReplica: 80}
-    behavior:
-      scaleDown: {minStep: tolerance}
-""")
+    text = hpa_preset_with(behavior_line="scaleDown: {minStep: tolerance}")
     assert error_lines(text) == [f"{FILE}:14: spec.scaling.behavior.scaleDown.minStep: not allowed with preset: hpa "
                                  "(HPA scales down by any step)"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.policy.helpers import BASE, FILE, edit, error_lines, load_one, policy_with
+from tests.policy.helpers import BASE, FILE, edit, error_lines, hpa_preset_with, load_one
 
 TARGET = "target: {averagePerReplica: 80}"
 
@@ -88,16 +88,6 @@ def test_ramp_needs_a_total():
 
 
 def test_ramp_is_not_allowed_with_the_hpa_preset():
-    text = policy_with("""\
-  preset: hpa
-  targets: {namespace: shop, name: web}
-  replicas: {min: 1, max: 10}
-  scaling:
-    metrics:
-      - name: rps
-        query: sum(rate(x[1m]))
-        target: {averagePerReplica: 80}
-        ramp: {}
-""")
+    text = hpa_preset_with(metric_line="ramp: {}")
     assert error_lines(text) == [f"{FILE}:13: spec.scaling.metrics[0].ramp: not allowed with preset: hpa "
                                  "(HPA sizes for the value it sees)"]
