@@ -51,6 +51,19 @@ def run(params: PolicyParams, steps: list[tuple[float, list[float] | np.ndarray,
     return out
 
 
+def replicas_and_reasons(p: PolicyParams, values: list[float], current: float, interval_s: float):
+    """One target fed ``values`` (one metric) a cycle ``interval_s`` apart from T0 + 600 s, each
+    decision applied: [(desired replicas, Reason)] per cycle."""
+    from controller.model import Reason  # noqa: PLC0415
+
+    state, out = ScalingState.empty(1, p), []
+    for k, v in enumerate(values):
+        d = decide(p, Observation.of([current], [current], [[v]]), state, T0 + 600 + k * interval_s)
+        state, current = d.state, float(d.desired[0])
+        out.append((int(current), Reason(int(d.reason[0]))))
+    return out
+
+
 __all__ = ["T0", "policy", "no_limits", "run", "RuleType", "Select", "ScalingRules", "MetricKind", "MetricParams"]
 
 

@@ -13,7 +13,7 @@ from controller.core.scaling.decide import Observation, ScalingState, decide
 from controller.core.scaling.min_step import hold_small_steps
 from controller.core.scaling.params import MetricKind, MetricParams, PolicyParams
 from controller.model import Reason
-from tests.core.helpers import T0, draw_run, no_limits
+from tests.core.helpers import T0, draw_run, no_limits, replicas_and_reasons
 
 INTERVAL = 15.0
 
@@ -46,12 +46,7 @@ def policy(share: float, window_s: float = 60.0, **overrides) -> PolicyParams:
 
 
 def run(p: PolicyParams, values: list[float], current: float) -> list[tuple[int, Reason]]:
-    state, out = ScalingState.empty(1, p), []
-    for k, v in enumerate(values):
-        d = decide(p, Observation.of([current], [current], [[v]]), state, T0 + 600 + k * INTERVAL)
-        state, current = d.state, float(d.desired[0])
-        out.append((int(current), Reason(int(d.reason[0]))))
-    return out
+    return replicas_and_reasons(p, values, current, INTERVAL)
 
 
 def test_a_slow_decline_steps_down_in_bigger_steps():

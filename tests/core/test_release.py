@@ -13,7 +13,7 @@ from controller.core.scaling.decide import Observation, ScalingState, decide, de
 from controller.core.scaling.params import MetricKind, MetricParams, PolicyParams
 from controller.core.scaling.stabilize import linear_release_ceiling, stabilize_with_behavior
 from controller.model import Reason
-from tests.core.helpers import T0, draw_run, no_limits
+from tests.core.helpers import T0, draw_run, no_limits, replicas_and_reasons
 
 INTERVAL, WINDOW = 15.0, 900.0
 NOW = T0 + 3600.0
@@ -48,12 +48,7 @@ def policy(linear: bool, window_s: float = WINDOW, **overrides) -> PolicyParams:
 
 
 def run(p: PolicyParams, values: list[float], current: float) -> list[tuple[int, Reason]]:
-    state, out = ScalingState.empty(1, p), []
-    for k, v in enumerate(values):
-        d = decide(p, Observation.of([current], [current], [[v]]), state, T0 + 600 + k * INTERVAL)
-        state, current = d.state, float(d.desired[0])
-        out.append((int(current), Reason(int(d.reason[0]))))
-    return out
+    return replicas_and_reasons(p, values, current, INTERVAL)
 
 
 def test_a_burst_is_released_over_the_window_not_at_its_end():
