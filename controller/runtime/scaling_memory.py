@@ -48,6 +48,15 @@ class ScalingMemory:
     def state(self, state: ScalingState) -> None:
         self._state, self._ws = state, None
 
+    def snapshot(self) -> ScalingState:
+        """A copy of the state that leaves it where it is kept (the workspace, if any, stays)."""
+        return self._ws.state() if self._ws is not None else self._state
+
+    @property
+    def keeper(self) -> DecisionWorkspace | None:
+        """The workspace holding the state, None when a ScalingState does (pure path, or not yet)."""
+        return self._ws
+
     def decide(self, params: PolicyParams, obs: Observation, now: float) -> Decision:
         """The cycle's Decision. In place, its ``kept`` is None: the state stays in the workspace
         until :meth:`commit`; its outputs are copies (the decision outlives the next cycle)."""
