@@ -7,7 +7,9 @@ in place (core/scaling/workspace.py: decide_into + commit, the state updated in 
 through the pure ``decide`` (a copy of the state and a Decision per call), for the batched
 numpy stages, and for a loop that calls the numpy ``decide`` once per target (a batch of one),
 and the ratios; then the default policy alone on each path, without and with a forecast stage
-(``forecast: {startupDelay: observed}``; on the kernel path core/scaling/forecast_compiled.py).
+(``forecast: {startupDelay: observed}``; on the kernel path core/scaling/forecast_compiled.py),
+and through the live runtime's ScalingMemory (decide + commit, what Reconciler.cycle calls), pure
+(a copy of the state per cycle) and in place (the live default: one workspace kept).
 The ``hpa`` preset proposes with HPA's pod-level calculator, which only numpy runs: its variants
 here are HPA's behavior and legacy rules in Setpoint's own mode.
 
@@ -228,11 +230,43 @@ def default_alone(policies, inputs, cycles: int) -> None:
     for label, policy in (("default policy (ramp)", policies[0]), ("default + forecast", default_with_forecast())):
         paths = [("numpy", lambda *a: run_batched(*a, decide_numpy))]
         if compiled.enabled() and compiled.supports(policy):
-            paths[:0] = [("in place", run_in_place), ("decide()", lambda *a: run_batched(*a, decide_dispatch))]
+            paths[:0] = [("in place", run_in_place), ("decide()", lambda *a: run_batched(*a, decide_dispatch)),
+                         ("live pure", lambda *a: run_live(*a, in_place=False)),
+                         ("live", lambda *a: run_live(*a, in_place=True))]
+        cpu_ms = {}
         for name, run in paths:
             run([policy], inputs, 3)  # warm up (and compile)
             _, text = rates(TARGETS_PER_POLICY, cycles, run([policy], inputs, cycles))
+            cpu_ms[name] = run_batched.cpu_s / cycles * 1e3
             print(f"{label}, {name + ':':<10} {text}")
+        if "live" in cpu_ms:
+            print(f"{label}, live cycle's decision (controller/runtime/scaling_memory.py, 1,000 targets): "
+                  f"{cpu_ms['live pure']:.2f} ms CPU pure (before: a copy of the state per cycle) -> "
+                  f"{cpu_ms['live']:.2f} ms in place ({cpu_ms['live pure'] / cpu_ms['live']:.1f}x less)")
+
+
+def run_live(policies, inputs, cycles, in_place: bool) -> float:
+    """run_batched through the live runtime's ScalingMemory (what Reconciler.cycle calls: decide,
+    then commit the changed rows as applied at their desired counts): ``in_place`` the live
+    default (one workspace kept across cycles), else the pure ``decide`` with a copy of the state
+    per cycle (the live path before issue #13's item)."""
+    from controller.runtime.scaling_memory import ScalingMemory  # noqa: PLC0415 (the runtime, only for these rows)
+
+    memories = [ScalingMemory(ScalingState.empty(TARGETS_PER_POLICY, p), in_place=in_place) for p in policies]
+    current = [np.full(TARGETS_PER_POLICY, 10.0) for _ in policies]
+    now = 1_700_000_000.0
+    cpu = time.process_time()
+    start = time.perf_counter()
+    for c in range(cycles):
+        for j, p in enumerate(policies):
+            obs = Observation.of(current[j], current[j], inputs[j][c])
+            d = memories[j].decide(p, obs, now)
+            desired = d.norm.desired
+            memories[j].commit(d, d.changed, desired)
+            current[j] = desired.copy()
+        now += 15.0
+    run_batched.cpu_s = time.process_time() - cpu
+    return time.perf_counter() - start
 
 
 if __name__ == "__main__":
