@@ -19,11 +19,13 @@ import numpy as np
 import pytest
 
 from controller.bundled import bundled_policy
+from controller.adapters.prometheus import PrometheusConfig, PrometheusSource
 from controller.core.scaling import compiled
 from controller.errors import MetricsUnavailable, PermanentError
 from controller.model import TargetRef, jsonable
 from controller.policy import load_policies, load_policy_text
 from controller.ports import ClusterView
+from controller.runtime.backtest import ReplayCluster
 from controller.runtime.reconciler import Reconciler, RuntimePolicy, cycle_records
 from controller.runtime.service import ControllerService, ServiceOptions
 from controller.runtime.telemetry import Telemetry
@@ -33,6 +35,10 @@ from simulators.runner import policy_bindings
 from simulators.scenario import load_scenario_text
 from simulators.workload import ServiceConfig
 from tests.runtime.test_scaling_memory import assert_same_state, default_with_forecast
+from tests.runtime.test_warm_start import STEP_S as WARM_STEP_S
+from tests.runtime.test_warm_start import history  # noqa: F401 (fixture: a real Prometheus with a run's history)
+from tests.runtime.test_warm_start import policy as warm_policy
+from tests.runtime.test_warm_start import targets as warm_targets
 
 pytestmark = pytest.mark.skipif(not compiled.available(), reason="numba unavailable: nothing is decided in place")
 
@@ -409,3 +415,37 @@ def test_a_reloaded_service_in_place_is_the_pure_one_cycle_for_cycle(tmp_path, s
         (_, _, spaces_0, recs_0), (_, _, spaces_1, recs_1) = fast[k - 1], fast[k]
         assert {n for n in recs_1 if recs_1[n] is recs_0.get(n)} == names
         assert {n for n in spaces_1 if spaces_1[n] is spaces_0.get(n)} == names
+
+
+# ---------------------------------------------------------------------------------------- hand-over
+@pytest.mark.parametrize("restore_at", [pytest.param(4, id="leader-again-after-4-cycles"),
+                                        pytest.param(9, id="leader-again-after-9-cycles")])
+def test_becoming_leader_warm_starts_the_same_state_on_both_paths(history, restore_at):  # noqa: F811 (fixture)
+    """Restarted mid-run with a warm start from a real Prometheus, then restore() (becoming
+    leader again): both paths rebuild the state from the history at the next cycle and decide
+    the same; in place, the workspace is rebuilt then (from the warm state) and kept otherwise."""
+    server, t, a, _ = history
+    r = int(21 * 60 / WARM_STEP_S)
+    runs = {}
+    for in_place in (False, True):
+        with PrometheusSource(PrometheusConfig.from_url(server.url, timeout_s=10)) as source:
+            cluster = ReplayCluster(warm_targets("shop"), a[r - 1].copy())
+            rec = Reconciler(warm_policy("shop"), source, cluster, warm_from=source)
+            rec.in_place = in_place
+            out = []
+            for i, x in enumerate(t[r:r + 12]):
+                if i == restore_at:
+                    rec.restore()
+                result = rec.cycle(float(x))
+                out.append(([json.dumps(jsonable(d.to_dict()), sort_keys=True) for d in
+                             cycle_records(result, result.metric_names)], rec._scaling.snapshot(),
+                            rec._scaling.keeper, cluster.spec.copy()))
+        runs[in_place] = out
+    for k, (a_, b_) in enumerate(zip(runs[False], runs[True])):
+        assert a_[0] == b_[0], f"cycle {k}"
+        assert_same_state(a_[1], b_[1])
+        assert np.array_equal(a_[3], b_[3])
+    assert sum('"warm": true' in records[0] for records, *_ in runs[True]) == 2
+    spaces = [w for _, _, w, _ in runs[True]]
+    assert all(w is not None for w in spaces) and all(w is None for _, _, w, _ in runs[False])
+    assert [i for i in range(1, len(spaces)) if spaces[i] is not spaces[i - 1]] == [restore_at]
