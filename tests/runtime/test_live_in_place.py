@@ -218,7 +218,8 @@ def run_live(policy_name: str, in_place: bool, cycles: int = 330):
         now = float(times[tick]) + 0.25 * (k % 3)  # off the tick grid too
         try:
             result = rec.cycle(now)
-            row = ([json.dumps(jsonable(r.to_dict()), sort_keys=True) for r in cycle_records(result, rp.params.metric_names)],
+            records = cycle_records(result, rp.params.metric_names)
+            row = ([json.dumps(jsonable(r.to_dict()), sort_keys=True) for r in records],
                    [(a.target.name, a.kind.word, a.replicas) for a in result.actions], result.failed, None)
         except Exception as exc:  # noqa: BLE001 (the service's catch-all: a failed cycle)
             row = (None, None, None, type(exc).__name__)
