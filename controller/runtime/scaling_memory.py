@@ -4,7 +4,7 @@ With ``in_place`` (the default, live and in simulations) the state lives in one
 DecisionWorkspace that ``decide_into`` updates in place and ``commit`` completes, for the
 policies the compiled kernel covers: the decisions and states are those of the pure ``decide``
 (same kernel, same state: tests/core/test_workspace.py, tests/runtime/test_live_in_place.py),
-without copying the state each cycle (~5x less CPU per cycle for a forecast policy:
+without copying the state each cycle (~4x less CPU per cycle for a forecast policy:
 bench/decide.py's live rows). Without it (or for a policy the kernel does not cover) every cycle
 calls the pure ``decide``, which copies the state into a fresh workspace each time.
 
