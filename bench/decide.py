@@ -171,6 +171,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cycles", type=int, default=100)
     ap.add_argument("--loop-cycles", type=int, default=2, help="cycles for the (slow) per-target loop")
+    ap.add_argument("--live-cycles", type=int, default=40,
+                    help="whole Reconciler cycles over a simulated 1,000-service cluster, pure and in place (0: none)")
     args = ap.parse_args()
     policies = make_policies()
     inputs = [make_inputs(args.cycles, TARGETS_PER_POLICY, len(p.metrics), seed=j) for j, p in enumerate(policies)]
@@ -212,17 +214,22 @@ def main() -> None:
     ratio = batched_rate / loop_rate
     print(f"ratio numpy/per-target: {ratio:.0f}x  target >= 50x: {met(ratio >= 50)}")
     default_alone(policies[-1:], inputs[-1:], args.cycles)
+    if args.live_cycles and compiled.enabled():
+        live_cycle(args.live_cycles)
 
 
 def default_with_forecast() -> PolicyParams:
     """The default policy with ``forecast: {startupDelay: observed}`` on its rate metric (issue #9's
     candidate: the forecast one observed start-up ahead beside the ramp)."""
+    return load_policy_text(_default_with_forecast_text(), "setpoint-default+forecast.yaml")[0].params
+
+
+def _default_with_forecast_text() -> str:
     text = (REPO / "policies" / "setpoint-default.yaml").read_text()
     anchor = "        ramp: {lead: auto, startupDelay: observed}\n"
     if anchor not in text:
         raise SystemExit(f"bench/decide.py: the default policy has no line {anchor.strip()!r} to add the forecast to")
-    text = text.replace(anchor, anchor + "        forecast: {startupDelay: observed}\n")
-    return load_policy_text(text, "setpoint-default+forecast.yaml")[0].params
+    return text.replace(anchor, anchor + "        forecast: {startupDelay: observed}\n")
 
 
 def default_alone(policies, inputs, cycles: int) -> None:
@@ -271,3 +278,65 @@ def run_live(policies, inputs, cycles, in_place: bool) -> float:
 
 if __name__ == "__main__":
     main()
+
+
+LIVE_SCENARIO = """\
+apiVersion: setpoint/v1
+kind: Scenario
+metadata: {name: live-cycle, description: "1,000 services on a diurnal load"}
+spec:
+  duration: 4h
+  tick: 5s
+  seed: 5
+  slo: {latency: {percentile: 95, below: 250ms}, errorRatio: 0.01}
+  services:
+    - name: svc
+      count: 1000
+      capacityPerPod: 100
+      initialReplicas: 5
+      maxPods: 40
+      load:
+        - diurnal: {mean: 500, amplitude: 0.5, peakHour: 2}
+        - noise: {sigma: 0.1}
+"""
+
+
+def live_cycle(cycles: int) -> None:
+    """Whole Reconciler cycles (resolve, observe, query, decide, act, commit) of the default policy
+    with a forecast over a simulated cluster of 1,000 services, one every 15 s: CPU ms per cycle
+    (the simulated cluster's steps not counted), pure (the live path before) and in place."""
+    from simulators.cluster import SimCluster  # noqa: PLC0415 (the simulated ports, only for these rows)
+    from simulators.ports import SimMetrics, SimTargets  # noqa: PLC0415
+    from simulators.runner import policy_bindings  # noqa: PLC0415
+    from simulators.scenario import load_scenario_text  # noqa: PLC0415
+
+    from controller.runtime.reconciler import Reconciler, RuntimePolicy  # noqa: PLC0415
+
+    scenario = load_scenario_text(LIVE_SCENARIO, "live-cycle.yaml")
+    rp = RuntimePolicy.of(load_policy_text(_default_with_forecast_text(), "setpoint-default+forecast.yaml")[0])
+    cpu_ms = {}
+    for label, in_place in (("pure", False), ("in place", True)):
+        cluster = SimCluster(scenario.cluster, np.random.default_rng(scenario.seed))
+        targets = SimTargets(cluster, scenario.services)
+        metrics = SimMetrics(cluster, policy_bindings(scenario, rp), scenario.metrics_window_s, scenario.tick_s)
+        metrics.attach(targets)
+        rec = Reconciler(rp, metrics, targets)
+        rec.in_place = in_place  # with_conditions as live
+        offered, times = scenario.offered(), scenario.times()
+        spent, done = 0.0, 0
+        for k in range(times.size):
+            cluster.step(times[k], scenario.tick_s, offered[k])
+            metrics.push(cluster.signals())
+            if k % 3 == 2:
+                cpu = time.process_time()
+                rec.cycle(float(times[k]))
+                if done >= 3:  # the first cycles warm up (and compile)
+                    spent += time.process_time() - cpu
+                done += 1
+                if done == cycles + 3:
+                    break
+        cpu_ms[label] = spent / cycles * 1e3
+        print(f"live Reconciler.cycle, default + forecast, 1,000 targets, {label + ':':<9} "
+              f"{cpu_ms[label]:.2f} ms CPU per cycle ({cycles} cycles)")
+    print(f"live Reconciler.cycle: {cpu_ms['pure']:.2f} -> {cpu_ms['in place']:.2f} ms CPU per cycle "
+          f"({cpu_ms['pure'] - cpu_ms['in place']:.2f} ms less)")
