@@ -61,8 +61,6 @@ class ScalingMemory:
         """The cycle's Decision. In place, its ``kept`` is None: the state stays in the workspace
         until :meth:`commit`; its outputs are copies (the decision outlives the next cycle)."""
         if self.in_place and compiled.enabled() and compiled.supports(params):
-            if self._ws is not None and self._ws.params is not params:  # another policy's: start over from its state
-                self.state = self.state
             try:
                 ws = self._ws if self._ws is not None else DecisionWorkspace.from_state(params, self._state)
                 decide_into(params, ws, obs, now)
