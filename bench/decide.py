@@ -7,14 +7,18 @@ in place (core/scaling/workspace.py: decide_into + commit, the state updated in 
 through the pure ``decide`` (a copy of the state and a Decision per call), for the batched
 numpy stages, and for a loop that calls the numpy ``decide`` once per target (a batch of one),
 and the ratios; then the default policy alone on each path, without and with a forecast stage
-(``forecast: {startupDelay: observed}``; on the kernel path core/scaling/forecast_compiled.py).
+(``forecast: {startupDelay: observed}``; on the kernel path core/scaling/forecast_compiled.py),
+and through the live runtime's ScalingMemory (decide + commit, what Reconciler.cycle calls), pure
+(a copy of the state per cycle) and in place (the live default: one workspace kept).
 The ``hpa`` preset proposes with HPA's pod-level calculator, which only numpy runs: its variants
 here are HPA's behavior and legacy rules in Setpoint's own mode.
 
 Targets: compiled (in place) >= 10,000,000 target-decisions/s on one core (issue #13); numpy >=
 1,000,000/s and >= 50x the per-target loop (issue #2). Rates are per second of the process's CPU time (what
 one core does; the wall-time rate, also printed, counts waiting for a core on a shared machine).
-Run: python bench/decide.py [--cycles 100] [--loop-cycles 2]
+Last, ``--live-cycles`` whole Reconciler cycles (the live runtime's, with a forecast) over a
+simulated 1,000-service cluster, pure vs in place (the live default since issue #13).
+Run: python bench/decide.py [--cycles 100] [--loop-cycles 2] [--live-cycles 40]
 """
 
 from __future__ import annotations
@@ -169,6 +173,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cycles", type=int, default=100)
     ap.add_argument("--loop-cycles", type=int, default=2, help="cycles for the (slow) per-target loop")
+    ap.add_argument("--live-cycles", type=int, default=40,
+                    help="whole Reconciler cycles over a simulated 1,000-service cluster, pure and in place (0: none)")
     args = ap.parse_args()
     policies = make_policies()
     inputs = [make_inputs(args.cycles, TARGETS_PER_POLICY, len(p.metrics), seed=j) for j, p in enumerate(policies)]
@@ -210,17 +216,22 @@ def main() -> None:
     ratio = batched_rate / loop_rate
     print(f"ratio numpy/per-target: {ratio:.0f}x  target >= 50x: {met(ratio >= 50)}")
     default_alone(policies[-1:], inputs[-1:], args.cycles)
+    if args.live_cycles and compiled.enabled():
+        live_cycle(args.live_cycles)
 
 
 def default_with_forecast() -> PolicyParams:
     """The default policy with ``forecast: {startupDelay: observed}`` on its rate metric (issue #9's
     candidate: the forecast one observed start-up ahead beside the ramp)."""
+    return load_policy_text(_default_with_forecast_text(), "setpoint-default+forecast.yaml")[0].params
+
+
+def _default_with_forecast_text() -> str:
     text = (REPO / "policies" / "setpoint-default.yaml").read_text()
     anchor = "        ramp: {lead: auto, startupDelay: observed}\n"
     if anchor not in text:
         raise SystemExit(f"bench/decide.py: the default policy has no line {anchor.strip()!r} to add the forecast to")
-    text = text.replace(anchor, anchor + "        forecast: {startupDelay: observed}\n")
-    return load_policy_text(text, "setpoint-default+forecast.yaml")[0].params
+    return text.replace(anchor, anchor + "        forecast: {startupDelay: observed}\n")
 
 
 def default_alone(policies, inputs, cycles: int) -> None:
@@ -228,11 +239,106 @@ def default_alone(policies, inputs, cycles: int) -> None:
     for label, policy in (("default policy (ramp)", policies[0]), ("default + forecast", default_with_forecast())):
         paths = [("numpy", lambda *a: run_batched(*a, decide_numpy))]
         if compiled.enabled() and compiled.supports(policy):
-            paths[:0] = [("in place", run_in_place), ("decide()", lambda *a: run_batched(*a, decide_dispatch))]
+            paths[:0] = [("in place", run_in_place), ("decide()", lambda *a: run_batched(*a, decide_dispatch)),
+                         ("live pure", lambda *a: run_live(*a, in_place=False)),
+                         ("live", lambda *a: run_live(*a, in_place=True))]
+        cpu_ms = {}
         for name, run in paths:
             run([policy], inputs, 3)  # warm up (and compile)
             _, text = rates(TARGETS_PER_POLICY, cycles, run([policy], inputs, cycles))
+            cpu_ms[name] = run_batched.cpu_s / cycles * 1e3
             print(f"{label}, {name + ':':<10} {text}")
+        if "live" in cpu_ms:
+            print(f"{label}, live cycle's decision (controller/runtime/scaling_memory.py, 1,000 targets): "
+                  f"{cpu_ms['live pure']:.2f} ms CPU pure (before: a copy of the state per cycle) -> "
+                  f"{cpu_ms['live']:.2f} ms in place ({cpu_ms['live pure'] / cpu_ms['live']:.1f}x less)")
+
+
+def run_live(policies, inputs, cycles, in_place: bool) -> float:
+    """run_batched through the live runtime's ScalingMemory (what Reconciler.cycle calls: decide,
+    then commit the changed rows as applied at their desired counts): ``in_place`` the live
+    default (one workspace kept across cycles), else the pure ``decide`` with a copy of the state
+    per cycle (the live path before issue #13's item)."""
+    from controller.runtime.scaling_memory import ScalingMemory  # noqa: PLC0415 (the runtime, only for these rows)
+
+    memories = [ScalingMemory(ScalingState.empty(TARGETS_PER_POLICY, p), in_place=in_place) for p in policies]
+    current = [np.full(TARGETS_PER_POLICY, 10.0) for _ in policies]
+    now = 1_700_000_000.0
+    cpu = time.process_time()
+    start = time.perf_counter()
+    for c in range(cycles):
+        for j, p in enumerate(policies):
+            obs = Observation.of(current[j], current[j], inputs[j][c])
+            d = memories[j].decide(p, obs, now)
+            desired = d.norm.desired
+            memories[j].commit(d, d.changed, desired)
+            current[j] = desired.copy()
+        now += 15.0
+    run_batched.cpu_s = time.process_time() - cpu
+    return time.perf_counter() - start
+
+
+
+LIVE_SCENARIO = """\
+apiVersion: setpoint/v1
+kind: Scenario
+metadata: {name: live-cycle, description: "1,000 services on a diurnal load"}
+spec:
+  duration: 4h
+  tick: 5s
+  seed: 5
+  slo: {latency: {percentile: 95, below: 250ms}, errorRatio: 0.01}
+  services:
+    - name: svc
+      count: 1000
+      capacityPerPod: 100
+      initialReplicas: 5
+      maxPods: 40
+      load:
+        - diurnal: {mean: 500, amplitude: 0.5, peakHour: 2}
+        - noise: {sigma: 0.1}
+"""
+
+
+def live_cycle(cycles: int) -> None:
+    """Whole Reconciler cycles (resolve, observe, query, decide, act, commit) of the default policy
+    with a forecast over a simulated cluster of 1,000 services, one every 15 s: CPU ms per cycle
+    (the simulated cluster's steps not counted), pure (the live path before) and in place."""
+    from simulators.cluster import SimCluster  # noqa: PLC0415 (the simulated ports, only for these rows)
+    from simulators.ports import SimMetrics, SimTargets  # noqa: PLC0415
+    from simulators.runner import policy_bindings  # noqa: PLC0415
+    from simulators.scenario import load_scenario_text  # noqa: PLC0415
+
+    from controller.runtime.reconciler import Reconciler, RuntimePolicy  # noqa: PLC0415
+
+    scenario = load_scenario_text(LIVE_SCENARIO, "live-cycle.yaml")
+    rp = RuntimePolicy.of(load_policy_text(_default_with_forecast_text(), "setpoint-default+forecast.yaml")[0])
+    cpu_ms = {}
+    for label, in_place in (("pure", False), ("in place", True)):
+        cluster = SimCluster(scenario.cluster, np.random.default_rng(scenario.seed))
+        targets = SimTargets(cluster, scenario.services)
+        metrics = SimMetrics(cluster, policy_bindings(scenario, rp), scenario.metrics_window_s, scenario.tick_s)
+        metrics.attach(targets)
+        rec = Reconciler(rp, metrics, targets)
+        rec.in_place = in_place  # with_conditions as live
+        offered, times = scenario.offered(), scenario.times()
+        spent, done = 0.0, 0
+        for k in range(times.size):
+            cluster.step(times[k], scenario.tick_s, offered[k])
+            metrics.push(cluster.signals())
+            if k % 3 == 2:
+                cpu = time.process_time()
+                rec.cycle(float(times[k]))
+                if done >= 3:  # the first cycles warm up (and compile)
+                    spent += time.process_time() - cpu
+                done += 1
+                if done == cycles + 3:
+                    break
+        cpu_ms[label] = spent / cycles * 1e3
+        print(f"live Reconciler.cycle, default + forecast, 1,000 targets, {label + ':':<9} "
+              f"{cpu_ms[label]:.2f} ms CPU per cycle ({cycles} cycles)")
+    print(f"live Reconciler.cycle: {cpu_ms['pure']:.2f} -> {cpu_ms['in place']:.2f} ms CPU per cycle "
+          f"({cpu_ms['pure'] - cpu_ms['in place']:.2f} ms less)")
 
 
 if __name__ == "__main__":

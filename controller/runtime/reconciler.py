@@ -92,6 +92,7 @@ class CycleResult:
     warm_start: object | None = None  # a controller.runtime.warm_start.WarmStart: this cycle rebuilt the state
     rehearsal: bool = False  # dry-run or shadow: ``actions`` were recorded, not applied
     startup: StartupInfo | None = None  # observed start-up delays (startupDelay: observed), for the records
+    scaling_committed: bool = False  # the decision's scale events joined the scaling state (Reconciler._commit_scaling)
 
 
 def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: float = 0.0) -> list:
@@ -211,7 +212,9 @@ class Reconciler:
 
     @property
     def in_place(self) -> bool:
-        """Decide in place (controller/runtime/scaling_memory.py): False live, True in simulations."""
+        """Decide in place (controller/runtime/scaling_memory.py): True by default, live and in
+        simulations; False: the pure ``decide`` each cycle (same decisions and state, a copy of
+        the state per cycle)."""
         return self._scaling.in_place
 
     @in_place.setter
@@ -400,9 +403,8 @@ class Reconciler:
         now (the release), else the next cycle's save does it."""
         applied = [] if self.rehearsal else result.actions
         row = self._row_of(targets) if applied else {}
-        done, scaled = np.zeros(len(targets), bool), np.zeros(len(targets), bool)
+        done = np.zeros(len(targets), bool)
         held = np.zeros(len(targets), bool)  # a pause / resume went out
-        replicas = np.asarray(result.view.spec if decision is None else decision.desired, dtype=np.float64).copy()
         pods: set[str] = set()
         for a in applied:
             i = row[a.target]
@@ -410,12 +412,10 @@ class Reconciler:
                 held[i] = True
                 continue
             done[i] = True
-            if a.kind is ActionKind.SCALE:
-                scaled[i], replicas[i] = True, a.replicas
-            elif a.kind is ActionKind.RESTART_POD:
+            if a.kind is ActionKind.RESTART_POD:
                 pods.add(f"{a.target.namespace}/{a.pod}")
         if decision is not None:  # a health-only cycle leaves the scaling state as it is
-            self._scaling.commit(decision, scaled, replicas)
+            self._commit_scaling(targets, decision, result)
         healing = result.healing
         if healing is None or self._health_state is not healing.state:  # a failed reservation reverted it
             return
@@ -423,6 +423,20 @@ class Reconciler:
         self._health_state = healing.state_after(done, restarted, held)
         if self.state_store is not None and self._health_state is not healing.state:
             self._save_if_changed(targets, now, result)
+
+    def _commit_scaling(self, targets: list[TargetRef], decision: Decision, result: CycleResult) -> None:
+        """The scaling state after ``decision``: its scale events for the scale actions applied
+        so far (none under a rehearsal), at the counts they set. Once per cycle."""
+        if result.scaling_committed:
+            return
+        result.scaling_committed = True
+        applied = [] if self.rehearsal else [a for a in result.actions if a.kind is ActionKind.SCALE]
+        row = self._row_of(targets) if applied else {}
+        scaled = np.zeros(len(targets), bool)
+        replicas = np.asarray(decision.desired, dtype=np.float64).copy()
+        for a in applied:
+            scaled[row[a.target]], replicas[row[a.target]] = True, a.replicas
+        self._scaling.commit(decision, scaled, replicas)
 
     def _row_of(self, targets: list[TargetRef]) -> dict[TargetRef, int]:
         """{target: row}, kept while the target list is the same (a cycle's commit looks up only
@@ -532,6 +546,16 @@ class Reconciler:
         self._carry_state_over(targets)
         decision = self._scaling.decide(self.policy.params, obs, now)
         result.decision = decision
+        try:
+            self._act(targets, view, decision, now, result)
+        except Exception:  # the decision was made: remember it, with the changes that went out before the failure
+            self._commit_scaling(targets, decision, result)  # (in place, the state has moved with it: same either way)
+            raise
+        return self._finish(result, started)
+
+    def _act(self, targets: list[TargetRef], view: ClusterView, decision: Decision, now: float,
+             result: CycleResult) -> None:
+        """The cycle after its scaling decision: health, actions, conditions, commit."""
         if self.policy.health is None:
             actions = self._scaling_actions(targets, view, decision)
         else:  # arbitration merges the scaling decision with the health proposals: one action per target
@@ -545,7 +569,6 @@ class Reconciler:
             result.conditions = scaling_conditions(self.policy.params, decision, targets, view.exists,
                                                    result.actions, result.failed)
         self._commit(targets, decision, now, result)
-        return self._finish(result, started)
 
     def _finish(self, result: CycleResult, started: float) -> CycleResult:
         view = result.view

@@ -1,15 +1,19 @@
-"""The scaling state a Reconciler keeps between cycles, optionally decided in place.
+"""The scaling state a Reconciler keeps between cycles, decided in place by default.
 
-By default the state is a ScalingState and every cycle calls the pure ``decide`` (the compiled
-path copies the state into a fresh DecisionWorkspace each time). With ``in_place`` (the
-simulator's choice: it decides the same targets thousands of times) the state lives in one
+With ``in_place`` (the default, live and in simulations) the state lives in one
 DecisionWorkspace that ``decide_into`` updates in place and ``commit`` completes, for the
-policies the compiled kernel covers; the decisions are the same (same kernel, same state:
-tests/core/test_workspace.py), without copying the state each cycle.
+policies the compiled kernel covers: the decisions and states are those of the pure ``decide``
+(same kernel, same state: tests/core/test_workspace.py, tests/runtime/test_live_in_place.py),
+without copying the state each cycle (~4x less CPU per cycle for a forecast policy:
+bench/decide.py's live rows). Without it (or for a policy the kernel does not cover) every cycle
+calls the pure ``decide``, which copies the state into a fresh workspace each time.
 
-Not the live default: in place, the smoothing and recommendation history advance when the
-decision is made, so a cycle that raised after deciding would still have moved them (the pure
-path keeps the state of the last completed cycle).
+The workspace becomes the state's keeper only once a cycle succeeded in it (a kernel failing
+to compile on its first cycle leaves the numpy fallback the untouched state), and
+``decide_into`` checks the observation before it touches the state, so a cycle that fails
+before or in the decision leaves the last good state as it was. A cycle that fails after the
+decision commits it with the changes that were applied so far (Reconciler.cycle), on either
+path: the state never depends on the path.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ class ScalingMemory:
     on a new target list or a warm start), ``decide`` and ``commit`` (the applied changes' scale
     events, Decision.state_after's rule)."""
 
-    def __init__(self, state: ScalingState, in_place: bool = False):
+    def __init__(self, state: ScalingState, in_place: bool = True):
         self._state: ScalingState | None = state
         self._ws: DecisionWorkspace | None = None  # holds the state instead of _state, in place
         self.in_place = in_place
@@ -43,6 +47,15 @@ class ScalingMemory:
     @state.setter
     def state(self, state: ScalingState) -> None:
         self._state, self._ws = state, None
+
+    def snapshot(self) -> ScalingState:
+        """A copy of the state that leaves it where it is kept (the workspace, if any, stays)."""
+        return self._ws.state() if self._ws is not None else self._state
+
+    @property
+    def keeper(self) -> DecisionWorkspace | None:
+        """The workspace holding the state, None when a ScalingState does (pure path, or not yet)."""
+        return self._ws
 
     def decide(self, params: PolicyParams, obs: Observation, now: float) -> Decision:
         """The cycle's Decision. In place, its ``kept`` is None: the state stays in the workspace

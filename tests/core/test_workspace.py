@@ -295,6 +295,43 @@ def test_a_workspace_of_another_policy_or_size_is_refused(which):
             decide_into(policy, ws, Observation.of([3.0], [3.0], [[900.0]]), T0)
 
 
+def forecast_policy() -> PolicyParams:
+    from tests.core.test_forecast_compiled import fparams, policy, rps  # noqa: PLC0415
+
+    return policy(rps(fparams()))
+
+
+@pytest.mark.parametrize("make_policy", [pytest.param(params, id="ewma"),
+                                         pytest.param(forecast_policy, id="forecast")])
+@pytest.mark.parametrize("field, bad", [
+    pytest.param("present", np.ones((2, 1), bool), id="present-one-row-short"),
+    pytest.param("sample_age_s", np.zeros((3, 2)), id="ages-one-column-too-many"),
+    pytest.param("ready", np.full(2, 3.0), id="ready-one-short"),
+    pytest.param("status", np.full(4, 3.0), id="status-one-too-many"),
+    pytest.param("startup_s", np.full(2, 30.0), id="startup-one-short"),
+])
+def test_an_observation_of_the_wrong_shape_is_refused_before_the_state_is_touched(make_policy, field, bad):
+    """The kernels do not check bounds: every array is checked first, so that a workspace kept
+    across cycles (the live reconciler's) is never left half-stepped by a bad observation."""
+    policy = make_policy()
+    ws = DecisionWorkspace.empty(policy, 3)
+    good = Observation.of(np.full(3, 3.0), np.full(3, 3.0), [[900.0], [100.0], [400.0]])
+    for k in range(3):
+        decide_into(policy, ws, good, T0 + 15.0 * k)
+        ws.commit()
+    before = ws.state()
+    bad_obs = copy.copy(good)
+    object.__setattr__(bad_obs, field, bad)
+    with pytest.raises(ValueError, match=f"{field} \\({', '.join(map(str, bad.shape))},?\\)"):
+        decide_into(policy, ws, bad_obs, T0 + 45.0)
+    assert ws.pending_at is None
+    assert_states_equal(before, ws.state(), "after the refused observation")
+    if ws.forecast is not None:
+        from tests.core.test_forecast_compiled import assert_forecast_states_equal  # noqa: PLC0415
+
+        assert_forecast_states_equal(before.forecast, ws.state().forecast, "after the refused observation")
+
+
 def test_decide_on_the_kernel_leaves_its_input_state_untouched():
     policy = load_policies([REPO / "policies" / "setpoint-default.yaml"])[0].params
     assert compiled.supports(policy)

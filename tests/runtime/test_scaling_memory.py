@@ -1,4 +1,4 @@
-"""Deciding in place (Reconciler.in_place, the simulator's choice) changes nothing but the cost:
+"""Deciding in place (Reconciler.in_place, the default) changes nothing but the cost:
 the same records, actions and state as the pure path, cycle after cycle, through failed writes
 (scale events only for the applied rows) and target lists that change (state carried over)."""
 
@@ -133,13 +133,13 @@ def test_in_place_decisions_equal_the_pure_path(policy_file, scenario):
     assert_same_state(pure_state, fast_state)
 
 
-def test_live_reconciler_decides_purely_by_default():
+def test_live_reconciler_decides_in_place_by_default():
     (policy,) = load_policies([bundled_policy("setpoint-default.yaml")])
     scenario = load_scenario("step")
     cluster = SimCluster(scenario.cluster, np.random.default_rng(0))
     rp = RuntimePolicy.of(policy)
     rec = Reconciler(rp, SimMetrics(cluster, policy_bindings(scenario, rp), 60.0, 5.0), SimTargets(cluster, ["web"]))
-    assert rec.in_place is False
+    assert rec.in_place is True
 
 
 def test_a_kernel_failing_to_compile_on_the_first_cycle_leaves_the_state_to_numpy(monkeypatch):

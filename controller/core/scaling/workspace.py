@@ -248,7 +248,8 @@ def decide_into(params: PolicyParams, ws: DecisionWorkspace, obs, now: float) ->
     """Decide for the workspace's N targets at ``now`` (epoch s) from ``obs`` (an Observation,
     or anything with its current, ready, status (N,) and values, present, sample_age_s (N, M)):
     outputs overwritten, state updated in place, this cycle's scale events pending until
-    ``ws.commit``. Raises ValueError for a workspace of another policy or size."""
+    ``ws.commit``. Raises ValueError for a workspace of another policy or size, or arrays of
+    other shapes (before the state is touched)."""
     if not compiled.available():  # also loads numba: the kernels are compiled (or read from the cache) on first use
         raise RuntimeError("compiled kernels unavailable (numba missing or broken): use decide()")
     if ws.params is not params:
@@ -257,9 +258,6 @@ def decide_into(params: PolicyParams, ws: DecisionWorkspace, obs, now: float) ->
     current = _f64(obs.current)
     if values.shape != ws.ewma.shape or current.shape != ws.missing_since.shape:
         raise ValueError(f"observation of shape {values.shape}, workspace for {ws.ewma.shape}")
-    if params.smoothing == Smoothing.EWMA:
-        _ewma_alpha_into(ws.alpha, ws.ewma_at, now, params.half_life_s)
-    now = float(now)
     startup = getattr(obs, "startup_s", None)  # (N,) observed start-up delays, for leads that follow them
     if startup is None:
         startup = ws.no_startup if ws.no_startup is not None else np.full(current.shape, np.nan)
@@ -267,6 +265,16 @@ def decide_into(params: PolicyParams, ws: DecisionWorkspace, obs, now: float) ->
         startup = _f64(startup)
     present, age, ready, status = (np.ascontiguousarray(obs.present, dtype=np.bool_), _f64(obs.sample_age_s),
                                    _f64(obs.ready), _f64(obs.status))
+    # every array checked before the state is touched: the kernels do not check bounds, and a
+    # workspace kept across cycles must not be left half-stepped by a bad observation
+    if present.shape != values.shape or age.shape != values.shape or \
+            not current.shape == ready.shape == status.shape == startup.shape:
+        raise ValueError(f"observation arrays of shapes values {values.shape}, present {present.shape}, "
+                         f"sample_age_s {age.shape}, current {current.shape}, ready {ready.shape}, "
+                         f"status {status.shape}, startup_s {startup.shape}")
+    if params.smoothing == Smoothing.EWMA:
+        _ewma_alpha_into(ws.alpha, ws.ewma_at, now, params.half_life_s)
+    now = float(now)
     if ws.forecast is not None:  # the forecast stage first: its predictive proposals are the kernel's floor
         ws.forecast.step(values, present, age, current, ready, status, startup, now)
     fused.fused_kernel(values, present, age, current, ready, status, startup, ws.floor, ws.pv, now, ws.em, ws.win,
