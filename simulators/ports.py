@@ -37,7 +37,7 @@ class SimTargets:
         self.match_selectors = match_selectors
         self.with_statuses = with_statuses  # full pod statuses: needed by health checks, slower
         self._resolved: dict[TargetSelector, list[TargetRef]] = {}
-        self._rows: tuple[int, np.ndarray] | None = None
+        self._rows: tuple[Sequence[TargetRef], np.ndarray, np.ndarray | slice] | None = None
 
     def resolve(self, selector: TargetSelector) -> list[TargetRef]:
         if selector not in self._resolved:
@@ -47,11 +47,12 @@ class SimTargets:
         return self._resolved[selector]
 
     def rows(self, targets: Sequence[TargetRef]) -> np.ndarray:
-        """Service indices of ``targets`` (cached for the same list object)."""
-        if self._rows is None or self._rows[0] != id(targets):
+        """Service indices of ``targets`` (cached for the same list object: the cache holds the
+        list itself, so a new list can never pass for a freed one that had the same ``id``)."""
+        if self._rows is None or self._rows[0] is not targets:
             rows = np.array([self.cluster.index(t) for t in targets], dtype=np.int64)
             every = rows.size == self.cluster.n_services and bool(np.array_equal(rows, np.arange(rows.size)))
-            self._rows = (id(targets), rows, slice(None) if every else rows)
+            self._rows = (targets, rows, slice(None) if every else rows)
         return self._rows[1]
 
     def selection(self, targets: Sequence[TargetRef]) -> np.ndarray | slice:

@@ -183,3 +183,18 @@ def test_observe_says_which_rollouts_are_paused():
     view = SimTargets(cluster, [svc.name for svc in WIDE]).observe(targets)
     assert view.paused.tolist() == [i == 2 for i in range(len(WIDE))] + [False]
     assert view.exists.tolist() == [True] * len(WIDE) + [False]
+
+
+def test_sim_targets_rows_of_a_new_list_after_the_cached_one_was_freed():
+    """SimTargets.rows caches per list object; a new list built after the cached one is gone
+    (CPython often hands it the freed list's id) gets its own rows, every time."""
+    from simulators.ports import SimTargets
+
+    cluster = SimCluster(WIDE, np.random.default_rng(3))
+    port = SimTargets(cluster, [svc.name for svc in WIDE])
+    refs = [TargetRef(svc.namespace, svc.name) for svc in WIDE]
+    for k in range(1, len(refs)):
+        picked = [refs[k], refs[0]]
+        assert port.rows(picked).tolist() == [k, 0]
+        del picked  # freed: the next list may reuse its id
+    assert port.rows([refs[2], refs[0]]).tolist() == [2, 0]
