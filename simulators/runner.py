@@ -252,6 +252,8 @@ def run_controllers(scenario: Scenario, specs: Sequence[ControllerSpec], offered
     if offered is not None and offered.shape != (T, S):
         raise ValueError(f"offered load is {offered.shape}, expected {(T, S)}")
     ticks = list(on_ticks) if on_ticks is not None else [None] * len(specs)
+    if len(ticks) != len(specs):
+        raise ValueError(f"{len(ticks)} on_ticks for {len(specs)} controllers")
     runs = [_ControllerRun(scenario, spec, offered, tick, keep_records, keep_trajectory, chunk_ticks, on_cycle)
             for spec, tick in zip(specs, ticks)]
     for k0, times, load in _load_chunks(scenario, offered, chunk_ticks):

@@ -131,3 +131,9 @@ def test_offered_load_of_the_wrong_shape_is_refused():
     sc = load_scenario_text(SCENARIO.format(duration="10m"))
     with pytest.raises(ValueError, match="offered load is"):
         run_controllers(sc, specs()[:1], np.zeros((3, 3)))
+
+
+def test_progress_callbacks_must_match_the_controllers():
+    sc = load_scenario_text(SCENARIO.format(duration="10m"))
+    with pytest.raises(ValueError, match="1 on_ticks for 2 controllers"):
+        run_controllers(sc, specs()[:2], on_ticks=[None])
