@@ -1,11 +1,13 @@
 """Benchmark the whole simulation: 1,000 services for one simulated day, two controllers.
 
 5 s simulation tick, 15 s control interval; the default policy and the HPA baseline each run
-over their own copy of the simulated cluster, through the same Reconciler as live. Runs the
+over their own copy of the simulated cluster, through the same Reconciler as live, in lockstep
+(each chunk of load generated once for both, as ``setpoint simulate`` runs them). Runs the
 whole simulation twice: with the compiled kernels (core/scaling/compiled.py, simulators/engine_compiled.py;
 their compile or disk-cache load timed first, separately) and forced to numpy
 (SETPOINT_COMPILED=0). Prints the wall time of each controller's run, simulated days per
-wall-second for both together, where the time goes (engine step vs control cycles), and the
+wall-second for both together, where the time goes (per controller: engine step vs control
+cycles vs the rest of its ticks; shared: the load and set-up), and the
 ratio of the two paths (the replica-hours must match: same trajectories).
 
 Target (issues #3, #13): >= 0.5 simulated days per wall-second with both controllers (stretch
@@ -30,7 +32,8 @@ from controller.core.scaling import compiled
 from controller.policy import load_policies
 from controller.runtime import reconciler as reconciler_module
 from simulators import cluster as cluster_module
-from simulators.runner import ControllerSpec, run_controller
+from simulators import runner as runner_module
+from simulators.runner import ControllerSpec, run_controller, run_controllers
 from simulators.scenario import load_scenario_text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,10 +63,10 @@ spec:
 
 class Stopwatch:
     """Accumulates wall time (``total``) and CPU time of this process (``cpu``) spent inside a
-    wrapped function."""
+    wrapped function, per controller: under the name ``current[0]`` holds at the call."""
 
-    def __init__(self, owner, name: str):
-        self.owner, self.name, self.total, self.cpu = owner, name, 0.0, 0.0
+    def __init__(self, owner, name: str, current: list[str]):
+        self.owner, self.name, self.total, self.cpu = owner, name, {}, {}
         self.original = getattr(owner, name)
 
         def timed(*args, **kwargs):
@@ -71,8 +74,9 @@ class Stopwatch:
             try:
                 return self.original(*args, **kwargs)
             finally:
-                self.total += time.perf_counter() - t
-                self.cpu += time.process_time() - c
+                who = current[0]
+                self.total[who] = self.total.get(who, 0.0) + time.perf_counter() - t
+                self.cpu[who] = self.cpu.get(who, 0.0) + time.process_time() - c
 
         setattr(owner, name, timed)
 
@@ -99,25 +103,51 @@ def specs(policies) -> list[ControllerSpec]:
 
 
 def run_path(sc, policies) -> tuple[float, float, dict]:
-    """Wall and CPU seconds of both controllers' runs (each generates its load chunk by chunk,
-    in "other"), and their replica-hours. CPU time (this process) is the figure to read on a
-    shared, loaded machine: wall time there includes the time other processes ran."""
-    total, total_cpu, replica_hours = 0.0, 0.0, {}
-    for spec in specs(policies):
-        step = Stopwatch(cluster_module.SimCluster, "step")
-        cycle = Stopwatch(reconciler_module.Reconciler, "cycle")
-        t, c = time.perf_counter(), time.process_time()
-        run, _ = run_controller(sc, spec, keep_records=False)
-        wall, cpu = time.perf_counter() - t, time.process_time() - c
-        step.restore(), cycle.restore()
-        total, total_cpu = total + wall, total_cpu + cpu
-        replica_hours[spec.name] = round(run.scores["replica_hours"], 6)
-        print(f"  {spec.name:>7}: {wall:6.1f} s wall, {cpu:6.1f} s CPU  (wall: engine steps {step.total:5.1f} s, "
-              f"control cycles {cycle.total:5.1f} s, other {wall - step.total - cycle.total:4.1f} s)  "
+    """Wall and CPU seconds of both controllers' runs, in lockstep (runner.run_controllers: each
+    chunk of load generated once for both, in "load"), and their replica-hours. CPU time (this
+    process) is the figure to read on a shared, loaded machine: wall time there includes the time
+    other processes ran."""
+    current = ["load"]
+    advance = runner_module._ControllerRun.advance
+    watches = {w: Stopwatch(owner, name, current) for w, (owner, name) in {
+        "run": (runner_module._ControllerRun, "advance"), "step": (cluster_module.SimCluster, "step"),
+        "cycle": (reconciler_module.Reconciler, "cycle")}.items()}
+    timed_advance = runner_module._ControllerRun.advance
+
+    def attributed(run, *args):  # the time spent while a controller advances is its own
+        current[0] = run.spec.name
+        try:
+            return timed_advance(run, *args)
+        finally:
+            current[0] = "load"
+
+    runner_module._ControllerRun.advance = attributed
+    t, c = time.perf_counter(), time.process_time()
+    try:
+        done = run_controllers(sc, specs(policies), keep_records=False)
+    finally:
+        for w in watches.values():
+            w.restore()
+        runner_module._ControllerRun.advance = advance
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    total = {w: watches[w].total for w in watches}
+    cpus = {w: watches[w].cpu for w in watches}
+    replica_hours = {}
+    for run, _ in done:
+        name = run.name
+        replica_hours[name] = round(run.scores["replica_hours"], 6)
+        own, own_cpu = total["run"].get(name, 0.0), cpus["run"].get(name, 0.0)
+        step, cycle = total["step"].get(name, 0.0), total["cycle"].get(name, 0.0)
+        step_cpu, cycle_cpu = cpus["step"].get(name, 0.0), cpus["cycle"].get(name, 0.0)
+        print(f"  {name:>7}: {own:6.1f} s wall, {own_cpu:6.1f} s CPU  (wall: engine steps {step:5.1f} s, "
+              f"control cycles {cycle:5.1f} s, other {own - step - cycle:4.1f} s)  "
               f"replica-hours {run.scores['replica_hours']:.0f}")
-        print(f"  {'':>7}  CPU: engine steps {step.cpu:5.2f} s, control cycles {cycle.cpu:5.2f} s, "
-              f"other {cpu - step.cpu - cycle.cpu:5.2f} s")
-    return total, total_cpu, replica_hours
+        print(f"  {'':>7}  CPU: engine steps {step_cpu:5.2f} s, control cycles {cycle_cpu:5.2f} s, "
+              f"other {own_cpu - step_cpu - cycle_cpu:5.2f} s")
+    shared, shared_cpu = wall - sum(total["run"].values()), cpu - sum(cpus["run"].values())
+    print(f"  {'shared':>7}: {shared:6.1f} s wall, {shared_cpu:6.1f} s CPU  (load generated once for both, "
+          "set-up, scores' finish)")
+    return wall, cpu, replica_hours
 
 
 def met(ok: bool) -> str:

@@ -1,7 +1,8 @@
 """Run HPA's frontier: the ``hpa`` preset at several utilization targets on one scenario and seed.
 
 Each target is an independent run of the same scenario (same seed, same load), so the points
-differ only by the target. The math of the comparison is in simulators/frontier.py.
+differ only by the target; the first targets run in lockstep over one generated load
+(runner.run_controllers). The math of the comparison is in simulators/frontier.py.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 from controller.policy import LoadedPolicy
 from simulators.frontier import DEFAULT_TARGETS_PCT, HPA, frontier_of, outside_side, retargeted
 from simulators.result import Frontier, FrontierPoint, SimResult
-from simulators.runner import ControllerSpec, run_controller
+from simulators.runner import ControllerSpec, run_controllers
 from simulators.scenario import Scenario
 
 #: Widening steps (percentage points): below the lowest target run when the policy spends more
@@ -61,16 +62,19 @@ def sweep_frontier(scenario: Scenario, result: SimResult, hpa: LoadedPolicy,
         s = result.runs[HPA].scores
         done[float(own)] = FrontierPoint(float(own), s["replica_hours"], s["slo_violation_minutes"])
 
-    def run(target: float, widened: bool) -> None:
-        name = f"{HPA}@{target:g}%"
-        spec = ControllerSpec(name, "policy", f"HPA preset at {target:g}% ({hpa.file})", policy=retargeted(hpa, target))
-        tick = (lambda k: on_progress(name, k, scenario.tick_count)) if on_progress else None
-        r, _ = run_controller(scenario, spec, offered, on_tick=tick, keep_records=False)
-        done[target] = FrontierPoint(target, r.scores["replica_hours"], r.scores["slo_violation_minutes"], widened)
+    def run(targets: list[float], widened: bool) -> None:
+        """The preset at each of ``targets``, in lockstep (each chunk of load generated once)."""
+        specs = [ControllerSpec(f"{HPA}@{t:g}%", "policy", f"HPA preset at {t:g}% ({hpa.file})",
+                                policy=retargeted(hpa, t)) for t in targets]
+        ticks = [(lambda k, name=s.name: on_progress(name, k, scenario.tick_count)) if on_progress else None
+                 for s in specs]
+        runs = run_controllers(scenario, specs, offered, on_ticks=ticks, keep_records=False)
+        for target, (r, _) in zip(targets, runs):
+            done[target] = FrontierPoint(target, r.scores["replica_hours"], r.scores["slo_violation_minutes"], widened)
 
-    for t in targets_pct:
-        if float(t) not in done:
-            run(float(t), False)
+    first = list(dict.fromkeys(float(t) for t in targets_pct if float(t) not in done))
+    if first:
+        run(first, False)
     if POLICY in result.runs:
         cost = result.runs[POLICY].scores["replica_hours"]
         extra = 0
@@ -78,7 +82,7 @@ def sweep_frontier(scenario: Scenario, result: SimResult, hpa: LoadedPolicy,
             target = widened_target(list(done), outside_side(list(done.values()), cost))
             if target is None:
                 break
-            run(target, True)
+            run([target], True)
             extra += 1
     scores = {name: r.scores for name, r in result.runs.items()}
     return frontier_of(list(done.values()), scores, hpa.file)

@@ -1,12 +1,12 @@
 """How much memory a simulation needs, worked out before it allocates anything, and the limit
 it must fit in.
 
-A run streams (simulators.timeline): each controller's run generates the load, scores and
-downsamples a chunk of ticks at a time, so what it holds does not grow with the simulated
-time, except the whole (T, S) trajectory kept for small runs (T x S up to
+A run streams (simulators.timeline): the controllers advance in lockstep over one chunk of
+generated load at a time, each scoring and downsampling its chunk of ticks, so what they hold
+does not grow with the simulated time, except the whole (T, S) trajectory kept for small runs (T x S up to
 ``FULL_TRAJECTORY_CELLS``) and the decision records (held up to ``RECORDS_IN_MEMORY``, then
 spilled to a file). :func:`estimate_peak_bytes` adds up, from the scenario alone: the
-interpreter; per controller while it runs, its chunk buffers and per-service state; what each
+interpreter; the chunk of load; per controller, its chunk buffers and per-service state; what each
 finished run keeps (timeline, actions, records, the kept trajectory); and the batch scoring of
 kept trajectories. The coefficients were measured (tracemalloc peaks and peak RSS via
 ``getrusage``) and rounded up, so the estimate errs high. bench/memory_estimate.py repeats the
@@ -101,7 +101,8 @@ def estimate_peak_bytes(ticks: int, services: int, controllers: Sequence[Control
     S = float(services)
     chunk = float(min(CHUNK_TICKS, max(ticks, 1)))
     record = float(min(RECORD_TICKS, max(ticks, 1)))
-    running = 8.0 * S * (chunk * CHUNK_ARRAYS + record * RECORD_ARRAYS) + S * SERVICE_BYTES  # one controller at a time
+    # the controllers run in lockstep (runner.run_controllers): one chunk of load, each its own buffers
+    running = 8.0 * S * chunk * CHUNK_ARRAYS + len(controllers) * (8.0 * S * record * RECORD_ARRAYS + S * SERVICE_BYTES)
     kept = 0.0
     if kept_trajectory(ticks, services, keep_trajectories):
         cells = float(ticks) * S

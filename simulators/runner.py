@@ -12,7 +12,7 @@ import json
 import tempfile
 from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
-from typing import IO, Callable
+from typing import IO, Callable, Sequence
 
 import numpy as np
 
@@ -236,83 +236,123 @@ def run_controller(scenario: Scenario, spec: ControllerSpec, offered: np.ndarray
     The run is scored online and downsampled to a timeline; ``keep_trajectory`` keeps the
     whole (T, S) trajectory too (default: when T x S <= FULL_TRAJECTORY_CELLS).
     """
+    return run_controllers(scenario, [spec], offered, on_ticks=[on_tick], keep_records=keep_records,
+                           keep_trajectory=keep_trajectory, chunk_ticks=chunk_ticks, on_cycle=on_cycle)[0]
+
+
+def run_controllers(scenario: Scenario, specs: Sequence[ControllerSpec], offered: np.ndarray | None = None, *,
+                    on_ticks: Sequence[Callable[[int], None] | None] | None = None, keep_records: bool = True,
+                    keep_trajectory: bool | None = None, chunk_ticks: int = CHUNK_TICKS,
+                    on_cycle: Callable[[CycleResult], None] | None = None
+                    ) -> list[tuple[ControllerRun, CycleLog | None]]:
+    """:func:`run_controller` of each spec, in lockstep a chunk of ticks at a time: each chunk of
+    load is generated once and stepped through by every controller in turn (each over its own
+    cluster, so the runs are the same as one at a time). ``on_ticks``: each run's ``on_tick``."""
     T, S = scenario.tick_count, len(scenario.cluster.services)
     if offered is not None and offered.shape != (T, S):
         raise ValueError(f"offered load is {offered.shape}, expected {(T, S)}")
-    keep = kept_trajectory(T, S, keep_trajectory)
-    config, plan = scenario.cluster, None
-    if spec.kind == "oracle":  # it knew the load before the start too: begin with its plan ready
-        load_of = ((lambda a, b: offered[a:b]) if offered is not None else
-                   (lambda a, b: scenario.offered(chunk_times(scenario.start_s, scenario.tick_s, a, b))))
-        plan_rows = lambda a, b: oracle_plan_rows(load_of, a, b, T, scenario.cluster.services,  # noqa: E731
-                                                  scenario.slo, scenario.tick_s)
-        first = plan_rows(0, 1)[0] if T else np.zeros(S)
-        config = replace(config, services=tuple(replace(s, initial_replicas=int(n))
-                                                for s, n in zip(config.services, first)))
-    cluster = SimCluster(config, np.random.default_rng(scenario.seed), faults=scenario.faults)
-    rec = _Recorder(scenario, T, S, chunk_ticks, keep)
-    budget = ActionBudget(scenario.duration_s, S)
-    actions: list[ActionEvent] = []
-    reconciler, log = None, None
-    start = scenario.start_s
-
-    if spec.kind == "policy":
-        store = MemoryStateStore() if spec.restart_every_s else None
-        reconciler, metrics, log = _policy_reconciler(scenario, spec.policy, cluster, keep_records, store)
-        interval = spec.policy.params.interval_s
-        next_restart = start + spec.restart_every_s if spec.restart_every_s and T else np.inf
-    elif spec.kind == "fixed":
-        cluster.scale(np.arange(S), np.minimum(spec.replicas, [s.max_pods for s in scenario.cluster.services]))
-
-    next_cycle = start if T else 0.0
-    next_health = np.inf  # the next health-only cycle (set by each full cycle when the policy has them)
-    every = max(1, T // 200)
+    ticks = list(on_ticks) if on_ticks is not None else [None] * len(specs)
+    if len(ticks) != len(specs):
+        raise ValueError(f"{len(ticks)} on_ticks for {len(specs)} controllers")
+    runs = [_ControllerRun(scenario, spec, offered, tick, keep_records, keep_trajectory, chunk_ticks, on_cycle)
+            for spec, tick in zip(specs, ticks)]
     for k0, times, load in _load_chunks(scenario, offered, chunk_ticks):
+        for run in runs:
+            run.advance(k0, times, load)
+    return [run.finish() for run in runs]
+
+
+class _ControllerRun:
+    """One controller's run over its own simulated cluster, advanced a chunk of load at a time."""
+
+    def __init__(self, scenario: Scenario, spec: ControllerSpec, offered: np.ndarray | None,
+                 on_tick: Callable[[int], None] | None, keep_records: bool, keep_trajectory: bool | None,
+                 chunk_ticks: int, on_cycle: Callable[[CycleResult], None] | None):
+        T, S = scenario.tick_count, len(scenario.cluster.services)
+        self.scenario, self.spec, self.on_tick, self.on_cycle, self.T = scenario, spec, on_tick, on_cycle, T
+        self.keep = kept_trajectory(T, S, keep_trajectory)
+        config, self.plan_rows = scenario.cluster, None
+        if spec.kind == "oracle":  # it knew the load before the start too: begin with its plan ready
+            load_of = ((lambda a, b: offered[a:b]) if offered is not None else
+                       (lambda a, b: scenario.offered(chunk_times(scenario.start_s, scenario.tick_s, a, b))))
+            self.plan_rows = lambda a, b: oracle_plan_rows(load_of, a, b, T, scenario.cluster.services,  # noqa: E731
+                                                           scenario.slo, scenario.tick_s)
+            first = self.plan_rows(0, 1)[0] if T else np.zeros(S)
+            config = replace(config, services=tuple(replace(s, initial_replicas=int(n))
+                                                    for s, n in zip(config.services, first)))
+        self.cluster = cluster = SimCluster(config, np.random.default_rng(scenario.seed), faults=scenario.faults)
+        self.rec = _Recorder(scenario, T, S, chunk_ticks, self.keep)
+        self.budget = ActionBudget(scenario.duration_s, S)
+        self.actions: list[ActionEvent] = []
+        self.reconciler, self.log = None, None
+        start = scenario.start_s
+        if spec.kind == "policy":
+            self.store = MemoryStateStore() if spec.restart_every_s else None
+            self.reconciler, self.metrics, self.log = _policy_reconciler(scenario, spec.policy, cluster, keep_records,
+                                                                         self.store)
+            self.interval = spec.policy.params.interval_s
+            self.next_restart = start + spec.restart_every_s if spec.restart_every_s and T else np.inf
+        elif spec.kind == "fixed":
+            cluster.scale(np.arange(S), np.minimum(spec.replicas, [s.max_pods for s in scenario.cluster.services]))
+        self.next_cycle = start if T else 0.0
+        self.next_health = np.inf  # the next health-only cycle (set by each full cycle when the policy has them)
+        self.every = max(1, T // 200)
+
+    def advance(self, k0: int, times: np.ndarray, load: np.ndarray) -> None:
+        """Step through one chunk of ticks: ``times`` (C,) from tick ``k0``, ``load`` (C, S)."""
+        scenario, spec, cluster, rec, T = self.scenario, self.spec, self.cluster, self.rec, self.T
+        start, on_tick, on_cycle, plan = scenario.start_s, self.on_tick, self.on_cycle, None
         if spec.kind == "oracle":  # this chunk's plan and the next tick's (the step after the last)
-            plan = plan_rows(k0, min(k0 + times.size + 1, T))
+            plan = self.plan_rows(k0, min(k0 + times.size + 1, T))
         for j, now in enumerate(times.tolist()):
             k = k0 + j
             sig = cluster.step(now, scenario.tick_s, load[j])
             rec.put(now, sig)
-            if reconciler is not None:
-                metrics.push(cluster.signals())
-                if now >= next_restart - 1e-9:  # a new controller process, same cluster and store
+            if self.reconciler is not None:
+                reconciler = self.reconciler
+                self.metrics.push(cluster.signals())
+                if now >= self.next_restart - 1e-9:  # a new controller process, same cluster and store
                     old = reconciler
-                    reconciler = Reconciler(old.policy, metrics, old.cluster, on_cycle=old.on_cycle, state_store=store)
+                    reconciler = Reconciler(old.policy, self.metrics, old.cluster, on_cycle=old.on_cycle,
+                                            state_store=self.store)
                     reconciler.with_conditions, reconciler.in_place = old.with_conditions, old.in_place
-                    next_restart += spec.restart_every_s
+                    self.reconciler = reconciler
+                    self.next_restart += spec.restart_every_s
                 result = None
-                if now >= next_cycle - 1e-9:
+                if now >= self.next_cycle - 1e-9:
                     result = reconciler.cycle(now)
-                    next_cycle += interval
-                    next_health = now + (reconciler.rollout_interval_s or np.inf)
-                elif reconciler.rollout_in_progress and now >= next_health - 1e-9:
+                    self.next_cycle += self.interval
+                    self.next_health = now + (reconciler.rollout_interval_s or np.inf)
+                elif reconciler.rollout_in_progress and now >= self.next_health - 1e-9:
                     result = reconciler.health_cycle(now)  # health side only, while a rollout is in progress
-                    next_health += reconciler.rollout_interval_s
+                    self.next_health += reconciler.rollout_interval_s
                 if result is not None and on_cycle is not None:
                     on_cycle(result)
                 for a in result.actions if result is not None else ():
                     event = _event(a, now - start)
-                    if budget.admit(event):
-                        actions.append(event)
+                    if self.budget.admit(event):
+                        self.actions.append(event)
             elif plan is not None and k + 1 < T:
                 changed = np.flatnonzero(plan[j + 1] != plan[j])
                 if changed.size:
                     cluster.scale(changed, plan[j + 1, changed])
-            if on_tick and (k % every == 0 or k == T - 1):
+            if on_tick and (k % self.every == 0 or k == T - 1):
                 on_tick(k + 1)
         rec.flush()
-    if log is not None:
-        log.close()
-    traj = rec.trajectory(scenario.times() if keep else None)
-    scores = rec.scores.finish()
-    names = list(scenario.services)
-    services, note = driven_services(spec.policy, names) if spec.kind == "policy" else (names, "")
-    run = ControllerRun(spec.name, spec.description, traj, actions, scores=scores,
-                        timeline=rec.timeline.finish(_run_end_s(scenario, T)),
-                        replica_hours_raw=rec.scores.replica_hours, actions_dropped=budget.dropped,
-                        services=tuple(services), note=note)
-    return run, log
+
+    def finish(self) -> tuple[ControllerRun, CycleLog | None]:
+        scenario, spec, rec, T = self.scenario, self.spec, self.rec, self.T
+        if self.log is not None:
+            self.log.close()
+        traj = rec.trajectory(scenario.times() if self.keep else None)
+        scores = rec.scores.finish()
+        names = list(scenario.services)
+        services, note = driven_services(spec.policy, names) if spec.kind == "policy" else (names, "")
+        run = ControllerRun(spec.name, spec.description, traj, self.actions, scores=scores,
+                            timeline=rec.timeline.finish(_run_end_s(scenario, T)),
+                            replica_hours_raw=rec.scores.replica_hours, actions_dropped=self.budget.dropped,
+                            services=tuple(services), note=note)
+        return run, self.log
 
 
 def _run_end_s(scenario: Scenario, T: int) -> float:
@@ -416,10 +456,12 @@ def simulate(scenario: Scenario, controllers: list[ControllerSpec], *, on_progre
 def _simulate(scenario: Scenario, controllers: list[ControllerSpec], on_progress, keep_records: bool,
               policy_file: str, keep_trajectories: bool | None) -> tuple[SimResult, dict[str, CycleLog]]:
     runs, logs = {}, {}
-    for c in controllers:  # each generates the load chunk by chunk: memory O(services), not O(ticks x services)
-        tick = (lambda k, name=c.name: on_progress(name, k, scenario.tick_count)) if on_progress else None
-        run, log = run_controller(scenario, c, None, on_tick=tick, keep_records=keep_records,
-                                  keep_trajectory=keep_trajectories)
+    # in lockstep: each chunk of load generated once for every controller (memory O(services))
+    ticks = [(lambda k, name=c.name: on_progress(name, k, scenario.tick_count)) if on_progress else None
+             for c in controllers]
+    done = run_controllers(scenario, controllers, None, on_ticks=ticks, keep_records=keep_records,
+                           keep_trajectory=keep_trajectories)
+    for c, (run, log) in zip(controllers, done):
         runs[c.name] = run
         if log is not None:
             logs[c.name] = log
@@ -447,4 +489,5 @@ def standard_controllers(policy: LoadedPolicy | None, baselines: list[str], hpa_
     return out
 
 
-__all__ = ["ControllerSpec", "CycleLog", "simulate", "run_controller", "standard_controllers", "fault_windows"]
+__all__ = ["ControllerSpec", "CycleLog", "simulate", "run_controller", "run_controllers", "standard_controllers",
+           "fault_windows"]

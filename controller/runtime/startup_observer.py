@@ -133,7 +133,8 @@ class StartupObserver:
 
     def _add(self, rows, keys, created, ready_s, ready, now: float) -> None:
         counted = observed_startups(created, ready_s, ready, now, self.sp)
-        self._memory, learned = remember_rows(self._memory, rows, keys, created, ready_s, counted)
+        # in place: the observer alone holds its memory (a new object all the same: the estimate is redone)
+        self._memory, learned = remember_rows(self._memory, rows, keys, created, ready_s, counted, in_place=True)
         if self._changed is not None:
             self._changed = np.union1d(self._changed, learned)
 

@@ -136,6 +136,38 @@ def test_updating_the_changed_rows_equals_estimating_every_row(rounds, quantile,
         assert_same_estimate(estimated, su.estimate(memory, sp))
 
 
+@settings(max_examples=100, deadline=None)
+@given(rounds=st.lists(starts, min_size=1, max_size=4), keep=st.integers(1, 8), switch=st.sampled_from(["1", "0"]))
+def test_remembering_in_place_equals_remembering_into_copies(rounds, keep, switch):
+    """in_place=True (the observer's) writes the rows into the memory's own arrays: the same
+    memory and rows as the copying call, which leaves the memory it is given as it was."""
+    sp = su.StartupParams(pods=keep)
+    copied, in_place = su.StartupMemory.empty(3, sp), su.StartupMemory.empty(3, sp)
+    saved, compiled.switch = compiled.switch, switch
+    try:
+        for k, pods in enumerate(rounds):
+            if not pods:
+                continue
+            t, c, d, ok = (np.array(x) for x in zip(*pods))
+            created = T0 + 1000.0 * k + c.astype(float)
+            ready = created + d.astype(float)
+            counted = su.observed_startups(created, ready, ok.astype(bool), T0 + 1e6, sp)
+            keys = np.arange(len(pods), dtype=np.int64) % 5  # some pods seen again
+            given_before = [a.copy() for a in (copied.key, copied.created_s, copied.ready_s)]
+            after_copy, rows = su.remember_rows(copied, t.astype(np.int64), keys, created, ready, counted)
+            after, rows_in_place = su.remember_rows(in_place, t.astype(np.int64), keys, created, ready, counted,
+                                                    in_place=True)
+            assert rows_in_place.tolist() == rows.tolist()
+            for field, before in zip(("key", "created_s", "ready_s"), given_before):
+                np.testing.assert_array_equal(getattr(after, field), getattr(after_copy, field), err_msg=field)
+                np.testing.assert_array_equal(getattr(copied, field), before, err_msg=field)  # untouched
+                assert getattr(after, field) is getattr(in_place, field)  # written in place
+            assert (after is in_place) == (rows.size == 0)  # a new object when rows changed
+            copied, in_place = after_copy, after
+    finally:
+        compiled.switch = saved
+
+
 @pytest.mark.parametrize("first, then, rows", [
     pytest.param([(0, 0, 90, True)], [(1, 100, 130, True)], [1], id="another-target-learns"),
     pytest.param([(0, 0, 90, True)], [(0, 100, 130, True), (2, 0, 50, True)], [0, 2], id="two-targets-learn"),

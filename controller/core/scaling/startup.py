@@ -86,7 +86,8 @@ def remember(memory: StartupMemory, target: np.ndarray, key: np.ndarray, created
 
 
 def remember_rows(memory: StartupMemory, target: np.ndarray, key: np.ndarray, created_s: np.ndarray,
-                  ready_s: np.ndarray, counted: np.ndarray) -> tuple[StartupMemory, np.ndarray]:
+                  ready_s: np.ndarray, counted: np.ndarray, *, in_place: bool = False
+                  ) -> tuple[StartupMemory, np.ndarray]:
     """The memory with the counted pods' start-ups added: per target the newest K by Ready time.
     A pod (same target and key) counts once, with its earliest Ready time: its first start-up,
     not a later return to Ready.
@@ -94,14 +95,17 @@ def remember_rows(memory: StartupMemory, target: np.ndarray, key: np.ndarray, cr
     target: (P,) row of each pod; key: (P,) int64 pod identities; created_s, ready_s: (P,)
     epoch s; counted: (P,) bool (``observed_startups``). Only the rows of counted pods are
     recomputed (rows are independent; a cycle usually sees new pods of a few targets): they
-    are returned too, (R,) int64 ascending (the memory itself when there are none)."""
+    are returned too, (R,) int64 ascending (the memory itself when there are none).
+    ``in_place``: write the rows into ``memory``'s own arrays (no (N, K) copies: its owner
+    keeps no other view of them); the memory returned is still a new object over them."""
     n = memory.created_s.shape[0]
     counted = np.asarray(counted, bool)
     target = np.asarray(target, np.int64)[counted]
     inside = (target >= 0) & (target < n)
     if not inside.any():
         return memory, np.zeros(0, np.int64)
-    out = StartupMemory(memory.key.copy(), memory.created_s.copy(), memory.ready_s.copy())
+    out = (StartupMemory(memory.key, memory.created_s, memory.ready_s) if in_place else
+           StartupMemory(memory.key.copy(), memory.created_s.copy(), memory.ready_s.copy()))
     rows = startup_compiled.try_remember(out.key, out.created_s, out.ready_s, target[inside],
                                          np.asarray(key, np.int64)[counted][inside],
                                          np.asarray(created_s, np.float64)[counted][inside],

@@ -1,0 +1,159 @@
+"""Where a simulation's CPU time goes, per controller: compiled kernels vs the Python around them.
+
+The bench/sim_speed.py scenario (1,000 services, 5 s tick, the default policy and the HPA preset in
+lockstep, compiled path), timed with time.process_time: per controller its engine steps, control
+cycles and the rest of its ticks (recording, metrics ring, actions), each split into the time inside
+numba kernels (every kernel of controller/ and simulators/, by name) and the rest (Python and numpy
+glue); shared: the load generated once for both. Figures are CPU ms per simulated hour, and the
+budget that 0.5 simulated days per CPU-second leaves (issue #13: 83 ms per simulated hour for both
+controllers) is printed beside them: the gap a whole-loop compiled design must close.
+
+Wrapping every kernel call adds about a microsecond per call; figures measured beside other work
+vary with the machine's load (compare shares, or base and branch in the same minutes).
+Run: python bench/sim_breakdown.py [--hours 2] [--services 1000] [--top 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from controller.core.scaling import compiled
+from controller.policy import load_policies
+from controller.runtime import reconciler as reconciler_module
+from simulators import cluster as cluster_module
+from simulators import runner as runner_module
+from simulators.scenario import load_scenario_text
+
+HERE = Path(__file__).resolve().parent
+#: CPU ms per simulated hour, both controllers, at 0.5 simulated days per CPU-second.
+BUDGET_MS_PER_HOUR = 1000.0 / (0.5 * 24.0)
+
+
+def sim_speed():
+    spec = importlib.util.spec_from_file_location("sim_speed", HERE / "sim_speed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class Attribution:
+    """CPU seconds by (controller, phase, what): phase is step | cycle | other | load; what is a
+    kernel's name or "glue"; wrappers installed on the engine step, the control cycle, each
+    controller's advance and every loaded kernel."""
+
+    def __init__(self):
+        self.cpu = defaultdict(float)
+        self.calls = defaultdict(int)
+        self.who, self.phase = "shared", ["load"]
+        self.kernel_cpu = 0.0  # inside kernels since the current phase began (to subtract from its glue)
+        self._undo = []
+
+    def _patch(self, owner, name, wrapper):
+        original = getattr(owner, name)
+        setattr(owner, name, wrapper(original))
+        self._undo.append((owner, name, original))
+
+    def install(self) -> int:
+        self._patch(runner_module._ControllerRun, "advance", lambda f: self._scope(f, "other", who=True))
+        self._patch(cluster_module.SimCluster, "step", lambda f: self._scope(f, "step"))
+        self._patch(reconciler_module.Reconciler, "cycle", lambda f: self._scope(f, "cycle"))
+        import numba  # noqa: PLC0415 (loaded by the warm-up)
+        n = 0
+        for module_name, module in list(sys.modules.items()):
+            if not module_name.startswith(("controller", "simulators")):
+                continue
+            for name, value in list(vars(module).items()):
+                if isinstance(value, numba.core.registry.CPUDispatcher):
+                    self._patch(module, name, lambda f, name=name: self._kernel(f, name))
+                    n += 1
+        return n
+
+    def restore(self) -> None:
+        for owner, name, original in reversed(self._undo):
+            setattr(owner, name, original)
+        self._undo.clear()
+
+    def _scope(self, f, phase: str, who: bool = False):
+        def timed(*args, **kwargs):
+            saved_who, saved_kernel = self.who, self.kernel_cpu
+            if who:
+                self.who = args[0].spec.name
+            self.phase.append(phase)
+            self.kernel_cpu = 0.0
+            c = time.process_time()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                spent = time.process_time() - c
+                self.cpu[(self.who, phase, "glue")] += spent - self.kernel_cpu
+                self.calls[(self.who, phase, "glue")] += 1
+                nested = spent  # the caller's glue excludes everything spent in here
+                self.phase.pop()
+                self.who, self.kernel_cpu = saved_who, saved_kernel + nested
+        return timed
+
+    def _kernel(self, f, name: str):
+        def timed(*args, **kwargs):
+            c = time.process_time()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                spent = time.process_time() - c
+                self.cpu[(self.who, self.phase[-1], name)] += spent
+                self.calls[(self.who, self.phase[-1], name)] += 1
+                self.kernel_cpu += spent
+        return timed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hours", type=float, default=2.0)
+    ap.add_argument("--services", type=int, default=1000)
+    ap.add_argument("--top", type=int, default=8, help="kernels listed per controller and phase")
+    args = ap.parse_args()
+    bench = sim_speed()
+    compiled.set_switch("1")
+    if not compiled.enabled():
+        raise SystemExit("numba unavailable: nothing compiled to attribute")
+    policies = [load_policies([path])[0] for path in (bench.REPO / "policies" / "setpoint-default.yaml",
+                                                      bench.REPO / "policies" / "hpa-cpu.yaml")]
+    bench.compile_kernels(policies)
+    sc = load_scenario_text(bench.SCENARIO.format(n=args.services, hours=args.hours), "wide-day.yaml")
+    attribution = Attribution()
+    kernels = attribution.install()
+    c = time.process_time()
+    try:
+        runner_module.run_controllers(sc, bench.specs(policies), keep_records=False)
+    finally:
+        attribution.restore()
+    total_ms = (time.process_time() - c) * 1000.0 / args.hours
+    per_hour = {k: v * 1000.0 / args.hours for k, v in attribution.cpu.items()}
+    shared_ms = total_ms - sum(v for (who, _, _), v in per_hour.items() if who != "shared")
+    print(f"{args.services} services, {args.hours:g} simulated hours, {kernels} kernels wrapped: {total_ms:.0f} CPU ms "
+          f"per simulated hour = {24.0 * total_ms / 1000.0:.1f} s per simulated day "
+          f"({1000.0 / (24.0 * total_ms):.3f} days per CPU-second; budget at 0.5: {BUDGET_MS_PER_HOUR:.0f} ms/h, "
+          f"{total_ms / BUDGET_MS_PER_HOUR:.1f}x over)")
+    print(f"{'':8} {'phase':6} {'ms/h':>7} {'kernels':>8} {'glue':>7}  top kernels (ms/h, calls/h)")
+    kernel_total = 0.0
+    for who in [s.name for s in bench.specs(policies)]:
+        for phase in ("step", "cycle", "other"):
+            rows = {what: v for (w, p, what), v in per_hour.items() if w == who and p == phase}
+            glue = rows.pop("glue", 0.0)
+            ks = sum(rows.values())
+            kernel_total += ks
+            top = sorted(rows.items(), key=lambda kv: -kv[1])[:args.top]
+            calls = attribution.calls
+            listed = ", ".join(f"{n} {v:.1f} ({calls[(who, phase, n)] / args.hours:.0f})" for n, v in top if v >= 0.5)
+            print(f"{who:8} {phase:6} {glue + ks:7.1f} {ks:8.1f} {glue:7.1f}  {listed}")
+    print(f"{'shared':8} {'load':6} {shared_ms:7.1f} {'':>8} {'':>7}  (load generated once for both, set-up)")
+    print(f"kernels {kernel_total:.0f} ms/h ({kernel_total / total_ms:.0%}), the rest {total_ms - kernel_total:.0f} ms/h: "
+          f"with no glue at all, {1000.0 / (24.0 * kernel_total):.3f} days per CPU-second")
+
+
+if __name__ == "__main__":
+    main()
