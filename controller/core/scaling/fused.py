@@ -678,3 +678,25 @@ def commit_kernel(current, replicas, applied, now, up, down, pv, last_event):
         last = last_event[i]
         last_event[i] = last if last >= now else now  # NaN (none yet) compares False
     return count
+
+
+@jit
+def commit_all_kernel(vf, now, up, down, pv):
+    """commit_kernel for every row, from the desired to the pending counts, both read from vf
+    (the fused kernel's rows, _F_*), as is its latest event time: fewer arguments (numba's call
+    costs ~0.15 us an argument) for the common commit of every change."""
+    up_keep_s, down_keep_s = pv[compiled._P_UP_LONGEST], pv[compiled._P_DOWN_LONGEST]
+    current, replicas, last_event = vf[_F_PENDING], vf[_F_DESIRED], vf[_F_LAST_EVENT]
+    count = 0
+    for i in range(current.shape[0]):  # commit_kernel's loop, every row applied
+        cur, to = current[i], replicas[i]
+        if to > cur and up.shape[1] > 0:
+            _write_slot(up, i, to - cur, now, up_keep_s)
+        elif to < cur and down.shape[1] > 0:
+            _write_slot(down, i, cur - to, now, down_keep_s)
+        else:
+            continue
+        count += 1
+        last = last_event[i]
+        last_event[i] = last if last >= now else now
+    return count
