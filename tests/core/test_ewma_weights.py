@@ -84,3 +84,15 @@ def test_a_series_falling_behind_once_gets_numpys_weights_and_the_memo_returns()
        half_life_s=st.sampled_from([0.0, 7.5, 45.0, 90.0]))
 def test_weights_equal_numpys_on_random_ages(ages, half_life_s):
     run_cycles(ages, half_life_s, 3)
+
+
+@pytest.mark.parametrize("size", [pytest.param(1, id="one"), pytest.param(7, id="shorter-than-a-vector"),
+                                  pytest.param(17, id="vectors-and-a-tail"), pytest.param(2000, id="a-workspace")])
+def test_numpys_expm1_of_a_value_does_not_depend_on_its_place(size):
+    """What the memo relies on: the weight remembered from one element of a whole-array expm1
+    is what expm1 gives that exponent anywhere in an array (SIMD body or scalar tail)."""
+    exponents = -np.random.default_rng(size).uniform(0.0, 2.0, size)
+    weights = np.expm1(exponents)
+    for k in range(0, size, max(1, size // 50)):
+        alone, spread = np.expm1(exponents[k:k + 1]), np.expm1(np.full(size, exponents[k]))
+        assert {alone[0], *spread.tolist()} == {weights[k]}, f"element {k}"

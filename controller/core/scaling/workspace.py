@@ -246,11 +246,10 @@ def _ewma_alpha_into(out: np.ndarray, ewma_at: np.ndarray, now: float, half_life
     first = fused.ewma_exponent_into(out, ewma_at, now, float(half_life_s), _NO_MEMO if memo is None else memo)
     if first == 0:
         return
-    flat = out.reshape(-1)
-    exponent = flat[first - 1]
-    np.expm1(out, out=out)
+    exponent = out.flat[first - 1]
+    np.expm1(out, out=out)  # elementwise: a value's expm1 does not depend on its place in the array
     if memo is not None:  # the first sampled series' exponent: likely the next cycle's
-        memo[0], memo[1] = exponent, flat[first - 1]
+        memo[0], memo[1] = exponent, out.flat[first - 1]
 
 
 _NO_MEMO = np.full(2, np.nan)  # never written: a memo only ever read
