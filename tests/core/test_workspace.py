@@ -239,6 +239,24 @@ def test_commit_of_unapplied_rows_and_other_counts():
     assert ws.up_changes[0][np.isfinite(ws.up_times[0])].tolist() == [2.0]
 
 
+@pytest.mark.parametrize("policy, values, current0, options, expect", SCRIPTED)
+def test_the_default_commit_equals_committing_every_row_to_desired(policy, values, current0, options, expect):
+    """commit() (its own kernel, commit_all_kernel) records what commit(all rows, desired) does:
+    the same events and counts each cycle, up and down, on the scripted paths."""
+    n = values.shape[1]
+    ws, explicit = DecisionWorkspace.empty(policy, n), DecisionWorkspace.empty(policy, n)
+    current = np.full(n, float(current0))
+    for k in range(values.shape[0]):
+        obs = Observation.of(current, current, values[k], present=~np.isnan(values[k]))
+        decide_into(policy, ws, obs, T0 + 15.0 * k)
+        decide_into(policy, explicit, obs, T0 + 15.0 * k)
+        counts = ws.commit(), explicit.commit(np.ones(n, bool), explicit.desired.copy())
+        assert counts[0] == counts[1], f"cycle {k}: events recorded {counts}"
+        assert_states_equal(explicit.state(), ws.state(), f"cycle {k}")
+        np.testing.assert_array_equal(ws.vf[fused._F_LAST_EVENT], explicit.vf[fused._F_LAST_EVENT])
+        current = ws.desired.copy()
+
+
 def test_legacy_policies_keep_no_events():
     policy = params(metrics=(MetricParams("cpu", MetricKind.UTILIZATION, 60.0),), legacy=True)
     ws, obs = _scaling_up(policy)

@@ -19,6 +19,7 @@ the others) and only with numba (``compiled.available()``); the SETPOINT_COMPILE
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,6 +86,8 @@ class DecisionWorkspace:
     # floor (N, M): its predictive proposals for the fused kernel (all NaN without forecasts)
     forecast: CompiledForecasts | None = None
     floor: np.ndarray | None = None
+    # (2,) the exponent every EWMA series shared last cycle and numpy's expm1 of it (_ewma_alpha_into)
+    ewma_memo: np.ndarray = dataclasses.field(default_factory=lambda: np.full(2, np.nan))
 
     def __post_init__(self) -> None:
         self.alpha, self.ewma, self.ewma_at = self.em
@@ -198,6 +201,8 @@ class DecisionWorkspace:
         at, self.pending_at = self.pending_at, None
         if at is None or self.params.legacy or applied is False:  # legacy policies keep no events
             return 0
+        if applied is True and replicas is None:  # the common case: every change, to desired
+            return int(fused.commit_all_kernel(self.vf, at, self.up, self.down, self.pv))
         if applied is True:
             rows = self.all_rows
         else:
@@ -231,13 +236,23 @@ class DecisionWorkspace:
         return [self.params.metrics[j].ramp.slots for j in self.params.ramp_metrics]
 
 
-def _ewma_alpha_into(out: np.ndarray, ewma_at: np.ndarray, now: float, half_life_s: float) -> None:
+def _ewma_alpha_into(out: np.ndarray, ewma_at: np.ndarray, now: float, half_life_s: float,
+                     memo: np.ndarray | None = None) -> None:
     """The negated EWMA weights expm1(-ln2 max(now - ewma_at, 0) / half_life_s) into ``out``
     (-1 for half_life_s <= 0): smooth.ewma_alpha's operations, numpy's expm1, bit for bit; the
-    kernel negates them."""
-    fused.ewma_exponent_into(out, ewma_at, now, float(half_life_s))
-    if half_life_s > 0:
-        np.expm1(out, out=out)
+    kernel negates them. ``memo`` (2,) (the workspace's ewma_memo): an exponent and its weight
+    from numpy's expm1 of a whole array; when every exponent is that one (or NaN), the kernel
+    writes the weights and expm1 is not called (see fused.ewma_exponent_into)."""
+    first = fused.ewma_exponent_into(out, ewma_at, now, float(half_life_s), _NO_MEMO if memo is None else memo)
+    if first == 0:
+        return
+    exponent = out.flat[first - 1]
+    np.expm1(out, out=out)  # elementwise: a value's expm1 does not depend on its place in the array
+    if memo is not None:  # the first sampled series' exponent: likely the next cycle's
+        memo[0], memo[1] = exponent, out.flat[first - 1]
+
+
+_NO_MEMO = np.full(2, np.nan)  # never written: a memo only ever read
 
 
 def _f64(a) -> np.ndarray:
@@ -273,7 +288,7 @@ def decide_into(params: PolicyParams, ws: DecisionWorkspace, obs, now: float) ->
                          f"sample_age_s {age.shape}, current {current.shape}, ready {ready.shape}, "
                          f"status {status.shape}, startup_s {startup.shape}")
     if params.smoothing == Smoothing.EWMA:
-        _ewma_alpha_into(ws.alpha, ws.ewma_at, now, params.half_life_s)
+        _ewma_alpha_into(ws.alpha, ws.ewma_at, now, params.half_life_s, ws.ewma_memo)
     now = float(now)
     if ws.forecast is not None:  # the forecast stage first: its predictive proposals are the kernel's floor
         ws.forecast.step(values, present, age, current, ready, status, startup, now)
