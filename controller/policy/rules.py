@@ -118,9 +118,10 @@ def _headroom_rules(spec: Spec, target, where: tuple) -> Iterator[Problem]:
                                       "rate shared by the replicas)")
     elif target.capacity_per_replica is None:
         yield where + ("capacityPerReplica",), "required with headroom: pooled (what one replica serves at 100%)"
-    elif target.capacity_per_replica <= target.average_per_replica:
-        yield where + ("capacityPerReplica",), (f"must be above averagePerReplica ({target.average_per_replica:g}), "
-                                                f"got {target.capacity_per_replica:g}")
+    elif target.capacity_per_replica <= target.average_per_replica * (1.0 + spec.scaling.tolerance.up):
+        trigger = target.average_per_replica * (1.0 + spec.scaling.tolerance.up)
+        yield where + ("capacityPerReplica",), (f"must be above averagePerReplica x (1 + tolerance.up) ({trigger:g}: "
+                                                f"where a scale-up starts), got {target.capacity_per_replica:g}")
 
 
 def _ramp_rules(spec: Spec, m, where: tuple) -> Iterator[Problem]:

@@ -32,8 +32,9 @@ BROKEN = [
     pytest.param(with_target("averagePerReplica: 80, headroom: pooled"),
                  f"{WHERE}.capacityPerReplica: required with headroom: pooled (what one replica serves at 100%)",
                  id="pooled-without-capacity"),
-    pytest.param(with_target("averagePerReplica: 80, headroom: pooled, capacityPerReplica: 80"),
-                 f"{WHERE}.capacityPerReplica: must be above averagePerReplica (80), got 80", id="capacity-at-target"),
+    pytest.param(with_target("averagePerReplica: 80, headroom: pooled, capacityPerReplica: 84"),
+                 f"{WHERE}.capacityPerReplica: must be above averagePerReplica x (1 + tolerance.up) (84: where a "
+                 "scale-up starts), got 84", id="capacity-at-the-scale-up-trigger"),
     pytest.param(with_target("averagePerReplica: 80, capacityPerReplica: 100"),
                  f"{WHERE}.capacityPerReplica: only used with headroom: pooled", id="capacity-without-pooled"),
     pytest.param(with_target("utilization: 60, headroom: pooled, capacityPerReplica: 100"),

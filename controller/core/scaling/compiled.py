@@ -268,7 +268,7 @@ def _pairwise_sum(a, start, n):
 
 
 @jit_inline
-def pooled_one(v, target, capacity, min_replicas):
+def pooled_one(v, target, capacity, min_replicas, tol_up):
     """headroom.pooled_load of one value (``capacity`` 0: per-replica headroom, ``v`` itself);
     the same operations in the same order."""
     if capacity <= 0.0:
@@ -277,8 +277,8 @@ def pooled_one(v, target, capacity, min_replicas):
     x = v / reference
     if not x > 1.0:
         return v
-    u = target / capacity
-    return reference * (u * x + (1.0 - u) * math.sqrt(x))
+    a = target * (1.0 + tol_up) / capacity
+    return reference * (a * x + (1.0 - a) * math.sqrt(x))
 
 
 @jit_inline
