@@ -4,8 +4,9 @@ bench/sizing_gap.py stacks counterfactual layers computed from the load; this on
 the policy decided each cycle (the same run bench/quality.py scores) and splits its spec
 replicas D above the oracle's O (its simulated run, same seed and inputs) into:
 
-- sizing:  need - O, with need = ceil(observed rate / target) (at least min replicas): the
-           target's headroom against the oracle's exact sizing, minus the oracle's look-ahead
+- sizing:  need - O, with need = ceil(observed rate / target) (at least min replicas; the rate
+           as ``headroom: pooled`` sizes it, core/scaling/headroom.py): the target's headroom
+           against the oracle's exact sizing, minus the oracle's look-ahead
            (negative where the oracle already holds pods for load a start-up ahead);
 - ramp:    the ramp's proposal above need (the lead, while the rate rises);
 - band:    D above max(need, ramp) on cycles that kept ``current`` inside the tolerance band
@@ -36,6 +37,7 @@ PARTS = ("sizing", "ramp", "band", "window", "other")
 
 def attribute(args: tuple[str, str, Variation]) -> dict:
     name, policy_file, variation = args
+    from controller.core.scaling.headroom import pooled_values
     from controller.model import Reason
     from controller.policy import load_policies
     from simulators.runner import run_controller, standard_controllers
@@ -53,7 +55,7 @@ def attribute(args: tuple[str, str, Variation]) -> dict:
         if d is None or d.current.shape[0] != 1:
             return
         j = p.ramp_metrics[0] if p.ramp_metrics else 0
-        value = float(d.signal.values[0, j])
+        value = float(pooled_values(p, d.signal.values)[0, j])  # the load sized (pooled headroom: below the rate)
         need = max(float(p.min_replicas), float(np.ceil(value / p.metrics[j].target))) if np.isfinite(value) else np.nan
         ramp = np.nan if d.ramps is None else float(d.ramps.proposal[0, j])
         rows.append((result.now, need, ramp, float(d.norm.desired[0]), int(d.norm.reason[0])))

@@ -59,7 +59,9 @@ def compile_metric(metric: Metric, interval_s: float = 15.0) -> MetricParams:
     if target.value is not None:
         return MetricParams(metric.name, MetricKind.VALUE, target.value, forecast, ramp=ramp)
     if target.average_per_replica is not None:
-        return MetricParams(metric.name, MetricKind.AVERAGE_PER_REPLICA, target.average_per_replica, forecast, ramp=ramp)
+        pooled = target.headroom == "pooled" and target.capacity_per_replica is not None
+        return MetricParams(metric.name, MetricKind.AVERAGE_PER_REPLICA, target.average_per_replica, forecast,
+                            ramp=ramp, capacity=target.capacity_per_replica if pooled else 0.0)
     return MetricParams(metric.name, MetricKind.UTILIZATION, target.utilization, forecast, ramp=ramp)
 
 

@@ -90,6 +90,7 @@ def _scaling_metrics(spec: Spec) -> Iterator[Problem]:
         yield SCALING + ("metrics",), "expected at least one metric, got an empty list"
     yield from _duplicates([m.name for m in metrics], SCALING + ("metrics",), "metric name", field="name")
     for i, m in enumerate(metrics):
+        yield from _headroom_rules(spec, m.target, SCALING + ("metrics", i, "target"))
         if m.ramp is not None:
             yield from _ramp_rules(spec, m, SCALING + ("metrics", i, "ramp"))
         if m.forecast is None:
@@ -102,6 +103,25 @@ def _scaling_metrics(spec: Spec) -> Iterator[Problem]:
                           "a per-pod value or utilization changes with the replica count)")
         if len(set(m.forecast.seasonality)) != len(m.forecast.seasonality):
             yield where + ("seasonality",), "periods must differ"
+
+
+def _headroom_rules(spec: Spec, target, where: tuple) -> Iterator[Problem]:
+    """``headroom: pooled`` sizes a total per replica against a capacity above the target."""
+    if target.headroom != "pooled":
+        if target.capacity_per_replica is not None:
+            yield where + ("capacityPerReplica",), "only used with headroom: pooled"
+        return
+    if spec.preset == presets.HPA:
+        yield where + ("headroom",), "not allowed with preset: hpa (HPA sizes every replica at its target)"
+    elif target.average_per_replica is None:
+        yield where + ("headroom",), ("pooled needs averagePerReplica (the headroom of a total such as a request "
+                                      "rate shared by the replicas)")
+    elif target.capacity_per_replica is None:
+        yield where + ("capacityPerReplica",), "required with headroom: pooled (what one replica serves at 100%)"
+    elif target.capacity_per_replica <= target.average_per_replica * (1.0 + spec.scaling.tolerance.up):
+        trigger = target.average_per_replica * (1.0 + spec.scaling.tolerance.up)
+        yield where + ("capacityPerReplica",), (f"must be above averagePerReplica x (1 + tolerance.up) ({trigger:g}: "
+                                                f"where a scale-up starts), got {target.capacity_per_replica:g}")
 
 
 def _ramp_rules(spec: Spec, m, where: tuple) -> Iterator[Problem]:

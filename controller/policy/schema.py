@@ -77,6 +77,13 @@ class MetricTarget(StrictModel):
     value: Optional[float] = Field(None, gt=0, le=MAX_VALUE)
     average_per_replica: Optional[float] = Field(None, gt=0, le=MAX_VALUE)
     utilization: Optional[PositivePercent] = None
+    headroom: Literal["perReplica", "pooled"] = Field("perReplica", description=(
+        "averagePerReplica only. perReplica: every replica keeps capacityPerReplica - averagePerReplica spare. "
+        "pooled: the target holds at min replicas (where it was derived from the SLO); above that load only the "
+        "up tolerance's share stays per replica, the rest of the spare (queueing headroom) grows as the square "
+        "root of the load (more replicas queue less; core/scaling/headroom.py)."))
+    capacity_per_replica: Optional[float] = Field(None, gt=0, le=MAX_VALUE, description=(
+        "What one replica serves at 100% (same unit as averagePerReplica); required by headroom: pooled."))
 
     @model_validator(mode="after")
     def _one_target(self) -> "MetricTarget":

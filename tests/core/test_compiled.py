@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 import controller.core.scaling.decide as decide_module
 from controller.core.scaling import compiled, workspace
 from controller.core.scaling.decide import Decision, Observation, ScalingState, decide, decide_numpy
-from controller.core.scaling.params import (MetricKind, MetricParams, PolicyParams, RampParams, RuleType,
-                                    ScalingRules, Select, Smoothing)
+from controller.core.scaling.params import (ForecastParams, MetricKind, MetricParams, PolicyParams, RampParams,
+                                            RuleType, ScalingRules, Select, Smoothing)
 from controller.model import Reason
 from controller.policy import load_policies
 from tests.core.helpers import T0
@@ -108,6 +108,9 @@ def ramp(levels, n: int = 3, m: int = 1) -> np.ndarray:
 
 NAN = float("nan")
 RAMPED = MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 100.0, ramp=RampParams(lead_s=75.0, window_s=30.0))
+POOLED = MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 85.0, capacity=100.0)
+POOLED_RAMPED = MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 85.0, capacity=100.0,
+                             ramp=RampParams(lead_s=75.0, window_s=30.0))
 DOWN_RATE = ScalingRules.of(60, Select.MAX, [(RuleType.PERCENT, 20, 60), (RuleType.PODS, 2, 30)])
 UP_MIN = ScalingRules.of(30, Select.MIN, [(RuleType.PODS, 1, 15), (RuleType.PERCENT, 50, 30)])
 
@@ -168,6 +171,12 @@ SCRIPTED = [
                  np.stack([ramp([300, NAN, 500, 800, NAN, NAN, 1200, 600, 300, 300])[..., 0],
                            ramp([50, 70, 90, 80, 60, 40, 30, 30, 30, 30])[..., 0]], axis=2), 3.0, dict(ready_lag=1),
                  Reason.SCALE_UP, id="ramp-with-gaps-ewma-and-utilization"),
+    pytest.param(params(metrics=(POOLED,), min_replicas=2), ramp([100, 400, 1500, 3000, 3000, 900, 150, 150]), 2.0,
+                 {}, Reason.SCALE_UP, id="pooled-headroom"),
+    pytest.param(params(metrics=(POOLED_RAMPED, metric(MetricKind.UTILIZATION, 60.0, "cpu")), min_replicas=0),
+                 np.stack([ramp([300, NAN, 500, 800, np.inf, 1200, 1200, 600, -3.0, 300])[..., 0],
+                           ramp([50, 70, 90, 80, 60, 40, 30, 30, 30, 30])[..., 0]], axis=2), 3.0, dict(ready_lag=1),
+                 Reason.SCALE_UP, id="pooled-headroom-ramp-min-zero-and-utilization"),
 ]
 
 
@@ -207,7 +216,9 @@ def ramps():
 def policies(draw) -> PolicyParams:
     m = draw(st.integers(1, 3))
     metrics = tuple(MetricParams(f"m{j}", draw(st.sampled_from(list(MetricKind))),
-                                 draw(st.sampled_from([0.5, 50.0, 100.0])), ramp=draw(ramps())) for j in range(m))
+                                 draw(st.sampled_from([0.5, 50.0, 100.0])), ramp=draw(ramps()),
+                                 capacity=draw(st.sampled_from([0.0, 0.0, 120.0, 1000.0])))  # pooled: averages only
+                    for j in range(m))
     lo = draw(st.integers(0, 5))
     return PolicyParams(
         name="prop", metrics=metrics, min_replicas=lo, max_replicas=lo + draw(st.integers(0, 30)),
@@ -243,6 +254,9 @@ def test_compiled_equals_numpy_on_random_inputs(policy, data, n, steps, ready_la
     pytest.param(params(smoothing=Smoothing.MEDIAN, window_s=60.0), id="median"),
     pytest.param(params(smoothing=Smoothing.PERCENTILE, window_s=60.0, percentile=90.0), id="percentile"),
     pytest.param(params(smoothing=Smoothing.MEAN, window_s=15.0 * 200), id="mean-over-129-samples"),
+    pytest.param(params(metrics=(MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 85.0, capacity=100.0,
+                                              forecast=ForecastParams(horizon_s=60.0)),)),
+                 id="pooled-headroom-with-forecast"),
 ])
 def test_policies_the_kernel_does_not_cover_run_on_numpy(policy, monkeypatch):
     assert not compiled.supports(policy)

@@ -145,6 +145,8 @@ def supports(params: PolicyParams) -> bool:
     # the hpa preset proposes with HPA's pod-level calculator (core/scaling/hpa_propose.py), not compiled
     if params.hpa_semantics or params.smoothing in (Smoothing.MEDIAN, Smoothing.PERCENTILE):
         return False
+    if params.pooled_metrics and params.forecast_metrics:  # the compiled forecast stage sizes per replica
+        return False
     return params.smoothing != Smoothing.MEAN or params.sample_slots <= _PAIRWISE_BLOCK
 
 
@@ -266,6 +268,20 @@ def _pairwise_sum(a, start, n):
 
 
 @jit_inline
+def pooled_one(v, target, capacity, min_replicas, tol_up):
+    """headroom.pooled_load of one value (``capacity`` 0: per-replica headroom, ``v`` itself);
+    the same operations in the same order."""
+    if capacity <= 0.0:
+        return v
+    reference = max(min_replicas, 1.0) * target
+    x = v / reference
+    if not x > 1.0:
+        return v
+    a = target * (1.0 + tol_up) / capacity
+    return reference * (a * x + (1.0 - a) * math.sqrt(x))
+
+
+@jit_inline
 def _propose_one(kind, target, v, cur, rdy, sts, tol_up, tol_down):
     """One metric's proposal (propose.py), and whether ``ready`` allows it (utilization)."""
     ready_ok = True
@@ -336,7 +352,8 @@ def _pack(params: PolicyParams) -> tuple:
     scal[_P_DOWN_LINEAR] = float(params.scale_down_linear_release)
     scal[_P_INTERVAL] = params.interval_s
     metric = np.ascontiguousarray(np.vstack([params.metric_kinds.astype(np.float64), params.metric_targets,
-                                             params.metric_nonnegative.astype(np.float64)]).reshape(3, -1))
+                                             params.metric_nonnegative.astype(np.float64),
+                                             params.metric_capacities]).reshape(4, -1))
     packed = (scal, metric, _rules(params.scale_up), _rules(params.scale_down))
     if len(_PACKED) > 256:
         _PACKED.clear()

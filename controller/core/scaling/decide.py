@@ -12,6 +12,7 @@ import numpy as np
 
 from controller.core.scaling import compiled, hpa_normalize, workspace
 from controller.core.scaling import forecast as fc
+from controller.core.scaling.headroom import pooled_values
 from controller.core.scaling.hpa_propose import HpaProposals, PodSamples, hpa_propose
 from controller.core.scaling.normalize import NormResult, NormState, normalize, record_scale_events
 from controller.core.scaling.params import PolicyParams, Smoothing
@@ -127,7 +128,8 @@ def _forecast(params: PolicyParams, obs: Observation, sig: Signal, reactive: np.
         point[:, j], upper[:, j], error[:, j], trusted[:, j] = res.point, res.upper, res.mase, res.trusted
         new_states.append(st)
     trusted &= valid
-    pred, pred_ok = propose(params.metric_kinds, params.metric_targets, np.where(trusted, upper, np.nan), obs.current,
+    pred, pred_ok = propose(params.metric_kinds, params.metric_targets,
+                            pooled_values(params, np.where(trusted, upper, np.nan)), obs.current,
                             obs.ready, obs.status, params.tolerance_up, params.tolerance_down)
     pred_ok &= trusted
     # the predictive side only ever adds: it can raise a scale-up or hold a scale-down, never cause one
@@ -273,8 +275,8 @@ def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, no
     if params.hpa_semantics:
         proposals, valid, hpa = _propose_hpa(params, obs, smoothed, sig.usable)
     else:
-        proposals, valid = propose(params.metric_kinds, params.metric_targets, smoothed, obs.current, obs.ready,
-                                   obs.status, params.tolerance_up, params.tolerance_down)
+        proposals, valid = propose(params.metric_kinds, params.metric_targets, pooled_values(params, smoothed),
+                                   obs.current, obs.ready, obs.status, params.tolerance_up, params.tolerance_down)
         valid &= sig.usable
     forecasts, forecast_states = None, state.forecast
     if params.forecast_metrics:

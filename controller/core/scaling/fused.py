@@ -64,8 +64,9 @@ def pack_ramps(params) -> np.ndarray:
 def pack_params(params) -> np.ndarray:
     """Every parameter the kernel reads as one float vector (one argument: each array argument
     costs the call ~0.15 us to unbox): compiled._pack's scalars (its _P_* positions); the
-    counts of up rules, down rules, ramp metrics and metrics; then the metric rows (3, M),
-    up rules (3, Ru), down rules (3, Rd) and ramp rows (R, 8), each flattened in C order."""
+    counts of up rules, down rules, ramp metrics and metrics; then the metric rows (4, M: kind,
+    target, non-negative, pooled capacity), up rules (3, Ru), down rules (3, Rd) and ramp rows
+    (R, 8), each flattened in C order."""
     scal, metric, up_rules, down_rules = compiled._pack(params)
     ramps = pack_ramps(params)
     counts = [up_rules.shape[1], down_rules.shape[1], ramps.shape[0], metric.shape[1]]
@@ -382,7 +383,7 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
     interval = pv[compiled._P_INTERVAL]
     n_up, n_down, n_ramps = int(pv[_V_UP_RULES]), int(pv[_V_DOWN_RULES]), int(pv[_V_RAMPS])
     o_metric = _V_ARRAYS
-    o_up = o_metric + 3 * m
+    o_up = o_metric + 4 * m
     o_down = o_up + 3 * n_up
     o_ramp = o_down + 3 * n_down
     keep_s = down_w if legacy else max(up_w, down_w)
@@ -487,8 +488,9 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
                             break
                     on_sample_rows[i, j] = same
             out_f[1, i, j] = sm
-            p, ready_ok = compiled._propose_one(int(pv[o_metric + j]), pv[o_metric + m + j], sm, cur, rdy, sts,
-                                                tol_up, tol_down)
+            target = pv[o_metric + m + j]
+            sized = compiled.pooled_one(sm, target, pv[o_metric + 3 * m + j], lo, tol_up)  # headroom: pooled
+            p, ready_ok = compiled._propose_one(int(pv[o_metric + j]), target, sized, cur, rdy, sts, tol_up, tol_down)
             ok = math.isfinite(sm) and ready_ok and math.isfinite(p) and us
             out_b[5, i, j] = ok
             out_f[2, i, j] = p if ok else _NAN
@@ -529,8 +531,9 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
                         slot, key = s, kk
                 ramp[0, r, i, slot] = y
                 ramp[1, r, i, slot] = now
-            p, ready_ok = compiled._propose_one(int(pv[o_metric + j]), pv[o_metric + m + j], ahead, cur, rdy, sts,
-                                                tol_up, tol_down)
+            target = pv[o_metric + m + j]
+            sized = compiled.pooled_one(ahead, target, pv[o_metric + 3 * m + j], lo, tol_up)  # headroom: pooled
+            p, ready_ok = compiled._propose_one(int(pv[o_metric + j]), target, sized, cur, rdy, sts, tol_up, tol_down)
             if out_b[5, i, j] and math.isfinite(ahead) and ready_ok and math.isfinite(p):
                 out_f[5, i, j] = p
                 a = out_f[2, i, j]

@@ -263,6 +263,9 @@ class MetricParams:
     resource: str = "cpu"
     container: str = ""
     ramp: RampParams | None = None
+    #: ``headroom: pooled``: what one replica serves (target's unit; 0: per-replica headroom,
+    #: the target alone; core/scaling/headroom.py)
+    capacity: float = 0.0
 
     @property
     def hpa_source(self) -> HpaSource:
@@ -343,6 +346,17 @@ class PolicyParams:
     def forecast_metrics(self) -> tuple[int, ...]:
         """Indices of the metrics with a forecast stage."""
         return tuple(j for j, m in enumerate(self.metrics) if m.forecast is not None)
+
+    @cached_property
+    def pooled_metrics(self) -> tuple[int, ...]:
+        """Indices of the averagePerReplica metrics with pooled headroom (a capacity)."""
+        return tuple(j for j, m in enumerate(self.metrics)
+                     if m.capacity > 0 and m.kind == MetricKind.AVERAGE_PER_REPLICA)
+
+    @cached_property
+    def metric_capacities(self) -> np.ndarray:
+        """(M,) each metric's pooled-headroom capacity per replica (0: per-replica headroom)."""
+        return _frozen(_f64([m.capacity if j in self.pooled_metrics else 0.0 for j, m in enumerate(self.metrics)]))
 
     @cached_property
     def ramp_metrics(self) -> tuple[int, ...]:
