@@ -104,6 +104,17 @@ class ClusterView:
     statuses: tuple[TargetStatus, ...] = field(default=())
     paused: np.ndarray | None = None
 
+    def check_rows(self, n: int) -> "ClusterView":
+        """This view, if every per-target array has ``n`` rows; else ValueError naming the arrays
+        (a Cluster adapter that broke its contract: nothing downstream may read past the rows)."""
+        arrays = {"spec": self.spec, "status": self.status, "ready": self.ready, "rollout": self.rollout,
+                  "exists": self.exists, "paused": self.paused}
+        wrong = {k: np.shape(a) for k, a in arrays.items() if a is not None and np.shape(a) != (n,)}
+        if wrong:
+            raise ValueError(f"cluster view for {n} targets has arrays of other shapes: "
+                             + ", ".join(f"{k} {shape}" for k, shape in wrong.items()))
+        return self
+
     @classmethod
     def from_statuses(cls, targets: Sequence[TargetRef], statuses: dict[TargetRef, TargetStatus]) -> "ClusterView":
         rows = [statuses.get(t) for t in targets]

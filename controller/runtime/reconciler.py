@@ -532,7 +532,7 @@ class Reconciler:
         if self._warm_due and self.warm_from is not None and self.policy.params.metrics and targets:
             self._warm_start(targets, now, result)
         with_pods = self.policy.health is not None or self.pods.wants_statuses
-        view = self.cluster.observe(targets, with_pods=with_pods)
+        view = self.cluster.observe(targets, with_pods=with_pods).check_rows(len(targets))
         result.view = view
         samples = self._query_all(targets, now, result)
         pods, per_pod = self.pods.read(targets, view, now, result.errors, self.policy.params.metric_names)
@@ -586,7 +586,7 @@ class Reconciler:
         started = time.perf_counter()
         targets = self.cluster.resolve(self.policy.selector)
         result = CycleResult(self.policy.name, now, targets, None, None, metric_names=self.policy.params.metric_names)
-        view = self.cluster.observe(targets, with_pods=True)
+        view = self.cluster.observe(targets, with_pods=True).check_rows(len(targets))
         result.view = view
         self._carry_state_over(targets)
         actions = self._heal(targets, view, None, now, result)
