@@ -83,7 +83,17 @@ def met(ok: bool) -> str:
 
 def run_batched(policies, inputs, cycles, decide=decide_numpy) -> float:
     """Wall seconds of ``cycles`` cycles (the CPU seconds go to ``run_batched.cpu_s``)."""
-    states = [ScalingState.empty(TARGETS_PER_POLICY, p) for p in policies]
+    def step(state, p, obs, now):
+        d = decide(p, obs, state, now)
+        return d.state, d.norm.desired
+    return timed_cycles(policies, inputs, cycles, lambda p: ScalingState.empty(TARGETS_PER_POLICY, p), step)
+
+
+def timed_cycles(policies, inputs, cycles, first, step) -> float:
+    """Wall seconds of ``cycles`` cycles of every policy, its state from ``first(policy)`` and each
+    cycle ``step(state, policy, observation, now) -> (state, desired replicas (N,))``; the CPU
+    seconds go to ``run_batched.cpu_s``."""
+    states = [first(p) for p in policies]
     current = [np.full(TARGETS_PER_POLICY, 10.0) for _ in policies]
     now = 1_700_000_000.0
     cpu = time.process_time()
@@ -91,8 +101,7 @@ def run_batched(policies, inputs, cycles, decide=decide_numpy) -> float:
     for c in range(cycles):
         for j, p in enumerate(policies):
             obs = Observation.of(current[j], current[j], inputs[j][c])
-            d = decide(p, obs, states[j], now)
-            states[j], current[j] = d.state, d.norm.desired
+            states[j], current[j] = step(states[j], p, obs, now)
         now += 15.0
     run_batched.cpu_s = time.process_time() - cpu
     return time.perf_counter() - start
@@ -261,21 +270,12 @@ def run_live(policies, inputs, cycles, in_place: bool) -> float:
     per cycle (the live path before issue #13's item)."""
     from controller.runtime.scaling_memory import ScalingMemory  # noqa: PLC0415 (the runtime, only for these rows)
 
-    memories = [ScalingMemory(ScalingState.empty(TARGETS_PER_POLICY, p), in_place=in_place) for p in policies]
-    current = [np.full(TARGETS_PER_POLICY, 10.0) for _ in policies]
-    now = 1_700_000_000.0
-    cpu = time.process_time()
-    start = time.perf_counter()
-    for c in range(cycles):
-        for j, p in enumerate(policies):
-            obs = Observation.of(current[j], current[j], inputs[j][c])
-            d = memories[j].decide(p, obs, now)
-            desired = d.norm.desired
-            memories[j].commit(d, d.changed, desired)
-            current[j] = desired.copy()
-        now += 15.0
-    run_batched.cpu_s = time.process_time() - cpu
-    return time.perf_counter() - start
+    def step(memory, p, obs, now):
+        d = memory.decide(p, obs, now)
+        memory.commit(d, d.changed, d.norm.desired)
+        return memory, d.norm.desired.copy()
+    return timed_cycles(policies, inputs, cycles,
+                        lambda p: ScalingMemory(ScalingState.empty(TARGETS_PER_POLICY, p), in_place=in_place), step)
 
 
 

@@ -693,19 +693,24 @@ def commit_kernel(current, replicas, applied, now, up, down, pv, last_event):
     up_keep_s, down_keep_s = pv[compiled._P_UP_LONGEST], pv[compiled._P_DOWN_LONGEST]
     count = 0
     for i in range(current.shape[0]):
-        if not applied[i]:
-            continue
-        cur, to = current[i], replicas[i]
-        if to > cur and up.shape[1] > 0:
-            _write_slot(up, i, to - cur, now, up_keep_s)
-        elif to < cur and down.shape[1] > 0:
-            _write_slot(down, i, cur - to, now, down_keep_s)
-        else:
-            continue
-        count += 1
-        last = last_event[i]
-        last_event[i] = last if last >= now else now  # NaN (none yet) compares False
+        if applied[i]:
+            count += _commit_row(up, down, i, current[i], replicas[i], now, up_keep_s, down_keep_s, last_event)
     return count
+
+
+@jit_inline
+def _commit_row(up, down, i, cur, to, now, up_keep_s, down_keep_s, last_event):
+    """Row i's scale event cur -> to into up or down, its latest event time raised to ``now``;
+    1 if it recorded one (a change in a direction that keeps events), else 0."""
+    if to > cur and up.shape[1] > 0:
+        _write_slot(up, i, to - cur, now, up_keep_s)
+    elif to < cur and down.shape[1] > 0:
+        _write_slot(down, i, cur - to, now, down_keep_s)
+    else:
+        return 0
+    last = last_event[i]
+    last_event[i] = last if last >= now else now  # NaN (none yet) compares False
+    return 1
 
 
 @jit
@@ -717,14 +722,5 @@ def commit_all_kernel(vf, now, up, down, pv):
     current, replicas, last_event = vf[_F_PENDING], vf[_F_DESIRED], vf[_F_LAST_EVENT]
     count = 0
     for i in range(current.shape[0]):  # commit_kernel's loop, every row applied
-        cur, to = current[i], replicas[i]
-        if to > cur and up.shape[1] > 0:
-            _write_slot(up, i, to - cur, now, up_keep_s)
-        elif to < cur and down.shape[1] > 0:
-            _write_slot(down, i, cur - to, now, down_keep_s)
-        else:
-            continue
-        count += 1
-        last = last_event[i]
-        last_event[i] = last if last >= now else now
+        count += _commit_row(up, down, i, current[i], replicas[i], now, up_keep_s, down_keep_s, last_event)
     return count
