@@ -42,37 +42,44 @@ def runs_of(spec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return spec[starts].astype(np.float64), np.diff(np.r_[starts, spec.size]).astype(np.float64)
 
 
-def _cheapest_costs(levels: np.ndarray, lengths: np.ndarray, max_segments: int) -> np.ndarray:
+def cheapest_costs(levels: np.ndarray, lengths: np.ndarray, max_segments: int) -> np.ndarray:
     """(max_segments,) the fewest replica-ticks of a schedule >= the runs ``levels`` x ``lengths``
     (R,) made of at most 1 .. max_segments constant segments (segments - 1 changes)."""
-    from numba import njit
+    global _KERNEL
+    if _KERNEL is None:
+        from numba import njit
+        _KERNEL = njit(_cheapest_costs)
+    return _KERNEL(np.asarray(levels, np.float64), np.asarray(lengths, np.float64), int(max_segments))
 
-    @njit(cache=False)
-    def kernel(levels, lengths, max_segments):
-        r = levels.size
-        inf = np.inf
-        prev = np.full(r + 1, inf)  # prev[k]: cheapest cover of runs 0..k-1 with the previous segment count
-        prev[0] = 0.0
-        best = np.full(max_segments, inf)
-        cur = np.empty(r + 1)
-        for j in range(max_segments):
-            cur[:] = inf
-            for k in range(1, r + 1):
-                top, span, c = 0.0, 0.0, inf
-                for i in range(k - 1, -1, -1):  # the last segment covers runs i..k-1
-                    if levels[i] > top:
-                        top = levels[i]
-                    span += lengths[i]
-                    if prev[i] < inf:
-                        v = prev[i] + top * span
-                        if v < c:
-                            c = v
-                cur[k] = c
-            best[j] = cur[r]
-            prev, cur = cur, prev
-        return best
 
-    return kernel(levels, lengths, max_segments)
+_KERNEL = None
+
+
+def _cheapest_costs(levels, lengths, max_segments):
+    """cheapest_costs' dynamic program: best[j] = cheapest cover of every run with j + 1 segments
+    at most (a segment's level is the highest run it covers)."""
+    r = levels.size
+    prev = np.full(r + 1, np.inf)  # prev[k]: cheapest cover of runs 0..k-1 with the previous segment count
+    prev[0] = 0.0
+    best = np.full(max_segments, np.inf)
+    cur = np.empty(r + 1)
+    for j in range(max_segments):
+        cur[:] = np.inf
+        cur[0] = 0.0  # nothing to cover (fewer segments than allowed are allowed)
+        for k in range(1, r + 1):
+            top, span, c = 0.0, 0.0, np.inf
+            for i in range(k - 1, -1, -1):  # the last segment covers runs i..k-1
+                if levels[i] > top:
+                    top = levels[i]
+                span += lengths[i]
+                if prev[i] < np.inf:
+                    v = prev[i] + top * span
+                    if v < c:
+                        c = v
+            cur[k] = c
+        best[j] = cur[r]
+        prev, cur = cur, prev
+    return best
 
 
 def frontier(args: tuple[str, Variation]) -> dict:
@@ -93,7 +100,7 @@ def frontier(args: tuple[str, Variation]) -> dict:
     hpa_changes = int(hpa_run.scores["replica_changes"])
     budgets = {f: max(0, int(np.floor(f * hpa_changes))) for f in BUDGETS}
     top = min(levels.size, max(budgets.values()) + 1)
-    costs = _cheapest_costs(levels, lengths, top)
+    costs = cheapest_costs(levels, lengths, top)
     free = float((levels * lengths).sum())
     ratio = {f: float(costs[min(k, top - 1)] / free) for f, k in budgets.items()}
     return {"name": name, "oracle_changes": levels.size - 1, "hpa_changes": hpa_changes,
