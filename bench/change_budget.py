@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import TRACES, Variation, add_variation_args, variation_of, varied_text  # noqa: E402
+from quality import TRACES, Variation, add_variation_args, scenario_names, variation_of, varied_text  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 #: change budgets as fractions of HPA's changes (0.5: the issue's target)
@@ -114,7 +114,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
     v = variation_of(args)
-    names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
+    names = scenario_names(args.scenarios)
     with ProcessPoolExecutor(args.jobs) as pool:
         results = list(pool.map(frontier, [(n, v) for n in names]))
     print(f"inputs: {v.describe()}; the cheapest schedule that knows the future, meets the SLO wherever the "

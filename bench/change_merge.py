@@ -393,8 +393,7 @@ def install_track(name: str, arg: str) -> None:
       the last lead (instead of the value one window ago); ``robust:ls`` the least-squares one.
     """
     from controller.core.scaling import decide
-    from controller.core.scaling.headroom import pooled_values
-    from controller.core.scaling.propose import propose
+    from controller.core.scaling.propose import propose_policy
     from controller.core.scaling.ramp import Ramps
 
     inner = decide.apply_ramps
@@ -463,16 +462,14 @@ def install_track(name: str, arg: str) -> None:
             slope = robust_slope(lead)
         ahead = np.full(values.shape, np.nan)
         ahead[:, j] = y + gain * np.maximum(slope, 0.0) * lead
-        ramp_prop, ramp_ok = propose(params.metric_kinds, params.metric_targets, pooled_values(params, ahead),
-                                     current, ready, status, params.tolerance_up, params.tolerance_down)
+        ramp_prop, ramp_ok = propose_policy(params, ahead, current, ready, status)
         ramp_ok &= valid & np.isfinite(ahead)
         out = np.where(ramp_ok, np.fmax(proposals, ramp_prop), proposals)
         if name == "hit":  # a new trial: the full projection, where its proposal is above current
             full = y + np.maximum(res.slope[:, j], 0.0) * lead
             fa = np.full(values.shape, np.nan)
             fa[:, j] = full
-            fp, fok = propose(params.metric_kinds, params.metric_targets, pooled_values(params, fa),
-                              current, ready, status, params.tolerance_up, params.tolerance_down)
+            fp, fok = propose_policy(params, fa, current, ready, status)
             rows = fok[:, j] & valid[:, j] & (res.slope[:, j] > 0) & (fp[:, j] > current)
             if rows.any():
                 st["proj"].append((now, now + lead, fp[:, j] if "need" in arg else full, rows))

@@ -305,22 +305,16 @@ def live_cycle(cycles: int) -> None:
     with a forecast over a simulated cluster of 1,000 services, one every 15 s: CPU ms per cycle
     (the simulated cluster's steps not counted), pure (the live path before) and in place."""
     from simulators.cluster import SimCluster  # noqa: PLC0415 (the simulated ports, only for these rows)
-    from simulators.ports import SimMetrics, SimTargets  # noqa: PLC0415
-    from simulators.runner import policy_bindings  # noqa: PLC0415
+    from simulators.runner import _policy_reconciler  # noqa: PLC0415 (the simulator's wiring of a live Reconciler)
     from simulators.scenario import load_scenario_text  # noqa: PLC0415
 
-    from controller.runtime.reconciler import Reconciler, RuntimePolicy  # noqa: PLC0415
-
     scenario = load_scenario_text(LIVE_SCENARIO, "live-cycle.yaml")
-    rp = RuntimePolicy.of(load_policy_text(_default_with_forecast_text(), "setpoint-default+forecast.yaml")[0])
+    policy = load_policy_text(_default_with_forecast_text(), "setpoint-default+forecast.yaml")[0]
     cpu_ms = {}
     for label, in_place in (("pure", False), ("in place", True)):
         cluster = SimCluster(scenario.cluster, np.random.default_rng(scenario.seed))
-        targets = SimTargets(cluster, scenario.services)
-        metrics = SimMetrics(cluster, policy_bindings(scenario, rp), scenario.metrics_window_s, scenario.tick_s)
-        metrics.attach(targets)
-        rec = Reconciler(rp, metrics, targets)
-        rec.in_place = in_place  # with_conditions as live
+        rec, metrics, _ = _policy_reconciler(scenario, policy, cluster, keep_records=False)
+        rec.with_conditions, rec.in_place = True, in_place  # conditions computed, as live
         offered, times = scenario.offered(), scenario.times()
         spent, done = 0.0, 0
         for k in range(times.size):

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import TRACES, Variation, add_variation_args, variation_of, varied_text  # noqa: E402
+from quality import TRACES, Variation, add_variation_args, scenario_names, variation_of, varied_text  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = ("sizing", "ramp", "band", "window", "other")
@@ -88,7 +88,7 @@ def main() -> None:
     args = ap.parse_args()
 
     v = variation_of(args)
-    names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
+    names = scenario_names(args.scenarios)
     with ProcessPoolExecutor(args.jobs) as pool:
         results = list(pool.map(attribute, [(n, args.policy, v) for n in names]))
     print(f"policy: {args.policy}; inputs: {v.describe()}; replica-hours above the oracle's, by cause\n")

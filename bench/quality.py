@@ -222,6 +222,11 @@ def variation_of(args: argparse.Namespace) -> Variation:
         sys.exit(str(exc))
 
 
+def scenario_names(text: str) -> list[str]:
+    """The names of a comma-separated ``--scenarios`` value (blanks dropped)."""
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--policy", default=str(REPO / "policies" / "setpoint-default.yaml"))
@@ -244,7 +249,7 @@ def main() -> None:
     except ValueError as exc:
         sys.exit(str(exc))
     variation = variation_of(args)
-    names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
+    names = scenario_names(args.scenarios)
     began = time.monotonic()
     with ProcessPoolExecutor(args.jobs) as pool:
         jobs = [(n, args.policy, args.hpa_policy, targets, variation, args.hpa_cache) for n in names]

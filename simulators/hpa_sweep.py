@@ -14,7 +14,7 @@ import numpy as np
 from controller.policy import LoadedPolicy
 from simulators.frontier import DEFAULT_TARGETS_PCT, HPA, frontier_of, outside_side, retargeted
 from simulators.result import Frontier, FrontierPoint, SimResult
-from simulators.runner import ControllerSpec, run_controllers
+from simulators.runner import ControllerSpec, progress_ticks, run_controllers
 from simulators.scenario import Scenario
 
 #: Widening steps (percentage points): below the lowest target run when the policy spends more
@@ -66,9 +66,8 @@ def sweep_frontier(scenario: Scenario, result: SimResult, hpa: LoadedPolicy,
         """The preset at each of ``targets``, in lockstep (each chunk of load generated once)."""
         specs = [ControllerSpec(f"{HPA}@{t:g}%", "policy", f"HPA preset at {t:g}% ({hpa.file})",
                                 policy=retargeted(hpa, t)) for t in targets]
-        ticks = [(lambda k, name=s.name: on_progress(name, k, scenario.tick_count)) if on_progress else None
-                 for s in specs]
-        runs = run_controllers(scenario, specs, offered, on_ticks=ticks, keep_records=False)
+        runs = run_controllers(scenario, specs, offered, on_ticks=progress_ticks(scenario, specs, on_progress),
+                               keep_records=False)
         for target, (r, _) in zip(targets, runs):
             done[target] = FrontierPoint(target, r.scores["replica_hours"], r.scores["slo_violation_minutes"], widened)
 

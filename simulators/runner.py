@@ -262,6 +262,14 @@ def run_controllers(scenario: Scenario, specs: Sequence[ControllerSpec], offered
     return [run.finish() for run in runs]
 
 
+def progress_ticks(scenario: Scenario, specs: Sequence[ControllerSpec],
+                   on_progress: Callable[[str, int, int], None] | None) -> list[Callable[[int], None] | None]:
+    """Each spec's ``on_tick`` for :func:`run_controllers`: ``on_progress(name, ticks done, ticks)``."""
+    if on_progress is None:
+        return [None] * len(specs)
+    return [lambda k, name=s.name: on_progress(name, k, scenario.tick_count) for s in specs]
+
+
 class _ControllerRun:
     """One controller's run over its own simulated cluster, advanced a chunk of load at a time."""
 
@@ -457,10 +465,8 @@ def _simulate(scenario: Scenario, controllers: list[ControllerSpec], on_progress
               policy_file: str, keep_trajectories: bool | None) -> tuple[SimResult, dict[str, CycleLog]]:
     runs, logs = {}, {}
     # in lockstep: each chunk of load generated once for every controller (memory O(services))
-    ticks = [(lambda k, name=c.name: on_progress(name, k, scenario.tick_count)) if on_progress else None
-             for c in controllers]
-    done = run_controllers(scenario, controllers, None, on_ticks=ticks, keep_records=keep_records,
-                           keep_trajectory=keep_trajectories)
+    done = run_controllers(scenario, controllers, None, on_ticks=progress_ticks(scenario, controllers, on_progress),
+                           keep_records=keep_records, keep_trajectory=keep_trajectories)
     for c, (run, log) in zip(controllers, done):
         runs[c.name] = run
         if log is not None:
@@ -489,5 +495,5 @@ def standard_controllers(policy: LoadedPolicy | None, baselines: list[str], hpa_
     return out
 
 
-__all__ = ["ControllerSpec", "CycleLog", "simulate", "run_controller", "run_controllers", "standard_controllers",
-           "fault_windows"]
+__all__ = ["ControllerSpec", "CycleLog", "simulate", "run_controller", "run_controllers", "progress_ticks",
+           "standard_controllers", "fault_windows"]

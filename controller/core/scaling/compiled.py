@@ -282,6 +282,14 @@ def pooled_one(v, target, capacity, min_replicas, tol_up):
 
 
 @jit_inline
+def propose_pooled(kind, target, capacity, v, cur, rdy, sts, min_replicas, tol_up, tol_down):
+    """_propose_one of the value as the metric sizes it (pooled_one: ``capacity`` 0 is ``v``
+    itself): propose.propose_policy for one value."""
+    return _propose_one(kind, target, pooled_one(v, target, capacity, min_replicas, tol_up), cur, rdy, sts,
+                        tol_up, tol_down)
+
+
+@jit_inline
 def _propose_one(kind, target, v, cur, rdy, sts, tol_up, tol_down):
     """One metric's proposal (propose.py), and whether ``ready`` allows it (utilization)."""
     ready_ok = True

@@ -12,11 +12,10 @@ import numpy as np
 
 from controller.core.scaling import compiled, hpa_normalize, workspace
 from controller.core.scaling import forecast as fc
-from controller.core.scaling.headroom import pooled_values
 from controller.core.scaling.hpa_propose import HpaProposals, PodSamples, hpa_propose
 from controller.core.scaling.normalize import NormResult, NormState, normalize, record_scale_events
 from controller.core.scaling.params import PolicyParams, Smoothing
-from controller.core.scaling.propose import propose
+from controller.core.scaling.propose import propose_policy
 from controller.core.scaling.ramp import RampState, Ramps, apply_ramps
 from controller.core.scaling.signal import Signal, read_signal
 from controller.core.scaling.smooth import SmoothState, smooth
@@ -128,9 +127,7 @@ def _forecast(params: PolicyParams, obs: Observation, sig: Signal, reactive: np.
         point[:, j], upper[:, j], error[:, j], trusted[:, j] = res.point, res.upper, res.mase, res.trusted
         new_states.append(st)
     trusted &= valid
-    pred, pred_ok = propose(params.metric_kinds, params.metric_targets,
-                            pooled_values(params, np.where(trusted, upper, np.nan)), obs.current,
-                            obs.ready, obs.status, params.tolerance_up, params.tolerance_down)
+    pred, pred_ok = propose_policy(params, np.where(trusted, upper, np.nan), obs.current, obs.ready, obs.status)
     pred_ok &= trusted
     # the predictive side only ever adds: it can raise a scale-up or hold a scale-down, never cause one
     proposals = np.where(pred_ok, np.fmax(reactive, pred), reactive)
@@ -275,8 +272,7 @@ def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, no
     if params.hpa_semantics:
         proposals, valid, hpa = _propose_hpa(params, obs, smoothed, sig.usable)
     else:
-        proposals, valid = propose(params.metric_kinds, params.metric_targets, pooled_values(params, smoothed),
-                                   obs.current, obs.ready, obs.status, params.tolerance_up, params.tolerance_down)
+        proposals, valid = propose_policy(params, smoothed, obs.current, obs.ready, obs.status)
         valid &= sig.usable
     forecasts, forecast_states = None, state.forecast
     if params.forecast_metrics:

@@ -488,9 +488,8 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
                             break
                     on_sample_rows[i, j] = same
             out_f[1, i, j] = sm
-            target = pv[o_metric + m + j]
-            sized = compiled.pooled_one(sm, target, pv[o_metric + 3 * m + j], lo, tol_up)  # headroom: pooled
-            p, ready_ok = compiled._propose_one(int(pv[o_metric + j]), target, sized, cur, rdy, sts, tol_up, tol_down)
+            p, ready_ok = compiled.propose_pooled(int(pv[o_metric + j]), pv[o_metric + m + j], pv[o_metric + 3 * m + j],
+                                                  sm, cur, rdy, sts, lo, tol_up, tol_down)
             ok = math.isfinite(sm) and ready_ok and math.isfinite(p) and us
             out_b[5, i, j] = ok
             out_f[2, i, j] = p if ok else _NAN
@@ -531,9 +530,8 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
                         slot, key = s, kk
                 ramp[0, r, i, slot] = y
                 ramp[1, r, i, slot] = now
-            target = pv[o_metric + m + j]
-            sized = compiled.pooled_one(ahead, target, pv[o_metric + 3 * m + j], lo, tol_up)  # headroom: pooled
-            p, ready_ok = compiled._propose_one(int(pv[o_metric + j]), target, sized, cur, rdy, sts, tol_up, tol_down)
+            p, ready_ok = compiled.propose_pooled(int(pv[o_metric + j]), pv[o_metric + m + j], pv[o_metric + 3 * m + j],
+                                                  ahead, cur, rdy, sts, lo, tol_up, tol_down)
             if out_b[5, i, j] and math.isfinite(ahead) and ready_ok and math.isfinite(p):
                 out_f[5, i, j] = p
                 a = out_f[2, i, j]

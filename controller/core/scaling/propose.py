@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from controller.core.scaling.headroom import pooled_values
 from controller.core.scaling.params import MetricKind
 
 _VALUE, _AVERAGE = int(MetricKind.VALUE), int(MetricKind.AVERAGE_PER_REPLICA)
@@ -103,6 +104,14 @@ def propose(kinds: np.ndarray, targets: np.ndarray, value: np.ndarray, current: 
     valid &= np.isfinite(proposals)
     np.putmask(proposals, ~valid, np.nan)
     return proposals, valid
+
+
+def propose_policy(params, value: np.ndarray, current: np.ndarray, ready: np.ndarray,
+                   status: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`propose` with ``params``' (a PolicyParams) metric kinds, targets and tolerances, on
+    ``value`` (N, M) as the policy sizes it (pooled headroom: headroom.pooled_values)."""
+    return propose(params.metric_kinds, params.metric_targets, pooled_values(params, value), current, ready, status,
+                   params.tolerance_up, params.tolerance_down)
 
 
 def _direction_guard(p: np.ndarray, ratio: np.ndarray, current: np.ndarray) -> np.ndarray:

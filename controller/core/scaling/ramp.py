@@ -19,9 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from controller.core.history import empty_history, take_rows, write_slot
-from controller.core.scaling.headroom import pooled_values
 from controller.core.scaling.params import RampParams
-from controller.core.scaling.propose import propose
+from controller.core.scaling.propose import propose_policy
 
 
 @dataclass(frozen=True)
@@ -127,9 +126,7 @@ def apply_ramps(params, values: np.ndarray, usable: np.ndarray, proposals: np.nd
         res, st = ramp_step(params.metrics[j].ramp, st, values[:, j], usable[:, j], now, startup_s)
         slope[:, j], ahead[:, j] = res.slope, res.ahead
         new_states.append(st)
-    ramp_prop, ramp_ok = propose(params.metric_kinds, params.metric_targets, pooled_values(params, ahead), current,
-                                 ready, status,
-                                 params.tolerance_up, params.tolerance_down)  # never the hpa preset (policy/rules.py)
+    ramp_prop, ramp_ok = propose_policy(params, ahead, current, ready, status)  # never the hpa preset (policy/rules.py)
     ramp_ok &= valid & np.isfinite(ahead)
     out = np.where(ramp_ok, np.fmax(proposals, ramp_prop), proposals)
     return out, Ramps(slope, ahead, np.where(ramp_ok, ramp_prop, np.nan), params.ramp_metrics), tuple(new_states)
