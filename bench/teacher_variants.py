@@ -15,6 +15,10 @@ window) inside the numpy stages (SETPOINT_COMPILED=0), every number the policy's
 - ``ski:minstep``: the same with the change's price the policy's smallest worthwhile step
               (minStep: tolerance: max(1, ceil(current x down tolerance)) pods x window).
 
+- ``upstep``: a scale-up only the ramp asks for must add at least max(1, ceil(current x minStep
+              share)) pods (the teacher's ups are half as many and 27-67% each; the policy's are
+              65-99% one-pod look-ahead steps on NASA's noise); see install_upstep.
+
 The rest of the policy is unchanged (ramp, up behaviour, minStep after the ceiling). Not-fresh
 samples (release_rows False) keep the whole window's max, as the linear release does.
 
@@ -69,6 +73,9 @@ def install(variant: str) -> None:
     from controller.core.scaling import decide, normalize
 
     name, _, arg = variant.partition(":")
+    if name == "upstep":
+        install_upstep()
+        return
     if name != "ski":
         raise SystemExit(f"unknown variant {variant!r}")
     plain_stab, plain_norm = normalize.stabilize_with_behavior, normalize.normalize
@@ -95,6 +102,33 @@ def install(variant: str) -> None:
     defaults = list(decide.decide_numpy.__defaults__)
     defaults[-1] = norm
     decide.decide_numpy.__defaults__ = tuple(defaults)
+
+
+def install_upstep() -> None:
+    """``upstep``: a scale-up only the ramp asks for (no reactive proposal above current) goes
+    ahead only when it adds at least max(1, ceil(current x minStep share)) pods, the size the
+    policy's minStep asks of a scale-down; a smaller look-ahead step is dropped (the ramp still
+    holds current: it may delay a scale-down, never cause one). Reactive scale-ups are untouched."""
+    from controller.core.scaling import decide
+
+    plain = decide.apply_ramps
+
+    def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None):
+        out, res, new_states = plain(params, values, usable, proposals, valid, current, ready, status, states,
+                                     now, startup_s)
+        share = params.scale_down_min_step
+        if not share > 0:
+            return out, res, new_states
+        reactive_up = (np.where(valid, proposals, -np.inf) > current[:, None]).any(axis=1)
+        top = np.where(valid, out, -np.inf).max(axis=1)
+        least = np.maximum(1.0, np.ceil(current * share - 1e-9))
+        small = ~reactive_up & (top > current) & (top < current + least)
+        if small.any():
+            held = np.fmax(proposals, np.fmin(out, current[:, None]))
+            out = np.where(small[:, None], held, out)
+        return out, res, new_states
+
+    decide.apply_ramps = ramps
 
 
 def score(args):

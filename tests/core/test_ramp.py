@@ -183,3 +183,107 @@ def test_explain_prints_the_ramp():
         state, current = d.state, float(d.desired[0])
     line = _format_record(d.record(0, "r", "default/web", ("rps",)).to_dict())
     assert "| ramp rps: slope 10/s ahead 1900 -> 19" in line
+
+
+# ---------------------------------------------------------------- ramp.minStep: tolerance
+SMALL_STEPS = [
+    # current, reactive proposal (NaN: invalid), ramp proposal, share, expected ramp proposal
+    pytest.param(10.0, 10.0, 11.0, 0.2, 10.0, id="one-pod-look-ahead-under-two-pods-dropped"),
+    pytest.param(10.0, 10.0, 12.0, 0.2, 12.0, id="two-pods-is-the-min-step-kept"),
+    pytest.param(10.0, 11.0, 11.0, 0.2, 11.0, id="reactive-scale-up-too-kept"),
+    pytest.param(10.0, 10.0, 11.0, 0.0, 11.0, id="no-min-step-any-step"),
+    pytest.param(3.0, 3.0, 4.0, 0.2, 4.0, id="at-least-one-pod-a-one-pod-step-passes-at-three"),
+    pytest.param(10.0, 8.0, 9.0, 0.2, 9.0, id="a-look-ahead-below-current-untouched"),
+    pytest.param(10.0, 10.0, 10.0, 0.2, 10.0, id="a-look-ahead-holding-current-untouched"),
+    pytest.param(20.0, 20.0, 23.0, 0.15, 23.0, id="fifteen-percent-of-twenty-is-three-pods-kept"),
+    pytest.param(20.0, 20.0, 22.0, 0.15, 20.0, id="two-pods-under-fifteen-percent-of-twenty-dropped"),
+]
+
+
+@pytest.mark.parametrize("current,reactive,ramp,share,expected", SMALL_STEPS)
+def test_hold_small_look_ahead_table(current, reactive, ramp, share, expected):
+    got = rm.hold_small_look_ahead(np.array([current]), np.array([[reactive]]), np.array([[np.isfinite(reactive)]]),
+                                   np.array([[ramp]]), np.array([[True]]), np.array([share]))
+    assert got[0, 0] == expected
+
+
+def test_hold_small_look_ahead_sees_every_metrics_reactive_proposal():
+    # metric 0 has the ramp; metric 1's reactive proposal asks for a scale-up: the step is kept
+    got = rm.hold_small_look_ahead(np.array([10.0, 10.0]), np.array([[10.0, 11.0], [10.0, 10.0]]),
+                                   np.ones((2, 2), bool), np.array([[11.0, np.nan], [11.0, np.nan]]),
+                                   np.array([[True, False], [True, False]]), np.array([0.2, 0.0]))
+    assert got[:, 0].tolist() == [11.0, 10.0]
+
+
+def test_decide_drops_a_one_pod_look_ahead_step_and_takes_a_big_one():
+    stepped = dataclasses.replace(RP, min_step=0.2)
+    p, plain = policy_with(stepped, tolerance_up=0.0), policy_with(RP, tolerance_up=0.0)
+    for slope, want_plain, want in [(0.5, 11, 10), (3.0, 13, 13)]:  # rps/s over the 60 s window, 75 s lead
+        results = []
+        for pol in (plain, p):
+            state = ScalingState.empty(1, pol)
+            for k in range(6):  # 1000 rps at 10 pods: in the band; the ramp looks ahead
+                obs = Observation.of([10.0], [10.0], [[1000.0 - slope * INTERVAL * (5 - k)]])
+                d = decide(pol, obs, state, T0 + k * INTERVAL)
+                state = d.state
+            results.append(d.desired[0])
+        assert results == [want_plain, want]
+
+
+def stepped_runs():
+    @st.composite
+    def draw(draw):
+        p, values, currents = draw(ramp_runs())
+        share = draw(st.sampled_from([0.1, 0.2, 0.5]))
+        rp = dataclasses.replace(p.metrics[0].ramp, min_step=share)
+        return dataclasses.replace(p, metrics=(dataclasses.replace(p.metrics[0], ramp=rp),)), values, currents
+    return draw()
+
+
+@SETTINGS
+@given(stepped_runs())
+def test_min_step_never_lowers_a_reactive_scale_up_never_adds_nor_causes_a_scale_down(run):
+    """Same state and observation: the ramp with minStep never asks for more than the ramp
+    without it, never less than no ramp at all (a reactive scale-up is never held back), scales
+    down only where the reactive decision does, and never on missing metrics."""
+    p, values, currents = run
+    free, alone_p = dataclasses.replace(p, metrics=(dataclasses.replace(
+        p.metrics[0], ramp=dataclasses.replace(p.metrics[0].ramp, min_step=0.0)),)), without_ramp(p)
+    state = ScalingState.empty(values.shape[1], p)
+    for k, (v, current) in enumerate(zip(values, currents)):
+        present = ~np.isnan(v[:, None])
+        obs = Observation.of(current, current, v[:, None], present=present)
+        now = T0 + k * INTERVAL
+        stepped = decide(p, obs, state, now)
+        unstepped = decide(free, obs, state, now)
+        alone = decide(alone_p, obs, dataclasses.replace(state, ramp=()), now)
+        assert (stepped.desired >= alone.desired).all()
+        assert (stepped.desired <= unstepped.desired).all()
+        assert not ((stepped.desired < current) & (alone.desired >= current)).any()
+        assert not ((stepped.desired < current) & ~present[:, 0]).any()
+        state = stepped.state
+
+
+@SETTINGS
+@given(stepped_runs())
+def test_batched_decide_with_min_step_equals_row_by_row(run):
+    p, values, currents = run
+
+    def go(rows):
+        state, out = ScalingState.empty(len(rows), p), []
+        for k, (v, current) in enumerate(zip(values[:, rows], currents[:, rows])):
+            d = decide(p, Observation.of(current, current, v[:, None], present=~np.isnan(v[:, None])), state,
+                       T0 + k * INTERVAL)
+            out.append(d.desired)
+            state = d.state
+        return out
+
+    batched = go(list(range(values.shape[1])))
+    for i in range(values.shape[1]):
+        assert [b[i] for b in batched] == [a[0] for a in go([i])]
+
+
+def test_min_step_keeps_numpy():
+    from controller.core.scaling import compiled
+    assert compiled.supports(policy_with(RP))
+    assert not compiled.supports(policy_with(dataclasses.replace(RP, min_step=0.2)))
