@@ -75,6 +75,14 @@ is 1.0 on these traces; trend-sized (window slope x window) scale-ups take taxi'
 -> 0.61x for +1% rh but do nothing on NASA. The teacher's advantage is clairvoyance about new
 highs on NASA and ELB (unpredictable from the slope there: bench/change_merge.py's hit rate < 1/2),
 not a decision structure a causal controller can copy.
+
+Measured with the simulator (bench/teacher_variants.py, both input sets): ski-rental scale-downs
+(ski, ski:minstep) lose the 1/3 target and NASA to HPA at equal cost on the other inputs; the
+teacher's "fewer, bigger scale-ups" (upstep: a look-ahead-only step must add the policy's down
+tolerance, at least one pod) is the one rule that moved off the window curve: bundled 0.30x,
+none lost, rh 1.46x, changes 0.68x (base 0.27x / 1.47x / 0.83x), other inputs 0.36x (1/3 lost),
+1.49x, 0.67x (base 0.31x / 1.50x / 0.83x). Neither NOT-met target comes within reach: the
+changes target needs the clairvoyant schedule's knowledge of which rises are real.
 """
 
 

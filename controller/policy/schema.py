@@ -198,12 +198,6 @@ class Ramp(StrictModel):
             "Time from a scale-up to new pods serving (used by lead: auto): a duration, or observed: measured per "
             "target from its pods (creation -> Ready, a high quantile of the last 20), 30s (or "
             "{observed: true, initial: 45s}) until a start-up has been seen."))
-    min_step: Optional[Literal["none", "tolerance"]] = Field(None, alias="minStep", description=(
-        "none (default): any scale-up the look-ahead asks for. tolerance: a scale-up only the look-ahead asks "
-        "for (no metric's reactive proposal above the current replicas) goes ahead only when it adds at least "
-        "tolerance.down of the current replicas (rounded up, at least one pod), the step scaleDown.minStep asks "
-        "of a scale-down: one-pod look-ahead steps on a noisy rate are dropped (the ramp still holds the current "
-        "replicas), a reactive scale-up is never held back."))
 
     @model_validator(mode="after")
     def _observed_needs_auto_lead(self) -> "Ramp":

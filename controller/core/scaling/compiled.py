@@ -9,8 +9,7 @@ and random inputs, cycle after cycle.
 Covered: every metric kind, smoothing none / EWMA / mean / max, HPA legacy and behavior,
 Setpoint's missing-data hold and fallback, ramp metrics, forecast metrics (their stage compiled
 in core/scaling/forecast_compiled.py, run before the fused kernel). Not covered, so ``decide``
-keeps numpy for the policy (see :func:`supports`): the hpa preset, median and percentile smoothing,
-ramp.minStep.
+keeps numpy for the policy (see :func:`supports`): the hpa preset, median and percentile smoothing.
 
 Switch: ``SETPOINT_COMPILED=0`` forces numpy, ``=1`` asks for the kernel (a warning if numba is
 missing), unset means "the kernel when numba imports"; read once, at import (:data:`switch`;
@@ -147,8 +146,6 @@ def supports(params: PolicyParams) -> bool:
     if params.hpa_semantics or params.smoothing in (Smoothing.MEDIAN, Smoothing.PERCENTILE):
         return False
     if params.pooled_metrics and params.forecast_metrics:  # the compiled forecast stage sizes per replica
-        return False
-    if any(params.metrics[j].ramp.min_step > 0 for j in params.ramp_metrics):  # ramp.minStep: numpy only
         return False
     return params.smoothing != Smoothing.MEAN or params.sample_slots <= _PAIRWISE_BLOCK
 

@@ -227,10 +227,6 @@ class RampParams:
     # lead: auto with startupDelay: observed: the lead is the target's observed start-up delay
     # + lag_s where one is known (Observation.startup_s), lead_s (from the initial delay) elsewhere
     observed: bool = False
-    # ramp.minStep: tolerance: a scale-up only this metric's look-ahead asks for (no metric's
-    # reactive proposal above current) must add at least max(1, ceil(current * min_step)) pods,
-    # the down tolerance (0: any step; core/scaling/ramp.py hold_small_look_ahead)
-    min_step: float = 0.0
 
     @property
     def lag_s(self) -> float:
