@@ -77,7 +77,9 @@ highs on NASA and ELB (unpredictable from the slope there: bench/change_merge.py
 not a decision structure a causal controller can copy.
 
 Measured with the simulator (bench/teacher_variants.py, both input sets): ski-rental scale-downs
-(ski, ski:minstep) lose the 1/3 target and NASA to HPA at equal cost on the other inputs; the
+lose: ski already on the bundled inputs (0.35x, NASA August lost to HPA at equal cost; rh 1.43x,
+changes 0.77x), ski:minstep on the other inputs (0.46x, NASA August lost; bundled 0.30x, rh
+1.52x, changes 0.66x: the 20-minute window's trade, not a new one); the
 teacher's "fewer, bigger scale-ups" (upstep: a look-ahead-only step must add the policy's down
 tolerance, at least one pod) is the one rule that moved off the window curve: bundled 0.30x,
 none lost, rh 1.46x, changes 0.68x (base 0.27x / 1.47x / 0.83x), other inputs 0.36x (1/3 lost),
