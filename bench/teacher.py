@@ -60,6 +60,13 @@ Findings (December 2026, bundled inputs; teacher = the cheapest schedule >= the 
 5. Scale-ups: half as many as the policy's (104 vs 219 on NASA July, 48 vs 92 on taxi, 18 vs 37 on
    WC98), bigger (median +27-67% vs +12-25%), overshooting the oracle's spec by only 5-14% at the
    change (ELB 25%, Twitter 0%) where the policy's overshoot 40% on NASA (the ramp's projection).
+Other inputs (--start-offset 1d --peak-scale 1.5 --startup-delay 90s): the same pattern. Teacher rh
+1.04-1.11x the oracle (policy 1.20-1.91x), slack 4-10% (policy 16-48%); at or below the past-15-
+minute envelope of the oracle's spec on 92-97% of the ticks (taxi 71%; policy 4-56%); half the
+policy's scale-ups (132 vs 263 NASA July, 51 vs 128 taxi, 246 vs 613 ELB), +20-50% a step (policy
++9-20%), overshoot 0-25% (policy 60-73% on NASA); dwell 9.2 / 7.8 min on NASA (policy 4.5 / 4.0);
+scale-downs to 0.56-0.91 of the past-15-minute peak, within a tick or two of the need falling.
+
 6. The oracle may go to 1 pod, the policy not below min 2: flooring the oracle at 2 adds 8% on ELB,
    4.5% on Twitter, 0-0.5% elsewhere (the median figure is barely affected).
 
