@@ -45,29 +45,41 @@ def runs_of(spec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def cheapest_costs(levels: np.ndarray, lengths: np.ndarray, max_segments: int) -> np.ndarray:
     """(max_segments,) the fewest replica-ticks of a schedule >= the runs ``levels`` x ``lengths``
     (R,) made of at most 1 .. max_segments constant segments (segments - 1 changes)."""
-    global _KERNEL
-    if _KERNEL is None:
-        from numba import njit
-        _KERNEL = njit(_cheapest_costs)
-    return _KERNEL(np.asarray(levels, np.float64), np.asarray(lengths, np.float64), int(max_segments))
+    return _kernel()(np.asarray(levels, np.float64), np.asarray(lengths, np.float64), int(max_segments), False)[0]
+
+
+def cover_pointers(levels: np.ndarray, lengths: np.ndarray, segments: int) -> np.ndarray:
+    """(segments, R + 1) back-pointers of the same program: arg[j, k] = first run of the last
+    segment of the cheapest cover of runs 0..k-1 with j + 1 segments (-1: none)."""
+    return _kernel()(np.asarray(levels, np.float64), np.asarray(lengths, np.float64), int(segments), True)[1]
 
 
 _KERNEL = None
 
 
-def _cheapest_costs(levels, lengths, max_segments):
-    """cheapest_costs' dynamic program: best[j] = cheapest cover of every run with j + 1 segments
-    at most (a segment's level is the highest run it covers)."""
+def _kernel():
+    global _KERNEL
+    if _KERNEL is None:
+        from numba import njit
+        _KERNEL = njit(_cover_program)
+    return _KERNEL
+
+
+def _cover_program(levels, lengths, max_segments, keep_pointers):
+    """The dynamic program: best[j] = cheapest cover of every run with j + 1 segments at most (a
+    segment's level is the highest run it covers); with ``keep_pointers`` also where each cover's
+    last segment starts (memory segments x R, so only for the one budget a schedule is wanted at)."""
     r = levels.size
     prev = np.full(r + 1, np.inf)  # prev[k]: cheapest cover of runs 0..k-1 with the previous segment count
     prev[0] = 0.0
     best = np.full(max_segments, np.inf)
+    arg = np.full((max_segments if keep_pointers else 0, r + 1), -1, np.int64)
     cur = np.empty(r + 1)
     for j in range(max_segments):
         cur[:] = np.inf
         cur[0] = 0.0  # nothing to cover (fewer segments than allowed are allowed)
         for k in range(1, r + 1):
-            top, span, c = 0.0, 0.0, np.inf
+            top, span, c, ci = 0.0, 0.0, np.inf, -1
             for i in range(k - 1, -1, -1):  # the last segment covers runs i..k-1
                 if levels[i] > top:
                     top = levels[i]
@@ -75,11 +87,13 @@ def _cheapest_costs(levels, lengths, max_segments):
                 if prev[i] < np.inf:
                     v = prev[i] + top * span
                     if v < c:
-                        c = v
+                        c, ci = v, i
             cur[k] = c
+            if keep_pointers:
+                arg[j, k] = ci
         best[j] = cur[r]
         prev, cur = cur, prev
-    return best
+    return best, arg
 
 
 def frontier(args: tuple[str, Variation]) -> dict:

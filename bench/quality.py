@@ -227,6 +227,24 @@ def scenario_names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
 
+def main_with_variant(env_name: str, score) -> None:
+    """main() with ``--variant NAME`` taken off the command line and put in ``env_name`` (the
+    worker processes read it there), scoring each scenario with ``score`` (a variant bench's
+    wrapper around score_scenario that installs the variant first)."""
+    global score_scenario
+    argv = sys.argv[1:]
+    variant = "none"
+    if "--variant" in argv:
+        i = argv.index("--variant")
+        variant = argv[i + 1]
+        del argv[i:i + 2]
+    os.environ[env_name] = variant
+    sys.argv = [sys.argv[0]] + argv
+    print(f"variant: {variant}")
+    score_scenario = score
+    main()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--policy", default=str(REPO / "policies" / "setpoint-default.yaml"))

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from change_budget import runs_of  # noqa: E402
+from change_budget import cover_pointers, runs_of  # noqa: E402
 from quality import TRACES, Variation, add_variation_args, scenario_names, variation_of, varied_text  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,46 +95,11 @@ changes target needs the clairvoyant schedule's knowledge of which rises are rea
 """
 
 
-def _schedule_kernel(levels, lengths, segments):
-    """Back-pointers of the cheapest cover of the runs with at most ``segments`` segments:
-    (segments, R + 1) arg[j, k] = first run of the last segment covering runs 0..k-1 with j + 1
-    segments (-1: fewer segments were enough, take arg[j - 1, k])."""
-    r = levels.size
-    prev = np.full(r + 1, np.inf)
-    prev[0] = 0.0
-    arg = np.full((segments, r + 1), -1, np.int64)
-    cur = np.empty(r + 1)
-    for j in range(segments):
-        cur[:] = np.inf
-        cur[0] = 0.0
-        for k in range(1, r + 1):
-            top, span, c, ci = 0.0, 0.0, np.inf, -1
-            for i in range(k - 1, -1, -1):
-                if levels[i] > top:
-                    top = levels[i]
-                span += lengths[i]
-                if prev[i] < np.inf:
-                    v = prev[i] + top * span
-                    if v < c:
-                        c, ci = v, i
-            cur[k] = c
-            arg[j, k] = ci
-        prev, cur = cur, prev
-    return arg
-
-
-_KERNEL = None
-
-
 def teacher_schedule(spec: np.ndarray, changes: int) -> np.ndarray:
     """(T,) the cheapest schedule >= ``spec`` (T,) with at most ``changes`` changes."""
-    global _KERNEL
-    if _KERNEL is None:
-        from numba import njit
-        _KERNEL = njit(_schedule_kernel)
     levels, lengths = runs_of(spec)
     segments = min(levels.size, changes + 1)
-    arg = _KERNEL(levels, lengths, segments)
+    arg = cover_pointers(levels, lengths, segments)
     bounds, k, j = [], levels.size, segments - 1
     while k > 0:
         i = arg[j, k]
@@ -250,7 +215,7 @@ def main() -> None:
     for w in WINDOWS_S:
         key = f"env{int(w // 60)}m"
         print(f"{'<= ' + key:<16}" + "".join(f"{r['s<=' + key]:>13.3g}{r['p<=' + key]:>13.3g}" for r in rows))
-    print(f"\nHPA changes: " + ", ".join(f"{r['name']} {r['hpa_ch']} (K={r['k']})" for r in results))
+    print("\nHPA changes: " + ", ".join(f"{r['name']} {r['hpa_ch']} (K={r['k']})" for r in results))
     print(FINDINGS)
 
 

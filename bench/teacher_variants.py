@@ -171,17 +171,7 @@ _plain_score = quality.score_scenario
 
 
 def main() -> None:
-    argv = sys.argv[1:]
-    variant = "none"
-    if "--variant" in argv:
-        i = argv.index("--variant")
-        variant = argv[i + 1]
-        del argv[i:i + 2]
-    os.environ["TEACHER_VARIANT"] = variant
-    sys.argv = [sys.argv[0]] + argv
-    print(f"variant: {variant}")
-    quality.score_scenario = score
-    quality.main()
+    quality.main_with_variant("TEACHER_VARIANT", score)
 
 
 if __name__ == "__main__":
