@@ -55,7 +55,7 @@ def attribute(args: tuple[str, str, Variation]) -> dict:
         if d is None or d.current.shape[0] != 1:
             return
         j = p.ramp_metrics[0] if p.ramp_metrics else 0
-        value = float(pooled_values(p, d.signal.values)[0, j])  # the load sized (pooled headroom: below the rate)
+        value = float(pooled_values(p, d.signal.values, d.ready)[0, j])  # the load sized (pooled: below the rate)
         need = max(float(p.min_replicas), float(np.ceil(value / p.metrics[j].target))) if np.isfinite(value) else np.nan
         ramp = np.nan if d.ramps is None else float(d.ramps.proposal[0, j])
         rows.append((result.now, need, ramp, float(d.norm.desired[0]), int(d.norm.reason[0])))

@@ -81,7 +81,8 @@ class MetricTarget(StrictModel):
         "averagePerReplica only. perReplica: every replica keeps capacityPerReplica - averagePerReplica spare. "
         "pooled: the target holds at min replicas (where it was derived from the SLO); above that load only the "
         "up tolerance's share stays per replica, the rest of the spare (queueing headroom) grows as the square "
-        "root of the load (more replicas queue less; core/scaling/headroom.py)."))
+        "root of the load (more replicas queue less), except while the load is above what the ready replicas "
+        "serve (saturated: sized per replica; core/scaling/headroom.py)."))
     capacity_per_replica: Optional[float] = Field(None, gt=0, le=MAX_VALUE, description=(
         "What one replica serves at 100% (same unit as averagePerReplica); required by headroom: pooled."))
 

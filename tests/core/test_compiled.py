@@ -177,6 +177,9 @@ SCRIPTED = [
                  np.stack([ramp([300, NAN, 500, 800, np.inf, 1200, 1200, 600, -3.0, 300])[..., 0],
                            ramp([50, 70, 90, 80, 60, 40, 30, 30, 30, 30])[..., 0]], axis=2), 3.0, dict(ready_lag=1),
                  Reason.SCALE_UP, id="pooled-headroom-ramp-min-zero-and-utilization"),
+    # ready pods lag two cycles: 430 rps meets 4 ready (saturated: per replica) and later 5 ready (pooled)
+    pytest.param(params(metrics=(POOLED_RAMPED,), min_replicas=2), ramp([300, 430, 430, 430, 430, 470, 470], n=2),
+                 4.0, dict(ready_lag=2), Reason.SCALE_UP, id="pooled-headroom-saturated-sizes-per-replica"),
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import yaml
 
 from controller.core.scaling.params import MetricKind, Select, Smoothing
 from controller.policy import HealthAction, load_policies
@@ -16,7 +17,7 @@ EXAMPLES = sorted(p.name for p in POLICIES.glob("*.yaml"))
 def test_the_expected_examples_exist():
     assert EXAMPLES == ["checkout-health.yaml", "hpa-behavior.yaml", "hpa-cpu.yaml", "latency-slo.yaml",
                         "queue-worker.yaml", "setpoint-default.yaml", "setpoint-healing.yaml", "web-forecast.yaml",
-                        "web-rps.yaml"]
+                        "web-pooled.yaml", "web-rps.yaml"]
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -28,7 +29,7 @@ def test_example_loads(name):
 def test_all_examples_load_together():
     names = [p.name for p in load_policies([POLICIES])]
     assert names == ["checkout", "payments-health", "hpa-behavior", "hpa-cpu", "latency-slo", "queue-worker",
-                     "setpoint-default", "setpoint-healing", "web-forecast", "web-rps"]
+                     "setpoint-default", "setpoint-healing", "web-forecast", "web-pooled", "web-rps"]
 
 
 def by_name():
@@ -88,6 +89,21 @@ def test_web_forecast():
     assert m.kind == MetricKind.AVERAGE_PER_REPLICA and m.forecast is not None
     assert m.forecast.horizon_s == 75.0  # auto: 30 s start-up + 15 s interval + half of [1m]
     assert m.forecast.periods_s == (86400.0, 604800.0) and m.forecast.error_bound == 1.25
+
+
+def test_web_pooled_is_the_default_policy_with_pooled_headroom():
+    policies = by_name()
+    pooled, default = policies["web-pooled"].params, policies["setpoint-default"].params
+    (m,) = pooled.metrics
+    assert (m.kind, m.target, m.capacity, pooled.pooled_metrics) == (MetricKind.AVERAGE_PER_REPLICA, 85.0, 100.0, (0,))
+    assert m.capacity > m.target * (1 + pooled.tolerance_up)  # the comment's 5% reaction margin stays per replica
+    assert default.pooled_metrics == ()
+    pooled_spec, default_spec = (yaml.safe_load((POLICIES / f).read_text())["spec"]
+                                 for f in ("web-pooled.yaml", "setpoint-default.yaml"))
+    assert pooled_spec["scaling"]["metrics"][0].pop("target") == {"averagePerReplica": 85, "headroom": "pooled",
+                                                                   "capacityPerReplica": 100}
+    default_spec["scaling"]["metrics"][0].pop("target")
+    assert pooled_spec == default_spec  # everything else is the default policy's
 
 
 def test_setpoint_default_sizes_ramps_ahead_at_85_percent():

@@ -268,14 +268,15 @@ def _pairwise_sum(a, start, n):
 
 
 @jit_inline
-def pooled_one(v, target, capacity, min_replicas, tol_up):
-    """headroom.pooled_load of one value (``capacity`` 0: per-replica headroom, ``v`` itself);
-    the same operations in the same order."""
+def pooled_one(v, target, capacity, min_replicas, tol_up, rdy):
+    """headroom.pooled_load of one value (``capacity`` 0: per-replica headroom, ``v`` itself;
+    ``rdy`` ready replicas: ``v`` itself above rdy x capacity, saturated); the same operations
+    in the same order."""
     if capacity <= 0.0:
         return v
     reference = max(min_replicas, 1.0) * target
     x = v / reference
-    if not x > 1.0:
+    if not x > 1.0 or v > rdy * capacity:
         return v
     a = target * (1.0 + tol_up) / capacity
     return reference * (a * x + (1.0 - a) * math.sqrt(x))
@@ -285,7 +286,7 @@ def pooled_one(v, target, capacity, min_replicas, tol_up):
 def propose_pooled(kind, target, capacity, v, cur, rdy, sts, min_replicas, tol_up, tol_down):
     """_propose_one of the value as the metric sizes it (pooled_one: ``capacity`` 0 is ``v``
     itself): propose.propose_policy for one value."""
-    return _propose_one(kind, target, pooled_one(v, target, capacity, min_replicas, tol_up), cur, rdy, sts,
+    return _propose_one(kind, target, pooled_one(v, target, capacity, min_replicas, tol_up, rdy), cur, rdy, sts,
                         tol_up, tol_down)
 
 

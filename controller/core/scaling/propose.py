@@ -110,7 +110,8 @@ def propose_policy(params, value: np.ndarray, current: np.ndarray, ready: np.nda
                    status: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`propose` with ``params``' (a PolicyParams) metric kinds, targets and tolerances, on
     ``value`` (N, M) as the policy sizes it (pooled headroom: headroom.pooled_values)."""
-    return propose(params.metric_kinds, params.metric_targets, pooled_values(params, value), current, ready, status,
+    return propose(params.metric_kinds, params.metric_targets, pooled_values(params, value, ready), current, ready,
+                   status,
                    params.tolerance_up, params.tolerance_down)
 
 
