@@ -192,9 +192,10 @@ def _windows_of_pattern(rec_v, rows, now, cut_keep, cut_low, cut_high, legacy, u
         if (not legacy) and up_w > 0 and t > cut_low:  # HPA's default up-window 0: none
             in_low[n_low] = s
             n_low += 1
-    _fold(high, rec_v, in_high, n_high, 1, proposals, ahead)
-    if released:
-        _fold(held, rec_v, in_high, n_high, 2, proposals, ahead)
+    if released:  # one pass over the window's rows for both (the default policy's 15 minutes: ~0.5 MB a pass)
+        _fold_released(high, held, rec_v, in_high, n_high, proposals, ahead)
+    else:
+        _fold(high, rec_v, in_high, n_high, 1, proposals, ahead)
     _fold(low, rec_v, in_low, n_low, 0, proposals, ahead)
     slot_of[:] = s_star
     return s_star
@@ -205,10 +206,11 @@ def _fold(acc, rec_v, at, count, kind, proposals, ahead):
     """acc[i] (N,) folded with the values of the rows at[:count] of rec_v (H, N), in that order:
     kind 1 the maximum (``v if v > acc else acc``: NaN skipped, the first of equal values kept),
     0 the minimum, 2 the maximum of the linear release's held excess p + (v - p) * ahead[k] (p:
-    proposals (N,)). Up to four rows per pass over the targets, never one alone after the first
-    pass: a pass folding one row stores ``v if v > acc[i] else acc[i]``, which LLVM vectorizes
-    with masked stores (vmaskmovpd), ~5x slower than a max of values on AMD's cores; a stored
-    value that selects among two or more rows is a plain store."""
+    proposals (N,); :func:`_fold_released` folds it with kind 1 in one pass). Up to four rows
+    per pass over the targets, never one alone after the first pass: a pass folding one row
+    stores ``v if v > acc[i] else acc[i]``, which LLVM vectorizes with masked stores
+    (vmaskmovpd), ~5x slower than a max of values on AMD's cores; a stored value that selects
+    among two or more rows is a plain store."""
     n = acc.shape[0]
     k = 0
     while k < count:
@@ -317,6 +319,76 @@ def _fold(acc, rec_v, at, count, kind, proposals, ahead):
                 for i in range(n):
                     h, x = acc[i], r0[i]
                     acc[i] = x if x < h else h
+        k += g
+
+
+@jit
+def _fold_released(high, held, rec_v, at, count, proposals, ahead):
+    """:func:`_fold` kinds 1 (high) and 2 (held) in one pass over the rows: the same operations
+    in the same order, the rows read once."""
+    n = high.shape[0]
+    k = 0
+    while k < count:
+        left = count - k
+        g = 4 if (left >= 6 or left == 4) else (3 if (left == 3 or left == 5) else left)  # 1 only alone
+        r0 = rec_v[at[k]]
+        r1 = rec_v[at[k + 1 if g > 1 else k]]
+        r2 = rec_v[at[k + 2 if g > 2 else k]]
+        r3 = rec_v[at[k + 3 if g > 3 else k]]
+        a0, a1 = ahead[k], ahead[k + 1 if g > 1 else k]
+        a2, a3 = ahead[k + 2 if g > 2 else k], ahead[k + 3 if g > 3 else k]
+        if g == 4:
+            for i in range(n):
+                p, h, m = proposals[i], held[i], high[i]
+                v = r0[i]
+                x = p + (v - p) * a0
+                h = x if x > h else h
+                m = v if v > m else m
+                v = r1[i]
+                x = p + (v - p) * a1
+                h = x if x > h else h
+                m = v if v > m else m
+                v = r2[i]
+                x = p + (v - p) * a2
+                h = x if x > h else h
+                m = v if v > m else m
+                v = r3[i]
+                x = p + (v - p) * a3
+                held[i] = x if x > h else h
+                high[i] = v if v > m else m
+        elif g == 3:
+            for i in range(n):
+                p, h, m = proposals[i], held[i], high[i]
+                v = r0[i]
+                x = p + (v - p) * a0
+                h = x if x > h else h
+                m = v if v > m else m
+                v = r1[i]
+                x = p + (v - p) * a1
+                h = x if x > h else h
+                m = v if v > m else m
+                v = r2[i]
+                x = p + (v - p) * a2
+                held[i] = x if x > h else h
+                high[i] = v if v > m else m
+        elif g == 2:
+            for i in range(n):
+                p, h, m = proposals[i], held[i], high[i]
+                v = r0[i]
+                x = p + (v - p) * a0
+                h = x if x > h else h
+                m = v if v > m else m
+                v = r1[i]
+                x = p + (v - p) * a1
+                held[i] = x if x > h else h
+                high[i] = v if v > m else m
+        else:
+            for i in range(n):
+                p, h, m = proposals[i], held[i], high[i]
+                v = r0[i]
+                x = p + (v - p) * a0
+                held[i] = x if x > h else h
+                high[i] = v if v > m else m
         k += g
 
 
