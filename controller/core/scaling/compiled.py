@@ -306,7 +306,8 @@ def _propose_one(kind, target, v, cur, rdy, sts, tol_up, tol_down):
     elif kind == 1:  # average per replica
         ratio = v / (target * cur)
         p = cur if within(ratio, tol_up, tol_down) else _ceil_clamped(v / target)
-        guide = v / (target * nan_max(cur, 1.0))
+        # v / (target * max(cur, 1)): ratio's very division when cur >= 1 (one division less)
+        guide = ratio if cur >= 1.0 else v / (target * nan_max(cur, 1.0))
     else:  # utilization
         ratio = v / target
         unready = nan_max(sts - rdy, 0.0)

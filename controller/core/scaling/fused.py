@@ -174,47 +174,222 @@ def _windows_of_pattern(rec_v, rows, now, cut_keep, cut_low, cut_high, legacy, u
     read (contiguous rows of rec_v (H, N)), without the times. Writes low, high, held (the linear
     release's excess before its ceil), slot_of for all N targets (the caller redoes the others);
     returns the slot the pattern's next recommendation goes to. The same operations per value as
-    :func:`_windows_of_target`."""
+    :func:`_windows_of_target`, each maximum or minimum taken over the slots in slot order
+    (:func:`_fold`)."""
     slots, n = rec_v.shape
     s_star, best = 0, _INF
+    in_high, in_low, ahead = np.empty(slots, np.int64), np.empty(slots, np.int64), np.empty(slots)
+    n_high, n_low = 0, 0
     for s in range(slots):
         t = rows[s]
         key = t if t >= cut_keep else -_INF  # NaN (empty) compares False: reusable
         if key < best:
             s_star, best = s, key
-        vv = rec_v[s]
-        in_high = (t >= cut_high) if legacy else (t > cut_high)  # the legacy window is inclusive
-        in_low = (not legacy) and up_w > 0 and t > cut_low  # HPA's default up-window 0: none
-        if in_high and released:  # one pass over the slot's values for the release, high (and low)
-            ahead = 1.0 - (now - t) / down_w
-            if in_low:
-                for i in range(n):
-                    p, v = proposals[i], vv[i]
-                    h = p + (v - p) * ahead
-                    held[i] = h if h > held[i] else held[i]
-                    high[i] = v if v > high[i] else high[i]
-                    low[i] = v if v < low[i] else low[i]
-            else:
-                for i in range(n):
-                    p, v = proposals[i], vv[i]
-                    h = p + (v - p) * ahead
-                    held[i] = h if h > held[i] else held[i]
-                    high[i] = v if v > high[i] else high[i]
-        elif in_high and in_low:
-            for i in range(n):
-                v = vv[i]
-                high[i] = v if v > high[i] else high[i]
-                low[i] = v if v < low[i] else low[i]
-        elif in_high:
-            for i in range(n):
-                v = vv[i]
-                high[i] = v if v > high[i] else high[i]
-        elif in_low:
-            for i in range(n):
-                v = vv[i]
-                low[i] = v if v < low[i] else low[i]
+        if (t >= cut_high) if legacy else (t > cut_high):  # the legacy window is inclusive
+            in_high[n_high] = s
+            ahead[n_high] = 1.0 - (now - t) / down_w  # the linear release's share of the window ahead
+            n_high += 1
+        if (not legacy) and up_w > 0 and t > cut_low:  # HPA's default up-window 0: none
+            in_low[n_low] = s
+            n_low += 1
+    if released:  # one pass over the window's rows for both (the default policy's 15 minutes: ~0.5 MB a pass)
+        _fold_released(high, held, rec_v, in_high, n_high, proposals, ahead)
+    else:
+        _fold(high, rec_v, in_high, n_high, 1, proposals, ahead)
+    _fold(low, rec_v, in_low, n_low, 0, proposals, ahead)
     slot_of[:] = s_star
     return s_star
+
+
+@jit
+def _fold(acc, rec_v, at, count, kind, proposals, ahead):
+    """acc[i] (N,) folded with the values of the rows at[:count] of rec_v (H, N), in that order:
+    kind 1 the maximum (``v if v > acc else acc``: NaN skipped, the first of equal values kept),
+    0 the minimum, 2 the maximum of the linear release's held excess p + (v - p) * ahead[k] (p:
+    proposals (N,); :func:`_fold_released` folds it with kind 1 in one pass). Up to four rows
+    per pass over the targets, never one alone after the first pass: a pass folding one row
+    stores ``v if v > acc[i] else acc[i]``, which LLVM vectorizes with masked stores
+    (vmaskmovpd), ~5x slower than a max of values on AMD's cores; a stored value that selects
+    among two or more rows is a plain store."""
+    n = acc.shape[0]
+    k = 0
+    while k < count:
+        left = count - k
+        g = 4 if (left >= 6 or left == 4) else (3 if (left == 3 or left == 5) else left)  # 1 only alone
+        r0 = rec_v[at[k]]
+        r1 = rec_v[at[k + 1 if g > 1 else k]]
+        r2 = rec_v[at[k + 2 if g > 2 else k]]
+        r3 = rec_v[at[k + 3 if g > 3 else k]]
+        if kind == 2:
+            a0, a1 = ahead[k], ahead[k + 1 if g > 1 else k]
+            a2, a3 = ahead[k + 2 if g > 2 else k], ahead[k + 3 if g > 3 else k]
+            if g == 4:
+                for i in range(n):
+                    p, h = proposals[i], acc[i]
+                    x = p + (r0[i] - p) * a0
+                    h = x if x > h else h
+                    x = p + (r1[i] - p) * a1
+                    h = x if x > h else h
+                    x = p + (r2[i] - p) * a2
+                    h = x if x > h else h
+                    x = p + (r3[i] - p) * a3
+                    acc[i] = x if x > h else h
+            elif g == 3:
+                for i in range(n):
+                    p, h = proposals[i], acc[i]
+                    x = p + (r0[i] - p) * a0
+                    h = x if x > h else h
+                    x = p + (r1[i] - p) * a1
+                    h = x if x > h else h
+                    x = p + (r2[i] - p) * a2
+                    acc[i] = x if x > h else h
+            elif g == 2:
+                for i in range(n):
+                    p, h = proposals[i], acc[i]
+                    x = p + (r0[i] - p) * a0
+                    h = x if x > h else h
+                    x = p + (r1[i] - p) * a1
+                    acc[i] = x if x > h else h
+            else:
+                for i in range(n):
+                    p, h = proposals[i], acc[i]
+                    x = p + (r0[i] - p) * a0
+                    acc[i] = x if x > h else h
+        elif kind == 1:
+            if g == 4:
+                for i in range(n):
+                    h = acc[i]
+                    x = r0[i]
+                    h = x if x > h else h
+                    x = r1[i]
+                    h = x if x > h else h
+                    x = r2[i]
+                    h = x if x > h else h
+                    x = r3[i]
+                    acc[i] = x if x > h else h
+            elif g == 3:
+                for i in range(n):
+                    h = acc[i]
+                    x = r0[i]
+                    h = x if x > h else h
+                    x = r1[i]
+                    h = x if x > h else h
+                    x = r2[i]
+                    acc[i] = x if x > h else h
+            elif g == 2:
+                for i in range(n):
+                    h = acc[i]
+                    x = r0[i]
+                    h = x if x > h else h
+                    x = r1[i]
+                    acc[i] = x if x > h else h
+            else:
+                for i in range(n):
+                    h, x = acc[i], r0[i]
+                    acc[i] = x if x > h else h
+        else:
+            if g == 4:
+                for i in range(n):
+                    h = acc[i]
+                    x = r0[i]
+                    h = x if x < h else h
+                    x = r1[i]
+                    h = x if x < h else h
+                    x = r2[i]
+                    h = x if x < h else h
+                    x = r3[i]
+                    acc[i] = x if x < h else h
+            elif g == 3:
+                for i in range(n):
+                    h = acc[i]
+                    x = r0[i]
+                    h = x if x < h else h
+                    x = r1[i]
+                    h = x if x < h else h
+                    x = r2[i]
+                    acc[i] = x if x < h else h
+            elif g == 2:
+                for i in range(n):
+                    h = acc[i]
+                    x = r0[i]
+                    h = x if x < h else h
+                    x = r1[i]
+                    acc[i] = x if x < h else h
+            else:
+                for i in range(n):
+                    h, x = acc[i], r0[i]
+                    acc[i] = x if x < h else h
+        k += g
+
+
+@jit
+def _fold_released(high, held, rec_v, at, count, proposals, ahead):
+    """:func:`_fold` kinds 1 (high) and 2 (held) in one pass over the rows: the same operations
+    in the same order, the rows read once."""
+    n = high.shape[0]
+    k = 0
+    while k < count:
+        left = count - k
+        g = 4 if (left >= 6 or left == 4) else (3 if (left == 3 or left == 5) else left)  # 1 only alone
+        r0 = rec_v[at[k]]
+        r1 = rec_v[at[k + 1 if g > 1 else k]]
+        r2 = rec_v[at[k + 2 if g > 2 else k]]
+        r3 = rec_v[at[k + 3 if g > 3 else k]]
+        a0, a1 = ahead[k], ahead[k + 1 if g > 1 else k]
+        a2, a3 = ahead[k + 2 if g > 2 else k], ahead[k + 3 if g > 3 else k]
+        if g == 4:
+            for i in range(n):
+                p, h, m = proposals[i], held[i], high[i]
+                v = r0[i]
+                x = p + (v - p) * a0
+                h = x if x > h else h
+                m = v if v > m else m
+                v = r1[i]
+                x = p + (v - p) * a1
+                h = x if x > h else h
+                m = v if v > m else m
+                v = r2[i]
+                x = p + (v - p) * a2
+                h = x if x > h else h
+                m = v if v > m else m
+                v = r3[i]
+                x = p + (v - p) * a3
+                held[i] = x if x > h else h
+                high[i] = v if v > m else m
+        elif g == 3:
+            for i in range(n):
+                p, h, m = proposals[i], held[i], high[i]
+                v = r0[i]
+                x = p + (v - p) * a0
+                h = x if x > h else h
+                m = v if v > m else m
+                v = r1[i]
+                x = p + (v - p) * a1
+                h = x if x > h else h
+                m = v if v > m else m
+                v = r2[i]
+                x = p + (v - p) * a2
+                held[i] = x if x > h else h
+                high[i] = v if v > m else m
+        elif g == 2:
+            for i in range(n):
+                p, h, m = proposals[i], held[i], high[i]
+                v = r0[i]
+                x = p + (v - p) * a0
+                h = x if x > h else h
+                m = v if v > m else m
+                v = r1[i]
+                x = p + (v - p) * a1
+                held[i] = x if x > h else h
+                high[i] = v if v > m else m
+        else:
+            for i in range(n):
+                p, h, m = proposals[i], held[i], high[i]
+                v = r0[i]
+                x = p + (v - p) * a0
+                held[i] = x if x > h else h
+                high[i] = v if v > m else m
+        k += g
 
 
 @jit
@@ -390,6 +565,14 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
     slots = rec.shape[1]
     cut_keep, cut_low, cut_high = now - keep_s, now - up_w, now - down_w
     up_slots, down_slots = up.shape[1], down.shape[1]
+
+    # each Percent rule's factor (1 +- value / 100), as the rate limit computes it, once per call
+    # instead of a division per rule and target (the same operations, so the same bits)
+    rule_factor = np.empty(n_up + n_down)
+    for r in range(n_up):
+        rule_factor[r] = 1.0 + pv[o_up + n_up + r] / 100.0
+    for r in range(n_down):
+        rule_factor[n_up + r] = 1.0 - pv[o_down + n_down + r] / 100.0
 
     if rows[slots] == 0.0:  # a new workspace: each target's latest scale event (commit_kernel keeps it)
         last = vf[_F_LAST_EVENT]
@@ -643,9 +826,9 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
                         start = cur - added + removed
                         pods = int(kind) == compiled._PODS
                         if up_dir:
-                            p = start + value if pods else np.ceil(start * (1.0 + value / 100.0))
+                            p = start + value if pods else np.ceil(start * rule_factor[r])
                         else:
-                            p = start - value if pods else np.trunc(start * (1.0 - value / 100.0))
+                            p = start - value if pods else np.trunc(start * rule_factor[n_up + r])
                         if r == 0:
                             raw = p
                         elif (select == compiled._SEL_MAX) == up_dir:  # up: Max the largest; down: Max the lowest
@@ -691,8 +874,9 @@ def commit_kernel(current, replicas, applied, now, up, down, pv, last_event):
     up_keep_s, down_keep_s = pv[compiled._P_UP_LONGEST], pv[compiled._P_DOWN_LONGEST]
     count = 0
     for i in range(current.shape[0]):
-        if applied[i]:
-            count += _commit_row(up, down, i, current[i], replicas[i], now, up_keep_s, down_keep_s, last_event)
+        cur, to = current[i], replicas[i]
+        if applied[i] and cur != to:  # only a change can record an event (see commit_all_kernel)
+            count += _commit_row(up, down, i, cur, to, now, up_keep_s, down_keep_s, last_event)
     return count
 
 
@@ -720,5 +904,10 @@ def commit_all_kernel(vf, now, up, down, pv):
     current, replicas, last_event = vf[_F_PENDING], vf[_F_DESIRED], vf[_F_LAST_EVENT]
     count = 0
     for i in range(current.shape[0]):  # commit_kernel's loop, every row applied
-        count += _commit_row(up, down, i, current[i], replicas[i], now, up_keep_s, down_keep_s, last_event)
+        cur, to = current[i], replicas[i]
+        # only a change can record an event; the test comes first because the call, although
+        # inlined, increments and decrements its arrays' reference counts (atomic operations): on
+        # every row it was ~6 of them per target, most of the commit's time
+        if cur != to:
+            count += _commit_row(up, down, i, cur, to, now, up_keep_s, down_keep_s, last_event)
     return count
