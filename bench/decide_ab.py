@@ -52,6 +52,8 @@ def child(checkout: Path) -> None:
             c = 0
         todo, done = int(line), 0
         cpu = time.process_time()
+        # the cycle loop is bench/decide.py's run_batched loop, written out rather than imported: the
+        # base checkout's bench/decide.py may predate any helper this one could share
         while done < todo and c < cycles:
             for j, p in enumerate(policies):
                 cur = current[j]

@@ -195,18 +195,18 @@ def _windows_of_pattern(rec_v, rows, now, cut_keep, cut_low, cut_high, legacy, u
     if released:  # one pass over the window's rows for both (the default policy's 15 minutes: ~0.5 MB a pass)
         _fold_released(high, held, rec_v, in_high, n_high, proposals, ahead)
     else:
-        _fold(high, rec_v, in_high, n_high, 1, proposals, ahead)
-    _fold(low, rec_v, in_low, n_low, 0, proposals, ahead)
+        _fold(high, rec_v, in_high, n_high, 1)
+    _fold(low, rec_v, in_low, n_low, 0)
     slot_of[:] = s_star
     return s_star
 
 
 @jit
-def _fold(acc, rec_v, at, count, kind, proposals, ahead):
+def _fold(acc, rec_v, at, count, kind):
     """acc[i] (N,) folded with the values of the rows at[:count] of rec_v (H, N), in that order:
     kind 1 the maximum (``v if v > acc else acc``: NaN skipped, the first of equal values kept),
-    0 the minimum, 2 the maximum of the linear release's held excess p + (v - p) * ahead[k] (p:
-    proposals (N,); :func:`_fold_released` folds it with kind 1 in one pass). Up to four rows
+    0 the minimum (:func:`_fold_released` folds the maximum together with the linear release's
+    held excess). Up to four rows
     per pass over the targets, never one alone after the first pass: a pass folding one row
     stores ``v if v > acc[i] else acc[i]``, which LLVM vectorizes with masked stores
     (vmaskmovpd), ~5x slower than a max of values on AMD's cores; a stored value that selects
@@ -220,42 +220,7 @@ def _fold(acc, rec_v, at, count, kind, proposals, ahead):
         r1 = rec_v[at[k + 1 if g > 1 else k]]
         r2 = rec_v[at[k + 2 if g > 2 else k]]
         r3 = rec_v[at[k + 3 if g > 3 else k]]
-        if kind == 2:
-            a0, a1 = ahead[k], ahead[k + 1 if g > 1 else k]
-            a2, a3 = ahead[k + 2 if g > 2 else k], ahead[k + 3 if g > 3 else k]
-            if g == 4:
-                for i in range(n):
-                    p, h = proposals[i], acc[i]
-                    x = p + (r0[i] - p) * a0
-                    h = x if x > h else h
-                    x = p + (r1[i] - p) * a1
-                    h = x if x > h else h
-                    x = p + (r2[i] - p) * a2
-                    h = x if x > h else h
-                    x = p + (r3[i] - p) * a3
-                    acc[i] = x if x > h else h
-            elif g == 3:
-                for i in range(n):
-                    p, h = proposals[i], acc[i]
-                    x = p + (r0[i] - p) * a0
-                    h = x if x > h else h
-                    x = p + (r1[i] - p) * a1
-                    h = x if x > h else h
-                    x = p + (r2[i] - p) * a2
-                    acc[i] = x if x > h else h
-            elif g == 2:
-                for i in range(n):
-                    p, h = proposals[i], acc[i]
-                    x = p + (r0[i] - p) * a0
-                    h = x if x > h else h
-                    x = p + (r1[i] - p) * a1
-                    acc[i] = x if x > h else h
-            else:
-                for i in range(n):
-                    p, h = proposals[i], acc[i]
-                    x = p + (r0[i] - p) * a0
-                    acc[i] = x if x > h else h
-        elif kind == 1:
+        if kind == 1:
             if g == 4:
                 for i in range(n):
                     h = acc[i]
@@ -324,8 +289,9 @@ def _fold(acc, rec_v, at, count, kind, proposals, ahead):
 
 @jit
 def _fold_released(high, held, rec_v, at, count, proposals, ahead):
-    """:func:`_fold` kinds 1 (high) and 2 (held) in one pass over the rows: the same operations
-    in the same order, the rows read once."""
+    """:func:`_fold`'s maximum into ``high`` and, in the same pass over the rows (read once), the
+    maximum of the linear release's held excess p + (v - p) * ahead[k] (p: proposals (N,))
+    into ``held``, slot by slot in the same order."""
     n = high.shape[0]
     k = 0
     while k < count:

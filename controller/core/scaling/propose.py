@@ -111,8 +111,7 @@ def propose_policy(params, value: np.ndarray, current: np.ndarray, ready: np.nda
     """:func:`propose` with ``params``' (a PolicyParams) metric kinds, targets and tolerances, on
     ``value`` (N, M) as the policy sizes it (pooled headroom: headroom.pooled_values)."""
     return propose(params.metric_kinds, params.metric_targets, pooled_values(params, value, ready), current, ready,
-                   status,
-                   params.tolerance_up, params.tolerance_down)
+                   status, params.tolerance_up, params.tolerance_down)
 
 
 def _direction_guard(p: np.ndarray, ratio: np.ndarray, current: np.ndarray) -> np.ndarray:
