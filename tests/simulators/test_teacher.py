@@ -5,6 +5,7 @@ the spec and changes at most K times."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -46,7 +47,14 @@ def test_schedule_is_feasible_and_as_cheap_as_the_floor(spec, changes):
 
 _vspec = importlib.util.spec_from_file_location("teacher_variants", _BENCH / "teacher_variants.py")
 variants = importlib.util.module_from_spec(_vspec)
+# the bench sets SETPOINT_COMPILED=0 for its own run when imported: not for the rest of this test
+# process (a later test reading the switch would find numpy forced)
+_switch = os.environ.get("SETPOINT_COMPILED")
 _vspec.loader.exec_module(variants)
+if _switch is None:
+    os.environ.pop("SETPOINT_COMPILED", None)
+else:
+    os.environ["SETPOINT_COMPILED"] = _switch
 
 W = 900.0
 
