@@ -239,6 +239,24 @@ class ClusterPort:
         return {"at": t[keep], "name": pods["name"].take(keep), "uid": pods["uid"][keep], "values": values[t[keep]],
                 "age_s": age_s[t[keep]]}
 
+    def listed_pod_samples(self, targets: Sequence[TargetRef], present: np.ndarray, values: np.ndarray,
+                           age_s: np.ndarray) -> dict[str, np.ndarray | LazyStrings] | None:
+        """``pod_arrays(targets)`` (without ``running``) with ``running_pod_samples``' samples
+        joined to its pods, in one compiled pass (simcluster/pod_listing.py): its fields plus
+        ``values`` (P,) (the pod's sample, NaN for a pod without one) and ``age_s`` (P,) (0
+        without one). None when the kernels are off: then call the two."""
+        self._flush()
+        rows, exists = self.rows_of(targets)
+        fast = pod_listing.try_listed_samples(rows, exists, self._pod_phase, self._pod_serial, self._pod_revision_seq,
+                                              self._pod_created_s, self._pod_ready_transition_s, present, values, age_s)
+        if fast is None:
+            return None
+        at, pod_rows, serials, revision_seqs, uid, pending, ready, start_time, transition_time, pod_values, ages = fast
+        names = LazyStrings(lambda j: self._name_of(int(pod_rows[j]), int(serials[j]), int(revision_seqs[j])),
+                            pod_rows.size)
+        return {"at": at, "name": names, "uid": uid, "pending": pending, "ready": ready, "start_time": start_time,
+                "ready_transition_time": transition_time, "values": pod_values, "age_s": ages}
+
     def _list_pods_numpy(self, rows: np.ndarray, exists: np.ndarray) -> dict:
         """pod_arrays' listing with numpy (the reference of simcluster/pod_listing.py's kernel)."""
         live = self._pod_phase[rows] != EMPTY
