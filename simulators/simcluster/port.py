@@ -28,6 +28,7 @@ class ClusterPort:
         self._view_cache: tuple[tuple, np.ndarray] | None = None  # the last rows_of entry used
         self._rows_cache: list[tuple[tuple, tuple]] = []  # rows_of's entries, most recent first
         self._pod_arrays_cache: tuple[tuple, tuple, dict] | None = None  # (targets, pod arrays, pod_arrays)
+        self._every_cache: tuple[np.ndarray, np.ndarray, bool] | None = None  # _every_service's last answer
 
     @property
     def spec_replicas(self) -> np.ndarray:
@@ -95,11 +96,23 @@ class ClusterPort:
             rows, exists = np.arange(self.n_services), np.ones(self.n_services, dtype=bool)
         else:
             rows, exists = self.rows_of(targets)
-        pick = lambda a: np.where(exists, a[rows], 0).astype(np.float64)  # noqa: E731
+        if self._every_service(rows, exists):  # every service, in order: the same values without the gather
+            pick = lambda a: a.astype(np.float64)  # noqa: E731
+        else:
+            pick = lambda a: np.where(exists, a[rows], 0).astype(np.float64)  # noqa: E731
         statuses = tuple(self._status(int(i)) for i in rows[exists]) if with_statuses else ()
         return ClusterView(spec=pick(self._spec_replicas), status=pick(self._n_pods), ready=pick(self._n_ready),
                            rollout=exists & self._rolling[rows], exists=exists, statuses=statuses,
                            paused=exists & self._paused[rows] if with_paused else None)
+
+    def _every_service(self, rows: np.ndarray, exists: np.ndarray) -> bool:
+        """``rows`` is every service in order and each exists (kept for the last ``rows`` object
+        asked about: rows_of hands the same arrays back for the same targets)."""
+        if self._every_cache is None or self._every_cache[0] is not rows or self._every_cache[1] is not exists:
+            every = (rows.size == self.n_services and bool(exists.all())
+                     and bool(np.array_equal(rows, np.arange(rows.size))))
+            self._every_cache = (rows, exists, every)
+        return self._every_cache[2]
 
     def rows_of(self, targets: Sequence[TargetRef]) -> tuple[np.ndarray, np.ndarray]:
         """(service index of each target, 0 where unknown; whether it exists), both (N,); kept
