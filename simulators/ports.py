@@ -11,6 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
+from controller.core.scaling import compiled
 from controller.errors import MetricsUnavailable
 from controller.model import Action, TargetRef, TargetSelector
 from controller.ports import ClusterView, ListedPodSamples, PodSeries, PodView, Samples
@@ -177,6 +178,8 @@ class SimMetrics:
         """``SimTargets.list_pods(targets)`` with ``query_pods(expr, targets, at)``'s series joined
         to its pods, listed in one compiled pass (SimCluster.listed_pod_samples); None when the
         kernels are off."""
+        if not compiled.enabled():  # the listing would decline: list_pods and query_pods will query once
+            return None
         workload = self.query(expr, targets, at)
         if self.bindings[expr].split(":")[0] not in self.PER_POD:
             return workload
