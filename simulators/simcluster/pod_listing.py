@@ -12,6 +12,14 @@ The preset then reads its per-pod samples (``SimMetrics.query_pods``): the runni
 targets whose workload value is present and finite. ``_running_kernel`` lists those in the
 same pass instead of a second whole listing and a numpy filter over it
 (``ClusterPort.running_pod_samples``, whose numpy path is that listing and filter).
+
+When the preset reads its pods and their samples through the ``ListedPodMetricsSource``
+capability (simulators/ports.py: both ports over one simulated cluster), ``_listed_samples_kernel``
+lists the pods and joins the samples to them in one pass (``ClusterPort.listed_pod_samples``):
+what the two kernels above and the join by uid give, one walk over the slot arrays instead of
+two (in a simulation the walk is bound by cache misses on the (S, K) arrays, so the second walk
+cost about as much as the first); tests/runtime/test_listed_pod_samples.py checks the reads are
+the same.
 """
 
 from __future__ import annotations
