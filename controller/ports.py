@@ -187,6 +187,37 @@ class PodLister(Protocol):
         """Every pod of each target (rows aligned with ``targets``; unknown targets have none)."""
 
 
+@dataclass(frozen=True)
+class ListedPodSamples:
+    """The pods of N targets with one per-pod metric's samples joined to them.
+
+    pods: what ``PodLister.list_pods`` returns; values, age_s: (P,) aligned with ``pods``, the
+    pod's sample (NaN: none) and its age (0 without a sample); window_s: as PodSeries'.
+    """
+
+    pods: PodView
+    values: np.ndarray
+    age_s: np.ndarray
+    window_s: float
+
+
+@runtime_checkable
+class ListedPodMetricsSource(Protocol):
+    """Optional capability of a PodMetricsSource that reads the same pods as a Cluster's
+    PodLister (the simulator: both ports over one simulated cluster): the pods and a per-pod
+    metric's samples in one read, as ``list_pods`` then ``query_pods`` joined by uid give them.
+    Checked once when a Reconciler is wired (``lists_pods_of``)."""
+
+    def lists_pods_of(self, cluster: object) -> bool:
+        """``query_listed_pods`` lists the pods ``cluster.list_pods`` would."""
+
+    def query_listed_pods(self, expr: str, targets: Sequence[TargetRef],
+                          at: float) -> "ListedPodSamples | Samples | None":
+        """``query_pods(expr, targets, at)`` joined to the pods of ``targets``; Samples when the
+        expression gives workload values; None when this read is not available (then call
+        ``list_pods`` and ``query_pods``). Raises MetricsUnavailable as ``query_pods``."""
+
+
 class StateStore(Protocol):
     """Durable per-policy state that outlives the process (healing budgets, breaker, held
     targets, revision memory): a versioned JSON payload, see controller/core/health_state_codec.

@@ -11,9 +11,10 @@ from typing import Sequence
 
 import numpy as np
 
+from controller.core.scaling import compiled
 from controller.errors import MetricsUnavailable
 from controller.model import Action, TargetRef, TargetSelector
-from controller.ports import ClusterView, PodSeries, PodView, Samples
+from controller.ports import ClusterView, ListedPodSamples, PodSeries, PodView, Samples
 from simulators import metrics_compiled, streams
 from simulators.cluster import SimCluster
 from simulators.lazy_names import LazyStrings
@@ -167,6 +168,28 @@ class SimMetrics:
         namespaces = LazyStrings(lambda j: targets[int(rows[j])].namespace, rows.size)
         return PodSeries(namespaces=namespaces, pods=pods["name"], values=pods["values"], age_s=pods["age_s"],
                          window_s=self.slots * self.tick_s, uid=pods["uid"])
+
+    def lists_pods_of(self, cluster: object) -> bool:
+        """The ``ListedPodMetricsSource`` capability holds for a SimTargets over this source's cluster."""
+        return isinstance(cluster, SimTargets) and cluster.cluster is self.cluster
+
+    def query_listed_pods(self, expr: str, targets: Sequence[TargetRef], at: float
+                          ) -> ListedPodSamples | Samples | None:
+        """``SimTargets.list_pods(targets)`` with ``query_pods(expr, targets, at)``'s series joined
+        to its pods, listed in one compiled pass (SimCluster.listed_pod_samples); None when the
+        kernels are off."""
+        if not compiled.enabled():  # the listing would decline: list_pods and query_pods will query once
+            return None
+        workload = self.query(expr, targets, at)
+        if self.bindings[expr].split(":")[0] not in self.PER_POD:
+            return workload
+        got = self.cluster.listed_pod_samples(targets, workload.present, workload.values, workload.age_s)
+        if got is None:
+            return None
+        view = PodView(target=got["at"], names=got["name"], pending=got["pending"], ready=got["ready"],
+                       start_time=got["start_time"], ready_transition_time=got["ready_transition_time"],
+                       uid=got["uid"], created_time=got["start_time"])
+        return ListedPodSamples(view, got["values"], got["age_s"], self.slots * self.tick_s)
 
     def _sample(self, signals: dict) -> dict:
         """Add what a per-pod PromQL rate over the time since the last snapshot would read:

@@ -18,7 +18,7 @@ import numpy as np
 
 from controller.core.health.params import Scope
 from controller.errors import FieldError, ScenarioError
-from controller.model import Action, jsonable
+from controller.model import Action, ActionKind, jsonable
 from controller.policy import LoadedPolicy
 from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy, cycle_records
 from simulators import score_compiled
@@ -425,12 +425,15 @@ def driven_services(policy: LoadedPolicy, services: list[str]) -> tuple[list[str
     return list(services), f"policy {policy.name} {named}; {every}"
 
 
+#: ActionKind.word by kind (the property builds the string on every access; one event per action).
+_KIND_WORDS = {kind: kind.word for kind in ActionKind}
+
+
 def _event(action: Action, t_s: float) -> ActionEvent:
     reason = action.reason if not action.pod else f"{action.reason} ({action.pod})"
     if action.revision:
         reason = f"{reason} (to revision {action.revision})"
-    return ActionEvent(t_s=t_s, service=action.target.name, kind=action.kind.word,
-                       from_replicas=action.from_replicas, to_replicas=action.replicas, reason=reason)
+    return ActionEvent(t_s, action.target.name, _KIND_WORDS[action.kind], action.from_replicas, action.replicas, reason)
 
 
 def fault_windows(scenario: Scenario) -> list[FaultWindow]:

@@ -335,9 +335,14 @@ class ActionBudget:
     def admit(self, action: ActionEvent) -> bool:
         category = action_category(action)
         bucket = math.floor(action.t_s / self.resolution_s)
-        keys = [(None, category, bucket)] + ([(action.service, category, bucket)] if self.per_service else [])
-        fresh = any(k not in self._seen for k in keys)
-        self._seen.update(keys)
+        key = (None, category, bucket)
+        if self.per_service:
+            keys = [key, (action.service, category, bucket)]
+            fresh = any(k not in self._seen for k in keys)
+            self._seen.update(keys)
+        else:  # one key (the common case for wide runs: one action per target and cycle goes through here)
+            fresh = key not in self._seen
+            self._seen.add(key)
         if self.kept < self.in_full or fresh:
             self.kept += 1
             return True

@@ -22,7 +22,8 @@ from controller.core.scaling.hpa_propose import PERCENT_REQUEST_MILLI, PodSample
 from controller.core.scaling.params import PolicyParams
 from controller.errors import MetricsUnavailable
 from controller.model import TargetRef
-from controller.ports import Cluster, ClusterView, MetricsSource, PodLister, PodMetricsSource, PodSeries, PodView, Samples
+from controller.ports import (Cluster, ClusterView, ListedPodMetricsSource, ListedPodSamples, MetricsSource, PodLister,
+                              PodMetricsSource, PodSeries, PodView, Samples)
 
 PHASES = {"Pending": hr.Phase.PENDING, "Running": hr.Phase.RUNNING, "Succeeded": hr.Phase.SUCCEEDED,
           "Failed": hr.Phase.FAILED}
@@ -63,6 +64,30 @@ def pod_table_from_view(targets: Sequence[TargetRef], pods: PodView, now: float)
                     phase=np.where(pods.pending, hr.Phase.PENDING, hr.Phase.RUNNING),
                     ready=np.where(pods.ready, hr.Readiness.TRUE, hr.Readiness.FALSE), deleted=None,
                     start_time=pods.start_time, transition_time=pods.ready_transition_time, uid=pods.uid)
+
+
+def sampled_pod_table(targets: Sequence[TargetRef], got: ListedPodSamples,
+                      now: float) -> tuple[hr.PodTable, np.ndarray, np.ndarray]:
+    """(the pod table of ``got.pods`` with the samples' ages and window, the samples' usage in
+    milli-units (P,) int64 (0: none), has a sample (P,) bool): one compiled pass, else the
+    listed table joined with numpy, as ``PodReader.read`` joins a PodSeries."""
+    pods = got.pods
+    target = np.asarray(pods.target, np.int64)
+    fast = hpa_compiled.try_sampled_pod_table(target, pods.names, pods.pending, pods.ready, pods.start_time,
+                                              pods.ready_transition_time, got.values, got.age_s, now,
+                                              PERCENT_REQUEST_MILLI, float(got.window_s))
+    if fast is not None:
+        return fast
+    table, _ = pod_table_from_view(targets, pods, now)
+    values = np.asarray(got.values, np.float64)
+    found = np.isfinite(values)
+    usage, has = np.zeros(table.size, np.int64), found.copy()
+    usage[found] = to_milli(values[found])
+    age = table.metric_age_s.copy()
+    age[found] = np.asarray(got.age_s, np.float64)[found]
+    table = hr.PodTable(**{**table.__dict__, "metric_age_s": age,
+                           "metric_window_s": np.full(table.size, float(got.window_s))})
+    return table, usage, has
 
 
 def table_of(targets: Sequence[TargetRef], target: np.ndarray, names: Sequence[str], now: float, *, phase, ready,
@@ -153,6 +178,9 @@ class PodReader:
         self.n_metrics = len(params.metrics)
         self.source = metrics if self.columns and isinstance(metrics, PodMetricsSource) else None
         self.lister = cluster if self.columns and isinstance(cluster, PodLister) else None
+        # the pods and one per-pod metric's samples in one read, when the source lists the cluster's pods
+        self.joined = (metrics if self.lister is not None and self.source is not None and len(self.read_here) == 1
+                       and isinstance(metrics, ListedPodMetricsSource) and metrics.lists_pods_of(cluster) else None)
 
     @property
     def wants_statuses(self) -> bool:
@@ -174,6 +202,17 @@ class PodReader:
         if not self.columns:
             return None, {}
         n = len(targets)
+        prefetched: dict[int, PodSeries | Samples | MetricsUnavailable] = {}
+        if self.joined is not None:
+            j = next(iter(self.read_here))
+            try:
+                got = self.joined.query_listed_pods(self.queries[j], targets, now)
+            except MetricsUnavailable as exc:
+                got = prefetched[j] = exc
+            if isinstance(got, ListedPodSamples):
+                return self._joined(targets, got, j, now)
+            if isinstance(got, Samples):
+                prefetched[j] = got
         if self.lister is not None:
             table, index = pod_table_from_view(targets, self.lister.list_pods(targets), now)
         elif n and not view.statuses:  # a Cluster without pod lists (a replay): pods known by count
@@ -187,7 +226,9 @@ class PodReader:
         summaries: dict[int, Samples] = {}
         for j in sorted(self.read_here):
             try:
-                got = self.source.query_pods(self.queries[j], targets, now)
+                got = prefetched[j] if j in prefetched else self.source.query_pods(self.queries[j], targets, now)
+                if isinstance(got, MetricsUnavailable):
+                    raise got
             except MetricsUnavailable as exc:
                 errors.append(f"metric {names[j]}: {exc}")
                 got = PodSeries((), (), np.zeros(0), np.zeros(0))
@@ -207,6 +248,19 @@ class PodReader:
         for j in np.flatnonzero(per_pod):
             summaries[int(j)] = workload_summary(pods, int(j), n)
         return pods, summaries
+
+    def _joined(self, targets: Sequence[TargetRef], got: ListedPodSamples, j: int,
+                now: float) -> tuple[PodSamples, dict[int, Samples]]:
+        """``read``'s result from the pods with metric j's samples joined (``ListedPodMetricsSource``),
+        the same arrays as listing, querying and joining by uid give."""
+        table, usage_j, has_j = sampled_pod_table(targets, got, now)
+        p = table.size
+        usage, has = np.zeros((p, self.n_metrics), np.int64), np.zeros((p, self.n_metrics), bool)
+        usage[:, j], has[:, j] = usage_j, has_j
+        per_pod = np.zeros(self.n_metrics, bool)
+        per_pod[j] = True
+        pods = PodSamples(table, usage, has, per_pod)
+        return pods, {j: workload_summary(pods, j, len(targets))}
 
     def _unjoinable(self, j: int, targets: Sequence[TargetRef], now: float, errors: list[str],
                     names: Sequence[str]) -> Samples:

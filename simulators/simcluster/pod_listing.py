@@ -12,6 +12,14 @@ The preset then reads its per-pod samples (``SimMetrics.query_pods``): the runni
 targets whose workload value is present and finite. ``_running_kernel`` lists those in the
 same pass instead of a second whole listing and a numpy filter over it
 (``ClusterPort.running_pod_samples``, whose numpy path is that listing and filter).
+
+When the preset reads its pods and their samples through the ``ListedPodMetricsSource``
+capability (simulators/ports.py: both ports over one simulated cluster), ``_listed_samples_kernel``
+lists the pods and joins the samples to them in one pass (``ClusterPort.listed_pod_samples``):
+what the two kernels above and the join by uid give, one walk over the slot arrays instead of
+two (in a simulation the walk is bound by cache misses on the (S, K) arrays, so the second walk
+cost about as much as the first); tests/runtime/test_listed_pod_samples.py checks the reads are
+the same.
 """
 
 from __future__ import annotations
@@ -155,3 +163,90 @@ def try_list_pods(rows: np.ndarray, exists: np.ndarray, phase: np.ndarray, seria
         compiled.mark_broken(exc)
         return None
 
+
+
+@jit
+def _listed_samples_kernel(rows, exists, phase, serial, revision_seq, created_s, ready_transition_s, present, values,
+                           ages):
+    """_list_kernel's listing with _running_kernel's samples joined to it in the same pass: a
+    running pod of a target whose value is present and finite gets that value and age, every
+    other pod NaN and 0."""
+    n, k_slots = rows.shape[0], phase.shape[1]
+    total = 0
+    for a in range(n):
+        if exists[a]:
+            r = rows[a]
+            for s in range(k_slots):
+                if phase[r, s] != EMPTY:
+                    total += 1
+    at = np.empty(total, np.int64)
+    pod_rows = np.empty(total, np.int64)
+    serials = np.empty(total, np.int64)
+    revision_seqs = np.empty(total, np.int64)
+    uid = np.empty(total, np.int64)
+    pending = np.empty(total, np.bool_)
+    ready = np.empty(total, np.bool_)
+    start_time = np.empty(total)
+    transition_time = np.empty(total)
+    pod_values = np.empty(total)
+    pod_ages = np.empty(total)
+    slot = np.empty(k_slots, np.int64)
+    p = 0
+    for a in range(n):
+        if not exists[a]:
+            continue
+        r = rows[a]
+        m = 0
+        for s in range(k_slots):
+            if phase[r, s] == EMPTY:
+                continue
+            key = serial[r, s]
+            q = m  # insertion: after every pod of a lower or equal serial (stable)
+            while q > 0 and serial[r, slot[q - 1]] > key:
+                slot[q] = slot[q - 1]
+                q -= 1
+            slot[q] = s
+            m += 1
+        sampled = present[a] and math.isfinite(values[a])
+        v, age = values[a], ages[a]
+        for j in range(m):
+            s = slot[j]
+            ph = phase[r, s]
+            key = serial[r, s]
+            at[p] = a
+            pod_rows[p] = r
+            serials[p] = key
+            revision_seqs[p] = revision_seq[r, s]
+            uid[p] = (np.int64(r) << 32) + key
+            pending[p] = ph == PENDING
+            ready[p] = ph == READY
+            start_time[p] = created_s[r, s]
+            transition_time[p] = ready_transition_s[r, s]
+            if sampled and ph != PENDING:
+                pod_values[p] = v
+                pod_ages[p] = age
+            else:
+                pod_values[p] = math.nan
+                pod_ages[p] = 0.0
+            p += 1
+    return at, pod_rows, serials, revision_seqs, uid, pending, ready, start_time, transition_time, pod_values, pod_ages
+
+
+def try_listed_samples(rows: np.ndarray, exists: np.ndarray, phase: np.ndarray, serial: np.ndarray,
+                       revision_seq: np.ndarray, created_s: np.ndarray, ready_transition_s: np.ndarray,
+                       present: np.ndarray, values: np.ndarray, ages: np.ndarray) -> tuple | None:
+    """``try_list_pods``'s listing (without its ``running`` column) and ``try_running_pods``'
+    samples joined to it, in one pass: (at, pod rows, serials, revision seqs, uid, pending, ready,
+    start_time, ready_transition_time, value, age), (P,) each, by target then serial; value is
+    the pod's target's value (``values`` (N,)) for a running pod whose target ``exists`` and
+    whose value is ``present`` and finite, else NaN, and age its target's ``ages`` (N,), else 0.
+    None when the kernels are off."""
+    if not compiled.enabled():
+        return None
+    try:
+        return _listed_samples_kernel(rows, exists, phase, serial, revision_seq, created_s, ready_transition_s,
+                                      np.asarray(present, np.bool_), np.asarray(values, np.float64),
+                                      np.asarray(ages, np.float64))
+    except compiled.KERNEL_ERRORS as exc:
+        compiled.mark_broken(exc)
+        return None

@@ -28,6 +28,7 @@ class ClusterPort:
         self._view_cache: tuple[tuple, np.ndarray] | None = None  # the last rows_of entry used
         self._rows_cache: list[tuple[tuple, tuple]] = []  # rows_of's entries, most recent first
         self._pod_arrays_cache: tuple[tuple, tuple, dict] | None = None  # (targets, pod arrays, pod_arrays)
+        self._every_cache: tuple[np.ndarray, np.ndarray, bool] | None = None  # _every_service's last answer
 
     @property
     def spec_replicas(self) -> np.ndarray:
@@ -95,11 +96,23 @@ class ClusterPort:
             rows, exists = np.arange(self.n_services), np.ones(self.n_services, dtype=bool)
         else:
             rows, exists = self.rows_of(targets)
-        pick = lambda a: np.where(exists, a[rows], 0).astype(np.float64)  # noqa: E731
+        if self._every_service(rows, exists):  # every service, in order: the same values without the gather
+            pick = lambda a: a.astype(np.float64)  # noqa: E731
+        else:
+            pick = lambda a: np.where(exists, a[rows], 0).astype(np.float64)  # noqa: E731
         statuses = tuple(self._status(int(i)) for i in rows[exists]) if with_statuses else ()
         return ClusterView(spec=pick(self._spec_replicas), status=pick(self._n_pods), ready=pick(self._n_ready),
                            rollout=exists & self._rolling[rows], exists=exists, statuses=statuses,
                            paused=exists & self._paused[rows] if with_paused else None)
+
+    def _every_service(self, rows: np.ndarray, exists: np.ndarray) -> bool:
+        """``rows`` is every service in order and each exists (kept for the last ``rows`` object
+        asked about: rows_of hands the same arrays back for the same targets)."""
+        if self._every_cache is None or self._every_cache[0] is not rows or self._every_cache[1] is not exists:
+            every = (rows.size == self.n_services and bool(exists.all())
+                     and bool(np.array_equal(rows, np.arange(rows.size))))
+            self._every_cache = (rows, exists, every)
+        return self._every_cache[2]
 
     def rows_of(self, targets: Sequence[TargetRef]) -> tuple[np.ndarray, np.ndarray]:
         """(service index of each target, 0 where unknown; whether it exists), both (N,); kept
@@ -238,6 +251,24 @@ class ClusterPort:
         keep = np.flatnonzero(pods["running"] & present[t] & np.isfinite(values[t]))
         return {"at": t[keep], "name": pods["name"].take(keep), "uid": pods["uid"][keep], "values": values[t[keep]],
                 "age_s": age_s[t[keep]]}
+
+    def listed_pod_samples(self, targets: Sequence[TargetRef], present: np.ndarray, values: np.ndarray,
+                           age_s: np.ndarray) -> dict[str, np.ndarray | LazyStrings] | None:
+        """``pod_arrays(targets)`` (without ``running``) with ``running_pod_samples``' samples
+        joined to its pods, in one compiled pass (simcluster/pod_listing.py): its fields plus
+        ``values`` (P,) (the pod's sample, NaN for a pod without one) and ``age_s`` (P,) (0
+        without one). None when the kernels are off: then call the two."""
+        self._flush()
+        rows, exists = self.rows_of(targets)
+        fast = pod_listing.try_listed_samples(rows, exists, self._pod_phase, self._pod_serial, self._pod_revision_seq,
+                                              self._pod_created_s, self._pod_ready_transition_s, present, values, age_s)
+        if fast is None:
+            return None
+        at, pod_rows, serials, revision_seqs, uid, pending, ready, start_time, transition_time, pod_values, ages = fast
+        names = LazyStrings(lambda j: self._name_of(int(pod_rows[j]), int(serials[j]), int(revision_seqs[j])),
+                            pod_rows.size)
+        return {"at": at, "name": names, "uid": uid, "pending": pending, "ready": ready, "start_time": start_time,
+                "ready_transition_time": transition_time, "values": pod_values, "age_s": ages}
 
     def _list_pods_numpy(self, rows: np.ndarray, exists: np.ndarray) -> dict:
         """pod_arrays' listing with numpy (the reference of simcluster/pod_listing.py's kernel)."""

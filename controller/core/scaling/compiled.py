@@ -115,6 +115,8 @@ def available() -> bool:
 
 def enabled() -> bool:
     """Use the kernels: the switch allows it and numba works (warns once when asked for and absent)."""
+    if _numba is not None and _broken is None and switch != "0":  # the common answer, without calls (per kernel call)
+        return True
     if switch == "0":
         return False
     if not available():

@@ -395,3 +395,53 @@ def try_listed_pod_table(target: np.ndarray, names, pending: np.ndarray, ready: 
                        ready_transition_age_s=transition_age, request_milli=request, has_request=has_request,
                        has_container=has_container, usage_milli=usage, has_sample=has_sample,
                        metric_age_s=metric_age, metric_window_s=window, names=hr.table_names(names))
+
+
+@jit
+def _sampled_table_kernel(pending, ready, start_time, transition_time, values, ages, now, request_milli, window_s):
+    p = pending.shape[0]
+    phase, readiness = np.empty(p, np.int64), np.empty(p, np.int64)
+    start_age, transition_age = np.empty(p), np.empty(p)
+    request, window = np.empty(p, np.int64), np.empty(p)
+    usage, has, metric_age = np.zeros(p, np.int64), np.zeros(p, np.bool_), np.zeros(p)
+    for k in range(p):
+        phase[k] = _PENDING if pending[k] else _RUNNING
+        readiness[k] = _R_TRUE if ready[k] else _R_FALSE
+        start_age[k] = now - start_time[k]
+        t = transition_time[k]
+        transition_age[k] = _ZERO_AGE if t != t else now - t
+        request[k] = request_milli
+        window[k] = window_s
+        v = values[k]
+        if math.isfinite(v):
+            usage[k] = _milli(v)
+            has[k] = True
+            metric_age[k] = ages[k]
+    return (phase, readiness, np.zeros(p, np.bool_), start_age, transition_age, request, np.ones(p, np.bool_),
+            np.ones(p, np.bool_), np.zeros(p, np.int64), np.zeros(p, np.bool_), metric_age, window, usage, has)
+
+
+def try_sampled_pod_table(target: np.ndarray, names, pending: np.ndarray, ready: np.ndarray, start_time: np.ndarray,
+                          transition_time: np.ndarray, values: np.ndarray, ages: np.ndarray, now: float,
+                          request_milli: int, window_s: float) -> tuple[hr.PodTable, np.ndarray, np.ndarray] | None:
+    """:func:`try_listed_pod_table` with one metric's per-pod samples joined in the same pass:
+    ``values`` (P,) the pod's sample in the metric's unit (NaN: none), ``ages`` (P,) its age.
+    Returns (the table, its metric ages those of the samples (0 without) over ``window_s``;
+    usage in milli-units (P,) int64, 0 without a sample; has a sample (P,) bool), as the listed
+    table joined with ``try_join_samples`` gives them; None when the kernels are off."""
+    if not compiled.enabled():
+        return None
+    try:
+        (phase, readiness, deleted, start_age, transition_age, request, has_request, has_container, table_usage,
+         table_has, metric_age, window, usage, has) = _sampled_table_kernel(
+            np.asarray(pending, np.bool_), np.asarray(ready, np.bool_), np.asarray(start_time, np.float64),
+            np.asarray(transition_time, np.float64), np.asarray(values, np.float64), np.asarray(ages, np.float64),
+            float(now), int(request_milli), float(window_s))
+    except compiled.KERNEL_ERRORS as exc:
+        compiled.mark_broken(exc)
+        return None
+    table = hr.PodTable(target=target, phase=phase, ready=readiness, deleted=deleted, start_age_s=start_age,
+                        ready_transition_age_s=transition_age, request_milli=request, has_request=has_request,
+                        has_container=has_container, usage_milli=table_usage, has_sample=table_has,
+                        metric_age_s=metric_age, metric_window_s=window, names=hr.table_names(names))
+    return table, usage, has

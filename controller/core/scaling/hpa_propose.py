@@ -28,6 +28,7 @@ from controller.core.scaling.params import HpaSource, MetricKind, MetricParams, 
 PERCENT_REQUEST_MILLI = 100_000
 
 _INT64_EDGE = 9.2e18  # below 2**63: the largest milli value that converts without wrapping
+_NO_ERROR = int(hr.HpaError.NONE)  # a plain int: numpy compares an array with an IntEnum member ~10x slower
 
 
 def _no_strays() -> np.ndarray:
@@ -94,7 +95,7 @@ class HpaProposals:
 
     @property
     def valid(self) -> np.ndarray:
-        return self.error == hr.HpaError.NONE
+        return self.error == _NO_ERROR
 
 
 def _pod_columns(pods: PodSamples, j: int, values: np.ndarray, usable: np.ndarray) -> hr.PodTable:
@@ -171,7 +172,7 @@ def hpa_propose(params: PolicyParams, current: np.ndarray, ready: np.ndarray, st
         else:
             r = _workload_metric(params, m, values[:, j], usable[:, j], pods.pods, cur, stat)
         replicas[:, j], utilization[:, j], usage[:, j], error[:, j] = r.replicas, r.utilization, r.usage_milli, r.error
-        for i in np.flatnonzero(r.error != hr.HpaError.NONE).tolist():
+        for i in np.flatnonzero(r.error != _NO_ERROR).tolist():
             texts.setdefault(i, [""] * m_count)[j] = r.error_message[i]
     messages = [("",) * m_count] * n
     for i, row in texts.items():
