@@ -141,7 +141,7 @@ def run_kernel_only(policies, inputs, cycles) -> float:
         for j, ws in enumerate(spaces):
             cur, p = current[j], policies[j]
             if p.smoothing == Smoothing.EWMA:  # the weights, as decide_into computes them (not timed)
-                _ewma_alpha_into(ws.alpha, ws.ewma_at, now, p.half_life_s, ws.ewma_memo)
+                _ewma_alpha_into(ws.alpha, ws.ewma_at, now, p.half_life_s, ws.ewma_memo, ws.ewma_odd)
             cpu = time.process_time()
             fused.fused_kernel(inputs[j][c], present[j], age[j], cur, cur, cur, ws.no_startup, ws.floor, ws.pv, now,
                                ws.em, ws.win, ws.ramp, ws.rec, ws.rows, ws.up, ws.down, ws.vf, ws.out_f, ws.out_b2,

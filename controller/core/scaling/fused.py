@@ -75,37 +75,52 @@ def pack_params(params) -> np.ndarray:
 
 
 @jit
-def ewma_exponent_into(out, ewma_at, now, half_life_s, memo):
-    """-ln2 * max(now - ewma_at, 0) / half_life_s into ``out`` (N, M), the argument of
-    smooth.ewma_alpha's expm1 (the same operations, so the same bits); the caller applies numpy's
-    expm1 in place (its SIMD expm1 is not libm's) and the kernel negates: one call and one ufunc
-    instead of six ufuncs. half_life_s <= 0: -1 (expm1 is then not applied: a weight of 1).
+def ewma_exponent_into(out, ewma_at, now, half_life_s, memo, odd):
+    """The negated EWMA weights' exponents -ln2 * max(now - ewma_at, 0) / half_life_s into ``out``
+    (N, M), the argument of smooth.ewma_alpha's expm1 (the same operations, so the same bits), or
+    the weights themselves where the memo knows them; the caller applies numpy's expm1 (its SIMD
+    expm1 is not libm's) to the others and the kernel negates. half_life_s <= 0: -1 everywhere
+    (a weight of 1, no expm1).
 
-    memo (2,): an exponent and numpy's expm1 of it from an earlier cycle (NaN: none). When every
-    exponent is memo[0] to the bit or NaN (a series never sampled: expm1 keeps the NaN), ``out``
-    is made final here (memo[1], the NaN) and 0 is returned: the series sampled in the same
-    cycles, the usual case (numpy's expm1 of 2,000 values cost ~15 us a call). Else 1 + the
-    index (flat) of the first series sampled (the exponent to remember next: a series off by a
-    missed sample is rarely the first): out holds the exponents, for the caller's expm1."""
+    memo (3,): an age (now - ewma_at), the half-life and numpy's expm1 of their exponent from an
+    earlier cycle (NaN: none). A series of that age to the bit gets the weight (no division, no
+    expm1: the series sampled in the same cycles, the usual case; numpy's expm1 of 2,000 values
+    cost ~15 us); a series never sampled (NaN) gets NaN (expm1 keeps it); any other gets its
+    exponent, its flat index in ``odd`` (N * M,). Returns how many (0: ``out`` is final). When no
+    series had the memo's age, the memo takes the first other one's age and half-life and a
+    weight of NaN: the caller's expm1 fills it in."""
     flat_out, flat_at = out.reshape(-1), ewma_at.reshape(-1)
     size = flat_out.shape[0]
     if half_life_s <= 0:
         flat_out[:] = -1.0
         return 0
-    remembered, first, other = memo[0], -1, False
+    age0, weight = memo[0], memo[2]
+    known = memo[1] == half_life_s and weight == weight
+    if known and age0 != 0.0:  # equal non-zero numbers have the same bits: selects only (vectorizes)
+        answered = 0
+        for k in range(size):
+            d = now - flat_at[k]
+            same = d == age0
+            flat_out[k] = weight if same else d  # NaN (never sampled) stays: expm1 keeps it
+            answered += 1 if same | (d != d) else 0
+        if answered == size:
+            return 0
+    hits = 0
+    count = 0
     for k in range(size):
-        x = (-_LN2 * compiled.nan_max(now - flat_at[k], 0.0)) / half_life_s
-        flat_out[k] = x
-        sampled = x == x
-        first = k if (first < 0 and sampled) else first
-        other = other or (sampled and not _same_bits(x, remembered))
-    if other:
-        return first + 1
-    weight = memo[1]
-    for k in range(size):
-        x = flat_out[k]
-        flat_out[k] = weight if x == x else x
-    return 0
+        d = now - flat_at[k]
+        if known and _same_bits(d, age0):
+            flat_out[k] = weight
+            hits += 1
+        elif d != d:
+            flat_out[k] = d
+        else:
+            flat_out[k] = (-_LN2 * compiled.nan_max(d, 0.0)) / half_life_s
+            odd[count] = k
+            count += 1
+    if hits == 0 and count > 0:
+        memo[0], memo[1], memo[2] = now - flat_at[odd[0]], half_life_s, _NAN
+    return count
 
 
 @jit_inline

@@ -86,8 +86,10 @@ class DecisionWorkspace:
     # floor (N, M): its predictive proposals for the fused kernel (all NaN without forecasts)
     forecast: CompiledForecasts | None = None
     floor: np.ndarray | None = None
-    # (2,) the exponent every EWMA series shared last cycle and numpy's expm1 of it (_ewma_alpha_into)
-    ewma_memo: np.ndarray = dataclasses.field(default_factory=lambda: np.full(2, np.nan))
+    # (3,) the age every EWMA series shared last cycle, the half-life and numpy's expm1 of their
+    # exponent; (N * M,) int64 scratch: the series of other ages (_ewma_alpha_into)
+    ewma_memo: np.ndarray = dataclasses.field(default_factory=lambda: np.full(3, np.nan))
+    ewma_odd: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.alpha, self.ewma, self.ewma_at = self.em
@@ -141,7 +143,7 @@ class DecisionWorkspace:
                    np.zeros((fused._I_ROWS, n), np.int64), out_f=np.full((6, n, m), np.nan),
                    out_b2=np.zeros((7, n, m), np.bool_), active=np.zeros(n, np.bool_),
                    buf=np.empty(sm.samples.shape[2]), all_rows=np.ones(n, np.bool_),
-                   no_startup=np.full(n, np.nan), forecast=forecast,
+                   no_startup=np.full(n, np.nan), forecast=forecast, ewma_odd=np.empty(n * m, np.int64),
                    floor=np.full((n, m), np.nan) if forecast is None else forecast.floor)
 
     @classmethod
@@ -237,22 +239,28 @@ class DecisionWorkspace:
 
 
 def _ewma_alpha_into(out: np.ndarray, ewma_at: np.ndarray, now: float, half_life_s: float,
-                     memo: np.ndarray | None = None) -> None:
+                     memo: np.ndarray | None = None, odd: np.ndarray | None = None) -> None:
     """The negated EWMA weights expm1(-ln2 max(now - ewma_at, 0) / half_life_s) into ``out``
     (-1 for half_life_s <= 0): smooth.ewma_alpha's operations, numpy's expm1, bit for bit; the
-    kernel negates them. ``memo`` (2,) (the workspace's ewma_memo): an exponent and its weight
-    from numpy's expm1 of a whole array; when every exponent is that one (or NaN), the kernel
-    writes the weights and expm1 is not called (see fused.ewma_exponent_into)."""
-    first = fused.ewma_exponent_into(out, ewma_at, now, float(half_life_s), _NO_MEMO if memo is None else memo)
-    if first == 0:
+    kernel negates them. ``memo`` (3,) (the workspace's ewma_memo): an age, a half-life and the
+    weight numpy's expm1 gave them; the series of that age get it without expm1 and the others'
+    exponents go through numpy's expm1 (see fused.ewma_exponent_into). ``odd`` (N * M,) int64:
+    scratch (the workspace's ewma_odd)."""
+    if memo is None:
+        memo = np.full(3, np.nan)
+    if odd is None:
+        odd = np.empty(out.size, np.int64)
+    count = fused.ewma_exponent_into(out, ewma_at, now, float(half_life_s), memo, odd)
+    if count == 0:
         return
-    exponent = out.flat[first - 1]
-    np.expm1(out, out=out)  # elementwise: a value's expm1 does not depend on its place in the array
-    if memo is not None:  # the first sampled series' exponent: likely the next cycle's
-        memo[0], memo[1] = exponent, out.flat[first - 1]
-
-
-_NO_MEMO = np.full(2, np.nan)  # never written: a memo only ever read
+    flat = out.reshape(-1)  # a view: out is C-contiguous
+    if count == flat.shape[0]:  # no weight from the memo, no series never sampled: in place
+        np.expm1(flat, out=flat)
+    else:  # elementwise: a value's expm1 does not depend on its place in the array (nor its length)
+        at = odd[:count]
+        flat[at] = np.expm1(flat[at])
+    if memo[2] != memo[2]:  # the memo took the first other series' age: its weight
+        memo[2] = flat[odd[0]]
 
 
 _F64, _BOOL = np.dtype(np.float64), np.dtype(np.bool_)
@@ -288,7 +296,7 @@ def decide_into(params: PolicyParams, ws: DecisionWorkspace, obs, now: float) ->
                          f"sample_age_s {age.shape}, current {size}, ready {ready.shape}, "
                          f"status {status.shape}, startup_s {startup.shape}")
     if params.smoothing == Smoothing.EWMA:
-        _ewma_alpha_into(ws.alpha, ws.ewma_at, now, params.half_life_s, ws.ewma_memo)
+        _ewma_alpha_into(ws.alpha, ws.ewma_at, now, params.half_life_s, ws.ewma_memo, ws.ewma_odd)
     now = float(now)
     forecast = ws.forecast
     if forecast is not None:  # the forecast stage first: its predictive proposals are the kernel's floor
