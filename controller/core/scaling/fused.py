@@ -488,9 +488,14 @@ def _recommendation_windows(rec, rows, now, cut_keep, cut_low, cut_high, legacy,
 # are called per target, and they are inlined (compiled.jit_inline). The arguments are few
 # (packed arrays): unboxing each costs the call from Python ~0.15 us.
 @jit
-def fused_kernel(values, present, age, current, ready, status, startup, floor, pv, now, em, win, ramp, rec, rows, up, down,
-                 vf, out_f, out_b, vi, active_out, buf):
-    """Decide for N targets, one target at a time, the state updated in place.
+def fused_kernel(values, present, age, current, ready, status, startup, floor, pv, now, commit_at, em, win, ramp, rec,
+                 rows, up, down, vf, out_f, out_b, vi, active_out, buf):
+    """Decide for N targets, one target at a time, the state updated in place. Returns how many
+    scale events committing every change to desired would record (commit_all_kernel's count).
+
+    commit_at: the time of the previous cycle whose commit of every change (commit_all_kernel)
+    was deferred to this call (NaN: none): recorded first, from vf's pending and desired rows
+    (DecisionWorkspace.commit; the separate call and its Python cost ~2 us a cycle).
 
     Inputs (N, M) values, present, age; (N,) current, ready, status, startup (observed start-up
     delays, NaN unknown); floor (N, M) the forecast stage's predictive proposals (NaN: none, see
@@ -507,6 +512,9 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
     (7, N, M) missing, stale, nonfinite, negative, usable, valid, and (state) the series' sample
     times on the pattern; vi (3, N) limit reason, reason, scratch slot (_I_*); active_out (N,).
     buf: (W,) scratch."""
+    if commit_at == commit_at:  # the previous cycle's deferred commit, before anything reads the events
+        _record_events(vf[_F_PENDING], vf[_F_DESIRED], _NO_ROWS, True, commit_at, up, down,
+                       pv[compiled._P_UP_LONGEST], pv[compiled._P_DOWN_LONGEST], vf[_F_LAST_EVENT])
     n, m = values.shape
     stale_after, tol_up, tol_down = pv[compiled._P_STALE], pv[compiled._P_TOL_UP], pv[compiled._P_TOL_DOWN]
     smoothing = int(pv[compiled._P_SMOOTHING])
@@ -732,6 +740,7 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
     s_star = _recommendation_windows(rec, rows[:slots + 1], now, cut_keep, cut_low, cut_high, legacy, up_w, down_w,
                                      released, vf[_F_PROPOSAL], low, high, held_max, vf[_F_SLOT_KEY], slot_of, lock)
 
+    events = 0
     for i in range(n):
         cur = current[i]
         proposal, combined, miss_reason = vf[_F_PROPOSAL, i], vf[_F_COMBINED, i], vi[_I_REASON, i]
@@ -824,11 +833,14 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
         vf[_F_STABILIZED, i], vf[_F_DESIRED, i] = stabilized, desired
         vi[_I_LIMIT, i], vi[_I_REASON, i] = limit_reason, reason
         active_out[i] = (not has_forced) and any_valid and not hold
+        # a change committing would record (_record_events' test): a direction that keeps events
+        if not (desired == cur or desired != desired or cur != cur):
+            events += 1 if (up_slots if desired > cur else down_slots) > 0 else 0
     if slots > 0:
         rows[s_star] = now
     if windowed:
         rows[slots + 1:slots + 1 + w] = w_next
-    return 0
+    return events
 
 
 @jit

@@ -20,6 +20,7 @@ the others) and only with numba (``compiled.available()``); the SETPOINT_COMPILE
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,7 +58,10 @@ class DecisionWorkspace:
     ramp_out (3, N, M) slope, ahead, ramp proposal (NaN outside ramp metrics); out_f1 (4, N)
     combined, proposal, stabilized, desired; out_i1 (2, N) limit reason, reason; active (N,).
     Pending: the cycle's current (N,) and time, until ``commit``; all_rows: (N,) True (commit's
-    default).
+    default). Deferred: ``commit()`` of every change to desired (the common case) records its
+    events in the next ``decide_into``'s kernel call (its time in ``deferred_at``, NaN: none),
+    or when the events are read first (up_changes, up_times, down_changes, down_times, state(),
+    :meth:`flush`): read the raw up, down and vf arrays only after a flush.
     Packed (fused.fused_kernel's arguments): em (3, N, M) negated EWMA weights, ewma, ewma_at; win
     (2, N, M, W); ramp (2, R, N, K); rec (2, H, N); rows; up, down (2, E, N); vf (12, N) and vi (3, N)
     (fused._F_* and _I_* rows); out_f (6, N, M) out_f2 then ramp_out; pv the parameters
@@ -90,14 +94,16 @@ class DecisionWorkspace:
     # exponent; (N * M,) int64 scratch: the series of other ages (_ewma_alpha_into)
     ewma_memo: np.ndarray = dataclasses.field(default_factory=lambda: np.full(3, np.nan))
     ewma_odd: np.ndarray | None = None
+    # the time of a commit of every change to desired not recorded yet (NaN: none; see commit),
+    # and the number of events it records (the kernel's count, for commit's answer)
+    deferred_at: float = math.nan
+    events_if_all: int = 0
 
     def __post_init__(self) -> None:
         self.alpha, self.ewma, self.ewma_at = self.em
         self.samples, self.sample_at = self.win
         self.ramp_values, self.ramp_times = self.ramp
         self.rec_values, self.rec_times = self.rec[0].T, self.rec[1].T
-        self.up_changes, self.up_times = self.up[0].T, self.up[1].T
-        self.down_changes, self.down_times = self.down[0].T, self.down[1].T
         self.missing_since, self.pending_current = self.vf[fused._F_MISSING_SINCE], self.vf[fused._F_PENDING]
         self.out_f1 = self.vf[:4]
         self.out_i1 = self.vi[:2]
@@ -156,6 +162,31 @@ class DecisionWorkspace:
     def size(self) -> int:
         return self.missing_since.shape[0]
 
+    # -- scale events (N, E) views, a deferred commit recorded first
+    @property
+    def up_changes(self) -> np.ndarray:
+        return self.flush().up[0].T
+
+    @property
+    def up_times(self) -> np.ndarray:
+        return self.flush().up[1].T
+
+    @property
+    def down_changes(self) -> np.ndarray:
+        return self.flush().down[0].T
+
+    @property
+    def down_times(self) -> np.ndarray:
+        return self.flush().down[1].T
+
+    def flush(self) -> "DecisionWorkspace":
+        """Record a deferred commit (see commit) now; returns the workspace."""
+        at = self.deferred_at
+        if at == at:
+            fused.commit_all_kernel(self.vf, at, self.up, self.down, self.pv)
+            self.deferred_at = math.nan
+        return self
+
     # -- outputs (views, overwritten by the next decide_into)
     @property
     def desired(self) -> np.ndarray:
@@ -199,12 +230,17 @@ class DecisionWorkspace:
         """Record the pending scale events of the ``applied`` rows ((N,) bool, or one bool for
         all): |replicas - current| per direction, ``replicas`` (N,) the counts actually set
         (default: desired). Decision.state_after's rule, in place; a second commit of the same
-        cycle records nothing. Returns the number of events recorded."""
+        cycle records nothing. Returns the number of events recorded.
+
+        Every change to desired (the defaults, the common case) is recorded by the next
+        ``decide_into``'s kernel, before it reads the events (or by :meth:`flush` when they are
+        read first): the same events, without a kernel call of its own."""
         at, self.pending_at = self.pending_at, None
         if at is None or self.params.legacy or applied is False:  # legacy policies keep no events
             return 0
         if applied is True and replicas is None:  # the common case: every change, to desired
-            return int(fused.commit_all_kernel(self.vf, at, self.up, self.down, self.pv))
+            self.deferred_at = at
+            return self.events_if_all
         if applied is True:
             rows = self.all_rows
         else:
@@ -218,6 +254,8 @@ class DecisionWorkspace:
         without the pending scale events. ``copy=False``: views where the layout allows, for a
         workspace nobody decides into again (decide's)."""
         from controller.core.scaling.decide import ScalingState  # noqa: PLC0415
+
+        self.flush()
 
         def f(a) -> np.ndarray:
             return np.array(a, order="F") if copy else np.asfortranarray(a)
@@ -301,8 +339,10 @@ def decide_into(params: PolicyParams, ws: DecisionWorkspace, obs, now: float) ->
     forecast = ws.forecast
     if forecast is not None:  # the forecast stage first: its predictive proposals are the kernel's floor
         forecast.step(values, present, age, current, ready, status, startup, now)
-    fused.fused_kernel(values, present, age, current, ready, status, startup, ws.floor, ws.pv, now, ws.em, ws.win,
-                       ws.ramp, ws.rec, ws.rows, ws.up, ws.down, ws.vf, ws.out_f, ws.out_b2, ws.vi, ws.active, ws.buf)
+    ws.events_if_all = fused.fused_kernel(values, present, age, current, ready, status, startup, ws.floor, ws.pv, now,
+                                          ws.deferred_at, ws.em, ws.win, ws.ramp, ws.rec, ws.rows, ws.up, ws.down, ws.vf,
+                                          ws.out_f, ws.out_b2, ws.vi, ws.active, ws.buf)
+    ws.deferred_at = math.nan  # recorded by the kernel, first
     if forecast is not None:
         forecast.finish(ws.out_f[1], ws.out_b2[5], current, ready, status)
     ws.pending_at = now
