@@ -563,8 +563,14 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
     w_inside = rows[slots + 2 + 2 * w:slots + 2 + 3 * w]
     on_sample_rows = out_b[6]
     windowed = w > 0 and smoothing != _S_EWMA and smoothing != _S_NONE
+    w_in = np.empty(w, np.int64)  # the slots inside the window, in order (w_count of them)
     if windowed:
         w_slot, w_count = _sample_pattern(win, rows[slots + 1:], now, window_s, on_sample_rows)
+        q = 0
+        for s in range(w):
+            if w_inside[s] != 0.0:
+                w_in[q] = s
+                q += 1
     for i in range(n):
         cur, rdy, sts = current[i], ready[i], status[i]
         vf[_F_PENDING, i] = cur
@@ -594,14 +600,13 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
                 win[1, i, j, w_slot] = now
                 best, total = -_INF, 0.0
                 if smoothing == _S_MAX:
-                    for s in range(w):
-                        if w_inside[s] != 0.0:
-                            y = win[0, i, j, s]
-                            best = y if y > best else best
+                    for q in range(w_count):
+                        y = win[0, i, j, w_in[q]]
+                        best = y if y > best else best
                     sm = best if w_count > 0 else _NAN
-                elif w < 8:
-                    for s in range(w):
-                        total += win[0, i, j, s] if w_inside[s] != 0.0 else 0.0
+                elif w < 8:  # the slots outside add +0.0 below: an identity (a sum from +0.0 is never -0.0)
+                    for q in range(w_count):
+                        total += win[0, i, j, w_in[q]]
                     sm = total / w_count if w_count > 0 else _NAN
                 else:
                     for s in range(w):
