@@ -7,8 +7,10 @@ arrays and is the API; ``decide`` runs it too). The numbers are those of the num
 NaN-propagating min/max) and the packed parameters. tests/core/test_compiled.py and
 tests/core/test_workspace.py check every output and state array is identical.
 
-Scale events are not written here: :func:`commit_kernel` writes them for the rows whose change
-was applied (Decision.state_after's rule), from the pending (current, replicas) of the cycle.
+Scale events are not written for the cycle decided: :func:`commit_kernel` writes them for the
+rows whose change was applied (Decision.state_after's rule), from the pending (current, replicas)
+of the cycle; a commit of every change to desired is deferred to the next call of the fused
+kernel (its ``commit_at``), which records it first (:func:`_record_events`, as commit_all_kernel).
 
 Common patterns of times: the targets of one workspace are decided in the same cycles, so their
 recommendation slots (and their window samples' slots) usually hold the same times. The kernel
