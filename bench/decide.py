@@ -24,6 +24,7 @@ Run: python bench/decide.py [--cycles 100] [--loop-cycles 2] [--live-cycles 40]
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import time
 from pathlib import Path
@@ -130,7 +131,8 @@ def run_in_place(policies, inputs, cycles) -> float:
 
 def run_kernel_only(policies, inputs, cycles) -> float:
     """CPU seconds (in ``run_batched.cpu_s``) of run_in_place's fused_kernel calls alone (not the
-    wrapper, the EWMA weights, the commit): the kernel's share of the in-place figure."""
+    wrapper, the EWMA weights; the commit of every change, deferred to the next call, included):
+    the kernel's share of the in-place figure."""
     spaces = [DecisionWorkspace.empty(p, TARGETS_PER_POLICY) for p in policies]
     current = [np.full(TARGETS_PER_POLICY, 10.0) for _ in policies]
     present = [np.ones(x.shape[1:], bool) for x in inputs]
@@ -141,13 +143,14 @@ def run_kernel_only(policies, inputs, cycles) -> float:
         for j, ws in enumerate(spaces):
             cur, p = current[j], policies[j]
             if p.smoothing == Smoothing.EWMA:  # the weights, as decide_into computes them (not timed)
-                _ewma_alpha_into(ws.alpha, ws.ewma_at, now, p.half_life_s, ws.ewma_memo)
+                _ewma_alpha_into(ws.alpha, ws.ewma_at, now, p.half_life_s, ws.ewma_memo, ws.ewma_odd)
             cpu = time.process_time()
-            fused.fused_kernel(inputs[j][c], present[j], age[j], cur, cur, cur, ws.no_startup, ws.floor, ws.pv, now,
-                               ws.em, ws.win, ws.ramp, ws.rec, ws.rows, ws.up, ws.down, ws.vf, ws.out_f, ws.out_b2,
-                               ws.vi, ws.active, ws.buf)
+            ws.events_if_all = fused.fused_kernel(inputs[j][c], present[j], age[j], cur, cur, cur, ws.no_startup,
+                                                  ws.floor, ws.pv, now, ws.deferred_at, ws.em, ws.win, ws.ramp, ws.rec,
+                                                  ws.rows, ws.up, ws.down, ws.vf, ws.out_f, ws.out_b2, ws.vi, ws.active,
+                                                  ws.buf)
             cpu_s += time.process_time() - cpu
-            ws.pending_at = now
+            ws.deferred_at, ws.pending_at = math.nan, now
             ws.commit()
             np.copyto(cur, ws.desired)
         now += 15.0

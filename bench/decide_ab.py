@@ -9,7 +9,7 @@ round); per block the CPU time of the process. Both see the same host within mil
 the per-round ratio B/A is steady where the rates are not. Prints each side's best and median
 rate (target-decisions/s of CPU time) and the median and quartiles of the ratio (< 1: B is
 faster). A checkout against itself gives ~0.98-1.0.
-Run: python bench/decide_ab.py --base /path/to/base [--branch .] [--rounds 200] [--block 5]
+Run: python bench/decide_ab.py --base /path/to/base [--branch .] [--rounds 200] [--block 5] [--policies 3,9]
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve()
 
 
-def child(checkout: Path) -> None:
-    """Serve blocks: read a cycle count per line, run that many cycles, answer the CPU seconds."""
+def child(checkout: Path, only: str = "") -> None:
+    """Serve blocks: read a cycle count per line, run that many cycles, answer the CPU seconds.
+    ``only``: comma-separated indices of bench/decide.py's policies to run (default: all)."""
     import importlib.util  # noqa: PLC0415 (the child loads the checkout's bench/decide.py by path)
 
     import numpy as np  # noqa: PLC0415
@@ -40,6 +41,9 @@ def child(checkout: Path) -> None:
     cycles, n = 100, bd.TARGETS_PER_POLICY
     policies = bd.make_policies()
     inputs = [bd.make_inputs(cycles, n, len(p.metrics), seed=j) for j, p in enumerate(policies)]
+    if only:  # a subset, each policy with its own inputs as in the whole run
+        keep = [int(k) for k in only.split(",")]
+        policies, inputs = [policies[k] for k in keep], [inputs[k] for k in keep]
     bd.run_in_place(policies, inputs, 3)  # compiles, or loads the kernels from the disk cache
     present = [np.ones(x.shape[1:], bool) for x in inputs]
     age = [np.zeros(x.shape[1:]) for x in inputs]
@@ -66,10 +70,10 @@ def child(checkout: Path) -> None:
         print(f"{(time.process_time() - cpu) / done} {len(policies) * n}", flush=True)  # per cycle
 
 
-def start(checkout: Path) -> subprocess.Popen:
+def start(checkout: Path, only: str = "") -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(checkout))
-    proc = subprocess.Popen([sys.executable, str(HERE), "--child", str(checkout)], cwd=checkout, env=env,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+    proc = subprocess.Popen([sys.executable, str(HERE), "--child", str(checkout), "--policies", only], cwd=checkout,
+                            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
     if proc.stdout.readline().strip() != "ready":
         raise SystemExit(f"{checkout}: the child did not start")
     return proc
@@ -81,14 +85,16 @@ def main() -> None:
     ap.add_argument("--branch", type=Path, default=HERE.parents[1], help="checkout B (default: this one)")
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--block", type=int, default=5, help="cycles per block")
+    ap.add_argument("--policies", default="", help="comma-separated indices of bench/decide.py's policies (default: "
+                                                   "all ten; e.g. 3: the window maximum alone)")
     ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.child.resolve())
+        child(args.child.resolve(), args.policies)
         return
     if args.base is None:
         ap.error("--base is required")
-    sides = {"A": start(args.base.resolve()), "B": start(args.branch.resolve())}
+    sides = {"A": start(args.base.resolve(), args.policies), "B": start(args.branch.resolve(), args.policies)}
     per_cycle: dict[str, list[float]] = {"A": [], "B": []}  # CPU seconds per cycle, block by block
     targets = 0  # per cycle
     for r in range(args.rounds):

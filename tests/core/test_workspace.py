@@ -257,6 +257,49 @@ def test_the_default_commit_equals_committing_every_row_to_desired(policy, value
         current = ws.desired.copy()
 
 
+@pytest.mark.parametrize("policy, values, current0, options, expect", SCRIPTED)
+def test_a_deferred_commit_recorded_by_the_next_decision_equals_the_commit_at_once(policy, values, current0, options,
+                                                                                    expect):
+    """commit() records its events in the next decide_into's kernel call (nothing reads them in
+    between: no flush): the decisions (rate limits read the events), counts, latest event times
+    and final state are those of committing every row to desired at once (commit_kernel)."""
+    n = values.shape[1]
+    ws, explicit = DecisionWorkspace.empty(policy, n), DecisionWorkspace.empty(policy, n)
+    current = np.full(n, float(current0))
+    for k in range(values.shape[0]):
+        obs = Observation.of(current, current, values[k], present=~np.isnan(values[k]))
+        decide_into(policy, ws, obs, T0 + 15.0 * k)
+        decide_into(policy, explicit, obs, T0 + 15.0 * k)
+        assert np.isnan(ws.deferred_at), f"cycle {k}: the kernel left the deferred commit"
+        for name in ("desired", "reason"):
+            np.testing.assert_array_equal(getattr(ws, name), getattr(explicit, name), err_msg=f"cycle {k}: {name}")
+        np.testing.assert_array_equal(ws.out_i1, explicit.out_i1, err_msg=f"cycle {k}: limit reasons")
+        counts = ws.commit(), explicit.commit(np.ones(n, bool), explicit.desired.copy())
+        assert counts[0] == counts[1], f"cycle {k}: events recorded {counts}"
+        assert np.isnan(ws.deferred_at) == (counts[0] == 0 and policy.legacy), f"cycle {k}: deferred"
+        current = ws.desired.copy()
+    np.testing.assert_array_equal(explicit.vf[fused._F_LAST_EVENT], ws.flush().vf[fused._F_LAST_EVENT])
+    assert_states_equal(explicit.state(), ws.state(), "end")
+
+
+@pytest.mark.parametrize("read", [
+    pytest.param(lambda ws: ws.up_times, id="up-times"),
+    pytest.param(lambda ws: ws.down_changes, id="down-changes"),
+    pytest.param(lambda ws: ws.state().norm.up_times, id="state"),
+    pytest.param(lambda ws: ws.flush().up[1].T, id="flush"),
+])
+def test_reading_the_events_records_a_deferred_commit_first(read):
+    """Events read between commit() and the next decide_into include the deferred ones, once."""
+    policy = params()
+    ws, obs = _scaling_up(policy)
+    decide_into(policy, ws, obs, T0)
+    assert ws.commit() == 1 and not np.isnan(ws.deferred_at)
+    read(ws)
+    assert np.isnan(ws.deferred_at) and (ws.up[1] == T0).sum() == 1  # the raw array: recorded by the read
+    decide_into(policy, ws, obs, T0 + 15.0)  # nothing deferred any more: nothing recorded twice
+    assert np.isfinite(ws.up_times).sum() == 1
+
+
 def test_legacy_policies_keep_no_events():
     policy = params(metrics=(MetricParams("cpu", MetricKind.UTILIZATION, 60.0),), legacy=True)
     ws, obs = _scaling_up(policy)

@@ -23,7 +23,7 @@ from controller.core.scaling.stabilize import fresh_rows
 from controller.model import REASON_CODES, DecisionRecord
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Observation:
     """What the shell observed for N targets and the policy's M metrics at ``now``.
 
@@ -43,6 +43,15 @@ class Observation:
     sample_age_s: np.ndarray
     pods: PodSamples | None = None
     startup_s: np.ndarray | None = None
+
+    def __init__(self, current: np.ndarray, ready: np.ndarray, status: np.ndarray, values: np.ndarray,
+                 present: np.ndarray, sample_age_s: np.ndarray, pods: PodSamples | None = None,
+                 startup_s: np.ndarray | None = None) -> None:
+        # the fields written straight into the instance's dict: a frozen dataclass's own __init__
+        # sets each through object.__setattr__ (~1.5 -> ~0.7 us a call; one per policy and cycle)
+        d = self.__dict__
+        d["current"], d["ready"], d["status"], d["values"] = current, ready, status, values
+        d["present"], d["sample_age_s"], d["pods"], d["startup_s"] = present, sample_age_s, pods, startup_s
 
     @classmethod
     def of(cls, current, ready, values, present=None, sample_age_s=None, status=None,

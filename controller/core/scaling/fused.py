@@ -7,8 +7,10 @@ arrays and is the API; ``decide`` runs it too). The numbers are those of the num
 NaN-propagating min/max) and the packed parameters. tests/core/test_compiled.py and
 tests/core/test_workspace.py check every output and state array is identical.
 
-Scale events are not written here: :func:`commit_kernel` writes them for the rows whose change
-was applied (Decision.state_after's rule), from the pending (current, replicas) of the cycle.
+Scale events are not written for the cycle decided: :func:`commit_kernel` writes them for the
+rows whose change was applied (Decision.state_after's rule), from the pending (current, replicas)
+of the cycle; a commit of every change to desired is deferred to the next call of the fused
+kernel (its ``commit_at``), which records it first (:func:`_record_events`, as commit_all_kernel).
 
 Common patterns of times: the targets of one workspace are decided in the same cycles, so their
 recommendation slots (and their window samples' slots) usually hold the same times. The kernel
@@ -75,58 +77,58 @@ def pack_params(params) -> np.ndarray:
 
 
 @jit
-def ewma_exponent_into(out, ewma_at, now, half_life_s, memo):
-    """-ln2 * max(now - ewma_at, 0) / half_life_s into ``out`` (N, M), the argument of
-    smooth.ewma_alpha's expm1 (the same operations, so the same bits); the caller applies numpy's
-    expm1 in place (its SIMD expm1 is not libm's) and the kernel negates: one call and one ufunc
-    instead of six ufuncs. half_life_s <= 0: -1 (expm1 is then not applied: a weight of 1).
+def ewma_exponent_into(out, ewma_at, now, half_life_s, memo, odd):
+    """The negated EWMA weights' exponents -ln2 * max(now - ewma_at, 0) / half_life_s into ``out``
+    (N, M), the argument of smooth.ewma_alpha's expm1 (the same operations, so the same bits), or
+    the weights themselves where the memo knows them; the caller applies numpy's expm1 (its SIMD
+    expm1 is not libm's) to the others and the kernel negates. half_life_s <= 0: -1 everywhere
+    (a weight of 1, no expm1).
 
-    memo (2,): an exponent and numpy's expm1 of it from an earlier cycle (NaN: none). When every
-    exponent is memo[0] to the bit or NaN (a series never sampled: expm1 keeps the NaN), ``out``
-    is made final here (memo[1], the NaN) and 0 is returned: the series sampled in the same
-    cycles, the usual case (numpy's expm1 of 2,000 values cost ~15 us a call). Else 1 + the
-    index (flat) of the first series sampled (the exponent to remember next: a series off by a
-    missed sample is rarely the first): out holds the exponents, for the caller's expm1."""
+    memo (3,): an age (now - ewma_at), the half-life and numpy's expm1 of their exponent from an
+    earlier cycle (NaN: none). A series of that age to the bit gets the weight (no division, no
+    expm1: the series sampled in the same cycles, the usual case; numpy's expm1 of 2,000 values
+    cost ~15 us); a series never sampled (NaN) gets NaN (expm1 keeps it); any other gets its
+    exponent, its flat index in ``odd`` (N * M,). Returns how many (0: ``out`` is final). When no
+    series had the memo's age, the memo takes the first other one's age and half-life and a
+    weight of NaN: the caller's expm1 fills it in."""
     flat_out, flat_at = out.reshape(-1), ewma_at.reshape(-1)
     size = flat_out.shape[0]
     if half_life_s <= 0:
         flat_out[:] = -1.0
         return 0
-    remembered, first, other = memo[0], -1, False
+    age0, weight = memo[0], memo[2]
+    known = memo[1] == half_life_s and weight == weight
+    if known and age0 != 0.0:  # equal non-zero numbers have the same bits: selects only (vectorizes)
+        answered = 0
+        for k in range(size):
+            d = now - flat_at[k]
+            same = d == age0
+            flat_out[k] = weight if same else d  # NaN (never sampled) stays: expm1 keeps it
+            answered += 1 if same | (d != d) else 0
+        if answered == size:
+            return 0
+    hits = 0
+    count = 0
     for k in range(size):
-        x = (-_LN2 * compiled.nan_max(now - flat_at[k], 0.0)) / half_life_s
-        flat_out[k] = x
-        sampled = x == x
-        first = k if (first < 0 and sampled) else first
-        other = other or (sampled and not _same_bits(x, remembered))
-    if other:
-        return first + 1
-    weight = memo[1]
-    for k in range(size):
-        x = flat_out[k]
-        flat_out[k] = weight if x == x else x
-    return 0
+        d = now - flat_at[k]
+        if known and _same_bits(d, age0):
+            flat_out[k] = weight
+            hits += 1
+        elif d != d:
+            flat_out[k] = d
+        else:
+            flat_out[k] = (-_LN2 * compiled.nan_max(d, 0.0)) / half_life_s
+            odd[count] = k
+            count += 1
+    if hits == 0 and count > 0:
+        memo[0], memo[1], memo[2] = now - flat_at[odd[0]], half_life_s, _NAN
+    return count
 
 
 @jit_inline
 def _same_bits(a, b):
     """Equal numbers of the same sign (+0.0 and -0.0 differ: expm1 keeps the sign); NaN never."""
     return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
-
-
-@jit_inline
-def _write_slot(events, i, value, now, outdated_after_s):
-    """history.write_slot for target i of (2, E, N) events (values, times): the first reusable
-    (empty or outdated) slot, else the first oldest."""
-    cut = now - outdated_after_s
-    slot, key = 0, _INF
-    for s in range(events.shape[1]):
-        t = events[1, s, i]
-        kk = t if t >= cut else -_INF  # NaN (empty) compares False: reusable
-        if s == 0 or kk < key:
-            slot, key = s, kk
-    events[0, slot, i] = value
-    events[1, slot, i] = now
 
 
 @jit_inline
@@ -488,9 +490,14 @@ def _recommendation_windows(rec, rows, now, cut_keep, cut_low, cut_high, legacy,
 # are called per target, and they are inlined (compiled.jit_inline). The arguments are few
 # (packed arrays): unboxing each costs the call from Python ~0.15 us.
 @jit
-def fused_kernel(values, present, age, current, ready, status, startup, floor, pv, now, em, win, ramp, rec, rows, up, down,
-                 vf, out_f, out_b, vi, active_out, buf):
-    """Decide for N targets, one target at a time, the state updated in place.
+def fused_kernel(values, present, age, current, ready, status, startup, floor, pv, now, commit_at, em, win, ramp, rec,
+                 rows, up, down, vf, out_f, out_b, vi, active_out, buf):
+    """Decide for N targets, one target at a time, the state updated in place. Returns how many
+    scale events committing every change to desired would record (commit_all_kernel's count).
+
+    commit_at: the time of the previous cycle whose commit of every change (commit_all_kernel)
+    was deferred to this call (NaN: none): recorded first, from vf's pending and desired rows
+    (DecisionWorkspace.commit; the separate call and its Python cost ~2 us a cycle).
 
     Inputs (N, M) values, present, age; (N,) current, ready, status, startup (observed start-up
     delays, NaN unknown); floor (N, M) the forecast stage's predictive proposals (NaN: none, see
@@ -507,6 +514,9 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
     (7, N, M) missing, stale, nonfinite, negative, usable, valid, and (state) the series' sample
     times on the pattern; vi (3, N) limit reason, reason, scratch slot (_I_*); active_out (N,).
     buf: (W,) scratch."""
+    if commit_at == commit_at:  # the previous cycle's deferred commit, before anything reads the events
+        _record_events(vf[_F_PENDING], vf[_F_DESIRED], _NO_ROWS, True, commit_at, up, down,
+                       pv[compiled._P_UP_LONGEST], pv[compiled._P_DOWN_LONGEST], vf[_F_LAST_EVENT])
     n, m = values.shape
     stale_after, tol_up, tol_down = pv[compiled._P_STALE], pv[compiled._P_TOL_UP], pv[compiled._P_TOL_DOWN]
     smoothing = int(pv[compiled._P_SMOOTHING])
@@ -555,8 +565,14 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
     w_inside = rows[slots + 2 + 2 * w:slots + 2 + 3 * w]
     on_sample_rows = out_b[6]
     windowed = w > 0 and smoothing != _S_EWMA and smoothing != _S_NONE
+    w_in = np.empty(w, np.int64)  # the slots inside the window, in order (w_count of them)
     if windowed:
         w_slot, w_count = _sample_pattern(win, rows[slots + 1:], now, window_s, on_sample_rows)
+        q = 0
+        for s in range(w):
+            if w_inside[s] != 0.0:
+                w_in[q] = s
+                q += 1
     for i in range(n):
         cur, rdy, sts = current[i], ready[i], status[i]
         vf[_F_PENDING, i] = cur
@@ -586,14 +602,13 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
                 win[1, i, j, w_slot] = now
                 best, total = -_INF, 0.0
                 if smoothing == _S_MAX:
-                    for s in range(w):
-                        if w_inside[s] != 0.0:
-                            y = win[0, i, j, s]
-                            best = y if y > best else best
+                    for q in range(w_count):
+                        y = win[0, i, j, w_in[q]]
+                        best = y if y > best else best
                     sm = best if w_count > 0 else _NAN
-                elif w < 8:
-                    for s in range(w):
-                        total += win[0, i, j, s] if w_inside[s] != 0.0 else 0.0
+                elif w < 8:  # the slots outside add +0.0 below: an identity (a sum from +0.0 is never -0.0)
+                    for q in range(w_count):
+                        total += win[0, i, j, w_in[q]]
                     sm = total / w_count if w_count > 0 else _NAN
                 else:
                     for s in range(w):
@@ -732,6 +747,7 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
     s_star = _recommendation_windows(rec, rows[:slots + 1], now, cut_keep, cut_low, cut_high, legacy, up_w, down_w,
                                      released, vf[_F_PROPOSAL], low, high, held_max, vf[_F_SLOT_KEY], slot_of, lock)
 
+    events = 0
     for i in range(n):
         cur = current[i]
         proposal, combined, miss_reason = vf[_F_PROPOSAL, i], vf[_F_COMBINED, i], vi[_I_REASON, i]
@@ -824,11 +840,14 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
         vf[_F_STABILIZED, i], vf[_F_DESIRED, i] = stabilized, desired
         vi[_I_LIMIT, i], vi[_I_REASON, i] = limit_reason, reason
         active_out[i] = (not has_forced) and any_valid and not hold
+        # a change committing would record (_record_events' test): a direction that keeps events
+        if not (desired == cur or desired != desired or cur != cur):
+            events += 1 if (up_slots if desired > cur else down_slots) > 0 else 0
     if slots > 0:
         rows[s_star] = now
     if windowed:
         rows[slots + 1:slots + 1 + w] = w_next
-    return 0
+    return events
 
 
 @jit
@@ -837,28 +856,8 @@ def commit_kernel(current, replicas, applied, now, up, down, pv, last_event):
     applied rows (N,) bool, into up, down (2, E, N) (changes, times), each kept for its
     direction's longest rate period (pv, see pack_params); last_event (N,): the latest event
     time of each target (NaN: none), raised to ``now`` where one is recorded."""
-    up_keep_s, down_keep_s = pv[compiled._P_UP_LONGEST], pv[compiled._P_DOWN_LONGEST]
-    count = 0
-    for i in range(current.shape[0]):
-        cur, to = current[i], replicas[i]
-        if applied[i] and cur != to:  # only a change can record an event (see commit_all_kernel)
-            count += _commit_row(up, down, i, cur, to, now, up_keep_s, down_keep_s, last_event)
-    return count
-
-
-@jit_inline
-def _commit_row(up, down, i, cur, to, now, up_keep_s, down_keep_s, last_event):
-    """Row i's scale event cur -> to into up or down, its latest event time raised to ``now``;
-    1 if it recorded one (a change in a direction that keeps events), else 0."""
-    if to > cur and up.shape[1] > 0:
-        _write_slot(up, i, to - cur, now, up_keep_s)
-    elif to < cur and down.shape[1] > 0:
-        _write_slot(down, i, cur - to, now, down_keep_s)
-    else:
-        return 0
-    last = last_event[i]
-    last_event[i] = last if last >= now else now  # NaN (none yet) compares False
-    return 1
+    return _record_events(current, replicas, applied, False, now, up, down, pv[compiled._P_UP_LONGEST],
+                          pv[compiled._P_DOWN_LONGEST], last_event)
 
 
 @jit
@@ -866,14 +865,52 @@ def commit_all_kernel(vf, now, up, down, pv):
     """commit_kernel for every row, from the desired to the pending counts, both read from vf
     (the fused kernel's rows, _F_*), as is its latest event time: fewer arguments (numba's call
     costs ~0.15 us an argument) for the common commit of every change."""
-    up_keep_s, down_keep_s = pv[compiled._P_UP_LONGEST], pv[compiled._P_DOWN_LONGEST]
-    current, replicas, last_event = vf[_F_PENDING], vf[_F_DESIRED], vf[_F_LAST_EVENT]
+    return _record_events(vf[_F_PENDING], vf[_F_DESIRED], _NO_ROWS, True, now, up, down,
+                          pv[compiled._P_UP_LONGEST], pv[compiled._P_DOWN_LONGEST], vf[_F_LAST_EVENT])
+
+
+_NO_ROWS = np.zeros(0, np.bool_)  # commit_all_kernel's ``applied``: never read (every row is)
+
+
+@jit
+def _record_events(current, replicas, applied, every, now, up, down, up_keep_s, down_keep_s, last_event):
+    """The commit loop: row i's scale event current[i] -> replicas[i] for the rows applied
+    (``every``: all, ``applied`` not read) into up or down (history.write_slot's slot: the
+    first reusable (empty or outdated), else the first oldest), its latest event time raised to
+    ``now``; returns how many were recorded (a change in a direction that keeps events).
+    Written out, without a helper taking the arrays: an inlined call increments and decrements
+    its arrays' reference counts (atomic operations) on every row that changes, ~100 ns a row
+    (most of a commit's time, ~10 us for 90 changes among 1,000 targets)."""
+    up_slots, down_slots = up.shape[1], down.shape[1]
+    up_cut, down_cut = now - up_keep_s, now - down_keep_s
     count = 0
-    for i in range(current.shape[0]):  # commit_kernel's loop, every row applied
+    for i in range(current.shape[0]):
         cur, to = current[i], replicas[i]
-        # only a change can record an event; the test comes first because the call, although
-        # inlined, increments and decrements its arrays' reference counts (atomic operations): on
-        # every row it was ~6 of them per target, most of the commit's time
-        if cur != to:
-            count += _commit_row(up, down, i, cur, to, now, up_keep_s, down_keep_s, last_event)
+        if cur == to or to != to or cur != cur or not (every or applied[i]):
+            continue
+        if to > cur:
+            if up_slots == 0:
+                continue
+            slot, key = 0, _INF
+            for s in range(up_slots):
+                t = up[1, s, i]
+                kk = t if t >= up_cut else -_INF  # NaN (empty) compares False: reusable
+                if s == 0 or kk < key:
+                    slot, key = s, kk
+            up[0, slot, i] = to - cur
+            up[1, slot, i] = now
+        else:
+            if down_slots == 0:
+                continue
+            slot, key = 0, _INF
+            for s in range(down_slots):
+                t = down[1, s, i]
+                kk = t if t >= down_cut else -_INF
+                if s == 0 or kk < key:
+                    slot, key = s, kk
+            down[0, slot, i] = cur - to
+            down[1, slot, i] = now
+        last = last_event[i]
+        last_event[i] = last if last >= now else now  # NaN (none yet) compares False
+        count += 1
     return count

@@ -20,6 +20,7 @@ the others) and only with numba (``compiled.available()``); the SETPOINT_COMPILE
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,7 +58,10 @@ class DecisionWorkspace:
     ramp_out (3, N, M) slope, ahead, ramp proposal (NaN outside ramp metrics); out_f1 (4, N)
     combined, proposal, stabilized, desired; out_i1 (2, N) limit reason, reason; active (N,).
     Pending: the cycle's current (N,) and time, until ``commit``; all_rows: (N,) True (commit's
-    default).
+    default). Deferred: ``commit()`` of every change to desired (the common case) records its
+    events in the next ``decide_into``'s kernel call (its time in ``deferred_at``, NaN: none),
+    or when the events are read first (up_changes, up_times, down_changes, down_times, state(),
+    :meth:`flush`): read the raw up, down and vf arrays only after a flush.
     Packed (fused.fused_kernel's arguments): em (3, N, M) negated EWMA weights, ewma, ewma_at; win
     (2, N, M, W); ramp (2, R, N, K); rec (2, H, N); rows; up, down (2, E, N); vf (12, N) and vi (3, N)
     (fused._F_* and _I_* rows); out_f (6, N, M) out_f2 then ramp_out; pv the parameters
@@ -86,16 +90,20 @@ class DecisionWorkspace:
     # floor (N, M): its predictive proposals for the fused kernel (all NaN without forecasts)
     forecast: CompiledForecasts | None = None
     floor: np.ndarray | None = None
-    # (2,) the exponent every EWMA series shared last cycle and numpy's expm1 of it (_ewma_alpha_into)
-    ewma_memo: np.ndarray = dataclasses.field(default_factory=lambda: np.full(2, np.nan))
+    # (3,) the age every EWMA series shared last cycle, the half-life and numpy's expm1 of their
+    # exponent; (N * M,) int64 scratch: the series of other ages (_ewma_alpha_into)
+    ewma_memo: np.ndarray = dataclasses.field(default_factory=lambda: np.full(3, np.nan))
+    ewma_odd: np.ndarray | None = None
+    # the time of a commit of every change to desired not recorded yet (NaN: none; see commit),
+    # and the number of events it records (the kernel's count, for commit's answer)
+    deferred_at: float = math.nan
+    events_if_all: int = 0
 
     def __post_init__(self) -> None:
         self.alpha, self.ewma, self.ewma_at = self.em
         self.samples, self.sample_at = self.win
         self.ramp_values, self.ramp_times = self.ramp
         self.rec_values, self.rec_times = self.rec[0].T, self.rec[1].T
-        self.up_changes, self.up_times = self.up[0].T, self.up[1].T
-        self.down_changes, self.down_times = self.down[0].T, self.down[1].T
         self.missing_since, self.pending_current = self.vf[fused._F_MISSING_SINCE], self.vf[fused._F_PENDING]
         self.out_f1 = self.vf[:4]
         self.out_i1 = self.vi[:2]
@@ -141,7 +149,7 @@ class DecisionWorkspace:
                    np.zeros((fused._I_ROWS, n), np.int64), out_f=np.full((6, n, m), np.nan),
                    out_b2=np.zeros((7, n, m), np.bool_), active=np.zeros(n, np.bool_),
                    buf=np.empty(sm.samples.shape[2]), all_rows=np.ones(n, np.bool_),
-                   no_startup=np.full(n, np.nan), forecast=forecast,
+                   no_startup=np.full(n, np.nan), forecast=forecast, ewma_odd=np.empty(n * m, np.int64),
                    floor=np.full((n, m), np.nan) if forecast is None else forecast.floor)
 
     @classmethod
@@ -153,6 +161,31 @@ class DecisionWorkspace:
     @property
     def size(self) -> int:
         return self.missing_since.shape[0]
+
+    # -- scale events (N, E) views, a deferred commit recorded first
+    @property
+    def up_changes(self) -> np.ndarray:
+        return self.flush().up[0].T
+
+    @property
+    def up_times(self) -> np.ndarray:
+        return self.flush().up[1].T
+
+    @property
+    def down_changes(self) -> np.ndarray:
+        return self.flush().down[0].T
+
+    @property
+    def down_times(self) -> np.ndarray:
+        return self.flush().down[1].T
+
+    def flush(self) -> "DecisionWorkspace":
+        """Record a deferred commit (see commit) now; returns the workspace."""
+        at = self.deferred_at
+        if at == at:
+            fused.commit_all_kernel(self.vf, at, self.up, self.down, self.pv)
+            self.deferred_at = math.nan
+        return self
 
     # -- outputs (views, overwritten by the next decide_into)
     @property
@@ -197,12 +230,17 @@ class DecisionWorkspace:
         """Record the pending scale events of the ``applied`` rows ((N,) bool, or one bool for
         all): |replicas - current| per direction, ``replicas`` (N,) the counts actually set
         (default: desired). Decision.state_after's rule, in place; a second commit of the same
-        cycle records nothing. Returns the number of events recorded."""
+        cycle records nothing. Returns the number of events recorded.
+
+        Every change to desired (the defaults, the common case) is recorded by the next
+        ``decide_into``'s kernel, before it reads the events (or by :meth:`flush` when they are
+        read first): the same events, without a kernel call of its own."""
         at, self.pending_at = self.pending_at, None
         if at is None or self.params.legacy or applied is False:  # legacy policies keep no events
             return 0
         if applied is True and replicas is None:  # the common case: every change, to desired
-            return int(fused.commit_all_kernel(self.vf, at, self.up, self.down, self.pv))
+            self.deferred_at = at
+            return self.events_if_all
         if applied is True:
             rows = self.all_rows
         else:
@@ -216,6 +254,8 @@ class DecisionWorkspace:
         without the pending scale events. ``copy=False``: views where the layout allows, for a
         workspace nobody decides into again (decide's)."""
         from controller.core.scaling.decide import ScalingState  # noqa: PLC0415
+
+        self.flush()
 
         def f(a) -> np.ndarray:
             return np.array(a, order="F") if copy else np.asfortranarray(a)
@@ -237,22 +277,28 @@ class DecisionWorkspace:
 
 
 def _ewma_alpha_into(out: np.ndarray, ewma_at: np.ndarray, now: float, half_life_s: float,
-                     memo: np.ndarray | None = None) -> None:
+                     memo: np.ndarray | None = None, odd: np.ndarray | None = None) -> None:
     """The negated EWMA weights expm1(-ln2 max(now - ewma_at, 0) / half_life_s) into ``out``
     (-1 for half_life_s <= 0): smooth.ewma_alpha's operations, numpy's expm1, bit for bit; the
-    kernel negates them. ``memo`` (2,) (the workspace's ewma_memo): an exponent and its weight
-    from numpy's expm1 of a whole array; when every exponent is that one (or NaN), the kernel
-    writes the weights and expm1 is not called (see fused.ewma_exponent_into)."""
-    first = fused.ewma_exponent_into(out, ewma_at, now, float(half_life_s), _NO_MEMO if memo is None else memo)
-    if first == 0:
+    kernel negates them. ``memo`` (3,) (the workspace's ewma_memo): an age, a half-life and the
+    weight numpy's expm1 gave them; the series of that age get it without expm1 and the others'
+    exponents go through numpy's expm1 (see fused.ewma_exponent_into). ``odd`` (N * M,) int64:
+    scratch (the workspace's ewma_odd)."""
+    if memo is None:
+        memo = np.full(3, np.nan)
+    if odd is None:
+        odd = np.empty(out.size, np.int64)
+    count = fused.ewma_exponent_into(out, ewma_at, now, float(half_life_s), memo, odd)
+    if count == 0:
         return
-    exponent = out.flat[first - 1]
-    np.expm1(out, out=out)  # elementwise: a value's expm1 does not depend on its place in the array
-    if memo is not None:  # the first sampled series' exponent: likely the next cycle's
-        memo[0], memo[1] = exponent, out.flat[first - 1]
-
-
-_NO_MEMO = np.full(2, np.nan)  # never written: a memo only ever read
+    flat = out.reshape(-1)  # a view: out is C-contiguous
+    if count == flat.shape[0]:  # no weight from the memo, no series never sampled: in place
+        np.expm1(flat, out=flat)
+    else:  # elementwise: a value's expm1 does not depend on its place in the array (nor its length)
+        at = odd[:count]
+        flat[at] = np.expm1(flat[at])
+    if memo[2] != memo[2]:  # the memo took the first other series' age: its weight
+        memo[2] = flat[odd[0]]
 
 
 _F64, _BOOL = np.dtype(np.float64), np.dtype(np.bool_)
@@ -288,13 +334,15 @@ def decide_into(params: PolicyParams, ws: DecisionWorkspace, obs, now: float) ->
                          f"sample_age_s {age.shape}, current {size}, ready {ready.shape}, "
                          f"status {status.shape}, startup_s {startup.shape}")
     if params.smoothing == Smoothing.EWMA:
-        _ewma_alpha_into(ws.alpha, ws.ewma_at, now, params.half_life_s, ws.ewma_memo)
+        _ewma_alpha_into(ws.alpha, ws.ewma_at, now, params.half_life_s, ws.ewma_memo, ws.ewma_odd)
     now = float(now)
     forecast = ws.forecast
     if forecast is not None:  # the forecast stage first: its predictive proposals are the kernel's floor
         forecast.step(values, present, age, current, ready, status, startup, now)
-    fused.fused_kernel(values, present, age, current, ready, status, startup, ws.floor, ws.pv, now, ws.em, ws.win,
-                       ws.ramp, ws.rec, ws.rows, ws.up, ws.down, ws.vf, ws.out_f, ws.out_b2, ws.vi, ws.active, ws.buf)
+    ws.events_if_all = fused.fused_kernel(values, present, age, current, ready, status, startup, ws.floor, ws.pv, now,
+                                          ws.deferred_at, ws.em, ws.win, ws.ramp, ws.rec, ws.rows, ws.up, ws.down, ws.vf,
+                                          ws.out_f, ws.out_b2, ws.vi, ws.active, ws.buf)
+    ws.deferred_at = math.nan  # recorded by the kernel, first
     if forecast is not None:
         forecast.finish(ws.out_f[1], ws.out_b2[5], current, ready, status)
     ws.pending_at = now
