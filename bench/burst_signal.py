@@ -48,9 +48,19 @@ def install(variant: str) -> None:
     if _installed:
         return
     _installed.append(variant)
+    variant, *extras = variant.split("+")
     name, _, which = variant.partition(":")
-    if name == "none":
-        return
+    if name != "none":
+        install_short(variant, name, which)
+    for extra in extras:  # rules of bench/teacher_variants.py on top (upstep, upstep:enlarge)
+        import teacher_variants
+        rule, _, arg = extra.partition(":")
+        if rule != "upstep":
+            raise SystemExit(f"unknown extra rule {extra!r}")
+        teacher_variants.install_upstep(arg)
+
+
+def install_short(variant: str, name: str, which: str) -> None:
     from controller.core.scaling import decide
     from controller.core.scaling.propose import propose_policy
     from controller.core.scaling.ramp import Ramps
