@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 
 from controller.core.scaling import ramp as rm
-from controller.core.scaling.decide import Observation, ScalingState, decide
+from controller.core.scaling.decide import Observation, ScalingState, decide, decide_numpy
 from controller.core.scaling.params import RampParams
 from tests.core.helpers import T0
 from tests.core.test_ramp import INTERVAL, SETTINGS, policy_with, ramp_runs
@@ -133,8 +133,33 @@ def test_batched_latest_equals_row_by_row(run):
             np.testing.assert_array_equal(b.ramps.slope[i], a.ramps.slope[0])
 
 
-def test_compiled_kernel_leaves_a_latest_ramp_to_numpy():
-    from controller.core.scaling import compiled
+@pytest.mark.parametrize("latest", [
+    pytest.param("burst", id="bursts-with-readings-above-and-below"),
+    pytest.param("gaps", id="some-readings-missing-or-inf"),
+    pytest.param("none", id="no-readings-window-slope"),
+])
+def test_compiled_equals_numpy_with_latest_readings(latest):
+    """The fused kernel's implied slope gives the numpy stages' decisions and state, bit for bit."""
+    from tests.core.test_compiled import assert_same, compiled_decide
 
-    assert not compiled.supports(policy_with(RPL))
-    assert compiled.supports(policy_with(dataclasses.replace(RPL, latest_window_s=0.0)))
+    p = policy_with(RPL, tolerance_up=0.05, max_replicas=40)
+    rng = np.random.default_rng(3)
+    n, steps = 4, 40
+    base = 300.0 + 200.0 * np.sin(np.arange(steps) / 4.0)[:, None] + rng.normal(0, 40.0, (steps, n))
+    values = np.maximum(base, 0.0)
+    z = values + rng.normal(0, 80.0, (steps, n))
+    if latest == "gaps":
+        z[rng.random(z.shape) < 0.25] = np.nan
+        z[5, 1], z[9, 2] = np.inf, -np.inf
+    states = [ScalingState.empty(n, p)] * 2
+    currents = [np.full(n, 3.0)] * 2
+    for k in range(steps):
+        decisions = []
+        for path, run in enumerate((decide_numpy, compiled_decide)):
+            obs = Observation.of(currents[path], currents[path], values[k][:, None])
+            if latest != "none":
+                obs = dataclasses.replace(obs, latest=z[k][:, None].copy())
+            decisions.append(run(p, obs, states[path], T0 + k * INTERVAL))
+        assert_same(decisions[0], decisions[1], f"cycle {k}")
+        states = [d.state for d in decisions]
+        currents = [d.norm.desired.copy() for d in decisions]

@@ -147,8 +147,6 @@ def supports(params: PolicyParams) -> bool:
         return False
     if params.pooled_metrics and params.forecast_metrics:  # the compiled forecast stage sizes per replica
         return False
-    if any(params.metrics[j].ramp.latest_window_s > 0.0 for j in params.ramp_metrics):  # ramp.latest: numpy only
-        return False
     return params.smoothing != Smoothing.MEAN or params.sample_slots <= _PAIRWISE_BLOCK
 
 
