@@ -97,10 +97,13 @@ class SimMetrics:
     SAMPLED = ("requests_rps", "errors_rps", "latency_s")
 
     def __init__(self, cluster: SimCluster, bindings: dict[str, str], window_s: float, tick_s: float,
-                 seed: int = 0):
+                 seed: int = 0, windows: dict[str, float] | None = None):
         self.cluster = cluster
         self.bindings = bindings  # query expression -> TickSignals field
         self.slots = max(1, int(round(window_s / tick_s)))
+        # queries read over a window of their own (a ramp's latest reading): the mean of the last
+        # round(window / tick) ticks, at least one, at most the scenario's window
+        self.ticks = {q: min(self.slots, max(1, int(round(w / tick_s)))) for q, w in (windows or {}).items()}
         self.tick_s = tick_s
         fields = sorted({f.split(":")[0] for f in bindings.values()} - set(self.SAMPLED))
         n = cluster.n_services
@@ -147,6 +150,10 @@ class SimMetrics:
             values = (obs.values[field][rows] - oldest) * 60.0 / max(filled * self.tick_s, self.tick_s)
         elif field in self.INSTANT:
             values = obs.values[field][rows]
+        elif expr in self.ticks:  # a shorter window than the scenario's: the mean of its last ticks
+            k = min(self.ticks[expr], self._k)
+            window = self._ring[field][[(self._k - 1 - i) % self.slots for i in range(k)]][:, rows]
+            values = np.mean(window, axis=0)
         else:
             filled = min(self._k, self.slots)
             values = metrics_compiled.window_means(self._ring[field], filled, rows, obs.nonfinite)

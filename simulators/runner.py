@@ -214,6 +214,13 @@ def policy_bindings(scenario: Scenario, policy: RuntimePolicy) -> dict[str, str]
         if out.get(expr, signal) != signal:
             raise ValueError(f"policy {policy.name}: the query of {name!r} is also used for another signal")
         out[expr] = signal
+    for name, expr in zip(policy.params.metric_names, policy.latest_queries):  # a ramp's latest reading
+        if expr is not None:
+            signal = scenario.signal_for(name)
+            if out.get(expr, signal) != signal:
+                raise ValueError(f"policy {policy.name}: the ramp's latest query of {name!r} is also used for "
+                                 f"another signal")
+            out[expr] = signal
     for exprs in policy.revision_queries:  # one series per pod, sampled with noise (SimMetrics)
         signals = ("pod_latency",) if len(exprs) == 1 else ("pod_errors", "pod_requests")
         for expr, bound in zip(exprs, signals):
@@ -377,7 +384,7 @@ def _policy_reconciler(scenario: Scenario, policy: LoadedPolicy, cluster: SimClu
     rp = RuntimePolicy.of(policy)
     targets = SimTargets(cluster, driven_services(policy, scenario.services)[0])
     metrics = SimMetrics(cluster, policy_bindings(scenario, rp), scenario.metrics_window_s, scenario.tick_s,
-                         seed=scenario.seed)
+                         seed=scenario.seed, windows=latest_windows(rp))
     metrics.attach(targets)
     log = CycleLog(policy.name, policy.params.metric_names, start_s=scenario.start_s) if keep_records else None
     reconciler = Reconciler(rp, metrics, targets, on_cycle=log.add if log else None, state_store=state_store)
@@ -388,6 +395,14 @@ def _policy_reconciler(scenario: Scenario, policy: LoadedPolicy, cluster: SimClu
         times = scenario.history_times()
         reconciler.warm(refs, metric_history(scenario, rp, times)[targets.rows(refs)], times)
     return reconciler, metrics, log
+
+
+def latest_windows(policy: RuntimePolicy) -> dict[str, float]:
+    """The range window (s) of each ramp's latest query (``ramp.latest``): SimMetrics reads those
+    over their own window instead of the scenario's metrics window."""
+    from controller.policy.compile import query_window_s
+
+    return {q: query_window_s(q) for q in policy.latest_queries if q is not None}
 
 
 def metric_history(scenario: Scenario, policy: RuntimePolicy, times: np.ndarray) -> np.ndarray:

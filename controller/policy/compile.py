@@ -101,10 +101,11 @@ def compile_ramp(ramp: Ramp, query: str, interval_s: float) -> RampParams:
     """The slope is measured over the query's range window (samples a window apart share no data)."""
     window_s = query_window_s(query)
     startup = ramp.startup_delay
+    latest_s = 0.0 if ramp.latest is None else query_window_s(ramp.latest)
     if ramp.lead_s is not None:  # an explicit lead: the start-up delay is not used
-        return RampParams(lead_s=ramp.lead_s, window_s=window_s, interval_s=interval_s)
+        return RampParams(lead_s=ramp.lead_s, window_s=window_s, interval_s=interval_s, latest_window_s=latest_s)
     return RampParams(lead_s=auto_horizon_s(startup.seconds, interval_s, window_s), window_s=window_s,
-                      interval_s=interval_s, observed=startup.observed)
+                      interval_s=interval_s, observed=startup.observed, latest_window_s=latest_s)
 
 
 def compile_smoothing(smoothing: SmoothingModel | None) -> SmoothingSpec:

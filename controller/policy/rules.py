@@ -130,6 +130,13 @@ def _ramp_rules(spec: Spec, m, where: tuple) -> Iterator[Problem]:
     elif m.target.average_per_replica is None:
         yield where, ("needs target: averagePerReplica (the slope of a total such as a request rate; a per-pod "
                       "value or utilization falls as replicas are added)")
+    if m.ramp.latest is not None:
+        from controller.policy.compile import query_window_s
+
+        window, latest = query_window_s(m.query), query_window_s(m.ramp.latest)
+        if not latest < window:
+            yield where + ("latest",), (f"must read over a shorter range window than the metric's query "
+                                        f"({window:g}s), got {latest:g}s")
 
 
 def _fallback_within_bounds(spec: Spec) -> Iterator[Problem]:

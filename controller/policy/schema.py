@@ -199,6 +199,11 @@ class Ramp(StrictModel):
             "Time from a scale-up to new pods serving (used by lead: auto): a duration, or observed: measured per "
             "target from its pods (creation -> Ready, a high quantile of the last 20), 30s (or "
             "{observed: true, initial: 45s}) until a start-up has been seen."))
+    latest: Optional[NonEmptyText] = Field(None, description=(
+        "PromQL reading the same rate over a shorter range window than the metric's query (e.g. "
+        "rate(http_requests_total[30s]), two scrapes or more). The slope is then the one the two readings "
+        "imply, (latest - value) / half the difference of the windows: a burst shorter than the query's "
+        "window that has already turned is not carried ahead. Missing: the window's slope."))
 
     @model_validator(mode="after")
     def _observed_needs_auto_lead(self) -> "Ramp":

@@ -367,7 +367,8 @@ def fetch_replay_data(source, policies: Sequence[RuntimePolicy], start_s: float,
 def plan_queries(policies: Sequence[RuntimePolicy], labels: tuple[str, str]) -> tuple[list[str], str, tuple[str, str]]:
     """The distinct metric queries of ``policies``, the query for the replicas that ran (the
     first policy's kind and namespace, from kube-state-metrics) and the labels that key it."""
-    queries = list(dict.fromkeys(q for p in policies for q in p.queries))
+    queries = list(dict.fromkeys([q for p in policies for q in p.queries]
+                                 + [q for p in policies for q in p.latest_queries if q is not None]))
     kind, namespace = policies[0].selector.kind, policies[0].selector.namespace
     replicas_expr = REPLICAS_QUERIES.get(kind, REPLICAS_QUERIES["Deployment"]) % namespace
     replica_labels = (labels[0], kind.lower()) if kind in REPLICAS_QUERIES else labels

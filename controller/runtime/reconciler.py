@@ -21,6 +21,7 @@ from controller.core.health.state_codec import (Parsed, durable_arrays, encode, 
                                                 still_relevant, target_key)
 from controller.core.health.params import HEALTH_REASON_CODES, HealthParams
 from controller.core.scaling.params import PolicyParams
+from controller.core.scaling.signal import read_signal
 from controller.errors import MetricsUnavailable, StateStoreError
 from controller.model import REASON_CODES, RESUME_ANNOTATION, Action, ActionKind, DecisionRecord, TargetRef
 from controller.ports import (Cluster, ClusterView, ConcurrentMetricsSource, EventRecorder, MetricsSource, Rehearsal,
@@ -55,6 +56,8 @@ class RuntimePolicy:
     health: HealthParams | None = None
     health_queries: tuple[str, ...] = ()  # one per health check, in the order of health.checks
     revision_queries: tuple[tuple[str, ...], ...] = ()  # per revision check: (errors, requests) or (latency,)
+    #: per metric, its ramp's ``latest`` query (the same rate over a shorter window), None without
+    latest_queries: tuple[str | None, ...] = ()
 
     @classmethod
     def of(cls, loaded) -> "RuntimePolicy":
@@ -66,7 +69,10 @@ class RuntimePolicy:
         health_queries = tuple(c.query for c in checks if c.scope != "revision")
         revision_queries = tuple((c.query,) if c.query is not None else (c.errors, c.requests)
                                  for c in checks if c.scope == "revision")
-        return cls(loaded.name, loaded.params, loaded.targets, queries, health, health_queries, revision_queries)
+        latest = tuple(m.ramp.latest if m.ramp is not None else None
+                       for m in spec.scaling.metrics) if loaded.scales else ()
+        return cls(loaded.name, loaded.params, loaded.targets, queries, health, health_queries, revision_queries,
+                   latest if any(q is not None for q in latest) else ())
 
 
 @dataclass
@@ -388,6 +394,28 @@ class Reconciler:
             out.append(s)
         return out
 
+    def _query_latest(self, targets: list[TargetRef], now: float, result: CycleResult) -> np.ndarray | None:
+        """(N, M) the ramps' latest readings (``ramp.latest``), NaN where a metric has none or its
+        sample is not usable (missing, stale, non-finite, negative); None when no ramp has one.
+        A failed query leaves its column NaN: that ramp uses its window's slope this cycle."""
+        exprs = self.policy.latest_queries
+        if not exprs:
+            return None
+        n, m = len(targets), len(exprs)
+        values, present, age = np.full((n, m), np.nan), np.zeros((n, m), bool), np.zeros((n, m))
+        for j, (name, expr) in enumerate(zip(self.policy.params.metric_names, exprs)):
+            if expr is None:
+                continue
+            result.queries += 1
+            try:
+                s = self.metrics.query(expr, targets, now)
+            except MetricsUnavailable as exc:
+                result.errors.append(f"metric {name} (ramp latest): {exc}")
+                continue
+            values[:, j], present[:, j], age[:, j] = s.values, s.present & ~s.conflict, s.age_s
+        params = self.policy.params
+        return read_signal(values, present, age, params.stale_after_s, params.metric_nonnegative).values
+
     def _apply(self, action: Action, result: CycleResult) -> None:
         error, _ = apply_with_retries(self.cluster.apply, action, self.retry, self._monotonic, self._sleep)
         if error is None:
@@ -542,7 +570,8 @@ class Reconciler:
                                                with_pods)
         obs = Observation(current=view.spec, ready=view.ready, status=view.status, values=values,
                           present=present, sample_age_s=age, pods=pods,
-                          startup_s=None if result.startup is None else result.startup.estimate.delay_s)
+                          startup_s=None if result.startup is None else result.startup.estimate.delay_s,
+                          latest=self._query_latest(targets, now, result))
         self._carry_state_over(targets)
         decision = self._scaling.decide(self.policy.params, obs, now)
         result.decision = decision

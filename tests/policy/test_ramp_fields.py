@@ -69,7 +69,7 @@ BROKEN = [
                  "is used only with lead: auto (an explicit lead does not depend on the start-up delay)",
                  id="observed-with-an-explicit-lead"),
     pytest.param("{slope: steep}", f"{LINE}: spec.scaling.metrics[0].ramp.slope: unknown field 'slope'; expected "
-                                   "one of: lead, startupDelay", id="unknown-field"),
+                                   "one of: lead, startupDelay, latest", id="unknown-field"),
 ]
 
 
@@ -91,3 +91,34 @@ def test_ramp_is_not_allowed_with_the_hpa_preset():
     text = hpa_preset_with(metric_line="ramp: {}")
     assert error_lines(text) == [f"{FILE}:13: spec.scaling.metrics[0].ramp: not allowed with preset: hpa "
                                  "(HPA sizes for the value it sees)"]
+
+
+LATEST = "sum by (namespace, deployment) (rate(http_requests_total[{w}]))"
+
+
+@pytest.mark.parametrize("window,latest_s,gap_s", [
+    pytest.param("20s", 20.0, 20.0, id="two-10s-scrapes"),
+    pytest.param("30s", 30.0, 15.0, id="two-15s-scrapes"),
+])
+def test_latest_reading_window(window, latest_s, gap_s):
+    r = ramp_of(f'{{latest: "{LATEST.format(w=window)}"}}')
+    assert (r.latest_window_s, r.gap_s, r.window_s) == (latest_s, gap_s, 60.0)
+
+
+def test_no_latest_reading_by_default():
+    assert ramp_of("{}").latest_window_s == 0.0
+
+
+@pytest.mark.parametrize("window,found", [
+    pytest.param("1m", "60s", id="as-long-as-the-query"),
+    pytest.param("5m", "300s", id="longer-than-the-query"),
+])
+def test_latest_must_be_shorter_than_the_query(window, found):
+    lines = error_lines(with_ramp(f'{{latest: "{LATEST.format(w=window)}"}}'))
+    assert lines == [f"{FILE}:{LINE}: spec.scaling.metrics[0].ramp.latest: must read over a shorter range window "
+                     f"than the metric's query (60s), got {found}"]
+
+
+def test_latest_must_not_be_empty():
+    lines = error_lines(with_ramp('{latest: ""}'))
+    assert len(lines) == 1 and lines[0].startswith(f"{FILE}:{LINE}: spec.scaling.metrics[0].ramp.latest")

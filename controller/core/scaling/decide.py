@@ -32,7 +32,8 @@ class Observation:
     pods: per-pod samples and pod states for the ``hpa`` preset's per-pod metrics (None: pods
     known only by the counts, each pod standing for the workload value). startup_s: (N,) the
     targets' observed pod start-up delays (s, NaN: not known; None: not observed), used by
-    ramps whose lead follows them (core/scaling/startup.py).
+    ramps whose lead follows them (core/scaling/startup.py). latest: (N, M) the ramps' latest
+    readings (``ramp.latest``), NaN elsewhere; None without.
     """
 
     current: np.ndarray
@@ -43,6 +44,9 @@ class Observation:
     sample_age_s: np.ndarray
     pods: PodSamples | None = None
     startup_s: np.ndarray | None = None
+    #: (N, M) each ramp metric's latest reading (``ramp.latest``: the same rate over a shorter
+    #: window; NaN: not read or not usable), None when the policy has none
+    latest: np.ndarray | None = None
 
     def __init__(self, current: np.ndarray, ready: np.ndarray, status: np.ndarray, values: np.ndarray,
                  present: np.ndarray, sample_age_s: np.ndarray, pods: PodSamples | None = None,
@@ -289,7 +293,8 @@ def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, no
     ramps, ramp_states = None, state.ramp
     if params.ramp_metrics:
         proposals, ramps, ramp_states = apply_ramps(params, sig.values, sig.usable, proposals, valid, obs.current,
-                                                    obs.ready, obs.status, state.ramp, now, obs.startup_s)
+                                                    obs.ready, obs.status, state.ramp, now, obs.startup_s,
+                                                    obs.latest)
     release = fresh_rows(obs.present, obs.sample_age_s, params.interval_s) if params.scale_down_linear_release else None
     result, norm_state = normalize_stage(params, obs.current, proposals, valid, state.norm, now, release)
     return Decision(now, obs.current, obs.ready, sig, smoothed, np.where(valid, proposals, np.nan), valid, result,

@@ -39,7 +39,7 @@ _S_NONE, _S_EWMA, _S_MAX = compiled._S_NONE, compiled._S_EWMA, compiled._S_MAX
 _NAN, _INF = math.nan, math.inf
 _LN2 = float(np.log(2.0))  # smooth.ewma_alpha's np.log(2.0)
 # ramp parameter rows (see pack_ramps)
-_R_COLUMN, _R_WINDOW, _R_TOLERANCE, _R_LEAD, _R_KEEP, _R_SLOTS, _R_OBSERVED, _R_LAG, _R_SIZE = range(9)
+_R_COLUMN, _R_WINDOW, _R_TOLERANCE, _R_LEAD, _R_KEEP, _R_SLOTS, _R_OBSERVED, _R_LAG, _R_GAP, _R_SIZE = range(10)
 # the packed parameter vector (pack_params): compiled._pack's scalars, then counts, then arrays
 _V_UP_RULES, _V_DOWN_RULES, _V_RAMPS, _V_METRICS = range(compiled._P_SIZE, compiled._P_SIZE + 4)
 _V_ARRAYS = compiled._P_SIZE + 4
@@ -54,12 +54,14 @@ _SCAN_ALL_BELOW = 4
 
 
 def pack_ramps(params) -> np.ndarray:
-    """(R, 8) float rows per ramp metric: column, window_s, tolerance_s, lead_s, keep_s, slots,
-    observed (1: the lead follows the observed start-up delay, see RampParams.leads), lag_s."""
+    """(R, 9) float rows per ramp metric: column, window_s, tolerance_s, lead_s, keep_s, slots,
+    observed (1: the lead follows the observed start-up delay, see RampParams.leads), lag_s, gap_s
+    (0: no latest reading; see ramp.implied_slope)."""
     rows = np.zeros((len(params.ramp_metrics), _R_SIZE))
     for r, j in enumerate(params.ramp_metrics):
         rp = params.metrics[j].ramp
-        rows[r] = (j, rp.window_s, 0.5 * rp.interval_s, rp.lead_s, rp.keep_s, rp.slots, float(rp.observed), rp.lag_s)
+        rows[r] = (j, rp.window_s, 0.5 * rp.interval_s, rp.lead_s, rp.keep_s, rp.slots, float(rp.observed), rp.lag_s,
+                   rp.gap_s if rp.latest_window_s > 0.0 else 0.0)
     return rows
 
 
@@ -68,7 +70,7 @@ def pack_params(params) -> np.ndarray:
     costs the call ~0.15 us to unbox): compiled._pack's scalars (its _P_* positions); the
     counts of up rules, down rules, ramp metrics and metrics; then the metric rows (4, M: kind,
     target, non-negative, pooled capacity), up rules (3, Ru), down rules (3, Rd) and ramp rows
-    (R, 8), each flattened in C order."""
+    (R, 9), each flattened in C order."""
     scal, metric, up_rules, down_rules = compiled._pack(params)
     ramps = pack_ramps(params)
     counts = [up_rules.shape[1], down_rules.shape[1], ramps.shape[0], metric.shape[1]]
@@ -491,7 +493,7 @@ def _recommendation_windows(rec, rows, now, cut_keep, cut_low, cut_high, legacy,
 # (packed arrays): unboxing each costs the call from Python ~0.15 us.
 @jit
 def fused_kernel(values, present, age, current, ready, status, startup, floor, pv, now, commit_at, em, win, ramp, rec,
-                 rows, up, down, vf, out_f, out_b, vi, active_out, buf):
+                 rows, up, down, vf, out_f, out_b, vi, active_out, buf, latest):
     """Decide for N targets, one target at a time, the state updated in place. Returns how many
     scale events committing every change to desired would record (commit_all_kernel's count).
 
@@ -513,7 +515,7 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
     signal values, smoothed, proposals, ramp slope, ahead, proposal (ramp columns only); out_b
     (7, N, M) missing, stale, nonfinite, negative, usable, valid, and (state) the series' sample
     times on the pattern; vi (3, N) limit reason, reason, scratch slot (_I_*); active_out (N,).
-    buf: (W,) scratch."""
+    buf: (W,) scratch. latest (N, M): the ramps' latest readings (NaN: none; ramp.implied_slope)."""
     if commit_at == commit_at:  # the previous cycle's deferred commit, before anything reads the events
         _record_events(vf[_F_PENDING], vf[_F_DESIRED], _NO_ROWS, True, commit_at, up, down,
                        pv[compiled._P_UP_LONGEST], pv[compiled._P_DOWN_LONGEST], vf[_F_LAST_EVENT])
@@ -683,6 +685,9 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
             old_v = ramp[0, r, i, pick] if found else _NAN
             old_t = ramp[1, r, i, pick] if found else _NAN
             slope = (y - old_v) / (now - old_t) if (ok and now > old_t) else _NAN
+            gap = pv[o + _R_GAP]
+            if gap > 0.0 and math.isfinite(slope) and math.isfinite(latest[i, j]):  # ramp.implied_slope
+                slope = (latest[i, j] - y) / gap
             ahead = y + compiled.nan_max(slope, 0.0) * lead_s
             out_f[3, i, j], out_f[4, i, j] = slope, ahead
             if ok and k > 0:  # write_slot: the first reusable slot, else the first oldest

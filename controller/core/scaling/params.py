@@ -227,6 +227,16 @@ class RampParams:
     # lead: auto with startupDelay: observed: the lead is the target's observed start-up delay
     # + lag_s where one is known (Observation.startup_s), lead_s (from the initial delay) elsewhere
     observed: bool = False
+    #: ``latest:``: the range window (s) of a second, shorter reading of the same rate
+    #: (Observation.latest); 0: none. The slope is then the one the two readings imply
+    #: (see implied_slope), not the window's
+    latest_window_s: float = 0.0
+
+    @property
+    def gap_s(self) -> float:
+        """How much later the latest reading is centred than the window's: half the difference
+        of the two range windows (a rate over a range window is centred half a window back)."""
+        return 0.5 * (self.window_s - self.latest_window_s)
 
     @property
     def lag_s(self) -> float:

@@ -5,7 +5,12 @@ time (start-up delay + interval + the metric window's lag): during a ramp the lo
 by ``slope * lead_s`` by then. This stage measures each metric's slope over its own window
 (the value now against the value one window ago: a ``rate(x[w])`` sample is a window average,
 so samples a window apart do not share data) and returns ``ahead = value + max(slope, 0) *
-lead_s``. Only a rising slope counts, so the proposal from ``ahead`` is never below the
+lead_s``. With a latest reading (``ramp.latest``: the same rate over a shorter range window,
+e.g. the last two scrapes), the slope is the one the two readings imply, ``(latest - value) /
+gap`` (gap: how much later the latest reading is centred, half the difference of the windows):
+for a steady rise it is the slope, a window sooner; once a burst shorter than the window has
+turned, the latest reading is below the window's mean and nothing is carried ahead (the window
+slope stays positive for up to two windows after a burst). Only a rising slope counts, so the proposal from ``ahead`` is never below the
 reactive one: it can raise a scale-up or hold a scale-down, never cause one.
 
 Shapes: N targets; the state keeps a ring of the last ``slots`` usable samples per target,
@@ -70,17 +75,30 @@ def window_ago(values: np.ndarray, times: np.ndarray, now: float, window_s: floa
     return v, t
 
 
+def implied_slope(rp: RampParams, y: np.ndarray, latest: np.ndarray | None, slope: np.ndarray) -> np.ndarray:
+    """(N,) the ramp's slope with a latest reading: (latest - y) / gap where both the window slope
+    (``slope``, NaN: none yet) and ``latest`` (NaN: not read) are known, the window slope elsewhere."""
+    if rp.latest_window_s <= 0.0 or latest is None:
+        return slope
+    latest = np.asarray(latest, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(latest) & np.isfinite(slope), (latest - y) / rp.gap_s, slope)
+
+
 def ramp_step(rp: RampParams, state: RampState, y: np.ndarray, ok: np.ndarray,
-              now: float, startup_s: np.ndarray | None = None) -> tuple[RampResult, RampState]:
+              now: float, startup_s: np.ndarray | None = None,
+              latest: np.ndarray | None = None) -> tuple[RampResult, RampState]:
     """Learn y (N,) (rows where ok: a usable sample) at ``now``; the slope over the last window
     and the value one lead time ahead (per target with the observed start-up delays
-    ``startup_s`` (N,), see RampParams.leads)."""
+    ``startup_s`` (N,), see RampParams.leads). ``latest`` (N,): the latest reading (NaN: none),
+    used when the ramp has one (RampParams.latest_window_s; see implied_slope)."""
     y = np.asarray(y, dtype=np.float64)
     lead_s = rp.leads(startup_s, y.shape[0])
     old_v, old_t = window_ago(state.values, state.times, now, rp.window_s, 0.5 * rp.interval_s)
     with np.errstate(invalid="ignore", divide="ignore"):
         slope = (y - old_v) / (now - old_t)
         slope[~(ok & (now > old_t))] = np.nan
+        slope = implied_slope(rp, y, latest, slope)
         ahead = y + np.maximum(slope, 0.0) * lead_s
     values, times = write_slot(state.values, state.times, y, now, rp.keep_s, rows=ok)  # only rows where ok
     return RampResult(slope, ahead), RampState(values, times)
@@ -111,19 +129,22 @@ class Ramps:
 
 def apply_ramps(params, values: np.ndarray, usable: np.ndarray, proposals: np.ndarray, valid: np.ndarray,
                 current: np.ndarray, ready: np.ndarray, status: np.ndarray, states: tuple[RampState, ...],
-                now: float, startup_s: np.ndarray | None = None) -> tuple[np.ndarray, Ramps, tuple[RampState, ...]]:
+                now: float, startup_s: np.ndarray | None = None,
+                latest: np.ndarray | None = None) -> tuple[np.ndarray, Ramps, tuple[RampState, ...]]:
     """Run the ramp stage of every ramp metric of ``params`` (a PolicyParams).
 
     values, usable: (N, M) the signal; proposals, valid: (N, M) so far. Returns (proposals
     (N, M) = max(proposals, from ahead) where the ramp proposal is valid, the outputs, the new
     states). Only the max is taken, so the stage never lowers a proposal. startup_s: (N,)
     observed start-up delays (NaN unknown; None: none observed) for leads that follow them.
+    latest: (N, M) the ramps' latest readings (Observation.latest; NaN: none; None: not read).
     """
     shape = values.shape
     slope, ahead = np.full(shape, np.nan), np.full(shape, np.nan)
     new_states = []
     for j, st in zip(params.ramp_metrics, states):
-        res, st = ramp_step(params.metrics[j].ramp, st, values[:, j], usable[:, j], now, startup_s)
+        res, st = ramp_step(params.metrics[j].ramp, st, values[:, j], usable[:, j], now, startup_s,
+                            None if latest is None else latest[:, j])
         slope[:, j], ahead[:, j] = res.slope, res.ahead
         new_states.append(st)
     ramp_prop, ramp_ok = propose_policy(params, ahead, current, ready, status)  # never the hpa preset (policy/rules.py)

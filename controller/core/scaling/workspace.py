@@ -325,10 +325,17 @@ def decide_into(params: PolicyParams, ws: DecisionWorkspace, obs, now: float) ->
         startup = ws.no_startup if ws.no_startup is not None else np.full(size, np.nan)
     else:
         startup = _contiguous(startup, _F64)
+    latest = getattr(obs, "latest", None)  # (N, M) the ramps' latest readings (ramp.latest)
+    if latest is None:  # no readings: the window slopes (ws.floor is all NaN without a forecast stage)
+        latest = ws.floor if ws.forecast is None else np.full(shape, np.nan)
+    else:
+        latest = _contiguous(latest, _F64)
     present, age = _contiguous(obs.present, _BOOL), _contiguous(obs.sample_age_s, _F64)
     ready, status = _contiguous(obs.ready, _F64), _contiguous(obs.status, _F64)
     # every array checked before the state is touched: the kernels do not check bounds, and a
     # workspace kept across cycles must not be left half-stepped by a bad observation
+    if latest.shape != shape:
+        raise ValueError(f"observation latest of shape {latest.shape}, values {shape}")
     if present.shape != shape or age.shape != shape or not size == ready.shape == status.shape == startup.shape:
         raise ValueError(f"observation arrays of shapes values {shape}, present {present.shape}, "
                          f"sample_age_s {age.shape}, current {size}, ready {ready.shape}, "
@@ -341,7 +348,7 @@ def decide_into(params: PolicyParams, ws: DecisionWorkspace, obs, now: float) ->
         forecast.step(values, present, age, current, ready, status, startup, now)
     ws.events_if_all = fused.fused_kernel(values, present, age, current, ready, status, startup, ws.floor, ws.pv, now,
                                           ws.deferred_at, ws.em, ws.win, ws.ramp, ws.rec, ws.rows, ws.up, ws.down, ws.vf,
-                                          ws.out_f, ws.out_b2, ws.vi, ws.active, ws.buf)
+                                          ws.out_f, ws.out_b2, ws.vi, ws.active, ws.buf, latest)
     ws.deferred_at = math.nan  # recorded by the kernel, first
     if forecast is not None:
         forecast.finish(ws.out_f[1], ws.out_b2[5], current, ready, status)
