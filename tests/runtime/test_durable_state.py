@@ -223,9 +223,12 @@ def test_becoming_leader_rereads_what_the_other_replica_saved(tmp_path):
         cluster.step(cluster.now, 15.0, [100.0])
         metrics.push(cluster.signals())
 
-    while not store.saves:  # A leads until it acts (and saves)
+    for _ in range(200):  # A leads until it acts (and saves); bounded: a failing cycle must not hang the suite
         step()
         acted = a.run_cycle("web-heal")
+        if store.saves:
+            break
+    assert store.saves, "A never acted"
     assert [x.kind.word for x in acted.actions] == ["rolling-restart"]
     leading.update(a=False, b=True)
     step()

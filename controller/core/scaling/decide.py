@@ -50,12 +50,14 @@ class Observation:
 
     def __init__(self, current: np.ndarray, ready: np.ndarray, status: np.ndarray, values: np.ndarray,
                  present: np.ndarray, sample_age_s: np.ndarray, pods: PodSamples | None = None,
-                 startup_s: np.ndarray | None = None) -> None:
+                 startup_s: np.ndarray | None = None, latest: np.ndarray | None = None) -> None:
         # the fields written straight into the instance's dict: a frozen dataclass's own __init__
-        # sets each through object.__setattr__ (~1.5 -> ~0.7 us a call; one per policy and cycle)
+        # sets each through object.__setattr__ (~1.5 -> ~0.7 us a call; one per policy and cycle).
+        # Every field must be here: tests/core/test_observation_init.py compares with the fields.
         d = self.__dict__
         d["current"], d["ready"], d["status"], d["values"] = current, ready, status, values
         d["present"], d["sample_age_s"], d["pods"], d["startup_s"] = present, sample_age_s, pods, startup_s
+        d["latest"] = latest
 
     @classmethod
     def of(cls, current, ready, values, present=None, sample_age_s=None, status=None,
