@@ -187,9 +187,9 @@ def install(variant: str) -> None:
         decide.decide_numpy = decide_numpy
 
     if "upmerge" in parts:
-        def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None):
+        def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None, latest=None):
             out, res, new_states = plain_ramps(params, values, usable, proposals, valid, current, ready, status,
-                                               states, now, startup_s)
+                                               states, now, startup_s, latest)
             remember_need(params, values, usable, res)
             up = out > current
             if arg == "chain":  # only on a ramp's second step on: a scale-up within one lead before
@@ -202,18 +202,18 @@ def install(variant: str) -> None:
                 up &= rising[:, None] if up.ndim == 2 else rising
             if up.any():
                 p2, s2 = _doubled_leads(params, startup_s)
-                out2, _, _ = plain_ramps(p2, values, usable, proposals, valid, current, ready, status, states, now, s2)
+                out2, _, _ = plain_ramps(p2, values, usable, proposals, valid, current, ready, status, states, now, s2, latest)
                 if arg == "cap":  # at most one more step of the same size
                     out2 = np.fmin(out2, 2.0 * out - current)
                 out = np.where(up, np.fmax(out, out2), out)
             return out, res, new_states
         decide.apply_ramps = ramps
     else:
-        def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None):
+        def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None, latest=None):
             j = params.ramp_metrics[0]
             lead_now["s"] = float(params.metrics[j].ramp.leads(startup_s, current.shape[0])[0])
             out, res, new_states = plain_ramps(params, values, usable, proposals, valid, current, ready, status,
-                                               states, now, startup_s)
+                                               states, now, startup_s, latest)
             remember_need(params, values, usable, res)
             return out, res, new_states
         decide.apply_ramps = ramps
@@ -294,9 +294,9 @@ def install_spaced_ups(name: str, arg: str) -> None:
         rp = params.metrics[params.ramp_metrics[0]].ramp
         return rp.leads(startup_s, n) - rp.lag_s
 
-    def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None):
+    def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None, latest=None):
         out, res, new_states = plain_ramps(params, values, usable, proposals, valid, current, ready, status,
-                                           states, now, startup_s)
+                                           states, now, startup_s, latest)
         n = current.shape[0]
         if seen["up"] is None or seen["up"].shape[0] != n or now < seen["now"]:
             seen["up"] = np.full(n, -np.inf)
@@ -312,7 +312,7 @@ def install_spaced_ups(name: str, arg: str) -> None:
             go = ramp_up & ~wait
             if go.any():
                 p2, s2 = _longer_leads(params, startup_s, su)
-                out2, _, _ = plain_ramps(p2, values, usable, proposals, valid, current, ready, status, states, now, s2)
+                out2, _, _ = plain_ramps(p2, values, usable, proposals, valid, current, ready, status, states, now, s2, latest)
                 out = np.where(go[:, None], np.fmax(out, out2), out)
         return out, res, new_states
 
@@ -334,9 +334,9 @@ def install_rising_hold() -> None:
 
     inner = decide.apply_ramps
 
-    def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None):
+    def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None, latest=None):
         out, res, new_states = inner(params, values, usable, proposals, valid, current, ready, status, states,
-                                     now, startup_s)
+                                     now, startup_s, latest)
         rising = (np.nan_to_num(res.slope[:, list(params.ramp_metrics)], nan=0.0) > 0).any(axis=1)
         cols = np.zeros(out.shape[1], bool)
         cols[list(params.ramp_metrics)] = True
@@ -354,9 +354,9 @@ def install_trend_hold() -> None:
     inner = decide.apply_ramps
     seen = {"t": [], "v": [], "now": -np.inf}
 
-    def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None):
+    def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None, latest=None):
         out, res, new_states = inner(params, values, usable, proposals, valid, current, ready, status, states,
-                                     now, startup_s)
+                                     now, startup_s, latest)
         if now < seen["now"] or (seen["v"] and seen["v"][0].shape != values[:, 0].shape):
             seen["t"], seen["v"] = [], []
         seen["now"] = now
@@ -418,9 +418,9 @@ def install_track(name: str, arg: str) -> None:
                 out[i] = np.median((v[b] - v[a]) / (t[b] - t[a]))
         return out
 
-    def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None):
+    def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None, latest=None):
         out, res, new_states = inner(params, values, usable, proposals, valid, current, ready, status, states,
-                                     now, startup_s)
+                                     now, startup_s, latest)
         n = current.shape[0]
         if now < st["now"] or st["n"] != n:
             reset(n)

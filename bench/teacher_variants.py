@@ -141,9 +141,9 @@ def install_upstep(arg: str = "") -> None:
 
     plain = decide.apply_ramps
 
-    def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None):
+    def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None, latest=None):
         out, res, new_states = plain(params, values, usable, proposals, valid, current, ready, status, states,
-                                     now, startup_s)
+                                     now, startup_s, latest)
         share = params.scale_down_min_step
         if not share > 0:
             return out, res, new_states
