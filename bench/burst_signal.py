@@ -24,7 +24,10 @@ simulator's tick), ``interval`` (the policy's interval: 15 s, two 10 s ticks).
 - ``turn``:     the ramp acts only while the short-window rate is not below its value one
                 interval ago (the short signal still rises).
 
-Extras (``VARIANT+upstep``): bench/teacher_variants.py's ``upstep`` rule on top (not measured: no time).
+Extras (``VARIANT+upstep``): bench/teacher_variants.py's ``upstep`` rule on top. Measured (same
+columns as the table below): implied:tick+upstep bundled 0.13x none 1.45x 0.69x 42 (42/319.8); other
+inputs 0.22x none 1.49x 0.70x 116 (116/523.9): better than the default on minutes and changes on
+both sets at the same replica-hours, still NOT met on the two missing targets; third set not run.
 
 Built as the policy field ``ramp.latest`` (a second PromQL query over a shorter range window; the
 slope the two readings imply, as ``implied``; controller/core/scaling/ramp.py implied_slope): the
