@@ -136,7 +136,6 @@ def run_kernel_only(policies, inputs, cycles) -> float:
     spaces = [DecisionWorkspace.empty(p, TARGETS_PER_POLICY) for p in policies]
     current = [np.full(TARGETS_PER_POLICY, 10.0) for _ in policies]
     present = [np.ones(x.shape[1:], bool) for x in inputs]
-    no_latest = [np.full(x.shape[1:], np.nan) for x in inputs]  # no ramp.latest readings
     age = [np.zeros(x.shape[1:]) for x in inputs]
     now, cpu_s = 1_700_000_000.0, 0.0
     start = time.perf_counter()
@@ -149,7 +148,7 @@ def run_kernel_only(policies, inputs, cycles) -> float:
             ws.events_if_all = fused.fused_kernel(inputs[j][c], present[j], age[j], cur, cur, cur, ws.no_startup,
                                                   ws.floor, ws.pv, now, ws.deferred_at, ws.em, ws.win, ws.ramp, ws.rec,
                                                   ws.rows, ws.up, ws.down, ws.vf, ws.out_f, ws.out_b2, ws.vi, ws.active,
-                                                  ws.buf, no_latest[j])
+                                                  ws.buf, ws.no_latest)
             cpu_s += time.process_time() - cpu
             ws.deferred_at, ws.pending_at = math.nan, now
             ws.commit()

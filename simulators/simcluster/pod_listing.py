@@ -34,58 +34,6 @@ from simulators.simcluster.slots import EMPTY, PENDING, READY
 
 
 @jit
-def _list_kernel(rows, exists, phase, serial, revision_seq, created_s, ready_transition_s):
-    n, k_slots = rows.shape[0], phase.shape[1]
-    total = 0
-    for a in range(n):
-        if exists[a]:
-            r = rows[a]
-            for s in range(k_slots):
-                if phase[r, s] != EMPTY:
-                    total += 1
-    at = np.empty(total, np.int64)
-    slot = np.empty(total, np.int64)
-    serials = np.empty(total, np.int64)
-    p = 0
-    for a in range(n):
-        if not exists[a]:
-            continue
-        r = rows[a]
-        first = p
-        for s in range(k_slots):
-            if phase[r, s] == EMPTY:
-                continue
-            key = serial[r, s]
-            q = p  # insertion: after every pod of a lower or equal serial (stable)
-            while q > first and serials[q - 1] > key:
-                slot[q], serials[q] = slot[q - 1], serials[q - 1]
-                q -= 1
-            slot[q], serials[q] = s, key
-            at[p] = a
-            p += 1
-    pod_rows = np.empty(total, np.int64)
-    revision_seqs = np.empty(total, np.int64)
-    uid = np.empty(total, np.int64)
-    pending = np.empty(total, np.bool_)
-    running = np.empty(total, np.bool_)
-    ready = np.empty(total, np.bool_)
-    start_time = np.empty(total)
-    transition_time = np.empty(total)
-    for q in range(total):
-        r, s = rows[at[q]], slot[q]
-        ph = phase[r, s]
-        pod_rows[q] = r
-        revision_seqs[q] = revision_seq[r, s]
-        uid[q] = (np.int64(r) << 32) + serials[q]
-        pending[q] = ph == PENDING
-        running[q] = ph != PENDING
-        ready[q] = ph == READY
-        start_time[q] = created_s[r, s]
-        transition_time[q] = ready_transition_s[r, s]
-    return at, pod_rows, serials, revision_seqs, uid, pending, running, ready, start_time, transition_time
-
-
-@jit
 def _running_kernel(rows, exists, phase, serial, revision_seq, present, values, ages):
     n, k_slots = rows.shape[0], phase.shape[1]
     total = 0
@@ -154,21 +102,20 @@ def try_list_pods(rows: np.ndarray, exists: np.ndarray, phase: np.ndarray, seria
     """The live pods of the targets at ``rows`` (N,) int64 that ``exists`` (N,) bool, from the
     (S, K) slot arrays: (at, pod rows, serials, revision seqs, uid, pending, running, ready,
     start_time, ready_transition_time), (P,) each, by target, then serial. None when the kernels
-    are off: then list with numpy."""
-    if not compiled.enabled():
+    are off: then list with numpy. The one-pass listing (try_listed_samples) without samples."""
+    n = rows.shape[0]
+    got = try_listed_samples(rows, exists, phase, serial, revision_seq, created_s, ready_transition_s,
+                             np.zeros(n, np.bool_), np.full(n, np.nan), np.zeros(n))
+    if got is None:
         return None
-    try:
-        return _list_kernel(rows, exists, phase, serial, revision_seq, created_s, ready_transition_s)
-    except compiled.KERNEL_ERRORS as exc:
-        compiled.mark_broken(exc)
-        return None
-
+    at, pod_rows, serials, revision_seqs, uid, pending, ready, start_time, transition_time, _, _ = got
+    return at, pod_rows, serials, revision_seqs, uid, pending, ~pending, ready, start_time, transition_time
 
 
 @jit
 def _listed_samples_kernel(rows, exists, phase, serial, revision_seq, created_s, ready_transition_s, present, values,
                            ages):
-    """_list_kernel's listing with _running_kernel's samples joined to it in the same pass: a
+    """The live pods by target, then serial, with _running_kernel's samples joined in the same pass: a
     running pod of a target whose value is present and finite gets that value and age, every
     other pod NaN and 0."""
     n, k_slots = rows.shape[0], phase.shape[1]

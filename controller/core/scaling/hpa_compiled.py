@@ -354,24 +354,6 @@ def try_pod_means(target: np.ndarray, usage_milli: np.ndarray, has_sample: np.nd
 _RUNNING, _R_TRUE = int(hr.Phase.RUNNING), int(hr.Readiness.TRUE)
 
 
-@jit
-def _listed_table_kernel(pending, ready, start_time, transition_time, now, request_milli, window_s):
-    p = pending.shape[0]
-    phase, readiness = np.empty(p, np.int64), np.empty(p, np.int64)
-    start_age, transition_age = np.empty(p), np.empty(p)
-    request, window = np.empty(p, np.int64), np.empty(p)
-    for k in range(p):
-        phase[k] = _PENDING if pending[k] else _RUNNING
-        readiness[k] = _R_TRUE if ready[k] else _R_FALSE
-        start_age[k] = now - start_time[k]
-        t = transition_time[k]
-        transition_age[k] = _ZERO_AGE if t != t else now - t
-        request[k] = request_milli
-        window[k] = window_s
-    return (phase, readiness, np.zeros(p, np.bool_), start_age, transition_age, request, np.ones(p, np.bool_),
-            np.ones(p, np.bool_), np.zeros(p, np.int64), np.zeros(p, np.bool_), np.zeros(p), window)
-
-
 def try_listed_pod_table(target: np.ndarray, names, pending: np.ndarray, ready: np.ndarray, start_time: np.ndarray,
                          transition_time: np.ndarray, now: float, request_milli: int,
                          window_s: float) -> hr.PodTable | None:
@@ -380,21 +362,11 @@ def try_listed_pod_table(target: np.ndarray, names, pending: np.ndarray, ready: 
     or Running, readiness True or False, ages at ``now`` (an unset transition is Go's zero time),
     not deleted, every pod requesting ``request_milli`` with no sample yet, a sample age of 0 over
     ``window_s``. What ``pod_samples.table_of`` builds with numpy (the reference); None when the
-    kernels are off."""
-    if not compiled.enabled():
-        return None
-    try:
-        (phase, readiness, deleted, start_age, transition_age, request, has_request, has_container, usage, has_sample,
-         metric_age, window) = _listed_table_kernel(
-            np.asarray(pending, np.bool_), np.asarray(ready, np.bool_), np.asarray(start_time, np.float64),
-            np.asarray(transition_time, np.float64), float(now), int(request_milli), float(window_s))
-    except compiled.KERNEL_ERRORS as exc:
-        compiled.mark_broken(exc)
-        return None
-    return hr.PodTable(target=target, phase=phase, ready=readiness, deleted=deleted, start_age_s=start_age,
-                       ready_transition_age_s=transition_age, request_milli=request, has_request=has_request,
-                       has_container=has_container, usage_milli=usage, has_sample=has_sample,
-                       metric_age_s=metric_age, metric_window_s=window, names=hr.table_names(names))
+    kernels are off. The sampled table's kernel with no samples (one kernel for both)."""
+    p = len(pending)
+    got = try_sampled_pod_table(target, names, pending, ready, start_time, transition_time, np.full(p, np.nan),
+                                np.zeros(p), now, request_milli, window_s)
+    return None if got is None else got[0]
 
 
 @jit

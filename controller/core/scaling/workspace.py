@@ -86,6 +86,7 @@ class DecisionWorkspace:
     all_rows: np.ndarray
     pending_at: float | None = None
     no_startup: np.ndarray | None = None  # (N,) NaN: the start-up delays of an observation without them
+    no_latest: np.ndarray | None = None  # (N, M) NaN: the ramps' latest readings of an observation without them
     # the forecast stage's state and outputs (forecast_compiled.py), None without forecast metrics;
     # floor (N, M): its predictive proposals for the fused kernel (all NaN without forecasts)
     forecast: CompiledForecasts | None = None
@@ -149,7 +150,8 @@ class DecisionWorkspace:
                    np.zeros((fused._I_ROWS, n), np.int64), out_f=np.full((6, n, m), np.nan),
                    out_b2=np.zeros((7, n, m), np.bool_), active=np.zeros(n, np.bool_),
                    buf=np.empty(sm.samples.shape[2]), all_rows=np.ones(n, np.bool_),
-                   no_startup=np.full(n, np.nan), forecast=forecast, ewma_odd=np.empty(n * m, np.int64),
+                   no_startup=np.full(n, np.nan), no_latest=np.full((n, m), np.nan), forecast=forecast,
+                   ewma_odd=np.empty(n * m, np.int64),
                    floor=np.full((n, m), np.nan) if forecast is None else forecast.floor)
 
     @classmethod
@@ -326,8 +328,8 @@ def decide_into(params: PolicyParams, ws: DecisionWorkspace, obs, now: float) ->
     else:
         startup = _contiguous(startup, _F64)
     latest = getattr(obs, "latest", None)  # (N, M) the ramps' latest readings (ramp.latest)
-    if latest is None:  # no readings: the window slopes (ws.floor is all NaN without a forecast stage)
-        latest = ws.floor if ws.forecast is None else np.full(shape, np.nan)
+    if latest is None:  # no readings: the window slopes
+        latest = ws.no_latest if ws.no_latest is not None else np.full(shape, np.nan)
     else:
         latest = _contiguous(latest, _F64)
     present, age = _contiguous(obs.present, _BOOL), _contiguous(obs.sample_age_s, _F64)
