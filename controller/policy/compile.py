@@ -40,7 +40,7 @@ def compile_policy(policy: PolicyDocument) -> PolicyParams:
     behavior = scaling.behavior
     missing_hold_s, fallback = _missing_metrics(scaling)
     return PolicyParams(
-        metrics=tuple(compile_metric(m, spec.interval_s) for m in scaling.metrics),
+        metrics=tuple(compile_metric(m, spec.interval_s, scaling.tolerance.down) for m in scaling.metrics),
         tolerance_up=scaling.tolerance.up, tolerance_down=scaling.tolerance.down,
         smoothing=smoothing.kind, half_life_s=smoothing.half_life_s, window_s=smoothing.window_s,
         percentile=smoothing.percentile, stale_after_s=scaling.stale_after_s,
@@ -52,10 +52,10 @@ def compile_policy(policy: PolicyDocument) -> PolicyParams:
         missing_hold_s=missing_hold_s, fallback_replicas=fallback, **common)
 
 
-def compile_metric(metric: Metric, interval_s: float = 15.0) -> MetricParams:
+def compile_metric(metric: Metric, interval_s: float = 15.0, tolerance_down: float = 0.0) -> MetricParams:
     target = metric.target
     forecast = None if metric.forecast is None else compile_forecast(metric.forecast, metric.query, interval_s)
-    ramp = None if metric.ramp is None else compile_ramp(metric.ramp, metric.query, interval_s)
+    ramp = None if metric.ramp is None else compile_ramp(metric.ramp, metric.query, interval_s, tolerance_down)
     if target.value is not None:
         return MetricParams(metric.name, MetricKind.VALUE, target.value, forecast, ramp=ramp)
     if target.average_per_replica is not None:
@@ -97,15 +97,18 @@ def compile_forecast(forecast: Forecast, query: str, interval_s: float) -> Forec
                           lag_s=auto_horizon_s(0.0, interval_s, window_s), **common)
 
 
-def compile_ramp(ramp: Ramp, query: str, interval_s: float) -> RampParams:
-    """The slope is measured over the query's range window (samples a window apart share no data)."""
+def compile_ramp(ramp: Ramp, query: str, interval_s: float, tolerance_down: float = 0.0) -> RampParams:
+    """The slope is measured over the query's range window (samples a window apart share no data);
+    ``minStep: tolerance`` takes the policy's down tolerance as the smallest look-ahead step."""
     window_s = query_window_s(query)
     startup = ramp.startup_delay
     latest_s = 0.0 if ramp.latest is None else query_window_s(ramp.latest)
+    min_step = tolerance_down if ramp.min_step == "tolerance" else 0.0
     if ramp.lead_s is not None:  # an explicit lead: the start-up delay is not used
-        return RampParams(lead_s=ramp.lead_s, window_s=window_s, interval_s=interval_s, latest_window_s=latest_s)
+        return RampParams(lead_s=ramp.lead_s, window_s=window_s, interval_s=interval_s, latest_window_s=latest_s,
+                          min_step=min_step)
     return RampParams(lead_s=auto_horizon_s(startup.seconds, interval_s, window_s), window_s=window_s,
-                      interval_s=interval_s, observed=startup.observed, latest_window_s=latest_s)
+                      interval_s=interval_s, observed=startup.observed, latest_window_s=latest_s, min_step=min_step)
 
 
 def compile_smoothing(smoothing: SmoothingModel | None) -> SmoothingSpec:

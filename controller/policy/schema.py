@@ -204,6 +204,12 @@ class Ramp(StrictModel):
         "rate(http_requests_total[30s]), two scrapes or more). The slope is then the one the two readings "
         "imply, (latest - value) / half the difference of the windows: a burst shorter than the query's "
         "window that has already turned is not carried ahead. Missing: the window's slope."))
+    min_step: Optional[Literal["none", "tolerance"]] = Field(None, alias="minStep", description=(
+        "none (default): any scale-up the look-ahead asks for. tolerance: a scale-up only the look-ahead asks "
+        "for (no metric's reactive proposal above the current replicas) goes ahead only when it adds at least "
+        "tolerance.down of the current replicas (rounded up, at least one pod), the step scaleDown.minStep asks "
+        "of a scale-down: one-pod look-ahead steps on a noisy rate are dropped (the ramp still holds the current "
+        "replicas), a reactive scale-up is never held back."))
 
     @model_validator(mode="after")
     def _observed_needs_auto_lead(self) -> "Ramp":

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.core.scaling import ramp as rm
-from controller.core.scaling.decide import Observation, ScalingState, decide
+from controller.core.scaling.decide import Observation, ScalingState, decide, decide_numpy
 from controller.core.scaling.params import MetricKind, MetricParams, PolicyParams, RampParams
 from tests.core.helpers import T0, draw_run, no_limits
 
@@ -183,3 +183,143 @@ def test_explain_prints_the_ramp():
         state, current = d.state, float(d.desired[0])
     line = _format_record(d.record(0, "r", "default/web", ("rps",)).to_dict())
     assert "| ramp rps: slope 10/s ahead 1900 -> 19" in line
+
+
+# ---------------------------------------------------------------- ramp.minStep: tolerance
+SMALL_STEPS = [
+    # current, reactive proposal (NaN: invalid), ramp proposal, share, expected ramp proposal
+    pytest.param(10.0, 10.0, 11.0, 0.2, 10.0, id="one-pod-look-ahead-under-two-pods-dropped"),
+    pytest.param(10.0, 10.0, 12.0, 0.2, 12.0, id="two-pods-is-the-min-step-kept"),
+    pytest.param(10.0, 11.0, 11.0, 0.2, 11.0, id="reactive-scale-up-too-kept"),
+    pytest.param(10.0, 10.0, 11.0, 0.0, 11.0, id="no-min-step-any-step"),
+    pytest.param(3.0, 3.0, 4.0, 0.2, 4.0, id="at-least-one-pod-a-one-pod-step-passes-at-three"),
+    pytest.param(10.0, 8.0, 9.0, 0.2, 9.0, id="a-look-ahead-below-current-untouched"),
+    pytest.param(10.0, 10.0, 10.0, 0.2, 10.0, id="a-look-ahead-holding-current-untouched"),
+    pytest.param(20.0, 20.0, 23.0, 0.15, 23.0, id="fifteen-percent-of-twenty-is-three-pods-kept"),
+    pytest.param(20.0, 20.0, 22.0, 0.15, 20.0, id="two-pods-under-fifteen-percent-of-twenty-dropped"),
+]
+
+
+@pytest.mark.parametrize("current,reactive,ramp,share,expected", SMALL_STEPS)
+def test_hold_small_look_ahead_table(current, reactive, ramp, share, expected):
+    got = rm.hold_small_look_ahead(np.array([current]), np.array([[reactive]]), np.array([[np.isfinite(reactive)]]),
+                                   np.array([[ramp]]), np.array([[True]]), np.array([share]))
+    assert got[0, 0] == expected
+
+
+def test_hold_small_look_ahead_sees_every_metrics_reactive_proposal():
+    # metric 0 has the ramp; metric 1's reactive proposal asks for a scale-up: the step is kept
+    got = rm.hold_small_look_ahead(np.array([10.0, 10.0]), np.array([[10.0, 11.0], [10.0, 10.0]]),
+                                   np.ones((2, 2), bool), np.array([[11.0, np.nan], [11.0, np.nan]]),
+                                   np.array([[True, False], [True, False]]), np.array([0.2, 0.0]))
+    assert got[:, 0].tolist() == [11.0, 10.0]
+
+
+def test_decide_drops_a_one_pod_look_ahead_step_and_takes_a_big_one():
+    stepped = dataclasses.replace(RP, min_step=0.2)
+    p, plain = policy_with(stepped, tolerance_up=0.0), policy_with(RP, tolerance_up=0.0)
+    for slope, want_plain, want in [(0.5, 11, 10), (3.0, 13, 13)]:  # rps/s over the 60 s window, 75 s lead
+        results = []
+        for pol in (plain, p):
+            state = ScalingState.empty(1, pol)
+            for k in range(6):  # 1000 rps at 10 pods: in the band; the ramp looks ahead
+                obs = Observation.of([10.0], [10.0], [[1000.0 - slope * INTERVAL * (5 - k)]])
+                d = decide(pol, obs, state, T0 + k * INTERVAL)
+                state = d.state
+            results.append(d.desired[0])
+        assert results == [want_plain, want]
+
+
+def stepped_runs():
+    @st.composite
+    def draw(draw):
+        p, values, currents = draw(ramp_runs())
+        share = draw(st.sampled_from([0.1, 0.2, 0.5]))
+        rp = dataclasses.replace(p.metrics[0].ramp, min_step=share)
+        return dataclasses.replace(p, metrics=(dataclasses.replace(p.metrics[0], ramp=rp),)), values, currents
+    return draw()
+
+
+@SETTINGS
+@given(stepped_runs())
+def test_min_step_never_lowers_a_reactive_scale_up_never_adds_nor_causes_a_scale_down(run):
+    """Same state and observation: the ramp with minStep never asks for more than the ramp
+    without it, never less than no ramp at all (a reactive scale-up is never held back), scales
+    down only where the reactive decision does, and never on missing metrics."""
+    p, values, currents = run
+    free, alone_p = dataclasses.replace(p, metrics=(dataclasses.replace(
+        p.metrics[0], ramp=dataclasses.replace(p.metrics[0].ramp, min_step=0.0)),)), without_ramp(p)
+    state = ScalingState.empty(values.shape[1], p)
+    for k, (v, current) in enumerate(zip(values, currents)):
+        present = ~np.isnan(v[:, None])
+        obs = Observation.of(current, current, v[:, None], present=present)
+        now = T0 + k * INTERVAL
+        stepped = decide(p, obs, state, now)
+        unstepped = decide(free, obs, state, now)
+        alone = decide(alone_p, obs, dataclasses.replace(state, ramp=()), now)
+        assert (stepped.desired >= alone.desired).all()
+        assert (stepped.desired <= unstepped.desired).all()
+        assert not ((stepped.desired < current) & (alone.desired >= current)).any()
+        assert not ((stepped.desired < current) & ~present[:, 0]).any()
+        state = stepped.state
+
+
+@SETTINGS
+@given(stepped_runs())
+def test_batched_decide_with_min_step_equals_row_by_row(run):
+    p, values, currents = run
+
+    def go(rows):
+        state, out = ScalingState.empty(len(rows), p), []
+        for k, (v, current) in enumerate(zip(values[:, rows], currents[:, rows])):
+            d = decide(p, Observation.of(current, current, v[:, None], present=~np.isnan(v[:, None])), state,
+                       T0 + k * INTERVAL)
+            out.append(d.desired)
+            state = d.state
+        return out
+
+    batched = go(list(range(values.shape[1])))
+    for i in range(values.shape[1]):
+        assert [b[i] for b in batched] == [a[0] for a in go([i])]
+
+
+@pytest.mark.parametrize("share,latest,noise", [
+    pytest.param(0.2, False, 40.0, id="twenty-percent-noisy-rate"),
+    pytest.param(0.1, False, 10.0, id="ten-percent-smooth-rate"),
+    pytest.param(0.5, True, 40.0, id="half-with-latest-readings"),
+    pytest.param(0.2, False, 0.0, id="twenty-percent-pure-sine"),
+])
+def test_compiled_equals_numpy_with_min_step(share, latest, noise):
+    """The fused kernel's ramp.minStep gives the numpy stages' decisions and state, bit for bit,
+    through dropped and kept look-ahead steps and reactive scale-ups."""
+    from tests.core.test_compiled import assert_same, compiled_decide
+
+    rp = dataclasses.replace(RP, min_step=share, latest_window_s=30.0 if latest else 0.0)
+    p = policy_with(rp, tolerance_up=0.05, max_replicas=40)
+    rng = np.random.default_rng(7)
+    n, steps = 6, 60
+    values = np.maximum(1200.0 + 1000.0 * np.sin(np.arange(steps) / 5.0)[:, None] + rng.normal(0, 4 * noise or 1e-9,
+                                                                                           (steps, n)), 0.0)
+    z = values + rng.normal(0, 60.0, (steps, n))
+    states = [ScalingState.empty(n, p)] * 2
+    currents = [np.arange(12.0, 12.0 + 4 * n, 4.0)] * 2
+    held = 0
+    for k in range(steps):
+        decisions = []
+        for path, run in enumerate((decide_numpy, compiled_decide)):
+            obs = Observation.of(currents[path], currents[path], values[k][:, None])
+            if latest:
+                obs = dataclasses.replace(obs, latest=z[k][:, None].copy())
+            decisions.append(run(p, obs, states[path], T0 + k * INTERVAL))
+        assert_same(decisions[0], decisions[1], f"cycle {k}")
+        free = decide_numpy(dataclasses.replace(p, metrics=(dataclasses.replace(p.metrics[0], ramp=dataclasses.replace(
+            rp, min_step=0.0)),)), obs, states[0], T0 + k * INTERVAL)  # the same cycle without the min step
+        held += int((free.desired != decisions[0].desired).sum())
+        states = [d.state for d in decisions]
+        currents = [d.norm.desired.copy() for d in decisions]
+    assert held > 0  # the rows went through the hold, not only around it
+
+
+def test_min_step_runs_compiled():
+    from controller.core.scaling import compiled
+    assert compiled.supports(policy_with(dataclasses.replace(RP, min_step=0.2)))

@@ -40,6 +40,16 @@ def test_observed_start_up(fields, lead_s, observed):
     assert (r.lead_s, r.observed, r.lag_s) == (lead_s, observed, 45.0)
 
 
+@pytest.mark.parametrize("fields,min_step", [
+    pytest.param("{}", 0.0, id="default-any-look-ahead-step"),
+    pytest.param("{minStep: none}", 0.0, id="none-any-look-ahead-step"),
+    pytest.param("{minStep: tolerance}", 0.15, id="tolerance-the-policys-down-tolerance"),
+    pytest.param("{lead: 2m, minStep: tolerance}", 0.15, id="with-an-explicit-lead-too"),
+])
+def test_min_step(fields, min_step):
+    assert ramp_of(fields).min_step == min_step
+
+
 def test_no_ramp_by_default():
     assert load_one(BASE).params.metrics[0].ramp is None
     assert load_one(BASE).params.ramp_metrics == ()
@@ -69,7 +79,9 @@ BROKEN = [
                  "is used only with lead: auto (an explicit lead does not depend on the start-up delay)",
                  id="observed-with-an-explicit-lead"),
     pytest.param("{slope: steep}", f"{LINE}: spec.scaling.metrics[0].ramp.slope: unknown field 'slope'; expected "
-                                   "one of: lead, startupDelay, latest", id="unknown-field"),
+                                   "one of: lead, startupDelay, latest, minStep", id="unknown-field"),
+    pytest.param("{minStep: always}", f"{LINE}: spec.scaling.metrics[0].ramp.minStep: expected 'none' or "
+                 "'tolerance', got 'always'", id="min-step-not-none-or-tolerance"),
 ]
 
 

@@ -39,7 +39,8 @@ _S_NONE, _S_EWMA, _S_MAX = compiled._S_NONE, compiled._S_EWMA, compiled._S_MAX
 _NAN, _INF = math.nan, math.inf
 _LN2 = float(np.log(2.0))  # smooth.ewma_alpha's np.log(2.0)
 # ramp parameter rows (see pack_ramps)
-_R_COLUMN, _R_WINDOW, _R_TOLERANCE, _R_LEAD, _R_KEEP, _R_SLOTS, _R_OBSERVED, _R_LAG, _R_GAP, _R_SIZE = range(10)
+(_R_COLUMN, _R_WINDOW, _R_TOLERANCE, _R_LEAD, _R_KEEP, _R_SLOTS, _R_OBSERVED, _R_LAG, _R_GAP, _R_MIN_STEP,
+ _R_SIZE) = range(11)
 # the packed parameter vector (pack_params): compiled._pack's scalars, then counts, then arrays
 _V_UP_RULES, _V_DOWN_RULES, _V_RAMPS, _V_METRICS = range(compiled._P_SIZE, compiled._P_SIZE + 4)
 _V_ARRAYS = compiled._P_SIZE + 4
@@ -54,14 +55,14 @@ _SCAN_ALL_BELOW = 4
 
 
 def pack_ramps(params) -> np.ndarray:
-    """(R, 9) float rows per ramp metric: column, window_s, tolerance_s, lead_s, keep_s, slots,
+    """(R, 10) float rows per ramp metric: column, window_s, tolerance_s, lead_s, keep_s, slots,
     observed (1: the lead follows the observed start-up delay, see RampParams.leads), lag_s, gap_s
-    (0: no latest reading; see ramp.implied_slope)."""
+    (0: no latest reading; see ramp.implied_slope), min_step (0: any step; ramp.hold_small_look_ahead)."""
     rows = np.zeros((len(params.ramp_metrics), _R_SIZE))
     for r, j in enumerate(params.ramp_metrics):
         rp = params.metrics[j].ramp
         rows[r] = (j, rp.window_s, 0.5 * rp.interval_s, rp.lead_s, rp.keep_s, rp.slots, float(rp.observed), rp.lag_s,
-                   rp.gap_s if rp.latest_window_s > 0.0 else 0.0)
+                   rp.gap_s if rp.latest_window_s > 0.0 else 0.0, rp.min_step)
     return rows
 
 
@@ -70,7 +71,7 @@ def pack_params(params) -> np.ndarray:
     costs the call ~0.15 us to unbox): compiled._pack's scalars (its _P_* positions); the
     counts of up rules, down rules, ramp metrics and metrics; then the metric rows (4, M: kind,
     target, non-negative, pooled capacity), up rules (3, Ru), down rules (3, Rd) and ramp rows
-    (R, 9), each flattened in C order."""
+    (R, 10), each flattened in C order."""
     scal, metric, up_rules, down_rules = compiled._pack(params)
     ramps = pack_ramps(params)
     counts = [up_rules.shape[1], down_rules.shape[1], ramps.shape[0], metric.shape[1]]
@@ -666,6 +667,9 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
                 out_f[2, i, j] = p if p >= f else f  # np.fmax
 
         # -- ramp: each ramp metric's slope over its window, the proposal one lead time ahead
+        reactive_up = False  # a valid proposal above current, before any ramp (ramp.hold_small_look_ahead)
+        for j in range(m):
+            reactive_up = reactive_up or (out_b[5, i, j] and out_f[2, i, j] > cur)
         for r in range(n_ramps):
             o = o_ramp + r * _R_SIZE
             j = int(pv[o + _R_COLUMN])
@@ -702,6 +706,8 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
             p, ready_ok = compiled.propose_pooled(int(pv[o_metric + j]), pv[o_metric + m + j], pv[o_metric + 3 * m + j],
                                                   ahead, cur, rdy, sts, lo, tol_up, tol_down)
             if out_b[5, i, j] and math.isfinite(ahead) and ready_ok and math.isfinite(p):
+                if not reactive_up:  # a look-ahead-only step smaller than the min step holds current
+                    p = min_step_module.hold_small_rise(cur, p, pv[o + _R_MIN_STEP])
                 out_f[5, i, j] = p
                 a = out_f[2, i, j]
                 out_f[2, i, j] = a if (a >= p or p != p) else p  # np.fmax, signed zeros included

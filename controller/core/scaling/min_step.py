@@ -32,6 +32,16 @@ def hold_small_step(current: float, stabilized: float, share: float) -> float:
     return stabilized
 
 
+@jit_inline
+def hold_small_rise(current: float, proposal: float, share: float) -> float:
+    """One target's look-ahead proposal (the fused kernel's ramp.minStep; numpy:
+    ramp.hold_small_look_ahead): ``current`` where it rises above ``current`` by less than
+    max(1, ceil(current * share)) pods, else ``proposal``."""
+    if share > 0.0 and current < proposal < current + max(1.0, math.ceil(current * share - _EPS)):
+        return current
+    return proposal
+
+
 def hold_small_steps(current: np.ndarray, stabilized: np.ndarray, share: float) -> np.ndarray:
     """``stabilized`` (N,), except ``current`` where it scales down by less than ``share`` of ``current``."""
     if share <= 0.0:

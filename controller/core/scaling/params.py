@@ -231,6 +231,10 @@ class RampParams:
     #: (Observation.latest); 0: none. The slope is then the one the two readings imply
     #: (see implied_slope), not the window's
     latest_window_s: float = 0.0
+    # ramp.minStep: tolerance: a scale-up only this metric's look-ahead asks for (no metric's
+    # reactive proposal above current) must add at least max(1, ceil(current * min_step)) pods,
+    # the down tolerance (0: any step; core/scaling/ramp.py hold_small_look_ahead)
+    min_step: float = 0.0
 
     @property
     def gap_s(self) -> float:
