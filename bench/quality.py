@@ -49,11 +49,15 @@ DEMOS = ["flash-crowd", "diurnal", "step"]
 @dataclass(frozen=True)
 class Variation:
     """How the bundled scenarios are changed: seconds added to each trace window's start, a
-    factor on each trace's peak rate, and every service's start-up delay (s; None: as is)."""
+    factor on each trace's peak rate, every service's start-up delay (s; None: as is), and the
+    sigma of log-normal noise drawn every tick on each trace (0: none; the traces are 1- to
+    30-minute data interpolated linearly, so without it a short-window reading is noiseless).
+    """
 
     start_offset_s: float = 0.0
     peak_scale: float = 1.0
     startup_delay_s: float | None = None
+    noise_sigma: float = 0.0
 
     def describe(self) -> str:
         parts = []
@@ -63,11 +67,14 @@ class Variation:
             parts.append(f"trace peaks x{self.peak_scale:g}")
         if self.startup_delay_s is not None:
             parts.append(f"start-up delay {self.startup_delay_s:g} s")
+        if self.noise_sigma:
+            parts.append(f"per-tick noise sigma {self.noise_sigma:g}")
         return ", ".join(parts) or "as bundled"
 
 
 def varied_text(text: str, v: Variation) -> str:
-    """The scenario YAML ``text`` with ``v`` applied (trace start, peakRps, startupDelay)."""
+    """The scenario YAML ``text`` with ``v`` applied (trace start, peakRps, startupDelay, a noise
+    term every tick on each service with a trace)."""
     from controller.policy.durations import format_duration, parse_duration
 
     doc = yaml.safe_load(text)
@@ -85,6 +92,8 @@ def varied_text(text: str, v: Variation) -> str:
                     trace["peakRps"] = trace["peakRps"] * v.peak_scale
                 else:
                     trace["multiplier"] = trace.get("multiplier", 1.0) * v.peak_scale
+        if v.noise_sigma and any("trace" in term for term in service["load"]):
+            service["load"].append({"noise": {"sigma": v.noise_sigma, "every": doc["spec"].get("tick", "5s")}})
     return yaml.safe_dump(doc, sort_keys=False)
 
 
@@ -207,6 +216,8 @@ def add_variation_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--start-offset", default="0s", help="shift every trace window later by this duration (e.g. 1d)")
     ap.add_argument("--peak-scale", type=float, default=1.0, help="multiply every trace's peak rate")
     ap.add_argument("--startup-delay", default=None, help="every service's pod start-up delay (e.g. 90s)")
+    ap.add_argument("--noise", type=float, default=0.0, metavar="SIGMA",
+                    help="multiply every trace by log-normal noise drawn every tick (e.g. 0.05)")
 
 
 def variation_of(args: argparse.Namespace) -> Variation:
@@ -215,9 +226,11 @@ def variation_of(args: argparse.Namespace) -> Variation:
 
     if args.peak_scale <= 0:
         sys.exit(f"--peak-scale must be > 0, got {args.peak_scale}")
+    if not 0 <= args.noise <= 2:
+        sys.exit(f"--noise must be a sigma from 0 to 2, got {args.noise}")
     try:
         return Variation(parse_duration(args.start_offset), args.peak_scale,
-                         parse_duration(args.startup_delay) if args.startup_delay else None)
+                         parse_duration(args.startup_delay) if args.startup_delay else None, args.noise)
     except ValueError as exc:
         sys.exit(str(exc))
 

@@ -295,7 +295,7 @@ def test_batched_equals_row_by_row_on_the_kernel(n, seed, share):
 # --------------------------------------------------------------------------------------- dispatch
 def test_the_default_policy_with_a_forecast_runs_on_the_kernel(monkeypatch):
     text = (REPO / "policies" / "setpoint-default.yaml").read_text()
-    anchor = "        ramp: {lead: auto, startupDelay: observed}\n"
+    anchor = "        target: {averagePerReplica: 85}\n"
     p = load_policy_text(text.replace(anchor, anchor + "        forecast: {startupDelay: observed}\n"))[0].params
     assert p.forecast_metrics and p.ramp_metrics and compiled.supports(p)
     calls = []

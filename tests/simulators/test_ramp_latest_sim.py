@@ -21,9 +21,9 @@ LATEST = "sum by (namespace, deployment) (rate(http_requests_total[{w}]))"
 
 def default_with_latest(window: str) -> RuntimePolicy:
     text = bundled_policy("setpoint-default.yaml").read_text(encoding="utf-8")
-    old = "ramp: {lead: auto, startupDelay: observed}"
+    old = f'latest: "{LATEST.format(w="30s")}"'  # the default's own latest reading, over another window
     assert old in text
-    text = text.replace(old, f'ramp: {{lead: auto, startupDelay: observed, latest: "{LATEST.format(w=window)}"}}')
+    text = text.replace(old, f'latest: "{LATEST.format(w=window)}"')
     return RuntimePolicy.of(load_policy_text(text, "default-latest.yaml")[0])
 
 
