@@ -174,4 +174,3 @@ def hold_small_look_ahead(current: np.ndarray, proposals: np.ndarray, valid: np.
     small = ((shares > 0)[None, :] & ramp_ok & ~reactive_up[:, None] & (ramp_prop > current[:, None])
              & (ramp_prop < current[:, None] + least))
     return np.where(small, np.minimum(ramp_prop, current[:, None]), ramp_prop)
-
