@@ -648,6 +648,19 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
     o_rr = slots + 2 + 3 * w
     k_max = ramp.shape[3]
     r_plan = _ramp_plan(ramp, rows[o_rr:], pv, o_ramp, n_ramps, now, on_ramp_rows)
+    # the first ramp's parameters and plan as locals, read once per call: LLVM cannot tell that
+    # the arrays written per target do not alias pv, so it reloads (and converts) them per target
+    # (the default policy's ~4% of its kernel time); any further ramp reads pv as before
+    z_j, z_k, z_kind, z_pick, z_slot = 0, 0, 0, 0, 0
+    z_rw, z_rtol, z_lead, z_keep, z_lag, z_gap, z_target, z_cap = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    z_observed = False
+    if n_ramps > 0:
+        z_j, z_k = int(pv[o_ramp + _R_COLUMN]), int(pv[o_ramp + _R_SLOTS])
+        z_rw, z_rtol, z_lead, z_keep = (pv[o_ramp + _R_WINDOW], pv[o_ramp + _R_TOLERANCE], pv[o_ramp + _R_LEAD],
+                                        pv[o_ramp + _R_KEEP])
+        z_observed, z_lag, z_gap = pv[o_ramp + _R_OBSERVED] != 0.0, pv[o_ramp + _R_LAG], pv[o_ramp + _R_GAP]
+        z_kind, z_target, z_cap = int(pv[o_metric + z_j]), pv[o_metric + m + z_j], pv[o_metric + 3 * m + z_j]
+        z_pick, z_slot = r_plan[0, _RP_PICK], r_plan[0, _RP_SLOT]
     for i in range(n):
         cur, rdy, sts = current[i], ready[i], status[i]
         vf[_F_PENDING, i] = cur
@@ -740,17 +753,23 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
 
         # -- ramp: each ramp metric's slope over its window, the proposal one lead time ahead
         for r in range(n_ramps):
-            o = o_ramp + r * _R_SIZE
-            j = int(pv[o + _R_COLUMN])
-            rw, rtol = pv[o + _R_WINDOW], pv[o + _R_TOLERANCE]
-            lead_s, rkeep = pv[o + _R_LEAD], pv[o + _R_KEEP]
-            if pv[o + _R_OBSERVED] != 0.0 and math.isfinite(startup[i]):  # RampParams.leads
-                lead_s = pv[o + _R_LAG] + startup[i]
-            k = int(pv[o + _R_SLOTS])
+            if r == 0:
+                j, k, kind, r_pick, r_slot = z_j, z_k, z_kind, z_pick, z_slot
+                rw, rtol, lead_s, rkeep, observed, lag, gap, target, cap = (z_rw, z_rtol, z_lead, z_keep, z_observed,
+                                                                            z_lag, z_gap, z_target, z_cap)
+            else:
+                o = o_ramp + r * _R_SIZE
+                j, k = int(pv[o + _R_COLUMN]), int(pv[o + _R_SLOTS])
+                kind, r_pick, r_slot = int(pv[o_metric + j]), r_plan[r, _RP_PICK], r_plan[r, _RP_SLOT]
+                rw, rtol, lead_s, rkeep = pv[o + _R_WINDOW], pv[o + _R_TOLERANCE], pv[o + _R_LEAD], pv[o + _R_KEEP]
+                observed, lag, gap = pv[o + _R_OBSERVED] != 0.0, pv[o + _R_LAG], pv[o + _R_GAP]
+                target, cap = pv[o_metric + m + j], pv[o_metric + 3 * m + j]
+            if observed and math.isfinite(startup[i]):  # RampParams.leads
+                lead_s = lag + startup[i]
             y, ok = out_f[0, i, j], out_b[4, i, j]
             on = on_ramp_rows[i, j]
             if on:  # the series' times are the pattern's: its slot a window ago (-1: none) is known
-                pick = r_plan[r, _RP_PICK]
+                pick = r_pick
                 found = pick >= 0
             else:
                 best, pick = _INF, 0  # window_ago: nearest to now - window among those old enough (the first)
@@ -763,14 +782,13 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
             old_v = ramp[0, r, i, pick] if found else _NAN
             old_t = ramp[1, r, i, pick] if found else _NAN
             slope = (y - old_v) / (now - old_t) if (ok and now > old_t) else _NAN
-            gap = pv[o + _R_GAP]
             if gap > 0.0 and math.isfinite(slope) and math.isfinite(latest[i, j]):  # ramp.implied_slope
                 slope = (latest[i, j] - y) / gap
             ahead = y + compiled.nan_max(slope, 0.0) * lead_s
             out_f[3, i, j], out_f[4, i, j] = slope, ahead
             if on:
                 if ok and k > 0:  # the pattern's slot: its times stay the pattern's (next ones)
-                    slot = r_plan[r, _RP_SLOT]
+                    slot = r_slot
                     ramp[0, r, i, slot] = y
                     ramp[1, r, i, slot] = now
                     r_plan[r, _RP_COUNT] += 1
@@ -797,8 +815,7 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
                         break
                 on_ramp_rows[i, j] = same
                 r_plan[r, _RP_COUNT] += 1 if same else 0
-            p, ready_ok = compiled.propose_pooled(int(pv[o_metric + j]), pv[o_metric + m + j], pv[o_metric + 3 * m + j],
-                                                  ahead, cur, rdy, sts, lo, tol_up, tol_down)
+            p, ready_ok = compiled.propose_pooled(kind, target, cap, ahead, cur, rdy, sts, lo, tol_up, tol_down)
             if out_b[5, i, j] and math.isfinite(ahead) and ready_ok and math.isfinite(p):
                 out_f[5, i, j] = p
                 a = out_f[2, i, j]
