@@ -187,7 +187,9 @@ def _ramp_plan(ramp, rows, pv, o_ramp, n_ramps, now, on):
     (nearest to now - window among the slots old enough, the first; -1: none) and write_slot's
     slot (the first reusable, else the first oldest): the per-series scans' operations on the
     pattern's times, so the same slots for every series whose times are the pattern's (equal, or
-    both empty)."""
+    both empty). A series that missed a sample keeps its ring a slot out of step with the
+    pattern's: it stays on the per-series path until a gap outdates every slot (both rings then
+    refill from slot 0)."""
     k_max, n = ramp.shape[3], ramp.shape[2]
     plan = np.empty((n_ramps, 4), np.int64)
     for r in range(n_ramps):
