@@ -58,7 +58,8 @@ def assert_states_equal(a: ScalingState, b: ScalingState, where: str) -> None:
 def assert_pattern_holds(ws: DecisionWorkspace, where: str) -> None:
     """The kernel's derived state: every target flagged on the common pattern of recommendation
     times (vf's lock row) has exactly those times (empty slots included); every series flagged on
-    the window samples' pattern (plane 6 of out_b2) has its times."""
+    the window samples' pattern (plane 6 of out_b2) has its times, and every ramp series flagged
+    on its ramp's pattern (plane 7, the ramp's column) its times."""
     slots, w = ws.rec_times.shape[1], ws.sample_at.shape[2]
 
     def check(times, pattern, what):
@@ -69,6 +70,12 @@ def assert_pattern_holds(ws: DecisionWorkspace, where: str) -> None:
         check(ws.rec_times[ws.vf[fused._F_LOCK] != 0.0], ws.rows[:slots], "targets")
     if w and ws.rows[slots + 1 + w] != 0.0:
         check(ws.sample_at[ws.out_b2[6]], ws.rows[slots + 1:slots + 1 + w], "series")
+    k_max = ws.ramp_times.shape[2]
+    for r, j in enumerate(ws.params.ramp_metrics):
+        b = slots + 2 + 3 * w + r * (2 * k_max + 1)
+        if ws.rows[b + k_max] != 0.0:
+            k = ws.params.metrics[j].ramp.slots
+            check(ws.ramp_times[r, ws.out_b2[7, :, j], :k], ws.rows[b:b + k], f"ramp {r} series")
 
 
 def run_in_place(policy: PolicyParams, values: np.ndarray, current0, applied=None, replicas_delta=None, ages=None,

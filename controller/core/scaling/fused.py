@@ -13,13 +13,15 @@ of the cycle; a commit of every change to desired is deferred to the next call o
 kernel (its ``commit_at``), which records it first (:func:`_record_events`, as commit_all_kernel).
 
 Common patterns of times: the targets of one workspace are decided in the same cycles, so their
-recommendation slots (and their window samples' slots) usually hold the same times. The kernel
-keeps that pattern (``rows``) and flags the targets (series) whose times are exactly it; for
-them each slot's window tests and the slot of the next write are made once per cycle, and the
-recommendation windows read only the values of the slots inside a window
-(:func:`_recommendation_windows`, :func:`_sample_pattern`). The others (a target that skipped a
-recommendation: a forced count; a series with a missing sample) are scanned as before, and
-rejoin when their times match again. The arithmetic per value is the same on both paths.
+recommendation slots (and their window samples' and ramp samples' slots) usually hold the same
+times. The kernel keeps that pattern (``rows``) and flags the targets (series) whose times are
+exactly it; for them each slot's window tests and the slot of the next write are made once per
+cycle, and the recommendation windows read only the values of the slots inside a window
+(:func:`_recommendation_windows`, :func:`_sample_pattern`); a ramp reads the slot a window ago
+and writes the slot the pattern's next sample goes to (:func:`_ramp_plan`). The others (a target
+that skipped a recommendation: a forced count; a series with a missing sample) are scanned as
+before, and rejoin when their times match again. The arithmetic per value is the same on both
+paths.
 
 The helpers are called as ``compiled.X`` so that numba finds the dispatchers compiled.py makes
 on load (a ``from`` import would bind the plain functions).
@@ -168,6 +170,72 @@ def _sample_pattern(win, rows, now, window_s, on):
         rows[2 * w + 1 + s] = 1.0 if inside else 0.0
         count += 1 if inside else 0
     return slot, count
+
+
+# columns of _ramp_plan's (R, 4) answer: the pattern's slot a window ago (-1: none), the slot of
+# this cycle's sample, how many series are on the pattern after the cycle, the first series off it
+# that wrote a sample (-1: none)
+_RP_PICK, _RP_SLOT, _RP_COUNT, _RP_FIRST = range(4)
+
+
+@jit
+def _ramp_plan(ramp, rows, pv, o_ramp, n_ramps, now, on):
+    """The ramps' common patterns of times (every target sampled in the same cycles: the usual
+    case), for the series flagged ``on`` (N, M) (the ramp's column) it. rows (R * (2K + 1),): per
+    ramp (K: ramp.shape[3]) its times (its own slot count k of them), a flag (0.0: not known yet:
+    series 0's times, every series off until its times match), then (written here) its times after
+    this cycle's sample. Returns (R, 4) int64 (_RP_*): per ramp, window_ago's pick on the pattern
+    (nearest to now - window among the slots old enough, the first; -1: none) and write_slot's
+    slot (the first reusable, else the first oldest): the per-series scans' operations on the
+    pattern's times, so the same slots for every series whose times are the pattern's (equal, or
+    both empty). A series that missed a sample keeps its ring a slot out of step with the
+    pattern's: it stays on the per-series path until a gap outdates every slot (both rings then
+    refill from slot 0)."""
+    k_max, n = ramp.shape[3], ramp.shape[2]
+    plan = np.empty((n_ramps, 4), np.int64)
+    for r in range(n_ramps):
+        o = o_ramp + r * _R_SIZE
+        j, k = int(pv[o + _R_COLUMN]), int(pv[o + _R_SLOTS])
+        rw, rtol, rkeep = pv[o + _R_WINDOW], pv[o + _R_TOLERANCE], pv[o + _R_KEEP]
+        b = r * (2 * k_max + 1)
+        if rows[b + k_max] == 0.0:  # a new workspace: series 0's times, every series checked
+            for s in range(k):
+                rows[b + s] = ramp[1, r, 0, s] if n > 0 else _NAN
+            rows[b + k_max] = 1.0
+            on[:, j] = False
+        best, pick = _INF, 0
+        for s in range(k):
+            a = now - rows[b + s]
+            d = abs(a - rw) if a >= rw - rtol else _INF
+            if d < best:
+                best, pick = d, s
+        cut, slot, key = now - rkeep, 0, _INF
+        for s in range(k):
+            t = rows[b + s]
+            kk = t if t >= cut else -_INF
+            if s == 0 or kk < key:
+                slot, key = s, kk
+        for s in range(k):
+            rows[b + k_max + 1 + s] = now if s == slot else rows[b + s]
+        plan[r, _RP_PICK] = pick if best < _INF else -1
+        plan[r, _RP_SLOT] = slot
+        plan[r, _RP_COUNT] = 0
+        plan[r, _RP_FIRST] = -1
+    return plan
+
+
+@jit
+def _ramp_advance(ramp, rows, pv, o_ramp, n_ramps, plan):
+    """After the cycle: each ramp's pattern takes its next times; when no series follows it (its
+    first series' times were never the others'), the times of the first series that wrote a
+    sample off it (every series is checked against them next cycle)."""
+    k_max = ramp.shape[3]
+    for r in range(n_ramps):
+        k = int(pv[o_ramp + r * _R_SIZE + _R_SLOTS])
+        b = r * (2 * k_max + 1)
+        first = plan[r, _RP_FIRST]
+        for s in range(k):
+            rows[b + s] = ramp[1, r, first, s] if (plan[r, _RP_COUNT] == 0 and first >= 0) else rows[b + k_max + 1 + s]
 
 
 @jit
@@ -507,15 +575,16 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
     forecast_compiled.py). Parameters: pv (see pack_params). State: em (3, N, M) the negated EWMA
     weights (expm1(-ln2 dt / half-life): the caller computes them, see ewma_exponent_into), EWMA,
     its time; win (2, N, M, W) window samples, their times; ramp (2, R, N, K) ramp samples,
-    times; rec (2, H, N) recommendations, times; rows (H + 1 + 3W + 1,) the common patterns of
-    times of the recommendations (H + 1, see _recommendation_windows) and of the window samples
-    (see _sample_pattern); up, down (2, E, N) scale events (changes, times), read only; vf
-    (12, N): outputs combined, proposal, stabilized, desired, state missing_since, the cycle's
-    current (pending for commit), scratch low, high, slot key, held, state lock (on the
-    pattern), state latest scale event time (commit_kernel's) (_F_*). Outputs: out_f (6, N, M)
-    signal values, smoothed, proposals, ramp slope, ahead, proposal (ramp columns only); out_b
-    (7, N, M) missing, stale, nonfinite, negative, usable, valid, and (state) the series' sample
-    times on the pattern; vi (3, N) limit reason, reason, scratch slot (_I_*); active_out (N,).
+    times; rec (2, H, N) recommendations, times; rows (H + 1 + 3W + 1 + R(2K + 1),) the common
+    patterns of times of the recommendations (H + 1, see _recommendation_windows), of the window
+    samples (see _sample_pattern) and of each ramp's samples (see _ramp_plan); up, down (2, E, N)
+    scale events (changes, times), read only; vf (12, N): outputs combined, proposal, stabilized,
+    desired, state missing_since, the cycle's current (pending for commit), scratch low, high,
+    slot key, held, state lock (on the pattern), state latest scale event time (commit_kernel's)
+    (_F_*). Outputs: out_f (6, N, M) signal values, smoothed, proposals, ramp slope, ahead,
+    proposal (ramp columns only); out_b (8, N, M) missing, stale, nonfinite, negative, usable,
+    valid, and (state) the series' window sample times on their pattern, its ramp sample times on
+    theirs (ramp columns); vi (3, N) limit reason, reason, scratch slot (_I_*); active_out (N,).
     buf: (W,) scratch. latest (N, M): the ramps' latest readings (NaN: none; ramp.implied_slope)."""
     if commit_at == commit_at:  # the previous cycle's deferred commit, before anything reads the events
         _record_events(vf[_F_PENDING], vf[_F_DESIRED], _NO_ROWS, True, commit_at, up, down,
@@ -576,6 +645,25 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
             if w_inside[s] != 0.0:
                 w_in[q] = s
                 q += 1
+    # the ramps' common patterns of times (rows[o_rr:], see _ramp_plan): per ramp, the slot a
+    # window ago and the slot of this cycle's sample on the pattern, once per call
+    on_ramp_rows = out_b[7]
+    o_rr = slots + 2 + 3 * w
+    k_max = ramp.shape[3]
+    r_plan = _ramp_plan(ramp, rows[o_rr:], pv, o_ramp, n_ramps, now, on_ramp_rows)
+    # the first ramp's parameters and plan as locals, read once per call: LLVM cannot tell that
+    # the arrays written per target do not alias pv, so it reloads (and converts) them per target
+    # (the default policy's ~4% of its kernel time); any further ramp reads pv as before
+    z_j, z_k, z_kind, z_pick, z_slot = 0, 0, 0, 0, 0
+    z_rw, z_rtol, z_lead, z_keep, z_lag, z_gap, z_target, z_cap = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    z_observed = False
+    if n_ramps > 0:
+        z_j, z_k = int(pv[o_ramp + _R_COLUMN]), int(pv[o_ramp + _R_SLOTS])
+        z_rw, z_rtol, z_lead, z_keep = (pv[o_ramp + _R_WINDOW], pv[o_ramp + _R_TOLERANCE], pv[o_ramp + _R_LEAD],
+                                        pv[o_ramp + _R_KEEP])
+        z_observed, z_lag, z_gap = pv[o_ramp + _R_OBSERVED] != 0.0, pv[o_ramp + _R_LAG], pv[o_ramp + _R_GAP]
+        z_kind, z_target, z_cap = int(pv[o_metric + z_j]), pv[o_metric + m + z_j], pv[o_metric + 3 * m + z_j]
+        z_pick, z_slot = r_plan[0, _RP_PICK], r_plan[0, _RP_SLOT]
     for i in range(n):
         cur, rdy, sts = current[i], ready[i], status[i]
         vf[_F_PENDING, i] = cur
@@ -671,40 +759,69 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
         for j in range(m):
             reactive_up = reactive_up or (out_b[5, i, j] and out_f[2, i, j] > cur)
         for r in range(n_ramps):
-            o = o_ramp + r * _R_SIZE
-            j = int(pv[o + _R_COLUMN])
-            rw, rtol = pv[o + _R_WINDOW], pv[o + _R_TOLERANCE]
-            lead_s, rkeep = pv[o + _R_LEAD], pv[o + _R_KEEP]
-            if pv[o + _R_OBSERVED] != 0.0 and math.isfinite(startup[i]):  # RampParams.leads
-                lead_s = pv[o + _R_LAG] + startup[i]
-            k = int(pv[o + _R_SLOTS])
+            if r == 0:
+                j, k, kind, r_pick, r_slot = z_j, z_k, z_kind, z_pick, z_slot
+                rw, rtol, lead_s, rkeep, observed, lag, gap, target, cap = (z_rw, z_rtol, z_lead, z_keep, z_observed,
+                                                                            z_lag, z_gap, z_target, z_cap)
+            else:
+                o = o_ramp + r * _R_SIZE
+                j, k = int(pv[o + _R_COLUMN]), int(pv[o + _R_SLOTS])
+                kind, r_pick, r_slot = int(pv[o_metric + j]), r_plan[r, _RP_PICK], r_plan[r, _RP_SLOT]
+                rw, rtol, lead_s, rkeep = pv[o + _R_WINDOW], pv[o + _R_TOLERANCE], pv[o + _R_LEAD], pv[o + _R_KEEP]
+                observed, lag, gap = pv[o + _R_OBSERVED] != 0.0, pv[o + _R_LAG], pv[o + _R_GAP]
+                target, cap = pv[o_metric + m + j], pv[o_metric + 3 * m + j]
+            if observed and math.isfinite(startup[i]):  # RampParams.leads
+                lead_s = lag + startup[i]
             y, ok = out_f[0, i, j], out_b[4, i, j]
-            best, pick = _INF, 0  # window_ago: nearest to now - window among those old enough (the first)
-            for s in range(k):
-                a = now - ramp[1, r, i, s]  # NaN for empty slots: compares False
-                d = abs(a - rw) if a >= rw - rtol else _INF
-                if d < best:
-                    best, pick = d, s
-            found = best < _INF
+            on = on_ramp_rows[i, j]
+            if on:  # the series' times are the pattern's: its slot a window ago (-1: none) is known
+                pick = r_pick
+                found = pick >= 0
+            else:
+                best, pick = _INF, 0  # window_ago: nearest to now - window among those old enough (the first)
+                for s in range(k):
+                    a = now - ramp[1, r, i, s]  # NaN for empty slots: compares False
+                    d = abs(a - rw) if a >= rw - rtol else _INF
+                    if d < best:
+                        best, pick = d, s
+                found = best < _INF
             old_v = ramp[0, r, i, pick] if found else _NAN
             old_t = ramp[1, r, i, pick] if found else _NAN
             slope = (y - old_v) / (now - old_t) if (ok and now > old_t) else _NAN
-            gap = pv[o + _R_GAP]
             if gap > 0.0 and math.isfinite(slope) and math.isfinite(latest[i, j]):  # ramp.implied_slope
                 slope = (latest[i, j] - y) / gap
             ahead = y + compiled.nan_max(slope, 0.0) * lead_s
             out_f[3, i, j], out_f[4, i, j] = slope, ahead
-            if ok and k > 0:  # write_slot: the first reusable slot, else the first oldest
-                cut, slot, key = now - rkeep, 0, _INF
+            if on:
+                if ok and k > 0:  # the pattern's slot: its times stay the pattern's (next ones)
+                    slot = r_slot
+                    ramp[0, r, i, slot] = y
+                    ramp[1, r, i, slot] = now
+                    r_plan[r, _RP_COUNT] += 1
+                elif not ok:  # no sample: off the pattern
+                    on_ramp_rows[i, j] = False
+            else:
+                if ok and k > 0:  # write_slot: the first reusable slot, else the first oldest
+                    cut, slot, key = now - rkeep, 0, _INF
+                    for s in range(k):
+                        t = ramp[1, r, i, s]
+                        kk = t if t >= cut else -_INF
+                        if s == 0 or kk < key:
+                            slot, key = s, kk
+                    ramp[0, r, i, slot] = y
+                    ramp[1, r, i, slot] = now
+                    if r_plan[r, _RP_FIRST] < 0:
+                        r_plan[r, _RP_FIRST] = i
+                # on the pattern after this cycle: its times are the pattern's next ones
+                nxt = o_rr + r * (2 * k_max + 1) + k_max + 1
+                same = True
                 for s in range(k):
-                    t = ramp[1, r, i, s]
-                    kk = t if t >= cut else -_INF
-                    if s == 0 or kk < key:
-                        slot, key = s, kk
-                ramp[0, r, i, slot] = y
-                ramp[1, r, i, slot] = now
-            p, ready_ok = compiled.propose_pooled(int(pv[o_metric + j]), pv[o_metric + m + j], pv[o_metric + 3 * m + j],
-                                                  ahead, cur, rdy, sts, lo, tol_up, tol_down)
+                    if not _same_time(ramp[1, r, i, s], rows[nxt + s]):
+                        same = False
+                        break
+                on_ramp_rows[i, j] = same
+                r_plan[r, _RP_COUNT] += 1 if same else 0
+            p, ready_ok = compiled.propose_pooled(kind, target, cap, ahead, cur, rdy, sts, lo, tol_up, tol_down)
             if out_b[5, i, j] and math.isfinite(ahead) and ready_ok and math.isfinite(p):
                 if not reactive_up:  # a look-ahead-only step smaller than the min step holds current
                     p = min_step_module.hold_small_rise(cur, p, pv[o + _R_MIN_STEP])
@@ -858,6 +975,7 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
         rows[s_star] = now
     if windowed:
         rows[slots + 1:slots + 1 + w] = w_next
+    _ramp_advance(ramp, rows[o_rr:], pv, o_ramp, n_ramps, r_plan)
     return events
 
 

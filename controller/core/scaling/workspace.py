@@ -46,15 +46,16 @@ class DecisionWorkspace:
     State: ewma, ewma_at (N, M); samples, sample_at (N, M, W); ramp_values, ramp_times (R, N, K)
     for the R ramp metrics (K: the longest; each metric uses its own slot count); rec_values,
     rec_times (N, H); up/down changes and times (N, E); missing_since (N,). Derived (the kernel
-    keeps them; only it changes rec_times and sample_at): rows (H + 1 + 3W + 1,) the times common
-    to most targets' recommendation slots and a flag (0.0: not known yet), the _F_LOCK row of vf
-    (1.0: the target's times are those), so that the window pass tests each slot's time once
-    (fused._recommendation_windows); then the same for the window samples (fused._sample_pattern;
-    plane 6 of out_b flags the series on it); the _F_LAST_EVENT row of vf: each target's latest
+    keeps them; only it changes rec_times, sample_at and ramp_times): rows (H + 1 + 3W + 1 +
+    R(2K + 1),) the times common to most targets' recommendation slots and a flag (0.0: not known
+    yet), the _F_LOCK row of vf (1.0: the target's times are those), so that the window pass tests
+    each slot's time once (fused._recommendation_windows); then the same for the window samples
+    (fused._sample_pattern; plane 6 of out_b flags the series on it) and for each ramp's samples
+    (fused._ramp_plan; plane 7 of out_b, in the ramp's column); the _F_LAST_EVENT row of vf: each target's latest
     scale event time (taken from the events on the first decide_into, then kept by commit), which
     bounds the others' (the rate limits skip the sums when it is outside their period).
     Outputs: out_f2 (3, N, M) signal values, smoothed, proposals (NaN where not valid); out_b2
-    (7, N, M) missing, stale, nonfinite, negative, usable, valid (plane 6: state, see rows);
+    (8, N, M) missing, stale, nonfinite, negative, usable, valid (planes 6 and 7: state, see rows);
     ramp_out (3, N, M) slope, ahead, ramp proposal (NaN outside ramp metrics); out_f1 (4, N)
     combined, proposal, stabilized, desired; out_i1 (2, N) limit reason, reason; active (N,).
     Pending: the cycle's current (N,) and time, until ``commit``; all_rows: (N,) True (commit's
@@ -144,11 +145,12 @@ class DecisionWorkspace:
         forecast = (CompiledForecasts.from_states(params, state.forecast, n, share=share_events)
                     if params.forecast_metrics else None)
         rec = slotted(nm.rec_values, nm.rec_times)
-        rows = np.zeros(rec.shape[1] + 1 + 3 * win.shape[3] + 1)  # the flags 0.0: patterns not known yet
+        # the flags 0.0: patterns not known yet (recommendations, window samples, each ramp's)
+        rows = np.zeros(rec.shape[1] + 1 + 3 * win.shape[3] + 1 + ramp.shape[1] * (2 * k + 1))
         return cls(params, fused.pack_params(params), em, win, ramp, rec, rows,
                    slotted(nm.up_changes, nm.up_times), slotted(nm.down_changes, nm.down_times), vf,
                    np.zeros((fused._I_ROWS, n), np.int64), out_f=np.full((6, n, m), np.nan),
-                   out_b2=np.zeros((7, n, m), np.bool_), active=np.zeros(n, np.bool_),
+                   out_b2=np.zeros((8, n, m), np.bool_), active=np.zeros(n, np.bool_),
                    buf=np.empty(sm.samples.shape[2]), all_rows=np.ones(n, np.bool_),
                    no_startup=np.full(n, np.nan), no_latest=np.full((n, m), np.nan), forecast=forecast,
                    ewma_odd=np.empty(n * m, np.int64),
