@@ -655,13 +655,14 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
     # the arrays written per target do not alias pv, so it reloads (and converts) them per target
     # (the default policy's ~4% of its kernel time); any further ramp reads pv as before
     z_j, z_k, z_kind, z_pick, z_slot = 0, 0, 0, 0, 0
-    z_rw, z_rtol, z_lead, z_keep, z_lag, z_gap, z_target, z_cap = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    z_rw, z_rtol, z_lead, z_keep, z_lag, z_gap, z_target, z_cap, z_step = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
     z_observed = False
     if n_ramps > 0:
         z_j, z_k = int(pv[o_ramp + _R_COLUMN]), int(pv[o_ramp + _R_SLOTS])
         z_rw, z_rtol, z_lead, z_keep = (pv[o_ramp + _R_WINDOW], pv[o_ramp + _R_TOLERANCE], pv[o_ramp + _R_LEAD],
                                         pv[o_ramp + _R_KEEP])
         z_observed, z_lag, z_gap = pv[o_ramp + _R_OBSERVED] != 0.0, pv[o_ramp + _R_LAG], pv[o_ramp + _R_GAP]
+        z_step = pv[o_ramp + _R_MIN_STEP]
         z_kind, z_target, z_cap = int(pv[o_metric + z_j]), pv[o_metric + m + z_j], pv[o_metric + 3 * m + z_j]
         z_pick, z_slot = r_plan[0, _RP_PICK], r_plan[0, _RP_SLOT]
     for i in range(n):
@@ -761,14 +762,15 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
         for r in range(n_ramps):
             if r == 0:
                 j, k, kind, r_pick, r_slot = z_j, z_k, z_kind, z_pick, z_slot
-                rw, rtol, lead_s, rkeep, observed, lag, gap, target, cap = (z_rw, z_rtol, z_lead, z_keep, z_observed,
-                                                                            z_lag, z_gap, z_target, z_cap)
+                rw, rtol, lead_s, rkeep, observed, lag, gap, target, cap, step = (
+                    z_rw, z_rtol, z_lead, z_keep, z_observed, z_lag, z_gap, z_target, z_cap, z_step)
             else:
                 o = o_ramp + r * _R_SIZE
                 j, k = int(pv[o + _R_COLUMN]), int(pv[o + _R_SLOTS])
                 kind, r_pick, r_slot = int(pv[o_metric + j]), r_plan[r, _RP_PICK], r_plan[r, _RP_SLOT]
                 rw, rtol, lead_s, rkeep = pv[o + _R_WINDOW], pv[o + _R_TOLERANCE], pv[o + _R_LEAD], pv[o + _R_KEEP]
                 observed, lag, gap = pv[o + _R_OBSERVED] != 0.0, pv[o + _R_LAG], pv[o + _R_GAP]
+                step = pv[o + _R_MIN_STEP]
                 target, cap = pv[o_metric + m + j], pv[o_metric + 3 * m + j]
             if observed and math.isfinite(startup[i]):  # RampParams.leads
                 lead_s = lag + startup[i]
@@ -824,7 +826,7 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
             p, ready_ok = compiled.propose_pooled(kind, target, cap, ahead, cur, rdy, sts, lo, tol_up, tol_down)
             if out_b[5, i, j] and math.isfinite(ahead) and ready_ok and math.isfinite(p):
                 if not reactive_up:  # a look-ahead-only step smaller than the min step holds current
-                    p = min_step_module.hold_small_rise(cur, p, pv[o + _R_MIN_STEP])
+                    p = min_step_module.hold_small_rise(cur, p, step)
                 out_f[5, i, j] = p
                 a = out_f[2, i, j]
                 out_f[2, i, j] = a if (a >= p or p != p) else p  # np.fmax, signed zeros included
