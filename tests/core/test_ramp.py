@@ -151,8 +151,18 @@ def test_the_ramp_never_lowers_a_scale_up_nor_causes_a_scale_down(run):
         state = with_r.state
 
 
+def stepped_runs():
+    @st.composite
+    def draw(draw):
+        p, values, currents = draw(ramp_runs())
+        share = draw(st.sampled_from([0.1, 0.2, 0.5]))
+        rp = dataclasses.replace(p.metrics[0].ramp, min_step=share)
+        return dataclasses.replace(p, metrics=(dataclasses.replace(p.metrics[0], ramp=rp),)), values, currents
+    return draw()
+
+
 @SETTINGS
-@given(ramp_runs())
+@given(st.one_of(ramp_runs(), stepped_runs()))  # stepped: ramp.minStep
 def test_batched_decide_with_ramp_equals_row_by_row(run):
     p, values, currents = run
 
@@ -230,16 +240,6 @@ def test_decide_drops_a_one_pod_look_ahead_step_and_takes_a_big_one():
         assert results == [want_plain, want]
 
 
-def stepped_runs():
-    @st.composite
-    def draw(draw):
-        p, values, currents = draw(ramp_runs())
-        share = draw(st.sampled_from([0.1, 0.2, 0.5]))
-        rp = dataclasses.replace(p.metrics[0].ramp, min_step=share)
-        return dataclasses.replace(p, metrics=(dataclasses.replace(p.metrics[0], ramp=rp),)), values, currents
-    return draw()
-
-
 @SETTINGS
 @given(stepped_runs())
 def test_min_step_never_lowers_a_reactive_scale_up_never_adds_nor_causes_a_scale_down(run):
@@ -262,25 +262,6 @@ def test_min_step_never_lowers_a_reactive_scale_up_never_adds_nor_causes_a_scale
         assert not ((stepped.desired < current) & (alone.desired >= current)).any()
         assert not ((stepped.desired < current) & ~present[:, 0]).any()
         state = stepped.state
-
-
-@SETTINGS
-@given(stepped_runs())
-def test_batched_decide_with_min_step_equals_row_by_row(run):
-    p, values, currents = run
-
-    def go(rows):
-        state, out = ScalingState.empty(len(rows), p), []
-        for k, (v, current) in enumerate(zip(values[:, rows], currents[:, rows])):
-            d = decide(p, Observation.of(current, current, v[:, None], present=~np.isnan(v[:, None])), state,
-                       T0 + k * INTERVAL)
-            out.append(d.desired)
-            state = d.state
-        return out
-
-    batched = go(list(range(values.shape[1])))
-    for i in range(values.shape[1]):
-        assert [b[i] for b in batched] == [a[0] for a in go([i])]
 
 
 @pytest.mark.parametrize("share,latest,noise", [
