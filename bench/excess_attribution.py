@@ -57,7 +57,8 @@ def attribute(args: tuple[str, str, Variation]) -> dict:
         j = p.ramp_metrics[0] if p.ramp_metrics else 0
         value = float(pooled_values(p, d.signal.values, d.ready)[0, j])  # the load sized (pooled: below the rate)
         need = max(float(p.min_replicas), float(np.ceil(value / p.metrics[j].target))) if np.isfinite(value) else np.nan
-        ramp = np.nan if d.ramps is None else float(d.ramps.proposal[0, j])
+        # the ramp's proposal as taken: a step ramp.minStep held is not in the metric's proposal
+        ramp = np.nan if d.ramps is None else float(np.fmin(d.ramps.proposal[0, j], d.proposals[0, j]))
         rows.append((result.now, need, ramp, float(d.norm.desired[0]), int(d.norm.reason[0])))
 
     oracle, _ = run_controller(scenario, specs["oracle"], keep_records=False, keep_trajectory=True)

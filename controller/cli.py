@@ -774,7 +774,9 @@ def _format_record(r: dict) -> str:
     if forecasts:
         metrics = f"{metrics}  | {forecasts}"
     ramps = "  ".join(f"{name}: slope {num(g['slope'])}/s ahead {num(g['ahead'])} -> "
-                      f"{'-' if g['proposal'] is None else g['proposal']}" for name, g in r.get("ramp", {}).items())
+                      f"{'-' if g['proposal'] is None else g['proposal']}"
+                      f"{' held (a look-ahead step under ramp.minStep)' if g.get('held') else ''}"
+                      for name, g in r.get("ramp", {}).items())
     if ramps:
         metrics = f"{metrics}  | ramp {ramps}"
     at = r.get("at", 0.0)

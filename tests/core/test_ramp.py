@@ -151,6 +151,24 @@ def test_the_ramp_never_lowers_a_scale_up_nor_causes_a_scale_down(run):
         state = with_r.state
 
 
+@pytest.mark.parametrize("slope,desired,proposal,held", [
+    pytest.param(0.5, 10, 11, True, id="one-pod-step-held-and-shown"),
+    pytest.param(3.0, 13, 13, False, id="a-big-step-taken-not-held"),
+])
+def test_the_record_and_explain_show_a_held_look_ahead_step(slope, desired, proposal, held):
+    """The ramp's proposal is recorded as the look-ahead asks for it, with whether minStep held it."""
+    from controller.cli import _format_record
+
+    p = policy_with(dataclasses.replace(RP, min_step=0.2), tolerance_up=0.0)
+    state = ScalingState.empty(1, p)
+    for k in range(6):  # 1000 rps at 10 pods: in the band; the ramp looks ahead
+        d = decide(p, Observation.of([10.0], [10.0], [[1000.0 - slope * INTERVAL * (5 - k)]]), state, T0 + k * INTERVAL)
+        state = d.state
+    rec = d.record(0, "r", "default/web", ("rps",)).to_dict()
+    assert (d.desired[0], rec["ramp"]["rps"]["proposal"], rec["ramp"]["rps"]["held"]) == (desired, proposal, held)
+    assert ("held (a look-ahead step under ramp.minStep)" in _format_record(rec)) == held
+
+
 def stepped_runs():
     @st.composite
     def draw(draw):

@@ -229,7 +229,7 @@ class Decision:
         if self.forecasts is not None:
             extra["forecast"] = self._forecast_record(i, metric_names)
         if self.ramps is not None:
-            extra["ramp"] = self.ramps.record(i, metric_names)
+            extra["ramp"] = self.ramps.record(i, metric_names, float(self.current[i]), self.proposals[i])
         return extra
 
     def _forecast_record(self, i: int, metric_names: tuple[str, ...]) -> dict:

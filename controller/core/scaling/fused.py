@@ -825,9 +825,9 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
                 r_plan[r, _RP_COUNT] += 1 if same else 0
             p, ready_ok = compiled.propose_pooled(kind, target, cap, ahead, cur, rdy, sts, lo, tol_up, tol_down)
             if out_b[5, i, j] and math.isfinite(ahead) and ready_ok and math.isfinite(p):
+                out_f[5, i, j] = p  # as the look-ahead asks (the record shows a held step)
                 if not reactive_up:  # a look-ahead-only step smaller than the min step holds current
                     p = min_step_module.hold_small_rise(cur, p, step)
-                out_f[5, i, j] = p
                 a = out_f[2, i, j]
                 out_f[2, i, j] = a if (a >= p or p != p) else p  # np.fmax, signed zeros included
             else:

@@ -110,7 +110,9 @@ class Ramps:
     """The ramp stage's outputs, (N, M) arrays, NaN for metrics without a ramp stage.
 
     slope: per second over the metric's window; ahead: the value one lead time ahead;
-    proposal: the replica proposal from ``ahead`` (NaN where not valid).
+    proposal: the replica proposal from ``ahead`` (NaN where not valid), as the look-ahead asks
+    for it: where ``ramp.minStep`` dropped the step (hold_small_look_ahead), the metric's
+    proposal after the stage is below it (see :meth:`record`'s ``held``).
     """
 
     slope: np.ndarray
@@ -118,13 +120,20 @@ class Ramps:
     proposal: np.ndarray
     columns: tuple[int, ...]  # the ramp metrics
 
-    def record(self, i: int, metric_names: tuple[str, ...]) -> dict:
-        """Row i for the decision record: per ramp metric, slope, ahead and its proposal."""
+    def record(self, i: int, metric_names: tuple[str, ...], current: float, proposals: np.ndarray) -> dict:
+        """Row i for the decision record: per ramp metric, slope, ahead, its proposal and whether
+        ``ramp.minStep`` held it (a scale-up above ``current`` that the metric's proposal after
+        the stage, ``proposals`` (M,) of row i (NaN: not valid), does not carry)."""
         def opt(x: float) -> float | None:
             return None if not np.isfinite(x) else float(x)
 
+        def held(j: int) -> bool:
+            p = self.proposal[i, j]
+            return bool(np.isfinite(p) and p > current and proposals[j] < p)
+
         return {name: {"slope": opt(self.slope[i, j]), "ahead": opt(self.ahead[i, j]),
-                       "proposal": None if not np.isfinite(self.proposal[i, j]) else int(self.proposal[i, j])}
+                       "proposal": None if not np.isfinite(self.proposal[i, j]) else int(self.proposal[i, j]),
+                       "held": held(j)}
                 for j, name in enumerate(metric_names) if j in self.columns}
 
 
@@ -151,9 +160,8 @@ def apply_ramps(params, values: np.ndarray, usable: np.ndarray, proposals: np.nd
     ramp_prop, ramp_ok = propose_policy(params, ahead, current, ready, status)  # never the hpa preset (policy/rules.py)
     ramp_ok &= valid & np.isfinite(ahead)
     shares = np.array([0.0 if m.ramp is None else m.ramp.min_step for m in params.metrics])
-    if (shares > 0).any():
-        ramp_prop = hold_small_look_ahead(current, proposals, valid, ramp_prop, ramp_ok, shares)
-    out = np.where(ramp_ok, np.fmax(proposals, ramp_prop), proposals)
+    taken = hold_small_look_ahead(current, proposals, valid, ramp_prop, ramp_ok, shares) if (shares > 0).any() else ramp_prop
+    out = np.where(ramp_ok, np.fmax(proposals, taken), proposals)
     return out, Ramps(slope, ahead, np.where(ramp_ok, ramp_prop, np.nan), params.ramp_metrics), tuple(new_states)
 
 
