@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import (TRACES, Variation, add_variation_args,  # noqa: E402
-                     baseline_cache_path, variation_of, varied_text)
+                     baseline_cache_path, cap_scale, variation_of, varied_policy, varied_text)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARE_EDGES = (0.10, 0.25, 0.50)
@@ -63,14 +63,13 @@ def run(name: str, policy_file: str, variation: Variation, chain_s: float, rever
         overrides: dict | None = None) -> dict:
     import dataclasses
 
-    from controller.policy import load_policies
     from simulators.runner import ControllerSpec, run_controller
     from simulators.scenario import load_scenario_text, resolve_scenario_path
 
     path = resolve_scenario_path(name)
     text = varied_text(path.read_text(encoding="utf-8"), variation)
     scenario = load_scenario_text(text, str(path))
-    policy = load_policies([policy_file])[0]
+    policy, _ = varied_policy(policy_file, cap_scale(path.read_text(encoding="utf-8"), variation))
     if overrides:  # exploring: PolicyParams fields set directly (e.g. tolerance_down=0.3)
         policy = dataclasses.replace(policy, params=dataclasses.replace(policy.params, **overrides))
     r, _ = run_controller(scenario, ControllerSpec("c", "policy", "", policy=policy), keep_records=False,
@@ -78,6 +77,7 @@ def run(name: str, policy_file: str, variation: Variation, chain_s: float, rever
     out = split_changes(scenario.times(), r.trajectory.spec_replicas[:, 0], chain_s, reversal_s)
     out["changes"] = r.scores["replica_changes"]
     out["text"] = text
+    out["cap_scale"] = cap_scale(path.read_text(encoding="utf-8"), variation)
     out["violation_min"] = r.scores["slo_violation_minutes"]
     out["replica_hours"] = r.scores["replica_hours"]
     return out
@@ -115,7 +115,7 @@ def main() -> None:
     for name in args.scenarios.split(","):
         pol = run(name, args.policy, v, args.chain, args.reversal, overrides)
         print(f"{name:<22} {'policy':<6} {fmt(pol)}", flush=True)
-        cached = cached_baseline(args.hpa_cache, pol["text"], args.hpa_policy)
+        cached = cached_baseline(args.hpa_cache, pol["text"], args.hpa_policy, pol["cap_scale"])
         if cached is not None:
             from simulators.frontier import equal_cost
 
@@ -133,14 +133,13 @@ def main() -> None:
               f"{pol.sum() / max(hpa.sum(), 1e-9):.2f}x; median changes / HPA: {np.median(ch):.2f}x")
 
 
-def cached_baseline(cache_dir: str | None, scenario_text: str, hpa_file: str) -> dict | None:
+def cached_baseline(cache_dir: str | None, scenario_text: str, hpa_file: str, scale: float) -> dict | None:
     """HPA's scores and frontier points for this varied scenario from bench/quality.py's cache, if there."""
     import pickle
 
     from simulators.frontier import DEFAULT_TARGETS_PCT
 
-    path = baseline_cache_path(cache_dir, scenario_text, Path(hpa_file).read_text(encoding="utf-8"),
-                               DEFAULT_TARGETS_PCT)
+    path = baseline_cache_path(cache_dir, scenario_text, varied_policy(hpa_file, scale)[1], DEFAULT_TARGETS_PCT)
     return pickle.loads(path.read_bytes()) if path is not None and path.is_file() else None
 
 

@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import TRACES, Variation, add_variation_args, scenario_names, variation_of, varied_text  # noqa: E402
+from quality import (TRACES, Variation, add_variation_args, cap_scale, scenario_names,  # noqa: E402
+                     variation_of, varied_policy, varied_text)
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = ("sizing", "ramp", "band", "window", "other")
@@ -39,13 +40,12 @@ def attribute(args: tuple[str, str, Variation]) -> dict:
     name, policy_file, variation = args
     from controller.core.scaling.headroom import pooled_values
     from controller.model import Reason
-    from controller.policy import load_policies
     from simulators.runner import run_controller, standard_controllers
     from simulators.scenario import load_scenario_text, resolve_scenario_path
 
     path = resolve_scenario_path(name)
     scenario = load_scenario_text(varied_text(path.read_text(encoding="utf-8"), variation), str(path))
-    policy = load_policies([policy_file])[0]
+    policy, _ = varied_policy(policy_file, cap_scale(path.read_text(encoding="utf-8"), variation))
     p = policy.params
     specs = {s.name: s for s in standard_controllers(policy, ["oracle"], None, 20)}
     rows: list[tuple[float, float, float, float, int]] = []

@@ -16,7 +16,9 @@ issue #9 with "met" / "NOT met":
   (a 0 against 0 tie is not fewer).
 
 Other inputs than the bundled ones (the figures are checked on unseen windows): --start-offset
-shifts every trace window later, --peak-scale multiplies the traces' peak rate, --startup-delay
+shifts every trace window later, --peak-scale multiplies the traces' peak rate (above 1 it scales
+the services' maxPods and the policies' replicas.max too, policy and HPA alike: a cap the load
+outgrows measures the cap, not the controllers), --startup-delay
 sets every service's pod start-up delay (all scenarios). The traces are read from
 $SETPOINT_TRACES_DIR or ../shared/data/traces.
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 import os
 import pickle
 import sys
@@ -64,7 +67,8 @@ class Variation:
         if self.start_offset_s:
             parts.append(f"trace windows +{self.start_offset_s:g} s")
         if self.peak_scale != 1.0:
-            parts.append(f"trace peaks x{self.peak_scale:g}")
+            parts.append(f"trace peaks x{self.peak_scale:g}"
+                         + (" (maxPods and replicas.max too)" if self.peak_scale > 1.0 else ""))
         if self.startup_delay_s is not None:
             parts.append(f"start-up delay {self.startup_delay_s:g} s")
         if self.noise_sigma:
@@ -92,9 +96,42 @@ def varied_text(text: str, v: Variation) -> str:
                     trace["peakRps"] = trace["peakRps"] * v.peak_scale
                 else:
                     trace["multiplier"] = trace.get("multiplier", 1.0) * v.peak_scale
+        if v.peak_scale > 1.0 and "maxPods" in service and any("trace" in term for term in service["load"]):
+            service["maxPods"] = math.ceil(service["maxPods"] * v.peak_scale)
         if v.noise_sigma and any("trace" in term for term in service["load"]):
             service["load"].append({"noise": {"sigma": v.noise_sigma, "every": doc["spec"].get("tick", "5s")}})
     return yaml.safe_dump(doc, sort_keys=False)
+
+
+def cap_scale(scenario_text: str, v: Variation) -> float:
+    """The factor on the policies' ``replicas.max`` for a scenario varied by ``v``: the peak scale
+    when it is above 1 and the scenario replays a trace (the only load it scales), else 1."""
+    if v.peak_scale <= 1.0:
+        return 1.0
+    services = yaml.safe_load(scenario_text)["spec"]["services"]
+    return v.peak_scale if any("trace" in term for s in services for term in s["load"]) else 1.0
+
+
+def varied_policy(policy_file: str | Path, scale: float = 1.0):
+    """(the first policy of ``policy_file``, the text it was loaded from) with ``replicas.max``
+    multiplied by ``scale`` (rounded up; :func:`cap_scale`).
+
+    With trace peaks scaled up, the caps scale with them, as the scenarios' ``maxPods`` do in
+    :func:`varied_text`: a team whose peak doubles raises its cap, and a cap the load outgrows
+    makes every controller's violation minutes the cap's (at peaks x2 NYC taxi needs 28 pods;
+    the policy and HPA at max 20 both had ~1,400 minutes, which swamped the summed comparison).
+    Policy and HPA are scaled alike; a scale of 1 leaves the file as it is."""
+    from controller.policy import load_policy_text
+
+    text = Path(policy_file).read_text(encoding="utf-8")
+    if scale > 1.0:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        for doc in docs:
+            replicas = (doc.get("spec") or {}).get("replicas") or {}
+            if isinstance(replicas.get("max"), int):
+                replicas["max"] = math.ceil(replicas["max"] * scale)
+        text = yaml.safe_dump_all(docs, sort_keys=False)
+    return load_policy_text(text, str(policy_file))[0], text
 
 
 def score_scenario(args: tuple[str, str, str, tuple[float, ...], Variation, str | None]) -> dict:
@@ -104,7 +141,6 @@ def score_scenario(args: tuple[str, str, str, tuple[float, ...], Variation, str 
     when the same varied scenario, HPA policy and targets were run before (see ``--hpa-cache``)."""
     name, policy_file, hpa_file, targets, variation, cache_dir = args
     from controller.errors import ScenarioError
-    from controller.policy import load_policies
     from simulators.hpa_sweep import sweep_frontier
     from simulators.runner import simulate, standard_controllers
     from simulators.scenario import load_scenario_text, resolve_scenario_path
@@ -116,8 +152,9 @@ def score_scenario(args: tuple[str, str, str, tuple[float, ...], Variation, str 
         scenario = load_scenario_text(text, str(path))
     except ScenarioError as exc:
         return {"error": "; ".join(str(e) for e in exc.errors)}
-    policy, hpa = load_policies([policy_file])[0], load_policies([hpa_file])[0]
-    cache = baseline_cache_path(cache_dir, text, Path(hpa_file).read_text(encoding="utf-8"), targets)
+    scale = cap_scale(path.read_text(encoding="utf-8"), variation)
+    (policy, _), (hpa, hpa_text) = varied_policy(policy_file, scale), varied_policy(hpa_file, scale)
+    cache = baseline_cache_path(cache_dir, text, hpa_text, targets)
     cached = pickle.loads(cache.read_bytes()) if cache is not None and cache.is_file() else None
     baselines = [] if cached else ["hpa", "oracle"]
     result, _ = simulate(scenario, standard_controllers(policy, baselines, hpa, 20), keep_records=False)
@@ -214,7 +251,8 @@ def print_targets(results: dict[str, dict]) -> None:
 def add_variation_args(ap: argparse.ArgumentParser) -> None:
     """The options that vary every trace scenario (:class:`Variation`), shared by the trace benches."""
     ap.add_argument("--start-offset", default="0s", help="shift every trace window later by this duration (e.g. 1d)")
-    ap.add_argument("--peak-scale", type=float, default=1.0, help="multiply every trace's peak rate")
+    ap.add_argument("--peak-scale", type=float, default=1.0, help="multiply every trace's peak rate (above 1 also the services' maxPods and "
+                    "the policies' replicas.max, rounded up)")
     ap.add_argument("--startup-delay", default=None, help="every service's pod start-up delay (e.g. 90s)")
     ap.add_argument("--noise", type=float, default=0.0, metavar="SIGMA",
                     help="multiply every trace by log-normal noise drawn every tick (e.g. 0.05)")
