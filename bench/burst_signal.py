@@ -202,16 +202,8 @@ def install_short(variant: str, name: str, which: str) -> None:
     decide.apply_ramps = ramps
 
 
-def score(args):
-    install(os.environ.get("BURST_SIGNAL_VARIANT", "none"))
-    return _plain_score(args)
-
-
-_plain_score = quality.score_scenario
-
-
 def main() -> None:
-    quality.main_with_variant("BURST_SIGNAL_VARIANT", score)
+    quality.main_with_variant("BURST_SIGNAL_VARIANT", install)
 
 
 if __name__ == "__main__":

@@ -490,16 +490,8 @@ def _longer_leads(params, startup_s, extra_s):
     return dataclasses.replace(params, metrics=tuple(metrics)), longer
 
 
-def score(args):
-    install(os.environ.get("CHANGE_MERGE_VARIANT", "none"))
-    return _plain_score(args)
-
-
-_plain_score = quality.score_scenario
-
-
 def main() -> None:
-    quality.main_with_variant("CHANGE_MERGE_VARIANT", score)
+    quality.main_with_variant("CHANGE_MERGE_VARIANT", install)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ Run: python bench/quality.py [--policy policies/setpoint-default.yaml] [--jobs 2
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import math
 import os
@@ -96,9 +97,9 @@ def varied_text(text: str, v: Variation) -> str:
                     trace["peakRps"] = trace["peakRps"] * v.peak_scale
                 else:
                     trace["multiplier"] = trace.get("multiplier", 1.0) * v.peak_scale
-        if v.peak_scale > 1.0 and "maxPods" in service and any("trace" in term for term in service["load"]):
+        if v.peak_scale > 1.0 and "maxPods" in service and replays_trace(service):
             service["maxPods"] = math.ceil(service["maxPods"] * v.peak_scale)
-        if v.noise_sigma and any("trace" in term for term in service["load"]):
+        if v.noise_sigma and replays_trace(service):
             service["load"].append({"noise": {"sigma": v.noise_sigma, "every": doc["spec"].get("tick", "5s")}})
     return yaml.safe_dump(doc, sort_keys=False)
 
@@ -109,7 +110,12 @@ def cap_scale(scenario_text: str, v: Variation) -> float:
     if v.peak_scale <= 1.0:
         return 1.0
     services = yaml.safe_load(scenario_text)["spec"]["services"]
-    return v.peak_scale if any("trace" in term for s in services for term in s["load"]) else 1.0
+    return v.peak_scale if any(replays_trace(s) for s in services) else 1.0
+
+
+def replays_trace(service: dict) -> bool:
+    """Whether a scenario service's load (its YAML mapping) replays a trace."""
+    return any("trace" in term for term in service["load"])
 
 
 def varied_policy(policy_file: str | Path, scale: float = 1.0):
@@ -168,6 +174,10 @@ def score_scenario(args: tuple[str, str, str, tuple[float, ...], Variation, str 
         tmp.replace(cache)
     return {"scores": {c: scores[c] for c in ("policy", "hpa", "oracle")},
             "equal": frontier.equal_cost["policy"], "points": frontier.points, "seconds": time.monotonic() - began}
+
+
+#: score_scenario as defined here (main_with_variant rebinds the name to a variant's wrapper)
+plain_score_scenario = score_scenario
 
 
 def baseline_cache_path(cache_dir: str | None, scenario_text: str, hpa_text: str,
@@ -278,10 +288,10 @@ def scenario_names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
 
-def main_with_variant(env_name: str, score) -> None:
-    """main() with ``--variant NAME`` taken off the command line and put in ``env_name`` (the
-    worker processes read it there), scoring each scenario with ``score`` (a variant bench's
-    wrapper around score_scenario that installs the variant first)."""
+def main_with_variant(env_name: str, install) -> None:
+    """main() with ``--variant NAME`` taken off the command line and put in ``env_name``, each
+    scenario scored by :func:`score_with_variant` (``install(NAME)`` first, in the worker
+    process: a variant bench's rule wrapped around the stages, then score_scenario)."""
     global score_scenario
     argv = sys.argv[1:]
     variant = "none"
@@ -292,8 +302,14 @@ def main_with_variant(env_name: str, score) -> None:
     os.environ[env_name] = variant
     sys.argv = [sys.argv[0]] + argv
     print(f"variant: {variant}")
-    score_scenario = score
+    score_scenario = functools.partial(score_with_variant, install, variant)
     main()
+
+
+def score_with_variant(install, variant: str, args):
+    """score_scenario(args) with ``install(variant)`` done first (a variant bench's worker)."""
+    install(variant)
+    return plain_score_scenario(args)
 
 
 def main() -> None:

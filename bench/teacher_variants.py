@@ -162,16 +162,8 @@ def install_upstep(arg: str = "") -> None:
     decide.apply_ramps = ramps
 
 
-def score(args):
-    install(os.environ.get("TEACHER_VARIANT", "none"))
-    return _plain_score(args)
-
-
-_plain_score = quality.score_scenario
-
-
 def main() -> None:
-    quality.main_with_variant("TEACHER_VARIANT", score)
+    quality.main_with_variant("TEACHER_VARIANT", install)
 
 
 if __name__ == "__main__":
