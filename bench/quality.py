@@ -225,37 +225,51 @@ def print_rows(results: dict[str, dict]) -> None:
     print("* HPA @ equal cost extrapolated flat: the policy's replica-hours lie outside the swept targets")
 
 
-def print_targets(results: dict[str, dict]) -> None:
+def target_figures(results: dict[str, dict]) -> dict:
+    """Issue #9's figures of one input set's results (the traces and demos among them): summed
+    violation minutes of the policy and of HPA @ equal cost, the traces lost, median replica-hours
+    / oracle (and HPA's at its own target), median changes / HPA, and per demo its comparison
+    (frontier.EqualCost); each target's verdict under ``ok``."""
     traces = {n: r for n, r in results.items() if n in TRACES and "error" not in r}
-    demos = {n: r for n, r in results.items() if n in DEMOS and "error" not in r}
-    print(f"\ntargets (issue #9; trace figures over {len(traces)} traces):")
+    out: dict = {"traces": len(traces), "ok": {}, "demos": {}}
     if traces:
         policy_sum = sum(r["scores"]["policy"]["slo_violation_minutes"] for r in traces.values())
         hpa_sum = sum(r["equal"].hpa_slo_violation_minutes or 0.0 for r in traces.values())
-        share = ratio(policy_sum, hpa_sum)
-        ok = policy_sum <= hpa_sum / 3 + 1e-9
-        print(f"  summed violation minutes, policy / HPA @ equal cost: {policy_sum:g} / {hpa_sum:g} = "
-              f"{fmt_ratio(share, policy_sum)}   target <= 0.33 -> {verdict(ok)}")
-        losses = [n for n, r in traces.items() if r["equal"].verdict == "loss"]
-        print(f"  traces worse than HPA @ equal cost: {', '.join(losses) or 'none'}   target none -> {verdict(not losses)}")
         rh = [ratio(r["scores"]["policy"]["replica_hours"], r["scores"]["oracle"]["replica_hours"]) for r in traces.values()]
         med_rh = float(np.median([x for x in rh if x is not None])) if any(x is not None for x in rh) else float("nan")
         hpa_rh = float(np.median([ratio(r["scores"]["hpa"]["replica_hours"], r["scores"]["oracle"]["replica_hours"]) or 0.0
                                   for r in traces.values()]))
-        print(f"  median replica-hours / oracle: {med_rh:.2f}x (hpa at its own target: {hpa_rh:.2f}x)   target <= 1.25 "
-              f"-> {verdict(med_rh <= 1.25)}")
         ch = [ratio(r["scores"]["policy"]["replica_changes"], r["scores"]["hpa"]["replica_changes"]) for r in traces.values()]
-        ch = [x if x is not None else float("inf") for x in ch]
-        med_ch = float(np.median(ch))
-        print(f"  median replica changes / HPA: {med_ch:.2f}x   target <= 0.50 -> {verdict(med_ch <= 0.5)}")
+        med_ch = float(np.median([x if x is not None else float("inf") for x in ch]))
+        losses = [n for n, r in traces.items() if r["equal"].verdict == "loss"]
+        out |= {"policy_sum": policy_sum, "hpa_sum": hpa_sum, "share": ratio(policy_sum, hpa_sum), "losses": losses,
+                "median_rh": med_rh, "hpa_median_rh": hpa_rh, "median_changes": med_ch}
+        out["ok"] |= {"third": policy_sum <= hpa_sum / 3 + 1e-9, "none_lost": not losses,
+                      "rh": med_rh <= 1.25, "changes": med_ch <= 0.5}
     for name in DEMOS:
-        r = demos.get(name)
-        if r is None:
-            continue
-        e = r["equal"]
+        r = results.get(name)
+        if r is not None and "error" not in r:
+            out["demos"][name] = r["equal"]
+            out["ok"][name] = r["equal"].verdict == "win"
+    return out
+
+
+def print_targets(results: dict[str, dict]) -> None:
+    f = target_figures(results)
+    print(f"\ntargets (issue #9; trace figures over {f['traces']} traces):")
+    if f["traces"]:
+        ok = f["ok"]
+        print(f"  summed violation minutes, policy / HPA @ equal cost: {f['policy_sum']:g} / {f['hpa_sum']:g} = "
+              f"{fmt_ratio(f['share'], f['policy_sum'])}   target <= 0.33 -> {verdict(ok['third'])}")
+        print(f"  traces worse than HPA @ equal cost: {', '.join(f['losses']) or 'none'}   target none -> "
+              f"{verdict(ok['none_lost'])}")
+        print(f"  median replica-hours / oracle: {f['median_rh']:.2f}x (hpa at its own target: {f['hpa_median_rh']:.2f}x)"
+              f"   target <= 1.25 -> {verdict(ok['rh'])}")
+        print(f"  median replica changes / HPA: {f['median_changes']:.2f}x   target <= 0.50 -> {verdict(ok['changes'])}")
+    for name, e in f["demos"].items():
         print(f"  {name}: policy {e.slo_violation_minutes:g} min vs HPA at no more replica-hours "
               f"{e.hpa_slo_violation_minutes:g}{' (extrapolated)' if e.extrapolated else ''} min ({e.verdict})   "
-              f"target fewer -> {verdict(e.verdict == 'win')}")
+              f"target fewer -> {verdict(f['ok'][name])}")
 
 
 def add_variation_args(ap: argparse.ArgumentParser) -> None:
