@@ -40,7 +40,6 @@ Run: python bench/reach.py --variant reach:window [bench/quality.py's options, e
 
 from __future__ import annotations
 
-import os
 import sys
 from collections import deque
 from pathlib import Path
@@ -48,16 +47,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-os.environ["SETPOINT_COMPILED"] = "0"  # the variants wrap the numpy stages
 import quality  # noqa: E402
-
-_installed: list[str] = []
 
 
 def install(variant: str) -> None:
-    if _installed or variant == "none":
+    if variant == "none":
         return
-    _installed.append(variant)
     from controller.core.scaling import ramp
     from controller.core.scaling.ramp import RampResult, window_ago
 
