@@ -184,12 +184,23 @@ def baseline_cache_path(cache_dir: str | None, scenario_text: str, hpa_text: str
                         targets: tuple[float, ...]) -> Path | None:
     """Where the baseline runs of one varied scenario are cached; None without a cache.
 
-    Keyed on the scenario and HPA policy texts and the targets only: the cache is for exploring
-    policies quickly and must be cleared when the simulator or the HPA preset's code changes."""
+    Keyed on the scenario and HPA policy texts, the targets and the code the runs go through
+    (:func:`code_digest`): exploring policy files reuses the runs, and any change to the
+    simulator or the controller's code makes new ones (a stale baseline would be silently wrong)."""
     if not cache_dir:
         return None
-    key = hashlib.sha256("\0".join([scenario_text, hpa_text, repr(targets)]).encode()).hexdigest()[:24]
+    parts = [scenario_text, hpa_text, repr(targets), code_digest()]
+    key = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
     return Path(cache_dir) / f"{key}.pickle"
+
+
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """A digest of every Python file of controller/ and simulators/ (paths and contents)."""
+    h = hashlib.sha256()
+    for path in sorted(p for d in ("controller", "simulators") for p in (REPO / d).rglob("*.py")):
+        h.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
 
 
 def ratio(a: float, b: float) -> float | None:
@@ -342,8 +353,8 @@ def main() -> None:
     ap.add_argument("--scenarios", default=",".join(TRACES + DEMOS), help="comma-separated scenario names")
     add_variation_args(ap)
     ap.add_argument("--hpa-cache", default=None, metavar="DIR",
-                    help="reuse the hpa/oracle runs and HPA's frontier from DIR when the same inputs were run "
-                         "before (for exploring policies; clear DIR after changing the simulator or HPA code)")
+                    help="reuse the hpa/oracle runs and HPA's frontier from DIR when the same inputs, HPA "
+                         "policy and code (controller/, simulators/) were run before (for exploring policies)")
     args = ap.parse_args()
     from simulators.frontier import DEFAULT_TARGETS_PCT, parse_targets
     from simulators.load import traces_dir
