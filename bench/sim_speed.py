@@ -16,7 +16,9 @@ measured for the engine by bench/sim_engine.py, which also checks both give the 
 Target (issue #13): 30 simulated days x 1,000 services in under 2 GiB: the runs stream (load
 in chunks, scores online, a downsampled timeline), so the peak memory printed at the end (peak
 RSS of this process, getrusage) is the same for 1 day as for 30.
-Run: python bench/sim_speed.py [--services 1000] [--hours 24 | --days 30] [--paths compiled,numpy] [--policy FILE]
+With more than one CPU, the compiled path runs once more with the two controllers in two
+processes (``--jobs``, as ``setpoint simulate`` shares its controllers): wall time only.
+Run: python bench/sim_speed.py [--services 1000] [--hours 24 | --days 30] [--paths compiled,numpy] [--jobs N] [--policy FILE]
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from controller.policy import load_policies
 from controller.runtime import reconciler as reconciler_module
 from simulators import cluster as cluster_module
 from simulators import runner as runner_module
+from simulators.parallel import usable_cpus
 from simulators.runner import ControllerSpec, run_controller, run_controllers
 from simulators.scenario import load_scenario_text
 
@@ -150,6 +153,19 @@ def run_path(sc, policies) -> tuple[float, float, dict]:
     return wall, cpu, replica_hours
 
 
+def shared_run(sc, policies, jobs: int, days: float, alone_rate: float, alone_hours: dict) -> None:
+    """The compiled path with the two controllers in up to ``jobs`` processes (simulators/parallel.py):
+    wall time only (the workers' CPU is not this process's), and the check that the runs are the same."""
+    compiled.set_switch("1")
+    t = time.perf_counter()
+    done = run_controllers(sc, specs(policies), keep_records=False, jobs=jobs)
+    rate = days / (time.perf_counter() - t)
+    same = {run.name: round(run.scores["replica_hours"], 6) for run, _ in done} == alone_hours
+    print(f"compiled, controllers shared by {jobs} processes: {rate:.4g} simulated days per wall-second "
+          f"({rate / alone_rate:.2f}x one process; target >= 0.5: {met(rate >= 0.5)}; stretch 1.0: {met(rate >= 1.0)});"
+          f"  same replica-hours: {same}")
+
+
 def met(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
@@ -160,6 +176,9 @@ def main() -> None:
     ap.add_argument("--hours", type=float, default=24.0)
     ap.add_argument("--days", type=float, default=None, help="simulated days (overrides --hours)")
     ap.add_argument("--paths", default="compiled,numpy", help="comma-separated: compiled, numpy")
+    ap.add_argument("--jobs", type=int, default=usable_cpus(),
+                    help="then the compiled path again with the controllers shared by this many processes "
+                         "(setpoint simulate's default: the CPUs; 1: skip)")
     ap.add_argument("--policy", default=str(REPO / "policies" / "setpoint-default.yaml"),
                     help="the policy file run beside HPA (default: the default policy)")
     args = ap.parse_args()
@@ -186,6 +205,8 @@ def main() -> None:
     if len(rates) == 2:
         print(f"ratio compiled/numpy: {rates['compiled'] / rates['numpy']:.2f}x;  same replica-hours: "
               f"{hours['compiled'] == hours['numpy']}")
+    if args.jobs > 1 and "compiled" in rates:
+        shared_run(sc, policies, args.jobs, days, rates["compiled"], hours["compiled"])
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     print(f"peak memory (RSS): {peak / 2**20:.0f} MiB for {days:g} simulated days  "
           f"(target < {MEMORY_TARGET_BYTES / 2**30:g} GiB for 30 days: {met(peak < MEMORY_TARGET_BYTES)}"

@@ -4,6 +4,7 @@ below and print; no logic of their own lives here."""
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -180,6 +181,8 @@ def import_(
 
 DEFAULT_SIM_POLICY = "setpoint-default.yaml"  # bundled policies (controller.bundled)
 DEFAULT_HPA_POLICY = "hpa-cpu.yaml"
+#: Seconds between redraws of `setpoint simulate`'s progress bars.
+PROGRESS_REDRAW_S = 0.1
 
 
 def _fail(errors: list) -> None:
@@ -230,6 +233,10 @@ def simulate(
     max_memory: Annotated[Optional[str], typer.Option(
         "--max-memory", help="Refuse a scenario whose estimated memory need is above this (e.g. 8GiB, 512MiB). "
                              "Default 4GiB; never more than 80% of the machine's memory.")] = None,
+    jobs: Annotated[Optional[int], typer.Option(
+        "--jobs", "-j", min=1, show_default="number of CPUs",
+        help="Processes that share the controllers' runs (the numbers do not depend on it). Short runs stay in one.")
+    ] = None,
 ) -> None:
     """Simulate a scenario offline under a policy and baselines, and score them alike.
 
@@ -250,7 +257,7 @@ def simulate(
         _fail([f"--max-memory: {exc}"])
     try:
         _simulate(scenario, policy, baseline, hpa_policy, seed, out, report, frontier, frontier_targets,
-                  max_memory_bytes)
+                  max_memory_bytes, jobs)
     except InvalidInput as exc:
         _fail(exc.errors)
     except MemoryError:
@@ -260,16 +267,17 @@ def simulate(
 
 def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_policy: Path | None, seed: int | None,
               out: Path | None, report: bool, frontier: bool, frontier_targets: str,
-              max_memory_bytes: int | None) -> None:
+              max_memory_bytes: int | None, jobs: int | None) -> None:
     from importlib.util import find_spec
 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from simulators.frontier import parse_targets
-    from simulators.hpa_sweep import sweep_frontier
+    from simulators.hpa_sweep import simulate_with_frontier
     from simulators.memory import check_fits, memory_limit
     from simulators.output import write_outputs
+    from simulators.parallel import usable_cpus
     from simulators.result import shown_path
     from simulators.runner import simulate as run_simulation
     from simulators.runner import standard_controllers
@@ -295,20 +303,28 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
         _fail([str(exc)])
     check_fits(sc, controllers, memory_limit(max_memory_bytes))  # before the progress bars draw
     console = Console(stderr=True)
+    # Redrawn from advance(), not by rich's refresh thread: with no other thread alive, the
+    # simulation's worker processes can be forked warm (simulators/parallel.py).
     with Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TextColumn("ticks"),
-                  TimeElapsedColumn(), console=console, transient=False) as progress:
+                  TimeElapsedColumn(), console=console, transient=False, auto_refresh=False) as progress:
         tasks = {c.name: progress.add_task(c.name, total=sc.tick_count) for c in controllers}
+        drawn = [0.0]
 
         def advance(name: str, k: int, total: int) -> None:
             if name not in tasks:  # a frontier run
                 tasks[name] = progress.add_task(name, total=total)
             progress.update(tasks[name], completed=k)
+            if time.monotonic() - drawn[0] >= PROGRESS_REDRAW_S or k == total:
+                drawn[0] = time.monotonic()
+                progress.refresh()
 
+        options = dict(policy_file=policy_shown, max_memory_bytes=max_memory_bytes, on_progress=advance,
+                       jobs=jobs or usable_cpus())
         try:
-            result, logs = run_simulation(sc, controllers, policy_file=policy_shown, max_memory_bytes=max_memory_bytes,
-                                          on_progress=advance)
             if frontier:
-                result.frontier = sweep_frontier(sc, result, hpa, targets, on_progress=advance)
+                result, logs = simulate_with_frontier(sc, controllers, hpa, targets, **options)
+            else:
+                result, logs = run_simulation(sc, controllers, **options)
         except ValueError as exc:
             _fail([str(exc)])
     out_dir = out or Path("out") / sc.name
@@ -618,7 +634,6 @@ def backtest(
     (replica-hours, replica changes, reversals, capacity-risk minutes). Exit 1 on bad input or
     when Prometheus cannot answer.
     """
-    import time as _time
     from importlib.util import find_spec
 
     from rich.console import Console
@@ -635,7 +650,7 @@ def backtest(
     if out is not None and report and find_spec("matplotlib") is None:
         _fail(["report.html needs matplotlib, which is not installed: pip install matplotlib, or pass --no-report"])
     labels = tuple(x.strip() for x in target_labels.split(","))
-    now = _time.time()
+    now = time.time()
     try:
         step_s = parse_duration(step)
         start_s, end_s = (parse_time(x, now, parse_duration) for x in (start, end))
@@ -860,8 +875,6 @@ def status(
     from its decision records (--records: the latest record of each target). With --json,
     the document GET /status serves, times in RFC 3339 with the local offset.
     """
-    import time
-
     from controller.errors import StatusError
     from controller.runtime.records import read_all_records, record_files
     from controller.runtime.status import book_from_records, fetch_status, to_document

@@ -14,7 +14,7 @@ import numpy as np
 from controller.policy import LoadedPolicy
 from simulators.frontier import DEFAULT_TARGETS_PCT, HPA, frontier_of, outside_side, retargeted
 from simulators.result import Frontier, FrontierPoint, SimResult
-from simulators.runner import ControllerSpec, progress_ticks, run_controllers
+from simulators.runner import ControllerSpec, progress_ticks, run_controllers, simulate_with
 from simulators.scenario import Scenario
 
 #: Widening steps (percentage points): below the lowest target run when the policy spends more
@@ -44,13 +44,14 @@ def sweep_frontier(scenario: Scenario, result: SimResult, hpa: LoadedPolicy,
                    targets_pct: Sequence[float] = DEFAULT_TARGETS_PCT, *, max_extra_runs: int = MAX_EXTRA_RUNS,
                    offered: np.ndarray | None = None,
                    on_progress: Callable[[str, int, int], None] | None = None,
-                   known: Sequence[FrontierPoint] = ()) -> Frontier:
+                   known: Sequence[FrontierPoint] = (), jobs: int = 1) -> Frontier:
     """Run the ``hpa`` preset at each target on ``scenario`` and compare ``result``'s runs.
 
     The ``hpa`` run of ``result`` is reused for the preset's own target. When the policy's
     replica-hours fall outside the swept range, up to ``max_extra_runs`` more targets are run
     (:func:`widened_target`) until they are bracketed. ``known``: points already run on this
-    scenario (for example cached by a bench), not run again.
+    scenario (for example cached by a bench), not run again. ``jobs``: processes to share a
+    pass's runs (runner.run_controllers).
     ``on_progress(name, ticks_done, ticks_total)`` as for :func:`simulators.runner.simulate`.
     """
     if not hpa.params.metrics:
@@ -59,17 +60,15 @@ def sweep_frontier(scenario: Scenario, result: SimResult, hpa: LoadedPolicy,
     own = hpa.params.metrics[0].target
     done: dict[float, FrontierPoint] = {p.target_pct: p for p in known}
     if HPA in result.runs:
-        s = result.runs[HPA].scores
-        done[float(own)] = FrontierPoint(float(own), s["replica_hours"], s["slo_violation_minutes"])
+        done[float(own)] = point_of(float(own), result.runs[HPA])
 
     def run(targets: list[float], widened: bool) -> None:
         """The preset at each of ``targets``, in lockstep (each chunk of load generated once)."""
-        specs = [ControllerSpec(f"{HPA}@{t:g}%", "policy", f"HPA preset at {t:g}% ({hpa.file})",
-                                policy=retargeted(hpa, t)) for t in targets]
+        specs = frontier_specs(hpa, targets)
         runs = run_controllers(scenario, specs, offered, on_ticks=progress_ticks(scenario, specs, on_progress),
-                               keep_records=False)
+                               keep_records=False, jobs=jobs)
         for target, (r, _) in zip(targets, runs):
-            done[target] = FrontierPoint(target, r.scores["replica_hours"], r.scores["slo_violation_minutes"], widened)
+            done[target] = point_of(target, r, widened)
 
     first = list(dict.fromkeys(float(t) for t in targets_pct if float(t) not in done))
     if first:
@@ -87,4 +86,32 @@ def sweep_frontier(scenario: Scenario, result: SimResult, hpa: LoadedPolicy,
     return frontier_of(list(done.values()), scores, hpa.file)
 
 
-__all__ = ["sweep_frontier", "widened_target", "MAX_EXTRA_RUNS"]
+def frontier_specs(hpa: LoadedPolicy, targets_pct: Sequence[float]) -> list[ControllerSpec]:
+    """The ``hpa`` preset re-targeted to each of ``targets_pct`` (percent), named hpa@T%."""
+    return [ControllerSpec(f"{HPA}@{t:g}%", "policy", f"HPA preset at {t:g}% ({hpa.file})", policy=retargeted(hpa, t))
+            for t in targets_pct]
+
+
+def point_of(target_pct: float, run, widened: bool = False) -> FrontierPoint:
+    """The frontier point of the preset's run at ``target_pct``."""
+    return FrontierPoint(target_pct, run.scores["replica_hours"], run.scores["slo_violation_minutes"], widened)
+
+
+def simulate_with_frontier(scenario: Scenario, controllers: list[ControllerSpec], hpa: LoadedPolicy,
+                           targets_pct: Sequence[float] = DEFAULT_TARGETS_PCT, *, jobs: int = 1,
+                           on_progress: Callable[[str, int, int], None] | None = None,
+                           **simulate_options) -> tuple[SimResult, dict]:
+    """runner.simulate of ``controllers`` with ``result.frontier`` (:func:`sweep_frontier`): the
+    frontier's first targets run in the same pass as the controllers (so ``jobs`` processes
+    share all of them), the widening runs after it. ``simulate_options``: runner.simulate's."""
+    own = float(hpa.params.metrics[0].target) if hpa.params.metrics else None
+    reused = own if any(c.name == HPA for c in controllers) else None  # sweep_frontier reuses its run
+    first = [t for t in dict.fromkeys(float(t) for t in targets_pct) if t != reused]
+    result, logs, runs = simulate_with(scenario, controllers, frontier_specs(hpa, first) if own is not None else [],
+                                       on_progress=on_progress, jobs=jobs, **simulate_options)
+    known = [point_of(t, r) for t, r in zip(first, runs)]
+    result.frontier = sweep_frontier(scenario, result, hpa, targets_pct, on_progress=on_progress, known=known, jobs=jobs)
+    return result, logs
+
+
+__all__ = ["sweep_frontier", "simulate_with_frontier", "frontier_specs", "widened_target", "MAX_EXTRA_RUNS"]

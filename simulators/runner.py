@@ -9,6 +9,7 @@ max, and the oracle (a precomputed plan).
 from __future__ import annotations
 
 import json
+import pickle
 import tempfile
 from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
@@ -21,7 +22,7 @@ from controller.errors import FieldError, ScenarioError
 from controller.model import Action, ActionKind, jsonable
 from controller.policy import LoadedPolicy
 from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy, cycle_records
-from simulators import score_compiled
+from simulators import parallel, score_compiled
 from simulators.cluster import SimCluster
 from simulators.memory import check_fits, format_bytes, kept_trajectory, memory_limit
 from simulators.load import CHUNK_TICKS, chunk_times
@@ -248,25 +249,63 @@ def run_controller(scenario: Scenario, spec: ControllerSpec, offered: np.ndarray
 
 
 def run_controllers(scenario: Scenario, specs: Sequence[ControllerSpec], offered: np.ndarray | None = None, *,
-                    on_ticks: Sequence[Callable[[int], None] | None] | None = None, keep_records: bool = True,
-                    keep_trajectory: bool | None = None, chunk_ticks: int = CHUNK_TICKS,
-                    on_cycle: Callable[[CycleResult], None] | None = None
-                    ) -> list[tuple[ControllerRun, CycleLog | None]]:
+                    on_ticks: Sequence[Callable[[int], None] | None] | None = None,
+                    keep_records: bool | Sequence[bool] = True, keep_trajectory: bool | None = None,
+                    chunk_ticks: int = CHUNK_TICKS, on_cycle: Callable[[CycleResult], None] | None = None,
+                    jobs: int = 1) -> list[tuple[ControllerRun, CycleLog | None]]:
     """:func:`run_controller` of each spec, in lockstep a chunk of ticks at a time: each chunk of
     load is generated once and stepped through by every controller in turn (each over its own
-    cluster, so the runs are the same as one at a time). ``on_ticks``: each run's ``on_tick``."""
+    cluster, so the runs are the same as one at a time). ``on_ticks``: each run's ``on_tick``;
+    ``keep_records``: for all specs, or one per spec.
+
+    ``jobs`` > 1: up to that many processes (this one included) share the controllers, each
+    group in lockstep over load it generates itself (simulators/parallel.py); the same runs as
+    ``jobs`` 1. The specs that keep records, and all of them under ``on_cycle``, run here.
+    """
     T, S = scenario.tick_count, len(scenario.cluster.services)
     if offered is not None and offered.shape != (T, S):
         raise ValueError(f"offered load is {offered.shape}, expected {(T, S)}")
     ticks = list(on_ticks) if on_ticks is not None else [None] * len(specs)
     if len(ticks) != len(specs):
         raise ValueError(f"{len(ticks)} on_ticks for {len(specs)} controllers")
-    runs = [_ControllerRun(scenario, spec, offered, tick, keep_records, keep_trajectory, chunk_ticks, on_cycle)
-            for spec, tick in zip(specs, ticks)]
+    records = [keep_records] * len(specs) if isinstance(keep_records, bool) else [bool(r) for r in keep_records]
+    if len(records) != len(specs):
+        raise ValueError(f"{len(records)} keep_records for {len(specs)} controllers")
+    workers = 1 if on_cycle is not None else parallel.worker_count(T, [s.kind for s in specs], jobs)
+    if workers > 1:
+        groups = parallel.plan_groups([parallel.KIND_COST[s.kind] for s in specs], workers,
+                                      [r and s.kind == "policy" for s, r in zip(specs, records)])
+        if len(groups) > 1:
+            def here(indexes: list[int], tick_hooks: list) -> list:
+                return run_controllers(scenario, [specs[i] for i in indexes], offered, on_ticks=tick_hooks,
+                                       keep_records=[records[i] for i in indexes], keep_trajectory=keep_trajectory,
+                                       chunk_ticks=chunk_ticks)
+            return parallel.run_groups(groups, specs, here, _run_group_there,
+                                       (scenario, offered, keep_trajectory, chunk_ticks, any(ticks)), ticks)
+    runs = [_ControllerRun(scenario, spec, offered, tick, keep, keep_trajectory, chunk_ticks, on_cycle)
+            for spec, tick, keep in zip(specs, ticks, records)]
     for k0, times, load in _load_chunks(scenario, offered, chunk_ticks):
         for run in runs:
             run.advance(k0, times, load)
     return [run.finish() for run in runs]
+
+
+def _run_group_there(queue, group: int, indexes: list[int], specs: list[ControllerSpec], scenario: Scenario,
+                     offered: np.ndarray | None, keep_trajectory: bool | None, chunk_ticks: int,
+                     with_progress: bool) -> None:
+    """A worker process's group (simulators/parallel.py): its runs without records, then
+    ("done", group, runs) on ``queue``, or ("failed", group, the exception)."""
+    try:
+        hooks = [(lambda k, i=i: queue.put(("tick", i, k))) for i in indexes] if with_progress else None
+        runs = run_controllers(scenario, specs, offered, on_ticks=hooks, keep_records=False,
+                               keep_trajectory=keep_trajectory, chunk_ticks=chunk_ticks)
+        queue.put(("done", group, runs))
+    except BaseException as exc:  # noqa: BLE001 (sent to the parent, which raises it)
+        try:
+            pickle.dumps(exc)
+        except Exception:  # noqa: BLE001
+            exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+        queue.put(("failed", group, exc))
 
 
 def progress_ticks(scenario: Scenario, specs: Sequence[ControllerSpec],
@@ -463,28 +502,44 @@ def fault_windows(scenario: Scenario) -> list[FaultWindow]:
 
 def simulate(scenario: Scenario, controllers: list[ControllerSpec], *, on_progress: Callable[[str, int, int], None] | None = None,
              keep_records: bool = True, policy_file: str = "", max_memory_bytes: int | None = None,
-             keep_trajectories: bool | None = None) -> tuple[SimResult, dict[str, CycleLog]]:
+             keep_trajectories: bool | None = None, jobs: int = 1) -> tuple[SimResult, dict[str, CycleLog]]:
     """Run every controller on the scenario. Returns the result and the decision logs by controller.
+    ``jobs``: processes to share the controllers (:func:`run_controllers`).
 
     Refuses (ScenarioError, before allocating) a run whose estimated memory exceeds
     ``max_memory_bytes`` (default 4 GiB) or what the machine allows; see simulators.memory.
     """
+    result, logs, _ = simulate_with(scenario, controllers, (), on_progress=on_progress, keep_records=keep_records,
+                                    policy_file=policy_file, max_memory_bytes=max_memory_bytes,
+                                    keep_trajectories=keep_trajectories, jobs=jobs)
+    return result, logs
+
+
+def simulate_with(scenario: Scenario, controllers: list[ControllerSpec], extra: Sequence[ControllerSpec], *,
+                  on_progress: Callable[[str, int, int], None] | None = None, keep_records: bool = True,
+                  policy_file: str = "", max_memory_bytes: int | None = None, keep_trajectories: bool | None = None,
+                  jobs: int = 1) -> tuple[SimResult, dict[str, CycleLog], list[ControllerRun]]:
+    """:func:`simulate` of ``controllers``, with the ``extra`` controllers (for example HPA's
+    frontier) run in the same pass, without records, and returned apart: not in the result."""
     limit = memory_limit(max_memory_bytes)
-    need = check_fits(scenario, controllers, limit, keep_records, keep_trajectories)
+    need = check_fits(scenario, [*controllers, *extra], limit, keep_records, keep_trajectories)
     try:
-        return _simulate(scenario, controllers, on_progress, keep_records, policy_file, keep_trajectories)
+        return _simulate(scenario, controllers, extra, on_progress, keep_records, policy_file, keep_trajectories, jobs)
     except MemoryError:  # the estimate is meant to prevent this; never a traceback if it does not
         raise ScenarioError([FieldError(scenario.file, None, "spec", (
             f"ran out of memory (estimated {format_bytes(need)}, limit {format_bytes(limit.bytes)} from {limit.source}); "
             "shorten spec.duration, raise spec.tick, or use fewer services or baselines"))]) from None
 
 
-def _simulate(scenario: Scenario, controllers: list[ControllerSpec], on_progress, keep_records: bool,
-              policy_file: str, keep_trajectories: bool | None) -> tuple[SimResult, dict[str, CycleLog]]:
+def _simulate(scenario: Scenario, controllers: list[ControllerSpec], extra: Sequence[ControllerSpec], on_progress,
+              keep_records: bool, policy_file: str, keep_trajectories: bool | None,
+              jobs: int) -> tuple[SimResult, dict[str, CycleLog], list[ControllerRun]]:
     runs, logs = {}, {}
-    # in lockstep: each chunk of load generated once for every controller (memory O(services))
-    done = run_controllers(scenario, controllers, None, on_ticks=progress_ticks(scenario, controllers, on_progress),
-                           keep_records=keep_records, keep_trajectory=keep_trajectories)
+    every = [*controllers, *extra]
+    # in lockstep: each chunk of load generated once for every controller of a process (memory O(services))
+    done = run_controllers(scenario, every, None, on_ticks=progress_ticks(scenario, every, on_progress),
+                           keep_records=[keep_records] * len(controllers) + [False] * len(extra),
+                           keep_trajectory=keep_trajectories, jobs=jobs)
     for c, (run, log) in zip(controllers, done):
         runs[c.name] = run
         if log is not None:
@@ -492,7 +547,7 @@ def _simulate(scenario: Scenario, controllers: list[ControllerSpec], on_progress
     result = SimResult(scenario=scenario.name, description=scenario.description, duration_s=scenario.duration_s,
                        tick_s=scenario.tick_s, seed=scenario.seed, slo=scenario.slo, services=scenario.services,
                        faults=fault_windows(scenario), runs=runs, policy_file=policy_file)
-    return result, logs
+    return result, logs, [run for run, _ in done[len(controllers):]]
 
 
 def standard_controllers(policy: LoadedPolicy | None, baselines: list[str], hpa_policy: LoadedPolicy | None,
@@ -513,5 +568,5 @@ def standard_controllers(policy: LoadedPolicy | None, baselines: list[str], hpa_
     return out
 
 
-__all__ = ["ControllerSpec", "CycleLog", "simulate", "run_controller", "run_controllers", "progress_ticks",
+__all__ = ["ControllerSpec", "CycleLog", "simulate", "simulate_with", "run_controller", "run_controllers", "progress_ticks",
            "standard_controllers", "fault_windows"]

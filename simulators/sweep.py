@@ -24,8 +24,6 @@ import itertools
 import json
 import multiprocessing
 import os
-import sys
-import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -35,6 +33,7 @@ from typing import Callable, Iterable, Sequence
 
 from controller.errors import FieldError, InvalidInput
 from simulators.frontier import DEFAULT_TARGETS_PCT
+from simulators.parallel import start_method
 from simulators.policy_set import (PolicyBase, Setting, apply_settings, grid, policy_text, read_policy_base,
                                    variant_label)
 from simulators.result import shown_path
@@ -327,11 +326,7 @@ class LocalPool:
 
     def method(self) -> str:
         """How the workers start if started now: fork when this process has no other thread."""
-        if self.start_method:
-            return self.start_method
-        # Linux only: on macOS system libraries are not fork-safe (multiprocessing's default there is spawn)
-        forkable = sys.platform.startswith("linux") and threading.active_count() == 1
-        return "fork" if forkable else "forkserver"
+        return self.start_method or start_method()
 
     def start(self) -> ProcessPoolExecutor:
         if self.executor is None:

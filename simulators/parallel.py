@@ -1,0 +1,160 @@
+"""A simulation's controllers on several cores: groups of them in forked worker processes.
+
+Each controller runs over its own simulated cluster built from the same scenario and seed
+(:mod:`simulators.runner`), so where it runs changes none of its numbers. A worker gets a group
+of controller specs, generates the scenario's load itself (chunk by chunk, as the runner does),
+runs its group in lockstep and sends the finished runs back; this process runs the group that
+holds every controller whose decision log it keeps (a long log spills to an anonymous file,
+which stays with the process that wrote it). Progress comes back through the same queue as the
+results. A run too short to repay starting processes stays in this process.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import os
+import queue as queue_module
+import sys
+import threading
+from typing import Callable, Sequence
+
+#: A controller's cost per tick by kind, relative to a policy's (a Reconciler cycle every
+#: interval dominates; the oracle steps its cluster to a precomputed plan, fixed only steps).
+#: Measured on trace-nasa-july (one service, 17,280 ticks): policy and hpa ~2.3 s each, the
+#: oracle ~0.9 s. Only the balance between groups depends on these.
+KIND_COST = {"policy": 1.0, "oracle": 0.4, "fixed": 0.25}
+#: A run with fewer controller-ticks than this stays in one process. A controller's tick costs
+#: ~0.1-0.4 ms whatever the services (its cycles' Python dominates), forking and sending the runs
+#: back a few tens of ms (measured: flash-crowd's 7 runs of 1,080 ticks, 1.1 s in one process,
+#: 0.65 s in two).
+MIN_PARALLEL_TICKS = 2_000
+#: Seconds between checks that the workers are alive while waiting for their results.
+POLL_S = 0.5
+
+
+def start_method() -> str:
+    """How worker processes start now: forked (warm, nothing imported twice) when this process
+    runs no other thread, else from a forkserver (a lock another thread held at the fork would
+    stay held in the child). Linux only forks: on macOS system libraries are not fork-safe."""
+    forkable = sys.platform.startswith("linux") and threading.active_count() == 1
+    return "fork" if forkable else "forkserver"
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the platform has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def worker_count(ticks: int, kinds: Sequence[str], jobs: int) -> int:
+    """Processes to use (this one included) for ``kinds`` controllers over ``ticks`` ticks: at
+    most ``jobs`` and one per controller; 1 when the run is too short to repay the start."""
+    if jobs <= 1 or len(kinds) <= 1 or ticks * len(kinds) < MIN_PARALLEL_TICKS:
+        return 1
+    return min(jobs, len(kinds))
+
+
+def plan_groups(costs: Sequence[float], groups: int, pinned: Sequence[bool]) -> list[list[int]]:
+    """Spec indexes per group, group 0 being this process's: the ``pinned`` specs in group 0,
+    the others costliest first onto the least loaded group (ties: the lowest group). Each
+    group's indexes ascend (the runner's order); empty groups are dropped, group 0 is kept."""
+    load = [0.0] * max(1, groups)
+    out: list[list[int]] = [[] for _ in load]
+    for i, c in enumerate(costs):
+        if pinned[i]:
+            out[0].append(i)
+            load[0] += c
+    for i in sorted((i for i in range(len(costs)) if not pinned[i]), key=lambda i: (-costs[i], i)):
+        g = min(range(len(load)), key=lambda g: (load[g], g))
+        out[g].append(i)
+        load[g] += costs[i]
+    return [sorted(out[0])] + [sorted(g) for g in out[1:] if g]
+
+
+class WorkerFailed(RuntimeError):
+    """A worker process ended without sending its runs back (killed, out of memory)."""
+
+
+def run_groups(groups: list[list[int]], specs: Sequence, run_here: Callable[[list[int], list], list],
+               run_there: Callable[..., None], there_args: tuple,
+               on_ticks: Sequence[Callable[[int], None] | None]) -> list:
+    """Every spec's run, in spec order: ``groups[1:]`` each in a worker process started with
+    ``run_there(queue, group_index, indexes, [specs], *there_args)``, which puts ("tick", spec
+    index, ticks done) as it goes and ("done", group_index, runs) or ("failed", group_index,
+    exception) at the end; ``groups[0]`` here through ``run_here(indexes, on_ticks)`` meanwhile,
+    relaying the workers' progress to ``on_ticks`` between its own ticks."""
+    ctx = multiprocessing.get_context(start_method())
+    if ctx.get_start_method() == "forkserver":
+        ctx.set_forkserver_preload(["simulators.runner"])
+    queue = ctx.Queue()
+    results: dict[int, list] = {}
+    procs = {}
+    gc.freeze()  # the children's collector then skips what they inherit (else copy-on-write faults)
+    try:
+        for g, indexes in enumerate(groups[1:], 1):
+            procs[g] = ctx.Process(target=run_there, args=(queue, g, indexes, [specs[i] for i in indexes], *there_args),
+                                   daemon=True, name=f"setpoint-sim-{g}")
+            procs[g].start()
+    finally:
+        gc.unfreeze()
+
+    def take(message) -> None:
+        kind, key, value = message
+        if kind == "tick":
+            if on_ticks[key] is not None:
+                on_ticks[key](value)
+        elif kind == "failed":
+            raise value
+        else:
+            results[key] = value
+
+    def relay() -> None:
+        while True:
+            try:
+                take(queue.get_nowait())
+            except queue_module.Empty:
+                return
+
+    def relaying(i: int) -> Callable[[int], None] | None:
+        own = on_ticks[i]
+        if own is None and not any(on_ticks):
+            return None
+
+        def tick(k: int) -> None:
+            if own is not None:
+                own(k)
+            relay()
+        return tick
+
+    try:
+        here = run_here(groups[0], [relaying(i) for i in groups[0]]) if groups[0] else []
+        while len(results) < len(procs):
+            try:
+                take(queue.get(timeout=POLL_S))
+            except queue_module.Empty:
+                for g, p in procs.items():
+                    if g not in results and not p.is_alive() and queue.empty():
+                        raise WorkerFailed(f"simulation worker {g} ended (exit code {p.exitcode}) without its runs; "
+                                           "out of memory? run again with --jobs 1") from None
+        for p in procs.values():
+            p.join()
+    finally:
+        for p in procs.values():
+            if p.is_alive():
+                p.terminate()
+                p.join()
+        queue.close()
+    out: list = [None] * len(specs)
+    for i, run in zip(groups[0], here):
+        out[i] = run
+    for g, indexes in enumerate(groups[1:], 1):
+        for i, run in zip(indexes, results[g]):
+            out[i] = run
+    return out
+
+
+__all__ = ["KIND_COST", "MIN_PARALLEL_TICKS", "WorkerFailed", "plan_groups", "run_groups", "start_method",
+           "usable_cpus", "worker_count"]

@@ -1,0 +1,95 @@
+"""A simulation's controllers shared between processes (simulators/parallel.py): the same runs,
+records and frontier as in one process, the groups balanced, a worker's failure raised here."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from controller.policy import load_policies, load_policy_text
+from simulators import parallel, runner
+from simulators.hpa_sweep import simulate_with_frontier, sweep_frontier
+from simulators.runner import ControllerSpec, run_controllers, simulate, standard_controllers
+from simulators.scenario import load_scenario_text
+from simulators.score import result_json
+from tests.simulators.test_lockstep import POLICIES, SCENARIO, run_view, specs
+
+
+@pytest.mark.parametrize("costs, groups, pinned, expected", [
+    pytest.param([1, 1], 2, [False, False], [[0], [1]], id="two-equal-one-each"),
+    pytest.param([1, 1, 0.4, 1, 1], 2, [False] * 5, [[0, 2, 3], [1, 4]], id="costliest-first-onto-the-least-loaded"),
+    pytest.param([1, 1, 0.4, 1], 2, [True, True, False, False], [[0, 1], [2, 3]], id="pinned-stay-here"),
+    pytest.param([1, 1, 1], 2, [True, True, True], [[0, 1, 2]], id="all-pinned-no-worker"),
+    pytest.param([1, 0.25], 4, [False, False], [[0], [1]], id="empty-groups-dropped"),
+    pytest.param([0.4, 1], 1, [False, False], [[0, 1]], id="one-group"),
+])
+def test_plan_groups(costs, groups, pinned, expected):
+    assert parallel.plan_groups(costs, groups, pinned) == expected
+
+
+@pytest.mark.parametrize("ticks, kinds, jobs, expected", [
+    pytest.param(2_000, ["policy", "policy"], 1, 1, id="jobs-1"),
+    pytest.param(2_000, ["policy"], 4, 1, id="one-controller"),
+    pytest.param(999, ["policy", "policy"], 2, 1, id="too-short-to-repay"),
+    pytest.param(1_000, ["policy", "policy"], 2, 2, id="long-enough"),
+    pytest.param(1_000, ["policy", "oracle", "fixed"], 8, 3, id="at-most-one-per-controller"),
+])
+def test_worker_count(ticks, kinds, jobs, expected):
+    assert parallel.worker_count(ticks, kinds, jobs) == expected
+
+
+@pytest.fixture
+def every_run_parallel(monkeypatch):
+    """Short test scenarios run in several processes too."""
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_TICKS", 0)
+
+
+def test_runs_and_records_equal_one_process(every_run_parallel):
+    sc = load_scenario_text(SCENARIO.format(duration="15m"), "lockstep.yaml")
+    ticked: dict[int, list[int]] = {}
+    hooks = [lambda k, i=i: ticked.setdefault(i, []).append(k) for i in range(len(specs()))]
+    alone = run_controllers(sc, specs(), keep_records=[True, True, False, False, False])
+    shared = run_controllers(sc, specs(), keep_records=[True, True, False, False, False], on_ticks=hooks, jobs=2)
+    assert [run_view(r) for r, _ in shared] == [run_view(r) for r, _ in alone]
+    assert [log is not None for _, log in shared] == [True, True, False, False, False]
+    for (_, a), (_, b) in zip(alone, shared):
+        if a is not None:
+            assert list(b.lines()) == list(a.lines())
+    # progress of every run arrives here, the workers' relayed, up to the last tick
+    assert {i: ks[-1] for i, ks in ticked.items()} == {i: sc.tick_count for i in range(len(specs()))}
+
+
+def test_frontier_in_the_same_pass_equals_after(every_run_parallel):
+    sc = load_scenario_text(SCENARIO.format(duration="10m"), "lockstep.yaml")
+    hpa = load_policies([POLICIES / "hpa-cpu.yaml"])[0]
+    controllers = standard_controllers(load_policies([POLICIES / "setpoint-default.yaml"])[0], ["hpa", "oracle"],
+                                       hpa, 12)
+    before, _ = simulate(sc, controllers, keep_records=False)
+    before.frontier = sweep_frontier(sc, before, hpa, [40, 55, 70, 85])
+    after, logs = simulate_with_frontier(sc, controllers, hpa, [40, 55, 70, 85], jobs=2, keep_records=True)
+    assert json.dumps(result_json(after), sort_keys=True) == json.dumps(result_json(before), sort_keys=True)
+    assert sorted(logs) == ["hpa", "policy"]
+    assert [p.target_pct for p in after.frontier.points] == [40, 55, 70, 85]
+
+
+def test_a_workers_error_is_raised_here(every_run_parallel):
+    sc = load_scenario_text(SCENARIO.format(duration="10m"), "lockstep.yaml")
+    text = (POLICIES / "setpoint-default.yaml").read_text().replace("- name: rps", "- name: no-such-signal")
+    unbound = ControllerSpec("unbound", "policy", "", policy=load_policy_text(text, "unbound.yaml")[0])
+    good = specs()[0]
+    with pytest.raises(ValueError, match="no-such-signal"):
+        run_controllers(sc, [good, unbound], keep_records=False, jobs=2)
+
+
+def _die(queue, group, *args) -> None:
+    """A worker killed before it sends anything (the OOM killer, kill -9)."""
+    os._exit(9)
+
+
+def test_a_dead_worker_is_reported(every_run_parallel, monkeypatch):
+    monkeypatch.setattr(runner, "_run_group_there", _die)
+    sc = load_scenario_text(SCENARIO.format(duration="10m"), "lockstep.yaml")
+    with pytest.raises(parallel.WorkerFailed, match="exit code 9"):
+        run_controllers(sc, specs()[:2], keep_records=False, jobs=2)
