@@ -74,6 +74,10 @@ def plan_groups(costs: Sequence[float], groups: int, pinned: Sequence[bool]) -> 
     return [sorted(out[0])] + [sorted(g) for g in out[1:] if g]
 
 
+class Unavailable(RuntimeError):
+    """This platform cannot start worker processes here (nothing was started)."""
+
+
 class WorkerFailed(RuntimeError):
     """A worker process ended without sending its runs back (killed, out of memory)."""
 
@@ -86,10 +90,13 @@ def run_groups(groups: list[list[int]], specs: Sequence, run_here: Callable[[lis
     index, ticks done) as it goes and ("done", group_index, runs) or ("failed", group_index,
     exception) at the end; ``groups[0]`` here through ``run_here(indexes, on_ticks)`` meanwhile,
     relaying the workers' progress to ``on_ticks`` between its own ticks."""
-    ctx = multiprocessing.get_context(start_method())
+    try:
+        ctx = multiprocessing.get_context(start_method())
+        queue = ctx.Queue()  # a semaphore: needs a writable /dev/shm, which some sandboxes lack
+    except (OSError, ImportError, ValueError) as exc:
+        raise Unavailable(f"{type(exc).__name__}: {exc}") from exc
     if ctx.get_start_method() == "forkserver":
         ctx.set_forkserver_preload(["simulators.runner"])
-    queue = ctx.Queue()
     results: dict[int, list] = {}
     procs = {}
     gc.freeze()  # the children's collector then skips what they inherit (else copy-on-write faults)
@@ -156,5 +163,5 @@ def run_groups(groups: list[list[int]], specs: Sequence, run_here: Callable[[lis
     return out
 
 
-__all__ = ["KIND_COST", "MIN_PARALLEL_TICKS", "WorkerFailed", "plan_groups", "run_groups", "start_method",
+__all__ = ["KIND_COST", "MIN_PARALLEL_TICKS", "Unavailable", "WorkerFailed", "plan_groups", "run_groups", "start_method",
            "usable_cpus", "worker_count"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import pickle
 import tempfile
+import warnings
 from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 from typing import IO, Callable, Sequence
@@ -280,8 +281,12 @@ def run_controllers(scenario: Scenario, specs: Sequence[ControllerSpec], offered
                 return run_controllers(scenario, [specs[i] for i in indexes], offered, on_ticks=tick_hooks,
                                        keep_records=[records[i] for i in indexes], keep_trajectory=keep_trajectory,
                                        chunk_ticks=chunk_ticks)
-            return parallel.run_groups(groups, specs, here, _run_group_there,
-                                       (scenario, offered, keep_trajectory, chunk_ticks, any(ticks)), ticks)
+            try:
+                return parallel.run_groups(groups, specs, here, _run_group_there,
+                                           (scenario, offered, keep_trajectory, chunk_ticks, any(ticks)), ticks)
+            except parallel.Unavailable as exc:
+                warnings.warn(f"running the controllers in one process: no worker processes here ({exc})",
+                              RuntimeWarning, stacklevel=2)
     runs = [_ControllerRun(scenario, spec, offered, tick, keep, keep_trajectory, chunk_ticks, on_cycle)
             for spec, tick, keep in zip(specs, ticks, records)]
     for k0, times, load in _load_chunks(scenario, offered, chunk_ticks):

@@ -133,3 +133,12 @@ def test_explain_shows_the_revision_comparison_behind_a_rollback(tmp_path):
     assert "health: rollback to revision 1 [RollbackRevisionWorse] trigger release-errors" in text
     line = next(x for x in text.splitlines() if x.strip().startswith("release-errors:"))
     assert "revision 2" in line and "vs stable 1" in line and "LLR" in line and line.endswith("-> bad")
+
+
+def test_simulate_gives_the_same_files_with_one_process_or_two(tmp_path):
+    # 7 runs (policy, hpa, oracle, 4 frontier targets): shared between two processes, or all in one
+    for jobs in ("1", "2"):
+        proc = setpoint("simulate", "--jobs", jobs, "--no-report", "--out", f"out{jobs}", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    for name in ("result.json", "decisions.jsonl"):
+        assert (tmp_path / "out1" / name).read_text() == (tmp_path / "out2" / name).read_text()

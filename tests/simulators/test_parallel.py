@@ -93,3 +93,16 @@ def test_a_dead_worker_is_reported(every_run_parallel, monkeypatch):
     sc = load_scenario_text(SCENARIO.format(duration="10m"), "lockstep.yaml")
     with pytest.raises(parallel.WorkerFailed, match="exit code 9"):
         run_controllers(sc, specs()[:2], keep_records=False, jobs=2)
+
+
+def test_no_worker_processes_runs_here_with_a_warning(every_run_parallel, monkeypatch):
+    def no_semaphores(self, *args, **kwargs):
+        raise OSError(38, "Function not implemented")  # what a sandbox without /dev/shm gives
+    import multiprocessing.context
+
+    monkeypatch.setattr(multiprocessing.context.BaseContext, "Queue", no_semaphores)
+    sc = load_scenario_text(SCENARIO.format(duration="10m"), "lockstep.yaml")
+    with pytest.warns(RuntimeWarning, match="one process.*Function not implemented"):
+        shared = run_controllers(sc, specs()[:2], keep_records=False, jobs=2)
+    assert [run_view(r) for r, _ in shared] == [run_view(r) for r, _ in run_controllers(sc, specs()[:2],
+                                                                                        keep_records=False)]
