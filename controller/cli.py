@@ -274,7 +274,7 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from simulators.frontier import parse_targets
-    from simulators.hpa_sweep import simulate_with_frontier
+    from simulators.hpa_sweep import frontier_specs, simulate_with_frontier
     from simulators.memory import check_fits, memory_limit
     from simulators.output import write_outputs
     from simulators.parallel import usable_cpus
@@ -301,7 +301,8 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
         controllers = standard_controllers(under_test, baseline, hpa, under_test.params.max_replicas)
     except ValueError as exc:
         _fail([str(exc)])
-    check_fits(sc, controllers, memory_limit(max_memory_bytes))  # before the progress bars draw
+    # before the progress bars draw; the frontier's first targets run in the same pass
+    check_fits(sc, controllers + (frontier_specs(hpa, targets) if frontier else []), memory_limit(max_memory_bytes))
     console = Console(stderr=True)
     # Redrawn from advance(), not by rich's refresh thread: with no other thread alive, the
     # simulation's worker processes can be forked warm (simulators/parallel.py).
