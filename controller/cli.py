@@ -235,7 +235,8 @@ def simulate(
                              "Default 4GiB; never more than 80% of the machine's memory.")] = None,
     jobs: Annotated[Optional[int], typer.Option(
         "--jobs", "-j", min=1, show_default="number of CPUs",
-        help="Processes that share the controllers' runs (the numbers do not depend on it). Short runs stay in one.")
+        help="Processes that share the controllers' runs (the numbers do not depend on it). Short runs stay in one, "
+             "and run without the compiled kernels unless SETPOINT_COMPILED=1.")
     ] = None,
 ) -> None:
     """Simulate a scenario offline under a policy and baselines, and score them alike.
@@ -302,7 +303,9 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
     except ValueError as exc:
         _fail([str(exc)])
     # before the progress bars draw; the frontier's first targets run in the same pass
-    check_fits(sc, controllers + (frontier_specs(hpa, targets) if frontier else []), memory_limit(max_memory_bytes))
+    runs = controllers + (frontier_specs(hpa, targets) if frontier else [])
+    check_fits(sc, runs, memory_limit(max_memory_bytes))
+    _numpy_unless_compiled_pays(sc, len(runs))
     console = Console(stderr=True)
     # Redrawn from advance(), not by rich's refresh thread: with no other thread alive, the
     # simulation's worker processes can be forked warm (simulators/parallel.py).
@@ -333,6 +336,21 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
     _print_scores(result)
     for kind, path in paths.items():
         typer.echo(f"{kind:>9}: {path}")
+
+
+def _numpy_unless_compiled_pays(scenario, runs: int) -> None:
+    """A short simulation runs the numpy reference (the same numbers, as fast there) unless
+    SETPOINT_COMPILED says otherwise: the first run on a machine then does not wait ~40 s for the
+    kernels to compile (simulators.runner.compiled_pays). Set in the environment too, for
+    workers that start from a forkserver."""
+    import os
+
+    from controller.core.scaling import compiled
+    from simulators.runner import compiled_pays
+
+    if compiled.switch == "" and not compiled_pays(scenario, runs):
+        compiled.set_switch("0")
+        os.environ[compiled.ENV_SWITCH] = "0"
 
 
 def _print_scores(result) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -142,3 +143,13 @@ def test_simulate_gives_the_same_files_with_one_process_or_two(tmp_path):
         assert proc.returncode == 0, proc.stderr
     for name in ("result.json", "decisions.jsonl"):
         assert (tmp_path / "out1" / name).read_text() == (tmp_path / "out2" / name).read_text()
+
+
+def test_a_short_simulation_compiles_no_kernels(tmp_path):
+    # the README's first command on a fresh machine: the numpy reference, not ~40 s of compiling first
+    cache = tmp_path / "numba-cache"
+    env = {k: v for k, v in os.environ.items() if k != "SETPOINT_COMPILED"}
+    proc = subprocess.run([*SETPOINT, "simulate", "--no-report"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300, env={**env, "NUMBA_CACHE_DIR": str(cache)})
+    assert proc.returncode == 0, proc.stderr
+    assert not cache.exists() or not any(cache.rglob("*.nbi"))

@@ -106,3 +106,24 @@ def test_no_worker_processes_runs_here_with_a_warning(every_run_parallel, monkey
         shared = run_controllers(sc, specs()[:2], keep_records=False, jobs=2)
     assert [run_view(r) for r, _ in shared] == [run_view(r) for r, _ in run_controllers(sc, specs()[:2],
                                                                                         keep_records=False)]
+
+
+@pytest.mark.parametrize("name, runs, pays", [
+    pytest.param("flash-crowd", 7, False, id="the-default-demo-numpy"),
+    pytest.param("step", 7, False, id="step-numpy"),
+    pytest.param("diurnal", 7, True, id="a-day-compiled"),
+    pytest.param("diurnal", 1, True, id="a-day-alone-compiled"),
+])
+def test_compiled_pays_on_long_runs_only(name, runs, pays):
+    from simulators.runner import compiled_pays
+    from simulators.scenario import load_scenario
+
+    assert compiled_pays(load_scenario(name), runs) is pays
+
+
+def test_compiled_pays_for_many_services():
+    from simulators.runner import compiled_pays
+
+    wide = SCENARIO.format(duration="15m").replace("count: 3", "count: 1000")  # 180 ticks
+    assert compiled_pays(load_scenario_text(wide, "wide.yaml"), 2)
+    assert not compiled_pays(load_scenario_text(SCENARIO.format(duration="15m"), "lockstep.yaml"), 2)
