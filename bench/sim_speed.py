@@ -28,7 +28,6 @@ import resource
 import time
 from pathlib import Path
 
-import numpy as np
 
 from controller.core.scaling import compiled
 from controller.policy import load_policies
@@ -36,7 +35,7 @@ from controller.runtime import reconciler as reconciler_module
 from simulators import cluster as cluster_module
 from simulators import runner as runner_module
 from simulators.parallel import usable_cpus
-from simulators.runner import ControllerSpec, run_controller, run_controllers
+from simulators.runner import ControllerSpec, run_controllers, warm_kernels
 from simulators.scenario import load_scenario_text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,17 +87,9 @@ class Stopwatch:
 
 
 def compile_kernels(policies) -> float:
-    """Seconds to compile (or load from numba's disk cache) every kernel the run uses: a two-service,
-    one-minute simulation with each controller."""
-    t = time.perf_counter()
-    tiny = load_scenario_text(SCENARIO.format(n=2, hours=1 / 60), "warm-up.yaml")
-    for spec in specs(policies):
-        run_controller(tiny, spec, keep_records=False)
-    cluster = cluster_module.SimCluster(tiny.cluster, 1)  # the scaling kernels: pods created, then removed
-    for k, replicas in enumerate((6, 12, 2)):
-        cluster.scale(np.array([0]), np.array([replicas]))
-        cluster.step(tiny.start_s + 5.0 * k, 5.0, np.full(cluster.n_services, 100.0))
-    return time.perf_counter() - t
+    """Seconds to compile (or load from numba's disk cache) every kernel the run uses: the
+    runner's warm-up (runner.warm_kernels) on a two-service version of the scenario."""
+    return warm_kernels(load_scenario_text(SCENARIO.format(n=2, hours=1 / 60), "warm-up.yaml"), specs(policies))
 
 
 def specs(policies) -> list[ControllerSpec]:

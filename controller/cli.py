@@ -183,6 +183,8 @@ DEFAULT_SIM_POLICY = "setpoint-default.yaml"  # bundled policies (controller.bun
 DEFAULT_HPA_POLICY = "hpa-cpu.yaml"
 #: Seconds between redraws of `setpoint simulate`'s progress bars.
 PROGRESS_REDRAW_S = 0.1
+#: `setpoint simulate` says it is compiling its kernels when loading them takes longer than this.
+COMPILE_NOTICE_S = 3.0
 
 
 def _fail(errors: list) -> None:
@@ -307,6 +309,10 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
     check_fits(sc, runs, memory_limit(max_memory_bytes))
     _numpy_unless_compiled_pays(sc, len(runs))
     console = Console(stderr=True)
+    try:
+        _warm_kernels(console, sc, runs)
+    except ValueError as exc:
+        _fail([str(exc)])
     # Redrawn from advance(), not by rich's refresh thread: with no other thread alive, the
     # simulation's worker processes can be forked warm (simulators/parallel.py).
     with Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TextColumn("ticks"),
@@ -351,6 +357,25 @@ def _numpy_unless_compiled_pays(scenario, runs: int) -> None:
     if compiled.switch == "" and not compiled_pays(scenario, runs):
         compiled.set_switch("0")
         os.environ[compiled.ENV_SWITCH] = "0"
+
+
+def _warm_kernels(console, scenario, runs: list) -> None:
+    """Compile, or load from the disk cache, the kernels the runs use before the progress bars
+    draw and before worker processes fork (they inherit them); a line on stderr when that takes
+    a while: compiling them on a machine's first run (or after an upgrade) takes ~40 s."""
+    import threading
+
+    from simulators.runner import warm_kernels
+
+    notice = threading.Timer(COMPILE_NOTICE_S, lambda: console.print(
+        "compiling the simulator's kernels: about 40 s on a machine's first run or after an upgrade; "
+        "cached for the next runs (SETPOINT_COMPILED=0 runs without them)"))
+    notice.start()
+    try:
+        warm_kernels(scenario, runs)
+    finally:
+        notice.cancel()
+        notice.join()  # no other thread left: the workers can be forked warm
 
 
 def _print_scores(result) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -127,3 +129,45 @@ def test_compiled_pays_for_many_services():
     wide = SCENARIO.format(duration="15m").replace("count: 3", "count: 1000")  # 180 ticks
     assert compiled_pays(load_scenario_text(wide, "wide.yaml"), 2)
     assert not compiled_pays(load_scenario_text(SCENARIO.format(duration="15m"), "lockstep.yaml"), 2)
+
+
+WARM_CHECK = """
+import sys
+import numba
+from controller.core.scaling import compiled
+from controller.policy import load_policies
+from simulators.hpa_sweep import frontier_specs
+from simulators.runner import run_controllers, standard_controllers, warm_kernels
+from simulators.scenario import load_scenario
+
+def overloads():
+    return {f"{n}.{k}": len(v.overloads) for n, m in list(sys.modules.items()) if n.startswith(("controller", "simulators"))
+            for k, v in list(vars(m).items()) if isinstance(v, numba.core.registry.CPUDispatcher)}
+
+policy, hpa = (load_policies([p])[0] for p in sys.argv[1:3])
+specs = standard_controllers(policy, ["hpa", "oracle"], hpa, 20) + frontier_specs(hpa, [50])
+scenario = load_scenario("flash-crowd")
+assert compiled.enabled()
+if sys.argv[3] == "warm":
+    warm_kernels(scenario, specs)
+before = overloads()
+run_controllers(scenario, specs, keep_records=False)
+print(" ".join(sorted(k for k, n in overloads().items() if n != before.get(k, 0))))
+"""
+#: The kernels that cost most to compile (the fused decision kernel ~30 s cold), the HPA preset's, the engine's.
+COSTLY_KERNELS = {"controller.core.scaling.fused.fused_kernel", "controller.core.scaling.hpa_compiled._utilization_kernel",
+                  "simulators.engine_compiled._signals_kernel", "simulators.engine_compiled._derive_kernel"}
+
+
+@pytest.mark.parametrize("warm", ["warm", "cold"])
+def test_warm_kernels_loads_the_costly_kernels_before_the_run(warm):
+    # a fresh process: what the run loads after the warm-up would be compiled or loaded by each forked worker
+    proc = subprocess.run([sys.executable, "-c", WARM_CHECK, str(POLICIES / "setpoint-default.yaml"),
+                           str(POLICIES / "hpa-cpu.yaml"), warm], capture_output=True, text=True, timeout=600,
+                          env={k: v for k, v in os.environ.items() if k != "SETPOINT_COMPILED"})
+    assert proc.returncode == 0, proc.stderr
+    loaded_in_run = set(proc.stdout.split())
+    if warm == "warm":
+        assert not loaded_in_run & COSTLY_KERNELS
+    else:  # the check can tell
+        assert COSTLY_KERNELS <= loaded_in_run
