@@ -347,14 +347,21 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
 def _numpy_unless_compiled_pays(scenario, runs: int) -> None:
     """A short simulation runs the numpy reference (the same numbers, as fast there) unless
     SETPOINT_COMPILED says otherwise: the first run on a machine then does not wait ~40 s for the
-    kernels to compile (simulators.runner.compiled_pays). Set in the environment too, for
-    workers that start from a forkserver."""
+    kernels to compile (simulators.runner.compiled_pays)."""
+    from simulators.runner import compiled_pays
+
+    if not compiled_pays(scenario, runs):
+        _numpy_unless_asked()
+
+
+def _numpy_unless_asked() -> None:
+    """Decide on the numpy stages unless SETPOINT_COMPILED asks for the kernels (or for numpy).
+    Set in the environment too, for worker processes that start from a forkserver."""
     import os
 
     from controller.core.scaling import compiled
-    from simulators.runner import compiled_pays
 
-    if compiled.switch == "" and not compiled_pays(scenario, runs):
+    if compiled.switch == "":
         compiled.set_switch("0")
         os.environ[compiled.ENV_SWITCH] = "0"
 
@@ -1131,6 +1138,11 @@ def run(
     from controller.runtime.telemetry import Telemetry, configure_json_logging
 
     configure_json_logging(log_level)
+    # Live cycles decide on numpy unless SETPOINT_COMPILED=1: a cycle of 10,000 targets takes ~9 ms
+    # there (bench/decide.py), small beside its queries, while the kernels would compile at every
+    # start of the shipped image (read-only root: no numba cache) for ~50 s before the first
+    # decision, peaking near 500 MiB against the Deployment's 512Mi limit.
+    _numpy_unless_asked()
     labels = tuple(x.strip() for x in target_labels.split(","))
     try:
         parse_listen(listen)
