@@ -157,7 +157,7 @@ def test_run_once_exits_0_when_the_cycle_worked(tmp_path, kube):
 
 def test_run_compiles_no_kernels_unless_asked(tmp_path, kube):
     """The shipped image cannot keep numba's cache (read-only root): kernels would compile at every
-    start, ~50 s and ~500 MiB before the first decision. A cache folder of its own shows what compiled
+    start, ~40 s and 520 MiB before the first decision. A cache folder of its own shows what compiled
     (with SETPOINT_COMPILED=1 it fills: checked by hand, ~45 s, so not in the suite)."""
     cache = tmp_path / "numba-cache"
     env = {k: v for k, v in os.environ.items() if k != "SETPOINT_COMPILED"}
