@@ -333,15 +333,17 @@ def main_with_variant(env_name: str, install) -> None:
     main()
 
 
+#: The variant installed in this process (score_with_variant), None before the first scenario.
+_installed_variant: str | None = None
+
+
 def score_with_variant(install, variant: str, args):
     """score_scenario(args) with ``install(variant)`` done first, once per process."""
-    if not _installed_variants:
-        _installed_variants.append(variant)
+    global _installed_variant
+    if _installed_variant is None:
+        _installed_variant = variant
         install(variant)
     return plain_score_scenario(args)
-
-
-_installed_variants: list[str] = []
 
 
 def main() -> None:

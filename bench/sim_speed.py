@@ -28,7 +28,6 @@ import resource
 import time
 from pathlib import Path
 
-
 from controller.core.scaling import compiled
 from controller.policy import load_policies
 from controller.runtime import reconciler as reconciler_module

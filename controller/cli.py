@@ -277,13 +277,13 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from simulators.frontier import parse_targets
-    from simulators.hpa_sweep import frontier_specs, simulate_with_frontier
+    from simulators.hpa_sweep import first_pass, simulate_with_frontier
     from simulators.memory import check_fits, memory_limit
     from simulators.output import write_outputs
     from simulators.parallel import usable_cpus
     from simulators.result import shown_path
+    from simulators.runner import compiled_pays, standard_controllers
     from simulators.runner import simulate as run_simulation
-    from simulators.runner import standard_controllers
     from simulators.scenario import load_scenario
 
     if report and find_spec("matplotlib") is None:  # e.g. in the controller image
@@ -302,12 +302,13 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
         _fail([str(exc)])
     try:
         controllers = standard_controllers(under_test, baseline, hpa, under_test.params.max_replicas)
+        # checked before the progress bars draw; the frontier's first targets run in the same pass
+        runs = controllers + (first_pass(controllers, hpa, targets)[1] if frontier else [])
     except ValueError as exc:
         _fail([str(exc)])
-    # before the progress bars draw; the frontier's first targets run in the same pass
-    runs = controllers + (frontier_specs(hpa, targets) if frontier else [])
     check_fits(sc, runs, memory_limit(max_memory_bytes))
-    _numpy_unless_compiled_pays(sc, len(runs))
+    if not compiled_pays(sc, len(runs)):  # a short run: as fast on numpy, and nothing to compile first
+        _numpy_unless_asked()
     console = Console(stderr=True)
     try:
         _warm_kernels(console, sc, runs)
@@ -342,16 +343,6 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
     _print_scores(result)
     for kind, path in paths.items():
         typer.echo(f"{kind:>9}: {path}")
-
-
-def _numpy_unless_compiled_pays(scenario, runs: int) -> None:
-    """A short simulation runs the numpy reference (the same numbers, as fast there) unless
-    SETPOINT_COMPILED says otherwise: the first run on a machine then does not wait ~40 s for the
-    kernels to compile (simulators.runner.compiled_pays)."""
-    from simulators.runner import compiled_pays
-
-    if not compiled_pays(scenario, runs):
-        _numpy_unless_asked()
 
 
 def _numpy_unless_asked() -> None:

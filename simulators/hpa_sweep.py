@@ -54,13 +54,11 @@ def sweep_frontier(scenario: Scenario, result: SimResult, hpa: LoadedPolicy,
     pass's runs (runner.run_controllers).
     ``on_progress(name, ticks_done, ticks_total)`` as for :func:`simulators.runner.simulate`.
     """
-    if not hpa.params.metrics:
-        raise ValueError(f"policy {hpa.name}: the frontier needs a scaling metric to re-target")
+    own = own_target(hpa)
     # offered None: each run generates the load chunk by chunk (memory O(services))
-    own = hpa.params.metrics[0].target
     done: dict[float, FrontierPoint] = {p.target_pct: p for p in known}
     if HPA in result.runs:
-        done[float(own)] = point_of(float(own), result.runs[HPA])
+        done[own] = point_of(own, result.runs[HPA])
 
     def run(targets: list[float], widened: bool) -> None:
         """The preset at each of ``targets``, in lockstep (each chunk of load generated once)."""
@@ -86,6 +84,23 @@ def sweep_frontier(scenario: Scenario, result: SimResult, hpa: LoadedPolicy,
     return frontier_of(list(done.values()), scores, hpa.file)
 
 
+def own_target(hpa: LoadedPolicy) -> float:
+    """The preset's own target (percent): its first metric's; ValueError when it has none."""
+    if not hpa.params.metrics:
+        raise ValueError(f"policy {hpa.name}: the frontier needs a scaling metric to re-target")
+    return float(hpa.params.metrics[0].target)
+
+
+def first_pass(controllers: Sequence[ControllerSpec], hpa: LoadedPolicy,
+               targets_pct: Sequence[float]) -> tuple[list[float], list[ControllerSpec]]:
+    """The frontier's targets that run beside ``controllers`` and their specs: each of
+    ``targets_pct`` once, but the preset's own target when ``controllers`` run the ``hpa``
+    baseline (:func:`sweep_frontier` reuses that run)."""
+    reused = own_target(hpa) if any(c.name == HPA for c in controllers) else None
+    first = [t for t in dict.fromkeys(float(t) for t in targets_pct) if t != reused]
+    return first, frontier_specs(hpa, first)
+
+
 def frontier_specs(hpa: LoadedPolicy, targets_pct: Sequence[float]) -> list[ControllerSpec]:
     """The ``hpa`` preset re-targeted to each of ``targets_pct`` (percent), named hpa@T%."""
     return [ControllerSpec(f"{HPA}@{t:g}%", "policy", f"HPA preset at {t:g}% ({hpa.file})", policy=retargeted(hpa, t))
@@ -104,14 +119,12 @@ def simulate_with_frontier(scenario: Scenario, controllers: list[ControllerSpec]
     """runner.simulate of ``controllers`` with ``result.frontier`` (:func:`sweep_frontier`): the
     frontier's first targets run in the same pass as the controllers (so ``jobs`` processes
     share all of them), the widening runs after it. ``simulate_options``: runner.simulate's."""
-    own = float(hpa.params.metrics[0].target) if hpa.params.metrics else None
-    reused = own if any(c.name == HPA for c in controllers) else None  # sweep_frontier reuses its run
-    first = [t for t in dict.fromkeys(float(t) for t in targets_pct) if t != reused]
-    result, logs, runs = simulate_with(scenario, controllers, frontier_specs(hpa, first) if own is not None else [],
-                                       on_progress=on_progress, jobs=jobs, **simulate_options)
+    first, specs = first_pass(controllers, hpa, targets_pct)
+    result, logs, runs = simulate_with(scenario, controllers, specs, on_progress=on_progress, jobs=jobs,
+                                       **simulate_options)
     known = [point_of(t, r) for t, r in zip(first, runs)]
     result.frontier = sweep_frontier(scenario, result, hpa, targets_pct, on_progress=on_progress, known=known, jobs=jobs)
     return result, logs
 
 
-__all__ = ["sweep_frontier", "simulate_with_frontier", "frontier_specs", "widened_target", "MAX_EXTRA_RUNS"]
+__all__ = ["sweep_frontier", "simulate_with_frontier", "first_pass", "frontier_specs", "widened_target", "MAX_EXTRA_RUNS"]
