@@ -145,7 +145,8 @@ def run_kernel_only(policies, inputs, cycles) -> float:
             if p.smoothing == Smoothing.EWMA:  # the weights, as decide_into computes them (not timed)
                 _ewma_alpha_into(ws.alpha, ws.ewma_at, now, p.half_life_s, ws.ewma_memo, ws.ewma_odd)
             cpu = time.process_time()
-            ws.events_if_all = fused.fused_kernel(inputs[j][c], present[j], age[j], cur, cur, cur, ws.no_startup,
+            ws.events_if_all = fused.fused_kernel(inputs[j][c], present[j], age[j], cur, cur, cur, ws.no_withheld,
+                                                  ws.no_startup,
                                                   ws.floor, ws.pv, now, ws.deferred_at, ws.em, ws.win, ws.ramp, ws.rec,
                                                   ws.rows, ws.up, ws.down, ws.vf, ws.out_f, ws.out_b2, ws.vi, ws.active,
                                                   ws.buf, ws.no_latest)

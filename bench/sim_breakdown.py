@@ -67,10 +67,15 @@ class Attribution:
         for module_name, module in list(sys.modules.items()):
             if not module_name.startswith(("controller", "simulators")):
                 continue
-            for name, value in list(vars(module).items()):
-                if isinstance(value, numba.core.registry.CPUDispatcher):
-                    self._patch(module, name, lambda f, name=name: self._kernel(f, name))
-                    n += 1
+            kernels = {name: value for name, value in vars(module).items()
+                       if isinstance(value, numba.core.registry.CPUDispatcher)}
+            # A kernel another kernel calls stays unwrapped: a kernel compiled after the patch (one the
+            # warm-up missed) would find a Python wrapper in its globals and fail to type; its time
+            # counts inside its caller.
+            called = {name for k in kernels.values() for name in k.py_func.__code__.co_names}
+            for name in kernels.keys() - called:
+                self._patch(module, name, lambda f, name=name: self._kernel(f, name))
+                n += 1
         return n
 
     def restore(self) -> None:

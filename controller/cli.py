@@ -841,6 +841,9 @@ def _format_record(r: dict) -> str:
     line = (f"t={at:>8.0f}s {who}{r.get('target')}: {r.get('current')} -> {r.get('desired')} [{r.get('reason')}]  "
             f"{metrics}  | combined {r.get('combined')} stabilized {r.get('stabilized')} limited {r.get('limited')} "
             f"(ready {r.get('ready')})")
+    if r.get("withheld"):  # core/scaling/withheld.py
+        line += (f"  | withheld {r['withheld']}: pods not Ready long past their start-up, sized on top "
+                 f"of the proposals")
     warm = r.get("warm_start")
     if warm:
         line += f"  | {_format_warm_start(warm)}"

@@ -11,8 +11,9 @@ from controller.core.scaling.params import (ForecastParams, MetricKind, MetricPa
 from controller.core.health.revision_test import Measure, RevisionTestParams
 from controller.policy.durations import parse_duration
 from controller.policy import presets
-from controller.policy.schema import (Forecast, Health, HealthCheck, Metric, PolicyDocument, Ramp, RevisionCompare,
-                                      Scaling, ScalingRulesModel, SmoothingModel, Targets, Threshold)
+from controller.policy.schema import (INITIAL_STARTUP_DELAY_S, Forecast, Health, HealthCheck, Metric, PolicyDocument,
+                                      Ramp, RevisionCompare, Scaling, ScalingRulesModel, SmoothingModel, Targets,
+                                      Threshold)
 from controller.policy.specs import (BudgetSpec, Comparison, HealthAction, HealthCheckSpec, HealthSpec,
                                      RevisionCheckSpec, SmoothingSpec, TargetSelector)
 from controller.policy.specs import Threshold as ThresholdSpec
@@ -49,7 +50,17 @@ def compile_policy(policy: PolicyDocument) -> PolicyParams:
         scale_down_min_step=_scale_down_min_step(scaling),
         scale_down_linear_release=_scale_down_release(scaling) == "linear",
         legacy=presets.uses_legacy_path(spec.preset, behavior is not None),
-        missing_hold_s=missing_hold_s, fallback_replicas=fallback, **common)
+        missing_hold_s=missing_hold_s, fallback_replicas=fallback, stated_startup_s=_stated_startup_s(scaling),
+        **common)
+
+
+def _stated_startup_s(scaling) -> float:
+    """The first ramp's or forecast's ``startupDelay`` in seconds (a lead or horizon written out
+    states none), else the format's default."""
+    stated = [m.ramp.startup_delay.seconds for m in scaling.metrics if m.ramp is not None and m.ramp.lead_s is None]
+    stated += [m.forecast.startup_delay.seconds for m in scaling.metrics
+               if m.forecast is not None and m.forecast.horizon_s is None]
+    return stated[0] if stated else INITIAL_STARTUP_DELAY_S
 
 
 def compile_metric(metric: Metric, interval_s: float = 15.0, tolerance_down: float = 0.0) -> MetricParams:

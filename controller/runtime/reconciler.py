@@ -98,6 +98,7 @@ class CycleResult:
     warm_start: object | None = None  # a controller.runtime.warm_start.WarmStart: this cycle rebuilt the state
     rehearsal: bool = False  # dry-run or shadow: ``actions`` were recorded, not applied
     startup: StartupInfo | None = None  # observed start-up delays (startupDelay: observed), for the records
+    withheld: np.ndarray | None = None  # (N,) replicas withheld by pods not Ready (core/scaling/withheld.py)
     scaling_committed: bool = False  # the decision's scale events joined the scaling state (Reconciler._commit_scaling)
 
 
@@ -118,6 +119,9 @@ def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: f
                    for r, k in zip(records, keys)]
     if result.startup is not None and d is not None:
         records = [replace(r, extra={**r.extra, "startup": result.startup.record(i)}) for i, r in enumerate(records)]
+    if result.withheld is not None and d is not None:
+        records = [replace(r, extra={**r.extra, "withheld": int(w)}) if w else r
+                   for r, w in zip(records, result.withheld)]
     if result.healing is not None:
         health = result.healing.records(result.policy, keys)
         records = [replace(r, extra={**r.extra, "health": h.to_dict()}) for r, h in zip(records, health)]
@@ -568,10 +572,12 @@ class Reconciler:
         values, present, age = _stack(samples, len(targets))
         result.startup = self.startups.observe(self.policy.params, self.cluster, targets, view, now, result.errors,
                                                with_pods)
+        startup_s = None if result.startup is None else result.startup.estimate.delay_s
+        result.withheld = self.startups.withheld(self.policy.params, self.cluster, targets, view, now, result.errors,
+                                                 with_pods, startup_s)
         obs = Observation(current=view.spec, ready=view.ready, status=view.status, values=values,
-                          present=present, sample_age_s=age, pods=pods,
-                          startup_s=None if result.startup is None else result.startup.estimate.delay_s,
-                          latest=self._query_latest(targets, now, result))
+                          present=present, sample_age_s=age, pods=pods, startup_s=startup_s,
+                          latest=self._query_latest(targets, now, result), withheld=result.withheld)
         self._carry_state_over(targets)
         decision = self._scaling.decide(self.policy.params, obs, now)
         result.decision = decision

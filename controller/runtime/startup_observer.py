@@ -14,6 +14,12 @@ lastTransitionTime). A failed read leaves the memory as it was (the error goes i
 From the statuses path, pods with container restarts are skipped: their Ready time is the
 last restart's, not the start-up's (the array path has no restart counts; the estimator's
 plausibility bound and quantile cover it).
+
+The same pods give the withheld replicas (core/scaling/withheld.py: spec replicas whose pods
+run but stay not Ready past twice the start-up), read each cycle for the targets with fewer
+Ready pods than spec; a failed read keeps the last count of those targets. Pending pods are
+not counted: a pod the cluster has no room for is not helped by asking for more pods (each
+would wait too, up to ``replicas.max``).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from controller.core.history import take_rows
 from controller.core.scaling.params import PolicyParams
 from controller.core.scaling.startup import (DEFAULT_STARTUP, StartupEstimate, StartupMemory, StartupParams, estimate,
                                              observed_startups, remember_rows, update_estimate)
+from controller.core.scaling.withheld import withheld_after_s, withheld_replicas
 from controller.errors import SetpointError
 from controller.model import TargetRef
 from controller.ports import Cluster, ClusterView, PodLister
@@ -83,6 +90,7 @@ class StartupObserver:
         self._estimated: tuple[StartupMemory, StartupEstimate] | None = None  # the estimate of that memory
         self._changed: np.ndarray | None = None  # rows of the memory changed since that estimate (None: all)
         self._lister: tuple[object, bool] | None = None  # (cluster, it is a PodLister): checked once per cluster
+        self._withheld = np.zeros(0)  # the last withheld replicas (kept for targets whose pods were not read)
 
     def observe(self, params: PolicyParams, cluster: Cluster, targets: list[TargetRef], view: ClusterView,
                 now: float, errors: list[str], listed_pods: bool) -> StartupInfo | None:
@@ -118,10 +126,41 @@ class StartupObserver:
         self._changed = None  # rows moved: estimate every target again
         self._read = take_rows(self._read, rows, False)
         self._ready = take_rows(self._ready, rows, 0.0)
+        self._withheld = take_rows(self._withheld, rows, 0.0)
         self._targets = list(targets)
+
+    def withheld(self, params: PolicyParams, cluster: Cluster, targets: list[TargetRef], view: ClusterView,
+                 now: float, errors: list[str], listed_pods: bool, startup_s: np.ndarray | None) -> np.ndarray | None:
+        """(N,) this cycle's withheld replicas (core/scaling/withheld.py), None when there are none
+        or the policy does not size on them (no scaling metrics; the ``hpa`` preset, which is HPA).
+        ``startup_s``: (N,) the observed start-up delays (NaN: unknown; None: not observed)."""
+        if params.hpa_semantics or not params.metrics:
+            return None
+        self._align(targets)
+        spec, ready = np.asarray(view.spec, np.float64), np.asarray(view.ready, np.float64)
+        short = np.flatnonzero(view.exists & (ready < spec))
+        out = np.zeros(len(targets))
+        if short.size:
+            try:
+                rows, _, created, _, _, not_serving = self._pods(cluster, targets, short, view, listed_pods)
+            except SetpointError as exc:
+                errors.append(f"withheld replicas: pods not read ({exc}); the last counts are kept")
+                out[short] = self._withheld[short]
+            else:
+                after = withheld_after_s(startup_s, params.stated_startup_s, len(targets))
+                out = withheld_replicas(rows, created, not_serving, after, spec, ready, now)
+        self._withheld = out
+        return out if out.any() else None
 
     def _learn(self, cluster: Cluster, targets: list[TargetRef], due: np.ndarray, view: ClusterView, now: float,
                listed_pods: bool) -> None:
+        rows, keys, created, ready_s, ready, _ = self._pods(cluster, targets, due, view, listed_pods)
+        self._add(rows, keys, created, ready_s, ready, now)
+
+    def _pods(self, cluster: Cluster, targets: list[TargetRef], due: np.ndarray, view: ClusterView,
+              listed_pods: bool) -> tuple[np.ndarray, ...]:
+        """The pods of the targets in rows ``due`` as pod_facts gives them, from the Cluster's
+        PodLister, else the view's statuses (``listed_pods``), else one observe of those targets."""
         if self._lister is None or self._lister[0] is not cluster:  # a runtime Protocol check costs ~30 us
             self._lister = (cluster, isinstance(cluster, PodLister))
         if self._lister[1]:
@@ -129,10 +168,11 @@ class StartupObserver:
             created = pods.start_time if pods.created_time is None else pods.created_time
             rows = due[np.asarray(pods.target, np.int64)]
             keys = pod_keys(pods.names) if pods.uid is None else np.asarray(pods.uid, np.int64)
-            self._add(rows, keys, created, pods.ready_transition_time, pods.ready, now)
-            return
+            ready = np.asarray(pods.ready, bool)
+            not_serving = ~ready & ~np.asarray(pods.pending, bool)
+            return rows, keys, np.asarray(created, np.float64), pods.ready_transition_time, ready, not_serving
         statuses = view.statuses if listed_pods else cluster.observe([targets[i] for i in due], with_pods=True).statuses
-        self._add(*pod_facts(statuses, {t: i for i, t in enumerate(targets)}), now)
+        return pod_facts(statuses, {t: i for i, t in enumerate(targets)})
 
     def _add(self, rows, keys, created, ready_s, ready, now: float) -> None:
         counted = observed_startups(created, ready_s, ready, now, self.sp)
@@ -148,10 +188,11 @@ def pod_keys(names) -> np.ndarray:
 
 
 def pod_facts(statuses, row_of: dict[TargetRef, int]) -> tuple[np.ndarray, ...]:
-    """(row, key, created, ready time, ready) (P,) arrays of the pods in ``statuses``
-    (TargetStatus) of the targets in ``row_of``; pods with container restarts read as not Ready
-    (their Ready time is a restart's)."""
-    rows, names, created, ready_s, ready = [], [], [], [], []
+    """(row, key, created, ready time, ready, not serving) (P,) arrays of the pods in
+    ``statuses`` (TargetStatus) of the targets in ``row_of``. ready: for start-ups, so pods with
+    container restarts read as not Ready (their Ready time is a restart's); not serving: the pod
+    runs (not Pending, not being deleted) and its Ready condition is False (withheld.py's count)."""
+    rows, names, created, ready_s, ready, not_serving = [], [], [], [], [], []
     for status in statuses:
         i = row_of.get(status.ref)
         if i is None:
@@ -163,8 +204,9 @@ def pod_facts(statuses, row_of: dict[TargetRef, int]) -> tuple[np.ndarray, ...]:
             created.append(math.nan if c is None else c)
             ready_s.append(math.nan if pod.ready_transition_time is None else pod.ready_transition_time)
             ready.append(bool(pod.ready) and not pod.deleted and pod.restarts == 0)
+            not_serving.append(not pod.ready and not pod.deleted and pod.phase == "Running")
     return (np.asarray(rows, np.int64), pod_keys(names), np.asarray(created, np.float64),
-            np.asarray(ready_s, np.float64), np.asarray(ready, bool))
+            np.asarray(ready_s, np.float64), np.asarray(ready, bool), np.asarray(not_serving, bool))
 
 
 def startup_records(info: StartupInfo | None, n: int) -> list[dict] | None:

@@ -12,6 +12,7 @@ from controller.adapters.kubernetes import KubernetesCluster
 from controller.model import Action, ActionKind, TargetRef
 from controller.policy import load_policy_text
 from controller.runtime.startup_observer import StartupObserver
+from simulators.workload import RevisionProps
 from tests.adapters.kube_helpers import official_client, server  # noqa: F401
 
 NS = "shop"
@@ -76,3 +77,35 @@ def test_the_observer_learns_the_start_up_delay_through_the_client(cluster, serv
     view = cluster.observe([WEB, API])
     again = restarted.observe(params, cluster, [WEB, API], view, server.world.store.wall_now(), errors, False)
     assert again.estimate.delay_s[0] == info.estimate.delay_s[0]
+
+
+def test_withheld_replicas_through_the_client(cluster, server):  # noqa: F811
+    """A crash-looping release on web (10 s start-ups observed first): its pods run but never get
+    Ready; through the client's pods (creationTimestamp, phase, Ready) the observer counts them
+    as withheld once they are older than twice the observed start-up, never more than the spec
+    slots neither Ready nor starting, and api (all Ready) has none."""
+    params = load_policy_text(POLICY, "shop.yaml")[0].params
+    observer, errors = StartupObserver(), []
+    targets = [WEB, API]
+
+    def cycle():
+        view = cluster.observe(targets)
+        now = server.world.store.wall_now()
+        info = observer.observe(params, cluster, targets, view, now, errors, listed_pods=False)
+        return view, observer.withheld(params, cluster, targets, view, now, errors, False, info.estimate.delay_s)
+
+    cluster.apply(Action(ActionKind.SCALE, WEB, "ScaleUp", replicas=4, from_replicas=2))
+    server.world.advance(3)  # 15 s: the new pods Ready after 10 s, a start-up observed
+    view, withheld = cycle()
+    assert view.ready.tolist()[0] == 4 and withheld is None
+    engine = server.world.engine
+    engine.rollout(engine.index(WEB), RevisionProps(crash_loop=True, label="broken"))
+    server.world.advance(1)  # 5 s: the new revision's pods are younger than twice the start-up
+    view, withheld = cycle()
+    assert view.ready.tolist()[0] < 4 and withheld is None
+    server.world.advance(6)  # 30 s more: past twice the ~10 s start-up
+    view, withheld = cycle()
+    spec, ready = view.spec.tolist()[0], view.ready.tolist()[0]
+    assert errors == []
+    assert withheld is not None and withheld[1] == 0
+    assert 1 <= withheld[0] <= spec - ready

@@ -61,8 +61,9 @@ def assert_same(a: Decision, b: Decision, where: str) -> None:
 
 
 def run_both(params: PolicyParams, values: np.ndarray, current0, ready_lag: int = 0, ages=None, present=None,
-             status_extra=None, interval_s: float = 15.0) -> list[Decision]:
-    """Feed (steps, N, M) values to both paths, each applying its own decisions; returns numpy's."""
+             status_extra=None, interval_s: float = 15.0, withheld: int = 0) -> list[Decision]:
+    """Feed (steps, N, M) values to both paths, each applying its own decisions; returns numpy's.
+    ``withheld``: that many of the not-ready replicas are withheld (core/scaling/withheld.py)."""
     steps, n, _ = values.shape
     states = [ScalingState.empty(n, params)] * 2
     currents = [np.asarray(current0, dtype=float).copy()] * 2
@@ -76,7 +77,8 @@ def run_both(params: PolicyParams, values: np.ndarray, current0, ready_lag: int 
             status = cur if status_extra is None else cur + status_extra
             obs = Observation.of(cur, ready, values[k], status=status,
                                  present=~np.isnan(values[k]) if present is None else present[k],
-                                 sample_age_s=None if ages is None else ages[k])
+                                 sample_age_s=None if ages is None else ages[k],
+                                 withheld=np.minimum(withheld, cur - ready) if withheld else None)
             decisions.append(run(params, obs, states[path], now))
         assert_same(decisions[0], decisions[1], f"cycle {k}")
         states = [d.state for d in decisions]
@@ -180,6 +182,13 @@ SCRIPTED = [
     # ready pods lag two cycles: 430 rps meets 4 ready (saturated: per replica) and later 5 ready (pooled)
     pytest.param(params(metrics=(POOLED_RAMPED,), min_replicas=2), ramp([300, 430, 430, 430, 430, 470, 470], n=2),
                  4.0, dict(ready_lag=2), Reason.SCALE_UP, id="pooled-headroom-saturated-sizes-per-replica"),
+    # two replicas withheld (a stuck rollout): every kind sizes on the serving ones, the ramp too
+    pytest.param(params(metrics=(RAMPED, metric(MetricKind.VALUE, 0.25, "latency"),
+                                 metric(MetricKind.UTILIZATION, 60.0, "cpu"))),
+                 np.stack([ramp([300, 300, 500, 800, 800, 800, 600, 300])[..., 0],
+                           ramp([0.2, 0.3, 0.3, 0.2, 0.2, 0.2, 0.2, 0.1])[..., 0],
+                           ramp([50, 70, 90, 80, 60, 40, 30, 30])[..., 0]], axis=2), 6.0,
+                 dict(ready_lag=2, withheld=2, status_extra=1), Reason.SCALE_UP, id="withheld-replicas"),
 ]
 
 
@@ -238,8 +247,8 @@ SAMPLE = st.one_of(st.floats(0, 5000, allow_nan=False), st.sampled_from([NAN, -1
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(policy=policies(), data=st.data(), n=st.integers(1, 4), steps=st.integers(1, 12),
-       ready_lag=st.integers(0, 2), status_extra=st.integers(0, 2))
-def test_compiled_equals_numpy_on_random_inputs(policy, data, n, steps, ready_lag, status_extra):
+       ready_lag=st.integers(0, 2), status_extra=st.integers(0, 2), withheld=st.integers(0, 2))
+def test_compiled_equals_numpy_on_random_inputs(policy, data, n, steps, ready_lag, status_extra, withheld):
     m = len(policy.metrics)
     values = np.array(data.draw(st.lists(SAMPLE, min_size=steps * n * m, max_size=steps * n * m))).reshape(steps, n, m)
     present = np.array(data.draw(st.lists(st.booleans(), min_size=steps * n * m, max_size=steps * n * m)))
@@ -248,7 +257,7 @@ def test_compiled_equals_numpy_on_random_inputs(policy, data, n, steps, ready_la
                                        max_size=steps * n * m))).reshape(steps, n, m)
     current0 = np.array(data.draw(st.lists(st.integers(0, 40), min_size=n, max_size=n)), dtype=float)
     run_both(policy, values, current0, ready_lag=ready_lag, ages=ages, present=present,
-             status_extra=float(status_extra))
+             status_extra=float(status_extra), withheld=withheld)
 
 
 @pytest.mark.parametrize("policy", [

@@ -72,14 +72,16 @@ def assert_forecast_states_equal(a: tuple, b: tuple, where: str) -> None:
                 np.testing.assert_array_equal(p, q, err_msg=f"{where}: forecast[{m}].{field.name}[{k}]")
 
 
-def observation(current, values, ready_lag=0, startup=None, ages=None, present=None) -> Observation:
-    obs = Observation.of(current, np.maximum(current - ready_lag, 0.0), values, status=current,
-                         present=~np.isnan(values) if present is None else present, sample_age_s=ages)
+def observation(current, values, ready_lag=0, startup=None, ages=None, present=None, withheld=0) -> Observation:
+    ready = np.maximum(current - ready_lag, 0.0)
+    obs = Observation.of(current, ready, values, status=current,
+                         present=~np.isnan(values) if present is None else present, sample_age_s=ages,
+                         withheld=np.minimum(withheld, current - ready) if withheld else None)
     return dataclasses.replace(obs, startup_s=startup)
 
 
 def run_three_ways(p: PolicyParams, values: np.ndarray, current0, history=None, startup=None, ready_lag=0,
-                   ages=None, present=None, times=None) -> list[Decision]:
+                   ages=None, present=None, times=None, withheld=0) -> list[Decision]:
     """Feed (steps, N, M) values to decide_numpy, to the compiled decide (each its own state) and
     to one workspace in place (decide_into, then commit); every array compared each cycle and the
     records of the first two. history: (N, T, M) values warmed in before the first cycle."""
@@ -95,7 +97,7 @@ def run_three_ways(p: PolicyParams, values: np.ndarray, current0, history=None, 
     for k in range(steps):
         now = T0 + k * INTERVAL if times is None else times[k]
         args = dict(ready_lag=ready_lag, startup=startup, ages=None if ages is None else ages[k],
-                    present=None if present is None else present[k])
+                    present=None if present is None else present[k], withheld=withheld)
         ref = decide_numpy(p, observation(currents[0], values[k], **args), states[0], now)
         fast = decide_module._decide_compiled(p, observation(currents[1], values[k], **args), states[1], now)
         assert_same(ref, fast, f"cycle {k}")
@@ -262,8 +264,8 @@ def test_compiled_forecast_equals_numpy_on_random_inputs(p, data, n, steps):
     history = level * np.array(data.draw(st.lists(st.floats(0.5, 1.5), min_size=n * 40 * m, max_size=n * 40 * m)))
     current0 = np.array(data.draw(st.lists(st.integers(0, 30), min_size=n, max_size=n)), dtype=float)
     run_three_ways(p, values, current0, history=history.reshape(n, 40, m) if data.draw(st.booleans()) else None,
-                   startup=startup, ready_lag=data.draw(st.integers(0, 1)), ages=ages.reshape(values.shape),
-                   present=present)
+                   startup=startup, ready_lag=data.draw(st.integers(0, 2)), ages=ages.reshape(values.shape),
+                   present=present, withheld=data.draw(st.integers(0, 2)))
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])

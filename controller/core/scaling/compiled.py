@@ -285,11 +285,20 @@ def pooled_one(v, target, capacity, min_replicas, tol_up, rdy):
 
 
 @jit_inline
-def propose_pooled(kind, target, capacity, v, cur, rdy, sts, min_replicas, tol_up, tol_down):
+def propose_pooled(kind, target, capacity, v, cur, rdy, sts, withheld, min_replicas, tol_up, tol_down):
     """_propose_one of the value as the metric sizes it (pooled_one: ``capacity`` 0 is ``v``
-    itself): propose.propose_policy for one value."""
-    return _propose_one(kind, target, pooled_one(v, target, capacity, min_replicas, tol_up, rdy), cur, rdy, sts,
-                        tol_up, tol_down)
+    itself), on the ``cur - withheld`` serving replicas plus the withheld ones:
+    propose.propose_policy for one value."""
+    return propose_serving(kind, target, pooled_one(v, target, capacity, min_replicas, tol_up, rdy), cur, rdy, sts,
+                           withheld, tol_up, tol_down)
+
+
+@jit_inline
+def propose_serving(kind, target, v, cur, rdy, sts, withheld, tol_up, tol_down):
+    """_propose_one sized on the ``cur - withheld`` serving replicas (their pods out of ``sts``
+    too), the withheld ones added back (propose.propose_policy's ``withheld``)."""
+    p, ready_ok = _propose_one(kind, target, v, cur - withheld, rdy, sts - withheld, tol_up, tol_down)
+    return p + withheld, ready_ok
 
 
 @jit_inline

@@ -33,7 +33,8 @@ class Observation:
     known only by the counts, each pod standing for the workload value). startup_s: (N,) the
     targets' observed pod start-up delays (s, NaN: not known; None: not observed), used by
     ramps whose lead follows them (core/scaling/startup.py). latest: (N, M) the ramps' latest
-    readings (``ramp.latest``), NaN elsewhere; None without.
+    readings (``ramp.latest``), NaN elsewhere; None without. withheld: (N,) spec replicas whose
+    pods will not serve (core/scaling/withheld.py), sized on top of the proposals; None: none.
     """
 
     current: np.ndarray
@@ -47,22 +48,24 @@ class Observation:
     #: (N, M) each ramp metric's latest reading (``ramp.latest``: the same rate over a shorter
     #: window; NaN: not read or not usable), None when the policy has none
     latest: np.ndarray | None = None
+    withheld: np.ndarray | None = None
 
     def __init__(self, current: np.ndarray, ready: np.ndarray, status: np.ndarray, values: np.ndarray,
                  present: np.ndarray, sample_age_s: np.ndarray, pods: PodSamples | None = None,
-                 startup_s: np.ndarray | None = None, latest: np.ndarray | None = None) -> None:
+                 startup_s: np.ndarray | None = None, latest: np.ndarray | None = None,
+                 withheld: np.ndarray | None = None) -> None:
         # the fields written straight into the instance's dict: a frozen dataclass's own __init__
         # sets each through object.__setattr__ (~1.5 -> ~0.7 us a call; one per policy and cycle).
         # Every field must be here: tests/core/test_observation_init.py compares with the fields.
         d = self.__dict__
         d["current"], d["ready"], d["status"], d["values"] = current, ready, status, values
         d["present"], d["sample_age_s"], d["pods"], d["startup_s"] = present, sample_age_s, pods, startup_s
-        d["latest"] = latest
+        d["latest"], d["withheld"] = latest, withheld
 
     @classmethod
     def of(cls, current, ready, values, present=None, sample_age_s=None, status=None,
-           pods: PodSamples | None = None) -> "Observation":
-        """Build with defaults: every series present and fresh, status = current."""
+           pods: PodSamples | None = None, withheld=None) -> "Observation":
+        """Build with defaults: every series present and fresh, status = current, none withheld."""
         current = np.asarray(current, dtype=np.float64)
         values = np.asarray(values, dtype=np.float64).reshape(current.shape[0], -1)
         return cls(
@@ -73,6 +76,7 @@ class Observation:
             present=np.ones(values.shape, bool) if present is None else np.asarray(present, bool),
             sample_age_s=np.zeros(values.shape) if sample_age_s is None else np.asarray(sample_age_s, np.float64),
             pods=pods,
+            withheld=None if withheld is None else np.asarray(withheld, dtype=np.float64),
         )
 
 
@@ -142,7 +146,8 @@ def _forecast(params: PolicyParams, obs: Observation, sig: Signal, reactive: np.
         point[:, j], upper[:, j], error[:, j], trusted[:, j] = res.point, res.upper, res.mase, res.trusted
         new_states.append(st)
     trusted &= valid
-    pred, pred_ok = propose_policy(params, np.where(trusted, upper, np.nan), obs.current, obs.ready, obs.status)
+    pred, pred_ok = propose_policy(params, np.where(trusted, upper, np.nan), obs.current, obs.ready, obs.status,
+                                   obs.withheld)
     pred_ok &= trusted
     # the predictive side only ever adds: it can raise a scale-up or hold a scale-down, never cause one
     proposals = np.where(pred_ok, np.fmax(reactive, pred), reactive)
@@ -287,7 +292,7 @@ def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, no
     if params.hpa_semantics:
         proposals, valid, hpa = _propose_hpa(params, obs, smoothed, sig.usable)
     else:
-        proposals, valid = propose_policy(params, smoothed, obs.current, obs.ready, obs.status)
+        proposals, valid = propose_policy(params, smoothed, obs.current, obs.ready, obs.status, obs.withheld)
         valid &= sig.usable
     forecasts, forecast_states = None, state.forecast
     if params.forecast_metrics:
@@ -296,7 +301,7 @@ def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, no
     if params.ramp_metrics:
         proposals, ramps, ramp_states = apply_ramps(params, sig.values, sig.usable, proposals, valid, obs.current,
                                                     obs.ready, obs.status, state.ramp, now, obs.startup_s,
-                                                    obs.latest)
+                                                    obs.latest, obs.withheld)
     release = fresh_rows(obs.present, obs.sample_age_s, params.interval_s) if params.scale_down_linear_release else None
     result, norm_state = normalize_stage(params, obs.current, proposals, valid, state.norm, now, release)
     return Decision(now, obs.current, obs.ready, sig, smoothed, np.where(valid, proposals, np.nan), valid, result,

@@ -275,12 +275,12 @@ def forecast_prepare(startup, qv, now, hold, pre):
 
 
 @jit
-def forecast_kernel(values, present, age, current, ready, status, qv, now, hold, profs, visits, season, pend, ring,
-                    pre, out_f, out_b, buf, stack):
+def forecast_kernel(values, present, age, current, ready, status, withheld, qv, now, hold, profs, visits, season, pend,
+                    ring, pre, out_f, out_b, buf, stack):
     """forecast.forecast_step for N targets of one forecast metric, the state updated in place,
     and the predictive proposal of its trusted forecasts into out_f[_O_FLOOR].
 
-    Inputs (N, M) values, present, age; (N,) current, ready, status; qv (pack_forecast); pre
+    Inputs (N, M) values, present, age; (N,) current, ready, status, withheld; qv (pack_forecast); pre
     (5, N) from forecast_prepare after numpy's expm1. State: see the module docstring (hold's
     row _H_HINT: last cycle's error quantile, a guess that speeds up the next). Outputs (this
     metric's column of) out_f (6, N, M) point, upper, error (MASE), floor; out_b (2, N, M)
@@ -454,7 +454,8 @@ def forecast_kernel(values, present, age, current, ready, status, qv, now, hold,
         out_b[_B_RAW, i, j] = trusted
         floor = _NAN
         if trusted:  # the predictive proposal (decide._forecast: propose on upper)
-            p, ready_ok = compiled._propose_one(kind, target, upper, current[i], ready[i], status[i], tol_up, tol_down)
+            p, ready_ok = compiled.propose_serving(kind, target, upper, current[i], ready[i], status[i], withheld[i],
+                                                   tol_up, tol_down)
             if ready_ok and math.isfinite(p):
                 floor = p
         out_f[_O_FLOOR, i, j] = floor
@@ -462,7 +463,7 @@ def forecast_kernel(values, present, age, current, ready, status, qv, now, hold,
 
 
 @jit
-def forecast_finish(smoothed, valid, current, ready, status, mv, out_f, out_b):
+def forecast_finish(smoothed, valid, current, ready, status, withheld, mv, out_f, out_b):
     """After the fused kernel (smoothed, valid (N, M) its outputs), what the records show
     (decide.Forecasts): every metric's reactive proposal where valid; the forecast metrics'
     predictive proposal where valid, trusted only there. mv: pack_metrics."""
@@ -471,8 +472,8 @@ def forecast_finish(smoothed, valid, current, ready, status, mv, out_f, out_b):
     for i in range(valid.shape[0]):
         for j in range(m):
             v = valid[i, j]
-            p, _ = compiled._propose_one(int(mv[2 + j]), mv[2 + m + j], smoothed[i, j], current[i], ready[i], status[i],
-                                         tol_up, tol_down)
+            p, _ = compiled.propose_serving(int(mv[2 + j]), mv[2 + m + j], smoothed[i, j], current[i], ready[i],
+                                            status[i], withheld[i], tol_up, tol_down)
             out_f[_O_REACTIVE, i, j] = p if v else _NAN
             if mv[2 + 2 * m + j] != 0.0:  # a forecast metric
                 f = out_f[_O_FLOOR, i, j]
@@ -581,19 +582,19 @@ class CompiledForecasts:
     def floor(self) -> np.ndarray:
         return self.out_f[_O_FLOOR]
 
-    def step(self, values, present, age, current, ready, status, startup, now: float) -> None:
+    def step(self, values, present, age, current, ready, status, withheld, startup, now: float) -> None:
         """Every forecast metric's step at ``now`` (arrays as fused.fused_kernel's): state in
         place, point / upper / error / floor written."""
         for mf in self.metrics:
             forecast_prepare(startup, mf.qv, now, mf.hold, self.pre)
             np.expm1(self.pre[:_E_HORIZON], out=self.pre[:_E_HORIZON])  # numpy's, as the reference
-            forecast_kernel(values, present, age, current, ready, status, mf.qv, now, mf.hold, mf.kernel_profiles(now),
-                            mf.visits, mf.season, mf.pend, mf.ring, self.pre, self.out_f, self.out_b, self.buf,
-                            self.stack)
+            forecast_kernel(values, present, age, current, ready, status, withheld, mf.qv, now, mf.hold,
+                            mf.kernel_profiles(now), mf.visits, mf.season, mf.pend, mf.ring, self.pre, self.out_f,
+                            self.out_b, self.buf, self.stack)
 
-    def finish(self, smoothed, valid, current, ready, status) -> None:
+    def finish(self, smoothed, valid, current, ready, status, withheld) -> None:
         """The records' outputs once the fused kernel gave ``smoothed`` and ``valid`` (N, M)."""
-        forecast_finish(smoothed, valid, current, ready, status, self.mv, self.out_f, self.out_b)
+        forecast_finish(smoothed, valid, current, ready, status, withheld, self.mv, self.out_f, self.out_b)
 
     def forecasts(self, copy: bool = False):
         """decide.Forecasts of the last step (``copy``: arrays that outlive the next step)."""

@@ -561,8 +561,8 @@ def _recommendation_windows(rec, rows, now, cut_keep, cut_low, cut_high, legacy,
 # are called per target, and they are inlined (compiled.jit_inline). The arguments are few
 # (packed arrays): unboxing each costs the call from Python ~0.15 us.
 @jit
-def fused_kernel(values, present, age, current, ready, status, startup, floor, pv, now, commit_at, em, win, ramp, rec,
-                 rows, up, down, vf, out_f, out_b, vi, active_out, buf, latest):
+def fused_kernel(values, present, age, current, ready, status, withheld, startup, floor, pv, now, commit_at, em, win,
+                 ramp, rec, rows, up, down, vf, out_f, out_b, vi, active_out, buf, latest):
     """Decide for N targets, one target at a time, the state updated in place. Returns how many
     scale events committing every change to desired would record (commit_all_kernel's count).
 
@@ -570,8 +570,8 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
     was deferred to this call (NaN: none): recorded first, from vf's pending and desired rows
     (DecisionWorkspace.commit; the separate call and its Python cost ~2 us a cycle).
 
-    Inputs (N, M) values, present, age; (N,) current, ready, status, startup (observed start-up
-    delays, NaN unknown); floor (N, M) the forecast stage's predictive proposals (NaN: none, see
+    Inputs (N, M) values, present, age; (N,) current, ready, status, withheld (spec replicas whose
+    pods will not serve, withheld.py), startup (observed start-up delays, NaN unknown); floor (N, M) the forecast stage's predictive proposals (NaN: none, see
     forecast_compiled.py). Parameters: pv (see pack_params). State: em (3, N, M) the negated EWMA
     weights (expm1(-ln2 dt / half-life): the caller computes them, see ewma_exponent_into), EWMA,
     its time; win (2, N, M, W) window samples, their times; ramp (2, R, N, K) ramp samples,
@@ -666,7 +666,7 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
         z_kind, z_target, z_cap = int(pv[o_metric + z_j]), pv[o_metric + m + z_j], pv[o_metric + 3 * m + z_j]
         z_pick, z_slot = r_plan[0, _RP_PICK], r_plan[0, _RP_SLOT]
     for i in range(n):
-        cur, rdy, sts = current[i], ready[i], status[i]
+        cur, rdy, sts, wh = current[i], ready[i], status[i], withheld[i]
         vf[_F_PENDING, i] = cur
         # -- signal -> smooth -> propose, per metric
         for j in range(m):
@@ -745,7 +745,7 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
                     on_sample_rows[i, j] = same
             out_f[1, i, j] = sm
             p, ready_ok = compiled.propose_pooled(int(pv[o_metric + j]), pv[o_metric + m + j], pv[o_metric + 3 * m + j],
-                                                  sm, cur, rdy, sts, lo, tol_up, tol_down)
+                                                  sm, cur, rdy, sts, wh, lo, tol_up, tol_down)
             ok = math.isfinite(sm) and ready_ok and math.isfinite(p) and us
             out_b[5, i, j] = ok
             out_f[2, i, j] = p if ok else _NAN
@@ -823,7 +823,7 @@ def fused_kernel(values, present, age, current, ready, status, startup, floor, p
                         break
                 on_ramp_rows[i, j] = same
                 r_plan[r, _RP_COUNT] += 1 if same else 0
-            p, ready_ok = compiled.propose_pooled(kind, target, cap, ahead, cur, rdy, sts, lo, tol_up, tol_down)
+            p, ready_ok = compiled.propose_pooled(kind, target, cap, ahead, cur, rdy, sts, wh, lo, tol_up, tol_down)
             if out_b[5, i, j] and math.isfinite(ahead) and ready_ok and math.isfinite(p):
                 out_f[5, i, j] = p  # as the look-ahead asks (the record shows a held step)
                 if not reactive_up:  # a look-ahead-only step smaller than the min step holds current

@@ -332,6 +332,9 @@ class PolicyParams:
     # HPA controller flags (--horizontal-pod-autoscaler-cpu-initialization-period, -initial-readiness-delay)
     cpu_initialization_period_s: float = 300.0
     initial_readiness_delay_s: float = 30.0
+    #: the pod start-up delay (s) the policy states (its first ramp's or forecast's ``startupDelay``,
+    #: the ``initial`` of an observed one); used where none is observed (core/scaling/withheld.py)
+    stated_startup_s: float = 30.0
 
     @property
     def pod_metrics(self) -> tuple[int, ...]:

@@ -107,11 +107,21 @@ def propose(kinds: np.ndarray, targets: np.ndarray, value: np.ndarray, current: 
 
 
 def propose_policy(params, value: np.ndarray, current: np.ndarray, ready: np.ndarray,
-                   status: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                   status: np.ndarray, withheld: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`propose` with ``params``' (a PolicyParams) metric kinds, targets and tolerances, on
-    ``value`` (N, M) as the policy sizes it (pooled headroom: headroom.pooled_values)."""
-    return propose(params.metric_kinds, params.metric_targets, pooled_values(params, value, ready), current, ready,
-                   status, params.tolerance_up, params.tolerance_down)
+    ``value`` (N, M) as the policy sizes it (pooled headroom: headroom.pooled_values).
+
+    ``withheld`` (N,): spec replicas whose pods will not serve (core/scaling/withheld.py): the
+    proposals are sized on the ``current - withheld`` serving replicas (their pods also leave
+    ``status``), and the withheld ones are added back, so the serving pods reach the target."""
+    value = pooled_values(params, value, ready)
+    if withheld is None or not withheld.any():
+        return propose(params.metric_kinds, params.metric_targets, value, current, ready, status,
+                       params.tolerance_up, params.tolerance_down)
+    proposals, valid = propose(params.metric_kinds, params.metric_targets, value, current - withheld, ready,
+                               status - withheld, params.tolerance_up, params.tolerance_down)
+    proposals += withheld[:, None]  # NaN (not valid) stays NaN
+    return proposals, valid
 
 
 def _direction_guard(p: np.ndarray, ratio: np.ndarray, current: np.ndarray) -> np.ndarray:

@@ -139,8 +139,8 @@ class Ramps:
 
 def apply_ramps(params, values: np.ndarray, usable: np.ndarray, proposals: np.ndarray, valid: np.ndarray,
                 current: np.ndarray, ready: np.ndarray, status: np.ndarray, states: tuple[RampState, ...],
-                now: float, startup_s: np.ndarray | None = None,
-                latest: np.ndarray | None = None) -> tuple[np.ndarray, Ramps, tuple[RampState, ...]]:
+                now: float, startup_s: np.ndarray | None = None, latest: np.ndarray | None = None,
+                withheld: np.ndarray | None = None) -> tuple[np.ndarray, Ramps, tuple[RampState, ...]]:
     """Run the ramp stage of every ramp metric of ``params`` (a PolicyParams).
 
     values, usable: (N, M) the signal; proposals, valid: (N, M) so far. Returns (proposals
@@ -148,6 +148,7 @@ def apply_ramps(params, values: np.ndarray, usable: np.ndarray, proposals: np.nd
     states). Only the max is taken, so the stage never lowers a proposal. startup_s: (N,)
     observed start-up delays (NaN unknown; None: none observed) for leads that follow them.
     latest: (N, M) the ramps' latest readings (Observation.latest; NaN: none; None: not read).
+    withheld: (N,) as propose.propose_policy's.
     """
     shape = values.shape
     slope, ahead = np.full(shape, np.nan), np.full(shape, np.nan)
@@ -157,7 +158,8 @@ def apply_ramps(params, values: np.ndarray, usable: np.ndarray, proposals: np.nd
                             None if latest is None else latest[:, j])
         slope[:, j], ahead[:, j] = res.slope, res.ahead
         new_states.append(st)
-    ramp_prop, ramp_ok = propose_policy(params, ahead, current, ready, status)  # never the hpa preset (policy/rules.py)
+    # never the hpa preset (policy/rules.py)
+    ramp_prop, ramp_ok = propose_policy(params, ahead, current, ready, status, withheld)
     ramp_ok &= valid & np.isfinite(ahead)
     shares = np.array([0.0 if m.ramp is None else m.ramp.min_step for m in params.metrics])
     taken = hold_small_look_ahead(current, proposals, valid, ramp_prop, ramp_ok, shares) if (shares > 0).any() else ramp_prop

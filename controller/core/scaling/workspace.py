@@ -88,6 +88,7 @@ class DecisionWorkspace:
     pending_at: float | None = None
     no_startup: np.ndarray | None = None  # (N,) NaN: the start-up delays of an observation without them
     no_latest: np.ndarray | None = None  # (N, M) NaN: the ramps' latest readings of an observation without them
+    no_withheld: np.ndarray | None = None  # (N,) zeros: the withheld replicas of an observation without them
     # the forecast stage's state and outputs (forecast_compiled.py), None without forecast metrics;
     # floor (N, M): its predictive proposals for the fused kernel (all NaN without forecasts)
     forecast: CompiledForecasts | None = None
@@ -152,7 +153,8 @@ class DecisionWorkspace:
                    np.zeros((fused._I_ROWS, n), np.int64), out_f=np.full((6, n, m), np.nan),
                    out_b2=np.zeros((8, n, m), np.bool_), active=np.zeros(n, np.bool_),
                    buf=np.empty(sm.samples.shape[2]), all_rows=np.ones(n, np.bool_),
-                   no_startup=np.full(n, np.nan), no_latest=np.full((n, m), np.nan), forecast=forecast,
+                   no_startup=np.full(n, np.nan), no_latest=np.full((n, m), np.nan), no_withheld=np.zeros(n),
+                   forecast=forecast,
                    ewma_odd=np.empty(n * m, np.int64),
                    floor=np.full((n, m), np.nan) if forecast is None else forecast.floor)
 
@@ -336,25 +338,31 @@ def decide_into(params: PolicyParams, ws: DecisionWorkspace, obs, now: float) ->
         latest = _contiguous(latest, _F64)
     present, age = _contiguous(obs.present, _BOOL), _contiguous(obs.sample_age_s, _F64)
     ready, status = _contiguous(obs.ready, _F64), _contiguous(obs.status, _F64)
+    withheld = getattr(obs, "withheld", None)  # (N,) spec replicas whose pods will not serve (withheld.py)
+    if withheld is None:
+        withheld = ws.no_withheld if ws.no_withheld is not None else np.zeros(size)
+    else:
+        withheld = _contiguous(withheld, _F64)
     # every array checked before the state is touched: the kernels do not check bounds, and a
     # workspace kept across cycles must not be left half-stepped by a bad observation
     if latest.shape != shape:
         raise ValueError(f"observation latest of shape {latest.shape}, values {shape}")
-    if present.shape != shape or age.shape != shape or not size == ready.shape == status.shape == startup.shape:
+    if (present.shape != shape or age.shape != shape
+            or not size == ready.shape == status.shape == startup.shape == withheld.shape):
         raise ValueError(f"observation arrays of shapes values {shape}, present {present.shape}, "
                          f"sample_age_s {age.shape}, current {size}, ready {ready.shape}, "
-                         f"status {status.shape}, startup_s {startup.shape}")
+                         f"status {status.shape}, startup_s {startup.shape}, withheld {withheld.shape}")
     if params.smoothing == Smoothing.EWMA:
         _ewma_alpha_into(ws.alpha, ws.ewma_at, now, params.half_life_s, ws.ewma_memo, ws.ewma_odd)
     now = float(now)
     forecast = ws.forecast
     if forecast is not None:  # the forecast stage first: its predictive proposals are the kernel's floor
-        forecast.step(values, present, age, current, ready, status, startup, now)
-    ws.events_if_all = fused.fused_kernel(values, present, age, current, ready, status, startup, ws.floor, ws.pv, now,
-                                          ws.deferred_at, ws.em, ws.win, ws.ramp, ws.rec, ws.rows, ws.up, ws.down, ws.vf,
-                                          ws.out_f, ws.out_b2, ws.vi, ws.active, ws.buf, latest)
+        forecast.step(values, present, age, current, ready, status, withheld, startup, now)
+    ws.events_if_all = fused.fused_kernel(values, present, age, current, ready, status, withheld, startup, ws.floor,
+                                          ws.pv, now, ws.deferred_at, ws.em, ws.win, ws.ramp, ws.rec, ws.rows, ws.up,
+                                          ws.down, ws.vf, ws.out_f, ws.out_b2, ws.vi, ws.active, ws.buf, latest)
     ws.deferred_at = math.nan  # recorded by the kernel, first
     if forecast is not None:
-        forecast.finish(ws.out_f[1], ws.out_b2[5], current, ready, status)
+        forecast.finish(ws.out_f[1], ws.out_b2[5], current, ready, status, withheld)
     ws.pending_at = now
     return ws

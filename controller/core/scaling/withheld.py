@@ -1,0 +1,67 @@
+"""Withheld replicas: spec replicas whose pods stay not Ready long after a start-up should end.
+
+A stuck rollout (a crash-looping release held at maxUnavailable), a pod that never passes its
+readiness probe: the Deployment counts these pods in its spec
+replicas, but they serve nothing. Setpoint's proposals say how many pods must *serve* (the load
+over the per-replica target, or the ready pods' value over the target), so the spec must hold
+those plus the withheld ones; otherwise the serving pods run above target for as long as the fault
+lasts, and a load-sized proposal may even scale down beneath them. (HPA does neither: its
+``averageValue`` divides by spec replicas.) propose.py sizes on ``current - withheld`` serving
+replicas and adds the withheld ones back.
+
+A pod counts when it runs (Pending pods are the shell's to leave out: more replicas do not help
+a cluster without room), is not Ready, and was created more than ``after_s`` ago:
+``STARTUP_MARGIN`` times the target's start-up delay (the observed one, a high quantile of its
+recent start-ups, else PolicyParams.stated_startup_s but at least UNOBSERVED_FLOOR_S), so that a slow ordinary start is not taken for a
+fault. Per target the count is capped at the spec replicas neither Ready nor starting (``spec -
+ready - starting``): a rollout's surge pods are beyond spec, and a scale-up's new pods are coming. A pod becomes Ready again -> it stops counting; the proposals fall back by themselves.
+
+Shapes: P pods (flat, ``rows`` their target), N targets; times in epoch seconds. Pure numpy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: A pod not Ready after this many start-up delays is withheld, not starting: start-ups spread
+#: (image pulls, node pressure), and a margin of 2x the high quantile keeps an ordinary slow
+#: start out of the count; the cost of waiting one more start-up is one start-up of lost capacity.
+STARTUP_MARGIN = 2.0
+
+
+#: Until a target's start-up has been observed, it is taken to be at least this long (s): the
+#: policy's stated delay is often the format's 30 s default, and a service that starts slower
+#: than stated must not have its first scale-up's pods counted as withheld (they would be asked
+#: for twice). Two minutes covers most start-ups (image pulls, JIT warm-up); a slower service is
+#: counted right from its first observed start-up on.
+UNOBSERVED_FLOOR_S = 120.0
+
+
+def withheld_after_s(startup_s: np.ndarray | None, stated_s: float, n: int) -> np.ndarray:
+    """(N,) age (s) past which a not-Ready pod is withheld: STARTUP_MARGIN x the observed start-up
+    delay (N,) where known (finite), else x max(``stated_s``, UNOBSERVED_FLOOR_S)."""
+    unobserved = STARTUP_MARGIN * max(stated_s, UNOBSERVED_FLOOR_S)
+    if startup_s is None:
+        return np.full(n, unobserved)
+    startup_s = np.asarray(startup_s, np.float64)
+    return np.where(np.isfinite(startup_s), STARTUP_MARGIN * startup_s, unobserved)
+
+
+def withheld_replicas(rows: np.ndarray, created_s: np.ndarray, not_ready: np.ndarray, after_s: np.ndarray,
+                      current: np.ndarray, ready_count: np.ndarray, now: float) -> np.ndarray:
+    """(N,) float64 withheld replicas per target.
+
+    rows, created_s, not_ready: (P,) the pods' target row, creation time (NaN: unknown, never
+    counted) and whether it is not Ready (a pod being deleted is neither: it is leaving); after_s: (N,) withheld_after_s; current, ready_count: (N,) spec replicas
+    and Ready pods as the cluster reports them."""
+    rows = np.asarray(rows, np.int64)
+    created_s = np.asarray(created_s, np.float64)
+    not_ready = np.asarray(not_ready, bool)
+    n = np.asarray(current).shape[0]
+    with np.errstate(invalid="ignore"):
+        old = now - created_s > after_s[rows]  # NaN creation compares False: taken as starting
+    stuck = np.bincount(rows[not_ready & old], minlength=n).astype(np.float64)
+    starting = np.bincount(rows[not_ready & ~old], minlength=n).astype(np.float64)
+    # the spec slots neither Ready nor starting; a rollout's surge pods are beyond spec
+    open_slots = np.asarray(current, np.float64) - np.asarray(ready_count, np.float64) - starting
+    return np.minimum(stuck, np.maximum(open_slots, 0.0))
