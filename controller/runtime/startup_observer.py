@@ -16,8 +16,9 @@ last restart's, not the start-up's (the array path has no restart counts; the es
 plausibility bound and quantile cover it).
 
 The same pods give the withheld replicas (core/scaling/withheld.py: spec replicas whose pods
-run but stay not Ready past twice the start-up), read each cycle for the targets with fewer
-Ready pods than spec; a failed read keeps the last count of those targets. Pending pods are
+run but stay not Ready past twice the start-up), read each cycle for the targets that have had
+fewer Ready pods than spec for longer than that; a failed read keeps the last count of those
+targets. Pending pods are
 not counted: a pod the cluster has no room for is not helped by asking for more pods (each
 would wait too, up to ``replicas.max``).
 """
@@ -91,6 +92,7 @@ class StartupObserver:
         self._changed: np.ndarray | None = None  # rows of the memory changed since that estimate (None: all)
         self._lister: tuple[object, bool] | None = None  # (cluster, it is a PodLister): checked once per cluster
         self._withheld = np.zeros(0)  # the last withheld replicas (kept for targets whose pods were not read)
+        self._short_since = np.zeros(0)  # since when each target has had fewer Ready pods than spec (NaN: not)
 
     def observe(self, params: PolicyParams, cluster: Cluster, targets: list[TargetRef], view: ClusterView,
                 now: float, errors: list[str], listed_pods: bool) -> StartupInfo | None:
@@ -127,6 +129,7 @@ class StartupObserver:
         self._read = take_rows(self._read, rows, False)
         self._ready = take_rows(self._ready, rows, 0.0)
         self._withheld = take_rows(self._withheld, rows, 0.0)
+        self._short_since = take_rows(self._short_since, rows, np.nan)
         self._targets = list(targets)
 
     def withheld(self, params: PolicyParams, cluster: Cluster, targets: list[TargetRef], view: ClusterView,
@@ -138,17 +141,23 @@ class StartupObserver:
             return None
         self._align(targets)
         spec, ready = np.asarray(view.spec, np.float64), np.asarray(view.ready, np.float64)
-        short = np.flatnonzero(view.exists & (ready < spec))
+        is_short = view.exists & (ready < spec)
+        since = self._short_since
+        since[~is_short] = np.nan
+        since[is_short & np.isnan(since)] = now
+        after = withheld_after_s(startup_s, params.stated_startup_s, len(targets))
+        # a pod withheld now has held a spec slot without being Ready for longer than ``after``, so
+        # its target has been short all that time: a scale-up's start-ups need no pod read
+        due = np.flatnonzero(now - since > after)
         out = np.zeros(len(targets))
-        if short.size:
+        if due.size:
             try:
-                rows, _, created, _, _, not_serving = self._pods(cluster, targets, short, view, listed_pods)
+                rows, _, created, _, _, not_serving = self._pods(cluster, targets, due, view, listed_pods)
             except SetpointError as exc:
                 errors.append(f"withheld replicas: pods not read ({exc}); the last counts are kept")
-                out[short] = self._withheld[short]
+                out[due] = self._withheld[due]
             else:
-                after = withheld_after_s(startup_s, params.stated_startup_s, len(targets))
-                out = withheld_replicas(rows, created, not_serving, after, spec, ready, now)
+                out[due] = withheld_replicas(rows, created, not_serving, after, spec, ready, now)[due]
         self._withheld = out
         return out if out.any() else None
 

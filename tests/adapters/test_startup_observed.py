@@ -109,3 +109,33 @@ def test_withheld_replicas_through_the_client(cluster, server):  # noqa: F811
     assert errors == []
     assert withheld is not None and withheld[1] == 0
     assert 1 <= withheld[0] <= spec - ready
+
+
+class CountingPodReads:
+    """The cluster, counting the observes that list pods (the observer's own pod reads)."""
+
+    def __init__(self, cluster):
+        self.cluster, self.pod_reads = cluster, 0
+
+    def observe(self, targets, with_pods=False):
+        self.pod_reads += bool(with_pods)
+        return self.cluster.observe(targets, with_pods=with_pods)
+
+
+def test_a_scale_up_costs_no_pod_read_for_withheld_replicas(cluster, server):  # noqa: F811
+    """Pods are read for withheld replicas only for targets short of Ready pods for longer than
+    twice the start-up: a scale-up whose pods start in 10 s reads none (the policy's start-up not
+    observed yet: the 240 s bound)."""
+    params = load_policy_text(POLICY, "shop.yaml")[0].params
+    observer, errors, counting = StartupObserver(), [], CountingPodReads(cluster)
+    targets = [WEB, API]
+    cluster.apply(Action(ActionKind.SCALE, WEB, "ScaleUp", replicas=6, from_replicas=2))
+    short = []
+    for _ in range(4):  # 20 s, one cycle a tick: short, then Ready
+        view = cluster.observe(targets)
+        short.append(view.ready.tolist()[0] < view.spec.tolist()[0])
+        assert observer.withheld(params, counting, targets, view, server.world.store.wall_now(), errors, False,
+                                 None) is None
+        server.world.advance(1)
+    assert short[0] and not short[-1]  # the scale-up's pods were starting, then Ready
+    assert counting.pod_reads == 0 and errors == []
