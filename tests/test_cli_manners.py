@@ -20,7 +20,7 @@ from tests.support.prometheus_server import free_port, prometheus_server
 SETPOINT = [sys.executable, "-m", "controller.cli"]
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = [[], ["validate"], ["schema"], ["simulate"], ["explain"], ["run"], ["resume"], ["sim"], ["sim", "serve"],
-            ["sweep"], ["tune"]]
+            ["sweep"], ["tune"], ["warm"]]
 
 
 def setpoint(*args, cwd: Path, columns: int = 80, timeout_s: float = 120) -> subprocess.CompletedProcess:
