@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -62,21 +61,15 @@ class Attribution:
         self._patch(runner_module._ControllerRun, "advance", lambda f: self._scope(f, "other", who=True))
         self._patch(cluster_module.SimCluster, "step", lambda f: self._scope(f, "step"))
         self._patch(reconciler_module.Reconciler, "cycle", lambda f: self._scope(f, "cycle"))
-        import numba  # noqa: PLC0415 (loaded by the warm-up)
-        n = 0
-        for module_name, module in list(sys.modules.items()):
-            if not module_name.startswith(("controller", "simulators")):
-                continue
-            kernels = {name: value for name, value in vars(module).items()
-                       if isinstance(value, numba.core.registry.CPUDispatcher)}
-            # A kernel another kernel calls stays unwrapped: a kernel compiled after the patch (one the
-            # warm-up missed) would find a Python wrapper in its globals and fail to type; its time
-            # counts inside its caller.
-            called = {name for k in kernels.values() for name in k.py_func.__code__.co_names}
-            for name in kernels.keys() - called:
-                self._patch(module, name, lambda f, name=name: self._kernel(f, name))
-                n += 1
-        return n
+        kernels = compiled.loaded_kernels()
+        # A kernel another kernel calls stays unwrapped: a kernel compiled after the patch (one the
+        # warm-up missed) would find a Python wrapper in its globals and fail to type; its time
+        # counts inside its caller.
+        called = {(module, name) for module, _, k in kernels for name in k.py_func.__code__.co_names}
+        wrapped = [(module, name) for module, name, _ in kernels if (module, name) not in called]
+        for module, name in wrapped:
+            self._patch(module, name, lambda f, name=name: self._kernel(f, name))
+        return len(wrapped)
 
     def restore(self) -> None:
         for owner, name, original in reversed(self._undo):

@@ -114,18 +114,7 @@ def warm(policy: LoadedPolicy, hpa: LoadedPolicy) -> Warmed:
 
 def _dispatchers() -> dict[str, object]:
     """Every numba dispatcher of controller/ and simulators/ loaded so far, by qualified name."""
-    import sys  # noqa: PLC0415
-
-    import numba  # noqa: PLC0415
-
-    out = {}
-    for module_name, module in list(sys.modules.items()):
-        if not module_name.startswith(("controller", "simulators")):
-            continue
-        for name, value in list(vars(module).items()):
-            if isinstance(value, numba.core.registry.CPUDispatcher):
-                out[f"{value.py_func.__module__}.{value.py_func.__qualname__}"] = value
-    return out
+    return {f"{d.py_func.__module__}.{d.py_func.__qualname__}": d for _, _, d in compiled.loaded_kernels()}
 
 
 def _signatures() -> dict[str, int]:

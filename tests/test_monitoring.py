@@ -25,7 +25,8 @@ PROMTOOL = shutil.which("promtool")
 #: Alerts the issue asks for, by what they watch.
 EXPECTED_ALERTS = {"SetpointDown", "SetpointNoLeader", "SetpointSeveralLeaders", "SetpointCycleStalled",
                    "SetpointCycleFailing", "SetpointMetricsSourceFailing", "SetpointActuationErrors",
-                   "SetpointHealingHeld", "SetpointRolloutHeldLong", "SetpointPolicyReloadFailing"}
+                   "SetpointHealingHeld", "SetpointRolloutHeldLong", "SetpointPolicyReloadFailing",
+                   "SetpointReplicasWithheld"}
 #: Grafana's variables, replaced by something PromQL parses.
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$policy": ".*", "${policy}": ".*"}
 PROMQL_WORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left",

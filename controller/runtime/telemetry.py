@@ -43,6 +43,9 @@ class Telemetry:
         self.desired = Gauge("setpoint_desired_replicas", "Desired replicas per target after the last cycle.",
                              ["policy", "target"], registry=r)
         self.queries = Counter("setpoint_prometheus_requests", "Metric queries sent.", ["policy"], registry=r)
+        self.withheld = Gauge("setpoint_withheld_replicas", "Spec replicas per target whose pods run but have not "
+                              "been Ready for twice their start-up (a stuck rollout, a failing readiness probe), "
+                              "added on top of the last decision.", ["policy", "target"], registry=r)
         self.invalid_samples = Counter(
             "setpoint_invalid_samples", "Metric samples that were present but unusable (they hold the target, never "
             "scale it down), by why: negative (a metric that cannot be negative) or non_finite (NaN, Inf).",
@@ -75,7 +78,7 @@ class Telemetry:
     def forget_policy(self, policy: str) -> None:
         """Drop the gauges of a policy that a reload removed, so that no alert reads them as stale."""
         for target in self._targets.pop(policy, set()):
-            for gauge in (self.desired, self.held, self.rollout_held):
+            for gauge in (self.desired, self.held, self.rollout_held, self.withheld):
                 try:
                     gauge.remove(policy, target)
                 except KeyError:  # never set for this target
@@ -124,6 +127,9 @@ class Telemetry:
             self.decisions.labels(p, REASON_CODES[int(code)]).inc(count)
         for target, desired in zip(result.targets, d.desired.tolist()):
             self.desired.labels(p, target.key).set(desired)
+        withheld = [0.0] * len(result.targets) if result.withheld is None else result.withheld.tolist()
+        for target, count in zip(result.targets, withheld):
+            self.withheld.labels(p, target.key).set(count)
 
 
     def _count_invalid(self, policy: str, d, metric_names: tuple[str, ...]) -> None:

@@ -18,6 +18,10 @@ EMPTY, PENDING, STARTING, BACKOFF, READY = (int(p) for p in (Phase.EMPTY, Phase.
                                                               Phase.BACKOFF, Phase.READY))
 
 
+#: How long before a simulation's start its initial pods became Ready (s).
+INITIAL_PODS_AGE_S = 3600.0
+
+
 def config_array(services: Sequence[ServiceConfig], attr: str, dtype=np.float64) -> np.ndarray:
     """(S,) array of one :class:`ServiceConfig` attribute."""
     return np.array([getattr(s, attr) for s in services], dtype=dtype)
@@ -50,7 +54,16 @@ class PodSlots:
         initial = np.arange(K)[None, :] < initial_replicas[:, None]
         start_s = self.now
         self._pod_phase[initial] = READY
-        self._pod_created_s[initial] = self._pod_started_s[initial] = self._pod_ready_transition_s[initial] = start_s
+        # the initial pods have run a while, as a live cluster's pods have when a controller starts:
+        # Ready an hour before the start, created one start-up (scheduling + start) before that, so
+        # that their start-up shows as in a real cluster (creationTimestamp -> Ready); their
+        # containers' memory-leak anchor stays the start
+        ready_at = start_s - INITIAL_PODS_AGE_S
+        took = config_array(services, "scheduling_delay_s") + config_array(services, "startup_delay_s")
+        self._pod_ready_transition_s[initial] = ready_at
+        self._pod_created_s[:] = (ready_at - took)[:, None]
+        self._pod_created_s[~initial] = np.nan
+        self._pod_started_s[initial] = start_s
         self._pod_serial[:] = np.arange(K)[None, :]
         self._next_serial = initial_replicas.copy()
         self._n_parked_pods = 0  # Pending pods waiting for node capacity

@@ -17,7 +17,7 @@ from controller.runtime.service import ControllerService, ServiceOptions
 from controller.runtime.telemetry import Telemetry
 from simulators.cluster import SimCluster
 from simulators.ports import SimMetrics, SimTargets
-from simulators.workload import ServiceConfig
+from simulators.workload import RevisionProps, ServiceConfig
 
 POLICY = """\
 apiVersion: setpoint/v1
@@ -173,3 +173,30 @@ def test_json_log_lines(caplog_json=None):
     line = json.loads(JsonFormatter().format(record))
     assert line["message"] == "applied scale" and line["policy"] == "web" and line["level"] == "info"
     assert line["time"].endswith("Z")
+
+
+def test_withheld_replicas_are_exported_per_target(tmp_path):
+    """A rollout to a crash-looping release holds one of web's 4 pods unready (maxUnavailable
+    25%). The policy states no start-up, so a pod counts as withheld once it has run unready for
+    twice the 120 s floor, with web short of Ready pods that long: from then on the cycle sizes on
+    top of it and setpoint_withheld_replicas says so (0 before)."""
+    cluster, metrics, targets = sim(load_rps=300.0)
+    write_policy(tmp_path)
+    cluster.rollout(0, RevisionProps(crash_loop=True, label="broken"))
+    telemetry, now = Telemetry(), [T0 + 20]
+    service = ControllerService([tmp_path], metrics, targets, telemetry, ServiceOptions(), clock=lambda: now[0])
+    seen = []
+    try:
+        for k in range(4, 80):  # 6 minutes of 5 s ticks, a cycle every 15 s
+            cluster.step(T0 + 5 * k, 5.0, np.array([300.0, 100.0]))
+            metrics.push(cluster.signals())
+            if k % 3 == 0:
+                now[0] = T0 + 5 * k
+                [result] = service.run_all_once()
+                gauge = telemetry.registry.get_sample_value("setpoint_withheld_replicas",
+                                                            {"policy": "web", "target": "default/web"})
+                seen.append((now[0] - T0, gauge, result.decision.desired.tolist()[0]))
+    finally:
+        service.stop()
+    assert all(gauge == 0 for t, gauge, _ in seen if t < 240)
+    assert seen[-1][1:] == (1.0, 4)  # 300 rps at 100 per replica: 3 serving + 1 withheld

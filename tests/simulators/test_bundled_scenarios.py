@@ -128,13 +128,14 @@ def test_a_crash_looping_rollout_withholds_only_max_unavailable(seed):
 def test_crash_loop_costs_only_the_time_to_tell_it_from_a_start_up():
     """A stuck rollout withholds maxUnavailable pods; the policy sizes on the serving pods and adds
     the withheld ones (core/scaling/withheld.py), so it loses only the minutes until a pod not
-    Ready past twice the start-up is counted (no start-up observed before the release: twice the
-    unobserved floor, 240 s), one interval, and the replacement's start-up (30 s), on every seed,
-    and never scales down from the release on. Before, it lost 19-39 minutes per seed and scaled
-    down on some: 600 rps on 8 replicas left 6 Ready pods at 100%."""
+    Ready past twice the start-up is counted (the start-up observed from the running pods: 30 s
+    + 2 s scheduling), one interval, and the replacement's start-up, on every seed, and never
+    scales down from the release on. Before, it lost 19-39 minutes per seed and scaled down on
+    some: 600 rps on 8 replicas left 6 Ready pods at 100%."""
     params = load_policies([POLICIES / "setpoint-default.yaml"])[0].params
-    detect_s = (withheld_after_s(None, params.stated_startup_s, 1)[0] + params.interval_s
-                + params.stated_startup_s)
+    [web] = load_scenario("crash-loop").cluster.services
+    startup = web.scheduling_delay_s + web.startup_delay_s
+    detect_s = withheld_after_s(np.array([startup]), params.stated_startup_s, 1)[0] + params.interval_s + startup
     bound = math.ceil(detect_s / 60.0) + 1
     for seed in SEEDS:
         run = policy_run("crash-loop", seed)

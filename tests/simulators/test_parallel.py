@@ -133,7 +133,6 @@ def test_compiled_pays_for_many_services():
 
 WARM_CHECK = """
 import sys
-import numba
 from controller.core.scaling import compiled
 from controller.policy import load_policies
 from simulators.hpa_sweep import frontier_specs
@@ -141,8 +140,7 @@ from simulators.runner import run_controllers, standard_controllers, warm_kernel
 from simulators.scenario import load_scenario
 
 def overloads():
-    return {f"{n}.{k}": len(v.overloads) for n, m in list(sys.modules.items()) if n.startswith(("controller", "simulators"))
-            for k, v in list(vars(m).items()) if isinstance(v, numba.core.registry.CPUDispatcher)}
+    return {f"{m.__name__}.{k}": len(v.overloads) for m, k, v in compiled.loaded_kernels()}
 
 policy, hpa = (load_policies([p])[0] for p in sys.argv[1:3])
 specs = standard_controllers(policy, ["hpa", "oracle"], hpa, 20) + frontier_specs(hpa, [50])

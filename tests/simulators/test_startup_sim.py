@@ -1,9 +1,9 @@
 """The default policy (``startupDelay: observed``) in a simulation: a service whose pods take
-90 s to start (plus 2 s scheduling) is sized with a ~137 s lead once its first scale-up's pods
-are Ready (92 s + interval 15 s + half the 1m window), a 10 s service with a ~57 s lead, and
-both with the policy's initial 30 s (lead 75 s) before any start-up was seen. The default runs
-with an observed-horizon forecast added (``forecast: {startupDelay: observed}``), whose horizon
-follows the same lead."""
+90 s to start (plus 2 s scheduling) is sized with a ~137 s lead (92 s + interval 15 s + half the
+1m window), a 10 s service with a ~57 s lead, from the first cycle on: the scenario's initial
+pods have run a while and show their start-ups (creation -> Ready), as a live cluster's pods do
+when a controller starts. The default runs with an observed-horizon forecast added
+(``forecast: {startupDelay: observed}``), whose horizon follows the same lead."""
 
 from __future__ import annotations
 
@@ -49,9 +49,8 @@ def records(tmp_path_factory):
 def test_the_lead_follows_the_observed_start_up(records, service, delay_s):
     mine = [r for r in records if r["target"].endswith("/" + service)]
     first = mine[0]["startup"]
-    assert first == {"delay_s": 30.0, "source": "policy", "pods": 0, "lead_s": {"rps": 75.0}, "horizon_s": {"rps": 75.0}}
-    learned = [r["startup"] for r in mine if r["startup"]["source"] == "observed"]
-    assert learned, "no start-up observed"
+    assert first["source"] == "observed" and first["pods"] == 3  # the initial pods' start-ups
+    assert first["delay_s"] == pytest.approx(delay_s, abs=5.0)
     last = mine[-1]["startup"]
     assert last["delay_s"] == pytest.approx(delay_s, abs=5.0) and last["pods"] >= 3
     assert last["lead_s"]["rps"] == pytest.approx(delay_s + 45.0, abs=5.0)
@@ -65,6 +64,7 @@ def test_explain_prints_the_start_up_delay_and_where_it_came_from(records):
     from controller.cli import _format_record
 
     slow = [r for r in records if r["target"].endswith("/slow")]
-    assert "| start-up 30s (policy's initial value, 0 start-up(s) observed); lead rps 75s" in _format_record(slow[0])
+    unseen = dict(slow[0], startup={"delay_s": 30.0, "source": "policy", "pods": 0, "lead_s": {"rps": 75.0}})
+    assert "| start-up 30s (policy's initial value, 0 start-up(s) observed); lead rps 75s" in _format_record(unseen)
     line = _format_record(slow[-1])
     assert "| start-up 92s (observed over" in line and "lead rps 137s" in line

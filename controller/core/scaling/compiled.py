@@ -127,6 +127,19 @@ def enabled() -> bool:
     return True
 
 
+def loaded_kernels() -> list[tuple[object, str, object]]:
+    """(module, name, dispatcher) of every numba dispatcher that a module of controller/ or
+    simulators/ imported so far holds as a global (none without numba)."""
+    import sys  # noqa: PLC0415
+
+    if _numba is None:
+        return []
+    dispatcher = _numba.core.registry.CPUDispatcher
+    return [(module, name, value) for module_name, module in list(sys.modules.items())
+            if module_name.startswith(("controller", "simulators"))
+            for name, value in list(vars(module).items()) if isinstance(value, dispatcher)]
+
+
 def set_switch(value: str) -> str:
     """Set the switch in this process ("0", "1" or "", as ``SETPOINT_COMPILED``); returns the previous value."""
     global switch
