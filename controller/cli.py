@@ -1014,6 +1014,9 @@ def _print_status(policies: dict, now: float) -> None:
         if started:
             console.print(started, markup=False)
         for key, s in targets.items():
+            if s.get("withheld"):
+                console.print(f"{key}: {s['withheld']} replica(s) withheld (pods running but not Ready past twice "
+                              "their start-up), sized on top of the decision", markup=False)
             conditions = s.get("conditions") or {}
             if conditions:
                 t = table(f"{key} conditions", ["type", "status", "reason", "message"], fold=(3,))

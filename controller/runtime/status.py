@@ -82,6 +82,8 @@ def fold(previous: dict | None, record: dict) -> dict:
     return {
         "policy": record.get("policy"), "target": record.get("target"), "at": at,
         "current": record.get("current"), "ready": record.get("ready"), "desired": record.get("desired"),
+        # replicas whose pods run but stay not Ready, sized on top of the decision (core/scaling/withheld.py)
+        "withheld": record.get("withheld", 0),
         # a health-only policy has no scaling reason of its own: its health side's is the one
         "reason": (record.get("health") or {}).get("reason") if not record.get("metrics") and record.get("health")
         else record.get("reason"),

@@ -19,7 +19,7 @@ from controller.runtime.status import (ago, book_from_records, from_document, rf
 from controller.runtime.telemetry import Telemetry
 from simulators.cluster import SimCluster
 from simulators.ports import SimMetrics, SimTargets
-from simulators.workload import ServiceConfig
+from simulators.workload import RevisionProps, ServiceConfig
 
 T0 = 1_780_000_000.0  # 2026-05-28 20:26:40 UTC
 #: A POSIX zone that needs no tz database: UTC+05:30.
@@ -74,9 +74,13 @@ def local_zone(monkeypatch):
     time.tzset()
 
 
-def run_cycles(tmp_path, policy: str, load_rps: float, cycles: int = 1, until_held: bool = False) -> list[dict]:
-    """Run real cycles of one policy on a simulated cluster (web: 4 replicas); its records."""
+def run_cycles(tmp_path, policy: str, load_rps: float, cycles: int = 1, until_held: bool = False,
+               crash_loop: bool = False) -> list[dict]:
+    """Run real cycles of one policy on a simulated cluster (web: 4 replicas); its records.
+    ``crash_loop``: web rolls out a release whose pods never get Ready, before the first cycle."""
     cluster = SimCluster([ServiceConfig("web", capacity_rps=100, initial_replicas=4, max_pods=30)], rng=1)
+    if crash_loop:
+        cluster.rollout(0, RevisionProps(crash_loop=True, label="broken"))
     metrics = SimMetrics(cluster, {"rps_query": "offered_rps", "mem": "memory_mib"}, window_s=60, tick_s=5)
     targets = SimTargets(cluster, ["web"])
     metrics.attach(targets)
@@ -115,6 +119,13 @@ WITHIN = ("False", "DesiredWithinRange")
         current=4, desired=10, reason="ScaleUp", action=("scale", 4, 10, "ScaleUp"),
         conditions={"AbleToScale": ("True", "SucceededRescale"), "ScalingActive": OK_ACTIVE, "ScalingLimited": WITHIN},
         table=["scale 4->10", "SucceededRescale", "update the target scale to 10"]), id="scaled up"),
+    # one pod held back by the stuck rollout: counted once unready past twice the 120 s floor
+    pytest.param(SCALING.format(max=20, query="rps_query"), 300.0, 20, dict(
+        current=4, desired=4, reason="WithinTolerance", withheld=1,
+        conditions={"AbleToScale": ("True", "ReadyForNewScale"),
+                                                      "ScalingActive": OK_ACTIVE, "ScalingLimited": WITHIN},
+        table=["default/web: 1 replica(s) withheld (pods running but not Ready past twice their start-up)"]),
+        id="withheld replica shown"),
     pytest.param(SCALING.format(max=20, query="rps_query"), 400.0, 1, dict(
         current=4, desired=4, reason="WithinTolerance", action=None,
         conditions={"AbleToScale": ("True", "ReadyForNewScale"), "ScalingActive": OK_ACTIVE, "ScalingLimited": WITHIN},
@@ -138,10 +149,12 @@ WITHIN = ("False", "DesiredWithinRange")
 def test_status_view_from_records(tmp_path, capsys, local_zone, policy, load, cycles, expect):
     from controller.cli import _print_status
 
-    records = run_cycles(tmp_path, policy, load, cycles, until_held=expect.get("held", False))
+    records = run_cycles(tmp_path, policy, load, cycles, until_held=expect.get("held", False),
+                         crash_loop="withheld" in expect)
     view = book_from_records(records).view()
     status = view["web"]["targets"]["default/web"]
     assert status["current"] == expect["current"]
+    assert status["withheld"] == expect.get("withheld", 0)
     if "desired" in expect:
         assert (status["desired"], status["reason"]) == (expect["desired"], expect["reason"])
     assert conditions_of(status) == expect["conditions"]

@@ -1,20 +1,20 @@
 """Withheld replicas: spec replicas whose pods stay not Ready long after a start-up should end.
 
-A stuck rollout (a crash-looping release held at maxUnavailable), a pod that never passes its
-readiness probe: the Deployment counts these pods in its spec
-replicas, but they serve nothing. Setpoint's proposals say how many pods must *serve* (the load
-over the per-replica target, or the ready pods' value over the target), so the spec must hold
-those plus the withheld ones; otherwise the serving pods run above target for as long as the fault
-lasts, and a load-sized proposal may even scale down beneath them. (HPA does neither: its
-``averageValue`` divides by spec replicas.) propose.py sizes on ``current - withheld`` serving
-replicas and adds the withheld ones back.
+A stuck rollout (a crash-looping release held at maxUnavailable) or a pod that never passes its
+readiness probe counts in the Deployment's spec replicas, but serves nothing. Setpoint's
+proposals say how many pods must *serve* (the load over the per-replica target, or the ready
+pods' value over the target), so the spec must hold those plus the withheld ones; otherwise the
+serving pods run above target for as long as the fault lasts, and a load-sized proposal may even
+scale down beneath them. (HPA does neither: its ``averageValue`` divides by spec replicas.)
+propose.py sizes on the ``current - withheld`` serving replicas and adds the withheld ones back.
 
-A pod counts when it runs (Pending pods are the shell's to leave out: more replicas do not help
-a cluster without room), is not Ready, and was created more than ``after_s`` ago:
-``STARTUP_MARGIN`` times the target's start-up delay (the observed one, a high quantile of its
-recent start-ups, else PolicyParams.stated_startup_s but at least UNOBSERVED_FLOOR_S), so that a slow ordinary start is not taken for a
-fault. Per target the count is capped at the spec replicas neither Ready nor starting (``spec -
-ready - starting``): a rollout's surge pods are beyond spec, and a scale-up's new pods are coming. A pod becomes Ready again -> it stops counting; the proposals fall back by themselves.
+A pod counts when it runs (the shell leaves Pending pods out: more replicas do not help a
+cluster without room), is not Ready, and was created more than ``after_s`` ago: STARTUP_MARGIN
+times the target's start-up delay (the observed one, a high quantile of its recent start-ups,
+else PolicyParams.stated_startup_s but at least UNOBSERVED_FLOOR_S), so that a slow ordinary
+start is not taken for a fault. Per target the count is capped at the spec replicas neither
+Ready nor starting (``spec - ready - starting``): a rollout's surge pods are beyond spec, and a
+scale-up's new pods are coming. A pod that becomes Ready stops counting; the proposals follow.
 
 Shapes: P pods (flat, ``rows`` their target), N targets; times in epoch seconds. Pure numpy.
 """
@@ -27,7 +27,6 @@ import numpy as np
 #: (image pulls, node pressure), and a margin of 2x the high quantile keeps an ordinary slow
 #: start out of the count; the cost of waiting one more start-up is one start-up of lost capacity.
 STARTUP_MARGIN = 2.0
-
 
 #: Until a target's start-up has been observed, it is taken to be at least this long (s): the
 #: policy's stated delay is often the format's 30 s default, and a service that starts slower
@@ -52,8 +51,9 @@ def withheld_replicas(rows: np.ndarray, created_s: np.ndarray, not_ready: np.nda
     """(N,) float64 withheld replicas per target.
 
     rows, created_s, not_ready: (P,) the pods' target row, creation time (NaN: unknown, never
-    counted) and whether it is not Ready (a pod being deleted is neither: it is leaving); after_s: (N,) withheld_after_s; current, ready_count: (N,) spec replicas
-    and Ready pods as the cluster reports them."""
+    counted) and whether it runs but is not Ready (a pod being deleted is neither: it is
+    leaving); after_s: (N,) withheld_after_s; current, ready_count: (N,) spec replicas and Ready
+    pods as the cluster reports them."""
     rows = np.asarray(rows, np.int64)
     created_s = np.asarray(created_s, np.float64)
     not_ready = np.asarray(not_ready, bool)
