@@ -17,8 +17,9 @@ plausibility bound and quantile cover it).
 
 The same pods give the withheld replicas (core/scaling/withheld.py: spec replicas whose pods
 run but stay not Ready past twice the start-up), read each cycle for the targets that have had
-fewer Ready pods than spec for longer than that; a failed read keeps the last count of those
-targets. Pending pods are
+fewer Ready pods than spec for longer than that, and once for a target first seen short (a
+controller that starts during a stuck rollout counts its pods at once); a failed read keeps the
+last count of those targets. Pending pods are
 not counted: a pod the cluster has no room for is not helped by asking for more pods (each
 would wait too, up to ``replicas.max``).
 """
@@ -93,6 +94,7 @@ class StartupObserver:
         self._lister: tuple[object, bool] | None = None  # (cluster, it is a PodLister): checked once per cluster
         self._withheld = np.zeros(0)  # the last withheld replicas (kept for targets whose pods were not read)
         self._short_since = np.zeros(0)  # since when each target has had fewer Ready pods than spec (NaN: not)
+        self._seen = np.zeros(0, bool)  # the target was observed before (a cycle of this observer)
 
     def observe(self, params: PolicyParams, cluster: Cluster, targets: list[TargetRef], view: ClusterView,
                 now: float, errors: list[str], listed_pods: bool) -> StartupInfo | None:
@@ -130,6 +132,7 @@ class StartupObserver:
         self._ready = take_rows(self._ready, rows, 0.0)
         self._withheld = take_rows(self._withheld, rows, 0.0)
         self._short_since = take_rows(self._short_since, rows, np.nan)
+        self._seen = take_rows(self._seen, rows, False)
         self._targets = list(targets)
 
     def withheld(self, params: PolicyParams, cluster: Cluster, targets: list[TargetRef], view: ClusterView,
@@ -147,8 +150,11 @@ class StartupObserver:
         since[is_short & np.isnan(since)] = now
         after = withheld_after_s(startup_s, params.stated_startup_s, len(targets))
         # a pod withheld now has held a spec slot without being Ready for longer than ``after``, so
-        # its target has been short all that time: a scale-up's start-ups need no pod read
-        due = np.flatnonzero(now - since > after)
+        # its target has been short all that time: a scale-up's start-ups need no pod read. A target
+        # first seen short (a new target; this controller just started, during a stuck rollout
+        # perhaps) has an unknown past: its pods are read once
+        due = np.flatnonzero((now - since > after) | (is_short & ~self._seen))
+        self._seen[:] = True
         out = np.zeros(len(targets))
         if due.size:
             try:

@@ -125,11 +125,13 @@ class CountingPodReads:
 
 def test_a_scale_up_costs_no_pod_read_for_withheld_replicas(cluster, server):  # noqa: F811
     """Pods are read for withheld replicas only for targets short of Ready pods for longer than
-    twice the start-up: a scale-up whose pods start in 10 s reads none (the policy's start-up not
-    observed yet: the 240 s bound)."""
+    twice the start-up (or first seen short): a running controller's scale-up whose pods start
+    in 10 s reads none (the start-up not passed to it here: the 240 s bound)."""
     params = load_policy_text(POLICY, "shop.yaml")[0].params
     observer, errors, counting = StartupObserver(), [], CountingPodReads(cluster)
     targets = [WEB, API]
+    assert observer.withheld(params, counting, targets, cluster.observe(targets), server.world.store.wall_now(),
+                             errors, False, None) is None  # the controller has seen its targets
     cluster.apply(Action(ActionKind.SCALE, WEB, "ScaleUp", replicas=6, from_replicas=2))
     short = []
     for _ in range(4):  # 20 s, one cycle a tick: short, then Ready

@@ -200,3 +200,21 @@ def test_withheld_replicas_are_exported_per_target(tmp_path):
         service.stop()
     assert all(gauge == 0 for t, gauge, _ in seen if t < 240)
     assert seen[-1][1:] == (1.0, 4)  # 300 rps at 100 per replica: 3 serving + 1 withheld
+
+
+def test_a_controller_started_during_a_stuck_rollout_counts_the_withheld_pod_at_once(tmp_path):
+    """Five minutes into a stuck rollout a controller starts (a restart, a leader change): its
+    first cycle reads web's pods (first seen short) and counts the one past twice the 120 s
+    floor, so it holds 4 replicas instead of sizing 300 rps onto 3 and scaling down beneath the
+    stall."""
+    cluster, metrics, targets = sim(load_rps=300.0)
+    write_policy(tmp_path)
+    cluster.rollout(0, RevisionProps(crash_loop=True, label="broken"))
+    for k in range(4, 64):
+        cluster.step(T0 + 5 * k, 5.0, np.array([300.0, 100.0]))
+        metrics.push(cluster.signals())
+    service = ControllerService([tmp_path], metrics, targets, Telemetry(), ServiceOptions(), clock=lambda: T0 + 320)
+    [result] = service.run_all_once()
+    service.stop()
+    assert result.withheld is not None and result.withheld.tolist() == [1.0]
+    assert result.decision.desired.tolist() == [4]
