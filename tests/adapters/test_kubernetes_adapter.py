@@ -17,6 +17,7 @@ from controller.adapters.kubernetes import KubernetesCluster, TokenBucket, map_e
 from controller.errors import ConflictError, Forbidden, NotFound, PermanentError, TemporaryError
 from controller.model import Action, ActionKind, TargetRef, TargetSelector
 from controller.runtime.actuate import RetryPolicy, apply_with_retries
+from simulators.simcluster.slots import INITIAL_PODS_AGE_S
 from tests.adapters.kube_helpers import api_client, official_client, server, start_server  # noqa: F401
 
 NS = "shop"
@@ -78,7 +79,10 @@ def test_observe_reads_replicas_pods_and_revisions(cluster, server):
     assert web.revision == "1" and web.revisions == ("1",) and len(web.pods) == 2
     pod = web.pods[0]
     assert pod.ready and pod.phase == "Running" and pod.revision == "1" and pod.restarts == 0
-    assert pod.start_time == pytest.approx(server.world.store.clock.wall(server.world.scenario.start_s), abs=1)
+    # the scenario's initial pods have run an hour, started in 10 s (no scheduling delay)
+    ready_at = server.world.store.clock.wall(server.world.scenario.start_s - INITIAL_PODS_AGE_S)
+    assert pod.ready_transition_time == pytest.approx(ready_at, abs=1)
+    assert pod.start_time == pytest.approx(ready_at - 10.0, abs=1)
     assert server.api.requests.count("GET") == 3  # deployments, replicasets, pods: one list each
 
 

@@ -13,6 +13,7 @@ import pytest
 from controller.errors import NotFound, ScenarioError
 from controller.model import Action, ActionKind, TargetRef
 from simulators.cluster import SimCluster
+from simulators.simcluster.slots import INITIAL_PODS_AGE_S
 from tests.support.reference_cluster import ReferenceCluster
 from simulators.workload import ClusterConfig, ServiceConfig
 from tests.simulators.helpers import at, column, run
@@ -61,7 +62,10 @@ def test_initial_pods_are_ready_at_start_with_revision_1(engine):
     status = cluster.statuses()[0]
     assert (status.spec_replicas, status.status_replicas, status.ready_replicas) == (3, 3, 3)
     assert status.revision == "1" and status.revisions == ("1",) and not status.rollout_in_progress
-    assert all(p.ready and p.start_time == 1000.0 and p.revision == "1" for p in status.pods)
+    # they have run a while: Ready an hour before the start, created one start-up (2 s + 30 s) before that
+    ready_at = 1000.0 - INITIAL_PODS_AGE_S
+    assert all(p.ready and p.revision == "1" and p.ready_transition_time == ready_at and p.start_time == ready_at - 32.0
+               for p in status.pods)
 
 
 @pytest.mark.parametrize("engine", ENGINES)

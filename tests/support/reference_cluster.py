@@ -36,6 +36,7 @@ from controller.model import PodStatus, TargetRef, TargetStatus
 from simulators import faults as F
 from simulators.queueing import LN_TAIL, QUANTILES, RHO_CAP, RHO_FLOOR, TINY_RPS
 from simulators.signals import ObservedSignals, TickSignals, empty_frozen, observed, snapshot_metrics
+from simulators.simcluster.slots import INITIAL_PODS_AGE_S
 from simulators.streams import engine_streams
 from simulators.workload import (ClusterConfig, Phase, Revision, RevisionProps, ServiceConfig, backoff_s, pod_name,
                                  proportional_sizes, removal_key, revision_hash, rollback_target, rollout_budget)
@@ -90,8 +91,10 @@ class Service:
         self.restarts_total = 0
         self.leak: Leak | None = None
         self.outage = self.stale = self.nan = 0
+        ready_at = start_s - INITIAL_PODS_AGE_S  # they have run a while (SimCluster's slots, the same)
+        created_at = ready_at - (config.scheduling_delay_s + config.startup_delay_s)
         for _ in range(config.initial_replicas):
-            self.pods.append(Pod(self._serial(), 0, Phase.READY, INF, start_s, start_s, start_s))
+            self.pods.append(Pod(self._serial(), 0, Phase.READY, INF, created_at, start_s, ready_at))
 
     def _serial(self) -> int:
         self.next_serial += 1
