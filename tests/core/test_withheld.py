@@ -103,3 +103,19 @@ def test_withholding_never_lowers_a_proposal(kind, target, value, current, lag, 
     elif ok.all():
         assert got[0, 0] >= base[0, 0]
         assert got[0, 0] >= min(base[0, 0], current)  # never a scale-down the proposal without did not make
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), n=st.integers(1, 4), p=st.integers(0, 30))
+def test_withheld_counts_are_bounded_by_the_stuck_pods_and_the_open_slots(data, n, p):
+    rows = np.array(data.draw(st.lists(st.integers(0, n - 1), min_size=p, max_size=p)), np.int64)
+    ages = np.array(data.draw(st.lists(st.one_of(st.floats(0, 3600), st.just(NAN)), min_size=p, max_size=p)))
+    not_ready = np.array(data.draw(st.lists(st.booleans(), min_size=p, max_size=p)), bool)
+    spec = np.array(data.draw(st.lists(st.integers(0, 20), min_size=n, max_size=n)), float)
+    ready = np.array(data.draw(st.lists(st.integers(0, 20), min_size=n, max_size=n)), float)
+    after = np.array(data.draw(st.lists(st.sampled_from([20.0, 60.0, 240.0]), min_size=n, max_size=n)))
+    got = withheld_replicas(rows, NOW - ages, not_ready, after, spec, ready, NOW)
+    old_unready = np.bincount(rows[not_ready & (ages > after[rows])], minlength=n)
+    assert got.shape == (n,) and (got >= 0).all()
+    assert (got <= old_unready).all() and (got <= np.maximum(spec - ready, 0)).all()
+    assert (got[ready >= spec] == 0).all()
