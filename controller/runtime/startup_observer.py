@@ -19,9 +19,8 @@ The same pods give the withheld replicas (core/scaling/withheld.py: spec replica
 run but stay not Ready past twice the start-up), read each cycle for the targets that have had
 fewer Ready pods than spec for longer than that, and once for a target first seen short (a
 controller that starts during a stuck rollout counts its pods at once); a failed read keeps the
-last count of those targets. Pending pods are
-not counted: a pod the cluster has no room for is not helped by asking for more pods (each
-would wait too, up to ``replicas.max``).
+last count of those targets. Pending pods are not counted: a pod the cluster has no room for
+is not helped by asking for more pods (each would wait too, up to ``replicas.max``).
 """
 
 from __future__ import annotations
@@ -164,6 +163,11 @@ class StartupObserver:
                 out[due] = self._withheld[due]
             else:
                 out[due] = withheld_replicas(rows, created, not_serving, after, spec, ready, now)[due]
+                # an unready pod that holds a spec slot has kept its target short since it was
+                # created: a target first seen short stays due while its oldest one is there
+                oldest = np.full(len(targets), np.inf)
+                np.minimum.at(oldest, rows[not_serving], np.nan_to_num(created[not_serving], nan=np.inf))
+                np.fmin(since, np.where(is_short, oldest, np.nan), out=since)
         self._withheld = out
         return out if out.any() else None
 

@@ -213,8 +213,16 @@ def test_a_controller_started_during_a_stuck_rollout_counts_the_withheld_pod_at_
     for k in range(4, 64):
         cluster.step(T0 + 5 * k, 5.0, np.array([300.0, 100.0]))
         metrics.push(cluster.signals())
-    service = ControllerService([tmp_path], metrics, targets, Telemetry(), ServiceOptions(), clock=lambda: T0 + 320)
-    [result] = service.run_all_once()
-    service.stop()
-    assert result.withheld is not None and result.withheld.tolist() == [1.0]
-    assert result.decision.desired.tolist() == [4]
+    now = [T0 + 320]
+    service = ControllerService([tmp_path], metrics, targets, Telemetry(), ServiceOptions(), clock=lambda: now[0])
+    try:
+        for k in range(64, 70):  # its next cycles too: the pod keeps counting
+            cluster.step(T0 + 5 * k, 5.0, np.array([300.0, 100.0]))
+            metrics.push(cluster.signals())
+            if k % 3 == 1:
+                now[0] = T0 + 5 * k
+                [result] = service.run_all_once()
+                assert result.withheld is not None and result.withheld.tolist() == [1.0], k
+                assert result.decision.desired.tolist() == [4], k
+    finally:
+        service.stop()
