@@ -79,11 +79,13 @@ def assert_pattern_holds(ws: DecisionWorkspace, where: str) -> None:
 
 
 def run_in_place(policy: PolicyParams, values: np.ndarray, current0, applied=None, replicas_delta=None, ages=None,
-                 present=None, ready_lag: int = 0, status_extra: float = 0.0, times=None, each=None) -> list[Decision]:
+                 present=None, ready_lag: int = 0, status_extra: float = 0.0, times=None, each=None,
+                 withheld: int = 0) -> list[Decision]:
     """Feed (steps, N, M) values to numpy's decide (its state carried through state_after) and to
     one workspace (decide_into, then commit), with the same applied rows (steps, N) and counts
     set (desired + replicas_delta), at ``times`` (steps,) (default every 15 s); every output and
-    state compared each cycle. ``each(ws)``: called after each decide_into."""
+    state compared each cycle. ``each(ws)``: called after each decide_into. ``withheld``: that
+    many of the not-ready replicas are withheld (core/scaling/withheld.py)."""
     steps, n, _ = values.shape
     applied = np.ones((steps, n), bool) if applied is None else applied
     state, ws = ScalingState.empty(n, policy), DecisionWorkspace.empty(policy, n)
@@ -91,9 +93,11 @@ def run_in_place(policy: PolicyParams, values: np.ndarray, current0, applied=Non
     out = []
     for k in range(steps):
         now = T0 + k * 15.0 if times is None else times[k]
-        obs = Observation.of(current, np.maximum(current - ready_lag, 0.0), values[k], status=current + status_extra,
+        ready = np.maximum(current - ready_lag, 0.0)
+        obs = Observation.of(current, ready, values[k], status=current + status_extra,
                              present=~np.isnan(values[k]) if present is None else present[k],
-                             sample_age_s=None if ages is None else ages[k])
+                             sample_age_s=None if ages is None else ages[k],
+                             withheld=np.minimum(withheld, current - ready) if withheld else None)
         d = decide_numpy(policy, obs, state, now)
         decide_into(policy, ws, obs, now)
         assert_pattern_holds(ws, f"cycle {k}")
