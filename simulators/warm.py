@@ -58,7 +58,8 @@ def with_forecast(policy: LoadedPolicy) -> LoadedPolicy | None:
         return None
     fp = dataclasses.replace(_forecast_template(), interval_s=params.interval_s)
     metrics = (dataclasses.replace(params.metrics[0], forecast=fp), *params.metrics[1:])
-    return dataclasses.replace(policy, name=f"{policy.name}-forecast", params=dataclasses.replace(params, metrics=metrics))
+    forecasting = dataclasses.replace(params, metrics=metrics)
+    return dataclasses.replace(policy, name=f"{policy.name}-forecast", params=forecasting)
 
 
 def _forecast_template():

@@ -570,22 +570,22 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
     was deferred to this call (NaN: none): recorded first, from vf's pending and desired rows
     (DecisionWorkspace.commit; the separate call and its Python cost ~2 us a cycle).
 
-    Inputs (N, M) values, present, age; (N,) current, ready, status, withheld (spec replicas whose
-    pods will not serve, withheld.py), startup (observed start-up delays, NaN unknown); floor (N, M) the forecast stage's predictive proposals (NaN: none, see
-    forecast_compiled.py). Parameters: pv (see pack_params). State: em (3, N, M) the negated EWMA
-    weights (expm1(-ln2 dt / half-life): the caller computes them, see ewma_exponent_into), EWMA,
-    its time; win (2, N, M, W) window samples, their times; ramp (2, R, N, K) ramp samples,
-    times; rec (2, H, N) recommendations, times; rows (H + 1 + 3W + 1 + R(2K + 1),) the common
-    patterns of times of the recommendations (H + 1, see _recommendation_windows), of the window
-    samples (see _sample_pattern) and of each ramp's samples (see _ramp_plan); up, down (2, E, N)
-    scale events (changes, times), read only; vf (12, N): outputs combined, proposal, stabilized,
-    desired, state missing_since, the cycle's current (pending for commit), scratch low, high,
-    slot key, held, state lock (on the pattern), state latest scale event time (commit_kernel's)
-    (_F_*). Outputs: out_f (6, N, M) signal values, smoothed, proposals, ramp slope, ahead,
-    proposal (ramp columns only); out_b (8, N, M) missing, stale, nonfinite, negative, usable,
-    valid, and (state) the series' window sample times on their pattern, its ramp sample times on
-    theirs (ramp columns); vi (3, N) limit reason, reason, scratch slot (_I_*); active_out (N,).
-    buf: (W,) scratch. latest (N, M): the ramps' latest readings (NaN: none; ramp.implied_slope)."""
+    Inputs (N, M) values, present, age; (N,) current, ready, status, withheld (spec replicas whose pods
+    will not serve, withheld.py), startup (observed start-up delays, NaN unknown); floor (N, M) the
+    forecast stage's predictive proposals (NaN: none, see forecast_compiled.py). Parameters: pv (see
+    pack_params). State: em (3, N, M) the negated EWMA weights (expm1(-ln2 dt / half-life): the caller
+    computes them, see ewma_exponent_into), EWMA, its time; win (2, N, M, W) window samples, their
+    times; ramp (2, R, N, K) ramp samples, times; rec (2, H, N) recommendations, times; rows (H + 1 + 3W
+    + 1 + R(2K + 1),) the common patterns of times of the recommendations (H + 1, see
+    _recommendation_windows), of the window samples (see _sample_pattern) and of each ramp's samples
+    (see _ramp_plan); up, down (2, E, N) scale events (changes, times), read only; vf (12, N): outputs
+    combined, proposal, stabilized, desired, state missing_since, the cycle's current (pending for
+    commit), scratch low, high, slot key, held, state lock (on the pattern), state latest scale event
+    time (commit_kernel's) (_F_*). Outputs: out_f (6, N, M) signal values, smoothed, proposals, ramp
+    slope, ahead, proposal (ramp columns only); out_b (8, N, M) missing, stale, nonfinite, negative,
+    usable, valid, and (state) the series' window sample times on their pattern, its ramp sample times
+    on theirs (ramp columns); vi (3, N) limit reason, reason, scratch slot (_I_*); active_out (N,). buf:
+    (W,) scratch. latest (N, M): the ramps' latest readings (NaN: none; ramp.implied_slope)."""
     if commit_at == commit_at:  # the previous cycle's deferred commit, before anything reads the events
         _record_events(vf[_F_PENDING], vf[_F_DESIRED], _NO_ROWS, True, commit_at, up, down,
                        pv[compiled._P_UP_LONGEST], pv[compiled._P_DOWN_LONGEST], vf[_F_LAST_EVENT])
