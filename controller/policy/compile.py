@@ -51,7 +51,7 @@ def compile_policy(policy: PolicyDocument) -> PolicyParams:
         scale_down_linear_release=_scale_down_release(scaling) == "linear",
         legacy=presets.uses_legacy_path(spec.preset, behavior is not None),
         missing_hold_s=missing_hold_s, fallback_replicas=fallback, stated_startup_s=_stated_startup_s(scaling),
-        **common)
+        replace_unready=scaling.replace_unready, **common)
 
 
 def _stated_startup_s(scaling) -> float:

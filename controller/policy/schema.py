@@ -376,6 +376,10 @@ class Scaling(StrictModel):
     stale_after_s: PositiveDuration = duration_field(120.0, "staleAfter", "A sample older than this counts as missing.")
     behavior: Optional[Behavior] = None
     on_missing_metrics: Optional[OnMissingMetrics] = None
+    replace_unready: bool = Field(True, description=(
+        "Size on the serving pods: a pod that runs but has not been Ready for twice its start-up (a stuck rollout, "
+        "a failing readiness probe) is withheld and added on top of the proposals. false: size on spec replicas "
+        "as HPA does (pods held unready on purpose, e.g. by a readiness gate)."))
 
 
 class Threshold(StrictModel):

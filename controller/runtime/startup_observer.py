@@ -137,9 +137,10 @@ class StartupObserver:
     def withheld(self, params: PolicyParams, cluster: Cluster, targets: list[TargetRef], view: ClusterView,
                  now: float, errors: list[str], listed_pods: bool, startup_s: np.ndarray | None) -> np.ndarray | None:
         """(N,) this cycle's withheld replicas (core/scaling/withheld.py), None when there are none
-        or the policy does not size on them (no scaling metrics; the ``hpa`` preset, which is HPA).
-        ``startup_s``: (N,) the observed start-up delays (NaN: unknown; None: not observed)."""
-        if params.hpa_semantics or not params.metrics:
+        or the policy does not size on them (no scaling metrics; ``replaceUnready: false``; the
+        ``hpa`` preset, which is HPA). ``startup_s``: (N,) the observed start-up delays (NaN:
+        unknown; None: not observed)."""
+        if params.hpa_semantics or not params.metrics or not params.replace_unready:
             return None
         self._align(targets)
         spec, ready = np.asarray(view.spec, np.float64), np.asarray(view.ready, np.float64)

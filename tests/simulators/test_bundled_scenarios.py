@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from controller.core.scaling.withheld import withheld_after_s
-from controller.policy import load_policies
+from controller.policy import load_policies, load_policy_text
 from simulators.load import traces_dir
 from simulators.runner import simulate, standard_controllers
 from simulators.scenario import bundled_scenarios, load_scenario
@@ -143,6 +143,19 @@ def test_crash_loop_costs_only_the_time_to_tell_it_from_a_start_up():
         assert (np.diff(spec) >= 0).all(), seed
         assert spec.max() > spec[0], seed  # it did replace the withheld pods
         assert run.scores["slo_violation_minutes"] <= bound, (seed, run.scores["slo_violation_minutes"])
+
+
+def test_replace_unready_false_sizes_on_spec_replicas():
+    """``scaling.replaceUnready: false`` turns the withheld replicas off: the crash loop costs what
+    it did before (far past the detection bound) and no record counts a withheld replica."""
+    text = (POLICIES / "setpoint-default.yaml").read_text(encoding="utf-8")
+    anchor = "    onMissingMetrics: {hold: 2m, then: hold}\n"
+    assert anchor in text
+    [policy] = load_policy_text(text.replace(anchor, anchor + "    replaceUnready: false\n"), "no-replace.yaml")
+    assert not policy.params.replace_unready
+    result, logs = simulate(load_scenario("crash-loop", seed=0), standard_controllers(policy, [], None, 20))
+    assert result.runs["policy"].scores["slo_violation_minutes"] >= 10
+    assert not any(r.to_dict().get("withheld") for r in logs["policy"].records())
 
 
 def test_flash_crowd_policy_scales_up_fast_and_back_down():

@@ -335,6 +335,8 @@ class PolicyParams:
     #: the pod start-up delay (s) the policy states (its first ramp's or forecast's ``startupDelay``,
     #: the ``initial`` of an observed one); used where none is observed (core/scaling/withheld.py)
     stated_startup_s: float = 30.0
+    #: ``scaling.replaceUnready``: withheld replicas are sized on top of the proposals (withheld.py)
+    replace_unready: bool = True
 
     @property
     def pod_metrics(self) -> tuple[int, ...]:
