@@ -162,6 +162,7 @@ class StartupObserver:
             except SetpointError as exc:
                 errors.append(f"withheld replicas: pods not read ({exc}); the last counts are kept")
                 out[due] = self._withheld[due]
+                self._seen[due] = False  # a target first seen short is read again next cycle
             else:
                 out[due] = withheld_replicas(rows, created, not_serving, after, spec, ready, now)[due]
                 # an unready pod that holds a spec slot has kept its target short since it was

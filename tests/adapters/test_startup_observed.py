@@ -11,6 +11,7 @@ import pytest
 from controller.adapters.kubernetes import KubernetesCluster
 from controller.model import Action, ActionKind, TargetRef
 from controller.policy import load_policy_text
+from controller.errors import TemporaryError
 from controller.runtime.startup_observer import StartupObserver
 from simulators.workload import RevisionProps
 from tests.adapters.kube_helpers import official_client, server  # noqa: F401
@@ -142,3 +143,37 @@ def test_a_scale_up_costs_no_pod_read_for_withheld_replicas(cluster, server):  #
         server.world.advance(1)
     assert short[0] and not short[-1]  # the scale-up's pods were starting, then Ready
     assert counting.pod_reads == 0 and errors == []
+
+
+class FailingPodReads(CountingPodReads):
+    """The cluster, whose pod listings fail as an API server that answers 503 would (the one
+    fault the simulated server is not made to produce on demand)."""
+
+    def observe(self, targets, with_pods=False):
+        if with_pods:
+            raise TemporaryError("pods: 503 Service Unavailable")
+        return self.cluster.observe(targets)
+
+
+def test_a_failed_pod_read_keeps_the_last_withheld_counts(cluster, server):  # noqa: F811
+    params = load_policy_text(POLICY, "shop.yaml")[0].params
+    observer, errors = StartupObserver(), []
+    targets = [WEB, API]
+
+    def cycle(through):
+        view = through.observe(targets)
+        now = server.world.store.wall_now()
+        info = observer.observe(params, through, targets, view, now, errors, listed_pods=False)
+        return observer.withheld(params, through, targets, view, now, errors, False, info.estimate.delay_s)
+
+    cluster.apply(Action(ActionKind.SCALE, WEB, "ScaleUp", replicas=4, from_replicas=2))
+    server.world.advance(3)  # Ready: a quarter of 4 may now be unavailable during a rollout
+    engine = server.world.engine
+    engine.rollout(engine.index(WEB), RevisionProps(crash_loop=True, label="broken"))
+    server.world.advance(8)  # 40 s: past twice the ~10 s start-up the running pods show
+    counted = cycle(cluster)
+    assert counted is not None and counted[0] >= 1 and errors == []
+    server.world.advance(3)
+    kept = cycle(FailingPodReads(cluster))
+    assert kept is not None and kept.tolist() == counted.tolist()
+    assert any(e.startswith("withheld replicas: pods not read") for e in errors)
