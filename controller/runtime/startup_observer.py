@@ -147,6 +147,10 @@ class StartupObserver:
         is_short = view.exists & (ready < spec)
         since = self._short_since
         since[~is_short] = np.nan
+        if not is_short.any():  # the common cycle: every target has its Ready pods
+            self._seen[:] = True
+            self._withheld = np.zeros(len(targets))
+            return None
         since[is_short & np.isnan(since)] = now
         after = withheld_after_s(startup_s, params.stated_startup_s, len(targets))
         # a pod withheld now has held a spec slot without being Ready for longer than ``after``, so

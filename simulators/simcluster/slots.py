@@ -61,8 +61,7 @@ class PodSlots:
         ready_at = start_s - INITIAL_PODS_AGE_S
         took = config_array(services, "scheduling_delay_s") + config_array(services, "startup_delay_s")
         self._pod_ready_transition_s[initial] = ready_at
-        self._pod_created_s[:] = (ready_at - took)[:, None]
-        self._pod_created_s[~initial] = np.nan
+        self._pod_created_s[:] = np.where(initial, (ready_at - took)[:, None], np.nan)
         self._pod_started_s[initial] = start_s
         self._pod_serial[:] = np.arange(K)[None, :]
         self._next_serial = initial_replicas.copy()
