@@ -378,7 +378,8 @@ class Scaling(StrictModel):
     on_missing_metrics: Optional[OnMissingMetrics] = None
     replace_unready: bool = Field(True, description=(
         "Size on the serving pods: a pod that runs but has not been Ready for twice its start-up (a stuck rollout, "
-        "a failing readiness probe) is withheld and added on top of the proposals. false: size on spec replicas "
+        "a failing readiness probe) is withheld and added on top of the proposals, never more than the Ready pods "
+        "(a fault most pods share is not replaced round after round). false: size on spec replicas "
         "as HPA does (pods held unready on purpose, e.g. by a readiness gate)."))
 
 

@@ -39,7 +39,11 @@ WITHHELD = [
     pytest.param(pods((0, 5, 1200, True), (0, 3, NAN, False)), [8], [5], [0], id="unknown-creation-not-counted"),
     pytest.param(pods((0, 3, 1200, True), (0, 2, 61, False), (1, 4, 1200, True), (1, 1, 59, False)), [5, 5], [3, 4],
                  [2, 0], id="two-targets-either-side-of-the-bound"),
-    pytest.param(pods((1, 2, 300, False)), [4, 2], [4, 0], [0, 2], id="a-target-without-pods-read"),
+    pytest.param(pods((0, 4, 1200, True), (1, 2, 300, False), (1, 2, 1200, True)), [4, 4], [4, 2], [0, 2],
+                 id="a-target-without-pods-read"),
+    pytest.param(pods((0, 10, 1200, False)), [10], [0], [0], id="every-pod-stuck-a-shared-fault-none-replaced"),
+    pytest.param(pods((0, 3, 1200, True), (0, 7, 1200, False)), [10], [3], [3], id="most-stuck-at-most-the-ready"),
+    pytest.param(pods((0, 5, 1200, True), (0, 5, 1200, False)), [10], [5], [5], id="half-stuck-all-replaced"),
 ]
 
 
@@ -117,5 +121,39 @@ def test_withheld_counts_are_bounded_by_the_stuck_pods_and_the_open_slots(data, 
     got = withheld_replicas(rows, NOW - ages, not_ready, after, spec, ready, NOW)
     old_unready = np.bincount(rows[not_ready & (ages > after[rows])], minlength=n)
     assert got.shape == (n,) and (got >= 0).all()
-    assert (got <= old_unready).all() and (got <= np.maximum(spec - ready, 0)).all()
+    assert (got <= old_unready).all() and (got <= np.maximum(spec - ready, 0)).all() and (got <= ready).all()
     assert (got[ready >= spec] == 0).all()
+
+
+def run_outage(minutes: float, rps: float = 600.0, spec: float = 10.0) -> list[float]:
+    """Spec replicas, cycle by cycle, of the default policy over a workload none of whose pods
+    get Ready (a dependency down: old and new pods alike), its request rate still read (at the
+    load balancer); the withheld count from the pods as the shell would read them (2 x a 32 s
+    start-up bound), new pods created when spec rises."""
+    from controller.core.scaling.decide import Observation, ScalingState, decide
+    from controller.policy import load_policies
+    from tests.simulators.conftest_paths import POLICIES
+
+    params = load_policies([POLICIES / "setpoint-default.yaml"])[0].params
+    state, created, specs = ScalingState.empty(1, params), [NOW - 3600.0] * int(spec), []
+    for k in range(int(minutes * 60 / params.interval_s)):
+        now = NOW + k * params.interval_s
+        c = np.array(created)
+        w = withheld_replicas(np.zeros(c.size, np.int64), c, np.ones(c.size, bool), np.array([64.0]),
+                              np.array([spec]), np.array([0.0]), now)
+        decision = decide(params, Observation.of([spec], [0.0], [[rps]], withheld=w), state, now)
+        state, new = decision.state, float(decision.desired[0])
+        created = created + [now] * int(new - spec) if new > spec else created[:int(new)]
+        spec = new
+        specs.append(spec)
+    return specs
+
+
+def test_a_fault_every_pod_shares_is_not_replaced_round_after_round():
+    """Every pod stuck, the load still measured: counted as withheld, each round of replacements
+    (stuck in turn) asked for another, 10 -> 18 -> 20 replicas (replicas.max) in 75 s. Capped at
+    the Ready pods (none), the workload is sized on spec replicas as HPA would: held for the
+    scale-down window, then the load's 8."""
+    specs = run_outage(minutes=30)
+    assert max(specs) == 10.0
+    assert specs[-1] == 8.0

@@ -16,6 +16,14 @@ start is not taken for a fault. Per target the count is capped at the spec repli
 Ready nor starting (``spec - ready - starting``): a rollout's surge pods are beyond spec, and a
 scale-up's new pods are coming. A pod that becomes Ready stops counting; the proposals follow.
 
+Nor are more replicas withheld than there are Ready pods. When most of a workload's pods are
+stuck, the cause is the workload's (a dependency down, a setting every pod shares), and the new
+pods get stuck too: counted in turn, each round of them would ask for another, up to
+``replicas.max`` (every pod not Ready with the request rate still read at the load balancer: 10 ->
+18 -> 20 replicas in 75 s, and in a shared dependency's outage every workload at once). Capped
+at the Ready pods, replacement at most doubles a workload's serving pods, and a workload with no
+Ready pod is sized on its spec replicas, as HPA sizes it.
+
 Shapes: P pods (flat, ``rows`` their target), N targets; times in epoch seconds. Pure numpy.
 """
 
@@ -48,7 +56,8 @@ def withheld_after_s(startup_s: np.ndarray | None, stated_s: float, n: int) -> n
 
 def withheld_replicas(rows: np.ndarray, created_s: np.ndarray, not_ready: np.ndarray, after_s: np.ndarray,
                       current: np.ndarray, ready_count: np.ndarray, now: float) -> np.ndarray:
-    """(N,) float64 withheld replicas per target.
+    """(N,) float64 withheld replicas per target: the stuck pods, at most the open spec slots and
+    the Ready pods.
 
     rows, created_s, not_ready: (P,) the pods' target row, creation time (NaN: unknown, never
     counted) and whether it runs but is not Ready (a pod being deleted is neither: it is
@@ -62,6 +71,8 @@ def withheld_replicas(rows: np.ndarray, created_s: np.ndarray, not_ready: np.nda
         old = now - created_s > after_s[rows]  # NaN creation compares False: taken as starting
     stuck = np.bincount(rows[not_ready & old], minlength=n).astype(np.float64)
     starting = np.bincount(rows[not_ready & ~old], minlength=n).astype(np.float64)
+    ready_count = np.asarray(ready_count, np.float64)
     # the spec slots neither Ready nor starting; a rollout's surge pods are beyond spec
-    open_slots = np.asarray(current, np.float64) - np.asarray(ready_count, np.float64) - starting
-    return np.minimum(stuck, np.maximum(open_slots, 0.0))
+    open_slots = np.asarray(current, np.float64) - ready_count - starting
+    # never more than the Ready pods: a fault most pods share would be replaced round after round
+    return np.minimum(np.minimum(stuck, np.maximum(open_slots, 0.0)), np.maximum(ready_count, 0.0))
