@@ -858,7 +858,9 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
             miss_reason = compiled._FALLBACK
         if miss_reason == compiled._MISSING:  # hold
             proposal = cur
-        # to the second pass: combined, proposal; the missing-data reason (a hold iff _MISSING)
+        elif ready[i] <= 0.0 and cur > 0.0 and proposal < cur:  # no Ready pod: no scale-down (normalize)
+            proposal, miss_reason = cur, compiled._NOT_READY
+        # to the second pass: combined, proposal; the missing-data reason (a hold iff _MISSING or _NOT_READY)
         # where the final reasons go
         vf[_F_COMBINED, i], vf[_F_PROPOSAL, i] = combined, proposal
         vi[_I_REASON, i] = miss_reason
@@ -882,7 +884,7 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
         cur = current[i]
         proposal, combined, miss_reason = vf[_F_PROPOSAL, i], vf[_F_COMBINED, i], vi[_I_REASON, i]
         any_valid = combined == combined
-        hold = miss_reason == compiled._MISSING
+        hold = miss_reason == compiled._MISSING or miss_reason == compiled._NOT_READY
         forced, pre_reason = compiled.precheck(cur, lo, hi)
         has_forced = forced == forced
         skip = has_forced or hold

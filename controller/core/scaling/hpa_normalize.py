@@ -139,10 +139,11 @@ def try_normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarr
 
 
 def normalize_compiled(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, valid: np.ndarray,
-                       state: NormState, now: float, release_rows: np.ndarray | None = None
-                       ) -> tuple[NormResult, NormState]:
+                       state: NormState, now: float, release_rows: np.ndarray | None = None,
+                       ready: np.ndarray | None = None) -> tuple[NormResult, NormState]:
     """:func:`try_normalize`, or the reference when the kernel declines. ``release_rows`` as for
-    the reference (``scaleDown.release: linear``, which the legacy preset the kernel covers has not)."""
+    the reference (``scaleDown.release: linear``, which the legacy preset the kernel covers has not);
+    ``ready`` unused: the ``hpa`` preset scales as HPA does."""
     fast = try_normalize(params, current, proposals, valid, state, now)
     return fast if fast is not None else reference_normalize(params, current, proposals, valid, state, now,
                                                              release_rows)

@@ -21,6 +21,7 @@ from controller.model import Reason
 
 _DISABLED, _ABOVE, _BELOW = int(Reason.SCALING_DISABLED), int(Reason.ABOVE_MAX), int(Reason.BELOW_MIN)
 _MISSING, _FALLBACK = int(Reason.METRICS_MISSING), int(Reason.FALLBACK_REPLICAS)
+_NOT_READY = int(Reason.TARGET_NOT_READY)
 _STAB_UP, _STAB_DOWN = int(Reason.STABILIZED_UP), int(Reason.STABILIZED_DOWN)
 _UP, _DOWN, _KEEP = int(Reason.SCALE_UP), int(Reason.SCALE_DOWN), int(Reason.WITHIN_TOLERANCE)
 
@@ -101,8 +102,11 @@ def _precheck(params: PolicyParams, current: np.ndarray) -> tuple[np.ndarray, np
 
 
 def _missing_data(params: PolicyParams, current: np.ndarray, combined: np.ndarray, any_valid: np.ndarray,
-                  any_invalid: np.ndarray, missing_since: np.ndarray, now: float):
-    """Apply the missing-data rules. Missing data may block a scale-down, never cause one.
+                  any_invalid: np.ndarray, missing_since: np.ndarray, now: float, ready: np.ndarray | None = None):
+    """Apply the missing-data rules. Missing data may block a scale-down, never cause one; nor
+    may the load of a target with no Ready pod (``ready`` (N,); None: not applied, the ``hpa``
+    preset): what it reads is what nothing served, not its demand (a dependency down, every pod
+    failing its readiness probe), and a scale-down would meet the load's return with too few pods.
 
     Returns (proposal (N,), hold (N,) bool: skip normalization, reason (N,), missing_since (N,)).
     """
@@ -124,6 +128,10 @@ def _missing_data(params: PolicyParams, current: np.ndarray, combined: np.ndarra
         np.putmask(proposal, expired, fallback)
         reason[expired] = _FALLBACK
         hold = missing & ~expired
+    if ready is not None and not params.hpa_semantics:
+        unserved = (np.asarray(ready) <= 0) & (current > 0) & ~hold & (proposal < current)
+        reason[unserved] = _NOT_READY
+        hold = hold | unserved
     np.putmask(proposal, hold, current)
     return proposal, hold, reason, missing_since
 
@@ -142,7 +150,8 @@ def _final_reason(current, proposal, stabilized, desired, limit_reason, legacy: 
 
 
 def normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, valid: np.ndarray,
-              state: NormState, now: float, release_rows: np.ndarray | None = None) -> tuple[NormResult, NormState]:
+              state: NormState, now: float, release_rows: np.ndarray | None = None,
+              ready: np.ndarray | None = None) -> tuple[NormResult, NormState]:
     """Desired replicas for N targets from their (N, M) proposals; pure.
 
     current: spec replicas (N,). proposals: (N, M) replica proposals (ignored where not valid).
@@ -150,7 +159,8 @@ def normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, 
     events the desired count would cause are not in it: the shell records them with
     :func:`record_scale_events` once the change is applied (HPA's storeScaleEvent after a
     successful update). release_rows (N,) bool: where ``scaleDown.release: linear`` may release
-    (stabilize.fresh_rows; None: all).
+    (stabilize.fresh_rows; None: all). ready (N,): Ready pods; a target with none does not scale
+    down (reason TargetNotReady; None: not applied).
     """
     current = np.asarray(current, dtype=np.float64)
     n = current.shape[0]
@@ -162,7 +172,7 @@ def normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, 
     combined, any_valid, any_invalid = combine(proposals, valid)
     forced, pre_reason = _precheck(params, current)
     proposal, hold, miss_reason, missing_since = _missing_data(
-        params, current, combined, any_valid, any_invalid, state.missing_since, now)
+        params, current, combined, any_valid, any_invalid, state.missing_since, now, ready)
     is_forced = ~np.isnan(forced)
     skip = is_forced | hold
 

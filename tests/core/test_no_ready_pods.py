@@ -1,0 +1,65 @@
+"""A target with no Ready pod does not scale down (normalize._missing_data, the fused kernel alike).
+
+What such a target's load metric reads is what nothing served, not its demand: a dependency down
+or every pod failing its readiness probe leaves a request rate near zero (read at the pods) or
+whatever the load balancer counts. A scale-down then would meet the load's return with too few
+pods, a start-up late. Rows name the situation; each runs the default policy's stages on numpy
+and on the kernel, a target per row, over 20 minutes of 15 s cycles (past the 15-minute window).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from controller.core.scaling import compiled
+from controller.core.scaling.decide import Observation, ScalingState, decide_numpy
+from controller.model import Reason
+from controller.policy import load_policies
+from tests.core.helpers import T0
+from tests.core.test_compiled import compiled_decide
+from tests.simulators.conftest_paths import POLICIES
+
+# (spec replicas, Ready pods, rps read, desired after 20 minutes, whether every cycle is held as
+# TargetNotReady; otherwise no cycle is)
+ROWS = [
+    pytest.param(10, 0, 0.0, 10, True, id="no-ready-pod-no-load-read-holds"),
+    pytest.param(10, 0, 600.0, 10, True, id="no-ready-pod-load-at-the-balancer-holds"),
+    pytest.param(10, 1, 0.0, 2, False, id="one-ready-pod-scales-down-as-before"),
+    pytest.param(4, 0, 1200.0, 15, False, id="no-ready-pod-may-still-scale-up"),
+    pytest.param(0, 0, 0.0, 0, False, id="scaled-to-zero-is-left-alone"),
+]
+
+
+def run(path, spec: float, ready: float, rps: float, minutes: float = 20.0) -> tuple[float, list[Reason]]:
+    """The desired replicas after ``minutes`` of cycles, each applied, and every cycle's reason."""
+    params = load_policies([POLICIES / "setpoint-default.yaml"])[0].params
+    state, reasons = ScalingState.empty(1, params), []
+    for k in range(int(minutes * 60 / params.interval_s)):
+        obs = Observation.of([spec], [min(ready, spec)], [[rps]])
+        decision = path(params, obs, state, T0 + k * params.interval_s)
+        state, spec = decision.state, float(decision.norm.desired[0])
+        reasons.append(Reason(int(decision.norm.reason[0])))
+    return spec, reasons
+
+
+@pytest.mark.parametrize("spec, ready, rps, desired, held", ROWS)
+@pytest.mark.parametrize("path", ["numpy", "compiled"])
+def test_no_scale_down_without_a_ready_pod(path, spec, ready, rps, desired, held):
+    if path == "compiled" and not compiled.enabled():
+        pytest.skip("numba unavailable")
+    final, reasons = run(decide_numpy if path == "numpy" else compiled_decide, spec, ready, rps)
+    assert final == desired
+    assert [r == Reason.TARGET_NOT_READY for r in reasons] == [held] * len(reasons)
+
+
+def test_the_hpa_preset_scales_as_hpa_does():
+    """The ``hpa`` preset keeps HPA's behaviour: a total metric over spec replicas scales down."""
+    from controller.policy.counterpart import hpa_counterpart
+
+    hpa = hpa_counterpart(load_policies([POLICIES / "setpoint-default.yaml"])[0]).params
+    state, spec = ScalingState.empty(1, hpa), 10.0
+    for k in range(40):
+        decision = decide_numpy(hpa, Observation.of([spec], [0.0], [[100.0]]), state, T0 + 15.0 * k)
+        state, spec = decision.state, float(decision.norm.desired[0])
+    assert spec < 10.0
