@@ -669,6 +669,10 @@ def tune(
     from simulators.tune import tune_json
 
     (work / "tune.json").write_text(json.dumps(tune_json(result), indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    refused = [t for t in result.trials if "error" in t]
+    if result.trials and len(refused) == len(result.trials):  # not a budget to raise: the --set cannot apply
+        _fail([f"every one of the {len(refused)} trials was refused by the policy's rules, so no budget was "
+               f"tried; check the --set paths and ranges. The first: {refused[0]['error']}"])
     if result.best is None:
         _fail([f"no trial met the budget ({result.budget.describe()}) in {trials} trials; raise the budget, widen "
                f"the --set ranges or run more --trials"])
