@@ -832,12 +832,16 @@ def explain(
     the combined, stabilized and limited counts.
     """
     from controller.policy import parse_duration
+    import json
+
     from controller.runtime.records import read_all_records, select_records
 
     path = source / "decisions.jsonl" if source.is_dir() else source
     if not path.exists():
         _fail([f"{source}: no decisions.jsonl here; pass a `setpoint simulate` output folder or the --records "
                f"file of `setpoint run`"])
+    if not path.is_file():  # a device or pipe: /dev/zero is one endless line
+        _fail([f"{path}: not a regular file; pass a `setpoint simulate` output folder or a decisions .jsonl file"])
     when = None
     if at is not None:
         try:
@@ -847,15 +851,30 @@ def explain(
                 when = parse_duration(at)
             except ValueError as exc:
                 _fail([f"--at: {exc}"])
-    records = [r for r in read_all_records(path) if controller is None or r.get("controller") == controller]
+    skipped: list[str] = []
+    records = [r for r in read_all_records(path, lambda f, n, why: skipped.append(f"{f}:{n}: {why}"))
+               if controller is None or r.get("controller") == controller]
+    if skipped:
+        more = f" (and {len(skipped) - 1} more such lines)" if len(skipped) > 1 else ""
+        if not records:
+            _fail([f"no decision records: {skipped[0]}{more}; is this a decisions .jsonl file?"])
+        typer.echo(f"setpoint: skipped {skipped[0]}{more}", err=True)
     records = select_records(records, target=target, at=when)
     if changes:
         records = [r for r in records if r.get("desired") != r.get("current")]
     if not records:
         typer.echo("no decision records match; drop --target, --at, --controller or --changes to see more", err=True)
         raise typer.Exit(1)
+    printed = 0
     for r in records[-limit:]:
-        typer.echo(_format_record(r))
+        try:
+            typer.echo(_format_record(r))
+            printed += 1
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:  # edited or another program's JSON
+            typer.echo(f"setpoint: skipped a record that is not a decision record ({type(exc).__name__}: {exc}): "
+                       f"{json.dumps(r)[:120]}", err=True)
+    if not printed:
+        raise typer.Exit(1)
 
 
 def _format_record(r: dict) -> str:
