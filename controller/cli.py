@@ -725,7 +725,7 @@ def backtest(
     from controller.errors import BacktestError
     from controller.policy import parse_duration
     from controller.policy.counterpart import hpa_counterpart, spec_differences
-    from controller.runtime.backtest import LOAD_ASSUMPTION, parse_time, stream_backtest
+    from controller.runtime.backtest import LOAD_ASSUMPTION, MAX_WINDOW_S, parse_time, stream_backtest
     from controller.runtime.reconciler import RuntimePolicy
     from simulators.backtest_report import Backtest, write_outputs
 
@@ -733,15 +733,25 @@ def backtest(
         _fail(["report.html needs matplotlib, which is not installed: pip install matplotlib, or pass --no-report"])
     labels = tuple(x.strip() for x in target_labels.split(","))
     now = time.time()
+    def option(name: str, parse, text: str):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+
     try:
-        step_s = parse_duration(step)
-        start_s, end_s = (parse_time(x, now, parse_duration) for x in (start, end))
+        step_s = option("--step", parse_duration, step)
+        start_s, end_s = (option(name, lambda x: parse_time(x, now, parse_duration), x)
+                          for name, x in (("--from", start), ("--to", end)))
         if len(labels) != 2 or not all(labels):
             raise ValueError(f"--target-labels: expected NAMESPACE_LABEL,NAME_LABEL, got {target_labels!r}")
         if step_s < 1 or step_s != int(step_s):
             raise ValueError(f"--step: expected whole seconds of at least 1s, got {step}")
         if not end_s > start_s:
             raise ValueError(f"--to must be after --from (got {start} .. {end})")
+        if end_s - start_s > MAX_WINDOW_S:
+            raise ValueError(f"--from .. --to: a window of at most {MAX_WINDOW_S / 86400:.0f} days, got "
+                             f"{(end_s - start_s) / 86400:,.0f} days ({start} .. {end})")
         config = PrometheusConfig.from_url(prometheus, timeout_s=prometheus_timeout, target_labels=labels)
     except ValueError as exc:
         _fail([str(exc)])
