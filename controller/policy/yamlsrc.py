@@ -175,6 +175,7 @@ class _BoundedLoader(yaml.SafeLoader):
         self._nodes = 0  # nodes composed in this document (aliases not expanded)
         self._done = 0  # values of the documents already read
         self._sizes: dict[int, int] = {}
+        self._aliased = False  # an alias was read: too many values may be a bomb
 
     def compose_document(self):  # noqa: ANN201 (PyYAML's signature)
         self._sizes, self._nodes = {}, 0
@@ -185,6 +186,7 @@ class _BoundedLoader(yaml.SafeLoader):
     def compose_node(self, parent, index):  # noqa: ANN001, ANN201 (PyYAML's signature)
         event = self.peek_event()
         if isinstance(event, AliasEvent):
+            self._aliased = True
             node = super().compose_node(parent, index)
             self._check(self._sizes.get(id(node), 1), event)  # a recursive alias is reported by the builder
             return node
@@ -204,9 +206,13 @@ class _BoundedLoader(yaml.SafeLoader):
 
     def _check(self, size: int, event) -> None:  # noqa: ANN001
         if self._done + size > MAX_VALUES:
+            # Without aliases it is only a long file (a cluster's HPAs for `setpoint import`): no bomb to suspect.
+            problem = (f"more than {MAX_VALUES:,} values once aliases are expanded (policy and scenario files hold a "
+                       "few hundred; an alias bomb?)" if self._aliased else
+                       f"more than {MAX_VALUES:,} values (policy and scenario files hold a few hundred; split a "
+                       "longer list of manifests into several files)")
             raise LimitExceeded("while expanding aliases" if isinstance(event, AliasEvent) else "while reading values",
-                                None, f"more than {MAX_VALUES:,} values once aliases are expanded (policy and "
-                                      "scenario files hold a few hundred; an alias bomb?)", event.start_mark)
+                                None, problem, event.start_mark)
 
 
 def _children(node: Node) -> list[Node]:
