@@ -193,6 +193,22 @@ def _fail(errors: list) -> None:
     raise typer.Exit(1)
 
 
+def _out_folder(out: Path) -> Path:
+    """``out``, created, or exit 1 saying why it cannot hold the results: checked before a run,
+    whose results would otherwise be lost after it finished."""
+    import os
+
+    if out.exists() and not out.is_dir():
+        _fail([f"--out: {out} is a file, not a folder; name a folder for the results"])
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _fail([f"--out: {out}: cannot create the folder: {exc.strerror or exc}"])
+    if not os.access(out, os.W_OK | os.X_OK):
+        _fail([f"--out: {out}: cannot write in this folder"])
+    return out
+
+
 def _one_policy(path: Path, shown: str | None = None):
     """The one scaling policy of ``path``; ``shown`` replaces its file name in what the results
     show (the bundled name, or the path relative to the working directory)."""
@@ -307,6 +323,7 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
     except ValueError as exc:
         _fail([str(exc)])
     check_fits(sc, runs, memory_limit(max_memory_bytes))
+    out_dir = _out_folder(out or Path("out") / sc.name)
     if not compiled_pays(sc, len(runs)):  # a short run: as fast on numpy, and nothing to compile first
         _numpy_unless_asked()
     console = Console(stderr=True)
@@ -338,7 +355,6 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
                 result, logs = run_simulation(sc, controllers, **options)
         except ValueError as exc:
             _fail([str(exc)])
-    out_dir = out or Path("out") / sc.name
     paths = write_outputs(result, logs, out_dir, sc.start_s, report=report)
     _print_scores(result)
     for kind, path in paths.items():
@@ -649,6 +665,11 @@ def tune(
         if overlap:
             _fail([f"--holdout: {overlap[0]} is also a training scenario; held-out scenarios must be others"])
         hpa = read_policy_base(hpa_policy or bundled_policy(DEFAULT_HPA_POLICY)) if max_violation_minutes is None else None
+        # where the tuned policy goes, checked before the search (it failed after it, the search's end lost)
+        folder = (out or Path(f"{policy.stem}-tuned.yaml")).absolute().parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            _fail([f"--out: {out or folder}: {'cannot write in' if folder.is_dir() else 'no such'} folder "
+                   f"{folder}; create it or name another file"])
         runner = Runner(CellStore(work / "cells"), seeds, jobs or os.cpu_count() or 1, ray_address_from(ray))
 
         def progress(t: dict) -> None:
@@ -755,6 +776,8 @@ def backtest(
         config = PrometheusConfig.from_url(prometheus, timeout_s=prometheus_timeout, target_labels=labels)
     except ValueError as exc:
         _fail([str(exc)])
+    if out is not None:
+        _out_folder(out)
     loaded = _one_policy(policy)
     other = None
     if compare == "hpa":
@@ -831,7 +854,7 @@ def explain(
         "--at", help="Only the last decision at or before this time (seconds, or 30m / 1h10m since the start).")] = None,
     controller: Annotated[Optional[str], typer.Option("--controller", "-c", help="Only this controller (policy, hpa).")] = None,
     changes: Annotated[bool, typer.Option("--changes", help="Only decisions that changed the replica count.")] = False,
-    limit: Annotated[int, typer.Option(help="Print at most this many records (the last ones).")] = 40,
+    limit: Annotated[int, typer.Option(min=1, help="Print at most this many records (the last ones).")] = 40,
 ) -> None:
     """Print decision records: for each target and cycle, every stage's number and the reason.
 

@@ -202,3 +202,16 @@ def test_read_records_reports_each_skipped_line(tmp_path):
     skipped = []
     assert len(list(read_records(path, lambda f, n, why: skipped.append((f.name, n, why))))) == 2
     assert skipped == [("decisions.jsonl", 2, "not JSON"), ("decisions.jsonl", 4, "a JSON list, not a record")]
+
+
+@pytest.mark.parametrize("limit", [pytest.param("0", id="zero"), pytest.param("-1", id="negative")])
+def test_explain_refuses_a_limit_below_one(tmp_path, limit):
+    """--limit 0 printed every record and --limit -1 all but the first (records[-limit:])."""
+    from typer.testing import CliRunner
+
+    from controller.cli import app
+
+    path = tmp_path / "decisions.jsonl"
+    path.write_bytes(GOOD * 3)
+    out = CliRunner().invoke(app, ["explain", str(path), "--limit", limit])
+    assert out.exit_code == 2 and "--limit" in out.output and "shop/web:" not in out.output

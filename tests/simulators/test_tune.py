@@ -122,6 +122,9 @@ def test_cli_tune_without_a_feasible_trial_exits_1_and_writes_nothing(scenarios,
                  "budget was tried; check the --set paths and ranges. The first: ", id="a-path-no-trial-can-apply"),
     # a grid of a billion cells per trial: 7.6 GB before a MemoryError
     pytest.param(["--seeds", "1000000000"], "--seeds: at most 100,000 seeds, got 1,000,000,000", id="billion-seeds"),
+    # the search ran to its end, then writing the tuned policy failed: No such file or directory
+    pytest.param(["-o", "/nonexistent-setpoint-folder/tuned.yaml"], "--out: /nonexistent-setpoint-folder/tuned.yaml: "
+                 "no such folder /nonexistent-setpoint-folder", id="out-in-a-missing-folder"),
 ])
 def test_cli_tune_bad_input_exits_1_saying_what_to_change(scenarios, tmp_path, capsys, extra, message):
     out = tmp_path / "tuned.yaml"
