@@ -193,6 +193,22 @@ def _fail(errors: list) -> None:
     raise typer.Exit(1)
 
 
+def _out_folder(out: Path) -> Path:
+    """``out``, created, or exit 1 saying why it cannot hold the results: checked before a run,
+    whose results would otherwise be lost after it finished."""
+    import os
+
+    if out.exists() and not out.is_dir():
+        _fail([f"--out: {out} is a file, not a folder; name a folder for the results"])
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _fail([f"--out: {out}: cannot create the folder: {exc.strerror or exc}"])
+    if not os.access(out, os.W_OK | os.X_OK):
+        _fail([f"--out: {out}: cannot write in this folder"])
+    return out
+
+
 def _one_policy(path: Path, shown: str | None = None):
     """The one scaling policy of ``path``; ``shown`` replaces its file name in what the results
     show (the bundled name, or the path relative to the working directory)."""
@@ -307,6 +323,7 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
     except ValueError as exc:
         _fail([str(exc)])
     check_fits(sc, runs, memory_limit(max_memory_bytes))
+    out_dir = _out_folder(out or Path("out") / sc.name)
     if not compiled_pays(sc, len(runs)):  # a short run: as fast on numpy, and nothing to compile first
         _numpy_unless_asked()
     console = Console(stderr=True)
@@ -338,7 +355,6 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
                 result, logs = run_simulation(sc, controllers, **options)
         except ValueError as exc:
             _fail([str(exc)])
-    out_dir = out or Path("out") / sc.name
     paths = write_outputs(result, logs, out_dir, sc.start_s, report=report)
     _print_scores(result)
     for kind, path in paths.items():
@@ -649,6 +665,11 @@ def tune(
         if overlap:
             _fail([f"--holdout: {overlap[0]} is also a training scenario; held-out scenarios must be others"])
         hpa = read_policy_base(hpa_policy or bundled_policy(DEFAULT_HPA_POLICY)) if max_violation_minutes is None else None
+        # where the tuned policy goes, checked before the search (it failed after it, the search's end lost)
+        folder = (out or Path(f"{policy.stem}-tuned.yaml")).absolute().parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            _fail([f"--out: {out or folder}: {'cannot write in' if folder.is_dir() else 'no such'} folder "
+                   f"{folder}; create it or name another file"])
         runner = Runner(CellStore(work / "cells"), seeds, jobs or os.cpu_count() or 1, ray_address_from(ray))
 
         def progress(t: dict) -> None:
@@ -669,6 +690,10 @@ def tune(
     from simulators.tune import tune_json
 
     (work / "tune.json").write_text(json.dumps(tune_json(result), indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    refused = [t for t in result.trials if "error" in t]
+    if result.trials and len(refused) == len(result.trials):  # not a budget to raise: the --set cannot apply
+        _fail([f"every one of the {len(refused)} trials was refused by the policy's rules, so no budget was "
+               f"tried; check the --set paths and ranges. The first: {refused[0]['error']}"])
     if result.best is None:
         _fail([f"no trial met the budget ({result.budget.describe()}) in {trials} trials; raise the budget, widen "
                f"the --set ranges or run more --trials"])
@@ -721,7 +746,7 @@ def backtest(
     from controller.errors import BacktestError
     from controller.policy import parse_duration
     from controller.policy.counterpart import hpa_counterpart, spec_differences
-    from controller.runtime.backtest import LOAD_ASSUMPTION, parse_time, stream_backtest
+    from controller.runtime.backtest import LOAD_ASSUMPTION, MAX_WINDOW_S, parse_time, stream_backtest
     from controller.runtime.reconciler import RuntimePolicy
     from simulators.backtest_report import Backtest, write_outputs
 
@@ -729,18 +754,30 @@ def backtest(
         _fail(["report.html needs matplotlib, which is not installed: pip install matplotlib, or pass --no-report"])
     labels = tuple(x.strip() for x in target_labels.split(","))
     now = time.time()
+    def option(name: str, parse, text: str):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+
     try:
-        step_s = parse_duration(step)
-        start_s, end_s = (parse_time(x, now, parse_duration) for x in (start, end))
+        step_s = option("--step", parse_duration, step)
+        start_s, end_s = (option(name, lambda x: parse_time(x, now, parse_duration), x)
+                          for name, x in (("--from", start), ("--to", end)))
         if len(labels) != 2 or not all(labels):
             raise ValueError(f"--target-labels: expected NAMESPACE_LABEL,NAME_LABEL, got {target_labels!r}")
         if step_s < 1 or step_s != int(step_s):
             raise ValueError(f"--step: expected whole seconds of at least 1s, got {step}")
         if not end_s > start_s:
             raise ValueError(f"--to must be after --from (got {start} .. {end})")
+        if end_s - start_s > MAX_WINDOW_S:
+            raise ValueError(f"--from .. --to: a window of at most {MAX_WINDOW_S / 86400:.0f} days, got "
+                             f"{(end_s - start_s) / 86400:,.0f} days ({start} .. {end})")
         config = PrometheusConfig.from_url(prometheus, timeout_s=prometheus_timeout, target_labels=labels)
     except ValueError as exc:
         _fail([str(exc)])
+    if out is not None:
+        _out_folder(out)
     loaded = _one_policy(policy)
     other = None
     if compare == "hpa":
@@ -817,7 +854,7 @@ def explain(
         "--at", help="Only the last decision at or before this time (seconds, or 30m / 1h10m since the start).")] = None,
     controller: Annotated[Optional[str], typer.Option("--controller", "-c", help="Only this controller (policy, hpa).")] = None,
     changes: Annotated[bool, typer.Option("--changes", help="Only decisions that changed the replica count.")] = False,
-    limit: Annotated[int, typer.Option(help="Print at most this many records (the last ones).")] = 40,
+    limit: Annotated[int, typer.Option(min=1, help="Print at most this many records (the last ones).")] = 40,
 ) -> None:
     """Print decision records: for each target and cycle, every stage's number and the reason.
 
@@ -828,12 +865,16 @@ def explain(
     the combined, stabilized and limited counts.
     """
     from controller.policy import parse_duration
+    import json
+
     from controller.runtime.records import read_all_records, select_records
 
     path = source / "decisions.jsonl" if source.is_dir() else source
     if not path.exists():
         _fail([f"{source}: no decisions.jsonl here; pass a `setpoint simulate` output folder or the --records "
                f"file of `setpoint run`"])
+    if not path.is_file():  # a device or pipe: /dev/zero is one endless line
+        _fail([f"{path}: not a regular file; pass a `setpoint simulate` output folder or a decisions .jsonl file"])
     when = None
     if at is not None:
         try:
@@ -843,15 +884,30 @@ def explain(
                 when = parse_duration(at)
             except ValueError as exc:
                 _fail([f"--at: {exc}"])
-    records = [r for r in read_all_records(path) if controller is None or r.get("controller") == controller]
+    skipped: list[str] = []
+    records = [r for r in read_all_records(path, lambda f, n, why: skipped.append(f"{f}:{n}: {why}"))
+               if controller is None or r.get("controller") == controller]
+    if skipped:
+        more = f" (and {len(skipped) - 1} more such lines)" if len(skipped) > 1 else ""
+        if not records:
+            _fail([f"no decision records: {skipped[0]}{more}; is this a decisions .jsonl file?"])
+        typer.echo(f"setpoint: skipped {skipped[0]}{more}", err=True)
     records = select_records(records, target=target, at=when)
     if changes:
         records = [r for r in records if r.get("desired") != r.get("current")]
     if not records:
         typer.echo("no decision records match; drop --target, --at, --controller or --changes to see more", err=True)
         raise typer.Exit(1)
+    printed = 0
     for r in records[-limit:]:
-        typer.echo(_format_record(r))
+        try:
+            typer.echo(_format_record(r))
+            printed += 1
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:  # edited or another program's JSON
+            typer.echo(f"setpoint: skipped a record that is not a decision record ({type(exc).__name__}: {exc}): "
+                       f"{json.dumps(r)[:120]}", err=True)
+    if not printed:
+        raise typer.Exit(1)
 
 
 def _format_record(r: dict) -> str:

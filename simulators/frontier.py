@@ -141,6 +141,11 @@ def retargeted(hpa: LoadedPolicy, target_pct: float) -> LoadedPolicy:
     return replace(hpa, name=name, params=replace(hpa.params, name=name, metrics=metrics))
 
 
+#: Most CPU targets of a frontier: 1000 were accepted, a run of the hpa preset each (a simulation
+#: of 20 minutes still running after a minute).
+MAX_TARGETS = 100
+
+
 def parse_targets(text: str) -> list[float]:
     """``"40,50,60"`` -> [40.0, 50.0, 60.0]; ValueError naming the bad item. Each in (0, 1000]."""
     out = []
@@ -155,6 +160,9 @@ def parse_targets(text: str) -> list[float]:
         out.append(value)
     if not out:
         raise ValueError("--frontier-targets: expected at least one target")
+    if len(set(out)) > MAX_TARGETS:  # each is a whole run of the hpa preset
+        raise ValueError(f"--frontier-targets: at most {MAX_TARGETS} targets (each is one more run of the hpa "
+                         f"preset), got {len(set(out)):,}")
     return sorted(set(out))
 
 

@@ -344,6 +344,10 @@ def _read_trace(path: str, mtime: float) -> Trace:
         times = np.array(stamps, dtype="datetime64[s]").astype(np.int64).astype(np.float64)
     except ValueError:  # find the row
         times = np.array([_parse_stamp(s, p, n) for s, n in zip(stamps, numbers)])
+    nat = np.flatnonzero(times == float(np.iinfo(np.int64).min))  # "NaT" parses, as the smallest int64
+    if nat.size:
+        n = numbers[int(nat[0])]
+        raise _csv_error(p, n, f"timestamp must be ISO-8601 UTC such as 2020-01-01T00:00:00Z, got {stamps[int(nat[0])][:40] + 'Z'!r}")
     steps = np.diff(times)
     if (steps <= 0).any():
         bad = numbers[int(np.flatnonzero(steps <= 0)[0]) + 1]
@@ -417,6 +421,9 @@ class TraceReplay(Shape):
                                         f"the window), got {self.history_s:g}"))
         if self.duration_s is not None and self.duration_s <= 0:
             errors.append(("duration_s", f"must be > 0, got {self.duration_s:g}"))
+        if not errors and not self.window[0].size:  # a window shorter than the clock's resolution
+            errors.append(("duration_s", f"the window of {self.trace.name} ({self.duration_s:g}s from offset "
+                                         f"{self.start_offset_s:g}s) holds no row of the trace: replay a longer one"))
         if not errors and self.peak_rps is not None and not self.window[1].any():
             errors.append(("peak_rps", f"the replayed window of {self.trace.name} is all 0: nothing to scale to a peak"))
         if errors:
@@ -433,7 +440,8 @@ class TraceReplay(Shape):
         rel, rates = tr.times_s[keep] - start, tr.rates_rps[keep]
         scale = self.multiplier
         if self.peak_rps is not None:  # the window's peak, history excluded
-            peak = float(rates[rel + tr.interval_s > 0].max())
+            inside = rates[rel + tr.interval_s > 0]
+            peak = float(inside.max()) if inside.size else 0.0
             scale = self.peak_rps / peak if peak > 0 else 0.0
         return rel, rates * scale
 

@@ -48,6 +48,12 @@ RECORD_ARRAYS = 14.0
 #: Per service and controller while it runs: the simulated cluster's pod slots and aggregates,
 #: the reconciler's per-target state.
 SERVICE_BYTES = 16 * 1024
+#: Per pod slot (services x the largest maxPods plus rollout surge) and controller: the cluster's
+#: 13 (S, K) slot arrays (83 B) and the (S, K) temporaries of building and stepping them. Measured
+#: about 82 B per slot (10,000 services x maxPods 1000, 1,250 slots each: 2.7 GB peak RSS for the
+#: policy and fixed-max, 10 minutes); rounded up. Counted when more than SERVICE_BYTES per service
+#: (about 130 slots: maxPods over 100), which covers the slots of the usual maxPods.
+POD_SLOT_BYTES = 120
 #: (T, S) float64 arrays of a kept trajectory: its 8 signals, its violation mask, its scoring.
 ARRAYS_PER_CONTROLLER = 10.0
 #: (T, S) copies made while scoring kept trajectories in batch (latency and load as float,
@@ -96,13 +102,15 @@ def kept_trajectory(ticks: int, services: int, keep_trajectories: bool | None = 
 
 def estimate_peak_bytes(ticks: int, services: int, controllers: Sequence[ControllerShape], *, tick_s: float,
                         metrics_window_s: float, keep_records: bool = True,
-                        keep_trajectories: bool | None = None) -> int:
-    """Peak memory (bytes) of simulating ``ticks`` x ``services`` under ``controllers``."""
+                        keep_trajectories: bool | None = None, pod_slots: int = 0) -> int:
+    """Peak memory (bytes) of simulating ``ticks`` x ``services`` under ``controllers``;
+    ``pod_slots``: services x the most pod slots of one (the cluster's (S, K) arrays)."""
     S = float(services)
     chunk = float(min(CHUNK_TICKS, max(ticks, 1)))
     record = float(min(RECORD_TICKS, max(ticks, 1)))
     # the controllers run in lockstep (runner.run_controllers): one chunk of load, each its own buffers
-    running = 8.0 * S * chunk * CHUNK_ARRAYS + len(controllers) * (8.0 * S * record * RECORD_ARRAYS + S * SERVICE_BYTES)
+    state = max(S * SERVICE_BYTES, float(pod_slots) * POD_SLOT_BYTES)  # the slots, once they outgrow the rest
+    running = 8.0 * S * chunk * CHUNK_ARRAYS + len(controllers) * (8.0 * S * record * RECORD_ARRAYS + state)
     kept = 0.0
     if kept_trajectory(ticks, services, keep_trajectories):
         cells = float(ticks) * S
@@ -131,9 +139,11 @@ def estimate_peak_bytes(ticks: int, services: int, controllers: Sequence[Control
 def scenario_peak_bytes(scenario: Scenario, controllers: Sequence, keep_records: bool = True,
                         keep_trajectories: bool | None = None) -> int:
     """:func:`estimate_peak_bytes` for a compiled scenario and runner.ControllerSpecs."""
-    return estimate_peak_bytes(scenario.tick_count, len(scenario.cluster.services), controller_shapes(controllers),
+    services = scenario.cluster.services
+    return estimate_peak_bytes(scenario.tick_count, len(services), controller_shapes(controllers),
                                tick_s=scenario.tick_s, metrics_window_s=scenario.metrics_window_s,
-                               keep_records=keep_records, keep_trajectories=keep_trajectories)
+                               keep_records=keep_records, keep_trajectories=keep_trajectories,
+                               pod_slots=len(services) * max((s.slots for s in services), default=0))
 
 
 # --------------------------------------------------------------------------- the limit
@@ -234,5 +244,5 @@ def check_fits(scenario: Scenario, controllers: Sequence, limit: MemoryLimit, ke
         f"this simulation needs about {format_bytes(need)} of memory ({_count(ticks, 'tick')} x "
         f"{_count(services, 'service')} x {_count(len(controllers), 'controller')}), "
         f"more than the limit of {format_bytes(limit.bytes)} ({limit.source}); "
-        f"shorten spec.duration, raise spec.tick, use fewer services or baselines"
+        f"shorten spec.duration, raise spec.tick, use fewer services or baselines or a lower maxPods"
         f"{', or raise --max-memory' if 'max-memory' in limit.source else ''}"))])

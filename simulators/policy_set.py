@@ -34,6 +34,9 @@ from controller.policy.yamlsrc import read_documents, read_yaml_file
 
 #: Most values one ``--set`` may expand to (a typo such as 1..1000000:1 is refused, not run).
 MAX_VALUES_PER_SET = 1000
+#: Most combinations of several ``--set`` (each a policy validated before anything runs): three
+#: settings of 1000 values each would be a billion variants, built in memory.
+MAX_COMBINATIONS = 10_000
 _RANGE = re.compile(r"^(?P<lo>[^.,:][^,:]*?)\.\.(?P<hi>[^,:]+?)(?::(?P<step>[^,:]+))?$")
 _PATH_PART = re.compile(r'\.?([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\["([^"]+)"\]')
 
@@ -283,6 +286,11 @@ def grid(settings: Sequence[Setting]) -> list[tuple[tuple[Setting, Any], ...]]:
     for i, p in enumerate(paths):
         if p in paths[:i]:
             raise SetError([FieldError("--set", None, format_path(p), "set twice; give each path once")])
+    counts = [len(s.values) for s in settings]
+    if math.prod(counts) > MAX_COMBINATIONS:
+        raise SetError([FieldError("--set", None, "", f"{' x '.join(map(str, counts))} = {math.prod(counts):,} "
+                                                      f"combinations of the --set values, more than {MAX_COMBINATIONS:,}; "
+                                                      "use fewer values or larger steps")])
     return [tuple(zip(settings, combo)) for combo in itertools.product(*(s.values for s in settings))]
 
 

@@ -90,6 +90,9 @@ MAX_RPS = 1e9
 #: Services after expanding ``count``; pods per service.
 MAX_SERVICES = 10_000
 MAX_PODS = 1000
+#: MiB a memory leak may add to a pod per tick: what takes a pod from its working set to its
+#: memory limit (OOM), so that a container is restarted at most once per tick.
+MAX_LEAK_MIB_PER_TICK = ServiceConfig.memory_limit_mib - ServiceConfig.memory_base_mib
 
 
 def SimDuration(*, gt: float | None = None, ge: float | None = 0.0, le: float = MAX_DURATION_S):
@@ -447,6 +450,13 @@ def _cross_field_errors(spec: ScenarioSpec) -> list[tuple[tuple, str]]:
             errors.append((("spec", "faults", i, "at"), f"must be before the end of the scenario ({spec.duration:g}s), got {f.at:g}s"))
         if f.kind == "node-loss" and spec.nodes is None:
             errors.append((("spec", "faults", i, "kind"), "node-loss needs spec.nodes (the cluster's node capacity)"))
+        if f.kind == "memory-leak" and f.mib_per_second > MAX_LEAK_MIB_PER_TICK / spec.tick:
+            # Faster, a container would be OOM-killed and restarted several times per tick (the
+            # engine settles every restart within the tick: thousands per tick never finish).
+            errors.append((("spec", "faults", i, "mibPerSecond"),
+                           f"must be at most {MAX_LEAK_MIB_PER_TICK / spec.tick:g} with a {spec.tick:g}s tick (a pod "
+                           f"must run at least one tick before the leak takes it the {MAX_LEAK_MIB_PER_TICK:g} MiB "
+                           f"from its working set to its memory limit), got {f.mib_per_second:g}"))
     if spec.tick > spec.duration:
         errors.append((("spec", "tick"), f"must be at most the duration ({spec.duration:g}s), got {spec.tick:g}s"))
     total = sum(s.count for s in spec.services)

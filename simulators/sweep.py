@@ -22,8 +22,10 @@ import gc
 import hashlib
 import itertools
 import json
+import math
 import multiprocessing
 import os
+import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -40,6 +42,9 @@ from simulators.result import shown_path
 
 #: Bump when what a cell computes changes, so stored cells of an older Setpoint are re-run.
 CELL_FORMAT = 1
+#: Most cells of one grid (scenarios x variants x seeds): each is a simulation, and the grid's
+#: cells are built in memory before the first runs (a billion seeds took all memory).
+MAX_CELLS = 100_000
 #: The variant kind of the hpa preset re-targeted to a CPU utilization (HPA's frontier).
 HPA_KIND = "hpa"
 POLICY_KIND = "policy"
@@ -140,6 +145,9 @@ class Grid:
     variants: tuple[Variant, ...]
     seeds: int = 1  # per scenario: its own seed, then seed + 1, ...
 
+    def __post_init__(self):
+        check_grid_size(len(self.scenarios), len(self.variants), self.seeds)
+
     def seeds_of(self, scenario: ScenarioInput) -> list[int]:
         return [scenario.seed + k for k in range(self.seeds)]
 
@@ -147,6 +155,18 @@ class Grid:
         """Every cell, scenario by scenario, seed by seed, variant by variant."""
         return [Cell(s.name, v.name, seed, cell_payload(s, v, seed), s.work)
                 for s in self.scenarios for seed in self.seeds_of(s) for v in self.variants]
+
+
+def check_grid_size(scenarios: int, variants: int, seeds: int) -> None:
+    """SweepError naming --seeds (or the grid) when scenarios x variants x seeds > MAX_CELLS."""
+    cells = scenarios * variants * seeds
+    if seeds > MAX_CELLS:
+        raise SweepError([FieldError("--seeds", None, "", f"at most {MAX_CELLS:,} seeds, got {seeds:,}")])
+    if cells > MAX_CELLS:
+        raise SweepError([FieldError("--seeds" if seeds > 1 else "sweep", None, "",
+                                     f"{scenarios:,} scenario(s) x {variants:,} variant(s) x {seeds:,} seed(s) = "
+                                     f"{cells:,} cells, more than {MAX_CELLS:,}; use fewer seeds, --set values "
+                                     "or scenarios")])
 
 
 def build_grid(scenarios: Sequence[str], policies: Sequence[str | Path], settings: Sequence[str], *, seeds: int = 1,
@@ -159,6 +179,7 @@ def build_grid(scenarios: Sequence[str], policies: Sequence[str | Path], setting
 
     if seeds < 1:
         raise SweepError([FieldError("--seeds", None, "", f"must be at least 1, got {seeds}")])
+    check_grid_size(len(scenarios), 1, seeds)  # before reading anything; the whole grid once it is known
     if not scenarios:
         raise SweepError([FieldError("SCENARIO", None, "", "give at least one scenario (a file or a bundled name)")])
     parsed = [parse_setting(t) for t in settings]
@@ -210,22 +231,47 @@ def run_cell(payload: dict) -> dict:
 
 
 class CellStore:
-    """Finished cells, one JSON file each under ``folder`` (created), written atomically."""
+    """Finished cells, one JSON file each under ``folder`` (created), written atomically.
 
-    def __init__(self, folder: str | Path):
+    A stored file that cannot be read back as a cell (truncated, edited, another program's) is
+    not overwritten: it is renamed to ``KEY.json.unreadable`` (``.unreadable.1``, ... if taken),
+    ``note`` is told what was wrong and where the file went, and the cell runs again.
+    """
+
+    def __init__(self, folder: str | Path, note: Callable[[str], None] | None = None):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.note = note or (lambda message: print(f"setpoint: {message}", file=sys.stderr))
 
     def path(self, key: str) -> Path:
         return self.folder / f"{key}.json"
 
     def get(self, key: str) -> dict | None:
-        """The stored record, or None (also for an unreadable one, which is then re-run)."""
+        """The stored record, or None: not stored, or unreadable (set aside, then re-run)."""
+        path = self.path(key)
         try:
-            record = json.loads(self.path(key).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
             return None
-        return record if isinstance(record, dict) and "scores" in record else None
+        except (OSError, ValueError) as exc:  # ValueError: not UTF-8, not JSON
+            return self._set_aside(path, f"{exc.strerror or exc}" if isinstance(exc, OSError) else f"not JSON ({exc})")
+        problem = record_problem(record)
+        return record if problem is None else self._set_aside(path, problem)
+
+    def _set_aside(self, path: Path, problem: str) -> None:
+        kept = path.with_name(f"{path.name}.unreadable")
+        n = 0
+        while kept.exists():
+            n += 1
+            kept = path.with_name(f"{path.name}.unreadable.{n}")
+        try:
+            os.replace(path, kept)
+        except OSError as exc:
+            self.note(f"{shown_path(path)}: unreadable stored cell ({problem}) and it cannot be renamed "
+                      f"({exc.strerror or exc}); running the cell again")
+            return None
+        self.note(f"{shown_path(path)}: unreadable stored cell ({problem}); kept as {kept.name}, running the cell again")
+        return None
 
     def put(self, cell: Cell, outcome: dict) -> None:
         record = {"key": cell.key, "scenario": cell.scenario, "variant": cell.variant, "seed": cell.seed, **outcome}
@@ -233,6 +279,29 @@ class CellStore:
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(record, indent=1, allow_nan=False) + "\n", encoding="utf-8")
         os.replace(tmp, target)
+
+
+def record_problem(record: object) -> str | None:
+    """What makes a stored cell unusable by the merge, or None: its scores must be there, numbers."""
+    from simulators.score import SCORE_KEYS
+
+    if not isinstance(record, dict):
+        return f"expected a JSON object, got {type(record).__name__}"
+    scores = record.get("scores")
+    if not isinstance(scores, dict):
+        return "no scores object"
+    for key in SCORE_KEYS:
+        value = scores.get(key)
+        if key == "mitigation_seconds":
+            if not isinstance(value, dict) or not all(v is None or _finite(v) for v in value.values()):
+                return f"scores.{key}: expected an object of seconds or nulls"
+        elif not _finite(value):
+            return f"scores.{key}: expected a number, got {json.dumps(value)[:40]}"
+    return None
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # --- executors ---------------------------------------------------------------------------------------

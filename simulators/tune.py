@@ -28,7 +28,8 @@ from simulators.policy_set import (PolicyBase, Range, SetError, Setting, apply_s
                                    short_names)
 from simulators.result import FrontierPoint
 from simulators.score import DECIMALS
-from simulators.sweep import (HPA_KIND, CellStore, Grid, ScenarioInput, SweepError, Variant, hpa_variants, local_pool, run_grid)
+from simulators.sweep import (HPA_KIND, CellStore, Grid, ScenarioInput, SweepError, Variant, check_grid_size, hpa_variants,
+                              local_pool, run_grid)
 
 #: Default search: each metric's target from this fraction of the policy's to this one.
 TARGET_SPAN = (0.6, 1.4)
@@ -189,6 +190,7 @@ class Runner:
     """Runs variants on scenarios x seeds through the sweep runner; means over seeds."""
 
     def __init__(self, store: CellStore, seeds: int, jobs: int, ray_address: str | None):
+        check_grid_size(1, 1, seeds)  # before the first trial: its grid of cells is built in memory
         self.store, self.seeds, self.jobs, self.ray_address = store, seeds, jobs, ray_address
         self.pool = None  # local worker processes, started on first need, kept across trials
 

@@ -23,11 +23,14 @@ from dataclasses import dataclass, field
 import yaml
 
 from controller.core.scaling.params import DEFAULT_TOLERANCE
-from controller.policy.durations import format_duration, format_number
+from controller.policy.durations import describe_value, format_duration, format_number
 from controller.policy.yamlsrc import YamlDocument, read_documents
 
 HPA_KIND = "HorizontalPodAutoscaler"
 KEDA_KIND = "ScaledObject"
+#: API versions read (v2beta2 has v2's fields; an object without apiVersion is read as v2).
+HPA_VERSIONS = ("autoscaling/v1", "autoscaling/v2", "autoscaling/v2beta2")
+KEDA_VERSION = "keda.sh/v1alpha1"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 HPA_DEFAULT_V1_CPU = 80  # autoscaling/v1 without targetCPUUtilizationPercentage
 KEDA_DEFAULT_MIN, KEDA_DEFAULT_MAX = 0, 100
@@ -364,6 +367,9 @@ class _Conversion:
             raise ConversionProblem(("apiVersion",), "autoscaling/v2beta1 is not read (its metric fields differ): "
                                                      "read the HPA back as v2 with kubectl get hpa NAME -o yaml, "
                                                      "or convert it to autoscaling/v2")
+        if version not in HPA_VERSIONS:  # another API's fields would be read as v2's
+            raise ConversionProblem(("apiVersion",), f"expected {', '.join(HPA_VERSIONS[:-1])} or {HPA_VERSIONS[-1]}, "
+                                                     f"got {describe_value(obj.get('apiVersion'))}")
         if version == "autoscaling/v1" or "targetCPUUtilizationPercentage" in spec:
             percent = spec.get("targetCPUUtilizationPercentage", HPA_DEFAULT_V1_CPU)
             metrics_in = [{"type": "Resource", "resource": {"name": "cpu", "target": {
@@ -391,6 +397,9 @@ class _Conversion:
 
     def keda(self) -> Converted:
         obj = self.obj
+        version = obj.get("apiVersion", KEDA_VERSION)
+        if version != KEDA_VERSION:
+            raise ConversionProblem(("apiVersion",), f"expected {KEDA_VERSION}, got {describe_value(version)}")
         spec = _dict(obj, ("spec",))
         kind, workload = self._target(("spec", "scaleTargetRef"))
         low, high = self._replicas(spec.get("minReplicaCount"), spec.get("maxReplicaCount", KEDA_DEFAULT_MAX),

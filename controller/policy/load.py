@@ -137,8 +137,11 @@ def policy_files(paths: Iterable[str | Path]) -> tuple[list[Path], PolicyCheck]:
     seen: set[Path] = set()
     for path in map(Path, paths):
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix in POLICY_SUFFIXES and p.is_file())
-            if not found:
+            entries = sorted(p for p in path.iterdir() if p.suffix in POLICY_SUFFIXES)
+            found = [p for p in entries if p.is_file()]
+            broken = [p for p in entries if p.is_symlink() and not p.exists()]  # silently skipped before
+            check.errors += [FieldError(str(link), None, "", "a broken or looping symbolic link") for link in broken]
+            if not found and not broken:
                 check.errors.append(FieldError(str(path), None, "", "no *.yaml or *.yml files in this folder"))
         elif path.exists():
             found = [path]

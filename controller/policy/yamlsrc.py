@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import codecs
 import os
+import select
+import stat
 from dataclasses import dataclass, field
 
 import yaml
@@ -28,6 +30,8 @@ MAX_DEPTH = 64
 #: Most values (scalars, mappings, lists) in one file once aliases are expanded. The largest
 #: bundled file has about 250.
 MAX_VALUES = 20_000
+#: Longest wait for a writer of a named pipe given as a file (a policy piped in by a script).
+FIFO_WAIT_S = 10.0
 
 Path = tuple  # a field path: mapping keys (str) and list indexes (int)
 
@@ -64,10 +68,20 @@ class YamlDocument:
 
 
 def read_yaml_file(path: str | os.PathLike[str]) -> tuple[str | None, YamlProblem | None]:
-    """The text of a YAML file, or why it cannot be read. Never reads more than MAX_FILE_BYTES + 1 bytes."""
+    """The text of a YAML file, or why it cannot be read. Never reads more than MAX_FILE_BYTES + 1 bytes.
+
+    A named pipe is opened without blocking and read once something is written to it (as
+    ``<(kubectl ...)`` does), but not waited on for longer than FIFO_WAIT_S: open() of a pipe
+    that nothing writes to would block forever.
+    """
     try:
-        with open(path, "rb") as stream:
-            size = os.fstat(stream.fileno()).st_size
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with open(fd, "rb") as stream:
+            if stat.S_ISFIFO(os.fstat(fd).st_mode) and not _written_to(fd):
+                return None, YamlProblem(None, (), f"cannot read: nothing was written to this named pipe within "
+                                                   f"{FIFO_WAIT_S:g} s")
+            os.set_blocking(fd, True)
+            size = os.fstat(fd).st_size
             data = b"" if size > MAX_FILE_BYTES else stream.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         return None, YamlProblem(None, (), f"cannot read: {exc.strerror or exc}")
@@ -75,6 +89,13 @@ def read_yaml_file(path: str | os.PathLike[str]) -> tuple[str | None, YamlProble
     if size > MAX_FILE_BYTES:
         return None, _too_large(size)
     return decode_yaml_bytes(data)
+
+
+def _written_to(fd: int) -> bool:
+    """Whether a writer of the pipe ``fd`` wrote or closed within FIFO_WAIT_S."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(FIFO_WAIT_S * 1000))
 
 
 def decode_yaml_bytes(data: bytes) -> tuple[str | None, YamlProblem | None]:
@@ -154,6 +175,7 @@ class _BoundedLoader(yaml.SafeLoader):
         self._nodes = 0  # nodes composed in this document (aliases not expanded)
         self._done = 0  # values of the documents already read
         self._sizes: dict[int, int] = {}
+        self._aliased = False  # an alias was read: too many values may be a bomb
 
     def compose_document(self):  # noqa: ANN201 (PyYAML's signature)
         self._sizes, self._nodes = {}, 0
@@ -164,6 +186,7 @@ class _BoundedLoader(yaml.SafeLoader):
     def compose_node(self, parent, index):  # noqa: ANN001, ANN201 (PyYAML's signature)
         event = self.peek_event()
         if isinstance(event, AliasEvent):
+            self._aliased = True
             node = super().compose_node(parent, index)
             self._check(self._sizes.get(id(node), 1), event)  # a recursive alias is reported by the builder
             return node
@@ -183,9 +206,13 @@ class _BoundedLoader(yaml.SafeLoader):
 
     def _check(self, size: int, event) -> None:  # noqa: ANN001
         if self._done + size > MAX_VALUES:
+            # Without aliases it is only a long file (a cluster's HPAs for `setpoint import`): no bomb to suspect.
+            problem = (f"more than {MAX_VALUES:,} values once aliases are expanded (policy and scenario files hold a "
+                       "few hundred; an alias bomb?)" if self._aliased else
+                       f"more than {MAX_VALUES:,} values (policy and scenario files hold a few hundred; split a "
+                       "longer list of manifests into several files)")
             raise LimitExceeded("while expanding aliases" if isinstance(event, AliasEvent) else "while reading values",
-                                None, f"more than {MAX_VALUES:,} values once aliases are expanded (policy and "
-                                      "scenario files hold a few hundred; an alias bomb?)", event.start_mark)
+                                None, problem, event.start_mark)
 
 
 def _children(node: Node) -> list[Node]:

@@ -47,6 +47,12 @@ REPLICAS_QUERIES = {"Deployment": 'max by (namespace, deployment) (kube_deployme
 
 # --- time ---------------------------------------------------------------------------------------
 
+#: Largest epoch time (the end of year 9999, what ISO 8601 and Python datetimes hold).
+MAX_EPOCH_S = 253402300799.0
+#: Longest backtest window: longer than any Prometheus retention in use, and a bound on the range
+#: queries planned (a window of 1e18 s planned billions of them: 7.8 GB before a MemoryError).
+MAX_WINDOW_S = 400 * 86400.0
+
 _RELATIVE = re.compile(r"^now(?:-(?P<ago>[0-9a-z.]+))?$")
 
 
@@ -59,9 +65,13 @@ def parse_time(text: str, now_s: float, parse_duration: Callable[[str], float]) 
         ago = match.group("ago")
         return now_s - (parse_duration(ago) if ago else 0.0)
     try:
-        return float(text)
+        epoch = float(text)
     except ValueError:
         pass
+    else:
+        if not 0 <= epoch <= MAX_EPOCH_S:  # nan, inf, 1e400, or beyond what a datetime holds
+            raise ValueError(f"expected epoch seconds between 0 and {MAX_EPOCH_S:.0f} (year 9999), got {text!r}")
+        return epoch
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import IO, Iterable, Iterator
+from typing import IO, Callable, Iterable, Iterator
 
 from controller.model import DecisionRecord, jsonable
 
@@ -97,23 +97,46 @@ def _ends_with_newline(path: Path) -> bool:
         return fh.read(1) == b"\n"
 
 
-def read_records(path: str | Path) -> Iterator[dict]:
-    """Yield records from a JSON-lines file, skipping a line torn by a crash."""
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                continue
+#: Longest line read as a record (one is about 1 KiB): a longer one is skipped, never held whole.
+MAX_RECORD_BYTES = 1 << 20
+
+#: on_skip(file, line number, why) for each line that is not a record.
+OnSkip = Callable[[Path, int, str], None]
 
 
-def read_all_records(path: str | Path) -> Iterator[dict]:
+def read_records(path: str | Path, on_skip: OnSkip | None = None) -> Iterator[dict]:
+    """Yield records from a JSON-lines file. A line that is not a JSON object (torn by a crash,
+    or a file that is not a record file) is skipped and passed to ``on_skip``."""
+    path = Path(path)
+    with open(path, "rb") as fh:
+        number = 0
+        while raw := fh.readline(MAX_RECORD_BYTES + 1):
+            number += 1
+            why = None
+            if len(raw) > MAX_RECORD_BYTES:
+                while raw and not raw.endswith(b"\n"):  # drop the rest of the line
+                    raw = fh.readline(MAX_RECORD_BYTES)
+                why = f"a line of more than {MAX_RECORD_BYTES:,} bytes"
+            elif not (line := raw.strip()):
+                continue
+            else:
+                try:
+                    record = json.loads(line.decode("utf-8", errors="replace"))
+                except (ValueError, RecursionError):  # RecursionError: thousands of nested [[[
+                    why = "not JSON"
+                else:
+                    if isinstance(record, dict):
+                        yield record
+                        continue
+                    why = f"a JSON {type(record).__name__}, not a record"
+            if on_skip is not None:
+                on_skip(path, number, why)
+
+
+def read_all_records(path: str | Path, on_skip: OnSkip | None = None) -> Iterator[dict]:
     """Records of the current file and its rotated predecessors, oldest first."""
     for f in record_files(path):
-        yield from read_records(f)
+        yield from read_records(f, on_skip)
 
 
 def select_records(records: Iterable[dict], target: str | None = None, at: float | None = None,
@@ -127,7 +150,8 @@ def select_records(records: Iterable[dict], target: str | None = None, at: float
             return False
         if target and r.get("target") != target and str(r.get("target", "")).rsplit("/", 1)[-1] != target:
             return False
-        return at is None or r.get("at", 0) <= at
+        when = r.get("at", 0)
+        return at is None or isinstance(when, (int, float)) and when <= at
 
     chosen = [r for r in records if matches(r)]
     if at is None:

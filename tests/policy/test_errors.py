@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 
+from pathlib import Path
+
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -317,6 +319,22 @@ def test_unreadable_files(tmp_path, content, message):
 def test_empty_folder(tmp_path):
     (error,) = check_policies([tmp_path]).errors
     assert error.message == "no *.yaml or *.yml files in this folder"
+
+
+@pytest.mark.parametrize("links, others", [
+    pytest.param({"broken.yaml": "nowhere.yaml"}, True, id="dangling-beside-a-policy"),
+    pytest.param({"loop1.yaml": "loop2.yaml", "loop2.yaml": "loop1.yaml"}, True, id="loop-beside-a-policy"),
+    pytest.param({"broken.yml": "nowhere.yml"}, False, id="dangling-alone"),
+])
+def test_a_broken_symlink_in_a_folder_is_an_error_not_skipped(tmp_path, links, others):
+    """A ConfigMap key whose link broke was skipped: the folder validated without the policy."""
+    if others:
+        write(tmp_path, "a.yaml", BASE)
+    for name, target in links.items():
+        (tmp_path / name).symlink_to(tmp_path / target)
+    check = check_policies([tmp_path])
+    assert sorted((Path(e.file).name, e.message) for e in check.errors) == sorted(
+        (name, "a broken or looping symbolic link") for name in links)
 
 
 # Any YAML value anywhere: a PolicyError or a policy, never another exception.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.policy.yamlsrc import MAX_DEPTH, MAX_FILE_BYTES
+from controller.policy.yamlsrc import FIFO_WAIT_S, MAX_DEPTH, MAX_FILE_BYTES
 from tests.policy.helpers import BASE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -152,6 +152,31 @@ def test_a_policy_at_every_bound_validates_and_simulates(tmp_path):
                    "--out", tmp_path / "out", timeout_s=4 * TIMEOUT_S)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "out" / "result.json").exists()
+
+
+@pytest.mark.parametrize("command", [
+    pytest.param(("validate",), id="validate"),
+    pytest.param(("simulate", "--out", "out"), id="simulate"),
+])
+def test_a_named_pipe_without_a_writer_is_not_waited_on_forever(tmp_path, command):
+    """open() of a FIFO blocks until something writes to it: the command hung forever."""
+    path = tmp_path / "pipe.yaml"
+    os.mkfifo(path)
+    proc = run_cli(command[0], path, *command[1:], cwd=tmp_path)
+    assert_rejected(proc, path, None, f"cannot read: nothing was written to this named pipe within {FIFO_WAIT_S:g} s")
+
+
+def test_a_named_pipe_with_a_writer_is_read_to_its_end(tmp_path):
+    path = tmp_path / "pipe.yaml"
+    os.mkfifo(path)
+    writer = subprocess.Popen(["sh", "-c", f"sleep 1; cat > '{path}'"], stdin=subprocess.PIPE)
+    try:
+        writer.stdin.write(BASE.encode())
+        writer.stdin.close()
+        proc = run_cli("validate", path)
+    finally:
+        writer.wait(timeout=TIMEOUT_S)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_a_utf8_byte_order_mark_is_accepted(tmp_path):

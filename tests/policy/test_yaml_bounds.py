@@ -35,6 +35,23 @@ def test_alias_expansion_is_counted_exactly_and_bombs_are_refused(width, levels)
         assert 1 <= problems[0].line <= levels
 
 
+@pytest.mark.parametrize("text, bomb", [
+    # 2000 HPA-sized documents (kubectl get hpa -A of a big cluster): no alias, so no bomb to suspect
+    pytest.param("---\n".join(f"kind: HorizontalPodAutoscaler\nmetadata: {{name: web{i}, namespace: shop}}\nspec:\n"
+                               f"  minReplicas: 1\n  maxReplicas: 5\n  metrics: [{{type: Resource}}]\n"
+                               for i in range(2000)), False, id="two-thousand-documents"),
+    pytest.param("x: [" + ", ".join(["1"] * (MAX_VALUES + 1)) + "]\n", False, id="one-long-list"),
+    pytest.param("a: &a [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n" + "".join(f"b{i}: *a\n" for i in range(2000)), True,
+                 id="many-aliases"),
+])
+def test_too_many_values_suspect_a_bomb_only_when_aliases_are_read(text, bomb):
+    _, problems = read_documents(text)
+    (problem,) = problems
+    assert problem.message.startswith(f"refused: more than {MAX_VALUES:,} values")
+    assert ("an alias bomb?" in problem.message) == bomb
+    assert ("split a longer list of manifests" in problem.message) != bomb
+
+
 @settings(max_examples=40, deadline=None)
 @given(depth=st.integers(1, 3 * MAX_DEPTH), flow=st.booleans(), kind=st.sampled_from(["list", "map"]))
 def test_nesting_is_read_up_to_the_bound_and_refused_beyond(depth, flow, kind):

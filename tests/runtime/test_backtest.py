@@ -348,8 +348,23 @@ def test_backtest_unreachable_prometheus_is_one_line(tmp_path, capsys):
     assert info.value.code == 1 and err.startswith("setpoint: ") and "cannot connect" in err and err.count("\n") == 1
 
 
-def test_backtest_bad_times_are_one_line_errors(tmp_path):
+@pytest.mark.parametrize("times, message", [
+    pytest.param(["--from", "now", "--to", "now-1h"], "--to must be after --from", id="end-before-start"),
+    # these three said "--to must be after --from (got nan .. now)"
+    pytest.param(["--from", "nan"], "--from: expected epoch seconds between 0 and 253402300799 (year 9999), got 'nan'",
+                 id="nan"),
+    pytest.param(["--from", "1e400"], "--from: expected epoch seconds between 0", id="overflows-to-inf"),
+    pytest.param(["--from", "-5"], "--from: expected epoch seconds between 0", id="negative"),
+    # 1e18 .. 2e18 planned ~1e14 range queries: 7.8 GB before a MemoryError; now out of range, and so is a window this long
+    pytest.param(["--from", "1e11", "--to", "2e11"], "--from .. --to: a window of at most 400 days, got 1,157,407 days",
+                 id="window-of-3000-years"),
+    pytest.param(["--from", "now-401d"], "a window of at most 400 days, got 401 days", id="window-over-400-days"),
+    pytest.param(["--from", "now-1h", "--to", "banana"], "--to: expected a time such as", id="end-not-a-time"),
+    pytest.param(["--from", "now-1h", "--step", "-5s"], "--step: expected a duration", id="negative-step"),
+    pytest.param(["--from", "now-1h", "--step", "0s"], "--step: expected whole seconds of at least 1s", id="zero-step"),
+])
+def test_backtest_bad_times_are_one_line_errors(tmp_path, times, message):
     (policy_file := tmp_path / "shop.yaml").write_text(policy_text(TARGETS))
     result = CliRunner().invoke(app, ["backtest", "--policy", str(policy_file), "--prometheus", "http://127.0.0.1:9",
-                                      "--from", "now", "--to", "now-1h"])
-    assert result.exit_code == 1 and "--to must be after --from" in result.output
+                                      *times])
+    assert result.exit_code == 1 and message in result.output, result.output

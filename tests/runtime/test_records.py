@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller.model import DecisionRecord
-from controller.runtime.records import RecordWriter, read_all_records, read_records, record_files
+from controller.runtime.records import MAX_RECORD_BYTES, RecordWriter, read_all_records, read_records, record_files
 
 T0 = 1_700_000_000.0
 
@@ -138,3 +138,80 @@ def test_explain_reads_the_rotated_files_too(tmp_path):
     out = CliRunner().invoke(app, ["explain", str(path)])
     assert out.exit_code == 0, out.output
     assert [line.split()[1] for line in out.output.splitlines()] == ["shop/web-0:", "shop/web-1:", "shop/web-2:"]
+
+
+# --- hostile record files through `setpoint explain` -------------------------------------------------
+GOOD = json.dumps(record(0).to_dict()).encode() + b"\n"
+
+
+@pytest.mark.parametrize("content, skipped_at, why", [
+    pytest.param(b"\xff\xfe" + bytes(range(256)) * 8, 1, "not JSON", id="binary"),
+    pytest.param(b"not json\n{\"a\":\n", 1, "not JSON", id="not-json"),
+    # these crashed: AttributeError ('list' / 'int' object has no attribute 'get'), RecursionError
+    pytest.param(b"[1, 2]\n\"text\"\n5\n", 1, "a JSON list, not a record", id="json-but-not-objects"),
+    pytest.param(b"[" * 100_000 + b"\n", 1, "not JSON", id="nested-100000-deep"),
+    pytest.param(b"{\"a\": \"" + b"x" * (MAX_RECORD_BYTES + 10) + b"\"}\n", 1,
+                 f"a line of more than {MAX_RECORD_BYTES:,} bytes", id="a-line-over-the-bound"),
+])
+def test_explain_on_a_file_without_records_says_so_and_exits_1(tmp_path, content, skipped_at, why):
+    from typer.testing import CliRunner
+
+    from controller.cli import app
+
+    path = tmp_path / "decisions.jsonl"
+    path.write_bytes(content)
+    out = CliRunner().invoke(app, ["explain", str(path)])
+    assert out.exit_code == 1, out.output
+    assert f"no decision records: {path}:{skipped_at}: {why}" in out.output
+    assert "is this a decisions .jsonl file?" in out.output
+    assert out.exception is None or isinstance(out.exception, SystemExit), out.exception
+
+
+@pytest.mark.parametrize("bad, message", [
+    pytest.param(b"[1, 2]\n", "skipped ", id="a-list-line"),
+    pytest.param(b"{\"metrics\": 5}\n", "not a decision record (AttributeError", id="metrics-not-a-mapping"),
+    pytest.param(b"{\"at\": 1, \"metrics\": {\"rps\": {\"raw\": \"x\", \"smoothed\": 1, \"proposal\": 1}}}\n",
+                 "not a decision record (ValueError", id="a-raw-value-not-a-number"),
+    # with --at this was a TypeError ('<=' between str and float): now it matches no time
+    pytest.param(b"{\"at\": \"soon\"}\n", "shop/web:", id="at-not-a-number"),
+])
+def test_explain_skips_a_bad_line_among_records_and_says_so(tmp_path, bad, message):
+    from typer.testing import CliRunner
+
+    from controller.cli import app
+
+    path = tmp_path / "decisions.jsonl"
+    path.write_bytes(GOOD + bad + GOOD)
+    out = CliRunner().invoke(app, ["explain", str(path), "--at", "1e12"] if b"soon" in bad else ["explain", str(path)])
+    assert out.exit_code == 0, out.output
+    assert out.output.count("shop/web:") >= 1 and message in out.output
+
+
+def test_explain_refuses_a_device_instead_of_reading_it_forever(tmp_path):
+    from typer.testing import CliRunner
+
+    from controller.cli import app
+
+    out = CliRunner().invoke(app, ["explain", "/dev/zero"])  # one endless line: 7.9 GB before a MemoryError
+    assert out.exit_code == 1 and "/dev/zero: not a regular file" in out.output
+
+
+def test_read_records_reports_each_skipped_line(tmp_path):
+    path = tmp_path / "decisions.jsonl"
+    path.write_bytes(GOOD + b"torn\n" + GOOD + b"[]\n")
+    skipped = []
+    assert len(list(read_records(path, lambda f, n, why: skipped.append((f.name, n, why))))) == 2
+    assert skipped == [("decisions.jsonl", 2, "not JSON"), ("decisions.jsonl", 4, "a JSON list, not a record")]
+
+
+@pytest.mark.parametrize("limit", [pytest.param("0", id="zero"), pytest.param("-1", id="negative")])
+def test_explain_refuses_a_limit_below_one(tmp_path, limit):
+    """--limit 0 printed every record and --limit -1 all but the first (records[-limit:])."""
+    from typer.testing import CliRunner
+
+    from controller.cli import app
+
+    path = tmp_path / "decisions.jsonl"
+    path.write_bytes(GOOD * 3)
+    out = CliRunner().invoke(app, ["explain", str(path), "--limit", limit])
+    assert out.exit_code == 2 and "--limit" in out.output and "shop/web:" not in out.output

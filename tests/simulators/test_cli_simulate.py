@@ -109,6 +109,25 @@ def test_simulate_rejects_a_broken_scenario_with_file_and_line(tmp_path):
     assert f"{bad}:5: spec.duration" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("out, message", [
+    # the run finished, then writing failed: "afile: File exists", and the results were lost
+    pytest.param("afile", "--out: afile is a file, not a folder", id="a-file"),
+    pytest.param("afile/sub", "--out: afile/sub: cannot create the folder: Not a directory", id="under-a-file"),
+])
+@pytest.mark.parametrize("command", [
+    pytest.param(["simulate", "step", "--no-frontier", "--no-report"], id="simulate"),
+    pytest.param(["backtest", "-p", "policy.yaml", "--prometheus", "http://127.0.0.1:9", "--from", "now-1h"],
+                 id="backtest"),
+])
+def test_an_out_folder_that_cannot_be_written_is_refused_before_the_run(tmp_path, command, out, message):
+    (tmp_path / "afile").write_text("kept\n")
+    (tmp_path / "policy.yaml").write_text((Path(__file__).resolve().parents[2] / "policies" / "web-rps.yaml").read_text())
+    proc = setpoint(*command, "--out", out, cwd=tmp_path)
+    assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
+    assert "ticks" not in proc.stderr and "cannot connect" not in proc.stderr  # nothing ran
+    assert (tmp_path / "afile").read_text() == "kept\n"
+
+
 def test_simulate_runs_a_named_scenario_with_every_baseline(tmp_path):
     proc = setpoint("simulate", "node-loss", "-b", "hpa", "-b", "fixed-max", "-b", "oracle", "--seed", "3",
                     "--out", "o", "--no-report", cwd=tmp_path)

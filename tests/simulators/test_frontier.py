@@ -111,6 +111,8 @@ def test_equal_cost_is_never_worse_than_a_swept_point_at_no_more_cost(rows, cost
     pytest.param("40,50,60,70,80", [40, 50, 60, 70, 80], id="default"),
     pytest.param("70%, 40% ,55", [40, 55, 70], id="percent-signs-spaces-sorted"),
     pytest.param("60,60", [60], id="duplicates-once"),
+    pytest.param(",".join(["50"] * 500 + [str(i) for i in range(1, 101)]), list(range(1, 101)),
+                 id="a-hundred-distinct-among-repeats"),
 ])
 def test_parse_targets(text, expect):
     assert parse_targets(text) == expect
@@ -121,6 +123,8 @@ def test_parse_targets(text, expect):
     pytest.param("0,50", "(0, 1000]", id="zero"),
     pytest.param("-5", "(0, 1000]", id="negative"),
     pytest.param("nan", "(0, 1000]", id="nan"),
+    pytest.param(",".join(str(i) for i in range(1, 1001)), "at most 100 targets (each is one more run of the hpa preset), "
+                 "got 1,000", id="a-thousand-targets"),
 ])
 def test_parse_targets_rejects(text, message):
     with pytest.raises(ValueError, match="--frontier-targets") as exc:

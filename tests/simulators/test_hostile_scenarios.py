@@ -99,6 +99,27 @@ HOSTILE = [
                  ["stamp.csv:3", "ISO-8601"], id="trace-bad-timestamp"),
     pytest.param(scenario(load=trace_load("huge.csv")), TRACE_HEADER + rows(60, "1e308"), ["huge.csv:3"],
                  id="trace-value-1e308"),
+    # a leak that OOM-kills a container thousands of times per tick: a RuntimeError after 10,000 rounds
+    pytest.param(scenario(extra="  faults:\n    - {kind: memory-leak, at: 1m, mibPerSecond: 1.0e+9}\n"), None,
+                 ["spec.faults[0].mibPerSecond", "must be at most 153.6 with a 5s tick", "got 1e+09"],
+                 id="memory-leak-1e9-mib-per-second"),
+    # 100,000 MiB/s: under the engine's round limit, so a crawl instead (over a minute for 1 h)
+    pytest.param(scenario(extra="  faults:\n    - {kind: memory-leak, at: 1m, mibPerSecond: 100000}\n"), None,
+                 ["spec.faults[0].mibPerSecond", "at most 153.6"], id="memory-leak-100000-mib-per-second"),
+    pytest.param(scenario(tick="300s", extra="  faults:\n    - {kind: memory-leak, at: 1m, mibPerSecond: 3}\n"), None,
+                 ["spec.faults[0].mibPerSecond", "at most 2.56 with a 300s tick"], id="memory-leak-faster-than-a-long-tick"),
+    # NaT parses as a timestamp (the smallest int64): the trace was accepted with a 2.9e11-year interval
+    pytest.param(scenario(load=trace_load("nat.csv")), TRACE_HEADER + b"NaTZ,60\n" + rows(60), ["nat.csv:2", "ISO-8601",
+                 "'NaTZ'"], id="trace-nat-timestamp"),
+    pytest.param(scenario(load=trace_load("nat2.csv")), TRACE_HEADER + rows(60) + b"natZ,60\n", ["nat2.csv:3", "ISO-8601"],
+                 id="trace-lowercase-nat-timestamp"),
+    # a window below the clock's resolution holds no row: a ValueError (peakRps) or IndexError before
+    pytest.param(scenario(load="- trace: {file: w.csv, peakRps: 100, start: 2m, duration: 0.0000001ms}"),
+                 TRACE_HEADER + rows(60, 60, 60, 60), ["load[0].trace", "holds no row of the trace"],
+                 id="trace-empty-window-with-peak"),
+    pytest.param(scenario(load="- trace: {file: w2.csv, start: 2m, duration: 0.0000001ms}"),
+                 TRACE_HEADER + rows(60, 60, 60, 60), ["load[0].trace", "holds no row of the trace"],
+                 id="trace-empty-window"),
 ]
 
 
@@ -118,6 +139,14 @@ def test_hostile_scenario_is_refused_with_one_clear_line(tmp_path, text, trace, 
     assert lines[0].startswith(str(path)), lines[0]
     for word in words:
         assert word in lines[0], lines[0]
+
+
+def test_the_fastest_leak_allowed_runs(tmp_path):
+    """At the bound (153.6 MiB/s with a 5 s tick) a container is OOM-killed once per tick at most."""
+    path = tmp_path / "leak.yaml"
+    path.write_text(scenario(duration="10m", extra="  faults:\n    - {kind: memory-leak, at: 1m, mibPerSecond: 153.6}\n"))
+    proc = simulate(path, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_the_longest_finest_scenario_streams_in_bounded_memory(tmp_path):

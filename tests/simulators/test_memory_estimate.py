@@ -127,6 +127,26 @@ def test_a_scenario_over_the_limit_is_refused_with_the_estimate_and_what_to_chan
         assert change in error.message
 
 
+@pytest.mark.parametrize("max_pods, refused", [
+    pytest.param(50, False, id="default-max-pods"),
+    # accepted under 2 GiB before (estimate 647 MiB) and used 2.7 GB: the pod slots were not counted
+    pytest.param(1000, True, id="max-pods-1000"),
+])
+def test_the_pod_slots_of_many_large_services_count_against_the_limit(max_pods, refused):
+    text = scenario_text("10m", 10_000).replace("capacityPerPod:", f"maxPods: {max_pods}\n      capacityPerPod:")
+    sc = load_scenario_text(text, "wide.yaml")
+    assert len(sc.cluster.services) == 10_000 and sc.cluster.services[0].max_pods == max_pods
+    limit = MemoryLimit(2 * 2**30, "--max-memory")
+    if not refused:
+        assert check_fits(sc, controllers(["fixed-max"]), limit) < 2**30
+        return
+    with pytest.raises(ScenarioError) as err:
+        check_fits(sc, controllers(["fixed-max"]), limit)
+    (error,) = err.value.errors
+    assert "10,000 services x 2 controllers" in error.message and "a lower maxPods" in error.message
+    assert scenario_peak_bytes(sc, controllers(["fixed-max"])) > 2.7e9  # the measured peak RSS
+
+
 def test_a_scenario_within_the_limit_gets_its_estimate():
     sc = load_scenario_text(scenario_text("1h", 1))
     assert check_fits(sc, controllers(["oracle"]), MemoryLimit(4 * 2**30, "--max-memory")) == scenario_peak_bytes(

@@ -57,15 +57,59 @@ def test_an_interrupted_sweep_resumes_with_only_the_missing_cells(scenarios, tmp
     assert again == [True] * len(cells)
 
 
-def test_an_unreadable_cell_file_is_run_again(scenarios, tmp_path):
+GOOD_SCORES = {"slo_violation_minutes": 0.0, "replica_hours": 1.5, "replica_changes": 1, "reversals": 0,
+               "mitigation_seconds": {}}
+
+
+@pytest.mark.parametrize("content, problem", [
+    pytest.param(b"{trunc", "not JSON", id="truncated"),
+    pytest.param(b"\xff\xfe\x00garbage", "not JSON", id="binary"),
+    pytest.param(b"", "not JSON", id="empty"),
+    pytest.param(b"[1, 2]", "expected a JSON object, got list", id="a-list"),
+    pytest.param(b'{"key": "x"}', "no scores object", id="no-scores"),
+    # these two crashed the merge on resume (TypeError, KeyError: exit 70)
+    pytest.param(json.dumps({"scores": "garbage"}).encode(), "no scores object", id="scores-a-string"),
+    pytest.param(json.dumps({"scores": {**GOOD_SCORES, "replica_hours": None}}).encode(),
+                 "scores.replica_hours: expected a number, got null", id="score-null"),
+    pytest.param(json.dumps({"scores": {k: v for k, v in GOOD_SCORES.items() if k != "reversals"}}).encode(),
+                 "scores.reversals: expected a number", id="score-missing"),
+    pytest.param(json.dumps({"scores": {**GOOD_SCORES, "replica_changes": True}}).encode(),
+                 "scores.replica_changes: expected a number, got true", id="score-a-boolean"),
+    pytest.param(json.dumps({"scores": {**GOOD_SCORES, "mitigation_seconds": {"f": "soon"}}}).encode(),
+                 "scores.mitigation_seconds: expected an object of seconds or nulls", id="mitigation-not-seconds"),
+])
+def test_an_unreadable_cell_file_is_kept_aside_said_and_run_again(scenarios, tmp_path, content, problem):
     grid = small_grid(scenarios, seeds=1, hpa=False)
     cells = grid.cells()[:1]
-    store = CellStore(tmp_path / "cells")
-    store.path(cells[0].key).write_text("{trunc", encoding="utf-8")
+    notes = []
+    store = CellStore(tmp_path / "cells", note=notes.append)
+    path = store.path(cells[0].key)
+    path.write_bytes(content)
     seen = []
     run_grid(cells, store, on_cell=lambda c, done, total, cached: seen.append(cached))
     assert seen == [False]
     assert store.get(cells[0].key)["scores"]["replica_hours"] > 0
+    kept = path.with_name(path.name + ".unreadable")
+    assert kept.read_bytes() == content  # not overwritten: the user may want it
+    (note,) = notes
+    assert path.name in note and problem in note and f"kept as {kept.name}, running the cell again" in note
+
+
+def test_a_second_unreadable_copy_does_not_replace_the_first(scenarios, tmp_path):
+    grid = small_grid(scenarios, seeds=1, hpa=False)
+    key = grid.cells()[0].key
+    store = CellStore(tmp_path / "cells", note=lambda message: None)
+    for content in (b"{first", b"{second"):
+        store.path(key).write_bytes(content)
+        assert store.get(key) is None
+    assert store.path(key).with_name(f"{key}.json.unreadable").read_bytes() == b"{first"
+    assert store.path(key).with_name(f"{key}.json.unreadable.1").read_bytes() == b"{second"
+
+
+def test_a_missing_cell_is_not_a_note(scenarios, tmp_path):
+    notes = []
+    assert CellStore(tmp_path / "cells", note=notes.append).get("0" * 32) is None
+    assert notes == []
 
 
 @pytest.mark.parametrize("start_method", [
@@ -163,6 +207,14 @@ def test_cli_sweep_writes_the_result_and_reruns_from_stored_cells(scenarios, tmp
                  id="bad-path"),
     pytest.param(["--set", f"{TARGET}=0..20:10"], "must be > 0, got 0", id="bad-value"),
     pytest.param(["--set", f"{TARGET}=50..90"], "has no step", id="no-step"),
+    # a billion variants: the grid was built in memory (4 GB and growing after a minute)
+    pytest.param(["--set", f"{TARGET}=1..1000:1", "--set", "spec.scaling.tolerance.up=0..9.99:0.01",
+                  "--set", "spec.scaling.tolerance.down=0..0.999:0.001"],
+                 "1000 x 1000 x 1000 = 1,000,000,000 combinations of the --set values, more than 10,000", id="huge-product"),
+    # a billion seeds: 7.6 GB before a MemoryError
+    pytest.param(["--seeds", "1000000000"], "--seeds: at most 100,000 seeds, got 1,000,000,000", id="billion-seeds"),
+    pytest.param(["--seeds", "50001"], "2 scenario(s) x 1 variant(s) x 50,001 seed(s) = 100,002 cells, more than 100,000",
+                 id="too-many-cells"),
 ])
 def test_cli_sweep_bad_set_exits_1_naming_the_path_before_running(scenarios, tmp_path, capsys, extra, message):
     with pytest.raises(SystemExit) as info:

@@ -116,6 +116,27 @@ def test_cli_tune_without_a_feasible_trial_exits_1_and_writes_nothing(scenarios,
     assert not out.exists()
 
 
+@pytest.mark.parametrize("extra, message", [
+    # 30 trials each refused, then "no trial met the budget ... raise the budget": misleading
+    pytest.param(["--set", "spec.nope=1..2"], "every one of the 2 trials was refused by the policy's rules, so no "
+                 "budget was tried; check the --set paths and ranges. The first: ", id="a-path-no-trial-can-apply"),
+    # a grid of a billion cells per trial: 7.6 GB before a MemoryError
+    pytest.param(["--seeds", "1000000000"], "--seeds: at most 100,000 seeds, got 1,000,000,000", id="billion-seeds"),
+    # the search ran to its end, then writing the tuned policy failed: No such file or directory
+    pytest.param(["-o", "/nonexistent-setpoint-folder/tuned.yaml"], "--out: /nonexistent-setpoint-folder/tuned.yaml: "
+                 "no such folder /nonexistent-setpoint-folder", id="out-in-a-missing-folder"),
+])
+def test_cli_tune_bad_input_exits_1_saying_what_to_change(scenarios, tmp_path, capsys, extra, message):
+    out = tmp_path / "tuned.yaml"
+    with pytest.raises(SystemExit) as info:
+        main(["tune", str(DEFAULT_POLICY), "--scenarios", scenarios[1], "--trials", "2", "--max-violation-minutes", "0",
+              "-j", "1", "--work", str(tmp_path / "w"), "-o", str(out), *extra])
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and "raise the budget" not in err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("setting, value, param", [
     pytest.param(f"{TARGET}=50..90:10", 70, 70, id="on-the-int-grid"),
     pytest.param(f"{TARGET}=50..90:10", 75, None, id="off-the-grid"),
