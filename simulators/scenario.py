@@ -369,6 +369,11 @@ def _shape(term: LoadTerm, start_s: float, stream: np.random.SeedSequence, histo
                          history_s=min(history_s, t.start)), False
 
 
+#: The trace replay's (load.TraceReplay) fields by the names a scenario file gives them.
+TRACE_FIELDS = {"start_offset_s": "start", "duration_s": "duration", "peak_rps": "peakRps",
+                "interpolation": "interpolation"}
+
+
 def _service_shape(terms: list[LoadTerm], start_s: float, seed: int, service: str, where: tuple,
                    errors: list[tuple[tuple, str]], history_s: float = 0.0) -> L.Shape:
     """The sum of a service's load terms times its noise terms; trace problems go to ``errors``.
@@ -381,7 +386,11 @@ def _service_shape(terms: list[LoadTerm], start_s: float, seed: int, service: st
             errors.append((where + (k, "trace", "file"), str(exc)))
             continue
         except ScenarioError as exc:
-            errors += [(where + (k, "trace"), str(e)) for e in exc.errors]  # names the CSV file and line
+            for e in exc.errors:
+                if e.line is None and e.path in TRACE_FIELDS:  # the replay's checks: its YAML field
+                    errors.append((where + (k, "trace", TRACE_FIELDS[e.path]), f"{e.file}: {e.message}"))
+                else:
+                    errors.append((where + (k, "trace"), str(e)))  # names the CSV file and line
             continue
         (multiplied if multiplicative else added).append(shape)
     total = added[0] if added else L.Constant(0.0)

@@ -115,11 +115,17 @@ HOSTILE = [
                  id="trace-lowercase-nat-timestamp"),
     # a window below the clock's resolution holds no row: a ValueError (peakRps) or IndexError before
     pytest.param(scenario(load="- trace: {file: w.csv, peakRps: 100, start: 2m, duration: 0.0000001ms}"),
-                 TRACE_HEADER + rows(60, 60, 60, 60), ["load[0].trace", "holds no row of the trace"],
+                 TRACE_HEADER + rows(60, 60, 60, 60), ["load[0].trace.duration", "holds no row of the trace"],
                  id="trace-empty-window-with-peak"),
     pytest.param(scenario(load="- trace: {file: w2.csv, start: 2m, duration: 0.0000001ms}"),
-                 TRACE_HEADER + rows(60, 60, 60, 60), ["load[0].trace", "holds no row of the trace"],
+                 TRACE_HEADER + rows(60, 60, 60, 60), ["load[0].trace.duration", "holds no row of the trace"],
                  id="trace-empty-window"),
+    # the replay's own checks name the scenario file's fields, not the loader's (start_offset_s, peak_rps)
+    pytest.param(scenario(load="- trace: {file: late.csv, start: 1d}"), TRACE_HEADER + rows(60, 60, 60, 60),
+                 ["load[0].trace.start: late: must be in [0, 240)", "got 86400"], id="trace-start-past-its-end"),
+    pytest.param(scenario(load="- trace: {file: quiet.csv, peakRps: 100, start: 2m}"),
+                 TRACE_HEADER + rows(60, 60, 0, 0, 0, 0), ["load[0].trace.peakRps: quiet: the replayed window", "all 0"],
+                 id="trace-peak-of-a-window-of-zeros"),
 ]
 
 
