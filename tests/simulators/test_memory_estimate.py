@@ -92,7 +92,7 @@ def test_streamed_runs_need_the_same_memory_for_any_duration():
 @pytest.mark.parametrize("duration, count, baselines, keep", [
     pytest.param("30m", 40, ["hpa", "oracle"], None, id="40-services-policy-hpa-oracle"),
     pytest.param("3h", 2, ["fixed-max"], None, id="2-services-long-policy-fixed"),
-    pytest.param("40m", 100, ["fixed-max"], False, id="100-services-streamed-policy-fixed"),
+    pytest.param("20m", 100, ["fixed-max"], False, id="100-services-streamed-policy-fixed"),
 ])
 def test_estimate_is_above_and_close_to_what_a_run_allocates(tmp_path, duration, count, baselines, keep):
     """tracemalloc sees every numpy and Python allocation of the run (not the interpreter's
