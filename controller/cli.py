@@ -864,9 +864,9 @@ def explain(
     "ignored" above the policy's errorBound) and the reactive and predictive proposals; then
     the combined, stabilized and limited counts.
     """
-    from controller.policy import parse_duration
     import json
 
+    from controller.policy import parse_duration
     from controller.runtime.records import read_all_records, select_records
 
     path = source / "decisions.jsonl" if source.is_dir() else source

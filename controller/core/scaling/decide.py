@@ -303,8 +303,7 @@ def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, no
                                                     obs.ready, obs.status, state.ramp, now, obs.startup_s,
                                                     obs.latest, obs.withheld)
     release = fresh_rows(obs.present, obs.sample_age_s, params.interval_s) if params.scale_down_linear_release else None
-    result, norm_state = normalize_stage(params, obs.current, proposals, valid, state.norm, now, release,
-                                         None if params.hpa_semantics else obs.ready)
+    result, norm_state = normalize_stage(params, obs.current, proposals, valid, state.norm, now, release, obs.ready)
     return Decision(now, obs.current, obs.ready, sig, smoothed, np.where(valid, proposals, np.nan), valid, result,
                     ScalingState(smooth_state, norm_state, forecast_states, ramp_states), params, forecasts, hpa, ramps)
 

@@ -104,8 +104,8 @@ def _precheck(params: PolicyParams, current: np.ndarray) -> tuple[np.ndarray, np
 def _missing_data(params: PolicyParams, current: np.ndarray, combined: np.ndarray, any_valid: np.ndarray,
                   any_invalid: np.ndarray, missing_since: np.ndarray, now: float, ready: np.ndarray | None = None):
     """Apply the missing-data rules. Missing data may block a scale-down, never cause one; nor
-    may the load of a target with no Ready pod (``ready`` (N,); None: not applied, the ``hpa``
-    preset): what it reads is what nothing served, not its demand (a dependency down, every pod
+    may the load of a target with no Ready pod (``ready`` (N,); not applied when None, nor for
+    the ``hpa`` preset, which scales as HPA does): what it reads is what nothing served, not its demand (a dependency down, every pod
     failing its readiness probe), and a scale-down would meet the load's return with too few pods.
 
     Returns (proposal (N,), hold (N,) bool: skip normalization, reason (N,), missing_since (N,)).
