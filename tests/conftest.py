@@ -9,10 +9,18 @@ import pytest
 def pytest_sessionstart(session) -> None:
     """Compile the numba kernels once (or load them from the disk cache) before any test, so
     that the CLI subprocesses the tests start load them from the cache instead of compiling
-    them (seconds) inside a timeout."""
+    them (seconds) inside a timeout; under pytest-xdist, in the controller before the workers
+    start, so that they load them instead of each compiling the same kernels."""
     from controller.core.scaling import compiled  # noqa: PLC0415
 
     if not compiled.enabled():
+        return
+    if getattr(session.config.option, "numprocesses", None) and not hasattr(session.config, "workerinput"):
+        # pytest-xdist's controller, before it starts the workers (its hook runs last): compile
+        # once here rather than in every worker (tests/support/kernel_warmup.py)
+        from tests.support.kernel_warmup import compile_all  # noqa: PLC0415
+
+        compile_all()
         return
     from controller.core.scaling.decide import Observation, ScalingState, decide  # noqa: PLC0415
     from controller.core.scaling.params import MetricKind, MetricParams, PolicyParams  # noqa: PLC0415
