@@ -151,15 +151,20 @@ def import_(
         "--out", "-o", dir_okay=False, help="Write all policies to this file (default: stdout).")] = None,
     out_dir: Annotated[Optional[Path], typer.Option(
         "--out-dir", file_okay=False, help="Write one NAME.yaml per policy into this folder.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Overwrite files that exist (without it, nothing is written when one does).")] = False,
 ) -> None:
     """Convert HorizontalPodAutoscalers (autoscaling/v1, v2) and KEDA ScaledObjects (prometheus,
     cpu and memory triggers) into Setpoint policies with preset: hpa.
 
     Lists (kind: List, as kubectl get -o yaml prints) are expanded; other kinds are skipped
     with a note on stderr. Every difference from the source is written as a comment above its
-    policy. The output passes `setpoint validate`. Exit 1 when an object cannot be converted.
+    policy. The output passes `setpoint validate`. Exit 1 when an object cannot be converted, or
+    when a file to write exists and --force is not given (nothing is written then: an imported
+    file over a policy a team has since edited and reviewed would lose that work).
     """
     from controller.policy.import_files import import_files
+    from controller.runtime.files import write_text_atomic
 
     if out is not None and out_dir is not None:
         _fail(["pass --out or --out-dir, not both"])
@@ -167,13 +172,15 @@ def import_(
     for note in result.skipped:
         typer.echo(f"note: {note}", err=True)
     if out_dir is not None:
+        paths = [out_dir / f"{policy.name}.yaml" for policy in result.policies]
+        _refuse_overwrite(paths, force, "--out-dir")
         out_dir.mkdir(parents=True, exist_ok=True)
-        for policy in result.policies:
-            path = out_dir / f"{policy.name}.yaml"
-            path.write_text(policy.text, encoding="utf-8")
+        for path, policy in zip(paths, result.policies):
+            write_text_atomic(path, policy.text)
             typer.echo(f"wrote {path} ({policy.source})", err=True)
     elif out is not None:
-        out.write_text(result.text, encoding="utf-8")
+        _refuse_overwrite([out], force, "--out")
+        write_text_atomic(out, result.text)
         typer.echo(f"wrote {out}: {plural(len(result.policies), 'policy', 'policies')}", err=True)
     else:
         typer.echo(result.text, nl=False)
@@ -191,6 +198,15 @@ def _fail(errors: list) -> None:
     for error in errors:
         typer.echo(str(error), err=True)
     raise typer.Exit(1)
+
+
+def _refuse_overwrite(paths: list[Path], force: bool, option: str) -> None:
+    """Exit 1 naming each of ``paths`` that exists, unless ``force``: called before anything is
+    written (or computed), so that a refusal leaves every file as it was."""
+    existing = [] if force else [p for p in paths if p.exists() or p.is_symlink()]
+    if existing:
+        _fail([f"{option}: {p} exists; pass --force to overwrite it, or name another "
+               f"{'folder' if option == '--out-dir' else 'file'}" for p in existing])
 
 
 def _out_folder(out: Path) -> Path:
@@ -633,6 +649,8 @@ def tune(
     work: Annotated[Path, typer.Option(
         "--work", help="Folder of the finished cells (rerunning the same search reads them back) and tune.json "
                        "(every trial's values and scores).")] = Path("out/tune"),
+    force: Annotated[bool, typer.Option(
+        "--force", help="Overwrite the tuned policy file if it exists (checked before the search).")] = False,
 ) -> None:
     """Search a policy's parameters (Optuna's TPE sampler, a fixed seed) for the fewest
     replica-hours on the training scenarios, subject to an SLO budget on each of them, then
@@ -641,7 +659,8 @@ def tune(
     Writes the tuned policy (it passes `setpoint validate`) with the search's provenance as
     comments: the trials, the budget, the scenarios and seeds, the chosen values and the scores
     of the tuned and untuned policy on the training and held-out scenarios. Exit 1 on bad input,
-    or when no trial meets the budget (nothing written).
+    when the tuned policy's file exists and --force is not given (checked before the search), or
+    when no trial meets the budget (nothing written).
     """
     import os
 
@@ -666,10 +685,12 @@ def tune(
             _fail([f"--holdout: {overlap[0]} is also a training scenario; held-out scenarios must be others"])
         hpa = read_policy_base(hpa_policy or bundled_policy(DEFAULT_HPA_POLICY)) if max_violation_minutes is None else None
         # where the tuned policy goes, checked before the search (it failed after it, the search's end lost)
-        folder = (out or Path(f"{policy.stem}-tuned.yaml")).absolute().parent
+        target = out or Path(f"{policy.stem}-tuned.yaml")
+        folder = target.absolute().parent
         if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
             _fail([f"--out: {out or folder}: {'cannot write in' if folder.is_dir() else 'no such'} folder "
                    f"{folder}; create it or name another file"])
+        _refuse_overwrite([target], force, "--out")  # the policy given, or a tuned file since edited
         runner = Runner(CellStore(work / "cells"), seeds, jobs or os.cpu_count() or 1, ray_address_from(ray))
 
         def progress(t: dict) -> None:
@@ -702,8 +723,9 @@ def tune(
     from controller import __version__
     from simulators.tune import provenance, tuned_policy_text
 
-    target = out or Path(f"{policy.stem}-tuned.yaml")
-    target.write_text(tuned_policy_text(result, __version__, dist_version("optuna")), encoding="utf-8")
+    from controller.runtime.files import write_text_atomic
+
+    write_text_atomic(target, tuned_policy_text(result, __version__, dist_version("optuna")))
     for line in provenance(result, __version__, dist_version("optuna"))[2:]:
         typer.echo(line)
     typer.echo(f"wrote {target}")

@@ -232,12 +232,12 @@ def report_html(bt: Backtest) -> str:
 
 
 def write_outputs(bt: Backtest, out_dir: str | Path, report: bool = True) -> dict[str, Path]:
-    from simulators.output import _write_atomic
+    from controller.runtime.files import write_text_atomic
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"result": _write_atomic(out / "result.json", json.dumps(result_json(bt), indent=2, allow_nan=False) + "\n"),
-             "timeline": _write_atomic(out / "timeline.csv", timeline_csv(bt))}
+    paths = {"result": write_text_atomic(out / "result.json", json.dumps(result_json(bt), indent=2, allow_nan=False) + "\n"),
+             "timeline": write_text_atomic(out / "timeline.csv", timeline_csv(bt))}
     if report:
-        paths["report"] = _write_atomic(out / "report.html", report_html(bt))
+        paths["report"] = write_text_atomic(out / "report.html", report_html(bt))
     return paths

@@ -10,16 +10,11 @@ import json
 import os
 from pathlib import Path
 
+from controller.runtime.files import write_text_atomic
 from simulators.result import SimResult
 from simulators.runner import CycleLog
 from simulators.score import result_json
 
-
-def _write_atomic(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
 
 
 def write_decisions(logs: dict[str, CycleLog], path: Path, start_s: float) -> Path:
@@ -43,10 +38,10 @@ def write_outputs(result: SimResult, logs: dict[str, CycleLog], out_dir: str | P
                   report: bool = True) -> dict[str, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"result": _write_atomic(out / "result.json", json.dumps(result_json(result), indent=2, allow_nan=False) + "\n"),
+    paths = {"result": write_text_atomic(out / "result.json", json.dumps(result_json(result), indent=2, allow_nan=False) + "\n"),
              "decisions": write_decisions(logs, out / "decisions.jsonl", start_s)}
     if report:
         from simulators.report import report_html  # matplotlib: loaded only when a report is written
 
-        paths["report"] = _write_atomic(out / "report.html", report_html(result))
+        paths["report"] = write_text_atomic(out / "report.html", report_html(result))
     return paths

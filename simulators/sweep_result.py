@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from controller.runtime.files import write_text_atomic
 from simulators.frontier import frontier_of, monotone_envelope
 from simulators.result import FrontierPoint
 from simulators.score import DECIMALS, frontier_json
@@ -99,21 +99,15 @@ def result_json(result: dict[str, Any]) -> dict[str, Any]:
             "overall": plain(result["overall"])}
 
 
-def _write_atomic(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
 
 def write_result(result: dict[str, Any], out_dir: str | Path, report: bool = True) -> dict[str, Path]:
     """OUT/result.json and OUT/report.html, each written atomically."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"result": _write_atomic(out / "result.json", json.dumps(result_json(result), indent=1, allow_nan=False)
+    paths = {"result": write_text_atomic(out / "result.json", json.dumps(result_json(result), indent=1, allow_nan=False)
                                      + "\n")}
     if report:
-        paths["report"] = _write_atomic(out / "report.html", report_html(result))
+        paths["report"] = write_text_atomic(out / "report.html", report_html(result))
     return paths
 
 

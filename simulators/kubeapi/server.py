@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from controller.runtime.private_file import write_private_file
+from controller.runtime.files import write_private_file
 from simulators.kubeapi import objects as K
 from simulators.cluster import SimCluster
 from simulators.kubeapi.http import IDLE_TIMEOUT_S, MAX_CONNECTIONS, READ_TIMEOUT_S, HttpService, Request, Response

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from controller.runtime.private_file import write_private_file
+from controller.runtime.files import write_private_file
 
 #: Names every serving certificate covers (plus the listening host, even 0.0.0.0: the kubeconfig
 #: names the server by its listening address).

@@ -31,7 +31,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kubernetes import client
 
-from controller.runtime.private_file import write_private_file
+from controller.runtime.files import write_private_file
 from simulators.kubeapi.http import MAX_BODY_BYTES, decode_json_body, nesting_depth
 from simulators.kubeapi.server import SimKubeServer
 from simulators.kubeapi.tls import make_serving_identity

@@ -286,3 +286,29 @@ def test_imported_policies_and_hpa_names_pass_the_json_schema():
                 "policies: [{type: Percent, value: 20, period: 1m, periodSeconds: 60}]")
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(yaml.safe_load(both), schema)
+
+
+@pytest.mark.parametrize("target, existing", [
+    pytest.param("--out", ["out.yaml"], id="out-file-exists"),
+    pytest.param("--out-dir", ["blue-api.yaml"], id="one-of-three-exists"),
+    pytest.param("--out-dir", ["blue-api.yaml", "prometheus-scaledobject.yaml"], id="two-exist"),
+])
+def test_an_existing_file_is_not_overwritten_without_force(tmp_path, target, existing):
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    for name in existing:
+        (folder / name).write_text("# edited by hand and reviewed\n")
+    args = ["import", str(FIXTURES / "hpa-list.yaml"), str(FIXTURES / "keda-prometheus.yaml")]
+    dest = [target, str(folder / "out.yaml") if target == "--out" else str(folder)]
+    refused = CliRunner().invoke(app, [*args, *dest])
+    assert refused.exit_code == 1
+    for name in existing:  # every one named, each left as it was
+        assert f"{folder / name} exists; pass --force" in refused.output
+        assert (folder / name).read_text() == "# edited by hand and reviewed\n"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(existing)  # nothing else written either
+    forced = CliRunner().invoke(app, [*args, *dest, "--force"])
+    assert forced.exit_code == 0, forced.output
+    names = ["out.yaml"] if target == "--out" else ["blue-api.yaml", "green-api.yaml", "prometheus-scaledobject.yaml"]
+    assert sorted(p.name for p in folder.iterdir()) == names
+    assert all(load_policy_text((folder / n).read_text()) for n in names)
+

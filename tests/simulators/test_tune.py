@@ -137,6 +137,23 @@ def test_cli_tune_bad_input_exits_1_saying_what_to_change(scenarios, tmp_path, c
     assert not out.exists()
 
 
+def test_cli_tune_does_not_overwrite_a_file_without_force(scenarios, tmp_path, capsys):
+    out = tmp_path / "tuned.yaml"
+    out.write_text("# edited by hand since the last search\n")
+    args = ["tune", str(DEFAULT_POLICY), "--scenarios", scenarios[1], "--set", f"{TARGET}=40,50", "--trials", "1",
+            "--max-violation-minutes", "1000", "-j", "1", "--work", str(tmp_path / "w"), "-o", str(out)]
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 1
+    assert f"--out: {out} exists; pass --force to overwrite it" in capsys.readouterr().err
+    assert out.read_text() == "# edited by hand since the last search\n"
+    assert not (tmp_path / "w").exists()  # refused before the search: nothing run
+    with pytest.raises(SystemExit) as info:
+        main([*args, "--force"])
+    assert info.value.code in (0, None)
+    assert check_policies([out]).ok and "# Search: 1 trials" in out.read_text()
+
+
 @pytest.mark.parametrize("setting, value, param", [
     pytest.param(f"{TARGET}=50..90:10", 70, 70, id="on-the-int-grid"),
     pytest.param(f"{TARGET}=50..90:10", 75, None, id="off-the-grid"),

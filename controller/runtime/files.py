@@ -1,4 +1,6 @@
-"""Write files that hold secrets (tokens, kubeconfigs): mode 0600 from their creation, atomically."""
+"""Write files atomically: a reader (or a crash) sees the old file or the whole new one, never
+half of it. Results, policy files, and files that hold secrets (tokens, kubeconfigs: mode 0600
+from their creation)."""
 
 from __future__ import annotations
 
@@ -29,6 +31,20 @@ def write_private_file(path: str | Path, text: str) -> Path:
     except BaseException:
         if fd >= 0:
             os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder, renamed
+    over it. OSError when the folder is not writable (the temporary file removed)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return path
