@@ -47,7 +47,7 @@ spec:
       initialReplicas: {spec}
       maxPods: 40
       load:
-        - constant: {{rps: {load:g}}}
+        - constant: {{rps: {load:g}}}{extra}
   faults:
     - {{name: db-down, kind: readiness-outage, at: 20m, duration: 20m, services: [web]}}
   metrics: {{rps: {binding}}}
@@ -58,10 +58,11 @@ BINDINGS = [pytest.param("requests_per_second", id="rate-read-at-the-load-balanc
 
 
 @lru_cache(maxsize=None)
-def outcome(binding: str):
+def outcome(binding: str, extra_load: str = ""):
     policy = load_policies([POLICIES / "setpoint-default.yaml"])[0]
     hpa = load_policies([POLICIES / "hpa-cpu.yaml"])[0]
-    sc = load_scenario_text(SCENARIO.format(spec=SPEC_BEFORE, load=LOAD_RPS, binding=binding), "readiness-outage.yaml")
+    text = SCENARIO.format(spec=SPEC_BEFORE, load=LOAD_RPS, binding=binding, extra=extra_load)
+    sc = load_scenario_text(text, "readiness-outage.yaml")
     result, logs = simulate(sc, standard_controllers(policy, ["hpa"], hpa, policy.params.max_replicas))
     return result, logs, policy
 
@@ -141,3 +142,15 @@ def test_the_default_policy_does_not_overshoot_when_the_pods_get_ready_again(bin
     result, _, policy = outcome(binding)
     after = spans(result, "policy")["after"]
     assert after.max() <= SPEC_BEFORE < policy.params.max_replicas
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known defect: a pod created during the outage is Ready only at its end, and that creation -> Ready span "
+    "(585 s here, under StartupParams.max_plausible_s = 900 s) is remembered as a start-up: the observed delay "
+    "becomes 585 s and the ramp leads by 630 s instead of 77 s for the next 20 start-ups"))
+def test_pods_held_by_the_outage_do_not_count_as_slow_start_ups():
+    """The load steps up mid-outage (700 -> 1100 rps at 30m, read at the balancer): the policy
+    scales up, its new pods start but are Ready only when the dependency is back."""
+    _, logs, _ = outcome("requests_per_second", "\n        - step: {at: 30m, from: 0, to: 400}")
+    after = [r for r in (rec.to_dict() for rec in logs["policy"].records()) if r["at"] >= END_S + 60.0]
+    assert after and max(r["startup"]["delay_s"] for r in after) <= 2 * STARTUP_S
