@@ -53,7 +53,7 @@ class Pod:
     serial: int
     rev_seq: int
     phase: Phase
-    until: float  # end of the current phase (inf for Ready)
+    until: float  # end of the current phase (inf for Ready, and Starting held by a readiness outage)
     created_s: float
     started_s: float = math.nan  # last container start: the memory-leak anchor
     transition_s: float | None = None  # last readiness change
