@@ -13,6 +13,7 @@ after its time (ends before starts at the same instant, so windows are ``[start,
 | :class:`BadRollout` | a rollout to a new revision with an error multiplier / extra error ratio / extra latency | - (a rollback cures it) |
 | :class:`NodeLoss` | a share of all scheduled pods vanish (recreated Pending) and, if the cluster has node capacity, it drops by that share of nodes (whole nodes); pods that no longer fit stay Pending | capacity returns; Pending pods get scheduled |
 | :class:`MemoryLeak` | per-pod memory grows at ``rate_mib_per_s`` with container age: degraded above the soft limit, OOM-restart at the limit; a restart resets it | leak fixed: memory back to base |
+| :class:`ReadinessOutage` | every pod of the services fails its readiness probe (a dependency they all check is down): Ready pods turn running-not-Ready (no restart), pods finishing their start-up (new ones too) stay not Ready | the pods through their start-up are Ready at once; the others when it completes |
 | :class:`MetricsOutage` | the services' signals are unavailable | available again |
 | :class:`StaleMetrics` | the services' signals freeze at their last value | fresh again |
 | :class:`NaNMetrics` | the services' signals read NaN | finite again |
@@ -123,6 +124,18 @@ class MemoryLeak(Fault):
 
 
 @dataclass(frozen=True)
+class ReadinessOutage(Fault):
+    """Every pod of the services fails its readiness probe for ``duration_s`` (None: to the end
+    of the run), as when a dependency they all check (a database, a downstream API) is down.
+
+    The pods keep running (no restart, restart counts and container ages unchanged); with no
+    Ready pod a service serves nothing (its ready capacity is 0: requests are dropped or queued).
+    """
+
+    kind: ClassVar[str] = "readiness-outage"
+
+
+@dataclass(frozen=True)
 class MetricsOutage(Fault):
     """Signals of the services are unavailable (no series / source down)."""
 
@@ -144,7 +157,8 @@ class NaNMetrics(Fault):
 
 
 FAULT_KINDS: dict[str, type[Fault]] = {cls.kind: cls for cls in (
-    PodCrash, CrashLoopRollout, BadRollout, NodeLoss, MemoryLeak, MetricsOutage, StaleMetrics, NaNMetrics)}
+    PodCrash, CrashLoopRollout, BadRollout, NodeLoss, MemoryLeak, ReadinessOutage, MetricsOutage, StaleMetrics,
+    NaNMetrics)}
 
 
 @dataclass(frozen=True)

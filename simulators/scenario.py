@@ -234,13 +234,20 @@ class MemoryLeakFault(FaultBase):
     mib_per_second: float = Field(0.1, gt=0, le=1e9, description="working-set growth of every running pod")
 
 
+class ReadinessOutageFault(FaultBase):
+    """Every pod of the services fails its readiness probe (a dependency they all check is down)."""
+
+    kind: Literal["readiness-outage"]
+    duration: SimDuration(gt=0) | None = Field(None, description="how long; omitted: until the end of the run")
+
+
 class MetricsFault(FaultBase):
     kind: Literal["metrics-outage", "stale-metrics", "nan-metrics"]
     duration: SimDuration(gt=0)
 
 
 FaultModel = Annotated[Union[PodCrashFault, CrashLoopFault, BadRolloutFault, NodeLossFault, MemoryLeakFault,
-                             MetricsFault], Field(discriminator="kind")]
+                             ReadinessOutageFault, MetricsFault], Field(discriminator="kind")]
 
 
 class LatencySLO(StrictModel):
@@ -403,7 +410,8 @@ def _service_shape(terms: list[LoadTerm], start_s: float, seed: int, service: st
 
 FAULT_CLASSES = {
     "pod-crash": F.PodCrash, "crash-loop": F.CrashLoopRollout, "bad-rollout": F.BadRollout,
-    "node-loss": F.NodeLoss, "memory-leak": F.MemoryLeak, "metrics-outage": F.MetricsOutage,
+    "node-loss": F.NodeLoss, "memory-leak": F.MemoryLeak, "readiness-outage": F.ReadinessOutage,
+    "metrics-outage": F.MetricsOutage,
     "stale-metrics": F.StaleMetrics, "nan-metrics": F.NaNMetrics,
 }
 

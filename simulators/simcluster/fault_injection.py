@@ -1,7 +1,8 @@
 """Applying :mod:`simulators.faults` to the cluster at their start and end times.
 
-Pod crashes, bad or crash-looping rollouts, node loss (capacity and victims), memory leaks, and
-metric faults (outage, stale, NaN: counters read by ``signals``).
+Pod crashes, bad or crash-looping rollouts, node loss (capacity and victims), memory leaks,
+readiness outages (a counter per service that the lifecycle reads where a pod would get Ready),
+and metric faults (outage, stale, NaN: counters read by ``signals``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 
 from simulators import faults as F
 from simulators.signals import empty_frozen, snapshot_metrics
-from simulators.simcluster.slots import EMPTY, READY, STARTING
+from simulators.simcluster.slots import EMPTY, INF, READY, STARTING
 
 
 class FaultInjection:
@@ -28,6 +29,10 @@ class FaultInjection:
         self._any_leak = False  # a memory leak is active
         self._leak_rate_mib_per_s, self._leak_start_s = np.zeros(S), np.zeros(S)
         self._leak_fault_index = np.full(S, -1, dtype=np.int64)
+        # readiness outages active per service; while any is, a pod through its start-up stays
+        # Starting with no end ("held": phase STARTING, phase end INF), see PodLifecycle._mark_ready
+        self._readiness_down = np.zeros(S, dtype=np.int64)
+        self._any_readiness_down = False
         self._metric_fault_rows = 0  # rows under an active metric fault, counted per fault
         self._outage_faults, self._stale_faults, self._nan_faults = (np.zeros(S, dtype=np.int64) for _ in range(3))
         self._frozen_metrics = empty_frozen(S)
@@ -51,6 +56,8 @@ class FaultInjection:
             self._node_loss(fault, event.starts, now)
         elif isinstance(fault, F.MemoryLeak):
             self._memory_leak(rows, fault, event, now)
+        elif isinstance(fault, F.ReadinessOutage):
+            self._readiness_outage(rows, event.starts, now)
         else:
             self._metrics_fault(fault, rows, event.starts)
 
@@ -98,6 +105,25 @@ class FaultInjection:
         pod_rows = rows[row_pos]
         flat = pod_rows * self.K + pod_slots
         self._flat_memory_threshold_s[flat] = self._leak_next(pod_rows, flat)
+        self._refresh(rows)
+
+    def _readiness_outage(self, rows: np.ndarray, starts: bool, now: float) -> None:
+        """Start: the Ready pods of ``rows`` turn running-not-Ready at ``now`` (held: Starting with
+        no end; containers untouched). End, for the rows no other outage still holds: the held
+        pods (through their start-up) get Ready at ``now``; pods still starting keep their end."""
+        rows = np.unique(rows)
+        self._readiness_down[rows] += 1 if starts else -1
+        self._any_readiness_down = bool(self._readiness_down.any())
+        if not starts:
+            rows = rows[self._readiness_down[rows] == 0]
+        flat = (rows[:, None] * self.K + np.arange(self.K)[None, :]).ravel()
+        if starts:
+            flat = flat[self._flat_phase[flat] == READY]
+            self._flat_phase[flat] = STARTING  # phase end stays INF: held until the outage ends
+            self._flat_ready_transition_s[flat] = now
+        else:
+            flat = flat[(self._flat_phase[flat] == STARTING) & (self._flat_phase_end_s[flat] == INF)]
+            self._mark_ready(flat, np.full(flat.size, now))
         self._refresh(rows)
 
     def _metrics_fault(self, fault: F.Fault, rows: np.ndarray, starts: bool) -> None:

@@ -1,5 +1,8 @@
 """Pod lifecycles over time: scheduling, startup, readiness, crash loops and back-off, memory thresholds.
 
+Under a readiness outage (:class:`simulators.faults.ReadinessOutage`) a pod through its start-up
+is not marked Ready but held: Starting with no end (phase end INF), released by the fault's end.
+
 Only the rows with a due event are read (``_next_event_s``, kept by the engine's ``_refresh``).
 """
 
@@ -33,7 +36,8 @@ class PodLifecycle:
         raise RuntimeError(f"pod lifecycles did not settle at now={now}")
 
     def _lifecycle_round(self, rows: np.ndarray, now: float) -> None:
-        simple = self._node_capacity_pods is None and not self._any_crash_loop and not self._any_leak
+        simple = (self._node_capacity_pods is None and not self._any_crash_loop and not self._any_leak
+                  and not self._any_readiness_down)
         if simple and pods_compiled.simple_round(self, rows, now):
             return
         pod_rows, flat, at_s = self._due_slots(rows, self._pod_phase_end_s[rows], now)
@@ -68,10 +72,10 @@ class PodLifecycle:
             self._leak_events(rows, now)
 
     def _simple_round(self, pod_rows: np.ndarray, flat: np.ndarray, at_s: np.ndarray, now: float) -> None:
-        """The round without node capacity, crash loops or leaks (the common case), fused:
-        due Pending pods start at their due time at_s and are ready at at_s + startup if that has
-        passed too; due Starting pods are ready at their due time. Same result as the general
-        round, in fewer array operations."""
+        """The round without node capacity, crash loops, leaks or readiness outages (the common
+        case), fused: due Pending pods start at their due time at_s and are ready at at_s +
+        startup if that has passed too; due Starting pods are ready at their due time. Same
+        result as the general round, in fewer array operations."""
         pending = self._flat_phase[flat] == PENDING
         ready_at = np.where(pending, at_s + self._startup_delay_s[pod_rows], at_s)
         ready = ready_at <= now
@@ -116,6 +120,14 @@ class PodLifecycle:
         return pod_rows[:0], flat[:0], at_s[:0]
 
     def _mark_ready(self, flat: np.ndarray, at_s: np.ndarray) -> None:
+        """Pods through their start-up get Ready at ``at_s``, except under a readiness outage of
+        their service: those stay Starting with no end (held) until it ends."""
+        if self._any_readiness_down:
+            held = self._readiness_down[flat // self.K] > 0
+            if held.any():
+                self._flat_phase[flat[held]] = STARTING
+                self._flat_phase_end_s[flat[held]] = INF
+                flat, at_s = flat[~held], at_s[~held]
         self._flat_phase[flat] = READY
         self._flat_phase_end_s[flat] = INF
         self._flat_ready_transition_s[flat] = at_s

@@ -6,6 +6,7 @@ what a real apiserver would give for the same request.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -18,9 +19,11 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from simulators import faults as F
 from simulators.kubeapi.metrics import LATENCY_BUCKETS_S
-from tests.adapters.kube_helpers import (REQUEST_TIMEOUT_S, TOKEN, api_client, official_client,  # noqa: F401
-                                         server, start_server, with_default_timeout)
+from simulators.kubeapi.server import SimKubeServer
+from tests.adapters.kube_helpers import (REQUEST_TIMEOUT_S, TOKEN, api_client, kube_scenario,  # noqa: F401
+                                         official_client, server, start_server, with_default_timeout)
 
 NS = "shop"
 
@@ -218,6 +221,40 @@ def test_pods_have_status_labels_and_owner(core, apps):
     assert pod.metadata.owner_references[0].kind == "ReplicaSet"
     assert pod.metadata.owner_references[0].uid == rs.metadata.uid
     assert core.read_namespaced_pod(pod.metadata.name, NS).metadata.uid == pod.metadata.uid
+
+
+def test_pods_failing_their_readiness_probe_are_running_not_ready(tmp_path):
+    """A readiness outage (a dependency down): the pods stay Running, their Ready and
+    ContainersReady conditions False from the fault's start, no restart; Ready again at its end."""
+    sc = kube_scenario()
+    sc = dataclasses.replace(sc, faults=(F.ReadinessOutage(sc.start_s + 10.0, duration_s=30.0, services=("web",)),),
+                             fault_names=("db-down",))
+    srv = SimKubeServer(sc, drive=False, token=TOKEN).start()
+    c = official_client(srv, tmp_path)
+    try:
+        core, apps = client.CoreV1Api(c), client.AppsV1Api(c)
+
+        def pods(app: str) -> list:
+            return core.list_namespaced_pod(NS, label_selector=f"app={app}").items
+
+        def condition(pod, kind: str):
+            return next(x for x in pod.status.conditions if x.type == kind)
+
+        srv.world.advance(2)  # t = 5 s, 10 s: the outage starts
+        web = pods("web")
+        assert len(web) == 2 and all(p.status.phase == "Running" for p in web)
+        assert all(condition(p, "Ready").status == "False" and condition(p, "ContainersReady").status == "False"
+                   for p in web)
+        assert all(p.status.container_statuses[0].restart_count == 0 and not p.status.container_statuses[0].ready
+                   for p in web)
+        assert not apps.read_namespaced_deployment("web", NS).status.ready_replicas
+        assert all(condition(p, "Ready").status == "True" for p in pods("api"))  # another service's pods serve
+        srv.world.advance(6)  # t = 40 s: the outage ends
+        assert all(condition(p, "Ready").status == "True" for p in pods("web"))
+        assert apps.read_namespaced_deployment("web", NS).status.ready_replicas == 2
+    finally:
+        c.close()
+        srv.stop()
 
 
 def test_pod_delete_is_recreated_by_its_replicaset(core, server):

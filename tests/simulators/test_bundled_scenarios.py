@@ -95,6 +95,27 @@ def test_metrics_outage_never_causes_a_scale_down():
     assert spec[-1] < spec[t.searchsorted(result.faults[0].start_s)]
 
 
+@same_worker("dependency-outage")
+def test_dependency_outage_holds_the_stuck_services_and_serves_again():
+    """While no checkout or cart pod is Ready (their database down) neither controller scales them
+    down or up (nothing served, no withheld replica without a Ready pod); search serves on; all
+    three serve the load again a start-up after the database is back."""
+    sc, result, _ = outcome("dependency-outage")
+    [f] = result.faults
+    stuck = [sc.services.index(name) for name in f.service.split(",")]
+    for controller in ("policy", "hpa"):
+        traj = result.runs[controller].trajectory
+        t = traj.t_s
+        during, before = (t >= f.start_s) & (t < f.end_s), t.searchsorted(f.start_s) - 1
+        for i in stuck:
+            assert (traj.spec_replicas[during, i] == traj.spec_replicas[before, i]).all(), (controller, i)
+            assert (traj.ready_replicas[during, i] == 0).all() and (traj.served_rps[during, i] == 0).all()
+        search = sc.services.index("search")
+        assert (traj.served_rps[during, search] == traj.offered_rps[during, search]).all(), controller
+        back = t >= f.end_s + 60.0
+        assert (traj.served_rps[back] == traj.offered_rps[back]).all(), controller
+
+
 def test_node_loss_is_mitigated():
     sc, result, _ = outcome("node-loss")
     assert result.runs["policy"].scores["mitigation_seconds"]["zone-a-down"] is not None

@@ -58,6 +58,31 @@ SCENARIOS = {
         (0.0, lambda c: c.rollout(0, RevisionProps(error_ratio_multiplier=10.0))), (0.0, lambda c: c.set_replicas(1, 6)),
         (5.0, lambda c: c.rollout(1, RevisionProps(extra_latency_s=0.2))), (25.0, lambda c: c.rollback(0, fast=True)),
         (40.0, lambda c: c.rollback(1, fast=True))]),
+    # readiness outages (a dependency every pod checks is down): pods stay running, not Ready
+    "readiness-outage-all-services": dict(faults=[F.ReadinessOutage(20.0, duration_s=60.0)]),
+    "readiness-outage-one-service": dict(faults=[F.ReadinessOutage(20.0, duration_s=60.0, services=("queue",))]),
+    "readiness-outage-while-scaling-up": dict(
+        faults=[F.ReadinessOutage(20.0, duration_s=65.0, services=("api", "batch"))],
+        script=[(15.0, lambda c: c.set_replicas(0, 6)),  # starting at the fault's start: through it at 29 s, held
+                (40.0, lambda c: c.set_replicas(0, 8)),  # created mid-outage: held at 54 s
+                (80.0, lambda c: c.set_replicas(0, 9)),  # still starting at the end (85 s): Ready at 94 s
+                (50.0, lambda c: c.set_replicas(2, 4)), (60.0, lambda c: c.set_replicas(2, 2))]),
+    "readiness-outage-overlapping-node-loss": dict(
+        config=ClusterConfig(SERVICES, nodes=3, pods_per_node=3),
+        faults=[F.ReadinessOutage(20.0, duration_s=60.0), F.NodeLoss(30.0, duration_s=60.0, share_ratio=0.34)],
+        script=[(0.0, lambda c: c.set_replicas(0, 5)), (50.0, lambda c: c.set_replicas(1, 1))]),
+    "readiness-outage-overlapping-crashes-and-a-leak": dict(
+        faults=[F.ReadinessOutage(20.0, duration_s=70.0, services=("api", "queue")), F.PodCrash(40.0, count=2),
+                F.MemoryLeak(10.0, rate_mib_per_s=12.0, services=("queue",)),
+                F.CrashLoopRollout(30.0, services=("api",))],
+        script=[(60.0, delete_oldest(1)), (120.0, lambda c: c.rollback(0))]),
+    "readiness-outages-overlapping-each-other": dict(
+        faults=[F.ReadinessOutage(20.0, duration_s=40.0, services=("api",)), F.ReadinessOutage(40.0, duration_s=50.0),
+                F.MetricsOutage(30.0, duration_s=20.0, services=("api",))],
+        script=[(45.0, lambda c: c.rolling_restart(2))]),
+    "readiness-outage-until-the-end-of-the-run": dict(
+        faults=[F.ReadinessOutage(60.0, services=("api", "batch"))],
+        script=[(50.0, lambda c: c.set_replicas(0, 5)), (100.0, lambda c: c.set_replicas(2, 3))]),
 }
 
 
@@ -109,6 +134,9 @@ fault_lists = st.lists(st.one_of(
               share_ratio=st.sampled_from([0.2, 0.5])),
     st.builds(F.MemoryLeak, st.integers(0, 30).map(float), rate_mib_per_s=st.sampled_from([5.0, 30.0])),
     st.builds(F.CrashLoopRollout, st.integers(0, 30).map(float), services=st.just(("batch",))),
+    st.builds(F.ReadinessOutage, st.integers(0, 30).map(lambda k: 5.0 * k),
+              duration_s=st.sampled_from([None, 15.0, 60.0]),
+              services=st.sampled_from([None, ("api",), ("queue", "batch")])),
 ), max_size=3)
 
 

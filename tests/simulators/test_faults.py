@@ -150,6 +150,10 @@ def test_stale_metrics_freeze_at_the_last_value_and_report_their_age(engine):
     pytest.param([F.MetricsOutage(10.0, duration_s=-5.0)], "faults[0].duration_s", id="negative-duration"),
     pytest.param([F.NodeLoss(10.0, share_ratio=1.5)], "faults[0].share_ratio", id="share-above-one"),
     pytest.param([F.MemoryLeak(10.0, rate_mib_per_s=0.0)], "faults[0].rate_mib_per_s", id="no-leak-rate"),
+    pytest.param([F.PodCrash(5.0), F.ReadinessOutage(10.0, duration_s=-60.0)], "faults[1].duration_s",
+                 id="readiness-outage-negative-duration"),
+    pytest.param([F.ReadinessOutage(10.0, duration_s=60.0, services=("web", "db"))], "faults[0].services",
+                 id="readiness-outage-unknown-service"),
 ])
 def test_invalid_faults_are_rejected_naming_the_field(faults, path):
     with pytest.raises(ScenarioError) as err:
@@ -172,3 +176,84 @@ def test_only_victim_choice_draws_from_the_generator():
     state = rng.bit_generator.state
     picked = F.choose_victims(rng, 10, 3)
     assert len(set(picked)) == 3 and list(picked) == sorted(picked) and rng.bit_generator.state != state
+
+
+# --------------------------------------------------------------------------- readiness outage
+TICKS_S = [5.0 * k for k in range(19)]  # 0 .. 90 s
+
+
+def ready_by_tick(ticks) -> dict[float, int]:
+    return {float(s.at_s): int(s.ready_replicas[0]) for s in ticks}
+
+
+def expect(*spans: tuple[float, float, int]) -> dict[float, int]:
+    """Ready pods per tick of TICKS_S from (from_s, to_s exclusive, count) spans."""
+    return {t: next(n for a, b, n in spans if a <= t < b) for t in TICKS_S}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("faults, ready", [
+    pytest.param([F.ReadinessOutage(20.0, duration_s=40.0)], expect((0, 20, 4), (20, 60, 0), (60, 99, 4)),
+                 id="ready-drops-to-0-at-the-start-and-returns-at-the-end"),
+    pytest.param([F.ReadinessOutage(22.0, duration_s=40.0)], expect((0, 25, 4), (25, 65, 0), (65, 99, 4)),
+                 id="between-ticks-applies-at-the-next-tick"),
+    pytest.param([F.ReadinessOutage(20.0)], expect((0, 20, 4), (20, 99, 0)), id="until-the-end-of-the-run"),
+    pytest.param([F.ReadinessOutage(20.0, duration_s=30.0), F.ReadinessOutage(40.0, duration_s=30.0)],
+                 expect((0, 20, 4), (20, 70, 0), (70, 99, 4)), id="overlapping-outages-end-with-the-last"),
+    pytest.param([F.ReadinessOutage(20.0, duration_s=40.0, services=("other",))], expect((0, 99, 4)),
+                 id="an-outage-of-another-service-leaves-this-one-serving"),
+])
+def test_readiness_outage_takes_every_pod_out_of_service_for_its_window(engine, faults, ready):
+    cluster = engine([web(), web(name="other")], 1, faults)
+    ticks = run(cluster, 90.0, 5.0, load=200.0)
+    assert ready_by_tick(ticks) == ready
+    for s in ticks:  # with no Ready pod nothing is served: the offered load is dropped
+        n = int(s.ready_replicas[0])
+        assert s.served_rps[0] == (200.0 if n else 0.0) and s.dropped_rps[0] == (0.0 if n else 200.0), s.at_s
+        assert s.capacity_rps[0] == 100.0 * n and (s.error_ratio[0] == 1.0) == (n == 0), s.at_s
+        assert s.pods[0] == 4 and s.restarts_total[0] == 0  # no pod restarted, none replaced
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("scale_at_s, ready, new_pods_ready_at_s", [
+    pytest.param(15.0, expect((0, 20, 4), (20, 60, 0), (60, 99, 6)), 60.0,
+                 id="starting-at-the-start-ready-at-the-end"),  # through its start-up at 27 s
+    pytest.param(30.0, expect((0, 20, 4), (20, 60, 0), (60, 99, 6)), 60.0,
+                 id="created-mid-outage-ready-at-the-end-not-before"),  # through its start-up at 42 s
+    pytest.param(55.0, expect((0, 20, 4), (20, 60, 0), (60, 70, 4), (70, 99, 6)), 67.0,
+                 id="still-starting-at-the-end-ready-when-its-start-up-completes"),  # created 55 s + 2 s + 10 s
+])
+def test_pods_created_during_a_readiness_outage(engine, scale_at_s, ready, new_pods_ready_at_s):
+    cluster = engine([web()], 1, [F.ReadinessOutage(20.0, duration_s=40.0)])
+    ticks = run(cluster, 90.0, 5.0, load=200.0, script=[(scale_at_s, lambda c: c.set_replicas(0, 6))])
+    assert ready_by_tick(ticks) == ready
+    pods = cluster.statuses()[0].pods
+    assert [p.ready_transition_time for p in pods] == [60.0] * 4 + [new_pods_ready_at_s] * 2
+    assert [p.start_time for p in pods[4:]] == [scale_at_s] * 2 and all(p.restarts == 0 for p in pods)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_pods_under_a_readiness_outage_keep_running_not_ready(engine):
+    """Running, not Ready, no restart; the containers run on (a leak's memory keeps growing)."""
+    cluster = engine([web()], 1, [F.ReadinessOutage(20.0, duration_s=40.0), F.MemoryLeak(0.0, rate_mib_per_s=1.0)])
+    seen = {}
+    ticks = run(cluster, 70.0, 5.0, load=200.0, script=[(t, lambda c, t=t: seen.__setitem__(t, c.statuses()[0]))
+                                                        for t in (15.0, 40.0, 60.0)])
+    during = seen[40.0]
+    assert (during.spec_replicas, during.status_replicas, during.ready_replicas) == (4, 4, 0)
+    assert all((p.phase, p.ready, p.restarts, p.ready_transition_time) == ("Running", False, 0, 20.0)
+               for p in during.pods)
+    assert all(p.ready and p.ready_transition_time == 60.0 for p in seen[60.0].pods)
+    assert at(ticks, 40.0).memory_mib[0] == pytest.approx(256.0 + 40.0)  # started at 0 s, never restarted
+    assert np.isnan(at(ticks, 40.0).utilization_pct[0]) and at(ticks, 15.0).utilization_pct[0] > 0
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_queueing_service_without_ready_pods_queues_to_its_limit_and_times_out(engine):
+    cluster = engine([web(overload="queue", queue_limit=400.0, timeout_s=5.0)], 1,
+                     [F.ReadinessOutage(20.0, duration_s=40.0)])
+    ticks = run(cluster, 90.0, 5.0, load=200.0)
+    first, later = at(ticks, 20.0), at(ticks, 40.0)
+    assert first.served_rps[0] == 0.0 and first.queue_length[0] == 400.0 and first.dropped_rps[0] == 120.0
+    assert later.served_rps[0] == 0.0 and later.dropped_rps[0] == 200.0 and later.latency_p95_s[0] == 5.0
+    assert at(ticks, 60.0).served_rps[0] > 200.0  # Ready again: the backlog drains

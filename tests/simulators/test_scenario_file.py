@@ -7,6 +7,7 @@ import textwrap
 import pytest
 
 from controller.errors import ScenarioError
+from simulators import faults as F
 from simulators.load import traces_dir
 from simulators.scenario import SIM_EPOCH_S, bundled_scenarios, load_scenario, load_scenario_text
 
@@ -49,6 +50,18 @@ def test_good_scenario_compiles_with_times_from_the_sim_epoch():
     assert sc.signal_for("cpu") == "utilization_pct" and sc.signal_for("nope") is None
 
 
+@pytest.mark.parametrize("fault, duration_s", [
+    pytest.param("{kind: readiness-outage, at: 2m, duration: 3m, services: [web]}", 180.0, id="with-a-duration"),
+    pytest.param("{kind: readiness-outage, at: 2m}", None, id="until-the-end-of-the-run"),
+])
+def test_readiness_outage_compiles_to_its_fault(fault, duration_s):
+    sc = load_scenario_text(_broken("{kind: pod-crash, at: 2m, services: [web]}", fault), "tiny.yaml")
+    [f] = sc.faults
+    assert isinstance(f, F.ReadinessOutage) and f.kind == "readiness-outage"
+    assert (f.at_s, f.duration_s) == (SIM_EPOCH_S + 120, duration_s)
+    assert f.services == (("web",) if "services" in fault else None)
+
+
 def test_seed_override_changes_only_the_seed():
     assert load_scenario_text(GOOD, "tiny.yaml", seed=99).seed == 99
 
@@ -70,6 +83,18 @@ BROKEN = [
     pytest.param(_broken("percentile: 95", "percentile: 90"), 9, "spec.slo.latency.percentile", "", id="unsupported-percentile"),
     pytest.param(_broken("- constant: {rps: 150}", "- {constant: {rps: 1}, step: {at: 1m, from: 1, to: 2}}"), 14,
                  "spec.services[0].load[0]", "exactly one", id="two-shapes-in-one-term"),
+    pytest.param(_broken("{kind: pod-crash, at: 2m, services: [web]}",
+                         "{kind: readiness-outage, at: 2m, duration: -20m, services: [web]}"), 16,
+                 "spec.faults[0].readiness-outage.duration", "got '-20m'", id="readiness-outage-negative-duration"),
+    pytest.param(_broken("{kind: pod-crash, at: 2m, services: [web]}",
+                         "{kind: readiness-outage, at: 2m, duration: 0s, services: [web]}"), 16,
+                 "spec.faults[0].readiness-outage.duration", "longer than 0s", id="readiness-outage-zero-duration"),
+    pytest.param(_broken("{kind: pod-crash, at: 2m, services: [web]}",
+                         "{kind: readiness-outage, at: 2m, duration: 20m, services: [web, postgres]}"), 16,
+                 "spec.faults[0].services[1]", "got 'postgres'", id="readiness-outage-unknown-service"),
+    pytest.param(_broken("{kind: pod-crash, at: 2m, services: [web]}",
+                         "{kind: readiness-outage, at: 2m, duration: 20m, count: 3}"), 16,
+                 "spec.faults[0].readiness-outage.count", "unknown field", id="readiness-outage-unknown-field"),
     pytest.param(_broken("kind: Scenario", "kind: Policy"), 2, "kind", "'Scenario'", id="wrong-kind"),
     pytest.param(_broken("- constant: {rps: 150}", "- trace: {file: no-such-trace.csv}"), 14, "", "no-such-trace",
                  id="missing-trace-file"),

@@ -11,7 +11,8 @@ One tick, ``step(now, dt_s, offered_rps)``:
 2. advance pod lifecycles: repeat until nothing changes: (a) Pending pods whose scheduling
    delay has passed get a node, in (due time, creation time, service, serial) order while the
    cluster has capacity; the others are parked until capacity frees; (b) Starting pods whose
-   startup delay has passed get ready, or crash into backoff if their revision crash-loops;
+   startup delay has passed get ready (or, while a readiness outage holds their service, stay
+   Starting with no end: "held"), or crash into backoff if their revision crash-loops;
    (c) backed-off pods start again; (d) leaking pods cross the memory soft limit (degraded) or
    the limit (OOM restart). Each transition happens at its own event time (not the tick's),
    so that a pod created at t is ready at exactly t + scheduling + startup delay;
@@ -52,7 +53,7 @@ class Pod:
     serial: int
     rev_seq: int
     phase: Phase
-    until: float  # end of the current phase (inf for Ready)
+    until: float  # end of the current phase (inf for Ready, and Starting held by a readiness outage)
     created_s: float
     started_s: float = math.nan  # last container start: the memory-leak anchor
     transition_s: float | None = None  # last readiness change
@@ -91,6 +92,7 @@ class Service:
         self.restarts_total = 0
         self.leak: Leak | None = None
         self.outage = self.stale = self.nan = 0
+        self.readiness_down = 0  # readiness outages active on this service
         ready_at = start_s - INITIAL_PODS_AGE_S  # they have run a while (SimCluster's slots, the same)
         created_at = ready_at - (config.scheduling_delay_s + config.startup_delay_s)
         for _ in range(config.initial_replicas):
@@ -247,6 +249,8 @@ class ReferenceCluster:
                     pod.restarts += 1
                     svc.restarts_total += 1
                     pod.phase, pod.until, pod.leak_at, pod.degraded = Phase.BACKOFF, t + backoff_s(pod.restarts), INF, False
+                elif svc.readiness_down:  # its readiness probe fails: held, running, until the outage ends
+                    pod.until = INF
                 else:
                     pod.phase, pod.until, pod.transition_s = Phase.READY, INF, t
                 changed = True
@@ -368,6 +372,9 @@ class ReferenceCluster:
         elif isinstance(f, F.MemoryLeak):
             for i in rows:
                 self.memory_leak(self.services[i], f, event, now)
+        elif isinstance(f, F.ReadinessOutage):
+            for i in sorted(set(rows.tolist())):
+                self.readiness_outage(self.services[i], event.starts, now)
         else:
             self.metrics_fault(f, rows, event.starts, now)
 
@@ -400,6 +407,16 @@ class ReferenceCluster:
             return
         for pod in svc.pods:
             pod.leak_at = svc.leak_next(pod)
+
+    def readiness_outage(self, svc: Service, starts: bool, now: float) -> None:
+        """Start: every Ready pod turns running-not-Ready (held: Starting, no end; its container
+        runs on). End of the last outage on the service: held pods get Ready at once."""
+        svc.readiness_down += 1 if starts else -1
+        for pod in svc.pods:
+            if starts and pod.phase == Phase.READY:
+                pod.phase, pod.transition_s = Phase.STARTING, now  # until stays inf: held
+            elif not starts and not svc.readiness_down and pod.phase == Phase.STARTING and pod.until == INF:
+                pod.phase, pod.transition_s = Phase.READY, now
 
     def metrics_fault(self, f: F.Fault, rows: np.ndarray, starts: bool, now: float) -> None:
         attr = {F.MetricsOutage: "outage", F.StaleMetrics: "stale", F.NaNMetrics: "nan"}[type(f)]
