@@ -15,6 +15,12 @@ From the statuses path, pods with container restarts are skipped: their Ready ti
 last restart's, not the start-up's (the array path has no restart counts; the estimator's
 plausibility bound and quantile cover it).
 
+Nor does a pod count whose start-up spans a cycle at which its target had lost every Ready pod
+(it had some, then none: a dependency all pods check is down, not a start-up taking long): such
+a pod gets Ready when the dependency is back, and its creation -> Ready span measures the
+outage. Counted, one 10-minute outage made the lead 10 minutes for the next 20 start-ups. A
+target that has not had a Ready pod yet (new, scaled up from 0) is not such a target.
+
 The same pods give the withheld replicas (core/scaling/withheld.py: spec replicas whose pods
 run but stay not Ready past twice the start-up), read each cycle for the targets that have had
 fewer Ready pods than spec for longer than that, and once for a target first seen short (a
@@ -94,6 +100,8 @@ class StartupObserver:
         self._withheld = np.zeros(0)  # the last withheld replicas (kept for targets whose pods were not read)
         self._short_since = np.zeros(0)  # since when each target has had fewer Ready pods than spec (NaN: not)
         self._seen = np.zeros(0, bool)  # the target was observed before (a cycle of this observer)
+        self._dark_at = np.full(0, np.nan)  # the last cycle at which the target had lost every Ready pod
+        self._last_cycle_s = math.nan  # the previous cycle's time
 
     def observe(self, params: PolicyParams, cluster: Cluster, targets: list[TargetRef], view: ClusterView,
                 now: float, errors: list[str], listed_pods: bool) -> StartupInfo | None:
@@ -103,6 +111,10 @@ class StartupObserver:
             return None
         self._align(targets)
         ready = np.asarray(view.ready, np.float64)
+        # dark: no Ready pod after having had some (at the last cycle, or dark then too)
+        dark = view.exists & (ready == 0) & ((self._ready > 0) | (self._dark_at == self._last_cycle_s))
+        self._dark_at[dark] = now
+        self._last_cycle_s = now
         due = np.flatnonzero(view.exists & (~self._read | (ready > self._ready)))
         self._ready = ready.copy()
         if due.size:
@@ -132,6 +144,7 @@ class StartupObserver:
         self._withheld = take_rows(self._withheld, rows, 0.0)
         self._short_since = take_rows(self._short_since, rows, np.nan)
         self._seen = take_rows(self._seen, rows, False)
+        self._dark_at = take_rows(self._dark_at, rows, np.nan)
         self._targets = list(targets)
 
     def withheld(self, params: PolicyParams, cluster: Cluster, targets: list[TargetRef], view: ClusterView,
@@ -201,6 +214,8 @@ class StartupObserver:
 
     def _add(self, rows, keys, created, ready_s, ready, now: float) -> None:
         counted = observed_startups(created, ready_s, ready, now, self.sp)
+        dark = self._dark_at[rows]
+        counted &= ~((created <= dark) & (dark < ready_s))  # Ready late because its target went dark
         # in place: the observer alone holds its memory (a new object all the same: the estimate is redone)
         self._memory, learned = remember_rows(self._memory, rows, keys, created, ready_s, counted, in_place=True)
         if self._changed is not None:

@@ -144,10 +144,6 @@ def test_the_default_policy_does_not_overshoot_when_the_pods_get_ready_again(bin
     assert after.max() <= SPEC_BEFORE < policy.params.max_replicas
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known defect: a pod created during the outage is Ready only at its end, and that creation -> Ready span "
-    "(585 s here, under StartupParams.max_plausible_s = 900 s) is remembered as a start-up: the observed delay "
-    "becomes 585 s and the ramp leads by 630 s instead of 77 s for the next 20 start-ups"))
 def test_pods_held_by_the_outage_do_not_count_as_slow_start_ups():
     """The load steps up mid-outage (700 -> 1100 rps at 30m, read at the balancer): the policy
     scales up, its new pods start but are Ready only when the dependency is back."""
