@@ -27,6 +27,8 @@ _FIXED_MESSAGES = {
     "ScaleUpStabilized": "recent recommendations were lower than current one, applying the lowest recent "
                          "recommendation",
     "ScalingDisabled": "scaling is disabled since the replica count of the target is zero",
+    "TargetNotReady": "no pod of the target is Ready, so its metrics do not read its demand; a scale-down waits "
+                      "until a pod is Ready (a scale-up is still made)",
     "DesiredWithinRange": "the desired count is within the acceptable range",
     "TooFewReplicas": "the desired replica count is less than the minimum replica count",
     "TooManyReplicas": "the desired replica count is more than the maximum replica count",
@@ -116,7 +118,7 @@ def _conditions_of_rows(params: PolicyParams, decision: Decision, rows: np.ndarr
         conds = {}
         for kind, reason in r.items():
             message = ""
-            if kind == "ScalingActive" and reason != "ScalingDisabled":
+            if kind == "ScalingActive" and reason not in _FIXED_MESSAGES:
                 message = _metrics_message(reason, names, row_valid)
             conds[kind] = condition(reason, message)
         out.append(conds)

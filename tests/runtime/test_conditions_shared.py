@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from controller.core.scaling.decide import Observation, ScalingState, decide
 from controller.core.scaling.hpa_conditions import hpa_conditions, metric_failure_reasons
 from controller.core.scaling.params import MetricKind, MetricParams, PolicyParams
-from controller.model import Action, ActionKind, TargetRef
+from controller.model import Action, ActionKind, Reason, TargetRef
 from controller.runtime.conditions import _metrics_message, _rescale, condition, scaling_conditions
 from tests.core.helpers import T0
 
@@ -61,3 +61,19 @@ def test_shared_conditions_equal_the_per_target_ones(data, n, legacy):
     failed = [(targets[i], "conflict") for i in moved[1::3]]
     got = scaling_conditions(params, d, targets, np.array(exists, bool), applied, failed)
     assert got == reference(params, d, targets, exists, applied, failed)
+
+
+def test_a_scale_down_held_without_a_ready_pod_says_so():
+    """No Ready pod: every metric read, the scale-down held (TargetNotReady). ScalingActive says
+    why (it read Unknown with an empty reason and "no usable sample for ;" before)."""
+    params = PolicyParams("p", (MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 100.0),), 2, 12)
+    current, values = np.array([10.0, 10.0]), np.array([[0.0], [0.0]])
+    d = decide(params, Observation.of(current, np.array([0.0, 10.0]), values), ScalingState.empty(2, params), T0)
+    targets = [TargetRef("default", "dark"), TargetRef("default", "lit")]
+    dark, lit = scaling_conditions(params, d, targets, np.array([True, True]), [], [])
+    assert d.desired.tolist() == [10, 10] and int(d.norm.reason[0]) == Reason.TARGET_NOT_READY
+    assert dark["ScalingActive"] == {"status": "False", "reason": "TargetNotReady", "message": (
+        "no pod of the target is Ready, so its metrics do not read its demand; a scale-down waits until a pod is "
+        "Ready (a scale-up is still made)")}
+    assert dark["AbleToScale"]["reason"] == "SucceededGetScale" and "ScalingLimited" not in dark
+    assert lit["ScalingActive"]["reason"] == "ValidMetricFound"

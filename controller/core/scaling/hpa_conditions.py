@@ -26,6 +26,8 @@ CONDITION_STATUS: dict[str, str] = {
     "FailedGetResourceMetric": "False", "FailedGetContainerResourceMetric": "False", "FailedGetPodsMetric": "False",
     "FailedGetObjectMetric": "False", "FailedGetExternalMetric": "False", "InvalidMetricSourceType": "False",
     "ScalingDisabled": "False",
+    # Setpoint's own: no pod of the target is Ready, a scale-down is held (normalize._missing_data)
+    "TargetNotReady": "False",
     "DesiredWithinRange": "False", "TooFewReplicas": "True", "TooManyReplicas": "True", "ScaleUpLimit": "True",
     "ScaleDownLimit": "True",
 }
@@ -94,6 +96,8 @@ def hpa_conditions(result: NormResult, current: np.ndarray, failure_reasons, leg
             out.append({"AbleToScale": "SucceededGetScale", "ScalingActive": "ScalingDisabled"})
         elif reason in (Reason.ABOVE_MAX, Reason.BELOW_MIN):
             out.append({"AbleToScale": "SucceededRescale"})  # straight to the bound, no metrics read
+        elif reason == Reason.TARGET_NOT_READY:  # every metric read: what they read is not the demand
+            out.append({"AbleToScale": "SucceededGetScale", "ScalingActive": "TargetNotReady"})
         elif not result.scaling_active[i]:
             out.append({"AbleToScale": "SucceededGetScale", "ScalingActive": first_failure(failure_reasons[i])})
         else:
