@@ -322,3 +322,56 @@ def test_compiled_equals_numpy_with_min_step(share, latest, noise):
 def test_min_step_runs_compiled():
     from controller.core.scaling import compiled
     assert compiled.supports(policy_with(dataclasses.replace(RP, min_step=0.2)))
+
+
+def feed_dark(rp: RampParams, ys: list[float], dark: list[bool]):
+    """ramp_step every interval over one target with ``dark`` (no Ready pod) per cycle."""
+    state, out = rm.RampState.empty(1, rp), []
+    for k, (y, d) in enumerate(zip(ys, dark)):
+        res, state = rm.ramp_step(rp, state, np.array([y]), np.array([True]), T0 + k * rp.interval_s,
+                                  dark=np.array([d]))
+        out.append(res.slope[0])
+    return out
+
+
+RISING = [100.0 + 10.0 * INTERVAL * k for k in range(24)]  # 10 per s: a slope a window after any sample
+DARK_ROWS = [
+    # cycles 0-7 lit, 8-11 dark, lit again from 12: no slope from 8 to 8 + dark_s (135 s: 9 cycles) - 1 = 16
+    pytest.param([False] * 8 + [True] * 4 + [False] * 12, list(range(8, 20)), id="dark-then-lit"),
+    pytest.param([False] * 24, [], id="never-dark"),
+    pytest.param([True] * 24, list(range(24)), id="dark-throughout"),
+    pytest.param([False] * 10 + [True] + [False] * 13, list(range(10, 19)), id="one-dark-cycle"),
+]
+
+
+@pytest.mark.parametrize("dark, no_slope_at", DARK_ROWS)
+def test_no_slope_while_no_pod_is_ready_nor_two_windows_after(dark, no_slope_at):
+    """A rate read while no pod was Ready is not the demand; read at the pods, it refills its
+    window from 0 in one window when they are Ready again: no slope for dark_s (2 windows + an
+    interval) after the last dark cycle. Elsewhere, once a sample is a window old, the slope."""
+    assert RP.dark_s == 135.0
+    slopes = feed_dark(RP, RISING, dark)
+    quiet = [k for k, s in enumerate(slopes) if np.isnan(s)]
+    assert quiet == sorted(set(range(4)) | set(no_slope_at))  # 0-3: no sample a window old yet
+    assert all(s == pytest.approx(10.0) for k, s in enumerate(slopes) if k not in quiet)
+
+
+@pytest.mark.parametrize("path", ["numpy", "compiled"])
+def test_no_look_ahead_after_the_pods_get_ready_again(path):
+    """decide on both paths: a 10-replica target under a constant 700 rps read at its pods, no
+    pod Ready for 20 minutes (it reads 0, then refills a 1-minute window): the ramp adds nothing."""
+    p = PolicyParams("p", (MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 85.0,
+                                        ramp=RampParams(lead_s=90.0, window_s=60.0, interval_s=INTERVAL)),),
+                     2, 20, tolerance_down=0.2, **no_limits(900.0))
+    run = decide_numpy if path == "numpy" else decide
+    state, current, peak = ScalingState.empty(1, p), 10.0, 0.0
+    for k in range(160):  # 40 minutes: dark from 10 to 30 minutes
+        t = k * INTERVAL
+        dark = 600.0 <= t < 1800.0
+        since = t - 1800.0  # the window refills over the minute after the pods are Ready
+        rps = 0.0 if dark else (700.0 if t < 600.0 or since >= 60.0 else 700.0 * (since + INTERVAL) / 75.0)
+        obs = Observation.of([current], [0.0 if dark else current], [[rps]])
+        d = run(p, obs, state, T0 + t)
+        state, current = d.state, float(d.desired[0])
+        peak = max(peak, current)
+    assert peak == 10.0

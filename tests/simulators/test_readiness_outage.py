@@ -131,14 +131,11 @@ def test_service_serves_again_within_a_few_start_ups_after_the_outage(binding, c
     assert run.scores["slo_violation_minutes"] <= (END_S - START_S) / 60 + 2
 
 
-@pytest.mark.parametrize("binding", [
-    pytest.param("requests_per_second", id="rate-read-at-the-load-balancer"),
-    pytest.param("served_per_second", id="rate-read-at-the-pods", marks=pytest.mark.xfail(strict=True, reason=(
-        "known defect: when the pods get Ready again the served rate's 1-minute window refills from 0 to the "
-        "load in a minute and the ramp sizes for that slope one lead ahead: 10 -> 17 -> 20 (replicas.max) at "
-        "40m15s-40m30s for a constant 700 rps that needs 9"))),
-])
+@pytest.mark.parametrize("binding", BINDINGS)
 def test_the_default_policy_does_not_overshoot_when_the_pods_get_ready_again(binding):
+    """Read at the pods, the rate's window refills from 0 to the load in a minute when they are
+    Ready again; the ramp took that for a rising load (10 -> 17 -> 20, replicas.max, for a load
+    that needs 9) until it ignored slopes for two windows after a cycle with no Ready pod."""
     result, _, policy = outcome(binding)
     after = spans(result, "policy")["after"]
     assert after.max() <= SPEC_BEFORE < policy.params.max_replicas

@@ -42,13 +42,13 @@ _NAN, _INF = math.nan, math.inf
 _LN2 = float(np.log(2.0))  # smooth.ewma_alpha's np.log(2.0)
 # ramp parameter rows (see pack_ramps)
 (_R_COLUMN, _R_WINDOW, _R_TOLERANCE, _R_LEAD, _R_KEEP, _R_SLOTS, _R_OBSERVED, _R_LAG, _R_GAP, _R_MIN_STEP,
- _R_SIZE) = range(11)
+ _R_DARK, _R_SIZE) = range(12)
 # the packed parameter vector (pack_params): compiled._pack's scalars, then counts, then arrays
 _V_UP_RULES, _V_DOWN_RULES, _V_RAMPS, _V_METRICS = range(compiled._P_SIZE, compiled._P_SIZE + 4)
 _V_ARRAYS = compiled._P_SIZE + 4
-# rows of the workspace's (12, N) float array (core/scaling/workspace.py)
+# rows of the workspace's (13, N) float array (core/scaling/workspace.py)
 (_F_COMBINED, _F_PROPOSAL, _F_STABILIZED, _F_DESIRED, _F_MISSING_SINCE, _F_PENDING, _F_LOW, _F_HIGH,
- _F_SLOT_KEY, _F_HELD, _F_LOCK, _F_LAST_EVENT, _F_ROWS) = range(13)
+ _F_SLOT_KEY, _F_HELD, _F_LOCK, _F_LAST_EVENT, _F_DARK_AT, _F_ROWS) = range(14)
 # rows of its (3, N) int array: limit reason, reason, the slot of the cycle's recommendation
 _I_LIMIT, _I_REASON, _I_SLOT, _I_ROWS = range(4)
 # targets with more recommendation times off the common pattern than 1 in _SCAN_ALL_BELOW: the
@@ -57,14 +57,15 @@ _SCAN_ALL_BELOW = 4
 
 
 def pack_ramps(params) -> np.ndarray:
-    """(R, 10) float rows per ramp metric: column, window_s, tolerance_s, lead_s, keep_s, slots,
+    """(R, 11) float rows per ramp metric: column, window_s, tolerance_s, lead_s, keep_s, slots,
     observed (1: the lead follows the observed start-up delay, see RampParams.leads), lag_s, gap_s
-    (0: no latest reading; see ramp.implied_slope), min_step (0: any step; ramp.hold_small_look_ahead)."""
+    (0: no latest reading; see ramp.implied_slope), min_step (0: any step; ramp.hold_small_look_ahead),
+    dark_s (no slope that long after a cycle with no Ready pod; RampParams.dark_s)."""
     rows = np.zeros((len(params.ramp_metrics), _R_SIZE))
     for r, j in enumerate(params.ramp_metrics):
         rp = params.metrics[j].ramp
         rows[r] = (j, rp.window_s, 0.5 * rp.interval_s, rp.lead_s, rp.keep_s, rp.slots, float(rp.observed), rp.lag_s,
-                   rp.gap_s if rp.latest_window_s > 0.0 else 0.0, rp.min_step)
+                   rp.gap_s if rp.latest_window_s > 0.0 else 0.0, rp.min_step, rp.dark_s)
     return rows
 
 
@@ -578,10 +579,10 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
     times; ramp (2, R, N, K) ramp samples, times; rec (2, H, N) recommendations, times; rows (H + 1 + 3W
     + 1 + R(2K + 1),) the common patterns of times of the recommendations (H + 1, see
     _recommendation_windows), of the window samples (see _sample_pattern) and of each ramp's samples
-    (see _ramp_plan); up, down (2, E, N) scale events (changes, times), read only; vf (12, N): outputs
+    (see _ramp_plan); up, down (2, E, N) scale events (changes, times), read only; vf (13, N): outputs
     combined, proposal, stabilized, desired, state missing_since, the cycle's current (pending for
     commit), scratch low, high, slot key, held, state lock (on the pattern), state latest scale event
-    time (commit_kernel's) (_F_*). Outputs: out_f (6, N, M) signal values, smoothed, proposals, ramp
+    time (commit_kernel's), state the last cycle with no Ready pod (the ramps', RampState.dark_at) (_F_*). Outputs: out_f (6, N, M) signal values, smoothed, proposals, ramp
     slope, ahead, proposal (ramp columns only); out_b (8, N, M) missing, stale, nonfinite, negative,
     usable, valid, and (state) the series' window sample times on their pattern, its ramp sample times
     on theirs (ramp columns); vi (3, N) limit reason, reason, scratch slot (_I_*); active_out (N,). buf:
@@ -655,14 +656,15 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
     # the arrays written per target do not alias pv, so it reloads (and converts) them per target
     # (the default policy's ~4% of its kernel time); any further ramp reads pv as before
     z_j, z_k, z_kind, z_pick, z_slot = 0, 0, 0, 0, 0
-    z_rw, z_rtol, z_lead, z_keep, z_lag, z_gap, z_target, z_cap, z_step = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    z_rw, z_rtol, z_lead, z_keep, z_lag, z_gap, z_target, z_cap, z_step, z_dark = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+                                                                                 0.0, 0.0, 0.0)
     z_observed = False
     if n_ramps > 0:
         z_j, z_k = int(pv[o_ramp + _R_COLUMN]), int(pv[o_ramp + _R_SLOTS])
         z_rw, z_rtol, z_lead, z_keep = (pv[o_ramp + _R_WINDOW], pv[o_ramp + _R_TOLERANCE], pv[o_ramp + _R_LEAD],
                                         pv[o_ramp + _R_KEEP])
         z_observed, z_lag, z_gap = pv[o_ramp + _R_OBSERVED] != 0.0, pv[o_ramp + _R_LAG], pv[o_ramp + _R_GAP]
-        z_step = pv[o_ramp + _R_MIN_STEP]
+        z_step, z_dark = pv[o_ramp + _R_MIN_STEP], pv[o_ramp + _R_DARK]
         z_kind, z_target, z_cap = int(pv[o_metric + z_j]), pv[o_metric + m + z_j], pv[o_metric + 3 * m + z_j]
         z_pick, z_slot = r_plan[0, _RP_PICK], r_plan[0, _RP_SLOT]
     for i in range(n):
@@ -759,18 +761,21 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
         reactive_up = False  # a valid proposal above current, before any ramp (ramp.hold_small_look_ahead)
         for j in range(m):
             reactive_up = reactive_up or (out_b[5, i, j] and out_f[2, i, j] > cur)
+        if n_ramps > 0 and cur > 0.0 and rdy <= 0.0:  # no Ready pod: no slope now, nor for dark_s (ramp.py)
+            vf[_F_DARK_AT, i] = now
+        dark_at = vf[_F_DARK_AT, i]
         for r in range(n_ramps):
             if r == 0:
                 j, k, kind, r_pick, r_slot = z_j, z_k, z_kind, z_pick, z_slot
-                rw, rtol, lead_s, rkeep, observed, lag, gap, target, cap, step = (
-                    z_rw, z_rtol, z_lead, z_keep, z_observed, z_lag, z_gap, z_target, z_cap, z_step)
+                rw, rtol, lead_s, rkeep, observed, lag, gap, target, cap, step, dark_s = (
+                    z_rw, z_rtol, z_lead, z_keep, z_observed, z_lag, z_gap, z_target, z_cap, z_step, z_dark)
             else:
                 o = o_ramp + r * _R_SIZE
                 j, k = int(pv[o + _R_COLUMN]), int(pv[o + _R_SLOTS])
                 kind, r_pick, r_slot = int(pv[o_metric + j]), r_plan[r, _RP_PICK], r_plan[r, _RP_SLOT]
                 rw, rtol, lead_s, rkeep = pv[o + _R_WINDOW], pv[o + _R_TOLERANCE], pv[o + _R_LEAD], pv[o + _R_KEEP]
                 observed, lag, gap = pv[o + _R_OBSERVED] != 0.0, pv[o + _R_LAG], pv[o + _R_GAP]
-                step = pv[o + _R_MIN_STEP]
+                step, dark_s = pv[o + _R_MIN_STEP], pv[o + _R_DARK]
                 target, cap = pv[o_metric + m + j], pv[o_metric + 3 * m + j]
             if observed and math.isfinite(startup[i]):  # RampParams.leads
                 lead_s = lag + startup[i]
@@ -792,6 +797,8 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
             slope = (y - old_v) / (now - old_t) if (ok and now > old_t) else _NAN
             if gap > 0.0 and math.isfinite(slope) and math.isfinite(latest[i, j]):  # ramp.implied_slope
                 slope = (latest[i, j] - y) / gap
+            if now - dark_at < dark_s:  # NaN (never dark) compares False
+                slope = _NAN
             ahead = y + compiled.nan_max(slope, 0.0) * lead_s
             out_f[3, i, j], out_f[4, i, j] = slope, ahead
             if on:

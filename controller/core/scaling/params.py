@@ -260,6 +260,13 @@ class RampParams:
         return self.window_s + 2.0 * self.interval_s
 
     @property
+    def dark_s(self) -> float:
+        """How long after a cycle at which the target had no Ready pod its slope is not used (s):
+        the reading's window and the one a window before may both hold that time, and the pods
+        got Ready at most an interval after it (core/scaling/ramp.py)."""
+        return 2.0 * self.window_s + self.interval_s
+
+    @property
     def slots(self) -> int:
         return int(np.ceil(self.keep_s / max(self.interval_s, 1.0))) + 2
 

@@ -13,8 +13,15 @@ turned, the latest reading is below the window's mean and nothing is carried ahe
 slope stays positive for up to two windows after a burst). Only a rising slope counts, so the proposal from ``ahead`` is never below the
 reactive one: it can raise a scale-up or hold a scale-down, never cause one.
 
+No slope is used for a target that has no Ready pod (spec replicas > 0), nor for ``dark_s``
+(two windows and an interval) after the last cycle at which it had none: what its metric read
+then is not its demand, and when the pods get Ready again a rate read at the pods refills its
+window from 0 to the load in one window. Taken as a slope, that refill ran a 10-replica service
+at a constant load to replicas.max the moment a 20-minute dependency outage ended.
+
 Shapes: N targets; the state keeps a ring of the last ``slots`` usable samples per target,
-(N, K) values and times (Fortran order, see history.py). Pure numpy.
+(N, K) values and times (Fortran order, see history.py), and (N,) the last cycle at which the
+target had no Ready pod. Pure numpy.
 """
 
 from __future__ import annotations
@@ -31,19 +38,21 @@ from controller.core.scaling.propose import propose_policy
 
 @dataclass(frozen=True)
 class RampState:
-    """One ramp metric's recent samples for N targets: (N, K) values and times (NaN: empty)."""
+    """One ramp metric's recent samples for N targets: (N, K) values and times (NaN: empty);
+    dark_at (N,) the last cycle (epoch s) at which the target had no Ready pod (NaN: none)."""
 
     values: np.ndarray
     times: np.ndarray
+    dark_at: np.ndarray
 
     @classmethod
     def empty(cls, n: int, rp: RampParams) -> "RampState":
-        return cls(*empty_history(n, rp.slots))
+        return cls(*empty_history(n, rp.slots), np.full(n, np.nan))
 
     def take(self, rows: np.ndarray) -> "RampState":
         """Reorder to a new target list: rows[i] is the old row of new target i, -1 if new."""
         return RampState(np.asfortranarray(take_rows(self.values, rows, 0.0)),
-                         np.asfortranarray(take_rows(self.times, rows, np.nan)))
+                         np.asfortranarray(take_rows(self.times, rows, np.nan)), take_rows(self.dark_at, rows, np.nan))
 
 
 @dataclass(frozen=True)
@@ -88,21 +97,24 @@ def implied_slope(rp: RampParams, y: np.ndarray, latest: np.ndarray | None, slop
 
 def ramp_step(rp: RampParams, state: RampState, y: np.ndarray, ok: np.ndarray,
               now: float, startup_s: np.ndarray | None = None,
-              latest: np.ndarray | None = None) -> tuple[RampResult, RampState]:
+              latest: np.ndarray | None = None, dark: np.ndarray | None = None) -> tuple[RampResult, RampState]:
     """Learn y (N,) (rows where ok: a usable sample) at ``now``; the slope over the last window
     and the value one lead time ahead (per target with the observed start-up delays
     ``startup_s`` (N,), see RampParams.leads). ``latest`` (N,): the latest reading (NaN: none),
-    used when the ramp has one (RampParams.latest_window_s; see implied_slope)."""
+    used when the ramp has one (RampParams.latest_window_s; see implied_slope). ``dark`` (N,):
+    the target has no Ready pod now (no slope then, nor for ``rp.dark_s`` after)."""
     y = np.asarray(y, dtype=np.float64)
     lead_s = rp.leads(startup_s, y.shape[0])
+    dark_at = state.dark_at if dark is None else np.where(dark, now, state.dark_at)
     old_v, old_t = window_ago(state.values, state.times, now, rp.window_s, 0.5 * rp.interval_s)
     with np.errstate(invalid="ignore", divide="ignore"):
         slope = (y - old_v) / (now - old_t)
         slope[~(ok & (now > old_t))] = np.nan
         slope = implied_slope(rp, y, latest, slope)
+        slope[now - dark_at < rp.dark_s] = np.nan  # NaN (never dark) compares False
         ahead = y + np.maximum(slope, 0.0) * lead_s
     values, times = write_slot(state.values, state.times, y, now, rp.keep_s, rows=ok)  # only rows where ok
-    return RampResult(slope, ahead), RampState(values, times)
+    return RampResult(slope, ahead), RampState(values, times, dark_at)
 
 
 @dataclass(frozen=True)
@@ -153,9 +165,10 @@ def apply_ramps(params, values: np.ndarray, usable: np.ndarray, proposals: np.nd
     shape = values.shape
     slope, ahead = np.full(shape, np.nan), np.full(shape, np.nan)
     new_states = []
+    dark = (current > 0) & (ready <= 0)  # no Ready pod: what the metrics read is not the demand
     for j, st in zip(params.ramp_metrics, states):
         res, st = ramp_step(params.metrics[j].ramp, st, values[:, j], usable[:, j], now, startup_s,
-                            None if latest is None else latest[:, j])
+                            None if latest is None else latest[:, j], dark)
         slope[:, j], ahead[:, j] = res.slope, res.ahead
         new_states.append(st)
     # never the hpa preset (policy/rules.py)
