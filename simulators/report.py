@@ -36,6 +36,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.markers import MarkerStyle
 from matplotlib.patches import Patch
 from matplotlib.ticker import PercentFormatter
 from matplotlib.transforms import blended_transform_factory
@@ -291,8 +292,10 @@ def draw_timeline(ax, v: View, actions: dict[str, np.ndarray], end_s: float, axi
         at = actions[kind]
         if at.size:
             marker, color = ACTION_STYLES[kind]
-            ax.scatter(at / axis.divisor, np.full(at.size, y_of[kind]), marker=marker, color=color, s=30,
-                       edgecolors="none", zorder=3)
+            # no edge on filled markers; an unfilled one ("x") is all edge (matplotlib warns otherwise)
+            edges = {"edgecolors": "none"} if MarkerStyle(marker).is_filled() else {}
+            ax.scatter(at / axis.divisor, np.full(at.size, y_of[kind]), marker=marker, color=color, s=30, zorder=3,
+                       **edges)
     labels = ["SLO violation (any service)" if several else "SLO violation", *kinds]
     ax.set_yticks([y_of[r] for r in rows], labels)
     ax.set_ylim(-0.6, len(rows) - 0.4)

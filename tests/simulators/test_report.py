@@ -222,3 +222,17 @@ def test_true_spans(mask, min_gap, expect):
 ])
 def test_action_category(kind, from_r, to_r, expect):
     assert action_category(ActionEvent(0.0, "api", kind, from_r, to_r, "")) == expect
+
+
+def test_every_action_marker_draws_without_a_warning(tmp_path):
+    """Each action kind's marker, "x" (other: a paused rollout, say) included: matplotlib warned
+    on the terminal of every `setpoint simulate` with such an action (an edge colour given to an
+    unfilled marker)."""
+    import warnings
+
+    result = synthetic_result(duration_s=600.0, tick_s=5.0, services=("api",))
+    result.runs["policy"].actions.append(ActionEvent(100.0, "api", "pause-rollout", None, None, "evidence"))
+    assert {action_category(a) for a in result.runs["policy"].actions} >= {"scale up", "restart", "rollback", "other"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        write_report(result, tmp_path / "r.html")
