@@ -708,9 +708,10 @@ def tune(
         _fail(exc.errors)
     import json
 
+    from controller.runtime.files import write_text_atomic
     from simulators.tune import tune_json
 
-    (work / "tune.json").write_text(json.dumps(tune_json(result), indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    write_text_atomic(work / "tune.json", json.dumps(tune_json(result), indent=1, allow_nan=False) + "\n")
     refused = [t for t in result.trials if "error" in t]
     if result.trials and len(refused) == len(result.trials):  # not a budget to raise: the --set cannot apply
         _fail([f"every one of the {len(refused)} trials was refused by the policy's rules, so no budget was "
@@ -722,8 +723,6 @@ def tune(
 
     from controller import __version__
     from simulators.tune import provenance, tuned_policy_text
-
-    from controller.runtime.files import write_text_atomic
 
     write_text_atomic(target, tuned_policy_text(result, __version__, dist_version("optuna")))
     for line in provenance(result, __version__, dist_version("optuna"))[2:]:

@@ -582,7 +582,8 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
     (see _ramp_plan); up, down (2, E, N) scale events (changes, times), read only; vf (13, N): outputs
     combined, proposal, stabilized, desired, state missing_since, the cycle's current (pending for
     commit), scratch low, high, slot key, held, state lock (on the pattern), state latest scale event
-    time (commit_kernel's), state the last cycle with no Ready pod (the ramps', RampState.dark_at) (_F_*). Outputs: out_f (6, N, M) signal values, smoothed, proposals, ramp
+    time (commit_kernel's), state the last cycle with no Ready pod (the ramps', RampState.dark_at)
+    (_F_*). Outputs: out_f (6, N, M) signal values, smoothed, proposals, ramp
     slope, ahead, proposal (ramp columns only); out_b (8, N, M) missing, stale, nonfinite, negative,
     usable, valid, and (state) the series' window sample times on their pattern, its ramp sample times
     on theirs (ramp columns); vi (3, N) limit reason, reason, scratch slot (_I_*); active_out (N,). buf:
