@@ -148,6 +148,9 @@ class PodStatus:
     restarts: int = 0
     revision: str = ""
     created_time: float | None = None  # metadata.creationTimestamp (start_time is status.startTime)
+    # a container's waiting reason (CrashLoopBackOff: restarting after a crash, in back-off); "" when
+    # its containers run (a running pod that is not Ready, e.g. failing its readiness probe, has none)
+    waiting: str = ""
 
 
 @dataclass(frozen=True)

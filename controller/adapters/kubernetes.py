@@ -351,7 +351,17 @@ def _pod_status(pod: Any, revision_of_hash: dict[str, str]) -> PodStatus:
         restarts=sum(c.restart_count or 0 for c in (st.container_statuses or [])) if st else 0,
         revision=revision_of_hash.get(pod_hash, pod_hash),
         created_time=_ts(pod.metadata.creation_timestamp),
+        waiting=_waiting_reason(st.container_statuses if st else None),
     )
+
+
+def _waiting_reason(container_statuses) -> str:
+    """The first waiting container's reason (CrashLoopBackOff, ImagePullBackOff, ...), "" when none waits."""
+    for c in container_statuses or ():
+        waiting = c.state.waiting if c.state is not None else None
+        if waiting is not None:
+            return waiting.reason or "Waiting"
+    return ""
 
 
 def _owned_by(obj: Any, uid: str) -> bool:

@@ -563,8 +563,10 @@ class KubeStore:
         ready_at = K.rfc3339(self.clock.wall(p.ready_transition_time)) if p.ready_transition_time is not None else created
         ready = "True" if p.ready else "False"
         container = spec["containers"][0]
-        state = {"running": {"startedAt": ready_at}} if p.ready else (
-            {"waiting": {"reason": "CrashLoopBackOff"}} if p.restarts else {"running": {"startedAt": created}})
+        # in back-off after a crash: waiting; else running (Ready or not: a pod failing its readiness
+        # probe runs), since its last start (the Ready change of a Ready one)
+        state = ({"waiting": {"reason": p.waiting}} if p.waiting else
+                 {"running": {"startedAt": ready_at if p.ready else created}})
         return {"phase": "Running", "startTime": created, "podIP": f"10.244.{sum(map(ord, p.name)) % 250}.{len(p.name)}",
                 "conditions": [
                     {"type": "PodScheduled", "status": "True", "lastTransitionTime": created},

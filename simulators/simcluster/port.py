@@ -14,7 +14,7 @@ from controller.model import Action, ActionKind, PodStatus, TargetRef, TargetSta
 from controller.ports import ClusterView, TargetSelector
 from simulators.lazy_names import LazyStrings
 from simulators.simcluster import pod_listing
-from simulators.simcluster.slots import EMPTY, PENDING, READY, STARTING
+from simulators.simcluster.slots import BACKOFF, EMPTY, PENDING, READY, STARTING
 
 
 #: Target lists whose rows ``rows_of`` keeps.
@@ -161,6 +161,7 @@ class ClusterPort:
             restarts=int(self._pod_restarts[i, slot]),
             revision=str(revisions[int(self._pod_revision_seq[i, slot])].number),
             created_time=float(self._pod_created_s[i, slot]),
+            waiting="CrashLoopBackOff" if self._pod_phase[i, slot] == BACKOFF else "",
         ) for slot in slots)
         return TargetStatus(
             ref=self.ref(i), spec_replicas=int(self._spec_replicas[i]), status_replicas=len(slots),

@@ -19,6 +19,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from controller.adapters.kubernetes import KubernetesCluster
+from controller.model import TargetRef
 from simulators import faults as F
 from simulators.kubeapi.metrics import LATENCY_BUCKETS_S
 from simulators.kubeapi.server import SimKubeServer
@@ -252,6 +254,42 @@ def test_pods_failing_their_readiness_probe_are_running_not_ready(tmp_path):
         srv.world.advance(6)  # t = 40 s: the outage ends
         assert all(condition(p, "Ready").status == "True" for p in pods("web"))
         assert apps.read_namespaced_deployment("web", NS).status.ready_replicas == 2
+    finally:
+        c.close()
+        srv.stop()
+
+
+def test_a_crash_looping_pod_waits_in_back_off_and_a_pod_not_ready_after_a_restart_runs(tmp_path):
+    """The container state the client reads: a crash-looping release's pods are waiting
+    (CrashLoopBackOff) only while in back-off; a pod that crashed once, restarted, and then
+    fails its readiness probe (a dependency down) is running, not in back-off (it read
+    CrashLoopBackOff for any not-Ready pod with a restart). The adapter reads the reason back."""
+    sc = kube_scenario()
+    sc = dataclasses.replace(sc, faults=(F.PodCrash(sc.start_s + 5.0, services=("web",), count=2),
+                                         F.ReadinessOutage(sc.start_s + 60.0, duration_s=30.0, services=("web",)),
+                                         F.CrashLoopRollout(sc.start_s + 5.0, services=("api",))),
+                             fault_names=("crash", "db-down", "release"))
+    srv = SimKubeServer(sc, drive=False, token=TOKEN).start()
+    c = official_client(srv, tmp_path)
+    try:
+        core = client.CoreV1Api(c)
+
+        def states(app: str) -> list[tuple[bool, int, str]]:
+            out = []
+            for p in core.list_namespaced_pod(NS, label_selector=f"app={app}").items:
+                cs = p.status.container_statuses[0] if p.status.container_statuses else None
+                if cs is not None:
+                    out.append((cs.ready, cs.restart_count, cs.state.waiting.reason if cs.state.waiting else "running"))
+            return out
+
+        srv.world.advance(14)  # t = 70 s: web's pods crashed once, restarted, Ready, then not Ready since 60 s
+        web = states("web")
+        assert web and all(not ready and restarts == 1 and state == "running" for ready, restarts, state in web), web
+        api = states("api")  # the crash-looping revision's pods: waiting while in back-off, else starting
+        assert any(state == "CrashLoopBackOff" for _, _, state in api), api
+        assert all(state in ("CrashLoopBackOff", "running") for _, _, state in api)
+        view = KubernetesCluster(c, qps=0).observe([TargetRef(NS, "api")], with_pods=True).statuses[0]
+        assert {p.waiting for p in view.pods} >= {"CrashLoopBackOff"}
     finally:
         c.close()
         srv.stop()
