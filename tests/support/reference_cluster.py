@@ -532,7 +532,8 @@ class ReferenceCluster:
         pods = tuple(PodStatus(
             name=svc.pod_name(p), phase="Pending" if p.phase == Phase.PENDING else "Running",
             ready=p.phase == Phase.READY, start_time=p.created_s, ready_transition_time=p.transition_s,
-            restarts=p.restarts, revision=str(svc.revisions[p.rev_seq].number), created_time=p.created_s)
+            restarts=p.restarts, revision=str(svc.revisions[p.rev_seq].number), created_time=p.created_s,
+            waiting="CrashLoopBackOff" if p.phase == Phase.BACKOFF else "")
             for p in sorted(svc.pods, key=lambda p: p.serial))
         return TargetStatus(
             ref=TargetRef(svc.config.namespace, svc.config.name), spec_replicas=svc.spec,
