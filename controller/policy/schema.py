@@ -12,7 +12,7 @@ from typing import Annotated, Callable, Literal, Optional, Union
 
 from pydantic import BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from controller.core.scaling.params import DEFAULT_TOLERANCE
+from controller.core.scaling.params import DEFAULT_TOLERANCE, MAX_SEASONAL_PERIODS
 from controller.policy.durations import DURATION_PATTERN, describe_value
 from controller.policy.fields import (CountOrPercent, DnsLabel, DnsSubdomain, Duration, Identifier, NonEmptyText,
                                       Percent, StrictModel, duration_field, exactly_one, field_error,
@@ -167,7 +167,7 @@ class Forecast(StrictModel):
             "per target from its pods as for a ramp, 30s (or {observed: true, initial: 45s}) until a start-up has "
             "been seen; an observed horizon stops at 3 minutes (or the initial horizon if longer)."))
     seasonality: list[SeasonalPeriod] = Field(
-        default_factory=lambda: [86400.0, 604800.0], max_length=4, json_schema_extra={"default": ["1d", "7d"]},
+        default_factory=lambda: [86400.0, 604800.0], max_length=MAX_SEASONAL_PERIODS, json_schema_extra={"default": ["1d", "7d"]},
         description="Candidate seasonal periods, each kept only if the history shows it (autocorrelation).")
     min_history_s: HistoryLength = duration_field(
         86400.0, "minHistory", "History needed before a seasonal period is judged.")

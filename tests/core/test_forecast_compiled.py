@@ -351,3 +351,30 @@ def test_the_error_quantile_is_the_sorted_ones(values, quantile, hint):
     near = fk._kth_near(a.copy(), a.size, k, hint)
     assert np.isnan(near) or near == expect
     assert fk._kth_smallest(a.copy(), a.size, k) == expect
+
+
+def test_one_compiled_kernel_whatever_the_number_of_seasonal_periods():
+    """0 to 4 periods run on one signature of the forecast kernel (in a fresh interpreter, whose
+    dispatcher holds only what it compiled or loaded): each number of periods was a compile of
+    its own, ~15 s on a machine's first run of such a policy."""
+    import subprocess
+    import sys
+
+    code = """
+import dataclasses
+from controller.core.scaling import compiled
+from controller.core.scaling import forecast_compiled as fk
+from controller.core.scaling.decide import Observation, ScalingState, decide
+from controller.core.scaling.params import ForecastParams, MetricKind, MetricParams, PolicyParams
+compiled.set_switch("1")
+for periods in ((), (3600.0,), (3600.0, 86400.0), (600.0, 3600.0, 86400.0), (600.0, 3600.0, 86400.0, 604800.0)):
+    fp = ForecastParams(horizon_s=60.0, interval_s=15.0, periods_s=periods, min_history_s=0.0)
+    p = PolicyParams("p", (MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 100.0, forecast=fp),), 1, 10)
+    state = ScalingState.empty(2, p)
+    for k in range(3):
+        state = decide(p, Observation.of([4.0, 4.0], [4.0, 4.0], [[300.0], [500.0]]), state, 1e9 + 15.0 * k).state
+print(len(fk.forecast_kernel.signatures))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"

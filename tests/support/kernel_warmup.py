@@ -2,16 +2,15 @@
 
 From a fresh clone, every pytest-xdist worker that reaches a kernel compiled it itself: four
 workers compiling the same kernels at once on two cores (the fused decision kernel ~20 s, the
-forecast stage's ~15 s for each number of seasonal periods, the rest ~10 s), about a quarter of
-the suite's time. The controller process has them compiled once instead, by two processes at a
-time, before it starts the workers (tests/conftest.py), which then load them from the cache.
+forecast stage's ~15 s, the rest ~10 s), about a quarter of the suite's time. The controller
+process has them compiled once instead, by two processes at a time, before it starts the
+workers (tests/conftest.py), which then load them from the cache.
 
 ``python -m tests.support.kernel_warmup PART`` compiles one part:
-- ``decide``: the fused decision kernel, through ``decide`` on the bundled default policy, then
-  the forecast stage's for a forecast without seasonality;
+- ``decide``: the fused decision kernel, through ``decide`` on the bundled default policy;
 - ``simulation``: the simulator's, scores' and hpa preset's kernels (a warm-up run of the hpa
-  preset), then the forecast stage's for one and two seasonal periods (``decide`` with the
-  fused kernel stubbed out: the other part compiles it).
+  preset), then the forecast stage's (``decide`` with a forecast, the fused kernel stubbed out:
+  the other part compiles it).
 """
 
 from __future__ import annotations
@@ -34,20 +33,11 @@ def _default_policy(forecast: bool):
     return with_forecast(policy) if forecast else policy
 
 
-def _decide_cycles(periods: int | None) -> None:
-    """A few cycles of ``decide`` on the default policy, with a forecast of ``periods`` seasonal
-    periods (None: no forecast). The forecast kernel is compiled once per number of periods
-    (its profiles are a tuple of that many arrays); the tests use 0, 1 and 2."""
-    import dataclasses  # noqa: PLC0415
-
+def _decide_cycles(forecast: bool) -> None:
+    """A few cycles of ``decide`` on the default policy, with a forecast or without."""
     from controller.core.scaling.decide import Observation, ScalingState, decide  # noqa: PLC0415
 
-    params = _default_policy(periods is not None).params
-    if periods is not None:
-        fp = params.metrics[0].forecast
-        fp = dataclasses.replace(fp, periods_s=(86400.0, 604800.0, 3600.0)[:periods])
-        params = dataclasses.replace(params, metrics=(dataclasses.replace(params.metrics[0], forecast=fp),
-                                                      *params.metrics[1:]))
+    params = _default_policy(forecast).params
     state = ScalingState.empty(2, params)
     for k in range(3):
         obs = Observation.of([5.0, 5.0], [5.0, 5.0], [[400.0] * len(params.metrics)] * 2)
@@ -59,8 +49,7 @@ def compile_part(part: str) -> None:
 
     compiled.set_switch("1")
     if part == "decide":
-        _decide_cycles(None)
-        _decide_cycles(0)
+        _decide_cycles(forecast=False)
     elif part == "simulation":
         from controller.bundled import bundled_policy  # noqa: PLC0415
         from controller.policy import load_policies  # noqa: PLC0415
@@ -73,8 +62,7 @@ def compile_part(part: str) -> None:
         from controller.core.scaling import fused  # noqa: PLC0415
 
         fused.fused_kernel = lambda *args: False
-        _decide_cycles(1)
-        _decide_cycles(2)
+        _decide_cycles(forecast=True)
     else:
         raise SystemExit(f"unknown part {part!r}: expected one of {', '.join(PARTS)}")
 

@@ -31,7 +31,8 @@ import numpy as np
 from controller.core.scaling import compiled
 from controller.core.scaling import forecast as fc
 from controller.core.scaling.compiled import jit, jit_inline
-from controller.core.scaling.params import ERROR_WINDOW_HORIZONS, MIN_ERROR_WINDOW_S, ForecastParams, PolicyParams
+from controller.core.scaling.params import (ERROR_WINDOW_HORIZONS, MAX_SEASONAL_PERIODS, MIN_ERROR_WINDOW_S,
+                                           ForecastParams, PolicyParams)
 
 _NAN, _INF = math.nan, math.inf
 _LN2 = float(np.log(2.0))  # forecast._holt's np.log(2.0)
@@ -504,6 +505,7 @@ class MetricForecast:
     ring: np.ndarray
     fp: ForecastParams
     shared: list[bool]  # per period: the profile is still the input state's (copied before a write)
+    pad: np.ndarray | None = None  # (N, 1) the placeholder of the unused profile slots (kernel_profiles)
 
     @classmethod
     def of(cls, params: PolicyParams, j: int, st: fc.ForecastState, share: bool = False) -> "MetricForecast":
@@ -527,9 +529,12 @@ class MetricForecast:
                    ring, fp, shared)
 
     def kernel_profiles(self, now: float) -> tuple[np.ndarray, ...]:
-        """The profiles as the kernel takes them (a tuple of one array at least), each shared one
-        copied first if a target may fold a visit into it at ``now`` (its visit is of another
-        bucket: forecast._update_profiles's test, without the sample's)."""
+        """The profiles as the kernel takes them, each shared one copied first if a target may
+        fold a visit into it at ``now`` (its visit is of another bucket: forecast._update_profiles's
+        test, without the sample's). Always MAX_SEASONAL_PERIODS arrays, the unused ones an (N, 1)
+        placeholder the kernel never reads (it loops over the metric's own periods): a tuple's
+        length is part of its numba type, so each number of periods compiled the kernel again
+        (~15 s on a machine's first run of a policy with, say, ``seasonality: [1d]``)."""
         fp = self.fp
         for p, (period, b) in enumerate(zip(fp.periods_s, fp.buckets)):
             if self.shared[p]:
@@ -538,7 +543,12 @@ class MetricForecast:
                 if ((visit != bucket) & np.isfinite(visit)).any():
                     self.profiles = (*self.profiles[:p], self.profiles[p].copy(), *self.profiles[p + 1:])
                     self.shared[p] = False
-        return self.profiles if self.profiles else (np.zeros((self.hold.shape[1], 1)),)
+        missing = MAX_SEASONAL_PERIODS - len(self.profiles)
+        if missing <= 0:
+            return self.profiles
+        if self.pad is None:
+            self.pad = np.zeros((self.hold.shape[1], 1))
+        return (*self.profiles, *(self.pad,) * missing)
 
     def state(self, copy: bool = True) -> fc.ForecastState:
         """The ForecastState (the numpy stage's layout: error rings in Fortran order)."""

@@ -102,6 +102,11 @@ def hpa_default_scale_down(window_s: float = 300.0) -> ScalingRules:
     return ScalingRules.of(window_s, Select.MAX, [(RuleType.PERCENT, 100, 15)])
 
 
+#: The most seasonal periods a forecast metric may have (the policy schema's limit; the compiled
+#: forecast kernel takes that many profile arrays, whatever the count: forecast_compiled.py).
+MAX_SEASONAL_PERIODS = 4
+
+
 @dataclass(frozen=True)
 class ForecastParams:
     """One metric's forecast stage (core/scaling/forecast.py). Durations in seconds.
