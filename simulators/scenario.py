@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import numpy as np
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from controller.bundled import package_path
 from controller.errors import FieldError, ScenarioError
@@ -203,7 +203,14 @@ class ServiceModel(StrictModel):
 class FaultBase(StrictModel):
     name: str | None = None
     at: SimDuration()
-    services: list[str] | None = None
+    services: list[str] | None = Field(None, description="the services it hits; omit for all")
+
+    @field_validator("services")
+    @classmethod
+    def _some_services(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:  # it would hit none: a fault that silently does nothing
+            raise ValueError("an empty list hits no service; omit services to hit every service")
+        return value
 
 
 class PodCrashFault(FaultBase):

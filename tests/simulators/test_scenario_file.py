@@ -95,6 +95,9 @@ BROKEN = [
     pytest.param(_broken("{kind: pod-crash, at: 2m, services: [web]}",
                          "{kind: readiness-outage, at: 2m, duration: 20m, count: 3}"), 16,
                  "spec.faults[0].readiness-outage.count", "unknown field", id="readiness-outage-unknown-field"),
+    pytest.param(_broken("{kind: pod-crash, at: 2m, services: [web]}", "{kind: pod-crash, at: 2m, services: []}"), 16,
+                 "spec.faults[0].pod-crash.services", "omit services to hit every service",
+                 id="a-fault-with-an-empty-services-list"),  # it hit no service: a fault that did nothing
     pytest.param(_broken("kind: Scenario", "kind: Policy"), 2, "kind", "'Scenario'", id="wrong-kind"),
     pytest.param(_broken("- constant: {rps: 150}", "- trace: {file: no-such-trace.csv}"), 14, "", "no-such-trace",
                  id="missing-trace-file"),
