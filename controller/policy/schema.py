@@ -167,7 +167,8 @@ class Forecast(StrictModel):
             "per target from its pods as for a ramp, 30s (or {observed: true, initial: 45s}) until a start-up has "
             "been seen; an observed horizon stops at 3 minutes (or the initial horizon if longer)."))
     seasonality: list[SeasonalPeriod] = Field(
-        default_factory=lambda: [86400.0, 604800.0], max_length=MAX_SEASONAL_PERIODS, json_schema_extra={"default": ["1d", "7d"]},
+        default_factory=lambda: [86400.0, 604800.0], max_length=MAX_SEASONAL_PERIODS,
+        json_schema_extra={"default": ["1d", "7d"]},
         description="Candidate seasonal periods, each kept only if the history shows it (autocorrelation).")
     min_history_s: HistoryLength = duration_field(
         86400.0, "minHistory", "History needed before a seasonal period is judged.")
