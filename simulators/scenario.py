@@ -26,7 +26,7 @@ from simulators import faults as F
 from simulators import load as L
 from simulators import streams
 from simulators.result import SLO
-from simulators.workload import ClusterConfig, ServiceConfig
+from simulators.workload import MAX_RETRY_RATIO, ClusterConfig, ServiceConfig
 
 #: Simulations start on a Monday at 00:00 UTC so diurnal and weekly shapes line up.
 SIM_EPOCH_S = float(calendar.timegm((2026, 1, 5, 0, 0, 0)))
@@ -191,6 +191,8 @@ class ServiceModel(StrictModel):
     max_pods: int = Field(50, ge=1, le=MAX_PODS)
     cpu_request: float = Field(0.5, gt=0, le=1e6, description="cores")
     error_ratio: float = Field(0.0, ge=0, le=1, description="errors of a healthy revision")
+    retry_ratio: float = Field(0.0, ge=0, le=MAX_RETRY_RATIO,
+                               description="share of the requests dropped in a tick that clients retry in the next")
     load: list[LoadTerm] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -453,7 +455,7 @@ def _expand_services(spec: ScenarioSpec) -> tuple[list[ServiceConfig], list[Serv
                 scheduling_delay_s=s.scheduling_delay, startup_delay_s=s.startup_delay, base_latency_s=s.base_latency,
                 overload=s.overload, queue_limit=s.queue_limit, timeout_s=s.timeout,
                 initial_replicas=s.initial_replicas, max_pods=s.max_pods, cpu_request_cores=s.cpu_request,
-                base_error_ratio=s.error_ratio))
+                base_error_ratio=s.error_ratio, retry_ratio=s.retry_ratio))
             models.append(s)
     return configs, models, names
 

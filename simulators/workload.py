@@ -80,6 +80,9 @@ class Revision:
     created_s: float
 
 
+MAX_RETRY_RATIO = 0.9  # retries of retries compound: at most 1 / (1 - 0.9) = 10x the load
+
+
 @dataclass(frozen=True)
 class ServiceConfig:
     """One simulated workload (a Deployment).
@@ -101,6 +104,9 @@ class ServiceConfig:
         (capacity times ``degraded_capacity_ratio``, latency plus ``degraded_extra_latency_s``),
         and the OOM limit at which its container restarts.
     max_surge / max_unavailable: rolling update budgets, an int or a percent string ("25%").
+    retry_ratio: share of the requests dropped in one tick that clients send again in the
+        next tick, on top of that tick's load (0: no retries; at most 0.9 so that retries of
+        retries stay finite: steady-state inflation 1 / (1 - ratio) when all is dropped).
     labels: (key, value) pairs a label selector can match.
     """
 
@@ -127,6 +133,7 @@ class ServiceConfig:
     max_surge: int | str = "25%"
     max_unavailable: int | str = "25%"
     initial_revision: RevisionProps = field(default_factory=RevisionProps)
+    retry_ratio: float = 0.0
     labels: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -161,6 +168,7 @@ class ServiceConfig:
             ("memory_limit_mib", self.memory_base_mib < self.memory_limit_mib, "must be > memory_base_mib"),
             ("memory_soft_limit_mib", self.memory_base_mib < self.memory_soft_limit_mib, "must be > memory_base_mib"),
             ("degraded_capacity_ratio", 0 < self.degraded_capacity_ratio <= 1, "must be in (0, 1]"),
+            ("retry_ratio", 0 <= self.retry_ratio <= MAX_RETRY_RATIO, f"must be in [0, {MAX_RETRY_RATIO}]"),
         ]
         errors = [FieldError(where, None, f"{self.name}.{name}", f"{rule}, got {getattr(self, name)!r}")
                   for name, ok, rule in checks if not ok]

@@ -52,6 +52,8 @@ class QueueingEngine:
         self._zeros.flags.writeable = False
         self._no_mask = np.zeros(S, dtype=bool)
         self._no_mask.flags.writeable = False
+        self._retry_ratio = column("retry_ratio")
+        self._any_retries = bool((self._retry_ratio > 0).any())  # the default path skips retries entirely
 
     def _init_aggregates(self) -> None:
         S = self.n_services
@@ -187,7 +189,9 @@ class QueueingEngine:
     def step(self, now: float, dt_s: float, offered_rps: np.ndarray) -> TickSignals:
         """Advance to ``now`` (epoch s) and return the truth of the tick of length ``dt_s`` (s).
 
-        ``offered_rps``: (S,) requests/s offered to each service during the tick.
+        ``offered_rps``: (S,) requests/s offered to each service during the tick, before client
+        retries: a service with ``retry_ratio`` > 0 is offered ``retry_ratio`` times its previous
+        tick's dropped rate on top (the returned ``offered_rps`` includes them).
         The returned arrays are fresh (safe to keep), except ``queue_length`` in a cluster
         without queue-mode services, which is a shared read-only array of zeros.
         """
@@ -203,7 +207,10 @@ class QueueingEngine:
                     self._progress_rollout(i, now)
         if self._needs_derive:
             self._derive()
-        tick = self._compute_signals(now, dt_s, np.asarray(offered_rps, dtype=np.float64))
+        offered_rps = np.asarray(offered_rps, dtype=np.float64)
+        if self._any_retries and self._last_tick is not None:  # clients retry part of last tick's drops
+            offered_rps = offered_rps + self._retry_ratio * self._last_tick.dropped_rps
+        tick = self._compute_signals(now, dt_s, offered_rps)
         if self._freeze_pending:
             snapshot_metrics(tick, np.array(self._freeze_pending), self._frozen_metrics)
             self._freeze_pending = []

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from simulators import faults as F
 from simulators.cluster import SimCluster
 from tests.support.reference_cluster import ReferenceCluster
+from dataclasses import replace
+
 from simulators.workload import ClusterConfig, RevisionProps, ServiceConfig
 from tests.simulators.helpers import assert_same_ticks, run
 
@@ -25,6 +27,11 @@ SERVICES = (
     ServiceConfig("batch", initial_replicas=1, capacity_rps=33.3, scheduling_delay_s=0.0, startup_delay_s=3.0,
                   max_surge=0, max_unavailable=1, cpu_at_capacity_cores=0.8),
 )
+
+
+def with_retries(*ratios: float, **changes) -> tuple[ServiceConfig, ...]:
+    """SERVICES with these client retry ratios (and other changes to the first service)."""
+    return tuple(replace(s, retry_ratio=r, **(changes if i == 0 else {})) for i, (s, r) in enumerate(zip(SERVICES, ratios)))
 
 
 def wave(t: float) -> np.ndarray:
@@ -83,6 +90,14 @@ SCENARIOS = {
     "readiness-outage-until-the-end-of-the-run": dict(
         faults=[F.ReadinessOutage(60.0, services=("api", "batch"))],
         script=[(50.0, lambda c: c.set_replicas(0, 5)), (100.0, lambda c: c.set_replicas(2, 3))]),
+    # client retries: part of the last tick's drops come back on top of the load
+    "retries-overloaded-service": dict(config=with_retries(0.5, 0.0, 0.0, initial_replicas=1)),  # 100 rps vs 100-400
+    "retries-during-readiness-outage": dict(config=with_retries(0.5, 0.9, 0.5),
+                                            faults=[F.ReadinessOutage(20.0, duration_s=100.0)]),
+    "retries-mixed-with-no-retries": dict(
+        config=with_retries(0.9, 0.0, 0.3, initial_replicas=2),
+        faults=[F.ReadinessOutage(60.0, duration_s=30.0, services=("batch",)), F.PodCrash(30.0, count=1)],
+        script=[(50.0, lambda c: c.set_replicas(0, 4)), (100.0, lambda c: c.set_replicas(2, 3))]),
 }
 
 
@@ -141,10 +156,25 @@ fault_lists = st.lists(st.one_of(
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(script=actions, faults=fault_lists, capacity=st.sampled_from([None, 8, 12]), seed=st.integers(0, 1000))
-def test_vectorized_equals_reference_on_random_scenarios(script, faults, capacity, seed):
-    config = ClusterConfig(SERVICES, max_pods_total=capacity)
+@given(script=actions, faults=fault_lists, capacity=st.sampled_from([None, 8, 12]), seed=st.integers(0, 1000),
+       retries=st.tuples(*[st.sampled_from([0.0, 0.0, 0.5, 0.9])] * 3))
+def test_vectorized_equals_reference_on_random_scenarios(script, faults, capacity, seed, retries):
+    config = ClusterConfig(with_retries(*retries), max_pods_total=capacity)
     steps = [(t, action(kind, service, value)) for t, kind, service, value in script]
     (fast, fast_ticks), (ref, ref_ticks) = run_both(config, faults, steps, until_s=200.0, seed=seed)
     assert_same_ticks(fast_ticks, ref_ticks)
     assert_same_clusters(fast, ref)
+
+
+def test_retry_rows_inflate_the_offered_load():
+    """The retry rows exercise retries: offered = load + ratio * the previous tick's drops, and
+    under a readiness outage (everything dropped) it climbs towards load / (1 - ratio)."""
+    spec = SCENARIOS["retries-during-readiness-outage"]
+    ratios = np.array([0.5, 0.9, 0.5])
+    (_, ticks), _ = run_both(spec["config"], spec["faults"])
+    np.testing.assert_allclose(ticks[0].offered_rps, wave(0.0))
+    for prev, t in zip(ticks, ticks[1:]):
+        np.testing.assert_allclose(t.offered_rps, wave(t.at_s) + ratios * prev.dropped_rps, rtol=1e-12)
+    end = next(t for t in ticks if t.at_s == 115.0)  # 19 ticks into the outage
+    inflation = end.offered_rps / wave(115.0)
+    assert 1.8 < inflation[0] < 2.2 and 1.8 < inflation[2] < 2.2 and inflation[1] > 7.0

@@ -18,7 +18,9 @@ One tick, ``step(now, dt_s, offered_rps)``:
    so that a pod created at t is ready at exactly t + scheduling + startup delay;
 3. advance rolling updates (Kubernetes' RollingUpdate: scale the new revision up within
    maxSurge, scale old revisions down within maxUnavailable);
-4. compute signals with the queueing model (see :mod:`simulators.queueing`).
+4. client retries: each service is offered its load plus ``retry_ratio`` times the rate it
+   dropped in the previous step (nothing at the first step); retries of retries compound;
+5. compute signals with the queueing model (see :mod:`simulators.queueing`) from that offered rate.
 
 Actions (``set_replicas``, ``delete_pod``, ``rollout``, ``rollback``, ``rolling_restart``)
 take effect at the time of the last step (or an explicit ``now``).
@@ -207,7 +209,11 @@ class ReferenceCluster:
         for svc in self.services:
             if svc.rolling:
                 self.progress_rollout(svc, now)
-        rows = [self.service_signals(svc, now, dt_s, float(lam)) for svc, lam in zip(self.services, offered_rps)]
+        offered = [float(lam) for lam in offered_rps]
+        if self.last is not None:
+            for svc in self.services:
+                offered[svc.index] += svc.config.retry_ratio * float(self.last.dropped_rps[svc.index])
+        rows = [self.service_signals(svc, now, dt_s, lam) for svc, lam in zip(self.services, offered)]
         sig = TickSignals(now, *(np.array(col) for col in zip(*rows)))
         if self.freeze_pending:
             snapshot_metrics(sig, np.array(self.freeze_pending), self.frozen)

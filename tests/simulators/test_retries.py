@@ -1,0 +1,70 @@
+"""Client retries (a service's ``retryRatio``): the share of the requests dropped in one tick
+that clients send again in the next, on top of the load. The load balancer's rate (the recorded
+``offered_rps``, ``requests_per_second``, ``http_requests_total``) includes them; under a
+readiness outage (everything dropped) it settles at load / (1 - ratio)."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pytest
+
+from simulators.runner import ControllerSpec, simulate
+from simulators.scenario import load_scenario_text
+
+
+def outage_scenario(retry_ratio: float, rps_signal: str = "requests_per_second") -> str:
+    """10 replicas of 100 rps at 700 rps; every pod unready from 10m to 20m."""
+    return textwrap.dedent(f"""\
+        apiVersion: setpoint/v1
+        kind: Scenario
+        metadata: {{name: retries-during-outage}}
+        spec:
+          duration: 40m
+          tick: 5s
+          seed: 5
+          slo:
+            latency: {{percentile: 95, below: 250ms}}
+            errorRatio: 0.01
+          services:
+            - name: checkout
+              capacityPerPod: 100
+              initialReplicas: 10
+              maxPods: 40
+              retryRatio: {retry_ratio}
+              load:
+                - constant: {{rps: 700}}
+          faults:
+            - {{name: database-down, kind: readiness-outage, at: 10m, duration: 10m}}
+          metrics: {{rps: {rps_signal}}}
+        """)
+
+
+def offered_with_fixed_replicas(retry_ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    scenario = load_scenario_text(outage_scenario(retry_ratio), "retries.yaml")
+    result, _ = simulate(scenario, [ControllerSpec("fixed", "fixed", "fixed at 10", replicas=10)], keep_records=False)
+    traj = result.runs["fixed"].trajectory
+    return traj.t_s, traj.offered_rps[:, 0]
+
+
+def test_retry_ratio_reaches_the_service_config():
+    scenario = load_scenario_text(outage_scenario(0.5), "retries.yaml")
+    assert scenario.cluster.services[0].retry_ratio == 0.5
+    assert load_scenario_text(outage_scenario(0.0), "r.yaml").cluster.services[0].retry_ratio == 0.0
+    assert scenario.signal_for("rps") == "offered_rps"  # the load balancer's rate: retries included
+
+
+@pytest.mark.parametrize("retry_ratio, during_outage", [
+    pytest.param(0.5, 1400.0, id="half-retried-doubles-the-offered-load"),
+    pytest.param(0.0, 700.0, id="no-retries-offered-stays-at-the-load"),
+])
+def test_offered_load_settles_at_load_over_one_minus_ratio_during_a_readiness_outage(retry_ratio, during_outage):
+    t_s, offered = offered_with_fixed_replicas(retry_ratio)
+    before = offered[t_s < 600.0]
+    settled = offered[(t_s >= 660.0) & (t_s < 1200.0)]  # a minute into the outage: 0.5 ** 12 left to converge
+    after = offered[t_s >= 1260.0]  # a minute after: the retries of the outage's drops are served
+    np.testing.assert_allclose(before, 700.0, rtol=1e-12)
+    np.testing.assert_allclose(settled, during_outage, rtol=0.01)
+    np.testing.assert_allclose(after, 700.0, rtol=1e-12)
+    assert offered.max() <= during_outage * (1 + 1e-9)  # geometric: bounded by load / (1 - ratio)
