@@ -68,3 +68,29 @@ def test_offered_load_settles_at_load_over_one_minus_ratio_during_a_readiness_ou
     np.testing.assert_allclose(settled, during_outage, rtol=0.01)
     np.testing.assert_allclose(after, 700.0, rtol=1e-12)
     assert offered.max() <= during_outage * (1 + 1e-9)  # geometric: bounded by load / (1 - ratio)
+
+
+def spec_replicas(rps_signal: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    from controller.policy import load_policies
+    from tests.simulators.sweep_fixtures import DEFAULT_POLICY, HPA_POLICY
+    default, hpa = load_policies([DEFAULT_POLICY])[0], load_policies([HPA_POLICY])[0]
+    scenario = load_scenario_text(outage_scenario(0.5, rps_signal), "retries.yaml")
+    result, _ = simulate(scenario, [ControllerSpec("default", "policy", "", policy=default),
+                                    ControllerSpec("hpa", "policy", "", policy=hpa)], keep_records=False)
+    return {name: (run.trajectory.t_s, run.trajectory.spec_replicas[:, 0]) for name, run in result.runs.items()}
+
+
+def test_retries_seen_by_the_load_balancer_scale_the_default_policy_up_during_a_dependency_outage():
+    """Measured, not a requirement of the controller: with rps bound to the load balancer's
+    rate, the retries (1400 rps at 10 unready pods) scale the default policy up mid-outage
+    (scale-ups are allowed with no Ready pod); bound to what the pods served, it holds at 10.
+    HPA on CPU holds during the outage (no pod serves) and scales up on the retry burst after it."""
+    lb, pods = spec_replicas("requests_per_second"), spec_replicas("served_per_second")
+    t, spec = lb["default"]
+    outage = (t >= 600.0) & (t < 1200.0)
+    assert spec[t < 600.0].max() == 10 and spec[outage].max() > 12
+    t, spec = pods["default"]
+    assert spec.min() == spec.max() == 10
+    for runs in (lb, pods):  # HPA reads CPU: the rps binding does not matter
+        t, spec = runs["hpa"]
+        assert spec[t < 1200.0].max() == 10 and spec[t >= 1200.0].max() > 10
