@@ -80,11 +80,14 @@ def spec_replicas(rps_signal: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return {name: (run.trajectory.t_s, run.trajectory.spec_replicas[:, 0]) for name, run in result.runs.items()}
 
 
-def test_retries_seen_by_the_load_balancer_scale_the_default_policy_up_during_a_dependency_outage():
-    """Measured, not a requirement of the controller: with rps bound to the load balancer's
-    rate, the retries (1400 rps at 10 unready pods) scale the default policy up mid-outage
-    (scale-ups are allowed with no Ready pod); bound to what the pods served, it holds at 10.
-    HPA on CPU holds during the outage (no pod serves) and scales up on the retry burst after it."""
+def test_with_no_ready_pod_scale_ups_are_still_made_so_retries_at_the_load_balancer_add_pods():
+    """The documented trade of the TargetNotReady rule (README, withheld replicas): with no Ready
+    pod a scale-down is held but a scale-up is made (an overload that fails every readiness
+    probe is cured by more pods). Its cost, measured here: with rps bound to the load balancer's
+    rate the clients' retries (1400 rps at 10 unready pods) take the default policy to 16 pods
+    mid-outage, pods that cannot get Ready either; bound to what the pods served, it holds at
+    10. HPA on CPU holds during the outage (no pod serves) and scales up on the retry burst after
+    it. A change to the rule should change this test on purpose."""
     lb, pods = spec_replicas("requests_per_second"), spec_replicas("served_per_second")
     t, spec = lb["default"]
     outage = (t >= 600.0) & (t < 1200.0)
