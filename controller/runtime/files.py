@@ -9,19 +9,18 @@ import secrets
 from pathlib import Path
 
 
-def write_private_file(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` readable and writable by the owner only (0600).
-
-    The content goes to a new temporary file in the same folder, created 0600 with O_EXCL (so
-    no other user can ever open it, not even for a moment), then renamed over ``path``: a
-    reader sees either the old file or the whole new one. OSError when the folder is not
-    writable.
-    """
+def write_text_atomic(path: str | Path, text: str, mode: int | None = None) -> Path:
+    """Write ``text`` (UTF-8) to ``path``: to a new temporary file in the same folder (O_EXCL,
+    not following links), flushed to disk, then renamed over ``path``. ``mode``: the file's
+    permissions from its creation on, whatever the umask (None: the umask's default, as
+    open() gives). OSError when the folder is not writable (the temporary file removed)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(tmp, flags, 0o666 if mode is None else mode)
     try:
-        os.fchmod(fd, 0o600)  # O_CREAT's mode is masked by the umask; make it exactly 0600
+        if mode is not None:
+            os.fchmod(fd, mode)  # O_CREAT's mode is masked by the umask; make it exactly ``mode``
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fd = -1
             fh.write(text)
@@ -36,15 +35,7 @@ def write_private_file(path: str | Path, text: str) -> Path:
     return path
 
 
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder, renamed
-    over it. OSError when the folder is not writable (the temporary file removed)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+def write_private_file(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` readable and writable by the owner only (0600), atomically:
+    created 0600 (so no other user can ever open it, not even for a moment)."""
+    return write_text_atomic(path, text, mode=0o600)
