@@ -3,6 +3,7 @@
 Metric names (all prefixed ``setpoint_``): decisions_total{policy,reason},
 actions_total{policy,kind}, action_failures_total{policy,kind}, errors_total{policy,source},
 cycle_duration_seconds{policy} (histogram), state_saves_total{policy}, desired_replicas{policy,target},
+ready_replicas{policy,target}, withheld_replicas{policy,target},
 prometheus_requests_total{policy}, invalid_samples_total{policy,metric,reason} (reason:
 negative, non_finite), policies_loaded, policy_reload_failures_total, policy_reload_ok,
 policy_reload_last_success_timestamp_seconds, healing_held{policy,target}, rollout_held{policy,target},
@@ -43,6 +44,9 @@ class Telemetry:
         self.desired = Gauge("setpoint_desired_replicas", "Desired replicas per target after the last cycle.",
                              ["policy", "target"], registry=r)
         self.queries = Counter("setpoint_prometheus_requests", "Metric queries sent.", ["policy"], registry=r)
+        self.ready = Gauge("setpoint_ready_replicas", "Ready pods per target as the last cycle read them; 0 with "
+                           "desired replicas above 0 holds its scale-downs (reason TargetNotReady).",
+                           ["policy", "target"], registry=r)
         self.withheld = Gauge("setpoint_withheld_replicas", "Spec replicas per target whose pods run but have not "
                               "been Ready for twice their start-up (a stuck rollout, a failing readiness probe), "
                               "added on top of the last decision.", ["policy", "target"], registry=r)
@@ -78,7 +82,7 @@ class Telemetry:
     def forget_policy(self, policy: str) -> None:
         """Drop the gauges of a policy that a reload removed, so that no alert reads them as stale."""
         for target in self._targets.pop(policy, set()):
-            for gauge in (self.desired, self.held, self.rollout_held, self.withheld):
+            for gauge in (self.desired, self.ready, self.held, self.rollout_held, self.withheld):
                 try:
                     gauge.remove(policy, target)
                 except KeyError:  # never set for this target
@@ -119,6 +123,10 @@ class Telemetry:
             if hold is not None:
                 for target, ours in zip(result.targets, hold.ours.tolist()):
                     self.rollout_held.labels(p, target.key).set(1 if ours else 0)
+        if result.view is not None:
+            for target, ready, exists in zip(result.targets, result.view.ready.tolist(), result.view.exists.tolist()):
+                if exists:  # a missing workload has no Ready count to alert on
+                    self.ready.labels(p, target.key).set(ready)
         d = result.decision
         if d is None:
             return

@@ -15,6 +15,7 @@ from controller.runtime.http import StatusServer, parse_listen
 from controller.runtime.records import read_records
 from controller.runtime.service import ControllerService, ServiceOptions
 from controller.runtime.telemetry import Telemetry
+from simulators import faults as F
 from simulators.cluster import SimCluster
 from simulators.ports import SimMetrics, SimTargets
 from simulators.workload import RevisionProps, ServiceConfig
@@ -200,6 +201,37 @@ def test_withheld_replicas_are_exported_per_target(tmp_path):
         service.stop()
     assert all(gauge == 0 for t, gauge, _ in seen if t < 240)
     assert seen[-1][1:] == (1.0, 4)  # 300 rps at 100 per replica: 3 serving + 1 withheld
+
+
+def test_ready_replicas_are_exported_per_target_and_read_0_through_a_readiness_outage(tmp_path):
+    """Every pod of web fails its readiness probe from 60 s to 240 s (a dependency they check is
+    down): setpoint_ready_replicas reads web's 4 Ready pods before, 0 through the outage (what
+    SetpointTargetNotReady alerts on, with desired replicas above 0) and 4 again after."""
+    cluster = SimCluster([ServiceConfig("web", capacity_rps=100, initial_replicas=4, max_pods=30)], rng=1,
+                         faults=[F.ReadinessOutage(at_s=T0 + 60, duration_s=180.0)])
+    metrics = SimMetrics(cluster, {"rps_query": "offered_rps"}, window_s=60, tick_s=5)
+    targets = SimTargets(cluster, ["web"])
+    metrics.attach(targets)
+    write_policy(tmp_path, target=75)  # 300 rps: 4 replicas
+    telemetry, now = Telemetry(), [T0]
+    service = ControllerService([tmp_path], metrics, targets, telemetry, ServiceOptions(), clock=lambda: now[0])
+    seen = {}
+    try:
+        for k in range(0, 72):  # 6 minutes of 5 s ticks, a cycle every 15 s
+            cluster.step(T0 + 5 * k, 5.0, np.array([300.0]))
+            metrics.push(cluster.signals())
+            if k % 3 == 0 and k > 0:
+                now[0] = T0 + 5 * k
+                service.run_all_once()
+                labels = {"policy": "web", "target": "default/web"}
+                seen[5 * k] = (telemetry.registry.get_sample_value("setpoint_ready_replicas", labels),
+                               telemetry.registry.get_sample_value("setpoint_desired_replicas", labels))
+    finally:
+        service.stop()
+    assert {t: ready for t, (ready, _) in seen.items() if t < 60} == {15: 4, 30: 4, 45: 4}
+    assert {ready for t, (ready, _) in seen.items() if 60 <= t < 240} == {0}
+    assert {desired for t, (_, desired) in seen.items()} == {4}  # held through it: no scale-down
+    assert seen[345][0] == 4
 
 
 def test_a_controller_started_during_a_stuck_rollout_counts_the_withheld_pod_at_once(tmp_path):
