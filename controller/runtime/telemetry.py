@@ -82,15 +82,31 @@ class Telemetry:
     def forget_policy(self, policy: str) -> None:
         """Drop the gauges of a policy that a reload removed, so that no alert reads them as stale."""
         for target in self._targets.pop(policy, set()):
-            for gauge in (self.desired, self.ready, self.held, self.rollout_held, self.withheld):
-                try:
-                    gauge.remove(policy, target)
-                except KeyError:  # never set for this target
-                    pass
+            self._forget_target(policy, target)
         try:
             self.last_cycle.remove(policy)
         except KeyError:
             pass
+
+    def _forget_target(self, policy: str, target: str) -> None:
+        for gauge in (self.desired, self.ready, self.held, self.rollout_held, self.withheld):
+            try:
+                gauge.remove(policy, target)
+            except KeyError:  # never set for this target
+                pass
+
+    def _forget_gone_targets(self, policy: str, result: CycleResult) -> None:
+        """Drop the gauges of targets the policy no longer selects, or whose workload is gone: a
+        deleted Deployment's last values (held 1, Ready 0) would otherwise raise alerts forever.
+        Only after a cycle that listed its targets (``view``); else keep them all."""
+        if result.view is None:
+            self._targets.setdefault(policy, set()).update(t.key for t in result.targets)
+            return
+        live = {t.key for t, exists in zip(result.targets, result.view.exists.tolist()) if exists}
+        for target in self._targets.get(policy, set()) | {t.key for t in result.targets}:
+            if target not in live:
+                self._forget_target(policy, target)
+        self._targets[policy] = live
 
     def reload_succeeded(self, now: float) -> None:
         self.reload_ok.set(1)
@@ -101,11 +117,16 @@ class Telemetry:
         self.reload_ok.set(0)
 
     def observe_cycle(self, result: CycleResult) -> None:
+        try:
+            self._observe_cycle(result)
+        finally:
+            self._forget_gone_targets(result.policy, result)
+
+    def _observe_cycle(self, result: CycleResult) -> None:
         p = result.policy
         self.cycle_seconds.labels(p).observe(result.duration_s)
         self.queries.labels(p).inc(result.queries)
         self.last_cycle.labels(p).set(time.time())
-        self._targets.setdefault(p, set()).update(t.key for t in result.targets)
         for error in result.errors:
             self.errors.labels(p, "state" if error.startswith("state:") else "metrics").inc()
         for _ in result.state_problems:

@@ -1,0 +1,60 @@
+"""Per-target gauges follow the targets a policy selects: a target that leaves the selection, or
+whose workload is deleted, loses its series (a deleted Deployment's last "Ready 0" or "healing
+held 1" would raise SetpointTargetNotReady or SetpointHealingHeld forever); a cycle that could not
+list its targets keeps them all."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from controller.model import TargetRef
+from controller.ports import ClusterView
+from controller.runtime.reconciler import CycleResult
+from controller.runtime.telemetry import Telemetry
+
+WEB, API = TargetRef("shop", "web"), TargetRef("shop", "api")
+
+
+def cycle(targets: list[TargetRef], ready: list[int] | None, exists: list[bool] | None = None) -> CycleResult:
+    """A cycle that read ``ready`` Ready pods of ``targets`` (None: it got no cluster view)."""
+    view = None
+    if ready is not None:
+        n = len(targets)
+        view = ClusterView(spec=np.full(n, 3.0), status=np.full(n, 3.0), ready=np.asarray(ready, np.float64),
+                           rollout=np.zeros(n, bool), exists=np.asarray(exists or [True] * n, bool))
+    return CycleResult("web", 0.0, targets, view, None)
+
+
+def ready_series(telemetry: Telemetry) -> dict[str, float]:
+    return {s.labels["target"]: s.value for family in telemetry.registry.collect()
+            if family.name == "setpoint_ready_replicas" for s in family.samples}
+
+
+@pytest.mark.parametrize(("cycles", "expected"), [
+    pytest.param([([WEB, API], [3, 0], None)], {"shop/web": 3, "shop/api": 0}, id="both read"),
+    pytest.param([([WEB, API], [3, 0], None), ([WEB], [2], None)], {"shop/web": 2}, id="api left the selection"),
+    pytest.param([([WEB, API], [3, 0], None), ([WEB, API], [3, 0], [True, False])], {"shop/web": 3},
+                 id="api's workload deleted"),
+    pytest.param([([WEB, API], [3, 0], None), ([], None, None)], {"shop/web": 3, "shop/api": 0},
+                 id="a cycle without a view keeps them"),
+    pytest.param([([WEB], [1], None), ([API], [4], None), ([WEB, API], [2, 4], None)], {"shop/web": 2, "shop/api": 4},
+                 id="a target that comes back is read again"),
+])
+def test_ready_gauges_follow_the_selected_targets(cycles, expected):
+    telemetry = Telemetry()
+    for targets, ready, exists in cycles:
+        telemetry.observe_cycle(cycle(targets, ready, exists))
+    assert ready_series(telemetry) == expected
+
+
+def test_a_gone_target_loses_its_desired_and_held_series_too():
+    telemetry = Telemetry()
+    telemetry.observe_cycle(cycle([WEB, API], [3, 0]))
+    for gauge in (telemetry.desired, telemetry.held, telemetry.withheld):  # as a decision and healing set them
+        gauge.labels("web", "shop/api").set(1)
+    telemetry.observe_cycle(cycle([WEB], [3]))
+    value = telemetry.registry.get_sample_value
+    for name in ("setpoint_desired_replicas", "setpoint_healing_held", "setpoint_withheld_replicas",
+                 "setpoint_ready_replicas"):
+        assert value(name, {"policy": "web", "target": "shop/api"}) is None, name
