@@ -28,7 +28,8 @@ _FIXED_MESSAGES = {
                          "recommendation",
     "ScalingDisabled": "scaling is disabled since the replica count of the target is zero",
     "TargetNotReady": "no pod of the target is Ready, so its metrics do not read its demand; a scale-down waits "
-                      "until a pod is Ready (a scale-up is still made)",
+                      "until a pod is Ready, and so does a scale-up once it had Ready pods (new ones would not "
+                      "get Ready either)",
     "DesiredWithinRange": "the desired count is within the acceptable range",
     "TooFewReplicas": "the desired replica count is less than the minimum replica count",
     "TooManyReplicas": "the desired replica count is more than the maximum replica count",

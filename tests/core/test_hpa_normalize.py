@@ -69,10 +69,10 @@ def state_of(params, n, rec=None, missing_since=None) -> NormState:
     s = NormState.empty(n, params)
     if rec is not None:
         v, t = history(*rec, NOW, params.history_slots)
-        s = NormState(v, t, s.up_changes, s.up_times, s.down_changes, s.down_times, s.missing_since)
+        s = NormState(v, t, s.up_changes, s.up_times, s.down_changes, s.down_times, s.missing_since, s.lit_at)
     if missing_since is not None:
         s = NormState(s.rec_values, s.rec_times, s.up_changes, s.up_times, s.down_changes, s.down_times,
-                      np.asarray(missing_since, float))
+                      np.asarray(missing_since, float), s.lit_at)
     return s
 
 

@@ -1,10 +1,14 @@
-"""A target with no Ready pod does not scale down (normalize._missing_data, the fused kernel alike).
+"""A target with no Ready pod does not scale down, nor up once it had Ready pods
+(normalize._missing_data, the fused kernel alike).
 
 What such a target's load metric reads is what nothing served, not its demand: a dependency down
 or every pod failing its readiness probe leaves a request rate near zero (read at the pods) or
 whatever the load balancer counts. A scale-down then would meet the load's return with too few
-pods, a start-up late. Rows name the situation; each runs the default policy's stages on numpy
-and on the kernel, a target per row, over 20 minutes of 15 s cycles (past the 15-minute window).
+pods, a start-up late. A target whose pods all turned unready together has a cause of its own (a
+dependency down): new pods would not get Ready either, so a scale-up on that reading (a load
+balancer's count swollen by client retries) only runs it towards replicas.max. Rows name the
+situation; each runs the default policy's stages on numpy and on the kernel, a target per row,
+over 20 minutes of 15 s cycles (past the 15-minute window).
 """
 
 from __future__ import annotations
@@ -63,3 +67,52 @@ def test_the_hpa_preset_scales_as_hpa_does():
         decision = decide_numpy(hpa, Observation.of([spec], [0.0], [[100.0]]), state, T0 + 15.0 * k)
         state, spec = decision.state, float(decision.norm.desired[0])
     assert spec < 10.0
+
+
+# (Ready pods before, rps before, minutes before; rps after, Ready pods after from which minute
+# (None: never); spec 0 at minute 3 and 4 again at 3.25, by hand (switched off, then on again);
+# desired at the end; the minutes whose cycles are all TargetNotReady (the others are none))
+DARK_ROWS = [
+    pytest.param(4, 300.0, 2, 1200.0, None, False, 4, (2, 20), id="went-dark-under-a-retry-burst-holds-both-ways"),
+    pytest.param(4, 300.0, 2, 0.0, None, False, 4, (2, 20), id="went-dark-reading-nothing-holds"),
+    pytest.param(4, 300.0, 2, 1200.0, 7, False, 15, (2, 7), id="dark-then-ready-again-scales-up"),
+    pytest.param(4, 300.0, 2, 1200.0, None, True, 15, (2, 3), id="switched-off-and-on-is-not-dark"),
+]
+
+
+def run_schedule(path, ready_before: float, rps_before: float, minutes_before: float, rps_after: float,
+                 ready_from: float | None, switched_off: bool, minutes: float = 20.0):
+    """Spec 4 with ``ready_before`` Ready pods at ``rps_before`` for ``minutes_before``, then no Ready
+    pod at ``rps_after`` until minute ``ready_from``, when every pod of the spec is Ready; each decision
+    applied. Returns the final desired replicas and the minute of every TargetNotReady cycle."""
+    params = load_policies([POLICIES / "setpoint-default.yaml"])[0].params
+    state, spec, held = ScalingState.empty(1, params), 4.0, []
+    for k in range(int(minutes * 60 / params.interval_s)):
+        minute = k * params.interval_s / 60
+        if minute < minutes_before:
+            ready, rps = ready_before, rps_before
+        else:
+            ready, rps = (spec if ready_from is not None and minute >= ready_from else 0.0), rps_after
+        if switched_off and minute in (3.0, 3.25):  # scaled to 0 by hand, then back to 4: new pods start
+            spec = 0.0 if minute == 3.0 else 4.0
+        decision = path(params, Observation.of([spec], [min(ready, spec)], [[rps]]), state,
+                        T0 + k * params.interval_s)
+        state, spec = decision.state, float(decision.norm.desired[0])
+        if Reason(int(decision.norm.reason[0])) == Reason.TARGET_NOT_READY:
+            held.append(minute)
+    return spec, held
+
+
+@pytest.mark.parametrize("ready_before, rps_before, minutes_before, rps_after, ready_from, switched_off, desired, "
+                         "held_minutes", DARK_ROWS)
+@pytest.mark.parametrize("path", ["numpy", "compiled"])
+def test_a_target_that_lost_every_ready_pod_does_not_scale_up(path, ready_before, rps_before, minutes_before,
+                                                               rps_after, ready_from, switched_off, desired,
+                                                               held_minutes):
+    if path == "compiled" and not compiled.enabled():
+        pytest.skip("numba unavailable")
+    final, held = run_schedule(decide_numpy if path == "numpy" else compiled_decide, ready_before, rps_before,
+                               minutes_before, rps_after, ready_from, switched_off)
+    assert final == desired
+    start, end = held_minutes
+    assert held == [k * 0.25 for k in range(int(start * 4), int(end * 4))]

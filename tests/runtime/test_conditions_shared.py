@@ -74,6 +74,6 @@ def test_a_scale_down_held_without_a_ready_pod_says_so():
     assert d.desired.tolist() == [10, 10] and int(d.norm.reason[0]) == Reason.TARGET_NOT_READY
     assert dark["ScalingActive"] == {"status": "False", "reason": "TargetNotReady", "message": (
         "no pod of the target is Ready, so its metrics do not read its demand; a scale-down waits until a pod is "
-        "Ready (a scale-up is still made)")}
+        "Ready, and so does a scale-up once it had Ready pods (new ones would not get Ready either)")}
     assert dark["AbleToScale"]["reason"] == "SucceededGetScale" and "ScalingLimited" not in dark
     assert lit["ScalingActive"]["reason"] == "ValidMetricFound"

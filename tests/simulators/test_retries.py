@@ -80,18 +80,20 @@ def spec_replicas(rps_signal: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return {name: (run.trajectory.t_s, run.trajectory.spec_replicas[:, 0]) for name, run in result.runs.items()}
 
 
-def test_with_no_ready_pod_scale_ups_are_still_made_so_retries_at_the_load_balancer_add_pods():
-    """The documented trade of the TargetNotReady rule (README, withheld replicas): with no Ready
-    pod a scale-down is held but a scale-up is made (an overload that fails every readiness
-    probe is cured by more pods). Its cost, measured here: with rps bound to the load balancer's
-    rate the clients' retries (1400 rps at 10 unready pods) take the default policy to 16 pods
-    mid-outage, pods that cannot get Ready either; bound to what the pods served, it holds at
-    10. HPA on CPU holds during the outage (no pod serves) and scales up on the retry burst after
-    it. A change to the rule should change this test on purpose."""
+def test_a_target_that_lost_every_ready_pod_is_not_scaled_up_on_its_clients_retries():
+    """The TargetNotReady rule (normalize._missing_data, README): a target that had Ready pods
+    and has none scales neither down nor up. Before it held only scale-downs, and with rps bound to
+    the load balancer's rate the clients' retries (1400 rps at 10 unready pods) took the default
+    policy to 16 pods mid-outage, pods that could not get Ready either (8.65 replica-hours; now
+    7.86). It holds at 10 through the outage under both bindings. Once the pods are Ready the
+    load balancer's 1-minute rate still averages the outage's retries, and the default policy
+    scales up on it (to 17 in this run, released over its 15-minute window): a reading's window
+    after a dark spell is not told from demand (README). Bound to what the pods served it stays at
+    10 throughout. HPA on CPU holds during the outage (no pod serves) and scales up on the retry
+    burst after it."""
     lb, pods = spec_replicas("requests_per_second"), spec_replicas("served_per_second")
     t, spec = lb["default"]
-    outage = (t >= 600.0) & (t < 1200.0)
-    assert spec[t < 600.0].max() == 10 and spec[outage].max() > 12
+    assert spec[t < 1200.0].max() == spec[t < 1200.0].min() == 10
     t, spec = pods["default"]
     assert spec.min() == spec.max() == 10
     for runs in (lb, pods):  # HPA reads CPU: the rps binding does not matter

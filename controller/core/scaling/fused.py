@@ -46,9 +46,9 @@ _LN2 = float(np.log(2.0))  # smooth.ewma_alpha's np.log(2.0)
 # the packed parameter vector (pack_params): compiled._pack's scalars, then counts, then arrays
 _V_UP_RULES, _V_DOWN_RULES, _V_RAMPS, _V_METRICS = range(compiled._P_SIZE, compiled._P_SIZE + 4)
 _V_ARRAYS = compiled._P_SIZE + 4
-# rows of the workspace's (13, N) float array (core/scaling/workspace.py)
+# rows of the workspace's (14, N) float array (core/scaling/workspace.py)
 (_F_COMBINED, _F_PROPOSAL, _F_STABILIZED, _F_DESIRED, _F_MISSING_SINCE, _F_PENDING, _F_LOW, _F_HIGH,
- _F_SLOT_KEY, _F_HELD, _F_LOCK, _F_LAST_EVENT, _F_DARK_AT, _F_ROWS) = range(14)
+ _F_SLOT_KEY, _F_HELD, _F_LOCK, _F_LAST_EVENT, _F_DARK_AT, _F_LIT_AT, _F_ROWS) = range(15)
 # rows of its (3, N) int array: limit reason, reason, the slot of the cycle's recommendation
 _I_LIMIT, _I_REASON, _I_SLOT, _I_ROWS = range(4)
 # targets with more recommendation times off the common pattern than 1 in _SCAN_ALL_BELOW: the
@@ -579,11 +579,11 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
     times; ramp (2, R, N, K) ramp samples, times; rec (2, H, N) recommendations, times; rows (H + 1 + 3W
     + 1 + R(2K + 1),) the common patterns of times of the recommendations (H + 1, see
     _recommendation_windows), of the window samples (see _sample_pattern) and of each ramp's samples
-    (see _ramp_plan); up, down (2, E, N) scale events (changes, times), read only; vf (13, N): outputs
+    (see _ramp_plan); up, down (2, E, N) scale events (changes, times), read only; vf (14, N): outputs
     combined, proposal, stabilized, desired, state missing_since, the cycle's current (pending for
     commit), scratch low, high, slot key, held, state lock (on the pattern), state latest scale event
-    time (commit_kernel's), state the last cycle with no Ready pod (the ramps', RampState.dark_at)
-    (_F_*). Outputs: out_f (6, N, M) signal values, smoothed, proposals, ramp
+    time (commit_kernel's), state the last cycle with no Ready pod (the ramps', RampState.dark_at),
+    state the last cycle with a Ready pod (NormState.lit_at) (_F_*). Outputs: out_f (6, N, M) signal values, smoothed, proposals, ramp
     slope, ahead, proposal (ramp columns only); out_b (8, N, M) missing, stale, nonfinite, negative,
     usable, valid, and (state) the series' window sample times on their pattern, its ramp sample times
     on theirs (ramp columns); vi (3, N) limit reason, reason, scratch slot (_I_*); active_out (N,). buf:
@@ -864,10 +864,14 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
         if has_fallback and none_valid and (now - ms >= hold_s):  # the hold expired
             proposal = compiled.nan_max(cur, fallback)
             miss_reason = compiled._FALLBACK
+        lit = vf[_F_LIT_AT, i]
         if miss_reason == compiled._MISSING:  # hold
             proposal = cur
-        elif ready[i] <= 0.0 and cur > 0.0 and proposal < cur:  # no Ready pod: no scale-down (normalize)
+        elif ready[i] <= 0.0 and cur > 0.0 and (proposal < cur or (
+                proposal > cur and lit == lit and miss_reason != compiled._FALLBACK)):
+            # no Ready pod: no scale-down, nor a scale-up once it had Ready pods (normalize._missing_data)
             proposal, miss_reason = cur, compiled._NOT_READY
+        vf[_F_LIT_AT, i] = now if ready[i] > 0.0 else (lit if cur > 0.0 else _NAN)
         # to the second pass: combined, proposal; the missing-data reason (a hold iff _MISSING or _NOT_READY)
         # where the final reasons go
         vf[_F_COMBINED, i], vf[_F_PROPOSAL, i] = combined, proposal

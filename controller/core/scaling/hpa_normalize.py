@@ -135,7 +135,7 @@ def try_normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarr
     result = NormResult(combined=f[0], proposal=f[1], stabilized=f[2], desired=f[3], limit_reason=limit_reason,
                         reason=reason, scaling_active=active)
     return result, NormState(rec_v, rec_t, state.up_changes, state.up_times, state.down_changes, state.down_times,
-                             missing_since)
+                             missing_since, state.lit_at)
 
 
 def normalize_compiled(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, valid: np.ndarray,

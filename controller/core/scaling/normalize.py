@@ -32,6 +32,8 @@ class NormState:
 
     rec_*: recommendation history (N, H); up_*/down_*: scale events (N, E) as replica changes;
     missing_since: (N,) time all metrics went missing, NaN while any metric is valid.
+    lit_at: (N,) the last cycle at which the target had a Ready pod; NaN: none seen since the
+    controller started, or the target is at 0 replicas (scaled to zero is off, not unready).
     """
 
     rec_values: np.ndarray
@@ -41,13 +43,14 @@ class NormState:
     down_changes: np.ndarray
     down_times: np.ndarray
     missing_since: np.ndarray
+    lit_at: np.ndarray
 
     @classmethod
     def empty(cls, n: int, params: PolicyParams) -> "NormState":
         rec = history.empty_history(n, params.history_slots)
         up = history.empty_history(n, params.event_slots)
         down = history.empty_history(n, params.event_slots)
-        return cls(*rec, *up, *down, np.full(n, np.nan))
+        return cls(*rec, *up, *down, np.full(n, np.nan), np.full(n, np.nan))
 
     def take(self, rows: np.ndarray) -> "NormState":
         """The state of the given rows (an index array; -1 means a new, empty row)."""
@@ -56,7 +59,7 @@ class NormState:
 
         return NormState(pick(self.rec_values, 0.0), pick(self.rec_times, np.nan), pick(self.up_changes, 0.0),
                          pick(self.up_times, np.nan), pick(self.down_changes, 0.0), pick(self.down_times, np.nan),
-                         pick(self.missing_since, np.nan))
+                         pick(self.missing_since, np.nan), pick(self.lit_at, np.nan))
 
 
 @dataclass(frozen=True)
@@ -102,13 +105,20 @@ def _precheck(params: PolicyParams, current: np.ndarray) -> tuple[np.ndarray, np
 
 
 def _missing_data(params: PolicyParams, current: np.ndarray, combined: np.ndarray, any_valid: np.ndarray,
-                  any_invalid: np.ndarray, missing_since: np.ndarray, now: float, ready: np.ndarray | None = None):
+                  any_invalid: np.ndarray, missing_since: np.ndarray, now: float, ready: np.ndarray | None = None,
+                  lit_at: np.ndarray | None = None):
     """Apply the missing-data rules. Missing data may block a scale-down, never cause one; nor
     may the load of a target with no Ready pod (``ready`` (N,); not applied when None, nor for
-    the ``hpa`` preset, which scales as HPA does): what it reads is what nothing served, not its demand (a dependency down, every pod
-    failing its readiness probe), and a scale-down would meet the load's return with too few pods.
+    the ``hpa`` preset, which scales as HPA does): what it reads is what nothing served, not its
+    demand (a dependency down, every pod failing its readiness probe), and a scale-down would meet
+    the load's return with too few pods. A target that had Ready pods (``lit_at`` (N,) finite) and
+    has none does not scale up either, except to a fallback: its pods turned unready together, so
+    the cause is the workload's (a dependency down) and new pods would not get Ready; a rate read
+    at the load balancer with client retries kept rising, and every workload of a shared
+    dependency ran towards replicas.max until it came back (then all hit it at once).
 
-    Returns (proposal (N,), hold (N,) bool: skip normalization, reason (N,), missing_since (N,)).
+    Returns (proposal (N,), hold (N,) bool: skip normalization, reason (N,), missing_since (N,),
+    lit_at (N,)).
     """
     # Masked writes into fresh arrays (np.putmask, a[mask] = x) instead of np.where chains:
     # the same values, fewer passes (few rows are ever held).
@@ -129,11 +139,15 @@ def _missing_data(params: PolicyParams, current: np.ndarray, combined: np.ndarra
         reason[expired] = _FALLBACK
         hold = missing & ~expired
     if ready is not None and not params.hpa_semantics:
-        unserved = (np.asarray(ready) <= 0) & (current > 0) & ~hold & (proposal < current)
+        ready = np.asarray(ready)
+        dark = (ready <= 0) & (current > 0) & ~hold
+        went_dark = dark & np.isfinite(lit_at) & (proposal > current) & (reason != _FALLBACK)
+        unserved = (dark & (proposal < current)) | went_dark
         reason[unserved] = _NOT_READY
         hold = hold | unserved
+        lit_at = np.where(ready > 0, now, np.where(current > 0, lit_at, np.nan))
     np.putmask(proposal, hold, current)
-    return proposal, hold, reason, missing_since
+    return proposal, hold, reason, missing_since, lit_at
 
 
 def _final_reason(current, proposal, stabilized, desired, limit_reason, legacy: bool) -> np.ndarray:
@@ -160,7 +174,7 @@ def normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, 
     :func:`record_scale_events` once the change is applied (HPA's storeScaleEvent after a
     successful update). release_rows (N,) bool: where ``scaleDown.release: linear`` may release
     (stabilize.fresh_rows; None: all). ready (N,): Ready pods; a target with none does not scale
-    down (reason TargetNotReady; None: not applied).
+    down, nor up once it had Ready pods (reason TargetNotReady; None: not applied).
     """
     current = np.asarray(current, dtype=np.float64)
     n = current.shape[0]
@@ -171,8 +185,8 @@ def normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, 
 
     combined, any_valid, any_invalid = combine(proposals, valid)
     forced, pre_reason = _precheck(params, current)
-    proposal, hold, miss_reason, missing_since = _missing_data(
-        params, current, combined, any_valid, any_invalid, state.missing_since, now, ready)
+    proposal, hold, miss_reason, missing_since, lit_at = _missing_data(
+        params, current, combined, any_valid, any_invalid, state.missing_since, now, ready, state.lit_at)
     is_forced = ~np.isnan(forced)
     skip = is_forced | hold
 
@@ -213,7 +227,7 @@ def normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, 
     np.putmask(limit_reason, skip, NOT_LIMITED)
 
     new_state = NormState(rec_v, rec_t, state.up_changes, state.up_times, state.down_changes, state.down_times,
-                          missing_since)
+                          missing_since, lit_at)
     result = NormResult(combined=combined, proposal=proposal, stabilized=stabilized, desired=desired,
                         limit_reason=limit_reason, reason=reason,
                         scaling_active=~is_forced & any_valid & ~hold)
@@ -236,4 +250,5 @@ def record_scale_events(state: NormState, params: PolicyParams, current: np.ndar
     if down.any():
         down_c, down_t = history.write_slot(down_c, down_t, current - desired, now,
                                             params.scale_down.longest_period_s, rows=down)
-    return NormState(state.rec_values, state.rec_times, up_c, up_t, down_c, down_t, state.missing_since)
+    return NormState(state.rec_values, state.rec_times, up_c, up_t, down_c, down_t, state.missing_since,
+                     state.lit_at)

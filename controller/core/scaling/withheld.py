@@ -22,8 +22,8 @@ pods get stuck too: counted in turn, each round of them would ask for another, u
 ``replicas.max`` (every pod not Ready with the request rate still read at the load balancer: 10 ->
 18 -> 20 replicas in 75 s, and in a shared dependency's outage every workload at once). Capped
 at the Ready pods, replacement at most doubles a workload's serving pods, and a workload with no
-Ready pod is sized on its spec replicas, as HPA sizes it (and does not scale down: normalize.py's
-TargetNotReady hold).
+Ready pod is sized on its spec replicas, as HPA sizes it (and does not scale down, nor up once it
+had Ready pods: normalize.py's TargetNotReady hold).
 
 Shapes: P pods (flat, ``rows`` their target), N targets; times in epoch seconds. Pure numpy.
 """
