@@ -88,6 +88,32 @@ def test_pods_through_their_start_up_while_dark_are_held_then_ready_together(eng
     assert (column(ticks, "dropped_rps")[t >= 60.0] == 0).all()
 
 
+def spike(t: float) -> np.ndarray:
+    """1,000 rps with a 20-second spike to 1,500 from 20 s: a transient, for 1,100 rps of capacity."""
+    return np.array([1500.0 if 20.0 <= t < 40.0 else 1000.0])
+
+
+SPIRAL_EVERY_30_S = np.arange(40.0, 600.0, 30.0).tolist()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("retry_ratio, dark_at", [
+    pytest.param(0.0, [40.0], id="no-retries-one-dark-spell"),
+    pytest.param(0.5, [40.0], id="half-retried-one-dark-spell"),
+    pytest.param(0.7, SPIRAL_EVERY_30_S, id="retries-keep-the-spiral-going"),
+    pytest.param(0.9, SPIRAL_EVERY_30_S, id="more-retries-the-same-spiral"),
+])
+def test_retries_turn_a_transient_into_a_lasting_spiral(engine, retry_ratio, dark_at):
+    """11 pods (1,100 rps) for 1,000 rps, a spike takes them dark at 40 s (probes at 30, 40 s fail).
+    Back at 50 s they meet the load plus the retries of what the dark spell dropped: with few
+    retries that drains within one probe, with 0.7 or more the drops outlast two probes and the
+    service goes dark again every 30 s to the end (the spike long gone)."""
+    probe = ReadinessProbe(10.0, failure_threshold=2, success_threshold=1)
+    cluster = engine([replace(WEB, initial_replicas=11, readiness_probe=probe, retry_ratio=retry_ratio)], 1)
+    dark, back = transitions(run(cluster, 600.0, 5.0, load=spike))
+    assert dark == dark_at and back == [t + 10.0 for t in dark_at if t + 10.0 <= 600.0]
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("load_rps", [pytest.param(900.0, id="under-capacity"),
                                       pytest.param(1200.0, id="over-capacity")])
