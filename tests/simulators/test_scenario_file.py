@@ -9,8 +9,8 @@ import pytest
 from controller.errors import ScenarioError
 from simulators import faults as F
 from simulators.load import traces_dir
-from simulators.workload import ReadinessProbe
 from simulators.scenario import SIM_EPOCH_S, bundled_scenarios, load_scenario, load_scenario_text
+from simulators.workload import ReadinessProbe
 
 TRACES = traces_dir().is_dir()
 
@@ -92,13 +92,15 @@ BROKEN = [
     pytest.param(_broken("capacityPerPod: 100", "capacityPerPod: 100\n      retryRatio: -0.1"), 13,
                  "spec.services[0].retryRatio", "0", id="negative-retry-ratio"),
     pytest.param(_broken("capacityPerPod: 100", "capacityPerPod: 100\n      readinessProbe: {period: 2s}"), 13,
-                 "spec.services[0].readinessProbe.period", "at least the tick (5s), got 2s", id="probe-period-below-the-tick"),
+                 "spec.services[0].readinessProbe.period", "at least the tick (5s), got 2s",
+                 id="probe-period-below-the-tick"),
     pytest.param(_broken("capacityPerPod: 100", "capacityPerPod: 100\n      readinessProbe: {period: 0s}"), 13,
                  "spec.services[0].readinessProbe.period", "0", id="probe-period-zero"),
     pytest.param(_broken("capacityPerPod: 100", "capacityPerPod: 100\n      readinessProbe: {failureThreshold: 0}"), 13,
                  "spec.services[0].readinessProbe.failureThreshold", "1", id="probe-failure-threshold-zero"),
     pytest.param(_broken("capacityPerPod: 100", "capacityPerPod: 100\n      readinessProbe: {successThreshold: 1.5}"),
-                 13, "spec.services[0].readinessProbe.successThreshold", "integer", id="probe-success-threshold-not-an-integer"),
+                 13, "spec.services[0].readinessProbe.successThreshold", "integer",
+                 id="probe-success-threshold-not-an-integer"),
     pytest.param(_broken("capacityPerPod: 100", "capacityPerPod: 100\n      readinessProbe: {period: 10}"), 13,
                  "spec.services[0].readinessProbe.period", "bare number", id="probe-period-without-unit"),
     pytest.param(_broken("capacityPerPod: 100", "capacityPerPod: 100\n      readinessProbe: {timeout: 1s}"), 13,
