@@ -18,6 +18,13 @@ after its time (ends before starts at the same instant, so windows are ``[start,
 | :class:`StaleMetrics` | the services' signals freeze at their last value | fresh again |
 | :class:`NaNMetrics` | the services' signals read NaN | finite again |
 
+Not a fault but the same effect, driven by load instead of a schedule: a service's
+``readiness_probe`` (:class:`simulators.workload.ReadinessProbe`, scenario ``readinessProbe``)
+
+| service field | when it fails | when it recovers |
+|---|---|---|
+| ``readiness_probe`` (``period_s``, ``failure_threshold``, ``success_threshold``) | ``failure_threshold`` probes in a row find the service saturated (it dropped or queued requests in the tick before): Ready pods turn running-not-Ready (no restart), pods finishing their start-up stay not Ready, as under a :class:`ReadinessOutage` (the same hold, ORed with it) | dark, it gets no traffic: ``success_threshold`` probes in a row pass and the held pods are Ready at once (unless an outage still holds them); then it is swamped again (the overload spiral) |
+
 Randomness: only victim choice (which pods crash or vanish) draws from the cluster's
 generator, through :func:`choose_victims`, over candidates in a canonical order
 (service index, then pod serial), so the vectorized and the reference engine draw the same.

@@ -26,7 +26,7 @@ from simulators import faults as F
 from simulators import load as L
 from simulators import streams
 from simulators.result import SLO
-from simulators.workload import MAX_RETRY_RATIO, ClusterConfig, ServiceConfig
+from simulators.workload import MAX_RETRY_RATIO, ClusterConfig, ReadinessProbe, ServiceConfig
 
 #: Simulations start on a Monday at 00:00 UTC so diurnal and weekly shapes line up.
 SIM_EPOCH_S = float(calendar.timegm((2026, 1, 5, 0, 0, 0)))
@@ -176,6 +176,17 @@ class LoadTerm(StrictModel):
 
 
 # --------------------------------------------------------------------------- services, faults
+class ReadinessProbeModel(StrictModel):
+    """A readiness probe that fails while the service is saturated (the overload spiral, see
+    :class:`simulators.workload.ReadinessProbe`): probes every ``period`` (at least the tick),
+    ``failureThreshold`` failures in a row take every pod out of the load balancer,
+    ``successThreshold`` successes in a row (it is idle then) put them back."""
+
+    period: SimDuration(gt=0) = Field(10.0, description="time between probes; at least the scenario's tick")
+    failure_threshold: int = Field(3, ge=1, le=1000, description="failed probes in a row that make the pods not Ready")
+    success_threshold: int = Field(1, ge=1, le=1000, description="passed probes in a row that make them Ready again")
+
+
 class ServiceModel(StrictModel):
     name: DnsLabel
     namespace: DnsLabel = "default"
@@ -193,6 +204,10 @@ class ServiceModel(StrictModel):
     error_ratio: float = Field(0.0, ge=0, le=1, description="errors of a healthy revision")
     retry_ratio: float = Field(0.0, ge=0, le=MAX_RETRY_RATIO,
                                description="share of the requests dropped in a tick that clients retry in the next")
+    readiness_probe: ReadinessProbeModel | None = Field(None, description=(
+        "a readiness probe that fails while the service is saturated (dropped or queued requests): after "
+        "failureThreshold failed probes every pod leaves the load balancer, idle they pass successThreshold probes "
+        "and return, are swamped again (the overload spiral); omitted: readiness ignores load"))
     load: list[LoadTerm] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -444,6 +459,13 @@ def _fault(model, start_s: float, service_names: dict[str, list[str]]) -> F.Faul
     return FAULT_CLASSES[kind](**common)
 
 
+def _probe(model: ReadinessProbeModel | None) -> ReadinessProbe | None:
+    if model is None:
+        return None
+    return ReadinessProbe(period_s=model.period, failure_threshold=model.failure_threshold,
+                          success_threshold=model.success_threshold)
+
+
 def _expand_services(spec: ScenarioSpec) -> tuple[list[ServiceConfig], list[ServiceModel], dict[str, list[str]]]:
     configs, models, names = [], [], {}
     for s in spec.services:
@@ -455,7 +477,7 @@ def _expand_services(spec: ScenarioSpec) -> tuple[list[ServiceConfig], list[Serv
                 scheduling_delay_s=s.scheduling_delay, startup_delay_s=s.startup_delay, base_latency_s=s.base_latency,
                 overload=s.overload, queue_limit=s.queue_limit, timeout_s=s.timeout,
                 initial_replicas=s.initial_replicas, max_pods=s.max_pods, cpu_request_cores=s.cpu_request,
-                base_error_ratio=s.error_ratio, retry_ratio=s.retry_ratio))
+                base_error_ratio=s.error_ratio, retry_ratio=s.retry_ratio, readiness_probe=_probe(s.readiness_probe)))
             models.append(s)
     return configs, models, names
 
@@ -489,6 +511,10 @@ def _cross_field_errors(spec: ScenarioSpec) -> list[tuple[tuple, str]]:
     if total > MAX_SERVICES:
         errors.append((("spec", "services"), f"at most {MAX_SERVICES:,} services in all (counting each count), got {total:,}"))
     for i, s in enumerate(spec.services):
+        # one probe per tick at most: a shorter period would skip probes silently
+        if s.readiness_probe is not None and s.readiness_probe.period < spec.tick:
+            errors.append((("spec", "services", i, "readinessProbe", "period"),
+                           f"must be at least the tick ({spec.tick:g}s), got {s.readiness_probe.period:g}s"))
         for k, term in enumerate(s.load):
             # noise draws one value per `every`: finer than the tick is never seen, and costs memory
             if term.noise is not None and term.noise.every < spec.tick:

@@ -84,6 +84,40 @@ MAX_RETRY_RATIO = 0.9  # retries of retries compound: at most 1 / (1 - 0.9) = 10
 
 
 @dataclass(frozen=True)
+class ReadinessProbe:
+    """A service's load-sensitive readiness probe: the overload "death spiral".
+
+    Probes run at ``start + k * period_s`` (k = 1, 2, ...), each evaluated at the first tick at
+    or after its time (at most one per tick). A probe of a service with Ready pods fails when
+    the service was saturated in the last tick (``dropped_rps > 0`` or ``queue_length > 0``)
+    and succeeds otherwise; with no Ready pod it succeeds (no traffic reaches the pods: the
+    kubelet probes an idle pod). After ``failure_threshold`` consecutive failures every Ready
+    pod turns running-not-Ready (no restart) and pods through their start-up are held, as under
+    a readiness outage; the service then gets no traffic, so after ``success_threshold``
+    consecutive successes the held pods are Ready again and both counts restart.
+
+    Aggregated on purpose: all pods of a service share its load evenly, so they fail and
+    recover together. Real pods fail one by one and the load shifts onto the rest, which then
+    fail too; the aggregate model gives the same spiral in fewer states.
+    """
+
+    period_s: float = 10.0
+    failure_threshold: int = 3
+    success_threshold: int = 1
+
+    def field_errors(self, where: str, prefix: str) -> list[FieldError]:
+        checks = [
+            ("period_s", self.period_s > 0, "must be > 0"),
+            ("failure_threshold", isinstance(self.failure_threshold, int) and self.failure_threshold >= 1,
+             "must be an integer >= 1"),
+            ("success_threshold", isinstance(self.success_threshold, int) and self.success_threshold >= 1,
+             "must be an integer >= 1"),
+        ]
+        return [FieldError(where, None, f"{prefix}.readiness_probe.{name}", f"{rule}, got {getattr(self, name)!r}")
+                for name, ok, rule in checks if not ok]
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     """One simulated workload (a Deployment).
 
@@ -107,6 +141,8 @@ class ServiceConfig:
     retry_ratio: share of the requests dropped in one tick that clients send again in the
         next tick, on top of that tick's load (0: no retries; at most 0.9 so that retries of
         retries stay finite: steady-state inflation 1 / (1 - ratio) when all is dropped).
+    readiness_probe: a :class:`ReadinessProbe` that fails while the service is saturated (the
+        overload spiral), or None (default): readiness depends on start-up and faults only.
     labels: (key, value) pairs a label selector can match.
     """
 
@@ -134,6 +170,7 @@ class ServiceConfig:
     max_unavailable: int | str = "25%"
     initial_revision: RevisionProps = field(default_factory=RevisionProps)
     retry_ratio: float = 0.0
+    readiness_probe: ReadinessProbe | None = None
     labels: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -177,6 +214,8 @@ class ServiceConfig:
                 parse_int_or_percent(getattr(self, name))
             except ValueError as exc:
                 errors.append(FieldError(where, None, f"{self.name}.{name}", str(exc)))
+        if self.readiness_probe is not None:
+            errors += self.readiness_probe.field_errors(where, self.name)
         return errors
 
 

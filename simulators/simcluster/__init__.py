@@ -11,6 +11,8 @@ grouped by concern into mixins, one per module:
 - :mod:`.replicas`: creating and removing pods (``scale``, ``set_replicas``, ``delete_pod``).
 - :mod:`.rollouts`: revisions, rolling updates, rollback and pause.
 - :mod:`.fault_injection`: applying :mod:`simulators.faults` at their start and end.
+- :mod:`.readiness_probe`: load-sensitive readiness probes (a service that fails them while
+  saturated goes dark: the overload spiral), through the readiness outages' hold.
 - :mod:`.naming`: pod names.
 - :mod:`.port`: reads and the controller's ``Cluster`` port (``view``, ``statuses``,
   ``resolve``, ``pod_arrays``, ``pod_signals``, ``apply``).

@@ -41,6 +41,7 @@ from simulators.simcluster.fault_injection import FaultInjection
 from simulators.simcluster.lifecycle import PodLifecycle
 from simulators.simcluster.naming import PodNaming
 from simulators.simcluster.port import ClusterPort
+from simulators.simcluster.readiness_probe import ReadinessProbes
 from simulators.simcluster.replicas import ReplicaSets
 from simulators.simcluster.rollouts import Rollouts
 from simulators.simcluster.slots import EMPTY, PodSlots
@@ -48,8 +49,8 @@ from simulators.streams import engine_streams
 from simulators.workload import ClusterConfig, ServiceConfig
 
 
-class SimCluster(QueueingEngine, PodLifecycle, ReplicaSets, Rollouts, FaultInjection, PodNaming, ClusterPort,
-                 PodSlots):
+class SimCluster(QueueingEngine, PodLifecycle, ReplicaSets, Rollouts, FaultInjection, ReadinessProbes, PodNaming,
+                 ClusterPort, PodSlots):
     """A simulated cluster of ``S`` Deployments, deterministic for a given generator.
 
     ``SimCluster(config, rng, faults=())``: ``config`` is a :class:`ClusterConfig` or a list of
@@ -78,6 +79,7 @@ class SimCluster(QueueingEngine, PodLifecycle, ReplicaSets, Rollouts, FaultInjec
         self._init_slots(services)
         self._init_replicas(services)
         self._init_revisions(services)
+        self._init_probes(services)
         self._init_faults(faults)
         self._init_aggregates()
         self._init_naming()

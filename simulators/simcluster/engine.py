@@ -191,7 +191,8 @@ class QueueingEngine:
 
         ``offered_rps``: (S,) requests/s offered to each service during the tick, before client
         retries: a service with ``retry_ratio`` > 0 is offered ``retry_ratio`` times its previous
-        tick's dropped rate on top (the returned ``offered_rps`` includes them).
+        tick's dropped rate on top (the returned ``offered_rps`` includes them). Readiness probes
+        due at ``now`` run after the pod lifecycles (:mod:`.readiness_probe`).
         The returned arrays are fresh (safe to keep), except ``queue_length`` in a cluster
         without queue-mode services, which is a shared read-only array of zeros.
         """
@@ -201,6 +202,8 @@ class QueueingEngine:
             self._apply_fault_events(now)
         if now >= self._next_event_min_s:  # kept exact by _refresh and _create_pods
             self._advance_lifecycles(now)
+        if now >= self._probe_next_min_s:  # INF without readiness probes
+            self._run_probes(now)
         if self._rolling_rows:
             for i in list(self._rolling_rows):
                 if not self._paused[i]:

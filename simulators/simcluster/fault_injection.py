@@ -1,7 +1,8 @@
 """Applying :mod:`simulators.faults` to the cluster at their start and end times.
 
 Pod crashes, bad or crash-looping rollouts, node loss (capacity and victims), memory leaks,
-readiness outages (a counter per service that the lifecycle reads where a pod would get Ready),
+readiness outages (a counter per service, ORed with the readiness probes' flag into
+``_readiness_held``, which the lifecycle reads where a pod would get Ready),
 and metric faults (outage, stale, NaN: counters read by ``signals``).
 """
 
@@ -32,7 +33,7 @@ class FaultInjection:
         # readiness outages active per service; while any is, a pod through its start-up stays
         # Starting with no end ("held": phase STARTING, phase end INF), see PodLifecycle._mark_ready
         self._readiness_down = np.zeros(S, dtype=np.int64)
-        self._any_readiness_down = False
+        self._update_readiness_hold()  # with the probes' flags (_init_probes runs first)
         self._metric_fault_rows = 0  # rows under an active metric fault, counted per fault
         self._outage_faults, self._stale_faults, self._nan_faults = (np.zeros(S, dtype=np.int64) for _ in range(3))
         self._frozen_metrics = empty_frozen(S)
@@ -109,21 +110,36 @@ class FaultInjection:
 
     def _readiness_outage(self, rows: np.ndarray, starts: bool, now: float) -> None:
         """Start: the Ready pods of ``rows`` turn running-not-Ready at ``now`` (held: Starting with
-        no end; containers untouched). End, for the rows no other outage still holds: the held
-        pods (through their start-up) get Ready at ``now``; pods still starting keep their end."""
+        no end; containers untouched). End, for the rows nothing else still holds (another outage,
+        a failed readiness probe): the held pods (through their start-up) get Ready at ``now``;
+        pods still starting keep their end."""
         rows = np.unique(rows)
         self._readiness_down[rows] += 1 if starts else -1
-        self._any_readiness_down = bool(self._readiness_down.any())
-        if not starts:
-            rows = rows[self._readiness_down[rows] == 0]
-        flat = (rows[:, None] * self.K + np.arange(self.K)[None, :]).ravel()
+        self._update_readiness_hold()
         if starts:
-            flat = flat[self._flat_phase[flat] == READY]
-            self._flat_phase[flat] = STARTING  # phase end stays INF: held until the outage ends
-            self._flat_ready_transition_s[flat] = now
+            self._hold_ready_pods(rows, now)
         else:
-            flat = flat[(self._flat_phase[flat] == STARTING) & (self._flat_phase_end_s[flat] == INF)]
-            self._mark_ready(flat, np.full(flat.size, now))
+            self._release_held_pods(rows[~self._readiness_held[rows]], now)
+
+    def _update_readiness_hold(self) -> None:
+        """``_readiness_held``: a service whose pods may not get Ready, under a readiness outage
+        (a count per fault) or a failed readiness probe (a flag, :mod:`.readiness_probe`)."""
+        self._readiness_held = (self._readiness_down > 0) | self._probe_down
+        self._any_readiness_down = bool(self._readiness_held.any())
+
+    def _hold_ready_pods(self, rows: np.ndarray, now: float) -> None:
+        """The Ready pods of ``rows`` turn running-not-Ready at ``now`` (held: Starting with no end)."""
+        flat = (rows[:, None] * self.K + np.arange(self.K)[None, :]).ravel()
+        flat = flat[self._flat_phase[flat] == READY]
+        self._flat_phase[flat] = STARTING  # phase end stays INF: held until released
+        self._flat_ready_transition_s[flat] = now
+        self._refresh(rows)
+
+    def _release_held_pods(self, rows: np.ndarray, now: float) -> None:
+        """The held pods of ``rows`` (no longer held: the caller checked) get Ready at ``now``."""
+        flat = (rows[:, None] * self.K + np.arange(self.K)[None, :]).ravel()
+        flat = flat[(self._flat_phase[flat] == STARTING) & (self._flat_phase_end_s[flat] == INF)]
+        self._mark_ready(flat, np.full(flat.size, now))
         self._refresh(rows)
 
     def _metrics_fault(self, fault: F.Fault, rows: np.ndarray, starts: bool) -> None:

@@ -1,7 +1,8 @@
 """Pod lifecycles over time: scheduling, startup, readiness, crash loops and back-off, memory thresholds.
 
-Under a readiness outage (:class:`simulators.faults.ReadinessOutage`) a pod through its start-up
-is not marked Ready but held: Starting with no end (phase end INF), released by the fault's end.
+Under a readiness outage (:class:`simulators.faults.ReadinessOutage`) or a failed readiness
+probe (:mod:`.readiness_probe`) a pod through its start-up is not marked Ready but held:
+Starting with no end (phase end INF), released by the fault's end or the probe's success.
 
 Only the rows with a due event are read (``_next_event_s``, kept by the engine's ``_refresh``).
 """
@@ -121,9 +122,10 @@ class PodLifecycle:
 
     def _mark_ready(self, flat: np.ndarray, at_s: np.ndarray) -> None:
         """Pods through their start-up get Ready at ``at_s``, except under a readiness outage of
-        their service: those stay Starting with no end (held) until it ends."""
+        their service or a failed readiness probe: those stay Starting with no end (held) until
+        it ends."""
         if self._any_readiness_down:
-            held = self._readiness_down[flat // self.K] > 0
+            held = self._readiness_held[flat // self.K]
             if held.any():
                 self._flat_phase[flat[held]] = STARTING
                 self._flat_phase_end_s[flat[held]] = INF

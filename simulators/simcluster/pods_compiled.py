@@ -9,7 +9,7 @@ methods stay the reference: the state is identical bit for bit,
 tests/simulators/test_pods_compiled.py; whole runs compared in
 tests/simulators/test_engine_compiled.py). Covered: pods of the current revision created, pods
 removed by the scale-down ranking without a candidate mask, the lifecycle round without node
-capacity, crash loops, leaks or readiness outages, and the aggregates of rows whose pods are
+capacity, crash loops, leaks or readiness holds (outages, dark readiness probes), and the aggregates of rows whose pods are
 uniform when no pod adds latency or leaks memory; anything else (and ``SETPOINT_COMPILED=0``) runs numpy. Same
 switch and fallback as :mod:`simulators.engine_compiled`.
 """
@@ -224,7 +224,7 @@ def refresh(c, rows: np.ndarray) -> bool:
 
 def simple_round(c, rows: np.ndarray, now: float) -> bool:
     """``c._simple_round`` of every slot of ``rows`` due at ``now`` compiled (the caller checked
-    there is no node capacity, crash loop, leak or readiness outage); False: run numpy."""
+    there is no node capacity, crash loop, leak or readiness hold); False: run numpy."""
     if not enabled() or not _int_rows(rows):
         return False
     try:

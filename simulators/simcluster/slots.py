@@ -1,8 +1,10 @@
 """Pod slots: the ``(S, K)`` arrays holding every pod of every service, and their constants.
 
 A slot is empty, pending, starting, backed off or ready (:class:`~simulators.workload.Phase`,
-as plain ints here). A starting slot whose phase end is INF is held by a readiness outage: through
-its start-up, running, not Ready (as a pending slot with INF is parked until node capacity frees). Each ``_pod_*`` array has a flat view ``_flat_*`` addressed by ``row * K + slot``.
+as plain ints here). A starting slot whose phase end is INF is held by a readiness outage or a
+failed readiness probe (:mod:`.readiness_probe`): through its start-up, running, not Ready (as a
+pending slot with INF is parked until node capacity frees). Each ``_pod_*`` array has a flat view
+``_flat_*`` addressed by ``row * K + slot``.
 """
 
 from __future__ import annotations

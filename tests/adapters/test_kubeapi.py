@@ -24,6 +24,7 @@ from controller.model import TargetRef
 from simulators import faults as F
 from simulators.kubeapi.metrics import LATENCY_BUCKETS_S
 from simulators.kubeapi.server import SimKubeServer
+from simulators.workload import ReadinessProbe
 from tests.adapters.kube_helpers import (REQUEST_TIMEOUT_S, TOKEN, api_client, kube_scenario,  # noqa: F401
                                          official_client, server, start_server, with_default_timeout)
 
@@ -223,6 +224,39 @@ def test_pods_have_status_labels_and_owner(core, apps):
     assert pod.metadata.owner_references[0].kind == "ReplicaSet"
     assert pod.metadata.owner_references[0].uid == rs.metadata.uid
     assert core.read_namespaced_pod(pod.metadata.name, NS).metadata.uid == pod.metadata.uid
+
+
+def test_pods_of_a_service_dark_on_its_overload_probe_are_running_not_ready(tmp_path):
+    """A readiness probe that fails under load (the overload spiral): web at 150 rps on 2 pods of
+    50 fails its probes at 10 and 20 s, its pods stay Running with Ready False, no restart; idle,
+    it passes the probe at 30 s and its pods are Ready again."""
+    sc = kube_scenario()
+    probe = ReadinessProbe(period_s=10.0, failure_threshold=2, success_threshold=1)
+    services = tuple(dataclasses.replace(s, capacity_rps=50.0, readiness_probe=probe) if s.name == "web" else s
+                     for s in sc.cluster.services)
+    sc = dataclasses.replace(sc, cluster=dataclasses.replace(sc.cluster, services=services))
+    srv = SimKubeServer(sc, drive=False, token=TOKEN).start()
+    c = official_client(srv, tmp_path)
+    try:
+        core, apps = client.CoreV1Api(c), client.AppsV1Api(c)
+
+        def ready(app: str) -> list[str]:
+            pods = core.list_namespaced_pod(NS, label_selector=f"app={app}").items
+            assert all(p.status.phase == "Running" and p.status.container_statuses[0].restart_count == 0 for p in pods)
+            return [next(x for x in p.status.conditions if x.type == "Ready").status for p in pods]
+
+        srv.world.advance(2)  # t = 5, 10 s: the first probe fails
+        assert ready("web") == ["True", "True"]
+        srv.world.advance(2)  # t = 15, 20 s: the second fails: dark
+        assert ready("web") == ["False", "False"]
+        assert not apps.read_namespaced_deployment("web", NS).status.ready_replicas
+        assert ready("api") == ["True"] * 3  # another service's pods serve on
+        srv.world.advance(2)  # t = 25, 30 s: idle, the probe passes
+        assert ready("web") == ["True", "True"]
+        assert apps.read_namespaced_deployment("web", NS).status.ready_replicas == 2
+    finally:
+        c.close()
+        srv.stop()
 
 
 def test_pods_failing_their_readiness_probe_are_running_not_ready(tmp_path):

@@ -17,7 +17,7 @@ from simulators.cluster import SimCluster
 from tests.support.reference_cluster import ReferenceCluster
 from dataclasses import replace
 
-from simulators.workload import ClusterConfig, RevisionProps, ServiceConfig
+from simulators.workload import ClusterConfig, ReadinessProbe, RevisionProps, ServiceConfig
 from tests.simulators.helpers import assert_same_ticks, run
 
 SERVICES = (
@@ -32,6 +32,17 @@ SERVICES = (
 def with_retries(*ratios: float, **changes) -> tuple[ServiceConfig, ...]:
     """SERVICES with these client retry ratios (and other changes to the first service)."""
     return tuple(replace(s, retry_ratio=r, **(changes if i == 0 else {})) for i, (s, r) in enumerate(zip(SERVICES, ratios)))
+
+
+def with_probes(*probes: ReadinessProbe | None, retries=(0.0, 0.0, 0.0)) -> tuple[ServiceConfig, ...]:
+    """SERVICES with these readiness probes (None: none) and client retry ratios."""
+    return tuple(replace(s, readiness_probe=p, retry_ratio=r) for s, p, r in zip(SERVICES, probes, retries))
+
+
+PROBE = ReadinessProbe(period_s=10.0, failure_threshold=3, success_threshold=1)
+SLOW_PROBE = ReadinessProbe(period_s=15.0, failure_threshold=2, success_threshold=2)
+#: a probe whose period is not a multiple of the 5 s tick: evaluated at the first tick after
+ODD_PROBE = ReadinessProbe(period_s=7.0, failure_threshold=1, success_threshold=3)
 
 
 def wave(t: float) -> np.ndarray:
@@ -98,6 +109,27 @@ SCENARIOS = {
         config=with_retries(0.9, 0.0, 0.3, initial_replicas=2),
         faults=[F.ReadinessOutage(60.0, duration_s=30.0, services=("batch",)), F.PodCrash(30.0, count=1)],
         script=[(50.0, lambda c: c.set_replicas(0, 4)), (100.0, lambda c: c.set_replicas(2, 3))]),
+    # load-sensitive readiness probes (the overload spiral): api saturates at the wave's peaks
+    # (300 rps of capacity), queue queues, batch (33.3 rps for 40+ rps) is always saturated
+    "probe-overloaded-services": dict(config=with_probes(PROBE, PROBE, PROBE)),
+    "probe-odd-and-slow-periods-with-retries": dict(config=with_probes(ODD_PROBE, SLOW_PROBE, None,
+                                                                       retries=(0.5, 0.0, 0.9))),
+    "probe-while-scaling": dict(
+        config=with_probes(PROBE, None, SLOW_PROBE, retries=(0.3, 0.0, 0.0)),
+        script=[(25.0, lambda c: c.set_replicas(0, 5)), (40.0, lambda c: c.set_replicas(2, 3)),
+                (70.0, lambda c: c.set_replicas(0, 2)), (95.0, lambda c: c.set_replicas(2, 1)),
+                (130.0, delete_oldest(0))]),
+    "probe-overlapping-readiness-outage": dict(
+        config=with_probes(PROBE, SLOW_PROBE, PROBE),
+        faults=[F.ReadinessOutage(25.0, duration_s=40.0, services=("api", "batch")),
+                F.ReadinessOutage(100.0, duration_s=12.0)]),
+    "probe-with-rollouts-crashes-and-node-loss": dict(
+        config=ClusterConfig(with_probes(PROBE, PROBE, ODD_PROBE), nodes=3, pods_per_node=3),
+        faults=[F.PodCrash(10.0, count=2), F.CrashLoopRollout(60.0, services=("batch",)),
+                F.NodeLoss(30.0, duration_s=60.0, share_ratio=0.34),
+                F.MemoryLeak(5.0, rate_mib_per_s=12.0, services=("queue",))],
+        script=[(0.0, lambda c: c.rolling_restart(0)), (20.0, lambda c: c.set_replicas(1, 4)),
+                (50.0, lambda c: c.rollout(0, RevisionProps(extra_latency_s=0.2))), (120.0, lambda c: c.rollback(2))]),
 }
 
 
@@ -157,13 +189,25 @@ fault_lists = st.lists(st.one_of(
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(script=actions, faults=fault_lists, capacity=st.sampled_from([None, 8, 12]), seed=st.integers(0, 1000),
-       retries=st.tuples(*[st.sampled_from([0.0, 0.0, 0.5, 0.9])] * 3))
-def test_vectorized_equals_reference_on_random_scenarios(script, faults, capacity, seed, retries):
-    config = ClusterConfig(with_retries(*retries), max_pods_total=capacity)
+       retries=st.tuples(*[st.sampled_from([0.0, 0.0, 0.5, 0.9])] * 3),
+       probes=st.tuples(*[st.sampled_from([None, None, PROBE, SLOW_PROBE, ODD_PROBE])] * 3))
+def test_vectorized_equals_reference_on_random_scenarios(script, faults, capacity, seed, retries, probes):
+    config = ClusterConfig(with_probes(*probes, retries=retries), max_pods_total=capacity)
     steps = [(t, action(kind, service, value)) for t, kind, service, value in script]
     (fast, fast_ticks), (ref, ref_ticks) = run_both(config, faults, steps, until_s=200.0, seed=seed)
     assert_same_ticks(fast_ticks, ref_ticks)
     assert_same_clusters(fast, ref)
+
+
+@pytest.mark.parametrize("name", [n for n in SCENARIOS if n.startswith("probe-")])
+def test_probe_rows_flap(name):
+    """The probe rows exercise the probe: some service with a probe goes dark (Ready 0 with pods
+    running) and comes back (Ready again) within the run."""
+    spec = SCENARIOS[name]
+    (_, ticks), _ = run_both(spec.get("config", SERVICES), spec.get("faults", ()), spec.get("script", ()))
+    ready = np.array([t.ready_replicas for t in ticks])
+    dark = (ready == 0) & (np.array([t.pods for t in ticks]) > 0)
+    assert any(dark[:, i].any() and (ready[1:, i][dark[:-1, i]] > 0).any() for i in range(ready.shape[1]))
 
 
 def test_retry_rows_inflate_the_offered_load():

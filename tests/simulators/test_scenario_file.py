@@ -10,6 +10,7 @@ from controller.errors import ScenarioError
 from simulators import faults as F
 from simulators.load import traces_dir
 from simulators.scenario import SIM_EPOCH_S, bundled_scenarios, load_scenario, load_scenario_text
+from simulators.workload import ReadinessProbe
 
 TRACES = traces_dir().is_dir()
 
@@ -62,6 +63,17 @@ def test_readiness_outage_compiles_to_its_fault(fault, duration_s):
     assert f.services == (("web",) if "services" in fault else None)
 
 
+@pytest.mark.parametrize("probe, expected", [
+    pytest.param("", None, id="absent-no-probe"),
+    pytest.param("\n      readinessProbe: {}", ReadinessProbe(10.0, 3, 1), id="defaults"),
+    pytest.param("\n      readinessProbe: {period: 1m, failureThreshold: 2, successThreshold: 4}",
+                 ReadinessProbe(60.0, 2, 4), id="every-field"),
+])
+def test_readiness_probe_compiles_to_the_service_config(probe, expected):
+    sc = load_scenario_text(_broken("capacityPerPod: 100", "capacityPerPod: 100" + probe), "tiny.yaml")
+    assert sc.cluster.services[0].readiness_probe == expected
+
+
 def test_seed_override_changes_only_the_seed():
     assert load_scenario_text(GOOD, "tiny.yaml", seed=99).seed == 99
 
@@ -79,6 +91,20 @@ BROKEN = [
                  "spec.services[0].retryRatio", "0.9", id="retry-ratio-above-0.9"),
     pytest.param(_broken("capacityPerPod: 100", "capacityPerPod: 100\n      retryRatio: -0.1"), 13,
                  "spec.services[0].retryRatio", "0", id="negative-retry-ratio"),
+    pytest.param(_broken("capacityPerPod: 100", "capacityPerPod: 100\n      readinessProbe: {period: 2s}"), 13,
+                 "spec.services[0].readinessProbe.period", "at least the tick (5s), got 2s",
+                 id="probe-period-below-the-tick"),
+    pytest.param(_broken("capacityPerPod: 100", "capacityPerPod: 100\n      readinessProbe: {period: 0s}"), 13,
+                 "spec.services[0].readinessProbe.period", "0", id="probe-period-zero"),
+    pytest.param(_broken("capacityPerPod: 100", "capacityPerPod: 100\n      readinessProbe: {failureThreshold: 0}"), 13,
+                 "spec.services[0].readinessProbe.failureThreshold", "1", id="probe-failure-threshold-zero"),
+    pytest.param(_broken("capacityPerPod: 100", "capacityPerPod: 100\n      readinessProbe: {successThreshold: 1.5}"),
+                 13, "spec.services[0].readinessProbe.successThreshold", "integer",
+                 id="probe-success-threshold-not-an-integer"),
+    pytest.param(_broken("capacityPerPod: 100", "capacityPerPod: 100\n      readinessProbe: {period: 10}"), 13,
+                 "spec.services[0].readinessProbe.period", "bare number", id="probe-period-without-unit"),
+    pytest.param(_broken("capacityPerPod: 100", "capacityPerPod: 100\n      readinessProbe: {timeout: 1s}"), 13,
+                 "spec.services[0].readinessProbe.timeout", "", id="probe-unknown-key"),
     pytest.param(_broken("seed: 3", "seed: 3\n  colour: red"), 8, "spec.colour", "", id="unknown-key"),
     pytest.param(_broken("services: [web]", "services: [api]"), 16, "spec.faults[0].services[0]", "'api'",
                  id="fault-names-unknown-service"),

@@ -16,11 +16,17 @@ One tick, ``step(now, dt_s, offered_rps)``:
    (c) backed-off pods start again; (d) leaking pods cross the memory soft limit (degraded) or
    the limit (OOM restart). Each transition happens at its own event time (not the tick's),
    so that a pod created at t is ready at exactly t + scheduling + startup delay;
-3. advance rolling updates (Kubernetes' RollingUpdate: scale the new revision up within
+3. readiness probes (services with a ``readiness_probe``, see
+   :class:`simulators.workload.ReadinessProbe`): probes due at ``now`` (times start + k period,
+   at most one per step) fail when the service has a Ready pod and dropped or queued requests in
+   the previous step, else succeed; after failure_threshold failures in a row every Ready pod
+   turns running-not-Ready and pods through their start-up are held (as under a readiness
+   outage); after success_threshold successes in a row they are Ready again;
+4. advance rolling updates (Kubernetes' RollingUpdate: scale the new revision up within
    maxSurge, scale old revisions down within maxUnavailable);
-4. client retries: each service is offered its load plus ``retry_ratio`` times the rate it
+5. client retries: each service is offered its load plus ``retry_ratio`` times the rate it
    dropped in the previous step (nothing at the first step); retries of retries compound;
-5. compute signals with the queueing model (see :mod:`simulators.queueing`) from that offered rate.
+6. compute signals with the queueing model (see :mod:`simulators.queueing`) from that offered rate.
 
 Actions (``set_replicas``, ``delete_pod``, ``rollout``, ``rollback``, ``rolling_restart``)
 take effect at the time of the last step (or an explicit ``now``).
@@ -95,10 +101,20 @@ class Service:
         self.leak: Leak | None = None
         self.outage = self.stale = self.nan = 0
         self.readiness_down = 0  # readiness outages active on this service
+        # load-sensitive readiness probe (the overload spiral): next probe k, consecutive counts, dark
+        self.probe = config.readiness_probe
+        self.probe_k = 1
+        self.probe_failures = self.probe_successes = 0
+        self.probe_down = False
         ready_at = start_s - INITIAL_PODS_AGE_S  # they have run a while (SimCluster's slots, the same)
         created_at = ready_at - (config.scheduling_delay_s + config.startup_delay_s)
         for _ in range(config.initial_replicas):
             self.pods.append(Pod(self._serial(), 0, Phase.READY, INF, created_at, start_s, ready_at))
+
+    @property
+    def held(self) -> bool:
+        """Pods through their start-up may not get Ready: a readiness outage or a failed probe."""
+        return self.readiness_down > 0 or self.probe_down
 
     def _serial(self) -> int:
         self.next_serial += 1
@@ -206,6 +222,7 @@ class ReferenceCluster:
         for event in self.timeline.pop_due(now):
             self.apply_fault(event, now)
         self.advance_lifecycles(now)
+        self.run_probes(now)
         for svc in self.services:
             if svc.rolling:
                 self.progress_rollout(svc, now)
@@ -255,7 +272,7 @@ class ReferenceCluster:
                     pod.restarts += 1
                     svc.restarts_total += 1
                     pod.phase, pod.until, pod.leak_at, pod.degraded = Phase.BACKOFF, t + backoff_s(pod.restarts), INF, False
-                elif svc.readiness_down:  # its readiness probe fails: held, running, until the outage ends
+                elif svc.held:  # its readiness probe fails: held, running, until the outage or overload ends
                     pod.until = INF
                 else:
                     pod.phase, pod.until, pod.transition_s = Phase.READY, INF, t
@@ -418,11 +435,48 @@ class ReferenceCluster:
         """Start: every Ready pod turns running-not-Ready (held: Starting, no end; its container
         runs on). End of the last outage on the service: held pods get Ready at once."""
         svc.readiness_down += 1 if starts else -1
+        if starts:
+            self.hold_ready_pods(svc, now)
+        elif not svc.held:
+            self.release_held_pods(svc, now)
+
+    @staticmethod
+    def hold_ready_pods(svc: Service, now: float) -> None:
         for pod in svc.pods:
-            if starts and pod.phase == Phase.READY:
+            if pod.phase == Phase.READY:
                 pod.phase, pod.transition_s = Phase.STARTING, now  # until stays inf: held
-            elif not starts and not svc.readiness_down and pod.phase == Phase.STARTING and pod.until == INF:
+
+    @staticmethod
+    def release_held_pods(svc: Service, now: float) -> None:
+        for pod in svc.pods:
+            if pod.phase == Phase.STARTING and pod.until == INF:
                 pod.phase, pod.transition_s = Phase.READY, now
+
+    def run_probes(self, now: float) -> None:
+        """Readiness probes due at ``now`` (at most one per service per step): a probe fails when
+        the service has a Ready pod and dropped or queued requests in the last step; after
+        failure_threshold failures in a row its Ready pods turn running-not-Ready (held), after
+        success_threshold successes in a row (dark, it gets no traffic) they are Ready again."""
+        start = self.config.start_s
+        for svc in self.services:
+            probe = svc.probe
+            if probe is None or start + svc.probe_k * probe.period_s > now:
+                continue
+            svc.probe_k = max(svc.probe_k + 1, math.floor((now - start) / probe.period_s) + 1)
+            last = self.last
+            saturated = last is not None and (last.dropped_rps[svc.index] > 0 or last.queue_length[svc.index] > 0)
+            ready = any(p.phase == Phase.READY for p in svc.pods)
+            if saturated and ready and not svc.probe_down:
+                svc.probe_failures, svc.probe_successes = svc.probe_failures + 1, 0
+            else:
+                svc.probe_failures, svc.probe_successes = 0, svc.probe_successes + 1
+            if not svc.probe_down and svc.probe_failures >= probe.failure_threshold:
+                svc.probe_down, svc.probe_failures, svc.probe_successes = True, 0, 0
+                self.hold_ready_pods(svc, now)
+            elif svc.probe_down and svc.probe_successes >= probe.success_threshold:
+                svc.probe_down, svc.probe_failures, svc.probe_successes = False, 0, 0
+                if not svc.held:
+                    self.release_held_pods(svc, now)
 
     def metrics_fault(self, f: F.Fault, rows: np.ndarray, starts: bool, now: float) -> None:
         attr = {F.MetricsOutage: "outage", F.StaleMetrics: "stale", F.NaNMetrics: "nan"}[type(f)]
