@@ -56,12 +56,16 @@ class Variation:
     factor on each trace's peak rate, every service's start-up delay (s; None: as is), and the
     sigma of log-normal noise drawn every tick on each trace (0: none; the traces are 1- to
     30-minute data interpolated linearly, so without it a short-window reading is noiseless).
+    ``rps_at_pods``: bind every scenario's ``rps`` metric to what the pods served
+    (``served_per_second``, as an app's own ``http_requests_total`` counts) instead of what the load
+    balancer was offered (the scenarios' default): a rate that, like CPU, stops at capacity.
     """
 
     start_offset_s: float = 0.0
     peak_scale: float = 1.0
     startup_delay_s: float | None = None
     noise_sigma: float = 0.0
+    rps_at_pods: bool = False
 
     def describe(self) -> str:
         parts = []
@@ -74,6 +78,8 @@ class Variation:
             parts.append(f"start-up delay {self.startup_delay_s:g} s")
         if self.noise_sigma:
             parts.append(f"per-tick noise sigma {self.noise_sigma:g}")
+        if self.rps_at_pods:
+            parts.append("rps read at the pods (served)")
         return ", ".join(parts) or "as bundled"
 
 
@@ -101,6 +107,8 @@ def varied_text(text: str, v: Variation) -> str:
             service["maxPods"] = math.ceil(service["maxPods"] * v.peak_scale)
         if v.noise_sigma and replays_trace(service):
             service["load"].append({"noise": {"sigma": v.noise_sigma, "every": doc["spec"].get("tick", "5s")}})
+    if v.rps_at_pods:
+        doc["spec"]["metrics"] = {**(doc["spec"].get("metrics") or {}), "rps": "served_per_second"}
     return yaml.safe_dump(doc, sort_keys=False)
 
 
@@ -291,6 +299,9 @@ def add_variation_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--startup-delay", default=None, help="every service's pod start-up delay (e.g. 90s)")
     ap.add_argument("--noise", type=float, default=0.0, metavar="SIGMA",
                     help="multiply every trace by log-normal noise drawn every tick (e.g. 0.05)")
+    ap.add_argument("--rps-at-pods", action="store_true",
+                    help="read the policies' rps at the pods (served_per_second, an app's own request counter) instead "
+                         "of at the load balancer (offered): it stops at capacity, as CPU does")
 
 
 def variation_of(args: argparse.Namespace) -> Variation:
@@ -303,7 +314,8 @@ def variation_of(args: argparse.Namespace) -> Variation:
         sys.exit(f"--noise must be a sigma from 0 to 2, got {args.noise}")
     try:
         return Variation(parse_duration(args.start_offset), args.peak_scale,
-                         parse_duration(args.startup_delay) if args.startup_delay else None, args.noise)
+                         parse_duration(args.startup_delay) if args.startup_delay else None, args.noise,
+                         args.rps_at_pods)
     except ValueError as exc:
         sys.exit(str(exc))
 

@@ -70,3 +70,12 @@ def test_every_document_of_a_policy_file_is_scaled(quality, tmp_path):
     path.write_text(two, encoding="utf-8")
     _, text = quality.varied_policy(path, 1.5)
     assert [d["spec"]["replicas"]["max"] for d in yaml.safe_load_all(text)] == [30, 11]
+
+
+@pytest.mark.parametrize("scenario", ["trace-nasa-july", "flash-crowd"])
+def test_rps_at_pods_binds_the_rate_to_what_the_pods_served(quality, scenario):
+    from simulators.scenario import load_scenario_text
+
+    text = quality.varied_text(scenario_text(scenario), quality.Variation(rps_at_pods=True))
+    assert load_scenario_text(text, f"{scenario}.yaml").signal_for("rps") == "served_rps"
+    assert load_scenario_text(scenario_text(scenario), f"{scenario}.yaml").signal_for("rps") == "offered_rps"

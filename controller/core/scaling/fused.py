@@ -583,8 +583,8 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
     combined, proposal, stabilized, desired, state missing_since, the cycle's current (pending for
     commit), scratch low, high, slot key, held, state lock (on the pattern), state latest scale event
     time (commit_kernel's), state the last cycle with no Ready pod (the ramps', RampState.dark_at),
-    state the last cycle with a Ready pod (NormState.lit_at) (_F_*). Outputs: out_f (6, N, M) signal values, smoothed, proposals, ramp
-    slope, ahead, proposal (ramp columns only); out_b (8, N, M) missing, stale, nonfinite, negative,
+    state the last cycle with a Ready pod (NormState.lit_at) (_F_*). Outputs: out_f (6, N, M) signal
+    values, smoothed, proposals, ramp slope, ahead, proposal (ramp columns only); out_b (8, N, M) missing, stale, nonfinite, negative,
     usable, valid, and (state) the series' window sample times on their pattern, its ramp sample times
     on theirs (ramp columns); vi (3, N) limit reason, reason, scratch slot (_I_*); active_out (N,). buf:
     (W,) scratch. latest (N, M): the ramps' latest readings (NaN: none; ramp.implied_slope)."""

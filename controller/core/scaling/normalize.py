@@ -105,8 +105,8 @@ def _precheck(params: PolicyParams, current: np.ndarray) -> tuple[np.ndarray, np
 
 
 def _missing_data(params: PolicyParams, current: np.ndarray, combined: np.ndarray, any_valid: np.ndarray,
-                  any_invalid: np.ndarray, missing_since: np.ndarray, now: float, ready: np.ndarray | None = None,
-                  lit_at: np.ndarray | None = None):
+                  any_invalid: np.ndarray, missing_since: np.ndarray, lit_at: np.ndarray, now: float,
+                  ready: np.ndarray | None = None):
     """Apply the missing-data rules. Missing data may block a scale-down, never cause one; nor
     may the load of a target with no Ready pod (``ready`` (N,); not applied when None, nor for
     the ``hpa`` preset, which scales as HPA does): what it reads is what nothing served, not its
@@ -186,7 +186,7 @@ def normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, 
     combined, any_valid, any_invalid = combine(proposals, valid)
     forced, pre_reason = _precheck(params, current)
     proposal, hold, miss_reason, missing_since, lit_at = _missing_data(
-        params, current, combined, any_valid, any_invalid, state.missing_since, now, ready, state.lit_at)
+        params, current, combined, any_valid, any_invalid, state.missing_since, state.lit_at, now, ready)
     is_forced = ~np.isnan(forced)
     skip = is_forced | hold
 
