@@ -26,7 +26,8 @@ PROMTOOL = shutil.which("promtool")
 EXPECTED_ALERTS = {"SetpointDown", "SetpointNoLeader", "SetpointSeveralLeaders", "SetpointCycleStalled",
                    "SetpointCycleFailing", "SetpointMetricsSourceFailing", "SetpointActuationErrors",
                    "SetpointHealingHeld", "SetpointRolloutHeldLong", "SetpointPolicyReloadFailing",
-                   "SetpointReplicasWithheld", "SetpointTargetNotReady"}
+                   "SetpointReplicasWithheld", "SetpointTargetNotReady",
+                   "SetpointReadinessFlapping"}
 #: Grafana's variables, replaced by something PromQL parses.
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$policy": ".*", "${policy}": ".*"}
 PROMQL_WORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left",

@@ -3,7 +3,7 @@
 Metric names (all prefixed ``setpoint_``): decisions_total{policy,reason},
 actions_total{policy,kind}, action_failures_total{policy,kind}, errors_total{policy,source},
 cycle_duration_seconds{policy} (histogram), state_saves_total{policy}, desired_replicas{policy,target},
-ready_replicas{policy,target}, withheld_replicas{policy,target},
+ready_replicas{policy,target}, lost_ready_total{policy,target}, withheld_replicas{policy,target},
 prometheus_requests_total{policy}, invalid_samples_total{policy,metric,reason} (reason:
 negative, non_finite), policies_loaded, policy_reload_failures_total, policy_reload_ok,
 policy_reload_last_success_timestamp_seconds, healing_held{policy,target}, rollout_held{policy,target},
@@ -47,6 +47,10 @@ class Telemetry:
         self.ready = Gauge("setpoint_ready_replicas", "Ready pods per target as the last cycle read them; 0 with "
                            "desired replicas above 0 holds its scale-downs (reason TargetNotReady).",
                            ["policy", "target"], registry=r)
+        self.lost_ready = Counter("setpoint_lost_ready", "Cycles at which a target that had Ready pods at the "
+                                  "cycle before had none (every pod left the load balancer at once: a dependency down, "
+                                  "or a readiness probe failing under load, the overload spiral).",
+                                  ["policy", "target"], registry=r)
         self.withheld = Gauge("setpoint_withheld_replicas", "Spec replicas per target whose pods run but have not "
                               "been Ready for twice their start-up (a stuck rollout, a failing readiness probe), "
                               "added on top of the last decision.", ["policy", "target"], registry=r)
@@ -74,6 +78,7 @@ class Telemetry:
         self.last_cycle = Gauge("setpoint_last_cycle_timestamp_seconds", "When the last cycle of a policy ended.",
                                 ["policy"], registry=r)
         self._targets: dict[str, set[str]] = {}  # policy -> target keys with a gauge, for forget_policy
+        self._ready_before: dict[tuple[str, str], float] = {}  # (policy, target) -> Ready pods at its last cycle
 
     def track_leadership(self, is_leader: Callable[[], bool]) -> None:
         """``setpoint_leader`` reads ``is_leader()`` at every scrape."""
@@ -89,7 +94,8 @@ class Telemetry:
             pass
 
     def _forget_target(self, policy: str, target: str) -> None:
-        for gauge in (self.desired, self.ready, self.held, self.rollout_held, self.withheld):
+        self._ready_before.pop((policy, target), None)
+        for gauge in (self.desired, self.ready, self.lost_ready, self.held, self.rollout_held, self.withheld):
             try:
                 gauge.remove(policy, target)
             except KeyError:  # never set for this target
@@ -147,6 +153,10 @@ class Telemetry:
         if result.view is not None:
             for target, ready, exists in zip(result.targets, result.view.ready.tolist(), result.view.exists.tolist()):
                 if exists:  # a missing workload has no Ready count to alert on
+                    lost = self.lost_ready.labels(p, target.key)  # from 0, so that increase() sees the first
+                    if ready <= 0 < self._ready_before.get((p, target.key), 0.0):  # lit the cycle before, dark now
+                        lost.inc()
+                    self._ready_before[(p, target.key)] = ready
                     self.ready.labels(p, target.key).set(ready)
         d = result.decision
         if d is None:

@@ -1,7 +1,8 @@
-"""Per-target gauges follow the targets a policy selects: a target that leaves the selection, or
+"""Per-target series follow the targets a policy selects: a target that leaves the selection, or
 whose workload is deleted, loses its series (a deleted Deployment's last "Ready 0" or "healing
 held 1" would raise SetpointTargetNotReady or SetpointHealingHeld forever); a cycle that could not
-list its targets keeps them all."""
+list its targets keeps them all. setpoint_lost_ready_total counts the cycles at which a target
+that had Ready pods at its cycle before has none (SetpointReadinessFlapping)."""
 
 from __future__ import annotations
 
@@ -58,3 +59,28 @@ def test_a_gone_target_loses_its_desired_and_held_series_too():
     for name in ("setpoint_desired_replicas", "setpoint_healing_held", "setpoint_withheld_replicas",
                  "setpoint_ready_replicas"):
         assert value(name, {"policy": "web", "target": "shop/api"}) is None, name
+
+
+def lost_ready(telemetry: Telemetry, target: str = "shop/web") -> float | None:
+    return telemetry.registry.get_sample_value("setpoint_lost_ready_total", {"policy": "web", "target": target})
+
+
+@pytest.mark.parametrize(("ready", "lost"), [
+    pytest.param([3, 3, 3], 0, id="always-ready"),
+    pytest.param([0, 0, 3], 0, id="dark-from-the-first-cycle-is-not-a-loss"),
+    pytest.param([3, 0, 0, 0], 1, id="one-dark-spell"),
+    pytest.param([3, 0, 3, 0, 2, 0, 1], 3, id="a-spiral-three-spells"),
+    pytest.param([3, 1, 2, 1], 0, id="fewer-but-never-none"),
+])
+def test_lost_ready_counts_the_cycles_a_lit_target_went_dark(ready, lost):
+    telemetry = Telemetry()
+    for count in ready:
+        telemetry.observe_cycle(cycle([WEB], [count]))
+    assert lost_ready(telemetry) == lost
+
+
+def test_lost_ready_restarts_for_a_target_that_left_and_came_back():
+    telemetry = Telemetry()
+    for targets, ready in (([WEB], [3]), ([WEB], [0]), ([API], [1]), ([WEB], [0]), ([WEB], [2]), ([WEB], [0])):
+        telemetry.observe_cycle(cycle(targets, ready))
+    assert lost_ready(telemetry) == 1  # web left at the third cycle: its series restarted, dark first, then lit, dark
