@@ -51,7 +51,8 @@ def compile_policy(policy: PolicyDocument) -> PolicyParams:
         scale_down_linear_release=_scale_down_release(scaling) == "linear",
         legacy=presets.uses_legacy_path(spec.preset, behavior is not None),
         missing_hold_s=missing_hold_s, fallback_replicas=fallback, stated_startup_s=_stated_startup_s(scaling),
-        replace_unready=scaling.replace_unready, **common)
+        replace_unready=scaling.replace_unready,
+        read_window_s=max((query_range_s(m.query) for m in scaling.metrics), default=0.0), **common)
 
 
 def _stated_startup_s(scaling) -> float:
@@ -81,15 +82,20 @@ _RANGE = re.compile(r"\[\s*([0-9][0-9a-z.]*)\s*(?::[^\]]*)?\]")
 DEFAULT_QUERY_WINDOW_S = 60.0
 
 
-def query_window_s(query: str) -> float:
-    """The longest range selector of a PromQL query (``rate(x[2m])`` -> 120), or 60 s if none."""
+def query_range_s(query: str) -> float:
+    """The longest range selector of a PromQL query (``rate(x[2m])`` -> 120), or 0 if none."""
     found = []
     for m in _RANGE.finditer(query):
         try:
             found.append(parse_duration(m.group(1)))
         except ValueError:
             continue
-    return max(found, default=DEFAULT_QUERY_WINDOW_S)
+    return max(found, default=0.0)
+
+
+def query_window_s(query: str) -> float:
+    """The longest range selector of a PromQL query (``rate(x[2m])`` -> 120), or 60 s if none."""
+    return query_range_s(query) or DEFAULT_QUERY_WINDOW_S
 
 
 def auto_horizon_s(startup_delay_s: float, interval_s: float, window_s: float) -> float:

@@ -27,9 +27,9 @@ _FIXED_MESSAGES = {
     "ScaleUpStabilized": "recent recommendations were lower than current one, applying the lowest recent "
                          "recommendation",
     "ScalingDisabled": "scaling is disabled since the replica count of the target is zero",
-    "TargetNotReady": "no pod of the target is Ready, so its metrics do not read its demand; a scale-down waits "
-                      "until a pod is Ready, and so does a scale-up once it had Ready pods (new ones would not "
-                      "get Ready either)",
+    "TargetNotReady": "no pod of the target is Ready (or none was for a whole metric window, which its readings "
+                      "still average), so its metrics do not read its demand; a scale-down waits until they do, "
+                      "and so does a scale-up once it had Ready pods (new ones would not get Ready either)",
     "DesiredWithinRange": "the desired count is within the acceptable range",
     "TooFewReplicas": "the desired replica count is less than the minimum replica count",
     "TooManyReplicas": "the desired replica count is more than the maximum replica count",

@@ -266,7 +266,7 @@ def norm_state(inp: dict, params: PolicyParams) -> NormState:
     rec = history(recs, "replicas", params.history_slots)
     up = history(inp.get("scale_up_events"), "replica_change", params.event_slots)
     down = history(inp.get("scale_down_events"), "replica_change", params.event_slots)
-    return NormState(*rec, *up, *down, np.full(1, np.nan), np.full(1, np.nan))
+    return NormState(*rec, *up, *down, *(np.full(1, np.nan) for _ in range(4)))
 
 
 def stage_proposals(inp: dict) -> list[dict]:

@@ -5,6 +5,8 @@ every NormState array, with their dtypes, on named cases and on generated runs o
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -69,10 +71,9 @@ def state_of(params, n, rec=None, missing_since=None) -> NormState:
     s = NormState.empty(n, params)
     if rec is not None:
         v, t = history(*rec, NOW, params.history_slots)
-        s = NormState(v, t, s.up_changes, s.up_times, s.down_changes, s.down_times, s.missing_since, s.lit_at)
+        s = dataclasses.replace(s, rec_values=v, rec_times=t)
     if missing_since is not None:
-        s = NormState(s.rec_values, s.rec_times, s.up_changes, s.up_times, s.down_changes, s.down_times,
-                      np.asarray(missing_since, float), s.lit_at)
+        s = dataclasses.replace(s, missing_since=np.asarray(missing_since, float))
     return s
 
 

@@ -6,7 +6,8 @@ or every pod failing its readiness probe leaves a request rate near zero (read a
 whatever the load balancer counts. A scale-down then would meet the load's return with too few
 pods, a start-up late. A target whose pods all turned unready together has a cause of its own (a
 dependency down): new pods would not get Ready either, so a scale-up on that reading (a load
-balancer's count swollen by client retries) only runs it towards replicas.max. Rows name the
+balancer's count swollen by client retries) only runs it towards replicas.max; and for one
+metric window after a spell at least that long, its readings still average the spell. Rows name the
 situation; each runs the default policy's stages on numpy and on the kernel, a target per row,
 over 20 minutes of 15 s cycles (past the 15-minute window).
 """
@@ -75,7 +76,9 @@ def test_the_hpa_preset_scales_as_hpa_does():
 DARK_ROWS = [
     pytest.param(4, 300.0, 2, 1200.0, None, False, 4, (2, 20), id="went-dark-under-a-retry-burst-holds-both-ways"),
     pytest.param(4, 300.0, 2, 0.0, None, False, 4, (2, 20), id="went-dark-reading-nothing-holds"),
-    pytest.param(4, 300.0, 2, 1200.0, 7, False, 15, (2, 7), id="dark-then-ready-again-scales-up"),
+    # the last dark cycle 6.75: its readings hold the spell a 1-minute window and a 15 s interval on
+    pytest.param(4, 300.0, 2, 1200.0, 7, False, 15, (2, 8), id="dark-5-minutes-then-ready-waits-a-window-then-scales"),
+    pytest.param(4, 300.0, 2, 1200.0, 2.5, False, 15, (2, 2.5), id="dark-for-two-cycles-then-ready-scales-at-once"),
     pytest.param(4, 300.0, 2, 1200.0, None, True, 15, (2, 3), id="switched-off-and-on-is-not-dark"),
 ]
 
@@ -116,3 +119,49 @@ def test_a_target_that_lost_every_ready_pod_does_not_scale_up(path, ready_before
     assert final == desired
     start, end = held_minutes
     assert held == [k * 0.25 for k in range(int(start * 4), int(end * 4))]
+
+
+SHORT_WINDOW_POLICY = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {name: web}
+spec:
+  targets: {namespace: default, names: [web]}
+  interval: 15s
+  replicas: {min: 1, max: 20}
+  scaling:
+    metrics:
+      - name: rps
+        query: sum(rate(http_requests_total[1m]))
+        target: {averagePerReplica: 75}
+    behavior:
+      scaleDown: {stabilizationWindow: 0s}
+"""
+
+
+@pytest.mark.parametrize("path", ["numpy", "compiled"])
+def test_a_rate_refilling_after_a_long_spell_does_not_scale_down(path):
+    """A rate read at the pods reads 0 through a 3-minute outage and refills over the window once
+    they are Ready (100, 200, then 300 rps for 4 pods at 75 per pod). With no stabilization window
+    the first readings would scale 4 -> 2; the hold after a spell as long as the window waits the
+    window and an interval (to minute 6: the last dark cycle 4.75 + 75 s), then the rate reads the
+    load again."""
+    if path == "compiled" and not compiled.enabled():
+        pytest.skip("numba unavailable")
+    from controller.policy import load_policy_text
+
+    params = load_policy_text(SHORT_WINDOW_POLICY, "web.yaml")[0].params
+    assert params.read_window_s == 60.0
+    decide_path = decide_numpy if path == "numpy" else compiled_decide
+    state, spec, seen = ScalingState.empty(1, params), 4.0, []
+    for k in range(40):  # 10 minutes
+        minute = k * 0.25
+        ready = 0.0 if 2 <= minute < 5 else spec
+        rps = 0.0 if 2 <= minute < 5 else (300.0 if minute < 2 else min(300.0, 100.0 * (1 + 4 * (minute - 5))))
+        decision = decide_path(params, Observation.of([spec], [ready], [[rps]]), state, T0 + 15.0 * k)
+        state, spec = decision.state, float(decision.norm.desired[0])
+        seen.append((minute, spec, Reason(int(decision.norm.reason[0]))))
+    assert {s for _, s, _ in seen} == {4.0}
+    held = [m for m, _, r in seen if r == Reason.TARGET_NOT_READY]
+    # 2.0 to 4.75 dark; 5.0 and 5.25 read 100 and 200 rps (a scale-down, held); from 5.5 the rate reads 300
+    assert held == [k * 0.25 for k in range(8, 22)]

@@ -73,7 +73,8 @@ def test_a_scale_down_held_without_a_ready_pod_says_so():
     dark, lit = scaling_conditions(params, d, targets, np.array([True, True]), [], [])
     assert d.desired.tolist() == [10, 10] and int(d.norm.reason[0]) == Reason.TARGET_NOT_READY
     assert dark["ScalingActive"] == {"status": "False", "reason": "TargetNotReady", "message": (
-        "no pod of the target is Ready, so its metrics do not read its demand; a scale-down waits until a pod is "
-        "Ready, and so does a scale-up once it had Ready pods (new ones would not get Ready either)")}
+        "no pod of the target is Ready (or none was for a whole metric window, which its readings still average), "
+        "so its metrics do not read its demand; a scale-down waits until they do, and so does a scale-up once it "
+        "had Ready pods (new ones would not get Ready either)")}
     assert dark["AbleToScale"]["reason"] == "SucceededGetScale" and "ScalingLimited" not in dark
     assert lit["ScalingActive"]["reason"] == "ValidMetricFound"

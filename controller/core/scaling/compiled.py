@@ -184,7 +184,7 @@ _NAN, _INF = math.nan, math.inf
 # scalar parameter vector layout (see _scalars)
 (_P_STALE, _P_TOL_UP, _P_TOL_DOWN, _P_SMOOTHING, _P_WINDOW, _P_MIN, _P_MAX, _P_LEGACY, _P_FALLBACK,
  _P_HOLD, _P_UP_WIN, _P_DOWN_WIN, _P_UP_SEL, _P_DOWN_SEL, _P_UP_LONGEST, _P_DOWN_LONGEST, _P_FACTOR,
- _P_MINIMUM, _P_DOWN_MIN_STEP, _P_DOWN_LINEAR, _P_INTERVAL, _P_SIZE) = range(22)
+ _P_MINIMUM, _P_DOWN_MIN_STEP, _P_DOWN_LINEAR, _P_INTERVAL, _P_READ_WINDOW, _P_SIZE) = range(23)
 
 
 @jit_inline
@@ -386,6 +386,7 @@ def _pack(params: PolicyParams) -> tuple:
     scal[_P_DOWN_MIN_STEP] = params.scale_down_min_step
     scal[_P_DOWN_LINEAR] = float(params.scale_down_linear_release)
     scal[_P_INTERVAL] = params.interval_s
+    scal[_P_READ_WINDOW] = params.read_window_s
     metric = np.ascontiguousarray(np.vstack([params.metric_kinds.astype(np.float64), params.metric_targets,
                                              params.metric_nonnegative.astype(np.float64),
                                              params.metric_capacities]).reshape(4, -1))

@@ -46,9 +46,10 @@ _LN2 = float(np.log(2.0))  # smooth.ewma_alpha's np.log(2.0)
 # the packed parameter vector (pack_params): compiled._pack's scalars, then counts, then arrays
 _V_UP_RULES, _V_DOWN_RULES, _V_RAMPS, _V_METRICS = range(compiled._P_SIZE, compiled._P_SIZE + 4)
 _V_ARRAYS = compiled._P_SIZE + 4
-# rows of the workspace's (14, N) float array (core/scaling/workspace.py)
+# rows of the workspace's (16, N) float array (core/scaling/workspace.py)
 (_F_COMBINED, _F_PROPOSAL, _F_STABILIZED, _F_DESIRED, _F_MISSING_SINCE, _F_PENDING, _F_LOW, _F_HIGH,
- _F_SLOT_KEY, _F_HELD, _F_LOCK, _F_LAST_EVENT, _F_DARK_AT, _F_LIT_AT, _F_ROWS) = range(15)
+ _F_SLOT_KEY, _F_HELD, _F_LOCK, _F_LAST_EVENT, _F_DARK_AT, _F_LIT_AT, _F_DARK_SINCE, _F_HOLD_UNTIL,
+ _F_ROWS) = range(17)
 # rows of its (3, N) int array: limit reason, reason, the slot of the cycle's recommendation
 _I_LIMIT, _I_REASON, _I_SLOT, _I_ROWS = range(4)
 # targets with more recommendation times off the common pattern than 1 in _SCAN_ALL_BELOW: the
@@ -579,11 +580,12 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
     times; ramp (2, R, N, K) ramp samples, times; rec (2, H, N) recommendations, times; rows (H + 1 + 3W
     + 1 + R(2K + 1),) the common patterns of times of the recommendations (H + 1, see
     _recommendation_windows), of the window samples (see _sample_pattern) and of each ramp's samples
-    (see _ramp_plan); up, down (2, E, N) scale events (changes, times), read only; vf (14, N): outputs
+    (see _ramp_plan); up, down (2, E, N) scale events (changes, times), read only; vf (16, N): outputs
     combined, proposal, stabilized, desired, state missing_since, the cycle's current (pending for
     commit), scratch low, high, slot key, held, state lock (on the pattern), state latest scale event
     time (commit_kernel's), state the last cycle with no Ready pod (the ramps', RampState.dark_at),
-    state the last cycle with a Ready pod (NormState.lit_at) (_F_*). Outputs: out_f (6, N, M) signal
+    state the last cycle with a Ready pod, the start of a spell without one, the end of the hold
+    after a long spell (NormState.lit_at, dark_since, hold_until) (_F_*). Outputs: out_f (6, N, M) signal
     values, smoothed, proposals, ramp slope, ahead, proposal (ramp columns only); out_b (8, N, M) missing, stale, nonfinite, negative,
     usable, valid, and (state) the series' window sample times on their pattern, its ramp sample times
     on theirs (ramp columns); vi (3, N) limit reason, reason, scratch slot (_I_*); active_out (N,). buf:
@@ -606,6 +608,7 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
     min_step = pv[compiled._P_DOWN_MIN_STEP]
     linear_release = pv[compiled._P_DOWN_LINEAR] != 0.0
     interval = pv[compiled._P_INTERVAL]
+    read_window = pv[compiled._P_READ_WINDOW]
     n_up, n_down, n_ramps = int(pv[_V_UP_RULES]), int(pv[_V_DOWN_RULES]), int(pv[_V_RAMPS])
     o_metric = _V_ARRAYS
     o_up = o_metric + 4 * m
@@ -864,14 +867,25 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
         if has_fallback and none_valid and (now - ms >= hold_s):  # the hold expired
             proposal = compiled.nan_max(cur, fallback)
             miss_reason = compiled._FALLBACK
-        lit = vf[_F_LIT_AT, i]
+        # no Ready pod: no scale-down, nor a scale-up once it had Ready pods, nor either way for a
+        # window after a spell that long (normalize._missing_data)
+        lit, since, until = vf[_F_LIT_AT, i], vf[_F_DARK_SINCE, i], vf[_F_HOLD_UNTIL, i]
+        on = cur > 0.0
+        unlit = ready[i] <= 0.0 and on
+        went_dark = unlit and (lit == lit or since == since)
+        since = (since if since == since else now) if went_dark else _NAN
+        if read_window > 0.0 and went_dark and now - since >= read_window:
+            until = now + read_window + interval
+        if not on:
+            until = _NAN
+        after = (not unlit) and on and now < until
         if miss_reason == compiled._MISSING:  # hold
             proposal = cur
-        elif ready[i] <= 0.0 and cur > 0.0 and (proposal < cur or (
-                proposal > cur and lit == lit and miss_reason != compiled._FALLBACK)):
-            # no Ready pod: no scale-down, nor a scale-up once it had Ready pods (normalize._missing_data)
+        elif (unlit and proposal < cur) or ((went_dark or after) and proposal != cur
+                                           and miss_reason != compiled._FALLBACK):
             proposal, miss_reason = cur, compiled._NOT_READY
-        vf[_F_LIT_AT, i] = now if ready[i] > 0.0 else (lit if cur > 0.0 else _NAN)
+        vf[_F_LIT_AT, i] = now if ready[i] > 0.0 else (lit if on else _NAN)
+        vf[_F_DARK_SINCE, i], vf[_F_HOLD_UNTIL, i] = since, until
         # to the second pass: combined, proposal; the missing-data reason (a hold iff _MISSING or _NOT_READY)
         # where the final reasons go
         vf[_F_COMBINED, i], vf[_F_PROPOSAL, i] = combined, proposal

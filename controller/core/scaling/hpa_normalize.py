@@ -17,6 +17,7 @@ plain functions: see compiled.jit).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -134,8 +135,7 @@ def try_normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarr
         return None
     result = NormResult(combined=f[0], proposal=f[1], stabilized=f[2], desired=f[3], limit_reason=limit_reason,
                         reason=reason, scaling_active=active)
-    return result, NormState(rec_v, rec_t, state.up_changes, state.up_times, state.down_changes, state.down_times,
-                             missing_since, state.lit_at)
+    return result, dataclasses.replace(state, rec_values=rec_v, rec_times=rec_t, missing_since=missing_since)
 
 
 def normalize_compiled(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, valid: np.ndarray,

@@ -7,6 +7,7 @@ missing-metrics hold and fallback. Shapes: N targets, M metrics.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,9 @@ class NormState:
     missing_since: (N,) time all metrics went missing, NaN while any metric is valid.
     lit_at: (N,) the last cycle at which the target had a Ready pod; NaN: none seen since the
     controller started, or the target is at 0 replicas (scaled to zero is off, not unready).
+    dark_since: (N,) the first cycle of the target's spell without a Ready pod after it had some
+    (NaN: not in one); hold_until: (N,) after a spell at least PolicyParams.read_window_s long, the
+    time until which its readings still average the spell (NaN: none).
     """
 
     rec_values: np.ndarray
@@ -44,13 +48,15 @@ class NormState:
     down_times: np.ndarray
     missing_since: np.ndarray
     lit_at: np.ndarray
+    dark_since: np.ndarray
+    hold_until: np.ndarray
 
     @classmethod
     def empty(cls, n: int, params: PolicyParams) -> "NormState":
         rec = history.empty_history(n, params.history_slots)
         up = history.empty_history(n, params.event_slots)
         down = history.empty_history(n, params.event_slots)
-        return cls(*rec, *up, *down, np.full(n, np.nan), np.full(n, np.nan))
+        return cls(*rec, *up, *down, *(np.full(n, np.nan) for _ in range(4)))
 
     def take(self, rows: np.ndarray) -> "NormState":
         """The state of the given rows (an index array; -1 means a new, empty row)."""
@@ -59,7 +65,8 @@ class NormState:
 
         return NormState(pick(self.rec_values, 0.0), pick(self.rec_times, np.nan), pick(self.up_changes, 0.0),
                          pick(self.up_times, np.nan), pick(self.down_changes, 0.0), pick(self.down_times, np.nan),
-                         pick(self.missing_since, np.nan), pick(self.lit_at, np.nan))
+                         pick(self.missing_since, np.nan), pick(self.lit_at, np.nan), pick(self.dark_since, np.nan),
+                         pick(self.hold_until, np.nan))
 
 
 @dataclass(frozen=True)
@@ -105,20 +112,25 @@ def _precheck(params: PolicyParams, current: np.ndarray) -> tuple[np.ndarray, np
 
 
 def _missing_data(params: PolicyParams, current: np.ndarray, combined: np.ndarray, any_valid: np.ndarray,
-                  any_invalid: np.ndarray, missing_since: np.ndarray, lit_at: np.ndarray, now: float,
+                  any_invalid: np.ndarray, missing_since: np.ndarray, dark: tuple, now: float,
                   ready: np.ndarray | None = None):
     """Apply the missing-data rules. Missing data may block a scale-down, never cause one; nor
     may the load of a target with no Ready pod (``ready`` (N,); not applied when None, nor for
     the ``hpa`` preset, which scales as HPA does): what it reads is what nothing served, not its
     demand (a dependency down, every pod failing its readiness probe), and a scale-down would meet
-    the load's return with too few pods. A target that had Ready pods (``lit_at`` (N,) finite) and
-    has none does not scale up either, except to a fallback: its pods turned unready together, so
-    the cause is the workload's (a dependency down) and new pods would not get Ready; a rate read
-    at the load balancer with client retries kept rising, and every workload of a shared
-    dependency ran towards replicas.max until it came back (then all hit it at once).
+    the load's return with too few pods.
 
-    Returns (proposal (N,), hold (N,) bool: skip normalization, reason (N,), missing_since (N,),
-    lit_at (N,)).
+    A target that had Ready pods and lost them all does not scale up either, except to a fallback:
+    its pods turned unready together, so the cause is the workload's (a dependency down) and new
+    pods would not get Ready; a rate read at the load balancer with client retries kept rising, and
+    every workload of a shared dependency ran towards replicas.max until it came back. In an
+    overload spiral (a probe that fails under load) the spells last seconds and the cycles between
+    them still scale up. After a spell at least ``params.read_window_s`` long, the target holds its
+    replicas both ways for that window and an interval once it is Ready again: its readings still
+    average the spell (the retries' swell at the balancer, a pods' rate refilling from 0).
+
+    ``dark``: (lit_at, dark_since, hold_until) (N,) each, NormState's. Returns (proposal (N,),
+    hold (N,) bool: skip normalization, reason (N,), missing_since (N,), the new ``dark``).
     """
     # Masked writes into fresh arrays (np.putmask, a[mask] = x) instead of np.where chains:
     # the same values, fewer passes (few rows are ever held).
@@ -140,14 +152,25 @@ def _missing_data(params: PolicyParams, current: np.ndarray, combined: np.ndarra
         hold = missing & ~expired
     if ready is not None and not params.hpa_semantics:
         ready = np.asarray(ready)
-        dark = (ready <= 0) & (current > 0) & ~hold
-        went_dark = dark & np.isfinite(lit_at) & (proposal > current) & (reason != _FALLBACK)
-        unserved = (dark & (proposal < current)) | went_dark
+        lit_at, dark_since, hold_until = dark
+        on = current > 0
+        unlit = (ready <= 0) & on
+        went_dark = unlit & (np.isfinite(lit_at) | np.isfinite(dark_since))  # a spell after Ready pods
+        dark_since = np.where(went_dark, np.fmin(dark_since, now), np.nan)
+        window = params.read_window_s
+        if window > 0:  # a spell as long as the window: the readings until one window after it hold it
+            hold_until = np.where(went_dark & (now - dark_since >= window), now + window + params.interval_s,
+                                  hold_until)
+        hold_until = np.where(on, hold_until, np.nan)
+        after = ~unlit & on & (now < hold_until)
+        free = ~hold & (reason != _FALLBACK)
+        unserved = ((unlit & (proposal < current)) | ((went_dark | after) & (proposal != current) & free)) & ~hold
         reason[unserved] = _NOT_READY
         hold = hold | unserved
-        lit_at = np.where(ready > 0, now, np.where(current > 0, lit_at, np.nan))
+        lit_at = np.where(ready > 0, now, np.where(on, lit_at, np.nan))
+        dark = (lit_at, dark_since, hold_until)
     np.putmask(proposal, hold, current)
-    return proposal, hold, reason, missing_since, lit_at
+    return proposal, hold, reason, missing_since, dark
 
 
 def _final_reason(current, proposal, stabilized, desired, limit_reason, legacy: bool) -> np.ndarray:
@@ -174,7 +197,8 @@ def normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, 
     :func:`record_scale_events` once the change is applied (HPA's storeScaleEvent after a
     successful update). release_rows (N,) bool: where ``scaleDown.release: linear`` may release
     (stabilize.fresh_rows; None: all). ready (N,): Ready pods; a target with none does not scale
-    down, nor up once it had Ready pods (reason TargetNotReady; None: not applied).
+    down, nor up once it had Ready pods, nor either way for a window after a long spell without
+    (reason TargetNotReady; None: not applied; _missing_data).
     """
     current = np.asarray(current, dtype=np.float64)
     n = current.shape[0]
@@ -185,8 +209,9 @@ def normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, 
 
     combined, any_valid, any_invalid = combine(proposals, valid)
     forced, pre_reason = _precheck(params, current)
-    proposal, hold, miss_reason, missing_since, lit_at = _missing_data(
-        params, current, combined, any_valid, any_invalid, state.missing_since, state.lit_at, now, ready)
+    proposal, hold, miss_reason, missing_since, dark = _missing_data(
+        params, current, combined, any_valid, any_invalid, state.missing_since,
+        (state.lit_at, state.dark_since, state.hold_until), now, ready)
     is_forced = ~np.isnan(forced)
     skip = is_forced | hold
 
@@ -227,7 +252,7 @@ def normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, 
     np.putmask(limit_reason, skip, NOT_LIMITED)
 
     new_state = NormState(rec_v, rec_t, state.up_changes, state.up_times, state.down_changes, state.down_times,
-                          missing_since, lit_at)
+                          missing_since, *dark)
     result = NormResult(combined=combined, proposal=proposal, stabilized=stabilized, desired=desired,
                         limit_reason=limit_reason, reason=reason,
                         scaling_active=~is_forced & any_valid & ~hold)
@@ -250,5 +275,4 @@ def record_scale_events(state: NormState, params: PolicyParams, current: np.ndar
     if down.any():
         down_c, down_t = history.write_slot(down_c, down_t, current - desired, now,
                                             params.scale_down.longest_period_s, rows=down)
-    return NormState(state.rec_values, state.rec_times, up_c, up_t, down_c, down_t, state.missing_since,
-                     state.lit_at)
+    return dataclasses.replace(state, up_changes=up_c, up_times=up_t, down_changes=down_c, down_times=down_t)

@@ -349,6 +349,11 @@ class PolicyParams:
     stated_startup_s: float = 30.0
     #: ``scaling.replaceUnready``: withheld replicas are sized on top of the proposals (withheld.py)
     replace_unready: bool = True
+    #: how long a reading still averages what came before it (s): the longest range window of the
+    #: scaling metrics' queries (``rate(x[1m])``: 60; 0 when none has one). After a target had no
+    #: Ready pod for at least this long, its readings hold the outage for this long plus an
+    #: interval once it is Ready again (normalize._missing_data)
+    read_window_s: float = 0.0
 
     @property
     def pod_metrics(self) -> tuple[int, ...]:

@@ -64,7 +64,7 @@ class DecisionWorkspace:
     or when the events are read first (up_changes, up_times, down_changes, down_times, state(),
     :meth:`flush`): read the raw up, down and vf arrays only after a flush.
     Packed (fused.fused_kernel's arguments): em (3, N, M) negated EWMA weights, ewma, ewma_at; win
-    (2, N, M, W); ramp (2, R, N, K); rec (2, H, N); rows; up, down (2, E, N); vf (14, N) and vi (3, N)
+    (2, N, M, W); ramp (2, R, N, K); rec (2, H, N); rows; up, down (2, E, N); vf (16, N) and vi (3, N)
     (fused._F_* and _I_* rows); out_f (6, N, M) out_f2 then ramp_out; pv the parameters
     (fused.pack_params).
     """
@@ -141,7 +141,7 @@ class DecisionWorkspace:
 
         vf = np.full((fused._F_ROWS, n), np.nan)
         vf[fused._F_MISSING_SINCE] = nm.missing_since
-        vf[fused._F_LIT_AT] = nm.lit_at
+        vf[fused._F_LIT_AT], vf[fused._F_DARK_SINCE], vf[fused._F_HOLD_UNTIL] = nm.lit_at, nm.dark_since, nm.hold_until
         if state.ramp:  # every ramp keeps the same times (ramp.apply_ramps)
             vf[fused._F_DARK_AT] = state.ramp[0].dark_at
         vf[fused._F_PENDING] = 0.0
@@ -275,7 +275,7 @@ class DecisionWorkspace:
         smooth = SmoothState(c(self.ewma), c(self.ewma_at), c(self.samples), c(self.sample_at))
         norm = NormState(f(self.rec_values), f(self.rec_times), f(self.up_changes), f(self.up_times),
                          f(self.down_changes), f(self.down_times), c(self.missing_since),
-                         c(self.vf[fused._F_LIT_AT]))
+                         c(self.vf[fused._F_LIT_AT]), c(self.vf[fused._F_DARK_SINCE]), c(self.vf[fused._F_HOLD_UNTIL]))
         ramps = tuple(RampState(np.array(self.ramp_values[r, :, :k], order="F"),
                                 np.array(self.ramp_times[r, :, :k], order="F"), self.vf[fused._F_DARK_AT].copy())
                       for r, k in enumerate(self._ramp_slots()))
