@@ -585,11 +585,12 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
     commit), scratch low, high, slot key, held, state lock (on the pattern), state latest scale event
     time (commit_kernel's), state the last cycle with no Ready pod (the ramps', RampState.dark_at),
     state the last cycle with a Ready pod, the start of a spell without one, the end of the hold
-    after a long spell (NormState.lit_at, dark_since, hold_until) (_F_*). Outputs: out_f (6, N, M) signal
-    values, smoothed, proposals, ramp slope, ahead, proposal (ramp columns only); out_b (8, N, M) missing, stale, nonfinite, negative,
-    usable, valid, and (state) the series' window sample times on their pattern, its ramp sample times
-    on theirs (ramp columns); vi (3, N) limit reason, reason, scratch slot (_I_*); active_out (N,). buf:
-    (W,) scratch. latest (N, M): the ramps' latest readings (NaN: none; ramp.implied_slope)."""
+    after a long spell (NormState.lit_at, dark_since, hold_until) (_F_*). Outputs: out_f (6, N, M)
+    signal values, smoothed, proposals, ramp slope, ahead, proposal (ramp columns only); out_b (8, N,
+    M) missing, stale, nonfinite, negative, usable, valid, and (state) the series' window sample times
+    on their pattern, its ramp sample times on theirs (ramp columns); vi (3, N) limit reason, reason,
+    scratch slot (_I_*); active_out (N,). buf: (W,) scratch. latest (N, M): the ramps' latest readings
+    (NaN: none; ramp.implied_slope)."""
     if commit_at == commit_at:  # the previous cycle's deferred commit, before anything reads the events
         _record_events(vf[_F_PENDING], vf[_F_DESIRED], _NO_ROWS, True, commit_at, up, down,
                        pv[compiled._P_UP_LONGEST], pv[compiled._P_DOWN_LONGEST], vf[_F_LAST_EVENT])
