@@ -184,5 +184,6 @@ def test_the_dashboard_covers_the_controller_s_story():
     for series in ["setpoint_cycle_duration_seconds_count", "setpoint_cycle_duration_seconds_bucket",
                    "setpoint_decisions_total", "setpoint_actions_total", "setpoint_action_failures_total",
                    "setpoint_errors_total", "setpoint_desired_replicas", "setpoint_healing_held",
-                   "setpoint_policy_reload_ok", "setpoint_leader"]:
+                   "setpoint_policy_reload_ok", "setpoint_leader", "setpoint_ready_replicas",
+                   "setpoint_lost_ready_total"]:
         assert series in used, series
