@@ -102,6 +102,9 @@ class ObservedCluster:
         return self.targets
 
     def observe(self, targets: Sequence[TargetRef], with_pods: bool | None = None) -> ClusterView:
+        # no readiness history: every replica replays as Ready, so the rebuilt state knows each
+        # replayed target had Ready pods (a restart during an outage keeps the TargetNotReady
+        # hold on scale-ups from the first live cycle; tests/runtime/test_warm_start.py)
         spec = self.spec.copy()
         return ClusterView(spec=spec, status=spec, ready=spec, rollout=~self._ones, exists=self._ones)
 

@@ -13,6 +13,8 @@ same Prometheus (instant queries at the tick times) through the real PrometheusS
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -169,6 +171,38 @@ def test_without_history_it_starts_cold_and_never_scales_down_earlier(history, n
     assert info.warm == [] and info.cold == [f"{namespace}/api", f"{namespace}/web"]
     record = cycle_records(first, first.metric_names)[1].to_dict()["warm_start"]
     assert record["warm"] is False and why in record["why"]
+
+
+class DarkCluster(ReplayCluster):
+    """A ReplayCluster whose targets have no Ready pod (a dependency every readiness probe checks
+    is down when the controller restarts)."""
+
+    def observe(self, targets, with_pods=None):
+        return dataclasses.replace(super().observe(targets, with_pods), ready=np.zeros(len(targets)))
+
+
+@pytest.mark.parametrize("namespace, held", [
+    pytest.param("shop", True, id="warm-the-replay-saw-ready-pods-so-the-scale-up-is-held"),
+    pytest.param("bare", False, id="cold-never-seen-ready-so-it-scales-up-as-before"),
+])
+def test_restarted_during_an_outage_holds_a_scale_up_only_when_warm(history, namespace, held):
+    """Restarted at 12.5 min, while web's load rises (the uninterrupted controller adds pods), with
+    no pod Ready. The warm start replays the last minutes with every replica Ready (it has no
+    readiness history), so the rebuilt state knows the targets had Ready pods: the TargetNotReady
+    hold applies from the first live cycle. Without kube-state-metrics ("bare") the targets are
+    cold, never seen Ready, and scale up as before."""
+    server, t, a, _ = history
+    r = int(12.5 * 60 / STEP_S)
+    with PrometheusSource(PrometheusConfig.from_url(server.url, timeout_s=10)) as source:
+        cluster = DarkCluster(targets(namespace), a[r - 1].copy())
+        reconciler = Reconciler(policy(namespace), source, cluster, warm_from=source)
+        b, first = run(reconciler, cluster, t[r:r + 8])
+    assert (first.warm_start.warm != []) == held
+    reasons = [rec.to_dict()["reason"] for rec in cycle_records(first, first.metric_names)]
+    if held:
+        assert (b == a[r - 1]).all() and reasons[1] == "TargetNotReady"  # web's rise; api within tolerance
+    else:
+        assert b[-1, 1] > a[r - 1, 1] and "TargetNotReady" not in reasons[1:]
 
 
 def test_forward_filled_keeps_leading_gaps():
