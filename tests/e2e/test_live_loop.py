@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -166,6 +167,10 @@ def test_scale_up_hold_during_prometheus_outage_then_recover(world):
     metrics = urllib.request.urlopen(world["status"] + "/metrics", timeout=5).read().decode()
     assert 'setpoint_actions_total{kind="scale",policy="e2e-web"}' in metrics
     assert 'setpoint_errors_total{policy="e2e-web",source="metrics"}' in metrics  # the outage was seen
+    # the Ready pods the Kubernetes API reported (readyReplicas), and no spell without any
+    ready = re.search(r'^setpoint_ready_replicas\{policy="e2e-web",target="default/web"\} (\S+)$', metrics, re.M)
+    assert ready and float(ready.group(1)) >= 1, metrics
+    assert 'setpoint_lost_ready_total{policy="e2e-web",target="default/web"} 0.0' in metrics
     assert run.stop() == 0, run.tail()  # SIGTERM: graceful exit
     records = [json.loads(line) for line in (world["tmp"] / "decisions.jsonl").read_text().splitlines()]
     assert any(r["reason"] == "MetricsMissing" for r in records)
