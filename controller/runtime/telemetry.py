@@ -78,7 +78,9 @@ class Telemetry:
         self.last_cycle = Gauge("setpoint_last_cycle_timestamp_seconds", "When the last cycle of a policy ended.",
                                 ["policy"], registry=r)
         self._targets: dict[str, set[str]] = {}  # policy -> target keys with a gauge, for forget_policy
-        self._ready_before: dict[tuple[str, str], float] = {}  # (policy, target) -> Ready pods at its last cycle
+        # (policy, target) -> [its setpoint_ready_replicas child, its Ready pods at its last cycle]: the
+        # child kept, as labels() per target and cycle cost more than the cycle's decision (1,000 targets)
+        self._ready_seen: dict[tuple[str, str], list] = {}
 
     def track_leadership(self, is_leader: Callable[[], bool]) -> None:
         """``setpoint_leader`` reads ``is_leader()`` at every scrape."""
@@ -94,24 +96,36 @@ class Telemetry:
             pass
 
     def _forget_target(self, policy: str, target: str) -> None:
-        self._ready_before.pop((policy, target), None)
+        self._ready_seen.pop((policy, target), None)
         for gauge in (self.desired, self.ready, self.lost_ready, self.held, self.rollout_held, self.withheld):
             try:
                 gauge.remove(policy, target)
             except KeyError:  # never set for this target
                 pass
 
+    def _observe_ready(self, policy: str, target: str, ready: float) -> None:
+        """setpoint_ready_replicas, and setpoint_lost_ready_total when the target had Ready pods at
+        its last cycle and has none now (created at 0 on first sight, so that increase() sees the first)."""
+        seen = self._ready_seen.get((policy, target))
+        if seen is None:
+            self.lost_ready.labels(policy, target)
+            seen = self._ready_seen[(policy, target)] = [self.ready.labels(policy, target), 0.0]
+        elif ready <= 0 < seen[1]:
+            self.lost_ready.labels(policy, target).inc()
+        seen[0].set(ready)
+        seen[1] = ready
+
     def _forget_gone_targets(self, policy: str, result: CycleResult) -> None:
         """Drop the gauges of targets the policy no longer selects, or whose workload is gone: a
         deleted Deployment's last values (held 1, Ready 0) would otherwise raise alerts forever.
         Only after a cycle that listed its targets (``view``); else keep them all."""
+        keys = {t.key for t in result.targets}
         if result.view is None:
-            self._targets.setdefault(policy, set()).update(t.key for t in result.targets)
+            self._targets.setdefault(policy, set()).update(keys)
             return
         live = {t.key for t, exists in zip(result.targets, result.view.exists.tolist()) if exists}
-        for target in self._targets.get(policy, set()) | {t.key for t in result.targets}:
-            if target not in live:
-                self._forget_target(policy, target)
+        for target in (self._targets.get(policy, set()) | keys) - live:
+            self._forget_target(policy, target)
         self._targets[policy] = live
 
     def reload_succeeded(self, now: float) -> None:
@@ -153,11 +167,7 @@ class Telemetry:
         if result.view is not None:
             for target, ready, exists in zip(result.targets, result.view.ready.tolist(), result.view.exists.tolist()):
                 if exists:  # a missing workload has no Ready count to alert on
-                    lost = self.lost_ready.labels(p, target.key)  # from 0, so that increase() sees the first
-                    if ready <= 0 < self._ready_before.get((p, target.key), 0.0):  # lit the cycle before, dark now
-                        lost.inc()
-                    self._ready_before[(p, target.key)] = ready
-                    self.ready.labels(p, target.key).set(ready)
+                    self._observe_ready(p, target.key, ready)
         d = result.decision
         if d is None:
             return
