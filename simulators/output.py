@@ -16,7 +16,6 @@ from simulators.runner import CycleLog
 from simulators.score import result_json
 
 
-
 def write_decisions(logs: dict[str, CycleLog], path: Path, start_s: float) -> Path:
     """One JSON object per target per cycle, tagged with its controller; ``at`` is seconds
     since the scenario start. Written line by line: a long run has millions of records, and

@@ -99,7 +99,6 @@ def result_json(result: dict[str, Any]) -> dict[str, Any]:
             "overall": plain(result["overall"])}
 
 
-
 def write_result(result: dict[str, Any], out_dir: str | Path, report: bool = True) -> dict[str, Path]:
     """OUT/result.json and OUT/report.html, each written atomically."""
     out = Path(out_dir)

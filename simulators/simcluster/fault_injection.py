@@ -129,7 +129,7 @@ class FaultInjection:
 
     def _hold_ready_pods(self, rows: np.ndarray, now: float) -> None:
         """The Ready pods of ``rows`` turn running-not-Ready at ``now`` (held: Starting with no end)."""
-        flat = (rows[:, None] * self.K + np.arange(self.K)[None, :]).ravel()
+        flat = self._row_slots(rows)
         flat = flat[self._flat_phase[flat] == READY]
         self._flat_phase[flat] = STARTING  # phase end stays INF: held until released
         self._flat_ready_transition_s[flat] = now
@@ -137,7 +137,7 @@ class FaultInjection:
 
     def _release_held_pods(self, rows: np.ndarray, now: float) -> None:
         """The held pods of ``rows`` (no longer held: the caller checked) get Ready at ``now``."""
-        flat = (rows[:, None] * self.K + np.arange(self.K)[None, :]).ravel()
+        flat = self._row_slots(rows)
         flat = flat[(self._flat_phase[flat] == STARTING) & (self._flat_phase_end_s[flat] == INF)]
         self._mark_ready(flat, np.full(flat.size, now))
         self._refresh(rows)

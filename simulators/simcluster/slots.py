@@ -88,6 +88,10 @@ class PodSlots:
 
     # Slots are addressed by flat index ``row * K + slot`` into the ravelled (S, K) arrays
     # (``_flat_*`` views): 1-D fancy indexing is several times cheaper than (rows, slots) pairs.
+    def _row_slots(self, rows: np.ndarray) -> np.ndarray:
+        """The flat index of every slot of ``rows`` (R * K,), row by row."""
+        return (rows[:, None] * self.K + np.arange(self.K)[None, :]).ravel()
+
     def _due_slots(self, rows: np.ndarray, times: np.ndarray, now: float):
         """(row, flat slot index, time) of each slot of ``rows`` whose ``times`` (R, K) are <= now."""
         block_flat = np.flatnonzero(times <= now)
