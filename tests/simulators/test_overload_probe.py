@@ -200,6 +200,13 @@ def test_the_default_policy_ends_the_spiral_within_minutes_reading_the_load_bala
     "dropping 45% of what it is offered (retries included), and the spiral ends only when the crowd has decayed "
     "to 1,100 rps (41m)"))
 def test_the_default_policy_ends_the_spiral_within_minutes_reading_the_pods():
+    """What keeps it there: the ramp pauses for two windows and an interval after every cycle with
+    no Ready pod (ramp.py, dark_s), and a spell comes every 40 s. Without the pause the rate's
+    refill after each spell reads as a rise and the ramp ends the spiral (4 violation minutes,
+    20 replicas), but the same refill scales a workload whose dependency flaps at a constant load
+    (test_readiness_outage.py's flapping rows: 10 -> 20 replicas). At the pods the two read the
+    same (75 and 70 rps per pod): telling them apart needs a saturation signal the rate does not
+    carry (latency above the SLO, dropped requests), or the rate read at the load balancer."""
     result, _ = outcome("served_per_second")
     traj = result.runs["policy"].trajectory
     after = traj.t_s >= CROWD_S + 600.0

@@ -147,3 +147,40 @@ def test_pods_held_by_the_outage_do_not_count_as_slow_start_ups():
     _, logs, _ = outcome("requests_per_second", "\n        - step: {at: 30m, from: 0, to: 400}")
     after = [r for r in (rec.to_dict() for rec in logs["policy"].records()) if r["at"] >= END_S + 60.0]
     assert after and max(r["startup"]["delay_s"] for r in after) <= 2 * STARTUP_S
+
+
+# --------------------------------------------------------------------------- a flapping dependency
+FLAP_EVERY_S, FLAPS = 60.0, 20  # a spell every minute from 20m, twenty of them
+
+
+@lru_cache(maxsize=None)
+def flapping(binding: str, spell_s: float):
+    """The default policy alone on ``web`` at a constant 700 rps (70 per pod, under its 85 target)
+    while a dependency every pod checks is down for ``spell_s`` of every minute from 20m to 40m."""
+    policy = load_policies([POLICIES / "setpoint-default.yaml"])[0]
+    faults = "".join(f"    - {{name: flap{k}, kind: readiness-outage, at: {START_S + k * FLAP_EVERY_S:g}s, "
+                     f"duration: {spell_s:g}s, services: [web]}}\n" for k in range(FLAPS))
+    text = SCENARIO.format(spec=SPEC_BEFORE, load=LOAD_RPS, binding=binding, extra="")
+    text = text.replace("  faults:\n    - {name: db-down, kind: readiness-outage, at: 20m, duration: 20m, services: [web]}\n",
+                        "  faults:\n" + faults)
+    assert "flap0" in text and "db-down" not in text
+    result, _ = simulate(load_scenario_text(text, "flapping.yaml"), standard_controllers(policy, [], None, 20))
+    return result.runs["policy"].trajectory
+
+
+@pytest.mark.parametrize("spell_s", [pytest.param(10.0, id="10s-spells"), pytest.param(20.0, id="20s-spells"),
+                                     pytest.param(45.0, id="45s-spells-shorter-than-the-rate-window")])
+@pytest.mark.parametrize("binding", BINDINGS)
+def test_a_flapping_dependency_does_not_scale_the_workload(binding, spell_s):
+    """Spells shorter than the rate's [1m] window: read at the pods, each dips the rate and it
+    refills over the next minute. Taken as a rising load, that refill makes the ramp ask for
+    more pods after every spell, in every workload that checks the dependency: with the ramp's
+    pause after a cycle with no Ready pod (ramp.py, dark_s) taken out, 10 -> 14 replicas with
+    10 s spells and 10 -> 20 (replicas.max) with 20 s and 45 s ones. The load is constant: the
+    replicas must stay where they were, and the service must be dark at some cycles (the
+    spells are seen) and serve between them."""
+    traj = flapping(binding, spell_s)
+    t, spec, ready = traj.t_s, traj.spec_replicas[:, 0], traj.ready_replicas[:, 0]
+    flaps = (t >= START_S) & (t < START_S + FLAPS * FLAP_EVERY_S)
+    assert (ready[flaps] == 0).any() and (ready[flaps] > 0).any()
+    assert (spec == SPEC_BEFORE).all()
