@@ -241,7 +241,7 @@ def default_with_forecast() -> PolicyParams:
 
 def _default_with_forecast_text() -> str:
     text = (REPO / "policies" / "setpoint-default.yaml").read_text()
-    anchor = "        target: {averagePerReplica: 85}\n"
+    anchor = "        target: {averagePerReplica: 85, capacityPerReplica: 100}\n"
     if anchor not in text:
         raise SystemExit(f"bench/decide.py: the default policy has no line {anchor.strip()!r} to add the forecast to")
     return text.replace(anchor, anchor + "        forecast: {startupDelay: observed}\n")

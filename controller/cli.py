@@ -949,6 +949,9 @@ def _format_record(r: dict) -> str:
                       for name, g in r.get("ramp", {}).items())
     if ramps:
         metrics = f"{metrics}  | ramp {ramps}"
+    if r.get("saturated"):  # core/scaling/saturation.py
+        metrics = (f"{metrics}  | saturated {', '.join(r['saturated'])}: read at what the Ready pods serve, a "
+                   f"lower bound on demand: sized with the target's headroom once more")
     at = r.get("at", 0.0)
     who = f"{r['controller']} " if "controller" in r else ""
     line = (f"t={at:>8.0f}s {who}{r.get('target')}: {r.get('current')} -> {r.get('desired')} [{r.get('reason')}]  "

@@ -88,10 +88,13 @@ class TuneResult:
 
 
 def default_space(base: PolicyBase) -> list[Setting]:
-    """Each metric's target from 0.6x to 1.4x of the policy's, and the scale-down stabilization
-    window from 0s to 30m by 1m."""
+    """Each metric's target from 0.6x to 1.4x of the policy's (an averagePerReplica target with a
+    capacityPerReplica at most what the capacity allows: below capacity / (1 + tolerance.up),
+    where a scale-up would start at the capacity itself), and the scale-down stabilization window
+    from 0s to 30m by 1m."""
     out = []
     metrics = ((base.data.get("spec") or {}).get("scaling") or {}).get("metrics") or []
+    tolerance_up = base.policy.params.tolerance_up
     for i, metric in enumerate(metrics):
         target = metric.get("target") if isinstance(metric, dict) else None
         for key in TARGET_KEYS:
@@ -100,6 +103,9 @@ def default_space(base: PolicyBase) -> list[Setting]:
                 percent = isinstance(value, str) and value.endswith("%")
                 x = float(value[:-1]) if percent else float(value)
                 lo, hi = round(x * TARGET_SPAN[0], 3), round(x * TARGET_SPAN[1], 3)
+                capacity = target.get("capacityPerReplica") if key == "averagePerReplica" else None
+                if isinstance(capacity, (int, float)) and capacity > 0:  # the rule: capacity > target (1 + up)
+                    hi = min(hi, math.floor(capacity / (1.0 + tolerance_up) * 1000.0 - 1.0) / 1000.0)
                 path = ("spec", "scaling", "metrics", i, "target", key)
                 text = f"{_path_text(path)}={lo:g}{'%' if percent else ''}..{hi:g}{'%' if percent else ''}"
                 out.append(parse_setting(text, allow_continuous=True))

@@ -71,9 +71,10 @@ def compile_metric(metric: Metric, interval_s: float = 15.0, tolerance_down: flo
     if target.value is not None:
         return MetricParams(metric.name, MetricKind.VALUE, target.value, forecast, ramp=ramp)
     if target.average_per_replica is not None:
-        pooled = target.headroom == "pooled" and target.capacity_per_replica is not None
+        capacity = target.capacity_per_replica or 0.0
+        pooled = target.headroom == "pooled" and capacity > 0
         return MetricParams(metric.name, MetricKind.AVERAGE_PER_REPLICA, target.average_per_replica, forecast,
-                            ramp=ramp, capacity=target.capacity_per_replica if pooled else 0.0)
+                            ramp=ramp, capacity=capacity if pooled else 0.0, saturation_capacity=capacity)
     return MetricParams(metric.name, MetricKind.UTILIZATION, target.utilization, forecast, ramp=ramp)
 
 

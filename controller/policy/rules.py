@@ -106,19 +106,23 @@ def _scaling_metrics(spec: Spec) -> Iterator[Problem]:
 
 
 def _headroom_rules(spec: Spec, target, where: tuple) -> Iterator[Problem]:
-    """``headroom: pooled`` sizes a total per replica against a capacity above the target."""
-    if target.headroom != "pooled":
-        if target.capacity_per_replica is not None:
-            yield where + ("capacityPerReplica",), "only used with headroom: pooled"
+    """``headroom: pooled`` sizes a total per replica against a capacity above the target; a
+    ``capacityPerReplica`` alone (any headroom) marks a reading at the Ready pods' capacity as
+    saturated (core/scaling/saturation.py), so it too must lie above the target's band."""
+    capacity = target.capacity_per_replica
+    if target.headroom != "pooled" and capacity is None:
         return
+    field = "headroom" if target.headroom == "pooled" else "capacityPerReplica"
     if spec.preset == presets.HPA:
-        yield where + ("headroom",), "not allowed with preset: hpa (HPA sizes every replica at its target)"
+        yield where + (field,), "not allowed with preset: hpa (HPA sizes every replica at its target)"
     elif target.average_per_replica is None:
-        yield where + ("headroom",), ("pooled needs averagePerReplica (the headroom of a total such as a request "
-                                      "rate shared by the replicas)")
-    elif target.capacity_per_replica is None:
+        yield where + (field,), ("pooled needs averagePerReplica (the headroom of a total such as a request rate "
+                                 "shared by the replicas)" if field == "headroom" else
+                                 "capacityPerReplica needs averagePerReplica (what one replica serves of a total "
+                                 "such as a request rate)")
+    elif capacity is None:
         yield where + ("capacityPerReplica",), "required with headroom: pooled (what one replica serves at 100%)"
-    elif target.capacity_per_replica <= target.average_per_replica * (1.0 + spec.scaling.tolerance.up):
+    elif capacity <= target.average_per_replica * (1.0 + spec.scaling.tolerance.up):
         trigger = target.average_per_replica * (1.0 + spec.scaling.tolerance.up)
         yield where + ("capacityPerReplica",), (f"must be above averagePerReplica x (1 + tolerance.up) ({trigger:g}: "
                                                 f"where a scale-up starts), got {target.capacity_per_replica:g}")

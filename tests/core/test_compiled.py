@@ -113,6 +113,9 @@ RAMPED = MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 100.0, ramp=RampPar
 POOLED = MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 85.0, capacity=100.0)
 POOLED_RAMPED = MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 85.0, capacity=100.0,
                              ramp=RampParams(lead_s=75.0, window_s=30.0))
+SATURATED = MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 85.0, saturation_capacity=100.0)
+SATURATED_RAMPED = MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 85.0, saturation_capacity=100.0,
+                                ramp=RampParams(lead_s=75.0, window_s=30.0))
 DOWN_RATE = ScalingRules.of(60, Select.MAX, [(RuleType.PERCENT, 20, 60), (RuleType.PODS, 2, 30)])
 UP_MIN = ScalingRules.of(30, Select.MIN, [(RuleType.PODS, 1, 15), (RuleType.PERCENT, 50, 30)])
 
@@ -182,6 +185,15 @@ SCRIPTED = [
     # ready pods lag two cycles: 430 rps meets 4 ready (saturated: per replica) and later 5 ready (pooled)
     pytest.param(params(metrics=(POOLED_RAMPED,), min_replicas=2), ramp([300, 430, 430, 430, 430, 470, 470], n=2),
                  4.0, dict(ready_lag=2), Reason.SCALE_UP, id="pooled-headroom-saturated-sizes-per-replica"),
+    # two pods of each target not Ready (starting): the Ready ones read at their capacity ask for twice
+    # themselves (saturation.py), then the load falls under it
+    pytest.param(params(metrics=(SATURATED,), max_replicas=40), ramp([300, 400, 400, 400, 600, 600, 150, 150], n=2),
+                 4.0, dict(ready_lag=2), Reason.SCALE_UP, id="saturated-asks-for-twice-the-ready-pods"),
+    pytest.param(params(metrics=(SATURATED_RAMPED, metric(MetricKind.VALUE, 0.25, "latency")), min_replicas=2),
+                 np.stack([ramp([300, NAN, 500, 800, 800, 800, 600, 300])[..., 0],
+                           ramp([0.2, 0.3, 0.3, 0.2, 0.2, 0.2, 0.2, 0.1])[..., 0]], axis=2), 6.0,
+                 dict(ready_lag=2, withheld=1, status_extra=1), Reason.SCALE_UP,
+                 id="saturated-ramped-with-withheld-and-a-second-metric"),
     # two replicas withheld (a stuck rollout): every kind sizes on the serving ones, the ramp too
     pytest.param(params(metrics=(RAMPED, metric(MetricKind.VALUE, 0.25, "latency"),
                                  metric(MetricKind.UTILIZATION, 60.0, "cpu"))),
@@ -229,7 +241,8 @@ def policies(draw) -> PolicyParams:
     m = draw(st.integers(1, 3))
     metrics = tuple(MetricParams(f"m{j}", draw(st.sampled_from(list(MetricKind))),
                                  draw(st.sampled_from([0.5, 50.0, 100.0])), ramp=draw(ramps()),
-                                 capacity=draw(st.sampled_from([0.0, 0.0, 120.0, 1000.0])))  # pooled: averages only
+                                 capacity=draw(st.sampled_from([0.0, 0.0, 120.0, 1000.0])),  # pooled: averages only
+                                 saturation_capacity=draw(st.sampled_from([0.0, 0.0, 60.0, 150.0])))
                     for j in range(m))
     lo = draw(st.integers(0, 5))
     return PolicyParams(

@@ -195,6 +195,12 @@ def _with_ramp_and_mean():
             dict(history=history_of(150, 3)))
 
 
+def _saturated_ready_pods():  # two pods of each target starting: the Ready ones at 100 rps, capacity 100
+    v = np.concatenate([np.full(30, 300.0), np.full(40, 800.0), np.full(30, 400.0)])
+    return (policy(rps(saturation_capacity=100.0)), np.stack([v, 1.5 * v], axis=1)[:, :, None],
+            dict(history=history_of(150, 2), ready_lag=2))
+
+
 def _irregular_times():
     gaps = np.random.default_rng(5).choice([15.0, 15.0, 5.0, 0.0, 40.0, 400.0], 90)
     return (policy(rps()), with_gaps(waves(90, 3, noise=0.1), seed=6, share=0.1)[:, :, None],
@@ -211,7 +217,8 @@ ROWS = [pytest.param(_sine, "wins", id="seasonal-sine-from-history"), pytest.par
         pytest.param(_two_forecast_metrics_utilization, "wins", id="two-forecast-metrics-utilization"),
         pytest.param(_long_horizon, "wins", id="long-horizon-long-pairwise-sum"),
         pytest.param(_with_ramp_and_mean, "wins", id="with-ramp-and-window-mean"),
-        pytest.param(_irregular_times, "wins", id="irregular-times")]
+        pytest.param(_irregular_times, "wins", id="irregular-times"),
+        pytest.param(_saturated_ready_pods, "wins", id="saturated-ready-pods-reactive-floor")]
 
 
 @pytest.mark.parametrize("make, shows", ROWS)
@@ -234,7 +241,8 @@ def forecast_policies(draw) -> PolicyParams:
                         error_bound=draw(st.sampled_from([0.5, 1.25, 5.0])), observed=draw(st.booleans()),
                         lag_s=30.0)
     kind = draw(st.sampled_from(list(MetricKind)))
-    metrics = [MetricParams("a", kind, draw(st.sampled_from([0.5, 50.0, 100.0])), forecast=fp)]
+    metrics = [MetricParams("a", kind, draw(st.sampled_from([0.5, 50.0, 100.0])), forecast=fp,
+                            saturation_capacity=draw(st.sampled_from([0.0, 0.0, 60.0, 150.0])))]
     if draw(st.booleans()):
         metrics.append(MetricParams("b", MetricKind.VALUE, 0.25, forecast=draw(st.one_of(st.none(), st.just(fp)))))
     lo = draw(st.integers(0, 3))
@@ -297,7 +305,7 @@ def test_batched_equals_row_by_row_on_the_kernel(n, seed, share):
 # --------------------------------------------------------------------------------------- dispatch
 def test_the_default_policy_with_a_forecast_runs_on_the_kernel(monkeypatch):
     text = (REPO / "policies" / "setpoint-default.yaml").read_text()
-    anchor = "        target: {averagePerReplica: 85}\n"
+    anchor = "        target: {averagePerReplica: 85, capacityPerReplica: 100}\n"
     p = load_policy_text(text.replace(anchor, anchor + "        forecast: {startupDelay: observed}\n"))[0].params
     assert p.forecast_metrics and p.ramp_metrics and compiled.supports(p)
     calls = []

@@ -76,9 +76,11 @@ def test_the_hpa_preset_scales_as_hpa_does():
 DARK_ROWS = [
     pytest.param(4, 300.0, 2, 1200.0, None, False, 4, (2, 20), id="went-dark-under-a-retry-burst-holds-both-ways"),
     pytest.param(4, 300.0, 2, 0.0, None, False, 4, (2, 20), id="went-dark-reading-nothing-holds"),
-    # the last dark cycle 6.75: its readings hold the spell a 1-minute window and a 15 s interval on
-    pytest.param(4, 300.0, 2, 1200.0, 7, False, 15, (2, 8), id="dark-5-minutes-then-ready-waits-a-window-then-scales"),
-    pytest.param(4, 300.0, 2, 1200.0, 2.5, False, 15, (2, 2.5), id="dark-for-two-cycles-then-ready-scales-at-once"),
+    # the last dark cycle 6.75: its readings hold the spell a 1-minute window and a 15 s interval on;
+    # then 4 -> 12 (the rate limit), where 12 Ready pods read 100 rps each, their capacity: sized with
+    # the headroom once more (saturation.py), 17, not the 15 that 1,200 / 85 asks for
+    pytest.param(4, 300.0, 2, 1200.0, 7, False, 17, (2, 8), id="dark-5-minutes-then-ready-waits-a-window-then-scales"),
+    pytest.param(4, 300.0, 2, 1200.0, 2.5, False, 17, (2, 2.5), id="dark-for-two-cycles-then-ready-scales-at-once"),
     pytest.param(4, 300.0, 2, 1200.0, None, True, 15, (2, 3), id="switched-off-and-on-is-not-dark"),
 ]
 

@@ -26,7 +26,8 @@ def rules(draw, min_window: int = 0) -> ScalingRules:
 def policies(draw, legacy: bool | None = None, min_window: int = 0) -> PolicyParams:
     m = draw(st.integers(1, 3))
     metrics = tuple(MetricParams(f"m{j}", draw(st.sampled_from(list(MetricKind))), draw(st.sampled_from([0.5, 50.0, 100.0])),
-                                 capacity=draw(st.sampled_from([0.0, 0.0, 200.0])))  # pooled headroom (averages)
+                                 capacity=draw(st.sampled_from([0.0, 0.0, 200.0])),  # pooled headroom (averages)
+                                 saturation_capacity=draw(st.sampled_from([0.0, 0.0, 60.0, 150.0])))
                     for j in range(m))
     lo = draw(st.integers(1, 5))
     smoothing = draw(st.sampled_from(list(Smoothing)))

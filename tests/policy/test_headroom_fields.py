@@ -15,17 +15,21 @@ def with_target(fields: str) -> str:
     return edit(BASE, TARGET, f"target: {{{fields}}}")
 
 
-@pytest.mark.parametrize("text,capacity,pooled", [
-    pytest.param(BASE, 0.0, (), id="absent-per-replica"),
-    pytest.param(with_target("averagePerReplica: 80, headroom: perReplica"), 0.0, (), id="per-replica-explicit"),
-    pytest.param(with_target("averagePerReplica: 80, headroom: pooled, capacityPerReplica: 100"), 100.0, (0,),
+@pytest.mark.parametrize("text,capacity,pooled,saturation", [
+    pytest.param(BASE, 0.0, (), 0.0, id="absent-per-replica"),
+    pytest.param(with_target("averagePerReplica: 80, headroom: perReplica"), 0.0, (), 0.0, id="per-replica-explicit"),
+    pytest.param(with_target("averagePerReplica: 80, headroom: pooled, capacityPerReplica: 100"), 100.0, (0,), 100.0,
                  id="pooled-keeps-the-capacity"),
+    pytest.param(with_target("averagePerReplica: 80, capacityPerReplica: 100"), 0.0, (), 100.0,
+                 id="capacity-alone-is-the-saturation-floor's"),
 ])
-def test_headroom_compiles(text, capacity, pooled):
+def test_headroom_compiles(text, capacity, pooled, saturation):
     params = load_one(text).params
     assert params.metrics[0].capacity == capacity
     assert params.pooled_metrics == pooled
     assert params.metric_capacities.tolist() == [capacity]
+    assert params.metric_saturation.tolist() == [saturation]
+    assert params.saturation_metrics == ((0,) if saturation else ())
 
 
 BROKEN = [
@@ -35,8 +39,12 @@ BROKEN = [
     pytest.param(with_target("averagePerReplica: 80, headroom: pooled, capacityPerReplica: 84"),
                  f"{WHERE}.capacityPerReplica: must be above averagePerReplica x (1 + tolerance.up) (84: where a "
                  "scale-up starts), got 84", id="capacity-at-the-scale-up-trigger"),
-    pytest.param(with_target("averagePerReplica: 80, capacityPerReplica: 100"),
-                 f"{WHERE}.capacityPerReplica: only used with headroom: pooled", id="capacity-without-pooled"),
+    pytest.param(with_target("averagePerReplica: 80, capacityPerReplica: 84"),
+                 f"{WHERE}.capacityPerReplica: must be above averagePerReplica x (1 + tolerance.up) (84: where a "
+                 "scale-up starts), got 84", id="capacity-alone-at-the-scale-up-trigger"),
+    pytest.param(with_target("utilization: 60, capacityPerReplica: 100"),
+                 f"{WHERE}.capacityPerReplica: capacityPerReplica needs averagePerReplica (what one replica serves "
+                 "of a total such as a request rate)", id="capacity-with-utilization"),
     pytest.param(with_target("utilization: 60, headroom: pooled, capacityPerReplica: 100"),
                  f"{WHERE}.headroom: pooled needs averagePerReplica (the headroom of a total such as a request "
                  "rate shared by the replicas)", id="pooled-utilization"),
@@ -59,6 +67,13 @@ def test_broken_headroom(text, expected):
     assert "headroom" in lines[0] or "capacityPerReplica" in lines[0]
     if expected is not None:
         assert lines == [expected]
+
+
+def test_a_capacity_is_not_allowed_with_the_hpa_preset():
+    text = hpa_preset_with().replace("target: {averagePerReplica: 80}",
+                                     "target: {averagePerReplica: 80, capacityPerReplica: 100}")
+    assert error_lines(text) == [f"{FILE}:12: spec.scaling.metrics[0].target.capacityPerReplica: not allowed with "
+                                 "preset: hpa (HPA sizes every replica at its target)"]
 
 
 def test_pooled_headroom_is_not_allowed_with_the_hpa_preset():

@@ -96,7 +96,7 @@ FORECAST = "setpoint-default.yaml + forecast"
 def default_with_forecast():
     """The default policy with a forecast one observed start-up ahead on its rate (issue #9's candidate)."""
     text = bundled_policy("setpoint-default.yaml").read_text()
-    anchor = "        target: {averagePerReplica: 85}\n"
+    anchor = "        target: {averagePerReplica: 85, capacityPerReplica: 100}\n"
     assert anchor in text
     forecast = "        forecast: {startupDelay: observed, seasonality: [10m], minHistory: 20m}\n"  # learnt within the run
     return load_policy_text(text.replace(anchor, anchor + forecast))[0]

@@ -34,7 +34,7 @@ spec:
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
     text = (POLICIES / "setpoint-default.yaml").read_text(encoding="utf-8")
-    ramp = "target: {averagePerReplica: 85}\n"
+    ramp = "target: {averagePerReplica: 85, capacityPerReplica: 100}\n"
     assert ramp in text
     path = tmp_path_factory.mktemp("policy") / "default-forecast.yaml"
     path.write_text(text.replace(ramp, ramp + "        forecast: {startupDelay: observed}\n"), encoding="utf-8")

@@ -25,7 +25,7 @@ def scenarios(tmp_path):
     return write_scenarios(tmp_path, {"train-a": (1, 700), "held-b": (5, 1100)}, duration="6m")
 
 
-def run(scenarios, work, budget: Budget, settings=(f"{TARGET}=40..120",), sampler_seed=0):
+def run(scenarios, work, budget: Budget, settings=(f"{TARGET}=40..95",), sampler_seed=0):
     base = read_policy_base(DEFAULT_POLICY)
     train, held = read_scenario_input(scenarios[0]), read_scenario_input(scenarios[1])
     with Runner(CellStore(work), seeds=1, jobs=1, ray_address=None) as runner:
@@ -75,8 +75,9 @@ def test_evaluate_the_budget(means, budget, hpa, feasible, excess):
 
 
 def test_the_default_space_spans_the_targets_and_the_scale_down_window():
-    space = default_space(read_policy_base(DEFAULT_POLICY))  # 0.6x to 1.4x the policy's target
-    assert [s.text for s in space] == [f"{TARGET}={0.6 * DEFAULT_TARGET:g}..{1.4 * DEFAULT_TARGET:g}",
+    # 0.6x to 1.4x the policy's target, at most what its capacityPerReplica allows (100 / 1.05)
+    space = default_space(read_policy_base(DEFAULT_POLICY))
+    assert [s.text for s in space] == [f"{TARGET}={0.6 * DEFAULT_TARGET:g}..95.237",
                                        "spec.scaling.behavior.scaleDown.stabilizationWindow=0s..30m:1m"]
     hpa_space = default_space(read_policy_base(HPA_POLICY))  # utilization: 70%
     assert hpa_space[0].text == "spec.scaling.metrics[0].target.utilization=42%..98%"
@@ -110,6 +111,7 @@ def test_cli_tune_without_a_feasible_trial_exits_1_and_writes_nothing(scenarios,
     out = tmp_path / "tuned.yaml"
     with pytest.raises(SystemExit) as info:
         main(["tune", str(DEFAULT_POLICY), "--scenarios", scenarios[1], "--set", f"{TARGET}=500,600",
+              "--set", "spec.scaling.metrics[0].target.capacityPerReplica=1000",
               "--trials", "2", "--max-violation-minutes", "0", "-j", "1", "--work", str(tmp_path / "w"), "-o", str(out)])
     assert info.value.code == 1
     assert "no trial met the budget" in capsys.readouterr().err

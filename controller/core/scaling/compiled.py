@@ -308,6 +308,18 @@ def propose_pooled(kind, target, capacity, v, cur, rdy, sts, withheld, min_repli
 
 
 @jit_inline
+def saturation_floor_one(p, v, target, capacity, rdy, withheld, tol_up):
+    """saturation.saturation_floor of one valid proposal ``p`` of value ``v``: at least
+    ceil(v / target x capacity / target) plus the withheld replicas where ``v`` reaches what the
+    ``rdy`` Ready pods serve (``capacity`` per replica, 0: no floor), within the up tolerance; the
+    same operations."""
+    if capacity > 0.0 and rdy > 0.0 and v >= rdy * capacity * (1.0 - tol_up):
+        q = _ceil_clamped(v / target * capacity / target) + withheld
+        return p if (p >= q or q != q) else q  # np.fmax
+    return p
+
+
+@jit_inline
 def propose_serving(kind, target, v, cur, rdy, sts, withheld, tol_up, tol_down):
     """_propose_one sized on the ``cur - withheld`` serving replicas (their pods out of ``sts``
     too), the withheld ones added back (propose.propose_policy's ``withheld``)."""
@@ -389,7 +401,7 @@ def _pack(params: PolicyParams) -> tuple:
     scal[_P_READ_WINDOW] = params.read_window_s
     metric = np.ascontiguousarray(np.vstack([params.metric_kinds.astype(np.float64), params.metric_targets,
                                              params.metric_nonnegative.astype(np.float64),
-                                             params.metric_capacities]).reshape(4, -1))
+                                             params.metric_capacities, params.metric_saturation]).reshape(5, -1))
     packed = (scal, metric, _rules(params.scale_up), _rules(params.scale_down))
     if len(_PACKED) > 256:
         _PACKED.clear()

@@ -17,6 +17,7 @@ from controller.core.scaling.normalize import NormResult, NormState, normalize, 
 from controller.core.scaling.params import PolicyParams, Smoothing
 from controller.core.scaling.propose import propose_policy
 from controller.core.scaling.ramp import RampState, Ramps, apply_ramps
+from controller.core.scaling.saturation import saturated, saturation_floor
 from controller.core.scaling.signal import Signal, read_signal
 from controller.core.scaling.smooth import SmoothState, smooth
 from controller.core.scaling.stabilize import fresh_rows
@@ -235,6 +236,10 @@ class Decision:
             extra["forecast"] = self._forecast_record(i, metric_names)
         if self.ramps is not None:
             extra["ramp"] = self.ramps.record(i, metric_names, float(self.current[i]), self.proposals[i])
+        if self.params is not None and self.params.saturation_metrics:  # only where some metric read at its Ready pods' capacity
+            hit = saturated(self.params, self.smoothed[i:i + 1], self.ready[i:i + 1])[0] & self.valid[i]
+            if hit.any():
+                extra["saturated"] = [name for j, name in enumerate(metric_names) if hit[j]]
         return extra
 
     def _forecast_record(self, i: int, metric_names: tuple[str, ...]) -> dict:
@@ -294,6 +299,7 @@ def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, no
     else:
         proposals, valid = propose_policy(params, smoothed, obs.current, obs.ready, obs.status, obs.withheld)
         valid &= sig.usable
+        proposals = saturation_floor(params, proposals, valid, smoothed, obs.ready, obs.withheld)
     forecasts, forecast_states = None, state.forecast
     if params.forecast_metrics:
         proposals, forecasts, forecast_states = _forecast(params, obs, sig, proposals, valid, state.forecast, now)

@@ -475,6 +475,9 @@ def forecast_finish(smoothed, valid, current, ready, status, withheld, mv, out_f
             v = valid[i, j]
             p, _ = compiled.propose_serving(int(mv[2 + j]), mv[2 + m + j], smoothed[i, j], current[i], ready[i],
                                             status[i], withheld[i], tol_up, tol_down)
+            if v:
+                p = compiled.saturation_floor_one(p, smoothed[i, j], mv[2 + m + j], mv[2 + 3 * m + j], ready[i],
+                                                  withheld[i], tol_up)
             out_f[_O_REACTIVE, i, j] = p if v else _NAN
             if mv[2 + 2 * m + j] != 0.0:  # a forecast metric
                 f = out_f[_O_FLOOR, i, j]
@@ -484,11 +487,11 @@ def forecast_finish(smoothed, valid, current, ready, status, withheld, mv, out_f
 
 
 def pack_metrics(params: PolicyParams) -> np.ndarray:
-    """forecast_finish's parameters: tolerance up and down, then per metric its kind, target, and
-    whether it has a forecast (1.0)."""
+    """forecast_finish's parameters: tolerance up and down, then per metric its kind, target,
+    whether it has a forecast (1.0) and its saturation capacity (0: none)."""
     forecast = np.isin(np.arange(len(params.metrics)), params.forecast_metrics).astype(np.float64)
     return np.concatenate([[params.tolerance_up, params.tolerance_down], params.metric_kinds.astype(np.float64),
-                           params.metric_targets, forecast])
+                           params.metric_targets, forecast, params.metric_saturation])
 
 
 # ---------------------------------------------------------------------------------------- state

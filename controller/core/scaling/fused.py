@@ -73,8 +73,8 @@ def pack_ramps(params) -> np.ndarray:
 def pack_params(params) -> np.ndarray:
     """Every parameter the kernel reads as one float vector (one argument: each array argument
     costs the call ~0.15 us to unbox): compiled._pack's scalars (its _P_* positions); the
-    counts of up rules, down rules, ramp metrics and metrics; then the metric rows (4, M: kind,
-    target, non-negative, pooled capacity), up rules (3, Ru), down rules (3, Rd) and ramp rows
+    counts of up rules, down rules, ramp metrics and metrics; then the metric rows (5, M: kind,
+    target, non-negative, pooled capacity, saturation capacity), up rules (3, Ru), down rules (3, Rd) and ramp rows
     (R, 10), each flattened in C order."""
     scal, metric, up_rules, down_rules = compiled._pack(params)
     ramps = pack_ramps(params)
@@ -612,7 +612,7 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
     read_window = pv[compiled._P_READ_WINDOW]
     n_up, n_down, n_ramps = int(pv[_V_UP_RULES]), int(pv[_V_DOWN_RULES]), int(pv[_V_RAMPS])
     o_metric = _V_ARRAYS
-    o_up = o_metric + 4 * m
+    o_up = o_metric + 5 * m
     o_down = o_up + 3 * n_up
     o_ramp = o_down + 3 * n_down
     keep_s = down_w if legacy else max(up_w, down_w)
@@ -754,6 +754,9 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
             p, ready_ok = compiled.propose_pooled(int(pv[o_metric + j]), pv[o_metric + m + j], pv[o_metric + 3 * m + j],
                                                   sm, cur, rdy, sts, wh, lo, tol_up, tol_down)
             ok = math.isfinite(sm) and ready_ok and math.isfinite(p) and us
+            if ok:  # saturation.saturation_floor: a reading at the Ready pods' capacity is a lower bound
+                p = compiled.saturation_floor_one(p, sm, pv[o_metric + m + j], pv[o_metric + 4 * m + j], rdy, wh,
+                                                  tol_up)
             out_b[5, i, j] = ok
             out_f[2, i, j] = p if ok else _NAN
             # the forecast stage's predictive proposal (forecast_compiled.py; NaN: none) only adds:

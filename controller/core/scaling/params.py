@@ -292,6 +292,9 @@ class MetricParams:
     #: ``headroom: pooled``: what one replica serves (target's unit; 0: per-replica headroom,
     #: the target alone; core/scaling/headroom.py)
     capacity: float = 0.0
+    #: ``capacityPerReplica`` of an averagePerReplica target, whatever its headroom: a reading at
+    #: what the Ready pods serve is a lower bound on demand (0: not stated; core/scaling/saturation.py)
+    saturation_capacity: float = 0.0
 
     @property
     def hpa_source(self) -> HpaSource:
@@ -393,6 +396,16 @@ class PolicyParams:
     def metric_capacities(self) -> np.ndarray:
         """(M,) each metric's pooled-headroom capacity per replica (0: per-replica headroom)."""
         return _frozen(_f64([m.capacity if j in self.pooled_metrics else 0.0 for j, m in enumerate(self.metrics)]))
+
+    @cached_property
+    def metric_saturation(self) -> np.ndarray:
+        """(M,) each metric's capacity per replica for the saturation floor (0: none stated)."""
+        return _frozen(_f64([m.saturation_capacity for m in self.metrics]))
+
+    @cached_property
+    def saturation_metrics(self) -> tuple[int, ...]:
+        """Indices of the metrics with a saturation floor (core/scaling/saturation.py)."""
+        return tuple(j for j, m in enumerate(self.metrics) if m.saturation_capacity > 0)
 
     @cached_property
     def ramp_metrics(self) -> tuple[int, ...]:
