@@ -236,7 +236,7 @@ class Decision:
             extra["forecast"] = self._forecast_record(i, metric_names)
         if self.ramps is not None:
             extra["ramp"] = self.ramps.record(i, metric_names, float(self.current[i]), self.proposals[i])
-        if self.params is not None and self.params.saturation_metrics:  # only where some metric read at its Ready pods' capacity
+        if self.params is not None and self.params.saturation_metrics:  # listed only where some metric is
             hit = saturated(self.params, self.smoothed[i:i + 1], self.ready[i:i + 1])[0] & self.valid[i]
             if hit.any():
                 extra["saturated"] = [name for j, name in enumerate(metric_names) if hit[j]]

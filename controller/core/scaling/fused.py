@@ -74,8 +74,8 @@ def pack_params(params) -> np.ndarray:
     """Every parameter the kernel reads as one float vector (one argument: each array argument
     costs the call ~0.15 us to unbox): compiled._pack's scalars (its _P_* positions); the
     counts of up rules, down rules, ramp metrics and metrics; then the metric rows (5, M: kind,
-    target, non-negative, pooled capacity, saturation capacity), up rules (3, Ru), down rules (3, Rd) and ramp rows
-    (R, 10), each flattened in C order."""
+    target, non-negative, pooled capacity, saturation capacity), up rules (3, Ru), down rules
+    (3, Rd) and ramp rows (R, 10), each flattened in C order."""
     scal, metric, up_rules, down_rules = compiled._pack(params)
     ramps = pack_ramps(params)
     counts = [up_rules.shape[1], down_rules.shape[1], ramps.shape[0], metric.shape[1]]

@@ -1,4 +1,4 @@
-"""Stage 2a', saturation: a reading at what the Ready pods serve is a lower bound on demand.
+"""Propose stage, saturation floor: a reading at what the Ready pods serve is a lower bound on demand.
 
 An ``averagePerReplica`` metric with a ``capacityPerReplica`` c and target T: where its value v
 reaches what the Ready pods serve (v >= ready x c x (1 - tolerance.up)), the pods are
