@@ -74,7 +74,8 @@ def compile_metric(metric: Metric, interval_s: float = 15.0, tolerance_down: flo
         capacity = target.capacity_per_replica or 0.0
         pooled = target.headroom == "pooled" and capacity > 0
         return MetricParams(metric.name, MetricKind.AVERAGE_PER_REPLICA, target.average_per_replica, forecast,
-                            ramp=ramp, capacity=capacity if pooled else 0.0, saturation_capacity=capacity)
+                            ramp=ramp, capacity=capacity if pooled else 0.0,
+                            saturation_capacity=0.0 if pooled else capacity)  # pooled sizes saturation its own way
     return MetricParams(metric.name, MetricKind.UTILIZATION, target.utilization, forecast, ramp=ramp)
 
 

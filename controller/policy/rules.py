@@ -107,7 +107,7 @@ def _scaling_metrics(spec: Spec) -> Iterator[Problem]:
 
 def _headroom_rules(spec: Spec, target, where: tuple) -> Iterator[Problem]:
     """``headroom: pooled`` sizes a total per replica against a capacity above the target; a
-    ``capacityPerReplica`` alone (any headroom) marks a reading at the Ready pods' capacity as
+    ``capacityPerReplica`` with per-replica headroom marks a reading at the Ready pods' capacity as
     saturated (core/scaling/saturation.py), so it too must lie above the target's band."""
     capacity = target.capacity_per_replica
     if target.headroom != "pooled" and capacity is None:

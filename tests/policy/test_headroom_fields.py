@@ -18,8 +18,8 @@ def with_target(fields: str) -> str:
 @pytest.mark.parametrize("text,capacity,pooled,saturation", [
     pytest.param(BASE, 0.0, (), 0.0, id="absent-per-replica"),
     pytest.param(with_target("averagePerReplica: 80, headroom: perReplica"), 0.0, (), 0.0, id="per-replica-explicit"),
-    pytest.param(with_target("averagePerReplica: 80, headroom: pooled, capacityPerReplica: 100"), 100.0, (0,), 100.0,
-                 id="pooled-keeps-the-capacity"),
+    pytest.param(with_target("averagePerReplica: 80, headroom: pooled, capacityPerReplica: 100"), 100.0, (0,), 0.0,
+                 id="pooled-keeps-the-capacity-and-its-own-saturated-rule"),
     pytest.param(with_target("averagePerReplica: 80, capacityPerReplica: 100"), 0.0, (), 100.0,
                  id="capacity-alone-is-the-saturation-floor's"),
 ])

@@ -292,8 +292,10 @@ class MetricParams:
     #: ``headroom: pooled``: what one replica serves (target's unit; 0: per-replica headroom,
     #: the target alone; core/scaling/headroom.py)
     capacity: float = 0.0
-    #: ``capacityPerReplica`` of an averagePerReplica target, whatever its headroom: a reading at
-    #: what the Ready pods serve is a lower bound on demand (0: not stated; core/scaling/saturation.py)
+    #: ``capacityPerReplica`` of an averagePerReplica target with per-replica headroom: a reading at
+    #: what the Ready pods serve is a lower bound on demand (0: none; core/scaling/saturation.py).
+    #: Pooled headroom has its own rule for a saturated reading (headroom.py), and runs its pods
+    #: nearer capacity by design: this floor would put back the headroom it removes
     saturation_capacity: float = 0.0
 
     @property

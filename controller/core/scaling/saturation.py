@@ -1,6 +1,7 @@
 """Propose stage, saturation floor: a reading at what the Ready pods serve is a lower bound on demand.
 
-An ``averagePerReplica`` metric with a ``capacityPerReplica`` c and target T: where its value v
+An ``averagePerReplica`` metric with per-replica headroom and a ``capacityPerReplica`` c and
+target T (pooled headroom has its own saturated rule, core/scaling/headroom.py): where its value v
 reaches what the Ready pods serve (v >= ready x c x (1 - tolerance.up)), the pods are
 saturated. A rate read at the pods (an app's own request counter) stops there, as CPU stops at
 100%, so the demand is unknown above it, and sizing on v asks for only c / T more pods than are
