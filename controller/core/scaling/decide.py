@@ -7,6 +7,7 @@ combine -> stabilize -> limit -> desired, each stage's output kept for the decis
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -236,11 +237,18 @@ class Decision:
             extra["forecast"] = self._forecast_record(i, metric_names)
         if self.ramps is not None:
             extra["ramp"] = self.ramps.record(i, metric_names, float(self.current[i]), self.proposals[i])
-        if self.params is not None and self.params.saturation_metrics:  # listed only where some metric is
-            hit = saturated(self.params, self.smoothed[i:i + 1], self.ready[i:i + 1])[0] & self.valid[i]
-            if hit.any():
-                extra["saturated"] = [name for j, name in enumerate(metric_names) if hit[j]]
+        hit = self.saturated_metrics
+        if hit is not None and hit[i].any():  # listed only where some metric is
+            extra["saturated"] = [name for j, name in enumerate(metric_names) if hit[i, j]]
         return extra
+
+    @cached_property
+    def saturated_metrics(self) -> np.ndarray | None:
+        """(N, M) bool: the valid metrics that read at their Ready pods' capacity (saturation.py),
+        for the records; None when no metric has a saturation floor. Once per decision."""
+        if self.params is None or not self.params.saturation_metrics:
+            return None
+        return saturated(self.params, self.smoothed, self.ready) & self.valid
 
     def _forecast_record(self, i: int, metric_names: tuple[str, ...]) -> dict:
         """Per forecast metric: the forecast, its bound and error, both proposals, whether it counted."""

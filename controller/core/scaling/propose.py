@@ -24,7 +24,7 @@ def within_tolerance(ratio: np.ndarray, tolerance_up: float, tolerance_down: flo
     return (ratio >= 1.0 - tolerance_down) & (ratio <= 1.0 + tolerance_up)
 
 
-def _ceil_clamped(x: np.ndarray) -> np.ndarray:
+def ceil_clamped(x: np.ndarray) -> np.ndarray:
     """A new array: ceil(x), at most INT32_MAX."""
     out = np.ceil(x)
     return np.minimum(out, INT32_MAX, out=out)
@@ -36,7 +36,7 @@ def propose_value(value, target, current, ready, tol_up, tol_down):
     From zero replicas: ceil(value / target), with no tolerance (HPA's scale-from-zero path).
     """
     ratio = value / target
-    out = _ceil_clamped(ratio * ready)
+    out = ceil_clamped(ratio * ready)
     np.putmask(out, within_tolerance(ratio, tol_up, tol_down), current)
     np.putmask(out, current == 0, np.ceil(ratio))
     return out
@@ -49,7 +49,7 @@ def propose_average(value, target, base, tol_up, tol_down):
     """
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = value / (target * base)
-    out = _ceil_clamped(value / target)
+    out = ceil_clamped(value / target)
     np.putmask(out, within_tolerance(ratio, tol_up, tol_down), base)
     return out
 
@@ -63,14 +63,14 @@ def propose_utilization(value, target, current, ready, unready, tol_up, tol_down
     preset runs HPA's own pod-level calculator instead: core/scaling/hpa_propose.py.)
     """
     ratio = value / target
-    out = _ceil_clamped(ratio * ready)  # the fast path
+    out = ceil_clamped(ratio * ready)  # the fast path
     np.putmask(out, within_tolerance(ratio, tol_up, tol_down), current)
     diluting = (unready > 0) & (ratio > 1.0)
     if diluting.any():
         total = ready + unready
         with np.errstate(divide="ignore", invalid="ignore"):
             diluted = value * ready / total / target
-        slow = _ceil_clamped(diluted * total)
+        slow = ceil_clamped(diluted * total)
         keep = within_tolerance(diluted, tol_up, tol_down) | (diluted < 1.0) | (slow < current)
         np.putmask(slow, keep, current)
         np.putmask(out, diluting, slow)

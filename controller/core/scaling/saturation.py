@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from controller.core.scaling.propose import _ceil_clamped
+from controller.core.scaling.propose import ceil_clamped
 
 
 def saturated(params, values: np.ndarray, ready: np.ndarray) -> np.ndarray:
@@ -44,7 +44,7 @@ def saturation_floor(params, proposals: np.ndarray, valid: np.ndarray, values: n
     if not params.saturation_metrics:
         return proposals
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        floor = _ceil_clamped(values / params.metric_targets * params.metric_saturation / params.metric_targets)
+        floor = ceil_clamped(values / params.metric_targets * params.metric_saturation / params.metric_targets)
     if withheld is not None:
         floor += np.asarray(withheld, np.float64)[:, None]
     return np.where(saturated(params, values, ready) & valid, np.fmax(proposals, floor), proposals)
