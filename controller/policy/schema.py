@@ -85,8 +85,9 @@ class MetricTarget(StrictModel):
         "serve (saturated: sized per replica; core/scaling/headroom.py)."))
     capacity_per_replica: Optional[float] = Field(None, gt=0, le=MAX_VALUE, description=(
         "What one replica serves at 100% (same unit as averagePerReplica); required by headroom: pooled. With "
-        "per-replica headroom, a reading at what the Ready pods serve (within tolerance.up) counts as saturated: a rate read at the pods "
-        "stops there, so demand is unknown above it: the proposal is sized as if demand were capacityPerReplica / "
+        "per-replica headroom, a reading at what the Ready pods serve (within tolerance.up; the window's value or "
+        "the ramp's latest reading, whichever is higher) counts as saturated: a rate read at the pods stops "
+        "there, so demand is unknown above it: the proposal is sized as if demand were capacityPerReplica / "
         "averagePerReplica above the reading (core/scaling/saturation.py)."))
 
     @model_validator(mode="after")

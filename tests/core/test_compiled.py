@@ -9,6 +9,7 @@ NaN), cycle after cycle, each path fed its own previous state.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import sys
 import warnings
@@ -61,9 +62,10 @@ def assert_same(a: Decision, b: Decision, where: str) -> None:
 
 
 def run_both(params: PolicyParams, values: np.ndarray, current0, ready_lag: int = 0, ages=None, present=None,
-             status_extra=None, interval_s: float = 15.0, withheld: int = 0) -> list[Decision]:
+             status_extra=None, interval_s: float = 15.0, withheld: int = 0, latest=None) -> list[Decision]:
     """Feed (steps, N, M) values to both paths, each applying its own decisions; returns numpy's.
-    ``withheld``: that many of the not-ready replicas are withheld (core/scaling/withheld.py)."""
+    ``withheld``: that many of the not-ready replicas are withheld (core/scaling/withheld.py);
+    ``latest``: (steps, N, M) the ramps' latest readings (NaN: none), or None."""
     steps, n, _ = values.shape
     states = [ScalingState.empty(n, params)] * 2
     currents = [np.asarray(current0, dtype=float).copy()] * 2
@@ -79,6 +81,8 @@ def run_both(params: PolicyParams, values: np.ndarray, current0, ready_lag: int 
                                  present=~np.isnan(values[k]) if present is None else present[k],
                                  sample_age_s=None if ages is None else ages[k],
                                  withheld=np.minimum(withheld, cur - ready) if withheld else None)
+            if latest is not None:
+                obs = dataclasses.replace(obs, latest=latest[k])
             decisions.append(run(params, obs, states[path], now))
         assert_same(decisions[0], decisions[1], f"cycle {k}")
         states = [d.state for d in decisions]
@@ -194,6 +198,11 @@ SCRIPTED = [
                            ramp([0.2, 0.3, 0.3, 0.2, 0.2, 0.2, 0.2, 0.1])[..., 0]], axis=2), 6.0,
                  dict(ready_lag=2, withheld=1, status_extra=1), Reason.SCALE_UP,
                  id="saturated-ramped-with-withheld-and-a-second-metric"),
+    # dark spells: the window averages them in (under the capacity), the latest readings between
+    # them are at it (saturation.saturation_values), with gaps and a reading under the window
+    pytest.param(params(metrics=(SATURATED,), max_replicas=40), ramp([750, 750, 750, 750, 600, 900], n=2),
+                 10.0, dict(ready_lag=0, latest=ramp([NAN, 1000, 1000, NAN, 500, 1100], n=2)), Reason.SCALE_UP,
+                 id="saturated-by-the-latest-reading"),
     # two replicas withheld (a stuck rollout): every kind sizes on the serving ones, the ramp too
     pytest.param(params(metrics=(RAMPED, metric(MetricKind.VALUE, 0.25, "latency"),
                                  metric(MetricKind.UTILIZATION, 60.0, "cpu"))),
@@ -211,6 +220,8 @@ def test_compiled_equals_numpy_on_scripted_paths(policy, values, current0, optio
     assert int(expect) in seen, f"the row does not exercise {expect.name}: saw {sorted(Reason(r).name for r in seen)}"
     if policy.ramp_metrics:  # on a rising slope, the ramp stage's proposal was the one kept at least once
         assert any((d.ramps.proposal == d.proposals).any() and (d.ramps.slope > 0).any() for d in decisions)
+    if "latest" in options and policy.saturation_metrics:  # saturated where only the latest reading is at the cap
+        assert any((d.saturated_metrics & (d.smoothed < d.ready[:, None] * 100.0 * 0.95)).any() for d in decisions)
 
 
 def test_the_default_policy_runs_on_the_kernel():
@@ -260,8 +271,10 @@ SAMPLE = st.one_of(st.floats(0, 5000, allow_nan=False), st.sampled_from([NAN, -1
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(policy=policies(), data=st.data(), n=st.integers(1, 4), steps=st.integers(1, 12),
-       ready_lag=st.integers(0, 2), status_extra=st.integers(0, 2), withheld=st.integers(0, 2))
-def test_compiled_equals_numpy_on_random_inputs(policy, data, n, steps, ready_lag, status_extra, withheld):
+       ready_lag=st.integers(0, 2), status_extra=st.integers(0, 2), withheld=st.integers(0, 2),
+       with_latest=st.booleans())
+def test_compiled_equals_numpy_on_random_inputs(policy, data, n, steps, ready_lag, status_extra, withheld,
+                                                with_latest):
     m = len(policy.metrics)
     values = np.array(data.draw(st.lists(SAMPLE, min_size=steps * n * m, max_size=steps * n * m))).reshape(steps, n, m)
     present = np.array(data.draw(st.lists(st.booleans(), min_size=steps * n * m, max_size=steps * n * m)))
@@ -269,8 +282,12 @@ def test_compiled_equals_numpy_on_random_inputs(policy, data, n, steps, ready_la
     ages = np.array(data.draw(st.lists(st.sampled_from([0.0, 30.0, 90.0]), min_size=steps * n * m,
                                        max_size=steps * n * m))).reshape(steps, n, m)
     current0 = np.array(data.draw(st.lists(st.integers(0, 40), min_size=n, max_size=n)), dtype=float)
+    latest = None
+    if with_latest:  # as read_signal leaves them: finite and non-negative, or NaN
+        latest = np.array(data.draw(st.lists(st.one_of(st.floats(0, 5000), st.just(NAN)), min_size=steps * n * m,
+                                             max_size=steps * n * m))).reshape(steps, n, m)
     run_both(policy, values, current0, ready_lag=ready_lag, ages=ages, present=present,
-             status_extra=float(status_extra), withheld=withheld)
+             status_extra=float(status_extra), withheld=withheld, latest=latest)
 
 
 @pytest.mark.parametrize("policy", [

@@ -72,16 +72,17 @@ def assert_forecast_states_equal(a: tuple, b: tuple, where: str) -> None:
                 np.testing.assert_array_equal(p, q, err_msg=f"{where}: forecast[{m}].{field.name}[{k}]")
 
 
-def observation(current, values, ready_lag=0, startup=None, ages=None, present=None, withheld=0) -> Observation:
+def observation(current, values, ready_lag=0, startup=None, ages=None, present=None, withheld=0,
+                latest=None) -> Observation:
     ready = np.maximum(current - ready_lag, 0.0)
     obs = Observation.of(current, ready, values, status=current,
                          present=~np.isnan(values) if present is None else present, sample_age_s=ages,
                          withheld=np.minimum(withheld, current - ready) if withheld else None)
-    return dataclasses.replace(obs, startup_s=startup)
+    return dataclasses.replace(obs, startup_s=startup, latest=latest)
 
 
 def run_three_ways(p: PolicyParams, values: np.ndarray, current0, history=None, startup=None, ready_lag=0,
-                   ages=None, present=None, times=None, withheld=0) -> list[Decision]:
+                   ages=None, present=None, times=None, withheld=0, latest=None) -> list[Decision]:
     """Feed (steps, N, M) values to decide_numpy, to the compiled decide (each its own state) and
     to one workspace in place (decide_into, then commit); every array compared each cycle and the
     records of the first two. history: (N, T, M) values warmed in before the first cycle."""
@@ -97,7 +98,8 @@ def run_three_ways(p: PolicyParams, values: np.ndarray, current0, history=None, 
     for k in range(steps):
         now = T0 + k * INTERVAL if times is None else times[k]
         args = dict(ready_lag=ready_lag, startup=startup, ages=None if ages is None else ages[k],
-                    present=None if present is None else present[k], withheld=withheld)
+                    present=None if present is None else present[k], withheld=withheld,
+                    latest=None if latest is None else latest[k])
         ref = decide_numpy(p, observation(currents[0], values[k], **args), states[0], now)
         fast = decide_module._decide_compiled(p, observation(currents[1], values[k], **args), states[1], now)
         assert_same(ref, fast, f"cycle {k}")
@@ -201,6 +203,13 @@ def _saturated_ready_pods():  # two pods of each target starting: the Ready ones
             dict(history=history_of(150, 2), ready_lag=2))
 
 
+def _saturated_by_the_latest_reading():  # dark spells: the window under the cap, the latest at it
+    v = np.concatenate([np.full(30, 300.0), np.full(40, 330.0), np.full(30, 200.0)])
+    latest = np.where(np.arange(100) % 3 == 0, np.nan, np.where(np.arange(100) % 3 == 1, 1.35, 0.9) * v)
+    return (policy(rps(saturation_capacity=100.0)), np.stack([v, 1.5 * v], axis=1)[:, :, None],
+            dict(history=history_of(150, 2), latest=np.stack([latest, 1.5 * latest], axis=1)[:, :, None]))
+
+
 def _irregular_times():
     gaps = np.random.default_rng(5).choice([15.0, 15.0, 5.0, 0.0, 40.0, 400.0], 90)
     return (policy(rps()), with_gaps(waves(90, 3, noise=0.1), seed=6, share=0.1)[:, :, None],
@@ -218,7 +227,8 @@ ROWS = [pytest.param(_sine, "wins", id="seasonal-sine-from-history"), pytest.par
         pytest.param(_long_horizon, "wins", id="long-horizon-long-pairwise-sum"),
         pytest.param(_with_ramp_and_mean, "wins", id="with-ramp-and-window-mean"),
         pytest.param(_irregular_times, "wins", id="irregular-times"),
-        pytest.param(_saturated_ready_pods, "wins", id="saturated-ready-pods-reactive-floor")]
+        pytest.param(_saturated_ready_pods, "wins", id="saturated-ready-pods-reactive-floor"),
+        pytest.param(_saturated_by_the_latest_reading, "wins", id="saturated-by-the-latest-reading-reactive-floor")]
 
 
 @pytest.mark.parametrize("make, shows", ROWS)

@@ -1,8 +1,11 @@
 """The saturation floor (core/scaling/saturation.py): a reading at what the Ready pods serve is a
-lower bound on demand, sized as if the demand were capacity / target above it. Named rows
-through decide on both paths, and properties."""
+lower bound on demand, sized as if the demand were capacity / target above it; the reading is
+the window's or the latest one where higher. Named rows through decide on both paths, and
+properties."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,7 +15,7 @@ from hypothesis import strategies as st
 from controller.core.scaling import compiled
 from controller.core.scaling.decide import Observation, ScalingState, decide_numpy
 from controller.core.scaling.params import MetricKind, MetricParams, PolicyParams
-from controller.core.scaling.saturation import saturated, saturation_floor
+from controller.core.scaling.saturation import saturated, saturation_floor, saturation_values
 from controller.model import Reason
 from tests.core.helpers import T0
 
@@ -28,9 +31,11 @@ def policy(capacity: float = CAPACITY, **overrides) -> PolicyParams:
 
 
 def decide_once(params: PolicyParams, current: float, ready: float, value: float, withheld: float = 0.0,
-                path: str = "numpy"):
+                path: str = "numpy", latest: float | None = None):
     obs = Observation.of(np.array([current]), np.array([ready]), np.array([[value]]),
                          withheld=np.array([withheld]) if withheld else None)
+    if latest is not None:
+        obs = replace(obs, latest=np.array([[latest]]))
     state = ScalingState.empty(1, params)
     if path == "numpy":
         return decide_numpy(params, obs, state, T0)
@@ -79,6 +84,31 @@ def test_a_start_of_run_over_capacity_gets_its_pods_a_start_up_sooner(path):
     assert without.norm.desired[0] == 5
 
 
+LATEST_ROWS = [
+    # (current, ready, window's value, latest reading, expected proposal, saturated); 825 rps on
+    # 11 pods is within the down tolerance of 85 per pod: 11
+    pytest.param(11, 11, 825.0, 1100.0, 16, True,
+                 id="dark-10s-in-40-the-window-reads-75-per-pod-the-latest-the-cap-16-not-11"),
+    pytest.param(11, 11, 825.0, np.nan, 11, False, id="no-latest-reading-the-window-alone"),
+    pytest.param(11, 11, 825.0, 990.0, 11, False, id="latest-under-the-cap-not-saturated"),
+    pytest.param(11, 11, 1100.0, 900.0, 16, True, id="a-lower-latest-does-not-lower-a-saturated-window"),
+    pytest.param(10, 10, 700.0, 700.0, 10, False, id="a-flapping-dependency-at-constant-load-reads-under-the-cap"),
+    pytest.param(11, 0, 825.0, 1100.0, 11, False, id="no-ready-pod-no-floor"),
+]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("current, ready, value, latest, expected, is_saturated", LATEST_ROWS)
+def test_the_latest_reading_where_higher(current, ready, value, latest, expected, is_saturated, path):
+    """The overload spiral read at the pods (tests/simulators/test_overload_probe.py): 11 pods
+    serve at their cap whenever they are Ready, but dark 10 s in every 40 s, so the [1m] rate
+    averages 75 rps per pod; the [30s] reading between spells is at the cap."""
+    d = decide_once(policy(), current, ready, value, path=path, latest=latest)
+    assert d.proposals[0, 0] == expected
+    record = d.record(0, "sat", "default/web", ("rps",)).to_dict()
+    assert ("saturated" in record) == is_saturated
+
+
 def test_a_missing_value_is_left_alone():
     p = policy()
     proposals = np.array([[np.nan, 5.0]])
@@ -90,7 +120,7 @@ def test_a_missing_value_is_left_alone():
 
 N = 6
 ROW = st.tuples(st.integers(0, 20), st.integers(0, 20), st.one_of(st.floats(0, 5000), st.just(np.nan)),
-                st.integers(0, 3))
+                st.integers(0, 3), st.one_of(st.floats(0, 5000), st.just(np.nan)))
 
 
 @settings(max_examples=200, deadline=None)
@@ -98,16 +128,21 @@ ROW = st.tuples(st.integers(0, 20), st.integers(0, 20), st.one_of(st.floats(0, 5
        tol=st.sampled_from([0.0, 0.05, 0.1]))
 def test_properties(rows, capacity, tol):
     """Never lowers a valid proposal, never touches an invalid one, raises only to the reading's
-    pods with the headroom once more (plus the withheld ones) and only where saturated, and
-    batched equals row by row."""
+    pods with the headroom once more (plus the withheld ones) and only where saturated, a latest
+    reading only ever raises the reading, and batched equals row by row."""
     p = policy(capacity, tolerance_up=tol)
-    current = np.array([float(c) for c, _, _, _ in rows])
-    ready = np.minimum(np.array([float(r) for _, r, _, _ in rows]), current)
-    values = np.array([[v] for _, _, v, _ in rows])
-    withheld = np.minimum(np.array([float(w) for *_, w in rows]), current - ready)
-    proposals = np.ceil(values / TARGET)
-    valid = np.isfinite(values)
+    current = np.array([float(c) for c, *_ in rows])
+    ready = np.minimum(np.array([float(r) for _, r, *_ in rows]), current)
+    window = np.array([[v] for _, _, v, *_ in rows])
+    latest = np.array([[x] for *_, x in rows])
+    withheld = np.minimum(np.array([float(w) for *_, w, _ in rows]), current - ready)
+    proposals = np.ceil(window / TARGET)
+    valid = np.isfinite(window)
+    values = saturation_values(window, latest)
+    assert (values[valid] >= window[valid]).all() and np.array_equal(saturation_values(window, None), window, equal_nan=True)
     out = saturation_floor(p, proposals, valid, values, ready, withheld)
+    unraised = saturation_floor(p, proposals, valid, window, ready, withheld)
+    assert (np.where(valid, out >= unraised, True)).all()
     assert (np.where(valid, out >= proposals, True)).all()
     assert np.array_equal(out[~valid], proposals[~valid], equal_nan=True)
     raised = valid & (out > proposals)

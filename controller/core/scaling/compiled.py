@@ -308,11 +308,14 @@ def propose_pooled(kind, target, capacity, v, cur, rdy, sts, withheld, min_repli
 
 
 @jit_inline
-def saturation_floor_one(p, v, target, capacity, rdy, withheld, tol_up):
-    """saturation.saturation_floor of one valid proposal ``p`` of value ``v``: at least
+def saturation_floor_one(p, v, latest, target, capacity, rdy, withheld, tol_up):
+    """saturation.saturation_floor of one valid proposal ``p`` of value ``v`` (raised to
+    ``latest`` where higher; NaN: none, saturation.saturation_values): at least
     ceil(v / target x capacity / target) plus the withheld replicas where ``v`` reaches what the
     ``rdy`` Ready pods serve (``capacity`` per replica, 0: no floor), within the up tolerance; the
     same operations."""
+    if latest > v:  # np.fmax of a valid v: False for a NaN latest
+        v = latest
     if capacity > 0.0 and rdy > 0.0 and v >= rdy * capacity * (1.0 - tol_up):
         q = _ceil_clamped(v / target * capacity / target) + withheld
         return p if (p >= q or q != q) else q  # np.fmax

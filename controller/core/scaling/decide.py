@@ -18,7 +18,7 @@ from controller.core.scaling.normalize import NormResult, NormState, normalize, 
 from controller.core.scaling.params import PolicyParams, Smoothing
 from controller.core.scaling.propose import propose_policy
 from controller.core.scaling.ramp import RampState, Ramps, apply_ramps
-from controller.core.scaling.saturation import saturated, saturation_floor
+from controller.core.scaling.saturation import saturated, saturation_floor, saturation_values
 from controller.core.scaling.signal import Signal, read_signal
 from controller.core.scaling.smooth import SmoothState, smooth
 from controller.core.scaling.stabilize import fresh_rows
@@ -179,6 +179,7 @@ class Decision:
     forecasts: Forecasts | None = None  # when the policy forecasts a metric
     hpa: HpaProposals | None = None  # under preset: hpa, the calculator's result (utilization, errors)
     ramps: Ramps | None = None  # when a metric has a ramp stage
+    latest: np.ndarray | None = None  # (N, M) the ramps' latest readings (Observation.latest), as observed
 
     def state_after(self, applied: np.ndarray | bool = True, replicas: np.ndarray | None = None) -> ScalingState:
         """The state for the next cycle once the changes of the ``applied`` rows ((N,) bool, or
@@ -248,7 +249,7 @@ class Decision:
         for the records; None when no metric has a saturation floor. Once per decision."""
         if self.params is None or not self.params.saturation_metrics:
             return None
-        return saturated(self.params, self.smoothed, self.ready) & self.valid
+        return saturated(self.params, saturation_values(self.smoothed, self.latest), self.ready) & self.valid
 
     def _forecast_record(self, i: int, metric_names: tuple[str, ...]) -> dict:
         """Per forecast metric: the forecast, its bound and error, both proposals, whether it counted."""
@@ -307,7 +308,8 @@ def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, no
     else:
         proposals, valid = propose_policy(params, smoothed, obs.current, obs.ready, obs.status, obs.withheld)
         valid &= sig.usable
-        proposals = saturation_floor(params, proposals, valid, smoothed, obs.ready, obs.withheld)
+        proposals = saturation_floor(params, proposals, valid, saturation_values(smoothed, obs.latest), obs.ready,
+                                     obs.withheld)
     forecasts, forecast_states = None, state.forecast
     if params.forecast_metrics:
         proposals, forecasts, forecast_states = _forecast(params, obs, sig, proposals, valid, state.forecast, now)
@@ -319,7 +321,8 @@ def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, no
     release = fresh_rows(obs.present, obs.sample_age_s, params.interval_s) if params.scale_down_linear_release else None
     result, norm_state = normalize_stage(params, obs.current, proposals, valid, state.norm, now, release, obs.ready)
     return Decision(now, obs.current, obs.ready, sig, smoothed, np.where(valid, proposals, np.nan), valid, result,
-                    ScalingState(smooth_state, norm_state, forecast_states, ramp_states), params, forecasts, hpa, ramps)
+                    ScalingState(smooth_state, norm_state, forecast_states, ramp_states), params, forecasts, hpa, ramps,
+                    obs.latest)
 
 
 def _propose_hpa(params: PolicyParams, obs: Observation, values: np.ndarray, usable: np.ndarray

@@ -464,8 +464,8 @@ def forecast_kernel(values, present, age, current, ready, status, withheld, qv, 
 
 
 @jit
-def forecast_finish(smoothed, valid, current, ready, status, withheld, mv, out_f, out_b):
-    """After the fused kernel (smoothed, valid (N, M) its outputs), what the records show
+def forecast_finish(smoothed, valid, latest, current, ready, status, withheld, mv, out_f, out_b):
+    """After the fused kernel (smoothed, valid (N, M) its outputs; latest (N, M) its input), what the records show
     (decide.Forecasts): every metric's reactive proposal where valid; the forecast metrics'
     predictive proposal where valid, trusted only there. mv: pack_metrics."""
     m = smoothed.shape[1]
@@ -476,8 +476,8 @@ def forecast_finish(smoothed, valid, current, ready, status, withheld, mv, out_f
             p, _ = compiled.propose_serving(int(mv[2 + j]), mv[2 + m + j], smoothed[i, j], current[i], ready[i],
                                             status[i], withheld[i], tol_up, tol_down)
             if v:
-                p = compiled.saturation_floor_one(p, smoothed[i, j], mv[2 + m + j], mv[2 + 3 * m + j], ready[i],
-                                                  withheld[i], tol_up)
+                p = compiled.saturation_floor_one(p, smoothed[i, j], latest[i, j], mv[2 + m + j], mv[2 + 3 * m + j],
+                                                  ready[i], withheld[i], tol_up)
             out_f[_O_REACTIVE, i, j] = p if v else _NAN
             if mv[2 + 2 * m + j] != 0.0:  # a forecast metric
                 f = out_f[_O_FLOOR, i, j]
@@ -605,9 +605,10 @@ class CompiledForecasts:
                             mf.kernel_profiles(now), mf.visits, mf.season, mf.pend, mf.ring, self.pre, self.out_f,
                             self.out_b, self.buf, self.stack)
 
-    def finish(self, smoothed, valid, current, ready, status, withheld) -> None:
-        """The records' outputs once the fused kernel gave ``smoothed`` and ``valid`` (N, M)."""
-        forecast_finish(smoothed, valid, current, ready, status, withheld, self.mv, self.out_f, self.out_b)
+    def finish(self, smoothed, valid, latest, current, ready, status, withheld) -> None:
+        """The records' outputs once the fused kernel gave ``smoothed`` and ``valid`` (N, M) from
+        ``latest`` (N, M; NaN: none)."""
+        forecast_finish(smoothed, valid, latest, current, ready, status, withheld, self.mv, self.out_f, self.out_b)
 
     def forecasts(self, copy: bool = False):
         """decide.Forecasts of the last step (``copy``: arrays that outlive the next step)."""

@@ -755,8 +755,8 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
                                                   sm, cur, rdy, sts, wh, lo, tol_up, tol_down)
             ok = math.isfinite(sm) and ready_ok and math.isfinite(p) and us
             if ok:  # saturation.saturation_floor: a reading at the Ready pods' capacity is a lower bound
-                p = compiled.saturation_floor_one(p, sm, pv[o_metric + m + j], pv[o_metric + 4 * m + j], rdy, wh,
-                                                  tol_up)
+                p = compiled.saturation_floor_one(p, sm, latest[i, j], pv[o_metric + m + j], pv[o_metric + 4 * m + j],
+                                                  rdy, wh, tol_up)
             out_b[5, i, j] = ok
             out_f[2, i, j] = p if ok else _NAN
             # the forecast stage's predictive proposal (forecast_compiled.py; NaN: none) only adds:

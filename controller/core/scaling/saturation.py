@@ -14,6 +14,14 @@ for a reading at the cap. A rate read at the load balancer is not capped, so the
 only adds the target's headroom once more (c / T of its demand) while the pods are saturated,
 which is when that headroom is missing.
 
+The reading tested and sized on is the larger of the window's value and the metric's latest
+reading where it has one (a ramp's ``latest``, the same rate over a shorter range): a
+service whose pods drop out of the load balancer in short spells (a readiness probe failing
+under load: the overload spiral) serves at its cap whenever it serves, but a [1m] window
+averages the dark seconds in (75% of capacity for 10 s dark in every 40), under any target;
+the [30s] reading sees the cap between spells. A workload whose pods all leave together
+at a constant load below capacity (a flapping dependency) reads below the cap either way.
+
 Only ever raises a valid proposal (never causes a scale-down); a target without Ready pods,
 a missing value and metrics without a capacity are left alone. Shapes: N targets, M metrics.
 Pure numpy; the fused kernel applies the same test and floor (core/scaling/fused.py).
@@ -26,9 +34,15 @@ import numpy as np
 from controller.core.scaling.propose import ceil_clamped
 
 
+def saturation_values(values: np.ndarray, latest: np.ndarray | None) -> np.ndarray:
+    """(N, M) the readings the saturation floor tests and sizes on: ``values`` (the window's),
+    raised to ``latest`` (the ramps' latest readings, NaN: none; None: not read) where higher."""
+    return values if latest is None else np.fmax(values, latest)
+
+
 def saturated(params, values: np.ndarray, ready: np.ndarray) -> np.ndarray:
     """(N, M) bool: metric j of target i reads at least what its Ready pods serve, within the
-    up tolerance (``params``: PolicyParams; values (N, M) as the proposals were sized on;
+    up tolerance (``params``: PolicyParams; values (N, M): :func:`saturation_values`;
     ready (N,)). False for metrics without a capacity and targets without a Ready pod."""
     capacity = params.metric_saturation
     rdy = np.asarray(ready, np.float64)[:, None]
@@ -40,7 +54,7 @@ def saturated(params, values: np.ndarray, ready: np.ndarray) -> np.ndarray:
 def saturation_floor(params, proposals: np.ndarray, valid: np.ndarray, values: np.ndarray, ready: np.ndarray,
                      withheld: np.ndarray | None = None) -> np.ndarray:
     """(N, M) proposals raised to ceil(v / T x c / T) + withheld where :func:`saturated` and valid
-    (values v (N, M), each metric's target T and capacity c)."""
+    (values v (N, M): :func:`saturation_values`, each metric's target T and capacity c)."""
     if not params.saturation_metrics:
         return proposals
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):

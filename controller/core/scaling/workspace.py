@@ -232,7 +232,7 @@ class DecisionWorkspace:
         norm = NormResult(*out(self.out_f1), *out(self.out_i1), out(self.active))
         forecasts = None if self.forecast is None else self.forecast.forecasts(copy)
         return Decision(now, obs.current, obs.ready, sig, smoothed, f2[2], b2[5], norm, kept, self.params,
-                        forecasts=forecasts, ramps=ramps)
+                        forecasts=forecasts, ramps=ramps, latest=getattr(obs, "latest", None))
 
     # -- state
     def commit(self, applied: np.ndarray | bool = True, replicas: np.ndarray | None = None) -> int:
@@ -367,6 +367,6 @@ def decide_into(params: PolicyParams, ws: DecisionWorkspace, obs, now: float) ->
                                           ws.down, ws.vf, ws.out_f, ws.out_b2, ws.vi, ws.active, ws.buf, latest)
     ws.deferred_at = math.nan  # recorded by the kernel, first
     if forecast is not None:
-        forecast.finish(ws.out_f[1], ws.out_b2[5], current, ready, status, withheld)
+        forecast.finish(ws.out_f[1], ws.out_b2[5], latest, current, ready, status, withheld)
     ws.pending_at = now
     return ws
