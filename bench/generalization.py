@@ -36,7 +36,11 @@ none 1.45x 0.69x met; pods 54 / 318.9 0.17x none; podswin 133 / 521.6 0.25x **no
 1.51x 0.72x; windows 0.22x none; low 37 / 260.9 0.14x WC98 lost (3 vs 1.9 minutes, as without
 it: two single ticks at rises where it runs tighter than HPA, 322 vs 334 replica-hours); quiet
 0.15x; peaks2 0.16x; slow120 0.31x; slow180 0.42x NOT met; noisy 0.24x; every figure the same
-as without it on eight sets.
+as without it on eight sets. With the floor reading the higher of the window and the ramp's
+latest reading (December 3, evening; it ends the overload spiral read at the pods): bundled 52 /
+317.1 0.16x none 1.46x 0.69x met; pods 53 / 317.6; podswin 133 / 521.3 none lost; windows 116 /
+531.1; low 36 / 260.8 (WC98 still lost); quiet 29 / 188.6; peaks2 88 / 520.5 0.17x (86 / 529.4
+before: 2 minutes more, for more pods); slow120, slow180 and noisy unchanged.
 
 Run: python bench/generalization.py [--policy FILE] [--sets bundled,slow180] [--hpa-cache DIR] [--jobs 2]
 """

@@ -5,6 +5,7 @@ for the rows the caller commits as applied (Decision.state_after's rule)."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -80,12 +81,13 @@ def assert_pattern_holds(ws: DecisionWorkspace, where: str) -> None:
 
 def run_in_place(policy: PolicyParams, values: np.ndarray, current0, applied=None, replicas_delta=None, ages=None,
                  present=None, ready_lag: int = 0, status_extra: float = 0.0, times=None, each=None,
-                 withheld: int = 0) -> list[Decision]:
+                 withheld: int = 0, latest=None) -> list[Decision]:
     """Feed (steps, N, M) values to numpy's decide (its state carried through state_after) and to
     one workspace (decide_into, then commit), with the same applied rows (steps, N) and counts
     set (desired + replicas_delta), at ``times`` (steps,) (default every 15 s); every output and
     state compared each cycle. ``each(ws)``: called after each decide_into. ``withheld``: that
-    many of the not-ready replicas are withheld (core/scaling/withheld.py)."""
+    many of the not-ready replicas are withheld (core/scaling/withheld.py); ``latest``: (steps, N, M)
+    the ramps' latest readings (NaN: none), or None."""
     steps, n, _ = values.shape
     applied = np.ones((steps, n), bool) if applied is None else applied
     state, ws = ScalingState.empty(n, policy), DecisionWorkspace.empty(policy, n)
@@ -98,6 +100,8 @@ def run_in_place(policy: PolicyParams, values: np.ndarray, current0, applied=Non
                              present=~np.isnan(values[k]) if present is None else present[k],
                              sample_age_s=None if ages is None else ages[k],
                              withheld=np.minimum(withheld, current - ready) if withheld else None)
+        if latest is not None:
+            obs = dataclasses.replace(obs, latest=latest[k])
         d = decide_numpy(policy, obs, state, now)
         decide_into(policy, ws, obs, now)
         assert_pattern_holds(ws, f"cycle {k}")
