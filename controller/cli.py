@@ -950,8 +950,10 @@ def _format_record(r: dict) -> str:
     if ramps:
         metrics = f"{metrics}  | ramp {ramps}"
     if r.get("saturated"):  # core/scaling/saturation.py
-        metrics = (f"{metrics}  | saturated {', '.join(r['saturated'])}: read at what the Ready pods serve, a "
-                   f"lower bound on demand: sized with the target's headroom once more")
+        latest = "".join(f" ({name}: latest reading {num(v)}, above the window's)"
+                         for name, v in r.get("saturatedLatest", {}).items())
+        metrics = (f"{metrics}  | saturated {', '.join(r['saturated'])}{latest}: read at what the Ready pods serve, "
+                   f"a lower bound on demand: sized with the target's headroom once more")
     at = r.get("at", 0.0)
     who = f"{r['controller']} " if "controller" in r else ""
     line = (f"t={at:>8.0f}s {who}{r.get('target')}: {r.get('current')} -> {r.get('desired')} [{r.get('reason')}]  "

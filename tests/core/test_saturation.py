@@ -107,6 +107,8 @@ def test_the_latest_reading_where_higher(current, ready, value, latest, expected
     assert d.proposals[0, 0] == expected
     record = d.record(0, "sat", "default/web", ("rps",)).to_dict()
     assert ("saturated" in record) == is_saturated
+    # the record says when the latest reading was the one at the cap
+    assert record.get("saturatedLatest") == ({"rps": latest} if is_saturated and latest > value else None)
 
 
 def test_a_missing_value_is_left_alone():
@@ -153,3 +155,21 @@ def test_properties(rows, capacity, tol):
         one = saturation_floor(p, proposals[i:i + 1], valid[i:i + 1], values[i:i + 1], ready[i:i + 1],
                                withheld[i:i + 1])
         assert np.array_equal(one, out[i:i + 1], equal_nan=True)
+
+
+def test_explain_says_which_reading_was_at_the_cap(tmp_path):
+    """`setpoint explain` names the saturated metric and, where its latest reading was the one
+    at the cap, that reading: why 825 rps on 11 pods (within tolerance) asked for 16."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from controller.cli import app
+
+    d = decide_once(policy(), 11, 11, 825.0, latest=1100.0)
+    path = tmp_path / "decisions.jsonl"
+    path.write_text(json.dumps(d.record(0, "sat", "default/web", ("rps",)).to_dict()) + "\n", encoding="utf-8")
+    out = CliRunner().invoke(app, ["explain", str(path)])
+    assert out.exit_code == 0, out.output
+    text = " ".join(out.output.split())
+    assert "-> 16" in text and "saturated rps (rps: latest reading 1100, above the window's)" in text

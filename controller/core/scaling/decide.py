@@ -241,6 +241,11 @@ class Decision:
         hit = self.saturated_metrics
         if hit is not None and hit[i].any():  # listed only where some metric is
             extra["saturated"] = [name for j, name in enumerate(metric_names) if hit[i, j]]
+            if self.latest is not None:  # the saturated metrics sized on their latest reading (saturation_values)
+                above = {name: float(self.latest[i, j]) for j, name in enumerate(metric_names)
+                         if hit[i, j] and self.latest[i, j] > self.smoothed[i, j]}
+                if above:
+                    extra["saturatedLatest"] = above
         return extra
 
     @cached_property
