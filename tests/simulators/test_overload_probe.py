@@ -212,6 +212,30 @@ def test_the_default_policy_ends_the_spiral_within_minutes_reading_the_pods():
     assert dark_spells(traj) <= 5
 
 
+@pytest.mark.parametrize("probe", [
+    # the bundled probe (above), and others: sized on the [1m] window alone the first two spiralled
+    # (22 violation minutes each, 30 and 21 dark spells); the last two ended within minutes anyway
+    pytest.param("{period: 10s, failureThreshold: 3, successThreshold: 1}", id="dark-10s-in-40"),
+    pytest.param("{period: 10s, failureThreshold: 3, successThreshold: 3}", id="dark-30s-in-60"),
+    pytest.param("{period: 20s, failureThreshold: 3, successThreshold: 2}", id="slow-probe-dark-40s-in-100"),
+    pytest.param("{period: 5s, failureThreshold: 2, successThreshold: 1}", id="fast-probe-dark-5s-in-15"),
+])
+def test_reading_the_pods_the_spiral_ends_whatever_the_probe(probe):
+    """Read at the pods, the default policy ends the spiral within 10 minutes of the crowd for
+    probes whose dark spells are shorter and longer than its [30s] latest reading: the longer
+    the spells, the longer the pods serve at their cap in between."""
+    text = (SCENARIO_FOLDER / "overload-spiral.yaml").read_text(encoding="utf-8")
+    text = text.replace(PROBE_LINE, f"      readinessProbe: {probe}\n") + "  metrics: {rps: served_per_second}\n"
+    policy = load_policies([POLICIES / "setpoint-default.yaml"])[0]
+    result, _ = simulate(load_scenario_text(text, "overload-spiral.yaml"), standard_controllers(policy, [], None, 20),
+                         keep_records=False)
+    traj = result.runs["policy"].trajectory
+    after = traj.t_s >= CROWD_S + 600.0
+    assert dark_spells(traj) >= 1  # the probe is exercised
+    assert (traj.served_rps[after, 0] == traj.offered_rps[after, 0]).all()
+    assert result.runs["policy"].scores["slo_violation_minutes"] <= 5
+
+
 @pytest.mark.parametrize("binding", BINDINGS)
 def test_without_the_probe_the_service_never_goes_dark(binding):
     result, _ = outcome(binding, probe=False)
