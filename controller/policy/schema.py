@@ -214,7 +214,8 @@ class Ramp(StrictModel):
         "for (no metric's reactive proposal above the current replicas) goes ahead only when it adds at least "
         "tolerance.down of the current replicas (rounded up, at least one pod), the step scaleDown.minStep asks "
         "of a scale-down: one-pod look-ahead steps on a noisy rate are dropped (the ramp still holds the current "
-        "replicas), a reactive scale-up is never held back."))
+        "replicas), a reactive scale-up is never held back, nor (with capacityPerReplica) a step whose look-ahead "
+        "reaches what the current replicas serve within tolerance.up."))
 
     @model_validator(mode="after")
     def _observed_needs_auto_lead(self) -> "Ramp":
