@@ -46,7 +46,7 @@ With ramp.minStep keeping the look-ahead steps projected to reach what the curre
 windows 103 / 535.7 0.19x 0.76x; low 33 / 260.2 0.13x (WC98 still lost) 0.80x; quiet 22 / 189.6
 0.12x 0.81x; peaks2 69 / 517.5 0.13x 0.59x; slow120 133 / 444.9 0.30x **WC98 lost** (3 vs 0.03
 minutes) 0.95x; slow180 202 / 484.5 0.42x NOT met 1.12x; noisy 61 / 294.0 0.21x 0.84x; podswin
-121 / 527.5 0.23x none 0.75x; pods not re-measured.
+121 / 527.5 0.23x none 0.75x; pods 46 / 317.1 0.15x none 0.70x.
 
 Run: python bench/generalization.py [--policy FILE] [--sets bundled,slow180] [--hpa-cache DIR] [--jobs 2]
 """
