@@ -42,7 +42,7 @@ latest reading (December 3, evening; it ends the overload spiral read at the pod
 531.1; low 36 / 260.8 (WC98 still lost); quiet 29 / 188.6; peaks2 88 / 520.5 0.17x (86 / 529.4
 before: 2 minutes more, for more pods); slow120, slow180 and noisy unchanged.
 With ramp.minStep keeping the look-ahead steps projected to reach what the current pods serve
-(ramp.reaches_capacity; December 3, late evening): bundled 44 / 316.8 0.14x none 1.46x 0.70x;
+(ramp.apply_ramps, saturation.saturated of the look-ahead; December 3, late evening): bundled 44 / 316.8 0.14x none 1.46x 0.70x;
 windows 103 / 535.7 0.19x 0.76x; low 33 / 260.2 0.13x (WC98 still lost) 0.80x; quiet 22 / 189.6
 0.12x 0.81x; peaks2 69 / 517.5 0.13x 0.59x; slow120 133 / 444.9 0.30x **WC98 lost** (3 vs 0.03
 minutes) 0.95x; slow180 202 / 484.5 0.42x NOT met 1.12x; noisy 61 / 294.0 0.21x 0.84x; podswin

@@ -271,7 +271,7 @@ CAPACITY_ROWS = [
 @pytest.mark.parametrize("path", ["numpy", "compiled"])
 @pytest.mark.parametrize("value, slope, capacity, desired", CAPACITY_ROWS)
 def test_a_look_ahead_step_to_a_projected_saturation_is_not_held(value, slope, capacity, desired, path):
-    """ramp.reaches_capacity: ``ramp.minStep`` holds one-pod look-ahead steps, but not one whose
+    """``ramp.minStep`` holds one-pod look-ahead steps, but not one whose
     projection reaches what the current pods serve (capacityPerReplica, within tolerance.up):
     there the pods would saturate before a later step's pods could start. The World Cup 1998
     window of bench/generalization.py's ``low`` set lost its one tick so (6 pods at 586 rps)."""
@@ -320,7 +320,7 @@ def test_min_step_never_lowers_a_reactive_scale_up_never_adds_nor_causes_a_scale
     pytest.param(0.1, False, 10.0, 0.0, id="ten-percent-smooth-rate"),
     pytest.param(0.5, True, 40.0, 0.0, id="half-with-latest-readings"),
     pytest.param(0.2, False, 0.0, 0.0, id="twenty-percent-pure-sine"),
-    # with a saturation capacity: steps to a projected saturation kept (ramp.reaches_capacity)
+    # with a saturation capacity: steps to a projected saturation kept (ramp.apply_ramps)
     pytest.param(0.2, True, 40.0, 130.0, id="twenty-percent-with-capacity-and-latest"),
 ])
 def test_compiled_equals_numpy_with_min_step(share, latest, noise, capacity):

@@ -32,16 +32,18 @@ def test_headroom_compiles(text, capacity, pooled, saturation):
     assert params.saturation_metrics == ((0,) if saturation else ())
 
 
+#: a capacity of 84 for a target of 80 with the default up tolerance (5%): where a scale-up starts
+AT_TRIGGER = (f"{WHERE}.capacityPerReplica: must be above averagePerReplica x (1 + tolerance.up) (84: where a "
+              "scale-up starts), got 84")
+
 BROKEN = [
     pytest.param(with_target("averagePerReplica: 80, headroom: pooled"),
                  f"{WHERE}.capacityPerReplica: required with headroom: pooled (what one replica serves at 100%)",
                  id="pooled-without-capacity"),
     pytest.param(with_target("averagePerReplica: 80, headroom: pooled, capacityPerReplica: 84"),
-                 f"{WHERE}.capacityPerReplica: must be above averagePerReplica x (1 + tolerance.up) (84: where a "
-                 "scale-up starts), got 84", id="capacity-at-the-scale-up-trigger"),
+                 AT_TRIGGER, id="capacity-at-the-scale-up-trigger"),
     pytest.param(with_target("averagePerReplica: 80, capacityPerReplica: 84"),
-                 f"{WHERE}.capacityPerReplica: must be above averagePerReplica x (1 + tolerance.up) (84: where a "
-                 "scale-up starts), got 84", id="capacity-alone-at-the-scale-up-trigger"),
+                 AT_TRIGGER, id="capacity-alone-at-the-scale-up-trigger"),
     pytest.param(with_target("utilization: 60, capacityPerReplica: 100"),
                  f"{WHERE}.capacityPerReplica: capacityPerReplica needs averagePerReplica (what one replica serves "
                  "of a total such as a request rate)", id="capacity-with-utilization"),

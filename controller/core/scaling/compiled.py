@@ -308,6 +308,13 @@ def propose_pooled(kind, target, capacity, v, cur, rdy, sts, withheld, min_repli
 
 
 @jit_inline
+def saturated_one(v, capacity, count, tol_up):
+    """saturation.saturated of one reading ``v``: it reaches what ``count`` replicas of
+    ``capacity`` serve (0: no capacity stated), within the up tolerance; the same operations."""
+    return capacity > 0.0 and count > 0.0 and v >= count * capacity * (1.0 - tol_up)
+
+
+@jit_inline
 def saturation_floor_one(p, v, latest, target, capacity, rdy, withheld, tol_up):
     """saturation.saturation_floor of one valid proposal ``p`` of value ``v`` (raised to
     ``latest`` where higher; NaN: none, saturation.saturation_values): at least
@@ -316,7 +323,7 @@ def saturation_floor_one(p, v, latest, target, capacity, rdy, withheld, tol_up):
     same operations."""
     if latest > v:  # np.fmax of a valid v: False for a NaN latest
         v = latest
-    if capacity > 0.0 and rdy > 0.0 and v >= rdy * capacity * (1.0 - tol_up):
+    if saturated_one(v, capacity, rdy, tol_up):
         q = _ceil_clamped(v / target * capacity / target) + withheld
         return p if (p >= q or q != q) else q  # np.fmax
     return p

@@ -313,8 +313,7 @@ def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, no
     else:
         proposals, valid = propose_policy(params, smoothed, obs.current, obs.ready, obs.status, obs.withheld)
         valid &= sig.usable
-        proposals = saturation_floor(params, proposals, valid, saturation_values(smoothed, obs.latest), obs.ready,
-                                     obs.withheld)
+        proposals = saturation_floor(params, proposals, valid, smoothed, obs.ready, obs.withheld, obs.latest)
     forecasts, forecast_states = None, state.forecast
     if params.forecast_metrics:
         proposals, forecasts, forecast_states = _forecast(params, obs, sig, proposals, valid, state.forecast, now)

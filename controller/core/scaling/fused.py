@@ -841,8 +841,8 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
             p, ready_ok = compiled.propose_pooled(kind, target, cap, ahead, cur, rdy, sts, wh, lo, tol_up, tol_down)
             if out_b[5, i, j] and math.isfinite(ahead) and ready_ok and math.isfinite(p):
                 out_f[5, i, j] = p  # as the look-ahead asks (the record shows a held step)
-                sat = pv[o_metric + 4 * m + j]  # ramp.reaches_capacity: a step to a projected saturation is kept
-                short = sat > 0.0 and ahead >= cur * sat * (1.0 - tol_up)
+                # a step to a projected saturation is kept (ramp.apply_ramps: saturated one lead time ahead)
+                short = compiled.saturated_one(ahead, pv[o_metric + 4 * m + j], cur, tol_up)
                 if not reactive_up and not short:  # a look-ahead-only step smaller than the min step holds current
                     p = min_step_module.hold_small_rise(cur, p, step)
                 a = out_f[2, i, j]

@@ -34,6 +34,7 @@ from controller.core.history import empty_history, take_rows, write_slot
 from controller.core.scaling import min_step
 from controller.core.scaling.params import RampParams
 from controller.core.scaling.propose import propose_policy
+from controller.core.scaling.saturation import saturated
 
 
 @dataclass(frozen=True)
@@ -175,24 +176,14 @@ def apply_ramps(params, values: np.ndarray, usable: np.ndarray, proposals: np.nd
     ramp_prop, ramp_ok = propose_policy(params, ahead, current, ready, status, withheld)
     ramp_ok &= valid & np.isfinite(ahead)
     shares = np.array([0.0 if m.ramp is None else m.ramp.min_step for m in params.metrics])
-    if (shares > 0).any():
-        short = reaches_capacity(params, ahead, current)
+    if (shares > 0).any():  # a step whose look-ahead saturates the current replicas is kept whatever its size:
+        # without it the pods would saturate before a later step's pods could start
+        short = saturated(params, ahead, current)
         taken = np.where(short, ramp_prop, hold_small_look_ahead(current, proposals, valid, ramp_prop, ramp_ok, shares))
     else:
         taken = ramp_prop
     out = np.where(ramp_ok, np.fmax(proposals, taken), proposals)
     return out, Ramps(slope, ahead, np.where(ramp_ok, ramp_prop, np.nan), params.ramp_metrics), tuple(new_states)
-
-
-def reaches_capacity(params, ahead: np.ndarray, current: np.ndarray) -> np.ndarray:
-    """(N, M) bool: the look-ahead ``ahead`` (N, M) reaches what the ``current`` (N,) replicas
-    serve, within the up tolerance: ahead >= current x capacityPerReplica x (1 - tolerance.up)
-    (the saturation floor's test, core/scaling/saturation.py, one lead time ahead). False for
-    metrics without a saturation capacity. Such a step is not held by ``ramp.minStep``: without
-    it the pods are projected to saturate before a later step's pods could start."""
-    capacity = params.metric_saturation
-    with np.errstate(invalid="ignore"):
-        return (capacity > 0)[None, :] & (ahead >= current[:, None] * capacity[None, :] * (1.0 - params.tolerance_up))
 
 
 def hold_small_look_ahead(current: np.ndarray, proposals: np.ndarray, valid: np.ndarray, ramp_prop: np.ndarray,
@@ -203,7 +194,8 @@ def hold_small_look_ahead(current: np.ndarray, proposals: np.ndarray, valid: np.
     reactive proposal (N, M) is above current. The look-ahead then still holds current (it may
     delay a scale-down, never cause one); a larger step and every reactive scale-up are kept.
 
-    apply_ramps keeps the steps :func:`reaches_capacity` marks whatever their size.
+    apply_ramps keeps whatever their size the steps whose look-ahead saturates the current
+    replicas (saturation.saturated of the look-ahead, on ``current`` rather than the Ready pods).
 
     One-pod look-ahead steps are what a ramp on a noisy rate mostly takes (bench/change_merge.py:
     65-99% of the default policy's scale-ups on the traces, most not needed), each a change and a

@@ -52,11 +52,13 @@ def saturated(params, values: np.ndarray, ready: np.ndarray) -> np.ndarray:
 
 
 def saturation_floor(params, proposals: np.ndarray, valid: np.ndarray, values: np.ndarray, ready: np.ndarray,
-                     withheld: np.ndarray | None = None) -> np.ndarray:
+                     withheld: np.ndarray | None = None, latest: np.ndarray | None = None) -> np.ndarray:
     """(N, M) proposals raised to ceil(v / T x c / T) + withheld where :func:`saturated` and valid
-    (values v (N, M): :func:`saturation_values`, each metric's target T and capacity c)."""
+    (v (N, M): the window's ``values`` raised to ``latest`` by :func:`saturation_values`, each
+    metric's target T and capacity c)."""
     if not params.saturation_metrics:
         return proposals
+    values = saturation_values(values, latest)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         floor = ceil_clamped(values / params.metric_targets * params.metric_saturation / params.metric_targets)
     if withheld is not None:
