@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
+import re
 import typing
 from types import NoneType, UnionType
 
@@ -23,6 +25,11 @@ _EXPECTED_TYPE = {
     "dict_type": "a mapping", "model_type": "a mapping", "model_attributes_type": "a mapping",
     "list_type": "a list",
 }
+_INTEGER_KINDS = {"int_type", "int_parsing"}
+_NUMBER_KINDS = _INTEGER_KINDS | {"float_type", "float_parsing"}
+#: A number in exponent notation, as Python reads it; YAML 1.1 (PyYAML) reads a float only with a
+#: decimal point and, with an exponent, a signed one (1.0e+3), so 1e3 and 8.5e1 are text to it.
+_EXPONENT = re.compile(r"([-+]?)(\d*)(\.?)(\d*)[eE]([-+]?)(\d+)")
 _BOUNDS = {"greater_than": ("gt", ">"), "greater_than_equal": ("ge", ">="),
            "less_than": ("lt", "<"), "less_than_equal": ("le", "<=")}
 
@@ -72,7 +79,8 @@ def error_message(error: dict, root: type[BaseModel]) -> str:
     if kind == "extra_forbidden":
         return _unknown_field_message(clean_loc(error["loc"]), root)
     if kind in _EXPECTED_TYPE:
-        return f"expected {_EXPECTED_TYPE[kind]}, got {describe_value(value)}"
+        hint = number_as_text_hint(value, integer=kind in _INTEGER_KINDS) if kind in _NUMBER_KINDS else ""
+        return f"expected {_EXPECTED_TYPE[kind]}, got {describe_value(value)}{hint}"
     if kind in _BOUNDS:
         key, sign = _BOUNDS[kind]
         return f"must be {sign} {format_number(ctx[key])}, got {describe_value(value)}"
@@ -88,6 +96,35 @@ def error_message(error: dict, root: type[BaseModel]) -> str:
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
     return f"{error['msg']}, got {describe_value(value)}"
+
+
+def number_as_text_hint(value: object, integer: bool = False) -> str:
+    """Why a string that reads as a finite number reached a number field, and how to write it
+    (an ``integer`` field: as an integer where it is one); "" for any other value.
+
+    ``1e3`` and ``8.5e1`` are text to YAML 1.1 (a float needs a decimal point and a signed
+    exponent: ``1.0e+3``); ``'10'`` is text because it is quoted."""
+    if not isinstance(value, str):
+        return ""
+    text = value.strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return ""
+    if not math.isfinite(number):
+        return ""
+    exponent = _EXPONENT.fullmatch(text)
+    if integer and number.is_integer():
+        written = str(int(number))
+    elif exponent:
+        sign, whole, _, fraction, exp_sign, digits = exponent.groups()
+        written = f"{sign}{whole or '0'}.{fraction or '0'}e{exp_sign or '+'}{digits}"
+    else:
+        written = text
+    if exponent:
+        return (f" (YAML reads {text} as text: a number with an exponent needs a decimal point and a signed "
+                f"exponent; write {written})")
+    return f" (quoted, so text: write {written} without quotes)"
 
 
 def _too_short_message(kind: str, ctx: dict, value: object) -> str:

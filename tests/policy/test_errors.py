@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from controller.errors import FieldError, PolicyError
@@ -46,7 +46,25 @@ BROKEN = [
     pytest.param("max: 10}", "max: 10.5}",
                  "7: spec.replicas.max: expected an integer, got 10.5", id="float-for-integer"),
     pytest.param("max: 10}", "max: '10'}",
-                 "7: spec.replicas.max: expected an integer, got '10'", id="quoted-number-is-not-coerced"),
+                 "7: spec.replicas.max: expected an integer, got '10' (quoted, so text: write 10 without quotes)",
+                 id="quoted-number-is-not-coerced"),
+    pytest.param("max: 10}", "max: 1e1}",
+                 "7: spec.replicas.max: expected an integer, got '1e1' (YAML reads 1e1 as text: a number with an "
+                 "exponent needs a decimal point and a signed exponent; write 10)", id="exponent-for-integer-is-text"),
+    pytest.param("{averagePerReplica: 80}", "{averagePerReplica: 8e1}",
+                 "12: spec.scaling.metrics[0].target.averagePerReplica: expected a number, got '8e1' (YAML reads 8e1 "
+                 "as text: a number with an exponent needs a decimal point and a signed exponent; write 8.0e+1)",
+                 id="exponent-without-point-is-text"),
+    pytest.param("{averagePerReplica: 80}", "{averagePerReplica: 0.8e2}",
+                 "12: spec.scaling.metrics[0].target.averagePerReplica: expected a number, got '0.8e2' (YAML reads "
+                 "0.8e2 as text: a number with an exponent needs a decimal point and a signed exponent; write 0.8e+2)",
+                 id="exponent-without-sign-is-text"),
+    pytest.param("{averagePerReplica: 80}", "{averagePerReplica: '80'}",
+                 "12: spec.scaling.metrics[0].target.averagePerReplica: expected a number, got '80' (quoted, so "
+                 "text: write 80 without quotes)", id="quoted-number-for-number"),
+    pytest.param("{averagePerReplica: 80}", "{averagePerReplica: 'inf'}",
+                 "12: spec.scaling.metrics[0].target.averagePerReplica: expected a number, got 'inf'",
+                 id="quoted-infinity-gets-no-hint"),
     pytest.param("{averagePerReplica: 80}", "{averagePerReplica: yes}",
                  "12: spec.scaling.metrics[0].target.averagePerReplica: expected a number, got true",
                  id="bool-for-number"),
@@ -381,3 +399,19 @@ def test_any_damaged_text_gives_a_policy_error_or_a_policy(start):
             load_policy_text(BASE[:start] + BASE[start + width:], FILE)
         except PolicyError as exc:
             assert exc.errors
+
+
+
+@settings(max_examples=200, deadline=None)
+@given(whole=st.integers(0, 10**6), fraction=st.sampled_from(["", ".", ".5", ".25"]),
+       exp_sign=st.sampled_from(["", "+", "-"]), exponent=st.integers(0, 8))
+def test_the_exponent_hint_is_read_back_as_the_same_number(whole, fraction, exp_sign, exponent):
+    """Every exponent form YAML reads as text, written as the hint says, loads as the number
+    Python reads in the text (the policy loads, with that target)."""
+    text = f"{whole}{fraction}e{exp_sign}{exponent}"
+    assume(isinstance(yaml.safe_load(f"x: {text}")["x"], str))  # text to YAML: the hint's case
+    assume(0 < float(text) <= 1e12)  # within the field's bounds
+    (message,) = error_lines(BASE.replace("{averagePerReplica: 80}", f"{{averagePerReplica: {text}}}"))
+    written = message.split("; write ")[1].rstrip(")")
+    loaded = load_one(BASE.replace("{averagePerReplica: 80}", f"{{averagePerReplica: {written}}}"))
+    assert loaded.params.metrics[0].target == pytest.approx(float(text), rel=1e-12)
