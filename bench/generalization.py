@@ -10,7 +10,8 @@ Input sets (``--sets`` picks some by name): ``bundled``; ``windows`` (+1d, peaks
 start-ups); ``low`` (+2d, peaks x0.8, 45 s); ``quiet`` (+12h, peaks x0.6, 30 s); ``peaks2``
 (peaks x2, with maxPods and replicas.max scaled alike, see bench/quality.py); ``slow120`` and
 ``slow180`` (every pod starts in 120 s / 180 s); ``noisy`` (+5d, peaks x1.2, 60 s, per-tick
-noise sigma 0.05); ``pods`` and ``podswin``: ``bundled`` and ``windows`` with the rate read at the
+noise sigma 0.05); ``noisyslow`` (+4d, 150 s, per-tick noise sigma 0.1: noise the rate windows
+average away, with a long lead to amplify what is left); ``pods`` and ``podswin``: ``bundled`` and ``windows`` with the rate read at the
 pods (bench/quality.py's ``--rps-at-pods``: what an app's own request counter counts, which stops
 at capacity as CPU does). Each set's HPA runs are cached with ``--hpa-cache DIR`` as in quality.py
 (without it a set takes 2-3 minutes on 2 cores).
@@ -47,6 +48,14 @@ windows 103 / 535.7 0.19x 0.76x; low 33 / 260.2 0.13x (WC98 still lost) 0.80x; q
 0.12x 0.81x; peaks2 69 / 517.5 0.13x 0.59x; slow120 133 / 444.9 0.30x **WC98 lost** (3 vs 0.03
 minutes) 0.95x; slow180 202 / 484.5 0.42x NOT met 1.12x; noisy 61 / 294.0 0.21x 0.84x; podswin
 121 / 527.5 0.23x none 0.75x; pods 46 / 317.1 0.15x none 0.70x.
+noisyslow (added December 4): 84 / 229.1 0.37x NOT met, none lost, 1.92x, 1.68x, demos met.
+The ramp's slope from the 30 s reading is a difference of two overlapping rate windows taken 15 s
+apart and carried a lead (about 195 s) ahead: 13x what the reading's noise is, so on this set the
+policy steps 25-50% up and down on noise (World Cup 1998: 172 changes, HPA 63). Those pods are
+also its protection against the per-tick noise the windows hide (HPA at 70% has 317 minutes on
+NASA July here, 148 at 60%):
+with the slope soft-thresholded at twice its measured noise the set goes to 0.97x, and with
+2-minute/1-minute windows to 1.01x; an explicit noise headroom would be the fix (issue #9 note).
 
 Run: python bench/generalization.py [--policy FILE] [--sets bundled,slow180] [--hpa-cache DIR] [--jobs 2]
 """
@@ -72,6 +81,7 @@ SETS: dict[str, tuple] = {
     "slow120": (0.0, 1.0, 120.0, 0.0),
     "slow180": (0.0, 1.0, 180.0, 0.0),
     "noisy": (5 * 86400.0, 1.2, 60.0, 0.05),
+    "noisyslow": (4 * 86400.0, 1.0, 150.0, 0.1),
     "pods": (0.0, 1.0, None, 0.0, True),
     "podswin": (86400.0, 1.5, 90.0, 0.0, True),
 }
