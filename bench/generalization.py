@@ -55,7 +55,9 @@ policy steps 25-50% up and down on noise (World Cup 1998: 172 changes, HPA 63). 
 also its protection against the per-tick noise the windows hide (HPA at 70% has 317 minutes on
 NASA July here, 148 at 60%):
 with the slope soft-thresholded at twice its measured noise the set goes to 0.97x, and with
-2-minute/1-minute windows to 1.01x; an explicit noise headroom would be the fix (issue #9 note).
+2-minute/1-minute windows to 1.01x. The candidate fix is an explicit headroom for noise, sized
+from what the readings show of it, with the slope thresholded by its noise (not built: the
+per-tick noise the windows average away is not measurable from them without a noise model).
 
 Run: python bench/generalization.py [--policy FILE] [--sets bundled,slow180] [--hpa-cache DIR] [--jobs 2]
 """
