@@ -79,7 +79,7 @@ def error_message(error: dict, root: type[BaseModel]) -> str:
     if kind == "extra_forbidden":
         return _unknown_field_message(clean_loc(error["loc"]), root)
     if kind in _EXPECTED_TYPE:
-        hint = number_as_text_hint(value, integer=kind in _INTEGER_KINDS) if kind in _NUMBER_KINDS else ""
+        hint = _number_as_text_hint(value, integer=kind in _INTEGER_KINDS) if kind in _NUMBER_KINDS else ""
         return f"expected {_EXPECTED_TYPE[kind]}, got {describe_value(value)}{hint}"
     if kind in _BOUNDS:
         key, sign = _BOUNDS[kind]
@@ -98,7 +98,7 @@ def error_message(error: dict, root: type[BaseModel]) -> str:
     return f"{error['msg']}, got {describe_value(value)}"
 
 
-def number_as_text_hint(value: object, integer: bool = False) -> str:
+def _number_as_text_hint(value: object, integer: bool = False) -> str:
     """Why a string that reads as a finite number reached a number field, and how to write it
     (an ``integer`` field: as an integer where it is one); "" for any other value.
 
