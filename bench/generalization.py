@@ -49,15 +49,14 @@ windows 103 / 535.7 0.19x 0.76x; low 33 / 260.2 0.13x (WC98 still lost) 0.80x; q
 minutes) 0.95x; slow180 202 / 484.5 0.42x NOT met 1.12x; noisy 61 / 294.0 0.21x 0.84x; podswin
 121 / 527.5 0.23x none 0.75x; pods 46 / 317.1 0.15x none 0.70x.
 noisyslow (added December 4): 84 / 229.1 0.37x NOT met, none lost, 1.92x, 1.68x, demos met.
-The ramp's slope from the 30 s reading is a difference of two overlapping rate windows taken 15 s
-apart and carried a lead (about 195 s) ahead: 13x what the reading's noise is, so on this set the
-policy steps 25-50% up and down on noise (World Cup 1998: 172 changes, HPA 63). Those pods are
+The ramp's slope is the difference of its 30 s and 1-minute rates (both ending now) over the 15 s
+between their centres, carried a lead (about 195 s) ahead: 13x the readings' noise, so on this set
+the policy steps 25-50% up and down on noise (World Cup 1998: 172 changes, HPA 63). Those pods are
 also its protection against the per-tick noise the windows hide (HPA at 70% has 317 minutes on
-NASA July here, 148 at 60%):
-with the slope soft-thresholded at twice its measured noise the set goes to 0.97x, and with
-2-minute/1-minute windows to 1.01x. The candidate fix is an explicit headroom for noise, sized
-from what the readings show of it, with the slope thresholded by its noise (not built: the
-per-tick noise the windows average away is not measurable from them without a noise model).
+NASA July here, 148 at 60%): with the slope soft-thresholded at twice its measured noise the set
+goes to 0.97x, and with 2-minute/1-minute windows to 1.01x. The candidate fix is an explicit
+headroom for noise with the slope thresholded by its noise (not built: the per-tick noise the
+windows average away is not measurable from them without a noise model).
 
 Run: python bench/generalization.py [--policy FILE] [--sets bundled,slow180] [--hpa-cache DIR] [--jobs 2]
 """
