@@ -29,7 +29,7 @@ _INTEGER_KINDS = {"int_type", "int_parsing"}
 _NUMBER_KINDS = _INTEGER_KINDS | {"float_type", "float_parsing"}
 #: A number in exponent notation, as Python reads it; YAML 1.1 (PyYAML) reads a float only with a
 #: decimal point and, with an exponent, a signed one (1.0e+3), so 1e3 and 8.5e1 are text to it.
-_EXPONENT = re.compile(r"([-+]?)(\d*)(\.?)(\d*)[eE]([-+]?)(\d+)")
+_EXPONENT = re.compile(r"([-+]?)(\d*)\.?(\d*)[eE]([-+]?)(\d+)")
 _BOUNDS = {"greater_than": ("gt", ">"), "greater_than_equal": ("ge", ">="),
            "less_than": ("lt", "<"), "less_than_equal": ("le", "<=")}
 
@@ -117,7 +117,7 @@ def _number_as_text_hint(value: object, integer: bool = False) -> str:
     if integer and number.is_integer():
         written = str(int(number))
     elif exponent:
-        sign, whole, _, fraction, exp_sign, digits = exponent.groups()
+        sign, whole, fraction, exp_sign, digits = exponent.groups()
         written = f"{sign}{whole or '0'}.{fraction or '0'}e{exp_sign or '+'}{digits}"
     else:
         written = text

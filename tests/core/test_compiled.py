@@ -9,7 +9,6 @@ NaN), cycle after cycle, each path fed its own previous state.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import sys
 import warnings
@@ -80,9 +79,8 @@ def run_both(params: PolicyParams, values: np.ndarray, current0, ready_lag: int 
             obs = Observation.of(cur, ready, values[k], status=status,
                                  present=~np.isnan(values[k]) if present is None else present[k],
                                  sample_age_s=None if ages is None else ages[k],
-                                 withheld=np.minimum(withheld, cur - ready) if withheld else None)
-            if latest is not None:
-                obs = dataclasses.replace(obs, latest=latest[k])
+                                 withheld=np.minimum(withheld, cur - ready) if withheld else None,
+                                 latest=None if latest is None else latest[k])
             decisions.append(run(params, obs, states[path], now))
         assert_same(decisions[0], decisions[1], f"cycle {k}")
         states = [d.state for d in decisions]

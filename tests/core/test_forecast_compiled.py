@@ -77,8 +77,8 @@ def observation(current, values, ready_lag=0, startup=None, ages=None, present=N
     ready = np.maximum(current - ready_lag, 0.0)
     obs = Observation.of(current, ready, values, status=current,
                          present=~np.isnan(values) if present is None else present, sample_age_s=ages,
-                         withheld=np.minimum(withheld, current - ready) if withheld else None)
-    return dataclasses.replace(obs, startup_s=startup, latest=latest)
+                         withheld=np.minimum(withheld, current - ready) if withheld else None, latest=latest)
+    return dataclasses.replace(obs, startup_s=startup)
 
 
 def run_three_ways(p: PolicyParams, values: np.ndarray, current0, history=None, startup=None, ready_lag=0,

@@ -73,7 +73,7 @@ def test_decide_reads_the_latest_from_the_observation():
     state, current = ScalingState.empty(1, p), 5.0
     # the window's value rises (a burst's tail): with the latest reading below it, no look-ahead
     for k, (y, z) in enumerate([(400.0, 400.0)] * 4 + [(460.0, 380.0), (480.0, 350.0)]):
-        obs = dataclasses.replace(Observation.of([current], [current], [[y]]), latest=np.array([[z]]))
+        obs = Observation.of([current], [current], [[y]], latest=np.array([[z]]))
         d = decide(p, obs, state, T0 + k * INTERVAL)
         state, current = d.state, float(d.desired[0])
     assert d.ramps.ahead[0, 0] == pytest.approx(480.0) and d.desired[0] == 5

@@ -5,8 +5,6 @@ properties."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -33,9 +31,8 @@ def policy(capacity: float = CAPACITY, **overrides) -> PolicyParams:
 def decide_once(params: PolicyParams, current: float, ready: float, value: float, withheld: float = 0.0,
                 path: str = "numpy", latest: float | None = None):
     obs = Observation.of(np.array([current]), np.array([ready]), np.array([[value]]),
-                         withheld=np.array([withheld]) if withheld else None)
-    if latest is not None:
-        obs = replace(obs, latest=np.array([[latest]]))
+                         withheld=np.array([withheld]) if withheld else None,
+                         latest=None if latest is None else np.array([[latest]]))
     state = ScalingState.empty(1, params)
     if path == "numpy":
         return decide_numpy(params, obs, state, T0)

@@ -5,7 +5,6 @@ for the rows the caller commits as applied (Decision.state_after's rule)."""
 from __future__ import annotations
 
 import copy
-import dataclasses
 
 import numpy as np
 import pytest
@@ -99,9 +98,8 @@ def run_in_place(policy: PolicyParams, values: np.ndarray, current0, applied=Non
         obs = Observation.of(current, ready, values[k], status=current + status_extra,
                              present=~np.isnan(values[k]) if present is None else present[k],
                              sample_age_s=None if ages is None else ages[k],
-                             withheld=np.minimum(withheld, current - ready) if withheld else None)
-        if latest is not None:
-            obs = dataclasses.replace(obs, latest=latest[k])
+                             withheld=np.minimum(withheld, current - ready) if withheld else None,
+                             latest=None if latest is None else latest[k])
         d = decide_numpy(policy, obs, state, now)
         decide_into(policy, ws, obs, now)
         assert_pattern_holds(ws, f"cycle {k}")

@@ -66,8 +66,9 @@ class Observation:
 
     @classmethod
     def of(cls, current, ready, values, present=None, sample_age_s=None, status=None,
-           pods: PodSamples | None = None, withheld=None) -> "Observation":
-        """Build with defaults: every series present and fresh, status = current, none withheld."""
+           pods: PodSamples | None = None, withheld=None, latest=None) -> "Observation":
+        """Build with defaults: every series present and fresh, status = current, none withheld,
+        no latest readings (``latest``: (N, M) the ramps' latest readings, NaN: none)."""
         current = np.asarray(current, dtype=np.float64)
         values = np.asarray(values, dtype=np.float64).reshape(current.shape[0], -1)
         return cls(
@@ -79,6 +80,7 @@ class Observation:
             sample_age_s=np.zeros(values.shape) if sample_age_s is None else np.asarray(sample_age_s, np.float64),
             pods=pods,
             withheld=None if withheld is None else np.asarray(withheld, dtype=np.float64),
+            latest=None if latest is None else np.asarray(latest, dtype=np.float64),
         )
 
 

@@ -842,8 +842,8 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
             if out_b[5, i, j] and math.isfinite(ahead) and ready_ok and math.isfinite(p):
                 out_f[5, i, j] = p  # as the look-ahead asks (the record shows a held step)
                 # a step to a projected saturation is kept (ramp.apply_ramps: saturated one lead time ahead)
-                short = compiled.saturated_one(ahead, pv[o_metric + 4 * m + j], cur, tol_up)
-                if not reactive_up and not short:  # a look-ahead-only step smaller than the min step holds current
+                if not reactive_up and not compiled.saturated_one(ahead, pv[o_metric + 4 * m + j], cur, tol_up):
+                    # a look-ahead-only step smaller than the min step holds current
                     p = min_step_module.hold_small_rise(cur, p, step)
                 a = out_f[2, i, j]
                 out_f[2, i, j] = a if (a >= p or p != p) else p  # np.fmax, signed zeros included
