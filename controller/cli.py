@@ -495,6 +495,13 @@ def warm(
         typer.echo(f"all {done.loaded} kernel(s) were in the cache (loaded in {done.seconds:.1f} s); cache: {where}")
 
 
+SCENARIO_SET_FORM = ("PATH=VALUES as for --set, [*] for every item of a list, e.g. "
+                     "'spec.services[*].startupDelay=30s,3m' (pods slower to start) or a trace's start (another "
+                     "window of it); each combination is one more scenario, named after the file's with its "
+                     "values. Repeat: every combination is run.")
+SCENARIO_SET_HELP = "Vary a field of every scenario: " + SCENARIO_SET_FORM
+
+
 @app.command(short_help="Run scenarios x policy variants x seeds in parallel; one merged report.")
 def sweep(
     scenarios: Annotated[list[str], typer.Argument(
@@ -507,6 +514,8 @@ def sweep(
                                              "PATH=5m,10m,20m or PATH=70, PATH as validation errors print it, e.g. "
                                              "spec.scaling.metrics[0].target.averagePerReplica. Repeat: every "
                                              "combination is run.")] = [],
+    scenario_set: Annotated[list[str], typer.Option(
+        "--scenario-set", metavar="PATH=VALUES", help=SCENARIO_SET_HELP)] = [],
     seeds: Annotated[int, typer.Option(min=1, help="Seeds per scenario: its own, then +1, +2, ...")] = 1,
     jobs: Annotated[Optional[int], typer.Option(
         "--jobs", "-j", min=1, show_default="number of CPUs", help="Local worker processes (or CPUs of --ray local).")] = None,
@@ -533,7 +542,9 @@ def sweep(
     every variant (means over the seeds), the cost/violation plane and the Pareto front, and
     each variant against HPA at equal cost. Finished cells are kept in OUT/cells/, so an
     interrupted sweep resumes where it stopped; a cell gives the same numbers wherever it ran.
-    Exit 1 on an invalid scenario, policy or --set (nothing runs).
+    --scenario-set varies the scenarios as --set varies the policy (slower pods, other peaks,
+    another window of a trace: what the policy meets after the scenario it was tuned on).
+    Exit 1 on an invalid scenario, policy, --set or --scenario-set (nothing runs).
     """
     import os
 
@@ -548,7 +559,7 @@ def sweep(
     try:
         grid = build_grid(scenarios, [str(p) for p in policy] or [str(bundled_policy(DEFAULT_SIM_POLICY))], set_,
                           seeds=seeds, hpa_policy=(hpa_policy or bundled_policy(DEFAULT_HPA_POLICY)) if hpa else None,
-                          hpa_targets_pct=targets)
+                          hpa_targets_pct=targets, scenario_settings=scenario_set)
         result = _run_sweep(grid, out, jobs or os.cpu_count() or 1, ray_address_from(ray))
     except InvalidInput as exc:
         _fail(exc.errors)
@@ -625,6 +636,13 @@ def tune(
     holdout: Annotated[list[str], typer.Option(
         "--holdout", help="Held-out scenarios, scored with the chosen parameters only (the search never sees "
                           "them); repeat, or separate with commas.")] = [],
+    scenario_set: Annotated[list[str], typer.Option(
+        "--scenario-set", metavar="PATH=VALUES", help="Vary a field of every training scenario: " + SCENARIO_SET_FORM)] = [],
+    holdout_set: Annotated[list[str], typer.Option(
+        "--holdout-set", metavar="PATH=VALUES",
+        help="Vary the held-out scenarios as --scenario-set does; without --holdout, the training scenarios (before "
+             "--scenario-set) are held out with these values, e.g. spec.services[*].startupDelay=90s,180s: "
+             "tuned on one start-up delay, checked on others.")] = [],
     set_: Annotated[list[str], typer.Option(
         "--set", metavar="PATH=RANGE", help="A parameter to search: PATH=LO..HI (continuous), PATH=LO..HI:STEP or "
                                             "PATH=A,B,C. Default: each metric's target from 0.6x to 1.4x and the "
@@ -667,6 +685,7 @@ def tune(
     from controller.errors import InvalidInput
     from simulators.policy_set import parse_setting, read_policy_base
     from simulators.result import shown_path
+    from simulators.scenario_set import check_distinct, parse_scenario_settings, scenario_variants
     from simulators.sweep import CellStore, PolicyBase, ray_address_from, read_scenario_input
     from simulators.tune import Budget, Runner
     from simulators.tune import tune as run_tune
@@ -678,11 +697,11 @@ def tune(
         base = read_policy_base(policy)
         base = PolicyBase(shown_path(policy), base.data, base.policy)
         settings = [parse_setting(t, allow_continuous=True) for t in set_]
-        train = [read_scenario_input(n) for n in names(scenarios)]
-        held = [read_scenario_input(n) for n in names(holdout)]
-        overlap = sorted({s.name for s in train} & {s.name for s in held})
-        if overlap:
-            _fail([f"--holdout: {overlap[0]} is also a training scenario; held-out scenarios must be others"])
+        given = [read_scenario_input(n) for n in names(scenarios)]
+        train = scenario_variants(given, parse_scenario_settings(scenario_set))
+        held = [read_scenario_input(n) for n in names(holdout)] if holdout or not holdout_set else given
+        held = scenario_variants(held, parse_scenario_settings(holdout_set, "--holdout-set"))
+        check_distinct(train, held)
         hpa = read_policy_base(hpa_policy or bundled_policy(DEFAULT_HPA_POLICY)) if max_violation_minutes is None else None
         # where the tuned policy goes, checked before the search (it failed after it, the search's end lost)
         target = out or Path(f"{policy.stem}-tuned.yaml")

@@ -12,7 +12,10 @@
 
 A path must lead through existing mappings and list items of the document; its last key (and
 missing mappings on the way) may be new, and the policy's own validation then says whether the
-field exists. Every variant is validated as a policy; errors name the ``--set`` and the field.
+field exists. ``[*]`` stands for every item of a list (``spec.scaling.metrics[*].target.averagePerReplica``,
+``spec.services[*].startupDelay``): each gets the value. Every variant is validated as a policy;
+errors name the ``--set`` and the field. The same settings vary scenario files
+(``--scenario-set``, :mod:`simulators.scenario_set`).
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ MAX_VALUES_PER_SET = 1000
 #: settings of 1000 values each would be a billion variants, built in memory.
 MAX_COMBINATIONS = 10_000
 _RANGE = re.compile(r"^(?P<lo>[^.,:][^,:]*?)\.\.(?P<hi>[^,:]+?)(?::(?P<step>[^,:]+))?$")
-_PATH_PART = re.compile(r'\.?([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\["([^"]+)"\]')
+_PATH_PART = re.compile(r'\.?([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\["([^"]+)"\]|\[(\*)\]')
+#: A path part standing for every item of a list (``[*]``).
+EVERY = ...
 
 
 class SetError(InvalidInput):
@@ -79,21 +84,35 @@ class Setting:
     path: tuple
     values: tuple  # the discrete values ([] when only a continuous range)
     range: Range | None = None
+    option: str = "--set"  # the command-line option it came from, for messages
 
     @property
     def shown_path(self) -> str:
-        return format_path(self.path)
+        return format_setting_path(self.path)
+
+
+def format_setting_path(path: tuple) -> str:
+    """A path as validation errors print it, ``[*]`` for EVERY: ``spec.services[*].startupDelay``."""
+    text = ""
+    for part in path:
+        piece = "[*]" if part is EVERY else format_path((part,))
+        text += "." + piece if text and not piece.startswith("[") else piece
+    return text
 
 
 def parse_path(text: str) -> tuple:
-    """``spec.scaling.metrics[0].target`` -> ('spec', 'scaling', 'metrics', 0, 'target'); ValueError if malformed."""
+    """``spec.scaling.metrics[0].target`` -> ('spec', 'scaling', 'metrics', 0, 'target'), ``[*]``
+    -> EVERY; ValueError if malformed."""
     parts, pos = [], 0
     while pos < len(text):
         m = _PATH_PART.match(text, pos)
         if not m or (pos == 0 and text.startswith(".")) or (pos > 0 and m.group(1) and text[pos] != "."):
             raise ValueError(f"malformed path at {text[pos:]!r}: expected keys joined by dots, list indexes "
-                             f"as [N] and quoted keys as [\"a.b\"], e.g. spec.scaling.metrics[0].target.averagePerReplica")
-        parts.append(m.group(1) if m.group(1) is not None else int(m.group(2)) if m.group(2) is not None else m.group(3))
+                             f"as [N] (every item: [*]) and quoted keys as [\"a.b\"], e.g. "
+                             f"spec.scaling.metrics[0].target.averagePerReplica")
+        key, index, quoted, every = m.groups()
+        parts.append(key if key is not None else int(index) if index is not None else quoted if quoted is not None
+                     else EVERY)
         pos = m.end()
     if not parts:
         raise ValueError("empty path")
@@ -154,8 +173,9 @@ def parse_range(text: str, allow_continuous: bool) -> Range | None:
     return r
 
 
-def parse_setting(text: str, *, allow_continuous: bool = False) -> Setting:
-    """One ``--set PATH=VALUES`` (see the module docstring); SetError naming it when malformed."""
+def parse_setting(text: str, *, allow_continuous: bool = False, option: str = "--set") -> Setting:
+    """One ``--set PATH=VALUES`` (see the module docstring; ``option``: the option it came
+    from, for messages); SetError naming it when malformed."""
     path_text, eq, values_text = text.partition("=")
     try:
         if not eq or not values_text.strip():
@@ -163,30 +183,38 @@ def parse_setting(text: str, *, allow_continuous: bool = False) -> Setting:
         path = parse_path(path_text.strip())
         r = parse_range(values_text, allow_continuous)
         if r is not None:
-            return Setting(text, path, tuple(r.values()) if r.step is not None else (), r)
+            return Setting(text, path, tuple(r.values()) if r.step is not None else (), r, option)
         items = [v.strip() for v in values_text.split(",")]
         if any(not v for v in items):
             raise ValueError(f"empty value in {values_text!r}")
         if len(items) > MAX_VALUES_PER_SET:
             raise ValueError(f"more than {MAX_VALUES_PER_SET} values")
-        return Setting(text, path, tuple(_scalar(v) for v in items))
+        return Setting(text, path, tuple(_scalar(v) for v in items), None, option)
     except ValueError as exc:
-        raise SetError([FieldError("--set", None, path_text.strip(), f"{exc} (in --set {text})")]) from None
+        raise SetError([FieldError(option, None, path_text.strip(), f"{exc} (in {option} {text})")]) from None
 
 
 # --- applying settings to a policy document -------------------------------------------------------
 
 
-def set_value(data: Any, path: tuple, value: Any) -> None:
-    """Set ``path`` of the document ``data`` to ``value`` in place; ValueError naming the path
-    when it cannot lead there (through a scalar, a missing or out-of-range list item)."""
+def set_value(data: Any, path: tuple, value: Any, _done: tuple = ()) -> None:
+    """Set ``path`` of the document ``data`` to ``value`` in place (EVERY: in every item of that
+    list); ValueError naming the path when it cannot lead there (through a scalar, a missing or
+    out-of-range list item, an empty list under ``[*]``)."""
     node = data
     for i, part in enumerate(path):
         last = i == len(path) - 1
-        where = format_path(path[:i]) or "the document"
-        if isinstance(part, int):
+        where = format_setting_path(_done + path[:i]) or "the document"
+        if part is EVERY or isinstance(part, int):
+            shown = "[*]" if part is EVERY else f"[{part}]"
             if not isinstance(node, list):
-                raise ValueError(f"{where} is {describe_value(node)}, not a list: [{part}] does not apply")
+                raise ValueError(f"{where} is {describe_value(node)}, not a list: {shown} does not apply")
+            if part is EVERY:
+                if not node:
+                    raise ValueError(f"{where} is an empty list: [*] sets nothing")
+                for k in range(len(node)):
+                    set_value(node, (k,) + path[i + 1:], value, _done + path[:i])
+                return
             if part >= len(node):
                 raise ValueError(f"{where} has {len(node)} item(s); index [{part}] is out of range")
             if last:
@@ -200,9 +228,10 @@ def set_value(data: Any, path: tuple, value: Any) -> None:
             node[part] = value
         else:
             if part not in node:
-                if isinstance(path[i + 1], int):
-                    raise ValueError(f"{format_path(path[:i + 1])} is not in the policy, so [{path[i + 1]}] cannot "
-                                     f"be set; write the list in the file first")
+                if path[i + 1] is EVERY or isinstance(path[i + 1], int):
+                    shown = "[*]" if path[i + 1] is EVERY else f"[{path[i + 1]}]"
+                    raise ValueError(f"{format_setting_path(_done + path[:i + 1])} is not in the file, so {shown} "
+                                     f"cannot be set; write the list in the file first")
                 node[part] = {}  # a mapping the file leaves to defaults; validation checks the key
             node = node[part]
 
@@ -238,22 +267,37 @@ def policy_text(data: dict) -> str:
 def apply_settings(base: PolicyBase, assigned: Sequence[tuple[Setting, Any]]) -> tuple[str, LoadedPolicy]:
     """(YAML text, validated policy) of ``base`` with each setting's value; SetError naming
     the ``--set`` and the field when a path does not apply or the result is invalid."""
+    text = policy_text(assigned_document(base.file, base.data, assigned))
+    try:
+        loaded = [p for p in load_policy_text(text, base.file) if p.scales]
+    except PolicyError as exc:
+        raise invalid_with(base.file, assigned, exc) from None
+    return text, loaded[0]
+
+
+def assigned_document(file: str, data: dict, assigned: Sequence[tuple[Setting, Any]]) -> dict:
+    """A copy of the document ``data`` (of ``file``) with each setting's value; SetError naming
+    the setting's option and the field when a path does not apply."""
     import copy
 
-    data = copy.deepcopy(base.data)
-    label = ", ".join(f"{s.shown_path}={_shown(v)}" for s, v in assigned)
+    data = copy.deepcopy(data)
     for setting, value in assigned:
         try:
             set_value(data, setting.path, value)
         except ValueError as exc:
-            raise SetError([FieldError(base.file, None, setting.shown_path, f"--set {setting.text}: {exc}")]) from None
-    text = policy_text(data)
-    try:
-        loaded = [p for p in load_policy_text(text, base.file) if p.scales]
-    except PolicyError as exc:
-        raise SetError([FieldError(base.file, None, e.path, f"{e.message} (with --set {label})")
-                        for e in exc.errors]) from None
-    return text, loaded[0]
+            raise SetError([FieldError(file, None, setting.shown_path, f"{setting.option} {setting.text}: {exc}")]) from None
+    return data
+
+
+def invalid_with(file: str, assigned: Sequence[tuple[Setting, Any]], exc: InvalidInput) -> SetError:
+    """The validation errors ``exc`` of a document with the settings ``assigned``, each naming them."""
+    return SetError([FieldError(file, None, e.path, f"{e.message} (with {assigned_text(assigned)})") for e in exc.errors])
+
+
+def assigned_text(assigned: Sequence[tuple[Setting, Any]]) -> str:
+    """``--scenario-set spec.services[*].startupDelay=90s, spec.seed=2``: the values as set."""
+    option = assigned[0][0].option if assigned else "--set"
+    return f"{option} " + ", ".join(f"{s.shown_path}={_shown(v)}" for s, v in assigned)
 
 
 def _shown(value: Any) -> str:
@@ -264,12 +308,12 @@ def short_names(settings: Sequence[Setting]) -> list[str]:
     """A short name per setting: the last key of its path, with more of the path where two
     settings would share it (``averagePerReplica``, ``scaleUp.stabilizationWindow``)."""
     def tail(path: tuple, n: int) -> str:
-        return format_path(path[-n:]).lstrip(".")
+        return format_setting_path(path[-n:]).lstrip(".")
 
     names = []
     for s in settings:
         n = 1
-        while n < len(s.path) and (isinstance(s.path[-n], int) or
+        while n < len(s.path) and (isinstance(s.path[-n], int) or s.path[-n] is EVERY or
                                    sum(tail(o.path, n) == tail(s.path, n) for o in settings) > 1):
             n += 1
         names.append(tail(s.path, n))
@@ -280,17 +324,18 @@ def grid(settings: Sequence[Setting]) -> list[tuple[tuple[Setting, Any], ...]]:
     """Every combination of the settings' values (the first setting varies slowest)."""
     for s in settings:
         if not s.values:
-            raise SetError([FieldError("--set", None, s.shown_path, f"--set {s.text}: a sweep needs discrete values "
-                                                                      "(LO..HI:STEP or a list)")])
+            raise SetError([FieldError(s.option, None, s.shown_path, f"{s.option} {s.text}: a sweep needs discrete "
+                                                                      "values (LO..HI:STEP or a list)")])
     paths = [s.path for s in settings]
-    for i, p in enumerate(paths):
-        if p in paths[:i]:
-            raise SetError([FieldError("--set", None, format_path(p), "set twice; give each path once")])
+    for i, s in enumerate(settings):
+        if s.path in paths[:i]:
+            raise SetError([FieldError(s.option, None, s.shown_path, "set twice; give each path once")])
     counts = [len(s.values) for s in settings]
     if math.prod(counts) > MAX_COMBINATIONS:
-        raise SetError([FieldError("--set", None, "", f"{' x '.join(map(str, counts))} = {math.prod(counts):,} "
-                                                      f"combinations of the --set values, more than {MAX_COMBINATIONS:,}; "
-                                                      "use fewer values or larger steps")])
+        option = settings[0].option
+        raise SetError([FieldError(option, None, "", f"{' x '.join(map(str, counts))} = {math.prod(counts):,} "
+                                                     f"combinations of the {option} values, more than "
+                                                     f"{MAX_COMBINATIONS:,}; use fewer values or larger steps")])
     return [tuple(zip(settings, combo)) for combo in itertools.product(*(s.values for s in settings))]
 
 
@@ -300,5 +345,7 @@ def variant_label(settings: Sequence[Setting], assigned: Sequence[tuple[Setting,
     return ",".join(f"{names[s.path]}={_shown(v)}" for s, v in assigned)
 
 
-__all__ = ["Range", "Setting", "SetError", "PolicyBase", "parse_setting", "parse_path", "parse_range", "set_value",
-           "read_policy_base", "apply_settings", "grid", "variant_label", "short_names", "policy_text"]
+__all__ = ["Range", "Setting", "SetError", "PolicyBase", "EVERY", "parse_setting", "parse_path", "parse_range",
+           "set_value", "format_setting_path", "read_policy_base", "apply_settings", "assigned_document", "assigned_text",
+           "invalid_with",
+           "grid", "variant_label", "short_names", "policy_text"]

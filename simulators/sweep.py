@@ -65,6 +65,12 @@ class ScenarioInput:
     seed: int
     description: str = ""
     work: int = 1  # ticks x services: a cell's relative cost, to start the longest cells first
+    changes: str = ""  # what --scenario-set changed in the file (simulators.scenario_set), "" for the file as it is
+
+    @property
+    def origin(self) -> str:
+        """The file as shown, with what was changed in it: ``step.yaml with --scenario-set ...``."""
+        return f"{self.file} with {self.changes}" if self.changes else self.file
 
 
 @dataclass(frozen=True)
@@ -170,20 +176,25 @@ def check_grid_size(scenarios: int, variants: int, seeds: int) -> None:
 
 
 def build_grid(scenarios: Sequence[str], policies: Sequence[str | Path], settings: Sequence[str], *, seeds: int = 1,
-               hpa_policy: str | Path | None = None, hpa_targets_pct: Iterable[float] = DEFAULT_TARGETS_PCT) -> Grid:
-    """The grid of ``scenarios`` (files or bundled names) x ``policies`` with every combination of
-    the ``settings`` (``PATH=VALUES`` texts) x ``seeds``, plus the hpa preset at each target
+               hpa_policy: str | Path | None = None, hpa_targets_pct: Iterable[float] = DEFAULT_TARGETS_PCT,
+               scenario_settings: Sequence[str] = ()) -> Grid:
+    """The grid of ``scenarios`` (files or bundled names, each with every combination of the
+    ``scenario_settings``, :mod:`simulators.scenario_set`) x ``policies`` with every combination
+    of the ``settings`` (``PATH=VALUES`` texts) x ``seeds``, plus the hpa preset at each target
     when ``hpa_policy`` is given. Raises SetError, PolicyError, ScenarioError or SweepError
     naming what is wrong, before anything runs."""
     from simulators.policy_set import parse_setting
+    from simulators.scenario_set import parse_scenario_settings, scenario_variants
 
     if seeds < 1:
         raise SweepError([FieldError("--seeds", None, "", f"must be at least 1, got {seeds}")])
-    check_grid_size(len(scenarios), 1, seeds)  # before reading anything; the whole grid once it is known
+    scenario_parsed = parse_scenario_settings(scenario_settings)
+    per_scenario = math.prod(len(s.values) for s in scenario_parsed)
+    check_grid_size(len(scenarios) * per_scenario, 1, seeds)  # before reading anything; the whole grid once it is known
     if not scenarios:
         raise SweepError([FieldError("SCENARIO", None, "", "give at least one scenario (a file or a bundled name)")])
     parsed = [parse_setting(t) for t in settings]
-    inputs = [read_scenario_input(s) for s in scenarios]
+    inputs = scenario_variants([read_scenario_input(s) for s in scenarios], scenario_parsed)
     names = [s.name for s in inputs]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:

@@ -3,7 +3,7 @@
 result.json (``schema_version`` 1)::
 
     {"schema_version": 1, "kind": "sweep", "seeds_per_scenario": N,
-     "scenarios": {NAME: {"file", "description", "seeds": [...]}},
+     "scenarios": {NAME: {"file", "description", "seeds": [...], "changes" (--scenario-set, when any)}},
      "variants": {NAME: {"kind": "policy" | "hpa", "policy_file", "settings": {PATH: VALUE},
                          "target_pct": null | percent}},
      "cells": [{"scenario", "variant", "seed", "key", "slo_violation_minutes", "replica_hours",
@@ -83,8 +83,8 @@ def merge(grid: Grid, records: dict[str, dict]) -> dict[str, Any]:
         totals[v.name]["slo_violation_minutes_range"] = [round(sum(r["slo_violation_minutes_range"][i] for r in rows),
                                                                DECIMALS) for i in (0, 1)]
     return {"schema_version": SCHEMA_VERSION, "kind": "sweep", "seeds_per_scenario": grid.seeds,
-            "scenarios": {s.name: {"file": s.file, "description": s.description, "seeds": grid.seeds_of(s)}
-                          for s in grid.scenarios},
+            "scenarios": {s.name: {"file": s.file, "description": s.description, "seeds": grid.seeds_of(s),
+                                   **({"changes": s.changes} if s.changes else {})} for s in grid.scenarios},
             "variants": {v.name: {"kind": v.kind, "policy_file": v.policy_file, "settings": v.settings,
                                   "target_pct": v.target_pct} for v in grid.variants},
             "cells": cells, "by_scenario": by_scenario, "overall": summary(totals, grid, hpa_file)}
@@ -158,7 +158,8 @@ def report_html(result: dict[str, Any]) -> str:
     seeds = result["seeds_per_scenario"]
     scenarios = result["scenarios"]
     variants = result["variants"]
-    items = [("scenarios", ", ".join(f"{n} ({s['file']})" for n, s in scenarios.items())),
+    items = [("scenarios", ", ".join(f"{n} ({s['file']}{' with ' + s['changes'] if s.get('changes') else ''})"
+                                     for n, s in scenarios.items())),
              ("variants", f"{len(variants)}: " + ", ".join(variants)),
              ("seeds", f"{seeds} per scenario (" + "; ".join(f"{n}: {', '.join(map(str, s['seeds']))}"
                                                             for n, s in scenarios.items()) + ")"),

@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 from controller.errors import FieldError
 from simulators.frontier import DEFAULT_TARGETS_PCT, equal_cost
 from controller.policy import format_duration, parse_duration
-from simulators.policy_set import (PolicyBase, Range, SetError, Setting, apply_settings, parse_setting, policy_text,
+from simulators.policy_set import (EVERY, PolicyBase, Range, SetError, Setting, apply_settings, parse_setting, policy_text,
                                    short_names)
 from simulators.result import FrontierPoint
 from simulators.score import DECIMALS
@@ -137,8 +137,12 @@ def suggest(trial, setting: Setting, name: str) -> Any:
 
 
 def get_value(data: Any, path: tuple) -> Any:
-    """The value at ``path`` of a policy document, or None where it is absent."""
-    for part in path:
+    """The value at ``path`` of a policy document, or None where it is absent (EVERY: the items'
+    common value, None where they differ)."""
+    for i, part in enumerate(path):
+        if part is EVERY:
+            values = [get_value(item, path[i + 1:]) for item in data] if isinstance(data, list) and data else [None]
+            return values[0] if all(v == values[0] for v in values) else None
         if isinstance(part, int):
             data = data[part] if isinstance(data, list) and part < len(data) else None
         else:
@@ -315,14 +319,14 @@ def provenance(result: TuneResult, version: str, optuna_version: str, now: datet
              f"Search: {len(result.trials)} trials, TPE sampler seed {result.sampler_seed}; objective: fewest "
              f"replica-hours summed over the training scenarios; budget: {result.budget.describe()}.",
              "Parameters searched: " + "; ".join(s.text for s in result.settings) + ".",
-             "Training scenarios: " + "; ".join(f"{s.name} ({s.file}, seeds {seeds(s)})" for s in result.train_scenarios) + ".",
+             "Training scenarios: " + "; ".join(f"{s.name} ({s.origin}, seeds {seeds(s)})" for s in result.train_scenarios) + ".",
              f"Chosen: trial {best['number']}: " + ", ".join(f"{k}={v}" for k, v in best["values"].items()) + ".",
              f"Training scores (total {result.train.replica_hours:g} replica-hours, {result.train.violation_minutes:g} "
              f"SLO-violation minutes; untuned: {result.base_train.replica_hours:g} and {result.base_train.violation_minutes:g}):",
              *_scores_line(result.train)]
     if result.holdout is not None:
         lines += ["Held-out scenarios (not seen by the search): " +
-                  "; ".join(f"{s.name} ({s.file}, seeds {seeds(s)})" for s in result.holdout_scenarios) + ".",
+                  "; ".join(f"{s.name} ({s.origin}, seeds {seeds(s)})" for s in result.holdout_scenarios) + ".",
                   f"Held-out scores (total {result.holdout.replica_hours:g} replica-hours, "
                   f"{result.holdout.violation_minutes:g} SLO-violation minutes; untuned: "
                   f"{result.base_holdout.replica_hours:g} and {result.base_holdout.violation_minutes:g}; budget "

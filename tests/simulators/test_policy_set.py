@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from simulators.policy_set import (SetError, apply_settings, grid, parse_path, parse_setting, read_policy_base,
-                                   short_names, variant_label)
+from simulators.policy_set import (EVERY, SetError, apply_settings, format_setting_path, grid, parse_path,
+                                   parse_setting, read_policy_base, set_value, short_names, variant_label)
 from tests.simulators.sweep_fixtures import DEFAULT_POLICY, HPA_POLICY, TARGET
 
 
@@ -112,9 +112,47 @@ def test_names_are_short_and_unambiguous():
     pytest.param("a.b[2].c", ("a", "b", 2, "c"), id="keys-and-index"),
     pytest.param('a["x.y/z"].b', ("a", "x.y/z", "b"), id="quoted"),
     pytest.param("a-b.c_d", ("a-b", "c_d"), id="dashes-underscores"),
+    pytest.param("a.b[*].c", ("a", "b", EVERY, "c"), id="every-item"),
+    pytest.param("a[*][*]", ("a", EVERY, EVERY), id="every-item-of-every-item"),
+    pytest.param('a[*]["x.y"]', ("a", EVERY, "x.y"), id="every-item-then-quoted"),
 ])
 def test_parse_path(text, path):
     assert parse_path(text) == path
+    assert format_setting_path(path) == text
+
+
+@pytest.mark.parametrize("data, path, expected", [
+    pytest.param({"s": [{"d": 1}, {"d": 2}, {}]}, ("s", EVERY, "d"), {"s": [{"d": 9}, {"d": 9}, {"d": 9}]},
+                 id="each-item-gets-it"),
+    pytest.param({"s": [[1, 2], [3]]}, ("s", EVERY, EVERY), {"s": [[9, 9], [9]]}, id="nested-lists"),
+    pytest.param({"s": [{"l": [{"x": 1}, {"x": 2}]}]}, ("s", 0, "l", EVERY, "x"), {"s": [{"l": [{"x": 9}, {"x": 9}]}]},
+                 id="index-then-every"),
+    pytest.param({"s": [{}]}, ("s", EVERY, "a", "b"), {"s": [{"a": {"b": 9}}]}, id="missing-mappings-made"),
+])
+def test_every_item_of_a_list_is_set(data, path, expected):
+    set_value(data, path, 9)
+    assert data == expected
+
+
+@pytest.mark.parametrize("data, path, message", [
+    pytest.param({"s": []}, ("s", EVERY, "d"), "s is an empty list: [*] sets nothing", id="empty-list"),
+    pytest.param({"s": {"a": 1}}, ("s", EVERY), "s is a mapping, not a list: [*] does not apply", id="not-a-list"),
+    pytest.param({}, ("s", EVERY, "d"), "s is not in the file, so [*] cannot be set", id="missing-list"),
+    pytest.param({"s": [{"l": [1]}, {"l": 2}]}, ("s", EVERY, "l", 0),
+                 "s[1].l is 2, not a list: [0] does not apply", id="names-the-item-that-fails"),
+])
+def test_every_item_errors_name_the_path(data, path, message):
+    with pytest.raises(ValueError) as info:
+        set_value(data, path, 9)
+    assert message in str(info.value)
+
+
+def test_every_metric_of_a_policy_gets_the_value_and_the_name_stays_short():
+    base = read_policy_base(DEFAULT_POLICY)
+    s = parse_setting("spec.scaling.metrics[*].target.averagePerReplica=60,70")
+    assert short_names([s]) == ["averagePerReplica"]
+    texts = [apply_settings(base, combo)[1].params.metrics[0].target for combo in grid([s])]
+    assert texts == [60.0, 70.0]
 
 
 from hypothesis import given, strategies as st  # noqa: E402

@@ -1,0 +1,81 @@
+"""``--scenario-set PATH=VALUES``: variants of scenario files, for ``setpoint sweep`` and ``setpoint tune``.
+
+The same settings as a policy's ``--set`` (:mod:`simulators.policy_set`: lists, ranges, ``[*]``
+for every item of a list), applied to each scenario of the grid: every combination of the
+values is one more scenario, named after the file's with the values
+(``trace-nasa-july[startupDelay=90s]``). What a policy is checked on before production is then
+not only the load it was tuned on but the same load with slower pods, higher peaks or another
+week of the trace::
+
+    --scenario-set 'spec.services[*].startupDelay=30s,90s,180s'
+    --scenario-set 'spec.services[*].load[0].trace.start=1d..5d:1d'
+
+Every variant is validated as a scenario before anything runs; errors name the
+``--scenario-set``, the scenario file and the field.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from controller.errors import FieldError, ScenarioError
+from controller.policy.yamlsrc import read_documents
+from simulators.policy_set import (SetError, Setting, assigned_document, assigned_text, grid, invalid_with, parse_setting,
+                                   policy_text, variant_label)
+from simulators.sweep import MAX_CELLS, ScenarioInput
+
+OPTION = "--scenario-set"
+
+
+def parse_scenario_settings(texts: Sequence[str], option: str = OPTION) -> list[Setting]:
+    """Each ``PATH=VALUES`` of ``option`` parsed (SetError naming the option when malformed)."""
+    settings = [parse_setting(t, option=option) for t in texts]
+    if settings and math.prod(len(s.values) for s in settings) > MAX_CELLS:
+        grid(settings)  # raises, naming the option and the product
+    return settings
+
+
+def scenario_variants(inputs: Sequence[ScenarioInput], settings: Sequence[Setting]) -> list[ScenarioInput]:
+    """Each scenario with every combination of ``settings`` (the scenarios themselves when there
+    are none), each variant validated: SetError naming the option, the file and the field."""
+    if not settings:
+        return list(inputs)
+    from simulators.scenario import load_scenario_text
+
+    combos = grid(settings)
+    out = []
+    for base in inputs:
+        data = documents_data(base.text)[0]  # read_scenario_input validated it: one mapping
+        for assigned in combos:
+            text = policy_text(assigned_document(base.file, data, assigned))
+            try:
+                sc = load_scenario_text(text, base.file)
+            except ScenarioError as exc:
+                raise invalid_with(base.file, assigned, exc) from None
+            name = f"{base.name}[{variant_label(settings, assigned)}]"
+            out.append(ScenarioInput(name, base.file, text, base.path, sc.seed, sc.description,
+                                     sc.tick_count * len(sc.services), assigned_text(assigned)))
+    return out
+
+
+def check_distinct(train: Sequence[ScenarioInput], held: Sequence[ScenarioInput]) -> None:
+    """SetError when a held-out scenario is a training one: the same name or the same content (a
+    ``--holdout-set`` value equal to the file's own makes the same scenario under another name)."""
+    def content(s: ScenarioInput):
+        return documents_data(s.text)
+
+    names = {s.name for s in train}
+    contents = [(content(s), s.name) for s in train]
+    for s in held:
+        same = s.name if s.name in names else next((f"{s.name} (the same scenario as {name})"
+                                                    for data, name in contents if data == content(s)), None)
+        if same is not None:
+            raise SetError([FieldError("--holdout", None, "", f"{same} is also a training scenario; held-out "
+                                                              "scenarios must be others")])
+
+
+def documents_data(text: str) -> list:
+    """The data of each YAML document of ``text`` (comments and layout aside)."""
+    documents, _ = read_documents(text)
+    return [d.data for d in documents]

@@ -1,0 +1,101 @@
+"""--scenario-set and --holdout-set: scenario variants for sweep and tune, their names, the
+errors a user sees, and what they change in a run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from controller.cli import main
+from simulators.policy_set import SetError
+from simulators.scenario import load_scenario_text
+from simulators.scenario_set import check_distinct, parse_scenario_settings, scenario_variants
+from simulators.sweep import build_grid, read_scenario_input
+from tests.simulators.sweep_fixtures import DEFAULT_POLICY, write_scenarios
+
+DELAY = "spec.services[*].startupDelay"
+
+
+@pytest.fixture
+def scenarios(tmp_path):
+    return write_scenarios(tmp_path, {"tiny-a": (1, 700), "tiny-b": (5, 1100)})
+
+
+def variants(paths, *texts, option="--scenario-set"):
+    return scenario_variants([read_scenario_input(p) for p in paths], parse_scenario_settings(texts, option))
+
+
+def test_each_scenario_gets_every_combination_named_by_its_values(scenarios):
+    out = variants(scenarios, f"{DELAY}=5s,2m", "spec.services[*].maxPods=10,20")
+    assert [s.name for s in out] == [f"tiny-{x}[startupDelay={d},maxPods={m}]" for x in "ab"
+                                     for d in ("5s", "2m") for m in (10, 20)]
+    loaded = load_scenario_text(out[3].text, out[3].file)
+    web = loaded.cluster.services[0]
+    assert (web.startup_delay_s, web.max_pods) == (120.0, 20)
+    assert out[3].seed == 1 and out[4].seed == 5  # each keeps its file's seed
+    assert all(s.file.endswith(".yaml") for s in out)
+
+
+def test_no_settings_leave_the_scenarios_as_read(scenarios):
+    inputs = [read_scenario_input(p) for p in scenarios]
+    assert scenario_variants(inputs, []) == inputs
+
+
+@pytest.mark.parametrize("setting, words", [
+    pytest.param(f"{DELAY}=-5s", ["tiny-a.yaml", "spec.services[0].startupDelay", "expected a duration",
+                                  "(with --scenario-set spec.services[*].startupDelay=-5s)"], id="invalid-value"),
+    pytest.param("spec.services[3].startupDelay=5s", ["tiny-a.yaml", "has 1 item(s); index [3] is out of range"],
+                 id="index-out-of-range"),
+    pytest.param("spec.workloads[*].x=1", ["spec.workloads is not in the file, so [*] cannot be set"],
+                 id="missing-list"),
+    pytest.param(f"{DELAY}=5s..1m", ["--scenario-set", "has no step"], id="no-step"),
+    pytest.param("spec.services[*]startupDelay=5s", ["--scenario-set", "malformed path"], id="malformed-path"),
+])
+def test_errors_name_the_option_the_file_and_the_field(scenarios, setting, words):
+    with pytest.raises(SetError) as info:
+        variants(scenarios, setting)
+    text = str(info.value)
+    assert all(w in text for w in words), text
+
+
+def test_the_grid_counts_scenario_variants_before_reading_them(scenarios):
+    with pytest.raises(SetError) as info:
+        build_grid(scenarios, [str(DEFAULT_POLICY)], [], scenario_settings=[f"{DELAY}=1s..1000s:1s",
+                                                                            "spec.seed=1..1000:1"])
+    assert "combinations of the --scenario-set values" in str(info.value)
+
+
+def test_a_held_out_scenario_equal_to_a_training_one_is_refused(scenarios):
+    train = [read_scenario_input(scenarios[0])]
+    same = variants(scenarios[:1], "spec.seed=1", option="--holdout-set")  # the file's own seed: the same scenario
+    with pytest.raises(SetError, match=r"tiny-a\[seed=1\] \(the same scenario as tiny-a\) is also a training"):
+        check_distinct(train, same)
+    check_distinct(train, variants(scenarios[:1], "spec.seed=2", option="--holdout-set"))
+
+
+def test_cli_sweep_runs_each_variant_and_slower_pods_meet_the_step_later(scenarios, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CI", "1")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as info:
+        main(["sweep", scenarios[1], "-p", str(DEFAULT_POLICY), "--scenario-set", f"{DELAY}=5s,3m", "--no-hpa",
+              "-j", "1", "--no-report", "-o", str(out)])
+    assert info.value.code in (0, None)
+    result = json.loads((out / "result.json").read_text())
+    fast, slow = (result["by_scenario"][f"tiny-b[startupDelay={d}]"]["variants"]["setpoint-default"]
+                  for d in ("5s", "3m"))
+    # the same load and seed: 3-minute start-ups leave the step's first minutes to the old pods
+    assert slow["slo_violation_minutes"] > fast["slo_violation_minutes"]
+    assert "cell 2/2: tiny-b[startupDelay=3m]" in capsys.readouterr().err
+
+
+def test_cli_tune_holds_out_the_training_scenarios_with_other_values(scenarios, tmp_path, capsys):
+    tuned = tmp_path / "tuned.yaml"
+    with pytest.raises(SystemExit) as info:
+        main(["tune", str(DEFAULT_POLICY), "-s", scenarios[1], "--holdout-set", f"{DELAY}=3m", "--trials", "2",
+              "-j", "1", "--max-violation-minutes", "60", "--work", str(tmp_path / "work"), "-o", str(tuned)])
+    assert info.value.code in (0, None), capsys.readouterr().err
+    report = json.loads((tmp_path / "work" / "tune.json").read_text())
+    assert report["holdout_scenarios"] == ["tiny-b[startupDelay=3m]"]
+    assert "tiny-b[startupDelay=3m] (tiny-b.yaml with --holdout-set spec.services[*].startupDelay=3m, seeds 5)" in tuned.read_text()
