@@ -99,3 +99,21 @@ def test_cli_tune_holds_out_the_training_scenarios_with_other_values(scenarios, 
     report = json.loads((tmp_path / "work" / "tune.json").read_text())
     assert report["holdout_scenarios"] == ["tiny-b[startupDelay=3m]"]
     assert "tiny-b[startupDelay=3m] (tiny-b.yaml with --holdout-set spec.services[*].startupDelay=3m, seeds 5)" in tuned.read_text()
+
+
+@pytest.mark.parametrize("extra, message", [
+    pytest.param(["--holdout", "SCENARIO"], "--holdout: tiny-b is also a training scenario", id="same-file"),
+    pytest.param(["--scenario-set", "spec.seed=6", "--holdout-set", "spec.seed=6"],
+                 "--holdout: tiny-b[seed=6] is also a training scenario", id="same-values"),
+    pytest.param(["--holdout-set", "spec.services[*].startupDelay=-1s"],
+                 "spec.services[0].startupDelay: expected a duration", id="invalid-holdout-value"),
+])
+def test_cli_tune_refuses_a_holdout_it_trains_on_before_searching(scenarios, tmp_path, capsys, extra, message):
+    extra = [scenarios[1] if x == "SCENARIO" else x for x in extra]
+    with pytest.raises(SystemExit) as info:
+        main(["tune", str(DEFAULT_POLICY), "-s", scenarios[1], *extra, "--trials", "1", "-j", "1",
+              "--max-violation-minutes", "60", "--work", str(tmp_path / "work"), "-o", str(tmp_path / "t.yaml")])
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "work").exists() and not (tmp_path / "t.yaml").exists()
