@@ -256,8 +256,14 @@ def simulate(
         "--hpa-policy", exists=True, dir_okay=False, show_default=f"bundled {DEFAULT_HPA_POLICY}",
         help="The preset: hpa policy used as the hpa baseline.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Override the scenario's random seed.")] = None,
+    scenario_set: Annotated[list[str], typer.Option(
+        "--scenario-set", metavar="PATH=VALUE",
+        help="Change a field of the scenario for this run, [*] for every item of a list, e.g. "
+             "'spec.services[*].startupDelay=3m' (what if the pods took 3 minutes to start?). Repeat for several "
+             "fields; one value each (setpoint sweep runs several).")] = [],
     out: Annotated[Optional[Path], typer.Option(
-        "--out", "-o", help="Folder for result.json, report.html and decisions.jsonl (default: out/SCENARIO).")] = None,
+        "--out", "-o", help="Folder for result.json, report.html and decisions.jsonl (default: out/SCENARIO, with "
+                            "the --scenario-set values).")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html (plots).")] = True,
     frontier: Annotated[bool, typer.Option(
         help="Also run the hpa preset at several CPU targets (HPA's cost/violation frontier) and compare each "
@@ -292,7 +298,7 @@ def simulate(
         _fail([f"--max-memory: {exc}"])
     try:
         _simulate(scenario, policy, baseline, hpa_policy, seed, out, report, frontier, frontier_targets,
-                  max_memory_bytes, jobs)
+                  max_memory_bytes, jobs, scenario_set)
     except InvalidInput as exc:
         _fail(exc.errors)
     except MemoryError:
@@ -302,7 +308,7 @@ def simulate(
 
 def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_policy: Path | None, seed: int | None,
               out: Path | None, report: bool, frontier: bool, frontier_targets: str,
-              max_memory_bytes: int | None, jobs: int | None) -> None:
+              max_memory_bytes: int | None, jobs: int | None, scenario_set: list[str]) -> None:
     from importlib.util import find_spec
 
     from rich.console import Console
@@ -316,11 +322,11 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
     from simulators.result import shown_path
     from simulators.runner import compiled_pays, standard_controllers
     from simulators.runner import simulate as run_simulation
-    from simulators.scenario import load_scenario
+    from simulators.scenario_set import folder_name, varied_scenario
 
     if report and find_spec("matplotlib") is None:  # e.g. in the controller image
         _fail(["report.html needs matplotlib, which is not installed: pip install matplotlib, or pass --no-report"])
-    sc = load_scenario(scenario, seed=seed)
+    sc = varied_scenario(scenario, scenario_set, seed=seed)
     # Results and the report name the files as the user gave them, or by their bundled names.
     policy_shown = shown_path(policy) if policy else f"bundled {DEFAULT_SIM_POLICY}"
     hpa_shown = shown_path(hpa_policy) if hpa_policy else f"bundled {DEFAULT_HPA_POLICY}"
@@ -339,7 +345,7 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
     except ValueError as exc:
         _fail([str(exc)])
     check_fits(sc, runs, memory_limit(max_memory_bytes))
-    out_dir = _out_folder(out or Path("out") / sc.name)
+    out_dir = _out_folder(out or Path("out") / folder_name(sc.name))
     if not compiled_pays(sc, len(runs)):  # a short run: as fast on numpy, and nothing to compile first
         _numpy_unless_asked()
     console = Console(stderr=True)
@@ -410,13 +416,15 @@ def _warm_kernels(console, scenario, runs: list) -> None:
 
 def _print_scores(result) -> None:
     from rich import box
+    from rich.markup import escape
     from rich.console import Console
     from rich.table import Table
 
     from simulators.score import driven_lines, score_table
 
     # Two-line headers, no rules between columns: fits 80 columns; narrower, cells fold (never cut).
-    table = Table(title=f"{result.scenario}: SLO p{result.slo.latency_percentile:g} < {result.slo.latency_s * 1000:g} ms, "
+    # names are text, not rich markup: step[startupDelay=3m] lost its brackets
+    table = Table(title=f"{escape(result.scenario)}: SLO p{result.slo.latency_percentile:g} < {result.slo.latency_s * 1000:g} ms, "
                         f"errors < {result.slo.error_ratio:.2%}", box=box.SIMPLE_HEAD, show_edge=False,
                   collapse_padding=True)
     rows = score_table(result)
@@ -430,7 +438,7 @@ def _print_scores(result) -> None:
     for row in rows:
         vs = row.get("replica_hours_vs_oracle")
         worst = row.get("worst_mitigation_s")
-        cells = [row["controller"], f"{row['slo_violation_minutes']:g}", f"{row['replica_hours']:.2f}",
+        cells = [escape(row["controller"]), f"{row['slo_violation_minutes']:g}", f"{row['replica_hours']:.2f}",
                  "-" if vs is None else f"{vs:.2f}x", str(row["replica_changes"]), str(row["reversals"])]
         if with_faults:
             cells.append("-" if worst is None else ("never" if worst == float("inf") else f"{worst:g} s"))
@@ -575,6 +583,7 @@ def _run_sweep(grid, out: Path, jobs: int, ray_address: str | None):
     import os
 
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from simulators.sweep import CellStore, run_grid
@@ -593,7 +602,7 @@ def _run_sweep(grid, out: Path, jobs: int, ray_address: str | None):
                       auto_refresh=False) as progress:
             task = progress.add_task("", total=len(cells))
             records = run_grid(cells, store, jobs=jobs, ray_address=ray_address, on_cell=lambda c, done, total, cached:
-                               progress.update(task, completed=done, description=f"{c.scenario} {c.variant}",
+                               progress.update(task, completed=done, description=escape(f"{c.scenario} {c.variant}"),
                                                refresh=True))
     else:
         def line(c, done, total, cached) -> None:
@@ -607,6 +616,7 @@ def _run_sweep(grid, out: Path, jobs: int, ray_address: str | None):
 def _print_sweep(result: dict) -> None:
     """The overall table: every variant's sums over the scenarios, Pareto front marked."""
     from rich import box
+    from rich.markup import escape
     from rich.console import Console
     from rich.table import Table
 
@@ -622,7 +632,7 @@ def _print_sweep(result: dict) -> None:
         table.add_column(column, justify="left" if column == "variant" else "right", overflow="fold",
                          no_wrap=column == "variant")
     for r in table_rows(result["overall"]):
-        table.add_row(r["variant"], f"{r['slo_violation_minutes']:g}", f"{r['replica_hours']:.2f}",
+        table.add_row(escape(r["variant"]), f"{r['slo_violation_minutes']:g}", f"{r['replica_hours']:.2f}",
                       f"{r['replica_changes']:g}", f"{r['reversals']:g}",
                       *(_equal_cost_cells(r["hpa_equal_cost"]) if with_hpa else []), "*" if r["pareto"] else "")
     Console().print(table)
@@ -865,6 +875,7 @@ def backtest(
 
 def _print_backtest(bt) -> None:
     from rich import box
+    from rich.markup import escape
     from rich.console import Console
     from rich.table import Table
 
@@ -875,7 +886,7 @@ def _print_backtest(bt) -> None:
     for column in ("run", "replica-\nhours", "changes", "reversals", "capacity-risk\nminutes"):
         table.add_column(column, justify="left" if column == "run" else "right", overflow="fold")
     for row in table_rows(bt):
-        table.add_row(row["controller"], f"{row['replica_hours']:.2f}", str(row["replica_changes"]),
+        table.add_row(escape(row["controller"]), f"{row['replica_hours']:.2f}", str(row["replica_changes"]),
                       str(row["reversals"]), f"{row['capacity_risk_minutes']:g}")
     Console().print(table)
     if bt.differences:

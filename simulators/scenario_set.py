@@ -16,7 +16,9 @@ Every variant is validated as a scenario before anything runs; errors name the
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 from typing import Sequence
 
 from controller.errors import FieldError, ScenarioError
@@ -57,6 +59,31 @@ def scenario_variants(inputs: Sequence[ScenarioInput], settings: Sequence[Settin
             out.append(ScenarioInput(name, base.file, text, base.path, sc.seed, sc.description,
                                      sc.tick_count * len(sc.services), assigned_text(assigned)))
     return out
+
+
+def varied_scenario(name_or_path: str, texts: Sequence[str], seed: int | None = None):
+    """The scenario (a file or bundled name) with one value per ``--scenario-set`` (``setpoint
+    simulate``), named as a sweep names it, its description saying what was changed; the scenario
+    itself without any. SetError when a setting gives several values."""
+    from simulators.scenario import load_scenario, load_scenario_text
+    from simulators.sweep import read_scenario_input
+
+    if not texts:
+        return load_scenario(name_or_path, seed=seed)
+    settings = parse_scenario_settings(texts)
+    for s in settings:
+        if len(s.values) != 1:
+            raise SetError([FieldError(OPTION, None, s.shown_path, f"{OPTION} {s.text}: one value (this runs one "
+                                                                    "scenario); setpoint sweep runs several")])
+    (variant,) = scenario_variants([read_scenario_input(name_or_path)], settings)
+    sc = load_scenario_text(variant.text, variant.file, seed)
+    return dataclasses.replace(sc, name=variant.name, description=f"{sc.description} ({variant.changes})".lstrip())
+
+
+def folder_name(name: str) -> str:
+    """A scenario's name as a folder name a shell takes unquoted: ``step[startupDelay=3m]`` ->
+    ``step-startupDelay=3m``."""
+    return re.sub(r"[^A-Za-z0-9._=%+-]+", "-", name).strip("-") or "scenario"
 
 
 def check_distinct(train: Sequence[ScenarioInput], held: Sequence[ScenarioInput]) -> None:

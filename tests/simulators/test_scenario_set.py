@@ -117,3 +117,44 @@ def test_cli_tune_refuses_a_holdout_it_trains_on_before_searching(scenarios, tmp
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "work").exists() and not (tmp_path / "t.yaml").exists()
+
+
+def test_cli_simulate_runs_the_scenario_with_the_change_named_in_table_folder_and_result(tmp_path, capsys,
+                                                                                        monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main(["simulate", "step", "--scenario-set", f"{DELAY}=3m", "--no-frontier", "--no-report", "-b", "hpa"])
+    assert info.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert "step[startupDelay=3m]: SLO p95" in out.replace("\n", " ")  # brackets kept (not read as rich markup)
+    folder = tmp_path / "out" / "step-startupDelay=3m"
+    result = json.loads((folder / "result.json").read_text())
+    assert result["scenario"]["name"] == "step[startupDelay=3m]"
+    assert "(--scenario-set spec.services[*].startupDelay=3m)" in result["scenario"]["description"]
+
+
+@pytest.mark.parametrize("setting, message", [
+    pytest.param(f"{DELAY}=30s,3m", "one value (this runs one scenario); setpoint sweep runs several", id="several"),
+    pytest.param("spec.services[*].capacityPerPod=0", "spec.services[0].capacityPerPod", id="invalid"),
+])
+def test_cli_simulate_refuses_a_scenario_set_it_cannot_run(tmp_path, capsys, monkeypatch, setting, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main(["simulate", "step", "--scenario-set", setting, "--no-report"])
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_sweep_table_keeps_the_brackets_of_variant_names(scenarios, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CI", "1")
+    other = tmp_path / "other.yaml"
+    other.write_text(DEFAULT_POLICY.read_text().replace("name: setpoint-default", "name: other"))
+    with pytest.raises(SystemExit) as info:
+        main(["sweep", scenarios[0], "-p", str(DEFAULT_POLICY), "-p", str(other), "--set",
+              "spec.scaling.metrics[0].target.averagePerReplica=80", "--no-hpa", "-j", "1", "--no-report",
+              "-o", str(tmp_path / "out")])
+    assert info.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert "setpoint-default[averagePerReplica=80]" in out and "other[averagePerReplica=80]" in out
