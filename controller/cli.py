@@ -416,8 +416,8 @@ def _warm_kernels(console, scenario, runs: list) -> None:
 
 def _print_scores(result) -> None:
     from rich import box
-    from rich.markup import escape
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from simulators.score import driven_lines, score_table
@@ -616,8 +616,8 @@ def _run_sweep(grid, out: Path, jobs: int, ray_address: str | None):
 def _print_sweep(result: dict) -> None:
     """The overall table: every variant's sums over the scenarios, Pareto front marked."""
     from rich import box
-    from rich.markup import escape
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from simulators.sweep_result import table_rows
@@ -875,8 +875,8 @@ def backtest(
 
 def _print_backtest(bt) -> None:
     from rich import box
-    from rich.markup import escape
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from simulators.backtest_report import table_rows
