@@ -503,7 +503,8 @@ def warm(
         typer.echo(f"all {done.loaded} kernel(s) were in the cache (loaded in {done.seconds:.1f} s); cache: {where}")
 
 
-SCENARIO_SET_FORM = ("PATH=VALUES as for --set, [*] for every item of a list, e.g. "
+SCENARIO_SET_FORM = ("PATH=VALUES as for --set (x1.5: the file's own value times 1.5), [*] for every item of a "
+                     "list, e.g. "
                      "'spec.services[*].startupDelay=30s,3m' (pods slower to start) or a trace's start (another "
                      "window of it); each combination is one more scenario, named after the file's with its "
                      "values. Repeat: every combination is run.")
@@ -519,7 +520,8 @@ def sweep(
         help="A policy file (one scaling policy); repeat for several.")] = [],
     set_: Annotated[list[str], typer.Option(
         "--set", metavar="PATH=VALUES", help="Vary a field of the policy: PATH=50..90:10 (both ends included), "
-                                             "PATH=5m,10m,20m or PATH=70, PATH as validation errors print it, e.g. "
+                                             "PATH=5m,10m,20m, PATH=x0.8,x1.2 (the file's value times each) or "
+                                             "PATH=70, PATH as validation errors print it, e.g. "
                                              "spec.scaling.metrics[0].target.averagePerReplica. Repeat: every "
                                              "combination is run.")] = [],
     scenario_set: Annotated[list[str], typer.Option(

@@ -9,6 +9,8 @@
     50..90:10          a range, both ends included: 50, 60, 70, 80, 90
     0.05..0.2:0.05     numbers, durations (5m..20m:5m) or percentages (40%..80%:10%), one kind
     50..90             a range without a step: only for ``setpoint tune`` (searched continuously)
+    x0.8,x1.5          multiples of the file's own value there (a number, a duration or a
+                       percentage; with ``[*]`` each item's own: every trace's peak x1.5)
 
 A path must lead through existing mappings and list items of the document; its last key (and
 missing mappings on the way) may be new, and the policy's own validation then says whether the
@@ -44,10 +46,41 @@ _RANGE = re.compile(r"^(?P<lo>[^.,:][^,:]*?)\.\.(?P<hi>[^,:]+?)(?::(?P<step>[^,:
 _PATH_PART = re.compile(r'\.?([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\["([^"]+)"\]|\[(\*)\]')
 #: A path part standing for every item of a list (``[*]``).
 EVERY = ...
+_MULTIPLE = re.compile(r"^[x×]\s*((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)$")
 
 
 class SetError(InvalidInput):
     """A ``--set`` is malformed, names a path the policy does not have, or makes it invalid."""
+
+
+class Multiple(str):
+    """A value ``x1.5``: the file's own value at the path times 1.5. A str (``x1.5``, as names
+    show it), so it passes through Optuna's categorical choices as it is."""
+
+    @property
+    def factor(self) -> float:
+        return float(_MULTIPLE.match(self).group(1))
+
+    def of(self, old: Any) -> Any:
+        """``old`` (the file's value) times the factor, as the file writes it: a number (an int
+        when whole and ``old`` was one), a duration (``30s`` x2 -> ``1m``) or a percentage;
+        ValueError when ``old`` is none of them."""
+        f = self.factor
+        if isinstance(old, (int, float)) and not isinstance(old, bool):
+            x = round(old * f, 9)
+            return int(x) if isinstance(old, int) and float(x).is_integer() else x
+        if isinstance(old, str) and old.strip().endswith("%"):
+            try:
+                return f"{format_number(round(float(old.strip()[:-1]) * f, 9))}%"
+            except ValueError:
+                pass
+        if isinstance(old, str):
+            try:
+                return format_duration(round(parse_duration(old) * f, 9))
+            except ValueError:
+                pass
+        raise ValueError(f"{self} multiplies the file's value, and it is {describe_value(old)}: not a number, "
+                         "a duration or a percentage")
 
 
 @dataclass(frozen=True)
@@ -120,7 +153,10 @@ def parse_path(text: str) -> tuple:
 
 
 def _scalar(text: str) -> Any:
-    """One value as YAML reads it (``70`` int, ``0.5`` float, ``5m`` and ``70%`` strings)."""
+    """One value as YAML reads it (``70`` int, ``0.5`` float, ``5m`` and ``70%`` strings), or a
+    Multiple (``x1.5``)."""
+    if _MULTIPLE.match(text.strip()):
+        return Multiple(text.strip().replace("×", "x").replace(" ", ""))
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
@@ -218,14 +254,14 @@ def set_value(data: Any, path: tuple, value: Any, _done: tuple = ()) -> None:
             if part >= len(node):
                 raise ValueError(f"{where} has {len(node)} item(s); index [{part}] is out of range")
             if last:
-                node[part] = value
+                node[part] = _leaf(value, node[part], _done + path)
             else:
                 node = node[part]
             continue
         if not isinstance(node, dict):
             raise ValueError(f"{where} is {describe_value(node)}, not a mapping: .{part} does not apply")
         if last:
-            node[part] = value
+            node[part] = _leaf(value, node.get(part), _done + path)
         else:
             if part not in node:
                 if path[i + 1] is EVERY or isinstance(path[i + 1], int):
@@ -234,6 +270,19 @@ def set_value(data: Any, path: tuple, value: Any, _done: tuple = ()) -> None:
                                      f"cannot be set; write the list in the file first")
                 node[part] = {}  # a mapping the file leaves to defaults; validation checks the key
             node = node[part]
+
+
+def _leaf(value: Any, old: Any, path: tuple) -> Any:
+    """What a setting puts at ``path`` where the file has ``old`` (None: nothing)."""
+    if not isinstance(value, Multiple):
+        return value
+    if old is None:
+        raise ValueError(f"{value} multiplies the file's value, and {format_setting_path(path)} has none; give "
+                         "the value itself")
+    try:
+        return value.of(old)
+    except ValueError as exc:
+        raise ValueError(f"{format_setting_path(path)}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -345,7 +394,7 @@ def variant_label(settings: Sequence[Setting], assigned: Sequence[tuple[Setting,
     return ",".join(f"{names[s.path]}={_shown(v)}" for s, v in assigned)
 
 
-__all__ = ["Range", "Setting", "SetError", "PolicyBase", "EVERY", "parse_setting", "parse_path", "parse_range",
+__all__ = ["Range", "Setting", "SetError", "PolicyBase", "EVERY", "Multiple", "parse_setting", "parse_path", "parse_range",
            "set_value", "format_setting_path", "read_policy_base", "apply_settings", "assigned_document", "assigned_text",
            "invalid_with",
            "grid", "variant_label", "short_names", "policy_text"]

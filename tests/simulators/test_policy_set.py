@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulators.policy_set import (EVERY, SetError, apply_settings, format_setting_path, grid, parse_path,
+from simulators.policy_set import (EVERY, Multiple, SetError, apply_settings, format_setting_path, grid, parse_path,
                                    parse_setting, read_policy_base, set_value, short_names, variant_label)
 from tests.simulators.sweep_fixtures import DEFAULT_POLICY, HPA_POLICY, TARGET
 
@@ -167,3 +167,52 @@ def test_a_range_has_every_step_from_lo_to_hi_and_no_more(lo, step, n, scale):
     assert values[0] == pytest.approx(lo_x) and values[-1] == pytest.approx(hi_x)
     assert all(b - a == pytest.approx(step_x) for a, b in zip(values, values[1:]))
     assert all(len(repr(v)) <= 12 for v in values)  # no float residue such as 0.30000000000000004
+
+
+@pytest.mark.parametrize("old, text, new", [
+    pytest.param(1200, "x1.5", 1800, id="int-stays-int-when-whole"),
+    pytest.param(7, "x1.5", 10.5, id="int-times-a-fraction"),
+    pytest.param(0.2, "x0.5", 0.1, id="float-no-residue"),
+    pytest.param("30s", "x2", "1m", id="duration"),
+    pytest.param("3d", "x0.5", "36h", id="duration-days"),
+    pytest.param("70%", "x1.1", "77%", id="percentage"),
+])
+def test_a_multiple_scales_the_files_value_as_the_file_writes_it(old, text, new):
+    (value,) = parse_setting(f"a.b={text}").values
+    assert isinstance(value, Multiple) and value == text
+    data = {"a": {"b": old}}
+    set_value(data, ("a", "b"), value)
+    assert data["a"]["b"] == new and type(data["a"]["b"]) is type(new)
+
+
+@pytest.mark.parametrize("text, values", [
+    pytest.param("a=x1.5,x2", ("x1.5", "x2"), id="list"),
+    pytest.param("a=×2, x 3", ("x2", "x3"), id="times-sign-and-space"),
+    pytest.param("a=x1e-1", ("x1e-1",), id="exponent"),
+    pytest.param("a=xray", ("xray",), id="a-word-is-a-word"),
+])
+def test_multiples_are_read_from_lists(text, values):
+    parsed = parse_setting(text).values
+    assert parsed == values
+    assert [isinstance(v, Multiple) for v in parsed] == [v != "xray" for v in values]
+
+
+@pytest.mark.parametrize("data, message", [
+    pytest.param({"a": {}}, "x2 multiplies the file's value, and a.b has none; give the value itself", id="missing"),
+    pytest.param({"a": {"b": "web"}}, "a.b: x2 multiplies the file's value, and it is 'web'", id="a-name"),
+    pytest.param({"a": {"b": True}}, "a.b: x2 multiplies the file's value, and it is", id="a-boolean"),
+])
+def test_a_multiple_of_what_is_not_a_quantity_is_refused(data, message):
+    with pytest.raises(ValueError) as info:
+        set_value(data, ("a", "b"), Multiple("x2"))
+    assert message in str(info.value)
+
+
+def test_a_multiple_under_every_item_scales_each_items_own_value():
+    data = {"s": [{"p": 100}, {"p": 30}, {"p": "1m"}]}
+    set_value(data, ("s", EVERY, "p"), Multiple("x2"))
+    assert data == {"s": [{"p": 200}, {"p": 60}, {"p": "2m"}]}
+    base = read_policy_base(DEFAULT_POLICY)
+    s = parse_setting(f"{TARGET}=x0.5")
+    assert variant_label([s], grid([s])[0]) == "averagePerReplica=x0.5"
+    assert apply_settings(base, grid([s])[0])[1].params.metrics[0].target == 42.5

@@ -158,3 +158,14 @@ def test_cli_sweep_table_keeps_the_brackets_of_variant_names(scenarios, tmp_path
     assert info.value.code in (0, None)
     out = capsys.readouterr().out
     assert "setpoint-default[averagePerReplica=80]" in out and "other[averagePerReplica=80]" in out
+
+
+def test_a_multiple_scales_each_files_own_value(tmp_path):
+    paths = write_scenarios(tmp_path, {"tiny-a": (1, 700)})
+    second = tmp_path / "tiny-c.yaml"  # another file with another peak and pod cap
+    second.write_text(open(paths[0]).read().replace("tiny-a", "tiny-c").replace("maxPods: 30", "maxPods: 12"))
+    out = variants([paths[0], str(second)], "spec.services[*].maxPods=x0.5,x2")
+    assert [s.name for s in out] == ["tiny-a[maxPods=x0.5]", "tiny-a[maxPods=x2]", "tiny-c[maxPods=x0.5]",
+                                     "tiny-c[maxPods=x2]"]
+    caps = [load_scenario_text(s.text, s.file).cluster.services[0].max_pods for s in out]
+    assert caps == [15, 60, 6, 24]
