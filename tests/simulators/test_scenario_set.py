@@ -4,6 +4,9 @@ errors a user sees, and what they change in a run."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -119,14 +122,17 @@ def test_cli_tune_refuses_a_holdout_it_trains_on_before_searching(scenarios, tmp
     assert not (tmp_path / "work").exists() and not (tmp_path / "t.yaml").exists()
 
 
-def test_cli_simulate_runs_the_scenario_with_the_change_named_in_table_folder_and_result(tmp_path, capsys,
-                                                                                        monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as info:
-        main(["simulate", "step", "--scenario-set", f"{DELAY}=3m", "--no-frontier", "--no-report", "-b", "hpa"])
-    assert info.value.code in (0, None)
-    out = capsys.readouterr().out
-    assert "step[startupDelay=3m]: SLO p95" in out.replace("\n", " ")  # brackets kept (not read as rich markup)
+def simulate(*args: str, cwd) -> subprocess.CompletedProcess:
+    """`setpoint simulate` in a subprocess, as a user runs it (in process, a short run's choice of
+    the numpy stages would stay with the test worker)."""
+    return subprocess.run([sys.executable, "-m", "controller.cli", "simulate", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "COLUMNS": "120"})
+
+
+def test_cli_simulate_runs_the_scenario_with_the_change_named_in_table_folder_and_result(tmp_path):
+    proc = simulate("step", "--scenario-set", f"{DELAY}=3m", "--no-frontier", "--no-report", "-b", "hpa", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "step[startupDelay=3m]: SLO p95" in proc.stdout  # brackets kept (not read as rich markup)
     folder = tmp_path / "out" / "step-startupDelay=3m"
     result = json.loads((folder / "result.json").read_text())
     assert result["scenario"]["name"] == "step[startupDelay=3m]"
@@ -137,13 +143,10 @@ def test_cli_simulate_runs_the_scenario_with_the_change_named_in_table_folder_an
     pytest.param(f"{DELAY}=30s,3m", "one value (this runs one scenario); setpoint sweep runs several", id="several"),
     pytest.param("spec.services[*].capacityPerPod=0", "spec.services[0].capacityPerPod", id="invalid"),
 ])
-def test_cli_simulate_refuses_a_scenario_set_it_cannot_run(tmp_path, capsys, monkeypatch, setting, message):
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as info:
-        main(["simulate", "step", "--scenario-set", setting, "--no-report"])
-    assert info.value.code == 1
-    err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
+def test_cli_simulate_refuses_a_scenario_set_it_cannot_run(tmp_path, setting, message):
+    proc = simulate("step", "--scenario-set", setting, "--no-report", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
 
 
