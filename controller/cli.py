@@ -503,8 +503,8 @@ def warm(
         typer.echo(f"all {done.loaded} kernel(s) were in the cache (loaded in {done.seconds:.1f} s); cache: {where}")
 
 
-SCENARIO_SET_FORM = ("PATH=VALUES as for --set (x1.5: the file's own value times 1.5), [*] for every item of a "
-                     "list, e.g. "
+SCENARIO_SET_FORM = ("PATH=VALUES as for --set (x1.5: the file's own value times 1.5; PATH+=1d: plus 1d), [*] "
+                     "for every item of a list, e.g. "
                      "'spec.services[*].startupDelay=30s,3m' (pods slower to start) or a trace's start (another "
                      "window of it); each combination is one more scenario, named after the file's with its "
                      "values. Repeat: every combination is run.")

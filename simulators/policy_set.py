@@ -12,6 +12,9 @@
     x0.8,x1.5          multiples of the file's own value there (a number, a duration or a
                        percentage; with ``[*]`` each item's own: every trace's peak x1.5)
 
+``PATH+=VALUES`` (a list or ``LO..HI:STEP``) adds each value to the file's own instead:
+``spec.services[*].load[0].trace.start+=1d,2d`` replays each trace a day and two days later.
+
 A path must lead through existing mappings and list items of the document; its last key (and
 missing mappings on the way) may be new, and the policy's own validation then says whether the
 field exists. ``[*]`` stands for every item of a list (``spec.scaling.metrics[*].target.averagePerReplica``,
@@ -53,34 +56,59 @@ class SetError(InvalidInput):
     """A ``--set`` is malformed, names a path the policy does not have, or makes it invalid."""
 
 
-class Multiple(str):
-    """A value ``x1.5``: the file's own value at the path times 1.5. A str (``x1.5``, as names
-    show it), so it passes through Optuna's categorical choices as it is."""
+class Relative(str):
+    """A value relative to the file's own at the path (Multiple ``x1.5``, Offset ``+1d``). A str
+    (as names show it), so it passes through Optuna's categorical choices as it is."""
 
-    @property
-    def factor(self) -> float:
-        return float(_MULTIPLE.match(self).group(1))
+    verb = ""
+
+    def combine(self, old: float, kind: str) -> float:
+        raise NotImplementedError
 
     def of(self, old: Any) -> Any:
-        """``old`` (the file's value) times the factor, as the file writes it: a number (an int
-        when whole and ``old`` was one), a duration (``30s`` x2 -> ``1m``) or a percentage;
-        ValueError when ``old`` is none of them."""
-        f = self.factor
+        """The value for the file's ``old``, as the file writes it: a number (an int when whole
+        and ``old`` was one), a duration (``30s`` x2 -> ``1m``) or a percentage (``70%``);
+        ValueError when ``old`` is none of them, or this value does not apply to its kind."""
         if isinstance(old, (int, float)) and not isinstance(old, bool):
-            x = round(old * f, 9)
+            x = round(self.combine(old, "number"), 9)
             return int(x) if isinstance(old, int) and float(x).is_integer() else x
         if isinstance(old, str) and old.strip().endswith("%"):
             try:
-                return f"{format_number(round(float(old.strip()[:-1]) * f, 9))}%"
+                number = float(old.strip()[:-1])
             except ValueError:
-                pass
+                number = None
+            if number is not None:
+                return f"{format_number(round(self.combine(number, 'percent'), 9))}%"
         if isinstance(old, str):
             try:
-                return format_duration(round(parse_duration(old) * f, 9))
+                seconds = parse_duration(old)
             except ValueError:
-                pass
-        raise ValueError(f"{self} multiplies the file's value, and it is {describe_value(old)}: not a number, "
+                seconds = None
+            if seconds is not None:
+                return format_duration(round(self.combine(seconds, "duration"), 9))
+        raise ValueError(f"{self} {self.verb} the file's value, and it is {describe_value(old)}: not a number, "
                          "a duration or a percentage")
+
+
+class Multiple(Relative):
+    """``x1.5``: the file's own value times 1.5."""
+
+    verb = "multiplies"
+
+    def combine(self, old: float, kind: str) -> float:
+        return old * float(_MULTIPLE.match(self).group(1))
+
+
+class Offset(Relative):
+    """``+1d`` (from ``PATH+=1d``): the file's own value plus 1d, of the same kind."""
+
+    verb = "adds to"
+
+    def combine(self, old: float, kind: str) -> float:
+        delta, delta_kind = _bound(self[1:])
+        if delta_kind != kind:
+            raise ValueError(f"{self} adds a {delta_kind} to the file's value, which is a {kind}")
+        return old + delta
 
 
 @dataclass(frozen=True)
@@ -164,6 +192,14 @@ def _scalar(text: str) -> Any:
     return text if isinstance(value, (dict, list)) or value is None and text.strip() not in ("null", "~") else value
 
 
+def _offset(value: Any) -> "Offset":
+    """One value of ``PATH+=VALUES`` as an Offset (``+1d``); ValueError unless it is a number, a
+    duration or a percentage."""
+    text = format_number(value) if isinstance(value, (int, float)) else str(value).strip()
+    _bound(text)  # a number, a duration or a percentage, or a clear error
+    return Offset(f"+{text}")
+
+
 def _bound(text: str) -> tuple[float, str]:
     """(number, kind) of one end or step of a range."""
     text = text.strip()
@@ -213,19 +249,23 @@ def parse_setting(text: str, *, allow_continuous: bool = False, option: str = "-
     """One ``--set PATH=VALUES`` (see the module docstring; ``option``: the option it came
     from, for messages); SetError naming it when malformed."""
     path_text, eq, values_text = text.partition("=")
+    adds = path_text.rstrip().endswith("+")  # PATH+=VALUES
+    path_text = path_text.rstrip().removesuffix("+")
     try:
         if not eq or not values_text.strip():
             raise ValueError("expected PATH=VALUES, e.g. spec.scaling.metrics[0].target.averagePerReplica=50..90:10")
         path = parse_path(path_text.strip())
-        r = parse_range(values_text, allow_continuous)
+        r = parse_range(values_text, allow_continuous and not adds)
         if r is not None:
+            if adds:  # offsets: discrete, each as it adds (+1d), never an absolute value of the range
+                return Setting(text, path, tuple(_offset(v) for v in r.values()), None, option)
             return Setting(text, path, tuple(r.values()) if r.step is not None else (), r, option)
         items = [v.strip() for v in values_text.split(",")]
         if any(not v for v in items):
             raise ValueError(f"empty value in {values_text!r}")
         if len(items) > MAX_VALUES_PER_SET:
             raise ValueError(f"more than {MAX_VALUES_PER_SET} values")
-        return Setting(text, path, tuple(_scalar(v) for v in items), None, option)
+        return Setting(text, path, tuple(_offset(v) if adds else _scalar(v) for v in items), None, option)
     except ValueError as exc:
         raise SetError([FieldError(option, None, path_text.strip(), f"{exc} (in {option} {text})")]) from None
 
@@ -274,10 +314,10 @@ def set_value(data: Any, path: tuple, value: Any, _done: tuple = ()) -> None:
 
 def _leaf(value: Any, old: Any, path: tuple) -> Any:
     """What a setting puts at ``path`` where the file has ``old`` (None: nothing)."""
-    if not isinstance(value, Multiple):
+    if not isinstance(value, Relative):
         return value
     if old is None:
-        raise ValueError(f"{value} multiplies the file's value, and {format_setting_path(path)} has none; give "
+        raise ValueError(f"{value} {value.verb} the file's value, and {format_setting_path(path)} has none; give "
                          "the value itself")
     try:
         return value.of(old)
@@ -346,7 +386,8 @@ def invalid_with(file: str, assigned: Sequence[tuple[Setting, Any]], exc: Invali
 def assigned_text(assigned: Sequence[tuple[Setting, Any]]) -> str:
     """``--scenario-set spec.services[*].startupDelay=90s, spec.seed=2``: the values as set."""
     option = assigned[0][0].option if assigned else "--set"
-    return f"{option} " + ", ".join(f"{s.shown_path}={_shown(v)}" for s, v in assigned)
+    return f"{option} " + ", ".join(f"{s.shown_path}+={v[1:]}" if isinstance(v, Offset) else f"{s.shown_path}={_shown(v)}"
+                                    for s, v in assigned)
 
 
 def _shown(value: Any) -> str:
@@ -394,7 +435,7 @@ def variant_label(settings: Sequence[Setting], assigned: Sequence[tuple[Setting,
     return ",".join(f"{names[s.path]}={_shown(v)}" for s, v in assigned)
 
 
-__all__ = ["Range", "Setting", "SetError", "PolicyBase", "EVERY", "Multiple", "parse_setting", "parse_path", "parse_range",
+__all__ = ["Range", "Setting", "SetError", "PolicyBase", "EVERY", "Relative", "Multiple", "Offset", "parse_setting", "parse_path", "parse_range",
            "set_value", "format_setting_path", "read_policy_base", "apply_settings", "assigned_document", "assigned_text",
            "invalid_with",
            "grid", "variant_label", "short_names", "policy_text"]

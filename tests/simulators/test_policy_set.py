@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from simulators.policy_set import (EVERY, Multiple, SetError, apply_settings, format_setting_path, grid, parse_path,
-                                   parse_setting, read_policy_base, set_value, short_names, variant_label)
+from simulators.policy_set import (EVERY, Multiple, Offset, SetError, apply_settings, assigned_text, format_setting_path,
+                                   grid, parse_path, parse_setting, read_policy_base, set_value, short_names,
+                                   variant_label)
 from tests.simulators.sweep_fixtures import DEFAULT_POLICY, HPA_POLICY, TARGET
 
 
@@ -216,3 +217,37 @@ def test_a_multiple_under_every_item_scales_each_items_own_value():
     s = parse_setting(f"{TARGET}=x0.5")
     assert variant_label([s], grid([s])[0]) == "averagePerReplica=x0.5"
     assert apply_settings(base, grid([s])[0])[1].params.metrics[0].target == 42.5
+
+
+@pytest.mark.parametrize("old, text, new", [
+    pytest.param("3d", "a.b+=1d", "96h", id="duration"),
+    pytest.param(40, "a.b+=5", 45, id="int-stays-int"),
+    pytest.param(40, "a.b+=-2.5", 37.5, id="negative-number"),
+    pytest.param("70%", "a.b+=5%", "75%", id="percentage"),
+    pytest.param("30s", "a.b+=1m..2m:1m", "1m30s", id="range-of-offsets"),
+])
+def test_an_offset_adds_to_the_files_value(old, text, new):
+    setting = parse_setting(text)
+    value = setting.values[0]
+    assert isinstance(value, Offset) and value.startswith("+") and setting.range is None
+    data = {"a": {"b": old}}
+    set_value(data, ("a", "b"), value)
+    assert data["a"]["b"] == new
+    assert assigned_text([(setting, value)]) == f"--set a.b+={value[1:]}"
+
+
+@pytest.mark.parametrize("text, old, message", [
+    pytest.param("a.b+=abc", None, "'abc' is not a number, a duration (5m) or a percentage", id="not-a-quantity"),
+    pytest.param("a.b+=1d", 5, "a.b: +1d adds a duration to the file's value, which is a number", id="kinds-differ"),
+    pytest.param("a.b+=1d", None, "+1d adds to the file's value, and a.b has none", id="nothing-to-add-to"),
+])
+def test_offset_errors_say_what_does_not_add_up(text, old, message):
+    with pytest.raises((SetError, ValueError)) as info:
+        setting = parse_setting(text)
+        set_value({"a": {} if old is None else {"b": old}}, ("a", "b"), setting.values[0])
+    assert message in str(info.value)
+
+
+def test_tune_cannot_search_offsets_continuously():
+    with pytest.raises(SetError, match="has no step"):
+        parse_setting("a.b+=1d..3d", allow_continuous=True)

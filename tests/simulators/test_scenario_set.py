@@ -13,7 +13,7 @@ import pytest
 from controller.cli import main
 from simulators.policy_set import SetError
 from simulators.scenario import load_scenario_text
-from simulators.scenario_set import check_distinct, parse_scenario_settings, scenario_variants
+from simulators.scenario_set import check_distinct, documents_data, parse_scenario_settings, scenario_variants
 from simulators.sweep import build_grid, read_scenario_input
 from tests.simulators.sweep_fixtures import DEFAULT_POLICY, write_scenarios
 
@@ -172,3 +172,10 @@ def test_a_multiple_scales_each_files_own_value(tmp_path):
                                      "tiny-c[maxPods=x2]"]
     caps = [load_scenario_text(s.text, s.file).cluster.services[0].max_pods for s in out]
     assert caps == [15, 60, 6, 24]
+
+
+def test_an_offset_moves_each_files_own_value(scenarios):
+    out = variants(scenarios, "spec.services[*].load[0].step.at+=1m,2m")
+    assert [s.name for s in out] == [f"tiny-{x}[at=+{d}]" for x in "ab" for d in ("1m", "2m")]
+    assert [documents_data(s.text)[0]["spec"]["services"][0]["load"][0]["step"]["at"] for s in out] == ["4m", "5m"] * 2
+    assert out[0].changes == "--scenario-set spec.services[*].load[0].step.at+=1m"
