@@ -1,14 +1,15 @@
 """``--scenario-set PATH=VALUES``: variants of scenario files, for ``setpoint sweep`` and ``setpoint tune``.
 
 The same settings as a policy's ``--set`` (:mod:`simulators.policy_set`: lists, ranges, ``[*]``
-for every item of a list), applied to each scenario of the grid: every combination of the
-values is one more scenario, named after the file's with the values
-(``trace-nasa-july[startupDelay=90s]``). What a policy is checked on before production is then
-not only the load it was tuned on but the same load with slower pods, higher peaks or another
-week of the trace::
+for every item of a list, ``x1.5`` multiples and ``PATH+=`` offsets of the file's own values),
+applied to each scenario of the grid: every combination of the values is one more scenario,
+named after the file's with the values (``trace-nasa-july[startupDelay=90s]``). What a policy is
+checked on before production is then not only the load it was tuned on but the same load with
+slower pods, higher peaks or another week of the trace::
 
     --scenario-set 'spec.services[*].startupDelay=30s,90s,180s'
-    --scenario-set 'spec.services[*].load[0].trace.start=1d..5d:1d'
+    --scenario-set 'spec.services[*].load[0].trace.peakRps=x0.8,x1.5'
+    --scenario-set 'spec.services[*].load[0].trace.start+=1d,2d'
 
 Every variant is validated as a scenario before anything runs; errors name the
 ``--scenario-set``, the scenario file and the field.
@@ -89,14 +90,12 @@ def folder_name(name: str) -> str:
 def check_distinct(train: Sequence[ScenarioInput], held: Sequence[ScenarioInput]) -> None:
     """SetError when a held-out scenario is a training one: the same name or the same content (a
     ``--holdout-set`` value equal to the file's own makes the same scenario under another name)."""
-    def content(s: ScenarioInput):
-        return documents_data(s.text)
-
     names = {s.name for s in train}
-    contents = [(content(s), s.name) for s in train]
+    contents = [(documents_data(s.text), s.name) for s in train]
     for s in held:
+        data = documents_data(s.text)
         same = s.name if s.name in names else next((f"{s.name} (the same scenario as {name})"
-                                                    for data, name in contents if data == content(s)), None)
+                                                    for other, name in contents if other == data), None)
         if same is not None:
             raise SetError([FieldError("--holdout", None, "", f"{same} is also a training scenario; held-out "
                                                               "scenarios must be others")])
