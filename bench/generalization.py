@@ -11,7 +11,8 @@ start-ups); ``low`` (+2d, peaks x0.8, 45 s); ``quiet`` (+12h, peaks x0.6, 30 s);
 (peaks x2, with maxPods and replicas.max scaled alike, see bench/quality.py); ``slow120`` and
 ``slow180`` (every pod starts in 120 s / 180 s); ``noisy`` (+5d, peaks x1.2, 60 s, per-tick
 noise sigma 0.05); ``noisyslow`` (+4d, 150 s, per-tick noise sigma 0.1: noise the rate windows
-average away, with a long lead to amplify what is left); ``pods`` and ``podswin``: ``bundled`` and ``windows`` with the rate read at the
+average away, with a long lead to amplify what is left); ``noise10`` (the bundled windows and
+start-ups, per-tick noise sigma 0.1: the noise alone); ``pods`` and ``podswin``: ``bundled`` and ``windows`` with the rate read at the
 pods (bench/quality.py's ``--rps-at-pods``: what an app's own request counter counts, which stops
 at capacity as CPU does). Each set's HPA runs are cached with ``--hpa-cache DIR`` as in quality.py
 (without it a set takes 2-3 minutes on 2 cores).
@@ -57,6 +58,11 @@ NASA July here, 148 at 60%): with the slope soft-thresholded at twice its measur
 goes to 0.97x, and with 2-minute/1-minute windows to 1.01x. The candidate fix is an explicit
 headroom for noise with the slope thresholded by its noise (not built: the per-tick noise the
 windows average away is not measurable from them without a noise model).
+noise10 (added December 4): 105 / 246.0 0.43x NOT met, World Cup 1998 (1 vs 0) and NYC taxi (2 vs
+1) lost, 1.57x, 0.88x, demos met. The losses are single ticks at +35-50% of the mean (3.5-4 sigma
+of the log-normal draws over 17k ticks), where HPA at equal cost sits at a 40-50% target; a lower
+target does not remove them (80%: 0.35x, WC98 lost, 1.65x; 75%: 0.26x, WC98 and Twitter lost,
+1.75x), pooled headroom neither (0.56x, none lost, 1.39x).
 
 Run: python bench/generalization.py [--policy FILE] [--sets bundled,slow180] [--hpa-cache DIR] [--jobs 2]
 """
@@ -83,6 +89,7 @@ SETS: dict[str, tuple] = {
     "slow180": (0.0, 1.0, 180.0, 0.0),
     "noisy": (5 * 86400.0, 1.2, 60.0, 0.05),
     "noisyslow": (4 * 86400.0, 1.0, 150.0, 0.1),
+    "noise10": (0.0, 1.0, None, 0.1),
     "pods": (0.0, 1.0, None, 0.0, True),
     "podswin": (86400.0, 1.5, 90.0, 0.0, True),
 }
