@@ -163,12 +163,16 @@ def import_(
     when a file to write exists and --force is not given (nothing is written then: an imported
     file over a policy a team has since edited and reviewed would lose that work).
     """
+    from controller.errors import InvalidInput
     from controller.policy.import_files import import_files
     from controller.runtime.files import write_text_atomic
 
     if out is not None and out_dir is not None:
         _fail(["pass --out or --out-dir, not both"])
-    result = import_files(files, stdin=sys.stdin.buffer)
+    try:
+        result = import_files(files, stdin=sys.stdin.buffer)
+    except InvalidInput as exc:  # every object that cannot be converted, each at its file and line
+        _fail(exc.errors)
     for note in result.skipped:
         typer.echo(f"note: {note}", err=True)
     if out_dir is not None:

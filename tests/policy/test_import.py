@@ -3,11 +3,13 @@ convert into policies that validate, and an imported HPA decides as the hand-wri
 
 from __future__ import annotations
 
+import copy
 import io
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from controller.cli import app, main
@@ -156,7 +158,75 @@ def test_keda_non_prometheus_trigger_is_rejected_with_file_and_line(tmp_path, ca
         main(["import", str(path)])
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"setpoint: {path}:7: spec.triggers[0].type: only prometheus") and err.count("\n") == 1
+    assert err.startswith(f"{path}:7: spec.triggers[0].type: only prometheus") and err.count("\n") == 1
+
+
+BAD_VALUES = """\
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: web
+  namespace: true
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  maxReplicas: 9999999999999999999999
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: q, namespace: shop}
+spec:
+  scaleTargetRef: {name: worker}
+  minReplicaCount: 3
+  maxReplicaCount: 2
+  triggers:
+    - type: prometheus
+      metadata: {serverAddress: "http://p:9090", query: "sum(x)", threshold: "5"}
+"""
+
+
+def test_values_the_policy_rules_refuse_are_named_at_the_manifest_field(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text(BAD_VALUES)
+    with pytest.raises(ManifestError) as info:
+        import_files([str(path)])
+    lines = [str(e) for e in info.value.errors]
+    assert lines[0] == (f"{path}:5: metadata.namespace: converts to an invalid policy: spec.targets.namespace: "
+                        "expected a string, got true")
+    assert lines[1].startswith(f"{path}:8: spec.maxReplicas: converts to an invalid policy: spec.replicas.max: "
+                               "must be <= 100000")
+    assert lines[2].startswith(f"{path}:16: spec.maxReplicaCount: ")
+    with pytest.raises(SystemExit) as exit_info:  # the command prints every one, not the first
+        main(["import", str(path)])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.splitlines() == lines
+
+
+def test_a_refused_metric_target_is_named_at_its_metric(tmp_path):
+    path = tmp_path / "util.yaml"
+    obj = _with(("spec", "metrics"), [{"type": "Resource", "resource": {"name": "memory", "target": {
+        "type": "Utilization", "averageUtilization": 1.0e-9}}}])
+    path.write_text(yaml.safe_dump(obj, sort_keys=False))
+    with pytest.raises(ManifestError) as info:
+        import_files([str(path)])
+    (error,) = info.value.errors
+    assert error.path == "spec.metrics[0]" and error.line == path.read_text().splitlines().index("  - type: Resource") + 1
+    assert "converts to an invalid policy: spec.scaling.metrics[0].target.utilization: expected a percentage" in error.message
+
+
+def test_two_objects_scaling_one_workload_are_named_at_both(tmp_path):
+    path = tmp_path / "two.yaml"
+    second = copy.deepcopy(HPA)
+    second["metadata"]["name"] = "web-2"
+    text = yaml.safe_dump(HPA, sort_keys=False) + "---\n" + yaml.safe_dump(second, sort_keys=False)
+    path.write_text(text)
+    lines = text.splitlines()
+    second_start = lines.index("---")
+    target_line = next(i for i in range(second_start, len(lines)) if lines[i].strip() == "name: web") + 1
+    with pytest.raises(ManifestError) as info:
+        import_files([str(path)])
+    (error,) = info.value.errors
+    assert str(error).startswith(f"{path}:{target_line}: spec.scaleTargetRef.name: converts to an invalid policy: "
+                                 f"spec.targets.name: Deployment shop/web is already scaled by policy 'web' ({path}:1)")
 
 
 def test_other_kinds_are_skipped_with_a_note(tmp_path):

@@ -1,6 +1,7 @@
-"""Bundled policy and scenario files with random line edits (a reviewer's slip, a bad merge, a
-truncated upload): each either loads, or is rejected as InvalidInput whose every error names the
-file and a line of it (an empty file has none); no other exception. A mutated policy that loads
+"""Bundled policy and scenario files, and the HPA / KEDA manifests of the import tests, with
+random line edits (a reviewer's slip, a bad merge, a truncated upload): each either loads (or
+converts), or is rejected as InvalidInput whose every error names the file and a line of it (an
+empty file, or one without any HPA, has none); no other exception. A mutated policy that loads
 also simulates. In process; the CLI's handling of InvalidInput is tested in test_hostile.py."""
 
 from __future__ import annotations
@@ -8,16 +9,19 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.errors import InvalidInput
+from controller.errors import InvalidInput, ManifestError
 from controller.policy import load_policy_text
+from controller.policy.import_files import import_files
 from simulators.runner import run_controllers, standard_controllers
 from simulators.scenario import load_scenario_text
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = sorted((REPO / "policies").glob("*.yaml"))
+MANIFESTS = sorted((REPO / "tests" / "policy" / "imports").glob("*.yaml"))
 SCENARIOS = sorted((REPO / "simulators" / "scenarios").glob("*.yaml"))
 #: What a slip puts in place of a value: YAML's awkward scalars, bounds, wrong kinds, tags.
 TOKENS = ["0", "-1", "1e400", ".nan", "-.inf", ".inf", "null", "~", "[]", "{}", "''", "true", "0x10", "1_000",
@@ -69,7 +73,8 @@ def load_or_errors(loader, text: str, name: str):
         n_lines = text.count("\n") + 1
         for e in exc.errors:
             assert e.file == name and e.message, e
-            assert (e.line is not None and 1 <= e.line <= n_lines) or "file is empty" in e.message, e
+            assert ((e.line is not None and 1 <= e.line <= n_lines) or "file is empty" in e.message
+                    or "no HorizontalPodAutoscaler or ScaledObject found" in e.message), e
         assert exc.errors
         return None, exc.errors
 
@@ -98,3 +103,22 @@ def test_an_edited_policy_that_loads_also_simulates(path, changes):
         assert "is not bound to a simulated signal" in str(exc), exc
         return
     assert run.scores["replica_hours"] > 0 and hpa_run.scores["replica_hours"] > 0
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=st.sampled_from(MANIFESTS), changes=edits)
+def test_an_edited_manifest_converts_or_is_rejected_at_its_file_and_line(tmp_path_factory, path, changes):
+    edited = tmp_path_factory.mktemp("import") / path.name
+    text = mutate(path.read_text(), changes)
+    edited.write_text(text)
+
+    def convert(_, name):  # load_or_errors' loader: our own output must validate as policies
+        result = import_files([name])
+        load_policy_text(result.text, "<imported>")
+        return result
+
+    _, errors = load_or_errors(convert, text, str(edited))
+    assert all(isinstance(e, type(errors[0])) for e in errors)
+    if errors:  # ManifestError, never the policy loader's errors on our own output
+        with pytest.raises(ManifestError):
+            import_files([str(edited)])
