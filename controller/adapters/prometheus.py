@@ -54,6 +54,7 @@ import json
 import logging
 import os
 import random
+import re
 import threading
 import time
 import urllib.parse
@@ -127,9 +128,14 @@ class PrometheusConfig:
     def _problems(self) -> list[str]:
         """Every problem at once, each naming the field, what was expected and what was found."""
         out = []
-        parsed = urllib.parse.urlsplit(self.url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            out.append(f"url: expected http(s)://host[:port][/prefix], got {redact_url(self.url)!r}")
+        try:
+            parsed = urllib.parse.urlsplit(self.url)
+            parsed.port  # noqa: B018 -- raises for a port that is not a number from 0 to 65535
+        except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535"
+            out.append(f"url: expected http(s)://host[:port][/prefix], got {redact_url(self.url)!r} ({exc})")
+        else:
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                out.append(f"url: expected http(s)://host[:port][/prefix], got {redact_url(self.url)!r}")
         if self.bearer_token_file and (self.basic_auth_user or self.basic_auth_password_file):
             out.append("bearer_token_file and basic auth: expected at most one of them, got both")
         if bool(self.basic_auth_user) != bool(self.basic_auth_password_file):
@@ -175,8 +181,13 @@ class PrometheusConfig:
 
 
 def redact_url(url: str) -> str:
-    """``https://user:pw@host/x`` -> ``https://host/x``."""
-    parts = urllib.parse.urlsplit(url)
+    """``https://user:pw@host/x`` -> ``https://host/x`` (a URL too broken to parse loses whatever
+    stands before an ``@``, so that a message about it never shows a password)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 -- raises for a bad port, as netloc below would
+    except ValueError:
+        return re.sub(r"//[^/@]*@", "//", url)
     if parts.username is None and parts.password is None:
         return url
     host = parts.hostname or ""

@@ -602,6 +602,12 @@ def test_secrets_never_appear_in_repr_or_errors(tmp_path):
 
 @pytest.mark.parametrize("options, words", [
     pytest.param({"url": "prometheus:9090"}, ["url: expected http(s)://"], id="url-without-scheme"),
+    # urlsplit's own ValueErrors came out bare ("Invalid IPv6 URL"), naming neither option nor value
+    pytest.param({"url": "http://[::1"}, ["url: expected http(s)://", "'http://[::1' (Invalid IPv6 URL)"],
+                 id="broken-ipv6"),
+    pytest.param({"url": "http://prom:99999"}, ["'http://prom:99999' (Port out of range"], id="port-out-of-range"),
+    pytest.param({"url": "http://admin:hunter2@[::1"}, ["got 'http://[::1' (Invalid IPv6 URL)"],
+                 id="broken-url-keeps-its-password-out"),
     pytest.param({"timeout_s": 0}, ["timeout_s: expected > 0, got 0"], id="zero-timeout"),
     pytest.param({"retries": -1, "backoff_s": -1}, ["retries: expected an integer >= 0, got -1",
                                                     "backoff_s: expected >= 0, got -1"], id="every-problem-at-once"),
