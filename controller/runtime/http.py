@@ -20,12 +20,13 @@ from controller.runtime.bounded_http import IDLE_TIMEOUT_S, READ_TIMEOUT_S, Boun
 STATUS_MAX_CONNECTIONS = 32
 
 
-def parse_listen(listen: str) -> tuple[str, int]:
-    """``0.0.0.0:8080`` or ``:8080`` -> (host, port). Raises ValueError naming the expected form."""
+def parse_listen(listen: str, default_host: str = "0.0.0.0") -> tuple[str, int]:
+    """``0.0.0.0:8080``, ``[::1]:8080`` or ``:8080`` (``default_host``) -> (host, port), the port
+    0-65535. Raises ValueError naming the expected form."""
     host, sep, port = listen.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ValueError(f"expected HOST:PORT such as 0.0.0.0:8080, got {listen!r}")
-    return host or "0.0.0.0", int(port)
+        raise ValueError(f"expected HOST:PORT such as {default_host}:8080 (a port from 0 to 65535), got {listen!r}")
+    return host.strip("[]") or default_host, int(port)
 
 
 class StatusServer:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import datetime, timezone, tzinfo
 from typing import Callable, Iterable
@@ -203,8 +204,14 @@ def from_document(doc, source: str) -> dict:
 def fetch_status(server: str, timeout_s: float = 5.0) -> dict:
     """GET SERVER/status of a running controller; its view. StatusUnreachable names the next step."""
     url = server.rstrip("/") + "/status"
-    if not url.startswith(("http://", "https://")):
-        raise StatusError(f"--server: expected a URL such as http://127.0.0.1:8080, got {server!r}")
+    try:  # "Invalid IPv6 URL", a port that is not a number from 0 to 65535
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 -- raises for a bad port
+        problem = None if parts.scheme in ("http", "https") and parts.hostname else ""
+    except ValueError as exc:
+        problem = f" ({exc})"
+    if problem is not None:
+        raise StatusError(f"--server: expected a URL such as http://127.0.0.1:8080, got {server!r}{problem}")
     hint = ("check that `setpoint run` is running and that --server names its --listen address (from outside "
             "the cluster: kubectl port-forward to the controller's port 8080, then --server http://127.0.0.1:8080)")
     try:
@@ -216,6 +223,7 @@ def fetch_status(server: str, timeout_s: float = 5.0) -> dict:
     except (urllib.error.URLError, OSError) as exc:
         why = getattr(exc, "reason", None) or exc
         raise StatusUnreachable(f"cannot reach the controller at {server} ({why}); {hint}") from None
+
     try:
         doc = json.loads(body)
     except ValueError:

@@ -50,6 +50,7 @@ import numpy as np
 import yaml
 
 from controller.runtime.files import write_private_file
+from controller.runtime.http import parse_listen as http_listen
 from simulators.kubeapi import objects as K
 from simulators.cluster import SimCluster
 from simulators.kubeapi.http import IDLE_TIMEOUT_S, MAX_CONNECTIONS, READ_TIMEOUT_S, HttpService, Request, Response
@@ -324,11 +325,9 @@ class MetricsApp:
 
 # --------------------------------------------------------------------------- the server
 def parse_listen(value: str) -> tuple[str, int]:
-    """``127.0.0.1:8001`` -> ("127.0.0.1", 8001); ``:8001`` -> loopback."""
-    host, _, port = value.rpartition(":")
-    if not port.isdigit():
-        raise ValueError(f"expected HOST:PORT, got {value!r}")
-    return (host.strip("[]") or "127.0.0.1"), int(port)
+    """``127.0.0.1:8001`` -> ("127.0.0.1", 8001); ``:8001`` -> loopback (the controller's
+    parse_listen: the same form and port range)."""
+    return http_listen(value, default_host="127.0.0.1")
 
 
 def kubeconfig(server_url: str, token: str | None, namespace: str = "default", ca_data: str | None = None) -> dict:

@@ -153,9 +153,18 @@ def test_scheduler_runs_cycles_and_serves_metrics_and_probes(tmp_path):
 @pytest.mark.parametrize("listen,expect", [
     pytest.param("0.0.0.0:8080", ("0.0.0.0", 8080), id="host-and-port"),
     pytest.param(":9000", ("0.0.0.0", 9000), id="port-only"),
+    pytest.param("[::1]:8080", ("::1", 8080), id="ipv6-literal"),
 ])
 def test_parse_listen(listen, expect):
     assert parse_listen(listen) == expect
+
+
+def test_the_simulated_cluster_listens_on_loopback_by_default_and_refuses_the_same_ports():
+    from simulators.kubeapi.server import parse_listen as sim_listen
+
+    assert sim_listen(":8001") == ("127.0.0.1", 8001)
+    with pytest.raises(ValueError, match="a port from 0 to 65535"):  # bind() raised OverflowError: exit 70
+        sim_listen("127.0.0.1:99999")
 
 
 @pytest.mark.parametrize("listen", ["8080", "host:", "host:99999", "host:http"])

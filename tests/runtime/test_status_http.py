@@ -108,6 +108,12 @@ def test_setpoint_status_server_prints_local_wall_clock_times(controller):
 @pytest.mark.parametrize("args, message", [
     pytest.param(["--server", "http://127.0.0.1:9"], "cannot reach the controller at http://127.0.0.1:9", id="refused"),
     pytest.param(["--server", "127.0.0.1:8080"], "--server: expected a URL", id="not a URL"),
+    # urllib's own errors reached the top as bugs (exit 70)
+    pytest.param(["--server", "http://[::1"], "--server: expected a URL such as http://127.0.0.1:8080, got "
+                                               "'http://[::1' (Invalid IPv6 URL)", id="broken IPv6 literal"),
+    pytest.param(["--server", "http://127.0.0.1:abc"], "got 'http://127.0.0.1:abc' (Port could not be cast",
+                 id="port not a number"),
+    pytest.param(["--server", "http://127.0.0.1:99999"], "(Port out of range 0-65535)", id="port out of range"),
     pytest.param(["--records", "/nonexistent/decisions.jsonl"], "no such file", id="no records file"),
     pytest.param(["--records", "x.jsonl", "--server", "http://127.0.0.1:9"], "not both", id="both sources"),
 ])
