@@ -31,7 +31,10 @@ _options = {"debug": False}
 
 def main(argv: list[str] | None = None) -> None:
     """The ``setpoint`` command: any error becomes one line on stderr (``--debug``: the traceback)."""
+    import warnings
+
     _options["debug"] = False
+    warnings.formatwarning = _warning_line
     try:
         app(args=argv, prog_name="setpoint")
     except KeyboardInterrupt:
@@ -42,6 +45,13 @@ def main(argv: list[str] | None = None) -> None:
         code, line = describe_error(exc)
         print(f"setpoint: {line}", file=sys.stderr)
         sys.exit(code)
+
+
+def _warning_line(message, category, filename, lineno, line=None) -> str:
+    """A warning as the command's other messages read: ``setpoint: warning: ...`` (``--debug``:
+    with where it was raised)."""
+    where = f" ({category.__name__} at {filename}:{lineno})" if _options["debug"] else ""
+    return f"setpoint: warning: {message}{where}\n"
 
 
 def describe_error(exc: BaseException) -> tuple[int, str]:
@@ -213,19 +223,19 @@ def _refuse_overwrite(paths: list[Path], force: bool, option: str) -> None:
                f"{'folder' if option == '--out-dir' else 'file'}" for p in existing])
 
 
-def _out_folder(out: Path) -> Path:
+def _out_folder(out: Path, option: str = "--out") -> Path:
     """``out``, created, or exit 1 saying why it cannot hold the results: checked before a run,
     whose results would otherwise be lost after it finished."""
     import os
 
     if out.exists() and not out.is_dir():
-        _fail([f"--out: {out} is a file, not a folder; name a folder for the results"])
+        _fail([f"{option}: {out} is a file, not a folder; name a folder for the results"])
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        _fail([f"--out: {out}: cannot create the folder: {exc.strerror or exc}"])
+        _fail([f"{option}: {out}: cannot create the folder: {exc.strerror or exc}"])
     if not os.access(out, os.W_OK | os.X_OK):
-        _fail([f"--out: {out}: cannot write in this folder"])
+        _fail([f"{option}: {out}: cannot write in this folder"])
     return out
 
 
@@ -574,7 +584,7 @@ def sweep(
         grid = build_grid(scenarios, [str(p) for p in policy] or [str(bundled_policy(DEFAULT_SIM_POLICY))], set_,
                           seeds=seeds, hpa_policy=(hpa_policy or bundled_policy(DEFAULT_HPA_POLICY)) if hpa else None,
                           hpa_targets_pct=targets, scenario_settings=scenario_set)
-        result = _run_sweep(grid, out, jobs or os.cpu_count() or 1, ray_address_from(ray))
+        result = _run_sweep(grid, _out_folder(out), jobs or os.cpu_count() or 1, ray_address_from(ray))
     except InvalidInput as exc:
         _fail(exc.errors)
     from simulators.sweep_result import write_result
@@ -726,7 +736,8 @@ def tune(
             _fail([f"--out: {out or folder}: {'cannot write in' if folder.is_dir() else 'no such'} folder "
                    f"{folder}; create it or name another file"])
         _refuse_overwrite([target], force, "--out")  # the policy given, or a tuned file since edited
-        runner = Runner(CellStore(work / "cells"), seeds, jobs or os.cpu_count() or 1, ray_address_from(ray))
+        runner = Runner(CellStore(_out_folder(work, "--work") / "cells"), seeds, jobs or os.cpu_count() or 1,
+                        ray_address_from(ray))
 
         def progress(t: dict) -> None:
             what = ", ".join(f"{k}={v}" for k, v in t["values"].items())

@@ -205,3 +205,24 @@ def test_errors_name_the_next_step(tmp_path, make, args, says):
     result = CliRunner().invoke(app, [str(a) for a in [*command, *args]])
     assert result.exit_code == 1, result.output
     assert says in result.stderr
+
+
+def test_an_unknown_compiled_switch_is_one_warning_line_without_python_locations(tmp_path, monkeypatch):
+    monkeypatch.setenv("SETPOINT_COMPILED", "banana")
+    proc = setpoint("simulate", "steady", "--no-report", "--no-frontier", "-b", "hpa", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    warning = [line for line in proc.stderr.splitlines() if "banana" in line]
+    assert warning == ["setpoint: warning: SETPOINT_COMPILED='banana': expected 0 (numpy), 1 (the compiled kernels) "
+                       "or unset (the kernels where they pay); read as unset"], proc.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    pytest.param(["sweep", "steady", "--no-hpa", "-o", "FILE"], "--out: FILE is a file, not a folder", id="sweep-out"),
+    pytest.param(["tune", str(REPO / "policies" / "setpoint-default.yaml"), "-s", "steady", "--work", "FILE",
+                  "-o", "tuned.yaml"], "--work: FILE is a file, not a folder", id="tune-work"),
+])
+def test_a_results_folder_that_is_a_file_is_refused_before_running(tmp_path, args, message):
+    (tmp_path / "FILE").write_text("mine\n")
+    proc = setpoint(*args, cwd=tmp_path)
+    assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert (tmp_path / "FILE").read_text() == "mine\n"

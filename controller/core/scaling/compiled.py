@@ -88,6 +88,9 @@ def _load() -> None:
     if _loaded:
         return
     _loaded = True
+    if switch not in ("", "0", "1"):
+        warnings.warn(f"{ENV_SWITCH}={switch!r}: expected 0 (numpy), 1 (the compiled kernels) or unset (the kernels "
+                      "where they pay); read as unset", RuntimeWarning, stacklevel=3)
     try:  # numba is optional: without it every policy runs on numpy
         import numba  # noqa: PLC0415
     except Exception as exc:  # ImportError, or a broken install (e.g. an llvmlite mismatch)
