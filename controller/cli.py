@@ -3,6 +3,7 @@ below and print; no logic of their own lives here."""
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -237,6 +238,16 @@ def _out_folder(out: Path, option: str = "--out") -> Path:
     if not os.access(out, os.W_OK | os.X_OK):
         _fail([f"{option}: {out}: cannot write in this folder"])
     return out
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _log_level(value: str) -> str:
+    """``--log-level`` as logging reads it (``INFO``), or exit 1 naming the levels."""
+    if value.strip().lower() not in LOG_LEVELS:
+        _fail([f"--log-level: expected {', '.join(LOG_LEVELS[:-1])} or {LOG_LEVELS[-1]}, got {value!r}"])
+    return value.strip().upper()
 
 
 def _one_policy(path: Path, shown: str | None = None):
@@ -1257,8 +1268,9 @@ def run(
     prometheus_timeout: Annotated[float, typer.Option(help="Seconds one query may take, retries included.")] = 5.0,
     target_labels: Annotated[str, typer.Option(
         help="Labels that map a series to its workload: NAMESPACE_LABEL,NAME_LABEL.")] = "namespace,deployment",
-    qps: Annotated[float, typer.Option(help="Kubernetes client-side rate limit (requests per second).")] = 20.0,
-    burst: Annotated[int, typer.Option(help="Kubernetes client-side burst.")] = 30,
+    qps: Annotated[float, typer.Option(
+        min=0.0, help="Kubernetes client-side rate limit (requests per second; 0: none).")] = 20.0,
+    burst: Annotated[int, typer.Option(min=1, help="Kubernetes client-side burst.")] = 30,
     once: Annotated[bool, typer.Option(
         "--once", help="Run one cycle of every policy, then exit (1 if a cycle failed).")] = False,
     leader_elect: Annotated[bool, typer.Option(
@@ -1299,7 +1311,9 @@ def run(
     from controller.runtime.shadow import ShadowCluster, ShadowTelemetry
     from controller.runtime.telemetry import Telemetry, configure_json_logging
 
-    configure_json_logging(log_level)
+    configure_json_logging(_log_level(log_level))
+    if not math.isfinite(qps):  # nan passes the option's min
+        _fail([f"--qps: expected a number of requests per second >= 0, got {qps}"])
     # Live cycles decide on numpy unless SETPOINT_COMPILED=1: a cycle of 10,000 targets takes ~9 ms
     # there (bench/decide.py), small beside its queries, while the kernels would compile at every
     # start of the shipped image (read-only root: no numba cache): `run --once` measured 40.8 s and
@@ -1475,7 +1489,7 @@ def sim_serve(
     from controller.errors import ScenarioError
     from simulators.kubeapi.server import serve
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=_log_level(log_level), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if no_auth and (token or token_file):
         _fail(["--no-auth cannot be combined with --token or --token-file"])
     if token is not None and not token.strip():

@@ -113,6 +113,11 @@ class Forbidden(PermanentError):
     """RBAC denies the request (HTTP 403)."""
 
 
+class KubernetesConfigError(SetpointError):
+    """No usable Kubernetes configuration: no kubeconfig where one was looked for, a file that is
+    not one, a context it does not have, or an in-cluster service account that cannot be read."""
+
+
 class StateStoreError(SetpointError):
     """The durable state could not be read or written (the store is unreachable, RBAC denies
     it, or a write kept conflicting). The caller keeps its state and tries again next cycle."""

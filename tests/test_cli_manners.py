@@ -226,3 +226,20 @@ def test_a_results_folder_that_is_a_file_is_refused_before_running(tmp_path, arg
     proc = setpoint(*args, cwd=tmp_path)
     assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert (tmp_path / "FILE").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("args, code, message", [
+    pytest.param(["run", "-p", str(REPO / "policies" / "web-rps.yaml"), "--prometheus", "http://127.0.0.1:9", "--once",
+                  "--log-level", "loud"], 1, "--log-level: expected debug, info, warning or error, got 'loud'",
+                 id="run-log-level"),  # was exit 70: ValueError: Unknown level: 'LOUD'
+    pytest.param(["sim", "serve", "--log-level", "loud"], 1, "--log-level: expected debug, info, warning or error",
+                 id="sim-serve-log-level"),
+    pytest.param(["run", "-p", str(REPO / "policies" / "web-rps.yaml"), "--prometheus", "http://127.0.0.1:9", "--once",
+                  "--burst", "0"], 2, "--burst", id="burst"),  # was exit 70: ValueError from the token bucket
+    pytest.param(["sim", "serve", "--kube-listen", "127.0.0.1:99999"], 1, "a port from 0 to 65535",
+                 id="sim-serve-port"),  # was exit 70: OverflowError from bind()
+])
+def test_a_bad_option_value_is_a_usage_error_not_a_bug(tmp_path, args, code, message):
+    proc = setpoint(*args, cwd=tmp_path, timeout_s=60)
+    assert proc.returncode == code, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr and "bug in Setpoint" not in proc.stderr

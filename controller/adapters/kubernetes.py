@@ -81,9 +81,8 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from controller.errors import (ActuationError, ConflictError, Forbidden, NotFound, NotLeader, PermanentError,
-                               StateStoreError,
-                               TemporaryError)
+from controller.errors import (ActuationError, ConflictError, Forbidden, KubernetesConfigError, NotFound, NotLeader,
+                               PermanentError, StateStoreError, TemporaryError)
 from controller.model import Action, ActionKind, PodStatus, TargetRef, TargetSelector, TargetStatus
 from controller.ports import ClusterView
 
@@ -187,12 +186,33 @@ def load_api_client(kubeconfig: str | os.PathLike | None = None, context: str | 
     """
     configuration = k8s.Configuration()
     if in_cluster or (in_cluster is None and kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST")):
-        k8s_config.load_incluster_config(client_configuration=configuration)
+        try:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+        except k8s_config.ConfigException as exc:
+            raise KubernetesConfigError(f"in-cluster configuration: {exc} (the Pod's service account token and CA "
+                                        "are read from /var/run/secrets/kubernetes.io/serviceaccount)") from None
     else:
-        k8s_config.load_kube_config(config_file=None if kubeconfig is None else str(kubeconfig), context=context,
-                                    client_configuration=configuration)
+        where = str(kubeconfig) if kubeconfig is not None else os.environ.get("KUBECONFIG") or "~/.kube/config"
+        try:
+            k8s_config.load_kube_config(config_file=None if kubeconfig is None else str(kubeconfig), context=context,
+                                        client_configuration=configuration)
+        except Exception as exc:  # noqa: BLE001 -- the library raises what the file's content makes it raise
+            raise KubernetesConfigError(_kubeconfig_problem(where, context, exc)) from None
     configuration.retries = False
     return k8s.ApiClient(configuration)
+
+
+def _kubeconfig_problem(where: str, context: str | None, exc: Exception) -> str:
+    """What to say when a kubeconfig cannot be loaded: which file, why, and what to do."""
+    if isinstance(exc, k8s_config.ConfigException):
+        why = str(exc).rstrip(".")
+    elif isinstance(exc, OSError):
+        why = exc.strerror or str(exc)
+    else:  # a file that is YAML but not a kubeconfig (TypeError, KeyError, ...)
+        why = f"not a kubeconfig ({type(exc).__name__}: {exc})"
+    asked = f" with context {context!r}" if context else ""
+    return (f"no Kubernetes configuration: {where}{asked}: {why}; pass --kubeconfig FILE (and --context NAME), run "
+            "in a cluster (a Pod's service account), or try the simulated cluster (setpoint sim serve)")
 
 
 # --------------------------------------------------------------------------- errors
