@@ -1109,7 +1109,11 @@ def status(
         if not record_files(records):
             raise StatusError(f"{records}: no such file (nor rotated {records.name}.1, ...); pass the --records "
                               f"file of `setpoint run`")
-        book = book_from_records(read_all_records(records))
+        skipped: list[str] = []
+        book = book_from_records(read_all_records(records), on_skip=skipped.append)
+        if skipped:
+            typer.echo(f"note: {records}: {plural(len(skipped), 'record')} skipped, not decision records "
+                       f"(the first: {skipped[0]})", err=True)
         if not len(book):
             raise StatusError(f"{records}: no decision records in it; pass the --records file of `setpoint run`")
         policies = book.view()

@@ -9,6 +9,7 @@ JSON document writes them as RFC 3339 in a given zone (the server: UTC; the CLI:
 from __future__ import annotations
 
 import json
+import math
 import threading
 import urllib.error
 import urllib.parse
@@ -18,6 +19,7 @@ from typing import Callable, Iterable
 
 from controller.core.scaling.hpa_conditions import CONDITION_TYPES
 from controller.errors import StatusError, StatusUnreachable
+from controller.policy.durations import describe_value
 
 KIND = "SetpointStatus"
 #: Times below this are seconds since a simulation's start (`setpoint simulate` records), not epoch.
@@ -231,13 +233,58 @@ def fetch_status(server: str, timeout_s: float = 5.0) -> dict:
     return from_document(doc, url)
 
 
-def book_from_records(records: Iterable[dict]) -> StatusBook:
-    """A status book from decision records, oldest first (`setpoint status --records`)."""
+def book_from_records(records: Iterable[dict], on_skip: Callable[[str], None] | None = None) -> StatusBook:
+    """A status book from decision records, oldest first (`setpoint status --records`). A record
+    that does not read as a decision record (a hand edit, another program's line) is skipped, and
+    ``on_skip`` is told why."""
     book = StatusBook()
     for r in records:
-        if isinstance(r, dict) and r.get("target") is not None and isinstance(r.get("at"), (int, float)):
+        problem = record_problem(r)
+        if problem is None:
             book.add(r)
+        elif on_skip is not None:
+            on_skip(problem)
     return book
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _optional(check: Callable[[object], bool]) -> Callable[[object], bool]:
+    return lambda x: x is None or check(x)
+
+
+def _mapping_of(fields: dict) -> Callable[[object], bool]:
+    """A mapping of names to mappings whose ``fields`` pass their checks."""
+    return lambda x: isinstance(x, dict) and all(
+        isinstance(k, str) and isinstance(v, dict) and all(check(v.get(f)) for f, check in fields.items())
+        for k, v in x.items())
+
+
+_TEXT = _optional(lambda x: isinstance(x, str))
+_COUNT = _optional(_number)
+#: What `setpoint status` reads of a decision record, and what each must be.
+RECORD_FIELDS: dict[str, Callable[[object], bool]] = {
+    "target": lambda x: isinstance(x, str), "at": _number, "policy": _TEXT, "controller": _TEXT, "reason": _TEXT,
+    "action": _TEXT, "current": _COUNT, "ready": _COUNT, "desired": _COUNT, "withheld": _COUNT,
+    "conditions": _optional(_mapping_of({"status": _TEXT, "reason": _TEXT, "message": _TEXT})),
+    "metrics": _optional(_mapping_of({"smoothed": _COUNT, "proposal": _COUNT})),
+    "health": _optional(lambda h: isinstance(h, dict) and all(check(h.get(f)) for f, check in {
+        "action": _TEXT, "reason": _TEXT, "held_reason": _TEXT, "replicas": _COUNT,
+        "checks": _optional(_mapping_of({"phase": _TEXT, "scope": _TEXT, "smoothed": _COUNT, "raw": _COUNT,
+                                         "since": _COUNT, "firing_pods": _COUNT, "pods": _COUNT}))}.items())),
+}
+
+
+def record_problem(record: object) -> str | None:
+    """Why ``record`` does not read as a decision record (its first odd field), or None."""
+    if not isinstance(record, dict):
+        return f"expected a mapping, got {describe_value(record)}"
+    for field, check in RECORD_FIELDS.items():
+        if not check(record.get(field)):
+            return f"{field}: unexpected {describe_value(record.get(field))}"
+    return None
 
 
 # ---------------------------------------------------------------------------------- text

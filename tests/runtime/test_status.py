@@ -196,6 +196,25 @@ def test_a_condition_keeps_its_transition_time_while_its_status_holds(tmp_path):
     assert status["last_action"]["at"] == first  # the scale happened at the first cycle only
 
 
+@pytest.mark.parametrize("odd, problem", [
+    pytest.param({"target": ["shop", "web"]}, "target: unexpected a list", id="target-a-list"),  # was TypeError
+    pytest.param({"at": "soon"}, "at: unexpected 'soon'", id="time-text"),
+    pytest.param({"at": True}, "at: unexpected true", id="time-boolean"),
+    pytest.param({"conditions": {"AbleToScale": "yes"}}, "conditions: unexpected", id="condition-text"),
+    pytest.param({"conditions": {"AbleToScale": {"status": 1}}}, "conditions: unexpected", id="status-number"),
+    pytest.param({"health": {"checks": {"crash": {"smoothed": "high"}}}}, "health: unexpected", id="check-text"),
+    pytest.param({"reason": 7}, "reason: unexpected 7", id="reason-number"),  # rich refused the table cell
+    pytest.param(3.5, "expected a mapping, got 3.5", id="a-number"),
+])
+def test_a_record_that_is_not_a_decision_record_is_skipped_and_said(tmp_path, odd, problem):
+    records = run_cycles(tmp_path, SCALING.format(max=20, query="rps_query"), 1000.0, cycles=2)
+    bad = {**records[-1], **odd} if isinstance(odd, dict) else odd
+    skipped: list[str] = []
+    book = book_from_records([records[0], bad, records[1]], on_skip=skipped.append)
+    assert len(skipped) == 1 and problem in skipped[0], skipped
+    assert book.view()["web"]["targets"]["default/web"]["at"] == records[1]["at"]  # the good ones all count
+
+
 def test_json_document_round_trips_and_uses_rfc3339(tmp_path):
     records = run_cycles(tmp_path, SCALING.format(max=20, query="rps_query"), 1000.0)
     view = book_from_records(records).view()
