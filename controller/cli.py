@@ -964,21 +964,26 @@ def explain(
             except ValueError as exc:
                 _fail([f"--at: {exc}"])
     skipped: list[str] = []
-    records = [r for r in read_all_records(path, lambda f, n, why: skipped.append(f"{f}:{n}: {why}"))
-               if controller is None or r.get("controller") == controller]
+    read = [0]  # records of the controller asked for, counted as they stream by
+
+    def of_controller():
+        for r in read_all_records(path, lambda f, n, why: skipped.append(f"{f}:{n}: {why}")):
+            if controller is None or r.get("controller") == controller:
+                read[0] += 1
+                yield r
+
+    # streamed: the last --limit records (or one per target with --at) are held, not the file
+    records = select_records(of_controller(), target=target, at=when, changed_only=changes, last=limit)
     if skipped:
         more = f" (and {len(skipped) - 1} more such lines)" if len(skipped) > 1 else ""
-        if not records:
+        if not read[0]:
             _fail([f"no decision records: {skipped[0]}{more}; is this a decisions .jsonl file?"])
         typer.echo(f"setpoint: skipped {skipped[0]}{more}", err=True)
-    records = select_records(records, target=target, at=when)
-    if changes:
-        records = [r for r in records if r.get("desired") != r.get("current")]
     if not records:
         typer.echo("no decision records match; drop --target, --at, --controller or --changes to see more", err=True)
         raise typer.Exit(1)
     printed = 0
-    for r in records[-limit:]:
+    for r in records:
         try:
             typer.echo(_format_record(r))
             printed += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections import deque
 from pathlib import Path
 from typing import IO, Callable, Iterable, Iterator
 
@@ -140,10 +141,13 @@ def read_all_records(path: str | Path, on_skip: OnSkip | None = None) -> Iterato
 
 
 def select_records(records: Iterable[dict], target: str | None = None, at: float | None = None,
-                   policy: str | None = None) -> list[dict]:
+                   policy: str | None = None, changed_only: bool = False, last: int | None = None) -> list[dict]:
     """Filter by target (full key or bare name), policy, and time.
 
-    With ``at``, keep for each target the last record at or before that time.
+    With ``at``, keep for each target the last record at or before that time. ``changed_only``:
+    then only the records whose desired count differs from the current one; ``last``: only the
+    last that many. Streams: memory grows with ``last`` and the targets, not with the records
+    (a records file and its rotations hold up to 200 MB of them by default).
     """
     def matches(r: dict) -> bool:
         if policy and r.get("policy") != policy:
@@ -153,10 +157,14 @@ def select_records(records: Iterable[dict], target: str | None = None, at: float
         when = r.get("at", 0)
         return at is None or isinstance(when, (int, float)) and when <= at
 
-    chosen = [r for r in records if matches(r)]
+    def changed(r: dict) -> bool:
+        return not changed_only or r.get("desired") != r.get("current")
+
+    chosen = (r for r in records if matches(r))
     if at is None:
-        return chosen
-    last: dict[tuple, dict] = {}
+        return list(deque((r for r in chosen if changed(r)), maxlen=last))
+    latest: dict[tuple, dict] = {}
     for r in chosen:
-        last[(r.get("policy"), r.get("target"))] = r
-    return list(last.values())
+        latest[(r.get("policy"), r.get("target"))] = r
+    picked = [r for r in latest.values() if changed(r)]
+    return picked if last is None else picked[-last:] if last > 0 else []

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller.model import DecisionRecord
-from controller.runtime.records import MAX_RECORD_BYTES, RecordWriter, read_all_records, read_records, record_files
+from controller.runtime.records import (MAX_RECORD_BYTES, RecordWriter, read_all_records, read_records, record_files,
+                                       select_records)
 
 T0 = 1_700_000_000.0
 
@@ -215,3 +216,24 @@ def test_explain_refuses_a_limit_below_one(tmp_path, limit):
     path.write_bytes(GOOD * 3)
     out = CliRunner().invoke(app, ["explain", str(path), "--limit", limit])
     assert out.exit_code == 2 and "--limit" in out.output and "shop/web:" not in out.output
+
+
+def _stream(n: int):
+    """n records over two targets, every third a change; a generator, as a records file is read."""
+    for i in range(n):
+        yield {"policy": "p", "target": f"shop/{'web' if i % 2 else 'api'}", "at": float(i), "current": 3,
+               "desired": 4 if i % 3 == 0 else 3}
+
+
+@pytest.mark.parametrize("options, ats", [
+    pytest.param({"last": 3}, [97.0, 98.0, 99.0], id="the-last-three"),
+    pytest.param({"last": 2, "changed_only": True}, [96.0, 99.0], id="the-last-two-changes"),
+    pytest.param({"last": 2, "target": "web"}, [97.0, 99.0], id="one-target-by-bare-name"),
+    pytest.param({"at": 50.0}, [50.0, 49.0], id="at-a-time-one-per-target-in-first-seen-order"),
+    pytest.param({"at": 50.0, "changed_only": True}, [], id="at-a-time-then-changes"),
+    pytest.param({"at": 51.0, "changed_only": True}, [51.0], id="at-a-time-one-changed"),
+    pytest.param({"at": 50.0, "last": 1}, [49.0], id="at-a-time-the-last-target"),
+])
+def test_select_records_streams_a_file_as_a_list_would(options, ats):
+    assert [r["at"] for r in select_records(_stream(100), **options)] == ats
+    assert select_records(list(_stream(100)), **options) == select_records(_stream(100), **options)
