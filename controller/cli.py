@@ -186,6 +186,14 @@ def import_(
         _fail(exc.errors)
     for note in result.skipped:
         typer.echo(f"note: {note}", err=True)
+    if out_dir is None:  # one file: it must stay within what the policy loader reads
+        from controller.policy.yamlsrc import read_documents
+
+        _, problems = read_documents(result.text)
+        if problems:
+            _fail([f"{plural(len(result.policies), 'policy', 'policies')} are more than one policy file holds "
+                   f"({problems[0].message.split(' (')[0]}); write one file per policy with --out-dir DIR, or "
+                   "import fewer objects at a time"])
     if out_dir is not None:
         paths = [out_dir / f"{policy.name}.yaml" for policy in result.policies]
         _refuse_overwrite(paths, force, "--out-dir")
@@ -1321,7 +1329,7 @@ def run(
     from controller.runtime.telemetry import Telemetry, configure_json_logging
 
     configure_json_logging(_log_level(log_level))
-    if not math.isfinite(qps):  # nan passes the option's min
+    if not math.isfinite(qps):  # inf passes the option's min
         _fail([f"--qps: expected a number of requests per second >= 0, got {qps}"])
     # Live cycles decide on numpy unless SETPOINT_COMPILED=1: a cycle of 10,000 targets takes ~9 ms
     # there (bench/decide.py), small beside its queries, while the kernels would compile at every

@@ -66,28 +66,20 @@ class Relative(str):
         raise NotImplementedError
 
     def of(self, old: Any) -> Any:
-        """The value for the file's ``old``, as the file writes it: a number (an int when whole
-        and ``old`` was one), a duration (``30s`` x2 -> ``1m``) or a percentage (``70%``);
-        ValueError when ``old`` is none of them, or this value does not apply to its kind."""
+        """The value for the file's ``old``, as the file writes it (Range.render: an int when
+        whole and ``old`` was one, ``30s`` x2 -> ``1m``, ``70%``); ValueError when ``old`` is not
+        a number, a duration or a percentage, or this value does not apply to its kind."""
         if isinstance(old, (int, float)) and not isinstance(old, bool):
-            x = round(self.combine(old, "number"), 9)
-            return int(x) if isinstance(old, int) and float(x).is_integer() else x
-        if isinstance(old, str) and old.strip().endswith("%"):
-            try:
-                number = float(old.strip()[:-1])
+            value, kind = float(old), "number"
+        else:
+            try:  # text: a duration or a percentage (a number in quotes is not taken for one)
+                value, kind = _bound(old) if isinstance(old, str) else (None, None)
             except ValueError:
-                number = None
-            if number is not None:
-                return f"{format_number(round(self.combine(number, 'percent'), 9))}%"
-        if isinstance(old, str):
-            try:
-                seconds = parse_duration(old)
-            except ValueError:
-                seconds = None
-            if seconds is not None:
-                return format_duration(round(self.combine(seconds, "duration"), 9))
-        raise ValueError(f"{self} {self.verb} the file's value, and it is {describe_value(old)}: not a number, "
-                         "a duration or a percentage")
+                value, kind = None, None
+            if kind not in ("duration", "percent"):
+                raise ValueError(f"{self} {self.verb} the file's value, and it is {describe_value(old)}: not a number, "
+                                 "a duration or a percentage")
+        return Range(value, value, None, kind, isinstance(old, int)).render(self.combine(value, kind))
 
 
 class Multiple(Relative):
@@ -412,6 +404,13 @@ def short_names(settings: Sequence[Setting]) -> list[str]:
 
 def grid(settings: Sequence[Setting]) -> list[tuple[tuple[Setting, Any], ...]]:
     """Every combination of the settings' values (the first setting varies slowest)."""
+    check_grid(settings)
+    return [tuple(zip(settings, combo)) for combo in itertools.product(*(s.values for s in settings))]
+
+
+def check_grid(settings: Sequence[Setting]) -> None:
+    """SetError unless the settings make a grid: discrete values, each path once, at most
+    MAX_COMBINATIONS combinations (counted, not built)."""
     for s in settings:
         if not s.values:
             raise SetError([FieldError(s.option, None, s.shown_path, f"{s.option} {s.text}: a sweep needs discrete "
@@ -426,7 +425,6 @@ def grid(settings: Sequence[Setting]) -> list[tuple[tuple[Setting, Any], ...]]:
         raise SetError([FieldError(option, None, "", f"{' x '.join(map(str, counts))} = {math.prod(counts):,} "
                                                      f"combinations of the {option} values, more than "
                                                      f"{MAX_COMBINATIONS:,}; use fewer values or larger steps")])
-    return [tuple(zip(settings, combo)) for combo in itertools.product(*(s.values for s in settings))]
 
 
 def variant_label(settings: Sequence[Setting], assigned: Sequence[tuple[Setting, Any]]) -> str:
@@ -435,7 +433,7 @@ def variant_label(settings: Sequence[Setting], assigned: Sequence[tuple[Setting,
     return ",".join(f"{names[s.path]}={_shown(v)}" for s, v in assigned)
 
 
-__all__ = ["Range", "Setting", "SetError", "PolicyBase", "EVERY", "Relative", "Multiple", "Offset", "parse_setting", "parse_path", "parse_range",
-           "set_value", "format_setting_path", "read_policy_base", "apply_settings", "assigned_document", "assigned_text",
-           "invalid_with",
-           "grid", "variant_label", "short_names", "policy_text"]
+__all__ = ["Range", "Setting", "SetError", "PolicyBase", "EVERY", "Relative", "Multiple", "Offset", "parse_setting",
+           "parse_path", "parse_range", "set_value", "format_setting_path", "read_policy_base", "apply_settings",
+           "assigned_document", "assigned_text", "invalid_with", "grid", "check_grid", "variant_label", "short_names",
+           "policy_text"]

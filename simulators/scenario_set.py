@@ -18,15 +18,14 @@ Every variant is validated as a scenario before anything runs; errors name the
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from typing import Sequence
 
 from controller.errors import FieldError, ScenarioError
 from controller.policy.yamlsrc import read_documents
-from simulators.policy_set import (SetError, Setting, assigned_document, assigned_text, grid, invalid_with, parse_setting,
-                                   policy_text, variant_label)
-from simulators.sweep import MAX_CELLS, ScenarioInput
+from simulators.policy_set import (SetError, Setting, assigned_document, assigned_text, check_grid, grid, invalid_with,
+                                   parse_setting, policy_text, variant_label)
+from simulators.sweep import ScenarioInput
 
 OPTION = "--scenario-set"
 
@@ -34,8 +33,7 @@ OPTION = "--scenario-set"
 def parse_scenario_settings(texts: Sequence[str], option: str = OPTION) -> list[Setting]:
     """Each ``PATH=VALUES`` of ``option`` parsed (SetError naming the option when malformed)."""
     settings = [parse_setting(t, option=option) for t in texts]
-    if settings and math.prod(len(s.values) for s in settings) > MAX_CELLS:
-        grid(settings)  # raises, naming the option and the product
+    check_grid(settings)  # too many combinations: said before any scenario file is read
     return settings
 
 

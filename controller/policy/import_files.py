@@ -7,16 +7,18 @@ import re
 from dataclasses import dataclass, field
 from typing import BinaryIO, Sequence
 
-from controller.errors import FieldError, ManifestError, PolicyError
+from controller.errors import FieldError, ManifestError
 from controller.policy.importer import (HPA_KIND, KEDA_KIND, ConversionProblem, Converted, Manifest, convert, dns_label,
                                         join_policies, read_manifests)
-from controller.policy.load import load_policy_text
+from controller.policy.load import check_policy_texts
 from controller.policy.messages import format_path
 from controller.policy.yamlsrc import MAX_FILE_BYTES, decode_yaml_bytes, read_yaml_file
 
 STDIN = "-"
-#: The name the converted policies are checked under together.
-JOINED = "<imported policies>"
+#: The file name each converted policy is checked under: ``<converted 3>`` (the 4th object found).
+CONVERTED = "<converted "
+_CONVERTED_NAME = re.compile(re.escape(CONVERTED) + r"(\d+)>")
+_CONVERTED_AT = re.compile(re.escape(CONVERTED) + r"(\d+)>:\d+")
 
 #: Where a policy field comes from in the object it was converted from (a prefix of the policy
 #: path -> the object's field; ``{i}``: the same list index), so that a value the policy rules
@@ -84,66 +86,43 @@ def import_files(names: Sequence[str], stdin: BinaryIO | None = None) -> ImportR
     if not found and not errors:
         errors.append(FieldError(", ".join(map(_display, names)), None, "",
                                  "no HorizontalPodAutoscaler or ScaledObject found"))
-    objects = [m.data for _, m in found]
-    names_out = _unique_names(objects)
-    for (name, manifest), policy_name in zip(found, names_out):
+    names_out = _unique_names([m.data for _, m in found])
+    by_object: list[list[FieldError]] = [[] for _ in found]  # each object's problems, reported in input order
+    converted: dict[int, Converted] = {}
+    for i, ((name, manifest), policy_name) in enumerate(zip(found, names_out)):
         try:
-            converted = convert(manifest.data, policy_name)
+            converted[i] = convert(manifest.data, policy_name)
         except ConversionProblem as exc:
             path = manifest.prefix + exc.path
-            errors.append(FieldError(_display(name), manifest.document.line_of(path), format_path(path), exc.message))
-            continue
-        refused = _policy_problems(converted)
-        if refused:
-            errors += [_at_origin(name, manifest, e) for e in refused]
-        else:
-            result.policies.append(converted)
+            by_object[i].append(FieldError(_display(name), manifest.document.line_of(path), format_path(path),
+                                           exc.message))
+    # the policy rules: each converted policy checked as a file of its own, and across them (two
+    # objects that scale one workload); a refusal is named at the manifest field it came from
+    check = check_policy_texts((c.text, f"{CONVERTED}{i}>") for i, c in converted.items())
+    for e in check.errors:
+        i = int(_CONVERTED_NAME.fullmatch(e.file).group(1))
+        by_object[i].append(_at_origin(found, i, e))
+    errors += [e for problems in by_object for e in problems]
     if errors:
         raise ManifestError(errors)
-    try:  # rules across policies: two objects that scale the same workload
-        load_policy_text(result.text, JOINED)
-    except PolicyError as exc:
-        raise ManifestError([_across(found, result.policies, e) for e in exc.errors]) from None
+    result.policies = list(converted.values())
     return result
 
 
-def _policy_problems(converted: Converted) -> list[FieldError]:
-    """What the policy rules refuse in one converted policy (none for a good object)."""
-    try:
-        load_policy_text(converted.text, "<converted>")
-    except PolicyError as exc:
-        return exc.errors
-    return []
+def _at_origin(found: list[tuple[str, Manifest]], i: int, error: FieldError) -> FieldError:
+    """A policy rule's refusal of object ``i``'s converted policy, named at the manifest field it
+    came from (another converted policy it names, at that object's file and line)."""
+    name, manifest = found[i]
+    path = manifest.prefix + _origin(str(manifest.data.get("kind")), error.path)
 
+    def object_line(m: re.Match) -> str:
+        other_name, other = found[int(m.group(1))]
+        return f"{_display(other_name)}:{other.document.line_of(other.prefix)}"
 
-def _at_origin(name: str, manifest: Manifest, error: FieldError) -> FieldError:
-    """A policy rule's refusal of a converted value, named at the manifest field it came from."""
-    origin = _origin(str(manifest.data.get("kind")), error.path)
-    path = manifest.prefix + origin
+    message = _CONVERTED_AT.sub(object_line, error.message)
     return FieldError(_display(name), manifest.document.line_of(path), format_path(path),
-                      f"converts to an invalid policy: {error.path}: {error.message}" if error.path else
-                      f"converts to an invalid policy: {error.message}")
-
-
-def _across(found: list[tuple[str, Manifest]], policies: list[Converted], error: FieldError) -> FieldError:
-    """A refusal of the converted policies taken together ("[doc N] path", which may name another
-    document by its line in the joined text), named at the manifests they came from."""
-    starts, line = [], 1  # first line of each converted policy in the joined text ("---" between)
-    for c in policies:
-        starts.append(line)
-        line += c.text.count("\n") + 1
-
-    def manifest_at(joined_line: int) -> tuple[str, Manifest]:
-        return found[max(i for i, start in enumerate(starts) if start <= joined_line)]
-
-    def object_line(name: str, manifest: Manifest) -> str:
-        return f"{_display(name)}:{manifest.document.line_of(manifest.prefix)}"
-
-    m = re.match(r"\[doc (\d+)\] ?(.*)$", error.path)
-    index, policy_path = (int(m.group(1)) - 1, m.group(2)) if m else (None, error.path)
-    name, manifest = found[index] if index is not None and index < len(found) else manifest_at(error.line or 1)
-    message = re.sub(re.escape(JOINED) + r":(\d+)", lambda r: object_line(*manifest_at(int(r.group(1)))), error.message)
-    return _at_origin(name, manifest, FieldError(error.file, error.line, policy_path, message))
+                      f"converts to an invalid policy: {error.path}: {message}" if error.path else
+                      f"converts to an invalid policy: {message}")
 
 
 def _origin(kind: str, policy_path: str) -> tuple:

@@ -105,9 +105,7 @@ def load_policies(paths: Iterable[str | Path]) -> list[LoadedPolicy]:
 
 def load_policy_text(text: str, filename: str = "<text>") -> list[LoadedPolicy]:
     """The policies in one YAML text; ``filename`` is used in error messages only."""
-    check = PolicyCheck(files=[filename])
-    documents, check.errors = _check_text(text, filename)
-    _finish(check, documents)
+    check = check_policy_texts([(text, filename)])
     if check.errors:
         raise PolicyError(check.errors)
     return check.policies
@@ -116,14 +114,28 @@ def load_policy_text(text: str, filename: str = "<text>") -> list[LoadedPolicy]:
 def check_policies(paths: Iterable[str | Path]) -> PolicyCheck:
     """Read and check every policy file under ``paths`` without raising."""
     files, check = policy_files(paths)
-    documents: list[_Document] = []
+    texts = []
     for path in files:
         check.files.append(str(path))
         text, read_error = _read_text(path)
         if read_error is not None:
             check.errors.append(read_error)
-            continue
-        file_documents, errors = _check_text(text, str(path))
+        else:
+            texts.append((text, str(path)))
+    return _check_texts(check, texts)
+
+
+def check_policy_texts(texts: Iterable[tuple[str, str]]) -> PolicyCheck:
+    """check_policies of texts already in memory: (text, file name) pairs, each checked as one
+    file (its own size bounds), the rules that span documents across all of them."""
+    texts = list(texts)
+    return _check_texts(PolicyCheck(files=[name for _, name in texts]), texts)
+
+
+def _check_texts(check: PolicyCheck, texts: list[tuple[str, str]]) -> PolicyCheck:
+    documents: list[_Document] = []
+    for text, name in texts:
+        file_documents, errors = _check_text(text, name)
         documents += file_documents
         check.errors += errors
     _finish(check, documents)

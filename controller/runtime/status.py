@@ -264,16 +264,16 @@ def _mapping_of(fields: dict) -> Callable[[object], bool]:
 
 _TEXT = _optional(lambda x: isinstance(x, str))
 _COUNT = _optional(_number)
+_HEALTH_FIELDS = {"action": _TEXT, "reason": _TEXT, "held_reason": _TEXT, "replicas": _COUNT,
+                  "checks": _optional(_mapping_of({"phase": _TEXT, "scope": _TEXT, "smoothed": _COUNT, "raw": _COUNT,
+                                                   "since": _COUNT, "firing_pods": _COUNT, "pods": _COUNT}))}
 #: What `setpoint status` reads of a decision record, and what each must be.
 RECORD_FIELDS: dict[str, Callable[[object], bool]] = {
     "target": lambda x: isinstance(x, str), "at": _number, "policy": _TEXT, "controller": _TEXT, "reason": _TEXT,
     "action": _TEXT, "current": _COUNT, "ready": _COUNT, "desired": _COUNT, "withheld": _COUNT,
     "conditions": _optional(_mapping_of({"status": _TEXT, "reason": _TEXT, "message": _TEXT})),
     "metrics": _optional(_mapping_of({"smoothed": _COUNT, "proposal": _COUNT})),
-    "health": _optional(lambda h: isinstance(h, dict) and all(check(h.get(f)) for f, check in {
-        "action": _TEXT, "reason": _TEXT, "held_reason": _TEXT, "replicas": _COUNT,
-        "checks": _optional(_mapping_of({"phase": _TEXT, "scope": _TEXT, "smoothed": _COUNT, "raw": _COUNT,
-                                         "since": _COUNT, "firing_pods": _COUNT, "pods": _COUNT}))}.items())),
+    "health": _optional(lambda h: isinstance(h, dict) and all(check(h.get(f)) for f, check in _HEALTH_FIELDS.items())),
 }
 
 

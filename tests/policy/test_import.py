@@ -382,3 +382,24 @@ def test_an_existing_file_is_not_overwritten_without_force(tmp_path, target, exi
     assert sorted(p.name for p in folder.iterdir()) == names
     assert all(load_policy_text((folder / n).read_text()) for n in names)
 
+
+
+def test_more_policies_than_one_file_holds_go_to_one_file_each(tmp_path, capsys):
+    """500 HPAs convert (each policy is checked as a file of its own); one output file of them would
+    be refused by the policy loader, so -o says so and --out-dir writes files that validate."""
+    objects = []
+    for i in range(500):
+        obj = copy.deepcopy(HPA)
+        obj["metadata"]["name"] = obj["spec"]["scaleTargetRef"]["name"] = f"web{i}"
+        objects.append(yaml.safe_dump(obj, sort_keys=False))
+    path = tmp_path / "many.yaml"
+    path.write_text("---\n".join(objects))
+    assert len(import_files([str(path)]).policies) == 500
+    with pytest.raises(SystemExit) as info:
+        main(["import", str(path), "-o", str(tmp_path / "all.yaml")])
+    assert info.value.code == 1 and not (tmp_path / "all.yaml").exists()
+    assert "500 policies are more than one policy file holds" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["import", str(path), "--out-dir", str(tmp_path / "one-each")])
+    assert info.value.code in (0, None)
+    assert len(list((tmp_path / "one-each").glob("*.yaml"))) == 500
