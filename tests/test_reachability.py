@@ -1,5 +1,6 @@
 """Every production module runs in the product: each module of controller/ and simulators/ is
-reachable by imports from the ``setpoint`` console script (pyproject [project.scripts]). A
+reachable by imports from the ``setpoint`` console script (pyproject [project.scripts]) or
+``python -m controller.cli``. A
 module that only tests import is code the product never runs (the exact-HPA calculator once
 was such a module, tested but never used by the ``hpa`` preset).
 
@@ -64,8 +65,10 @@ def reachable(entries: list[str], modules: dict[str, Path]) -> set[str]:
 
 
 def entry_modules() -> list[str]:
+    """The console scripts' modules, and each package's ``__main__`` (what ``python -m PACKAGE`` runs)."""
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    return sorted({target.split(":")[0] for target in scripts.values()})
+    mains = {name for name in MODULES if name.endswith(".__main__")}
+    return sorted({target.split(":")[0] for target in scripts.values()} | mains)
 
 
 MODULES = module_files(REPO)

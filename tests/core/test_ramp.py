@@ -157,7 +157,7 @@ def test_the_ramp_never_lowers_a_scale_up_nor_causes_a_scale_down(run):
 ])
 def test_the_record_and_explain_show_a_held_look_ahead_step(slope, desired, proposal, held):
     """The ramp's proposal is recorded as the look-ahead asks for it, with whether minStep held it."""
-    from controller.cli import _format_record
+    from controller.cli.records import _format_record
 
     p = policy_with(dataclasses.replace(RP, min_step=0.2), tolerance_up=0.0)
     state = ScalingState.empty(1, p)
@@ -202,7 +202,7 @@ def test_batched_decide_with_ramp_equals_row_by_row(run):
 
 
 def test_explain_prints_the_ramp():
-    from controller.cli import _format_record
+    from controller.cli.records import _format_record
 
     p = policy_with(RP, tolerance_up=0.0)
     state, current = ScalingState.empty(1, p), 5.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from controller import cli
+from controller.cli import policy_files
 from controller.errors import FieldError, PolicyError, PrometheusUnreachable
 from tests.policy.helpers import POLICIES
 from tests.policy.test_hostile import run_cli
@@ -34,7 +35,7 @@ def _raise(exc: BaseException):
     pytest.param(RuntimeError("line one\nline two\n" + "x" * 1000), 70, None, id="multi-line-message"),
 ])
 def test_an_escaping_exception_becomes_one_line(monkeypatch, capsys, exc, code, line):
-    monkeypatch.setattr(cli, "check_policies", _raise(exc))
+    monkeypatch.setattr(policy_files, "check_policies", _raise(exc))
     with pytest.raises(SystemExit) as exit_:
         cli.main(["validate", VALID])
     assert exit_.value.code == code
@@ -46,13 +47,13 @@ def test_an_escaping_exception_becomes_one_line(monkeypatch, capsys, exc, code, 
 
 
 def test_debug_shows_the_exception(monkeypatch):
-    monkeypatch.setattr(cli, "check_policies", _raise(RuntimeError("boom")))
+    monkeypatch.setattr(policy_files, "check_policies", _raise(RuntimeError("boom")))
     with pytest.raises(RuntimeError, match="boom"):
         cli.main(["--debug", "validate", VALID])
 
 
 def test_debug_does_not_stick_to_the_next_call(monkeypatch, capsys):
-    monkeypatch.setattr(cli, "check_policies", _raise(RuntimeError("boom")))
+    monkeypatch.setattr(policy_files, "check_policies", _raise(RuntimeError("boom")))
     with pytest.raises(RuntimeError):
         cli.main(["--debug", "validate", VALID])
     with pytest.raises(SystemExit) as exit_:

@@ -147,7 +147,7 @@ WITHIN = ("False", "DesiredWithinRange")
         reason="Held", table=["HELD", "rolling-restart"]), id="held target shown"),
 ])
 def test_status_view_from_records(tmp_path, capsys, local_zone, policy, load, cycles, expect):
-    from controller.cli import _print_status
+    from controller.cli.records import _print_status
 
     records = run_cycles(tmp_path, policy, load, cycles, until_held=expect.get("held", False),
                          crash_loop="withheld" in expect)

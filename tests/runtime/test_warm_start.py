@@ -213,7 +213,7 @@ def test_forward_filled_keeps_leading_gaps():
 def test_becoming_leader_warm_starts_again_and_status_and_explain_say_so(history):
     """restore() (the service calls it when this replica becomes leader) rebuilds the state
     again at the next cycle; `setpoint status` and `setpoint explain` show where it came from."""
-    from controller.cli import _format_record, _warm_start_line
+    from controller.cli.records import _format_record, _warm_start_line
     from controller.model import jsonable
     from controller.runtime.status import book_from_records
 

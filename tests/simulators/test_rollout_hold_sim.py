@@ -172,7 +172,7 @@ def test_status_and_metrics_show_the_hold_while_it_lasts_and_its_end():
 
 
 def test_the_status_table_says_the_rollout_is_paused_by_setpoint():
-    from controller.cli import _health_cell, _rollout_line
+    from controller.cli.records import _health_cell, _rollout_line
 
     health = {"held": False, "checks": [], "rollout": {"held": True, "since": 100.0,
                                                       "last": {"action": "pause", "at": 100.0,

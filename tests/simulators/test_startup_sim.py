@@ -61,7 +61,7 @@ def test_the_lead_follows_the_observed_start_up(records, service, delay_s):
 
 
 def test_explain_prints_the_start_up_delay_and_where_it_came_from(records):
-    from controller.cli import _format_record
+    from controller.cli.records import _format_record
 
     slow = [r for r in records if r["target"].endswith("/slow")]
     unseen = dict(slow[0], startup={"delay_s": 30.0, "source": "policy", "pods": 0, "lead_s": {"rps": 75.0}})

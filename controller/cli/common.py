@@ -1,0 +1,93 @@
+"""What several commands share: failing with a message, output paths checked before a run, the
+one policy of a file, the decision stages for short runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+
+DEFAULT_SIM_POLICY = "setpoint-default.yaml"  # bundled policies (controller.bundled)
+DEFAULT_HPA_POLICY = "hpa-cpu.yaml"
+
+
+def fail(errors: list) -> NoReturn:
+    """Print each error on stderr, one per line, and exit 1 (bad input)."""
+    for error in errors:
+        typer.echo(str(error), err=True)
+    raise typer.Exit(1)
+
+
+def refuse_overwrite(paths: list[Path], force: bool, option: str) -> None:
+    """Exit 1 naming each of ``paths`` that exists, unless ``force``: called before anything is
+    written (or computed), so that a refusal leaves every file as it was."""
+    existing = [] if force else [p for p in paths if p.exists() or p.is_symlink()]
+    if existing:
+        fail([f"{option}: {p} exists; pass --force to overwrite it, or name another "
+               f"{'folder' if option == '--out-dir' else 'file'}" for p in existing])
+
+
+def out_folder(out: Path, option: str = "--out") -> Path:
+    """``out``, created, or exit 1 saying why it cannot hold the results: checked before a run,
+    whose results would otherwise be lost after it finished."""
+    import os
+
+    if out.exists() and not out.is_dir():
+        fail([f"{option}: {out} is a file, not a folder; name a folder for the results"])
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail([f"{option}: {out}: cannot create the folder: {exc.strerror or exc}"])
+    if not os.access(out, os.W_OK | os.X_OK):
+        fail([f"{option}: {out}: cannot write in this folder"])
+    return out
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def parse_log_level(value: str) -> str:
+    """``--log-level`` as logging reads it (``INFO``), or exit 1 naming the levels."""
+    if value.strip().lower() not in LOG_LEVELS:
+        fail([f"--log-level: expected {', '.join(LOG_LEVELS[:-1])} or {LOG_LEVELS[-1]}, got {value!r}"])
+    return value.strip().upper()
+
+
+def one_policy(path: Path, shown: str | None = None):
+    """The one scaling policy of ``path``; ``shown`` replaces its file name in what the results
+    show (the bundled name, or the path relative to the working directory)."""
+    from dataclasses import replace
+
+    from controller.errors import PolicyError
+    from controller.policy import load_policies
+
+    try:
+        scaling = [p for p in load_policies([path]) if p.scales]
+    except PolicyError as exc:
+        fail(exc.errors)
+    if len(scaling) != 1:
+        fail([f"{path}: expected exactly one scaling policy, found {len(scaling)}; pass a file that holds one"])
+    return replace(scaling[0], file=shown) if shown else scaling[0]
+
+
+def numpy_unless_asked() -> None:
+    """Decide on the numpy stages unless SETPOINT_COMPILED asks for the kernels (or for numpy).
+    Set in the environment too, for worker processes that start from a forkserver."""
+    import os
+
+    from controller.core.scaling import compiled
+
+    if compiled.switch == "":
+        compiled.set_switch("0")
+        os.environ[compiled.ENV_SWITCH] = "0"
+
+
+def equal_cost_cells(e) -> list[str]:
+    """The two frontier cells of a score-table row: HPA's violation minutes at the row's
+    replica-hours (``*`` when extrapolated beyond the sweep) and the ratio with its verdict."""
+    if e is None or e.hpa_slo_violation_minutes is None:
+        return ["-", "-"]
+    flag = "*" if e.extrapolated else ""
+    ratio = f"{e.ratio:.2f}x" if e.ratio is not None else "-"
+    return [f"{e.hpa_slo_violation_minutes:g}{flag}", f"{ratio} {e.verdict}"]

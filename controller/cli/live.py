@@ -1,0 +1,295 @@
+"""Commands that act on a cluster: ``setpoint run`` (the controller), ``setpoint resume`` (re-arm
+self-healing) and ``setpoint sim serve`` (a simulated cluster behind the Kubernetes API)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from controller.cli.common import fail, numpy_unless_asked, parse_log_level
+from controller.cli.root import app
+
+
+@app.command(short_help="Run the controller against Prometheus and Kubernetes.")
+def run(
+    policies: Annotated[list[Path], typer.Option(
+        "--policies", "-p", exists=True, help="Policy files or folders (repeatable). Reloaded when they change; "
+                                              "an invalid change keeps the last good policies.")],
+    prometheus: Annotated[str, typer.Option(help="Prometheus base URL, e.g. http://prometheus.monitoring:9090")],
+    kubeconfig: Annotated[Optional[Path], typer.Option(
+        exists=True, dir_okay=False, help="Kubeconfig file (default: in-cluster config, else ~/.kube/config).")] = None,
+    context: Annotated[Optional[str], typer.Option(help="Kubeconfig context.")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Decide and record, apply nothing (logs what would have been done).")] = False,
+    shadow: Annotated[bool, typer.Option(
+        "--shadow", help="Run beside the incumbent autoscaler: decide and record, write nothing to the cluster, "
+                         "and export setpoint_shadow_* metrics comparing with the replicas it sets.")] = False,
+    listen: Annotated[str, typer.Option(
+        help="Address for /metrics, /healthz, /readyz and /status (read by `setpoint status`).")] = "0.0.0.0:8080",
+    records: Annotated[Path, typer.Option(
+        help="Decision records, appended as JSON lines (read them with `setpoint explain FILE`); "
+             "- for standard output.")] = Path("setpoint-decisions.jsonl"),
+    records_max_bytes: Annotated[int, typer.Option(
+        min=0, help="Rotate the records file before it grows past this many bytes (0: never).")] = 50 * 1024 * 1024,
+    records_keep: Annotated[int, typer.Option(
+        min=0, help="Rotated records files kept (FILE.1 is the newest); disk use is at most "
+                    "(1 + this) x --records-max-bytes.")] = 3,
+    prometheus_token_file: Annotated[Optional[Path], typer.Option(help="Bearer token file (re-read when it changes).")] = None,
+    prometheus_ca_file: Annotated[Optional[Path], typer.Option(help="CA bundle to verify Prometheus' TLS certificate.")] = None,
+    prometheus_insecure: Annotated[bool, typer.Option(help="Do not verify Prometheus' TLS certificate.")] = False,
+    prometheus_timeout: Annotated[float, typer.Option(help="Seconds one query may take, retries included.")] = 5.0,
+    target_labels: Annotated[str, typer.Option(
+        help="Labels that map a series to its workload: NAMESPACE_LABEL,NAME_LABEL.")] = "namespace,deployment",
+    qps: Annotated[float, typer.Option(
+        min=0.0, help="Kubernetes client-side rate limit (requests per second; 0: none).")] = 20.0,
+    burst: Annotated[int, typer.Option(min=1, help="Kubernetes client-side burst.")] = 30,
+    once: Annotated[bool, typer.Option(
+        "--once", help="Run one cycle of every policy, then exit (1 if a cycle failed).")] = False,
+    leader_elect: Annotated[bool, typer.Option(
+        "--leader-elect", help="Act only while holding a coordination.k8s.io/v1 Lease (run 2 replicas for HA).")] = False,
+    lease_name: Annotated[str, typer.Option(help="Name of the leader-election Lease.")] = "setpoint",
+    lease_namespace: Annotated[Optional[str], typer.Option(
+        help="Namespace of the Lease (default: $POD_NAMESPACE, else default).")] = None,
+    state_namespace: Annotated[Optional[str], typer.Option(
+        help="Namespace of the ConfigMaps setpoint-state-<policy> that keep healing budgets, held targets and "
+             "revision memory across restarts (default: the Lease's namespace).")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    warm_start: Annotated[bool, typer.Option(
+        help="At start-up and on becoming leader, rebuild each policy's smoothing, stabilization and rate-limit "
+             "history by replaying the last window from Prometheus (needs kube-state-metrics' replicas; "
+             "targets without them start cold, holding scale-down for one window).")] = True,
+) -> None:
+    """Run the controller: read Prometheus, decide, act on Kubernetes, on every policy's interval.
+
+    One scheduled job per policy (no overlap, missed runs coalesced, small jitter). Logs are
+    JSON lines on stderr. SIGTERM or Ctrl-C stops gracefully: running cycles finish, records
+    are flushed. Exit 1 when the policies are invalid (the controller refuses to start).
+
+    --shadow evaluates live without acting (no scale, Event or annotation is written) and
+    exports setpoint_shadow_desired_replicas and agreement statistics against the replicas the
+    incumbent (HPA, KEDA) sets.
+    """
+    import signal
+    import threading
+
+    import os
+
+    from controller.adapters.kubernetes import KubernetesCluster, KubernetesStateStore
+    from controller.adapters.prometheus import PrometheusConfig, PrometheusSource
+    from controller.errors import PolicyError
+    from controller.runtime.dryrun import DryRunCluster, DryRunStateStore
+    from controller.runtime.http import StatusServer, parse_listen
+    from controller.runtime.service import ControllerService, ServiceOptions
+    from controller.runtime.shadow import ShadowCluster, ShadowTelemetry
+    from controller.runtime.telemetry import Telemetry, configure_json_logging
+
+    configure_json_logging(parse_log_level(log_level))
+    if not math.isfinite(qps):  # inf passes the option's min
+        fail([f"--qps: expected a number of requests per second >= 0, got {qps}"])
+    # Live cycles decide on numpy unless SETPOINT_COMPILED=1: a cycle of 10,000 targets takes ~9 ms
+    # there (bench/decide.py), small beside its queries, while the kernels would compile at every
+    # start of the shipped image (read-only root: no numba cache): `run --once` measured 40.8 s and
+    # 520 MiB max RSS compiled from cold, against the Deployment's 512Mi limit; 2.6 s, 99 MiB on numpy.
+    numpy_unless_asked()
+    labels = tuple(x.strip() for x in target_labels.split(","))
+    try:
+        parse_listen(listen)
+        if len(labels) != 2 or not all(labels):
+            raise ValueError(f"--target-labels: expected NAMESPACE_LABEL,NAME_LABEL, got {target_labels!r}")
+        metrics = PrometheusSource(PrometheusConfig.from_url(
+            prometheus, bearer_token_file=str(prometheus_token_file) if prometheus_token_file else None,
+            ca_file=str(prometheus_ca_file) if prometheus_ca_file else None, verify_tls=not prometheus_insecure,
+            timeout_s=prometheus_timeout, target_labels=labels))
+    except ValueError as exc:
+        fail([str(exc)])
+    if shadow and leader_elect:
+        fail(["--shadow writes nothing, leader election included: drop --leader-elect (shadow replicas "
+               "all evaluate; each exports its own figures)"])
+    cluster = KubernetesCluster(kubeconfig=kubeconfig, context=context, qps=qps, burst=burst,
+                                **({"emit_events": False} if shadow else {}))
+    target = ShadowCluster(cluster) if shadow else DryRunCluster(cluster) if dry_run else cluster
+    own_namespace = lease_namespace or os.environ.get("POD_NAMESPACE", "default")
+    state = KubernetesStateStore(cluster, state_namespace or own_namespace)
+    telemetry = ShadowTelemetry() if shadow else Telemetry()
+    elector = None
+    if leader_elect and not once:
+        import socket
+
+        from controller.adapters.kubernetes import fence_with_lease
+
+        # every write re-checks leadership right before it is sent (state saves included)
+        elector = fence_with_lease(cluster, own_namespace, lease_name, f"{socket.gethostname()}_{os.getpid()}").start()
+    telemetry.track_leadership(elector.is_leader if elector else (lambda: True))
+    try:
+        service = ControllerService(policies, metrics, target, telemetry, ServiceOptions(
+            records_path=records, records_max_bytes=records_max_bytes or None, records_keep=records_keep,
+            warm_start=warm_start),
+                                    is_leader=elector.is_leader if elector else (lambda: True),
+                                    leader_term=(lambda: elector.term) if elector else (lambda: 0),
+                                    state_store=DryRunStateStore(state) if dry_run or shadow else state)
+    except PolicyError as exc:
+        if elector:
+            elector.stop()
+        fail(exc.errors)
+    if once:
+        results = service.run_all_once()
+        service.stop()
+        cluster.close()
+        metrics.close()
+        problems = _once_problems(sorted(service.policies), results, prometheus)
+        if problems:
+            fail(problems)
+        return
+    server = StatusServer(listen, telemetry.registry, service.healthy, service.ready, status=service.status).start()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    service.start()
+    stop.wait()
+    service.stop(wait=True)
+    if elector:
+        elector.stop()  # release the Lease: the standby takes over at once
+    server.stop()
+    cluster.close()
+    metrics.close()
+
+
+def _once_problems(names: list[str], results: list, prometheus: str) -> list[str]:
+    """One line per policy whose cycle failed or reported errors, naming the next step."""
+    by_policy = {r.policy: r for r in results}
+    problems = []
+    for name in names:
+        result = by_policy.get(name)
+        if result is None:  # run_cycle logged the exception
+            problems.append(f"policy {name}: the cycle failed (see the log above); check --kubeconfig and "
+                            f"--context, and that the Kubernetes API is reachable")
+        elif result.errors:
+            more = f" (+{len(result.errors) - 1} more)" if len(result.errors) > 1 else ""
+            problems.append(f"policy {name}: {result.errors[0]}{more}; check --prometheus {prometheus} and the "
+                            f"policy's queries")
+        elif result.failed:
+            target, why = result.failed[0]
+            problems.append(f"policy {name}: {len(result.failed)} action(s) failed, {target}: {why}; check the "
+                            f"controller's RBAC and the workload")
+    return problems
+
+
+@app.command(short_help="Re-arm self-healing of a held workload.")
+def resume(
+    target: Annotated[str, typer.Argument(help="The workload: NAMESPACE/NAME, or NAME in --namespace.")],
+    namespace: Annotated[str, typer.Option("--namespace", "-n", help="Namespace when TARGET has none.")] = "default",
+    kind: Annotated[str, typer.Option(help="Deployment or StatefulSet.")] = "Deployment",
+    kubeconfig: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="Kubeconfig file.")] = None,
+    context: Annotated[Optional[str], typer.Option(help="Kubeconfig context.")] = None,
+) -> None:
+    """Re-arm self-healing of a workload that a budget or the circuit breaker stopped.
+
+    Writes the setpoint.io/resume annotation (the current time) on the workload; the running
+    controller sees the new value on its next cycle and acts on the target again (its budget
+    history is kept), and saves the re-armed state, so a restart does not hold it again. A
+    resume written while no controller runs is seen by the next one. See setpoint_healing_held
+    in /metrics and the HealingHeld Events.
+    """
+    from datetime import datetime, timezone
+
+    from controller.adapters.kubernetes import KubernetesCluster
+    from controller.errors import ActuationError
+    from controller.model import RESUME_ANNOTATION, TargetRef
+
+    ns, _, name = target.rpartition("/")
+    ref = TargetRef(ns or namespace, name, kind)
+    cluster = KubernetesCluster(kubeconfig=kubeconfig, context=context, emit_events=False)
+    try:
+        cluster.annotate(ref, RESUME_ANNOTATION, datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    except ActuationError as exc:
+        fail([f"{ref}: {exc}"])
+    finally:
+        cluster.close()
+    typer.echo(f"{ref}: resume requested; the controller re-arms it on its next cycle")
+
+
+sim_app = typer.Typer(help="Serve a simulated cluster to real clients: its Kubernetes API and its metrics.",
+                      no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(sim_app, name="sim", short_help="Serve a simulated cluster: Kubernetes API and metrics.")
+
+
+@sim_app.command("serve", short_help="Serve a simulated cluster through the Kubernetes API.")
+def sim_serve(
+    scenario: Annotated[str, typer.Argument(
+        help="A scenario file, or the name of a bundled one (a wrong name lists them).")] = "flash-crowd",
+    kube_listen: Annotated[str, typer.Option(
+        "--kube-listen", help="HOST:PORT of the Kubernetes API (loopback by default).")] = "127.0.0.1:8001",
+    metrics_listen: Annotated[Optional[str], typer.Option(
+        "--metrics-listen", help="HOST:PORT of the Prometheus metrics endpoint (GET /metrics); off if not given.")] = None,
+    kubeconfig_out: Annotated[Optional[Path], typer.Option(
+        "--kubeconfig-out", help="Write a kubeconfig for the simulated cluster here, with the bearer token (mode 0600).")] = None,
+    token_file: Annotated[Optional[Path], typer.Option(
+        "--token-file", help="Write the bearer token here (one line, mode 0600).")] = None,
+    token: Annotated[Optional[str], typer.Option(
+        "--token", envvar="SETPOINT_SIM_TOKEN", show_default=False,
+        help="The bearer token clients must send (default: a fresh random one). Prefer the environment "
+             "variable: a command line is visible to other users.")] = None,
+    no_auth: Annotated[bool, typer.Option(
+        "--no-auth", help="Serve every request without a token: anyone who can connect can change the "
+                          "cluster.")] = False,
+    insecure_http: Annotated[bool, typer.Option(
+        "--insecure-http", help="Serve plain HTTP instead of HTTPS (default: TLS with a CA made at start-up, "
+                                "carried in the kubeconfig). kubectl sends no token over plain HTTP.")] = False,
+    speed: Annotated[float, typer.Option(
+        "--speed", min=0.001, help="Simulated seconds per wall second (2 runs the scenario twice as fast). "
+                                   "Counters advance by the simulated amount divided by the speed, so "
+                                   "PromQL rate() reads simulated per-second rates at any speed.")] = 1.0,
+    test_hooks: Annotated[bool, typer.Option(
+        "--test-hooks", help="Serve /_sim/faults and /_sim/requests (fault injection for tests; token required).")] = False,
+    read_timeout: Annotated[float, typer.Option(
+        "--read-timeout", min=0.1, help="Seconds a client has to send a whole request; slower ones are cut off.")] = 10.0,
+    max_connections: Annotated[int, typer.Option(
+        "--max-connections", min=1, help="Connections served at once; more get 429 at once.")] = 128,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug logs every request.")] = "info",
+) -> None:
+    """Serve a scenario's simulated cluster through the Kubernetes API, driven by its load in real time.
+
+    Deployments (apps/v1, with the scale subresource), ReplicaSets, pods, events, leases and ConfigMaps
+    behave as the real API server's do for what Setpoint uses (resourceVersion conflicts, 404,
+    422 and Status bodies). Point `setpoint run --kubeconfig FILE` or kubectl at it: it serves HTTPS
+    with a CA made at start-up (in the kubeconfig), discovery short names, tables and watches. Every
+    request needs the bearer token (see --kubeconfig-out, --token-file; printed when neither is
+    given) unless --no-auth. Runs until SIGTERM or Ctrl-C. Exit 1 on an invalid scenario.
+    """
+    import logging
+
+    from controller.errors import ScenarioError
+    from simulators.kubeapi.server import serve
+
+    logging.basicConfig(level=parse_log_level(log_level), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if no_auth and (token or token_file):
+        fail(["--no-auth cannot be combined with --token or --token-file"])
+    if token is not None and not token.strip():
+        fail(["--token must not be empty"])
+
+    def ready(server) -> None:
+        typer.echo(f"Kubernetes API: {server.url}", err=True)
+        if server.metrics_url:
+            typer.echo(f"metrics: {server.metrics_url}", err=True)
+        if kubeconfig_out:
+            typer.echo(f"kubeconfig: {kubeconfig_out}", err=True)
+        if token_file:
+            typer.echo(f"token file: {token_file}", err=True)
+        if no_auth:
+            typer.echo(f"WARNING: --no-auth: {server.url} accepts every request without a token; "
+                       "anyone who can connect can change the cluster", err=True)
+        elif not (kubeconfig_out or token_file or token):
+            typer.echo(f"token: {server.token}  (send it as 'Authorization: Bearer TOKEN'; "
+                       "--kubeconfig-out or --token-file write it to a file instead)", err=True)
+
+    try:
+        serve(scenario, kube_listen, metrics_listen, kubeconfig_out, speed, test_hooks, token=token, on_ready=ready,
+              auth=not no_auth, token_file=token_file, read_timeout_s=read_timeout, max_connections=max_connections,
+              tls=not insecure_http)
+    except ScenarioError as exc:
+        fail(exc.errors)
+    except (OSError, ValueError) as exc:
+        fail([str(exc)])

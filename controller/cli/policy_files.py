@@ -1,0 +1,122 @@
+"""Commands on policy files: ``validate``, ``schema`` and ``import``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from controller.cli.common import fail, refuse_overwrite
+from controller.cli.root import app
+from controller.policy import check_policies, policy_json_schema_text
+from controller.policy.schema_export import SCHEMA_FILE
+from controller.policy.summary import file_summary, plural
+
+
+@app.command(short_help="Check policy files and report every error.")
+def validate(
+    paths: Annotated[list[Path], typer.Argument(
+        exists=True, metavar="PATH",
+        help="Policy files, or folders whose *.yaml and *.yml files are read (not recursively).")],
+) -> None:
+    """Check policy files: every field, every cross-field rule, and unique names across all files.
+
+    All valid: exit 0 and print one line per file on stdout, e.g.
+
+    \b
+      web-rps.yaml: ok, 1 policy (web-rps: 2 targets, 1 metric, 0 health checks)
+
+    Any invalid: exit 1 and print every error on stdout, one per line, as
+
+    \b
+      FILE:LINE: FIELD.PATH: what was expected, got what was found
+
+    in a file with several documents the path starts with "[doc N]". The error
+    count goes to stderr.
+
+    A PATH that does not exist: exit 2 (usage error).
+    """
+    check = check_policies(paths)
+    if check.errors:
+        for error in check.errors:
+            typer.echo(str(error))
+        files = len({e.file for e in check.errors})
+        typer.echo(f"{plural(len(check.errors), 'error')} in {plural(files, 'file')}", err=True)
+        raise typer.Exit(1)
+    for file in check.files:
+        typer.echo(file_summary(file, check.policies_in(file)))
+
+
+@app.command(short_help="Print the JSON Schema of policy files.")
+def schema(
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help=f"Write the schema to this file (the repository keeps it in {SCHEMA_FILE}).")] = None,
+) -> None:
+    """Print the JSON Schema of policy files (draft 2020-12), generated from the policy models.
+
+    Point your editor at it, e.g. with a first line
+    "# yaml-language-server: $schema=./setpoint-policy.schema.json".
+    """
+    text = policy_json_schema_text()
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    out.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {out}", err=True)
+
+
+@app.command("import", short_help="Convert HPA and KEDA ScaledObject manifests into policies.")
+def import_(
+    files: Annotated[list[str], typer.Argument(
+        metavar="FILE...", help="Manifest files; - reads stdin (kubectl get hpa -A -o yaml | setpoint import -).")],
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", dir_okay=False, help="Write all policies to this file (default: stdout).")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option(
+        "--out-dir", file_okay=False, help="Write one NAME.yaml per policy into this folder.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Overwrite files that exist (without it, nothing is written when one does).")] = False,
+) -> None:
+    """Convert HorizontalPodAutoscalers (autoscaling/v1, v2) and KEDA ScaledObjects (prometheus,
+    cpu and memory triggers) into Setpoint policies with preset: hpa.
+
+    Lists (kind: List, as kubectl get -o yaml prints) are expanded; other kinds are skipped
+    with a note on stderr. Every difference from the source is written as a comment above its
+    policy. The output passes `setpoint validate`. Exit 1 when an object cannot be converted, or
+    when a file to write exists and --force is not given (nothing is written then: an imported
+    file over a policy a team has since edited and reviewed would lose that work).
+    """
+    from controller.errors import InvalidInput
+    from controller.policy.import_files import import_files
+    from controller.runtime.files import write_text_atomic
+
+    if out is not None and out_dir is not None:
+        fail(["pass --out or --out-dir, not both"])
+    try:
+        result = import_files(files, stdin=sys.stdin.buffer)
+    except InvalidInput as exc:  # every object that cannot be converted, each at its file and line
+        fail(exc.errors)
+    for note in result.skipped:
+        typer.echo(f"note: {note}", err=True)
+    if out_dir is None:  # one file: it must stay within what the policy loader reads
+        from controller.policy.yamlsrc import read_documents
+
+        _, problems = read_documents(result.text)
+        if problems:
+            fail([f"{plural(len(result.policies), 'policy', 'policies')} are more than one policy file holds "
+                   f"({problems[0].message.split(' (')[0]}); write one file per policy with --out-dir DIR, or "
+                   "import fewer objects at a time"])
+    if out_dir is not None:
+        paths = [out_dir / f"{policy.name}.yaml" for policy in result.policies]
+        refuse_overwrite(paths, force, "--out-dir")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for path, policy in zip(paths, result.policies):
+            write_text_atomic(path, policy.text)
+            typer.echo(f"wrote {path} ({policy.source})", err=True)
+    elif out is not None:
+        refuse_overwrite([out], force, "--out")
+        write_text_atomic(out, result.text)
+        typer.echo(f"wrote {out}: {plural(len(result.policies), 'policy', 'policies')}", err=True)
+    else:
+        typer.echo(result.text, nl=False)

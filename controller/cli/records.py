@@ -1,0 +1,339 @@
+"""Reading what the controller did: ``setpoint explain`` (decision records, one line each) and
+``setpoint status`` (each target's replicas, conditions and health, from a running controller or
+its records)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from controller.cli.common import fail
+from controller.cli.root import app
+from controller.policy.summary import plural
+
+
+@app.command(short_help="Print decision records and the reason for each.")
+def explain(
+    source: Annotated[Path, typer.Argument(
+        exists=True, help="A simulation output folder, or a decisions .jsonl file written by `setpoint run` (its rotated "
+                          "FILE.1, FILE.2, ... are read too).")],
+    target: Annotated[Optional[str], typer.Option("--target", "-t", help="Only this target (name or namespace/name).")] = None,
+    at: Annotated[Optional[str], typer.Option(
+        "--at", help="Only the last decision at or before this time (seconds, or 30m / 1h10m since the start).")] = None,
+    controller: Annotated[Optional[str], typer.Option("--controller", "-c", help="Only this controller (policy, hpa).")] = None,
+    changes: Annotated[bool, typer.Option("--changes", help="Only decisions that changed the replica count.")] = False,
+    limit: Annotated[int, typer.Option(min=1, help="Print at most this many records (the last ones).")] = 40,
+) -> None:
+    """Print decision records: for each target and cycle, every stage's number and the reason.
+
+    Columns: time, controller, target, current -> desired, reason, then per metric the raw and
+    smoothed value and the replica proposal (a dash where the metric was missing); for a
+    forecast metric, the forecast, its upper bound, its recent error (MASE against persistence;
+    "ignored" above the policy's errorBound) and the reactive and predictive proposals; then
+    the combined, stabilized and limited counts.
+    """
+    import json
+
+    from controller.policy import parse_duration
+    from controller.runtime.records import read_all_records, select_records
+
+    path = source / "decisions.jsonl" if source.is_dir() else source
+    if not path.exists():
+        fail([f"{source}: no decisions.jsonl here; pass a `setpoint simulate` output folder or the --records "
+               f"file of `setpoint run`"])
+    if not path.is_file():  # a device or pipe: /dev/zero is one endless line
+        fail([f"{path}: not a regular file; pass a `setpoint simulate` output folder or a decisions .jsonl file"])
+    when = None
+    if at is not None:
+        try:
+            when = float(at)
+        except ValueError:
+            try:
+                when = parse_duration(at)
+            except ValueError as exc:
+                fail([f"--at: {exc}"])
+    skipped: list[str] = []
+    read = [0]  # records of the controller asked for, counted as they stream by
+
+    def of_controller():
+        for r in read_all_records(path, lambda f, n, why: skipped.append(f"{f}:{n}: {why}")):
+            if controller is None or r.get("controller") == controller:
+                read[0] += 1
+                yield r
+
+    # streamed: the last --limit records (or one per target with --at) are held, not the file
+    records = select_records(of_controller(), target=target, at=when, changed_only=changes, last=limit)
+    if skipped:
+        more = f" (and {len(skipped) - 1} more such lines)" if len(skipped) > 1 else ""
+        if not read[0]:
+            fail([f"no decision records: {skipped[0]}{more}; is this a decisions .jsonl file?"])
+        typer.echo(f"setpoint: skipped {skipped[0]}{more}", err=True)
+    if not records:
+        typer.echo("no decision records match; drop --target, --at, --controller or --changes to see more", err=True)
+        raise typer.Exit(1)
+    printed = 0
+    for r in records:
+        try:
+            typer.echo(_format_record(r))
+            printed += 1
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:  # edited or another program's JSON
+            typer.echo(f"setpoint: skipped a record that is not a decision record ({type(exc).__name__}: {exc}): "
+                       f"{json.dumps(r)[:120]}", err=True)
+    if not printed:
+        raise typer.Exit(1)
+
+
+def _format_record(r: dict) -> str:
+    def num(v) -> str:
+        return "-" if v is None else f"{v:.4g}"
+
+    metrics = "  ".join(f"{name}: raw {num(m['raw'])} smoothed {num(m['smoothed'])} -> "
+                        f"{'-' if m['proposal'] is None else m['proposal']}" for name, m in r.get("metrics", {}).items())
+    forecasts = "  ".join(
+        f"{name}: forecast {num(f['forecast'])} (upper {num(f['upper'])}, error {num(f['error'])}"
+        f"{'' if f['trusted'] else ', ignored'}) reactive {'-' if f['reactive'] is None else f['reactive']} "
+        f"predictive {'-' if f['predictive'] is None else f['predictive']}" for name, f in r.get("forecast", {}).items())
+    if forecasts:
+        metrics = f"{metrics}  | {forecasts}"
+    ramps = "  ".join(f"{name}: slope {num(g['slope'])}/s ahead {num(g['ahead'])} -> "
+                      f"{'-' if g['proposal'] is None else g['proposal']}"
+                      f"{' held (a look-ahead step under ramp.minStep)' if g.get('held') else ''}"
+                      for name, g in r.get("ramp", {}).items())
+    if ramps:
+        metrics = f"{metrics}  | ramp {ramps}"
+    if r.get("saturated"):  # core/scaling/saturation.py
+        latest = "".join(f" ({name}: latest reading {num(v)}, above the window's)"
+                         for name, v in r.get("saturatedLatest", {}).items())
+        metrics = (f"{metrics}  | saturated {', '.join(r['saturated'])}{latest}: read at what the Ready pods serve, "
+                   f"a lower bound on demand: sized with the target's headroom once more")
+    at = r.get("at", 0.0)
+    who = f"{r['controller']} " if "controller" in r else ""
+    line = (f"t={at:>8.0f}s {who}{r.get('target')}: {r.get('current')} -> {r.get('desired')} [{r.get('reason')}]  "
+            f"{metrics}  | combined {r.get('combined')} stabilized {r.get('stabilized')} limited {r.get('limited')} "
+            f"(ready {r.get('ready')})")
+    if r.get("withheld"):  # core/scaling/withheld.py
+        line += (f"  | withheld {r['withheld']}: pods not Ready long past their start-up, sized on top "
+                 f"of the proposals")
+    warm = r.get("warm_start")
+    if warm:
+        line += f"  | {_format_warm_start(warm)}"
+    if r.get("startup"):
+        line += f"  | {_format_startup(r['startup'])}"
+    health = r.get("health") or (r.get("extra") or {}).get("health")
+    return line + _format_health(health) if health else line
+
+
+def _format_startup(s: dict) -> str:
+    """The start-up delay a ramp's lead used (startupDelay: observed) and where it came from."""
+    seen = s.get("range_s")
+    source = (f"observed over {s.get('pods')} pod start-up(s), {seen[0]:.0f}-{seen[1]:.0f}s" if s.get("source") == "observed"
+              else f"policy's initial value, {s.get('pods', 0)} start-up(s) observed")
+    leads = ", ".join(f"{name} {v:.0f}s" for name, v in (s.get("lead_s") or {}).items())
+    return f"start-up {s.get('delay_s', 0):.0f}s ({source}); lead {leads}"
+
+
+def _format_warm_start(w: dict) -> str:
+    """The first cycle after a start or a leadership change: how its state was rebuilt."""
+    if w.get("warm"):
+        return f"warm-started from {w.get('source')} ({w.get('ticks')} ticks over {w.get('window_s', 0):.0f}s)"
+    return f"cold start: {w.get('why')}"
+
+
+def _format_health(h: dict) -> str:
+    """The health side of a record: its action and reason, and each revision check that ran
+    (both revisions' values and traffic, the test statistic against its thresholds, the verdict)."""
+    def num(v) -> str:
+        return "-" if v is None else f"{v:.4g}"
+
+    out = ""
+    if h.get("action") or h.get("reason") not in (None, "NoAction", "Scaling"):
+        to = f" to revision {h['rollback_to']}" if h.get("rollback_to") else ""
+        out += (f"\n    health: {h.get('action') or 'no action'}{to} [{h.get('reason')}]"
+                f"{' trigger ' + h['trigger'] if h.get('trigger') else ''}")
+    if h.get("rollout"):  # a rollout hold: paused while its revision test is undecided, or resumed
+        out += f"\n    rollout: {h['rollout']} [{h.get('rollout_reason')}]"
+    elif h.get("rollout_held"):
+        out += "\n    rollout: held (paused by setpoint until its revision test decides)"
+    for name, c in (h.get("revision_checks") or {}).items():
+        if not c.get("active") and c.get("verdict") == "undecided":
+            continue
+        unit = "pod samples" if c.get("measure") == "latency" else "requests"
+        out += (f"\n    {name}: revision {c['new_revision']} {num(c['new_value'])} ({num(c['new_requests'])} {unit}) vs "
+                f"stable {c.get('stable_revision') or '-'} {num(c['stable_value'])} ({num(c['stable_requests'])}); "
+                f"LLR {c['statistic']:.3g} (bad >= {c['bad_at']:.3g}, good <= {c['good_at']:.3g}, worse by "
+                f"{c['worse_by']:g}x{'; with its recorded baseline' if c.get('compared_with') == 'baseline' else ''}) "
+                f"-> {c['verdict']}")
+    return out
+
+
+DEFAULT_STATUS_SERVER = "http://127.0.0.1:8080"  # `setpoint run --listen`'s default port
+
+
+@app.command(short_help="Show each target's replicas, conditions and health.")
+def status(
+    server: Annotated[Optional[str], typer.Option(
+        "--server", "-s", metavar="URL", show_default=DEFAULT_STATUS_SERVER,
+        help="Base URL of a running controller's HTTP port (its --listen); GET /status is read.")] = None,
+    records: Annotated[Optional[Path], typer.Option(
+        "--records", "-r", metavar="FILE", help="Build the view from a decisions .jsonl file instead (its rotated FILE.1, FILE.2, "
+                                "... are read too), e.g. the --records file of `setpoint run`, or a `setpoint "
+                                "simulate` output folder.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status document as JSON.")] = False,
+    timeout: Annotated[float, typer.Option(metavar="SECONDS", help="Seconds to wait for --server.")] = 5.0,
+) -> None:
+    """Show per target: current and desired replicas, the reason, the last action, the
+    HPA-style conditions (AbleToScale, ScalingActive, ScalingLimited: type, status, reason,
+    message, as kubectl describe hpa shows them), health checks and held targets.
+
+    Times print in local wall-clock time (set TZ to change the zone) with how long ago.
+    The view comes from a running controller (--server, default http://127.0.0.1:8080) or
+    from its decision records (--records: the latest record of each target). With --json,
+    the document GET /status serves, times in RFC 3339 with the local offset.
+    """
+    from controller.errors import StatusError
+    from controller.runtime.records import read_all_records, record_files
+    from controller.runtime.status import book_from_records, fetch_status, to_document
+
+    if server is not None and records is not None:
+        raise StatusError("give --server or --records, not both")
+    now = time.time()
+    if records is not None:
+        if records.is_dir():  # a `setpoint simulate` output folder
+            records = records / "decisions.jsonl"
+        if not record_files(records):
+            raise StatusError(f"{records}: no such file (nor rotated {records.name}.1, ...); pass the --records "
+                              f"file of `setpoint run`")
+        skipped: list[str] = []
+        book = book_from_records(read_all_records(records), on_skip=skipped.append)
+        if skipped:
+            typer.echo(f"note: {records}: {plural(len(skipped), 'record')} skipped, not decision records "
+                       f"(the first: {skipped[0]})", err=True)
+        if not len(book):
+            raise StatusError(f"{records}: no decision records in it; pass the --records file of `setpoint run`")
+        policies = book.view()
+    else:
+        policies = fetch_status(server or DEFAULT_STATUS_SERVER, timeout_s=timeout)
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(to_document(policies, now, tz=None), indent=1))
+        return
+    _print_status(policies, now)
+
+
+def _print_status(policies: dict, now: float) -> None:
+    """Per policy: a table of its targets, then each target's conditions and health checks."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from controller.runtime.status import wall_clock, zone_name
+
+    console = Console(highlight=False)  # the terminal's width (80 columns when not a terminal)
+
+    def table(title: str, columns: list[str], fold: tuple[int, ...] = ()) -> Table:
+        t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
+        for i, column in enumerate(columns):
+            t.add_column(column, overflow="fold", no_wrap=i not in fold)
+        return t
+
+    console.print(f"times in local time, {zone_name(now)}; now {wall_clock(now, now).split(' ')[0]}", markup=False)
+    for name, policy in policies.items():
+        targets = policy["targets"]
+        summary = table(f"policy {name}: last cycle {wall_clock(policy['at'], now)}",
+                        ["target", "cur", "want", "reason", "last action", "health"], fold=(4, 5))
+        for key, s in targets.items():
+            summary.add_row(key, _num(s.get("current")), _num(s.get("desired")), s.get("reason") or "-",
+                            _action_cell(s.get("last_action"), now), _health_cell(s.get("health")))
+        if not targets:
+            summary.add_row("(no target yet)", "", "", "", "", "")
+        console.print(summary)
+        started = _warm_start_line(targets, now)
+        if started:
+            console.print(started, markup=False)
+        for key, s in targets.items():
+            if s.get("withheld"):
+                console.print(f"{key}: {s['withheld']} replica(s) withheld (pods running but not Ready past twice "
+                              "their start-up), sized on top of the decision", markup=False)
+            conditions = s.get("conditions") or {}
+            if conditions:
+                t = table(f"{key} conditions", ["type", "status", "reason", "message"], fold=(3,))
+                for kind, c in conditions.items():
+                    t.add_row(kind, c.get("status", ""), c.get("reason", ""), c.get("message", ""))
+                console.print(t)
+            health = s.get("health")
+            if health and health.get("checks"):
+                t = table(f"{key} health checks", ["check", "phase", "value", "since"], fold=(3,))
+                for c in health["checks"]:
+                    pods = f" ({c['firing_pods']}/{c['pods']} pods)" if c.get("scope") == "pod" else ""
+                    t.add_row(c["name"], c.get("phase") or "-", _num(c.get("value")) + pods,
+                              wall_clock(c.get("since"), now))
+                console.print(t)
+            line = _rollout_line(key, (health or {}).get("rollout"), now)
+            if line:
+                console.print(line, markup=False)
+
+
+def _rollout_line(key: str, rollout: dict | None, now: float) -> str:
+    """One line on a target's rollout hold: paused by Setpoint since when, or its last pause/resume."""
+    from controller.runtime.status import wall_clock
+
+    if not rollout:
+        return ""
+    last = rollout.get("last") or {}
+    if rollout.get("held"):
+        return (f"{key} rollout: paused by setpoint since {wall_clock(rollout.get('since'), now)}, "
+                f"waiting for its revision test's verdict ({last.get('reason') or 'hold'})")
+    if last:
+        return f"{key} rollout: last {last.get('action')} {wall_clock(last.get('at'), now)} ({last.get('reason')})"
+    return ""
+
+
+def _warm_start_line(targets: dict, now: float) -> str:
+    """How the policy's state started: warm from Prometheus' history (when, over what window), and
+    the targets that started cold."""
+    from controller.runtime.status import wall_clock
+
+    starts = {k: s["warm_start"] for k, s in targets.items() if s.get("warm_start")}
+    if not starts:
+        return ""
+    w = next(iter(starts.values()))
+    cold = [k for k, x in starts.items() if not x.get("warm")]
+    line = f"state: started {wall_clock(w.get('at'), now)}"
+    if len(cold) < len(starts):
+        line += f", warm from {w.get('source')} ({w.get('ticks')} ticks over {w.get('window_s', 0):.0f}s)"
+    if cold:
+        line += f"; cold (scale-down held one window): {', '.join(cold)} ({starts[cold[0]].get('why')})"
+    return line
+
+
+def _num(v) -> str:
+    return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _action_cell(action: dict | None, now: float) -> str:
+    if not action:
+        return "none"
+    from controller.runtime.status import wall_clock
+
+    what = action["action"]
+    if action.get("to") is not None:
+        what += f" {action.get('from')}->{action['to']}"
+    reason = action.get("reason")
+    if reason:
+        what += f" ({reason})" if len(what) + len(reason) <= 20 else f"\n{reason}"
+    return f"{what}\n{wall_clock(action.get('at'), now)}"
+
+
+def _health_cell(health: dict | None) -> str:
+    if not health:
+        return "-"
+    firing = [c["name"] for c in health.get("checks", []) if c.get("phase") == "firing"]
+    parts = ["HELD", health.get("held_reason") or ""] if health.get("held") else []
+    if (health.get("rollout") or {}).get("held"):  # spec.paused by us until the revision test decides
+        parts.append("ROLLOUT PAUSED")
+    parts.append(f"firing: {', '.join(firing)}" if firing else "ok")
+    return "\n".join(p for p in parts if p)

@@ -1,0 +1,94 @@
+"""The ``setpoint`` Typer app and its entry point: global options, and every error that reaches
+the top turned into one line and an exit code (1: bad input; 70: a bug)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="setpoint",
+    help="Setpoint: an autoscaling and self-healing controller driven by YAML policies.",
+    no_args_is_help=True,
+    add_completion=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_INVALID = 1  # bad input: the message says what to change
+EXIT_BUG = 70  # EX_SOFTWARE: an exception Setpoint did not expect
+_options = {"debug": False}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``setpoint`` command: any error becomes one line on stderr (``--debug``: the traceback)."""
+    import warnings
+
+    _options["debug"] = False
+    warnings.formatwarning = _warning_line
+    try:
+        app(args=argv, prog_name="setpoint")
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # the last line of defence: no traceback for users
+        if _options["debug"]:
+            raise
+        code, line = describe_error(exc)
+        print(f"setpoint: {line}", file=sys.stderr)
+        sys.exit(code)
+
+
+def _warning_line(message, category, filename, lineno, line=None) -> str:
+    """A warning as the command's other messages read: ``setpoint: warning: ...`` (``--debug``:
+    with where it was raised)."""
+    where = f" ({category.__name__} at {filename}:{lineno})" if _options["debug"] else ""
+    return f"setpoint: warning: {message}{where}\n"
+
+
+def describe_error(exc: BaseException) -> tuple[int, str]:
+    """(exit code, one line) for an exception that reached the top: bad input is 1, a bug is 70."""
+    from controller.errors import InvalidInput, SetpointError
+
+    if isinstance(exc, InvalidInput) and exc.errors:
+        more = len(exc.errors) - 1
+        return EXIT_INVALID, _one_line(str(exc.errors[0])) + (f" (and {more} more)" if more else "")
+    if isinstance(exc, SetpointError):
+        return EXIT_INVALID, _one_line(str(exc))
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return EXIT_INVALID, _one_line(f"{where}{exc.strerror or exc}: check the path and its permissions")
+    if isinstance(exc, UnicodeError):
+        return EXIT_INVALID, _one_line(f"not UTF-8 text ({exc}): save the file as UTF-8")
+    if isinstance(exc, MemoryError):
+        return EXIT_INVALID, "out of memory: the input asks for more than this machine has; make it smaller"
+    return EXIT_BUG, _one_line(f"unexpected error {type(exc).__name__}: {exc}. This is a bug in Setpoint; "
+                               "rerun with --debug (setpoint --debug ...) and report the traceback")
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("setpoint")
+        except PackageNotFoundError:  # a source checkout that was never installed
+            from controller import __version__ as number
+        typer.echo(f"setpoint {number}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True, help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the Python traceback of any error.")] = False,
+) -> None:
+    """Setpoint: an autoscaling and self-healing controller driven by YAML policies."""
+    _options["debug"] = debug

@@ -1,0 +1,261 @@
+"""``setpoint simulate`` (a scenario offline: score table, result.json, report.html) and
+``setpoint warm`` (the simulator's kernels compiled ahead)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from controller.bundled import bundled_policy
+from controller.cli.common import (DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, equal_cost_cells, fail, numpy_unless_asked,
+                                   one_policy, out_folder)
+from controller.cli.root import app
+
+#: Seconds between redraws of `setpoint simulate`'s progress bars.
+PROGRESS_REDRAW_S = 0.1
+#: `setpoint simulate` says it is compiling its kernels when loading them takes longer than this.
+COMPILE_NOTICE_S = 3.0
+
+
+@app.command(short_help="Simulate a scenario offline and score the controllers.")
+def simulate(
+    scenario: Annotated[str, typer.Argument(
+        help="A scenario file, or the name of a bundled one (a wrong name lists them).")] = "flash-crowd",
+    policy: Annotated[Optional[Path], typer.Option(
+        "--policy", "-p", exists=True, dir_okay=False, show_default=f"bundled {DEFAULT_SIM_POLICY}",
+        help="The policy under test (one scaling policy).")] = None,
+    baseline: Annotated[list[str], typer.Option(
+        "--baseline", "-b", help="Baselines run in the same simulation: hpa, fixed-max, oracle. Repeat the option "
+                                 "for several.")] = ["hpa", "oracle"],
+    hpa_policy: Annotated[Optional[Path], typer.Option(
+        "--hpa-policy", exists=True, dir_okay=False, show_default=f"bundled {DEFAULT_HPA_POLICY}",
+        help="The preset: hpa policy used as the hpa baseline.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Override the scenario's random seed.")] = None,
+    scenario_set: Annotated[list[str], typer.Option(
+        "--scenario-set", metavar="PATH=VALUE",
+        help="Change a field of the scenario for this run, [*] for every item of a list, e.g. "
+             "'spec.services[*].startupDelay=3m' (what if the pods took 3 minutes to start?). Repeat for several "
+             "fields; one value each (setpoint sweep runs several).")] = [],
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="Folder for result.json, report.html and decisions.jsonl (default: out/SCENARIO, with "
+                            "the --scenario-set values).")] = None,
+    report: Annotated[bool, typer.Option(help="Write report.html (plots).")] = True,
+    frontier: Annotated[bool, typer.Option(
+        help="Also run the hpa preset at several CPU targets (HPA's cost/violation frontier) and compare each "
+             "controller with HPA at equal replica-hours.")] = True,
+    frontier_targets: Annotated[str, typer.Option(
+        "--frontier-targets", help="CPU utilization targets (percent) of the frontier, comma-separated.")] = "40,50,60,70,80",
+    max_memory: Annotated[Optional[str], typer.Option(
+        "--max-memory", help="Refuse a scenario whose estimated memory need is above this (e.g. 8GiB, 512MiB). "
+                             "Default 4GiB; never more than 80% of the machine's memory.")] = None,
+    jobs: Annotated[Optional[int], typer.Option(
+        "--jobs", "-j", min=1, show_default="number of CPUs",
+        help="Processes that share the controllers' runs (the numbers do not depend on it). Short runs stay in one, "
+             "and run without the compiled kernels unless SETPOINT_COMPILED=1.")
+    ] = None,
+) -> None:
+    """Simulate a scenario offline under a policy and baselines, and score them alike.
+
+    Prints a score table (SLO-violation minutes, replica-hours, replica changes, reversals, time
+    to mitigate each fault, and HPA's violation minutes at the same replica-hours: the hpa
+    preset swept over CPU targets, interpolated along its frontier) and writes OUT/result.json, OUT/report.html (plots on a shared time
+    axis, one panel set per controller) and OUT/decisions.jsonl (read it with `setpoint explain
+    OUT`). With no arguments: the bundled flash-crowd scenario, the bundled default policy, the
+    HPA baseline and the oracle. Exit 1 on an invalid scenario or policy, or one whose estimated
+    memory need is over --max-memory.
+    """
+    from controller.errors import InvalidInput
+    from simulators.memory import parse_size
+
+    try:
+        max_memory_bytes = None if max_memory is None else parse_size(max_memory)
+    except ValueError as exc:
+        fail([f"--max-memory: {exc}"])
+    try:
+        _simulate(scenario, policy, baseline, hpa_policy, seed, out, report, frontier, frontier_targets,
+                  max_memory_bytes, jobs, scenario_set)
+    except InvalidInput as exc:
+        fail(exc.errors)
+    except MemoryError:
+        fail([f"{scenario}: ran out of memory; shorten spec.duration, raise spec.tick, or use fewer services or "
+               "baselines"])
+
+
+def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_policy: Path | None, seed: int | None,
+              out: Path | None, report: bool, frontier: bool, frontier_targets: str,
+              max_memory_bytes: int | None, jobs: int | None, scenario_set: list[str]) -> None:
+    from importlib.util import find_spec
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from simulators.frontier import parse_targets
+    from simulators.hpa_sweep import first_pass, simulate_with_frontier
+    from simulators.memory import check_fits, memory_limit
+    from simulators.output import write_outputs
+    from simulators.parallel import usable_cpus
+    from simulators.result import shown_path
+    from simulators.runner import compiled_pays, standard_controllers
+    from simulators.runner import simulate as run_simulation
+    from simulators.scenario_set import folder_name, varied_scenario
+
+    if report and find_spec("matplotlib") is None:  # e.g. in the controller image
+        fail(["report.html needs matplotlib, which is not installed: pip install matplotlib, or pass --no-report"])
+    sc = varied_scenario(scenario, scenario_set, seed=seed)
+    # Results and the report name the files as the user gave them, or by their bundled names.
+    policy_shown = shown_path(policy) if policy else f"bundled {DEFAULT_SIM_POLICY}"
+    hpa_shown = shown_path(hpa_policy) if hpa_policy else f"bundled {DEFAULT_HPA_POLICY}"
+    policy = policy or bundled_policy(DEFAULT_SIM_POLICY)
+    hpa_policy = hpa_policy or bundled_policy(DEFAULT_HPA_POLICY)
+    under_test = one_policy(policy, policy_shown)
+    hpa = one_policy(hpa_policy, hpa_shown) if "hpa" in baseline or frontier else None
+    try:
+        targets = parse_targets(frontier_targets) if frontier else []
+    except ValueError as exc:
+        fail([str(exc)])
+    try:
+        controllers = standard_controllers(under_test, baseline, hpa, under_test.params.max_replicas)
+        # checked before the progress bars draw; the frontier's first targets run in the same pass
+        runs = controllers + (first_pass(controllers, hpa, targets)[1] if frontier else [])
+    except ValueError as exc:
+        fail([str(exc)])
+    check_fits(sc, runs, memory_limit(max_memory_bytes))
+    out_dir = out_folder(out or Path("out") / folder_name(sc.name))
+    if not compiled_pays(sc, len(runs)):  # a short run: as fast on numpy, and nothing to compile first
+        numpy_unless_asked()
+    console = Console(stderr=True)
+    try:
+        _warm_kernels(console, sc, runs)
+    except ValueError as exc:
+        fail([str(exc)])
+    # Redrawn from advance(), not by rich's refresh thread: with no other thread alive, the
+    # simulation's worker processes can be forked warm (simulators/parallel.py).
+    with Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TextColumn("ticks"),
+                  TimeElapsedColumn(), console=console, transient=False, auto_refresh=False) as progress:
+        tasks = {c.name: progress.add_task(c.name, total=sc.tick_count) for c in controllers}
+        drawn = [0.0]
+
+        def advance(name: str, k: int, total: int) -> None:
+            if name not in tasks:  # a frontier run
+                tasks[name] = progress.add_task(name, total=total)
+            progress.update(tasks[name], completed=k)
+            if time.monotonic() - drawn[0] >= PROGRESS_REDRAW_S or k == total:
+                drawn[0] = time.monotonic()
+                progress.refresh()
+
+        options = dict(policy_file=policy_shown, max_memory_bytes=max_memory_bytes, on_progress=advance,
+                       jobs=jobs or usable_cpus())
+        try:
+            if frontier:
+                result, logs = simulate_with_frontier(sc, controllers, hpa, targets, **options)
+            else:
+                result, logs = run_simulation(sc, controllers, **options)
+        except ValueError as exc:
+            fail([str(exc)])
+    paths = write_outputs(result, logs, out_dir, sc.start_s, report=report)
+    _print_scores(result)
+    for kind, path in paths.items():
+        typer.echo(f"{kind:>9}: {path}")
+
+
+
+def _warm_kernels(console, scenario, runs: list) -> None:
+    """Compile, or load from the disk cache, the kernels the runs use before the progress bars
+    draw and before worker processes fork (they inherit them); a line on stderr when that takes
+    a while: compiling them on a machine's first run (or after an upgrade) takes ~40 s."""
+    import threading
+
+    from simulators.runner import warm_kernels
+
+    notice = threading.Timer(COMPILE_NOTICE_S, lambda: console.print(
+        "compiling the simulator's kernels: about 40 s on a machine's first run or after an upgrade; "
+        "cached for the next runs (`setpoint warm` does it ahead; SETPOINT_COMPILED=0 runs without them)"))
+    notice.start()
+    try:
+        warm_kernels(scenario, runs)
+    finally:
+        notice.cancel()
+        notice.join()  # no other thread left: the workers can be forked warm
+
+
+def _print_scores(result) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from simulators.score import driven_lines, score_table
+
+    # Two-line headers, no rules between columns: fits 80 columns; narrower, cells fold (never cut).
+    # names are text, not rich markup: step[startupDelay=3m] lost its brackets
+    table = Table(title=f"{escape(result.scenario)}: SLO p{result.slo.latency_percentile:g} < {result.slo.latency_s * 1000:g} ms, "
+                        f"errors < {result.slo.error_ratio:.2%}", box=box.SIMPLE_HEAD, show_edge=False,
+                  collapse_padding=True)
+    rows = score_table(result)
+    with_faults = any(row.get("worst_mitigation_s") is not None for row in rows)  # else an empty column
+    columns = ["controller", "SLO viol.\nminutes", "replica-\nhours", "vs\noracle", "changes", "rever-\nsals"]
+    columns += ["worst\nmitig."] if with_faults else []
+    columns += ["HPA @ eq.\ncost min", "ratio"] if result.frontier is not None else []
+    for column in columns:
+        first = column == "controller"
+        table.add_column(column, justify="left" if first else "right", overflow="fold", no_wrap=first)
+    for row in rows:
+        vs = row.get("replica_hours_vs_oracle")
+        worst = row.get("worst_mitigation_s")
+        cells = [escape(row["controller"]), f"{row['slo_violation_minutes']:g}", f"{row['replica_hours']:.2f}",
+                 "-" if vs is None else f"{vs:.2f}x", str(row["replica_changes"]), str(row["reversals"])]
+        if with_faults:
+            cells.append("-" if worst is None else ("never" if worst == float("inf") else f"{worst:g} s"))
+        if result.frontier is not None:
+            cells += equal_cost_cells(row["hpa_equal_cost"])
+        table.add_row(*cells)
+    console = Console()  # the terminal's width (80 columns when not a terminal and $COLUMNS is unset)
+    console.print(table)
+    for line in driven_lines(rows, result.services):
+        console.print(line, highlight=False, markup=False)
+    if result.frontier is not None:
+        swept = ", ".join(f"{p.target_pct:g}%: {p.replica_hours:.2f} h / {p.slo_violation_minutes:g} min"
+                          for p in result.frontier.points)
+        console.print(f"HPA @ eq. cost: the SLO-violation minutes of the hpa preset re-targeted to spend the row's "
+                      f"replica-hours (interpolated on its sweep; * = outside the swept range, held flat). "
+                      f"Swept CPU targets: {swept}.", highlight=False, markup=False)
+
+
+
+@app.command(short_help="Compile the simulator's kernels ahead, into numba's disk cache.")
+def warm(
+    policy: Annotated[Optional[Path], typer.Option(
+        "--policy", "-p", exists=True, dir_okay=False, show_default=f"bundled {DEFAULT_SIM_POLICY}",
+        help="A policy whose kernels to compile too (one scaling policy).")] = None,
+    hpa_policy: Annotated[Optional[Path], typer.Option(
+        "--hpa-policy", exists=True, dir_okay=False, show_default=f"bundled {DEFAULT_HPA_POLICY}",
+        help="The preset: hpa policy of the hpa baseline.")] = None,
+) -> None:
+    """Compile (or load from numba's disk cache) every kernel that simulations, sweeps, tuning and
+    backtests use, by running a five-minute, two-service scenario through the policy, the same
+    policy with a forecast stage, the hpa preset, the oracle and a fixed baseline.
+
+    A machine's first long simulation (every trace scenario), and the first after an upgrade
+    (the cache is keyed on the code), otherwise spends about 40-80 s compiling before its first
+    tick. Run this once in an image build or a CI step, as the user that runs the simulations
+    (the cache is NUMBA_CACHE_DIR, else next to the installed code, else the user's cache
+    folder). Prints how many kernels were compiled or found in the cache, and where it is.
+    Exit 1 when the kernels are off (SETPOINT_COMPILED=0) or numba is unavailable.
+    """
+    from simulators.warm import warm as warm_kernels
+
+    under_test = one_policy(policy or bundled_policy(DEFAULT_SIM_POLICY))
+    hpa = one_policy(hpa_policy or bundled_policy(DEFAULT_HPA_POLICY))
+    try:
+        done = warm_kernels(under_test, hpa)
+    except RuntimeError as exc:
+        fail([f"nothing warmed: {exc}"])
+    where = ", ".join(done.cache_dirs) or "none (in memory only)"
+    if done.compiled:
+        typer.echo(f"compiled {done.compiled} kernel(s), {done.loaded} found in the cache, in {done.seconds:.1f} s; "
+                   f"cache: {where}")
+    else:
+        typer.echo(f"all {done.loaded} kernel(s) were in the cache (loaded in {done.seconds:.1f} s); cache: {where}")
