@@ -25,6 +25,7 @@ import json
 import math
 import multiprocessing
 import os
+import queue as queue_module
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -219,9 +220,10 @@ def cell_payload(scenario: ScenarioInput, variant: Variant, seed: int) -> dict:
 # --- running one cell ----------------------------------------------------------------------------
 
 
-def run_cell(payload: dict) -> dict:
+def run_cell(payload: dict, on_fraction: Callable[[float], None] | None = None) -> dict:
     """Run one cell; its scores (simulators.score.score_run), wall and CPU time, and which worker
-    (host:pid) ran it. Runs in a worker."""
+    (host:pid) ran it. Runs in a worker. ``on_fraction``: called with the share of the cell's
+    ticks done (0..1], about 200 times a cell."""
     from controller.policy import load_policy_text
     from simulators.frontier import retargeted
     from simulators.runner import ControllerSpec, run_controller
@@ -233,7 +235,9 @@ def run_cell(payload: dict) -> dict:
     if payload.get("retarget_pct") is not None:
         policy = retargeted(policy, payload["retarget_pct"])
     spec = ControllerSpec(policy.name, "policy", policy.name, policy=policy)
-    run, _ = run_controller(sc, spec, sc.offered(), keep_records=False)
+    ticks = sc.tick_count
+    on_tick = (lambda k: on_fraction(k / ticks)) if on_fraction is not None and ticks else None
+    run, _ = run_controller(sc, spec, sc.offered(), keep_records=False, on_tick=on_tick)
     return {"scores": run.scores, "elapsed_s": round(time.perf_counter() - started, 3),
             "cpu_s": round(time.process_time() - cpu, 3), "worker": f"{os.uname().nodename}:{os.getpid()}"}
 
@@ -319,11 +323,48 @@ def _finite(value: object) -> bool:
 
 #: on_cell(cell, done, total, cached): called once per cell, in the collecting process.
 OnCell = Callable[[Cell, int, int, bool], None]
+#: on_progress(cell, fraction): a running cell's share of its ticks done (0..1], in the collecting
+#: process; from this process and local workers (not from Ray, whose cells report when they end).
+OnProgress = Callable[[Cell, float], None]
+#: Seconds between reads of the local workers' progress while cells run.
+PROGRESS_POLL_S = 0.25
+
+
+class GridProgress:
+    """How far a grid's run is, in its cells' work (ticks x services): finished cells whole,
+    running ones by their share of ticks done. Fed by :func:`run_grid`'s ``on_cell`` and
+    ``on_progress``; what a progress bar shows (a long cell moves it too, not only its end)."""
+
+    def __init__(self, cells: Sequence[Cell]):
+        self.total = float(sum(c.work for c in cells)) or 1.0
+        self.cells = len(cells)
+        self.done_cells = 0
+        self._done = 0.0
+        self._running: dict[str, tuple[Cell, float]] = {}
+
+    def cell_done(self, cell: Cell, done: int, total: int, cached: bool) -> None:
+        self._running.pop(cell.key, None)
+        self._done += cell.work
+        self.done_cells = done
+
+    def cell_progress(self, cell: Cell, fraction: float) -> None:
+        self._running[cell.key] = (cell, min(max(fraction, 0.0), 1.0))
+
+    @property
+    def completed(self) -> float:
+        """Work done, 0..total."""
+        return min(self.total, self._done + sum(c.work * f for c, f in self._running.values()))
+
+    def running(self, most: int = 2) -> str:
+        """The running cells, e.g. ``nasa-july setpoint-default 45%, step hpa@50% 10%``."""
+        shown = [f"{c.scenario} {c.variant or 'policy'} {f:.0%}" for c, f in list(self._running.values())[:most]]
+        more = len(self._running) - len(shown)
+        return ", ".join(shown) + (f" (+{more})" if more > 0 else "")
 
 
 def run_grid(cells: Sequence[Cell], store: CellStore, *, jobs: int = 1, ray_address: str | None = None,
              on_cell: OnCell | None = None, limit: int | None = None,
-             pool: LocalPool | None = None) -> dict[str, dict]:
+             pool: LocalPool | None = None, on_progress: OnProgress | None = None) -> dict[str, dict]:
     """Run every cell not in ``store`` and store it; return key -> record for every cell.
 
     ``limit``: stop after running this many new cells (what an interrupted run leaves).
@@ -365,20 +406,38 @@ def run_grid(cells: Sequence[Cell], store: CellStore, *, jobs: int = 1, ray_addr
         _run_ray(todo, ray_address, jobs, finished)
     elif jobs <= 1 or len(todo) <= 1:
         for cell in todo:
-            finished(cell, _guarded(cell))
+            finished(cell, _guarded(cell, on_progress))
     elif pool is not None:
-        _run_pool(todo, pool, finished)
+        _run_pool(todo, pool, finished, on_progress)
     else:
         with local_pool(jobs) as new_pool:
-            _run_pool(todo, new_pool, finished)
+            _run_pool(todo, new_pool, finished, on_progress)
     return records
 
 
-def _guarded(cell: Cell) -> dict:
+def _guarded(cell: Cell, on_progress: OnProgress | None = None) -> dict:
+    """``cell`` run in this process."""
     try:
-        return run_cell(cell.payload)
+        return run_cell(cell.payload, (lambda f: on_progress(cell, f)) if on_progress is not None else None)
     except Exception as exc:
         raise _cell_failed(cell, exc) from exc
+
+
+#: In a local worker process: where its cells report their progress (set by the pool's initializer).
+_worker_progress = None
+
+
+def _set_worker_progress(queue) -> None:
+    """A local worker's initializer: report progress on ``queue``, a multiprocessing.Queue."""
+    global _worker_progress
+    queue.cancel_join_thread()  # progress is advisory: a worker never waits at exit to deliver it
+    _worker_progress = queue
+
+
+def _run_cell_in_worker(key: str, payload: dict) -> dict:
+    """:func:`run_cell` in a local worker, its progress sent as (key, fraction)."""
+    queue = _worker_progress
+    return run_cell(payload, (lambda f: queue.put((key, f))) if queue is not None else None)
 
 
 def _cell_failed(cell: Cell, exc: BaseException) -> SweepError:
@@ -403,6 +462,7 @@ class LocalPool:
         self.jobs = max(1, jobs)
         self.start_method = start_method
         self.executor: ProcessPoolExecutor | None = None
+        self.progress = None  # the workers' (key, fraction) messages: a multiprocessing.Queue
 
     def method(self) -> str:
         """How the workers start if started now: fork when this process has no other thread."""
@@ -413,13 +473,28 @@ class LocalPool:
             ctx = multiprocessing.get_context(self.method())
             if ctx.get_start_method() == "forkserver":
                 ctx.set_forkserver_preload(["simulators.sweep", "simulators.runner"])
-            self.executor = ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx)
+            self.progress = ctx.Queue()  # no thread in this process: only the workers put
+            self.executor = ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx,
+                                                initializer=_set_worker_progress, initargs=(self.progress,))
         return self.executor
+
+    def progress_messages(self) -> list[tuple[str, float]]:
+        """The (cell key, fraction) messages the workers sent since the last call."""
+        out: list[tuple[str, float]] = []
+        while self.progress is not None:
+            try:
+                out.append(self.progress.get_nowait())
+            except queue_module.Empty:
+                break
+        return out
 
     def shutdown(self, cancel_futures: bool = False) -> None:
         if self.executor is not None:
             self.executor.shutdown(cancel_futures=cancel_futures)
             self.executor = None
+        if self.progress is not None:
+            self.progress.close()
+            self.progress = None
 
     def __enter__(self) -> "LocalPool":
         return self
@@ -433,13 +508,15 @@ def local_pool(jobs: int, start_method: str | None = None) -> LocalPool:
     return LocalPool(jobs, start_method)
 
 
-def _run_pool(cells: Sequence[Cell], pool: LocalPool, finished: Callable[[Cell, dict], None]) -> None:
+def _run_pool(cells: Sequence[Cell], pool: LocalPool, finished: Callable[[Cell, dict], None],
+              on_progress: OnProgress | None = None) -> None:
     """Run ``cells`` on ``pool``'s workers, the costliest first (the cheap ones then fill the
-    tail); a few cells in flight per worker, so the queue never holds the whole grid."""
+    tail); a few cells in flight per worker, so the queue never holds the whole grid. The
+    workers' progress is read every PROGRESS_POLL_S while they run."""
     todo = sorted(cells, key=lambda c: -c.work)  # stable: grid order among equals
     if pool.executor is None and pool.method() == "fork":
         first, todo = todo[0], todo[1:]
-        finished(first, _guarded(first))  # warms this process; the workers fork from it
+        finished(first, _guarded(first, on_progress))  # warms this process; the workers fork from it
         if not todo:
             return
     fresh = pool.executor is None
@@ -449,7 +526,7 @@ def _run_pool(cells: Sequence[Cell], pool: LocalPool, finished: Callable[[Cell, 
 
     def submit(n: int) -> None:
         for cell in itertools.islice(queue, n):
-            futures[executor.submit(run_cell, cell.payload)] = cell
+            futures[executor.submit(_run_cell_in_worker, cell.key, cell.payload)] = cell
 
     if fresh:  # the first submit forks the workers: their collector then skips what they inherit
         gc.freeze()  # (else its first full pass writes to every inherited object: copy-on-write faults)
@@ -460,7 +537,7 @@ def _run_pool(cells: Sequence[Cell], pool: LocalPool, finished: Callable[[Cell, 
             gc.unfreeze()
     try:
         while futures:
-            ready, _ = wait(futures, return_when=FIRST_COMPLETED)
+            ready, _ = wait(futures, timeout=PROGRESS_POLL_S, return_when=FIRST_COMPLETED)
             submit(len(ready))
             for f in ready:
                 cell = futures.pop(f)
@@ -469,6 +546,12 @@ def _run_pool(cells: Sequence[Cell], pool: LocalPool, finished: Callable[[Cell, 
                 except Exception as exc:
                     raise _cell_failed(cell, exc) from exc
                 finished(cell, outcome)
+            messages = pool.progress_messages()  # read even when not shown: the pipe never fills
+            if on_progress is not None and messages:  # after the finished cells: their late messages drop
+                running = {c.key: c for c in futures.values()}
+                for key, fraction in messages:
+                    if key in running:
+                        on_progress(running[key], fraction)
     finally:
         for f in futures:
             f.cancel()
@@ -512,6 +595,6 @@ def ray_address_from(option: str | None) -> str | None:
     return option or os.environ.get("RAY_ADDRESS") or None
 
 
-__all__ = ["build_grid", "Cell", "CellStore", "Grid", "ScenarioInput", "SweepError", "Variant", "cell_payload", "hpa_variants",
+__all__ = ["build_grid", "Cell", "CellStore", "Grid", "GridProgress", "ScenarioInput", "SweepError", "Variant", "cell_payload", "hpa_variants",
            "policy_variants", "read_policy_base", "read_scenario_input", "run_cell", "run_grid", "local_pool",
            "LocalPool", "ray_address_from"]

@@ -3,6 +3,7 @@ tune`` (a policy's parameters searched within an SLO budget)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,6 +12,7 @@ import typer
 from controller.bundled import bundled_policy
 from controller.cli.common import DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, equal_cost_cells, fail, out_folder, refuse_overwrite
 from controller.cli.root import app
+from controller.cli.simulation import PROGRESS_REDRAW_S
 
 
 SCENARIO_SET_FORM = ("PATH=VALUES as for --set (x1.5: the file's own value times 1.5; PATH+=1d: plus 1d), [*] "
@@ -96,9 +98,9 @@ def _run_sweep(grid, out: Path, jobs: int, ray_address: str | None):
 
     from rich.console import Console
     from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from simulators.sweep import CellStore, run_grid
+    from simulators.sweep import CellStore, GridProgress, run_grid
     from simulators.sweep_result import merge
 
     cells = grid.cells()
@@ -108,14 +110,31 @@ def _run_sweep(grid, out: Path, jobs: int, ray_address: str | None):
     typer.echo(f"sweep: {len(grid.scenarios)} scenario(s) x {len(grid.variants)} variant(s) x {grid.seeds} seed(s) = "
                f"{len(cells)} cells on {where}", err=True)
     if console.is_terminal and not os.environ.get("CI"):
-        # redrawn per cell, not by a refresh thread: local workers fork only from a process without threads
-        with Progress(TextColumn("cells"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        # redrawn from the collecting loop, not by a refresh thread: local workers fork only from a
+        # process without threads. The bar counts ticks, so a long cell moves it while it runs.
+        state = GridProgress(cells)
+        with Progress(TextColumn("cells {task.fields[cells]}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
                       TimeRemainingColumn(), TextColumn("{task.description}"), console=console,
                       auto_refresh=False) as progress:
-            task = progress.add_task("", total=len(cells))
-            records = run_grid(cells, store, jobs=jobs, ray_address=ray_address, on_cell=lambda c, done, total, cached:
-                               progress.update(task, completed=done, description=escape(f"{c.scenario} {c.variant}"),
-                                               refresh=True))
+            task = progress.add_task("", total=state.total, cells=f"0/{len(cells)}")
+            drawn = [0.0]
+
+            def redraw(force: bool) -> None:
+                if force or time.monotonic() - drawn[0] >= PROGRESS_REDRAW_S:
+                    drawn[0] = time.monotonic()
+                    progress.update(task, completed=state.completed, cells=f"{state.done_cells}/{len(cells)}",
+                                    description=escape(state.running()), refresh=True)
+
+            def cell_done(c, done, total, cached) -> None:
+                state.cell_done(c, done, total, cached)
+                redraw(done == total)
+
+            def cell_progress(c, fraction) -> None:
+                state.cell_progress(c, fraction)
+                redraw(False)
+
+            records = run_grid(cells, store, jobs=jobs, ray_address=ray_address, on_cell=cell_done,
+                               on_progress=cell_progress)
     else:
         def line(c, done, total, cached) -> None:
             typer.echo(f"cell {done}/{total}: {c.scenario} / {c.variant} / seed {c.seed}"

@@ -13,7 +13,7 @@ import pytest
 
 from controller.cli import main
 from simulators.frontier import monotone_envelope
-from simulators.sweep import CellStore, build_grid, local_pool, run_grid
+from simulators.sweep import CellStore, GridProgress, build_grid, local_pool, run_grid
 from simulators.sweep_result import merge, result_json, write_result
 from tests.simulators.sweep_fixtures import DEFAULT_POLICY, HPA_POLICY, TARGET, write_scenarios
 
@@ -155,6 +155,57 @@ def test_the_costliest_cell_runs_first_in_the_main_process_and_warms_it_for_the_
     assert [c.scenario for c in order[:1]] == ["long"]
     here = f"{os.uname().nodename}:{os.getpid()}"
     assert [records[c.key]["worker"] == here for c in order] == [True, False, False, False]
+
+
+def _progress_by_cell(grid, store, **options) -> tuple[dict, dict]:
+    """run_grid's records, and each cell key's fractions in the order on_progress gave them."""
+    seen: dict[str, list[float]] = {}
+    records = run_grid(grid.cells(), store, on_progress=lambda c, f: seen.setdefault(c.key, []).append(f), **options)
+    return records, seen
+
+
+def test_cells_report_their_ticks_while_they_run_in_this_process(tmp_path):
+    grid = build_grid(write_scenarios(tmp_path, {"short": (1, 700)}, duration="20m"), [str(DEFAULT_POLICY)],
+                      [f"{TARGET}=60..90:30"], seeds=1)
+    _, seen = _progress_by_cell(grid, CellStore(tmp_path / "cells"), jobs=1)
+    assert set(seen) == {c.key for c in grid.cells()}
+    for fractions in seen.values():
+        assert fractions == sorted(fractions) and 0 < fractions[0] and fractions[-1] == 1.0
+        assert 50 <= len(fractions) <= 250  # about 200 a cell, not one per tick (240 ticks here)
+
+
+@pytest.mark.parametrize("start_method", [
+    pytest.param("fork", id="forked-workers"),
+    pytest.param("forkserver", id="forkserver-workers"),
+])
+def test_cells_in_worker_processes_report_their_ticks_to_the_collecting_process(tmp_path, start_method):
+    # cells of a simulated day (~1 s each): long enough for several reads of the workers' messages
+    grid = build_grid(write_scenarios(tmp_path, {"day": (1, 700)}, duration="24h"), [str(DEFAULT_POLICY)],
+                      [f"{TARGET}=60,70,80,90"], seeds=1)
+    with local_pool(2, start_method) as pool:
+        records, seen = _progress_by_cell(grid, CellStore(tmp_path / "cells"), jobs=2, pool=pool)
+    here = f"{os.uname().nodename}:{os.getpid()}"
+    in_workers = [c.key for c in grid.cells() if records[c.key]["worker"] != here]
+    assert in_workers and any(seen.get(k) for k in in_workers), seen.keys()
+    for fractions in seen.values():
+        assert fractions == sorted(fractions) and all(0 < f <= 1 for f in fractions)
+
+
+def test_grid_progress_counts_finished_cells_whole_and_running_ones_by_their_ticks(scenarios):
+    cells = small_grid(scenarios, seeds=1, hpa=False).cells()  # 2 scenarios x 2 variants: work 700s vs 1100s ticks
+    state = GridProgress(cells)
+    assert state.total == sum(c.work for c in cells) and state.completed == 0
+    state.cell_progress(cells[0], 0.5)
+    state.cell_progress(cells[2], 0.25)
+    assert state.completed == pytest.approx(0.5 * cells[0].work + 0.25 * cells[2].work)
+    assert state.running(most=1).endswith("50% (+1)")
+    state.cell_progress(cells[0], 1.5)  # clipped: a cell never counts more than its work
+    state.cell_done(cells[0], 1, len(cells), False)
+    assert state.completed == pytest.approx(cells[0].work + 0.25 * cells[2].work)
+    assert state.done_cells == 1
+    for i, c in enumerate(cells[1:], start=2):
+        state.cell_done(c, i, len(cells), True)
+    assert state.completed == state.total and state.running() == ""
 
 
 def test_the_merge_has_means_a_pareto_front_and_hpa_at_equal_cost(scenarios, tmp_path):
