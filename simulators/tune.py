@@ -28,8 +28,8 @@ from simulators.policy_set import (EVERY, PolicyBase, Range, SetError, Setting, 
                                    short_names)
 from simulators.result import FrontierPoint
 from simulators.score import DECIMALS
-from simulators.sweep import (HPA_KIND, CellStore, Grid, ScenarioInput, SweepError, Variant, check_grid_size, hpa_variants,
-                              local_pool, run_grid)
+from simulators.sweep import (HPA_KIND, CellStore, Grid, OnCell, OnProgress, ScenarioInput, SweepError, Variant,
+                              check_grid_size, hpa_variants, local_pool, run_grid)
 
 #: Default search: each metric's target from this fraction of the policy's to this one.
 TARGET_SPAN = (0.6, 1.4)
@@ -199,9 +199,13 @@ def evaluate(means: dict[str, dict[str, float]], budget: Budget, hpa: dict[str, 
 class Runner:
     """Runs variants on scenarios x seeds through the sweep runner; means over seeds."""
 
-    def __init__(self, store: CellStore, seeds: int, jobs: int, ray_address: str | None):
+    def __init__(self, store: CellStore, seeds: int, jobs: int, ray_address: str | None,
+                 on_grid: Callable[[list, str], tuple[OnCell | None, OnProgress | None]] | None = None):
+        """``on_grid(cells, label)``: called as each grid starts (label: ``trial 3``, ``hpa frontier``,
+        ...); gives run_grid's ``on_cell`` and ``on_progress`` for it (a progress bar)."""
         check_grid_size(1, 1, seeds)  # before the first trial: its grid of cells is built in memory
         self.store, self.seeds, self.jobs, self.ray_address = store, seeds, jobs, ray_address
+        self.on_grid = on_grid
         self.pool = None  # local worker processes, started on first need, kept across trials
 
     def close(self) -> None:
@@ -215,13 +219,16 @@ class Runner:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def means(self, scenarios: Sequence[ScenarioInput], variants: Sequence[Variant]) -> dict[str, dict[str, dict]]:
+    def means(self, scenarios: Sequence[ScenarioInput], variants: Sequence[Variant],
+              label: str = "") -> dict[str, dict[str, dict]]:
         """variant -> scenario -> mean scores over the seeds."""
         grid = Grid(tuple(scenarios), tuple(variants), self.seeds)
         cells = grid.cells()
         if self.pool is None and self.jobs > 1 and self.ray_address is None:
             self.pool = local_pool(self.jobs)
-        records = run_grid(cells, self.store, jobs=self.jobs, ray_address=self.ray_address, pool=self.pool)
+        on_cell, on_progress = self.on_grid(cells, label) if self.on_grid else (None, None)
+        records = run_grid(cells, self.store, jobs=self.jobs, ray_address=self.ray_address, pool=self.pool,
+                           on_cell=on_cell, on_progress=on_progress)
         acc: dict[str, dict[str, list[dict]]] = {}
         for c in cells:
             acc.setdefault(c.variant, {}).setdefault(c.scenario, []).append(records[c.key]["scores"])
@@ -231,7 +238,7 @@ class Runner:
 
     def hpa_frontier(self, scenarios: Sequence[ScenarioInput], hpa: PolicyBase) -> dict[str, list[FrontierPoint]]:
         variants = hpa_variants(hpa, DEFAULT_TARGETS_PCT)
-        means = self.means(scenarios, variants)
+        means = self.means(scenarios, variants, "hpa frontier ")
         return {s.name: [FrontierPoint(v.target_pct, means[v.name][s.name]["replica_hours"],
                                        means[v.name][s.name]["slo_violation_minutes"]) for v in variants]
                 for s in scenarios}
@@ -274,7 +281,7 @@ def tune(base: PolicyBase, settings: Sequence[Setting], train: Sequence[Scenario
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         else:
             variant = Variant(f"trial-{trial.number}", "policy", base.file, text, record["values"])
-            ev = evaluate(runner.means(train, [variant])[variant.name], budget, hpa_train)
+            ev = evaluate(runner.means(train, [variant], f"trial {trial.number} ")[variant.name], budget, hpa_train)
             record |= {"replica_hours": ev.replica_hours, "slo_violation_minutes": ev.violation_minutes,
                        "feasible": ev.feasible, "excess": ev.excess, "text": text, "evaluation": ev}
             trial.set_constraint("slo_budget_excess_minutes", ev.excess)
@@ -284,7 +291,7 @@ def tune(base: PolicyBase, settings: Sequence[Setting], train: Sequence[Scenario
             on_trial(record)
     feasible = [t for t in result.trials if t["feasible"]]
     base_variant = Variant("untuned", "policy", base.file, policy_text(base.data))
-    result.base_train = evaluate(runner.means(train, [base_variant])["untuned"], budget, hpa_train)
+    result.base_train = evaluate(runner.means(train, [base_variant], "untuned ")["untuned"], budget, hpa_train)
     if not feasible:
         return result
     best = min(feasible, key=lambda t: (t["replica_hours"], t["slo_violation_minutes"], t["number"]))
@@ -292,7 +299,7 @@ def tune(base: PolicyBase, settings: Sequence[Setting], train: Sequence[Scenario
     if holdout:
         hpa_hold = runner.hpa_frontier(holdout, hpa) if budget.max_violation_minutes is None else None
         tuned = Variant("tuned", "policy", base.file, best["text"])
-        means = runner.means(holdout, [tuned, base_variant])
+        means = runner.means(holdout, [tuned, base_variant], "held out ")
         result.holdout = evaluate(means["tuned"], budget, hpa_hold)
         result.base_holdout = evaluate(means["untuned"], budget, hpa_hold)
     return result

@@ -3,7 +3,6 @@ tune`` (a policy's parameters searched within an SLO budget)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,7 +11,6 @@ import typer
 from controller.bundled import bundled_policy
 from controller.cli.common import DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, equal_cost_cells, fail, out_folder, refuse_overwrite
 from controller.cli.root import app
-from controller.cli.simulation import PROGRESS_REDRAW_S
 
 
 SCENARIO_SET_FORM = ("PATH=VALUES as for --set (x1.5: the file's own value times 1.5; PATH+=1d: plus 1d), [*] "
@@ -94,13 +92,10 @@ def sweep(
 
 def _run_sweep(grid, out: Path, jobs: int, ray_address: str | None):
     """Run ``grid``'s cells with a progress bar on a terminal, plain lines otherwise (CI)."""
-    import os
-
     from rich.console import Console
-    from rich.markup import escape
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from simulators.sweep import CellStore, GridProgress, run_grid
+    from controller.cli.progress import GridBar, bars_wanted
+    from simulators.sweep import CellStore, run_grid
     from simulators.sweep_result import merge
 
     cells = grid.cells()
@@ -109,32 +104,11 @@ def _run_sweep(grid, out: Path, jobs: int, ray_address: str | None):
     console = Console(stderr=True)
     typer.echo(f"sweep: {len(grid.scenarios)} scenario(s) x {len(grid.variants)} variant(s) x {grid.seeds} seed(s) = "
                f"{len(cells)} cells on {where}", err=True)
-    if console.is_terminal and not os.environ.get("CI"):
-        # redrawn from the collecting loop, not by a refresh thread: local workers fork only from a
-        # process without threads. The bar counts ticks, so a long cell moves it while it runs.
-        state = GridProgress(cells)
-        with Progress(TextColumn("cells {task.fields[cells]}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
-                      TimeRemainingColumn(), TextColumn("{task.description}"), console=console,
-                      auto_refresh=False) as progress:
-            task = progress.add_task("", total=state.total, cells=f"0/{len(cells)}")
-            drawn = [0.0]
-
-            def redraw(force: bool) -> None:
-                if force or time.monotonic() - drawn[0] >= PROGRESS_REDRAW_S:
-                    drawn[0] = time.monotonic()
-                    progress.update(task, completed=state.completed, cells=f"{state.done_cells}/{len(cells)}",
-                                    description=escape(state.running()), refresh=True)
-
-            def cell_done(c, done, total, cached) -> None:
-                state.cell_done(c, done, total, cached)
-                redraw(done == total)
-
-            def cell_progress(c, fraction) -> None:
-                state.cell_progress(c, fraction)
-                redraw(False)
-
-            records = run_grid(cells, store, jobs=jobs, ray_address=ray_address, on_cell=cell_done,
-                               on_progress=cell_progress)
+    if bars_wanted(console):
+        with GridBar(console) as bar:
+            on_cell, on_progress = bar.grid(cells)
+            records = run_grid(cells, store, jobs=jobs, ray_address=ray_address, on_cell=on_cell,
+                               on_progress=on_progress)
     else:
         def line(c, done, total, cached) -> None:
             typer.echo(f"cell {done}/{total}: {c.scenario} / {c.variant} / seed {c.seed}"
@@ -223,6 +197,11 @@ def tune(
     """
     import os
 
+    from contextlib import nullcontext
+
+    from rich.console import Console
+
+    from controller.cli.progress import GridBar, bars_wanted
     from controller.errors import InvalidInput
     from simulators.policy_set import parse_setting, read_policy_base
     from simulators.result import shown_path
@@ -251,18 +230,22 @@ def tune(
             fail([f"--out: {out or folder}: {'cannot write in' if folder.is_dir() else 'no such'} folder "
                    f"{folder}; create it or name another file"])
         refuse_overwrite([target], force, "--out")  # the policy given, or a tuned file since edited
+        console = Console(stderr=True)
+        # a transient bar per grid (the HPA frontier, each trial, ...) on a terminal; lines above it
+        bar = GridBar(console, transient=True) if bars_wanted(console) else None
         runner = Runner(CellStore(out_folder(work, "--work") / "cells"), seeds, jobs or os.cpu_count() or 1,
-                        ray_address_from(ray))
+                        ray_address_from(ray), on_grid=bar.grid if bar else None)
+        say = bar.print if bar else (lambda line: typer.echo(line, err=True))
 
         def progress(t: dict) -> None:
             what = ", ".join(f"{k}={v}" for k, v in t["values"].items())
             if "error" in t:
-                typer.echo(f"trial {t['number']}: {what}: invalid ({t['error']})", err=True)
+                say(f"trial {t['number']}: {what}: invalid ({t['error']})")
             else:
-                typer.echo(f"trial {t['number']}: {what}: {t['replica_hours']:g} replica-hours, "
-                           f"{t['slo_violation_minutes']:g} min, {'within' if t['feasible'] else 'over'} budget", err=True)
+                say(f"trial {t['number']}: {what}: {t['replica_hours']:g} replica-hours, "
+                    f"{t['slo_violation_minutes']:g} min, {'within' if t['feasible'] else 'over'} budget")
 
-        with runner:
+        with runner, bar or nullcontext():
             result = run_tune(base, settings, train, held, runner, Budget(max_violation_minutes), trials=trials,
                               sampler_seed=sampler_seed, hpa=hpa, on_trial=progress)
     except InvalidInput as exc:

@@ -12,10 +12,9 @@ import typer
 from controller.bundled import bundled_policy
 from controller.cli.common import (DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, equal_cost_cells, fail, numpy_unless_asked,
                                    one_policy, out_folder)
+from controller.cli.progress import PROGRESS_REDRAW_S
 from controller.cli.root import app
 
-#: Seconds between redraws of `setpoint simulate`'s progress bars.
-PROGRESS_REDRAW_S = 0.1
 #: `setpoint simulate` says it is compiling its kernels when loading them takes longer than this.
 COMPILE_NOTICE_S = 3.0
 

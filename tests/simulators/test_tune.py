@@ -56,6 +56,29 @@ def test_another_sampler_seed_searches_other_values(scenarios, tmp_path):
     assert [t["values"] for t in a.trials] != [t["values"] for t in c.trials]
 
 
+def test_each_grid_of_the_search_is_announced_with_its_label_and_reports_its_cells(scenarios, tmp_path):
+    """The runner's on_grid hook (the CLI's progress bar): the HPA frontier, every trial, the
+    untuned policy and the held-out scores, each with its cells' completions and tick progress."""
+    seen: list[tuple[str, int]] = []
+    done: list[str] = []
+    fractions: list[float] = []
+
+    def on_grid(cells, label):
+        seen.append((label, len(cells)))
+        return (lambda c, n, total, cached: done.append(label)), (lambda c, f: fractions.append(f))
+
+    base = read_policy_base(DEFAULT_POLICY)
+    train, held = read_scenario_input(scenarios[0]), read_scenario_input(scenarios[1])
+    with Runner(CellStore(tmp_path / "w"), seeds=1, jobs=1, ray_address=None, on_grid=on_grid) as runner:
+        tune(base, [parse_setting(f"{TARGET}=40..95", allow_continuous=True)], [train], [held], runner, Budget(),
+             trials=2, hpa=read_policy_base(HPA_POLICY))
+    assert [label for label, _ in seen] == ["hpa frontier ", "trial 0 ", "trial 1 ", "untuned ", "hpa frontier ",
+                                            "held out "]
+    assert [n for _, n in seen] == [5, 1, 1, 1, 5, 2]
+    assert len(done) == sum(n for _, n in seen)  # stored cells are reported too
+    assert fractions and all(0 < f <= 1 for f in fractions)
+
+
 @pytest.mark.parametrize("means, budget, hpa, feasible, excess", [
     pytest.param({"s": {"replica_hours": 10.0, "slo_violation_minutes": 2.0}}, Budget(2.0), None, True, 0.0,
                  id="at-the-minutes-budget"),
