@@ -20,6 +20,7 @@ directory); never copy or bundle them.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import os
 from dataclasses import dataclass
@@ -255,6 +256,7 @@ class Trace:
     times_s: np.ndarray
     values: np.ndarray
     interval_s: float
+    digest: str = ""  # of the file's text: a sweep cell's key changes when the trace does
 
     @property
     def rates_rps(self) -> np.ndarray:
@@ -315,7 +317,8 @@ def _parse_stamp(stamp: str, p: Path, line: int) -> float:
 @functools.lru_cache(maxsize=32)
 def _read_trace(path: str, mtime: float) -> Trace:
     p = Path(path)
-    lines = _trace_text(p).splitlines()
+    text = _trace_text(p)
+    lines = text.splitlines()
     header = lines[0].strip()
     if header != "timestamp,value":
         raise _csv_error(p, 1, f"expected the header 'timestamp,value', got {header[:80]!r}")
@@ -356,7 +359,25 @@ def _read_trace(path: str, mtime: float) -> Trace:
     if not values_arr.any():
         raise _csv_error(p, None, f"every value is 0 ({values_arr.size} rows): replaying it offers no load")
     values_arr.flags.writeable = False  # shared through the cache
-    return Trace(p.stem, times, values_arr, nominal_interval_s(steps))
+    return Trace(p.stem, times, values_arr, nominal_interval_s(steps), hashlib.sha256(text.encode()).hexdigest()[:32])
+
+
+def traces_digest(shapes: Sequence[Shape]) -> str:
+    """A digest of the contents of every trace the shapes replay ("" when none): what a scenario
+    file's text does not say about its load (the CSV it names may change, or differ on another
+    machine)."""
+    found: list[str] = []
+
+    def walk(shape: Shape) -> None:
+        if isinstance(shape, (Sum, Product)):
+            for s in shape.shapes:
+                walk(s)
+        elif isinstance(shape, TraceReplay):
+            found.append(shape.trace.digest)
+
+    for shape in shapes:
+        walk(shape)
+    return hashlib.sha256(",".join(found).encode()).hexdigest()[:32] if found else ""
 
 
 def nominal_interval_s(steps: np.ndarray) -> float:

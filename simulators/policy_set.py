@@ -257,7 +257,11 @@ def parse_setting(text: str, *, allow_continuous: bool = False, option: str = "-
             raise ValueError(f"empty value in {values_text!r}")
         if len(items) > MAX_VALUES_PER_SET:
             raise ValueError(f"more than {MAX_VALUES_PER_SET} values")
-        return Setting(text, path, tuple(_offset(v) if adds else _scalar(v) for v in items), None, option)
+        values = tuple(_offset(v) if adds else _scalar(v) for v in items)
+        twice = next((v for i, v in enumerate(values) if v in values[:i]), None)
+        if twice is not None:  # two variants of one content: named apart, they would collide later
+            raise ValueError(f"{_shown(twice)} is given twice; give each value once")
+        return Setting(text, path, values, None, option)
     except ValueError as exc:
         raise SetError([FieldError(option, None, path_text.strip(), f"{exc} (in {option} {text})")]) from None
 

@@ -25,6 +25,7 @@ from controller.errors import FieldError, ScenarioError
 from controller.policy.yamlsrc import read_documents
 from simulators.policy_set import (SetError, Setting, assigned_document, assigned_text, check_grid, grid, invalid_with,
                                    parse_setting, policy_text, variant_label)
+from simulators.load import traces_digest
 from simulators.sweep import ScenarioInput
 
 OPTION = "--scenario-set"
@@ -56,7 +57,8 @@ def scenario_variants(inputs: Sequence[ScenarioInput], settings: Sequence[Settin
                 raise invalid_with(base.file, assigned, exc) from None
             name = f"{base.name}[{variant_label(settings, assigned)}]"
             out.append(ScenarioInput(name, base.file, text, base.path, sc.seed, sc.description,
-                                     sc.tick_count * len(sc.services), assigned_text(assigned)))
+                                     sc.tick_count * len(sc.services), assigned_text(assigned),
+                                     traces_digest(sc.shapes)))
     return out
 
 

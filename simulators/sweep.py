@@ -26,6 +26,7 @@ import math
 import multiprocessing
 import os
 import queue as queue_module
+import signal
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -36,13 +37,17 @@ from typing import Callable, Iterable, Sequence
 
 from controller.errors import FieldError, InvalidInput
 from simulators.frontier import DEFAULT_TARGETS_PCT
+from simulators.load import traces_digest
 from simulators.parallel import start_method
 from simulators.policy_set import (PolicyBase, Setting, apply_settings, grid, policy_text, read_policy_base,
                                    variant_label)
 from simulators.result import shown_path
 
 #: Bump when what a cell computes changes, so stored cells of an older Setpoint are re-run.
-CELL_FORMAT = 1
+#: 2: the traces' digest is in the key, the files' shown paths are not.
+CELL_FORMAT = 2
+#: Payload fields that only name things in messages: left out of a cell's key.
+SHOWN_ONLY = frozenset({"scenario_path", "policy_file"})
 #: Most cells of one grid (scenarios x variants x seeds): each is a simulation, and the grid's
 #: cells are built in memory before the first runs (a billion seeds took all memory).
 MAX_CELLS = 100_000
@@ -67,6 +72,7 @@ class ScenarioInput:
     description: str = ""
     work: int = 1  # ticks x services: a cell's relative cost, to start the longest cells first
     changes: str = ""  # what --scenario-set changed in the file (simulators.scenario_set), "" for the file as it is
+    traces: str = ""  # digest of the traces it replays (load.traces_digest): part of its cells' keys
 
     @property
     def origin(self) -> str:
@@ -98,8 +104,10 @@ class Cell:
 
     @cached_property
     def key(self) -> str:
-        """A hash of what the cell computes (not of names): equal cells share one stored file."""
-        text = json.dumps({"format": CELL_FORMAT, **self.payload}, sort_keys=True, separators=(",", ":"))
+        """A hash of what the cell computes (not of names, nor of the files' paths as shown, which
+        depend on the working directory): equal cells share one stored file."""
+        computed = {k: v for k, v in self.payload.items() if k not in SHOWN_ONLY}
+        text = json.dumps({"format": CELL_FORMAT, **computed}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
@@ -113,7 +121,7 @@ def read_scenario_input(name_or_path: str) -> ScenarioInput:
     path = resolve_scenario_path(name_or_path)
     sc = load_scenario(path)
     return ScenarioInput(sc.name, shown_path(path), path.read_text(encoding="utf-8"), str(path), sc.seed,
-                         sc.description, sc.tick_count * len(sc.services))
+                         sc.description, sc.tick_count * len(sc.services), traces=traces_digest(sc.shapes))
 
 
 def policy_variants(bases: Sequence[PolicyBase], settings: Sequence[Setting]) -> list[Variant]:
@@ -212,9 +220,10 @@ def build_grid(scenarios: Sequence[str], policies: Sequence[str | Path], setting
 
 def cell_payload(scenario: ScenarioInput, variant: Variant, seed: int) -> dict:
     """Plain data (picklable, JSON-able) a worker runs a cell from."""
-    # the file as shown, not its absolute path: a cell's key is the same from any folder or machine
+    # the files as shown (for messages); the key leaves them out: the same from any folder or machine
     return {"scenario_text": scenario.text, "scenario_path": scenario.file, "seed": int(seed),
-            "policy_text": variant.policy_text, "policy_file": variant.policy_file, "retarget_pct": variant.target_pct}
+            "policy_text": variant.policy_text, "policy_file": variant.policy_file, "retarget_pct": variant.target_pct,
+            "traces": scenario.traces}
 
 
 # --- running one cell ----------------------------------------------------------------------------
@@ -231,6 +240,9 @@ def run_cell(payload: dict, on_fraction: Callable[[float], None] | None = None) 
 
     started, cpu = time.perf_counter(), time.process_time()
     sc = load_scenario_text(payload["scenario_text"], payload["scenario_path"], seed=payload["seed"])
+    if traces_digest(sc.shapes) != payload.get("traces", ""):  # its key promised other load than this
+        raise RuntimeError(f"{payload['scenario_path']}: a trace it replays is not the one the sweep started with "
+                           "(edited since, or another copy on this machine); run the sweep again")
     policy = [p for p in load_policy_text(payload["policy_text"], payload["policy_file"]) if p.scales][0]
     if payload.get("retarget_pct") is not None:
         policy = retargeted(policy, payload["retarget_pct"])
@@ -270,7 +282,7 @@ class CellStore:
             return None
         except (OSError, ValueError) as exc:  # ValueError: not UTF-8, not JSON
             return self._set_aside(path, f"{exc.strerror or exc}" if isinstance(exc, OSError) else f"not JSON ({exc})")
-        problem = record_problem(record)
+        problem = record_problem(record, key)
         return record if problem is None else self._set_aside(path, problem)
 
     def _set_aside(self, path: Path, problem: str) -> None:
@@ -296,22 +308,32 @@ class CellStore:
         os.replace(tmp, target)
 
 
-def record_problem(record: object) -> str | None:
-    """What makes a stored cell unusable by the merge, or None: its scores must be there, numbers."""
+#: Scores that count events: whole numbers in a cell's record (means over seeds come later).
+COUNT_SCORES = ("replica_changes", "reversals")
+
+
+def record_problem(record: object, key: str | None = None) -> str | None:
+    """What makes a stored cell unusable by the merge, or None: it must be the cell of ``key``
+    (a file copied over another is another cell's), with its scores there, numbers that can be
+    (not negative; counts whole)."""
     from simulators.score import SCORE_KEYS
 
     if not isinstance(record, dict):
         return f"expected a JSON object, got {type(record).__name__}"
+    if key is not None and record.get("key") != key:
+        return f"it holds the record of another cell (key {str(record.get('key'))[:40]!r})"
     scores = record.get("scores")
     if not isinstance(scores, dict):
         return "no scores object"
-    for key in SCORE_KEYS:
-        value = scores.get(key)
-        if key == "mitigation_seconds":
-            if not isinstance(value, dict) or not all(v is None or _finite(v) for v in value.values()):
-                return f"scores.{key}: expected an object of seconds or nulls"
-        elif not _finite(value):
-            return f"scores.{key}: expected a number, got {json.dumps(value)[:40]}"
+    for name in SCORE_KEYS:
+        value = scores.get(name)
+        if name == "mitigation_seconds":
+            if not isinstance(value, dict) or not all(v is None or (_finite(v) and v >= 0) for v in value.values()):
+                return f"scores.{name}: expected an object of seconds (>= 0) or nulls"
+        elif not _finite(value) or value < 0:
+            return f"scores.{name}: expected a number >= 0, got {json.dumps(value)[:40]}"
+        elif name in COUNT_SCORES and value != int(value):
+            return f"scores.{name}: expected a whole number, got {json.dumps(value)[:40]}"
     return None
 
 
@@ -409,8 +431,8 @@ def run_grid(cells: Sequence[Cell], store: CellStore, *, jobs: int = 1, ray_addr
             finished(cell, _guarded(cell, on_progress))
     elif pool is not None:
         _run_pool(todo, pool, finished, on_progress)
-    else:
-        with local_pool(jobs) as new_pool:
+    else:  # no more workers than cells: each worker is a process of its own (memory, start-up)
+        with local_pool(min(jobs, len(todo))) as new_pool:
             _run_pool(todo, new_pool, finished, on_progress)
     return records
 
@@ -427,11 +449,25 @@ def _guarded(cell: Cell, on_progress: OnProgress | None = None) -> dict:
 _worker_progress = None
 
 
-def _set_worker_progress(queue) -> None:
-    """A local worker's initializer: report progress on ``queue``, a multiprocessing.Queue."""
+def _init_worker(queue) -> None:
+    """A local worker's initializer: report progress on ``queue`` (a multiprocessing.Queue), end
+    at SIGTERM (not the handler it may have inherited from the command), and end with the process
+    that started it, however that one ends (Linux: killed too, it would run on orphaned)."""
     global _worker_progress
     queue.cancel_join_thread()  # progress is advisory: a worker never waits at exit to deliver it
     _worker_progress = queue
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform == "linux":
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (OSError, AttributeError):  # no libc symbol: the worker outlives a killed parent, as before
+            pass
+
+
+#: prctl(2) option: the signal a process gets when its parent ends.
+_PR_SET_PDEATHSIG = 1
 
 
 def _run_cell_in_worker(key: str, payload: dict) -> dict:
@@ -475,7 +511,7 @@ class LocalPool:
                 ctx.set_forkserver_preload(["simulators.sweep", "simulators.runner"])
             self.progress = ctx.Queue()  # no thread in this process: only the workers put
             self.executor = ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx,
-                                                initializer=_set_worker_progress, initargs=(self.progress,))
+                                                initializer=_init_worker, initargs=(self.progress,))
         return self.executor
 
     def progress_messages(self) -> list[tuple[str, float]]:
@@ -488,9 +524,14 @@ class LocalPool:
                 break
         return out
 
-    def shutdown(self, cancel_futures: bool = False) -> None:
+    def shutdown(self, cancel_futures: bool = False, terminate: bool = False) -> None:
+        """Stop the workers: after the cells they run (``terminate``: at once, what they run lost,
+        as when the command is interrupted; finished cells are stored already)."""
         if self.executor is not None:
-            self.executor.shutdown(cancel_futures=cancel_futures)
+            if terminate:
+                for process in list((getattr(self.executor, "_processes", None) or {}).values()):
+                    process.terminate()
+            self.executor.shutdown(wait=not terminate, cancel_futures=cancel_futures or terminate)
             self.executor = None
         if self.progress is not None:
             self.progress.close()
@@ -499,8 +540,8 @@ class LocalPool:
     def __enter__(self) -> "LocalPool":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.shutdown(cancel_futures=True)
+    def __exit__(self, exc_type, *exc) -> None:
+        self.shutdown(cancel_futures=True, terminate=exc_type is not None)
 
 
 def local_pool(jobs: int, start_method: str | None = None) -> LocalPool:

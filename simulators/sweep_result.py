@@ -28,7 +28,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from controller.runtime.files import write_text_atomic
+from controller.runtime.files import remove_earlier, write_text_atomic
 from simulators.frontier import frontier_of, monotone_envelope
 from simulators.result import FrontierPoint
 from simulators.score import DECIMALS, frontier_json
@@ -100,14 +100,16 @@ def result_json(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_result(result: dict[str, Any], out_dir: str | Path, report: bool = True) -> dict[str, Path]:
-    """OUT/result.json and OUT/report.html, each written atomically."""
+    """OUT/result.json and OUT/report.html, each written atomically; the earlier ones removed first
+    and result.json written last (simulators/output.py): never one sweep's report beside
+    another's result."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    remove_earlier(out, ("result.json", "report.html"))
+    report_path = write_text_atomic(out / "report.html", report_html(result)) if report else None
     paths = {"result": write_text_atomic(out / "result.json", json.dumps(result_json(result), indent=1, allow_nan=False)
-                                     + "\n")}
-    if report:
-        paths["report"] = write_text_atomic(out / "report.html", report_html(result))
-    return paths
+                                         + "\n")}
+    return paths | ({"report": report_path} if report_path else {})
 
 
 # --- report ---------------------------------------------------------------------------------------

@@ -208,16 +208,16 @@ class Runner:
         self.on_grid = on_grid
         self.pool = None  # local worker processes, started on first need, kept across trials
 
-    def close(self) -> None:
+    def close(self, interrupted: bool = False) -> None:
         if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
+            self.pool.shutdown(cancel_futures=True, terminate=interrupted)
             self.pool = None
 
     def __enter__(self) -> "Runner":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(interrupted=exc_type is not None)
 
     def means(self, scenarios: Sequence[ScenarioInput], variants: Sequence[Variant],
               label: str = "") -> dict[str, dict[str, dict]]:

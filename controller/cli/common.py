@@ -91,3 +91,16 @@ def equal_cost_cells(e) -> list[str]:
     flag = "*" if e.extrapolated else ""
     ratio = f"{e.ratio:.2f}x" if e.ratio is not None else "-"
     return [f"{e.hpa_slo_violation_minutes:g}{flag}", f"{ratio} {e.verdict}"]
+
+
+def worker_count(jobs: int | None) -> int:
+    """``--jobs``, else one per CPU; a warning when it asks for more processes than CPUs (they
+    only share them: no faster, and each holds a simulation in memory)."""
+    import os
+    import warnings
+
+    cpus = os.cpu_count() or 1
+    if jobs is not None and jobs > cpus:
+        warnings.warn(f"--jobs {jobs}: more worker processes than this machine's {cpus} CPUs; they share them "
+                      "(no faster, more memory)", stacklevel=2)
+    return jobs or cpus

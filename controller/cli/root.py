@@ -3,7 +3,9 @@ the top turned into one line and an exit code (1: bad input; 70: a bug)."""
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from typing import Annotated
 
 import typer
@@ -19,25 +21,45 @@ app = typer.Typer(
 
 EXIT_INVALID = 1  # bad input: the message says what to change
 EXIT_BUG = 70  # EX_SOFTWARE: an exception Setpoint did not expect
-_options = {"debug": False}
+_options = {"debug": False, "terminated": False}
 
 
 def main(argv: list[str] | None = None) -> None:
     """The ``setpoint`` command: any error becomes one line on stderr (``--debug``: the traceback)."""
     import warnings
 
-    _options["debug"] = False
+    _options["debug"] = _options["terminated"] = False
     warnings.formatwarning = _warning_line
+    # SIGTERM (kill, timeout(1), a CI job cancelled) ends a command as Ctrl-C does: worker
+    # processes stopped, finished work kept; commands that serve (run, sim serve) set their own
+    main_thread = threading.current_thread() is threading.main_thread()  # where handlers can be set
+    previous = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
     try:
         app(args=argv, prog_name="setpoint")
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # outside Typer's handling (it exits 130 itself)
         sys.exit(130)
+    except SystemExit as exc:
+        if exc.code == 130 and _options["terminated"]:  # 128 + SIGTERM, as a shell reports a process it ended
+            sys.exit(143)
+        raise
     except Exception as exc:  # the last line of defence: no traceback for users
         if _options["debug"]:
             raise
         code, line = describe_error(exc)
         print(f"setpoint: {line}", file=sys.stderr)
         sys.exit(code)
+    finally:
+        if main_thread:  # as it was: main() may run inside another program (the tests)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command was, as Ctrl-C's KeyboardInterrupt is."""
+
+
+def _terminated(signum, frame) -> None:
+    _options["terminated"] = True
+    raise Terminated()
 
 
 def _warning_line(message, category, filename, lineno, line=None) -> str:

@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from controller.bundled import bundled_policy
-from controller.cli.common import DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, equal_cost_cells, fail, out_folder, refuse_overwrite
+from controller.cli.common import (DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, equal_cost_cells, fail, out_folder,
+                                   refuse_overwrite, worker_count)
 from controller.cli.root import app
 
 
@@ -66,7 +67,6 @@ def sweep(
     another window of a trace: what the policy meets after the scenario it was tuned on).
     Exit 1 on an invalid scenario, policy, --set or --scenario-set (nothing runs).
     """
-    import os
 
     from controller.errors import InvalidInput
     from simulators.frontier import parse_targets
@@ -80,7 +80,7 @@ def sweep(
         grid = build_grid(scenarios, [str(p) for p in policy] or [str(bundled_policy(DEFAULT_SIM_POLICY))], set_,
                           seeds=seeds, hpa_policy=(hpa_policy or bundled_policy(DEFAULT_HPA_POLICY)) if hpa else None,
                           hpa_targets_pct=targets, scenario_settings=scenario_set)
-        result = _run_sweep(grid, out_folder(out), jobs or os.cpu_count() or 1, ray_address_from(ray))
+        result = _run_sweep(grid, out_folder(out), worker_count(jobs), ray_address_from(ray))
     except InvalidInput as exc:
         fail(exc.errors)
     from simulators.sweep_result import write_result
@@ -104,17 +104,22 @@ def _run_sweep(grid, out: Path, jobs: int, ray_address: str | None):
     console = Console(stderr=True)
     typer.echo(f"sweep: {len(grid.scenarios)} scenario(s) x {len(grid.variants)} variant(s) x {grid.seeds} seed(s) = "
                f"{len(cells)} cells on {where}", err=True)
-    if bars_wanted(console):
-        with GridBar(console) as bar:
-            on_cell, on_progress = bar.grid(cells)
-            records = run_grid(cells, store, jobs=jobs, ray_address=ray_address, on_cell=on_cell,
-                               on_progress=on_progress)
-    else:
-        def line(c, done, total, cached) -> None:
-            typer.echo(f"cell {done}/{total}: {c.scenario} / {c.variant} / seed {c.seed}"
-                       f"{' (stored)' if cached else ''}", err=True)
+    try:
+        if bars_wanted(console):
+            with GridBar(console) as bar:
+                on_cell, on_progress = bar.grid(cells)
+                records = run_grid(cells, store, jobs=jobs, ray_address=ray_address, on_cell=on_cell,
+                                   on_progress=on_progress)
+        else:
+            def line(c, done, total, cached) -> None:
+                typer.echo(f"cell {done}/{total}: {c.scenario} / {c.variant} / seed {c.seed}"
+                           f"{' (stored)' if cached else ''}", err=True)
 
-        records = run_grid(cells, store, jobs=jobs, ray_address=ray_address, on_cell=line)
+            records = run_grid(cells, store, jobs=jobs, ray_address=ray_address, on_cell=line)
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: the finished cells are kept in {store.folder}; the same command resumes there",
+                   err=True)
+        raise
     return merge(grid, records)
 
 
@@ -229,11 +234,17 @@ def tune(
         if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
             fail([f"--out: {out or folder}: {'cannot write in' if folder.is_dir() else 'no such'} folder "
                    f"{folder}; create it or name another file"])
+        if target.is_dir():
+            fail([f"--out: {target} is a folder; name the tuned policy's file"])
+        trials_file = work / "tune.json"  # every trial's values and scores
+        if trials_file.is_dir() or trials_file.absolute() == target.absolute():
+            fail([f"--work: the search writes every trial to {trials_file}, which is "
+                  f"{'a folder' if trials_file.is_dir() else 'the --out file'}; name another --work folder"])
         refuse_overwrite([target], force, "--out")  # the policy given, or a tuned file since edited
         console = Console(stderr=True)
         # a transient bar per grid (the HPA frontier, each trial, ...) on a terminal; lines above it
         bar = GridBar(console, transient=True) if bars_wanted(console) else None
-        runner = Runner(CellStore(out_folder(work, "--work") / "cells"), seeds, jobs or os.cpu_count() or 1,
+        runner = Runner(CellStore(out_folder(work, "--work") / "cells"), seeds, worker_count(jobs),
                         ray_address_from(ray), on_grid=bar.grid if bar else None)
         say = bar.print if bar else (lambda line: typer.echo(line, err=True))
 
@@ -245,30 +256,34 @@ def tune(
                 say(f"trial {t['number']}: {what}: {t['replica_hours']:g} replica-hours, "
                     f"{t['slo_violation_minutes']:g} min, {'within' if t['feasible'] else 'over'} budget")
 
-        with runner, bar or nullcontext():
-            result = run_tune(base, settings, train, held, runner, Budget(max_violation_minutes), trials=trials,
-                              sampler_seed=sampler_seed, hpa=hpa, on_trial=progress)
+        try:
+            with runner, bar or nullcontext():
+                result = run_tune(base, settings, train, held, runner, Budget(max_violation_minutes), trials=trials,
+                                  sampler_seed=sampler_seed, hpa=hpa, on_trial=progress)
+        except KeyboardInterrupt:
+            typer.echo(f"interrupted: the finished cells are kept in {runner.store.folder}; the same command (same "
+                       "--sampler-seed) reruns the search from them", err=True)
+            raise
     except InvalidInput as exc:
         fail(exc.errors)
     import json
 
-    from controller.runtime.files import write_text_atomic
-    from simulators.tune import tune_json
-
-    write_text_atomic(work / "tune.json", json.dumps(tune_json(result), indent=1, allow_nan=False) + "\n")
-    refused = [t for t in result.trials if "error" in t]
-    if result.trials and len(refused) == len(result.trials):  # not a budget to raise: the --set cannot apply
-        fail([f"every one of the {len(refused)} trials was refused by the policy's rules, so no budget was "
-               f"tried; check the --set paths and ranges. The first: {refused[0]['error']}"])
-    if result.best is None:
-        fail([f"no trial met the budget ({result.budget.describe()}) in {trials} trials; raise the budget, widen "
-               f"the --set ranges or run more --trials"])
     from importlib.metadata import version as dist_version
 
     from controller import __version__
-    from simulators.tune import provenance, tuned_policy_text
+    from controller.runtime.files import write_text_atomic
+    from simulators.tune import provenance, tune_json, tuned_policy_text
 
-    write_text_atomic(target, tuned_policy_text(result, __version__, dist_version("optuna")))
+    if result.best is not None:  # first: the search's result is never lost to a later write
+        write_text_atomic(target, tuned_policy_text(result, __version__, dist_version("optuna")))
+    write_text_atomic(trials_file, json.dumps(tune_json(result), indent=1, allow_nan=False) + "\n")
+    refused = [t for t in result.trials if "error" in t]
+    if result.trials and len(refused) == len(result.trials):  # not a budget to raise: the --set cannot apply
+        fail([f"every one of the {len(refused)} trials was refused by the policy's rules, so no budget was "
+              f"tried; check the --set paths and ranges. The first: {refused[0]['error']}"])
+    if result.best is None:
+        fail([f"no trial met the budget ({result.budget.describe()}) in {trials} trials; raise the budget, widen "
+              f"the --set ranges or run more --trials"])
     for line in provenance(result, __version__, dist_version("optuna"))[2:]:
         typer.echo(line)
     typer.echo(f"wrote {target}")

@@ -4,17 +4,26 @@ from their creation)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator, Sequence, TextIO
 
 
-def write_text_atomic(path: str | Path, text: str, mode: int | None = None) -> Path:
-    """Write ``text`` (UTF-8) to ``path``: to a new temporary file in the same folder (O_EXCL,
-    not following links), flushed to disk, then renamed over ``path``. ``mode``: the file's
-    permissions from its creation on, whatever the umask (None: the umask's default, as
-    open() gives). OSError when the folder is not writable (the temporary file removed)."""
+@contextmanager
+def atomic_writer(path: str | Path, mode: int | None = None) -> Iterator[TextIO]:
+    """A text file (UTF-8) that becomes ``path`` when the block ends without an exception: written
+    to a new temporary file in the same folder (O_EXCL, not following links, a unique name),
+    flushed to disk, then renamed over ``path``; removed on an exception. ``mode``: the file's
+    permissions from its creation on, whatever the umask (None: the umask's default, as open()
+    gives). IsADirectoryError naming ``path`` when a folder is in its place (not the temporary
+    file's name); OSError when the folder is not writable."""
     path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        raise IsADirectoryError(errno.EISDIR, "is a folder where the file goes; move it or name another place",
+                                str(path))
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(tmp, flags, 0o666 if mode is None else mode)
@@ -23,7 +32,7 @@ def write_text_atomic(path: str | Path, text: str, mode: int | None = None) -> P
             os.fchmod(fd, mode)  # O_CREAT's mode is masked by the umask; make it exactly ``mode``
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fd = -1
-            fh.write(text)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -32,7 +41,24 @@ def write_text_atomic(path: str | Path, text: str, mode: int | None = None) -> P
             os.close(fd)
         tmp.unlink(missing_ok=True)
         raise
-    return path
+
+
+def write_text_atomic(path: str | Path, text: str, mode: int | None = None) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_writer`)."""
+    with atomic_writer(path, mode) as fh:
+        fh.write(text)
+    return Path(path)
+
+
+def remove_earlier(folder: str | Path, names: Sequence[str]) -> None:
+    """Remove the files ``names`` an earlier run left in ``folder``, in that order, before a run
+    writes its own set there: one killed midway, or one that writes fewer of them (no report),
+    then never leaves an earlier run's file beside its own. Put the file that marks a complete
+    set (written last) first. A folder in a file's place is left; writing there says so."""
+    for name in names:
+        path = Path(folder) / name
+        if path.is_symlink() or path.is_file():
+            path.unlink()
 
 
 def write_private_file(path: str | Path, text: str) -> Path:

@@ -46,6 +46,7 @@ def test_parse_setting(text, path, values):
     pytest.param(f"{TARGET}=5m..90:10", "mix", id="mixed-kinds"),
     pytest.param(f"{TARGET}=abc..90:10", "not a number, a duration", id="bad-bound"),
     pytest.param(f"{TARGET}=50,,60", "empty value", id="empty-list-item"),
+    pytest.param(f"{TARGET}=60,60.0", "60 is given twice; give each value once", id="a-value-twice"),
 ])
 def test_parse_setting_errors_name_the_setting(text, message):
     with pytest.raises(SetError) as info:

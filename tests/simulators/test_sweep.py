@@ -68,17 +68,20 @@ GOOD_SCORES = {"slo_violation_minutes": 0.0, "replica_hours": 1.5, "replica_chan
     pytest.param(b"\xff\xfe\x00garbage", "not JSON", id="binary"),
     pytest.param(b"", "not JSON", id="empty"),
     pytest.param(b"[1, 2]", "expected a JSON object, got list", id="a-list"),
-    pytest.param(b'{"key": "x"}', "no scores object", id="no-scores"),
+    pytest.param(b'{"key": "KEY"}', "no scores object", id="no-scores"),
     # these two crashed the merge on resume (TypeError, KeyError: exit 70)
-    pytest.param(json.dumps({"scores": "garbage"}).encode(), "no scores object", id="scores-a-string"),
-    pytest.param(json.dumps({"scores": {**GOOD_SCORES, "replica_hours": None}}).encode(),
-                 "scores.replica_hours: expected a number, got null", id="score-null"),
-    pytest.param(json.dumps({"scores": {k: v for k, v in GOOD_SCORES.items() if k != "reversals"}}).encode(),
+    pytest.param(json.dumps({"key": "KEY", "scores": "garbage"}).encode(), "no scores object", id="scores-a-string"),
+    pytest.param(json.dumps({"key": "KEY", "scores": {**GOOD_SCORES, "replica_hours": None}}).encode(),
+                 "scores.replica_hours: expected a number >= 0, got null", id="score-null"),
+    pytest.param(json.dumps({"key": "KEY", "scores": {k: v for k, v in GOOD_SCORES.items() if k != "reversals"}}).encode(),
                  "scores.reversals: expected a number", id="score-missing"),
-    pytest.param(json.dumps({"scores": {**GOOD_SCORES, "replica_changes": True}}).encode(),
-                 "scores.replica_changes: expected a number, got true", id="score-a-boolean"),
-    pytest.param(json.dumps({"scores": {**GOOD_SCORES, "mitigation_seconds": {"f": "soon"}}}).encode(),
-                 "scores.mitigation_seconds: expected an object of seconds or nulls", id="mitigation-not-seconds"),
+    pytest.param(json.dumps({"key": "KEY", "scores": {**GOOD_SCORES, "replica_changes": True}}).encode(),
+                 "scores.replica_changes: expected a number >= 0, got true", id="score-a-boolean"),
+    pytest.param(json.dumps({"key": "KEY", "scores": {**GOOD_SCORES, "mitigation_seconds": {"f": "soon"}}}).encode(),
+                 "scores.mitigation_seconds: expected an object of seconds (>= 0) or nulls", id="mitigation-not-seconds"),
+    # another cell's file under this cell's name (copied by hand): its numbers are not this cell's
+    pytest.param(json.dumps({"key": "another", "scores": GOOD_SCORES}).encode(), "holds the record of another cell",
+                 id="another-cells-record"),
 ])
 def test_an_unreadable_cell_file_is_kept_aside_said_and_run_again(scenarios, tmp_path, content, problem):
     grid = small_grid(scenarios, seeds=1, hpa=False)
@@ -86,6 +89,7 @@ def test_an_unreadable_cell_file_is_kept_aside_said_and_run_again(scenarios, tmp
     notes = []
     store = CellStore(tmp_path / "cells", note=notes.append)
     path = store.path(cells[0].key)
+    content = content.replace(b'"KEY"', json.dumps(cells[0].key).encode())
     path.write_bytes(content)
     seen = []
     run_grid(cells, store, on_cell=lambda c, done, total, cached: seen.append(cached))

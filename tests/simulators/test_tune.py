@@ -162,6 +162,25 @@ def test_cli_tune_bad_input_exits_1_saying_what_to_change(scenarios, tmp_path, c
     assert not out.exists()
 
 
+@pytest.mark.parametrize("make, args, message", [
+    # the whole search ran, then ".tune.json.8949e9a2.tmp: Is a directory", the tuned policy lost
+    pytest.param(lambda w, o: (w / "tune.json").mkdir(parents=True), [], "which is a folder; name another --work folder",
+                 id="tune-json-is-a-folder"),
+    pytest.param(lambda w, o: w.mkdir(), ["-o", "{work}/tune.json"], "which is the --out file", id="out-is-the-trials-file"),
+])
+def test_cli_tune_refuses_outputs_it_could_not_write_before_the_search(scenarios, tmp_path, capsys, make, args, message):
+    work, out = tmp_path / "w", tmp_path / "tuned.yaml"
+    make(work, out)
+    args = [a.format(work=work) for a in args] or ["-o", str(out)]
+    with pytest.raises(SystemExit) as info:
+        main(["tune", str(DEFAULT_POLICY), "--scenarios", scenarios[1], "--trials", "1", "-j", "1",
+              "--max-violation-minutes", "1000", "--work", str(work), *args])
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert message in err and "trial 0" not in err
+    assert not (work / "cells").exists() or not any((work / "cells").iterdir())  # nothing ran
+
+
 def test_cli_tune_does_not_overwrite_a_file_without_force(scenarios, tmp_path, capsys):
     out = tmp_path / "tuned.yaml"
     out.write_text("# edited by hand since the last search\n")

@@ -1,0 +1,174 @@
+"""What a sweep trusts and what it writes: a stored cell is reused only for the same computation
+(the traces it replays included, wherever the command runs from), a cell file that is not that
+cell's is set aside, outputs of an earlier run never stand beside a new one's, and an
+interrupted sweep stops its workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from simulators import output as output_module
+from simulators import sweep as sweep_module
+from simulators.sweep import CellStore, build_grid, record_problem, run_cell, run_grid
+from tests.simulators.sweep_fixtures import DEFAULT_POLICY, TARGET, write_scenarios
+
+REPO = Path(__file__).resolve().parents[2]
+
+TRACE_SCENARIO = """\
+apiVersion: setpoint/v1
+kind: Scenario
+metadata: {name: replay}
+spec:
+  duration: 20m
+  tick: 5s
+  seed: 1
+  slo: {latency: {percentile: 95, below: 250ms}, errorRatio: 0.01}
+  services:
+    - name: web
+      capacityPerPod: 100
+      initialReplicas: 3
+      maxPods: 30
+      load:
+        - trace: {file: TRACE}
+"""
+
+
+def write_trace(path: Path, per_minute: list[float]) -> Path:
+    rows = [f"2020-01-01T00:{m:02d}:00Z,{v}" for m, v in enumerate(per_minute)]
+    path.write_text("timestamp,value\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def trace_grid(tmp_path: Path):
+    scenario = tmp_path / "replay.yaml"
+    scenario.write_text(TRACE_SCENARIO.replace("TRACE", str(tmp_path / "load.csv")), encoding="utf-8")
+    return build_grid([str(scenario)], [str(DEFAULT_POLICY)], [], seeds=1)
+
+
+def test_an_edited_trace_makes_its_cells_run_again_with_the_new_load(tmp_path):
+    write_trace(tmp_path / "load.csv", [15000.0] * 25)
+    store = CellStore(tmp_path / "cells")
+    first = trace_grid(tmp_path).cells()
+    before = run_grid(first, store)[first[0].key]["scores"]["replica_hours"]
+    write_trace(tmp_path / "load.csv", [45000.0] * 25)  # three times the load, the same scenario text
+    again = trace_grid(tmp_path).cells()
+    assert again[0].key != first[0].key
+    cached = []
+    after = run_grid(again, store, on_cell=lambda c, done, total, stored: cached.append(stored))
+    assert cached == [False] and after[again[0].key]["scores"]["replica_hours"] > 2 * before
+
+
+def test_a_cell_whose_trace_changed_since_the_grid_was_built_refuses_to_run(tmp_path):
+    write_trace(tmp_path / "load.csv", [15000.0] * 25)
+    (cell,) = trace_grid(tmp_path).cells()
+    write_trace(tmp_path / "load.csv", [15000.0] * 24 + [15001.0])  # as on a node with another copy
+    with pytest.raises(RuntimeError, match="a trace it replays is not the one the sweep started with"):
+        run_cell(cell.payload)
+
+
+def test_a_cells_key_does_not_depend_on_the_folder_the_command_runs_from(tmp_path, monkeypatch):
+    (tmp_path / "scenarios").mkdir()
+    write_scenarios(tmp_path / "scenarios", {"tiny": (1, 700)})
+    monkeypatch.chdir(tmp_path)
+    here = build_grid(["scenarios/tiny.yaml"], [str(DEFAULT_POLICY)], [f"{TARGET}=60"], seeds=1).cells()
+    monkeypatch.chdir(tmp_path / "scenarios")  # the same files, shown by other relative paths
+    there = build_grid(["tiny.yaml"], [os.path.relpath(DEFAULT_POLICY)], [f"{TARGET}=60"], seeds=1).cells()
+    assert here[0].payload["scenario_path"] != there[0].payload["scenario_path"]
+    assert [c.key for c in here] == [c.key for c in there]
+
+
+GOOD = {"slo_violation_minutes": 1.0, "replica_hours": 2.5, "replica_changes": 3, "reversals": 0,
+        "mitigation_seconds": {}}
+
+
+@pytest.mark.parametrize("record, problem", [
+    pytest.param({"key": "k", "scores": GOOD}, None, id="its-own"),
+    pytest.param({"key": "other", "scores": GOOD}, "another cell", id="another-cells-file-copied-over"),
+    pytest.param({"scores": GOOD}, "another cell", id="no-key"),
+    pytest.param({"key": "k", "scores": GOOD | {"replica_hours": -1.0}}, "replica_hours: expected a number >= 0",
+                 id="negative-hours"),
+    pytest.param({"key": "k", "scores": GOOD | {"replica_changes": 2.5}}, "replica_changes: expected a whole number",
+                 id="fractional-count"),
+    pytest.param({"key": "k", "scores": GOOD | {"mitigation_seconds": {"f": -3}}}, "mitigation_seconds",
+                 id="negative-mitigation"),
+])
+def test_a_stored_record_is_used_only_when_it_is_that_cells_and_its_scores_can_be(record, problem):
+    found = record_problem(record, "k")
+    assert (found is None) if problem is None else (problem in found), found
+
+
+class Broken(Exception):
+    pass
+
+
+def test_a_simulation_killed_while_writing_leaves_no_result_beside_an_earlier_runs_files(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in output_module.OUTPUT_FILES:
+        (out / name).write_text("an earlier run's\n")
+
+    def fail(*_):
+        raise Broken
+
+    monkeypatch.setattr(output_module, "write_decisions", fail)  # dies after the earlier files went
+    with pytest.raises(Broken):
+        output_module.write_outputs(None, {}, out, 0.0)
+    assert sorted(p.name for p in out.iterdir()) == []
+
+
+def test_a_run_without_a_report_removes_the_earlier_runs_report(tmp_path, monkeypatch):
+    from simulators.sweep_result import write_result
+
+    (tmp_path / "report.html").write_text("the 60/80 sweep's plots")
+    monkeypatch.setattr("simulators.sweep_result.result_json", lambda r: {"scenarios": []})
+    paths = write_result({}, tmp_path, report=False)
+    assert list(paths) == ["result"] and not (tmp_path / "report.html").exists()
+
+
+def test_no_more_workers_than_cells(tmp_path, monkeypatch):
+    (path,) = write_scenarios(tmp_path, {"tiny": (1, 700)}, duration="4m")
+    cells = build_grid([path], [str(DEFAULT_POLICY)], [f"{TARGET}=60,90"], seeds=1).cells()
+    asked = []
+    real = sweep_module.local_pool
+    monkeypatch.setattr(sweep_module, "local_pool", lambda jobs, *a: asked.append(jobs) or real(jobs, *a))
+    run_grid(cells, CellStore(tmp_path / "cells"), jobs=64)
+    assert asked == [2]
+
+
+def _children(pid: int) -> list[int]:
+    tasks = Path(f"/proc/{pid}/task")
+    found = []
+    for task in tasks.iterdir() if tasks.exists() else []:
+        text = (task / "children").read_text() if (task / "children").exists() else ""
+        found += [int(x) for x in text.split()]
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_sigterm_stops_a_sweep_and_its_workers_and_says_how_to_resume(tmp_path):
+    day = write_scenarios(tmp_path, {"long": (1, 700)}, duration="3d")  # cells of seconds each
+    cmd = [sys.executable, "-m", "controller.cli", "sweep", *day, "--set", f"{TARGET}=60,70,80,90", "--no-hpa",
+           "--jobs", "2", "-o", str(tmp_path / "out"), "--no-report"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            env={**os.environ, "CI": "true"})
+    workers: list[int] = []
+    deadline = time.monotonic() + 60
+    while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        workers = _children(proc.pid)
+    assert len(workers) >= 2, "the workers never started"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert "interrupted: the finished cells are kept in" in err and "Traceback" not in err
+    time.sleep(1)
+    assert [w for w in workers if Path(f"/proc/{w}").exists() and "zombie" not in
+            Path(f"/proc/{w}/status").read_text().lower()] == []
