@@ -210,7 +210,9 @@ def format_bytes(n: float) -> str:
     """``1.5 GiB``, ``300 MiB``."""
     if n >= GIB:
         return f"{n / GIB:.1f} GiB"
-    return f"{n / MIB:.0f} MiB"
+    if n >= MIB:
+        return f"{n / MIB:.0f} MiB"
+    return f"{n / 1024:.0f} KiB" if n >= 1024 else f"{n:.0f} bytes"
 
 
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)

@@ -209,7 +209,13 @@ def _bound(text: str) -> tuple[float, str]:
     try:
         return parse_duration(text), "duration"
     except ValueError:
-        raise ValueError(f"{text!r} is not a number, a duration (5m) or a percentage (70%)") from None
+        pass
+    try:  # a negative duration: an offset back (PATH+=-5m); the field's own rules refuse one below 0
+        if text.startswith("-"):
+            return -parse_duration(text[1:]), "duration"
+    except ValueError:
+        pass
+    raise ValueError(f"{text!r} is not a number, a duration (5m) or a percentage (70%)")
 
 
 def parse_range(text: str, allow_continuous: bool) -> Range | None:
@@ -269,10 +275,12 @@ def parse_setting(text: str, *, allow_continuous: bool = False, option: str = "-
 # --- applying settings to a policy document -------------------------------------------------------
 
 
-def set_value(data: Any, path: tuple, value: Any, _done: tuple = ()) -> None:
+def set_value(data: Any, path: tuple, value: Any, _done: tuple = (), _make: bool = True) -> None:
     """Set ``path`` of the document ``data`` to ``value`` in place (EVERY: in every item of that
-    list); ValueError naming the path when it cannot lead there (through a scalar, a missing or
-    out-of-range list item, an empty list under ``[*]``)."""
+    list that has the mappings on the path, or in all of them when none has: see _set_every);
+    ValueError naming the path when it cannot lead there (through a scalar, a missing or
+    out-of-range list item, an empty list under ``[*]``). Missing mappings on the path are made
+    (``_make``), as the file leaves them to defaults."""
     node = data
     for i, part in enumerate(path):
         last = i == len(path) - 1
@@ -284,8 +292,7 @@ def set_value(data: Any, path: tuple, value: Any, _done: tuple = ()) -> None:
             if part is EVERY:
                 if not node:
                     raise ValueError(f"{where} is an empty list: [*] sets nothing")
-                for k in range(len(node)):
-                    set_value(node, (k,) + path[i + 1:], value, _done + path[:i])
+                _set_every(node, path[i + 1:], value, _done + path[:i])
                 return
             if part >= len(node):
                 raise ValueError(f"{where} has {len(node)} item(s); index [{part}] is out of range")
@@ -300,12 +307,38 @@ def set_value(data: Any, path: tuple, value: Any, _done: tuple = ()) -> None:
             node[part] = _leaf(value, node.get(part), _done + path)
         else:
             if part not in node:
+                if not _make:  # an item of a [*] whose siblings may have it (another kind of item)
+                    raise _NotInItem(f"{format_setting_path(_done + path[:i + 1])} is not in the file")
                 if path[i + 1] is EVERY or isinstance(path[i + 1], int):
                     shown = "[*]" if path[i + 1] is EVERY else f"[{path[i + 1]}]"
                     raise ValueError(f"{format_setting_path(_done + path[:i + 1])} is not in the file, so {shown} "
                                      f"cannot be set; write the list in the file first")
                 node[part] = {}  # a mapping the file leaves to defaults; validation checks the key
             node = node[part]
+
+
+class _NotInItem(ValueError):
+    """An item of a ``[*]`` list lacks a mapping on the path (``load[*].step.at`` on a noise term)."""
+
+
+def _set_every(items: list, rest: tuple, value: Any, done: tuple) -> None:
+    """``rest`` of every item of ``items`` set to ``value``. Items without the mappings on it are
+    skipped when others have them (a list of load terms holds steps, traces and noise:
+    ``load[*].step.at`` is the steps'); when none has them, they are made in every item, as
+    for a single path."""
+    import copy
+
+    before = copy.deepcopy(items)
+    missing = 0
+    for k in range(len(items)):
+        try:
+            set_value(items, (k,) + rest, value, done, _make=False)
+        except _NotInItem:
+            missing += 1
+    if missing == len(items):
+        items[:] = before
+        for k in range(len(items)):
+            set_value(items, (k,) + rest, value, done)
 
 
 def _leaf(value: Any, old: Any, path: tuple) -> Any:

@@ -51,6 +51,8 @@ SHOWN_ONLY = frozenset({"scenario_path", "policy_file"})
 #: Most cells of one grid (scenarios x variants x seeds): each is a simulation, and the grid's
 #: cells are built in memory before the first runs (a billion seeds took all memory).
 MAX_CELLS = 100_000
+#: Seeds are below this (numpy's generators take 64-bit seeds; the scenario format checks its own).
+MAX_SEED = 2**63
 #: The variant kind of the hpa preset re-targeted to a CPU utilization (HPA's frontier).
 HPA_KIND = "hpa"
 POLICY_KIND = "policy"
@@ -162,6 +164,11 @@ class Grid:
 
     def __post_init__(self):
         check_grid_size(len(self.scenarios), len(self.variants), self.seeds)
+        for s in self.scenarios:  # before any cell runs: the last seed failed as the grid's last cells ran
+            if s.seed + self.seeds - 1 >= MAX_SEED:
+                raise SweepError([FieldError("--seeds", None, "", f"{s.file}: its seed {s.seed} plus {self.seeds - 1} "
+                                                                  f"is beyond the largest seed, {MAX_SEED - 1}; give the "
+                                                                  "scenario a smaller seed or fewer --seeds")])
 
     def seeds_of(self, scenario: ScenarioInput) -> list[int]:
         return [scenario.seed + k for k in range(self.seeds)]

@@ -28,10 +28,16 @@ def refuse_overwrite(paths: list[Path], force: bool, option: str) -> None:
                f"{'folder' if option == '--out-dir' else 'file'}" for p in existing])
 
 
-def out_folder(out: Path, option: str = "--out") -> Path:
+def out_folder(out: Path, option: str = "--out", files: tuple[str, ...] = (), folders: tuple[str, ...] = ()) -> Path:
     """``out``, created, or exit 1 saying why it cannot hold the results: checked before a run,
-    whose results would otherwise be lost after it finished."""
+    whose results would otherwise be lost after it finished (``files`` it writes must not be
+    folders there, nor ``folders`` files)."""
     import os
+
+    wrong = [f"{out / n} is a folder" for n in files if (out / n).is_dir()]
+    wrong += [f"{out / n} is a file" for n in folders if (out / n).exists() and not (out / n).is_dir()]
+    if wrong:
+        fail([f"{option}: {w}, where the results go; move it or name another folder" for w in wrong])
 
     if out.exists() and not out.is_dir():
         fail([f"{option}: {out} is a file, not a folder; name a folder for the results"])

@@ -80,7 +80,8 @@ def sweep(
         grid = build_grid(scenarios, [str(p) for p in policy] or [str(bundled_policy(DEFAULT_SIM_POLICY))], set_,
                           seeds=seeds, hpa_policy=(hpa_policy or bundled_policy(DEFAULT_HPA_POLICY)) if hpa else None,
                           hpa_targets_pct=targets, scenario_settings=scenario_set)
-        result = _run_sweep(grid, out_folder(out), worker_count(jobs), ray_address_from(ray))
+        result = _run_sweep(grid, out_folder(out, files=("result.json", "report.html"), folders=("cells",)),
+                            worker_count(jobs), ray_address_from(ray))
     except InvalidInput as exc:
         fail(exc.errors)
     from simulators.sweep_result import write_result
@@ -244,7 +245,7 @@ def tune(
         console = Console(stderr=True)
         # a transient bar per grid (the HPA frontier, each trial, ...) on a terminal; lines above it
         bar = GridBar(console, transient=True) if bars_wanted(console) else None
-        runner = Runner(CellStore(out_folder(work, "--work") / "cells"), seeds, worker_count(jobs),
+        runner = Runner(CellStore(out_folder(work, "--work", folders=("cells",)) / "cells"), seeds, worker_count(jobs),
                         ray_address_from(ray), on_grid=bar.grid if bar else None)
         say = bar.print if bar else (lambda line: typer.echo(line, err=True))
 

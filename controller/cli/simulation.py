@@ -94,7 +94,7 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
     from simulators.frontier import parse_targets
     from simulators.hpa_sweep import first_pass, simulate_with_frontier
     from simulators.memory import check_fits, memory_limit
-    from simulators.output import write_outputs
+    from simulators.output import OUTPUT_FILES, write_outputs
     from simulators.parallel import usable_cpus
     from simulators.result import shown_path
     from simulators.runner import compiled_pays, standard_controllers
@@ -122,7 +122,7 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
     except ValueError as exc:
         fail([str(exc)])
     check_fits(sc, runs, memory_limit(max_memory_bytes))
-    out_dir = out_folder(out or Path("out") / folder_name(sc.name))
+    out_dir = out_folder(out or Path("out") / folder_name(sc.name), files=OUTPUT_FILES)
     if not compiled_pays(sc, len(runs)):  # a short run: as fast on numpy, and nothing to compile first
         numpy_unless_asked()
     console = Console(stderr=True)

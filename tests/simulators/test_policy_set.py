@@ -130,6 +130,8 @@ def test_parse_path(text, path):
     pytest.param({"s": [{"l": [{"x": 1}, {"x": 2}]}]}, ("s", 0, "l", EVERY, "x"), {"s": [{"l": [{"x": 9}, {"x": 9}]}]},
                  id="index-then-every"),
     pytest.param({"s": [{}]}, ("s", EVERY, "a", "b"), {"s": [{"a": {"b": 9}}]}, id="missing-mappings-made"),
+    pytest.param({"l": [{"step": {"at": 1}}, {"noise": {"sigma": 0.1}}]}, ("l", EVERY, "step", "at"),
+                 {"l": [{"step": {"at": 9}}, {"noise": {"sigma": 0.1}}]}, id="items-of-another-kind-skipped"),
 ])
 def test_every_item_of_a_list_is_set(data, path, expected):
     set_value(data, path, 9)
@@ -224,6 +226,7 @@ def test_a_multiple_under_every_item_scales_each_items_own_value():
     pytest.param("3d", "a.b+=1d", "96h", id="duration"),
     pytest.param(40, "a.b+=5", 45, id="int-stays-int"),
     pytest.param(40, "a.b+=-2.5", 37.5, id="negative-number"),
+    pytest.param("15m", "a.b+=-5m", "10m", id="negative-duration"),
     pytest.param("70%", "a.b+=5%", "75%", id="percentage"),
     pytest.param("30s", "a.b+=1m..2m:1m", "1m30s", id="range-of-offsets"),
 ])

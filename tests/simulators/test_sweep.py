@@ -271,11 +271,29 @@ def test_cli_sweep_writes_the_result_and_reruns_from_stored_cells(scenarios, tmp
     pytest.param(["--seeds", "1000000000"], "--seeds: at most 100,000 seeds, got 1,000,000,000", id="billion-seeds"),
     pytest.param(["--seeds", "50001"], "2 scenario(s) x 1 variant(s) x 50,001 seed(s) = 100,002 cells, more than 100,000",
                  id="too-many-cells"),
+    # the cells ran, then the last seed failed: "--seed must be in [0, 2**63)"
+    pytest.param(["--seeds", "2", "bigseed"], "its seed 9223372036854775807 plus 1 is beyond the largest seed",
+                 id="seeds-beyond-the-largest"),
+    # the cells ran, then ".result.json.993fbd3c.tmp: Is a directory"
+    pytest.param(["result.json-in-the-way"], "result.json is a folder, where the results go", id="result-json-a-folder"),
+    pytest.param(["cells-in-the-way"], "cells is a file, where the results go", id="cells-a-file"),
+    pytest.param(["--set", f"{TARGET}=60,60.0"], "60 is given twice", id="a-value-twice"),
 ])
 def test_cli_sweep_bad_set_exits_1_naming_the_path_before_running(scenarios, tmp_path, capsys, extra, message):
+    if "bigseed" in extra:  # the scenario's own seed at the largest there is: a second seed overflows
+        big = Path(scenarios[0]).read_text().replace("seed: 1\n", "seed: 9223372036854775807\n")
+        scenarios = [str(tmp_path / "big.yaml")]
+        Path(scenarios[0]).write_text(big)
+        extra = [e for e in extra if e != "bigseed"]
+    for name, kind in (("result.json", "dir"), ("cells", "file")):  # rows that put one in the way
+        if f"{name}-in-the-way" in extra:
+            (tmp_path / "out").mkdir(exist_ok=True)
+            (tmp_path / "out" / name).mkdir() if kind == "dir" else (tmp_path / "out" / name).write_text("x")
+            extra = [e for e in extra if e != f"{name}-in-the-way"]
     with pytest.raises(SystemExit) as info:
         main(["sweep", *scenarios, "--no-hpa", "-o", str(tmp_path / "out"), *extra])
     assert info.value.code == 1
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
-    assert not (tmp_path / "out" / "cells").exists() or not list((tmp_path / "out" / "cells").iterdir())
+    cells = tmp_path / "out" / "cells"
+    assert not cells.is_dir() or not list(cells.iterdir())
