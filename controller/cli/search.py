@@ -213,6 +213,7 @@ def tune(
     from simulators.result import shown_path
     from simulators.scenario_set import check_distinct, parse_scenario_settings, scenario_variants
     from simulators.sweep import CellStore, PolicyBase, ray_address_from, read_scenario_input
+    from simulators.frontier import DEFAULT_TARGETS_PCT
     from simulators.tune import Budget, Runner
     from simulators.tune import tune as run_tune
 
@@ -248,6 +249,9 @@ def tune(
         runner = Runner(CellStore(out_folder(work, "--work", folders=("cells",)) / "cells"), seeds, worker_count(jobs),
                         ray_address_from(ray), on_grid=bar.grid if bar else None)
         say = bar.print if bar else (lambda line: typer.echo(line, err=True))
+        frontier = "" if hpa is None else f"; first HPA's frontier on them ({len(DEFAULT_TARGETS_PCT)} CPU targets, the budget)"
+        say(f"tune: {trials} trial(s) on {len(train)} training scenario(s) x {seeds} seed(s){frontier}"
+            + (f"; then {len(held)} held-out scenario(s)" if held else ""))
 
         def progress(t: dict) -> None:
             what = ", ".join(f"{k}={v}" for k, v in t["values"].items())
