@@ -103,6 +103,7 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
 
     if report and find_spec("matplotlib") is None:  # e.g. in the controller image
         fail(["report.html needs matplotlib, which is not installed: pip install matplotlib, or pass --no-report"])
+    baseline = list(dict.fromkeys(baseline))  # -b hpa -b hpa: one hpa run (a second drew a bar that never moved)
     sc = varied_scenario(scenario, scenario_set, seed=seed)
     # Results and the report name the files as the user gave them, or by their bundled names.
     policy_shown = shown_path(policy) if policy else f"bundled {DEFAULT_SIM_POLICY}"
