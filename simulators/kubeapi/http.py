@@ -5,8 +5,8 @@ An *app* is any object with ``handle(request: Request) -> Response``; the server
 bytes. Connections are kept alive (clients such as urllib3 pool them) but an idle connection
 is closed after ``idle_timeout_s``; a request must arrive whole within ``read_timeout_s``;
 at most ``max_connections`` are open at once (more get 429 with a Status at once).
-Malformed requests get a Kubernetes Status: 400 (bad request line, headers, Content-Length
-or body encoding), 411 (chunked body), 413 (body over :data:`MAX_BODY_BYTES`), 431 (headers
+Malformed requests get a Kubernetes Status: 400 (bad request line, headers, Content-Length,
+a body shorter than its Content-Length, or body encoding), 411 (chunked body), 413 (body over :data:`MAX_BODY_BYTES`), 431 (headers
 too large). ``stop()`` also shuts open connections down so that no thread outlives the
 server by more than a request. With an ``ssl_context`` it serves HTTPS (the handshake bounded
 by ``read_timeout_s``). A Response with a ``stream`` is sent chunked, chunk by chunk (watches).
@@ -164,8 +164,8 @@ class _Handler(BoundedRequestHandler):
         if length > MAX_BODY_BYTES:
             raise _BadBody(413, f"the request body of {length} bytes is larger than the limit of {MAX_BODY_BYTES}")
         body = self.rfile.read(length) if length else b""
-        if len(body) < length:
-            self.close_connection = True  # the client closed before sending the whole body
+        if len(body) < length:  # the client closed early: a partial body must never be acted on
+            raise _BadBody(400, f"the request body ended after {len(body)} of its {length} bytes")
         return body
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
@@ -198,8 +198,16 @@ class _Handler(BoundedRequestHandler):
         for k, v in response.headers.items():
             self.send_header(k, v)
         self.end_headers()
+        chunks = iter(response.stream)
         try:
-            for chunk in response.stream:
+            while True:
+                try:
+                    chunk = next(chunks)
+                except StopIteration:
+                    break
+                except Exception:  # the stream has a bug: end it cleanly (the headers are gone already)
+                    log.exception("the response stream of %s %s failed; ending it", self.command, self.path)
+                    break
                 if chunk:
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             self.wfile.write(b"0\r\n\r\n")

@@ -2,7 +2,7 @@
 
 Pure functions from plain values to the dicts the real apiserver would send (apps/v1
 Deployment, ReplicaSet and StatefulSet, autoscaling/v1 Scale, core/v1 Pod, meta/v1 Status and
-lists), plus label and field selectors. Nothing here knows about the engine or HTTP.
+lists). Nothing here knows about the engine or HTTP.
 
 Times are epoch seconds (float) in, RFC 3339 strings out.
 """
@@ -10,10 +10,9 @@ Times are epoch seconds (float) in, RFC 3339 strings out.
 from __future__ import annotations
 
 import copy
-import re
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 RESTARTED_AT_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
@@ -69,10 +68,12 @@ def not_found(resource: str, group: str, name: str) -> KubeApiError:
                         _details(resource, group, name))
 
 
-def conflict(resource: str, group: str, name: str) -> KubeApiError:
-    """The optimistic-concurrency failure of an update with a stale resourceVersion (409)."""
-    return KubeApiError(409, f'Operation cannot be fulfilled on {_qualified(resource, group)} "{name}": the object has '
-                             "been modified; please apply your changes to the latest version and try again",
+STALE = "the object has been modified; please apply your changes to the latest version and try again"
+
+
+def conflict(resource: str, group: str, name: str, why: str = STALE) -> KubeApiError:
+    """A failed precondition of an update (409): by default a stale resourceVersion."""
+    return KubeApiError(409, f'Operation cannot be fulfilled on {_qualified(resource, group)} "{name}": {why}',
                         "Conflict", _details(resource, group, name))
 
 
@@ -85,12 +86,23 @@ def invalid(kind: str, group: str, name: str, field: str, value: Any, detail: st
     """``Deployment.apps "web" is invalid: spec.replicas: Invalid value: -1: must be ...`` (422)."""
     shown = f'"{value}"' if isinstance(value, str) else ("null" if value is None else str(value).lower()
                                                           if isinstance(value, bool) else str(value))
-    cause = f"Invalid value: {shown}: {detail}"
-    return KubeApiError(422, f'{_qualified(kind, group)} "{name}" is invalid: {field}: {cause}', "Invalid",
-                        {"name": name, "group": group, "kind": kind,
-                         "causes": [{"reason": "FieldValueInvalid", "message": cause, "field": field}]}
-                        if group else {"name": name, "kind": kind,
-                                       "causes": [{"reason": "FieldValueInvalid", "message": cause, "field": field}]})
+    return field_error(kind, group, name, field, "FieldValueInvalid", f"Invalid value: {shown}: {detail}")
+
+
+def required(kind: str, group: str, name: str, field: str) -> KubeApiError:
+    """``... is invalid: spec.template.spec.containers: Required value`` (422)."""
+    return field_error(kind, group, name, field, "FieldValueRequired", "Required value")
+
+
+def too_long(kind: str, group: str, name: str, field: str, limit: int) -> KubeApiError:
+    return field_error(kind, group, name, field, "FieldValueTooLong", f"Too long: must have at most {limit} bytes")
+
+
+def field_error(kind: str, group: str, name: str, field: str, reason: str, cause: str) -> KubeApiError:
+    """A 422 Invalid naming one field, with the cause the apiserver lists in its details."""
+    details = {"name": name, "group": group, "kind": kind} if group else {"name": name, "kind": kind}
+    details["causes"] = [{"reason": reason, "message": cause, "field": field}]
+    return KubeApiError(422, f'{_qualified(kind, group)} "{name}" is invalid: {field}: {cause}', "Invalid", details)
 
 
 def bad_request(message: str) -> KubeApiError:
@@ -221,76 +233,7 @@ def list_object(kind: str, api_version: str, items: list[dict], resource_version
             "items": items}
 
 
-# --------------------------------------------------------------------------- selectors
-_SET_EXPR = re.compile(r"^\s*([^\s!=,()]+)\s+(in|notin)\s+\(([^)]*)\)\s*$")
-
-
-def _split_terms(selector: str) -> list[str]:
-    """Split on commas outside parentheses."""
-    terms, depth, cur = [], 0, []
-    for ch in selector:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == "," and depth == 0:
-            terms.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    terms.append("".join(cur))
-    return [t.strip() for t in terms if t.strip()]
-
-
-def parse_label_selector(selector: str | None) -> Callable[[dict], bool]:
-    """A predicate over a labels dict for ``app=web,tier!=db,env in (a,b),!legacy,canary``.
-
-    Raises KubeApiError(400) for a selector it cannot parse, as the apiserver does.
-    """
-    if not selector:
-        return lambda labels: True
-    tests: list[Callable[[dict], bool]] = []
-    for term in _split_terms(selector):
-        m = _SET_EXPR.match(term)
-        if m:
-            key, op, values = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",") if v.strip()}
-            if op == "in":
-                tests.append(lambda l, k=key, vs=values: l.get(k) in vs)
-            else:
-                tests.append(lambda l, k=key, vs=values: l.get(k) not in vs)
-        elif "!=" in term:
-            key, value = (s.strip() for s in term.split("!=", 1))
-            tests.append(lambda l, k=key, v=value: l.get(k) != v)
-        elif "=" in term:
-            key, value = (s.strip() for s in term.replace("==", "=").split("=", 1))
-            tests.append(lambda l, k=key, v=value: l.get(k) == v)
-        elif term.startswith("!"):
-            tests.append(lambda l, k=term[1:].strip(): k not in l)
-        elif re.fullmatch(r"[A-Za-z0-9_./-]+", term):
-            tests.append(lambda l, k=term: k in l)
-        else:
-            raise bad_request(f"unable to parse requirement: invalid label selector: {term!r}")
-    return lambda labels: all(t(labels) for t in tests)
-
-
-def parse_field_selector(selector: str | None) -> Callable[[dict], bool]:
-    """A predicate over an object for ``metadata.name=x,involvedObject.kind!=Pod``."""
-    if not selector:
-        return lambda obj: True
-    tests = []
-    for term in _split_terms(selector):
-        negate = "!=" in term
-        path, value = (s.strip() for s in term.replace("==", "=").split("!=" if negate else "=", 1))
-        tests.append((path.split("."), value, negate))
-
-    def lookup(obj: dict, path: list[str]) -> str:
-        for part in path:
-            obj = obj.get(part) if isinstance(obj, dict) else None
-        return "" if obj is None else str(obj)
-
-    return lambda obj: all((lookup(obj, p) != v) if neg else (lookup(obj, p) == v) for p, v, neg in tests)
-
-
+# --------------------------------------------------------------------------- lists
 def selector_string(match_labels: dict) -> str:
     """``app=web,tier=front`` from matchLabels (the Scale's status.selector)."""
     return ",".join(f"{k}={v}" for k, v in sorted(match_labels.items()))

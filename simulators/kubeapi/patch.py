@@ -8,13 +8,16 @@
   order or prune what this simplified merge already produces).
 - ``application/json-patch+json``: RFC 6902 (add, remove, replace, move, copy, test).
 
-A patch that cannot be applied is a KubeApiError: 422 for JSON Patch failures (as the
-apiserver answers), 400 for a malformed body, 415 for any other content type.
+A patch that cannot be applied is a KubeApiError: 422 for JSON Patch failures and malformed
+operations (as the apiserver answers), 400 for a body that is not a JSON list of objects (JSON
+Patch) or an object (merge patches), 413 for more than :data:`MAX_JSON_PATCH_OPERATIONS`
+operations, 415 for any other content type.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from simulators.kubeapi.objects import KubeApiError, bad_request, unsupported_media_type
@@ -23,14 +26,21 @@ MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 PATCH_TYPES = (MERGE, STRATEGIC, JSON_PATCH)
+#: The apiserver's limit on the operations of one JSON Patch.
+MAX_JSON_PATCH_OPERATIONS = 10_000
+_OPS = ("add", "remove", "replace", "move", "copy", "test")
+_INDEX = re.compile(r"0|[1-9][0-9]{0,8}")  # an array index: ASCII, no leading zero, bounded
 
 
 def apply_patch(content_type: str, target: dict, patch: Any) -> dict:
     """The patched copy of ``target`` (never modified in place)."""
     kind = (content_type or "").split(";")[0].strip().lower()
     if kind == JSON_PATCH:
-        if not isinstance(patch, list):
+        if not isinstance(patch, list) or not all(isinstance(op, dict) for op in patch):
             raise bad_request("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
+        if len(patch) > MAX_JSON_PATCH_OPERATIONS:
+            raise KubeApiError(413, f"The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, "
+                                    f"got {len(patch)}", "RequestEntityTooLarge")
         return json_patch(target, patch)
     if kind not in (MERGE, STRATEGIC):
         raise unsupported_media_type(kind)
@@ -53,7 +63,8 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 def _named_list(items: Any) -> bool:
-    return isinstance(items, list) and all(isinstance(i, dict) and "name" in i for i in items)
+    """A list merged item by item: maps each with a string ``name`` (the merge key)."""
+    return isinstance(items, list) and all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in items)
 
 
 def strategic_merge(target: Any, patch: Any) -> Any:
@@ -102,12 +113,19 @@ def _merge_named_lists(current: list[dict], patch: list[dict]) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- RFC 6902
-def _tokens(pointer: str) -> list[str]:
+def _tokens(pointer: Any) -> list[str]:
+    if not isinstance(pointer, str):
+        raise _patch_failed(f"invalid JSON pointer {str(pointer)[:80]!r}: must be a string")
     if pointer == "":
         return []
     if not pointer.startswith("/"):
-        raise _patch_failed(f"invalid JSON pointer {pointer!r}")
+        raise _patch_failed(f"invalid JSON pointer {pointer[:80]!r}")
     return [t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/")]
+
+
+def _index(token: str) -> int | None:
+    """The array index a pointer token names, or None (not an ASCII number, or absurdly large)."""
+    return int(token) if _INDEX.fullmatch(token) else None
 
 
 def _patch_failed(message: str) -> KubeApiError:
@@ -117,34 +135,42 @@ def _patch_failed(message: str) -> KubeApiError:
 def _parent(doc: Any, tokens: list[str]) -> tuple[Any, str]:
     node = doc
     for t in tokens[:-1]:
-        if isinstance(node, dict) and t in node:
-            node = node[t]
-        elif isinstance(node, list) and t.isdigit() and int(t) < len(node):
-            node = node[int(t)]
-        else:
-            raise _patch_failed(f"doc is missing path: /{'/'.join(tokens)}: missing value")
+        node = _child(node, t)
+        if node is _MISSING:
+            raise _patch_failed(f"doc is missing path: /{'/'.join(tokens)[:200]}: missing value")
     return node, tokens[-1]
+
+
+_MISSING = object()
+
+
+def _child(node: Any, token: str) -> Any:
+    if isinstance(node, dict):
+        return node.get(token, _MISSING)
+    i = _index(token) if isinstance(node, list) else None
+    return node[i] if i is not None and i < len(node) else _MISSING
 
 
 def _get(doc: Any, pointer: str) -> Any:
     node = doc
     for t in _tokens(pointer):
-        if isinstance(node, dict) and t in node:
-            node = node[t]
-        elif isinstance(node, list) and t.isdigit() and int(t) < len(node):
-            node = node[int(t)]
-        else:
-            raise _patch_failed(f"doc is missing path: {pointer}: missing value")
+        node = _child(node, t)
+        if node is _MISSING:
+            raise _patch_failed(f"doc is missing path: {pointer[:200]}: missing value")
     return node
 
 
 def _remove(doc: Any, pointer: str) -> Any:
-    parent, key = _parent(doc, _tokens(pointer))
+    tokens = _tokens(pointer)
+    if not tokens:
+        raise _patch_failed("unable to remove the whole document: invalid path")
+    parent, key = _parent(doc, tokens)
     if isinstance(parent, dict) and key in parent:
         return parent.pop(key)
-    if isinstance(parent, list) and key.isdigit() and int(key) < len(parent):
-        return parent.pop(int(key))
-    raise _patch_failed(f"unable to remove nonexistent key: {key}: missing value")
+    i = _index(key) if isinstance(parent, list) else None
+    if i is not None and i < len(parent):
+        return parent.pop(i)
+    raise _patch_failed(f"unable to remove nonexistent key: {key[:200]}: missing value")
 
 
 def _add(doc: Any, pointer: str, value: Any, replace: bool = False) -> Any:
@@ -157,17 +183,18 @@ def _add(doc: Any, pointer: str, value: Any, replace: bool = False) -> Any:
             raise _patch_failed(f"replace operation does not apply: doc is missing key: {pointer}: missing value")
         parent[key] = value
     elif isinstance(parent, list):
+        i = _index(key)
         if key == "-" and not replace:
             parent.append(value)
-        elif key.isdigit() and int(key) <= len(parent) - (1 if replace else 0):
+        elif i is not None and i <= len(parent) - (1 if replace else 0):
             if replace:
-                parent[int(key)] = value
+                parent[i] = value
             else:
-                parent.insert(int(key), value)
+                parent.insert(i, value)
         else:
-            raise _patch_failed(f"unable to access invalid index: {key}: invalid index referenced")
+            raise _patch_failed(f"unable to access invalid index: {key[:200]}: invalid index referenced")
     else:
-        raise _patch_failed(f"doc is missing path: {pointer}: missing value")
+        raise _patch_failed(f"doc is missing path: {pointer[:200]}: missing value")
     return doc
 
 
@@ -175,8 +202,7 @@ def json_patch(target: dict, operations: list) -> dict:
     """RFC 6902 on a copy of ``target``."""
     doc = copy.deepcopy(target)
     for op in operations:
-        if not isinstance(op, dict) or "op" not in op or "path" not in op:
-            raise bad_request(f"invalid JSON Patch operation: {op!r}")
+        _check_operation(op)
         kind, path = op["op"], op["path"]
         if kind == "add":
             doc = _add(doc, path, copy.deepcopy(op.get("value")))
@@ -191,6 +217,16 @@ def json_patch(target: dict, operations: list) -> dict:
         elif kind == "test":
             if _get(doc, path) != op.get("value"):
                 raise _patch_failed(f"testing value {path} failed: test failed")
-        else:
-            raise bad_request(f"Unexpected kind: {kind}")
     return doc
+
+
+def _check_operation(op: dict) -> None:
+    """422 for an operation the apiserver's JSON Patch library refuses: an unknown op, a missing
+    or non-string path, a move or copy without ``from``."""
+    kind = op.get("op")
+    if kind not in _OPS:
+        raise _patch_failed(f"Unexpected kind: {str(kind)[:80]}")
+    if not isinstance(op.get("path"), str):
+        raise _patch_failed(f"{kind} operation: invalid path: {str(op.get('path'))[:80]}")
+    if kind in ("move", "copy") and not isinstance(op.get("from"), str):
+        raise _patch_failed(f"{kind} operation: missing or invalid from: {str(op.get('from'))[:80]}")

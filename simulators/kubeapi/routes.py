@@ -30,17 +30,27 @@ category; a GET asking for ``as=Table`` gets the server-side printing columns (s
 from __future__ import annotations
 
 import json
+import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
+from urllib.parse import unquote
 
 from simulators.kubeapi import objects as K
+from simulators.kubeapi import validation as V
 from simulators.kubeapi.http import Request, Response
 from simulators.kubeapi.patch import PATCH_TYPES, apply_patch
+from simulators.kubeapi.selectors import parse_field_selector, parse_label_selector
 from simulators.kubeapi.store import KubeStore
 from simulators.kubeapi.tables import table, wants_table
-from simulators.kubeapi.watch import check_resource_version, encode_event, watch_events, watch_timeout_s
+from simulators.kubeapi.watch import (check_resource_version, encode_event, expired_event, too_large_resource_version,
+                                      watch_events, watch_timeout_s)
+
+log = logging.getLogger("setpoint.sim.kubeapi")
+#: Seconds a watch from a resourceVersion newer than the store's waits for it, as the apiserver does.
+FUTURE_RV_WAIT_S = 3.0
 
 SERVER_VERSION = {"major": "1", "minor": "31", "gitVersion": "v1.31.0-setpoint-sim", "gitCommit": "",
                   "gitTreeState": "clean", "buildDate": "2026-01-05T00:00:00Z", "goVersion": "go1.22",
@@ -138,8 +148,9 @@ class Route:
 
 
 def parse_path(path: str, resources: dict[tuple[str, str], Resource]) -> Route | None:
-    """The resource a URL path names, or None when the path is not an API resource path."""
-    parts = [p for p in path.split("/") if p]
+    """The resource a URL path names, or None when the path is not an API resource path. Each
+    segment is percent-decoded after the split: ``%2F`` in a name never separates segments."""
+    parts = [unquote(p, errors="replace") for p in path.split("/") if p]
     if parts[:2] == ["api", "v1"]:
         group, rest = "", parts[2:]
     elif len(parts) >= 3 and parts[0] == "apis":
@@ -166,7 +177,8 @@ def parse_path(path: str, resources: dict[tuple[str, str], Resource]) -> Route |
 def _carries_resource_version(patch: Any) -> bool:
     """Whether a patch body sets metadata.resourceVersion (an optimistic-lock precondition)."""
     if isinstance(patch, dict):
-        return bool((patch.get("metadata") or {}).get("resourceVersion"))
+        meta = patch.get("metadata")
+        return isinstance(meta, dict) and bool(meta.get("resourceVersion"))
     if isinstance(patch, list):
         return any(isinstance(op, dict) and str(op.get("path", "")).startswith("/metadata/resourceVersion")
                    for op in patch)
@@ -199,26 +211,26 @@ class ResourceHandler:
                                                       as_table, request))
             return Response.json(200, obj)
         if method == "PUT" and r.update:
-            return Response.json(200, r.update(ns, name, _body_object(request)))
+            return Response.json(200, r.update(ns, name, _body_object(request, r.kind, r.api_version)))
         if method == "PATCH" and r.update:
-            return Response.json(200, self._patch(r.get, r.update, ns, name, request))
+            return Response.json(200, self._patch(r.get, r.update, ns, name, request, r.kind, r.group))
         if method == "DELETE" and r.delete:
             return Response.json(200, r.delete(ns, name))
         raise K.method_not_allowed()
 
     def _collection(self, r: Resource, ns: str | None, request: Request) -> Response:
         if request.method == "GET" and r.list:
-            labels = K.parse_label_selector(request.query.get("labelSelector"))
-            fields = K.parse_field_selector(request.query.get("fieldSelector"))
+            labels = parse_label_selector(request.query.get("labelSelector"))
+            fields = parse_field_selector(request.query.get("fieldSelector"), r.kind)
             as_table = wants_table(request.headers.get("accept"))
-            if request.query.get("watch") in ("true", "1"):
+            if _list_options(request.query):
                 return self._watch(r, lambda: K.sorted_items(r.list(ns, labels, fields)), as_table, request)
             items = K.sorted_items(r.list(ns, labels, fields))
             if as_table:
                 return Response.json(200, self._table(r, items, str(self.store.resource_version), as_table, request))
             return Response.json(200, K.list_object(f"{r.kind}List", r.api_version, items, self.store.resource_version))
         if request.method == "POST" and r.create and ns is not None:
-            return Response.json(201, r.create(ns, _body_object(request)))
+            return Response.json(201, r.create(ns, _body_object(request, r.kind, r.api_version)))
         raise K.method_not_allowed()
 
     @staticmethod
@@ -233,27 +245,48 @@ class ResourceHandler:
         since = request.query.get("resourceVersion")
         check_resource_version(since)
         duration_s = watch_timeout_s(request.query)
+        if since and since != "0":
+            self._wait_for_resource_version(int(since), list_items)
+            oldest = self.store.oldest_watchable_rv()
+            if int(since) < oldest:  # as the watch cache: 200, then one ERROR event with a 410 Status
+                return Response(200, content_type="application/json",
+                                stream=iter([expired_event(since, oldest)]))
 
         def stream() -> Iterator[bytes]:
             first = True
-            for event_type, obj in watch_events(list_items, since, duration_s, self.stop):
-                if as_table:  # column definitions with the first event only, as the apiserver sends
-                    obj = self._table(r, [obj], obj["metadata"].get("resourceVersion", ""), as_table, request, first)
-                first = False
-                yield encode_event(event_type, obj)
+            try:
+                for event_type, obj in watch_events(list_items, since, duration_s, self.stop):
+                    if as_table:  # column definitions with the first event only, as the apiserver sends
+                        obj = self._table(r, [obj], obj["metadata"].get("resourceVersion", ""), as_table, request,
+                                          first)
+                    first = False
+                    yield encode_event(event_type, obj)
+            except Exception:  # a bug: log it and end the stream cleanly rather than cut the connection
+                log.exception("watch of %s failed; ending the stream", request.path)
 
         return Response(200, content_type="application/json", stream=stream())
+
+    def _wait_for_resource_version(self, since: int, list_items: Callable[[], list[dict]]) -> None:
+        """A resourceVersion the store has not reached: wait up to FUTURE_RV_WAIT_S for it (listing
+        brings lazy resourceVersions up to date), then 504 Timeout, as the apiserver."""
+        deadline = time.monotonic() + FUTURE_RV_WAIT_S
+        while since > self.store.resource_version:
+            if time.monotonic() >= deadline or self.stop.wait(0.1):
+                raise too_large_resource_version(since, self.store.resource_version)
+            list_items()
 
     def _scale(self, r: Resource, ns: str, name: str, request: Request) -> Response:
         if request.method == "GET":
             return Response.json(200, r.get_scale(ns, name))
         if request.method == "PUT":
-            return Response.json(200, r.update_scale(ns, name, _body_object(request)))
+            return Response.json(200, r.update_scale(ns, name, _body_object(request, "Scale", "autoscaling/v1")))
         if request.method == "PATCH":
-            return Response.json(200, self._patch(r.get_scale, r.update_scale, ns, name, request))
+            return Response.json(200, self._patch(r.get_scale, r.update_scale, ns, name, request, "Scale",
+                                                  "autoscaling"))
         raise K.method_not_allowed()
 
-    def _patch(self, get: Callable, update: Callable, ns: str, name: str, request: Request) -> dict:
+    def _patch(self, get: Callable, update: Callable, ns: str, name: str, request: Request, kind: str,
+               group: str) -> dict:
         content_type = _media_type(request)
         if content_type not in PATCH_TYPES:
             raise K.unsupported_media_type(content_type)
@@ -261,11 +294,36 @@ class ResourceHandler:
         with self.store.lock:  # read, patch and write as one step: the engine must not tick between
             current = get(ns, name)
             patched = apply_patch(content_type, current, patch)
-            if not isinstance(patched, dict):
-                raise K.bad_request("the patch did not produce an object")
+            try:  # the patched object must decode as the kind, as the apiserver decodes it
+                V.check_shape(kind, patched)
+            except V.DecodeError as exc:
+                raise V.patch_error(kind, group, name, exc) from None
             if not _carries_resource_version(patch):
                 patched.setdefault("metadata", {}).pop("resourceVersion", None)
             return update(ns, name, patched)
+
+
+_TRUE, _FALSE = ("1", "t", "T", "true", "TRUE", "True"), ("0", "f", "F", "false", "FALSE", "False")
+_RV_MATCHES = ("", "NotOlderThan", "Exact")
+
+
+def _list_options(query: dict[str, str]) -> bool:
+    """Whether a list request asks for a watch; 400 for list options the apiserver would not
+    decode (``watch`` not a Go bool, ``limit`` or ``resourceVersion`` not a number, an unknown
+    ``resourceVersionMatch``, or any ``continue``: this server never hands out continue tokens)."""
+    watch = query.get("watch", "")
+    if watch and watch not in _TRUE + _FALSE:
+        raise K.bad_request(f'invalid watch {watch[:40]!r}: strconv.ParseBool: parsing "{watch[:40]}": invalid syntax')
+    limit = query.get("limit", "")
+    if limit and not re.fullmatch(r"-?[0-9]{1,18}", limit):
+        raise K.bad_request(f'invalid limit {limit[:40]!r}: strconv.ParseInt: parsing "{limit[:40]}": invalid syntax')
+    if query.get("continue"):
+        raise K.bad_request("continue key is not valid: this server never returns continue tokens")
+    if query.get("resourceVersionMatch", "") not in _RV_MATCHES:
+        raise K.bad_request(f"resourceVersionMatch: Unsupported value: {query['resourceVersionMatch'][:40]!r}: "
+                            f'supported values: "Exact", "NotOlderThan"')
+    check_resource_version(query.get("resourceVersion"))
+    return watch in _TRUE
 
 
 def _body(request: Request) -> Any:
@@ -280,15 +338,20 @@ def _media_type(request: Request) -> str:
     return (request.headers.get("content-type") or "").split(";")[0].strip().lower()
 
 
-def _body_object(request: Request) -> dict:
-    """The JSON object a create or update sends (415 unless JSON, 400 unless an object). No
-    Content-Type means JSON, as for the real apiserver (the Python client sends none)."""
+def _body_object(request: Request, kind: str, api_version: str) -> dict:
+    """The JSON object a create or update sends (415 unless JSON, 400 unless it decodes as a
+    ``kind``: see validation.check_shape). No Content-Type means JSON, as for the real apiserver
+    (the Python client sends none)."""
     content_type = _media_type(request)
     if content_type not in ("", "application/json"):
         raise K.unsupported_media_type(content_type, ("application/json",))
     body = _body(request)
     if not isinstance(body, dict):
         raise K.bad_request("the request body must be a JSON object")
+    try:
+        V.check_shape(kind, body)
+    except V.DecodeError as exc:
+        raise V.body_error(kind, api_version, exc) from None
     return body
 
 

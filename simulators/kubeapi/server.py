@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 import re
 import secrets
 import signal
@@ -43,8 +44,9 @@ import ssl
 import threading
 import time
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from re import _parser as sre_parser  # the regex parser, to refuse patterns that backtrack badly
 
 import numpy as np
 import yaml
@@ -144,11 +146,57 @@ class EngineDriver:
 
 
 # --------------------------------------------------------------------------- test hooks
+#: Bounds of a fault rule: its delay (s), its uses, its path pattern and the paths it is matched
+#: against (longer ones never match). A pattern may hold at most MAX_VARIABLE_REPEATS repeats of
+#: variable length, none nested and no alternation inside one: matching then takes at most
+#: ~0.2 s on a MAX_MATCHED_PATH path, where ``(a+)+$`` would take forever (and hold the GIL).
+MAX_FAULT_DELAY_S = 60.0
+MAX_FAULT_TIMES = 1_000_000
+MAX_PATTERN_CHARS = 1000
+MAX_MATCHED_PATH = 1024
+MAX_VARIABLE_REPEATS = 2
+_REPEATS = (sre_parser.MAX_REPEAT, sre_parser.MIN_REPEAT, sre_parser.POSSESSIVE_REPEAT)
+
+
+def _variable_repeats(pattern, in_repeat: bool = False) -> int:
+    """How many variable-length repeats a parsed regex holds; ValueError for a construct that
+    can backtrack exponentially (a repeat or an alternation inside a repeat, a back-reference)."""
+    count = 0
+    for op, av in pattern:
+        if op in _REPEATS:
+            low, high, body = av
+            if in_repeat:
+                raise ValueError("nested repeats are not allowed")
+            count += (low != high) + _variable_repeats(body, True)
+        elif op is sre_parser.BRANCH:
+            if in_repeat:
+                raise ValueError("an alternation inside a repeat is not allowed")
+            count += sum(_variable_repeats(alt, in_repeat) for alt in av[1])
+        elif op in (sre_parser.GROUPREF, sre_parser.GROUPREF_EXISTS):
+            raise ValueError("back-references are not allowed")
+        else:
+            children = [av] if isinstance(av, sre_parser.SubPattern) else \
+                [x for x in av if isinstance(x, sre_parser.SubPattern)] if isinstance(av, tuple) else []
+            count += sum(_variable_repeats(sub, in_repeat) for sub in children)
+    return count
+
+
+def compile_path_pattern(path: str) -> re.Pattern:
+    """A fault rule's path regex, compiled; ValueError (re.error) when it is not a string, too
+    long, invalid, or could take long to match (see MAX_VARIABLE_REPEATS)."""
+    if not isinstance(path, str) or not path or len(path) > MAX_PATTERN_CHARS:
+        raise ValueError(f"path must be a regex of 1 to {MAX_PATTERN_CHARS} characters")
+    if _variable_repeats(sre_parser.parse(path)) > MAX_VARIABLE_REPEATS:
+        raise ValueError(f"path may hold at most {MAX_VARIABLE_REPEATS} variable-length repeats")
+    return re.compile(path)
+
+
 @dataclass
 class FaultRule:
     """The next ``times`` requests whose path matches ``path`` (a regex, searched) and whose
     method is ``method`` (any if None) wait ``delay_s`` seconds, then fail with ``status``
-    (if set) or are served normally."""
+    (if set) or are served normally. Validated when made (ValueError), so that no rule can
+    break or freeze the server: see :func:`compile_path_pattern` and the bounds above."""
 
     path: str
     status: int | None = None
@@ -156,9 +204,29 @@ class FaultRule:
     delay_s: float = 0.0
     method: str | None = None
     message: str = ""
+    pattern: re.Pattern = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.pattern = compile_path_pattern(self.path)
+        if self.status is not None and (isinstance(self.status, bool) or not isinstance(self.status, int)
+                                        or not 400 <= self.status <= 599):
+            raise ValueError("status must be an HTTP error code from 400 to 599")
+        if isinstance(self.times, bool) or not isinstance(self.times, int) or not 1 <= self.times <= MAX_FAULT_TIMES:
+            raise ValueError(f"times must be a whole number from 1 to {MAX_FAULT_TIMES}")
+        if (isinstance(self.delay_s, bool) or not isinstance(self.delay_s, (int, float))
+                or not math.isfinite(self.delay_s) or not 0 <= self.delay_s <= MAX_FAULT_DELAY_S):
+            raise ValueError(f"delaySeconds must be a number from 0 to {MAX_FAULT_DELAY_S:g}")
+        if self.method is not None and not isinstance(self.method, str):
+            raise ValueError("method must be a string")
+        if not isinstance(self.message, str):
+            raise ValueError("message must be a string")
 
     def matches(self, method: str, path: str) -> bool:
-        return self.times > 0 and (self.method is None or self.method == method) and re.search(self.path, path) is not None
+        return (self.times > 0 and (self.method is None or self.method == method) and len(path) <= MAX_MATCHED_PATH
+                and self.pattern.search(path) is not None)
+
+    def describe(self) -> dict:
+        return {k: v for k, v in vars(self).items() if k != "pattern"}
 
 
 class FaultInjector:
@@ -170,6 +238,7 @@ class FaultInjector:
 
     def inject(self, path: str, status: int | None = None, times: int = 1, delay_s: float = 0.0,
                method: str | None = None, message: str = "") -> FaultRule:
+        """Add a rule (ValueError when it is not valid, see FaultRule)."""
         rule = FaultRule(path, status, times, delay_s, method, message)
         with self._lock:
             self._rules.append(rule)
@@ -180,17 +249,21 @@ class FaultInjector:
             self._rules.clear()
 
     def take(self, method: str, path: str) -> FaultRule | None:
-        """The first rule that matches (one use of it consumed), or None."""
+        """The first rule that matches (one use of it consumed), or None. The regexes run outside
+        the lock: a slow match delays only its own request."""
         with self._lock:
-            for rule in self._rules:
-                if rule.matches(method, path):
-                    rule.times -= 1
-                    return rule
+            rules = [r for r in self._rules if r.times > 0]
+        for rule in rules:
+            if rule.matches(method, path):
+                with self._lock:
+                    if rule.times > 0:  # another request may have used it up meanwhile
+                        rule.times -= 1
+                        return rule
         return None
 
     def describe(self) -> list[dict]:
         with self._lock:
-            return [vars(r).copy() for r in self._rules if r.times > 0]
+            return [r.describe() for r in self._rules if r.times > 0]
 
 
 class RequestLog:
@@ -263,8 +336,8 @@ class SimKubeApi:
         self.requests.add(request.method, request.path)
         rule = self.faults.take(request.method, request.path)
         if rule is not None:
-            if rule.delay_s:
-                time.sleep(rule.delay_s)
+            if rule.delay_s and self.stopping.wait(rule.delay_s):
+                return error_response(_fault_status(503, ""))  # the server stops: do not hold it up
             if rule.status:
                 return error_response(_fault_status(rule.status, rule.message))
         try:
@@ -303,11 +376,12 @@ class SimKubeApi:
             if request.method == "POST":
                 try:
                     spec = request.json() or {}
-                    args = (re.compile(spec["path"]).pattern, spec.get("status"), int(spec.get("times", 1)),
-                            float(spec.get("delaySeconds", 0.0)), spec.get("method"), spec.get("message", ""))
-                except (ValueError, KeyError, TypeError, AttributeError, re.error) as exc:
+                    rule = self.faults.inject(spec["path"], spec.get("status"), spec.get("times", 1),
+                                              spec.get("delaySeconds", 0.0), spec.get("method"),
+                                              spec.get("message", ""))
+                except (ValueError, KeyError, TypeError, AttributeError, re.error, RecursionError) as exc:
                     return error_response(K.bad_request(f"a fault rule needs a JSON object with a path regex: {exc}"))
-                return Response.json(201, vars(self.faults.inject(*args)))
+                return Response.json(201, rule.describe())
         return Response.json(404, K.no_such_route().status())
 
 

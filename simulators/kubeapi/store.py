@@ -32,7 +32,8 @@ import copy
 import json
 import secrets
 import threading
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -40,12 +41,20 @@ import numpy as np
 
 from controller.model import PodStatus, TargetStatus
 from simulators.kubeapi import objects as K
+from simulators.kubeapi import validation as V
 from simulators.cluster import SimCluster
 from simulators.workload import NAME_ALPHABET, Revision, ServiceConfig, rollout_budget
 
 #: Events kept per store (oldest dropped first), as the apiserver's event TTL would.
 MAX_EVENTS = 10_000
 CONFIG_MAP_MAX_BYTES = 1024 * 1024  # the apiserver's limit on a ConfigMap's data
+#: Namespaces that exist besides the workloads' own: a real cluster's, and the controller's
+#: (deploy/ installs it in ``setpoint``; ``setpoint-system`` is the other usual choice).
+BUILT_IN_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease", "setpoint",
+                                 "setpoint-system"})
+#: Wall seconds of resourceVersions a watch can start from (as the watch cache's history
+#: window): older ones get 410 Expired.
+WATCH_HISTORY_S = 75.0
 
 
 @dataclass(frozen=True)
@@ -119,14 +128,20 @@ class StoredObjects:
         self.items: OrderedDict[tuple[str, str], dict] = OrderedDict()
 
     def create(self, namespace: str, body: dict) -> dict:
+        """Store a new object (``body`` decoded already, see validation.check_shape): 404 when the
+        namespace does not exist, 422 for invalid metadata, 409 when the name is taken."""
         obj = copy.deepcopy(body)
-        meta = obj.setdefault("metadata", {})
+        meta = obj.setdefault("metadata", None) or {}
+        obj["metadata"] = meta
         if meta.get("namespace") not in (None, "", namespace):
             raise K.bad_request("the namespace of the provided object does not match the namespace sent on the request")
+        if namespace not in self.store.namespaces():  # as the apiserver: no object in a namespace that is not there
+            raise K.not_found("namespaces", "", namespace)
         name = meta.get("name") or (meta["generateName"] + "".join(secrets.choice(NAME_ALPHABET) for _ in range(5))
                                     if meta.get("generateName") else "")
         if not name:
             raise K.invalid(self.kind, self.group, "", "metadata.name", "", "name or generateName is required")
+        V.validate_meta(self.kind, self.group, {**meta, "name": name})
         if (namespace, name) in self.items:
             raise K.already_exists(self.resource, self.group, name)
         self.validate(name, obj)
@@ -153,16 +168,13 @@ class StoredObjects:
         if current is None:
             raise K.not_found(self.resource, self.group, name)
         meta = body.get("metadata") or {}
-        if meta.get("name") not in (None, name):
-            raise K.bad_request(f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})")
-        sent_rv = meta.get("resourceVersion")
-        if sent_rv and sent_rv != current["metadata"]["resourceVersion"]:
-            raise K.conflict(self.resource, self.group, name)
+        V.check_identity(meta, current, self.resource, self.group, name, namespace)
+        V.validate_meta(self.kind, self.group, {**meta, "name": name})
         self.validate(name, body)
         obj = copy.deepcopy(body)
         obj["kind"], obj["apiVersion"] = self.kind, self.api_version
         keep = {k: current["metadata"][k] for k in ("name", "namespace", "uid", "creationTimestamp")}
-        obj["metadata"] = {**obj.get("metadata", {}), **keep}
+        obj["metadata"] = {**(obj.get("metadata") or {}), **keep}
         unchanged = _without_rv(obj) == _without_rv(current)  # a no-op update keeps the resourceVersion
         obj["metadata"]["resourceVersion"] = (current["metadata"]["resourceVersion"] if unchanged
                                               else str(self.store.next_rv()))
@@ -203,8 +215,21 @@ def _validate_config_map(name: str, obj: dict) -> None:
 
 
 def _validate_event(name: str, obj: dict) -> None:
+    """involvedObject is required; the times must parse (tables compute ages from them)."""
     if not isinstance(obj.get("involvedObject"), dict):
         raise K.invalid("Event", "", name, "involvedObject", None, "Required value")
+    for key in ("firstTimestamp", "lastTimestamp", "eventTime"):
+        value = obj.get(key)
+        if value is not None and (not isinstance(value, str) or not _parses(value)):
+            raise K.invalid("Event", "", name, key, str(value)[:80], "must be an RFC 3339 time")
+
+
+def _parses(timestamp: str) -> bool:
+    try:
+        K.parse_rfc3339(timestamp)
+        return True
+    except (ValueError, OverflowError, OSError):
+        return False
 
 
 class KubeStore:
@@ -215,6 +240,8 @@ class KubeStore:
         self.clock = clock
         self.lock = threading.RLock()
         self._rv_counter = 1
+        self._rv_marks: deque[tuple[float, int]] = deque()  # (monotonic s, counter then), one a second
+        self.watch_history_s = WATCH_HISTORY_S
         self._fingerprints: dict[tuple, tuple[str, int]] = {}
         self._epoch = 0  # bumped whenever the engine's state may have changed
         self._statuses: dict[int, tuple[int, TargetStatus]] = {}
@@ -236,8 +263,21 @@ class KubeStore:
 
     # ------------------------------------------------------------------ bookkeeping
     def next_rv(self) -> int:
+        now = time.monotonic()
+        if not self._rv_marks or now - self._rv_marks[-1][0] >= 1.0:
+            self._rv_marks.append((now, self._rv_counter))
         self._rv_counter += 1
         return self._rv_counter
+
+    def oldest_watchable_rv(self) -> int:
+        """The resourceVersion of ``watch_history_s`` ago: a watch from an older one cannot be
+        served (changes before it are forgotten) and gets 410 Expired; 0 while the server is younger."""
+        with self.lock:
+            horizon = time.monotonic() - self.watch_history_s
+            while len(self._rv_marks) > 1 and self._rv_marks[1][0] <= horizon:
+                self._rv_marks.popleft()  # the newest mark before the horizon stays first
+            first = self._rv_marks[0] if self._rv_marks else None
+            return first[1] if first is not None and first[0] <= horizon else 0
 
     @property
     def resource_version(self) -> int:
@@ -281,7 +321,8 @@ class KubeStore:
                 if rev.seq not in w.templates:
                     template = copy.deepcopy(w.templates[w.current_seq])
                     container = template["spec"]["containers"][0]
-                    container["image"] = container["image"].rsplit(":", 1)[0] + f":{rev.seq + 1}"
+                    image = container.get("image") or f"sim.setpoint.local/{w.name}"
+                    container["image"] = image.rsplit(":", 1)[0] + f":{rev.seq + 1}"
                     w.templates[rev.seq] = template
             current = self.engine.current_revision(w.index)
             if current.seq != w.current_seq:
@@ -307,10 +348,8 @@ class KubeStore:
         return w
 
     def namespaces(self) -> list[str]:
-        with self.lock:
-            names = {w.namespace for w in self.workloads} | {ns for ns, _ in self.events.items}
-            stored = {ns for ns, _ in self.leases.items} | {ns for ns, _ in self.configmaps.items}
-            return sorted(names | stored | {"default"})
+        """The workloads' namespaces and :data:`BUILT_IN_NAMESPACES` (objects are only created in these)."""
+        return sorted({w.namespace for w in self.workloads} | BUILT_IN_NAMESPACES)
 
     def list_workloads(self, kind: str, namespace: str | None, labels: Callable[[dict], bool],
                        fields: Callable[[dict], bool] = lambda o: True) -> list[dict]:
@@ -370,13 +409,15 @@ class KubeStore:
             w = self.workload(kind, namespace, name)
             current = self.workload_object(w)
             meta = body.get("metadata") or {}
-            self._check_name_and_version(meta, current, w.resource, "apps", name)
+            V.check_identity(meta, current, w.resource, "apps", name, namespace)
+            V.validate_meta(kind, "apps", {**meta, "name": name})
             spec = body.get("spec") or {}
             replicas = spec.get("replicas", 1)  # the apiserver defaults a missing spec.replicas to 1
             _check_replicas(replicas, kind, "apps", name, "spec.replicas")
             if spec.get("selector") != current["spec"]["selector"]:
                 raise K.invalid(kind, "apps", name, "spec.selector", spec.get("selector"), "field is immutable")
             template = spec.get("template")
+            V.validate_pod_template(kind, "apps", name, template)  # pods are made from it: it must be whole
             labels = ((template or {}).get("metadata") or {}).get("labels") or {}
             if not isinstance(template, dict) or any(labels.get(k) != v for k, v in w.selector.items()):
                 raise K.invalid(kind, "apps", name, "spec.template.metadata.labels", labels,
@@ -428,13 +469,6 @@ class KubeStore:
         self._revision_numbers[w.index] = number
         self.touch()
 
-    def _check_name_and_version(self, meta: dict, current: dict, resource: str, group: str, name: str) -> None:
-        if meta.get("name") not in (None, name):
-            raise K.bad_request(f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})")
-        sent = meta.get("resourceVersion")
-        if sent and sent != current["metadata"]["resourceVersion"]:
-            raise K.conflict(resource, group, name)
-
     # ------------------------------------------------------------------ scale subresource
     def get_scale(self, kind: str, namespace: str, name: str) -> dict:
         with self.lock:
@@ -447,7 +481,7 @@ class KubeStore:
         with self.lock:
             w = self.workload(kind, namespace, name)
             current = self.workload_object(w)
-            self._check_name_and_version(body.get("metadata") or {}, current, w.resource, "apps", name)
+            V.check_identity(body.get("metadata") or {}, current, w.resource, "apps", name, namespace)
             replicas = (body.get("spec") or {}).get("replicas", 0)  # Scale's spec.replicas is omitempty
             _check_replicas(replicas, "Scale", "autoscaling", name, "spec.replicas")
             if self._set_replicas(w, replicas):
@@ -573,7 +607,7 @@ class KubeStore:
                     {"type": "Initialized", "status": "True", "lastTransitionTime": created},
                     {"type": "ContainersReady", "status": ready, "lastTransitionTime": ready_at},
                     {"type": "Ready", "status": ready, "lastTransitionTime": ready_at}],
-                "containerStatuses": [{"name": container["name"], "image": container["image"], "imageID": "",
+                "containerStatuses": [{"name": container["name"], "image": container.get("image", ""), "imageID": "",
                                        "ready": bool(p.ready), "started": True, "restartCount": p.restarts,
                                        "state": state}]}
 
@@ -588,3 +622,5 @@ def _check_replicas(value, kind: str, group: str, name: str, path: str) -> None:
         raise K.invalid(kind, group, name, path, value, "must be an integer")
     if value < 0:
         raise K.invalid(kind, group, name, path, value, "must be greater than or equal to 0")
+    if value > V.INT32_MAX:  # spec.replicas is an int32
+        raise K.invalid(kind, group, name, path, value, f"must be less than or equal to {V.INT32_MAX}")

@@ -75,7 +75,14 @@ def human_duration(seconds: float) -> str:
 
 
 def _age(timestamp: str | None, now_s: float) -> str:
-    return human_duration(now_s - parse_rfc3339(timestamp)) if timestamp else "<unknown>"
+    """The age of an object's time as kubectl prints it; "<unknown>" when absent or unreadable
+    (stored objects are checked on write, but a table must never fail on one)."""
+    if not timestamp:
+        return "<unknown>"
+    try:
+        return human_duration(now_s - parse_rfc3339(timestamp))
+    except (TypeError, ValueError, OverflowError, OSError, AttributeError):
+        return "<unknown>"
 
 
 def _containers(obj: dict) -> tuple[str, str]:

@@ -7,9 +7,12 @@ events, ``{"type": "ADDED"|"MODIFIED"|"DELETED", "object": {...}}``, one JSON do
 
 Start: without ``resourceVersion`` (or with "0") the current objects come first as ADDED
 events, as the apiserver's "any" semantics; with a resourceVersion, objects newer than it come
-as MODIFIED (the store keeps no history to say which were created since). The watch ends after
-``timeoutSeconds`` (or client-go's ``timeout``), at most :data:`MAX_WATCH_S`, or when the
-server stops; then the chunked stream ends cleanly.
+as MODIFIED (the store keeps no history to say which were created since). A resourceVersion
+older than the store's watch history (see KubeStore.oldest_watchable_rv) gets one ERROR event
+carrying a 410 Expired Status, as from the apiserver's watch cache: clients (client-go's
+reflector, the Python client's Watch) then list again. The watch ends after ``timeoutSeconds``
+(or client-go's ``timeout``; 0 or absent: :data:`MAX_WATCH_S`; negative: at once), at most
+:data:`MAX_WATCH_S`, or when the server stops; then the chunked stream ends cleanly.
 """
 
 from __future__ import annotations
@@ -27,17 +30,22 @@ MAX_WATCH_S = 1800.0
 #: Wall seconds between two looks at the collection.
 POLL_S = 0.25
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_DURATION = re.compile(r"([0-9]{1,19}(?:\.[0-9]{1,19})?)(ms|h|m|s)")
+_RESOURCE_VERSION = re.compile(r"[0-9]{1,19}")  # ASCII only: str.isdigit() also takes '²'
+_SECONDS = re.compile(r"-?[0-9]{1,19}")
 _UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 
 def watch_timeout_s(query: dict[str, str]) -> float:
     """The watch's duration (s): ``timeoutSeconds``, else ``timeout`` (a Go duration as client-go
-    sends, e.g. ``1m30s``), else :data:`MAX_WATCH_S`; capped at it. 400 when unparseable."""
+    sends, e.g. ``1m30s``), else :data:`MAX_WATCH_S`; capped at it; 0 means the default and a
+    negative value ends the watch at once, as on the apiserver. 400 when unparseable."""
     if query.get("timeoutSeconds"):
-        if not query["timeoutSeconds"].isdigit():
+        if not _SECONDS.fullmatch(query["timeoutSeconds"]):
             raise K.bad_request(f"invalid timeoutSeconds {query['timeoutSeconds'][:40]!r}: expected whole seconds")
-        return min(float(query["timeoutSeconds"]), MAX_WATCH_S)
+        seconds = int(query["timeoutSeconds"])
+        if seconds != 0:
+            return min(max(float(seconds), 0.0), MAX_WATCH_S)
     text = query.get("timeout", "")
     if text:
         parts = _DURATION.findall(text)
@@ -49,8 +57,22 @@ def watch_timeout_s(query: dict[str, str]) -> float:
 
 def check_resource_version(value: str | None) -> None:
     """400 unless a watch's resourceVersion is absent or a whole number (checked before streaming)."""
-    if value and not value.isdigit():
+    if value and not _RESOURCE_VERSION.fullmatch(value):
         raise K.bad_request(f"invalid resourceVersion {value[:40]!r}: expected a whole number")
+
+
+def expired_event(since: str, oldest: int) -> bytes:
+    """The one event of a watch from a resourceVersion older than the history kept: ERROR with
+    a 410 Expired Status, worded as the apiserver's watch cache words it."""
+    status = K.status_body(410, "Expired", f"too old resource version: {since} ({oldest})")
+    return encode_event("ERROR", status)
+
+
+def too_large_resource_version(since: int, current: int) -> K.KubeApiError:
+    """The 504 of a watch from a resourceVersion the store has not reached (after waiting)."""
+    return K.KubeApiError(504, f"Too large resource version: {since}, current: {current}", "Timeout",
+                          {"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                           "retryAfterSeconds": 1})
 
 
 def _key(obj: dict) -> tuple[str, str]:
