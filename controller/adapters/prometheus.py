@@ -22,24 +22,31 @@ Errors (all ``MetricsUnavailable``, i.e. the metric as a whole is unknown this c
 
 - ``PrometheusUnreachable``: connection refused, DNS, TLS failure, timeout; HTTP 5xx, 408 and
   429 after ``retries`` retries with exponential backoff and jitter; HTTP 401/403 at once.
-  Every call finishes within ``timeout_s`` (all attempts and waits included).
+  Every call finishes within ``timeout_s`` (all attempts and waits included): each request,
+  from connecting to the last byte of its answer, is stopped at the call's deadline (``Deadline``
+  shuts its socket down), so an answer that trickles in counts as no answer.
 - ``PrometheusBadQuery``: HTTP 400 or 422, Prometheus rejected the PromQL. Never retried.
 - ``PrometheusBadResponse``: the answer is not the query API's JSON, ``status`` is not
-  ``success``, the result type is neither vector nor scalar, a value is not a number, or a
-  scalar (or single unlabelled series) came back for a policy with several targets.
+  ``success``, the result type is neither vector nor scalar, a value is not a number, a
+  scalar (or single unlabelled series) came back for a policy with several targets, or the
+  answer is larger than ``MAX_ANSWER_BYTES`` (refused, not read).
 
 Why the client is used the way it is (prometheus-api-client 0.7.2, read from its source):
 
 - ``PrometheusConnect`` holds the connection: the ``requests.Session`` we configure and pass
   it, its url, headers, auth and retry adapter, and closes the session. Queries are sent on that
   session with the client's headers and auth by ``query_api_response``, our one small piece of
-  transport, which returns the whole response: ``custom_query``/``custom_query_range`` return
+  transport, which returns the response itself: ``custom_query``/``custom_query_range`` return
   only ``data.result`` (no ``resultType``, no error envelope, no status code or headers but in
   an exception message, and every range sample as Python objects). Its docstring says which
   behaviour of this adapter needs each part. No response hook, nothing patched.
 - Its retries are urllib3's ``Retry`` on the session adapter: no deadline over all attempts,
   an uncapped ``Retry-After``, and exhaustion surfaces as ``RetryError`` without the last body.
   So the client gets ``Retry(0)`` and this module retries, within one overall deadline.
+- Its requests read the whole answer whatever its size and however slowly it comes (requests'
+  timeout bounds each read, not a request): ``query_api_response`` streams it, ``read_answer``
+  reads it within ``MAX_ANSWER_BYTES``, and a ``Deadline`` ends the request in time; the
+  session's adapter (``DeadlineAdapter``) lets the Deadline find the request's socket.
 - ``disable_ssl`` only switches verification off, and is ignored when a session is passed: a
   custom CA bundle needs our own ``requests.Session`` (``verify`` = CA path or bool). The
   client's ``auth`` and ``headers`` are used: ``auth`` gets a requests AuthBase that re-reads
@@ -50,11 +57,13 @@ Why the client is used the way it is (prometheus-api-client 0.7.2, read from its
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import random
 import re
+import socket
 import threading
 import time
 import urllib.parse
@@ -67,6 +76,8 @@ import numpy as np
 import requests
 from prometheus_api_client.prometheus_connect import PrometheusConnect
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
 from controller.errors import (MetricsUnavailable, PrometheusBadQuery, PrometheusBadResponse, PrometheusError,
@@ -81,6 +92,10 @@ RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 BAD_QUERY_STATUS = frozenset({400, 422})
 AUTH_STATUS = frozenset({401, 403})
 SNIPPET_CHARS = 300  # how much of an unreadable body or a long expression goes into a message
+#: The longest ``timeout_s``: an hour, 30x Prometheus' own --query.timeout (2 min by default) and
+#: far beyond any proxy's idle timeout, so a longer wait can only be for an answer that never
+#: comes (and 1e12 s overflowed socket.settimeout: a crash, not a wait).
+MAX_TIMEOUT_S = 3600.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -100,7 +115,9 @@ class PrometheusConfig:
     ca_file: PEM bundle to verify the server's certificate with, instead of the system store.
     verify_tls: False disables certificate verification (a lab only).
     headers: extra HTTP headers, e.g. ``(("X-Scope-OrgID", "team-a"),)``. Shown by name only.
-    timeout_s: the most one query may take, all attempts and backoff waits included (seconds).
+    timeout_s: the most one query may take, all attempts and backoff waits included (seconds;
+      finite, at most ``MAX_TIMEOUT_S``). Each HTTP request, from connecting to the last byte of
+      its answer, ends by the query's deadline.
     retries: extra attempts after a transient failure (5xx, 408, 429, connection error).
     backoff_s: first backoff wait (seconds); doubled per retry, with jitter in [0.5, 1] of it.
     max_concurrency: queries in flight at once in ``query_many``.
@@ -123,33 +140,33 @@ class PrometheusConfig:
     def __post_init__(self) -> None:
         problems = self._problems()
         if problems:
-            raise ValueError("invalid Prometheus configuration: " + "; ".join(problems))
+            raise InvalidPrometheusConfig(problems)
 
-    def _problems(self) -> list[str]:
-        """Every problem at once, each naming the field, what was expected and what was found."""
+    def _problems(self) -> list[tuple[str, str]]:
+        """Every problem at once: (the field, what was expected and what was found)."""
         out = []
         try:
             parsed = urllib.parse.urlsplit(self.url)
             parsed.port  # noqa: B018 -- raises for a port that is not a number from 0 to 65535
         except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535"
-            out.append(f"url: expected http(s)://host[:port][/prefix], got {redact_url(self.url)!r} ({exc})")
+            out.append(("url", f"expected http(s)://host[:port][/prefix], got {redact_url(self.url)!r} ({exc})"))
         else:
             if parsed.scheme not in ("http", "https") or not parsed.hostname:
-                out.append(f"url: expected http(s)://host[:port][/prefix], got {redact_url(self.url)!r}")
+                out.append(("url", f"expected http(s)://host[:port][/prefix], got {redact_url(self.url)!r}"))
         if self.bearer_token_file and (self.basic_auth_user or self.basic_auth_password_file):
-            out.append("bearer_token_file and basic auth: expected at most one of them, got both")
+            out.append(("bearer_token_file and basic auth", "expected at most one of them, got both"))
         if bool(self.basic_auth_user) != bool(self.basic_auth_password_file):
-            out.append("basic_auth_user and basic_auth_password_file: expected both or neither, got one")
-        if not self.timeout_s > 0:
-            out.append(f"timeout_s: expected > 0, got {self.timeout_s!r}")
+            out.append(("basic_auth_user and basic_auth_password_file", "expected both or neither, got one"))
+        if not _seconds_in(self.timeout_s, MAX_TIMEOUT_S):
+            out.append(("timeout_s", f"expected seconds > 0 and <= {MAX_TIMEOUT_S:g}, got {self.timeout_s!r}"))
         if not (isinstance(self.retries, int) and self.retries >= 0):
-            out.append(f"retries: expected an integer >= 0, got {self.retries!r}")
+            out.append(("retries", f"expected an integer >= 0, got {self.retries!r}"))
         if not self.backoff_s >= 0:
-            out.append(f"backoff_s: expected >= 0, got {self.backoff_s!r}")
+            out.append(("backoff_s", f"expected >= 0, got {self.backoff_s!r}"))
         if not (isinstance(self.max_concurrency, int) and self.max_concurrency >= 1):
-            out.append(f"max_concurrency: expected an integer >= 1, got {self.max_concurrency!r}")
+            out.append(("max_concurrency", f"expected an integer >= 1, got {self.max_concurrency!r}"))
         if len(self.target_labels) != 2 or not all(self.target_labels):
-            out.append(f"target_labels: expected (namespace label, name label), got {self.target_labels!r}")
+            out.append(("target_labels", f"expected (namespace label, name label), got {self.target_labels!r}"))
         return out
 
     @classmethod
@@ -178,6 +195,25 @@ class PrometheusConfig:
                 f"headers=[{names}], timeout_s={self.timeout_s}, retries={self.retries}, "
                 f"backoff_s={self.backoff_s}, max_concurrency={self.max_concurrency}, "
                 f"target_labels={self.target_labels})")
+
+
+class InvalidPrometheusConfig(ValueError):
+    """PrometheusConfig's problems, each ``(field, what was expected and found)``; a CLI words
+    them with its own option names (``renamed``)."""
+
+    def __init__(self, problems: Sequence[tuple[str, str]]):
+        self.problems = tuple(problems)
+        super().__init__(self.renamed({}))
+
+    def renamed(self, names: Mapping[str, str]) -> str:
+        """The message with each field called by ``names[field]`` when it has one."""
+        return "invalid Prometheus configuration: " + "; ".join(f"{names.get(f, f)}: {text}"
+                                                                 for f, text in self.problems)
+
+
+def _seconds_in(value, most: float) -> bool:
+    """``value`` is a finite number of seconds in (0, most] (nan, inf and bools are not)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= most
 
 
 def redact_url(url: str) -> str:
@@ -385,6 +421,8 @@ def samples_from_data(data, targets: Sequence[TargetRef], at: float,
 
 #: Prometheus refuses a range query with more than 11,000 points per series.
 MAX_POINTS_PER_SERIES = 11_000
+#: A range query's default deadline, in instant-query timeouts (``query_range``).
+RANGE_TIMEOUT_FACTOR = 6
 
 
 @dataclass(frozen=True)
@@ -467,7 +505,8 @@ def parse_matrix(data) -> list[tuple[dict, np.ndarray, np.ndarray]]:
                                         f"got {series!r:.120}")
         try:
             times = np.fromiter((p[0] for p in values), dtype=np.float64, count=len(values))
-            numbers = np.array([p[1] for p in values], dtype=np.float64)  # "NaN", "+Inf" parse too
+            # as an instant query's: "NaN" and "+Inf" parse, null is no value
+            numbers = np.fromiter((parse_sample_value(p[1]) for p in values), dtype=np.float64, count=len(values))
         except (TypeError, ValueError, IndexError, KeyError):
             raise PrometheusBadResponse(f"expected samples [timestamp, \"value\"], got {values[:2]!r:.120}") from None
         out.append((metric, times, numbers))
@@ -491,11 +530,30 @@ QUERY_PATH = "/api/v1/query"
 QUERY_RANGE_PATH = "/api/v1/query_range"
 
 
+#: The most bytes read of one answer, by API path: a 200 that declares more (Content-Length) is
+#: refused before any of it is read, and one that sends more is refused at that byte
+#: (PrometheusBadResponse, not retried). Unbounded, a 300 MB answer took 2.4 GB to decode.
+#: - a range query: 1 GiB. The largest Setpoint asks for is one backtest segment, 2,880 samples
+#:   (12 h at 15 s) per series; for 10,000 targets that is 28.8 M samples, which Prometheus writes
+#:   in at most ~36 bytes each (a rate: ``[1793491200,"0.016666666666666666"],``; a gauge's
+#:   ``[1793491200,"412.5"],`` is 21): 1.04 GB (0.97 GiB), plus ~100 bytes of labels per series.
+#:   So a day of 15 s samples for 10,000 targets comes in two answers within the bound.
+#: - an instant query: 64 MiB. One sample per series: 100,000 per-pod series (10,000 targets of
+#:   10 pods) with cAdvisor's labels are ~300 bytes each, 30 MB; 2x headroom.
+MAX_ANSWER_BYTES: Mapping[str, int] = {QUERY_RANGE_PATH: 1 << 30, QUERY_PATH: 64 << 20}
+#: The most bytes read of an answer that is not a 200: its error message is in the first few.
+ERROR_BODY_BYTES = 64 << 10
+#: Bytes asked of the socket at a time while reading an answer.
+READ_CHUNK_BYTES = 1 << 20
+
+
 def query_api_response(client: PrometheusConnect, session: requests.Session, path: str, params: Mapping[str, str],
                        timeout_s: float) -> requests.Response:
     """GET ``client.url + path`` with ``params`` as the client's ``custom_query`` sends it (on
     ``session``, the one the client was built with, with the client's headers and auth), and
-    return the whole response. ``timeout_s`` applies to this request (connect and each read).
+    return the response once its headers are in, its body unread (``stream``: read it with
+    ``read_answer``). ``timeout_s`` applies to connecting and to each read; a ``Deadline``
+    around the request and the reading bounds them all.
 
     Our own, small, because ``custom_query`` and ``custom_query_range`` (0.7.2) return only
     ``data.result``, which is not enough for this adapter's contract:
@@ -507,28 +565,183 @@ def query_api_response(client: PrometheusConnect, session: requests.Session, pat
     - a non-200 becomes ``PrometheusApiClientException("HTTP Status Code N (b'...')")``: status
       and body only inside a message, and no headers, so a 429's ``Retry-After`` is lost;
     - every sample of a range query becomes Python lists and strings, where the backtests decode
-      the body text straight into numpy (``decode_matrix_body``, issue #10: 5x faster).
+      the body text straight into numpy (``decode_matrix_body``, issue #10: 5x faster);
+    - they read the whole body, however long it takes and however large it is.
     """
     # verify and cert passed explicitly, as the client does: else requests lets REQUESTS_CA_BUNDLE
     # or CURL_CA_BUNDLE from the environment override the session's CA bundle.
     return session.request("GET", f"{client.url}{path}", params=params, headers=client.headers,
-                           auth=client.auth, verify=session.verify, cert=session.cert, timeout=timeout_s)
+                           auth=client.auth, verify=session.verify, cert=session.cert, timeout=timeout_s,
+                           stream=True)
 
 
-def response_body(response: requests.Response, *, decode_matrix: bool = False) -> tuple[object, str]:
-    """(the parsed JSON of ``response``, "") or (None, why it is not JSON). A non-200 that does
-    not say it is JSON (an HTML error page) is not parsed: (None, ""). ``decode_matrix``: a range
-    query's 200, tried with ``decode_matrix_body`` first."""
+def read_answer(response: requests.Response, deadline: "Deadline", limit: int) -> bytearray:
+    """The body of a streamed ``response``, read by ``deadline``: at most ``limit`` bytes of a 200
+    (more raises PrometheusBadResponse, before reading when Content-Length says so), the first
+    ``ERROR_BODY_BYTES`` of any other status (enough for its message). Raises requests' errors,
+    or _Retryable when the deadline passes."""
+    ok = response.status_code == 200
+    cap = limit if ok else ERROR_BODY_BYTES
+    declared = _content_length(response)
+    if ok and declared is not None and declared > cap:
+        raise PrometheusBadResponse(_too_large(f"{declared:,} bytes (its Content-Length)", cap))
+    body = bytearray()
+    for chunk in response.iter_content(READ_CHUNK_BYTES):
+        body += chunk
+        if len(body) > cap:
+            if not ok:
+                return body[:cap]
+            raise PrometheusBadResponse(_too_large(f"more than {cap:,} bytes", cap))
+        if deadline.passed:  # the watchdog stops a read that blocks; this, one that trickles
+            raise deadline.error()
+    if deadline.fired:  # its shutdown can look like the end of an answer that has no length
+        raise deadline.error()
+    return body
+
+
+def _content_length(response: requests.Response) -> int | None:
+    try:
+        return int(response.headers.get("Content-Length", ""))
+    except ValueError:
+        return None
+
+
+def _too_large(found: str, cap: int) -> str:
+    most = f"{cap >> 20:,} MiB" if cap % 2**20 == 0 else f"{cap:,} bytes"
+    return (f"expected an answer of at most {most} (the most this client reads of one), got "
+            f"{found}: ask for less: fewer series (narrower label matchers, or one series per workload: "
+            f"'sum by (namespace, deployment) (...)'), or for a range query fewer steps (a shorter window)")
+
+
+def response_body(response: requests.Response, body: bytes, *, decode_matrix: bool = False) -> tuple[object, str]:
+    """(the parsed JSON ``body`` of ``response``, "") or (None, why it is not JSON). A non-200 that
+    does not say it is JSON (an HTML error page) is not parsed: (None, ""). ``decode_matrix``: a
+    range query's 200, tried with ``decode_matrix_body`` first."""
     if response.status_code != 200 and not response.headers.get("Content-Type", "").startswith("application/json"):
         return None, ""
     if decode_matrix:
-        body = decode_matrix_body(response.content.decode("utf-8", "replace"))
-        if body is not None:
-            return body, ""
+        parsed = decode_matrix_body(body.decode("utf-8", "replace"))
+        if parsed is not None:
+            return parsed, ""
     try:
-        return response.json(), ""
-    except ValueError as exc:  # requests' JSONDecodeError is a ValueError
+        return json.loads(body), ""
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return None, str(exc)
+
+
+# --------------------------------------------------------------------------------------------
+# One request within its deadline
+# --------------------------------------------------------------------------------------------
+
+_CURRENT = threading.local()  # .deadline: the Deadline of the request this thread is sending
+
+
+class Deadline:
+    """One HTTP request's deadline, ``timeout_s`` from now: at that moment the socket the request
+    uses is shut down, so no read outlasts it, headers and body alike. (A socket timeout bounds
+    each read, never a request: a server that sent one byte every 0.5 s held one for minutes.)
+
+    ``with Deadline(timeout_s) as deadline:`` around sending the request and reading its answer,
+    on the thread that sends it, over a session whose adapter is ``DeadlineAdapter``."""
+
+    def __init__(self, timeout_s: float):
+        self.timeout_s = timeout_s
+        self.at = time.monotonic() + timeout_s
+        self.connection = None  # the connection the request uses, and its socket (see _watch)
+        self.sock: socket.socket | None = None
+        self.fired = False
+        self._done = False
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(timeout_s, self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> "Deadline":
+        _CURRENT.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _CURRENT.deadline = None
+        with self._lock:
+            self._done = True
+        self._timer.cancel()
+
+    @property
+    def passed(self) -> bool:
+        return self.fired or time.monotonic() >= self.at
+
+    def error(self) -> "_Retryable":
+        return _Retryable(PrometheusUnreachable(f"no complete answer within {round(self.timeout_s, 3):g}s"))
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            if self.sock is None or getattr(self.connection, "_setpoint_deadline", None) is not self:
+                return  # not connected yet (connecting has its own timeout), or another request's now
+            with contextlib.suppress(OSError):  # e.g. closed since: nothing left to stop
+                # socket.socket's own shutdown, for TLS too: SSLSocket.shutdown would first drop
+                # the TLS state the blocked reader is using. The read then ends at once.
+                socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
+
+
+def _watch(connection) -> None:
+    """Tell the current request's Deadline (if any) that it uses ``connection`` and its socket
+    (kept: http.client drops ``connection.sock`` once an answer says ``Connection: close``,
+    while the body is still read from it)."""
+    deadline = getattr(_CURRENT, "deadline", None)
+    if deadline is not None:
+        connection._setpoint_deadline = deadline
+        deadline.connection = connection
+        deadline.sock = connection.sock or deadline.sock
+
+
+class _Watched:
+    """A urllib3 connection that reports itself to the Deadline of the request using it, once
+    connected (TLS connects before the request) and when it sends a request."""
+
+    def connect(self):
+        super().connect()
+        _watch(self)
+
+    def request(self, *args, **kwargs):
+        _watch(self)
+        return super().request(*args, **kwargs)
+
+
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """requests' HTTPAdapter whose connections report to the current request's Deadline, through
+    an HTTP(S) proxy too (not SOCKS: its own pools)."""
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = _WATCHED_POOLS
+        return manager
 
 
 # The client's adapter must not retry: this module retries within one deadline. read=False,
@@ -542,12 +755,15 @@ class PrometheusSource:
     ``query(expr, targets, at)``: one HTTP request (plus retries on transient failures).
     ``query_many(exprs, targets, at)``: the same for several expressions, at most
     ``config.max_concurrency`` in flight. ``requests_sent`` counts HTTP attempts.
+    ``max_answer_bytes`` overrides ``MAX_ANSWER_BYTES`` by path.
     Thread-safe. Close it (or use ``with``) to release the connection pool and threads.
     """
 
     def __init__(self, config: PrometheusConfig | str, *, session: requests.Session | None = None,
-                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None):
+                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
+                 max_answer_bytes: Mapping[str, int] | None = None):
         self.config = PrometheusConfig.from_url(config) if isinstance(config, str) else config
+        self._limits = {**MAX_ANSWER_BYTES, **(max_answer_bytes or {})}
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._session = self._configure_session(session or requests.Session())
@@ -557,9 +773,10 @@ class PrometheusSource:
                                          retry=NO_RETRY, auth=auth_for(self.config), session=self._session,
                                          timeout=self.config.timeout_s)
         # Mounted after the client's own adapter (same prefix, so it replaces it): still no
-        # retries, and a pool that holds a connection for each concurrent query.
-        self._session.mount(self.config.url, HTTPAdapter(pool_maxsize=max(10, self.config.max_concurrency),
-                                                         max_retries=NO_RETRY))
+        # retries, a pool that holds a connection for each concurrent query, and connections a
+        # Deadline can stop.
+        self._session.mount(self.config.url, DeadlineAdapter(pool_maxsize=max(10, self.config.max_concurrency),
+                                                             max_retries=NO_RETRY))
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._count_lock = threading.Lock()
@@ -635,7 +852,8 @@ class PrometheusSource:
         refuses more than 11,000), and join the chunks per series.
 
         Returns one RangeSeries per label set (times (K,), values (K,)), in first-seen order.
-        ``on_chunk(done, total)`` after each chunk. Each chunk gets ``timeout_s`` (default: 6x the
+        ``on_chunk(done, total)`` after each chunk. Each chunk is one query of its own deadline,
+        ``timeout_s`` (all its attempts and waits; default ``RANGE_TIMEOUT_FACTOR`` x the
         instant-query timeout: a range query does more work). Raises PrometheusError subclasses.
         """
         start_s, end_s, step_s = float(round(start_s)), float(round(end_s)), float(step_s)
@@ -644,11 +862,10 @@ class PrometheusSource:
         if end_s < start_s:
             raise ValueError(f"end ({end_s:.0f}) is before start ({start_s:.0f})")
         chunks = range_chunks(start_s, end_s, step_s, max_points)
-        timeout_s = self.config.timeout_s * 6 if timeout_s is None else timeout_s
+        timeout_s = self.config.timeout_s * RANGE_TIMEOUT_FACTOR if timeout_s is None else timeout_s
         series: dict[tuple, tuple[dict, list, list]] = {}
         for done, (lo, hi) in enumerate(chunks, 1):
-            data = self._fetch_range(expr, lo, hi, step_s, timeout_s)
-            for labels, times, values in parse_matrix(data):
+            for labels, times, values in self._range_chunk(expr, lo, hi, step_s, timeout_s):
                 key = tuple(sorted(labels.items()))
                 _, ts, vs = series.setdefault(key, (labels, [], []))
                 ts.append(times)
@@ -657,9 +874,14 @@ class PrometheusSource:
                 on_chunk(done, len(chunks))
         return [RangeSeries(labels, np.concatenate(ts), np.concatenate(vs)) for labels, ts, vs in series.values()]
 
-    def _fetch_range(self, expr: str, lo: float, hi: float, step_s: float, timeout_s: float):
+    def _range_chunk(self, expr: str, lo: float, hi: float, step_s: float, timeout_s: float) -> list:
+        """One range query's series, as ``parse_matrix`` returns them."""
         params = {"query": expr, "start": f"{lo:.0f}", "end": f"{hi:.0f}", "step": f"{step_s:.0f}s"}
-        return self._fetch(expr, QUERY_RANGE_PATH, params, timeout_s)
+        data = self._fetch(expr, QUERY_RANGE_PATH, params, timeout_s)
+        try:
+            return parse_matrix(data)
+        except PrometheusBadResponse as exc:
+            raise PrometheusBadResponse(f"query {_short(expr)!r} at {self.config.safe_url}: {exc}") from None
 
     def close(self) -> None:
         with self._pool_lock:
@@ -721,43 +943,59 @@ class PrometheusSource:
         return max(wait, retry_after_s or 0.0)
 
     def _attempt(self, expr: str, path: str, params: dict[str, str], timeout_s: float):
-        """One HTTP request. Returns ``data``; raises _Retryable or a permanent PrometheusError."""
+        """One HTTP request, answer read whole within ``timeout_s``. Returns ``data``; raises
+        _Retryable or a permanent PrometheusError."""
         with self._count_lock:
             self.requests_sent += 1
         # Prometheus' own "timeout" makes it stop evaluating when we stop waiting.
         params = {**params, "timeout": f"{timeout_s:.3f}"}
-        try:
-            response = query_api_response(self._client, self._session, path, params, timeout_s)
-        except requests.exceptions.SSLError as exc:
-            raise PrometheusUnreachable(f"query {_short(expr)!r} at {self.config.safe_url}: TLS failure (check "
-                                        f"ca_file / verify_tls): {_reason(exc)}") from None
-        except requests.exceptions.Timeout:
-            raise _Retryable(PrometheusUnreachable(f"no answer within {timeout_s:.2f}s")) from None
-        except requests.exceptions.ConnectionError as exc:
-            raise _Retryable(PrometheusUnreachable(f"cannot connect: {_reason(exc)}")) from None
-        except requests.exceptions.RequestException as exc:
-            raise PrometheusUnreachable(f"query {_short(expr)!r} at {self.config.safe_url}: request failed: "
-                                        f"{_reason(exc)}") from None
-        return self._data_from(response, path, expr)
+        where = f"query {_short(expr)!r} at {self.config.safe_url}"
+        with Deadline(timeout_s) as deadline:
+            try:
+                response, body = self._exchange(path, params, deadline)
+            except requests.exceptions.RequestException as exc:
+                raise self._transport_error(exc, deadline, where) from None
+            except PrometheusBadResponse as exc:  # an answer too large to read
+                raise PrometheusBadResponse(f"{where}: {exc}") from None
+        return self._data_from(response, body, path, where)
 
-    def _data_from(self, response: requests.Response, path: str, expr: str):
+    def _exchange(self, path: str, params: dict[str, str], deadline: Deadline) -> tuple[requests.Response, bytes]:
+        """The response to one request and its whole body (``read_answer``); the response is closed."""
+        response = query_api_response(self._client, self._session, path, params, deadline.timeout_s)
+        try:
+            return response, read_answer(response, deadline, self._limits[path])
+        finally:
+            response.close()
+
+    @staticmethod
+    def _transport_error(exc: requests.exceptions.RequestException, deadline: Deadline, where: str) -> Exception:
+        """The error to raise for a request that failed in transport (nothing, or not all, came back)."""
+        if deadline.passed or isinstance(exc, requests.exceptions.Timeout):
+            return deadline.error()
+        if isinstance(exc, requests.exceptions.SSLError):
+            return PrometheusUnreachable(f"{where}: TLS failure (check ca_file / verify_tls): {_reason(exc)}")
+        if isinstance(exc, requests.exceptions.ConnectionError):
+            return _Retryable(PrometheusUnreachable(f"cannot connect: {_reason(exc)}"))
+        return PrometheusUnreachable(f"{where}: request failed: {_reason(exc)}")
+
+    def _data_from(self, response: requests.Response, raw: bytes, path: str, where: str):
         """The ``data`` of a successful answer; else the error that classifies the response."""
         status = response.status_code
-        body, body_error = response_body(response, decode_matrix=status == 200 and path == QUERY_RANGE_PATH)
+        body, body_error = response_body(response, raw, decode_matrix=status == 200 and path == QUERY_RANGE_PATH)
         if status != 200:
-            raise self._status_error(status, response, body, path, expr)
+            raise self._status_error(status, response, raw, body, path, where)
         if not isinstance(body, dict):
             found = f"invalid JSON ({body_error})" if body_error else f"{type(body).__name__}"
-            raise PrometheusBadResponse(f"query {_short(expr)!r} at {self.config.safe_url}: expected the query "
-                                        f"API's JSON object, got {found}: {_snippet(response)!r}")
+            raise PrometheusBadResponse(f"{where}: expected the query API's JSON object, got {found}: "
+                                        f"{_snippet(raw)!r}")
         if body.get("status") != "success":
-            raise PrometheusBadResponse(f"query {_short(expr)!r} at {self.config.safe_url}: expected status "
-                                        f"'success', got {body.get('status')!r}{_api_error(body)}")
+            raise PrometheusBadResponse(f"{where}: expected status 'success', got {body.get('status')!r}"
+                                        f"{_api_error(body)}")
         return body.get("data")
 
-    def _status_error(self, status: int, response: requests.Response, body, path: str, expr: str) -> Exception:
-        detail = _api_error(body) if isinstance(body, dict) else f": {_snippet(response)!r}"
-        where = f"query {_short(expr)!r} at {self.config.safe_url}"
+    def _status_error(self, status: int, response: requests.Response, raw: bytes, body, path: str,
+                      where: str) -> Exception:
+        detail = _api_error(body) if isinstance(body, dict) else f": {_snippet(raw)!r}"
         if status in BAD_QUERY_STATUS:
             return PrometheusBadQuery(f"{where}: Prometheus rejected the query (HTTP {status}){detail}")
         if status in RETRYABLE_STATUS:
@@ -783,8 +1021,8 @@ def _retry_after_s(response: requests.Response) -> float | None:
         return None
 
 
-def _snippet(response: requests.Response) -> str:
-    return response.content[:SNIPPET_CHARS].decode("utf-8", "replace")
+def _snippet(raw: bytes) -> str:
+    return bytes(raw[:SNIPPET_CHARS]).decode("utf-8", "replace")
 
 
 def _short(expr: str) -> str:
@@ -800,6 +1038,7 @@ def _reason(exc: BaseException) -> str:
     return text[:SNIPPET_CHARS]
 
 
-__all__ = ["PrometheusConfig", "PrometheusSource", "RangeSeries", "range_chunks", "parse_matrix",
-           "MAX_POINTS_PER_SERIES", "BearerTokenFileAuth", "BasicAuthPasswordFile", "FileSecret",
-           "map_vector", "samples_from_data", "redact_url", "DEFAULT_TARGET_LABELS"]
+__all__ = ["PrometheusConfig", "InvalidPrometheusConfig", "PrometheusSource", "RangeSeries", "range_chunks",
+           "parse_matrix", "MAX_POINTS_PER_SERIES", "MAX_ANSWER_BYTES", "MAX_TIMEOUT_S", "RANGE_TIMEOUT_FACTOR",
+           "BearerTokenFileAuth", "BasicAuthPasswordFile", "FileSecret", "map_vector", "samples_from_data",
+           "redact_url", "DEFAULT_TARGET_LABELS"]

@@ -8,8 +8,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from controller.cli.common import fail, one_policy, out_folder
+from controller.cli.common import fail, one_policy, out_folder, prometheus_config
 from controller.cli.root import app
+
+#: --prometheus-timeout's default: Prometheus' own --query.timeout default (2 min), after which it
+#: stops evaluating a query anyway.
+DEFAULT_TIMEOUT_S = 120.0
 
 
 @app.command(short_help="Replay a policy on past Prometheus data and score it.")
@@ -28,7 +32,11 @@ def backtest(
     report: Annotated[bool, typer.Option(help="Write report.html (plots).")] = True,
     target_labels: Annotated[str, typer.Option(
         help="Labels that map a series to its workload: NAMESPACE_LABEL,NAME_LABEL.")] = "namespace,deployment",
-    prometheus_timeout: Annotated[float, typer.Option(help="Seconds one range query may take.")] = 60.0,
+    prometheus_timeout: Annotated[float, typer.Option(
+        help="Seconds each range query may take (one per metric and per 2,880 steps of the window), from "
+             "connecting to the last byte of its answer; retries after a transient failure (HTTP 5xx or 429, a "
+             "lost connection) and the waits between them count within the same seconds. At most 3600.")
+    ] = DEFAULT_TIMEOUT_S,
 ) -> None:
     """Replay a policy over a past window of Prometheus data, tick by tick through the same
     Reconciler the controller runs, and compare it with the replicas that actually ran
@@ -37,19 +45,21 @@ def backtest(
     Assumption (stated in the report): load is shared evenly across replicas, so per-replica
     signals (utilization and value targets) are rescaled to the counterfactual replica count;
     averagePerReplica metrics are totals and replay unchanged. Prints a score table
-    (replica-hours, replica changes, reversals, capacity-risk minutes). Exit 1 on bad input or
-    when Prometheus cannot answer.
+    (replica-hours, replica changes, reversals, capacity-risk minutes), and a note for each
+    metric whose samples were unusable (none, conflicting series, NaN, outside the window). Exit
+    1 on bad input, when Prometheus cannot answer, or when a policy saw no usable sample.
     """
     from importlib.util import find_spec
 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from controller.adapters.prometheus import PrometheusConfig, PrometheusSource
+    from controller.adapters.prometheus import PrometheusSource
     from controller.errors import BacktestError
     from controller.policy import parse_duration
     from controller.policy.counterpart import hpa_counterpart, spec_differences
-    from controller.runtime.backtest import LOAD_ASSUMPTION, MAX_WINDOW_S, parse_time, stream_backtest
+    from controller.runtime.backtest import (LOAD_ASSUMPTION, MAX_WINDOW_S, blind_policies, parse_time, sample_notes,
+                                             stream_backtest)
     from controller.runtime.reconciler import RuntimePolicy
     from simulators.backtest_report import Backtest, write_outputs
 
@@ -76,7 +86,7 @@ def backtest(
         if end_s - start_s > MAX_WINDOW_S:
             raise ValueError(f"--from .. --to: a window of at most {MAX_WINDOW_S / 86400:.0f} days, got "
                              f"{(end_s - start_s) / 86400:,.0f} days ({start} .. {end})")
-        config = PrometheusConfig.from_url(prometheus, timeout_s=prometheus_timeout, target_labels=labels)
+        config = prometheus_config(prometheus, timeout_s=prometheus_timeout, target_labels=labels)
     except ValueError as exc:
         fail([str(exc)])
     if out is not None:
@@ -98,12 +108,18 @@ def backtest(
             TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("query + replay", total=None)
         data, runs = stream_backtest(source, policies, names, descriptions, start_s, end_s, step_s, labels,
+                                     timeout_s=config.timeout_s,
                                      on_progress=lambda done, total: progress.update(task, completed=done,
                                                                                      total=total))
     if not data.targets:
         raise BacktestError(f"no targets: the policy selects by label and no series of namespace "
                             f"{loaded.targets.namespace!r} came back at the start of the window; check the "
                             f"queries and the window")
+    samples = sample_notes(policies, data, labels)
+    blind = blind_policies(policies, data)
+    if blind:
+        fail([f"{', '.join(f'policy {p.name}' for p in blind)}: no usable sample of its metrics from {start} to "
+              f"{end}, so nothing to score. What the queries gave:", *(f"  {line}" for line in samples)])
     missing = [t.key for t, known in zip(data.targets, data.has_actual) if not known]
     notes = [f"assumption: {LOAD_ASSUMPTION}"]
     for p in policies:
@@ -113,9 +129,10 @@ def backtest(
     if other is not None and other.targets != loaded.targets:
         notes.append(f"{other.name} selects other targets than {loaded.name}; both are replayed on "
                      f"{loaded.name}'s ({loaded.targets.describe()})")
+    notes += samples
     if missing:
         notes.append(f"the replicas that ran are unknown for {len(missing)} target(s) ({', '.join(missing[:5])}): "
-                     f"no kube-state-metrics series; their signals are replayed unscaled")
+                     f"their signals are replayed unscaled")
     bt = Backtest(data, runs, str(policy), config.safe_url,
                   spec_differences(loaded, other) if other else [], notes)
     _print_backtest(bt)

@@ -110,3 +110,19 @@ def worker_count(jobs: int | None) -> int:
         warnings.warn(f"--jobs {jobs}: more worker processes than this machine's {cpus} CPUs; they share them "
                       "(no faster, more memory)", stacklevel=2)
     return jobs or cpus
+
+
+#: PrometheusConfig's fields by the options that set them (backtest, run).
+PROMETHEUS_OPTIONS = {"url": "--prometheus", "timeout_s": "--prometheus-timeout", "target_labels": "--target-labels",
+                      "bearer_token_file": "--prometheus-token-file", "ca_file": "--prometheus-ca-file"}
+
+
+def prometheus_config(url: str, **fields):
+    """``PrometheusConfig.from_url(url, **fields)``; its problems raised as a ValueError that names
+    this command's options (``PROMETHEUS_OPTIONS``) instead of the fields."""
+    from controller.adapters.prometheus import InvalidPrometheusConfig, PrometheusConfig
+
+    try:
+        return PrometheusConfig.from_url(url, **fields)
+    except InvalidPrometheusConfig as exc:
+        raise ValueError(exc.renamed(PROMETHEUS_OPTIONS)) from None

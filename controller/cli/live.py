@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from controller.cli.common import fail, numpy_unless_asked, parse_log_level
+from controller.cli.common import fail, numpy_unless_asked, parse_log_level, prometheus_config
 from controller.cli.root import app
 
 
@@ -40,7 +40,10 @@ def run(
     prometheus_token_file: Annotated[Optional[Path], typer.Option(help="Bearer token file (re-read when it changes).")] = None,
     prometheus_ca_file: Annotated[Optional[Path], typer.Option(help="CA bundle to verify Prometheus' TLS certificate.")] = None,
     prometheus_insecure: Annotated[bool, typer.Option(help="Do not verify Prometheus' TLS certificate.")] = False,
-    prometheus_timeout: Annotated[float, typer.Option(help="Seconds one query may take, retries included.")] = 5.0,
+    prometheus_timeout: Annotated[float, typer.Option(
+        help="Seconds each query may take, from connecting to the last byte of its answer; retries after a "
+             "transient failure (HTTP 5xx or 429, a lost connection) and the waits between them count within the "
+             "same seconds (the warm start's range queries get 6x). At most 3600.")] = 5.0,
     target_labels: Annotated[str, typer.Option(
         help="Labels that map a series to its workload: NAMESPACE_LABEL,NAME_LABEL.")] = "namespace,deployment",
     qps: Annotated[float, typer.Option(
@@ -78,7 +81,7 @@ def run(
     import os
 
     from controller.adapters.kubernetes import KubernetesCluster, KubernetesStateStore
-    from controller.adapters.prometheus import PrometheusConfig, PrometheusSource
+    from controller.adapters.prometheus import PrometheusSource
     from controller.errors import PolicyError
     from controller.runtime.dryrun import DryRunCluster, DryRunStateStore
     from controller.runtime.http import StatusServer, parse_listen
@@ -99,7 +102,7 @@ def run(
         parse_listen(listen)
         if len(labels) != 2 or not all(labels):
             raise ValueError(f"--target-labels: expected NAMESPACE_LABEL,NAME_LABEL, got {target_labels!r}")
-        metrics = PrometheusSource(PrometheusConfig.from_url(
+        metrics = PrometheusSource(prometheus_config(
             prometheus, bearer_token_file=str(prometheus_token_file) if prometheus_token_file else None,
             ca_file=str(prometheus_ca_file) if prometheus_ca_file else None, verify_tls=not prometheus_insecure,
             timeout_s=prometheus_timeout, target_labels=labels))

@@ -30,6 +30,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from controller.core.scaling.params import MetricKind, PolicyParams
+from controller.core.scaling.signal import read_signal
 from controller.model import Action, ActionKind, TargetRef, TargetSelector
 from controller.ports import ClusterView, Samples
 from controller.runtime.reconciler import Reconciler, RuntimePolicy
@@ -107,41 +108,163 @@ def discover_targets(selector: TargetSelector, series_lists: Iterable[Sequence],
     return sorted(seen)
 
 
-def grid_values(series: Sequence, targets: Sequence[TargetRef], t_s: np.ndarray, step_s: float,
-                label_names: tuple[str, str]) -> np.ndarray:
-    """Range-query series (``.labels``, ``.times`` (K,), ``.values`` (K,)) on the grid: (T, N),
-    NaN where no series had a sample. Where several series of one target have a sample at the
-    same time the value is NaN (a conflict is never averaged); series that follow each other
-    (an exporter restarted with a new ``instance``) fill their own times. One series without the
-    target labels belongs to a single-target policy only."""
-    out = np.full((t_s.size, len(targets)), np.nan)
-    count = np.zeros((t_s.size, len(targets)), np.int64)
+@dataclass
+class Gridded:
+    """One range query's series on the grid, per target: ``values`` (T, N), NaN where not exactly
+    one series had a sample; ``count`` (T, N) series with a sample at that time; ``outside`` (N,)
+    samples dropped for a time off the window (or no time at all: inf, NaN); ``differing`` (N,)
+    the label names whose values differ between the target's series (empty for one series)."""
+
+    values: np.ndarray
+    count: np.ndarray
+    outside: np.ndarray
+    differing: list[frozenset]
+
+
+def grid_series(series: Sequence, targets: Sequence[TargetRef], t_s: np.ndarray, step_s: float,
+                label_names: tuple[str, str]) -> Gridded:
+    """Range-query series (``.labels``, ``.times`` (K,), ``.values`` (K,)) on the grid. Where several
+    series of one target have a sample at the same time the value is NaN (a conflict is never
+    averaged); series that follow each other (an exporter restarted with a new ``instance``) fill
+    their own times. One series without the target labels belongs to a single-target policy only."""
+    n = len(targets)
+    out = np.full((t_s.size, n), np.nan)
+    count = np.zeros((t_s.size, n), np.int32)
+    outside = np.zeros(n, np.int64)
+    labels_of: list[list[dict]] = [[] for _ in range(n)]
     row = {(t.namespace, t.name): i for i, t in enumerate(targets)}
     for s in series:
         key = target_key(s.labels, label_names)
-        if key is None and len(series) == 1 and len(targets) == 1:
+        if key is None and len(series) == 1 and n == 1:
             i = 0
         elif key in row:
             i = row[key]
         else:
             continue
-        k = np.rint((np.asarray(s.times) - t_s[0]) / step_s).astype(np.int64)
-        ok = (k >= 0) & (k < t_s.size)
-        out[k[ok], i] = np.asarray(s.values)[ok]
-        count[k[ok], i] += 1
+        rows = grid_rows(s.times, t_s, step_s)
+        on = rows >= 0
+        out[rows[on], i] = np.asarray(s.values)[on]
+        count[rows[on], i] += 1
+        outside[i] += int(on.size - np.count_nonzero(on))
+        labels_of[i].append(s.labels)
     out[count > 1] = np.nan
-    return out
+    return Gridded(out, count, outside, [differing_labels(ls) for ls in labels_of])
+
+
+def grid_values(series: Sequence, targets: Sequence[TargetRef], t_s: np.ndarray, step_s: float,
+                label_names: tuple[str, str]) -> np.ndarray:
+    """``grid_series(...).values``: (T, N), NaN where not exactly one series had a sample."""
+    return grid_series(series, targets, t_s, step_s, label_names).values
+
+
+def grid_rows(times, t_s: np.ndarray, step_s: float) -> np.ndarray:
+    """The grid row (nearest grid time) of each sample time (K,); -1 where it is off the window
+    or not a time (1e300, inf, NaN: dropped, never cast to a row)."""
+    pos = np.rint((np.asarray(times, np.float64) - t_s[0]) / step_s) if t_s.size else np.full(len(times), -1.0)
+    with np.errstate(invalid="ignore"):
+        on = (pos >= 0) & (pos < t_s.size)
+    return np.where(on, pos, -1).astype(np.int64)
+
+
+def differing_labels(labels: Sequence[dict]) -> frozenset:
+    """The label names whose values are not the same in all of ``labels`` (absent counts as a value)."""
+    if len(labels) < 2:
+        return frozenset()
+    names = set().union(*labels)
+    return frozenset(k for k in names if len({ls.get(k) for ls in labels}) > 1)
+
+
+@dataclass
+class SampleCounts:
+    """What one query gave each target, summed over the window's segments: (N,) numbers of grid
+    times with a usable sample, with none (``missing``), with several series (``conflicting``;
+    at most ``series`` at once, differing in the ``differing`` labels), with a NaN or infinite
+    value and with a negative one; and samples dropped for a time off the window (``outside``).
+    The classes are the live path's: ``Samples``' present and conflict, then ``read_signal``."""
+
+    times: int
+    usable: np.ndarray
+    missing: np.ndarray
+    conflicting: np.ndarray
+    nonfinite: np.ndarray
+    negative: np.ndarray
+    outside: np.ndarray
+    series: np.ndarray
+    differing: list[set]
+
+    @classmethod
+    def none(cls, n: int) -> "SampleCounts":
+        zeros = [np.zeros(n, np.int64) for _ in range(7)]
+        return cls(0, *zeros, [set() for _ in range(n)])
+
+    def add(self, grid: Gridded, block: int = 512) -> None:
+        """Count one segment's grid (``block`` rows at a time: read_signal copies what it reads)."""
+        self.times += grid.values.shape[0]
+        for lo in range(0, grid.values.shape[0], block):
+            values, count = grid.values[lo:lo + block], grid.count[lo:lo + block]
+            signal = read_signal(values, count == 1, np.zeros(values.shape), math.inf)
+            self.usable += signal.usable.sum(axis=0)
+            self.nonfinite += signal.nonfinite.sum(axis=0)
+            self.negative += signal.negative.sum(axis=0)
+            self.missing += (count == 0).sum(axis=0)
+            self.conflicting += (count > 1).sum(axis=0)
+        if grid.count.size:
+            np.maximum(self.series, grid.count.max(axis=0), out=self.series)
+        self.outside += grid.outside
+        for seen, new in zip(self.differing, grid.differing):
+            seen |= new
+
+    def notes(self, what: str, targets: Sequence[TargetRef], labels: tuple[str, str]) -> list[str]:
+        """One line per kind of problem, naming the targets it hit and how often."""
+        lines = []
+        for (size, differ), rows in self._conflicts().items():
+            differing = f" differing in {', '.join(sorted(differ))}" if differ else ""
+            lines.append(f"{what}: {size} conflicting series{differing} for "
+                         f"{_named(targets, rows, self.conflicting, self.times)}: a conflict is never averaged; "
+                         f"aggregate them, e.g. sum by ({', '.join(labels)}) (...)")
+        for kind, counts in (("NaN or infinite values", self.nonfinite), ("negative values", self.negative)):
+            if counts.any():
+                lines.append(f"{what}: {kind} (not usable) for "
+                             f"{_named(targets, np.flatnonzero(counts), counts, self.times)}")
+        if self.outside.any():
+            lines.append(f"{what}: samples stamped outside the window (dropped) for "
+                         f"{_named(targets, np.flatnonzero(self.outside), self.outside, None)}")
+        if self.missing.any():
+            lines.append(f"{what}: no sample for "
+                         f"{_named(targets, np.flatnonzero(self.missing), self.missing, self.times)}")
+        return lines
+
+    def _conflicts(self) -> dict[tuple[int, frozenset], list[int]]:
+        groups: dict[tuple[int, frozenset], list[int]] = {}
+        for i in np.flatnonzero(self.conflicting):
+            groups.setdefault((int(self.series[i]), frozenset(self.differing[i])), []).append(int(i))
+        return groups
+
+
+def _named(targets: Sequence[TargetRef], rows, counts: np.ndarray, times: int | None, most: int = 5) -> str:
+    """``shop/web (240 of 241 times), shop/api (3 of 241 times) and 4 more`` (``times`` None: samples)."""
+    rows = list(rows)
+    shown = [f"{targets[i].key} ({counts[i]} of {times} times)" if times is not None
+             else f"{targets[i].key} ({counts[i]} samples)" for i in rows[:most]]
+    more = f" and {len(rows) - most} more" if len(rows) > most else ""
+    return f"{len(rows)} target(s): " + ", ".join(shown) + more
 
 
 @dataclass
 class ReplayData:
-    """Range-query results on one grid: ``t_s`` (T,), ``metrics`` {query: (T, N)}, ``actual`` (T, N)."""
+    """Range-query results on one grid: ``t_s`` (T,), ``metrics`` {query: (T, N)}, ``actual`` (T, N).
+
+    ``counts`` {query: (T, N)} series with a sample at each time (0, 1, 2: several), as the live
+    source's present and conflict (without it, a finite value is a sample); ``samples`` {query:
+    SampleCounts} over the whole window (``stream_backtest``, ``fetch_replay_data``)."""
 
     targets: list[TargetRef]
     t_s: np.ndarray
     step_s: float
     metrics: dict[str, np.ndarray]
     actual: np.ndarray
+    counts: dict[str, np.ndarray] = field(default_factory=dict)
+    samples: dict[str, SampleCounts] = field(default_factory=dict)
 
     @property
     def has_actual(self) -> np.ndarray:
@@ -186,10 +309,16 @@ class ReplayMetrics:
         self._no = np.zeros(n, bool)
 
     def query(self, expr: str, targets: Sequence[TargetRef], at: float, *, labels=None) -> Samples:
+        """The grid's row as the live source answers: present where exactly one series had a
+        sample (NaN and +/-Inf included: the core masks them), conflict where several had."""
         values = self.data.metrics[expr][self.index].copy()
         if expr in self.per_replica:
             values = rescaled(values, self.data.actual[self.index], self.cluster.spec)
-        return Samples(values=values, present=np.isfinite(values), age_s=self._zeros, conflict=self._no)
+        count = self.data.counts.get(expr)
+        if count is None:  # data without counts (built by hand, warm start): a finite value is a sample
+            return Samples(values=values, present=np.isfinite(values), age_s=self._zeros, conflict=self._no)
+        return Samples(values=values, present=count[self.index] == 1, age_s=self._zeros,
+                       conflict=count[self.index] > 1)
 
 
 def rescaled(values: np.ndarray, actual: np.ndarray, counterfactual: np.ndarray) -> np.ndarray:
@@ -356,7 +485,8 @@ def fetch_replay_data(source, policies: Sequence[RuntimePolicy], start_s: float,
     namespace shows in the series). ``on_query(what, done, total)`` reports chunks.
     """
     first = policies[0]
-    queries, replicas_expr, replica_labels = plan_queries(policies, labels)
+    plan = plan_queries(policies, labels)
+    queries, replicas_expr, _ = plan
     exprs = queries + [replicas_expr]
 
     def fetch(i: int):
@@ -368,10 +498,23 @@ def fetch_replay_data(source, policies: Sequence[RuntimePolicy], start_s: float,
     with ThreadPoolExecutor(max(1, min(max_concurrency, len(exprs))), thread_name_prefix="range-query") as pool:
         fetched = dict(zip(exprs, pool.map(fetch, range(len(exprs)))))
     targets = discover_targets(first.selector, [fetched[q] for q in queries], labels)
-    t_s = time_grid(start_s, end_s, step_s)
-    metrics = {q: grid_values(fetched[q], targets, t_s, step_s, labels) for q in queries}
-    actual = grid_values(fetched[replicas_expr], targets, t_s, step_s, replica_labels)
-    return ReplayData(targets, t_s, step_s, metrics, actual)
+    return replay_segment(fetched, plan, labels, targets, time_grid(start_s, end_s, step_s), step_s, {})
+
+
+def replay_segment(fetched: dict, plan: tuple[list[str], str, tuple[str, str]], labels: tuple[str, str],
+                   targets: Sequence[TargetRef], t_s: np.ndarray, step_s: float,
+                   samples: dict[str, SampleCounts]) -> ReplayData:
+    """The range-query answers ``fetched`` {expr: series} of one segment on its grid ``t_s``, for
+    the queries of ``plan`` (``plan_queries``); each query's samples are counted into ``samples``
+    (added to across segments, and kept as the result's ``samples``)."""
+    queries, replicas_expr, replica_labels = plan
+    grids = {e: grid_series(fetched[e], targets, t_s, step_s, replica_labels if e == replicas_expr else labels)
+             for e in (*queries, replicas_expr)}
+    for expr, grid in grids.items():
+        samples.setdefault(expr, SampleCounts.none(len(targets))).add(grid)
+    metrics = {q: grids[q].values for q in queries}
+    counts = {q: np.minimum(grids[q].count, 2).astype(np.int8) for q in queries}
+    return ReplayData(list(targets), t_s, step_s, metrics, grids[replicas_expr].values, counts, samples)
 
 
 def plan_queries(policies: Sequence[RuntimePolicy], labels: tuple[str, str]) -> tuple[list[str], str, tuple[str, str]]:
@@ -385,6 +528,44 @@ def plan_queries(policies: Sequence[RuntimePolicy], labels: tuple[str, str]) -> 
     return queries, replicas_expr, replica_labels
 
 
+def query_names(policies: Sequence[RuntimePolicy]) -> dict[str, str]:
+    """{query: how notes name it}: ``metric rps`` (the first policy's name for a shared query),
+    ``metric rps (ramp latest)``."""
+    names: dict[str, str] = {}
+    for p in policies:
+        for name, query, latest in zip(p.params.metric_names, p.queries, p.latest_queries or [None] * len(p.queries)):
+            names.setdefault(query, f"metric {name}")
+            if latest is not None:
+                names.setdefault(latest, f"metric {name} (ramp latest)")
+    return names
+
+
+def sample_notes(policies: Sequence[RuntimePolicy], data: ReplayData, labels: tuple[str, str]) -> list[str]:
+    """What was wrong with the samples of each query of ``policies`` (``data.samples``), one line
+    per query and kind of problem, naming the targets; the replicas that ran last."""
+    queries, replicas_expr, replica_labels = plan_queries(policies, labels)
+    names = query_names(policies)
+    lines = []
+    for expr in queries:
+        if expr in data.samples:
+            lines += data.samples[expr].notes(names.get(expr, "metric"), data.targets, labels)
+    if replicas_expr in data.samples:
+        lines += data.samples[replicas_expr].notes("the replicas that ran (kube-state-metrics)", data.targets,
+                                                   replica_labels)
+    return lines
+
+
+def blind_policies(policies: Sequence[RuntimePolicy], data: ReplayData) -> list[RuntimePolicy]:
+    """The policies that saw no usable sample of any of their metrics (as counted in
+    ``data.samples``) over the whole window: their replay decided on nothing."""
+    out = []
+    for p in policies:
+        counted = [data.samples[q] for q in p.queries if q in data.samples]
+        if counted and not any(c.usable.any() for c in counted):
+            out.append(p)
+    return out
+
+
 def segment_windows(start_s: float, end_s: float, step_s: float, points: int) -> list[tuple[float, float]]:
     """[(lo, hi)] consecutive windows of the grid start, start + step, ... <= end, ``points`` grid
     points each at most."""
@@ -394,31 +575,29 @@ def segment_windows(start_s: float, end_s: float, step_s: float, points: int) ->
 
 def stream_backtest(source, policies: Sequence[RuntimePolicy], names: Sequence[str], descriptions: Sequence[str],
                     start_s: float, end_s: float, step_s: float, labels: tuple[str, str] = ("namespace", "deployment"),
-                    *, segment_points: int = 2880, max_concurrency: int = 4,
+                    *, segment_points: int = 2880, max_concurrency: int = 4, timeout_s: float | None = None,
                     on_progress: Callable[[int, int], None] | None = None) -> tuple[ReplayData, list[BacktestRun]]:
     """Fetch the window segment by segment (``segment_points`` grid points each, one range query
-    per metric and one for the replicas that ran) and replay every policy over each segment while
-    the next one is fetched. Returns the replicas that ran on the whole grid (``metrics`` left
-    empty: the segments are dropped once replayed) and one run per policy.
+    per metric and one for the replicas that ran, each within ``timeout_s``: ``query_range``'s)
+    and replay every policy over each segment while the next one is fetched. Returns the replicas
+    that ran on the whole grid (``metrics`` left empty: the segments are dropped once replayed;
+    ``samples`` counts what each query gave over the window) and one run per policy.
 
     The targets are the first policy's: its names, or (a label selector) the workloads of its
     namespace seen in the first segment. ``on_progress(segments done, segments)``.
     """
     first = policies[0]
-    queries, replicas_expr, replica_labels = plan_queries(policies, labels)
+    plan = plan_queries(policies, labels)
+    queries, replicas_expr, _ = plan
     exprs = queries + [replicas_expr]
     windows = segment_windows(start_s, end_s, step_s, segment_points)
     targets: list[TargetRef] = []
+    samples: dict[str, SampleCounts] = {}
 
     def fetch(window: tuple[float, float]) -> dict:
         lo, hi = window
-        return dict(zip(exprs, queries_pool.map(lambda e: source.query_range(e, lo, hi, step_s), exprs)))
-
-    def segment(window: tuple[float, float], fetched: dict) -> ReplayData:
-        t_s = time_grid(window[0], window[1], step_s)
-        metrics = {q: grid_values(fetched[q], targets, t_s, step_s, labels) for q in queries}
-        return ReplayData(targets, t_s, step_s, metrics,
-                          grid_values(fetched[replicas_expr], targets, t_s, step_s, replica_labels))
+        return dict(zip(exprs, queries_pool.map(lambda e: source.query_range(e, lo, hi, step_s, timeout_s=timeout_s),
+                                                exprs)))
 
     replayers = [Replayer(p, name=n, description=d) for p, n, d in zip(policies, names, descriptions)]
     actual: list[np.ndarray] = []
@@ -433,7 +612,7 @@ def stream_backtest(source, policies: Sequence[RuntimePolicy], names: Sequence[s
                 targets = discover_targets(first.selector, [fetched[q] for q in queries], labels)
                 if not targets:
                     break
-            data = segment(window, fetched)
+            data = replay_segment(fetched, plan, labels, targets, time_grid(*window, step_s), step_s, samples)
             for replayer in replayers:
                 replayer.feed(data)
             actual.append(data.actual)
@@ -441,4 +620,4 @@ def stream_backtest(source, policies: Sequence[RuntimePolicy], names: Sequence[s
                 on_progress(i + 1, len(windows))
     t_s = time_grid(start_s, end_s, step_s)
     whole = np.concatenate(actual) if actual else np.zeros((t_s.size, 0))
-    return ReplayData(targets, t_s, step_s, {}, whole), [r.result() for r in replayers]
+    return ReplayData(targets, t_s, step_s, {}, whole, samples=samples), [r.result() for r in replayers]

@@ -31,7 +31,7 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from controller.adapters.prometheus import PrometheusConfig, PrometheusSource, map_vector
+from controller.adapters.prometheus import InvalidPrometheusConfig, PrometheusConfig, PrometheusSource, map_vector
 from controller.errors import (MetricsUnavailable, PrometheusBadQuery, PrometheusBadResponse, PrometheusError,
                                PrometheusUnreachable)
 from controller.model import TargetRef
@@ -467,7 +467,7 @@ E500 = Reply(500, {"status": "error", "errorType": "internal", "error": "boom"})
     pytest.param([Reply(403, "forbidden", "text/plain")], {}, PrometheusUnreachable, ["HTTP 403", "credentials"],
                  1, id="403-is-not-retried"),
     pytest.param([Reply(delay_s=5.0, body=vector((WEB, "1")))], {"timeout_s": 0.5}, PrometheusUnreachable,
-                 ["no answer within", "within 0.5s"], 1, id="slower-than-the-deadline"),
+                 ["no complete answer within 0.5s"], 1, id="slower-than-the-deadline"),
 ])
 def test_awkward_answers_a_real_server_cannot_give_on_demand(replies, options, expect, words, n_requests):
     budget_s = options.get("timeout_s", 3.0) + 1.0
@@ -608,7 +608,13 @@ def test_secrets_never_appear_in_repr_or_errors(tmp_path):
     pytest.param({"url": "http://prom:99999"}, ["'http://prom:99999' (Port out of range"], id="port-out-of-range"),
     pytest.param({"url": "http://admin:hunter2@[::1"}, ["got 'http://[::1' (Invalid IPv6 URL)"],
                  id="broken-url-keeps-its-password-out"),
-    pytest.param({"timeout_s": 0}, ["timeout_s: expected > 0, got 0"], id="zero-timeout"),
+    pytest.param({"timeout_s": 0}, ["timeout_s: expected seconds > 0 and <= 3600, got 0"], id="zero-timeout"),
+    pytest.param({"timeout_s": -1.0}, ["timeout_s: expected seconds > 0 and <= 3600, got -1.0"], id="negative-timeout"),
+    pytest.param({"timeout_s": math.nan}, ["timeout_s: expected seconds > 0 and <= 3600, got nan"], id="nan-timeout"),
+    # inf and 1e12 overflowed socket.settimeout: an OverflowError at the first query
+    pytest.param({"timeout_s": math.inf}, ["timeout_s: expected seconds > 0 and <= 3600, got inf"], id="inf-timeout"),
+    pytest.param({"timeout_s": 1e12}, ["got 1000000000000.0"], id="timeout-beyond-an-hour"),
+    pytest.param({"timeout_s": True}, ["got True"], id="boolean-timeout"),
     pytest.param({"retries": -1, "backoff_s": -1}, ["retries: expected an integer >= 0, got -1",
                                                     "backoff_s: expected >= 0, got -1"], id="every-problem-at-once"),
     pytest.param({"max_concurrency": 0}, ["max_concurrency"], id="no-concurrency"),
@@ -619,10 +625,21 @@ def test_secrets_never_appear_in_repr_or_errors(tmp_path):
 ])
 def test_invalid_configuration_names_field_expected_and_found(options, words):
     url = options.pop("url", "http://127.0.0.1:9090")
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(InvalidPrometheusConfig) as info:
         PrometheusConfig.from_url(url, **options)
     for word in words:
         assert word in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_invalid_configuration_can_be_worded_with_option_names():
+    with pytest.raises(InvalidPrometheusConfig) as info:
+        PrometheusConfig.from_url("prometheus:9090", timeout_s=math.inf, retries=-1)
+    assert [field for field, _ in info.value.problems] == ["url", "timeout_s", "retries"]
+    assert info.value.renamed({"url": "--prometheus", "timeout_s": "--prometheus-timeout"}) == (
+        "invalid Prometheus configuration: --prometheus: expected http(s)://host[:port][/prefix], got "
+        "'prometheus:9090'; --prometheus-timeout: expected seconds > 0 and <= 3600, got inf; retries: expected "
+        "an integer >= 0, got -1")
 
 
 def test_from_url_normalizes_and_repr_shows_header_names_only():
