@@ -348,7 +348,7 @@ class BacktestRun:
 
 def backtest_policy(policy: RuntimePolicy) -> RuntimePolicy:
     """The policy without its health checks: a backtest replays scaling only."""
-    return replace(policy, health=None, health_queries=())
+    return replace(policy, health=None, health_queries=(), source="")  # no longer the document it was compiled from
 
 
 def tick_indexes(data: ReplayData, interval_s: float) -> np.ndarray:

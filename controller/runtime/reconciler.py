@@ -7,6 +7,7 @@ clock itself; ``cycle(now)`` gets the time.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -42,11 +43,13 @@ WRITE_AHEAD = DISRUPTIVE | {ActionKind.PAUSE}
 HOLD = frozenset({ActionKind.PAUSE, ActionKind.RESUME})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RuntimePolicy:
     """What a reconciler needs from a policy file: compiled parameters, targets and queries.
 
     ``health`` is None for a scaling-only policy; a health-only policy has no metrics.
+    Two are equal when compiled from the same document (``source``, a digest of it): the
+    compiled parameters hold numpy arrays, which a field-by-field comparison cannot compare.
     """
 
     name: str
@@ -58,6 +61,15 @@ class RuntimePolicy:
     revision_queries: tuple[tuple[str, ...], ...] = ()  # per revision check: (errors, requests) or (latency,)
     #: per metric, its ramp's ``latest`` query (the same rate over a shorter window), None without
     latest_queries: tuple[str | None, ...] = ()
+    source: str = ""  # sha256 of the validated document; empty when built by hand (equal only to itself)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RuntimePolicy):
+            return NotImplemented
+        return self is other or bool(self.source) and self.source == other.source
+
+    def __hash__(self) -> int:
+        return hash(self.source) if self.source else id(self)
 
     @classmethod
     def of(cls, loaded) -> "RuntimePolicy":
@@ -71,8 +83,9 @@ class RuntimePolicy:
                                  for c in checks if c.scope == "revision")
         latest = tuple(m.ramp.latest if m.ramp is not None else None
                        for m in spec.scaling.metrics) if loaded.scales else ()
+        source = hashlib.sha256(loaded.model.model_dump_json().encode()).hexdigest()
         return cls(loaded.name, loaded.params, loaded.targets, queries, health, health_queries, revision_queries,
-                   latest if any(q is not None for q in latest) else ())
+                   latest if any(q is not None for q in latest) else (), source)
 
 
 @dataclass

@@ -189,3 +189,26 @@ def test_a_removed_policy_s_gauges_are_dropped(running, tmp_path):
     assert sorted(service.policies) == ["api"]
     assert value("setpoint_last_cycle_timestamp_seconds", {"policy": "web"}) is None
     assert value("setpoint_desired_replicas", {"policy": "web", "target": "default/web"}) is None
+
+
+BUNDLED = sorted((Path(__file__).resolve().parents[2] / "policies").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("bundled", BUNDLED, ids=[p.stem for p in BUNDLED])
+def test_a_bundled_policy_left_unchanged_by_a_reload_keeps_its_reconciler(bundled, tmp_path):
+    # Compiled parameters hold numpy arrays: comparing them field by field raised, and every
+    # reload that left a multi-metric or health policy unchanged was rejected.
+    cluster, metrics, targets = sim()
+    (tmp_path / bundled.name).write_bytes(bundled.read_bytes())
+    service = ControllerService([tmp_path], metrics, targets, Telemetry(), ServiceOptions(reload_every_s=3600),
+                                clock=lambda: T0)
+    service.start()
+    try:
+        before = dict(service.reconcilers)
+        (tmp_path / "zz-extra.yaml").write_text(POLICY.format(interval="20s", target=100)
+                                                 .replace("{name: web}", "{name: zz-extra}")
+                                                 .replace("names: [web]", "names: [zz-extra]"))
+        assert service.reload_if_changed() is True
+        assert all(service.reconcilers[name] is reconciler for name, reconciler in before.items())
+    finally:
+        service.stop()
