@@ -122,8 +122,8 @@ class ClusterView:
             return np.array([get(s) if s else 0 for s in rows], dtype=np.float64)
         return cls(spec=arr(lambda s: s.spec_replicas), status=arr(lambda s: s.status_replicas),
                    ready=arr(lambda s: s.ready_replicas),
-                   rollout=np.array([bool(s and s.rollout_in_progress) for s in rows]),
-                   exists=np.array([s is not None for s in rows]), statuses=tuple(s for s in rows if s),
+                   rollout=np.array([bool(s and s.rollout_in_progress) for s in rows], dtype=bool),
+                   exists=np.array([s is not None for s in rows], dtype=bool), statuses=tuple(s for s in rows if s),
                    paused=np.array([bool(s and s.paused) for s in rows], dtype=bool))
 
 

@@ -156,6 +156,8 @@ def _broken(path: str, value):
     pytest.param('{"targets": {}}', "all", id="no-schema-version"),
     pytest.param('{"schema_version": 1, "targets": []}', "all", id="targets-not-an-object"),
     pytest.param("", "all", id="empty-text"),
+    pytest.param("[" * 200_000 + "]" * 200_000, "all", id="nested-200000-deep"),  # RecursionError: exit 70
+    pytest.param(_broken("budgets.restarts", [[[[[[[[[[[[[[[[1, T0]]]]]]]]]]]]]]]]), "all", id="nested-in-a-record"),
     pytest.param(_payload("nope"), "w0", id="record-not-an-object"),
     pytest.param(_broken("budgets.restarts", [[1, "yesterday"]]), "w0", id="restart-time-not-a-number"),
     pytest.param(_broken("budgets.restarts", [[-1, T0]]), "w0", id="negative-restart-count"),

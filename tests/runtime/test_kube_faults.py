@@ -92,3 +92,19 @@ def test_observe_failure_is_reported_and_the_next_cycle_works(server, tmp_path):
     server.api.faults.clear()
     assert [a.replicas for a in rec.cycle(world.engine.now + 15).actions] == [5]
     cluster.close()
+
+
+@pytest.mark.parametrize("targets", [
+    pytest.param("names: [ghost]", id="a-named-deployment-not-there-yet"),
+    pytest.param("selector: {matchLabels: {app: nothing}}", id="a-selector-matching-nothing"),
+])
+def test_a_policy_whose_targets_resolve_to_none_cycles_quietly(server, tmp_path, targets):
+    # Its empty ClusterView had float rollout/exists arrays, and the start-up observer's '&' raised
+    # TypeError every cycle (/readyz went 503).
+    [policy] = load_policy_text(POLICY.replace("names: [web]", targets), "ghost.yaml")
+    metrics = SimMetrics(server.world.engine, {"offered": "offered_rps"}, window_s=15, tick_s=server.world.tick_s)
+    cluster = KubernetesCluster(official_client(server, tmp_path), qps=0, max_retries=0, request_timeout_s=1.0)
+    rec = Reconciler(RuntimePolicy(policy.name, policy.params, policy.targets, ("offered",)), metrics, cluster)
+    for k in range(3):
+        result = rec.cycle(server.world.engine.now + 15 * k)
+        assert result.targets == [] and not result.actions and not result.failed

@@ -228,6 +228,11 @@ class Parsed:
     problem: str | None = None
 
 
+#: The payload nests 7 levels (targets > target > revision_tests > checks > check > new > count); a
+#: stored document nested deeper is not ours.
+MAX_DEPTH = 16
+
+
 def parse(raw: bytes | str | Mapping | None) -> Parsed:
     """Read a payload as stored (bytes or text of JSON, or an already decoded object)."""
     if raw is None:
@@ -236,6 +241,10 @@ def parse(raw: bytes | str | Mapping | None) -> Parsed:
         doc = json.loads(raw) if isinstance(raw, (bytes, str)) else raw
     except (ValueError, UnicodeDecodeError) as exc:
         return Parsed(None, f"not JSON: {exc}")
+    except RecursionError:  # '[' x 200,000 in a ConfigMap: a crash loop at every start before
+        return Parsed(None, f"nested deeper than {MAX_DEPTH} levels")
+    if _deeper_than(doc, MAX_DEPTH):  # later reads (repr in an error, restore) recurse too
+        return Parsed(None, f"nested deeper than {MAX_DEPTH} levels")
     if not isinstance(doc, Mapping):
         return Parsed(None, f"expected a JSON object, got {type(doc).__name__}")
     version = doc.get("schema_version")
@@ -245,6 +254,20 @@ def parse(raw: bytes | str | Mapping | None) -> Parsed:
     if not isinstance(targets, Mapping):
         return Parsed(None, "targets: expected an object")
     return Parsed(dict(targets))
+
+
+def _deeper_than(doc: Any, limit: int) -> bool:
+    """True when lists or objects nest more than ``limit`` levels; iterative, so any depth is safe."""
+    stack = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, Mapping) else value if isinstance(value, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _time(value: Any, field: str) -> float:
