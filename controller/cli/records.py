@@ -182,7 +182,8 @@ def status(
                                 "... are read too), e.g. the --records file of `setpoint run`, or a `setpoint "
                                 "simulate` output folder.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the status document as JSON.")] = False,
-    timeout: Annotated[float, typer.Option(metavar="SECONDS", help="Seconds to wait for --server.")] = 5.0,
+    timeout: Annotated[float, typer.Option(
+        metavar="SECONDS", help="Seconds --server has to answer in full (at most 3600).")] = 5.0,
 ) -> None:
     """Show per target: current and desired replicas, the reason, the last action, the
     HPA-style conditions (AbleToScale, ScalingActive, ScalingLimited: type, status, reason,
@@ -199,6 +200,8 @@ def status(
 
     if server is not None and records is not None:
         raise StatusError("give --server or --records, not both")
+    if not 0 < timeout <= 3600:  # NaN fails this too; inf overflowed deep in urllib (exit 70)
+        raise StatusError(f"--timeout: expected seconds above 0 and at most 3600, got {timeout:g}")
     now = time.time()
     if records is not None:
         if records.is_dir():  # a `setpoint simulate` output folder

@@ -203,6 +203,36 @@ def from_document(doc, source: str) -> dict:
         raise StatusError(f"{source}: malformed status document ({exc})") from None
 
 
+#: The largest /status answer read: a controller governing 10,000 targets answers a few MiB.
+MAX_STATUS_BYTES = 64 * 1024 * 1024
+
+
+def _get_within(url: str, timeout_s: float) -> bytes:
+    """The body of GET ``url``, answered in full within ``timeout_s`` seconds, else TimeoutError.
+
+    urllib's timeout bounds each socket read, not the request: a server sending a byte every
+    0.5 s held `setpoint status --timeout 3` for minutes. The request runs on a daemon thread
+    that is abandoned at the deadline (this is a one-shot command; its socket times out too).
+    """
+    answer: list = []
+
+    def get() -> None:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 (the user's URL)
+                answer.append(response.read(MAX_STATUS_BYTES))
+        except BaseException as exc:  # noqa: BLE001 -- handed to the caller's thread as it is
+            answer.append(exc)
+
+    worker = threading.Thread(target=get, name="status-request", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if not answer:
+        raise TimeoutError(url)
+    if isinstance(answer[0], BaseException):
+        raise answer[0]
+    return answer[0]
+
+
 def fetch_status(server: str, timeout_s: float = 5.0) -> dict:
     """GET SERVER/status of a running controller; its view. StatusUnreachable names the next step."""
     url = server.rstrip("/") + "/status"
@@ -217,8 +247,9 @@ def fetch_status(server: str, timeout_s: float = 5.0) -> dict:
     hint = ("check that `setpoint run` is running and that --server names its --listen address (from outside "
             "the cluster: kubectl port-forward to the controller's port 8080, then --server http://127.0.0.1:8080)")
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 (the user's URL)
-            body = response.read(64 * 1024 * 1024)
+        body = _get_within(url, timeout_s)
+    except TimeoutError:
+        raise StatusUnreachable(f"{url} gave no complete answer within {timeout_s:g}s (--timeout); {hint}") from None
     except urllib.error.HTTPError as exc:
         raise StatusUnreachable(f"{url} answered HTTP {exc.code}: not a Setpoint controller serving /status; "
                                 f"{hint}") from None

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -19,7 +22,8 @@ from controller.policy import load_policy_text
 from controller.runtime.http import StatusServer
 from controller.runtime.reconciler import Reconciler, RuntimePolicy, cycle_records
 from controller.runtime.service import ControllerService
-from controller.runtime.status import book_from_records
+from controller.errors import StatusUnreachable
+from controller.runtime.status import book_from_records, fetch_status
 from controller.runtime.telemetry import Telemetry
 from simulators.ports import SimMetrics
 from tests.adapters.kube_helpers import REQUEST_TIMEOUT_S, official_client, server  # noqa: F401 (fixture)
@@ -116,6 +120,9 @@ def test_setpoint_status_server_prints_local_wall_clock_times(controller):
     pytest.param(["--server", "http://127.0.0.1:99999"], "(Port out of range 0-65535)", id="port out of range"),
     pytest.param(["--records", "/nonexistent/decisions.jsonl"], "no such file", id="no records file"),
     pytest.param(["--records", "x.jsonl", "--server", "http://127.0.0.1:9"], "not both", id="both sources"),
+    pytest.param(["--timeout", "inf"], "--timeout: expected seconds above 0 and at most 3600, got inf", id="timeout inf"),
+    pytest.param(["--timeout", "nan"], "--timeout: expected seconds above 0 and at most 3600, got nan", id="timeout nan"),
+    pytest.param(["--timeout", "0"], "--timeout: expected seconds above 0 and at most 3600, got 0", id="timeout 0"),
 ])
 def test_bad_input_is_one_line_naming_the_next_step(args, message):
     proc = cli(*args)
@@ -144,3 +151,37 @@ def test_a_scale_the_api_refuses_is_able_to_scale_false(server, tmp_path):  # no
     assert (able["status"], able["reason"]) == ("False", "FailedUpdateScale")
     assert able["message"].startswith("the controller was unable to update the target scale: permanent")
     assert web["conditions"]["ScalingActive"]["reason"] == "ValidMetricFound"
+
+
+class _Dribble(http.server.BaseHTTPRequestHandler):
+    """Answers 200 with a JSON body one byte every 0.2 s (a stalled proxy, a wedged controller)."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "100")
+        self.end_headers()
+        for _ in range(100):
+            if self.server.stop.wait(0.2):
+                return
+            self.wfile.write(b" ")
+            self.wfile.flush()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_status_timeout_bounds_the_whole_answer_not_each_read():
+    # urllib's timeout bounds each read: this answer would take 20 s at --timeout 1.
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Dribble)
+    httpd.stop = threading.Event()
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(StatusUnreachable, match=r"no complete answer within 1s \(--timeout\)"):
+            fetch_status(f"http://127.0.0.1:{httpd.server_address[1]}", timeout_s=1.0)
+        assert time.monotonic() - started < 10
+    finally:
+        httpd.stop.set()
+        httpd.shutdown()
+        httpd.server_close()
