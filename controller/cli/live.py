@@ -85,6 +85,7 @@ def run(
     from controller.errors import PolicyError
     from controller.runtime.dryrun import DryRunCluster, DryRunStateStore
     from controller.runtime.http import StatusServer, parse_listen
+    from controller.runtime.records import records_path_problem
     from controller.runtime.service import ControllerService, ServiceOptions
     from controller.runtime.shadow import ShadowCluster, ShadowTelemetry
     from controller.runtime.telemetry import Telemetry, configure_json_logging
@@ -97,6 +98,9 @@ def run(
     # start of the shipped image (read-only root: no numba cache): `run --once` measured 40.8 s and
     # 520 MiB max RSS compiled from cold, against the Deployment's 512Mi limit; 2.6 s, 99 MiB on numpy.
     numpy_unless_asked()
+    records_problem = records_path_problem(records)  # before the Lease is taken: a refusal holds nothing
+    if records_problem:
+        fail([f"--records: {records_problem}"])
     labels = tuple(x.strip() for x in target_labels.split(","))
     try:
         parse_listen(listen)
@@ -133,10 +137,11 @@ def run(
                                     is_leader=elector.is_leader if elector else (lambda: True),
                                     leader_term=(lambda: elector.term) if elector else (lambda: 0),
                                     state_store=DryRunStateStore(state) if dry_run or shadow else state)
-    except PolicyError as exc:
-        if elector:
+    except (PolicyError, OSError) as exc:
+        if elector:  # release the Lease: the standby takes over at once
             elector.stop()
-        fail(exc.errors)
+        # OSError: the records file, checked above, could not be opened a moment later
+        fail(exc.errors if isinstance(exc, PolicyError) else [f"--records: cannot write {records}: {exc.strerror or exc}"])
     if once:
         results = service.run_all_once()
         service.stop()

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
+import stat
 import sys
 from collections import deque
 from pathlib import Path
-from typing import IO, Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from controller.model import DecisionRecord, jsonable
 
+log = logging.getLogger("setpoint.runtime")
 
 #: Defaults of `setpoint run --records-max-bytes / --records-keep`: at most 50 MiB x (1 + 3) on disk.
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
@@ -18,13 +22,19 @@ DEFAULT_KEEP = 3
 
 
 class RecordWriter:
-    """Appends one JSON object per line; flushes after every cycle so a crash loses at most one.
+    """Appends one JSON object per line; syncs after every cycle so a crash loses at most one.
 
     Size-bounded: when a cycle's lines would take the file past ``max_bytes``, the file is rotated
     first (``decisions.jsonl`` -> ``.1`` -> ... -> ``.{keep}``, the oldest dropped), so a cycle's
     lines never straddle two files and on disk there are at most ``(keep + 1) * max_bytes`` (more
     only if one cycle alone writes more than ``max_bytes``). ``max_bytes=None`` never rotates.
     ``path="-"`` writes to standard output and never rotates.
+
+    Records always go to the file the path names now: a file deleted or replaced while open
+    (logrotate, an operator's ``rm``) is noticed before the next write, and a new one is created
+    there (one warning). A write that fails raises OSError and takes back what it wrote of its
+    cycle where it can; the next write opens the path again, so writing resumes by itself once
+    the fault (a full disk, a folder in the file's place) is gone.
     """
 
     def __init__(self, path: str | Path, max_bytes: int | None = DEFAULT_MAX_BYTES, keep: int = DEFAULT_KEEP):
@@ -35,44 +45,159 @@ class RecordWriter:
         self.stdout = str(path) == "-"
         self.path = Path(path)
         self.max_bytes, self.keep = (None if self.stdout else max_bytes), keep
-        self._fh: IO[bytes] = sys.stdout.buffer if self.stdout else self._open()
+        self._fd: int | None = None  # None: closed; the next write opens the path again
+        self._size = 0  # bytes in the open file
+        self._regular = True  # False for a device or a pipe (/dev/null): never rotated nor synced
+        if not self.stdout:
+            self._open()
 
-    def _open(self) -> IO[bytes]:
+    def _open(self) -> None:
+        """Open the path for appending, creating it and its folder; end a line a crash tore."""
+        if self.path.is_dir():  # open() would only say EISDIR
+            raise IsADirectoryError(errno.EISDIR, "the records path is a folder, not a file", str(self.path))
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "ab")
-        self._size = fh.tell()
-        if self._size and not _ends_with_newline(self.path):
-            # a crash tore the last line: end it, so the next record starts on a line of its own
-            fh.write(b"\n")
-            self._size += 1
-        return fh
+        fd = _open_append(self.path)
+        try:
+            st = os.fstat(fd)
+            self._regular = stat.S_ISREG(st.st_mode)
+            self._size = st.st_size if self._regular else 0
+            if self._size and not _ends_with_newline(self.path):
+                # a crash tore the last line: end it, so the next record starts on a line of its own
+                _write_fully(fd, b"\n")
+                self._size += 1
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
 
     def write(self, records: Iterable[DecisionRecord]) -> None:
+        """Append one cycle's records, all or none of them; raises OSError when they cannot be."""
         data = b"".join(json.dumps(jsonable(r.to_dict()), separators=(",", ":")).encode() + b"\n" for r in records)
         if not data:
             return
-        if self.max_bytes is not None and self._size and self._size + len(data) > self.max_bytes:
+        if self.stdout:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+            return
+        self._reopen_if_moved()
+        if self._regular and self.max_bytes is not None and self._size and self._size + len(data) > self.max_bytes:
             self._rotate()
-        self._fh.write(data)
-        self._fh.flush()
-        if not self.stdout:
-            self._size += len(data)
-            os.fsync(self._fh.fileno())
+        self._append(data)
+
+    def _reopen_if_moved(self) -> None:
+        """Open the path again when it is closed or no longer names the open file."""
+        if self._fd is not None and self._names_open_file():
+            return
+        if self._fd is not None:
+            log.warning("the records file was deleted or replaced while open; writing to a new one at its path",
+                        extra={"path": str(self.path)})
+            self._close()
+        self._open()
+
+    def _names_open_file(self) -> bool:
+        """Whether the path still leads to the open file (same device and inode)."""
+        try:
+            named = os.stat(self.path)
+        except OSError:  # deleted, its folder gone or unreadable: open it again (or fail saying why)
+            return False
+        opened = os.fstat(self._fd)
+        return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
+
+    def _append(self, data: bytes) -> None:
+        """Write and sync ``data``; on failure cut the file back to where it was and close it."""
+        start = self._size
+        try:
+            _write_fully(self._fd, data)
+            if self._regular:
+                os.fsync(self._fd)
+        except OSError:
+            if self._regular:
+                try:  # no torn line: the cycle's records are all there or none is
+                    os.ftruncate(self._fd, start)
+                except OSError:
+                    pass  # the next open ends a torn line instead
+            self._close()
+            raise
+        self._size += len(data)
 
     def _rotate(self) -> None:
-        self._fh.close()
+        """Shift the files one place (the oldest dropped) and open a fresh one.
+
+        Only regular files (or symlinks) are moved or deleted: a folder or anything else a person
+        put at one of the rotated names is left where it is, and the file that would have moved
+        onto it is dropped instead, as the oldest would have been.
+        """
+        self._close()
         files = rotated_paths(self.path, self.keep)  # [.keep, ..., .1, current]
-        if self.keep == 0:
-            self.path.unlink()
-        else:
-            for older, newer in zip(files, files[1:]):  # .{keep-1} -> .{keep}, ..., current -> .1
-                if newer.exists():
-                    os.replace(newer, older)
-        self._fh = self._open()
+        if self.keep == 0 and not _foreign(self.path):
+            self.path.unlink(missing_ok=True)
+        for older, newer in zip(files, files[1:]):  # .{keep-1} -> .{keep}, ..., current -> .1
+            if not os.path.lexists(newer) or _foreign(newer):
+                continue
+            if _foreign(older):
+                log.warning("a rotated records name is taken by something that is not a records file; left "
+                            "alone, the older records are dropped instead", extra={"path": str(older)})
+                newer.unlink(missing_ok=True)
+            else:
+                os.replace(newer, older)
+        self._open()
+
+    def _close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:  # nothing is buffered: a failing close loses nothing
+                pass
 
     def close(self) -> None:
-        if not self.stdout:
-            self._fh.close()
+        if not self.stdout:  # standard output was flushed at every write
+            self._close()
+
+
+def _open_append(path: Path) -> int:
+    """A descriptor appending to ``path``, created if missing (mode 0666 less the umask)."""
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+
+
+def _write_fully(fd: int, data: bytes) -> None:
+    """os.write until every byte is written (a write may take only part)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:  # never for a file; guards the loop
+            raise OSError(errno.EIO, "the records file took no bytes")
+        view = view[written:]
+
+
+def _foreign(path: Path) -> bool:
+    """Something at ``path`` that rotation must not move or delete: a folder, a device, a pipe."""
+    return os.path.lexists(path) and not path.is_symlink() and not path.is_file()
+
+
+def records_path_problem(path: str | Path) -> str | None:
+    """Why records cannot be appended at ``path`` (one line), or None. Tries: creates the folder
+    and the file if missing (the file is removed again). ``-`` is standard output."""
+    if str(path) == "-":
+        return None
+    path = Path(path)
+    if path.is_dir():
+        return f"{path} is a folder; name a file in it, e.g. {path / 'setpoint-decisions.jsonl'}"
+    ancestor = next((p for p in (path.parent, *path.parent.parents) if os.path.lexists(p)), None)
+    if ancestor is not None and not ancestor.is_dir():
+        return f"{path}: {ancestor} is not a folder"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"{path}: cannot create the folder {path.parent}: {exc.strerror or exc}"
+    existed = os.path.lexists(path)
+    try:  # O_NONBLOCK: a pipe without a reader fails at once instead of blocking start-up
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK, 0o666))
+    except OSError as exc:
+        return f"cannot write {path}: {exc.strerror or exc}"
+    if not existed:  # a controller that then refuses its policies leaves no empty records file
+        path.unlink(missing_ok=True)
+    return None
 
 
 def rotated_paths(path: str | Path, keep: int) -> list[Path]:

@@ -110,6 +110,8 @@ class ControllerService:
         self._records = (RecordWriter(self.options.records_path, self.options.records_max_bytes, self.options.records_keep)
                          if self.options.records_path else None)
         self._records_lock = threading.Lock()
+        self._records_failures = 0  # cycles in a row whose records could not be written
+        self.telemetry.records_ok.set(1)  # the writer opened the file (or none is asked for)
         self.status_book = StatusBook()  # GET /status: the last cycle of each policy, per target
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max(1, self.options.workers))},
@@ -220,9 +222,7 @@ class ControllerService:
         policy = self.policies.get(result.policy)
         if (result.decision is not None or result.healing is not None) and policy is not None:
             records = cycle_records(result, policy.params.metric_names)
-            with self._records_lock:
-                if self._records:
-                    self._records.write(records)
+            self._write_records(records)
             try:
                 self.status_book.add_cycle(result.policy, result.now, (jsonable(r.to_dict()) for r in records))
             except Exception:  # the status view is for people; it must not cost a cycle its records or actions
@@ -242,6 +242,34 @@ class ControllerService:
                      action.replicas, action.reason, extra={"policy": result.policy, "target": str(action.target)})
         log.debug("cycle", extra={"policy": result.policy, "targets": len(result.targets),
                                   "duration_s": round(result.duration_s, 4), "queries": result.queries})
+
+    def _write_records(self, records: list) -> None:
+        """Append a cycle's records. A failure costs only the records: the cycle's actions were
+        applied already, and its status, logs and metrics follow; the next cycle tries again."""
+        with self._records_lock:
+            if not self._records or not records:  # nothing written says nothing of the file
+                return
+            try:
+                self._records.write(records)
+            except Exception as exc:  # OSError mostly (a full disk, a folder at the path); never the loop's end
+                self._records_failed(exc)
+            else:
+                self._records_written()
+
+    def _records_failed(self, exc: Exception) -> None:
+        """Count every failed write; log only the first of a run of them (one a cycle would flood)."""
+        self.telemetry.records_failed()
+        self._records_failures += 1
+        if self._records_failures == 1:
+            log.error("decision records cannot be written; scaling goes on, each cycle tries again",
+                      extra={"path": str(self.options.records_path), "error": f"{type(exc).__name__}: {exc}"})
+
+    def _records_written(self) -> None:
+        self.telemetry.records_ok.set(1)
+        if self._records_failures:
+            log.warning("decision records are written again", extra={
+                "path": str(self.options.records_path), "cycles_without_records": self._records_failures})
+            self._records_failures = 0
 
     # ------------------------------------------------------------------ hot reload
     def reload_if_changed(self) -> bool:

@@ -7,7 +7,7 @@ ready_replicas{policy,target}, lost_ready_total{policy,target}, withheld_replica
 prometheus_requests_total{policy}, invalid_samples_total{policy,metric,reason} (reason:
 negative, non_finite), policies_loaded, policy_reload_failures_total, policy_reload_ok,
 policy_reload_last_success_timestamp_seconds, healing_held{policy,target}, rollout_held{policy,target},
-last_cycle_timestamp_seconds{policy}, leader.
+last_cycle_timestamp_seconds{policy}, leader, records_write_failures_total, records_ok.
 """
 
 from __future__ import annotations
@@ -75,6 +75,11 @@ class Telemetry:
                                   registry=r)
         self.leader = Gauge("setpoint_leader", "1 while this replica acts (holds the leader Lease, or runs "
                             "without --leader-elect); 0 on a standby.", registry=r)
+        self.records_failures = Counter("setpoint_records_write_failures", "Cycles whose decision records could "
+                                        "not be written (a full disk, a folder at the path, permissions); their "
+                                        "actions were applied all the same.", registry=r)
+        self.records_ok = Gauge("setpoint_records_ok", "1 while decision records are written (and when none are "
+                                "asked for); 0 from a failed write until one succeeds.", registry=r)
         self.last_cycle = Gauge("setpoint_last_cycle_timestamp_seconds", "When the last cycle of a policy ended.",
                                 ["policy"], registry=r)
         self._targets: dict[str, set[str]] = {}  # policy -> target keys with a gauge, for forget_policy
@@ -135,6 +140,10 @@ class Telemetry:
     def reload_failed(self) -> None:
         self.reload_failures.inc()
         self.reload_ok.set(0)
+
+    def records_failed(self) -> None:
+        self.records_failures.inc()
+        self.records_ok.set(0)
 
     def observe_cycle(self, result: CycleResult) -> None:
         try:
