@@ -76,6 +76,9 @@ class ServiceOptions:
     records_max_bytes: int | None = DEFAULT_MAX_BYTES  # rotate past this size; None: never
     records_keep: int = DEFAULT_KEEP  # rotated files kept
     reload_every_s: float = 10.0
+    #: a policy file modified less than this long ago (wall clock) may still be being written: its
+    #: reload waits until the files stand still this long or across two polls
+    reload_settle_s: float = 2.0
     jitter_s: float = 2.0
     workers: int = 4
     stale_after_intervals: float = 3.0  # /readyz fails when a policy has not cycled for this many intervals
@@ -107,6 +110,7 @@ class ControllerService:
         self.last_cycle_end: dict[str, float] = {}
         self.last_targets: dict[str, list[TargetRef]] = {}
         self._fingerprint = _fingerprint(self.paths)
+        self._unsettled: tuple | None = None  # files seen changing at the last poll, not read yet
         self._records = (RecordWriter(self.options.records_path, self.options.records_max_bytes, self.options.records_keep)
                          if self.options.records_path else None)
         self._records_lock = threading.Lock()
@@ -282,7 +286,7 @@ class ControllerService:
         """
         with self._reload_lock:
             fingerprint = _fingerprint(self.paths)
-            if fingerprint == self._fingerprint:
+            if fingerprint == self._fingerprint or not self._settled(fingerprint):
                 return False
             self._fingerprint = fingerprint  # a rejected version is not retried until the files change again
             try:
@@ -303,6 +307,17 @@ class ControllerService:
             self.telemetry.reload_succeeded(self.clock())
             log.info("policies reloaded", extra={"policies": sorted(plan.policies)})
             return True
+
+    def _settled(self, fingerprint: tuple) -> bool:
+        """True when the changed files are done being written: none modified within
+        ``reload_settle_s``, or the same names, sizes and times as at the previous poll (a time in
+        the future, a slow copy). A half-written file can be valid YAML of another policy (a
+        metric cut off): reading it mid-write would apply that."""
+        newest_ns = max((mtime for _, _, mtime in fingerprint if mtime is not None), default=0)
+        if time.time() - newest_ns / 1e9 >= self.options.reload_settle_s:
+            return True
+        stable, self._unsettled = fingerprint == self._unsettled, fingerprint
+        return stable
 
     def _prepare_reload(self) -> ReloadPlan:
         """Compile every policy and build what a new or changed one needs; changes nothing."""

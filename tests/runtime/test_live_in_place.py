@@ -365,7 +365,7 @@ def run_service(tmp_path, cls, script: dict, cycles: int = 60):
     targets = SimTargets(cluster, NAMES, match_selectors=True)
     metrics.attach(targets)
     now, leader = [T0], [True]
-    service = cls([folder], metrics, targets, Telemetry(), ServiceOptions(reload_every_s=3600), clock=lambda: now[0],
+    service = cls([folder], metrics, targets, Telemetry(), ServiceOptions(reload_every_s=3600, reload_settle_s=0), clock=lambda: now[0],
                   is_leader=lambda: leader[0])
     rng = np.random.default_rng(11)
     out = []

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -48,7 +50,7 @@ def running(tmp_path):
     path = write_policy(tmp_path)
     now = [T0 + 20]
     telemetry = Telemetry()
-    service = ControllerService([tmp_path], metrics, targets, telemetry, ServiceOptions(reload_every_s=3600),
+    service = ControllerService([tmp_path], metrics, targets, telemetry, ServiceOptions(reload_every_s=3600, reload_settle_s=0),
                                 clock=lambda: now[0])
     service.start()
     yield service, path, telemetry, now
@@ -157,7 +159,8 @@ def test_a_rejected_reload_is_announced_with_an_event(server, tmp_path):  # noqa
     path = folder / "web.yaml"
     path.write_text(POLICY.format(interval="15s", target=100).replace("namespace: default", "namespace: shop"))
     telemetry = Telemetry()
-    service = ControllerService([folder], metrics, cluster, telemetry, clock=lambda: T0)
+    service = ControllerService([folder], metrics, cluster, telemetry, ServiceOptions(reload_settle_s=0),
+                                clock=lambda: T0)
     try:
         path.write_bytes(HOSTILE_CONTENTS["alias-bomb"])
         assert service.reload_if_changed() is False
@@ -200,7 +203,7 @@ def test_a_bundled_policy_left_unchanged_by_a_reload_keeps_its_reconciler(bundle
     # reload that left a multi-metric or health policy unchanged was rejected.
     cluster, metrics, targets = sim()
     (tmp_path / bundled.name).write_bytes(bundled.read_bytes())
-    service = ControllerService([tmp_path], metrics, targets, Telemetry(), ServiceOptions(reload_every_s=3600),
+    service = ControllerService([tmp_path], metrics, targets, Telemetry(), ServiceOptions(reload_every_s=3600, reload_settle_s=0),
                                 clock=lambda: T0)
     service.start()
     try:
@@ -212,3 +215,46 @@ def test_a_bundled_policy_left_unchanged_by_a_reload_keeps_its_reconciler(bundle
         assert all(service.reconcilers[name] is reconciler for name, reconciler in before.items())
     finally:
         service.stop()
+
+
+TWO_METRICS = POLICY.format(interval="15s", target=100).replace("""        target: {averagePerReplica: 100}
+""", """        target: {averagePerReplica: 100}
+      - name: cpu
+        query: cpu_query
+        target: {averagePerReplica: 0.5}
+""")
+
+
+def test_a_policy_file_still_being_written_is_read_once_it_stands_still(tmp_path):
+    # Cut after its first metric, a half-written two-metric policy is a valid one-metric policy:
+    # read mid-write, it would have been applied.
+    assert TWO_METRICS.count("- name:") == 2
+    cluster, metrics, targets = sim()
+    path = write_policy(tmp_path)
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    service = ControllerService([tmp_path], metrics, targets, Telemetry(), ServiceOptions(reload_every_s=3600),
+                                clock=lambda: T0)
+    first = service.policies["web"]
+    path.write_text(TWO_METRICS[:TWO_METRICS.index("      - name: cpu")])  # the writer is here, now
+    assert service.reload_if_changed() is False and service.policies["web"] is first
+    path.write_text(TWO_METRICS)  # still moving between two polls: not read
+    assert service.reload_if_changed() is False and service.policies["web"] is first
+    assert service.reload_if_changed() is True  # unchanged since the last poll: read
+    assert len(service.policies["web"].params.metrics) == 2
+
+
+@pytest.mark.parametrize("age_s, reloads", [
+    pytest.param(60, True, id="modified-a-minute-ago-read-at-once"),
+    pytest.param(-3600, False, id="modified-in-the-future-waits-one-poll"),
+    pytest.param(0, False, id="modified-just-now-waits-one-poll"),
+])
+def test_the_first_poll_after_a_change(tmp_path, age_s, reloads):
+    cluster, metrics, targets = sim()
+    path = write_policy(tmp_path)
+    service = ControllerService([tmp_path], metrics, targets, Telemetry(), ServiceOptions(reload_every_s=3600),
+                                clock=lambda: T0)
+    path.write_text(POLICY.format(interval="30s", target=50))
+    os.utime(path, (time.time() - age_s, time.time() - age_s))
+    assert service.reload_if_changed() is reloads
+    assert service.reload_if_changed() is True or reloads  # a second poll finds it unchanged
+    assert service.policies["web"].params.interval_s == 30

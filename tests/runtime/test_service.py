@@ -97,7 +97,8 @@ def test_broken_reload_keeps_the_last_good_policies(tmp_path):
     _, metrics, targets = sim()
     path = write_policy(tmp_path)
     telemetry = Telemetry()
-    service = ControllerService([tmp_path], metrics, targets, telemetry, clock=lambda: T0 + 20)
+    service = ControllerService([tmp_path], metrics, targets, telemetry, ServiceOptions(reload_settle_s=0),
+                                clock=lambda: T0 + 20)
     path.write_text(path.read_text().replace("averagePerReplica: 100", "averagePerReplica: -1"))
     assert service.reload_if_changed() is False
     assert service.policies["web"].params.metrics[0].target == 100.0
