@@ -25,7 +25,7 @@ PROMTOOL = shutil.which("promtool")
 #: Alerts the issue asks for, by what they watch.
 EXPECTED_ALERTS = {"SetpointDown", "SetpointNoLeader", "SetpointSeveralLeaders", "SetpointCycleStalled",
                    "SetpointCycleFailing", "SetpointMetricsSourceFailing", "SetpointActuationErrors",
-                   "SetpointHealingHeld", "SetpointRolloutHeldLong", "SetpointPolicyReloadFailing",
+                   "SetpointHealingHeld", "SetpointRolloutHeldLong", "SetpointPolicyReloadFailing", "SetpointRecordsFailing",
                    "SetpointReplicasWithheld", "SetpointTargetNotReady",
                    "SetpointReadinessFlapping"}
 #: Grafana's variables, replaced by something PromQL parses.
@@ -106,7 +106,7 @@ def test_metric_names_are_read_from_promql(expr, expected):
 def test_the_registry_exports_the_series_the_alerts_need():
     series = exported_series()
     assert {"setpoint_leader", "setpoint_policy_reload_ok", "setpoint_healing_held",
-            "setpoint_cycle_duration_seconds_count", "setpoint_action_failures_total"} <= series
+            "setpoint_cycle_duration_seconds_count", "setpoint_action_failures_total", "setpoint_records_ok"} <= series
 
 
 def test_setpoint_leader_follows_the_elector():
