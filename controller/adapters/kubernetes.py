@@ -65,6 +65,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import os
 import queue
 import random
@@ -789,6 +790,16 @@ def _compact(value: Any) -> Any:
 _TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, OSError)
 
 
+#: Another holder's leaseDurationSeconds is honoured up to this many times our own lease duration.
+#: client-go trusts the record's duration whatever it is, so a Lease left with 2**31-1 s (a bug,
+#: a hand edit) would mean no leader for 68 years. Capping it is safe for any live holder: a
+#: client-go or Setpoint leader rewrites the record every retry period (2 s by default), and we
+#: time from the last change we saw, so only a holder that has not renewed for 10 lease durations
+#: of ours (150 s by default) is overtaken. Replicas of one Deployment share their settings, so a
+#: longer legitimate duration only appears during a rollout that changes it: 10x leaves room.
+FOREIGN_LEASE_FACTOR = 10
+
+
 class LeaderElector:
     """Leader election on a coordination.k8s.io/v1 Lease, as client-go's leaderelection does.
 
@@ -809,6 +820,10 @@ class LeaderElector:
     releases the Lease. ``clock`` (epoch seconds) only stamps acquireTime/renewTime. ``term``
     counts the times it became leader: a caller that acts only now and then (a long interval)
     compares it to tell that leadership was lost and won back in between.
+
+    Another holder's record is trusted for its ``leaseDurationSeconds`` only up to
+    ``FOREIGN_LEASE_FACTOR`` times ours (a missing or non-positive one counts as ours); its
+    ``renewTime`` is never read, so one in the future delays nothing.
 
     Use an ``api_client`` of its own (:func:`fresh_client`: no urllib3 retries), not a fenced one.
     ``request_timeout_s`` (each request's read timeout) must be shorter than ``renew_deadline_s``.
@@ -851,12 +866,15 @@ class LeaderElector:
         return self
 
     def stop(self) -> None:
+        """Stop trying and give the Lease up if held. The fence closes first: a cycle still
+        running (a shutdown that did not wait for it) cannot write once the release is sent."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=self.retry_period_s + self.timeout[1] + 1)
-        if self.is_leader():
-            self._release()
+        held = self.is_leader()
         self._renewed_at = None
+        if held:
+            self._release()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -873,7 +891,8 @@ class LeaderElector:
 
     def _spec(self, acquire_time: datetime | None, transitions: int) -> k8s.V1LeaseSpec:
         now = datetime.fromtimestamp(self.clock(), timezone.utc)
-        return k8s.V1LeaseSpec(holder_identity=self.identity, lease_duration_seconds=int(self.lease_duration_s),
+        # whole seconds, rounded up: others wait at least our duration (int(0.5) = 0 was a 422)
+        return k8s.V1LeaseSpec(holder_identity=self.identity, lease_duration_seconds=max(1, math.ceil(self.lease_duration_s)),
                                acquire_time=acquire_time or now, renew_time=now, lease_transitions=transitions)
 
     def try_acquire_or_renew(self) -> bool:
@@ -913,9 +932,20 @@ class LeaderElector:
             self._observed, self._observed_at = record, self.monotonic()
 
     def _observed_expired(self, spec: k8s.V1LeaseSpec) -> bool:
-        """The record has not changed for its lease duration, on this candidate's monotonic clock."""
-        duration = spec.lease_duration_seconds or self.lease_duration_s
-        return self.monotonic() - self._observed_at >= duration
+        """The record has not changed for its honoured lease duration, on this candidate's
+        monotonic clock (its renewTime is not read: a wall clock in the future delays nothing)."""
+        return self.monotonic() - self._observed_at >= self.honoured_duration_s(spec.lease_duration_seconds)
+
+    def honoured_duration_s(self, record_s: Any) -> float:
+        """Seconds another holder's record (``leaseDurationSeconds``: ``record_s``) keeps the
+        Lease once it stops changing: its own duration, at most FOREIGN_LEASE_FACTOR x ours;
+        ours when it is missing, not a number or not > 0 (the API server rejects those on
+        write, so such a record comes from elsewhere: waiting our own is the safe side, where
+        client-go would take over at once)."""
+        ours = self.lease_duration_s
+        if isinstance(record_s, bool) or not isinstance(record_s, (int, float)) or not record_s > 0:
+            return ours
+        return min(float(record_s), FOREIGN_LEASE_FACTOR * ours)
 
     def _write(self, call: Callable[[], Any], started: float, read_version: str | None = None) -> bool:
         try:
