@@ -3,14 +3,22 @@ self-healing) and ``setpoint sim serve`` (a simulated cluster behind the Kuberne
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
+import os
+import signal
+import sys
+import threading
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Callable, Optional
 
 import typer
 
 from controller.cli.common import fail, numpy_unless_asked, parse_log_level, prometheus_config
 from controller.cli.root import app
+
+log = logging.getLogger("setpoint.cli")
 
 
 @app.command(short_help="Run the controller against Prometheus and Kubernetes.")
@@ -68,18 +76,15 @@ def run(
     """Run the controller: read Prometheus, decide, act on Kubernetes, on every policy's interval.
 
     One scheduled job per policy (no overlap, missed runs coalesced, small jitter). Logs are
-    JSON lines on stderr. SIGTERM or Ctrl-C stops gracefully: running cycles finish, records
-    are flushed. Exit 1 when the policies are invalid (the controller refuses to start).
+    JSON lines on stderr. SIGTERM, SIGHUP or Ctrl-C stops gracefully (exit 0): running cycles
+    finish (for at most 15 s), records are flushed, the Lease is released; the process is gone
+    within 25 s. Exit 1 when the start-up fails (invalid policies, an unusable --records or
+    --listen): the controller refuses to start and holds no Lease.
 
     --shadow evaluates live without acting (no scale, Event or annotation is written) and
     exports setpoint_shadow_desired_replicas and agreement statistics against the replicas the
     incumbent (HPA, KEDA) sets.
     """
-    import signal
-    import threading
-
-    import os
-
     from controller.adapters.kubernetes import KubernetesCluster, KubernetesStateStore
     from controller.adapters.prometheus import PrometheusSource
     from controller.errors import PolicyError
@@ -115,54 +120,130 @@ def run(
     if shadow and leader_elect:
         fail(["--shadow writes nothing, leader election included: drop --leader-elect (shadow replicas "
                "all evaluate; each exports its own figures)"])
-    cluster = KubernetesCluster(kubeconfig=kubeconfig, context=context, qps=qps, burst=burst,
-                                **({"emit_events": False} if shadow else {}))
-    target = ShadowCluster(cluster) if shadow else DryRunCluster(cluster) if dry_run else cluster
-    own_namespace = lease_namespace or os.environ.get("POD_NAMESPACE", "default")
-    state = KubernetesStateStore(cluster, state_namespace or own_namespace)
-    telemetry = ShadowTelemetry() if shadow else Telemetry()
-    elector = None
-    if leader_elect and not once:
-        import socket
+    # Whatever fails from here on (a start-up error, a signal, a bug), everything built so far is
+    # closed in reverse order: the service, the Lease (released), the status server, the clients.
+    # A daemon thread left running into interpreter shutdown (the elector's) aborted it: exit 134.
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(metrics.close)
+        cluster = KubernetesCluster(kubeconfig=kubeconfig, context=context, qps=qps, burst=burst,
+                                    **({"emit_events": False} if shadow else {}))
+        cleanup.callback(cluster.close)
+        target = ShadowCluster(cluster) if shadow else DryRunCluster(cluster) if dry_run else cluster
+        own_namespace = lease_namespace or os.environ.get("POD_NAMESPACE", "default")
+        state = KubernetesStateStore(cluster, state_namespace or own_namespace)
+        telemetry = ShadowTelemetry() if shadow else Telemetry()
+        elector = None
+        if leader_elect and not once:
+            import socket
 
-        from controller.adapters.kubernetes import fence_with_lease
+            from controller.adapters.kubernetes import fence_with_lease
 
-        # every write re-checks leadership right before it is sent (state saves included)
-        elector = fence_with_lease(cluster, own_namespace, lease_name, f"{socket.gethostname()}_{os.getpid()}").start()
-    telemetry.track_leadership(elector.is_leader if elector else (lambda: True))
-    try:
-        service = ControllerService(policies, metrics, target, telemetry, ServiceOptions(
-            records_path=records, records_max_bytes=records_max_bytes or None, records_keep=records_keep,
-            warm_start=warm_start),
-                                    is_leader=elector.is_leader if elector else (lambda: True),
-                                    leader_term=(lambda: elector.term) if elector else (lambda: 0),
-                                    state_store=DryRunStateStore(state) if dry_run or shadow else state)
-    except (PolicyError, OSError) as exc:
-        if elector:  # release the Lease: the standby takes over at once
-            elector.stop()
-        # OSError: the records file, checked above, could not be opened a moment later
-        fail(exc.errors if isinstance(exc, PolicyError) else [f"--records: cannot write {records}: {exc.strerror or exc}"])
-    if once:
-        results = service.run_all_once()
-        service.stop()
-        cluster.close()
-        metrics.close()
-        problems = _once_problems(sorted(service.policies), results, prometheus)
-        if problems:
-            fail(problems)
-        return
-    server = StatusServer(listen, telemetry.registry, service.healthy, service.ready, status=service.status).start()
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    service.start()
-    stop.wait()
-    service.stop(wait=True)
-    if elector:
-        elector.stop()  # release the Lease: the standby takes over at once
-    server.stop()
-    cluster.close()
-    metrics.close()
+            # every write re-checks leadership right before it is sent (state saves included); the
+            # elector starts only once everything that can refuse to start is built: no Lease is
+            # taken (and left to expire) by a replica that then exits
+            elector = fence_with_lease(cluster, own_namespace, lease_name, f"{socket.gethostname()}_{os.getpid()}")
+        telemetry.track_leadership(elector.is_leader if elector else (lambda: True))
+        try:
+            service = ControllerService(policies, metrics, target, telemetry, ServiceOptions(
+                records_path=records, records_max_bytes=records_max_bytes or None, records_keep=records_keep,
+                warm_start=warm_start),
+                                        is_leader=elector.is_leader if elector else (lambda: True),
+                                        leader_term=(lambda: elector.term) if elector else (lambda: 0),
+                                        state_store=DryRunStateStore(state) if dry_run or shadow else state)
+        except (PolicyError, OSError) as exc:
+            # OSError: the records file, checked above, could not be opened a moment later
+            fail(exc.errors if isinstance(exc, PolicyError) else [f"--records: cannot write {records}: {exc.strerror or exc}"])
+        if once:
+            try:
+                results = service.run_all_once()
+            finally:
+                service.stop()  # its "stopped" before the problems: they are the last lines
+            problems = _once_problems(sorted(service.policies), results, prometheus)
+            if problems:
+                fail(problems)
+            return
+        stop, received = threading.Event(), []
+        cleanup.callback(_stop_on_signals(stop, received))  # from now on a signal stops gracefully
+        server = StatusServer(listen, telemetry.registry, service.healthy, service.ready, status=service.status).start()
+        cleanup.callback(server.stop)
+        if elector:
+            cleanup.callback(elector.stop)  # release the Lease: the standby takes over at once
+            elector.start()
+        finished = []  # whether the running cycles finished within the grace period
+        cleanup.callback(lambda: finished.append(_stop_within(service, SHUTDOWN_GRACE_S)))
+        service.start()
+        stop.wait()
+        watchdog = _exit_by_deadline(SHUTDOWN_DEADLINE_S)
+        log.info("stopping", extra={"signal": signal.Signals(received[0]).name if received else None})
+    watchdog.cancel()
+    if finished != [True]:  # a cycle is stuck on a request: its worker thread would hold the exit
+        _exit_now(0)
+
+
+#: Seconds a stop (SIGTERM, SIGHUP, Ctrl-C) waits for running cycles. Kubernetes' default
+#: terminationGracePeriodSeconds is 30 s, after which it kills the pod without the Lease released
+#: (the standby then waits a whole lease duration): a cycle stuck on a stalled API server (4 tries
+#: of 10 s per request) took 38 s. After this the Lease is released (the fence closes first, so
+#: the cycle left running cannot write), and the process exits.
+SHUTDOWN_GRACE_S = 15.0
+#: Seconds after a stop signal when the process exits whatever it is waiting for (the Lease
+#: release and the clients' close are bounded by their request timeouts, a few seconds each).
+SHUTDOWN_DEADLINE_S = 25.0
+
+
+def _stop_on_signals(stop: threading.Event, received: list[int]) -> Callable[[], None]:
+    """Make SIGTERM, SIGINT and SIGHUP (a closed terminal, a supervisor's reload) set ``stop``
+    (appending the signal's number to ``received``: the handler does not log, logging is not
+    reentrant); returns what puts the previous handlers back. SIGHUP's default would kill the
+    process with the Lease still held."""
+    def handle(signum: int, _frame) -> None:
+        received.append(signum)
+        stop.set()
+    previous = {sig: signal.signal(sig, handle) for sig in STOP_SIGNALS}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return restore
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def _stop_within(service, grace_s: float) -> bool:
+    """Stop ``service`` (no new cycles, records closed), waiting at most ``grace_s`` seconds for
+    the running cycles; True when they finished."""
+    stopper = threading.Thread(target=service.stop, kwargs={"wait": True}, name="service-stop", daemon=True)
+    stopper.start()
+    stopper.join(grace_s)
+    if stopper.is_alive():
+        log.warning("a cycle is still running %g s after the stop: exiting without it", grace_s)
+        return False
+    return True
+
+
+def _exit_by_deadline(deadline_s: float) -> threading.Timer:
+    """Exit the process ``deadline_s`` seconds from now, whatever the shutdown is waiting for,
+    unless the returned timer is cancelled first."""
+    def expire() -> None:
+        log.error("shutdown still not done %g s after the stop: exiting", deadline_s)
+        _exit_now(0)
+    timer = threading.Timer(deadline_s, expire)
+    timer.daemon = True  # never the reason the process stays
+    timer.start()
+    return timer
+
+
+def _exit_now(code: int) -> None:
+    """Exit at once, without joining threads (a worker stuck on a request would hold a normal
+    exit until its timeouts ran out); logs and standard streams are flushed first."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def _once_problems(names: list[str], results: list, prometheus: str) -> list[str]:
