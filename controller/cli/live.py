@@ -270,7 +270,7 @@ def _once_problems(names: list[str], results: list, prometheus: str) -> list[str
 def resume(
     target: Annotated[str, typer.Argument(help="The workload: NAMESPACE/NAME, or NAME in --namespace.")],
     namespace: Annotated[str, typer.Option("--namespace", "-n", help="Namespace when TARGET has none.")] = "default",
-    kind: Annotated[str, typer.Option(help="Deployment or StatefulSet.")] = "Deployment",
+    kind: Annotated[str, typer.Option(help="Deployment or StatefulSet (any case; deploy, sts).")] = "Deployment",
     kubeconfig: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="Kubeconfig file.")] = None,
     context: Annotated[Optional[str], typer.Option(help="Kubeconfig context.")] = None,
 ) -> None:
@@ -286,18 +286,47 @@ def resume(
 
     from controller.adapters.kubernetes import KubernetesCluster
     from controller.errors import ActuationError
-    from controller.model import RESUME_ANNOTATION, TargetRef
+    from controller.model import RESUME_ANNOTATION
 
-    ns, _, name = target.rpartition("/")
-    ref = TargetRef(ns or namespace, name, kind)
+    ref = resume_target(target, namespace, kind)
     cluster = KubernetesCluster(kubeconfig=kubeconfig, context=context, emit_events=False)
     try:
         cluster.annotate(ref, RESUME_ANNOTATION, datetime.now(timezone.utc).isoformat(timespec="seconds"))
     except ActuationError as exc:
-        fail([f"{ref}: {exc}"])
+        why = str(exc).removeprefix(f"annotate {ref}: ")  # the adapter names the call; say what it was for
+        fail([f"{ref}: cannot write the resume annotation: {why}"])
     finally:
         cluster.close()
     typer.echo(f"{ref}: resume requested; the controller re-arms it on its next cycle")
+
+
+#: ``--kind`` as kubectl spells the two workload kinds (any case).
+WORKLOAD_KINDS = {"deployment": "Deployment", "deployments": "Deployment", "deploy": "Deployment",
+                  "statefulset": "StatefulSet", "statefulsets": "StatefulSet", "sts": "StatefulSet"}
+
+
+def resume_target(target: str, namespace: str, kind: str):
+    """The TargetRef of ``setpoint resume TARGET``, or exit 1 naming what is wrong (an empty or
+    extra path segment went to the API server as a path: 405, or a 404 for another name)."""
+    import re
+
+    from controller.model import TargetRef
+    from controller.policy.fields import DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN
+
+    parts = target.split("/")
+    if len(parts) > 2 or not all(parts):
+        fail([f"TARGET: expected NAMESPACE/NAME or NAME, got {target!r}"])
+    ns, name = parts if len(parts) == 2 else (namespace, parts[0])
+    errors = []
+    if not (re.fullmatch(DNS_LABEL_PATTERN, ns) and len(ns) <= 63):
+        errors.append(f"namespace {ns!r}: expected a DNS-1123 label (lowercase letters, digits and '-')")
+    if not (re.fullmatch(DNS_SUBDOMAIN_PATTERN, name) and len(name) <= 253):
+        errors.append(f"name {name!r}: expected a DNS-1123 subdomain (lowercase letters, digits, '-' and '.')")
+    if kind.lower() not in WORKLOAD_KINDS:
+        errors.append(f"--kind: expected Deployment or StatefulSet, got {kind!r}")
+    if errors:
+        fail(errors)
+    return TargetRef(ns, name, WORKLOAD_KINDS[kind.lower()])
 
 
 sim_app = typer.Typer(help="Serve a simulated cluster to real clients: its Kubernetes API and its metrics.",

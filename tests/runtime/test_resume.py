@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 
 from controller.adapters.kubernetes import KubernetesCluster
 from controller.core.health.params import HealthReason
@@ -82,3 +84,35 @@ def official_client_core(server, tmp_path):
     folder = tmp_path / "core"
     folder.mkdir(exist_ok=True)
     return client.CoreV1Api(official_client(server, folder))
+
+
+@pytest.mark.parametrize("args, message", [
+    # these went to the API server as paths: 405 for "shop/", a 404 about "c" for "a/b/c"
+    pytest.param(["shop/"], "TARGET: expected NAMESPACE/NAME or NAME, got 'shop/'", id="empty-name"),
+    pytest.param(["/web"], "TARGET: expected NAMESPACE/NAME or NAME, got '/web'", id="empty-namespace"),
+    pytest.param(["a/b/c"], "TARGET: expected NAMESPACE/NAME or NAME, got 'a/b/c'", id="three-segments"),
+    pytest.param(["Shop/web"], "namespace 'Shop': expected a DNS-1123 label", id="namespace-not-a-label"),
+    pytest.param(["shop/web app"], "name 'web app': expected a DNS-1123 subdomain", id="name-with-a-space"),
+    pytest.param(["shop/web", "--kind", "Pod"], "--kind: expected Deployment or StatefulSet, got 'Pod'", id="kind-pod"),
+    # the API's answer, said once (it read "Deployment/shop/nope: annotate Deployment/shop/nope: HTTP 404: ...")
+    pytest.param(["shop/nope"], "Deployment/shop/nope: cannot write the resume annotation: HTTP 404: "
+                                "deployments.apps \"nope\" not found", id="no-such-deployment"),
+])
+def test_resume_refuses_what_names_no_workload_in_one_line(server, tmp_path, args, message):  # noqa: F811
+    kubeconfig = server.write_kubeconfig(tmp_path / "resume.yaml", namespace="shop")
+    proc = subprocess.run([sys.executable, "-m", "controller.cli", "resume", *args, "--kubeconfig", str(kubeconfig)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == message or proc.stderr.strip().startswith(message), proc.stderr
+
+
+@pytest.mark.parametrize("kind, expected", [
+    pytest.param("statefulset", "StatefulSet", id="lowercase"), pytest.param("sts", "StatefulSet", id="short-name"),
+    pytest.param("deploy", "Deployment", id="deploy"), pytest.param("Deployments", "Deployment", id="plural"),
+])
+def test_resume_reads_kind_as_kubectl_does(kind, expected):
+    from controller.cli.live import resume_target
+    from controller.model import TargetRef
+
+    assert resume_target("shop/web", "default", kind) == TargetRef("shop", "web", expected)
+    assert resume_target("web", "team-a", kind) == TargetRef("team-a", "web", expected)
