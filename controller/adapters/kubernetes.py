@@ -10,9 +10,11 @@ The only module of the project that imports ``kubernetes``.
   restarts and revision; the revision history from the ReplicaSets).
 - ``apply(action)``:
 
-  SCALE            patch of the scale subresource with the new value, and only when it differs
-                   from the observed spec (``action.from_replicas``, else the last observe);
-                   no read first unless neither is known;
+  SCALE            merge patch of the scale subresource with the new value, and only when it
+                   differs from the observed spec (``action.from_replicas``, else the last
+                   observe), carrying the observed resourceVersion as a precondition (a late
+                   write, e.g. a deposed leader's, is a 409 instead of undoing a newer change;
+                   a conflict is re-read and retried); no read first unless neither is known;
   RESTART_POD      delete the pod (its ReplicaSet recreates it);
   ROLLING_RESTART  patch ``spec.template.metadata.annotations["kubectl.kubernetes.io/restartedAt"]``;
   ROLLBACK         as ``kubectl rollout undo``: the ReplicaSet of the target revision (default:
@@ -472,6 +474,7 @@ class KubernetesCluster:
         self.with_pods = with_pods
         self.clock = clock
         self._spec_seen: dict[TargetRef, int] = {}
+        self._version_seen: dict[TargetRef, str] = {}  # each target's resourceVersion at its last observe
         self._uids: dict[TargetRef, str] = {}
         self.events: EventRecorder | None = None
         if emit_events:
@@ -568,6 +571,7 @@ class KubernetesCluster:
                 if status is not None:
                     statuses[ref] = status
                     self._spec_seen[ref] = status.spec_replicas
+                    self._version_seen[ref] = snapshot.workloads[ref.name].metadata.resource_version
                     self._uids[ref] = snapshot.workloads[ref.name].metadata.uid
         return ClusterView.from_statuses(targets, statuses)
 
@@ -602,19 +606,32 @@ class KubernetesCluster:
         api = self._workload_api(ref.kind)
         read_scale, patch_scale = api.read_scale, api.patch_scale
         current = action.from_replicas if action.from_replicas is not None else self._spec_seen.get(ref)
-        if current is None:
-            current = self._read_scale(ref, read_scale)
         if current == desired:
             return  # never write an unchanged value
-        self._once(f"scale {ref}", str(ref), patch_scale, ref.name, ref.namespace, {"spec": {"replicas": desired}})
+        version = self._version_seen.get(ref)
+        if current is None or version is None:
+            scale = self._once(f"read scale of {ref}", str(ref), read_scale, ref.name, ref.namespace)
+            current, version = int(scale.spec.replicas or 0), scale.metadata.resource_version
+            if current == desired:
+                return
+        # The resourceVersion the decision saw is a precondition (409 if the workload changed
+        # since): a write that reaches the API server late (a slow server, a leader paused after
+        # its fence check) must not undo what the next leader, or a person, did meanwhile. After
+        # a 409 the retry reads afresh; after a timeout it keeps the version (if the write had
+        # landed, the retry is a 409, then a read that finds nothing left to write).
+        body = {"metadata": {"resourceVersion": version}, "spec": {"replicas": desired}} if version else \
+            {"spec": {"replicas": desired}}
+        self._version_seen[ref] = version
+        try:
+            self._once(f"scale {ref}", str(ref), patch_scale, ref.name, ref.namespace, body)
+        except ConflictError:
+            del self._version_seen[ref]
+            raise
+        del self._version_seen[ref]  # the write changed it
         self._spec_seen[ref] = desired
         self._event(ref, "SuccessfulRescale",
                     f"New size: {desired}; reason: {action.reason}; replicas {current} -> {desired}"
                     + (f" (policy {action.policy})" if action.policy else ""))
-
-    def _read_scale(self, ref: TargetRef, read_scale: Callable) -> int:
-        scale = self._once(f"read scale of {ref}", str(ref), read_scale, ref.name, ref.namespace)
-        return int(scale.spec.replicas or 0)
 
     def _restart_pod(self, action: Action) -> None:
         ref, pod = action.target, action.pod

@@ -6,6 +6,7 @@ on every action."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -34,7 +35,11 @@ def make_cluster(srv, folder, **options) -> KubernetesCluster:
 
 @pytest.fixture
 def cluster(server, tmp_path):
+    """A KubernetesCluster that has observed web, as a reconciler's cycle has before it acts
+    (its scale writes carry the observed resourceVersion); the request log starts after it."""
     kc = make_cluster(server, tmp_path)
+    kc.observe([WEB])
+    server.api.requests.reset()
     yield kc
     kc.close()
 
@@ -104,10 +109,26 @@ def test_observe_after_a_scale_and_during_a_rolling_restart(cluster, server):
 def test_scale_writes_once_when_changed_and_never_when_unchanged(cluster, server):
     cluster.apply(scale(6, 2))
     assert server.api.requests.count("PATCH", SCALE_PATH) == 1
-    assert server.api.requests.count("GET") == 0  # the observed value was in the action: no read first
+    assert server.api.requests.count("GET") == 0  # the observed value and version: no read first
     cluster.apply(scale(6, 6))
     assert server.api.requests.count() == 1
     assert server.world.engine.spec_replicas[server.world.engine.index("web")] == 6
+
+
+def test_a_scale_the_workload_changed_under_is_refused_not_applied(cluster, server, tmp_path):
+    # A write that reaches the API server after the workload changed (a deposed leader's late
+    # request, a person's kubectl scale) must not undo the newer change: 409, as HPA's Update.
+    (tmp_path / "other").mkdir()
+    other = KubernetesCluster(official_client(server, tmp_path / "other"), qps=0)
+    other.apply(scale(9, 2))  # the newer change
+    server.api.requests.reset()
+    with pytest.raises(ConflictError):
+        cluster.apply(scale(3, 2))
+    assert server.world.engine.spec_replicas[server.world.engine.index("web")] == 9
+    cluster.apply(scale(3, 2))  # the retry reads afresh: then it is a decision on what is there now
+    assert server.world.engine.spec_replicas[server.world.engine.index("web")] == 3
+    assert server.api.requests.count("GET", SCALE_PATH) == 1
+    other.close()
 
 
 def test_scale_without_from_replicas_uses_the_last_observation(cluster, server):
@@ -118,7 +139,38 @@ def test_scale_without_from_replicas_uses_the_last_observation(cluster, server):
     assert server.api.requests.count() == 1 and server.api.requests.count("PATCH", SCALE_PATH) == 1
 
 
-def test_scale_of_an_unseen_target_reads_the_scale_first(cluster, server):
+def test_a_late_scale_write_does_not_undo_a_newer_one(cluster, server, tmp_path):
+    # A's write is held 1.5 s by the server (a slow API server, or A paused after its fence
+    # check and deposed meanwhile); B scales in that time. A blind patch landed after B's and
+    # undid it (found by a live fuzz: the new leader's scale-up replaced by the old one's
+    # scale-down); with the observed resourceVersion as a precondition it is a 409.
+    rule = server.api.faults.inject(SCALE_PATH, delay_s=1.5, times=1, method="PATCH")
+    outcome = []
+    late = threading.Thread(target=lambda: outcome.append(_raised(cluster.apply, scale(3, 2))))
+    late.start()
+    deadline = time.monotonic() + 5
+    while rule.times and time.monotonic() < deadline:  # A's request has reached the server
+        time.sleep(0.01)
+    (tmp_path / "b").mkdir()
+    b = KubernetesCluster(official_client(server, tmp_path / "b"), qps=0)
+    b.observe([WEB])
+    b.apply(scale(9, 2))
+    late.join(10)
+    assert [type(e) for e in outcome] == [ConflictError]
+    assert server.world.engine.spec_replicas[server.world.engine.index("web")] == 9
+    b.close()
+
+
+def _raised(call, *args) -> Exception | None:
+    try:
+        call(*args)
+    except Exception as exc:  # noqa: BLE001 -- the test looks at which
+        return exc
+    return None
+
+
+def test_scale_of_an_unseen_target_reads_the_scale_first(server, tmp_path):
+    cluster = make_cluster(server, tmp_path)
     cluster.apply(scale(2, None))
     assert server.api.requests.count("GET", SCALE_PATH) == 1 and server.api.requests.count("PATCH") == 0
 
