@@ -152,8 +152,7 @@ class SimMetrics:
             values = obs.values[field][rows]
         elif expr in self.ticks:  # a shorter window than the scenario's: the mean of its last ticks
             k = min(self.ticks[expr], self._k)
-            window = self._ring[field][[(self._k - 1 - i) % self.slots for i in range(k)]][:, rows]
-            values = np.mean(window, axis=0)
+            values = metrics_compiled.recent_means(self._ring[field], (self._k - 1 - np.arange(k)) % self.slots, rows)
         else:
             filled = min(self._k, self.slots)
             values = metrics_compiled.window_means(self._ring[field], filled, rows, obs.nonfinite)
