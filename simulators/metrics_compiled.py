@@ -1,5 +1,8 @@
 """The simulated metrics source's window means as one compiled pass (numba), for ``SimMetrics.query``.
 
+Also the plain mean of a ramp's last few ticks (``recent_means``: its ``latest`` query), which
+was a gather of the window and ``np.mean`` per cycle.
+
 A gauge query (``avg_over_time``-like: the mean of the samples present in the window) was a
 gather of the (W, S) ring, a NaN mask, two sums over the window and three selects, per query
 and cycle. :func:`try_window_means` gives the same numbers in one loop per target, summing in
@@ -72,6 +75,58 @@ def window_means_numpy(ring: np.ndarray, filled: int, rows: np.ndarray | slice, 
         counts = np.sum(~np.isnan(window), axis=0)
         values = np.where(counts > 0, np.nansum(window, axis=0) / np.maximum(counts, 1), np.nan)
     return np.where(nonfinite[rows], np.nan, values)
+
+
+@jit
+def _recent_means_kernel(ring, slots, rows, sequential, buf, out):
+    k = slots.shape[0]
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        if sequential:
+            total = 0.0
+            for s in range(k):
+                total += ring[slots[s], r]
+        else:
+            for s in range(k):
+                buf[s] = ring[slots[s], r]
+            total = compiled._pairwise_sum(buf, 0, k)
+        out[i] = total / k
+
+
+def try_recent_means(ring: np.ndarray, slots: np.ndarray, rows: np.ndarray | slice) -> np.ndarray | None:
+    """(N,) ``np.mean(ring[slots][:, rows], axis=0)``: the plain mean (NaN propagates) of the
+    ring's slots ``slots`` (k,) int64, in that order, for the services ``rows`` (N,) int64 or
+    ``slice(None)``; without gathering the (k, N) window. None when the kernels are off, no slot
+    is given or the window is longer than the compiled pairwise sum covers: then use numpy.
+
+    Summed in numpy's order: row after row when the window is a C-ordered (k, S >= 2) view
+    (every service in order), pairwise down each column when it is gathered (F-ordered) or has
+    a single column; numpy's mean divides that sum by k."""
+    k = int(slots.shape[0])
+    if k == 0 or k > compiled._PAIRWISE_BLOCK or not compiled.enabled():
+        return None
+    every = isinstance(rows, slice)
+    index = np.arange(ring.shape[1]) if every else np.asarray(rows, np.int64)
+    out = np.empty(index.shape[0])
+    try:
+        _recent_means_kernel(ring, np.asarray(slots, np.int64), index, every and ring.shape[1] >= 2,
+                             np.empty(k), out)
+    except compiled.KERNEL_ERRORS as exc:
+        compiled.mark_broken(exc)
+        return None
+    return out
+
+
+def recent_means_numpy(ring: np.ndarray, slots: np.ndarray, rows: np.ndarray | slice) -> np.ndarray:
+    """:func:`try_recent_means` with numpy: the reference."""
+    return np.mean(ring[np.asarray(slots, np.int64)][:, rows], axis=0)
+
+
+def recent_means(ring: np.ndarray, slots: np.ndarray, rows: np.ndarray | slice) -> np.ndarray:
+    """The mean of the ring's ``slots`` for ``rows`` (a ramp's latest reading in ``SimMetrics.query``):
+    compiled, or numpy when the kernel declines."""
+    fast = try_recent_means(ring, slots, rows)
+    return fast if fast is not None else recent_means_numpy(ring, slots, rows)
 
 
 def window_means(ring: np.ndarray, filled: int, rows: np.ndarray | slice, nonfinite: np.ndarray) -> np.ndarray:

@@ -142,24 +142,25 @@ class SimMetrics:
         rows = (self._targets.selection(targets) if self._targets
                 else np.asarray([self.cluster.index(t) for t in targets]))
         obs = self._last
-        if len(targets) and obs.unavailable[rows].all():
+        unavailable = obs.unavailable[rows]
+        if len(targets) and unavailable.all():
             raise MetricsUnavailable("metrics outage: no series for any target")
+        view = isinstance(rows, slice)  # basic indexing: views of the tick's arrays (a gather makes fresh ones)
         if mode == "rate":  # per minute over the window, like increase(x[window]) scaled to 1 m
             filled = min(self._k, self.slots)
             oldest = self._ring[field][(self._k - filled) % self.slots, rows]
             values = (obs.values[field][rows] - oldest) * 60.0 / max(filled * self.tick_s, self.tick_s)
         elif field in self.INSTANT:
-            values = obs.values[field][rows]
+            values = obs.values[field][rows].astype(np.float64, copy=view)
         elif expr in self.ticks:  # a shorter window than the scenario's: the mean of its last ticks
             k = min(self.ticks[expr], self._k)
-            window = self._ring[field][[(self._k - 1 - i) % self.slots for i in range(k)]][:, rows]
-            values = np.mean(window, axis=0)
+            values = metrics_compiled.recent_means(self._ring[field], (self._k - 1 - np.arange(k)) % self.slots, rows)
         else:
             filled = min(self._k, self.slots)
             values = metrics_compiled.window_means(self._ring[field], filled, rows, obs.nonfinite)
-        present = ~obs.unavailable[rows]
-        return Samples(values=values.astype(np.float64), present=present, age_s=obs.sample_age_s[rows].astype(np.float64),
-                       conflict=np.zeros(len(targets), bool))
+        # fresh float64 arrays, copied only where they would be views of the tick's
+        return Samples(values=values.astype(np.float64, copy=False), present=~unavailable,
+                       age_s=obs.sample_age_s[rows].astype(np.float64, copy=view), conflict=np.zeros(len(targets), bool))
 
     def query_pods(self, expr: str, targets: Sequence[TargetRef], at: float) -> PodSeries | Samples:
         """The ``PodMetricsSource`` capability: per-pod series of a signal HPA reads per pod

@@ -255,8 +255,12 @@ class PodReader:
         the same arrays as listing, querying and joining by uid give."""
         table, usage_j, has_j = sampled_pod_table(targets, got, now)
         p = table.size
-        usage, has = np.zeros((p, self.n_metrics), np.int64), np.zeros((p, self.n_metrics), bool)
-        usage[:, j], has[:, j] = usage_j, has_j
+        if self.n_metrics == 1:  # the one column, copied once (not zeros, then the copy)
+            usage = np.array(usage_j, np.int64).reshape(p, 1)
+            has = np.array(has_j, bool).reshape(p, 1)
+        else:
+            usage, has = np.zeros((p, self.n_metrics), np.int64), np.zeros((p, self.n_metrics), bool)
+            usage[:, j], has[:, j] = usage_j, has_j
         per_pod = np.zeros(self.n_metrics, bool)
         per_pod[j] = True
         pods = PodSamples(table, usage, has, per_pod)

@@ -22,7 +22,7 @@ from controller.core.health.state_codec import (Parsed, durable_arrays, encode, 
                                                 still_relevant, target_key)
 from controller.core.health.params import HEALTH_REASON_CODES, HealthParams
 from controller.core.scaling.params import PolicyParams
-from controller.core.scaling.signal import read_signal
+from controller.core.scaling.signal_compiled import read_signal_fast
 from controller.errors import MetricsUnavailable, StateStoreError
 from controller.model import REASON_CODES, RESUME_ANNOTATION, Action, ActionKind, DecisionRecord, TargetRef
 from controller.ports import (Cluster, ClusterView, ConcurrentMetricsSource, EventRecorder, MetricsSource, Rehearsal,
@@ -179,6 +179,10 @@ def _stack(samples: Sequence[Samples], n: int) -> tuple[np.ndarray, np.ndarray, 
     """(N, M) values, present and age arrays from one Samples per metric."""
     if not samples:
         return np.zeros((n, 0)), np.zeros((n, 0), bool), np.zeros((n, 0))
+    if len(samples) == 1:  # np.stack's arrays, without its per-call checks (most policies have one metric)
+        s = samples[0]
+        return (np.asarray(s.values)[:, None].copy(), np.asarray(s.present & ~s.conflict)[:, None],
+                np.asarray(s.age_s)[:, None].copy())
     values = np.stack([s.values for s in samples], axis=1)
     present = np.stack([s.present & ~s.conflict for s in samples], axis=1)
     age = np.stack([s.age_s for s in samples], axis=1)
@@ -431,7 +435,7 @@ class Reconciler:
                 continue
             values[:, j], present[:, j], age[:, j] = s.values, s.present & ~s.conflict, s.age_s
         params = self.policy.params
-        return read_signal(values, present, age, params.stale_after_s, params.metric_nonnegative).values
+        return read_signal_fast(values, present, age, params.stale_after_s, params.metric_nonnegative).values
 
     def _apply(self, action: Action, result: CycleResult) -> None:
         error, _ = apply_with_retries(self.cluster.apply, action, self.retry, self._monotonic, self._sleep)

@@ -28,7 +28,7 @@ class ClusterPort:
         self._view_cache: tuple[tuple, np.ndarray] | None = None  # the last rows_of entry used
         self._rows_cache: list[tuple[tuple, tuple]] = []  # rows_of's entries, most recent first
         self._pod_arrays_cache: tuple[tuple, tuple, dict] | None = None  # (targets, pod arrays, pod_arrays)
-        self._every_cache: tuple[np.ndarray, np.ndarray, bool] | None = None  # _every_service's last answer
+        self._every_cache: tuple[np.ndarray, np.ndarray, tuple[bool, bool]] | None = None  # _every_service's last answer
 
     @property
     def spec_replicas(self) -> np.ndarray:
@@ -96,8 +96,11 @@ class ClusterPort:
             rows, exists = np.arange(self.n_services), np.ones(self.n_services, dtype=bool)
         else:
             rows, exists = self.rows_of(targets)
-        if self._every_service(rows, exists):  # every service, in order: the same values without the gather
+        every, all_exist = self._every_service(rows, exists)
+        if every:  # every service, in order: the same values without the gather
             pick = lambda a: a.astype(np.float64)  # noqa: E731
+        elif all_exist:  # np.where(exists, ..., 0) would keep every value: the gather alone
+            pick = lambda a: a[rows].astype(np.float64)  # noqa: E731
         else:
             pick = lambda a: np.where(exists, a[rows], 0).astype(np.float64)  # noqa: E731
         statuses = tuple(self._status(int(i)) for i in rows[exists]) if with_statuses else ()
@@ -105,13 +108,13 @@ class ClusterPort:
                            rollout=exists & self._rolling[rows], exists=exists, statuses=statuses,
                            paused=exists & self._paused[rows] if with_paused else None)
 
-    def _every_service(self, rows: np.ndarray, exists: np.ndarray) -> bool:
-        """``rows`` is every service in order and each exists (kept for the last ``rows`` object
-        asked about: rows_of hands the same arrays back for the same targets)."""
+    def _every_service(self, rows: np.ndarray, exists: np.ndarray) -> tuple[bool, bool]:
+        """(``rows`` is every service in order and each exists, every target exists), kept for
+        the last ``rows`` object asked about: rows_of hands the same arrays back for the same targets."""
         if self._every_cache is None or self._every_cache[0] is not rows or self._every_cache[1] is not exists:
-            every = (rows.size == self.n_services and bool(exists.all())
-                     and bool(np.array_equal(rows, np.arange(rows.size))))
-            self._every_cache = (rows, exists, every)
+            all_exist = bool(exists.all())
+            every = rows.size == self.n_services and all_exist and bool(np.array_equal(rows, np.arange(rows.size)))
+            self._every_cache = (rows, exists, (every, all_exist))
         return self._every_cache[2]
 
     def rows_of(self, targets: Sequence[TargetRef]) -> tuple[np.ndarray, np.ndarray]:

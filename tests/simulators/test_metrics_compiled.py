@@ -77,3 +77,47 @@ def test_long_windows_in_numpys_order(monkeypatch, rows):
     ring = (np.linspace(0.1, 1.3, 26) ** 3 * 1e5).reshape(13, 2)
     ring = ring[:, :1] if isinstance(rows, slice) else ring
     assert_identical(*both(monkeypatch, ring, 13, rows, np.zeros(ring.shape[1], bool)))
+
+
+def recent_both(monkeypatch, ring, slots, rows):
+    monkeypatch.setattr(compiled, "switch", "1")
+    ring, slots = np.asarray(ring, float), np.asarray(slots, np.int64)
+    rows = rows if isinstance(rows, slice) else np.asarray(rows, np.int64)
+    fast = metrics_compiled.try_recent_means(ring, slots, rows)
+    assert fast is not None, "the kernel declined"
+    return fast, metrics_compiled.recent_means_numpy(ring, slots, rows)
+
+
+@pytest.mark.parametrize("ring, slots, rows, expect", [
+    pytest.param([[1.0, 2.0], [3.0, 4.0], [9.0, 9.0]], [1, 0], [0, 1], [2.0, 3.0], id="newest-first"),
+    pytest.param([[NAN, 2.0], [3.0, 4.0]], [0, 1], [0, 1], [NAN, 3.0], id="nan-propagates"),
+    pytest.param([[-0.0, 1.0], [-0.0, 1.0]], [1, 0], slice(None), [0.0, 1.0], id="negative-zeros-sum-from-zero"),
+    pytest.param([[1.0, 2.0, 3.0]], [0], [2, 2, 0], [3.0, 3.0, 1.0], id="repeated-services"),
+])
+def test_recent_means_same_as_numpy_on_cases(monkeypatch, ring, slots, rows, expect):
+    fast, ref = recent_both(monkeypatch, ring, slots, rows)
+    assert_identical(fast, ref)
+    assert_identical(ref, np.array(expect))
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_recent_means_same_as_numpy_on_generated_rings(data):
+    w, s = data.draw(st.integers(1, 20)), data.draw(st.integers(1, 6))
+    ring = np.array(data.draw(st.lists(SAMPLES, min_size=w * s, max_size=w * s))).reshape(w, s)
+    k, last = data.draw(st.integers(1, w)), data.draw(st.integers(0, 40))
+    slots = (last - np.arange(k)) % w
+    rows = slice(None) if data.draw(st.booleans()) else data.draw(st.lists(st.integers(0, s - 1), min_size=1, max_size=40))
+    with pytest.MonkeyPatch.context() as mp:
+        assert_identical(*recent_both(mp, ring, slots, rows))
+
+
+@pytest.mark.parametrize("rows", [pytest.param(slice(None), id="every-service"),
+                                  pytest.param(slice(None), id="one-service-in-order"),
+                                  pytest.param([1, 0], id="picked-services")])
+def test_recent_means_long_windows_in_numpys_order(monkeypatch, rows, request):
+    """13 slots whose sum depends on the order: row by row over every service (two or more),
+    pairwise down a single or gathered column."""
+    ring = (np.linspace(0.1, 1.3, 26) ** 3 * 1e5).reshape(13, 2)
+    ring = ring[:, :1] if request.node.callspec.id == "one-service-in-order" else ring
+    assert_identical(*recent_both(monkeypatch, ring, (12 - np.arange(13)) % 13, rows))

@@ -11,7 +11,7 @@ from functools import cached_property
 
 import numpy as np
 
-from controller.core.scaling import compiled, hpa_normalize, workspace
+from controller.core.scaling import compiled, hpa_normalize, signal_compiled, workspace
 from controller.core.scaling import forecast as fc
 from controller.core.scaling.hpa_propose import HpaProposals, PodSamples, hpa_propose
 from controller.core.scaling.normalize import NormResult, NormState, normalize, record_scale_events
@@ -281,15 +281,17 @@ def decide(params: PolicyParams, obs: Observation, state: ScalingState, now: flo
     """Decide for every target of one policy. Pure: same inputs, same Decision.
 
     Runs the compiled kernel (core/scaling/compiled.py) when it covers the policy, else numpy stages
-    (for the ``hpa`` preset without behavior, its normalize stage compiled: core/scaling/hpa_normalize.py).
+    (for the ``hpa`` preset without behavior, its signal and normalize stages compiled:
+    core/scaling/signal_compiled.py, core/scaling/hpa_normalize.py).
     """
     if compiled.enabled() and compiled.supports(params):
         try:
             return _decide_compiled(params, obs, state, now)
         except compiled.KERNEL_ERRORS as exc:
             compiled.mark_broken(exc)
-    if compiled.enabled() and hpa_normalize.supports(params):  # the hpa preset: its normalize stage compiled
-        return decide_numpy(params, obs, state, now, normalize_stage=hpa_normalize.normalize_compiled)
+    if compiled.enabled() and hpa_normalize.supports(params):  # the hpa preset: its signal and normalize stages compiled
+        return decide_numpy(params, obs, state, now, normalize_stage=hpa_normalize.normalize_compiled,
+                            signal_stage=signal_compiled.read_signal_fast)
     return decide_numpy(params, obs, state, now)
 
 
@@ -304,10 +306,11 @@ def _decide_compiled(params: PolicyParams, obs: Observation, state: ScalingState
 
 
 def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, now: float,
-                 normalize_stage=normalize) -> Decision:
+                 normalize_stage=normalize, signal_stage=read_signal) -> Decision:
     """The numpy stages, one after the other: the reference the compiled kernel is tested against.
-    ``normalize_stage``: normalize.normalize or a compiled twin (hpa_normalize.normalize_compiled)."""
-    sig = read_signal(obs.values, obs.present, obs.sample_age_s, params.stale_after_s, params.metric_nonnegative)
+    ``normalize_stage``: normalize.normalize or a compiled twin (hpa_normalize.normalize_compiled);
+    ``signal_stage``: signal.read_signal or its compiled twin (signal_compiled.read_signal_fast)."""
+    sig = signal_stage(obs.values, obs.present, obs.sample_age_s, params.stale_after_s, params.metric_nonnegative)
     smoothed, smooth_state = smooth(params, sig.values, sig.usable, state.smooth, now)
     hpa = None
     if params.hpa_semantics:

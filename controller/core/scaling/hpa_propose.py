@@ -16,6 +16,7 @@ unless it knows the real requests.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -174,7 +175,15 @@ def hpa_propose(params: PolicyParams, current: np.ndarray, ready: np.ndarray, st
         replicas[:, j], utilization[:, j], usage[:, j], error[:, j] = r.replicas, r.utilization, r.usage_milli, r.error
         for i in np.flatnonzero(r.error != _NO_ERROR).tolist():
             texts.setdefault(i, [""] * m_count)[j] = r.error_message[i]
+    if not texts:  # most cycles: no error anywhere (one shared tuple)
+        return HpaProposals(replicas, utilization, usage, error, _no_messages(n, m_count))
     messages = [("",) * m_count] * n
     for i, row in texts.items():
         messages[i] = tuple(row)
     return HpaProposals(replicas, utilization, usage, error, tuple(messages))
+
+
+@functools.lru_cache(maxsize=8)
+def _no_messages(n: int, m: int) -> tuple[tuple[str, ...], ...]:
+    """n targets' messages of m metrics, all empty."""
+    return (("",) * m,) * n

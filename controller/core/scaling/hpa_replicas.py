@@ -26,6 +26,7 @@ Every function returns a :class:`ReplicaProposal` whose ``error`` column holds a
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -372,11 +373,20 @@ def _messages(error: np.ndarray, **context) -> tuple[str, ...]:
     """Upstream's error text per target; context values are str or a function of the target
     row (called only for the targets with an error: most cycles have none, and a pod's name
     may be costly to make)."""
+    bad = np.flatnonzero(np.asarray(error) != _NO_ERROR).tolist()
+    if not bad:
+        return _no_messages(len(error))
     out = [""] * len(error)
-    for i in np.flatnonzero(np.asarray(error) != _NO_ERROR).tolist():
+    for i in bad:
         fields = {k: (v if isinstance(v, str) else v(i)) for k, v in context.items()}
         out[i] = _MESSAGES[HpaError(int(error[i]))].format(**fields)
     return tuple(out)
+
+
+@functools.lru_cache(maxsize=8)
+def _no_messages(n: int) -> tuple[str, ...]:
+    """n empty messages (a tuple: shared by every cycle without an error)."""
+    return ("",) * n
 
 
 def _result(replicas, utilization, usage, error, messages) -> ReplicaProposal:

@@ -1,0 +1,65 @@
+"""Stage 1, signal (core/scaling/signal.py), as one compiled pass (numba).
+
+``read_signal`` is about a dozen numpy operations over the (N, M) samples, each a pass and a
+temporary; the paths that run it every cycle outside the fused kernel (the ``hpa`` preset's
+numpy stages, a ramp's latest reading in the Reconciler) pay them per cycle. :func:`try_read_signal`
+gives the same Signal, array for array, in one loop; ``signal.read_signal`` stays the reference
+(and runs for ``SETPOINT_COMPILED=0``); tests/core/test_signal_compiled.py compares both.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from controller.core.scaling import compiled
+from controller.core.scaling.compiled import jit
+from controller.core.scaling.signal import Signal, read_signal
+
+
+@jit
+def _signal_kernel(values, present, age, stale_after_s, checked, clean, missing, stale, nonfinite, negative, usable):
+    n, m = values.shape
+    for i in range(n):
+        for j in range(m):
+            x = values[i, j]
+            pr = present[i, j]
+            nf = pr and not math.isfinite(x)
+            st = pr and age[i, j] > stale_after_s
+            ng = pr and not nf and x < 0 and checked[j]  # NaN < 0 and -0.0 < 0 are False
+            us = pr and not (st or nf or ng)
+            missing[i, j], stale[i, j], nonfinite[i, j], negative[i, j], usable[i, j] = not pr, st, nf, ng, us
+            clean[i, j] = x if us else math.nan
+
+
+def try_read_signal(values: np.ndarray, present: np.ndarray, sample_age_s: np.ndarray, stale_after_s: float,
+                    nonnegative: np.ndarray | None = None) -> Signal | None:
+    """:func:`signal.read_signal` compiled (same arguments and arrays), or None when the kernels
+    are off or the arrays are not (N, M) alike (values float64, present bool): then call the reference."""
+    if not compiled.enabled():
+        return None
+    values, present, age = np.asarray(values), np.asarray(present), np.asarray(sample_age_s)
+    if (values.ndim != 2 or values.dtype != np.float64 or present.dtype != np.bool_
+            or present.shape != values.shape or age.shape != values.shape):
+        return None
+    m = values.shape[1]
+    checked = np.ones(m, np.bool_) if nonnegative is None else np.asarray(nonnegative, np.bool_)
+    if checked.shape != (m,):
+        return None
+    clean = np.empty(values.shape)
+    masks = np.empty((5, *values.shape), np.bool_)
+    try:
+        _signal_kernel(np.ascontiguousarray(values, np.float64), np.ascontiguousarray(present, np.bool_),
+                       np.ascontiguousarray(age, np.float64), float(stale_after_s), checked, clean, *masks)
+    except compiled.KERNEL_ERRORS as exc:
+        compiled.mark_broken(exc)
+        return None
+    return Signal(clean, *masks)
+
+
+def read_signal_fast(values: np.ndarray, present: np.ndarray, sample_age_s: np.ndarray, stale_after_s: float,
+                     nonnegative: np.ndarray | None = None) -> Signal:
+    """:func:`try_read_signal`, or the reference when the kernel declines."""
+    fast = try_read_signal(values, present, sample_age_s, stale_after_s, nonnegative)
+    return fast if fast is not None else read_signal(values, present, sample_age_s, stale_after_s, nonnegative)
