@@ -28,11 +28,14 @@ from controller.model import REASON_CODES, RESUME_ANNOTATION, Action, ActionKind
 from controller.ports import (Cluster, ClusterView, ConcurrentMetricsSource, EventRecorder, MetricsSource, Rehearsal,
                               Samples, StateStore, TargetSelector)
 from controller.runtime.actuate import RetryPolicy, apply_with_retries
+from controller.runtime.claims import TargetClaims
 from controller.runtime.conditions import scaling_conditions
 from controller.runtime.healing import HealthQueries, health_actions, observe_health
 from controller.runtime.pod_samples import PodReader
 from controller.runtime.scaling_memory import ScalingMemory
 from controller.runtime.startup_observer import StartupInfo, StartupObserver
+
+log = logging.getLogger("setpoint.runtime")
 
 #: Actions that spend a healing budget: the durable state charging them is saved before they go out.
 DISRUPTIVE = frozenset({ActionKind.RESTART_POD, ActionKind.ROLLING_RESTART, ActionKind.ROLLBACK})
@@ -113,6 +116,7 @@ class CycleResult:
     startup: StartupInfo | None = None  # observed start-up delays (startupDelay: observed), for the records
     withheld: np.ndarray | None = None  # (N,) replicas withheld by pods not Ready (core/scaling/withheld.py)
     scaling_committed: bool = False  # the decision's scale events joined the scaling state (Reconciler._commit_scaling)
+    contested: int = 0  # workloads the policy selects that another policy governs (not in ``targets``)
 
 
 def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: float = 0.0) -> list:
@@ -199,8 +203,13 @@ class Reconciler:
     def __init__(self, policy: RuntimePolicy, metrics: MetricsSource, cluster: Cluster,
                  on_cycle: Callable[[CycleResult], None] | None = None, retry: RetryPolicy = RetryPolicy(),
                  state_store: StateStore | None = None, monotonic: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep, warm_from=None):
+                 sleep: Callable[[float], None] = time.sleep, warm_from=None, claims: TargetClaims | None = None):
         self.policy = policy
+        # shared by the live service's reconcilers: a workload two policies select is governed by
+        # one (controller/runtime/claims.py); None in a simulation or replay (one policy per run)
+        self.claims = claims
+        self._taken_said: dict[TargetRef, str] = {}  # targets another policy governs, as last said
+        self.contested = 0  # how many of the selected workloads another policy governs (last cycle)
         # a source with ``query_range`` (PrometheusSource): the scaling state is rebuilt from its
         # history at the first cycle and after ``restore()`` (controller/runtime/warm_start.py)
         self.warm_from = warm_from
@@ -572,12 +581,31 @@ class Reconciler:
         self._announce_holds(healing, targets)
         return health_actions(healing, targets, view.exists, self.policy.name)
 
+    def _resolve(self, now: float) -> list[TargetRef]:
+        """The workloads this policy selects and governs: those another policy governs already
+        are skipped, said once each (a warning, and a PolicyConflict Event on the workload)."""
+        targets = self.cluster.resolve(self.policy.selector)
+        if self.claims is None:
+            return targets
+        targets, taken = self.claims.claim(self.policy.name, targets, now, self.policy.params.interval_s)
+        for target, owner in taken.items():
+            if self._taken_said.get(target) != owner:
+                message = (f"{self.policy.name} selects {target.kind} {target.key}, which policy {owner} already "
+                           f"governs: {self.policy.name} leaves it alone (two policies would scale it against each "
+                           f"other); narrow one of the two selectors")
+                log.warning(message, extra={"policy": self.policy.name, "target": str(target), "governed_by": owner})
+                emit_event(self._events, target, "PolicyConflict", message)
+        self._taken_said = taken
+        self.contested = len(taken)
+        return targets
+
     def cycle(self, now: float) -> CycleResult:
         """One reconcile at ``now`` (UTC epoch seconds). A failing target never stops the others."""
         started = time.perf_counter()
-        targets = self.cluster.resolve(self.policy.selector)
+        targets = self._resolve(now)
         result = CycleResult(self.policy.name, now, targets, None, None,
                              metric_names=self.policy.params.metric_names)
+        result.contested = self.contested
         if self._warm_due and self.warm_from is not None and self.policy.params.metrics and targets:
             self._warm_start(targets, now, result)
         with_pods = self.policy.health is not None or self.pods.wants_statuses
@@ -636,8 +664,9 @@ class Reconciler:
         the scaling side holding (no scaling decision, the scaling state untouched: scaling
         behaves as if this cycle had not happened). ``decision`` is None in the result."""
         started = time.perf_counter()
-        targets = self.cluster.resolve(self.policy.selector)
+        targets = self._resolve(now)
         result = CycleResult(self.policy.name, now, targets, None, None, metric_names=self.policy.params.metric_names)
+        result.contested = self.contested
         view = self.cluster.observe(targets, with_pods=True).check_rows(len(targets))
         result.view = view
         self._carry_state_over(targets)

@@ -24,6 +24,7 @@ from controller.model import TargetRef, jsonable
 from controller.ports import Cluster, MetricsSource, StateStore
 from controller.runtime.reconciler import (CycleResult, Reconciler, RuntimePolicy, cycle_records, emit_event,
                                            event_recorder)
+from controller.runtime.claims import TargetClaims
 from controller.runtime.records import DEFAULT_KEEP, DEFAULT_MAX_BYTES, RecordWriter
 from controller.runtime.status import StatusBook, to_document
 from controller.runtime.telemetry import Telemetry
@@ -99,6 +100,7 @@ class ControllerService:
         self.options = options or ServiceOptions()
         self.clock, self.is_leader, self.leader_term = clock, is_leader, leader_term
         self.policies: dict[str, RuntimePolicy] = load_runtime_policies(self.paths)  # invalid: refuse to start
+        self.claims = TargetClaims()  # one governing policy per workload, across the reconcilers
         self.reconcilers: dict[str, Reconciler] = {n: self._reconciler(p) for n, p in self.policies.items()}
         # policies whose durable state must be re-read before their next cycle as leader: while
         # another replica leads, it acts and saves; what this one read at start-up goes stale
@@ -136,7 +138,7 @@ class ControllerService:
     def _reconciler(self, policy: RuntimePolicy) -> Reconciler:
         warm_from = self.metrics if self.options.warm_start and hasattr(self.metrics, "query_range") else None
         return Reconciler(policy, self.metrics, self.cluster, on_cycle=self._after_cycle, state_store=self.state_store,
-                          warm_from=warm_from)
+                          warm_from=warm_from, claims=self.claims)
 
     def _trigger(self, policy: RuntimePolicy) -> IntervalTrigger:
         interval = policy.params.interval_s
@@ -353,6 +355,10 @@ class ControllerService:
         self.telemetry.policies_loaded.set(len(plan.policies))
         for name in set(old_policies) - set(plan.policies):
             self.telemetry.forget_policy(name)
+        # removed and changed policies claim afresh at their next cycle: workloads moved between
+        # policies in one edit go where the edit says, not to whichever held them before
+        for name in (set(old_policies) - set(plan.policies)) | set(plan.triggers):
+            self.claims.forget(name)
         self.status_book.forget(plan.policies)
 
     def _restore_jobs(self, names: list[str], policies: dict[str, RuntimePolicy]) -> None:

@@ -80,6 +80,9 @@ class Telemetry:
                                         "actions were applied all the same.", registry=r)
         self.records_ok = Gauge("setpoint_records_ok", "1 while decision records are written (and when none are "
                                 "asked for); 0 from a failed write until one succeeds.", registry=r)
+        self.contested = Gauge("setpoint_contested_targets", "Workloads a policy selects that another policy "
+                               "already governs: it leaves them alone (a PolicyConflict Event says which); "
+                               "narrow one of the two selectors.", ["policy"], registry=r)
         self.last_cycle = Gauge("setpoint_last_cycle_timestamp_seconds", "When the last cycle of a policy ended.",
                                 ["policy"], registry=r)
         self._targets: dict[str, set[str]] = {}  # policy -> target keys with a gauge, for forget_policy
@@ -95,10 +98,11 @@ class Telemetry:
         """Drop the gauges of a policy that a reload removed, so that no alert reads them as stale."""
         for target in self._targets.pop(policy, set()):
             self._forget_target(policy, target)
-        try:
-            self.last_cycle.remove(policy)
-        except KeyError:
-            pass
+        for gauge in (self.last_cycle, self.contested):
+            try:
+                gauge.remove(policy)
+            except KeyError:
+                pass
 
     def _forget_target(self, policy: str, target: str) -> None:
         self._ready_seen.pop((policy, target), None)
@@ -156,6 +160,7 @@ class Telemetry:
         self.cycle_seconds.labels(p).observe(result.duration_s)
         self.queries.labels(p).inc(result.queries)
         self.last_cycle.labels(p).set(time.time())
+        self.contested.labels(p).set(result.contested)
         for error in result.errors:
             self.errors.labels(p, "state" if error.startswith("state:") else "metrics").inc()
         for _ in result.state_problems:
