@@ -8,9 +8,11 @@ cycle is logged and counted; it never stops the scheduler or the other policies.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -55,6 +57,22 @@ def _fingerprint(paths: list[Path]) -> tuple:
             except OSError:
                 files.append((str(f), None, None))
     return tuple(files)
+
+
+def first_run(old_next: datetime | None, now: datetime, interval_s: float, jitter_s: float,
+              rand: Callable[[], float] = random.random) -> datetime | None:
+    """When the new job of a changed policy first runs: it keeps the phase of its old job (whose
+    next run was ``old_next``) but never later than a full new interval from ``now``; an old job
+    already due runs at once, within the start jitter. None for a new policy (no old job): its
+    trigger's own start, one interval from now, as at start-up.
+
+    A fresh start one interval after each reload left a policy edited more often than its
+    interval without any cycle, and even one edit its targets ungoverned for an interval."""
+    if old_next is None:
+        return None
+    if old_next <= now:
+        return now + timedelta(seconds=jitter_s * rand())
+    return min(old_next, now + timedelta(seconds=interval_s))
 
 
 @dataclass
@@ -142,10 +160,15 @@ class ControllerService:
         interval = policy.params.interval_s
         return IntervalTrigger(seconds=interval, jitter=min(self.options.jitter_s, interval / 4))
 
-    def _schedule(self, policy: RuntimePolicy, trigger: IntervalTrigger | None = None) -> None:
-        self.scheduler.add_job(self.run_cycle, trigger or self._trigger(policy), args=[policy.name],
+    def _schedule(self, policy: RuntimePolicy, trigger: IntervalTrigger | None = None,
+                  next_run: datetime | None = None) -> None:
+        """(Re)schedule a policy's job; ``next_run`` its first run (None: one interval from now)."""
+        trigger = trigger or self._trigger(policy)
+        when = {} if next_run is None else {"next_run_time": next_run}
+        self.scheduler.add_job(self.run_cycle, trigger, args=[policy.name],
                                id=f"policy:{policy.name}", name=policy.name,
-                               misfire_grace_time=max(1, int(policy.params.interval_s)), replace_existing=True)
+                               misfire_grace_time=max(1, int(policy.params.interval_s)), replace_existing=True,
+                               **when)
         fast = Reconciler.rollout_interval_of(policy)
         if fast is not None:  # health-only cycles while a rollout is in progress (they skip otherwise)
             self.scheduler.add_job(self.run_health_cycle, IntervalTrigger(seconds=fast), args=[policy.name],
@@ -338,16 +361,21 @@ class ControllerService:
         """
         old_policies = self.policies
         changed: list[str] = []
+        old_next = self._next_runs(old_policies)
         try:
             if self.scheduler.running:
                 for name in sorted(set(old_policies) - set(plan.policies)):
                     changed.append(name)
                     self._unschedule(name)
+                now = datetime.now(timezone.utc)
                 for name, trigger in plan.triggers.items():
                     changed.append(name)
-                    self._schedule(plan.policies[name], trigger)
+                    # a changed policy keeps its old job's phase (a new one starts an interval from now)
+                    when = first_run(old_next.get(name), now, plan.policies[name].params.interval_s,
+                                     trigger.jitter or 0.0)
+                    self._schedule(plan.policies[name], trigger, when)
         except Exception:
-            self._restore_jobs(changed, old_policies)
+            self._restore_jobs(changed, old_policies, old_next)
             raise
         self.policies, self.reconcilers = plan.policies, plan.reconcilers
         self.telemetry.policies_loaded.set(len(plan.policies))
@@ -355,11 +383,23 @@ class ControllerService:
             self.telemetry.forget_policy(name)
         self.status_book.forget(plan.policies)
 
-    def _restore_jobs(self, names: list[str], policies: dict[str, RuntimePolicy]) -> None:
+    def _next_runs(self, policies: dict[str, RuntimePolicy]) -> dict[str, datetime]:
+        """The next run of each scheduled policy job (a paused or ended one has none)."""
+        out = {}
+        for name in policies:
+            job = self.scheduler.get_job(f"policy:{name}") if self.scheduler.running else None
+            if job is not None and job.next_run_time is not None:
+                out[name] = job.next_run_time
+        return out
+
+    def _restore_jobs(self, names: list[str], policies: dict[str, RuntimePolicy],
+                      next_runs: dict[str, datetime] | None = None) -> None:
+        now = datetime.now(timezone.utc)
         for name in names:
             try:
                 if name in policies:
-                    self._schedule(policies[name])
+                    old = (next_runs or {}).get(name)
+                    self._schedule(policies[name], next_run=None if old is None else max(old, now))
                 else:
                     self._unschedule(name)
             except Exception:  # keep restoring the others
