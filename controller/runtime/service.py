@@ -20,7 +20,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from controller.errors import PolicyError
+from controller.errors import PolicyError, PolicyUnreadable
 from controller.policy import LoadedPolicy, check_policies
 from controller.model import TargetRef, jsonable
 from controller.ports import Cluster, MetricsSource, StateStore
@@ -39,23 +39,26 @@ def runtime_policies(policies: list[LoadedPolicy]) -> dict[str, RuntimePolicy]:
 
 
 def load_runtime_policies(paths: list[Path]) -> dict[str, RuntimePolicy]:
-    """Every scaling policy under ``paths``; raises PolicyError (all errors) if any file is invalid."""
+    """Every scaling policy under ``paths``; raises PolicyError (all errors) if any file is invalid,
+    PolicyUnreadable when a file or folder could not be read."""
     check = check_policies(paths)
     if check.errors:
-        raise PolicyError(check.errors)
+        raise (PolicyUnreadable if check.unreadable else PolicyError)(check.errors)
     return runtime_policies(check.policies)
 
 
 def _fingerprint(paths: list[Path]) -> tuple:
-    """Names, sizes and modification times of the policy files: cheap change detection."""
+    """Names, sizes, modification times, modes and inodes of the policy files: cheap change
+    detection. The mode: a chmod that makes a rejected file readable again changes nothing else;
+    the inode: a file replaced by one of the same size and time (a rename over it)."""
     files = []
     for p in paths:
         for f in sorted(p.glob("*.y*ml")) if p.is_dir() else [p]:
             try:
                 st = f.stat()
-                files.append((str(f), st.st_size, st.st_mtime_ns))
+                files.append((str(f), st.st_size, st.st_mtime_ns, st.st_mode, st.st_ino))
             except OSError:
-                files.append((str(f), None, None))
+                files.append((str(f), None, None, None, None))
     return tuple(files)
 
 
@@ -129,6 +132,10 @@ class ControllerService:
         self.last_targets: dict[str, list[TargetRef]] = {}
         self._fingerprint = _fingerprint(self.paths)
         self._unsettled: tuple | None = None  # files seen changing at the last poll, not read yet
+        # the last reload failed because a file or folder could not be read: read again at the next
+        # poll even if nothing changed (a permission fixed on a folder changes no file's stat)
+        self._reread = False
+        self._rejected: list[str] = []  # errors of the last rejected reload (a retry says them again only if new)
         self._records = (RecordWriter(self.options.records_path, self.options.records_max_bytes, self.options.records_keep)
                          if self.options.records_path else None)
         self._records_lock = threading.Lock()
@@ -309,13 +316,18 @@ class ControllerService:
         """
         with self._reload_lock:
             fingerprint = _fingerprint(self.paths)
-            if fingerprint == self._fingerprint or not self._settled(fingerprint):
+            unchanged = fingerprint == self._fingerprint
+            if (unchanged and not self._reread) or not self._settled(fingerprint):
                 return False
-            self._fingerprint = fingerprint  # a rejected version is not retried until the files change again
+            # a rejected version is not retried until the files change again, unless it could not be read
+            self._fingerprint, self._reread = fingerprint, False
             try:
                 plan = self._prepare_reload()
             except PolicyError as exc:
-                self._reload_failed([str(e) for e in exc.errors])
+                errors = [str(e) for e in exc.errors]
+                self._reread = isinstance(exc, PolicyUnreadable)
+                if not (unchanged and errors == self._rejected):  # a retry that failed alike: said already
+                    self._reload_failed(errors)
                 return False
             except Exception as exc:  # compiling or scheduling a validated policy failed: a bug, still keep running
                 log.exception("policy reload failed")
@@ -328,6 +340,7 @@ class ControllerService:
                 self._reload_failed([f"{type(exc).__name__}: {exc}"])
                 return False
             self.telemetry.reload_succeeded(self.clock())
+            self._rejected = []
             log.info("policies reloaded", extra={"policies": sorted(plan.policies)})
             return True
 
@@ -336,7 +349,7 @@ class ControllerService:
         ``reload_settle_s``, or the same names, sizes and times as at the previous poll (a time in
         the future, a slow copy). A half-written file can be valid YAML of another policy (a
         metric cut off): reading it mid-write would apply that."""
-        newest_ns = max((mtime for _, _, mtime in fingerprint if mtime is not None), default=0)
+        newest_ns = max((f[2] for f in fingerprint if f[2] is not None), default=0)
         if time.time() - newest_ns / 1e9 >= self.options.reload_settle_s:
             return True
         stable, self._unsettled = fingerprint == self._unsettled, fingerprint
@@ -406,6 +419,7 @@ class ControllerService:
                 log.exception("could not restore the job of a policy", extra={"policy": name})
 
     def _reload_failed(self, errors: list[str]) -> None:
+        self._rejected = errors
         self.telemetry.reload_failed()
         log.error("policy reload rejected, keeping the last good policies",
                   extra={"errors": errors, "policies": sorted(self.policies)})

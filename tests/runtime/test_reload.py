@@ -331,3 +331,82 @@ def test_a_changed_policy_s_new_job_keeps_the_old_job_s_next_run(running, tmp_pa
     assert service.reload_if_changed() is True
     assert 0 < next_run_in_s(service, "web") <= 5
     assert 20 - 5 - 1 <= next_run_in_s(service, "api") <= 20 + 5  # new: one interval from now, jittered
+
+
+# ---------------------------------------------------------------- unreadable files and folders
+API = POLICY.format(interval="20s", target=100).replace("{name: web}", "{name: api}").replace("names: [web]", "names: [api]")
+
+
+@pytest.fixture
+def unreadable(monkeypatch):
+    """Paths that cannot be read, as after a chmod 000. The tests run as root, for whom chmod
+    does not stop reads: os.open, os.listdir and os.scandir are patched to raise PermissionError
+    for these paths (and only them) instead."""
+    locked: set[str] = set()
+
+    def guard(real):
+        def call(path, *args, **kwargs):
+            if os.fspath(path) in locked:
+                raise PermissionError(13, "Permission denied", os.fspath(path))
+            return real(path, *args, **kwargs)
+        return call
+
+    for name in ("open", "listdir", "scandir"):
+        monkeypatch.setattr(os, name, guard(getattr(os, name)))
+    return locked
+
+
+def test_a_reload_rejected_for_an_unreadable_file_is_retried_once_it_reads(running, tmp_path, unreadable, caplog):
+    service, path, telemetry, now = running
+    (tmp_path / "api.yaml").write_text(API)
+    assert service.reload_if_changed() is True
+    unreadable.add(str(path))
+    (tmp_path / "api.yaml").write_text(API.replace("max: 20", "max: 25"))
+    now[0] = T0 + 40
+    with caplog.at_level("ERROR", logger="setpoint.runtime"):
+        assert service.reload_if_changed() is False
+        assert service.reload_if_changed() is False  # read again, fails alike: not said again
+    [rejected] = [r for r in caplog.records if r.getMessage().startswith("policy reload rejected")]
+    assert rejected.errors == [f"{path}: cannot read: Permission denied"]
+    assert reload_status(telemetry)[:2] == (0, 1)
+    assert service.policies["api"].params.max_replicas == 20
+
+    unreadable.clear()  # chmod 644: no file's size or time changes
+    now[0] = T0 + 60
+    assert service.reload_if_changed() is True
+    assert reload_status(telemetry) == (1, 1, T0 + 60)
+    assert service.policies["api"].params.max_replicas == 25
+    assert service.reload_if_changed() is False  # read once, then only on a change
+
+
+def test_an_unreadable_policy_folder_is_a_one_line_rejection(running, tmp_path, unreadable, caplog):
+    service, _path, telemetry, _now = running
+    before = (service.policies, dict(service.reconcilers))
+    unreadable.add(str(tmp_path))
+    with caplog.at_level("INFO", logger="setpoint.runtime"):
+        assert service.reload_if_changed() is False
+    [record] = [r for r in caplog.records if r.name == "setpoint.runtime"]
+    assert record.getMessage() == "policy reload rejected, keeping the last good policies"
+    assert record.exc_info is None  # not the "this is a bug" path with a traceback
+    assert record.errors == [f"{tmp_path}: cannot read this folder: Permission denied"]
+    assert (service.policies, service.reconcilers) == before
+    assert reload_status(telemetry)[:2] == (0, 1)
+    unreadable.clear()
+    assert service.reload_if_changed() is True
+    assert reload_status(telemetry)[0] == 1
+
+
+def test_the_fingerprint_sees_a_chmod_and_a_replaced_file(tmp_path):
+    from controller.runtime.service import _fingerprint
+
+    path = write_policy(tmp_path)
+    before = _fingerprint([tmp_path])
+    path.chmod(0o600)
+    assert _fingerprint([tmp_path]) != before
+    chmodded, st = _fingerprint([tmp_path]), path.stat()
+    other = tmp_path / "new.tmp"
+    other.write_bytes(path.read_bytes())
+    other.chmod(0o600)
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    other.replace(path)  # same name, size, time and mode: another file
+    assert _fingerprint([tmp_path]) != chmodded
