@@ -140,6 +140,9 @@ class ControllerService:
                          if self.options.records_path else None)
         self._records_lock = threading.Lock()
         self._records_failures = 0  # cycles in a row whose records could not be written
+        # (policy, metric) whose query last answered with no sample for some existing targets:
+        # said once when it starts and once when every target has one again
+        self._metric_gaps: set[tuple[str, str]] = set()
         self.telemetry.records_ok.set(1)  # the writer opened the file (or none is asked for)
         self.status_book = StatusBook()  # GET /status: the last cycle of each policy, per target
         self.scheduler = BackgroundScheduler(
@@ -265,6 +268,7 @@ class ControllerService:
             log.info(result.warm_start.summary(), extra={"policy": result.policy})
         for error in result.errors:
             log.warning(error, extra={"policy": result.policy})
+        self._say_metric_gaps(result)
         for problem in result.state_problems:
             log.error("durable healing state unreadable, restored conservatively: %s", problem,
                       extra={"policy": result.policy})
@@ -276,6 +280,24 @@ class ControllerService:
                      action.replicas, action.reason, extra={"policy": result.policy, "target": str(action.target)})
         log.debug("cycle", extra={"policy": result.policy, "targets": len(result.targets),
                                   "duration_s": round(result.duration_s, 4), "queries": result.queries})
+
+    def _say_metric_gaps(self, result: CycleResult) -> None:
+        """A metric whose query answers with no sample for some targets (renamed, relabeled, its
+        exporter gone) holds their replicas (MetricsMissing) with no error to log: warn when it
+        starts, for a (policy, metric), and when every target has a sample again; not each cycle."""
+        for metric, (query, missing) in result.missing.items():
+            key = (result.policy, metric)
+            if missing and key not in self._metric_gaps:
+                self._metric_gaps.add(key)
+                log.warning("metric %s: the query answered no sample for %d of %d targets",
+                            metric, missing, len(result.targets),
+                            extra={"policy": result.policy, "metric": metric, "query": query,
+                                   "targets_missing": missing, "targets": len(result.targets)})
+            elif not missing and key in self._metric_gaps:
+                self._metric_gaps.discard(key)
+                log.warning("metric %s: a sample for every target again", metric,
+                            extra={"policy": result.policy, "metric": metric, "query": query,
+                                   "targets": len(result.targets)})
 
     def _write_records(self, records: list) -> None:
         """Append a cycle's records. A failure costs only the records: the cycle's actions were
@@ -391,6 +413,8 @@ class ControllerService:
             self._restore_jobs(changed, old_policies, old_next)
             raise
         self.policies, self.reconcilers = plan.policies, plan.reconcilers
+        self._metric_gaps = {(p, m) for p, m in self._metric_gaps  # a gap of a metric still there stays
+                             if p in plan.policies and m in plan.policies[p].params.metric_names}
         self.telemetry.policies_loaded.set(len(plan.policies))
         for name in set(old_policies) - set(plan.policies):
             self.telemetry.forget_policy(name)
