@@ -35,6 +35,11 @@ class PolicyError(InvalidInput):
     """A policy file is invalid. Rejected whole."""
 
 
+class PolicyUnreadable(PolicyError):
+    """A policy file or folder could not be read (permissions, a file gone mid-read): the same
+    files may read fine a moment later, so a reload rejected for it is tried again."""
+
+
 class ScenarioError(InvalidInput):
     """A scenario file is invalid."""
 

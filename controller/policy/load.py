@@ -57,6 +57,8 @@ class PolicyCheck:
     files: list[str] = field(default_factory=list)
     policies: list[LoadedPolicy] = field(default_factory=list)
     errors: list[FieldError] = field(default_factory=list)
+    #: files and folders that could not be read (permissions, gone mid-read): worth reading again
+    unreadable: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -117,9 +119,11 @@ def check_policies(paths: Iterable[str | Path]) -> PolicyCheck:
     texts = []
     for path in files:
         check.files.append(str(path))
-        text, read_error = _read_text(path)
-        if read_error is not None:
-            check.errors.append(read_error)
+        text, problem = read_yaml_file(path)
+        if problem is not None:
+            check.errors.append(FieldError(str(path), problem.line, "", problem.message))
+            if problem.unreadable:
+                check.unreadable.append(str(path))
         else:
             texts.append((text, str(path)))
     return _check_texts(check, texts)
@@ -149,9 +153,14 @@ def policy_files(paths: Iterable[str | Path]) -> tuple[list[Path], PolicyCheck]:
     seen: set[Path] = set()
     for path in map(Path, paths):
         if path.is_dir():
-            entries = sorted(p for p in path.iterdir() if p.suffix in POLICY_SUFFIXES)
-            found = [p for p in entries if p.is_file()]
-            broken = [p for p in entries if p.is_symlink() and not p.exists()]  # silently skipped before
+            try:
+                entries = sorted(p for p in path.iterdir() if p.suffix in POLICY_SUFFIXES)
+                found = [p for p in entries if p.is_file()]
+                broken = [p for p in entries if p.is_symlink() and not p.exists()]  # silently skipped before
+            except OSError as exc:  # a folder made unreadable (chmod 000): its files cannot be listed
+                check.errors.append(FieldError(str(path), None, "", f"cannot read this folder: {exc.strerror or exc}"))
+                check.unreadable.append(str(path))
+                continue
             check.errors += [FieldError(str(link), None, "", "a broken or looping symbolic link") for link in broken]
             if not found and not broken:
                 check.errors.append(FieldError(str(path), None, "", "no *.yaml or *.yml files in this folder"))
@@ -165,11 +174,6 @@ def policy_files(paths: Iterable[str | Path]) -> tuple[list[Path], PolicyCheck]:
                 seen.add(file.resolve())
                 files.append(file)
     return files, check
-
-
-def _read_text(path: Path) -> tuple[str | None, FieldError | None]:
-    text, problem = read_yaml_file(path)
-    return text, None if problem is None else FieldError(str(path), problem.line, "", problem.message)
 
 
 def _check_text(text: str, filename: str) -> tuple[list[_Document], list[FieldError]]:

@@ -46,6 +46,7 @@ class YamlProblem:
     line: int | None
     path: Path
     message: str
+    unreadable: bool = False  # the file could not be read (OSError): it may read fine later
 
 
 @dataclass
@@ -84,7 +85,7 @@ def read_yaml_file(path: str | os.PathLike[str]) -> tuple[str | None, YamlProble
             size = os.fstat(fd).st_size
             data = b"" if size > MAX_FILE_BYTES else stream.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        return None, YamlProblem(None, (), f"cannot read: {exc.strerror or exc}")
+        return None, YamlProblem(None, (), f"cannot read: {exc.strerror or exc}", unreadable=True)
     size = max(size, len(data))  # st_size is 0 for pipes and /proc files
     if size > MAX_FILE_BYTES:
         return None, _too_large(size)

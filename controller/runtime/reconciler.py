@@ -117,6 +117,9 @@ class CycleResult:
     withheld: np.ndarray | None = None  # (N,) replicas withheld by pods not Ready (core/scaling/withheld.py)
     scaling_committed: bool = False  # the decision's scale events joined the scaling state (Reconciler._commit_scaling)
     contested: int = 0  # workloads the policy selects that another policy governs (not in ``targets``)
+    #: per scaling metric whose query answered (not one read per pod): (its query, how many of the
+    #: existing targets got no sample from it: a renamed metric, a relabeling, an exporter gone)
+    missing: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
 def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: float = 0.0) -> list:
@@ -412,12 +415,16 @@ class Reconciler:
     def _query_all(self, targets: list[TargetRef], now: float, result: CycleResult) -> list[Samples]:
         out = []
         result.queries += len(self.policy.queries)
-        for name, s in zip(self.policy.params.metric_names, self._fetch(targets, now)):
+        exists = result.view.exists if result.view is not None else np.ones(len(targets), bool)
+        fetched = self._fetch(targets, now)
+        for j, (name, expr, s) in enumerate(zip(self.policy.params.metric_names, self.policy.queries, fetched)):
             if isinstance(s, Exception):  # the whole metric is unknown: it votes against change
                 if not isinstance(s, MetricsUnavailable):
                     raise s
                 result.errors.append(f"metric {name}: {s}")
                 s = Samples.missing(len(targets))
+            elif j not in self.pods.read_here:
+                result.missing[name] = (expr, int(np.count_nonzero(~s.present & ~s.conflict & exists)))
             if s.conflict.any():
                 bad = [str(t) for t, c in zip(targets, s.conflict) if c]
                 result.errors.append(f"metric {name}: several series for {', '.join(bad[:5])}")

@@ -8,9 +8,11 @@ cycle is logged and counted; it never stops the scheduler or the other policies.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -18,7 +20,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from controller.errors import PolicyError
+from controller.errors import PolicyError, PolicyUnreadable
 from controller.policy import LoadedPolicy, check_policies
 from controller.model import TargetRef, jsonable
 from controller.ports import Cluster, MetricsSource, StateStore
@@ -38,24 +40,43 @@ def runtime_policies(policies: list[LoadedPolicy]) -> dict[str, RuntimePolicy]:
 
 
 def load_runtime_policies(paths: list[Path]) -> dict[str, RuntimePolicy]:
-    """Every scaling policy under ``paths``; raises PolicyError (all errors) if any file is invalid."""
+    """Every scaling policy under ``paths``; raises PolicyError (all errors) if any file is invalid,
+    PolicyUnreadable when a file or folder could not be read."""
     check = check_policies(paths)
     if check.errors:
-        raise PolicyError(check.errors)
+        raise (PolicyUnreadable if check.unreadable else PolicyError)(check.errors)
     return runtime_policies(check.policies)
 
 
 def _fingerprint(paths: list[Path]) -> tuple:
-    """Names, sizes and modification times of the policy files: cheap change detection."""
+    """Names, sizes, modification times, modes and inodes of the policy files: cheap change
+    detection. The mode: a chmod that makes a rejected file readable again changes nothing else;
+    the inode: a file replaced by one of the same size and time (a rename over it)."""
     files = []
     for p in paths:
         for f in sorted(p.glob("*.y*ml")) if p.is_dir() else [p]:
             try:
                 st = f.stat()
-                files.append((str(f), st.st_size, st.st_mtime_ns))
+                files.append((str(f), st.st_size, st.st_mtime_ns, st.st_mode, st.st_ino))
             except OSError:
-                files.append((str(f), None, None))
+                files.append((str(f), None, None, None, None))
     return tuple(files)
+
+
+def first_run(old_next: datetime | None, now: datetime, interval_s: float, jitter_s: float,
+              rand: Callable[[], float] = random.random) -> datetime | None:
+    """When the new job of a changed policy first runs: it keeps the phase of its old job (whose
+    next run was ``old_next``) but never later than a full new interval from ``now``; an old job
+    already due runs at once, within the start jitter. None for a new policy (no old job): its
+    trigger's own start, one interval from now, as at start-up.
+
+    A fresh start one interval after each reload left a policy edited more often than its
+    interval without any cycle, and even one edit its targets ungoverned for an interval."""
+    if old_next is None:
+        return None
+    if old_next <= now:
+        return now + timedelta(seconds=jitter_s * rand())
+    return min(old_next, now + timedelta(seconds=interval_s))
 
 
 @dataclass
@@ -113,10 +134,17 @@ class ControllerService:
         self.last_targets: dict[str, list[TargetRef]] = {}
         self._fingerprint = _fingerprint(self.paths)
         self._unsettled: tuple | None = None  # files seen changing at the last poll, not read yet
+        # the last reload failed because a file or folder could not be read: read again at the next
+        # poll even if nothing changed (a permission fixed on a folder changes no file's stat)
+        self._reread = False
+        self._rejected: list[str] = []  # errors of the last rejected reload (a retry says them again only if new)
         self._records = (RecordWriter(self.options.records_path, self.options.records_max_bytes, self.options.records_keep)
                          if self.options.records_path else None)
         self._records_lock = threading.Lock()
         self._records_failures = 0  # cycles in a row whose records could not be written
+        # (policy, metric) whose query last answered with no sample for some existing targets:
+        # said once when it starts and once when every target has one again
+        self._metric_gaps: set[tuple[str, str]] = set()
         self.telemetry.records_ok.set(1)  # the writer opened the file (or none is asked for)
         self.status_book = StatusBook()  # GET /status: the last cycle of each policy, per target
         self.scheduler = BackgroundScheduler(
@@ -144,10 +172,15 @@ class ControllerService:
         interval = policy.params.interval_s
         return IntervalTrigger(seconds=interval, jitter=min(self.options.jitter_s, interval / 4))
 
-    def _schedule(self, policy: RuntimePolicy, trigger: IntervalTrigger | None = None) -> None:
-        self.scheduler.add_job(self.run_cycle, trigger or self._trigger(policy), args=[policy.name],
+    def _schedule(self, policy: RuntimePolicy, trigger: IntervalTrigger | None = None,
+                  next_run: datetime | None = None) -> None:
+        """(Re)schedule a policy's job; ``next_run`` its first run (None: one interval from now)."""
+        trigger = trigger or self._trigger(policy)
+        when = {} if next_run is None else {"next_run_time": next_run}
+        self.scheduler.add_job(self.run_cycle, trigger, args=[policy.name],
                                id=f"policy:{policy.name}", name=policy.name,
-                               misfire_grace_time=max(1, int(policy.params.interval_s)), replace_existing=True)
+                               misfire_grace_time=max(1, int(policy.params.interval_s)), replace_existing=True,
+                               **when)
         fast = Reconciler.rollout_interval_of(policy)
         if fast is not None:  # health-only cycles while a rollout is in progress (they skip otherwise)
             self.scheduler.add_job(self.run_health_cycle, IntervalTrigger(seconds=fast), args=[policy.name],
@@ -237,6 +270,7 @@ class ControllerService:
             log.info(result.warm_start.summary(), extra={"policy": result.policy})
         for error in result.errors:
             log.warning(error, extra={"policy": result.policy})
+        self._say_metric_gaps(result)
         for problem in result.state_problems:
             log.error("durable healing state unreadable, restored conservatively: %s", problem,
                       extra={"policy": result.policy})
@@ -248,6 +282,24 @@ class ControllerService:
                      action.replicas, action.reason, extra={"policy": result.policy, "target": str(action.target)})
         log.debug("cycle", extra={"policy": result.policy, "targets": len(result.targets),
                                   "duration_s": round(result.duration_s, 4), "queries": result.queries})
+
+    def _say_metric_gaps(self, result: CycleResult) -> None:
+        """A metric whose query answers with no sample for some targets (renamed, relabeled, its
+        exporter gone) holds their replicas (MetricsMissing) with no error to log: warn when it
+        starts, for a (policy, metric), and when every target has a sample again; not each cycle."""
+        for metric, (query, missing) in result.missing.items():
+            key = (result.policy, metric)
+            if missing and key not in self._metric_gaps:
+                self._metric_gaps.add(key)
+                log.warning("metric %s: the query answered no sample for %d of %d targets",
+                            metric, missing, len(result.targets),
+                            extra={"policy": result.policy, "metric": metric, "query": query,
+                                   "targets_missing": missing, "targets": len(result.targets)})
+            elif not missing and key in self._metric_gaps:
+                self._metric_gaps.discard(key)
+                log.warning("metric %s: a sample for every target again", metric,
+                            extra={"policy": result.policy, "metric": metric, "query": query,
+                                   "targets": len(result.targets)})
 
     def _write_records(self, records: list) -> None:
         """Append a cycle's records. A failure costs only the records: the cycle's actions were
@@ -288,13 +340,18 @@ class ControllerService:
         """
         with self._reload_lock:
             fingerprint = _fingerprint(self.paths)
-            if fingerprint == self._fingerprint or not self._settled(fingerprint):
+            unchanged = fingerprint == self._fingerprint
+            if (unchanged and not self._reread) or not self._settled(fingerprint):
                 return False
-            self._fingerprint = fingerprint  # a rejected version is not retried until the files change again
+            # a rejected version is not retried until the files change again, unless it could not be read
+            self._fingerprint, self._reread = fingerprint, False
             try:
                 plan = self._prepare_reload()
             except PolicyError as exc:
-                self._reload_failed([str(e) for e in exc.errors])
+                errors = [str(e) for e in exc.errors]
+                self._reread = isinstance(exc, PolicyUnreadable)
+                if not (unchanged and errors == self._rejected):  # a retry that failed alike: said already
+                    self._reload_failed(errors)
                 return False
             except Exception as exc:  # compiling or scheduling a validated policy failed: a bug, still keep running
                 log.exception("policy reload failed")
@@ -307,6 +364,7 @@ class ControllerService:
                 self._reload_failed([f"{type(exc).__name__}: {exc}"])
                 return False
             self.telemetry.reload_succeeded(self.clock())
+            self._rejected = []
             log.info("policies reloaded", extra={"policies": sorted(plan.policies)})
             return True
 
@@ -315,7 +373,7 @@ class ControllerService:
         ``reload_settle_s``, or the same names, sizes and times as at the previous poll (a time in
         the future, a slow copy). A half-written file can be valid YAML of another policy (a
         metric cut off): reading it mid-write would apply that."""
-        newest_ns = max((mtime for _, _, mtime in fingerprint if mtime is not None), default=0)
+        newest_ns = max((f[2] for f in fingerprint if f[2] is not None), default=0)
         if time.time() - newest_ns / 1e9 >= self.options.reload_settle_s:
             return True
         stable, self._unsettled = fingerprint == self._unsettled, fingerprint
@@ -340,18 +398,25 @@ class ControllerService:
         """
         old_policies = self.policies
         changed: list[str] = []
+        old_next = self._next_runs(old_policies)
         try:
             if self.scheduler.running:
                 for name in sorted(set(old_policies) - set(plan.policies)):
                     changed.append(name)
                     self._unschedule(name)
+                now = datetime.now(timezone.utc)
                 for name, trigger in plan.triggers.items():
                     changed.append(name)
-                    self._schedule(plan.policies[name], trigger)
+                    # a changed policy keeps its old job's phase (a new one starts an interval from now)
+                    when = first_run(old_next.get(name), now, plan.policies[name].params.interval_s,
+                                     trigger.jitter or 0.0)
+                    self._schedule(plan.policies[name], trigger, when)
         except Exception:
-            self._restore_jobs(changed, old_policies)
+            self._restore_jobs(changed, old_policies, old_next)
             raise
         self.policies, self.reconcilers = plan.policies, plan.reconcilers
+        self._metric_gaps = {(p, m) for p, m in self._metric_gaps  # a gap of a metric still there stays
+                             if p in plan.policies and m in plan.policies[p].params.metric_names}
         self.telemetry.policies_loaded.set(len(plan.policies))
         for name in set(old_policies) - set(plan.policies):
             self.telemetry.forget_policy(name)
@@ -361,17 +426,30 @@ class ControllerService:
             self.claims.forget(name)
         self.status_book.forget(plan.policies)
 
-    def _restore_jobs(self, names: list[str], policies: dict[str, RuntimePolicy]) -> None:
+    def _next_runs(self, policies: dict[str, RuntimePolicy]) -> dict[str, datetime]:
+        """The next run of each scheduled policy job (a paused or ended one has none)."""
+        out = {}
+        for name in policies:
+            job = self.scheduler.get_job(f"policy:{name}") if self.scheduler.running else None
+            if job is not None and job.next_run_time is not None:
+                out[name] = job.next_run_time
+        return out
+
+    def _restore_jobs(self, names: list[str], policies: dict[str, RuntimePolicy],
+                      next_runs: dict[str, datetime] | None = None) -> None:
+        now = datetime.now(timezone.utc)
         for name in names:
             try:
                 if name in policies:
-                    self._schedule(policies[name])
+                    old = (next_runs or {}).get(name)
+                    self._schedule(policies[name], next_run=None if old is None else max(old, now))
                 else:
                     self._unschedule(name)
             except Exception:  # keep restoring the others
                 log.exception("could not restore the job of a policy", extra={"policy": name})
 
     def _reload_failed(self, errors: list[str]) -> None:
+        self._rejected = errors
         self.telemetry.reload_failed()
         log.error("policy reload rejected, keeping the last good policies",
                   extra={"errors": errors, "policies": sorted(self.policies)})

@@ -6,12 +6,13 @@ import os
 import random
 import time
 import tracemalloc
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from controller.adapters.kubernetes import KubernetesCluster
-from controller.runtime.service import ControllerService, ServiceOptions
+from controller.runtime.service import ControllerService, ServiceOptions, first_run
 from controller.runtime.telemetry import Telemetry
 from simulators.ports import SimMetrics
 from tests.adapters.kube_helpers import official_client, server  # noqa: F401 (fixture)
@@ -258,3 +259,154 @@ def test_the_first_poll_after_a_change(tmp_path, age_s, reloads):
     assert service.reload_if_changed() is reloads
     assert service.reload_if_changed() is True or reloads  # a second poll finds it unchanged
     assert service.policies["web"].params.interval_s == 30
+
+
+# ---------------------------------------------------------------- a changed policy keeps its phase
+BASE = datetime(2026, 1, 1, tzinfo=timezone.utc)  # a fixed clock for first_run
+
+
+def at(s: float) -> datetime:
+    return BASE + timedelta(seconds=s)
+
+
+def cycles_while_edited(interval_s: float, edit_every_s: float, until_s: float, jitter_s: float = 2.0) -> list[float]:
+    """The times a job runs when its policy is edited every ``edit_every_s`` (a real change: a new
+    job each time, first run by first_run) on a scheduler that runs a due job at its time."""
+    runs, next_run, t = [], at(interval_s), 0.0  # started at 0: first run one interval later
+    edits = iter(k * edit_every_s for k in range(1, 10_000))
+    edit = next(edits)
+    while t < until_s:
+        if (next_run - BASE).total_seconds() <= edit:  # the job runs before the next edit
+            t = (next_run - BASE).total_seconds()
+            runs.append(t)
+            next_run = at(t + interval_s)  # (the trigger's jitter on later runs left out)
+        else:
+            t = edit
+            next_run = first_run(next_run, at(t), interval_s, jitter_s, rand=lambda: 0.5)
+            edit = next(edits)
+    return [r for r in runs if r < until_s]
+
+
+@pytest.mark.parametrize("interval_s, edit_every_s", [
+    pytest.param(20, 9, id="20s-policy-edited-every-9s"),
+    pytest.param(20, 1, id="20s-policy-edited-every-second"),
+    pytest.param(20, 19.9, id="20s-policy-edited-just-under-its-interval"),
+    pytest.param(5, 60, id="edited-less-often-than-its-interval"),
+])
+def test_a_policy_edited_more_often_than_its_interval_still_cycles(interval_s, edit_every_s):
+    runs = cycles_while_edited(interval_s, edit_every_s, until_s=90)
+    assert runs, "no cycle ran while the file kept changing"
+    gaps = [b - a for a, b in zip([0.0] + runs, runs + [90.0])]
+    assert max(gaps) <= interval_s
+
+
+@pytest.mark.parametrize("old_next_s, interval_s, expected_s", [
+    pytest.param(12, 20, 12, id="old-phase-kept"),
+    pytest.param(12, 5, 5, id="shorter-new-interval-moves-it-earlier"),
+    pytest.param(12, 60, 12, id="longer-new-interval-keeps-the-old-time"),
+    pytest.param(0, 20, 1, id="old-run-due-now-runs-within-the-jitter"),
+    pytest.param(-30, 20, 1, id="old-run-overdue-runs-within-the-jitter"),
+    pytest.param(None, 20, None, id="new-policy-starts-as-new-ones-do"),
+])
+def test_the_first_run_of_a_changed_policy(old_next_s, interval_s, expected_s):
+    old = None if old_next_s is None else at(old_next_s)
+    got = first_run(old, at(0), interval_s, jitter_s=2.0, rand=lambda: 0.5)
+    assert got == (None if expected_s is None else at(expected_s))
+
+
+def next_run_in_s(service: ControllerService, name: str) -> float:
+    return (service.scheduler.get_job(f"policy:{name}").next_run_time - datetime.now(timezone.utc)).total_seconds()
+
+
+def test_a_changed_policy_s_new_job_keeps_the_old_job_s_next_run(running, tmp_path):
+    service, path, _telemetry, _now = running
+    old_next = service.scheduler.get_job("policy:web").next_run_time  # ~15 s from start, jittered
+    path.write_text(POLICY.format(interval="30s", target=50))
+    assert service.reload_if_changed() is True
+    assert job_interval_s(service, "web") == 30
+    assert service.scheduler.get_job("policy:web").next_run_time == old_next  # not 30 s from now
+    path.write_text(POLICY.format(interval="5s", target=50))  # shorter: at most 5 s from now
+    (tmp_path / "api.yaml").write_text(POLICY.format(interval="20s", target=100).replace("{name: web}", "{name: api}")
+                                       .replace("names: [web]", "names: [api]"))
+    assert service.reload_if_changed() is True
+    assert 0 < next_run_in_s(service, "web") <= 5
+    assert 20 - 5 - 1 <= next_run_in_s(service, "api") <= 20 + 5  # new: one interval from now, jittered
+
+
+# ---------------------------------------------------------------- unreadable files and folders
+API = POLICY.format(interval="20s", target=100).replace("{name: web}", "{name: api}").replace("names: [web]", "names: [api]")
+
+
+@pytest.fixture
+def unreadable(monkeypatch):
+    """Paths that cannot be read, as after a chmod 000. The tests run as root, for whom chmod
+    does not stop reads: os.open, os.listdir and os.scandir are patched to raise PermissionError
+    for these paths (and only them) instead."""
+    locked: set[str] = set()
+
+    def guard(real):
+        def call(path, *args, **kwargs):
+            if os.fspath(path) in locked:
+                raise PermissionError(13, "Permission denied", os.fspath(path))
+            return real(path, *args, **kwargs)
+        return call
+
+    for name in ("open", "listdir", "scandir"):
+        monkeypatch.setattr(os, name, guard(getattr(os, name)))
+    return locked
+
+
+def test_a_reload_rejected_for_an_unreadable_file_is_retried_once_it_reads(running, tmp_path, unreadable, caplog):
+    service, path, telemetry, now = running
+    (tmp_path / "api.yaml").write_text(API)
+    assert service.reload_if_changed() is True
+    unreadable.add(str(path))
+    (tmp_path / "api.yaml").write_text(API.replace("max: 20", "max: 25"))
+    now[0] = T0 + 40
+    with caplog.at_level("ERROR", logger="setpoint.runtime"):
+        assert service.reload_if_changed() is False
+        assert service.reload_if_changed() is False  # read again, fails alike: not said again
+    [rejected] = [r for r in caplog.records if r.getMessage().startswith("policy reload rejected")]
+    assert rejected.errors == [f"{path}: cannot read: Permission denied"]
+    assert reload_status(telemetry)[:2] == (0, 1)
+    assert service.policies["api"].params.max_replicas == 20
+
+    unreadable.clear()  # chmod 644: no file's size or time changes
+    now[0] = T0 + 60
+    assert service.reload_if_changed() is True
+    assert reload_status(telemetry) == (1, 1, T0 + 60)
+    assert service.policies["api"].params.max_replicas == 25
+    assert service.reload_if_changed() is False  # read once, then only on a change
+
+
+def test_an_unreadable_policy_folder_is_a_one_line_rejection(running, tmp_path, unreadable, caplog):
+    service, _path, telemetry, _now = running
+    before = (service.policies, dict(service.reconcilers))
+    unreadable.add(str(tmp_path))
+    with caplog.at_level("INFO", logger="setpoint.runtime"):
+        assert service.reload_if_changed() is False
+    [record] = [r for r in caplog.records if r.name == "setpoint.runtime"]
+    assert record.getMessage() == "policy reload rejected, keeping the last good policies"
+    assert record.exc_info is None  # not the "this is a bug" path with a traceback
+    assert record.errors == [f"{tmp_path}: cannot read this folder: Permission denied"]
+    assert (service.policies, service.reconcilers) == before
+    assert reload_status(telemetry)[:2] == (0, 1)
+    unreadable.clear()
+    assert service.reload_if_changed() is True
+    assert reload_status(telemetry)[0] == 1
+
+
+def test_the_fingerprint_sees_a_chmod_and_a_replaced_file(tmp_path):
+    from controller.runtime.service import _fingerprint
+
+    path = write_policy(tmp_path)
+    before = _fingerprint([tmp_path])
+    path.chmod(0o600)
+    assert _fingerprint([tmp_path]) != before
+    chmodded, st = _fingerprint([tmp_path]), path.stat()
+    other = tmp_path / "new.tmp"
+    other.write_bytes(path.read_bytes())
+    other.chmod(0o600)
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    other.replace(path)  # same name, size, time and mode: another file
+    assert _fingerprint([tmp_path]) != chmodded

@@ -9,7 +9,9 @@ import urllib.request
 import numpy as np
 import pytest
 
-from controller.errors import PolicyError
+from controller.errors import MetricsUnavailable, PolicyError
+from controller.model import REASON_CODES
+from controller.ports import Samples
 from controller.runtime.dryrun import DryRunCluster
 from controller.runtime.http import StatusServer, parse_listen
 from controller.runtime.records import read_records
@@ -268,3 +270,42 @@ def test_a_controller_started_during_a_stuck_rollout_counts_the_withheld_pod_at_
                 assert result.decision.desired.tolist() == [4], k
     finally:
         service.stop()
+
+
+class Gappy:
+    """A metrics source whose answers can lose the series of some targets (``gone``: a renamed
+    metric, a relabeling) or fail whole (``down``)."""
+
+    def __init__(self, inner):
+        self.inner, self.gone, self.down = inner, set(), False
+
+    def query(self, expr, targets, at, **kwargs):
+        if self.down:
+            raise MetricsUnavailable("connection refused")
+        s = self.inner.query(expr, targets, at, **kwargs)
+        keep = np.array([t.name not in self.gone for t in targets], bool)
+        return Samples(np.where(keep, s.values, np.nan), s.present & keep, s.age_s, s.conflict)
+
+
+def test_a_metric_with_no_sample_is_warned_once_and_its_recovery_once(tmp_path, caplog):
+    cluster, metrics, targets = sim()
+    write_policy(tmp_path)
+    source = Gappy(metrics)
+    service = ControllerService([tmp_path], source, targets, Telemetry(), clock=lambda: T0 + 20)
+    steps = [("gap", {"web"}, False), ("gap", {"web"}, False), ("query fails", {"web"}, True),
+             ("gap", {"web"}, False), ("back", set(), False), ("back", set(), False),
+             ("query fails", set(), True)]
+    said = []
+    for name, gone, down in steps:
+        source.gone, source.down = gone, down
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="setpoint.runtime"):
+            [result] = service.run_all_once()
+        said.append((name, [r for r in caplog.records if getattr(r, "metric", None) == "rps"]))  # not the query errors
+        assert (REASON_CODES[int(result.decision.reason[0])] == "MetricsMissing") is (bool(gone) or down)
+    lines = [(name, r.getMessage()) for name, records in said for r in records]
+    assert lines == [("gap", "metric rps: the query answered no sample for 1 of 1 targets"),
+                     ("back", "metric rps: a sample for every target again")]
+    first = said[0][1][0]
+    assert (first.policy, first.metric, first.query, first.targets_missing, first.targets) == (
+        "web", "rps", "rps_query", 1, 1)
