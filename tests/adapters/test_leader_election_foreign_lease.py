@@ -15,7 +15,7 @@ import pytest
 from kubernetes import client
 
 from controller.adapters.kubernetes import FOREIGN_LEASE_FACTOR, LeaderElector
-from tests.adapters.kube_helpers import official_client, start_server
+from tests.adapters.kube_helpers import api_client, server  # noqa: F401 (fixtures)
 
 NS = "shop"
 OWN_S = 15.0  # the candidate's own lease duration in the fake-clock tests
@@ -24,18 +24,9 @@ LEASES = (f"foreign-{i}" for i in itertools.count())
 
 
 @pytest.fixture
-def kube():
-    """The simulated API server (not driven: nothing changes unless a test writes)."""
-    srv = start_server()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def api(kube, tmp_path):
-    c = official_client(kube, tmp_path)
-    yield c
-    c.close()
+def api(api_client):
+    """A client of the simulated API server (not driven: nothing changes unless a test writes)."""
+    return api_client
 
 
 class FakeClock:

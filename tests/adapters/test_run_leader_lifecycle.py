@@ -24,7 +24,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from controller.cli.live import SHUTDOWN_DEADLINE_S, SHUTDOWN_GRACE_S
-from tests.adapters.kube_helpers import official_client, start_server
+from tests.adapters.kube_helpers import official_client, server  # noqa: F401 (fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 NS, LEASE = "shop", "setpoint"
@@ -48,16 +48,9 @@ spec:
 
 
 @pytest.fixture
-def kube():
-    srv = start_server()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def leases(kube, tmp_path):
+def leases(server, tmp_path):
     (tmp_path / "reader").mkdir()
-    api = official_client(kube, tmp_path / "reader")
+    api = official_client(server, tmp_path / "reader")
     yield client.CoordinationV1Api(api)
     api.close()
 
@@ -78,13 +71,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_run(kube, folder: Path, *extra: str, policy: str = POLICY, listen: str | None = None) -> subprocess.Popen:
+def start_run(server, folder: Path, *extra: str, policy: str = POLICY, listen: str | None = None) -> subprocess.Popen:
     """`setpoint run --leader-elect` on the simulated server; its output goes to folder/run.log.
     Prometheus is a closed loopback port: cycles fail their queries, which these tests ignore."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "policies").mkdir(exist_ok=True)
     (folder / "policies" / "pol.yaml").write_text(policy)
-    kubeconfig = kube.write_kubeconfig(folder / "kubeconfig.yaml", namespace=NS)
+    kubeconfig = server.write_kubeconfig(folder / "kubeconfig.yaml", namespace=NS)
     args = [sys.executable, "-m", "controller.cli", "run", "--policies", str(folder / "policies"),
             "--prometheus", f"http://127.0.0.1:{free_port()}", "--prometheus-timeout", "1",
             "--kubeconfig", str(kubeconfig), "--listen", listen or f"127.0.0.1:{free_port()}",
@@ -148,12 +141,12 @@ STARTUP_ERRORS = [  # (how to break the start-up, a word the one-line message mu
 
 
 @pytest.mark.parametrize(("breakage", "word"), STARTUP_ERRORS)
-def test_a_start_up_error_exits_1_with_one_line_and_holds_no_lease(kube, leases, tmp_path, breakage, word):
+def test_a_start_up_error_exits_1_with_one_line_and_holds_no_lease(server, leases, tmp_path, breakage, word):
     folder = tmp_path / "run"
     folder.mkdir()
     with contextlib.ExitStack() as held:  # what the breakage holds while the process runs
         extra, options = breakage(folder, held)
-        code = wait_exit(start_run(kube, folder, *extra, **options), START_TIMEOUT_S)
+        code = wait_exit(start_run(server, folder, *extra, **options), START_TIMEOUT_S)
     lines = plain_lines(folder)
     assert code == 1, (code, lines)
     assert len(lines) == 1 and word in lines[0], lines
@@ -169,8 +162,8 @@ STOPS = [  # (signal, exit code): every stop signal ends as SIGTERM does
 
 
 @pytest.mark.parametrize(("sig", "code"), STOPS)
-def test_a_stop_signal_releases_the_lease(kube, leases, tmp_path, sig, code):
-    proc = start_run(kube, tmp_path)
+def test_a_stop_signal_releases_the_lease(server, leases, tmp_path, sig, code):
+    proc = start_run(server, tmp_path)
     try:
         wait_until(lambda: holder(leases) is not None, START_TIMEOUT_S, "the Lease to be taken")
         proc.send_signal(sig)
@@ -183,21 +176,21 @@ def test_a_stop_signal_releases_the_lease(kube, leases, tmp_path, sig, code):
     assert plain_lines(tmp_path) == []
 
 
-def test_a_cycle_stuck_on_a_stalled_api_server_does_not_hold_the_exit(kube, leases, tmp_path):
+def test_a_cycle_stuck_on_a_stalled_api_server_does_not_hold_the_exit(server, leases, tmp_path):
     """Every Deployment list stalls 60 s (the client's read timeout is 10 s, 4 tries): the stop
     waits SHUTDOWN_GRACE_S for the cycle, releases the Lease, and exits well within Kubernetes'
     default 30 s grace period."""
-    proc = start_run(kube, tmp_path)
+    proc = start_run(server, tmp_path)
     try:
         wait_until(lambda: holder(leases) is not None, START_TIMEOUT_S, "the Lease to be taken")
-        stall = kube.api.faults.inject(r"/namespaces/shop/deployments$", delay_s=60, times=100, method="GET")
+        stall = server.api.faults.inject(r"/namespaces/shop/deployments$", delay_s=60, times=100, method="GET")
         wait_until(lambda: stall.times < 100, 10, "a cycle to stall")
         asked = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         code = wait_exit(proc, SHUTDOWN_DEADLINE_S + 5)
         took_s = time.monotonic() - asked
     finally:
-        kube.api.faults.clear()
+        server.api.faults.clear()
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
