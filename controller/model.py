@@ -32,6 +32,10 @@ class Reason(enum.IntEnum):
     BELOW_MIN = 13
     ABOVE_MAX = 14
     SCALE_DOWN_BLOCKED = 15
+    #: a scale-down proposed on a reading taken less than its metric's read window after the metric
+    #: was last missing (or first read): the range query covers only part of its window and reads
+    #: low (core/scaling/recovering.py); held at current replicas
+    METRICS_RECOVERING = 16
 
     @property
     def code(self) -> str:

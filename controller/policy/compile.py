@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from controller.core.health.params import (BudgetParams, CheckParams, Direction, HealthParams, Scope,
                                            default_verify_window_s)
+import dataclasses
 import re
 
 from controller.core.scaling.params import (ForecastParams, MetricKind, MetricParams, PolicyParams, RampParams, RuleType,
@@ -65,6 +66,12 @@ def _stated_startup_s(scaling) -> float:
 
 
 def compile_metric(metric: Metric, interval_s: float = 15.0, tolerance_down: float = 0.0) -> MetricParams:
+    """The metric's parameters, with its query's range as its read window (the recovery hold's)."""
+    return dataclasses.replace(_compile_metric(metric, interval_s, tolerance_down),
+                               read_window_s=query_range_s(metric.query))
+
+
+def _compile_metric(metric: Metric, interval_s: float, tolerance_down: float) -> MetricParams:
     target = metric.target
     forecast = None if metric.forecast is None else compile_forecast(metric.forecast, metric.query, interval_s)
     ramp = None if metric.ramp is None else compile_ramp(metric.ramp, metric.query, interval_s, tolerance_down)

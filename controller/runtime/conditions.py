@@ -30,6 +30,8 @@ _FIXED_MESSAGES = {
     "TargetNotReady": "no pod of the target is Ready (or none was for a whole metric window, which its readings "
                       "still average), so its metrics do not read its demand; a scale-down waits until they do, "
                       "and so does a scale-up once it had Ready pods (new ones would not get Ready either)",
+    "MetricsRecovering": "a metric came back (or was first read) less than its query's range ago, so its reading "
+                         "covers only part of the range and may read low; a scale-down waits until it covers all of it",
     "DesiredWithinRange": "the desired count is within the acceptable range",
     "TooFewReplicas": "the desired replica count is less than the minimum replica count",
     "TooManyReplicas": "the desired replica count is more than the maximum replica count",

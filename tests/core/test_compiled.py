@@ -45,7 +45,7 @@ def assert_same(a: Decision, b: Decision, where: str) -> None:
                   for k in ("ewma", "ewma_at", "samples", "sample_at")})
     pairs.update({f"norm_state.{k}": (getattr(a.state.norm, k), getattr(b.state.norm, k))
                   for k in ("rec_values", "rec_times", "up_changes", "up_times", "down_changes", "down_times",
-                            "missing_since")})
+                            "missing_since", "usable_since")})
     assert (a.ramps is None) == (b.ramps is None), f"{where}: ramps on one path only"
     if a.ramps is not None:
         assert a.ramps.columns == b.ramps.columns, f"{where}: ramp columns"
@@ -251,7 +251,8 @@ def policies(draw) -> PolicyParams:
     metrics = tuple(MetricParams(f"m{j}", draw(st.sampled_from(list(MetricKind))),
                                  draw(st.sampled_from([0.5, 50.0, 100.0])), ramp=draw(ramps()),
                                  capacity=draw(st.sampled_from([0.0, 0.0, 120.0, 1000.0])),  # pooled: averages only
-                                 saturation_capacity=draw(st.sampled_from([0.0, 0.0, 60.0, 150.0])))
+                                 saturation_capacity=draw(st.sampled_from([0.0, 0.0, 60.0, 150.0])),
+                                 read_window_s=draw(st.sampled_from([0.0, 15.0, 40.0, 120.0])))  # recovering.py
                     for j in range(m))
     lo = draw(st.integers(0, 5))
     return PolicyParams(

@@ -171,7 +171,7 @@ def supports(params: PolicyParams) -> bool:
 # ---------------------------------------------------------------------------------------- kernel
 _DISABLED, _ABOVE, _BELOW = int(Reason.SCALING_DISABLED), int(Reason.ABOVE_MAX), int(Reason.BELOW_MIN)
 _MISSING, _FALLBACK = int(Reason.METRICS_MISSING), int(Reason.FALLBACK_REPLICAS)
-_NOT_READY = int(Reason.TARGET_NOT_READY)
+_NOT_READY, _RECOVERING = int(Reason.TARGET_NOT_READY), int(Reason.METRICS_RECOVERING)
 _STAB_UP, _STAB_DOWN = int(Reason.STABILIZED_UP), int(Reason.STABILIZED_DOWN)
 _UP, _DOWN, _KEEP = int(Reason.SCALE_UP), int(Reason.SCALE_DOWN), int(Reason.WITHIN_TOLERANCE)
 _RL_UP, _RL_DOWN = int(Reason.RATE_LIMITED_UP), int(Reason.RATE_LIMITED_DOWN)

@@ -18,6 +18,7 @@ from controller.core.scaling.normalize import NormResult, NormState, normalize, 
 from controller.core.scaling.params import PolicyParams, Smoothing
 from controller.core.scaling.propose import propose_policy
 from controller.core.scaling.ramp import RampState, Ramps, apply_ramps
+from controller.core.scaling.recovering import recovering
 from controller.core.scaling.saturation import saturated, saturation_floor, saturation_values
 from controller.core.scaling.signal import Signal, read_signal
 from controller.core.scaling.smooth import SmoothState, smooth
@@ -328,7 +329,13 @@ def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, no
                                                     obs.ready, obs.status, state.ramp, now, obs.startup_s,
                                                     obs.latest, obs.withheld)
     release = fresh_rows(obs.present, obs.sample_age_s, params.interval_s) if params.scale_down_linear_release else None
-    result, norm_state = normalize_stage(params, obs.current, proposals, valid, state.norm, now, release, obs.ready)
+    if params.hpa_semantics:  # HPA has no recovery rule: the preset scales as HPA does
+        result, norm_state = normalize_stage(params, obs.current, proposals, valid, state.norm, now, release, obs.ready)
+    else:  # readings less than a read window after a gap may not lower replicas (core/scaling/recovering.py)
+        partial, usable_since = recovering(sig.usable, state.norm.usable_since, params.metric_read_windows, now)
+        result, norm_state = normalize_stage(params, obs.current, proposals, valid, state.norm, now, release, obs.ready,
+                                             partial=partial)
+        norm_state = replace(norm_state, usable_since=usable_since)
     return Decision(now, obs.current, obs.ready, sig, smoothed, np.where(valid, proposals, np.nan), valid, result,
                     ScalingState(smooth_state, norm_state, forecast_states, ramp_states), params, forecasts, hpa, ramps,
                     obs.latest)

@@ -75,12 +75,13 @@ def pack_params(params) -> np.ndarray:
     costs the call ~0.15 us to unbox): compiled._pack's scalars (its _P_* positions); the
     counts of up rules, down rules, ramp metrics and metrics; then the metric rows (5, M: kind,
     target, non-negative, pooled capacity, saturation capacity), up rules (3, Ru), down rules
-    (3, Rd) and ramp rows (R, 10), each flattened in C order."""
+    (3, Rd), ramp rows (R, 11), each flattened in C order, and the metrics' read windows (M,:
+    PolicyParams.metric_read_windows, the recovery hold's)."""
     scal, metric, up_rules, down_rules = compiled._pack(params)
     ramps = pack_ramps(params)
     counts = [up_rules.shape[1], down_rules.shape[1], ramps.shape[0], metric.shape[1]]
     return np.concatenate([scal, np.array(counts, np.float64), metric.ravel(), up_rules.ravel(),
-                           down_rules.ravel(), ramps.ravel()])
+                           down_rules.ravel(), ramps.ravel(), params.metric_read_windows])
 
 
 @jit
@@ -575,8 +576,9 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
     Inputs (N, M) values, present, age; (N,) current, ready, status, withheld (spec replicas whose pods
     will not serve, withheld.py), startup (observed start-up delays, NaN unknown); floor (N, M) the
     forecast stage's predictive proposals (NaN: none, see forecast_compiled.py). Parameters: pv (see
-    pack_params). State: em (3, N, M) the negated EWMA weights (expm1(-ln2 dt / half-life): the caller
-    computes them, see ewma_exponent_into), EWMA, its time; win (2, N, M, W) window samples, their
+    pack_params). State: em (4, N, M) the negated EWMA weights (expm1(-ln2 dt / half-life): the caller
+    computes them, see ewma_exponent_into), EWMA, its time, and each metric's first usable reading
+    since it was unusable (NormState.usable_since, recovering.py); win (2, N, M, W) window samples, their
     times; ramp (2, R, N, K) ramp samples, times; rec (2, H, N) recommendations, times; rows (H + 1 + 3W
     + 1 + R(2K + 1),) the common patterns of times of the recommendations (H + 1, see
     _recommendation_windows), of the window samples (see _sample_pattern) and of each ramp's samples
@@ -615,6 +617,7 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
     o_up = o_metric + 5 * m
     o_down = o_up + 3 * n_up
     o_ramp = o_down + 3 * n_down
+    o_read = o_ramp + _R_SIZE * n_ramps  # the metrics' read windows (recovering.py)
     keep_s = down_w if legacy else max(up_w, down_w)
     slots = rec.shape[1]
     cut_keep, cut_low, cut_high = now - keep_s, now - up_w, now - down_w
@@ -685,6 +688,11 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
             us = pr and not (st or nf or ng)
             out_b[0, i, j], out_b[1, i, j], out_b[2, i, j], out_b[3, i, j] = not pr, st, nf, ng
             out_b[4, i, j] = us
+            # the first usable reading since the metric was unusable (recovering.recovering)
+            if not us:
+                em[3, i, j] = _NAN
+            elif em[3, i, j] != em[3, i, j]:
+                em[3, i, j] = now
             sv = x if us else _NAN
             out_f[0, i, j] = sv
             if smoothing == _S_EWMA:
@@ -851,11 +859,13 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
                 out_f[5, i, j] = _NAN
 
         # -- combine: the max over the valid proposals (finite: NaN iff none is valid)
-        combined, any_valid, all_valid = -_INF, False, True
+        combined, any_valid, all_valid, partial = -_INF, False, True, False
         for j in range(m):
             if out_b[5, i, j]:
                 combined = compiled.nan_max(combined, out_f[2, i, j])
                 any_valid = True
+                # a valid reading less than its read window after a gap (recovering.recovering)
+                partial = partial or now - em[3, i, j] < pv[o_read + j]
             else:
                 all_valid = False
         combined = combined if any_valid else _NAN
@@ -890,9 +900,12 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
         elif (unlit and proposal < cur) or ((went_dark or after) and proposal != cur
                                            and miss_reason != compiled._FALLBACK):
             proposal, miss_reason = cur, compiled._NOT_READY
+        elif partial and proposal < cur:  # a reading just after a gap reads low: no scale-down on it
+            proposal, miss_reason = cur, compiled._RECOVERING
         vf[_F_LIT_AT, i] = now if ready[i] > 0.0 else (lit if on else _NAN)
         vf[_F_DARK_SINCE, i], vf[_F_HOLD_UNTIL, i] = since, until
-        # to the second pass: combined, proposal; the missing-data reason (a hold iff _MISSING or _NOT_READY)
+        # to the second pass: combined, proposal; the missing-data reason (a hold iff _MISSING, _RECOVERING
+        # or _NOT_READY)
         # where the final reasons go
         vf[_F_COMBINED, i], vf[_F_PROPOSAL, i] = combined, proposal
         vi[_I_REASON, i] = miss_reason
@@ -916,7 +929,8 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
         cur = current[i]
         proposal, combined, miss_reason = vf[_F_PROPOSAL, i], vf[_F_COMBINED, i], vi[_I_REASON, i]
         any_valid = combined == combined
-        hold = miss_reason == compiled._MISSING or miss_reason == compiled._NOT_READY
+        hold = (miss_reason == compiled._MISSING or miss_reason == compiled._NOT_READY
+                or miss_reason == compiled._RECOVERING)
         forced, pre_reason = compiled.precheck(cur, lo, hi)
         has_forced = forced == forced
         skip = has_forced or hold

@@ -28,6 +28,8 @@ CONDITION_STATUS: dict[str, str] = {
     "ScalingDisabled": "False",
     # Setpoint's own: no pod of the target is Ready, a scale-down is held (normalize._missing_data)
     "TargetNotReady": "False",
+    # Setpoint's own: a reading just after its metric's gap covers part of its window, a scale-down is held
+    "MetricsRecovering": "False",
     "DesiredWithinRange": "False", "TooFewReplicas": "True", "TooManyReplicas": "True", "ScaleUpLimit": "True",
     "ScaleDownLimit": "True",
 }
@@ -98,6 +100,8 @@ def hpa_conditions(result: NormResult, current: np.ndarray, failure_reasons, leg
             out.append({"AbleToScale": "SucceededRescale"})  # straight to the bound, no metrics read
         elif reason == Reason.TARGET_NOT_READY:  # every metric read: what they read is not the demand
             out.append({"AbleToScale": "SucceededGetScale", "ScalingActive": "TargetNotReady"})
+        elif reason == Reason.METRICS_RECOVERING:  # every metric read, one of them over part of its window
+            out.append({"AbleToScale": "SucceededGetScale", "ScalingActive": "MetricsRecovering"})
         elif not result.scaling_active[i]:
             out.append({"AbleToScale": "SucceededGetScale", "ScalingActive": first_failure(failure_reasons[i])})
         else:

@@ -22,7 +22,7 @@ from controller.model import Reason
 
 _DISABLED, _ABOVE, _BELOW = int(Reason.SCALING_DISABLED), int(Reason.ABOVE_MAX), int(Reason.BELOW_MIN)
 _MISSING, _FALLBACK = int(Reason.METRICS_MISSING), int(Reason.FALLBACK_REPLICAS)
-_NOT_READY = int(Reason.TARGET_NOT_READY)
+_NOT_READY, _RECOVERING = int(Reason.TARGET_NOT_READY), int(Reason.METRICS_RECOVERING)
 _STAB_UP, _STAB_DOWN = int(Reason.STABILIZED_UP), int(Reason.STABILIZED_DOWN)
 _UP, _DOWN, _KEEP = int(Reason.SCALE_UP), int(Reason.SCALE_DOWN), int(Reason.WITHIN_TOLERANCE)
 
@@ -38,6 +38,8 @@ class NormState:
     dark_since: (N,) the first cycle of the target's spell without a Ready pod after it had some
     (NaN: not in one); hold_until: (N,) after a spell at least PolicyParams.read_window_s long, the
     time until which its readings still average the spell (NaN: none).
+    usable_since: (N, M) per metric, its first usable reading since it was last unusable (NaN:
+    unusable, never read; None: a state made before it, read as never): core/scaling/recovering.py.
     """
 
     rec_values: np.ndarray
@@ -50,13 +52,14 @@ class NormState:
     lit_at: np.ndarray
     dark_since: np.ndarray
     hold_until: np.ndarray
+    usable_since: np.ndarray | None = None
 
     @classmethod
     def empty(cls, n: int, params: PolicyParams) -> "NormState":
         rec = history.empty_history(n, params.history_slots)
         up = history.empty_history(n, params.event_slots)
         down = history.empty_history(n, params.event_slots)
-        return cls(*rec, *up, *down, *(np.full(n, np.nan) for _ in range(4)))
+        return cls(*rec, *up, *down, *(np.full(n, np.nan) for _ in range(4)), np.full((n, len(params.metrics)), np.nan))
 
     def take(self, rows: np.ndarray) -> "NormState":
         """The state of the given rows (an index array; -1 means a new, empty row)."""
@@ -66,7 +69,8 @@ class NormState:
         return NormState(pick(self.rec_values, 0.0), pick(self.rec_times, np.nan), pick(self.up_changes, 0.0),
                          pick(self.up_times, np.nan), pick(self.down_changes, 0.0), pick(self.down_times, np.nan),
                          pick(self.missing_since, np.nan), pick(self.lit_at, np.nan), pick(self.dark_since, np.nan),
-                         pick(self.hold_until, np.nan))
+                         pick(self.hold_until, np.nan),
+                         None if self.usable_since is None else np.ascontiguousarray(history.take_rows(self.usable_since, rows, np.nan)))
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,7 @@ def _precheck(params: PolicyParams, current: np.ndarray) -> tuple[np.ndarray, np
 
 def _missing_data(params: PolicyParams, current: np.ndarray, combined: np.ndarray, any_valid: np.ndarray,
                   any_invalid: np.ndarray, missing_since: np.ndarray, dark: tuple, now: float,
-                  ready: np.ndarray | None = None):
+                  ready: np.ndarray | None = None, partial: np.ndarray | None = None):
     """Apply the missing-data rules. Missing data may block a scale-down, never cause one; nor
     may the load of a target with no Ready pod (``ready`` (N,); not applied when None, nor for
     the ``hpa`` preset, which scales as HPA does): what it reads is what nothing served, not its
@@ -128,6 +132,11 @@ def _missing_data(params: PolicyParams, current: np.ndarray, combined: np.ndarra
     them still scale up. After a spell at least ``params.read_window_s`` long, the target holds its
     replicas both ways for that window and an interval once it is Ready again: its readings still
     average the spell (the retries' swell at the balancer, a pods' rate refilling from 0).
+
+    A scale-down proposed while a valid metric's reading is partial (``partial`` (N, M): read
+    less than its window after a gap, of the valid metrics only: core/scaling/recovering.py;
+    None: none) is held at current,
+    reason MetricsRecovering: such a reading reads low, so it may raise replicas, never lower them.
 
     ``dark``: (lit_at, dark_since, hold_until) (N,) each, NormState's. Returns (proposal (N,),
     hold (N,) bool: skip normalization, reason (N,), missing_since (N,), the new ``dark``).
@@ -169,6 +178,11 @@ def _missing_data(params: PolicyParams, current: np.ndarray, combined: np.ndarra
         hold = hold | unserved
         lit_at = np.where(ready > 0, now, np.where(on, lit_at, np.nan))
         dark = (lit_at, dark_since, hold_until)
+    if partial is not None:  # no scale-down on a reading that covers part of its window (after the
+        # holds above: a target without Ready pods reads TargetNotReady, a missing metric MetricsMissing)
+        recovering = partial.any(axis=1) & (combined < current) & ~hold
+        reason[recovering] = _RECOVERING
+        hold = hold | recovering
     np.putmask(proposal, hold, current)
     return proposal, hold, reason, missing_since, dark
 
@@ -188,7 +202,7 @@ def _final_reason(current, proposal, stabilized, desired, limit_reason, legacy: 
 
 def normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, valid: np.ndarray,
               state: NormState, now: float, release_rows: np.ndarray | None = None,
-              ready: np.ndarray | None = None) -> tuple[NormResult, NormState]:
+              ready: np.ndarray | None = None, partial: np.ndarray | None = None) -> tuple[NormResult, NormState]:
     """Desired replicas for N targets from their (N, M) proposals; pure.
 
     current: spec replicas (N,). proposals: (N, M) replica proposals (ignored where not valid).
@@ -198,7 +212,9 @@ def normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, 
     successful update). release_rows (N,) bool: where ``scaleDown.release: linear`` may release
     (stabilize.fresh_rows; None: all). ready (N,): Ready pods; a target with none does not scale
     down, nor up once it had Ready pods, nor either way for a window after a long spell without
-    (reason TargetNotReady; None: not applied; _missing_data).
+    (reason TargetNotReady; None: not applied; _missing_data). partial (N, M) bool: the readings
+    taken less than their metric's read window after a gap (core/scaling/recovering.py): a
+    scale-down proposed while a valid one is partial is held (reason MetricsRecovering; None: none).
     """
     current = np.asarray(current, dtype=np.float64)
     n = current.shape[0]
@@ -211,7 +227,7 @@ def normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, 
     forced, pre_reason = _precheck(params, current)
     proposal, hold, miss_reason, missing_since, dark = _missing_data(
         params, current, combined, any_valid, any_invalid, state.missing_since,
-        (state.lit_at, state.dark_since, state.hold_until), now, ready)
+        (state.lit_at, state.dark_since, state.hold_until), now, ready, None if partial is None else partial & valid)
     is_forced = ~np.isnan(forced)
     skip = is_forced | hold
 
@@ -238,7 +254,8 @@ def normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, 
 
     # Store the raw proposal; HPA stores nothing when it bails out before normalizing, while
     # Setpoint's own mode remembers ``current`` during a hold so a scale-down after an outage
-    # still waits out the stabilization window.
+    # still waits out the stabilization window (a MetricsRecovering hold too: its partial reading
+    # would cap a scale-up window; and the targets stay on the kernel's common pattern of times).
     store = ~skip | (hold & ~is_forced & (not params.hpa_semantics))
     rec_v, rec_t = history.write_slot(rec_v, rec_t, proposal, now, keep_s, rows=store)
 
@@ -252,7 +269,7 @@ def normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, 
     np.putmask(limit_reason, skip, NOT_LIMITED)
 
     new_state = NormState(rec_v, rec_t, state.up_changes, state.up_times, state.down_changes, state.down_times,
-                          missing_since, *dark)
+                          missing_since, *dark, state.usable_since)
     result = NormResult(combined=combined, proposal=proposal, stabilized=stabilized, desired=desired,
                         limit_reason=limit_reason, reason=reason,
                         scaling_active=~is_forced & any_valid & ~hold)

@@ -297,6 +297,11 @@ class MetricParams:
     #: Pooled headroom has its own rule for a saturated reading (headroom.py), and runs its pods
     #: nearer capacity by design: this floor would put back the headroom it removes
     saturation_capacity: float = 0.0
+    #: how long a reading of this metric still averages what came before it (s): its query's
+    #: longest range selector (``rate(x[40s])``: 40; 0: none, no recovery hold). A reading taken
+    #: less than this after the metric was missing covers only part of its range and may read
+    #: low: it may not lower replicas (core/scaling/recovering.py)
+    read_window_s: float = 0.0
 
     @property
     def hpa_source(self) -> HpaSource:
@@ -398,6 +403,12 @@ class PolicyParams:
     def metric_capacities(self) -> np.ndarray:
         """(M,) each metric's pooled-headroom capacity per replica (0: per-replica headroom)."""
         return _frozen(_f64([m.capacity if j in self.pooled_metrics else 0.0 for j, m in enumerate(self.metrics)]))
+
+    @cached_property
+    def metric_read_windows(self) -> np.ndarray:
+        """(M,) each metric's read window (s, MetricParams.read_window_s): the recovery hold's
+        (core/scaling/recovering.py); all 0 under the ``hpa`` preset, which scales as HPA does."""
+        return _frozen(_f64([0.0 if self.hpa_semantics else m.read_window_s for m in self.metrics]))
 
     @cached_property
     def metric_saturation(self) -> np.ndarray:

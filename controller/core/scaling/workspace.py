@@ -63,7 +63,8 @@ class DecisionWorkspace:
     events in the next ``decide_into``'s kernel call (its time in ``deferred_at``, NaN: none),
     or when the events are read first (up_changes, up_times, down_changes, down_times, state(),
     :meth:`flush`): read the raw up, down and vf arrays only after a flush.
-    Packed (fused.fused_kernel's arguments): em (3, N, M) negated EWMA weights, ewma, ewma_at; win
+    Packed (fused.fused_kernel's arguments): em (4, N, M) negated EWMA weights, ewma, ewma_at, usable_since
+    (NormState.usable_since: recovering.py); win
     (2, N, M, W); ramp (2, R, N, K); rec (2, H, N); rows; up, down (2, E, N); vf (16, N) and vi (3, N)
     (fused._F_* and _I_* rows); out_f (6, N, M) out_f2 then ramp_out; pv the parameters
     (fused.pack_params).
@@ -103,7 +104,7 @@ class DecisionWorkspace:
     events_if_all: int = 0
 
     def __post_init__(self) -> None:
-        self.alpha, self.ewma, self.ewma_at = self.em
+        self.alpha, self.ewma, self.ewma_at, self.usable_since = self.em
         self.samples, self.sample_at = self.win
         self.ramp_values, self.ramp_times = self.ramp
         self.rec_values, self.rec_times = self.rec[0].T, self.rec[1].T
@@ -124,8 +125,9 @@ class DecisionWorkspace:
                              f"median or percentile smoothing): use decide()")
         n, m = state.size, len(params.metrics)
         sm, nm = state.smooth, state.norm
-        em = np.empty((3, n, m))
+        em = np.empty((4, n, m))
         em[0], em[1], em[2] = -1.0, sm.ewma, sm.ewma_at
+        em[3] = np.nan if nm.usable_since is None or nm.usable_since.shape != (n, m) else nm.usable_since
         win = np.empty((2, *sm.samples.shape))
         win[0], win[1] = sm.samples, sm.sample_at
         k = max((r.values.shape[1] for r in state.ramp), default=0)
@@ -275,7 +277,8 @@ class DecisionWorkspace:
         smooth = SmoothState(c(self.ewma), c(self.ewma_at), c(self.samples), c(self.sample_at))
         norm = NormState(f(self.rec_values), f(self.rec_times), f(self.up_changes), f(self.up_times),
                          f(self.down_changes), f(self.down_times), c(self.missing_since),
-                         c(self.vf[fused._F_LIT_AT]), c(self.vf[fused._F_DARK_SINCE]), c(self.vf[fused._F_HOLD_UNTIL]))
+                         c(self.vf[fused._F_LIT_AT]), c(self.vf[fused._F_DARK_SINCE]), c(self.vf[fused._F_HOLD_UNTIL]),
+                         c(self.usable_since))
         ramps = tuple(RampState(np.array(self.ramp_values[r, :, :k], order="F"),
                                 np.array(self.ramp_times[r, :, :k], order="F"), self.vf[fused._F_DARK_AT].copy())
                       for r, k in enumerate(self._ramp_slots()))
