@@ -228,6 +228,39 @@ def test_a_results_folder_that_is_a_file_is_refused_before_running(tmp_path, arg
     assert (tmp_path / "FILE").read_text() == "mine\n"
 
 
+DEFAULT_POLICY = str(REPO / "policies" / "setpoint-default.yaml")
+HPA_MANIFEST = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: web, namespace: shop}\nspec:\n" \
+               "  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  minReplicas: 2\n  maxReplicas: 9\n"
+
+
+@pytest.mark.parametrize("args, code, message", [
+    pytest.param(["simulate", "-o", ""], 2, "expected a path, got an empty string", id="simulate-out-empty"),
+    pytest.param(["simulate", "-o", "  "], 2, "expected a path, got an empty string", id="simulate-out-blank"),
+    pytest.param(["sweep", "steady", "--no-hpa", "-o", ""], 2, "expected a path", id="sweep-out-empty"),
+    pytest.param(["tune", DEFAULT_POLICY, "-s", "steady", "--work", ""], 2, "expected a path", id="tune-work-empty"),
+    pytest.param(["tune", DEFAULT_POLICY, "-s", "steady", "-o", ""], 2, "expected a path", id="tune-out-empty"),
+    pytest.param(["tune", DEFAULT_POLICY, "-s", "steady", "-o", "DIR"], 2, "DIR is a folder, not a file",
+                 id="tune-out-folder"),
+    pytest.param(["schema", "-o", ""], 2, "expected a path", id="schema-out-empty"),
+    pytest.param(["schema", "-o", "DIR"], 2, "DIR is a folder, not a file", id="schema-out-folder"),
+    pytest.param(["import", "hpa.yaml", "-o", ""], 2, "expected a path", id="import-out-empty"),
+    pytest.param(["import", "hpa.yaml", "--out-dir", ""], 2, "expected a path", id="import-out-dir-empty"),
+    pytest.param(["import", "hpa.yaml", "--out-dir", "FILE"], 1, "--out-dir: FILE is a file, not a folder",
+                 id="import-out-dir-file"),
+    pytest.param(["backtest", "-p", DEFAULT_POLICY, "-o", ""], 2, "expected a path", id="backtest-out-empty"),
+])
+def test_an_empty_or_wrong_kind_of_output_path_is_refused_writing_nothing(tmp_path, args, code, message):
+    """typer reads ``-o ''`` as Path('.'): simulate wrote result.json, report.html and decisions.jsonl
+    into the working folder."""
+    (tmp_path / "FILE").write_text("mine\n")
+    (tmp_path / "DIR").mkdir()
+    (tmp_path / "hpa.yaml").write_text(HPA_MANIFEST)
+    proc = setpoint(*args, cwd=tmp_path, timeout_s=60)
+    assert proc.returncode == code and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["DIR", "FILE", "hpa.yaml"]
+    assert not any((tmp_path / "DIR").iterdir()) and (tmp_path / "FILE").read_text() == "mine\n"
+
+
 @pytest.mark.parametrize("args, code, message", [
     pytest.param(["run", "-p", str(REPO / "policies" / "web-rps.yaml"), "--prometheus", "http://127.0.0.1:9", "--once",
                   "--log-level", "loud"], 1, "--log-level: expected debug, info, warning or error, got 'loud'",

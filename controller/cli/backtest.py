@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from controller.cli.common import fail, one_policy, out_folder, prometheus_config
+from controller.cli.common import fail, one_policy, out_folder, output_folder, prometheus_config
 from controller.cli.root import app
 
 #: --prometheus-timeout's default: Prometheus' own --query.timeout default (2 min), after which it
@@ -28,7 +28,7 @@ def backtest(
     compare: Annotated[Optional[str], typer.Option(
         help="A second policy file to replay side by side, or hpa (the same policy as HPA would run it).")] = None,
     out: Annotated[Optional[Path], typer.Option(
-        "--out", "-o", help="Folder for result.json, timeline.csv and report.html (nothing written without it).")] = None,
+        "--out", "-o", parser=output_folder, metavar="FOLDER", help="Folder for result.json, timeline.csv and report.html (nothing written without it).")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html (plots).")] = True,
     target_labels: Annotated[str, typer.Option(
         help="Labels that map a series to its workload: NAMESPACE_LABEL,NAME_LABEL.")] = "namespace,deployment",

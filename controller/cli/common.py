@@ -28,6 +28,31 @@ def refuse_overwrite(paths: list[Path], force: bool, option: str) -> None:
                f"{'folder' if option == '--out-dir' else 'file'}" for p in existing])
 
 
+def _nonempty_path(value: str) -> Path:
+    import typer
+
+    # typer would read ``-o ''`` as Path('.'), writing the results over the working folder's files
+    if not value.strip():
+        raise typer.BadParameter("expected a path, got an empty string (use . for the current folder)")
+    return Path(value)
+
+
+def output_file(value: str) -> Path:
+    """The ``parser`` of an option naming a file to write: not empty, not a folder."""
+    import typer
+
+    path = _nonempty_path(value)
+    if path.is_dir():
+        raise typer.BadParameter(f"{value} is a folder, not a file")
+    return path
+
+
+def output_folder(value: str) -> Path:
+    """The ``parser`` of an option naming a folder to write into: not empty (out_folder checks the
+    rest before anything runs)."""
+    return _nonempty_path(value)
+
+
 def out_folder(out: Path, option: str = "--out", files: tuple[str, ...] = (), folders: tuple[str, ...] = ()) -> Path:
     """``out``, created, or exit 1 saying why it cannot hold the results: checked before a run,
     whose results would otherwise be lost after it finished (``files`` it writes must not be

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from controller.cli.common import fail, refuse_overwrite
+from controller.cli.common import fail, out_folder, output_file, output_folder, refuse_overwrite
 from controller.cli.root import app
 from controller.policy import check_policies, policy_json_schema_text
 from controller.policy.schema_export import SCHEMA_FILE
@@ -52,7 +52,7 @@ def validate(
 @app.command(short_help="Print the JSON Schema of policy files.")
 def schema(
     out: Annotated[Optional[Path], typer.Option(
-        "--out", "-o", help=f"Write the schema to this file (the repository keeps it in {SCHEMA_FILE}).")] = None,
+        "--out", "-o", parser=output_file, metavar="FILE", help=f"Write the schema to this file (the repository keeps it in {SCHEMA_FILE}).")] = None,
 ) -> None:
     """Print the JSON Schema of policy files (draft 2020-12), generated from the policy models.
 
@@ -72,9 +72,9 @@ def import_(
     files: Annotated[list[str], typer.Argument(
         metavar="FILE...", help="Manifest files; - reads stdin (kubectl get hpa -A -o yaml | setpoint import -).")],
     out: Annotated[Optional[Path], typer.Option(
-        "--out", "-o", dir_okay=False, help="Write all policies to this file (default: stdout).")] = None,
+        "--out", "-o", parser=output_file, metavar="FILE", help="Write all policies to this file (default: stdout).")] = None,
     out_dir: Annotated[Optional[Path], typer.Option(
-        "--out-dir", file_okay=False, help="Write one NAME.yaml per policy into this folder.")] = None,
+        "--out-dir", parser=output_folder, metavar="FOLDER", help="Write one NAME.yaml per policy into this folder.")] = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Overwrite files that exist (without it, nothing is written when one does).")] = False,
 ) -> None:
@@ -110,7 +110,7 @@ def import_(
     if out_dir is not None:
         paths = [out_dir / f"{policy.name}.yaml" for policy in result.policies]
         refuse_overwrite(paths, force, "--out-dir")
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_folder(out_dir, "--out-dir")
         for path, policy in zip(paths, result.policies):
             write_text_atomic(path, policy.text)
             typer.echo(f"wrote {path} ({policy.source})", err=True)

@@ -9,8 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from controller.bundled import bundled_policy
-from controller.cli.common import (DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, equal_cost_cells, fail, out_folder,
-                                   refuse_overwrite, worker_count)
+from controller.cli.common import (DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, equal_cost_cells, fail, out_folder, output_file,
+                                   output_folder, refuse_overwrite, worker_count)
 from controller.cli.root import app
 
 
@@ -52,7 +52,7 @@ def sweep(
     frontier_targets: Annotated[str, typer.Option(
         "--frontier-targets", help="CPU utilization targets (percent) of HPA's frontier.")] = "40,50,60,70,80",
     out: Annotated[Path, typer.Option(
-        "--out", "-o", help="Folder for result.json, report.html and cells/ (finished cells; a rerun skips them).")]
+        "--out", "-o", parser=output_folder, metavar="FOLDER", help="Folder for result.json, report.html and cells/ (finished cells; a rerun skips them).")]
         = Path("out/sweep"),
     report: Annotated[bool, typer.Option(help="Write report.html (plots).")] = True,
 ) -> None:
@@ -183,10 +183,10 @@ def tune(
         "--hpa-policy", exists=True, dir_okay=False, show_default=f"bundled {DEFAULT_HPA_POLICY}",
         help="The preset: hpa policy of the HPA budget.")] = None,
     out: Annotated[Optional[Path], typer.Option(
-        "--out", "-o", dir_okay=False, help="The tuned policy file (default: POLICY-tuned.yaml in the working "
+        "--out", "-o", parser=output_file, metavar="FILE", help="The tuned policy file (default: POLICY-tuned.yaml in the working "
                                             "directory).")] = None,
     work: Annotated[Path, typer.Option(
-        "--work", help="Folder of the finished cells (rerunning the same search reads them back) and tune.json "
+        "--work", parser=output_folder, metavar="FOLDER", help="Folder of the finished cells (rerunning the same search reads them back) and tune.json "
                        "(every trial's values and scores).")] = Path("out/tune"),
     force: Annotated[bool, typer.Option(
         "--force", help="Overwrite the tuned policy file if it exists (checked before the search).")] = False,

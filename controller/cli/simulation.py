@@ -11,7 +11,7 @@ import typer
 
 from controller.bundled import bundled_policy
 from controller.cli.common import (DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, equal_cost_cells, fail, numpy_unless_asked,
-                                   one_policy, out_folder)
+                                   one_policy, out_folder, output_folder)
 from controller.cli.progress import PROGRESS_REDRAW_S
 from controller.cli.root import app
 
@@ -39,7 +39,7 @@ def simulate(
              "'spec.services[*].startupDelay=3m' (what if the pods took 3 minutes to start?). Repeat for several "
              "fields; one value each (setpoint sweep runs several).")] = [],
     out: Annotated[Optional[Path], typer.Option(
-        "--out", "-o", help="Folder for result.json, report.html and decisions.jsonl (default: out/SCENARIO, with "
+        "--out", "-o", parser=output_folder, metavar="FOLDER", help="Folder for result.json, report.html and decisions.jsonl (default: out/SCENARIO, with "
                             "the --scenario-set values).")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html (plots).")] = True,
     frontier: Annotated[bool, typer.Option(
