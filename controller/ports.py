@@ -140,6 +140,15 @@ class Cluster(Protocol):
 
 
 @runtime_checkable
+class HpaLister(Protocol):
+    """Optional Cluster capability: the workloads the HorizontalPodAutoscalers of a namespace
+    scale (controller/runtime/hpa_guard.py). Checked when a reconciler is wired."""
+
+    def hpa_targets(self, namespace: str) -> dict[TargetRef, str]:
+        """{workload: the name of an HPA that scales it} in ``namespace``. Raises ActuationError."""
+
+
+@runtime_checkable
 class EventRecorder(Protocol):
     """Optional Cluster capability: Kubernetes Events about a target that are not an action
     (healing held, a reload failed). Checked when a reconciler is wired; best effort."""

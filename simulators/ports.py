@@ -140,7 +140,7 @@ class SimMetrics:
             return self._query_pods(field, targets)
         field, _, mode = field.partition(":")
         rows = (self._targets.selection(targets) if self._targets
-                else np.asarray([self.cluster.index(t) for t in targets]))
+                else np.asarray([self.cluster.index(t) for t in targets], dtype=np.intp))
         obs = self._last
         unavailable = obs.unavailable[rows]
         if len(targets) and unavailable.all():

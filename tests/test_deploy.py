@@ -45,6 +45,7 @@ CODE_PATHS = {
     "KubernetesCluster.resolve": "scaling",
     "KubernetesCluster._snapshot": "scaling",
     "KubernetesCluster._scale": "scaling",
+    "KubernetesCluster.hpa_targets": "scaling",  # a workload an HPA scales is left alone
     "EventRecorder._run": "events",
     "KubernetesCluster._health_objects": "healing",
     "KubernetesCluster._restart_pod": "healing",
@@ -64,7 +65,7 @@ PATH_ROLES = {"scaling": "scaling", "events": "scaling", "healing": "healing", "
               "state": "controller"}
 #: Verbs that can change a pod template or remove a pod: only the healing role may grant them.
 HEALING_VERBS = {("apps", "deployments", "patch"), ("apps", "statefulsets", "patch"), ("", "pods", "delete")}
-CLIENT_CLASSES = {"AppsV1Api", "CoreV1Api", "CoordinationV1Api", "EventsV1Api"}
+CLIENT_CLASSES = {"AppsV1Api", "AutoscalingV2Api", "CoreV1Api", "CoordinationV1Api", "EventsV1Api"}
 API_FUNCTION = re.compile(r"^(list|read|patch|replace|create|delete|delete_collection)_\w+$")
 REQUEST_PATH = re.compile(r"""method\s*=\s*['"](\w+)['"],\s*resource_path\s*=\s*['"]([^'"]+)['"]"""
                           r"""|call_api\(\s*['"]([^'"]+)['"],\s*['"](\w+)['"]""")

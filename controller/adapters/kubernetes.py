@@ -468,6 +468,7 @@ class KubernetesCluster:
         self.api_client = _rate_limited(api_client, self.limiter, self.requests, self._may_write)
         self.apps = k8s.AppsV1Api(self.api_client)
         self.core = k8s.CoreV1Api(self.api_client)
+        self.autoscaling = k8s.AutoscalingV2Api(self.api_client)
         self.timeout = (min(3.0, request_timeout_s), request_timeout_s)
         self.max_retries = max_retries
         self.retry_backoff_s = retry_backoff_s
@@ -552,6 +553,18 @@ class KubernetesCluster:
                                label_selector=selector.label_selector or None).items
             names = {w.metadata.name for w in items}
         return sorted(TargetRef(selector.namespace, n, selector.kind) for n in names)
+
+    def hpa_targets(self, namespace: str) -> dict[TargetRef, str]:
+        """{workload: HPA name} for the HorizontalPodAutoscalers of ``namespace`` (the first in name
+        order when several target one workload). One list request; raises ActuationError."""
+        hpas = self._call(f"list HorizontalPodAutoscalers in {namespace}", namespace,
+                          self.autoscaling.list_namespaced_horizontal_pod_autoscaler, namespace).items
+        out: dict[TargetRef, str] = {}
+        for hpa in sorted(hpas, key=lambda h: h.metadata.name):
+            ref = hpa.spec.scale_target_ref if hpa.spec else None
+            if ref is not None and ref.kind and ref.name:
+                out.setdefault(TargetRef(namespace, ref.name, ref.kind), hpa.metadata.name)
+        return out
 
     def observe(self, targets: Sequence[TargetRef], with_pods: bool | None = None) -> ClusterView:
         """Replicas, readiness, rollout state, pods and revisions of each target (absent targets

@@ -25,10 +25,11 @@ from controller.core.scaling.params import PolicyParams
 from controller.core.scaling.signal_compiled import read_signal_fast
 from controller.errors import MetricsUnavailable, StateStoreError
 from controller.model import REASON_CODES, RESUME_ANNOTATION, Action, ActionKind, DecisionRecord, TargetRef
-from controller.ports import (Cluster, ClusterView, ConcurrentMetricsSource, EventRecorder, MetricsSource, Rehearsal,
-                              Samples, StateStore, TargetSelector)
+from controller.ports import (Cluster, ClusterView, ConcurrentMetricsSource, EventRecorder, HpaLister, MetricsSource,
+                              Rehearsal, Samples, StateStore, TargetSelector)
 from controller.runtime.actuate import RetryPolicy, apply_with_retries
 from controller.runtime.claims import TargetClaims
+from controller.runtime.hpa_guard import HpaGuard
 from controller.runtime.conditions import scaling_conditions
 from controller.runtime.healing import HealthQueries, health_actions, observe_health
 from controller.runtime.pod_samples import PodReader
@@ -117,6 +118,7 @@ class CycleResult:
     withheld: np.ndarray | None = None  # (N,) replicas withheld by pods not Ready (core/scaling/withheld.py)
     scaling_committed: bool = False  # the decision's scale events joined the scaling state (Reconciler._commit_scaling)
     contested: int = 0  # workloads the policy selects that another policy governs (not in ``targets``)
+    hpa_scaled: int = 0  # workloads the policy selects that an HPA scales (left alone unless a rehearsal)
     #: per scaling metric whose query answered (not one read per pod): (its query, how many of the
     #: existing targets got no sample from it: a renamed metric, a relabeling, an exporter gone)
     missing: dict[str, tuple[str, int]] = field(default_factory=dict)
@@ -279,6 +281,10 @@ class Reconciler:
         self._cluster = cluster
         self._events = event_recorder(cluster)
         self.rehearsal = isinstance(cluster, Rehearsal)  # dry-run / shadow: nothing is applied, nothing committed
+        # a scaling policy leaves alone what an HPA scales (controller/runtime/hpa_guard.py); not in a
+        # simulation or replay, whose clusters have no HPAs (nor the capability)
+        self.hpa_guard = HpaGuard(cluster, self.policy.name, self.rehearsal) \
+            if isinstance(cluster, HpaLister) and self.policy.params.metrics else None
         self._wire_pods()
 
     def _wire_pods(self) -> None:
@@ -592,6 +598,9 @@ class Reconciler:
         """The workloads this policy selects and governs: those another policy governs already
         are skipped, said once each (a warning, and a PolicyConflict Event on the workload)."""
         targets = self.cluster.resolve(self.policy.selector)
+        if self.hpa_guard is not None:
+            targets = self.hpa_guard.filter(targets, self.policy.selector.namespace,
+                                            lambda t, reason, message: emit_event(self._events, t, reason, message))
         if self.claims is None:
             return targets
         targets, taken = self.claims.claim(self.policy.name, targets, now, self.policy.params.interval_s)
@@ -613,6 +622,7 @@ class Reconciler:
         result = CycleResult(self.policy.name, now, targets, None, None,
                              metric_names=self.policy.params.metric_names)
         result.contested = self.contested
+        result.hpa_scaled = self.hpa_guard.scaled if self.hpa_guard is not None else 0
         if self._warm_due and self.warm_from is not None and self.policy.params.metrics and targets:
             self._warm_start(targets, now, result)
         with_pods = self.policy.health is not None or self.pods.wants_statuses

@@ -83,6 +83,10 @@ class Telemetry:
         self.contested = Gauge("setpoint_contested_targets", "Workloads a policy selects that another policy "
                                "already governs: it leaves them alone (a PolicyConflict Event says which); "
                                "narrow one of the two selectors.", ["policy"], registry=r)
+        self.hpa_scaled = Gauge("setpoint_hpa_scaled_targets", "Workloads a scaling policy selects that a "
+                                "HorizontalPodAutoscaler also scales: it leaves them alone (under --dry-run or "
+                                "--shadow it only rehearses them); a ScaledByHPA Event names the HPA.",
+                                ["policy"], registry=r)
         self.last_cycle = Gauge("setpoint_last_cycle_timestamp_seconds", "When the last cycle of a policy ended.",
                                 ["policy"], registry=r)
         self._targets: dict[str, set[str]] = {}  # policy -> target keys with a gauge, for forget_policy
@@ -98,7 +102,7 @@ class Telemetry:
         """Drop the gauges of a policy that a reload removed, so that no alert reads them as stale."""
         for target in self._targets.pop(policy, set()):
             self._forget_target(policy, target)
-        for gauge in (self.last_cycle, self.contested):
+        for gauge in (self.last_cycle, self.contested, self.hpa_scaled):
             try:
                 gauge.remove(policy)
             except KeyError:
@@ -161,6 +165,7 @@ class Telemetry:
         self.queries.labels(p).inc(result.queries)
         self.last_cycle.labels(p).set(time.time())
         self.contested.labels(p).set(result.contested)
+        self.hpa_scaled.labels(p).set(result.hpa_scaled)
         for error in result.errors:
             self.errors.labels(p, "state" if error.startswith("state:") else "metrics").inc()
         for _ in result.state_problems:

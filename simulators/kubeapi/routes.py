@@ -15,13 +15,15 @@ path                                        verbs
 /api/v1/.../events[/NAME]                   list, watch, create, get, update, patch, delete
 /api/v1/.../configmaps[/NAME]               list, watch, create, get, update, patch, delete
 /apis/coordination.k8s.io/v1/.../leases     list, watch, create, get, update, patch, delete
+/apis/autoscaling/v2/.../horizontalpod...   list, watch, create, get, update, patch, delete (stored only:
+                                            no HPA controller acts on them)
 /api/v1/namespaces[/NAME]                   list, watch, get
 /version /api /apis /api/v1 /apis/G/V       discovery; /healthz /readyz /livez
 ==========================================  ==============================================
 
 Anything else is a 404 (unknown path) or 405 (known resource, verb not served).
 
-For kubectl: discovery carries short names (deploy, rs, sts, po, ev, cm, ns) and the ``all``
+For kubectl: discovery carries short names (deploy, rs, sts, po, ev, cm, hpa, ns) and the ``all``
 category; a GET asking for ``as=Table`` gets the server-side printing columns (see
 :mod:`simulators.kubeapi.tables`); ``?watch=1`` on a list streams watch events (see
 :mod:`simulators.kubeapi.watch`), as Tables too when asked.
@@ -117,6 +119,7 @@ def build_resources(store: KubeStore) -> dict[tuple[str, str], Resource]:
         stored(store.events, "", "v1", "events", "Event", ("ev",)),
         stored(store.configmaps, "", "v1", "configmaps", "ConfigMap", ("cm",)),
         stored(store.leases, "coordination.k8s.io", "v1", "leases", "Lease"),
+        stored(store.hpas, "autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", ("hpa",)),
         Resource("", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",),
                  list=lambda ns, l, f: [_namespace(store, n) for n in store.namespaces()],
                  get=lambda ns, n: _get_namespace(store, n)),

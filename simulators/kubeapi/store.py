@@ -200,6 +200,27 @@ def _validate_lease(name: str, obj: dict) -> None:
         raise K.invalid("Lease", "coordination.k8s.io", name, "spec.leaseDurationSeconds", duration, "must be greater than 0")
 
 
+def _validate_hpa(name: str, obj: dict) -> None:
+    """As the apiserver, for what a client of ours reads: spec.scaleTargetRef's kind and name,
+    and maxReplicas >= 1 (>= minReplicas when both are given)."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        raise K.invalid("HorizontalPodAutoscaler", "autoscaling", name, "spec", spec, "Required value")
+    ref = spec.get("scaleTargetRef")
+    for key in ("kind", "name"):
+        value = ref.get(key) if isinstance(ref, dict) else None
+        if not isinstance(value, str) or not value:
+            raise K.invalid("HorizontalPodAutoscaler", "autoscaling", name, f"spec.scaleTargetRef.{key}", value,
+                            "Required value")
+    high, low = spec.get("maxReplicas"), spec.get("minReplicas", 1)
+    if not isinstance(high, int) or isinstance(high, bool) or high < 1:
+        raise K.invalid("HorizontalPodAutoscaler", "autoscaling", name, "spec.maxReplicas", high,
+                        "must be greater than or equal to 1")
+    if not isinstance(low, int) or isinstance(low, bool) or low > high:
+        raise K.invalid("HorizontalPodAutoscaler", "autoscaling", name, "spec.minReplicas", low,
+                        "must be less than or equal to maxReplicas")
+
+
 def _validate_config_map(name: str, obj: dict) -> None:
     """As the apiserver: ``data`` maps keys to strings (``binaryData`` is not served)."""
     data = obj.get("data")
@@ -258,6 +279,9 @@ class KubeStore:
         self.leases = StoredObjects(self, "leases", "coordination.k8s.io", "Lease", "coordination.k8s.io/v1",
                                     _validate_lease)
         self.configmaps = StoredObjects(self, "configmaps", "", "ConfigMap", "v1", _validate_config_map)
+        # stored, never acted on: no HPA controller runs here (the controller checks for them)
+        self.hpas = StoredObjects(self, "horizontalpodautoscalers", "autoscaling", "HorizontalPodAutoscaler",
+                                  "autoscaling/v2", _validate_hpa)
         self._revision_numbers = np.array([1] * len(self.workloads))
         self.sync_revisions()
 

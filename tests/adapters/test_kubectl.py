@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from controller.adapters.kubernetes import KubernetesCluster
+from controller.model import TargetRef
 from tests.adapters.kube_helpers import official_client, start_server
 
 NS = "shop"
@@ -208,3 +210,33 @@ def test_the_readme_walk_through_works_word_for_word(tmp_path):
         except subprocess.TimeoutExpired:
             serve.kill()
             serve.wait(timeout=5)
+
+
+HPA_V2 = """\
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: %s}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 2
+  maxReplicas: %d
+  metrics: [{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 70}}}]
+"""
+
+
+def test_an_hpa_is_stored_for_the_controller_to_see_and_a_bad_one_is_refused(cluster, tmp_path):
+    # stored as the real API server stores it (nothing acts on it here): `setpoint run` lists them to
+    # leave alone the workloads they scale (controller/runtime/hpa_guard.py). Only autoscaling/v2 is
+    # served: `kubectl autoscale` posts autoscaling/v1 and gets a 404.
+    srv, env = cluster
+    (tmp_path / "hpa.yaml").write_text(HPA_V2 % ("web-hpa", 9))
+    assert "horizontalpodautoscaler.autoscaling/web-hpa created" in kubectl(env, "create", "-f", str(tmp_path / "hpa.yaml"),
+                                                                              "--validate=false")  # no OpenAPI here
+    assert table(kubectl(env, "get", "hpa"))[1][0] == "web-hpa"
+    seen = KubernetesCluster(python_client(srv, env), qps=0, max_retries=0, request_timeout_s=KUBECTL_REQUEST_S)
+    assert seen.hpa_targets(NS) == {TargetRef(NS, "web", "Deployment"): "web-hpa"}
+    seen.close()
+    (tmp_path / "bad.yaml").write_text(HPA_V2 % ("bad", 0))
+    proc = subprocess.run([KUBECTL, f"--request-timeout={KUBECTL_REQUEST_S}s", "create", "-f", str(tmp_path / "bad.yaml"),
+                           "--validate=false"], env=env, capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S)
+    assert proc.returncode == 1 and 'The HorizontalPodAutoscaler "bad" is invalid: spec.maxReplicas' in proc.stderr

@@ -1,0 +1,83 @@
+"""Workloads a HorizontalPodAutoscaler also scales: a scaling policy leaves them alone.
+
+Adopting Setpoint means replacing an HPA, and the natural mistake is to start `setpoint run`
+before the HPA is deleted (or beside a KEDA ScaledObject, which scales through an HPA of its
+own): the two write spec.replicas against each other every cycle, and nothing says so but a
+flapping graph. So each cycle of a scaling policy lists the HPAs of its namespace (one request)
+and leaves alone every selected workload one of them targets (``spec.scaleTargetRef``), saying so
+once per workload: a warning, an Event on it, and ``setpoint_hpa_scaled_targets``. When the HPA is
+deleted the policy takes the workload over at its next cycle (cold, as a new target).
+
+Under a rehearsal (``--dry-run``, ``--shadow``) nothing is written, so the workload keeps being
+decided for (``--shadow`` exists to compare with the HPA); the message says what a real run would
+do. A health-only policy never fights an HPA and is not checked. When the HPAs cannot be listed
+(RBAC without ``list`` on horizontalpodautoscalers, an API server without autoscaling/v2, an
+outage) the last list read stands, and the reason is logged once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Sequence
+
+from controller.errors import ActuationError
+from controller.model import TargetRef
+from controller.ports import HpaLister
+
+log = logging.getLogger("setpoint.runtime")
+
+
+class HpaGuard:
+    """Per reconciler: which selected workloads an HPA scales, and what was said about them."""
+
+    def __init__(self, lister: HpaLister, policy: str, rehearsal: bool):
+        self.lister, self.policy, self.rehearsal = lister, policy, rehearsal
+        self._known: dict[TargetRef, str] = {}  # the last list read (kept while the list fails)
+        self._said: dict[TargetRef, str] = {}  # workload -> HPA, as last said
+        self._failure_said: str | None = None
+        self.scaled = 0  # selected workloads an HPA scales (last cycle)
+
+    def filter(self, targets: Sequence[TargetRef], namespace: str,
+               event: Callable[[TargetRef, str, str], None]) -> list[TargetRef]:
+        """``targets`` without the ones an HPA scales (all of them under a rehearsal); says what
+        changed since the last cycle (``event(target, reason, message)``: an Event on the workload)."""
+        self._read(namespace)
+        scaled = {t: self._known[t] for t in targets if t in self._known}
+        self.scaled = len(scaled)
+        for target, hpa in scaled.items():
+            if self._said.get(target) != hpa:
+                message = self._message(target, hpa)
+                log.warning(message, extra={"policy": self.policy, "target": str(target), "hpa": hpa})
+                event(target, "ScaledByHPA", message)
+        for target in self._said.keys() - scaled.keys():
+            if target in targets:
+                log.info("the HorizontalPodAutoscaler of %s %s is gone: policy %s scales it from now on",
+                         target.kind, target.key, self.policy, extra={"policy": self.policy, "target": str(target)})
+        self._said = scaled
+        return list(targets) if self.rehearsal else [t for t in targets if t not in scaled]
+
+    def _read(self, namespace: str) -> None:
+        try:
+            self._known = self.lister.hpa_targets(namespace)
+        except ActuationError as exc:
+            if self._failure_said != str(exc):
+                log.warning("policy %s cannot check for HorizontalPodAutoscalers in %s (%s): the workloads they "
+                            "scale cannot be told apart%s; grant list on horizontalpodautoscalers.autoscaling (as "
+                            "deploy/ does)", self.policy, namespace, exc,
+                            f", {len(self._known)} known from before" if self._known else "",
+                            extra={"policy": self.policy, "error": str(exc)})
+                self._failure_said = str(exc)
+            return
+        if self._failure_said is not None:
+            log.info("policy %s can check for HorizontalPodAutoscalers in %s again", self.policy, namespace,
+                     extra={"policy": self.policy})
+            self._failure_said = None
+
+    def _message(self, target: TargetRef, hpa: str) -> str:
+        what = f"HorizontalPodAutoscaler {target.namespace}/{hpa} also scales {target.kind} {target.key}"
+        if self.rehearsal:
+            return (f"{what}: a real run of policy {self.policy} would leave it alone while the HPA exists; this "
+                    f"rehearsal (--dry-run or --shadow) goes on deciding for it")
+        return (f"{what}: policy {self.policy} leaves it alone while the HPA exists (two autoscalers would scale it "
+                f"against each other); to move it to Setpoint, compare the two with setpoint run --shadow, then "
+                f"delete the HPA")
