@@ -92,6 +92,13 @@ class NotLeader(ActuationError):
     kind = "not-leader"
 
 
+class Stopping(ActuationError):
+    """The controller is stopping (SIGTERM): the request was not sent, so that a cycle stuck
+    behind a stalled API server ends within the stop's grace period. Never retried."""
+
+    kind = "stopping"
+
+
 class ConflictError(ActuationError):
     """The object changed under us (HTTP 409): re-read and try again."""
 

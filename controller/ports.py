@@ -140,6 +140,15 @@ class Cluster(Protocol):
 
 
 @runtime_checkable
+class StopsRequests(Protocol):
+    """Optional capability of a port (Cluster, MetricsSource): refuse every request from now on,
+    so that a stopping controller's running cycle ends quickly (see ControllerService.stop)."""
+
+    def stop_requests(self) -> None:
+        """Send nothing more; the calls that would send fail with the port's error at once."""
+
+
+@runtime_checkable
 class HpaLister(Protocol):
     """Optional Cluster capability: the workloads the HorizontalPodAutoscalers of a namespace
     scale (controller/runtime/hpa_guard.py). Checked when a reconciler is wired."""

@@ -85,7 +85,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from controller.errors import (ActuationError, ConflictError, Forbidden, KubernetesConfigError, NotFound, NotLeader,
-                               PermanentError, StateStoreError, TemporaryError)
+                               PermanentError, StateStoreError, Stopping, TemporaryError)
 from controller.model import Action, ActionKind, PodStatus, TargetRef, TargetSelector, TargetStatus
 from controller.ports import ClusterView
 
@@ -148,13 +148,17 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def _rate_limited(api_client: k8s.ApiClient, bucket: TokenBucket, counter: Counter,
-                  may_write: Callable[[str, str], bool] = lambda method, url: True) -> k8s.ApiClient:
+                  may_write: Callable[[str, str], bool] = lambda method, url: True,
+                  stopping: Callable[[], bool] = lambda: False) -> k8s.ApiClient:
     """Make every request of ``api_client`` take a token first (and count it by method), and
     every write ask ``may_write`` right before it goes out: the one place where the adapter's
-    writes are issued, so the leadership fence covers all of them."""
+    writes are issued, so the leadership fence covers all of them. Once ``stopping()``, no
+    request is sent (Stopping)."""
     call_api = api_client.call_api
 
     def limited(method, url, *args, **kwargs):
+        if stopping():
+            raise Stopping(f"{method} {urlsplit(url).path}: not sent, the controller is stopping")
         bucket.acquire()  # may wait: the fence is checked after it, just before sending
         if method in WRITE_METHODS and not may_write(method, urlsplit(url).path):
             raise NotLeader(f"{method} {urlsplit(url).path}: not sent, this replica does not hold the leader lease")
@@ -465,7 +469,9 @@ class KubernetesCluster:
         self.fenced = 0
         self._fenced_lock = threading.Lock()
         self.limiter = TokenBucket(qps, burst)
-        self.api_client = _rate_limited(api_client, self.limiter, self.requests, self._may_write)
+        self._stopping = threading.Event()  # stop_requests(): a stopping controller sends nothing more
+        self.api_client = _rate_limited(api_client, self.limiter, self.requests, self._may_write,
+                                        self._stopping.is_set)
         self.apps = k8s.AppsV1Api(self.api_client)
         self.core = k8s.CoreV1Api(self.api_client)
         self.autoscaling = k8s.AutoscalingV2Api(self.api_client)
@@ -483,6 +489,12 @@ class KubernetesCluster:
                 qps if event_qps is None else event_qps, burst if event_burst is None else event_burst), Counter(),
                 self._may_write)
             self.events = EventRecorder(self._event_api_client, event_source, self.timeout)
+
+    def stop_requests(self) -> None:
+        """From now on every request (but the Events') fails at once with Stopping, retries
+        included: the controller is stopping and a cycle stuck on a stalled API server must end
+        with its request in flight (bounded by the request timeout), not after every retry."""
+        self._stopping.set()
 
     def close(self) -> None:
         """Send the queued events and release the connections."""
@@ -524,7 +536,8 @@ class KubernetesCluster:
                 if delay is None:
                     delay = self.retry_backoff_s * (2 ** attempt) * (0.5 + random.random() / 2)
                 log.info("%s: %s; retry %d/%d in %.2fs", what, error, attempt + 1, self.max_retries, delay)
-                time.sleep(delay)
+                if self._stopping.wait(delay):
+                    raise error from exc
         raise AssertionError("unreachable")
 
     def _workload_api(self, kind: str) -> WorkloadApi:

@@ -781,6 +781,12 @@ class PrometheusSource:
         self._pool_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self.requests_sent = 0
+        self._stopping = threading.Event()  # stop_requests(): no new attempt is made
+
+    def stop_requests(self) -> None:
+        """From now on no query attempt is made (PrometheusUnreachable: the metric is unknown,
+        which holds): the controller is stopping."""
+        self._stopping.set()
 
     def _configure_session(self, session: requests.Session) -> requests.Session:
         # verify: the CA bundle path when given; the client's disable_ssl is ignored for a
@@ -922,6 +928,9 @@ class PrometheusSource:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
+            if self._stopping.is_set():
+                raise PrometheusUnreachable(f"query {_short(expr)!r} at {cfg.safe_url}: not sent, the controller is "
+                                            f"stopping") from None
             attempts += 1
             try:
                 return self._attempt(expr, path, params, remaining)

@@ -186,6 +186,10 @@ def run(
 #: of 10 s per request) took 38 s. After this the Lease is released (the fence closes first, so
 #: the cycle left running cannot write), and the process exits.
 SHUTDOWN_GRACE_S = 15.0
+#: Seconds of it a running cycle has to finish as usual (most take well under one); after this
+#: its remaining requests are refused, so that it ends with its request in flight, which the
+#: client's 10 s read timeout bounds (4 tries of a stalled request took 38 s).
+CYCLE_GRACE_S = 5.0
 #: Seconds after a stop signal when the process exits whatever it is waiting for (the Lease
 #: release and the clients' close are bounded by their request timeouts, a few seconds each).
 SHUTDOWN_DEADLINE_S = 25.0
@@ -212,10 +216,17 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 def _stop_within(service, grace_s: float) -> bool:
     """Stop ``service`` (no new cycles, records closed), waiting at most ``grace_s`` seconds for
-    the running cycles; True when they finished."""
+    the running cycles; True when they finished. A cycle still running after ``CYCLE_GRACE_S``
+    is cut short: its remaining requests are not sent (ControllerService.stop_requests), so it
+    ends with its request in flight (10 s at most) instead of after every retry."""
     stopper = threading.Thread(target=service.stop, kwargs={"wait": True}, name="service-stop", daemon=True)
     stopper.start()
-    stopper.join(grace_s)
+    stopper.join(min(CYCLE_GRACE_S, grace_s))
+    if stopper.is_alive():
+        log.warning("a cycle is still running %g s after the stop: its remaining requests are not sent",
+                    min(CYCLE_GRACE_S, grace_s))
+        service.stop_requests()
+        stopper.join(max(grace_s - CYCLE_GRACE_S, 0.0))
     if stopper.is_alive():
         log.warning("a cycle is still running %g s after the stop: exiting without it", grace_s)
         return False

@@ -10,7 +10,7 @@ import logging
 from typing import Sequence
 
 from controller.model import Action, TargetRef, TargetSelector
-from controller.ports import Cluster, ClusterView, HpaLister
+from controller.ports import Cluster, ClusterView, HpaLister, StopsRequests
 
 log = logging.getLogger("setpoint.dryrun")
 
@@ -31,6 +31,10 @@ class DryRunCluster:
 
     def observe(self, targets: Sequence[TargetRef], with_pods: bool | None = None) -> ClusterView:
         return self.inner.observe(targets, with_pods=with_pods)
+
+    def stop_requests(self) -> None:
+        if isinstance(self.inner, StopsRequests):
+            self.inner.stop_requests()
 
     def hpa_targets(self, namespace: str) -> dict[TargetRef, str]:
         """The inner cluster's (a read); none when it cannot list HPAs (a simulated cluster)."""

@@ -23,7 +23,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from controller.errors import PolicyError, PolicyUnreadable
 from controller.policy import LoadedPolicy, check_policies
 from controller.model import TargetRef, jsonable
-from controller.ports import Cluster, MetricsSource, StateStore
+from controller.ports import Cluster, MetricsSource, StateStore, StopsRequests
 from controller.runtime.reconciler import (CycleResult, Reconciler, RuntimePolicy, cycle_records, emit_event,
                                            event_recorder)
 from controller.runtime.claims import TargetClaims
@@ -193,6 +193,13 @@ class ControllerService:
         for job in (f"policy:{name}", f"health:{name}"):
             if self.scheduler.get_job(job) is not None:
                 self.scheduler.remove_job(job)
+
+    def stop_requests(self) -> None:
+        """Make the ports refuse every request from now on (those that can: StopsRequests): a
+        running cycle ends once its request in flight does, its remaining ones failing at once."""
+        for port in (self.metrics, self.cluster):
+            if isinstance(port, StopsRequests):
+                port.stop_requests()
 
     def stop(self, wait: bool = True) -> None:
         """Graceful: running cycles finish, no new ones start, records are flushed and closed."""

@@ -653,3 +653,13 @@ def test_map_vector_ignores_series_of_other_workloads():
     result = [{"metric": {"namespace": "shop", "deployment": d}, "value": [10.0, "1"]} for d in ("web", "x", "y")]
     s = map_vector(result, refs("shop/web"), at=12.5)
     assert s.values.tolist() == [1.0] and s.age_s.tolist() == [2.5]
+
+
+def test_a_stopping_controller_sends_no_more_queries(prom, source):
+    # SIGTERM: the running cycle's remaining queries fail at once (the metric unknown: a hold),
+    # so that it ends within the stop's grace period (cli/live.py _stop_within)
+    source.stop_requests()
+    before = (source.requests_sent, prom.http_requests("/api/v1/query"))
+    with pytest.raises(PrometheusUnreachable, match="not sent, the controller is stopping"):
+        source.query("app_rps", refs("shop/web"), time.time())
+    assert (source.requests_sent, prom.http_requests("/api/v1/query")) == before

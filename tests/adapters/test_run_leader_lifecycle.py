@@ -23,7 +23,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from controller.cli.live import SHUTDOWN_DEADLINE_S, SHUTDOWN_GRACE_S
+from controller.cli.live import CYCLE_GRACE_S, SHUTDOWN_DEADLINE_S, SHUTDOWN_GRACE_S
 from tests.adapters.kube_helpers import official_client, server  # noqa: F401 (fixture)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -177,9 +177,10 @@ def test_a_stop_signal_releases_the_lease(server, leases, tmp_path, sig, code):
 
 
 def test_a_cycle_stuck_on_a_stalled_api_server_does_not_hold_the_exit(server, leases, tmp_path):
-    """Every Deployment list stalls 60 s (the client's read timeout is 10 s, 4 tries): the stop
-    waits SHUTDOWN_GRACE_S for the cycle, releases the Lease, and exits well within Kubernetes'
-    default 30 s grace period."""
+    """Every Deployment list stalls 60 s (the client's read timeout is 10 s, 4 tries: 38 s): after
+    CYCLE_GRACE_S the stop refuses the cycle's remaining requests, so the cycle ends with its
+    request in flight, within SHUTDOWN_GRACE_S (it was abandoned there, by os._exit); the Lease
+    is released, and the exit is well within Kubernetes' default 30 s grace period."""
     proc = start_run(server, tmp_path)
     try:
         wait_until(lambda: holder(leases) is not None, START_TIMEOUT_S, "the Lease to be taken")
@@ -195,6 +196,7 @@ def test_a_cycle_stuck_on_a_stalled_api_server_does_not_hold_the_exit(server, le
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
     assert code == 0, plain_lines(tmp_path)
-    assert SHUTDOWN_GRACE_S <= took_s < SHUTDOWN_GRACE_S + 5, took_s
+    assert CYCLE_GRACE_S <= took_s < SHUTDOWN_GRACE_S, took_s
     assert holder(leases) is None
-    assert "still running" in (tmp_path / "run.log").read_text()
+    log = (tmp_path / "run.log").read_text()
+    assert "its remaining requests are not sent" in log and "exiting without it" not in log, log[-3000:]

@@ -7,9 +7,14 @@ next matching requests fail (a real API server cannot be made to on demand).
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from controller.adapters.kubernetes import KubernetesCluster
+from controller.errors import Stopping, TemporaryError
+from controller.model import Action, ActionKind, TargetRef
 from controller.policy import load_policy_text
 from controller.runtime.reconciler import Reconciler, RuntimePolicy
 from simulators.ports import SimMetrics
@@ -108,3 +113,33 @@ def test_a_policy_whose_targets_resolve_to_none_cycles_quietly(server, tmp_path,
     for k in range(3):
         result = rec.cycle(server.world.engine.now + 15 * k)
         assert result.targets == [] and not result.actions and not result.failed
+
+
+def test_a_stopping_controller_cuts_a_retrying_read_short_and_sends_nothing_more(server, tmp_path):
+    # SIGTERM during a 503 storm: the read's next retry (a 5 s back-off here) is not waited for,
+    # and no request is sent after stop_requests (cli/live.py _stop_within)
+    rec, cluster, world = setup(server, tmp_path, max_retries=3, retry_backoff_s=5.0)
+    storm = server.api.faults.inject(r"/deployments$", status=503, times=10, method="GET")
+    outcome = []
+    reader = threading.Thread(target=lambda: outcome.append(_raised(cluster.resolve, rec.policy.selector)))
+    reader.start()
+    deadline = time.monotonic() + 5
+    while storm.times == 10 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    cluster.stop_requests()
+    reader.join(5)
+    assert not reader.is_alive() and storm.times == 9  # one request: no retry after the stop
+    assert isinstance(outcome[0], TemporaryError) and "HTTP 503" in str(outcome[0])
+    before = sum(cluster.requests.values())
+    with pytest.raises(Stopping, match="not sent, the controller is stopping"):
+        cluster.apply(Action(ActionKind.SCALE, TargetRef("shop", "web"), "test", replicas=7, from_replicas=2))
+    assert sum(cluster.requests.values()) == before and world.engine.spec_replicas[world.engine.index("web")] == 2
+    cluster.close()
+
+
+def _raised(fn, *args):
+    try:
+        fn(*args)
+    except Exception as exc:  # the outcome is asserted by the caller
+        return exc
+    return None
