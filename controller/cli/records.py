@@ -254,6 +254,8 @@ def _print_status(policies: dict, now: float) -> None:
         if not targets:
             summary.add_row("(no target yet)", "", "", "", "", "")
         console.print(summary)
+        for key, why in (policy.get("left_alone") or {}).items():
+            console.print(f"{key}: left alone, {why}", markup=False)
         started = _warm_start_line(targets, now)
         if started:
             console.print(started, markup=False)

@@ -35,15 +35,19 @@ class HpaGuard:
         self._known: dict[TargetRef, str] = {}  # the last list read (kept while the list fails)
         self._said: dict[TargetRef, str] = {}  # workload -> HPA, as last said
         self._failure_said: str | None = None
-        self.scaled = 0  # selected workloads an HPA scales (last cycle)
+        self.scaled_by: dict[TargetRef, str] = {}  # selected workloads an HPA scales (last cycle) -> the HPA
+
+    @property
+    def scaled(self) -> int:
+        """How many selected workloads an HPA scales (last cycle)."""
+        return len(self.scaled_by)
 
     def filter(self, targets: Sequence[TargetRef], namespace: str,
                event: Callable[[TargetRef, str, str], None]) -> list[TargetRef]:
         """``targets`` without the ones an HPA scales (all of them under a rehearsal); says what
         changed since the last cycle (``event(target, reason, message)``: an Event on the workload)."""
         self._read(namespace)
-        scaled = {t: self._known[t] for t in targets if t in self._known}
-        self.scaled = len(scaled)
+        scaled = self.scaled_by = {t: self._known[t] for t in targets if t in self._known}
         for target, hpa in scaled.items():
             if self._said.get(target) != hpa:
                 message = self._message(target, hpa)

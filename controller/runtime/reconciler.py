@@ -119,6 +119,7 @@ class CycleResult:
     scaling_committed: bool = False  # the decision's scale events joined the scaling state (Reconciler._commit_scaling)
     contested: int = 0  # workloads the policy selects that another policy governs (not in ``targets``)
     hpa_scaled: int = 0  # workloads the policy selects that an HPA scales (left alone unless a rehearsal)
+    left_alone: dict[str, str] = field(default_factory=dict)  # target key -> why the policy leaves it alone
     #: per scaling metric whose query answered (not one read per pod): (its query, how many of the
     #: existing targets got no sample from it: a renamed metric, a relabeling, an exporter gone)
     missing: dict[str, tuple[str, int]] = field(default_factory=dict)
@@ -215,6 +216,7 @@ class Reconciler:
         self.claims = claims
         self._taken_said: dict[TargetRef, str] = {}  # targets another policy governs, as last said
         self.contested = 0  # how many of the selected workloads another policy governs (last cycle)
+        self.left_alone: dict[str, str] = {}  # selected workloads left alone (last cycle): key -> why
         # a source with ``query_range`` (PrometheusSource): the scaling state is rebuilt from its
         # history at the first cycle and after ``restore()`` (controller/runtime/warm_start.py)
         self.warm_from = warm_from
@@ -598,9 +600,13 @@ class Reconciler:
         """The workloads this policy selects and governs: those another policy governs already
         are skipped, said once each (a warning, and a PolicyConflict Event on the workload)."""
         targets = self.cluster.resolve(self.policy.selector)
+        self.left_alone = {}
         if self.hpa_guard is not None:
             targets = self.hpa_guard.filter(targets, self.policy.selector.namespace,
                                             lambda t, reason, message: emit_event(self._events, t, reason, message))
+            if not self.rehearsal:
+                self.left_alone = {t.key: f"HorizontalPodAutoscaler {t.namespace}/{hpa} scales it"
+                                   for t, hpa in self.hpa_guard.scaled_by.items()}
         if self.claims is None:
             return targets
         targets, taken = self.claims.claim(self.policy.name, targets, now, self.policy.params.interval_s)
@@ -613,6 +619,7 @@ class Reconciler:
                 emit_event(self._events, target, "PolicyConflict", message)
         self._taken_said = taken
         self.contested = len(taken)
+        self.left_alone.update({t.key: f"policy {owner} governs it" for t, owner in taken.items()})
         return targets
 
     def cycle(self, now: float) -> CycleResult:
@@ -623,6 +630,7 @@ class Reconciler:
                              metric_names=self.policy.params.metric_names)
         result.contested = self.contested
         result.hpa_scaled = self.hpa_guard.scaled if self.hpa_guard is not None else 0
+        result.left_alone = dict(self.left_alone)
         if self._warm_due and self.warm_from is not None and self.policy.params.metrics and targets:
             self._warm_start(targets, now, result)
         with_pods = self.policy.health is not None or self.pods.wants_statuses

@@ -270,7 +270,8 @@ class ControllerService:
             records = cycle_records(result, policy.params.metric_names)
             self._write_records(records)
             try:
-                self.status_book.add_cycle(result.policy, result.now, (jsonable(r.to_dict()) for r in records))
+                self.status_book.add_cycle(result.policy, result.now, (jsonable(r.to_dict()) for r in records),
+                                           result.left_alone)
             except Exception:  # the status view is for people; it must not cost a cycle its records or actions
                 log.exception("status update failed", extra={"policy": result.policy})
         if result.warm_start is not None:

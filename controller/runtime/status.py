@@ -107,6 +107,7 @@ class StatusBook:
         self._lock = threading.Lock()
         self._targets: dict[str, dict[str, dict]] = {}  # policy -> target key -> status
         self._cycle_at: dict[str, float] = {}
+        self._left_alone: dict[str, dict[str, str]] = {}  # policy -> target key -> why it is not governed
 
     def add(self, record: dict) -> None:
         """Fold one record in (a records file, oldest first)."""
@@ -116,13 +117,16 @@ class StatusBook:
             targets[record["target"]] = fold(targets.get(record["target"]), record)
             self._cycle_at[policy] = max(self._cycle_at.get(policy, record["at"]), record["at"])
 
-    def add_cycle(self, policy: str, at: float, records: Iterable[dict]) -> None:
-        """One cycle of a policy: its targets now are exactly those of ``records``."""
+    def add_cycle(self, policy: str, at: float, records: Iterable[dict],
+                  left_alone: dict[str, str] | None = None) -> None:
+        """One cycle of a policy: its targets now are exactly those of ``records``; ``left_alone``:
+        the workloads it selects but leaves alone, each with why (another policy, an HPA)."""
         records = list(records)
         with self._lock:
             old = self._targets.get(policy, {})
             self._targets[policy] = {r["target"]: fold(old.get(r["target"]), r) for r in records}
             self._cycle_at[policy] = at
+            self._left_alone[policy] = dict(left_alone or {})
 
     def forget(self, keep: Iterable[str]) -> None:
         """Drop the policies not in ``keep`` (removed by a reload)."""
@@ -131,14 +135,18 @@ class StatusBook:
             for policy in set(self._targets) - keep:
                 del self._targets[policy]
                 self._cycle_at.pop(policy, None)
+                self._left_alone.pop(policy, None)
 
     def view(self, policies: Iterable[str] = ()) -> dict:
-        """``{policy: {"at": last cycle, "targets": {key: status}}}``; ``policies`` adds loaded
-        policies that have not cycled yet."""
+        """``{policy: {"at": last cycle, "targets": {key: status}}}``, with ``"left_alone": {key:
+        why}`` when the policy's last cycle left selected workloads alone; ``policies`` adds
+        loaded policies that have not cycled yet."""
         with self._lock:
             names = sorted(set(self._targets) | set(policies))
             return {p: {"at": self._cycle_at.get(p),
-                        "targets": {k: self._targets.get(p, {})[k] for k in sorted(self._targets.get(p, {}))}}
+                        "targets": {k: self._targets.get(p, {})[k] for k in sorted(self._targets.get(p, {}))},
+                        **({"left_alone": dict(sorted(self._left_alone[p].items()))} if self._left_alone.get(p)
+                           else {})}
                     for p in names}
 
     def __len__(self) -> int:
@@ -174,7 +182,8 @@ def _map_times(policies: dict, fn: Callable) -> dict:
                     h["rollout"] = dict(r, since=t(r.get("since")),
                                         last=dict(r["last"], at=t(r["last"].get("at"))) if r.get("last") else None)
             targets[key] = s
-        out[name] = {"at": t(p.get("at")), "targets": targets}
+        out[name] = {"at": t(p.get("at")), "targets": targets,
+                     **({"left_alone": dict(p["left_alone"])} if p.get("left_alone") else {})}
     return out
 
 

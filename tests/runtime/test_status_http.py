@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from kubernetes import client
 
 from controller.adapters.kubernetes import KubernetesCluster
 from controller.model import jsonable
@@ -185,3 +186,42 @@ def test_status_timeout_bounds_the_whole_answer_not_each_read():
         httpd.stop.set()
         httpd.shutdown()
         httpd.server_close()
+
+
+WIDE = POLICY.replace("{name: web}", "{name: wide}").replace(
+    "names: [web]", 'selector: {matchLabels: {"setpoint.io/autoscale": "true"}}')
+
+
+def test_status_says_which_selected_workloads_a_policy_leaves_alone_and_why(server, tmp_path):  # noqa: F811
+    # an operator's first question, "why is Setpoint not scaling api?", answered by `setpoint status`
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "web.yaml").write_text(POLICY)
+    (tmp_path / "policies" / "wide.yaml").write_text(WIDE)  # selects web (policy web's) and api (an HPA's)
+    world = server.world
+    world.advance(2)
+    metrics = SimMetrics(world.engine, {"rps_query": "offered_rps"}, window_s=15, tick_s=world.tick_s)
+    metrics.push(world.engine.signals())
+    api_client = official_client(server, tmp_path)
+    client.AutoscalingV2Api(api_client).create_namespaced_horizontal_pod_autoscaler("shop", {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "api-hpa"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"}, "maxReplicas": 9}})
+    cluster = KubernetesCluster(api_client, qps=0, retry_backoff_s=0.01)
+    service = ControllerService([tmp_path / "policies"], metrics, cluster, Telemetry(), clock=lambda: T_CYCLE)
+    http = StatusServer("127.0.0.1:0", service.telemetry.registry, service.healthy, service.ready,
+                        status=service.status).start()
+    try:
+        results = {r.policy: r for r in service.run_all_once()}
+        assert [t.key for t in results["wide"].targets] == []
+        url = f"http://127.0.0.1:{http.port}"
+        with urllib.request.urlopen(url + "/status", timeout=REQUEST_TIMEOUT_S) as response:
+            policies = json.loads(response.read())["policies"]
+        assert "left_alone" not in policies["web"]
+        assert policies["wide"]["left_alone"] == {"shop/api": "HorizontalPodAutoscaler shop/api-hpa scales it",
+                                                  "shop/web": "policy web governs it"}
+        proc = cli("--server", url)
+        assert proc.returncode == 0, proc.stderr
+        assert "shop/api: left alone, HorizontalPodAutoscaler shop/api-hpa scales it" in proc.stdout, proc.stdout
+        assert "shop/web: left alone, policy web governs it" in proc.stdout
+    finally:
+        http.stop()
+        cluster.close()
