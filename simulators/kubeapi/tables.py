@@ -32,6 +32,9 @@ COLUMNS: dict[str, list[tuple[str, str, str, int]]] = {
     "Lease": [("Name", "string", "name", 0), ("Holder", "string", "", 0), ("Age", "string", "", 0)],
     "ConfigMap": [("Name", "string", "name", 0), ("Data", "string", "", 0), ("Age", "string", "", 0)],
     "Namespace": [("Name", "string", "name", 0), ("Status", "string", "", 0), ("Age", "string", "", 0)],
+    "HorizontalPodAutoscaler": [("Name", "string", "name", 0), ("Reference", "string", "", 0),
+                                ("Targets", "string", "", 0), ("MinPods", "string", "", 0),
+                                ("MaxPods", "integer", "", 0), ("Replicas", "integer", "", 0), ("Age", "string", "", 0)],
 }
 
 
@@ -139,7 +142,27 @@ def _cells(kind: str, obj: dict, now_s: float) -> list:
         return [name, str(len(obj.get("data") or {}) + len(obj.get("binaryData") or {})), age]
     if kind == "Namespace":
         return [name, status.get("phase", "Active"), age]
+    if kind == "HorizontalPodAutoscaler":
+        ref = spec.get("scaleTargetRef") or {}
+        return [name, f"{ref.get('kind', '')}/{ref.get('name', '')}", _hpa_targets(spec.get("metrics") or []),
+                str(spec.get("minReplicas", 1)), spec.get("maxReplicas", 0), status.get("currentReplicas", 0), age]
     return [name, age]
+
+
+def _hpa_targets(metrics: list) -> str:
+    """kubectl's TARGETS of an autoscaling/v2 HPA; the current values are <unknown>: no HPA
+    controller runs here."""
+    if not metrics:
+        return "<none>"
+    cells = []
+    for m in metrics:
+        source = (m or {}).get("resource") or (m or {}).get("containerResource") or {}
+        target = source.get("target") or next((v.get("target") for v in (m or {}).values()
+                                               if isinstance(v, dict) and v.get("target")), {}) or {}
+        goal = (f"{target['averageUtilization']}%" if "averageUtilization" in target
+                else target.get("averageValue") or target.get("value") or "?")
+        cells.append(f"{source['name']}: <unknown>/{goal}" if source.get("name") else f"<unknown>/{goal}")
+    return ", ".join(cells)
 
 
 def _row_object(obj: dict, include: str) -> dict | None:

@@ -232,7 +232,8 @@ def test_an_hpa_is_stored_for_the_controller_to_see_and_a_bad_one_is_refused(clu
     (tmp_path / "hpa.yaml").write_text(HPA_V2 % ("web-hpa", 9))
     assert "horizontalpodautoscaler.autoscaling/web-hpa created" in kubectl(env, "create", "-f", str(tmp_path / "hpa.yaml"),
                                                                               "--validate=false")  # no OpenAPI here
-    assert table(kubectl(env, "get", "hpa"))[1][0] == "web-hpa"
+    assert table(kubectl(env, "get", "hpa")) == [["NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"],
+                                                 ["web-hpa", "Deployment/web", "cpu: <unknown>/70%", "2", "9", "0", "0s"]]
     seen = KubernetesCluster(python_client(srv, env), qps=0, max_retries=0, request_timeout_s=KUBECTL_REQUEST_S)
     assert seen.hpa_targets(NS) == {TargetRef(NS, "web", "Deployment"): "web-hpa"}
     seen.close()
