@@ -433,7 +433,7 @@ class Reconciler:
 
     def _query_latest(self, targets: list[TargetRef], now: float, result: CycleResult) -> np.ndarray | None:
         """(N, M) the ramps' latest readings (``ramp.latest``), NaN where a metric has none or its
-        sample is not usable (missing, stale, non-finite, negative); None when no ramp has one.
+        sample is not usable (missing, stale, non-finite, negative, implausible); None when no ramp has one.
         A failed query leaves its column NaN: that ramp uses its window's slope this cycle."""
         exprs = self.policy.latest_queries
         if not exprs:
@@ -451,7 +451,8 @@ class Reconciler:
                 continue
             values[:, j], present[:, j], age[:, j] = s.values, s.present & ~s.conflict, s.age_s
         params = self.policy.params
-        return read_signal_fast(values, present, age, params.stale_after_s, params.metric_nonnegative).values
+        return read_signal_fast(values, present, age, params.stale_after_s, params.metric_nonnegative,
+                                params.metric_implausible_above).values
 
     def _apply(self, action: Action, result: CycleResult) -> None:
         error, _ = apply_with_retries(self.cluster.apply, action, self.retry, self._monotonic, self._sleep)

@@ -311,7 +311,8 @@ def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, no
     """The numpy stages, one after the other: the reference the compiled kernel is tested against.
     ``normalize_stage``: normalize.normalize or a compiled twin (hpa_normalize.normalize_compiled);
     ``signal_stage``: signal.read_signal or its compiled twin (signal_compiled.read_signal_fast)."""
-    sig = signal_stage(obs.values, obs.present, obs.sample_age_s, params.stale_after_s, params.metric_nonnegative)
+    sig = signal_stage(obs.values, obs.present, obs.sample_age_s, params.stale_after_s, params.metric_nonnegative,
+                       params.metric_implausible_above)
     smoothed, smooth_state = smooth(params, sig.values, sig.usable, state.smooth, now)
     hpa = None
     if params.hpa_semantics:
