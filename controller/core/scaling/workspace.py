@@ -235,7 +235,8 @@ class DecisionWorkspace:
         norm = NormResult(*out(self.out_f1), *out(self.out_i1), out(self.active))
         forecasts = None if self.forecast is None else self.forecast.forecasts(copy)
         return Decision(now, obs.current, obs.ready, sig, smoothed, f2[2], b2[5], norm, kept, self.params,
-                        forecasts=forecasts, ramps=ramps, latest=getattr(obs, "latest", None))
+                        forecasts=forecasts, ramps=ramps, latest=getattr(obs, "latest", None),
+                        observed=obs.values)
 
     # -- state
     def commit(self, applied: np.ndarray | bool = True, replicas: np.ndarray | None = None) -> int:
