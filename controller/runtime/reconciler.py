@@ -120,6 +120,18 @@ class CycleResult:
     #: per scaling metric whose query answered (not one read per pod): (its query, how many of the
     #: existing targets got no sample from it: a renamed metric, a relabeling, an exporter gone)
     missing: dict[str, tuple[str, int]] = field(default_factory=dict)
+    #: the same for the existing targets whose sample was implausible (core/scaling/signal.py: a
+    #: broken exporter, a unit mix-up), for the scaling metrics in ``missing``
+    implausible: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+
+def _implausible_counts(queried: dict[str, tuple[str, int]], decision: Decision, exists: np.ndarray
+                        ) -> dict[str, tuple[str, int]]:
+    """Per metric of ``queried`` (CycleResult.missing: the scaling metrics whose query answered),
+    (its query, how many existing targets (``exists`` (N,)) read an implausible sample)."""
+    counts = np.count_nonzero(decision.signal.implausible & np.asarray(exists, bool)[:, None], axis=0).tolist()
+    return {name: (queried[name][0], counts[j]) for j, name in enumerate(decision.params.metric_names)
+            if name in queried}
 
 
 def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: float = 0.0) -> list:
@@ -634,6 +646,7 @@ class Reconciler:
         self._carry_state_over(targets)
         decision = self._scaling.decide(self.policy.params, obs, now)
         result.decision = decision
+        result.implausible = _implausible_counts(result.missing, decision, view.exists)
         try:
             self._act(targets, view, decision, now, result)
         except Exception:  # the decision was made: remember it, with the changes that went out before the failure
