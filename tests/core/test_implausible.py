@@ -129,3 +129,23 @@ def test_one_implausible_sample_decides_as_nan_and_never_raises_replicas(params,
         for a, b in zip(got, ref):
             np.testing.assert_array_equal(a.norm.desired, b.norm.desired)
             np.testing.assert_array_equal(a.signal.implausible, b.signal.implausible)
+
+
+def test_explain_shows_the_implausible_sample_and_its_bound(tmp_path):
+    """`setpoint explain` says why a target held at 1e300 rps: the record keeps the sample as read
+    (its raw value is a dash, like a missing one's) and the bound it is above."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from controller.cli import app
+
+    params = policy(RPS)
+    d = decide_numpy(params, Observation.of([4.0], [4.0], [[1e300]]), ScalingState.empty(1, params), T0)
+    path = tmp_path / "decisions.jsonl"
+    path.write_text(json.dumps(d.record(0, "p", "default/web", ("rps",)).to_dict()) + "\n", encoding="utf-8")
+    out = CliRunner().invoke(app, ["explain", str(path)])
+    assert out.exit_code == 0, out.output
+    text = " ".join(out.output.split())
+    assert "4 -> 4 [MetricsMissing]" in text and "rps: raw - smoothed - -> -" in text
+    assert "implausible rps 1e+300 (above 2e+06)" in text
