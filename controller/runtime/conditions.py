@@ -93,7 +93,8 @@ def scaling_conditions(params: PolicyParams, decision: Decision, targets: Sequen
 def _situations(decision: Decision, valid: np.ndarray) -> np.ndarray:
     """(N,) int64: one code per distinct input of :func:`hpa_conditions` and of the message (the
     reason, whether scaling ran, the comparisons it makes, the limit reason, which metrics were
-    valid: ``valid`` (N, K) bool, the flags of the metrics the message depends on). Reason codes < 32, limit reasons in [-1, 14], so 12 bits hold the scalar part."""
+    valid: ``valid`` (N, K) bool, the flags of the metrics the message depends on). Reason codes < 32,
+    limit reasons in [-1, 14], so 12 bits hold the scalar part."""
     norm = decision.norm
     current = np.asarray(decision.current, dtype=np.float64)
     code = np.asarray(norm.reason, dtype=np.int64) & 31

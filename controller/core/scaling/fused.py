@@ -74,9 +74,9 @@ def pack_params(params) -> np.ndarray:
     """Every parameter the kernel reads as one float vector (one argument: each array argument
     costs the call ~0.15 us to unbox): compiled._pack's scalars (its _P_* positions); the
     counts of up rules, down rules, ramp metrics and metrics; then the metric rows (6, M: kind,
-    target, non-negative, pooled capacity, saturation capacity, implausible above), up rules (3, Ru), down rules
-    (3, Rd), ramp rows (R, 11), each flattened in C order, and the metrics' read windows (M,:
-    PolicyParams.metric_read_windows, the recovery hold's)."""
+    target, non-negative, pooled capacity, saturation capacity, implausible above: signal.py), up
+    rules (3, Ru), down rules (3, Rd), ramp rows (R, 11), each flattened in C order, and the
+    metrics' read windows (M,: PolicyParams.metric_read_windows, the recovery hold's)."""
     scal, metric, up_rules, down_rules = compiled._pack(params)
     ramps = pack_ramps(params)
     counts = [up_rules.shape[1], down_rules.shape[1], ramps.shape[0], metric.shape[1]]
@@ -590,9 +590,9 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
     after a long spell (NormState.lit_at, dark_since, hold_until) (_F_*). Outputs: out_f (6, N, M)
     signal values, smoothed, proposals, ramp slope, ahead, proposal (ramp columns only); out_b (9, N,
     M) missing, stale, nonfinite, negative, usable, valid, and (state) the series' window sample times
-    on their pattern, its ramp sample times on theirs (ramp columns), then implausible; vi (3, N) limit reason, reason,
-    scratch slot (_I_*); active_out (N,). buf: (W,) scratch. latest (N, M): the ramps' latest readings
-    (NaN: none; ramp.implied_slope)."""
+    on their pattern, its ramp sample times on theirs (ramp columns), then implausible; vi (3, N)
+    limit reason, reason, scratch slot (_I_*); active_out (N,). buf: (W,) scratch. latest (N, M):
+    the ramps' latest readings (NaN: none; ramp.implied_slope)."""
     if commit_at == commit_at:  # the previous cycle's deferred commit, before anything reads the events
         _record_events(vf[_F_PENDING], vf[_F_DESIRED], _NO_ROWS, True, commit_at, up, down,
                        pv[compiled._P_UP_LONGEST], pv[compiled._P_DOWN_LONGEST], vf[_F_LAST_EVENT])
