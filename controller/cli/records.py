@@ -109,6 +109,11 @@ def _format_record(r: dict) -> str:
                          for name, v in r.get("saturatedLatest", {}).items())
         metrics = (f"{metrics}  | saturated {', '.join(r['saturated'])}{latest}: read at what the Ready pods serve, "
                    f"a lower bound on demand: sized with the target's headroom once more")
+    if r.get("implausible"):  # core/scaling/signal.py
+        read = ", ".join(f"{name} {num(v.get('value'))} (above {num(v.get('above'))})"
+                         for name, v in r["implausible"].items())
+        metrics = (f"{metrics}  | implausible {read}: a reading that asks for over 1000 x replicas.max (or above "
+                   f"the metric's implausibleAbove), not used: it may hold replicas, never change them")
     at = r.get("at", 0.0)
     who = f"{r['controller']} " if "controller" in r else ""
     line = (f"t={at:>8.0f}s {who}{r.get('target')}: {r.get('current')} -> {r.get('desired')} [{r.get('reason')}]  "

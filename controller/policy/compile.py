@@ -5,6 +5,7 @@ from __future__ import annotations
 from controller.core.health.params import (BudgetParams, CheckParams, Direction, HealthParams, Scope,
                                            default_verify_window_s)
 import dataclasses
+import math
 import re
 
 from controller.core.scaling.params import (ForecastParams, MetricKind, MetricParams, PolicyParams, RampParams, RuleType,
@@ -67,8 +68,9 @@ def _stated_startup_s(scaling) -> float:
 
 def compile_metric(metric: Metric, interval_s: float = 15.0, tolerance_down: float = 0.0) -> MetricParams:
     """The metric's parameters, with its query's range as its read window (the recovery hold's)."""
+    above = {None: None, "off": math.inf}.get(metric.implausible_above, metric.implausible_above)
     return dataclasses.replace(_compile_metric(metric, interval_s, tolerance_down),
-                               read_window_s=query_range_s(metric.query))
+                               read_window_s=query_range_s(metric.query), implausible_above=above)
 
 
 def _compile_metric(metric: Metric, interval_s: float, tolerance_down: float) -> MetricParams:

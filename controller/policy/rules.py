@@ -91,6 +91,7 @@ def _scaling_metrics(spec: Spec) -> Iterator[Problem]:
     yield from _duplicates([m.name for m in metrics], SCALING + ("metrics",), "metric name", field="name")
     for i, m in enumerate(metrics):
         yield from _headroom_rules(spec, m.target, SCALING + ("metrics", i, "target"))
+        yield from _implausible_rules(spec, m, SCALING + ("metrics", i, "implausibleAbove"))
         if m.ramp is not None:
             yield from _ramp_rules(spec, m, SCALING + ("metrics", i, "ramp"))
         if m.forecast is None:
@@ -103,6 +104,23 @@ def _scaling_metrics(spec: Spec) -> Iterator[Problem]:
                           "a per-pod value or utilization changes with the replica count)")
         if len(set(m.forecast.seasonality)) != len(m.forecast.seasonality):
             yield where + ("seasonality",), "periods must differ"
+
+
+def _implausible_rules(spec: Spec, metric, where: tuple) -> Iterator[Problem]:
+    """``implausibleAbove`` (core/scaling/signal.py) must leave every reading the policy acts on usable:
+    above the one that asks for replicas.max from one replica (max x target)."""
+    above = metric.implausible_above
+    if above is None:
+        return
+    if spec.preset == presets.HPA:
+        yield where, "not allowed with preset: hpa (HPA has no bound on a reading)"
+        return
+    target = metric.target
+    t = next(x for x in (target.value, target.average_per_replica, target.utilization) if x is not None)
+    most = t * spec.replicas.max_replicas
+    if above != "off" and above <= most:
+        yield where, (f"must be above target x replicas.max ({most:g}: a reading there asks for replicas.max), "
+                      f"got {above:g}")
 
 
 def _headroom_rules(spec: Spec, target, where: tuple) -> Iterator[Problem]:

@@ -17,6 +17,7 @@ from controller.policy.durations import DURATION_PATTERN, describe_value
 from controller.policy.fields import (CountOrPercent, DnsLabel, DnsSubdomain, Duration, Identifier, NonEmptyText,
                                       Percent, StrictModel, duration_field, exactly_one, field_error,
                                       one_of_required)
+from controller.policy.messages import _number_as_text_hint
 from controller.policy.limits import (MAX_BUDGET, MAX_DURATION_S, MAX_INTERVAL_S, MAX_RATE_PERCENT, MAX_REPLICAS,
                                       MAX_UTILIZATION_PCT, MAX_VALUE)
 
@@ -225,12 +226,34 @@ class Ramp(StrictModel):
         return self
 
 
+def _number_or_off(value: object) -> float | str:
+    """``implausibleAbove``: a number in (0, MAX_VALUE] (as a float), or ``off`` (YAML 1.1 reads a bare off
+    as false: both mean off)."""
+    if value == "off" or value is False:
+        return "off"
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= MAX_VALUE:
+        return float(value)
+    raise field_error(f"expected a number above 0 (at most {MAX_VALUE:g}) or off, got {describe_value(value)}"
+                      f"{_number_as_text_hint(value)}")
+
+
+ImplausibleAbove = Annotated[Union[float, str], BeforeValidator(
+    _number_or_off,
+    json_schema_input_type=Union[Annotated[float, Field(gt=0, le=MAX_VALUE)], Literal["off"], Literal[False]])]
+
+
 class Metric(StrictModel):
     name: Identifier
     query: NonEmptyText = Field(description="PromQL returning one series per (namespace, workload).")
     target: MetricTarget
     forecast: Optional[Forecast] = None
     ramp: Optional[Ramp] = None
+    implausible_above: Optional[ImplausibleAbove] = Field(
+        None, description=(
+            "A sample above this (the metric's unit) is implausible: a broken exporter, a unit mix-up; it is not used "
+            "(it may hold replicas, never change them). Default: the reading that asks for 1000 x replicas.max from "
+            "one replica (1000 x max x target). Raise it, or turn it off, for a metric that may grow without bound, "
+            "such as a backlog after an outage (core/scaling/signal.py). Not with preset: hpa (HPA has no bound)."))
 
 
 class Ewma(StrictModel):

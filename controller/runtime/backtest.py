@@ -179,8 +179,10 @@ class SampleCounts:
     """What one query gave each target, summed over the window's segments: (N,) numbers of grid
     times with a usable sample, with none (``missing``), with several series (``conflicting``;
     at most ``series`` at once, differing in the ``differing`` labels), with a NaN or infinite
-    value and with a negative one; and samples dropped for a time off the window (``outside``).
-    The classes are the live path's: ``Samples``' present and conflict, then ``read_signal``."""
+    value, with a negative one and with an implausible one (above ``above``: the bound of the
+    metric that reads the query, core/scaling/signal.py); and samples dropped for a time off the
+    window (``outside``). The classes are the live path's: ``Samples``' present and conflict, then
+    ``read_signal``."""
 
     times: int
     usable: np.ndarray
@@ -188,24 +190,28 @@ class SampleCounts:
     conflicting: np.ndarray
     nonfinite: np.ndarray
     negative: np.ndarray
+    implausible: np.ndarray
     outside: np.ndarray
     series: np.ndarray
     differing: list[set]
+    above: float = math.inf
 
     @classmethod
-    def none(cls, n: int) -> "SampleCounts":
-        zeros = [np.zeros(n, np.int64) for _ in range(7)]
-        return cls(0, *zeros, [set() for _ in range(n)])
+    def none(cls, n: int, above: float = math.inf) -> "SampleCounts":
+        zeros = [np.zeros(n, np.int64) for _ in range(8)]
+        return cls(0, *zeros, [set() for _ in range(n)], above)
 
     def add(self, grid: Gridded, block: int = 512) -> None:
         """Count one segment's grid (``block`` rows at a time: read_signal copies what it reads)."""
         self.times += grid.values.shape[0]
         for lo in range(0, grid.values.shape[0], block):
             values, count = grid.values[lo:lo + block], grid.count[lo:lo + block]
-            signal = read_signal(values, count == 1, np.zeros(values.shape), math.inf)
+            signal = read_signal(values, count == 1, np.zeros(values.shape), math.inf,
+                                 implausible_above=np.full(values.shape[1], self.above))
             self.usable += signal.usable.sum(axis=0)
             self.nonfinite += signal.nonfinite.sum(axis=0)
             self.negative += signal.negative.sum(axis=0)
+            self.implausible += signal.implausible.sum(axis=0)
             self.missing += (count == 0).sum(axis=0)
             self.conflicting += (count > 1).sum(axis=0)
         if grid.count.size:
@@ -222,7 +228,8 @@ class SampleCounts:
             lines.append(f"{what}: {size} conflicting series{differing} for "
                          f"{_named(targets, rows, self.conflicting, self.times)}: a conflict is never averaged; "
                          f"aggregate them, e.g. sum by ({', '.join(labels)}) (...)")
-        for kind, counts in (("NaN or infinite values", self.nonfinite), ("negative values", self.negative)):
+        for kind, counts in (("NaN or infinite values", self.nonfinite), ("negative values", self.negative),
+                             (f"implausible values above {self.above:g}", self.implausible)):
             if counts.any():
                 lines.append(f"{what}: {kind} (not usable) for "
                              f"{_named(targets, np.flatnonzero(counts), counts, self.times)}")
@@ -498,20 +505,22 @@ def fetch_replay_data(source, policies: Sequence[RuntimePolicy], start_s: float,
     with ThreadPoolExecutor(max(1, min(max_concurrency, len(exprs))), thread_name_prefix="range-query") as pool:
         fetched = dict(zip(exprs, pool.map(fetch, range(len(exprs)))))
     targets = discover_targets(first.selector, [fetched[q] for q in queries], labels)
-    return replay_segment(fetched, plan, labels, targets, time_grid(start_s, end_s, step_s), step_s, {})
+    return replay_segment(fetched, plan, labels, targets, time_grid(start_s, end_s, step_s), step_s, {},
+                          query_bounds(policies))
 
 
 def replay_segment(fetched: dict, plan: tuple[list[str], str, tuple[str, str]], labels: tuple[str, str],
                    targets: Sequence[TargetRef], t_s: np.ndarray, step_s: float,
-                   samples: dict[str, SampleCounts]) -> ReplayData:
+                   samples: dict[str, SampleCounts], bounds: dict[str, float] | None = None) -> ReplayData:
     """The range-query answers ``fetched`` {expr: series} of one segment on its grid ``t_s``, for
     the queries of ``plan`` (``plan_queries``); each query's samples are counted into ``samples``
-    (added to across segments, and kept as the result's ``samples``)."""
+    (added to across segments, and kept as the result's ``samples``), implausible above its
+    ``bounds`` (``query_bounds``; none: no bound)."""
     queries, replicas_expr, replica_labels = plan
     grids = {e: grid_series(fetched[e], targets, t_s, step_s, replica_labels if e == replicas_expr else labels)
              for e in (*queries, replicas_expr)}
     for expr, grid in grids.items():
-        samples.setdefault(expr, SampleCounts.none(len(targets))).add(grid)
+        samples.setdefault(expr, SampleCounts.none(len(targets), (bounds or {}).get(expr, math.inf))).add(grid)
     metrics = {q: grids[q].values for q in queries}
     counts = {q: np.minimum(grids[q].count, 2).astype(np.int8) for q in queries}
     return ReplayData(list(targets), t_s, step_s, metrics, grids[replicas_expr].values, counts, samples)
@@ -538,6 +547,20 @@ def query_names(policies: Sequence[RuntimePolicy]) -> dict[str, str]:
             if latest is not None:
                 names.setdefault(latest, f"metric {name} (ramp latest)")
     return names
+
+
+def query_bounds(policies: Sequence[RuntimePolicy]) -> dict[str, float]:
+    """{query: the sample above which it is implausible} (core/scaling/signal.py): the bound of the
+    first policy's metric that reads it, as ``query_names`` names it; a ramp's latest reading has
+    its metric's."""
+    bounds: dict[str, float] = {}
+    for p in policies:
+        above = p.params.metric_implausible_above.tolist()
+        for j, (query, latest) in enumerate(zip(p.queries, p.latest_queries or [None] * len(p.queries))):
+            bounds.setdefault(query, above[j])
+            if latest is not None:
+                bounds.setdefault(latest, above[j])
+    return bounds
 
 
 def sample_notes(policies: Sequence[RuntimePolicy], data: ReplayData, labels: tuple[str, str]) -> list[str]:
@@ -593,6 +616,7 @@ def stream_backtest(source, policies: Sequence[RuntimePolicy], names: Sequence[s
     windows = segment_windows(start_s, end_s, step_s, segment_points)
     targets: list[TargetRef] = []
     samples: dict[str, SampleCounts] = {}
+    bounds = query_bounds(policies)
 
     def fetch(window: tuple[float, float]) -> dict:
         lo, hi = window
@@ -612,7 +636,8 @@ def stream_backtest(source, policies: Sequence[RuntimePolicy], names: Sequence[s
                 targets = discover_targets(first.selector, [fetched[q] for q in queries], labels)
                 if not targets:
                     break
-            data = replay_segment(fetched, plan, labels, targets, time_grid(*window, step_s), step_s, samples)
+            data = replay_segment(fetched, plan, labels, targets, time_grid(*window, step_s), step_s, samples,
+                                  bounds)
             for replayer in replayers:
                 replayer.feed(data)
             actual.append(data.actual)

@@ -47,11 +47,12 @@ def condition(reason: str, message: str = "") -> dict[str, str]:
     return {"status": condition_status(reason), "reason": reason, "message": message or _FIXED_MESSAGES.get(reason, "")}
 
 
-def _metrics_message(reason: str, names: Sequence[str], valid: np.ndarray) -> str:
+def _metrics_message(reason: str, names: Sequence[str], valid: np.ndarray, implausible: np.ndarray) -> str:
     if reason == "ValidMetricFound":
         used = [n for n, ok in zip(names, valid) if ok]
         return f"the controller was able to calculate a replica count from {', '.join(used)}"
-    missing = [n for n, ok in zip(names, valid) if not ok]
+    missing = [n + (" (an implausible sample, far above what replicas.max could serve)" if bad else "")
+               for n, ok, bad in zip(names, valid, implausible) if not ok]
     text = f"the controller was unable to compute the replica count: no usable sample for {', '.join(missing)}"
     return text + ("; a scale-down waits until every metric has one" if valid.any() else "")
 
@@ -70,7 +71,9 @@ def scaling_conditions(params: PolicyParams, decision: Decision, targets: Sequen
     if not params.metrics or not len(targets):
         return [{} for _ in targets]
     norm, valid = decision.norm, np.asarray(decision.valid, bool)
-    _, first, which = np.unique(_situations(decision, valid), return_index=True, return_inverse=True)
+    implausible = np.asarray(decision.signal.implausible, bool)  # its own message: a situation of its own
+    flags = np.concatenate([valid, implausible], axis=1) if implausible.any() else valid
+    _, first, which = np.unique(_situations(decision, flags), return_index=True, return_inverse=True)
     shared = _conditions_of_rows(params, decision, first)
     rescaled = np.array([c.get("AbleToScale", {}).get("reason") == "SucceededRescale" for c in shared])
     out = [shared[k] for k in which.ravel().tolist()]
@@ -90,7 +93,8 @@ def scaling_conditions(params: PolicyParams, decision: Decision, targets: Sequen
 def _situations(decision: Decision, valid: np.ndarray) -> np.ndarray:
     """(N,) int64: one code per distinct input of :func:`hpa_conditions` and of the message (the
     reason, whether scaling ran, the comparisons it makes, the limit reason, which metrics were
-    valid). Reason codes < 32, limit reasons in [-1, 14], so 12 bits hold the scalar part."""
+    valid: ``valid`` (N, K) bool, the flags of the metrics the message depends on). Reason codes < 32,
+    limit reasons in [-1, 14], so 12 bits hold the scalar part."""
     norm = decision.norm
     current = np.asarray(decision.current, dtype=np.float64)
     code = np.asarray(norm.reason, dtype=np.int64) & 31
@@ -113,16 +117,17 @@ def _conditions_of_rows(params: PolicyParams, decision: Decision, rows: np.ndarr
     norm = decision.norm
     sub = type(norm)(*(np.asarray(getattr(norm, f))[rows] for f in norm.__dataclass_fields__))
     valid = np.asarray(decision.valid, bool)[rows]
+    implausible = np.asarray(decision.signal.implausible, bool)[rows]
     failures = metric_failure_reasons(params.metric_kinds, valid)
     reasons = hpa_conditions(sub, np.asarray(decision.current)[rows], failures, params.legacy)
     names = params.metric_names
     out = []
-    for r, row_valid in zip(reasons, valid):
+    for r, row_valid, row_implausible in zip(reasons, valid, implausible):
         conds = {}
         for kind, reason in r.items():
             message = ""
             if kind == "ScalingActive" and reason not in _FIXED_MESSAGES:
-                message = _metrics_message(reason, names, row_valid)
+                message = _metrics_message(reason, names, row_valid, row_implausible)
             conds[kind] = condition(reason, message)
         out.append(conds)
     return out

@@ -123,6 +123,18 @@ class CycleResult:
     #: per scaling metric whose query answered (not one read per pod): (its query, how many of the
     #: existing targets got no sample from it: a renamed metric, a relabeling, an exporter gone)
     missing: dict[str, tuple[str, int]] = field(default_factory=dict)
+    #: the same for the existing targets whose sample was implausible (core/scaling/signal.py: a
+    #: broken exporter, a unit mix-up), for the scaling metrics in ``missing``
+    implausible: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+
+def _implausible_counts(queried: dict[str, tuple[str, int]], decision: Decision, exists: np.ndarray
+                        ) -> dict[str, tuple[str, int]]:
+    """Per metric of ``queried`` (CycleResult.missing: the scaling metrics whose query answered),
+    (its query, how many existing targets (``exists`` (N,)) read an implausible sample)."""
+    counts = np.count_nonzero(decision.signal.implausible & np.asarray(exists, bool)[:, None], axis=0).tolist()
+    return {name: (queried[name][0], counts[j]) for j, name in enumerate(decision.params.metric_names)
+            if name in queried}
 
 
 def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: float = 0.0) -> list:
@@ -441,7 +453,7 @@ class Reconciler:
 
     def _query_latest(self, targets: list[TargetRef], now: float, result: CycleResult) -> np.ndarray | None:
         """(N, M) the ramps' latest readings (``ramp.latest``), NaN where a metric has none or its
-        sample is not usable (missing, stale, non-finite, negative); None when no ramp has one.
+        sample is not usable (missing, stale, non-finite, negative, implausible); None when no ramp has one.
         A failed query leaves its column NaN: that ramp uses its window's slope this cycle."""
         exprs = self.policy.latest_queries
         if not exprs:
@@ -459,7 +471,8 @@ class Reconciler:
                 continue
             values[:, j], present[:, j], age[:, j] = s.values, s.present & ~s.conflict, s.age_s
         params = self.policy.params
-        return read_signal_fast(values, present, age, params.stale_after_s, params.metric_nonnegative).values
+        return read_signal_fast(values, present, age, params.stale_after_s, params.metric_nonnegative,
+                                params.metric_implausible_above).values
 
     def _apply(self, action: Action, result: CycleResult) -> None:
         error, _ = apply_with_retries(self.cluster.apply, action, self.retry, self._monotonic, self._sleep)
@@ -651,6 +664,7 @@ class Reconciler:
         self._carry_state_over(targets)
         decision = self._scaling.decide(self.policy.params, obs, now)
         result.decision = decision
+        result.implausible = _implausible_counts(result.missing, decision, view.exists)
         try:
             self._act(targets, view, decision, now, result)
         except Exception:  # the decision was made: remember it, with the changes that went out before the failure

@@ -33,6 +33,14 @@ from controller.runtime.telemetry import Telemetry
 
 log = logging.getLogger("setpoint.runtime")
 
+#: What the warnings of a metric's gap say (ControllerService._say_metric_gaps), per kind of gap:
+#: (when it starts, for "metric NAME: " + it % (targets hit, targets); when it ends)
+_METRIC_GAP_WORDS = {
+    "missing": ("the query answered no sample for %d of %d targets", "a sample for every target again"),
+    "implausible": ("an implausible sample (far above what replicas.max could serve; core/scaling/signal.py) for %d "
+                    "of %d targets, not used", "no implausible sample any more"),
+}
+
 
 def runtime_policies(policies: list[LoadedPolicy]) -> dict[str, RuntimePolicy]:
     """Every policy (scaling, health or both), keyed by name."""
@@ -144,7 +152,7 @@ class ControllerService:
         self._records_failures = 0  # cycles in a row whose records could not be written
         # (policy, metric) whose query last answered with no sample for some existing targets:
         # said once when it starts and once when every target has one again
-        self._metric_gaps: set[tuple[str, str]] = set()
+        self._metric_gaps: set[tuple[str, str, str]] = set()  # (policy, metric, kind: _METRIC_GAP_WORDS)
         self.telemetry.records_ok.set(1)  # the writer opened the file (or none is asked for)
         self.status_book = StatusBook()  # GET /status: the last cycle of each policy, per target
         self.scheduler = BackgroundScheduler(
@@ -293,21 +301,23 @@ class ControllerService:
 
     def _say_metric_gaps(self, result: CycleResult) -> None:
         """A metric whose query answers with no sample for some targets (renamed, relabeled, its
-        exporter gone) holds their replicas (MetricsMissing) with no error to log: warn when it
-        starts, for a (policy, metric), and when every target has a sample again; not each cycle."""
-        for metric, (query, missing) in result.missing.items():
-            key = (result.policy, metric)
-            if missing and key not in self._metric_gaps:
-                self._metric_gaps.add(key)
-                log.warning("metric %s: the query answered no sample for %d of %d targets",
-                            metric, missing, len(result.targets),
-                            extra={"policy": result.policy, "metric": metric, "query": query,
-                                   "targets_missing": missing, "targets": len(result.targets)})
-            elif not missing and key in self._metric_gaps:
-                self._metric_gaps.discard(key)
-                log.warning("metric %s: a sample for every target again", metric,
-                            extra={"policy": result.policy, "metric": metric, "query": query,
-                                   "targets": len(result.targets)})
+        exporter gone), or with an implausible one (core/scaling/signal.py: a broken exporter, a unit
+        mix-up), holds their replicas (MetricsMissing) with no error to log: warn when it starts, for
+        a (policy, metric), and when every target reads well again; not each cycle."""
+        for kind, counts in (("missing", result.missing), ("implausible", result.implausible)):
+            started, ended = _METRIC_GAP_WORDS[kind]
+            for metric, (query, count) in counts.items():
+                key = (result.policy, metric, kind)
+                if count and key not in self._metric_gaps:
+                    self._metric_gaps.add(key)
+                    log.warning("metric %s: " + started, metric, count, len(result.targets),
+                                extra={"policy": result.policy, "metric": metric, "query": query,
+                                       f"targets_{kind}": count, "targets": len(result.targets)})
+                elif not count and key in self._metric_gaps:
+                    self._metric_gaps.discard(key)
+                    log.warning("metric %s: " + ended, metric,
+                                extra={"policy": result.policy, "metric": metric, "query": query,
+                                       "targets": len(result.targets)})
 
     def _write_records(self, records: list) -> None:
         """Append a cycle's records. A failure costs only the records: the cycle's actions were
@@ -423,7 +433,7 @@ class ControllerService:
             self._restore_jobs(changed, old_policies, old_next)
             raise
         self.policies, self.reconcilers = plan.policies, plan.reconcilers
-        self._metric_gaps = {(p, m) for p, m in self._metric_gaps  # a gap of a metric still there stays
+        self._metric_gaps = {(p, m, k) for p, m, k in self._metric_gaps  # a gap of a metric still there stays
                              if p in plan.policies and m in plan.policies[p].params.metric_names}
         self.telemetry.policies_loaded.set(len(plan.policies))
         for name in set(old_policies) - set(plan.policies):

@@ -5,7 +5,7 @@ actions_total{policy,kind}, action_failures_total{policy,kind}, errors_total{pol
 cycle_duration_seconds{policy} (histogram), state_saves_total{policy}, desired_replicas{policy,target},
 ready_replicas{policy,target}, lost_ready_total{policy,target}, withheld_replicas{policy,target},
 prometheus_requests_total{policy}, invalid_samples_total{policy,metric,reason} (reason:
-negative, non_finite), policies_loaded, policy_reload_failures_total, policy_reload_ok,
+negative, non_finite, implausible), policies_loaded, policy_reload_failures_total, policy_reload_ok,
 policy_reload_last_success_timestamp_seconds, healing_held{policy,target}, rollout_held{policy,target},
 last_cycle_timestamp_seconds{policy}, leader, records_write_failures_total, records_ok.
 """
@@ -56,7 +56,8 @@ class Telemetry:
                               "added on top of the last decision.", ["policy", "target"], registry=r)
         self.invalid_samples = Counter(
             "setpoint_invalid_samples", "Metric samples that were present but unusable (they hold the target, never "
-            "scale it down), by why: negative (a metric that cannot be negative) or non_finite (NaN, Inf).",
+            "scale it down), by why: negative (a metric that cannot be negative), non_finite (NaN, Inf) or implausible "
+            "(value / target over 1000 x replicas.max, or above the metric's implausibleAbove).",
             ["policy", "metric", "reason"], registry=r)
         self.state_saves = Counter("setpoint_state_saves", "Writes of the durable healing state (budgets, breaker, "
                                    "revisions) to the state store.", ["policy"], registry=r)
@@ -201,9 +202,10 @@ class Telemetry:
 
 
     def _count_invalid(self, policy: str, d, metric_names: tuple[str, ...]) -> None:
-        """Count negative and non-finite samples per metric of one decision."""
+        """Count negative, non-finite and implausible samples per metric of one decision."""
         names = metric_names or tuple(f"m{j}" for j in range(d.signal.values.shape[1]))
-        for reason, mask in (("negative", d.signal.negative), ("non_finite", d.signal.nonfinite)):
+        for reason, mask in (("negative", d.signal.negative), ("non_finite", d.signal.nonfinite),
+                             ("implausible", d.signal.implausible)):
             for name, count in zip(names, mask.sum(axis=0).tolist()):
                 if count:
                     self.invalid_samples.labels(policy, name, reason).inc(count)

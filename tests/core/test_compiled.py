@@ -37,7 +37,7 @@ COMPILED_SMOOTHING = [Smoothing.NONE, Smoothing.EWMA, Smoothing.MEAN, Smoothing.
 def assert_same(a: Decision, b: Decision, where: str) -> None:
     """Every array of two Decisions (and of their states) is identical."""
     pairs = {f"signal.{k}": (getattr(a.signal, k), getattr(b.signal, k))
-             for k in ("values", "missing", "stale", "nonfinite", "negative", "usable")}
+             for k in ("values", "missing", "stale", "nonfinite", "negative", "implausible", "usable")}
     pairs.update({k: (getattr(a, k), getattr(b, k)) for k in ("smoothed", "proposals", "valid")})
     pairs.update({f"norm.{k}": (getattr(a.norm, k), getattr(b.norm, k)) for k in
                   ("combined", "proposal", "stabilized", "desired", "limit_reason", "reason", "scaling_active")})
@@ -158,6 +158,7 @@ SCRIPTED = [
                  dict(ages=np.array([[[0.0]] * 3, [[60.0]] * 3, [[0.0]] * 3])), Reason.METRICS_MISSING,
                  id="stale-sample"),
     pytest.param(params(), ramp([500, -5.0, np.inf, 500]), 4.0, {}, Reason.METRICS_MISSING, id="negative-and-inf"),
+    pytest.param(params(), ramp([500, 1e300, 1e300]), 4.0, {}, Reason.METRICS_MISSING, id="implausible"),
     pytest.param(params(metrics=(RAMPED,)), ramp([300, 300, 300, 400, 550, 750, 1000, 1300, 1300, 1300]), 3.0, {},
                  Reason.SCALE_UP, id="ramp-rising-load"),
     pytest.param(params(scale_down=ScalingRules.of(30, Select.MAX, []), tolerance_down=0.2, scale_down_min_step=0.2),
@@ -252,7 +253,9 @@ def policies(draw) -> PolicyParams:
                                  draw(st.sampled_from([0.5, 50.0, 100.0])), ramp=draw(ramps()),
                                  capacity=draw(st.sampled_from([0.0, 0.0, 120.0, 1000.0])),  # pooled: averages only
                                  saturation_capacity=draw(st.sampled_from([0.0, 0.0, 60.0, 150.0])),
-                                 read_window_s=draw(st.sampled_from([0.0, 15.0, 40.0, 120.0])))  # recovering.py
+                                 read_window_s=draw(st.sampled_from([0.0, 15.0, 40.0, 120.0])),  # recovering.py
+                                 # the default bound, one inside the samples' range (signal.py), none
+                                 implausible_above=draw(st.sampled_from([None, None, 1000.0, np.inf])))
                     for j in range(m))
     lo = draw(st.integers(0, 5))
     return PolicyParams(
@@ -265,7 +268,8 @@ def policies(draw) -> PolicyParams:
         fallback_replicas=draw(st.one_of(st.none(), st.integers(lo, lo + 5))), missing_hold_s=30.0)
 
 
-SAMPLE = st.one_of(st.floats(0, 5000, allow_nan=False), st.sampled_from([NAN, -1.0, np.inf, 0.0, 100.0, 50.0]))
+SAMPLE = st.one_of(st.floats(0, 5000, allow_nan=False),
+                   st.sampled_from([NAN, -1.0, np.inf, 0.0, 100.0, 50.0, 1000.0, 1e300]))
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -160,6 +160,7 @@ def _missing_and_bad_samples():
     v = with_gaps(waves(120, 4, noise=0.05), seed=3, share=0.15)[:, :, None]
     v[30:33, 0] = -5.0  # negative
     v[50, 1] = np.inf
+    v[52, 1] = 1e300  # implausible (core/scaling/signal.py)
     ages = np.zeros(v.shape)
     ages[60:64, 2] = 120.0  # stale: older than stale_after_s
     present = ~np.isnan(v)
@@ -220,7 +221,7 @@ def _irregular_times():
 # "trusted" forecasts were trusted (a constant's forecast is the constant), "never" none trusted)
 ROWS = [pytest.param(_sine, "wins", id="seasonal-sine-from-history"), pytest.param(_constant, "trusted", id="constant"),
         pytest.param(_step, "wins", id="step"),
-        pytest.param(_missing_and_bad_samples, "wins", id="missing-stale-negative-nonfinite"),
+        pytest.param(_missing_and_bad_samples, "wins", id="missing-stale-negative-nonfinite-implausible"),
         pytest.param(_untrusted, "never", id="never-trusted"),
         pytest.param(_observed_startups, "wins", id="observed-start-ups"),
         pytest.param(_two_forecast_metrics_utilization, "wins", id="two-forecast-metrics-utilization"),

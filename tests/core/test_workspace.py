@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(not compiled.available(), reason="numba is not i
 def assert_outputs_equal(d: Decision, ws: DecisionWorkspace, where: str) -> None:
     """The workspace's outputs are the Decision's arrays (NaN where NaN)."""
     pairs = {f"signal.{k}": (getattr(d.signal, k), getattr(ws.signal(), k))
-             for k in ("values", "missing", "stale", "nonfinite", "negative", "usable")}
+             for k in ("values", "missing", "stale", "nonfinite", "negative", "implausible", "usable")}
     pairs.update(smoothed=(d.smoothed, ws.out_f2[1]), proposals=(d.proposals, ws.out_f2[2]),
                  valid=(d.valid, ws.out_b2[5]))
     pairs.update({f"norm.{k}": (getattr(d.norm, k), getattr(ws.norm_result(), k)) for k in

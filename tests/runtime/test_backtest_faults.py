@@ -1,9 +1,9 @@
 """Backtests on history that is not usable as it stands: no series, several series per target,
-NaN or negative values, samples stamped outside the window, null values. Each is named in a note
+NaN, negative or implausible values, samples stamped outside the window, null values. Each is named in a note
 per metric and target; a policy that saw no usable sample at all is an error, not a score.
 
 The real Prometheus (history loaded by promtool) gives the empty answers, the conflicting series,
-NaN, +Inf and negative values; the stub of test_prometheus gives only what it cannot: absurd
+NaN, +Inf, negative and implausible (1e300) values; the stub of test_prometheus gives only what it cannot: absurd
 timestamps and null values.
 """
 
@@ -78,6 +78,7 @@ FAMILIES = {  # metric: {deployment or (deployment, pod): value}
     "nan_rps": {"web": "NaN", "api": "NaN"},
     "inf_rps": {"web": "+Inf", "api": "100"},
     "neg_rps": {"web": "-5", "api": "-5"},
+    "wild_rps": {"web": "1e300", "api": "100"},  # a broken exporter: implausible (core/scaling/signal.py)
     "kube_deployment_spec_replicas": {"web": "3", "api": "3"},
 }
 
@@ -142,6 +143,9 @@ ALL = f"({POINTS} of {POINTS} times)"
         f"metric rps: NaN or infinite values (not usable) for 1 target(s): shop/web {ALL}"], id="inf-for-one-target"),
     pytest.param([("rps", "neg_rps")], "web, api", 1, ["metric rps: negative values (not usable) for 2 target(s)"],
                  id="negative-everywhere"),
+    pytest.param([("rps", "wild_rps")], "web, api", 0, [
+        f"metric rps: implausible values above 2e+06 (not usable) for 1 target(s): shop/web {ALL}"],
+        id="implausible-for-one-target"),
     pytest.param([("rps", "ok_rps"), ("cpu", "absent_rps")], "web, api", 0, [
         f"metric cpu: no sample for 2 target(s): shop/api {ALL}, shop/web {ALL}"], id="one-usable-metric-is-enough"),
 ])

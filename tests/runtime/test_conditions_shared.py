@@ -32,7 +32,7 @@ def reference(params, decision, targets, exists, applied, failed):
             continue
         conds = {}
         for kind, reason in reasons[i].items():
-            message = _metrics_message(reason, params.metric_names, decision.valid[i]) \
+            message = _metrics_message(reason, params.metric_names, decision.valid[i], decision.signal.implausible[i]) \
                 if kind == "ScalingActive" and reason != "ScalingDisabled" else ""
             conds[kind] = condition(reason, message)
         if reasons[i].get("AbleToScale") == "SucceededRescale":
@@ -49,7 +49,7 @@ POLICY = PolicyParams("p", (MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 
 @given(data=st.data(), n=st.integers(1, 12), legacy=st.booleans())
 def test_shared_conditions_equal_the_per_target_ones(data, n, legacy):
     params = PolicyParams(**{**POLICY.__dict__, "legacy": legacy})
-    sample = st.one_of(st.floats(0, 3000), st.just(float("nan")))
+    sample = st.one_of(st.floats(0, 3000), st.just(float("nan")), st.just(1e300))  # 1e300: implausible
     values = np.array(data.draw(st.lists(sample, min_size=2 * n, max_size=2 * n))).reshape(n, 2)
     current = np.array(data.draw(st.lists(st.integers(0, 15), min_size=n, max_size=n)), dtype=float)
     d = decide(params, Observation.of(current, current, values, present=~np.isnan(values)),
@@ -78,3 +78,20 @@ def test_a_scale_down_held_without_a_ready_pod_says_so():
         "had Ready pods (new ones would not get Ready either)")}
     assert dark["AbleToScale"]["reason"] == "SucceededGetScale" and "ScalingLimited" not in dark
     assert lit["ScalingActive"]["reason"] == "ValidMetricFound"
+
+
+def test_an_implausible_sample_is_named_in_scaling_active():
+    params = PolicyParams("p", (MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 100.0),
+                                MetricParams("cpu", MetricKind.UTILIZATION, 70.0)), 2, 12)
+    current, values = np.array([4.0, 4.0]), np.array([[1e300, 50.0], [float("nan"), 50.0]])
+    d = decide(params, Observation.of(current, current, values, present=np.ones((2, 2), bool)),
+               ScalingState.empty(2, params), T0)
+    wild, nan = scaling_conditions(params, d, [TargetRef("default", "wild"), TargetRef("default", "nan")],
+                                   np.array([True, True]), [], [])
+    assert d.desired.tolist() == [4, 4]  # cpu proposes fewer: held by the unusable rps either way
+    assert wild["ScalingActive"]["message"] == (
+        "the controller was unable to compute the replica count: no usable sample for rps (an implausible sample, "
+        "far above what replicas.max could serve); a scale-down waits until every metric has one")
+    assert nan["ScalingActive"]["message"] == (
+        "the controller was unable to compute the replica count: no usable sample for rps; a scale-down waits "
+        "until every metric has one")

@@ -3,7 +3,8 @@ policy's fallback (which only ever raises), and follows the data again once it i
 
 HTTP-level faults a real server cannot be made to produce on demand (slow answers, 500s) come
 from a small stub; a closed port is a real "unreachable"; empty results and NaN come from the
-real Prometheus (constant PromQL expressions, no data needed), and so do negative values.
+real Prometheus (constant PromQL expressions, no data needed), and so do negative values and
+implausible ones (1e300 rps: a broken exporter; core/scaling/signal.py).
 """
 
 from __future__ import annotations
@@ -102,23 +103,23 @@ def reconciler(query: str, metrics) -> tuple[Reconciler, SimCluster]:
     return Reconciler(rp, metrics, SimTargets(cluster, ["web"])), cluster
 
 
-FAULTS = ["unreachable", "slow", "errors", "empty", "nan", "negative"]
+FAULTS = ["unreachable", "slow", "errors", "empty", "nan", "negative", "implausible"]
 
 
 @pytest.mark.parametrize("fault", FAULTS)
 def test_bad_metrics_hold_then_fall_back_then_recover(fault, prom):
     stub = Stub("slow" if fault == "slow" else "error") if fault in ("slow", "errors") else None
     url = {"unreachable": f"http://127.0.0.1:{free_port()}", "slow": stub and stub.url, "errors": stub and stub.url,
-           "empty": prom.url, "nan": prom.url, "negative": prom.url}[fault]
+           "empty": prom.url, "nan": prom.url, "negative": prom.url, "implausible": prom.url}[fault]
     query = {"empty": "no_such_metric_at_all", "nan": labelled("vector(0) / 0"),
-             "negative": labelled("vector(-15)")}.get(fault, GOOD)
+             "negative": labelled("vector(-15)"), "implausible": labelled("vector(1e300)")}.get(fault, GOOD)
     rec, cluster = reconciler(query, source(url))
     try:
         seen = []
         for k in range(4):  # t = 0, 15, 30, 45 s: hold for 30 s, then the fallback
             result = rec.cycle(T0 + 15 * k)
             seen.append(int(cluster.spec_replicas[0]))
-            assert result.errors or fault in ("empty", "nan", "negative")
+            assert result.errors or fault in ("empty", "nan", "negative", "implausible")
         assert seen == [6, 6, 8, 8], seen  # never below 6; the fallback raises to 8 after the hold
         reasons = [r.reason for r in result.decision.records("web", ["default/web"], ("rps",))]
         assert reasons == ["FallbackReplicas"]
@@ -138,6 +139,7 @@ def test_bad_metrics_hold_then_fall_back_then_recover(fault, prom):
     pytest.param("vector(-15)", "negative", id="negative"),
     pytest.param("vector(0) / 0", "non_finite", id="nan"),
     pytest.param("vector(1) / 0", "non_finite", id="inf"),
+    pytest.param("vector(1e300)", "implausible", id="implausible"),
 ])
 def test_invalid_samples_are_counted_by_reason(expr, reason, prom):
     rec, cluster = reconciler(labelled(expr), source(prom.url))
@@ -147,5 +149,5 @@ def test_invalid_samples_are_counted_by_reason(expr, reason, prom):
     assert int(cluster.spec_replicas[0]) == 6  # held: never scaled toward min
     get = telemetry.registry.get_sample_value
     assert get("setpoint_invalid_samples_total", {"policy": "web", "metric": "rps", "reason": reason}) == 2
-    other = {"negative": "non_finite", "non_finite": "negative"}[reason]
-    assert get("setpoint_invalid_samples_total", {"policy": "web", "metric": "rps", "reason": other}) is None
+    for other in {"negative", "non_finite", "implausible"} - {reason}:
+        assert get("setpoint_invalid_samples_total", {"policy": "web", "metric": "rps", "reason": other}) is None

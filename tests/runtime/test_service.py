@@ -274,17 +274,19 @@ def test_a_controller_started_during_a_stuck_rollout_counts_the_withheld_pod_at_
 
 class Gappy:
     """A metrics source whose answers can lose the series of some targets (``gone``: a renamed
-    metric, a relabeling) or fail whole (``down``)."""
+    metric, a relabeling), read 1e300 for some (``wild``: a broken exporter) or fail whole (``down``)."""
 
     def __init__(self, inner):
-        self.inner, self.gone, self.down = inner, set(), False
+        self.inner, self.gone, self.wild, self.down = inner, set(), set(), False
 
     def query(self, expr, targets, at, **kwargs):
         if self.down:
             raise MetricsUnavailable("connection refused")
         s = self.inner.query(expr, targets, at, **kwargs)
         keep = np.array([t.name not in self.gone for t in targets], bool)
-        return Samples(np.where(keep, s.values, np.nan), s.present & keep, s.age_s, s.conflict)
+        wild = np.array([t.name in self.wild for t in targets], bool)
+        values = np.where(wild, 1e300, np.where(keep, s.values, np.nan))
+        return Samples(values, s.present & keep, s.age_s, s.conflict)
 
 
 def test_a_metric_with_no_sample_is_warned_once_and_its_recovery_once(tmp_path, caplog):
@@ -309,3 +311,31 @@ def test_a_metric_with_no_sample_is_warned_once_and_its_recovery_once(tmp_path, 
     first = said[0][1][0]
     assert (first.policy, first.metric, first.query, first.targets_missing, first.targets) == (
         "web", "rps", "rps_query", 1, 1)
+
+
+def test_an_implausible_reading_is_held_and_warned_once_and_its_end_once(tmp_path, caplog):
+    cluster, metrics, targets = sim()
+    write_policy(tmp_path)
+    source = Gappy(metrics)
+    service = ControllerService([tmp_path], source, targets, Telemetry(), clock=lambda: T0 + 20)
+    steps = [("plausible", set(), False), ("1e300", {"web"}, False), ("1e300", {"web"}, False),
+             ("query fails", {"web"}, True), ("1e300", {"web"}, False), ("plausible", set(), False),
+             ("plausible", set(), False)]
+    said, desired = [], []
+    for name, wild, down in steps:
+        source.wild, source.down = wild, down
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="setpoint.runtime"):
+            [result] = service.run_all_once()
+        said.append((name, [r for r in caplog.records if getattr(r, "metric", None) == "rps"]))
+        desired.append(int(result.decision.desired[0]))
+        assert (REASON_CODES[int(result.decision.reason[0])] == "MetricsMissing") is (bool(wild) or down), name
+    assert desired == [10] * 7  # 1000 rps at 100 per replica; 1e300 never took it to replicas.max (20)
+    lines = [(name, r.getMessage()) for name, records in said for r in records]
+    assert lines == [("1e300", "metric rps: an implausible sample (far above what replicas.max could serve; "
+                               "core/scaling/signal.py) for 1 of 1 targets, not used"),
+                     ("plausible", "metric rps: no implausible sample any more")]
+    first = said[1][1][0]
+    assert (first.policy, first.metric, first.query, first.targets_implausible, first.targets) == (
+        "web", "rps", "rps_query", 1, 1)
+    service.stop()

@@ -414,7 +414,8 @@ def _pack(params: PolicyParams) -> tuple:
     scal[_P_READ_WINDOW] = params.read_window_s
     metric = np.ascontiguousarray(np.vstack([params.metric_kinds.astype(np.float64), params.metric_targets,
                                              params.metric_nonnegative.astype(np.float64),
-                                             params.metric_capacities, params.metric_saturation]).reshape(5, -1))
+                                             params.metric_capacities, params.metric_saturation,
+                                             params.metric_implausible_above]).reshape(6, -1))
     packed = (scal, metric, _rules(params.scale_up), _rules(params.scale_down))
     if len(_PACKED) > 256:
         _PACKED.clear()

@@ -183,6 +183,8 @@ class Decision:
     hpa: HpaProposals | None = None  # under preset: hpa, the calculator's result (utilization, errors)
     ramps: Ramps | None = None  # when a metric has a ramp stage
     latest: np.ndarray | None = None  # (N, M) the ramps' latest readings (Observation.latest), as observed
+    observed: np.ndarray | None = None  # (N, M) the samples as observed (Observation.values): the records
+    # show an implausible one (signal.values holds NaN there)
 
     def state_after(self, applied: np.ndarray | bool = True, replicas: np.ndarray | None = None) -> ScalingState:
         """The state for the next cycle once the changes of the ``applied`` rows ((N,) bool, or
@@ -241,6 +243,8 @@ class Decision:
             extra["forecast"] = self._forecast_record(i, metric_names)
         if self.ramps is not None:
             extra["ramp"] = self.ramps.record(i, metric_names, float(self.current[i]), self.proposals[i])
+        if self.signal.implausible[i].any():
+            extra["implausible"] = self._implausible_record(i, metric_names)
         hit = self.saturated_metrics
         if hit is not None and hit[i].any():  # listed only where some metric is
             extra["saturated"] = [name for j, name in enumerate(metric_names) if hit[i, j]]
@@ -250,6 +254,16 @@ class Decision:
                 if above:
                     extra["saturatedLatest"] = above
         return extra
+
+    def _implausible_record(self, i: int, metric_names: tuple[str, ...]) -> dict:
+        """Per implausible metric of row i: the sample as observed and the bound it is above (signal.py)."""
+        def opt(a: np.ndarray | None, j: int) -> float | None:
+            return None if a is None else float(a[j])
+
+        bound = None if self.params is None else self.params.metric_implausible_above
+        row = None if self.observed is None else np.asarray(self.observed)[i]
+        return {name: {"value": opt(row, j), "above": opt(bound, j)}
+                for j, name in enumerate(metric_names) if self.signal.implausible[i, j]}
 
     @cached_property
     def saturated_metrics(self) -> np.ndarray | None:
@@ -311,7 +325,8 @@ def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, no
     """The numpy stages, one after the other: the reference the compiled kernel is tested against.
     ``normalize_stage``: normalize.normalize or a compiled twin (hpa_normalize.normalize_compiled);
     ``signal_stage``: signal.read_signal or its compiled twin (signal_compiled.read_signal_fast)."""
-    sig = signal_stage(obs.values, obs.present, obs.sample_age_s, params.stale_after_s, params.metric_nonnegative)
+    sig = signal_stage(obs.values, obs.present, obs.sample_age_s, params.stale_after_s, params.metric_nonnegative,
+                       params.metric_implausible_above)
     smoothed, smooth_state = smooth(params, sig.values, sig.usable, state.smooth, now)
     hpa = None
     if params.hpa_semantics:
@@ -338,7 +353,7 @@ def decide_numpy(params: PolicyParams, obs: Observation, state: ScalingState, no
         norm_state = replace(norm_state, usable_since=usable_since)
     return Decision(now, obs.current, obs.ready, sig, smoothed, np.where(valid, proposals, np.nan), valid, result,
                     ScalingState(smooth_state, norm_state, forecast_states, ramp_states), params, forecasts, hpa, ramps,
-                    obs.latest)
+                    obs.latest, obs.values)
 
 
 def _propose_hpa(params: PolicyParams, obs: Observation, values: np.ndarray, usable: np.ndarray

@@ -50,7 +50,7 @@ _HINT_STEPS = 2
 # then the periods' indices longest first (forecast._seasonal_ratio's order)
 (_Q_COLUMN, _Q_HORIZON, _Q_OBSERVED, _Q_LAG, _Q_MAX_HORIZON, _Q_INTERVAL, _Q_HALF_INTERVAL, _Q_BUCKET, _Q_LEVEL_HL,
  _Q_ERR_WINDOW, _Q_MARGIN, _Q_QUANTILE, _Q_BOUND, _Q_KIND, _Q_TARGET, _Q_NONNEG, _Q_STALE, _Q_TOL_UP, _Q_TOL_DOWN,
- _Q_PERIODS, _Q_SIZE) = range(21)
+ _Q_PERIODS, _Q_ABOVE, _Q_SIZE) = range(22)
 _QP_PERIOD, _QP_BUCKETS, _QP_SEEN, _QP_SIZE = range(4)
 # rows of hold (5, N), of the prepared (5, N) array, of the outputs (6, N, M) and (2, N, M)
 _H_LEVEL, _H_TREND, _H_AT, _H_FIRST_AT, _H_HINT, _H_ROWS = range(6)
@@ -70,6 +70,7 @@ def pack_forecast(params: PolicyParams, j: int) -> np.ndarray:
     scal[_Q_MARGIN], scal[_Q_QUANTILE], scal[_Q_BOUND] = fp.margin, fp.quantile, fp.error_bound
     scal[_Q_KIND], scal[_Q_TARGET] = int(params.metric_kinds[j]), params.metric_targets[j]
     scal[_Q_NONNEG], scal[_Q_STALE] = float(params.metric_nonnegative[j]), params.stale_after_s
+    scal[_Q_ABOVE] = params.metric_implausible_above[j]
     scal[_Q_TOL_UP], scal[_Q_TOL_DOWN], scal[_Q_PERIODS] = params.tolerance_up, params.tolerance_down, len(fp.periods_s)
     periods = np.zeros((len(fp.periods_s), _QP_SIZE))
     for p, (period, b) in enumerate(zip(fp.periods_s, fp.buckets)):
@@ -291,7 +292,7 @@ def forecast_kernel(values, present, age, current, ready, status, withheld, qv, 
     j = int(qv[_Q_COLUMN])
     n_per = int(qv[_Q_PERIODS])
     k_slots, e_slots = pend.shape[2], ring.shape[2]
-    stale_after, nonneg = qv[_Q_STALE], qv[_Q_NONNEG] != 0.0
+    stale_after, nonneg, above = qv[_Q_STALE], qv[_Q_NONNEG] != 0.0, qv[_Q_ABOVE]
     interval, bucket_s = qv[_Q_INTERVAL], qv[_Q_BUCKET]
     due_by = now + qv[_Q_HALF_INTERVAL]
     err_cut = now - qv[_Q_ERR_WINDOW]
@@ -311,7 +312,8 @@ def forecast_kernel(values, present, age, current, ready, status, withheld, qv, 
     for i in range(n):
         # -- the sample (signal.read_signal)
         x = values[i, j]
-        ok = present[i, j] and math.isfinite(x) and not (age[i, j] > stale_after) and not (x < 0 and nonneg)
+        ok = (present[i, j] and math.isfinite(x) and not (age[i, j] > stale_after) and not (x < 0 and nonneg)
+              and not x > above)
         y = x if ok else _NAN
         h = pre[_E_HORIZON, i]
 

@@ -73,10 +73,10 @@ def pack_ramps(params) -> np.ndarray:
 def pack_params(params) -> np.ndarray:
     """Every parameter the kernel reads as one float vector (one argument: each array argument
     costs the call ~0.15 us to unbox): compiled._pack's scalars (its _P_* positions); the
-    counts of up rules, down rules, ramp metrics and metrics; then the metric rows (5, M: kind,
-    target, non-negative, pooled capacity, saturation capacity), up rules (3, Ru), down rules
-    (3, Rd), ramp rows (R, 11), each flattened in C order, and the metrics' read windows (M,:
-    PolicyParams.metric_read_windows, the recovery hold's)."""
+    counts of up rules, down rules, ramp metrics and metrics; then the metric rows (6, M: kind,
+    target, non-negative, pooled capacity, saturation capacity, implausible above: signal.py), up
+    rules (3, Ru), down rules (3, Rd), ramp rows (R, 11), each flattened in C order, and the
+    metrics' read windows (M,: PolicyParams.metric_read_windows, the recovery hold's)."""
     scal, metric, up_rules, down_rules = compiled._pack(params)
     ramps = pack_ramps(params)
     counts = [up_rules.shape[1], down_rules.shape[1], ramps.shape[0], metric.shape[1]]
@@ -588,11 +588,11 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
     time (commit_kernel's), state the last cycle with no Ready pod (the ramps', RampState.dark_at),
     state the last cycle with a Ready pod, the start of a spell without one, the end of the hold
     after a long spell (NormState.lit_at, dark_since, hold_until) (_F_*). Outputs: out_f (6, N, M)
-    signal values, smoothed, proposals, ramp slope, ahead, proposal (ramp columns only); out_b (8, N,
+    signal values, smoothed, proposals, ramp slope, ahead, proposal (ramp columns only); out_b (9, N,
     M) missing, stale, nonfinite, negative, usable, valid, and (state) the series' window sample times
-    on their pattern, its ramp sample times on theirs (ramp columns); vi (3, N) limit reason, reason,
-    scratch slot (_I_*); active_out (N,). buf: (W,) scratch. latest (N, M): the ramps' latest readings
-    (NaN: none; ramp.implied_slope)."""
+    on their pattern, its ramp sample times on theirs (ramp columns), then implausible; vi (3, N)
+    limit reason, reason, scratch slot (_I_*); active_out (N,). buf: (W,) scratch. latest (N, M):
+    the ramps' latest readings (NaN: none; ramp.implied_slope)."""
     if commit_at == commit_at:  # the previous cycle's deferred commit, before anything reads the events
         _record_events(vf[_F_PENDING], vf[_F_DESIRED], _NO_ROWS, True, commit_at, up, down,
                        pv[compiled._P_UP_LONGEST], pv[compiled._P_DOWN_LONGEST], vf[_F_LAST_EVENT])
@@ -614,7 +614,7 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
     read_window = pv[compiled._P_READ_WINDOW]
     n_up, n_down, n_ramps = int(pv[_V_UP_RULES]), int(pv[_V_DOWN_RULES]), int(pv[_V_RAMPS])
     o_metric = _V_ARRAYS
-    o_up = o_metric + 5 * m
+    o_up = o_metric + 6 * m
     o_down = o_up + 3 * n_up
     o_ramp = o_down + 3 * n_down
     o_read = o_ramp + _R_SIZE * n_ramps  # the metrics' read windows (recovering.py)
@@ -685,9 +685,10 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
             nf = pr and not math.isfinite(x)
             st = pr and age[i, j] > stale_after
             ng = pr and not nf and x < 0 and pv[o_metric + 2 * m + j] != 0.0
-            us = pr and not (st or nf or ng)
+            ip = pr and not nf and x > pv[o_metric + 5 * m + j]  # signal.read_signal's implausible
+            us = pr and not (st or nf or ng or ip)
             out_b[0, i, j], out_b[1, i, j], out_b[2, i, j], out_b[3, i, j] = not pr, st, nf, ng
-            out_b[4, i, j] = us
+            out_b[4, i, j], out_b[8, i, j] = us, ip
             # the first usable reading since the metric was unusable (recovering.recovering)
             if not us:
                 em[3, i, j] = _NAN

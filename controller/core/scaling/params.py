@@ -26,6 +26,11 @@ class MetricKind(enum.IntEnum):
 #: that may go below zero (e.g. a signed error signal) must be left out of this set.
 NONNEGATIVE_KINDS = frozenset({MetricKind.VALUE, MetricKind.AVERAGE_PER_REPLICA, MetricKind.UTILIZATION})
 
+#: A sample is implausible when, sized from a single replica, it would ask for more than this many
+#: times the policy's replicas.max (value / target > IMPLAUSIBLE_FACTOR x max): see core/scaling/signal.py
+#: for why 1000 and why from one replica. A metric's ``implausibleAbove`` replaces the bound.
+IMPLAUSIBLE_FACTOR = 1000.0
+
 
 class Smoothing(enum.IntEnum):
     NONE = 0
@@ -302,6 +307,9 @@ class MetricParams:
     #: less than this after the metric was missing covers only part of its range and may read
     #: low: it may not lower replicas (core/scaling/recovering.py)
     read_window_s: float = 0.0
+    #: ``implausibleAbove``: a sample above this is implausible (core/scaling/signal.py); None: the
+    #: default, IMPLAUSIBLE_FACTOR x replicas.max x target; +inf: no bound
+    implausible_above: float | None = None
 
     @property
     def hpa_source(self) -> HpaSource:
@@ -379,6 +387,17 @@ class PolicyParams:
     def metric_nonnegative(self) -> np.ndarray:
         """(M,) bool: the metric's samples cannot be negative."""
         return _frozen(np.asarray([m.kind in NONNEGATIVE_KINDS for m in self.metrics], dtype=bool))
+
+    @cached_property
+    def metric_implausible_above(self) -> np.ndarray:
+        """(M,) the sample above which a metric's reading is implausible (core/scaling/signal.py):
+        its ``implausible_above``, else IMPLAUSIBLE_FACTOR x max_replicas x target; +inf (no bound)
+        under the ``hpa`` preset, which scales as HPA does."""
+        if self.hpa_semantics:
+            return _frozen(np.full(len(self.metrics), np.inf))
+        most = IMPLAUSIBLE_FACTOR * max(self.max_replicas, 1)
+        return _frozen(_f64([most * m.target if m.implausible_above is None else m.implausible_above
+                             for m in self.metrics]))
 
     @cached_property
     def metric_targets(self) -> np.ndarray:

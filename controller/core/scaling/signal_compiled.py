@@ -19,7 +19,8 @@ from controller.core.scaling.signal import Signal, read_signal
 
 
 @jit
-def _signal_kernel(values, present, age, stale_after_s, checked, clean, missing, stale, nonfinite, negative, usable):
+def _signal_kernel(values, present, age, stale_after_s, checked, above, clean, missing, stale, nonfinite, negative,
+                   implausible, usable):
     n, m = values.shape
     for i in range(n):
         for j in range(m):
@@ -28,13 +29,16 @@ def _signal_kernel(values, present, age, stale_after_s, checked, clean, missing,
             nf = pr and not math.isfinite(x)
             st = pr and age[i, j] > stale_after_s
             ng = pr and not nf and x < 0 and checked[j]  # NaN < 0 and -0.0 < 0 are False
-            us = pr and not (st or nf or ng)
-            missing[i, j], stale[i, j], nonfinite[i, j], negative[i, j], usable[i, j] = not pr, st, nf, ng, us
+            ip = pr and not nf and x > above[j]
+            us = pr and not (st or nf or ng or ip)
+            missing[i, j], stale[i, j], nonfinite[i, j], negative[i, j] = not pr, st, nf, ng
+            implausible[i, j], usable[i, j] = ip, us
             clean[i, j] = x if us else math.nan
 
 
 def try_read_signal(values: np.ndarray, present: np.ndarray, sample_age_s: np.ndarray, stale_after_s: float,
-                    nonnegative: np.ndarray | None = None) -> Signal | None:
+                    nonnegative: np.ndarray | None = None, implausible_above: np.ndarray | None = None
+                    ) -> Signal | None:
     """:func:`signal.read_signal` compiled (same arguments and arrays), or None when the kernels
     are off or the arrays are not (N, M) alike (values float64, present bool): then call the reference."""
     if not compiled.enabled():
@@ -45,13 +49,15 @@ def try_read_signal(values: np.ndarray, present: np.ndarray, sample_age_s: np.nd
         return None
     m = values.shape[1]
     checked = np.ones(m, np.bool_) if nonnegative is None else np.asarray(nonnegative, np.bool_)
-    if checked.shape != (m,):
+    above = (np.full(m, math.inf) if implausible_above is None
+             else np.ascontiguousarray(implausible_above, np.float64).reshape(-1))
+    if checked.shape != (m,) or above.shape != (m,):
         return None
     clean = np.empty(values.shape)
-    masks = np.empty((5, *values.shape), np.bool_)
+    masks = np.empty((6, *values.shape), np.bool_)
     try:
         _signal_kernel(np.ascontiguousarray(values, np.float64), np.ascontiguousarray(present, np.bool_),
-                       np.ascontiguousarray(age, np.float64), float(stale_after_s), checked, clean, *masks)
+                       np.ascontiguousarray(age, np.float64), float(stale_after_s), checked, above, clean, *masks)
     except compiled.KERNEL_ERRORS as exc:
         compiled.mark_broken(exc)
         return None
@@ -59,7 +65,8 @@ def try_read_signal(values: np.ndarray, present: np.ndarray, sample_age_s: np.nd
 
 
 def read_signal_fast(values: np.ndarray, present: np.ndarray, sample_age_s: np.ndarray, stale_after_s: float,
-                     nonnegative: np.ndarray | None = None) -> Signal:
+                     nonnegative: np.ndarray | None = None, implausible_above: np.ndarray | None = None) -> Signal:
     """:func:`try_read_signal`, or the reference when the kernel declines."""
-    fast = try_read_signal(values, present, sample_age_s, stale_after_s, nonnegative)
-    return fast if fast is not None else read_signal(values, present, sample_age_s, stale_after_s, nonnegative)
+    args = (values, present, sample_age_s, stale_after_s, nonnegative, implausible_above)
+    fast = try_read_signal(*args)
+    return fast if fast is not None else read_signal(*args)

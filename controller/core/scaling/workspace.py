@@ -55,7 +55,8 @@ class DecisionWorkspace:
     scale event time (taken from the events on the first decide_into, then kept by commit), which
     bounds the others' (the rate limits skip the sums when it is outside their period).
     Outputs: out_f2 (3, N, M) signal values, smoothed, proposals (NaN where not valid); out_b2
-    (8, N, M) missing, stale, nonfinite, negative, usable, valid (planes 6 and 7: state, see rows);
+    (9, N, M) missing, stale, nonfinite, negative, usable, valid (planes 6 and 7: state, see rows),
+    implausible;
     ramp_out (3, N, M) slope, ahead, ramp proposal (NaN outside ramp metrics); out_f1 (4, N)
     combined, proposal, stabilized, desired; out_i1 (2, N) limit reason, reason; active (N,).
     Pending: the cycle's current (N,) and time, until ``commit``; all_rows: (N,) True (commit's
@@ -156,7 +157,7 @@ class DecisionWorkspace:
         return cls(params, fused.pack_params(params), em, win, ramp, rec, rows,
                    slotted(nm.up_changes, nm.up_times), slotted(nm.down_changes, nm.down_times), vf,
                    np.zeros((fused._I_ROWS, n), np.int64), out_f=np.full((6, n, m), np.nan),
-                   out_b2=np.zeros((8, n, m), np.bool_), active=np.zeros(n, np.bool_),
+                   out_b2=np.zeros((9, n, m), np.bool_), active=np.zeros(n, np.bool_),
                    buf=np.empty(sm.samples.shape[2]), all_rows=np.ones(n, np.bool_),
                    no_startup=np.full(n, np.nan), no_latest=np.full((n, m), np.nan), no_withheld=np.zeros(n),
                    forecast=forecast,
@@ -210,7 +211,7 @@ class DecisionWorkspace:
         return self._reason
 
     def signal(self) -> Signal:
-        return Signal(self.out_f2[0], *self.out_b2[:5])
+        return _signal(self.out_f2[0], self.out_b2)
 
     def norm_result(self) -> NormResult:
         return NormResult(*self.out_f1, *self.out_i1, self.active)
@@ -228,13 +229,14 @@ class DecisionWorkspace:
 
         out = (lambda a: a.copy()) if copy else (lambda a: a)
         f2, b2 = out(self.out_f2), out(self.out_b2)
-        sig = Signal(f2[0], *b2[:5])
+        sig = _signal(f2[0], b2)
         smoothed = sig.values if self.params.smoothing == Smoothing.NONE else f2[1]
         ramps = Ramps(*out(self.ramp_out), self.params.ramp_metrics) if self.params.ramp_metrics else None
         norm = NormResult(*out(self.out_f1), *out(self.out_i1), out(self.active))
         forecasts = None if self.forecast is None else self.forecast.forecasts(copy)
         return Decision(now, obs.current, obs.ready, sig, smoothed, f2[2], b2[5], norm, kept, self.params,
-                        forecasts=forecasts, ramps=ramps, latest=getattr(obs, "latest", None))
+                        forecasts=forecasts, ramps=ramps, latest=getattr(obs, "latest", None),
+                        observed=obs.values)
 
     # -- state
     def commit(self, applied: np.ndarray | bool = True, replicas: np.ndarray | None = None) -> int:
@@ -373,3 +375,8 @@ def decide_into(params: PolicyParams, ws: DecisionWorkspace, obs, now: float) ->
         forecast.finish(ws.out_f[1], ws.out_b2[5], latest, current, ready, status, withheld)
     ws.pending_at = now
     return ws
+
+
+def _signal(values: np.ndarray, planes: np.ndarray) -> Signal:
+    """The Signal of the kernel's outputs: ``values`` (N, M) and its (9, N, M) bool planes (fused_kernel's out_b)."""
+    return Signal(values, *planes[:4], planes[8], planes[4])
