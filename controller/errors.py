@@ -99,6 +99,14 @@ class Stopping(ActuationError):
     kind = "stopping"
 
 
+class Superseded(ActuationError):
+    """The workload's spec changed since the observation a change was decided on (a deploy, another
+    leader's restart or pause): the change was not sent, and the next cycle decides again on what
+    is there. Never retried within the cycle."""
+
+    kind = "superseded"
+
+
 class ConflictError(ActuationError):
     """The object changed under us (HTTP 409): re-read and try again."""
 

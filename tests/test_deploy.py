@@ -49,10 +49,9 @@ CODE_PATHS = {
     "EventRecorder._run": "events",
     "KubernetesCluster._health_objects": "healing",
     "KubernetesCluster._restart_pod": "healing",
-    "KubernetesCluster._rolling_restart": "healing",
+    "KubernetesCluster._patch_observed_spec": "healing",  # rolling restart, pause, resume (read after a 409)
     "KubernetesCluster._rollback": "healing",
     "KubernetesCluster._rollback_source": "healing",
-    "KubernetesCluster._set_paused": "healing",  # a rollout hold: patch spec.paused
     "LeaderElector.try_acquire_or_renew": "leader-election",
     "LeaderElector._release": "leader-election",
     "KubernetesCluster.annotate": "resume",
@@ -211,7 +210,8 @@ def test_the_scan_finds_every_call_with_its_group_and_code_path():
     for known in [("apps", "deployments/scale", "patch", "scaling"), ("apps", "statefulsets/scale", "get", "scaling"),
                   ("apps", "deployments", "list", "scaling"), ("", "events", "create", "events"),
                   ("", "pods", "delete", "healing"), ("apps", "replicasets", "list", "healing"),
-                  ("apps", "statefulsets", "patch", "healing"), ("coordination.k8s.io", "leases", "update", "leader-election"),
+                  ("apps", "statefulsets", "patch", "healing"),
+                  ("apps", "statefulsets", "get", "healing"), ("coordination.k8s.io", "leases", "update", "leader-election"),
                   ("apps", "deployments", "patch", "resume")]:
         assert known in calls, known
     with_calls = {where for where, refs in scan.refs.items() if refs}

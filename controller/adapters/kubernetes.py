@@ -16,26 +16,35 @@ The only module of the project that imports ``kubernetes``.
                    write, e.g. a deposed leader's, is a 409 instead of undoing a newer change;
                    a conflict is re-read and retried); no read first unless neither is known;
   RESTART_POD      delete the pod (its ReplicaSet recreates it);
-  ROLLING_RESTART  patch ``spec.template.metadata.annotations["kubectl.kubernetes.io/restartedAt"]``;
-  ROLLBACK         as ``kubectl rollout undo``: the ReplicaSet of the target revision (default:
-                   the previous one), its template minus the pod-template-hash label, written
-                   with a JSON patch that carries the read resourceVersion so that a concurrent
-                   change is a 409, re-read and retried. A fast rollback (``Action.fast``, a
-                   release caught during its rollout) is the same undo: on the template change
-                   the Deployment controller stops the rollout, scales the stable ReplicaSet up
-                   within maxSurge and removes the abandoned one's unready pods first, its
-                   ready ones as the stable pods become ready (no new ReplicaSet, no waves:
-                   Kubernetes' rolling.go, reconcileOldReplicaSets, describes exactly this
-                   undo). It is not done by pausing the Deployment and scaling its
-                   ReplicaSets: the Deployment controller owns them, and while paused it
-                   scales them proportionally back to its own sizes. A paused Deployment is not
-                   rolled back (PermanentError, as ``kubectl rollout undo`` refuses): its
-                   controller would not act on the template until someone resumes it, so the
-                   patch would only leave a change pending behind someone's hold; unless the
-                   action says ``resume`` (setpoint paused it itself, a rollout hold): then the
-                   same patch sets ``spec.paused`` false (undo and resume in one write);
+  ROLLING_RESTART  patch ``spec.template.metadata.annotations["kubectl.kubernetes.io/restartedAt"]``,
+                   carrying a resourceVersion as a precondition: after a 409 it is read again
+                   and, if its pod template or spec.paused changed since the observation the
+                   restart was decided on, not sent (Superseded: a deposed leader's late
+                   restart would be a second rollout); a change of status or replicas only
+                   is retried with the new version;
+  ROLLBACK         as ``kubectl rollout undo``: the ReplicaSet of the target revision
+                   (default: the previous one), its template minus the pod-template-hash
+                   label, written with a JSON patch that carries the read resourceVersion so
+                   that a concurrent change is a 409, re-read and retried; not sent
+                   (Superseded) when the read finds a pod template or spec.paused other than
+                   the observation the rollback was decided on (a deploy since: it is not the
+                   release judged). A fast rollback (``Action.fast``, a release caught during
+                   its rollout) is the same undo: on the template change the Deployment
+                   controller stops the rollout, scales the stable ReplicaSet up within
+                   maxSurge and removes the abandoned one's unready pods first, its ready ones
+                   as the stable pods become ready (no new ReplicaSet, no waves: Kubernetes'
+                   rolling.go, reconcileOldReplicaSets, describes exactly this undo). It is
+                   not done by pausing the Deployment and scaling its ReplicaSets: the
+                   Deployment controller owns them, and while paused it scales them
+                   proportionally back to its own sizes. A paused Deployment is not rolled
+                   back (PermanentError, as ``kubectl rollout undo`` refuses): its controller
+                   would not act on the template until someone resumes it, so the patch would
+                   only leave a change pending behind someone's hold; unless the action says
+                   ``resume`` (setpoint paused it itself, a rollout hold): then the same patch
+                   sets ``spec.paused`` false (undo and resume in one write);
   PAUSE / RESUME   a merge patch of the Deployment's ``spec.paused`` (a rollout hold while a
-                   revision test is undecided; controller/core/health/rollout_hold.py);
+                   revision test is undecided; controller/core/health/rollout_hold.py), with
+                   the rolling restart's precondition (a late pause is a hold nobody lifts);
   RECORD           nothing.
 
   Each action that changed something emits a core/v1 Event on the workload (reasons
@@ -85,7 +94,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from controller.errors import (ActuationError, ConflictError, Forbidden, KubernetesConfigError, NotFound, NotLeader,
-                               PermanentError, StateStoreError, Stopping, TemporaryError)
+                               PermanentError, StateStoreError, Stopping, Superseded, TemporaryError)
 from controller.model import Action, ActionKind, PodStatus, TargetRef, TargetSelector, TargetStatus
 from controller.ports import ClusterView
 
@@ -138,6 +147,7 @@ class WorkloadApi(NamedTuple):
     """The client functions the adapter uses for one workload kind."""
 
     list: Callable
+    read: Callable
     patch: Callable
     read_scale: Callable
     patch_scale: Callable
@@ -391,6 +401,18 @@ def _waiting_reason(container_statuses) -> str:
     return ""
 
 
+def _rollout_change(seen: Any, current: Any) -> str:
+    """What of a workload's rollout changed between two reads of it: 'pod template', 'spec.paused'
+    or '' (nothing, or ``seen`` unknown). Replicas and status are not part of it."""
+    if seen is None:
+        return ""
+    if current.spec.template != seen.spec.template:
+        return "pod template"
+    if bool(getattr(current.spec, "paused", False)) != bool(getattr(seen.spec, "paused", False)):
+        return "spec.paused"
+    return ""
+
+
 def _owned_by(obj: Any, uid: str) -> bool:
     return any(o.uid == uid for o in obj.metadata.owner_references or ())
 
@@ -482,6 +504,7 @@ class KubernetesCluster:
         self.clock = clock
         self._spec_seen: dict[TargetRef, int] = {}
         self._version_seen: dict[TargetRef, str] = {}  # each target's resourceVersion at its last observe
+        self._workload_seen: dict[TargetRef, Any] = {}  # and the workload as then (its template, paused)
         self._uids: dict[TargetRef, str] = {}
         self.events: EventRecorder | None = None
         if emit_events:
@@ -544,11 +567,13 @@ class KubernetesCluster:
         """The client functions for a workload kind (tests/test_deploy.py reads this table)."""
         a = self.apps
         if kind == "Deployment":
-            return WorkloadApi(list=a.list_namespaced_deployment, patch=a.patch_namespaced_deployment,
+            return WorkloadApi(list=a.list_namespaced_deployment, read=a.read_namespaced_deployment,
+                               patch=a.patch_namespaced_deployment,
                                read_scale=a.read_namespaced_deployment_scale,
                                patch_scale=a.patch_namespaced_deployment_scale)
         if kind == "StatefulSet":
-            return WorkloadApi(list=a.list_namespaced_stateful_set, patch=a.patch_namespaced_stateful_set,
+            return WorkloadApi(list=a.list_namespaced_stateful_set, read=a.read_namespaced_stateful_set,
+                               patch=a.patch_namespaced_stateful_set,
                                read_scale=a.read_namespaced_stateful_set_scale,
                                patch_scale=a.patch_namespaced_stateful_set_scale)
         raise PermanentError(f"unsupported workload kind {kind!r}: expected Deployment or StatefulSet")
@@ -598,6 +623,7 @@ class KubernetesCluster:
                     statuses[ref] = status
                     self._spec_seen[ref] = status.spec_replicas
                     self._version_seen[ref] = snapshot.workloads[ref.name].metadata.resource_version
+                    self._workload_seen[ref] = snapshot.workloads[ref.name]
                     self._uids[ref] = snapshot.workloads[ref.name].metadata.uid
         return ClusterView.from_statuses(targets, statuses)
 
@@ -668,11 +694,39 @@ class KubernetesCluster:
 
     def _rolling_restart(self, action: Action) -> None:
         ref = action.target
-        patch = self._workload_api(ref.kind).patch
         stamp = datetime.fromtimestamp(self.clock(), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT_ANNOTATION: stamp}}}}}
-        self._once(f"rolling restart {ref}", str(ref), patch, ref.name, ref.namespace, body)
+        self._patch_observed_spec(action, f"rolling restart {ref}", body)
         self._event(ref, "RolloutRestarted", f"Rolling restart (restartedAt {stamp}); reason: {action.reason}")
+
+    def _patch_observed_spec(self, action: Action, what: str, body: dict) -> None:
+        """A merge patch of a workload's spec, decided on its last observe, that must not land on a
+        pod template or rollout hold changed since. It carries a resourceVersion as a precondition
+        (409 if anything changed): the observed one, or after a 409 one read afresh if only the
+        status or replicas had changed. A changed template or spec.paused (another leader's restart
+        in a failover's overlap, a deploy, a person's pause) raises Superseded: nothing is sent and
+        the next cycle decides again on what is there. Without it a deposed leader's late rolling
+        restart was a second rollout, and its late pause a hold nobody would lift."""
+        ref = action.target
+        api = self._workload_api(ref.kind)
+        version = self._version_seen.get(ref)
+        if version is None:
+            current = self._once(f"read {ref}", str(ref), api.read, ref.name, ref.namespace)
+            changed = _rollout_change(self._workload_seen.get(ref), current)
+            if changed:
+                raise Superseded(f"{what}: not sent, the {ref.kind}'s {changed} changed since it was observed "
+                                 f"(a deploy, another restart or pause, or an earlier try whose answer was "
+                                 f"lost); decided again next cycle", target=str(ref))
+            version = current.metadata.resource_version
+        self._version_seen[ref] = version
+        patch = {**body, "metadata": {"resourceVersion": version}}
+        try:
+            written = self._once(what, str(ref), api.patch, ref.name, ref.namespace, patch)
+        except ConflictError:
+            del self._version_seen[ref]  # the retry reads afresh
+            raise
+        del self._version_seen[ref]  # the write changed it
+        self._workload_seen[ref] = written
 
     def _rollback(self, action: Action) -> None:
         ref = action.target
@@ -689,6 +743,11 @@ class KubernetesCluster:
         resume = bool(action.resume and deployment.spec.paused)
         if _compact(template) == _compact(current) and not resume:
             return  # already on that template (e.g. an earlier try went through)
+        changed = _rollout_change(self._workload_seen.get(ref), deployment)
+        if changed:
+            raise Superseded(f"rollback {ref}: not sent, the Deployment's {changed} changed since it was observed "
+                             f"(a deploy or another rollback since: not the release that was judged); decided "
+                             f"again next cycle", target=str(ref))
         # a concurrent change is a 409 (ConflictError): the retry re-reads (see runtime/actuate.py)
         patch = [{"op": "replace", "path": "/metadata/resourceVersion", "value": deployment.metadata.resource_version},
                  {"op": "replace", "path": "/spec/template", "value": template}]
@@ -705,8 +764,7 @@ class KubernetesCluster:
         if ref.kind != "Deployment":
             raise PermanentError(f"{action.kind.word} {ref}: only a Deployment's rollout can be paused",
                                  target=str(ref))
-        self._once(f"{action.kind.word} {ref}", str(ref), self.apps.patch_namespaced_deployment, ref.name,
-                   ref.namespace, {"spec": {"paused": paused}})
+        self._patch_observed_spec(action, f"{action.kind.word} {ref}", {"spec": {"paused": paused}})
         self._event(ref, "RolloutPaused" if paused else "RolloutResumed",
                     f"{'Paused' if paused else 'Resumed'} the rollout; reason: {action.reason}")
 

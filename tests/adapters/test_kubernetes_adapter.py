@@ -15,7 +15,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from controller.adapters.kubernetes import KubernetesCluster, TokenBucket, map_error
-from controller.errors import ConflictError, Forbidden, NotFound, PermanentError, TemporaryError
+from controller.errors import ConflictError, Forbidden, NotFound, PermanentError, Superseded, TemporaryError
 from controller.model import Action, ActionKind, TargetRef, TargetSelector
 from controller.runtime.actuate import RetryPolicy, apply_with_retries
 from simulators.simcluster.slots import INITIAL_PODS_AGE_S
@@ -336,6 +336,82 @@ def test_rollback_with_a_stale_resource_version_is_a_real_409(cluster, server, m
     assert len(calls) == 2 and server.api.requests.count("PATCH", r"/deployments/web$") == 2
 
 
+# A restart, pause or rollback decided on an observation that is stale by the time it is sent:
+# another leader (a failover's overlap) or a person changed the Deployment in between. A change
+# of the pod template or spec.paused supersedes the action (nothing sent, decided again next
+# cycle); a change of replicas or status only does not (re-read after the 409, then sent).
+# Rows: (name, what this controller sends, what another client did first, superseded?).
+T_RELEASE, T_OURS, T_OTHERS = 1_799_999_400.0, 1_800_000_000.0, 1_800_000_060.0  # distinct restartedAt stamps
+
+
+def _restart(kc):
+    kc.apply(Action(ActionKind.ROLLING_RESTART, WEB, "Stuck"))
+
+
+def _scale_to_5(kc):
+    kc.apply(scale(5, None))
+
+
+def _pause(kc):
+    kc.apply(Action(ActionKind.PAUSE, WEB, "RolloutPausedForEvidence"))
+
+
+STALE_ROWS = [
+    ("restart after another leader's restart", ActionKind.ROLLING_RESTART, _restart, True),
+    ("restart after a scale only", ActionKind.ROLLING_RESTART, _scale_to_5, False),
+    ("restart after a person's pause", ActionKind.ROLLING_RESTART, _pause, True),
+    ("pause after a deploy", ActionKind.PAUSE, _restart, True),
+    ("pause after a scale only", ActionKind.PAUSE, _scale_to_5, False),
+    ("rollback after a deploy", ActionKind.ROLLBACK, _restart, True),
+    ("rollback after a scale only", ActionKind.ROLLBACK, _scale_to_5, False),
+]
+
+
+@pytest.mark.parametrize("name, kind, other_did, superseded", STALE_ROWS, ids=[r[0] for r in STALE_ROWS])
+def test_a_disruptive_action_decided_on_a_stale_view_is_not_sent(name, kind, other_did, superseded, server,
+                                                                 tmp_path):
+    (tmp_path / "release").mkdir()
+    release = make_cluster(server, tmp_path / "release", clock=lambda: T_RELEASE)
+    release.apply(Action(ActionKind.ROLLING_RESTART, WEB, "Release"))  # revision 2: something to roll back
+    release.close()
+    server.world.advance(60)
+    ours = make_cluster(server, tmp_path, clock=lambda: T_OURS)
+    ours.observe([WEB])  # the decision's view
+    (tmp_path / "other").mkdir()
+    other = make_cluster(server, tmp_path / "other", clock=lambda: T_OTHERS)
+    other.observe([WEB])
+    other_did(other)
+    before = server.world.store.workload_object(server.world.store.workload("Deployment", NS, "web"))
+    server.api.requests.reset()
+    error, _, _ = retried(ours, Action(kind, WEB, "Stale"))
+    after = server.world.store.workload_object(server.world.store.workload("Deployment", NS, "web"))
+    if superseded:
+        assert isinstance(error, Superseded) and "decided again next cycle" in str(error)
+        assert after["spec"] == before["spec"]  # nothing of ours landed
+        # a restart or pause sent its stale write (a 409), then read; a rollback reads before writing
+        assert server.api.requests.count("PATCH", r"/deployments/web$") == (kind is not ActionKind.ROLLBACK)
+    else:
+        assert error is None and after["spec"] != before["spec"]
+        assert after["spec"]["replicas"] == 5  # the other's change stays
+    ours.close()
+    other.close()
+
+
+def test_a_late_rolling_restart_is_one_rollout_not_two(server, tmp_path):
+    # Two leaders in a failover's overlap both decided a restart on the same view: the first
+    # one's rollout goes ahead, the second is superseded, so the pods roll once.
+    a, b = (make_cluster(server, tmp_path / n, clock=lambda t=t: t) for n, t in (("a", T_OURS), ("b", T_OTHERS))
+            if (tmp_path / n).mkdir() is None)
+    a.observe([WEB]), b.observe([WEB])
+    i = server.world.engine.index("web")
+    revisions = len(server.world.engine.revisions(i))
+    assert retried(a, Action(ActionKind.ROLLING_RESTART, WEB, "Stuck"))[0] is None
+    assert isinstance(retried(b, Action(ActionKind.ROLLING_RESTART, WEB, "Stuck"))[0], Superseded)
+    assert len(server.world.engine.revisions(i)) == revisions + 1
+    a.close()
+    b.close()
+
+
 def test_rollback_of_a_statefulset_is_permanent_error(cluster):
     with pytest.raises(PermanentError):
         cluster.apply(Action(ActionKind.ROLLBACK, TargetRef(NS, "web", "StatefulSet"), "BadRelease"))
@@ -477,6 +553,7 @@ def test_a_paused_deployment_makes_no_rollout_progress_until_resumed(cluster, se
     assert deployment.spec.paused is True
     progressing = [c for c in deployment.status.conditions if c.type == "Progressing"][0]
     assert (progressing.status, progressing.reason) == ("Unknown", "DeploymentPaused")
+    cluster.observe([WEB])  # a restart is decided on what is there (it would not be sent on a stale view)
     cluster.apply(Action(ActionKind.ROLLING_RESTART, WEB, "Stuck"))
     server.world.advance(60)
     assert revisions_of_pods(cluster) == ["1", "1"]  # nothing of revision 2 yet
