@@ -381,7 +381,8 @@ def sim_serve(
 ) -> None:
     """Serve a scenario's simulated cluster through the Kubernetes API, driven by its load in real time.
 
-    Deployments (apps/v1, with the scale subresource), ReplicaSets, pods, events, leases and ConfigMaps
+    Deployments (apps/v1, with the scale subresource), ReplicaSets, pods, events, leases, ConfigMaps
+    and HorizontalPodAutoscalers (autoscaling/v2 and v1, stored: no HPA controller acts on them)
     behave as the real API server's do for what Setpoint uses (resourceVersion conflicts, 404,
     422 and Status bodies). Point `setpoint run --kubeconfig FILE` or kubectl at it: it serves HTTPS
     with a CA made at start-up (in the kubeconfig), discovery short names, tables and watches. Every

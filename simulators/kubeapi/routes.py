@@ -16,7 +16,9 @@ path                                        verbs
 /api/v1/.../configmaps[/NAME]               list, watch, create, get, update, patch, delete
 /apis/coordination.k8s.io/v1/.../leases     list, watch, create, get, update, patch, delete
 /apis/autoscaling/v2/.../horizontalpod...   list, watch, create, get, update, patch, delete (stored only:
-                                            no HPA controller acts on them)
+                                            no HPA controller acts on them); the same objects
+/apis/autoscaling/v1/.../horizontalpod...   through v1 (kubectl autoscale), converted as the
+                                            apiserver does (simulators.kubeapi.hpa_v1)
 /api/v1/namespaces[/NAME]                   list, watch, get
 /version /api /apis /api/v1 /apis/G/V       discovery; /healthz /readyz /livez
 ==========================================  ==============================================
@@ -41,6 +43,7 @@ from typing import Any, Callable, Iterator
 from urllib.parse import unquote
 
 from simulators.kubeapi import objects as K
+from simulators.kubeapi import hpa_v1 as hpa_v1_form
 from simulators.kubeapi import validation as V
 from simulators.kubeapi.http import Request, Response
 from simulators.kubeapi.patch import PATCH_TYPES, apply_patch
@@ -89,8 +92,8 @@ class Resource:
         return [k for k, v in names.items() if v is not None]
 
 
-def build_resources(store: KubeStore) -> dict[tuple[str, str], Resource]:
-    """(group, resource name) -> Resource, for every resource the store serves."""
+def build_resources(store: KubeStore) -> dict[tuple[str, str, str], Resource]:
+    """(group, version, resource name) -> Resource, for every resource the store serves."""
     def workload(kind: str, plural: str, short: str) -> Resource:
         return Resource("apps", "v1", plural, kind, short_names=(short,), categories=("all",),
                         list=lambda ns, l, f: store.list_workloads(kind, ns, l, f),
@@ -99,15 +102,26 @@ def build_resources(store: KubeStore) -> dict[tuple[str, str], Resource]:
                         get_scale=lambda ns, n: store.get_scale(kind, ns, n),
                         update_scale=lambda ns, n, body: store.update_scale(kind, ns, n, body))
 
+    def locked(fn):
+        def call(*args):
+            with store.lock:
+                return fn(*args)
+        return call
+
     def stored(table, group: str, version: str, plural: str, kind: str, short: tuple[str, ...] = ()) -> Resource:
-        def locked(fn):
-            def call(*args):
-                with store.lock:
-                    return fn(*args)
-            return call
         return Resource(group, version, plural, kind, list=locked(table.list), get=locked(table.get),
                         create=locked(table.create), update=locked(table.update), delete=locked(table.delete),
                         short_names=short)
+
+    def hpa_v1(table) -> Resource:
+        """The v2 table's HPAs through autoscaling/v1: converted on the way in and out."""
+        return Resource("autoscaling", "v1", "horizontalpodautoscalers", hpa_v1_form.KIND,
+                        list=locked(lambda ns, l, f: [hpa_v1_form.to_v1(o) for o in table.list(ns, l, f)]),
+                        get=locked(lambda ns, n: hpa_v1_form.to_v1(table.get(ns, n))),
+                        create=locked(lambda ns, body: hpa_v1_form.to_v1(table.create(ns, hpa_v1_form.to_v2(body)))),
+                        update=locked(lambda ns, n, body: hpa_v1_form.to_v1(
+                            table.update(ns, n, hpa_v1_form.to_v2(body, n)))),
+                        delete=locked(lambda ns, n: hpa_v1_form.to_v1(table.delete(ns, n))), short_names=("hpa",))
 
     resources = [
         workload("Deployment", "deployments", "deploy"),
@@ -120,11 +134,12 @@ def build_resources(store: KubeStore) -> dict[tuple[str, str], Resource]:
         stored(store.configmaps, "", "v1", "configmaps", "ConfigMap", ("cm",)),
         stored(store.leases, "coordination.k8s.io", "v1", "leases", "Lease"),
         stored(store.hpas, "autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", ("hpa",)),
+        hpa_v1(store.hpas),
         Resource("", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",),
                  list=lambda ns, l, f: [_namespace(store, n) for n in store.namespaces()],
                  get=lambda ns, n: _get_namespace(store, n)),
     ]
-    return {(r.group, r.name): r for r in resources}
+    return {(r.group, r.version, r.name): r for r in resources}
 
 
 def _namespace(store: KubeStore, name: str) -> dict:
@@ -150,15 +165,15 @@ class Route:
     subresource: str | None
 
 
-def parse_path(path: str, resources: dict[tuple[str, str], Resource]) -> Route | None:
+def parse_path(path: str, resources: dict[tuple[str, str, str], Resource]) -> Route | None:
     """The resource a URL path names, or None when the path is not an API resource path. Each
     segment is percent-decoded after the split: ``%2F`` in a name never separates segments."""
     parts = [unquote(p, errors="replace") for p in path.split("/") if p]
     if parts[:2] == ["api", "v1"]:
-        group, rest = "", parts[2:]
+        group, version, rest = "", "v1", parts[2:]
     elif len(parts) >= 3 and parts[0] == "apis":
-        group, rest = parts[1], parts[3:]
-        if (group, parts[2]) not in {(r.group, r.version) for r in resources.values()}:
+        group, version, rest = parts[1], parts[2], parts[3:]
+        if (group, version) not in {(r.group, r.version) for r in resources.values()}:
             return None
     else:
         return None
@@ -166,10 +181,10 @@ def parse_path(path: str, resources: dict[tuple[str, str], Resource]) -> Route |
     if len(rest) >= 3 and rest[0] == "namespaces":
         namespace, rest = rest[1], rest[2:]
     elif group == "" and rest[:1] == ["namespaces"] and len(rest) <= 2:
-        return Route(resources[("", "namespaces")], None, rest[1] if len(rest) == 2 else None, None)
+        return Route(resources[("", "v1", "namespaces")], None, rest[1] if len(rest) == 2 else None, None)
     if not rest or len(rest) > 3:
         return None
-    resource = resources.get((group, rest[0]))
+    resource = resources.get((group, version, rest[0]))
     if resource is None:
         return None
     if namespace is None and len(rest) > 1:
@@ -359,7 +374,7 @@ def _body_object(request: Request, kind: str, api_version: str) -> dict:
 
 
 # --------------------------------------------------------------------------- discovery
-def discovery(path: str, resources: dict[tuple[str, str], Resource], address: str) -> dict | None:
+def discovery(path: str, resources: dict[tuple[str, str, str], Resource], address: str) -> dict | None:
     """The discovery document at ``path`` (/version, /api, /apis, /api/v1, /apis/G/V), or None."""
     path = path.rstrip("/") or "/"
     if path == "/version":
@@ -369,9 +384,13 @@ def discovery(path: str, resources: dict[tuple[str, str], Resource], address: st
                 "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": address}]}
     groups = sorted({(r.group, r.version) for r in resources.values() if r.group})
     if path == "/apis":
+        versions: dict[str, list[str]] = {}
+        for g, v in groups:
+            versions.setdefault(g, []).append(v)
         return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
-            {"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v}],
-             "preferredVersion": {"groupVersion": f"{g}/{v}", "version": v}} for g, v in groups]}
+            {"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in _preferred_first(vs)],
+             "preferredVersion": {"groupVersion": f"{g}/{_preferred_first(vs)[0]}", "version": _preferred_first(vs)[0]}}
+            for g, vs in versions.items()]}
     for group, version in [("", "v1")] + groups:
         prefix = "/api/v1" if not group else f"/apis/{group}/{version}"
         if path.rstrip("/") == prefix:
@@ -379,7 +398,12 @@ def discovery(path: str, resources: dict[tuple[str, str], Resource], address: st
     return None
 
 
-def _resource_list(group: str, version: str, resources: dict[tuple[str, str], Resource]) -> dict:
+def _preferred_first(versions: list[str]) -> list[str]:
+    """A group's versions as discovery lists them: the newest GA version (the preferred) first."""
+    return sorted(versions, key=lambda v: int(v[1:]) if v[1:].isdigit() else 0, reverse=True)
+
+
+def _resource_list(group: str, version: str, resources: dict[tuple[str, str, str], Resource]) -> dict:
     out = []
     for r in resources.values():
         if (r.group, r.version) != (group, version):

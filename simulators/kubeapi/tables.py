@@ -143,6 +143,8 @@ def _cells(kind: str, obj: dict, now_s: float) -> list:
     if kind == "Namespace":
         return [name, status.get("phase", "Active"), age]
     if kind == "HorizontalPodAutoscaler":
+        if obj.get("apiVersion") == "autoscaling/v1":  # the same columns as through v2
+            spec = to_v2(obj).get("spec") or {}
         ref = spec.get("scaleTargetRef") or {}
         return [name, f"{ref.get('kind', '')}/{ref.get('name', '')}", _hpa_targets(spec.get("metrics") or []),
                 str(spec.get("minReplicas", 1)), spec.get("maxReplicas", 0), status.get("currentReplicas", 0), age]

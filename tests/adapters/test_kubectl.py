@@ -8,6 +8,7 @@ or the Python client and step the engine by hand.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -226,14 +227,14 @@ spec:
 
 def test_an_hpa_is_stored_for_the_controller_to_see_and_a_bad_one_is_refused(cluster, tmp_path):
     # stored as the real API server stores it (nothing acts on it here): `setpoint run` lists them to
-    # leave alone the workloads they scale (controller/runtime/hpa_guard.py). Only autoscaling/v2 is
-    # served: `kubectl autoscale` posts autoscaling/v1 and gets a 404.
+    # leave alone the workloads they scale (controller/runtime/hpa_guard.py).
     srv, env = cluster
     (tmp_path / "hpa.yaml").write_text(HPA_V2 % ("web-hpa", 9))
     assert "horizontalpodautoscaler.autoscaling/web-hpa created" in kubectl(env, "create", "-f", str(tmp_path / "hpa.yaml"),
                                                                               "--validate=false")  # no OpenAPI here
-    assert table(kubectl(env, "get", "hpa")) == [["NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"],
-                                                 ["web-hpa", "Deployment/web", "cpu: <unknown>/70%", "2", "9", "0", "0s"]]
+    header, row = table(kubectl(env, "get", "hpa"))
+    assert header == ["NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"]
+    assert row[:6] == ["web-hpa", "Deployment/web", "cpu: <unknown>/70%", "2", "9", "0"]  # AGE: 0s, or 1s on a busy machine
     seen = KubernetesCluster(python_client(srv, env), qps=0, max_retries=0, request_timeout_s=KUBECTL_REQUEST_S)
     assert seen.hpa_targets(NS) == {TargetRef(NS, "web", "Deployment"): "web-hpa"}
     seen.close()
@@ -241,3 +242,20 @@ def test_an_hpa_is_stored_for_the_controller_to_see_and_a_bad_one_is_refused(clu
     proc = subprocess.run([KUBECTL, f"--request-timeout={KUBECTL_REQUEST_S}s", "create", "-f", str(tmp_path / "bad.yaml"),
                            "--validate=false"], env=env, capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S)
     assert proc.returncode == 1 and 'The HorizontalPodAutoscaler "bad" is invalid: spec.maxReplicas' in proc.stderr
+
+
+def test_kubectl_autoscale_makes_an_hpa_the_controller_sees_through_v2(cluster):
+    # kubectl 1.32's autoscale posts autoscaling/v1; the guard lists autoscaling/v2: one stored
+    # object served through both, CPU target converted as the API server converts it.
+    srv, env = cluster
+    assert "horizontalpodautoscaler.autoscaling/web autoscaled" in kubectl(
+        env, "autoscale", "deployment/web", "--min=2", "--max=8", "--cpu-percent=60")
+    assert table(kubectl(env, "get", "hpa"))[1][:5] == ["web", "Deployment/web", "cpu: <unknown>/60%", "2", "8"]
+    v1 = json.loads(kubectl(env, "get", "--raw", f"/apis/autoscaling/v1/namespaces/{NS}/horizontalpodautoscalers/web"))
+    assert (v1["apiVersion"], v1["spec"]["targetCPUUtilizationPercentage"]) == ("autoscaling/v1", 60)
+    seen = KubernetesCluster(python_client(srv, env), qps=0, max_retries=0, request_timeout_s=KUBECTL_REQUEST_S)
+    assert seen.hpa_targets(NS) == {TargetRef(NS, "web", "Deployment"): "web"}
+    [hpa] = seen.autoscaling.list_namespaced_horizontal_pod_autoscaler(NS).items
+    assert hpa.spec.metrics[0].resource.target.average_utilization == 60
+    seen.close()
+    assert 'horizontalpodautoscaler.autoscaling "web" deleted' in kubectl(env, "delete", "hpa", "web")
