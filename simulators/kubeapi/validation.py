@@ -41,6 +41,15 @@ SCHEMAS: dict[str, dict] = {
               "spec": {"holderIdentity": STR, "leaseDurationSeconds": INT32, "acquireTime": TIME, "renewTime": TIME,
                        "leaseTransitions": INT32}},
     "ConfigMap": {"kind": STR, "apiVersion": STR, "metadata": _META, "immutable": BOOL},
+    # both versions' fields (v2's metrics and behavior, v1's CPU percentages): what the conversion reads
+    "HorizontalPodAutoscaler": {
+        "kind": STR, "apiVersion": STR, "metadata": _META,
+        "spec": {"scaleTargetRef": {"kind": STR, "name": STR, "apiVersion": STR}, "minReplicas": INT32,
+                 "maxReplicas": INT32, "targetCPUUtilizationPercentage": INT32, "behavior": {},
+                 "metrics": [{"type": STR, "resource": {"name": STR, "target": {"type": STR,
+                                                                               "averageUtilization": INT32}}}]},
+        "status": {"currentReplicas": INT32, "desiredReplicas": INT32, "currentCPUUtilizationPercentage": INT32,
+                   "currentMetrics": [{"type": STR, "resource": {"name": STR, "current": {}}}], "conditions": [{}]}},
     "Event": {"kind": STR, "apiVersion": STR, "metadata": _META, "reason": STR, "message": STR, "type": STR,
               "count": INT32, "firstTimestamp": TIME, "lastTimestamp": TIME, "eventTime": TIME,
               "reportingComponent": STR, "reportingInstance": STR, "source": {"component": STR, "host": STR},

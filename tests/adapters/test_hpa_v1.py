@@ -112,3 +112,4 @@ def test_one_hpa_through_both_versions_of_the_real_client(api_client):
     assert groups["autoscaling"].preferred_version.version == "v2"
     v1.delete_namespaced_horizontal_pod_autoscaler("web-hpa", "shop")
     assert client.AutoscalingV2Api(api_client).list_namespaced_horizontal_pod_autoscaler("shop").items == []
+

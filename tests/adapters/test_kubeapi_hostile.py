@@ -31,6 +31,9 @@ SCALE = DEPLOY + "/scale"
 LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases"
 EVENTS = f"/api/v1/namespaces/{NS}/events"
 PODS = f"/api/v1/namespaces/{NS}/pods"
+HPAS_V2 = f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers"
+HPAS_V1 = f"/apis/autoscaling/v1/namespaces/{NS}/horizontalpodautoscalers"
+HPA_REF = {"kind": "Deployment", "name": "web"}
 JSON, MERGE, SMP, JSON_PATCH = ("application/json", "application/merge-patch+json",
                                 "application/strategic-merge-patch+json", "application/json-patch+json")
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
@@ -71,7 +74,8 @@ def snapshot(srv: SimKubeServer) -> dict:
     return {"replicas": web["spec"]["replicas"], "template": web["spec"]["template"],
             "labels": web["metadata"].get("labels"), "annotations": web["metadata"].get("annotations"),
             "leases": sorted(store.leases.items), "events": sorted(store.events.items),
-            "configmaps": sorted(store.configmaps.items), "namespaces": store.namespaces()}
+            "configmaps": sorted(store.configmaps.items), "hpas": sorted(store.hpas.items),
+            "namespaces": store.namespaces()}
 
 
 def assert_healthy(srv: SimKubeServer) -> None:
@@ -79,7 +83,8 @@ def assert_healthy(srv: SimKubeServer) -> None:
     srv.world.advance(3)  # pods of any new revision would be running now
     for path, accept in [(DEPLOY, None), (PODS, None), ("/api/v1/pods", TABLE), (EVENTS, TABLE),
                          ("/apis/apps/v1/replicasets", None), (LEASES + "?labelSelector=app%3Dx", None),
-                         ("/api/v1/namespaces", None), (LEASES + "/lock", None)]:
+                         ("/api/v1/namespaces", None), (LEASES + "/lock", None), (HPAS_V1, None), (HPAS_V1, TABLE),
+                         (HPAS_V2, TABLE)]:
         status, body = call(srv, "GET", path, accept=accept)
         assert status == 200, (path, body)
 
@@ -204,6 +209,20 @@ REJECTED = [
     pytest.param("PATCH", LEASES + "/lock", {"metadata": {"namespace": "other"}}, MERGE, 400, "BadRequest",
                  id="patch-lease-namespace-mismatch"),
     pytest.param("PUT", SCALE, {"kind": "Pod", "spec": {"replicas": 3}}, JSON, 400, "BadRequest", id="put-wrong-kind"),
+    # HPAs: what the v1 conversion walks (metrics, statuses, round-trip annotations) must decode
+    *[pytest.param("POST", HPAS_V2, {"metadata": {"name": "odd"}, "spec": {"scaleTargetRef": HPA_REF, "maxReplicas": 5,
+                                                                         **spec}}, JSON, 400, "BadRequest",
+                   id=f"hpa-{name}")
+      for name, spec in [("metrics-str", {"metrics": "abc"}), ("metric-list", {"metrics": [["cpu"]]}),
+                         ("utilization-str", {"metrics": [{"type": "Resource", "resource": {
+                             "name": "cpu", "target": {"type": "Utilization", "averageUtilization": "70"}}}]}),
+                         ("behavior-list", {"behavior": []})]],
+    pytest.param("POST", HPAS_V1, {"metadata": {"name": "odd"}, "spec": {"scaleTargetRef": HPA_REF, "maxReplicas": 5,
+                                                                       "targetCPUUtilizationPercentage": 0}},
+                 JSON, 422, "Invalid", id="hpa-v1-cpu-zero"),
+    pytest.param("POST", HPAS_V1, {"metadata": {"name": "odd", "annotations": {
+        "autoscaling.alpha.kubernetes.io/metrics": "{not json"}}, "spec": {"scaleTargetRef": HPA_REF, "maxReplicas": 5}},
+                 JSON, 400, "BadRequest", id="hpa-v1-metrics-annotation-not-json"),
     # 9, 16, 18: selectors and list options
     pytest.param("GET", "/apis/apps/v1/deployments?fieldSelector=abc", None, None, 400, "BadRequest",
                  id="field-selector-no-operator"),
