@@ -58,6 +58,7 @@ Why the client is used the way it is (prometheus-api-client 0.7.2, read from its
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import json
 import logging
 import os
@@ -547,6 +548,24 @@ ERROR_BODY_BYTES = 64 << 10
 READ_CHUNK_BYTES = 1 << 20
 
 
+#: Seconds between this controller's clock and Prometheus' past which a warning is logged; far
+#: above the estimate's error (the Date header is whole seconds, plus the answer's travel time).
+CLOCK_SKEW_WARN_S = 10.0
+
+
+def server_clock_skew_s(date_header: str | None, received_s: float) -> float | None:
+    """This clock minus the server's: ``received_s`` (epoch seconds, when the answer's headers came
+    in) against its HTTP Date header, which is truncated to the second (hence + 0.5). None when
+    there is no readable Date."""
+    if not date_header:
+        return None
+    try:
+        server_s = email.utils.parsedate_to_datetime(date_header).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return received_s - (server_s + 0.5)
+
+
 def query_api_response(client: PrometheusConnect, session: requests.Session, path: str, params: Mapping[str, str],
                        timeout_s: float) -> requests.Response:
     """GET ``client.url + path`` with ``params`` as the client's ``custom_query`` sends it (on
@@ -761,7 +780,7 @@ class PrometheusSource:
 
     def __init__(self, config: PrometheusConfig | str, *, session: requests.Session | None = None,
                  sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
-                 max_answer_bytes: Mapping[str, int] | None = None):
+                 max_answer_bytes: Mapping[str, int] | None = None, wall: Callable[[], float] = time.time):
         self.config = PrometheusConfig.from_url(config) if isinstance(config, str) else config
         self._limits = {**MAX_ANSWER_BYTES, **(max_answer_bytes or {})}
         self._sleep = sleep
@@ -782,6 +801,9 @@ class PrometheusSource:
         self._count_lock = threading.Lock()
         self.requests_sent = 0
         self._stopping = threading.Event()  # stop_requests(): no new attempt is made
+        self._wall = wall
+        self.clock_skew_s: float | None = None  # this controller's clock minus Prometheus' (its Date header)
+        self._skew_said = False
 
     def stop_requests(self) -> None:
         """From now on no query attempt is made (PrometheusUnreachable: the metric is unknown,
@@ -971,10 +993,31 @@ class PrometheusSource:
     def _exchange(self, path: str, params: dict[str, str], deadline: Deadline) -> tuple[requests.Response, bytes]:
         """The response to one request and its whole body (``read_answer``); the response is closed."""
         response = query_api_response(self._client, self._session, path, params, deadline.timeout_s)
+        self._note_clock_skew(server_clock_skew_s(response.headers.get("Date"), self._wall()))
         try:
             return response, read_answer(response, deadline, self._limits[path])
         finally:
             response.close()
+
+    def _note_clock_skew(self, skew_s: float | None) -> None:
+        """Keep the latest skew; warn once when it passes CLOCK_SKEW_WARN_S, and once when it is back
+        under half of it. Queries are evaluated at this controller's clock: ahead of Prometheus', a
+        rate() over [1m] covers a minute partly in Prometheus' future and reads low (a scale-down
+        nobody asked for); behind it, every reading is that much older."""
+        if skew_s is None:
+            return
+        self.clock_skew_s = skew_s
+        if abs(skew_s) > CLOCK_SKEW_WARN_S and not self._skew_said:
+            self._skew_said = True
+            side = "ahead of" if skew_s > 0 else "behind"
+            log.warning("this controller's clock is %.0f s %s Prometheus' (%s, its Date header): queries are evaluated "
+                        "at this clock, so readings are off (%s); fix the clock (NTP)", abs(skew_s), side,
+                        self.config.safe_url, "a rate() reads low, part of its range in Prometheus' future"
+                        if skew_s > 0 else "each reading is that much older", extra={"clock_skew_s": round(skew_s, 1)})
+        elif abs(skew_s) < CLOCK_SKEW_WARN_S / 2 and self._skew_said:
+            self._skew_said = False
+            log.warning("this controller's clock agrees with Prometheus' again (%.1f s apart)", skew_s,
+                        extra={"clock_skew_s": round(skew_s, 1)})
 
     @staticmethod
     def _transport_error(exc: requests.exceptions.RequestException, deadline: Deadline, where: str) -> Exception:

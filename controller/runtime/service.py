@@ -124,6 +124,8 @@ class ControllerService:
                  leader_term: Callable[[], int] = lambda: 0):
         self.paths = [Path(p) for p in policy_paths]
         self.metrics, self.cluster, self.telemetry = metrics, cluster, telemetry
+        if hasattr(metrics, "clock_skew_s"):  # the Prometheus adapter's estimate from its answers
+            telemetry.track_clock_skew(lambda: metrics.clock_skew_s)
         self._events = event_recorder(cluster)
         self.state_store = state_store
         self.options = options or ServiceOptions()

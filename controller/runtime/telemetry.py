@@ -7,7 +7,8 @@ ready_replicas{policy,target}, lost_ready_total{policy,target}, withheld_replica
 prometheus_requests_total{policy}, invalid_samples_total{policy,metric,reason} (reason:
 negative, non_finite, implausible), policies_loaded, policy_reload_failures_total, policy_reload_ok,
 policy_reload_last_success_timestamp_seconds, healing_held{policy,target}, rollout_held{policy,target},
-last_cycle_timestamp_seconds{policy}, leader, records_write_failures_total, records_ok.
+last_cycle_timestamp_seconds{policy}, leader, records_write_failures_total, records_ok,
+prometheus_clock_skew_seconds.
 """
 
 from __future__ import annotations
@@ -88,6 +89,11 @@ class Telemetry:
                                 "HorizontalPodAutoscaler also scales: it leaves them alone (under --dry-run or "
                                 "--shadow it only rehearses them); a ScaledByHPA Event names the HPA.",
                                 ["policy"], registry=r)
+        self.clock_skew = Gauge("setpoint_prometheus_clock_skew_seconds", "This controller's clock minus "
+                                "Prometheus' (from its answers' Date header, +-1 s); queries are evaluated at this "
+                                "clock, so beyond a few seconds readings are off. NaN before the first answer.",
+                                registry=r)
+        self.clock_skew.set(float("nan"))
         self.last_cycle = Gauge("setpoint_last_cycle_timestamp_seconds", "When the last cycle of a policy ended.",
                                 ["policy"], registry=r)
         self._targets: dict[str, set[str]] = {}  # policy -> target keys with a gauge, for forget_policy
@@ -98,6 +104,10 @@ class Telemetry:
     def track_leadership(self, is_leader: Callable[[], bool]) -> None:
         """``setpoint_leader`` reads ``is_leader()`` at every scrape."""
         self.leader.set_function(lambda: 1.0 if is_leader() else 0.0)
+
+    def track_clock_skew(self, skew_s: Callable[[], float | None]) -> None:
+        """``setpoint_prometheus_clock_skew_seconds`` reads ``skew_s()`` at every scrape (None: NaN)."""
+        self.clock_skew.set_function(lambda: float("nan") if (v := skew_s()) is None else float(v))
 
     def forget_policy(self, policy: str) -> None:
         """Drop the gauges of a policy that a reload removed, so that no alert reads them as stale."""

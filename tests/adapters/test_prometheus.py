@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
+import logging
 import math
 import random
 import threading
@@ -663,3 +664,52 @@ def test_a_stopping_controller_sends_no_more_queries(prom, source):
     with pytest.raises(PrometheusUnreachable, match="not sent, the controller is stopping"):
         source.query("app_rps", refs("shop/web"), time.time())
     assert (source.requests_sent, prom.http_requests("/api/v1/query")) == before
+
+
+# (name, this controller's clock minus the real one, s; warned?): the real Prometheus' Date
+# header against an injected wall clock
+SKEWS = [
+    ("in step", 0.0, False),
+    ("5 s ahead, within the estimate's noise and NTP's usual", 5.0, False),
+    ("a minute ahead: rate() reads low", 60.0, True),
+    ("a minute behind: readings a minute old", -60.0, True),
+]
+
+
+@pytest.mark.parametrize("name, offset_s, warned", SKEWS, ids=[r[0] for r in SKEWS])
+def test_a_controller_clock_off_from_prometheus_is_measured_and_warned_once(name, offset_s, warned, prom, caplog):
+    with PrometheusSource(PrometheusConfig.from_url(prom.url, timeout_s=5.0),
+                          wall=lambda: time.time() + offset_s) as skewed:
+        with caplog.at_level(logging.WARNING):
+            for _ in range(3):
+                skewed.query("app_rps", refs("shop/web"), time.time())
+        assert skewed.clock_skew_s == pytest.approx(offset_s, abs=1.6)
+        said = [r.getMessage() for r in caplog.records if "clock" in r.getMessage()]
+        assert len(said) == warned  # once, not every query
+        if warned:
+            assert ("ahead of" if offset_s > 0 else "behind") in said[0] and "NTP" in said[0]
+
+
+def test_a_clock_fixed_again_is_said_once(prom, caplog):
+    offset = [60.0]
+    with PrometheusSource(PrometheusConfig.from_url(prom.url, timeout_s=5.0),
+                          wall=lambda: time.time() + offset[0]) as skewed:
+        with caplog.at_level(logging.WARNING):
+            skewed.query("app_rps", refs("shop/web"), time.time())
+            offset[0] = 0.0
+            skewed.query("app_rps", refs("shop/web"), time.time())
+            skewed.query("app_rps", refs("shop/web"), time.time())
+        said = [r.getMessage() for r in caplog.records if "clock" in r.getMessage()]
+        assert len(said) == 2 and "agrees with Prometheus' again" in said[1]
+
+
+def test_the_skew_is_a_gauge_read_at_each_scrape(prom):
+    from controller.runtime.telemetry import Telemetry
+
+    telemetry = Telemetry()
+    with PrometheusSource(PrometheusConfig.from_url(prom.url, timeout_s=5.0), wall=lambda: time.time() - 30) as src:
+        telemetry.track_clock_skew(lambda: src.clock_skew_s)
+        assert math.isnan(telemetry.registry.get_sample_value("setpoint_prometheus_clock_skew_seconds"))
+        src.query("app_rps", refs("shop/web"), time.time())
+        assert telemetry.registry.get_sample_value("setpoint_prometheus_clock_skew_seconds") == \
+            pytest.approx(-30, abs=1.6)
