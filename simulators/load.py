@@ -353,8 +353,10 @@ def _read_trace(path: str, mtime: float) -> Trace:
         raise _csv_error(p, n, f"timestamp must be ISO-8601 UTC such as 2020-01-01T00:00:00Z, got {stamps[int(nat[0])][:40] + 'Z'!r}")
     steps = np.diff(times)
     if (steps <= 0).any():
-        bad = numbers[int(np.flatnonzero(steps <= 0)[0]) + 1]
-        raise _csv_error(p, bad, "timestamps must strictly increase")
+        i = int(np.flatnonzero(steps <= 0)[0]) + 1
+        truncated = " (timestamps are read to the whole second)" if stamps[i] != stamps[i - 1] and steps[i - 1] == 0 else ""
+        raise _csv_error(p, numbers[i], f"timestamps must strictly increase: {stamps[i][:40]}Z is not after "
+                                        f"{stamps[i - 1][:40]}Z of line {numbers[i - 1]}{truncated}")
     values_arr, times.flags.writeable = np.array(values), False
     if not values_arr.any():
         raise _csv_error(p, None, f"every value is 0 ({values_arr.size} rows): replaying it offers no load")

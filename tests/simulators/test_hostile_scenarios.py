@@ -97,6 +97,10 @@ HOSTILE = [
                  id="trace-wrong-header"),
     pytest.param(scenario(load=trace_load("stamp.csv")), TRACE_HEADER + rows(60) + b"2020-13-45T99:00:00Z,60\n",
                  ["stamp.csv:3", "ISO-8601"], id="trace-bad-timestamp"),
+    pytest.param(scenario(load=trace_load("back.csv")), TRACE_HEADER + b"2020-01-01T00:05:00Z,3\n2020-01-01T00:01:00Z,5\n",
+                 ["back.csv:3", "2020-01-01T00:01:00Z is not after 2020-01-01T00:05:00Z of line 2"], id="trace-unsorted"),
+    pytest.param(scenario(load=trace_load("ms.csv")), TRACE_HEADER + b"2020-01-01T00:00:00.000Z,3\n2020-01-01T00:00:00.500Z,5\n",
+                 ["ms.csv:3", "read to the whole second"], id="trace-sub-second-steps"),
     pytest.param(scenario(load=trace_load("huge.csv")), TRACE_HEADER + rows(60, "1e308"), ["huge.csv:3"],
                  id="trace-value-1e308"),
     # a leak that OOM-kills a container thousands of times per tick: a RuntimeError after 10,000 rounds
