@@ -42,8 +42,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 from urllib.parse import unquote
 
-from simulators.kubeapi import objects as K
 from simulators.kubeapi import hpa_v1 as hpa_v1_form
+from simulators.kubeapi import objects as K
 from simulators.kubeapi import validation as V
 from simulators.kubeapi.http import Request, Response
 from simulators.kubeapi.patch import PATCH_TYPES, apply_patch
