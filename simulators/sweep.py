@@ -538,7 +538,10 @@ class LocalPool:
             if terminate:
                 for process in list((getattr(self.executor, "_processes", None) or {}).values()):
                     process.terminate()
-            self.executor.shutdown(wait=not terminate, cancel_futures=cancel_futures or terminate)
+            # Waited for even after terminate: the workers are gone, so the executor's manager thread
+            # ends at once, where left running it raced the interpreter's exit (concurrent.futures'
+            # _python_exit woke it through a pipe already closed: "OSError: Bad file descriptor").
+            self.executor.shutdown(wait=True, cancel_futures=cancel_futures or terminate)
             self.executor = None
         if self.progress is not None:
             self.progress.close()

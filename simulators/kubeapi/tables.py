@@ -8,6 +8,7 @@ priorities: priority 1 columns show with ``-o wide``). Pure functions of the obj
 
 from __future__ import annotations
 
+from simulators.kubeapi.hpa_v1 import to_v2
 from simulators.kubeapi.objects import parse_rfc3339
 
 TABLE_API_VERSIONS = ("meta.k8s.io/v1", "meta.k8s.io/v1beta1")

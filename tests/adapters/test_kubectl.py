@@ -250,7 +250,8 @@ def test_kubectl_autoscale_makes_an_hpa_the_controller_sees_through_v2(cluster):
     srv, env = cluster
     assert "horizontalpodautoscaler.autoscaling/web autoscaled" in kubectl(
         env, "autoscale", "deployment/web", "--min=2", "--max=8", "--cpu-percent=60")
-    assert table(kubectl(env, "get", "hpa"))[1][:5] == ["web", "Deployment/web", "cpu: <unknown>/60%", "2", "8"]
+    for resource in ("hpa", "horizontalpodautoscalers.v1.autoscaling"):  # the same columns through v2 and v1
+        assert table(kubectl(env, "get", resource))[1][:5] == ["web", "Deployment/web", "cpu: <unknown>/60%", "2", "8"]
     v1 = json.loads(kubectl(env, "get", "--raw", f"/apis/autoscaling/v1/namespaces/{NS}/horizontalpodautoscalers/web"))
     assert (v1["apiVersion"], v1["spec"]["targetCPUUtilizationPercentage"]) == ("autoscaling/v1", 60)
     seen = KubernetesCluster(python_client(srv, env), qps=0, max_retries=0, request_timeout_s=KUBECTL_REQUEST_S)

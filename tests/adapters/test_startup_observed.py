@@ -5,7 +5,6 @@ scenario, no scheduling delay; the API's times have second precision)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from controller.adapters.kubernetes import KubernetesCluster

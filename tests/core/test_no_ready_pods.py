@@ -14,7 +14,6 @@ over 20 minutes of 15 s cycles (past the 15-minute window).
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from controller.core.scaling import compiled

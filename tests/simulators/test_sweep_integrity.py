@@ -5,7 +5,6 @@ interrupted sweep stops its workers."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
