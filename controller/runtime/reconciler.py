@@ -138,6 +138,7 @@ class CycleResult:
     hands_off: dict[TargetRef, ExternalChange] = field(default_factory=dict)
     external_changes: list[ExternalChange] = field(default_factory=list)  # seen by this cycle
     fights: dict[TargetRef, str] = field(default_factory=dict)  # targets another writer fights over -> the writer
+    watches_external: bool = False  # the cluster names the writer of spec.replicas: the above were looked for
 
 
 def _implausible_counts(queried: dict[str, tuple[str, int]], decision: Decision, exists: np.ndarray
@@ -729,6 +730,7 @@ class Reconciler:
             return None
         held = self.external.observe(
             targets, view, now, lambda t, reason, message, warning: emit_event(self._events, t, reason, message, warning))
+        result.watches_external = True
         present = set(targets)
         result.hands_off = {t: c for t, c in self.external.hands_off.items() if t in present}
         result.external_changes = list(self.external.changes)
