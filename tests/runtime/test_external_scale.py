@@ -8,10 +8,12 @@ manager ``setpoint``. Times are the simulation's: the engine is stepped by hand,
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 import subprocess
+import urllib.request
 
 import pytest
 from kubernetes import client
@@ -253,3 +255,46 @@ def test_a_dry_run_is_not_confused(loop_factory, caplog, change, said):
         assert "a real run of policy web would leave them alone until" in line
     assert loop.events("ExternalScaleChange") == []  # a rehearsal records no Event
     assert loop.sample("setpoint_hands_off", target="shop/web") == 0
+
+
+def test_status_says_hands_off_until_when_and_who(server, tmp_path):  # noqa: F811 (fixture)
+    from datetime import datetime
+
+    from controller.runtime.http import StatusServer
+    from controller.runtime.service import ControllerService
+    from tests.runtime.test_status_http import POLICY as STATUS_POLICY
+    from tests.runtime.test_status_http import T_CYCLE, XST, cli
+
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "web.yaml").write_text(STATUS_POLICY)  # 150 rps at 50 per replica: 2 -> 3
+    world = server.world
+    world.advance(2)
+    metrics = SimMetrics(world.engine, {"rps_query": "offered_rps"}, window_s=15, tick_s=world.tick_s)
+    metrics.push(world.engine.signals())
+    api_client = official_client(server, tmp_path)
+    cluster = KubernetesCluster(api_client, qps=0, retry_backoff_s=0.01)
+    now = [T_CYCLE]
+    service = ControllerService([tmp_path / "policies"], metrics, cluster, Telemetry(), clock=lambda: now[0])
+    http = StatusServer("127.0.0.1:0", service.telemetry.registry, service.healthy, service.ready,
+                        status=service.status).start()
+    try:
+        [first] = service.run_all_once()
+        assert [a.replicas for a in first.actions] == [3]
+        client.AppsV1Api(api_client).patch_namespaced_deployment_scale("web", "shop", {"spec": {"replicas": 12}},
+                                                                       field_manager="kubectl")
+        now[0] = T_CYCLE + 30
+        [second] = service.run_all_once()
+        assert not second.actions
+        url = f"http://127.0.0.1:{http.port}"
+        with urllib.request.urlopen(url + "/status", timeout=5) as response:
+            web = json.loads(response.read())["policies"]["web"]["targets"]["shop/web"]
+        assert web["reason"] == "ExternalOverride"
+        assert web["hands_off"] == {"by": "kubectl", "replicas": 12, "at": "2026-05-28T20:27:10Z",
+                                    "until": "2026-05-28T20:57:10Z", "rehearsal": False}
+        proc = cli("--server", url)
+        assert proc.returncode == 0, proc.stderr
+        until = datetime.fromtimestamp(T_CYCLE + 30 + 1800, XST).strftime("%H:%M")
+        assert f"shop/web: hands off until {until} (replicas set to 12 by kubectl)" in proc.stdout, proc.stdout
+    finally:
+        http.stop()
+        cluster.close()
