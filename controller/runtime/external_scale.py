@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Callable, Sequence
 
@@ -130,6 +130,16 @@ class ExternalScaleWatch:
         if self.rehearsal:
             return np.zeros(len(targets), bool)
         return np.fromiter((t in self.hands_off for t in targets), bool, len(targets))
+
+    def adopt(self, old: "ExternalScaleWatch") -> None:
+        """Take over what the watch of the same policy before a reload knew (an edit of the policy
+        during an incident must not end the hands-off): the counts written or accepted, the reverts,
+        the fights, and the hands-offs, each now lasting this policy's ``hands_off_s`` from its change."""
+        self._expected, self._wrote = dict(old._expected), set(old._wrote)
+        self._reverts = {t: deque(r) for t, r in old._reverts.items()}
+        self.fights = dict(old.fights)
+        self.hands_off = {t: replace(c, until=c.at + self.hands_off_s) for t, c in old.hands_off.items()
+                          if self.hands_off_s > 0 or self.rehearsal}
 
     def wrote(self, target: TargetRef, replicas: int) -> None:
         """This controller set ``target``'s spec.replicas to ``replicas`` (an applied scale)."""

@@ -298,3 +298,39 @@ def test_status_says_hands_off_until_when_and_who(server, tmp_path):  # noqa: F8
     finally:
         http.stop()
         cluster.close()
+
+
+def test_a_policy_edit_keeps_the_hands_off_with_its_new_duration(server, tmp_path):  # noqa: F811 (fixture)
+    """An SRE who edits the policy during the incident does not end the hands-off by doing so."""
+    from controller.runtime.service import ControllerService, ServiceOptions
+
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    (folder / "web.yaml").write_text(POLICY % "    onExternalScale: {handsOff: 30m}\n")
+    world = server.world
+    world.advance(3)
+    metrics = SimMetrics(world.engine, {"offered": "offered_rps"}, window_s=15, tick_s=world.tick_s)
+    metrics.push(world.engine.signals())
+    api_client = official_client(server, tmp_path)
+    cluster = KubernetesCluster(api_client, qps=0, retry_backoff_s=0.01)
+    now = [world.engine.now]
+    service = ControllerService([folder], metrics, cluster, Telemetry(),
+                                ServiceOptions(reload_every_s=3600, reload_settle_s=0), clock=lambda: now[0])
+    try:
+        assert [a.replicas for a in service.run_all_once()[0].actions] == [5]
+        client.AppsV1Api(api_client).patch_namespaced_deployment_scale("web", "shop", {"spec": {"replicas": 9}},
+                                                                       field_manager="kubectl")
+        now[0] += 15
+        [held] = service.run_all_once()
+        assert not held.actions and next(iter(held.hands_off.values())).until == now[0] + 1800
+        (folder / "web.yaml").write_text(POLICY % "    onExternalScale: {handsOff: 10m}\n")
+        assert service.reload_if_changed() is True
+        now[0] += 15
+        [after] = service.run_all_once()
+        [change] = after.hands_off.values()
+        assert not after.actions and (change.by, change.until) == ("kubectl", now[0] - 15 + 600)
+        now[0] += 600
+        [resumed] = service.run_all_once()
+        assert [a.replicas for a in resumed.actions] == [8]  # from 9, one pod a minute
+    finally:
+        cluster.close()
