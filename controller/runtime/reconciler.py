@@ -175,8 +175,13 @@ def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: f
         records = [replace(r, extra={**r.extra, "externalScale": by_key[k]}) if k in by_key else r
                    for r, k in zip(records, keys)]
     if result.healing is not None:
-        health = result.healing.records(result.policy, keys)
-        records = [replace(r, extra={**r.extra, "health": h.to_dict()}) for r, h in zip(records, health)]
+        health = [h.to_dict() for h in result.healing.records(result.policy, keys)]
+        if result.hands_off and not result.rehearsal:  # a health scale-up was held: not the action taken
+            held = {t.key for t in result.hands_off}
+            health = [{**h, "action": None, "replicas": None, "heldByHandsOff": {"action": h["action"],
+                                                                                 "replicas": h.get("replicas")}}
+                      if k in held and h.get("action") == "scale" else h for h, k in zip(health, keys)]
+        records = [replace(r, extra={**r.extra, "health": h}) for r, h in zip(records, health)]
     if start_s:
         records = [replace(r, at=r.at - start_s) for r in records]
     return records

@@ -87,6 +87,7 @@ class Loop:
                                                   field_manager=manager)
 
     def events(self, reason: str) -> list[dict]:
+        assert self.cluster.events.flush(), "events not sent in 10 s"  # sent in the background
         return [e for e in self.server.world.store.events.items.values() if e.get("reason") == reason]
 
     def sample(self, name: str, **labels) -> float | None:
@@ -332,5 +333,52 @@ def test_a_policy_edit_keeps_the_hands_off_with_its_new_duration(server, tmp_pat
         now[0] += 600
         [resumed] = service.run_all_once()
         assert [a.replicas for a in resumed.actions] == [8]  # from 9, one pod a minute
+    finally:
+        cluster.close()
+
+
+HEALING = """\
+  health:
+    checks:
+      - name: overloaded
+        query: offered
+        unhealthy: {above: 100, for: 0s}
+        action: %s
+"""
+
+
+@pytest.mark.parametrize("action, applied", [
+    pytest.param("rolling-restart", "rolling-restart", id="a-restart-goes-out-during-hands-off"),
+    pytest.param("scale-up", None, id="a-health-scale-up-is-held-like-any-replica-write"),
+])
+def test_health_actions_during_hands_off(server, tmp_path, action, applied):  # noqa: F811 (fixture)
+    text = POLICY % "    onExternalScale: {handsOff: 10m}\n" + HEALING % action
+    [policy] = load_policy_text(text, "web.yaml")
+    world = server.world
+    world.advance(3)
+    metrics = SimMetrics(world.engine, {"offered": "offered_rps"}, window_s=15, tick_s=world.tick_s)
+    metrics.push(world.engine.signals())
+    cluster = KubernetesCluster(official_client(server, tmp_path), qps=0, retry_backoff_s=0.01)
+    rec = Reconciler(RuntimePolicy.of(policy), metrics, cluster)
+    apps = client.AppsV1Api(cluster.api_client)
+    try:
+        now = world.engine.now
+        rec.cycle(now)  # scaled, or healed: whatever arbitration chose; then someone sets 9
+        rec.cycle(now + 15)
+        apps.patch_namespaced_deployment_scale("web", "shop", {"spec": {"replicas": 9}}, field_manager="kubectl")
+        for _ in range(120):  # 10 minutes: the new pods ready (not an overload: restarts are not replaced by a scale)
+            world.advance(1)
+            metrics.push(world.engine.signals())
+        result = rec.cycle(world.engine.now)  # inside the 10-minute hands-off (seen at this cycle)
+        assert result.hands_off and record(result)["reason"] == "ExternalOverride"
+        assert [a.kind.word for a in result.actions] == ([applied] if applied else [])
+        assert all(a.kind.word != "scale" for a in result.actions)
+        health = record(result)["health"]
+        if applied:
+            assert health["action"] == applied
+        else:  # what the health side asked for, held: not the record's action (nor the status's last action)
+            assert health["action"] is None and health["heldByHandsOff"] == {"action": "scale", "replicas": 12}
+        engine = world.engine
+        assert int(engine.spec_replicas[engine.index("web")]) == 9
     finally:
         cluster.close()
