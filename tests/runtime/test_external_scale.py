@@ -25,7 +25,7 @@ from controller.runtime.external_scale import FIGHT_REVERTS
 from controller.runtime.reconciler import Reconciler, RuntimePolicy, cycle_records
 from controller.runtime.telemetry import Telemetry
 from simulators.ports import SimMetrics
-from tests.adapters.kube_helpers import official_client, server  # noqa: F401 (fixture)
+from tests.adapters.kube_helpers import official_client, start_server
 
 KUBECTL = shutil.which("kubectl")
 CYCLE_S = 15.0
@@ -95,6 +95,14 @@ class Loop:
 
     def close(self):
         self.cluster.close()
+
+
+@pytest.fixture
+def server():
+    """sim serve (TLS, token), its engine stepped by hand."""
+    srv = start_server()
+    yield srv
+    srv.stop()
 
 
 def record(result) -> dict:
@@ -258,7 +266,7 @@ def test_a_dry_run_is_not_confused(loop_factory, caplog, change, said):
     assert loop.sample("setpoint_hands_off", target="shop/web") == 0
 
 
-def test_status_says_hands_off_until_when_and_who(server, tmp_path):  # noqa: F811 (fixture)
+def test_status_says_hands_off_until_when_and_who(server, tmp_path):
     from datetime import datetime
 
     from controller.runtime.http import StatusServer
@@ -301,7 +309,7 @@ def test_status_says_hands_off_until_when_and_who(server, tmp_path):  # noqa: F8
         cluster.close()
 
 
-def test_a_policy_edit_keeps_the_hands_off_with_its_new_duration(server, tmp_path):  # noqa: F811 (fixture)
+def test_a_policy_edit_keeps_the_hands_off_with_its_new_duration(server, tmp_path):
     """An SRE who edits the policy during the incident does not end the hands-off by doing so."""
     from controller.runtime.service import ControllerService, ServiceOptions
 
@@ -351,7 +359,7 @@ HEALING = """\
     pytest.param("rolling-restart", "rolling-restart", id="a-restart-goes-out-during-hands-off"),
     pytest.param("scale-up", None, id="a-health-scale-up-is-held-like-any-replica-write"),
 ])
-def test_health_actions_during_hands_off(server, tmp_path, action, applied):  # noqa: F811 (fixture)
+def test_health_actions_during_hands_off(server, tmp_path, action, applied):
     text = POLICY % "    onExternalScale: {handsOff: 10m}\n" + HEALING % action
     [policy] = load_policy_text(text, "web.yaml")
     world = server.world
