@@ -441,13 +441,14 @@ class _NamespaceSnapshot:
 
 def replicas_writer(managed_fields: Iterable | None) -> tuple[str, float | None]:
     """(field manager, time) of the metadata.managedFields entry that owns spec.replicas (a write
-    through the scale subresource is recorded with the parent's f:spec.f:replicas); ('', None)
-    when no entry does (an API server or object without managedFields)."""
-    for entry in managed_fields or ():
-        fields = entry.fields_v1 if isinstance(entry.fields_v1, dict) else {}
-        if "f:replicas" in (fields.get("f:spec") or {}):
-            return entry.manager or "", _ts(entry.time)
-    return "", None
+    through the scale subresource is recorded with the parent's f:spec.f:replicas): the latest
+    entry when several share it (server-side applies of the same value); ('', None) when no entry
+    does (an API server or object without managedFields)."""
+    owners = [(entry.manager or "", _ts(entry.time)) for entry in managed_fields or ()
+              if "f:replicas" in ((entry.fields_v1 if isinstance(entry.fields_v1, dict) else {}).get("f:spec") or {})]
+    if not owners:
+        return "", None
+    return max(owners, key=lambda o: -math.inf if o[1] is None else o[1])
 
 
 # --------------------------------------------------------------------------- the adapter

@@ -139,3 +139,13 @@ def test_kubectl_scale_is_recorded_as_kubectl_through_the_scale_subresource(serv
                           env=env, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
     assert managed(api_client)[-1] == entry("kubectl", REPLICAS, "scale")  # kubectl 1.32 sends no fieldManager
+
+
+def test_replicas_writer_is_the_latest_of_shared_owners():
+    from datetime import datetime, timezone
+
+    def owner(manager, second):
+        return client.V1ManagedFieldsEntry(manager=manager, operation="Apply", fields_v1=REPLICAS,
+                                           time=datetime(2026, 12, 4, 15, 0, second, tzinfo=timezone.utc))
+    assert replicas_writer([owner("argocd-controller", 30), owner("flux", 10)])[0] == "argocd-controller"
+    assert replicas_writer([owner("flux", 10), owner("argocd-controller", 30)])[0] == "argocd-controller"
