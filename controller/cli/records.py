@@ -125,7 +125,7 @@ def _format_record(r: dict) -> str:
     external = r.get("externalScale")
     if isinstance(external, dict):  # controller/runtime/external_scale.py
         line += (f"  | replicas set to {external.get('replicas')} by {external.get('by')} (from "
-                 f"{external.get('from')}): {'a real run would leave' if external.get('rehearsal') else 'left'} "
+                 f"{external.get('from')}): {'a real run would leave them' if external.get('rehearsal') else 'left'} "
                  f"as set until t={_num_or_dash(external.get('until'))}")
     warm = r.get("warm_start")
     if warm:

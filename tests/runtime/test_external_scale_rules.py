@@ -96,3 +96,18 @@ def test_a_target_gone_and_back_is_first_seen_again():
                                                                   replicas_manager="kubectl")}
         rows = watch.observe([WEB], ClusterView.from_statuses([WEB], statuses), T0 + at, lambda *a: None)
     assert not rows[0] and watch.changes == []
+
+
+@pytest.mark.parametrize("external, expected", [
+    pytest.param({"by": "kubectl", "replicas": 30, "from": 12, "at": 100.0, "until": 1900.0},
+                 "| replicas set to 30 by kubectl (from 12): left as set until t=1900s", id="real-run"),
+    pytest.param({"by": "kubectl", "replicas": 30, "from": 12, "at": 100.0, "until": 1900.0, "rehearsal": True},
+                 "| replicas set to 30 by kubectl (from 12): a real run would leave them as set until t=1900s",
+                 id="rehearsal"),
+])
+def test_explain_prints_the_external_change(external, expected):
+    from controller.cli.records import _format_record
+
+    line = _format_record({"target": "shop/web", "at": 100.0, "current": 30, "desired": 30,
+                           "reason": "ExternalOverride", "metrics": {}, "externalScale": external})
+    assert "[ExternalOverride]" in line and expected in line
