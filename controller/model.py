@@ -36,6 +36,9 @@ class Reason(enum.IntEnum):
     #: was last missing (or first read): the range query covers only part of its window and reads
     #: low (core/scaling/recovering.py); held at current replicas
     METRICS_RECOVERING = 16
+    #: someone else set spec.replicas (kubectl scale, a GitOps sync, a script): the target is left at
+    #: the count they set for the policy's ``onExternalScale.handsOff`` (core/scaling/external.py)
+    EXTERNAL_OVERRIDE = 17
 
     @property
     def code(self) -> str:
@@ -172,6 +175,10 @@ class TargetStatus:
     observed_at: float = 0.0
     annotations: tuple[tuple[str, str], ...] = ()  # the workload's metadata annotations
     paused: bool = False  # spec.paused (Deployments): its rollout makes no progress
+    # who last set spec.replicas, from metadata.managedFields: the field manager owning f:spec.f:replicas
+    # ('' when the source does not say) and when its entry last changed (epoch s; None: not known)
+    replicas_manager: str = ""
+    replicas_set_at: float | None = None
 
 
 @dataclass(frozen=True)

@@ -158,12 +158,22 @@ class HpaLister(Protocol):
 
 
 @runtime_checkable
+class FieldManaged(Protocol):
+    """Optional Cluster capability: its writes carry the field manager ``field_manager``, and the
+    statuses it observes name the field manager of spec.replicas (TargetStatus.replicas_manager,
+    from metadata.managedFields), so a change someone else made can be told from this
+    controller's own (controller/runtime/external_scale.py). Checked when a reconciler is wired."""
+
+    field_manager: str
+
+
+@runtime_checkable
 class EventRecorder(Protocol):
     """Optional Cluster capability: Kubernetes Events about a target that are not an action
     (healing held, a reload failed). Checked when a reconciler is wired; best effort."""
 
-    def record_event(self, target: TargetRef, reason: str, message: str) -> None:
-        """Record one Event on ``target``."""
+    def record_event(self, target: TargetRef, reason: str, message: str, warning: bool = False) -> None:
+        """Record one Event on ``target`` (type Warning when ``warning``, else Normal)."""
 
 
 @runtime_checkable

@@ -28,7 +28,7 @@ EXPECTED_ALERTS = {"SetpointDown", "SetpointNoLeader", "SetpointSeveralLeaders",
                    "SetpointHealingHeld", "SetpointRolloutHeldLong", "SetpointPolicyReloadFailing", "SetpointRecordsFailing",
                    "SetpointPolicyConflict", "SetpointWorkloadScaledByHPA",
                    "SetpointReplicasWithheld", "SetpointTargetNotReady",
-                   "SetpointReadinessFlapping"}
+                   "SetpointReadinessFlapping", "SetpointScaleFight"}
 #: Grafana's variables, replaced by something PromQL parses.
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$policy": ".*", "${policy}": ".*"}
 PROMQL_WORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left",

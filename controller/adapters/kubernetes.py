@@ -106,6 +106,9 @@ TEMPLATE_HASH_LABEL = "pod-template-hash"
 STATEFULSET_HASH_LABEL = "controller-revision-hash"
 #: The Progressing condition's reason once the newest ReplicaSet is fully rolled out.
 ROLLOUT_COMPLETE_REASON = "NewReplicaSetAvailable"
+#: The field manager of every write to a workload (metadata.managedFields names it as the writer of
+#: spec.replicas after a scale): how the controller tells its own writes from someone else's.
+FIELD_MANAGER = "setpoint"
 #: Longest wait honoured from a Retry-After header (s).
 MAX_RETRY_AFTER_S = 10.0
 
@@ -454,7 +457,20 @@ class _NamespaceSnapshot:
             revisions=tuple(str(_revision_number(rs)) for rs in rss),
             pods=tuple(_pod_status(p, revision_of_hash) for p in sorted(pods, key=lambda p: p.metadata.name)),
             observed_at=observed_at, annotations=tuple(sorted((w.metadata.annotations or {}).items())),
-            paused=ref.kind == "Deployment" and bool(w.spec.paused))
+            paused=ref.kind == "Deployment" and bool(w.spec.paused),
+            **dict(zip(("replicas_manager", "replicas_set_at"), replicas_writer(w.metadata.managed_fields))))
+
+
+def replicas_writer(managed_fields: Iterable | None) -> tuple[str, float | None]:
+    """(field manager, time) of the metadata.managedFields entry that owns spec.replicas (a write
+    through the scale subresource is recorded with the parent's f:spec.f:replicas): the latest
+    entry when several share it (server-side applies of the same value); ('', None) when no entry
+    does (an API server or object without managedFields)."""
+    owners = [(entry.manager or "", _ts(entry.time)) for entry in managed_fields or ()
+              if "f:replicas" in ((entry.fields_v1 if isinstance(entry.fields_v1, dict) else {}).get("f:spec") or {})]
+    if not owners:
+        return "", None
+    return max(owners, key=lambda o: -math.inf if o[1] is None else o[1])
 
 
 # --------------------------------------------------------------------------- the adapter
@@ -475,8 +491,11 @@ class KubernetesCluster:
     NotLeader; ``setpoint run --leader-elect`` passes ``LeaderElector.is_leader``).
 
     ``requests`` counts the HTTP requests made by method (events excluded); ``fenced`` the
-    writes the fence stopped.
+    writes the fence stopped. Every write to a workload carries ``field_manager`` (the
+    FieldManaged capability: observed statuses name the manager of spec.replicas).
     """
+
+    field_manager = FIELD_MANAGER
 
     def __init__(self, api_client: k8s.ApiClient | None = None, *, kubeconfig: str | os.PathLike | None = None,
                  context: str | None = None, in_cluster: bool | None = None, qps: float = 20.0, burst: int = 30,
@@ -675,7 +694,8 @@ class KubernetesCluster:
             {"spec": {"replicas": desired}}
         self._version_seen[ref] = version
         try:
-            self._once(f"scale {ref}", str(ref), patch_scale, ref.name, ref.namespace, body)
+            self._once(f"scale {ref}", str(ref), patch_scale, ref.name, ref.namespace, body,
+                       field_manager=self.field_manager)
         except ConflictError:
             del self._version_seen[ref]
             raise
@@ -721,7 +741,8 @@ class KubernetesCluster:
         self._version_seen[ref] = version
         patch = {**body, "metadata": {"resourceVersion": version}}
         try:
-            written = self._once(what, str(ref), api.patch, ref.name, ref.namespace, patch)
+            written = self._once(what, str(ref), api.patch, ref.name, ref.namespace, patch,
+                                 field_manager=self.field_manager)
         except ConflictError:
             del self._version_seen[ref]  # the retry reads afresh
             raise
@@ -753,7 +774,8 @@ class KubernetesCluster:
                  {"op": "replace", "path": "/spec/template", "value": template}]
         if resume:  # our own rollout hold: the undo and the resume are one write (never half done)
             patch.append({"op": "replace", "path": "/spec/paused", "value": False})
-        self._once(f"rollback {ref}", str(ref), self.apps.patch_namespaced_deployment, ref.name, ref.namespace, patch)
+        self._once(f"rollback {ref}", str(ref), self.apps.patch_namespaced_deployment, ref.name, ref.namespace, patch,
+                   field_manager=self.field_manager)
         from_rev = (deployment.metadata.annotations or {}).get(REVISION_ANNOTATION, "?")
         self._event(ref, "RolledBack", f"Rolled back from revision {from_rev} to revision "
                                        f"{_revision_number(target_rs)}; reason: {action.reason}")
@@ -792,19 +814,20 @@ class KubernetesCluster:
         """Set one metadata annotation of a workload (a merge patch). Raises ActuationError."""
         patch = self._workload_api(ref.kind).patch
         self._call(f"annotate {ref}", str(ref), patch, ref.name, ref.namespace,
-                   {"metadata": {"annotations": {key: value}}})
+                   {"metadata": {"annotations": {key: value}}}, field_manager=self.field_manager)
 
-    def record_event(self, ref: TargetRef, reason: str, message: str) -> None:
-        """An Event on the workload that is not about an applied action (e.g. healing held)."""
-        self._event(ref, reason, message)
+    def record_event(self, ref: TargetRef, reason: str, message: str, warning: bool = False) -> None:
+        """An Event on the workload that is not about an applied action (e.g. healing held);
+        type Warning when ``warning``."""
+        self._event(ref, reason, message, "Warning" if warning else "Normal")
 
-    def _event(self, ref: TargetRef, reason: str, message: str) -> None:
+    def _event(self, ref: TargetRef, reason: str, message: str, event_type: str = "Normal") -> None:
         if self.events is None:
             return
         involved = {"apiVersion": "apps/v1", "kind": ref.kind, "name": ref.name}
         if ref in self._uids:
             involved["uid"] = self._uids[ref]
-        self.events.record(ref.namespace, involved, reason, message)
+        self.events.record(ref.namespace, involved, reason, message, event_type)
 
 
 # ---------------------------------------------------------------------------------- durable state

@@ -122,6 +122,11 @@ def _format_record(r: dict) -> str:
     if r.get("withheld"):  # core/scaling/withheld.py
         line += (f"  | withheld {r['withheld']}: pods not Ready long past their start-up, sized on top "
                  f"of the proposals")
+    external = r.get("externalScale")
+    if isinstance(external, dict):  # controller/runtime/external_scale.py
+        line += (f"  | replicas set to {external.get('replicas')} by {external.get('by')} (from "
+                 f"{external.get('from')}): {'a real run would leave them' if external.get('rehearsal') else 'left'} "
+                 f"as set until t={_num_or_dash(external.get('until'))}")
     warm = r.get("warm_start")
     if warm:
         line += f"  | {_format_warm_start(warm)}"
@@ -129,6 +134,10 @@ def _format_record(r: dict) -> str:
         line += f"  | {_format_startup(r['startup'])}"
     health = r.get("health") or (r.get("extra") or {}).get("health")
     return line + _format_health(health) if health else line
+
+
+def _num_or_dash(x) -> str:
+    return "-" if not isinstance(x, (int, float)) else f"{x:.0f}s"
 
 
 def _format_startup(s: dict) -> str:
@@ -238,7 +247,7 @@ def _print_status(policies: dict, now: float) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from controller.runtime.status import wall_clock, zone_name
+    from controller.runtime.status import hands_off_line, wall_clock, zone_name
 
     console = Console(highlight=False)  # the terminal's width (80 columns when not a terminal)
 
@@ -265,6 +274,9 @@ def _print_status(policies: dict, now: float) -> None:
         if started:
             console.print(started, markup=False)
         for key, s in targets.items():
+            line = hands_off_line(key, s.get("hands_off"), now)
+            if line:
+                console.print(line, markup=False)
             if s.get("withheld"):
                 console.print(f"{key}: {s['withheld']} replica(s) withheld (pods running but not Ready past twice "
                               "their start-up), sized on top of the decision", markup=False)

@@ -396,6 +396,20 @@ class OnMissingMetrics(StrictModel):
         None, json_schema_extra={"default": "hold"})
 
 
+#: What an SRE expects after scaling by hand during an incident: the count stays for half an hour.
+DEFAULT_HANDS_OFF_S = 1800.0
+
+
+class OnExternalScale(StrictModel):
+    """What to do when someone else sets spec.replicas (kubectl scale, a GitOps sync, a script)."""
+
+    hands_off_s: NonNegativeDuration = duration_field(
+        DEFAULT_HANDS_OFF_S, "handsOff",
+        "Leave the replicas as they were set this long (reason ExternalOverride, an ExternalScaleChange Event), then "
+        "scale from that count under the policy's own windows and rate limits. 0s: set the policy's count again at "
+        "the next cycle (an HPA's behaviour). Health actions (restart, rollback) are not affected.")
+
+
 class Scaling(StrictModel):
     metrics: list[Metric]
     smoothing: Optional[SmoothingModel] = None
@@ -405,6 +419,7 @@ class Scaling(StrictModel):
     stale_after_s: PositiveDuration = duration_field(120.0, "staleAfter", "A sample older than this counts as missing.")
     behavior: Optional[Behavior] = None
     on_missing_metrics: Optional[OnMissingMetrics] = None
+    on_external_scale: Optional[OnExternalScale] = Field(None, json_schema_extra={"default": {"handsOff": "30m"}})
     replace_unready: bool = Field(True, description=(
         "Size on the serving pods: a pod that runs but has not been Ready for twice its start-up (a stuck rollout, "
         "a failing readiness probe) is withheld and added on top of the proposals, never more than the Ready pods "

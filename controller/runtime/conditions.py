@@ -32,6 +32,8 @@ _FIXED_MESSAGES = {
                       "and so does a scale-up once it had Ready pods (new ones would not get Ready either)",
     "MetricsRecovering": "a metric came back (or was first read) less than its query's range ago, so its reading "
                          "covers only part of the range and may read low; a scale-down waits until it covers all of it",
+    "ExternalOverride": "someone else set the replicas (kubectl scale, a GitOps sync, a script): they are left as set "
+                        "for the policy's onExternalScale.handsOff, then scaled from there",
     "DesiredWithinRange": "the desired count is within the acceptable range",
     "TooFewReplicas": "the desired replica count is less than the minimum replica count",
     "TooManyReplicas": "the desired replica count is more than the maximum replica count",

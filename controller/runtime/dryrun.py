@@ -10,7 +10,7 @@ import logging
 from typing import Sequence
 
 from controller.model import Action, TargetRef, TargetSelector
-from controller.ports import Cluster, ClusterView, HpaLister, StopsRequests
+from controller.ports import Cluster, ClusterView, FieldManaged, HpaLister, StopsRequests
 
 log = logging.getLogger("setpoint.dryrun")
 
@@ -25,6 +25,8 @@ class DryRunCluster:
         self.inner = inner
         self.would_apply: list[Action] = []
         self.keep = keep
+        if isinstance(inner, FieldManaged):  # the capability of what it reads (external changes are seen)
+            self.field_manager = inner.field_manager
 
     def resolve(self, selector: TargetSelector) -> list[TargetRef]:
         return self.inner.resolve(selector)

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from controller.core.scaling.decide import Decision, Observation, ScalingState, warm
+from controller.core.scaling.external import hands_off
 from controller.core.health.heal import HealingDecision, HealthState, heal
 from controller.core.health.state_codec import (Parsed, durable_arrays, encode, parse, restore, same_arrays,
                                                 still_relevant, target_key)
@@ -25,10 +26,12 @@ from controller.core.scaling.params import PolicyParams
 from controller.core.scaling.signal_compiled import read_signal_fast
 from controller.errors import MetricsUnavailable, StateStoreError
 from controller.model import REASON_CODES, RESUME_ANNOTATION, Action, ActionKind, DecisionRecord, TargetRef
-from controller.ports import (Cluster, ClusterView, ConcurrentMetricsSource, EventRecorder, HpaLister, MetricsSource,
-                              Rehearsal, Samples, StateStore, TargetSelector)
+from controller.policy.schema import DEFAULT_HANDS_OFF_S
+from controller.ports import (Cluster, ClusterView, ConcurrentMetricsSource, EventRecorder, FieldManaged, HpaLister,
+                              MetricsSource, Rehearsal, Samples, StateStore, TargetSelector)
 from controller.runtime.actuate import RetryPolicy, apply_with_retries
 from controller.runtime.claims import TargetClaims
+from controller.runtime.external_scale import ExternalChange, ExternalScaleWatch
 from controller.runtime.hpa_guard import HpaGuard
 from controller.runtime.conditions import scaling_conditions
 from controller.runtime.healing import HealthQueries, health_actions, observe_health
@@ -66,6 +69,8 @@ class RuntimePolicy:
     #: per metric, its ramp's ``latest`` query (the same rate over a shorter window), None without
     latest_queries: tuple[str | None, ...] = ()
     source: str = ""  # sha256 of the validated document; empty when built by hand (equal only to itself)
+    #: ``scaling.onExternalScale.handsOff`` (s): how long a target someone else scaled is left alone
+    hands_off_s: float = DEFAULT_HANDS_OFF_S
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RuntimePolicy):
@@ -88,8 +93,10 @@ class RuntimePolicy:
         latest = tuple(m.ramp.latest if m.ramp is not None else None
                        for m in spec.scaling.metrics) if loaded.scales else ()
         source = hashlib.sha256(loaded.model.model_dump_json().encode()).hexdigest()
+        external = spec.scaling.on_external_scale if loaded.scales else None
         return cls(loaded.name, loaded.params, loaded.targets, queries, health, health_queries, revision_queries,
-                   latest if any(q is not None for q in latest) else (), source)
+                   latest if any(q is not None for q in latest) else (), source,
+                   DEFAULT_HANDS_OFF_S if external is None else external.hands_off_s)
 
 
 @dataclass
@@ -126,6 +133,12 @@ class CycleResult:
     #: the same for the existing targets whose sample was implausible (core/scaling/signal.py: a
     #: broken exporter, a unit mix-up), for the scaling metrics in ``missing``
     implausible: dict[str, tuple[str, int]] = field(default_factory=dict)
+    #: targets whose replicas someone else set, left alone this cycle (under a rehearsal: that a
+    #: real run would leave alone) -> the change (controller/runtime/external_scale.py)
+    hands_off: dict[TargetRef, ExternalChange] = field(default_factory=dict)
+    external_changes: list[ExternalChange] = field(default_factory=list)  # seen by this cycle
+    fights: dict[TargetRef, str] = field(default_factory=dict)  # targets another writer fights over -> the writer
+    watches_external: bool = False  # the cluster names the writer of spec.replicas: the above were looked for
 
 
 def _implausible_counts(queried: dict[str, tuple[str, int]], decision: Decision, exists: np.ndarray
@@ -157,9 +170,18 @@ def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: f
     if result.withheld is not None and d is not None:
         records = [replace(r, extra={**r.extra, "withheld": int(w)}) if w else r
                    for r, w in zip(records, result.withheld)]
+    if result.hands_off:
+        by_key = {t.key: c.record(result.rehearsal) for t, c in result.hands_off.items()}
+        records = [replace(r, extra={**r.extra, "externalScale": by_key[k]}) if k in by_key else r
+                   for r, k in zip(records, keys)]
     if result.healing is not None:
-        health = result.healing.records(result.policy, keys)
-        records = [replace(r, extra={**r.extra, "health": h.to_dict()}) for r, h in zip(records, health)]
+        health = [h.to_dict() for h in result.healing.records(result.policy, keys)]
+        if result.hands_off and not result.rehearsal:  # a health scale-up was held: not the action taken
+            held = {t.key for t in result.hands_off}
+            health = [{**h, "action": None, "replicas": None, "heldByHandsOff": {"action": h["action"],
+                                                                                 "replicas": h.get("replicas")}}
+                      if k in held and h.get("action") == "scale" else h for h, k in zip(health, keys)]
+        records = [replace(r, extra={**r.extra, "health": h}) for r, h in zip(records, health)]
     if start_s:
         records = [replace(r, at=r.at - start_s) for r in records]
     return records
@@ -186,13 +208,17 @@ def event_recorder(cluster: Cluster) -> EventRecorder | None:
     return cluster if isinstance(cluster, EventRecorder) else None
 
 
-def emit_event(events: EventRecorder | None, target: TargetRef, reason: str, message: str) -> None:
+def emit_event(events: EventRecorder | None, target: TargetRef, reason: str, message: str,
+               warning: bool = False) -> None:
     """A Kubernetes Event on ``target`` when the cluster can record one (``event_recorder``; best
-    effort: an Event that fails never fails the cycle or the reload)."""
+    effort: an Event that fails never fails the cycle or the reload); a Warning when ``warning``."""
     if events is None:
         return
     try:
-        events.record_event(target, reason, message)
+        if warning:
+            events.record_event(target, reason, message, warning=True)
+        else:
+            events.record_event(target, reason, message)
     except Exception:
         logging.getLogger("setpoint.runtime").debug("could not record a %s Event", reason, exc_info=True)
 
@@ -299,6 +325,11 @@ class Reconciler:
         # simulation or replay, whose clusters have no HPAs (nor the capability)
         self.hpa_guard = HpaGuard(cluster, self.policy.name, self.rehearsal) \
             if isinstance(cluster, HpaLister) and self.policy.params.metrics else None
+        # replicas someone else set are left alone a while (controller/runtime/external_scale.py); only
+        # where the writer of spec.replicas can be told (not a simulation or replay: nobody else writes)
+        self.external = ExternalScaleWatch(self.policy.name, cluster.field_manager, self.policy.hands_off_s,
+                                           self.rehearsal) \
+            if isinstance(cluster, FieldManaged) and self.policy.params.metrics else None
         self._wire_pods()
 
     def _wire_pods(self) -> None:
@@ -488,6 +519,10 @@ class Reconciler:
         went out (the reservation); when one did not go out, the state without it is written
         now (the release), else the next cycle's save does it."""
         applied = [] if self.rehearsal else result.actions
+        if self.external is not None:
+            for a in applied:
+                if a.kind is ActionKind.SCALE and a.replicas is not None:
+                    self.external.wrote(a.target, a.replicas)
         row = self._row_of(targets) if applied else {}
         done = np.zeros(len(targets), bool)
         held = np.zeros(len(targets), bool)  # a pause / resume went out
@@ -649,6 +684,7 @@ class Reconciler:
         with_pods = self.policy.health is not None or self.pods.wants_statuses
         view = self.cluster.observe(targets, with_pods=with_pods).check_rows(len(targets))
         result.view = view
+        held = self._watch_external(targets, view, now, result)
         samples = self._query_all(targets, now, result)
         pods, per_pod = self.pods.read(targets, view, now, result.errors, self.policy.params.metric_names)
         samples = [per_pod.get(j, s) for j, s in enumerate(samples)]
@@ -663,6 +699,8 @@ class Reconciler:
                           latest=self._query_latest(targets, now, result), withheld=result.withheld)
         self._carry_state_over(targets)
         decision = self._scaling.decide(self.policy.params, obs, now)
+        if held is not None:  # someone else set their replicas: kept as set (core/scaling/external.py)
+            decision = hands_off(decision, held)
         result.decision = decision
         result.implausible = _implausible_counts(result.missing, decision, view.exists)
         try:
@@ -678,7 +716,7 @@ class Reconciler:
         if self.policy.health is None:
             actions = self._scaling_actions(targets, view, decision)
         else:  # arbitration merges the scaling decision with the health proposals: one action per target
-            actions = self._heal(targets, view, decision, now, result)
+            actions = self._without_held_scales(self._heal(targets, view, decision, now, result), result)
         if self.state_store is not None and result.healing is not None:
             actions = self._save_before_acting(targets, now, actions, result)
         for action in actions:
@@ -688,6 +726,28 @@ class Reconciler:
             result.conditions = scaling_conditions(self.policy.params, decision, targets, view.exists,
                                                    result.actions, result.failed)
         self._commit(targets, decision, now, result)
+
+    def _watch_external(self, targets: list[TargetRef], view: ClusterView, now: float,
+                        result: CycleResult) -> np.ndarray | None:
+        """(N,) bool, the targets whose replicas someone else set and that are left alone this
+        cycle (controller/runtime/external_scale.py); None when the cluster cannot tell."""
+        if self.external is None:
+            return None
+        held = self.external.observe(
+            targets, view, now, lambda t, reason, message, warning: emit_event(self._events, t, reason, message, warning))
+        result.watches_external = True
+        present = set(targets)
+        result.hands_off = {t: c for t, c in self.external.hands_off.items() if t in present}
+        result.external_changes = list(self.external.changes)
+        result.fights = {t: by for t, by in self.external.fights.items() if t in present}
+        return held
+
+    def _without_held_scales(self, actions: list[Action], result: CycleResult) -> list[Action]:
+        """The actions without a scale of a target under hands-off (a health scale-up writes spec.replicas
+        too); a rehearsal holds nothing."""
+        if not result.hands_off or self.rehearsal:
+            return actions
+        return [a for a in actions if not (a.kind is ActionKind.SCALE and a.target in result.hands_off)]
 
     def _finish(self, result: CycleResult, started: float) -> CycleResult:
         view = result.view
@@ -708,8 +768,9 @@ class Reconciler:
         result.contested = self.contested
         view = self.cluster.observe(targets, with_pods=True).check_rows(len(targets))
         result.view = view
+        self._watch_external(targets, view, now, result)
         self._carry_state_over(targets)
-        actions = self._heal(targets, view, None, now, result)
+        actions = self._without_held_scales(self._heal(targets, view, None, now, result), result)
         if self.state_store is not None and result.healing is not None:
             actions = self._save_before_acting(targets, now, actions, result)
         for action in actions:

@@ -409,6 +409,9 @@ class ControllerService:
             else:  # new or changed: fresh state, and a trigger checked now rather than at swap time
                 plan.reconcilers[name] = self._reconciler(policy)
                 plan.triggers[name] = self._trigger(policy)
+                old = self.reconcilers.get(name)
+                if old is not None and old.external is not None and plan.reconcilers[name].external is not None:
+                    plan.reconcilers[name].external.adopt(old.external)  # hands-offs outlive an edit
         return plan
 
     def _swap(self, plan: ReloadPlan) -> None:

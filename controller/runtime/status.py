@@ -69,6 +69,28 @@ def _health_view(health: dict | None, previous: dict | None = None, at=None) -> 
             "rollout": _rollout_view(health, previous, at)}
 
 
+def _hands_off_view(external: dict | None) -> dict | None:
+    """A record's ``externalScale`` (controller/runtime/external_scale.py): who set the replicas to
+    what, when, and until when the policy leaves them alone (``rehearsal``: a real run would)."""
+    if not isinstance(external, dict):
+        return None
+    return {"by": external.get("by"), "replicas": external.get("replicas"), "at": external.get("at"),
+            "until": external.get("until"), "rehearsal": bool(external.get("rehearsal"))}
+
+
+def hands_off_line(key: str, hands_off: dict | None, now: float | None = None) -> str:
+    """``shop/api: hands off until 15:04 (replicas set to 30 by kubectl)``; '' without a hands-off."""
+    if not hands_off or hands_off.get("until") is None:
+        return ""
+    until = float(hands_off["until"])
+    when = datetime.fromtimestamp(until).astimezone().strftime("%H:%M") if until >= EPOCH_FLOOR_S else \
+        wall_clock(until, until)
+    what = f"replicas set to {hands_off.get('replicas')} by {hands_off.get('by')}"
+    if hands_off.get("rehearsal"):
+        return f"{key}: a real run would leave it alone until {when} ({what}); this rehearsal goes on deciding"
+    return f"{key}: hands off until {when} ({what})"
+
+
 def _condition_order(kind: str) -> tuple:
     return (CONDITION_TYPES.index(kind) if kind in CONDITION_TYPES else len(CONDITION_TYPES), kind)
 
@@ -97,6 +119,8 @@ def fold(previous: dict | None, record: dict) -> dict:
         "health": _health_view(record.get("health"), (previous or {}).get("health"), at),
         # how the controller's state started (warm from Prometheus' history, or cold), kept until the next start
         "warm_start": record.get("warm_start") or (previous or {}).get("warm_start"),
+        # someone else set the replicas: left alone until then (controller/runtime/external_scale.py)
+        "hands_off": _hands_off_view(record.get("externalScale")),
     }
 
 
@@ -171,6 +195,9 @@ def _map_times(policies: dict, fn: Callable) -> dict:
                 s["last_action"] = dict(s["last_action"], at=t(s["last_action"].get("at")))
             s["conditions"] = {k: dict(c, last_transition=t(c.get("last_transition")))
                                for k, c in (s.get("conditions") or {}).items()}
+            if s.get("hands_off"):
+                s["hands_off"] = dict(s["hands_off"], at=t(s["hands_off"].get("at")),
+                                      until=t(s["hands_off"].get("until")))
             if s.get("warm_start"):
                 w = s["warm_start"]
                 s["warm_start"] = dict(w, at=t(w.get("at")), **{"from": t(w.get("from")), "to": t(w.get("to"))})
@@ -314,6 +341,8 @@ RECORD_FIELDS: dict[str, Callable[[object], bool]] = {
     "conditions": _optional(_mapping_of({"status": _TEXT, "reason": _TEXT, "message": _TEXT})),
     "metrics": _optional(_mapping_of({"smoothed": _COUNT, "proposal": _COUNT})),
     "health": _optional(lambda h: isinstance(h, dict) and all(check(h.get(f)) for f, check in _HEALTH_FIELDS.items())),
+    "externalScale": _optional(lambda e: isinstance(e, dict) and all(check(e.get(f)) for f, check in {
+        "by": _TEXT, "replicas": _COUNT, "at": _COUNT, "until": _COUNT}.items())),
 }
 
 

@@ -8,7 +8,8 @@ prometheus_requests_total{policy}, invalid_samples_total{policy,metric,reason} (
 negative, non_finite, implausible), policies_loaded, policy_reload_failures_total, policy_reload_ok,
 policy_reload_last_success_timestamp_seconds, healing_held{policy,target}, rollout_held{policy,target},
 last_cycle_timestamp_seconds{policy}, leader, records_write_failures_total, records_ok,
-prometheus_clock_skew_seconds.
+prometheus_clock_skew_seconds, external_scale_changes_total{policy,target}, hands_off{policy,target},
+scale_fight{policy,target} (controller/runtime/external_scale.py).
 """
 
 from __future__ import annotations
@@ -94,6 +95,17 @@ class Telemetry:
                                 "clock, so beyond a few seconds readings are off. NaN before the first answer.",
                                 registry=r)
         self.clock_skew.set(float("nan"))
+        self.external_changes = Counter(
+            "setpoint_external_scale_changes", "Changes of a target's spec.replicas that this controller did not make "
+            "(kubectl scale, a GitOps sync, a script; the ExternalScaleChange Event names the writer).",
+            ["policy", "target"], registry=r)
+        self.hands_off = Gauge("setpoint_hands_off", "1 while a target is left at the replicas someone else set "
+                               "(scaling.onExternalScale.handsOff, reason ExternalOverride).", ["policy", "target"],
+                               registry=r)
+        self.scale_fight = Gauge("setpoint_scale_fight", "1 while another writer keeps reverting this controller's "
+                                 "writes of a target's spec.replicas (3 reverts within 1h plus twice the hands-off; "
+                                 "the ExternalScaleFight Event names it), until a whole such window passes without "
+                                 "one.", ["policy", "target"], registry=r)
         self.last_cycle = Gauge("setpoint_last_cycle_timestamp_seconds", "When the last cycle of a policy ended.",
                                 ["policy"], registry=r)
         self._targets: dict[str, set[str]] = {}  # policy -> target keys with a gauge, for forget_policy
@@ -121,7 +133,8 @@ class Telemetry:
 
     def _forget_target(self, policy: str, target: str) -> None:
         self._ready_seen.pop((policy, target), None)
-        for gauge in (self.desired, self.ready, self.lost_ready, self.held, self.rollout_held, self.withheld):
+        for gauge in (self.desired, self.ready, self.lost_ready, self.held, self.rollout_held, self.withheld,
+                      self.external_changes, self.hands_off, self.scale_fight):
             try:
                 gauge.remove(policy, target)
             except KeyError:  # never set for this target
@@ -194,6 +207,8 @@ class Telemetry:
             if hold is not None:
                 for target, ours in zip(result.targets, hold.ours.tolist()):
                     self.rollout_held.labels(p, target.key).set(1 if ours else 0)
+        if result.watches_external:
+            self._observe_external(result)
         if result.view is not None:
             for target, ready, exists in zip(result.targets, result.view.ready.tolist(), result.view.exists.tolist()):
                 if exists:  # a missing workload has no Ready count to alert on
@@ -210,6 +225,19 @@ class Telemetry:
         for target, count in zip(result.targets, withheld):
             self.withheld.labels(p, target.key).set(count)
 
+
+    def _observe_external(self, result: CycleResult) -> None:
+        """The external-scale counter and gauges of each target (controller/runtime/external_scale.py);
+        the counter created at 0 on first sight, so that increase() sees the first change."""
+        p = result.policy
+        changed = PyCounter(c.target.key for c in result.external_changes)
+        held = set() if result.rehearsal else {t.key for t in result.hands_off}
+        fights = {t.key for t in result.fights}
+        for target in result.targets:
+            key = target.key
+            self.external_changes.labels(p, key).inc(changed.get(key, 0))
+            self.hands_off.labels(p, key).set(1 if key in held else 0)
+            self.scale_fight.labels(p, key).set(1 if key in fights else 0)
 
     def _count_invalid(self, policy: str, d, metric_names: tuple[str, ...]) -> None:
         """Count negative, non-finite and implausible samples per metric of one decision."""

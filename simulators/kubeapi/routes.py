@@ -46,6 +46,7 @@ from simulators.kubeapi import hpa_v1 as hpa_v1_form
 from simulators.kubeapi import objects as K
 from simulators.kubeapi import validation as V
 from simulators.kubeapi.http import Request, Response
+from simulators.kubeapi.managed_fields import FieldWriter, manager_of
 from simulators.kubeapi.patch import PATCH_TYPES, apply_patch
 from simulators.kubeapi.selectors import parse_field_selector, parse_label_selector
 from simulators.kubeapi.store import KubeStore
@@ -81,6 +82,8 @@ class Resource:
     update_scale: Callable | None = None
     short_names: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
+    #: its updates take a ``writer`` (simulators/kubeapi/managed_fields.py): metadata.managedFields kept
+    field_managed: bool = False
 
     @property
     def api_version(self) -> str:
@@ -98,9 +101,10 @@ def build_resources(store: KubeStore) -> dict[tuple[str, str, str], Resource]:
         return Resource("apps", "v1", plural, kind, short_names=(short,), categories=("all",),
                         list=lambda ns, l, f: store.list_workloads(kind, ns, l, f),
                         get=lambda ns, n: store.get_workload(kind, ns, n),
-                        update=lambda ns, n, body: store.update_workload(kind, ns, n, body),
+                        update=lambda ns, n, body, writer: store.update_workload(kind, ns, n, body, writer),
                         get_scale=lambda ns, n: store.get_scale(kind, ns, n),
-                        update_scale=lambda ns, n, body: store.update_scale(kind, ns, n, body))
+                        update_scale=lambda ns, n, body, writer: store.update_scale(kind, ns, n, body, writer),
+                        field_managed=True)
 
     def locked(fn):
         def call(*args):
@@ -218,7 +222,7 @@ class ResourceHandler:
         if name is None:
             return self._collection(r, ns, request)
         if sub == "scale":
-            return self._scale(r, ns, name, request)
+            return self._scale(r, ns, name, request, _writing(r, request, scale=True))
         if sub == "status" and method != "GET":
             raise K.method_not_allowed()
         if method == "GET" and r.get:
@@ -229,9 +233,10 @@ class ResourceHandler:
                                                       as_table, request))
             return Response.json(200, obj)
         if method == "PUT" and r.update:
-            return Response.json(200, r.update(ns, name, _body_object(request, r.kind, r.api_version)))
+            update = _writing(r, request)
+            return Response.json(200, update(ns, name, _body_object(request, r.kind, r.api_version)))
         if method == "PATCH" and r.update:
-            return Response.json(200, self._patch(r.get, r.update, ns, name, request, r.kind, r.group))
+            return Response.json(200, self._patch(r.get, _writing(r, request), ns, name, request, r.kind, r.group))
         if method == "DELETE" and r.delete:
             return Response.json(200, r.delete(ns, name))
         raise K.method_not_allowed()
@@ -293,14 +298,13 @@ class ResourceHandler:
                 raise too_large_resource_version(since, self.store.resource_version)
             list_items()
 
-    def _scale(self, r: Resource, ns: str, name: str, request: Request) -> Response:
+    def _scale(self, r: Resource, ns: str, name: str, request: Request, update: Callable) -> Response:
         if request.method == "GET":
             return Response.json(200, r.get_scale(ns, name))
         if request.method == "PUT":
-            return Response.json(200, r.update_scale(ns, name, _body_object(request, "Scale", "autoscaling/v1")))
+            return Response.json(200, update(ns, name, _body_object(request, "Scale", "autoscaling/v1")))
         if request.method == "PATCH":
-            return Response.json(200, self._patch(r.get_scale, r.update_scale, ns, name, request, "Scale",
-                                                  "autoscaling"))
+            return Response.json(200, self._patch(r.get_scale, update, ns, name, request, "Scale", "autoscaling"))
         raise K.method_not_allowed()
 
     def _patch(self, get: Callable, update: Callable, ns: str, name: str, request: Request, kind: str,
@@ -319,6 +323,18 @@ class ResourceHandler:
             if not _carries_resource_version(patch):
                 patched.setdefault("metadata", {}).pop("resourceVersion", None)
             return update(ns, name, patched)
+
+
+def _writing(r: Resource, request: Request, scale: bool = False) -> Callable:
+    """The update call of ``r`` for this request: with its field manager for a resource whose
+    managedFields are kept (the scale subresource's update when ``scale``)."""
+    if request.method == "GET":
+        return lambda *args: None
+    if not r.field_managed:
+        return r.update
+    writer = FieldWriter(manager_of(request.query, request.headers))
+    update = r.update_scale if scale else r.update
+    return lambda ns, name, body: update(ns, name, body, writer)
 
 
 _TRUE, _FALSE = ("1", "t", "T", "true", "TRUE", "True"), ("0", "f", "F", "false", "FALSE", "False")

@@ -42,6 +42,7 @@ import numpy as np
 from controller.model import PodStatus, TargetStatus
 from simulators.kubeapi import objects as K
 from simulators.kubeapi import validation as V
+from simulators.kubeapi.managed_fields import FieldWriter, ManagedFields, changed_paths
 from simulators.cluster import SimCluster
 from simulators.workload import NAME_ALPHABET, Revision, ServiceConfig, rollout_budget
 
@@ -52,6 +53,10 @@ CONFIG_MAP_MAX_BYTES = 1024 * 1024  # the apiserver's limit on a ConfigMap's dat
 #: (deploy/ installs it in ``setpoint``; ``setpoint-system`` is the other usual choice).
 BUILT_IN_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease", "setpoint",
                                  "setpoint-system"})
+#: The field manager of the workloads as the simulator creates them (their first managedFields entry).
+CREATOR = "setpoint-sim"
+#: The field manager of a write made without a request (a test or the simulator calling the store).
+UNNAMED_WRITER = FieldWriter("unknown")
 #: Wall seconds of resourceVersions a watch can start from (as the watch cache's history
 #: window): older ones get 410 Expired.
 WATCH_HISTORY_S = 75.0
@@ -87,6 +92,7 @@ class Workload:
     current_seq: int = 0
     paused: bool = False  # spec.paused (Deployments)
     templates: dict[int, dict] = field(default_factory=dict)
+    managed: ManagedFields = field(default_factory=lambda: ManagedFields("apps/v1"))  # metadata.managedFields
 
     @property
     def name(self) -> str:
@@ -273,6 +279,9 @@ class KubeStore:
             labels = {"app": cfg.name, K.AUTOSCALE_LABEL: "true", **dict(cfg.labels)}
             w = Workload(i, cfg, kind, K.uid_for(kind, cfg.namespace, cfg.name), labels, {}, {"app": cfg.name})
             w.templates[0] = base_template(cfg)
+            created = [("spec", k) for k in ("replicas", "selector", "template")] + [
+                ("metadata", "labels", k) for k in labels]
+            w.managed.record(FieldWriter(CREATOR), created, (), clock.wall(clock.sim_start_s))
             self.workloads.append(w)
             self.by_key[(kind, cfg.namespace, cfg.name)] = w
         self.events = StoredObjects(self, "events", "", "Event", "v1", _validate_event, MAX_EVENTS)
@@ -423,12 +432,15 @@ class KubeStore:
         meta = K.object_meta(w.name, w.namespace, w.uid, 0, self.clock.sim_start_s, labels=w.labels,
                              annotations=annotations, generation=w.generation)
         meta["creationTimestamp"] = created
+        meta["managedFields"] = w.managed.render()
         obj = {"kind": kind, "apiVersion": api_version, "metadata": meta, "spec": body_spec, "status": status}
         return self._stamp((w.kind, w.namespace, w.name), obj)
 
-    def update_workload(self, kind: str, namespace: str, name: str, body: dict) -> dict:
+    def update_workload(self, kind: str, namespace: str, name: str, body: dict,
+                        writer: FieldWriter = UNNAMED_WRITER) -> dict:
         """Replace a Deployment/StatefulSet (PUT, or the result of a PATCH): resourceVersion
-        precondition, validation, then the engine calls the change implies."""
+        precondition, validation, then the engine calls the change implies; ``writer`` gets the
+        fields it changed in managedFields (simulators/kubeapi/managed_fields.py)."""
         with self.lock:
             w = self.workload(kind, namespace, name)
             current = self.workload_object(w)
@@ -468,6 +480,8 @@ class KubeStore:
                 self.touch()
             if changed:
                 w.generation += 1
+            body = {**body, "spec": {**spec, "replicas": replicas}}
+            w.managed.record(writer, *changed_paths(current, body), self.wall_now())
             return self.workload_object(w)
 
     def _set_replicas(self, w: Workload, replicas: int) -> bool:
@@ -501,7 +515,10 @@ class KubeStore:
             return K.scale_object(obj["metadata"], obj["spec"]["replicas"], obj["status"].get("replicas", 0),
                                   K.selector_string(w.selector))
 
-    def update_scale(self, kind: str, namespace: str, name: str, body: dict) -> dict:
+    def update_scale(self, kind: str, namespace: str, name: str, body: dict,
+                     writer: FieldWriter = UNNAMED_WRITER) -> dict:
+        """Set spec.replicas through the scale subresource; ``writer`` (its entry marked
+        ``subresource: scale``) gets spec.replicas in managedFields when it changed."""
         with self.lock:
             w = self.workload(kind, namespace, name)
             current = self.workload_object(w)
@@ -510,6 +527,8 @@ class KubeStore:
             _check_replicas(replicas, "Scale", "autoscaling", name, "spec.replicas")
             if self._set_replicas(w, replicas):
                 w.generation += 1
+                w.managed.record(FieldWriter(writer.manager, writer.operation, "scale"), [("spec", "replicas")], (),
+                                 self.wall_now())
             return self.get_scale(kind, namespace, name)
 
     # ------------------------------------------------------------------ replicasets

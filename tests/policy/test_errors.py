@@ -118,6 +118,17 @@ BROKEN = [
     pytest.param("then: {fallbackReplicas: 4}", "then: fallback",
                  "19: spec.scaling.onMissingMetrics.then: expected 'hold' or {fallbackReplicas: N}, got 'fallback'",
                  id="on-missing-then"),
+    pytest.param("then: {fallbackReplicas: 4}}", "then: {fallbackReplicas: 4}}\n    onExternalScale: {handsOff: 30}",
+                 "20: spec.scaling.onExternalScale.handsOff: expected a duration such as 30s, 5m, 1h30m or 500ms, "
+                 "got the bare number 30 (add a unit, e.g. 30s)", id="hands-off-bare-number"),
+    pytest.param("then: {fallbackReplicas: 4}}", "then: {fallbackReplicas: 4}}\n    onExternalScale: {handsOff: soon}",
+                 "20: spec.scaling.onExternalScale.handsOff: expected a duration such as 30s, 5m, 1h30m or 500ms, "
+                 "got 'soon'", id="hands-off-bad-text"),
+    pytest.param("then: {fallbackReplicas: 4}}", "then: {fallbackReplicas: 4}}\n    onExternalScale: {handsOff: 31d}",
+                 "20: spec.scaling.onExternalScale.handsOff: must be at most 720h, got 31d", id="hands-off-over-30d"),
+    pytest.param("then: {fallbackReplicas: 4}}", "then: {fallbackReplicas: 4}}\n    onExternalScale: {hands: 5m}",
+                 "20: spec.scaling.onExternalScale.hands: unknown field 'hands'; did you mean 'handsOff'?",
+                 id="hands-off-unknown-key"),
     pytest.param("maxUnavailable: 25%", "maxUnavailable: 125%",
                  "27: spec.health.budgets.maxUnavailable: expected a pod count (e.g. 2) or a percentage of pods "
                  "from 0% to 100% (e.g. 25%), got '125%'", id="max-unavailable-over-100"),

@@ -30,6 +30,8 @@ CONDITION_STATUS: dict[str, str] = {
     "TargetNotReady": "False",
     # Setpoint's own: a reading just after its metric's gap covers part of its window, a scale-down is held
     "MetricsRecovering": "False",
+    # Setpoint's own: someone else set the replicas, left as they set them for onExternalScale.handsOff
+    "ExternalOverride": "False",
     "DesiredWithinRange": "False", "TooFewReplicas": "True", "TooManyReplicas": "True", "ScaleUpLimit": "True",
     "ScaleDownLimit": "True",
 }
@@ -102,6 +104,8 @@ def hpa_conditions(result: NormResult, current: np.ndarray, failure_reasons, leg
             out.append({"AbleToScale": "SucceededGetScale", "ScalingActive": "TargetNotReady"})
         elif reason == Reason.METRICS_RECOVERING:  # every metric read, one of them over part of its window
             out.append({"AbleToScale": "SucceededGetScale", "ScalingActive": "MetricsRecovering"})
+        elif reason == Reason.EXTERNAL_OVERRIDE:  # someone else set the replicas: left alone for a while
+            out.append({"AbleToScale": "SucceededGetScale", "ScalingActive": "ExternalOverride"})
         elif not result.scaling_active[i]:
             out.append({"AbleToScale": "SucceededGetScale", "ScalingActive": first_failure(failure_reasons[i])})
         else:

@@ -1,0 +1,213 @@
+"""Replicas someone else set: noticed, left alone for a while, and fights said out loud.
+
+During an incident someone runs ``kubectl scale deploy/api --replicas=30``; a GitOps tool syncs
+spec.replicas from git; a forgotten script resets it. An autoscaler that writes its own number
+back at its next cycle overrides the human silently, or fights the other writer forever (HPA
+does both). So each cycle of a scaling policy compares each target's observed spec.replicas
+with what this controller last wrote or last accepted:
+
+- the same: nothing to say;
+- different, and metadata.managedFields names this controller's own field manager as the writer
+  of spec.replicas (another replica of it after a failover, a write that landed after its request
+  timed out): accepted as ours;
+- different otherwise: an **external change**, by the field manager that owns spec.replicas
+  (``kubectl``, ``argocd-controller``; "someone" when the API server does not say). The target
+  is left at that count for the policy's ``onExternalScale.handsOff`` (default 30m; reason
+  ExternalOverride, core/scaling/external.py), said once: a log line, an ``ExternalScaleChange``
+  Event, ``setpoint_external_scale_changes_total`` and ``setpoint_hands_off`` 1. Then it is
+  scaled from the count it has under the policy's own windows and rate limits. ``0s`` disables
+  the hands-off (the change is still said, and the policy's count is written back).
+
+A **fight**: an external change that reverts a write of this controller (it wrote since the
+previous change it accepted), the ``FIGHT_REVERTS``-th within ``FIGHT_WINDOW_S`` plus twice the
+hands-off (with a 30-minute hands-off, a writer that resets the count at each of this
+controller's writes reverts it at most twice an hour; three reverts in 2 hours is a fight, not
+an accident). A Warning Event ``ExternalScaleFight`` naming the other writer, a warning log,
+``setpoint_scale_fight`` 1 until a whole window passes without a revert. The fix is for a human:
+take spec.replicas out of git (Argo CD's ``ignoreDifferences``), stop the script, or leave the
+workload out of the policy.
+
+Health actions (restart, rollback, pause) are not affected; a scale-up that self-healing asks
+for is held like any other write of spec.replicas while hands-off. What is first seen of a
+target (a start, a new leader, a new target) is accepted as it is: the hands-off is kept in
+memory only, so a restart inside one ends it.
+
+Under a rehearsal (``--dry-run``, ``--shadow``) nothing is written, so what this controller "last
+wrote" is what it last observed: a change is external only when the count moved between two
+cycles (never because the rehearsal's own decisions were not applied). It is said (at info: in
+shadow mode the incumbent autoscaler changes it all the time) with what a real run would do,
+and the rehearsal goes on deciding for the target, as it does for a workload an HPA scales.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Callable, Sequence
+
+import numpy as np
+
+from controller.model import TargetRef
+from controller.policy.durations import format_duration
+from controller.ports import ClusterView
+
+log = logging.getLogger("setpoint.runtime")
+
+#: External changes that revert this controller's writes, within the window below, that make a fight.
+FIGHT_REVERTS = 3
+#: The fight window without hands-off; with it, twice the hands-off is added (see the module docstring).
+FIGHT_WINDOW_S = 3600.0
+#: Who changed it when the API server does not say (no managedFields entry owns spec.replicas).
+UNKNOWN_WRITER = "someone"
+
+
+@dataclass(frozen=True)
+class ExternalChange:
+    """One external change of a target's spec.replicas and what this controller does about it."""
+
+    target: TargetRef
+    by: str  # the field manager that set it ("someone" when not known)
+    replicas: int  # the count it set
+    before: int  # what this controller had written or accepted
+    at: float  # the cycle that saw it (epoch s)
+    until: float  # hands off until (epoch s); == at without hands-off
+    reverted: bool = False  # it undid a write of this controller
+
+    def record(self, rehearsal: bool) -> dict:
+        """The ``externalScale`` field of the target's decision records."""
+        return {"by": self.by, "replicas": self.replicas, "from": self.before, "at": self.at, "until": self.until,
+                **({"rehearsal": True} if rehearsal else {})}
+
+
+def clock_time(epoch_s: float) -> str:
+    """``15:04 UTC`` in the process's local zone (the Events and logs a person reads)."""
+    return datetime.fromtimestamp(epoch_s).astimezone().strftime("%H:%M %Z")
+
+
+class ExternalScaleWatch:
+    """Per reconciler: what this controller last wrote or accepted per target, the hands-offs in
+    force, and the reverts that make fights. ``hands_off_s`` 0 disables the hands-off."""
+
+    def __init__(self, policy: str, own_manager: str, hands_off_s: float, rehearsal: bool):
+        self.policy, self.own_manager, self.hands_off_s, self.rehearsal = policy, own_manager, hands_off_s, rehearsal
+        self._expected: dict[TargetRef, int] = {}  # spec.replicas as last written or accepted
+        self._wrote: set[TargetRef] = set()  # wrote since the last change accepted (a change now reverts it)
+        self._reverts: dict[TargetRef, deque[float]] = {}
+        self.hands_off: dict[TargetRef, ExternalChange] = {}  # in force (real runs), or last seen (rehearsals)
+        self.fights: dict[TargetRef, str] = {}  # target -> the other writer, while it is a fight
+        self.changes: list[ExternalChange] = []  # seen by the last cycle
+
+    @property
+    def fight_window_s(self) -> float:
+        return FIGHT_WINDOW_S + 2 * self.hands_off_s
+
+    def observe(self, targets: Sequence[TargetRef], view: ClusterView, now: float,
+                event: Callable[[TargetRef, str, str, bool], None]) -> np.ndarray:
+        """(N,) bool: the targets to leave at their current replicas this cycle (none under a
+        rehearsal). Says each external change and each fight once (``event(target, reason,
+        message, warning)``: an Event on the workload)."""
+        self.changes = []
+        statuses = {s.ref: s for s in view.statuses}
+        for t in set(self._expected) - set(targets):  # gone from the policy: forget (a new sight is accepted)
+            self._forget(t)
+        for t in targets:
+            status = statuses.get(t)
+            if status is None:
+                self._forget(t)
+                continue
+            observed, expected = int(status.spec_replicas), self._expected.get(t)
+            self._expected[t] = observed
+            if expected is None or observed == expected:
+                continue
+            if status.replicas_manager and status.replicas_manager == self.own_manager:
+                self._wrote.discard(t)  # ours (another replica of this controller, a late write): accepted
+                continue
+            self._external(t, expected, observed, status.replicas_manager or UNKNOWN_WRITER, now, event)
+        self._expire(now)
+        self._end_fights(now)
+        if self.rehearsal:
+            return np.zeros(len(targets), bool)
+        return np.fromiter((t in self.hands_off for t in targets), bool, len(targets))
+
+    def adopt(self, old: "ExternalScaleWatch") -> None:
+        """Take over what the watch of the same policy before a reload knew (an edit of the policy
+        during an incident must not end the hands-off): the counts written or accepted, the reverts,
+        the fights, and the hands-offs, each now lasting this policy's ``hands_off_s`` from its change."""
+        self._expected, self._wrote = dict(old._expected), set(old._wrote)
+        self._reverts = {t: deque(r) for t, r in old._reverts.items()}
+        self.fights = dict(old.fights)
+        self.hands_off = {t: replace(c, until=c.at + self.hands_off_s) for t, c in old.hands_off.items()
+                          if self.hands_off_s > 0 or self.rehearsal}
+
+    def wrote(self, target: TargetRef, replicas: int) -> None:
+        """This controller set ``target``'s spec.replicas to ``replicas`` (an applied scale)."""
+        self._expected[target] = int(replicas)
+        self._wrote.add(target)
+
+    def _forget(self, t: TargetRef) -> None:
+        self._expected.pop(t, None)
+        self._wrote.discard(t)
+        self._reverts.pop(t, None)
+        self.hands_off.pop(t, None)
+        self.fights.pop(t, None)
+
+    def _external(self, t: TargetRef, before: int, replicas: int, by: str, now: float,
+                  event: Callable[[TargetRef, str, str, bool], None]) -> None:
+        reverted = t in self._wrote
+        self._wrote.discard(t)
+        change = ExternalChange(t, by, replicas, before, now, now + self.hands_off_s, reverted)
+        self.changes.append(change)
+        if self.hands_off_s > 0 or self.rehearsal:
+            self.hands_off[t] = change
+        else:
+            self.hands_off.pop(t, None)
+        message = self._change_message(change)
+        log.log(logging.INFO if self.rehearsal else logging.WARNING, message,
+                extra={"policy": self.policy, "target": str(t), "by": by, "replicas": replicas, "from": before})
+        if not self.rehearsal:
+            event(t, "ExternalScaleChange", message, False)
+        if not reverted:
+            return
+        reverts = self._reverts.setdefault(t, deque())
+        reverts.append(now)
+        while reverts and reverts[0] <= now - self.fight_window_s:
+            reverts.popleft()
+        if len(reverts) >= FIGHT_REVERTS and self.fights.get(t) != by:
+            self.fights[t] = by
+            message = (f"{by} and policy {self.policy} are fighting over the replicas of {t.kind} {t.key}: {by} "
+                       f"reverted {len(reverts)} of its writes within {format_duration(self.fight_window_s)} "
+                       f"(last: {before} -> {replicas}); take spec.replicas away from one of them (e.g. Argo CD "
+                       f"ignoreDifferences on /spec/replicas, or leave the workload out of the policy)")
+            log.warning(message, extra={"policy": self.policy, "target": str(t), "by": by})
+            event(t, "ExternalScaleFight", message, True)
+
+    def _change_message(self, c: ExternalChange) -> str:
+        what = f"replicas of {c.target.kind} {c.target.key} set to {c.replicas} by {c.by} (from {c.before})"
+        if self.rehearsal:
+            return (f"{what}: a real run of policy {self.policy} would leave them alone"
+                    + (f" until {clock_time(c.until)}" if self.hands_off_s > 0 else " for no time (handsOff 0s)")
+                    + "; this rehearsal goes on deciding for it")
+        if self.hands_off_s <= 0:
+            return f"{what}: policy {self.policy} sets its own count again (onExternalScale.handsOff is 0s)"
+        return (f"{what}: policy {self.policy} leaves {c.target.name} alone until {clock_time(c.until)} "
+                f"(onExternalScale.handsOff {format_duration(self.hands_off_s)}), then scales it from there")
+
+    def _expire(self, now: float) -> None:
+        for t, c in list(self.hands_off.items()):
+            if c.until <= now:
+                del self.hands_off[t]
+                if not self.rehearsal and self.hands_off_s > 0:
+                    log.info("policy %s scales %s %s again, from its current replicas (hands off since %s ended)",
+                             self.policy, t.kind, t.key, clock_time(c.at), extra={"policy": self.policy,
+                                                                                  "target": str(t)})
+
+    def _end_fights(self, now: float) -> None:
+        for t in list(self.fights):
+            reverts = self._reverts.get(t)
+            if not reverts or reverts[-1] <= now - self.fight_window_s:
+                del self.fights[t]
+                log.info("%s %s: no revert of policy %s's writes for %s, the fight is over", t.kind, t.key,
+                         self.policy, format_duration(self.fight_window_s), extra={"policy": self.policy,
+                                                                                  "target": str(t)})

@@ -1,0 +1,92 @@
+"""End to end: `setpoint sim serve` + a real Prometheus + `setpoint run`, separate processes on
+loopback, and the real kubectl: a `kubectl scale` during the live loop is left alone for the
+policy's handsOff (an ExternalScaleChange Event naming kubectl, `setpoint status` saying until
+when), then the controller scales from that count again. Every wait is bounded."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from tests.e2e.test_live_loop import SETPOINT, running_world, spec_replicas, wait_until
+
+KUBECTL = shutil.which("kubectl")
+pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (CI has /usr/bin/kubectl)")
+
+SCENARIO = """\
+apiVersion: setpoint/v1
+kind: Scenario
+metadata: {name: e2e-hands-off}
+spec:
+  duration: 30m
+  tick: 1s
+  slo: {latency: {percentile: 95, below: 250ms}}
+  services:
+    - name: web
+      capacityPerPod: 100
+      startupDelay: 2s
+      schedulingDelay: 0s
+      initialReplicas: 2
+      maxPods: 20
+      load: [{constant: {rps: 300}}]
+"""
+
+POLICY = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {name: e2e-web}
+spec:
+  targets: {kind: Deployment, namespace: default, names: [web]}
+  interval: 2s
+  replicas: {min: 2, max: 20}
+  scaling:
+    metrics:
+      - name: rps
+        query: sum by (namespace, deployment) (rate(http_requests_total{namespace="default"}[10s]))
+        target: {averagePerReplica: 100}
+    behavior:
+      scaleDown: {stabilizationWindow: 0s}
+    onExternalScale: {handsOff: 20s}
+"""
+
+
+def kubectl(w, *args: str) -> str:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KUBE")}, "KUBECONFIG": str(w["kubeconfig"]),
+           "HOME": str(w["tmp"])}
+    proc = subprocess.run([KUBECTL, "--request-timeout=5s", *args], env=env, capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_kubectl_scale_is_left_alone_for_hands_off_then_scaled_from_there(tmp_path):
+    with running_world(tmp_path, SCENARIO, POLICY) as w:
+        wait_until(lambda: spec_replicas(w["kubeconfig"]) == 3, 60, what="the scale-up to 3 (300 rps)")
+        kubectl(w, "scale", "deploy/web", "--replicas=8")
+        changed = time.monotonic()
+        wait_until(lambda: "ExternalScaleChange" in kubectl(w, "get", "events"), 20, what="the Event")
+        assert spec_replicas(w["kubeconfig"]) == 8  # left alone
+        with urllib.request.urlopen(w["status"] + "/status", timeout=5) as response:
+            web = json.loads(response.read())["policies"]["e2e-web"]["targets"]["default/web"]
+        assert (web["reason"], web["hands_off"]["by"], web["hands_off"]["replicas"]) == ("ExternalOverride", "kubectl", 8)
+        proc = subprocess.run([*SETPOINT, "status", "--server", w["status"]], capture_output=True, text=True,
+                              timeout=60, cwd=w["tmp"], env={**os.environ, "COLUMNS": "200"})
+        assert "default/web: hands off until " in proc.stdout and "(replicas set to 8 by kubectl)" in proc.stdout
+        held = []
+        while time.monotonic() - changed < 15:  # well inside the 20 s hands-off
+            held.append(spec_replicas(w["kubeconfig"]))
+            time.sleep(1)
+        assert set(held) == {8}
+        wait_until(lambda: spec_replicas(w["kubeconfig"]) == 3, 40, what="the scale-down from 8 after the hands-off")
+        assert time.monotonic() - changed >= 18
+        assert w["run"].alive(), w["run"].tail()
+        log = (w["tmp"] / "run.log").read_text()
+        lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+        [said] = [r for r in lines if "set to 8 by kubectl" in r["message"]]
+        assert said["level"] == "warning" and said["by"] == "kubectl" and said["from"] == 3

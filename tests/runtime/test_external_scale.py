@@ -1,0 +1,392 @@
+"""Replicas someone else set are left alone for ``onExternalScale.handsOff``, then scaled from there;
+a writer that keeps reverting the controller's writes is a fight, said out loud.
+
+Real components: the real ``kubernetes`` client (and the real kubectl) against the simulated API
+server, which keeps metadata.managedFields as the real one does; the reconciler writes as field
+manager ``setpoint``. Times are the simulation's: the engine is stepped by hand, 15 s per cycle.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import urllib.request
+
+import pytest
+from kubernetes import client
+
+from controller.adapters.kubernetes import KubernetesCluster
+from controller.policy import load_policy_text
+from controller.runtime.dryrun import DryRunCluster
+from controller.runtime.external_scale import FIGHT_REVERTS
+from controller.runtime.reconciler import Reconciler, RuntimePolicy, cycle_records
+from controller.runtime.telemetry import Telemetry
+from simulators.ports import SimMetrics
+from tests.adapters.kube_helpers import official_client, start_server
+
+KUBECTL = shutil.which("kubectl")
+CYCLE_S = 15.0
+
+POLICY = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {name: web}
+spec:
+  targets: {kind: Deployment, namespace: shop, names: [web]}
+  interval: 15s
+  replicas: {min: 2, max: 20}
+  scaling:
+    metrics:
+      - name: rps
+        query: offered
+        target: {averagePerReplica: 30}
+    behavior:
+      scaleDown: {stabilizationWindow: 0s, policies: [{type: Pods, value: 1, period: 1m}]}
+%s"""
+
+
+class Loop:
+    """A reconciler on sim serve, one cycle per 15 simulated seconds (the engine stepped in between)."""
+
+    def __init__(self, server, tmp_path, hands_off: str | None = "2m", rehearse: bool = False):
+        extra = f"    onExternalScale: {{handsOff: {hands_off}}}\n" if hands_off is not None else ""
+        [policy] = load_policy_text(POLICY % extra, "web.yaml")
+        self.server, self.world = server, server.world
+        self.world.advance(3)
+        self.metrics = SimMetrics(self.world.engine, {"offered": "offered_rps"}, window_s=15, tick_s=self.world.tick_s)
+        self.metrics.push(self.world.engine.signals())
+        self.api_client = official_client(server, tmp_path)
+        self.cluster = KubernetesCluster(self.api_client, qps=0, max_retries=1, retry_backoff_s=0.01,
+                                         request_timeout_s=2.0)
+        self.telemetry = Telemetry()
+        self.rec = Reconciler(RuntimePolicy.of(policy), self.metrics,
+                              DryRunCluster(self.cluster) if rehearse else self.cluster,
+                              on_cycle=self.telemetry.observe_cycle)
+        self.apps = client.AppsV1Api(self.api_client)
+
+    def cycle(self):
+        result = self.rec.cycle(self.world.engine.now)
+        for _ in range(int(CYCLE_S / self.world.tick_s)):
+            self.world.advance(1)
+            self.metrics.push(self.world.engine.signals())
+        return result
+
+    def spec(self) -> int:
+        engine = self.world.engine
+        return int(engine.spec_replicas[engine.index("web")])
+
+    def scale_by(self, manager: str, replicas: int, scale_subresource: bool = True) -> None:
+        if scale_subresource:
+            self.apps.patch_namespaced_deployment_scale("web", "shop", {"spec": {"replicas": replicas}},
+                                                        field_manager=manager)
+        else:  # a GitOps sync: the Deployment itself
+            self.apps.patch_namespaced_deployment("web", "shop", {"spec": {"replicas": replicas}},
+                                                  field_manager=manager)
+
+    def events(self, reason: str) -> list[dict]:
+        assert self.cluster.events.flush(), "events not sent in 10 s"  # sent in the background
+        return [e for e in self.server.world.store.events.items.values() if e.get("reason") == reason]
+
+    def sample(self, name: str, **labels) -> float | None:
+        return self.telemetry.registry.get_sample_value(name, {"policy": "web", **labels})
+
+    def close(self):
+        self.cluster.close()
+
+
+@pytest.fixture
+def server():
+    """sim serve (TLS, token), its engine stepped by hand."""
+    srv = start_server()
+    yield srv
+    srv.stop()
+
+
+def record(result) -> dict:
+    [r] = cycle_records(result, ("rps",))
+    return r.to_dict()
+
+
+@pytest.fixture
+def loop_factory(server, tmp_path):
+    loops = []
+
+    def make(**kwargs) -> Loop:
+        loops.append(Loop(server, tmp_path, **kwargs))
+        return loops[-1]
+
+    yield make
+    for loop in loops:
+        loop.close()
+
+
+@pytest.mark.parametrize("writer, manager, subresource", [
+    pytest.param("kubectl-patch", "kubectl", True, id="scale-subresource-as-kubectl"),
+    pytest.param("argocd", "argocd-controller", False, id="deployment-patch-as-argocd"),
+])
+def test_hands_off_after_an_external_scale_then_resume_from_the_current_count(loop_factory, caplog, writer, manager,
+                                                                                 subresource):
+    loop = loop_factory(hands_off="2m")
+    caplog.set_level(logging.INFO, logger="setpoint.runtime")
+    first = loop.cycle()  # 150 rps at 30 per replica: 2 -> 5
+    assert [a.replicas for a in first.actions] == [5] and loop.spec() == 5
+    loop.scale_by(manager, 9, subresource)  # the on-call engineer (or a sync) sets 9
+    seen_at = loop.world.engine.now
+    held = [loop.cycle() for _ in range(8)]  # 2 minutes: cycles at +0 s .. +105 s after the change
+    assert all(not r.actions for r in held) and loop.spec() == 9
+    reasons = [record(r)["reason"] for r in held]
+    assert reasons == ["ExternalOverride"] * 8
+    first_held = record(held[0])
+    assert first_held["externalScale"] == {"by": manager, "replicas": 9, "from": 5, "at": seen_at,
+                                           "until": seen_at + 120.0}
+    assert first_held["desired"] == 9 and first_held["stabilized"] == 5  # what it would have set, kept in the record
+    assert held[0].conditions[0]["ScalingActive"]["reason"] == "ExternalOverride"
+    [event] = loop.events("ExternalScaleChange")
+    assert event["type"] == "Normal"
+    assert event["message"].startswith(f"replicas of Deployment shop/web set to 9 by {manager} (from 5): policy web "
+                                       f"leaves web alone until ")
+    assert loop.sample("setpoint_external_scale_changes_total", target="shop/web") == 1
+    assert loop.sample("setpoint_hands_off", target="shop/web") == 1
+    # 120 s after the change: scaled again, from 9, one pod a minute (the policy's own limit), not back to 5
+    resumed = [loop.cycle() for _ in range(5)]
+    assert [a.replicas for a in resumed[0].actions] == [8] and record(resumed[0])["reason"] == "RateLimitedDown"
+    assert "externalScale" not in record(resumed[0])
+    assert [a.replicas for r in resumed for a in r.actions] == [8, 7]
+    assert loop.sample("setpoint_hands_off", target="shop/web") == 0
+    assert len(loop.events("ExternalScaleChange")) == 1  # said once; its own writes are not external
+    assert loop.sample("setpoint_external_scale_changes_total", target="shop/web") == 1
+    assert any("scales Deployment shop/web again, from its current replicas" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (CI has /usr/bin/kubectl)")
+def test_kubectl_scale_during_a_live_loop_is_held_and_named(loop_factory, server, tmp_path):
+    loop = loop_factory(hands_off="30m")
+    loop.cycle()
+    kubeconfig = server.write_kubeconfig(tmp_path / "kubectl-config", namespace="shop")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KUBE")}, "KUBECONFIG": str(kubeconfig),
+           "HOME": str(tmp_path)}
+    proc = subprocess.run([KUBECTL, "--request-timeout=5s", "scale", "deploy/web", "--replicas=12"], env=env,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    results = [loop.cycle() for _ in range(4)]
+    assert loop.spec() == 12 and not any(r.actions for r in results)
+    assert {record(r)["externalScale"]["by"] for r in results} == {"kubectl"}  # kubectl 1.32: its User-Agent's
+    [event] = loop.events("ExternalScaleChange")
+    assert "set to 12 by kubectl (from 5)" in event["message"] and "handsOff 30m" in event["message"]
+
+
+def test_hands_off_0s_sets_the_policy_count_again_and_says_so(loop_factory):
+    loop = loop_factory(hands_off="0s")
+    loop.cycle()
+    loop.scale_by("kubectl", 9)
+    result = loop.cycle()
+    # today's behaviour: its own count written back at once (HPA's period arithmetic: its own 2 -> 5 a cycle
+    # ago is in the 1-minute period, so the one-pod limit reads from 9 - 3 added = 6 - 1: 5)
+    assert [a.replicas for a in result.actions] == [5]
+    assert record(result)["reason"] != "ExternalOverride" and "externalScale" not in record(result)
+    [event] = loop.events("ExternalScaleChange")
+    assert event["message"].endswith("policy web sets its own count again (onExternalScale.handsOff is 0s)")
+    assert loop.sample("setpoint_hands_off", target="shop/web") == 0
+
+
+def test_the_default_hands_off_is_30_minutes(loop_factory):
+    loop = loop_factory(hands_off=None)
+    assert loop.rec.policy.hands_off_s == 1800.0
+    loop.cycle()
+    loop.scale_by("kubectl", 9)
+    result = loop.cycle()
+    assert record(result)["externalScale"]["until"] - record(result)["externalScale"]["at"] == 1800.0
+
+
+def test_a_writer_that_keeps_reverting_is_a_fight(loop_factory, caplog):
+    loop = loop_factory(hands_off="1m")
+    caplog.set_level(logging.WARNING, logger="setpoint.runtime")
+    reverts = 0
+    for _ in range(40):  # 10 minutes: a sync that puts 2 back after each of the controller's writes
+        result = loop.cycle()
+        if result.actions and reverts < FIGHT_REVERTS:
+            assert [a.replicas for a in result.actions] == [5]
+            loop.scale_by("argocd-controller", 2, scale_subresource=False)
+            reverts += 1
+    assert reverts == FIGHT_REVERTS
+    [fight] = loop.events("ExternalScaleFight")
+    assert fight["type"] == "Warning"
+    assert fight["message"].startswith("argocd-controller and policy web are fighting over the replicas of "
+                                       "Deployment shop/web: argocd-controller reverted 3 of its writes within 1h2m")
+    assert loop.sample("setpoint_scale_fight", target="shop/web") == 1
+    assert loop.sample("setpoint_external_scale_changes_total", target="shop/web") == 3
+    assert len(loop.events("ExternalScaleChange")) == 3
+    assert result.fights == {next(iter(result.targets)): "argocd-controller"}
+
+
+def test_one_change_after_a_write_is_not_a_fight(loop_factory):
+    loop = loop_factory(hands_off="1m")
+    loop.cycle()
+    loop.scale_by("kubectl", 9)
+    for _ in range(10):
+        loop.cycle()
+    assert loop.events("ExternalScaleFight") == [] and loop.sample("setpoint_scale_fight", target="shop/web") == 0
+
+
+def test_its_own_writes_are_never_external_even_when_not_seen_to_land(loop_factory):
+    """A write that timed out client-side but landed: the next cycle sees a count it did not
+    record writing, whose writer managedFields names as setpoint: accepted, no hands-off."""
+    loop = loop_factory(hands_off="2m")
+    loop.cycle()  # 2 -> 5
+    loop.apps.patch_namespaced_deployment_scale("web", "shop", {"spec": {"replicas": 6}}, field_manager="setpoint")
+    result = loop.cycle()
+    assert result.external_changes == [] and not result.hands_off and loop.events("ExternalScaleChange") == []
+
+
+@pytest.mark.parametrize("change, said", [
+    pytest.param(None, False, id="its-own-undone-decisions-are-not-external"),
+    pytest.param(("kubectl", 9), True, id="a-real-change-is-seen-once-not-held"),
+])
+def test_a_dry_run_is_not_confused(loop_factory, caplog, change, said):
+    loop = loop_factory(hands_off="2m", rehearse=True)
+    caplog.set_level(logging.INFO, logger="setpoint.runtime")
+    results = [loop.cycle() for _ in range(3)]  # would scale 2 -> 5 every cycle; nothing is written
+    assert all([a.replicas for a in r.actions] == [5] for r in results) and loop.spec() == 2
+    assert all(r.external_changes == [] for r in results)
+    if change:
+        loop.scale_by(*change)
+    after = [loop.cycle() for _ in range(3)]
+    changes = [c for r in after for c in r.external_changes]
+    assert len(changes) == int(said)
+    assert all(record(r)["reason"] != "ExternalOverride" for r in after)  # a rehearsal goes on deciding
+    if said:
+        assert [a.replicas for a in after[0].actions] == [8]  # from 9, as a real run after its hands-off
+        assert record(after[0])["externalScale"]["rehearsal"] is True
+        [line] = [r.getMessage() for r in caplog.records if "set to 9 by kubectl" in r.getMessage()]
+        assert "a real run of policy web would leave them alone until" in line
+    assert loop.events("ExternalScaleChange") == []  # a rehearsal records no Event
+    assert loop.sample("setpoint_hands_off", target="shop/web") == 0
+
+
+def test_status_says_hands_off_until_when_and_who(server, tmp_path):
+    from datetime import datetime
+
+    from controller.runtime.http import StatusServer
+    from controller.runtime.service import ControllerService
+    from tests.runtime.test_status_http import POLICY as STATUS_POLICY
+    from tests.runtime.test_status_http import T_CYCLE, XST, cli
+
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "web.yaml").write_text(STATUS_POLICY)  # 150 rps at 50 per replica: 2 -> 3
+    world = server.world
+    world.advance(2)
+    metrics = SimMetrics(world.engine, {"rps_query": "offered_rps"}, window_s=15, tick_s=world.tick_s)
+    metrics.push(world.engine.signals())
+    api_client = official_client(server, tmp_path)
+    cluster = KubernetesCluster(api_client, qps=0, retry_backoff_s=0.01)
+    now = [T_CYCLE]
+    service = ControllerService([tmp_path / "policies"], metrics, cluster, Telemetry(), clock=lambda: now[0])
+    http = StatusServer("127.0.0.1:0", service.telemetry.registry, service.healthy, service.ready,
+                        status=service.status).start()
+    try:
+        [first] = service.run_all_once()
+        assert [a.replicas for a in first.actions] == [3]
+        client.AppsV1Api(api_client).patch_namespaced_deployment_scale("web", "shop", {"spec": {"replicas": 12}},
+                                                                       field_manager="kubectl")
+        now[0] = T_CYCLE + 30
+        [second] = service.run_all_once()
+        assert not second.actions
+        url = f"http://127.0.0.1:{http.port}"
+        with urllib.request.urlopen(url + "/status", timeout=5) as response:
+            web = json.loads(response.read())["policies"]["web"]["targets"]["shop/web"]
+        assert web["reason"] == "ExternalOverride"
+        assert web["hands_off"] == {"by": "kubectl", "replicas": 12, "at": "2026-05-28T20:27:10Z",
+                                    "until": "2026-05-28T20:57:10Z", "rehearsal": False}
+        proc = cli("--server", url)
+        assert proc.returncode == 0, proc.stderr
+        until = datetime.fromtimestamp(T_CYCLE + 30 + 1800, XST).strftime("%H:%M")
+        assert f"shop/web: hands off until {until} (replicas set to 12 by kubectl)" in proc.stdout, proc.stdout
+    finally:
+        http.stop()
+        cluster.close()
+
+
+def test_a_policy_edit_keeps_the_hands_off_with_its_new_duration(server, tmp_path):
+    """An SRE who edits the policy during the incident does not end the hands-off by doing so."""
+    from controller.runtime.service import ControllerService, ServiceOptions
+
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    (folder / "web.yaml").write_text(POLICY % "    onExternalScale: {handsOff: 30m}\n")
+    world = server.world
+    world.advance(3)
+    metrics = SimMetrics(world.engine, {"offered": "offered_rps"}, window_s=15, tick_s=world.tick_s)
+    metrics.push(world.engine.signals())
+    api_client = official_client(server, tmp_path)
+    cluster = KubernetesCluster(api_client, qps=0, retry_backoff_s=0.01)
+    now = [world.engine.now]
+    service = ControllerService([folder], metrics, cluster, Telemetry(),
+                                ServiceOptions(reload_every_s=3600, reload_settle_s=0), clock=lambda: now[0])
+    try:
+        assert [a.replicas for a in service.run_all_once()[0].actions] == [5]
+        client.AppsV1Api(api_client).patch_namespaced_deployment_scale("web", "shop", {"spec": {"replicas": 9}},
+                                                                       field_manager="kubectl")
+        now[0] += 15
+        [held] = service.run_all_once()
+        assert not held.actions and next(iter(held.hands_off.values())).until == now[0] + 1800
+        (folder / "web.yaml").write_text(POLICY % "    onExternalScale: {handsOff: 10m}\n")
+        assert service.reload_if_changed() is True
+        now[0] += 15
+        [after] = service.run_all_once()
+        [change] = after.hands_off.values()
+        assert not after.actions and (change.by, change.until) == ("kubectl", now[0] - 15 + 600)
+        now[0] += 600
+        [resumed] = service.run_all_once()
+        assert [a.replicas for a in resumed.actions] == [8]  # from 9, one pod a minute
+    finally:
+        cluster.close()
+
+
+HEALING = """\
+  health:
+    checks:
+      - name: overloaded
+        query: offered
+        unhealthy: {above: 100, for: 0s}
+        action: %s
+"""
+
+
+@pytest.mark.parametrize("action, applied", [
+    pytest.param("rolling-restart", "rolling-restart", id="a-restart-goes-out-during-hands-off"),
+    pytest.param("scale-up", None, id="a-health-scale-up-is-held-like-any-replica-write"),
+])
+def test_health_actions_during_hands_off(server, tmp_path, action, applied):
+    text = POLICY % "    onExternalScale: {handsOff: 10m}\n" + HEALING % action
+    [policy] = load_policy_text(text, "web.yaml")
+    world = server.world
+    world.advance(3)
+    metrics = SimMetrics(world.engine, {"offered": "offered_rps"}, window_s=15, tick_s=world.tick_s)
+    metrics.push(world.engine.signals())
+    cluster = KubernetesCluster(official_client(server, tmp_path), qps=0, retry_backoff_s=0.01)
+    rec = Reconciler(RuntimePolicy.of(policy), metrics, cluster)
+    apps = client.AppsV1Api(cluster.api_client)
+    try:
+        now = world.engine.now
+        rec.cycle(now)  # scaled, or healed: whatever arbitration chose; then someone sets 9
+        rec.cycle(now + 15)
+        apps.patch_namespaced_deployment_scale("web", "shop", {"spec": {"replicas": 9}}, field_manager="kubectl")
+        for _ in range(120):  # 10 minutes: the new pods ready (not an overload: restarts are not replaced by a scale)
+            world.advance(1)
+            metrics.push(world.engine.signals())
+        result = rec.cycle(world.engine.now)  # inside the 10-minute hands-off (seen at this cycle)
+        assert result.hands_off and record(result)["reason"] == "ExternalOverride"
+        assert [a.kind.word for a in result.actions] == ([applied] if applied else [])
+        assert all(a.kind.word != "scale" for a in result.actions)
+        health = record(result)["health"]
+        if applied:
+            assert health["action"] == applied
+        else:  # what the health side asked for, held: not the record's action (nor the status's last action)
+            assert health["action"] is None and health["heldByHandsOff"] == {"action": "scale", "replicas": 12}
+        engine = world.engine
+        assert int(engine.spec_replicas[engine.index("web")]) == 9
+    finally:
+        cluster.close()

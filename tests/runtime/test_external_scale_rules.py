@@ -1,0 +1,113 @@
+"""ExternalScaleWatch's rules at fixed times, cycle by cycle, on real ClusterViews: what is an
+external change, when a hands-off starts and ends, what counts as a revert, when reverts make a
+fight and when it is over. (The same watch runs through sim serve in test_external_scale.py.)"""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.model import TargetRef, TargetStatus
+from controller.ports import ClusterView
+from controller.runtime.external_scale import ExternalScaleWatch
+
+WEB = TargetRef("shop", "web")
+T0 = 1_780_000_000.0
+# steps: (seconds after T0, what happens): ("see", replicas, manager) a cycle observes the count;
+# ("write", replicas) the controller's applied scale after that cycle
+
+
+def run(steps, hands_off_s=600.0, rehearsal=False):
+    watch = ExternalScaleWatch("web", "setpoint", hands_off_s, rehearsal)
+    said, held = [], []
+    for at, step in steps:
+        if step[0] == "write":
+            watch.wrote(WEB, step[1])
+            continue
+        _, replicas, manager = step
+        view = ClusterView.from_statuses([WEB], {WEB: TargetStatus(WEB, replicas, replicas, replicas,
+                                                                   replicas_manager=manager)})
+        rows = watch.observe([WEB], view, T0 + at, lambda t, reason, message, warning: said.append(reason))
+        held.append(bool(rows[0]))
+    return said, held, watch
+
+
+def see(at, replicas, manager="argocd-controller"):
+    return (at, ("see", replicas, manager))
+
+
+def write(at, replicas):
+    return (at, ("write", replicas))
+
+
+def revert_cycles(times, hands_off_s=600.0):
+    """The controller writes 5, the other writer sets 2 back, at each of ``times``."""
+    steps = [see(0, 2, "helm")]
+    for t in times:
+        steps += [write(t, 5), see(t + 15, 2)]
+    return steps
+
+
+@pytest.mark.parametrize("steps, said, held", [
+    pytest.param([see(0, 2), see(15, 2)], [], [False, False], id="first-sight-accepted"),
+    pytest.param([see(0, 2), write(0, 5), see(15, 5, "setpoint")], [], [False, False], id="its-own-write"),
+    pytest.param([see(0, 2), see(15, 7, "setpoint")], [], [False, False], id="its-manager-a-previous-leader"),
+    pytest.param([see(0, 2), see(15, 7, "kubectl"), see(30, 7, "kubectl"), see(615, 7, "kubectl")],
+                 ["ExternalScaleChange"], [False, True, True, False], id="hands-off-for-600s-then-over"),
+    pytest.param([see(0, 2), see(15, 7, "")], ["ExternalScaleChange"], [False, True], id="writer-not-known"),
+    pytest.param([see(0, 2), see(15, 7, "kubectl"), see(30, 9, "kubectl")],
+                 ["ExternalScaleChange"] * 2, [False, True, True], id="a-second-change-restarts-it"),
+    pytest.param(revert_cycles([0, 900, 1800]), ["ExternalScaleChange"] * 3 + ["ExternalScaleFight"],
+                 [False] + [True] * 3, id="three-reverts-within-1h20m-a-fight"),
+    pytest.param(revert_cycles([0, 2400, 4800]), ["ExternalScaleChange"] * 3, [False] + [True] * 3,
+                 id="three-reverts-spread-over-80m-not-one"),
+])
+def test_rules(steps, said, held):
+    got_said, got_held, _ = run(steps)
+    assert (got_said, got_held) == (said, held)
+
+
+def test_changes_with_no_write_between_are_not_reverts():
+    steps = [see(0, 2, "helm")] + [see(15 * k, 2 + k, "kubectl") for k in range(1, 6)]
+    said, _, watch = run(steps)
+    assert said == ["ExternalScaleChange"] * 5 and watch.fights == {}
+
+
+def test_a_fight_is_over_after_a_quiet_window():
+    steps = revert_cycles([0, 900, 1800])
+    _, _, watch = run(steps)
+    assert watch.fights == {WEB: "argocd-controller"} and watch.fight_window_s == 3600 + 1200
+    view = ClusterView.from_statuses([WEB], {WEB: TargetStatus(WEB, 2, 2, 2, replicas_manager="argocd-controller")})
+    watch.observe([WEB], view, T0 + 1815 + 4799, lambda *a: None)
+    assert watch.fights == {WEB: "argocd-controller"}
+    watch.observe([WEB], view, T0 + 1815 + 4800, lambda *a: None)
+    assert watch.fights == {}
+
+
+def test_a_rehearsal_holds_nothing_and_records_no_event():
+    said, held, watch = run([see(0, 2), see(15, 7, "kubectl"), see(30, 7, "kubectl")], rehearsal=True)
+    assert said == [] and held == [False, False, False]
+    assert watch.hands_off[WEB].until == T0 + 15 + 600  # what a real run would do, for the records
+
+
+def test_a_target_gone_and_back_is_first_seen_again():
+    watch = ExternalScaleWatch("web", "setpoint", 600.0, False)
+    for at, replicas in ((0, 2), (15, None), (30, 7)):
+        statuses = {} if replicas is None else {WEB: TargetStatus(WEB, replicas, replicas, replicas,
+                                                                  replicas_manager="kubectl")}
+        rows = watch.observe([WEB], ClusterView.from_statuses([WEB], statuses), T0 + at, lambda *a: None)
+    assert not rows[0] and watch.changes == []
+
+
+@pytest.mark.parametrize("external, expected", [
+    pytest.param({"by": "kubectl", "replicas": 30, "from": 12, "at": 100.0, "until": 1900.0},
+                 "| replicas set to 30 by kubectl (from 12): left as set until t=1900s", id="real-run"),
+    pytest.param({"by": "kubectl", "replicas": 30, "from": 12, "at": 100.0, "until": 1900.0, "rehearsal": True},
+                 "| replicas set to 30 by kubectl (from 12): a real run would leave them as set until t=1900s",
+                 id="rehearsal"),
+])
+def test_explain_prints_the_external_change(external, expected):
+    from controller.cli.records import _format_record
+
+    line = _format_record({"target": "shop/web", "at": 100.0, "current": 30, "desired": 30,
+                           "reason": "ExternalOverride", "metrics": {}, "externalScale": external})
+    assert "[ExternalOverride]" in line and expected in line
