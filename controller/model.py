@@ -179,6 +179,7 @@ class TargetStatus:
     # ('' when the source does not say) and when its entry last changed (epoch s; None: not known)
     replicas_manager: str = ""
     replicas_set_at: float | None = None
+    replicas_by_scale: bool = False  # that entry is a write through the scale subresource (kubectl scale)
 
 
 @dataclass(frozen=True)

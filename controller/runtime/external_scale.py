@@ -29,8 +29,14 @@ workload out of the policy.
 
 Health actions (restart, rollback, pause) are not affected; a scale-up that self-healing asks
 for is held like any other write of spec.replicas while hands-off. What is first seen of a
-target (a start, a new leader, a new target) is accepted as it is: the hands-off is kept in
-memory only, so a restart inside one ends it.
+target (a start, a new leader, a new target) is accepted as it is, with one exception: a count
+set through the scale subresource (``kubectl scale``, a script on the scale API) by another
+writer than this controller or an autoscaler (``AUTOSCALER_MANAGERS``: HPA's, which it took
+over from) less than the hands-off ago. The hands-off is kept in memory only, so without that
+a restart or failover during an incident (a node lost with the controller on it) would end the
+on-call's hands-off; it resumes until the change's own time plus the hands-off. Only a
+scale-subresource entry is read so: another writer's entry (an apply of the whole manifest)
+changes its time with any of its fields, an image as well as the replicas.
 
 Under a rehearsal (``--dry-run``, ``--shadow``) nothing is written, so what this controller "last
 wrote" is what it last observed: a change is external only when the count moved between two
@@ -61,6 +67,9 @@ FIGHT_REVERTS = 3
 FIGHT_WINDOW_S = 3600.0
 #: Who changed it when the API server does not say (no managedFields entry owns spec.replicas).
 UNKNOWN_WRITER = "someone"
+#: Field managers of autoscalers this controller takes a workload over from (HPA's writes, KEDA's
+#: through HPA): a count they set is never a person's, whatever its time.
+AUTOSCALER_MANAGERS = frozenset({"kube-controller-manager"})
 
 
 @dataclass(frozen=True)
@@ -119,7 +128,10 @@ class ExternalScaleWatch:
                 continue
             observed, expected = int(status.spec_replicas), self._expected.get(t)
             self._expected[t] = observed
-            if expected is None or observed == expected:
+            if expected is None:
+                self._first_sight(t, status, now, event)
+                continue
+            if observed == expected:
                 continue
             if status.replicas_manager and status.replicas_manager == self.own_manager:
                 self._wrote.discard(t)  # ours (another replica of this controller, a late write): accepted
@@ -153,11 +165,24 @@ class ExternalScaleWatch:
         self.hands_off.pop(t, None)
         self.fights.pop(t, None)
 
+    def _first_sight(self, t: TargetRef, status, now: float, event: Callable[[TargetRef, str, str, bool], None]) -> None:
+        """Resume the hands-off of a count another writer set through the scale subresource less than
+        the hands-off ago (see the module docstring); anything else first seen is accepted."""
+        by, at = status.replicas_manager, status.replicas_set_at
+        if (not status.replicas_by_scale or not by or by == self.own_manager or by in AUTOSCALER_MANAGERS
+                or at is None or self.hands_off_s <= 0 or not now - self.hands_off_s < at <= now + 1.0):
+            return
+        replicas = int(status.spec_replicas)
+        self._external(t, replicas, replicas, by, now, event, at=min(at, now))
+
     def _external(self, t: TargetRef, before: int, replicas: int, by: str, now: float,
-                  event: Callable[[TargetRef, str, str, bool], None]) -> None:
+                  event: Callable[[TargetRef, str, str, bool], None], at: float | None = None) -> None:
+        """Say an external change and start its hands-off; ``at``: when it was made, if before this
+        cycle (a change from before this controller watched, seen at its first sight)."""
         reverted = t in self._wrote
         self._wrote.discard(t)
-        change = ExternalChange(t, by, replicas, before, now, now + self.hands_off_s, reverted)
+        at = now if at is None else at
+        change = ExternalChange(t, by, replicas, before, at, at + self.hands_off_s, reverted)
         self.changes.append(change)
         if self.hands_off_s > 0 or self.rehearsal:
             self.hands_off[t] = change
@@ -184,7 +209,9 @@ class ExternalScaleWatch:
             event(t, "ExternalScaleFight", message, True)
 
     def _change_message(self, c: ExternalChange) -> str:
-        what = f"replicas of {c.target.kind} {c.target.key} set to {c.replicas} by {c.by} (from {c.before})"
+        what = f"replicas of {c.target.kind} {c.target.key} set to {c.replicas} by {c.by} " + (
+            f"(from {c.before})" if c.before != c.replicas else f"at {clock_time(c.at)}, before policy {self.policy} "
+                                                                 f"watched it (a restart or a new leader)")
         if self.rehearsal:
             return (f"{what}: a real run of policy {self.policy} would leave them alone"
                     + (f" until {clock_time(c.until)}" if self.hands_off_s > 0 else " for no time (handsOff 0s)")

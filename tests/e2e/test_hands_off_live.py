@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from tests.e2e.test_live_loop import SETPOINT, running_world, spec_replicas, wait_until
+from tests.e2e.test_live_loop import SETPOINT, Proc, running_world, spec_replicas, wait_until
 
 KUBECTL = shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (CI has /usr/bin/kubectl)")
@@ -90,3 +90,31 @@ def test_kubectl_scale_is_left_alone_for_hands_off_then_scaled_from_there(tmp_pa
         lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
         [said] = [r for r in lines if "set to 8 by kubectl" in r["message"]]
         assert said["level"] == "warning" and said["by"] == "kubectl" and said["from"] == 3
+
+
+def test_a_restart_inside_a_hands_off_keeps_it_until_its_end(tmp_path):
+    # The node with the controller on it is lost during the incident the on-call scaled for: the
+    # new process must not take the count back at its first cycle. The hands-off lives in memory;
+    # the new process reads when kubectl set the count (its managedFields entry through the scale
+    # subresource) and holds until then + handsOff.
+    with running_world(tmp_path, SCENARIO, POLICY.replace("handsOff: 20s", "handsOff: 40s")) as w:
+        wait_until(lambda: spec_replicas(w["kubeconfig"]) == 3, 60, what="the scale-up to 3 (300 rps)")
+        kubectl(w, "scale", "deploy/web", "--replicas=8")
+        changed = time.monotonic()
+        wait_until(lambda: "ExternalScaleChange" in kubectl(w, "get", "events"), 20, what="the Event")
+        assert w["run"].stop() == 0, w["run"].tail()
+        run = Proc([*SETPOINT, "run", "--policies", "policies", "--prometheus", w["prom"].url, "--kubeconfig",
+                    str(w["kubeconfig"]), "--listen", "127.0.0.1:" + w["status"].rsplit(":", 1)[1], "--records",
+                    "decisions.jsonl"], tmp_path / "run2.log", tmp_path)
+        try:
+            wait_until(lambda: "before policy e2e-web watched it" in (tmp_path / "run2.log").read_text(), 40,
+                       what="the new process resuming the hands-off")
+            held = []
+            while time.monotonic() - changed < 34:  # well inside the 40 s from the change
+                held.append(spec_replicas(w["kubeconfig"]))
+                time.sleep(1)
+            assert set(held) == {8}, held
+            wait_until(lambda: spec_replicas(w["kubeconfig"]) == 3, 40, what="the scale-down after the hands-off")
+            assert time.monotonic() - changed >= 38
+        finally:
+            run.stop()

@@ -23,9 +23,10 @@ def run(steps, hands_off_s=600.0, rehearsal=False):
         if step[0] == "write":
             watch.wrote(WEB, step[1])
             continue
-        _, replicas, manager = step
-        view = ClusterView.from_statuses([WEB], {WEB: TargetStatus(WEB, replicas, replicas, replicas,
-                                                                   replicas_manager=manager)})
+        _, replicas, manager, set_at, by_scale = (*step, None, False)[:5]
+        view = ClusterView.from_statuses([WEB], {WEB: TargetStatus(
+            WEB, replicas, replicas, replicas, replicas_manager=manager, replicas_by_scale=by_scale,
+            replicas_set_at=None if set_at is None else T0 + set_at)})
         rows = watch.observe([WEB], view, T0 + at, lambda t, reason, message, warning: said.append(reason))
         held.append(bool(rows[0]))
     return said, held, watch
@@ -33,6 +34,11 @@ def run(steps, hands_off_s=600.0, rehearsal=False):
 
 def see(at, replicas, manager="argocd-controller"):
     return (at, ("see", replicas, manager))
+
+
+def scaled(at, replicas, manager, set_at):
+    """A cycle that sees a count ``manager`` set through the scale subresource at ``set_at`` (s after T0)."""
+    return (at, ("see", replicas, manager, set_at, True))
 
 
 def write(at, replicas):
@@ -60,6 +66,14 @@ def revert_cycles(times, hands_off_s=600.0):
                  [False] + [True] * 3, id="three-reverts-within-1h20m-a-fight"),
     pytest.param(revert_cycles([0, 2400, 4800]), ["ExternalScaleChange"] * 3, [False] + [True] * 3,
                  id="three-reverts-spread-over-80m-not-one"),
+    # a restart or a new leader: the first sight of a count someone set through the scale subresource
+    pytest.param([scaled(0, 30, "kubectl", -300), see(15, 30, "kubectl"), see(300, 30, "kubectl")],
+                 ["ExternalScaleChange"], [True, True, False], id="restart-resumes-a-recent-kubectl-scale-until-its-end"),
+    pytest.param([scaled(0, 30, "kubectl", -700)], [], [False], id="restart-after-the-hands-off-would-have-ended"),
+    pytest.param([(0, ("see", 30, "kubectl-client-side-apply", -60, False))], [], [False],
+                 id="restart-after-an-apply-not-a-scale"),
+    pytest.param([scaled(0, 30, "kube-controller-manager", -60)], [], [False], id="restart-after-hpa-scaled-it"),
+    pytest.param([scaled(0, 30, "setpoint", -60)], [], [False], id="restart-after-its-own-scale"),
 ])
 def test_rules(steps, said, held):
     got_said, got_held, _ = run(steps)
