@@ -37,6 +37,30 @@ def supports(params: PolicyParams) -> bool:
 
 
 @jit
+def _scan_history(rec_v, rec_t, cut_window, cut_keep):
+    """Per target (column) of the (H, N) history: the max of the values whose time is inside
+    the window (at or after ``cut_window``; -inf when none, NaN when one is NaN, np.maximum's
+    fold in slot order) and the slot the next write goes to: the first reusable one (empty, or
+    before ``cut_keep``), else the first oldest. Returns (high (N,), slot (N,) int64).
+
+    Slot by slot over all targets, each slot's row read contiguously: a target's slots are N
+    apart in memory, so the per-target scan missed the cache on every slot."""
+    slots, n = rec_v.shape
+    high = np.full(n, -_INF)
+    slot = np.zeros(n, np.int64)
+    key = np.full(n, _INF)
+    for s in range(slots):
+        for i in range(n):
+            t = rec_t[s, i]
+            if t >= cut_window:
+                high[i] = compiled.nan_max(high[i], rec_v[s, i])
+            k = t if t >= cut_keep else -_INF  # NaN (empty) compares False: reusable
+            if s == 0 or k < key[i]:
+                slot[i], key[i] = s, k
+    return high, slot
+
+
+@jit
 def _normalize_legacy_kernel(current, proposals, valid, rec_v, rec_t, missing_since, now, lo, hi, window_s,
                              factor, minimum, combined_out, proposal_out, stabilized_out, desired_out, limit_out,
                              reason_out, active_out):
@@ -50,12 +74,13 @@ def _normalize_legacy_kernel(current, proposals, valid, rec_v, rec_t, missing_si
     slots = rec_v.shape[0]
     cut_window, cut_keep = now - window_s, now - window_s  # legacy: the history is kept for the down window
     up_cap_tighter_reason, max_reason = compiled._RL_UP, compiled._CL_MAX
+    for i in range(n):  # first sight: seed the history with (current, now); is_empty looks at slot 0 only
+        if slots > 0 and rec_t[0, i] != rec_t[0, i]:
+            rec_v[0, i] = current[i]
+            rec_t[0, i] = now
+    highs, write_slot = _scan_history(rec_v, rec_t, cut_window, cut_keep)
     for i in range(n):
         cur = current[i]
-        # first sight: seed the history with (current, now); is_empty looks at slot 0 only
-        if slots > 0 and rec_t[0, i] != rec_t[0, i]:
-            rec_v[0, i] = cur
-            rec_t[0, i] = now
         # combine: max over the valid proposals (np.maximum: NaN propagates)
         combined, any_valid, all_valid = -_INF, False, True
         for j in range(m):
@@ -74,16 +99,9 @@ def _normalize_legacy_kernel(current, proposals, valid, rec_v, rec_t, missing_si
         missing_since[i] = _NAN if any_valid else (now if ms != ms else ms)
         proposal = cur if hold else combined
         skip = has_forced or hold
-        # stabilize (inclusive window) over the history as it was before this cycle's write,
-        # and the slot of that write: the first reusable (empty or outdated), else the first oldest
-        high, slot, key = -_INF, 0, _INF
-        for s in range(slots):
-            t, v = rec_t[s, i], rec_v[s, i]
-            if t >= cut_window:
-                high = compiled.nan_max(high, v)
-            k = t if t >= cut_keep else -_INF  # NaN (empty) compares False: reusable
-            if s == 0 or k < key:
-                slot, key = s, k
+        # stabilize (inclusive window) over the history as it was before this cycle's write
+        # (_scan_history, before this loop), and the slot of that write
+        high, slot = highs[i], write_slot[i]
         stabilized = compiled.nan_max(proposal, high)
         # clamp_legacy: the scale-up cap max(factor * current, minimum), then [min, max]
         up_cap = np.trunc(compiled.nan_max(factor * cur, minimum))
