@@ -441,7 +441,8 @@ def _listed_utilization_kernel(target, pending, ready, start_time, transition_ti
     of it (Pending or Running, Ready True or False, not deleted, ``request_milli`` requested,
     no container named; a sample where its value is finite), read as _utilization_kernel reads
     it. Returns (replicas, utilization, raw average, error code (N,) int64, the largest |milli
-    value| of the pods' usages and request, for the caller's int64 check)."""
+    value| of the pods' usages and request, for the caller's int64 check, the number of targets
+    with an error)."""
     n, p = current.shape[0], target.shape[0]
     listed = np.zeros(n, np.int64)
     sampled = np.zeros(n, np.int64)
@@ -496,7 +497,11 @@ def _listed_utilization_kernel(target, pending, ready, start_time, transition_ti
     replicas, utilization, average, error = _proposals_from_sums(
         listed, sampled, n_ready, n_missing, n_unready, usage_sum, request_sum, missing_usage, missing_request,
         unready_request, bad_code, n_stray, current, target_util, tol_down, tol_up)
-    return replicas, utilization, average, error, largest
+    errors = 0
+    for i in range(n):
+        if error[i] != _E_NONE:
+            errors += 1
+    return replicas, utilization, average, error, largest, errors
 
 
 def try_listed_utilization_replicas(listed, current, target_utilization, tolerance_down, tolerance_up, *,
@@ -514,7 +519,7 @@ def try_listed_utilization_replicas(listed, current, target_utilization, toleran
     n = current.size
     target_util = _per_target(target_utilization, n, np.int64)
     try:
-        replicas, utilization, average, error, largest = _listed_utilization_kernel(
+        replicas, utilization, average, error, largest, errors = _listed_utilization_kernel(
             listed.target, listed.pending, listed.ready, listed.start_time, listed.transition_time, listed.values,
             listed.ages, float(listed.now), int(listed.request_milli), float(listed.window_s), np.zeros(n, np.int64),
             current, target_util, _per_target(tolerance_down, n, np.float64), _per_target(tolerance_up, n, np.float64),
@@ -525,8 +530,9 @@ def try_listed_utilization_replicas(listed, current, target_utilization, toleran
     p = int(listed.target.size)
     if p and p * int(largest) * max(100, int(target_util.max(initial=0))) >= _SUM_LIMIT:  # _sums_fit's bound
         return None
-    # no listed pod lacks a request or its container: no error names a pod
-    messages = hr._messages(error, resource=resource, container=container or "(all)", pod=lambda i: "")
+    # no listed pod lacks a request or its container: no error names a pod (most cycles: no error at all)
+    messages = (hr._messages(error, resource=resource, container=container or "(all)", pod=lambda i: "") if errors
+                else hr._no_messages(n))
     return hr.ReplicaProposal(replicas=replicas, utilization=utilization, usage_milli=average, error=error,
                               error_message=messages)
 
