@@ -58,20 +58,23 @@ def _derive_kernel(cap, err_w, twice_base_latency_s, cpu_pct_at_capacity, n_read
     return exponent, util, mem_idle, any_zero
 
 
+#: Rows of the float block the signals kernel fills (one allocation per tick, its rows the tick's arrays).
+(_O_SERVED, _O_DROPPED, _O_BACKLOG, _O_P50, _O_P95, _O_P99, _O_P95_BASE, _O_ERRORS, _O_RATIO, _O_UTIL, _O_CAPACITY,
+ _O_ROWS) = range(12)
+#: Rows of the int block: copies of the engine's counts (ready, spec, pods, restarts, revision).
+_I_COUNTS = 5
+
+
 @jit
 def _signals_kernel(offered_rps, cap, safe, backlog, dt_s, queue_limit, any_queue, exponent, base_q, extra_q, any_bad,
-                    timeout, zero_cap, any_zero_cap, err, util_scale):
-    """One tick's (served, dropped, new backlog, latency (3, S), p95 without bad-pod extra,
-    errors, error ratio, utilization) for S services; the formulas of simulators.queueing."""
+                    timeout, zero_cap, any_zero_cap, err, util_scale, n_ready, spec, n_pods, restarts, revision, out,
+                    out_counts):
+    """One tick for S services, the formulas of simulators.queueing, into ``out`` (_O_ROWS, S):
+    served, dropped, new backlog (0 in drop mode), latency p50 / p95 / p99, p95 without bad-pod
+    extra, errors, error ratio, utilization, and a copy of the capacity ``cap``; and into
+    ``out_counts`` (5, S) int64 copies of the counts n_ready, spec, n_pods, restarts, revision
+    (the tick's snapshot, written in the same pass instead of five copies)."""
     s_count = offered_rps.shape[0]
-    served = np.empty(s_count)
-    dropped = np.empty(s_count)
-    new_backlog = np.zeros(s_count)
-    lat = np.empty((3, s_count))
-    p95_base = np.empty(s_count)
-    errors = np.empty(s_count)
-    ratio = np.empty(s_count)
-    util = np.empty(s_count)
     for s in range(s_count):
         c, sc, x = cap[s], safe[s], offered_rps[s]
         if any_queue:
@@ -80,12 +83,11 @@ def _signals_kernel(offered_rps, cap, safe, backlog, dt_s, queue_limit, any_queu
             excess = available - sv
             nb = compiled.nan_min(excess * dt_s, queue_limit[s])
             dr = excess - nb / dt_s
-            new_backlog[s] = nb
         else:
             sv = compiled.nan_min(x, c)
             dr = x - sv
             nb = 0.0
-        served[s], dropped[s] = sv, dr
+        out[_O_SERVED, s], out[_O_DROPPED, s], out[_O_BACKLOG, s] = sv, dr, nb
         rho = compiled.nan_max(compiled.nan_min(sv / sc, _RHO_CAP), _RHO_FLOOR)
         log_p_wait = math.log(rho) * exponent[s]
         inv_rate = 1.0 / ((1.0 - rho) * sc)
@@ -101,13 +103,16 @@ def _signals_kernel(offered_rps, cap, safe, backlog, dt_s, queue_limit, any_queu
             value = compiled.nan_min(value, t_out)
             if demand_without_capacity:
                 value = t_out
-            lat[q, s] = value
-        p95_base[s] = lat[1, s] - extra_q[1, s] if any_bad else lat[1, s]
+            out[_O_P50 + q, s] = value
+        out[_O_P95_BASE, s] = out[_O_P95, s] - extra_q[1, s] if any_bad else out[_O_P95, s]
         e = sv * err[s]
-        errors[s] = e
-        ratio[s] = (e + dr) / compiled.nan_max(sv + dr, _TINY)
-        util[s] = sv * util_scale[s]
-    return served, dropped, new_backlog, lat, p95_base, errors, ratio, util
+        out[_O_ERRORS, s] = e
+        out[_O_RATIO, s] = (e + dr) / compiled.nan_max(sv + dr, _TINY)
+        out[_O_UTIL, s] = sv * util_scale[s]
+        out[_O_CAPACITY, s] = c
+        out_counts[0, s], out_counts[1, s], out_counts[2, s] = n_ready[s], spec[s], n_pods[s]
+        out_counts[3, s], out_counts[4, s] = restarts[s], revision[s]
+    return 0
 
 
 def derive(cluster) -> bool:
@@ -132,23 +137,26 @@ def compute_signals(cluster, now: float, dt_s: float, offered_rps: np.ndarray) -
     if not enabled():
         return None
     c = cluster
+    n = offered_rps.shape[0]
+    out, counts = np.empty((_O_ROWS, n)), np.empty((_I_COUNTS, n), np.int64)
     try:
-        served, dropped, backlog, lat, p95_base, errors, ratio, util = _signals_kernel(
+        _signals_kernel(
             offered_rps, c._ready_capacity_rps, c._safe_capacity_rps, c._backlog, float(dt_s), c._queue_limit,
             c._any_queue_mode, c._wait_exponent, c._base_latency_quantiles_s, c._bad_pod_latency_quantiles_s,
             c._any_bad_pods, c._timeout_s, c._zero_capacity, c._any_zero_capacity, c._error_ratio,
-            c._utilization_per_rps)
+            c._utilization_per_rps, c._n_ready, c._spec_replicas, c._n_pods, c._restarts_total, c._revision_number,
+            out, counts)
     except compiled.KERNEL_ERRORS as exc:
         mark_broken(exc)
         return None
+    served, dropped, backlog, p50, p95, p99, p95_base, errors, ratio, util, capacity = out
     if c._any_queue_mode:
         c._backlog = backlog
     else:
         backlog = c._zeros
     c._p95_without_bad_pods_s = p95_base
+    n_ready, spec, n_pods, restarts, revision = counts
     return TickSignals(
-        now, offered_rps, served, dropped, backlog, c._ready_capacity_rps.copy(), util, lat[0], lat[1], lat[2], errors,
-        ratio,
-        c._memory(now) if c._any_leak else c._idle_memory_mib.copy(),
-        c._n_ready.copy(), c._spec_replicas.copy(), c._n_pods.copy(),
-        c._restarts_total.copy(), c._revision_number.copy(), c._rolling.copy())
+        now, offered_rps, served, dropped, backlog, capacity, util, p50, p95, p99, errors, ratio,
+        c._memory(now) if c._any_leak else c._idle_memory_mib.copy(), n_ready, spec, n_pods, restarts, revision,
+        c._rolling.copy())

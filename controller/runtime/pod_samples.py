@@ -18,7 +18,8 @@ import numpy as np
 
 from controller.core.scaling import hpa_compiled
 from controller.core.scaling import hpa_replicas as hr
-from controller.core.scaling.hpa_propose import PERCENT_REQUEST_MILLI, PodSamples, to_milli
+from controller.core.scaling.hpa_propose import (PERCENT_REQUEST_MILLI, JoinedPodSamples, ListedPods, PodSamples,
+                                                 to_milli)
 from controller.core.scaling.params import PolicyParams
 from controller.errors import MetricsUnavailable
 from controller.model import TargetRef
@@ -252,7 +253,21 @@ class PodReader:
     def _joined(self, targets: Sequence[TargetRef], got: ListedPodSamples, j: int,
                 now: float) -> tuple[PodSamples, dict[int, Samples]]:
         """``read``'s result from the pods with metric j's samples joined (``ListedPodMetricsSource``),
-        the same arrays as listing, querying and joining by uid give."""
+        the same arrays as listing, querying and joining by uid give. With the kernels, the pods
+        as listed (JoinedPodSamples: the calculator reads them in one pass; their table is built
+        only if something else reads it) and the workload means straight from the samples."""
+        n = len(targets)
+        means = hpa_compiled.try_listed_means(got.pods.target, got.values, n)
+        if means is not None:
+            pods = got.pods
+            listed = ListedPods(np.asarray(pods.target, np.int64), np.asarray(pods.pending, np.bool_),
+                                np.asarray(pods.ready, np.bool_), np.asarray(pods.start_time, np.float64),
+                                np.asarray(pods.ready_transition_time, np.float64), np.asarray(got.values, np.float64),
+                                np.asarray(got.age_s, np.float64), pods.names, float(now), PERCENT_REQUEST_MILLI,
+                                float(got.window_s), j)
+            joined = JoinedPodSamples(listed, self.n_metrics, lambda: sampled_pod_table(targets, got, now))
+            values, present = means
+            return joined, {j: Samples(values=values, present=present, age_s=np.zeros(n), conflict=np.zeros(n, bool))}
         table, usage_j, has_j = sampled_pod_table(targets, got, now)
         p = table.size
         if self.n_metrics == 1:  # the one column, copied once (not zeros, then the copy)
@@ -264,7 +279,7 @@ class PodReader:
         per_pod = np.zeros(self.n_metrics, bool)
         per_pod[j] = True
         pods = PodSamples(table, usage, has, per_pod)
-        return pods, {j: workload_summary(pods, j, len(targets))}
+        return pods, {j: workload_summary(pods, j, n)}
 
     def _unjoinable(self, j: int, targets: Sequence[TargetRef], now: float, errors: list[str],
                     names: Sequence[str]) -> Samples:

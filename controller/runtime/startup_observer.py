@@ -218,8 +218,8 @@ class StartupObserver:
         counted &= ~((created <= dark) & (dark < ready_s))  # Ready late because its target went dark
         # in place: the observer alone holds its memory (a new object all the same: the estimate is redone)
         self._memory, learned = remember_rows(self._memory, rows, keys, created, ready_s, counted, in_place=True)
-        if self._changed is not None:
-            self._changed = np.union1d(self._changed, learned)
+        if self._changed is not None:  # learned: ascending, unique (the union's own form, without its sort)
+            self._changed = learned if self._changed.size == 0 else np.union1d(self._changed, learned)
 
 
 def pod_keys(names) -> np.ndarray:

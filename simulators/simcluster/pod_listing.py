@@ -98,34 +98,56 @@ def try_running_pods(rows: np.ndarray, exists: np.ndarray, phase: np.ndarray, se
 
 
 def try_list_pods(rows: np.ndarray, exists: np.ndarray, phase: np.ndarray, serial: np.ndarray,
-                  revision_seq: np.ndarray, created_s: np.ndarray, ready_transition_s: np.ndarray) -> tuple | None:
+                  revision_seq: np.ndarray, created_s: np.ndarray, ready_transition_s: np.ndarray,
+                  counts: np.ndarray | None = None) -> tuple | None:
     """The live pods of the targets at ``rows`` (N,) int64 that ``exists`` (N,) bool, from the
     (S, K) slot arrays: (at, pod rows, serials, revision seqs, uid, pending, running, ready,
     start_time, ready_transition_time), (P,) each, by target, then serial. None when the kernels
-    are off: then list with numpy. The one-pass listing (try_listed_samples) without samples."""
+    are off: then list with numpy. The one-pass listing (try_listed_samples, ``counts`` as there)
+    without samples."""
     n = rows.shape[0]
     got = try_listed_samples(rows, exists, phase, serial, revision_seq, created_s, ready_transition_s,
-                             np.zeros(n, np.bool_), np.full(n, np.nan), np.zeros(n))
+                             np.zeros(n, np.bool_), np.full(n, np.nan), np.zeros(n), counts)
     if got is None:
         return None
     at, pod_rows, serials, revision_seqs, uid, pending, ready, start_time, transition_time, _, _ = got
     return at, pod_rows, serials, revision_seqs, uid, pending, ~pending, ready, start_time, transition_time
 
 
+@compiled.jit_inline
+def _write_pod(p, a, r, s, ph, key, sampled, v, age, revision_seq, created_s, ready_transition_s, at, pod_rows, serials,
+               revision_seqs, uid, pending, ready, start_time, transition_time, pod_values, pod_ages):
+    """Listing row p: the pod in slot (r, s) of target a (phase ph, serial key)."""
+    at[p] = a
+    pod_rows[p] = r
+    serials[p] = key
+    revision_seqs[p] = revision_seq[r, s]
+    uid[p] = (np.int64(r) << 32) + key
+    pending[p] = ph == PENDING
+    ready[p] = ph == READY
+    start_time[p] = created_s[r, s]
+    transition_time[p] = ready_transition_s[r, s]
+    if sampled and ph != PENDING:
+        pod_values[p] = v
+        pod_ages[p] = age
+    else:
+        pod_values[p] = math.nan
+        pod_ages[p] = 0.0
+
+
 @jit
-def _listed_samples_kernel(rows, exists, phase, serial, revision_seq, created_s, ready_transition_s, present, values,
-                           ages):
+def _listed_samples_kernel(rows, exists, counts, phase, serial, revision_seq, created_s, ready_transition_s, present,
+                           values, ages):
     """The live pods by target, then serial, with _running_kernel's samples joined in the same pass: a
     running pod of a target whose value is present and finite gets that value and age, every
-    other pod NaN and 0."""
+    other pod NaN and 0. ``counts`` (S,): the live pods of each row, as the cluster keeps them
+    (the listing is sized by them, without a counting pass). Returns the arrays and whether the
+    counts held (False: they did not, and the arrays are not to be used)."""
     n, k_slots = rows.shape[0], phase.shape[1]
     total = 0
     for a in range(n):
         if exists[a]:
-            r = rows[a]
-            for s in range(k_slots):
-                if phase[r, s] != EMPTY:
-                    total += 1
+            total += counts[rows[a]]
     at = np.empty(total, np.int64)
     pod_rows = np.empty(total, np.int64)
     serials = np.empty(total, np.int64)
@@ -139,11 +161,36 @@ def _listed_samples_kernel(rows, exists, phase, serial, revision_seq, created_s,
     pod_ages = np.empty(total)
     slot = np.empty(k_slots, np.int64)
     p = 0
+    held = True
     for a in range(n):
         if not exists[a]:
             continue
         r = rows[a]
-        m = 0
+        sampled = present[a] and math.isfinite(values[a])
+        v, age = values[a], ages[a]
+        first, last, ordered = p, -1, True
+        if p + counts[r] > total:
+            held = False
+            break
+        for s in range(k_slots):  # in slot order while the serials ascend (the common case: no sort)
+            ph = phase[r, s]
+            if ph == EMPTY:
+                continue
+            key = serial[r, s]
+            if key < last or p == first + counts[r]:  # out of order (sort), or more pods than counted
+                ordered = False
+                break
+            last = key
+            _write_pod(p, a, r, s, ph, key, sampled, v, age, revision_seq, created_s, ready_transition_s, at,
+                       pod_rows, serials, revision_seqs, uid, pending, ready, start_time, transition_time,
+                       pod_values, pod_ages)
+            p += 1
+        if ordered:
+            if p != first + counts[r]:
+                held = False
+                break
+            continue
+        p, m = first, 0
         for s in range(k_slots):
             if phase[r, s] == EMPTY:
                 continue
@@ -154,46 +201,44 @@ def _listed_samples_kernel(rows, exists, phase, serial, revision_seq, created_s,
                 q -= 1
             slot[q] = s
             m += 1
-        sampled = present[a] and math.isfinite(values[a])
-        v, age = values[a], ages[a]
+        if m != counts[r]:
+            held = False
+            break
         for j in range(m):
             s = slot[j]
-            ph = phase[r, s]
-            key = serial[r, s]
-            at[p] = a
-            pod_rows[p] = r
-            serials[p] = key
-            revision_seqs[p] = revision_seq[r, s]
-            uid[p] = (np.int64(r) << 32) + key
-            pending[p] = ph == PENDING
-            ready[p] = ph == READY
-            start_time[p] = created_s[r, s]
-            transition_time[p] = ready_transition_s[r, s]
-            if sampled and ph != PENDING:
-                pod_values[p] = v
-                pod_ages[p] = age
-            else:
-                pod_values[p] = math.nan
-                pod_ages[p] = 0.0
+            _write_pod(p, a, r, s, phase[r, s], serial[r, s], sampled, v, age, revision_seq, created_s,
+                       ready_transition_s, at, pod_rows, serials, revision_seqs, uid, pending, ready, start_time,
+                       transition_time, pod_values, pod_ages)
             p += 1
-    return at, pod_rows, serials, revision_seqs, uid, pending, ready, start_time, transition_time, pod_values, pod_ages
+    return (at, pod_rows, serials, revision_seqs, uid, pending, ready, start_time, transition_time, pod_values, pod_ages,
+            held and p == total)
 
 
 def try_listed_samples(rows: np.ndarray, exists: np.ndarray, phase: np.ndarray, serial: np.ndarray,
                        revision_seq: np.ndarray, created_s: np.ndarray, ready_transition_s: np.ndarray,
-                       present: np.ndarray, values: np.ndarray, ages: np.ndarray) -> tuple | None:
+                       present: np.ndarray, values: np.ndarray, ages: np.ndarray,
+                       counts: np.ndarray | None = None) -> tuple | None:
     """``try_list_pods``'s listing (without its ``running`` column) and ``try_running_pods``'
     samples joined to it, in one pass: (at, pod rows, serials, revision seqs, uid, pending, ready,
     start_time, ready_transition_time, value, age), (P,) each, by target then serial; value is
     the pod's target's value (``values`` (N,)) for a running pod whose target ``exists`` and
     whose value is ``present`` and finite, else NaN, and age its target's ``ages`` (N,), else 0.
+    ``counts`` (S,) int64: the live (not empty) slots of each row of the slot arrays, which size
+    the listing (None: counted here; counts that do not match the slots are counted again).
     None when the kernels are off."""
     if not compiled.enabled():
         return None
+    present, values, ages = np.asarray(present, np.bool_), np.asarray(values, np.float64), np.asarray(ages, np.float64)
+    if counts is None:
+        counts = np.count_nonzero(phase != EMPTY, axis=1).astype(np.int64)
     try:
-        return _listed_samples_kernel(rows, exists, phase, serial, revision_seq, created_s, ready_transition_s,
-                                      np.asarray(present, np.bool_), np.asarray(values, np.float64),
-                                      np.asarray(ages, np.float64))
+        *got, held = _listed_samples_kernel(rows, exists, counts, phase, serial, revision_seq, created_s,
+                                            ready_transition_s, present, values, ages)
+        if not held:  # the counts given were not the slots' (never with the cluster's own): count them
+            *got, held = _listed_samples_kernel(rows, exists, np.count_nonzero(phase != EMPTY, axis=1).astype(np.int64),
+                                                phase, serial, revision_seq, created_s, ready_transition_s, present,
+                                                values, ages)
     except compiled.KERNEL_ERRORS as exc:
         compiled.mark_broken(exc)
         return None
+    return tuple(got)

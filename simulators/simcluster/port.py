@@ -221,7 +221,8 @@ class ClusterPort:
         self._flush()
         rows, exists = self.rows_of(targets)
         state = (self._pod_phase, self._pod_serial, self._pod_revision_seq)
-        fast = pod_listing.try_list_pods(rows, exists, *state, self._pod_created_s, self._pod_ready_transition_s)
+        fast = pod_listing.try_list_pods(rows, exists, *state, self._pod_created_s, self._pod_ready_transition_s,
+                                         self._n_pods)  # kept exact: sizes the listing
         if fast is not None:  # one compiled pass: cheaper than checking the cache below
             return self._pod_dict(*fast)
         # pods change only with a phase, a slot's serial or revision: a second call in the same
@@ -265,7 +266,8 @@ class ClusterPort:
         self._flush()
         rows, exists = self.rows_of(targets)
         fast = pod_listing.try_listed_samples(rows, exists, self._pod_phase, self._pod_serial, self._pod_revision_seq,
-                                              self._pod_created_s, self._pod_ready_transition_s, present, values, age_s)
+                                              self._pod_created_s, self._pod_ready_transition_s, present, values, age_s,
+                                              self._n_pods)
         if fast is None:
             return None
         at, pod_rows, serials, revision_seqs, uid, pending, ready, start_time, transition_time, pod_values, ages = fast

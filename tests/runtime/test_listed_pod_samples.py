@@ -3,7 +3,10 @@ pods and joins a per-pod metric's samples to them, core/scaling/hpa_compiled.try
 builds the table) gives what listing the pods, querying their series and joining by uid gives:
 every array of the PodSamples and of the workload summaries, tick after tick on a cluster scaled
 up and down, through a metrics outage, stale and NaN metrics (scenario metrics-outage), with the
-kernels on; and the numpy table (kernels off) equals the compiled one."""
+kernels on; and the numpy table (kernels off) equals the compiled one. With the kernels the read
+is a JoinedPodSamples: the calculator reads its listed pods in one pass without their table
+(hpa_compiled.try_listed_utilization_replicas); its proposals equal those of the table, compiled
+and numpy, on the same scenarios and on generated pods."""
 
 from __future__ import annotations
 
@@ -15,6 +18,9 @@ from controller.core.scaling import compiled
 from controller.errors import MetricsUnavailable
 from controller.policy import load_policies
 from controller.ports import ListedPodMetricsSource, ListedPodSamples, PodMetricsSource
+from controller.core.scaling import hpa_compiled
+from controller.core.scaling import hpa_replicas as hr
+from controller.core.scaling.hpa_propose import JoinedPodSamples, ListedPods, PodSamples, hpa_propose
 from controller.runtime.pod_samples import PodReader, sampled_pod_table
 from controller.runtime.reconciler import RuntimePolicy
 from simulators.cluster import SimCluster
@@ -57,6 +63,21 @@ def assert_same_read(got, want) -> None:
             np.testing.assert_array_equal(getattr(s, name), getattr(summaries_want[j], name), err_msg=f"{j}: {name}")
 
 
+def assert_same_proposals(params, view, got, want) -> None:
+    """hpa_propose on the joined read (listed pods, no table) equals it on the separate read's table."""
+    (pods, summaries), (pods_want, summaries_want) = got, want
+    m = len(params.metrics)
+    values = np.column_stack([summaries[j].values if j in summaries else np.full(len(view.spec), np.nan)
+                              for j in range(m)])
+    usable = np.column_stack([summaries[j].present if j in summaries else np.zeros(len(view.spec), bool)
+                              for j in range(m)])
+    a = hpa_propose(params, view.spec, view.ready, view.status, values, usable, pods)
+    b = hpa_propose(params, view.spec, view.ready, view.status, values, usable, pods_want)
+    for name in ("replicas", "utilization", "usage_milli", "error"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert a.messages == b.messages
+
+
 @pytest.mark.parametrize("scenario_name", [
     pytest.param("metrics-outage", id="outage-stale-nan"),
     pytest.param("crash-loop", id="crash-loop"),
@@ -78,7 +99,7 @@ def test_one_pass_read_equals_list_query_and_join(monkeypatch, scenario_name):
     rng = np.random.default_rng(7)
     times, offered = scenario.times(), scenario.offered()
     names = rp.params.metric_names
-    failures = 0
+    failures = joined_reads = 0
     for k in range(0, times.size, 3):
         if k % 30 == 0:  # scale some services: pods pending, starting, ready, removed
             for i in rng.choice(cluster.n_services, size=max(1, cluster.n_services // 2), replace=False):
@@ -91,7 +112,10 @@ def test_one_pass_read_equals_list_query_and_join(monkeypatch, scenario_name):
         want = separate.read(targets, view, float(times[k]), errors_separate, names)
         assert errors_joined == errors_separate
         failures += bool(errors_joined)
+        joined_reads += isinstance(got[0], JoinedPodSamples)  # not when the query failed
+        assert_same_proposals(rp.params, view, got, want)  # before the table is built (by the next line)
         assert_same_read(got, want)
+    assert joined_reads > 0
     if scenario_name == "metrics-outage":
         assert failures > 0  # the outage was read through
 
@@ -141,3 +165,78 @@ def test_outage_raises_like_query_pods():
     metrics = SimMetrics(cluster, {"cpu": "utilization_pct"}, 60.0, 5.0)
     with pytest.raises(MetricsUnavailable):
         metrics.query_listed_pods("cpu", [cluster.ref(0)], 0.0)  # no samples yet
+
+
+def random_listed(rng, n: int, now: float, huge: bool = False) -> ListedPods:
+    """Generated listed pods of n targets: pending or running, Ready or not, start and transition
+    times around ``now`` (some unset or infinite), samples missing, NaN, infinite or huge."""
+    counts = rng.integers(0, 6, n)
+    target = np.repeat(np.arange(n), counts).astype(np.int64)
+    p = target.size
+    start = now - rng.choice([0.0, 10.0, 200.0, 299.0, 301.0, 5000.0, np.nan, np.inf], p)
+    transition = now - rng.choice([0.0, 5.0, 25.0, 31.0, 290.0, 4000.0, np.nan, -np.inf], p)
+    values = rng.choice([0.0, 12.5, 50.0, 79.99, 80.0, 100.0, 250.0, np.nan, np.inf, 0.0004], p)
+    if huge:  # sums that could leave int64: declined, as the table's compiled path declines
+        values = np.where(rng.random(p) < 0.05, 1e17, values)
+    ages = rng.choice([0.0, 15.0, 30.0, 60.0, np.nan, np.inf], p)
+    return ListedPods(target, rng.random(p) < 0.15, rng.random(p) < 0.7, start, transition, values, ages,
+                      tuple(f"p{k}" for k in range(p)), now, 100_000, float(rng.choice([30.0, 60.0])), 0)
+
+
+def table_samples(listed: ListedPods) -> PodSamples:
+    """The PodSamples of ``listed`` with its table built as PodReader builds it without the one-pass path."""
+    from controller.ports import PodView
+    view = PodView(target=listed.target, names=listed.names, pending=listed.pending, ready=listed.ready,
+                   start_time=listed.start_time, ready_transition_time=listed.transition_time,
+                   uid=np.arange(listed.target.size, dtype=np.int64))
+    got = ListedPodSamples(view, listed.values, listed.ages, listed.window_s)
+    table, usage, has = sampled_pod_table([], got, listed.now)
+    return PodSamples(table, usage.reshape(-1, 1), has.reshape(-1, 1), np.array([True]))
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("cpu_rules", [True, False], ids=["cpu", "not-cpu"])
+def test_listed_utilization_equals_table_compiled_and_numpy(monkeypatch, seed, cpu_rules):
+    monkeypatch.setattr(compiled, "switch", "1")
+    rng = np.random.default_rng(seed)
+    n, now = 40, 10_000.0
+    listed = random_listed(rng, n, now, huge=seed % 4 == 3)
+    current = rng.integers(0, 12, n)
+    target = rng.choice([1, 50, 80, 150], n)
+    args = (current, target, 0.1, 0.1)
+    kw = dict(cpu_rules=cpu_rules, cpu_initialization_period_s=300.0, initial_readiness_delay_s=30.0)
+    got = hpa_compiled.try_listed_utilization_replicas(listed, *args, **kw)
+    pods = table_samples(listed)
+    table = hr.PodTable(**{**pods.pods.__dict__, "usage_milli": pods.usage_milli[:, 0],
+                           "has_sample": pods.has_sample[:, 0]})
+    want = hr.resource_utilization_replicas(table, hr.StraySamples(), *args, **kw)  # numpy, the reference
+    compiled_table = hpa_compiled.try_resource_utilization_replicas(table, hr.StraySamples(), *args, **kw)
+    if seed % 4 == 3:  # declined (int64 sums): the table's path declines too
+        assert got is None and compiled_table is None
+        return
+    for name in ("replicas", "utilization", "usage_milli", "error"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+        np.testing.assert_array_equal(getattr(got, name), getattr(compiled_table, name), err_msg=name)
+    assert got.error_message == want.error_message
+
+
+def test_joined_samples_build_their_table_on_demand(monkeypatch):
+    monkeypatch.setattr(compiled, "switch", "1")
+    listed = random_listed(np.random.default_rng(3), 10, 500.0)
+    want = table_samples(listed)
+    built = []
+    joined = JoinedPodSamples(listed, 2, lambda: built.append(1) or (want.pods, want.usage_milli[:, 0],
+                                                                     want.has_sample[:, 0]))
+    assert not built and list(joined.per_pod) == [True, False]
+    assert joined.pods is want.pods and joined.usage_milli.shape == (want.pods.size, 2)
+    np.testing.assert_array_equal(joined.usage_milli[:, 0], want.usage_milli[:, 0])
+    assert not joined.has_sample[:, 1].any() and built == [1]  # built once
+
+
+def test_listed_means_equal_the_tables():
+    listed = random_listed(np.random.default_rng(5), 30, 100.0)
+    pods = table_samples(listed)
+    got = hpa_compiled.try_listed_means(listed.target, listed.values, 30)
+    want = hpa_compiled.try_pod_means(pods.pods.target, pods.usage_milli[:, 0], pods.has_sample[:, 0], 30)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])

@@ -2,7 +2,8 @@
 listing, array for array: on generated slot arrays (ties of serials, empty slots, repeated and
 unknown targets) and on a simulated cluster scaled up and down tick after tick. The same for
 the running pods with their targets' samples (``running_pod_samples``: the compiled pass and
-the numpy listing filtered)."""
+the numpy listing filtered). The compiled listing is sized by the cluster's kept pod counts;
+counts that do not match the slots give the same listing (counted again)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class Slots(ClusterPort):
     def __init__(self, phase, serial, revision_seq, created_s, transition_s):
         self._pod_phase, self._pod_serial, self._pod_revision_seq = phase, serial, revision_seq
         self._pod_created_s, self._pod_ready_transition_s = created_s, transition_s
+        self._n_pods = np.count_nonzero(np.asarray(phase) != EMPTY, axis=1).astype(np.int64)  # as the cluster keeps it
         self._init_port()
 
     def _flush(self) -> None:
@@ -48,14 +50,18 @@ class Slots(ClusterPort):
 def assert_same_listing(monkeypatch, slots: Slots, rows, exists) -> None:
     monkeypatch.setattr(compiled, "switch", "1")
     rows, exists = np.asarray(rows, np.int64), np.asarray(exists, bool)
-    fast = pod_listing.try_list_pods(rows, exists, slots._pod_phase, slots._pod_serial, slots._pod_revision_seq,
-                                     slots._pod_created_s, slots._pod_ready_transition_s)
-    assert fast is not None, "the kernel declined"
-    got, want = slots._pod_dict(*fast), slots._list_pods_numpy(rows, exists)
-    for name in FIELDS:
-        assert got[name].dtype == want[name].dtype, name
-        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
-    assert list(got["name"]) == list(want["name"])
+    want = slots._list_pods_numpy(rows, exists)
+    counted = slots._n_pods
+    # sized by the kept counts, by none (counted), or by wrong counts (seen wrong: counted again)
+    for counts in (counted, None, counted + 1, np.maximum(counted - 1, 0)):
+        fast = pod_listing.try_list_pods(rows, exists, slots._pod_phase, slots._pod_serial, slots._pod_revision_seq,
+                                         slots._pod_created_s, slots._pod_ready_transition_s, counts)
+        assert fast is not None, "the kernel declined"
+        got = slots._pod_dict(*fast)
+        for name in FIELDS:
+            assert got[name].dtype == want[name].dtype, name
+            np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+        assert list(got["name"]) == list(want["name"])
 
 
 SAMPLE_FIELDS = ("at", "uid", "values", "age_s")

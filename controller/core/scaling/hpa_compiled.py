@@ -140,6 +140,19 @@ def _utilization_kernel(target, phase, ready, deleted, start_age, transition_age
         usage_sum[t] += usage[k]
         request_sum[t] += request[k]
 
+    replicas, utilization, average, error = _proposals_from_sums(
+        listed, sampled, n_ready, n_missing, n_unready, usage_sum, request_sum, missing_usage, missing_request,
+        unready_request, bad_code, n_stray, current, target_util, tol_down, tol_up)
+    return replicas, utilization, average, error, first_bad
+
+
+@jit
+def _proposals_from_sums(listed, sampled, n_ready, n_missing, n_unready, usage_sum, request_sum, missing_usage,
+                         missing_request, unready_request, bad_code, n_stray, current, target_util, tol_down, tol_up):
+    """The per-target half of the calculator, from the pods' counts and sums (N,) each (see
+    _utilization_kernel): upstream's checks in its order, then both paths of the ratio.
+    Returns (replicas, utilization, raw average, error code), (N,) int64 each."""
+    n = current.shape[0]
     replicas = np.zeros(n, np.int64)
     utilization = np.zeros(n, np.int64)
     average = np.zeros(n, np.int64)
@@ -180,7 +193,7 @@ def _utilization_kernel(target, phase, ready, deleted, start_age, transition_age
         replicas[i] = r
         utilization[i] = util
         average[i] = _trunc_div(usage_sum[i], n_ready[i])
-    return replicas, utilization, average, error, first_bad
+    return replicas, utilization, average, error
 
 
 def _per_target(values, n: int, dtype) -> np.ndarray:
@@ -417,3 +430,139 @@ def try_sampled_pod_table(target: np.ndarray, names, pending: np.ndarray, ready:
                         has_container=has_container, usage_milli=table_usage, has_sample=table_has,
                         metric_age_s=metric_age, metric_window_s=window, names=hr.table_names(names))
     return table, usage, has
+
+
+@jit
+def _listed_utilization_kernel(target, pending, ready, start_time, transition_time, values, ages, now, request_milli,
+                               window_s, n_stray, current, target_util, tol_down, tol_up, cpu_rules, cpu_period_s,
+                               readiness_delay_s):
+    """_utilization_kernel on listed pods with one metric's samples joined (``ListedPods``),
+    without building their pod table: each pod's table row is what _sampled_table_kernel makes
+    of it (Pending or Running, Ready True or False, not deleted, ``request_milli`` requested,
+    no container named; a sample where its value is finite), read as _utilization_kernel reads
+    it. Returns (replicas, utilization, raw average, error code (N,) int64, the largest |milli
+    value| of the pods' usages and request, for the caller's int64 check, the number of targets
+    with an error)."""
+    n, p = current.shape[0], target.shape[0]
+    listed = np.zeros(n, np.int64)
+    sampled = np.zeros(n, np.int64)
+    n_ready = np.zeros(n, np.int64)
+    n_missing = np.zeros(n, np.int64)
+    n_unready = np.zeros(n, np.int64)
+    usage_sum = np.zeros(n, np.int64)
+    request_sum = np.zeros(n, np.int64)
+    missing_usage = np.zeros(n, np.int64)
+    missing_request = np.zeros(n, np.int64)
+    unready_request = np.zeros(n, np.int64)
+    bad_code = np.zeros(n, np.int64)  # every listed pod has its request and container: no bad pod
+    largest = abs(request_milli)
+    for k in range(p):
+        t = target[k]
+        listed[t] += 1
+        v = values[k]
+        has_sample = math.isfinite(v)
+        usage = _milli(v) if has_sample else 0
+        largest = max(largest, abs(usage))
+        if has_sample:
+            sampled[t] += 1
+        if pending[k]:
+            n_unready[t] += 1
+            unready_request[t] += request_milli
+            continue
+        if not has_sample:
+            n_missing[t] += 1
+            missing_request[t] += request_milli
+            fallback = target_util[t] if target_util[t] > 100 else 100
+            missing_usage[t] += _trunc_div(request_milli * fallback, 100)
+            continue
+        if cpu_rules[t]:
+            s_age = now - start_time[k]
+            tt = transition_time[k]
+            r_age = _finite_age(_ZERO_AGE if tt != tt else now - tt)
+            m_age = _finite_age(ages[k])
+            is_false = not ready[k]
+            if s_age != s_age:
+                unready = True
+            elif s_age < cpu_period_s:
+                unready = is_false or (r_age - m_age < window_s)
+            else:
+                unready = is_false and (s_age - r_age < readiness_delay_s)
+            if unready:
+                n_unready[t] += 1
+                unready_request[t] += request_milli
+                continue
+        n_ready[t] += 1
+        usage_sum[t] += usage
+        request_sum[t] += request_milli
+    replicas, utilization, average, error = _proposals_from_sums(
+        listed, sampled, n_ready, n_missing, n_unready, usage_sum, request_sum, missing_usage, missing_request,
+        unready_request, bad_code, n_stray, current, target_util, tol_down, tol_up)
+    errors = 0
+    for i in range(n):
+        if error[i] != _E_NONE:
+            errors += 1
+    return replicas, utilization, average, error, largest, errors
+
+
+def try_listed_utilization_replicas(listed, current, target_utilization, tolerance_down, tolerance_up, *,
+                                    cpu_rules=True, cpu_initialization_period_s: float = 300.0,
+                                    initial_readiness_delay_s: float = 30.0, resource: str = "cpu",
+                                    container: str = "") -> hr.ReplicaProposal | None:
+    """:func:`try_resource_utilization_replicas` of ``listed`` (hpa_propose.ListedPods: listed
+    pods, one metric's samples joined, no stray sample) in one pass over the listed arrays,
+    without their pod table: the same result as that function on the table
+    ``try_sampled_pod_table`` builds of them. None when the kernels are off or the sums could
+    leave int64: then build the table and call that function (or the reference)."""
+    if not compiled.enabled():
+        return None
+    current = np.asarray(current, dtype=np.int64).reshape(-1)
+    n = current.size
+    target_util = _per_target(target_utilization, n, np.int64)
+    try:
+        replicas, utilization, average, error, largest, errors = _listed_utilization_kernel(
+            listed.target, listed.pending, listed.ready, listed.start_time, listed.transition_time, listed.values,
+            listed.ages, float(listed.now), int(listed.request_milli), float(listed.window_s), np.zeros(n, np.int64),
+            current, target_util, _per_target(tolerance_down, n, np.float64), _per_target(tolerance_up, n, np.float64),
+            _per_target(cpu_rules, n, np.bool_), float(cpu_initialization_period_s), float(initial_readiness_delay_s))
+    except compiled.KERNEL_ERRORS as exc:
+        compiled.mark_broken(exc)
+        return None
+    p = int(listed.target.size)
+    if p and p * int(largest) * max(100, int(target_util.max(initial=0))) >= _SUM_LIMIT:  # _sums_fit's bound
+        return None
+    # no listed pod lacks a request or its container: no error names a pod (most cycles: no error at all)
+    messages = (hr._messages(error, resource=resource, container=container or "(all)", pod=lambda i: "") if errors
+                else hr._no_messages(n))
+    return hr.ReplicaProposal(replicas=replicas, utilization=utilization, usage_milli=average, error=error,
+                              error_message=messages)
+
+
+@jit
+def _listed_means_kernel(target, values, out_values, out_present):
+    n = out_values.shape[0]
+    count = np.zeros(n, np.int64)
+    total = np.zeros(n)
+    for k in range(target.shape[0]):  # in pod order, as _means_kernel (np.bincount) adds
+        v = values[k]
+        if math.isfinite(v):
+            t = target[k]
+            count[t] += 1
+            total[t] += _milli(v) / 1000.0
+    for i in range(n):
+        out_present[i] = count[i] > 0
+        out_values[i] = total[i] / count[i] if count[i] > 0 else math.nan
+
+
+def try_listed_means(target: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`try_pod_means` of listed pods' samples given as values (P,) in the metric's unit
+    (NaN: none), each turned into milli-units as the pod table holds it: (mean per target (n,),
+    NaN where none; has one (n,)). None when the kernels are off."""
+    if not compiled.enabled():
+        return None
+    out, present = np.empty(n), np.empty(n, np.bool_)
+    try:
+        _listed_means_kernel(np.asarray(target, np.int64), np.asarray(values, np.float64), out, present)
+    except compiled.KERNEL_ERRORS as exc:
+        compiled.mark_broken(exc)
+        return None
+    return out, present

@@ -37,25 +37,54 @@ def supports(params: PolicyParams) -> bool:
 
 
 @jit
-def _normalize_legacy_kernel(current, proposals, valid, rec_v, rec_t, missing_since, now, lo, hi, window_s,
-                             factor, minimum, combined_out, proposal_out, stabilized_out, desired_out, limit_out,
-                             reason_out, active_out):
+def _scan_history(old_v, old_t, rec_v, rec_t, current, now, cut_window, cut_keep):
+    """Copy the (H, N) history ``old_v``, ``old_t`` into ``rec_v``, ``rec_t``, seeding a target
+    seen for the first time (slot 0 empty: is_empty looks at slot 0 only) with (current, now),
+    and per target (column) of the copy: the max of the values whose time is inside the window
+    (at or after ``cut_window``; -inf when none, NaN when one is NaN, np.maximum's fold in slot
+    order) and the slot the next write goes to: the first reusable one (empty, or before
+    ``cut_keep``), else the first oldest. Returns (high (N,), slot (N,) int64).
+
+    Slot by slot over all targets, each slot's row read contiguously: a target's slots are N
+    apart in memory, so the per-target scan missed the cache on every slot; and the copy is
+    made in the same pass (one read of the history, not a copy and then a scan)."""
+    slots, n = old_v.shape
+    high = np.full(n, -_INF)
+    slot = np.zeros(n, np.int64)
+    key = np.full(n, _INF)
+    for s in range(slots):
+        for i in range(n):
+            t, v = old_t[s, i], old_v[s, i]
+            if s == 0 and t != t:
+                t, v = now, current[i]
+            rec_v[s, i], rec_t[s, i] = v, t
+            if t >= cut_window:
+                high[i] = compiled.nan_max(high[i], v)
+            k = t if t >= cut_keep else -_INF  # NaN (empty) compares False: reusable
+            if s == 0 or k < key[i]:
+                slot[i], key[i] = s, k
+    return high, slot
+
+
+@jit
+def _normalize_legacy_kernel(current, proposals, valid, old_v, old_t, rec_v, rec_t, missing_since, now, lo, hi,
+                             window_s, factor, minimum, combined_out, proposal_out, stabilized_out, desired_out,
+                             limit_out, reason_out, active_out):
     """normalize.normalize for a legacy policy with HPA's semantics, N targets, in place.
 
-    current (N,); proposals, valid (N, M); rec_v, rec_t (H, N) the history (the transposes of
-    NormState's Fortran-ordered (N, H) arrays), written in place; missing_since (N,) in place.
+    current (N,); proposals, valid (N, M); old_v, old_t (H, N) the history (the transposes of
+    NormState's Fortran-ordered (N, H) arrays), read only; rec_v, rec_t (H, N) the new history,
+    written whole; missing_since (N,) in place.
     Outputs (N,): combined, proposal, stabilized, desired (float64), limit reason, reason
     (int64), active (bool)."""
     n, m = proposals.shape
     slots = rec_v.shape[0]
     cut_window, cut_keep = now - window_s, now - window_s  # legacy: the history is kept for the down window
     up_cap_tighter_reason, max_reason = compiled._RL_UP, compiled._CL_MAX
+    # the new history (first sight seeded with (current, now)), and its windows
+    highs, write_slot = _scan_history(old_v, old_t, rec_v, rec_t, current, now, cut_window, cut_keep)
     for i in range(n):
         cur = current[i]
-        # first sight: seed the history with (current, now); is_empty looks at slot 0 only
-        if slots > 0 and rec_t[0, i] != rec_t[0, i]:
-            rec_v[0, i] = cur
-            rec_t[0, i] = now
         # combine: max over the valid proposals (np.maximum: NaN propagates)
         combined, any_valid, all_valid = -_INF, False, True
         for j in range(m):
@@ -74,16 +103,9 @@ def _normalize_legacy_kernel(current, proposals, valid, rec_v, rec_t, missing_si
         missing_since[i] = _NAN if any_valid else (now if ms != ms else ms)
         proposal = cur if hold else combined
         skip = has_forced or hold
-        # stabilize (inclusive window) over the history as it was before this cycle's write,
-        # and the slot of that write: the first reusable (empty or outdated), else the first oldest
-        high, slot, key = -_INF, 0, _INF
-        for s in range(slots):
-            t, v = rec_t[s, i], rec_v[s, i]
-            if t >= cut_window:
-                high = compiled.nan_max(high, v)
-            k = t if t >= cut_keep else -_INF  # NaN (empty) compares False: reusable
-            if s == 0 or k < key:
-                slot, key = s, k
+        # stabilize (inclusive window) over the history as it was before this cycle's write
+        # (_scan_history, before this loop), and the slot of that write
+        high, slot = highs[i], write_slot[i]
         stabilized = compiled.nan_max(proposal, high)
         # clamp_legacy: the scale-up cap max(factor * current, minimum), then [min, max]
         up_cap = np.trunc(compiled.nan_max(factor * cur, minimum))
@@ -115,17 +137,19 @@ def try_normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarr
         return None
     current = np.ascontiguousarray(current, dtype=np.float64)
     n = current.shape[0]
-    # the new history: Fortran-ordered copies, as history.write_slot returns (their transposes
-    # are the kernel's C-ordered (H, N) arrays)
-    rec_v = np.array(state.rec_values, dtype=np.float64, order="F")
-    rec_t = np.array(state.rec_times, dtype=np.float64, order="F")
+    # the new history: Fortran-ordered, as history.write_slot returns (their transposes are the
+    # kernel's C-ordered (H, N) arrays), filled by the kernel from the old one (read as it is)
+    old_v = np.asfortranarray(state.rec_values, dtype=np.float64)
+    old_t = np.asfortranarray(state.rec_times, dtype=np.float64)
+    rec_v, rec_t = np.empty(old_v.shape, order="F"), np.empty(old_t.shape, order="F")
     missing_since = np.array(state.missing_since, dtype=np.float64)
     f = np.empty((4, n))
     limit_reason, reason = np.empty(n, np.int64), np.empty(n, np.int64)
     active = np.empty(n, np.bool_)
     try:
         _normalize_legacy_kernel(current, np.ascontiguousarray(proposals, dtype=np.float64),
-                                 np.ascontiguousarray(valid, dtype=np.bool_), rec_v.T, rec_t.T, missing_since,
+                                 np.ascontiguousarray(valid, dtype=np.bool_), old_v.T, old_t.T, rec_v.T, rec_t.T,
+                                 missing_since,
                                  float(now), float(params.min_replicas), float(params.max_replicas),
                                  float(params.scale_down.window_s), float(params.scale_up_limit_factor),
                                  float(params.scale_up_limit_minimum), f[0], f[1], f[2], f[3], limit_reason, reason,

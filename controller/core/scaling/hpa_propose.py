@@ -81,6 +81,66 @@ class PodSamples:
 
 
 @dataclass(frozen=True)
+class ListedPods:
+    """Pods as a pod lister lists them, with one per-pod metric's samples joined: (P,) each, by
+    target. target: the pod's target row; pending, ready: its phase is Pending, its Ready
+    condition True; start_time, transition_time: epoch s (NaN unset); values: its sample in the
+    metric's unit (NaN: none), ages: the sample's age (s); names: pod names (only for messages).
+    Every pod requests ``request_milli``; samples span ``window_s``, read at ``now``; ``column``:
+    the metric."""
+
+    target: np.ndarray
+    pending: np.ndarray
+    ready: np.ndarray
+    start_time: np.ndarray
+    transition_time: np.ndarray
+    values: np.ndarray
+    ages: np.ndarray
+    names: object
+    now: float
+    request_milli: int
+    window_s: float
+    column: int
+
+
+class JoinedPodSamples(PodSamples):
+    """PodSamples of ``ListedPods``: metric ``listed.column`` read per pod, no stray sample. The
+    calculator reads a Utilization metric from ``listed`` in one pass (hpa_compiled.
+    try_listed_utilization_replicas); the pod table and the (P, M) sample columns, which cost
+    more to build than that pass, are built by ``build`` (() -> (table, usage (P,) int64, has
+    (P,) bool)) on first access, for any other reader."""
+
+    def __init__(self, listed: ListedPods, n_metrics: int, build):
+        per_pod = np.zeros(n_metrics, bool)
+        per_pod[listed.column] = True
+        for name, value in (("listed", listed), ("per_pod", per_pod), ("stray_target", _no_strays()),
+                            ("stray_metric", _no_strays()), ("stray_usage_milli", _no_strays()),
+                            ("_build", build), ("_n_metrics", n_metrics), ("_built", None)):
+            object.__setattr__(self, name, value)
+
+    def _columns(self) -> tuple[hr.PodTable, np.ndarray, np.ndarray]:
+        if self._built is None:
+            table, usage_j, has_j = self._build()
+            usage = np.zeros((table.size, self._n_metrics), np.int64)
+            has = np.zeros((table.size, self._n_metrics), bool)
+            usage[:, self.listed.column], has[:, self.listed.column] = usage_j, has_j
+            object.__setattr__(self, "_built", (table, usage, has))
+        return self._built
+
+    @property
+    def pods(self) -> hr.PodTable:
+        return self._columns()[0]
+
+    @property
+    def usage_milli(self) -> np.ndarray:
+        return self._columns()[1]
+
+    @property
+    def has_sample(self) -> np.ndarray:
+        return self._columns()[2]
+
+
+@dataclass(frozen=True)
 class HpaProposals:
     """The calculator's result per target and metric, (N, M) arrays (zeros where ``error`` is set).
 
@@ -134,6 +194,22 @@ def _per_pod_metric(params: PolicyParams, m: MetricParams, pods: hr.PodTable, st
                                      resource=m.resource, metric_name=m.name, **readiness)
 
 
+def _listed_metric(params: PolicyParams, m: MetricParams, pods: JoinedPodSamples, j: int,
+                   current: np.ndarray) -> hr.ReplicaProposal | None:
+    """A Utilization metric read from listed pods in one compiled pass, without their pod table
+    (the same result as :func:`_per_pod_metric` on it); None for another metric or kind, or
+    when the kernels decline: then build the table."""
+    if m.kind != MetricKind.UTILIZATION or pods.listed.column != j:
+        return None
+    source = m.hpa_source
+    return hpa_compiled.try_listed_utilization_replicas(
+        pods.listed, current, max(int(round(m.target)), 1), params.tolerance_down, params.tolerance_up,
+        cpu_rules=source != HpaSource.PODS and m.resource == "cpu", resource=m.resource,
+        container=m.container if source == HpaSource.CONTAINER_RESOURCE else "",
+        cpu_initialization_period_s=params.cpu_initialization_period_s,
+        initial_readiness_delay_s=params.initial_readiness_delay_s)
+
+
 def _workload_metric(params: PolicyParams, m: MetricParams, value: np.ndarray, present: np.ndarray,
                      pods: hr.PodTable, current: np.ndarray, status: np.ndarray) -> hr.ReplicaProposal:
     """Object and External metrics: one value per workload (an External value may be a sum of series)."""
@@ -168,8 +244,10 @@ def hpa_propose(params: PolicyParams, current: np.ndarray, ready: np.ndarray, st
     replicas, utilization, usage, error = (np.zeros(shape, np.int64) for _ in range(4))
     texts: dict[int, list[str]] = {}  # the rows with an error in some metric (most cycles: none)
     for j, m in enumerate(params.metrics):
-        if m.per_pod:
-            r = _per_pod_metric(params, m, _pod_columns(pods, j, values, usable), _strays(pods, j), cur)
+        if m.per_pod:  # from listed pods without their table when it can, else from the table
+            r = _listed_metric(params, m, pods, j, cur) if isinstance(pods, JoinedPodSamples) else None
+            if r is None:
+                r = _per_pod_metric(params, m, _pod_columns(pods, j, values, usable), _strays(pods, j), cur)
         else:
             r = _workload_metric(params, m, values[:, j], usable[:, j], pods.pods, cur, stat)
         replicas[:, j], utilization[:, j], usage[:, j], error[:, j] = r.replicas, r.utilization, r.usage_milli, r.error
