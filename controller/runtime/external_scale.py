@@ -18,6 +18,15 @@ with what this controller last wrote or last accepted:
   scaled from the count it has under the policy's own windows and rate limits. ``0s`` disables
   the hands-off (the change is still said, and the policy's count is written back).
 
+A **deploy** that carries spec.replicas (``kubectl apply``, Helm, an Argo CD or Flux sync of a
+manifest with ``replicas:``; ``DEPLOY_MANAGERS``, or any server-side apply) resets the count as a
+side effect, at any hour, to a number written down long ago: no hands-off for it (held for the
+hands-off, a release at the peak would leave the service at the manifest's 3 pods for 30 minutes;
+HPA takes it back within its 15 s sync, and so does this controller, at its next decision). It is
+said as a Warning (take spec.replicas out of the manifest) and counts toward a fight. What comes
+through the scale subresource, or from any other writer (``kubectl edit``, ``kubectl patch``, a
+script), is a decision about capacity: hands off.
+
 A **fight**: an external change that reverts a write of this controller (it wrote since the
 previous change it accepted), the ``FIGHT_REVERTS``-th within ``FIGHT_WINDOW_S`` plus twice the
 hands-off (with a 30-minute hands-off, a writer that resets the count at each of this
@@ -67,6 +76,10 @@ FIGHT_REVERTS = 3
 FIGHT_WINDOW_S = 3600.0
 #: Who changed it when the API server does not say (no managedFields entry owns spec.replicas).
 UNKNOWN_WRITER = "someone"
+#: Field managers of deploy tools (their writes carry the whole manifest): a count they set is a
+#: deploy's side effect, never a hands-off (see the module docstring). Any server-side apply too.
+DEPLOY_MANAGERS = frozenset({"kubectl-client-side-apply", "helm", "helm-controller", "kustomize-controller",
+                             "argocd-controller", "argocd-application-controller", "argocd-server"})
 #: Field managers of autoscalers this controller takes a workload over from (HPA's writes, KEDA's
 #: through HPA): a count they set is never a person's, whatever its time.
 AUTOSCALER_MANAGERS = frozenset({"kube-controller-manager"})
@@ -83,11 +96,17 @@ class ExternalChange:
     at: float  # the cycle that saw it (epoch s)
     until: float  # hands off until (epoch s); == at without hands-off
     reverted: bool = False  # it undid a write of this controller
+    deploy: bool = False  # a deploy tool's write of the whole manifest: no hands-off (until == at)
 
     def record(self, rehearsal: bool) -> dict:
         """The ``externalScale`` field of the target's decision records."""
         return {"by": self.by, "replicas": self.replicas, "from": self.before, "at": self.at, "until": self.until,
-                **({"rehearsal": True} if rehearsal else {})}
+                **({"deploy": True} if self.deploy else {}), **({"rehearsal": True} if rehearsal else {})}
+
+
+def is_deploy(status) -> bool:
+    """Whether a TargetStatus's replicas were last set by a deploy tool's write of the manifest."""
+    return not status.replicas_by_scale and (status.replicas_manager in DEPLOY_MANAGERS or status.replicas_applied)
 
 
 def clock_time(epoch_s: float) -> str:
@@ -136,7 +155,8 @@ class ExternalScaleWatch:
             if status.replicas_manager and status.replicas_manager == self.own_manager:
                 self._wrote.discard(t)  # ours (another replica of this controller, a late write): accepted
                 continue
-            self._external(t, expected, observed, status.replicas_manager or UNKNOWN_WRITER, now, event)
+            self._external(t, expected, observed, status.replicas_manager or UNKNOWN_WRITER, now, event,
+                           deploy=is_deploy(status))
         self._expire(now)
         self._end_fights(now)
         if self.rehearsal:
@@ -176,15 +196,16 @@ class ExternalScaleWatch:
         self._external(t, replicas, replicas, by, now, event, at=min(at, now))
 
     def _external(self, t: TargetRef, before: int, replicas: int, by: str, now: float,
-                  event: Callable[[TargetRef, str, str, bool], None], at: float | None = None) -> None:
-        """Say an external change and start its hands-off; ``at``: when it was made, if before this
-        cycle (a change from before this controller watched, seen at its first sight)."""
+                  event: Callable[[TargetRef, str, str, bool], None], at: float | None = None,
+                  deploy: bool = False) -> None:
+        """Say an external change and start its hands-off (not for a ``deploy``); ``at``: when it was
+        made, if before this cycle (a change from before this controller watched, at its first sight)."""
         reverted = t in self._wrote
         self._wrote.discard(t)
         at = now if at is None else at
-        change = ExternalChange(t, by, replicas, before, at, at + self.hands_off_s, reverted)
+        change = ExternalChange(t, by, replicas, before, at, at if deploy else at + self.hands_off_s, reverted, deploy)
         self.changes.append(change)
-        if self.hands_off_s > 0 or self.rehearsal:
+        if (self.hands_off_s > 0 or self.rehearsal) and not deploy:
             self.hands_off[t] = change
         else:
             self.hands_off.pop(t, None)
@@ -192,7 +213,7 @@ class ExternalScaleWatch:
         log.log(logging.INFO if self.rehearsal else logging.WARNING, message,
                 extra={"policy": self.policy, "target": str(t), "by": by, "replicas": replicas, "from": before})
         if not self.rehearsal:
-            event(t, "ExternalScaleChange", message, False)
+            event(t, "ExternalScaleChange", message, deploy)
         if not reverted:
             return
         reverts = self._reverts.setdefault(t, deque())
@@ -212,6 +233,10 @@ class ExternalScaleWatch:
         what = f"replicas of {c.target.kind} {c.target.key} set to {c.replicas} by {c.by} " + (
             f"(from {c.before})" if c.before != c.replicas else f"at {clock_time(c.at)}, before policy {self.policy} "
                                                                  f"watched it (a restart or a new leader)")
+        if c.deploy:
+            return (f"{what}, a deploy that carries spec.replicas: policy {self.policy} sets its own count "
+                    f"{'(a real run would) ' if self.rehearsal else ''}at its next decision, no hands-off for a deploy "
+                    f"tool (take spec.replicas out of the manifest, or have the tool ignore it)")
         if self.rehearsal:
             return (f"{what}: a real run of policy {self.policy} would leave them alone"
                     + (f" until {clock_time(c.until)}" if self.hands_off_s > 0 else " for no time (handsOff 0s)")

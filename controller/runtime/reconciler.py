@@ -170,8 +170,9 @@ def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: f
     if result.withheld is not None and d is not None:
         records = [replace(r, extra={**r.extra, "withheld": int(w)}) if w else r
                    for r, w in zip(records, result.withheld)]
-    if result.hands_off:
-        by_key = {t.key: c.record(result.rehearsal) for t, c in result.hands_off.items()}
+    by_key = {t.key: c.record(result.rehearsal) for t, c in result.hands_off.items()}
+    by_key.update({c.target.key: c.record(result.rehearsal) for c in result.external_changes if c.deploy})
+    if by_key:  # held (hands-off), or reset by a deploy this cycle
         records = [replace(r, extra={**r.extra, "externalScale": by_key[k]}) if k in by_key else r
                    for r, k in zip(records, keys)]
     if result.healing is not None:

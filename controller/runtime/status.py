@@ -72,7 +72,7 @@ def _health_view(health: dict | None, previous: dict | None = None, at=None) -> 
 def _hands_off_view(external: dict | None) -> dict | None:
     """A record's ``externalScale`` (controller/runtime/external_scale.py): who set the replicas to
     what, when, and until when the policy leaves them alone (``rehearsal``: a real run would)."""
-    if not isinstance(external, dict):
+    if not isinstance(external, dict) or external.get("deploy"):  # a deploy's reset: no hands-off
         return None
     return {"by": external.get("by"), "replicas": external.get("replicas"), "at": external.get("at"),
             "until": external.get("until"), "rehearsal": bool(external.get("rehearsal"))}

@@ -126,8 +126,8 @@ def test_the_adapter_writes_as_setpoint_and_reads_the_writer(server, api_client)
 
 
 def test_replicas_writer_without_managed_fields():
-    assert replicas_writer(None) == ("", None, False)
-    assert replicas_writer([client.V1ManagedFieldsEntry(manager="x", fields_v1={"f:metadata": {}})]) == ("", None, False)
+    assert replicas_writer(None) == ("", None, False, False)
+    assert replicas_writer([client.V1ManagedFieldsEntry(manager="x", fields_v1={"f:metadata": {}})]) == ("", None, False, False)
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed (CI has /usr/bin/kubectl)")

@@ -125,7 +125,7 @@ def loop_factory(server, tmp_path):
 
 @pytest.mark.parametrize("writer, manager, subresource", [
     pytest.param("kubectl-patch", "kubectl", True, id="scale-subresource-as-kubectl"),
-    pytest.param("argocd", "argocd-controller", False, id="deployment-patch-as-argocd"),
+    pytest.param("kubectl-edit", "kubectl-edit", False, id="deployment-edited-by-a-person"),
 ])
 def test_hands_off_after_an_external_scale_then_resume_from_the_current_count(loop_factory, caplog, writer, manager,
                                                                                  subresource):
@@ -159,6 +159,25 @@ def test_hands_off_after_an_external_scale_then_resume_from_the_current_count(lo
     assert len(loop.events("ExternalScaleChange")) == 1  # said once; its own writes are not external
     assert loop.sample("setpoint_external_scale_changes_total", target="shop/web") == 1
     assert any("scales Deployment shop/web again, from its current replicas" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("manager", ["argocd-controller", "helm"])
+def test_a_deploy_that_carries_replicas_is_said_and_not_held(loop_factory, manager):
+    # a release at the peak whose manifest says replicas: 2: held for the hands-off, the service would
+    # stay at 2 pods for 30 minutes; the policy takes its count back at its next decision, as HPA would
+    loop = loop_factory(hands_off="30m")
+    assert [a.replicas for a in loop.cycle().actions] == [5]
+    loop.scale_by(manager, 2, scale_subresource=False)
+    result = loop.cycle()
+    assert [a.replicas for a in result.actions] == [5] and loop.spec() == 5
+    assert record(result)["externalScale"] == {"by": manager, "replicas": 2, "from": 5, "at": record(result)["at"],
+                                               "until": record(result)["at"], "deploy": True}
+    [event] = loop.events("ExternalScaleChange")
+    assert event["type"] == "Warning" and "a deploy that carries spec.replicas" in event["message"]
+    assert "take spec.replicas out of the manifest" in event["message"]
+    assert loop.sample("setpoint_hands_off", target="shop/web") == 0
+    assert loop.sample("setpoint_external_scale_changes_total", target="shop/web") == 1
+    assert result.hands_off == {}
 
 
 @pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (CI has /usr/bin/kubectl)")
