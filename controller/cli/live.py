@@ -277,7 +277,7 @@ def _once_problems(names: list[str], results: list, prometheus: str) -> list[str
     return problems
 
 
-@app.command(short_help="Re-arm self-healing of a held workload.")
+@app.command(short_help="Re-arm self-healing of a held workload, or end its hands-off.")
 def resume(
     target: Annotated[str, typer.Argument(help="The workload: NAMESPACE/NAME, or NAME in --namespace.")],
     namespace: Annotated[str, typer.Option("--namespace", "-n", help="Namespace when TARGET has none.")] = "default",
@@ -292,6 +292,9 @@ def resume(
     history is kept), and saves the re-armed state, so a restart does not hold it again. A
     resume written while no controller runs is seen by the next one. See setpoint_healing_held
     in /metrics and the HealingHeld Events.
+
+    It also ends a hands-off (a count someone set by hand, left alone for
+    onExternalScale.handsOff): the policy scales the workload again from its current replicas.
     """
     from datetime import datetime, timezone
 
@@ -308,7 +311,7 @@ def resume(
         fail([f"{ref}: cannot write the resume annotation: {why}"])
     finally:
         cluster.close()
-    typer.echo(f"{ref}: resume requested; the controller re-arms it on its next cycle")
+    typer.echo(f"{ref}: resume requested; the controller re-arms it (and ends a hands-off) on its next cycle")
 
 
 #: ``--kind`` as kubectl spells the two workload kinds (any case).

@@ -47,6 +47,10 @@ on-call's hands-off; it resumes until the change's own time plus the hands-off. 
 scale-subresource entry is read so: another writer's entry (an apply of the whole manifest)
 changes its time with any of its fields, an image as well as the replicas.
 
+``setpoint resume NAMESPACE/NAME`` (a new value of the setpoint.io/resume annotation) ends a
+hands-off early: the on-call hands the workload back. At a first sight, a resume written after
+the change keeps it from being resumed.
+
 Under a rehearsal (``--dry-run``, ``--shadow``) nothing is written, so what this controller "last
 wrote" is what it last observed: a change is external only when the count moved between two
 cycles (never because the rehearsal's own decisions were not applied). It is said (at info: in
@@ -64,7 +68,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from controller.model import TargetRef
+from controller.model import RESUME_ANNOTATION, TargetRef
 from controller.policy.durations import format_duration
 from controller.ports import ClusterView
 
@@ -109,6 +113,14 @@ def is_deploy(status) -> bool:
     return not status.replicas_by_scale and (status.replicas_manager in DEPLOY_MANAGERS or status.replicas_applied)
 
 
+def _epoch_s(text: str) -> float | None:
+    """An RFC 3339 time (the resume annotation) as epoch seconds; None when it is not one."""
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() if text else None
+    except ValueError:
+        return None
+
+
 def clock_time(epoch_s: float) -> str:
     """``15:04 UTC`` in the process's local zone (the Events and logs a person reads)."""
     return datetime.fromtimestamp(epoch_s).astimezone().strftime("%H:%M %Z")
@@ -123,6 +135,7 @@ class ExternalScaleWatch:
         self._expected: dict[TargetRef, int] = {}  # spec.replicas as last written or accepted
         self._wrote: set[TargetRef] = set()  # wrote since the last change accepted (a change now reverts it)
         self._reverts: dict[TargetRef, deque[float]] = {}
+        self._resume_seen: dict[TargetRef, str] = {}  # the setpoint.io/resume annotation as last seen
         self.hands_off: dict[TargetRef, ExternalChange] = {}  # in force (real runs), or last seen (rehearsals)
         self.fights: dict[TargetRef, str] = {}  # target -> the other writer, while it is a fight
         self.changes: list[ExternalChange] = []  # seen by the last cycle
@@ -145,6 +158,7 @@ class ExternalScaleWatch:
             if status is None:
                 self._forget(t)
                 continue
+            self._read_resume(t, status, now)
             observed, expected = int(status.spec_replicas), self._expected.get(t)
             self._expected[t] = observed
             if expected is None:
@@ -169,6 +183,7 @@ class ExternalScaleWatch:
         the fights, and the hands-offs, each now lasting this policy's ``hands_off_s`` from its change."""
         self._expected, self._wrote = dict(old._expected), set(old._wrote)
         self._reverts = {t: deque(r) for t, r in old._reverts.items()}
+        self._resume_seen = dict(old._resume_seen)
         self.fights = dict(old.fights)
         self.hands_off = {t: replace(c, until=c.at + self.hands_off_s) for t, c in old.hands_off.items()
                           if self.hands_off_s > 0 or self.rehearsal}
@@ -184,14 +199,32 @@ class ExternalScaleWatch:
         self._reverts.pop(t, None)
         self.hands_off.pop(t, None)
         self.fights.pop(t, None)
+        self._resume_seen.pop(t, None)
+
+    def _read_resume(self, t: TargetRef, status, now: float) -> None:
+        """A new value of the resume annotation (``setpoint resume``) ends the target's hands-off."""
+        value = dict(status.annotations).get(RESUME_ANNOTATION, "")
+        seen = self._resume_seen.get(t)
+        self._resume_seen[t] = value
+        if seen is None or seen == value or not value or t not in self.hands_off:  # a removal hands nothing back
+            return
+        change = self.hands_off.pop(t)
+        log.log(logging.INFO if self.rehearsal else logging.WARNING,
+                "policy %s scales %s %s again, from its current replicas: setpoint resume ended the hands-off "
+                "(replicas set to %d by %s at %s)", self.policy, t.kind, t.key, change.replicas, change.by,
+                clock_time(change.at), extra={"policy": self.policy, "target": str(t)})
 
     def _first_sight(self, t: TargetRef, status, now: float, event: Callable[[TargetRef, str, str, bool], None]) -> None:
         """Resume the hands-off of a count another writer set through the scale subresource less than
-        the hands-off ago (see the module docstring); anything else first seen is accepted."""
+        the hands-off ago and not handed back since (see the module docstring); anything else first
+        seen is accepted."""
         by, at = status.replicas_manager, status.replicas_set_at
         if (not status.replicas_by_scale or not by or by == self.own_manager or by in AUTOSCALER_MANAGERS
                 or at is None or self.hands_off_s <= 0 or not now - self.hands_off_s < at <= now + 1.0):
             return
+        resumed = _epoch_s(dict(status.annotations).get(RESUME_ANNOTATION, ""))
+        if resumed is not None and resumed >= at:
+            return  # `setpoint resume` after the change: handed back
         replicas = int(status.spec_replicas)
         self._external(t, replicas, replicas, by, now, event, at=min(at, now))
 
@@ -244,7 +277,8 @@ class ExternalScaleWatch:
         if self.hands_off_s <= 0:
             return f"{what}: policy {self.policy} sets its own count again (onExternalScale.handsOff is 0s)"
         return (f"{what}: policy {self.policy} leaves {c.target.name} alone until {clock_time(c.until)} "
-                f"(onExternalScale.handsOff {format_duration(self.hands_off_s)}), then scales it from there")
+                f"(onExternalScale.handsOff {format_duration(self.hands_off_s)}), then scales it from there; "
+                f"`setpoint resume {c.target.key}` hands it back sooner")
 
     def _expire(self, now: float) -> None:
         for t, c in list(self.hands_off.items()):

@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import urllib.request
 
 import pytest
@@ -195,6 +196,26 @@ def test_kubectl_scale_during_a_live_loop_is_held_and_named(loop_factory, server
     assert {record(r)["externalScale"]["by"] for r in results} == {"kubectl"}  # kubectl 1.32: its User-Agent's
     [event] = loop.events("ExternalScaleChange")
     assert "set to 12 by kubectl (from 5)" in event["message"] and "handsOff 30m" in event["message"]
+
+
+def test_setpoint_resume_hands_a_held_workload_back(loop_factory, server, tmp_path):
+    # the on-call is done before the 30 minutes are up: `setpoint resume` (the real command, through
+    # the real client) gives the workload back; the next cycle scales it from there
+    loop = loop_factory(hands_off="30m")
+    loop.cycle()
+    loop.scale_by("kubectl", 9)
+    held = [loop.cycle() for _ in range(5)]  # its own 2 -> 5 leaves the one-minute rate period
+    assert {record(r)["reason"] for r in held} == {"ExternalOverride"} and loop.spec() == 9
+    [event] = loop.events("ExternalScaleChange")
+    assert "`setpoint resume shop/web` hands it back sooner" in event["message"]
+    kubeconfig = server.write_kubeconfig(tmp_path / "resume-config", namespace="shop")
+    proc = subprocess.run([sys.executable, "-m", "controller.cli", "resume", "shop/web", "--kubeconfig", str(kubeconfig)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    result = loop.cycle()
+    assert record(result)["reason"] != "ExternalOverride" and "externalScale" not in record(result)
+    assert [a.replicas for a in result.actions] == [8]  # from 9, one pod a minute: the policy's own limit
+    assert loop.sample("setpoint_hands_off", target="shop/web") == 0
 
 
 def test_hands_off_0s_sets_the_policy_count_again_and_says_so(loop_factory):

@@ -4,6 +4,8 @@ fight and when it is over. (The same watch runs through sim serve in test_extern
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
 from controller.model import TargetRef, TargetStatus
@@ -23,10 +25,11 @@ def run(steps, hands_off_s=600.0, rehearsal=False):
         if step[0] == "write":
             watch.wrote(WEB, step[1])
             continue
-        _, replicas, manager, set_at, by_scale = (*step, None, False)[:5]
+        _, replicas, manager, set_at, by_scale, resumed = (*step, None, False, "")[:6]
         view = ClusterView.from_statuses([WEB], {WEB: TargetStatus(
             WEB, replicas, replicas, replicas, replicas_manager=manager, replicas_by_scale=by_scale,
-            replicas_set_at=None if set_at is None else T0 + set_at)})
+            replicas_set_at=None if set_at is None else T0 + set_at,
+            annotations=(("setpoint.io/resume", resumed),) if resumed else ())})
         rows = watch.observe([WEB], view, T0 + at, lambda t, reason, message, warning: said.append(reason))
         held.append(bool(rows[0]))
     return said, held, watch
@@ -34,6 +37,11 @@ def run(steps, hands_off_s=600.0, rehearsal=False):
 
 def see(at, replicas, manager="argocd-controller"):
     return (at, ("see", replicas, manager))
+
+
+def iso(at) -> str:
+    """The resume annotation as `setpoint resume` writes it, ``at`` s after T0."""
+    return datetime.fromtimestamp(T0 + at, timezone.utc).isoformat(timespec="seconds")
 
 
 def scaled(at, replicas, manager, set_at):
@@ -83,6 +91,19 @@ def revert_cycles(times, hands_off_s=600.0):
                  id="restart-after-an-apply-not-a-scale"),
     pytest.param([scaled(0, 30, "kube-controller-manager", -60)], [], [False], id="restart-after-hpa-scaled-it"),
     pytest.param([scaled(0, 30, "setpoint", -60)], [], [False], id="restart-after-its-own-scale"),
+    pytest.param([(0, ("see", 30, "kubectl", -300, True, iso(-100)))], [], [False],
+                 id="restart-after-a-resume-that-followed-the-scale"),
+    pytest.param([(0, ("see", 30, "kubectl", -300, True, iso(-400)))], ["ExternalScaleChange"], [True],
+                 id="restart-after-a-resume-older-than-the-scale"),
+    # setpoint resume (a new value of the annotation) hands a held target back
+    pytest.param([see(0, 2), see(15, 7, "kubectl"), (30, ("see", 7, "kubectl", None, False, iso(25))),
+                  (45, ("see", 7, "kubectl", None, False, iso(25)))],
+                 ["ExternalScaleChange"], [False, True, False, False], id="resume-ends-a-hands-off"),
+    pytest.param([(0, ("see", 2, "helm", None, False, iso(-9))), (15, ("see", 7, "kubectl", None, False, iso(-9))),
+                  (30, ("see", 7, "kubectl", None, False, iso(-9)))],
+                 ["ExternalScaleChange"], [False, True, True], id="an-old-resume-value-ends-nothing"),
+    pytest.param([see(0, 2), (15, ("see", 7, "kubectl", None, False, iso(-9))), see(30, 7, "kubectl")],
+                 ["ExternalScaleChange"], [False, True, True], id="the-annotation-removed-ends-nothing"),
 ])
 def test_rules(steps, said, held):
     got_said, got_held, _ = run(steps)
