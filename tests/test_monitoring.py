@@ -26,7 +26,7 @@ PROMTOOL = shutil.which("promtool")
 EXPECTED_ALERTS = {"SetpointDown", "SetpointNoLeader", "SetpointSeveralLeaders", "SetpointCycleStalled",
                    "SetpointCycleFailing", "SetpointMetricsSourceFailing", "SetpointActuationErrors",
                    "SetpointHealingHeld", "SetpointRolloutHeldLong", "SetpointPolicyReloadFailing", "SetpointRecordsFailing",
-                   "SetpointPolicyConflict", "SetpointWorkloadScaledByHPA",
+                   "SetpointPolicyConflict", "SetpointWorkloadScaledByHPA", "SetpointPolicySelectsNothing",
                    "SetpointReplicasWithheld", "SetpointTargetNotReady",
                    "SetpointReadinessFlapping", "SetpointScaleFight"}
 #: Grafana's variables, replaced by something PromQL parses.

@@ -155,6 +155,7 @@ class ControllerService:
         # (policy, metric) whose query last answered with no sample for some existing targets:
         # said once when it starts and once when every target has one again
         self._metric_gaps: set[tuple[str, str, str]] = set()  # (policy, metric, kind: _METRIC_GAP_WORDS)
+        self._selects_nothing: set[str] = set()  # policies whose targets matched no workload at their last cycle
         self.telemetry.records_ok.set(1)  # the writer opened the file (or none is asked for)
         self.status_book = StatusBook()  # GET /status: the last cycle of each policy, per target
         self.scheduler = BackgroundScheduler(
@@ -289,6 +290,7 @@ class ControllerService:
         for error in result.errors:
             log.warning(error, extra={"policy": result.policy})
         self._say_metric_gaps(result)
+        self._say_empty_selection(result)
         for problem in result.state_problems:
             log.error("durable healing state unreadable, restored conservatively: %s", problem,
                       extra={"policy": result.policy})
@@ -300,6 +302,26 @@ class ControllerService:
                      action.replicas, action.reason, extra={"policy": result.policy, "target": str(action.target)})
         log.debug("cycle", extra={"policy": result.policy, "targets": len(result.targets),
                                   "duration_s": round(result.duration_s, 4), "queries": result.queries})
+
+    def _say_empty_selection(self, result: CycleResult) -> None:
+        """A policy whose targets match no workload (a namespace or name misspelt, labels on none yet)
+        does nothing and says nothing each cycle: warn when it starts, and when it selects some again."""
+        policy = self.policies.get(result.policy)
+        if policy is None:
+            return
+        selected = len(result.targets) + len(result.left_alone)
+        if not selected and result.policy not in self._selects_nothing:
+            self._selects_nothing.add(result.policy)
+            sel = policy.selector
+            which = (f"named {', '.join(sel.names)}" if sel.by_name else f"with labels {sel.label_selector}")
+            look = f"kubectl get {sel.kind.lower()} -n {sel.namespace}" + ("" if sel.by_name else f" -l {sel.label_selector}")
+            log.warning("policy %s selects no workload: no %s %s in namespace %s (check the namespace, names and "
+                        "labels: %s); it acts on nothing until one appears", result.policy, sel.kind, which,
+                        sel.namespace, look, extra={"policy": result.policy})
+        elif selected and result.policy in self._selects_nothing:
+            self._selects_nothing.discard(result.policy)
+            log.warning("policy %s selects %d workload(s) again", result.policy, selected,
+                        extra={"policy": result.policy})
 
     def _say_metric_gaps(self, result: CycleResult) -> None:
         """A metric whose query answers with no sample for some targets (renamed, relabeled, its

@@ -7,7 +7,7 @@ ready_replicas{policy,target}, lost_ready_total{policy,target}, withheld_replica
 prometheus_requests_total{policy}, invalid_samples_total{policy,metric,reason} (reason:
 negative, non_finite, implausible), policies_loaded, policy_reload_failures_total, policy_reload_ok,
 policy_reload_last_success_timestamp_seconds, healing_held{policy,target}, rollout_held{policy,target},
-last_cycle_timestamp_seconds{policy}, leader, records_write_failures_total, records_ok,
+last_cycle_timestamp_seconds{policy}, selected_targets{policy}, leader, records_write_failures_total, records_ok,
 prometheus_clock_skew_seconds, external_scale_changes_total{policy,target}, hands_off{policy,target},
 scale_fight{policy,target} (controller/runtime/external_scale.py).
 """
@@ -90,6 +90,9 @@ class Telemetry:
                                 "HorizontalPodAutoscaler also scales: it leaves them alone (under --dry-run or "
                                 "--shadow it only rehearses them); a ScaledByHPA Event names the HPA.",
                                 ["policy"], registry=r)
+        self.selected = Gauge("setpoint_selected_targets", "Workloads a policy's targets select (those it leaves "
+                              "alone included) at its last cycle; 0: its names, namespace or labels match none.",
+                              ["policy"], registry=r)
         self.clock_skew = Gauge("setpoint_prometheus_clock_skew_seconds", "This controller's clock minus "
                                 "Prometheus' (from its answers' Date header, +-1 s); queries are evaluated at this "
                                 "clock, so beyond a few seconds readings are off. NaN before the first answer.",
@@ -125,7 +128,7 @@ class Telemetry:
         """Drop the gauges of a policy that a reload removed, so that no alert reads them as stale."""
         for target in self._targets.pop(policy, set()):
             self._forget_target(policy, target)
-        for gauge in (self.last_cycle, self.contested, self.hpa_scaled):
+        for gauge in (self.last_cycle, self.contested, self.hpa_scaled, self.selected):
             try:
                 gauge.remove(policy)
             except KeyError:
@@ -190,6 +193,7 @@ class Telemetry:
         self.last_cycle.labels(p).set(time.time())
         self.contested.labels(p).set(result.contested)
         self.hpa_scaled.labels(p).set(result.hpa_scaled)
+        self.selected.labels(p).set(len(result.targets) + len(result.left_alone))
         for error in result.errors:
             self.errors.labels(p, "state" if error.startswith("state:") else "metrics").inc()
         for _ in result.state_problems:

@@ -339,3 +339,34 @@ def test_an_implausible_reading_is_held_and_warned_once_and_its_end_once(tmp_pat
     assert (first.policy, first.metric, first.query, first.targets_implausible, first.targets) == (
         "web", "rps", "rps_query", 1, 1)
     service.stop()
+
+
+def test_a_policy_that_selects_no_workload_is_warned_once_and_its_end_once(tmp_path, caplog):
+    # a misspelt name (or namespace, or labels on no workload yet): the policy does nothing, and
+    # said nothing, each cycle
+    cluster, metrics, _ = sim()
+    targets = SimTargets(cluster, ["web", "api"], match_selectors=True)  # selectors matched as the real API
+    path = tmp_path / "web.yaml"
+    path.write_text(POLICY.format(interval="15s", target=100).replace("names: [web]", "names: [wbe]"))
+    telemetry = Telemetry()
+    service = ControllerService([tmp_path], metrics, targets, telemetry, clock=lambda: T0 + 20)
+    with caplog.at_level("WARNING", logger="setpoint.runtime"):
+        for _ in range(3):
+            [result] = service.run_all_once()
+            assert result.targets == []
+    said = [r.getMessage() for r in caplog.records if "selects" in r.getMessage()]
+    assert said == ["policy web selects no workload: no Deployment named wbe in namespace default (check the "
+                    "namespace, names and labels: kubectl get deployment -n default); it acts on nothing until one "
+                    "appears"]
+    assert telemetry.registry.get_sample_value("setpoint_selected_targets", {"policy": "web"}) == 0
+    caplog.clear()
+    path.write_text(POLICY.format(interval="15s", target=100))
+    deadline = time.monotonic() + 10
+    while not service.reload_if_changed() and time.monotonic() < deadline:  # waits for the file to settle
+        time.sleep(0.5)
+    with caplog.at_level("WARNING", logger="setpoint.runtime"):
+        [result] = service.run_all_once()
+    assert [t.name for t in result.targets] == ["web"]
+    assert [r.getMessage() for r in caplog.records if "selects" in r.getMessage()] == [
+        "policy web selects 1 workload(s) again"]
+    assert telemetry.registry.get_sample_value("setpoint_selected_targets", {"policy": "web"}) == 1
