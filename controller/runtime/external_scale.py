@@ -13,7 +13,9 @@ with what this controller last wrote or last accepted:
 - different otherwise: an **external change**, by the field manager that owns spec.replicas
   (``kubectl``, ``argocd-controller``; "someone" when the API server does not say). The target
   is left at that count for the policy's ``onExternalScale.handsOff`` (default 30m; reason
-  ExternalOverride, core/scaling/external.py), said once: a log line, an ``ExternalScaleChange``
+  ExternalOverride, core/scaling/external.py); a count someone raised is a floor (the on-call
+  scaled up for more capacity: more if the load asks for it, never fewer), one they lowered is
+  kept as it is (load shed, a consumer stopped). Said once: a log line, an ``ExternalScaleChange``
   Event, ``setpoint_external_scale_changes_total`` and ``setpoint_hands_off`` 1. Then it is
   scaled from the count it has under the policy's own windows and rate limits. ``0s`` disables
   the hands-off (the change is still said, and the policy's count is written back).
@@ -101,11 +103,18 @@ class ExternalChange:
     until: float  # hands off until (epoch s); == at without hands-off
     reverted: bool = False  # it undid a write of this controller
     deploy: bool = False  # a deploy tool's write of the whole manifest: no hands-off (until == at)
+    floor: bool = False  # raised by someone: at least ``replicas``, the policy may scale above it
+
+    @property
+    def kept(self) -> str:
+        """How the count is kept, for people: 'at 3' or 'at 30 or more'."""
+        return f"at {self.replicas} or more" if self.floor else f"at {self.replicas}"
 
     def record(self, rehearsal: bool) -> dict:
         """The ``externalScale`` field of the target's decision records."""
         return {"by": self.by, "replicas": self.replicas, "from": self.before, "at": self.at, "until": self.until,
-                **({"deploy": True} if self.deploy else {}), **({"rehearsal": True} if rehearsal else {})}
+                **({"deploy": True} if self.deploy else {}), **({"floor": True} if self.floor else {}),
+                **({"rehearsal": True} if rehearsal else {})}
 
 
 def is_deploy(status) -> bool:
@@ -177,6 +186,16 @@ class ExternalScaleWatch:
             return np.zeros(len(targets), bool)
         return np.fromiter((t in self.hands_off for t in targets), bool, len(targets))
 
+    def floors(self, targets: Sequence[TargetRef]) -> np.ndarray:
+        """(N,) replicas: the floor of a target under a hands-off someone started by raising its count
+        (the policy may scale it further up, not below), NaN elsewhere."""
+        out = np.full(len(targets), np.nan)
+        for i, t in enumerate(targets):
+            change = self.hands_off.get(t)
+            if change is not None and change.floor:
+                out[i] = change.replicas
+        return out
+
     def adopt(self, old: "ExternalScaleWatch") -> None:
         """Take over what the watch of the same policy before a reload knew (an edit of the policy
         during an incident must not end the hands-off): the counts written or accepted, the reverts,
@@ -236,7 +255,8 @@ class ExternalScaleWatch:
         reverted = t in self._wrote
         self._wrote.discard(t)
         at = now if at is None else at
-        change = ExternalChange(t, by, replicas, before, at, at if deploy else at + self.hands_off_s, reverted, deploy)
+        change = ExternalChange(t, by, replicas, before, at, at if deploy else at + self.hands_off_s, reverted, deploy,
+                                floor=replicas > before)
         self.changes.append(change)
         if (self.hands_off_s > 0 or self.rehearsal) and not deploy:
             self.hands_off[t] = change
@@ -276,6 +296,11 @@ class ExternalScaleWatch:
                     + "; this rehearsal goes on deciding for it")
         if self.hands_off_s <= 0:
             return f"{what}: policy {self.policy} sets its own count again (onExternalScale.handsOff is 0s)"
+        if c.floor:
+            return (f"{what}: policy {self.policy} keeps {c.target.name} at {c.replicas} replicas or more until "
+                    f"{clock_time(c.until)} (onExternalScale.handsOff {format_duration(self.hands_off_s)}; more if the "
+                    f"load asks for it, never fewer), then scales it from there; `setpoint resume {c.target.key}` "
+                    f"hands it back sooner")
         return (f"{what}: policy {self.policy} leaves {c.target.name} alone until {clock_time(c.until)} "
                 f"(onExternalScale.handsOff {format_duration(self.hands_off_s)}), then scales it from there; "
                 f"`setpoint resume {c.target.key}` hands it back sooner")

@@ -178,10 +178,15 @@ def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: f
     if result.healing is not None:
         health = [h.to_dict() for h in result.healing.records(result.policy, keys)]
         if result.hands_off and not result.rehearsal:  # a health scale-up was held: not the action taken
-            held = {t.key for t in result.hands_off}
+            kept = {t.key: c for t, c in result.hands_off.items()}
+
+            def held(h: dict, k: str) -> bool:  # as _without_held_scales: any scale, or one below a floor
+                c = kept.get(k)
+                return (c is not None and h.get("action") == "scale"
+                        and (not c.floor or h.get("replicas") is None or h["replicas"] < c.replicas))
             health = [{**h, "action": None, "replicas": None, "heldByHandsOff": {"action": h["action"],
                                                                                  "replicas": h.get("replicas")}}
-                      if k in held and h.get("action") == "scale" else h for h, k in zip(health, keys)]
+                      if held(h, k) else h for h, k in zip(health, keys)]
         records = [replace(r, extra={**r.extra, "health": h}) for r, h in zip(records, health)]
     if start_s:
         records = [replace(r, at=r.at - start_s) for r in records]
@@ -700,8 +705,8 @@ class Reconciler:
                           latest=self._query_latest(targets, now, result), withheld=result.withheld)
         self._carry_state_over(targets)
         decision = self._scaling.decide(self.policy.params, obs, now)
-        if held is not None:  # someone else set their replicas: kept as set (core/scaling/external.py)
-            decision = hands_off(decision, held)
+        if held is not None:  # someone else set their replicas: kept as set, or as a floor (core/scaling/external.py)
+            decision = hands_off(decision, held, self.external.floors(targets))
         result.decision = decision
         result.implausible = _implausible_counts(result.missing, decision, view.exists)
         try:
@@ -745,10 +750,16 @@ class Reconciler:
 
     def _without_held_scales(self, actions: list[Action], result: CycleResult) -> list[Action]:
         """The actions without a scale of a target under hands-off (a health scale-up writes spec.replicas
-        too); a rehearsal holds nothing."""
+        too) that would leave it other than kept: any, or one below its floor; a rehearsal holds nothing."""
         if not result.hands_off or self.rehearsal:
             return actions
-        return [a for a in actions if not (a.kind is ActionKind.SCALE and a.target in result.hands_off)]
+
+        def held(a: Action) -> bool:
+            change = result.hands_off.get(a.target)
+            if a.kind is not ActionKind.SCALE or change is None:
+                return False
+            return not change.floor or a.replicas is None or a.replicas < change.replicas
+        return [a for a in actions if not held(a)]
 
     def _finish(self, result: CycleResult, started: float) -> CycleResult:
         view = result.view

@@ -75,7 +75,8 @@ def _hands_off_view(external: dict | None) -> dict | None:
     if not isinstance(external, dict) or external.get("deploy"):  # a deploy's reset: no hands-off
         return None
     return {"by": external.get("by"), "replicas": external.get("replicas"), "at": external.get("at"),
-            "until": external.get("until"), "rehearsal": bool(external.get("rehearsal"))}
+            "until": external.get("until"), "rehearsal": bool(external.get("rehearsal")),
+            "floor": bool(external.get("floor"))}
 
 
 def hands_off_line(key: str, hands_off: dict | None, now: float | None = None) -> str:
@@ -88,6 +89,8 @@ def hands_off_line(key: str, hands_off: dict | None, now: float | None = None) -
     what = f"replicas set to {hands_off.get('replicas')} by {hands_off.get('by')}"
     if hands_off.get("rehearsal"):
         return f"{key}: a real run would leave it alone until {when} ({what}); this rehearsal goes on deciding"
+    if hands_off.get("floor"):
+        return f"{key}: hands off until {when}, at {hands_off.get('replicas')} or more ({what})"
     return f"{key}: hands off until {when} ({what})"
 
 

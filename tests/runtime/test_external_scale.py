@@ -142,13 +142,13 @@ def test_hands_off_after_an_external_scale_then_resume_from_the_current_count(lo
     assert reasons == ["ExternalOverride"] * 8
     first_held = record(held[0])
     assert first_held["externalScale"] == {"by": manager, "replicas": 9, "from": 5, "at": seen_at,
-                                           "until": seen_at + 120.0}
+                                           "until": seen_at + 120.0, "floor": True}
     assert first_held["desired"] == 9 and first_held["stabilized"] == 5  # what it would have set, kept in the record
     assert held[0].conditions[0]["ScalingActive"]["reason"] == "ExternalOverride"
     [event] = loop.events("ExternalScaleChange")
     assert event["type"] == "Normal"
     assert event["message"].startswith(f"replicas of Deployment shop/web set to 9 by {manager} (from 5): policy web "
-                                       f"leaves web alone until ")
+                                       f"keeps web at 9 replicas or more until ")
     assert loop.sample("setpoint_external_scale_changes_total", target="shop/web") == 1
     assert loop.sample("setpoint_hands_off", target="shop/web") == 1
     # 120 s after the change: scaled again, from 9, one pod a minute (the policy's own limit), not back to 5
@@ -339,11 +339,12 @@ def test_status_says_hands_off_until_when_and_who(server, tmp_path):
             web = json.loads(response.read())["policies"]["web"]["targets"]["shop/web"]
         assert web["reason"] == "ExternalOverride"
         assert web["hands_off"] == {"by": "kubectl", "replicas": 12, "at": "2026-05-28T20:27:10Z",
-                                    "until": "2026-05-28T20:57:10Z", "rehearsal": False}
+                                    "until": "2026-05-28T20:57:10Z", "rehearsal": False, "floor": True}
         proc = cli("--server", url)
         assert proc.returncode == 0, proc.stderr
         until = datetime.fromtimestamp(T_CYCLE + 30 + 1800, XST).strftime("%H:%M")
-        assert f"shop/web: hands off until {until} (replicas set to 12 by kubectl)" in proc.stdout, proc.stdout
+        assert f"shop/web: hands off until {until}, at 12 or more (replicas set to 12 by kubectl)" in proc.stdout, \
+            proc.stdout
     finally:
         http.stop()
         cluster.close()
@@ -395,11 +396,12 @@ HEALING = """\
 """
 
 
-@pytest.mark.parametrize("action, applied", [
-    pytest.param("rolling-restart", "rolling-restart", id="a-restart-goes-out-during-hands-off"),
-    pytest.param("scale-up", None, id="a-health-scale-up-is-held-like-any-replica-write"),
+@pytest.mark.parametrize("action, set_to, applied", [
+    pytest.param("rolling-restart", 9, "rolling-restart", id="a-restart-goes-out-during-hands-off"),
+    pytest.param("scale-up", 3, None, id="a-health-scale-up-of-a-lowered-count-is-held"),
+    pytest.param("scale-up", 9, "scale", id="a-health-scale-up-above-a-raised-count-goes-out"),
 ])
-def test_health_actions_during_hands_off(server, tmp_path, action, applied):
+def test_health_actions_during_hands_off(server, tmp_path, action, set_to, applied):
     text = POLICY % "    onExternalScale: {handsOff: 10m}\n" + HEALING % action
     [policy] = load_policy_text(text, "web.yaml")
     world = server.world
@@ -413,20 +415,26 @@ def test_health_actions_during_hands_off(server, tmp_path, action, applied):
         now = world.engine.now
         rec.cycle(now)  # scaled, or healed: whatever arbitration chose; then someone sets 9
         rec.cycle(now + 15)
-        apps.patch_namespaced_deployment_scale("web", "shop", {"spec": {"replicas": 9}}, field_manager="kubectl")
+        apps.patch_namespaced_deployment_scale("web", "shop", {"spec": {"replicas": set_to}}, field_manager="kubectl")
         for _ in range(120):  # 10 minutes: the new pods ready (not an overload: restarts are not replaced by a scale)
             world.advance(1)
             metrics.push(world.engine.signals())
         result = rec.cycle(world.engine.now)  # inside the 10-minute hands-off (seen at this cycle)
         assert result.hands_off and record(result)["reason"] == "ExternalOverride"
         assert [a.kind.word for a in result.actions] == ([applied] if applied else [])
-        assert all(a.kind.word != "scale" for a in result.actions)
         health = record(result)["health"]
+        engine = world.engine
+        if applied == "scale":  # a count someone raised is a floor: more pods are what they asked for too
+            [scale] = result.actions
+            assert health["action"] == "scale" and scale.replicas > set_to
+            assert int(engine.spec_replicas[engine.index("web")]) == scale.replicas
+            return
+        assert all(a.kind.word != "scale" for a in result.actions)
         if applied:
             assert health["action"] == applied
         else:  # what the health side asked for, held: not the record's action (nor the status's last action)
-            assert health["action"] is None and health["heldByHandsOff"] == {"action": "scale", "replicas": 12}
-        engine = world.engine
-        assert int(engine.spec_replicas[engine.index("web")]) == 9
+            assert health["action"] is None and health["heldByHandsOff"]["action"] == "scale"
+            assert health["heldByHandsOff"]["replicas"] > set_to
+        assert int(engine.spec_replicas[engine.index("web")]) == set_to
     finally:
         cluster.close()

@@ -155,3 +155,12 @@ def test_explain_prints_the_external_change(external, expected):
     line = _format_record({"target": "shop/web", "at": 100.0, "current": 30, "desired": 30,
                            "reason": "ExternalOverride", "metrics": {}, "externalScale": external})
     assert "[ExternalOverride]" in line and expected in line
+
+
+@pytest.mark.parametrize("to, floor", [(9, 9.0), (3, None)], ids=["raised-a-floor", "lowered-kept-as-set"])
+def test_a_raised_count_is_a_floor_and_a_lowered_one_is_kept(to, floor):
+    _, held, watch = run([see(0, 5), see(15, to, "kubectl")])
+    assert held == [False, True]
+    [got] = watch.floors([WEB]).tolist()
+    assert (got == floor) if floor is not None else got != got  # NaN: no floor, the count as set
+    assert watch.hands_off[WEB].record(False).get("floor", False) is (floor is not None)
