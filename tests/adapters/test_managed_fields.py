@@ -15,7 +15,7 @@ from kubernetes.client.exceptions import ApiException
 from controller.adapters.kubernetes import FIELD_MANAGER, KubernetesCluster, replicas_writer
 from controller.model import Action, ActionKind, TargetRef
 from simulators.kubeapi.store import CREATOR
-from tests.adapters.kube_helpers import official_client, start_server
+from tests.adapters.kube_helpers import api_client, server  # noqa: F401 -- the shared fixtures
 
 NS = "shop"
 WEB = TargetRef(NS, "web")
@@ -23,20 +23,6 @@ REPLICAS = {"f:spec": {"f:replicas": {}}}
 CREATED = {"f:metadata": {"f:labels": {"f:app": {}, "f:setpoint.io/autoscale": {}, "f:tier": {}}},
            "f:spec": {"f:replicas": {}, "f:selector": {}, "f:template": {}}}
 CREATED_WITHOUT_REPLICAS = {"f:metadata": CREATED["f:metadata"], "f:spec": {"f:selector": {}, "f:template": {}}}
-
-
-@pytest.fixture
-def server():
-    srv = start_server()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def api_client(server, tmp_path):
-    c = official_client(server, tmp_path)
-    yield c
-    c.close()
 
 
 def managed(api_client) -> list[dict]:

@@ -65,7 +65,7 @@ def assert_same_read(got, want) -> None:
 
 def assert_same_proposals(params, view, got, want) -> None:
     """hpa_propose on the joined read (listed pods, no table) equals it on the separate read's table."""
-    (pods, summaries), (pods_want, summaries_want) = got, want
+    (pods, summaries), (pods_want, _) = got, want  # the same summaries: assert_same_read checks them
     m = len(params.metrics)
     values = np.column_stack([summaries[j].values if j in summaries else np.full(len(view.spec), np.nan)
                               for j in range(m)])
