@@ -84,8 +84,9 @@ FIGHT_WINDOW_S = 3600.0
 UNKNOWN_WRITER = "someone"
 #: Field managers of deploy tools (their writes carry the whole manifest): a count they set is a
 #: deploy's side effect, never a hands-off (see the module docstring). Any server-side apply too.
-DEPLOY_MANAGERS = frozenset({"kubectl-client-side-apply", "helm", "helm-controller", "kustomize-controller",
-                             "argocd-controller", "argocd-application-controller", "argocd-server"})
+DEPLOY_MANAGERS = frozenset({"kubectl-client-side-apply", "kubectl-replace", "helm", "helm-controller",
+                             "kustomize-controller", "argocd-controller", "argocd-application-controller",
+                             "argocd-server"})
 #: Field managers of autoscalers this controller takes a workload over from (HPA's writes, KEDA's
 #: through HPA): a count they set is never a person's, whatever its time.
 AUTOSCALER_MANAGERS = frozenset({"kube-controller-manager"})

@@ -77,6 +77,8 @@ def revert_cycles(times, hands_off_s=600.0):
                  id="three-reverts-spread-over-80m-not-one"),
     pytest.param([see(0, 2), see(15, 7, "helm"), see(30, 7, "helm")], ["ExternalScaleChange"], [False, False, False],
                  id="a-helm-upgrade-that-carries-replicas-is-not-held"),
+    pytest.param([see(0, 5), see(15, 2, "kubectl-replace"), see(30, 2, "kubectl-replace")], ["ExternalScaleChange"],
+                 [False, False, False], id="a-kubectl-replace-of-the-manifest-lowering-it-is-not-held"),
     pytest.param([see(0, 2), (15, ("see", 7, "kustomize-controller", 10, False)), see(30, 7, "kustomize-controller")],
                  ["ExternalScaleChange"], [False, False, False], id="a-flux-sync-is-not-held"),
     pytest.param([see(0, 2), scaled(15, 7, "helm", 10)], ["ExternalScaleChange"], [False, True],
