@@ -26,6 +26,7 @@ ROWS = [
     ("held, raised: more when the load asks for it", 30, 4000.0, True, 30.0, 40, Reason.SCALE_UP),
     ("held, raised, above it since: down to the floor", 40, 500.0, True, 30.0, 30, Reason.EXTERNAL_OVERRIDE),
     ("held, raised, above it since: between floor and current", 40, 3500.0, True, 30.0, 35, Reason.SCALE_DOWN),
+    ("held, raised: a decision at the floor is the hands-off's", 30, 3000.0, True, 30.0, 30, Reason.EXTERNAL_OVERRIDE),
 ]
 
 

@@ -24,8 +24,8 @@ def hands_off(decision: Decision, held: np.ndarray, floors: np.ndarray | None = 
     ExternalOverride; the same object when no row is held.
 
     ``floors`` ((N,) replicas, NaN where none): a held row with a floor (someone raised the count:
-    "at least this many") keeps the policy's decision where it is at or above the floor (a load
-    that asks for more still gets it) and the floor where it is below (reason ExternalOverride);
+    "at least this many") keeps the policy's decision where it is above the floor (a load that
+    asks for more still gets it) and the floor where it is not (reason ExternalOverride);
     a held row without one (someone lowered it, or it is not known which) stays at its current
     replicas."""
     held = np.asarray(held, bool)
@@ -35,7 +35,7 @@ def hands_off(decision: Decision, held: np.ndarray, floors: np.ndarray | None = 
     floor = np.full(held.shape, np.nan) if floors is None else np.asarray(floors, dtype=np.float64)
     has_floor = held & np.isfinite(floor)
     kept = np.where(has_floor, floor, np.asarray(decision.current, dtype=np.float64))
-    overridden = held & ~(has_floor & (norm.desired >= floor))
+    overridden = held & ~(has_floor & (norm.desired > floor))  # at the floor: kept by the hands-off
     desired = np.where(overridden, kept, norm.desired)
     reason = np.where(overridden, np.asarray(int(Reason.EXTERNAL_OVERRIDE), dtype=np.asarray(norm.reason).dtype),
                       norm.reason)
