@@ -180,6 +180,7 @@ class TargetStatus:
     replicas_manager: str = ""
     replicas_set_at: float | None = None
     replicas_by_scale: bool = False  # that entry is a write through the scale subresource (kubectl scale)
+    replicas_alone: bool = False  # that entry owns spec.replicas and nothing else: its time is when they were set
     replicas_applied: bool = False  # that entry is a server-side apply (operation Apply: a manifest)
 
 

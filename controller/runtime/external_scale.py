@@ -41,13 +41,14 @@ workload out of the policy.
 Health actions (restart, rollback, pause) are not affected; a scale-up that self-healing asks
 for is held like any other write of spec.replicas while hands-off. What is first seen of a
 target (a start, a new leader, a new target) is accepted as it is, with one exception: a count
-set through the scale subresource (``kubectl scale``, a script on the scale API) by another
-writer than this controller or an autoscaler (``AUTOSCALER_MANAGERS``: HPA's, which it took
-over from) less than the hands-off ago. The hands-off is kept in memory only, so without that
-a restart or failover during an incident (a node lost with the controller on it) would end the
-on-call's hands-off; it resumes until the change's own time plus the hands-off. Only a
-scale-subresource entry is read so: another writer's entry (an apply of the whole manifest)
-changes its time with any of its fields, an image as well as the replicas.
+set less than the hands-off ago by another writer than this controller, an autoscaler
+(``AUTOSCALER_MANAGERS``: HPA's, which it took over from) or a deploy tool, whose managedFields
+entry owns spec.replicas and nothing else (``kubectl scale`` through the scale subresource, a
+``kubectl edit`` or ``patch`` of the replicas alone, a script). The hands-off is kept in memory
+only, so without that a restart or failover during an incident (a node lost with the controller
+on it) would end the on-call's hands-off; it resumes until the change's own time plus the
+hands-off. An entry that owns more (an apply of the whole manifest) changes its time with any of
+its fields, an image as well as the replicas: its time does not date the count.
 
 ``setpoint resume NAMESPACE/NAME`` (a new value of the setpoint.io/resume annotation) ends a
 hands-off early: the on-call hands the workload back. At a first sight, a resume written after
@@ -239,7 +240,8 @@ class ExternalScaleWatch:
         the hands-off ago and not handed back since (see the module docstring); anything else first
         seen is accepted."""
         by, at = status.replicas_manager, status.replicas_set_at
-        if (not status.replicas_by_scale or not by or by == self.own_manager or by in AUTOSCALER_MANAGERS
+        if (not status.replicas_alone or not by or by == self.own_manager or by in AUTOSCALER_MANAGERS
+                or is_deploy(status)
                 or at is None or self.hands_off_s <= 0 or not now - self.hands_off_s < at <= now + 1.0):
             return
         resumed = _epoch_s(dict(status.annotations).get(RESUME_ANNOTATION, ""))

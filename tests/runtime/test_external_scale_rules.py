@@ -28,6 +28,7 @@ def run(steps, hands_off_s=600.0, rehearsal=False):
         _, replicas, manager, set_at, by_scale, resumed = (*step, None, False, "")[:6]
         view = ClusterView.from_statuses([WEB], {WEB: TargetStatus(
             WEB, replicas, replicas, replicas, replicas_manager=manager, replicas_by_scale=by_scale,
+            replicas_alone=by_scale or manager == "kubectl-edit",  # a scale, or an edit of the replicas alone
             replicas_set_at=None if set_at is None else T0 + set_at,
             annotations=(("setpoint.io/resume", resumed),) if resumed else ())})
         rows = watch.observe([WEB], view, T0 + at, lambda t, reason, message, warning: said.append(reason))
@@ -91,6 +92,8 @@ def revert_cycles(times, hands_off_s=600.0):
     pytest.param([scaled(0, 30, "kubectl", -700)], [], [False], id="restart-after-the-hands-off-would-have-ended"),
     pytest.param([(0, ("see", 30, "kubectl-client-side-apply", -60, False))], [], [False],
                  id="restart-after-an-apply-not-a-scale"),
+    pytest.param([(0, ("see", 30, "kubectl-edit", -60, False))], ["ExternalScaleChange"], [True],
+                 id="restart-after-a-kubectl-edit-of-the-replicas-alone"),
     pytest.param([scaled(0, 30, "kube-controller-manager", -60)], [], [False], id="restart-after-hpa-scaled-it"),
     pytest.param([scaled(0, 30, "setpoint", -60)], [], [False], id="restart-after-its-own-scale"),
     pytest.param([(0, ("see", 30, "kubectl", -300, True, iso(-100)))], [], [False],
