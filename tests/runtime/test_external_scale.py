@@ -106,6 +106,17 @@ def server():
     srv.stop()
 
 
+def sim_ports(server, tmp_path, query: str, advance_s: int):
+    """(metrics, api_client, cluster) on sim serve: ``query`` reads the offered rps over 15 s, the
+    engine stepped ``advance_s`` first; the real client, as field manager setpoint."""
+    world = server.world
+    world.advance(advance_s)
+    metrics = SimMetrics(world.engine, {query: "offered_rps"}, window_s=15, tick_s=world.tick_s)
+    metrics.push(world.engine.signals())
+    api_client = official_client(server, tmp_path)
+    return metrics, api_client, KubernetesCluster(api_client, qps=0, retry_backoff_s=0.01)
+
+
 def record(result) -> dict:
     [r] = cycle_records(result, ("rps",))
     return r.to_dict()
@@ -316,12 +327,7 @@ def test_status_says_hands_off_until_when_and_who(server, tmp_path):
 
     (tmp_path / "policies").mkdir()
     (tmp_path / "policies" / "web.yaml").write_text(STATUS_POLICY)  # 150 rps at 50 per replica: 2 -> 3
-    world = server.world
-    world.advance(2)
-    metrics = SimMetrics(world.engine, {"rps_query": "offered_rps"}, window_s=15, tick_s=world.tick_s)
-    metrics.push(world.engine.signals())
-    api_client = official_client(server, tmp_path)
-    cluster = KubernetesCluster(api_client, qps=0, retry_backoff_s=0.01)
+    metrics, api_client, cluster = sim_ports(server, tmp_path, "rps_query", advance_s=2)
     now = [T_CYCLE]
     service = ControllerService([tmp_path / "policies"], metrics, cluster, Telemetry(), clock=lambda: now[0])
     http = StatusServer("127.0.0.1:0", service.telemetry.registry, service.healthy, service.ready,
@@ -357,13 +363,8 @@ def test_a_policy_edit_keeps_the_hands_off_with_its_new_duration(server, tmp_pat
     folder = tmp_path / "policies"
     folder.mkdir()
     (folder / "web.yaml").write_text(POLICY % "    onExternalScale: {handsOff: 30m}\n")
-    world = server.world
-    world.advance(3)
-    metrics = SimMetrics(world.engine, {"offered": "offered_rps"}, window_s=15, tick_s=world.tick_s)
-    metrics.push(world.engine.signals())
-    api_client = official_client(server, tmp_path)
-    cluster = KubernetesCluster(api_client, qps=0, retry_backoff_s=0.01)
-    now = [world.engine.now]
+    metrics, api_client, cluster = sim_ports(server, tmp_path, "offered", advance_s=3)
+    now = [server.world.engine.now]
     service = ControllerService([folder], metrics, cluster, Telemetry(),
                                 ServiceOptions(reload_every_s=3600, reload_settle_s=0), clock=lambda: now[0])
     try:
