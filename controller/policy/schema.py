@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Callable, Literal, Optional, Union
 
-from pydantic import BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from controller.core.scaling.params import DEFAULT_TOLERANCE, MAX_SEASONAL_PERIODS
 from controller.policy.durations import DURATION_PATTERN, describe_value
@@ -396,6 +396,9 @@ class OnMissingMetrics(StrictModel):
         None, json_schema_extra={"default": "hold"})
 
 
+#: A field manager's name as the API server accepts it: 1 to 128 printable characters.
+FieldManagerName = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x20-\x7e]+$")]
+
 #: What an SRE expects after scaling by hand during an incident: the count stays for half an hour.
 DEFAULT_HANDS_OFF_S = 1800.0
 
@@ -408,6 +411,10 @@ class OnExternalScale(StrictModel):
         "Leave the replicas as they were set this long (reason ExternalOverride, an ExternalScaleChange Event), then "
         "scale from that count under the policy's own windows and rate limits. 0s: set the policy's count again at "
         "the next cycle (an HPA's behaviour). Health actions (restart, rollback) are not affected.")
+    deploy_managers: list[FieldManagerName] = Field(default_factory=list, max_length=64, description=(
+        "Field managers (metadata.managedFields) of your own deploy pipelines, beside the known ones (kubectl apply, "
+        "kubectl replace, Helm, Argo CD, Flux): a count they reset comes with a manifest, not a decision about "
+        "capacity, so it gets no hands-off (a Warning Event says to take spec.replicas out of the manifest)."))
 
 
 class Scaling(StrictModel):

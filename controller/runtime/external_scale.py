@@ -119,9 +119,10 @@ class ExternalChange:
                 **({"rehearsal": True} if rehearsal else {})}
 
 
-def is_deploy(status) -> bool:
-    """Whether a TargetStatus's replicas were last set by a deploy tool's write of the manifest."""
-    return not status.replicas_by_scale and (status.replicas_manager in DEPLOY_MANAGERS or status.replicas_applied)
+def is_deploy(status, managers: frozenset[str] = DEPLOY_MANAGERS) -> bool:
+    """Whether a TargetStatus's replicas were last set by a deploy tool's write of the manifest
+    (``managers``: the known deploy tools and the policy's own ``deployManagers``)."""
+    return not status.replicas_by_scale and (status.replicas_manager in managers or status.replicas_applied)
 
 
 def _epoch_s(text: str) -> float | None:
@@ -141,8 +142,10 @@ class ExternalScaleWatch:
     """Per reconciler: what this controller last wrote or accepted per target, the hands-offs in
     force, and the reverts that make fights. ``hands_off_s`` 0 disables the hands-off."""
 
-    def __init__(self, policy: str, own_manager: str, hands_off_s: float, rehearsal: bool):
+    def __init__(self, policy: str, own_manager: str, hands_off_s: float, rehearsal: bool,
+                 deploy_managers: Sequence[str] = ()):
         self.policy, self.own_manager, self.hands_off_s, self.rehearsal = policy, own_manager, hands_off_s, rehearsal
+        self.deploy_managers = DEPLOY_MANAGERS | frozenset(deploy_managers)
         self._expected: dict[TargetRef, int] = {}  # spec.replicas as last written or accepted
         self._wrote: set[TargetRef] = set()  # wrote since the last change accepted (a change now reverts it)
         self._reverts: dict[TargetRef, deque[float]] = {}
@@ -181,7 +184,7 @@ class ExternalScaleWatch:
                 self._wrote.discard(t)  # ours (another replica of this controller, a late write): accepted
                 continue
             self._external(t, expected, observed, status.replicas_manager or UNKNOWN_WRITER, now, event,
-                           deploy=is_deploy(status))
+                           deploy=is_deploy(status, self.deploy_managers))
         self._expire(now)
         self._end_fights(now)
         if self.rehearsal:
@@ -241,7 +244,7 @@ class ExternalScaleWatch:
         seen is accepted."""
         by, at = status.replicas_manager, status.replicas_set_at
         if (not status.replicas_alone or not by or by == self.own_manager or by in AUTOSCALER_MANAGERS
-                or is_deploy(status)
+                or is_deploy(status, self.deploy_managers)
                 or at is None or self.hands_off_s <= 0 or not now - self.hands_off_s < at <= now + 1.0):
             return
         resumed = _epoch_s(dict(status.annotations).get(RESUME_ANNOTATION, ""))

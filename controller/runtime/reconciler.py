@@ -71,6 +71,8 @@ class RuntimePolicy:
     source: str = ""  # sha256 of the validated document; empty when built by hand (equal only to itself)
     #: ``scaling.onExternalScale.handsOff`` (s): how long a target someone else scaled is left alone
     hands_off_s: float = DEFAULT_HANDS_OFF_S
+    #: ``scaling.onExternalScale.deployManagers``: the team's own deploy pipelines' field managers
+    deploy_managers: tuple[str, ...] = ()
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RuntimePolicy):
@@ -96,7 +98,8 @@ class RuntimePolicy:
         external = spec.scaling.on_external_scale if loaded.scales else None
         return cls(loaded.name, loaded.params, loaded.targets, queries, health, health_queries, revision_queries,
                    latest if any(q is not None for q in latest) else (), source,
-                   DEFAULT_HANDS_OFF_S if external is None else external.hands_off_s)
+                   DEFAULT_HANDS_OFF_S if external is None else external.hands_off_s,
+                   () if external is None else tuple(external.deploy_managers))
 
 
 @dataclass
@@ -334,7 +337,7 @@ class Reconciler:
         # replicas someone else set are left alone a while (controller/runtime/external_scale.py); only
         # where the writer of spec.replicas can be told (not a simulation or replay: nobody else writes)
         self.external = ExternalScaleWatch(self.policy.name, cluster.field_manager, self.policy.hands_off_s,
-                                           self.rehearsal) \
+                                           self.rehearsal, self.policy.deploy_managers) \
             if isinstance(cluster, FieldManaged) and self.policy.params.metrics else None
         self._wire_pods()
 

@@ -52,8 +52,11 @@ spec:
 class Loop:
     """A reconciler on sim serve, one cycle per 15 simulated seconds (the engine stepped in between)."""
 
-    def __init__(self, server, tmp_path, hands_off: str | None = "2m", rehearse: bool = False):
-        extra = f"    onExternalScale: {{handsOff: {hands_off}}}\n" if hands_off is not None else ""
+    def __init__(self, server, tmp_path, hands_off: str | None = "2m", rehearse: bool = False,
+                 deploy_managers: str | None = None):
+        fields = ([f"handsOff: {hands_off}"] if hands_off is not None else []) + (
+            [f"deployManagers: [{deploy_managers}]"] if deploy_managers else [])
+        extra = f"    onExternalScale: {{{', '.join(fields)}}}\n" if fields else ""
         [policy] = load_policy_text(POLICY % extra, "web.yaml")
         self.server, self.world = server, server.world
         self.world.advance(3)
@@ -190,6 +193,17 @@ def test_a_deploy_that_carries_replicas_is_said_and_not_held(loop_factory, manag
     assert loop.sample("setpoint_hands_off", target="shop/web") == 0
     assert loop.sample("setpoint_external_scale_changes_total", target="shop/web") == 1
     assert result.hands_off == {}
+
+
+def test_a_deploy_pipeline_named_in_the_policy_is_not_held(loop_factory):
+    loop = loop_factory(hands_off="30m", deploy_managers="spinnaker")
+    assert loop.rec.policy.deploy_managers == ("spinnaker",)
+    assert [a.replicas for a in loop.cycle().actions] == [5]
+    loop.scale_by("spinnaker", 2, scale_subresource=False)
+    result = loop.cycle()
+    assert [a.replicas for a in result.actions] == [5] and record(result)["externalScale"]["deploy"] is True
+    [event] = loop.events("ExternalScaleChange")
+    assert event["type"] == "Warning" and "a deploy that carries spec.replicas" in event["message"]
 
 
 @pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (CI has /usr/bin/kubectl)")

@@ -18,8 +18,8 @@ T0 = 1_780_000_000.0
 # ("write", replicas) the controller's applied scale after that cycle
 
 
-def run(steps, hands_off_s=600.0, rehearsal=False):
-    watch = ExternalScaleWatch("web", "setpoint", hands_off_s, rehearsal)
+def run(steps, hands_off_s=600.0, rehearsal=False, deploy_managers=()):
+    watch = ExternalScaleWatch("web", "setpoint", hands_off_s, rehearsal, deploy_managers)
     said, held = [], []
     for at, step in steps:
         if step[0] == "write":
@@ -169,3 +169,12 @@ def test_a_raised_count_is_a_floor_and_a_lowered_one_is_kept(to, floor):
     [got] = watch.floors([WEB]).tolist()
     assert (got == floor) if floor is not None else got != got  # NaN: no floor, the count as set
     assert watch.hands_off[WEB].record(False).get("floor", False) is (floor is not None)
+
+
+def test_a_teams_own_deploy_pipeline_is_named_in_the_policy():
+    # deployManagers: a count the team's pipeline resets comes with a manifest: said, not held
+    steps = [see(0, 5), see(15, 2, "spinnaker"), see(30, 2, "spinnaker")]
+    assert run(steps)[:2] == (["ExternalScaleChange"], [False, True, True])  # unknown: a person's
+    said, held, watch = run(steps, deploy_managers=("spinnaker",))
+    assert (said, held) == (["ExternalScaleChange"], [False, False, False])
+    assert watch.changes == [] and watch.hands_off == {}
