@@ -67,7 +67,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -106,6 +106,11 @@ class ExternalChange:
     reverted: bool = False  # it undid a write of this controller
     deploy: bool = False  # a deploy tool's write of the whole manifest: no hands-off (until == at)
     floor: bool = False  # raised by someone: at least ``replicas``, the policy may scale above it
+
+    def holds(self, replicas: int | None) -> bool:
+        """Whether the hands-off holds a write of spec.replicas to ``replicas``: any write, or, for a
+        count someone raised, one below it (more pods are what they asked for too)."""
+        return not self.floor or replicas is None or replicas < self.replicas
 
     @property
     def kept(self) -> str:
@@ -189,16 +194,18 @@ class ExternalScaleWatch:
         self._end_fights(now)
         if self.rehearsal:
             return np.zeros(len(targets), bool)
+        if not self.hands_off:
+            return np.zeros(len(targets), bool)
         return np.fromiter((t in self.hands_off for t in targets), bool, len(targets))
 
-    def floors(self, targets: Sequence[TargetRef]) -> np.ndarray:
-        """(N,) replicas: the floor of a target under a hands-off someone started by raising its count
-        (the policy may scale it further up, not below), NaN elsewhere."""
-        out = np.full(len(targets), np.nan)
-        for i, t in enumerate(targets):
-            change = self.hands_off.get(t)
-            if change is not None and change.floor:
-                out[i] = change.replicas
+    def floors(self, rows: Mapping[TargetRef, int], n: int) -> np.ndarray:
+        """(n,) replicas: the floor of a target under a hands-off someone started by raising its count
+        (the policy may scale it further up, not below), NaN elsewhere; ``rows``: each target's row.
+        Walks the hands-offs in force, not the targets."""
+        out = np.full(n, np.nan)
+        for t, change in self.hands_off.items():
+            if change.floor and t in rows:
+                out[rows[t]] = change.replicas
         return out
 
     def adopt(self, old: "ExternalScaleWatch") -> None:

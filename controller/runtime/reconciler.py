@@ -143,6 +143,11 @@ class CycleResult:
     fights: dict[TargetRef, str] = field(default_factory=dict)  # targets another writer fights over -> the writer
     watches_external: bool = False  # the cluster names the writer of spec.replicas: the above were looked for
 
+    @property
+    def selected(self) -> int:
+        """The workloads the policy's targets selected this cycle: governed, or left alone."""
+        return len(self.targets) + len(self.left_alone)
+
 
 def _implausible_counts(queried: dict[str, tuple[str, int]], decision: Decision, exists: np.ndarray
                         ) -> dict[str, tuple[str, int]]:
@@ -182,14 +187,10 @@ def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: f
         health = [h.to_dict() for h in result.healing.records(result.policy, keys)]
         if result.hands_off and not result.rehearsal:  # a health scale-up was held: not the action taken
             kept = {t.key: c for t, c in result.hands_off.items()}
-
-            def held(h: dict, k: str) -> bool:  # as _without_held_scales: any scale, or one below a floor
-                c = kept.get(k)
-                return (c is not None and h.get("action") == "scale"
-                        and (not c.floor or h.get("replicas") is None or h["replicas"] < c.replicas))
             health = [{**h, "action": None, "replicas": None, "heldByHandsOff": {"action": h["action"],
                                                                                  "replicas": h.get("replicas")}}
-                      if held(h, k) else h for h, k in zip(health, keys)]
+                      if h.get("action") == "scale" and k in kept and kept[k].holds(h.get("replicas")) else h
+                      for h, k in zip(health, keys)]
         records = [replace(r, extra={**r.extra, "health": h}) for r, h in zip(records, health)]
     if start_s:
         records = [replace(r, at=r.at - start_s) for r in records]
@@ -708,8 +709,8 @@ class Reconciler:
                           latest=self._query_latest(targets, now, result), withheld=result.withheld)
         self._carry_state_over(targets)
         decision = self._scaling.decide(self.policy.params, obs, now)
-        if held is not None:  # someone else set their replicas: kept as set, or as a floor (core/scaling/external.py)
-            decision = hands_off(decision, held, self.external.floors(targets))
+        if held is not None and held.any():  # someone else set their replicas: kept as set, or as a floor
+            decision = hands_off(decision, held, self.external.floors(self._row_of(targets), len(targets)))
         result.decision = decision
         result.implausible = _implausible_counts(result.missing, decision, view.exists)
         try:
@@ -756,13 +757,8 @@ class Reconciler:
         too) that would leave it other than kept: any, or one below its floor; a rehearsal holds nothing."""
         if not result.hands_off or self.rehearsal:
             return actions
-
-        def held(a: Action) -> bool:
-            change = result.hands_off.get(a.target)
-            if a.kind is not ActionKind.SCALE or change is None:
-                return False
-            return not change.floor or a.replicas is None or a.replicas < change.replicas
-        return [a for a in actions if not held(a)]
+        return [a for a in actions if not (a.kind is ActionKind.SCALE and a.target in result.hands_off
+                                           and result.hands_off[a.target].holds(a.replicas))]
 
     def _finish(self, result: CycleResult, started: float) -> CycleResult:
         view = result.view

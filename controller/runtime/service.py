@@ -309,7 +309,7 @@ class ControllerService:
         policy = self.policies.get(result.policy)
         if policy is None:
             return
-        selected = len(result.targets) + len(result.left_alone)
+        selected = result.selected
         if not selected and result.policy not in self._selects_nothing:
             self._selects_nothing.add(result.policy)
             sel = policy.selector

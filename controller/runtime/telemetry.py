@@ -193,7 +193,7 @@ class Telemetry:
         self.last_cycle.labels(p).set(time.time())
         self.contested.labels(p).set(result.contested)
         self.hpa_scaled.labels(p).set(result.hpa_scaled)
-        self.selected.labels(p).set(len(result.targets) + len(result.left_alone))
+        self.selected.labels(p).set(result.selected)
         for error in result.errors:
             self.errors.labels(p, "state" if error.startswith("state:") else "metrics").inc()
         for _ in result.state_problems:

@@ -166,7 +166,7 @@ def test_explain_prints_the_external_change(external, expected):
 def test_a_raised_count_is_a_floor_and_a_lowered_one_is_kept(to, floor):
     _, held, watch = run([see(0, 5), see(15, to, "kubectl")])
     assert held == [False, True]
-    [got] = watch.floors([WEB]).tolist()
+    [got] = watch.floors({WEB: 0}, 1).tolist()
     assert (got == floor) if floor is not None else got != got  # NaN: no floor, the count as set
     assert watch.hands_off[WEB].record(False).get("floor", False) is (floor is not None)
 
