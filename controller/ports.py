@@ -254,8 +254,9 @@ class StateStore(Protocol):
     inside ``save`` (re-read, write again), so a saved payload is never silently dropped.
     """
 
-    def load(self, policy: str) -> bytes | str | dict | None:
-        """The last payload saved for ``policy``, None if there is none."""
+    def load(self, policy: str, part: str = "") -> bytes | str | dict | None:
+        """The last payload saved for ``policy`` (its health state, or ``part`` of its state:
+        ``hands-off``), None if there is none."""
 
-    def save(self, policy: str, payload: dict) -> None:
-        """Replace the payload of ``policy``."""
+    def save(self, policy: str, payload: dict, part: str = "") -> None:
+        """Replace the payload of ``policy`` (or of its ``part``)."""

@@ -245,12 +245,19 @@ class MemoryStateStore:
     here is exactly what survives a ConfigMap. ``saves`` counts the writes per policy."""
 
     def __init__(self):
-        self._texts: dict[str, str] = {}
+        self._texts: dict[str, str] = {}  # policy, or policy.part -> payload
         self.saves: dict[str, int] = {}
 
-    def load(self, policy: str) -> str | None:
-        return self._texts.get(policy)
+    def load(self, policy: str, part: str = "") -> str | None:
+        return self._texts.get(_stored_as(policy, part))
 
-    def save(self, policy: str, payload: dict) -> None:
-        self._texts[policy] = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
-        self.saves[policy] = self.saves.get(policy, 0) + 1
+    def save(self, policy: str, payload: dict, part: str = "") -> None:
+        key = _stored_as(policy, part)
+        self._texts[key] = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        self.saves[key] = self.saves.get(key, 0) + 1
+
+
+def _stored_as(policy: str, part: str) -> str:
+    """A policy's health state under its name, a part of its state under ``policy.part`` (a
+    policy name has no dot), as the ConfigMaps are named."""
+    return f"{policy}.{part}" if part else policy

@@ -844,9 +844,10 @@ STATE_KEY = "state.json"
 STATE_PREFIX = "setpoint-state-"
 
 
-def state_config_map_name(policy: str) -> str:
-    """The ConfigMap holding a policy's durable state."""
-    return f"{STATE_PREFIX}{policy}"
+def state_config_map_name(policy: str, part: str = "") -> str:
+    """The ConfigMap holding a policy's durable state: its health state, or one ``part`` of it
+    (``hands-off``) beside it (a policy name has no dot: no other policy's name)."""
+    return f"{STATE_PREFIX}{policy}" + (f".{part}" if part else "")
 
 
 class KubernetesStateStore:
@@ -855,38 +856,37 @@ class KubernetesStateStore:
 
     def __init__(self, cluster: KubernetesCluster, namespace: str):
         self.cluster, self.namespace = cluster, namespace
-        self._versions: dict[str, str | None] = {}  # policy -> resourceVersion last read or written (None: absent)
+        self._versions: dict[str, str | None] = {}  # ConfigMap -> resourceVersion last read or written (None: absent)
 
-    def _read(self, policy: str):
-        """The policy's ConfigMap, None when there is none (404)."""
-        name = state_config_map_name(policy)
+    def _read(self, name: str):
+        """The ConfigMap ``name``, None when there is none (404)."""
         try:
             cm = self.cluster._call(f"read ConfigMap {self.namespace}/{name}", name,
                                     self.cluster.core.read_namespaced_config_map, name, self.namespace)
         except NotFound:
-            self._versions[policy] = None
+            self._versions[name] = None
             return None
-        self._versions[policy] = cm.metadata.resource_version
+        self._versions[name] = cm.metadata.resource_version
         return cm
 
-    def load(self, policy: str) -> str | None:
+    def load(self, policy: str, part: str = "") -> str | None:
         try:
-            cm = self._read(policy)
+            cm = self._read(state_config_map_name(policy, part))
         except ActuationError as exc:
-            raise StateStoreError(f"load state of policy {policy}: {exc}") from exc
+            raise StateStoreError(f"load {_what(policy, part)}: {exc}") from exc
         if cm is None:
             return None
         return (cm.data or {}).get(STATE_KEY, "")  # a ConfigMap without the key is unreadable state
 
-    def save(self, policy: str, payload: dict) -> None:
-        name = state_config_map_name(policy)
+    def save(self, policy: str, payload: dict, part: str = "") -> None:
+        name = state_config_map_name(policy, part)
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
         labels = {"app.kubernetes.io/managed-by": "setpoint", "setpoint.io/policy": policy[:63]}
         try:
             for attempt in range(2):  # a 409 re-reads and writes once more
-                if attempt or policy not in self._versions:
-                    self._read(policy)
-                version = self._versions.get(policy)
+                if attempt or name not in self._versions:
+                    self._read(name)
+                version = self._versions.get(name)
                 meta = k8s.V1ObjectMeta(name=name, namespace=self.namespace, labels=labels, resource_version=version)
                 body = k8s.V1ConfigMap(api_version="v1", kind="ConfigMap", metadata=meta, data={STATE_KEY: text})
                 try:
@@ -898,14 +898,18 @@ class KubernetesStateStore:
                                                   self.cluster.core.replace_namespaced_config_map, name,
                                                   self.namespace, body)
                 except (ConflictError, NotFound) as exc:  # changed or deleted since our read, or created meanwhile
-                    self._versions.pop(policy, None)
+                    self._versions.pop(name, None)
                     if attempt == 1 or (isinstance(exc, NotFound) and version is None):  # 404 on create: no namespace
                         raise
                     continue
-                self._versions[policy] = done.metadata.resource_version
+                self._versions[name] = done.metadata.resource_version
                 return
         except ActuationError as exc:
-            raise StateStoreError(f"save state of policy {policy}: {exc}") from exc
+            raise StateStoreError(f"save {_what(policy, part)}: {exc}") from exc
+
+
+def _what(policy: str, part: str) -> str:
+    return f"{part} state of policy {policy}" if part else f"state of policy {policy}"
 
 
 def _compact(value: Any) -> Any:

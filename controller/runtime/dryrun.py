@@ -59,9 +59,9 @@ class DryRunStateStore:
         self.inner = inner
         self.would_save: dict[str, dict] = {}
 
-    def load(self, policy: str):
-        return self.inner.load(policy)
+    def load(self, policy: str, part: str = ""):
+        return self.inner.load(policy, part)
 
-    def save(self, policy: str, payload: dict) -> None:
-        self.would_save[policy] = payload
+    def save(self, policy: str, payload: dict, part: str = "") -> None:
+        self.would_save[f"{policy}.{part}" if part else policy] = payload
         log.debug("dry-run: would save the durable state of %s", policy, extra={"policy": policy, "dry_run": True})

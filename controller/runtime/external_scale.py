@@ -47,8 +47,12 @@ entry owns spec.replicas and nothing else (``kubectl scale`` through the scale s
 ``kubectl edit`` or ``patch`` of the replicas alone, a script). The hands-off is kept in memory
 only, so without that a restart or failover during an incident (a node lost with the controller
 on it) would end the on-call's hands-off; it resumes until the change's own time plus the
-hands-off. An entry that owns more (an apply of the whole manifest) changes its time with any of
-its fields, an image as well as the replicas: its time does not date the count.
+hands-off. An entry that owns more (an apply of the whole manifest, a ``kubectl edit``) changes its time
+with any of its fields, an image as well as the replicas: its time does not date the count. So
+the hands-offs in force are also kept on the cluster (controller/runtime/hands_off_state.py,
+saved by the reconciler when they change) and taken back when read at start-up or on becoming
+leader, for a target whose count is still the one kept (or, under a floor, one this controller
+raised from it).
 
 ``setpoint resume NAMESPACE/NAME`` (a new value of the setpoint.io/resume annotation) ends a
 hands-off early: the on-call hands the workload back. At a first sight, a resume written after
@@ -74,6 +78,7 @@ import numpy as np
 from controller.model import RESUME_ANNOTATION, TargetRef
 from controller.policy.durations import format_duration
 from controller.ports import ClusterView
+from controller.runtime.hands_off_state import StoredHandsOff, target_key
 
 log = logging.getLogger("setpoint.runtime")
 
@@ -158,6 +163,7 @@ class ExternalScaleWatch:
         self.hands_off: dict[TargetRef, ExternalChange] = {}  # in force (real runs), or last seen (rehearsals)
         self.fights: dict[TargetRef, str] = {}  # target -> the other writer, while it is a fight
         self.changes: list[ExternalChange] = []  # seen by the last cycle
+        self._stored: dict[str, StoredHandsOff] = {}  # read from the durable state, not yet taken back
 
     @property
     def fight_window_s(self) -> float:
@@ -178,6 +184,8 @@ class ExternalScaleWatch:
                 self._forget(t)
                 continue
             self._read_resume(t, status, now)
+            if self._stored:
+                self._take_back(t, status, now)
             observed, expected = int(status.spec_replicas), self._expected.get(t)
             self._expected[t] = observed
             if expected is None:
@@ -216,8 +224,24 @@ class ExternalScaleWatch:
         self._reverts = {t: deque(r) for t, r in old._reverts.items()}
         self._resume_seen = dict(old._resume_seen)
         self.fights = dict(old.fights)
+        self.stored(old._stored)
         self.hands_off = {t: replace(c, until=c.at + self.hands_off_s) for t, c in old.hands_off.items()
                           if self.hands_off_s > 0 or self.rehearsal}
+
+    def stored(self, entries: Mapping[str, StoredHandsOff]) -> None:
+        """Hands-offs read from the durable state (at start-up, on becoming leader): each is taken
+        back at the next sight of its target if it still holds (see :meth:`_take_back`)."""
+        self._stored = dict(entries) if not self.rehearsal and self.hands_off_s > 0 else {}
+
+    def durable(self, now: float) -> dict[str, StoredHandsOff]:
+        """What to keep on the cluster: the hands-offs in force, and those read and not yet taken
+        back that have not ended (a workload briefly missing from a list keeps its entry)."""
+        if self.rehearsal:
+            return {}
+        out = {k: e for k, e in self._stored.items() if e.at + self.hands_off_s > now}
+        out.update({target_key(t.namespace, t.kind, t.name): StoredHandsOff(c.by, c.replicas, c.before, c.at, c.floor)
+                    for t, c in self.hands_off.items()})
+        return out
 
     def wrote(self, target: TargetRef, replicas: int) -> None:
         """This controller set ``target``'s spec.replicas to ``replicas`` (an applied scale)."""
@@ -244,6 +268,27 @@ class ExternalScaleWatch:
                 "policy %s scales %s %s again, from its current replicas: setpoint resume ended the hands-off "
                 "(replicas set to %d by %s at %s)", self.policy, t.kind, t.key, change.replicas, change.by,
                 clock_time(change.at), extra={"policy": self.policy, "target": str(t)})
+
+    def _take_back(self, t: TargetRef, status, now: float) -> None:
+        """Take back the stored hands-off of ``t`` while it lasts and the count is still the one it
+        keeps (or, under a floor, one this controller raised from it) and no ``setpoint resume``
+        came after the change; else drop it (someone changed the count since: that is new)."""
+        entry = self._stored.pop(target_key(t.namespace, t.kind, t.name), None)
+        if entry is None or t in self.hands_off or not entry.at + self.hands_off_s > now:
+            return
+        observed = int(status.spec_replicas)
+        raised_by_us = entry.floor and observed > entry.replicas and status.replicas_manager == self.own_manager
+        resumed = _epoch_s(dict(status.annotations).get(RESUME_ANNOTATION, ""))
+        if (observed != entry.replicas and not raised_by_us) or (resumed is not None and resumed >= entry.at):
+            return
+        change = ExternalChange(t, entry.by, entry.replicas, entry.before, entry.at, entry.at + self.hands_off_s,
+                                floor=entry.floor)
+        self.hands_off[t] = change
+        self._expected[t] = observed  # seen: not a first sight, nor a change
+        log.warning("policy %s still leaves %s %s %s until %s: the hands-off after %s set its replicas to %d at %s "
+                    "(kept on the cluster across a restart or a new leader)", self.policy, t.kind, t.key, change.kept,
+                    clock_time(change.until), change.by, change.replicas, clock_time(change.at),
+                    extra={"policy": self.policy, "target": str(t)})
 
     def _first_sight(self, t: TargetRef, status, now: float, event: Callable[[TargetRef, str, str, bool], None]) -> None:
         """Resume the hands-off of a count another writer set through the scale subresource less than

@@ -31,6 +31,7 @@ from controller.ports import (Cluster, ClusterView, ConcurrentMetricsSource, Eve
                               MetricsSource, Rehearsal, Samples, StateStore, TargetSelector)
 from controller.runtime.actuate import RetryPolicy, apply_with_retries
 from controller.runtime.claims import TargetClaims
+from controller.runtime import hands_off_state
 from controller.runtime.external_scale import ExternalChange, ExternalScaleWatch
 from controller.runtime.hpa_guard import HpaGuard
 from controller.runtime.conditions import scaling_conditions
@@ -281,6 +282,10 @@ class Reconciler:
         self._resume_seen: dict[TargetRef, str] = {}
         self._held: set[TargetRef] = set()
         self.state_store = state_store if policy.health is not None else None
+        # the hands-offs in force are kept there too, for any policy that scales (controller/runtime/hands_off_state.py)
+        self.hands_off_store = state_store
+        self._hands_off_due = False  # read them at the next cycle (set by restore())
+        self._hands_off_saved: dict | None = None  # as last read or saved
         self._pending: Parsed | None = None  # a payload read, applied at the next cycle (it needs ``now``)
         self._load_error: str | None = None  # the last read failed: no health action until one succeeds
         self._saved: tuple[np.ndarray, ...] | None = None  # durable arrays as last saved or restored
@@ -355,6 +360,7 @@ class Reconciler:
         health action (acting on unknown budgets could exceed them). The scaling state is
         rebuilt from the metrics' history at the next cycle (with ``warm_from``)."""
         self._warm_due = True
+        self._hands_off_due = self.hands_off_store is not None
         if self.state_store is None:
             return
         try:
@@ -743,14 +749,46 @@ class Reconciler:
         cycle (controller/runtime/external_scale.py); None when the cluster cannot tell."""
         if self.external is None:
             return None
+        if self._hands_off_due and not self.rehearsal:
+            self._read_hands_offs(result)
         held = self.external.observe(
             targets, view, now, lambda t, reason, message, warning: emit_event(self._events, t, reason, message, warning))
+        if self.hands_off_store is not None and not self._hands_off_due and not self.rehearsal:
+            self._save_hands_offs(now, result)
         result.watches_external = True
         present = set(targets)
         result.hands_off = {t: c for t, c in self.external.hands_off.items() if t in present}
         result.external_changes = list(self.external.changes)
         result.fights = {t: by for t, by in self.external.fights.items() if t in present}
         return held
+
+    def _read_hands_offs(self, result: CycleResult) -> None:
+        """Read the hands-offs kept on the cluster (once per start or leadership; a failed read is
+        retried next cycle, and nothing is saved over them until one succeeds)."""
+        try:
+            raw = self.hands_off_store.load(self.policy.name, hands_off_state.PART)
+        except StateStoreError as exc:
+            result.errors.append(f"hands-off state: {exc}; read again next cycle")
+            return
+        entries, problems = hands_off_state.decode(raw)
+        result.state_problems.extend(problems)
+        self.external.stored(entries)
+        self._hands_off_due = False
+        self._hands_off_saved = None if problems else entries  # a repaired payload is written back
+
+    def _save_hands_offs(self, now: float, result: CycleResult) -> None:
+        """Write the hands-offs when they changed (one started, ended or was handed back); a failed
+        write is retried next cycle."""
+        entries = self.external.durable(now)
+        if entries == self._hands_off_saved:
+            return
+        try:
+            self.hands_off_store.save(self.policy.name, hands_off_state.encode(self.policy.name, entries, now),
+                                      hands_off_state.PART)
+        except StateStoreError as exc:
+            result.errors.append(f"hands-off state: {exc}; retried next cycle")
+            return
+        self._hands_off_saved = entries
 
     def _without_held_scales(self, actions: list[Action], result: CycleResult) -> list[Action]:
         """The actions without a scale of a target under hands-off (a health scale-up writes spec.replicas

@@ -238,6 +238,19 @@ def test_state_store_returns_what_was_saved_per_policy(store):
     assert _loaded(store.other.load("api"))["policy"] == "api"
 
 
+def test_state_store_keeps_a_part_of_a_policys_state_beside_it(store):
+    """The hands-offs (part "hands-off") and the health state of one policy: neither overwrites the other."""
+    store.store.save("web", PAYLOAD)
+    store.store.save("web", {"version": 1, "handsOff": {}}, part="hands-off")
+    assert _loaded(store.other.load("web")) == PAYLOAD
+    assert _loaded(store.other.load("web", "hands-off")) == {"version": 1, "handsOff": {}}
+    assert store.other.load("api", "hands-off") is None
+    store.other.save("web", {"version": 1, "handsOff": {"a": 1}}, part="hands-off")  # another process: 409, re-read
+    store.store.save("web", {"version": 1, "handsOff": {"b": 2}}, part="hands-off")
+    assert _loaded(store.other.load("web", "hands-off")) == {"version": 1, "handsOff": {"b": 2}}
+    assert _loaded(store.store.load("web")) == PAYLOAD
+
+
 def test_state_store_last_save_wins_across_processes(store):
     """Two controllers in turn (a failover and back): neither write is refused or lost."""
     store.store.save("web", PAYLOAD)

@@ -101,9 +101,9 @@ class RecordingStore(MemoryStateStore):
         super().__init__()
         self.payloads: list[dict] = []
 
-    def save(self, policy: str, payload: dict) -> None:
-        super().save(policy, payload)
-        self.payloads.append(json.loads(self._texts[policy]))
+    def save(self, policy: str, payload: dict, part: str = "") -> None:
+        super().save(policy, payload, part)
+        self.payloads.append(json.loads(self._texts[f"{policy}.{part}" if part else policy]))
 
 
 def reconciler(text: str, cluster, metrics, store=None) -> Reconciler:

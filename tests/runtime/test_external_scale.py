@@ -19,7 +19,7 @@ import urllib.request
 import pytest
 from kubernetes import client
 
-from controller.adapters.kubernetes import KubernetesCluster
+from controller.adapters.kubernetes import KubernetesCluster, KubernetesStateStore
 from controller.policy import load_policy_text
 from controller.runtime.dryrun import DryRunCluster
 from controller.runtime.external_scale import FIGHT_REVERTS
@@ -30,6 +30,7 @@ from tests.adapters.kube_helpers import official_client, start_server
 
 KUBECTL = shutil.which("kubectl")
 CYCLE_S = 15.0
+STATE_NAMESPACE = "setpoint-system"
 
 POLICY = """\
 apiVersion: setpoint/v1
@@ -53,7 +54,7 @@ class Loop:
     """A reconciler on sim serve, one cycle per 15 simulated seconds (the engine stepped in between)."""
 
     def __init__(self, server, tmp_path, hands_off: str | None = "2m", rehearse: bool = False,
-                 deploy_managers: str | None = None):
+                 deploy_managers: str | None = None, store: bool = False):
         fields = ([f"handsOff: {hands_off}"] if hands_off is not None else []) + (
             [f"deployManagers: [{deploy_managers}]"] if deploy_managers else [])
         extra = f"    onExternalScale: {{{', '.join(fields)}}}\n" if fields else ""
@@ -66,9 +67,10 @@ class Loop:
         self.cluster = KubernetesCluster(self.api_client, qps=0, max_retries=1, retry_backoff_s=0.01,
                                          request_timeout_s=2.0)
         self.telemetry = Telemetry()
+        self.store = KubernetesStateStore(self.cluster, STATE_NAMESPACE) if store else None
         self.rec = Reconciler(RuntimePolicy.of(policy), self.metrics,
                               DryRunCluster(self.cluster) if rehearse else self.cluster,
-                              on_cycle=self.telemetry.observe_cycle)
+                              on_cycle=self.telemetry.observe_cycle, state_store=self.store)
         self.apps = client.AppsV1Api(self.api_client)
 
     def cycle(self):
@@ -174,6 +176,36 @@ def test_hands_off_after_an_external_scale_then_resume_from_the_current_count(lo
     assert len(loop.events("ExternalScaleChange")) == 1  # said once; its own writes are not external
     assert loop.sample("setpoint_external_scale_changes_total", target="shop/web") == 1
     assert any("scales Deployment shop/web again, from its current replicas" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("kept", [True, False], ids=["kept-on-the-cluster", "in-memory-only"])
+def test_a_restart_during_a_hands_off_after_a_kubectl_edit_keeps_it(loop_factory, kept):
+    """A person edits the Deployment (the replicas and an annotation: its managedFields entry owns
+    more than the replicas, so its time does not date the count), then the controller restarts
+    (a new process: client, cluster, reconciler). With the store, the hands-off goes on after the
+    restart, said in no new Event; in memory only it was lost and the count came down."""
+    loop = loop_factory(hands_off="10m", store=True)
+    assert [a.replicas for a in loop.cycle().actions] == [5]  # 150 rps at 30 per replica
+    loop.apps.patch_namespaced_deployment("web", "shop", {"metadata": {"annotations": {"incident": "INC-7"}},
+                                                          "spec": {"replicas": 9}}, field_manager="kubectl-edit")
+    seen_at = loop.world.engine.now
+    assert not loop.cycle().actions and loop.spec() == 9
+    stored = client.CoreV1Api(loop.api_client).read_namespaced_config_map("setpoint-state-web.hands-off",
+                                                                          STATE_NAMESPACE)
+    assert json.loads(stored.data["state.json"])["handsOff"] == {
+        "shop/Deployment/web": {"by": "kubectl-edit", "replicas": 9, "from": 5, "at": seen_at, "floor": True}}
+    [said] = loop.events("ExternalScaleChange")
+    loop.close()
+    restarted = loop_factory(hands_off="10m", store=kept)
+    after = [restarted.cycle() for _ in range(3)]
+    if kept:
+        assert not any(r.actions for r in after) and restarted.spec() == 9
+        assert record(after[0])["reason"] == "ExternalOverride"
+        assert record(after[0])["externalScale"]["until"] == seen_at + 600.0
+        assert restarted.events("ExternalScaleChange") == [said]  # the one from before the restart
+        assert restarted.sample("setpoint_hands_off", target="shop/web") == 1
+    else:
+        assert [a.replicas for r in after for a in r.actions] == [8]  # one pod a minute, from 9 back toward 5
 
 
 @pytest.mark.parametrize("manager", ["argocd-controller", "helm"])

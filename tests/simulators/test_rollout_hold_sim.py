@@ -48,10 +48,10 @@ class SavesFailAfterRelease(MemoryStateStore):
 
     broken = False
 
-    def save(self, policy: str, payload: dict) -> None:
+    def save(self, policy: str, payload: dict, part: str = "") -> None:
         if self.broken:
             raise StateStoreError("configmap: 503")
-        super().save(policy, payload)
+        super().save(policy, payload, part)
 
 
 def drive(*, restart_every_s: float | None = None, human_pause: bool = False, dry_run: bool = False,

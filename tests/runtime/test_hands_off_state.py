@@ -1,0 +1,136 @@
+"""Hands-offs kept on the cluster across a restart: what a new watch takes back from what the old
+one saved, and what a hostile or damaged payload gives (controller/runtime/hands_off_state.py).
+Fixed times; the watch on real ClusterViews, as in test_external_scale_rules.py. (Through sim
+serve, with the real client and the ConfigMap store: test_external_scale.py.)"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from controller.runtime import hands_off_state
+from controller.runtime.external_scale import ExternalScaleWatch
+from controller.runtime.hands_off_state import StoredHandsOff
+from tests.runtime.test_external_scale_rules import T0, WEB, iso, run, see, write
+
+SAID = []
+
+
+def observe(watch: ExternalScaleWatch, at: float, replicas: int, manager: str, resumed: str = "") -> bool:
+    """One cycle of ``watch`` seeing ``replicas`` set by ``manager`` (a patch of the Deployment,
+    not of the replicas alone: managedFields cannot date it); whether it holds the target."""
+    from controller.model import TargetStatus
+    from controller.ports import ClusterView
+
+    view = ClusterView.from_statuses([WEB], {WEB: TargetStatus(
+        WEB, replicas, replicas, replicas, replicas_manager=manager,
+        annotations=(("setpoint.io/resume", resumed),) if resumed else ())})
+    return bool(watch.observe([WEB], view, T0 + at, lambda *a: SAID.append(a[1]))[0])
+
+
+def saved_then_restarted(change_to=30, manager="kubectl-patch", hands_off_s=600.0, rehearsal=False,
+                         restarted_hands_off_s=None):
+    """A watch that saw ``manager`` set ``change_to`` at T0+15 (from 5), its durable entries
+    through JSON as the ConfigMap keeps them, and a new watch (a restart) that read them."""
+    _, held, old = run([see(0, 5, "setpoint"), see(15, change_to, manager)], hands_off_s=hands_off_s)
+    assert held == [False, True]
+    text = json.dumps(hands_off_state.encode("web", old.durable(T0 + 20), T0 + 20))
+    entries, problems = hands_off_state.decode(text)
+    assert problems == []
+    new = ExternalScaleWatch("web", "setpoint", hands_off_s if restarted_hands_off_s is None else restarted_hands_off_s,
+                             rehearsal)
+    new.stored(entries)
+    return new
+
+
+@pytest.mark.parametrize("at, replicas, manager, resumed, held, until", [
+    pytest.param(100, 30, "kubectl-patch", "", True, 615, id="count-unchanged-held-until-the-change-plus-hands-off"),
+    pytest.param(620, 30, "kubectl-patch", "", False, None, id="after-its-end-not-taken-back"),
+    pytest.param(100, 12, "kubectl-patch", "", False, None, id="count-changed-since-by-someone-not-taken-back"),
+    pytest.param(100, 34, "setpoint", "", True, 615, id="raised-further-by-this-controller-under-the-floor"),
+    pytest.param(100, 30, "kubectl-patch", iso(60), False, None, id="resumed-after-the-change"),
+    pytest.param(100, 30, "kubectl-patch", iso(5), True, 615, id="a-resume-older-than-the-change-ends-nothing"),
+])
+def test_a_restart_takes_back_a_hands_off_that_still_holds(at, replicas, manager, resumed, held, until):
+    SAID.clear()
+    new = saved_then_restarted()
+    assert observe(new, at, replicas, manager, resumed) is held
+    assert SAID == []  # said once, before the restart
+    if held:
+        change = new.hands_off[WEB]
+        assert (change.by, change.replicas, change.before, change.at, change.until, change.floor) == \
+               ("kubectl-patch", 30, 5, T0 + 15, T0 + until, True)
+        assert observe(new, at + 15, replicas, "setpoint") is True  # seen: not a first sight nor a change
+    assert new.durable(T0 + at) == ({"shop/Deployment/web": StoredHandsOff("kubectl-patch", 30, 5, T0 + 15, True)}
+                                    if held else {})
+
+
+def test_a_lowered_count_is_kept_as_set_not_a_floor():
+    new = saved_then_restarted(change_to=3)
+    assert observe(new, 100, 4, "setpoint") is False  # not a floor: a count other than 3 is not the one kept
+    new = saved_then_restarted(change_to=3)
+    assert observe(new, 100, 3, "kubectl-patch") is True and new.hands_off[WEB].floor is False
+
+
+def test_the_policys_hands_off_when_read_applies():
+    new = saved_then_restarted(restarted_hands_off_s=60.0)  # edited to 1m while it was down
+    assert observe(new, 100, 30, "kubectl-patch") is False
+    new = saved_then_restarted(restarted_hands_off_s=3600.0)
+    assert observe(new, 1000, 30, "kubectl-patch") is True and new.hands_off[WEB].until == T0 + 15 + 3600
+
+
+@pytest.mark.parametrize("rehearsal, hands_off_s", [(True, 600.0), (False, 0.0)], ids=["rehearsal", "hands-off-0s"])
+def test_nothing_taken_back_or_kept_by_a_rehearsal_or_without_hands_off(rehearsal, hands_off_s):
+    new = saved_then_restarted(rehearsal=rehearsal, restarted_hands_off_s=hands_off_s)
+    assert observe(new, 100, 30, "kubectl-patch") is False
+    assert new.durable(T0 + 100) == {}
+
+
+def test_a_target_not_listed_yet_keeps_its_entry_until_it_ends():
+    new = saved_then_restarted()
+    assert set(new.durable(T0 + 100)) == {"shop/Deployment/web"}  # not seen yet (a list that missed it)
+    assert new.durable(T0 + 615) == {}
+
+
+def test_ended_and_written_over_hands_offs_leave_the_durable_state():
+    _, _, watch = run([see(0, 5, "setpoint"), see(15, 30, "kubectl-patch"), write(700, 20), see(715, 20, "setpoint")])
+    assert watch.durable(T0 + 715) == {}
+
+
+ENTRY = {"by": "kubectl", "replicas": 30, "from": 5, "at": T0, "floor": True}
+
+
+def payload(**entries) -> str:
+    return json.dumps({"version": 1, "policy": "web", "savedAt": T0, "handsOff": entries})
+
+
+@pytest.mark.parametrize("raw, kept, problem", [
+    pytest.param(None, [], None, id="nothing-stored"),
+    pytest.param(payload(a=ENTRY), ["a"], None, id="an-entry"),
+    pytest.param("{not json", [], "not JSON", id="not-json"),
+    pytest.param("[" * 100_000 + "]" * 100_000, [], "not JSON", id="nested-too-deep"),
+    pytest.param(json.dumps({"version": 2, "handsOff": {}}), [], "not a version 1 payload", id="another-version"),
+    pytest.param(json.dumps({"version": 1, "handsOff": []}), [], "not a version 1 payload", id="hands-off-a-list"),
+    pytest.param(json.dumps([1, 2]), [], "not a version 1 payload", id="a-list"),
+    pytest.param(payload(a=ENTRY, b={**ENTRY, "replicas": "30"}), ["a"], "'b': replicas: not a replica count",
+                 id="replicas-text"),
+    pytest.param(payload(b={**ENTRY, "replicas": True}), [], "replicas: not a replica count", id="replicas-bool"),
+    pytest.param(payload(b={**ENTRY, "from": -1}), [], "from: not a replica count", id="from-negative"),
+    pytest.param(payload(b={**ENTRY, "at": "yesterday"}), [], "at: not a time", id="at-text"),
+    pytest.param(payload(b={**ENTRY, "at": 1e400}), [], "at: not a time", id="at-infinite"),
+    pytest.param(payload(b={**ENTRY, "by": "x" * 300}), [], "by: not a text", id="by-too-long"),
+    pytest.param(payload(b={**ENTRY, "by": ""}), [], "by: not a text", id="by-empty"),
+    pytest.param(payload(b={**ENTRY, "floor": "yes"}), [], "floor: not true or false", id="floor-text"),
+    pytest.param(payload(b=[1]), [], "'b': not an object", id="entry-a-list"),
+])
+def test_a_damaged_payload_is_ignored_with_its_problem_named(raw, kept, problem):
+    entries, problems = hands_off_state.decode(raw)
+    assert sorted(entries) == kept
+    assert (problem is None and problems == []) or any(problem in p for p in problems), problems
+
+
+def test_at_most_max_entries_are_read():
+    raw = payload(**{f"k{i}": ENTRY for i in range(hands_off_state.MAX_ENTRIES + 5)})
+    entries, _ = hands_off_state.decode(raw)
+    assert len(entries) == hands_off_state.MAX_ENTRIES
