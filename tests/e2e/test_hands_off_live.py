@@ -92,23 +92,32 @@ def test_kubectl_scale_is_left_alone_for_hands_off_then_scaled_from_there(tmp_pa
         assert said["level"] == "warning" and said["by"] == "kubectl" and said["from"] == 3
 
 
-def test_a_restart_inside_a_hands_off_keeps_it_until_its_end(tmp_path):
+@pytest.mark.parametrize("change", [
+    pytest.param(("scale", "deploy/web", "--replicas=8"), id="kubectl-scale"),
+    pytest.param(("patch", "deploy/web", "--type=merge", "-p",
+                  '{"metadata": {"annotations": {"incident": "INC-7"}}, "spec": {"replicas": 8}}'),
+                 id="kubectl-patch-of-more-than-the-replicas"),
+])
+def test_a_restart_inside_a_hands_off_keeps_it_until_its_end(tmp_path, change):
     # The node with the controller on it is lost during the incident the on-call scaled for: the
-    # new process must not take the count back at its first cycle. The hands-off lives in memory;
-    # the new process reads when kubectl set the count (its managedFields entry through the scale
-    # subresource) and holds until then + handsOff.
+    # new process must not take the count back at its first cycle. The hands-off is kept in a
+    # ConfigMap (setpoint-state-e2e-web.hands-off); the new process reads it and holds until the
+    # change's time + handsOff, whatever managedFields can tell of the change (a patch that
+    # carries an annotation too does not date the count).
     with running_world(tmp_path, SCENARIO, POLICY.replace("handsOff: 20s", "handsOff: 40s")) as w:
         wait_until(lambda: spec_replicas(w["kubeconfig"]) == 3, 60, what="the scale-up to 3 (300 rps)")
-        kubectl(w, "scale", "deploy/web", "--replicas=8")
+        kubectl(w, *change)
         changed = time.monotonic()
         wait_until(lambda: "ExternalScaleChange" in kubectl(w, "get", "events"), 20, what="the Event")
+        wait_until(lambda: "setpoint-state-e2e-web.hands-off" in kubectl(w, "get", "configmaps", "-A"), 20,
+                   what="the hands-off kept on the cluster")
         assert w["run"].stop() == 0, w["run"].tail()
         run = Proc([*SETPOINT, "run", "--policies", "policies", "--prometheus", w["prom"].url, "--kubeconfig",
                     str(w["kubeconfig"]), "--listen", "127.0.0.1:" + w["status"].rsplit(":", 1)[1], "--records",
                     "decisions.jsonl"], tmp_path / "run2.log", tmp_path)
         try:
-            wait_until(lambda: "before policy e2e-web watched it" in (tmp_path / "run2.log").read_text(), 40,
-                       what="the new process resuming the hands-off")
+            wait_until(lambda: "kept on the cluster across a restart" in (tmp_path / "run2.log").read_text(), 40,
+                       what="the new process taking the hands-off back")
             held = []
             while time.monotonic() - changed < 34:  # well inside the 40 s from the change
                 held.append(spec_replicas(w["kubeconfig"]))
