@@ -20,6 +20,8 @@ def validate(
     paths: Annotated[list[Path], typer.Argument(
         exists=True, metavar="PATH",
         help="Policy files, or folders whose *.yaml and *.yml files are read (not recursively).")],
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Exit 1 on warnings too (a value that reads like the other unit of its query).")] = False,
 ) -> None:
     """Check policy files: every field, every cross-field rule, and unique names across all files.
 
@@ -36,6 +38,14 @@ def validate(
     in a file with several documents the path starts with "[doc N]". The error
     count goes to stderr.
 
+    Warnings (valid, probably not what was meant: a latency target of 250 on a
+    query in seconds) print after the summary lines as
+
+    \b
+      FILE:LINE: FIELD.PATH: warning: what looks wrong, and what was probably meant
+
+    and leave the exit status 0, or 1 with --strict.
+
     A PATH that does not exist: exit 2 (usage error).
     """
     check = check_policies(paths)
@@ -47,6 +57,12 @@ def validate(
         raise typer.Exit(1)
     for file in check.files:
         typer.echo(file_summary(file, check.policies_in(file)))
+    for warning in check.warnings:
+        typer.echo(str(warning))
+    if check.warnings:
+        typer.echo(plural(len(check.warnings), "warning"), err=True)
+        if strict:
+            raise typer.Exit(1)
 
 
 @app.command(short_help="Print the JSON Schema of policy files.")

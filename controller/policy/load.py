@@ -21,6 +21,7 @@ from controller.policy.messages import format_path, validation_problems
 from controller.policy.rules import document_problems
 from controller.policy.schema import API_VERSION, KIND, PolicyDocument
 from controller.policy.specs import HealthSpec, TargetSelector
+from controller.policy.units import unit_warnings
 from controller.policy.yamlsrc import YamlDocument, read_documents, read_yaml_file
 
 POLICY_SUFFIXES = (".yaml", ".yml")
@@ -59,6 +60,8 @@ class PolicyCheck:
     errors: list[FieldError] = field(default_factory=list)
     #: files and folders that could not be read (permissions, gone mid-read): worth reading again
     unreadable: list[str] = field(default_factory=list)
+    #: valid, but probably not what was meant (controller/policy/units.py); never stop a load
+    warnings: list[FieldError] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -223,6 +226,8 @@ def _finish(check: PolicyCheck, documents: list[_Document]) -> None:
     check.errors += _duplicate_names(documents) + _contested_targets(documents)
     order = {file: i for i, file in enumerate(check.files)}
     check.errors.sort(key=lambda e: (order.get(e.file, -1), e.line or 0))
+    check.warnings = [d.error(loc, message) for d in documents if d.model is not None
+                      for loc, message in unit_warnings(d.model)]
     if check.errors:
         return
     check.policies = [_compile(d) for d in documents]

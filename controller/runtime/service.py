@@ -49,10 +49,13 @@ def runtime_policies(policies: list[LoadedPolicy]) -> dict[str, RuntimePolicy]:
 
 def load_runtime_policies(paths: list[Path]) -> dict[str, RuntimePolicy]:
     """Every scaling policy under ``paths``; raises PolicyError (all errors) if any file is invalid,
-    PolicyUnreadable when a file or folder could not be read."""
+    PolicyUnreadable when a file or folder could not be read. Logs the warnings of valid files
+    (controller/policy/units.py)."""
     check = check_policies(paths)
     if check.errors:
         raise (PolicyUnreadable if check.unreadable else PolicyError)(check.errors)
+    for warning in check.warnings:  # valid, probably not what was meant: said at each load
+        log.warning("%s", warning, extra={"file": warning.file, "field": warning.path})
     return runtime_policies(check.policies)
 
 

@@ -1,0 +1,75 @@
+"""Warnings, not errors: a latency threshold that reads like the other unit of its query.
+
+Prometheus exposes durations in seconds (``http_request_duration_seconds``); a team used to
+milliseconds writes ``target: {value: 250}`` for "p95 under 250 ms". The policy is valid, and
+wrong by 1000x: p95 is never above 250 seconds, so the policy never scales up on latency (and a
+health check on it never fires). The other way round (``0.25`` over a ``_milliseconds``
+histogram) it always reads far above target and scales to replicas.max. Neither can be told
+from the samples (a latency of 0.3 is as plausible as 300 until the unit is known), but the
+query names its unit: the histogram a ``histogram_quantile`` reads, or the ``_sum`` of a mean.
+
+So ``setpoint validate`` (and ``setpoint run`` at each load) warns where a threshold on a query
+in seconds is a minute or more, or one in milliseconds is below one millisecond, naming the
+file, line and field and the value it probably meant. A minute is not a request latency an
+autoscaler targets, but it may be a batch job's duration: a warning, which ``setpoint validate
+--strict`` turns into a failure for teams that want it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from controller.policy.durations import format_number
+from controller.policy.schema import PolicyDocument
+
+#: A query in seconds with a threshold at or above this many (s) is probably in milliseconds.
+SECONDS_AT_LEAST = 60.0
+#: A query in milliseconds with a threshold below this many (ms) is probably in seconds.
+MILLISECONDS_BELOW = 1.0
+
+# the histogram (or summary _sum) a latency query reads; a _count or _total is a rate, not a duration
+_SECONDS = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*_seconds_(?:bucket|sum)\b")
+_MILLISECONDS = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*_(?:milliseconds|ms)_(?:bucket|sum)\b")
+
+Warning_ = tuple[tuple, str]
+
+
+def query_unit(query: str) -> str | None:
+    """"s" or "ms" when the query reads a duration histogram (or summary sum) in that unit and
+    none in the other; None when it cannot tell."""
+    seconds, milliseconds = bool(_SECONDS.search(query)), bool(_MILLISECONDS.search(query))
+    if seconds == milliseconds:
+        return None
+    return "s" if seconds else "ms"
+
+
+def unit_warnings(policy: PolicyDocument) -> list[Warning_]:
+    """(path, message) of every threshold that reads like the other unit of its query."""
+    spec = policy.spec
+    out: list[Warning_] = []
+    if spec.scaling is not None:
+        for i, metric in enumerate(spec.scaling.metrics):
+            if metric.target.value is not None:
+                out += _check(metric.query, metric.target.value,
+                              ("spec", "scaling", "metrics", i, "target", "value"), "target")
+    if spec.health is not None:
+        for i, check in enumerate(spec.health.checks):
+            for side in ("unhealthy", "recovered"):
+                threshold = getattr(check, side)
+                for bound in ("above", "below"):
+                    value = None if threshold is None else getattr(threshold, bound)
+                    if check.query is not None and value is not None:
+                        out += _check(check.query, value, ("spec", "health", "checks", i, side, bound), "threshold")
+    return out
+
+
+def _check(query: str, value: float, path: tuple, what: str) -> Iterator[Warning_]:
+    unit = query_unit(query)
+    if unit == "s" and value >= SECONDS_AT_LEAST:
+        yield path, (f"warning: a {what} of {format_number(value)} seconds: the query reads a histogram in seconds "
+                     f"(Prometheus' base unit); if you meant {format_number(value)} ms, write "
+                     f"{format_number(round(value / 1000.0, 9))}")
+    elif unit == "ms" and 0 < abs(value) < MILLISECONDS_BELOW:
+        yield path, (f"warning: a {what} of {format_number(value)} milliseconds: the query reads a histogram in "
+                     f"milliseconds; if you meant {format_number(value)} s, write {format_number(round(value * 1000.0, 9))}")

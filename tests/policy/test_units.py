@@ -1,0 +1,121 @@
+"""Warnings for a threshold that reads like the other unit of its query (controller/policy/units.py):
+which queries tell their unit, which values are flagged, and how `setpoint validate` and
+`setpoint run`'s loads say them (never an error: the policy loads)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from typer.testing import CliRunner
+
+from controller.cli import app
+from controller.policy import load_policy_text
+from controller.policy.load import check_policy_texts
+from controller.policy.units import query_unit
+from controller.runtime.service import load_runtime_policies
+
+P95_S = "histogram_quantile(0.95, sum by (namespace, deployment, le) (rate(http_request_duration_seconds_bucket[2m])))"
+P95_MS = "histogram_quantile(0.95, sum by (namespace, deployment, le) (rate(request_latency_milliseconds_bucket[2m])))"
+MEAN_S = ("sum by (namespace, deployment) (rate(http_request_duration_seconds_sum[1m])) / "
+          "sum by (namespace, deployment) (rate(http_request_duration_seconds_count[1m]))")
+
+
+@pytest.mark.parametrize("query, unit", [
+    pytest.param(P95_S, "s", id="histogram-in-seconds"),
+    pytest.param(P95_MS, "ms", id="histogram-in-milliseconds"),
+    pytest.param(MEAN_S, "s", id="mean-from-a-summary-sum"),
+    pytest.param("histogram_quantile(0.9, rate(rpc_ms_bucket[1m]))", "ms", id="ms-suffix"),
+    pytest.param("sum(rate(http_request_duration_seconds_count[1m]))", None, id="a-count-is-a-rate"),
+    pytest.param("sum(rate(container_cpu_usage_seconds_total[1m]))", None, id="cpu-seconds-total-is-cores"),
+    pytest.param(f"max({P95_S}, {P95_MS})", None, id="both-units-cannot-tell"),
+    pytest.param("queue_depth", None, id="no-duration"),
+])
+def test_query_unit(query, unit):
+    assert query_unit(query) == unit
+
+
+SCALING = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {{name: api}}
+spec:
+  targets: {{kind: Deployment, namespace: api, name: gateway}}
+  replicas: {{min: 3, max: 60}}
+  scaling:
+    metrics:
+      - name: p95
+        query: {query}
+        target: {{value: {value}}}
+"""
+
+HEALTH = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {{name: api}}
+spec:
+  targets: {{kind: Deployment, namespace: api, name: gateway}}
+  replicas: {{min: 3, max: 60}}
+  health:
+    checks:
+      - name: latency
+        query: {query}
+        unhealthy: {{above: {value}, for: 1m}}
+        action: rolling-restart
+"""
+
+
+@pytest.mark.parametrize("template, query, value, expected", [
+    pytest.param(SCALING, P95_S, 250, "spec.scaling.metrics[0].target.value: warning: a target of 250 seconds: the "
+                 "query reads a histogram in seconds (Prometheus' base unit); if you meant 250 ms, write 0.25",
+                 id="ms-written-for-seconds"),
+    pytest.param(SCALING, P95_S, 0.3, None, id="seconds-as-meant"),
+    pytest.param(SCALING, P95_S, 59.9, None, id="just-under-a-minute"),
+    pytest.param(SCALING, P95_MS, 0.3, "spec.scaling.metrics[0].target.value: warning: a target of 0.3 "
+                 "milliseconds: the query reads a histogram in milliseconds; if you meant 0.3 s, write 300",
+                 id="seconds-written-for-ms"),
+    pytest.param(SCALING, P95_MS, 300, None, id="milliseconds-as-meant"),
+    pytest.param(SCALING, "queue_depth", 300, None, id="no-unit-no-warning"),
+    pytest.param(HEALTH, MEAN_S, 500, "spec.health.checks[0].unhealthy.above: warning: a threshold of 500 seconds",
+                 id="a-health-threshold"),
+    pytest.param(HEALTH, MEAN_S, 0.5, None, id="a-health-threshold-as-meant"),
+])
+def test_warnings_name_file_line_field_and_the_value_meant(template, query, value, expected):
+    text = template.format(query=query, value=value)
+    check = check_policy_texts([(text, "api.yaml")])
+    assert check.errors == [] and len(check.policies) == 1  # a warning never rejects the policy
+    line = 11  # the line of the value in both templates
+    assert [str(w)[:len(f"api.yaml:{line}: {expected}")] for w in check.warnings] == \
+           ([] if expected is None else [f"api.yaml:{line}: {expected}"])
+    assert len(load_policy_text(text, "api.yaml")) == 1
+
+
+def write(tmp_path, value) -> str:
+    (tmp_path / "api.yaml").write_text(SCALING.format(query=P95_S, value=value))
+    return str(tmp_path / "api.yaml")
+
+
+@pytest.mark.parametrize("strict, code", [(False, 0), (True, 1)], ids=["warned-exit-0", "strict-exit-1"])
+def test_validate_prints_warnings_after_the_summary(tmp_path, strict, code):
+    path = write(tmp_path, 250)
+    result = CliRunner().invoke(app, ["validate", *(["--strict"] if strict else []), path])
+    assert result.exit_code == code, result.output
+    assert result.stdout.splitlines() == [
+        f"{path}: ok, 1 policy (api: 1 target, 1 metric, 0 health checks)",
+        f"{path}:11: spec.scaling.metrics[0].target.value: warning: a target of 250 seconds: the query reads a "
+        "histogram in seconds (Prometheus' base unit); if you meant 250 ms, write 0.25"]
+    assert result.stderr.strip() == "1 warning"
+
+
+def test_validate_strict_without_warnings_exits_0(tmp_path):
+    result = CliRunner().invoke(app, ["validate", "--strict", write(tmp_path, 0.25)])
+    assert result.exit_code == 0 and result.stderr == ""
+
+
+def test_each_load_of_the_live_controller_logs_the_warning(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="setpoint.runtime")
+    write(tmp_path, 250)
+    policies = load_runtime_policies([tmp_path / "api.yaml"])
+    assert list(policies) == ["api"]
+    [said] = [r for r in caplog.records if "warning: a target of 250 seconds" in r.getMessage()]
+    assert said.getMessage().startswith(f"{tmp_path}/api.yaml:11: spec.scaling.metrics[0].target.value:")
