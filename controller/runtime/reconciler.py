@@ -768,7 +768,7 @@ class Reconciler:
         try:
             raw = self.hands_off_store.load(self.policy.name, hands_off_state.PART)
         except StateStoreError as exc:
-            result.errors.append(f"hands-off state: {exc}; read again next cycle")
+            result.errors.append(f"state: hands-offs: {exc}; read again next cycle")
             return
         entries, problems = hands_off_state.decode(raw)
         result.state_problems.extend(problems)
@@ -786,7 +786,7 @@ class Reconciler:
             self.hands_off_store.save(self.policy.name, hands_off_state.encode(self.policy.name, entries, now),
                                       hands_off_state.PART)
         except StateStoreError as exc:
-            result.errors.append(f"hands-off state: {exc}; retried next cycle")
+            result.errors.append(f"state: hands-offs: {exc}; retried next cycle")
             return
         self._hands_off_saved = entries
 

@@ -20,6 +20,7 @@ import pytest
 from kubernetes import client
 
 from controller.adapters.kubernetes import KubernetesCluster, KubernetesStateStore
+from controller.errors import StateStoreError
 from controller.policy import load_policy_text
 from controller.runtime.dryrun import DryRunCluster
 from controller.runtime.external_scale import FIGHT_REVERTS
@@ -206,6 +207,41 @@ def test_a_restart_during_a_hands_off_after_a_kubectl_edit_keeps_it(loop_factory
         assert restarted.sample("setpoint_hands_off", target="shop/web") == 1
     else:
         assert [a.replicas for r in after for a in r.actions] == [8]  # one pod a minute, from 9 back toward 5
+
+
+class BrokenStore:
+    """The ConfigMap store while the API server refuses it (RBAC missing, 503s): a fault the
+    simulated API server does not produce on demand, so it is raised here around the real store."""
+
+    def __init__(self, inner):
+        self.inner, self.broken = inner, True
+
+    def load(self, policy, part=""):
+        if self.broken:
+            raise StateStoreError("read ConfigMap: 403 Forbidden")
+        return self.inner.load(policy, part)
+
+    def save(self, policy, payload, part=""):
+        if self.broken:
+            raise StateStoreError("replace ConfigMap: 403 Forbidden")
+        self.inner.save(policy, payload, part)
+
+
+def test_a_hands_off_store_that_fails_never_stops_scaling_and_is_caught_up(loop_factory):
+    loop = loop_factory(hands_off="10m", store=True)
+    store = loop.rec.hands_off_store = BrokenStore(loop.store)
+    loop.rec.restore()
+    first = loop.cycle()
+    assert [a.replicas for a in first.actions] == [5]  # scaling goes on
+    assert first.errors == ["state: hands-offs: read ConfigMap: 403 Forbidden; read again next cycle"]
+    assert loop.telemetry.registry.get_sample_value("setpoint_errors_total", {"policy": "web", "source": "state"}) == 1
+    loop.scale_by("kubectl", 9)
+    held = loop.cycle()
+    assert not held.actions and loop.spec() == 9  # the hands-off holds in memory; nothing saved over the unread state
+    store.broken = False
+    caught_up = loop.cycle()
+    assert caught_up.errors == [] and not caught_up.actions
+    assert json.loads(loop.store.load("web", "hands-off"))["handsOff"]["shop/Deployment/web"]["replicas"] == 9
 
 
 @pytest.mark.parametrize("manager", ["argocd-controller", "helm"])
