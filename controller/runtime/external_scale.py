@@ -52,7 +52,7 @@ with any of its fields, an image as well as the replicas: its time does not date
 the hands-offs in force are also kept on the cluster (controller/runtime/hands_off_state.py,
 saved by the reconciler when they change) and taken back when read at start-up or on becoming
 leader, for a target whose count is still the one kept (or, under a floor, one this controller
-raised from it).
+raised from it); a count a person changed again meanwhile is a new external change.
 
 ``setpoint resume NAMESPACE/NAME`` (a new value of the setpoint.io/resume annotation) ends a
 hands-off early: the on-call hands the workload back. At a first sight, a resume written after
@@ -185,7 +185,7 @@ class ExternalScaleWatch:
                 continue
             self._read_resume(t, status, now)
             if self._stored:
-                self._take_back(t, status, now)
+                self._take_back(t, status, now, event)
             observed, expected = int(status.spec_replicas), self._expected.get(t)
             self._expected[t] = observed
             if expected is None:
@@ -269,26 +269,32 @@ class ExternalScaleWatch:
                 "(replicas set to %d by %s at %s)", self.policy, t.kind, t.key, change.replicas, change.by,
                 clock_time(change.at), extra={"policy": self.policy, "target": str(t)})
 
-    def _take_back(self, t: TargetRef, status, now: float) -> None:
-        """Take back the stored hands-off of ``t`` while it lasts and the count is still the one it
-        keeps (or, under a floor, one this controller raised from it) and no ``setpoint resume``
-        came after the change; else drop it (someone changed the count since: that is new)."""
+    def _take_back(self, t: TargetRef, status, now: float,
+                   event: Callable[[TargetRef, str, str, bool], None]) -> None:
+        """Take back the stored hands-off of ``t`` while it lasts and no ``setpoint resume`` came after
+        the change: as it was while the count is still the one it keeps (or, under a floor, one this
+        controller raised from it); as a new external change from now when a person changed the count
+        again while no controller watched (an incident still going on); else drop it (a deploy or an
+        autoscaler set the count since: the first-sight rules apply)."""
         entry = self._stored.pop(target_key(t.namespace, t.kind, t.name), None)
         if entry is None or t in self.hands_off or not entry.at + self.hands_off_s > now:
             return
-        observed = int(status.spec_replicas)
-        raised_by_us = entry.floor and observed > entry.replicas and status.replicas_manager == self.own_manager
         resumed = _epoch_s(dict(status.annotations).get(RESUME_ANNOTATION, ""))
-        if (observed != entry.replicas and not raised_by_us) or (resumed is not None and resumed >= entry.at):
+        if resumed is not None and resumed >= entry.at:
             return
-        change = ExternalChange(t, entry.by, entry.replicas, entry.before, entry.at, entry.at + self.hands_off_s,
-                                floor=entry.floor)
-        self.hands_off[t] = change
-        self._expected[t] = observed  # seen: not a first sight, nor a change
-        log.warning("policy %s still leaves %s %s %s until %s: the hands-off after %s set its replicas to %d at %s "
-                    "(kept on the cluster across a restart or a new leader)", self.policy, t.kind, t.key, change.kept,
-                    clock_time(change.until), change.by, change.replicas, clock_time(change.at),
-                    extra={"policy": self.policy, "target": str(t)})
+        observed, by = int(status.spec_replicas), status.replicas_manager
+        if observed == entry.replicas or (entry.floor and observed > entry.replicas and by == self.own_manager):
+            change = ExternalChange(t, entry.by, entry.replicas, entry.before, entry.at, entry.at + self.hands_off_s,
+                                    floor=entry.floor)
+            self.hands_off[t] = change
+            self._expected[t] = observed  # seen: not a first sight, nor a change
+            log.warning("policy %s still leaves %s %s %s until %s: the hands-off after %s set its replicas to %d at "
+                        "%s (kept on the cluster across a restart or a new leader)", self.policy, t.kind, t.key,
+                        change.kept, clock_time(change.until), change.by, change.replicas, clock_time(change.at),
+                        extra={"policy": self.policy, "target": str(t)})
+        elif by and by != self.own_manager and by not in AUTOSCALER_MANAGERS and not is_deploy(status, self.deploy_managers):
+            self._expected[t] = observed
+            self._external(t, entry.replicas, observed, by, now, event)
 
     def _first_sight(self, t: TargetRef, status, now: float, event: Callable[[TargetRef, str, str, bool], None]) -> None:
         """Resume the hands-off of a count another writer set through the scale subresource less than

@@ -47,7 +47,8 @@ def saved_then_restarted(change_to=30, manager="kubectl-patch", hands_off_s=600.
 @pytest.mark.parametrize("at, replicas, manager, resumed, held, until", [
     pytest.param(100, 30, "kubectl-patch", "", True, 615, id="count-unchanged-held-until-the-change-plus-hands-off"),
     pytest.param(620, 30, "kubectl-patch", "", False, None, id="after-its-end-not-taken-back"),
-    pytest.param(100, 12, "kubectl-patch", "", False, None, id="count-changed-since-by-someone-not-taken-back"),
+    pytest.param(100, 12, "helm", "", False, None, id="count-reset-since-by-a-deploy-not-held"),
+    pytest.param(100, 12, "kube-controller-manager", "", False, None, id="count-set-since-by-hpa-not-held"),
     pytest.param(100, 34, "setpoint", "", True, 615, id="raised-further-by-this-controller-under-the-floor"),
     pytest.param(100, 30, "kubectl-patch", iso(60), False, None, id="resumed-after-the-change"),
     pytest.param(100, 30, "kubectl-patch", iso(5), True, 615, id="a-resume-older-than-the-change-ends-nothing"),
@@ -64,6 +65,16 @@ def test_a_restart_takes_back_a_hands_off_that_still_holds(at, replicas, manager
         assert observe(new, at + 15, replicas, "setpoint") is True  # seen: not a first sight nor a change
     assert new.durable(T0 + at) == ({"shop/Deployment/web": StoredHandsOff("kubectl-patch", 30, 5, T0 + 15, True)}
                                     if held else {})
+
+
+def test_a_count_a_person_changed_again_while_no_controller_watched_is_a_new_change():
+    SAID.clear()
+    new = saved_then_restarted()
+    assert observe(new, 100, 12, "kubectl-edit") is True  # 30 -> 12 during the incident, while it was down
+    change = new.hands_off[WEB]
+    assert (change.by, change.replicas, change.before, change.at, change.until, change.floor) == \
+           ("kubectl-edit", 12, 30, T0 + 100, T0 + 700, False)
+    assert SAID == ["ExternalScaleChange"]  # a new change: said
 
 
 def test_a_lowered_count_is_kept_as_set_not_a_floor():
