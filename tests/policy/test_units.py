@@ -35,27 +35,22 @@ def test_query_unit(query, unit):
     assert query_unit(query) == unit
 
 
-SCALING = """\
+HEAD = """\
 apiVersion: setpoint/v1
 kind: Policy
 metadata: {{name: api}}
 spec:
   targets: {{kind: Deployment, namespace: api, name: gateway}}
   replicas: {{min: 3, max: 60}}
+"""
+SCALING = HEAD + """\
   scaling:
     metrics:
       - name: p95
         query: {query}
         target: {{value: {value}}}
 """
-
-HEALTH = """\
-apiVersion: setpoint/v1
-kind: Policy
-metadata: {{name: api}}
-spec:
-  targets: {{kind: Deployment, namespace: api, name: gateway}}
-  replicas: {{min: 3, max: 60}}
+HEALTH = HEAD + """\
   health:
     checks:
       - name: latency
