@@ -7,7 +7,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -193,6 +195,26 @@ def test_cells_in_worker_processes_report_their_ticks_to_the_collecting_process(
     assert in_workers and any(seen.get(k) for k in in_workers), seen.keys()
     for fractions in seen.values():
         assert fractions == sorted(fractions) and all(0 < f <= 1 for f in fractions)
+
+
+def test_a_worker_sends_a_cells_progress_at_most_every_progress_send_s(tmp_path, monkeypatch):
+    """A cell reports ~200 times; a worker forwards at most one report per PROGRESS_SEND_S (each
+    is pickled through a pipe and read by the collecting process: a short cell's 200 cost 10%)."""
+    from simulators import sweep
+
+    grid = build_grid(write_scenarios(tmp_path, {"day": (1, 700)}, duration="24h"), [str(DEFAULT_POLICY)],
+                      [f"{TARGET}=60"], seeds=1)
+    [cell] = grid.cells()
+    sent: list[tuple[str, float]] = []
+    monkeypatch.setattr(sweep, "_worker_progress", SimpleNamespace(put=sent.append))
+    started = time.monotonic()
+    record = sweep._run_cell_in_worker(cell.key, cell.payload)
+    elapsed = time.monotonic() - started
+    assert record["scores"]
+    fractions = [f for key, f in sent if key == cell.key]
+    assert len(fractions) == len(sent) and fractions == sorted(fractions)
+    assert len(sent) <= elapsed / sweep.PROGRESS_SEND_S
+    assert len(sent) >= 1 or elapsed < 2 * sweep.PROGRESS_SEND_S
 
 
 def test_grid_progress_counts_finished_cells_whole_and_running_ones_by_their_ticks(scenarios):
