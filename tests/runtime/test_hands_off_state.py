@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from controller.runtime import hands_off_state
 from controller.runtime.external_scale import ExternalScaleWatch
@@ -145,3 +147,18 @@ def test_at_most_max_entries_are_read():
     raw = payload(**{f"k{i}": ENTRY for i in range(hands_off_state.MAX_ENTRIES + 5)})
     entries, _ = hands_off_state.decode(raw)
     assert len(entries) == hands_off_state.MAX_ENTRIES
+
+
+entries_strategy = st.dictionaries(
+    st.text(min_size=1, max_size=40),
+    st.builds(StoredHandsOff, by=st.text(min_size=1, max_size=hands_off_state.MAX_TEXT),
+              replicas=st.integers(0, 2**31 - 1), before=st.integers(0, 2**31 - 1),
+              at=st.floats(0, 4e9, allow_nan=False), floor=st.booleans()),
+    max_size=20)
+
+
+@given(entries_strategy)
+@settings(max_examples=200, deadline=None)
+def test_what_is_saved_is_what_is_read_back(entries):
+    text = json.dumps(hands_off_state.encode("web", entries, T0), allow_nan=False)
+    assert hands_off_state.decode(text) == (entries, [])
