@@ -140,15 +140,26 @@ def compute_signals(cluster, now: float, dt_s: float, offered_rps: np.ndarray) -
     n = offered_rps.shape[0]
     out, counts = np.empty((_O_ROWS, n)), np.empty((_I_COUNTS, n), np.int64)
     try:
-        _signals_kernel(
-            offered_rps, c._ready_capacity_rps, c._safe_capacity_rps, c._backlog, float(dt_s), c._queue_limit,
-            c._any_queue_mode, c._wait_exponent, c._base_latency_quantiles_s, c._bad_pod_latency_quantiles_s,
-            c._any_bad_pods, c._timeout_s, c._zero_capacity, c._any_zero_capacity, c._error_ratio,
-            c._utilization_per_rps, c._n_ready, c._spec_replicas, c._n_pods, c._restarts_total, c._revision_number,
-            out, counts)
+        _signals_kernel(offered_rps, *_engine_args(c, dt_s), out, counts)
     except compiled.KERNEL_ERRORS as exc:
         mark_broken(exc)
         return None
+    return _tick_signals(c, now, offered_rps, out, counts)
+
+
+def _engine_args(c, dt_s: float, backlog: np.ndarray | None = None) -> tuple:
+    """The engine's state that ``_signals_kernel`` reads after the offered load, in its order
+    (``backlog``: the queue to start from, default the engine's)."""
+    return (c._ready_capacity_rps, c._safe_capacity_rps, c._backlog if backlog is None else backlog, float(dt_s), c._queue_limit, c._any_queue_mode,
+            c._wait_exponent, c._base_latency_quantiles_s, c._bad_pod_latency_quantiles_s, c._any_bad_pods,
+            c._timeout_s, c._zero_capacity, c._any_zero_capacity, c._error_ratio, c._utilization_per_rps,
+            c._n_ready, c._spec_replicas, c._n_pods, c._restarts_total, c._revision_number)
+
+
+def _tick_signals(c, now: float, offered_rps: np.ndarray, out: np.ndarray, counts: np.ndarray) -> TickSignals:
+    """The TickSignals of a tick whose ``out`` (_O_ROWS, S) and ``counts`` (_I_COUNTS, S) the
+    signals kernel filled (their rows become its arrays); keeps the engine's backlog (queue
+    mode) and p95 without bad pods."""
     served, dropped, backlog, p50, p95, p99, p95_base, errors, ratio, util, capacity = out
     if c._any_queue_mode:
         c._backlog = backlog
@@ -160,3 +171,110 @@ def compute_signals(cluster, now: float, dt_s: float, offered_rps: np.ndarray) -
         now, offered_rps, served, dropped, backlog, capacity, util, p50, p95, p99, errors, ratio,
         c._memory(now) if c._any_leak else c._idle_memory_mib.copy(), n_ready, spec, n_pods, restarts, revision,
         c._rolling.copy())
+
+
+# ------------------------------------------------------------------------------- quiet ticks
+#: Rows of the block the quiet-tick kernel fills beside ``out``: the offered load (retries
+#: included), the memory and the counts as floats (as a metrics ring and the recorder hold them).
+_X_OFFERED, _X_MEMORY, _X_COUNTS, _X_ROWS = 0, 1, 2, 2 + _I_COUNTS
+
+#: Signal name (a TickSignals field) -> its row in a tick's rows: ``out``'s, then the extra
+#: block's (``_O_ROWS + x``). The names a sink of :func:`quiet_ticks` may ask for.
+SIGNAL_ROWS: dict[str, int] = {
+    "served_rps": _O_SERVED, "dropped_rps": _O_DROPPED, "queue_length": _O_BACKLOG, "latency_p50_s": _O_P50,
+    "latency_p95_s": _O_P95, "latency_p99_s": _O_P99, "errors_rps": _O_ERRORS, "error_ratio": _O_RATIO,
+    "utilization_pct": _O_UTIL, "capacity_rps": _O_CAPACITY, "offered_rps": _O_ROWS + _X_OFFERED,
+    "memory_mib": _O_ROWS + _X_MEMORY,
+    **{name: _O_ROWS + _X_COUNTS + i for i, name in
+       enumerate(("ready_replicas", "spec_replicas", "pods", "restarts_total", "revision"))},
+}
+
+_SIGNAL_NAMES = {code: name for name, code in SIGNAL_ROWS.items()}
+
+
+@jit
+def _write_sink(sink, row, codes, out, extra):
+    """sink[f, row] = the tick's row ``codes[f]`` (out's, then extra's), for each field f."""
+    for f in range(codes.shape[0]):
+        code = codes[f]
+        source = out[code] if code < _O_ROWS else extra[code - _O_ROWS]
+        target = sink[f, row]
+        for s in range(target.shape[0]):
+            target[s] = source[s]
+
+
+@jit
+def _run_signals_kernel(load, retry_ratio, any_retries, dropped0, memory, cap, safe, backlog, dt_s, queue_limit,
+                        any_queue, exponent, base_q, extra_q, any_bad, timeout, zero_cap, any_zero_cap, err,
+                        util_scale, n_ready, spec, n_pods, restarts, revision, out, counts, extra, sink_a, start_a,
+                        codes_a, sink_b, start_b, codes_b):
+    """The (n, S) ``load`` stepped tick after tick with the engine's state fixed (nothing due):
+    each tick's offered load (plus ``retry_ratio`` times the previous tick's drops, the first
+    tick's ``dropped0``), its signals by ``_signals_kernel`` into ``out`` / ``counts``, its memory
+    ``memory[t]`` ((n, S), or (1, S) for every tick), written into row ``start + t`` (modulo the
+    rows) of each sink (F, R, S) as the fields ``codes`` (F,) of :data:`SIGNAL_ROWS`. ``backlog``
+    (S,) carries the queue from tick to tick (updated in place). ``out``, ``counts`` and ``extra``
+    hold the last tick's rows at the end."""
+    n, s_count = load.shape
+    offered = extra[_X_OFFERED]
+    for t in range(n):
+        for s in range(s_count):
+            x = load[t, s]
+            if any_retries:  # clients retry part of the previous tick's drops (SimCluster.step)
+                x = x + retry_ratio[s] * (dropped0[s] if t == 0 else out[_O_DROPPED, s])
+            offered[s] = x
+        if t == 0 or memory.shape[0] > 1:
+            extra[_X_MEMORY] = memory[t if memory.shape[0] > 1 else 0]
+        _signals_kernel(offered, cap, safe, backlog, dt_s, queue_limit, any_queue, exponent, base_q, extra_q, any_bad,
+                        timeout, zero_cap, any_zero_cap, err, util_scale, n_ready, spec, n_pods, restarts, revision,
+                        out, counts)
+        if any_queue:
+            backlog[:] = out[_O_BACKLOG]
+        if t == 0:  # the counts do not change while nothing is due
+            extra[_X_COUNTS:] = counts
+        _write_sink(sink_a, (start_a + t) % sink_a.shape[1], codes_a, out, extra)
+        _write_sink(sink_b, (start_b + t) % sink_b.shape[1], codes_b, out, extra)
+    return 0
+
+
+def sink_codes(names) -> np.ndarray | None:
+    """The :data:`SIGNAL_ROWS` codes (F,) of a sink's field names; None if one is not a tick signal."""
+    if any(name not in SIGNAL_ROWS for name in names):
+        return None
+    return np.array([SIGNAL_ROWS[name] for name in names], dtype=np.int64)
+
+
+#: A sink that takes nothing (a run without a metrics ring): (block (0, 1, 1), start, codes).
+NO_SINK = (np.zeros((0, 1, 1)), 0, np.zeros(0, np.int64))
+
+
+def write_sinks(tick: TickSignals, sinks) -> None:
+    """Write one tick's signals into the next row of each sink (numpy; what the kernel writes)."""
+    for block, row, codes in sinks:
+        for f, code in enumerate(codes.tolist()):
+            block[f, row % block.shape[1]] = getattr(tick, _SIGNAL_NAMES[code])
+
+
+def run_signals(cluster, times: np.ndarray, dt_s: float, load: np.ndarray, sinks) -> TickSignals | None:
+    """The signals of each of ``times`` (n,) with ``load`` (n, S), from the engine's state (the
+    caller checked that nothing due changes it: ``SimCluster.step_ticks``), in one call: every
+    tick's signals go straight into the two ``sinks`` ((F, R, S) block, first row, codes (F,)
+    from :func:`sink_codes`); returns the last tick's TickSignals. None when the kernels are
+    off or failed (nothing written)."""
+    if not enabled():
+        return None
+    c = cluster
+    n, s_count = load.shape
+    out, counts = np.empty((_O_ROWS, s_count)), np.empty((_I_COUNTS, s_count), np.int64)
+    extra = np.empty((_X_ROWS, s_count))
+    memory = np.stack([c._memory(now) for now in times.tolist()]) if c._any_leak else c._idle_memory_mib[None, :]
+    dropped0 = c._last_tick.dropped_rps if c._any_retries else c._zeros
+    (sink_a, start_a, codes_a), (sink_b, start_b, codes_b) = sinks
+    try:
+        _run_signals_kernel(np.ascontiguousarray(load, dtype=np.float64), c._retry_ratio, c._any_retries, dropped0,
+                            memory, *_engine_args(c, dt_s, c._backlog.copy()), out, counts, extra,
+                            sink_a, start_a, codes_a, sink_b, start_b, codes_b)
+    except compiled.KERNEL_ERRORS as exc:
+        mark_broken(exc)
+        return None
+    return _tick_signals(c, float(times[-1]), extra[_X_OFFERED], out, counts)
