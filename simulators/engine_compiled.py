@@ -73,8 +73,9 @@ def _signals_kernel(offered_rps, cap, safe, backlog, dt_s, queue_limit, any_queu
     served, dropped, new backlog (0 in drop mode), latency p50 / p95 / p99, p95 without bad-pod
     extra, errors, error ratio, utilization, and a copy of the capacity ``cap``; and into
     ``out_counts`` (5, S) int64 copies of the counts n_ready, spec, n_pods, restarts, revision
-    (the tick's snapshot, written in the same pass instead of five copies)."""
+    (the tick's snapshot)."""
     s_count = offered_rps.shape[0]
+    log_p_wait, inv_rate = np.empty(s_count), np.empty(s_count)  # per service, for the percentiles' pass
     for s in range(s_count):
         c, sc, x = cap[s], safe[s], offered_rps[s]
         if any_queue:
@@ -89,29 +90,35 @@ def _signals_kernel(offered_rps, cap, safe, backlog, dt_s, queue_limit, any_queu
             nb = 0.0
         out[_O_SERVED, s], out[_O_DROPPED, s], out[_O_BACKLOG, s] = sv, dr, nb
         rho = compiled.nan_max(compiled.nan_min(sv / sc, _RHO_CAP), _RHO_FLOOR)
-        log_p_wait = math.log(rho) * exponent[s]
-        inv_rate = 1.0 / ((1.0 - rho) * sc)
-        demand_without_capacity = any_zero_cap and zero_cap[s] and (x > 0 or nb > 0)
-        t_out = timeout[s]
-        for q in range(3):
-            ln_tail = _LN_TAIL0 if q == 0 else (_LN_TAIL1 if q == 1 else _LN_TAIL2)
-            value = compiled.nan_max(log_p_wait - ln_tail, 0.0) * inv_rate + base_q[q, s]
-            if any_queue:
-                value += nb / sc
-            if any_bad:
-                value += extra_q[q, s]
-            value = compiled.nan_min(value, t_out)
-            if demand_without_capacity:
-                value = t_out
-            out[_O_P50 + q, s] = value
-        out[_O_P95_BASE, s] = out[_O_P95, s] - extra_q[1, s] if any_bad else out[_O_P95, s]
+        log_p_wait[s] = math.log(rho) * exponent[s]
+        inv_rate[s] = 1.0 / ((1.0 - rho) * sc)
         e = sv * err[s]
         out[_O_ERRORS, s] = e
         out[_O_RATIO, s] = (e + dr) / compiled.nan_max(sv + dr, _TINY)
         out[_O_UTIL, s] = sv * util_scale[s]
         out[_O_CAPACITY, s] = c
-        out_counts[0, s], out_counts[1, s], out_counts[2, s] = n_ready[s], spec[s], n_pods[s]
-        out_counts[3, s], out_counts[4, s] = restarts[s], revision[s]
+    # the percentiles in passes of their own, one row at a time: loops without a call (the log
+    # above) that the compiler vectorizes; each value's operations are the same, in the same order
+    backlog_now = out[_O_BACKLOG]
+    for q in range(3):
+        ln_tail = _LN_TAIL0 if q == 0 else (_LN_TAIL1 if q == 1 else _LN_TAIL2)
+        row, base, extra = out[_O_P50 + q], base_q[q], extra_q[q]
+        for s in range(s_count):
+            value = compiled.nan_max(log_p_wait[s] - ln_tail, 0.0) * inv_rate[s] + base[s]
+            if any_queue:
+                value += backlog_now[s] / safe[s]
+            if any_bad:
+                value += extra[s]
+            t_out = timeout[s]
+            value = compiled.nan_min(value, t_out)
+            if any_zero_cap and zero_cap[s] and (offered_rps[s] > 0 or backlog_now[s] > 0):
+                value = t_out  # demand without capacity
+            row[s] = value
+    p95, p95_base, extra_p95 = out[_O_P95], out[_O_P95_BASE], extra_q[1]
+    for s in range(s_count):
+        p95_base[s] = p95[s] - extra_p95[s] if any_bad else p95[s]
+    out_counts[0], out_counts[1], out_counts[2] = n_ready, spec, n_pods
+    out_counts[3], out_counts[4] = restarts, revision
     return 0
 
 
