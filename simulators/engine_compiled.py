@@ -3,7 +3,10 @@
 ``SimCluster._derive`` (queueing terms from the capacity aggregates) and
 ``SimCluster._compute_signals`` (throughput, waiting time, latency percentiles, errors,
 utilization, memory of one tick; :mod:`simulators.queueing`) each run as one fused loop over
-the S services instead of a few dozen numpy calls on (S,) arrays. The numpy methods stay the
+the S services instead of a few dozen numpy calls on (S,) arrays. ``SimCluster.step_ticks``
+runs a run of ticks at which nothing is due through one call (:func:`run_signals`): the same
+signals kernel tick after tick, each tick's signals written straight into the caller's blocks
+(the runner's recorder, the simulated metrics' rings). The numpy methods stay the
 reference: ``tests/simulators/test_engine_compiled.py`` runs whole scenarios both ways and
 compares every tick (integers exactly; floats to 1e-12 relative: numpy's vectorized ``log``
 and the C library's differ in the last bit). Pod lifecycles, faults and rollouts stay numpy:
@@ -180,13 +183,13 @@ def _tick_signals(c, now: float, offered_rps: np.ndarray, out: np.ndarray, count
         c._rolling.copy())
 
 
-# ------------------------------------------------------------------------------- quiet ticks
-#: Rows of the block the quiet-tick kernel fills beside ``out``: the offered load (retries
+# ---------------------------------------------------------------------------- runs of ticks
+#: Rows of the block the run kernel fills beside ``out``: the offered load (retries
 #: included), the memory and the counts as floats (as a metrics ring and the recorder hold them).
 _X_OFFERED, _X_MEMORY, _X_COUNTS, _X_ROWS = 0, 1, 2, 2 + _I_COUNTS
 
 #: Signal name (a TickSignals field) -> its row in a tick's rows: ``out``'s, then the extra
-#: block's (``_O_ROWS + x``). The names a sink of :func:`quiet_ticks` may ask for.
+#: block's (``_O_ROWS + x``). The names a sink of :func:`run_signals` may ask for.
 SIGNAL_ROWS: dict[str, int] = {
     "served_rps": _O_SERVED, "dropped_rps": _O_DROPPED, "queue_length": _O_BACKLOG, "latency_p50_s": _O_P50,
     "latency_p95_s": _O_P95, "latency_p99_s": _O_P99, "errors_rps": _O_ERRORS, "error_ratio": _O_RATIO,

@@ -5,7 +5,8 @@ arrays: primaries recomputed only for the rows that changed (``_refresh``), deri
 the queueing model once per tick when anything changed (``_derive``, compiled by
 :mod:`simulators.engine_compiled` when numba is on). Rows whose pods all share one revision's
 properties are summed without per-pod weights; a row becomes "mixed" during a rollout to
-different properties or when a pod degrades. ``step`` advances the cluster one tick.
+different properties or when a pod degrades. ``step`` advances the cluster one tick;
+``step_ticks`` a run of ticks at which nothing is due but the first, in one compiled call.
 """
 
 from __future__ import annotations
