@@ -60,6 +60,7 @@ class Attribution:
     def install(self) -> int:
         self._patch(runner_module._ControllerRun, "advance", lambda f: self._scope(f, "other", who=True))
         self._patch(cluster_module.SimCluster, "step", lambda f: self._scope(f, "step"))
+        self._patch(cluster_module.SimCluster, "step_ticks", lambda f: self._scope(f, "step"))  # runs of ticks
         self._patch(reconciler_module.Reconciler, "cycle", lambda f: self._scope(f, "cycle"))
         kernels = compiled.loaded_kernels()
         # A kernel another kernel calls stays unwrapped: a kernel compiled after the patch (one the

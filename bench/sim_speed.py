@@ -104,7 +104,7 @@ def run_path(sc, policies) -> tuple[float, float, dict]:
     advance = runner_module._ControllerRun.advance
     watches = {w: Stopwatch(owner, name, current) for w, (owner, name) in {
         "run": (runner_module._ControllerRun, "advance"), "step": (cluster_module.SimCluster, "step"),
-        "cycle": (reconciler_module.Reconciler, "cycle")}.items()}
+        "ticks": (cluster_module.SimCluster, "step_ticks"), "cycle": (reconciler_module.Reconciler, "cycle")}.items()}
     timed_advance = runner_module._ControllerRun.advance
 
     def attributed(run, *args):  # the time spent while a controller advances is its own
@@ -130,8 +130,9 @@ def run_path(sc, policies) -> tuple[float, float, dict]:
         name = run.name
         replica_hours[name] = round(run.scores["replica_hours"], 6)
         own, own_cpu = total["run"].get(name, 0.0), cpus["run"].get(name, 0.0)
-        step, cycle = total["step"].get(name, 0.0), total["cycle"].get(name, 0.0)
-        step_cpu, cycle_cpu = cpus["step"].get(name, 0.0), cpus["cycle"].get(name, 0.0)
+        # engine steps: ticks stepped alone (step) and in runs (step_ticks, their signals recorded too)
+        step, cycle = total["step"].get(name, 0.0) + total["ticks"].get(name, 0.0), total["cycle"].get(name, 0.0)
+        step_cpu, cycle_cpu = cpus["step"].get(name, 0.0) + cpus["ticks"].get(name, 0.0), cpus["cycle"].get(name, 0.0)
         print(f"  {name:>7}: {own:6.1f} s wall, {own_cpu:6.1f} s CPU  (wall: engine steps {step:5.1f} s, "
               f"control cycles {cycle:5.1f} s, other {own - step - cycle:4.1f} s)  "
               f"replica-hours {run.scores['replica_hours']:.0f}")

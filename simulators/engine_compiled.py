@@ -3,7 +3,10 @@
 ``SimCluster._derive`` (queueing terms from the capacity aggregates) and
 ``SimCluster._compute_signals`` (throughput, waiting time, latency percentiles, errors,
 utilization, memory of one tick; :mod:`simulators.queueing`) each run as one fused loop over
-the S services instead of a few dozen numpy calls on (S,) arrays. The numpy methods stay the
+the S services instead of a few dozen numpy calls on (S,) arrays. ``SimCluster.step_ticks``
+runs a run of ticks at which nothing is due through one call (:func:`run_signals`): the same
+signals kernel tick after tick, each tick's signals written straight into the caller's blocks
+(the runner's recorder, the simulated metrics' rings). The numpy methods stay the
 reference: ``tests/simulators/test_engine_compiled.py`` runs whole scenarios both ways and
 compares every tick (integers exactly; floats to 1e-12 relative: numpy's vectorized ``log``
 and the C library's differ in the last bit). Pod lifecycles, faults and rollouts stay numpy:
@@ -73,8 +76,9 @@ def _signals_kernel(offered_rps, cap, safe, backlog, dt_s, queue_limit, any_queu
     served, dropped, new backlog (0 in drop mode), latency p50 / p95 / p99, p95 without bad-pod
     extra, errors, error ratio, utilization, and a copy of the capacity ``cap``; and into
     ``out_counts`` (5, S) int64 copies of the counts n_ready, spec, n_pods, restarts, revision
-    (the tick's snapshot, written in the same pass instead of five copies)."""
+    (the tick's snapshot)."""
     s_count = offered_rps.shape[0]
+    log_p_wait, inv_rate = np.empty(s_count), np.empty(s_count)  # per service, for the percentiles' pass
     for s in range(s_count):
         c, sc, x = cap[s], safe[s], offered_rps[s]
         if any_queue:
@@ -89,29 +93,35 @@ def _signals_kernel(offered_rps, cap, safe, backlog, dt_s, queue_limit, any_queu
             nb = 0.0
         out[_O_SERVED, s], out[_O_DROPPED, s], out[_O_BACKLOG, s] = sv, dr, nb
         rho = compiled.nan_max(compiled.nan_min(sv / sc, _RHO_CAP), _RHO_FLOOR)
-        log_p_wait = math.log(rho) * exponent[s]
-        inv_rate = 1.0 / ((1.0 - rho) * sc)
-        demand_without_capacity = any_zero_cap and zero_cap[s] and (x > 0 or nb > 0)
-        t_out = timeout[s]
-        for q in range(3):
-            ln_tail = _LN_TAIL0 if q == 0 else (_LN_TAIL1 if q == 1 else _LN_TAIL2)
-            value = compiled.nan_max(log_p_wait - ln_tail, 0.0) * inv_rate + base_q[q, s]
-            if any_queue:
-                value += nb / sc
-            if any_bad:
-                value += extra_q[q, s]
-            value = compiled.nan_min(value, t_out)
-            if demand_without_capacity:
-                value = t_out
-            out[_O_P50 + q, s] = value
-        out[_O_P95_BASE, s] = out[_O_P95, s] - extra_q[1, s] if any_bad else out[_O_P95, s]
+        log_p_wait[s] = math.log(rho) * exponent[s]
+        inv_rate[s] = 1.0 / ((1.0 - rho) * sc)
         e = sv * err[s]
         out[_O_ERRORS, s] = e
         out[_O_RATIO, s] = (e + dr) / compiled.nan_max(sv + dr, _TINY)
         out[_O_UTIL, s] = sv * util_scale[s]
         out[_O_CAPACITY, s] = c
-        out_counts[0, s], out_counts[1, s], out_counts[2, s] = n_ready[s], spec[s], n_pods[s]
-        out_counts[3, s], out_counts[4, s] = restarts[s], revision[s]
+    # the percentiles in passes of their own, one row at a time: loops without a call (the log
+    # above) that the compiler vectorizes; each value's operations are the same, in the same order
+    backlog_now = out[_O_BACKLOG]
+    for q in range(3):
+        ln_tail = _LN_TAIL0 if q == 0 else (_LN_TAIL1 if q == 1 else _LN_TAIL2)
+        row, base, extra = out[_O_P50 + q], base_q[q], extra_q[q]
+        for s in range(s_count):
+            value = compiled.nan_max(log_p_wait[s] - ln_tail, 0.0) * inv_rate[s] + base[s]
+            if any_queue:
+                value += backlog_now[s] / safe[s]
+            if any_bad:
+                value += extra[s]
+            t_out = timeout[s]
+            value = compiled.nan_min(value, t_out)
+            if any_zero_cap and zero_cap[s] and (offered_rps[s] > 0 or backlog_now[s] > 0):
+                value = t_out  # demand without capacity
+            row[s] = value
+    p95, p95_base, extra_p95 = out[_O_P95], out[_O_P95_BASE], extra_q[1]
+    for s in range(s_count):
+        p95_base[s] = p95[s] - extra_p95[s] if any_bad else p95[s]
+    out_counts[0], out_counts[1], out_counts[2] = n_ready, spec, n_pods
+    out_counts[3], out_counts[4] = restarts, revision
     return 0
 
 
@@ -140,15 +150,26 @@ def compute_signals(cluster, now: float, dt_s: float, offered_rps: np.ndarray) -
     n = offered_rps.shape[0]
     out, counts = np.empty((_O_ROWS, n)), np.empty((_I_COUNTS, n), np.int64)
     try:
-        _signals_kernel(
-            offered_rps, c._ready_capacity_rps, c._safe_capacity_rps, c._backlog, float(dt_s), c._queue_limit,
-            c._any_queue_mode, c._wait_exponent, c._base_latency_quantiles_s, c._bad_pod_latency_quantiles_s,
-            c._any_bad_pods, c._timeout_s, c._zero_capacity, c._any_zero_capacity, c._error_ratio,
-            c._utilization_per_rps, c._n_ready, c._spec_replicas, c._n_pods, c._restarts_total, c._revision_number,
-            out, counts)
+        _signals_kernel(offered_rps, *_engine_args(c, dt_s), out, counts)
     except compiled.KERNEL_ERRORS as exc:
         mark_broken(exc)
         return None
+    return _tick_signals(c, now, offered_rps, out, counts)
+
+
+def _engine_args(c, dt_s: float, backlog: np.ndarray | None = None) -> tuple:
+    """The engine's state that ``_signals_kernel`` reads after the offered load, in its order
+    (``backlog``: the queue to start from, default the engine's)."""
+    return (c._ready_capacity_rps, c._safe_capacity_rps, c._backlog if backlog is None else backlog, float(dt_s), c._queue_limit, c._any_queue_mode,
+            c._wait_exponent, c._base_latency_quantiles_s, c._bad_pod_latency_quantiles_s, c._any_bad_pods,
+            c._timeout_s, c._zero_capacity, c._any_zero_capacity, c._error_ratio, c._utilization_per_rps,
+            c._n_ready, c._spec_replicas, c._n_pods, c._restarts_total, c._revision_number)
+
+
+def _tick_signals(c, now: float, offered_rps: np.ndarray, out: np.ndarray, counts: np.ndarray) -> TickSignals:
+    """The TickSignals of a tick whose ``out`` (_O_ROWS, S) and ``counts`` (_I_COUNTS, S) the
+    signals kernel filled (their rows become its arrays); keeps the engine's backlog (queue
+    mode) and p95 without bad pods."""
     served, dropped, backlog, p50, p95, p99, p95_base, errors, ratio, util, capacity = out
     if c._any_queue_mode:
         c._backlog = backlog
@@ -160,3 +181,110 @@ def compute_signals(cluster, now: float, dt_s: float, offered_rps: np.ndarray) -
         now, offered_rps, served, dropped, backlog, capacity, util, p50, p95, p99, errors, ratio,
         c._memory(now) if c._any_leak else c._idle_memory_mib.copy(), n_ready, spec, n_pods, restarts, revision,
         c._rolling.copy())
+
+
+# ---------------------------------------------------------------------------- runs of ticks
+#: Rows of the block the run kernel fills beside ``out``: the offered load (retries
+#: included), the memory and the counts as floats (as a metrics ring and the recorder hold them).
+_X_OFFERED, _X_MEMORY, _X_COUNTS, _X_ROWS = 0, 1, 2, 2 + _I_COUNTS
+
+#: Signal name (a TickSignals field) -> its row in a tick's rows: ``out``'s, then the extra
+#: block's (``_O_ROWS + x``). The names a sink of :func:`run_signals` may ask for.
+SIGNAL_ROWS: dict[str, int] = {
+    "served_rps": _O_SERVED, "dropped_rps": _O_DROPPED, "queue_length": _O_BACKLOG, "latency_p50_s": _O_P50,
+    "latency_p95_s": _O_P95, "latency_p99_s": _O_P99, "errors_rps": _O_ERRORS, "error_ratio": _O_RATIO,
+    "utilization_pct": _O_UTIL, "capacity_rps": _O_CAPACITY, "offered_rps": _O_ROWS + _X_OFFERED,
+    "memory_mib": _O_ROWS + _X_MEMORY,
+    **{name: _O_ROWS + _X_COUNTS + i for i, name in
+       enumerate(("ready_replicas", "spec_replicas", "pods", "restarts_total", "revision"))},
+}
+
+_SIGNAL_NAMES = {code: name for name, code in SIGNAL_ROWS.items()}
+
+
+@jit
+def _write_sink(sink, row, codes, out, extra):
+    """sink[f, row] = the tick's row ``codes[f]`` (out's, then extra's), for each field f."""
+    for f in range(codes.shape[0]):
+        code = codes[f]
+        source = out[code] if code < _O_ROWS else extra[code - _O_ROWS]
+        target = sink[f, row]
+        for s in range(target.shape[0]):
+            target[s] = source[s]
+
+
+@jit
+def _run_signals_kernel(load, retry_ratio, any_retries, dropped0, memory, cap, safe, backlog, dt_s, queue_limit,
+                        any_queue, exponent, base_q, extra_q, any_bad, timeout, zero_cap, any_zero_cap, err,
+                        util_scale, n_ready, spec, n_pods, restarts, revision, out, counts, extra, sink_a, start_a,
+                        codes_a, sink_b, start_b, codes_b):
+    """The (n, S) ``load`` stepped tick after tick with the engine's state fixed (nothing due):
+    each tick's offered load (plus ``retry_ratio`` times the previous tick's drops, the first
+    tick's ``dropped0``), its signals by ``_signals_kernel`` into ``out`` / ``counts``, its memory
+    ``memory[t]`` ((n, S), or (1, S) for every tick), written into row ``start + t`` (modulo the
+    rows) of each sink (F, R, S) as the fields ``codes`` (F,) of :data:`SIGNAL_ROWS`. ``backlog``
+    (S,) carries the queue from tick to tick (updated in place). ``out``, ``counts`` and ``extra``
+    hold the last tick's rows at the end."""
+    n, s_count = load.shape
+    offered = extra[_X_OFFERED]
+    for t in range(n):
+        for s in range(s_count):
+            x = load[t, s]
+            if any_retries:  # clients retry part of the previous tick's drops (SimCluster.step)
+                x = x + retry_ratio[s] * (dropped0[s] if t == 0 else out[_O_DROPPED, s])
+            offered[s] = x
+        if t == 0 or memory.shape[0] > 1:
+            extra[_X_MEMORY] = memory[t if memory.shape[0] > 1 else 0]
+        _signals_kernel(offered, cap, safe, backlog, dt_s, queue_limit, any_queue, exponent, base_q, extra_q, any_bad,
+                        timeout, zero_cap, any_zero_cap, err, util_scale, n_ready, spec, n_pods, restarts, revision,
+                        out, counts)
+        if any_queue:
+            backlog[:] = out[_O_BACKLOG]
+        if t == 0:  # the counts do not change while nothing is due
+            extra[_X_COUNTS:] = counts
+        _write_sink(sink_a, (start_a + t) % sink_a.shape[1], codes_a, out, extra)
+        _write_sink(sink_b, (start_b + t) % sink_b.shape[1], codes_b, out, extra)
+    return 0
+
+
+def sink_codes(names) -> np.ndarray | None:
+    """The :data:`SIGNAL_ROWS` codes (F,) of a sink's field names; None if one is not a tick signal."""
+    if any(name not in SIGNAL_ROWS for name in names):
+        return None
+    return np.array([SIGNAL_ROWS[name] for name in names], dtype=np.int64)
+
+
+#: A sink that takes nothing (a run without a metrics ring): (block (0, 1, 1), start, codes).
+NO_SINK = (np.zeros((0, 1, 1)), 0, np.zeros(0, np.int64))
+
+
+def write_sinks(tick: TickSignals, sinks) -> None:
+    """Write one tick's signals into the next row of each sink (numpy; what the kernel writes)."""
+    for block, row, codes in sinks:
+        for f, code in enumerate(codes.tolist()):
+            block[f, row % block.shape[1]] = getattr(tick, _SIGNAL_NAMES[code])
+
+
+def run_signals(cluster, times: np.ndarray, dt_s: float, load: np.ndarray, sinks) -> TickSignals | None:
+    """The signals of each of ``times`` (n,) with ``load`` (n, S), from the engine's state (the
+    caller checked that nothing due changes it: ``SimCluster.step_ticks``), in one call: every
+    tick's signals go straight into the two ``sinks`` ((F, R, S) block, first row, codes (F,)
+    from :func:`sink_codes`); returns the last tick's TickSignals. None when the kernels are
+    off or failed (nothing written)."""
+    if not enabled():
+        return None
+    c = cluster
+    n, s_count = load.shape
+    out, counts = np.empty((_O_ROWS, s_count)), np.empty((_I_COUNTS, s_count), np.int64)
+    extra = np.empty((_X_ROWS, s_count))
+    memory = np.stack([c._memory(now) for now in times.tolist()]) if c._any_leak else c._idle_memory_mib[None, :]
+    dropped0 = c._last_tick.dropped_rps if c._any_retries else c._zeros
+    (sink_a, start_a, codes_a), (sink_b, start_b, codes_b) = sinks
+    try:
+        _run_signals_kernel(np.ascontiguousarray(load, dtype=np.float64), c._retry_ratio, c._any_retries, dropped0,
+                            memory, *_engine_args(c, dt_s, c._backlog.copy()), out, counts, extra,
+                            sink_a, start_a, codes_a, sink_b, start_b, codes_b)
+    except compiled.KERNEL_ERRORS as exc:
+        mark_broken(exc)
+        return None
+    return _tick_signals(c, float(times[-1]), extra[_X_OFFERED], out, counts)

@@ -107,7 +107,9 @@ class SimMetrics:
         self.tick_s = tick_s
         fields = sorted({f.split(":")[0] for f in bindings.values()} - set(self.SAMPLED))
         n = cluster.n_services
-        self._ring = {f: np.full((self.slots, n), np.nan) for f in fields}
+        # one (F, W, S) block, a (W, S) ring per field: SimCluster.step_ticks writes it in one call
+        self._rings = np.full((len(fields), self.slots, n), np.nan)
+        self._ring = {f: self._rings[i] for i, f in enumerate(fields)}
         self._k = 0
         self._last: ObservedSignals | None = None
         self._pods: tuple[dict, dict[str, int]] | None = None
@@ -123,7 +125,22 @@ class SimMetrics:
         slot = self._k % self.slots
         for f, ring in self._ring.items():
             ring[slot] = observed.values[f]
-        self._k += 1
+        self.pushed(1, observed)
+
+    @property
+    def fields(self) -> list[str]:
+        """The signals kept in the rings, in the order of :meth:`sink`'s block."""
+        return list(self._ring)
+
+    def sink(self) -> tuple[np.ndarray, int]:
+        """Where the next ticks' signals go, for an engine that writes them itself
+        (SimCluster.step_ticks): the (F, W, S) rings of :attr:`fields` and the next slot (then
+        on modulo W); the writer then calls :meth:`pushed`."""
+        return self._rings, self._k % self.slots
+
+    def pushed(self, ticks: int, observed: ObservedSignals) -> None:
+        """``ticks`` more ticks are in the rings (the last one's signals: ``observed``)."""
+        self._k += ticks
         self._last = observed
         self._pods = None  # per-pod signals of this tick, built on the first pod query
 

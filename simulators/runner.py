@@ -8,6 +8,7 @@ max, and the oracle (a precomputed plan).
 
 from __future__ import annotations
 
+import bisect
 import json
 import pickle
 import tempfile
@@ -25,7 +26,7 @@ from controller.errors import FieldError, ScenarioError
 from controller.model import Action, ActionKind, jsonable
 from controller.policy import LoadedPolicy
 from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy, cycle_records
-from simulators import parallel, score_compiled
+from simulators import engine_compiled, parallel, score_compiled
 from simulators.cluster import SimCluster
 from simulators.memory import check_fits, format_bytes, kept_trajectory, memory_limit
 from simulators.load import CHUNK_TICKS, chunk_times
@@ -165,6 +166,26 @@ class _Recorder:
             a["ready_replicas"][j], a["error_ratio"][j] = sig.ready_replicas, sig.error_ratio
             a["latency_s"][j] = getattr(sig, self.latency_field)
         self.n += 1
+        if self.n == self.t.size:
+            self.flush()
+
+    @property
+    def signals(self) -> list[str]:
+        """The TickSignals field each row of :meth:`sink`'s block holds (FIELDS, with the SLO's
+        latency percentile for ``latency_s``)."""
+        return [self.latency_field if f == "latency_s" else f for f in self.FIELDS]
+
+    def sink(self) -> tuple[np.ndarray, int, int]:
+        """Where the next ticks' signals go, for an engine that writes them itself
+        (SimCluster.step_ticks): the (F, C, S) block of :attr:`signals`, the next row and how
+        many rows are free; the writer then calls :meth:`written`."""
+        return self._block, self.n, self.t.size - self.n
+
+    def written(self, times: np.ndarray) -> None:
+        """The block's next rows hold the ticks at ``times`` (n,) epoch s: recorded as by :meth:`put`."""
+        n = times.size
+        self.t[self.n:self.n + n] = times - self.start_s
+        self.n += n
         if self.n == self.t.size:
             self.flush()
 
@@ -329,6 +350,11 @@ def progress_ticks(scenario: Scenario, specs: Sequence[ControllerSpec],
 class _ControllerRun:
     """One controller's run over its own simulated cluster, advanced a chunk of load at a time."""
 
+    #: Step runs of ticks in one compiled call where nothing is due between them
+    #: (SimCluster.step_ticks); False: every tick through SimCluster.step, the path the
+    #: equivalence tests compare the runs with.
+    TICK_RUNS = True
+
     def __init__(self, scenario: Scenario, spec: ControllerSpec, offered: np.ndarray | None,
                  on_tick: Callable[[int], None] | None, keep_records: bool, keep_trajectory: bool | None,
                  chunk_ticks: int, on_cycle: Callable[[CycleResult], None] | None):
@@ -361,48 +387,112 @@ class _ControllerRun:
         self.next_cycle = start if T else 0.0
         self.next_health = np.inf  # the next health-only cycle (set by each full cycle when the policy has them)
         self.every = max(1, T // 200)
+        self.run_codes = self._run_sink_codes()
 
     def advance(self, k0: int, times: np.ndarray, load: np.ndarray) -> None:
-        """Step through one chunk of ticks: ``times`` (C,) from tick ``k0``, ``load`` (C, S)."""
-        scenario, spec, cluster, rec, T = self.scenario, self.spec, self.cluster, self.rec, self.T
-        start, on_tick, on_cycle, plan = scenario.start_s, self.on_tick, self.on_cycle, None
-        if spec.kind == "oracle":  # this chunk's plan and the next tick's (the step after the last)
-            plan = self.plan_rows(k0, min(k0 + times.size + 1, T))
-        for j, now in enumerate(times.tolist()):
-            k = k0 + j
-            sig = cluster.step(now, scenario.tick_s, load[j])
-            rec.put(now, sig)
+        """Step through one chunk of ticks: ``times`` (C,) from tick ``k0``, ``load`` (C, S).
+        Runs of ticks go through the engine in one call where they can (:meth:`_step_run`), the
+        others one by one (:meth:`_step`); after each, what the run does at that tick (:meth:`_act`)."""
+        plan = None
+        if self.spec.kind == "oracle":  # this chunk's plan and the next tick's (the step after the last)
+            plan = self.plan_rows(k0, min(k0 + times.size + 1, self.T))
+        values = times.tolist()
+        j = 0
+        while j < len(values):
+            n = self._step_run(k0 + j, j, values, times, load) if self.run_codes is not None else 0
+            if n:
+                j += n - 1  # the ticks before the last did nothing but step
+            else:
+                self._step(values[j], load[j])
+            self._act(k0 + j, j, values[j], plan)
+            j += 1
+        self.rec.flush()
+
+    def _step(self, now: float, load: np.ndarray) -> None:
+        """One tick of the engine (``load`` (S,)), recorded and, for a policy, pushed to its metrics."""
+        sig = self.cluster.step(now, self.scenario.tick_s, load)
+        self.rec.put(now, sig)
+        if self.reconciler is not None:
+            self.metrics.push(self.cluster.signals())
+
+    def _step_run(self, k: int, j: int, values: list[float], times: np.ndarray, load: np.ndarray) -> int:
+        """Step ticks ``k``, ``k + 1``, ... (rows ``j``, ... of the chunk's ``values`` / ``times``
+        (C,) and ``load`` (C, S)) in one compiled call (SimCluster.step_ticks), at most up to the
+        first at which the run does more than step (:meth:`_run_length`); their signals are
+        written straight into the recorder's block and the metrics' rings: the same as
+        :meth:`_step` of each. Returns how many were stepped (0: none, step tick ``k`` alone)."""
+        n = self._run_length(k, j, values)
+        rec_codes, ring_codes = self.run_codes
+        block, row, _ = self.rec.sink()
+        rings, slot = self.metrics.sink() if self.reconciler is not None else engine_compiled.NO_SINK[:2]
+        n = self.cluster.step_ticks(times[j:j + n], self.scenario.tick_s, load[j:j + n],
+                                    ((block, row, rec_codes), (rings, slot, ring_codes)))
+        if n:
+            self.rec.written(times[j:j + n])
             if self.reconciler is not None:
-                reconciler = self.reconciler
-                self.metrics.push(cluster.signals())
-                if now >= self.next_restart - 1e-9:  # a new controller process, same cluster and store
-                    old = reconciler
-                    reconciler = Reconciler(old.policy, self.metrics, old.cluster, on_cycle=old.on_cycle,
-                                            state_store=self.store)
-                    reconciler.with_conditions, reconciler.in_place = old.with_conditions, old.in_place
-                    self.reconciler = reconciler
-                    self.next_restart += spec.restart_every_s
-                result = None
-                if now >= self.next_cycle - 1e-9:
-                    result = reconciler.cycle(now)
-                    self.next_cycle += self.interval
-                    self.next_health = now + (reconciler.rollout_interval_s or np.inf)
-                elif reconciler.rollout_in_progress and now >= self.next_health - 1e-9:
-                    result = reconciler.health_cycle(now)  # health side only, while a rollout is in progress
-                    self.next_health += reconciler.rollout_interval_s
-                if result is not None and on_cycle is not None:
-                    on_cycle(result)
-                for a in result.actions if result is not None else ():
-                    event = _event(a, now - start)
-                    if self.budget.admit(event):
-                        self.actions.append(event)
-            elif plan is not None and k + 1 < T:
-                changed = np.flatnonzero(plan[j + 1] != plan[j])
-                if changed.size:
-                    cluster.scale(changed, plan[j + 1, changed])
-            if on_tick and (k % self.every == 0 or k == T - 1):
-                on_tick(k + 1)
-        rec.flush()
+                self.metrics.pushed(n, self.cluster.signals())
+        return n
+
+    def _run_length(self, k: int, j: int, values: list[float]) -> int:
+        """How many ticks from tick ``k`` (row ``j`` of the chunk's ``values``) may be stepped in
+        one run: up to and including the first at which :meth:`_act` does more than nothing (a
+        control or health cycle, a restart, a progress call), within the chunk and the
+        recorder's free rows."""
+        n = min(len(values) - j, self.rec.sink()[2])
+        reconciler = self.reconciler
+        if reconciler is not None:
+            acts_s = min(self.next_cycle, self.next_restart,
+                         self.next_health if reconciler.rollout_in_progress else np.inf)
+            n = min(n, bisect.bisect_left(values, acts_s - 1e-9, j) - j + 1)  # _act's tolerance
+        if self.on_tick:
+            progress = min(-(-k // self.every) * self.every, self.T - 1)  # the next tick on_tick is called at
+            n = min(n, progress - k + 1)
+        return n
+
+    def _act(self, k: int, j: int, now: float, plan: np.ndarray | None) -> None:
+        """What the run does after the engine's step of tick ``k`` (row ``j`` of the chunk, at
+        ``now``): a restart, a control or health cycle and its actions; the oracle's plan; progress."""
+        spec, cluster, T = self.spec, self.cluster, self.T
+        if self.reconciler is not None:
+            reconciler = self.reconciler
+            if now >= self.next_restart - 1e-9:  # a new controller process, same cluster and store
+                old = reconciler
+                reconciler = Reconciler(old.policy, self.metrics, old.cluster, on_cycle=old.on_cycle,
+                                        state_store=self.store)
+                reconciler.with_conditions, reconciler.in_place = old.with_conditions, old.in_place
+                self.reconciler = reconciler
+                self.next_restart += spec.restart_every_s
+            result = None
+            if now >= self.next_cycle - 1e-9:
+                result = reconciler.cycle(now)
+                self.next_cycle += self.interval
+                self.next_health = now + (reconciler.rollout_interval_s or np.inf)
+            elif reconciler.rollout_in_progress and now >= self.next_health - 1e-9:
+                result = reconciler.health_cycle(now)  # health side only, while a rollout is in progress
+                self.next_health += reconciler.rollout_interval_s
+            if result is not None and self.on_cycle is not None:
+                self.on_cycle(result)
+            for a in result.actions if result is not None else ():
+                event = _event(a, now - self.scenario.start_s)
+                if self.budget.admit(event):
+                    self.actions.append(event)
+        elif plan is not None and k + 1 < T:
+            changed = np.flatnonzero(plan[j + 1] != plan[j])
+            if changed.size:
+                cluster.scale(changed, plan[j + 1, changed])
+        if self.on_tick and (k % self.every == 0 or k == T - 1):
+            self.on_tick(k + 1)
+
+    def _run_sink_codes(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The codes (engine_compiled.sink_codes) of the recorder's block and the metrics' rings
+        for :meth:`_step_run`; None when the run steps every tick alone: TICK_RUNS off, the
+        kernels off, the oracle (it may scale at every tick) or a ring of a signal the kernel
+        does not write."""
+        if not self.TICK_RUNS or self.spec.kind == "oracle" or not engine_compiled.enabled():
+            return None
+        rec = engine_compiled.sink_codes(self.rec.signals)
+        rings = engine_compiled.sink_codes(self.metrics.fields) if self.reconciler is not None else engine_compiled.NO_SINK[2]
+        return None if rec is None or rings is None else (rec, rings)
 
     def finish(self) -> tuple[ControllerRun, CycleLog | None]:
         scenario, spec, rec, T = self.scenario, self.spec, self.rec, self.T

@@ -74,16 +74,18 @@ class Line:
 
 
 class _Buckets:
-    """Streaming min / max (with their times) and mean per bucket of ``per`` ticks of one series."""
+    """Streaming min / max (with their times) and mean per bucket of ``per`` ticks of one series
+    (``series`` None: ``add`` takes ``y`` (C,); read ``line`` and ``mean``) or of ``series`` K
+    series that share their times (``y`` (C, K); read ``lines`` and ``means``), reduced together."""
 
-    def __init__(self, per: int):
-        self.per = per
+    def __init__(self, per: int, series: int | None = None):
+        self.per, self.series = per, series
         self._t: list[np.ndarray] = []  # ticks not yet in a complete bucket
-        self._y: list[np.ndarray] = []
+        self._y: list[np.ndarray] = []  # (C, K) each
         self._held = 0
         self._out: list[tuple[np.ndarray, ...]] = []  # (t_first, y_first, t_second, y_second, mean) per chunk
-        self._line: Line | None = None
-        self._mean: np.ndarray | None = None
+        self._lines: list[Line] = []
+        self._means: list[np.ndarray] = []
 
     #: Pieces of output held before they are joined into one (each costs ~100 B of array header:
     #: with short chunks they would add up to more than the points themselves).
@@ -95,6 +97,7 @@ class _Buckets:
             self._out = [tuple(np.concatenate(parts) for parts in zip(*self._out))]
 
     def add(self, t: np.ndarray, y: np.ndarray) -> None:
+        y = y if self.series is not None else y[:, None]
         if self.per == 1:
             self._keep((t.copy(), y.astype(float, copy=True)))
             return
@@ -109,46 +112,62 @@ class _Buckets:
             self._t, self._y, self._held = [tt[n:]], [yy[n:]], tt.size - n
 
     def _reduce(self, t: np.ndarray, y: np.ndarray) -> None:
-        """Complete buckets (the last may be shorter): the extremes in time order, NaN ignored."""
+        """Complete buckets (the last may be shorter) of ``y`` (n, K): the extremes in time order,
+        NaN ignored; each (B, K)."""
         per = min(self.per, t.size)
-        tb, yb = t.reshape(-1, per), y.reshape(-1, per)
+        tb = t.reshape(-1, per)
+        # (B, K, per): each series' bucket contiguous, so that numpy sums it as one series' (pairwise)
+        yb = np.ascontiguousarray(y.reshape(tb.shape[0], per, -1).transpose(0, 2, 1))
         nan = np.isnan(yb)
-        i_max = np.argmax(np.where(nan, -np.inf, yb), axis=1)
-        i_min = np.argmin(np.where(nan, np.inf, yb), axis=1)
+        i_max = np.argmax(np.where(nan, -np.inf, yb), axis=2)
+        i_min = np.argmin(np.where(nan, np.inf, yb), axis=2)
         first, second = np.minimum(i_min, i_max), np.maximum(i_min, i_max)
-        rows = np.arange(tb.shape[0])
-        count = (~nan).sum(axis=1)
+        rows, columns = np.arange(tb.shape[0])[:, None], np.arange(yb.shape[1])
+        count = (~nan).sum(axis=2)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(count > 0, np.where(nan, 0.0, yb).sum(axis=1) / count, np.nan)
-        self._keep((tb[rows, first], yb[rows, first], tb[rows, second], yb[rows, second], mean))
+            mean = np.where(count > 0, np.where(nan, 0.0, yb).sum(axis=2) / count, np.nan)
+        self._keep((tb[rows, first], yb[rows, columns, first], tb[rows, second], yb[rows, columns, second], mean))
 
     def finish(self) -> "_Buckets":
         if self.per > 1 and self._held:
             self._reduce(np.concatenate(self._t), np.concatenate(self._y))
             self._t, self._y, self._held = [], [], 0
+        k = self.series or 1
         if self.per == 1:
             t = np.concatenate([o[0] for o in self._out]) if self._out else np.zeros(0)
-            y = np.concatenate([o[1] for o in self._out]) if self._out else np.zeros(0)
-            self._line, self._mean = Line(t, y), y
+            y = np.concatenate([o[1] for o in self._out]) if self._out else np.zeros((0, k))
+            self._lines = [Line(t, np.ascontiguousarray(y[:, j])) for j in range(k)]
+            self._means = [line.y for line in self._lines]
         else:
-            t1, y1, t2, y2, mean = ([np.concatenate([o[i] for o in self._out]) if self._out else np.zeros(0)
+            t1, y1, t2, y2, mean = ([np.concatenate([o[i] for o in self._out]) if self._out else np.zeros((0, k))
                                      for i in range(5)])
-            self._line = Line(np.column_stack([t1, t2]).ravel(), np.column_stack([y1, y2]).ravel())
-            self._mean = mean
+            self._lines = [Line(np.column_stack([t1[:, j], t2[:, j]]).ravel(),
+                                np.column_stack([y1[:, j], y2[:, j]]).ravel()) for j in range(k)]
+            self._means = [np.ascontiguousarray(mean[:, j]) for j in range(k)]
         self._out = []
         return self
 
     def points(self) -> tuple[np.ndarray, np.ndarray]:
-        return self._line.t, self._line.y
+        return self.line.t, self.line.y
 
     @property
     def line(self) -> Line:
-        return self._line
+        return self._lines[0]
 
     @property
     def mean(self) -> np.ndarray:
         """(B,) mean of each bucket (NaN ignored; NaN when all are)."""
-        return self._mean
+        return self._means[0]
+
+    @property
+    def lines(self) -> list[Line]:
+        """Each series' points (after :meth:`finish`)."""
+        return self._lines
+
+    @property
+    def means(self) -> list[np.ndarray]:
+        """Each series' (B,) bucket means (after :meth:`finish`)."""
+        return self._means
 
 
 class _Spans:
@@ -217,20 +236,17 @@ class View:
 
 class _ViewRecorder:
     def __init__(self, per: int, min_gap_s: float):
-        self.series = {name: _Buckets(per) for name in SIGNALS}
+        self.series = _Buckets(per, len(SIGNALS))  # the SIGNALS, reduced together
         self.violation = _Spans(min_gap_s)
 
     def add(self, t: np.ndarray, values: dict[str, np.ndarray], violation: np.ndarray) -> None:
-        for name, b in self.series.items():
-            b.add(t, values[name])
+        self.series.add(t, np.column_stack([values[name] for name in SIGNALS]))
         self.violation.add(t, violation)
 
     def finish(self, start_s: float, end_s: float) -> View:
-        for b in self.series.values():
-            b.finish()
+        b = self.series.finish()
         return View(start_s=start_s, end_s=end_s, violation_spans=self.violation.finish(end_s),
-                    means={n: b.mean for n, b in self.series.items()},
-                    **{n: b.line for n, b in self.series.items()})
+                    means=dict(zip(SIGNALS, b.means)), **dict(zip(SIGNALS, b.lines)))
 
 
 def _worst(a: np.ndarray) -> np.ndarray:

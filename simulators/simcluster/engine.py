@@ -5,7 +5,8 @@ arrays: primaries recomputed only for the rows that changed (``_refresh``), deri
 the queueing model once per tick when anything changed (``_derive``, compiled by
 :mod:`simulators.engine_compiled` when numba is on). Rows whose pods all share one revision's
 properties are summed without per-pod weights; a row becomes "mixed" during a rollout to
-different properties or when a pod degrades. ``step`` advances the cluster one tick.
+different properties or when a pod degrades. ``step`` advances the cluster one tick;
+``step_ticks`` a run of ticks at which nothing is due but the first, in one compiled call.
 """
 
 from __future__ import annotations
@@ -196,6 +197,18 @@ class QueueingEngine:
         The returned arrays are fresh (safe to keep), except ``queue_length`` in a cluster
         without queue-mode services, which is a shared read-only array of zeros.
         """
+        self._begin_tick(now)
+        tick = self._compute_signals(now, dt_s, self._offered_with_retries(offered_rps))
+        if self._freeze_pending:
+            snapshot_metrics(tick, np.array(self._freeze_pending), self._frozen_metrics)
+            self._freeze_pending = []
+        self._last_tick = tick
+        return tick
+
+    def _begin_tick(self, now: float) -> None:
+        """What happens at ``now`` before the tick's signals: the queued replica changes, then
+        whatever is due (fault events, pod lifecycle events, readiness probes, rollouts'
+        progress), then the queueing terms of the state that results."""
         self._flush()
         self.now = now
         if now >= self._next_fault_s:
@@ -210,15 +223,38 @@ class QueueingEngine:
                     self._progress_rollout(i, now)
         if self._needs_derive:
             self._derive()
+
+    def _offered_with_retries(self, offered_rps: np.ndarray) -> np.ndarray:
+        """(S,) float64 ``offered_rps`` plus the clients' retries of the last tick's drops."""
         offered_rps = np.asarray(offered_rps, dtype=np.float64)
-        if self._any_retries and self._last_tick is not None:  # clients retry part of last tick's drops
+        if self._any_retries and self._last_tick is not None:
             offered_rps = offered_rps + self._retry_ratio * self._last_tick.dropped_rps
-        tick = self._compute_signals(now, dt_s, offered_rps)
-        if self._freeze_pending:
-            snapshot_metrics(tick, np.array(self._freeze_pending), self._frozen_metrics)
-            self._freeze_pending = []
-        self._last_tick = tick
-        return tick
+        return offered_rps
+
+    def step_ticks(self, times: np.ndarray, dt_s: float, offered_rps: np.ndarray, sinks) -> int:
+        """:meth:`step` of the first ``n`` of ``times`` (epoch s, ascending) with ``offered_rps``
+        (n, S), in one compiled call, their signals written into the two ``sinks`` (see
+        :func:`simulators.engine_compiled.run_signals`) instead of returned: the first tick as
+        :meth:`step` does it (what is due at it), then the following ones while nothing is due
+        (each only computes its signals from the same state). Returns ``n``; 0 when it declines
+        and changed nothing (then :meth:`step`): the kernels off, before the first step, a fault
+        event due at the first tick, a rollout in progress or a metric fault active (the
+        observed signals then differ from the truth the sinks take). :attr:`last` is the last
+        tick's truth, as after :meth:`step`."""
+        if (self._last_tick is None or self._rolling_rows or self._metric_fault_rows or self._freeze_pending
+                or times[0] >= self._next_fault_s or not engine_compiled.enabled()):
+            return 0
+        now = float(times[0])
+        self._begin_tick(now)  # lifecycles and probes: they start no rollout and no metric fault
+        due_s = min(self._next_fault_s, self._next_event_min_s, self._probe_next_min_s)
+        n = 1 + int(np.searchsorted(times[1:], due_s, side="left"))  # then the ticks before the next due time
+        tick = engine_compiled.run_signals(self, times[:n], dt_s, offered_rps[:n], sinks)
+        if tick is None:  # the kernel failed (numpy from now on): this tick as step does it
+            tick = self._compute_signals(now, dt_s, self._offered_with_retries(offered_rps[0]))
+            engine_compiled.write_sinks(tick, sinks)
+            n = 1
+        self.now, self._last_tick = tick.at_s, tick
+        return n
 
     def _compute_signals(self, now: float, dt_s: float, offered_rps: np.ndarray) -> TickSignals:
         compiled = engine_compiled.compute_signals(self, now, dt_s, offered_rps)  # one compiled loop, or None: numpy

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import asdict, fields
 from typing import Callable, Sequence
 
 import numpy as np
@@ -52,3 +52,28 @@ def assert_same_ticks(a: Sequence[TickSignals], b: Sequence[TickSignals], rtol: 
             else:
                 np.testing.assert_allclose(va, vb, rtol=rtol, atol=1e-12, equal_nan=True,
                                            err_msg=f"{f.name} at t={sa.at_s}")
+
+
+def canonical(x):
+    """``x`` with arrays as lists and NaN as None (comparable with ==, NaN equal to NaN)."""
+    if isinstance(x, dict):
+        return {k: canonical(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return [canonical(v) for v in (x.tolist() if isinstance(x, np.ndarray) else x)]
+    if isinstance(x, float) and x != x:
+        return None
+    return x
+
+
+def run_view(run) -> dict:
+    """Everything of a ControllerRun that a result holds, comparable with ==."""
+    view = {"scores": run.scores, "raw": run.replica_hours_raw, "actions": [asdict(a) for a in run.actions],
+            "dropped": run.actions_dropped, "services": run.services, "note": run.note}
+    for column in (None, 0, 2):
+        v = run.timeline.view(column)
+        for name in ("offered_rps", "capacity_rps", "spec_replicas", "ready_replicas", "latency_s", "error_ratio"):
+            view[f"{column}:{name}"] = (getattr(v, name).t, getattr(v, name).y)
+        view[f"{column}:spans"] = v.violation_spans
+    if run.trajectory is not None:
+        view["trajectory"] = vars(run.trajectory)
+    return canonical(view)

@@ -3,7 +3,6 @@ its own cluster) give the same runs and decision records as each run alone (run_
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from controller.core.scaling import compiled
 from controller.policy import load_policies
 from simulators.runner import ControllerSpec, run_controller, run_controllers, simulate, standard_controllers
 from simulators.scenario import load_scenario_text
+from tests.simulators.helpers import run_view
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
@@ -51,31 +51,6 @@ def specs() -> list[ControllerSpec]:
     return standard_controllers(policy("setpoint-default.yaml"), ["hpa", "fixed-max", "oracle"],
                                 policy("hpa-cpu.yaml"), 12) + [
         ControllerSpec("restarting", "policy", "", policy=policy("setpoint-default.yaml"), restart_every_s=600.0)]
-
-
-def canonical(x):
-    """``x`` with arrays as lists and NaN as None (comparable with ==, NaN equal to NaN)."""
-    if isinstance(x, dict):
-        return {k: canonical(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple, np.ndarray)):
-        return [canonical(v) for v in (x.tolist() if isinstance(x, np.ndarray) else x)]
-    if isinstance(x, float) and x != x:
-        return None
-    return x
-
-
-def run_view(run) -> dict:
-    """Everything of a ControllerRun that a result holds, comparable with ==."""
-    view = {"scores": run.scores, "raw": run.replica_hours_raw, "actions": [asdict(a) for a in run.actions],
-            "dropped": run.actions_dropped, "services": run.services, "note": run.note}
-    for column in (None, 0, 2):
-        v = run.timeline.view(column)
-        for name in ("offered_rps", "capacity_rps", "spec_replicas", "ready_replicas", "latency_s", "error_ratio"):
-            view[f"{column}:{name}"] = (getattr(v, name).t, getattr(v, name).y)
-        view[f"{column}:spans"] = v.violation_spans
-    if run.trajectory is not None:
-        view["trajectory"] = vars(run.trajectory)
-    return canonical(view)
 
 
 @pytest.mark.parametrize("switch", [pytest.param("1", id="compiled"), pytest.param("0", id="numpy")])

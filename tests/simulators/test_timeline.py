@@ -66,6 +66,28 @@ def test_streamed_buckets_keep_the_envelope_of_the_whole_series(n, chunk, seed, 
     np.testing.assert_allclose(b.mean, means, rtol=1e-12, equal_nan=True)
 
 
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 6000), k=st.integers(1, 7), chunk=st.integers(1, 900), seed=st.integers(0, 1000),
+       nan_ratio=st.floats(0, 0.5), max_points=st.sampled_from([MAX_POINTS, 40]))
+def test_series_bucketed_together_equal_each_bucketed_alone(n, k, chunk, seed, nan_ratio, max_points):
+    """A view's signals are reduced together (_Buckets of K series): the same points and means,
+    bit for bit, as one _Buckets per series."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) * 5.0
+    y = rng.standard_normal((n, k)) * 10.0 ** rng.uniform(-3, 5, (n, k))
+    y[rng.random((n, k)) < nan_ratio] = np.nan
+    together, alone = _Buckets(bucket_ticks(n, max_points), k), [_Buckets(bucket_ticks(n, max_points)) for _ in range(k)]
+    for a in range(0, n, chunk):
+        together.add(t[a:a + chunk], y[a:a + chunk])
+        for j, b in enumerate(alone):
+            b.add(t[a:a + chunk], y[a:a + chunk, j])
+    together.finish()
+    for line, mean, b in zip(together.lines, together.means, alone):
+        b.finish()
+        assert line.t.tobytes() == b.line.t.tobytes() and line.y.tobytes() == b.line.y.tobytes()
+        assert mean.tobytes() == b.mean.tobytes()
+
+
 @settings(max_examples=60, deadline=None)
 @given(mask=st.lists(st.booleans(), min_size=1, max_size=300), chunk=st.integers(1, 50),
        gap=st.sampled_from([0.0, 4.0, 12.0, 60.0]), wider=st.sampled_from([0.0, 10.0, 100.0]))
