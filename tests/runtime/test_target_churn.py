@@ -1,0 +1,122 @@
+"""A controller left running for months sees workloads come and go (preview environments, a label
+moved from one Deployment to another): what it keeps per target must follow the workloads it
+selects now, not every workload it ever selected.
+
+Real components: the real ``kubernetes`` client against the simulated API server, one reconciler
+with a label selector, its telemetry; the selected set slides over 16 Deployments by relabelling
+them, one cycle at a time, until every one has been selected and deselected at least once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from kubernetes import client
+
+from controller.adapters.kubernetes import KubernetesCluster
+from controller.policy import load_policy_text
+from controller.runtime.reconciler import Reconciler, RuntimePolicy
+from controller.runtime.telemetry import Telemetry
+from simulators.kubeapi.server import SimKubeServer
+from simulators.ports import SimMetrics
+from simulators.scenario import load_scenario_text
+from tests.adapters.kube_helpers import TOKEN, official_client
+
+SERVICES, WINDOW = 16, 3
+
+SCENARIO = f"""\
+apiVersion: setpoint/v1
+kind: Scenario
+metadata: {{name: churn}}
+spec:
+  duration: 1h
+  tick: 5s
+  slo: {{latency: {{percentile: 95, below: 250ms}}}}
+  services:
+    - name: pr
+      count: {SERVICES}
+      namespace: shop
+      capacityPerPod: 100
+      startupDelay: 5s
+      schedulingDelay: 0s
+      initialReplicas: 2
+      maxPods: 20
+      load: [{{constant: {{rps: 250}}}}]
+"""
+
+POLICY = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {name: previews}
+spec:
+  targets: {kind: Deployment, namespace: shop, selector: {matchLabels: {wave: "on"}}}
+  interval: 15s
+  replicas: {min: 2, max: 20}
+  scaling:
+    metrics:
+      - name: rps
+        query: offered
+        target: {averagePerReplica: 100}
+"""
+
+
+def rows(state) -> int:
+    """The most rows any (N, ...) array of a (nested) state dataclass has."""
+    if isinstance(state, np.ndarray):
+        return state.shape[0] if state.ndim else 0
+    if dataclasses.is_dataclass(state):
+        return max((rows(getattr(state, f.name)) for f in dataclasses.fields(state)), default=0)
+    return 0
+
+
+def per_target_sizes(rec: Reconciler, telemetry: Telemetry) -> dict[str, int]:
+    """How many targets each per-target structure of the reconciler and its telemetry holds."""
+    external = rec.external
+    series = {s.labels.get("target") for m in telemetry.registry.collect() for s in m.samples
+              if s.labels.get("target")}
+    return {"targets": len(rec._targets), "scaling state rows": rows(rec._state),
+            "expected": len(external._expected), "resume seen": len(external._resume_seen),
+            "reverts": len(external._reverts), "hpa said": len(rec.hpa_guard._said),
+            "telemetry targets": len(series), "taken said": len(rec._taken_said)}
+
+
+def test_what_it_keeps_per_target_follows_the_selected_workloads(tmp_path):
+    sc = load_scenario_text(SCENARIO, "churn.yaml")
+    services = tuple(dataclasses.replace(s, labels=(("app", s.name),)) for s in sc.cluster.services)
+    server = SimKubeServer(dataclasses.replace(sc, cluster=dataclasses.replace(sc.cluster, services=services)),
+                           drive=False, token=TOKEN).start()
+    api_client = official_client(server, tmp_path)
+    cluster = KubernetesCluster(api_client, qps=0, retry_backoff_s=0.01)
+    try:
+        world = server.world
+        world.advance(3)
+        metrics = SimMetrics(world.engine, {"offered": "offered_rps"}, window_s=15, tick_s=world.tick_s)
+        metrics.push(world.engine.signals())
+        telemetry = Telemetry()
+        [policy] = load_policy_text(POLICY, "previews.yaml")
+        rec = Reconciler(RuntimePolicy.of(policy), metrics, cluster, on_cycle=telemetry.observe_cycle)
+        apps = client.AppsV1Api(api_client)
+        names = [f"pr-{i}" for i in range(SERVICES)]
+        selected_counts, largest = [], {}
+        for step in range(SERVICES + WINDOW):
+            on = {names[(step + k) % SERVICES] for k in range(WINDOW)} if step < SERVICES else set()
+            for name in names:
+                apps.patch_namespaced_deployment(name, "shop", {"metadata": {"labels": {"wave": "on" if name in on
+                                                                                        else None}}})
+            result = rec.cycle(world.engine.now)
+            assert not result.errors, result.errors
+            selected_counts.append(len(rec._targets))
+            for key, size in per_target_sizes(rec, telemetry).items():
+                largest[key] = max(largest.get(key, 0), size)
+            for _ in range(3):
+                world.advance(1)
+                metrics.push(world.engine.signals())
+        assert selected_counts[:SERVICES] == [WINDOW] * SERVICES and selected_counts[-1] == 0
+        # every workload was selected and left; nothing holds more than the selected ones (+ the
+        # ones that left this cycle, for structures updated before the list is read)
+        assert all(size <= 2 * WINDOW for size in largest.values()), largest
+        assert per_target_sizes(rec, telemetry) == {key: 0 for key in largest}, per_target_sizes(rec, telemetry)
+    finally:
+        cluster.close()
+        server.stop()
