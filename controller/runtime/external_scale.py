@@ -27,7 +27,12 @@ hands-off, a release at the peak would leave the service at the manifest's 3 pod
 HPA takes it back within its 15 s sync, and so does this controller, at its next decision). It is
 said as a Warning (take spec.replicas out of the manifest) and counts toward a fight. What comes
 through the scale subresource, or from any other writer (``kubectl edit``, ``kubectl patch``, a
-script), is a decision about capacity: hands off.
+script), is a decision about capacity: hands off, unless the pod template changed with it (a new
+revision seen in the same cycle, or in the next one: the Deployment controller bumps it a moment
+after the write). A write that changes the image and the replicas together is a release whatever
+tool made it (a team's own pipeline writing the Deployment through client-go has no known name):
+held at the manifest's count for the hands-off, a release at the peak would run short for 30
+minutes.
 
 A **fight**: an external change that reverts a write of this controller (it wrote since the
 previous change it accepted), the ``FIGHT_REVERTS``-th within ``FIGHT_WINDOW_S`` plus twice the
@@ -111,6 +116,7 @@ class ExternalChange:
     reverted: bool = False  # it undid a write of this controller
     deploy: bool = False  # a deploy tool's write of the whole manifest: no hands-off (until == at)
     floor: bool = False  # raised by someone: at least ``replicas``, the policy may scale above it
+    release: bool = False  # a deploy told by the pod template that changed with it, not by its writer's name
 
     def holds(self, replicas: int | None) -> bool:
         """Whether the hands-off holds a write of spec.replicas to ``replicas``: any write, or, for a
@@ -125,7 +131,8 @@ class ExternalChange:
     def record(self, rehearsal: bool) -> dict:
         """The ``externalScale`` field of the target's decision records."""
         return {"by": self.by, "replicas": self.replicas, "from": self.before, "at": self.at, "until": self.until,
-                **({"deploy": True} if self.deploy else {}), **({"floor": True} if self.floor else {}),
+                **({"deploy": True} if self.deploy else {}), **({"release": True} if self.release else {}),
+                **({"floor": True} if self.floor else {}),
                 **({"rehearsal": True} if rehearsal else {})}
 
 
@@ -164,6 +171,8 @@ class ExternalScaleWatch:
         self.fights: dict[TargetRef, str] = {}  # target -> the other writer, while it is a fight
         self.changes: list[ExternalChange] = []  # seen by the last cycle
         self._stored: dict[str, StoredHandsOff] = {}  # read from the durable state, not yet taken back
+        self._revisions: dict[TargetRef, str] = {}  # each target's pod-template revision as last seen
+        self._last_observed_s: float | None = None  # the previous cycle's time
 
     @property
     def fight_window_s(self) -> float:
@@ -186,18 +195,23 @@ class ExternalScaleWatch:
             self._read_resume(t, status, now)
             if self._stored:
                 self._take_back(t, status, now, event)
+            released = self._new_revision(t, status)
             observed, expected = int(status.spec_replicas), self._expected.get(t)
             self._expected[t] = observed
             if expected is None:
                 self._first_sight(t, status, now, event)
                 continue
             if observed == expected:
+                if released:
+                    self._released_after(t, event)
                 continue
             if status.replicas_manager and status.replicas_manager == self.own_manager:
                 self._wrote.discard(t)  # ours (another replica of this controller, a late write): accepted
                 continue
+            deploy = is_deploy(status, self.deploy_managers)
             self._external(t, expected, observed, status.replicas_manager or UNKNOWN_WRITER, now, event,
-                           deploy=is_deploy(status, self.deploy_managers))
+                           deploy=deploy or released, release=released and not deploy)
+        self._last_observed_s = now
         self._expire(now)
         self._end_fights(now)
         if self.rehearsal:
@@ -250,6 +264,7 @@ class ExternalScaleWatch:
 
     def _forget(self, t: TargetRef) -> None:
         self._expected.pop(t, None)
+        self._revisions.pop(t, None)
         self._wrote.discard(t)
         self._reverts.pop(t, None)
         self.hands_off.pop(t, None)
@@ -268,6 +283,26 @@ class ExternalScaleWatch:
                 "policy %s scales %s %s again, from its current replicas: setpoint resume ended the hands-off "
                 "(replicas set to %d by %s at %s)", self.policy, t.kind, t.key, change.replicas, change.by,
                 clock_time(change.at), extra={"policy": self.policy, "target": str(t)})
+
+    def _new_revision(self, t: TargetRef, status) -> bool:
+        """Whether ``t``'s pod-template revision changed since the previous cycle (a release)."""
+        before, self._revisions[t] = self._revisions.get(t), status.revision
+        return bool(status.revision) and before is not None and status.revision != before
+
+    def _released_after(self, t: TargetRef, event: Callable[[TargetRef, str, str, bool], None]) -> None:
+        """A release seen one cycle after a count change that started a hands-off: the revision came
+        after this controller's previous read (the Deployment controller bumps it a moment after the
+        write), so that change was a deploy's: no hands-off for it, said as such."""
+        change = self.hands_off.get(t)
+        if change is None or change.at != self._last_observed_s or change.deploy:
+            return
+        del self.hands_off[t]
+        message = (f"{self._change_message(replace(change, until=change.at, deploy=True, release=True))}; seen "
+                   f"a cycle later, the hands-off started then is ended")
+        log.log(logging.INFO if self.rehearsal else logging.WARNING, message,
+                extra={"policy": self.policy, "target": str(t), "by": change.by})
+        if not self.rehearsal:
+            event(t, "ExternalScaleChange", message, True)
 
     def _take_back(self, t: TargetRef, status, now: float,
                    event: Callable[[TargetRef, str, str, bool], None]) -> None:
@@ -313,14 +348,14 @@ class ExternalScaleWatch:
 
     def _external(self, t: TargetRef, before: int, replicas: int, by: str, now: float,
                   event: Callable[[TargetRef, str, str, bool], None], at: float | None = None,
-                  deploy: bool = False) -> None:
+                  deploy: bool = False, release: bool = False) -> None:
         """Say an external change and start its hands-off (not for a ``deploy``); ``at``: when it was
         made, if before this cycle (a change from before this controller watched, at its first sight)."""
         reverted = t in self._wrote
         self._wrote.discard(t)
         at = now if at is None else at
         change = ExternalChange(t, by, replicas, before, at, at if deploy else at + self.hands_off_s, reverted, deploy,
-                                floor=replicas > before)
+                                floor=replicas > before, release=release)
         self.changes.append(change)
         if (self.hands_off_s > 0 or self.rehearsal) and not deploy:
             self.hands_off[t] = change
@@ -351,7 +386,7 @@ class ExternalScaleWatch:
             f"(from {c.before})" if c.before != c.replicas else f"at {clock_time(c.at)}, before policy {self.policy} "
                                                                  f"watched it (a restart or a new leader)")
         if c.deploy:
-            return (f"{what}, a deploy that carries spec.replicas: policy {self.policy} sets its own count "
+            return (f"{what}, a deploy that carries spec.replicas{self._deploy_why(c)}: policy {self.policy} sets its own count "
                     f"{'(a real run would) ' if self.rehearsal else ''}at its next decision, no hands-off for a deploy "
                     f"tool (take spec.replicas out of the manifest, or have the tool ignore it)")
         if self.rehearsal:
@@ -368,6 +403,11 @@ class ExternalScaleWatch:
         return (f"{what}: policy {self.policy} leaves {c.target.name} alone until {clock_time(c.until)} "
                 f"(onExternalScale.handsOff {format_duration(self.hands_off_s)}), then scales it from there; "
                 f"`setpoint resume {c.target.key}` hands it back sooner")
+
+    @staticmethod
+    def _deploy_why(c: ExternalChange) -> str:
+        """Why a writer that is no known deploy tool's was taken for a deploy: its write changed the pod template."""
+        return " (the pod template changed with it: a release)" if c.release else ""
 
     def _expire(self, now: float) -> None:
         for t, c in list(self.hands_off.items()):

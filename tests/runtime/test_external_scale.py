@@ -263,6 +263,23 @@ def test_a_deploy_that_carries_replicas_is_said_and_not_held(loop_factory, manag
     assert result.hands_off == {}
 
 
+def test_a_release_by_an_unknown_pipeline_that_resets_the_count_is_not_held(loop_factory):
+    """A team's pipeline writes the Deployment through client-go (field manager 'my-deployer', no known
+    deploy tool's): a new image and the manifest's replicas: 2 in one write. The pod template changed
+    with the count: a release, not a person's decision about capacity; the count is taken back."""
+    loop = loop_factory(hands_off="30m")
+    assert [a.replicas for a in loop.cycle().actions] == [5]
+    loop.apps.patch_namespaced_deployment("web", "shop", {"spec": {"replicas": 2, "template": {"spec": {
+        "containers": [{"name": "web", "image": "sim.setpoint.local/web:2"}]}}}}, field_manager="my-deployer")
+    result = loop.cycle()
+    assert [a.replicas for a in result.actions] == [5] and result.hands_off == {}
+    assert record(result)["externalScale"]["release"] is True
+    [event] = loop.events("ExternalScaleChange")
+    assert event["type"] == "Warning"
+    assert "set to 2 by my-deployer (from 5), a deploy that carries spec.replicas (the pod template changed with " \
+           "it: a release)" in event["message"]
+
+
 def test_a_deploy_pipeline_named_in_the_policy_is_not_held(loop_factory):
     loop = loop_factory(hands_off="30m", deploy_managers="spinnaker")
     assert loop.rec.policy.deploy_managers == ("spinnaker",)

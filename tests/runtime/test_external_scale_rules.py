@@ -178,3 +178,45 @@ def test_a_teams_own_deploy_pipeline_is_named_in_the_policy():
     said, held, watch = run(steps, deploy_managers=("spinnaker",))
     assert (said, held) == (["ExternalScaleChange"], [False, False, False])
     assert watch.changes == [] and watch.hands_off == {}
+
+
+def run_revisions(steps, hands_off_s=600.0):
+    """Cycles ``(at, replicas, manager, revision)`` (the Deployment's pod-template revision): what
+    was said, and which cycles held the target."""
+    watch = ExternalScaleWatch("web", "setpoint", hands_off_s, False)
+    said, held = [], []
+    for at, replicas, manager, revision in steps:
+        view = ClusterView.from_statuses([WEB], {WEB: TargetStatus(WEB, replicas, replicas, replicas, revision=revision,
+                                                                   replicas_manager=manager)})
+        rows = watch.observe([WEB], view, T0 + at, lambda t, reason, message, warning: said.append((reason, warning)))
+        held.append(bool(rows[0]))
+    return said, held, watch
+
+
+CHANGE, DEPLOY_SAID = ("ExternalScaleChange", False), ("ExternalScaleChange", True)
+
+
+@pytest.mark.parametrize("steps, said, held", [
+    pytest.param([(0, 5, "setpoint", "1"), (15, 3, "my-deployer", "2"), (30, 3, "my-deployer", "2")],
+                 [DEPLOY_SAID], [False, False, False], id="count-and-template-in-one-write-a-release-not-held"),
+    pytest.param([(0, 5, "setpoint", "1"), (15, 3, "my-deployer", "1"), (30, 3, "my-deployer", "2"),
+                  (45, 3, "my-deployer", "2")],
+                 [CHANGE, DEPLOY_SAID], [False, True, False, False], id="the-revision-a-cycle-later-ends-the-hands-off"),
+    pytest.param([(0, 5, "setpoint", "1"), (15, 9, "kubectl", "1"), (30, 9, "kubectl", "1"), (45, 9, "kubectl", "2")],
+                 [CHANGE], [False, True, True, True], id="a-later-release-keeps-a-persons-hands-off"),
+    pytest.param([(0, 5, "setpoint", "1"), (15, 5, "setpoint", "2"), (30, 5, "setpoint", "2")],
+                 [], [False, False, False], id="a-release-alone-says-nothing"),
+    pytest.param([(0, 5, "setpoint", ""), (15, 3, "my-deployer", "")],
+                 [CHANGE], [False, True], id="no-revision-known-a-person"),
+])
+def test_a_count_set_with_a_new_pod_template_is_a_release(steps, said, held):
+    assert run_revisions(steps)[:2] == (said, held)
+
+
+def test_a_release_is_recorded_and_said_as_such():
+    _, _, watch = run_revisions([(0, 5, "setpoint", "1"), (15, 3, "my-deployer", "2")])
+    [change] = watch.changes
+    assert change.record(False) == {"by": "my-deployer", "replicas": 3, "from": 5, "at": T0 + 15, "until": T0 + 15,
+                                    "deploy": True, "release": True}
+    assert "a deploy that carries spec.replicas (the pod template changed with it: a release)" in \
+        watch._change_message(change)
