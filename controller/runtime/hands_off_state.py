@@ -41,6 +41,10 @@ VERSION = 1
 #: a hostile payload must not cost memory or time).
 MAX_ENTRIES = 10_000
 MAX_TEXT = 256
+#: At most this many entries are written, the newest (a ConfigMap holds at most 1 MiB: 1,500
+#: entries of the longest keys and writers fit; more hands-offs at once than that is a mass event
+#: the ones kept in memory still cover until a restart).
+MAX_SAVED = 1_500
 
 
 @dataclass(frozen=True)
@@ -55,10 +59,11 @@ class StoredHandsOff:
 
 
 def encode(policy: str, entries: Mapping[str, StoredHandsOff], saved_at: float) -> dict:
-    """The payload for ``entries`` (target key -> hands-off)."""
+    """The payload for ``entries`` (target key -> hands-off): the newest MAX_SAVED of them."""
+    kept = sorted(entries.items(), key=lambda kv: (-kv[1].at, kv[0]))[:MAX_SAVED]
     return {"version": VERSION, "policy": policy, "savedAt": saved_at,
             "handsOff": {k: {"by": e.by, "replicas": e.replicas, "from": e.before, "at": e.at, "floor": e.floor}
-                         for k, e in sorted(entries.items())}}
+                         for k, e in sorted(kept)}}
 
 
 def decode(raw: bytes | str | Mapping | None) -> tuple[dict[str, StoredHandsOff], list[str]]:

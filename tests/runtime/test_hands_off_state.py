@@ -162,3 +162,13 @@ entries_strategy = st.dictionaries(
 def test_what_is_saved_is_what_is_read_back(entries):
     text = json.dumps(hands_off_state.encode("web", entries, T0), allow_nan=False)
     assert hands_off_state.decode(text) == (entries, [])
+
+
+def test_at_most_max_saved_are_written_the_newest_and_they_fit_a_configmap():
+    long_key = "n" * 63 + "/Deployment/" + "w" * 200
+    entries = {f"{long_key}{i}": StoredHandsOff("b" * hands_off_state.MAX_TEXT, 2**31 - 1, 2**31 - 1, T0 + i, True)
+               for i in range(hands_off_state.MAX_SAVED + 50)}
+    payload = hands_off_state.encode("web", entries, T0)
+    assert len(payload["handsOff"]) == hands_off_state.MAX_SAVED
+    assert min(e["at"] for e in payload["handsOff"].values()) == T0 + 50  # the oldest 50 left out
+    assert len(json.dumps(payload, sort_keys=True, separators=(",", ":"))) < 2**20  # a ConfigMap's limit
