@@ -209,6 +209,22 @@ def test_a_restart_during_a_hands_off_after_a_kubectl_edit_keeps_it(loop_factory
         assert [a.replicas for r in after for a in r.actions] == [8]  # one pod a minute, from 9 back toward 5
 
 
+def test_a_standby_that_becomes_leader_reads_the_hands_offs_the_leader_kept(loop_factory):
+    """Two replicas: the standby's reconciler was made (and read the store) before the on-call's
+    change; on becoming leader it reads the store again (restore) and holds the target."""
+    leader = loop_factory(hands_off="10m", store=True)
+    standby = loop_factory(hands_off="10m", store=True)  # built first: nothing stored yet
+    assert [a.replicas for a in leader.cycle().actions] == [5]
+    leader.apps.patch_namespaced_deployment("web", "shop", {"metadata": {"annotations": {"incident": "INC-9"}},
+                                                            "spec": {"replicas": 9}}, field_manager="kubectl-edit")
+    assert not leader.cycle().actions
+    leader.close()  # the leader's node is lost
+    standby.rec.restore()  # what the live service does when this replica takes the Lease
+    after = [standby.cycle() for _ in range(3)]
+    assert not any(r.actions for r in after) and standby.spec() == 9
+    assert record(after[0])["reason"] == "ExternalOverride"
+
+
 class BrokenStore:
     """The ConfigMap store while the API server refuses it (RBAC missing, 503s): a fault the
     simulated API server does not produce on demand, so it is raised here around the real store."""
