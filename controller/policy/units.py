@@ -71,5 +71,6 @@ def _check(query: str, value: float, path: tuple, what: str) -> Iterator[Warning
                      f"(Prometheus' base unit); if you meant {format_number(value)} ms, write "
                      f"{format_number(round(value / 1000.0, 9))}")
     elif unit == "ms" and 0 < abs(value) < MILLISECONDS_BELOW:
+        meant = format_number(round(value * 1000.0, 9))
         yield path, (f"warning: a {what} of {format_number(value)} milliseconds: the query reads a histogram in "
-                     f"milliseconds; if you meant {format_number(value)} s, write {format_number(round(value * 1000.0, 9))}")
+                     f"milliseconds; if you meant {format_number(value)} s, write {meant}")

@@ -44,20 +44,22 @@ take spec.replicas out of git (Argo CD's ``ignoreDifferences``), stop the script
 workload out of the policy.
 
 Health actions (restart, rollback, pause) are not affected; a scale-up that self-healing asks
-for is held like any other write of spec.replicas while hands-off. What is first seen of a
-target (a start, a new leader, a new target) is accepted as it is, with one exception: a count
-set less than the hands-off ago by another writer than this controller, an autoscaler
-(``AUTOSCALER_MANAGERS``: HPA's, which it took over from) or a deploy tool, whose managedFields
-entry owns spec.replicas and nothing else (``kubectl scale`` through the scale subresource, a
-``kubectl edit`` or ``patch`` of the replicas alone, a script). The hands-off is kept in memory
-only, so without that a restart or failover during an incident (a node lost with the controller
-on it) would end the on-call's hands-off; it resumes until the change's own time plus the
-hands-off. An entry that owns more (an apply of the whole manifest, a ``kubectl edit``) changes its time
-with any of its fields, an image as well as the replicas: its time does not date the count. So
-the hands-offs in force are also kept on the cluster (controller/runtime/hands_off_state.py,
-saved by the reconciler when they change) and taken back when read at start-up or on becoming
-leader, for a target whose count is still the one kept (or, under a floor, one this controller
-raised from it); a count a person changed again meanwhile is a new external change.
+for is held like any other write of spec.replicas while hands-off.
+
+A restart or a failover during an incident (a node lost with the controller on it) must not end
+the on-call's hands-off. The hands-offs in force are kept on the cluster
+(controller/runtime/hands_off_state.py: a ConfigMap the reconciler writes when they change) and
+taken back when read at start-up or on becoming leader: as they were for a target whose count is
+still the one kept (or, under a floor, one this controller raised from it); as a new external
+change for a count a person changed again meanwhile. Without that record (the ConfigMap deleted,
+a change made while no controller ran), what is first seen of a target is accepted as it is,
+with one exception: a count set less than the hands-off ago by another writer than this
+controller, an autoscaler (``AUTOSCALER_MANAGERS``: HPA's, which it took over from) or a deploy
+tool, whose managedFields entry owns spec.replicas and nothing else (``kubectl scale`` through
+the scale subresource, a ``kubectl edit`` or ``patch`` of the replicas alone, a script): held
+until the change's own time plus the hands-off. An entry that owns more (an apply of the whole
+manifest, a ``kubectl edit`` of anything else too) changes its time with any of its fields, an
+image as well as the replicas: its time does not date the count.
 
 ``setpoint resume NAMESPACE/NAME`` (a new value of the setpoint.io/resume annotation) ends a
 hands-off early: the on-call hands the workload back. At a first sight, a resume written after
@@ -327,7 +329,8 @@ class ExternalScaleWatch:
                         "%s (kept on the cluster across a restart or a new leader)", self.policy, t.kind, t.key,
                         change.kept, clock_time(change.until), change.by, change.replicas, clock_time(change.at),
                         extra={"policy": self.policy, "target": str(t)})
-        elif by and by != self.own_manager and by not in AUTOSCALER_MANAGERS and not is_deploy(status, self.deploy_managers):
+        elif (by and by != self.own_manager and by not in AUTOSCALER_MANAGERS
+              and not is_deploy(status, self.deploy_managers)):
             self._expected[t] = observed
             self._external(t, entry.replicas, observed, by, now, event)
 
@@ -386,8 +389,9 @@ class ExternalScaleWatch:
             f"(from {c.before})" if c.before != c.replicas else f"at {clock_time(c.at)}, before policy {self.policy} "
                                                                  f"watched it (a restart or a new leader)")
         if c.deploy:
-            return (f"{what}, a deploy that carries spec.replicas{self._deploy_why(c)}: policy {self.policy} sets its own count "
-                    f"{'(a real run would) ' if self.rehearsal else ''}at its next decision, no hands-off for a deploy "
+            would = "(a real run would) " if self.rehearsal else ""
+            return (f"{what}, a deploy that carries spec.replicas{self._deploy_why(c)}: policy {self.policy} sets "
+                    f"its own count {would}at its next decision, no hands-off for a deploy "
                     f"tool (take spec.replicas out of the manifest, or have the tool ignore it)")
         if self.rehearsal:
             return (f"{what}: a real run of policy {self.policy} would leave them alone"
