@@ -358,7 +358,8 @@ class Reconciler:
         have acted meanwhile); it replaces the in-memory rows of the targets it holds at the next
         cycle. A failed read is retried every cycle, and until one succeeds the cycle takes no
         health action (acting on unknown budgets could exceed them). The scaling state is
-        rebuilt from the metrics' history at the next cycle (with ``warm_from``)."""
+        rebuilt from the metrics' history at the next cycle (with ``warm_from``), and the
+        hands-offs kept on the cluster are read then too (:meth:`_read_hands_offs`)."""
         self._warm_due = True
         self._hands_off_due = self.hands_off_store is not None
         if self.state_store is None:
