@@ -51,7 +51,8 @@ the on-call's hands-off. The hands-offs in force are kept on the cluster
 (controller/runtime/hands_off_state.py: a ConfigMap the reconciler writes when they change) and
 taken back when read at start-up or on becoming leader: as they were for a target whose count is
 still the one kept (or, under a floor, one this controller raised from it); as a new external
-change for a count a person changed again meanwhile. Without that record (the ConfigMap deleted,
+change for a count a person changed again meanwhile. The reverts inside the fight window are kept
+with them, so a fight goes on counting (and its gauge stays up) across a restart. Without that record (the ConfigMap deleted,
 a change made while no controller ran), what is first seen of a target is accepted as it is,
 with one exception: a count set less than the hands-off ago by another writer than this
 controller, an autoscaler (``AUTOSCALER_MANAGERS``: HPA's, which it took over from) or a deploy
@@ -85,7 +86,7 @@ import numpy as np
 from controller.model import RESUME_ANNOTATION, TargetRef
 from controller.policy.durations import format_duration
 from controller.ports import ClusterView
-from controller.runtime.hands_off_state import StoredHandsOff, target_key
+from controller.runtime.hands_off_state import StoredHandsOff, StoredReverts, WatchState, target_key
 
 log = logging.getLogger("setpoint.runtime")
 
@@ -138,6 +139,11 @@ class ExternalChange:
                 **({"rehearsal": True} if rehearsal else {})}
 
 
+def _key(t: TargetRef) -> str:
+    """How ``t`` is keyed in the durable state."""
+    return target_key(t.namespace, t.kind, t.name)
+
+
 def is_deploy(status, managers: frozenset[str] = DEPLOY_MANAGERS) -> bool:
     """Whether a TargetStatus's replicas were last set by a deploy tool's write of the manifest
     (``managers``: the known deploy tools and the policy's own ``deployManagers``)."""
@@ -173,6 +179,7 @@ class ExternalScaleWatch:
         self.fights: dict[TargetRef, str] = {}  # target -> the other writer, while it is a fight
         self.changes: list[ExternalChange] = []  # seen by the last cycle
         self._stored: dict[str, StoredHandsOff] = {}  # read from the durable state, not yet taken back
+        self._stored_reverts: dict[str, StoredReverts] = {}  # likewise the reverts (and fights)
         self._revisions: dict[TargetRef, str] = {}  # each target's pod-template revision as last seen
         self._last_observed_s: float | None = None  # the previous cycle's time
 
@@ -197,6 +204,8 @@ class ExternalScaleWatch:
             self._read_resume(t, status, now)
             if self._stored:
                 self._take_back(t, status, now, event)
+            if self._stored_reverts:
+                self._take_back_reverts(t, now)
             released = self._new_revision(t, status)
             observed, expected = int(status.spec_replicas), self._expected.get(t)
             self._expected[t] = observed
@@ -240,24 +249,33 @@ class ExternalScaleWatch:
         self._reverts = {t: deque(r) for t, r in old._reverts.items()}
         self._resume_seen = dict(old._resume_seen)
         self.fights = dict(old.fights)
-        self.stored(old._stored)
+        self.stored(WatchState(old._stored, old._stored_reverts))
         self.hands_off = {t: replace(c, until=c.at + self.hands_off_s) for t, c in old.hands_off.items()
                           if self.hands_off_s > 0 or self.rehearsal}
 
-    def stored(self, entries: Mapping[str, StoredHandsOff]) -> None:
-        """Hands-offs read from the durable state (at start-up, on becoming leader): each is taken
-        back at the next sight of its target if it still holds (see :meth:`_take_back`)."""
-        self._stored = dict(entries) if not self.rehearsal and self.hands_off_s > 0 else {}
+    def stored(self, state: WatchState) -> None:
+        """What was read from the durable state (at start-up, on becoming leader): each hands-off and
+        each target's reverts are taken back at the next sight of the target (:meth:`_take_back`,
+        :meth:`_take_back_reverts`)."""
+        self._stored = dict(state.hands_off) if not self.rehearsal and self.hands_off_s > 0 else {}
+        self._stored_reverts = dict(state.reverts) if not self.rehearsal else {}
 
-    def durable(self, now: float) -> dict[str, StoredHandsOff]:
-        """What to keep on the cluster: the hands-offs in force, and those read and not yet taken
-        back that have not ended (a workload briefly missing from a list keeps its entry)."""
+    def durable(self, now: float) -> WatchState:
+        """What to keep on the cluster: the hands-offs in force and the reverts inside the fight
+        window, and those read and not yet taken back that have not ended (a workload briefly
+        missing from a list keeps its entries)."""
         if self.rehearsal:
-            return {}
-        out = {k: e for k, e in self._stored.items() if e.at + self.hands_off_s > now}
-        out.update({target_key(t.namespace, t.kind, t.name): StoredHandsOff(c.by, c.replicas, c.before, c.at, c.floor)
-                    for t, c in self.hands_off.items()})
-        return out
+            return WatchState()
+        hands_off = {k: e for k, e in self._stored.items() if e.at + self.hands_off_s > now}
+        hands_off.update({_key(t): StoredHandsOff(c.by, c.replicas, c.before, c.at, c.floor)
+                          for t, c in self.hands_off.items()})
+        since = now - self.fight_window_s
+        reverts = {k: r for k, r in self._stored_reverts.items() if r.times and r.times[-1] > since}
+        for t, times in self._reverts.items():
+            recent = tuple(x for x in times if x > since)
+            if recent:
+                reverts[_key(t)] = StoredReverts(recent, self.fights.get(t, ""))
+        return WatchState(hands_off, reverts)
 
     def wrote(self, target: TargetRef, replicas: int) -> None:
         """This controller set ``target``'s spec.replicas to ``replicas`` (an applied scale)."""
@@ -306,6 +324,18 @@ class ExternalScaleWatch:
         if not self.rehearsal:
             event(t, "ExternalScaleChange", message, True)
 
+    def _take_back_reverts(self, t: TargetRef, now: float) -> None:
+        """Take back ``t``'s stored reverts inside the fight window, and its fight (said before the
+        restart: not said again, its gauge stays up)."""
+        entry = self._stored_reverts.pop(_key(t), None)
+        if entry is None or t in self._reverts:
+            return
+        recent = [x for x in entry.times if x > now - self.fight_window_s]
+        if recent:
+            self._reverts[t] = deque(recent)
+            if entry.fight and len(recent) >= FIGHT_REVERTS:
+                self.fights[t] = entry.fight
+
     def _take_back(self, t: TargetRef, status, now: float,
                    event: Callable[[TargetRef, str, str, bool], None]) -> None:
         """Take back the stored hands-off of ``t`` while it lasts and no ``setpoint resume`` came after
@@ -313,7 +343,7 @@ class ExternalScaleWatch:
         controller raised from it); as a new external change from now when a person changed the count
         again while no controller watched (an incident still going on); else drop it (a deploy or an
         autoscaler set the count since: the first-sight rules apply)."""
-        entry = self._stored.pop(target_key(t.namespace, t.kind, t.name), None)
+        entry = self._stored.pop(_key(t), None)
         if entry is None or t in self.hands_off or not entry.at + self.hands_off_s > now:
             return
         resumed = _epoch_s(dict(status.annotations).get(RESUME_ANNOTATION, ""))

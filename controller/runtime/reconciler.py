@@ -285,7 +285,7 @@ class Reconciler:
         # the hands-offs in force are kept there too, for any policy that scales (controller/runtime/hands_off_state.py)
         self.hands_off_store = state_store
         self._hands_off_due = False  # read them at the next cycle (set by restore())
-        self._hands_off_saved: dict | None = None  # as last read or saved
+        self._hands_off_saved: hands_off_state.WatchState | None = None  # as last read or saved
         self._pending: Parsed | None = None  # a payload read, applied at the next cycle (it needs ``now``)
         self._load_error: str | None = None  # the last read failed: no health action until one succeeds
         self._saved: tuple[np.ndarray, ...] | None = None  # durable arrays as last saved or restored
@@ -771,25 +771,25 @@ class Reconciler:
         except StateStoreError as exc:
             result.errors.append(f"state: hands-offs: {exc}; read again next cycle")
             return
-        entries, problems = hands_off_state.decode(raw)
+        state, problems = hands_off_state.decode(raw)
         result.state_problems.extend(problems)
-        self.external.stored(entries)
+        self.external.stored(state)
         self._hands_off_due = False
-        self._hands_off_saved = None if problems else entries  # a repaired payload is written back
+        self._hands_off_saved = None if problems else state  # a repaired payload is written back
 
     def _save_hands_offs(self, now: float, result: CycleResult) -> None:
-        """Write the hands-offs when they changed (one started, ended or was handed back); a failed
-        write is retried next cycle."""
-        entries = self.external.durable(now)
-        if entries == self._hands_off_saved:
+        """Write the hands-offs and reverts when they changed (a hands-off started, ended or was handed
+        back; a revert); a failed write is retried next cycle."""
+        state = self.external.durable(now)
+        if state == self._hands_off_saved:
             return
         try:
-            self.hands_off_store.save(self.policy.name, hands_off_state.encode(self.policy.name, entries, now),
+            self.hands_off_store.save(self.policy.name, hands_off_state.encode(self.policy.name, state, now),
                                       hands_off_state.PART)
         except StateStoreError as exc:
             result.errors.append(f"state: hands-offs: {exc}; retried next cycle")
             return
-        self._hands_off_saved = entries
+        self._hands_off_saved = state
 
     def _without_held_scales(self, actions: list[Action], result: CycleResult) -> list[Action]:
         """The actions without a scale of a target under hands-off (a health scale-up writes spec.replicas
