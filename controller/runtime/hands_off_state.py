@@ -46,10 +46,11 @@ VERSION = 1
 #: a hostile payload must not cost memory or time).
 MAX_ENTRIES = 10_000
 MAX_TEXT = 256
-#: At most this many entries are written, the newest (a ConfigMap holds at most 1 MiB: 1,500
-#: entries of the longest keys and writers fit; more hands-offs at once than that is a mass event
-#: the ones kept in memory still cover until a restart).
-MAX_SAVED = 1_500
+#: At most this many hands-offs, and targets' reverts, are written, the newest (a ConfigMap holds at
+#: most 1 MiB: both at their bounds with the longest names fit; more at once than that is a mass
+#: event the ones kept in memory still cover until a restart).
+MAX_SAVED = 1_200
+MAX_SAVED_REVERTS = 200
 
 
 @dataclass(frozen=True)
@@ -85,9 +86,9 @@ MAX_REVERTS = 16
 
 
 def encode(policy: str, state: WatchState, saved_at: float) -> dict:
-    """The payload for ``state``: its newest MAX_SAVED hands-offs and MAX_SAVED targets' reverts."""
+    """The payload for ``state``: its newest MAX_SAVED hands-offs and MAX_SAVED_REVERTS targets' reverts."""
     kept = sorted(state.hands_off.items(), key=lambda kv: (-kv[1].at, kv[0]))[:MAX_SAVED]
-    reverts = sorted(state.reverts.items(), key=lambda kv: (-max(kv[1].times, default=0.0), kv[0]))[:MAX_SAVED]
+    reverts = sorted(state.reverts.items(), key=lambda kv: (-max(kv[1].times, default=0.0), kv[0]))[:MAX_SAVED_REVERTS]
     return {"version": VERSION, "policy": policy, "savedAt": saved_at,
             "handsOff": {k: {"by": e.by, "replicas": e.replicas, "from": e.before, "at": e.at, "floor": e.floor}
                          for k, e in sorted(kept)},

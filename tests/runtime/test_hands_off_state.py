@@ -174,11 +174,15 @@ def test_what_is_saved_is_what_is_read_back(state):
 
 
 def test_at_most_max_saved_are_written_the_newest_and_they_fit_a_configmap():
-    long_key = "n" * 63 + "/Deployment/" + "w" * 200
-    entries = {f"{long_key}{i}": StoredHandsOff("b" * hands_off_state.MAX_TEXT, 2**31 - 1, 2**31 - 1, T0 + i, True)
+    long_key = "n" * 63 + "/Deployment/" + "w" * 253
+    text = "b" * hands_off_state.MAX_TEXT
+    entries = {f"{long_key}{i}": StoredHandsOff(text, 2**31 - 1, 2**31 - 1, T0 + i, True)
                for i in range(hands_off_state.MAX_SAVED + 50)}
-    payload = hands_off_state.encode("web", WatchState(entries), T0)
+    reverts = {f"{long_key}{i}": StoredReverts(tuple(T0 + i + 0.123456789 * k for k in range(16)), text)
+               for i in range(hands_off_state.MAX_SAVED_REVERTS + 50)}
+    payload = hands_off_state.encode("web", WatchState(entries, reverts), T0)
     assert len(payload["handsOff"]) == hands_off_state.MAX_SAVED
+    assert len(payload["reverts"]) == hands_off_state.MAX_SAVED_REVERTS
     assert min(e["at"] for e in payload["handsOff"].values()) == T0 + 50  # the oldest 50 left out
     assert len(json.dumps(payload, sort_keys=True, separators=(",", ":"))) < 2**20  # a ConfigMap's limit
 
