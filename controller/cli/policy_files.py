@@ -42,7 +42,7 @@ def validate(
     query in seconds) print after the summary lines as
 
     \b
-      FILE:LINE: FIELD.PATH: warning: what looks wrong, and what was probably meant
+      FILE:LINE: FIELD.PATH: warning: what looks wrong, and what was meant
 
     and leave the exit status 0, or 1 with --strict.
 
