@@ -154,7 +154,11 @@ def _implausible_counts(queried: dict[str, tuple[str, int]], decision: Decision,
                         ) -> dict[str, tuple[str, int]]:
     """Per metric of ``queried`` (CycleResult.missing: the scaling metrics whose query answered),
     (its query, how many existing targets (``exists`` (N,)) read an implausible sample)."""
-    counts = np.count_nonzero(decision.signal.implausible & np.asarray(exists, bool)[:, None], axis=0).tolist()
+    implausible = decision.signal.implausible
+    if not implausible.any():  # the common cycle: a count per metric of zero, without the (N, M) mask and sums
+        counts = [0] * implausible.shape[1]
+    else:
+        counts = np.count_nonzero(implausible & np.asarray(exists, bool)[:, None], axis=0).tolist()
     return {name: (queried[name][0], counts[j]) for j, name in enumerate(decision.params.metric_names)
             if name in queried}
 
@@ -293,6 +297,7 @@ class Reconciler:
         self._before_heal: tuple[HealthState | None, set[TargetRef]] = (self._health_state, set())
         self._last_health_at: float | None = None  # time of the last health step (full or health-only cycle)
         self._rows_cache: tuple[tuple, dict[TargetRef, int]] = ((), {})  # see _row_of
+        self._proposed: tuple[Decision, list[Action]] | None = None  # see _proposed_all
         self.rollout_in_progress = False  # the last cycle saw a target of this policy mid-rollout
         self.lock = threading.Lock()  # held by the live service's jobs: full and health-only cycles never overlap
         self.startups = StartupObserver()  # re-learned from the pods after a restart (nothing persisted)
@@ -449,7 +454,7 @@ class Reconciler:
 
     def _rows_for(self, targets: list[TargetRef]) -> np.ndarray | None:
         """Old row of each new target (-1 if new), or None when the list is unchanged."""
-        if targets == self._targets:
+        if targets is self._targets or targets == self._targets:  # the same list: equal, without the compare
             return None
         old = {t: i for i, t in enumerate(self._targets)}
         return np.array([old.get(t, -1) for t in targets], dtype=np.int64)
@@ -569,12 +574,24 @@ class Reconciler:
             return
         result.scaling_committed = True
         applied = [] if self.rehearsal else [a for a in result.actions if a.kind is ActionKind.SCALE]
+        if self._proposed_all(decision, applied):  # the common cycle: the decision's own actions, each applied
+            self._scaling.commit(decision, True, None)
+            return
         row = self._row_of(targets) if applied else {}
         scaled = np.zeros(len(targets), bool)
         replicas = np.asarray(decision.desired, dtype=np.float64).copy()
         for a in applied:
             scaled[row[a.target]], replicas[row[a.target]] = True, a.replicas
         self._scaling.commit(decision, scaled, replicas)
+
+    def _proposed_all(self, decision: Decision, applied: list[Action]) -> bool:
+        """``applied`` are the scale actions ``_scaling_actions`` made of ``decision``, every one
+        of them, and they cover every row whose desired count changed: committing every change
+        to desired records the same scale events, without the per-action row lookups (and in
+        place, without a commit kernel call of its own: DecisionWorkspace.commit)."""
+        proposed = self._proposed
+        return (proposed is not None and proposed[0] is decision and len(applied) == len(proposed[1])
+                and all(a is b for a, b in zip(applied, proposed[1])))
 
     def _row_of(self, targets: list[TargetRef]) -> dict[TargetRef, int]:
         """{target: row}, kept while the target list is the same (a cycle's commit looks up only
@@ -604,12 +621,19 @@ class Reconciler:
         self._held = held
 
     def _scaling_actions(self, targets: list[TargetRef], view: ClusterView, decision: Decision) -> list[Action]:
-        # read each (N,) array once (Decision.desired converts on every access), then per changed row
-        rows = np.flatnonzero(decision.changed & view.exists)
-        reason, desired, spec = (a[rows].tolist() for a in (decision.reason, decision.desired, view.spec))
-        return [Action(ActionKind.SCALE, targets[i], REASON_CODES[int(r)], replicas=int(d), from_replicas=int(f),
-                       policy=self.policy.name)
-                for i, r, d, f in zip(rows.tolist(), reason, desired, spec)]
+        """A scale action per changed row of an existing target; remembered with ``decision``
+        when they are every change it makes (``_proposed_all``)."""
+        # the changed rows' values only (Decision.desired converts the whole array on every access)
+        changed = decision.changed
+        rows = np.flatnonzero(changed & view.exists)
+        reason, desired, spec = (a[rows].tolist() for a in (decision.reason, decision.norm.desired, view.spec))
+        actions = [Action(ActionKind.SCALE, targets[i], REASON_CODES[int(r)], replicas=int(d), from_replicas=int(f),
+                          policy=self.policy.name)
+                   for i, r, d, f in zip(rows.tolist(), reason, desired, spec)]
+        # every change, each to the desired count itself (a whole number: the action's)
+        every = rows.size == np.count_nonzero(changed) and all(a.replicas == d for a, d in zip(actions, desired))
+        self._proposed = (decision, actions) if every else None
+        return actions
 
     @property
     def rollout_interval_s(self) -> float | None:

@@ -102,19 +102,17 @@ class StartupObserver:
         self._seen = np.zeros(0, bool)  # the target was observed before (a cycle of this observer)
         self._dark_at = np.full(0, np.nan)  # the last cycle at which the target had lost every Ready pod
         self._last_cycle_s = math.nan  # the previous cycle's time
+        self._wanted: tuple[PolicyParams, bool] | None = None  # (params, wants_observed_startup of them)
 
     def observe(self, params: PolicyParams, cluster: Cluster, targets: list[TargetRef], view: ClusterView,
                 now: float, errors: list[str], listed_pods: bool) -> StartupInfo | None:
         """This cycle's estimates, None when no ramp of ``params`` follows observed start-ups.
         ``listed_pods``: the view carries the targets' pods (observe(with_pods=True))."""
-        if not wants_observed_startup(params):
+        if not self._wants(params):
             return None
         self._align(targets)
         ready = np.asarray(view.ready, np.float64)
-        # dark: no Ready pod after having had some (at the last cycle, or dark then too)
-        dark = view.exists & (ready == 0) & ((self._ready > 0) | (self._dark_at == self._last_cycle_s))
-        self._dark_at[dark] = now
-        self._last_cycle_s = now
+        self._mark_dark(view.exists & (ready == 0), now)
         due = np.flatnonzero(view.exists & (~self._read | (ready > self._ready)))
         self._ready = ready.copy()
         if due.size:
@@ -131,9 +129,25 @@ class StartupObserver:
             self._estimated, self._changed = (self._memory, now_estimate), np.zeros(0, np.int64)
         return StartupInfo(self._estimated[1], params)
 
+    def _wants(self, params: PolicyParams) -> bool:
+        """``wants_observed_startup(params)``, asked once per params object."""
+        if self._wanted is None or self._wanted[0] is not params:
+            self._wanted = (params, wants_observed_startup(params))
+        return self._wanted[1]
+
+    def _mark_dark(self, no_ready: np.ndarray, now: float) -> None:
+        """Note the cycle ``now`` for the targets dark at it: no Ready pod (``no_ready`` (N,)
+        bool) after having had some at the last cycle, or dark then too."""
+        if no_ready.any():  # most cycles every target has a Ready pod: nothing can be dark
+            dark = no_ready & ((self._ready > 0) | (self._dark_at == self._last_cycle_s))
+            self._dark_at[dark] = now
+        self._last_cycle_s = now
+
     def _align(self, targets: list[TargetRef]) -> None:
-        """Rows follow the target list (new targets start unread and empty)."""
-        if targets == self._targets:
+        """Rows follow the target list (new targets start unread and empty). The list is kept
+        as given and taken as a value, as the Reconciler keeps it (never changed in place): the
+        same list object is the same targets, without comparing them one by one each cycle."""
+        if targets is self._targets or targets == self._targets:
             return
         old = {t: i for i, t in enumerate(self._targets)}
         rows = np.array([old.get(t, -1) for t in targets], dtype=np.int64)
@@ -145,7 +159,7 @@ class StartupObserver:
         self._short_since = take_rows(self._short_since, rows, np.nan)
         self._seen = take_rows(self._seen, rows, False)
         self._dark_at = take_rows(self._dark_at, rows, np.nan)
-        self._targets = list(targets)
+        self._targets = targets
 
     def withheld(self, params: PolicyParams, cluster: Cluster, targets: list[TargetRef], view: ClusterView,
                  now: float, errors: list[str], listed_pods: bool, startup_s: np.ndarray | None) -> np.ndarray | None:

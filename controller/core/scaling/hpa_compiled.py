@@ -16,6 +16,7 @@ sum could leave int64 (the reference switches to Python integers there).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -197,9 +198,16 @@ def _proposals_from_sums(listed, sampled, n_ready, n_missing, n_unready, usage_s
 
 
 def _per_target(values, n: int, dtype) -> np.ndarray:
-    if np.ndim(values) == 0:  # one value for every target (the policy's): no broadcast views per cycle
-        return np.full(n, values, dtype=dtype)
+    """(n,) ``values`` of ``dtype`` as the kernels take them (read only, never written)."""
+    if np.ndim(values) == 0:  # one value for every target (the policy's): made once, not each cycle
+        return _same_for_all(values, n, np.dtype(dtype))
     return np.ascontiguousarray(np.broadcast_to(np.asarray(values, dtype=dtype), (n,)))
+
+
+@functools.lru_cache(maxsize=32)
+def _same_for_all(value, n: int, dtype: np.dtype) -> np.ndarray:
+    """(n,) ``value`` of ``dtype``, shared by the calls that ask for it (the kernels only read it)."""
+    return np.full(n, value, dtype=dtype)
 
 
 @jit

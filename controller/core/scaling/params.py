@@ -403,7 +403,7 @@ class PolicyParams:
     def metric_targets(self) -> np.ndarray:
         return _frozen(_f64([m.target for m in self.metrics]))
 
-    @property
+    @cached_property
     def metric_names(self) -> tuple[str, ...]:
         return tuple(m.name for m in self.metrics)
 
