@@ -450,3 +450,24 @@ def test_becoming_leader_warm_starts_the_same_state_on_both_paths(history, resto
     spaces = [w for _, _, w, _ in runs[True]]
     assert all(w is not None for w in spaces) and all(w is None for _, _, w, _ in runs[False])
     assert [i for i in range(1, len(spaces)) if spaces[i] is not spaces[i - 1]] == [restore_at]
+
+
+@pytest.mark.parametrize("in_place", [pytest.param(True, id="in-place"), pytest.param(False, id="pure")])
+@pytest.mark.parametrize("policy_name", ["default-ramp", "ewma", "healing", "hpa-preset (not compiled: pure on both)"])
+def test_committing_every_change_is_committing_each_action(policy_name, in_place, monkeypatch):
+    """A cycle whose scale actions are all the decision's own, each applied, commits them as
+    every change to desired (Reconciler._proposed_all: no per-action lookups, the workspace's
+    deferred commit): the same records and scaling state, cycle for cycle, as committing each
+    applied action's row and count, through refused writes, failed cycles and changing lists."""
+    taken: list[bool] = []
+    fast, rec = run_live(policy_name, in_place=in_place)
+    proposed_all = Reconciler._proposed_all
+    monkeypatch.setattr(Reconciler, "_proposed_all", lambda self, d, a: taken.append(proposed_all(self, d, a)) and False)
+    each, _ = run_live(policy_name, in_place=in_place)
+    if rec.policy.health is None:  # the fast path would have run, and some cycles could not take it
+        assert True in taken and False in taken
+    else:  # arbitration's actions are not the decision's own: each is committed
+        assert taken and True not in taken
+    for k, (a, b) in enumerate(zip(each, fast, strict=True)):
+        assert a[:4] == b[:4], f"cycle {k} ({listing_at(k)}, {FAULTS.get(k, 'no fault')})"
+        assert_same_state(a[4], b[4])
