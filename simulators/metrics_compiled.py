@@ -14,6 +14,7 @@ compares both.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -44,6 +45,12 @@ def _window_means_kernel(ring, filled, rows, nonfinite, sequential, buf, out):
         out[i] = total / count if count > 0 else math.nan
 
 
+@functools.lru_cache(maxsize=8)
+def _every_row(s: int) -> np.ndarray:
+    """(S,) int64 0..S-1, the rows of every service, made once per size (the kernels only read it)."""
+    return np.arange(s, dtype=np.int64)
+
+
 def try_window_means(ring: np.ndarray, filled: int, rows: np.ndarray | slice,
                      nonfinite: np.ndarray) -> np.ndarray | None:
     """(N,) mean of the samples present (not NaN) in the first ``filled`` slots of ``ring``
@@ -58,7 +65,7 @@ def try_window_means(ring: np.ndarray, filled: int, rows: np.ndarray | slice,
     if filled > compiled._PAIRWISE_BLOCK or not compiled.enabled():
         return None
     every = isinstance(rows, slice)
-    index = np.arange(ring.shape[1]) if every else np.asarray(rows, np.int64)
+    index = _every_row(ring.shape[1]) if every else np.asarray(rows, np.int64)
     out = np.empty(index.shape[0])
     try:
         _window_means_kernel(ring, filled, index, nonfinite, every and ring.shape[1] >= 2, np.empty(filled), out)
@@ -106,7 +113,7 @@ def try_recent_means(ring: np.ndarray, slots: np.ndarray, rows: np.ndarray | sli
     if k == 0 or k > compiled._PAIRWISE_BLOCK or not compiled.enabled():
         return None
     every = isinstance(rows, slice)
-    index = np.arange(ring.shape[1]) if every else np.asarray(rows, np.int64)
+    index = _every_row(ring.shape[1]) if every else np.asarray(rows, np.int64)
     out = np.empty(index.shape[0])
     try:
         _recent_means_kernel(ring, np.asarray(slots, np.int64), index, every and ring.shape[1] >= 2,

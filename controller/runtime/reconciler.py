@@ -545,6 +545,21 @@ class Reconciler:
             for a in applied:
                 if a.kind is ActionKind.SCALE and a.replicas is not None:
                     self.external.wrote(a.target, a.replicas)
+        if decision is not None:  # a health-only cycle leaves the scaling state as it is
+            self._commit_scaling(targets, decision, result)
+        healing = result.healing
+        if healing is None or self._health_state is not healing.state:  # a failed reservation reverted it
+            return
+        done, held, pods = self._applied_rows(targets, applied)
+        restarted = np.fromiter((str(k) in pods for k in healing.pod_keys), bool, len(healing.pod_keys))
+        self._health_state = healing.state_after(done, restarted, held)
+        if self.state_store is not None and self._health_state is not healing.state:
+            self._save_if_changed(targets, now, result)
+
+    def _applied_rows(self, targets: list[TargetRef], applied: list[Action]
+                      ) -> tuple[np.ndarray, np.ndarray, set[str]]:
+        """For the health state: (N,) bool the targets an ``applied`` action other than a hold
+        went to, (N,) bool those a pause or resume went to, and the pods restarted ("ns/pod")."""
         row = self._row_of(targets) if applied else {}
         done = np.zeros(len(targets), bool)
         held = np.zeros(len(targets), bool)  # a pause / resume went out
@@ -557,15 +572,7 @@ class Reconciler:
             done[i] = True
             if a.kind is ActionKind.RESTART_POD:
                 pods.add(f"{a.target.namespace}/{a.pod}")
-        if decision is not None:  # a health-only cycle leaves the scaling state as it is
-            self._commit_scaling(targets, decision, result)
-        healing = result.healing
-        if healing is None or self._health_state is not healing.state:  # a failed reservation reverted it
-            return
-        restarted = np.fromiter((str(k) in pods for k in healing.pod_keys), bool, len(healing.pod_keys))
-        self._health_state = healing.state_after(done, restarted, held)
-        if self.state_store is not None and self._health_state is not healing.state:
-            self._save_if_changed(targets, now, result)
+        return done, held, pods
 
     def _commit_scaling(self, targets: list[TargetRef], decision: Decision, result: CycleResult) -> None:
         """The scaling state after ``decision``: its scale events for the scale actions applied

@@ -103,6 +103,7 @@ class StartupObserver:
         self._dark_at = np.full(0, np.nan)  # the last cycle at which the target had lost every Ready pod
         self._last_cycle_s = math.nan  # the previous cycle's time
         self._wanted: tuple[PolicyParams, bool] | None = None  # (params, wants_observed_startup of them)
+        self._after: tuple[np.ndarray, float, np.ndarray] | None = None  # see _withheld_after
 
     def observe(self, params: PolicyParams, cluster: Cluster, targets: list[TargetRef], view: ClusterView,
                 now: float, errors: list[str], listed_pods: bool) -> StartupInfo | None:
@@ -173,36 +174,49 @@ class StartupObserver:
         spec, ready = np.asarray(view.spec, np.float64), np.asarray(view.ready, np.float64)
         is_short = view.exists & (ready < spec)
         since = self._short_since
-        since[~is_short] = np.nan
         if not is_short.any():  # the common cycle: every target has its Ready pods
+            since.fill(np.nan)
             self._seen[:] = True
             self._withheld = np.zeros(len(targets))
             return None
+        since[~is_short] = np.nan
         since[is_short & np.isnan(since)] = now
-        after = withheld_after_s(startup_s, params.stated_startup_s, len(targets))
+        after = self._withheld_after(startup_s, params.stated_startup_s, len(targets))
         # a pod withheld now has held a spec slot without being Ready for longer than ``after``, so
         # its target has been short all that time: a scale-up's start-ups need no pod read. A target
         # first seen short (a new target; this controller just started, during a stuck rollout
         # perhaps) has an unknown past: its pods are read once
         due = np.flatnonzero((now - since > after) | (is_short & ~self._seen))
         self._seen[:] = True
+        if not due.size:  # no pod to read: none withheld
+            self._withheld = np.zeros(len(targets))
+            return None
         out = np.zeros(len(targets))
-        if due.size:
-            try:
-                rows, _, created, _, _, not_serving = self._pods(cluster, targets, due, view, listed_pods)
-            except SetpointError as exc:
-                errors.append(f"withheld replicas: pods not read ({exc}); the last counts are kept")
-                out[due] = self._withheld[due]
-                self._seen[due] = False  # a target first seen short is read again next cycle
-            else:
-                out[due] = withheld_replicas(rows, created, not_serving, after, spec, ready, now)[due]
-                # an unready pod that holds a spec slot has kept its target short since it was
-                # created: a target first seen short stays due while its oldest one is there
-                oldest = np.full(len(targets), np.inf)
-                np.minimum.at(oldest, rows[not_serving], np.nan_to_num(created[not_serving], nan=np.inf))
-                np.fmin(since, np.where(is_short, oldest, np.nan), out=since)
+        try:
+            rows, _, created, _, _, not_serving = self._pods(cluster, targets, due, view, listed_pods)
+        except SetpointError as exc:
+            errors.append(f"withheld replicas: pods not read ({exc}); the last counts are kept")
+            out[due] = self._withheld[due]
+            self._seen[due] = False  # a target first seen short is read again next cycle
+        else:
+            out[due] = withheld_replicas(rows, created, not_serving, after, spec, ready, now)[due]
+            # an unready pod that holds a spec slot has kept its target short since it was
+            # created: a target first seen short stays due while its oldest one is there
+            oldest = np.full(len(targets), np.inf)
+            np.minimum.at(oldest, rows[not_serving], np.nan_to_num(created[not_serving], nan=np.inf))
+            np.fmin(since, np.where(is_short, oldest, np.nan), out=since)
         self._withheld = out
         return out if out.any() else None
+
+    def _withheld_after(self, startup_s: np.ndarray | None, stated_s: float, n: int) -> np.ndarray:
+        """``withheld_after_s``, kept while ``startup_s`` is this observer's own estimate (never
+        changed in place: a new estimate is a new array) and ``stated_s`` the same."""
+        own = self._estimated is not None and startup_s is self._estimated[1].delay_s
+        if own and self._after is not None and self._after[0] is startup_s and self._after[1] == stated_s:
+            return self._after[2]
+        after = withheld_after_s(startup_s, stated_s, n)
+        self._after = (startup_s, stated_s, after) if own else None
+        return after
 
     def _learn(self, cluster: Cluster, targets: list[TargetRef], due: np.ndarray, view: ClusterView, now: float,
                listed_pods: bool) -> None:

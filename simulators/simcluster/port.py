@@ -25,8 +25,8 @@ class ClusterPort:
     """SimCluster's reads and the ``Cluster`` port (a mixin of :class:`~simulators.simcluster.cluster.SimCluster`)."""
 
     def _init_port(self) -> None:
-        self._view_cache: tuple[tuple, np.ndarray] | None = None  # the last rows_of entry used
-        self._rows_cache: list[tuple[tuple, tuple]] = []  # rows_of's entries, most recent first
+        self._view_cache: tuple[list, tuple] | None = None  # the last rows_of entry used
+        self._rows_cache: list[tuple[list, tuple]] = []  # rows_of's entries (a copy of the list), most recent first
         self._pod_arrays_cache: tuple[tuple, tuple, dict] | None = None  # (targets, pod arrays, pod_arrays)
         self._every_cache: tuple[np.ndarray, np.ndarray, tuple[bool, bool]] | None = None  # _every_service's last answer
 
@@ -121,7 +121,7 @@ class ClusterPort:
         """(service index of each target, 0 where unknown; whether it exists), both (N,); kept
         for the last ROWS_CACHE target lists (a cycle reads its whole list and, for the start-up
         observer, a subset: one entry would rebuild the whole list's rows every cycle)."""
-        key = tuple(targets)
+        key = targets if isinstance(targets, list) else list(targets)  # compared as it is: no copy per call
         for k, entry in enumerate(self._rows_cache):
             if entry[0] == key:  # same TargetRef objects: an identity check per element
                 if k:
@@ -134,7 +134,7 @@ class ClusterPort:
             ok = i >= 0 and self.config.services[i].namespace == t.namespace and t.kind == "Deployment"
             rows.append(i if ok else 0)
             exists.append(ok)
-        self._view_cache = (key, (np.array(rows, dtype=np.int64), np.array(exists, dtype=bool)))
+        self._view_cache = (list(key), (np.array(rows, dtype=np.int64), np.array(exists, dtype=bool)))  # a copy: lists may change
         self._rows_cache.insert(0, self._view_cache)
         del self._rows_cache[ROWS_CACHE:]
         return self._view_cache[1]

@@ -99,23 +99,23 @@ def remember_rows(memory: StartupMemory, target: np.ndarray, key: np.ndarray, cr
     ``in_place``: write the rows into ``memory``'s own arrays (no (N, K) copies: its owner
     keeps no other view of them); the memory returned is still a new object over them."""
     n = memory.created_s.shape[0]
-    counted = np.asarray(counted, bool)
-    target = np.asarray(target, np.int64)[counted]
+    pick = np.flatnonzero(counted)  # the counted pods of a row in [0, N): one gather per array below
+    target = np.asarray(target, np.int64)[pick]
     inside = (target >= 0) & (target < n)
-    if not inside.any():
+    if not inside.all():
+        pick, target = pick[inside], target[inside]
+    if not pick.size:
         return memory, np.zeros(0, np.int64)
+    key, created_s, ready_s = (np.asarray(key, np.int64)[pick], np.asarray(created_s, np.float64)[pick],
+                               np.asarray(ready_s, np.float64)[pick])
     out = (StartupMemory(memory.key, memory.created_s, memory.ready_s) if in_place else
            StartupMemory(memory.key.copy(), memory.created_s.copy(), memory.ready_s.copy()))
-    rows = startup_compiled.try_remember(out.key, out.created_s, out.ready_s, target[inside],
-                                         np.asarray(key, np.int64)[counted][inside],
-                                         np.asarray(created_s, np.float64)[counted][inside],
-                                         np.asarray(ready_s, np.float64)[counted][inside])
+    rows = startup_compiled.try_remember(out.key, out.created_s, out.ready_s, target, key, created_s, ready_s)
     if rows is not None:  # the compiled merge (None: kernels off)
         return out, rows
-    rows = np.unique(target[inside])
+    rows = np.unique(target)
     sub = _merge(StartupMemory(memory.key[rows], memory.created_s[rows], memory.ready_s[rows]),
-                 np.searchsorted(rows, target[inside]), np.asarray(key, np.int64)[counted][inside],
-                 np.asarray(created_s, np.float64)[counted][inside], np.asarray(ready_s, np.float64)[counted][inside])
+                 np.searchsorted(rows, target), key, created_s, ready_s)
     out.key[rows], out.created_s[rows], out.ready_s[rows] = sub.key, sub.created_s, sub.ready_s
     return out, rows
 
