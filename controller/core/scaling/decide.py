@@ -195,7 +195,7 @@ class Decision:
         if not (applied & (to != self.current)).any():
             return self.kept
         norm = record_scale_events(self.kept.norm, self.params, self.current, to, self.now, applied)
-        return replace(self.kept, norm=norm)
+        return self.kept if norm is self.kept.norm else replace(self.kept, norm=norm)  # legacy: no events kept
 
     @property
     def state(self) -> ScalingState:

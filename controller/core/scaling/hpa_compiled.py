@@ -199,7 +199,7 @@ def _proposals_from_sums(listed, sampled, n_ready, n_missing, n_unready, usage_s
 
 def _per_target(values, n: int, dtype) -> np.ndarray:
     """(n,) ``values`` of ``dtype`` as the kernels take them (read only, never written)."""
-    if np.ndim(values) == 0:  # one value for every target (the policy's): made once, not each cycle
+    if isinstance(values, (int, float, np.generic)):  # one value for every target (the policy's): made once
         return _same_for_all(values, n, np.dtype(dtype))
     return np.ascontiguousarray(np.broadcast_to(np.asarray(values, dtype=dtype), (n,)))
 

@@ -240,17 +240,10 @@ def hpa_propose(params: PolicyParams, current: np.ndarray, ready: np.ndarray, st
     pods = pods if pods is not None else PodSamples.from_counts(ready, status, m_count)
     cur = np.asarray(current, dtype=np.int64)
     stat = np.asarray(status, dtype=np.int64)
-    shape = (n, m_count)
-    replicas, utilization, usage, error = (np.zeros(shape, np.int64) for _ in range(4))
+    results = [_metric_proposal(params, m, j, pods, values, usable, cur, stat) for j, m in enumerate(params.metrics)]
+    replicas, utilization, usage, error = _columns(results, n)
     texts: dict[int, list[str]] = {}  # the rows with an error in some metric (most cycles: none)
-    for j, m in enumerate(params.metrics):
-        if m.per_pod:  # from listed pods without their table when it can, else from the table
-            r = _listed_metric(params, m, pods, j, cur) if isinstance(pods, JoinedPodSamples) else None
-            if r is None:
-                r = _per_pod_metric(params, m, _pod_columns(pods, j, values, usable), _strays(pods, j), cur)
-        else:
-            r = _workload_metric(params, m, values[:, j], usable[:, j], pods.pods, cur, stat)
-        replicas[:, j], utilization[:, j], usage[:, j], error[:, j] = r.replicas, r.utilization, r.usage_milli, r.error
+    for j, r in enumerate(results):
         for i in np.flatnonzero(r.error != _NO_ERROR).tolist():
             texts.setdefault(i, [""] * m_count)[j] = r.error_message[i]
     if not texts:  # most cycles: no error anywhere (one shared tuple)
@@ -259,6 +252,30 @@ def hpa_propose(params: PolicyParams, current: np.ndarray, ready: np.ndarray, st
     for i, row in texts.items():
         messages[i] = tuple(row)
     return HpaProposals(replicas, utilization, usage, error, tuple(messages))
+
+
+def _metric_proposal(params: PolicyParams, m: MetricParams, j: int, pods: PodSamples, values: np.ndarray,
+                     usable: np.ndarray, cur: np.ndarray, stat: np.ndarray) -> hr.ReplicaProposal:
+    """HPA's proposal for metric j (``hpa_propose``'s arguments, counts as int64)."""
+    if not m.per_pod:
+        return _workload_metric(params, m, values[:, j], usable[:, j], pods.pods, cur, stat)
+    # from listed pods without their table when it can, else from the table
+    r = _listed_metric(params, m, pods, j, cur) if isinstance(pods, JoinedPodSamples) else None
+    if r is None:
+        r = _per_pod_metric(params, m, _pod_columns(pods, j, values, usable), _strays(pods, j), cur)
+    return r
+
+
+def _columns(results: list[hr.ReplicaProposal], n: int) -> tuple[np.ndarray, ...]:
+    """(replicas, utilization, usage_milli, error) (N, M) int64 of the M metrics' proposals; with one
+    metric, its own (N,) arrays as the column (int64 already: no zeros and copies per cycle)."""
+    if len(results) == 1:
+        r = results[0]
+        return tuple(np.asarray(a, np.int64).reshape(n, 1) for a in (r.replicas, r.utilization, r.usage_milli, r.error))
+    out = tuple(np.zeros((n, len(results)), np.int64) for _ in range(4))
+    for j, r in enumerate(results):
+        out[0][:, j], out[1][:, j], out[2][:, j], out[3][:, j] = r.replicas, r.utilization, r.usage_milli, r.error
+    return out
 
 
 @functools.lru_cache(maxsize=8)
