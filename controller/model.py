@@ -5,12 +5,45 @@ Layer 1: imports nothing from the project.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+
+def direct_init(cls: type) -> type:
+    """Give a frozen dataclass an ``__init__`` that writes its fields straight into the
+    instance's dict: the dataclass's own sets each through ``object.__setattr__`` (its frozen
+    check's way round), ~0.25 us a field. Same signature, defaults and default factories; for
+    the small records a control cycle makes many of (Action, the decision's parts). Apply it
+    above ``@dataclass(frozen=True)``; not for classes with ``__post_init__``, InitVars or slots."""
+    fields = dataclasses.fields(cls)
+    if hasattr(cls, "__post_init__") or "__slots__" in cls.__dict__ or not all(f.init for f in fields):
+        raise TypeError(f"direct_init: {cls.__name__} has __post_init__, slots or fields outside __init__")
+    env: dict[str, Any] = {"MISSING": dataclasses.MISSING}
+    params, lines = [], []
+    for f in fields:
+        if f.default is not dataclasses.MISSING:
+            env[f"_d_{f.name}"] = f.default
+            params.append(f"{f.name}=_d_{f.name}")
+            lines.append(f"d[{f.name!r}] = {f.name}")
+        elif f.default_factory is not dataclasses.MISSING:
+            env[f"_f_{f.name}"] = f.default_factory
+            params.append(f"{f.name}=MISSING")
+            lines.append(f"d[{f.name!r}] = _f_{f.name}() if {f.name} is MISSING else {f.name}")
+        else:
+            params.append(f.name)
+            lines.append(f"d[{f.name!r}] = {f.name}")
+    body = "\n    ".join(["d = self.__dict__", *lines])
+    exec(f"def __init__(self, {', '.join(params)}) -> None:\n    {body}\n", env)  # noqa: S102 (fixed text of field names)
+    init = env["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__annotations__ = {f.name: f.type for f in fields} | {"return": None}
+    cls.__init__ = init
+    return cls
 
 
 class Reason(enum.IntEnum):
@@ -184,6 +217,7 @@ class TargetStatus:
     replicas_applied: bool = False  # that entry is a server-side apply (operation Apply: a manifest)
 
 
+@direct_init  # a cycle makes one per target it scales
 @dataclass(frozen=True)
 class Action:
     """A change to make on one target, carrying the reason it was decided."""
@@ -198,17 +232,6 @@ class Action:
     policy: str = ""
     fast: bool = False  # ROLLBACK of a release caught during its rollout: stop it at once (see SimCluster.rollback)
     resume: bool = False  # ROLLBACK of a Deployment this controller paused: the same write sets spec.paused false
-
-    def __init__(self, kind: ActionKind, target: TargetRef, reason: str, replicas: int | None = None,
-                 from_replicas: int | None = None, pod: str | None = None, revision: str | None = None,
-                 policy: str = "", fast: bool = False, resume: bool = False) -> None:
-        # the fields written straight into the instance's dict, as Observation's: a frozen
-        # dataclass's own __init__ sets each through object.__setattr__ (~2.5 -> ~1 us; a cycle
-        # makes one per target it scales). Every field must be here: tests/test_model_init.py.
-        d = self.__dict__
-        d["kind"], d["target"], d["reason"], d["replicas"], d["from_replicas"] = kind, target, reason, replicas, \
-            from_replicas
-        d["pod"], d["revision"], d["policy"], d["fast"], d["resume"] = pod, revision, policy, fast, resume
 
 
 @dataclass(frozen=True)

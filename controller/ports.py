@@ -12,7 +12,7 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from controller.model import Action, TargetRef, TargetSelector, TargetStatus
+from controller.model import Action, TargetRef, TargetSelector, TargetStatus, direct_init
 
 
 class Clock(Protocol):
@@ -20,6 +20,7 @@ class Clock(Protocol):
         """UTC epoch seconds. Read once per cycle and passed down."""
 
 
+@direct_init
 @dataclass(frozen=True)
 class Samples:
     """One metric for N targets at one instant.
@@ -87,6 +88,7 @@ class PodMetricsSource(Protocol):
         return them. Raises MetricsUnavailable when the source fails."""
 
 
+@direct_init
 @dataclass(frozen=True)
 class ClusterView:
     """The observed state of N targets as arrays, plus the full statuses when the source has them.
@@ -109,7 +111,8 @@ class ClusterView:
         (a Cluster adapter that broke its contract: nothing downstream may read past the rows)."""
         arrays = {"spec": self.spec, "status": self.status, "ready": self.ready, "rollout": self.rollout,
                   "exists": self.exists, "paused": self.paused}
-        wrong = {k: np.shape(a) for k, a in arrays.items() if a is not None and np.shape(a) != (n,)}
+        shapes = {k: a.shape if isinstance(a, np.ndarray) else np.shape(a) for k, a in arrays.items() if a is not None}
+        wrong = {k: shape for k, shape in shapes.items() if shape != (n,)}
         if wrong:
             raise ValueError(f"cluster view for {n} targets has arrays of other shapes: "
                              + ", ".join(f"{k} {shape}" for k, shape in wrong.items()))
@@ -184,6 +187,7 @@ class Rehearsal(Protocol):
     would_apply: list[Action]
 
 
+@direct_init
 @dataclass(frozen=True)
 class PodView:
     """The pods of N targets as flat (P,) arrays, pods of a target in list order.

@@ -1,38 +1,99 @@
-"""Action's hand-written __init__ (fields written straight into the instance dict, for speed,
-as Observation's: tests/core/test_observation_init.py) must take every dataclass field, in
-order, with the dataclass's defaults, and store each one."""
+"""``direct_init`` (controller/model.py): a frozen dataclass's __init__ that writes the fields
+straight into the instance dict, for the records a control cycle makes many of. It must take
+every field, in order, with the dataclass's defaults and default factories, store each one, and
+leave the class frozen, comparable, hashable, replaceable and picklable as the dataclass made it."""
 
 import dataclasses
 import inspect
+import pickle
 
+import numpy as np
 import pytest
 
-from controller.model import Action, ActionKind, TargetRef
+from controller.core.scaling.decide import Decision, Observation
+from controller.core.scaling.hpa_propose import HpaProposals, ListedPods
+from controller.core.scaling.hpa_replicas import ReplicaProposal
+from controller.core.scaling.normalize import NormResult
+from controller.core.scaling.ramp import Ramps
+from controller.core.scaling.signal import Signal
+from controller.core.scaling.startup import StartupEstimate, StartupMemory
+from controller.model import Action, ActionKind, TargetRef, direct_init
+from controller.ports import ClusterView, PodView, Samples
+from controller.runtime.startup_observer import StartupInfo
 
-FIELDS = [f.name for f in dataclasses.fields(Action)]
+DIRECT = [Action, Observation, Decision, Signal, NormResult, Ramps, Samples, ClusterView, PodView, StartupInfo,
+          StartupEstimate, StartupMemory, HpaProposals, ListedPods, ReplicaProposal]
 
 
-def test_init_takes_every_field_in_order_with_its_default():
-    params = list(inspect.signature(Action.__init__).parameters.values())[1:]
-    assert [p.name for p in params] == FIELDS
-    for p, f in zip(params, dataclasses.fields(Action)):
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """What the dataclass's own __init__ does, to compare with: a default, a default factory."""
+
+    a: int
+    b: str = "b"
+    c: list = dataclasses.field(default_factory=list)
+
+
+@direct_init
+@dataclasses.dataclass(frozen=True)
+class Direct:
+    """The same fields, with direct_init."""
+
+    a: int
+    b: str = "b"
+    c: list = dataclasses.field(default_factory=list)
+
+
+@pytest.mark.parametrize("cls", DIRECT, ids=lambda c: c.__name__)
+def test_init_takes_every_field_in_order_with_its_default(cls):
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    assert [p.name for p in params] == [f.name for f in dataclasses.fields(cls)]
+    for p, f in zip(params, dataclasses.fields(cls)):
         expected = inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default
-        assert p.default == expected, f.name
+        assert f.default_factory is not dataclasses.MISSING or p.default is expected, f.name
 
 
-@pytest.mark.parametrize("name", FIELDS)
-def test_each_field_is_stored(name):
-    given = {f: object() for f in FIELDS}
-    action = Action(**given)
-    assert getattr(action, name) is given[name]
+@pytest.mark.parametrize("cls", DIRECT, ids=lambda c: c.__name__)
+def test_each_field_is_stored_and_the_instance_stays_frozen(cls):
+    given = {f.name: np.full(2, float(i)) for i, f in enumerate(dataclasses.fields(cls))}
+    made = cls(*given.values())
+    assert all(getattr(made, name) is value for name, value in given.items())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(made, next(iter(given)), None)
+    assert dataclasses.replace(made).__dict__.keys() >= given.keys()
 
 
-def test_equal_hashable_frozen_and_replaceable():
+def test_defaults_and_default_factories_as_the_dataclass_gives_them():
+    for cls in (Reference, Direct):
+        one, two = cls(1), cls(2, "x", [3])
+        assert (one.a, one.b, one.c, two.b, two.c) == (1, "b", [], "x", [3])
+        assert cls(1).c is not one.c  # a fresh list each time
+    assert Direct(1, "x", [2]) == Direct(1, "x", [2]) and repr(Direct(1)) == "Direct(a=1, b='b', c=[])"
+
+
+def test_action_is_equal_hashable_picklable_and_replaceable():
     target = TargetRef("shop", "web")
     a = Action(ActionKind.SCALE, target, "ScaleUp", replicas=5, from_replicas=4, policy="p")
     b = Action(ActionKind.SCALE, target, "ScaleUp", 5, 4, policy="p")
     assert a == b and hash(a) == hash(b) and repr(a) == repr(b)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        a.replicas = 6
+    assert pickle.loads(pickle.dumps(a)) == a
     assert dataclasses.replace(a, replicas=6).replicas == 6
     assert Action(ActionKind.RESTART_POD, target, "Unhealthy").pod is None
+
+
+def test_refuses_what_it_would_get_wrong():
+    @dataclasses.dataclass(frozen=True)
+    class Checked:
+        a: int
+
+        def __post_init__(self):
+            pass
+
+    @dataclasses.dataclass(frozen=True)
+    class Derived:
+        a: int
+        b: int = dataclasses.field(init=False, default=0)
+
+    for cls in (Checked, Derived):
+        with pytest.raises(TypeError, match="direct_init"):
+            direct_init(cls)

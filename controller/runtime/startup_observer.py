@@ -43,7 +43,7 @@ from controller.core.scaling.startup import (DEFAULT_STARTUP, StartupEstimate, S
                                              observed_startups, remember_rows, update_estimate)
 from controller.core.scaling.withheld import withheld_after_s, withheld_replicas
 from controller.errors import SetpointError
-from controller.model import TargetRef
+from controller.model import TargetRef, direct_init
 from controller.ports import Cluster, ClusterView, PodLister
 
 OBSERVED, POLICY = "observed", "policy"
@@ -55,6 +55,7 @@ def wants_observed_startup(params: PolicyParams) -> bool:
             or any(params.metrics[j].forecast.observed for j in params.forecast_metrics))
 
 
+@direct_init
 @dataclass(frozen=True)
 class StartupInfo:
     """One cycle's start-up delays for the decision records: the estimate (N,) arrays and the

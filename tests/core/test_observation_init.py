@@ -1,6 +1,7 @@
-"""Observation's hand-written __init__ (fields written straight into the instance dict, for
-speed) must take every dataclass field, in order, and store each one: a field added to the
-class but not to __init__ would be silently missing (a merge did exactly that with ``latest``)."""
+"""Observation's __init__ (controller/model.py's direct_init: fields written straight into the
+instance dict, for speed) must take every dataclass field, in order, and store each one: a
+field missing from a hand-written __init__ was once silently dropped (a merge did exactly that
+with ``latest``); tests/test_model_init.py checks the same for every class that uses it."""
 
 import dataclasses
 import inspect

@@ -24,6 +24,7 @@ import numpy as np
 from controller.core.scaling import hpa_compiled
 from controller.core.scaling import hpa_replicas as hr
 from controller.core.scaling.params import HpaSource, MetricKind, MetricParams, PolicyParams
+from controller.model import direct_init
 
 #: The request of a pod whose samples are percents of it: utilization = trunc(mean percent).
 PERCENT_REQUEST_MILLI = 100_000
@@ -80,6 +81,7 @@ class PodSamples:
                    np.zeros(n_metrics, bool))
 
 
+@direct_init
 @dataclass(frozen=True)
 class ListedPods:
     """Pods as a pod lister lists them, with one per-pod metric's samples joined: (P,) each, by
@@ -140,6 +142,7 @@ class JoinedPodSamples(PodSamples):
         return self._columns()[2]
 
 
+@direct_init
 @dataclass(frozen=True)
 class HpaProposals:
     """The calculator's result per target and metric, (N, M) arrays (zeros where ``error`` is set).

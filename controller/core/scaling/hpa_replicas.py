@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from controller.core.scaling.propose import within_tolerance  # ``Tolerances.isWithin``: one copy, (ratio, up, down)
+from controller.model import direct_init
 
 INT32_MAX = 2**31 - 1
 INT32_MIN = -(2**31)
@@ -208,6 +209,7 @@ class ExternalSeries:
         return cls(np.asarray(target, dtype=np.int64).reshape(-1), np.asarray(value_milli, dtype=np.int64).reshape(-1))
 
 
+@direct_init
 @dataclass(frozen=True)
 class ReplicaProposal:
     """One metric's result per target, (N,) arrays; zeros where ``error`` is set.

@@ -18,7 +18,7 @@ from controller.core.scaling.limit import (NOT_LIMITED, changes_in_periods, clam
 from controller.core.scaling.min_step import hold_small_steps
 from controller.core.scaling.params import PolicyParams
 from controller.core.scaling.stabilize import stabilize_legacy, stabilize_with_behavior
-from controller.model import Reason
+from controller.model import Reason, direct_init
 
 _DISABLED, _ABOVE, _BELOW = int(Reason.SCALING_DISABLED), int(Reason.ABOVE_MAX), int(Reason.BELOW_MIN)
 _MISSING, _FALLBACK = int(Reason.METRICS_MISSING), int(Reason.FALLBACK_REPLICAS)
@@ -73,6 +73,7 @@ class NormState:
                          None if self.usable_since is None else np.ascontiguousarray(history.take_rows(self.usable_since, rows, np.nan)))
 
 
+@direct_init
 @dataclass(frozen=True)
 class NormResult:
     """Each stage's output, (N,) arrays. Replica counts are float64 holding whole numbers."""

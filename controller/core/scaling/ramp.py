@@ -35,6 +35,7 @@ from controller.core.scaling import min_step
 from controller.core.scaling.params import RampParams
 from controller.core.scaling.propose import propose_policy
 from controller.core.scaling.saturation import saturated
+from controller.model import direct_init
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ def ramp_step(rp: RampParams, state: RampState, y: np.ndarray, ok: np.ndarray,
     return RampResult(slope, ahead), RampState(values, times, dark_at)
 
 
+@direct_init
 @dataclass(frozen=True)
 class Ramps:
     """The ramp stage's outputs, (N, M) arrays, NaN for metrics without a ramp stage.

@@ -37,7 +37,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from controller.model import direct_init
 
+
+@direct_init
 @dataclass(frozen=True)
 class Signal:
     """(N, M) arrays. ``values`` is NaN wherever ``usable`` is False."""

@@ -27,6 +27,7 @@ import numpy as np
 
 from controller.core.history import take_rows
 from controller.core.scaling import startup_compiled
+from controller.model import direct_init
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class StartupParams:
 DEFAULT_STARTUP = StartupParams()
 
 
+@direct_init
 @dataclass(frozen=True)
 class StartupMemory:
     """The last start-ups of N targets: (N, K) pod keys (int64 identities), creation and Ready
@@ -145,6 +147,7 @@ def _merge(memory: StartupMemory, t_new: np.ndarray, p_new: np.ndarray, c_new: n
     return StartupMemory(out_p, out_c, out_r)
 
 
+@direct_init
 @dataclass(frozen=True)
 class StartupEstimate:
     """(N,) per target: delay_s, the estimated start-up delay (s; NaN: fewer than min_pods
