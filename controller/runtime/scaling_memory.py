@@ -34,6 +34,7 @@ class ScalingMemory:
     def __init__(self, state: ScalingState, in_place: bool = True):
         self._state: ScalingState | None = state
         self._ws: DecisionWorkspace | None = None  # holds the state instead of _state, in place
+        self._decided: Decision | None = None  # the last decision made in place (its desired is the workspace's)
         self.in_place = in_place
 
     @property
@@ -65,15 +66,19 @@ class ScalingMemory:
                 ws = self._ws if self._ws is not None else DecisionWorkspace.from_state(params, self._state)
                 decide_into(params, ws, obs, now)
                 self._ws, self._state = ws, None  # kept by the workspace once a cycle succeeded in it
-                return ws.decision(obs, now, copy=True)  # kept None: the state stays in the workspace
+                self._decided = ws.decision(obs, now, copy=True)  # kept None: the state stays in the workspace
+                return self._decided
             except compiled.KERNEL_ERRORS as exc:  # raised when compiling: on a workspace's first cycle,
                 compiled.mark_broken(exc)  # whose copy the forecast kernel may have stepped; _state is untouched
         return decide(params, obs, self.state, now)
 
-    def commit(self, decision: Decision, applied: np.ndarray, replicas: np.ndarray) -> None:
+    def commit(self, decision: Decision, applied: np.ndarray | bool, replicas: np.ndarray | None) -> None:
         """The state for the next cycle: ``decision``'s scale events for the ``applied`` rows
-        (N,) bool, ``replicas`` (N,) the counts set."""
+        (N,) bool, ``replicas`` (N,) the counts set; ``True, None``: every change, to the
+        decision's desired counts."""
         if decision.kept is None:  # decided in place
+            if replicas is None and decision is not self._decided:  # derived from it (core/scaling/external.py):
+                replicas = decision.norm.desired  # its own counts, not the workspace's
             self._ws.commit(applied, replicas)
         else:
             self.state = decision.state_after(applied, replicas)

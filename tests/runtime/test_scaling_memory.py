@@ -167,3 +167,33 @@ def test_a_kernel_failing_to_compile_on_the_first_cycle_leaves_the_state_to_nump
     for k, (a, b) in enumerate(zip(pure, fast)):
         assert a == b, f"cycle {k}"
     assert_same_state(pure_state, fast_state)
+
+
+@pytest.mark.parametrize("held_rows", [pytest.param([], id="no-row-held"), pytest.param([1, 4], id="two-rows-held"),
+                                       pytest.param(list(range(6)), id="every-row-held")])
+def test_committing_every_change_of_a_hands_off_decision_commits_its_own_counts(held_rows):
+    """ScalingMemory.commit(decision, True, None), every change to desired, of a decision derived
+    from the one decided in place (core/scaling/external.hands_off keeps held rows as someone set
+    them): the scale events are those of its own desired counts, not the workspace's, as on the
+    pure path; cycle after cycle on a load that scales up and down."""
+    from controller.core.scaling.decide import Observation, ScalingState
+    from controller.core.scaling.external import hands_off
+    from controller.runtime.scaling_memory import ScalingMemory
+
+    (policy,) = load_policies([bundled_policy("web-rps.yaml")])
+    params = RuntimePolicy.of(policy).params
+    n = 6
+    fast, pure = ScalingMemory(ScalingState.empty(n, params)), ScalingMemory(ScalingState.empty(n, params), False)
+    held = np.isin(np.arange(n), held_rows)
+    current = np.full(n, 4.0)
+    load = 300 + 250 * np.sin(np.arange(40) / 4)[:, None] * np.linspace(0.5, 1.5, n)
+    for k, rps in enumerate(load):
+        obs = Observation.of(current, current, rps[:, None])
+        now = 1_700_000_000.0 + 15 * k
+        a, b = (hands_off(m.decide(params, obs, now), held) for m in (fast, pure))
+        np.testing.assert_array_equal(a.norm.desired, b.norm.desired)
+        fast.commit(a, True, None)
+        pure.commit(b, True, None)
+        current = np.asarray(a.norm.desired, np.float64).copy()
+    assert fast.keeper is not None and pure.keeper is None
+    assert_same_state(fast.state, pure.state)
