@@ -631,14 +631,16 @@ class Reconciler:
         """A scale action per changed row of an existing target; remembered with ``decision``
         when they are every change it makes (``_proposed_all``)."""
         # the changed rows' values only (Decision.desired converts the whole array on every access)
-        changed = decision.changed
-        rows = np.flatnonzero(changed & view.exists)
+        rows = np.flatnonzero(decision.changed)
+        on_existing = view.exists[rows]
+        every = bool(on_existing.all())  # every change has its action (else: those of existing targets)
+        if not every:
+            rows = rows[on_existing]
         reason, desired, spec = (a[rows].tolist() for a in (decision.reason, decision.norm.desired, view.spec))
         actions = [Action(ActionKind.SCALE, targets[i], REASON_CODES[int(r)], replicas=int(d), from_replicas=int(f),
                           policy=self.policy.name)
                    for i, r, d, f in zip(rows.tolist(), reason, desired, spec)]
-        # every change, each to the desired count itself (a whole number: the action's)
-        every = rows.size == np.count_nonzero(changed) and all(a.replicas == d for a, d in zip(actions, desired))
+        every = every and all(a.replicas == d for a, d in zip(actions, desired))  # each to a whole desired count
         self._proposed = (decision, actions) if every else None
         return actions
 
