@@ -21,8 +21,10 @@ def direct_init(cls: type) -> type:
     the small records a control cycle makes many of (Action, the decision's parts). Apply it
     above ``@dataclass(frozen=True)``; not for classes with ``__post_init__``, InitVars or slots."""
     fields = dataclasses.fields(cls)
-    if hasattr(cls, "__post_init__") or "__slots__" in cls.__dict__ or not all(f.init for f in fields):
-        raise TypeError(f"direct_init: {cls.__name__} has __post_init__, slots or fields outside __init__")
+    if (hasattr(cls, "__post_init__") or "__slots__" in cls.__dict__ or not all(f.init for f in fields)
+            or any(f.kw_only is True for f in fields)):
+        raise TypeError(f"direct_init: {cls.__name__} has __post_init__, slots, keyword-only fields or fields "
+                        f"outside __init__")
     env: dict[str, Any] = {"MISSING": dataclasses.MISSING}
     params, lines = [], []
     for f in fields:

@@ -94,6 +94,10 @@ def test_refuses_what_it_would_get_wrong():
         a: int
         b: int = dataclasses.field(init=False, default=0)
 
-    for cls in (Checked, Derived):
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class KeywordOnly:  # its __init__ would take them by position
+        a: int
+
+    for cls in (Checked, Derived, KeywordOnly):
         with pytest.raises(TypeError, match="direct_init"):
             direct_init(cls)
