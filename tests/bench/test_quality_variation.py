@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from simulators.load import traces_dir
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -72,7 +74,10 @@ def test_every_document_of_a_policy_file_is_scaled(quality, tmp_path):
     assert [d["spec"]["replicas"]["max"] for d in yaml.safe_load_all(text)] == [30, 11]
 
 
-@pytest.mark.parametrize("scenario", ["trace-nasa-july", "flash-crowd"])
+@pytest.mark.parametrize("scenario", [
+    pytest.param("trace-nasa-july", marks=pytest.mark.skipif(not traces_dir().is_dir(), reason="shared traces absent")),
+    "flash-crowd",
+])
 def test_rps_at_pods_binds_the_rate_to_what_the_pods_served(quality, scenario):
     from simulators.scenario import load_scenario_text
 
