@@ -29,7 +29,8 @@ said as a Warning (take spec.replicas out of the manifest) and counts toward a f
 through the scale subresource, or from any other writer (``kubectl edit``, ``kubectl patch``, a
 script), is a decision about capacity: hands off, unless the pod template changed with it (a new
 revision seen in the same cycle, or in the next one: the Deployment controller bumps it a moment
-after the write). A write that changes the image and the replicas together is a release whatever
+after the write; not a revision of this controller's own rolling restart or rollback). A write
+that changes the image and the replicas together is a release whatever
 tool made it (a team's own pipeline writing the Deployment through client-go has no known name):
 held at the manifest's count for the hands-off, a release at the peak would run short for 30
 minutes.
@@ -181,6 +182,7 @@ class ExternalScaleWatch:
         self._stored: dict[str, StoredHandsOff] = {}  # read from the durable state, not yet taken back
         self._stored_reverts: dict[str, StoredReverts] = {}  # likewise the reverts (and fights)
         self._revisions: dict[TargetRef, str] = {}  # each target's pod-template revision as last seen
+        self._own_releases: set[TargetRef] = set()  # its next revision change is this controller's (see released)
         self._last_observed_s: float | None = None  # the previous cycle's time
 
     @property
@@ -285,6 +287,7 @@ class ExternalScaleWatch:
     def _forget(self, t: TargetRef) -> None:
         self._expected.pop(t, None)
         self._revisions.pop(t, None)
+        self._own_releases.discard(t)
         self._wrote.discard(t)
         self._reverts.pop(t, None)
         self.hands_off.pop(t, None)
@@ -304,10 +307,20 @@ class ExternalScaleWatch:
                 "(replicas set to %d by %s at %s)", self.policy, t.kind, t.key, change.replicas, change.by,
                 clock_time(change.at), extra={"policy": self.policy, "target": str(t)})
 
+    def released(self, target: TargetRef) -> None:
+        """This controller changed ``target``'s pod template (a rolling restart, a rollback): the next
+        revision change seen is its own, not a release that came with someone's count."""
+        self._own_releases.add(target)
+
     def _new_revision(self, t: TargetRef, status) -> bool:
-        """Whether ``t``'s pod-template revision changed since the previous cycle (a release)."""
+        """Whether ``t``'s pod-template revision changed since the previous cycle, by someone else
+        than this controller (a release)."""
         before, self._revisions[t] = self._revisions.get(t), status.revision
-        return bool(status.revision) and before is not None and status.revision != before
+        changed = bool(status.revision) and before is not None and status.revision != before
+        if changed and t in self._own_releases:
+            self._own_releases.discard(t)
+            return False
+        return changed
 
     def _released_after(self, t: TargetRef, event: Callable[[TargetRef, str, str, bool], None]) -> None:
         """A release seen one cycle after a count change that started a hands-off: the revision came

@@ -545,6 +545,8 @@ class Reconciler:
             for a in applied:
                 if a.kind is ActionKind.SCALE and a.replicas is not None:
                     self.external.wrote(a.target, a.replicas)
+                elif a.kind in (ActionKind.ROLLING_RESTART, ActionKind.ROLLBACK):  # a revision of its own
+                    self.external.released(a.target)
         if decision is not None:  # a health-only cycle leaves the scaling state as it is
             self._commit_scaling(targets, decision, result)
         healing = result.healing

@@ -548,6 +548,11 @@ def test_health_actions_during_hands_off(server, tmp_path, action, set_to, appli
         assert all(a.kind.word != "scale" for a in result.actions)
         if applied:
             assert health["action"] == applied
+            for _ in range(3):
+                world.advance(1)
+                metrics.push(world.engine.signals())
+            after = rec.cycle(world.engine.now)  # its own restart's revision: no release of someone else's
+            assert after.hands_off and record(after)["reason"] == "ExternalOverride"
         else:  # what the health side asked for, held: not the record's action (nor the status's last action)
             assert health["action"] is None and health["heldByHandsOff"]["action"] == "scale"
             assert health["heldByHandsOff"]["replicas"] > set_to

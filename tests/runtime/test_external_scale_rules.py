@@ -181,11 +181,16 @@ def test_a_teams_own_deploy_pipeline_is_named_in_the_policy():
 
 
 def run_revisions(steps, hands_off_s=600.0):
-    """Cycles ``(at, replicas, manager, revision)`` (the Deployment's pod-template revision): what
-    was said, and which cycles held the target."""
+    """Cycles ``(at, replicas, manager, revision)`` (the Deployment's pod-template revision), or
+    ``(at, "released")`` (this controller rolled the target out after that cycle): what was said,
+    and which cycles held the target."""
     watch = ExternalScaleWatch("web", "setpoint", hands_off_s, False)
     said, held = [], []
-    for at, replicas, manager, revision in steps:
+    for at, replicas, *rest in steps:
+        if replicas == "released":
+            watch.released(WEB)
+            continue
+        manager, revision = rest
         view = ClusterView.from_statuses([WEB], {WEB: TargetStatus(WEB, replicas, replicas, replicas, revision=revision,
                                                                    replicas_manager=manager)})
         rows = watch.observe([WEB], view, T0 + at, lambda t, reason, message, warning: said.append((reason, warning)))
@@ -208,6 +213,14 @@ CHANGE, DEPLOY_SAID = ("ExternalScaleChange", False), ("ExternalScaleChange", Tr
                  [], [False, False, False], id="a-release-alone-says-nothing"),
     pytest.param([(0, 5, "setpoint", ""), (15, 3, "my-deployer", "")],
                  [CHANGE], [False, True], id="no-revision-known-a-person"),
+    # its own rolling restart or rollback (a health action) is no release of someone else's
+    pytest.param([(0, 5, "setpoint", "1"), (15, 9, "kubectl", "1"), (15, "released"), (30, 9, "kubectl", "2"),
+                  (45, 9, "kubectl", "2")],
+                 [CHANGE], [False, True, True, True], id="its-own-restart-a-cycle-after-a-persons-scale"),
+    pytest.param([(0, 5, "setpoint", "1"), (0, "released"), (15, 9, "kubectl", "2"), (30, 9, "kubectl", "2")],
+                 [CHANGE], [False, True, True], id="a-persons-scale-seen-with-its-own-restart"),
+    pytest.param([(0, 5, "setpoint", "1"), (0, "released"), (15, 5, "setpoint", "2"), (30, 3, "my-deployer", "3")],
+                 [DEPLOY_SAID], [False, False, False], id="its-own-mark-is-spent-by-its-own-revision"),
 ])
 def test_a_count_set_with_a_new_pod_template_is_a_release(steps, said, held):
     assert run_revisions(steps)[:2] == (said, held)
