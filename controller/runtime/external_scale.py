@@ -29,7 +29,9 @@ said as a Warning (take spec.replicas out of the manifest) and counts toward a f
 through the scale subresource, or from any other writer (``kubectl edit``, ``kubectl patch``, a
 script), is a decision about capacity: hands off, unless the pod template changed with it (a new
 revision seen in the same cycle, or in the next one: the Deployment controller bumps it a moment
-after the write; not a revision of this controller's own rolling restart or rollback). A write
+after the write; not a revision of this controller's own rolling restart or rollback, nor with a
+write that could not have changed the template: through the scale subresource, or by a
+managedFields entry that owns the replicas alone). A write
 that changes the image and the replicas together is a release whatever
 tool made it (a team's own pipeline writing the Deployment through client-go has no known name):
 held at the manifest's count for the hands-off, a release at the peak would run short for 30
@@ -145,6 +147,12 @@ def _key(t: TargetRef) -> str:
     return target_key(t.namespace, t.kind, t.name)
 
 
+def _owns_more(status) -> bool:
+    """Whether the writer of spec.replicas could have changed the pod template in the same write:
+    not a write through the scale subresource, nor a managedFields entry owning the replicas alone."""
+    return not status.replicas_by_scale and not status.replicas_alone
+
+
 def is_deploy(status, managers: frozenset[str] = DEPLOY_MANAGERS) -> bool:
     """Whether a TargetStatus's replicas were last set by a deploy tool's write of the manifest
     (``managers``: the known deploy tools and the policy's own ``deployManagers``)."""
@@ -215,13 +223,14 @@ class ExternalScaleWatch:
                 self._first_sight(t, status, now, event)
                 continue
             if observed == expected:
-                if released:
+                if released and _owns_more(status):
                     self._released_after(t, event)
                 continue
             if status.replicas_manager and status.replicas_manager == self.own_manager:
                 self._wrote.discard(t)  # ours (another replica of this controller, a late write): accepted
                 continue
             deploy = is_deploy(status, self.deploy_managers)
+            released = released and _owns_more(status)  # a write of the replicas alone changed no template
             self._external(t, expected, observed, status.replicas_manager or UNKNOWN_WRITER, now, event,
                            deploy=deploy or released, release=released and not deploy)
         self._last_observed_s = now

@@ -190,9 +190,10 @@ def run_revisions(steps, hands_off_s=600.0):
         if replicas == "released":
             watch.released(WEB)
             continue
-        manager, revision = rest
+        manager, revision, by_scale = (*rest, False)[:3]
         view = ClusterView.from_statuses([WEB], {WEB: TargetStatus(WEB, replicas, replicas, replicas, revision=revision,
-                                                                   replicas_manager=manager)})
+                                                                   replicas_manager=manager, replicas_by_scale=by_scale,
+                                                                   replicas_alone=by_scale)})
         rows = watch.observe([WEB], view, T0 + at, lambda t, reason, message, warning: said.append((reason, warning)))
         held.append(bool(rows[0]))
     return said, held, watch
@@ -221,6 +222,11 @@ CHANGE, DEPLOY_SAID = ("ExternalScaleChange", False), ("ExternalScaleChange", Tr
                  [CHANGE], [False, True, True], id="a-persons-scale-seen-with-its-own-restart"),
     pytest.param([(0, 5, "setpoint", "1"), (0, "released"), (15, 5, "setpoint", "2"), (30, 3, "my-deployer", "3")],
                  [DEPLOY_SAID], [False, False, False], id="its-own-mark-is-spent-by-its-own-revision"),
+    # a write of the replicas alone (kubectl scale) changed no template, whatever revision comes with it
+    pytest.param([(0, 5, "setpoint", "1"), (15, 9, "kubectl", "2", True), (30, 9, "kubectl", "2", True)],
+                 [CHANGE], [False, True, True], id="a-kubectl-scale-seen-with-a-release-is-a-persons"),
+    pytest.param([(0, 5, "setpoint", "1"), (15, 9, "kubectl", "1", True), (30, 9, "kubectl", "2", True)],
+                 [CHANGE], [False, True, True], id="a-release-after-a-kubectl-scale-keeps-its-hands-off"),
 ])
 def test_a_count_set_with_a_new_pod_template_is_a_release(steps, said, held):
     assert run_revisions(steps)[:2] == (said, held)
