@@ -83,23 +83,14 @@ def _utilization_kernel(target, phase, ready, deleted, start_age, transition_age
                         named_container):
     """Returns (replicas, utilization, raw average, error code, first bad pod) per target, (N,) int64."""
     n, p = current.shape[0], target.shape[0]
-    listed = np.zeros(n, np.int64)
-    sampled = np.zeros(n, np.int64)
-    n_ready = np.zeros(n, np.int64)
-    n_missing = np.zeros(n, np.int64)
-    n_unready = np.zeros(n, np.int64)
-    usage_sum = np.zeros(n, np.int64)
-    request_sum = np.zeros(n, np.int64)
-    missing_usage = np.zeros(n, np.int64)  # sum of trunc(request * max(100, target) / 100) over missing pods
-    missing_request = np.zeros(n, np.int64)
-    unready_request = np.zeros(n, np.int64)
+    sums = np.zeros((_N_SUMS, n), np.int64)
     first_bad = np.full(n, p, np.int64)
     bad_code = np.zeros(n, np.int64)
     for k in range(p):
         t = target[k]
-        listed[t] += 1
+        sums[_LISTED, t] += 1
         if has_sample[k]:
-            sampled[t] += 1
+            sums[_SAMPLED, t] += 1
         code = _E_NONE
         if named_container and not has_container[k]:
             code = _E_CONTAINER
@@ -113,47 +104,66 @@ def _utilization_kernel(target, phase, ready, deleted, start_age, transition_age
         if deleted[k] or ph == _FAILED or (succeeded_is_terminal and ph == _SUCCEEDED):
             continue
         if ph == _PENDING:
-            n_unready[t] += 1
-            unready_request[t] += request[k]
-            continue
-        if not has_sample[k]:
-            n_missing[t] += 1
-            missing_request[t] += request[k]
-            fallback = target_util[t] if target_util[t] > 100 else 100
-            missing_usage[t] += _trunc_div(request[k] * fallback, 100)
-            continue
-        if cpu_rules[t]:
-            s_age = start_age[k]
-            r_age = _finite_age(transition_age[k])
-            m_age = _finite_age(metric_age[k])
-            is_false = ready[k] == _R_FALSE
-            if ready[k] == _R_NONE or s_age != s_age:
-                unready = True
-            elif s_age < cpu_period_s:
-                unready = is_false or (r_age - m_age < metric_window[k])
-            else:
-                unready = is_false and (s_age - r_age < readiness_delay_s)
-            if unready:
-                n_unready[t] += 1
-                unready_request[t] += request[k]
-                continue
-        n_ready[t] += 1
-        usage_sum[t] += usage[k]
-        request_sum[t] += request[k]
-
-    replicas, utilization, average, error = _proposals_from_sums(
-        listed, sampled, n_ready, n_missing, n_unready, usage_sum, request_sum, missing_usage, missing_request,
-        unready_request, bad_code, n_stray, current, target_util, tol_down, tol_up)
+            _add_unready(sums, t, request[k])
+        elif not has_sample[k]:
+            _add_missing(sums, t, request[k], target_util[t])
+        elif cpu_rules[t] and _cpu_unready(ready[k] == _R_NONE, ready[k] == _R_FALSE, start_age[k],
+                                           _finite_age(transition_age[k]), _finite_age(metric_age[k]),
+                                           metric_window[k], cpu_period_s, readiness_delay_s):
+            _add_unready(sums, t, request[k])
+        else:
+            _add_ready(sums, t, usage[k], request[k])
+    replicas, utilization, average, error = _proposals_from_sums(sums, bad_code, n_stray, current, target_util,
+                                                                 tol_down, tol_up)
     return replicas, utilization, average, error, first_bad
 
 
+# rows of the per-target counts and sums (N,) that the pod passes fill and _proposals_from_sums reads
+(_LISTED, _SAMPLED, _READY, _MISSING, _UNREADY, _USAGE, _REQUEST, _MISSING_USAGE, _MISSING_REQUEST,
+ _UNREADY_REQUEST, _N_SUMS) = range(11)
+
+
 @jit
-def _proposals_from_sums(listed, sampled, n_ready, n_missing, n_unready, usage_sum, request_sum, missing_usage,
-                         missing_request, unready_request, bad_code, n_stray, current, target_util, tol_down, tol_up):
-    """The per-target half of the calculator, from the pods' counts and sums (N,) each (see
+def _cpu_unready(no_condition, is_false, start_age, transition_age, metric_age, window_s, period_s, delay_s):
+    """groupPods' cpu-only readiness rule for one sampled pod (ages in s, finite but the start's)."""
+    if no_condition or start_age != start_age:
+        return True
+    if start_age < period_s:  # startTime + period is after now
+        return is_false or (transition_age - metric_age < window_s)
+    return is_false and (start_age - transition_age < delay_s)
+
+
+@jit
+def _add_unready(sums, t, request):
+    sums[_UNREADY, t] += 1
+    sums[_UNREADY_REQUEST, t] += request
+
+
+@jit
+def _add_missing(sums, t, request, target_util):
+    """A pod without a sample: counted at max(100, target)% of its request below target."""
+    sums[_MISSING, t] += 1
+    sums[_MISSING_REQUEST, t] += request
+    sums[_MISSING_USAGE, t] += _trunc_div(request * (target_util if target_util > 100 else 100), 100)
+
+
+@jit
+def _add_ready(sums, t, usage, request):
+    sums[_READY, t] += 1
+    sums[_USAGE, t] += usage
+    sums[_REQUEST, t] += request
+
+
+@jit
+def _proposals_from_sums(sums, bad_code, n_stray, current, target_util, tol_down, tol_up):
+    """The per-target half of the calculator, from the pods' counts and sums ((_N_SUMS, N): see
     _utilization_kernel): upstream's checks in its order, then both paths of the ratio.
     Returns (replicas, utilization, raw average, error code), (N,) int64 each."""
     n = current.shape[0]
+    listed, sampled, n_ready, n_missing, n_unready = (sums[_LISTED], sums[_SAMPLED], sums[_READY], sums[_MISSING],
+                                                      sums[_UNREADY])
+    usage_sum, request_sum, missing_usage = sums[_USAGE], sums[_REQUEST], sums[_MISSING_USAGE]
+    missing_request, unready_request = sums[_MISSING_REQUEST], sums[_UNREADY_REQUEST]
     replicas = np.zeros(n, np.int64)
     utilization = np.zeros(n, np.int64)
     average = np.zeros(n, np.int64)
@@ -452,59 +462,31 @@ def _listed_utilization_kernel(target, pending, ready, start_time, transition_ti
     value| of the pods' usages and request, for the caller's int64 check, the number of targets
     with an error)."""
     n, p = current.shape[0], target.shape[0]
-    listed = np.zeros(n, np.int64)
-    sampled = np.zeros(n, np.int64)
-    n_ready = np.zeros(n, np.int64)
-    n_missing = np.zeros(n, np.int64)
-    n_unready = np.zeros(n, np.int64)
-    usage_sum = np.zeros(n, np.int64)
-    request_sum = np.zeros(n, np.int64)
-    missing_usage = np.zeros(n, np.int64)
-    missing_request = np.zeros(n, np.int64)
-    unready_request = np.zeros(n, np.int64)
+    sums = np.zeros((_N_SUMS, n), np.int64)
     bad_code = np.zeros(n, np.int64)  # every listed pod has its request and container: no bad pod
     largest = abs(request_milli)
     for k in range(p):
         t = target[k]
-        listed[t] += 1
+        sums[_LISTED, t] += 1
         v = values[k]
         has_sample = math.isfinite(v)
         usage = _milli(v) if has_sample else 0
         largest = max(largest, abs(usage))
         if has_sample:
-            sampled[t] += 1
+            sums[_SAMPLED, t] += 1
+        tt = transition_time[k]
         if pending[k]:
-            n_unready[t] += 1
-            unready_request[t] += request_milli
-            continue
-        if not has_sample:
-            n_missing[t] += 1
-            missing_request[t] += request_milli
-            fallback = target_util[t] if target_util[t] > 100 else 100
-            missing_usage[t] += _trunc_div(request_milli * fallback, 100)
-            continue
-        if cpu_rules[t]:
-            s_age = now - start_time[k]
-            tt = transition_time[k]
-            r_age = _finite_age(_ZERO_AGE if tt != tt else now - tt)
-            m_age = _finite_age(ages[k])
-            is_false = not ready[k]
-            if s_age != s_age:
-                unready = True
-            elif s_age < cpu_period_s:
-                unready = is_false or (r_age - m_age < window_s)
-            else:
-                unready = is_false and (s_age - r_age < readiness_delay_s)
-            if unready:
-                n_unready[t] += 1
-                unready_request[t] += request_milli
-                continue
-        n_ready[t] += 1
-        usage_sum[t] += usage
-        request_sum[t] += request_milli
-    replicas, utilization, average, error = _proposals_from_sums(
-        listed, sampled, n_ready, n_missing, n_unready, usage_sum, request_sum, missing_usage, missing_request,
-        unready_request, bad_code, n_stray, current, target_util, tol_down, tol_up)
+            _add_unready(sums, t, request_milli)
+        elif not has_sample:
+            _add_missing(sums, t, request_milli, target_util[t])
+        elif cpu_rules[t] and _cpu_unready(False, not ready[k], now - start_time[k],
+                                           _finite_age(_ZERO_AGE if tt != tt else now - tt), _finite_age(ages[k]),
+                                           window_s, cpu_period_s, readiness_delay_s):
+            _add_unready(sums, t, request_milli)
+        else:
+            _add_ready(sums, t, usage, request_milli)
+    replicas, utilization, average, error = _proposals_from_sums(sums, bad_code, n_stray, current, target_util,
+                                                                 tol_down, tol_up)
     errors = 0
     for i in range(n):
         if error[i] != _E_NONE:
