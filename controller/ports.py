@@ -264,3 +264,9 @@ class StateStore(Protocol):
 
     def save(self, policy: str, payload: dict, part: str = "") -> None:
         """Replace the payload of ``policy`` (or of its ``part``)."""
+
+
+def state_name(policy: str, part: str = "") -> str:
+    """How a StateStore names what it keeps of ``policy``: its name for the health state,
+    ``policy.part`` for a part (a policy name has no dot: never another policy's name)."""
+    return f"{policy}.{part}" if part else policy

@@ -14,7 +14,7 @@ import numpy as np
 from controller.core.scaling import compiled
 from controller.errors import MetricsUnavailable
 from controller.model import Action, TargetRef, TargetSelector
-from controller.ports import ClusterView, ListedPodSamples, PodSeries, PodView, Samples
+from controller.ports import ClusterView, ListedPodSamples, PodSeries, PodView, Samples, state_name
 from simulators import metrics_compiled, streams
 from simulators.cluster import SimCluster
 from simulators.lazy_names import LazyStrings
@@ -266,15 +266,10 @@ class MemoryStateStore:
         self.saves: dict[str, int] = {}
 
     def load(self, policy: str, part: str = "") -> str | None:
-        return self._texts.get(_stored_as(policy, part))
+        return self._texts.get(state_name(policy, part))
 
     def save(self, policy: str, payload: dict, part: str = "") -> None:
-        key = _stored_as(policy, part)
+        key = state_name(policy, part)
         self._texts[key] = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
         self.saves[key] = self.saves.get(key, 0) + 1
 
-
-def _stored_as(policy: str, part: str) -> str:
-    """A policy's health state under its name, a part of its state under ``policy.part`` (a
-    policy name has no dot), as the ConfigMaps are named."""
-    return f"{policy}.{part}" if part else policy

@@ -96,7 +96,7 @@ from kubernetes.client.exceptions import ApiException
 from controller.errors import (ActuationError, ConflictError, Forbidden, KubernetesConfigError, NotFound, NotLeader,
                                PermanentError, StateStoreError, Stopping, Superseded, TemporaryError)
 from controller.model import Action, ActionKind, PodStatus, TargetRef, TargetSelector, TargetStatus
-from controller.ports import ClusterView
+from controller.ports import ClusterView, state_name
 
 log = logging.getLogger("setpoint.kubernetes")
 
@@ -846,8 +846,8 @@ STATE_PREFIX = "setpoint-state-"
 
 def state_config_map_name(policy: str, part: str = "") -> str:
     """The ConfigMap holding a policy's durable state: its health state, or one ``part`` of it
-    (``hands-off``) beside it (a policy name has no dot: no other policy's name)."""
-    return f"{STATE_PREFIX}{policy}" + (f".{part}" if part else "")
+    (``hands-off``) beside it."""
+    return STATE_PREFIX + state_name(policy, part)
 
 
 class KubernetesStateStore:

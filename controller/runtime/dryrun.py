@@ -10,7 +10,7 @@ import logging
 from typing import Sequence
 
 from controller.model import Action, TargetRef, TargetSelector
-from controller.ports import Cluster, ClusterView, FieldManaged, HpaLister, StopsRequests
+from controller.ports import Cluster, ClusterView, FieldManaged, HpaLister, StopsRequests, state_name
 
 log = logging.getLogger("setpoint.dryrun")
 
@@ -63,5 +63,5 @@ class DryRunStateStore:
         return self.inner.load(policy, part)
 
     def save(self, policy: str, payload: dict, part: str = "") -> None:
-        self.would_save[f"{policy}.{part}" if part else policy] = payload
+        self.would_save[state_name(policy, part)] = payload
         log.debug("dry-run: would save the durable state of %s", policy, extra={"policy": policy, "dry_run": True})

@@ -17,7 +17,7 @@ import pytest
 from controller.errors import ConflictError, PermanentError, TemporaryError
 from controller.model import Action, ActionKind, TargetRef, TargetSelector, TargetStatus
 from controller.policy import load_policy_text
-from controller.ports import ClusterView, Samples
+from controller.ports import ClusterView, Samples, state_name
 from controller.runtime.actuate import RetryPolicy
 from controller.runtime.dryrun import DryRunCluster, DryRunStateStore
 from controller.runtime.reconciler import Reconciler, RuntimePolicy
@@ -103,7 +103,7 @@ class RecordingStore(MemoryStateStore):
 
     def save(self, policy: str, payload: dict, part: str = "") -> None:
         super().save(policy, payload, part)
-        self.payloads.append(json.loads(self._texts[f"{policy}.{part}" if part else policy]))
+        self.payloads.append(json.loads(self._texts[state_name(policy, part)]))
 
 
 def reconciler(text: str, cluster, metrics, store=None) -> Reconciler:
