@@ -115,7 +115,7 @@ def backtest(
         raise BacktestError(f"no targets: the policy selects by label and no series of namespace "
                             f"{loaded.targets.namespace!r} came back at the start of the window; check the "
                             f"queries and the window")
-    samples = sample_notes(policies, data, labels)
+    samples = sample_notes(policies, data, labels, names)
     blind = blind_policies(policies, data)
     if blind:
         fail([f"{', '.join(f'policy {p.name}' for p in blind)}: no usable sample of its metrics from {start} to "

@@ -179,10 +179,13 @@ class SampleCounts:
     """What one query gave each target, summed over the window's segments: (N,) numbers of grid
     times with a usable sample, with none (``missing``), with several series (``conflicting``;
     at most ``series`` at once, differing in the ``differing`` labels), with a NaN or infinite
-    value, with a negative one and with an implausible one (above ``above``: the bound of the
-    metric that reads the query, core/scaling/signal.py); and samples dropped for a time off the
-    window (``outside``). The classes are the live path's: ``Samples``' present and conflict, then
-    ``read_signal``."""
+    value, with a negative one and with an implausible one; and samples dropped for a time off
+    the window (``outside``). The classes are the live path's: ``Samples``' present and conflict,
+    then ``read_signal``.
+
+    What is implausible depends on the metric that reads the query (core/scaling/signal.py), and
+    policies that share a query may bound it differently: ``above`` holds the B distinct bounds
+    (a ``Reading`` each), and ``usable`` and ``implausible`` are (B, N), one row per bound."""
 
     times: int
     usable: np.ndarray
@@ -194,24 +197,32 @@ class SampleCounts:
     outside: np.ndarray
     series: np.ndarray
     differing: list[set]
-    above: float = math.inf
+    above: tuple[float, ...] = (math.inf,)
 
     @classmethod
-    def none(cls, n: int, above: float = math.inf) -> "SampleCounts":
-        zeros = [np.zeros(n, np.int64) for _ in range(8)]
-        return cls(0, *zeros, [set() for _ in range(n)], above)
+    def none(cls, n: int, above: Sequence[float] = (math.inf,)) -> "SampleCounts":
+        above = tuple(above) or (math.inf,)
+        per_bound, per_target = np.zeros((2, len(above), n), np.int64), np.zeros((6, n), np.int64)
+        return cls(0, usable=per_bound[0], missing=per_target[0], conflicting=per_target[1],
+                   nonfinite=per_target[2], negative=per_target[3], implausible=per_bound[1],
+                   outside=per_target[4], series=per_target[5], differing=[set() for _ in range(n)], above=above)
+
+    def row(self, above: float) -> int:
+        """The row of ``usable`` and ``implausible`` for the bound ``above``."""
+        return self.above.index(above)
 
     def add(self, grid: Gridded, block: int = 512) -> None:
         """Count one segment's grid (``block`` rows at a time: read_signal copies what it reads)."""
         self.times += grid.values.shape[0]
         for lo in range(0, grid.values.shape[0], block):
             values, count = grid.values[lo:lo + block], grid.count[lo:lo + block]
-            signal = read_signal(values, count == 1, np.zeros(values.shape), math.inf,
-                                 implausible_above=np.full(values.shape[1], self.above))
-            self.usable += signal.usable.sum(axis=0)
+            for b, above in enumerate(self.above):
+                signal = read_signal(values, count == 1, np.zeros(values.shape), math.inf,
+                                     implausible_above=np.full(values.shape[1], above))
+                self.usable[b] += signal.usable.sum(axis=0)
+                self.implausible[b] += signal.implausible.sum(axis=0)
             self.nonfinite += signal.nonfinite.sum(axis=0)
             self.negative += signal.negative.sum(axis=0)
-            self.implausible += signal.implausible.sum(axis=0)
             self.missing += (count == 0).sum(axis=0)
             self.conflicting += (count > 1).sum(axis=0)
         if grid.count.size:
@@ -220,16 +231,21 @@ class SampleCounts:
         for seen, new in zip(self.differing, grid.differing):
             seen |= new
 
-    def notes(self, what: str, targets: Sequence[TargetRef], labels: tuple[str, str]) -> list[str]:
-        """One line per kind of problem, naming the targets it hit and how often."""
+    def notes(self, what: str, targets: Sequence[TargetRef], labels: tuple[str, str],
+              whose: Sequence[str] = ()) -> list[str]:
+        """One line per kind of problem, naming the targets it hit and how often. ``whose[b]``:
+        who bounds the query at ``above[b]`` (e.g. `` for policy web``), where policies differ."""
         lines = []
         for (size, differ), rows in self._conflicts().items():
             differing = f" differing in {', '.join(sorted(differ))}" if differ else ""
             lines.append(f"{what}: {size} conflicting series{differing} for "
                          f"{_named(targets, rows, self.conflicting, self.times)}: a conflict is never averaged; "
                          f"aggregate them, e.g. sum by ({', '.join(labels)}) (...)")
+        whose = list(whose) + [""] * (len(self.above) - len(whose))
+        implausible = [(f"implausible values above {above:g}{who}", counts)
+                       for above, who, counts in zip(self.above, whose, self.implausible)]
         for kind, counts in (("NaN or infinite values", self.nonfinite), ("negative values", self.negative),
-                             (f"implausible values above {self.above:g}", self.implausible)):
+                             *implausible):
             if counts.any():
                 lines.append(f"{what}: {kind} (not usable) for "
                              f"{_named(targets, np.flatnonzero(counts), counts, self.times)}")
@@ -506,21 +522,21 @@ def fetch_replay_data(source, policies: Sequence[RuntimePolicy], start_s: float,
         fetched = dict(zip(exprs, pool.map(fetch, range(len(exprs)))))
     targets = discover_targets(first.selector, [fetched[q] for q in queries], labels)
     return replay_segment(fetched, plan, labels, targets, time_grid(start_s, end_s, step_s), step_s, {},
-                          query_bounds(policies))
+                          distinct_bounds(query_bounds(policies)))
 
 
 def replay_segment(fetched: dict, plan: tuple[list[str], str, tuple[str, str]], labels: tuple[str, str],
                    targets: Sequence[TargetRef], t_s: np.ndarray, step_s: float,
-                   samples: dict[str, SampleCounts], bounds: dict[str, float] | None = None) -> ReplayData:
+                   samples: dict[str, SampleCounts], bounds: dict[str, tuple[float, ...]] | None = None) -> ReplayData:
     """The range-query answers ``fetched`` {expr: series} of one segment on its grid ``t_s``, for
     the queries of ``plan`` (``plan_queries``); each query's samples are counted into ``samples``
     (added to across segments, and kept as the result's ``samples``), implausible above its
-    ``bounds`` (``query_bounds``; none: no bound)."""
+    ``bounds`` (each query's distinct bounds, ``distinct_bounds``; none: no bound)."""
     queries, replicas_expr, replica_labels = plan
     grids = {e: grid_series(fetched[e], targets, t_s, step_s, replica_labels if e == replicas_expr else labels)
              for e in (*queries, replicas_expr)}
     for expr, grid in grids.items():
-        samples.setdefault(expr, SampleCounts.none(len(targets), (bounds or {}).get(expr, math.inf))).add(grid)
+        samples.setdefault(expr, SampleCounts.none(len(targets), (bounds or {}).get(expr, (math.inf,)))).add(grid)
     metrics = {q: grids[q].values for q in queries}
     counts = {q: np.minimum(grids[q].count, 2).astype(np.int8) for q in queries}
     return ReplayData(list(targets), t_s, step_s, metrics, grids[replicas_expr].values, counts, samples)
@@ -549,29 +565,45 @@ def query_names(policies: Sequence[RuntimePolicy]) -> dict[str, str]:
     return names
 
 
-def query_bounds(policies: Sequence[RuntimePolicy]) -> dict[str, float]:
-    """{query: the sample above which it is implausible} (core/scaling/signal.py): the bound of the
-    first policy's metric that reads it, as ``query_names`` names it; a ramp's latest reading has
-    its metric's."""
-    bounds: dict[str, float] = {}
-    for p in policies:
+def query_bounds(policies: Sequence[RuntimePolicy]) -> dict[str, list[tuple[float, int]]]:
+    """{query: [(the sample above which it is implausible, index of the policy)]}, one pair per
+    policy and metric that reads it (core/scaling/signal.py's bound; a ramp's latest reading has
+    its metric's), in the order of ``policies``."""
+    bounds: dict[str, list[tuple[float, int]]] = {}
+    for i, p in enumerate(policies):
         above = p.params.metric_implausible_above.tolist()
         for j, (query, latest) in enumerate(zip(p.queries, p.latest_queries or [None] * len(p.queries))):
-            bounds.setdefault(query, above[j])
-            if latest is not None:
-                bounds.setdefault(latest, above[j])
+            for q in (query, latest):
+                if q is not None:
+                    bounds.setdefault(q, []).append((above[j], i))
     return bounds
 
 
-def sample_notes(policies: Sequence[RuntimePolicy], data: ReplayData, labels: tuple[str, str]) -> list[str]:
+def distinct_bounds(bounds: dict[str, list[tuple[float, int]]]) -> dict[str, tuple[float, ...]]:
+    """{query: its distinct bounds, in order} for SampleCounts."""
+    return {q: tuple(dict.fromkeys(b for b, _ in pairs)) for q, pairs in bounds.items()}
+
+
+def sample_notes(policies: Sequence[RuntimePolicy], data: ReplayData, labels: tuple[str, str],
+                 names: Sequence[str] | None = None) -> list[str]:
     """What was wrong with the samples of each query of ``policies`` (``data.samples``), one line
-    per query and kind of problem, naming the targets; the replicas that ran last."""
+    per query and kind of problem, naming the targets; the replicas that ran last. A query that
+    policies bound differently gets one implausible line per bound, naming the policies
+    (``names``, else theirs)."""
+    names = list(names) if names is not None else [p.name for p in policies]
     queries, replicas_expr, replica_labels = plan_queries(policies, labels)
-    names = query_names(policies)
+    what = query_names(policies)
+    bounds = query_bounds(policies)
     lines = []
     for expr in queries:
         if expr in data.samples:
-            lines += data.samples[expr].notes(names.get(expr, "metric"), data.targets, labels)
+            counts = data.samples[expr]
+            whose = [""] * len(counts.above)
+            if len(counts.above) > 1:
+                whose = [" for " + ", ".join(dict.fromkeys(f"policy {names[i]}" for b, i in bounds.get(expr, ())
+                                                          if b == above))
+                         for above in counts.above]
+            lines += counts.notes(what.get(expr, "metric"), data.targets, labels, whose)
     if replicas_expr in data.samples:
         lines += data.samples[replicas_expr].notes("the replicas that ran (kube-state-metrics)", data.targets,
                                                    replica_labels)
@@ -580,11 +612,14 @@ def sample_notes(policies: Sequence[RuntimePolicy], data: ReplayData, labels: tu
 
 def blind_policies(policies: Sequence[RuntimePolicy], data: ReplayData) -> list[RuntimePolicy]:
     """The policies that saw no usable sample of any of their metrics (as counted in
-    ``data.samples``) over the whole window: their replay decided on nothing."""
+    ``data.samples``, under the policy's own bounds) over the whole window: their replay decided
+    on nothing."""
     out = []
     for p in policies:
-        counted = [data.samples[q] for q in p.queries if q in data.samples]
-        if counted and not any(c.usable.any() for c in counted):
+        above = p.params.metric_implausible_above.tolist()
+        counted = [data.samples[q].usable[data.samples[q].row(above[j])]
+                   for j, q in enumerate(p.queries) if q in data.samples and above[j] in data.samples[q].above]
+        if counted and not any(c.any() for c in counted):
             out.append(p)
     return out
 
@@ -616,7 +651,7 @@ def stream_backtest(source, policies: Sequence[RuntimePolicy], names: Sequence[s
     windows = segment_windows(start_s, end_s, step_s, segment_points)
     targets: list[TargetRef] = []
     samples: dict[str, SampleCounts] = {}
-    bounds = query_bounds(policies)
+    bounds = distinct_bounds(query_bounds(policies))
 
     def fetch(window: tuple[float, float]) -> dict:
         lo, hi = window

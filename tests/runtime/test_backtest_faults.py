@@ -199,3 +199,40 @@ def test_answers_only_a_broken_server_gives_are_rejected_cleanly(tmp_path, shape
     for line in lines:
         assert line in output, output
     assert "warning" not in output and "Traceback" not in output
+
+
+def compared(url: str, text: str, other: str, tmp_path) -> tuple[int, str]:
+    """(exit code, output) of ``setpoint backtest`` of ``text`` with ``--compare`` ``other``."""
+    (path := tmp_path / "shop.yaml").write_text(text)
+    (other_path := tmp_path / "other.yaml").write_text(other)
+    result = CliRunner().invoke(app, ["backtest", "-p", str(path), "--compare", str(other_path),
+                                      "--prometheus", url, *WINDOW, "--prometheus-timeout", "10"])
+    return result.exit_code, result.output
+
+
+def bounded(above: int, name: str) -> str:
+    """The ok_rps policy named ``name``, its metric implausible above ``above`` (its target 2 per
+    replica: a bound must be above target x replicas.max, 40)."""
+    return policy(("rps", "ok_rps")).replace("metadata: {name: shop}", f"metadata: {{name: {name}}}").replace(
+        "target: {averagePerReplica: 100}", f"target: {{averagePerReplica: 2}}, implausibleAbove: {above}")
+
+
+@pytest.mark.parametrize("other, code, lines, absent", [
+    pytest.param(bounded(150, "tight"), 0, [
+        f"metric rps: implausible values above 150 for policy tight (not usable) for 1 target(s): shop/web {ALL}"],
+        ["implausible values above 2e+06"], id="the-second-policy-bound-is-its-own"),
+    pytest.param(bounded(50, "tighter"), 1, [
+        "policy tighter: no usable sample of its metrics",
+        f"metric rps: implausible values above 50 for policy tighter (not usable) for 2 target(s)"],
+        ["policy shop: no usable"], id="blind-under-its-own-bound-only"),
+    pytest.param(bounded(2_000_000, "same"), 0, [], ["implausible values", "for policy"], id="one-bound-no-policy-named"),
+])
+def test_policies_sharing_a_query_are_counted_against_their_own_bounds(prom, tmp_path, other, code, lines, absent):
+    """Two policies read ok_rps (web 200, api 100); the first bounds it at 2e6 (its default), the
+    second at its own ``implausibleAbove``: the notes and the blind check use each policy's bound."""
+    exit_code, output = compared(prom.url, policy(("rps", "ok_rps")), other, tmp_path)
+    assert exit_code == code, output
+    for line in lines:
+        assert line in output, output
+    for text in absent:
+        assert text not in output, output
