@@ -217,6 +217,9 @@ class TargetStatus:
     replicas_by_scale: bool = False  # that entry is a write through the scale subresource (kubectl scale)
     replicas_alone: bool = False  # that entry owns spec.replicas and nothing else: its time is when they were set
     replicas_applied: bool = False  # that entry is a server-side apply (operation Apply: a manifest)
+    # that entry owns fields of the pod template too: its writer could have changed the template with
+    # the replicas (a release); True when not known
+    replicas_template: bool = True
 
 
 @direct_init  # a cycle makes one per target it scales

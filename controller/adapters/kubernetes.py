@@ -459,26 +459,30 @@ class _NamespaceSnapshot:
             observed_at=observed_at, annotations=tuple(sorted((w.metadata.annotations or {}).items())),
             paused=ref.kind == "Deployment" and bool(w.spec.paused),
             **dict(zip(("replicas_manager", "replicas_set_at", "replicas_by_scale", "replicas_applied",
-                        "replicas_alone"), replicas_writer(w.metadata.managed_fields))))
+                        "replicas_alone", "replicas_template"), replicas_writer(w.metadata.managed_fields))))
 
 
 #: The fieldsV1 of an entry that owns spec.replicas and nothing else.
 REPLICAS_ONLY = {"f:spec": {"f:replicas": {}}}
 
 
-def replicas_writer(managed_fields: Iterable | None) -> tuple[str, float | None, bool, bool, bool]:
+def replicas_writer(managed_fields: Iterable | None) -> tuple[str, float | None, bool, bool, bool, bool]:
     """(field manager, time, through the scale subresource, a server-side apply, owning nothing but
-    spec.replicas) of the metadata.managedFields entry that owns spec.replicas (a write through the
-    scale subresource is recorded with the parent's f:spec.f:replicas and ``subresource: scale``):
-    the latest entry when several share it (server-side applies of the same value); ('', None,
-    False, False, False) when no entry does (an API server or object without managedFields). An
-    entry's time moves with any of its fields: only one that owns nothing else dates the replicas."""
-    owners = [(entry.manager or "", _ts(entry.time), getattr(entry, "subresource", None) == "scale",
-               entry.operation == "Apply", entry.fields_v1 == REPLICAS_ONLY)
-              for entry in managed_fields or ()
-              if "f:replicas" in ((entry.fields_v1 if isinstance(entry.fields_v1, dict) else {}).get("f:spec") or {})]
+    spec.replicas, owning pod-template fields too) of the metadata.managedFields entry that owns
+    spec.replicas (a write through the scale subresource is recorded with the parent's
+    f:spec.f:replicas and ``subresource: scale``): the latest entry when several share it
+    (server-side applies of the same value); ('', None, False, False, False, True) when no entry
+    does (an API server or object without managedFields: whether its writer could have changed the
+    template is not known). An entry's time moves with any of its fields: only one that owns
+    nothing else dates the replicas."""
+    owners = []
+    for entry in managed_fields or ():
+        spec = (entry.fields_v1 if isinstance(entry.fields_v1, dict) else {}).get("f:spec") or {}
+        if "f:replicas" in spec:
+            owners.append((entry.manager or "", _ts(entry.time), getattr(entry, "subresource", None) == "scale",
+                           entry.operation == "Apply", entry.fields_v1 == REPLICAS_ONLY, "f:template" in spec))
     if not owners:
-        return "", None, False, False, False
+        return "", None, False, False, False, True
     return max(owners, key=lambda o: -math.inf if o[1] is None else o[1])
 
 

@@ -31,7 +31,7 @@ script), is a decision about capacity: hands off, unless the pod template change
 revision seen in the same cycle, or in the next one: the Deployment controller bumps it a moment
 after the write; not a revision of this controller's own rolling restart or rollback, nor with a
 write that could not have changed the template: through the scale subresource, or by a
-managedFields entry that owns the replicas alone). A write
+managedFields entry that owns the replicas alone, or no field of the pod template). A write
 that changes the image and the replicas together is a release whatever
 tool made it (a team's own pipeline writing the Deployment through client-go has no known name):
 held at the manifest's count for the hands-off, a release at the peak would run short for 30
@@ -149,8 +149,10 @@ def _key(t: TargetRef) -> str:
 
 def _owns_more(status) -> bool:
     """Whether the writer of spec.replicas could have changed the pod template in the same write:
-    not a write through the scale subresource, nor a managedFields entry owning the replicas alone."""
-    return not status.replicas_by_scale and not status.replicas_alone
+    not a write through the scale subresource, nor a managedFields entry owning the replicas alone
+    or no field of the template (a person's ``kubectl edit`` of the replicas, seen with someone
+    else's release in the same interval: the template's fields are the deployer's entry's)."""
+    return not status.replicas_by_scale and not status.replicas_alone and status.replicas_template
 
 
 def is_deploy(status, managers: frozenset[str] = DEPLOY_MANAGERS) -> bool:

@@ -112,8 +112,9 @@ def test_the_adapter_writes_as_setpoint_and_reads_the_writer(server, api_client)
 
 
 def test_replicas_writer_without_managed_fields():
-    assert replicas_writer(None) == ("", None, False, False, False)
-    assert replicas_writer([client.V1ManagedFieldsEntry(manager="x", fields_v1={"f:metadata": {}})]) == ("", None, False, False, False)
+    unknown = ("", None, False, False, False, True)  # whether the writer could have changed the template: not known
+    assert replicas_writer(None) == unknown
+    assert replicas_writer([client.V1ManagedFieldsEntry(manager="x", fields_v1={"f:metadata": {}})]) == unknown
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed (CI has /usr/bin/kubectl)")
@@ -137,24 +138,30 @@ def test_replicas_writer_is_the_latest_of_shared_owners():
     assert replicas_writer([owner("flux", 10), owner("argocd-controller", 30)])[0] == "argocd-controller"
 
 
-@pytest.mark.parametrize("write, manager, by_scale, alone", [
-    pytest.param(scale("kubectl"), "kubectl", True, True, id="kubectl-scale"),
-    pytest.param(patch({"spec": {"replicas": 7}}, "kubectl-edit"), "kubectl-edit", False, True,
+@pytest.mark.parametrize("write, manager, by_scale, alone, template", [
+    pytest.param(scale("kubectl"), "kubectl", True, True, False, id="kubectl-scale"),
+    pytest.param(patch({"spec": {"replicas": 7}}, "kubectl-edit"), "kubectl-edit", False, True, False,
                  id="an-edit-of-the-replicas-alone"),
     pytest.param(patch({"metadata": {"labels": {"app": "web", "setpoint.io/autoscale": "true", "tier": "front",
                                                 "team": "x"}}, "spec": {"replicas": 4}}, "helm"), "helm", False, False,
-                 id="a-deploy-that-changed-more"),
-    pytest.param(None, CREATOR, False, False, id="as-created"),
+                 False, id="a-deploy-that-changed-more"),
+    pytest.param(patch({"metadata": {"annotations": {"oncall": "paged"}}, "spec": {"replicas": 7}}, "kubectl-edit"),
+                 "kubectl-edit", False, False, False, id="an-edit-of-the-replicas-and-an-annotation"),
+    pytest.param(patch({"spec": {"replicas": 7, "template": {"metadata": {"annotations": {"v": "2"}}}}},
+                       "my-deployer"), "my-deployer", False, False, True, id="a-write-of-replicas-and-template"),
+    pytest.param(None, CREATOR, False, False, True, id="as-created"),
 ])
 def test_the_adapter_tells_whether_the_writers_entry_dates_the_replicas(server, api_client, write, manager, by_scale,
-                                                                       alone):
+                                                                       alone, template):
     # a restart resumes a hands-off only from an entry that owns nothing but spec.replicas: its time
-    # is when they were set (an entry owning more moves its time with any of its fields)
+    # is when they were set (an entry owning more moves its time with any of its fields); a count
+    # is a release's only from an entry that owns pod-template fields too
     if write is not None:
         write(client.AppsV1Api(api_client))
     cluster = KubernetesCluster(api_client, qps=0)
     try:
         [status] = cluster.observe([WEB]).statuses
-        assert (status.replicas_manager, status.replicas_by_scale, status.replicas_alone) == (manager, by_scale, alone)
+        assert (status.replicas_manager, status.replicas_by_scale, status.replicas_alone,
+                status.replicas_template) == (manager, by_scale, alone, template)
     finally:
         cluster.close()

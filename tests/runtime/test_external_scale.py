@@ -296,6 +296,30 @@ def test_a_release_by_an_unknown_pipeline_that_resets_the_count_is_not_held(loop
            "it: a release)" in event["message"]
 
 
+@pytest.mark.parametrize("same_cycle", [pytest.param(True, id="in-the-same-interval"),
+                                        pytest.param(False, id="an-interval-later")])
+def test_an_on_calls_edit_seen_with_someone_elses_release_keeps_its_hands_off(loop_factory, same_cycle):
+    """An on-call edits the replicas and an annotation (``kubectl edit``: its managedFields entry
+    owns more than the replicas, but no pod-template field); a pipeline ('my-deployer') rolls out a
+    new image within the same interval, or the next. The new revision is the pipeline's, not the
+    edit's: the count stays a person's, held for the hands-off."""
+    loop = loop_factory(hands_off="30m")
+    assert [a.replicas for a in loop.cycle().actions] == [5]
+    loop.apps.patch_namespaced_deployment("web", "shop", {"metadata": {"annotations": {"oncall": "paged"}},
+                                                          "spec": {"replicas": 12}}, field_manager="kubectl-edit")
+    release = {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "sim.setpoint.local/web:2"}]}}}}
+    if same_cycle:
+        loop.apps.patch_namespaced_deployment("web", "shop", release, field_manager="my-deployer")
+    results = [loop.cycle()]
+    if not same_cycle:
+        loop.apps.patch_namespaced_deployment("web", "shop", release, field_manager="my-deployer")
+    results += [loop.cycle() for _ in range(2)]
+    assert all(r.actions == [] for r in results) and loop.spec() == 12
+    assert list(results[-1].hands_off) and "release" not in record(results[0])["externalScale"]
+    [event] = loop.events("ExternalScaleChange")
+    assert event["type"] == "Normal" and "set to 12 by kubectl-edit" in event["message"]
+
+
 def test_a_deploy_pipeline_named_in_the_policy_is_not_held(loop_factory):
     loop = loop_factory(hands_off="30m", deploy_managers="spinnaker")
     assert loop.rec.policy.deploy_managers == ("spinnaker",)

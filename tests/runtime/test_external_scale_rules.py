@@ -181,7 +181,9 @@ def test_a_teams_own_deploy_pipeline_is_named_in_the_policy():
 
 
 def run_revisions(steps, hands_off_s=600.0):
-    """Cycles ``(at, replicas, manager, revision)`` (the Deployment's pod-template revision), or
+    """Cycles ``(at, replicas, manager, revision[, by_scale[, template]])`` (the Deployment's
+    pod-template revision; written through the scale subresource (False); the writer's entry owns
+    pod-template fields (True)), or
     ``(at, "released")`` (this controller rolled the target out after that cycle): what was said,
     and which cycles held the target."""
     watch = ExternalScaleWatch("web", "setpoint", hands_off_s, False)
@@ -190,10 +192,10 @@ def run_revisions(steps, hands_off_s=600.0):
         if replicas == "released":
             watch.released(WEB)
             continue
-        manager, revision, by_scale = (*rest, False)[:3]
+        manager, revision, by_scale, template = (*rest, False, True)[:2] + ((*rest[2:], False, True)[:2])
         view = ClusterView.from_statuses([WEB], {WEB: TargetStatus(WEB, replicas, replicas, replicas, revision=revision,
                                                                    replicas_manager=manager, replicas_by_scale=by_scale,
-                                                                   replicas_alone=by_scale)})
+                                                                   replicas_alone=by_scale, replicas_template=template)})
         rows = watch.observe([WEB], view, T0 + at, lambda t, reason, message, warning: said.append((reason, warning)))
         held.append(bool(rows[0]))
     return said, held, watch
@@ -227,6 +229,14 @@ CHANGE, DEPLOY_SAID = ("ExternalScaleChange", False), ("ExternalScaleChange", Tr
                  [CHANGE], [False, True, True], id="a-kubectl-scale-seen-with-a-release-is-a-persons"),
     pytest.param([(0, 5, "setpoint", "1"), (15, 9, "kubectl", "1", True), (30, 9, "kubectl", "2", True)],
                  [CHANGE], [False, True, True], id="a-release-after-a-kubectl-scale-keeps-its-hands-off"),
+    # an edit whose writer owns no pod-template field (kubectl edit of the replicas and an annotation),
+    # seen with someone else's release in the same interval or the next: the count is a person's
+    pytest.param([(0, 5, "setpoint", "1"), (15, 9, "kubectl-edit", "2", False, False),
+                  (30, 9, "kubectl-edit", "2", False, False)],
+                 [CHANGE], [False, True, True], id="an-edit-seen-with-an-unrelated-release-is-a-persons"),
+    pytest.param([(0, 5, "setpoint", "1"), (15, 9, "kubectl-edit", "1", False, False),
+                  (30, 9, "kubectl-edit", "2", False, False)],
+                 [CHANGE], [False, True, True], id="an-unrelated-release-after-an-edit-keeps-its-hands-off"),
 ])
 def test_a_count_set_with_a_new_pod_template_is_a_release(steps, said, held):
     assert run_revisions(steps)[:2] == (said, held)
