@@ -231,11 +231,18 @@ def report_html(bt: Backtest) -> str:
             f"<style>{CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
 
 
+#: A backtest's files (an earlier run's are removed before a run writes its own).
+OUTPUT_FILES = ("result.json", "timeline.csv", "report.html")
+
+
 def write_outputs(bt: Backtest, out_dir: str | Path, report: bool = True) -> dict[str, Path]:
-    from controller.runtime.files import write_text_atomic
+    """OUT/result.json, OUT/timeline.csv and OUT/report.html (with ``report``), after an earlier
+    run's are removed: a rerun with --no-report left the earlier run's report beside its results."""
+    from controller.runtime.files import remove_earlier, write_text_atomic
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    remove_earlier(out, OUTPUT_FILES)
     paths = {"result": write_text_atomic(out / "result.json", json.dumps(result_json(bt), indent=2, allow_nan=False) + "\n"),
              "timeline": write_text_atomic(out / "timeline.csv", timeline_csv(bt))}
     if report:

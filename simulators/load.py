@@ -396,6 +396,9 @@ def load_trace(name_or_path: str | os.PathLike) -> Trace:
         path = path.with_suffix(".csv")
     if not path.is_absolute() and not path.is_file():
         path = traces_dir() / path
+    if path.is_dir() or path.exists() and not path.is_file():  # was "not found", pointing at SETPOINT_TRACES_DIR
+        raise _csv_error(path, None, f"is {'a folder' if path.is_dir() else 'a device, pipe or socket'}, not a CSV "
+                                     "file 'timestamp,value'")
     if not path.is_file():
         raise FileNotFoundError(f"trace not found: {path} (set SETPOINT_TRACES_DIR or provide ../shared/data/traces)")
     try:

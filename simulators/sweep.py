@@ -289,6 +289,8 @@ class CellStore:
             return None
         except (OSError, ValueError) as exc:  # ValueError: not UTF-8, not JSON
             return self._set_aside(path, f"{exc.strerror or exc}" if isinstance(exc, OSError) else f"not JSON ({exc})")
+        except RecursionError:  # thousands of nested [[[: json.loads recurses
+            return self._set_aside(path, "not JSON (nested too deep)")
         problem = record_problem(record, key)
         return record if problem is None else self._set_aside(path, problem)
 
@@ -345,7 +347,13 @@ def record_problem(record: object, key: str | None = None) -> str | None:
 
 
 def _finite(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite number, not a bool; an integer too large for a float (JSON's 10**400) is not."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 # --- executors ---------------------------------------------------------------------------------------

@@ -89,8 +89,10 @@ def backtest(
         config = prometheus_config(prometheus, timeout_s=prometheus_timeout, target_labels=labels)
     except ValueError as exc:
         fail([str(exc)])
-    if out is not None:
-        out_folder(out)
+    if out is not None:  # before the queries: a folder where result.json goes failed once they were done
+        from simulators.backtest_report import OUTPUT_FILES
+
+        out_folder(out, files=OUTPUT_FILES)
     loaded = one_policy(policy)
     other = None
     if compare == "hpa":

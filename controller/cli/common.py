@@ -20,8 +20,14 @@ def fail(errors: list) -> NoReturn:
 
 
 def refuse_overwrite(paths: list[Path], force: bool, option: str) -> None:
-    """Exit 1 naming each of ``paths`` that exists, unless ``force``: called before anything is
-    written (or computed), so that a refusal leaves every file as it was."""
+    """Exit 1 naming each of ``paths`` that exists, unless ``force``, and each that is a device,
+    pipe or socket (forced or not): called before anything is written (or computed), so that a
+    refusal leaves every file as it was."""
+    from controller.runtime.files import SPECIAL_FILE, special_file
+
+    special = [p for p in paths if special_file(p)]  # --force or not: it would be replaced, not written to
+    if special:
+        fail([f"{option}: {p} {SPECIAL_FILE}; name a file" for p in special])
     existing = [] if force else [p for p in paths if p.exists() or p.is_symlink()]
     if existing:
         fail([f"{option}: {p} exists; pass --force to overwrite it, or name another "
@@ -59,7 +65,10 @@ def out_folder(out: Path, option: str = "--out", files: tuple[str, ...] = (), fo
     folders there, nor ``folders`` files)."""
     import os
 
+    from controller.runtime.files import special_file
+
     wrong = [f"{out / n} is a folder" for n in files if (out / n).is_dir()]
+    wrong += [f"{out / n} is a device, pipe or socket" for n in files if special_file(out / n)]
     wrong += [f"{out / n} is a file" for n in folders if (out / n).exists() and not (out / n).is_dir()]
     if wrong:
         fail([f"{option}: {w}, where the results go; move it or name another folder" for w in wrong])

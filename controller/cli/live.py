@@ -371,7 +371,7 @@ def sim_serve(
         "--insecure-http", help="Serve plain HTTP instead of HTTPS (default: TLS with a CA made at start-up, "
                                 "carried in the kubeconfig). kubectl sends no token over plain HTTP.")] = False,
     speed: Annotated[float, typer.Option(
-        "--speed", min=0.001, help="Simulated seconds per wall second (2 runs the scenario twice as fast). "
+        "--speed", min=0.001, max=1000, help="Simulated seconds per wall second (2 runs the scenario twice as fast). "
                                    "Counters advance by the simulated amount divided by the speed, so "
                                    "PromQL rate() reads simulated per-second rates at any speed.")] = 1.0,
     test_hooks: Annotated[bool, typer.Option(

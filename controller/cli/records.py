@@ -71,6 +71,9 @@ def explain(
         if not read[0]:
             fail([f"no decision records: {skipped[0]}{more}; is this a decisions .jsonl file?"])
         typer.echo(f"setpoint: skipped {skipped[0]}{more}", err=True)
+    if not read[0]:  # an empty file said "no decision records match" and to drop filters there were not
+        fail([f"{path}: no decision records{f' of controller {controller!r}' if controller else ''} in it; pass a "
+              "`setpoint simulate` output folder or the --records file of `setpoint run`"])
     if not records:
         typer.echo("no decision records match; drop --target, --at, --controller or --changes to see more", err=True)
         raise typer.Exit(1)
@@ -79,7 +82,8 @@ def explain(
         try:
             typer.echo(_format_record(r))
             printed += 1
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:  # edited or another program's JSON
+        # edited or another program's JSON; OverflowError: an integer too large for a float (a time of 10**400)
+        except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as exc:
             typer.echo(f"setpoint: skipped a record that is not a decision record ({type(exc).__name__}: {exc}): "
                        f"{json.dumps(r)[:120]}", err=True)
     if not printed:

@@ -246,7 +246,8 @@ def tune(
         console = Console(stderr=True)
         # a transient bar per grid (the HPA frontier, each trial, ...) on a terminal; lines above it
         bar = GridBar(console, transient=True) if bars_wanted(console) else None
-        runner = Runner(CellStore(out_folder(work, "--work", folders=("cells",)) / "cells"), seeds, worker_count(jobs),
+        work = out_folder(work, "--work", files=("tune.json",), folders=("cells",))
+        runner = Runner(CellStore(work / "cells"), seeds, worker_count(jobs),
                         ray_address_from(ray), on_grid=bar.grid if bar else None)
         say = bar.print if bar else (lambda line: typer.echo(line, err=True))
         frontier = "" if hpa is None else f"; first HPA's frontier on them ({len(DEFAULT_TARGETS_PCT)} CPU targets, the budget)"

@@ -50,6 +50,8 @@ def parse_duration(value: object) -> float:
     """Seconds in a duration string. A bare number is refused: the unit must be explicit."""
     if isinstance(value, bool) or value is None:
         raise ValueError(f"expected {DURATION_FORM}, got {describe_value(value)}")
+    if isinstance(value, float) and not math.isfinite(value):  # .inf, .nan: no unit makes them one ("e.g. infs")
+        raise ValueError(f"expected {DURATION_FORM}, got {describe_value(value)}")
     if isinstance(value, (int, float)):
         # The most common mistake: `interval: 15`. Seconds or minutes? Make the author say.
         raise ValueError(f"expected {DURATION_FORM}, got the bare number {format_number(value)} "

@@ -24,6 +24,8 @@ def atomic_writer(path: str | Path, mode: int | None = None) -> Iterator[TextIO]
     if path.is_dir() and not path.is_symlink():
         raise IsADirectoryError(errno.EISDIR, "is a folder where the file goes; move it or name another place",
                                 str(path))
+    if special_file(path):
+        raise OSError(errno.EINVAL, f"{SPECIAL_FILE}; name a file", str(path))
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(tmp, flags, 0o666 if mode is None else mode)
@@ -41,6 +43,20 @@ def atomic_writer(path: str | Path, mode: int | None = None) -> Iterator[TextIO]
             os.close(fd)
         tmp.unlink(missing_ok=True)
         raise
+
+
+#: Why a device, pipe or socket is never written: the rename would replace it (as root, /dev/null).
+SPECIAL_FILE = "is a device, pipe or socket, not a regular file: writing would replace it with one"
+
+
+def special_file(path: str | Path) -> bool:
+    """Whether ``path`` (or what its link points to) exists and is neither a file nor a folder: a
+    device (/dev/null), a pipe, a socket, or a link to one (/dev/stdout)."""
+    path = Path(path)
+    try:
+        return path.exists() and not path.is_file() and not path.is_dir()
+    except OSError:  # a name too long, a looping link: the write says what is wrong
+        return False
 
 
 def write_text_atomic(path: str | Path, text: str, mode: int | None = None) -> Path:

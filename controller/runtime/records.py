@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import errno
 import json
 import logging
@@ -238,6 +239,8 @@ def read_records(path: str | Path, on_skip: OnSkip | None = None) -> Iterator[di
         number = 0
         while raw := fh.readline(MAX_RECORD_BYTES + 1):
             number += 1
+            if number == 1:  # a file saved by an editor that marks UTF-8: its first record was "not JSON"
+                raw = raw.removeprefix(codecs.BOM_UTF8)
             why = None
             if len(raw) > MAX_RECORD_BYTES:
                 while raw and not raw.endswith(b"\n"):  # drop the rest of the line

@@ -24,6 +24,8 @@ from controller.policy.durations import describe_value
 KIND = "SetpointStatus"
 #: Times below this are seconds since a simulation's start (`setpoint simulate` records), not epoch.
 EPOCH_FLOOR_S = 1e9
+#: Times of a record are below this (9999-01-01T00:00:00Z): shown in any zone, they stay datetimes.
+MAX_TIME_S = 253_370_764_800.0
 
 
 def last_action(record: dict) -> dict | None:
@@ -318,7 +320,19 @@ def book_from_records(records: Iterable[dict], on_skip: Callable[[str], None] | 
 
 
 def _number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    """A finite number, not a bool; an integer too large for a float (JSON's 10**400) is not."""
+    if not isinstance(x, (int, float)) or isinstance(x, bool):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
+
+
+def _time(x) -> bool:
+    """A time a datetime can show in any zone: seconds since a simulation's start, or epoch
+    seconds before the year 9999 (1e15 or 1e300 stopped `setpoint status` with exit 70)."""
+    return _number(x) and 0 <= x < MAX_TIME_S
 
 
 def _optional(check: Callable[[object], bool]) -> Callable[[object], bool]:
@@ -332,20 +346,27 @@ def _mapping_of(fields: dict) -> Callable[[object], bool]:
         for k, v in x.items())
 
 
+def _fields(fields: dict) -> Callable[[object], bool]:
+    """A mapping whose ``fields`` pass their checks (other keys are not read)."""
+    return lambda x: isinstance(x, dict) and all(check(x.get(f)) for f, check in fields.items())
+
+
 _TEXT = _optional(lambda x: isinstance(x, str))
 _COUNT = _optional(_number)
+_TIME = _optional(_time)
 _HEALTH_FIELDS = {"action": _TEXT, "reason": _TEXT, "held_reason": _TEXT, "replicas": _COUNT,
                   "checks": _optional(_mapping_of({"phase": _TEXT, "scope": _TEXT, "smoothed": _COUNT, "raw": _COUNT,
-                                                   "since": _COUNT, "firing_pods": _COUNT, "pods": _COUNT}))}
+                                                   "since": _TIME, "firing_pods": _COUNT, "pods": _COUNT}))}
 #: What `setpoint status` reads of a decision record, and what each must be.
 RECORD_FIELDS: dict[str, Callable[[object], bool]] = {
-    "target": lambda x: isinstance(x, str), "at": _number, "policy": _TEXT, "controller": _TEXT, "reason": _TEXT,
+    "target": lambda x: isinstance(x, str), "at": _time, "policy": _TEXT, "controller": _TEXT, "reason": _TEXT,
     "action": _TEXT, "current": _COUNT, "ready": _COUNT, "desired": _COUNT, "withheld": _COUNT,
     "conditions": _optional(_mapping_of({"status": _TEXT, "reason": _TEXT, "message": _TEXT})),
     "metrics": _optional(_mapping_of({"smoothed": _COUNT, "proposal": _COUNT})),
-    "health": _optional(lambda h: isinstance(h, dict) and all(check(h.get(f)) for f, check in _HEALTH_FIELDS.items())),
-    "externalScale": _optional(lambda e: isinstance(e, dict) and all(check(e.get(f)) for f, check in {
-        "by": _TEXT, "replicas": _COUNT, "at": _COUNT, "until": _COUNT}.items())),
+    "health": _optional(_fields(_HEALTH_FIELDS)),
+    "externalScale": _optional(_fields({"by": _TEXT, "replicas": _COUNT, "at": _TIME, "until": _TIME})),
+    "warm_start": _optional(_fields({"at": _TIME, "from": _TIME, "to": _TIME, "window_s": _COUNT, "source": _TEXT,
+                                     "why": _TEXT})),
 }
 
 

@@ -51,7 +51,7 @@ from re import _parser as sre_parser  # the regex parser, to refuse patterns tha
 import numpy as np
 import yaml
 
-from controller.runtime.files import write_private_file
+from controller.runtime.files import SPECIAL_FILE, special_file, write_private_file
 from controller.runtime.http import parse_listen as http_listen
 from simulators.kubeapi import objects as K
 from simulators.cluster import SimCluster
@@ -69,6 +69,18 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/livez"})
 
 #: The driver catches up at most this many ticks at once after a stall, then skips ahead.
 MAX_CATCH_UP_TICKS = 50
+#: Fastest speed (simulated seconds per wall second): a day in under 90 s. At inf the engine's
+#: thread died on its first step (a division by zero) and the API served a frozen cluster.
+MAX_SPEED = 1000.0
+
+
+class ListenError(OSError):
+    """An address the server cannot listen on (in use, not this machine's, no such host); ``role``:
+    the Kubernetes API or the metrics endpoint."""
+
+    def __init__(self, role: str, host: str, port: int, reason: str):
+        super().__init__(f"cannot serve the {role} on {host}:{port}: {reason}")
+        self.role = role
 
 
 # --------------------------------------------------------------------------- the simulated world
@@ -80,8 +92,8 @@ class SimWorld:
 
     def __init__(self, scenario: Scenario, speed: float = 1.0, statefulsets: frozenset[str] = frozenset(),
                  wall_start_s: float | None = None):
-        if speed <= 0:
-            raise ValueError(f"speed must be > 0, got {speed}")
+        if not 0 < speed <= MAX_SPEED:  # NaN too
+            raise ValueError(f"speed must be > 0 and at most {MAX_SPEED:g}, got {speed:g}")
         self.scenario = scenario
         self.speed = speed
         self.tick_s = scenario.tick_s
@@ -404,6 +416,14 @@ def parse_listen(value: str) -> tuple[str, int]:
     return http_listen(value, default_host="127.0.0.1")
 
 
+def _option_listen(option: str, value: str) -> tuple[str, int]:
+    """parse_listen's (host, port), its ValueError naming ``option``."""
+    try:
+        return parse_listen(value)
+    except ValueError as exc:
+        raise ValueError(f"{option}: {exc}") from None
+
+
 def kubeconfig(server_url: str, token: str | None, namespace: str = "default", ca_data: str | None = None) -> dict:
     """A kubeconfig for the simulated cluster (context and cluster named ``setpoint-sim``);
     ``ca_data``: the base64 PEM of the CA that signed the server's certificate."""
@@ -438,12 +458,16 @@ class SimKubeServer:
         self.api = SimKubeApi(self.world, (token or new_token()) if auth else None, test_hooks)
         #: The CA and serving certificate (None over plain HTTP).
         self.identity: ServingIdentity | None = make_serving_identity((host,)) if tls else None
-        self.http = HttpService(self.api, host, port, max_connections, idle_timeout_s, read_timeout_s,
-                                self.identity.server_context() if self.identity else None)
+        self.http = _listening("Kubernetes API", self.api, host, port, max_connections, idle_timeout_s,
+                               read_timeout_s, self.identity.server_context() if self.identity else None)
         self.api.address = f"{self.http.host}:{self.http.port}"
-        self.metrics_http = (HttpService(MetricsApp(self.world), metrics_host or host, metrics_port, 16,
-                                         idle_timeout_s, read_timeout_s)
-                             if metrics_port is not None else None)
+        try:
+            self.metrics_http = (_listening("metrics endpoint", MetricsApp(self.world), metrics_host or host,
+                                            metrics_port, 16, idle_timeout_s, read_timeout_s)
+                                 if metrics_port is not None else None)
+        except ListenError:
+            self.http.stop()
+            raise
         self.driver = EngineDriver(self.world) if drive else None
 
     @property
@@ -498,6 +522,57 @@ class SimKubeServer:
         self.stop()
 
 
+def _listening(role: str, app, host: str, port: int, *args) -> HttpService:
+    """An HttpService bound to ``host:port``, or ListenError naming them and the ``role``."""
+    try:
+        return HttpService(app, host, port, *args)
+    except OSError as exc:
+        raise ListenError(role, host, port, exc.strerror or str(exc)) from None
+
+
+def output_problem(path: str | Path, kind: str) -> str | None:
+    """Why ``serve`` may not write its ``kind`` file (kubeconfig, token) at ``path``, or None: a
+    folder there or no folder for it (found only after the server started, as an OSError naming
+    a temporary file), or a file that is not one of these of an earlier run (a user's
+    ~/.kube/config lost every other cluster to --kubeconfig-out)."""
+    path = Path(path)
+    if path.is_dir():
+        return f"{path} is a folder; name the file to write"
+    if special_file(path):
+        return f"{path} {SPECIAL_FILE}; name a file"
+    if not path.absolute().parent.is_dir():
+        return f"{path}: no such folder {path.absolute().parent}; create it or name another file"
+    try:
+        if not path.exists() or path.stat().st_size == 0:
+            return None
+        with path.open("rb") as fh:
+            data = fh.read(MAX_OWN_FILE_BYTES + 1)
+    except OSError as exc:
+        return f"{path}: cannot read it to check it can be replaced ({exc.strerror or exc})"
+    if len(data) <= MAX_OWN_FILE_BYTES and (_own_kubeconfig(data) if kind == "kubeconfig" else _own_token(data)):
+        return None
+    what = "a kubeconfig of the setpoint-sim cluster alone" if kind == "kubeconfig" else "a token file (one line)"
+    return f"{path} exists and is not {what}, as this command writes; name another file (it would be replaced)"
+
+
+#: A kubeconfig or token file this server wrote is a few KiB (the CA's certificate).
+MAX_OWN_FILE_BYTES = 64 * 1024
+
+
+def _own_kubeconfig(data: bytes) -> bool:
+    try:
+        doc = yaml.safe_load(data.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        return False
+    clusters = doc.get("clusters") if isinstance(doc, dict) else None
+    return (isinstance(clusters, list) and bool(clusters)
+            and all(isinstance(c, dict) and c.get("name") == "setpoint-sim" for c in clusters))
+
+
+def _own_token(data: bytes) -> bool:
+    return b"\n" not in data.rstrip(b"\n")
+
+
 def new_token() -> str:
     """A fresh random bearer token (32 URL-safe characters)."""
     return secrets.token_urlsafe(24)
@@ -512,13 +587,23 @@ def serve(scenario: str | Path, kube_listen: str = "127.0.0.1:8001", metrics_lis
     The bearer token (``token``, or a fresh random one) is always required unless ``auth`` is
     False; it is written into ``kubeconfig_out`` and ``token_file`` (both 0600).
     """
-    host, port = parse_listen(kube_listen)
-    m_host, m_port = parse_listen(metrics_listen) if metrics_listen else (None, None)
+    host, port = _option_listen("--kube-listen", kube_listen)
+    m_host, m_port = _option_listen("--metrics-listen", metrics_listen) if metrics_listen else (None, None)
     if token_file and not auth:
         raise ValueError("--token-file needs auth: there is no token with --no-auth")
-    server = SimKubeServer(scenario, host=host, port=port, metrics_host=m_host, metrics_port=m_port, speed=speed,
-                           token=token, auth=auth, test_hooks=test_hooks, read_timeout_s=read_timeout_s,
-                           max_connections=max_connections, tls=tls)
+    outputs = (("--kubeconfig-out", kubeconfig_out, "kubeconfig"), ("--token-file", token_file, "token"))
+    for option, path, kind in outputs:
+        problem = output_problem(path, kind) if path else None
+        if problem:  # before anything listens or is written
+            raise ValueError(f"{option}: {problem}")
+    try:
+        server = SimKubeServer(scenario, host=host, port=port, metrics_host=m_host, metrics_port=m_port, speed=speed,
+                               token=token, auth=auth, test_hooks=test_hooks, read_timeout_s=read_timeout_s,
+                               max_connections=max_connections, tls=tls)
+    except ListenError as exc:
+        option, value = ("--metrics-listen", metrics_listen) if exc.role == "metrics endpoint" else ("--kube-listen",
+                                                                                                  kube_listen)
+        raise ValueError(f"{option} {value}: {exc}") from None
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
     server.start()

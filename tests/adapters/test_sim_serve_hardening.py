@@ -500,6 +500,14 @@ def test_private_file_in_a_missing_folder_is_an_oserror(tmp_path):
         write_private_file(tmp_path / "absent" / "token", "t")
 
 
+def test_private_file_never_replaces_a_pipe(tmp_path):
+    """os.replace put a regular file in its place (as root, over /dev/null itself)."""
+    os.mkfifo(tmp_path / "token")
+    with pytest.raises(OSError, match="is a device, pipe or socket, not a regular file"):
+        write_private_file(tmp_path / "token", "t")
+    assert stat.S_ISFIFO((tmp_path / "token").lstat().st_mode) and len(list(tmp_path.iterdir())) == 1
+
+
 def test_kubeconfig_and_token_file_hold_the_token_with_mode_0600(server, tmp_path):
     kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig.yaml")
     token_file = server.write_token_file(tmp_path / "token")
@@ -571,6 +579,94 @@ def test_sim_serve_command_refuses_no_auth_with_a_token_file(tmp_path):
         assert proc.wait(timeout=20) == 1
         assert "--no-auth cannot be combined" in proc.stderr.read()
         assert not (tmp_path / "token").exists() and not (tmp_path / "kubeconfig.yaml").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+A_USERS_KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters:\n- name: prod\n  cluster: {server: https://prod:6443}\n"
+
+
+def _listening_socket() -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+    return sock
+
+
+@pytest.mark.parametrize("setup, options, code, message", [
+    # a user's kubeconfig lost every other cluster, a two-line file its content
+    pytest.param(lambda d: (d / "kubeconfig.yaml").write_text(A_USERS_KUBECONFIG), (), 1,
+                 "--kubeconfig-out: {d}/kubeconfig.yaml exists and is not a kubeconfig of the setpoint-sim cluster "
+                 "alone",
+                 id="kubeconfig-out-a-users-kubeconfig"),
+    pytest.param(lambda d: (d / "token").write_text("ssh-rsa AAAA\nsecond line\n"), ("--token-file", "{d}/token"), 1,
+                 "--token-file: {d}/token exists and is not a token file (one line)", id="token-file-two-lines"),
+    # these were found after the server started: "[Errno 2] ... '{d}/absent/.kc.1a2b3c4d.tmp'", "[Errno 21]"
+    pytest.param(None, ("--kubeconfig-out", "{d}/absent/kc"), 1, "--kubeconfig-out: {d}/absent/kc: no such folder",
+                 id="kubeconfig-out-in-a-missing-folder"),
+    pytest.param(lambda d: (d / "kubeconfig.yaml").mkdir(), (), 1, "--kubeconfig-out: {d}/kubeconfig.yaml is a folder",
+                 id="kubeconfig-out-a-folder"),
+    # a pipe (or /dev/null, as root) was replaced by a regular file
+    pytest.param(lambda d: os.mkfifo(d / "kubeconfig.yaml"), (), 1,
+                 "--kubeconfig-out: {d}/kubeconfig.yaml is a device, pipe or socket", id="kubeconfig-out-a-pipe"),
+    # these said "[Errno 98] Address already in use", "[Errno -2] Name or service not known": no option, no address
+    pytest.param(None, ("--kube-listen", "127.0.0.1:{port}"), 1,
+                 "--kube-listen 127.0.0.1:{port}: cannot serve the Kubernetes API on 127.0.0.1:{port}: Address already",
+                 id="kube-listen-in-use"),
+    pytest.param(None, ("--metrics-listen", "127.0.0.1:{port}"), 1,
+                 "--metrics-listen 127.0.0.1:{port}: cannot serve the metrics endpoint on 127.0.0.1:{port}: Address",
+                 id="metrics-listen-in-use"),
+    pytest.param(None, ("--kube-listen", "nowhere"), 1, "--kube-listen: expected HOST:PORT",
+                 id="kube-listen-malformed"),
+    # the engine's thread died on its first step (ZeroDivisionError) and the API served a frozen cluster
+    pytest.param(None, ("--speed", "inf"), 2, "Invalid value for '--speed'", id="speed-inf"),
+    pytest.param(None, ("--speed", "1e308"), 2, "Invalid value for '--speed'", id="speed-1e308"),
+])
+def test_sim_serve_command_refuses_bad_startup_files_and_flags_naming_the_option(tmp_path, setup, options, code,
+                                                                                  message):
+    def files() -> dict:
+        return {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file() and p.name != "scenario.yaml"}
+
+    before = None
+    if setup is not None:
+        setup(tmp_path)
+        before = files()
+    busy = _listening_socket()
+    port = busy.getsockname()[1]
+    try:
+        proc = serve_command(tmp_path, "--insecure-http",
+                             *(o.format(d=tmp_path, port=port) for o in options))
+        try:
+            assert proc.wait(timeout=30) == code
+            err = proc.stderr.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=5)
+    finally:
+        busy.close()
+    assert message.format(d=tmp_path, port=port) in err and "Traceback" not in err, err
+    if before is not None:  # left as it was (a pipe replaced by a file would be one more file here)
+        assert files() == before
+
+
+def test_sim_serve_command_replaces_the_files_of_an_earlier_run(tmp_path):
+    from simulators.kubeapi.server import kubeconfig
+
+    (tmp_path / "kubeconfig.yaml").write_text(yaml.safe_dump(kubeconfig("https://127.0.0.1:1", "old-token")))
+    (tmp_path / "token").write_text("old-token\n")
+    proc = serve_command(tmp_path, "--insecure-http", "--token-file", str(tmp_path / "token"))
+    try:
+        deadline = time.monotonic() + 20
+        while (tmp_path / "token").read_text() == "old-token\n" and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        token = (tmp_path / "token").read_text().strip()
+        assert token != "old-token", proc.stderr.read() if proc.poll() is not None else "not replaced"
+        wait_for_file(proc, tmp_path / "kubeconfig.yaml")
+        stop_command(proc)
+        assert yaml.safe_load((tmp_path / "kubeconfig.yaml").read_text())["users"][0]["user"]["token"] == token
     finally:
         if proc.poll() is None:
             proc.kill()

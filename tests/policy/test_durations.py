@@ -27,6 +27,10 @@ def test_parse_duration(text, seconds):
 @pytest.mark.parametrize("value, message", [
     pytest.param(15, "got the bare number 15 (add a unit, e.g. 15s)", id="bare-int"),
     pytest.param(2.5, "got the bare number 2.5 (add a unit, e.g. 2.5s)", id="bare-float"),
+    # YAML's .inf and .nan: "add a unit, e.g. infs"
+    pytest.param(float("inf"), "expected a duration such as 30s, 5m, 1h30m or 500ms, got inf", id="yaml-inf"),
+    pytest.param(float("-inf"), "got -inf", id="yaml-minus-inf"),
+    pytest.param(float("nan"), "got nan", id="yaml-nan"),
     pytest.param("5 min", "expected a duration such as 30s, 5m, 1h30m or 500ms, got '5 min'", id="spelled-unit"),
     pytest.param("-5m", "got '-5m'", id="negative"),
     pytest.param("1w", "got '1w'", id="weeks-unsupported"),

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import io
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -382,6 +384,24 @@ def test_an_existing_file_is_not_overwritten_without_force(tmp_path, target, exi
     assert sorted(p.name for p in folder.iterdir()) == names
     assert all(load_policy_text((folder / n).read_text()) for n in names)
 
+
+
+@pytest.mark.parametrize("target, force", [
+    pytest.param("--out", [], id="out"),
+    # --force replaced the pipe (as root, /dev/null itself) with a regular file
+    pytest.param("--out", ["--force"], id="out-forced"),
+    pytest.param("--out-dir", ["--force"], id="out-dir-forced"),
+])
+def test_a_pipe_or_device_is_never_replaced(tmp_path, target, force):
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    pipe = folder / ("out.yaml" if target == "--out" else "php-apache.yaml")
+    os.mkfifo(pipe)
+    dest = str(pipe) if target == "--out" else str(folder)
+    refused = CliRunner().invoke(app, ["import", str(FIXTURES / "php-apache-v2.yaml"), target, dest, *force])
+    assert refused.exit_code == 1 and (refused.exception is None or isinstance(refused.exception, SystemExit))
+    assert f"{target}: {pipe} is a device, pipe or socket, not a regular file" in refused.output, refused.output
+    assert stat.S_ISFIFO(pipe.lstat().st_mode) and [p.name for p in folder.iterdir()] == [pipe.name]
 
 
 def test_more_policies_than_one_file_holds_go_to_one_file_each(tmp_path, capsys):

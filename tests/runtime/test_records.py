@@ -175,6 +175,10 @@ def test_explain_on_a_file_without_records_says_so_and_exits_1(tmp_path, content
                  "not a decision record (ValueError", id="a-raw-value-not-a-number"),
     # with --at this was a TypeError ('<=' between str and float): now it matches no time
     pytest.param(b"{\"at\": \"soon\"}\n", "shop/web:", id="at-not-a-number"),
+    # integers too large for a float: exit 70 (OverflowError) before
+    pytest.param(b"{\"at\": 1" + b"0" * 400 + b"}\n", "not a decision record (OverflowError", id="at-of-401-digits"),
+    pytest.param(b"{\"at\": 1, \"metrics\": {\"rps\": {\"raw\": 1" + b"0" * 400 + b", \"smoothed\": 1, \"proposal\": 1}}}\n",
+                 "not a decision record (OverflowError", id="a-raw-value-of-401-digits"),
 ])
 def test_explain_skips_a_bad_line_among_records_and_says_so(tmp_path, bad, message):
     from typer.testing import CliRunner
@@ -186,6 +190,36 @@ def test_explain_skips_a_bad_line_among_records_and_says_so(tmp_path, bad, messa
     out = CliRunner().invoke(app, ["explain", str(path), "--at", "1e12"] if b"soon" in bad else ["explain", str(path)])
     assert out.exit_code == 0, out.output
     assert out.output.count("shop/web:") >= 1 and message in out.output
+
+
+@pytest.mark.parametrize("content, args, message", [
+    # these said "no decision records match; drop --target, --at, --controller or --changes", none given
+    pytest.param(b"", [], "no decision records in it; pass a `setpoint simulate` output folder", id="empty-file"),
+    pytest.param(b"\n\n  \n", [], "no decision records in it; pass", id="blank-lines"),
+    pytest.param(GOOD, ["-c", "hpa"], "no decision records of controller 'hpa' in it; pass", id="no-such-controller"),
+])
+def test_explain_on_a_file_with_no_record_names_it(tmp_path, content, args, message):
+    from typer.testing import CliRunner
+
+    from controller.cli import app
+
+    path = tmp_path / "decisions.jsonl"
+    path.write_bytes(content)
+    out = CliRunner().invoke(app, ["explain", str(path), *args])
+    assert out.exit_code == 1 and (out.exception is None or isinstance(out.exception, SystemExit)), out.output
+    assert f"{path}: {message}" in out.output and "drop --target" not in out.output, out.output
+
+
+def test_explain_reads_a_file_that_starts_with_a_utf8_byte_order_mark(tmp_path):
+    """Saved by an editor that marks UTF-8: its first record was skipped as "not JSON"."""
+    from typer.testing import CliRunner
+
+    from controller.cli import app
+
+    path = tmp_path / "decisions.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD)
+    out = CliRunner().invoke(app, ["explain", str(path)])
+    assert out.exit_code == 0 and "shop/web:" in out.output and "skipped" not in out.output, out.output
 
 
 def test_explain_refuses_a_device_instead_of_reading_it_forever(tmp_path):

@@ -205,6 +205,16 @@ def test_a_condition_keeps_its_transition_time_while_its_status_holds(tmp_path):
     pytest.param({"health": {"checks": {"crash": {"smoothed": "high"}}}}, "health: unexpected", id="check-text"),
     pytest.param({"reason": 7}, "reason: unexpected 7", id="reason-number"),  # rich refused the table cell
     pytest.param(3.5, "expected a mapping, got 3.5", id="a-number"),
+    # these stopped `setpoint status --records` with exit 70: OverflowError, or a year out of range
+    pytest.param({"at": 10**400}, "at: unexpected 1000000000", id="time-an-integer-of-401-digits"),
+    pytest.param({"at": 1e15}, "at: unexpected 1000000000000000", id="time-in-the-year-31690708"),
+    pytest.param({"at": -1e300}, "at: unexpected -1e+300", id="time-negative"),
+    pytest.param({"externalScale": {"by": "kubectl", "replicas": 3, "until": 1e300}}, "externalScale: unexpected",
+                 id="hands-off-until-1e300"),
+    pytest.param({"health": {"checks": {"crash": {"phase": "firing", "since": 1e20}}}}, "health: unexpected",
+                 id="check-since-1e20"),
+    pytest.param({"warm_start": 5}, "warm_start: unexpected 5", id="warm-start-a-number"),  # was AttributeError
+    pytest.param({"warm_start": {"at": 1e300, "warm": True}}, "warm_start: unexpected", id="warm-start-at-1e300"),
 ])
 def test_a_record_that_is_not_a_decision_record_is_skipped_and_said(tmp_path, odd, problem):
     records = run_cycles(tmp_path, SCALING.format(max=20, query="rps_query"), 1000.0, cycles=2)
@@ -213,6 +223,22 @@ def test_a_record_that_is_not_a_decision_record_is_skipped_and_said(tmp_path, od
     book = book_from_records([records[0], bad, records[1]], on_skip=skipped.append)
     assert len(skipped) == 1 and problem in skipped[0], skipped
     assert book.view()["web"]["targets"]["default/web"]["at"] == records[1]["at"]  # the good ones all count
+
+
+@pytest.mark.parametrize("as_json", [pytest.param([], id="table"), pytest.param(["--json"], id="json")])
+def test_status_from_a_records_file_with_an_odd_record_skips_it_and_names_the_file(tmp_path, as_json):
+    from typer.testing import CliRunner
+
+    from controller.cli import app
+
+    records = run_cycles(tmp_path, SCALING.format(max=20, query="rps_query"), 1000.0, cycles=2)
+    bad = {**records[-1], "at": 1e300, "externalScale": {"by": "kubectl", "replicas": 3, "until": 10**400}}
+    path = tmp_path / "odd.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in (records[0], bad, records[1])))
+    out = CliRunner().invoke(app, ["status", "--records", str(path), *as_json])
+    assert out.exit_code == 0 and out.exception is None, out.output
+    assert f"note: {path}: 1 record skipped, not decision records (the first: at: unexpected 1e+300)" in out.output
+    assert "default/web" in out.output
 
 
 def test_json_document_round_trips_and_uses_rfc3339(tmp_path):

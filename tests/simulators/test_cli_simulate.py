@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -113,6 +114,10 @@ def test_simulate_rejects_a_broken_scenario_with_file_and_line(tmp_path):
     # the run finished, then writing failed: "afile: File exists", and the results were lost
     pytest.param("afile", "--out: afile is a file, not a folder", id="a-file"),
     pytest.param("afile/sub", "--out: afile/sub: cannot create the folder: Not a directory", id="under-a-file"),
+    # a backtest found these only once its queries were done, and lost them; a pipe was replaced by a file
+    pytest.param("res", "--out: res/result.json is a folder, where the results go", id="result-json-a-folder"),
+    pytest.param("piped", "--out: piped/result.json is a device, pipe or socket, where the results go",
+                 id="result-json-a-pipe"),
 ])
 @pytest.mark.parametrize("command", [
     pytest.param(["simulate", "step", "--no-frontier", "--no-report"], id="simulate"),
@@ -121,11 +126,16 @@ def test_simulate_rejects_a_broken_scenario_with_file_and_line(tmp_path):
 ])
 def test_an_out_folder_that_cannot_be_written_is_refused_before_the_run(tmp_path, command, out, message):
     (tmp_path / "afile").write_text("kept\n")
+    (tmp_path / "res" / "result.json").mkdir(parents=True)
+    (tmp_path / "piped").mkdir()
+    os.mkfifo(tmp_path / "piped" / "result.json")
     (tmp_path / "policy.yaml").write_text((Path(__file__).resolve().parents[2] / "policies" / "web-rps.yaml").read_text())
     proc = setpoint(*command, "--out", out, cwd=tmp_path)
     assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
     assert "ticks" not in proc.stderr and "cannot connect" not in proc.stderr  # nothing ran
     assert (tmp_path / "afile").read_text() == "kept\n"
+    assert (tmp_path / "res" / "result.json").is_dir()
+    assert stat.S_ISFIFO((tmp_path / "piped" / "result.json").stat().st_mode)
 
 
 def test_simulate_runs_a_named_scenario_with_every_baseline(tmp_path):

@@ -60,6 +60,8 @@ def rows(*values) -> bytes:
     return b"".join(f"2020-01-01T00:{i:02d}:00Z,{v}\n".encode() for i, v in enumerate(values))
 
 
+#: In place of a trace file's bytes: a folder, a named pipe of that name.
+FOLDER, PIPE = object(), object()
 # (scenario text, trace file bytes or None, words the message must hold)
 HOSTILE = [
     pytest.param(scenario(duration="400d", tick="1ms"), None, ["spec.tick", "at least 100ms"], id="400-days-at-1ms"),
@@ -130,6 +132,11 @@ HOSTILE = [
     pytest.param(scenario(load="- trace: {file: quiet.csv, peakRps: 100, start: 2m}"),
                  TRACE_HEADER + rows(60, 60, 0, 0, 0, 0), ["load[0].trace.peakRps: quiet: the replayed window", "all 0"],
                  id="trace-peak-of-a-window-of-zeros"),
+    # these said "trace not found: ... (set SETPOINT_TRACES_DIR or provide ../shared/data/traces)"
+    pytest.param(scenario(load=trace_load("dir.csv")), FOLDER, ["load[0].trace: ", "dir.csv: is a folder, not a CSV"],
+                 id="trace-a-folder"),
+    pytest.param(scenario(load=trace_load("pipe.csv")), PIPE, ["load[0].trace: ", "pipe.csv: is a device, pipe or "
+                 "socket, not a CSV file"], id="trace-a-pipe"),
 ]
 
 
@@ -137,7 +144,12 @@ HOSTILE = [
 def test_hostile_scenario_is_refused_with_one_clear_line(tmp_path, text, trace, words):
     if trace is not None:
         name = text.split("file: ")[1].split(",")[0]
-        (tmp_path / name).write_bytes(trace)
+        if trace is FOLDER:
+            (tmp_path / name).mkdir()
+        elif trace is PIPE:
+            os.mkfifo(tmp_path / name)
+        else:
+            (tmp_path / name).write_bytes(trace)
         text = text.replace(f"file: {name}", f"file: {tmp_path / name}")
     path = tmp_path / "hostile.yaml"
     path.write_text(text)

@@ -81,6 +81,10 @@ GOOD_SCORES = {"slo_violation_minutes": 0.0, "replica_hours": 1.5, "replica_chan
                  "scores.replica_changes: expected a number >= 0, got true", id="score-a-boolean"),
     pytest.param(json.dumps({"key": "KEY", "scores": {**GOOD_SCORES, "mitigation_seconds": {"f": "soon"}}}).encode(),
                  "scores.mitigation_seconds: expected an object of seconds (>= 0) or nulls", id="mitigation-not-seconds"),
+    # these two stopped a resumed sweep (or tune) with exit 70: OverflowError, RecursionError
+    pytest.param(b'{"key": "KEY", "scores": {"slo_violation_minutes": 0, "replica_hours": 1' + b"0" * 400 + b"}}",
+                 "scores.replica_hours: expected a number >= 0, got 1000", id="score-an-integer-of-401-digits"),
+    pytest.param(b"[" * 100_000 + b"]" * 100_000, "not JSON (nested too deep)", id="nested-100000-deep"),
     # another cell's file under this cell's name (copied by hand): its numbers are not this cell's
     pytest.param(json.dumps({"key": "another", "scores": GOOD_SCORES}).encode(), "holds the record of another cell",
                  id="another-cells-record"),
