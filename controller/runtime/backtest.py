@@ -185,7 +185,8 @@ class SampleCounts:
 
     What is implausible depends on the metric that reads the query (core/scaling/signal.py), and
     policies that share a query may bound it differently: ``above`` holds the B distinct bounds
-    (a ``Reading`` each), and ``usable`` and ``implausible`` are (B, N), one row per bound."""
+    (in the order the policies read the query), and ``usable`` and ``implausible`` are (B, N), one
+    row per bound."""
 
     times: int
     usable: np.ndarray
