@@ -16,6 +16,7 @@ not depend on the number of workers.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -121,11 +122,74 @@ def _path_text(path: tuple) -> str:
     return format_path(path)
 
 
+@functools.cache
+def _schema() -> dict:
+    from controller.policy.schema_export import policy_json_schema
+
+    return policy_json_schema()
+
+
+def _schema_node(node: dict | None) -> dict | None:
+    """``node`` with its ``$ref`` followed; of an ``anyOf`` / ``oneOf`` without a type of its own
+    (an optional field), the option that is not null."""
+    while isinstance(node, dict):
+        if "$ref" in node:
+            node = _schema()["$defs"].get(node["$ref"].rsplit("/", 1)[-1])
+        elif ("anyOf" in node or "oneOf" in node) and "type" not in node:
+            options = [o for o in node.get("anyOf", node.get("oneOf")) if o.get("type") != "null"]
+            node = options[0] if len(options) == 1 else {"options": options}
+        else:
+            return node
+    return None
+
+
+def integer_field(path: tuple) -> bool:
+    """Whether the policy schema types the field at ``path`` (a ``--set`` path, EVERY for ``[*]``)
+    as a whole number (``spec.replicas.max``): a search draws whole numbers there, since the
+    policy refuses 17.342 replicas."""
+    node = _schema_node(_schema())
+    for part in path:
+        if node is None:
+            return False
+        node = _schema_node((node.get("properties") or {}).get(part) if isinstance(part, str) else node.get("items"))
+    return node is not None and node.get("type") == "integer"
+
+
+def whole_range(setting: Setting) -> tuple[int, int] | None:
+    """(lo, hi) of a range on an integer field, its bounds rounded inward; None for other settings.
+    ValueError when no whole number lies in the range, or its step is not one."""
+    r = setting.range
+    if r is None or not integer_field(setting.path):
+        return None
+    lo, hi = math.ceil(r.lo - 1e-9), math.floor(r.hi + 1e-9)
+    if r.step is not None and not r.integer:
+        raise ValueError("a whole number: give the range whole-number bounds and step")
+    if lo > hi:
+        raise ValueError("a whole number, and the range holds none")
+    return lo, hi
+
+
+def check_whole_ranges(settings: Sequence[Setting]) -> None:
+    """SetError naming each range on an integer field that :func:`whole_range` refuses: before
+    the search, which would otherwise refuse every trial after HPA's frontier had run."""
+    errors = []
+    for st in settings:
+        try:
+            whole_range(st)
+        except ValueError as exc:
+            errors.append(FieldError(st.option, None, st.shown_path, f"{exc} (in {st.option} {st.text})"))
+    if errors:
+        raise SetError(errors)
+
+
 def suggest(trial, setting: Setting, name: str) -> Any:
     """The trial's value of one setting, as the policy file writes it."""
     r = setting.range
     if r is None:
         return trial.suggest_categorical(name, list(setting.values))
+    whole = whole_range(setting) if r.step is None else None
+    if whole is not None:
+        return trial.suggest_int(name, *whole)
     if r.step is not None:
         if r.integer:
             return r.render(trial.suggest_int(name, int(r.lo), int(r.hi), step=int(r.step)))
@@ -168,6 +232,8 @@ def start_param(setting: Setting, value: Any) -> Any:
     if x is None or not r.lo <= x <= r.hi:
         return None
     if r.step is None:
+        if whole_range(setting) is not None:
+            return int(x) if float(x).is_integer() else None
         return x
     k = (x - r.lo) / r.step
     if abs(k - round(k)) > 1e-9:

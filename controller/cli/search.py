@@ -165,7 +165,8 @@ def tune(
              "--scenario-set) are held out with these values, e.g. spec.services[*].startupDelay=90s,180s: "
              "tuned on one start-up delay, checked on others.")] = [],
     set_: Annotated[list[str], typer.Option(
-        "--set", metavar="PATH=RANGE", help="A parameter to search: PATH=LO..HI (continuous), PATH=LO..HI:STEP or "
+        "--set", metavar="PATH=RANGE", help="A parameter to search: PATH=LO..HI (continuous; whole numbers on an "
+                                            "integer field such as spec.replicas.max), PATH=LO..HI:STEP or "
                                             "PATH=A,B,C. Default: each metric's target from 0.6x to 1.4x and the "
                                             "scale-down stabilization window from 0s to 30m.")] = [],
     max_violation_minutes: Annotated[Optional[float], typer.Option(
@@ -214,7 +215,7 @@ def tune(
     from simulators.scenario_set import check_distinct, parse_scenario_settings, scenario_variants
     from simulators.sweep import CellStore, PolicyBase, ray_address_from, read_scenario_input
     from simulators.frontier import DEFAULT_TARGETS_PCT
-    from simulators.tune import Budget, Runner
+    from simulators.tune import Budget, Runner, check_whole_ranges
     from simulators.tune import tune as run_tune
 
     def names(values: list[str]) -> list[str]:
@@ -224,6 +225,7 @@ def tune(
         base = read_policy_base(policy)
         base = PolicyBase(shown_path(policy), base.data, base.policy)
         settings = [parse_setting(t, allow_continuous=True) for t in set_]
+        check_whole_ranges(settings)
         given = [read_scenario_input(n) for n in names(scenarios)]
         train = scenario_variants(given, parse_scenario_settings(scenario_set))
         held = [read_scenario_input(n) for n in names(holdout)] if holdout or not holdout_set else given

@@ -150,6 +150,11 @@ def test_cli_tune_without_a_feasible_trial_exits_1_and_writes_nothing(scenarios,
     # the search ran to its end, then writing the tuned policy failed: No such file or directory
     pytest.param(["-o", "/nonexistent-setpoint-folder/tuned.yaml"], "--out: /nonexistent-setpoint-folder/tuned.yaml: "
                  "no such folder /nonexistent-setpoint-folder", id="out-in-a-missing-folder"),
+    # replicas are whole numbers: a range that holds none, or steps off them, is refused before the search
+    pytest.param(["--set", "spec.replicas.max=10.2..10.8"], "spec.replicas.max: a whole number, and the range holds "
+                 "none (in --set spec.replicas.max=10.2..10.8)", id="no-whole-number-in-the-range"),
+    pytest.param(["--set", "spec.replicas.max=10..30:2.5"], "spec.replicas.max: a whole number: give the range "
+                 "whole-number bounds and step", id="a-fractional-step-on-an-integer-field"),
 ])
 def test_cli_tune_bad_input_exits_1_saying_what_to_change(scenarios, tmp_path, capsys, extra, message):
     out = tmp_path / "tuned.yaml"
@@ -208,8 +213,32 @@ def test_cli_tune_does_not_overwrite_a_file_without_force(scenarios, tmp_path, c
     pytest.param("spec.scaling.metrics[0].target.utilization=40%..80%", "70%", 70.0, id="percent"),
     pytest.param("spec.interval=15s,30s", "30s", "30s", id="listed"),
     pytest.param("spec.interval=15s,30s", None, None, id="absent"),
+    pytest.param("spec.replicas.max=10..30", 20, 20, id="continuous-on-an-integer-field-an-int"),
+    pytest.param("spec.replicas.max=10..30", 20.5, None, id="not-a-whole-number-on-an-integer-field"),
 ])
 def test_start_param_maps_the_policy_value_into_the_space(setting, value, param):
     from simulators.tune import start_param
 
     assert start_param(parse_setting(setting, allow_continuous=True), value) == param
+
+
+@pytest.mark.parametrize("setting, whole", [
+    pytest.param("spec.replicas.max=10..30", True, id="replicas"),
+    pytest.param("spec.scaling.behavior.scaleUp.policies[*].value=1..10", True, id="a-rate-policy-value-in-every-item"),
+    pytest.param(f"{TARGET}=40..95", False, id="a-target-is-a-number"),
+    pytest.param("spec.scaling.tolerance.down=0.1..0.3", False, id="a-tolerance"),
+    pytest.param("spec.nope.x=1..2", False, id="a-path-the-schema-lacks"),
+])
+def test_integer_fields_are_told_by_the_policy_schema(setting, whole):
+    from simulators.tune import integer_field
+
+    assert integer_field(parse_setting(setting, allow_continuous=True).path) is whole
+
+
+def test_a_continuous_range_on_an_integer_field_draws_whole_numbers(scenarios, tmp_path):
+    """``--set spec.replicas.max=10..30``: each trial a whole number of replicas (a drawn 17.342 was
+    refused by the policy's rules, every trial of the search)."""
+    result = run(scenarios, tmp_path / "w", Budget(max_violation_minutes=1000.0), settings=("spec.replicas.max=10.5..30",))
+    drawn = [t["values"]["max"] for t in result.trials]
+    assert all(isinstance(v, int) and 11 <= v <= 30 for v in drawn), drawn
+    assert not any("error" in t for t in result.trials) and result.best is not None
