@@ -84,7 +84,8 @@ def explain(
             printed += 1
         # edited or another program's JSON; OverflowError: an integer too large for a float (a time of 10**400)
         except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as exc:
-            typer.echo(f"setpoint: skipped a record that is not a decision record ({type(exc).__name__}: {exc}): "
+            where = getattr(r, "origin", path)
+            typer.echo(f"setpoint: skipped {where}: not a decision record ({type(exc).__name__}: {exc}): "
                        f"{json.dumps(r)[:120]}", err=True)
     if not printed:
         raise typer.Exit(1)

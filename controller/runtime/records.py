@@ -231,9 +231,21 @@ MAX_RECORD_BYTES = 1 << 20
 OnSkip = Callable[[Path, int, str], None]
 
 
-def read_records(path: str | Path, on_skip: OnSkip | None = None) -> Iterator[dict]:
-    """Yield records from a JSON-lines file. A line that is not a JSON object (torn by a crash,
-    or a file that is not a record file) is skipped and passed to ``on_skip``."""
+class FileRecord(dict):
+    """A record as read from a file, with where it was read (``origin``: ``FILE:LINE``), for a
+    message about it that a person can follow to the line."""
+
+    __slots__ = ("origin",)
+
+    def __init__(self, record: dict, origin: str):
+        super().__init__(record)
+        self.origin = origin
+
+
+def read_records(path: str | Path, on_skip: OnSkip | None = None) -> Iterator[FileRecord]:
+    """Yield records from a JSON-lines file, each a :class:`FileRecord`. A line that is not a JSON
+    object (torn by a crash, or a file that is not a record file) is skipped and passed to
+    ``on_skip``."""
     path = Path(path)
     with open(path, "rb") as fh:
         number = 0
@@ -255,14 +267,14 @@ def read_records(path: str | Path, on_skip: OnSkip | None = None) -> Iterator[di
                     why = "not JSON"
                 else:
                     if isinstance(record, dict):
-                        yield record
+                        yield FileRecord(record, f"{path}:{number}")
                         continue
                     why = f"a JSON {type(record).__name__}, not a record"
             if on_skip is not None:
                 on_skip(path, number, why)
 
 
-def read_all_records(path: str | Path, on_skip: OnSkip | None = None) -> Iterator[dict]:
+def read_all_records(path: str | Path, on_skip: OnSkip | None = None) -> Iterator[FileRecord]:
     """Records of the current file and its rotated predecessors, oldest first."""
     for f in record_files(path):
         yield from read_records(f, on_skip)
