@@ -92,7 +92,7 @@ def backtest(
     if out is not None:  # before the queries: a folder where result.json goes failed once they were done
         from simulators.backtest_report import OUTPUT_FILES
 
-        out_folder(out, files=OUTPUT_FILES)
+        out_folder(out, files=OUTPUT_FILES, command="backtest")
     loaded = one_policy(policy)
     other = None
     if compare == "hpa":

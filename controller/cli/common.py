@@ -59,14 +59,45 @@ def output_folder(value: str) -> Path:
     return _nonempty_path(value)
 
 
-def out_folder(out: Path, option: str = "--out", files: tuple[str, ...] = (), folders: tuple[str, ...] = ()) -> Path:
+#: The largest result.json whose writer out_folder reads (a bigger one is replaced unread).
+MAX_RESULT_READ_BYTES = 256 * 1024 * 1024
+
+
+def results_writer(result_file: Path) -> str | None:
+    """The command whose results ``result_file`` (a result.json) holds: ``sweep``, ``backtest``
+    or ``simulate``; None for a file none of them wrote, or one that cannot be read."""
+    import json
+
+    try:
+        if not result_file.is_file() or result_file.stat().st_size > MAX_RESULT_READ_BYTES:
+            return None
+        data = json.loads(result_file.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    if data.get("kind") == "sweep":
+        return "sweep"
+    if "scenario" in data and "controllers" in data:
+        return "backtest" if "backtest" in data else "simulate"
+    return None
+
+
+def out_folder(out: Path, option: str = "--out", files: tuple[str, ...] = (), folders: tuple[str, ...] = (),
+               command: str | None = None) -> Path:
     """``out``, created, or exit 1 saying why it cannot hold the results: checked before a run,
     whose results would otherwise be lost after it finished (``files`` it writes must not be
-    folders there, nor ``folders`` files)."""
+    folders there, nor ``folders`` files). ``command``: the command writing its result.json there,
+    which replaces its own earlier results but not another command's (a long simulation's could
+    not be made again from anything kept)."""
     import os
 
     from controller.runtime.files import special_file
 
+    other = results_writer(out / "result.json") if command else None
+    if other is not None and other != command:
+        fail([f"{option}: {out} holds the results of `setpoint {other}` ({out / 'result.json'}); name another "
+              f"folder, or move them first"])
     wrong = [f"{out / n} is a folder" for n in files if (out / n).is_dir()]
     wrong += [f"{out / n} is a device, pipe or socket" for n in files if special_file(out / n)]
     wrong += [f"{out / n} is a file" for n in folders if (out / n).exists() and not (out / n).is_dir()]

@@ -80,7 +80,7 @@ def sweep(
         grid = build_grid(scenarios, [str(p) for p in policy] or [str(bundled_policy(DEFAULT_SIM_POLICY))], set_,
                           seeds=seeds, hpa_policy=(hpa_policy or bundled_policy(DEFAULT_HPA_POLICY)) if hpa else None,
                           hpa_targets_pct=targets, scenario_settings=scenario_set)
-        result = _run_sweep(grid, out_folder(out, files=("result.json", "report.html"), folders=("cells",)),
+        result = _run_sweep(grid, out_folder(out, files=("result.json", "report.html"), folders=("cells",), command="sweep"),
                             worker_count(jobs), ray_address_from(ray))
     except InvalidInput as exc:
         fail(exc.errors)

@@ -123,7 +123,7 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
     except ValueError as exc:
         fail([str(exc)])
     check_fits(sc, runs, memory_limit(max_memory_bytes))
-    out_dir = out_folder(out or Path("out") / folder_name(sc.name), files=OUTPUT_FILES)
+    out_dir = out_folder(out or Path("out") / folder_name(sc.name), files=OUTPUT_FILES, command="simulate")
     if not compiled_pays(sc, len(runs)):  # a short run: as fast on numpy, and nothing to compile first
         numpy_unless_asked()
     console = Console(stderr=True)

@@ -138,6 +138,44 @@ def test_an_out_folder_that_cannot_be_written_is_refused_before_the_run(tmp_path
     assert stat.S_ISFIFO((tmp_path / "piped" / "result.json").stat().st_mode)
 
 
+@pytest.mark.parametrize("command, holds, refused", [
+    # `simulate --out` on a sweep's folder replaced its result.json and report.html; a sweep or a
+    # backtest into a simulation's folder replaced a result no kept file could make again
+    pytest.param(["simulate", "step", "--no-frontier", "--no-report"], "sweep", True, id="simulate-into-a-sweep"),
+    pytest.param(["sweep", "step", "--set", "spec.interval=15s,30s"], "simulate", True,
+                 id="sweep-into-a-simulation"),
+    pytest.param(["backtest", "-p", "policy.yaml", "--prometheus", "http://127.0.0.1:9", "--from", "now-1h"],
+                 "simulate", True, id="backtest-into-a-simulation"),
+    pytest.param(["backtest", "-p", "policy.yaml", "--prometheus", "http://127.0.0.1:9", "--from", "now-1h"],
+                 "sweep", True, id="backtest-into-a-sweep"),
+])
+def test_a_command_does_not_write_over_another_commands_results(default_run, tmp_path, command, holds, refused):
+    """Each command replaces its own earlier results in an --out folder (what a rerun is for), never
+    another command's: refused before anything runs, the results left as they were."""
+    results = tmp_path / "res"
+    results.mkdir()
+    if holds == "simulate":  # the default run's real output
+        cwd, proc = default_run
+        assert proc.returncode == 0, proc.stderr
+        written = (cwd / "out" / "flash-crowd" / "result.json").read_bytes()
+    else:
+        written = json.dumps({"schema_version": 1, "kind": "sweep", "seeds_per_scenario": 1}).encode()
+    (results / "result.json").write_bytes(written)
+    (tmp_path / "policy.yaml").write_text((Path(__file__).resolve().parents[2] / "policies" / "web-rps.yaml").read_text())
+    proc = setpoint(*command, "--out", "res", cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"--out: res holds the results of `setpoint {holds}` (res/result.json); name another folder" in proc.stderr
+    assert "ticks" not in proc.stderr and "cannot connect" not in proc.stderr  # nothing ran
+    assert (results / "result.json").read_bytes() == written
+
+
+def test_simulate_replaces_its_own_earlier_results(tmp_path):
+    for _ in range(2):
+        proc = setpoint("simulate", "step", "--no-frontier", "--no-report", "--out", "res", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "res" / "result.json").read_text())["scenario"]["name"] == "step"
+
+
 def test_simulate_runs_a_named_scenario_with_every_baseline(tmp_path):
     proc = setpoint("simulate", "node-loss", "-b", "hpa", "-b", "fixed-max", "-b", "oracle", "--seed", "3",
                     "--out", "o", "--no-report", cwd=tmp_path)
