@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
@@ -33,6 +33,19 @@ DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, max_lengt
 DnsSubdomain = Annotated[str, StringConstraints(pattern=DNS_SUBDOMAIN_PATTERN, max_length=253)]
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN, max_length=63)]
 NonEmptyText = Annotated[str, StringConstraints(min_length=1)]
+
+
+def _promql(value: str) -> str:
+    from controller.policy.promql import query_problem
+
+    problem = query_problem(value)
+    if problem:
+        raise field_error(f"not a query Prometheus can parse: {problem}")
+    return value
+
+
+#: A PromQL query: not empty, and structurally sound (controller/policy/promql.py)
+PromQL = Annotated[str, StringConstraints(min_length=1), AfterValidator(_promql)]
 
 _DurationText = Annotated[str, StringConstraints(pattern=DURATION_PATTERN)]
 _PercentText = Annotated[str, StringConstraints(pattern=PERCENT_PATTERN)]

@@ -14,7 +14,7 @@ from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints, Vali
 
 from controller.core.scaling.params import DEFAULT_TOLERANCE, MAX_SEASONAL_PERIODS
 from controller.policy.durations import DURATION_PATTERN, describe_value
-from controller.policy.fields import (CountOrPercent, DnsLabel, DnsSubdomain, Duration, Identifier, NonEmptyText,
+from controller.policy.fields import (CountOrPercent, DnsLabel, DnsSubdomain, Duration, Identifier, PromQL,
                                       Percent, StrictModel, duration_field, exactly_one, field_error,
                                       one_of_required)
 from controller.policy.messages import _number_as_text_hint
@@ -205,7 +205,7 @@ class Ramp(StrictModel):
             "Time from a scale-up to new pods serving (used by lead: auto): a duration, or observed: measured per "
             "target from its pods (creation -> Ready, a high quantile of the last 20), 30s (or "
             "{observed: true, initial: 45s}) until a start-up has been seen."))
-    latest: Optional[NonEmptyText] = Field(None, description=(
+    latest: Optional[PromQL] = Field(None, description=(
         "PromQL reading the same rate over a shorter range window than the metric's query (e.g. "
         "rate(http_requests_total[30s]), two scrapes or more). The slope is then the one the two readings "
         "imply, (latest - value) / half the difference of the windows: a burst shorter than the query's "
@@ -244,7 +244,7 @@ ImplausibleAbove = Annotated[Union[float, str], BeforeValidator(
 
 class Metric(StrictModel):
     name: Identifier
-    query: NonEmptyText = Field(description="PromQL returning one series per (namespace, workload).")
+    query: PromQL = Field(description="PromQL returning one series per (namespace, workload).")
     target: MetricTarget
     forecast: Optional[Forecast] = None
     ramp: Optional[Ramp] = None
@@ -492,12 +492,12 @@ class RolloutHold(StrictModel):
 
 class HealthCheck(StrictModel):
     name: Identifier
-    query: Optional[NonEmptyText] = Field(
+    query: Optional[PromQL] = Field(
         None, description="PromQL. scope revision: one latency sample per pod (e.g. its p95), compared by revision.")
     scope: Literal["workload", "pod", "revision"] = "workload"
-    errors: Optional[NonEmptyText] = Field(
+    errors: Optional[PromQL] = Field(
         None, description="scope revision: failed requests per second, one series per pod.")
-    requests: Optional[NonEmptyText] = Field(
+    requests: Optional[PromQL] = Field(
         None, description="scope revision: requests per second, one series per pod.")
     compare: Optional[RevisionCompare] = Field(None, description="scope revision: the sequential test.")
     hold: Optional[RolloutHold] = Field(

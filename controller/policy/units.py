@@ -1,4 +1,6 @@
-"""Warnings, not errors: a latency threshold that reads like the other unit of its query.
+"""Warnings, not errors: a latency threshold that reads like the other unit of its query, and
+other numbers valid as written and probably meant otherwise (a utilization of 0.7%, a scale-up
+tolerance of 500%, a counter read without a rate).
 
 Prometheus exposes durations in seconds (``http_request_duration_seconds``); a team used to
 milliseconds writes ``target: {value: 250}`` for "p95 under 250 ms". The policy is valid, and
@@ -21,6 +23,7 @@ import re
 from collections.abc import Iterator
 
 from controller.policy.durations import format_number
+from controller.policy.promql import raw_counters
 from controller.policy.schema import PolicyDocument
 
 #: A query in seconds with a threshold at or above this many (s) is probably in milliseconds.
@@ -45,16 +48,36 @@ def query_unit(query: str) -> str | None:
 
 
 def unit_warnings(policy: PolicyDocument) -> list[Warning_]:
-    """(path, message) of every threshold that reads like the other unit of its query."""
+    """(path, message) of every threshold that reads like the other unit of its query, every
+    utilization written as a fraction, a scale-up tolerance written in percent, and every
+    counter a query reads without a rate."""
     spec = policy.spec
     out: list[Warning_] = []
     if spec.scaling is not None:
         for i, metric in enumerate(spec.scaling.metrics):
+            path = ("spec", "scaling", "metrics", i)
             if metric.target.value is not None:
-                out += _check(metric.query, metric.target.value,
-                              ("spec", "scaling", "metrics", i, "target", "value"), "target")
+                out += _check(metric.query, metric.target.value, (*path, "target", "value"), "target")
+            if metric.target.utilization is not None and metric.target.utilization < 1.0:
+                u = format_number(metric.target.utilization)
+                out.append(((*path, "target", "utilization"),
+                            f"warning: a utilization of {u}%: utilization is in percent; if you meant "
+                            f"{format_number(round(metric.target.utilization * 100.0, 9))}%, write "
+                            f"{format_number(round(metric.target.utilization * 100.0, 9))}"))
+            out += _counter_warnings(metric.query, (*path, "query"))
+            if metric.ramp is not None and metric.ramp.latest is not None:
+                out += _counter_warnings(metric.ramp.latest, (*path, "ramp", "latest"))
+        if spec.scaling.tolerance is not None and spec.scaling.tolerance.up >= 1.0:
+            up = spec.scaling.tolerance.up
+            out.append((("spec", "scaling", "tolerance", "up"),
+                        f"warning: a tolerance of {format_number(up)} is {format_number(round(up * 100.0, 9))}%: a "
+                        f"scale-up only above {format_number(round(1.0 + up, 9))}x the target; if you meant "
+                        f"{format_number(up)}%, write {format_number(round(up / 100.0, 9))}"))
     if spec.health is not None:
         for i, check in enumerate(spec.health.checks):
+            for field in ("query", "errors", "requests"):
+                if getattr(check, field) is not None:
+                    out += _counter_warnings(getattr(check, field), ("spec", "health", "checks", i, field))
             for side in ("unhealthy", "recovered"):
                 threshold = getattr(check, side)
                 for bound in ("above", "below"):
@@ -62,6 +85,12 @@ def unit_warnings(policy: PolicyDocument) -> list[Warning_]:
                     if check.query is not None and value is not None:
                         out += _check(check.query, value, ("spec", "health", "checks", i, side, bound), "threshold")
     return out
+
+
+def _counter_warnings(query: str, path: tuple) -> Iterator[Warning_]:
+    for counter in raw_counters(query):
+        yield path, (f"warning: {counter} is a counter (it only grows) and the query reads it without rate(): "
+                     f"it never comes back down, so neither would the replicas; e.g. rate({counter}[1m])")
 
 
 def _check(query: str, value: float, path: tuple, what: str) -> Iterator[Warning_]:

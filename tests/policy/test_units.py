@@ -114,3 +114,42 @@ def test_each_load_of_the_live_controller_logs_the_warning(tmp_path, caplog):
     assert list(policies) == ["api"]
     [said] = [r for r in caplog.records if "warning: a target of 250 seconds" in r.getMessage()]
     assert said.getMessage().startswith(f"{tmp_path}/api.yaml:11: spec.scaling.metrics[0].target.value:")
+
+
+OTHER = HEAD + """\
+  scaling:
+    metrics:
+      - name: m
+        query: {query}
+        target: {target}
+    tolerance: {{up: {up}}}
+"""
+RPS = "sum by (namespace, deployment) (rate(http_requests_total[1m]))"
+
+
+@pytest.mark.parametrize("query, target, up, expected", [
+    pytest.param(RPS, "{utilization: 0.7}", 0.05, ["api.yaml:11: spec.scaling.metrics[0].target.utilization: warning: a "
+                 "utilization of 0.7%: utilization is in percent; if you meant 70%, write 70"],
+                 id="utilization-as-a-fraction"),
+    pytest.param(RPS, "{utilization: 70}", 0.05, [], id="utilization-in-percent"),
+    pytest.param(RPS, "{utilization: 1}", 0.05, [], id="one-percent-is-as-written"),
+    pytest.param(RPS, "{averagePerReplica: 85}", 5, ["api.yaml:12: spec.scaling.tolerance.up: warning: a tolerance of 5 is "
+                 "500%: a scale-up only above 6x the target; if you meant 5%, write 0.05"], id="tolerance-in-percent"),
+    pytest.param(RPS, "{averagePerReplica: 85}", 0.5, [], id="a-wide-tolerance-as-a-fraction"),
+    pytest.param("sum by (namespace, deployment) (http_requests_total)", "{averagePerReplica: 85}", 0.05,
+                 ["api.yaml:10: spec.scaling.metrics[0].query: warning: http_requests_total is a counter (it only grows) and "
+                  "the query reads it without rate(): it never comes back down, so neither would the replicas; e.g. "
+                  "rate(http_requests_total[1m])"], id="a-counter-without-rate"),
+    pytest.param('sum by (namespace, deployment) (rate(x_total{path="y_total"}[1m])) + 0 # z_total',
+                 "{averagePerReplica: 85}", 0.05, [], id="counters-in-a-rate-a-string-and-a-comment"),
+    pytest.param("sum by (namespace, deployment) (increase(x_total[5m])) / on() group_left max(y_total)",
+                 "{averagePerReplica: 85}", 0.05, ["y_total is a counter"], id="one-counter-of-two-without"),
+])
+def test_numbers_valid_as_written_and_probably_meant_otherwise(query, target, up, expected):
+    text = OTHER.format(query=query, target=target, up=up)
+    check = check_policy_texts([(text, "api.yaml")])
+    assert check.errors == [] and len(check.policies) == 1
+    said = [str(w) for w in check.warnings]
+    assert len(said) == len(expected), said
+    for w, e in zip(said, expected):
+        assert e in w, said

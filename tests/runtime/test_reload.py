@@ -31,6 +31,9 @@ HOSTILE_CONTENTS = {
     "interval-999999999999999d": POLICY.format(interval="999999999999999d", target=100).encode(),
     "target-nan": POLICY.format(interval="15s", target=".nan").encode(),
     "replicas-10-pow-30": POLICY.format(interval="15s", target=100).replace("max: 20", "max: " + "1" + "0" * 30).encode(),
+    # Prometheus answers it "400 bad_data: parse error" at every cycle: the targets would be held
+    "query-unclosed-paren": POLICY.format(interval="15s", target=100).replace(
+        "query: rps_query", "query: sum(rate(rps_query[1m])").encode(),
 }
 
 
