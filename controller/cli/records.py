@@ -22,7 +22,8 @@ def explain(
                           "FILE.1, FILE.2, ... are read too).")],
     target: Annotated[Optional[str], typer.Option("--target", "-t", help="Only this target (name or namespace/name).")] = None,
     at: Annotated[Optional[str], typer.Option(
-        "--at", help="Only the last decision at or before this time (seconds, or 30m / 1h10m since the start).")] = None,
+        "--at", help="Only the last decision at or before this time: seconds, a duration since the first record "
+                     "(30m, 1h10m), or a live run's wall-clock time (2026-12-04T20:17:00Z, now-10m).")] = None,
     controller: Annotated[Optional[str], typer.Option("--controller", "-c", help="Only this controller (policy, hpa).")] = None,
     changes: Annotated[bool, typer.Option("--changes", help="Only decisions that changed the replica count.")] = False,
     limit: Annotated[int, typer.Option(min=1, help="Print at most this many records (the last ones).")] = 40,
@@ -37,7 +38,6 @@ def explain(
     """
     import json
 
-    from controller.policy import parse_duration
     from controller.runtime.records import read_all_records, select_records
 
     path = source / "decisions.jsonl" if source.is_dir() else source
@@ -46,15 +46,7 @@ def explain(
                f"file of `setpoint run`"])
     if not path.is_file():  # a device or pipe: /dev/zero is one endless line
         fail([f"{path}: not a regular file; pass a `setpoint simulate` output folder or a decisions .jsonl file"])
-    when = None
-    if at is not None:
-        try:
-            when = float(at)
-        except ValueError:
-            try:
-                when = parse_duration(at)
-            except ValueError as exc:
-                fail([f"--at: {exc}"])
+    when = None if at is None else _at_option(at, path)
     skipped: list[str] = []
     read = [0]  # records of the controller asked for, counted as they stream by
 
@@ -91,6 +83,34 @@ def explain(
         raise typer.Exit(1)
 
 
+def _at_option(text: str, path) -> float:
+    """``--at`` as a record time: seconds as they are; a duration (30m) since the first record's
+    time (a simulation's start, or a live run's first cycle); a wall-clock time
+    (2026-12-04T20:17:00Z, or now-10m) as epoch seconds, which a live run's records carry."""
+    import time
+
+    from controller.policy import parse_duration
+    from controller.runtime.backtest import parse_time
+    from controller.runtime.records import read_all_records
+
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        since = parse_duration(text)
+    except ValueError:
+        try:
+            return parse_time(text, time.time(), parse_duration)
+        except ValueError:
+            fail([f"--at: expected seconds, a duration since the first record (30m, 1h10m) or a time "
+                  f"(2026-12-04T20:17:00Z, now-10m), got {text!r}"])
+    first = next(read_all_records(path), {}).get("at")
+    start = first if isinstance(first, (int, float)) and not isinstance(first, bool) and first >= EPOCH_FROM_S else 0.0
+    return start + since
+
+
 def _format_record(r: dict) -> str:
     def num(v) -> str:
         return "-" if v is None else f"{v:.4g}"
@@ -119,9 +139,11 @@ def _format_record(r: dict) -> str:
                          for name, v in r["implausible"].items())
         metrics = (f"{metrics}  | implausible {read}: a reading that asks for over 1000 x replicas.max (or above "
                    f"the metric's implausibleAbove), not used: it may hold replicas, never change them")
-    at = r.get("at", 0.0)
+    if not all(k in r for k in ("target", "current", "desired")):  # a JSON object, but not a decision's
+        raise KeyError(f"no {', '.join(k for k in ('target', 'current', 'desired') if k not in r)}")
     who = f"{r['controller']} " if "controller" in r else ""
-    line = (f"t={at:>8.0f}s {who}{r.get('target')}: {r.get('current')} -> {r.get('desired')} [{r.get('reason')}]  "
+    line = (f"{_when(r.get('at', 0.0))} {who}{r.get('target')}: {r.get('current')} -> {r.get('desired')} "
+            f"[{r.get('reason')}]  "
             f"{metrics}  | combined {r.get('combined')} stabilized {r.get('stabilized')} limited {r.get('limited')} "
             f"(ready {r.get('ready')})")
     if r.get("withheld"):  # core/scaling/withheld.py
@@ -131,7 +153,7 @@ def _format_record(r: dict) -> str:
     if isinstance(external, dict):  # controller/runtime/external_scale.py
         line += (f"  | replicas set to {external.get('replicas')} by {external.get('by')} (from "
                  f"{external.get('from')}): {'a real run would leave them' if external.get('rehearsal') else 'left'} "
-                 f"as set until t={_num_or_dash(external.get('until'))}")
+                 f"as set until {_when(external.get('until'), pad=False)}")
     warm = r.get("warm_start")
     if warm:
         line += f"  | {_format_warm_start(warm)}"
@@ -141,8 +163,21 @@ def _format_record(r: dict) -> str:
     return line + _format_health(health) if health else line
 
 
-def _num_or_dash(x) -> str:
-    return "-" if not isinstance(x, (int, float)) else f"{x:.0f}s"
+#: A record time at or after this is wall-clock epoch seconds (``setpoint run``'s records); before
+#: it, seconds since a simulation's start (no scenario lasts 31 years).
+EPOCH_FROM_S = 1e9
+
+
+def _when(at, pad: bool = True) -> str:
+    """A record's time: ``2026-12-04T20:17:00Z`` for a live run's (UTC, as Kubernetes shows
+    times), ``t=    1380s`` for a simulation's; ``-`` when it is not a number."""
+    if isinstance(at, bool) or not isinstance(at, (int, float)):
+        return "-"
+    if at >= EPOCH_FROM_S:
+        from datetime import datetime, timezone
+
+        return datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"t={at:>8.0f}s" if pad else f"t={at:.0f}s"
 
 
 def _format_startup(s: dict) -> str:

@@ -176,7 +176,8 @@ def test_explain_on_a_file_without_records_says_so_and_exits_1(tmp_path, content
     # with --at this was a TypeError ('<=' between str and float): now it matches no time
     pytest.param(b"{\"at\": \"soon\"}\n", "shop/web:", id="at-not-a-number"),
     # integers too large for a float: exit 70 (OverflowError) before
-    pytest.param(b"{\"at\": 1" + b"0" * 400 + b"}\n", "not a decision record (OverflowError", id="at-of-401-digits"),
+    pytest.param(b"{\"target\": \"shop/web\", \"current\": 1, \"desired\": 1, \"at\": 1" + b"0" * 400 + b"}\n",
+                 "not a decision record (OverflowError", id="at-of-401-digits"),
     pytest.param(b"{\"at\": 1, \"metrics\": {\"rps\": {\"raw\": 1" + b"0" * 400 + b", \"smoothed\": 1, \"proposal\": 1}}}\n",
                  "not a decision record (OverflowError", id="a-raw-value-of-401-digits"),
 ])
@@ -273,3 +274,61 @@ def _stream(n: int):
 def test_select_records_streams_a_file_as_a_list_would(options, ats):
     assert [r["at"] for r in select_records(_stream(100), **options)] == ats
     assert select_records(list(_stream(100)), **options) == select_records(_stream(100), **options)
+
+
+#: A live run's records: wall-clock epoch times, 15 s apart from 2026-12-04T20:15:38Z
+LIVE_AT = 1796415338.0
+LIVE = b"".join(json.dumps({"at": LIVE_AT + 15 * i, "policy": "web", "target": "shop/web", "current": 3,
+                            "desired": 4 if i == 2 else 3, "reason": "ScaleUp" if i == 2 else "WithinTolerance",
+                            "metrics": {}}).encode() + b"\n" for i in range(5))
+
+
+@pytest.mark.parametrize("at, shown", [
+    pytest.param(None, ["2026-12-04T20:15:38Z", "2026-12-04T20:16:38Z"], id="every-record-in-utc"),
+    pytest.param("2026-12-04T20:16:10Z", ["2026-12-04T20:16:08Z shop/web: 3 -> 4 [ScaleUp]"], id="a-wall-clock-time"),
+    pytest.param("2026-12-04 20:16:10", ["2026-12-04T20:16:08Z"], id="a-time-without-zone-is-utc"),
+    pytest.param("30s", ["2026-12-04T20:16:08Z"], id="a-duration-since-the-first-record"),
+    pytest.param(str(LIVE_AT + 31), ["2026-12-04T20:16:08Z"], id="epoch-seconds"),
+])
+def test_explain_shows_and_selects_a_live_runs_records_by_wall_clock_time(tmp_path, at, shown):
+    """`setpoint run`'s records carry epoch times: shown as UTC times (Kubernetes' own), and --at
+    takes a time, or a duration since the first record (it matched nothing before: 1m is not an epoch)."""
+    from typer.testing import CliRunner
+
+    from controller.cli import app
+
+    path = tmp_path / "decisions.jsonl"
+    path.write_bytes(LIVE)
+    out = CliRunner().invoke(app, ["explain", str(path), *(["--at", at] if at else [])])
+    assert out.exit_code == 0, out.output
+    for text in shown:
+        assert text in out.output, out.output
+    assert "t=" not in out.output.split("|")[0]
+    if at:
+        assert len(out.stdout.splitlines()) == 1
+
+
+def test_explain_refuses_an_at_it_cannot_read(tmp_path):
+    from typer.testing import CliRunner
+
+    from controller.cli import app
+
+    path = tmp_path / "decisions.jsonl"
+    path.write_bytes(LIVE)
+    out = CliRunner().invoke(app, ["explain", str(path), "--at", "yesterday"])
+    assert out.exit_code == 1 and "--at: expected seconds, a duration since the first record" in out.output
+
+
+def test_explain_refuses_json_objects_that_are_not_decision_records(tmp_path):
+    """Each printed as 't= 0s None: None -> None [None]', exit 0, before."""
+    from typer.testing import CliRunner
+
+    from controller.cli import app
+
+    path = tmp_path / "decisions.jsonl"
+    path.write_bytes(b'{"foo": 1}\n{"at": 5, "target": "shop/web"}\n')
+    out = CliRunner().invoke(app, ["explain", str(path)])
+    assert out.exit_code == 1, out.output
+    assert "None -> None" not in out.output
+    assert f"skipped {path}:1: not a decision record (KeyError: 'no target, current, desired')" in \
+        out.output.replace("\n", "")
