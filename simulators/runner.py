@@ -233,12 +233,21 @@ def policy_bindings(scenario: Scenario, policy: RuntimePolicy) -> dict[str, str]
     named = list(zip(policy.params.metric_names, policy.queries, [False] * len(policy.queries)))
     if policy.health is not None:
         named += [(c.name, q, c.scope == Scope.POD) for c, q in zip(policy.health.checks, policy.health_queries)]
+    unbound = [(name, per_pod) for name, _, per_pod in named
+               if (scenario.pod_signal_for(name) if per_pod else scenario.signal_for(name)) is None]
+    if unbound:  # every one at once, and how to bind them for one run without editing the scenario
+        from simulators.scenario import POD_SIGNALS, SIGNALS
+
+        said = ", ".join(f"{'pod check' if per_pod else 'metric'} {name!r}" for name, per_pod in unbound)
+        signals = sorted(POD_SIGNALS if all(p for _, p in unbound) else SIGNALS)
+        raise ValueError(f"policy {policy.name}: {said} {'is' if len(unbound) == 1 else 'are'} not bound to a "
+                         f"simulated signal ({', '.join(signals)}); bind "
+                         f"{'it' if len(unbound) == 1 else 'them'} for this run with "
+                         + " ".join(f"--scenario-set 'spec.metrics.{name}=SIGNAL'" for name, _ in unbound)
+                         + f", or under spec.metrics of scenario {scenario.name}")
     out = {}
     for name, expr, per_pod in named:
         signal = scenario.pod_signal_for(name) if per_pod else scenario.signal_for(name)
-        if signal is None:
-            raise ValueError(f"policy {policy.name}: {'pod check' if per_pod else 'metric'} {name!r} is not bound to "
-                             f"a simulated signal; add it under spec.metrics of scenario {scenario.name}")
         if out.get(expr, signal) != signal:
             raise ValueError(f"policy {policy.name}: the query of {name!r} is also used for another signal")
         out[expr] = signal
@@ -515,6 +524,14 @@ def _run_end_s(scenario: Scenario, T: int) -> float:
         return 0.0
     last = chunk_times(scenario.start_s, scenario.tick_s, T - 1, T)[0] - scenario.start_s
     return float(last + scenario.tick_s)
+
+
+def check_bindings(scenario: Scenario, specs: Sequence[ControllerSpec]) -> None:
+    """ValueError naming every metric of the specs' policies that ``scenario`` does not bind
+    (policy_bindings'): said before a run starts (and before its output folder is made)."""
+    for spec in specs:
+        if spec.policy is not None:
+            policy_bindings(scenario, RuntimePolicy.of(spec.policy))
 
 
 def _policy_reconciler(scenario: Scenario, policy: LoadedPolicy, cluster: SimCluster, keep_records: bool,

@@ -97,7 +97,7 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
     from simulators.output import OUTPUT_FILES, write_outputs
     from simulators.parallel import usable_cpus
     from simulators.result import shown_path
-    from simulators.runner import compiled_pays, standard_controllers
+    from simulators.runner import check_bindings, compiled_pays, standard_controllers
     from simulators.runner import simulate as run_simulation
     from simulators.scenario_set import folder_name, varied_scenario
 
@@ -120,6 +120,7 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
         controllers = standard_controllers(under_test, baseline, hpa, under_test.params.max_replicas)
         # checked before the progress bars draw; the frontier's first targets run in the same pass
         runs = controllers + (first_pass(controllers, hpa, targets)[1] if frontier else [])
+        check_bindings(sc, controllers)  # every unbound metric at once, before the bars and the --out folder
     except ValueError as exc:
         fail([str(exc)])
     check_fits(sc, runs, memory_limit(max_memory_bytes))

@@ -220,3 +220,40 @@ def test_a_short_simulation_compiles_no_kernels(tmp_path):
                           timeout=300, env={**env, "NUMBA_CACHE_DIR": str(cache)})
     assert proc.returncode == 0, proc.stderr
     assert not cache.exists() or not any(cache.rglob("*.nbi"))
+
+
+UNBOUND = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {name: imported}
+spec:
+  targets: {namespace: default, names: [web]}
+  interval: 15s
+  replicas: {min: 2, max: 20}
+  scaling:
+    metrics:
+      - name: memory
+        query: sum by (namespace, deployment) (container_memory_working_set_bytes)
+        target: {averagePerReplica: 500000000}
+      - name: http_requests_per_second
+        query: sum by (namespace, deployment) (rate(http_requests_total[1m]))
+        target: {averagePerReplica: 100}
+"""
+
+
+def test_every_unbound_metric_is_named_at_once_with_how_to_bind_it(tmp_path):
+    """An imported policy's metric names are not the scenario's: each was said in a run of its own,
+    after the progress bars had drawn and the --out folder was made; the advice was to edit the
+    (bundled) scenario."""
+    (tmp_path / "imported.yaml").write_text(UNBOUND)
+    proc = setpoint("simulate", "step", "--policy", "imported.yaml", "--no-frontier", "--no-report", cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert ("policy imported: metric 'memory', metric 'http_requests_per_second' are not bound to a simulated "
+            "signal (") in proc.stderr
+    assert ("bind them for this run with --scenario-set 'spec.metrics.memory=SIGNAL' --scenario-set "
+            "'spec.metrics.http_requests_per_second=SIGNAL'") in proc.stderr
+    assert "ticks" not in proc.stderr and not (tmp_path / "out").exists()
+    proc = setpoint("simulate", "step", "--policy", "imported.yaml", "--no-frontier", "--no-report",
+                    "--scenario-set", "spec.metrics.memory=memory",
+                    "--scenario-set", "spec.metrics.http_requests_per_second=requests_per_second", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
