@@ -33,7 +33,7 @@ from simulators.load import CHUNK_TICKS, chunk_times
 from simulators.oracle import oracle_plan_rows
 from simulators.ports import MemoryStateStore, SimMetrics, SimTargets
 from simulators.result import ActionEvent, ControllerRun, FaultWindow, SimResult, Trajectory
-from simulators.scenario import POD_SIGNALS, Scenario
+from simulators.scenario import POD_SIGNALS, SIGNALS, Scenario
 from simulators.score import OnlineScores, violation_mask
 from simulators.timeline import CYCLE_RECORDS, RECORD_TICKS, RECORDS_IN_MEMORY, ActionBudget, Timeline
 
@@ -236,8 +236,6 @@ def policy_bindings(scenario: Scenario, policy: RuntimePolicy) -> dict[str, str]
     unbound = [(name, per_pod) for name, _, per_pod in named
                if (scenario.pod_signal_for(name) if per_pod else scenario.signal_for(name)) is None]
     if unbound:  # every one at once, and how to bind them for one run without editing the scenario
-        from simulators.scenario import POD_SIGNALS, SIGNALS
-
         said = ", ".join(f"{'pod check' if per_pod else 'metric'} {name!r}" for name, per_pod in unbound)
         signals = sorted(POD_SIGNALS if all(p for _, p in unbound) else SIGNALS)
         raise ValueError(f"policy {policy.name}: {said} {'is' if len(unbound) == 1 else 'are'} not bound to a "
