@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from controller.cli.common import fail, one_policy, out_folder, output_folder, prometheus_config
+from controller.cli.common import fail, one_policy, out_folder, output_folder, prometheus_config, table_console
 from controller.cli.root import app
 
 #: --prometheus-timeout's default: Prometheus' own --query.timeout default (2 min), after which it
@@ -147,7 +147,6 @@ def backtest(
 
 def _print_backtest(bt) -> None:
     from rich import box
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
@@ -160,7 +159,7 @@ def _print_backtest(bt) -> None:
     for row in table_rows(bt):
         table.add_row(escape(row["controller"]), f"{row['replica_hours']:.2f}", str(row["replica_changes"]),
                       str(row["reversals"]), f"{row['capacity_risk_minutes']:g}")
-    Console().print(table)
+    table_console().print(table)
     if bt.differences:
         typer.echo(f"differences ({bt.runs[0].name} vs {bt.runs[-1].name}):")
         for line in bt.differences:

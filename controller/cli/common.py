@@ -12,6 +12,24 @@ DEFAULT_SIM_POLICY = "setpoint-default.yaml"  # bundled policies (controller.bun
 DEFAULT_HPA_POLICY = "hpa-cpu.yaml"
 
 
+#: Columns of a table printed to a pipe or a file (a terminal's own width otherwise; $COLUMNS wins)
+PIPED_WIDTH = 160
+
+
+def table_console(**options):
+    """A rich Console for tables on stdout: the terminal's width, or PIPED_WIDTH columns when the
+    output goes to a pipe or a file (rich's 80 there folded headers into 'minute s' and 'change s',
+    worse to read and to grep than a long line); ``$COLUMNS`` decides when set."""
+    import os
+
+    from rich.console import Console
+
+    console = Console(**options)
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console = Console(width=PIPED_WIDTH, **options)
+    return console
+
+
 def fail(errors: list) -> NoReturn:
     """Print each error on stderr, one per line, and exit 1 (bad input)."""
     for error in errors:

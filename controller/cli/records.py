@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from controller.cli.common import fail
+from controller.cli.common import fail, table_console
 from controller.cli.root import app
 from controller.policy.summary import plural
 
@@ -284,12 +284,11 @@ def status(
 def _print_status(policies: dict, now: float) -> None:
     """Per policy: a table of its targets, then each target's conditions and health checks."""
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
     from controller.runtime.status import hands_off_line, wall_clock, zone_name
 
-    console = Console(highlight=False)  # the terminal's width (80 columns when not a terminal)
+    console = table_console(highlight=False)
 
     def table(title: str, columns: list[str], fold: tuple[int, ...] = ()) -> Table:
         t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)

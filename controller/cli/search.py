@@ -10,7 +10,7 @@ import typer
 
 from controller.bundled import bundled_policy
 from controller.cli.common import (DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, equal_cost_cells, fail, out_folder, output_file,
-                                   output_folder, refuse_overwrite, worker_count)
+                                   output_folder, refuse_overwrite, table_console, worker_count)
 from controller.cli.root import app
 
 
@@ -127,7 +127,6 @@ def _run_sweep(grid, out: Path, jobs: int, ray_address: str | None):
 def _print_sweep(result: dict) -> None:
     """The overall table: every variant's sums over the scenarios, Pareto front marked."""
     from rich import box
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
@@ -146,7 +145,7 @@ def _print_sweep(result: dict) -> None:
         table.add_row(escape(r["variant"]), f"{r['slo_violation_minutes']:g}", f"{r['replica_hours']:.2f}",
                       f"{r['replica_changes']:g}", f"{r['reversals']:g}",
                       *(equal_cost_cells(r["hpa_equal_cost"]) if with_hpa else []), "*" if r["pareto"] else "")
-    Console().print(table)
+    table_console().print(table)
 
 
 @app.command(short_help="Search a policy's parameters for the fewest replica-hours within an SLO budget.")

@@ -11,7 +11,7 @@ import typer
 
 from controller.bundled import bundled_policy
 from controller.cli.common import (DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, equal_cost_cells, fail, numpy_unless_asked,
-                                   one_policy, out_folder, output_folder)
+                                   one_policy, out_folder, output_folder, table_console)
 from controller.cli.progress import PROGRESS_REDRAW_S
 from controller.cli.root import app
 
@@ -184,7 +184,6 @@ def _warm_kernels(console, scenario, runs: list) -> None:
 
 def _print_scores(result) -> None:
     from rich import box
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
@@ -213,7 +212,7 @@ def _print_scores(result) -> None:
         if result.frontier is not None:
             cells += equal_cost_cells(row["hpa_equal_cost"])
         table.add_row(*cells)
-    console = Console()  # the terminal's width (80 columns when not a terminal and $COLUMNS is unset)
+    console = table_console()
     console.print(table)
     for line in driven_lines(rows, result.services):
         console.print(line, highlight=False, markup=False)
