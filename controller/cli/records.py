@@ -24,7 +24,9 @@ def explain(
     at: Annotated[Optional[str], typer.Option(
         "--at", help="Only the last decision at or before this time: seconds, a duration since the first record "
                      "(30m, 1h10m), or a live run's wall-clock time (2026-12-04T20:17:00Z, now-10m).")] = None,
-    controller: Annotated[Optional[str], typer.Option("--controller", "-c", help="Only this controller (policy, hpa).")] = None,
+    controller: Annotated[Optional[str], typer.Option(
+        "--controller", "-c", help="Only this controller (policy, hpa). Default: a simulation's first, the policy "
+                                   "under test.")] = None,
     changes: Annotated[bool, typer.Option("--changes", help="Only decisions that changed the replica count.")] = False,
     limit: Annotated[int, typer.Option(min=1, help="Print at most this many records (the last ones).")] = 40,
 ) -> None:
@@ -47,6 +49,12 @@ def explain(
     if not path.is_file():  # a device or pipe: /dev/zero is one endless line
         fail([f"{path}: not a regular file; pass a `setpoint simulate` output folder or a decisions .jsonl file"])
     when = None if at is None else _at_option(at, path)
+    if controller is None:  # a simulation's: the policy under test first, not the last baseline's 40
+        first = next(read_all_records(path), {}).get("controller")
+        if isinstance(first, str):
+            controller = first
+            typer.echo(f"setpoint: showing controller {first}'s records; --controller NAME for another's "
+                       "(hpa, oracle, ...)", err=True)
     skipped: list[str] = []
     read = [0]  # records of the controller asked for, counted as they stream by
 

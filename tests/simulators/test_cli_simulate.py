@@ -102,6 +102,18 @@ def test_explain_prints_why_each_number(default_run):
     assert all("->" in line for line in changes.stdout.splitlines())
 
 
+def test_explain_without_a_controller_shows_the_policy_under_test(default_run):
+    """The last 40 records of the file were all the hpa baseline's, the policy's never shown."""
+    cwd, _ = default_run
+    proc = setpoint("explain", "out/flash-crowd", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 40 and all(" policy default/web:" in line for line in lines)
+    assert "showing controller policy's records; --controller NAME for another's" in proc.stderr
+    hpa = setpoint("explain", "out/flash-crowd", "-c", "hpa", cwd=cwd).stdout.strip().splitlines()
+    assert hpa and all(" hpa default/web:" in line for line in hpa)
+
+
 def test_simulate_rejects_a_broken_scenario_with_file_and_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("apiVersion: setpoint/v1\nkind: Scenario\nmetadata: {name: x}\nspec:\n  duration: 5\n")
