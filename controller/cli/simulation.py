@@ -28,7 +28,7 @@ def simulate(
         help="The policy under test (one scaling policy).")] = None,
     baseline: Annotated[list[str], typer.Option(
         "--baseline", "-b", help="Baselines run in the same simulation: hpa, fixed-max, oracle. Repeat the option "
-                                 "for several.")] = ["hpa", "oracle"],
+                                 "or separate them with commas for several.")] = ["hpa", "oracle"],
     hpa_policy: Annotated[Optional[Path], typer.Option(
         "--hpa-policy", exists=True, dir_okay=False, show_default=f"bundled {DEFAULT_HPA_POLICY}",
         help="The preset: hpa policy used as the hpa baseline.")] = None,
@@ -103,7 +103,9 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
 
     if report and find_spec("matplotlib") is None:  # e.g. in the controller image
         fail(["report.html needs matplotlib, which is not installed: pip install matplotlib, or pass --no-report"])
-    baseline = list(dict.fromkeys(baseline))  # -b hpa -b hpa: one hpa run (a second drew a bar that never moved)
+    # -b hpa,oracle as -b hpa -b oracle (tune --scenarios takes commas); -b hpa -b hpa: one hpa run (a
+    # second drew a bar that never moved)
+    baseline = list(dict.fromkeys(b.strip() for given in baseline for b in given.split(",") if b.strip()))
     sc = varied_scenario(scenario, scenario_set, seed=seed)
     # Results and the report name the files as the user gave them, or by their bundled names.
     policy_shown = shown_path(policy) if policy else f"bundled {DEFAULT_SIM_POLICY}"

@@ -188,9 +188,10 @@ def test_simulate_replaces_its_own_earlier_results(tmp_path):
     assert json.loads((tmp_path / "res" / "result.json").read_text())["scenario"]["name"] == "step"
 
 
-def test_simulate_runs_a_named_scenario_with_every_baseline(tmp_path):
-    proc = setpoint("simulate", "node-loss", "-b", "hpa", "-b", "fixed-max", "-b", "oracle", "--seed", "3",
-                    "--out", "o", "--no-report", cwd=tmp_path)
+@pytest.mark.parametrize("baselines", [pytest.param(["-b", "hpa", "-b", "fixed-max", "-b", "oracle"], id="repeated"),
+                                       pytest.param(["-b", "hpa,fixed-max", "-b", "oracle"], id="comma-separated")])
+def test_simulate_runs_a_named_scenario_with_every_baseline(tmp_path, baselines):
+    proc = setpoint("simulate", "node-loss", *baselines, "--seed", "3", "--out", "o", "--no-report", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     result = json.loads((tmp_path / "o" / "result.json").read_text())
     assert set(result["controllers"]) == {"policy", "hpa", "fixed-max", "oracle"}
