@@ -231,7 +231,20 @@ def _syntax_problem(exc: yaml.MarkedYAMLError) -> YamlProblem:
     message = f"invalid YAML: {exc.problem or exc.context}"
     if exc.context and exc.problem and exc.context_mark is not None:
         message += f" ({exc.context} at line {exc.context_mark.line + 1})"
+    hint = next((h for found, h in _SYNTAX_HINTS if found in (exc.problem or "")), None)
+    if hint:
+        message += f": {hint.format(column=mark.column + 1 if mark else '?')}"
     return YamlProblem(mark.line + 1 if mark else None, (), message)
+
+
+#: What a parser's complaint usually means in a hand-written file, and what to do
+_SYNTAX_HINTS = (
+    ("found character '\\t'", "YAML indents with spaces, never tabs (a tab at column {column})"),
+    ("expected <block end>, but found", "this line is indented differently from the lines of its level above "
+                                        "it: line the key up with its siblings (spaces only)"),
+    ("mapping values are not allowed here", "a ': ' inside a value (quote the value) or a key indented under "
+                                            "a value"),
+)
 
 
 def _build_document(index: int, root: Node | None) -> YamlDocument:

@@ -54,6 +54,22 @@ def test_syntax_errors_have_a_line(text, line, message):
     assert problem.message.startswith(message)
 
 
+@pytest.mark.parametrize("text, line, hint", [
+    pytest.param("a:\n\t- 1\n", 2, ": YAML indents with spaces, never tabs (a tab at column 1)", id="tab"),
+    pytest.param("spec:\n    targets: x\n  interval: 15s\n", 3, ": this line is indented differently from the lines "
+                 "of its level above it: line the key up with its siblings (spaces only)", id="a-key-out-of-line"),
+    pytest.param("a: 1\n b: 2\n", 2, ": a ': ' inside a value (quote the value) or a key indented under a value",
+                 id="a-key-under-a-value"),
+    pytest.param("a: [1, 2\n", 2, None, id="no-hint-where-the-parser-says-enough"),
+])
+def test_syntax_errors_say_what_they_usually_mean(text, line, hint):
+    """The parser's words ("found character '\\t' that cannot start any token") name no fix."""
+    _, problems = read_documents(text)
+    (problem,) = problems
+    assert problem.line == line
+    assert problem.message.endswith(hint) if hint else ": " not in problem.message.split("invalid YAML: ", 1)[1]
+
+
 def test_documents_before_a_syntax_error_are_kept():
     docs, problems = read_documents("a: 1\n---\nb: [\n")
     assert [d.data for d in docs] == [{"a": 1}]
