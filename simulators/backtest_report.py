@@ -25,6 +25,13 @@ from simulators.score import DECIMALS, SCHEMA_VERSION, replica_changes, replica_
 
 ACTUAL = "actual"
 MAX_TARGET_PLOTS = 8
+#: How long the replicas that ran are carried forward over a gap in kube-state-metrics' series:
+#: Prometheus' own lookback (an instant query reads a series up to 5 minutes old). A gap comes
+#: from failed scrapes (their staleness markers end the series at once; where Prometheus itself
+#: was down, its lookback has carried the last sample 5 minutes already) while spec replicas
+#: change only when someone scales; beyond that the time is left out of the actual's figures
+#: (its coverage says how much).
+ACTUAL_CARRY_S = 300.0
 
 
 @dataclass
@@ -45,47 +52,86 @@ class Backtest:
         return float(t[1] - t[0]) if t.size > 1 else self.data.step_s
 
     def actual_on_ticks(self) -> np.ndarray:
-        """(K, N) actual replicas at the first run's ticks, carried forward over gaps."""
+        """(K, N) actual replicas at the first run's ticks, carried forward over gaps of at most
+        ``ACTUAL_CARRY_S``; NaN where unknown."""
         rows = np.searchsorted(self.data.t_s, self.runs[0].t_s)
-        return _carry_forward(self.data.actual)[rows]
+        return carry_forward(self.data.actual, int(ACTUAL_CARRY_S // self.data.step_s))[rows]
+
+    def actual_coverage(self) -> tuple[np.ndarray, np.ndarray]:
+        """((N,) ticks at which the actual replicas are known, (N,) ticks at which the first policy
+        was replayed): the actual's figures cover the first of the second."""
+        return np.isfinite(self.actual_on_ticks()).sum(axis=0), np.isfinite(self.runs[0].replicas).sum(axis=0)
 
     def all_runs(self) -> list[BacktestRun]:
-        """The policy runs, then the replicas that actually ran (if known for every target)."""
+        """The policy runs, then the replicas that actually ran (if known at some tick), scored
+        over the ticks at which they are known."""
         runs = list(self.runs)
         actual = self.actual_on_ticks()
-        if actual.size and np.isfinite(actual).all():
+        if np.isfinite(actual).any():
             first = self.runs[0]
-            runs.append(BacktestRun(ACTUAL, "replicas that ran (kube-state-metrics)", first.t_s, actual,
-                                    np.full(actual.shape, -1), first.required))  # the load's need, whoever ran
+            runs.append(BacktestRun(ACTUAL, f"replicas that ran (kube-state-metrics){self.coverage_text()}",
+                                    first.t_s, actual, np.full(actual.shape, -1),
+                                    first.required))  # the load's need, whoever ran
         return runs
 
+    def coverage_text(self) -> str:
+        """`` , known 81.0% of the replayed time`` (nothing when known all of it)."""
+        known, replayed = (int(x.sum()) for x in self.actual_coverage())
+        return f", known {100 * known / replayed:.1f}% of the replayed time" if known < replayed else ""
 
-def _carry_forward(a: np.ndarray) -> np.ndarray:
-    """NaN gaps filled with the last value before them (leading NaN stay)."""
-    out = a.copy()
-    for j in range(out.shape[1]):
-        col = out[:, j]
-        ok = np.isfinite(col)
-        if ok.any():
-            idx = np.where(ok, np.arange(col.size), 0)
-            np.maximum.accumulate(idx, out=idx)
-            filled = col[idx]
-            filled[: int(np.argmax(ok))] = np.nan
-            out[:, j] = filled
-    return out
+
+def carry_forward(a: np.ndarray, most: int) -> np.ndarray:
+    """(T, N) ``a`` with each NaN filled by the last finite value of its column at most ``most``
+    rows before it; NaN elsewhere (before the first value, and further into longer gaps)."""
+    rows = np.arange(a.shape[0])[:, None]
+    last = np.where(np.isfinite(a), rows, -1)
+    np.maximum.accumulate(last, axis=0, out=last)
+    filled = a[np.maximum(last, 0), np.arange(a.shape[1])]
+    return np.where((last >= 0) & (rows - last <= most), filled, np.nan)
+
+
+def actual_notes(bt: "Backtest") -> list[str]:
+    """How much of the replayed time the actual's figures cover, naming the targets with time left
+    out (a gap of the replicas that ran longer than ``ACTUAL_CARRY_S``); none when all of it."""
+    known, replayed = bt.actual_coverage()
+    short = np.flatnonzero(known < replayed)
+    if not short.size or not known.any():
+        return []
+    shown = ", ".join(f"{bt.data.targets[i].key} ({known[i]} of {replayed[i]} ticks)" for i in short[:5])
+    more = f" and {short.size - 5} more" if short.size > 5 else ""
+    return [f"actual: scored over the ticks at which the replicas that ran are known, "
+            f"{100 * known.sum() / replayed.sum():.1f}% of the replayed time (a gap of kube-state-metrics is "
+            f"carried over for at most {ACTUAL_CARRY_S:g} s, Prometheus' lookback; longer ones are left out): "
+            f"{short.size} target(s) known less: {shown}{more}"]
 
 
 def score_run(run: BacktestRun, tick_s: float) -> dict[str, Any]:
     """replica_hours, replica_changes, reversals (the simulator's definitions) and
-    capacity_risk_minutes, as plain numbers."""
+    capacity_risk_minutes, as plain numbers, over the ticks at which the replicas are known (NaN:
+    the replicas that ran unknown, or a target before its first sample)."""
+    known = np.nan_to_num(run.replicas, nan=0.0)  # unknown ticks hold no replica-hours
+    changes, turns = (known_changes(run.t_s, run.replicas) if np.isnan(run.replicas).any()
+                      else (replica_changes(run.replicas), reversals(run.t_s, run.replicas)))
     return {
         "slo_violation_minutes": None,
-        "replica_hours": round(replica_hours(run.t_s, run.replicas, tick_s), DECIMALS),
-        "replica_changes": replica_changes(run.replicas),
-        "reversals": reversals(run.t_s, run.replicas),
+        "replica_hours": round(replica_hours(run.t_s, known, tick_s), DECIMALS),
+        "replica_changes": changes,
+        "reversals": turns,
         "capacity_risk_minutes": round(capacity_risk_minutes(run.t_s, run.replicas, run.required, tick_s), DECIMALS),
         "mitigation_seconds": {},
     }
+
+
+def known_changes(t_s: np.ndarray, replicas: np.ndarray) -> tuple[int, int]:
+    """(replica changes, reversals) of ``replicas`` (K, N) over each target's known ticks: a gap is
+    skipped, and a value after it that differs from the one before it is one change (made unseen)."""
+    changes = turns = 0
+    for j in range(replicas.shape[1]):
+        ok = np.isfinite(replicas[:, j])
+        column = replicas[ok, j][:, None]
+        changes += replica_changes(column)
+        turns += reversals(t_s[ok], column)
+    return changes, turns
 
 
 def scores(bt: Backtest) -> dict[str, dict[str, Any]]:
@@ -108,9 +154,19 @@ def result_json(bt: Backtest) -> dict[str, Any]:
         "backtest": {"from": _iso(t[0]) if t.size else None, "to": _iso(t[-1]) if t.size else None,
                      "step_s": bt.data.step_s, "prometheus": bt.prometheus, "assumption": LOAD_ASSUMPTION,
                      "actual_replicas_known": [tg.key for tg, k in zip(bt.data.targets, bt.data.has_actual) if k],
+                     "actual_coverage": coverage_json(bt),
                      "differences": bt.differences, "notes": bt.notes,
                      "errors": {r.name: r.errors for r in bt.runs if r.errors}},
     })
+
+
+def coverage_json(bt: Backtest) -> dict[str, Any]:
+    """The ticks the actual's scores cover: in all, and per target where fewer than replayed."""
+    known, replayed = bt.actual_coverage()
+    return {"known_ticks": int(known.sum()), "replayed_ticks": int(replayed.sum()),
+            "carried_over_gaps_up_to_s": ACTUAL_CARRY_S,
+            "short": {tg.key: {"known_ticks": int(k), "replayed_ticks": int(r)}
+                      for tg, k, r in zip(bt.data.targets, known, replayed) if k < r}}
 
 
 def timeline_csv(bt: Backtest) -> str:
@@ -149,11 +205,10 @@ def _figure_totals(bt: Backtest):
     x = (t - t[0]) / axis.divisor
     fig = new_figure(12, 3.6)
     ax = fig.add_subplot(1, 1, 1)
-    need = np.nansum(runs[0].required, axis=1)
-    ex, ey = envelope(x, need)
+    ex, ey = envelope(x, total(runs[0].required))
     ax.plot(ex, ey, color=COLORS["need"], linewidth=0.8, alpha=0.6, label="load at target (replicas)")
     for i, run in enumerate(runs):
-        ex, ey = envelope(x, run.replicas.sum(axis=1))
+        ex, ey = envelope(x, total(run.replicas))
         ax.step(ex, ey, where="post", linewidth=1.4, color=COLORS.get(run.name, PALETTE[i % len(PALETTE)]),
                 label=run.name)
     ax.set_ylabel("replicas (all targets)")
@@ -161,6 +216,16 @@ def _figure_totals(bt: Backtest):
     ax.legend(loc="upper left", fontsize=9)
     style_axes(ax)
     return fig
+
+
+def total(a: np.ndarray) -> np.ndarray:
+    """(K,) the sum over targets of ``a`` (K, N), each counted from its first known value to its
+    last; NaN where one is unknown within that span, or none is in it (a gap, never a dip to 0)."""
+    ok = np.isfinite(a)
+    alive = np.logical_or.accumulate(ok, axis=0) & np.logical_or.accumulate(ok[::-1], axis=0)[::-1]
+    out = np.where(ok, a, 0.0).sum(axis=1)
+    out[(alive & ~ok).any(axis=1) | ~alive.any(axis=1)] = np.nan
+    return out
 
 
 def _interesting_targets(bt: Backtest, limit: int = MAX_TARGET_PLOTS) -> list[int]:
@@ -207,7 +272,8 @@ def report_html(bt: Backtest) -> str:
     t = bt.data.t_s
     facts = [("window", f"{_iso(t[0])} to {_iso(t[-1])} every {bt.data.step_s:g} s" if t.size else "empty"),
              ("Prometheus", bt.prometheus), ("policy", bt.policy_file),
-             ("targets", f"{len(bt.data.targets)} ({int(bt.data.has_actual.sum())} with the replicas that ran)"),
+             ("targets", f"{len(bt.data.targets)} ({int(bt.data.has_actual.sum())} with the replicas that ran"
+                         f"{bt.coverage_text()})"),
              ("assumption", LOAD_ASSUMPTION)]
     dl = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in facts)
     parts = ["<h1>Backtest</h1>", f"<dl>{dl}</dl>", "<h2>Scores</h2>",

@@ -59,9 +59,9 @@ def backtest(
     from controller.policy import parse_duration
     from controller.policy.counterpart import hpa_counterpart, spec_differences
     from controller.runtime.backtest import (LOAD_ASSUMPTION, MAX_WINDOW_S, blind_policies, parse_time, sample_notes,
-                                             stream_backtest)
+                                             start_notes, stream_backtest)
     from controller.runtime.reconciler import RuntimePolicy
-    from simulators.backtest_report import Backtest, write_outputs
+    from simulators.backtest_report import Backtest, actual_notes, write_outputs
 
     if out is not None and report and find_spec("matplotlib") is None:
         fail(["report.html needs matplotlib, which is not installed: pip install matplotlib, or pass --no-report"])
@@ -115,7 +115,7 @@ def backtest(
                                                                                      total=total))
     if not data.targets:
         raise BacktestError(f"no targets: the policy selects by label and no series of namespace "
-                            f"{loaded.targets.namespace!r} came back at the start of the window; check the "
+                            f"{loaded.targets.namespace!r} came back anywhere in the window; check the "
                             f"queries and the window")
     samples = sample_notes(policies, data, labels, names)
     blind = blind_policies(policies, data)
@@ -131,12 +131,14 @@ def backtest(
     if other is not None and other.targets != loaded.targets:
         notes.append(f"{other.name} selects other targets than {loaded.name}; both are replayed on "
                      f"{loaded.name}'s ({loaded.targets.describe()})")
+    notes += start_notes(data)
     notes += samples
     if missing:
         notes.append(f"the replicas that ran are unknown for {len(missing)} target(s) ({', '.join(missing[:5])}): "
                      f"their signals are replayed unscaled")
     bt = Backtest(data, runs, str(policy), config.safe_url,
                   spec_differences(loaded, other) if other else [], notes)
+    notes += actual_notes(bt)  # the same list: the report's notes too
     _print_backtest(bt)
     for note in notes:
         typer.echo(note, err=True)

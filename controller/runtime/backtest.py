@@ -13,7 +13,8 @@ Reconciler; there is no second decision path. Here:
   signal (``utilization`` and ``value`` targets, whose proposal is ``replicas x value / target``)
   observed with ``a`` replicas running reads ``value x a / c`` under ``c`` counterfactual
   replicas. ``averagePerReplica`` metrics are totals (``value / target``) and are not rescaled.
-- :func:`run_backtest` runs one policy over the grid and returns its replica timeline.
+- :func:`run_backtest` runs one policy over the grid and returns its replica timeline; each
+  target from its first sample on (a workload younger than the window joins as it would live).
 
 Health checks are not replayed (they act on pods, which a backtest does not have).
 """
@@ -106,6 +107,42 @@ def discover_targets(selector: TargetSelector, series_lists: Iterable[Sequence],
             if key is not None and key[0] == selector.namespace:
                 seen.add(TargetRef(key[0], key[1], selector.kind))
     return sorted(seen)
+
+
+#: Longest step of the pass that finds a label selector's targets over the whole window. Prometheus
+#: reads a series up to 5 minutes old (its default lookback delta), so at this step (or finer) every
+#: workload whose series last 5 minutes answers at least once (one that lived less, between two
+#: points, may be missed: it is not replayed). About 2,000 points a week: one request.
+DISCOVERY_STEP_S = 300.0
+#: Grid points per request of that pass (Prometheus refuses more than 11,000 per series).
+DISCOVERY_POINTS = 10_000
+
+
+def discovery_grid(start_s: float, end_s: float, step_s: float) -> tuple[float, float, float]:
+    """(first, last, step) of the discovery pass: a multiple of ``step_s`` of at most
+    ``DISCOVERY_STEP_S`` (``step_s`` if coarser), ending on the replay grid's last point, so its
+    points are replay grid points and the first lies within one discovery step of ``start_s``."""
+    coarse = step_s * max(1, int(DISCOVERY_STEP_S // step_s))
+    last = time_grid(start_s, end_s, step_s)[-1]
+    return last - coarse * int((last - start_s) // coarse), last, coarse
+
+
+def discover_window(source, selector: TargetSelector, queries: Sequence[str], start_s: float, end_s: float,
+                    step_s: float, labels: tuple[str, str], timeout_s: float | None = None) -> list[TargetRef]:
+    """The policy's targets over the whole window, as ``discover_targets``. A label selector costs one
+    range query (``query_range``) per ``DISCOVERY_POINTS`` points of ``discovery_grid``: every query
+    grouped by the target labels, joined with ``or``, so each answer holds one series per workload
+    of value 1, and is reduced to its workloads before the next (memory bounded by one answer)."""
+    if selector.by_name or not queries:
+        return discover_targets(selector, [], labels)
+    by = ", ".join(labels)
+    expr = " or ".join(f"group by ({by}) ({q})" for q in queries)
+    first, last, coarse = discovery_grid(start_s, end_s, step_s)
+    seen: dict[tuple, object] = {}
+    for lo, hi in segment_windows(first, last, coarse, DISCOVERY_POINTS):
+        for s in source.query_range(expr, lo, hi, coarse, timeout_s=timeout_s):
+            seen.setdefault(tuple(sorted(s.labels.items())), s)
+    return discover_targets(selector, [list(seen.values())], labels)
 
 
 @dataclass
@@ -280,7 +317,8 @@ class ReplayData:
 
     ``counts`` {query: (T, N)} series with a sample at each time (0, 1, 2: several), as the live
     source's present and conflict (without it, a finite value is a sample); ``samples`` {query:
-    SampleCounts} over the whole window (``stream_backtest``, ``fetch_replay_data``)."""
+    SampleCounts} over the whole window (``stream_backtest``, ``fetch_replay_data``); ``since_s``
+    (N,) each target's first grid time with a sample (NaN: none), set by the same two."""
 
     targets: list[TargetRef]
     t_s: np.ndarray
@@ -289,31 +327,65 @@ class ReplayData:
     actual: np.ndarray
     counts: dict[str, np.ndarray] = field(default_factory=dict)
     samples: dict[str, SampleCounts] = field(default_factory=dict)
+    since_s: np.ndarray | None = None
 
     @property
     def has_actual(self) -> np.ndarray:
         """(N,) the replicas that ran are known for the target (at some point)."""
         return np.isfinite(self.actual).any(axis=0)
 
+    @property
+    def present(self) -> np.ndarray:
+        """(T, N) the target has a sample of some query (even an unusable one) or its replicas
+        that ran are known: it exists at that time."""
+        out = np.isfinite(self.actual)
+        for expr, values in self.metrics.items():
+            count = self.counts.get(expr)
+            out |= count > 0 if count is not None else np.isfinite(values)
+        return out
+
+
+def first_times(present: np.ndarray, t_s: np.ndarray) -> np.ndarray:
+    """(N,) the first time of ``t_s`` (T,) at which each column of ``present`` (T, N) is true; NaN
+    where none is."""
+    return np.where(present.any(axis=0), t_s[np.argmax(present, axis=0)] if t_s.size else np.nan, np.nan)
+
 
 # --- the ports ------------------------------------------------------------------------------------
 
 class ReplayCluster:
-    """An in-memory Cluster of the counterfactual replicas: ``apply`` sets them at once."""
+    """An in-memory Cluster of the counterfactual replicas: ``apply`` sets them at once. It holds
+    the ``live`` targets only (all unless told otherwise): a target joins with ``add``, as a
+    Deployment created live, and the Reconciler gives it a fresh state as it would live."""
 
-    def __init__(self, targets: Sequence[TargetRef], initial: np.ndarray):
+    def __init__(self, targets: Sequence[TargetRef], initial: np.ndarray, live: np.ndarray | None = None):
         self.targets = list(targets)
         self.row = {t: i for i, t in enumerate(self.targets)}
         self.spec = np.asarray(initial, dtype=np.float64).copy()
-        self._ones = np.ones(len(self.targets), bool)
-        self._zeros = np.zeros(len(self.targets), bool)
+        self.live = np.ones(len(self.targets), bool) if live is None else np.asarray(live, bool).copy()
+        self._resolved()
+
+    def _resolved(self) -> None:
+        # one list object while nothing joins: the Reconciler tells an unchanged list by identity
+        self.rows = np.flatnonzero(self.live)
+        self.resolved = self.targets if self.live.all() else [self.targets[i] for i in self.rows]
+        self._ones = np.ones(self.rows.size, bool)
+        self._zeros = np.zeros(self.rows.size, bool)
+
+    def add(self, rows: np.ndarray, replicas: np.ndarray) -> None:
+        """Targets ``rows`` (boolean (N,)) join with ``replicas`` (their number of them)."""
+        self.spec[rows] = replicas
+        self.live |= rows
+        self._resolved()
 
     def resolve(self, selector: TargetSelector) -> list[TargetRef]:
-        return self.targets
+        return self.resolved
 
     def observe(self, targets: Sequence[TargetRef], with_pods: bool | None = None) -> ClusterView:
-        spec = self.spec.copy()
-        return ClusterView(spec=spec, status=spec, ready=spec, rollout=self._zeros, exists=self._ones)
+        spec = self.spec.copy() if len(targets) == len(self.targets) else self.spec[[self.row[t] for t in targets]]
+        ones, zeros = (self._ones, self._zeros) if len(targets) == self.rows.size else (
+            np.ones(len(targets), bool), np.zeros(len(targets), bool))
+        return ClusterView(spec=spec, status=spec, ready=spec, rollout=zeros, exists=ones)
 
     def apply(self, action: Action) -> None:
         if action.kind is ActionKind.SCALE and action.replicas is not None:
@@ -335,14 +407,18 @@ class ReplayMetrics:
     def query(self, expr: str, targets: Sequence[TargetRef], at: float, *, labels=None) -> Samples:
         """The grid's row as the live source answers: present where exactly one series had a
         sample (NaN and +/-Inf included: the core masks them), conflict where several had."""
-        values = self.data.metrics[expr][self.index].copy()
+        every = len(targets) == len(self.data.targets)
+        cols = slice(None) if every else (  # the live targets only
+            self.cluster.rows if targets is self.cluster.resolved else [self.cluster.row[t] for t in targets])
+        values = self.data.metrics[expr][self.index, cols].copy()
+        zeros, no = (self._zeros, self._no) if every else (np.zeros(len(targets)), np.zeros(len(targets), bool))
         if expr in self.per_replica:
-            values = rescaled(values, self.data.actual[self.index], self.cluster.spec)
+            values = rescaled(values, self.data.actual[self.index, cols], self.cluster.spec[cols])
         count = self.data.counts.get(expr)
         if count is None:  # data without counts (built by hand, warm start): a finite value is a sample
-            return Samples(values=values, present=np.isfinite(values), age_s=self._zeros, conflict=self._no)
-        return Samples(values=values, present=count[self.index] == 1, age_s=self._zeros,
-                       conflict=count[self.index] > 1)
+            return Samples(values=values, present=np.isfinite(values), age_s=zeros, conflict=no)
+        return Samples(values=values, present=count[self.index, cols] == 1, age_s=zeros,
+                       conflict=count[self.index, cols] > 1)
 
 
 def rescaled(values: np.ndarray, actual: np.ndarray, counterfactual: np.ndarray) -> np.ndarray:
@@ -405,9 +481,13 @@ def required_replicas(params: PolicyParams, queries: Sequence[str], data: Replay
 
 class Replayer:
     """One policy replayed through the Reconciler, fed consecutive segments of one grid (so
-    fetching the next window can overlap replaying this one). One cycle per policy interval;
-    the counterfactual starts from the first replicas known to have run in the first segment
-    (clamped to the policy's bounds; the policy's min where unknown)."""
+    fetching the next window can overlap replaying this one). One cycle per policy interval.
+
+    Each target is replayed from its first tick at or after its first sample (``ReplayData.present``:
+    a Deployment created mid-window, or history younger than the window); before it, its replicas
+    are NaN (it did not exist: nothing to score). Its counterfactual starts from the first replicas
+    known to have run from then on in that segment (clamped to the policy's bounds; the policy's
+    min where unknown)."""
 
     def __init__(self, policy: RuntimePolicy, *, name: str = "policy", description: str = ""):
         self.policy = backtest_policy(policy)
@@ -425,11 +505,9 @@ class Replayer:
         self.errors: list[str] = []
 
     def _start(self, segment: ReplayData) -> None:
-        params = self.policy.params
-        first = first_known(segment.actual)
-        initial = np.where(np.isfinite(first), np.clip(first, params.min_replicas, params.max_replicas),
-                           params.min_replicas)
-        self.cluster = ReplayCluster(segment.targets, initial)
+        params, n = self.policy.params, len(segment.targets)
+        self.seen = np.zeros(n, bool)  # (N,) a sample before the current segment
+        self.cluster = ReplayCluster(segment.targets, np.full(n, float(params.min_replicas)), np.zeros(n, bool))
         per_replica = {q for q, m in zip(self.policy.queries, params.metrics) if m.kind in PER_REPLICA_KINDS}
         self.metrics = ReplayMetrics(segment, self.cluster, per_replica)
         self.reconciler = Reconciler(self.policy, self.metrics, self.cluster)
@@ -446,12 +524,21 @@ class Replayer:
         n = len(segment.targets)
         replicas = np.empty((rows.size, n))
         reasons = np.full((rows.size, n), -1, dtype=np.int64)
+        live = self.cluster.live
+        # seen[k]: a sample at or before row k (this segment or an earlier one)
+        seen = np.logical_or.accumulate(segment.present, axis=0) | self.seen
         for j, k in enumerate(rows):
+            if not live.all():
+                self._start_targets(segment, int(k), seen[k] & ~live)
+                live = self.cluster.live
+                if not live.any():  # nothing exists yet: no cycle
+                    replicas[j] = np.nan
+                    continue
             self.metrics.index = int(k)
             result = self.reconciler.cycle(float(segment.t_s[k]))
-            replicas[j] = self.cluster.spec
+            replicas[j] = np.where(live, self.cluster.spec, np.nan)
             if result.decision is not None:
-                reasons[j] = result.decision.reason
+                reasons[j, self.cluster.rows] = result.decision.reason
             if result.errors and len(self.errors) < 20:
                 self.errors += result.errors
             if on_tick and (j % progress_every == 0 or j == rows.size - 1):
@@ -462,7 +549,19 @@ class Replayer:
         self._required.append(required_replicas(self.policy.params, self.policy.queries, segment, rows))
         if rows.size:
             self.next_tick = self.offset + int(rows[-1]) + self.every
+        if segment.t_s.size:  # a first sample after this segment's last tick: started at the next one's first
+            self.seen = seen[-1]
         self.offset += segment.t_s.size
+
+    def _start_targets(self, segment: ReplayData, k: int, fresh: np.ndarray) -> None:
+        """Start the ``fresh`` (N,) targets at row ``k``: their counterfactual replicas become the
+        first known to have run from row ``k`` on in ``segment`` (clamped), else the policy's min."""
+        if not fresh.any():
+            return
+        params = self.policy.params
+        first = first_known(segment.actual[k:, fresh])
+        self.cluster.add(fresh, np.where(np.isfinite(first), np.clip(first, params.min_replicas, params.max_replicas),
+                                         params.min_replicas))
 
     def result(self) -> BacktestRun:
         def joined(parts: list[np.ndarray], shape_tail: tuple) -> np.ndarray:
@@ -522,8 +621,10 @@ def fetch_replay_data(source, policies: Sequence[RuntimePolicy], start_s: float,
     with ThreadPoolExecutor(max(1, min(max_concurrency, len(exprs))), thread_name_prefix="range-query") as pool:
         fetched = dict(zip(exprs, pool.map(fetch, range(len(exprs)))))
     targets = discover_targets(first.selector, [fetched[q] for q in queries], labels)
-    return replay_segment(fetched, plan, labels, targets, time_grid(start_s, end_s, step_s), step_s, {},
+    data = replay_segment(fetched, plan, labels, targets, time_grid(start_s, end_s, step_s), step_s, {},
                           distinct_bounds(query_bounds(policies)))
+    data.since_s = first_times(data.present, data.t_s)
+    return data
 
 
 def replay_segment(fetched: dict, plan: tuple[list[str], str, tuple[str, str]], labels: tuple[str, str],
@@ -640,17 +741,18 @@ def stream_backtest(source, policies: Sequence[RuntimePolicy], names: Sequence[s
     per metric and one for the replicas that ran, each within ``timeout_s``: ``query_range``'s)
     and replay every policy over each segment while the next one is fetched. Returns the replicas
     that ran on the whole grid (``metrics`` left empty: the segments are dropped once replayed;
-    ``samples`` counts what each query gave over the window) and one run per policy.
+    ``samples`` counts what each query gave over the window; ``since_s`` each target's first
+    sample) and one run per policy.
 
     The targets are the first policy's: its names, or (a label selector) the workloads of its
-    namespace seen in the first segment. ``on_progress(segments done, segments)``.
+    namespace seen anywhere in the window (``discover_window``, while the first segment is
+    fetched); none: no run. ``on_progress(segments done, segments)``.
     """
     first = policies[0]
     plan = plan_queries(policies, labels)
     queries, replicas_expr, _ = plan
     exprs = queries + [replicas_expr]
     windows = segment_windows(start_s, end_s, step_s, segment_points)
-    targets: list[TargetRef] = []
     samples: dict[str, SampleCounts] = {}
     bounds = distinct_bounds(query_bounds(policies))
 
@@ -661,24 +763,57 @@ def stream_backtest(source, policies: Sequence[RuntimePolicy], names: Sequence[s
 
     replayers = [Replayer(p, name=n, description=d) for p, n, d in zip(policies, names, descriptions)]
     actual: list[np.ndarray] = []
+    since: list[np.ndarray] = []
     with ThreadPoolExecutor(max(1, min(max_concurrency, len(exprs))), thread_name_prefix="range-query") as queries_pool, \
             ThreadPoolExecutor(1, thread_name_prefix="prefetch") as prefetch:
         pending = prefetch.submit(fetch, windows[0])
-        for i, window in enumerate(windows):
+        # the whole window's targets before the replay: the first segment may predate a workload
+        targets = discover_window(source, first.selector, queries, start_s, end_s, step_s, labels, timeout_s)
+        for i, window in enumerate(windows if targets else ()):
             fetched = pending.result()
             if i + 1 < len(windows):  # Prometheus works on the next window while this one replays
                 pending = prefetch.submit(fetch, windows[i + 1])
-            if i == 0:
-                targets = discover_targets(first.selector, [fetched[q] for q in queries], labels)
-                if not targets:
-                    break
             data = replay_segment(fetched, plan, labels, targets, time_grid(*window, step_s), step_s, samples,
                                   bounds)
             for replayer in replayers:
                 replayer.feed(data)
             actual.append(data.actual)
+            since.append(first_times(data.present, data.t_s))
             if on_progress:
                 on_progress(i + 1, len(windows))
     t_s = time_grid(start_s, end_s, step_s)
     whole = np.concatenate(actual) if actual else np.zeros((t_s.size, 0))
-    return ReplayData(targets, t_s, step_s, {}, whole, samples=samples), [r.result() for r in replayers]
+    first_s = np.fmin.reduce(since) if since else np.zeros(0)  # fmin: the earliest segment with a sample
+    return (ReplayData(targets, t_s, step_s, {}, whole, samples=samples, since_s=first_s),
+            [r.result() for r in replayers])
+
+
+def start_notes(data: ReplayData) -> list[str]:
+    """Where the replay starts later than the window (``data.since_s``): the history's start when
+    no target has a sample before it (Prometheus' retention, or workloads younger than the window),
+    the targets whose series start later still, and those with no sample at all."""
+    since, t_s = data.since_s, data.t_s
+    if since is None or not t_s.size:
+        return []
+    lines, known = [], np.isfinite(since)
+    history = float(np.min(since[known])) if known.any() else math.nan
+    if history > t_s[0]:
+        lines.append(f"history starts at {iso(history)}: no sample of the queries or of the replicas that ran "
+                     f"before it (Prometheus' retention, or workloads younger than the window); the replay "
+                     f"starts there")
+    later = np.flatnonzero(known & (since > history))
+    if later.size:
+        shown = ", ".join(f"{data.targets[i].key} from {iso(since[i])}" for i in later[:5])
+        more = f" and {later.size - 5} more" if later.size > 5 else ""
+        lines.append(f"{later.size} target(s) replayed from their first sample (no data before it, no replicas "
+                     f"counted): {shown}{more}")
+    never = np.flatnonzero(~known)
+    if never.size:
+        lines.append(f"{never.size} target(s) without any sample in the window, not replayed: "
+                     + ", ".join(data.targets[i].key for i in never[:5]) + (" ..." if never.size > 5 else ""))
+    return lines
+
+
+def iso(t_s: float) -> str:
+    """``2026-11-01T00:00:00Z``."""
+    return datetime.fromtimestamp(t_s, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
