@@ -307,7 +307,10 @@ def _print_status(policies: dict, now: float) -> None:
     console.print(f"times in local time, {zone_name(now)}; now {wall_clock(now, now).split(' ')[0]}", markup=False)
     for name, policy in policies.items():
         targets = policy["targets"]
-        summary = table(f"policy {name}: last cycle {wall_clock(policy['at'], now)}",
+        # a simulation's records are kept per controller (policy, hpa, ...): say which policy each ran
+        ran = sorted({str(s.get("policy")) for s in targets.values() if s.get("policy") not in (None, name)})
+        who = f"controller {name} (policy {', '.join(ran)})" if ran else f"policy {name}"
+        summary = table(f"{who}: last cycle {wall_clock(policy['at'], now)}",
                         ["target", "cur", "want", "reason", "last action", "health"], fold=(4, 5))
         for key, s in targets.items():
             summary.add_row(key, _num(s.get("current")), _num(s.get("desired")), s.get("reason") or "-",

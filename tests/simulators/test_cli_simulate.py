@@ -114,6 +114,15 @@ def test_explain_without_a_controller_shows_the_policy_under_test(default_run):
     assert hpa and all(" hpa default/web:" in line for line in hpa)
 
 
+def test_status_of_a_simulation_names_each_controller_and_the_policy_it_ran(default_run):
+    """It said 'policy policy:' and 'policy hpa:' (a simulation's records are kept per controller)."""
+    cwd, _ = default_run
+    proc = setpoint("status", "--records", "out/flash-crowd", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    assert "controller policy (policy setpoint-default): last cycle" in proc.stdout
+    assert "controller hpa (policy hpa-cpu): last cycle" in proc.stdout and "policy policy" not in proc.stdout
+
+
 def test_simulate_rejects_a_broken_scenario_with_file_and_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("apiVersion: setpoint/v1\nkind: Scenario\nmetadata: {name: x}\nspec:\n  duration: 5\n")
