@@ -73,14 +73,22 @@ class WarmStart:
     warm: list[str] = field(default_factory=list)
     cold: list[str] = field(default_factory=list)
     error: str | None = None
+    #: per cold target with replicas known later in the window: the first time they are (epoch s)
+    known_from: dict[str, float] = field(default_factory=dict)
 
     def for_target(self, key: str) -> dict:
         """The record entry of one target: how its state started."""
         out = {"at": self.at, "source": self.source, "window_s": self.window_s, "from": self.from_s,
                "to": self.to_s, "ticks": self.ticks, "warm": key in self.warm}
         if key not in self.warm:
-            out["why"] = self.error or "replicas that ran unknown at the window's start (no kube-state-metrics?)"
+            out["why"] = self.error or self._cold_why(key)
         return out
+
+    def _cold_why(self, key: str) -> str:
+        if key in self.known_from:  # kube-state-metrics is there: the history is younger than the window
+            return (f"replicas that ran known only from {self.known_from[key] - self.from_s:.0f}s into the "
+                    f"{self.window_s:.0f}s window (a workload or Prometheus history younger than the window)")
+        return "replicas that ran unknown over the window (no kube_deployment_spec_replicas: kube-state-metrics?)"
 
     def summary(self) -> str:
         if self.error:
@@ -173,6 +181,9 @@ def warm_start(policy, source, targets: Sequence[TargetRef], now: float) -> tupl
     info.ticks = data.t_s.size
     info.warm = [k for k, w in zip(keys, warm) if w]
     info.cold = [k for k, w in zip(keys, warm) if not w]
+    known = np.isfinite(data.actual)
+    info.known_from = {k: float(data.t_s[np.argmax(known[:, i])]) for i, k in enumerate(keys)
+                       if not warm[i] and known[:, i].any()}
     return (state if warm.any() else None), info
 
 

@@ -173,6 +173,19 @@ def test_without_history_it_starts_cold_and_never_scales_down_earlier(history, n
     assert record["warm"] is False and why in record["why"]
 
 
+def test_a_history_younger_than_the_window_is_said_as_such(history):
+    """Restarted 2 minutes after the history begins, with kube-state-metrics there: the records
+    blamed a missing kube-state-metrics ("no kube-state-metrics?"), now the history's age."""
+    server, t, a, _ = history
+    assert warm_window_s(policy("shop").params) > 120.0
+    _, _, first = restarted(server, "shop", t, a, 2.0, None)
+    info = first.warm_start
+    assert info.warm == [] and info.cold == ["shop/api", "shop/web"]
+    why = cycle_records(first, first.metric_names)[1].to_dict()["warm_start"]["why"]
+    assert why.startswith("replicas that ran known only from ") and "younger than the window" in why, why
+    assert "kube-state-metrics" not in why
+
+
 class DarkCluster(ReplayCluster):
     """A ReplayCluster whose targets have no Ready pod (a dependency every readiness probe checks
     is down when the controller restarts)."""
