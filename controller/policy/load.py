@@ -227,7 +227,7 @@ def _finish(check: PolicyCheck, documents: list[_Document]) -> None:
     order = {file: i for i, file in enumerate(check.files)}
     check.errors.sort(key=lambda e: (order.get(e.file, -1), e.line or 0))
     check.warnings = [d.error(loc, message) for d in documents if d.model is not None
-                      for loc, message in unit_warnings(d.model)]
+                      for loc, message in unit_warnings(d.model)] + _overlapping_selectors(documents)
     if check.errors:
         return
     check.policies = [_compile(d) for d in documents]
@@ -264,6 +264,36 @@ def _contested_targets(documents: list[_Document]) -> list[FieldError]:
                 errors.append(document.error(loc, f"{kind} {namespace}/{name} is already scaled by policy "
                                                   f"'{owner.model.metadata.name}' ({at.file}:{at.line})"))
     return errors
+
+
+def _overlapping_selectors(documents: list[_Document]) -> list[FieldError]:
+    """A warning per pair of scaling policies whose selectors are bound to meet: one's labels are
+    all among the other's, in one namespace (every workload the narrower selects, the wider does
+    too). Not an error: the runtime gives such a workload to the policy that selected it first,
+    and the other leaves it alone, but that is rarely what the author of the second meant."""
+    seen: list[tuple[_Document, tuple, dict]] = []
+    out = []
+    for document in documents:
+        model = document.model
+        if model is None or model.spec.scaling is None or model.spec.targets.selector is None:
+            continue
+        targets = model.spec.targets
+        labels = targets.selector.match_labels
+        key = (targets.kind, targets.namespace)
+        for other, other_key, other_labels in seen:
+            narrower, wider = (labels, other_labels) if other_labels.items() <= labels.items() else (
+                (other_labels, labels) if labels.items() <= other_labels.items() else (None, None))
+            if other_key != key or narrower is None:
+                continue
+            at = other.error(("spec", "targets", "selector"), "")
+            shown = ",".join(f"{k}={v}" for k, v in sorted(narrower.items()))
+            out.append(document.error(("spec", "targets", "selector"), (
+                f"warning: every {targets.kind} of namespace {targets.namespace} labelled {shown} is selected by "
+                f"this policy and by '{other.model.metadata.name}' ({at.file}:{at.line}) too: at run time the "
+                f"policy that selects it first governs it and the other leaves it alone (PolicyConflict); "
+                f"narrow one of the selectors")))
+        seen.append((document, key, labels))
+    return out
 
 
 def _named_targets(model: PolicyDocument) -> list[tuple[tuple, tuple[str, str, str]]]:

@@ -32,7 +32,12 @@ def test_valid_files_exit_0_with_one_summary_line_each():
 def test_a_folder_is_validated_file_by_file():
     result = run("validate", POLICIES)
     assert result.exit_code == 0, result.output
-    assert len(result.stdout.splitlines()) == len(list(POLICIES.glob("*.yaml")))
+    lines = result.stdout.splitlines()
+    assert len([line for line in lines if ": ok, " in line]) == len(list(POLICIES.glob("*.yaml")))
+    # the examples that select setpoint.io/autoscale=true are alternatives, not one set to run
+    warned = [line for line in lines if ": ok, " not in line]
+    assert warned and all("spec.targets.selector: warning: every Deployment of namespace default labelled "
+                          "setpoint.io/autoscale=true is selected by this policy and by" in line for line in warned)
     assert f"{POLICIES}/hpa-cpu.yaml: ok, 1 policy (hpa-cpu: 1 target, 1 metric, 0 health checks, preset hpa)" \
         in result.stdout.splitlines()
 
@@ -93,3 +98,29 @@ def test_schema_out_writes_the_file(tmp_path):
 def test_top_level_help_lists_commands(args):
     result = run(*args)
     assert "validate" in result.output and "schema" in result.output
+
+
+@pytest.mark.parametrize("first, second, warned", [
+    pytest.param({"app": "web"}, {"app": "web"}, True, id="the-same-labels"),
+    pytest.param({"app": "web"}, {"app": "web", "tier": "front"}, True, id="a-narrower-selector-inside-a-wider"),
+    pytest.param({"app": "web"}, {"app": "api"}, False, id="disjoint-labels"),
+    pytest.param({"app": "web", "tier": "back"}, {"app": "web", "tier": "front"}, False, id="neither-inside-the-other"),
+])
+def test_selectors_bound_to_meet_are_warned(tmp_path, first, second, warned):
+    """Two policies whose selectors are bound to meet: at run time one of them leaves each such
+    workload alone, which validate said nothing about."""
+    def policy(name: str, labels: dict) -> str:
+        shown = ", ".join(f"{k}: {v}" for k, v in labels.items())
+        return (f"apiVersion: setpoint/v1\nkind: Policy\nmetadata: {{name: {name}}}\nspec:\n"
+                f"  targets: {{namespace: shop, selector: {{matchLabels: {{{shown}}}}}}}\n  interval: 15s\n"
+                f"  replicas: {{min: 2, max: 20}}\n  scaling:\n    metrics:\n      - name: rps\n"
+                f"        query: sum by (namespace, deployment) (rate(http_requests_total[1m]))\n"
+                f"        target: {{averagePerReplica: 85}}\n")
+    (tmp_path / "a.yaml").write_text(policy("a", first))
+    (tmp_path / "b.yaml").write_text(policy("b", second))
+    result = run("validate", "--strict", tmp_path)
+    assert result.exit_code == (1 if warned else 0), result.output
+    expected = (f"{tmp_path}/b.yaml:5: spec.targets.selector: warning: every Deployment of namespace shop labelled "
+                f"{','.join(f'{k}={v}' for k, v in sorted(second.items()))} is selected by this policy and by 'a' "
+                f"({tmp_path}/a.yaml:5) too")
+    assert any(line.startswith(expected) for line in result.stdout.splitlines()) is warned, result.output
