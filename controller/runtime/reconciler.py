@@ -198,8 +198,23 @@ def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: f
                       for h, k in zip(health, keys)]
         records = [replace(r, extra={**r.extra, "health": h}) for r, h in zip(records, health)]
     if start_s:
-        records = [replace(r, at=r.at - start_s) for r in records]
+        records = [replace(r, at=r.at - start_s, extra=_relative_extra(r.extra, start_s)) for r in records]
     return records
+
+
+#: The times nested in a record's extra, made relative with its ``at`` (epoch s in a live run's)
+_NESTED_TIMES = {"health": ("at",), "externalScale": ("at", "until")}
+
+
+def _relative_extra(extra: dict, start_s: float) -> dict:
+    """``extra`` with the times of _NESTED_TIMES in seconds since ``start_s``, as the record's ``at``."""
+    out = extra
+    for part, keys in _NESTED_TIMES.items():
+        entry = extra.get(part)
+        if isinstance(entry, dict) and any(isinstance(entry.get(k), (int, float)) for k in keys):
+            out = out if out is not extra else dict(extra)
+            out[part] = {**entry, **{k: entry[k] - start_s for k in keys if isinstance(entry.get(k), (int, float))}}
+    return out
 
 
 #: The reason of a health-only cycle's records: scaling was not evaluated (its replicas held).

@@ -217,6 +217,7 @@ def test_explain_shows_the_revision_comparison_behind_a_rollback(tmp_path):
     assert proc.returncode == 0, proc.stderr
     records = [json.loads(line) for line in (tmp_path / "o" / "decisions.jsonl").read_text().splitlines()]
     rollback = next(r for r in records if r.get("controller") == "policy" and (r.get("health") or {}).get("action"))
+    assert rollback["health"]["at"] == rollback["at"]  # seconds since the start, both (it was an epoch)
     explained = setpoint("explain", "o", "--controller", "policy", "--at", str(rollback["at"]), cwd=tmp_path)
     assert explained.returncode == 0, explained.stderr
     text = explained.stdout
