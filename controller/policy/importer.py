@@ -258,6 +258,9 @@ class _Conversion:
             query = self._resource_query(kind, workload, str(resource), container, ttype == "Utilization",
                                          path + (key, "name"))
             name = f"{resource}" if not container else f"{container}-{resource}"
+            self.notes.append(f"metric {name}: one {resource} value per workload (a ratio of sums), which every pod "
+                              f"stands for: HPA's pod-by-pod handling of missing and not-yet-Ready pods needs the "
+                              f"query by (namespace, pod) (live runs only: a backtest reads workload series)")
             if mtype == "ContainerResource":
                 self.notes.append(f"metric {name}: ContainerResource ({resource} of container {container} only) is "
                                   f"read from cAdvisor and kube-state-metrics series filtered on container=\"{container}\"")

@@ -94,6 +94,15 @@ def test_min_zero_becomes_one_with_a_comment():
     assert "scale to zero" in text and load_policy_text(text)[0].model.spec.replicas.min_replicas == 1
 
 
+def test_a_resource_metric_says_it_is_one_value_per_workload():
+    """It said 'Differences from the source: none beyond the metric source', while a ratio of sums
+    loses HPA's handling of missing and not-yet-Ready pods."""
+    text = import_files([str(FIXTURES / "php-apache-v2.yaml")]).text
+    assert "none beyond the metric source" not in text
+    assert "# Differences from the source:\n#  - metric cpu: one cpu value per workload (a ratio of sums)" in text
+    assert "needs the\n#    query by (namespace, pod)" in text or "query by (namespace, pod)" in text.replace("\n#    ", " ")
+
+
 def test_external_and_container_resource_convert_with_comments():
     text = import_files([str(FIXTURES / "external-and-container.yaml")]).text
     assert "External metric has no query" in text and "ContainerResource" in text
