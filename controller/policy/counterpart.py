@@ -53,8 +53,23 @@ def differences(a: dict, b: dict, prefix: str = "") -> list[str]:
 
 
 def _show(value) -> str:
+    """A value as a policy file would write it: a mapping or list in YAML's flow style, whole
+    floats as integers (it printed Python's repr: {'stabilizationWindow': 0.0, ...})."""
     if value is None:
         return "(not set)"
+    if isinstance(value, (dict, list)):
+        import yaml
+
+        return yaml.safe_dump(_whole(value), default_flow_style=True, sort_keys=False, width=10**9).strip()
+    return str(_whole(value))
+
+
+def _whole(value):
+    """``value`` with whole floats as integers, nested."""
+    if isinstance(value, dict):
+        return {k: _whole(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole(v) for v in value]
     if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+        return int(value)
+    return value

@@ -210,6 +210,9 @@ def test_hpa_counterpart_differs_where_hpa_has_no_field():
     diffs = spec_differences(policy, hpa)
     assert any(d.startswith("preset:") for d in diffs) and any(d.startswith("scaling.smoothing") for d in diffs)
     assert any(d.startswith("scaling.tolerance.up: 0.05 vs 0.1") for d in diffs)
+    # as a policy file writes it, not Python's repr ({'ewma': {'halfLifeSeconds': 45.0}})
+    [smoothing] = [d for d in diffs if d.startswith("scaling.smoothing")]
+    assert "{" in smoothing and "'" not in smoothing and ".0" not in smoothing, smoothing
 
 
 # --- against a real Prometheus ----------------------------------------------------------------------
