@@ -260,8 +260,11 @@ def tune(
             if "error" in t:
                 say(f"trial {t['number']}: {what}: invalid ({t['error']})")
             else:
+                # the budget is per scenario (HPA's minutes at the trial's own cost, by default): say the margin
+                margin = (f"within budget ({-t['excess']:g} min to spare on the tightest scenario)" if t["feasible"]
+                          else f"over budget by {t['excess']:g} min on a scenario")
                 say(f"trial {t['number']}: {what}: {t['replica_hours']:g} replica-hours, "
-                    f"{t['slo_violation_minutes']:g} min, {'within' if t['feasible'] else 'over'} budget")
+                    f"{t['slo_violation_minutes']:g} min, {margin}")
 
         try:
             with runner, bar or nullcontext():

@@ -122,7 +122,14 @@ def test_cli_tune_writes_a_valid_policy_with_its_provenance(scenarios, tmp_path,
     assert "# Chosen: trial " in text
     chosen = text.split("# Chosen: trial ")[1].split(":", 1)[1].split(".\n")[0].strip()  # averagePerReplica=N
     assert check.policies[0].params.metrics[0].target == float(chosen.split("=")[1])
-    assert "Held-out scores" in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert "Held-out scores" in said.out
+    # each trial's margin to its budget, not only "within" or "over" (the budget is per scenario)
+    trials = [line for line in said.err.splitlines() if line.startswith("trial ")]
+    assert len(trials) == 4, trials
+    for line in trials:
+        assert ("min to spare on the tightest scenario)" in line or "over budget by " in line
+                or ": invalid (" in line), line
     import json
 
     doc = json.loads((tmp_path / "work" / "tune.json").read_text())
