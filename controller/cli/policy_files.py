@@ -93,13 +93,18 @@ def import_(
         "--out-dir", parser=output_folder, metavar="FOLDER", help="Write one NAME.yaml per policy into this folder.")] = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Overwrite files that exist (without it, nothing is written when one does).")] = False,
+    skip_invalid: Annotated[bool, typer.Option(
+        "--skip-invalid", help="Convert the objects that can be and leave out each that cannot, saying why on "
+                               "stderr (a cluster's `kubectl get hpa -A` may hold one that scales an Argo Rollout).")
+    ] = False,
 ) -> None:
     """Convert HorizontalPodAutoscalers (autoscaling/v1, v2) and KEDA ScaledObjects (prometheus,
     cpu and memory triggers) into Setpoint policies with preset: hpa.
 
     Lists (kind: List, as kubectl get -o yaml prints) are expanded; other kinds are skipped
     with a note on stderr. Every difference from the source is written as a comment above its
-    policy. The output passes `setpoint validate`. Exit 1 when an object cannot be converted, or
+    policy. The output passes `setpoint validate`. Exit 1 when an object cannot be converted (unless
+    --skip-invalid and another can), or
     when a file to write exists and --force is not given (nothing is written then: an imported
     file over a policy a team has since edited and reviewed would lose that work).
     """
@@ -110,7 +115,7 @@ def import_(
     if out is not None and out_dir is not None:
         fail(["pass --out or --out-dir, not both"])
     try:
-        result = import_files(files, stdin=sys.stdin.buffer)
+        result = import_files(files, stdin=sys.stdin.buffer, skip_invalid=skip_invalid)
     except InvalidInput as exc:  # every object that cannot be converted, each at its file and line
         fail(exc.errors)
     for note in result.skipped:

@@ -68,9 +68,11 @@ def _display(name: str) -> str:
     return "<stdin>" if name == STDIN else name
 
 
-def import_files(names: Sequence[str], stdin: BinaryIO | None = None) -> ImportResult:
+def import_files(names: Sequence[str], stdin: BinaryIO | None = None, skip_invalid: bool = False) -> ImportResult:
     """Convert every HPA / ScaledObject in ``names`` (``-`` is stdin). Raises ManifestError with
-    every problem found (file, line, field path) if any object cannot be converted."""
+    every problem found (file, line, field path) if any object cannot be converted; with
+    ``skip_invalid``, such objects are left out and their problems listed in ``skipped`` instead
+    (a file that is not YAML, or none converted, still raises)."""
     found: list[tuple[str, Manifest]] = []
     errors: list[FieldError] = []
     result = ImportResult()
@@ -102,6 +104,10 @@ def import_files(names: Sequence[str], stdin: BinaryIO | None = None) -> ImportR
     for e in check.errors:
         i = int(_CONVERTED_NAME.fullmatch(e.file).group(1))
         by_object[i].append(_at_origin(found, i, e))
+    if skip_invalid and not errors and any(not problems for problems in by_object):
+        result.skipped += [f"{e} (skipped: --skip-invalid)" for problems in by_object for e in problems]
+        result.policies = [c for i, c in converted.items() if not by_object[i]]
+        return result
     errors += [e for problems in by_object for e in problems]
     if errors:
         raise ManifestError(errors)

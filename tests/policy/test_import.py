@@ -432,3 +432,42 @@ def test_more_policies_than_one_file_holds_go_to_one_file_each(tmp_path, capsys)
         main(["import", str(path), "--out-dir", str(tmp_path / "one-each")])
     assert info.value.code in (0, None)
     assert len(list((tmp_path / "one-each").glob("*.yaml"))) == 500
+
+
+ROLLOUT_HPA = """\
+- apiVersion: autoscaling/v2
+  kind: HorizontalPodAutoscaler
+  metadata: {name: canary, namespace: blue}
+  spec:
+    scaleTargetRef: {apiVersion: argoproj.io/v1alpha1, kind: Rollout, name: canary}
+    minReplicas: 2
+    maxReplicas: 8
+    metrics:
+    - type: Resource
+      resource: {name: cpu, target: {type: Utilization, averageUtilization: 70}}
+"""
+
+
+@pytest.mark.parametrize("skip, code, written", [
+    pytest.param(False, 1, [], id="one-unconvertible-object-refuses-all"),
+    pytest.param(True, 0, ["blue-api.yaml", "green-api.yaml"], id="skip-invalid-converts-the-others"),
+])
+def test_a_cluster_list_with_an_unconvertible_object(tmp_path, skip, code, written):
+    """`kubectl get hpa -A -o yaml` on a real cluster may hold an HPA of an Argo Rollout: nothing
+    was written for the others, which --skip-invalid now converts, naming the one left out."""
+    listed = (FIXTURES / "hpa-list.yaml").read_text() + ROLLOUT_HPA
+    (tmp_path / "all.yaml").write_text(listed)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["import", str(tmp_path / "all.yaml"), "--out-dir", str(out),
+                                      *(["--skip-invalid"] if skip else [])])
+    assert result.exit_code == code, result.output
+    assert "got 'Rollout'" in result.output
+    assert sorted(p.name for p in out.glob("*.yaml")) == sorted(written)
+    if skip:
+        assert "(skipped: --skip-invalid)" in result.output
+
+
+def test_skip_invalid_with_nothing_convertible_still_fails(tmp_path):
+    (tmp_path / "one.yaml").write_text("apiVersion: v1\nkind: List\nitems:\n" + ROLLOUT_HPA)
+    result = CliRunner().invoke(app, ["import", str(tmp_path / "one.yaml"), "--skip-invalid"])
+    assert result.exit_code == 1 and "got 'Rollout'" in result.output
