@@ -152,6 +152,8 @@ class TargetSelector:
     namespace: str
     names: tuple[str, ...] = ()
     match_labels: tuple[tuple[str, str], ...] = ()
+    # (key, operator, values): In, NotIn, Exists, DoesNotExist, as Kubernetes' matchExpressions
+    match_expressions: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
 
     @property
     def by_name(self) -> bool:
@@ -163,8 +165,25 @@ class TargetSelector:
 
     @property
     def label_selector(self) -> str:
-        """Kubernetes ``labelSelector`` query syntax: ``app=web,tier=front``."""
-        return ",".join(f"{k}={v}" for k, v in self.match_labels)
+        """Kubernetes ``labelSelector`` query syntax: ``app=web,tier in (front,edge),!legacy``."""
+        terms = [f"{k}={v}" for k, v in self.match_labels]
+        for key, operator, values in self.match_expressions:
+            terms.append({"In": f"{key} in ({','.join(values)})", "NotIn": f"{key} notin ({','.join(values)})",
+                          "Exists": key, "DoesNotExist": f"!{key}"}[operator])
+        return ",".join(terms)
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        """Whether a workload with ``labels`` is selected by the labels and expressions (as the
+        apiserver's labelSelector; an absent key is not In any set, and is NotIn every one)."""
+        if any(labels.get(k) != v for k, v in self.match_labels):
+            return False
+        for key, operator, values in self.match_expressions:
+            present = key in labels
+            if (operator == "In" and not (present and labels[key] in values)
+                    or operator == "NotIn" and present and labels[key] in values
+                    or operator == "Exists" and not present or operator == "DoesNotExist" and present):
+                return False
+        return True
 
     def refs(self) -> tuple[TargetRef, ...]:
         """The named targets; empty for a label selector (resolved against the cluster)."""

@@ -587,7 +587,7 @@ def driven_services(policy: LoadedPolicy, services: list[str]) -> tuple[list[str
         return list(services), ""
     every = f"applied to every service of the scenario ({', '.join(services)})"
     if not names:
-        labels = ", ".join(f"{k}={v}" for k, v in sel.match_labels) or "namespace " + sel.namespace
+        labels = sel.label_selector or "namespace " + sel.namespace
         return list(services), f"policy {policy.name} selects its targets by {labels}; {every}"
     absent = [n for n in names if n not in services]
     named = f"names {', '.join(names)}" + (f" ({', '.join(absent)} not in the scenario)" if absent else "")

@@ -185,7 +185,10 @@ def _missing_metrics(scaling: Scaling) -> tuple[float, int | None]:
 def compile_targets(targets: Targets) -> TargetSelector:
     names = (targets.name,) if targets.name is not None else tuple(targets.names or ())
     labels = tuple(sorted(targets.selector.match_labels.items())) if targets.selector else ()
-    return TargetSelector(kind=targets.kind, namespace=targets.namespace, names=names, match_labels=labels)
+    expressions = tuple((r.key, r.operator, tuple(r.values or ()))
+                        for r in (targets.selector.match_expressions or ())) if targets.selector else ()
+    return TargetSelector(kind=targets.kind, namespace=targets.namespace, names=names, match_labels=labels,
+                          match_expressions=expressions)
 
 
 def compile_health(health: Health | None) -> HealthSpec | None:

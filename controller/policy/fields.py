@@ -19,6 +19,11 @@ from controller.policy.limits import MAX_REPLICAS
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 IDENTIFIER_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
+#: A label key: an optional DNS-subdomain prefix and '/', then a name of 63 characters at most
+LABEL_KEY_PATTERN = (r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                     r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+#: A label value: empty, or 63 characters at most of letters, digits, '-', '_' and '.'
+LABEL_VALUE_PATTERN = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
 
 # What a pattern means, for error messages ("must be a DNS-1123 label ..., got 'Shop'").
 PATTERN_MEANINGS = {
@@ -27,6 +32,10 @@ PATTERN_MEANINGS = {
     DNS_SUBDOMAIN_PATTERN: "a DNS-1123 subdomain (lowercase letters, digits, '-' and '.')",
     IDENTIFIER_PATTERN: "a name of letters, digits, '-' and '_' that starts with a letter",
     DURATION_PATTERN: DURATION_FORM,
+    LABEL_KEY_PATTERN: "a label key (an optional DNS subdomain and '/', then up to 63 letters, digits, '-', "
+                       "'_' and '.', starting and ending with a letter or digit)",
+    LABEL_VALUE_PATTERN: "a label value (up to 63 letters, digits, '-', '_' and '.', starting and ending with a "
+                         "letter or digit)",
 }
 
 DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, max_length=63)]

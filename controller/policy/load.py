@@ -275,7 +275,8 @@ def _overlapping_selectors(documents: list[_Document]) -> list[FieldError]:
     out = []
     for document in documents:
         model = document.model
-        if model is None or model.spec.scaling is None or model.spec.targets.selector is None:
+        if (model is None or model.spec.scaling is None or model.spec.targets.selector is None
+                or model.spec.targets.selector.match_expressions):  # set-based: whether they meet is not plain
             continue
         targets = model.spec.targets
         labels = targets.selector.match_labels

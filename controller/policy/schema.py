@@ -14,7 +14,8 @@ from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints, Vali
 
 from controller.core.scaling.params import DEFAULT_TOLERANCE, MAX_SEASONAL_PERIODS
 from controller.policy.durations import DURATION_PATTERN, describe_value
-from controller.policy.fields import (CountOrPercent, DnsLabel, DnsSubdomain, Duration, Identifier, PromQL,
+from controller.policy.fields import (LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, CountOrPercent, DnsLabel,
+                                      DnsSubdomain, Duration, Identifier, PromQL,
                                       Percent, StrictModel, duration_field, exactly_one, field_error,
                                       one_of_required)
 from controller.policy.messages import _number_as_text_hint
@@ -44,8 +45,38 @@ class Metadata(StrictModel):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
+class LabelRequirement(StrictModel):
+    """One of a selector's ``matchExpressions``, as Kubernetes' LabelSelectorRequirement."""
+
+    key: str = Field(min_length=1, max_length=316, pattern=LABEL_KEY_PATTERN, description="The label's key.")
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    # not empty: a labelSelector query cannot carry "" in a set (the apiserver refuses "tier in ()")
+    values: Optional[list[Annotated[str, StringConstraints(min_length=1, max_length=63,
+                                                           pattern=LABEL_VALUE_PATTERN)]]] = Field(
+        None, description="In, NotIn: the values (at least one, none empty); Exists, DoesNotExist: none.")
+
+    @model_validator(mode="after")
+    def _values_as_the_operator_needs(self) -> "LabelRequirement":
+        if self.operator in ("In", "NotIn") and not self.values:
+            raise field_error(f"values: operator {self.operator} needs at least one value")
+        if self.operator in ("Exists", "DoesNotExist") and self.values:
+            raise field_error(f"values: operator {self.operator} takes no values, got {len(self.values)}")
+        return self
+
+
 class LabelSelector(StrictModel):
-    match_labels: dict[str, str] = Field(min_length=1, description="Workloads carrying all these labels.")
+    """Workloads carrying all of ``matchLabels`` and meeting every one of ``matchExpressions``
+    (at least one of the two), as a Kubernetes label selector."""
+
+    match_labels: dict[str, str] = Field(default_factory=dict, description="Workloads carrying all these labels.")
+    match_expressions: Optional[list[LabelRequirement]] = Field(
+        None, min_length=1, description="Set-based requirements (In, NotIn, Exists, DoesNotExist), all met.")
+
+    @model_validator(mode="after")
+    def _something_to_match(self) -> "LabelSelector":
+        if not self.match_labels and not self.match_expressions:
+            raise field_error("matchLabels or matchExpressions: give at least one label to select on")
+        return self
 
 
 class Targets(StrictModel):

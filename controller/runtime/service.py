@@ -317,7 +317,8 @@ class ControllerService:
             self._selects_nothing.add(result.policy)
             sel = policy.selector
             which = (f"named {', '.join(sel.names)}" if sel.by_name else f"with labels {sel.label_selector}")
-            look = f"kubectl get {sel.kind.lower()} -n {sel.namespace}" + ("" if sel.by_name else f" -l {sel.label_selector}")
+            shown = sel.label_selector if not any(c in sel.label_selector for c in " (!") else f"'{sel.label_selector}'"
+            look = f"kubectl get {sel.kind.lower()} -n {sel.namespace}" + ("" if sel.by_name else f" -l {shown}")
             log.warning("policy %s selects no workload: no %s %s in namespace %s (check the namespace, names and "
                         "labels: %s); it acts on nothing until one appears", result.policy, sel.kind, which,
                         sel.namespace, look, extra={"policy": result.policy})

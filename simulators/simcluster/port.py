@@ -72,7 +72,7 @@ class ClusterPort:
 
     def resolve(self, selector: TargetSelector) -> list[TargetRef]:
         """The workloads a selector matches (the ``Cluster`` port), sorted: same namespace
-        and kind, listed by name, or carrying every ``match_labels`` pair."""
+        and kind, listed by name, or matching the label selector (TargetSelector.matches)."""
         if selector.kind != "Deployment":
             return []
         refs = []
@@ -81,7 +81,7 @@ class ClusterPort:
                 continue
             if selector.names and cfg.name not in selector.names:
                 continue
-            if selector.match_labels and not set(selector.match_labels) <= set(cfg.labels):
+            if not selector.names and not selector.matches(dict(cfg.labels)):
                 continue
             refs.append(TargetRef(cfg.namespace, cfg.name))
         return sorted(refs)

@@ -84,6 +84,22 @@ def test_resolve_by_labels(subject):
     assert subject.port.resolve(TargetSelector("Deployment", NS, match_labels=(("tier", "none"),))) == []
 
 
+@pytest.mark.parametrize("labels, expressions, expected", [
+    pytest.param((), (("tier", "In", ("front", "edge")),), [WEB], id="in"),
+    pytest.param((), (("tier", "NotIn", ("front",)),), [API], id="notin"),
+    pytest.param((), (("tier", "Exists", ()),), [API, WEB], id="exists"),
+    pytest.param((), (("canary", "DoesNotExist", ()),), [API, WEB], id="does-not-exist"),
+    pytest.param((("setpoint.io/autoscale", "true"),), (("app", "NotIn", ("web",)), ("tier", "Exists", ())), [API],
+                 id="labels-and-expressions"),
+    pytest.param((), (("tier", "In", ("front",)), ("app", "In", ("api",))), [], id="every-expression-must-hold"),
+])
+def test_resolve_by_label_expressions(subject, labels, expressions, expected):
+    """matchExpressions: the simulated cluster matches in process, the Kubernetes adapter sends the
+    set-based labelSelector (tier in (front,edge),!canary) that the apiserver evaluates."""
+    selector = TargetSelector("Deployment", NS, match_labels=labels, match_expressions=expressions)
+    assert subject.port.resolve(selector) == expected
+
+
 def test_resolve_all_autoscaled(subject):
     selector = TargetSelector("Deployment", NS, match_labels=(("setpoint.io/autoscale", "true"),))
     assert subject.port.resolve(selector) == [API, WEB]

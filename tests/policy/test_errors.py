@@ -107,7 +107,7 @@ BROKEN = [
     pytest.param("{namespace: shop, name: web}", "{namespace: shop}",
                  "5: spec.targets: expected exactly one of name, names, selector, got none", id="targets-none"),
     pytest.param("{namespace: shop, name: web}", "{namespace: shop, selector: {matchLabels: {}}}",
-                 "5: spec.targets.selector.matchLabels: expected at least 1 entry, got a mapping with 0",
+                 "5: spec.targets.selector: matchLabels or matchExpressions: give at least one label to select on",
                  id="empty-selector"),
     pytest.param("action: rollback", "action: reboot",
                  "26: spec.health.checks[0].action: expected 'restart-pod', 'rolling-restart', 'rollback', "
