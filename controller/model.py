@@ -296,6 +296,17 @@ class DecisionRecord:
         }
 
 
+def finite_number(x: object) -> bool:
+    """A finite number, not a bool; an integer too large for a float (JSON's 10**400) is not:
+    for values read back from JSON files (records, sweep cells) before arithmetic on them."""
+    if not isinstance(x, (int, float)) or isinstance(x, bool):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
+
+
 def jsonable(x: Any) -> Any:
     """``x`` with numpy scalars and arrays turned into Python values and NaN / inf into None
     (JSON has neither), for records, logs and result files."""

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from controller.errors import FieldError, InvalidInput
+from controller.model import finite_number
 from simulators.frontier import DEFAULT_TARGETS_PCT
 from simulators.load import traces_digest
 from simulators.parallel import start_method
@@ -337,23 +338,13 @@ def record_problem(record: object, key: str | None = None) -> str | None:
     for name in SCORE_KEYS:
         value = scores.get(name)
         if name == "mitigation_seconds":
-            if not isinstance(value, dict) or not all(v is None or (_finite(v) and v >= 0) for v in value.values()):
+            if not isinstance(value, dict) or not all(v is None or (finite_number(v) and v >= 0) for v in value.values()):
                 return f"scores.{name}: expected an object of seconds (>= 0) or nulls"
-        elif not _finite(value) or value < 0:
+        elif not finite_number(value) or value < 0:
             return f"scores.{name}: expected a number >= 0, got {json.dumps(value)[:40]}"
         elif name in COUNT_SCORES and value != int(value):
             return f"scores.{name}: expected a whole number, got {json.dumps(value)[:40]}"
     return None
-
-
-def _finite(value: object) -> bool:
-    """A finite number, not a bool; an integer too large for a float (JSON's 10**400) is not."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
 
 
 # --- executors ---------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ JSON document writes them as RFC 3339 in a given zone (the server: UTC; the CLI:
 from __future__ import annotations
 
 import json
-import math
 import threading
 import urllib.error
 import urllib.parse
@@ -20,6 +19,7 @@ from typing import Callable, Iterable
 from controller.core.scaling.hpa_conditions import CONDITION_TYPES
 from controller.errors import StatusError, StatusUnreachable
 from controller.policy.durations import describe_value
+from controller.model import finite_number
 
 KIND = "SetpointStatus"
 #: Times below this are seconds since a simulation's start (`setpoint simulate` records), not epoch.
@@ -319,20 +319,10 @@ def book_from_records(records: Iterable[dict], on_skip: Callable[[str], None] | 
     return book
 
 
-def _number(x) -> bool:
-    """A finite number, not a bool; an integer too large for a float (JSON's 10**400) is not."""
-    if not isinstance(x, (int, float)) or isinstance(x, bool):
-        return False
-    try:
-        return math.isfinite(x)
-    except OverflowError:
-        return False
-
-
 def _time(x) -> bool:
     """A time a datetime can show in any zone: seconds since a simulation's start, or epoch
     seconds before the year 9999 (1e15 or 1e300 stopped `setpoint status` with exit 70)."""
-    return _number(x) and 0 <= x < MAX_TIME_S
+    return finite_number(x) and 0 <= x < MAX_TIME_S
 
 
 def _optional(check: Callable[[object], bool]) -> Callable[[object], bool]:
@@ -352,7 +342,7 @@ def _fields(fields: dict) -> Callable[[object], bool]:
 
 
 _TEXT = _optional(lambda x: isinstance(x, str))
-_COUNT = _optional(_number)
+_COUNT = _optional(finite_number)
 _TIME = _optional(_time)
 _HEALTH_FIELDS = {"action": _TEXT, "reason": _TEXT, "held_reason": _TEXT, "replicas": _COUNT,
                   "checks": _optional(_mapping_of({"phase": _TEXT, "scope": _TEXT, "smoothed": _COUNT, "raw": _COUNT,
