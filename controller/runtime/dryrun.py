@@ -19,7 +19,9 @@ class DryRunCluster:
     """Reads through to ``inner``; ``apply`` records the action (the last ``keep``) and logs it."""
 
     mode = "dry-run"  # the word in logs, and the log record's flag (dry_run / shadow)
-    log_level = logging.INFO
+    # the service logs each action a rehearsal would take at INFO, with its counts and reason
+    # ("would scale shop/web: 3 -> 5 (ScaleUp)"): this line is the port's own trace, one level down
+    log_level = logging.DEBUG
 
     def __init__(self, inner: Cluster, keep: int = 10_000):
         self.inner = inner

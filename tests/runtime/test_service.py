@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import json
 import time
 import urllib.request
@@ -76,15 +77,19 @@ def test_one_cycle_scales_writes_records_and_counts(tmp_path):
     assert telemetry.registry.get_sample_value("setpoint_desired_replicas", {"policy": "web", "target": "default/web"}) == 10
 
 
-def test_dry_run_decides_the_same_and_applies_nothing(tmp_path):
+def test_dry_run_decides_the_same_and_applies_nothing(tmp_path, caplog):
     cluster, metrics, targets = sim()
     write_policy(tmp_path)
     dry = DryRunCluster(targets)
     service = ControllerService([tmp_path], metrics, dry, Telemetry(), clock=lambda: T0 + 20)
+    caplog.set_level(logging.INFO, logger="setpoint")
     [result] = service.run_all_once()
     assert cluster.spec_replicas.tolist() == [4, 3]
     assert [(a.target.name, a.replicas) for a in dry.would_apply] == [("web", 10)]
     assert result.decision.desired.tolist() == [10]
+    # one line per action it would take, with its counts and reason (it logged two, one bare)
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO and "would" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("would scale Deployment/default/web: 4 -> 10 ("), said
 
 
 def test_invalid_policies_refuse_to_start(tmp_path):
