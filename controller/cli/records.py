@@ -27,7 +27,9 @@ def explain(
     controller: Annotated[Optional[str], typer.Option(
         "--controller", "-c", help="Only this controller (policy, hpa). Default: a simulation's first, the policy "
                                    "under test.")] = None,
-    changes: Annotated[bool, typer.Option("--changes", help="Only decisions that changed the replica count.")] = False,
+    changes: Annotated[bool, typer.Option(
+        "--changes", help="Only decisions that changed the replica count or took a health action (a restart, "
+                          "a rollback).")] = False,
     limit: Annotated[int, typer.Option(min=1, help="Print at most this many records (the last ones).")] = 40,
 ) -> None:
     """Print decision records: for each target and cycle, every stage's number and the reason.

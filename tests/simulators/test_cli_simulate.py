@@ -218,6 +218,8 @@ def test_explain_shows_the_revision_comparison_behind_a_rollback(tmp_path):
     records = [json.loads(line) for line in (tmp_path / "o" / "decisions.jsonl").read_text().splitlines()]
     rollback = next(r for r in records if r.get("controller") == "policy" and (r.get("health") or {}).get("action"))
     assert rollback["health"]["at"] == rollback["at"]  # seconds since the start, both (it was an epoch)
+    changes = setpoint("explain", "o", "--controller", "policy", "--changes", "--limit", "1000", cwd=tmp_path).stdout
+    assert f"t={rollback['at']:>8.0f}s policy" in changes  # --changes hid it: a rollback keeps the count
     explained = setpoint("explain", "o", "--controller", "policy", "--at", str(rollback["at"]), cwd=tmp_path)
     assert explained.returncode == 0, explained.stderr
     text = explained.stdout
