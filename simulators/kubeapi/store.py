@@ -44,10 +44,13 @@ from simulators.kubeapi import objects as K
 from simulators.kubeapi import validation as V
 from simulators.kubeapi.managed_fields import FieldWriter, ManagedFields, changed_paths
 from simulators.cluster import SimCluster
+from simulators.simcluster.slots import INITIAL_PODS_AGE_S
 from simulators.workload import NAME_ALPHABET, Revision, ServiceConfig, rollout_budget
 
 #: Events kept per store (oldest dropped first), as the apiserver's event TTL would.
 MAX_EVENTS = 10_000
+#: How long before the simulation's start its workloads were created (s): a day before their initial pods
+WORKLOAD_AGE_S = INITIAL_PODS_AGE_S + 86400.0
 CONFIG_MAP_MAX_BYTES = 1024 * 1024  # the apiserver's limit on a ConfigMap's data
 #: Namespaces that exist besides the workloads' own: a real cluster's, and the controller's
 #: (deploy/ installs it in ``setpoint``; ``setpoint-system`` is the other usual choice).
@@ -406,7 +409,9 @@ class KubeStore:
         template = w.templates[w.current_seq]
         body_spec = {"replicas": spec, "selector": {"matchLabels": dict(w.selector)},
                      "template": copy.deepcopy(template), "revisionHistoryLimit": 10}
-        created = K.rfc3339(self.clock.wall(self.clock.sim_start_s))
+        # older than its initial pods (Ready INITIAL_PODS_AGE_S before the start): kubectl showed
+        # a Deployment of 6s whose pods were 60m old
+        created = K.rfc3339(self.clock.wall(self.clock.sim_start_s - WORKLOAD_AGE_S))
         if w.kind == "Deployment":
             annotations[K.REVISION_ANNOTATION] = str(current.number)
             body_spec.update(strategy={"type": "RollingUpdate", "rollingUpdate": {
