@@ -155,6 +155,17 @@ def test_run_once_exits_0_when_the_cycle_worked(tmp_path, kube):
     assert (tmp_path / "decisions.jsonl").read_text().count('"target"') == 1
 
 
+def test_run_once_exits_1_when_a_policy_selects_no_workload(tmp_path, kube):
+    """A misspelt name or namespace only logged a warning, and --once said 0: no pre-flight check."""
+    (tmp_path / "web.yaml").write_text(POLICY.replace("names: [web]", "names: [wbe]"))
+    with prometheus_server() as prom:
+        proc = setpoint("run", "--once", "--policies", "web.yaml", "--prometheus", prom.url, "--kubeconfig", kube,
+                        "--prometheus-timeout", "1", cwd=tmp_path, timeout_s=60)
+    assert proc.returncode == 1, proc.stderr
+    assert last_line(proc) == ("policy web: selects no workload (no Deployment named wbe in namespace shop); check "
+                               "its targets and the kubeconfig's context")
+
+
 def test_run_compiles_no_kernels_unless_asked(tmp_path, kube):
     """The shipped image cannot keep numba's cache (read-only root): kernels would compile at every
     start, ~40 s and 520 MiB before the first decision. A cache folder of its own shows what compiled

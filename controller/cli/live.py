@@ -58,7 +58,8 @@ def run(
         min=0.0, help="Kubernetes client-side rate limit (requests per second; 0: none).")] = 20.0,
     burst: Annotated[int, typer.Option(min=1, help="Kubernetes client-side burst.")] = 30,
     once: Annotated[bool, typer.Option(
-        "--once", help="Run one cycle of every policy, then exit (1 if a cycle failed).")] = False,
+        "--once", help="Run one cycle of every policy, then exit: 1 if a cycle failed or a policy selected no "
+                       "workload (a pre-flight check).")] = False,
     leader_elect: Annotated[bool, typer.Option(
         "--leader-elect", help="Act only while holding a coordination.k8s.io/v1 Lease (run 2 replicas for HA).")] = False,
     lease_name: Annotated[str, typer.Option(help="Name of the leader-election Lease.")] = "setpoint",
@@ -158,7 +159,7 @@ def run(
                 results = service.run_all_once()
             finally:
                 service.stop()  # its "stopped" before the problems: they are the last lines
-            problems = _once_problems(sorted(service.policies), results, prometheus)
+            problems = _once_problems(service.policies, results, prometheus)
             if problems:
                 fail(problems)
             return
@@ -257,11 +258,12 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
-def _once_problems(names: list[str], results: list, prometheus: str) -> list[str]:
-    """One line per policy whose cycle failed or reported errors, naming the next step."""
+def _once_problems(policies: dict, results: list, prometheus: str) -> list[str]:
+    """One line per policy whose cycle failed, reported errors or selected no workload (``policies``:
+    name -> RuntimePolicy), naming the next step: --once is a pre-flight check."""
     by_policy = {r.policy: r for r in results}
     problems = []
-    for name in names:
+    for name in sorted(policies):
         result = by_policy.get(name)
         if result is None:  # run_cycle logged the exception
             problems.append(f"policy {name}: the cycle failed (see the log above); check --kubeconfig and "
@@ -274,6 +276,11 @@ def _once_problems(names: list[str], results: list, prometheus: str) -> list[str
             target, why = result.failed[0]
             problems.append(f"policy {name}: {len(result.failed)} action(s) failed, {target}: {why}; check the "
                             f"controller's RBAC and the workload")
+        elif not result.selected:
+            sel = policies[name].selector
+            which = f"named {', '.join(sel.names)}" if sel.by_name else f"with labels {sel.label_selector}"
+            problems.append(f"policy {name}: selects no workload (no {sel.kind} {which} in namespace "
+                            f"{sel.namespace}); check its targets and the kubeconfig's context")
     return problems
 
 
