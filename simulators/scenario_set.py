@@ -81,10 +81,22 @@ def varied_scenario(name_or_path: str, texts: Sequence[str], seed: int | None = 
     return dataclasses.replace(sc, name=variant.name, description=f"{sc.description} ({variant.changes})".lstrip())
 
 
+#: Longest folder name made from a scenario's name; a longer one keeps its start and a digest of it
+MAX_FOLDER_NAME = 96
+
+
 def folder_name(name: str) -> str:
     """A scenario's name as a folder name a shell takes unquoted: ``step[startupDelay=3m]`` ->
-    ``step-startupDelay=3m``."""
-    return re.sub(r"[^A-Za-z0-9._=%+-]+", "-", name).strip("-") or "scenario"
+    ``step-startupDelay=3m``; at most MAX_FOLDER_NAME characters (several --scenario-set values made
+    names past the 255 bytes a file system takes): the start, then 8 hex digits of the whole name's
+    digest, so two names stay two folders."""
+    import hashlib
+
+    folder = re.sub(r"[^A-Za-z0-9._=%+-]+", "-", name).strip("-") or "scenario"
+    if len(folder) <= MAX_FOLDER_NAME:
+        return folder
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{folder[:MAX_FOLDER_NAME - 9].rstrip('-')}-{digest}"
 
 
 def check_distinct(train: Sequence[ScenarioInput], held: Sequence[ScenarioInput]) -> None:

@@ -179,3 +179,20 @@ def test_an_offset_moves_each_files_own_value(scenarios):
     assert [s.name for s in out] == [f"tiny-{x}[at=+{d}]" for x in "ab" for d in ("1m", "2m")]
     assert [documents_data(s.text)[0]["spec"]["services"][0]["load"][0]["step"]["at"] for s in out] == ["4m", "5m"] * 2
     assert out[0].changes == "--scenario-set spec.services[*].load[0].step.at+=1m"
+
+
+@pytest.mark.parametrize("name, expected", [
+    pytest.param("step[startupDelay=3m]", "step-startupDelay=3m", id="short-as-it-was"),
+    pytest.param("step[" + ",".join(f"metric{i}=requests_per_second" for i in range(12)) + "]", None,
+                 id="many-settings-capped"),
+])
+def test_a_scenario_folder_name_fits_a_file_system(name, expected):
+    """Several --scenario-set values made names past the 255 bytes a file system takes."""
+    from simulators.scenario_set import MAX_FOLDER_NAME, folder_name
+
+    folder = folder_name(name)
+    if expected is not None:
+        assert folder == expected
+    else:
+        assert len(folder) <= MAX_FOLDER_NAME and folder.startswith("step-metric0=requests_per_second")
+        assert folder != folder_name(name.replace("metric11", "metric99"))  # two names, two folders
