@@ -103,11 +103,17 @@ def _at_option(text: str, path) -> float:
     from controller.runtime.backtest import parse_time
     from controller.runtime.records import read_all_records
 
+    from controller.model import finite_number
+
     text = text.strip()
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        if not finite_number(seconds):  # nan matched nothing, inf everything
+            fail([f"--at: expected a finite number of seconds, got {text!r}"])
+        return seconds
     try:
         since = parse_duration(text)
     except ValueError:
@@ -117,8 +123,7 @@ def _at_option(text: str, path) -> float:
             fail([f"--at: expected seconds, a duration since the first record (30m, 1h10m) or a time "
                   f"(2026-12-04T20:17:00Z, now-10m), got {text!r}"])
     first = next(read_all_records(path), {}).get("at")
-    start = first if isinstance(first, (int, float)) and not isinstance(first, bool) and first >= EPOCH_FROM_S else 0.0
-    return start + since
+    return (first if finite_number(first) and first >= EPOCH_FROM_S else 0.0) + since
 
 
 def _format_record(r: dict) -> str:

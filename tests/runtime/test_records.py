@@ -332,3 +332,16 @@ def test_explain_refuses_json_objects_that_are_not_decision_records(tmp_path):
     assert "None -> None" not in out.output
     assert f"skipped {path}:1: not a decision record (KeyError: 'no target, current, desired')" in \
         out.output.replace("\n", "")
+
+
+@pytest.mark.parametrize("at", ["nan", "inf", "-inf"])
+def test_explain_refuses_an_at_that_is_not_a_finite_number(tmp_path, at):
+    """nan matched no record and inf every one, silently."""
+    from typer.testing import CliRunner
+
+    from controller.cli import app
+
+    path = tmp_path / "decisions.jsonl"
+    path.write_bytes(LIVE)
+    out = CliRunner().invoke(app, ["explain", str(path), "--at", at])
+    assert out.exit_code == 1 and f"--at: expected a finite number of seconds, got '{at}'" in out.output
