@@ -282,8 +282,8 @@ def _overlapping_selectors(documents: list[_Document]) -> list[FieldError]:
         labels = targets.selector.match_labels
         key = (targets.kind, targets.namespace)
         for other, other_key, other_labels in seen:
-            narrower, wider = (labels, other_labels) if other_labels.items() <= labels.items() else (
-                (other_labels, labels) if labels.items() <= other_labels.items() else (None, None))
+            narrower = (labels if other_labels.items() <= labels.items() else
+                        other_labels if labels.items() <= other_labels.items() else None)
             if other_key != key or narrower is None:
                 continue
             at = other.error(("spec", "targets", "selector"), "")
