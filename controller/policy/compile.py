@@ -12,6 +12,7 @@ from controller.core.scaling.params import (ForecastParams, MetricKind, MetricPa
                                     ScalingRules, Select, Smoothing)
 from controller.core.health.revision_test import Measure, RevisionTestParams
 from controller.policy.durations import parse_duration
+from controller.policy.limits import MAX_REPLICAS
 from controller.policy import presets
 from controller.policy.schema import (INITIAL_STARTUP_DELAY_S, Forecast, Health, HealthCheck, Metric, PolicyDocument,
                                       Ramp, RevisionCompare, Scaling, ScalingRulesModel, SmoothingModel, Targets,
@@ -35,8 +36,10 @@ def compile_policy(policy: PolicyDocument) -> PolicyParams:
     spec = policy.spec
     scaling = spec.scaling
     hpa = spec.preset == presets.HPA
-    common = dict(name=policy.metadata.name, min_replicas=spec.replicas.min_replicas,
-                  max_replicas=spec.replicas.max_replicas, interval_s=spec.interval_s, hpa_semantics=hpa)
+    # a health-only policy that never scales may give no bounds (rules._scales): nothing reads them then
+    low, high = (spec.replicas.min_replicas, spec.replicas.max_replicas) if spec.replicas else (0, MAX_REPLICAS)
+    common = dict(name=policy.metadata.name, min_replicas=low, max_replicas=high, interval_s=spec.interval_s,
+                  hpa_semantics=hpa)
     if scaling is None:
         return PolicyParams(metrics=(), **common)
     smoothing = compile_smoothing(scaling.smoothing)
@@ -283,5 +286,6 @@ def compile_policy_health(policy: PolicyDocument, spec: HealthSpec | None = None
     spec = compile_health(policy.spec.health) if spec is None else spec
     if spec is None:
         return None
+    bounds = policy.spec.replicas
     return compile_health_params(spec, interval_s=policy.spec.interval_s,
-                                 max_replicas=policy.spec.replicas.max_replicas, name=policy.metadata.name)
+                                 max_replicas=bounds.max_replicas if bounds else None, name=policy.metadata.name)

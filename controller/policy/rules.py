@@ -25,6 +25,9 @@ def document_problems(policy: PolicyDocument) -> list[Problem]:
     spec = policy.spec
     problems = [*_something_to_do(spec), *_unique_target_names(spec), *_replica_bounds(spec),
                 *_preset_restrictions(spec)]
+    if spec.replicas is None and _scales(spec):  # the scaling rules read the bounds: none to check them on
+        return problems + [(SPEC + ("replicas",), "required field is missing: a policy that scales (scaling, or a "
+                                                   "health check's scale-up) needs replicas: {min: N, max: M}")]
     if spec.scaling is not None:
         problems += [*_scaling_metrics(spec), *_fallback_within_bounds(spec), *_pods_rates_within_bounds(spec),
                      *_min_step(spec)]
@@ -46,7 +49,16 @@ def _unique_target_names(spec: Spec) -> Iterator[Problem]:
     yield from _duplicates(spec.targets.names or [], SPEC + ("targets", "names"), "workload name")
 
 
+def _scales(spec: Spec) -> bool:
+    """Whether the policy writes replica counts: it scales, or a health check (or the escalation) scales up."""
+    checks = spec.health.checks if spec.health is not None else []
+    return (spec.scaling is not None or any(c.action == "scale-up" for c in checks)
+            or spec.health is not None and "scale-up" in (spec.health.escalation or ()))
+
+
 def _replica_bounds(spec: Spec) -> Iterator[Problem]:
+    if spec.replicas is None:
+        return
     low, high = spec.replicas.min_replicas, spec.replicas.max_replicas
     if low > high:
         yield SPEC + ("replicas", "min"), f"must be <= max ({high}), got {low}"

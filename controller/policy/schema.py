@@ -565,7 +565,9 @@ class Spec(StrictModel):
     preset: Optional[Literal["hpa"]] = Field(None, description="hpa: behave exactly like Kubernetes HPA.")
     targets: Targets
     interval_s: Interval = duration_field(15.0, "interval", "How often the policy is evaluated.")
-    replicas: Replicas
+    replicas: Optional[Replicas] = Field(
+        None, description="The bounds of the replica count: required to scale (scaling, or a health check's "
+                          "scale-up); a health-only policy that never scales may leave it out.")
     scaling: Optional[Scaling] = None
     health: Optional[Health] = None
 

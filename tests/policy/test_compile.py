@@ -154,6 +154,25 @@ def test_health_checks_compile_to_seconds_and_ratios():
     assert health.escalation == (HealthAction.RESTART_POD, HealthAction.ROLLBACK)
 
 
+@pytest.mark.parametrize("action, error", [
+    pytest.param("rollback", None, id="never-scales-needs-no-bounds"),
+    pytest.param("scale-up", "spec.replicas: required field is missing: a policy that scales (scaling, or a health "
+                 "check's scale-up) needs replicas", id="a-scale-up-needs-bounds"),
+])
+def test_replica_bounds_are_required_only_to_scale(action, error):
+    from controller.policy.load import check_policy_texts
+
+    text = ("apiVersion: setpoint/v1\nkind: Policy\nmetadata: {name: h}\nspec:\n"
+            "  targets: {namespace: shop, names: [web]}\n  health:\n    checks:\n      - name: errors\n"
+            "        query: sum by (namespace, deployment) (rate(http_errors_total[1m]))\n"
+            f"        unhealthy: {{above: 5, for: 2m}}\n        action: {action}\n")
+    check = check_policy_texts([(text, "h.yaml")])
+    if error is None:
+        assert check.errors == [] and check.policies[0].health_params.max_replicas > 10**6
+    else:
+        assert [str(e) for e in check.errors] == [f"h.yaml:4: {error}: {{min: N, max: M}}"]
+
+
 def test_health_only_policy_has_no_metrics_and_does_not_scale():
     policy = load_one(policy_with(HEALTH))
     assert not policy.scales

@@ -148,8 +148,13 @@ def test_when_hpas_cannot_be_listed_the_last_list_stands_and_it_is_said_once(ser
     assert "HTTP 503" in failures[1] and "1 known from before" in failures[1]
 
 
-def test_a_health_only_policy_never_lists_hpas(server, tmp_path):
-    rec, cluster, autoscaling = reconciler(server, tmp_path, text=HEALTH_ONLY)
+@pytest.mark.parametrize("text", [
+    pytest.param(HEALTH_ONLY, id="with-replica-bounds"),
+    # a health-only policy that never scales needs no bounds (spec.replicas was required)
+    pytest.param(HEALTH_ONLY.replace("  replicas: {min: 2, max: 20}\n", ""), id="without-replica-bounds"),
+])
+def test_a_health_only_policy_never_lists_hpas(server, tmp_path, text):
+    rec, cluster, autoscaling = reconciler(server, tmp_path, text=text)
     autoscaling.create_namespaced_horizontal_pod_autoscaler("shop", hpa("web-hpa"))
     before = server.api.requests.count("GET", HPA_PATH)
     result = rec.cycle(server.world.engine.now)
