@@ -47,7 +47,7 @@ CODE_PATHS = {
     "KubernetesCluster._scale": "scaling",
     "KubernetesCluster.hpa_targets": "scaling",  # a workload an HPA scales is left alone
     "EventRecorder._run": "events",
-    "KubernetesCluster._health_objects": "healing",
+    "KubernetesCluster._health_objects": "scaling",  # pods and ReplicaSets: per-pod HPA, withheld, start-ups
     "KubernetesCluster._restart_pod": "healing",
     "KubernetesCluster._patch_observed_spec": "healing",  # rolling restart, pause, resume (read after a 409)
     "KubernetesCluster._rollback": "healing",
@@ -374,3 +374,15 @@ def test_deployment_runs_leader_election_with_probes():
     assert deployment["spec"]["replicas"] == 2 and "--leader-elect" in container["args"]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+@pytest.mark.parametrize("overlay", ["namespaced", "cluster-wide"])
+def test_the_policies_configmap_keeps_its_name_so_edits_reload_in_place(overlay):
+    """With kustomize's content hash in the name, every policy edit rolled the pods (the README's
+    hot reload never ran) and an invalid edit crash-looped the new pod instead of being refused."""
+    objects = built(overlay)
+    [cm] = [o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("setpoint-policies")]
+    assert cm["metadata"]["name"] == "setpoint-policies"
+    [deployment] = [o for o in objects if o["kind"] == "Deployment"]
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    assert [v["configMap"]["name"] for v in volumes if "configMap" in v] == ["setpoint-policies"]
