@@ -24,7 +24,7 @@ DASHBOARD = REPO / "deploy" / "grafana" / "setpoint-dashboard.json"
 PROMTOOL = shutil.which("promtool")
 #: Alerts the issue asks for, by what they watch.
 EXPECTED_ALERTS = {"SetpointDown", "SetpointNoLeader", "SetpointSeveralLeaders", "SetpointCycleStalled",
-                   "SetpointCycleFailing", "SetpointStateFailing", "SetpointMetricsSourceFailing", "SetpointActuationErrors",
+                   "SetpointCycleFailing", "SetpointStateFailing", "SetpointClusterReadsFailing", "SetpointMetricsSourceFailing", "SetpointActuationErrors",
                    "SetpointHealingHeld", "SetpointRolloutHeldLong", "SetpointPolicyReloadFailing", "SetpointRecordsFailing",
                    "SetpointPolicyConflict", "SetpointWorkloadScaledByHPA", "SetpointPolicySelectsNothing",
                    "SetpointReplicasWithheld", "SetpointTargetNotReady",

@@ -269,13 +269,17 @@ def _once_problems(policies: dict, results: list, prometheus: str) -> list[str]:
             problems.append(f"policy {name}: the cycle failed (see the log above); check --kubeconfig and "
                             f"--context, and that the Kubernetes API is reachable")
         elif result.errors:
+            from controller.runtime.telemetry import error_source
+
             more = f" (+{len(result.errors) - 1} more)" if len(result.errors) > 1 else ""
-            problems.append(f"policy {name}: {result.errors[0]}{more}; check --prometheus {prometheus} and the "
-                            f"policy's queries")
+            check = {"metrics": f"check --prometheus {prometheus} and the policy's queries",
+                     "cluster": "check the scaling role's list on pods and replicasets (deploy/overlays)",
+                     "state": "check the controller's ConfigMaps in its namespace (--state-namespace)"}
+            problems.append(f"policy {name}: {result.errors[0]}{more}; {check[error_source(result.errors[0])]}")
         elif result.failed:
-            target, why = result.failed[0]
-            problems.append(f"policy {name}: {len(result.failed)} action(s) failed, {target}: {why}; check the "
-                            f"controller's RBAC and the workload")
+            first = result.failed[0]
+            problems.append(f"policy {name}: {len(result.failed)} action(s) failed, {first.kind} {first.target}: "
+                            f"{first.why}; check the controller's RBAC and the workload")
         elif not result.selected:
             sel = policies[name].selector
             which = f"named {', '.join(sel.names)}" if sel.by_name else f"with labels {sel.label_selector}"

@@ -60,11 +60,12 @@ def _metrics_message(reason: str, names: Sequence[str], valid: np.ndarray, impla
 
 
 def scaling_conditions(params: PolicyParams, decision: Decision, targets: Sequence[TargetRef], exists: np.ndarray,
-                       applied: Sequence[Action], failed: Sequence[tuple[TargetRef, str]]) -> list[dict[str, dict]]:
+                       applied: Sequence[Action], failed: Sequence) -> list[dict[str, dict]]:
     """Per target, ``{condition type: {status, reason, message}}`` for the conditions this cycle
     sets (the others keep their last value, as HPA's do). Empty dicts for a policy without metrics.
 
-    exists: (N,) the target was found; applied / failed: the cycle's actions.
+    exists: (N,) the target was found; applied / failed: the cycle's actions (failed: its
+    reconciler.FailedAction records; only a failed scale makes AbleToScale False).
     Targets in the same situation share their conditions (the same dict: read-only): each
     distinct situation (the inputs of :func:`hpa_conditions` and the message) is worked out once,
     and only the rescales, whose message names the target's action, per target (a 1,000-target
@@ -82,7 +83,7 @@ def scaling_conditions(params: PolicyParams, decision: Decision, targets: Sequen
     exists = np.asarray(exists, bool)
     if rescaled.any():  # the message names this target's action
         scaled = {a.target: a for a in applied if a.kind == ActionKind.SCALE}
-        failed_by = dict(failed)
+        failed_by = {f.target: f.why for f in failed if f.kind == "scale"}  # a failed rollback is no FailedUpdateScale
         for i in np.flatnonzero(rescaled[which.ravel()] & exists).tolist():
             out[i] = {**out[i], "AbleToScale": _rescale(targets[i], int(norm.desired[i]), scaled, failed_by)}
     not_found = {"AbleToScale": condition("FailedGetScale", "the controller was unable to get the target's "

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -103,6 +103,15 @@ class RuntimePolicy:
                    () if external is None else tuple(external.deploy_managers))
 
 
+class FailedAction(NamedTuple):
+    """An action of the cycle that did not go out: its target, why, and its kind's word (scale,
+    rollback, ...: the setpoint_action_failures_total label, and what the conditions read)."""
+
+    target: TargetRef
+    why: str
+    kind: str
+
+
 @dataclass
 class CycleResult:
     """What one cycle saw and did. ``decision`` is None when nothing could be decided."""
@@ -115,7 +124,7 @@ class CycleResult:
     actions: list[Action] = field(default_factory=list)  # accepted by the cluster (under a rehearsal: would be)
     errors: list[str] = field(default_factory=list)
     queries: int = 0
-    failed: list[tuple[TargetRef, str]] = field(default_factory=list)
+    failed: list[FailedAction] = field(default_factory=list)
     duration_s: float = 0.0
     healing: HealingDecision | None = None
     metric_names: tuple[str, ...] = ()  # the policy's scaling metrics, in the decision's column order
@@ -446,7 +455,8 @@ class Reconciler:
         for a in actions:
             if a.kind in WRITE_AHEAD:
                 what = "the hold" if a.kind is ActionKind.PAUSE else "its budget"
-                result.failed.append((a.target, f"state: {a.kind.word} not sent, {what} could not be saved"))
+                result.failed.append(FailedAction(a.target, f"state: {a.kind.word} not sent, {what} could not be saved",
+                                                  a.kind.word))
         return [a for a in actions if a.kind not in WRITE_AHEAD]
 
     def warm(self, targets: list[TargetRef], history: np.ndarray, times: np.ndarray) -> None:
@@ -547,7 +557,7 @@ class Reconciler:
         if error is None:
             result.actions.append(action)
         else:
-            result.failed.append((action.target, f"{error.kind}: {error}"))
+            result.failed.append(FailedAction(action.target, f"{error.kind}: {error}", action.kind.word))
 
     def _commit(self, targets: list[TargetRef], decision: Decision | None, now: float, result: CycleResult) -> None:
         """Remember what happened, not what was decided: scale events, budget use, verification

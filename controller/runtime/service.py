@@ -297,8 +297,9 @@ class ControllerService:
         for problem in result.state_problems:
             log.error("durable healing state unreadable, restored conservatively: %s", problem,
                       extra={"policy": result.policy})
-        for target, why in result.failed:
-            log.error("action failed", extra={"policy": result.policy, "target": str(target), "error": why})
+        for failure in result.failed:
+            log.error("action failed", extra={"policy": result.policy, "target": str(failure.target),
+                                              "action": failure.kind, "error": failure.why})
         done = "would" if result.rehearsal else "applied"  # a dry run never says it applied anything
         for action in result.actions:
             log.info("%s %s %s: %s -> %s (%s)", done, action.kind.word, action.target, action.from_replicas,

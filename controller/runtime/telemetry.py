@@ -27,6 +27,20 @@ from controller.model import REASON_CODES, jsonable
 from controller.runtime.reconciler import CycleResult
 
 
+#: How the errors of reads from the Kubernetes API begin (controller/runtime/startup_observer.py):
+#: pods not listed, most often a 403 (the scaling role lacks list on pods or replicasets)
+CLUSTER_ERRORS = ("withheld replicas:", "start-up delays:")
+
+
+def error_source(error: str) -> str:
+    """The ``source`` label of one of a cycle's errors: ``state`` (the durable state's ConfigMaps),
+    ``cluster`` (reads from the Kubernetes API) or ``metrics`` (Prometheus: the rest). A cluster
+    read's 403 counted as metrics sent the operator to Prometheus."""
+    if error.startswith("state:"):
+        return "state"
+    return "cluster" if error.startswith(CLUSTER_ERRORS) else "metrics"
+
+
 class Telemetry:
     """The controller's metrics, in a registry of their own (no process-global state)."""
 
@@ -195,15 +209,15 @@ class Telemetry:
         self.hpa_scaled.labels(p).set(result.hpa_scaled)
         self.selected.labels(p).set(result.selected)
         for error in result.errors:
-            self.errors.labels(p, "state" if error.startswith("state:") else "metrics").inc()
+            self.errors.labels(p, error_source(error)).inc()
         for _ in result.state_problems:
             self.errors.labels(p, "state").inc()
         if result.state_saved:
             self.state_saves.labels(p).inc()
         for action in [] if result.rehearsal else result.actions:  # applied ones only: a dry run applies none
             self.actions.labels(p, action.kind.word).inc()
-        for _target, _why in result.failed:
-            self.action_failures.labels(p, "scale").inc()
+        for failure in result.failed:  # by its kind: a failed rollback was counted as a scale
+            self.action_failures.labels(p, failure.kind).inc()
         if result.healing is not None:
             for target, held in zip(result.targets, result.healing.held.tolist()):
                 self.held.labels(p, target.key).set(1 if held else 0)

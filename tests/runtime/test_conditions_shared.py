@@ -16,6 +16,7 @@ from controller.core.scaling.hpa_conditions import hpa_conditions, metric_failur
 from controller.core.scaling.params import MetricKind, MetricParams, PolicyParams
 from controller.model import Action, ActionKind, Reason, TargetRef
 from controller.runtime.conditions import _metrics_message, _rescale, condition, scaling_conditions
+from controller.runtime.reconciler import FailedAction
 from tests.core.helpers import T0
 
 
@@ -23,7 +24,7 @@ def reference(params, decision, targets, exists, applied, failed):
     failures = metric_failure_reasons(params.metric_kinds, decision.valid)
     reasons = hpa_conditions(decision.norm, decision.current, failures, params.legacy)
     scaled = {a.target: a for a in applied if a.kind == ActionKind.SCALE}
-    failed_by = dict(failed)
+    failed_by = {f.target: f.why for f in failed if f.kind == "scale"}
     out = []
     for i, (target, found) in enumerate(zip(targets, exists)):
         if not found:
@@ -58,7 +59,7 @@ def test_shared_conditions_equal_the_per_target_ones(data, n, legacy):
     exists = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
     moved = [i for i in range(n) if d.changed[i]]
     applied = [Action(ActionKind.SCALE, targets[i], "ScaleUp", replicas=int(d.desired[i])) for i in moved[::2]]
-    failed = [(targets[i], "conflict") for i in moved[1::3]]
+    failed = [FailedAction(targets[i], "conflict", "scale") for i in moved[1::3]]
     got = scaling_conditions(params, d, targets, np.array(exists, bool), applied, failed)
     assert got == reference(params, d, targets, exists, applied, failed)
 

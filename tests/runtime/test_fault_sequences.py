@@ -443,7 +443,7 @@ def test_a_restart_whose_budget_cannot_be_saved_is_not_sent(tmp_path):
         run.step(("fault", "configmap", 500, 2))  # the PUT and its one retry
         run.step(cycles("unhealthy")[0])
         assert rolling_restarts(run.log.received) == [] and not results[-1].state_saved
-        [(_, why)] = results[-1].failed
+        [(_, why, _)] = results[-1].failed
         assert why == "state: rolling-restart not sent, its budget could not be saved"
         run.step(cycles("unhealthy")[0])
         assert [a.kind.word for a in results[-1].actions] == ["rolling-restart"] and results[-1].state_saved

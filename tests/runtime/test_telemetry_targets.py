@@ -84,3 +84,21 @@ def test_lost_ready_restarts_for_a_target_that_left_and_came_back():
     for targets, ready in (([WEB], [3]), ([WEB], [0]), ([API], [1]), ([WEB], [0]), ([WEB], [2]), ([WEB], [0])):
         telemetry.observe_cycle(cycle(targets, ready))
     assert lost_ready(telemetry) == 1  # web left at the third cycle: its series restarted, dark first, then lit, dark
+
+
+def test_errors_and_failed_actions_are_counted_by_where_they_came_from():
+    """A cluster read's 403 was counted as source="metrics" (SetpointMetricsSourceFailing sent the
+    operator to Prometheus), and a failed rollback as kind="scale"."""
+    from controller.runtime.reconciler import FailedAction
+
+    telemetry = Telemetry()
+    result = cycle([WEB], [3])
+    result.errors = ["metric rps: cannot connect", "withheld replicas: pods not read (HTTP 403)",
+                     "start-up delays: pods not read (HTTP 403)", "state: hands-offs: HTTP 403; retried next cycle"]
+    result.failed = [FailedAction(WEB, "HTTP 403", "rollback"), FailedAction(WEB, "HTTP 409", "scale")]
+    telemetry.observe_cycle(result)
+    value = telemetry.registry.get_sample_value
+    assert [value("setpoint_errors_total", {"policy": "web", "source": s}) for s in ("metrics", "cluster", "state")] \
+        == [1, 2, 1]
+    assert [value("setpoint_action_failures_total", {"policy": "web", "kind": k}) for k in ("rollback", "scale")] \
+        == [1, 1]
