@@ -223,7 +223,7 @@ def bounded(above: int, name: str) -> str:
         ["implausible values above 2e+06"], id="the-second-policy-bound-is-its-own"),
     pytest.param(bounded(50, "tighter"), 1, [
         "policy tighter: no usable sample of its metrics",
-        f"metric rps: implausible values above 50 for policy tighter (not usable) for 2 target(s)"],
+        "metric rps: implausible values above 50 for policy tighter (not usable) for 2 target(s)"],
         ["policy shop: no usable"], id="blind-under-its-own-bound-only"),
     pytest.param(bounded(2_000_000, "same"), 0, [], ["implausible values", "for policy"], id="one-bound-no-policy-named"),
 ])
