@@ -141,6 +141,8 @@ class BoundedHTTPServer(HTTPServer):
                  ssl_context: ssl.SSLContext | None = None):
         if max_connections < 1 or idle_timeout_s <= 0 or read_timeout_s <= 0:
             raise ValueError("max_connections, idle_timeout_s and read_timeout_s must be positive")
+        if ":" in address[0]:  # an IPv6 address ([::]:8080 on an IPv6-only cluster): HTTPServer binds IPv4 only
+            self.address_family = socket.AF_INET6
         super().__init__(address, handler)
         self.max_connections = max_connections
         self.idle_timeout_s = idle_timeout_s

@@ -225,3 +225,28 @@ def test_status_says_which_selected_workloads_a_policy_leaves_alone_and_why(serv
     finally:
         http.stop()
         cluster.close()
+
+
+@pytest.mark.parametrize("listen, connect", [
+    pytest.param("127.0.0.1:0", "127.0.0.1", id="ipv4"),
+    # an IPv6-only cluster's pod listens on [::]: it raised socket.gaierror (HTTPServer binds IPv4 only)
+    pytest.param("[::1]:0", "[::1]", id="ipv6-loopback"),
+])
+def test_the_status_server_listens_on_ipv4_and_ipv6(listen, connect):
+    import socket
+
+    from prometheus_client import CollectorRegistry
+
+    from controller.runtime.http import StatusServer
+
+    if ":" in connect:
+        try:
+            socket.socket(socket.AF_INET6).close()
+        except OSError:
+            pytest.skip("no IPv6 on this machine")
+    http = StatusServer(listen, CollectorRegistry(), lambda: (True, "ok"), lambda: (True, "ok")).start()
+    try:
+        with urllib.request.urlopen(f"http://{connect}:{http.port}/healthz", timeout=REQUEST_TIMEOUT_S) as response:
+            assert response.status == 200 and response.read() == b"ok\n"
+    finally:
+        http.stop()
