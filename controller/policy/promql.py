@@ -17,30 +17,21 @@ Positions in messages count characters from 1, as Prometheus' own parse errors d
 from __future__ import annotations
 
 import re
+import string
 
 _OPEN, _CLOSE = "([{", ")]}"
 _DURATION = r"(?:\d+(?:ms|[smhdwy]))+"
 _RANGE = re.compile(rf"^\s*{_DURATION}\s*(?::\s*(?:{_DURATION})?\s*)?$")
-_GROUPING = re.compile(r"\b(by|without)\s*\($")
+_WORD = frozenset(string.ascii_letters + string.digits + "_")
 _LABEL_LIST = re.compile(r"^\s*(?:[A-Za-z_][A-Za-z0-9_]*\s*(?:,\s*[A-Za-z_][A-Za-z0-9_]*\s*)*,?\s*)?$")
 
 
 def query_problem(query: str) -> str | None:
-    """What makes ``query`` one Prometheus cannot parse (see the module docstring), or None."""
+    """What makes ``query`` one Prometheus cannot parse (see the module docstring), or None.
+    Linear in the query's length, however deeply it nests (a policy file may hold 1 MiB)."""
+    code, unended, at_string = _code_and_strings(query)
     stack: list[tuple[str, int]] = []  # open brackets: (character, index)
-    i, n = 0, len(query)
-    while i < n:
-        c = query[i]
-        if c in "\"'`":
-            end = _string_end(query, i)
-            if end is None:
-                return f"the string opened at character {i + 1} ({c}) does not end"
-            i = end + 1
-            continue
-        if c == "#":  # a comment, to the end of the line
-            newline = query.find("\n", i)
-            i = n if newline < 0 else newline + 1
-            continue
+    for i, c in enumerate(code[:at_string]):  # up to a string that does not end: the first problem there
         if c in _OPEN:
             stack.append((c, i))
         elif c in _CLOSE:
@@ -49,28 +40,46 @@ def query_problem(query: str) -> str | None:
             opened, at = stack.pop()
             if _OPEN.index(opened) != _CLOSE.index(c):
                 return f"{c!r} at character {i + 1} closes the {opened!r} at character {at + 1}"
-            problem = _inside(query, opened, at, i)
+            problem = _inside(query, code, opened, at, i)
             if problem:
                 return problem
-        i += 1
+    if unended:
+        return unended
     if stack:
         opened, at = stack[-1]
         return f"the {opened!r} at character {at + 1} is not closed"
     return None
 
 
-def _inside(query: str, opened: str, start: int, end: int) -> str | None:
-    """A problem with what the brackets opened at ``start`` and closed at ``end`` hold."""
-    body = query[start + 1:end]
-    if opened == "[" and not _RANGE.match(body):
-        return (f"[{body}] at character {start + 1}: a range holds a duration such as [5m] or [1h30m], "
-                "or a subquery's range and step such as [30m:1m]")
-    if opened == "(":
-        grouping = _GROUPING.search(query[:start + 1])
-        if grouping and not _LABEL_LIST.match(body):
-            return (f"{grouping.group(1)} (...) at character {grouping.start() + 1} holds label names and "
-                    f"commas only, got ({body})")
+def _inside(query: str, code: str, opened: str, start: int, end: int) -> str | None:
+    """A problem with what the brackets opened at ``start`` and closed at ``end`` hold (``code``:
+    the query without strings and comments, to find the word before a bracket). Only a range's
+    and a grouping's body is read."""
+    if opened == "[":
+        body = query[start + 1:end]
+        if not _RANGE.match(body):
+            return (f"[{body}] at character {start + 1}: a range holds a duration such as [5m] or [1h30m], "
+                    "or a subquery's range and step such as [30m:1m]")
+    elif opened == "(":
+        word, at = _word_before(code, start)
+        if word in ("by", "without") and not _LABEL_LIST.match(body := query[start + 1:end]):
+            return f"{word} (...) at character {at + 1} holds label names and commas only, got ({body})"
     return None
+
+
+def _word_before(code: str, i: int) -> tuple[str, int]:
+    """The identifier just before position ``i`` (blanks between allowed) and where it starts;
+    ("", i) when there is none. Reads back only over those blanks and that word, so that a
+    check per bracket stays linear in all."""
+    j = i
+    while j > 0 and code[j - 1].isspace():
+        j -= 1
+    k = j
+    while k > 0 and code[k - 1] in _WORD:
+        k -= 1
+    while k < j and code[k].isdigit():  # an identifier starts with a letter or '_'
+        k += 1
+    return (code[k:j], k) if k < j else ("", i)
 
 
 def _string_end(query: str, start: int) -> int | None:
@@ -93,7 +102,6 @@ def _string_end(query: str, start: int) -> int | None:
 _COUNTER_FUNCTIONS = frozenset({"rate", "irate", "increase", "resets", "changes", "deriv", "idelta", "delta",
                                 "absent", "absent_over_time", "present_over_time", "timestamp"})
 _COUNTER = re.compile(r"(?<![A-Za-z0-9_:])([A-Za-z_:][A-Za-z0-9_:]*_total)(?![A-Za-z0-9_:(])")
-_CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*$")
 
 
 def raw_counters(query: str) -> list[str]:
@@ -102,37 +110,42 @@ def raw_counters(query: str) -> list[str]:
     Outside strings and comments; a sound query only (see :func:`query_problem`)."""
     found: list[str] = []
     calls: list[str] = []  # the function (or "") each open '(' belongs to
-    code = _code_only(query)
+    rates = 0  # how many of them make a rate
+    code = _code_and_strings(query)[0]
     i = 0
     for m in _COUNTER.finditer(code):
         while i < m.start():
             c = code[i]
             if c == "(":
-                call = _CALL.search(code[:i])
-                calls.append(call.group(1) if call else "")
+                calls.append(_word_before(code, i)[0])
+                rates += calls[-1] in _COUNTER_FUNCTIONS
             elif c == ")" and calls:
-                calls.pop()
+                rates -= calls.pop() in _COUNTER_FUNCTIONS
             i += 1
-        if not _COUNTER_FUNCTIONS.intersection(calls) and m.group(1) not in found:
+        if not rates and m.group(1) not in found:
             found.append(m.group(1))
     return found
 
 
-def _code_only(query: str) -> str:
-    """``query`` with string literals and comments blanked out (same length, same positions)."""
+def _code_and_strings(query: str) -> tuple[str, str | None, int | None]:
+    """(``query`` with string literals and ``#`` comments blanked out, same length and positions;
+    the first string that does not end, or None; where it starts, or None)."""
     out, i, n = list(query), 0, len(query)
+    problem, at = None, None
     while i < n:
         c = query[i]
         if c in "\"'`":
             end = _string_end(query, i)
+            if end is None and problem is None:
+                problem, at = f"the string opened at character {i + 1} ({c}) does not end", i
             end = n - 1 if end is None else end
             out[i:end + 1] = " " * (end + 1 - i)
             i = end + 1
-        elif c == "#":
+        elif c == "#":  # a comment, to the end of the line
             newline = query.find("\n", i)
             end = n if newline < 0 else newline
             out[i:end] = " " * (end - i)
             i = end
         else:
             i += 1
-    return "".join(out)
+    return "".join(out), problem, at
