@@ -50,13 +50,12 @@ def explain(
                f"file of `setpoint run`"])
     if not path.is_file():  # a device or pipe: /dev/zero is one endless line
         fail([f"{path}: not a regular file; pass a `setpoint simulate` output folder or a decisions .jsonl file"])
-    when = None if at is None else _at_option(at, path)
-    if controller is None:  # a simulation's: the policy under test first, not the last baseline's 40
-        first = next(read_all_records(path), {}).get("controller")
-        if isinstance(first, str):
-            controller = first
-            typer.echo(f"setpoint: showing controller {first}'s records; --controller NAME for another's "
-                       "(hpa, oracle, ...)", err=True)
+    first = next(read_all_records(path), {})  # its time (--at durations count from it) and controller
+    when = None if at is None else _at_option(at, first.get("at"))
+    if controller is None and isinstance(first.get("controller"), str):  # a simulation's: the policy under
+        controller = first["controller"]  # test first, not the last 40 of the baseline that ran last
+        typer.echo(f"setpoint: showing controller {controller}'s records; --controller NAME for another's "
+                   "(hpa, oracle, ...)", err=True)
     skipped: list[str] = []
     read = [0]  # records of the controller asked for, counted as they stream by
 
@@ -93,17 +92,15 @@ def explain(
         raise typer.Exit(1)
 
 
-def _at_option(text: str, path) -> float:
-    """``--at`` as a record time: seconds as they are; a duration (30m) since the first record's
-    time (a simulation's start, or a live run's first cycle); a wall-clock time
+def _at_option(text: str, first) -> float:
+    """``--at`` as a record time: seconds as they are; a duration (30m) since ``first``, the first
+    record's time (a simulation's start, or a live run's first cycle); a wall-clock time
     (2026-12-04T20:17:00Z, or now-10m) as epoch seconds, which a live run's records carry."""
     import time
 
+    from controller.model import finite_number
     from controller.policy import parse_duration
     from controller.runtime.backtest import parse_time
-    from controller.runtime.records import read_all_records
-
-    from controller.model import finite_number
 
     text = text.strip()
     try:
@@ -122,7 +119,6 @@ def _at_option(text: str, path) -> float:
         except ValueError:
             fail([f"--at: expected seconds, a duration since the first record (30m, 1h10m) or a time "
                   f"(2026-12-04T20:17:00Z, now-10m), got {text!r}"])
-    first = next(read_all_records(path), {}).get("at")
     return (first if finite_number(first) and first >= EPOCH_FROM_S else 0.0) + since
 
 

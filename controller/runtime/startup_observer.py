@@ -46,6 +46,9 @@ from controller.errors import SetpointError
 from controller.model import TargetRef, direct_init
 from controller.ports import Cluster, ClusterView, PodLister
 
+#: How this module's errors begin (reads of the cluster's pods): telemetry counts them as source="cluster"
+STARTUP_UNREAD, WITHHELD_UNREAD = "start-up delays: pods not read", "withheld replicas: pods not read"
+
 OBSERVED, POLICY = "observed", "policy"
 
 
@@ -122,7 +125,7 @@ class StartupObserver:
                 self._learn(cluster, targets, due, view, now, listed_pods)
                 self._read[due] = True
             except SetpointError as exc:
-                errors.append(f"start-up delays: pods not read ({exc}); the last estimates are kept")
+                errors.append(f"{STARTUP_UNREAD} ({exc}); the last estimates are kept")
         if self._estimated is None or self._estimated[0] is not self._memory:  # recomputed when the memory changed
             if self._estimated is None or self._changed is None:
                 now_estimate = estimate(self._memory, self.sp)
@@ -196,7 +199,7 @@ class StartupObserver:
         try:
             rows, _, created, _, _, not_serving = self._pods(cluster, targets, due, view, listed_pods)
         except SetpointError as exc:
-            errors.append(f"withheld replicas: pods not read ({exc}); the last counts are kept")
+            errors.append(f"{WITHHELD_UNREAD} ({exc}); the last counts are kept")
             out[due] = self._withheld[due]
             self._seen[due] = False  # a target first seen short is read again next cycle
         else:

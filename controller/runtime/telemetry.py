@@ -25,11 +25,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from controller.model import REASON_CODES, jsonable
 from controller.runtime.reconciler import CycleResult
+from controller.runtime.startup_observer import STARTUP_UNREAD, WITHHELD_UNREAD
 
 
-#: How the errors of reads from the Kubernetes API begin (controller/runtime/startup_observer.py):
-#: pods not listed, most often a 403 (the scaling role lacks list on pods or replicasets)
-CLUSTER_ERRORS = ("withheld replicas:", "start-up delays:")
+#: How the errors of reads from the Kubernetes API begin: pods not listed, most often a 403 (the
+#: scaling role lacks list on pods or replicasets)
+CLUSTER_ERRORS = (STARTUP_UNREAD, WITHHELD_UNREAD)
 
 
 def error_source(error: str) -> str:
