@@ -220,9 +220,11 @@ def _relative_extra(extra: dict, start_s: float) -> dict:
     out = extra
     for part, keys in _NESTED_TIMES.items():
         entry = extra.get(part)
-        if isinstance(entry, dict) and any(isinstance(entry.get(k), (int, float)) for k in keys):
-            out = out if out is not extra else dict(extra)
-            out[part] = {**entry, **{k: entry[k] - start_s for k in keys if isinstance(entry.get(k), (int, float))}}
+        times = ({k: entry[k] - start_s for k in keys if isinstance(entry.get(k), (int, float))}
+                 if isinstance(entry, dict) else {})
+        if times:
+            out = out if out is not extra else dict(extra)  # copied once, at the first change
+            out[part] = {**entry, **times}
     return out
 
 
