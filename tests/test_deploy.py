@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import typer
 import yaml
 from kubernetes import client as k8s
 
+from controller.cli import app as setpoint_app
 from controller.policy import check_policies
 
 # The tests share the cached kustomize builds (built): on one pytest-xdist worker each is computed once.
@@ -242,6 +244,7 @@ class Grant:
     scope: str  # a namespace, or "*" for every namespace (ClusterRoleBinding)
     role: str  # label setpoint.io/rbac of the role
     name: str  # Kind/name of the role
+    names: tuple[str, ...] = ()  # the rule's resourceNames: only objects of these names (empty: any)
 
 
 def build(directory: Path) -> list[dict]:
@@ -269,12 +272,13 @@ def grants(objects) -> set[Grant]:
         role = roles[(ref["kind"], scope if ref["kind"] == "Role" else None, ref["name"])]
         label = role["metadata"].get("labels", {}).get("setpoint.io/rbac", "?")
         for rule in role["rules"]:
-            assert "resourceNames" not in rule and "nonResourceURLs" not in rule, rule
+            assert "nonResourceURLs" not in rule, rule
             for group in rule["apiGroups"]:
                 for resource in rule["resources"]:
                     for verb in rule["verbs"]:
                         assert "*" not in (group, resource, verb), f"wildcard in {role['metadata']['name']}: {rule}"
-                        out.add(Grant(group, resource, verb, scope, label, f"{role['kind']}/{role['metadata']['name']}"))
+                        out.add(Grant(group, resource, verb, scope, label, f"{role['kind']}/{role['metadata']['name']}",
+                                      tuple(rule.get("resourceNames", ()))))
     return out
 
 
@@ -351,6 +355,64 @@ def test_the_controller_namespace_role_is_namespaced_in_both_overlays():
     for overlay in OVERLAYS:
         scopes = {g.scope for g in grants(built(overlay)) if g.role == "controller"}
         assert scopes == {CONTROLLER_NAMESPACE}, overlay
+
+
+# ------------------------------------------------------------------------------------ named grants
+#: Verbs whose requests name no object when they are authorized (create: the object does not exist
+#: yet; list, watch, deletecollection: a collection), so a rule with resourceNames never allows them.
+UNNAMED_VERBS = {"create", "list", "watch", "deletecollection"}
+#: (group, resource) granted by name -> the `setpoint run` option that names the one object used.
+NAMED_OBJECTS = {("coordination.k8s.io", "leases"): "lease_name"}
+
+
+def run_options(deployment: dict) -> dict:
+    """The options `setpoint run` takes from the Deployment's container args, parsed by the real
+    command (so its defaults count: the Deployment passes no --lease-name)."""
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert "command" not in container and container["args"][0] == "run", "the image's ENTRYPOINT is setpoint"
+    command = typer.main.get_command(setpoint_app).commands["run"]
+    # resilient: no validation (--policies names a folder of the pod, not of this machine)
+    return command.make_context("run", list(container["args"][1:]), resilient_parsing=True).params
+
+
+def _deployment_with(*args: str) -> dict:
+    return {"spec": {"template": {"spec": {"containers": [{"args": ["run", "--leader-elect", *args]}]}}}}
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    pytest.param([], "setpoint", id="the-code-default"),
+    pytest.param(["--lease-name=other"], "other", id="with-equals"),
+    pytest.param(["--lease-name", "other"], "other", id="separate-value"),
+])
+def test_the_lease_name_is_read_as_setpoint_run_parses_it(args, expected):
+    assert run_options(_deployment_with(*args))["lease_name"] == expected
+
+
+@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+def test_the_lease_is_granted_by_the_name_the_deployment_elects_with(overlay):
+    """get and update only on the Lease `setpoint run` uses (its --lease-name, or the default),
+    in its namespace ($POD_NAMESPACE: the controller's); create by no name, as RBAC requires."""
+    objects = built(overlay)
+    [deployment] = [o for o in objects if o["kind"] == "Deployment"]
+    options = run_options(deployment)
+    assert options["leader_elect"] and options["lease_namespace"] is None
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}} in container["env"]
+    named = [g for g in grants(objects) if (g.group, g.resource) in NAMED_OBJECTS]
+    assert named, "no grant on the named objects"
+    for g in named:
+        name = options[NAMED_OBJECTS[(g.group, g.resource)]]
+        assert g.names == (() if g.verb in UNNAMED_VERBS else (name,)), g
+        assert g.scope == deployment["metadata"]["namespace"], g
+
+
+@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+def test_names_restrict_only_the_objects_and_verbs_they_can(overlay):
+    """A named rule on a verb that carries no name would silently grant nothing (create of the
+    Lease: leader election never starts); a name on any other object is one no test checks."""
+    named = [g for g in grants(built(overlay)) if g.names]
+    assert [g for g in named if g.verb in UNNAMED_VERBS] == []
+    assert {(g.group, g.resource) for g in named} <= set(NAMED_OBJECTS)
 
 
 # ------------------------------------------------------------------------------------ the rest
