@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from controller.adapters.prometheus import CLOCK_SKEW_WARN_S
 from controller.runtime.telemetry import Telemetry
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,7 +29,8 @@ EXPECTED_ALERTS = {"SetpointDown", "SetpointNoLeader", "SetpointSeveralLeaders",
                    "SetpointHealingHeld", "SetpointRolloutHeldLong", "SetpointPolicyReloadFailing", "SetpointRecordsFailing",
                    "SetpointPolicyConflict", "SetpointWorkloadScaledByHPA", "SetpointPolicySelectsNothing",
                    "SetpointReplicasWithheld", "SetpointTargetNotReady",
-                   "SetpointReadinessFlapping", "SetpointScaleFight"}
+                   "SetpointReadinessFlapping", "SetpointScaleFight", "SetpointMetricSamplesInvalid",
+                   "SetpointClockSkew"}
 #: Grafana's variables, replaced by something PromQL parses.
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$policy": ".*", "${policy}": ".*"}
 PROMQL_WORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left",
@@ -135,6 +137,14 @@ def test_every_alert_has_for_severity_and_its_annotations():
         assert re.fullmatch(r"\d+[smh]", r["for"]), name
         assert r["labels"]["severity"] in {"critical", "warning"}, name
         assert {"summary", "description", "runbook"} <= set(r["annotations"]), name
+
+
+def test_the_clock_skew_alert_fires_where_the_controller_warns():
+    """Its bound is the log's (CLOCK_SKEW_WARN_S), so the log line its runbook names is there."""
+    [rule] = [r for r in rules() if r["alert"] == "SetpointClockSkew"]
+    bound = f"{CLOCK_SKEW_WARN_S:g}"
+    assert f"setpoint_prometheus_clock_skew_seconds > {bound}" in rule["expr"]
+    assert f"setpoint_prometheus_clock_skew_seconds < -{bound}" in rule["expr"]
 
 
 def test_promtool_accepts_the_rules(tmp_path):
