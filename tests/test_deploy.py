@@ -415,6 +415,46 @@ def test_names_restrict_only_the_objects_and_verbs_they_can(overlay):
     assert {(g.group, g.resource) for g in named} <= set(NAMED_OBJECTS)
 
 
+# ------------------------------------------------------------------------------------ optional components
+def with_components(tmp_path: Path, overlay: str, *components: str) -> Path:
+    """A copy of deploy/ whose ``overlay`` also lists these components (deploy/components/NAME);
+    returns the copy's deploy/ folder."""
+    copy = tmp_path / "deploy"
+    shutil.copytree(DEPLOY, copy)
+    k = copy / "overlays" / overlay / "kustomization.yaml"
+    data = yaml.safe_load(k.read_text())
+    data["components"] = (data.get("components") or []) + [f"../../components/{c}" for c in components]
+    k.write_text(yaml.safe_dump(data))
+    return copy
+
+
+RUNBOOKS = DEPLOY / "components" / "monitoring" / "runbooks.yaml"
+
+
+@pytest.mark.parametrize("readme", [
+    pytest.param(None, id="default-repository-path"),
+    pytest.param("https://git.example.com/org/setpoint/blob/v0.1.0/deploy/README.md", id="set-to-a-git-host"),
+])
+def test_every_runbook_url_takes_its_base_from_runbooks_yaml(readme, tmp_path):
+    """The monitoring component's replacement writes runbooks.yaml's readme before the '#' of every
+    alert's runbook_url, and keeps the anchor; runbooks.yaml itself is not applied."""
+    copy = with_components(tmp_path, "namespaced", "monitoring")
+    runbooks = copy / RUNBOOKS.relative_to(DEPLOY)
+    if readme is not None:
+        data = yaml.safe_load(runbooks.read_text())
+        data["data"]["readme"] = readme
+        runbooks.write_text(yaml.safe_dump(data))
+    base = yaml.safe_load(runbooks.read_text())["data"]["readme"]
+    objects = build(copy / "overlays" / "namespaced")
+    [rule] = [o for o in objects if o["kind"] == "PrometheusRule"]
+    built_urls = {r["alert"]: r["annotations"]["runbook_url"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    source = documents(DEPLOY / "components" / "monitoring" / "prometheusrule.yaml")[0]
+    anchors = {r["alert"]: r["annotations"]["runbook_url"].split("#", 1)[1]
+               for g in source["spec"]["groups"] for r in g["rules"]}
+    assert built_urls == {alert: f"{base}#{anchor}" for alert, anchor in anchors.items()}
+    assert not [o for o in objects if o["metadata"]["name"] == "setpoint-runbooks"]
+
+
 # ------------------------------------------------------------------------------------ the rest
 def test_kustomizations_list_existing_files():
     for k in DEPLOY.rglob("kustomization.yaml"):

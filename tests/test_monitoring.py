@@ -22,6 +22,10 @@ REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "deploy" / "components" / "monitoring" / "prometheusrule.yaml"
 ALERT_TESTS = REPO / "tests" / "monitoring" / "alerts.test.yaml"
 DASHBOARD = REPO / "deploy" / "grafana" / "setpoint-dashboard.json"
+README = REPO / "deploy" / "README.md"
+#: An alert's runbook_url in the rule file: its anchor in deploy/README.md, after the base that
+#: components/monitoring/runbooks.yaml sets when kustomize builds (tests/test_deploy.py).
+RUNBOOK_URL = re.compile(r"deploy/README\.md#([a-z0-9-]+)")
 PROMTOOL = shutil.which("promtool")
 #: Alerts the issue asks for, by what they watch.
 EXPECTED_ALERTS = {"SetpointDown", "SetpointNoLeader", "SetpointSeveralLeaders", "SetpointCycleStalled",
@@ -136,7 +140,32 @@ def test_every_alert_has_for_severity_and_its_annotations():
     for name, r in alerts.items():
         assert re.fullmatch(r"\d+[smh]", r["for"]), name
         assert r["labels"]["severity"] in {"critical", "warning"}, name
-        assert {"summary", "description", "runbook"} <= set(r["annotations"]), name
+        assert {"summary", "description", "runbook", "runbook_url"} <= set(r["annotations"]), name
+
+
+def readme_anchors() -> list[tuple[str, str]]:
+    """(anchor, the first cell of its row without the anchor) of each `<a name>` in a table row of deploy/README.md."""
+    out = []
+    for line in (line for line in README.read_text().splitlines() if line.startswith("|")):
+        cell = line.split("|")[1]
+        for m in re.finditer(r'<a name="([^"]+)"></a>', line):
+            out.append((m[1], re.sub(r"<a [^>]*></a>", "", cell).strip()))
+    return out
+
+
+@pytest.mark.parametrize("rule", [pytest.param(r, id=r["alert"]) for r in rules()])
+def test_every_alert_links_its_row_of_the_readme(rule):
+    url = rule["annotations"].get("runbook_url")
+    assert url, f"{rule['alert']}: no runbook_url"
+    link = RUNBOOK_URL.fullmatch(url)
+    assert link, f"{rule['alert']}: {url!r} is not deploy/README.md#<anchor>"
+    assert dict(readme_anchors()).get(link[1]) == rule["alert"], f"no row of {rule['alert']} anchored {link[1]!r}"
+
+
+def test_the_readme_has_one_anchored_row_per_alert():
+    anchors = readme_anchors()
+    assert len({a for a, _ in anchors}) == len(anchors), "an anchor is used twice"
+    assert sorted(alert for _, alert in anchors) == sorted(EXPECTED_ALERTS)
 
 
 def test_the_clock_skew_alert_fires_where_the_controller_warns():
