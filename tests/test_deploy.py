@@ -20,6 +20,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import typer
@@ -28,6 +29,7 @@ from kubernetes import client as k8s
 
 from controller.cli import app as setpoint_app
 from controller.policy import check_policies
+from controller.runtime.http import parse_listen
 
 # The tests share the cached kustomize builds (built): on one pytest-xdist worker each is computed once.
 pytestmark = pytest.mark.xdist_group("tests/test_deploy.py")
@@ -453,6 +455,30 @@ def test_every_runbook_url_takes_its_base_from_runbooks_yaml(readme, tmp_path):
                for g in source["spec"]["groups"] for r in g["rules"]}
     assert built_urls == {alert: f"{base}#{anchor}" for alert, anchor in anchors.items()}
     assert not [o for o in objects if o["metadata"]["name"] == "setpoint-runbooks"]
+
+
+@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+def test_the_networkpolicy_admits_the_monitoring_namespace_to_the_container_port_only(overlay, tmp_path):
+    """components/networkpolicy: ingress to the port `setpoint run --listen`s on (the container port
+    "http") from the namespace --prometheus points at, nothing else; egress untouched (the API
+    server, Prometheus). The overlays leave it out unless listed."""
+    assert not [o for o in built(overlay) if o["kind"] == "NetworkPolicy"], "optional: not in the default build"
+    objects = build(with_components(tmp_path, overlay, "networkpolicy") / "overlays" / overlay)
+    [policy] = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    [deployment] = [o for o in objects if o["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]
+    [container] = pod["spec"]["containers"]
+    options = run_options(deployment)
+    [http] = [p for p in container["ports"] if p["name"] == "http"]
+    assert http["containerPort"] == parse_listen(options["listen"])[1]
+    assert {container["livenessProbe"]["httpGet"]["port"], container["readinessProbe"]["httpGet"]["port"]} == {"http"}
+    assert policy["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    prometheus_namespace = urlsplit(options["prometheus"]).hostname.split(".")[1]  # prometheus.monitoring
+    assert policy["spec"]["ingress"] == [{
+        "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": prometheus_namespace}}}],
+        "ports": [{"protocol": "TCP", "port": http["containerPort"]}]}]
 
 
 # ------------------------------------------------------------------------------------ the rest

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_deploy import DEPLOY, build, documents
+from tests.test_deploy import DEPLOY, build, documents, with_components
 
 # The tests share the cached kustomize builds (built_variant): on one pytest-xdist worker each is computed once.
 pytestmark = pytest.mark.xdist_group("tests/test_manifests.py")
@@ -133,6 +133,13 @@ def test_every_variant_builds_and_every_object_is_valid(overlay, healing, monito
     assert [p for o in objects for p in problems(o)] == []
     namespaced = [o for o in objects if o["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding")]
     assert all(o["metadata"].get("namespace") for o in namespaced), "every namespaced object has its namespace"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_networkpolicy_component_builds_valid_objects(overlay, tmp_path, no_network):
+    objects = build(with_components(tmp_path, overlay, "networkpolicy") / "overlays" / overlay)
+    assert [o["metadata"]["name"] for o in objects if o["kind"] == "NetworkPolicy"] == ["setpoint"]
+    assert [p for o in objects for p in problems(o)] == []
 
 
 @pytest.mark.parametrize(("obj", "expected"), [
