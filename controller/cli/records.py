@@ -171,7 +171,7 @@ def _format_record(r: dict) -> str:
     if r.get("startup"):
         line += f"  | {_format_startup(r['startup'])}"
     health = r.get("health") or (r.get("extra") or {}).get("health")
-    return line + _format_health(health) if health else line
+    return line + _format_health(health, r.get("desired")) if health else line
 
 
 #: A record time at or after this is wall-clock epoch seconds (``setpoint run``'s records); before
@@ -207,17 +207,28 @@ def _format_warm_start(w: dict) -> str:
     return f"cold start: {w.get('why')}"
 
 
-def _format_health(h: dict) -> str:
-    """The health side of a record: its action and reason, and each revision check that ran
-    (both revisions' values and traffic, the test statistic against its thresholds, the verdict)."""
+def _format_health(h: dict, desired=None) -> str:
+    """The health side of a record: its action and reason, the scaling decision's count when
+    arbitration did not apply it, and each revision check that ran (both revisions' values and
+    traffic, the test statistic against its thresholds, the verdict)."""
     def num(v) -> str:
         return "-" if v is None else f"{v:.4g}"
 
+    def count(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
     out = ""
+    kept = h.get("replicas")  # the replicas after arbitration (the current count unless it scaled)
     if h.get("action") or h.get("reason") not in (None, "NoAction", "Scaling"):
         to = f" to revision {h['rollback_to']}" if h.get("rollback_to") else ""
+        if h.get("action") == "scale" and count(kept) and kept != desired:
+            to = f" to {kept}"
         out += (f"\n    health: {h.get('action') or 'no action'}{to} [{h.get('reason')}]"
                 f"{' trigger ' + h['trigger'] if h.get('trigger') else ''}")
+    if count(kept) and count(desired) and kept != desired and h.get("action") != "scale":
+        why = ("the health action takes this cycle: one action per target" if h.get("action") else
+               "no scale-down while a rollout or rollback is in progress, nor below a recent health scale-up's floor")
+        out += f"\n    not applied: the scaling decision's {desired}; replicas stay {kept} ({why})"
     if h.get("rollout"):  # a rollout hold: paused while its revision test is undecided, or resumed
         out += f"\n    rollout: {h['rollout']} [{h.get('rollout_reason')}]"
     elif h.get("rollout_held"):
