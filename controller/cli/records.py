@@ -54,16 +54,18 @@ def explain(
     when = None if at is None else _at_option(at, first.get("at"))
     if controller is None and isinstance(first.get("controller"), str):  # a simulation's: the policy under
         controller = first["controller"]  # test first, not the last 40 of the baseline that ran last
-        typer.echo(f"setpoint: showing controller {controller}'s records; --controller NAME for another's "
-                   "(hpa, oracle, ...)", err=True)
+        typer.echo(f"setpoint: showing controller {controller}'s records", err=True)
     skipped: list[str] = []
     read = [0]  # records of the controller asked for, counted as they stream by
+    others: list[str] = []  # the other controllers with records (the oracle and fixed-max keep none)
 
     def of_controller():
         for r in read_all_records(path, lambda f, n, why: skipped.append(f"{f}:{n}: {why}")):
             if controller is None or r.get("controller") == controller:
                 read[0] += 1
                 yield r
+            elif isinstance(r.get("controller"), str) and r["controller"] not in others:
+                others.append(r["controller"])
 
     # streamed: the last --limit records (or one per target with --at) are held, not the file
     records = select_records(of_controller(), target=target, at=when, changed_only=changes, last=limit)
@@ -72,9 +74,14 @@ def explain(
         if not read[0]:
             fail([f"no decision records: {skipped[0]}{more}; is this a decisions .jsonl file?"])
         typer.echo(f"setpoint: skipped {skipped[0]}{more}", err=True)
+    if not read[0] and others:  # a decisions file, of other controllers
+        fail([f"{path}: no decision records of controller {controller!r} in it; it holds those of "
+              f"{', '.join(others)} (--controller NAME)"])
     if not read[0]:  # an empty file said "no decision records match" and to drop filters there were not
         fail([f"{path}: no decision records{f' of controller {controller!r}' if controller else ''} in it; pass a "
               "`setpoint simulate` output folder or the --records file of `setpoint run`"])
+    if others:
+        typer.echo(f"setpoint: this file also holds the records of {', '.join(others)} (--controller NAME)", err=True)
     if not records:
         typer.echo("no decision records match; drop --target, --at, --controller or --changes to see more", err=True)
         raise typer.Exit(1)

@@ -397,3 +397,23 @@ def test_explain_says_when_arbitration_did_not_apply_the_scaling_decision(tmp_pa
     assert out.exit_code == 0, out.output
     assert said in out.stdout and (not unsaid or unsaid not in out.stdout)
 
+
+@pytest.mark.parametrize("controller, code, said", [
+    pytest.param("oracle", 1, "no decision records of controller 'oracle' in it; it holds those of policy, hpa "
+                 "(--controller NAME)", id="a-controller-without-records-names-those-with"),
+    pytest.param(None, 0, "showing controller policy's records\nsetpoint: this file also holds the records of hpa",
+                 id="the-default-names-the-others"),
+    pytest.param("hpa", 0, "this file also holds the records of policy (--controller NAME)", id="another-controller"),
+])
+def test_explain_names_the_controllers_a_file_holds(tmp_path, controller, code, said):
+    """The hint named '(hpa, oracle, ...)' though the oracle keeps no records, and --controller
+    oracle then said to pass a simulation's output folder, which it was."""
+    from typer.testing import CliRunner
+
+    from controller.cli import app
+
+    path = tmp_path / "decisions.jsonl"
+    path.write_text("".join(json.dumps({**_held(3, 3, None), "controller": c}) + "\n" for c in ("policy", "hpa")))
+    out = CliRunner().invoke(app, ["explain", str(path), *(["--controller", controller] if controller else [])])
+    assert out.exit_code == code, out.output
+    assert said in out.output
