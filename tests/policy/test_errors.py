@@ -96,7 +96,10 @@ BROKEN = [
                  "(add a unit, e.g. 15s)", id="duration-bare-number"),
     pytest.param("staleAfter: 2m", "staleAfter: 2 minutes",
                  "15: spec.scaling.staleAfter: expected a duration such as 30s, 5m, 1h30m or 500ms, "
-                 "got '2 minutes'", id="duration-bad-text"),
+                 "got '2 minutes' (write 2m)", id="duration-in-words-says-how-to-write-it"),
+    pytest.param("staleAfter: 2m", "staleAfter: soon",
+                 "15: spec.scaling.staleAfter: expected a duration such as 30s, 5m, 1h30m or 500ms, "
+                 "got 'soon'", id="duration-bad-text"),
     pytest.param("interval: 15s", "interval: 500ms",
                  "6: spec.interval: must be at least 1s, got 500ms", id="interval-too-short"),
     pytest.param("{namespace: shop, name: web}", "{kind: Pod, namespace: shop, name: web}",
