@@ -18,7 +18,7 @@ from controller.ports import ClusterView, ListedPodSamples, PodSeries, PodView, 
 from simulators import metrics_compiled, streams
 from simulators.cluster import SimCluster
 from simulators.lazy_names import LazyStrings
-from simulators.signals import ObservedSignals
+from simulators.signals import METRIC_SIGNALS, ObservedSignals
 
 
 class SimTargets:
@@ -105,7 +105,9 @@ class SimMetrics:
         # round(window / tick) ticks, at least one, at most the scenario's window
         self.ticks = {q: min(self.slots, max(1, int(round(w / tick_s)))) for q, w in (windows or {}).items()}
         self.tick_s = tick_s
-        fields = sorted({f.split(":")[0] for f in bindings.values()} - set(self.SAMPLED))
+        # the per-service signals only: a pod check's field (pod_restarts' "restarts", pod_extra_latency's
+        # "extra_latency_s") is read from the pods' snapshot (_query_pods), and no tick has it per service
+        fields = sorted(({f.split(":")[0] for f in bindings.values()} & set(METRIC_SIGNALS)) - set(self.SAMPLED))
         n = cluster.n_services
         # one (F, W, S) block, a (W, S) ring per field: SimCluster.step_ticks writes it in one call
         self._rings = np.full((len(fields), self.slots, n), np.nan)

@@ -205,12 +205,17 @@ def test_simulate_without_matplotlib(tmp_path, args, code, says):
     pytest.param(lambda d: d / "decisions.jsonl", ["--target", "nosuch"], "drop --target", id="nothing-matches"),
     pytest.param(lambda d: d / "two.yaml", [], "expected exactly one scaling policy, found 2; pass a file that holds one",
                  id="two-scaling-policies"),
+    pytest.param(lambda d: d / "heals.yaml", [], "expected exactly one scaling policy, found 0: payments-health only "
+                 "heals (no scaling section); a simulation runs a scaling policy, so add the scaling the workload runs "
+                 "with (its HPA's: setpoint import) to simulate its checks", id="a-health-only-policy"),
 ])
 def test_errors_name_the_next_step(tmp_path, make, args, says):
     (tmp_path / "empty").mkdir()
     (tmp_path / "decisions.jsonl").write_text('{"at": 0, "target": "default/web", "current": 2, "desired": 2}\n')
     web = (REPO / "policies" / "web-rps.yaml").read_text()
     (tmp_path / "two.yaml").write_text(web + "---\n" + (REPO / "policies" / "queue-worker.yaml").read_text())
+    health_only = (REPO / "policies" / "checkout-health.yaml").read_text().split("\n---\n")[1]  # payments-health
+    (tmp_path / "heals.yaml").write_text(health_only)
     target = make(tmp_path)
     command = ["simulate", "steady", "--policy", target] if target.suffix == ".yaml" else ["explain", target]
     result = CliRunner().invoke(app, [str(a) for a in [*command, *args]])

@@ -152,9 +152,15 @@ def one_policy(path: Path, shown: str | None = None):
     from controller.policy import load_policies
 
     try:
-        scaling = [p for p in load_policies([path]) if p.scales]
+        loaded = load_policies([path])
     except PolicyError as exc:
         fail(exc.errors)
+    scaling = [p for p in loaded if p.scales]
+    if not scaling and loaded:  # health-only policies: the runner compares scaling controllers
+        names = ", ".join(p.name for p in loaded)
+        fail([f"{path}: expected exactly one scaling policy, found 0: {names} only heal{'s' if len(loaded) == 1 else ''} "
+              f"(no scaling section); a simulation runs a scaling policy, so add the scaling the workload runs "
+              f"with (its HPA's: setpoint import) to simulate its checks"])
     if len(scaling) != 1:
         fail([f"{path}: expected exactly one scaling policy, found {len(scaling)}; pass a file that holds one"])
     return replace(scaling[0], file=shown) if shown else scaling[0]

@@ -54,16 +54,18 @@ def explain(
     when = None if at is None else _at_option(at, first.get("at"))
     if controller is None and isinstance(first.get("controller"), str):  # a simulation's: the policy under
         controller = first["controller"]  # test first, not the last 40 of the baseline that ran last
-        typer.echo(f"setpoint: showing controller {controller}'s records; --controller NAME for another's "
-                   "(hpa, oracle, ...)", err=True)
+        typer.echo(f"setpoint: showing controller {controller}'s records", err=True)
     skipped: list[str] = []
     read = [0]  # records of the controller asked for, counted as they stream by
+    others: list[str] = []  # the other controllers with records (the oracle and fixed-max keep none)
 
     def of_controller():
         for r in read_all_records(path, lambda f, n, why: skipped.append(f"{f}:{n}: {why}")):
             if controller is None or r.get("controller") == controller:
                 read[0] += 1
                 yield r
+            elif isinstance(r.get("controller"), str) and r["controller"] not in others:
+                others.append(r["controller"])
 
     # streamed: the last --limit records (or one per target with --at) are held, not the file
     records = select_records(of_controller(), target=target, at=when, changed_only=changes, last=limit)
@@ -72,9 +74,14 @@ def explain(
         if not read[0]:
             fail([f"no decision records: {skipped[0]}{more}; is this a decisions .jsonl file?"])
         typer.echo(f"setpoint: skipped {skipped[0]}{more}", err=True)
+    if not read[0] and others:  # a decisions file, of other controllers
+        fail([f"{path}: no decision records of controller {controller!r} in it; it holds those of "
+              f"{', '.join(others)} (--controller NAME)"])
     if not read[0]:  # an empty file said "no decision records match" and to drop filters there were not
         fail([f"{path}: no decision records{f' of controller {controller!r}' if controller else ''} in it; pass a "
               "`setpoint simulate` output folder or the --records file of `setpoint run`"])
+    if others:
+        typer.echo(f"setpoint: this file also holds the records of {', '.join(others)} (--controller NAME)", err=True)
     if not records:
         typer.echo("no decision records match; drop --target, --at, --controller or --changes to see more", err=True)
         raise typer.Exit(1)
@@ -171,7 +178,7 @@ def _format_record(r: dict) -> str:
     if r.get("startup"):
         line += f"  | {_format_startup(r['startup'])}"
     health = r.get("health") or (r.get("extra") or {}).get("health")
-    return line + _format_health(health) if health else line
+    return line + _format_health(health, r.get("desired")) if health else line
 
 
 #: A record time at or after this is wall-clock epoch seconds (``setpoint run``'s records); before
@@ -207,17 +214,28 @@ def _format_warm_start(w: dict) -> str:
     return f"cold start: {w.get('why')}"
 
 
-def _format_health(h: dict) -> str:
-    """The health side of a record: its action and reason, and each revision check that ran
-    (both revisions' values and traffic, the test statistic against its thresholds, the verdict)."""
+def _format_health(h: dict, desired=None) -> str:
+    """The health side of a record: its action and reason, the scaling decision's count when
+    arbitration did not apply it, and each revision check that ran (both revisions' values and
+    traffic, the test statistic against its thresholds, the verdict)."""
     def num(v) -> str:
         return "-" if v is None else f"{v:.4g}"
 
+    def count(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
     out = ""
+    kept = h.get("replicas")  # the replicas after arbitration (the current count unless it scaled)
     if h.get("action") or h.get("reason") not in (None, "NoAction", "Scaling"):
         to = f" to revision {h['rollback_to']}" if h.get("rollback_to") else ""
+        if h.get("action") == "scale" and count(kept) and kept != desired:
+            to = f" to {kept}"
         out += (f"\n    health: {h.get('action') or 'no action'}{to} [{h.get('reason')}]"
                 f"{' trigger ' + h['trigger'] if h.get('trigger') else ''}")
+    if count(kept) and count(desired) and kept != desired and h.get("action") != "scale":
+        why = ("the health action takes this cycle: one action per target" if h.get("action") else
+               "no scale-down while a rollout or rollback is in progress, nor below a recent health scale-up's floor")
+        out += f"\n    not applied: the scaling decision's {desired}; replicas stay {kept} ({why})"
     if h.get("rollout"):  # a rollout hold: paused while its revision test is undecided, or resumed
         out += f"\n    rollout: {h['rollout']} [{h.get('rollout_reason')}]"
     elif h.get("rollout_held"):

@@ -57,8 +57,45 @@ def parse_duration(value: object) -> float:
         raise ValueError(f"expected {DURATION_FORM}, got the bare number {format_number(value)} "
                          f"(add a unit, e.g. {format_number(value)}s)")
     if not isinstance(value, str) or not re.fullmatch(DURATION_PATTERN, value):
-        raise ValueError(f"expected {DURATION_FORM}, got {describe_value(value)}")
+        hint = _duration_hint(value) if isinstance(value, str) else ""
+        raise ValueError(f"expected {DURATION_FORM}, got {describe_value(value)}{hint}")
     return sum(float(number) * _UNIT_S[unit] for number, unit in _PART.findall(value))
+
+
+#: Units as people write them -> the unit letter (weeks become days: there is no w).
+_UNIT_WORDS = {**dict.fromkeys(("ms", "msec", "msecs", "millisecond", "milliseconds"), "ms"),
+               **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), "s"),
+               **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), "m"),
+               **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), "h"),
+               **dict.fromkeys(("d", "day", "days"), "d"),
+               **dict.fromkeys(("w", "wk", "wks", "week", "weeks"), "w")}
+_WRITTEN_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*")
+
+
+def _duration_hint(text: str) -> str:
+    """How to write a duration that reads as one in other words (``5min``, ``10 Minutes``, ``1h 30m``,
+    ``90S``, ``1w``, ``'15'``): `` (write 5m)``; a negative one is said so; "" for anything else."""
+    if len(text) > 64:
+        return ""
+    body = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", body):
+        return f" (add a unit, e.g. {body}s)"
+    negative = body.startswith("-")
+    body = body[1:] if negative else body
+    parts, at = [], 0
+    while at < len(body):
+        m = _WRITTEN_PART.match(body, at)
+        if not m or m.end() == at or m.group(2) not in _UNIT_WORDS:
+            return ""
+        number, unit = m.group(1), _UNIT_WORDS[m.group(2)]
+        parts.append(f"{format_number(float(number) * 7)}d" if unit == "w" else f"{number}{unit}")
+        at = m.end()
+    written = "".join(parts)
+    if not parts or not re.fullmatch(DURATION_PATTERN, written):
+        return ""
+    if negative:
+        return " (a duration is never negative)"
+    return f" (write {written})" if written != text else ""
 
 
 def format_duration(seconds: float) -> str:

@@ -30,6 +30,7 @@ _NUMBER_KINDS = _INTEGER_KINDS | {"float_type", "float_parsing"}
 #: A number in exponent notation, as Python reads it; YAML 1.1 (PyYAML) reads a float only with a
 #: decimal point and, with an exponent, a signed one (1.0e+3), so 1e3 and 8.5e1 are text to it.
 _EXPONENT = re.compile(r"([-+]?)(\d*)\.?(\d*)[eE]([-+]?)(\d+)")
+_PERCENT = re.compile(r"([-+]?\d+(?:\.\d+)?)\s*%")
 _BOUNDS = {"greater_than": ("gt", ">"), "greater_than_equal": ("ge", ">="),
            "less_than": ("lt", "<"), "less_than_equal": ("le", "<=")}
 
@@ -107,6 +108,11 @@ def _number_as_text_hint(value: object, integer: bool = False) -> str:
     if not isinstance(value, str):
         return ""
     text = value.strip()
+    percent = _PERCENT.fullmatch(text)
+    if percent:  # 5% where a plain number goes (a tolerance is a fraction; a threshold is in its query's unit)
+        fraction = "" if integer else \
+            f"; {text} as a fraction is {format_number(round(float(percent.group(1)) / 100.0, 9))}"
+        return f" (a plain number goes here, not a percentage{fraction})"
     try:
         number = float(text)
     except ValueError:

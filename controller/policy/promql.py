@@ -9,7 +9,11 @@ targets held until someone reads the logs:
 - a range or subquery selector ``[...]`` holds a duration (``5m``, ``1h30m``), or two for a
   subquery (``[30m:1m]``, ``[30m:]``);
 - a grouping clause ``by (...)`` / ``without (...)`` holds label names and commas only;
-- string literals end.
+- string literals end;
+- no ``$`` outside a string (a Grafana dashboard variable pasted in: ``{namespace=$namespace}``).
+
+:func:`matcher_variables` finds such variables inside label matchers' strings, where PromQL takes
+them as text: a warning, not an error (the query runs and selects nothing).
 
 Positions in messages count characters from 1, as Prometheus' own parse errors do.
 """
@@ -48,7 +52,45 @@ def query_problem(query: str) -> str | None:
     if stack:
         opened, at = stack[-1]
         return f"the {opened!r} at character {at + 1} is not closed"
+    dollar = code.find("$")  # PromQL has no '$' outside strings: a dashboard's variable pasted in
+    if dollar >= 0:
+        word = _VARIABLE.match(query, dollar)
+        name = word.group(0) if word else "$"
+        return (f"{name} at character {dollar + 1}: Prometheus has no variables (a Grafana dashboard's "
+                f"{name} is filled in by Grafana): write the value it stands for")
     return None
+
+
+#: A Grafana dashboard variable: $name, ${name}, ${name:format}, or the older [[name]].
+_VARIABLE = re.compile(r"\$\{[A-Za-z_]\w*(?::\w+)?\}|\$[A-Za-z_]\w*|\[\[[A-Za-z_]\w*\]\]")
+
+
+def matcher_variables(query: str) -> list[str]:
+    """The Grafana dashboard variables (``$namespace``, ``${pod}``, ``[[job]]``) written inside the
+    strings of label matchers (``{namespace="$namespace"}``): valid PromQL, matched as the text
+    itself, so the query selects no series. Strings outside ``{...}`` are not read (a
+    ``label_replace`` replacement may name a capture group: ``"$name"``). Linear in the query."""
+    found: list[str] = []
+    depth, i, n = 0, 0, len(query)
+    while i < n:
+        c = query[i]
+        if c in "\"'`":
+            end = _string_end(query, i)
+            end = n - 1 if end is None else end
+            if depth > 0:
+                found += [m.group(0) for m in _VARIABLE.finditer(query, i + 1, end) if m.group(0) not in found]
+            i = end + 1
+            continue
+        if c == "#":
+            newline = query.find("\n", i)
+            i = n if newline < 0 else newline
+            continue
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth = max(0, depth - 1)
+        i += 1
+    return found
 
 
 def _inside(query: str, code: str, opened: str, start: int, end: int) -> str | None:

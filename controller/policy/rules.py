@@ -153,9 +153,12 @@ def _headroom_rules(spec: Spec, target, where: tuple) -> Iterator[Problem]:
     elif capacity is None:
         yield where + ("capacityPerReplica",), "required with headroom: pooled (what one replica serves at 100%)"
     elif capacity <= target.average_per_replica * (1.0 + spec.scaling.tolerance.up):
-        trigger = target.average_per_replica * (1.0 + spec.scaling.tolerance.up)
-        yield where + ("capacityPerReplica",), (f"must be above averagePerReplica x (1 + tolerance.up) ({trigger:g}: "
-                                                f"where a scale-up starts), got {target.capacity_per_replica:g}")
+        up = spec.scaling.tolerance.up
+        trigger = target.average_per_replica * (1.0 + up)
+        # the numbers, so that a tolerance written in percent (up: 5 for 5%) shows where it went
+        yield where + ("capacityPerReplica",), (f"must be above averagePerReplica x (1 + tolerance.up) = "
+                                                f"{target.average_per_replica:g} x (1 + {up:g}) = {trigger:g} (where a "
+                                                f"scale-up starts), got {target.capacity_per_replica:g}")
 
 
 def _ramp_rules(spec: Spec, m, where: tuple) -> Iterator[Problem]:

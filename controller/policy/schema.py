@@ -327,7 +327,8 @@ def _tolerance_from_number(value: object) -> object:
         return {"up": value, "down": value}
     if isinstance(value, dict):
         return value
-    raise field_error(f"expected a number (both directions) or a mapping {{up, down}}, got {describe_value(value)}")
+    raise field_error(f"expected a number (both directions) or a mapping {{up, down}}, got {describe_value(value)}"
+                      f"{_number_as_text_hint(value)}")
 
 
 def _hpa_seconds(data: object, hpa_name: str, name: str) -> object:

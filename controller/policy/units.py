@@ -1,6 +1,6 @@
 """Warnings, not errors: a latency threshold that reads like the other unit of its query, and
 other numbers valid as written and probably meant otherwise (a utilization of 0.7%, a scale-up
-tolerance of 500%, a counter read without a rate).
+tolerance of 500%, a counter read without a rate, a Grafana variable in a label matcher).
 
 Prometheus exposes durations in seconds (``http_request_duration_seconds``); a team used to
 milliseconds writes ``target: {value: 250}`` for "p95 under 250 ms". The policy is valid, and
@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterator
 
 from controller.policy.durations import format_number
-from controller.policy.promql import raw_counters
+from controller.policy.promql import matcher_variables, raw_counters
 from controller.policy.schema import PolicyDocument
 
 #: A query in seconds with a threshold at or above this many (s) is probably in milliseconds.
@@ -49,8 +49,8 @@ def query_unit(query: str) -> str | None:
 
 def unit_warnings(policy: PolicyDocument) -> list[Warning_]:
     """(path, message) of every threshold that reads like the other unit of its query, every
-    utilization written as a fraction, a scale-up tolerance written in percent, and every
-    counter a query reads without a rate."""
+    utilization written as a fraction, a scale-up tolerance written in percent, every
+    counter a query reads without a rate, and every Grafana variable in a query's label matchers."""
     spec = policy.spec
     out: list[Warning_] = []
     if spec.scaling is not None:
@@ -64,9 +64,9 @@ def unit_warnings(policy: PolicyDocument) -> list[Warning_]:
                             f"warning: a utilization of {u}%: utilization is in percent; if you meant "
                             f"{format_number(round(metric.target.utilization * 100.0, 9))}%, write "
                             f"{format_number(round(metric.target.utilization * 100.0, 9))}"))
-            out += _counter_warnings(metric.query, (*path, "query"))
+            out += _query_warnings(metric.query, (*path, "query"))
             if metric.ramp is not None and metric.ramp.latest is not None:
-                out += _counter_warnings(metric.ramp.latest, (*path, "ramp", "latest"))
+                out += _query_warnings(metric.ramp.latest, (*path, "ramp", "latest"))
         if spec.scaling.tolerance is not None and spec.scaling.tolerance.up >= 1.0:
             up = spec.scaling.tolerance.up
             out.append((("spec", "scaling", "tolerance", "up"),
@@ -77,7 +77,7 @@ def unit_warnings(policy: PolicyDocument) -> list[Warning_]:
         for i, check in enumerate(spec.health.checks):
             for field in ("query", "errors", "requests"):
                 if getattr(check, field) is not None:
-                    out += _counter_warnings(getattr(check, field), ("spec", "health", "checks", i, field))
+                    out += _query_warnings(getattr(check, field), ("spec", "health", "checks", i, field))
             for side in ("unhealthy", "recovered"):
                 threshold = getattr(check, side)
                 for bound in ("above", "below"):
@@ -87,7 +87,13 @@ def unit_warnings(policy: PolicyDocument) -> list[Warning_]:
     return out
 
 
-def _counter_warnings(query: str, path: tuple) -> Iterator[Warning_]:
+def _query_warnings(query: str, path: tuple) -> Iterator[Warning_]:
+    """A counter read without a rate, and a Grafana variable inside a label matcher (the other
+    warnings about the query itself, besides its unit)."""
+    for variable in matcher_variables(query):
+        yield path, (f"warning: {variable} in a label matcher is a Grafana dashboard variable: Prometheus "
+                     f"matches the text {variable!r} itself, so the query selects no series (a metric missing "
+                     f"at every cycle, a check that never fires); write the value it stands for")
     for counter in raw_counters(query):
         yield path, (f"warning: {counter} is a counter (it only grows) and the query reads it without rate(): "
                      f"it never comes back down, so neither would the replicas; e.g. rate({counter}[1m])")

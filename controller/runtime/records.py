@@ -285,7 +285,8 @@ def select_records(records: Iterable[dict], target: str | None = None, at: float
     """Filter by target (full key or bare name), policy, and time.
 
     With ``at``, keep for each target the last record at or before that time. ``changed_only``:
-    then only the records whose desired count differs from the current one, or with a health
+    then only the records whose applied count differs from the current one (the health side's
+    ``replicas`` after arbitration where the record has one, else ``desired``), or with a health
     action; ``last``: only the
     last that many. Streams: memory grows with ``last`` and the targets, not with the records
     (a records file and its rotations hold up to 200 MB of them by default).
@@ -300,7 +301,10 @@ def select_records(records: Iterable[dict], target: str | None = None, at: float
 
     def changed(r: dict) -> bool:  # a new count, or a health action (a rollback keeps the count)
         health = r.get("health")
-        return (not changed_only or r.get("desired") != r.get("current")
+        applied = r.get("desired")
+        if isinstance(health, dict) and isinstance(health.get("replicas"), int):
+            applied = health["replicas"]  # arbitration held the scaling decision (a rollout, a health floor)
+        return (not changed_only or applied != r.get("current")
                 or isinstance(health, dict) and bool(health.get("action")))
 
     chosen = (r for r in records if matches(r))

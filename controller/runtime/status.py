@@ -29,12 +29,15 @@ MAX_TIME_S = 253_370_764_800.0
 
 
 def last_action(record: dict) -> dict | None:
-    """The action a record decided (the health side's arbitrated one when the policy heals), or None."""
+    """The action a record applied (the health side's arbitrated one when the policy heals; a
+    scaling decision the health side held is none), or None."""
     health = record.get("health") or {}
     if health.get("action"):
         to = health.get("replicas") if health["action"] == "scale" else None
         return {"action": health["action"], "reason": health.get("reason"), "from": record.get("current"),
                 "to": to, "at": record.get("at")}
+    if isinstance(health.get("replicas"), int) and health.get("replicas") == record.get("current"):
+        return None  # arbitration held the scaling decision (a rollout in progress, a health scale-up's floor)
     if record.get("action"):
         return {"action": record["action"], "reason": record.get("reason"), "from": record.get("current"),
                 "to": record.get("desired"), "at": record.get("at")}

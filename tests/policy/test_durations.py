@@ -39,11 +39,31 @@ def test_parse_duration(text, seconds):
     pytest.param("", "got ''", id="empty"),
     pytest.param(None, "got null", id="null"),
     pytest.param(True, "got true", id="bool"),
+    # the way to write it, when the text reads as a duration in other words
+    pytest.param("5min", "got '5min' (write 5m)", id="min-for-m"),
+    pytest.param("10 Minutes", "got '10 Minutes' (write 10m)", id="a-spelled-unit-with-a-space"),
+    pytest.param("1h 30m", "got '1h 30m' (write 1h30m)", id="a-space-between-parts"),
+    pytest.param("90S", "got '90S' (write 90s)", id="an-uppercase-unit"),
+    pytest.param("2 weeks", "got '2 weeks' (write 14d)", id="weeks-as-days"),
+    pytest.param("1.5 hrs", "got '1.5 hrs' (write 1.5h)", id="hrs"),
+    pytest.param("30secs", "got '30secs' (write 30s)", id="secs"),
+    pytest.param("-30s", "got '-30s' (a duration is never negative)", id="negative-said-so"),
+    pytest.param("15", "got '15' (add a unit, e.g. 15s)", id="a-quoted-number"),
 ])
 def test_parse_duration_rejects(value, message):
     with pytest.raises(ValueError) as caught:
         parse_duration(value)
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("value", [
+    pytest.param("PT5M", id="iso-8601"), pytest.param("five minutes", id="words"), pytest.param("5 parsecs", id="no-unit"),
+    pytest.param("1" * 100 + "s ", id="long"), pytest.param("", id="empty"),
+])
+def test_no_hint_where_the_text_is_no_duration_in_other_words(value):
+    with pytest.raises(ValueError) as caught:
+        parse_duration(value)
+    assert str(caught.value).endswith(f"got {value!r}" if len(value) < 60 else "characters)")
 
 
 @pytest.mark.parametrize("seconds, text", [

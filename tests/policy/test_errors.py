@@ -43,6 +43,19 @@ BROKEN = [
                  "27: spec.health.escalation: expected a list, got a mapping", id="mapping-where-list-belongs"),
     pytest.param("max: 10}", "max: ten}",
                  "7: spec.replicas.max: expected an integer, got 'ten'", id="string-for-integer"),
+    pytest.param("{up: 0.05,", "{up: 5%,",
+                 "14: spec.scaling.tolerance.up: expected a number, got '5%' (a plain number goes here, not a "
+                 "percentage; 5% as a fraction is 0.05)", id="percent-for-a-fraction"),
+    pytest.param("tolerance: {up: 0.05, down: 0.15}", "tolerance: 10%",
+                 "14: spec.scaling.tolerance: expected a number (both directions) or a mapping {up, down}, got '10%' "
+                 "(a plain number goes here, not a percentage; 10% as a fraction is 0.1)",
+                 id="percent-for-both-tolerances"),
+    pytest.param("{above: 0.05, for: 1m}", "{above: 5 %, for: 1m}",
+                 "24: spec.health.checks[0].unhealthy.above: expected a number, got '5 %' (a plain number goes here, "
+                 "not a percentage; 5 % as a fraction is 0.05)", id="percent-for-a-threshold"),
+    pytest.param("max: 10}", "max: 50%}",
+                 "7: spec.replicas.max: expected an integer, got '50%' (a plain number goes here, not a percentage)",
+                 id="percent-for-an-integer"),
     pytest.param("max: 10}", "max: 10.5}",
                  "7: spec.replicas.max: expected an integer, got 10.5", id="float-for-integer"),
     pytest.param("max: 10}", "max: '10'}",
@@ -96,7 +109,10 @@ BROKEN = [
                  "(add a unit, e.g. 15s)", id="duration-bare-number"),
     pytest.param("staleAfter: 2m", "staleAfter: 2 minutes",
                  "15: spec.scaling.staleAfter: expected a duration such as 30s, 5m, 1h30m or 500ms, "
-                 "got '2 minutes'", id="duration-bad-text"),
+                 "got '2 minutes' (write 2m)", id="duration-in-words-says-how-to-write-it"),
+    pytest.param("staleAfter: 2m", "staleAfter: soon",
+                 "15: spec.scaling.staleAfter: expected a duration such as 30s, 5m, 1h30m or 500ms, "
+                 "got 'soon'", id="duration-bad-text"),
     pytest.param("interval: 15s", "interval: 500ms",
                  "6: spec.interval: must be at least 1s, got 500ms", id="interval-too-short"),
     pytest.param("{namespace: shop, name: web}", "{kind: Pod, namespace: shop, name: web}",

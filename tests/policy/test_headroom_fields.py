@@ -33,8 +33,8 @@ def test_headroom_compiles(text, capacity, pooled, saturation):
 
 
 #: a capacity of 84 for a target of 80 with the default up tolerance (5%): where a scale-up starts
-AT_TRIGGER = (f"{WHERE}.capacityPerReplica: must be above averagePerReplica x (1 + tolerance.up) (84: where a "
-              "scale-up starts), got 84")
+AT_TRIGGER = (f"{WHERE}.capacityPerReplica: must be above averagePerReplica x (1 + tolerance.up) = 80 x (1 + 0.05) "
+              "= 84 (where a scale-up starts), got 84")
 
 BROKEN = [
     pytest.param(with_target("averagePerReplica: 80, headroom: pooled"),
@@ -44,6 +44,9 @@ BROKEN = [
                  AT_TRIGGER, id="capacity-at-the-scale-up-trigger"),
     pytest.param(with_target("averagePerReplica: 80, capacityPerReplica: 84"),
                  AT_TRIGGER, id="capacity-alone-at-the-scale-up-trigger"),
+    pytest.param(edit(with_target("averagePerReplica: 80, capacityPerReplica: 100"), "{up: 0.05,", "{up: 5,"),
+                 f"{WHERE}.capacityPerReplica: must be above averagePerReplica x (1 + tolerance.up) = 80 x (1 + 5) = "
+                 "480 (where a scale-up starts), got 100", id="a-tolerance-in-percent-shows-in-the-numbers"),
     pytest.param(with_target("utilization: 60, capacityPerReplica: 100"),
                  f"{WHERE}.capacityPerReplica: capacityPerReplica needs averagePerReplica (what one replica serves "
                  "of a total such as a request rate)", id="capacity-with-utilization"),

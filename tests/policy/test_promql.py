@@ -27,6 +27,8 @@ SOUND = [
     pytest.param("sum(rate(x{path=~`a\\(`}[1m]))", id="raw-string-no-escapes"),
     pytest.param("x # a comment with ( and [\n + y", id="comment"),
     pytest.param("count(up) > 0", id="comparison"),
+    pytest.param('sum(rate(x{namespace="$namespace"}[1m]))', id="a-grafana-variable-in-a-string-is-text"),
+    pytest.param('label_replace(x, "dst", "$1", "src", "(.*)")', id="a-capture-group-reference"),
 ]
 
 
@@ -46,6 +48,12 @@ BROKEN = [
     pytest.param("sum(x))", "')' at character 7 closes nothing", id="one-close-too-many"),
     pytest.param("sum(x{a=\"b\")}", "')' at character 12 closes the '{' at character 6", id="crossed-brackets"),
     pytest.param('x{a="b}', "the string opened at character 5 (\") does not end", id="unterminated-string"),
+    pytest.param("sum(rate(x{namespace=$namespace}[1m]))", "$namespace at character 22: Prometheus has no variables",
+                 id="a-grafana-variable-as-a-label-value"),
+    pytest.param('sum(rate(x{a="b"}[1m])) * ${factor:raw}', "${factor:raw} at character 27: Prometheus has no variables",
+                 id="a-grafana-variable-in-braces"),
+    pytest.param("sum by ($group) (x)", "by (...) at character 5 holds label names and commas only",
+                 id="a-grafana-variable-as-a-grouping"),
 ]
 
 

@@ -144,6 +144,15 @@ RPS = "sum by (namespace, deployment) (rate(http_requests_total[1m]))"
                  "{averagePerReplica: 85}", 0.05, [], id="counters-in-a-rate-a-string-and-a-comment"),
     pytest.param("sum by (namespace, deployment) (increase(x_total[5m])) / on() group_left max(y_total)",
                  "{averagePerReplica: 85}", 0.05, ["y_total is a counter"], id="one-counter-of-two-without"),
+    pytest.param('sum by (namespace, deployment) (rate(http_requests_total{namespace="$namespace"}[1m]))',
+                 "{averagePerReplica: 85}", 0.05, ["api.yaml:10: spec.scaling.metrics[0].query: warning: $namespace in a "
+                 "label matcher is a Grafana dashboard variable: Prometheus matches the text '$namespace' itself, so the "
+                 "query selects no series"], id="a-grafana-variable-in-a-matcher"),
+    pytest.param('sum by (namespace, deployment) (rate(x_seconds_count{pod=~"${pod:regex}", job="[[job]]"}[1m]))',
+                 "{averagePerReplica: 85}", 0.05, ["${pod:regex} in a label matcher", "[[job]] in a label matcher"],
+                 id="grafana-variables-braced-and-old-style"),
+    pytest.param('sum by (namespace, deployment) (label_replace(rate(x{deployment=~"web$|api$"}[1m]), "d", "$1", '
+                 '"pod", "(.+)"))', "{averagePerReplica: 85}", 0.05, [], id="regex-anchors-and-a-capture-reference"),
 ])
 def test_numbers_valid_as_written_and_probably_meant_otherwise(query, target, up, expected):
     text = OTHER.format(query=query, target=target, up=up)

@@ -345,3 +345,75 @@ def test_explain_refuses_an_at_that_is_not_a_finite_number(tmp_path, at):
     path.write_bytes(LIVE)
     out = CliRunner().invoke(app, ["explain", str(path), "--at", at])
     assert out.exit_code == 1 and f"--at: expected a finite number of seconds, got '{at}'" in out.output
+
+
+def _held(current: int, desired: int, health: dict | None) -> dict:
+    """A record whose scaling decision says ``desired``; ``health``: its health side (arbitration)."""
+    r = {"controller": "policy", "policy": "p", "target": "shop/web", "at": 0.0, "current": current,
+         "desired": desired, "reason": "RateLimitedDown" if desired < current else "ScaleUp", "metrics": {}}
+    if health is not None:
+        r["health"] = {"action": None, "reason": "NoAction", **health}
+    return r
+
+
+@pytest.mark.parametrize("record, changed", [
+    pytest.param(_held(18, 17, {"reason": "ScaleUpCooldown", "replicas": 18}), False,
+                 id="a-scale-down-the-health-side-held-is-no-change"),
+    pytest.param(_held(11, 11, {"action": "scale", "reason": "ScaleUpOverloaded", "replicas": 14}), True,
+                 id="a-health-scale-up-is-a-change"),
+    pytest.param(_held(10, 11, {"action": "scale", "reason": "Scaling", "replicas": 11}), True,
+                 id="a-scaling-decision-passed-through"),
+    pytest.param(_held(11, 11, {"action": "rollback", "reason": "RollbackNewRevision", "replicas": 11}), True,
+                 id="a-rollback-keeps-the-count"),
+    pytest.param(_held(3, 4, None), True, id="no-health-side-the-decision-is-applied"),
+    pytest.param(_held(3, 4, {"reason": "NoAction"}), True, id="a-health-side-without-replicas-as-before"),
+])
+def test_changes_are_what_was_applied_after_arbitration(record, changed):
+    """--changes listed every cycle of a scale-down the health side held (a rollout in progress, a
+    health scale-up's floor): '18 -> 17' every 15 s for 16 minutes while the workload stayed at 18."""
+    assert select_records([record], changed_only=True) == ([record] if changed else [])
+
+
+@pytest.mark.parametrize("record, said, unsaid", [
+    pytest.param(_held(18, 17, {"reason": "ScaleUpCooldown", "replicas": 18}),
+                 "\n    not applied: the scaling decision's 17; replicas stay 18 (no scale-down while a rollout", "",
+                 id="held-scale-down"),
+    pytest.param(_held(11, 11, {"action": "scale", "reason": "ScaleUpOverloaded", "replicas": 14}),
+                 "\n    health: scale to 14 [ScaleUpOverloaded]", "not applied", id="a-health-scale-up-says-to-what"),
+    pytest.param(_held(11, 12, {"action": "restart-pod", "reason": "RestartFiringPods", "replicas": 11}),
+                 "not applied: the scaling decision's 12; replicas stay 11 (the health action takes this cycle",
+                 "", id="a-restart-takes-the-cycle"),
+    pytest.param(_held(10, 11, {"action": "scale", "reason": "Scaling", "replicas": 11}), "health: scale [Scaling]",
+                 "not applied", id="applied-as-decided"),
+])
+def test_explain_says_when_arbitration_did_not_apply_the_scaling_decision(tmp_path, record, said, unsaid):
+    from typer.testing import CliRunner
+
+    from controller.cli import app
+
+    path = tmp_path / "decisions.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    out = CliRunner().invoke(app, ["explain", str(path)])
+    assert out.exit_code == 0, out.output
+    assert said in out.stdout and (not unsaid or unsaid not in out.stdout)
+
+
+@pytest.mark.parametrize("controller, code, said", [
+    pytest.param("oracle", 1, "no decision records of controller 'oracle' in it; it holds those of policy, hpa "
+                 "(--controller NAME)", id="a-controller-without-records-names-those-with"),
+    pytest.param(None, 0, "showing controller policy's records\nsetpoint: this file also holds the records of hpa",
+                 id="the-default-names-the-others"),
+    pytest.param("hpa", 0, "this file also holds the records of policy (--controller NAME)", id="another-controller"),
+])
+def test_explain_names_the_controllers_a_file_holds(tmp_path, controller, code, said):
+    """The hint named '(hpa, oracle, ...)' though the oracle keeps no records, and --controller
+    oracle then said to pass a simulation's output folder, which it was."""
+    from typer.testing import CliRunner
+
+    from controller.cli import app
+
+    path = tmp_path / "decisions.jsonl"
+    path.write_text("".join(json.dumps({**_held(3, 3, None), "controller": c}) + "\n" for c in ("policy", "hpa")))
+    out = CliRunner().invoke(app, ["explain", str(path), *(["--controller", controller] if controller else [])])
+    assert out.exit_code == code, out.output
+    assert said in out.output

@@ -297,3 +297,25 @@ def test_fold_keeps_kubernetes_transition_semantics(statuses):
         assert status["conditions"][kind]["status"] == last
         assert status["conditions"][kind]["last_transition"] == set_at[start][0]
     assert list(status["conditions"]) == [k for k in ("AbleToScale", "ScalingLimited") if k in status["conditions"]]
+
+
+@pytest.mark.parametrize("record, shown", [
+    pytest.param({"current": 18, "desired": 17, "reason": "RateLimitedDown", "action": "scale", "at": 5.0,
+                  "health": {"action": None, "reason": "ScaleUpCooldown", "replicas": 18}}, None,
+                 id="a-scale-down-the-health-side-held-is-no-action"),
+    pytest.param({"current": 10, "desired": 11, "reason": "ScaleUp", "action": "scale", "at": 5.0,
+                  "health": {"action": "scale", "reason": "Scaling", "replicas": 11}},
+                 {"action": "scale", "reason": "Scaling", "from": 10, "to": 11, "at": 5.0}, id="passed-through"),
+    pytest.param({"current": 11, "desired": 11, "reason": "WithinTolerance", "action": None, "at": 5.0,
+                  "health": {"action": "scale", "reason": "ScaleUpOverloaded", "replicas": 14}},
+                 {"action": "scale", "reason": "ScaleUpOverloaded", "from": 11, "to": 14, "at": 5.0},
+                 id="a-health-scale-up"),
+    pytest.param({"current": 2, "desired": 3, "reason": "ScaleUp", "action": "scale", "at": 5.0},
+                 {"action": "scale", "reason": "ScaleUp", "from": 2, "to": 3, "at": 5.0}, id="a-scaling-only-policy"),
+])
+def test_the_last_action_is_one_that_was_applied(record, shown):
+    """A crash-looping release: status showed 'last action scale 18->17 RateLimitedDown' while the
+    health side held 18 for 16 minutes (the records' top-level action is the scaling decision's)."""
+    from controller.runtime.status import last_action
+
+    assert last_action(record) == shown

@@ -109,7 +109,8 @@ def test_explain_without_a_controller_shows_the_policy_under_test(default_run):
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 40 and all(" policy default/web:" in line for line in lines)
-    assert "showing controller policy's records; --controller NAME for another's" in proc.stderr
+    assert "showing controller policy's records" in proc.stderr
+    assert "this file also holds the records of hpa (--controller NAME)" in proc.stderr
     hpa = setpoint("explain", "out/flash-crowd", "-c", "hpa", cwd=cwd).stdout.strip().splitlines()
     assert hpa and all(" hpa default/web:" in line for line in hpa)
 
