@@ -7,6 +7,7 @@ from functools import lru_cache
 
 import numpy as np
 import pytest
+import yaml
 
 from controller.policy import load_policies
 from simulators.runner import simulate, standard_controllers
@@ -78,6 +79,28 @@ def test_a_flash_crowd_during_a_bad_release_is_still_met_by_scaling():
 def test_crash_looping_release_is_rolled_back():
     r = healed("crash-loop")
     assert len(actions(r, "rollback")) == 1 and not actions(r, "restart-pod")
+
+
+def test_crash_looping_release_is_rolled_back_when_a_pod_restart_check_sees_it(tmp_path):
+    """The restarts read per pod with restart-pod (the ladder's first step), as teams often write
+    it, beside the revision comparison: the new pods never serve, so the comparison has no
+    evidence and the timing blames the release (it had scaled up instead, 11 -> 14 -> 18, the
+    not-Ready pods read as overload, and never rolled back)."""
+    doc = yaml.safe_load((POLICIES / "setpoint-healing.yaml").read_text())
+    checks = doc["spec"]["health"]["checks"]
+    [i] = [k for k, c in enumerate(checks) if c["name"] == "restarts"]
+    checks[i] = {"name": "restarts", "scope": "pod", "action": "restart-pod",
+                 "query": "sum by (namespace, pod) (increase(kube_pod_container_status_restarts_total[10m]))",
+                 "unhealthy": {"above": 3, "for": "0s"}, "recovered": {"below": 1, "for": "10m"}}
+    path = tmp_path / "pod-restarts.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    policy = load_policies([path])[0]
+    assert policy.health_params.revision_checks
+    r, _ = simulate(load_scenario("crash-loop"), standard_controllers(policy, [], None, 20), keep_records=False)
+    [rollback] = actions(r, "rollback")
+    assert rollback.reason.startswith("RollbackNewRevision") and 20 * 60 < rollback.t_s < 20 * 60 + 300
+    spec = r.runs["policy"].trajectory.spec_replicas[:, 0]
+    assert spec.max() <= 12
 
 
 @lru_cache(maxsize=None)

@@ -460,7 +460,9 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     trigger = np.where(raise_to_rollback, -1, prop.trigger)
     # Where the revisions are compared, the comparison replaces the timing heuristics (a check
     # that begins soon after a release blames it): a surge during a rollout is not the release.
-    compared = rev_active if params.revision_checks else np.zeros(n, bool)
+    # Only once the new revision's pods have served: a release whose pods never serve (a crash
+    # loop) gives the comparison no evidence, and the timing is then the only evidence there is.
+    compared = rev_active & served
     new_revision, after_rollout = prop.new_revision & ~compared, prop.after_rollout & ~compared
 
     restart_left = params.budgets.restarts_per_hour - state.budgets.restarts_used(now)
