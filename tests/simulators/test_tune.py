@@ -11,7 +11,7 @@ from controller.cli import main  # noqa: E402
 from controller.policy import check_policies, load_policies  # noqa: E402
 from simulators.policy_set import parse_setting, read_policy_base  # noqa: E402
 from simulators.sweep import CellStore, read_scenario_input  # noqa: E402
-from simulators.tune import Budget, Runner, default_space, evaluate, tune  # noqa: E402
+from simulators.tune import Budget, Evaluation, Runner, default_space, evaluate, tune  # noqa: E402
 from tests.simulators.sweep_fixtures import DEFAULT_POLICY, HPA_POLICY, TARGET, write_scenarios  # noqa: E402
 
 #: The default policy's averagePerReplica target, the search's starting point.
@@ -251,9 +251,7 @@ def test_a_continuous_range_on_an_integer_field_draws_whole_numbers(scenarios, t
     assert not any("error" in t for t in result.trials) and result.best is not None
 
 
-def _evaluation(per: dict[str, tuple[float, float | None]]) -> "Evaluation":
-    from simulators.tune import Evaluation
-
+def _evaluation(per: dict[str, tuple[float, float | None]]) -> Evaluation:
     scores = {n: {"replica_hours": 1.0, "slo_violation_minutes": m, "allowed_minutes": a} for n, (m, a) in per.items()}
     return Evaluation(scores, True, 0.0)
 
