@@ -68,7 +68,7 @@ def run(name: str, policy_file: str, variation: Variation, chain_s: float, rever
 
     path = resolve_scenario_path(name)
     text = varied_text(path.read_text(encoding="utf-8"), variation)
-    scenario = load_scenario_text(text, str(path))
+    scenario = load_scenario_text(text, str(path), folder=path.parent)
     policy, _ = varied_policy(policy_file, cap_scale(path.read_text(encoding="utf-8"), variation))
     if overrides:  # exploring: PolicyParams fields set directly (e.g. tolerance_down=0.3)
         policy = dataclasses.replace(policy, params=dataclasses.replace(policy.params, **overrides))

@@ -104,7 +104,7 @@ def frontier(args: tuple[str, Variation]) -> dict:
     from simulators.scenario import load_scenario_text, resolve_scenario_path
 
     path = resolve_scenario_path(name)
-    scenario = load_scenario_text(varied_text(path.read_text(encoding="utf-8"), variation), str(path))
+    scenario = load_scenario_text(varied_text(path.read_text(encoding="utf-8"), variation), str(path), folder=path.parent)
     hpa = load_policies([REPO / "policies" / "hpa-cpu.yaml"])[0]
     specs = {s.name: s for s in standard_controllers(None, ["hpa", "oracle"], hpa, 20)}
     oracle, _ = run_controller(scenario, specs["oracle"], keep_records=False, keep_trajectory=True)

@@ -44,7 +44,7 @@ def attribute(args: tuple[str, str, Variation]) -> dict:
     from simulators.scenario import load_scenario_text, resolve_scenario_path
 
     path = resolve_scenario_path(name)
-    scenario = load_scenario_text(varied_text(path.read_text(encoding="utf-8"), variation), str(path))
+    scenario = load_scenario_text(varied_text(path.read_text(encoding="utf-8"), variation), str(path), folder=path.parent)
     policy, _ = varied_policy(policy_file, cap_scale(path.read_text(encoding="utf-8"), variation))
     p = policy.params
     specs = {s.name: s for s in standard_controllers(policy, ["oracle"], None, 20)}

@@ -163,7 +163,7 @@ def score_scenario(args: tuple[str, str, str, tuple[float, ...], Variation, str 
     path = resolve_scenario_path(name)
     text = varied_text(path.read_text(encoding="utf-8"), variation)
     try:
-        scenario = load_scenario_text(text, str(path))
+        scenario = load_scenario_text(text, str(path), folder=path.parent)
     except ScenarioError as exc:
         return {"error": "; ".join(str(e) for e in exc.errors)}
     scale = cap_scale(path.read_text(encoding="utf-8"), variation)

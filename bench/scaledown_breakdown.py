@@ -56,7 +56,7 @@ def breakdown(name: str, policy_file: str, variation: Variation, reversal_s: flo
     from simulators.scenario import load_scenario_text, resolve_scenario_path
 
     path = resolve_scenario_path(name)
-    scenario = load_scenario_text(varied_text(path.read_text(encoding="utf-8"), variation), str(path))
+    scenario = load_scenario_text(varied_text(path.read_text(encoding="utf-8"), variation), str(path), folder=path.parent)
     policy = load_policies([policy_file])[0]
     target = float(policy.params.metric_targets[0])
     cycles = []

@@ -150,7 +150,7 @@ def run(name: str, policy_file: str, variant: str, v: Variation, cache_dir: str 
 
     path = resolve_scenario_path(name)
     text = varied_text(path.read_text(encoding="utf-8"), v)
-    scenario = load_scenario_text(text, str(path))
+    scenario = load_scenario_text(text, str(path), folder=path.parent)
     policy = load_policies([policy_file])[0]
     hpa_file = REPO / "policies" / "hpa-cpu.yaml"
     from simulators.frontier import DEFAULT_TARGETS_PCT

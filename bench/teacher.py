@@ -127,7 +127,7 @@ def analyse(args: tuple[str, Variation, str | None]) -> dict:
     from simulators.scenario import load_scenario_text, resolve_scenario_path
 
     path = resolve_scenario_path(name)
-    scenario = load_scenario_text(varied_text(path.read_text(encoding="utf-8"), variation), str(path))
+    scenario = load_scenario_text(varied_text(path.read_text(encoding="utf-8"), variation), str(path), folder=path.parent)
     hpa = load_policies([REPO / "policies" / "hpa-cpu.yaml"])[0]
     pol = load_policies([REPO / "policies" / "setpoint-default.yaml"])[0]
     specs = {s.name: s for s in standard_controllers(pol, ["hpa", "oracle"], hpa, 20)}

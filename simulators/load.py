@@ -12,7 +12,8 @@ Traces: CSV files ``timestamp,value`` with ISO-8601 UTC timestamps (``...Z``), o
 interval, values are totals per interval (requests per minute, per 5 minutes ...).
 :class:`TraceReplay` divides by the interval to get requests/s, cuts a window, scales it
 (``multiplier`` or ``peak_rps``) and resamples it onto the simulation times (step or linear
-interpolation). The real traces are read in place from :func:`traces_dir`
+interpolation). A scenario's relative trace path is read next to the scenario file
+(:func:`trace_path`), else in :func:`traces_dir`, where the real traces are read in place
 (``$SETPOINT_TRACES_DIR``, else ``../shared/data/traces`` next to the checkout or the working
 directory); never copy or bundle them.
 """
@@ -388,19 +389,78 @@ def nominal_interval_s(steps: np.ndarray) -> float:
     return float(lengths[np.argmax(counts)])
 
 
-def load_trace(name_or_path: str | os.PathLike) -> Trace:
-    """Read a trace CSV; a bare name (``nasa_http_1995_07_requests_1min``, with or without
-    ``.csv``) is looked up in :func:`traces_dir`. Cached per file and modification time."""
+class TraceNotFound(FileNotFoundError):
+    """No trace at any place a name was looked up; ``looked`` lists them, in order."""
+
+    def __init__(self, message: str, looked: Sequence[Path]):
+        super().__init__(message)
+        self.looked = tuple(looked)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def _candidates(path: Path) -> list[Path]:
+    """``path``, and for a name without a suffix ``path`` + ``.csv`` too."""
+    return [path] if path.suffix else [path, path.with_suffix(".csv")]
+
+
+def _found(candidate: Path) -> bool:
+    """Something is there (a name without a suffix: a file; else ``.csv`` is meant)."""
+    return candidate.exists() if candidate.suffix else candidate.is_file()
+
+
+def trace_path(name_or_path: str | os.PathLike, relative_to: str | os.PathLike | None = None) -> Path:
+    """Where a trace is. An absolute path as it is; a relative one next to what names it
+    (``relative_to``: a scenario file's folder, as kustomize and docker compose read relative
+    paths; None: the working directory), else in :func:`traces_dir` (the shared traces, which
+    the bundled scenarios name bare). ``.csv`` may be left out. The first place where something
+    exists wins (a folder there is refused by :func:`load_trace`, not skipped).
+
+    :class:`TraceNotFound` names every place looked at. Relative to a scenario's folder, a file
+    the path names only from the working directory (where scenarios' trace paths were read
+    before) is not taken: the message says where it is and what to write instead."""
     path = Path(name_or_path)
-    if not path.suffix and not path.is_file():
-        path = path.with_suffix(".csv")
-    if not path.is_absolute() and not path.is_file():
-        path = traces_dir() / path
+    folder = Path(relative_to) if relative_to is not None else None
+    if path.is_absolute():
+        places = [path]
+    else:
+        places = [folder / path if folder is not None else path, traces_dir() / path]
+    looked = []
+    for place in places:
+        for candidate in _candidates(place):
+            looked.append(candidate)
+            if _found(candidate):
+                return candidate
+    where = "next to the scenario file" if folder is not None else "relative to the working directory"
+    message = f"trace not found: {places[0]}" + ("" if path.is_absolute() else
+                                                  f" ({where}), nor {places[1]} (the traces folder: "
+                                                  "$SETPOINT_TRACES_DIR, else ../shared/data/traces)")
+    raise TraceNotFound(message + _working_directory_hint(path, folder), looked)
+
+
+def _working_directory_hint(path: Path, folder: Path | None) -> str:
+    """Where a scenario's relative trace ``path`` not found next to it (in ``folder``) is a file
+    from the working directory (where such paths were read before): that it is not taken, and the
+    path to write instead; "" otherwise."""
+    if folder is None or path.is_absolute():
+        return ""
+    here = next((c for c in _candidates(Path.cwd() / path) if c.is_file()), None)
+    if here is None:  # (nor is the folder the working directory: it would have been found)
+        return ""
+    fix = Path(os.path.relpath(here.absolute(), folder.absolute())).as_posix()
+    return (f". {path} is a file relative to the working directory ({Path.cwd()}), but a scenario's trace paths "
+            f"are read next to the scenario file, wherever setpoint runs: write file: {fix}")
+
+
+def load_trace(name_or_path: str | os.PathLike, relative_to: str | os.PathLike | None = None) -> Trace:
+    """Read a trace CSV found by :func:`trace_path` (a bare name such as
+    ``nasa_http_1995_07_requests_1min`` is looked up in :func:`traces_dir`). Cached per file and
+    modification time."""
+    path = trace_path(name_or_path, relative_to)
     if path.is_dir() or path.exists() and not path.is_file():  # was "not found", pointing at SETPOINT_TRACES_DIR
         raise _csv_error(path, None, f"is {'a folder' if path.is_dir() else 'a device, pipe or socket'}, not a CSV "
                                      "file 'timestamp,value'")
-    if not path.is_file():
-        raise FileNotFoundError(f"trace not found: {path} (set SETPOINT_TRACES_DIR or provide ../shared/data/traces)")
     try:
         return _read_trace(str(path.resolve()), path.stat().st_mtime)
     except OSError as exc:

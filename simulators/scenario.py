@@ -146,7 +146,8 @@ class NoiseLoad(StrictModel):
 
 
 class TraceLoad(StrictModel):
-    file: str = Field(min_length=1, description="CSV timestamp,value; relative names are looked up in the traces folder")
+    file: str = Field(min_length=1, description="CSV timestamp,value; a relative path is read next to the scenario "
+                                                "file, else in the traces folder ($SETPOINT_TRACES_DIR)")
     start: SimDuration() = 0.0
     duration: SimDuration(gt=0) | None = None
     peak_rps: float | None = Field(None, gt=0, le=MAX_RPS)
@@ -375,9 +376,10 @@ class Scenario:
         return POD_SIGNALS.get(bound) if bound else None
 
 
-def _shape(term: LoadTerm, start_s: float, stream: np.random.SeedSequence, history_s: float = 0.0
-           ) -> tuple[L.Shape, bool]:
-    """(shape, multiplicative) for one load term; ``stream`` is the term's own (only noise draws)."""
+def _shape(term: LoadTerm, start_s: float, stream: np.random.SeedSequence, history_s: float = 0.0,
+           folder: Path | None = None) -> tuple[L.Shape, bool]:
+    """(shape, multiplicative) for one load term; ``stream`` is the term's own (only noise draws);
+    a trace's relative path is read in ``folder`` (load.trace_path)."""
     if term.constant:
         return L.Constant(term.constant.rps), False
     if term.step:
@@ -394,7 +396,7 @@ def _shape(term: LoadTerm, start_s: float, stream: np.random.SeedSequence, histo
     if term.noise:
         return L.Noise(term.noise.sigma, seed=stream, interval_s=term.noise.every), True
     t = term.trace
-    trace = L.load_trace(t.file)
+    trace = L.load_trace(t.file, relative_to=folder)
     return L.TraceReplay(trace, start_offset_s=t.start, duration_s=t.duration, multiplier=t.multiplier,
                          peak_rps=t.peak_rps, interpolation=t.interpolation, sim_start_s=start_s, wrap=t.wrap,
                          history_s=min(history_s, t.start)), False
@@ -406,13 +408,14 @@ TRACE_FIELDS = {"start_offset_s": "start", "duration_s": "duration", "peak_rps":
 
 
 def _service_shape(terms: list[LoadTerm], start_s: float, seed: int, service: str, where: tuple,
-                   errors: list[tuple[tuple, str]], history_s: float = 0.0) -> L.Shape:
+                   errors: list[tuple[tuple, str]], history_s: float = 0.0, folder: Path | None = None) -> L.Shape:
     """The sum of a service's load terms times its noise terms; trace problems go to ``errors``.
-    Term ``k`` draws from the stream (seed, service name, k): other services never shift it."""
+    Term ``k`` draws from the stream (seed, service name, k): other services never shift it.
+    Relative trace paths are read in ``folder`` (the scenario file's; None: the working directory)."""
     added, multiplied = [], []
     for k, term in enumerate(terms):
         try:
-            shape, multiplicative = _shape(term, start_s, streams.load_term(seed, service, k), history_s)
+            shape, multiplicative = _shape(term, start_s, streams.load_term(seed, service, k), history_s, folder)
         except FileNotFoundError as exc:
             errors.append((where + (k, "trace", "file"), str(exc)))
             continue
@@ -523,7 +526,7 @@ def _cross_field_errors(spec: ScenarioSpec) -> list[tuple[tuple, str]]:
     return errors
 
 
-def _compile(doc: ScenarioDocument, file: str, line_of) -> Scenario:
+def _compile(doc: ScenarioDocument, file: str, line_of, folder: Path | None = None) -> Scenario:
     spec = doc.spec
     start = SIM_EPOCH_S
     configs, models, names = _expand_services(spec)
@@ -533,7 +536,7 @@ def _compile(doc: ScenarioDocument, file: str, line_of) -> Scenario:
     errors: list[tuple[tuple, str]] = []
     first_copy = {m.name: j for j, m in reversed(list(enumerate(spec.services)))}
     shapes = tuple(_service_shape(m.load, start, spec.seed, c.name, ("spec", "services", first_copy[m.name], "load"),
-                                  errors, spec.history) for c, m in zip(configs, models))
+                                  errors, spec.history, folder) for c, m in zip(configs, models))
     if errors:
         unique = list(dict.fromkeys(errors))
         raise ScenarioError([FieldError(file, line_of(loc), format_path(loc), msg) for loc, msg in unique])
@@ -547,9 +550,12 @@ def _compile(doc: ScenarioDocument, file: str, line_of) -> Scenario:
                     history_s=spec.history)
 
 
-def load_scenario_text(text: str, file: str = "<text>", seed: int | None = None) -> Scenario:
+def load_scenario_text(text: str, file: str = "<text>", seed: int | None = None,
+                       folder: str | Path | None = None) -> Scenario:
     """Validate and compile one scenario (``seed`` overrides the file's). Raises ScenarioError
-    with every problem found."""
+    with every problem found. ``file`` names it in messages; ``folder`` is where it was read
+    (its relative trace paths are read there, as kustomize and docker compose read theirs);
+    None for a scenario that is no file's: relative to the working directory."""
     documents, problems = read_documents(text)
     errors = [FieldError(file, p.line, format_path(p.path), p.message) for p in problems]
     present = [d for d in documents if d.data is not None]
@@ -576,7 +582,7 @@ def load_scenario_text(text: str, file: str = "<text>", seed: int | None = None)
         if not 0 <= seed < 2**63:
             raise ScenarioError([FieldError(file, None, "spec.seed", f"--seed must be in [0, 2**63), got {seed}")])
         doc = doc.model_copy(update={"spec": doc.spec.model_copy(update={"seed": int(seed)})})
-    return _compile(doc, file, yaml_doc.line_of)
+    return _compile(doc, file, yaml_doc.line_of, None if folder is None else Path(folder))
 
 
 def bundled_scenarios() -> list[Path]:
@@ -603,4 +609,4 @@ def load_scenario(name_or_path: str | Path, seed: int | None = None) -> Scenario
     text, problem = read_yaml_file(path)
     if problem is not None:
         raise ScenarioError([FieldError(str(path), problem.line, "", problem.message)])
-    return load_scenario_text(text, str(path), seed)
+    return load_scenario_text(text, str(path), seed, folder=path.parent)

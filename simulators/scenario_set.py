@@ -52,7 +52,7 @@ def scenario_variants(inputs: Sequence[ScenarioInput], settings: Sequence[Settin
         for assigned in combos:
             text = policy_text(assigned_document(base.file, data, assigned))
             try:
-                sc = load_scenario_text(text, base.file)
+                sc = load_scenario_text(text, base.file, folder=base.folder)
             except ScenarioError as exc:
                 raise invalid_with(base.file, assigned, exc) from None
             name = f"{base.name}[{variant_label(settings, assigned)}]"
@@ -77,7 +77,7 @@ def varied_scenario(name_or_path: str, texts: Sequence[str], seed: int | None = 
             raise SetError([FieldError(OPTION, None, s.shown_path, f"{OPTION} {s.text}: one value (this runs one "
                                                                     "scenario); setpoint sweep runs several")])
     (variant,) = scenario_variants([read_scenario_input(name_or_path)], settings)
-    sc = load_scenario_text(variant.text, variant.file, seed)
+    sc = load_scenario_text(variant.text, variant.file, seed, folder=variant.folder)
     return dataclasses.replace(sc, name=variant.name, description=f"{sc.description} ({variant.changes})".lstrip())
 
 

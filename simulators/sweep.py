@@ -47,8 +47,10 @@ from simulators.result import shown_path
 #: Bump when what a cell computes changes, so stored cells of an older Setpoint are re-run.
 #: 2: the traces' digest is in the key, the files' shown paths are not.
 CELL_FORMAT = 2
-#: Payload fields that only name things in messages: left out of a cell's key.
-SHOWN_ONLY = frozenset({"scenario_path", "policy_file"})
+#: Payload fields that only name things in messages, or say where the scenario was read (its
+#: relative trace paths are read there; the traces' digest stands for them): left out of a
+#: cell's key, which is the same from any folder or machine.
+SHOWN_ONLY = frozenset({"scenario_path", "policy_file", "scenario_folder"})
 #: Most cells of one grid (scenarios x variants x seeds): each is a simulation, and the grid's
 #: cells are built in memory before the first runs (a billion seeds took all memory).
 MAX_CELLS = 100_000
@@ -76,6 +78,12 @@ class ScenarioInput:
     work: int = 1  # ticks x services: a cell's relative cost, to start the longest cells first
     changes: str = ""  # what --scenario-set changed in the file (simulators.scenario_set), "" for the file as it is
     traces: str = ""  # digest of the traces it replays (load.traces_digest): part of its cells' keys
+
+    @property
+    def folder(self) -> str:
+        """The folder the scenario was read from, absolute (a worker process or a Ray node reads its
+        relative trace paths there, whatever its own working directory)."""
+        return str(Path(self.path).absolute().parent)
 
     @property
     def origin(self) -> str:
@@ -229,7 +237,8 @@ def build_grid(scenarios: Sequence[str], policies: Sequence[str | Path], setting
 def cell_payload(scenario: ScenarioInput, variant: Variant, seed: int) -> dict:
     """Plain data (picklable, JSON-able) a worker runs a cell from."""
     # the files as shown (for messages); the key leaves them out: the same from any folder or machine
-    return {"scenario_text": scenario.text, "scenario_path": scenario.file, "seed": int(seed),
+    return {"scenario_text": scenario.text, "scenario_path": scenario.file, "scenario_folder": scenario.folder,
+            "seed": int(seed),
             "policy_text": variant.policy_text, "policy_file": variant.policy_file, "retarget_pct": variant.target_pct,
             "traces": scenario.traces}
 
@@ -247,7 +256,8 @@ def run_cell(payload: dict, on_fraction: Callable[[float], None] | None = None) 
     from simulators.scenario import load_scenario_text
 
     started, cpu = time.perf_counter(), time.process_time()
-    sc = load_scenario_text(payload["scenario_text"], payload["scenario_path"], seed=payload["seed"])
+    sc = load_scenario_text(payload["scenario_text"], payload["scenario_path"], seed=payload["seed"],
+                            folder=payload.get("scenario_folder"))
     if traces_digest(sc.shapes) != payload.get("traces", ""):  # its key promised other load than this
         raise RuntimeError(f"{payload['scenario_path']}: a trace it replays is not the one the sweep started with "
                            "(edited since, or another copy on this machine); run the sweep again")

@@ -371,6 +371,37 @@ def tune(base: PolicyBase, settings: Sequence[Setting], train: Sequence[Scenario
     return result
 
 
+@dataclass(frozen=True)
+class Miss:
+    """A held-out scenario on which the tuned policy is over its SLO budget."""
+
+    scenario: str
+    minutes: float  # the tuned policy's SLO-violation minutes (mean over seeds)
+    allowed: float | None  # the budget's minutes there (None: HPA's could not be interpolated)
+    untuned: float | None  # the untuned policy's minutes there, for comparison
+
+    @property
+    def excess(self) -> float | None:
+        return None if self.allowed is None else round(self.minutes - self.allowed, DECIMALS)
+
+    def describe(self) -> str:
+        over = "budget unknown" if self.allowed is None else f"budget {self.allowed:g}, over by {self.excess:g}"
+        untuned = "" if self.untuned is None else f"; untuned: {self.untuned:g}"
+        return f"{self.scenario}: {self.minutes:g} SLO-violation minutes ({over}{untuned})"
+
+
+def holdout_misses(result: TuneResult) -> list[Miss]:
+    """Each held-out scenario on which the chosen parameters miss the budget the search held the
+    training scenarios to (none without held-out scenarios or a choice): over-fitting, shown."""
+    if result.holdout is None:
+        return []
+    untuned = result.base_holdout.per_scenario if result.base_holdout is not None else {}
+    return [Miss(name, s["slo_violation_minutes"], s["allowed_minutes"],
+                 untuned.get(name, {}).get("slo_violation_minutes"))
+            for name, s in result.holdout.per_scenario.items()
+            if s["allowed_minutes"] is None or s["slo_violation_minutes"] > s["allowed_minutes"] + BUDGET_TOLERANCE]
+
+
 def _scores_line(ev: Evaluation) -> list[str]:
     """One line per scenario: replica-hours, violation minutes and the budget (met or not)."""
     lines = []
@@ -432,5 +463,5 @@ def tuned_policy_text(result: TuneResult, version: str, optuna_version: str, now
     return "\n".join(lines) + "\n" + result.best_text
 
 
-__all__ = ["Budget", "Evaluation", "Runner", "TuneResult", "default_space", "evaluate", "provenance", "tune",
-           "tuned_policy_text", "tune_json", "HPA_KIND"]
+__all__ = ["Budget", "Evaluation", "Miss", "Runner", "TuneResult", "default_space", "evaluate", "holdout_misses",
+           "provenance", "tune", "tuned_policy_text", "tune_json", "HPA_KIND"]

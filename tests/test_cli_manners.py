@@ -249,6 +249,22 @@ HPA_MANIFEST = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetad
                "  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  minReplicas: 2\n  maxReplicas: 9\n"
 
 
+@pytest.mark.parametrize("args, written", [
+    pytest.param(["sweep", "tiny.yaml", "--no-hpa", "--no-report"], "out/sweep/result.json", id="sweep-default-out"),
+    pytest.param(["tune", DEFAULT_POLICY, "-s", "tiny.yaml", "--set", "spec.replicas.max=10,20", "--trials", "1",
+                  "--max-violation-minutes", "1000", "-o", "tuned.yaml"], "out/tune/tune.json", id="tune-default-work"),
+])
+def test_an_output_folder_left_to_its_default_is_used(tmp_path, args, written):
+    """typer 0.29 passes an option's default (a Path) through its parser too: 'PosixPath' object has
+    no attribute 'strip', exit 70, for every sweep without -o and every tune without --work."""
+    from tests.simulators.sweep_fixtures import write_scenarios
+
+    write_scenarios(tmp_path, {"tiny": (1, 300)}, duration="2m")
+    proc = setpoint(*args, "-j", "1", cwd=tmp_path, timeout_s=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / written).is_file()
+
+
 @pytest.mark.parametrize("args, code, message", [
     pytest.param(["simulate", "-o", ""], 2, "expected a path, got an empty string", id="simulate-out-empty"),
     pytest.param(["simulate", "-o", "  "], 2, "expected a path, got an empty string", id="simulate-out-blank"),

@@ -7,7 +7,7 @@ One module per group of commands, registered on the Typer app of :mod:`.root` wh
 :mod:`.records` (explain, status), :mod:`.live` (run, resume, sim serve).
 """
 
-from controller.cli.root import EXIT_BUG, EXIT_INVALID, app, describe_error, main
+from controller.cli.root import EXIT_BUG, EXIT_HOLDOUT_MISSED, EXIT_INVALID, app, describe_error, main
 from controller.cli import policy_files, simulation, search, backtest, records, live  # noqa: E402,F401  (register)
 
-__all__ = ["EXIT_BUG", "EXIT_INVALID", "app", "describe_error", "main"]
+__all__ = ["EXIT_BUG", "EXIT_HOLDOUT_MISSED", "EXIT_INVALID", "app", "describe_error", "main"]

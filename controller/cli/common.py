@@ -52,16 +52,18 @@ def refuse_overwrite(paths: list[Path], force: bool, option: str) -> None:
                f"{'folder' if option == '--out-dir' else 'file'}" for p in existing])
 
 
-def _nonempty_path(value: str) -> Path:
+def _nonempty_path(value: str | Path) -> Path:
     import typer
 
+    if isinstance(value, Path):  # the option's default: typer (0.29) passes it through the parser too
+        return value
     # typer would read ``-o ''`` as Path('.'), writing the results over the working folder's files
     if not value.strip():
         raise typer.BadParameter("expected a path, got an empty string (use . for the current folder)")
     return Path(value)
 
 
-def output_file(value: str) -> Path:
+def output_file(value: str | Path) -> Path:
     """The ``parser`` of an option naming a file to write: not empty, not a folder."""
     import typer
 
@@ -71,7 +73,7 @@ def output_file(value: str) -> Path:
     return path
 
 
-def output_folder(value: str) -> Path:
+def output_folder(value: str | Path) -> Path:
     """The ``parser`` of an option naming a folder to write into: not empty (out_folder checks the
     rest before anything runs)."""
     return _nonempty_path(value)

@@ -1,5 +1,5 @@
 """The ``setpoint`` Typer app and its entry point: global options, and every error that reaches
-the top turned into one line and an exit code (1: bad input; 70: a bug)."""
+the top turned into one line and an exit code (1: bad input; 70: a bug; the others below)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+#: Exit codes (README "Exit codes"): 0 done; 1 bad input, or a check that failed with nothing to
+#: show for it (run --once, validate --strict, tune with no trial within budget); 2 a usage error
+#: (Click's: an unknown option, a bad value); 3 done and written, but the result failed its check
+#: (tune: the tuned policy misses the SLO budget on a held-out scenario); 70 a bug; 130 / 143
+#: interrupted (Ctrl-C / SIGTERM).
 EXIT_INVALID = 1  # bad input: the message says what to change
+EXIT_HOLDOUT_MISSED = 3  # tune: the tuned policy and tune.json are written, but over-fitting shows
 EXIT_BUG = 70  # EX_SOFTWARE: an exception Setpoint did not expect
 _options = {"debug": False, "terminated": False}
 

@@ -199,7 +199,9 @@ def tune(
     comments: the trials, the budget, the scenarios and seeds, the chosen values and the scores
     of the tuned and untuned policy on the training and held-out scenarios. Exit 1 on bad input,
     when the tuned policy's file exists and --force is not given (checked before the search), or
-    when no trial meets the budget (nothing written).
+    when no trial meets the budget (nothing written). Exit 3 when the tuned policy misses the
+    budget on a held-out scenario (over-fitting): the policy and tune.json are written all the
+    same, and each such scenario is named on stderr with its minutes and how far over it is.
     """
     import os
 
@@ -282,7 +284,7 @@ def tune(
 
     from controller import __version__
     from controller.runtime.files import write_text_atomic
-    from simulators.tune import provenance, tune_json, tuned_policy_text
+    from simulators.tune import holdout_misses, provenance, tune_json, tuned_policy_text
 
     if result.best is not None:  # first: the search's result is never lost to a later write
         write_text_atomic(target, tuned_policy_text(result, __version__, dist_version("optuna")))
@@ -297,3 +299,15 @@ def tune(
     for line in provenance(result, __version__, dist_version("optuna"))[2:]:
         typer.echo(line)
     typer.echo(f"wrote {target}")
+    misses = holdout_misses(result)
+    if misses:  # written all the same: the search is not lost; CI sees the over-fitting in the exit code
+        from controller.cli.root import EXIT_HOLDOUT_MISSED
+
+        typer.echo(f"setpoint tune: the tuned policy misses the SLO budget ({result.budget.describe()}) on "
+                   f"{len(misses)} of {len(result.holdout.per_scenario)} held-out scenario(s), which the search "
+                   "never saw: it may be over-fitted to the training scenarios", err=True)
+        for miss in misses:
+            typer.echo(f"  {miss.describe()}", err=True)
+        typer.echo(f"{target} and {trials_file} are written; exit {EXIT_HOLDOUT_MISSED} (held-out scenarios over "
+                   "budget)", err=True)
+        raise typer.Exit(EXIT_HOLDOUT_MISSED)

@@ -17,7 +17,8 @@ from controller.core.scaling.params import PolicyParams
 from controller.errors import FieldError, PolicyError
 from controller.policy.compile import compile_health, compile_policy, compile_policy_health, compile_targets
 from controller.policy.durations import describe_value
-from controller.policy.messages import format_path, validation_problems
+from controller.policy.messages import clean_loc, format_path, validation_problems
+from controller.policy.partial import error_trie, guarded, partial_model
 from controller.policy.rules import document_problems
 from controller.policy.schema import API_VERSION, KIND, PolicyDocument
 from controller.policy.specs import HealthSpec, TargetSelector
@@ -194,7 +195,8 @@ def _check_text(text: str, filename: str) -> tuple[list[_Document], list[FieldEr
 
 
 def _check_document(document: _Document) -> list[FieldError]:
-    """YAML problems, then the header, then field rules, then cross-field rules once fields pass."""
+    """YAML problems, then the header, then field rules and, in the same pass, the cross-field
+    rules on the parts whose field rules pass (controller/policy/partial.py)."""
     errors = [document.error(p.path, p.message) for p in document.yaml.problems]
     data = document.yaml.data
     if not isinstance(data, dict):
@@ -206,9 +208,17 @@ def _check_document(document: _Document) -> list[FieldError]:
     try:
         document.model = PolicyDocument.model_validate(data)
     except ValidationError as exc:
-        problems = validation_problems(exc.errors(include_url=False), PolicyDocument)
+        found = exc.errors(include_url=False)
+        problems = validation_problems(found, PolicyDocument) + _problems_beside(data, found)
         return errors + [document.error(loc, message) for loc, message in problems]
     return errors + [document.error(loc, message) for loc, message in document_problems(document.model)]
+
+
+def _problems_beside(data: dict, found: list[dict]) -> list[tuple[tuple, str]]:
+    """The cross-field problems of the parts of ``data`` that validated, beside the field errors
+    ``found``: a file is not fixed in waves, field errors first and then the rest."""
+    partial, problems = partial_model(PolicyDocument, data, error_trie(clean_loc(e["loc"]) for e in found))
+    return problems + list(guarded(document_problems, partial))
 
 
 def _header_errors(document: _Document, data: dict) -> list[FieldError]:

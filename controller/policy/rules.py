@@ -1,7 +1,13 @@
-"""Cross-field rules of one policy document, run once its field rules pass.
+"""Cross-field rules of one policy document, run on the parts whose field rules pass.
 
 Each rule returns ``(path, message)`` problems; ``path`` uses YAML names so the loader can find
 the line. Rules that span documents (duplicate names) live in ``load.py``.
+
+A document with field errors is checked too, in the same pass: the loader gives these rules the
+parts that validated (controller/policy/partial.py), each other part :data:`UNCHECKED`. Each
+rule runs :func:`guarded`, and so does each item of a list whose items are checked one by one (a
+metric, a health check): a rule that reads a part that did not validate is left out, the others
+report, so one broken check never hides another check's problems.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from collections.abc import Iterator
 from controller.policy import presets
 from controller.policy.durations import format_duration, format_number
 from controller.policy.limits import MAX_REPLICAS, MAX_WINDOW_SAMPLES
+from controller.policy.partial import UNCHECKED, guarded, known, read
 from controller.policy.schema import Health, HealthCheck, PolicyDocument, SmoothingModel, Spec
 
 Problem = tuple[tuple, str]
@@ -21,23 +28,25 @@ HEALTH = SPEC + ("health",)
 
 
 def document_problems(policy: PolicyDocument) -> list[Problem]:
-    """Every cross-field problem of ``policy``, in file order as far as practical."""
+    """Every cross-field problem of ``policy`` (which may hold parts that did not validate: each
+    rule that reads one is left out), in file order as far as practical."""
     spec = policy.spec
-    problems = [*_something_to_do(spec), *_unique_target_names(spec), *_replica_bounds(spec),
-                *_preset_restrictions(spec)]
-    if spec.replicas is None and _scales(spec):  # the scaling rules read the bounds: none to check them on
-        return problems + [(SPEC + ("replicas",), "required field is missing: a policy that scales (scaling, or a "
-                                                   "health check's scale-up) needs replicas: {min: N, max: M}")]
-    if spec.scaling is not None:
-        problems += [*_scaling_metrics(spec), *_fallback_within_bounds(spec), *_pods_rates_within_bounds(spec),
-                     *_min_step(spec)]
-        problems += _window_fits(spec.scaling.smoothing, spec.interval_s, SCALING + ("smoothing",))
+    problems = [problem for rule in (_something_to_do, _unique_target_names, _replica_bounds, _preset_restrictions,
+                                     _replicas_needed)
+                for problem in guarded(rule, spec)]
+    if spec.scaling is not None and spec.replicas is not None:  # the scaling rules read the bounds
+        for rule in (_scaling_metrics, _fallback_within_bounds, _pods_rates_within_bounds, _min_step):
+            problems += guarded(rule, spec)
+        problems += guarded(lambda: _window_fits(spec.scaling.smoothing, spec.interval_s, SCALING + ("smoothing",)))
     if spec.health is not None:
-        problems += _health_rules(spec.health)
-        shortest_s = min(spec.interval_s, spec.health.rollout_interval_s)  # health steps come this often
-        for i, check in enumerate(spec.health.checks):
-            problems += _window_fits(check.smoothing, shortest_s, HEALTH + ("checks", i, "smoothing"))
+        problems += guarded(_health_rules, spec)
     return problems
+
+
+def _replicas_needed(spec: Spec) -> Iterator[Problem]:
+    if spec.replicas is None and _scales(spec):
+        yield (SPEC + ("replicas",), "required field is missing: a policy that scales (scaling, or a health check's "
+                                     "scale-up) needs replicas: {min: N, max: M}")
 
 
 def _something_to_do(spec: Spec) -> Iterator[Problem]:
@@ -100,22 +109,26 @@ def _scaling_metrics(spec: Spec) -> Iterator[Problem]:
     metrics = spec.scaling.metrics
     if not metrics:
         yield SCALING + ("metrics",), "expected at least one metric, got an empty list"
-    yield from _duplicates([m.name for m in metrics], SCALING + ("metrics",), "metric name", field="name")
+    yield from _duplicates(_names(metrics), SCALING + ("metrics",), "metric name", field="name")
     for i, m in enumerate(metrics):
-        yield from _headroom_rules(spec, m.target, SCALING + ("metrics", i, "target"))
-        yield from _implausible_rules(spec, m, SCALING + ("metrics", i, "implausibleAbove"))
-        if m.ramp is not None:
-            yield from _ramp_rules(spec, m, SCALING + ("metrics", i, "ramp"))
-        if m.forecast is None:
-            continue
-        where = SCALING + ("metrics", i, "forecast")
-        if spec.preset == presets.HPA:
-            yield where, "not allowed with preset: hpa (HPA does not forecast)"
-        elif m.target.average_per_replica is None:
-            yield where, ("needs target: averagePerReplica (a forecast is of a total such as a request rate; "
-                          "a per-pod value or utilization changes with the replica count)")
-        if len(set(m.forecast.seasonality)) != len(m.forecast.seasonality):
-            yield where + ("seasonality",), "periods must differ"
+        yield from guarded(_metric_rules, spec, m, SCALING + ("metrics", i))
+
+
+def _metric_rules(spec: Spec, m, where: tuple) -> Iterator[Problem]:
+    yield from guarded(_headroom_rules, spec, m.target, where + ("target",))
+    yield from guarded(_implausible_rules, spec, m, where + ("implausibleAbove",))
+    if m.ramp is not None:
+        yield from guarded(_ramp_rules, spec, m, where + ("ramp",))
+    if m.forecast is None:
+        return
+    where += ("forecast",)
+    if spec.preset == presets.HPA:
+        yield where, "not allowed with preset: hpa (HPA does not forecast)"
+    elif m.target.average_per_replica is None:
+        yield where, ("needs target: averagePerReplica (a forecast is of a total such as a request rate; "
+                      "a per-pod value or utilization changes with the replica count)")
+    if len(set(m.forecast.seasonality)) != len(m.forecast.seasonality):
+        yield where + ("seasonality",), "periods must differ"
 
 
 def _implausible_rules(spec: Spec, metric, where: tuple) -> Iterator[Problem]:
@@ -170,7 +183,7 @@ def _ramp_rules(spec: Spec, m, where: tuple) -> Iterator[Problem]:
     if m.ramp.latest is not None:
         from controller.policy.compile import query_window_s
 
-        window, latest = query_window_s(m.query), query_window_s(m.ramp.latest)
+        window, latest = query_window_s(known(m.query)), query_window_s(known(m.ramp.latest))
         if not latest < window:
             yield where + ("latest",), (f"must read over a shorter range window than the metric's query "
                                         f"({window:g}s), got {latest:g}s")
@@ -207,17 +220,36 @@ def _window_fits(smoothing: SmoothingModel | None, interval_s: float, path: tupl
              f"{format_duration(interval_s)} interval), got {format_duration(smoothing.window.length_s)}")]
 
 
-def _health_rules(health: Health) -> list[Problem]:
-    problems: list[Problem] = []
-    if not health.checks:
-        problems.append((HEALTH + ("checks",), "expected at least one check, got an empty list"))
-    problems += _duplicates([c.name for c in health.checks], HEALTH + ("checks",), "check name", field="name")
-    for i, check in enumerate(health.checks):
-        problems += _check_fields_for_scope(check, HEALTH + ("checks", i))
-        if check.unhealthy is not None:
-            problems += _recovery_on_healthy_side(check, HEALTH + ("checks", i))
-    problems += _duplicates(health.escalation or [], HEALTH + ("escalation",), "escalation step")
+def _health_rules(spec: Spec) -> list[Problem]:
+    """The health section's rules; each check's on its own, so one that did not validate hides
+    nothing of the others."""
+    health = spec.health
+    problems: list[Problem] = list(guarded(_some_checks, health))
+    problems += guarded(lambda: _duplicates(_names(health.checks), HEALTH + ("checks",), "check name", field="name"))
+    problems += guarded(_each_check, spec)
+    problems += guarded(lambda: _duplicates(health.escalation or [], HEALTH + ("escalation",), "escalation step"))
     return problems
+
+
+def _each_check(spec: Spec) -> Iterator[Problem]:
+    health = spec.health
+    for i, check in enumerate(health.checks):
+        path = HEALTH + ("checks", i)
+        yield from guarded(_check_fields_for_scope, check, path)
+        yield from guarded(_recovery_on_healthy_side, check, path)
+        # health steps come every interval, and every rolloutInterval during a rollout
+        yield from guarded(lambda: _window_fits(check.smoothing, min(spec.interval_s, health.rollout_interval_s),
+                                                path + ("smoothing",)))
+
+
+def _some_checks(health: Health) -> Iterator[Problem]:
+    if not health.checks:
+        yield HEALTH + ("checks",), "expected at least one check, got an empty list"
+
+
+def _names(items: list) -> list:
+    """Each item's name; UNCHECKED where the item or its name did not validate."""
+    return [read(lambda item=item: item.name) for item in items]
 
 
 def _check_fields_for_scope(check: HealthCheck, path: tuple) -> Iterator[Problem]:
@@ -255,7 +287,7 @@ def _check_fields_for_scope(check: HealthCheck, path: tuple) -> Iterator[Problem
 def _recovery_on_healthy_side(check: HealthCheck, path: tuple) -> Iterator[Problem]:
     """Unhealthy above X needs recovered below Y <= X (and the mirror image): a hysteresis band."""
     unhealthy, recovered = check.unhealthy, check.recovered
-    if recovered is None:
+    if unhealthy is None or recovered is None:
         return
     if unhealthy.above is not None:
         bad, good, limit, sign = "above", "below", unhealthy.above, "<="
@@ -273,8 +305,11 @@ def _recovery_on_healthy_side(check: HealthCheck, path: tuple) -> Iterator[Probl
 
 
 def _duplicates(values: list, path: tuple, what: str, field: str | None = None) -> Iterator[Problem]:
+    """Each value equal to an earlier one; UNCHECKED values (items that did not validate) are left out."""
     first: dict = {}
     for i, value in enumerate(values):
+        if value is UNCHECKED:
+            continue
         if value in first:
             where = path + (i, field) if field else path + (i,)
             yield where, f"duplicate {what} '{value}' (first at {path[-1]}[{first[value]}])"

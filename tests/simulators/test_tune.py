@@ -11,7 +11,7 @@ from controller.cli import main  # noqa: E402
 from controller.policy import check_policies, load_policies  # noqa: E402
 from simulators.policy_set import parse_setting, read_policy_base  # noqa: E402
 from simulators.sweep import CellStore, read_scenario_input  # noqa: E402
-from simulators.tune import Budget, Runner, default_space, evaluate, tune  # noqa: E402
+from simulators.tune import Budget, Evaluation, Runner, default_space, evaluate, tune  # noqa: E402
 from tests.simulators.sweep_fixtures import DEFAULT_POLICY, HPA_POLICY, TARGET, write_scenarios  # noqa: E402
 
 #: The default policy's averagePerReplica target, the search's starting point.
@@ -249,3 +249,62 @@ def test_a_continuous_range_on_an_integer_field_draws_whole_numbers(scenarios, t
     drawn = [t["values"]["max"] for t in result.trials]
     assert all(isinstance(v, int) and 11 <= v <= 30 for v in drawn), drawn
     assert not any("error" in t for t in result.trials) and result.best is not None
+
+
+def _evaluation(per: dict[str, tuple[float, float | None]]) -> Evaluation:
+    scores = {n: {"replica_hours": 1.0, "slo_violation_minutes": m, "allowed_minutes": a} for n, (m, a) in per.items()}
+    return Evaluation(scores, True, 0.0)
+
+
+@pytest.mark.parametrize("held, untuned, misses", [
+    pytest.param(None, None, [], id="no-held-out-scenarios"),
+    pytest.param({"a": (2.0, 3.0), "b": (0.0, 0.0)}, None, [], id="every-held-out-scenario-within-budget"),
+    pytest.param({"a": (3.0000005, 3.0)}, None, [], id="at-the-budget-within-rounding"),
+    pytest.param({"a": (2.0, 3.0), "b": (7.5, 3.0)}, {"a": (1.0, 3.0), "b": (2.0, 3.0)},
+                 ["b: 7.5 SLO-violation minutes (budget 3, over by 4.5; untuned: 2)"], id="one-over-the-budget"),
+    pytest.param({"a": (4.0, 1.0), "b": (9.0, 0.0)}, None,
+                 ["a: 4 SLO-violation minutes (budget 1, over by 3)", "b: 9 SLO-violation minutes (budget 0, over by 9)"],
+                 id="every-one-over-in-scenario-order"),
+    pytest.param({"a": (1.0, None)}, None, ["a: 1 SLO-violation minutes (budget unknown)"],
+                 id="an-unknown-budget-is-not-met"),
+])
+def test_holdout_misses_name_each_scenario_over_budget_and_by_how_much(held, untuned, misses):
+    from simulators.tune import TuneResult, holdout_misses
+
+    result = TuneResult(read_policy_base(DEFAULT_POLICY), [], Budget(3.0))
+    result.holdout = None if held is None else _evaluation(held)
+    result.base_holdout = None if untuned is None else _evaluation(untuned)
+    assert [m.describe() for m in holdout_misses(result)] == misses
+
+
+@pytest.mark.parametrize("holdout, code, said", [
+    pytest.param(["mild"], 0, [], id="held-out-within-budget-exits-0"),
+    # a held-out load far above what maxPods serve: every choice drops requests there
+    pytest.param(["mild", "crush"], 3, ["misses the SLO budget (at most 1 SLO-violation minutes per scenario (mean "
+                                        "over seeds)) on 1 of 2 held-out scenario(s)", "  crush: ", "(budget 1, over by ",
+                                        "; exit 3 (held-out scenarios over budget)"],
+                 id="a-held-out-scenario-over-budget-exits-3"),
+])
+def test_cli_tune_exit_code_says_whether_the_held_out_scenarios_met_the_budget(tmp_path, capsys, monkeypatch,
+                                                                                holdout, code, said):
+    """Over-fitting is visible to CI: exit 3, the tuned policy and tune.json written all the same."""
+    from controller.cli import EXIT_HOLDOUT_MISSED
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    paths = dict(zip(["calm", "mild", "crush"], write_scenarios(tmp_path, {"calm": (1, 300), "mild": (2, 250),
+                                                                           "crush": (3, 20000)}, duration="6m")))
+    out, work = tmp_path / "tuned.yaml", tmp_path / "work"
+    with pytest.raises(SystemExit) as info:
+        main(["tune", str(DEFAULT_POLICY), "--scenarios", paths["calm"], "--holdout", ",".join(paths[h] for h in holdout),
+              "--set", f"{TARGET}=70,80", "--trials", "1", "--max-violation-minutes", "1", "-j", "1",
+              "--work", str(work), "-o", str(out)])
+    assert (info.value.code or 0) == code and EXIT_HOLDOUT_MISSED == 3
+    err = capsys.readouterr().err
+    for words in said:
+        assert words in err, err
+    assert ("misses the SLO budget" in err) is bool(code)
+    assert check_policies([out]).ok and (work / "tune.json").is_file()  # written either way
+    import json
+
+    report = json.loads((work / "tune.json").read_text())
+    assert report["holdout"]["feasible"] is (code == 0)
