@@ -139,23 +139,40 @@ def policy_variants(bases: Sequence[PolicyBase], settings: Sequence[Setting]) ->
     """Every policy file with every combination of the settings (each validated; SetError).
 
     Names: the policy's name for a lone file without settings; with settings, the settings
-    (``averagePerReplica=50``), prefixed by the policy's name when several files are swept.
+    (``averagePerReplica=50``), prefixed by the policy's name when several files are swept. Files
+    whose policies share a name (a policy and its changed copy, under review) are told apart by
+    their files (``base_labels``).
     """
     out = []
-    for base in bases:
+    for base, name in zip(bases, base_labels(bases)):
         combos = grid(settings) if settings else [()]
         for assigned in combos:
-            text, loaded = apply_settings(base, assigned) if assigned else (policy_text(base.data), base.policy)
+            text = apply_settings(base, assigned)[0] if assigned else policy_text(base.data)
             label = variant_label(settings, assigned) if assigned else ""
             if len(bases) > 1 or not label:
-                label = f"{loaded.name}[{label}]" if label else loaded.name
+                label = f"{name}[{label}]" if label else name
             out.append(Variant(label, POLICY_KIND, base.file, text,
                                {s.shown_path: v for s, v in assigned}))
     names = [v.name for v in out]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise SweepError([FieldError("--policy", None, "", f"two variants are named {dup[0]!r}: give each policy "
-                                                           "file a different metadata.name")])
+        raise SweepError([FieldError("--policy", None, "", f"two variants are named {dup[0]!r}: the same policy "
+                                                           "file is given twice")])
+    return out
+
+
+def base_labels(bases: Sequence[PolicyBase]) -> list[str]:
+    """Each file's policy name, or where several files' policies share it, ``name (file)``: the
+    file's stem, or its path as shown where the stems are alike too."""
+    names = [b.policy.name for b in bases]
+    stems = [Path(b.file).stem for b in bases]
+    out = []
+    for b, name, stem in zip(bases, names, stems):
+        if names.count(name) == 1:
+            out.append(name)
+            continue
+        alike = [s for n, s in zip(names, stems) if n == name]
+        out.append(f"{name} ({stem if alike.count(stem) == 1 else b.file})")
     return out
 
 
@@ -170,6 +187,7 @@ class Grid:
     scenarios: tuple[ScenarioInput, ...]
     variants: tuple[Variant, ...]
     seeds: int = 1  # per scenario: its own seed, then seed + 1, ...
+    differences: tuple[str, ...] = ()  # how each policy file's spec differs from the first's
 
     def __post_init__(self):
         check_grid_size(len(self.scenarios), len(self.variants), self.seeds)
@@ -231,7 +249,18 @@ def build_grid(scenarios: Sequence[str], policies: Sequence[str | Path], setting
         if not hpa.policy.params.metrics:
             raise SweepError([FieldError(str(hpa_policy), None, "", "the hpa policy needs a scaling metric to re-target")])
         variants += hpa_variants(PolicyBase(shown_path(hpa.file), hpa.data, hpa.policy), hpa_targets_pct)
-    return Grid(tuple(inputs), tuple(variants), seeds)
+    return Grid(tuple(inputs), tuple(variants), seeds, file_differences(bases))
+
+
+def file_differences(bases: Sequence[PolicyBase]) -> tuple[str, ...]:
+    """``LABEL: field: A vs B`` for each field of each later file's spec that differs from the
+    first file's (controller.policy.counterpart.spec_differences): what a reviewer of a policy
+    change compares the two rows by."""
+    from controller.policy.counterpart import spec_differences
+
+    labels = base_labels(bases)
+    return tuple(f"{labels[i]}: {d}" for i in range(1, len(bases))
+                 for d in spec_differences(bases[0].policy, bases[i].policy) or ["(no difference in scaling)"])
 
 
 def cell_payload(scenario: ScenarioInput, variant: Variant, seed: int) -> dict:

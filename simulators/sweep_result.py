@@ -87,6 +87,7 @@ def merge(grid: Grid, records: dict[str, dict]) -> dict[str, Any]:
                                    **({"changes": s.changes} if s.changes else {})} for s in grid.scenarios},
             "variants": {v.name: {"kind": v.kind, "policy_file": v.policy_file, "settings": v.settings,
                                   "target_pct": v.target_pct} for v in grid.variants},
+            **({"policy_differences": list(grid.differences)} if grid.differences else {}),
             "cells": cells, "by_scenario": by_scenario, "overall": summary(totals, grid, hpa_file)}
 
 

@@ -105,6 +105,9 @@ def _run_sweep(grid, out: Path, jobs: int, ray_address: str | None):
     console = Console(stderr=True)
     typer.echo(f"sweep: {len(grid.scenarios)} scenario(s) x {len(grid.variants)} variant(s) x {grid.seeds} seed(s) = "
                f"{len(cells)} cells on {where}", err=True)
+    if grid.differences:
+        typer.echo("the policies differ from the first file's in:\n" + "\n".join(f"  {d}" for d in grid.differences),
+                   err=True)
     try:
         if bars_wanted(console):
             with GridBar(console) as bar:

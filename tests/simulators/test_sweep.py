@@ -43,6 +43,53 @@ def test_the_grid_is_scenarios_x_variants_x_seeds_with_seeds_from_the_scenario(s
     assert [c.key for c in small_grid(list(reversed(scenarios))).cells()][:8] == [c.key for c in cells][8:16]
 
 
+def _copy_policy(folder: Path, name: str, *edits: tuple[str, str]) -> str:
+    """The default policy written to folder/name with each (old, new) text replaced."""
+    text = DEFAULT_POLICY.read_text()
+    for old, new in edits:
+        assert old in text
+        text = text.replace(old, new)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(text)
+    return str(folder / name)
+
+
+@pytest.mark.parametrize("files, labels", [
+    pytest.param([("main.yaml", ()), ("pr.yaml", (("averagePerReplica: 85", "averagePerReplica: 75"),))],
+                 ["setpoint-default (main)", "setpoint-default (pr)"], id="a-policy-and-its-changed-copy"),
+    pytest.param([("a/web.yaml", ()), ("b/web.yaml", ())], ["setpoint-default (a/web.yaml)", "setpoint-default (b/web.yaml)"],
+                 id="same-stem-told-by-path"),
+    pytest.param([("web.yaml", ()), ("other.yaml", (("name: setpoint-default", "name: other"),))],
+                 ["setpoint-default", "other"], id="different-names-stay-as-they-are"),
+])
+def test_policy_files_that_share_a_name_are_told_apart_by_their_files(scenarios, tmp_path, monkeypatch, files, labels):
+    """A reviewer sweeps a policy against its changed copy, both named alike (it was refused:
+    'two variants are named ...'); the rows are named by file, and the spec differences said."""
+    monkeypatch.chdir(tmp_path)
+    paths = [_copy_policy(tmp_path / Path(f).parent, Path(f).name, *edits) for f, edits in files]
+    grid = build_grid(scenarios, [os.path.relpath(p) for p in paths], [], hpa_policy=None)
+    assert [v.name for v in grid.variants] == labels
+
+
+def test_a_sweep_of_two_files_says_how_their_specs_differ(scenarios, tmp_path):
+    main_file = _copy_policy(tmp_path, "main.yaml")
+    pr = _copy_policy(tmp_path, "pr.yaml", ("averagePerReplica: 85", "averagePerReplica: 75"),
+                      ("stabilizationWindow: 15m", "stabilizationWindow: 10m"))
+    grid = build_grid(scenarios, [main_file, pr], [], hpa_policy=None)
+    assert grid.differences == ("setpoint-default (pr): scaling.behavior.scaleDown.stabilizationWindow: 900 vs 600",
+                                "setpoint-default (pr): scaling.metrics.rps.target.averagePerReplica: 85 vs 75")
+    same = build_grid(scenarios, [main_file, _copy_policy(tmp_path, "copy.yaml")], [], hpa_policy=None)
+    assert same.differences == ("setpoint-default (copy): (no difference in scaling)",)
+    assert build_grid(scenarios, [main_file], [], hpa_policy=None).differences == ()
+
+
+def test_the_same_policy_file_twice_is_refused(scenarios):
+    from simulators.sweep import SweepError
+
+    with pytest.raises(SweepError, match="the same policy file is given twice"):
+        build_grid(scenarios, [str(DEFAULT_POLICY), str(DEFAULT_POLICY)], [], hpa_policy=None)
+
+
 def test_an_interrupted_sweep_resumes_with_only_the_missing_cells(scenarios, tmp_path):
     grid = small_grid(scenarios, hpa=False)
     cells = grid.cells()
