@@ -30,7 +30,8 @@ def validate(
     \b
       web-rps.yaml: ok, 1 policy (web-rps: 2 targets, 1 metric, 0 health checks)
 
-    Any invalid: exit 1 and print every error on stdout, one per line, as
+    Any invalid: exit 1 and print every error on stdout, one per line (then the
+    valid documents' warnings), as
 
     \b
       FILE:LINE: FIELD.PATH: what was expected, got what was found
@@ -52,8 +53,11 @@ def validate(
     if check.errors:
         for error in check.errors:
             typer.echo(str(error))
+        for warning in check.warnings:  # the valid documents' (an error elsewhere does not hide them)
+            typer.echo(str(warning))
         files = len({e.file for e in check.errors})
-        typer.echo(f"{plural(len(check.errors), 'error')} in {plural(files, 'file')}", err=True)
+        warned = f", {plural(len(check.warnings), 'warning')}" if check.warnings else ""
+        typer.echo(f"{plural(len(check.errors), 'error')} in {plural(files, 'file')}{warned}", err=True)
         raise typer.Exit(1)
     for file in check.files:
         typer.echo(file_summary(file, check.policies_in(file)))

@@ -169,6 +169,21 @@ def raw_counters(query: str) -> list[str]:
     return found
 
 
+_BY = re.compile(r"(?<![A-Za-z0-9_:])by\s*\(([^()]*)\)")
+#: Functions and modifiers that can give a result labels its aggregation dropped.
+_RELABEL = re.compile(r"(?<![A-Za-z0-9_:])(label_replace|label_join|group_left|group_right)\s*\(")
+
+
+def drops_label(query: str, label: str) -> bool:
+    """Whether an aggregation of ``query`` groups ``by`` labels without ``label`` (so its result
+    cannot carry it) and nothing puts labels back (``label_replace``, ``group_left``, ...).
+    Outside strings and comments; a sound query only (see :func:`query_problem`)."""
+    code = _code_and_strings(query)[0]
+    if _RELABEL.search(code):
+        return False
+    return any(label not in {x.strip() for x in m.group(1).split(",")} for m in _BY.finditer(code))
+
+
 def _code_and_strings(query: str) -> tuple[str, str | None, int | None]:
     """(``query`` with string literals and ``#`` comments blanked out, same length and positions;
     the first string that does not end, or None; where it starts, or None)."""

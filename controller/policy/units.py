@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterator
 
 from controller.policy.durations import format_number
-from controller.policy.promql import matcher_variables, raw_counters
+from controller.policy.promql import drops_label, matcher_variables, raw_counters
 from controller.policy.schema import PolicyDocument
 
 #: A query in seconds with a threshold at or above this many (s) is probably in milliseconds.
@@ -78,13 +78,43 @@ def unit_warnings(policy: PolicyDocument) -> list[Warning_]:
             for field in ("query", "errors", "requests"):
                 if getattr(check, field) is not None:
                     out += _query_warnings(getattr(check, field), ("spec", "health", "checks", i, field))
+            if check.scope == "pod" and check.query is not None and drops_label(check.query, "pod"):
+                out.append((("spec", "health", "checks", i, "query"),
+                            "warning: a scope: pod check whose query aggregates the pod label away (by (...) "
+                            "without pod): no sample names a pod, so the check never fires; group by (namespace, "
+                            "pod), or use scope: workload"))
             for side in ("unhealthy", "recovered"):
                 threshold = getattr(check, side)
                 for bound in ("above", "below"):
                     value = None if threshold is None else getattr(threshold, bound)
                     if check.query is not None and value is not None:
                         out += _check(check.query, value, ("spec", "health", "checks", i, side, bound), "threshold")
+        out += _budget_warnings(spec.health)
     return out
+
+
+#: Budget (YAML name, model field) -> the actions it pays for.
+_BUDGETS = {("rollbacksPerDay", "rollbacks_per_day"): ("rollback",),
+            ("restartsPerHour", "restarts_per_hour"): ("restart-pod", "rolling-restart")}
+
+
+def _budget_warnings(health) -> Iterator[Warning_]:
+    """A budget of 0 for an action a check or the escalation ladder takes: the action never runs
+    (the target is held at its first firing), which a 0 meant to switch it off says better with
+    ``action: record``."""
+    budgets = health.budgets
+    for (name, field), actions in _BUDGETS.items():
+        if getattr(budgets, field):
+            continue
+        checks = [c.name for c in health.checks if c.action in actions]
+        ladder = any(a in actions for a in health.escalation or ())
+        takers = ([f"check{'s' if len(checks) > 1 else ''} {', '.join(checks)}"] if checks else []) + \
+            (["the escalation ladder"] if ladder else [])
+        if takers:
+            yield (("spec", "health", "budgets", name),
+                   f"warning: {name} is 0, so {' or '.join(actions)}, asked for by {' and '.join(takers)}, can "
+                   "never run (the target is held at the first firing instead); raise the budget, or give those "
+                   "checks action: record")
 
 
 def _query_warnings(query: str, path: tuple) -> Iterator[Warning_]:

@@ -162,3 +162,64 @@ def test_numbers_valid_as_written_and_probably_meant_otherwise(query, target, up
     assert len(said) == len(expected), said
     for w, e in zip(said, expected):
         assert e in w, said
+
+
+CHECKS = HEAD + """\
+  health:
+    checks:
+      - name: crash
+        scope: {scope}
+        query: {query}
+        unhealthy: {{above: 3, for: 0s}}
+        action: {action}
+    budgets: {{restartsPerHour: {restarts}, rollbacksPerDay: {rollbacks}}}
+{escalation}"""
+RESTARTS = "increase(kube_pod_container_status_restarts_total[10m])"
+
+
+@pytest.mark.parametrize("scope, query, action, restarts, rollbacks, escalation, expected", [
+    pytest.param("pod", f"sum by (namespace, deployment) ({RESTARTS})", "restart-pod", 6, 2, "",
+                 ["api.yaml:11: spec.health.checks[0].query: warning: a scope: pod check whose query aggregates the "
+                  "pod label away"], id="pod-check-grouped-by-deployment"),
+    pytest.param("pod", f"sum by (namespace, pod) ({RESTARTS})", "restart-pod", 6, 2, "", [], id="pod-check-by-pod"),
+    pytest.param("pod", RESTARTS, "restart-pod", 6, 2, "", [], id="pod-check-not-aggregated"),
+    pytest.param("pod", f'max by (namespace, pod) (label_replace(sum by (namespace, x) ({RESTARTS}), "pod", "$1", "x", '
+                 '"(.+)"))', "restart-pod", 6, 2, "", [], id="pod-label-put-back"),
+    pytest.param("pod", f'sum by (namespace, pod) ({RESTARTS}{{q="by (deployment)"}})', "restart-pod", 6, 2, "", [],
+                 id="by-inside-a-string"),
+    pytest.param("workload", f"sum by (namespace, deployment) ({RESTARTS})", "restart-pod", 6, 2, "", [],
+                 id="workload-check-by-deployment"),
+    pytest.param("workload", f"sum by (namespace, deployment) ({RESTARTS})", "rollback", 6, 0, "",
+                 ["api.yaml:14: spec.health.budgets.rollbacksPerDay: warning: rollbacksPerDay is 0, so rollback, asked "
+                  "for by check crash, can never run"], id="rollback-with-no-rollback-budget"),
+    pytest.param("workload", f"sum by (namespace, deployment) ({RESTARTS})", "restart-pod", 0, 2, "",
+                 ["api.yaml:14: spec.health.budgets.restartsPerHour: warning: restartsPerHour is 0, so restart-pod or "
+                  "rolling-restart, asked for by check crash, can never run"], id="restart-with-no-restart-budget"),
+    pytest.param("workload", f"sum by (namespace, deployment) ({RESTARTS})", "record", 6, 0,
+                 "    escalation: [restart-pod, rollback]\n",
+                 ["rollbacksPerDay is 0, so rollback, asked for by the escalation ladder, can never run"],
+                 id="the-ladder-rolls-back"),
+    pytest.param("workload", f"sum by (namespace, deployment) ({RESTARTS})", "record", 0, 0, "", [],
+                 id="zero-budgets-nothing-asks"),
+])
+def test_health_checks_that_can_never_act(scope, query, action, restarts, rollbacks, escalation, expected):
+    """Valid, and never acting: a pod check that cannot see a pod, an action with no budget."""
+    text = CHECKS.format(scope=scope, query=query, action=action, restarts=restarts, rollbacks=rollbacks,
+                         escalation=escalation)
+    check = check_policy_texts([(text, "api.yaml")])
+    assert check.errors == [] and len(check.policies) == 1
+    said = [str(w) for w in check.warnings]
+    assert len(said) == len(expected), said
+    for w, e in zip(said, expected):
+        assert e in w, said
+
+
+def test_validate_prints_the_valid_files_warnings_beside_another_files_errors(tmp_path):
+    path = write(tmp_path, 250)
+    (tmp_path / "broken.yaml").write_text(HEAD.replace("min: 3", "min: 90").replace("name: api", "name: other"))
+    result = CliRunner().invoke(app, ["validate", path, str(tmp_path / "broken.yaml")])
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert any("broken.yaml:" in line and "spec.replicas.min" in line for line in lines), lines
+    assert lines[-1].startswith(f"{path}:11: spec.scaling.metrics[0].target.value: warning: a target of 250 seconds")
+    assert result.stderr.strip().endswith(", 1 warning")
