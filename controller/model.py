@@ -185,6 +185,22 @@ class TargetSelector:
                 return False
         return True
 
+    def within(self, other: "TargetSelector") -> bool:
+        """Whether every workload this label selector selects, ``other`` selects too (same kind
+        and namespace; set-based requirements as Kubernetes reads them). Decided per key of
+        ``other``'s requirements on the label states this selector allows (absent, or a value)."""
+        if (self.kind, self.namespace) != (other.kind, other.namespace) or self.by_name or other.by_name:
+            return False
+        mine = _requirements(self)
+        return self.selects_nothing or all(_states(mine.get(key, ())) <= _states(((op, values),))
+                                           for key, op, values in _requirements_list(other))
+
+    @property
+    def selects_nothing(self) -> bool:
+        """Whether the label requirements contradict each other (``app In (x)`` and ``app In (y)``):
+        no workload can meet them."""
+        return any(_states(reqs).empty for reqs in _requirements(self).values())
+
     def refs(self) -> tuple[TargetRef, ...]:
         """The named targets; empty for a label selector (resolved against the cluster)."""
         return tuple(TargetRef(namespace=self.namespace, name=n, kind=self.kind) for n in self.names)
@@ -194,6 +210,56 @@ class TargetSelector:
         if self.by_name:
             return f"{len(self.names)} target{'s' if len(self.names) != 1 else ''}"
         return f"selector {self.label_selector}"
+
+
+def _requirements_list(selector: TargetSelector) -> list[tuple[str, str, tuple[str, ...]]]:
+    """Every requirement, a matchLabels pair as ``key In (value)``."""
+    return [(k, "In", (v,)) for k, v in selector.match_labels] + list(selector.match_expressions)
+
+
+def _requirements(selector: TargetSelector) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
+    """Key -> its (operator, values) requirements."""
+    out: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+    for key, operator, values in _requirements_list(selector):
+        out.setdefault(key, []).append((operator, values))
+    return out
+
+
+@dataclass(frozen=True)
+class _LabelStates:
+    """The states of one label some requirements allow: absent (``absent``), and the values
+    ``values`` (finite) or every value but ``values`` (``cofinite``)."""
+
+    absent: bool
+    values: frozenset
+    cofinite: bool
+
+    @property
+    def empty(self) -> bool:
+        return not self.absent and not self.cofinite and not self.values
+
+    def __le__(self, other: "_LabelStates") -> bool:
+        if self.absent and not other.absent:
+            return False
+        if not self.cofinite:
+            return self.values.isdisjoint(other.values) if other.cofinite else self.values <= other.values
+        return other.cofinite and other.values <= self.values
+
+
+def _states(requirements) -> _LabelStates:
+    """What a conjunction of one key's (operator, values) requirements allows."""
+    absent, values, cofinite = True, frozenset(), True  # no requirement: anything
+    for operator, vals in requirements:
+        vals = frozenset(vals)
+        if operator in ("In", "Exists"):
+            absent = False
+        if operator == "In":
+            values, cofinite = (vals - values, False) if cofinite else (values & vals, False)
+        elif operator == "NotIn":
+            values = values | vals if cofinite else values - vals
+        elif operator == "DoesNotExist":
+            values, cofinite = frozenset(), False
+    return _LabelStates(absent, values, cofinite)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from controller.core.health.params import HealthParams
 from controller.core.scaling.params import PolicyParams
 from controller.errors import FieldError, PolicyError
+from controller.model import TargetSelector
 from controller.policy.compile import compile_health, compile_policy, compile_policy_health, compile_targets
 from controller.policy.durations import describe_value
 from controller.policy.messages import clean_loc, format_path, validation_problems
@@ -277,33 +278,33 @@ def _contested_targets(documents: list[_Document]) -> list[FieldError]:
 
 
 def _overlapping_selectors(documents: list[_Document]) -> list[FieldError]:
-    """A warning per pair of scaling policies whose selectors are bound to meet: one's labels are
-    all among the other's, in one namespace (every workload the narrower selects, the wider does
-    too). Not an error: the runtime gives such a workload to the policy that selected it first,
-    and the other leaves it alone, but that is rarely what the author of the second meant."""
-    seen: list[tuple[_Document, tuple, dict]] = []
+    """A warning per pair of scaling policies whose selectors are bound to meet: every workload
+    one selects, the other selects too (TargetSelector.within: labels and set-based
+    requirements); and per selector no workload can meet. Not an error: the runtime gives such a workload to the policy that selected
+    it first, and the other leaves it alone, but that is rarely what the author of the second meant."""
+    seen: list[tuple[_Document, TargetSelector]] = []
     out = []
     for document in documents:
         model = document.model
-        if (model is None or model.spec.scaling is None or model.spec.targets.selector is None
-                or model.spec.targets.selector.match_expressions):  # set-based: whether they meet is not plain
+        if model is None or model.spec.scaling is None or model.spec.targets.selector is None:
             continue
-        targets = model.spec.targets
-        labels = targets.selector.match_labels
-        key = (targets.kind, targets.namespace)
-        for other, other_key, other_labels in seen:
-            narrower = (labels if other_labels.items() <= labels.items() else
-                        other_labels if labels.items() <= other_labels.items() else None)
-            if other_key != key or narrower is None:
+        mine = compile_targets(model.spec.targets)
+        if mine.selects_nothing:
+            out.append(document.error(("spec", "targets", "selector"), (
+                f"warning: no workload can meet every requirement of this selector ({mine.label_selector}): "
+                "a key's requirements contradict each other, so the policy governs nothing")))
+            continue
+        for other, theirs in seen:
+            narrower = mine if mine.within(theirs) else theirs if theirs.within(mine) else None
+            if narrower is None:
                 continue
             at = other.error(("spec", "targets", "selector"), "")
-            shown = ",".join(f"{k}={v}" for k, v in sorted(narrower.items()))
             out.append(document.error(("spec", "targets", "selector"), (
-                f"warning: every {targets.kind} of namespace {targets.namespace} labelled {shown} is selected by "
-                f"this policy and by '{other.model.metadata.name}' ({at.file}:{at.line}) too: at run time the "
-                f"policy that selects it first governs it and the other leaves it alone (PolicyConflict); "
+                f"warning: every {mine.kind} of namespace {mine.namespace} labelled {narrower.label_selector} is "
+                f"selected by this policy and by '{other.model.metadata.name}' ({at.file}:{at.line}) too: at run "
+                f"time the policy that selects it first governs it and the other leaves it alone (PolicyConflict); "
                 f"narrow one of the selectors")))
-        seen.append((document, key, labels))
+        seen.append((document, mine))
     return out
 
 

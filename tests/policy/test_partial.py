@@ -83,7 +83,7 @@ ONE_PASS = [
     pytest.param(edits(("target: {averagePerReplica: 80}", "target: {averagePerReplica: 80, capacityPerReplica: 50}\n"
                         "      - name: rps\n        query: 'rate(x[1m]'\n        target: {value: 1}")), [
         "12: spec.scaling.metrics[0].target.capacityPerReplica: must be above averagePerReplica x (1 + tolerance.up) "
-        "(84: where a scale-up starts), got 50",
+        "= 80 x (1 + 0.05) = 84 (where a scale-up starts), got 50",
         "13: spec.scaling.metrics[1].name: duplicate metric name 'rps' (first at metrics[0])",
         "14: spec.scaling.metrics[1].query: not a query Prometheus can parse: the '(' at character 5 is not closed"],
         id="metric-rules-beside-a-broken-metric"),
