@@ -42,7 +42,7 @@ def explain(
     """
     import json
 
-    from controller.runtime.records import read_all_records, select_records
+    from controller.runtime.records import read_all_records, select_records, target_matches
 
     path = source / "decisions.jsonl" if source.is_dir() else source
     if not path.exists():
@@ -58,11 +58,14 @@ def explain(
     skipped: list[str] = []
     read = [0]  # records of the controller asked for, counted as they stream by
     others: list[str] = []  # the other controllers with records (the oracle and fixed-max keep none)
+    targets: dict[str, None] = {}  # the targets of those records, in order (for a --target that is none of them)
 
     def of_controller():
         for r in read_all_records(path, lambda f, n, why: skipped.append(f"{f}:{n}: {why}")):
             if controller is None or r.get("controller") == controller:
                 read[0] += 1
+                if isinstance(r.get("target"), str):
+                    targets.setdefault(r["target"], None)
                 yield r
             elif isinstance(r.get("controller"), str) and r["controller"] not in others:
                 others.append(r["controller"])
@@ -82,6 +85,9 @@ def explain(
               "`setpoint simulate` output folder or the --records file of `setpoint run`"])
     if others:
         typer.echo(f"setpoint: this file also holds the records of {', '.join(others)} (--controller NAME)", err=True)
+    if not records and target is not None and not any(target_matches(t, target) for t in targets):
+        shown = ", ".join(list(targets)[:10]) + (f" (and {len(targets) - 10} more)" if len(targets) > 10 else "")
+        fail([f"no decision records of target {target!r}; the targets in {path}: {shown}"])
     if not records:
         typer.echo("no decision records match; drop --target, --at, --controller or --changes to see more", err=True)
         raise typer.Exit(1)
@@ -141,14 +147,16 @@ def _format_record(r: dict) -> str:
         f"predictive {'-' if f['predictive'] is None else f['predictive']}" for name, f in r.get("forecast", {}).items())
     if forecasts:
         metrics = f"{metrics}  | {forecasts}"
-    ramps = "  ".join(f"{name}: slope {num(g['slope'])}/s ahead {num(g['ahead'])} -> "
+    ramps = "  ".join(f"{name}: no reading" if g['slope'] is None and g['ahead'] is None and g['proposal'] is None
+                      else f"{name}: slope {num(g['slope'])}/s ahead {num(g['ahead'])} -> "
                       f"{'-' if g['proposal'] is None else g['proposal']}"
                       f"{' held (a look-ahead step under ramp.minStep)' if g.get('held') else ''}"
                       for name, g in r.get("ramp", {}).items())
     if ramps:
         metrics = f"{metrics}  | ramp {ramps}"
     if r.get("saturated"):  # core/scaling/saturation.py
-        latest = "".join(f" ({name}: latest reading {num(v)}, above the window's)"
+        latest = "".join(f" (its latest reading {num(v)} is above the window's)" if [name] == r["saturated"] else
+                         f" ({name}'s latest reading {num(v)} is above the window's)"
                          for name, v in r.get("saturatedLatest", {}).items())
         metrics = (f"{metrics}  | saturated {', '.join(r['saturated'])}{latest}: read at what the Ready pods serve, "
                    f"a lower bound on demand: sized with the target's headroom once more")

@@ -280,6 +280,11 @@ def read_all_records(path: str | Path, on_skip: OnSkip | None = None) -> Iterato
         yield from read_records(f, on_skip)
 
 
+def target_matches(key, target: str) -> bool:
+    """Whether a record's target ``key`` (namespace/name) is ``target``: the whole key, or its name."""
+    return key == target or str(key or "").rsplit("/", 1)[-1] == target
+
+
 def select_records(records: Iterable[dict], target: str | None = None, at: float | None = None,
                    policy: str | None = None, changed_only: bool = False, last: int | None = None) -> list[dict]:
     """Filter by target (full key or bare name), policy, and time.
@@ -294,7 +299,7 @@ def select_records(records: Iterable[dict], target: str | None = None, at: float
     def matches(r: dict) -> bool:
         if policy and r.get("policy") != policy:
             return False
-        if target and r.get("target") != target and str(r.get("target", "")).rsplit("/", 1)[-1] != target:
+        if target and not target_matches(r.get("target"), target):
             return False
         when = r.get("at", 0)
         return at is None or isinstance(when, (int, float)) and when <= at

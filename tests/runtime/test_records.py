@@ -417,3 +417,40 @@ def test_explain_names_the_controllers_a_file_holds(tmp_path, controller, code, 
     out = CliRunner().invoke(app, ["explain", str(path), *(["--controller", controller] if controller else [])])
     assert out.exit_code == code, out.output
     assert said in out.output
+
+
+@pytest.mark.parametrize("target, code, message", [
+    pytest.param("nosuch", 1, "no decision records of target 'nosuch'; the targets in {path}: shop/web-0, shop/web-1",
+                 id="no-such-target-lists-them"),
+    pytest.param("web-1", 0, None, id="a-name"),
+    pytest.param("shop/web-0", 0, None, id="a-whole-key"),
+])
+def test_explain_names_the_targets_when_target_matches_none(tmp_path, target, code, message):
+    from typer.testing import CliRunner
+
+    from controller.cli import app
+
+    path = tmp_path / "decisions.jsonl"
+    path.write_bytes(b"".join(json.dumps(record(i, target=f"shop/web-{i % 2}").to_dict()).encode() + b"\n"
+                              for i in range(4)))
+    out = CliRunner().invoke(app, ["explain", str(path), "-t", target])
+    assert out.exit_code == code, out.output
+    if message:
+        assert message.format(path=path) in out.output.replace("\n", " "), out.output
+
+
+@pytest.mark.parametrize("extra, shown, hidden", [
+    pytest.param({"ramp": {"rps": {"slope": None, "ahead": None, "proposal": None}}}, "| ramp rps: no reading",
+                 "slope -/s", id="a-ramp-without-a-reading"),
+    pytest.param({"saturated": ["rps"], "saturatedLatest": {"rps": 412.0}},
+                 "| saturated rps (its latest reading 412 is above the window's): read at", "(rps: latest", id="one-saturated"),
+    pytest.param({"saturated": ["rps", "q"], "saturatedLatest": {"rps": 412.0}},
+                 "| saturated rps, q (rps's latest reading 412 is above the window's): read at", None,
+                 id="two-saturated"),
+])
+def test_explain_shows_a_ramp_without_a_reading_and_a_saturated_metric_plainly(extra, shown, hidden):
+    from controller.cli.records import _format_record
+
+    line = _format_record({**record(0).to_dict(), **extra})
+    assert shown in line, line
+    assert hidden is None or hidden not in line, line
