@@ -222,6 +222,10 @@ def _relative_extra(extra: dict, start_s: float) -> dict:
         entry = extra.get(part)
         times = ({k: entry[k] - start_s for k in keys if isinstance(entry.get(k), (int, float))}
                  if isinstance(entry, dict) else {})
+        if part == "health" and isinstance(entry, dict) and isinstance(entry.get("checks"), dict):
+            checks = {name: {**c, "since": c["since"] - start_s} if isinstance(c, dict) and isinstance(
+                c.get("since"), (int, float)) else c for name, c in entry["checks"].items()}
+            times = {**times, "checks": checks}  # when each check's phase began
         if times:
             out = out if out is not extra else dict(extra)  # copied once, at the first change
             out[part] = {**entry, **times}

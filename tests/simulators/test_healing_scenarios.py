@@ -3,6 +3,7 @@ wrong action is never taken (no restarts under overload, no rollback of a health
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 
 import numpy as np
@@ -101,6 +102,18 @@ def test_crash_looping_release_is_rolled_back_when_a_pod_restart_check_sees_it(t
     assert rollback.reason.startswith("RollbackNewRevision") and 20 * 60 < rollback.t_s < 20 * 60 + 300
     spec = r.runs["policy"].trajectory.spec_replicas[:, 0]
     assert spec.max() <= 12
+
+
+def test_a_simulations_records_give_each_checks_phase_time_in_seconds_since_its_start():
+    """As the records' own times (status printed 2026-01-05 00:23 (333d ago) for a check's since)."""
+    policy = load_policies([POLICIES / "setpoint-healing.yaml"])[0]
+    _, logs = simulate(load_scenario("crash-loop"), standard_controllers(policy, [], None, 20))
+    records = [json.loads(line) for line in logs["policy"].lines()]
+    since = [c["since"] for r in records for c in r["health"]["checks"].values() if c.get("since") is not None]
+    last = records[-1]["at"]
+    assert since and all(0 <= s <= last for s in since)
+    fired = [(r["at"], c["since"]) for r in records for c in r["health"]["checks"].values() if c["phase"] == "firing"]
+    assert fired and all(s <= at for at, s in fired)  # fired before the record that shows it firing
 
 
 @lru_cache(maxsize=None)
