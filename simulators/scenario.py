@@ -2,7 +2,7 @@
 
 A scenario is YAML (``apiVersion: setpoint/v1``, ``kind: Scenario``). Every error names the
 file, line and field path, what was expected and what was found. See
-simulators/scenarios/*.yaml for examples; the README documents the format.
+simulators/scenarios/*.yaml for examples; docs/simulation.md documents the format.
 """
 
 from __future__ import annotations

@@ -229,9 +229,9 @@ def test_the_dashboard_covers_the_controller_s_story():
         assert series in used, series
 
 
-def test_the_readme_walk_through_prometheus_config_is_valid(tmp_path):
-    """The scrape config the README's sim serve walk-through writes (it was a placeholder to fill in)."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+def test_the_sim_serve_walk_through_prometheus_config_is_valid(tmp_path):
+    """The scrape config the sim serve walk-through (docs/operations.md) writes (it was a placeholder to fill in)."""
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "operations.md").read_text()
     config = readme.split("cat > /tmp/sim-prometheus.yml <<'YAML'\n", 1)[1].split("\nYAML\n", 1)[0]
     (tmp_path / "sim-prometheus.yml").write_text(config + "\n")
     assert yaml.safe_load(config)["scrape_configs"][0]["static_configs"][0]["targets"] == ["127.0.0.1:9101"]

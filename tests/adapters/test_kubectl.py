@@ -165,9 +165,9 @@ def test_get_leases_shows_the_holder(cluster):
 
 
 def readme_kubectl_commands() -> list[list[str]]:
-    """The kubectl lines of the README's sim serve walk-through, as argument lists (comments and
-    a trailing ``&`` dropped; ``a && b`` split in two)."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    """The kubectl lines of the sim serve walk-through (docs/operations.md), as argument lists
+    (comments and a trailing ``&`` dropped; ``a && b`` split in two)."""
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
     block = readme[readme.index("```sh\nsetpoint sim serve flash-crowd"):]
     block = block[:block.index("```", 5)]
     commands = []
@@ -179,8 +179,8 @@ def readme_kubectl_commands() -> list[list[str]]:
     return commands
 
 
-def test_the_readme_walk_through_works_word_for_word(tmp_path):
-    """Each kubectl command of the README, in order, against `setpoint sim serve flash-crowd`
+def test_the_sim_serve_walk_through_works_word_for_word(tmp_path):
+    """Each kubectl command of the walk-through, in order, against `setpoint sim serve flash-crowd`
     (the command itself, on a free port), with its kubeconfig; watches shortened to 2 s."""
     commands = readme_kubectl_commands()
     assert len(commands) >= 8 and ["get", "deploy"] in commands
