@@ -330,10 +330,13 @@ def _cpu_unready(pods: PodTable, cpu_initialization_period_s: float, initial_rea
     no_condition = (pods.ready == Readiness.NONE) | np.isnan(pods.start_age_s)
     is_false = pods.ready == Readiness.FALSE
     initializing = pods.start_age_s < cpu_initialization_period_s  # startTime + period is after now
-    # the sample's window did not start after the last readiness change
-    sample_predates_readiness = transition_age - metric_age < pods.metric_window_s
-    # the Ready condition last changed less than the delay after the pod started
-    never_became_ready = pods.start_age_s - transition_age < initial_readiness_delay_s
+    # nan_to_num made infinite ages the largest floats: their differences overflow to +-inf,
+    # which compare as the infinite ages would (no warning on a live controller's stderr)
+    with np.errstate(over="ignore"):
+        # the sample's window did not start after the last readiness change
+        sample_predates_readiness = transition_age - metric_age < pods.metric_window_s
+        # the Ready condition last changed less than the delay after the pod started
+        never_became_ready = pods.start_age_s - transition_age < initial_readiness_delay_s
     return no_condition | np.where(initializing, is_false | sample_predates_readiness, is_false & never_became_ready)
 
 
