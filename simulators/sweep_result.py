@@ -167,6 +167,8 @@ def report_html(result: dict[str, Any]) -> str:
              ("seeds", f"{seeds} per scenario (" + "; ".join(f"{n}: {', '.join(map(str, s['seeds']))}"
                                                             for n, s in scenarios.items()) + ")"),
              ("cells", str(len(result["cells"])))]
+    if result.get("policy_differences"):  # a policy file and its changed copy, under review
+        items.append(("policies differ in", "; ".join(result["policy_differences"])))
     dl = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in items)
     parts = [f"<h1>Setpoint sweep</h1><dl>{dl}</dl>",
              '<p class="note">Each value is the mean over the seeds (the range over seeds in brackets). Highlighted '

@@ -81,6 +81,12 @@ def test_a_sweep_of_two_files_says_how_their_specs_differ(scenarios, tmp_path):
     same = build_grid(scenarios, [main_file, _copy_policy(tmp_path, "copy.yaml")], [], hpa_policy=None)
     assert same.differences == ("setpoint-default (copy): (no difference in scaling)",)
     assert build_grid(scenarios, [main_file], [], hpa_policy=None).differences == ()
+    from simulators.sweep_result import report_html
+
+    records = run_grid(grid.cells(), CellStore(tmp_path / "cells"))
+    html_text = report_html(merge(grid, records))
+    assert "<dt>policies differ in</dt><dd>setpoint-default (pr): scaling.behavior.scaleDown.stabilizationWindow: " \
+           "900 vs 600; setpoint-default (pr): scaling.metrics.rps.target.averagePerReplica: 85 vs 75</dd>" in html_text
 
 
 def test_the_same_policy_file_twice_is_refused(scenarios):
