@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -15,6 +16,14 @@ from controller.policy.schema_export import SCHEMA_FILE
 from controller.policy.summary import file_summary, plural
 
 
+class ValidateFormat(str, Enum):
+    """``setpoint validate --format``."""
+
+    TEXT = "text"
+    GITHUB = "github"
+    JSON = "json"
+
+
 @app.command(short_help="Check policy files and report every error.")
 def validate(
     paths: Annotated[list[Path], typer.Argument(
@@ -22,6 +31,10 @@ def validate(
         help="Policy files, or folders whose *.yaml and *.yml files are read (not recursively).")],
     strict: Annotated[bool, typer.Option(
         "--strict", help="Exit 1 on warnings too (a value that reads like the other unit of its query).")] = False,
+    output: Annotated[ValidateFormat, typer.Option(
+        "--format", case_sensitive=False,
+        help="text: one line per problem; github: GitHub Actions annotations (each error and warning shows at "
+             "its line in a pull request's diff); json: one document with every file, error and warning.")] = ValidateFormat.TEXT,
 ) -> None:
     """Check policy files: every field, every cross-field rule, and unique names across all files.
 
@@ -47,9 +60,15 @@ def validate(
 
     and leave the exit status 0, or 1 with --strict.
 
-    A PATH that does not exist: exit 2 (usage error).
+    A PATH that does not exist: exit 2 (usage error). --format github and json
+    keep these exit codes.
     """
     check = check_policies(paths)
+    if output != ValidateFormat.TEXT:
+        typer.echo(_github_lines(check) if output == ValidateFormat.GITHUB else _json_document(check))
+        if check.errors or (strict and check.warnings):
+            raise typer.Exit(1)
+        return
     if check.errors:
         for error in check.errors:
             typer.echo(str(error))
@@ -67,6 +86,42 @@ def validate(
         typer.echo(plural(len(check.warnings), "warning"), err=True)
         if strict:
             raise typer.Exit(1)
+
+
+#: A warning's message starts so (controller/policy/units.py); an annotation's kind says it instead.
+WARNING_PREFIX = "warning: "
+
+
+def _problems(errors) -> list[dict]:
+    return [{"file": e.file, "line": e.line, "field": e.path, "message": e.message.removeprefix(WARNING_PREFIX)}
+            for e in errors]
+
+
+def _json_document(check) -> str:
+    """Every file, error and warning of ``check`` as one JSON document (``ok``: no error)."""
+    import json
+
+    return json.dumps({"ok": check.ok, "files": [{"file": f, "policies": [p.name for p in check.policies_in(f)]}
+                                                 for f in check.files],
+                       "errors": _problems(check.errors), "warnings": _problems(check.warnings)}, indent=1)
+
+
+def _github_lines(check) -> str:
+    """GitHub Actions workflow commands: ``::error file=F,line=L,title=T::MESSAGE`` per error,
+    ``::warning ...`` per warning, and the ok lines of valid files as they are."""
+    def escape(text: str, prop: bool = False) -> str:
+        text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+
+    def command(kind: str, p: dict) -> str:
+        props = [f"file={escape(p['file'], True)}"] + ([f"line={p['line']}"] if p["line"] else [])
+        props.append("title=" + escape(f"setpoint validate: {p['field']}" if p["field"] else "setpoint validate", True))
+        return f"::{kind} {','.join(props)}::{escape(p['message'])}"
+
+    lines = [file_summary(f, check.policies_in(f)) for f in check.files if check.ok]
+    lines += [command("error", p) for p in _problems(check.errors)]
+    lines += [command("warning", p) for p in _problems(check.warnings)]
+    return "\n".join(lines)
 
 
 @app.command(short_help="Print the JSON Schema of policy files.")

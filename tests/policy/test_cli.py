@@ -124,3 +124,54 @@ def test_selectors_bound_to_meet_are_warned(tmp_path, first, second, warned):
                 f"{','.join(f'{k}={v}' for k, v in sorted(second.items()))} is selected by this policy and by 'a' "
                 f"({tmp_path}/a.yaml:5) too")
     assert any(line.startswith(expected) for line in result.stdout.splitlines()) is warned, result.output
+
+
+BROKEN = ("apiVersion: setpoint/v1\nkind: Policy\nmetadata: {name: bad}\nspec:\n"
+          "  targets: {kind: Deployment, namespace: default, name: x}\n  replicas: {min: 5, max: 2}\n"
+          "  scaling:\n    metrics:\n      - name: rps\n        query: sum by (namespace, deployment) (x_total)\n"
+          "        target: {averagePerReplica: 85}\n")
+
+
+@pytest.mark.parametrize("option", ["github", "GitHub"], ids=["github", "any-case"])
+def test_validate_annotates_a_pull_request_on_github(tmp_path, option):
+    """Workflow commands, ':' and ',' escaped in properties (GitHub's rules; a message keeps its
+    ':'); the exit code is text's."""
+    bad = tmp_path / "a,b.yaml"
+    bad.write_text(BROKEN)
+    result = run("validate", "--format", option, bad)
+    assert result.exit_code == 1, result.output
+    shown = str(bad).replace(",", "%2C")
+    assert result.stdout.splitlines() == [
+        f"::error file={shown},line=6,title=setpoint validate%3A spec.replicas.min::must be <= max (2), got 5",
+        f"::warning file={shown},line=10,title=setpoint validate%3A spec.scaling.metrics[0].query::x_total is a "
+        "counter (it only grows) and the query reads it without rate(): it never comes back down, so neither would "
+        "the replicas; e.g. rate(x_total[1m])"]
+
+
+@pytest.mark.parametrize("strict, code", [(False, 0), (True, 1)], ids=["warned", "strict"])
+def test_validate_json_holds_every_file_error_and_warning(tmp_path, strict, code):
+    good = tmp_path / "good.yaml"
+    good.write_text(BROKEN.replace("min: 5", "min: 1"))
+    result = run("validate", "--format", "json", *(["--strict"] if strict else []), good)
+    assert result.exit_code == code, result.output
+    doc = json.loads(result.stdout)
+    assert doc["ok"] is True and doc["files"] == [{"file": str(good), "policies": ["bad"]}] and doc["errors"] == []
+    [w] = doc["warnings"]
+    assert (w["file"], w["line"], w["field"]) == (str(good), 10, "spec.scaling.metrics[0].query")
+    assert w["message"].startswith("x_total is a counter")  # the kind is the list it is in
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BROKEN.replace("name: bad", "name: other").replace("name: x", "name: y"))
+    doc = json.loads(run("validate", "--format", "json", good, bad).stdout)
+    assert doc["ok"] is False and [e["field"] for e in doc["errors"]] == ["spec.replicas.min"]
+    assert len(doc["warnings"]) == 2
+
+
+def test_github_annotations_escape_percent_and_newlines():
+    from types import SimpleNamespace
+
+    from controller.cli.policy_files import _github_lines
+    from controller.errors import FieldError
+
+    check = SimpleNamespace(ok=False, files=["p.yaml"], policies_in=lambda f: [],
+                            errors=[FieldError("p.yaml", None, "", "100% sure\nsecond line")], warnings=[])
+    assert _github_lines(check) == "::error file=p.yaml,title=setpoint validate::100%25 sure%0Asecond line"
