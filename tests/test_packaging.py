@@ -134,3 +134,21 @@ def test_the_package_list_names_every_package():
     found = find_packages(str(REPO), include=["controller*", "simulators*"])
     assert sorted(tool["packages"]) == sorted(found + ["setpoint_policies"])
     assert tool["package-dir"] == {"setpoint_policies": "policies"}
+
+
+def test_the_pre_commit_hook_runs_validate_on_the_files_it_is_given():
+    """.pre-commit-hooks.yaml: pre-commit appends the changed files to ``entry``; run as it would."""
+    import shlex
+    import subprocess
+
+    import yaml
+
+    [hook] = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
+    assert hook["id"] == "setpoint-validate" and hook["language"] == "python" and hook["require_serial"] is True
+    entry = shlex.split(hook["entry"])
+    assert entry[0] == "setpoint"
+    files = [str(REPO / "policies" / "web-rps.yaml"), str(REPO / "policies" / "hpa-cpu.yaml")]
+    done = subprocess.run([sys.executable, "-m", "controller.cli", *entry[1:], *files], capture_output=True,
+                          text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [line.split(":")[0] for line in done.stdout.splitlines()] == files
