@@ -15,7 +15,6 @@ from pydantic import ValidationError
 from controller.core.health.params import HealthParams
 from controller.core.scaling.params import PolicyParams
 from controller.errors import FieldError, PolicyError
-from controller.model import TargetSelector
 from controller.policy.compile import compile_health, compile_policy, compile_policy_health, compile_targets
 from controller.policy.durations import describe_value
 from controller.policy.messages import clean_loc, format_path, validation_problems
