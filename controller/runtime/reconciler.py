@@ -716,7 +716,9 @@ class Reconciler:
         self._read_resume_annotations(view)
         params = self._health_step(now)
         hq = HealthQueries(params, self.policy.health_queries, self.policy.revision_queries)
-        hobs = observe_health(hq, self.metrics, targets, view, now, result.errors, decision)
+        sent: list[str] = []
+        hobs = observe_health(hq, self.metrics, targets, view, now, result.errors, decision, sent)
+        result.queries += len(sent)  # beside the metrics': their failures are counted as metrics errors too
         rearm = np.array([t in self.rearm for t in targets], dtype=bool)
         self._before_heal = (self._health_state, set(self.rearm))
         healing = heal(params, hobs, self._health_state, now,
