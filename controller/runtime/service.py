@@ -511,7 +511,7 @@ class ControllerService:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         for ref, policy in self._governed()[:MAX_RELOAD_EVENTS]:
             emit_event(self._events, ref, "PolicyReloadFailed",
-                       f"policy reload rejected, {policy} keeps running as it was: {first}{more}"[:1000])
+                       f"policy reload rejected, {policy} keeps running as it was: {first}{more}"[:1000], warning=True)
 
     def _governed(self) -> list[tuple[TargetRef, str]]:
         """(workload, policy) for the named targets and the last resolved ones of every loaded policy."""
