@@ -42,6 +42,18 @@ _METRIC_GAP_WORDS = {
 }
 
 
+def action_line(action) -> str:
+    """What an action did, for the log: ``scale Deployment/shop/web: 4 -> 7 (ScaleUp)``, ``restart-pod
+    Deployment/shop/web: pod web-1 (RestartFiringPods)``, ``rolling-restart Deployment/shop/web
+    (SystemicNoRestart)``, ``rollback Deployment/shop/web: to revision 2 (...)``. A replica count only
+    where the action writes one (other actions logged 'None -> None')."""
+    what = {"replicas": f": {action.from_replicas} -> {action.replicas}" if action.replicas is not None else "",
+            "pod": f": pod {action.pod}" if action.pod else "",
+            "revision": f": to revision {action.revision}" if action.revision else ""}
+    detail = "".join(what.values())
+    return f"{action.kind.word} {action.target}{detail} ({action.reason})"
+
+
 def runtime_policies(policies: list[LoadedPolicy]) -> dict[str, RuntimePolicy]:
     """Every policy (scaling, health or both), keyed by name."""
     return {p.name: RuntimePolicy.of(p) for p in policies}
@@ -302,8 +314,7 @@ class ControllerService:
                                               "action": failure.kind, "error": failure.why})
         done = "would" if result.rehearsal else "applied"  # a dry run never says it applied anything
         for action in result.actions:
-            log.info("%s %s %s: %s -> %s (%s)", done, action.kind.word, action.target, action.from_replicas,
-                     action.replicas, action.reason, extra={"policy": result.policy, "target": str(action.target)})
+            log.info("%s %s", done, action_line(action), extra={"policy": result.policy, "target": str(action.target)})
         log.debug("cycle", extra={"policy": result.policy, "targets": len(result.targets),
                                   "duration_s": round(result.duration_s, 4), "queries": result.queries})
 
