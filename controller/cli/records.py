@@ -168,10 +168,15 @@ def _format_record(r: dict) -> str:
     if not all(k in r for k in ("target", "current", "desired")):  # a JSON object, but not a decision's
         raise KeyError(f"no {', '.join(k for k in ('target', 'current', 'desired') if k not in r)}")
     who = f"{r['controller']} " if "controller" in r else ""
-    line = (f"{_when(r.get('at', 0.0))} {who}{r.get('target')}: {r.get('current')} -> {r.get('desired')} "
-            f"[{r.get('reason')}]  "
-            f"{metrics}  | combined {r.get('combined')} stabilized {r.get('stabilized')} limited {r.get('limited')} "
-            f"(ready {r.get('ready')})")
+    health = r.get("health") or (r.get("extra") or {}).get("health")
+    if health and not r.get("metrics") and r.get("reason") != "HealthOnly":  # a health-only policy: no scaling side
+        line = (f"{_when(r.get('at', 0.0))} {who}{r.get('target')}: {r.get('current')} replicas "
+                f"[{health.get('reason')}]  health only (ready {r.get('ready')})")
+    else:
+        line = (f"{_when(r.get('at', 0.0))} {who}{r.get('target')}: {r.get('current')} -> {r.get('desired')} "
+                f"[{r.get('reason')}]  "
+                f"{metrics}  | combined {r.get('combined')} stabilized {r.get('stabilized')} limited {r.get('limited')} "
+                f"(ready {r.get('ready')})")
     if r.get("withheld"):  # core/scaling/withheld.py
         line += (f"  | withheld {r['withheld']}: pods not Ready long past their start-up, sized on top "
                  f"of the proposals")
@@ -185,7 +190,6 @@ def _format_record(r: dict) -> str:
         line += f"  | {_format_warm_start(warm)}"
     if r.get("startup"):
         line += f"  | {_format_startup(r['startup'])}"
-    health = r.get("health") or (r.get("extra") or {}).get("health")
     return line + _format_health(health, r.get("desired")) if health else line
 
 

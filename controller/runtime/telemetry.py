@@ -238,7 +238,9 @@ class Telemetry:
         if d is None:
             return
         self._count_invalid(p, d, result.metric_names)
-        for code, count in PyCounter(d.reason.tolist()).items():
+        # a health-only policy reads no scaling metric: its scaling side's MetricsMissing each cycle
+        # is no decision (it filled the dashboard's decisions by reason as if Prometheus were failing)
+        for code, count in PyCounter(d.reason.tolist() if result.metric_names else ()).items():
             self.decisions.labels(p, REASON_CODES[int(code)]).inc(count)
         for target, desired in zip(result.targets, d.desired.tolist()):
             self.desired.labels(p, target.key).set(desired)
