@@ -312,13 +312,18 @@ def status(
         if not len(book):
             raise StatusError(f"{records}: no decision records in it; pass the --records file of `setpoint run`")
         policies = book.view()
-    else:
-        policies = fetch_status(server or DEFAULT_STATUS_SERVER, timeout_s=timeout)
+    about: dict = {}
+    if records is None:
+        policies = fetch_status(server or DEFAULT_STATUS_SERVER, timeout_s=timeout, about=about)
     if as_json:
         import json
 
-        typer.echo(json.dumps(to_document(policies, now, tz=None), indent=1))
+        typer.echo(json.dumps(to_document(policies, now, tz=None, leader=about.get("leader")), indent=1))
         return
+    if about.get("leader") is False:  # kubectl port-forward deploy/setpoint may pick the standby
+        typer.echo("this replica is a standby (it does not hold the leader Lease): it runs no cycle, so what "
+                   "follows is empty or from before it stood by; read the leader's, the pod `kubectl -n NAMESPACE "
+                   "get lease setpoint -o jsonpath='{.spec.holderIdentity}'` names", err=True)
     _print_status(policies, now)
 
 

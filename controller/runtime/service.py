@@ -537,7 +537,7 @@ class ControllerService:
     # ------------------------------------------------------------------ status
     def status(self) -> dict:
         """GET /status: per policy and target, the latest status (times in UTC, RFC 3339)."""
-        return to_document(self.status_book.view(self.policies), self.clock())
+        return to_document(self.status_book.view(self.policies), self.clock(), leader=self.is_leader())
 
     # ------------------------------------------------------------------ probes
     def healthy(self) -> tuple[bool, str]:
