@@ -379,8 +379,8 @@ def _print_status(policies: dict, now: float) -> None:
                 t = table(f"{key} health checks", ["check", "phase", "value", "since"], fold=(3,))
                 for c in health["checks"]:
                     pods = f" ({c['firing_pods']}/{c['pods']} pods)" if c.get("scope") == "pod" else ""
-                    t.add_row(c["name"], c.get("phase") or "-", _num(c.get("value")) + pods,
-                              wall_clock(c.get("since"), now))
+                    value = "no data" if c.get("value") is None else _num(c.get("value"))
+                    t.add_row(c["name"], c.get("phase") or "-", value + pods, wall_clock(c.get("since"), now))
                 console.print(t)
             line = _rollout_line(key, (health or {}).get("rollout"), now)
             if line:
@@ -441,9 +441,14 @@ def _action_cell(action: dict | None, now: float) -> str:
 def _health_cell(health: dict | None) -> str:
     if not health:
         return "-"
-    firing = [c["name"] for c in health.get("checks", []) if c.get("phase") == "firing"]
+    checks = health.get("checks", [])
+    firing = [c["name"] for c in checks if c.get("phase") == "firing"]
+    # missing data never fires a check: one whose query answers nothing (Prometheus down, a series
+    # gone) reads ok, so say which checks are blind rather than "ok" alone
+    blind = [c["name"] for c in checks if c.get("value") is None and c.get("phase") != "firing"]
     parts = ["HELD", health.get("held_reason") or ""] if health.get("held") else []
     if (health.get("rollout") or {}).get("held"):  # spec.paused by us until the revision test decides
         parts.append("ROLLOUT PAUSED")
-    parts.append(f"firing: {', '.join(firing)}" if firing else "ok")
+    parts.append(f"firing: {', '.join(firing)}" if firing else "" if checks and len(blind) == len(checks) else "ok")
+    parts.append(f"no data: {', '.join(blind)}" if blind else "")
     return "\n".join(p for p in parts if p)
