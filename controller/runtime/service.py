@@ -289,6 +289,11 @@ class ControllerService:
 
     def _after_cycle(self, result: CycleResult) -> None:
         self.telemetry.observe_cycle(result)
+        if result.policy not in self.policies:
+            # a reload removed the policy while this cycle ran: its forget_policy came before this
+            # cycle's gauges, which would stay (SetpointCycleStalled firing for a policy that is gone).
+            # _swap replaces self.policies before it forgets, so one of the two forgets comes last
+            self.telemetry.forget_policy(result.policy)
         self.last_cycle_end[result.policy] = time.monotonic()
         self.last_targets[result.policy] = list(result.targets)
         policy = self.policies.get(result.policy)
