@@ -1120,8 +1120,12 @@ class LeaderElector:
                 lease.spec.holder_identity = None
                 lease.spec.lease_duration_seconds = 1
                 self.api.replace_namespaced_lease(self.name, self.namespace, lease, _request_timeout=self.timeout)
+                # an on-call following a rolling upgrade sees the hand-over ("stopping", then this)
+                log.info("leader election: released the lease (a standby takes over at its next try)",
+                         extra={"lease": f"{self.namespace}/{self.name}", "identity": self.identity})
         except Exception as exc:  # best effort: the Lease expires anyway
-            log.warning("leader election: release failed: %s", exc)
+            log.warning("leader election: release failed (the standby waits for it to expire, %g s): %s",
+                        self.lease_duration_s, exc)
 
 
 def fence_with_lease(cluster: KubernetesCluster, namespace: str, name: str, identity: str,

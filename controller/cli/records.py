@@ -168,10 +168,15 @@ def _format_record(r: dict) -> str:
     if not all(k in r for k in ("target", "current", "desired")):  # a JSON object, but not a decision's
         raise KeyError(f"no {', '.join(k for k in ('target', 'current', 'desired') if k not in r)}")
     who = f"{r['controller']} " if "controller" in r else ""
-    line = (f"{_when(r.get('at', 0.0))} {who}{r.get('target')}: {r.get('current')} -> {r.get('desired')} "
-            f"[{r.get('reason')}]  "
-            f"{metrics}  | combined {r.get('combined')} stabilized {r.get('stabilized')} limited {r.get('limited')} "
-            f"(ready {r.get('ready')})")
+    health = r.get("health") or (r.get("extra") or {}).get("health")
+    if health and not r.get("metrics") and r.get("reason") != "HealthOnly":  # a health-only policy: no scaling side
+        line = (f"{_when(r.get('at', 0.0))} {who}{r.get('target')}: {r.get('current')} replicas "
+                f"[{health.get('reason')}]  health only (ready {r.get('ready')})")
+    else:
+        line = (f"{_when(r.get('at', 0.0))} {who}{r.get('target')}: {r.get('current')} -> {r.get('desired')} "
+                f"[{r.get('reason')}]  "
+                f"{metrics}  | combined {r.get('combined')} stabilized {r.get('stabilized')} limited {r.get('limited')} "
+                f"(ready {r.get('ready')})")
     if r.get("withheld"):  # core/scaling/withheld.py
         line += (f"  | withheld {r['withheld']}: pods not Ready long past their start-up, sized on top "
                  f"of the proposals")
@@ -185,7 +190,6 @@ def _format_record(r: dict) -> str:
         line += f"  | {_format_warm_start(warm)}"
     if r.get("startup"):
         line += f"  | {_format_startup(r['startup'])}"
-    health = r.get("health") or (r.get("extra") or {}).get("health")
     return line + _format_health(health, r.get("desired")) if health else line
 
 
@@ -308,13 +312,18 @@ def status(
         if not len(book):
             raise StatusError(f"{records}: no decision records in it; pass the --records file of `setpoint run`")
         policies = book.view()
-    else:
-        policies = fetch_status(server or DEFAULT_STATUS_SERVER, timeout_s=timeout)
+    about: dict = {}
+    if records is None:
+        policies = fetch_status(server or DEFAULT_STATUS_SERVER, timeout_s=timeout, about=about)
     if as_json:
         import json
 
-        typer.echo(json.dumps(to_document(policies, now, tz=None), indent=1))
+        typer.echo(json.dumps(to_document(policies, now, tz=None, leader=about.get("leader")), indent=1))
         return
+    if about.get("leader") is False:  # kubectl port-forward deploy/setpoint may pick the standby
+        typer.echo("this replica is a standby (it does not hold the leader Lease): it runs no cycle, so what "
+                   "follows is empty or from before it stood by; read the leader's, the pod `kubectl -n NAMESPACE "
+                   "get lease setpoint -o jsonpath='{.spec.holderIdentity}'` names", err=True)
     _print_status(policies, now)
 
 
@@ -370,8 +379,8 @@ def _print_status(policies: dict, now: float) -> None:
                 t = table(f"{key} health checks", ["check", "phase", "value", "since"], fold=(3,))
                 for c in health["checks"]:
                     pods = f" ({c['firing_pods']}/{c['pods']} pods)" if c.get("scope") == "pod" else ""
-                    t.add_row(c["name"], c.get("phase") or "-", _num(c.get("value")) + pods,
-                              wall_clock(c.get("since"), now))
+                    value = "no data" if c.get("value") is None else _num(c.get("value"))
+                    t.add_row(c["name"], c.get("phase") or "-", value + pods, wall_clock(c.get("since"), now))
                 console.print(t)
             line = _rollout_line(key, (health or {}).get("rollout"), now)
             if line:
@@ -432,9 +441,14 @@ def _action_cell(action: dict | None, now: float) -> str:
 def _health_cell(health: dict | None) -> str:
     if not health:
         return "-"
-    firing = [c["name"] for c in health.get("checks", []) if c.get("phase") == "firing"]
+    checks = health.get("checks", [])
+    firing = [c["name"] for c in checks if c.get("phase") == "firing"]
+    # missing data never fires a check: one whose query answers nothing (Prometheus down, a series
+    # gone) reads ok, so say which checks are blind rather than "ok" alone
+    blind = [c["name"] for c in checks if c.get("value") is None and c.get("phase") != "firing"]
     parts = ["HELD", health.get("held_reason") or ""] if health.get("held") else []
     if (health.get("rollout") or {}).get("held"):  # spec.paused by us until the revision test decides
         parts.append("ROLLOUT PAUSED")
-    parts.append(f"firing: {', '.join(firing)}" if firing else "ok")
+    parts.append(f"firing: {', '.join(firing)}" if firing else "" if checks and len(blind) == len(checks) else "ok")
+    parts.append(f"no data: {', '.join(blind)}" if blind else "")
     return "\n".join(p for p in parts if p)

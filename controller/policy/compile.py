@@ -248,13 +248,14 @@ def _threshold(threshold: Threshold) -> ThresholdSpec:
 
 
 def compile_health_params(spec: HealthSpec, *, interval_s: float = 15.0, max_replicas: int | None = None,
-                          name: str = "") -> HealthParams:
+                          name: str = "", scales: bool = True) -> HealthParams:
     """The health core's parameters for a compiled ``HealthSpec``.
 
     Fields the policy format does not have yet take defaults: the verify window is twice the
     longest ``for`` of the checks (120 s when none is set), the systemic share 0.5, and the
     new-revision window equals the rollback window. ``interval_s`` sizes the smoothing windows;
-    ``max_replicas`` caps health scale-ups (pass the policy's ``replicas.max``).
+    ``max_replicas`` caps health scale-ups (pass the policy's ``replicas.max``); ``scales`` False
+    (a policy without replicas bounds) makes none.
     """
     checks = tuple(compile_check_params(c) for c in spec.checks)
     b = spec.budgets
@@ -266,7 +267,7 @@ def compile_health_params(spec: HealthSpec, *, interval_s: float = 15.0, max_rep
         escalation=tuple(spec.escalation), verify_window_s=default_verify_window_s(checks),
         systemic_share=0.5, new_revision_window_s=spec.rollback_window_s, healthy_after_s=spec.healthy_after_s,
         interval_s=interval_s, rollout_interval_s=spec.rollout_interval_s, name=name,
-        revision_checks=tuple(compile_revision_params(c) for c in spec.revision_checks),
+        revision_checks=tuple(compile_revision_params(c) for c in spec.revision_checks), scales=scales,
         **extra)
 
 
@@ -287,5 +288,8 @@ def compile_policy_health(policy: PolicyDocument, spec: HealthSpec | None = None
     if spec is None:
         return None
     bounds = policy.spec.replicas
+    # without bounds (allowed only to a policy with no scaling, scale-up check or step: rules.py) it
+    # never scales: an overloaded service's restart is not turned into an unbounded scale-up
     return compile_health_params(spec, interval_s=policy.spec.interval_s,
-                                 max_replicas=bounds.max_replicas if bounds else None, name=policy.metadata.name)
+                                 max_replicas=bounds.max_replicas if bounds else None, name=policy.metadata.name,
+                                 scales=bounds is not None)

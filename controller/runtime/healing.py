@@ -39,8 +39,12 @@ class HealthQueries:
 
 
 def _query(metrics: MetricsSource, expr: str, refs: Sequence[TargetRef], now: float, labels, errors: list[str],
-           name: str):
-    """(values (R,), present (R,)) for one check; a failed query is all-missing (never fires)."""
+           name: str, sent: list[str] | None = None):
+    """(values (R,), present (R,)) for one check; a failed query is all-missing (never fires).
+    ``sent`` collects the expressions sent (setpoint_prometheus_requests_total counts them beside
+    the scaling metrics' queries: their failures count in setpoint_errors_total{source="metrics"})."""
+    if sent is not None:
+        sent.append(expr)
     try:
         s = metrics.query(expr, refs, now, labels=labels)
     except MetricsUnavailable as exc:
@@ -107,8 +111,10 @@ def overload_signal(view: ClusterView, decision: Decision | None) -> np.ndarray:
 
 
 def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[TargetRef], view: ClusterView,
-                   now: float, errors: list[str], decision: Decision | None = None) -> HealthObservation:
-    """Query every check and assemble the observation ``heal`` needs."""
+                   now: float, errors: list[str], decision: Decision | None = None,
+                   sent: list[str] | None = None) -> HealthObservation:
+    """Query every check and assemble the observation ``heal`` needs; each query sent is appended
+    to ``sent`` (a pod or revision check sends none for targets without pods)."""
     params, n = hq.params, len(targets)
     c = len(params.checks)
     values, present = np.full((n, c), np.nan), np.zeros((n, c), bool)
@@ -117,16 +123,17 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
     for j, (check, expr) in enumerate(zip(params.checks, hq.exprs)):
         if check.scope == Scope.POD:
             if pod_refs:
-                pod_values[:, j], pod_present[:, j] = _query(metrics, expr, pod_refs, now, POD_LABELS, errors, check.name)
+                pod_values[:, j], pod_present[:, j] = _query(metrics, expr, pod_refs, now, POD_LABELS, errors, check.name,
+                                                                  sent)
         else:
-            values[:, j], present[:, j] = _query(metrics, expr, targets, now, None, errors, check.name)
+            values[:, j], present[:, j] = _query(metrics, expr, targets, now, None, errors, check.name, sent)
     columns = []
     for check, exprs in zip(params.revision_checks, hq.revision_exprs):
         vals = np.full((len(pod_refs), len(exprs)), np.nan)
         pres = np.zeros((len(pod_refs), len(exprs)), bool)
         if pod_refs:
             for q, expr in enumerate(exprs):
-                vals[:, q], pres[:, q] = _query(metrics, expr, pod_refs, now, POD_LABELS, errors, check.name)
+                vals[:, q], pres[:, q] = _query(metrics, expr, pod_refs, now, POD_LABELS, errors, check.name, sent)
         columns.append((vals, pres))
     new, old = revision_statistics(params, n, rows, pod_current, columns)
     by_ref = {s.ref: s for s in view.statuses}

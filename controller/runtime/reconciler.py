@@ -657,7 +657,8 @@ class Reconciler:
             if t in held and t not in self._held:
                 why = HEALTH_REASON_CODES[int(healing.held_reason[i])] if healing.held_reason[i] >= 0 else "Held"
                 emit_event(self._events, t, "HealingHeld", f"{self.policy.name}: self-healing stopped ({why}); "
-                                                           f"`setpoint resume {t.namespace}/{t.name}` re-arms it")
+                                                           f"`setpoint resume {t.namespace}/{t.name}` re-arms it",
+                           warning=True)
         self._held = held
 
     def _scaling_actions(self, targets: list[TargetRef], view: ClusterView, decision: Decision) -> list[Action]:
@@ -716,7 +717,9 @@ class Reconciler:
         self._read_resume_annotations(view)
         params = self._health_step(now)
         hq = HealthQueries(params, self.policy.health_queries, self.policy.revision_queries)
-        hobs = observe_health(hq, self.metrics, targets, view, now, result.errors, decision)
+        sent: list[str] = []
+        hobs = observe_health(hq, self.metrics, targets, view, now, result.errors, decision, sent)
+        result.queries += len(sent)  # beside the metrics': their failures are counted as metrics errors too
         rearm = np.array([t in self.rearm for t in targets], dtype=bool)
         self._before_heal = (self._health_state, set(self.rearm))
         healing = heal(params, hobs, self._health_state, now,
@@ -734,7 +737,8 @@ class Reconciler:
         self.left_alone = {}
         if self.hpa_guard is not None:
             targets = self.hpa_guard.filter(targets, self.policy.selector.namespace,
-                                            lambda t, reason, message: emit_event(self._events, t, reason, message))
+                                            lambda t, reason, message: emit_event(self._events, t, reason, message,
+                                                                                 warning=True))
             if not self.rehearsal:
                 self.left_alone = {t.key: f"HorizontalPodAutoscaler {t.namespace}/{hpa} scales it"
                                    for t, hpa in self.hpa_guard.scaled_by.items()}
@@ -747,7 +751,7 @@ class Reconciler:
                            f"governs: {self.policy.name} leaves it alone (two policies would scale it against each "
                            f"other); narrow one of the two selectors")
                 log.warning(message, extra={"policy": self.policy.name, "target": str(target), "governed_by": owner})
-                emit_event(self._events, target, "PolicyConflict", message)
+                emit_event(self._events, target, "PolicyConflict", message, warning=True)
         self._taken_said = taken
         self.contested = len(taken)
         self.left_alone.update({t.key: f"policy {owner} governs it" for t, owner in taken.items()})

@@ -42,6 +42,18 @@ _METRIC_GAP_WORDS = {
 }
 
 
+def action_line(action) -> str:
+    """What an action did, for the log: ``scale Deployment/shop/web: 4 -> 7 (ScaleUp)``, ``restart-pod
+    Deployment/shop/web: pod web-1 (RestartFiringPods)``, ``rolling-restart Deployment/shop/web
+    (SystemicNoRestart)``, ``rollback Deployment/shop/web: to revision 2 (...)``. A replica count only
+    where the action writes one (other actions logged 'None -> None')."""
+    what = {"replicas": f": {action.from_replicas} -> {action.replicas}" if action.replicas is not None else "",
+            "pod": f": pod {action.pod}" if action.pod else "",
+            "revision": f": to revision {action.revision}" if action.revision else ""}
+    detail = "".join(what.values())
+    return f"{action.kind.word} {action.target}{detail} ({action.reason})"
+
+
 def runtime_policies(policies: list[LoadedPolicy]) -> dict[str, RuntimePolicy]:
     """Every policy (scaling, health or both), keyed by name."""
     return {p.name: RuntimePolicy.of(p) for p in policies}
@@ -277,6 +289,11 @@ class ControllerService:
 
     def _after_cycle(self, result: CycleResult) -> None:
         self.telemetry.observe_cycle(result)
+        if result.policy not in self.policies:
+            # a reload removed the policy while this cycle ran: its forget_policy came before this
+            # cycle's gauges, which would stay (SetpointCycleStalled firing for a policy that is gone).
+            # _swap replaces self.policies before it forgets, so one of the two forgets comes last
+            self.telemetry.forget_policy(result.policy)
         self.last_cycle_end[result.policy] = time.monotonic()
         self.last_targets[result.policy] = list(result.targets)
         policy = self.policies.get(result.policy)
@@ -302,8 +319,7 @@ class ControllerService:
                                               "action": failure.kind, "error": failure.why})
         done = "would" if result.rehearsal else "applied"  # a dry run never says it applied anything
         for action in result.actions:
-            log.info("%s %s %s: %s -> %s (%s)", done, action.kind.word, action.target, action.from_replicas,
-                     action.replicas, action.reason, extra={"policy": result.policy, "target": str(action.target)})
+            log.info("%s %s", done, action_line(action), extra={"policy": result.policy, "target": str(action.target)})
         log.debug("cycle", extra={"policy": result.policy, "targets": len(result.targets),
                                   "duration_s": round(result.duration_s, 4), "queries": result.queries})
 
@@ -511,7 +527,7 @@ class ControllerService:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         for ref, policy in self._governed()[:MAX_RELOAD_EVENTS]:
             emit_event(self._events, ref, "PolicyReloadFailed",
-                       f"policy reload rejected, {policy} keeps running as it was: {first}{more}"[:1000])
+                       f"policy reload rejected, {policy} keeps running as it was: {first}{more}"[:1000], warning=True)
 
     def _governed(self) -> list[tuple[TargetRef, str]]:
         """(workload, policy) for the named targets and the last resolved ones of every loaded policy."""
@@ -526,7 +542,7 @@ class ControllerService:
     # ------------------------------------------------------------------ status
     def status(self) -> dict:
         """GET /status: per policy and target, the latest status (times in UTC, RFC 3339)."""
-        return to_document(self.status_book.view(self.policies), self.clock())
+        return to_document(self.status_book.view(self.policies), self.clock(), leader=self.is_leader())
 
     # ------------------------------------------------------------------ probes
     def healthy(self) -> tuple[bool, str]:

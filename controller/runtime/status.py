@@ -231,10 +231,15 @@ def rfc3339(epoch_s: float, tz: tzinfo | None) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def to_document(policies: dict, now: float, tz: tzinfo | None = timezone.utc) -> dict:
-    """The JSON document of a view (GET /status, `setpoint status --json`); tz None: local time."""
-    return {"kind": KIND, "generated_at": rfc3339(now, tz),
-            "policies": _map_times(policies, lambda x: rfc3339(x, tz))}
+def to_document(policies: dict, now: float, tz: tzinfo | None = timezone.utc, leader: bool | None = None) -> dict:
+    """The JSON document of a view (GET /status, `setpoint status --json`); tz None: local time.
+    ``leader``: whether the serving replica acts (False: a standby of leader election, whose view
+    is empty or from before it stood by); left out when unknown (a records file)."""
+    doc = {"kind": KIND, "generated_at": rfc3339(now, tz)}
+    if leader is not None:
+        doc["leader"] = bool(leader)
+    doc["policies"] = _map_times(policies, lambda x: rfc3339(x, tz))
+    return doc
 
 
 def from_document(doc, source: str) -> dict:
@@ -277,8 +282,9 @@ def _get_within(url: str, timeout_s: float) -> bytes:
     return answer[0]
 
 
-def fetch_status(server: str, timeout_s: float = 5.0) -> dict:
-    """GET SERVER/status of a running controller; its view. StatusUnreachable names the next step."""
+def fetch_status(server: str, timeout_s: float = 5.0, about: dict | None = None) -> dict:
+    """GET SERVER/status of a running controller; its view. StatusUnreachable names the next step.
+    ``about`` receives what the document says of the replica itself (``leader``, when it says)."""
     url = server.rstrip("/") + "/status"
     try:  # "Invalid IPv6 URL", a port that is not a number from 0 to 65535
         parts = urllib.parse.urlsplit(url)
@@ -305,7 +311,10 @@ def fetch_status(server: str, timeout_s: float = 5.0) -> dict:
         doc = json.loads(body)
     except ValueError:
         raise StatusUnreachable(f"{url} did not answer JSON: not a Setpoint controller; {hint}") from None
-    return from_document(doc, url)
+    view = from_document(doc, url)
+    if about is not None and isinstance(doc.get("leader"), bool):
+        about["leader"] = doc["leader"]
+    return view
 
 
 def book_from_records(records: Iterable[dict], on_skip: Callable[[str], None] | None = None) -> StatusBook:

@@ -60,7 +60,9 @@ class Telemetry:
                                        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
         self.desired = Gauge("setpoint_desired_replicas", "Desired replicas per target after the last cycle.",
                              ["policy", "target"], registry=r)
-        self.queries = Counter("setpoint_prometheus_requests", "Metric queries sent.", ["policy"], registry=r)
+        self.queries = Counter("setpoint_prometheus_requests", "Queries sent to Prometheus by the cycles: scaling "
+                               "metrics, ramp latest readings and health checks (whose failures count in "
+                               "setpoint_errors_total{source=\"metrics\"}).", ["policy"], registry=r)
         self.ready = Gauge("setpoint_ready_replicas", "Ready pods per target as the last cycle read them; 0 with "
                            "desired replicas above 0 holds its scale-downs (reason TargetNotReady).",
                            ["policy", "target"], registry=r)
@@ -236,7 +238,9 @@ class Telemetry:
         if d is None:
             return
         self._count_invalid(p, d, result.metric_names)
-        for code, count in PyCounter(d.reason.tolist()).items():
+        # a health-only policy reads no scaling metric: its scaling side's MetricsMissing each cycle
+        # is no decision (it filled the dashboard's decisions by reason as if Prometheus were failing)
+        for code, count in PyCounter(d.reason.tolist() if result.metric_names else ()).items():
             self.decisions.labels(p, REASON_CODES[int(code)]).inc(count)
         for target, desired in zip(result.targets, d.desired.tolist()):
             self.desired.labels(p, target.key).set(desired)

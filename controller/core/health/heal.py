@@ -552,11 +552,14 @@ def _revision_tests(params: HealthParams, obs: HealthObservation, state: HealthS
 def _overload(params: HealthParams, obs: HealthObservation, current: np.ndarray, desired: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
     """(overloaded (N,) bool, scale_up_to (N,)): the overload signal and the replicas a health
-    scale-up would set (the scaling side's count when it wants more, else a step up; capped)."""
+    scale-up would set (the scaling side's count when it wants more, else a step up; capped;
+    the current count for a policy that does not scale, ``params.scales`` False)."""
     ov = params.overload
     with np.errstate(invalid="ignore"):
         overloaded = obs.overloaded | (obs.utilization > ov.utilization_above) | (
             ov.when_scaling_wants_more & (desired > current))
+    if not params.scales:  # no replicas bounds: never a scale-up (a ceiling of 2**31 - 1 let it grow unbounded)
+        return overloaded, np.asarray(current, dtype=np.int64).copy()
     step = np.maximum(1, np.ceil(current * params.scale_up_step_ratio)).astype(np.int64)
     return overloaded, np.minimum(params.max_replicas, np.where(desired > current, desired, current + step))
 

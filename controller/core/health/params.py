@@ -222,6 +222,10 @@ class HealthParams:
     interval_s: float = 15.0
     rollout_interval_s: float | None = None
     max_replicas: int = 2**31 - 1
+    #: False for a policy without replicas bounds (health-only, no scale-up check or step): it never
+    #: writes a replica count, so where an overloaded service would get a scale-up instead of a
+    #: restart, the restart waits as at replicas.max (AtMaxReplicas)
+    scales: bool = True
     scale_up_step_ratio: float = 0.25
     scale_up_hold_s: float = 300.0
     rollout_wait_s: float = 600.0

@@ -1,0 +1,40 @@
+"""A replica that stops says whether it released the leader Lease.
+
+Found in a day-2 drill (SIGTERM to the leader, a rolling upgrade): its log said "stopping" and
+"stopped", nothing of the Lease, so the on-call could not tell from it whether the standby would
+take over at once or after the 15 s expiry. Through the real client and sim serve's API server.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from controller.adapters.kubernetes import LeaderElector
+from tests.adapters.kube_helpers import official_client, server  # noqa: F401 (fixture)
+from tests.adapters.test_leader_election import NS, lease_reader
+
+RELEASED = "leader election: released the lease"
+
+
+@pytest.mark.parametrize("leads, said, holder_after", [
+    pytest.param(True, True, None, id="a-leader-releases-and-says-so"),
+    pytest.param(False, False, "pod-b", id="a-standby-has-nothing-to-release"),
+])
+def test_stop_says_the_lease_was_released(leads, said, holder_after, server, tmp_path, caplog):  # noqa: F811
+    folders = {n: tmp_path / n for n in "ab"}
+    for f in folders.values():
+        f.mkdir()
+    a = LeaderElector(official_client(server, folders["a"]), NS, "handover", "pod-a", retry_period_s=0.2)
+    b = LeaderElector(official_client(server, folders["b"]), NS, "handover", "pod-b", retry_period_s=0.2)
+    first, second = (a, b) if leads else (b, a)
+    assert first.try_acquire_or_renew() and not second.try_acquire_or_renew()
+    caplog.set_level(logging.INFO, logger="setpoint.kubernetes")
+    a.stop()
+    said_lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(RELEASED)]
+    assert bool(said_lines) == said, said_lines
+    read = lease_reader(server, tmp_path / "reader", lease="handover")
+    assert read() == holder_after
+    read.api_client.close()
+    b.stop()

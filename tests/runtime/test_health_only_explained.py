@@ -1,0 +1,61 @@
+"""A health-only policy's cycles are explained by its health side, not as missing metrics.
+
+Found in a day-2 drill: every record of a health-only policy read `cache: 4 -> 4 [MetricsMissing]
+| combined 4 stabilized 4 limited 4` in `setpoint explain` (its scaling side has no metric), and
+setpoint_decisions_total{reason="MetricsMissing"} grew by one per target and cycle, so the
+dashboard's decisions by reason showed a metrics outage that was not there. A scaling policy's
+records and counts are unchanged. A live service through the simulated Kubernetes API (sim
+serve's server, the official client) writes the records; `setpoint explain` reads them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from controller.adapters.kubernetes import KubernetesCluster
+from controller.runtime.service import ControllerService, ServiceOptions
+from controller.runtime.telemetry import Telemetry
+from simulators.ports import SimMetrics
+from tests.adapters.kube_helpers import official_client, server  # noqa: F401 (fixture)
+from tests.runtime.test_kube_faults import POLICY as SCALING
+from tests.runtime.test_resume import POLICY as HEALING
+
+
+@pytest.mark.parametrize("text, name, first_line, decisions", [
+    pytest.param(HEALING, "web-heal", "shop/web: 2 replicas [SystemicNoRestart]  health only (ready 2)", None,
+                 id="health-only-policy"),
+    pytest.param(SCALING, "web", "shop/web: 2 -> 5 [ScaleUp]  rps: raw 150 smoothed 150 -> 5", 1.0,
+                 id="scaling-policy-as-before"),
+])
+def test_health_only_records_and_counts(text, name, first_line, decisions, server, tmp_path):  # noqa: F811
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    (folder / "p.yaml").write_text(text)
+    world = server.world
+    world.advance(3)
+    metrics = SimMetrics(world.engine, {"mem": "memory_mib", "offered": "offered_rps"}, window_s=15,
+                         tick_s=world.tick_s)
+    metrics.push(world.engine.signals())
+    cluster = KubernetesCluster(official_client(server, tmp_path), qps=0, retry_backoff_s=0.01)
+    telemetry = Telemetry()
+    records = tmp_path / "decisions.jsonl"
+    service = ControllerService([folder], metrics, cluster, telemetry, ServiceOptions(records_path=records),
+                                clock=lambda: world.engine.now)
+    try:
+        service.run_cycle(name)
+    finally:
+        service.stop()
+        cluster.close()
+    explained = subprocess.run([sys.executable, "-m", "controller.cli", "explain", str(records)],
+                               capture_output=True, text=True, timeout=60)
+    assert explained.returncode == 0, explained.stderr
+    line = explained.stdout.splitlines()[0]
+    assert line.split(" ", 1)[1].startswith(first_line), line
+    assert "MetricsMissing" not in explained.stdout
+    get = telemetry.registry.get_sample_value
+    assert get("setpoint_decisions_total", {"policy": name, "reason": "MetricsMissing"}) is None
+    reason = first_line.split("[")[1].split("]")[0]
+    assert get("setpoint_decisions_total", {"policy": name, "reason": reason}) == decisions
