@@ -9,6 +9,9 @@ targets held until someone reads the logs:
 - a range or subquery selector ``[...]`` holds a duration (``5m``, ``1h30m``), or two for a
   subquery (``[30m:1m]``, ``[30m:]``);
 - a grouping clause ``by (...)`` / ``without (...)`` holds label names and commas only;
+- a function that reads a range of samples (``rate``, ``increase``, ``*_over_time``, ...) is given
+  one (``rate(x[5m])``, not ``rate(x)`` nor ``rate(sum(x[5m]))``), and a range after an expression
+  (a function's result, parentheses) is a subquery with its colon (``[5m:]``);
 - string literals end;
 - no ``$`` outside a string (a Grafana dashboard variable pasted in: ``{namespace=$namespace}``).
 
@@ -35,18 +38,26 @@ def query_problem(query: str) -> str | None:
     Linear in the query's length, however deeply it nests (a policy file may hold 1 MiB)."""
     code, unended, at_string = _code_and_strings(query)
     stack: list[tuple[str, int]] = []  # open brackets: (character, index)
+    ranged: list[bool] = []  # per open bracket: a range [...] written directly inside it (or in bare parentheses)
     for i, c in enumerate(code[:at_string]):  # up to a string that does not end: the first problem there
         if c in _OPEN:
+            if c == "[" and ranged:
+                ranged[-1] = True
             stack.append((c, i))
+            ranged.append(False)
         elif c in _CLOSE:
             if not stack:
                 return f"{c!r} at character {i + 1} closes nothing"
             opened, at = stack.pop()
+            has_range = ranged.pop()
             if _OPEN.index(opened) != _CLOSE.index(c):
                 return f"{c!r} at character {i + 1} closes the {opened!r} at character {at + 1}"
-            problem = _inside(query, code, opened, at, i)
+            problem = _inside(query, code, opened, at, i) or (
+                _range_argument(code, at, has_range) if opened == "(" else None)
             if problem:
                 return problem
+            if opened == "(" and has_range and ranged and not _word_before(code, at)[0]:
+                ranged[-1] = True  # (x[5m]) is still a range vector
     if unended:
         return unended
     if stack:
@@ -102,11 +113,32 @@ def _inside(query: str, code: str, opened: str, start: int, end: int) -> str | N
         if not _RANGE.match(body):
             return (f"[{body}] at character {start + 1}: a range holds a duration such as [5m] or [1h30m], "
                     "or a subquery's range and step such as [30m:1m]")
+        j = start
+        while j > 0 and code[j - 1].isspace():
+            j -= 1
+        if j > 0 and code[j - 1] == ")" and ":" not in body:
+            return (f"[{body}] at character {start + 1}: a range reads a metric's samples (x[5m]); over an "
+                    f"expression's result it is a subquery, with a colon: [{body.strip()}:]")
     elif opened == "(":
         word, at = _word_before(code, start)
         if word in ("by", "without") and not _LABEL_LIST.match(body := query[start + 1:end]):
             return f"{word} (...) at character {at + 1} holds label names and commas only, got ({body})"
     return None
+
+
+#: Functions whose (first, or quantile_over_time's second) argument is a range vector.
+_RANGE_FUNCTIONS = frozenset({"rate", "irate", "increase", "delta", "idelta", "deriv", "changes", "resets",
+                              "predict_linear", "holt_winters", "double_exponential_smoothing"})
+
+
+def _range_argument(code: str, start: int, has_range: bool) -> str | None:
+    """A call of a function that reads a range vector (rate, increase, *_over_time, ...) whose
+    parentheses, opened at ``start``, hold no range: ``rate(x)``, ``rate(sum(x[1m]))``."""
+    word, at = _word_before(code, start)
+    if has_range or not (word in _RANGE_FUNCTIONS or word.endswith("_over_time")):
+        return None
+    return (f"{word}(...) at character {at + 1} reads a range of samples: its argument needs one, e.g. "
+            f"{word}(x[5m]) (or a subquery over an expression: {word}(sum(x)[5m:]))")
 
 
 def _word_before(code: str, i: int) -> tuple[str, int]:

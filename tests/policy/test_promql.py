@@ -29,6 +29,13 @@ SOUND = [
     pytest.param("count(up) > 0", id="comparison"),
     pytest.param('sum(rate(x{namespace="$namespace"}[1m]))', id="a-grafana-variable-in-a-string-is-text"),
     pytest.param('label_replace(x, "dst", "$1", "src", "(.*)")', id="a-capture-group-reference"),
+    pytest.param("rate((x[5m]))", id="a-range-in-parentheses"),
+    pytest.param("quantile_over_time(0.9, x[5m])", id="a-range-as-the-second-argument"),
+    pytest.param("rate(sum by (pod) (x)[5m:1m])", id="a-subquery-over-an-aggregation"),
+    pytest.param("predict_linear(x[1h], 3600)", id="predict-linear"),
+    pytest.param("rate(x[5m] @ 100)", id="a-range-at-a-time"),
+    pytest.param("sum by (namespace, deployment) (increase(kube_pod_container_status_restarts_total[10m]))",
+                 id="increase"),
 ]
 
 
@@ -54,6 +61,14 @@ BROKEN = [
                  id="a-grafana-variable-in-braces"),
     pytest.param("sum by ($group) (x)", "by (...) at character 5 holds label names and commas only",
                  id="a-grafana-variable-as-a-grouping"),
+    # found live in a day-2 drill: validate took them, Prometheus refused them at every cycle
+    pytest.param("sum(rate(http_requests_total))", "rate(...) at character 5 reads a range of samples: its argument "
+                 "needs one, e.g. rate(x[5m])", id="rate-without-a-range"),
+    pytest.param("rate(sum by (pod) (x)[1m])", "[1m] at character 22: a range reads a metric's samples (x[5m]); over "
+                 "an expression's result it is a subquery, with a colon: [1m:]", id="a-range-over-an-aggregation"),
+    pytest.param("rate(sum(x[1m]))", "rate(...) at character 1 reads a range of samples", id="the-range-one-level-in"),
+    pytest.param("avg_over_time(x)", "avg_over_time(...) at character 1 reads a range", id="over-time-without-a-range"),
+    pytest.param("(x)[5m]", "[5m] at character 4: a range reads a metric's samples", id="a-range-over-parentheses"),
 ]
 
 
