@@ -301,6 +301,8 @@ def test_an_empty_or_wrong_kind_of_output_path_is_refused_writing_nothing(tmp_pa
                  id="sim-serve-log-level"),
     pytest.param(["run", "-p", str(REPO / "policies" / "web-rps.yaml"), "--prometheus", "http://127.0.0.1:9", "--once",
                   "--burst", "0"], 2, "--burst", id="burst"),  # was exit 70: ValueError from the token bucket
+    pytest.param(["run", "-p", str(REPO / "policies" / "web-rps.yaml"), "--prometheus", "http://127.0.0.1:9", "--once",
+                  "--workers", "0"], 2, "--workers", id="workers"),
     pytest.param(["sim", "serve", "--kube-listen", "127.0.0.1:99999"], 1, "a port from 0 to 65535",
                  id="sim-serve-port"),  # was exit 70: OverflowError from bind()
 ])

@@ -45,6 +45,10 @@ def run(
     records_keep: Annotated[int, typer.Option(
         min=0, help="Rotated records files kept (FILE.1 is the newest); disk use is at most "
                     "(1 + this) x --records-max-bytes.")] = 3,
+    workers: Annotated[int, typer.Option(
+        min=1, max=64, help="Threads that run the policies' cycles: each policy's cycle runs in one of them, so "
+                            "more policies than this whose cycles take a while queue behind each other (a "
+                            "policy's cycles never overlap).")] = 4,
     prometheus_token_file: Annotated[Optional[Path], typer.Option(help="Bearer token file (re-read when it changes).")] = None,
     prometheus_ca_file: Annotated[Optional[Path], typer.Option(help="CA bundle to verify Prometheus' TLS certificate.")] = None,
     prometheus_insecure: Annotated[bool, typer.Option(help="Do not verify Prometheus' TLS certificate.")] = False,
@@ -147,7 +151,7 @@ def run(
         try:
             service = ControllerService(policies, metrics, target, telemetry, ServiceOptions(
                 records_path=records, records_max_bytes=records_max_bytes or None, records_keep=records_keep,
-                warm_start=warm_start),
+                warm_start=warm_start, workers=workers),
                                         is_leader=elector.is_leader if elector else (lambda: True),
                                         leader_term=(lambda: elector.term) if elector else (lambda: 0),
                                         state_store=DryRunStateStore(state) if dry_run or shadow else state)

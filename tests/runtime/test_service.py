@@ -375,3 +375,15 @@ def test_a_policy_that_selects_no_workload_is_warned_once_and_its_end_once(tmp_p
     assert [r.getMessage() for r in caplog.records if "selects" in r.getMessage()] == [
         "policy web selects 1 workload(s) again"]
     assert telemetry.registry.get_sample_value("setpoint_selected_targets", {"policy": "web"}) == 1
+
+
+@pytest.mark.parametrize("workers", [1, 7])
+def test_the_scheduler_runs_cycles_on_as_many_threads_as_workers(tmp_path, workers):
+    """ServiceOptions.workers (setpoint run --workers): the scheduler's pool size, read from
+    APScheduler's executor (its internals: no public accessor)."""
+    _, metrics, targets = sim()
+    write_policy(tmp_path)
+    service = ControllerService([tmp_path], metrics, targets, Telemetry(), ServiceOptions(workers=workers),
+                                clock=lambda: T0 + 20)
+    assert service.scheduler._executors["default"]._pool._max_workers == workers
+    service.stop()
