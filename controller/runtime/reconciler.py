@@ -416,6 +416,8 @@ class Reconciler:
         rest = {} if pending.records is None else {k: v for k, v in pending.records.items() if k not in set(keys)}
         self._pending = Parsed(rest) if rest else None
         self._health_state = restored.state
+        # held before this process (a restart, a new leader): announced then, not again
+        self._held |= {t for t, h in zip(targets, self._health_state.remedy.held.tolist()) if h}
         by_key = dict(zip(keys, targets))
         for key, value in restored.resume_seen.items():
             self._resume_seen[by_key[key]] = value  # a resume written while we were away re-arms

@@ -13,7 +13,7 @@ from controller.core.health.params import HealthReason
 from controller.policy import load_policy_text
 from controller.runtime.reconciler import Reconciler, RuntimePolicy
 from controller.runtime.telemetry import Telemetry
-from simulators.ports import SimMetrics
+from simulators.ports import MemoryStateStore, SimMetrics
 from tests.adapters.kube_helpers import official_client, server  # noqa: F401 (fixture)
 
 POLICY = """\
@@ -43,7 +43,8 @@ def test_budget_exhausted_is_announced_and_resume_rearms(server, tmp_path):
     metrics = SimMetrics(world.engine, {"mem": "memory_mib"}, window_s=15, tick_s=world.tick_s)
     metrics.push(world.engine.signals())
     cluster = KubernetesCluster(official_client(server, tmp_path), qps=0, retry_backoff_s=0.01)
-    rec = Reconciler(RuntimePolicy.of(policy), metrics, cluster)
+    store = MemoryStateStore()
+    rec = Reconciler(RuntimePolicy.of(policy), metrics, cluster, state_store=store)
     telemetry = Telemetry()
 
     def cycle():
@@ -68,6 +69,14 @@ def test_budget_exhausted_is_announced_and_resume_rearms(server, tmp_path):
     events = [e for e in official_client_core(server, tmp_path).list_namespaced_event("shop").items
               if e.reason == "HealingHeld"]
     assert len(events) == 1 and "setpoint resume shop/web" in events[0].message
+
+    # a new leader (or a restart) reads the hold from the durable state: still held, not announced
+    # again (a day-2 drill saw one HealingHeld Event per leader change)
+    rec = Reconciler(RuntimePolicy.of(policy), metrics, cluster, state_store=store)
+    assert cycle().healing.held.tolist() == [True]
+    cluster.events.flush()
+    assert len([e for e in official_client_core(server, tmp_path).list_namespaced_event("shop").items
+                if e.reason == "HealingHeld"]) == 1
 
     kubeconfig = server.write_kubeconfig(tmp_path / "resume.yaml", namespace="shop")
     proc = subprocess.run([sys.executable, "-m", "controller.cli", "resume", "shop/web", "--kubeconfig", str(kubeconfig)],
