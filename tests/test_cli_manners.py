@@ -202,7 +202,7 @@ def test_simulate_without_matplotlib(tmp_path, args, code, says):
 
 @pytest.mark.parametrize("make, args, says", [
     pytest.param(lambda d: d / "empty", [], "no decisions.jsonl here; pass a `setpoint simulate` output folder", id="no-records"),
-    pytest.param(lambda d: d / "decisions.jsonl", ["--target", "nosuch"], "drop --target", id="nothing-matches"),
+    pytest.param(lambda d: d / "decisions.jsonl", ["--target", "nosuch"], "no decision records of target 'nosuch'; the targets in", id="nothing-matches"),
     pytest.param(lambda d: d / "two.yaml", [], "expected exactly one scaling policy, found 2; pass a file that holds one",
                  id="two-scaling-policies"),
     pytest.param(lambda d: d / "heals.yaml", [], "expected exactly one scaling policy, found 0: payments-health only "

@@ -169,4 +169,4 @@ def test_explain_says_which_reading_was_at_the_cap(tmp_path):
     out = CliRunner().invoke(app, ["explain", str(path)])
     assert out.exit_code == 0, out.output
     text = " ".join(out.output.split())
-    assert "-> 16" in text and "saturated rps (rps: latest reading 1100, above the window's)" in text
+    assert "-> 16" in text and "saturated rps (its latest reading 1100 is above the window's)" in text
