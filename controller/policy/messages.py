@@ -156,7 +156,15 @@ def _allowed_fields(loc: tuple, root: type[BaseModel]) -> list[str]:
 
 
 def _closest_field(loc: tuple, root: type[BaseModel]) -> str | None:
-    close = difflib.get_close_matches(str(loc[-1]), _allowed_fields(loc, root), n=1, cutoff=0.6)
+    model = model_at(root, loc[:-1])
+    return suggested_field(loc[-1], model) if model else None
+
+
+def suggested_field(key: object, model: type[BaseModel]) -> str | None:
+    """The YAML name of ``model``'s field that the unknown ``key`` is probably a misspelling of
+    (what "did you mean" names), or None."""
+    close = difflib.get_close_matches(str(key), [info.alias or name for name, info in model.model_fields.items()],
+                                      n=1, cutoff=0.6)
     return close[0] if close else None
 
 
