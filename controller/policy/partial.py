@@ -7,7 +7,9 @@ errors in waves. :func:`partial_model` builds the document from what did validat
 
 - a part without an error at or under it is validated on its own, as it was in the document;
 - a model with errors only under it is built field by field (``model_construct``) and its own
-  after-validators run on it (their errors are returned with the part's path);
+  after-validators run on it (their errors are returned with the part's path); one that breaks
+  them (``unhealthy`` with neither above nor below), or whose rules cannot be decided, is
+  :data:`UNCHECKED` to the rules that read it, which rely on them;
 - a field whose key is misspelt (an unknown key that "did you mean" names it for) is
   :data:`UNCHECKED`, not absent: ``averagPerReplica: 80`` is a target, not a missing one;
 - a part with an error of its own, or under it where it cannot be built field by field (a list
@@ -140,16 +142,20 @@ def _model(model: type[BaseModel], data: object, errors: Errors, loc: tuple, pro
     if any(v is UNCHECKED and _none_from_text(model, name) for name, v in values.items()):
         return UNCHECKED
     built = model.model_construct(**values)
+    holds = True
     for check in _after_validators(model):
         try:
             check(built)
         except Unchecked:
-            pass
+            holds = False
         except PydanticCustomError as exc:
             problems.append((loc, exc.message()))
+            holds = False
         except ValueError as exc:
             problems.append((loc, str(exc)))
-    return built
+            holds = False
+    # a model that breaks its own rules (neither above nor below), or may: the rules that read it rely on them
+    return built if holds else UNCHECKED
 
 
 def _misspelt(model: type[BaseModel], data: dict) -> set[str]:

@@ -144,7 +144,8 @@ def test_no_cross_field_rule_guesses_at_a_part_that_did_not_validate(text, expec
 
 # (the broken file, every line it gets): found by tests/policy/test_structural_fuzz.py's soundness
 # property. A misspelt key stands for the field it suggests (the unknown-field error says which):
-# that field is not absent to the cross-field rules, or one typo brought three wrong errors.
+# that field is not absent to the cross-field rules, or one typo brought three wrong errors. A
+# model whose own rule failed (neither above nor below) is no ground for rules that rely on it.
 MISREAD = [
     pytest.param(edit(BASE, "target: {averagePerReplica: 80}", "target: {averagePerReplca: 80, capacityPerReplica: 100}\n"
                                                                "        ramp: {lead: 30s}"), [
@@ -152,6 +153,10 @@ MISREAD = [
         "'averagePerReplica'?"], id="a-misspelt-target-is-not-a-missing-one"),
     pytest.param(edit(BASE, "  replicas: {min: 2, max: 10}", "  replica: {min: 2, max: 10}"), [
         "7: spec.replica: unknown field 'replica'; did you mean 'replicas'?"], id="misspelt-replicas-are-not-missing"),
+    pytest.param(edit(BASE, "{above: 0.05, for: 1m}", "{for: 3x}"), [
+        f"24: spec.health.checks[0].unhealthy.for: {FOR_3X}",
+        "24: spec.health.checks[0].unhealthy: expected exactly one of above, below, got none"],
+        id="no-hysteresis-rule-on-a-threshold-with-neither-side"),
 ]
 
 
