@@ -32,6 +32,7 @@ import numpy as np
 
 from controller.bundled import source_checkout
 from controller.errors import FieldError, ScenarioError
+from controller.policy.durations import clip
 from simulators.streams import noise_block
 
 DAY_S = 86_400.0
@@ -439,7 +440,11 @@ def trace_path(name_or_path: str | os.PathLike, relative_to: str | os.PathLike |
     for place in places:
         for candidate in _candidates(place, named):
             looked.append(candidate)
-            if _found(candidate, named):
+            try:
+                found = _found(candidate, named)
+            except OSError as exc:  # a path no file can have here (a name over 255 bytes): not found, and why
+                raise TraceNotFound(f"trace not found: {clip(str(candidate))}: {exc.strerror or exc}", looked) from None
+            if found:
                 return candidate
     where = "next to the scenario file" if folder is not None else "relative to the working directory"
     message = f"trace not found: {places[0]}" + ("" if path.is_absolute() else
@@ -454,7 +459,10 @@ def _working_directory_hint(path: Path, folder: Path | None) -> str:
     path to write instead; "" otherwise."""
     if folder is None or path.is_absolute():
         return ""
-    here = next((c for c in _candidates(Path.cwd() / path, _names_a_file(path)) if c.is_file()), None)
+    try:
+        here = next((c for c in _candidates(Path.cwd() / path, _names_a_file(path)) if c.is_file()), None)
+    except OSError:  # a path no file can have from here either
+        return ""
     if here is None:  # (nor is the folder the working directory: it would have been found)
         return ""
     fix = Path(os.path.relpath(here.absolute(), folder.absolute())).as_posix()
