@@ -32,6 +32,7 @@ import numpy as np
 
 from controller.bundled import source_checkout
 from controller.errors import FieldError, ScenarioError
+from controller.policy.durations import clip
 from simulators.streams import noise_block
 
 DAY_S = 86_400.0
@@ -400,14 +401,22 @@ class TraceNotFound(FileNotFoundError):
         return self.args[0]
 
 
-def _candidates(path: Path) -> list[Path]:
-    """``path``, and for a name without a suffix ``path`` + ``.csv`` too."""
-    return [path] if path.suffix else [path, path.with_suffix(".csv")]
+def _candidates(path: Path, named: bool = True) -> list[Path]:
+    """``path``, and for a name without a suffix ``path`` + ``.csv`` too; only ``path`` where
+    what was written names no file (``named`` False: ``/``, ``.``, ``..``)."""
+    return [path] if path.suffix or not named else [path, path.with_suffix(".csv")]
 
 
-def _found(candidate: Path) -> bool:
-    """Something is there (a name without a suffix: a file; else ``.csv`` is meant)."""
-    return candidate.exists() if candidate.suffix else candidate.is_file()
+def _found(candidate: Path, named: bool = True) -> bool:
+    """Something is there (a name without a suffix: a file; else ``.csv`` is meant; what names no
+    file: anything, a folder that load_trace refuses as one)."""
+    return candidate.exists() if candidate.suffix or not named else candidate.is_file()
+
+
+def _names_a_file(path: Path) -> bool:
+    """Whether ``path`` as written ends in a name (``/``, ``.`` and ``..`` name folders: there is
+    nothing to add ``.csv`` to)."""
+    return path.name not in ("", ".", "..")
 
 
 def trace_path(name_or_path: str | os.PathLike, relative_to: str | os.PathLike | None = None) -> Path:
@@ -427,10 +436,15 @@ def trace_path(name_or_path: str | os.PathLike, relative_to: str | os.PathLike |
     else:
         places = [folder / path if folder is not None else path, traces_dir() / path]
     looked = []
+    named = _names_a_file(path)
     for place in places:
-        for candidate in _candidates(place):
+        for candidate in _candidates(place, named):
             looked.append(candidate)
-            if _found(candidate):
+            try:
+                found = _found(candidate, named)
+            except OSError as exc:  # a path no file can have here (a name over 255 bytes): not found, and why
+                raise TraceNotFound(f"trace not found: {clip(str(candidate))}: {exc.strerror or exc}", looked) from None
+            if found:
                 return candidate
     where = "next to the scenario file" if folder is not None else "relative to the working directory"
     message = f"trace not found: {places[0]}" + ("" if path.is_absolute() else
@@ -445,7 +459,10 @@ def _working_directory_hint(path: Path, folder: Path | None) -> str:
     path to write instead; "" otherwise."""
     if folder is None or path.is_absolute():
         return ""
-    here = next((c for c in _candidates(Path.cwd() / path) if c.is_file()), None)
+    try:
+        here = next((c for c in _candidates(Path.cwd() / path, _names_a_file(path)) if c.is_file()), None)
+    except OSError:  # a path no file can have from here either
+        return ""
     if here is None:  # (nor is the folder the working directory: it would have been found)
         return ""
     fix = Path(os.path.relpath(here.absolute(), folder.absolute())).as_posix()

@@ -66,8 +66,23 @@ def validation_problems(errors: list[dict], root: type[BaseModel]) -> list[tuple
             suggestion = _closest_field(loc, root)
             if suggestion:
                 explained.add(loc[:-1] + (suggestion,))
-    return [(clean_loc(e["loc"]), error_message(e, root)) for e in errors
+    return [(field_path(_error_loc(e), root), error_message(e, root)) for e in errors
             if not (e["type"] == "missing" and clean_loc(e["loc"]) in explained)]
+
+
+def _error_loc(error: dict) -> tuple:
+    """Where the error is, as pydantic walked there (a tagged union's tag included); an error of the
+    tag of a tagged union (``kind: meteor`` in a fault) is at the tag's field."""
+    loc = clean_loc(error["loc"])
+    if error["type"] in _TAG_ERRORS:
+        return loc + (_discriminator(error),)
+    return loc
+
+
+def field_path(loc: tuple, root: type[BaseModel]) -> tuple:
+    """``loc`` as the document's field path: without the tags pydantic puts in the locations of a
+    tagged union's members (``spec.faults[0].bad-rollout.services`` is ``spec.faults[0].services``)."""
+    return _walk(root, loc)[1]
 
 
 def error_message(error: dict, root: type[BaseModel]) -> str:
@@ -77,6 +92,11 @@ def error_message(error: dict, root: type[BaseModel]) -> str:
         return ctx["message"]
     if kind == "missing":
         return "required field is missing"
+    if kind == "union_tag_not_found":  # a mapping without its kind
+        return f"required field is missing (expected {_tags(error, root)})"
+    if kind == "union_tag_invalid":
+        found = value.get(_discriminator(error)) if isinstance(value, dict) else value
+        return f"expected {_tags(error, root)}, got {describe_value(found)}"
     if kind == "extra_forbidden":
         return _unknown_field_message(clean_loc(error["loc"]), root)
     if kind in _EXPECTED_TYPE:
@@ -156,14 +176,59 @@ def _allowed_fields(loc: tuple, root: type[BaseModel]) -> list[str]:
 
 
 def _closest_field(loc: tuple, root: type[BaseModel]) -> str | None:
-    close = difflib.get_close_matches(str(loc[-1]), _allowed_fields(loc, root), n=1, cutoff=0.6)
+    model = model_at(root, loc[:-1])
+    return suggested_field(loc[-1], model) if model else None
+
+
+def suggested_field(key: object, model: type[BaseModel]) -> str | None:
+    """The YAML name of ``model``'s field that the unknown ``key`` is probably a misspelling of
+    (what "did you mean" names), or None."""
+    close = difflib.get_close_matches(str(key), [info.alias or name for name, info in model.model_fields.items()],
+                                      n=1, cutoff=0.6)
     return close[0] if close else None
 
 
+#: pydantic's errors of a tagged union's tag (the discriminator field, such as a fault's ``kind``)
+_TAG_ERRORS = ("union_tag_not_found", "union_tag_invalid")
+
+
+def _discriminator(error: dict) -> str:
+    return str((error.get("ctx") or {}).get("discriminator", "kind")).strip("'")
+
+
+def _tags(error: dict, root: type[BaseModel]) -> str:
+    """The tags of the tagged union an error of its tag is at, as literal_error's expected values
+    read: 'a', 'b' or 'c'."""
+    union = _walk(root, clean_loc(error["loc"]))[0]  # Annotated[Union[...], Field(discriminator=...)]
+    members = typing.get_args(typing.get_args(union)[0]) if typing.get_origin(union) is typing.Annotated else ()
+    tags = [f"'{tag}'" for member in members for tag in _member_tags(member, _discriminator(error))]
+    return ", ".join(tags[:-1]) + f" or {tags[-1]}" if len(tags) > 1 else "".join(tags) or "a known kind"
+
+
+def _member_tags(member: object, discriminator: str) -> tuple:
+    info = member.model_fields.get(discriminator) if _is_model(member) else None
+    return typing.get_args(info.annotation) if info is not None else ()
+
+
 def model_at(root: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
-    """The pydantic model class that validates the mapping at ``loc`` (YAML names), if any."""
+    """The pydantic model class that validates the mapping at ``loc`` (YAML names, and the tags of
+    tagged unions as pydantic's locations hold them: then the member of that tag), if any."""
+    annotation = _unwrap(_walk(root, loc)[0])
+    return annotation if _is_model(annotation) else None
+
+
+def _walk(root: type[BaseModel], loc: tuple) -> tuple[object, tuple]:
+    """(the annotation that validates the value at ``loc``, or None; ``loc`` without the tags of
+    tagged unions). A tag (``bad-rollout`` in ``('spec', 'faults', 0, 'bad-rollout', 'services')``)
+    selects the member of its union."""
     annotation: object = root
+    path = []
     for part in loc:
+        member = _tagged_member(annotation, part)
+        if member is not None:
+            annotation = member
+            continue
+        path.append(part)
         annotation = _unwrap(annotation)
         origin = typing.get_origin(annotation)
         if isinstance(part, int) and origin is list:
@@ -173,9 +238,21 @@ def model_at(root: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
         elif _is_model(annotation):
             annotation = _field_annotation(annotation, part)
         else:
-            return None
-    annotation = _unwrap(annotation)
-    return annotation if _is_model(annotation) else None
+            annotation = None
+    return annotation, tuple(path)
+
+
+def _tagged_member(annotation: object, part: object) -> type[BaseModel] | None:
+    """The member of the tagged union ``annotation`` (``Annotated[Union[...], Field(discriminator=...)]``)
+    whose tag is ``part``; None when ``annotation`` is no tagged union or ``part`` no tag of it."""
+    if typing.get_origin(annotation) is not typing.Annotated or not isinstance(part, str):
+        return None
+    union, *metadata = typing.get_args(annotation)
+    discriminator = next((m.discriminator for m in metadata if isinstance(getattr(m, "discriminator", None), str)),
+                         None)
+    if discriminator is None or typing.get_origin(union) not in (typing.Union, UnionType):
+        return None
+    return next((member for member in typing.get_args(union) if part in _member_tags(member, discriminator)), None)
 
 
 def _field_annotation(model: type[BaseModel], alias: object) -> object:

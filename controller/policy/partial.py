@@ -7,7 +7,11 @@ errors in waves. :func:`partial_model` builds the document from what did validat
 
 - a part without an error at or under it is validated on its own, as it was in the document;
 - a model with errors only under it is built field by field (``model_construct``) and its own
-  after-validators run on it (their errors are returned with the part's path);
+  after-validators run on it (their errors are returned with the part's path); one that breaks
+  them (``unhealthy`` with neither above nor below), or whose rules cannot be decided, is
+  :data:`UNCHECKED` to the rules that read it, which rely on them;
+- a field whose key is misspelt (an unknown key that "did you mean" names it for) is
+  :data:`UNCHECKED`, not absent: ``averagPerReplica: 80`` is a target, not a missing one;
 - a part with an error of its own, or under it where it cannot be built field by field (a list
   of scalars, a field with its own validators, a model that rewrites its input first), is
   :data:`UNCHECKED`: a value that raises :class:`Unchecked` on any use but an identity test
@@ -35,6 +39,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError
+
+from controller.policy.messages import suggested_field
 
 #: A trie of error locations: part -> sub-trie; HERE marks an error at the node itself.
 Errors = dict
@@ -125,26 +131,40 @@ def _model(model: type[BaseModel], data: object, errors: Errors, loc: tuple, pro
     if HERE in errors or not isinstance(data, dict) or not _built_by_field(model):
         return UNCHECKED
     values = {}
+    misspelt = _misspelt(model, data)
     for name, info in model.model_fields.items():
         key = info.alias or name
         below = errors.get(key)
         if key in data:
             values[name] = _field(model, name, data[key], below, loc + (key,), problems)
-        elif below:  # required and missing
+        elif below or key in misspelt:  # required and missing, or written under a misspelt key
             values[name] = UNCHECKED
     if any(v is UNCHECKED and _none_from_text(model, name) for name, v in values.items()):
         return UNCHECKED
     built = model.model_construct(**values)
+    holds = True
     for check in _after_validators(model):
         try:
             check(built)
         except Unchecked:
-            pass
+            holds = False
         except PydanticCustomError as exc:
             problems.append((loc, exc.message()))
+            holds = False
         except ValueError as exc:
             problems.append((loc, str(exc)))
-    return built
+            holds = False
+    # a model that breaks its own rules (neither above nor below), or may: the rules that read it rely on them
+    return built if holds else UNCHECKED
+
+
+def _misspelt(model: type[BaseModel], data: dict) -> set[str]:
+    """The YAML names of ``model``'s fields that the unknown keys of ``data`` are misspellings of
+    (the fields "did you mean" names, controller/policy/messages.py): such a field was written,
+    under another name, so it is not absent."""
+    fields = {info.alias or name for name, info in model.model_fields.items()}
+    return {suggestion for key in data if key not in fields
+            if (suggestion := suggested_field(key, model)) is not None}
 
 
 def _field(model: type[BaseModel], name: str, value: object, errors: Errors | None, loc: tuple, problems: list) -> Any:

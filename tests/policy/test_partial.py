@@ -142,6 +142,29 @@ def test_no_cross_field_rule_guesses_at_a_part_that_did_not_validate(text, expec
                for line in error_lines(text)[1:]), error_lines(text)
 
 
+# (the broken file, every line it gets): found by tests/policy/test_structural_fuzz.py's soundness
+# property. A misspelt key stands for the field it suggests (the unknown-field error says which):
+# that field is not absent to the cross-field rules, or one typo brought three wrong errors. A
+# model whose own rule failed (neither above nor below) is no ground for rules that rely on it.
+MISREAD = [
+    pytest.param(edit(BASE, "target: {averagePerReplica: 80}", "target: {averagePerReplca: 80, capacityPerReplica: 100}\n"
+                                                               "        ramp: {lead: 30s}"), [
+        "12: spec.scaling.metrics[0].target.averagePerReplca: unknown field 'averagePerReplca'; did you mean "
+        "'averagePerReplica'?"], id="a-misspelt-target-is-not-a-missing-one"),
+    pytest.param(edit(BASE, "  replicas: {min: 2, max: 10}", "  replica: {min: 2, max: 10}"), [
+        "7: spec.replica: unknown field 'replica'; did you mean 'replicas'?"], id="misspelt-replicas-are-not-missing"),
+    pytest.param(edit(BASE, "{above: 0.05, for: 1m}", "{for: 3x}"), [
+        f"24: spec.health.checks[0].unhealthy.for: {FOR_3X}",
+        "24: spec.health.checks[0].unhealthy: expected exactly one of above, below, got none"],
+        id="no-hysteresis-rule-on-a-threshold-with-neither-side"),
+]
+
+
+@pytest.mark.parametrize("text, expected", MISREAD)
+def test_a_part_that_broke_its_own_rule_or_was_misspelt_is_not_read_as_valid(text, expected):
+    assert error_lines(text) == [f"{FILE}:{line}" for line in expected]
+
+
 def _nodes(value, prefix=()):
     yield prefix
     children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()

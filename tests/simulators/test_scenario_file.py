@@ -109,24 +109,25 @@ BROKEN = [
     pytest.param(_broken("services: [web]", "services: [api]"), 16, "spec.faults[0].services[0]", "'api'",
                  id="fault-names-unknown-service"),
     pytest.param(_broken("at: 2m", "at: 20m"), 16, "spec.faults[0].at", "before the end", id="fault-after-the-end"),
-    pytest.param(_broken("kind: pod-crash", "kind: meteor"), 16, "spec.faults[0]", "", id="unknown-fault-kind"),
+    pytest.param(_broken("kind: pod-crash", "kind: meteor"), 16, "spec.faults[0].kind", "got 'meteor'",
+                 id="unknown-fault-kind"),
     pytest.param(_broken("percentile: 95", "percentile: 90"), 9, "spec.slo.latency.percentile", "", id="unsupported-percentile"),
     pytest.param(_broken("- constant: {rps: 150}", "- {constant: {rps: 1}, step: {at: 1m, from: 1, to: 2}}"), 14,
                  "spec.services[0].load[0]", "exactly one", id="two-shapes-in-one-term"),
     pytest.param(_broken("{kind: pod-crash, at: 2m, services: [web]}",
                          "{kind: readiness-outage, at: 2m, duration: -20m, services: [web]}"), 16,
-                 "spec.faults[0].readiness-outage.duration", "got '-20m'", id="readiness-outage-negative-duration"),
+                 "spec.faults[0].duration", "got '-20m'", id="readiness-outage-negative-duration"),
     pytest.param(_broken("{kind: pod-crash, at: 2m, services: [web]}",
                          "{kind: readiness-outage, at: 2m, duration: 0s, services: [web]}"), 16,
-                 "spec.faults[0].readiness-outage.duration", "longer than 0s", id="readiness-outage-zero-duration"),
+                 "spec.faults[0].duration", "longer than 0s", id="readiness-outage-zero-duration"),
     pytest.param(_broken("{kind: pod-crash, at: 2m, services: [web]}",
                          "{kind: readiness-outage, at: 2m, duration: 20m, services: [web, postgres]}"), 16,
                  "spec.faults[0].services[1]", "got 'postgres'", id="readiness-outage-unknown-service"),
     pytest.param(_broken("{kind: pod-crash, at: 2m, services: [web]}",
                          "{kind: readiness-outage, at: 2m, duration: 20m, count: 3}"), 16,
-                 "spec.faults[0].readiness-outage.count", "unknown field", id="readiness-outage-unknown-field"),
+                 "spec.faults[0].count", "unknown field", id="readiness-outage-unknown-field"),
     pytest.param(_broken("{kind: pod-crash, at: 2m, services: [web]}", "{kind: pod-crash, at: 2m, services: []}"), 16,
-                 "spec.faults[0].pod-crash.services", "omit services to hit every service",
+                 "spec.faults[0].services", "omit services to hit every service",
                  id="a-fault-with-an-empty-services-list"),  # it hit no service: a fault that did nothing
     pytest.param(_broken("kind: Scenario", "kind: Policy"), 2, "kind", "'Scenario'", id="wrong-kind"),
     pytest.param(_broken("- constant: {rps: 150}", "- trace: {file: no-such-trace.csv}"), 14, "", "no-such-trace",
@@ -145,6 +146,38 @@ def test_broken_scenario_is_rejected_with_file_line_and_field(text, line, path, 
     assert match, [str(e) for e in errors]
     assert all(e.file == "bad.yaml" for e in errors)
     assert words.lower() in str(match[0]).lower()
+
+
+#: A fault written a key per line (lines 16-18), for the rows that name a field's own line.
+BLOCK_FAULT = "{kind: pod-crash, at: 2m, services: [web]}"
+BLOCK_FAULT_LINES = "kind: bad-rollout\n      at: 2m\n      services: [web]"
+KINDS = ("'pod-crash', 'crash-loop', 'bad-rollout', 'node-loss', 'memory-leak', 'readiness-outage', 'metrics-outage', "
+         "'stale-metrics' or 'nan-metrics'")
+
+
+# (the broken file, every line it gets): a fault's errors name its own field and line, not pydantic's
+# tag of the fault's kind ('spec.faults[0].bad-rollout.services' at the fault's first line), an unknown
+# key suggests a field of that kind of fault, and an unknown or missing kind names the kinds there are
+# (found by tests/simulators/test_scenario_fuzz.py: a path that is no field of the file)
+FAULT_ERRORS = [
+    pytest.param(_broken(BLOCK_FAULT, BLOCK_FAULT_LINES.replace("[web]", "[]")), [
+        "18: spec.faults[0].services: an empty list hits no service; omit services to hit every service"],
+        id="a-field-of-a-fault-at-its-own-line"),
+    pytest.param(_broken(BLOCK_FAULT, BLOCK_FAULT_LINES + "\n      extraLatncy: 1s"), [
+        "19: spec.faults[0].extraLatncy: unknown field 'extraLatncy'; did you mean 'extraLatency'?"],
+        id="an-unknown-key-suggests-a-field-of-that-kind-of-fault"),
+    pytest.param(_broken(BLOCK_FAULT, BLOCK_FAULT_LINES.replace("bad-rollout", "meteor")), [
+        f"16: spec.faults[0].kind: expected {KINDS}, got 'meteor'"], id="an-unknown-kind"),
+    pytest.param(_broken(BLOCK_FAULT, BLOCK_FAULT_LINES.replace("kind: bad-rollout\n      ", "")), [
+        f"16: spec.faults[0].kind: required field is missing (expected {KINDS})"], id="no-kind"),
+]
+
+
+@pytest.mark.parametrize("text, expected", FAULT_ERRORS)
+def test_a_faults_errors_name_its_fields(text, expected):
+    with pytest.raises(ScenarioError) as exc:
+        load_scenario_text(text, "bad.yaml")
+    assert [str(e) for e in exc.value.errors] == [f"bad.yaml:{line}" for line in expected]
 
 
 @pytest.mark.parametrize("text,message", [

@@ -121,6 +121,42 @@ def test_a_missing_trace_names_the_scenario_file_line_field_and_where_it_looked(
     assert path.is_file()
 
 
+@pytest.mark.parametrize("named, scenario_at, shown", [
+    pytest.param("/", "../x/scenario.yaml", "/", id="root"),
+    pytest.param(".", "../x/scenario.yaml", "../x", id="dot-in-another-folder"),
+    pytest.param(".", "scenario.yaml", ".", id="dot-in-the-working-directory"),
+    pytest.param("..", "../x/scenario.yaml", "../x/..", id="dot-dot"),
+])
+def test_a_trace_path_that_names_no_file_is_refused_as_a_folder(layout, monkeypatch, named, scenario_at, shown):
+    """There is no name to add .csv to: it was a ValueError ("PosixPath('/') has an empty name"),
+    `setpoint simulate` exit 70 (found by tests/simulators/test_scenario_fuzz.py)."""
+    scenario_file(layout, named)
+    if scenario_at == "scenario.yaml":
+        monkeypatch.chdir(layout / "x")
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(Path(scenario_at))
+    (error,) = caught.value.errors
+    assert (error.file, error.line, error.path) == (scenario_at, TRACE_LINE, "spec.services[0].load[0].trace")
+    assert error.message == f"{shown}: is a folder, not a CSV file 'timestamp,value'"
+
+
+@pytest.mark.parametrize("named, why", [
+    pytest.param("x" * 300 + ".csv", "File name too long", id="a-name-over-255-bytes"),
+    pytest.param("/" + "/".join(["abcdefgh"] * 600) + ".csv", "File name too long", id="a-path-over-4096-bytes"),
+])
+def test_a_trace_path_no_file_can_have_is_not_found_at_its_field(layout, named, why):
+    """The lookup's OSError escaped load_scenario (`setpoint simulate`: 'setpoint: xxx...: File name
+    too long: check the path and its permissions', no file, line or field; found by
+    tests/simulators/test_scenario_fuzz.py)."""
+    scenario_file(layout, named)
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(Path("../x/scenario.yaml"))
+    (error,) = caught.value.errors
+    assert (error.file, error.line, error.path) == ("../x/scenario.yaml", TRACE_LINE, TRACE_FIELD)
+    assert error.message.startswith("trace not found: ") and error.message.endswith(f": {why}"), error.message
+    assert len(error.message) < 200
+
+
 def test_a_scenario_given_as_text_reads_relative_to_its_folder_else_the_working_directory(layout):
     """A scenario that is no file's (tests, benches) has no folder of its own: the working directory."""
     trace_csv(layout / "y" / "load.csv", 600)
