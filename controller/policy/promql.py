@@ -201,19 +201,43 @@ def raw_counters(query: str) -> list[str]:
     return found
 
 
-_BY = re.compile(r"(?<![A-Za-z0-9_:])by\s*\(([^()]*)\)")
+_GROUPING = re.compile(r"(?<![A-Za-z0-9_:])(by|without)\s*\(([^()]*)\)", re.IGNORECASE)
+#: Aggregations whose result keeps only the grouping's labels (topk, bottomk, limitk keep the series').
+_AGGREGATION = re.compile(r"(?<![A-Za-z0-9_:])(sum|avg|min|max|count|group|stddev|stdvar|quantile|count_values)"
+                          r"\s*\(", re.IGNORECASE)
 #: Functions and modifiers that can give a result labels its aggregation dropped.
-_RELABEL = re.compile(r"(?<![A-Za-z0-9_:])(label_replace|label_join|group_left|group_right)\s*\(")
+_RELABEL = re.compile(r"(?<![A-Za-z0-9_:])(label_replace|label_join|group_left|group_right)\s*\(", re.IGNORECASE)
 
 
 def drops_label(query: str, label: str) -> bool:
-    """Whether an aggregation of ``query`` groups ``by`` labels without ``label`` (so its result
-    cannot carry it) and nothing puts labels back (``label_replace``, ``group_left``, ...).
-    Outside strings and comments; a sound query only (see :func:`query_problem`)."""
+    """Whether an aggregation of ``query`` leaves ``label`` out of its result: ``by (...)`` without
+    it, ``without (...)`` with it, or no grouping at all (``sum(x)``), and nothing puts labels back
+    (``label_replace``, ``group_left``, ...). Outside strings and comments; a sound query only
+    (see :func:`query_problem`). Linear in the query."""
     code = _code_and_strings(query)[0]
     if _RELABEL.search(code):
         return False
-    return any(label not in {x.strip() for x in m.group(1).split(",")} for m in _BY.finditer(code))
+    for m in _GROUPING.finditer(code):
+        labels = {x.strip() for x in m.group(2).split(",")}
+        if (label not in labels) == (m.group(1).lower() == "by"):
+            return True
+    closes = _matching_parens(code)
+    for m in _AGGREGATION.finditer(code):  # sum(x), with no grouping before its '(' nor after its ')'
+        after = closes.get(m.end() - 1)
+        if after is not None and not re.match(r"\s*(by|without)\s*\(", code[after + 1:after + 64], re.IGNORECASE):
+            return True
+    return False
+
+
+def _matching_parens(code: str) -> dict[int, int]:
+    """Each '(' position -> its ')' position (one pass; unmatched ones are left out)."""
+    out, stack = {}, []
+    for i, c in enumerate(code):
+        if c == "(":
+            stack.append(i)
+        elif c == ")" and stack:
+            out[stack.pop()] = i
+    return out
 
 
 def _code_and_strings(query: str) -> tuple[str, str | None, int | None]:

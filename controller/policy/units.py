@@ -81,7 +81,7 @@ def unit_warnings(policy: PolicyDocument) -> list[Warning_]:
             if check.scope == "pod" and check.query is not None and drops_label(check.query, "pod"):
                 out.append((("spec", "health", "checks", i, "query"),
                             "warning: a scope: pod check whose query aggregates the pod label away (by (...) "
-                            "without pod): no sample names a pod, so the check never fires; group by (namespace, "
+                            "without pod, without (pod), or sum(...) with no grouping): no sample names a pod, so the check never fires; group by (namespace, "
                             "pod), or use scope: workload"))
             for side in ("unhealthy", "recovered"):
                 threshold = getattr(check, side)

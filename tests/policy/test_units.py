@@ -182,6 +182,17 @@ RESTARTS = "increase(kube_pod_container_status_restarts_total[10m])"
                  ["api.yaml:11: spec.health.checks[0].query: warning: a scope: pod check whose query aggregates the "
                   "pod label away"], id="pod-check-grouped-by-deployment"),
     pytest.param("pod", f"sum by (namespace, pod) ({RESTARTS})", "restart-pod", 6, 2, "", [], id="pod-check-by-pod"),
+    pytest.param("pod", f"sum({RESTARTS})", "restart-pod", 6, 2, "", ["aggregates the pod label away"],
+                 id="pod-check-summed-whole"),
+    pytest.param("pod", f"sum without (pod) ({RESTARTS})", "restart-pod", 6, 2, "", ["aggregates the pod label away"],
+                 id="pod-check-without-pod"),
+    pytest.param("pod", f"SUM BY (namespace) ({RESTARTS})", "restart-pod", 6, 2, "", ["aggregates the pod label away"],
+                 id="pod-check-upper-case-by"),
+    pytest.param("pod", f"sum({RESTARTS}) by (namespace, pod)", "restart-pod", 6, 2, "", [],
+                 id="pod-check-grouping-after"),
+    pytest.param("pod", f"sum without (container) ({RESTARTS})", "restart-pod", 6, 2, "", [],
+                 id="pod-check-without-another-label"),
+    pytest.param("pod", f"topk(3, {RESTARTS})", "restart-pod", 6, 2, "", [], id="pod-check-topk-keeps-labels"),
     pytest.param("pod", RESTARTS, "restart-pod", 6, 2, "", [], id="pod-check-not-aggregated"),
     pytest.param("pod", f'max by (namespace, pod) (label_replace(sum by (namespace, x) ({RESTARTS}), "pod", "$1", "x", '
                  '"(.+)"))', "restart-pod", 6, 2, "", [], id="pod-label-put-back"),
