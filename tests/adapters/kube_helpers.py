@@ -86,6 +86,21 @@ def official_client(server: SimKubeServer, folder: Path) -> client.ApiClient:
     return with_default_timeout(client.ApiClient(configuration))
 
 
+def controller_inputs(server: SimKubeServer, folder: Path, bindings: dict[str, str], advance: int = 2):
+    """What a live controller reads and writes through sim serve, ready for a first cycle: the
+    engine advanced ``advance`` ticks, a SimMetrics with ``bindings`` (query -> signal) holding
+    that tick's signals, and the Kubernetes adapter on an official client. Returns (metrics,
+    cluster)."""
+    from controller.adapters.kubernetes import KubernetesCluster
+    from simulators.ports import SimMetrics
+
+    world = server.world
+    world.advance(advance)
+    metrics = SimMetrics(world.engine, bindings, window_s=15, tick_s=world.tick_s)
+    metrics.push(world.engine.signals())
+    return metrics, KubernetesCluster(official_client(server, folder), qps=0, retry_backoff_s=0.01)
+
+
 @pytest.fixture
 def server():
     srv = start_server()

@@ -15,11 +15,9 @@ import sys
 
 import pytest
 
-from controller.adapters.kubernetes import KubernetesCluster
 from controller.runtime.service import ControllerService, ServiceOptions
 from controller.runtime.telemetry import Telemetry
-from simulators.ports import SimMetrics
-from tests.adapters.kube_helpers import official_client, server  # noqa: F401 (fixture)
+from tests.adapters.kube_helpers import controller_inputs, server  # noqa: F401 (fixture)
 from tests.runtime.test_kube_faults import POLICY as SCALING
 from tests.runtime.test_resume import POLICY as HEALING
 
@@ -35,11 +33,7 @@ def test_health_only_records_and_counts(text, name, first_line, decisions, serve
     folder.mkdir()
     (folder / "p.yaml").write_text(text)
     world = server.world
-    world.advance(3)
-    metrics = SimMetrics(world.engine, {"mem": "memory_mib", "offered": "offered_rps"}, window_s=15,
-                         tick_s=world.tick_s)
-    metrics.push(world.engine.signals())
-    cluster = KubernetesCluster(official_client(server, tmp_path), qps=0, retry_backoff_s=0.01)
+    metrics, cluster = controller_inputs(server, tmp_path, {"mem": "memory_mib", "offered": "offered_rps"}, advance=3)
     telemetry = Telemetry()
     records = tmp_path / "decisions.jsonl"
     service = ControllerService([folder], metrics, cluster, telemetry, ServiceOptions(records_path=records),

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import pytest
 
-from controller.adapters.kubernetes import KubernetesCluster
 from controller.runtime.service import ControllerService, ServiceOptions
 from controller.runtime.telemetry import Telemetry
-from simulators.ports import SimMetrics
-from tests.adapters.kube_helpers import official_client, server  # noqa: F401 (fixture)
+from tests.adapters.kube_helpers import controller_inputs, server  # noqa: F401 (fixture)
 from tests.runtime.test_kube_faults import POLICY
 
 API = POLICY.replace("name: web}", "name: api}").replace("names: [web]", "names: [api]")
@@ -33,10 +31,7 @@ def test_a_late_cycle_of_a_removed_policy_leaves_no_gauges(remove, gauges_left, 
     (folder / "web.yaml").write_text(POLICY)
     (folder / "api.yaml").write_text(API)
     world = server.world
-    world.advance(3)
-    metrics = SimMetrics(world.engine, {"offered": "offered_rps"}, window_s=15, tick_s=world.tick_s)
-    metrics.push(world.engine.signals())
-    cluster = KubernetesCluster(official_client(server, tmp_path), qps=0, retry_backoff_s=0.01)
+    metrics, cluster = controller_inputs(server, tmp_path, {"offered": "offered_rps"}, advance=3)
     telemetry = Telemetry()
     service = ControllerService([folder], metrics, cluster, telemetry, ServiceOptions(reload_settle_s=0),
                                 clock=lambda: world.engine.now)

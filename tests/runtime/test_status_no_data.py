@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import pytest
 
-from controller.adapters.kubernetes import KubernetesCluster
 from controller.runtime.http import StatusServer
 from controller.runtime.service import ControllerService
 from controller.runtime.telemetry import Telemetry
-from simulators.ports import SimMetrics
-from tests.adapters.kube_helpers import official_client, server  # noqa: F401 (fixture)
+from tests.adapters.kube_helpers import controller_inputs, server  # noqa: F401 (fixture)
 from tests.runtime.test_resume import POLICY as HEALING
 from tests.runtime.test_status_http import cli
 
@@ -34,10 +32,7 @@ WORKLOAD_CHECK = HEALING.replace("scope: pod", "scope: workload")
 def test_a_check_without_data_is_not_shown_ok(text, bindings, shown, absent, server, tmp_path):  # noqa: F811
     (tmp_path / "heal.yaml").write_text(text)
     world = server.world
-    world.advance(2)
-    metrics = SimMetrics(world.engine, bindings, window_s=15, tick_s=world.tick_s)
-    metrics.push(world.engine.signals())
-    cluster = KubernetesCluster(official_client(server, tmp_path), qps=0, retry_backoff_s=0.01)
+    metrics, cluster = controller_inputs(server, tmp_path, bindings, advance=2)
     telemetry = Telemetry()
     service = ControllerService([tmp_path / "heal.yaml"], metrics, cluster, telemetry,
                                 clock=lambda: world.engine.now)

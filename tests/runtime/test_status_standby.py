@@ -13,12 +13,10 @@ import json
 
 import pytest
 
-from controller.adapters.kubernetes import KubernetesCluster
 from controller.runtime.http import StatusServer
 from controller.runtime.service import ControllerService
 from controller.runtime.telemetry import Telemetry
-from simulators.ports import SimMetrics
-from tests.adapters.kube_helpers import official_client, server  # noqa: F401 (fixture)
+from tests.adapters.kube_helpers import controller_inputs, server  # noqa: F401 (fixture)
 from tests.runtime.test_status_http import POLICY, T_CYCLE, cli
 
 STANDBY_NOTE = "this replica is a standby (it does not hold the leader Lease)"
@@ -30,11 +28,7 @@ STANDBY_NOTE = "this replica is a standby (it does not hold the leader Lease)"
 ])
 def test_status_says_whether_the_replica_leads(leader, note, targets, server, tmp_path):  # noqa: F811
     (tmp_path / "web.yaml").write_text(POLICY)
-    world = server.world
-    world.advance(2)
-    metrics = SimMetrics(world.engine, {"rps_query": "offered_rps"}, window_s=15, tick_s=world.tick_s)
-    metrics.push(world.engine.signals())
-    cluster = KubernetesCluster(official_client(server, tmp_path), qps=0, retry_backoff_s=0.01)
+    metrics, cluster = controller_inputs(server, tmp_path, {"rps_query": "offered_rps"}, advance=2)
     telemetry = Telemetry()
     service = ControllerService([tmp_path / "web.yaml"], metrics, cluster, telemetry, clock=lambda: T_CYCLE,
                                 is_leader=lambda: leader)
