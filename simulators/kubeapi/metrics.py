@@ -12,7 +12,8 @@ What a real cluster's scrape targets would show, computed from the engine tick b
   ``kube_statefulset_*`` equivalents), ``kube_pod_status_ready{condition}``,
   ``kube_pod_container_status_restarts_total``, ``kube_pod_container_resource_requests``;
 - cAdvisor: ``container_cpu_usage_seconds_total{namespace,pod,container}`` (ready pods share the
-  service's CPU evenly);
+  service's CPU evenly) and ``container_memory_working_set_bytes`` (each running pod's memory, a
+  leak included: what the bundled healing policy's memory check reads);
 - recording-rule-free gauges for examples: ``setpoint_sim_cpu_utilization_ratio``,
   ``setpoint_sim_requests_per_second``, ``setpoint_sim_error_ratio``,
   ``setpoint_sim_latency_seconds{percentile="50|95|99"}``.
@@ -110,6 +111,7 @@ class SimMetricsExporter:
         self.cpu_seconds: dict[tuple[str, str], float] = {}
         self.pod_requests: dict[tuple[str, str], float] = {}
         self.pod_errors: dict[tuple[str, str], float] = {}
+        self.pod_memory: dict[tuple[str, str], float] = {}  # (namespace, pod) -> working set (bytes), running pods
         self.last: ObservedSignals | None = None
 
     def record(self, observed: ObservedSignals, dt_s: float) -> None:
@@ -144,14 +146,16 @@ class SimMetricsExporter:
     def _count_pods(self, pods: dict, statuses, counted: np.ndarray, dt_s: float) -> None:
         """Per-pod request and error counters; a pod's series goes with the pod."""
         ns = {w.index: w.namespace for w, _ in statuses}
-        requests, errors = {}, {}
+        requests, errors, memory = {}, {}, {}
         ratio = np.nan_to_num(np.asarray(pods["error_ratio"], np.float64))
         for k, (row, name) in enumerate(zip(np.asarray(pods["row"]).tolist(), pods["name"])):
             key = (row, ns.get(row, ""), name)
             served = float(pods["served_rps"][k]) * dt_s if counted[row] else 0.0
             requests[key] = self.pod_requests.get(key, 0.0) + served
             errors[key] = self.pod_errors.get(key, 0.0) + served * float(ratio[k])
-        self.pod_requests, self.pod_errors = requests, errors
+            if pods["running"][k]:
+                memory[(ns.get(row, ""), name)] = float(pods["memory_mib"][k]) * 2**20
+        self.pod_requests, self.pod_errors, self.pod_memory = requests, errors, memory
 
     def render(self) -> str:
         """The whole exposition, ``text/plain; version=0.0.4``."""
@@ -252,3 +256,8 @@ class SimMetricsExporter:
                  self.cpu_seconds.get((w.namespace, p.name), 0.0))
                 for w, st in statuses if w.index in visible for p in st.pods if p.phase == "Running"]
         self._family(out, "container_cpu_usage_seconds_total", "counter", "Cumulative CPU time of the container (s).", rows)
+        memory = [("", _labels(namespace=w.namespace, pod=p.name, container=w.name),
+                   self.pod_memory[(w.namespace, p.name)])
+                  for w, st in statuses for p in st.pods if (w.namespace, p.name) in self.pod_memory]
+        self._family(out, "container_memory_working_set_bytes", "gauge",
+                     "Working set of the container (bytes): the engine's memory, a leak included.", memory)
