@@ -134,3 +134,21 @@ def test_latest_must_be_shorter_than_the_query(window, found):
 def test_latest_must_not_be_empty():
     lines = error_lines(with_ramp('{latest: ""}'))
     assert len(lines) == 1 and lines[0].startswith(f"{FILE}:{LINE}: spec.scaling.metrics[0].ramp.latest")
+
+
+@pytest.mark.parametrize("field, where", [
+    pytest.param("ramp:\n          lead:\n", "ramp.lead", id="ramp-lead-empty"),
+    pytest.param("forecast:\n          horizon:\n", "forecast.horizon", id="forecast-horizon-empty"),
+])
+def test_an_empty_auto_or_duration_is_refused_as_the_json_schema_does(field, where):
+    """`lead:` with no value read as auto in validate while the JSON Schema (an editor) refused it."""
+    from controller.policy.load import check_policy_texts
+
+    text = ("apiVersion: setpoint/v1\nkind: Policy\nmetadata: {name: n}\nspec:\n"
+            "  targets: {kind: Deployment, namespace: default, name: x}\n  replicas: {min: 1, max: 5}\n"
+            "  scaling:\n    metrics:\n      - name: rps\n"
+            "        query: sum by (namespace, deployment) (rate(x_total[1m]))\n"
+            "        target: {averagePerReplica: 85}\n        " + field)
+    [error] = check_policy_texts([(text, "n.yaml")]).errors
+    assert str(error) == f"n.yaml:13: spec.scaling.metrics[0].{where}: expected auto or a duration such as 90s, got " \
+                         "an empty value"
