@@ -280,6 +280,16 @@ def read_all_records(path: str | Path, on_skip: OnSkip | None = None) -> Iterato
         yield from read_records(f, on_skip)
 
 
+def applied_replicas(record: dict):
+    """The replica count a record's cycle left: the health side's after arbitration where the
+    record has one (it may hold the scaling decision: a rollout, a health scale-up's floor), else
+    ``desired``."""
+    health = record.get("health")
+    if isinstance(health, dict) and isinstance(health.get("replicas"), int):
+        return health["replicas"]
+    return record.get("desired")
+
+
 def target_matches(key, target: str) -> bool:
     """Whether a record's target ``key`` (namespace/name) is ``target``: the whole key, or its name."""
     return key == target or str(key or "").rsplit("/", 1)[-1] == target
@@ -306,10 +316,7 @@ def select_records(records: Iterable[dict], target: str | None = None, at: float
 
     def changed(r: dict) -> bool:  # a new count, or a health action (a rollback keeps the count)
         health = r.get("health")
-        applied = r.get("desired")
-        if isinstance(health, dict) and isinstance(health.get("replicas"), int):
-            applied = health["replicas"]  # arbitration held the scaling decision (a rollout, a health floor)
-        return (not changed_only or applied != r.get("current")
+        return (not changed_only or applied_replicas(r) != r.get("current")
                 or isinstance(health, dict) and bool(health.get("action")))
 
     chosen = (r for r in records if matches(r))

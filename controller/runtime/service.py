@@ -47,10 +47,8 @@ def action_line(action) -> str:
     Deployment/shop/web: pod web-1 (RestartFiringPods)``, ``rolling-restart Deployment/shop/web
     (SystemicNoRestart)``, ``rollback Deployment/shop/web: to revision 2 (...)``. A replica count only
     where the action writes one (other actions logged 'None -> None')."""
-    what = {"replicas": f": {action.from_replicas} -> {action.replicas}" if action.replicas is not None else "",
-            "pod": f": pod {action.pod}" if action.pod else "",
-            "revision": f": to revision {action.revision}" if action.revision else ""}
-    detail = "".join(what.values())
+    detail = (f": {action.from_replicas} -> {action.replicas}" if action.replicas is not None else "") + \
+        (f": pod {action.pod}" if action.pod else "") + (f": to revision {action.revision}" if action.revision else "")
     return f"{action.kind.word} {action.target}{detail} ({action.reason})"
 
 

@@ -19,6 +19,7 @@ from typing import Callable, Iterable
 from controller.core.scaling.hpa_conditions import CONDITION_TYPES
 from controller.errors import StatusError, StatusUnreachable
 from controller.policy.durations import describe_value
+from controller.runtime.records import applied_replicas
 from controller.model import finite_number
 
 KIND = "SetpointStatus"
@@ -36,7 +37,7 @@ def last_action(record: dict) -> dict | None:
         to = health.get("replicas") if health["action"] == "scale" else None
         return {"action": health["action"], "reason": health.get("reason"), "from": record.get("current"),
                 "to": to, "at": record.get("at")}
-    if isinstance(health.get("replicas"), int) and health.get("replicas") == record.get("current"):
+    if isinstance(health.get("replicas"), int) and applied_replicas(record) == record.get("current"):
         return None  # arbitration held the scaling decision (a rollout in progress, a health scale-up's floor)
     if record.get("action"):
         return {"action": record["action"], "reason": record.get("reason"), "from": record.get("current"),
