@@ -25,7 +25,8 @@ log = logging.getLogger("setpoint.cli")
 def run(
     policies: Annotated[list[Path], typer.Option(
         "--policies", "-p", exists=True, help="Policy files or folders (repeatable). Reloaded when they change; "
-                                              "an invalid change keeps the last good policies.")],
+                                              "an invalid change keeps the last good policies, and so does a "
+                                              "restart: the leader keeps a copy of them on the cluster.")],
     prometheus: Annotated[str, typer.Option(help="Prometheus base URL, e.g. http://prometheus.monitoring:9090")],
     kubeconfig: Annotated[Optional[Path], typer.Option(
         exists=True, dir_okay=False, help="Kubeconfig file (default: in-cluster config, else ~/.kube/config).")] = None,
@@ -83,8 +84,13 @@ def run(
     One scheduled job per policy (no overlap, missed runs coalesced, small jitter). Logs are
     JSON lines on stderr. SIGTERM, SIGHUP or Ctrl-C stops gracefully (exit 0): running cycles
     finish (for at most 15 s), records are flushed, the Lease is released; the process is gone
-    within 25 s. Exit 1 when the start-up fails (invalid policies, an unusable --records or
-    --listen): the controller refuses to start and holds no Lease.
+    within 25 s. Exit 1 when the start-up fails (an unusable --records or --listen; invalid
+    policies with no last good copy to run): the controller refuses to start and holds no Lease.
+
+    The leader keeps the policy files it runs as a ConfigMap
+    setpoint-state-setpoint.last-good-policies (in the state namespace). A start-up whose files
+    are invalid runs that copy and reports the files as a rejected reload (the
+    SetpointPolicyReloadFailing alert, `setpoint status`) until they are fixed; --once never does.
 
     --shadow evaluates live without acting (no scale, Event or annotation is written) and
     exports setpoint_shadow_desired_replicas and agreement statistics against the replicas the
@@ -151,7 +157,7 @@ def run(
         try:
             service = ControllerService(policies, metrics, target, telemetry, ServiceOptions(
                 records_path=records, records_max_bytes=records_max_bytes or None, records_keep=records_keep,
-                warm_start=warm_start, workers=workers),
+                warm_start=warm_start, workers=workers, start_from_last_good=not once),
                                         is_leader=elector.is_leader if elector else (lambda: True),
                                         leader_term=(lambda: elector.term) if elector else (lambda: 0),
                                         state_store=DryRunStateStore(state) if dry_run or shadow else state)

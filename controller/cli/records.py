@@ -318,13 +318,25 @@ def status(
     if as_json:
         import json
 
-        typer.echo(json.dumps(to_document(policies, now, tz=None, leader=about.get("leader")), indent=1))
+        typer.echo(json.dumps(to_document(policies, now, tz=None, leader=about.get("leader"),
+                                          rejected=about.get("rejected")), indent=1))
         return
+    _say_rejected_files(about.get("rejected"))
     if about.get("leader") is False:  # kubectl port-forward deploy/setpoint may pick the standby
         typer.echo("this replica is a standby (it does not hold the leader Lease): it runs no cycle, so what "
                    "follows is empty or from before it stood by; read the leader's, the pod `kubectl -n NAMESPACE "
                    "get lease setpoint -o jsonpath='{.spec.holderIdentity}'` names", err=True)
     _print_status(policies, now)
+
+
+def _say_rejected_files(rejected) -> None:
+    """The controller's policy files are rejected: say so before the tables (they show what runs)."""
+    if not rejected:
+        return
+    errors = [str(e) for e in rejected.get("errors") or []]
+    more = f" (and {len(errors) - 1} more; `setpoint validate` lists them all)" if len(errors) > 1 else ""
+    typer.echo(f"the controller's policy files are invalid: {errors[0] if errors else 'unknown error'}{more}; it "
+               f"runs {rejected.get('running', 'its last good policies')}", err=True)
 
 
 def _print_status(policies: dict, now: float) -> None:

@@ -63,6 +63,8 @@ class PolicyCheck:
     unreadable: list[str] = field(default_factory=list)
     #: valid, but probably not what was meant (controller/policy/units.py); never stop a load
     warnings: list[FieldError] = field(default_factory=list)
+    #: (text, file name) of every file read, in load order: what the policies were compiled from
+    texts: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -141,6 +143,7 @@ def check_policy_texts(texts: Iterable[tuple[str, str]]) -> PolicyCheck:
 
 
 def _check_texts(check: PolicyCheck, texts: list[tuple[str, str]]) -> PolicyCheck:
+    check.texts = list(texts)
     documents: list[_Document] = []
     for text, name in texts:
         file_documents, errors = _check_text(text, name)

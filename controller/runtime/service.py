@@ -20,13 +20,14 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from controller.errors import PolicyError, PolicyUnreadable
-from controller.policy import LoadedPolicy, check_policies
+from controller.errors import PolicyError, PolicyUnreadable, StateStoreError
+from controller.policy import LoadedPolicy, PolicyCheck, check_policies, check_policy_texts
 from controller.model import TargetRef, jsonable
 from controller.ports import Cluster, MetricsSource, StateStore, StopsRequests
 from controller.runtime.reconciler import (CycleResult, Reconciler, RuntimePolicy, cycle_records, emit_event,
                                            event_recorder)
 from controller.runtime.claims import TargetClaims
+from controller.runtime.last_good import LastGood, LastGoodCopy, PolicyTexts
 from controller.runtime.records import DEFAULT_KEEP, DEFAULT_MAX_BYTES, RecordWriter
 from controller.runtime.status import StatusBook, to_document
 from controller.runtime.telemetry import Telemetry
@@ -61,7 +62,11 @@ def load_runtime_policies(paths: list[Path]) -> dict[str, RuntimePolicy]:
     """Every scaling policy under ``paths``; raises PolicyError (all errors) if any file is invalid,
     PolicyUnreadable when a file or folder could not be read. Logs the warnings of valid files
     (controller/policy/units.py)."""
-    check = check_policies(paths)
+    return checked_policies(check_policies(paths))
+
+
+def checked_policies(check: PolicyCheck) -> dict[str, RuntimePolicy]:
+    """The policies of a check (load_runtime_policies), or its errors raised."""
     if check.errors:
         raise (PolicyUnreadable if check.unreadable else PolicyError)(check.errors)
     for warning in check.warnings:  # valid, probably not what was meant: said at each load
@@ -107,6 +112,7 @@ class ReloadPlan:
     policies: dict[str, RuntimePolicy]
     reconcilers: dict[str, Reconciler]
     triggers: dict[str, IntervalTrigger] = field(default_factory=dict)  # new or changed policies only
+    texts: PolicyTexts | None = None  # the files they were read from
 
 
 #: Most workloads told by an Event that a reload was rejected (one Event each).
@@ -126,6 +132,8 @@ class ServiceOptions:
     workers: int = 4
     stale_after_intervals: float = 3.0  # /readyz fails when a policy has not cycled for this many intervals
     warm_start: bool = False  # rebuild scaling state from Prometheus' history at start and on leadership
+    #: invalid files at start-up run the last good copy the state store keeps (none: refuse to start)
+    start_from_last_good: bool = True
 
 
 class ControllerService:
@@ -143,7 +151,14 @@ class ControllerService:
         self.state_store = state_store
         self.options = options or ServiceOptions()
         self.clock, self.is_leader, self.leader_term = clock, is_leader, leader_term
-        self.policies: dict[str, RuntimePolicy] = load_runtime_policies(self.paths)  # invalid: refuse to start
+        self._last_good = LastGoodCopy(state_store) if state_store is not None else None
+        self._good_texts: PolicyTexts | None = None  # the files the running policies came from (None: the copy)
+        self.running_last_good: LastGood | None = None  # the copy run at start-up while the files are invalid
+        self._rejected: list[str] = []  # errors of the last rejected reload (a retry says them again only if new)
+        # the last reload failed because a file or folder could not be read: read again at the next
+        # poll even if nothing changed (a permission fixed on a folder changes no file's stat)
+        self._reread = False
+        self.policies: dict[str, RuntimePolicy] = self._load_at_start()  # invalid, and no copy: refuse to start
         self.claims = TargetClaims()  # one governing policy per workload, across the reconcilers
         self.reconcilers: dict[str, Reconciler] = {n: self._reconciler(p) for n, p in self.policies.items()}
         # policies whose durable state must be re-read before their next cycle as leader: while
@@ -157,10 +172,6 @@ class ControllerService:
         self.last_targets: dict[str, list[TargetRef]] = {}
         self._fingerprint = _fingerprint(self.paths)
         self._unsettled: tuple | None = None  # files seen changing at the last poll, not read yet
-        # the last reload failed because a file or folder could not be read: read again at the next
-        # poll even if nothing changed (a permission fixed on a folder changes no file's stat)
-        self._reread = False
-        self._rejected: list[str] = []  # errors of the last rejected reload (a retry says them again only if new)
         self._records = (RecordWriter(self.options.records_path, self.options.records_max_bytes, self.options.records_keep)
                          if self.options.records_path else None)
         self._records_lock = threading.Lock()
@@ -175,7 +186,48 @@ class ControllerService:
             executors={"default": ThreadPoolExecutor(max(1, self.options.workers))},
             job_defaults={"coalesce": True, "max_instances": 1}, timezone="UTC")
         self._reload_lock = threading.Lock()
-        self.telemetry.reload_succeeded(self.clock())
+        if self.running_last_good is None:
+            self.telemetry.reload_succeeded(self.clock())
+        else:
+            self.telemetry.reload_failed()
+
+    def _load_at_start(self) -> dict[str, RuntimePolicy]:
+        """The policies of the files; when they are invalid, those of the last good copy kept on the
+        cluster (controller/runtime/last_good.py), the files' errors kept as a rejected reload's.
+        Raises the files' PolicyError when there is no usable copy (or ``start_from_last_good`` is off)."""
+        check = check_policies(self.paths)
+        try:
+            policies = checked_policies(check)
+        except PolicyError as exc:
+            copy = self._recall_last_good() if self.options.start_from_last_good else None
+            if copy is None:
+                raise
+            fallback = check_policy_texts(copy.texts.files)
+            if fallback.errors:  # a copy this version cannot load (written by another one): refuse
+                log.error("the last good policy files kept on the cluster do not load either",
+                          extra={"errors": [str(e) for e in fallback.errors]})
+                raise exc from None
+            self.running_last_good, self._rejected = copy, [str(e) for e in exc.errors]
+            self._reread = isinstance(exc, PolicyUnreadable)
+            log.error(f"policy files invalid at start-up: running {copy.where()} kept on the cluster until "
+                      "the files are fixed", extra={"errors": self._rejected})
+            return checked_policies(fallback)
+        self._good_texts = PolicyTexts(tuple(check.texts))
+        return policies
+
+    def _recall_last_good(self) -> LastGood | None:
+        if self._last_good is None:
+            return None
+        try:
+            return self._last_good.recall()
+        except StateStoreError as exc:
+            log.error("no last good policy files to start from: %s", exc)
+            return None
+
+    def _keep_last_good(self) -> None:
+        """The leader keeps the files it runs as the last good copy (a write only when they changed)."""
+        if self._last_good is not None and self._good_texts is not None and self.is_leader():
+            self._last_good.keep(self._good_texts, self.clock())
 
     # ------------------------------------------------------------------ scheduling
     def start(self) -> None:
@@ -186,6 +238,10 @@ class ControllerService:
         self.telemetry.policies_loaded.set(len(self.policies))
         self.scheduler.start()
         log.info("started", extra={"policies": sorted(self.policies)})
+        if self.running_last_good is not None:
+            self._announce_rejected_reload(self._rejected)
+        with self._reload_lock:
+            self._keep_last_good()  # a leader from the start keeps them now, not at the first poll
 
     def _reconciler(self, policy: RuntimePolicy) -> Reconciler:
         warm_from = self.metrics if self.options.warm_start and hasattr(self.metrics, "query_range") else None
@@ -400,6 +456,7 @@ class ControllerService:
         with an Event where the cluster can, and sets setpoint_policy_reload_ok to 0.
         """
         with self._reload_lock:
+            self._keep_last_good()
             fingerprint = _fingerprint(self.paths)
             unchanged = fingerprint == self._fingerprint
             if (unchanged and not self._reread) or not self._settled(fingerprint):
@@ -425,8 +482,9 @@ class ControllerService:
                 self._reload_failed([f"{type(exc).__name__}: {exc}"])
                 return False
             self.telemetry.reload_succeeded(self.clock())
-            self._rejected = []
+            self._rejected, self._good_texts, self.running_last_good = [], plan.texts, None
             log.info("policies reloaded", extra={"policies": sorted(plan.policies)})
+            self._keep_last_good()
             return True
 
     def _settled(self, fingerprint: tuple) -> bool:
@@ -442,8 +500,9 @@ class ControllerService:
 
     def _prepare_reload(self) -> ReloadPlan:
         """Compile every policy and build what a new or changed one needs; changes nothing."""
-        fresh = load_runtime_policies(self.paths)
-        plan = ReloadPlan(fresh, {})
+        check = check_policies(self.paths)
+        fresh = checked_policies(check)
+        plan = ReloadPlan(fresh, {}, texts=PolicyTexts(tuple(check.texts)))
         for name, policy in fresh.items():
             if self.policies.get(name) == policy and name in self.reconcilers:
                 plan.reconcilers[name] = self.reconcilers[name]  # unchanged: keeps its state
@@ -540,7 +599,16 @@ class ControllerService:
     # ------------------------------------------------------------------ status
     def status(self) -> dict:
         """GET /status: per policy and target, the latest status (times in UTC, RFC 3339)."""
-        return to_document(self.status_book.view(self.policies), self.clock(), leader=self.is_leader())
+        return to_document(self.status_book.view(self.policies), self.clock(), leader=self.is_leader(),
+                           rejected=self.rejected_files())
+
+    def rejected_files(self) -> dict | None:
+        """While the policy files are rejected: their errors, and which policies run instead."""
+        if not self._rejected:
+            return None
+        running = (f"{self.running_last_good.where()}, kept on the cluster (the files were invalid at start-up)"
+                   if self.running_last_good else "the policies last loaded from the files")
+        return {"errors": list(self._rejected), "running": running}
 
     # ------------------------------------------------------------------ probes
     def healthy(self) -> tuple[bool, str]:

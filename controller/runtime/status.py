@@ -232,13 +232,17 @@ def rfc3339(epoch_s: float, tz: tzinfo | None) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def to_document(policies: dict, now: float, tz: tzinfo | None = timezone.utc, leader: bool | None = None) -> dict:
+def to_document(policies: dict, now: float, tz: tzinfo | None = timezone.utc, leader: bool | None = None,
+                rejected: dict | None = None) -> dict:
     """The JSON document of a view (GET /status, `setpoint status --json`); tz None: local time.
     ``leader``: whether the serving replica acts (False: a standby of leader election, whose view
-    is empty or from before it stood by); left out when unknown (a records file)."""
+    is empty or from before it stood by); left out when unknown (a records file). ``rejected``:
+    the policy files' errors while they are rejected (``{"errors": [...], "running": what runs}``)."""
     doc = {"kind": KIND, "generated_at": rfc3339(now, tz)}
     if leader is not None:
         doc["leader"] = bool(leader)
+    if rejected:
+        doc["rejectedPolicyFiles"] = rejected
     doc["policies"] = _map_times(policies, lambda x: rfc3339(x, tz))
     return doc
 
@@ -315,6 +319,8 @@ def fetch_status(server: str, timeout_s: float = 5.0, about: dict | None = None)
     view = from_document(doc, url)
     if about is not None and isinstance(doc.get("leader"), bool):
         about["leader"] = doc["leader"]
+    if about is not None and isinstance(doc.get("rejectedPolicyFiles"), dict):
+        about["rejected"] = doc["rejectedPolicyFiles"]
     return view
 
 
