@@ -34,7 +34,7 @@ EXPECTED_ALERTS = {"SetpointDown", "SetpointNoLeader", "SetpointSeveralLeaders",
                    "SetpointPolicyConflict", "SetpointWorkloadScaledByHPA", "SetpointPolicySelectsNothing",
                    "SetpointReplicasWithheld", "SetpointTargetNotReady",
                    "SetpointReadinessFlapping", "SetpointScaleFight", "SetpointMetricSamplesInvalid",
-                   "SetpointClockSkew"}
+                   "SetpointClockSkew", "SetpointHandsOffBelowDemand"}
 #: Grafana's variables, replaced by something PromQL parses.
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$policy": ".*", "${policy}": ".*"}
 PROMQL_WORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left",

@@ -194,6 +194,7 @@ class ExternalScaleWatch:
         self._revisions: dict[TargetRef, str] = {}  # each target's pod-template revision as last seen
         self._own_releases: set[TargetRef] = set()  # its next revision change is this controller's (see released)
         self._last_observed_s: float | None = None  # the previous cycle's time
+        self._said_short: set[tuple[TargetRef, float]] = set()  # hands-offs (target, change time) said below demand
 
     @property
     def fight_window_s(self) -> float:
@@ -437,6 +438,22 @@ class ExternalScaleWatch:
                        f"ignoreDifferences on /spec/replicas, or leave the workload out of the policy)")
             log.warning(message, extra={"policy": self.policy, "target": str(t), "by": by})
             event(t, "ExternalScaleFight", message, True)
+
+    def below_demand(self, t: TargetRef, wanted: int, event: Callable[[TargetRef, str, str, bool], None]) -> None:
+        """The hands-off on ``t`` keeps fewer replicas than the policy would set (``wanted``): said
+        once per hands-off (a log line and a Warning Event ``HandsOffBelowDemand``). Someone lowered
+        the count, and the load has since grown past it (or never fell): a load shed on purpose
+        needs nothing, a count set during another incident may leave the service short."""
+        c = self.hands_off.get(t)
+        if c is None or (t, c.at) in self._said_short:
+            return
+        self._said_short = {(u, at) for u, at in self._said_short if u in self.hands_off} | {(t, c.at)}
+        message = (f"policy {self.policy} would scale {t.kind} {t.key} to {wanted} replicas, but leaves it at "
+                   f"{c.replicas} (set by {c.by} at {clock_time(c.at)}) until {clock_time(c.until)}: if the load "
+                   f"should be served, `setpoint resume {t.key}` hands it back now")
+        log.warning(message, extra={"policy": self.policy, "target": str(t), "by": c.by, "replicas": c.replicas,
+                                    "wanted": wanted})
+        event(t, "HandsOffBelowDemand", message, True)
 
     def _change_message(self, c: ExternalChange) -> str:
         what = f"replicas of {c.target.kind} {c.target.key} set to {c.replicas} by {c.by} " + (

@@ -151,6 +151,8 @@ class CycleResult:
     hands_off: dict[TargetRef, ExternalChange] = field(default_factory=dict)
     external_changes: list[ExternalChange] = field(default_factory=list)  # seen by this cycle
     fights: dict[TargetRef, str] = field(default_factory=dict)  # targets another writer fights over -> the writer
+    #: held targets the policy would scale above the count kept -> the count it would set
+    short_of_demand: dict[TargetRef, int] = field(default_factory=dict)
     watches_external: bool = False  # the cluster names the writer of spec.replicas: the above were looked for
 
     @property
@@ -192,7 +194,9 @@ def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: f
     if result.withheld is not None and d is not None:
         records = [replace(r, extra={**r.extra, "withheld": int(w)}) if w else r
                    for r, w in zip(records, result.withheld)]
-    by_key = {t.key: c.record(result.rehearsal) for t, c in result.hands_off.items()}
+    by_key = {t.key: {**c.record(result.rehearsal), **({"wanted": result.short_of_demand[t]}
+                                                       if t in result.short_of_demand else {})}
+              for t, c in result.hands_off.items()}
     by_key.update({c.target.key: c.record(result.rehearsal) for c in result.external_changes if c.deploy})
     if by_key:  # held (hands-off), or reset by a deploy this cycle
         records = [replace(r, extra={**r.extra, "externalScale": by_key[k]}) if k in by_key else r
@@ -789,7 +793,9 @@ class Reconciler:
         self._carry_state_over(targets)
         decision = self._scaling.decide(self.policy.params, obs, now)
         if held is not None and held.any():  # someone else set their replicas: kept as set, or as a floor
+            wanted = decision.norm.desired
             decision = hands_off(decision, held, self.external.floors(self._row_of(targets), len(targets)))
+            self._below_demand(targets, held, wanted, decision.norm.desired, result)
         result.decision = decision
         result.implausible = _implausible_counts(result.missing, decision, view.exists)
         try:
@@ -834,6 +840,15 @@ class Reconciler:
         result.external_changes = list(self.external.changes)
         result.fights = {t: by for t, by in self.external.fights.items() if t in present}
         return held
+
+    def _below_demand(self, targets: list[TargetRef], held: np.ndarray, wanted: np.ndarray, kept: np.ndarray,
+                      result: CycleResult) -> None:
+        """The held targets the policy would scale above the count kept ((N,) arrays of replicas):
+        ``result.short_of_demand`` target -> the count it would set, said once per hands-off."""
+        for i in np.flatnonzero(held & (np.asarray(wanted) > np.asarray(kept))).tolist():
+            result.short_of_demand[targets[i]] = int(wanted[i])
+            self.external.below_demand(targets[i], int(wanted[i]), lambda t, reason, message, warning: emit_event(
+                self._events, t, reason, message, warning))
 
     def _read_hands_offs(self, result: CycleResult) -> None:
         """Read the hands-offs kept on the cluster (once per start or leadership; a failed read is

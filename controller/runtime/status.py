@@ -82,7 +82,8 @@ def _hands_off_view(external: dict | None) -> dict | None:
         return None
     return {"by": external.get("by"), "replicas": external.get("replicas"), "at": external.get("at"),
             "until": external.get("until"), "rehearsal": bool(external.get("rehearsal")),
-            "floor": bool(external.get("floor"))}
+            "floor": bool(external.get("floor")),
+            **({"wanted": external["wanted"]} if external.get("wanted") is not None else {})}
 
 
 def hands_off_line(key: str, hands_off: dict | None, now: float | None = None) -> str:
@@ -97,7 +98,8 @@ def hands_off_line(key: str, hands_off: dict | None, now: float | None = None) -
         return f"{key}: a real run would leave it alone until {when} ({what}); this rehearsal goes on deciding"
     if hands_off.get("floor"):
         return f"{key}: hands off until {when}, at {hands_off.get('replicas')} or more ({what})"
-    return f"{key}: hands off until {when} ({what})"
+    short = f"; the policy would set {hands_off['wanted']} (`setpoint resume {key}`)" if hands_off.get("wanted") else ""
+    return f"{key}: hands off until {when} ({what}){short}"
 
 
 def _condition_order(kind: str) -> tuple:
@@ -373,7 +375,8 @@ RECORD_FIELDS: dict[str, Callable[[object], bool]] = {
     "conditions": _optional(_mapping_of({"status": _TEXT, "reason": _TEXT, "message": _TEXT})),
     "metrics": _optional(_mapping_of({"smoothed": _COUNT, "proposal": _COUNT})),
     "health": _optional(_fields(_HEALTH_FIELDS)),
-    "externalScale": _optional(_fields({"by": _TEXT, "replicas": _COUNT, "at": _TIME, "until": _TIME})),
+    "externalScale": _optional(_fields({"by": _TEXT, "replicas": _COUNT, "at": _TIME, "until": _TIME,
+                                         "wanted": _COUNT})),
     "warm_start": _optional(_fields({"at": _TIME, "from": _TIME, "to": _TIME, "window_s": _COUNT, "source": _TEXT,
                                      "why": _TEXT})),
 }

@@ -9,6 +9,7 @@ negative, non_finite, implausible), policies_loaded, policy_reload_failures_tota
 policy_reload_last_success_timestamp_seconds, healing_held{policy,target}, rollout_held{policy,target},
 last_cycle_timestamp_seconds{policy}, selected_targets{policy}, leader, records_write_failures_total, records_ok,
 prometheus_clock_skew_seconds, external_scale_changes_total{policy,target}, hands_off{policy,target},
+hands_off_shortfall_replicas{policy,target},
 scale_fight{policy,target} (controller/runtime/external_scale.py).
 """
 
@@ -122,6 +123,10 @@ class Telemetry:
         self.hands_off = Gauge("setpoint_hands_off", "1 while a target is left at the replicas someone else set "
                                "(scaling.onExternalScale.handsOff, reason ExternalOverride).", ["policy", "target"],
                                registry=r)
+        self.hands_off_short = Gauge(
+            "setpoint_hands_off_shortfall_replicas", "Replicas the policy would add to a target that a hands-off "
+            "keeps at a count someone lowered (0: none, or no hands-off); the HandsOffBelowDemand Event says it "
+            "once per hands-off.", ["policy", "target"], registry=r)
         self.scale_fight = Gauge("setpoint_scale_fight", "1 while another writer keeps reverting this controller's "
                                  "writes of a target's spec.replicas (3 reverts within 1h plus twice the hands-off; "
                                  "the ExternalScaleFight Event names it), until a whole such window passes without "
@@ -154,7 +159,7 @@ class Telemetry:
     def _forget_target(self, policy: str, target: str) -> None:
         self._ready_seen.pop((policy, target), None)
         for gauge in (self.desired, self.ready, self.lost_ready, self.held, self.rollout_held, self.withheld,
-                      self.external_changes, self.hands_off, self.scale_fight):
+                      self.external_changes, self.hands_off, self.hands_off_short, self.scale_fight):
             try:
                 gauge.remove(policy, target)
             except KeyError:  # never set for this target
@@ -256,10 +261,13 @@ class Telemetry:
         changed = PyCounter(c.target.key for c in result.external_changes)
         held = set() if result.rehearsal else {t.key for t in result.hands_off}
         fights = {t.key for t in result.fights}
+        short = {t.key: max(0, wanted - result.hands_off[t].replicas) for t, wanted in result.short_of_demand.items()
+                 if t in result.hands_off}
         for target in result.targets:
             key = target.key
             self.external_changes.labels(p, key).inc(changed.get(key, 0))
             self.hands_off.labels(p, key).set(1 if key in held else 0)
+            self.hands_off_short.labels(p, key).set(short.get(key, 0))
             self.scale_fight.labels(p, key).set(1 if key in fights else 0)
 
     def _count_invalid(self, policy: str, d, metric_names: tuple[str, ...]) -> None:

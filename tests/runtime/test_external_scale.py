@@ -168,6 +168,7 @@ def test_hands_off_after_an_external_scale_then_resume_from_the_current_count(lo
                                        f"keeps web at 9 replicas or more until ")
     assert loop.sample("setpoint_external_scale_changes_total", target="shop/web") == 1
     assert loop.sample("setpoint_hands_off", target="shop/web") == 1
+    assert loop.sample("setpoint_hands_off_shortfall_replicas", target="shop/web") == 0  # a floor: never short
     # 120 s after the change: scaled again, from 9, one pod a minute (the policy's own limit), not back to 5
     resumed = [loop.cycle() for _ in range(5)]
     assert [a.replicas for a in resumed[0].actions] == [8] and record(resumed[0])["reason"] == "RateLimitedDown"
@@ -177,6 +178,34 @@ def test_hands_off_after_an_external_scale_then_resume_from_the_current_count(lo
     assert len(loop.events("ExternalScaleChange")) == 1  # said once; its own writes are not external
     assert loop.sample("setpoint_external_scale_changes_total", target="shop/web") == 1
     assert any("scales Deployment shop/web again, from its current replicas" in r.getMessage() for r in caplog.records)
+
+
+def test_a_count_lowered_below_the_load_is_said_once_and_measured(loop_factory, server, tmp_path):
+    """Someone lowered the count (a load shed, or a count set during another incident) while the
+    load still asks for more: kept as set, but said, gauged and shown, so an alert can call."""
+    loop = loop_factory(hands_off="2m")
+    assert [a.replicas for a in loop.cycle().actions] == [5]  # 150 rps at 30 per replica
+    loop.scale_by("kubectl", 2)
+    held = [loop.cycle() for _ in range(4)]
+    assert all(not r.actions for r in held) and loop.spec() == 2
+    assert [record(r)["externalScale"].get("wanted") for r in held] == [5] * 4
+    assert loop.sample("setpoint_hands_off_shortfall_replicas", target="shop/web") == 3
+    [event] = loop.events("HandsOffBelowDemand")  # once per hands-off, not per cycle
+    assert event["type"] == "Warning"
+    assert event["message"].startswith("policy web would scale Deployment shop/web to 5 replicas, but leaves it at 2 "
+                                       "(set by kubectl at ")
+    assert "`setpoint resume shop/web` hands it back now" in event["message"]
+    from controller.runtime.status import hands_off_line
+
+    line = hands_off_line("shop/web", {"by": "kubectl", "replicas": 2, "until": loop.world.engine.now + 60,
+                                       "wanted": 5})
+    assert line.endswith("(replicas set to 2 by kubectl); the policy would set 5 (`setpoint resume shop/web`)")
+    after = [loop.cycle() for _ in range(5)]  # the hands-off ends 120 s after the change
+    assert [a.replicas for r in after for a in r.actions] == [5]
+    assert loop.sample("setpoint_hands_off_shortfall_replicas", target="shop/web") == 0
+    loop.scale_by("kubectl", 3)  # a second hands-off below the load: said again
+    loop.cycle()
+    assert len(loop.events("HandsOffBelowDemand")) == 2
 
 
 @pytest.mark.parametrize("kept", [True, False], ids=["kept-on-the-cluster", "in-memory-only"])
