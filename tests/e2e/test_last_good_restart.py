@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from tests.e2e.test_live_loop import POLICY, SCENARIO, SETPOINT, Proc, spec_replicas, wait_until
+from tests.e2e.test_live_loop import POLICY, SCENARIO, SETPOINT, Proc, serve_scenario, spec_replicas, wait_until
 from tests.support.prometheus_server import ScrapeTarget, free_port, prometheus_server
 
 # the step comes down at 120 s here, not 60 s: the first controller runs and stops before the
@@ -44,19 +44,12 @@ def status_document(url: str) -> dict:
 
 def test_a_restart_with_broken_files_runs_the_kept_copy(tmp_path):
     pytest.importorskip("kubernetes")
-    kube_port, metrics_port = free_port(), free_port()
-    (tmp_path / "scenario.yaml").write_text(SCENARIO_LONG_STEP)
     policies = tmp_path / "policies"
     policies.mkdir()
     (policies / "web.yaml").write_text(POLICY)
-    kubeconfig = tmp_path / "kubeconfig.yaml"
     procs: list[Proc] = []
     try:
-        sim = Proc([*SETPOINT, "sim", "serve", "scenario.yaml", "--kube-listen", f"127.0.0.1:{kube_port}",
-                    "--metrics-listen", f"127.0.0.1:{metrics_port}", "--kubeconfig-out", str(kubeconfig)],
-                   tmp_path / "sim.log", tmp_path)
-        procs.append(sim)
-        wait_until(kubeconfig.exists, 20, what="the simulated API's kubeconfig")
+        kubeconfig, metrics_port = serve_scenario(tmp_path, SCENARIO_LONG_STEP, procs)
         with prometheus_server([ScrapeTarget.of(f"127.0.0.1:{metrics_port}")], scrape_interval="1s") as prom:
             def controller(name: str) -> tuple[Proc, str]:
                 port = free_port()

@@ -104,22 +104,30 @@ class Proc:
         return self.log.read_text()[-3000:]
 
 
+def serve_scenario(tmp_path, scenario: str, procs: list) -> tuple[Path, int]:
+    """`setpoint sim serve` of ``scenario`` in ``tmp_path`` (its Proc appended to ``procs``, for the
+    caller to stop): the kubeconfig it wrote, and the port of its /metrics."""
+    kube_port, metrics_port = free_port(), free_port()
+    (tmp_path / "scenario.yaml").write_text(scenario)
+    kubeconfig = tmp_path / "kubeconfig.yaml"
+    procs.append(Proc([*SETPOINT, "sim", "serve", "scenario.yaml", "--kube-listen", f"127.0.0.1:{kube_port}",
+                       "--metrics-listen", f"127.0.0.1:{metrics_port}", "--kubeconfig-out", str(kubeconfig)],
+                      tmp_path / "sim.log", tmp_path))
+    wait_until(kubeconfig.exists, 20, what="the simulated API's kubeconfig")
+    return kubeconfig, metrics_port
+
+
 @contextlib.contextmanager
 def running_world(tmp_path, scenario: str, policy: str):
     """sim serve + a real Prometheus scraping it every second + setpoint run, all on loopback."""
     pytest.importorskip("kubernetes")
-    kube_port, metrics_port, status_port = free_port(), free_port(), free_port()
-    (tmp_path / "scenario.yaml").write_text(scenario)
+    status_port = free_port()
     (tmp_path / "policies").mkdir()
     (tmp_path / "policies" / "web.yaml").write_text(policy)
-    kubeconfig = tmp_path / "kubeconfig.yaml"
     procs = []
     try:
-        sim = Proc([*SETPOINT, "sim", "serve", "scenario.yaml", "--kube-listen", f"127.0.0.1:{kube_port}",
-                    "--metrics-listen", f"127.0.0.1:{metrics_port}", "--kubeconfig-out", str(kubeconfig)],
-                   tmp_path / "sim.log", tmp_path)
-        procs.append(sim)
-        wait_until(kubeconfig.exists, 20, what="the simulated API's kubeconfig")
+        kubeconfig, metrics_port = serve_scenario(tmp_path, scenario, procs)
+        sim = procs[0]
         with prometheus_server([ScrapeTarget.of(f"127.0.0.1:{metrics_port}")], scrape_interval="1s") as prom:
             run = Proc([*SETPOINT, "run", "--policies", "policies", "--prometheus", prom.url, "--kubeconfig",
                         str(kubeconfig), "--listen", f"127.0.0.1:{status_port}", "--records", "decisions.jsonl"],
