@@ -146,7 +146,7 @@ WITHIN = ("False", "DesiredWithinRange")
         current=4, conditions={}, held=True, action=("rolling-restart", None, None, None),
         reason="Held", table=["HELD", "rolling-restart"]), id="held target shown"),
 ])
-def test_status_view_from_records(tmp_path, capsys, local_zone, policy, load, cycles, expect):
+def test_status_view_from_records(tmp_path, capsys, monkeypatch, local_zone, policy, load, cycles, expect):
     from controller.cli.records import _print_status
 
     records = run_cycles(tmp_path, policy, load, cycles, until_held=expect.get("held", False),
@@ -173,6 +173,7 @@ def test_status_view_from_records(tmp_path, capsys, local_zone, policy, load, cy
         assert [c["phase"] for c in status["health"]["checks"]] == [expect["health_phase"]]
 
     now = records[-1]["at"] + 90
+    monkeypatch.setenv("COLUMNS", "80")  # a terminal of 80 columns, whatever the one running the tests
     _print_status(view, now)
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) <= 80, out
