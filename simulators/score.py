@@ -595,7 +595,7 @@ def health_action_lines(run: ControllerRun, policy: str, limit: int) -> list[str
     counted = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
     lines = [f"Health actions of {policy} ({run.name}): {len(actions)} ({counted}){thinned}:"]
     for a in actions[:limit]:
-        lines.append(f"  t={a.t_s:>6.0f}s  {a.service}  {_action_word(a)}  {a.reason}")
+        lines.append(f"  {f't={a.t_s:.0f}s':<8} {a.service}  {_action_word(a)}  {a.reason}")
     if len(actions) > limit:
         lines.append(f"  ... and {len(actions) - limit} more")
     return lines

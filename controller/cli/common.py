@@ -145,12 +145,14 @@ def parse_log_level(value: str) -> str:
     return value.strip().upper()
 
 
-def one_policy(path: Path, shown: str | None = None):
+def one_policy(path: Path, shown: str | None = None, option: str | None = None):
     """The one scaling policy of ``path``; ``shown`` replaces its file name in what the results
-    show (the bundled name, or the path relative to the working directory)."""
+    show (the bundled name, or the path relative to the working directory); ``option``, the
+    option that named the file, begins the error when it holds only health-only policies."""
     scaling, healer = policy_under_test(path, shown)
     if scaling is None:  # health-only: the commands calling this compare scaling controllers
-        fail([f"{path}: expected exactly one scaling policy, found 0: {healer.name} only heals (no scaling section)"])
+        fail([f"{option + ': ' if option else ''}{path}: expected exactly one scaling policy, found 0: {healer.name} "
+              "only heals (no scaling section)"])
     return scaling
 
 

@@ -140,7 +140,7 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
               "only a health section"])
     scaler = (scaler or Scaler.HPA).value
     needs_hpa = "hpa" in baseline or frontier or (healer is not None and scaler == "hpa")
-    hpa = one_policy(hpa_policy, hpa_shown) if needs_hpa else None
+    hpa = one_policy(hpa_policy, hpa_shown, "--hpa-policy") if needs_hpa else None
     try:
         targets = parse_targets(frontier_targets) if frontier else []
     except ValueError as exc:
