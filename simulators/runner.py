@@ -820,18 +820,23 @@ def healing_controllers(healer: LoadedPolicy, scaler: str, baselines: list[str],
     initialReplicas); the same scaler alone (``hpa`` or ``fixed``), so the table says what the
     healing buys; then the other named baselines (standard_controllers', ``max_replicas`` for
     fixed-max: None, each service's maxPods)."""
-    if scaler == "hpa":
-        alone = ControllerSpec("hpa", "policy", f"HPA preset ({hpa_policy.file})", policy=hpa_policy)
-        scaled = f"scaled by the HPA preset ({hpa_policy.file})"
-    elif scaler == "fixed":
-        alone = ControllerSpec("fixed", "fixed", "fixed at each service's initialReplicas")
-        scaled = "fixed at each service's initialReplicas but for its own scale-ups"
-    else:
-        raise ValueError(f"unknown scaler {scaler!r}: expected {' or '.join(SCALERS)}")
+    alone = scaler_alone(scaler, hpa_policy)
+    scaled = (f"scaled by the HPA preset ({hpa_policy.file})" if scaler == "hpa" else
+              "fixed at each service's initialReplicas but for its own scale-ups")
     healed = replace(alone, name="policy", description=f"{healer.name} ({healer.file}) heals; {scaled}", healer=healer)
     others = standard_controllers(None, [b for b in baselines if b != alone.name], hpa_policy, max_replicas)
     return [healed, alone, *others]
 
 
+def scaler_alone(scaler: str, hpa_policy: LoadedPolicy | None) -> ControllerSpec:
+    """What scales the workload beside a health-only policy, without it (SCALERS): ``hpa``, the
+    preset ``hpa_policy``, or ``fixed`` at each service's initialReplicas; ValueError for another."""
+    if scaler == "hpa":
+        return ControllerSpec("hpa", "policy", f"HPA preset ({hpa_policy.file})", policy=hpa_policy)
+    if scaler == "fixed":
+        return ControllerSpec("fixed", "fixed", "fixed at each service's initialReplicas")
+    raise ValueError(f"unknown scaler {scaler!r}: expected {' or '.join(SCALERS)}")
+
+
 __all__ = ["ControllerSpec", "CycleLog", "compiled_pays", "warm_kernels", "simulate", "simulate_with", "run_controller", "run_controllers", "progress_ticks",
-           "standard_controllers", "healing_controllers", "fault_windows", "SCALERS"]
+           "standard_controllers", "healing_controllers", "scaler_alone", "fault_windows", "SCALERS"]

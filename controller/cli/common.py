@@ -3,6 +3,7 @@ one policy of a file, the decision stages for short runs."""
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import NoReturn
 
@@ -10,6 +11,14 @@ import typer
 
 DEFAULT_SIM_POLICY = "setpoint-default.yaml"  # bundled policies (controller.bundled)
 DEFAULT_HPA_POLICY = "hpa-cpu.yaml"
+
+
+class Scaler(str, Enum):
+    """``--scaler`` of simulate and sweep: what scales the workload beside a health-only policy
+    (simulators.runner.SCALERS)."""
+
+    HPA = "hpa"
+    FIXED = "fixed"
 
 
 #: Columns of a table printed to a pipe or a file (a terminal's own width otherwise; $COLUMNS wins)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import time
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,7 +11,8 @@ import typer
 
 from controller.bundled import bundled_policy
 from controller.cli.common import (DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, equal_cost_cells, fail, numpy_unless_asked,
-                                   one_policy, out_folder, output_folder, policy_under_test, table_console)
+                                   Scaler, one_policy, out_folder, output_folder, policy_under_test,
+                                   table_console)
 from controller.cli.progress import PROGRESS_REDRAW_S
 from controller.cli.root import app
 
@@ -21,13 +21,6 @@ COMPILE_NOTICE_S = 3.0
 #: Health actions listed under the score table (the rest: `setpoint explain OUT --changes`).
 HEALTH_ACTIONS_SHOWN = 10
 
-
-class Scaler(str, Enum):
-    """``setpoint simulate --scaler``: what scales the workload beside a health-only policy
-    (simulators.runner.SCALERS)."""
-
-    HPA = "hpa"
-    FIXED = "fixed"
 
 
 @app.command(short_help="Simulate a scenario offline and score the controllers.")

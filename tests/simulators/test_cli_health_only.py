@@ -106,3 +106,47 @@ def test_bad_input_is_one_clear_error(tmp_path, args, code, says):
     assert proc.returncode == code, proc.stderr
     assert says in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out" / "result.json").exists()
+
+
+@pytest.mark.parametrize("args, variants, alone", [
+    pytest.param(["memory-leak", "-p", "memory.yaml", "--no-hpa"], ["web-memory", "hpa"], "hpa",
+                 id="beside-hpa-by-default"),
+    pytest.param(["crash-loop", "-p", "restarts.yaml", "--scaler", "fixed", "--no-hpa",
+                  "--scenario-set", "spec.services[0].initialReplicas=7"], ["web-restarts", "fixed"], "fixed",
+                 id="beside-fixed-replicas"),
+])
+def test_sweep_scores_a_health_only_policy_against_its_scaler_alone(tmp_path, args, variants, alone):
+    write_policies(tmp_path)
+    proc = setpoint("sweep", *args, "-o", "sweep", "--no-report", "--jobs", "1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "sweep" / "result.json").read_text())
+    assert list(result["variants"]) == variants
+    assert result["variants"][variants[0]] | result["variants"][alone] == result["variants"][alone]  # same keys
+    assert (result["variants"][variants[0]]["heals"], result["variants"][alone]["heals"]) == (True, False)
+    means = result["overall"]["variants"]
+    assert means[variants[0]]["slo_violation_minutes"] < means[alone]["slo_violation_minutes"]
+    again = setpoint("sweep", *args, "-o", "sweep", "--no-report", "--jobs", "1", cwd=tmp_path)
+    assert again.returncode == 0 and json.loads((tmp_path / "sweep" / "result.json").read_text()) == result
+
+
+@pytest.mark.parametrize("args, says", [
+    pytest.param(["-p", REPO / "policies" / "web-rps.yaml", "--scaler", "fixed"],
+                 "--scaler: chooses what scales a health-only policy's workload, and every --policy here scales its "
+                 "own", id="scaler-beside-scaling-policies"),
+    pytest.param(["-p", "two.yaml"], "two.yaml: expected one policy to simulate, found 2 health-only policies",
+                 id="two-health-only-policies"),
+    pytest.param(["-p", "payments.yaml"], "pod check 'probe-failures', metric 'saturation' are not bound",
+                 id="unbound-checks"),
+])
+def test_sweep_refuses_bad_health_only_input(tmp_path, args, says):
+    write_policies(tmp_path)
+    proc = setpoint("sweep", "steady", *args, "--no-hpa", "-o", "sweep", "--no-report", "--jobs", "1", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert says in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_tune_refuses_a_health_only_policy(tmp_path):
+    write_policies(tmp_path)
+    proc = setpoint("tune", "memory.yaml", "-s", "steady", "-o", "tuned.yaml", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "web-memory only heals (no scaling section), and tune searches scaling parameters" in proc.stderr
