@@ -10,8 +10,8 @@ from typing import Annotated, Optional
 import typer
 
 from controller.bundled import bundled_policy
-from controller.cli.common import (DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, equal_cost_cells, fail, numpy_unless_asked,
-                                   Scaler, one_policy, out_folder, output_folder, policy_under_test,
+from controller.cli.common import (DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, Scaler, equal_cost_cells, fail,
+                                   numpy_unless_asked, one_policy, out_folder, output_folder, policy_under_test,
                                    table_console)
 from controller.cli.progress import PROGRESS_REDRAW_S
 from controller.cli.root import app
@@ -20,7 +20,6 @@ from controller.cli.root import app
 COMPILE_NOTICE_S = 3.0
 #: Health actions listed under the score table (the rest: `setpoint explain OUT --changes`).
 HEALTH_ACTIONS_SHOWN = 10
-
 
 
 @app.command(short_help="Simulate a scenario offline and score the controllers.")
@@ -131,16 +130,18 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
         fail([f"--scaler: policy {under_test.name} ({policy_shown}) scales the workload itself (its scaling section); "
               "--scaler chooses what scales a health-only policy's workload: leave it out, or pass a policy with "
               "only a health section"])
-    scaler = (scaler or Scaler.HPA).value
-    needs_hpa = "hpa" in baseline or frontier or (healer is not None and scaler == "hpa")
+    scaler_name = (scaler or Scaler.HPA).value
+    needs_hpa = "hpa" in baseline or frontier or (healer is not None and scaler_name == "hpa")
     hpa = one_policy(hpa_policy, hpa_shown, "--hpa-policy") if needs_hpa else None
     try:
         targets = parse_targets(frontier_targets) if frontier else []
     except ValueError as exc:
         fail([str(exc)])
     try:
-        controllers = (standard_controllers(under_test, baseline, hpa, under_test.params.max_replicas) if healer is None
-                       else healing_controllers(healer, scaler, baseline, hpa, _fixed_max(healer, hpa, scaler)))
+        if healer is None:
+            controllers = standard_controllers(under_test, baseline, hpa, under_test.params.max_replicas)
+        else:
+            controllers = healing_controllers(healer, scaler_name, baseline, hpa, _fixed_max(healer, hpa, scaler_name))
         # checked before the progress bars draw; the frontier's first targets run in the same pass
         runs = controllers + (first_pass(controllers, hpa, targets)[1] if frontier else [])
         check_bindings(sc, controllers)  # every unbound metric at once, before the bars and the --out folder
