@@ -86,13 +86,18 @@ def controller_shapes(controllers: Sequence) -> list[ControllerShape]:
     """ControllerShape of each runner.ControllerSpec."""
     out = []
     for c in controllers:
-        if c.kind == "policy" and c.policy is not None:
-            health = c.policy.health
-            signals = len(c.policy.params.metric_names) + (len(health.checks) if health is not None else 0)
-            out.append(ControllerShape("policy", c.policy.params.interval_s, signals))
-        else:
-            out.append(ControllerShape(c.kind))
+        policies = getattr(c, "policies", (c.policy,) if c.kind == "policy" and c.policy is not None else ())
+        # a healer beside a scaler counts as one more policy controller: errs high (its run and
+        # timeline are counted twice), never low
+        out += [_policy_shape(p) for p in policies] or [ControllerShape(c.kind)]
     return out
+
+
+def _policy_shape(policy) -> ControllerShape:
+    """The ControllerShape of a Reconciler cycling ``policy`` (a controller.policy.LoadedPolicy)."""
+    health = policy.health
+    signals = len(policy.params.metric_names) + (len(health.checks) if health is not None else 0)
+    return ControllerShape("policy", policy.params.interval_s, signals)
 
 
 def kept_trajectory(ticks: int, services: int, keep_trajectories: bool | None = None) -> bool:

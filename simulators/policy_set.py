@@ -365,16 +365,28 @@ class PolicyBase:
 
 def read_policy_base(path: str | Path) -> PolicyBase:
     """The one scaling policy of ``path`` (other documents, e.g. health-only policies, are
-    ignored); PolicyError when the file is invalid or holds no or several scaling policies."""
+    ignored), or the one health-only policy of a file without a scaling one (it is simulated
+    beside a scaler: simulators.runner.healing_controllers); PolicyError when the file is
+    invalid or holds neither, or several of them."""
     text, problem = read_yaml_file(path)
     if problem is not None:
         raise PolicyError([FieldError(str(path), problem.line, "", problem.message)])
-    loaded = [p for p in load_policy_text(text, str(path)) if p.scales]
-    if len(loaded) != 1:
-        raise PolicyError([FieldError(str(path), None, "", f"expected exactly one scaling policy, found {len(loaded)}")])
+    policy = policy_of(load_policy_text(text, str(path)), str(path))
     documents, _ = read_documents(text)
-    data = documents[loaded[0].document - 1].data
-    return PolicyBase(str(path), data, loaded[0])
+    data = documents[policy.document - 1].data
+    return PolicyBase(str(path), data, policy)
+
+
+def policy_of(loaded: Sequence[LoadedPolicy], file: str) -> LoadedPolicy:
+    """The policy of a file that a simulation runs: its one scaling policy, else its one
+    health-only policy; PolicyError naming ``file`` otherwise."""
+    scaling = [p for p in loaded if p.scales]
+    if len(scaling) == 1 or (not scaling and len(loaded) == 1):
+        return (scaling or list(loaded))[0]
+    if not scaling and loaded:
+        raise PolicyError([FieldError(file, None, "", f"expected one policy to simulate, found {len(loaded)} "
+                                                      "health-only policies and no scaling one")])
+    raise PolicyError([FieldError(file, None, "", f"expected exactly one scaling policy, found {len(scaling)}")])
 
 
 def policy_text(data: dict) -> str:
@@ -387,10 +399,10 @@ def apply_settings(base: PolicyBase, assigned: Sequence[tuple[Setting, Any]]) ->
     the ``--set`` and the field when a path does not apply or the result is invalid."""
     text = policy_text(assigned_document(base.file, base.data, assigned))
     try:
-        loaded = [p for p in load_policy_text(text, base.file) if p.scales]
+        loaded = policy_of(load_policy_text(text, base.file), base.file)
     except PolicyError as exc:
         raise invalid_with(base.file, assigned, exc) from None
-    return text, loaded[0]
+    return text, loaded
 
 
 def assigned_document(file: str, data: dict, assigned: Sequence[tuple[Setting, Any]]) -> dict:

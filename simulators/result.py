@@ -32,10 +32,11 @@ class FaultWindow:
 class ActionEvent:
     t_s: float
     service: str
-    kind: str  # scale | restart-pod | rolling-restart | rollback
+    kind: str  # scale | restart-pod | rolling-restart | rollback | pause | resume
     from_replicas: int | None
     to_replicas: int | None
     reason: str
+    policy: str = ""  # the policy that sent it (a run with a healer has two)
 
 
 @dataclass

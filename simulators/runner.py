@@ -3,7 +3,9 @@
 Each controller gets its own simulated cluster built from the same scenario and seed, so the
 runs are independent and deterministic. A policy controller is the live Reconciler over the
 simulated ports; the baselines are the ``hpa`` preset (a Reconciler too), fixed replicas at
-max, and the oracle (a precomputed plan).
+max, and the oracle (a precomputed plan). A health-only policy runs as a ``healer`` beside
+what scales the workload (the ``hpa`` preset, or fixed replicas): a second Reconciler over the
+same cluster, as in production Setpoint heals beside the workload's HPA.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from controller.core.scaling import compiled
 from controller.errors import FieldError, ScenarioError
 from controller.model import Action, ActionKind, jsonable
 from controller.policy import LoadedPolicy
+from controller.policy.limits import MAX_REPLICAS
 from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy, cycle_records
 from simulators import engine_compiled, parallel, score_compiled
 from simulators.cluster import SimCluster
@@ -49,16 +52,35 @@ _LATENCY_FIELD = {50.0: "latency_p50_s", 95.0: "latency_p95_s", 99.0: "latency_p
 
 @dataclass(frozen=True)
 class ControllerSpec:
-    """One controller to run: ``kind`` is policy | fixed | oracle."""
+    """One controller to run: ``kind`` is policy | fixed | oracle.
+
+    ``healer``: a health-only policy (no scaling section) run beside the controller over the same
+    cluster, by a Reconciler of its own: what Setpoint does in production beside a workload's own
+    HPA. The controller (a ``policy`` of the ``hpa`` preset, or ``fixed`` replicas) scales; the
+    healer restarts, rolls back, pauses and scales up on its checks. Its records are the run's
+    records (the scaler's are not kept: in production nobody writes Setpoint records for an HPA).
+    """
 
     name: str
     kind: str
     description: str
     policy: LoadedPolicy | None = None
-    replicas: int | None = None  # for fixed
+    replicas: int | None = None  # for fixed; None: each service's initialReplicas, as the scenario starts it
     # the controller process restarts every this many simulated seconds (None: never): a new
     # Reconciler, nothing kept in memory, the durable healing state kept in a MemoryStateStore
     restart_every_s: float | None = None
+    healer: LoadedPolicy | None = None
+
+    @property
+    def policies(self) -> tuple[LoadedPolicy, ...]:
+        """The policies whose Reconcilers run in this controller's run: its scaling policy (kind
+        policy) first, then its healer."""
+        return tuple(p for p in (self.policy if self.kind == "policy" else None, self.healer) if p is not None)
+
+    @property
+    def cost_kind(self) -> str:
+        """Its kind as parallel.KIND_COST weighs it: a run with a healer cycles a Reconciler."""
+        return "policy" if self.healer is not None else self.kind
 
 
 @dataclass
@@ -305,10 +327,10 @@ def run_controllers(scenario: Scenario, specs: Sequence[ControllerSpec], offered
     records = [keep_records] * len(specs) if isinstance(keep_records, bool) else [bool(r) for r in keep_records]
     if len(records) != len(specs):
         raise ValueError(f"{len(records)} keep_records for {len(specs)} controllers")
-    workers = 1 if on_cycle is not None else parallel.worker_count(T, [s.kind for s in specs], jobs)
+    workers = 1 if on_cycle is not None else parallel.worker_count(T, [s.cost_kind for s in specs], jobs)
     if workers > 1:
-        groups = parallel.plan_groups([parallel.KIND_COST[s.kind] for s in specs], workers,
-                                      [r and s.kind == "policy" for s, r in zip(specs, records)])
+        groups = parallel.plan_groups([parallel.KIND_COST[s.cost_kind] for s in specs], workers,
+                                      [r and bool(s.policies) for s, r in zip(specs, records)])
         if len(groups) > 1:
             def here(indexes: list[int], tick_hooks: list) -> list:
                 return run_controllers(scenario, [specs[i] for i in indexes], offered, on_ticks=tick_hooks,
@@ -354,6 +376,45 @@ def progress_ticks(scenario: Scenario, specs: Sequence[ControllerSpec],
     return [lambda k, name=s.name: on_progress(name, k, scenario.tick_count) for s in specs]
 
 
+class _Cycles:
+    """One Reconciler's schedule in a run: a full cycle every interval, health-only cycles while a
+    rollout is in progress (``rollout_interval_s``), and its controller process's restarts (a new
+    Reconciler over the same ports and durable state, nothing else kept)."""
+
+    def __init__(self, reconciler: Reconciler, start_s: float, ticks: int, restart_every_s: float | None,
+                 store: MemoryStateStore | None):
+        self.reconciler, self.store, self.restart_every_s = reconciler, store, restart_every_s
+        self.interval = reconciler.policy.params.interval_s
+        self.next_cycle = start_s if ticks else 0.0
+        self.next_health = np.inf  # the next health-only cycle (set by each full cycle when the policy has them)
+        self.next_restart = start_s + restart_every_s if restart_every_s and ticks else np.inf
+
+    def next_due(self) -> float:
+        """The time (epoch s) of the next thing it does: a cycle of either kind, or a restart."""
+        return min(self.next_cycle, self.next_restart,
+                   self.next_health if self.reconciler.rollout_in_progress else np.inf)
+
+    def act(self, now: float) -> CycleResult | None:
+        """What it does at ``now`` (a restart, then a full or a health-only cycle): the cycle's
+        result, or None when no cycle was due."""
+        if now >= self.next_restart - 1e-9:  # a new controller process, same cluster and store
+            old = self.reconciler
+            reconciler = Reconciler(old.policy, old.metrics, old.cluster, on_cycle=old.on_cycle, state_store=self.store)
+            reconciler.with_conditions, reconciler.in_place = old.with_conditions, old.in_place
+            self.reconciler = reconciler
+            self.next_restart += self.restart_every_s
+        reconciler = self.reconciler
+        if now >= self.next_cycle - 1e-9:
+            result = reconciler.cycle(now)
+            self.next_cycle += self.interval
+            self.next_health = now + (reconciler.rollout_interval_s or np.inf)
+            return result
+        if reconciler.rollout_in_progress and now >= self.next_health - 1e-9:
+            self.next_health += reconciler.rollout_interval_s
+            return reconciler.health_cycle(now)  # health side only, while a rollout is in progress
+        return None
+
+
 class _ControllerRun:
     """One controller's run over its own simulated cluster, advanced a chunk of load at a time."""
 
@@ -381,20 +442,31 @@ class _ControllerRun:
         self.rec = _Recorder(scenario, T, S, chunk_ticks, self.keep)
         self.budget = ActionBudget(scenario.duration_s, S)
         self.actions: list[ActionEvent] = []
-        self.reconciler, self.log = None, None
-        start = scenario.start_s
-        if spec.kind == "policy":
-            self.store = MemoryStateStore() if spec.restart_every_s else None
-            self.reconciler, self.metrics, self.log = _policy_reconciler(scenario, spec.policy, cluster, keep_records,
-                                                                         self.store)
-            self.interval = spec.policy.params.interval_s
-            self.next_restart = start + spec.restart_every_s if spec.restart_every_s and T else np.inf
-        elif spec.kind == "fixed":
+        self.cycles: list[_Cycles] = []
+        self.metrics, self.log = None, None
+        if spec.policies:
+            self._wire_reconcilers(keep_records)
+        if spec.kind == "fixed" and spec.replicas is not None:
             cluster.scale(np.arange(S), np.minimum(spec.replicas, [s.max_pods for s in scenario.cluster.services]))
-        self.next_cycle = start if T else 0.0
-        self.next_health = np.inf  # the next health-only cycle (set by each full cycle when the policy has them)
         self.every = max(1, T // 200)
         self.run_codes = self._run_sink_codes()
+
+    def _wire_reconcilers(self, keep_records: bool) -> None:
+        """The spec's Reconcilers (its scaling policy's, then its healer's) over one set of
+        simulated ports, and the log of the run's records: the healer's when it has one."""
+        scenario, spec = self.scenario, self.spec
+        self.targets, self.metrics = _sim_ports(scenario, spec.policies, self.cluster)
+        store = MemoryStateStore() if spec.restart_every_s else None
+        for policy in spec.policies:
+            logged = keep_records and policy is (spec.healer or spec.policy)
+            reconciler, log = _reconciler_over(scenario, policy, self.targets, self.metrics, logged, store)
+            self.log = log if logged else self.log
+            self.cycles.append(_Cycles(reconciler, scenario.start_s, self.T, spec.restart_every_s, store))
+
+    @property
+    def reconciler(self) -> Reconciler | None:
+        """The Reconciler of the run's records (its healer's, else its scaling policy's); None without."""
+        return self.cycles[-1].reconciler if self.cycles else None
 
     def advance(self, k0: int, times: np.ndarray, load: np.ndarray) -> None:
         """Step through one chunk of ticks: ``times`` (C,) from tick ``k0``, ``load`` (C, S).
@@ -419,7 +491,7 @@ class _ControllerRun:
         """One tick of the engine (``load`` (S,)), recorded and, for a policy, pushed to its metrics."""
         sig = self.cluster.step(now, self.scenario.tick_s, load)
         self.rec.put(now, sig)
-        if self.reconciler is not None:
+        if self.cycles:
             self.metrics.push(self.cluster.signals())
 
     def _step_run(self, k: int, j: int, values: list[float], times: np.ndarray, load: np.ndarray) -> int:
@@ -431,12 +503,12 @@ class _ControllerRun:
         n = self._run_length(k, j, values)
         rec_codes, ring_codes = self.run_codes
         block, row, _ = self.rec.sink()
-        rings, slot = self.metrics.sink() if self.reconciler is not None else engine_compiled.NO_SINK[:2]
+        rings, slot = self.metrics.sink() if self.cycles else engine_compiled.NO_SINK[:2]
         n = self.cluster.step_ticks(times[j:j + n], self.scenario.tick_s, load[j:j + n],
                                     ((block, row, rec_codes), (rings, slot, ring_codes)))
         if n:
             self.rec.written(times[j:j + n])
-            if self.reconciler is not None:
+            if self.cycles:
                 self.metrics.pushed(n, self.cluster.signals())
         return n
 
@@ -446,10 +518,8 @@ class _ControllerRun:
         control or health cycle, a restart, a progress call), within the chunk and the
         recorder's free rows."""
         n = min(len(values) - j, self.rec.sink()[2])
-        reconciler = self.reconciler
-        if reconciler is not None:
-            acts_s = min(self.next_cycle, self.next_restart,
-                         self.next_health if reconciler.rollout_in_progress else np.inf)
+        if self.cycles:
+            acts_s = min(c.next_due() for c in self.cycles)
             n = min(n, bisect.bisect_left(values, acts_s - 1e-9, j) - j + 1)  # _act's tolerance
         if self.on_tick:
             progress = min(-(-k // self.every) * self.every, self.T - 1)  # the next tick on_tick is called at
@@ -458,32 +528,19 @@ class _ControllerRun:
 
     def _act(self, k: int, j: int, now: float, plan: np.ndarray | None) -> None:
         """What the run does after the engine's step of tick ``k`` (row ``j`` of the chunk, at
-        ``now``): a restart, a control or health cycle and its actions; the oracle's plan; progress."""
-        spec, cluster, T = self.spec, self.cluster, self.T
-        if self.reconciler is not None:
-            reconciler = self.reconciler
-            if now >= self.next_restart - 1e-9:  # a new controller process, same cluster and store
-                old = reconciler
-                reconciler = Reconciler(old.policy, self.metrics, old.cluster, on_cycle=old.on_cycle,
-                                        state_store=self.store)
-                reconciler.with_conditions, reconciler.in_place = old.with_conditions, old.in_place
-                self.reconciler = reconciler
-                self.next_restart += spec.restart_every_s
-            result = None
-            if now >= self.next_cycle - 1e-9:
-                result = reconciler.cycle(now)
-                self.next_cycle += self.interval
-                self.next_health = now + (reconciler.rollout_interval_s or np.inf)
-            elif reconciler.rollout_in_progress and now >= self.next_health - 1e-9:
-                result = reconciler.health_cycle(now)  # health side only, while a rollout is in progress
-                self.next_health += reconciler.rollout_interval_s
+        ``now``): each Reconciler's restart, control or health cycle and its actions (the
+        scaler's first: in production the two are independent, and the healer then sees the
+        count the scaler set this tick); the oracle's plan; progress."""
+        cluster, T = self.cluster, self.T
+        for cycles in self.cycles:
+            result = cycles.act(now)
             if result is not None and self.on_cycle is not None:
                 self.on_cycle(result)
             for a in result.actions if result is not None else ():
                 event = _event(a, now - self.scenario.start_s)
                 if self.budget.admit(event):
                     self.actions.append(event)
-        elif plan is not None and k + 1 < T:
+        if plan is not None and k + 1 < T:
             changed = np.flatnonzero(plan[j + 1] != plan[j])
             if changed.size:
                 cluster.scale(changed, plan[j + 1, changed])
@@ -498,7 +555,7 @@ class _ControllerRun:
         if not self.TICK_RUNS or self.spec.kind == "oracle" or not engine_compiled.enabled():
             return None
         rec = engine_compiled.sink_codes(self.rec.signals)
-        rings = engine_compiled.sink_codes(self.metrics.fields) if self.reconciler is not None else engine_compiled.NO_SINK[2]
+        rings = engine_compiled.sink_codes(self.metrics.fields) if self.cycles else engine_compiled.NO_SINK[2]
         return None if rec is None or rings is None else (rec, rings)
 
     def finish(self) -> tuple[ControllerRun, CycleLog | None]:
@@ -508,11 +565,11 @@ class _ControllerRun:
         traj = rec.trajectory(scenario.times() if self.keep else None)
         scores = rec.scores.finish()
         names = list(scenario.services)
-        services, note = driven_services(spec.policy, names) if spec.kind == "policy" else (names, "")
+        notes = [driven_services(p, names)[1] for p in spec.policies]
         run = ControllerRun(spec.name, spec.description, traj, self.actions, scores=scores,
                             timeline=rec.timeline.finish(_run_end_s(scenario, T)),
                             replica_hours_raw=rec.scores.replica_hours, actions_dropped=self.budget.dropped,
-                            services=tuple(services), note=note)
+                            services=tuple(names), note="; ".join(n for n in notes if n))
         return run, self.log
 
 
@@ -525,21 +582,46 @@ def _run_end_s(scenario: Scenario, T: int) -> float:
 
 
 def check_bindings(scenario: Scenario, specs: Sequence[ControllerSpec]) -> None:
-    """ValueError naming every metric of the specs' policies that ``scenario`` does not bind
-    (policy_bindings'): said before a run starts (and before its output folder is made)."""
+    """ValueError naming every metric of the specs' policies (healers included) that
+    ``scenario`` does not bind (policy_bindings'), or a query a spec's two policies read as
+    different signals: said before a run starts (and before its output folder is made)."""
     for spec in specs:
-        if spec.policy is not None:
-            policy_bindings(scenario, RuntimePolicy.of(spec.policy))
+        if spec.policies:
+            run_bindings(scenario, [RuntimePolicy.of(p) for p in spec.policies])
 
 
-def _policy_reconciler(scenario: Scenario, policy: LoadedPolicy, cluster: SimCluster, keep_records: bool,
-                       state_store: MemoryStateStore | None = None) -> tuple[Reconciler, SimMetrics, CycleLog | None]:
-    """The live Reconciler over the simulated ports, and where its decisions are logged."""
-    rp = RuntimePolicy.of(policy)
-    targets = SimTargets(cluster, driven_services(policy, scenario.services)[0])
-    metrics = SimMetrics(cluster, policy_bindings(scenario, rp), scenario.metrics_window_s, scenario.tick_s,
-                         seed=scenario.seed, windows=latest_windows(rp))
+def run_bindings(scenario: Scenario, policies: Sequence[RuntimePolicy]) -> dict[str, str]:
+    """query expression -> simulated signal for every policy of one run (a scaler and its
+    healer read the same simulated metrics); ValueError when two of them bind one query to
+    different signals, or as :func:`policy_bindings`."""
+    out: dict[str, str] = {}
+    for policy in policies:
+        for expr, signal in policy_bindings(scenario, policy).items():
+            if out.get(expr, signal) != signal:
+                raise ValueError(f"policy {policy.name}: its query {expr!r} is bound to {signal}, and the policy it "
+                                 f"runs beside binds it to {out[expr]}; bind one of them to another name under "
+                                 f"spec.metrics of scenario {scenario.name}")
+            out[expr] = signal
+    return out
+
+
+def _sim_ports(scenario: Scenario, policies: Sequence[LoadedPolicy], cluster: SimCluster) -> tuple[SimTargets, SimMetrics]:
+    """The Cluster and MetricsSource ports over ``cluster`` that the Reconcilers of ``policies``
+    share (one run: a scaler and its healer read one simulated Prometheus)."""
+    rps = [RuntimePolicy.of(p) for p in policies]
+    targets = SimTargets(cluster, driven_services(policies[0], scenario.services)[0])
+    windows = {q: w for rp in rps for q, w in latest_windows(rp).items()}
+    metrics = SimMetrics(cluster, run_bindings(scenario, rps), scenario.metrics_window_s, scenario.tick_s,
+                         seed=scenario.seed, windows=windows)
     metrics.attach(targets)
+    return targets, metrics
+
+
+def _reconciler_over(scenario: Scenario, policy: LoadedPolicy, targets: SimTargets, metrics: SimMetrics,
+                     keep_records: bool, state_store: MemoryStateStore | None = None
+                     ) -> tuple[Reconciler, CycleLog | None]:
+    """The live Reconciler of ``policy`` over the simulated ports, and where its decisions are logged."""
+    rp = RuntimePolicy.of(policy)
     log = CycleLog(policy.name, policy.params.metric_names, start_s=scenario.start_s) if keep_records else None
     reconciler = Reconciler(rp, metrics, targets, on_cycle=log.add if log else None, state_store=state_store)
     reconciler.with_conditions = keep_records  # HPA-style conditions only go into the records
@@ -548,6 +630,14 @@ def _policy_reconciler(scenario: Scenario, policy: LoadedPolicy, cluster: SimClu
         refs = targets.resolve(rp.selector)
         times = scenario.history_times()
         reconciler.warm(refs, metric_history(scenario, rp, times)[targets.rows(refs)], times)
+    return reconciler, log
+
+
+def _policy_reconciler(scenario: Scenario, policy: LoadedPolicy, cluster: SimCluster, keep_records: bool,
+                       state_store: MemoryStateStore | None = None) -> tuple[Reconciler, SimMetrics, CycleLog | None]:
+    """The live Reconciler over the simulated ports, and where its decisions are logged."""
+    _, metrics = targets_metrics = _sim_ports(scenario, [policy], cluster)
+    reconciler, log = _reconciler_over(scenario, policy, *targets_metrics, keep_records, state_store)
     return reconciler, metrics, log
 
 
@@ -602,7 +692,8 @@ def _event(action: Action, t_s: float) -> ActionEvent:
     reason = action.reason if not action.pod else f"{action.reason} ({action.pod})"
     if action.revision:
         reason = f"{reason} (to revision {action.revision})"
-    return ActionEvent(t_s, action.target.name, _KIND_WORDS[action.kind], action.from_replicas, action.replicas, reason)
+    return ActionEvent(t_s, action.target.name, _KIND_WORDS[action.kind], action.from_replicas, action.replicas, reason,
+                       action.policy)
 
 
 def fault_windows(scenario: Scenario) -> list[FaultWindow]:
@@ -697,7 +788,7 @@ def _simulate(scenario: Scenario, controllers: list[ControllerSpec], extra: Sequ
 
 
 def standard_controllers(policy: LoadedPolicy | None, baselines: list[str], hpa_policy: LoadedPolicy | None,
-                         max_replicas: int) -> list[ControllerSpec]:
+                         max_replicas: int | None) -> list[ControllerSpec]:
     """The policy under test plus the named baselines (hpa, fixed-max, oracle), in that order."""
     out = []
     if policy is not None:
@@ -706,7 +797,10 @@ def standard_controllers(policy: LoadedPolicy | None, baselines: list[str], hpa_
         if b == "hpa":
             out.append(ControllerSpec("hpa", "policy", f"HPA preset ({hpa_policy.file})", policy=hpa_policy))
         elif b == "fixed-max":
-            out.append(ControllerSpec("fixed-max", "fixed", f"fixed at {max_replicas} replicas", replicas=max_replicas))
+            if max_replicas is None:  # a health-only policy without bounds, beside fixed replicas
+                out.append(ControllerSpec("fixed-max", "fixed", "fixed at each service's maxPods", replicas=MAX_REPLICAS))
+            else:
+                out.append(ControllerSpec("fixed-max", "fixed", f"fixed at {max_replicas} replicas", replicas=max_replicas))
         elif b == "oracle":
             out.append(ControllerSpec("oracle", "oracle", "knows the future load and start-up delay"))
         else:
@@ -714,5 +808,35 @@ def standard_controllers(policy: LoadedPolicy | None, baselines: list[str], hpa_
     return out
 
 
+#: What scales the workload beside a health-only policy (healing_controllers): the hpa preset, or
+#: each service's initialReplicas, changed only by the health policy's own scale-ups.
+SCALERS = ("hpa", "fixed")
+
+
+def healing_controllers(healer: LoadedPolicy, scaler: str, baselines: list[str], hpa_policy: LoadedPolicy | None,
+                        max_replicas: int | None) -> list[ControllerSpec]:
+    """A health-only policy's controllers: ``policy``, the healer beside ``scaler`` (SCALERS: the
+    hpa preset ``hpa_policy``, as the hpa baseline runs it; or ``fixed`` at each service's
+    initialReplicas); the same scaler alone (``hpa`` or ``fixed``), so the table says what the
+    healing buys; then the other named baselines (standard_controllers', ``max_replicas`` for
+    fixed-max: None, each service's maxPods)."""
+    alone = scaler_alone(scaler, hpa_policy)
+    scaled = (f"scaled by the HPA preset ({hpa_policy.file})" if scaler == "hpa" else
+              "fixed at each service's initialReplicas but for its own scale-ups")
+    healed = replace(alone, name="policy", description=f"{healer.name} ({healer.file}) heals; {scaled}", healer=healer)
+    others = standard_controllers(None, [b for b in baselines if b != alone.name], hpa_policy, max_replicas)
+    return [healed, alone, *others]
+
+
+def scaler_alone(scaler: str, hpa_policy: LoadedPolicy | None) -> ControllerSpec:
+    """What scales the workload beside a health-only policy, without it (SCALERS): ``hpa``, the
+    preset ``hpa_policy``, or ``fixed`` at each service's initialReplicas; ValueError for another."""
+    if scaler == "hpa":
+        return ControllerSpec("hpa", "policy", f"HPA preset ({hpa_policy.file})", policy=hpa_policy)
+    if scaler == "fixed":
+        return ControllerSpec("fixed", "fixed", "fixed at each service's initialReplicas")
+    raise ValueError(f"unknown scaler {scaler!r}: expected {' or '.join(SCALERS)}")
+
+
 __all__ = ["ControllerSpec", "CycleLog", "compiled_pays", "warm_kernels", "simulate", "simulate_with", "run_controller", "run_controllers", "progress_ticks",
-           "standard_controllers", "fault_windows"]
+           "standard_controllers", "healing_controllers", "scaler_alone", "fault_windows", "SCALERS"]

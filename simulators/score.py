@@ -46,6 +46,7 @@ The result.json layout (:func:`result_json`, ``schema_version`` 2: version 1 had
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -580,6 +581,31 @@ def driven_lines(rows: list[dict[str, Any]], services: list[str]) -> list[str]:
               if r["controller"] not in every]
     lines += [f"note: {r['controller']}: {r['note']}." for r in rows if r["note"]]
     return lines
+
+
+def health_action_lines(run: ControllerRun, policy: str, limit: int) -> list[str]:
+    """What a health-only ``policy`` did in ``run`` (beside a scaler, whose own scale actions are
+    left out), one line per action (time since the start, target, action, reason), the first
+    ``limit`` of them, under a line that counts them by kind."""
+    actions = [a for a in run.actions if a.policy == policy]
+    thinned = f"; {run.actions_dropped} more actions of the run not kept" if run.actions_dropped else ""
+    if not actions:
+        return [f"Health actions of {policy} ({run.name}): none{thinned}."]
+    kinds = Counter(a.kind for a in actions)
+    counted = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
+    lines = [f"Health actions of {policy} ({run.name}): {len(actions)} ({counted}){thinned}:"]
+    for a in actions[:limit]:
+        lines.append(f"  {f't={a.t_s:.0f}s':<8} {a.service}  {_action_word(a)}  {a.reason}")
+    if len(actions) > limit:
+        lines.append(f"  ... and {len(actions) - limit} more")
+    return lines
+
+
+def _action_word(a) -> str:
+    """An action as the list names it: a health scale-up with its counts (``scale 10 -> 12``)."""
+    if a.kind == "scale" and a.from_replicas is not None and a.to_replicas is not None:
+        return f"scale {a.from_replicas} -> {a.to_replicas}"
+    return a.kind
 
 
 # --- result.json ----------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import signal
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -101,6 +101,10 @@ class Variant:
     policy_text: str
     settings: dict = field(default_factory=dict)  # path -> value, for --set variants
     target_pct: float | None = None  # for hpa
+    # a health-only policy runs beside what scales the workload (runner.healing_controllers): hpa
+    # (``scaler_text``, the preset's YAML) or fixed; with an empty ``policy_text``, that scaler alone
+    scaler: str = ""
+    scaler_text: str = ""
 
 
 @dataclass(frozen=True)
@@ -220,12 +224,15 @@ def check_grid_size(scenarios: int, variants: int, seeds: int) -> None:
 
 def build_grid(scenarios: Sequence[str], policies: Sequence[str | Path], settings: Sequence[str], *, seeds: int = 1,
                hpa_policy: str | Path | None = None, hpa_targets_pct: Iterable[float] = DEFAULT_TARGETS_PCT,
-               scenario_settings: Sequence[str] = ()) -> Grid:
+               scenario_settings: Sequence[str] = (), scaler: str | None = None,
+               scaler_policy: str | Path | None = None) -> Grid:
     """The grid of ``scenarios`` (files or bundled names, each with every combination of the
     ``scenario_settings``, :mod:`simulators.scenario_set`) x ``policies`` with every combination
     of the ``settings`` (``PATH=VALUES`` texts) x ``seeds``, plus the hpa preset at each target
-    when ``hpa_policy`` is given. Raises SetError, PolicyError, ScenarioError or SweepError
-    naming what is wrong, before anything runs."""
+    when ``hpa_policy`` is given. A health-only policy runs beside ``scaler`` (hpa, the default:
+    the preset ``scaler_policy``; or fixed), and that scaler alone is one more variant
+    (:func:`beside_scaler`). Raises SetError, PolicyError, ScenarioError or SweepError naming
+    what is wrong, before anything runs."""
     from simulators.policy_set import parse_setting
     from simulators.scenario_set import parse_scenario_settings, scenario_variants
 
@@ -244,12 +251,45 @@ def build_grid(scenarios: Sequence[str], policies: Sequence[str | Path], setting
         raise SweepError([FieldError("SCENARIO", None, "", f"scenario {dup[0]!r} is given twice")])
     bases = [read_policy_base(p) for p in policies]
     variants = policy_variants([PolicyBase(shown_path(b.file), b.data, b.policy) for b in bases], parsed)
+    variants = beside_scaler(variants, bases, scaler, scaler_policy)
     if hpa_policy is not None:
         hpa = read_policy_base(hpa_policy)
         if not hpa.policy.params.metrics:
             raise SweepError([FieldError(str(hpa_policy), None, "", "the hpa policy needs a scaling metric to re-target")])
         variants += hpa_variants(PolicyBase(shown_path(hpa.file), hpa.data, hpa.policy), hpa_targets_pct)
     return Grid(tuple(inputs), tuple(variants), seeds, file_differences(bases))
+
+
+def beside_scaler(variants: list[Variant], bases: Sequence[PolicyBase], scaler: str | None,
+                  scaler_policy: str | Path | None) -> list[Variant]:
+    """``variants`` with each health-only policy's set beside ``scaler`` (SCALERS; default hpa,
+    the preset ``scaler_policy``), then that scaler alone as one more variant, named ``hpa`` or
+    ``fixed``: the row a healing variant is compared with. SweepError for ``scaler`` given
+    without a health-only policy, or an unknown one."""
+    from simulators.runner import SCALERS
+
+    heals = {b.policy.name for b in bases if not b.policy.scales}
+    if not heals:
+        if scaler is not None:
+            raise SweepError([FieldError("--scaler", None, "", "chooses what scales a health-only policy's workload, "
+                                                               "and every --policy here scales its own; leave it out")])
+        return variants
+    scaler = scaler or "hpa"
+    if scaler not in SCALERS:
+        raise SweepError([FieldError("--scaler", None, "", f"expected {' or '.join(SCALERS)}, got {scaler!r}")])
+    text, file = "", ""
+    if scaler == "hpa":
+        hpa = read_policy_base(scaler_policy)
+        if not hpa.policy.params.metrics:
+            raise SweepError([FieldError(str(scaler_policy), None, "", "the hpa policy needs a scaling metric")])
+        text, file = policy_text(hpa.data), shown_path(hpa.file)
+    healing = {shown_path(b.file) for b in bases if not b.policy.scales}
+    out = [replace(v, scaler=scaler, scaler_text=text) if v.policy_file in healing else v for v in variants]
+    out.append(Variant(scaler, POLICY_KIND, file, "", scaler=scaler, scaler_text=text))
+    if len({v.name for v in out}) < len(out):
+        raise SweepError([FieldError("--policy", None, "", f"a policy is named {scaler!r}, as the scaler the "
+                                                           "health-only policies are compared with; rename it")])
+    return out
 
 
 def file_differences(bases: Sequence[PolicyBase]) -> tuple[str, ...]:
@@ -266,10 +306,13 @@ def file_differences(bases: Sequence[PolicyBase]) -> tuple[str, ...]:
 def cell_payload(scenario: ScenarioInput, variant: Variant, seed: int) -> dict:
     """Plain data (picklable, JSON-able) a worker runs a cell from."""
     # the files as shown (for messages); the key leaves them out: the same from any folder or machine
-    return {"scenario_text": scenario.text, "scenario_path": scenario.file, "scenario_folder": scenario.folder,
-            "seed": int(seed),
-            "policy_text": variant.policy_text, "policy_file": variant.policy_file, "retarget_pct": variant.target_pct,
-            "traces": scenario.traces}
+    payload = {"scenario_text": scenario.text, "scenario_path": scenario.file, "scenario_folder": scenario.folder,
+               "seed": int(seed),
+               "policy_text": variant.policy_text, "policy_file": variant.policy_file, "retarget_pct": variant.target_pct,
+               "traces": scenario.traces}
+    if variant.scaler:  # only then: the keys of every other cell stay as they were (their stored cells too)
+        payload |= {"scaler": variant.scaler, "scaler_text": variant.scaler_text}
+    return payload
 
 
 # --- running one cell ----------------------------------------------------------------------------
@@ -290,15 +333,31 @@ def run_cell(payload: dict, on_fraction: Callable[[float], None] | None = None) 
     if traces_digest(sc.shapes) != payload.get("traces", ""):  # its key promised other load than this
         raise RuntimeError(f"{payload['scenario_path']}: a trace it replays is not the one the sweep started with "
                            "(edited since, or another copy on this machine); run the sweep again")
-    policy = [p for p in load_policy_text(payload["policy_text"], payload["policy_file"]) if p.scales][0]
-    if payload.get("retarget_pct") is not None:
-        policy = retargeted(policy, payload["retarget_pct"])
-    spec = ControllerSpec(policy.name, "policy", policy.name, policy=policy)
+    if payload.get("scaler"):
+        spec = scaler_spec(payload)
+    else:
+        policy = [p for p in load_policy_text(payload["policy_text"], payload["policy_file"]) if p.scales][0]
+        if payload.get("retarget_pct") is not None:
+            policy = retargeted(policy, payload["retarget_pct"])
+        spec = ControllerSpec(policy.name, "policy", policy.name, policy=policy)
     ticks = sc.tick_count
     on_tick = (lambda k: on_fraction(k / ticks)) if on_fraction is not None and ticks else None
     run, _ = run_controller(sc, spec, sc.offered(), keep_records=False, on_tick=on_tick)
     return {"scores": run.scores, "elapsed_s": round(time.perf_counter() - started, 3),
             "cpu_s": round(time.process_time() - cpu, 3), "worker": f"{os.uname().nodename}:{os.getpid()}"}
+
+
+def scaler_spec(payload: dict):
+    """The runner.ControllerSpec of a cell with a ``scaler``: its health-only policy beside it
+    (runner.healing_controllers' first), or with no policy text, the scaler alone (its second)."""
+    from controller.policy import load_policy_text
+    from simulators.runner import healing_controllers, scaler_alone
+
+    hpa = load_policy_text(payload["scaler_text"], "hpa preset")[0] if payload["scaler_text"] else None
+    if not payload["policy_text"]:
+        return scaler_alone(payload["scaler"], hpa)
+    [healer] = load_policy_text(payload["policy_text"], payload["policy_file"])
+    return healing_controllers(healer, payload["scaler"], [], hpa, None)[0]
 
 
 # --- storing cells -------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ result.json (``schema_version`` 1)::
     {"schema_version": 1, "kind": "sweep", "seeds_per_scenario": N,
      "scenarios": {NAME: {"file", "description", "seeds": [...], "changes" (--scenario-set, when any)}},
      "variants": {NAME: {"kind": "policy" | "hpa", "policy_file", "settings": {PATH: VALUE},
-                         "target_pct": null | percent}},
+                         "target_pct": null | percent,
+                         "scaler": "hpa" | "fixed", "heals": bool}},   # these two: health-only policies only
      "cells": [{"scenario", "variant", "seed", "key", "slo_violation_minutes", "replica_hours",
                 "replica_changes", "reversals", "mitigation_seconds"}],
      "by_scenario": {NAME: SUMMARY},
@@ -86,7 +87,10 @@ def merge(grid: Grid, records: dict[str, dict]) -> dict[str, Any]:
             "scenarios": {s.name: {"file": s.file, "description": s.description, "seeds": grid.seeds_of(s),
                                    **({"changes": s.changes} if s.changes else {})} for s in grid.scenarios},
             "variants": {v.name: {"kind": v.kind, "policy_file": v.policy_file, "settings": v.settings,
-                                  "target_pct": v.target_pct} for v in grid.variants},
+                                  "target_pct": v.target_pct,
+                                  # a health-only policy beside its scaler (heals), or that scaler alone
+                                  **({"scaler": v.scaler, "heals": bool(v.policy_text)} if v.scaler else {})}
+                         for v in grid.variants},
             **({"policy_differences": list(grid.differences)} if grid.differences else {}),
             "cells": cells, "by_scenario": by_scenario, "overall": summary(totals, grid, hpa_file)}
 

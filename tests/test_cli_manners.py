@@ -205,9 +205,11 @@ def test_simulate_without_matplotlib(tmp_path, args, code, says):
     pytest.param(lambda d: d / "decisions.jsonl", ["--target", "nosuch"], "no decision records of target 'nosuch'; the targets in", id="nothing-matches"),
     pytest.param(lambda d: d / "two.yaml", [], "expected exactly one scaling policy, found 2; pass a file that holds one",
                  id="two-scaling-policies"),
-    pytest.param(lambda d: d / "heals.yaml", [], "expected exactly one scaling policy, found 0: payments-health only "
-                 "heals (no scaling section); a simulation runs a scaling policy, so add the scaling the workload runs "
-                 "with (its HPA's: setpoint import) to simulate its checks", id="a-health-only-policy"),
+    pytest.param(lambda d: d / "heals.yaml", [], "policy payments-health: pod check 'probe-failures', metric "
+                 "'saturation' are not bound to a simulated signal", id="a-health-only-policy-s-unbound-checks"),
+    pytest.param(lambda d: d / "heals.yaml", ["--scenario-set", "spec.metrics.probe-failures=pod_restarts"],
+                 "bind it for this run with --scenario-set 'spec.metrics.saturation=SIGNAL'",
+                 id="a-health-only-policy-with-one-check-bound"),
 ])
 def test_errors_name_the_next_step(tmp_path, make, args, says):
     (tmp_path / "empty").mkdir()

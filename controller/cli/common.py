@@ -3,6 +3,7 @@ one policy of a file, the decision stages for short runs."""
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import NoReturn
 
@@ -10,6 +11,14 @@ import typer
 
 DEFAULT_SIM_POLICY = "setpoint-default.yaml"  # bundled policies (controller.bundled)
 DEFAULT_HPA_POLICY = "hpa-cpu.yaml"
+
+
+class Scaler(str, Enum):
+    """``--scaler`` of simulate and sweep: what scales the workload beside a health-only policy
+    (simulators.runner.SCALERS)."""
+
+    HPA = "hpa"
+    FIXED = "fixed"
 
 
 #: Columns of a table printed to a pipe or a file (a terminal's own width otherwise; $COLUMNS wins)
@@ -145,9 +154,23 @@ def parse_log_level(value: str) -> str:
     return value.strip().upper()
 
 
-def one_policy(path: Path, shown: str | None = None):
+def one_policy(path: Path, shown: str | None = None, option: str | None = None):
     """The one scaling policy of ``path``; ``shown`` replaces its file name in what the results
-    show (the bundled name, or the path relative to the working directory)."""
+    show (the bundled name, or the path relative to the working directory); ``option``, the
+    option that named the file, begins the error when it holds only health-only policies."""
+    scaling, healer = policy_under_test(path, shown)
+    if scaling is None:  # health-only: the commands calling this compare scaling controllers
+        fail([f"{option + ': ' if option else ''}{path}: expected exactly one scaling policy, found 0: {healer.name} "
+              "only heals (no scaling section)"])
+    return scaling
+
+
+def policy_under_test(path: Path, shown: str | None = None):
+    """(the one scaling policy of ``path``, None) as before; or, for a file of health-only
+    policies (no ``scaling``), (None, its one health-only policy): ``setpoint simulate`` runs that
+    beside what scales the workload. Exit 1 naming the file otherwise. ``shown`` replaces the
+    file name in what the results show (the bundled name, or the path relative to the working
+    directory). A file with a scaling policy and health-only ones simulates the scaling one."""
     from dataclasses import replace
 
     from controller.errors import PolicyError
@@ -158,14 +181,14 @@ def one_policy(path: Path, shown: str | None = None):
     except PolicyError as exc:
         fail(exc.errors)
     scaling = [p for p in loaded if p.scales]
-    if not scaling and loaded:  # health-only policies: the runner compares scaling controllers
-        names = ", ".join(p.name for p in loaded)
-        fail([f"{path}: expected exactly one scaling policy, found 0: {names} only heal{'s' if len(loaded) == 1 else ''} "
-              f"(no scaling section); a simulation runs a scaling policy, so add the scaling the workload runs "
-              f"with (its HPA's: setpoint import) to simulate its checks"])
-    if len(scaling) != 1:
+    if len(scaling) > 1 or not loaded:
         fail([f"{path}: expected exactly one scaling policy, found {len(scaling)}; pass a file that holds one"])
-    return replace(scaling[0], file=shown) if shown else scaling[0]
+    if not scaling and len(loaded) > 1:
+        fail([f"{path}: expected one policy to simulate, found {len(loaded)} health-only policies "
+              f"({', '.join(p.name for p in loaded)}) and no scaling one; pass a file that holds one of them"])
+    chosen = scaling[0] if scaling else loaded[0]
+    chosen = replace(chosen, file=shown) if shown else chosen
+    return (chosen, None) if scaling else (None, chosen)
 
 
 def numpy_unless_asked() -> None:

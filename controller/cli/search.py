@@ -9,8 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from controller.bundled import bundled_policy
-from controller.cli.common import (DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, equal_cost_cells, fail, out_folder, output_file,
-                                   output_folder, refuse_overwrite, table_console, worker_count)
+from controller.cli.common import (DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, Scaler, equal_cost_cells, fail, out_folder,
+                                   output_file, output_folder, refuse_overwrite, table_console, worker_count)
 from controller.cli.root import app
 
 
@@ -28,7 +28,8 @@ def sweep(
         metavar="SCENARIO...", help="Scenario files or bundled names.")],
     policy: Annotated[list[Path], typer.Option(
         "--policy", "-p", exists=True, dir_okay=False, show_default=f"bundled {DEFAULT_SIM_POLICY}",
-        help="A policy file (one scaling policy); repeat for several.")] = [],
+        help="A policy file (one scaling policy, or one health-only policy run beside --scaler); repeat for "
+             "several.")] = [],
     set_: Annotated[list[str], typer.Option(
         "--set", metavar="PATH=VALUES", help="Vary a field of the policy: PATH=50..90:10 (both ends included), "
                                              "PATH=5m,10m,20m, PATH=x0.8,x1.2 (the file's value times each) or "
@@ -55,6 +56,10 @@ def sweep(
         "--out", "-o", parser=output_folder, metavar="FOLDER", help="Folder for result.json, report.html and cells/ (finished cells; a rerun skips them).")]
         = Path("out/sweep"),
     report: Annotated[bool, typer.Option(help="Write report.html (plots).")] = True,
+    scaler: Annotated[Optional[Scaler], typer.Option(
+        "--scaler", case_sensitive=False, show_default="hpa",
+        help="For health-only policies: what scales the workload while they heal it (hpa: the --hpa-policy preset; "
+             "fixed: each service's initialReplicas), also run alone as the variant they are compared with.")] = None,
 ) -> None:
     """Run a grid of scenarios x policy variants x seeds, each cell an independent simulation, in
     parallel on local worker processes (--jobs) or a Ray cluster (--ray or $RAY_ADDRESS).
@@ -79,7 +84,9 @@ def sweep(
     try:
         grid = build_grid(scenarios, [str(p) for p in policy] or [str(bundled_policy(DEFAULT_SIM_POLICY))], set_,
                           seeds=seeds, hpa_policy=(hpa_policy or bundled_policy(DEFAULT_HPA_POLICY)) if hpa else None,
-                          hpa_targets_pct=targets, scenario_settings=scenario_set)
+                          hpa_targets_pct=targets, scenario_settings=scenario_set,
+                          scaler=scaler.value if scaler is not None else None,
+                          scaler_policy=hpa_policy or bundled_policy(DEFAULT_HPA_POLICY))
         result = _run_sweep(grid, out_folder(out, files=("result.json", "report.html"), folders=("cells",), command="sweep"),
                             worker_count(jobs), ray_address_from(ray))
     except InvalidInput as exc:
@@ -227,6 +234,10 @@ def tune(
 
     try:
         base = read_policy_base(policy)
+        if not base.policy.scales:  # a health-only policy: nothing of it decides the replica-hours tune minimizes
+            fail([f"{policy}: expected exactly one scaling policy, found 0: {base.policy.name} only heals (no scaling "
+                  "section), and tune searches scaling parameters; score it with setpoint simulate or sweep, beside "
+                  "its scaler (--scaler)"])
         base = PolicyBase(shown_path(policy), base.data, base.policy)
         settings = [parse_setting(t, allow_continuous=True) for t in set_]
         check_whole_ranges(settings)

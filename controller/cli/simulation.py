@@ -10,13 +10,16 @@ from typing import Annotated, Optional
 import typer
 
 from controller.bundled import bundled_policy
-from controller.cli.common import (DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, equal_cost_cells, fail, numpy_unless_asked,
-                                   one_policy, out_folder, output_folder, table_console)
+from controller.cli.common import (DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, Scaler, equal_cost_cells, fail,
+                                   numpy_unless_asked, one_policy, out_folder, output_folder, policy_under_test,
+                                   table_console)
 from controller.cli.progress import PROGRESS_REDRAW_S
 from controller.cli.root import app
 
 #: `setpoint simulate` says it is compiling its kernels when loading them takes longer than this.
 COMPILE_NOTICE_S = 3.0
+#: Health actions listed under the score table (the rest: `setpoint explain OUT --changes`).
+HEALTH_ACTIONS_SHOWN = 10
 
 
 @app.command(short_help="Simulate a scenario offline and score the controllers.")
@@ -25,13 +28,20 @@ def simulate(
         help="A scenario file, or the name of a bundled one (a wrong name lists them).")] = "flash-crowd",
     policy: Annotated[Optional[Path], typer.Option(
         "--policy", "-p", exists=True, dir_okay=False, show_default=f"bundled {DEFAULT_SIM_POLICY}",
-        help="The policy under test (one scaling policy).")] = None,
+        help="The policy under test: one scaling policy, or one health-only policy (no scaling section), run "
+             "beside what scales the workload (--scaler).")] = None,
     baseline: Annotated[list[str], typer.Option(
         "--baseline", "-b", help="Baselines run in the same simulation: hpa, fixed-max, oracle. Repeat the option "
                                  "or separate them with commas for several.")] = ["hpa", "oracle"],
     hpa_policy: Annotated[Optional[Path], typer.Option(
         "--hpa-policy", exists=True, dir_okay=False, show_default=f"bundled {DEFAULT_HPA_POLICY}",
         help="The preset: hpa policy used as the hpa baseline.")] = None,
+    scaler: Annotated[Optional[Scaler], typer.Option(
+        "--scaler", case_sensitive=False, show_default="hpa",
+        help="For a health-only policy: what scales the workload while Setpoint heals it, as in production. hpa: "
+             "the --hpa-policy preset, as the hpa baseline runs it; fixed: each service's initialReplicas, changed "
+             "only by the policy's own scale-up actions. The table compares it with the same scaler without the "
+             "healing.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Override the scenario's random seed.")] = None,
     scenario_set: Annotated[list[str], typer.Option(
         "--scenario-set", metavar="PATH=VALUE",
@@ -63,8 +73,10 @@ def simulate(
     preset swept over CPU targets, interpolated along its frontier) and writes OUT/result.json, OUT/report.html (plots on a shared time
     axis, one panel set per controller) and OUT/decisions.jsonl (read it with `setpoint explain
     OUT`). With no arguments: the bundled flash-crowd scenario, the bundled default policy, the
-    HPA baseline and the oracle. Exit 1 on an invalid scenario or policy, or one whose estimated
-    memory need is over --max-memory.
+    HPA baseline and the oracle. A health-only policy (a health section, no scaling) runs beside
+    the workload's scaler (--scaler: the hpa preset by default, or fixed replicas) and is
+    compared with that scaler alone; its health actions are listed under the table. Exit 1 on an
+    invalid scenario or policy, or one whose estimated memory need is over --max-memory.
     """
     from controller.errors import InvalidInput
     from simulators.memory import parse_size
@@ -75,7 +87,7 @@ def simulate(
         fail([f"--max-memory: {exc}"])
     try:
         _simulate(scenario, policy, baseline, hpa_policy, seed, out, report, frontier, frontier_targets,
-                  max_memory_bytes, jobs, scenario_set)
+                  max_memory_bytes, jobs, scenario_set, scaler)
     except InvalidInput as exc:
         fail(exc.errors)
     except MemoryError:
@@ -85,7 +97,8 @@ def simulate(
 
 def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_policy: Path | None, seed: int | None,
               out: Path | None, report: bool, frontier: bool, frontier_targets: str,
-              max_memory_bytes: int | None, jobs: int | None, scenario_set: list[str]) -> None:
+              max_memory_bytes: int | None, jobs: int | None, scenario_set: list[str],
+              scaler: Scaler | None = None) -> None:
     from importlib.util import find_spec
 
     from rich.console import Console
@@ -97,7 +110,7 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
     from simulators.output import OUTPUT_FILES, write_outputs
     from simulators.parallel import usable_cpus
     from simulators.result import shown_path
-    from simulators.runner import check_bindings, compiled_pays, standard_controllers
+    from simulators.runner import check_bindings, compiled_pays, healing_controllers, standard_controllers
     from simulators.runner import simulate as run_simulation
     from simulators.scenario_set import folder_name, varied_scenario
 
@@ -112,14 +125,23 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
     hpa_shown = shown_path(hpa_policy) if hpa_policy else f"bundled {DEFAULT_HPA_POLICY}"
     policy = policy or bundled_policy(DEFAULT_SIM_POLICY)
     hpa_policy = hpa_policy or bundled_policy(DEFAULT_HPA_POLICY)
-    under_test = one_policy(policy, policy_shown)
-    hpa = one_policy(hpa_policy, hpa_shown) if "hpa" in baseline or frontier else None
+    under_test, healer = policy_under_test(policy, policy_shown)
+    if healer is None and scaler is not None:
+        fail([f"--scaler: policy {under_test.name} ({policy_shown}) scales the workload itself (its scaling section); "
+              "--scaler chooses what scales a health-only policy's workload: leave it out, or pass a policy with "
+              "only a health section"])
+    scaler_name = (scaler or Scaler.HPA).value
+    needs_hpa = "hpa" in baseline or frontier or (healer is not None and scaler_name == "hpa")
+    hpa = one_policy(hpa_policy, hpa_shown, "--hpa-policy") if needs_hpa else None
     try:
         targets = parse_targets(frontier_targets) if frontier else []
     except ValueError as exc:
         fail([str(exc)])
     try:
-        controllers = standard_controllers(under_test, baseline, hpa, under_test.params.max_replicas)
+        if healer is None:
+            controllers = standard_controllers(under_test, baseline, hpa, under_test.params.max_replicas)
+        else:
+            controllers = healing_controllers(healer, scaler_name, baseline, hpa, _fixed_max(healer, hpa, scaler_name))
         # checked before the progress bars draw; the frontier's first targets run in the same pass
         runs = controllers + (first_pass(controllers, hpa, targets)[1] if frontier else [])
         check_bindings(sc, controllers)  # every unbound metric at once, before the bars and the --out folder
@@ -160,9 +182,33 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
             fail([str(exc)])
     paths = write_outputs(result, logs, out_dir, sc.start_s, report=report)
     _print_scores(result)
+    if healer is not None:
+        _print_health_actions(result, healer.name, out_dir)
     for kind, path in paths.items():
         typer.echo(f"{kind:>9}: {path}")
 
+
+
+def _fixed_max(healer, hpa, scaler: str) -> int | None:
+    """The replicas of the fixed-max baseline beside a health-only policy: the bound of what may
+    scale the workload (the healer's replicas.max when it scales up, else the hpa preset's
+    beside it); None beside fixed replicas without bounds (each service's maxPods)."""
+    if healer.model.spec.replicas is not None:
+        return healer.params.max_replicas
+    return hpa.params.max_replicas if scaler == "hpa" and hpa is not None else None
+
+
+def _print_health_actions(result, healer: str, out_dir: Path) -> None:
+    """The health actions the health-only policy ``healer`` took in the ``policy`` run (time,
+    target, action, reason), the first HEALTH_ACTIONS_SHOWN of them: what the healing did, beside
+    the table that says what it bought. The scaler's own scale actions are not listed."""
+    from simulators.score import health_action_lines
+
+    lines = health_action_lines(result.runs["policy"], healer, HEALTH_ACTIONS_SHOWN)
+    console = table_console()
+    for line in lines:
+        console.print(line, highlight=False, markup=False)
+    console.print(f"Each cycle's checks and why: setpoint explain {out_dir} --changes", highlight=False, markup=False)
 
 
 def _warm_kernels(console, scenario, runs: list) -> None:

@@ -29,11 +29,17 @@ def hpa_counterpart(loaded: LoadedPolicy, name: str = "hpa") -> LoadedPolicy:
 
 
 def spec_differences(a: LoadedPolicy, b: LoadedPolicy) -> list[str]:
-    """``field: A vs B`` for every field of the two policies' specs that differs, health and
-    targets aside (YAML names; durations in seconds)."""
+    """``field: A vs B`` for every field of the two policies' specs that differs, targets aside,
+    and health aside unless one of them only heals (then it is all they differ in; YAML names;
+    durations in seconds). Metrics and checks are compared by name."""
+    aside = {"targets"} if not (a.scales and b.scales) else {"health", "targets"}
+
     def spec(p: LoadedPolicy) -> dict:
-        data = p.model.spec.model_dump(by_alias=True, exclude={"health", "targets"}, exclude_none=True)
-        data["scaling"]["metrics"] = {m["name"]: m for m in data["scaling"]["metrics"]}
+        data = p.model.spec.model_dump(by_alias=True, exclude=aside, exclude_none=True)
+        if "scaling" in data:
+            data["scaling"]["metrics"] = {m["name"]: m for m in data["scaling"]["metrics"]}
+        if "checks" in data.get("health", {}):
+            data["health"]["checks"] = {c["name"]: c for c in data["health"]["checks"]}
         return data
 
     return differences(spec(a), spec(b))

@@ -1,0 +1,152 @@
+"""`setpoint simulate` of a health-only policy (a health section, no scaling) as a user runs it: a
+subprocess, files on disk; then `setpoint explain` and `setpoint status --records` on its folder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.simulators.test_health_only_sim import HEADER, MEMORY, RESTARTS
+
+REPO = Path(__file__).resolve().parents[2]
+SETPOINT = [sys.executable, "-m", "controller.cli"]
+
+
+def setpoint(*args, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([*SETPOINT, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def write_policies(folder: Path) -> None:
+    """The policy files the rows name, in ``folder``."""
+    (folder / "memory.yaml").write_text(HEADER.format(name="web-memory", checks=MEMORY, replicas=""))
+    (folder / "restarts.yaml").write_text(HEADER.format(name="web-restarts", checks=RESTARTS, replicas=""))
+    # policies/checkout-health.yaml's second document: "payments is scaled by its own HPA, Setpoint only heals it"
+    (folder / "payments.yaml").write_text((REPO / "policies" / "checkout-health.yaml").read_text().split("\n---\n")[1])
+    (folder / "two.yaml").write_text((folder / "memory.yaml").read_text() + "---\n"
+                                     + (folder / "restarts.yaml").read_text())
+    (folder / "bad.yaml").write_text((folder / "memory.yaml").read_text().replace("below: 400", "below: 900"))
+
+
+@pytest.mark.parametrize("args, controllers, alone, acted", [
+    pytest.param(["memory-leak", "-p", "memory.yaml", "--no-report"], ["policy", "hpa", "oracle"], "hpa",
+                 "rolling-restart", id="memory-leak-beside-hpa-by-default-with-the-frontier"),
+    pytest.param(["crash-loop", "-p", "restarts.yaml", "--scaler", "fixed", "--no-frontier", "--no-report",
+                  "--scenario-set", "spec.services[0].initialReplicas=7"], ["policy", "fixed", "hpa", "oracle"],
+                 "fixed", "rollback", id="crash-loop-beside-fixed-replicas"),
+])
+def test_a_health_only_policy_is_scored_against_its_scaler_alone(tmp_path, args, controllers, alone, acted):
+    write_policies(tmp_path)
+    proc = setpoint("simulate", *args, "-o", "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    scores = result["controllers"]
+    assert list(scores) == controllers
+    assert " heals; " in scores["policy"]["description"]
+    assert scores["policy"]["slo_violation_minutes"] < scores[alone]["slo_violation_minutes"]
+    # the health actions, listed under the table: time, target, action, reason
+    listed = [line.split() for line in proc.stdout.splitlines() if line.startswith("  t=")]
+    assert listed and all(row[1] == "web" and row[2] == acted for row in listed), proc.stdout
+    assert "Health actions of web-" in proc.stdout
+    if "--no-frontier" not in args:
+        assert result["frontier"]["equal_cost"]["policy"]["verdict"] in {"win", "tie", "loss"}
+    explained = setpoint("explain", "out", "--changes", cwd=tmp_path)
+    assert explained.returncode == 0, explained.stderr
+    assert f"health: {acted}" in explained.stdout
+    status = setpoint("status", "--records", "out", cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert "controller policy (policy web-" in status.stdout
+
+
+def test_checks_bound_with_scenario_set_run_the_bundled_health_only_example(tmp_path):
+    write_policies(tmp_path)
+    proc = setpoint("simulate", "steady", "-p", "payments.yaml", "--no-frontier", "--no-report", "-o", "out",
+                    "--scenario-set", "spec.metrics.probe-failures=pod_restarts",
+                    "--scenario-set", "spec.metrics.saturation=utilization", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Health actions of payments-health (policy): " in proc.stdout
+    records = [json.loads(line) for line in (tmp_path / "out" / "decisions.jsonl").read_text().splitlines()]
+    assert {r["policy"] for r in records if r["controller"] == "policy"} == {"payments-health"}
+
+
+def test_a_file_with_a_scaling_and_a_health_only_policy_simulates_the_scaling_one_as_before(tmp_path):
+    proc = setpoint("simulate", "steady", "-p", REPO / "policies" / "checkout-health.yaml", "--no-frontier",
+                    "--no-report", "-o", "out", "--scenario-set", "spec.metrics.crash-loops=pod_restarts", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    scores = json.loads((tmp_path / "out" / "result.json").read_text())["controllers"]
+    assert list(scores) == ["policy", "hpa", "oracle"]
+    assert scores["policy"]["description"].startswith("checkout (") and "heals" not in scores["policy"]["description"]
+    assert "Health actions of" not in proc.stdout
+
+
+@pytest.mark.parametrize("args, code, says", [
+    pytest.param(["-p", REPO / "policies" / "web-rps.yaml", "--scaler", "fixed"], 1,
+                 "--scaler: policy web-rps (", id="scaler-beside-a-scaling-policy"),
+    pytest.param(["-p", "memory.yaml", "--scaler", "keda"], 2, "'keda' is not one of 'hpa', 'fixed'",
+                 id="unknown-scaler"),
+    pytest.param(["-p", "two.yaml"], 1, "two.yaml: expected one policy to simulate, found 2 health-only policies "
+                 "(web-memory, web-restarts) and no scaling one", id="two-health-only-policies"),
+    pytest.param(["-p", "payments.yaml"], 1, "policy payments-health: pod check 'probe-failures', metric 'saturation' "
+                 "are not bound to a simulated signal", id="unbound-checks"),
+    pytest.param(["-p", "payments.yaml", "--scenario-set", "spec.metrics.probe-failures=nosuch"], 1,
+                 "spec.metrics.probe-failures: expected 'requests_per_second'", id="a-binding-to-no-signal"),
+    pytest.param(["-p", "bad.yaml"], 1, "bad.yaml:13: spec.health.checks[0].recovered.below: must be <= "
+                 "unhealthy.above (600)", id="invalid-health-only-policy"),
+    pytest.param(["-p", "memory.yaml", "-b", "bogus"], 1, "unknown baseline 'bogus'", id="unknown-baseline"),
+    pytest.param(["-p", "memory.yaml", "--hpa-policy", "memory.yaml"], 1,
+                 "--hpa-policy: memory.yaml: expected exactly one scaling policy, found 0: web-memory only heals",
+                 id="a-health-only-hpa-policy"),
+])
+def test_bad_input_is_one_clear_error(tmp_path, args, code, says):
+    write_policies(tmp_path)
+    proc = setpoint("simulate", "steady", *args, "-o", "out", "--no-report", cwd=tmp_path)
+    assert proc.returncode == code, proc.stderr
+    assert says in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out" / "result.json").exists()
+
+
+@pytest.mark.parametrize("args, variants, alone", [
+    pytest.param(["memory-leak", "-p", "memory.yaml", "--no-hpa"], ["web-memory", "hpa"], "hpa",
+                 id="beside-hpa-by-default"),
+    pytest.param(["crash-loop", "-p", "restarts.yaml", "--scaler", "fixed", "--no-hpa",
+                  "--scenario-set", "spec.services[0].initialReplicas=7"], ["web-restarts", "fixed"], "fixed",
+                 id="beside-fixed-replicas"),
+])
+def test_sweep_scores_a_health_only_policy_against_its_scaler_alone(tmp_path, args, variants, alone):
+    write_policies(tmp_path)
+    proc = setpoint("sweep", *args, "-o", "sweep", "--no-report", "--jobs", "1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "sweep" / "result.json").read_text())
+    assert list(result["variants"]) == variants
+    assert result["variants"][variants[0]] | result["variants"][alone] == result["variants"][alone]  # same keys
+    assert (result["variants"][variants[0]]["heals"], result["variants"][alone]["heals"]) == (True, False)
+    means = result["overall"]["variants"]
+    assert means[variants[0]]["slo_violation_minutes"] < means[alone]["slo_violation_minutes"]
+    again = setpoint("sweep", *args, "-o", "sweep", "--no-report", "--jobs", "1", cwd=tmp_path)
+    assert again.returncode == 0 and json.loads((tmp_path / "sweep" / "result.json").read_text()) == result
+
+
+@pytest.mark.parametrize("args, says", [
+    pytest.param(["-p", REPO / "policies" / "web-rps.yaml", "--scaler", "fixed"],
+                 "--scaler: chooses what scales a health-only policy's workload, and every --policy here scales its "
+                 "own", id="scaler-beside-scaling-policies"),
+    pytest.param(["-p", "two.yaml"], "two.yaml: expected one policy to simulate, found 2 health-only policies",
+                 id="two-health-only-policies"),
+    pytest.param(["-p", "payments.yaml"], "pod check 'probe-failures', metric 'saturation' are not bound",
+                 id="unbound-checks"),
+])
+def test_sweep_refuses_bad_health_only_input(tmp_path, args, says):
+    write_policies(tmp_path)
+    proc = setpoint("sweep", "steady", *args, "--no-hpa", "-o", "sweep", "--no-report", "--jobs", "1", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert says in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_tune_refuses_a_health_only_policy(tmp_path):
+    write_policies(tmp_path)
+    proc = setpoint("tune", "memory.yaml", "-s", "steady", "-o", "tuned.yaml", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "web-memory only heals (no scaling section), and tune searches scaling parameters" in proc.stderr
