@@ -18,11 +18,12 @@ Rules (per target and direction; pure, no clock: ``now`` is given):
   change: it is kept once, at the later of the two times and the larger of the two changes, so
   the merge never allows more than either history alone; pairs are made closest first, each event
   in at most one pair; events of the same history are never paired (two steps);
-- more events than slots (the history's E columns): the oldest is folded into the next one
+- the history grows to hold the union (up to twice its E slots: two full histories); beyond
+  that (a record with more events than any leader makes), the oldest is folded into the next one
   (their changes summed, at the later time), which again never allows more in the direction.
 
-Shapes: changes and times (N, E) and (N, K), NaN times for empty slots; out (N, E), the events
-of a row in its first slots, oldest first.
+Shapes: changes and times (N, E) and (N, K), NaN times for empty slots; out (N, E') with
+E <= E' <= 2E, the events of a row in its first slots, oldest first.
 """
 
 from __future__ import annotations
@@ -42,11 +43,12 @@ def live_events(changes: np.ndarray, times: np.ndarray, now: float, period_s: fl
 def pair_closest(a: list[tuple[float, float]], b: list[tuple[float, float]],
                  tolerance_s: float) -> list[tuple[int, int]]:
     """The pairs (i, j) of events of ``a`` and ``b`` less than ``tolerance_s`` apart, closest
-    first, each event in at most one pair (ties: the earlier events first)."""
-    candidates = sorted((abs(ta - tb), i, j) for i, (ta, _) in enumerate(a) for j, (tb, _) in enumerate(b)
-                        if abs(ta - tb) < tolerance_s)
+    in time first, then closest in change (a step seen twice pairs with itself), then the
+    earlier events; each event in at most one pair."""
+    candidates = sorted((abs(ta - tb), abs(ca - cb), i, j) for i, (ta, ca) in enumerate(a)
+                        for j, (tb, cb) in enumerate(b) if abs(ta - tb) < tolerance_s)
     used_a, used_b, pairs = set(), set(), []
-    for _, i, j in candidates:
+    for _, _, i, j in candidates:
         if i not in used_a and j not in used_b:
             used_a.add(i)
             used_b.add(j)
@@ -78,18 +80,19 @@ def fold_oldest(events: list[tuple[float, float]], slots: int) -> list[tuple[flo
 def merge_histories(changes: np.ndarray, times: np.ndarray, kept_changes: np.ndarray, kept_times: np.ndarray,
                     now: float, period_s: float, tolerance_s: float) -> tuple[np.ndarray, np.ndarray]:
     """The union (module docstring) of each row of ``changes``/``times`` (N, E) with the same row
-    of ``kept_changes``/``kept_times`` (N, K): new (N, E) arrays, Fortran order as NormState's.
-    A row without a kept event is returned as it was (nothing to merge)."""
-    changes = np.array(changes, dtype=np.float64, order="F")
-    times = np.array(times, dtype=np.float64, order="F")
-    slots = changes.shape[1]
-    kept_times = np.asarray(kept_times, np.float64)
-    for i in np.flatnonzero(np.isfinite(kept_times).any(axis=1)).tolist():
-        merged = union_events(live_events(changes[i], times[i], now, period_s),
-                              live_events(kept_changes[i], kept_times[i], now, period_s), tolerance_s)
-        merged = fold_oldest(merged, slots)
-        changes[i], times[i] = 0.0, np.nan
+    of ``kept_changes``/``kept_times`` (N, K): new (N, E') arrays, Fortran order as NormState's,
+    each row's events that still count in its first slots, oldest first. E' is E, or more when a
+    row's union needs more slots, at most 2E (two full histories; the rate limits read any width).
+    Called once per start or leadership: a Python loop over the rows."""
+    slots = np.shape(changes)[1]
+    rows = [fold_oldest(union_events(live_events(changes[i], times[i], now, period_s),
+                                     live_events(kept_changes[i], kept_times[i], now, period_s), tolerance_s),
+                        2 * slots)
+            for i in range(np.shape(changes)[0])]
+    width = max([slots] + [len(r) for r in rows])
+    out_c, out_t = np.zeros((len(rows), width), order="F"), np.full((len(rows), width), np.nan, order="F")
+    for i, merged in enumerate(rows):
         if merged:
             t, c = zip(*merged)
-            times[i, :len(merged)], changes[i, :len(merged)] = t, c
-    return changes, times
+            out_t[i, :len(merged)], out_c[i, :len(merged)] = t, c
+    return out_c, out_t
