@@ -810,7 +810,7 @@ class Reconciler:
                           present=present, sample_age_s=age, pods=pods, startup_s=startup_s,
                           latest=self._query_latest(targets, now, result), withheld=result.withheld)
         self._carry_state_over(targets)
-        if self._events_due and not self.rehearsal:  # after the warm start: merged with what it rebuilt
+        if self._events_due and targets and not self.rehearsal:  # after the warm start: merged with what it rebuilt
             self._read_scale_events(targets, now, result)
         decision = self._scaling.decide(self.policy.params, obs, now)
         if held is not None and held.any():  # someone else set their replicas: kept as set, or as a floor

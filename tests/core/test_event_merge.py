@@ -98,3 +98,41 @@ def test_merge_is_idempotent(memory, kept):
     as_ago = [(ago, c) for ago, c in once]
     assert merged(as_ago, as_ago) == once
     assert merged(as_ago, kept) == once
+
+
+def test_a_widened_history_decides_the_same_in_place_and_pure():
+    """The merged history may be wider than the policy's E slots: the compiled in-place kernel
+    reads it as the pure ``decide`` does (both take the width from the arrays)."""
+    from dataclasses import replace
+
+    from controller.core.scaling.decide import Observation, ScalingState
+    from controller.policy import load_policy_text
+    from controller.runtime.scaling_memory import ScalingMemory
+    from tests.runtime.test_durable_scale_events import POLICY
+
+    [policy] = load_policy_text(POLICY % ("Pods", 2, "Percent", 20), "web.yaml")
+    params, n = policy.params, 3
+    state = ScalingState.empty(n, params)
+    e = params.event_slots
+    kept_c = np.ones((n, 2 * e))
+    kept_t = NOW - 4.0 * np.arange(1, 2 * e + 1)[None, :].repeat(n, 0)
+    kept_t[0] = np.nan  # row 0: nothing kept
+    norm = state.norm
+    up = merge_histories(norm.up_changes, norm.up_times, kept_c, kept_t, NOW, PERIOD_S, TOLERANCE_S)
+    down = merge_histories(norm.down_changes, norm.down_times, kept_c, kept_t, NOW, PERIOD_S, TOLERANCE_S)
+    assert up[0].shape == (n, 2 * e)
+    state = replace(state, norm=replace(norm, up_changes=up[0], up_times=up[1], down_changes=down[0],
+                                        down_times=down[1]))
+    runs = []
+    for in_place in (True, False):
+        memory, current, out = ScalingMemory(state, in_place=in_place), np.full(n, 10.0), []
+        for k in range(12):
+            values = np.array([[600.0], [90.0], [600.0 if k < 6 else 30.0]])
+            obs = Observation(current=current.copy(), ready=current.copy(), status=current.copy(), values=values,
+                              present=np.ones((n, 1), bool), sample_age_s=np.zeros((n, 1)))
+            decision = memory.decide(params, obs, NOW + 15.0 * (k + 1))
+            memory.commit(decision, True, None)
+            current = np.asarray(decision.norm.desired, float)
+            out.append(current.tolist())
+        runs.append(out)
+    assert runs[0] == runs[1]
