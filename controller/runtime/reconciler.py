@@ -299,7 +299,10 @@ class Reconciler:
     ``state_store``, the durable part of the health state on the cluster too (budgets, breaker,
     revision memory; see controller/core/health_state_codec), restored when the reconciler is
     created and on ``restore()`` (becoming leader), saved in the cycle that changes it, before
-    that cycle's actions go out (a disruptive action only once its budget is saved)."""
+    that cycle's actions go out (a disruptive action only once its budget is saved). The
+    hands-offs and the rate limits' scale events are kept there too, for any policy that scales
+    (controller/runtime/hands_off_state.py, scale_events_state.py: the events written ahead of
+    the scales, never holding one back)."""
 
     def __init__(self, policy: RuntimePolicy, metrics: MetricsSource, cluster: Cluster,
                  on_cycle: Callable[[CycleResult], None] | None = None, retry: RetryPolicy = RetryPolicy(),
