@@ -65,7 +65,8 @@ exponential backoff, honouring Retry-After. A client-side token bucket (``qps``,
 paces every request the adapter makes.
 
 ``KubernetesStateStore`` keeps each policy's durable healing state in a core/v1 ConfigMap
-``setpoint-state-<policy>`` (key ``state.json``) in the controller's own namespace:
+``setpoint-state-<policy>`` (key ``state.json``) in the controller's own namespace, and each part
+of it beside it (``setpoint-state-<policy>.hands-off``, ``.scale-events``):
 ``read_namespaced_config_map`` to load (404: none yet), ``create_namespaced_config_map`` the
 first time, then ``replace_namespaced_config_map`` carrying the last read resourceVersion; a
 409 re-reads and writes once more (the leader's payload wins, nothing it recorded is lost).

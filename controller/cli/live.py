@@ -71,8 +71,9 @@ def run(
     lease_namespace: Annotated[Optional[str], typer.Option(
         help="Namespace of the Lease (default: $POD_NAMESPACE, else default).")] = None,
     state_namespace: Annotated[Optional[str], typer.Option(
-        help="Namespace of the ConfigMaps setpoint-state-<policy> that keep healing budgets, held targets and "
-             "revision memory across restarts (default: the Lease's namespace).")] = None,
+        help="Namespace of the ConfigMaps setpoint-state-<policy> that keep healing budgets, held targets, "
+             "revision memory, hands-offs and the rate limits' scale events across restarts (default: the Lease's "
+             "namespace).")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     warm_start: Annotated[bool, typer.Option(
         help="At start-up and on becoming leader, rebuild each policy's smoothing, stabilization and rate-limit "

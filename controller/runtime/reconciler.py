@@ -17,6 +17,7 @@ from typing import Callable, NamedTuple, Sequence
 import numpy as np
 
 from controller.core.scaling.decide import Decision, Observation, ScalingState, warm
+from controller.core.scaling.event_merge import merge_histories
 from controller.core.scaling.external import hands_off
 from controller.core.health.heal import HealingDecision, HealthState, heal
 from controller.core.health.state_codec import (Parsed, durable_arrays, encode, parse, restore, same_arrays,
@@ -31,7 +32,7 @@ from controller.ports import (Cluster, ClusterView, ConcurrentMetricsSource, Eve
                               MetricsSource, Rehearsal, Samples, StateStore, TargetSelector)
 from controller.runtime.actuate import RetryPolicy, apply_with_retries
 from controller.runtime.claims import TargetClaims
-from controller.runtime import hands_off_state
+from controller.runtime import hands_off_state, scale_events_state
 from controller.runtime.external_scale import ExternalChange, ExternalScaleWatch
 from controller.runtime.hpa_guard import HpaGuard
 from controller.runtime.conditions import scaling_conditions
@@ -286,12 +287,22 @@ def _stack(samples: Sequence[Samples], n: int) -> tuple[np.ndarray, np.ndarray, 
     return values, present, age
 
 
+def keeps_scale_events(params: PolicyParams) -> bool:
+    """The policy's rate limits count scale events (a scaling policy with ``behavior``; not the
+    legacy per-cycle cap): they are kept on the cluster too."""
+    return bool(params.metrics) and not params.legacy and max(params.scale_up.longest_period_s,
+                                                              params.scale_down.longest_period_s) > 0
+
+
 class Reconciler:
     """Runs cycles for one policy and keeps its state between them: in memory, and with a
     ``state_store``, the durable part of the health state on the cluster too (budgets, breaker,
     revision memory; see controller/core/health_state_codec), restored when the reconciler is
     created and on ``restore()`` (becoming leader), saved in the cycle that changes it, before
-    that cycle's actions go out (a disruptive action only once its budget is saved)."""
+    that cycle's actions go out (a disruptive action only once its budget is saved). The
+    hands-offs and the rate limits' scale events are kept there too, for any policy that scales
+    (controller/runtime/hands_off_state.py, scale_events_state.py: the events written ahead of
+    the scales, never holding one back)."""
 
     def __init__(self, policy: RuntimePolicy, metrics: MetricsSource, cluster: Cluster,
                  on_cycle: Callable[[CycleResult], None] | None = None, retry: RetryPolicy = RetryPolicy(),
@@ -324,6 +335,13 @@ class Reconciler:
         self.hands_off_store = state_store
         self._hands_off_due = False  # read them at the next cycle (set by restore())
         self._hands_off_saved: hands_off_state.WatchState | None = None  # as last read or saved
+        # and the scale events of the rate limits' periods (controller/runtime/scale_events_state.py)
+        self.events_store = state_store if keeps_scale_events(policy.params) else None
+        self._events_due = False  # read them at the next cycle (set by restore())
+        self._events_unread = False  # a read failed: what was applied meanwhile is written once one succeeds
+        self._events_retry = False  # what is stored may differ from memory: compare (and write) after the commit
+        self._events_failed_at: float | None = None  # the cycle of the last failed write (one try per cycle)
+        self._events_saved: dict[str, scale_events_state.StoredEvents] | None = None  # as last read or saved
         self._pending: Parsed | None = None  # a payload read, applied at the next cycle (it needs ``now``)
         self._load_error: str | None = None  # the last read failed: no health action until one succeeds
         self._saved: tuple[np.ndarray, ...] | None = None  # durable arrays as last saved or restored
@@ -398,9 +416,11 @@ class Reconciler:
         cycle. A failed read is retried every cycle, and until one succeeds the cycle takes no
         health action (acting on unknown budgets could exceed them). The scaling state is
         rebuilt from the metrics' history at the next cycle (with ``warm_from``), and the
-        hands-offs kept on the cluster are read then too (:meth:`_read_hands_offs`)."""
+        hands-offs and scale events kept on the cluster are read then too (:meth:`_read_hands_offs`,
+        :meth:`_read_scale_events`)."""
         self._warm_due = True
         self._hands_off_due = self.hands_off_store is not None
+        self._events_due = self.events_store is not None
         if self.state_store is None:
             return
         try:
@@ -586,6 +606,8 @@ class Reconciler:
                     self.external.released(a.target)
         if decision is not None:  # a health-only cycle leaves the scaling state as it is
             self._commit_scaling(targets, decision, result)
+            if self._events_retry and self._saves_events and self._events_failed_at != now:
+                self._save_scale_events(targets, now, result)  # a scale refused (its event taken back), a failed write
         healing = result.healing
         if healing is None or self._health_state is not healing.state:  # a failed reservation reverted it
             return
@@ -791,6 +813,8 @@ class Reconciler:
                           present=present, sample_age_s=age, pods=pods, startup_s=startup_s,
                           latest=self._query_latest(targets, now, result), withheld=result.withheld)
         self._carry_state_over(targets)
+        if self._events_due and targets and not self.rehearsal:  # after the warm start: merged with what it rebuilt
+            self._read_scale_events(targets, now, result)
         decision = self._scaling.decide(self.policy.params, obs, now)
         if held is not None and held.any():  # someone else set their replicas: kept as set, or as a floor
             wanted = decision.norm.desired
@@ -814,6 +838,7 @@ class Reconciler:
             actions = self._without_held_scales(self._heal(targets, view, decision, now, result), result)
         if self.state_store is not None and result.healing is not None:
             actions = self._save_before_acting(targets, now, actions, result)
+        self._save_scale_events_ahead(targets, view, now, actions, result)
         for action in actions:
             self._apply(action, result)
         result.rehearsal = self.rehearsal
@@ -877,6 +902,95 @@ class Reconciler:
             result.errors.append(f"state: hands-offs: {exc}; retried next cycle")
             return
         self._hands_off_saved = state
+
+    @property
+    def _saves_events(self) -> bool:
+        """The scale events are written: a store, not a rehearsal, and what it holds was read."""
+        return self.events_store is not None and not self.rehearsal and not self._events_due
+
+    def _read_scale_events(self, targets: list[TargetRef], now: float, result: CycleResult) -> None:
+        """Read the scale events kept on the cluster and merge them into the rate limits' history
+        (once per start or leadership, after the warm start). A failed read is retried next cycle
+        (scaling goes on with the history in memory; nothing is written over the unread record); an
+        unreadable payload or entry is ignored and named."""
+        try:
+            raw = self.events_store.load(self.policy.name, scale_events_state.PART)
+        except StateStoreError as exc:
+            result.errors.append(f"state: scale events: {exc}; read again next cycle")
+            self._events_unread = True
+            return
+        stored, problems = scale_events_state.decode(raw)
+        result.state_problems.extend(problems)
+        self._events_due = False
+        self._merge_scale_events(targets, stored, now)
+        self._events_saved = None if problems else stored  # a repaired payload is written at the next save
+        # events applied while the record could not be read are in memory only: written now
+        self._events_retry, self._events_unread = self._events_unread, False
+
+    def _merge_scale_events(self, targets: list[TargetRef], stored: dict[str, scale_events_state.StoredEvents],
+                            now: float) -> None:
+        """The rate limits' history of ``targets`` as the union of what is in memory (the warm
+        start's, or this process's own) and ``stored`` (core/scaling/event_merge.py)."""
+        keys = [scale_events_state.target_key(t.namespace, t.kind, t.name) for t in targets]
+        if not any(k in stored for k in keys):
+            return
+        params, state = self.policy.params, self._state
+        norm, tolerance_s = state.norm, max(params.interval_s, 1.0)
+        merged = {}
+        for side, rules in (("up", params.scale_up), ("down", params.scale_down)):
+            changes, times = getattr(norm, f"{side}_changes"), getattr(norm, f"{side}_times")
+            kept_changes, kept_times = scale_events_state.as_arrays(
+                [getattr(stored[k], side) if k in stored else () for k in keys])
+            if rules.longest_period_s > 0 and kept_times.size:
+                changes, times = merge_histories(changes, times, kept_changes, kept_times, now,
+                                                 rules.longest_period_s, tolerance_s)
+            merged[f"{side}_changes"], merged[f"{side}_times"] = changes, times
+        self._state = replace(state, norm=replace(norm, **merged))
+
+    def _scale_events_now(self, targets: list[TargetRef], now: float,
+                          planned: dict[int, float] | None = None) -> dict[str, scale_events_state.StoredEvents]:
+        """The events of each target inside its direction's longest period, as stored, with the
+        ``planned`` changes (row -> replicas added, negative: removed) at ``now``."""
+        params = self.policy.params
+        up_c, up_t, down_c, down_t = self._scaling.events()
+        ups = scale_events_state.events_of(up_c, up_t, now - params.scale_up.longest_period_s)
+        downs = scale_events_state.events_of(down_c, down_t, now - params.scale_down.longest_period_s)
+        for i, change in (planned or {}).items():
+            (ups if change > 0 else downs)[i].append((now, int(round(abs(change)))))
+        return {scale_events_state.target_key(t.namespace, t.kind, t.name): scale_events_state.StoredEvents(
+                    tuple(sorted(ups[i])), tuple(sorted(downs[i])))
+                for i, t in enumerate(targets) if ups[i] or downs[i]}
+
+    def _save_scale_events(self, targets: list[TargetRef], now: float, result: CycleResult,
+                           planned: dict[int, float] | None = None) -> None:
+        """Write the scale events (with ``planned``) when they differ from what is stored; a
+        failed write is reported and tried again after the next cycle's commit, never holds a scale."""
+        events = self._scale_events_now(targets, now, planned)
+        if events == self._events_saved:
+            self._events_retry = bool(planned)  # compared again after the commit (a scale may be refused)
+            return
+        try:
+            self.events_store.save(self.policy.name, scale_events_state.encode(self.policy.name, events, now),
+                                   scale_events_state.PART)
+        except StateStoreError as exc:
+            result.errors.append(f"state: scale events: {exc}; retried next cycle")
+            self._events_retry, self._events_failed_at = True, now
+            return
+        self._events_saved, self._events_retry = events, bool(planned)
+
+    def _save_scale_events_ahead(self, targets: list[TargetRef], view: ClusterView, now: float,
+                                 actions: list[Action], result: CycleResult) -> None:
+        """Write the scale events with the changes ``actions`` are about to make, before they go out
+        (write-ahead: a crash right after a scale must not let the next leader take that step
+        again). A failed write is reported and the scales go out anyway."""
+        if not self._saves_events:
+            return
+        row, spec = self._row_of(targets), view.spec
+        planned = {row[a.target]: a.replicas - float(spec[row[a.target]]) for a in actions
+                   if a.kind is ActionKind.SCALE and a.replicas is not None}
+        planned = {i: c for i, c in planned.items() if c}
+        if planned:
+            self._save_scale_events(targets, now, result, planned)
 
     def _without_held_scales(self, actions: list[Action], result: CycleResult) -> list[Action]:
         """The actions without a scale of a target under hands-off (a health scale-up writes spec.replicas

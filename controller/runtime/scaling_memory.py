@@ -53,6 +53,15 @@ class ScalingMemory:
         """A copy of the state that leaves it where it is kept (the workspace, if any, stays)."""
         return self._ws.state() if self._ws is not None else self._state
 
+    def events(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The scale events as (N, E) arrays: up changes, up times, down changes, down times
+        (views: read them, never write them), without turning the workspace back into a state."""
+        if self._ws is not None:
+            ws = self._ws.flush()
+            return ws.up_changes, ws.up_times, ws.down_changes, ws.down_times
+        norm = self._state.norm
+        return norm.up_changes, norm.up_times, norm.down_changes, norm.down_times
+
     @property
     def keeper(self) -> DecisionWorkspace | None:
         """The workspace holding the state, None when a ScalingState does (pure path, or not yet)."""
