@@ -250,6 +250,19 @@ def _load_chunks(scenario: Scenario, offered: np.ndarray | None, chunk: int):
         yield k0, chunk_times(scenario.start_s, scenario.tick_s, k0, k1), offered[k0:k1]
 
 
+def _unbound_words(unbound: list[tuple[str, bool]]) -> str:
+    """``metric 'rps' is not bound to a simulated signal (SIGNALS)``, and the pod checks' with the
+    per-pod signals they can bind to, for (name, per pod) pairs: each kind lists its own signals."""
+    parts = []
+    for per_pod, signals in ((False, SIGNALS), (True, POD_SIGNALS)):
+        names = [name for name, p in unbound if p is per_pod]
+        if names:
+            said = ", ".join(f"{'pod check' if per_pod else 'metric'} {name!r}" for name in names)
+            parts.append(f"{said} {'is' if len(names) == 1 else 'are'} not bound to a simulated "
+                         f"{'per-pod ' if per_pod else ''}signal ({', '.join(sorted(signals))})")
+    return "; ".join(parts)
+
+
 def policy_bindings(scenario: Scenario, policy: RuntimePolicy) -> dict[str, str]:
     """query expression -> simulated signal, for each metric and health check of the policy."""
     named = list(zip(policy.params.metric_names, policy.queries, [False] * len(policy.queries)))
@@ -258,10 +271,7 @@ def policy_bindings(scenario: Scenario, policy: RuntimePolicy) -> dict[str, str]
     unbound = [(name, per_pod) for name, _, per_pod in named
                if (scenario.pod_signal_for(name) if per_pod else scenario.signal_for(name)) is None]
     if unbound:  # every one at once, and how to bind them for one run without editing the scenario
-        said = ", ".join(f"{'pod check' if per_pod else 'metric'} {name!r}" for name, per_pod in unbound)
-        signals = sorted(POD_SIGNALS if all(p for _, p in unbound) else SIGNALS)
-        raise ValueError(f"policy {policy.name}: {said} {'is' if len(unbound) == 1 else 'are'} not bound to a "
-                         f"simulated signal ({', '.join(signals)}); bind "
+        raise ValueError(f"policy {policy.name}: {_unbound_words(unbound)}; bind "
                          f"{'it' if len(unbound) == 1 else 'them'} for this run with "
                          + " ".join(f"--scenario-set 'spec.metrics.{name}=SIGNAL'" for name, _ in unbound)
                          + f", or under spec.metrics of scenario {scenario.name}")

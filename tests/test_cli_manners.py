@@ -205,8 +205,10 @@ def test_simulate_without_matplotlib(tmp_path, args, code, says):
     pytest.param(lambda d: d / "decisions.jsonl", ["--target", "nosuch"], "no decision records of target 'nosuch'; the targets in", id="nothing-matches"),
     pytest.param(lambda d: d / "two.yaml", [], "expected exactly one scaling policy, found 2; pass a file that holds one",
                  id="two-scaling-policies"),
-    pytest.param(lambda d: d / "heals.yaml", [], "policy payments-health: pod check 'probe-failures', metric "
-                 "'saturation' are not bound to a simulated signal", id="a-health-only-policy-s-unbound-checks"),
+    pytest.param(lambda d: d / "heals.yaml", [], "policy payments-health: metric 'saturation' is not bound to a "
+                 "simulated signal (", id="a-health-only-policy-s-unbound-check"),
+    pytest.param(lambda d: d / "heals.yaml", [], "; pod check 'probe-failures' is not bound to a simulated per-pod "
+                 "signal (pod_error_ratio, pod_errors", id="a-health-only-policy-s-unbound-pod-check-names-pod-signals"),
     pytest.param(lambda d: d / "heals.yaml", ["--scenario-set", "spec.metrics.probe-failures=pod_restarts"],
                  "bind it for this run with --scenario-set 'spec.metrics.saturation=SIGNAL'",
                  id="a-health-only-policy-with-one-check-bound"),

@@ -89,8 +89,8 @@ def test_a_file_with_a_scaling_and_a_health_only_policy_simulates_the_scaling_on
                  id="unknown-scaler"),
     pytest.param(["-p", "two.yaml"], 1, "two.yaml: expected one policy to simulate, found 2 health-only policies "
                  "(web-memory, web-restarts) and no scaling one", id="two-health-only-policies"),
-    pytest.param(["-p", "payments.yaml"], 1, "policy payments-health: pod check 'probe-failures', metric 'saturation' "
-                 "are not bound to a simulated signal", id="unbound-checks"),
+    pytest.param(["-p", "payments.yaml"], 1, "policy payments-health: metric 'saturation' is not bound to a "
+                 "simulated signal (", id="unbound-checks"),
     pytest.param(["-p", "payments.yaml", "--scenario-set", "spec.metrics.probe-failures=nosuch"], 1,
                  "spec.metrics.probe-failures: expected 'requests_per_second'", id="a-binding-to-no-signal"),
     pytest.param(["-p", "bad.yaml"], 1, "bad.yaml:13: spec.health.checks[0].recovered.below: must be <= "
@@ -135,7 +135,7 @@ def test_sweep_scores_a_health_only_policy_against_its_scaler_alone(tmp_path, ar
                  "own", id="scaler-beside-scaling-policies"),
     pytest.param(["-p", "two.yaml"], "two.yaml: expected one policy to simulate, found 2 health-only policies",
                  id="two-health-only-policies"),
-    pytest.param(["-p", "payments.yaml"], "pod check 'probe-failures', metric 'saturation' are not bound",
+    pytest.param(["-p", "payments.yaml"], "metric 'saturation' is not bound to a simulated signal (",
                  id="unbound-checks"),
 ])
 def test_sweep_refuses_bad_health_only_input(tmp_path, args, says):
