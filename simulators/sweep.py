@@ -257,7 +257,9 @@ def build_grid(scenarios: Sequence[str], policies: Sequence[str | Path], setting
         if not hpa.policy.params.metrics:
             raise SweepError([FieldError(str(hpa_policy), None, "", "the hpa policy needs a scaling metric to re-target")])
         variants += hpa_variants(PolicyBase(shown_path(hpa.file), hpa.data, hpa.policy), hpa_targets_pct)
-    return Grid(tuple(inputs), tuple(variants), seeds, file_differences(bases))
+    out = Grid(tuple(inputs), tuple(variants), seeds, file_differences(bases))
+    check_bindings_of(out)
+    return out
 
 
 def beside_scaler(variants: list[Variant], bases: Sequence[PolicyBase], scaler: str | None,
@@ -322,9 +324,7 @@ def run_cell(payload: dict, on_fraction: Callable[[float], None] | None = None) 
     """Run one cell; its scores (simulators.score.score_run), wall and CPU time, and which worker
     (host:pid) ran it. Runs in a worker. ``on_fraction``: called with the share of the cell's
     ticks done (0..1], about 200 times a cell."""
-    from controller.policy import load_policy_text
-    from simulators.frontier import retargeted
-    from simulators.runner import ControllerSpec, run_controller
+    from simulators.runner import run_controller
     from simulators.scenario import load_scenario_text
 
     started, cpu = time.perf_counter(), time.process_time()
@@ -333,18 +333,46 @@ def run_cell(payload: dict, on_fraction: Callable[[float], None] | None = None) 
     if traces_digest(sc.shapes) != payload.get("traces", ""):  # its key promised other load than this
         raise RuntimeError(f"{payload['scenario_path']}: a trace it replays is not the one the sweep started with "
                            "(edited since, or another copy on this machine); run the sweep again")
-    if payload.get("scaler"):
-        spec = scaler_spec(payload)
-    else:
-        policy = [p for p in load_policy_text(payload["policy_text"], payload["policy_file"]) if p.scales][0]
-        if payload.get("retarget_pct") is not None:
-            policy = retargeted(policy, payload["retarget_pct"])
-        spec = ControllerSpec(policy.name, "policy", policy.name, policy=policy)
+    spec = cell_spec(payload)
     ticks = sc.tick_count
     on_tick = (lambda k: on_fraction(k / ticks)) if on_fraction is not None and ticks else None
     run, _ = run_controller(sc, spec, sc.offered(), keep_records=False, on_tick=on_tick)
     return {"scores": run.scores, "elapsed_s": round(time.perf_counter() - started, 3),
             "cpu_s": round(time.process_time() - cpu, 3), "worker": f"{os.uname().nodename}:{os.getpid()}"}
+
+
+def cell_spec(payload: dict):
+    """The runner.ControllerSpec a cell runs: its policy (re-targeted for an hpa variant), or its
+    health-only policy beside its scaler."""
+    from controller.policy import load_policy_text
+    from simulators.frontier import retargeted
+    from simulators.runner import ControllerSpec
+
+    if payload.get("scaler"):
+        return scaler_spec(payload)
+    policy = [p for p in load_policy_text(payload["policy_text"], payload["policy_file"]) if p.scales][0]
+    if payload.get("retarget_pct") is not None:
+        policy = retargeted(policy, payload["retarget_pct"])
+    return ControllerSpec(policy.name, "policy", policy.name, policy=policy)
+
+
+def check_bindings_of(grid: "Grid") -> None:
+    """SweepError naming what a scenario does not bind of what a variant's policy reads (a metric,
+    a check: runner.check_bindings, with how to bind it), each said once, before any cell runs:
+    it was said by the first cell that ran it, after the output folder was made."""
+    from simulators.runner import check_bindings
+    from simulators.scenario import load_scenario_text
+
+    problems: dict[str, str] = {}  # message -> the scenario it was first found in
+    for s in grid.scenarios:
+        scenario = load_scenario_text(s.text, s.path, folder=s.folder)
+        for v in grid.variants:
+            try:
+                check_bindings(scenario, [cell_spec(cell_payload(s, v, s.seed))])
+            except ValueError as exc:
+                problems.setdefault(str(exc), s.origin)
+    if problems:
+        raise SweepError([FieldError(origin, None, "", message) for message, origin in problems.items()])
 
 
 def scaler_spec(payload: dict):

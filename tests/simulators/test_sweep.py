@@ -96,6 +96,24 @@ def test_the_same_policy_file_twice_is_refused(scenarios):
         build_grid(scenarios, [str(DEFAULT_POLICY), str(DEFAULT_POLICY)], [], hpa_policy=None)
 
 
+@pytest.mark.parametrize("edits, says", [
+    pytest.param((("name: rps", "name: weird"),), "metric 'weird' is not bound to a simulated signal (",
+                 id="a-metric-no-scenario-binds"),
+    pytest.param((("name: rps", "name: weird"), ("name: setpoint-default", "name: odd")),
+                 "bind it for this run with --scenario-set 'spec.metrics.weird=SIGNAL'", id="how-to-bind-it"),
+])
+def test_what_a_scenario_does_not_bind_is_refused_before_any_cell_runs(scenarios, tmp_path, edits, says):
+    """It was said by the first cell that ran it ("cell ... failed: ValueError"), after the output
+    folder was made; now by the grid, once per scenario, with the scenario's file."""
+    from simulators.sweep import SweepError
+
+    with pytest.raises(SweepError) as refused:
+        build_grid(scenarios, [_copy_policy(tmp_path, "odd.yaml", *edits)], [], hpa_policy=str(HPA_POLICY))
+    errors = [str(e) for e in refused.value.errors]
+    assert len(errors) == len(scenarios) and all(says in e for e in errors), errors
+    assert [e.split(":")[0] for e in errors] == [Path(s).name for s in scenarios]
+
+
 def test_an_interrupted_sweep_resumes_with_only_the_missing_cells(scenarios, tmp_path):
     grid = small_grid(scenarios, hpa=False)
     cells = grid.cells()
