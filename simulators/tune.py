@@ -30,7 +30,7 @@ from simulators.policy_set import (EVERY, PolicyBase, Range, SetError, Setting, 
 from simulators.result import FrontierPoint
 from simulators.score import DECIMALS
 from simulators.sweep import (HPA_KIND, CellStore, Grid, OnCell, OnProgress, ScenarioInput, SweepError, Variant,
-                              check_grid_size, hpa_variants, local_pool, run_grid)
+                              check_bindings_of, check_grid_size, hpa_variants, local_pool, run_grid)
 
 #: Default search: each metric's target from this fraction of the policy's to this one.
 TARGET_SPAN = (0.6, 1.4)
@@ -325,6 +325,8 @@ def tune(base: PolicyBase, settings: Sequence[Setting], train: Sequence[Scenario
         raise SweepError([FieldError("--scenarios", None, "", "give at least one training scenario")])
     if budget.max_violation_minutes is None and hpa is None:
         raise SweepError([FieldError("--hpa-policy", None, "", "the HPA budget needs the hpa preset policy")])
+    untuned = Variant("untuned", "policy", base.file, policy_text(base.data))
+    check_bindings_of(Grid(tuple(train) + tuple(holdout), (untuned,)))  # before HPA's frontier and the trials
     settings = list(settings) or default_space(base)
     names = short_names(settings)
     result = TuneResult(base, settings, budget, sampler_seed=sampler_seed, seeds=runner.seeds,
@@ -356,7 +358,7 @@ def tune(base: PolicyBase, settings: Sequence[Setting], train: Sequence[Scenario
         if on_trial:
             on_trial(record)
     feasible = [t for t in result.trials if t["feasible"]]
-    base_variant = Variant("untuned", "policy", base.file, policy_text(base.data))
+    base_variant = untuned
     result.base_train = evaluate(runner.means(train, [base_variant], "untuned ")["untuned"], budget, hpa_train)
     if not feasible:
         return result

@@ -174,6 +174,18 @@ def test_cli_tune_bad_input_exits_1_saying_what_to_change(scenarios, tmp_path, c
     assert not out.exists()
 
 
+def test_cli_tune_refuses_a_metric_no_scenario_binds_before_any_cell(scenarios, tmp_path, capsys):
+    """It was said by the first trial's cell, after HPA's whole frontier had run."""
+    policy = tmp_path / "odd.yaml"
+    policy.write_text(DEFAULT_POLICY.read_text().replace("name: rps", "name: weird"))
+    with pytest.raises(SystemExit) as info:
+        main(["tune", str(policy), "--scenarios", scenarios[1], "--trials", "2", "-j", "1", "--work",
+              str(tmp_path / "w"), "-o", str(tmp_path / "tuned.yaml")])
+    err = capsys.readouterr().err
+    assert info.value.code == 1 and "metric 'weird' is not bound to a simulated signal (" in err
+    assert not list((tmp_path / "w").rglob("*.json")), "a cell ran"
+
+
 @pytest.mark.parametrize("make, args, message", [
     # the whole search ran, then ".tune.json.8949e9a2.tmp: Is a directory", the tuned policy lost
     pytest.param(lambda w, o: (w / "tune.json").mkdir(parents=True), [], "which is a folder; name another --work folder",
