@@ -90,7 +90,23 @@ def unit_warnings(policy: PolicyDocument) -> list[Warning_]:
                     if check.query is not None and value is not None:
                         out += _check(check.query, value, ("spec", "health", "checks", i, side, bound), "threshold")
         out += _budget_warnings(spec.health)
+        if spec.scaling is None:
+            out += _health_only_scale_ups(spec.health)
     return out
+
+
+def _health_only_scale_ups(health) -> Iterator[Warning_]:
+    """A health-only policy's ``scale-up``: it writes the replicas of a workload something else
+    scales. An HPA sets its own count back at its next sync (15 s; simulated beside the hpa preset
+    it bought nothing and cost a reversal), and a workload nothing scales keeps the added pods
+    after the overload (no scaling side scales it back down)."""
+    for i, check in enumerate(health.checks):
+        if check.action == "scale-up":
+            yield (("spec", "health", "checks", i, "action"),
+                   "warning: scale-up in a policy without a scaling section: an HPA that scales the workload "
+                   "sets its own count back at its next sync (15 s), and without one nothing scales the added "
+                   "pods back down; beside an HPA raise its minReplicas or target instead, or give this policy "
+                   "the scaling (setpoint import of the HPA) so one controller owns the count")
 
 
 #: Budget (YAML name, model field) -> the actions it pays for.

@@ -80,6 +80,8 @@ def test_checkout_health():
     assert [c.action for c in checkout.health.checks] == [HealthAction.ROLLBACK, HealthAction.RESTART_POD]
     assert checkout.health.budgets.rollbacks_per_day == 2
     assert payments.health.budgets.max_unavailable_pods == 1
+    # its HPA owns the count: a saturated pool is recorded, not scaled (a scale-up would be set back)
+    assert [c.action for c in payments.health.checks] == [HealthAction.RESTART_POD, HealthAction.RECORD]
     assert (checkout.document, payments.document) == (1, 2)
 
 

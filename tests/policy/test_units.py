@@ -225,6 +225,41 @@ def test_health_checks_that_can_never_act(scope, query, action, restarts, rollba
         assert e in w, said
 
 
+HEALTH_ONLY = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {{name: payments}}
+spec:
+  targets: {{kind: Deployment, namespace: shop, name: payments}}
+  replicas: {{min: 3, max: 12}}
+  health:
+    checks:
+      - name: saturation
+        query: max by (namespace, deployment) (pool_busy_ratio)
+        unhealthy: {{above: 0.9, for: 3m}}
+        action: {action}
+"""
+
+
+@pytest.mark.parametrize("text, expected", [
+    pytest.param(HEALTH_ONLY.format(action="scale-up"), ["api.yaml:12: spec.health.checks[0].action: warning: scale-up "
+                 "in a policy without a scaling section: an HPA that scales the workload sets its own count back"],
+                 id="health-only-scale-up"),
+    pytest.param(HEALTH_ONLY.format(action="record"), [], id="health-only-record"),
+    pytest.param(SCALING.format(query="histogram_quantile(0.95, sum by (le) (rate(x_seconds_bucket[1m])))",
+                                value=0.25)
+                 + CHECKS[len(HEAD):].format(scope="workload", query=f"sum by (namespace, deployment) ({RESTARTS})",
+                                             action="scale-up", restarts=6, rollbacks=2, escalation=""), [],
+                 id="scale-up-beside-the-policy-s-own-scaling"),
+])
+def test_a_health_only_scale_up_is_said_to_be_undone(text, expected):
+    """Simulated beside the hpa preset, a health-only scale-up bought nothing and cost a reversal."""
+    check = check_policy_texts([(text, "api.yaml")])
+    assert check.errors == [] and len(check.policies) == 1
+    said = [str(w) for w in check.warnings]
+    assert len(said) == len(expected) and all(e in w for w, e in zip(said, expected)), said
+
+
 def test_validate_prints_the_valid_files_warnings_beside_another_files_errors(tmp_path):
     path = write(tmp_path, 250)
     (tmp_path / "broken.yaml").write_text(HEAD.replace("min: 3", "min: 90").replace("name: api", "name: other"))
