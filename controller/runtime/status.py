@@ -334,7 +334,7 @@ def fetch_status(server: str, timeout_s: float = 5.0, about: dict | None = None)
     view = from_document(doc, url)
     if about is not None and isinstance(doc.get("leader"), bool):
         about["leader"] = doc["leader"]
-    if about is not None and doc.get("mode") in REHEARSALS:
+    if about is not None and isinstance(doc.get("mode"), str):
         about["mode"] = doc["mode"]
     if about is not None and isinstance(doc.get("rejectedPolicyFiles"), dict):
         about["rejected"] = doc["rejectedPolicyFiles"]
