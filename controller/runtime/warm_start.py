@@ -150,30 +150,35 @@ def replay_state(policy, data: ReplayData) -> tuple[ScalingState, np.ndarray]:
     metrics = ReplayMetrics(data, cluster, per_replica)
     reconciler = Reconciler(policy, metrics, cluster)
     reconciler.with_conditions = False
+    decided = np.full_like(actual, np.nan)  # (T, N) what the replay decided at each tick
     for k in range(data.t_s.size):
         metrics.index = k
         cluster.spec = actual[k]
-        reconciler.cycle(float(data.t_s[k]))
+        result = reconciler.cycle(float(data.t_s[k]))
+        if result.decision is not None:
+            decided[k] = result.decision.norm.desired
     state = reconciler._state
-    state = dataclasses.replace(state, norm=observed_scale_events(state.norm, policy.params, actual, data.t_s))
+    state = dataclasses.replace(state, norm=observed_scale_events(state.norm, policy.params, actual, decided,
+                                                                  data.t_s))
     rows = np.where(warm, np.arange(n), -1)
     return state.take(rows), warm
 
 
-def observed_scale_events(norm: NormState, params: PolicyParams, actual: np.ndarray, t_s: np.ndarray) -> NormState:
+def observed_scale_events(norm: NormState, params: PolicyParams, actual: np.ndarray, decided: np.ndarray,
+                          t_s: np.ndarray) -> NormState:
     """``norm`` with the rate policies' scale events made of the changes of the replicas that ran
-    (``actual`` (T, N) at the ticks ``t_s`` (T,)), each at the first tick that saw it, instead of
-    the replay's own decisions.
+    (``actual`` (T, N) at the ticks ``t_s`` (T,)) instead of the replay's own decisions
+    (``decided`` (T, N), NaN where none).
 
     The replay decides on the replicas that ran but applies nothing, so its decisions are not
     what happened: where whoever scaled (the previous leader, the HPA a policy just took over
     from) decided otherwise, the events it kept were phantom ones (a decision the cluster never
     took, at every tick it repeated) and it missed the real ones. In a drill, a failover 45 s after
     the old leader's 16 -> 14 (10 % a minute) let the new one scale to 12 at once: 25 % in under a
-    minute. A change first seen at tick k is dated at tick k - 1: made after that tick read the
-    replicas, as by a controller in phase with this grid (a previous leader: the events are then
-    exactly its own); a writer out of phase, or a slow kube-state-metrics scrape, may have made it
-    up to an interval or a scrape earlier. Legacy policies keep no events."""
+    minute. A change first seen at tick k is dated at tick k - 1 when the replay decided it there
+    (a previous leader in phase with this grid: its events exactly), else at tick k, never before
+    it was made (the sample that shows it is at most tick k's): a rate limit then allows no more
+    than the policy, at the cost of up to one interval of waiting. Legacy policies keep no events."""
     if params.legacy or t_s.size < 2:
         return norm
     empty = NormState.empty(norm.rec_values.shape[0], params)
@@ -181,8 +186,12 @@ def observed_scale_events(norm: NormState, params: PolicyParams, actual: np.ndar
                               down_changes=empty.down_changes, down_times=empty.down_times)
     for k in range(1, t_s.size):
         moved = actual[k] != actual[k - 1]
-        if moved.any():
-            out = record_scale_events(out, params, actual[k - 1], actual[k], float(t_s[k - 1]), applied=moved)
+        if not moved.any():
+            continue
+        foreseen = moved & (decided[k - 1] == actual[k])
+        for rows, when in ((foreseen, t_s[k - 1]), (moved & ~foreseen, t_s[k])):
+            if rows.any():
+                out = record_scale_events(out, params, actual[k - 1], actual[k], float(when), applied=rows)
     return out
 
 
