@@ -367,8 +367,9 @@ def _print_status(policies: dict, now: float) -> None:
         for key, s in targets.items():
             summary.add_row(key, _num(s.get("current")), _num(s.get("desired")), s.get("reason") or "-",
                             _action_cell(s.get("last_action"), now), _health_cell(s.get("health")))
-        if not targets:
-            summary.add_row("(no target yet)", "", "", "", "", "")
+        if not targets:  # all it selects left alone (an HPA scales them, another policy governs them): say so
+            summary.add_row("(none governed: see below)" if policy.get("left_alone") else "(no target yet)",
+                            "", "", "", "", "")
         console.print(summary)
         for key, why in (policy.get("left_alone") or {}).items():
             console.print(f"{key}: left alone, {why}", markup=False)
