@@ -291,7 +291,7 @@ def status(
     """
     from controller.errors import StatusError
     from controller.runtime.records import read_all_records, record_files
-    from controller.runtime.status import book_from_records, fetch_status, to_document
+    from controller.runtime.status import REHEARSALS, book_from_records, fetch_status, to_document
 
     if server is not None and records is not None:
         raise StatusError("give --server or --records, not both")
@@ -319,9 +319,11 @@ def status(
         import json
 
         typer.echo(json.dumps(to_document(policies, now, tz=None, leader=about.get("leader"),
-                                          rejected=about.get("rejected")), indent=1))
+                                          rejected=about.get("rejected"), mode=about.get("mode")), indent=1))
         return
     _say_rejected_files(about.get("rejected"))
+    if about.get("mode") in REHEARSALS:  # "last action: none" and want != cur are expected, not a fault
+        typer.echo(REHEARSALS[about["mode"]], err=True)
     if about.get("leader") is False:  # kubectl port-forward deploy/setpoint may pick the standby
         typer.echo("this replica is a standby (it does not hold the leader Lease): it runs no cycle, so what "
                    "follows is empty or from before it stood by; read the leader's, the pod `kubectl -n NAMESPACE "
@@ -365,8 +367,9 @@ def _print_status(policies: dict, now: float) -> None:
         for key, s in targets.items():
             summary.add_row(key, _num(s.get("current")), _num(s.get("desired")), s.get("reason") or "-",
                             _action_cell(s.get("last_action"), now), _health_cell(s.get("health")))
-        if not targets:
-            summary.add_row("(no target yet)", "", "", "", "", "")
+        if not targets:  # all it selects left alone (an HPA scales them, another policy governs them): say so
+            summary.add_row("(none governed: see below)" if policy.get("left_alone") else "(no target yet)",
+                            "", "", "", "", "")
         console.print(summary)
         for key, why in (policy.get("left_alone") or {}).items():
             console.print(f"{key}: left alone, {why}", markup=False)

@@ -69,6 +69,10 @@ image as well as the replicas: its time does not date the count.
 hands-off early: the on-call hands the workload back. At a first sight, a resume written after
 the change keeps it from being resumed.
 
+A count an autoscaler set (``AUTOSCALER_MANAGERS``) between two cycles is accepted as it is, as at a
+first sight: a ``--shadow`` run sees its incumbent HPA's writes every few minutes, and a real run
+may see the last write of an HPA deleted for the cut-over; neither is someone's decision to hold.
+
 Under a rehearsal (``--dry-run``, ``--shadow``) nothing is written, so what this controller "last
 wrote" is what it last observed: a change is external only when the count moved between two
 cycles (never because the rehearsal's own decisions were not applied). It is said (at info: in
@@ -231,6 +235,13 @@ class ExternalScaleWatch:
                 continue
             if status.replicas_manager and status.replicas_manager == self.own_manager:
                 self._wrote.discard(t)  # ours (another replica of this controller, a late write): accepted
+                continue
+            if status.replicas_manager in AUTOSCALER_MANAGERS:
+                # an HPA's count: what a policy takes over, never a person's decision. Seen between two
+                # cycles by a --shadow run (the incumbent HPA scales all the time) or just after the HPA
+                # was deleted (its last write); a hands-off here would keep HPA's count for handsOff
+                # after the cut-over, and a shadow run's records said "a real run would leave them as set"
+                self._wrote.discard(t)
                 continue
             deploy = is_deploy(status, self.deploy_managers)
             released = released and _owns_more(status)  # a write of the replicas alone changed no template

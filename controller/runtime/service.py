@@ -134,6 +134,9 @@ class ServiceOptions:
     warm_start: bool = False  # rebuild scaling state from Prometheus' history at start and on leadership
     #: invalid files at start-up run the last good copy the state store keeps (none: refuse to start)
     start_from_last_good: bool = True
+    #: what its writes do, for GET /status: "live", "dry-run" or "shadow" (nothing written; an
+    #: incumbent autoscaler scales the workloads)
+    mode: str = "live"
 
 
 class ControllerService:
@@ -600,7 +603,7 @@ class ControllerService:
     def status(self) -> dict:
         """GET /status: per policy and target, the latest status (times in UTC, RFC 3339)."""
         return to_document(self.status_book.view(self.policies), self.clock(), leader=self.is_leader(),
-                           rejected=self.rejected_files())
+                           rejected=self.rejected_files(), mode=self.options.mode)
 
     def rejected_files(self) -> dict | None:
         """While the policy files are rejected: their errors, and which policies run instead."""

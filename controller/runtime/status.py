@@ -234,13 +234,26 @@ def rfc3339(epoch_s: float, tz: tzinfo | None) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
+#: The modes of a controller that writes nothing, and what `setpoint status` says of each.
+REHEARSALS = {
+    "shadow": ("this controller runs --shadow: it writes nothing, the incumbent autoscaler (the HPA) scales these "
+               "workloads; cur is what that set, want what Setpoint would set (setpoint_shadow_* on /metrics "
+               "compare the two over time)"),
+    "dry-run": "this controller runs --dry-run: it writes nothing; want is what it would set",
+}
+
+
 def to_document(policies: dict, now: float, tz: tzinfo | None = timezone.utc, leader: bool | None = None,
-                rejected: dict | None = None) -> dict:
+                rejected: dict | None = None, mode: str | None = None) -> dict:
     """The JSON document of a view (GET /status, `setpoint status --json`); tz None: local time.
     ``leader``: whether the serving replica acts (False: a standby of leader election, whose view
     is empty or from before it stood by); left out when unknown (a records file). ``rejected``:
-    the policy files' errors while they are rejected (``{"errors": [...], "running": what runs}``)."""
+    the policy files' errors while they are rejected (``{"errors": [...], "running": what runs}``).
+    ``mode``: ``live``, ``dry-run`` or ``shadow`` (a rehearsal writes nothing: its desired counts are
+    what it would set); left out when unknown (a records file)."""
     doc = {"kind": KIND, "generated_at": rfc3339(now, tz)}
+    if mode is not None:
+        doc["mode"] = mode
     if leader is not None:
         doc["leader"] = bool(leader)
     if rejected:
@@ -321,6 +334,8 @@ def fetch_status(server: str, timeout_s: float = 5.0, about: dict | None = None)
     view = from_document(doc, url)
     if about is not None and isinstance(doc.get("leader"), bool):
         about["leader"] = doc["leader"]
+    if about is not None and isinstance(doc.get("mode"), str):
+        about["mode"] = doc["mode"]
     if about is not None and isinstance(doc.get("rejectedPolicyFiles"), dict):
         about["rejected"] = doc["rejectedPolicyFiles"]
     return view

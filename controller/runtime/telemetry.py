@@ -105,8 +105,8 @@ class Telemetry:
                                "already governs: it leaves them alone (a PolicyConflict Event says which); "
                                "narrow one of the two selectors.", ["policy"], registry=r)
         self.hpa_scaled = Gauge("setpoint_hpa_scaled_targets", "Workloads a scaling policy selects that a "
-                                "HorizontalPodAutoscaler also scales: it leaves them alone (under --dry-run or "
-                                "--shadow it only rehearses them); a ScaledByHPA Event names the HPA.",
+                                "HorizontalPodAutoscaler also scales, which it leaves alone (0 under --dry-run or "
+                                "--shadow, which go on deciding for them); a ScaledByHPA Event names the HPA.",
                                 ["policy"], registry=r)
         self.selected = Gauge("setpoint_selected_targets", "Workloads a policy's targets select (those it leaves "
                               "alone included) at its last cycle; 0: its names, namespace or labels match none.",
@@ -214,7 +214,9 @@ class Telemetry:
         self.queries.labels(p).inc(result.queries)
         self.last_cycle.labels(p).set(time.time())
         self.contested.labels(p).set(result.contested)
-        self.hpa_scaled.labels(p).set(result.hpa_scaled)
+        # left alone: a rehearsal goes on deciding for them (--shadow beside the HPA is the comparison),
+        # so it counts none and the SetpointWorkloadScaledByHPA alert stays quiet through a shadow phase
+        self.hpa_scaled.labels(p).set(0 if result.rehearsal else result.hpa_scaled)
         self.selected.labels(p).set(result.selected)
         for error in result.errors:
             self.errors.labels(p, error_source(error)).inc()

@@ -16,18 +16,22 @@ of the window (no kube-state-metrics, a new workload, Prometheus unreachable, a 
 stays cold: its first live cycle seeds the recommendation history with the current replicas
 (what HPA does after a restart), so scale-down waits one whole stabilization window and the
 rate-limit history is empty (a scale-up may use a whole period's budget again, as after an HPA
-restart). Metrics missing inside the window replay as they would have run live: the missing-data
+restart). The rate limits' scale events are the changes of the replicas that ran, whoever made
+them (a previous leader, the HPA a policy takes over from), not the replay's own decisions (which
+nothing applied). Metrics missing inside the window replay as they would have run live: the missing-data
 hold remembers the current replicas, so a gap never lowers the window's maximum.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
 from controller.core.scaling.decide import ScalingState
+from controller.core.scaling.normalize import NormState, record_scale_events
 from controller.core.scaling.params import PolicyParams, Smoothing
 from controller.errors import MetricsUnavailable
 from controller.model import Action, TargetRef
@@ -146,13 +150,49 @@ def replay_state(policy, data: ReplayData) -> tuple[ScalingState, np.ndarray]:
     metrics = ReplayMetrics(data, cluster, per_replica)
     reconciler = Reconciler(policy, metrics, cluster)
     reconciler.with_conditions = False
+    decided = np.full_like(actual, np.nan)  # (T, N) what the replay decided at each tick
     for k in range(data.t_s.size):
         metrics.index = k
         cluster.spec = actual[k]
-        reconciler.cycle(float(data.t_s[k]))
+        result = reconciler.cycle(float(data.t_s[k]))
+        if result.decision is not None:
+            decided[k] = result.decision.norm.desired
     state = reconciler._state
+    state = dataclasses.replace(state, norm=observed_scale_events(state.norm, policy.params, actual, decided,
+                                                                  data.t_s))
     rows = np.where(warm, np.arange(n), -1)
     return state.take(rows), warm
+
+
+def observed_scale_events(norm: NormState, params: PolicyParams, actual: np.ndarray, decided: np.ndarray,
+                          t_s: np.ndarray) -> NormState:
+    """``norm`` with the rate policies' scale events made of the changes of the replicas that ran
+    (``actual`` (T, N) at the ticks ``t_s`` (T,)) instead of the replay's own decisions
+    (``decided`` (T, N), NaN where none).
+
+    The replay decides on the replicas that ran but applies nothing, so its decisions are not
+    what happened: where whoever scaled (the previous leader, the HPA a policy just took over
+    from) decided otherwise, the events it kept were phantom ones (a decision the cluster never
+    took, at every tick it repeated) and it missed the real ones. In a drill, a failover 45 s after
+    the old leader's 16 -> 14 (10 % a minute) let the new one scale to 12 at once: 25 % in under a
+    minute. A change first seen at tick k is dated at tick k - 1 when the replay decided it there
+    (a previous leader in phase with this grid: its events exactly), else at tick k, never before
+    it was made (the sample that shows it is at most tick k's): a rate limit then allows no more
+    than the policy, at the cost of up to one interval of waiting. Legacy policies keep no events."""
+    if params.legacy or t_s.size < 2:
+        return norm
+    empty = NormState.empty(norm.rec_values.shape[0], params)
+    out = dataclasses.replace(norm, up_changes=empty.up_changes, up_times=empty.up_times,
+                              down_changes=empty.down_changes, down_times=empty.down_times)
+    for k in range(1, t_s.size):
+        moved = actual[k] != actual[k - 1]
+        if not moved.any():
+            continue
+        foreseen = moved & (decided[k - 1] == actual[k])
+        for rows, when in ((foreseen, t_s[k - 1]), (moved & ~foreseen, t_s[k])):
+            if rows.any():
+                out = record_scale_events(out, params, actual[k - 1], actual[k], float(when), applied=rows)
+    return out
 
 
 def warm_start(policy, source, targets: Sequence[TargetRef], now: float) -> tuple[ScalingState | None, WarmStart]:

@@ -19,7 +19,10 @@ path                                        verbs
                                             no HPA controller acts on them); the same objects
 /apis/autoscaling/v1/.../horizontalpod...   through v1 (kubectl autoscale), converted as the
                                             apiserver does (simulators.kubeapi.hpa_v1)
-/api/v1/namespaces[/NAME]                   list, watch, get
+/api/v1/namespaces[/NAME]                   list, watch, get, create, update, patch (labels and
+                                            annotations; simulators.kubeapi.namespaces)
+/openapi/v3[/api/v1, /apis/G/V]             which resources take PATCH and fieldValidation, for
+                                            kubectl apply (simulators.kubeapi.openapi)
 /version /api /apis /api/v1 /apis/G/V       discovery; /healthz /readyz /livez
 ==========================================  ==============================================
 
@@ -44,6 +47,7 @@ from urllib.parse import unquote
 
 from simulators.kubeapi import hpa_v1 as hpa_v1_form
 from simulators.kubeapi import objects as K
+from simulators.kubeapi import openapi
 from simulators.kubeapi import validation as V
 from simulators.kubeapi.http import Request, Response
 from simulators.kubeapi.managed_fields import FieldWriter, manager_of
@@ -140,25 +144,10 @@ def build_resources(store: KubeStore) -> dict[tuple[str, str, str], Resource]:
         stored(store.hpas, "autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", ("hpa",)),
         hpa_v1(store.hpas),
         Resource("", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",),
-                 list=lambda ns, l, f: [_namespace(store, n) for n in store.namespaces()],
-                 get=lambda ns, n: _get_namespace(store, n)),
+                 list=store.namespace_table.list, get=store.namespace_table.get,
+                 create=store.namespace_table.create, update=store.namespace_table.update),
     ]
     return {(r.group, r.version, r.name): r for r in resources}
-
-
-def _namespace(store: KubeStore, name: str) -> dict:
-    created = K.rfc3339(store.clock.wall(store.clock.sim_start_s))
-    return {"kind": "Namespace", "apiVersion": "v1",
-            "metadata": {"name": name, "uid": K.uid_for("Namespace", name), "resourceVersion": "1",
-                         "creationTimestamp": created,
-                         "labels": {"kubernetes.io/metadata.name": name}},
-            "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
-
-
-def _get_namespace(store: KubeStore, name: str) -> dict:
-    if name not in store.namespaces():
-        raise K.not_found("namespaces", "", name)
-    return _namespace(store, name)
 
 
 @dataclass(frozen=True)
@@ -252,7 +241,7 @@ class ResourceHandler:
             if as_table:
                 return Response.json(200, self._table(r, items, str(self.store.resource_version), as_table, request))
             return Response.json(200, K.list_object(f"{r.kind}List", r.api_version, items, self.store.resource_version))
-        if request.method == "POST" and r.create and ns is not None:
+        if request.method == "POST" and r.create and (ns is not None or not r.namespaced):
             return Response.json(201, r.create(ns, _body_object(request, r.kind, r.api_version)))
         raise K.method_not_allowed()
 
@@ -391,8 +380,10 @@ def _body_object(request: Request, kind: str, api_version: str) -> dict:
 
 # --------------------------------------------------------------------------- discovery
 def discovery(path: str, resources: dict[tuple[str, str, str], Resource], address: str) -> dict | None:
-    """The discovery document at ``path`` (/version, /api, /apis, /api/v1, /apis/G/V), or None."""
+    """The discovery document at ``path`` (/version, /api, /apis, /api/v1, /apis/G/V, /openapi/v3...), or None."""
     path = path.rstrip("/") or "/"
+    if path.startswith(openapi.ROOT):
+        return openapi.document(path, resources)
     if path == "/version":
         return SERVER_VERSION
     if path == "/api":

@@ -43,6 +43,7 @@ from controller.model import PodStatus, TargetStatus
 from simulators.kubeapi import objects as K
 from simulators.kubeapi import validation as V
 from simulators.kubeapi.managed_fields import FieldWriter, ManagedFields, changed_paths
+from simulators.kubeapi.namespaces import Namespaces
 from simulators.cluster import SimCluster
 from simulators.simcluster.slots import INITIAL_PODS_AGE_S
 from simulators.workload import NAME_ALPHABET, Revision, ServiceConfig, rollout_budget
@@ -294,6 +295,7 @@ class KubeStore:
         # stored, never acted on: no HPA controller runs here (the controller checks for them)
         self.hpas = StoredObjects(self, "horizontalpodautoscalers", "autoscaling", "HorizontalPodAutoscaler",
                                   "autoscaling/v2", _validate_hpa)
+        self.namespace_table = Namespaces(self)  # their labels, annotations, and those clients create
         self._revision_numbers = np.array([1] * len(self.workloads))
         self.sync_revisions()
 
@@ -384,8 +386,9 @@ class KubeStore:
         return w
 
     def namespaces(self) -> list[str]:
-        """The workloads' namespaces and :data:`BUILT_IN_NAMESPACES` (objects are only created in these)."""
-        return sorted({w.namespace for w in self.workloads} | BUILT_IN_NAMESPACES)
+        """The workloads' namespaces, :data:`BUILT_IN_NAMESPACES` and those clients created (objects
+        are only created in these)."""
+        return self.namespace_table.names({w.namespace for w in self.workloads} | BUILT_IN_NAMESPACES)
 
     def list_workloads(self, kind: str, namespace: str | None, labels: Callable[[dict], bool],
                        fields: Callable[[dict], bool] = lambda o: True) -> list[dict]:

@@ -60,6 +60,11 @@ SCHEMAS: dict[str, dict] = {
 _DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS_SUBDOMAIN = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*")
 _DNS_LABEL_RE = re.compile(_DNS_LABEL)
+#: A namespace's name: a DNS-1123 label of at most 63 characters.
+DNS_LABEL_NAME = re.compile(r"(?=.{1,63}$)" + _DNS_LABEL)
+DNS_LABEL_MESSAGE = ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must "
+                     "start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
+                     "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')")
 _QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 SUBDOMAIN_MESSAGE = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "

@@ -677,3 +677,45 @@ def test_setpoint_sim_serve_command(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=5)
+
+
+def _ns_patch(core, name: str, body: dict):
+    return core.patch_namespace(name, body)
+
+
+@pytest.mark.parametrize("call, code, check", [
+    pytest.param(lambda core: _ns_patch(core, "shop", {"metadata": {"labels": {"team": "storefront"},
+                                                                    "annotations": {"owner": "sre"}}}),
+                 None, lambda ns: (ns.metadata.labels == {"kubernetes.io/metadata.name": "shop", "team": "storefront"}
+                                   and ns.metadata.annotations == {"owner": "sre"}),
+                 id="patch-labels-and-annotations-of-a-scenario-namespace"),
+    pytest.param(lambda core: _ns_patch(core, "shop", {"metadata": {"labels": {"kubernetes.io/metadata.name": "x"}}}),
+                 None, lambda ns: ns.metadata.labels["kubernetes.io/metadata.name"] == "shop",
+                 id="the-name-label-stays-the-name"),
+    pytest.param(lambda core: core.create_namespace({"metadata": {"name": "payments"}}), None,
+                 lambda ns: ns.metadata.name == "payments" and ns.status.phase == "Active",
+                 id="create-a-new-namespace"),
+    pytest.param(lambda core: core.create_namespace({"metadata": {"name": "shop"}}), 409, None,
+                 id="create-an-existing-namespace-is-409"),
+    pytest.param(lambda core: core.create_namespace({"metadata": {"name": "Bad.Name"}}), 422, None,
+                 id="create-an-invalid-name-is-422"),
+    pytest.param(lambda core: core.replace_namespace("shop", {"metadata": {"name": "shop", "resourceVersion": "999"}}),
+                 409, None, id="replace-with-a-stale-resource-version-is-409"),
+    pytest.param(lambda core: _ns_patch(core, "nowhere", {"metadata": {"labels": {"a": "b"}}}), 404, None,
+                 id="patch-a-missing-namespace-is-404"),
+])
+def test_namespaces_take_labels_and_annotations_and_can_be_created(core, call, code, check):
+    # kubectl apply of a manifest file that starts with its Namespace patches it (last-applied annotation)
+    if code is not None:
+        with pytest.raises(ApiException) as err:
+            call(core)
+        assert err.value.status == code
+        return
+    assert check(call(core))
+
+
+def test_a_created_namespace_holds_objects_and_is_listed_by_its_labels(core):
+    core.create_namespace({"metadata": {"name": "payments", "labels": {"team": "pay"}}})
+    core.create_namespaced_config_map("payments", {"metadata": {"name": "c"}, "data": {"k": "v"}})
+    assert [n.metadata.name for n in core.list_namespace(label_selector="team=pay").items] == ["payments"]
+    assert core.read_namespaced_config_map("c", "payments").data == {"k": "v"}

@@ -230,8 +230,7 @@ def test_an_hpa_is_stored_for_the_controller_to_see_and_a_bad_one_is_refused(clu
     # leave alone the workloads they scale (controller/runtime/hpa_guard.py).
     srv, env = cluster
     (tmp_path / "hpa.yaml").write_text(HPA_V2 % ("web-hpa", 9))
-    assert "horizontalpodautoscaler.autoscaling/web-hpa created" in kubectl(env, "create", "-f", str(tmp_path / "hpa.yaml"),
-                                                                              "--validate=false")  # no OpenAPI here
+    assert "horizontalpodautoscaler.autoscaling/web-hpa created" in kubectl(env, "create", "-f", str(tmp_path / "hpa.yaml"))
     header, row = table(kubectl(env, "get", "hpa"))
     assert header == ["NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"]
     assert row[:6] == ["web-hpa", "Deployment/web", "cpu: <unknown>/70%", "2", "9", "0"]  # AGE: 0s, or 1s on a busy machine
@@ -239,8 +238,8 @@ def test_an_hpa_is_stored_for_the_controller_to_see_and_a_bad_one_is_refused(clu
     assert seen.hpa_targets(NS) == {TargetRef(NS, "web", "Deployment"): "web-hpa"}
     seen.close()
     (tmp_path / "bad.yaml").write_text(HPA_V2 % ("bad", 0))
-    proc = subprocess.run([KUBECTL, f"--request-timeout={KUBECTL_REQUEST_S}s", "create", "-f", str(tmp_path / "bad.yaml"),
-                           "--validate=false"], env=env, capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S)
+    proc = subprocess.run([KUBECTL, f"--request-timeout={KUBECTL_REQUEST_S}s", "create", "-f", str(tmp_path / "bad.yaml")],
+                          env=env, capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S)
     assert proc.returncode == 1 and 'The HorizontalPodAutoscaler "bad" is invalid: spec.maxReplicas' in proc.stderr
 
 
@@ -260,3 +259,57 @@ def test_kubectl_autoscale_makes_an_hpa_the_controller_sees_through_v2(cluster):
     assert hpa.spec.metrics[0].resource.target.average_utilization == 60
     seen.close()
     assert 'horizontalpodautoscaler.autoscaling "web" deleted' in kubectl(env, "delete", "hpa", "web")
+
+
+NAMESPACE_AND_HPAS = """\
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {team: storefront}}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web, namespace: shop}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 2
+  maxReplicas: %d
+  metrics: [{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 60}}}]
+  behavior: {scaleDown: {stabilizationWindowSeconds: 300, policies: [{type: Percent, value: 10, periodSeconds: 60}]}}
+"""
+
+
+def in_namespace(manifest: str, namespace: str) -> str:
+    return manifest.replace("name: shop,", f"name: {namespace},").replace("namespace: shop", f"namespace: {namespace}")
+
+
+@pytest.mark.parametrize("steps, namespace, max_replicas", [
+    # a team's HPA manifests start with their namespace, which exists: kubectl checks the kinds against
+    # /openapi/v3 (else it refused: "failed to download openapi"), then PATCHes the namespace's
+    # last-applied annotation (else 405 MethodNotAllowed and exit 1)
+    pytest.param([(NAMESPACE_AND_HPAS % 9, ["namespace/shop configured",
+                                           "horizontalpodautoscaler.autoscaling/web created"])], NS, 9,
+                 id="first-apply-of-a-namespace-and-its-hpa"),
+    pytest.param([(NAMESPACE_AND_HPAS % 9, ["horizontalpodautoscaler.autoscaling/web created"]),
+                  (NAMESPACE_AND_HPAS % 9, ["namespace/shop unchanged",
+                                           "horizontalpodautoscaler.autoscaling/web unchanged"])], NS, 9,
+                 id="apply-again-changes-nothing"),
+    pytest.param([(NAMESPACE_AND_HPAS % 9, ["horizontalpodautoscaler.autoscaling/web created"]),
+                  (NAMESPACE_AND_HPAS % 12, ["namespace/shop unchanged",
+                                            "horizontalpodautoscaler.autoscaling/web configured"])], NS, 12,
+                 id="apply-of-a-change-patches-the-hpa"),
+    pytest.param([(in_namespace(NAMESPACE_AND_HPAS, "payments") % 9,
+                   ["namespace/payments created", "horizontalpodautoscaler.autoscaling/web created"])], "payments", 9,
+                 id="a-new-namespace-is-created-then-holds-the-hpa"),
+])
+def test_kubectl_apply_of_hpa_manifests_with_their_namespace_validates_and_applies(cluster, tmp_path, steps,
+                                                                                  namespace, max_replicas):
+    srv, env = cluster
+    for i, (manifest, said) in enumerate(steps):
+        (tmp_path / f"m{i}.yaml").write_text(manifest)
+        out = kubectl(env, "apply", "-f", str(tmp_path / f"m{i}.yaml"))  # validation on, as by default
+        for line in said:
+            assert line in out, out
+    assert kubectl(env, "get", "ns", "-l", "team=storefront", "-o", "name").split() == [f"namespace/{namespace}"]
+    hpa = json.loads(kubectl(env, "get", "hpa", "web", "-n", namespace, "-o", "json"))
+    assert hpa["spec"]["maxReplicas"] == max_replicas
+    assert hpa["spec"]["behavior"]["scaleDown"]["policies"] == [{"type": "Percent", "value": 10, "periodSeconds": 60}]

@@ -95,6 +95,12 @@ def revert_cycles(times, hands_off_s=600.0):
     pytest.param([(0, ("see", 30, "kubectl-edit", -60, False))], ["ExternalScaleChange"], [True],
                  id="restart-after-a-kubectl-edit-of-the-replicas-alone"),
     pytest.param([scaled(0, 30, "kube-controller-manager", -60)], [], [False], id="restart-after-hpa-scaled-it"),
+    # an HPA's write between two cycles: its count is taken over (the last write of an HPA deleted at the
+    # cut-over, or a shadow run's incumbent), never a hands-off that keeps HPA's count for handsOff
+    pytest.param([see(0, 12), see(15, 9, "kube-controller-manager"), see(30, 9, "kube-controller-manager")], [],
+                 [False, False, False], id="hpa-write-between-cycles-taken-over-not-held"),
+    pytest.param([see(0, 2), write(0, 5), see(15, 3, "kube-controller-manager")], [], [False, False],
+                 id="hpa-write-after-its-own-is-no-revert"),
     pytest.param([scaled(0, 30, "setpoint", -60)], [], [False], id="restart-after-its-own-scale"),
     pytest.param([(0, ("see", 30, "kubectl", -300, True, iso(-100)))], [], [False],
                  id="restart-after-a-resume-that-followed-the-scale"),
@@ -113,6 +119,21 @@ def revert_cycles(times, hands_off_s=600.0):
 def test_rules(steps, said, held):
     got_said, got_held, _ = run(steps)
     assert (got_said, got_held) == (said, held)
+
+
+@pytest.mark.parametrize("manager, changes", [
+    pytest.param("kube-controller-manager", 0, id="incumbent-hpa-scaling-is-not-an-external-change"),
+    pytest.param("kubectl", 1, id="a-person-scaling-is-one"),
+])
+def test_a_shadow_run_records_the_incumbent_hpas_writes_as_nothing(manager, changes):
+    # --shadow beside an HPA: its records said "replicas set to 5 by kube-controller-manager: a real
+    # run would leave them as set until <30 min later>" at every HPA scale, which a real run never does
+    watch = ExternalScaleWatch("web", "setpoint", 1800.0, True, ())
+    for at, replicas in ((0, 4), (15, 5), (30, 6)):
+        view = ClusterView.from_statuses([WEB], {WEB: TargetStatus(WEB, replicas, replicas, replicas,
+                                                                   replicas_manager=manager)})
+        watch.observe([WEB], view, T0 + at, lambda *a: None)
+    assert len(watch.changes) == changes and len(watch.hands_off) == changes
 
 
 def test_changes_with_no_write_between_are_not_reverts():

@@ -119,10 +119,14 @@ def test_said_once_then_taken_over_when_the_hpa_is_deleted(server, tmp_path, cap
 def test_a_rehearsal_goes_on_deciding_and_says_what_a_real_run_would_do(server, tmp_path, caplog):
     rec, cluster, autoscaling = reconciler(server, tmp_path, rehearse=True)
     autoscaling.create_namespaced_horizontal_pod_autoscaler("shop", hpa("web-hpa"))
+    telemetry = Telemetry()
+    rec.on_cycle = telemetry.observe_cycle
     caplog.set_level(logging.WARNING, logger="setpoint.runtime")
     before = scale_writes(server)
     result = rec.cycle(server.world.engine.now)
     assert [a.replicas for a in result.actions] == [5] and result.hpa_scaled == 1  # would scale, for the comparison
+    # none left alone: a shadow run beside its HPA (days, by design) raised SetpointWorkloadScaledByHPA
+    assert telemetry.registry.get_sample_value("setpoint_hpa_scaled_targets", {"policy": "web"}) == 0
     assert scale_writes(server) == before and spec_of(server) == 2
     cluster.close()
     [said] = [r.getMessage() for r in caplog.records if "also scales" in r.getMessage()]

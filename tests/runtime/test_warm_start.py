@@ -58,6 +58,21 @@ def load(t: np.ndarray) -> np.ndarray:
     return np.round(np.column_stack([api, web]) + 7.0 * np.sin(minute[:, None] * 3.1), 3)
 
 
+#: namespace "handover": what another writer ran (a previous leader, the HPA a policy takes over
+#: from), not what this policy decides: low load all along, web held at 15 then scaled to 12 at
+#: minute 20 (20 %, the policy's whole scale-down budget for a minute), api at 2.
+HANDOVER_DROP_MIN = 20.0
+
+
+def handover_load(t: np.ndarray) -> np.ndarray:
+    return np.full((t.size, 2), 150.0)
+
+
+def handover_replicas(t: np.ndarray) -> np.ndarray:
+    minute = (t - START) / 60.0
+    return np.column_stack([np.full(t.size, 2.0), np.where(minute < HANDOVER_DROP_MIN, 15.0, 12.0)])
+
+
 def targets(namespace: str) -> list[TargetRef]:
     return [TargetRef(namespace, n) for n in NAMES]
 
@@ -95,7 +110,8 @@ def history(tmp_path_factory):
     rps = load(t)
     start = np.array([5.0, 3.0])
     with prometheus_server([], workdir=tmp_path_factory.mktemp("prom-warm"), retention="3650d",
-                           history=openmetrics("app_rps", t, {"shop": rps, "bare": rps})) as server:
+                           history=openmetrics("app_rps", t, {"shop": rps, "bare": rps,
+                                                              "handover": handover_load(t)})) as server:
         with PrometheusSource(PrometheusConfig.from_url(server.url, timeout_s=10)) as source:
             cluster = ReplayCluster(targets("shop"), start)
             a, _ = run(Reconciler(policy("shop"), source, cluster), cluster, t)
@@ -103,7 +119,8 @@ def history(tmp_path_factory):
         # namespace shop only: "bare" has no kube-state-metrics), in a second block
         pre = np.vstack([start, a[:-1]])
         server.stop()
-        server.load_openmetrics(openmetrics("kube_deployment_spec_replicas", t, {"shop": pre}))
+        server.load_openmetrics(openmetrics("kube_deployment_spec_replicas", t,
+                                            {"shop": pre, "handover": handover_replicas(t)}))
         server.start()
         yield server, t, a, pre
 
@@ -259,3 +276,28 @@ def test_the_service_warm_starts_from_its_prometheus_only_when_asked(history, tm
             service = ControllerService([tmp_path / "warm.yaml"], source, cluster, Telemetry(),
                                         ServiceOptions(warm_start=asked))
             assert (service.reconcilers["warm"].warm_from is source) is asked
+
+
+@pytest.mark.parametrize("at_min, held_ticks", [
+    # a failover 45 s after the old leader's 16 -> 14 (10 % a minute) scaled to 12 at once in a drill:
+    # the replay kept its own decisions (which nothing applied) as the scale events, not the changes
+    pytest.param(20.5, 2, id="restart-30s-after-another-writers-scale-down-waits-out-its-period"),
+    pytest.param(21.5, 0, id="restart-a-period-after-it-scales-down-at-once"),
+])
+def test_the_scale_events_rebuilt_are_the_changes_of_the_replicas_that_ran(history, at_min, held_ticks):
+    """Another writer scaled web 15 -> 12 at minute 20 (the policy's 20 % for the minute). Restarted
+    (warm) after it, the policy may scale down again only once that minute has passed: the change
+    counts in its rate limit as if it had made it, from the first tick that saw it (never earlier: the
+    replay did not decide it, so when it was made between two ticks is not known)."""
+    server, t, _, _ = history
+    r = int(at_min * 60 / STEP_S)
+    with PrometheusSource(PrometheusConfig.from_url(server.url, timeout_s=10)) as source:
+        cluster = ReplayCluster(targets("handover"), np.array([2.0, 12.0]))
+        reconciler = Reconciler(policy("handover"), source, cluster, warm_from=source)
+        b, first = run(reconciler, cluster, t[r:r + 6])
+    assert first.warm_start.warm == ["handover/api", "handover/web"]
+    web = b[:, 1].tolist()
+    assert web[:held_ticks] == [12.0] * held_ticks, f"scaled down within a minute of the other writer's 20 %: {web}"
+    assert web[held_ticks] == 9.0, f"then 20 % a minute (12 -> 9), neither held longer nor more: {web}"
+    seen_s = START + HANDOVER_DROP_MIN * 60  # the first tick that sees 12
+    assert t[r + held_ticks] >= seen_s + 60, "not before the other writer's change left the 1-minute period"
