@@ -509,6 +509,19 @@ class Reconciler:
             self._state = state
         result.warm_start = info
 
+    def _events_since_replay(self, targets: list[TargetRef], view: ClusterView, now: float, info) -> None:
+        """The change of replicas between the warm start's last replayed tick and this first cycle
+        as a scale event (warm_start.events_since_replay): the old leader's last step, which
+        kube-state-metrics had not shown yet. Without a state store only: with one, the record
+        written ahead of that step has it (counted twice, it would loosen the other direction's limit)."""
+        from controller.runtime.warm_start import events_since_replay
+
+        if info.last_replicas is None or len(info.last_replicas) != len(targets):
+            return
+        norm = events_since_replay(self._state.norm, self.policy.params, info, view.spec, now)
+        if norm is not self._state.norm:
+            self._state = replace(self._state, norm=norm)
+
     def _rows_for(self, targets: list[TargetRef]) -> np.ndarray | None:
         """Old row of each new target (-1 if new), or None when the list is unchanged."""
         if targets is self._targets or targets == self._targets:  # the same list: equal, without the compare
@@ -799,6 +812,8 @@ class Reconciler:
         with_pods = self.policy.health is not None or self.pods.wants_statuses
         view = self.cluster.observe(targets, with_pods=with_pods).check_rows(len(targets))
         result.view = view
+        if result.warm_start is not None and self.events_store is None:  # a store keeps the old leader's steps
+            self._events_since_replay(targets, view, now, result.warm_start)
         held = self._watch_external(targets, view, now, result)
         samples = self._query_all(targets, now, result)
         pods, per_pod = self.pods.read(targets, view, now, result.errors, self.policy.params.metric_names)

@@ -79,6 +79,10 @@ class WarmStart:
     error: str | None = None
     #: per cold target with replicas known later in the window: the first time they are (epoch s)
     known_from: dict[str, float] = field(default_factory=dict)
+    #: (N,) per target row: the replicas that ran at the last replayed tick and what the replay
+    #: decided there (NaN: cold, or no decision); see :func:`events_since_replay`
+    last_replicas: np.ndarray | None = None
+    last_decided: np.ndarray | None = None
 
     def for_target(self, key: str) -> dict:
         """The record entry of one target: how its state started."""
@@ -132,10 +136,11 @@ def forward_filled(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def replay_state(policy, data: ReplayData) -> tuple[ScalingState, np.ndarray]:
+def replay_state(policy, data: ReplayData) -> tuple[ScalingState, np.ndarray, np.ndarray, np.ndarray]:
     """Replay ``data`` (one tick per grid point) through a Reconciler observing the replicas
-    that ran. Returns (the scaling state after the last tick, (N,) bool rows rebuilt); the rows
-    whose replicas were unknown at the first tick come back empty (cold)."""
+    that ran. Returns (the scaling state after the last tick, (N,) bool rows rebuilt, (N,) the
+    replicas that ran at the last tick and (N,) what the replay decided there, NaN where none); the
+    rows whose replicas were unknown at the first tick come back empty (cold)."""
     from controller.runtime.reconciler import Reconciler  # the reconciler imports this module
 
     policy = backtest_policy(policy)
@@ -143,7 +148,7 @@ def replay_state(policy, data: ReplayData) -> tuple[ScalingState, np.ndarray]:
     actual = forward_filled(data.actual) if data.t_s.size else np.zeros((0, n))
     warm = np.isfinite(actual[0]) if data.t_s.size else np.zeros(n, bool)
     if not warm.any():
-        return ScalingState.empty(n, policy.params), warm
+        return ScalingState.empty(n, policy.params), warm, np.full(n, np.nan), np.full(n, np.nan)
     actual = np.where(np.isfinite(actual), actual, 0.0)  # cold rows: current 0 (scaling disabled), reset below
     cluster = ObservedCluster(data.targets)
     per_replica = {q for q, m in zip(policy.queries, policy.params.metrics) if m.kind in PER_REPLICA_KINDS}
@@ -161,7 +166,33 @@ def replay_state(policy, data: ReplayData) -> tuple[ScalingState, np.ndarray]:
     state = dataclasses.replace(state, norm=observed_scale_events(state.norm, policy.params, actual, decided,
                                                                   data.t_s))
     rows = np.where(warm, np.arange(n), -1)
-    return state.take(rows), warm
+    last = np.where(warm, actual[-1], np.nan)
+    return state.take(rows), warm, last, np.where(warm, decided[-1], np.nan)
+
+
+def events_since_replay(norm: NormState, params: PolicyParams, info: WarmStart, spec: np.ndarray,
+                        now: float) -> NormState:
+    """``norm`` with the change of each warm target's replicas between the replay's last tick and
+    the first live cycle at ``now`` (``spec`` (N,), the replicas it sees) as a scale event.
+
+    kube-state-metrics shows a change a scrape or two after it was made, so the old leader's last
+    step is often in no replayed sample: its event was missed and the new leader could take the
+    same step again at once (4 pods added within a minute under a 4-a-minute limit, after 2). Dated
+    as :func:`observed_scale_events` dates a change: at the last tick when the replay decided it
+    there (a previous leader in phase), else at ``now``, never before it was made."""
+    if params.legacy or info.last_replicas is None:
+        return norm
+    last, decided = info.last_replicas, info.last_decided
+    with np.errstate(invalid="ignore"):
+        moved = np.isfinite(last) & (np.asarray(spec, np.float64) != last)
+    if not moved.any():
+        return norm
+    foreseen = moved & (decided == spec)
+    for rows, when in ((foreseen, info.to_s), (moved & ~foreseen, now)):
+        if rows.any():
+            norm = record_scale_events(norm, params, np.where(rows, last, spec), np.asarray(spec, np.float64),
+                                       float(when), applied=rows)
+    return norm
 
 
 def observed_scale_events(norm: NormState, params: PolicyParams, actual: np.ndarray, decided: np.ndarray,
@@ -217,7 +248,7 @@ def warm_start(policy, source, targets: Sequence[TargetRef], now: float) -> tupl
     except ValueError as exc:  # e.g. an interval of a fraction of a second: no range query for it
         info.cold, info.error = keys, f"history not queried: {exc}"
         return None, info
-    state, warm = replay_state(policy, data)
+    state, warm, info.last_replicas, info.last_decided = replay_state(policy, data)
     info.ticks = data.t_s.size
     info.warm = [k for k, w in zip(keys, warm) if w]
     info.cold = [k for k, w in zip(keys, warm) if not w]
