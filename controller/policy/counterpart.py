@@ -31,11 +31,12 @@ def hpa_counterpart(loaded: LoadedPolicy, name: str = "hpa") -> LoadedPolicy:
 def spec_differences(a: LoadedPolicy, b: LoadedPolicy) -> list[str]:
     """``field: A vs B`` for every field of the two policies' specs that differs, targets aside,
     and health aside unless one of them only heals (then it is all they differ in; YAML names;
-    durations in seconds). Metrics and checks are compared by name."""
+    durations as a file writes them). Metrics and checks are compared by name."""
     aside = {"targets"} if not (a.scales and b.scales) else {"health", "targets"}
 
     def spec(p: LoadedPolicy) -> dict:
-        data = p.model.spec.model_dump(by_alias=True, exclude=aside, exclude_none=True)
+        data = durations_written(p.model.spec.model_dump(by_alias=True, exclude=aside, exclude_none=True),
+                                 p.model.spec.model_dump(exclude=aside, exclude_none=True))
         if "scaling" in data:
             data["scaling"]["metrics"] = {m["name"]: m for m in data["scaling"]["metrics"]}
         if "checks" in data.get("health", {}):
@@ -43,6 +44,22 @@ def spec_differences(a: LoadedPolicy, b: LoadedPolicy) -> list[str]:
         return data
 
     return differences(spec(a), spec(b))
+
+
+def durations_written(aliased, plain, duration: bool = False):
+    """``aliased`` (a model dump by YAML names) with its durations as a policy file writes them
+    (``5m``, not ``300.0``), told by ``plain`` (the same dump by field names: a duration's ends in
+    ``_s``); the two dumps have the same shape and order."""
+    from controller.policy.durations import format_duration
+
+    if isinstance(aliased, dict) and isinstance(plain, dict):
+        return {k: durations_written(v, pv, pk.endswith("_s"))
+                for (k, v), (pk, pv) in zip(aliased.items(), plain.items())}
+    if isinstance(aliased, list) and isinstance(plain, list):
+        return [durations_written(v, pv, duration) for v, pv in zip(aliased, plain)]
+    if duration and isinstance(aliased, (int, float)) and not isinstance(aliased, bool):
+        return format_duration(aliased)
+    return aliased
 
 
 def differences(a: dict, b: dict, prefix: str = "") -> list[str]:

@@ -325,7 +325,7 @@ def test_backtest_compare_file_lists_the_differences(history_prometheus, tmp_pat
                                       "--from", f"{data['t'][0]:.0f}", "--to", f"{data['t'][720]:.0f}",
                                       "--compare", str(other_file)])
     assert result.exit_code == 0, result.output
-    assert "smoothing.ewma.halfLife: 45 vs 120" in result.stdout
+    assert "smoothing.ewma.halfLife: 45s vs 2m" in result.stdout
     assert "calm" in result.stdout and "actual" in result.stdout
 
 

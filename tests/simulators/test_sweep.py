@@ -76,7 +76,7 @@ def test_a_sweep_of_two_files_says_how_their_specs_differ(scenarios, tmp_path):
     pr = _copy_policy(tmp_path, "pr.yaml", ("averagePerReplica: 85", "averagePerReplica: 75"),
                       ("stabilizationWindow: 15m", "stabilizationWindow: 10m"))
     grid = build_grid(scenarios, [main_file, pr], [], hpa_policy=None)
-    assert grid.differences == ("setpoint-default (pr): scaling.behavior.scaleDown.stabilizationWindow: 900 vs 600",
+    assert grid.differences == ("setpoint-default (pr): scaling.behavior.scaleDown.stabilizationWindow: 15m vs 10m",
                                 "setpoint-default (pr): scaling.metrics.rps.target.averagePerReplica: 85 vs 75")
     same = build_grid(scenarios, [main_file, _copy_policy(tmp_path, "copy.yaml")], [], hpa_policy=None)
     assert same.differences == ("setpoint-default (copy): (no difference in scaling)",)
@@ -86,7 +86,7 @@ def test_a_sweep_of_two_files_says_how_their_specs_differ(scenarios, tmp_path):
     records = run_grid(grid.cells(), CellStore(tmp_path / "cells"))
     html_text = report_html(merge(grid, records))
     assert "<dt>policies differ in</dt><dd>setpoint-default (pr): scaling.behavior.scaleDown.stabilizationWindow: " \
-           "900 vs 600; setpoint-default (pr): scaling.metrics.rps.target.averagePerReplica: 85 vs 75</dd>" in html_text
+           "15m vs 10m; setpoint-default (pr): scaling.metrics.rps.target.averagePerReplica: 85 vs 75</dd>" in html_text
 
 
 def test_the_same_policy_file_twice_is_refused(scenarios):
