@@ -487,6 +487,11 @@ def replicas_writer(managed_fields: Iterable | None) -> tuple[str, float | None,
     return max(owners, key=lambda o: -math.inf if o[1] is None else o[1])
 
 
+#: Seconds a resolve()'s list of workloads is read by the observe() that follows it in the same
+#: thread (the same cycle: milliseconds apart) instead of a second list.
+REUSE_LIST_S = 2.0
+
+
 # --------------------------------------------------------------------------- the adapter
 class KubernetesCluster:
     """The ``Cluster`` port over the Kubernetes API. See the module docstring.
@@ -531,6 +536,9 @@ class KubernetesCluster:
         self.core = k8s.CoreV1Api(self.api_client)
         self.autoscaling = k8s.AutoscalingV2Api(self.api_client)
         self.timeout = (min(3.0, request_timeout_s), request_timeout_s)
+        # per thread (a policy's cycle runs in one): the workloads resolve() just listed, which the
+        # observe() right after it reads instead of listing them again (see _listed_by_resolve)
+        self._resolved = threading.local()
         self.max_retries = max_retries
         self.retry_backoff_s = retry_backoff_s
         self.with_pods = with_pods
@@ -623,7 +631,23 @@ class KubernetesCluster:
             items = self._call(where, selector.namespace, list_fn, selector.namespace,
                                label_selector=selector.label_selector or None).items
             names = {w.metadata.name for w in items}
+        self._resolved.listed = (selector.namespace, selector.kind, time.monotonic(), items)
         return sorted(TargetRef(selector.namespace, n, selector.kind) for n in names)
+
+    def _listed_by_resolve(self, namespace: str, kind: str, names: set[str]) -> list | None:
+        """The workloads this thread's last resolve() listed, when it listed ``namespace``'s
+        ``kind`` less than REUSE_LIST_S ago and holds every one of ``names``; taken once.
+
+        A cycle resolves its targets, then observes them: two lists of the same namespace a few
+        milliseconds apart, a third of a scaling cycle's requests (with 150 policies at a 15 s
+        interval, 30 requests per second against the client's default 20)."""
+        listed, self._resolved.listed = getattr(self._resolved, "listed", None), None
+        if listed is None:
+            return None
+        ns, k, at, items = listed
+        if (ns, k) != (namespace, kind) or time.monotonic() - at > REUSE_LIST_S:
+            return None
+        return items if names <= {w.metadata.name for w in items} else None
 
     def hpa_targets(self, namespace: str) -> dict[TargetRef, str]:
         """{workload: HPA name} for the HorizontalPodAutoscalers of ``namespace`` (the first in name
@@ -649,7 +673,8 @@ class KubernetesCluster:
         for t in targets:
             groups[(t.namespace, t.kind)].append(t)
         for (namespace, kind), refs in groups.items():
-            snapshot = self._snapshot(namespace, kind, self.with_pods if with_pods is None else with_pods)
+            snapshot = self._snapshot(namespace, kind, self.with_pods if with_pods is None else with_pods,
+                                      {r.name for r in refs})
             for ref in refs:
                 status = snapshot.status(ref, now)
                 if status is not None:
@@ -660,9 +685,11 @@ class KubernetesCluster:
                     self._uids[ref] = snapshot.workloads[ref.name].metadata.uid
         return ClusterView.from_statuses(targets, statuses)
 
-    def _snapshot(self, namespace: str, kind: str, with_pods: bool) -> _NamespaceSnapshot:
-        list_fn = self._workload_api(kind).list
-        workloads = self._call(f"list {kind} in {namespace}", namespace, list_fn, namespace).items
+    def _snapshot(self, namespace: str, kind: str, with_pods: bool, names: set[str] = frozenset()) -> _NamespaceSnapshot:
+        workloads = self._listed_by_resolve(namespace, kind, set(names))
+        if workloads is None:
+            list_fn = self._workload_api(kind).list
+            workloads = self._call(f"list {kind} in {namespace}", namespace, list_fn, namespace).items
         replicasets, pods = self._health_objects(namespace, kind) if with_pods else ([], [])
         return _NamespaceSnapshot(workloads, replicasets, pods)
 

@@ -91,6 +91,25 @@ def test_observe_reads_replicas_pods_and_revisions(cluster, server):
     assert server.api.requests.count("GET") == 3  # deployments, replicasets, pods: one list each
 
 
+@pytest.mark.parametrize("selector, then_observe, lists", [
+    pytest.param(TargetSelector("Deployment", NS, names=("web", "api")), None, 1, id="by-names-one-list"),
+    pytest.param(TargetSelector("Deployment", NS, match_labels=(("tier", "front"),)), None, 1, id="by-labels-one-list"),
+    pytest.param(TargetSelector("Deployment", NS, match_labels=(("tier", "front"),)), [WEB, API], 2,
+                 id="a-target-the-labelled-list-lacks-lists-again"),
+    pytest.param(TargetSelector("StatefulSet", NS, names=("db",)), [WEB], 2, id="another-kind-lists-its-own"),
+])
+def test_a_cycle_lists_its_workloads_once(cluster, server, selector, then_observe, lists):
+    """resolve() then observe(), as every cycle does: the observe reads the list resolve just made
+    (a second list of the same namespace was a third of a scaling cycle's requests)."""
+    targets = cluster.resolve(selector)
+    observed = then_observe if then_observe is not None else targets
+    view = cluster.observe(observed, with_pods=False)
+    assert server.api.requests.count("GET", r"/(deployments|statefulsets)$") == lists
+    assert view.exists.all() and view.spec.tolist() == [{"web": 2, "api": 3}[t.name] for t in observed]
+    cluster.observe([WEB], with_pods=False)  # the list is read once: the next observe lists afresh
+    assert server.api.requests.count("GET", r"/(deployments|statefulsets)$") == lists + 1
+
+
 def test_observe_after_a_scale_and_during_a_rolling_restart(cluster, server):
     cluster.apply(scale(5, 2))
     server.world.advance(3)
