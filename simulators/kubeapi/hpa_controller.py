@@ -13,7 +13,7 @@ each HPA in the store is
    writes go through the store's scale subresource with field manager ``kube-controller-manager``
    (:class:`StoreScaleTargets`), so Setpoint's HPA guard and external-scale watch see the HPA's writes;
 3. shown in the HPA's status (currentReplicas, desiredReplicas, lastScaleTime, currentMetrics,
-   conditions): ``kubectl get hpa`` shows it.
+   conditions: ``kubectl get hpa`` shows it) and a ``SuccessfulRescale`` Event per scale.
 
 An HPA created, edited or deleted takes effect at the next sync; deleting it stops it (the cut-over).
 An edit (a new spec) starts the HPA's decision history afresh (stabilization window, rate-limit
@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import secrets
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,6 +138,7 @@ class HpaController:
             for key, hpa in hpas.items():
                 run = self._run_of(key, hpa)
                 result = self._cycle(key, run, now)
+                self._record_rescales(hpa, result, now)
                 self._write_status(key, hpa, run, result, now)
             self.syncs += 1
 
@@ -195,22 +197,51 @@ class HpaController:
             run.last_scale_wall_s = self.store.clock.wall(now)
         return result
 
+    def _cpu_request_cores(self, result: CycleResult | None) -> float | None:
+        """The CPU request of a pod of the HPA's workload (cores), None when there is none."""
+        if result is None or not result.targets:
+            return None
+        return float(self.store.workloads[self.store.engine.index(result.targets[0])].config.cpu_request_cores)
+
+    def _record_rescales(self, hpa: dict, result: CycleResult | None, now: float) -> None:
+        """A ``SuccessfulRescale`` Event on the HPA per scale it made, as kube-controller-manager
+        records one (``kubectl describe hpa`` lists them)."""
+        for action in (result.actions if result is not None else ()):
+            if action.kind is ActionKind.SCALE:
+                self.store.events.create(hpa["metadata"]["namespace"],
+                                         rescale_event(hpa, int(action.replicas), action.reason,
+                                                       self.store.clock.wall(now)))
+
     def _write_status(self, key: tuple[str, str], hpa: dict, run: HpaRun, result: CycleResult | None,
                       now: float) -> None:
         """The HPA's status from the cycle, written to the store when it changed."""
         wall = self.store.clock.wall(now)
         old = hpa.get("status") or {}
-        status = hpa_status(run, result, old, wall)
+        status = hpa_status(run, result, old, wall, self._cpu_request_cores(result))
         if status == old:
             return
         hpa["status"] = status
         self.store.hpas.update(*key, hpa)
 
 
-def hpa_status(run: HpaRun, result: CycleResult | None, old: dict, wall_s: float) -> dict:
+def rescale_event(hpa: dict, replicas: int, reason: str, wall_s: float) -> dict:
+    """The Event of one rescale by an HPA (``wall_s``: epoch s), as the HPA controller words it."""
+    meta = hpa["metadata"]
+    at = K.rfc3339(wall_s)
+    return {"metadata": {"name": f"{meta['name']}.{secrets.token_hex(8)}"},
+            "involvedObject": {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                               "namespace": meta["namespace"], "name": meta["name"], "uid": meta.get("uid")},
+            "reason": "SuccessfulRescale", "message": f"New size: {replicas}; reason: {reason}", "type": "Normal",
+            "source": {"component": "horizontal-pod-autoscaler"}, "reportingComponent": "horizontal-pod-autoscaler",
+            "firstTimestamp": at, "lastTimestamp": at, "count": 1}
+
+
+def hpa_status(run: HpaRun, result: CycleResult | None, old: dict, wall_s: float,
+               cpu_request_cores: float | None = None) -> dict:
     """An HPA's status as kube-controller-manager writes it: currentReplicas (observed),
     desiredReplicas (decided), lastScaleTime, currentMetrics (the values read, per metric) and
-    conditions (their lastTransitionTime kept while their status holds). ``wall_s``: epoch s."""
+    conditions (their lastTransitionTime kept while their status holds). ``wall_s``: epoch s;
+    ``cpu_request_cores``: a pod's CPU request, for the CPU metric's averageValue."""
     # desiredReplicas is required in autoscaling/v2 (0 until a count was decided, as the real controller starts)
     status = {"desiredReplicas": 0, **{k: old[k] for k in ("currentReplicas", "desiredReplicas") if k in old}}
     if run.last_scale_wall_s is not None:
@@ -227,7 +258,8 @@ def hpa_status(run: HpaRun, result: CycleResult | None, old: dict, wall_s: float
         status["currentReplicas"] = int(result.view.status[0]) if result.view.status is not None else \
             int(decision.current[0])
         status["desiredReplicas"] = int(decision.norm.desired[0])
-        status["currentMetrics"] = current_metrics(run.reconciler.policy, decision.signal.values[0])
+        status["currentMetrics"] = current_metrics(run.reconciler.policy, decision.signal.values[0],
+                                                   cpu_request_cores)
         conditions = result.conditions[0] if result.conditions else {}
     status["conditions"] = _conditions(conditions, old.get("conditions") or [], wall_s)
     if "currentMetrics" not in status and old.get("currentMetrics"):
@@ -235,16 +267,19 @@ def hpa_status(run: HpaRun, result: CycleResult | None, old: dict, wall_s: float
     return status
 
 
-def current_metrics(policy: RuntimePolicy, values: np.ndarray) -> list[dict]:
+def current_metrics(policy: RuntimePolicy, values: np.ndarray, cpu_request_cores: float | None = None) -> list[dict]:
     """status.currentMetrics from (M,) values read per metric (NaN: not shown): a utilization
-    metric in HPA's Resource form (averageUtilization, %), any other as a Pods average value."""
+    metric in HPA's Resource form (averageUtilization, %; for CPU with ``cpu_request_cores`` the
+    averageValue in cores too, as kubectl describe shows it), any other as a Pods average value."""
     out = []
     for metric, value in zip(policy.params.metrics, values):
         if not np.isfinite(value):
             continue
         if metric.kind is MetricKind.UTILIZATION:
-            out.append({"type": "Resource", "resource": {"name": metric.resource or metric.name, "current": {
-                "averageUtilization": int(round(float(value)))}}})
+            current = {"averageUtilization": int(round(float(value)))}
+            if metric.resource == "cpu" and cpu_request_cores:
+                current["averageValue"] = K.millicores(float(value) / 100.0 * cpu_request_cores)
+            out.append({"type": "Resource", "resource": {"name": metric.resource or metric.name, "current": current}})
         else:
             out.append({"type": "Pods", "pods": {"metric": {"name": metric.name},
                                                  "current": {"averageValue": K.millicores(float(value))}}})

@@ -80,8 +80,12 @@ def test_an_hpa_with_a_cpu_target_scales_its_deployment_as_kube_controller_manag
     assert status.last_scale_time is not None
     [cpu] = status.current_metrics
     assert cpu.type == "Resource" and cpu.resource.name == "cpu" and cpu.resource.current.average_utilization > 30
+    assert cpu.resource.current.average_value.endswith("m")  # cores per pod, as kubectl describe shows it
     conditions = {c.type: (c.status, c.reason) for c in status.conditions}
     assert conditions["AbleToScale"][0] == "True" and conditions["ScalingActive"] == ("True", "ValidMetricFound")
+    events = client.CoreV1Api(apps.api_client).list_namespaced_event(
+        NS, field_selector="involvedObject.kind=HorizontalPodAutoscaler,involvedObject.name=web").items
+    assert [e.reason for e in events][:1] == ["SuccessfulRescale"] and events[0].message.startswith(f"New size: {first};")
 
 
 @pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (CI has /usr/bin/kubectl)")
