@@ -403,17 +403,23 @@ def sim_serve(
         "--read-timeout", min=0.1, help="Seconds a client has to send a whole request; slower ones are cut off.")] = 10.0,
     max_connections: Annotated[int, typer.Option(
         "--max-connections", min=1, help="Connections served at once; more get 429 at once.")] = 128,
+    no_hpa_controller: Annotated[bool, typer.Option(
+        "--no-hpa-controller", help="Store HorizontalPodAutoscalers without acting on them (default: each one "
+                                    "scales its workload every 15 simulated seconds, as kube-controller-manager "
+                                    "does).")] = False,
     log_level: Annotated[str, typer.Option("--log-level", help="debug logs every request.")] = "info",
 ) -> None:
     """Serve a scenario's simulated cluster through the Kubernetes API, driven by its load in real time.
 
     Deployments (apps/v1, with the scale subresource), ReplicaSets, pods, events, leases, ConfigMaps
-    and HorizontalPodAutoscalers (autoscaling/v2 and v1, stored: no HPA controller acts on them)
-    behave as the real API server's do for what Setpoint uses (resourceVersion conflicts, 404,
+    and HorizontalPodAutoscalers (autoscaling/v2 and v1) behave as the real API server's do for what Setpoint uses (resourceVersion conflicts, 404,
     422 and Status bodies). Point `setpoint run --kubeconfig FILE` or kubectl at it: it serves HTTPS
     with a CA made at start-up (in the kubeconfig), discovery short names, tables and watches. Every
     request needs the bearer token (see --kubeconfig-out, --token-file; printed when neither is
-    given) unless --no-auth. Runs until SIGTERM or Ctrl-C. Exit 1 on an invalid scenario.
+    given) unless --no-auth. As kube-controller-manager, an HPA controller runs every stored HPA
+    every 15 simulated seconds (`setpoint import`'s conversion, decided by the hpa preset, written as
+    kube-controller-manager, its status updated) unless --no-hpa-controller. Runs until SIGTERM or
+    Ctrl-C. Exit 1 on an invalid scenario.
     """
     import logging
 
@@ -444,7 +450,7 @@ def sim_serve(
     try:
         serve(scenario, kube_listen, metrics_listen, kubeconfig_out, speed, test_hooks, token=token, on_ready=ready,
               auth=not no_auth, token_file=token_file, read_timeout_s=read_timeout, max_connections=max_connections,
-              tls=not insecure_http)
+              tls=not insecure_http, hpa_controller=not no_hpa_controller)
     except ScenarioError as exc:
         fail(exc.errors)
     except (OSError, ValueError) as exc:

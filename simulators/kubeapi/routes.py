@@ -15,8 +15,8 @@ path                                        verbs
 /api/v1/.../events[/NAME]                   list, watch, create, get, update, patch, delete
 /api/v1/.../configmaps[/NAME]               list, watch, create, get, update, patch, delete
 /apis/coordination.k8s.io/v1/.../leases     list, watch, create, get, update, patch, delete
-/apis/autoscaling/v2/.../horizontalpod...   list, watch, create, get, update, patch, delete (stored only:
-                                            no HPA controller acts on them); the same objects
+/apis/autoscaling/v2/.../horizontalpod...   list, watch, create, get, update, patch, delete (run by
+                                            SimWorld's HPA controller, hpa_controller.py); the same objects
 /apis/autoscaling/v1/.../horizontalpod...   through v1 (kubectl autoscale), converted as the
                                             apiserver does (simulators.kubeapi.hpa_v1)
 /api/v1/namespaces[/NAME]                   list, watch, get, create, update, patch (labels and

@@ -8,7 +8,8 @@ driving the engine in real time, and the workloads' metrics in Prometheus format
 
 Pieces, usable on their own in tests:
 
-- :class:`SimWorld`: the engine, its object store, the metrics exporter and the load;
+- :class:`SimWorld`: the engine, its object store, the metrics exporter, the load and the HPA
+  controller that runs the stored HPAs (:mod:`simulators.kubeapi.hpa_controller`);
   ``advance(ticks)`` steps it by hand (tests), :class:`EngineDriver` steps it on wall time.
 - :class:`SimKubeApi`: the apiserver as an HTTP app (routing, bearer token, Status errors,
   request log, fault injection).
@@ -55,6 +56,7 @@ from controller.runtime.files import SPECIAL_FILE, special_file, write_private_f
 from controller.runtime.http import parse_listen as http_listen
 from simulators.kubeapi import objects as K
 from simulators.cluster import SimCluster
+from simulators.kubeapi.hpa_controller import HpaController
 from simulators.kubeapi.http import IDLE_TIMEOUT_S, MAX_CONNECTIONS, READ_TIMEOUT_S, HttpService, Request, Response
 from simulators.kubeapi.metrics import SimMetricsExporter
 from simulators.kubeapi.routes import ResourceHandler, build_resources, discovery, error_response, parse_path
@@ -91,7 +93,7 @@ class SimWorld:
     """
 
     def __init__(self, scenario: Scenario, speed: float = 1.0, statefulsets: frozenset[str] = frozenset(),
-                 wall_start_s: float | None = None):
+                 wall_start_s: float | None = None, hpa_controller: bool = True):
         if not 0 < speed <= MAX_SPEED:  # NaN too
             raise ValueError(f"speed must be > 0 and at most {MAX_SPEED:g}, got {speed:g}")
         self.scenario = scenario
@@ -101,6 +103,8 @@ class SimWorld:
         clock = SimTime(scenario.start_s, time.time() if wall_start_s is None else wall_start_s, speed)
         self.store = KubeStore(engine, clock, statefulsets)
         self.metrics = SimMetricsExporter(self.store)
+        #: kube-controller-manager's HPA controller over the stored HPAs (None: they are only stored)
+        self.hpa_controller = HpaController(scenario, self.store) if hpa_controller else None
         self.next_tick_s = scenario.start_s
         self.ticks = 0
         self.advance(1)  # signals exist from the start
@@ -119,7 +123,10 @@ class SimWorld:
         for _ in range(ticks):
             t = self.next_tick_s
             self.store.step(t, self.tick_s, self.offered(t))
-            self.metrics.record(self.engine.signals(), self.tick_s)
+            observed = self.engine.signals()
+            self.metrics.record(observed, self.tick_s)
+            if self.hpa_controller is not None:
+                self.hpa_controller.tick(observed)
             self.next_tick_s = t + self.tick_s
             self.ticks += 1
 
@@ -441,6 +448,7 @@ class SimKubeServer:
     """The simulated apiserver (and optionally its metrics endpoint) for one scenario.
 
     ``drive=False`` leaves the engine still (call ``world.advance``), for deterministic tests.
+    ``hpa_controller``: run the stored HPAs (simulators/kubeapi/hpa_controller.py); False only stores them.
     Use as a context manager, or ``start()`` / ``stop()``.
     """
 
@@ -448,13 +456,14 @@ class SimKubeServer:
                  metrics_port: int | None = None, metrics_host: str | None = None, speed: float = 1.0,
                  drive: bool = True, token: str | None = None, auth: bool = True, test_hooks: bool = False,
                  statefulsets: frozenset[str] = frozenset(), max_connections: int = MAX_CONNECTIONS,
-                 idle_timeout_s: float = IDLE_TIMEOUT_S, read_timeout_s: float = READ_TIMEOUT_S, tls: bool = True):
+                 idle_timeout_s: float = IDLE_TIMEOUT_S, read_timeout_s: float = READ_TIMEOUT_S, tls: bool = True,
+                 hpa_controller: bool = True):
         if token is not None and not auth:
             raise ValueError("a token and auth=False contradict each other")
         if token is not None and not token.strip():
             raise ValueError("the token must not be empty")
         sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
-        self.world = SimWorld(sc, speed, statefulsets)
+        self.world = SimWorld(sc, speed, statefulsets, hpa_controller=hpa_controller)
         self.api = SimKubeApi(self.world, (token or new_token()) if auth else None, test_hooks)
         #: The CA and serving certificate (None over plain HTTP).
         self.identity: ServingIdentity | None = make_serving_identity((host,)) if tls else None
@@ -581,7 +590,8 @@ def new_token() -> str:
 def serve(scenario: str | Path, kube_listen: str = "127.0.0.1:8001", metrics_listen: str | None = None,
           kubeconfig_out: str | Path | None = None, speed: float = 1.0, test_hooks: bool = False,
           token: str | None = None, on_ready=None, *, auth: bool = True, token_file: str | Path | None = None,
-          read_timeout_s: float = READ_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS, tls: bool = True) -> None:
+          read_timeout_s: float = READ_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS, tls: bool = True,
+          hpa_controller: bool = True) -> None:
     """Run the simulated apiserver until SIGTERM or SIGINT (the ``setpoint sim serve`` command).
 
     The bearer token (``token``, or a fresh random one) is always required unless ``auth`` is
@@ -599,7 +609,7 @@ def serve(scenario: str | Path, kube_listen: str = "127.0.0.1:8001", metrics_lis
     try:
         server = SimKubeServer(scenario, host=host, port=port, metrics_host=m_host, metrics_port=m_port, speed=speed,
                                token=token, auth=auth, test_hooks=test_hooks, read_timeout_s=read_timeout_s,
-                               max_connections=max_connections, tls=tls)
+                               max_connections=max_connections, tls=tls, hpa_controller=hpa_controller)
     except ListenError as exc:
         option, value = ("--metrics-listen", metrics_listen) if exc.role == "metrics endpoint" else ("--kube-listen",
                                                                                                   kube_listen)

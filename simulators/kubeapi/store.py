@@ -292,7 +292,7 @@ class KubeStore:
         self.leases = StoredObjects(self, "leases", "coordination.k8s.io", "Lease", "coordination.k8s.io/v1",
                                     _validate_lease)
         self.configmaps = StoredObjects(self, "configmaps", "", "ConfigMap", "v1", _validate_config_map)
-        # stored, never acted on: no HPA controller runs here (the controller checks for them)
+        # acted on by SimWorld's HPA controller (simulators/kubeapi/hpa_controller.py) unless it is off
         self.hpas = StoredObjects(self, "horizontalpodautoscalers", "autoscaling", "HorizontalPodAutoscaler",
                                   "autoscaling/v2", _validate_hpa)
         self.namespace_table = Namespaces(self)  # their labels, annotations, and those clients create

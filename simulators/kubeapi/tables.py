@@ -145,27 +145,40 @@ def _cells(kind: str, obj: dict, now_s: float) -> list:
         return [name, status.get("phase", "Active"), age]
     if kind == "HorizontalPodAutoscaler":
         if obj.get("apiVersion") == "autoscaling/v1":  # the same columns as through v2
-            spec = to_v2(obj).get("spec") or {}
+            v2 = to_v2(obj)
+            spec, status = v2.get("spec") or {}, v2.get("status") or {}
         ref = spec.get("scaleTargetRef") or {}
-        return [name, f"{ref.get('kind', '')}/{ref.get('name', '')}", _hpa_targets(spec.get("metrics") or []),
+        targets = _hpa_targets(spec.get("metrics") or [], status.get("currentMetrics") or [])
+        return [name, f"{ref.get('kind', '')}/{ref.get('name', '')}", targets,
                 str(spec.get("minReplicas", 1)), spec.get("maxReplicas", 0), status.get("currentReplicas", 0), age]
     return [name, age]
 
 
-def _hpa_targets(metrics: list) -> str:
-    """kubectl's TARGETS of an autoscaling/v2 HPA; the current values are <unknown>: no HPA
-    controller runs here."""
+def _hpa_targets(metrics: list, current: list) -> str:
+    """kubectl's TARGETS of an autoscaling/v2 HPA: per metric, its current value (status.currentMetrics
+    at the same index, as kubectl's printer pairs them; <unknown> until the HPA controller wrote it)
+    over its target."""
     if not metrics:
         return "<none>"
     cells = []
-    for m in metrics:
+    for i, m in enumerate(metrics):
         source = (m or {}).get("resource") or (m or {}).get("containerResource") or {}
         target = source.get("target") or next((v.get("target") for v in (m or {}).values()
                                                if isinstance(v, dict) and v.get("target")), {}) or {}
         goal = (f"{target['averageUtilization']}%" if "averageUtilization" in target
                 else target.get("averageValue") or target.get("value") or "?")
-        cells.append(f"{source['name']}: <unknown>/{goal}" if source.get("name") else f"<unknown>/{goal}")
+        now = _current_value(current[i] if i < len(current) else None)
+        cells.append(f"{source['name']}: {now}/{goal}" if source.get("name") else f"{now}/{goal}")
     return ", ".join(cells)
+
+
+def _current_value(metric: dict | None) -> str:
+    """One entry of status.currentMetrics as kubectl prints it: ``75%``, a quantity, or <unknown>."""
+    values = [v.get("current") for v in (metric or {}).values() if isinstance(v, dict)]
+    value = next((v for v in values if isinstance(v, dict)), None) or {}
+    if "averageUtilization" in value:
+        return f"{value['averageUtilization']}%"
+    return str(value.get("averageValue") or value.get("value") or "<unknown>")
 
 
 def _row_object(obj: dict, include: str) -> dict | None:

@@ -1,0 +1,299 @@
+"""kube-controller-manager's HPA controller inside ``setpoint sim serve``: every stored
+HorizontalPodAutoscaler scales its workload, as in a real cluster.
+
+Every :data:`SYNC_PERIOD_S` of simulated time (HPA's ``--horizontal-pod-autoscaler-sync-period``),
+each HPA in the store is
+
+1. converted to a ``preset: hpa`` policy by the importer (:func:`controller.policy.importer.convert`
+   then the policy loader: the code path of ``setpoint import``); an HPA it refuses is skipped with
+   one log line and a ``ScalingActive: False`` condition (reason ``FailedImport``) in its status;
+2. decided by the Reconciler, as the simulator's ``hpa`` baseline runs it (simulators/runner.py):
+   no second HPA implementation. Its metrics are the engine's signals, bound by the scenario as
+   the baseline binds them (``cpu`` -> the engine's utilization); its cluster is the engine, whose
+   writes go through the store's scale subresource with field manager ``kube-controller-manager``
+   (:class:`StoreScaleTargets`), so Setpoint's HPA guard and external-scale watch see the HPA's writes;
+3. shown in the HPA's status (currentReplicas, desiredReplicas, lastScaleTime, currentMetrics,
+   conditions: ``kubectl get hpa`` shows it) and a ``SuccessfulRescale`` Event per scale.
+
+An HPA created, edited or deleted takes effect at the next sync; deleting it stops it (the cut-over).
+An edit (a new spec) starts the HPA's decision history afresh (stabilization window, rate-limit
+periods), where kube-controller-manager keeps them.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+
+import numpy as np
+
+from controller.core.scaling.params import MetricKind
+from controller.errors import NotFound, PermanentError, PolicyError, TemporaryError
+from controller.model import Action, ActionKind, TargetRef, TargetSelector
+from controller.policy.importer import ConversionProblem, convert
+from controller.policy.load import load_policy_text
+from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy
+from simulators.kubeapi import objects as K
+from simulators.kubeapi.managed_fields import FieldWriter
+from simulators.kubeapi.store import KubeStore
+from simulators.ports import SimMetrics, SimTargets
+from simulators.scenario import SIGNALS, Scenario
+from simulators.signals import METRIC_SIGNALS
+
+log = logging.getLogger("setpoint.sim.hpa")
+
+#: kube-controller-manager's default HPA sync period (s of simulated time).
+SYNC_PERIOD_S = 15.0
+#: The field manager of HPA's writes to the scale subresource (what a real cluster's managedFields show).
+HPA_WRITER = FieldWriter("kube-controller-manager", "Update")
+#: Condition reason of an HPA the importer (or the policy loader) refuses.
+REFUSED_REASON = "FailedImport"
+
+
+class StoreScaleTargets(SimTargets):
+    """The ``Cluster`` port of one HPA: reads from the engine (as SimTargets), resolves the
+    HPA's scaleTargetRef through the store (Deployments and StatefulSets alike), and writes
+    replicas through :meth:`KubeStore.update_scale` as ``writer``: the store path of API writes."""
+
+    def __init__(self, store: KubeStore, writer: FieldWriter = HPA_WRITER):
+        super().__init__(store.engine, [w.name for w in store.workloads], match_selectors=True)
+        self.store = store
+        self.writer = writer
+
+    def resolve(self, selector: TargetSelector) -> list[TargetRef]:
+        """The workloads of the store of this kind and namespace named by the selector (the importer
+        names one); none when it is not there (an HPA of a missing workload scales nothing)."""
+        found = [self.store.by_key.get((selector.kind, selector.namespace, name)) for name in selector.names]
+        return sorted(self.cluster.ref(w.index) for w in found if w is not None)
+
+    def apply(self, action: Action) -> None:
+        if action.kind is not ActionKind.SCALE:
+            raise PermanentError(f"the HPA controller only scales, not {action.kind.value}", target=action.target.key)
+        w = self.store.workloads[self.cluster.index(action.target)]
+        try:
+            self.store.update_scale(w.kind, w.namespace, w.name, {"spec": {"replicas": int(action.replicas)}},
+                                    self.writer)
+        except K.KubeApiError as exc:
+            kind = NotFound if exc.code == 404 else TemporaryError if exc.code >= 500 else PermanentError
+            raise kind(str(exc), target=action.target.key, status=exc.code) from None
+
+
+def shared_metrics(scenario: Scenario, store: KubeStore) -> SimMetrics:
+    """One SimMetrics for every HPA: rings for every workload signal over the scenario's metrics
+    window (HPAs come and go, the rings stay); each HPA's queries are bound as it is converted."""
+    fields = {f.split(":")[0] for f in SIGNALS.values()} & set(METRIC_SIGNALS)
+    return SimMetrics(store.engine, {f"<ring {f}>": f for f in sorted(fields)}, scenario.metrics_window_s,
+                      scenario.tick_s, seed=scenario.seed)
+
+
+@dataclass
+class HpaRun:
+    """One stored HPA as run: the spec it was converted from, and its Reconciler (None: refused, ``why``)."""
+
+    fingerprint: str
+    reconciler: Reconciler | None
+    why: str = ""
+    last_scale_wall_s: float | None = None
+
+
+def spec_fingerprint(hpa: dict) -> str:
+    """What makes an HPA a new one to convert: its uid, apiVersion and spec."""
+    return json.dumps([hpa["metadata"].get("uid"), hpa.get("apiVersion"), hpa.get("spec")], sort_keys=True)
+
+
+class HpaController:
+    """Runs every HPA of ``store`` on the simulated clock (call :meth:`tick` after every engine step)."""
+
+    def __init__(self, scenario: Scenario, store: KubeStore, sync_period_s: float = SYNC_PERIOD_S):
+        self.scenario = scenario
+        self.store = store
+        self.sync_period_s = sync_period_s
+        self.metrics = shared_metrics(scenario, store)
+        self.runs: dict[tuple[str, str], HpaRun] = {}
+        self.next_sync_s: float | None = None
+        self.syncs = 0
+
+    def tick(self, observed) -> None:
+        """After one engine step: record its signals (ObservedSignals), then sync when due."""
+        self.metrics.push(observed)
+        now = float(self.store.engine.now)
+        if self.next_sync_s is None:
+            self.next_sync_s = now
+        if now >= self.next_sync_s - 1e-9:
+            self.sync(now)
+            while self.next_sync_s <= now + 1e-9:
+                self.next_sync_s += self.sync_period_s
+
+    def sync(self, now: float) -> None:
+        """One sync at simulated time ``now``: every stored HPA converted (when new or edited),
+        decided, its status written; runs of deleted HPAs dropped."""
+        with self.store.lock:
+            hpas = {key: copy.deepcopy(obj) for key, obj in self.store.hpas.items.items()}
+            for key in set(self.runs) - set(hpas):
+                del self.runs[key]
+                log.info("HPA %s/%s deleted: it scales no more", *key)
+            for key, hpa in hpas.items():
+                run = self._run_of(key, hpa)
+                result = self._cycle(key, run, now)
+                self._record_rescales(hpa, result, now)
+                self._write_status(key, hpa, run, result, now)
+            self.syncs += 1
+
+    def _run_of(self, key: tuple[str, str], hpa: dict) -> HpaRun:
+        """The run of an HPA as stored now: kept while its spec is the same, else converted anew."""
+        fingerprint = spec_fingerprint(hpa)
+        run = self.runs.get(key)
+        if run is None or run.fingerprint != fingerprint:
+            run = self._convert(key, hpa, fingerprint)
+            self.runs[key] = run
+        return run
+
+    def _convert(self, key: tuple[str, str], hpa: dict, fingerprint: str) -> HpaRun:
+        """An HPA through `setpoint import`'s path to a Reconciler, or a refused run (logged once)."""
+        try:
+            converted = convert(hpa)
+            [policy] = load_policy_text(converted.text, f"<HorizontalPodAutoscaler {key[0]}/{key[1]}>")
+            runtime = RuntimePolicy.of(policy)
+            self._bind(runtime)
+        except ConversionProblem as exc:
+            return self._refused(key, fingerprint, f"{'.'.join(map(str, exc.path))}: {exc.message}")
+        except (PolicyError, ValueError) as exc:
+            return self._refused(key, fingerprint, str(exc))
+        reconciler = Reconciler(runtime, self.metrics, StoreScaleTargets(self.store))
+        log.info("HPA %s/%s runs as policy %s (preset: hpa)", *key, runtime.name)
+        return HpaRun(fingerprint, reconciler)
+
+    def _bind(self, runtime: RuntimePolicy) -> None:
+        """Bind the policy's queries to the engine's signals, as the hpa baseline binds them
+        (ValueError for a metric the scenario does not bind, or bound otherwise already)."""
+        from simulators.runner import policy_bindings  # the runner's rule; imported late: a heavy module
+
+        bindings = policy_bindings(self.scenario, runtime)
+        for expr, signal in bindings.items():
+            if self.metrics.bindings.get(expr, signal) != signal:
+                raise ValueError(f"its query {expr!r} is bound to {self.metrics.bindings[expr]} already")
+            if signal.split(":")[0] not in self.metrics.fields and signal.split(":")[0] not in SimMetrics.INSTANT:
+                raise ValueError(f"signal {signal} is not recorded for HPAs")
+        self.metrics.bindings.update(bindings)
+
+    @staticmethod
+    def _refused(key: tuple[str, str], fingerprint: str, why: str) -> HpaRun:
+        log.warning("HPA %s/%s skipped: setpoint import refuses it: %s", *key, why)
+        return HpaRun(fingerprint, None, why)
+
+    def _cycle(self, key: tuple[str, str], run: HpaRun, now: float) -> CycleResult | None:
+        """One Reconciler cycle of the HPA (None when refused or failed: logged, others go on)."""
+        if run.reconciler is None:
+            return None
+        try:
+            result = run.reconciler.cycle(now)
+        except Exception:  # one HPA's failure never stops the others, nor the engine
+            log.exception("HPA %s/%s: sync failed", *key)
+            return None
+        if any(a.kind is ActionKind.SCALE for a in result.actions):
+            run.last_scale_wall_s = self.store.clock.wall(now)
+        return result
+
+    def _cpu_request_cores(self, result: CycleResult | None) -> float | None:
+        """The CPU request of a pod of the HPA's workload (cores), None when there is none."""
+        if result is None or not result.targets:
+            return None
+        return float(self.store.workloads[self.store.engine.index(result.targets[0])].config.cpu_request_cores)
+
+    def _record_rescales(self, hpa: dict, result: CycleResult | None, now: float) -> None:
+        """A ``SuccessfulRescale`` Event on the HPA per scale it made, as kube-controller-manager
+        records one (``kubectl describe hpa`` lists them)."""
+        for action in (result.actions if result is not None else ()):
+            if action.kind is ActionKind.SCALE:
+                self.store.events.create(hpa["metadata"]["namespace"],
+                                         rescale_event(hpa, int(action.replicas), action.reason,
+                                                       self.store.clock.wall(now)))
+
+    def _write_status(self, key: tuple[str, str], hpa: dict, run: HpaRun, result: CycleResult | None,
+                      now: float) -> None:
+        """The HPA's status from the cycle, written to the store when it changed."""
+        wall = self.store.clock.wall(now)
+        old = hpa.get("status") or {}
+        status = hpa_status(run, result, old, wall, self._cpu_request_cores(result))
+        if status == old:
+            return
+        hpa["status"] = status
+        self.store.hpas.update(*key, hpa)
+
+
+def rescale_event(hpa: dict, replicas: int, reason: str, wall_s: float) -> dict:
+    """The Event of one rescale by an HPA (``wall_s``: epoch s), as the HPA controller words it."""
+    meta = hpa["metadata"]
+    at = K.rfc3339(wall_s)
+    return {"metadata": {"name": f"{meta['name']}.{secrets.token_hex(8)}"},
+            "involvedObject": {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                               "namespace": meta["namespace"], "name": meta["name"], "uid": meta.get("uid")},
+            "reason": "SuccessfulRescale", "message": f"New size: {replicas}; reason: {reason}", "type": "Normal",
+            "source": {"component": "horizontal-pod-autoscaler"}, "reportingComponent": "horizontal-pod-autoscaler",
+            "firstTimestamp": at, "lastTimestamp": at, "count": 1}
+
+
+def hpa_status(run: HpaRun, result: CycleResult | None, old: dict, wall_s: float,
+               cpu_request_cores: float | None = None) -> dict:
+    """An HPA's status as kube-controller-manager writes it: currentReplicas (observed),
+    desiredReplicas (decided), lastScaleTime, currentMetrics (the values read, per metric) and
+    conditions (their lastTransitionTime kept while their status holds). ``wall_s``: epoch s;
+    ``cpu_request_cores``: a pod's CPU request, for the CPU metric's averageValue."""
+    # desiredReplicas is required in autoscaling/v2 (0 until a count was decided, as the real controller starts)
+    status = {"desiredReplicas": 0, **{k: old[k] for k in ("currentReplicas", "desiredReplicas") if k in old}}
+    if run.last_scale_wall_s is not None:
+        status["lastScaleTime"] = K.rfc3339(run.last_scale_wall_s)
+    if run.reconciler is None:
+        conditions = {"AbleToScale": {"status": "True", "reason": "SucceededGetScale", "message": ""},
+                      "ScalingActive": {"status": "False", "reason": REFUSED_REASON,
+                                        "message": f"setpoint import refuses this HPA: {run.why}"[:1024]}}
+    elif result is None or result.decision is None or not result.targets:
+        why = "; ".join(result.errors)[:1024] if result is not None and result.errors else "no workload to scale"
+        conditions = {"AbleToScale": {"status": "False", "reason": "FailedGetScale", "message": why}}
+    else:
+        decision = result.decision
+        status["currentReplicas"] = int(result.view.status[0]) if result.view.status is not None else \
+            int(decision.current[0])
+        status["desiredReplicas"] = int(decision.norm.desired[0])
+        status["currentMetrics"] = current_metrics(run.reconciler.policy, decision.signal.values[0],
+                                                   cpu_request_cores)
+        conditions = result.conditions[0] if result.conditions else {}
+    status["conditions"] = _conditions(conditions, old.get("conditions") or [], wall_s)
+    if "currentMetrics" not in status and old.get("currentMetrics"):
+        status["currentMetrics"] = old["currentMetrics"]
+    return status
+
+
+def current_metrics(policy: RuntimePolicy, values: np.ndarray, cpu_request_cores: float | None = None) -> list[dict]:
+    """status.currentMetrics from (M,) values read per metric (NaN: not shown): a utilization
+    metric in HPA's Resource form (averageUtilization, %; for CPU with ``cpu_request_cores`` the
+    averageValue in cores too, as kubectl describe shows it), any other as a Pods average value."""
+    out = []
+    for metric, value in zip(policy.params.metrics, values):
+        if not np.isfinite(value):
+            continue
+        if metric.kind is MetricKind.UTILIZATION:
+            current = {"averageUtilization": int(round(float(value)))}
+            if metric.resource == "cpu" and cpu_request_cores:
+                current["averageValue"] = K.millicores(float(value) / 100.0 * cpu_request_cores)
+            out.append({"type": "Resource", "resource": {"name": metric.resource or metric.name, "current": current}})
+        else:
+            out.append({"type": "Pods", "pods": {"metric": {"name": metric.name},
+                                                 "current": {"averageValue": K.millicores(float(value))}}})
+    return out
+
+
+def _conditions(now: dict[str, dict], before: list[dict], wall_s: float) -> list[dict]:
+    """Conditions as a list, each with the lastTransitionTime it had while its status is the same."""
+    since = {c.get("type"): c for c in before if isinstance(c, dict)}
+    out = []
+    for ctype, c in now.items():
+        prior = since.get(ctype)
+        changed = prior is None or prior.get("status") != c.get("status")
+        out.append({"type": ctype, "status": c.get("status", "Unknown"), "reason": c.get("reason", ""),
+                    "message": c.get("message", ""),
+                    "lastTransitionTime": K.rfc3339(wall_s) if changed else prior.get("lastTransitionTime")})
+    return out

@@ -1,0 +1,211 @@
+"""`setpoint sim serve` runs the HPAs it stores, as kube-controller-manager does
+(simulators/kubeapi/hpa_controller.py): the rehearsal of a migration from HPA (import, then
+`setpoint run --shadow` beside the incumbent HPA, then cut over) has an incumbent that scales.
+
+Through the official Python client (and kubectl when installed) against sim serve in-process,
+the engine stepped by hand: scenario kube-test (tick 5 s), so one HPA sync is 3 ticks.
+web: 2 pods of 100 rps at 150 rps (CPU 75 %); api: 3 pods of 50 rps at 100 rps (CPU 67 %).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+from kubernetes import client
+
+from controller.adapters.kubernetes import KubernetesCluster
+from controller.policy.load import load_policy_text
+from controller.runtime.reconciler import Reconciler, RuntimePolicy
+from controller.runtime.shadow import ShadowCluster, ShadowTelemetry
+from simulators.kubeapi.hpa_controller import REFUSED_REASON, SYNC_PERIOD_S
+from tests.adapters.kube_helpers import controller_inputs, official_client, start_server
+
+NS = "shop"
+TICKS_PER_SYNC = 3  # SYNC_PERIOD_S / the scenario's 5 s tick
+KUBECTL = shutil.which("kubectl")
+
+
+def hpa(name: str, target: str = "web", max_replicas: int = 10, metric: dict | None = None,
+        target_kind: str = "Deployment") -> dict:
+    """An autoscaling/v2 HPA of ``target`` at 30 % CPU (or ``metric``), min 2."""
+    metric = metric or {"type": "Resource", "resource": {"name": "cpu", "target": {
+        "type": "Utilization", "averageUtilization": 30}}}
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": name},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": target_kind, "name": target},
+                     "minReplicas": 2, "maxReplicas": max_replicas, "metrics": [metric]}}
+
+
+@pytest.fixture
+def sim(tmp_path):
+    """sim serve (engine still) and the official client's autoscaling/v2 and apps/v1 APIs on it."""
+    srv = start_server()
+    api_client = official_client(srv, tmp_path)
+    yield srv, client.AutoscalingV2Api(api_client), client.AppsV1Api(api_client)
+    api_client.close()
+    srv.stop()
+
+
+def syncs(srv, n: int) -> None:
+    srv.world.advance(n * TICKS_PER_SYNC)
+
+
+def replicas(apps: client.AppsV1Api, name: str = "web") -> int:
+    return apps.read_namespaced_deployment(name, NS).spec.replicas
+
+
+def set_replicas(apps: client.AppsV1Api, count: int, name: str = "web") -> None:
+    apps.patch_namespaced_deployment_scale(name, NS, {"spec": {"replicas": count}})
+
+
+def test_an_hpa_with_a_cpu_target_scales_its_deployment_as_kube_controller_manager(sim):
+    srv, autoscaling, apps = sim
+    assert srv.world.hpa_controller.sync_period_s == SYNC_PERIOD_S == 15.0
+    autoscaling.create_namespaced_horizontal_pod_autoscaler(NS, hpa("web"))
+    assert replicas(apps) == 2
+    syncs(srv, 1)
+    first = replicas(apps)
+    assert first > 2  # 75 % CPU against 30 %: HPA's legacy scale-up limit, max(2x, 4)
+    syncs(srv, 2)
+    assert first <= replicas(apps) <= 10
+    writers = [(e.manager, e.operation, e.subresource)
+               for e in apps.read_namespaced_deployment("web", NS).metadata.managed_fields
+               if "f:replicas" in json.dumps(e.fields_v1)]
+    assert writers == [("kube-controller-manager", "Update", "scale")]
+    status = autoscaling.read_namespaced_horizontal_pod_autoscaler("web", NS).status
+    assert status.desired_replicas == replicas(apps) and status.current_replicas >= first
+    assert status.last_scale_time is not None
+    [cpu] = status.current_metrics
+    assert cpu.type == "Resource" and cpu.resource.name == "cpu" and cpu.resource.current.average_utilization > 30
+    assert cpu.resource.current.average_value.endswith("m")  # cores per pod, as kubectl describe shows it
+    conditions = {c.type: (c.status, c.reason) for c in status.conditions}
+    assert conditions["AbleToScale"][0] == "True" and conditions["ScalingActive"] == ("True", "ValidMetricFound")
+    events = client.CoreV1Api(apps.api_client).list_namespaced_event(
+        NS, field_selector="involvedObject.kind=HorizontalPodAutoscaler,involvedObject.name=web").items
+    assert [e.reason for e in events][:1] == ["SuccessfulRescale"] and events[0].message.startswith(f"New size: {first};")
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (CI has /usr/bin/kubectl)")
+def test_kubectl_get_hpa_shows_what_the_hpa_did(sim, tmp_path):
+    srv, autoscaling, apps = sim
+    autoscaling.create_namespaced_horizontal_pod_autoscaler(NS, hpa("web"))
+    syncs(srv, 2)
+    kubeconfig = srv.write_kubeconfig(tmp_path / "kubectl-config", namespace=NS)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KUBE")}, "KUBECONFIG": str(kubeconfig),
+           "HOME": str(tmp_path)}
+    out = subprocess.run([KUBECTL, "--request-timeout=5s", "get", "hpa", "web", "--no-headers"], env=env,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    cells = out.stdout.split()
+    assert cells[:2] == ["web", "Deployment/web"] and cells[3].endswith("/30%") and cells[3] != "<unknown>/30%"
+    shown = autoscaling.read_namespaced_horizontal_pod_autoscaler("web", NS).status
+    assert int(cells[6]) == shown.current_replicas > 2  # REPLICAS: the count the last sync observed
+    assert cells[3] == f"{shown.current_metrics[0].resource.current.average_utilization}%/30%"
+
+
+@pytest.mark.parametrize("change, expected", [
+    pytest.param("delete", 2, id="deleted-hpa-scales-no-more"),
+    pytest.param("lower-max", 3, id="edited-max-takes-effect-at-the-next-sync"),
+    pytest.param("none", None, id="kept-hpa-scales-back-up"),
+])
+def test_created_edited_and_deleted_hpas_take_effect_at_the_next_sync(sim, change, expected):
+    srv, autoscaling, apps = sim
+    autoscaling.create_namespaced_horizontal_pod_autoscaler(NS, hpa("web"))
+    syncs(srv, 2)
+    assert replicas(apps) > 3
+    if change == "delete":  # the cut-over: the HPA goes, someone sets a count, nobody changes it again
+        autoscaling.delete_namespaced_horizontal_pod_autoscaler("web", NS)
+        set_replicas(apps, 2)
+    elif change == "lower-max":
+        autoscaling.patch_namespaced_horizontal_pod_autoscaler("web", NS, {"spec": {"maxReplicas": 3}})
+    else:
+        set_replicas(apps, 2)
+    syncs(srv, 2)
+    if expected is None:
+        assert replicas(apps) > 2  # the HPA is still there: it takes the count back up
+    else:
+        assert replicas(apps) == expected
+
+
+def test_with_no_hpa_controller_an_hpa_is_only_stored(tmp_path):
+    srv = start_server(hpa_controller=False)
+    api_client = official_client(srv, tmp_path)
+    try:
+        client.AutoscalingV2Api(api_client).create_namespaced_horizontal_pod_autoscaler(NS, hpa("web"))
+        syncs(srv, 3)
+        assert client.AppsV1Api(api_client).read_namespaced_deployment("web", NS).spec.replicas == 2
+        status = client.AutoscalingV2Api(api_client).read_namespaced_horizontal_pod_autoscaler("web", NS).status
+        assert status is None or (status.current_replicas in (None, 0) and not status.conditions)
+    finally:
+        api_client.close()
+        srv.stop()
+
+
+@pytest.mark.parametrize("refused, why", [
+    pytest.param(hpa("bad", "api", metric={"type": "Object", "object": {
+        "metric": {"name": "hits"}, "describedObject": {"kind": "Ingress", "name": "main"},
+        "target": {"type": "Utilization", "averageUtilization": 50}}}),
+        "expected Value or AverageValue", id="importer-refuses-a-utilization-target-of-an-object-metric"),
+    pytest.param(hpa("bad", "api", metric={"type": "Resource", "resource": {"name": "memory", "target": {
+        "type": "Utilization", "averageUtilization": 50}}}),
+        "not bound to a simulated signal", id="a-metric-the-scenario-does-not-bind"),
+    pytest.param(hpa("bad", "api-rs", target_kind="ReplicaSet"), "Setpoint scales Deployment or StatefulSet",
+                 id="importer-refuses-a-replicaset-target"),
+])
+def test_an_hpa_the_importer_refuses_is_skipped_and_says_why_without_breaking_others(sim, refused, why, caplog):
+    srv, autoscaling, apps = sim
+    autoscaling.create_namespaced_horizontal_pod_autoscaler(NS, refused)
+    autoscaling.create_namespaced_horizontal_pod_autoscaler(NS, hpa("web"))
+    with caplog.at_level("WARNING", logger="setpoint.sim.hpa"):
+        syncs(srv, 3)
+    assert replicas(apps) > 2 and replicas(apps, "api") == 3
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(skipped) == 1 and "shop/bad" in skipped[0] and why in skipped[0]  # once, not at every sync
+    conditions = {c.type: c for c in autoscaling.read_namespaced_horizontal_pod_autoscaler("bad", NS).status.conditions}
+    assert conditions["ScalingActive"].status == "False" and conditions["ScalingActive"].reason == REFUSED_REASON
+    assert why in conditions["ScalingActive"].message
+
+
+SHADOW_POLICY = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {name: web}
+spec:
+  targets: {kind: Deployment, namespace: shop, names: [web]}
+  interval: 15s
+  replicas: {min: 2, max: 20}
+  scaling:
+    metrics:
+      - name: rps
+        query: rps_query
+        target: {averagePerReplica: 50}
+"""
+
+
+def test_a_shadow_run_beside_the_hpa_sees_its_writes_as_the_incumbents(sim, tmp_path):
+    srv, autoscaling, apps = sim
+    autoscaling.create_namespaced_horizontal_pod_autoscaler(NS, hpa("web"))
+    metrics, cluster = controller_inputs(srv, tmp_path, {"rps_query": "offered_rps"}, advance=1)
+    [policy] = load_policy_text(SHADOW_POLICY, "web.yaml")
+    telemetry = ShadowTelemetry()
+    shadow = Reconciler(RuntimePolicy.of(policy), metrics, ShadowCluster(cluster))
+    try:
+        seen = []
+        for _ in range(4):  # a shadow cycle after each HPA sync
+            result = shadow.cycle(srv.world.store.wall_now())
+            telemetry.observe_cycle(result)
+            seen.append(int(result.view.spec[0]))
+            assert result.hpa_scaled == 1 and result.targets  # the HPA's workload, decided for all the same
+            assert not result.hands_off and not result.external_changes  # the HPA's counts: no hands-off
+            incumbent = telemetry.registry.get_sample_value("setpoint_shadow_incumbent_replicas",
+                                                            {"policy": "web", "target": "shop/web"})
+            assert incumbent == seen[-1]
+            syncs(srv, 1)
+            metrics.push(srv.world.engine.signals())
+        assert seen[0] == 2 and seen[-1] > 2  # the incumbent scaled between the shadow's cycles
+        assert replicas(apps) > 2
+    finally:
+        cluster.close()
