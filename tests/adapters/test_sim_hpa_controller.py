@@ -17,7 +17,6 @@ import subprocess
 import pytest
 from kubernetes import client
 
-from controller.adapters.kubernetes import KubernetesCluster
 from controller.policy.load import load_policy_text
 from controller.runtime.reconciler import Reconciler, RuntimePolicy
 from controller.runtime.shadow import ShadowCluster, ShadowTelemetry
