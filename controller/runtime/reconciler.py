@@ -910,13 +910,19 @@ class Reconciler:
         state = self.external.durable(now)
         if state == self._hands_off_saved:
             return
+        payload = hands_off_state.encode(self.policy.name, state, now)
+        if self._save_part(self.hands_off_store, hands_off_state.PART, payload, "hands-offs", result):
+            self._hands_off_saved = state
+
+    def _save_part(self, store: StateStore, part: str, payload: dict, what: str, result: CycleResult) -> bool:
+        """Save one durable ``part`` of the policy's state; a failure is reported in the cycle's
+        errors (``state: WHAT: ...; retried next cycle``) and False returned, never raised."""
         try:
-            self.hands_off_store.save(self.policy.name, hands_off_state.encode(self.policy.name, state, now),
-                                      hands_off_state.PART)
+            store.save(self.policy.name, payload, part)
         except StateStoreError as exc:
-            result.errors.append(f"state: hands-offs: {exc}; retried next cycle")
-            return
-        self._hands_off_saved = state
+            result.errors.append(f"state: {what}: {exc}; retried next cycle")
+            return False
+        return True
 
     @property
     def _saves_events(self) -> bool:
@@ -984,11 +990,8 @@ class Reconciler:
         if events == self._events_saved:
             self._events_retry = bool(planned)  # compared again after the commit (a scale may be refused)
             return
-        try:
-            self.events_store.save(self.policy.name, scale_events_state.encode(self.policy.name, events, now),
-                                   scale_events_state.PART)
-        except StateStoreError as exc:
-            result.errors.append(f"state: scale events: {exc}; retried next cycle")
+        if not self._save_part(self.events_store, scale_events_state.PART,
+                               scale_events_state.encode(self.policy.name, events, now), "scale events", result):
             self._events_retry, self._events_failed_at = True, now
             return
         self._events_saved, self._events_retry = events, bool(planned)
