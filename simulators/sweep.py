@@ -308,10 +308,15 @@ def file_differences(bases: Sequence[PolicyBase]) -> tuple[str, ...]:
 def cell_payload(scenario: ScenarioInput, variant: Variant, seed: int) -> dict:
     """Plain data (picklable, JSON-able) a worker runs a cell from."""
     # the files as shown (for messages); the key leaves them out: the same from any folder or machine
-    payload = {"scenario_text": scenario.text, "scenario_path": scenario.file, "scenario_folder": scenario.folder,
-               "seed": int(seed),
-               "policy_text": variant.policy_text, "policy_file": variant.policy_file, "retarget_pct": variant.target_pct,
-               "traces": scenario.traces}
+    return {"scenario_text": scenario.text, "scenario_path": scenario.file, "scenario_folder": scenario.folder,
+            "seed": int(seed), "traces": scenario.traces, **variant_payload(variant)}
+
+
+def variant_payload(variant: Variant) -> dict:
+    """The part of a cell's payload that says what controller it runs (:func:`cell_spec` reads
+    only this): the same for the variant on every scenario and seed."""
+    payload = {"policy_text": variant.policy_text, "policy_file": variant.policy_file,
+               "retarget_pct": variant.target_pct}
     if variant.scaler:  # only then: the keys of every other cell stay as they were (their stored cells too)
         payload |= {"scaler": variant.scaler, "scaler_text": variant.scaler_text}
     return payload
@@ -363,12 +368,13 @@ def check_bindings_of(grid: "Grid") -> None:
     from simulators.runner import check_bindings
     from simulators.scenario import load_scenario_text
 
+    specs = [cell_spec(variant_payload(v)) for v in grid.variants]  # each policy loaded once, not per scenario
     problems: dict[str, str] = {}  # message -> the scenario it was first found in
     for s in grid.scenarios:
         scenario = load_scenario_text(s.text, s.path, folder=s.folder)
-        for v in grid.variants:
+        for spec in specs:
             try:
-                check_bindings(scenario, [cell_spec(cell_payload(s, v, s.seed))])
+                check_bindings(scenario, [spec])
             except ValueError as exc:
                 problems.setdefault(str(exc), s.origin)
     if problems:

@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timezone
 
 from controller.errors import StateStoreError
@@ -39,7 +40,7 @@ class PolicyTexts:
 
     files: tuple[tuple[str, str], ...]
 
-    @property
+    @cached_property  # asked at every reload poll (10 s) while the files stay the same
     def digest(self) -> str:
         h = hashlib.sha256()
         for text, name in self.files:

@@ -332,12 +332,11 @@ def fetch_status(server: str, timeout_s: float = 5.0, about: dict | None = None)
     except ValueError:
         raise StatusUnreachable(f"{url} did not answer JSON: not a Setpoint controller; {hint}") from None
     view = from_document(doc, url)
-    if about is not None and isinstance(doc.get("leader"), bool):
-        about["leader"] = doc["leader"]
-    if about is not None and isinstance(doc.get("mode"), str):
-        about["mode"] = doc["mode"]
-    if about is not None and isinstance(doc.get("rejectedPolicyFiles"), dict):
-        about["rejected"] = doc["rejectedPolicyFiles"]
+    if about is not None:  # what the document says of the controller beside its view, where well-formed
+        for key, field, kind in (("leader", "leader", bool), ("mode", "mode", str),
+                                 ("rejected", "rejectedPolicyFiles", dict)):
+            if isinstance(doc.get(field), kind):
+                about[key] = doc[field]
     return view
 
 
