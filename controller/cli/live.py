@@ -90,8 +90,9 @@ def run(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     warm_start: Annotated[bool, typer.Option(
         help="At start-up and on becoming leader, rebuild each policy's smoothing, stabilization and rate-limit "
-             "history by replaying the last window from Prometheus (needs kube-state-metrics' replicas; "
-             "targets without them start cold, holding scale-down for one window).")] = True,
+             "history by replaying the last window from Prometheus, and a workload's alone when it joins a running "
+             "policy (its HPA deleted, a label added) (needs kube-state-metrics' replicas; targets without them "
+             "start cold, holding scale-down for one window).")] = True,
 ) -> None:
     """Run the controller: read Prometheus, decide, act on Kubernetes, on every policy's interval.
 
