@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated, Callable, NamedTuple, Optional
 
 import typer
 
@@ -68,6 +68,19 @@ def run(
     leader_elect: Annotated[bool, typer.Option(
         "--leader-elect", help="Act only while holding a coordination.k8s.io/v1 Lease (run 2 replicas for HA).")] = False,
     lease_name: Annotated[str, typer.Option(help="Name of the leader-election Lease.")] = "setpoint",
+    lease_duration: Annotated[Optional[str], typer.Option(
+        metavar="DURATION", help="With --leader-elect: how long a standby waits, from the last change of the Lease it saw, before "
+             "taking over a leader that stopped renewing without releasing it (killed, its node lost): the "
+             "failover time. Shorter fails over sooner; a leader then loses the Lease sooner when the API server "
+             "is slow. [default: 15s, as client-go]")] = None,
+    renew_deadline: Annotated[Optional[str], typer.Option(
+        metavar="DURATION", help="With --leader-elect: how long the leader goes on acting after its last successful renewal; then "
+             "it stops writing, --lease-duration minus this before a standby may take over. Shorter than "
+             "--lease-duration. [default: 10s]")] = None,
+    retry_period: Annotated[Optional[str], typer.Option(
+        metavar="DURATION", help="With --leader-elect: how often each replica tries to take or renew the Lease; a released Lease "
+             "(SIGTERM, a rolling upgrade) is taken within this. Shorter than --renew-deadline. "
+             "[default: 2s]")] = None,
     lease_namespace: Annotated[Optional[str], typer.Option(
         help="Namespace of the Lease (default: $POD_NAMESPACE, else default).")] = None,
     state_namespace: Annotated[Optional[str], typer.Option(
@@ -77,8 +90,9 @@ def run(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     warm_start: Annotated[bool, typer.Option(
         help="At start-up and on becoming leader, rebuild each policy's smoothing, stabilization and rate-limit "
-             "history by replaying the last window from Prometheus (needs kube-state-metrics' replicas; "
-             "targets without them start cold, holding scale-down for one window).")] = True,
+             "history by replaying the last window from Prometheus, and a workload's alone when it joins a running "
+             "policy (its HPA deleted, a label added) (needs kube-state-metrics' replicas; targets without them "
+             "start cold, holding scale-down for one window).")] = True,
 ) -> None:
     """Run the controller: read Prometheus, decide, act on Kubernetes, on every policy's interval.
 
@@ -132,6 +146,10 @@ def run(
     if shadow and leader_elect:
         fail(["--shadow writes nothing, leader election included: drop --leader-elect (shadow replicas "
                "all evaluate; each exports its own figures)"])
+    try:
+        timings = lease_timings(leader_elect, lease_duration, renew_deadline, retry_period)
+    except ValueError as exc:
+        fail([str(exc)])
     # Whatever fails from here on (a start-up error, a signal, a bug), everything built so far is
     # closed in reverse order: the service, the Lease (released), the status server, the clients.
     # A daemon thread left running into interpreter shutdown (the elector's) aborted it: exit 134.
@@ -153,7 +171,8 @@ def run(
             # every write re-checks leadership right before it is sent (state saves included); the
             # elector starts only once everything that can refuse to start is built: no Lease is
             # taken (and left to expire) by a replica that then exits
-            elector = fence_with_lease(cluster, own_namespace, lease_name, f"{socket.gethostname()}_{os.getpid()}")
+            elector = fence_with_lease(cluster, own_namespace, lease_name, f"{socket.gethostname()}_{os.getpid()}",
+                                       **timings.elector_options())
         telemetry.track_leadership(elector.is_leader if elector else (lambda: True))
         try:
             service = ControllerService(policies, metrics, target, telemetry, ServiceOptions(
@@ -191,6 +210,58 @@ def run(
     watchdog.cancel()
     if finished != [True]:  # a cycle is stuck on a request: its worker thread would hold the exit
         _exit_now(0)
+
+
+class LeaseTimings(NamedTuple):
+    """The leader election's timings, in seconds (``setpoint run --lease-duration`` and the others)."""
+
+    lease_duration_s: float = 15.0
+    renew_deadline_s: float = 10.0
+    retry_period_s: float = 2.0
+
+    def elector_options(self) -> dict[str, float]:
+        """LeaderElector's keyword arguments: these timings, and a request timeout inside the renew
+        deadline (its default 5 s, at most half the deadline: one slow answer must not use it up)."""
+        return {"lease_duration_s": self.lease_duration_s, "renew_deadline_s": self.renew_deadline_s,
+                "retry_period_s": self.retry_period_s, "request_timeout_s": min(5.0, self.renew_deadline_s / 2)}
+
+
+def lease_timings(leader_elect: bool, lease_duration: str | None, renew_deadline: str | None,
+                  retry_period: str | None) -> LeaseTimings:
+    """The Lease timings the options give (None: the default); a ValueError naming the option for a
+    value that is not a positive duration, a renew deadline not shorter than the lease duration, a
+    retry period not shorter than the renew deadline, or any of them without --leader-elect."""
+    from controller.policy import format_duration
+
+    given = {name: text for name, text in (("--lease-duration", lease_duration), ("--renew-deadline", renew_deadline),
+                                           ("--retry-period", retry_period)) if text is not None}
+    if given and not leader_elect:
+        raise ValueError(f"{', '.join(given)}: the Lease's timings apply to --leader-elect only (add it, or drop them)")
+    default = LeaseTimings()
+    timings = LeaseTimings(*(_positive_duration(name, given[name]) if name in given else value
+                             for name, value in zip(("--lease-duration", "--renew-deadline", "--retry-period"), default)))
+    said = {name: format_duration(v) for name, v in zip(("--lease-duration", "--renew-deadline", "--retry-period"), timings)}
+    if not timings.renew_deadline_s < timings.lease_duration_s:
+        raise ValueError(f"--renew-deadline ({said['--renew-deadline']}) must be shorter than --lease-duration "
+                         f"({said['--lease-duration']}): a leader that cannot renew must stop acting before a standby "
+                         f"may take over")
+    if not timings.retry_period_s < timings.renew_deadline_s:
+        raise ValueError(f"--retry-period ({said['--retry-period']}) must be shorter than --renew-deadline "
+                         f"({said['--renew-deadline']}): the leader must get to try renewing before its deadline")
+    return timings
+
+
+def _positive_duration(option: str, text: str) -> float:
+    """Seconds in ``text`` (15s, 500ms, 1m); a ValueError naming ``option`` unless a duration above 0."""
+    from controller.policy import parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise ValueError(f"{option}: {exc}") from None
+    if not seconds > 0:
+        raise ValueError(f"{option}: expected a duration above 0, got {text}")
+    return seconds
 
 
 #: Seconds a stop (SIGTERM, SIGHUP, Ctrl-C) waits for running cycles. Kubernetes' default

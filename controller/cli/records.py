@@ -221,6 +221,11 @@ def _format_startup(s: dict) -> str:
 
 def _format_warm_start(w: dict) -> str:
     """The first cycle after a start or a leadership change: how its state was rebuilt."""
+    if w.get("joined"):  # joined a policy already running (its HPA deleted, its selector matching it now)
+        if w.get("warm"):
+            return (f"taken over warm from {w.get('source')} ({w.get('ticks')} ticks over "
+                    f"{w.get('window_s', 0):.0f}s)")
+        return f"taken over cold (scale-down held one window): {w.get('why')}"
     if w.get("warm"):
         return f"warm-started from {w.get('source')} ({w.get('ticks')} ticks over {w.get('window_s', 0):.0f}s)"
     return f"cold start: {w.get('why')}"

@@ -6,10 +6,11 @@ own): the two write spec.replicas against each other every cycle, and nothing sa
 flapping graph. So each cycle of a scaling policy lists the HPAs of its namespace (one request)
 and leaves alone every selected workload one of them targets (``spec.scaleTargetRef``), saying so
 once per workload: a warning, an Event on it, and ``setpoint_hpa_scaled_targets``. When the HPA is
-deleted the policy takes the workload over at its next cycle, from the count the HPA left: warm
-(its windows and rate limits rebuilt from Prometheus, HPA's own scale events included) when it
-governed nothing yet, as an imported policy naming one workload; else cold, as a new target (no
-scale-down for one stabilization window).
+deleted the policy takes the workload over at its next cycle, from the count the HPA left, warm:
+its windows and rate limits rebuilt from Prometheus, HPA's own scale events included (the whole
+policy's warm start when it governed nothing yet, as an imported policy naming one workload; else
+the workload's rows alone, the other targets' state untouched: Reconciler._warm_joiners). Cold
+(no scale-down for one stabilization window) only without that history, or without --warm-start.
 
 Under a rehearsal (``--dry-run``, ``--shadow``) nothing is written, so the workload keeps being
 decided for (``--shadow`` exists to compare with the HPA); the message says what a real run would

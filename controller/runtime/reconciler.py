@@ -133,7 +133,9 @@ class CycleResult:
     state_saved: bool = False  # the durable health state was written this cycle
     # per target, the HPA-style conditions this cycle set: {type: {status, reason, message}}
     conditions: list[dict[str, dict]] = field(default_factory=list)
-    warm_start: object | None = None  # a controller.runtime.warm_start.WarmStart: this cycle rebuilt the state
+    #: a controller.runtime.warm_start.WarmStart: this cycle rebuilt the state (of every target at a
+    #: start or leadership; of the targets that joined the running policy, ``joined``, at a take-over)
+    warm_start: object | None = None
     rehearsal: bool = False  # dry-run or shadow: ``actions`` were recorded, not applied
     startup: StartupInfo | None = None  # observed start-up delays (startupDelay: observed), for the records
     withheld: np.ndarray | None = None  # (N,) replicas withheld by pods not Ready (core/scaling/withheld.py)
@@ -187,8 +189,9 @@ def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: f
     if result.conditions:
         records = [replace(r, extra={**r.extra, "conditions": c}) if c else r
                    for r, c in zip(records, result.conditions)]
-    if result.warm_start is not None:
-        records = [replace(r, extra={**r.extra, "warm_start": result.warm_start.for_target(k)})
+    if result.warm_start is not None:  # every target at a start; the joiners only at a take-over
+        started = result.warm_start.keys()
+        records = [replace(r, extra={**r.extra, "warm_start": result.warm_start.for_target(k)}) if k in started else r
                    for r, k in zip(records, keys)]
     if result.startup is not None and d is not None:
         records = [replace(r, extra={**r.extra, "startup": result.startup.record(i)}) for i, r in enumerate(records)]
@@ -319,6 +322,9 @@ class Reconciler:
         # history at the first cycle and after ``restore()`` (controller/runtime/warm_start.py)
         self.warm_from = warm_from
         self._warm_due = True
+        # targets that joined after the warm start (an HPA deleted, a label added): their rows alone
+        # are rebuilt from the same history at the next full cycle (:meth:`_warm_joiners`)
+        self._joining: set[TargetRef] = set()
         self.with_conditions = True  # False: no HPA-style conditions (a replay has nobody to show them to)
         self.metrics = metrics
         self.cluster = cluster  # optional capabilities of both ports are checked when they are set (below)
@@ -502,12 +508,38 @@ class Reconciler:
         """Rebuild the scaling state from ``warm_from``'s history (once per start or leadership)."""
         from controller.runtime.warm_start import warm_start
 
+        self._carry_state_over(targets)  # while still due: the start's targets are not joiners
         self._warm_due = False
+        self._joining.clear()  # rebuilt here with the others
         state, info = warm_start(self.policy, self.warm_from, targets, now)
         if state is not None:
-            self._carry_state_over(targets)  # the health state's rows follow the targets too
             self._state = state
         result.warm_start = info
+
+    def _warm_joiners(self, targets: list[TargetRef], view: ClusterView, now: float, result: CycleResult) -> None:
+        """Rebuild from ``warm_from``'s history the scaling state of the targets that joined the
+        policy since its warm start (an HPA deleted for a migration, a selector that now matches),
+        as the warm start does for all of them, and write their rows alone into the policy's state
+        (core/scaling/rows.py: the other targets' rows are untouched). A joiner without history
+        (no kube-state-metrics, a workload younger than the window, Prometheus down) stays cold:
+        its scale-down waits one stabilization window, and the records and log say why. Called
+        after the state was carried over to ``targets`` (the joiners' rows are empty)."""
+        from controller.core.scaling.rows import with_rows
+        from controller.runtime.warm_start import events_since_replay, warm_start
+
+        joining, self._joining = self._joining, set()
+        rows = [i for i, t in enumerate(targets) if t in joining]
+        if not rows or self.warm_from is None:
+            return
+        rows_a = np.array(rows, dtype=np.int64)
+        state, info = warm_start(self.policy, self.warm_from, [targets[i] for i in rows], now)
+        info.joined = True
+        result.warm_start = info
+        if state is None:
+            return
+        # the other writer's last step kube-state-metrics had not shown yet (its HPA, before it was deleted)
+        norm = events_since_replay(state.norm, self.policy.params, info, view.spec[rows_a], now)
+        self._state = with_rows(self._state, rows_a, replace(state, norm=norm))
 
     def _events_since_replay(self, targets: list[TargetRef], view: ClusterView, now: float, info) -> None:
         """The change of replicas between the warm start's last replayed tick and this first cycle
@@ -530,9 +562,12 @@ class Reconciler:
         return np.array([old.get(t, -1) for t in targets], dtype=np.int64)
 
     def _carry_state_over(self, targets: list[TargetRef]) -> None:
-        """Reorder the scaling and health state to a new target list (new targets start empty)."""
+        """Reorder the scaling and health state to a new target list (new targets start empty;
+        after the warm start, they are joiners: :meth:`_warm_joiners`)."""
         rows = self._rows_for(targets)
         if rows is not None:
+            if not self._warm_due and self.warm_from is not None:
+                self._joining.update(t for t, r in zip(targets, rows.tolist()) if r < 0)
             self._state = self._state.take(rows)
             if self._health_state is not None:
                 self._health_state = self._health_state.take(rows)
@@ -828,6 +863,8 @@ class Reconciler:
                           present=present, sample_age_s=age, pods=pods, startup_s=startup_s,
                           latest=self._query_latest(targets, now, result), withheld=result.withheld)
         self._carry_state_over(targets)
+        if self._joining:  # targets new since the warm start: their rows from the history too
+            self._warm_joiners(targets, view, now, result)
         if self._events_due and targets and not self.rehearsal:  # after the warm start: merged with what it rebuilt
             self._read_scale_events(targets, now, result)
         decision = self._scaling.decide(self.policy.params, obs, now)

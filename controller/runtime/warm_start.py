@@ -20,6 +20,12 @@ restart). The rate limits' scale events are the changes of the replicas that ran
 them (a previous leader, the HPA a policy takes over from), not the replay's own decisions (which
 nothing applied). Metrics missing inside the window replay as they would have run live: the missing-data
 hold remembers the current replicas, so a gap never lowers the window's maximum.
+
+A take-over is the same replay for fewer rows: a target that joins a policy already running (its
+HPA deleted during a migration, a label added so the selector matches it) is replayed alone, over
+the window that ends at its first cycle, and its rows are written into the policy's state
+(core/scaling/rows.py), the other targets' untouched (Reconciler._warm_joiners). Its WarmStart is
+``joined``; without history it stays cold, as at a start, and the records and the log say why.
 """
 
 from __future__ import annotations
@@ -83,11 +89,19 @@ class WarmStart:
     #: decided there (NaN: cold, or no decision); see :func:`events_since_replay`
     last_replicas: np.ndarray | None = None
     last_decided: np.ndarray | None = None
+    #: a take-over: these targets joined a policy already running (the others kept their state)
+    joined: bool = False
+
+    def keys(self) -> set[str]:
+        """The targets this warm start was for (warm or cold)."""
+        return {*self.warm, *self.cold}
 
     def for_target(self, key: str) -> dict:
         """The record entry of one target: how its state started."""
         out = {"at": self.at, "source": self.source, "window_s": self.window_s, "from": self.from_s,
                "to": self.to_s, "ticks": self.ticks, "warm": key in self.warm}
+        if self.joined:
+            out["joined"] = True
         if key not in self.warm:
             out["why"] = self.error or self._cold_why(key)
         return out
@@ -99,10 +113,25 @@ class WarmStart:
         return "replicas that ran unknown over the window (no kube_deployment_spec_replicas: kube-state-metrics?)"
 
     def summary(self) -> str:
+        """One log line: what was rebuilt, from where, and what stayed cold."""
+        if self.joined:
+            return self._take_over_summary()
         if self.error:
             return f"cold start ({self.error})"
         return (f"warm start from {self.source}: {len(self.warm)} target(s) rebuilt from {self.ticks} ticks over "
                 f"{self.window_s:.0f}s" + (f", {len(self.cold)} cold" if self.cold else ""))
+
+
+    def _take_over_summary(self) -> str:
+        """The log line of a take-over: the joiners rebuilt warm, and those left cold and why."""
+        parts = []
+        if self.warm:
+            parts.append(f"warm take-over of {', '.join(self.warm)} (joined the running policy): state rebuilt from "
+                         f"{self.source} over {self.ticks} ticks ({self.window_s:.0f}s)")
+        if self.cold:
+            parts.append(f"cold take-over of {', '.join(self.cold)} (joined the running policy; scale-down held one "
+                         f"stabilization window): {self.error or self._cold_why(self.cold[0])}")
+        return "; ".join(parts)
 
 
 class ObservedCluster:

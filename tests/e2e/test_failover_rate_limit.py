@@ -4,8 +4,10 @@ and two `setpoint run --leader-elect` replicas sharing the simulated API's Lease
 
 The load is far below what 8 pods serve from the start, so the policy wants 2 pods at once and
 its rate limit (Pods 1 per 60 s, no stabilization window) lets it remove one a minute. The
-leader is killed right after its first step (SIGKILL: the Lease runs out, 15-17 s; SIGTERM: it is
-released, the standby takes it within 2 s). The new leader's warm start has less than its 62 s
+leader is killed right after its first step (SIGKILL: the Lease runs out, LEASE_DURATION after its
+last renewal; SIGTERM: it is released, the standby takes it within its retry period). The replicas
+run with short Lease timings (5s / 4s / 1s, not client-go's 15s / 10s / 2s) so that the test does
+not wait out a real 15 s Lease; the rate limit's period is still far longer than the failover. The new leader's warm start has less than its 62 s
 window of history in Prometheus (the run is younger), so its targets start cold: only the scale
 events the old leader wrote ahead of its step (ConfigMap setpoint-state-<policy>.scale-events)
 tell it a pod went a moment ago. Without them it removes the next pod at its first cycle.
@@ -35,6 +37,8 @@ PERIOD_S = 60.0
 # by less than this are not taken for a violation (a missed limit is 15-20 s early)
 TIMING_SLACK_S = 3.0
 POLICY_NAME = "e2e-failover"
+#: `setpoint run --lease-duration/--renew-deadline/--retry-period` of both replicas
+LEASE_TIMINGS = ("--lease-duration", "5s", "--renew-deadline", "4s", "--retry-period", "1s")
 EVENTS_CONFIG_MAP = f"setpoint-state-{POLICY_NAME}.scale-events"
 
 SCENARIO = """\
@@ -174,7 +178,7 @@ class Replica:
 
 def start_replica(name: str, tmp_path: Path, prom_url: str, kubeconfig: Path) -> Replica:
     port = free_port()
-    proc = Proc([*SETPOINT, "run", "--leader-elect", "--policies", "policies", "--prometheus", prom_url,
+    proc = Proc([*SETPOINT, "run", "--leader-elect", *LEASE_TIMINGS, "--policies", "policies", "--prometheus", prom_url,
                  "--kubeconfig", str(kubeconfig), "--listen", f"127.0.0.1:{port}", "--records", f"{name}.jsonl"],
                 tmp_path / f"{name}.log", tmp_path)
     return Replica(name, proc, f"http://127.0.0.1:{port}", tmp_path / f"{name}.jsonl")
