@@ -121,7 +121,6 @@ class WarmStart:
         return (f"warm start from {self.source}: {len(self.warm)} target(s) rebuilt from {self.ticks} ticks over "
                 f"{self.window_s:.0f}s" + (f", {len(self.cold)} cold" if self.cold else ""))
 
-
     def _take_over_summary(self) -> str:
         """The log line of a take-over: the joiners rebuilt warm, and those left cold and why."""
         parts = []
