@@ -34,7 +34,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -68,17 +68,43 @@ WATCH_HISTORY_S = 75.0
 
 @dataclass(frozen=True)
 class SimTime:
-    """Simulation time <-> wall clock: ``wall = wall_start_s + (sim - sim_start_s) / speed``."""
+    """Simulation time <-> wall clock: ``wall = wall_start_s + (sim - sim_start_s) / speed``, plus
+    the wall seconds of every pause skipped at or before ``sim`` (``skips``: (simulation time the
+    pause came before, wall seconds it lasted), in order; see :meth:`skipped`). Times before a
+    pause keep their wall times; times after it are that much later, in line with the wall clock."""
 
     sim_start_s: float
     wall_start_s: float
     speed: float = 1.0
+    skips: tuple[tuple[float, float], ...] = ()
 
     def wall(self, sim_s: float) -> float:
-        return self.wall_start_s + (sim_s - self.sim_start_s) / self.speed
+        """The wall-clock time (epoch s) objects show for simulation time ``sim_s``."""
+        skipped = sum(wall_s for at_s, wall_s in self.skips if sim_s >= at_s)
+        return self.wall_start_s + (sim_s - self.sim_start_s) / self.speed + skipped
 
     def sim(self, wall_s: float) -> float:
-        return self.sim_start_s + (wall_s - self.wall_start_s) * self.speed
+        """The simulation time at wall time ``wall_s`` (during a skipped pause: where it resumed)."""
+        skipped = 0.0
+        for at_s, pause_s in self.skips:
+            resumed_wall_s = self.wall(at_s)
+            if wall_s >= resumed_wall_s:
+                skipped += pause_s
+            elif wall_s >= resumed_wall_s - pause_s:
+                return at_s
+            else:
+                break
+        return self.sim_start_s + (wall_s - self.wall_start_s - skipped) * self.speed
+
+    def skipped(self, at_s: float, wall_s: float) -> "SimTime":
+        """This clock with a pause of ``wall_s`` wall seconds skipped before simulation time ``at_s``
+        (the next tick's): simulated time resumes there, ``wall_s`` later on the wall clock."""
+        if self.skips and at_s < self.skips[-1][0]:
+            raise ValueError(f"a pause is skipped at simulation time {at_s:g}, before the last one "
+                             f"({self.skips[-1][0]:g}): time only goes forward")
+        if not wall_s > 0:
+            raise ValueError(f"a skipped pause lasts > 0 wall seconds, got {wall_s:g}")
+        return replace(self, skips=(*self.skips, (at_s, wall_s)))
 
 
 @dataclass
