@@ -150,13 +150,21 @@ CLOCK_SKIPS = [
     pytest.param(99.0, 0.0, id="just-before-the-pause"),
     pytest.param(100.0, 30.0, id="resumed-after-the-pause"),
     pytest.param(500.0, 30.0, id="later"),
-    pytest.param(1000.0, 40.0, id="after-two-pauses"),
+    pytest.param(1000.0, 40.0, id="after-three-pauses-two-before-one-tick"),
 ]
+
+
+def clock_with_skips(*skips: tuple[float, float], speed: float = 1.0) -> SimTime:
+    """A SimTime from sim 0 at wall 1000 with ``skips`` (sim s, wall s) skipped in order."""
+    clock = SimTime(0.0, 1000.0, speed=speed)
+    for at_s, wall_s in skips:
+        clock.skip(at_s, wall_s)
+    return clock
 
 
 @pytest.mark.parametrize("sim_s,skipped_s", CLOCK_SKIPS)
 def test_sim_time_maps_to_wall_time_with_the_pauses_skipped_before_it(sim_s, skipped_s):
-    clock = SimTime(0.0, 1000.0, speed=2.0).skipped(100.0, 30.0).skipped(1000.0, 10.0)
+    clock = clock_with_skips((100.0, 30.0), (1000.0, 4.0), (1000.0, 6.0), speed=2.0)
     assert clock.wall(sim_s) == 1000.0 + sim_s / 2.0 + skipped_s
     assert clock.sim(clock.wall(sim_s)) == sim_s
 
@@ -166,10 +174,20 @@ def test_sim_time_maps_to_wall_time_with_the_pauses_skipped_before_it(sim_s, ski
     pytest.param(200.0, 0.0, "> 0 wall seconds", id="no-pause"),
 ])
 def test_a_skip_that_would_run_time_backwards_is_refused(at_s, wall_s, message):
+    clock = clock_with_skips((100.0, 30.0))
     with pytest.raises(ValueError, match=message):
-        SimTime(0.0, 1000.0).skipped(100.0, 30.0).skipped(at_s, wall_s)
+        clock.skip(at_s, wall_s)
+    assert clock.skips == [(100.0, 30.0)]
 
 
 def test_wall_time_during_a_skipped_pause_maps_to_where_the_simulation_resumed():
-    clock = SimTime(0.0, 1000.0).skipped(100.0, 30.0)
+    clock = clock_with_skips((100.0, 30.0), (200.0, 5.0))
     assert clock.sim(1100.0) == clock.sim(1129.9) == 100.0
+    assert clock.sim(1230.0) == clock.sim(1234.9) == 200.0
+    assert clock.sim(1229.0) == 199.0 and clock.sim(1236.0) == 201.0
+
+
+def test_two_skips_before_one_tick_are_one_entry():
+    """A suspend and a lag found in the same step: the list grows by one entry per step at most."""
+    clock = clock_with_skips((100.0, 30.0), (100.0, 5.0))
+    assert clock.skips == [(100.0, 35.0)]
