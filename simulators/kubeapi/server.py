@@ -69,8 +69,12 @@ log = logging.getLogger("setpoint.sim.kubeapi")
 #: Paths served without a token, as the real apiserver serves them to anyone.
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/livez"})
 
-#: The driver catches up at most this many ticks at once after a stall, then skips ahead.
-MAX_CATCH_UP_TICKS = 50
+#: Most wall time (s) the driver catches up in one step: a late wake-up (scheduling, a slow step,
+#: a GC pause) is replayed; the rest of a longer lag (SIGSTOP, a debugger, an engine slower than
+#: the speed) is skipped, not replayed as a burst. See EngineDriver.
+MAX_CATCH_UP_S = 1.0
+#: Skipped pauses are logged at most once per this many (monotonic) seconds, the others counted.
+SKIP_WARNING_EVERY_S = 60.0
 #: Fastest speed (simulated seconds per wall second): a day in under 90 s. At inf the engine's
 #: thread died on its first step (a division by zero) and the API served a frozen cluster.
 MAX_SPEED = 1000.0
@@ -130,38 +134,110 @@ class SimWorld:
             self.next_tick_s = t + self.tick_s
             self.ticks += 1
 
+    def skip(self, wall_s: float) -> None:
+        """Let ``wall_s`` wall seconds pass without simulating them: simulated time resumes where
+        it stopped, and the times objects show from the next tick on are ``wall_s`` later (the
+        store's SimTime), so they stay in line with the wall clock; earlier ones keep theirs."""
+        self.store.clock.skip(self.next_tick_s, wall_s)
+
 
 class EngineDriver:
-    """Steps a SimWorld every ``tick_s / speed`` wall seconds on a background thread."""
+    """Steps a SimWorld every ``tick_s / speed`` wall seconds on a background thread.
 
-    def __init__(self, world: SimWorld):
+    A tick due late is caught up, at most :data:`MAX_CATCH_UP_S` of wall time's worth of ticks in
+    one step (at least one tick). A longer lag means the process was paused (SIGSTOP, a debugger)
+    or the engine is slower than the speed: the rest is skipped (:meth:`SimWorld.skip`), so the
+    simulation resumes where it stopped rather than replaying minutes in a burst that watchers
+    would take for a surge. The monotonic clock stops during a suspend (of the machine) while the
+    wall clock goes on: a wall clock more than MAX_CATCH_UP_S ahead of where the monotonic one
+    says it should be is skipped too, so that objects' times stay in line with the wall clock.
+    ``monotonic``, ``wall``: the clocks (tests pass fake ones).
+    """
+
+    def __init__(self, world: SimWorld, monotonic=time.monotonic, wall=time.time):
         self.world = world
+        self.monotonic = monotonic
+        self.wall = wall
         self.interval_s = world.tick_s / world.speed
+        #: Most ticks stepped at once: MAX_CATCH_UP_S of wall time's, at least the tick due.
+        self.max_catch_up_ticks = max(1, int(MAX_CATCH_UP_S / self.interval_s))
+        self.due = monotonic() + self.interval_s  # when the next tick is due
+        self.skipped_ticks = 0  # ticks skipped since the start
+        self._unlogged_skips: list[tuple[float, float]] = []  # (paused, skipped) wall s, not yet logged
+        self._last_warning = -math.inf
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sim-engine", daemon=True)
 
     def start(self) -> "EngineDriver":
+        self.align()
         self._thread.start()
         return self
+
+    def align(self) -> None:
+        """Pace from now on: the next tick is due in ``interval_s``, and the wall time since the
+        world's last tick (the server's set-up) is skipped, so that ticks line up with the wall clock."""
+        now = self.monotonic()
+        self.due = now + self.interval_s
+        ahead_s = self._wall_ahead_s(now)
+        if ahead_s > 0:
+            self.world.skip(ahead_s)
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        due = time.monotonic() + self.interval_s
-        while not self._stop.wait(max(0.0, due - time.monotonic())):
-            behind = int((time.monotonic() - due) / self.interval_s) + 1
-            if behind > MAX_CATCH_UP_TICKS:
-                log.warning("engine is %d ticks behind wall time; skipping ahead", behind)
-                due += (behind - 1) * self.interval_s
-                behind = 1
+        while not self._stop.wait(max(0.0, self.due - self.monotonic())):
             try:
-                self.world.advance(behind)
+                self.step_due(self.monotonic())
             except Exception:  # keep serving the API even if the engine breaks
                 log.exception("engine step failed; the driver stops")
                 return
-            due += behind * self.interval_s
+
+    def step_due(self, now: float) -> int:
+        """Step the ticks due by monotonic time ``now`` (none before the next is due), skipping
+        those beyond :attr:`max_catch_up_ticks`; the ticks stepped."""
+        if now < self.due:
+            return 0
+        self._skip_suspend(now)
+        due = int((now - self.due) / self.interval_s) + 1
+        stepped = min(due, self.max_catch_up_ticks)
+        if due > stepped:
+            self.world.skip((due - stepped) * self.interval_s)
+            self.skipped_ticks += due - stepped
+            self._warn_skipped(now, now - self.due, (due - stepped) * self.interval_s)
+        self.world.advance(stepped)
+        self.due += due * self.interval_s
+        return stepped
+
+    def _skip_suspend(self, now: float) -> None:
+        """Skip the wall time the wall clock ran ahead of the monotonic one since the last tick
+        stepped (a suspend), when it exceeds MAX_CATCH_UP_S (slow drift and slewing stay below)."""
+        ahead_s = self._wall_ahead_s(now)
+        if ahead_s > MAX_CATCH_UP_S:
+            self.world.skip(ahead_s)
+            self._warn_skipped(now, ahead_s, ahead_s)
+
+    def _wall_ahead_s(self, now: float) -> float:
+        """How far the wall clock is ahead of the time the next tick shows, less the time until
+        it is due by the monotonic clock at ``now``: 0 when both clocks ran alike."""
+        next_tick_wall_s = self.world.store.clock.wall(self.world.next_tick_s)
+        return self.wall() - (next_tick_wall_s - (self.due - now))
+
+    def _warn_skipped(self, now: float, paused_s: float, skipped_s: float) -> None:
+        """Log a pause of ``paused_s`` wall seconds of which ``skipped_s`` were skipped, at most once
+        per SKIP_WARNING_EVERY_S (the others summed into the next warning)."""
+        self._unlogged_skips.append((paused_s, skipped_s))
+        if now - self._last_warning < SKIP_WARNING_EVERY_S:
+            return
+        count = len(self._unlogged_skips)
+        paused_s, skipped_s = (sum(column) for column in zip(*self._unlogged_skips))
+        more = f" ({count} pauses since the last warning)" if count > 1 else ""
+        log.warning("paused for %.1fs%s; simulated time resumed without catching up (%.0f simulated s skipped; "
+                    "the process or the machine paused, or the engine is slower than speed %g)", paused_s, more,
+                    skipped_s * self.world.speed, self.world.speed)
+        self._unlogged_skips.clear()
+        self._last_warning = now
 
 
 # --------------------------------------------------------------------------- test hooks

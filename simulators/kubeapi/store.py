@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import secrets
 import threading
 import time
+from bisect import bisect_right
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Callable
@@ -66,19 +68,58 @@ UNNAMED_WRITER = FieldWriter("unknown")
 WATCH_HISTORY_S = 75.0
 
 
-@dataclass(frozen=True)
+@dataclass
 class SimTime:
-    """Simulation time <-> wall clock: ``wall = wall_start_s + (sim - sim_start_s) / speed``."""
+    """Simulation time <-> wall clock: ``wall = wall_start_s + (sim - sim_start_s) / speed``, plus
+    the wall seconds of the pauses skipped at or before ``sim`` (see :meth:`skip`). Times before a
+    pause keep their wall times; times after it are that much later, in line with the wall clock.
+
+    ``skips``: (simulation time a pause came before, wall seconds skipped up to it in all), in
+    order; appended to while other threads read it (a list append is atomic; lookups bisect)."""
 
     sim_start_s: float
     wall_start_s: float
     speed: float = 1.0
+    skips: list[tuple[float, float]] = field(default_factory=list)
+
+    def skipped_s(self, sim_s: float) -> float:
+        """The wall seconds skipped at or before simulation time ``sim_s``."""
+        k = bisect_right(self.skips, sim_s, key=_first)
+        return self.skips[k - 1][1] if k else 0.0
 
     def wall(self, sim_s: float) -> float:
-        return self.wall_start_s + (sim_s - self.sim_start_s) / self.speed
+        """The wall-clock time (epoch s) objects show for simulation time ``sim_s``."""
+        return self.wall_start_s + (sim_s - self.sim_start_s) / self.speed + self.skipped_s(sim_s)
 
     def sim(self, wall_s: float) -> float:
-        return self.sim_start_s + (wall_s - self.wall_start_s) * self.speed
+        """The simulation time at wall time ``wall_s`` (during a skipped pause: where it resumed)."""
+        skipped = 0.0
+        for at_s, total_s in list(self.skips):
+            resumed_wall_s = self.wall_start_s + (at_s - self.sim_start_s) / self.speed + total_s
+            if wall_s < resumed_wall_s:
+                if wall_s >= resumed_wall_s - (total_s - skipped):
+                    return at_s
+                break
+            skipped = total_s
+        return self.sim_start_s + (wall_s - self.wall_start_s - skipped) * self.speed
+
+    def skip(self, at_s: float, wall_s: float) -> None:
+        """Skip a pause of ``wall_s`` wall seconds before simulation time ``at_s`` (the next tick's):
+        simulated time resumes there, ``wall_s`` later on the wall clock."""
+        last_at_s, total_s = self.skips[-1] if self.skips else (-math.inf, 0.0)
+        if at_s < last_at_s:
+            raise ValueError(f"a pause is skipped at simulation time {at_s:g}, before the last one "
+                             f"({last_at_s:g}): time only goes forward")
+        if not wall_s > 0:
+            raise ValueError(f"a skipped pause lasts > 0 wall seconds, got {wall_s:g}")
+        if at_s == last_at_s:  # two skips before the same tick (a suspend and a lag): one entry
+            self.skips[-1] = (at_s, total_s + wall_s)
+        else:
+            self.skips.append((at_s, total_s + wall_s))
+
+
+def _first(pair: tuple[float, float]) -> float:
+    return pair[0]
 
 
 @dataclass

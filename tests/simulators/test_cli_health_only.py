@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.simulators.test_health_only_sim import HEADER, MEMORY, RESTARTS
+from tests.simulators.test_health_only_sim import HEADER, MEMORY, RESTARTS, health_section_only
 
 REPO = Path(__file__).resolve().parents[2]
 SETPOINT = [sys.executable, "-m", "controller.cli"]
@@ -29,16 +29,20 @@ def write_policies(folder: Path) -> None:
     (folder / "two.yaml").write_text((folder / "memory.yaml").read_text() + "---\n"
                                      + (folder / "restarts.yaml").read_text())
     (folder / "bad.yaml").write_text((folder / "memory.yaml").read_text().replace("below: 400", "below: 900"))
+    # the bundled healing policy's checks alone, as docs/simulation.md makes heal.yaml with sed
+    (folder / "heal.yaml").write_text(health_section_only((REPO / "policies" / "setpoint-healing.yaml").read_text()))
 
 
-@pytest.mark.parametrize("args, controllers, alone, acted", [
+@pytest.mark.parametrize("args, controllers, alone, acted, healer", [
     pytest.param(["memory-leak", "-p", "memory.yaml", "--no-report"], ["policy", "hpa", "oracle"], "hpa",
-                 "rolling-restart", id="memory-leak-beside-hpa-by-default-with-the-frontier"),
+                 "rolling-restart", "web-memory", id="memory-leak-beside-hpa-by-default-with-the-frontier"),
     pytest.param(["crash-loop", "-p", "restarts.yaml", "--scaler", "fixed", "--no-frontier", "--no-report",
                   "--scenario-set", "spec.services[0].initialReplicas=7"], ["policy", "fixed", "hpa", "oracle"],
-                 "fixed", "rollback", id="crash-loop-beside-fixed-replicas"),
+                 "fixed", "rollback", "web-restarts", id="crash-loop-beside-fixed-replicas"),
+    pytest.param(["crash-loop-ramp", "-p", "heal.yaml", "--no-frontier", "--no-report"], ["policy", "hpa", "oracle"],
+                 "hpa", "rollback", "setpoint-healing", id="bundled-healing-on-crash-loop-ramp-beside-hpa"),
 ])
-def test_a_health_only_policy_is_scored_against_its_scaler_alone(tmp_path, args, controllers, alone, acted):
+def test_a_health_only_policy_is_scored_against_its_scaler_alone(tmp_path, args, controllers, alone, acted, healer):
     write_policies(tmp_path)
     proc = setpoint("simulate", *args, "-o", "out", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -50,7 +54,7 @@ def test_a_health_only_policy_is_scored_against_its_scaler_alone(tmp_path, args,
     # the health actions, listed under the table: time, target, action, reason
     listed = [line.split() for line in proc.stdout.splitlines() if line.startswith("  t=")]
     assert listed and all(row[1] == "web" and row[2] == acted for row in listed), proc.stdout
-    assert "Health actions of web-" in proc.stdout
+    assert f"Health actions of {healer} (policy): " in proc.stdout
     if "--no-frontier" not in args:
         assert result["frontier"]["equal_cost"]["policy"]["verdict"] in {"win", "tie", "loss"}
     explained = setpoint("explain", "out", "--changes", cwd=tmp_path)
@@ -58,7 +62,7 @@ def test_a_health_only_policy_is_scored_against_its_scaler_alone(tmp_path, args,
     assert f"health: {acted}" in explained.stdout
     status = setpoint("status", "--records", "out", cwd=tmp_path)
     assert status.returncode == 0, status.stderr
-    assert "controller policy (policy web-" in status.stdout
+    assert f"controller policy (policy {healer}" in status.stdout
 
 
 def test_checks_bound_with_scenario_set_run_the_bundled_health_only_example(tmp_path):

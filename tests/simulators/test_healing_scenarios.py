@@ -161,8 +161,8 @@ def test_healthy_or_self_correcting_runs_get_no_health_action(name):
     assert not [a for a in r.runs["policy"].actions if a.kind != "scale"]
 
 
-@pytest.mark.parametrize("name", ["bad-rollout", "crash-loop", "memory-leak", "systemic-overload", "transient-crash",
-                                  "node-loss", "bad-rollout-flash-crowd"])
+@pytest.mark.parametrize("name", ["bad-rollout", "crash-loop", "crash-loop-ramp", "memory-leak", "systemic-overload",
+                                  "transient-crash", "node-loss", "bad-rollout-flash-crowd"])
 def test_budgets_are_never_exceeded(name):
     """6 restarts per hour (a rolling restart counts one, a pod restart one per pod), 2
     rollbacks per day, checked over every sliding window of the run."""

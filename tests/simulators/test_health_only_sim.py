@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import yaml
 
 from controller.bundled import bundled_policy
 from controller.policy import load_policies, load_policy_text
@@ -99,6 +100,57 @@ def test_healing_beside_a_scaler_acts_and_saves_violation_minutes(scenario_name,
     records = list(logs["policy"].records())
     assert records and {r.policy for r in records} == {heals.name}
     assert {(r.to_dict().get("health") or {}).get("action") for r in records} >= healed_kinds
+
+
+def health_section_only(text: str) -> str:
+    """A policy file's text without its ``scaling`` section: the lines from ``  scaling:`` up to
+    ``  health:``, as docs/simulation.md's ``sed '/^  scaling:/,/^  health:/{/^  health:/!d;}'`` deletes them."""
+    lines, skipping = [], False
+    for line in text.splitlines(keepends=True):
+        if line.startswith("  scaling:"):
+            skipping = True
+        elif line.startswith("  health:"):
+            skipping = False
+        if not skipping:
+            lines.append(line)
+    return "".join(lines)
+
+
+def bundled_healing():
+    """policies/setpoint-healing.yaml's health checks alone, as a team whose HPA scales runs them."""
+    text = bundled_policy("setpoint-healing.yaml").read_text(encoding="utf-8")
+    healing_only = health_section_only(text)
+    full, cut = yaml.safe_load(text), yaml.safe_load(healing_only)
+    del full["spec"]["scaling"]
+    assert cut == full  # the docs' sed line deletes the scaling section and nothing else
+    [policy] = load_policy_text(healing_only, "heal.yaml")
+    assert not policy.scales
+    return policy
+
+
+@pytest.mark.parametrize("scenario_name, alone_minutes, healed_at_most, healed_kinds, reason", [
+    # the rollout stalls with 7 of 9 pods Ready; HPA counts the 5 crash-looping ones at 0% CPU
+    # (58% on average) and never scales while the load outgrows the 7 pods: a rollback in ~65 s
+    pytest.param("crash-loop-ramp", (60, None), 2, {"rollback"}, "RollbackNewRevision", id="crash-loop-ramp"),
+    # the same release at a steady load: 7 Ready pods carry 600 rps, so it costs nothing either way
+    pytest.param("crash-loop", (0, 0), 0, {"rollback"}, "RollbackNewRevision", id="crash-loop-costs-nothing"),
+    pytest.param("bad-rollout", (20, None), 2, {"rollback"}, "RollbackRevisionWorse", id="bad-rollout"),
+    pytest.param("memory-leak", (5, None), 2, {"rolling-restart"}, "SystemicNoRestart", id="memory-leak"),
+])
+def test_the_bundled_healing_beside_hpa_removes_most_of_a_fault_s_violation_minutes(
+        scenario_name, alone_minutes, healed_at_most, healed_kinds, reason):
+    """The bundled healing policy's checks beside the hpa preset, against the hpa preset alone, on
+    the scenario's own seed: docs/simulation.md's table."""
+    heals = bundled_healing()
+    runs, _ = run(scenario(scenario_name), heals, "hpa")
+    alone, healed = runs["hpa"].scores["slo_violation_minutes"], runs["policy"].scores["slo_violation_minutes"]
+    low, high = alone_minutes
+    assert low <= alone and (high is None or alone <= high), alone
+    assert healed <= healed_at_most and (healed < alone or alone == 0), (healed, alone)
+    health = [a for a in runs["policy"].actions if a.policy == heals.name]
+    assert {a.kind for a in health} == healed_kinds
+    assert all(a.reason.startswith(reason) for a in health), [a.reason for a in health]
+    assert not any(a.policy == heals.name for a in runs["hpa"].actions)
 
 
 def test_fixed_replicas_change_only_by_the_health_policy_s_own_scale_ups():
