@@ -38,7 +38,8 @@ def simulate(
         help="The preset: hpa policy used as the hpa baseline.")] = None,
     scaler: Annotated[Optional[Scaler], typer.Option(
         "--scaler", case_sensitive=False, show_default="hpa",
-        help="For a health-only policy: what scales the workload while Setpoint heals it, as in production. hpa: "
+        help="For a health-only policy, or given with a policy that also scales (its scaling section is then set aside: "
+             "its health checks alone): what scales the workload while Setpoint heals it, as in production. hpa: "
              "the --hpa-policy preset, as the hpa baseline runs it; fixed: each service's initialReplicas, changed "
              "only by the policy's own scale-up actions. The table compares it with the same scaler without the "
              "healing.")] = None,
@@ -104,6 +105,7 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from controller.policy import health_side
     from simulators.frontier import parse_targets
     from simulators.hpa_sweep import first_pass, simulate_with_frontier
     from simulators.memory import check_fits, memory_limit
@@ -127,9 +129,14 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
     hpa_policy = hpa_policy or bundled_policy(DEFAULT_HPA_POLICY)
     under_test, healer = policy_under_test(policy, policy_shown)
     if healer is None and scaler is not None:
-        fail([f"--scaler: policy {under_test.name} ({policy_shown}) scales the workload itself (its scaling section); "
-              "--scaler chooses what scales a health-only policy's workload: leave it out, or pass a policy with "
-              "only a health section"])
+        if under_test.health is None:
+            fail([f"--scaler: policy {under_test.name} ({policy_shown}) scales the workload itself and has no health "
+                  "section; --scaler chooses what scales the workload beside a policy's health checks: leave it "
+                  "out, or pass a policy with a health section"])
+        # the team's whole policy, its healing measured alone: beside the scaler, against the scaler alone
+        under_test, healer = None, health_side(under_test)
+        typer.echo(f"note: --scaler {scaler.value}: policy {healer.name}'s scaling section is set aside; its health "
+                   f"checks run beside the {scaler.value} scaler", err=True)
     scaler_name = (scaler or Scaler.HPA).value
     needs_hpa = "hpa" in baseline or frontier or (healer is not None and scaler_name == "hpa")
     hpa = one_policy(hpa_policy, hpa_shown, "--hpa-policy") if needs_hpa else None

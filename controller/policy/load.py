@@ -320,6 +320,19 @@ def _named_targets(model: PolicyDocument) -> list[tuple[tuple, tuple[str, str, s
     return [(loc, (targets.kind, targets.namespace, name)) for loc, name in named]
 
 
+def health_side(policy: LoadedPolicy) -> LoadedPolicy:
+    """``policy`` with its ``scaling`` section set aside: its health checks alone, as a
+    health-only policy of the same name, file and targets (``setpoint simulate --scaler`` runs
+    them beside what scales the workload). A policy without a health section stays as it is."""
+    if policy.health is None or not policy.scales:
+        return policy
+    from dataclasses import replace
+
+    model = policy.model.model_copy(update={"spec": policy.model.spec.model_copy(update={"scaling": None})})
+    return replace(policy, model=model, params=compile_policy(model),
+                   health_params=compile_policy_health(model, policy.health))
+
+
 def _compile(document: _Document) -> LoadedPolicy:
     model = document.model
     health = compile_health(model.spec.health)

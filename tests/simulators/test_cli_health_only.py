@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.simulators.test_health_only_sim import HEADER, MEMORY, RESTARTS, health_section_only
+from tests.simulators.test_health_only_sim import HEADER, MEMORY, RESTARTS
 
 REPO = Path(__file__).resolve().parents[2]
 SETPOINT = [sys.executable, "-m", "controller.cli"]
@@ -29,8 +29,6 @@ def write_policies(folder: Path) -> None:
     (folder / "two.yaml").write_text((folder / "memory.yaml").read_text() + "---\n"
                                      + (folder / "restarts.yaml").read_text())
     (folder / "bad.yaml").write_text((folder / "memory.yaml").read_text().replace("below: 400", "below: 900"))
-    # the bundled healing policy's checks alone, as docs/simulation.md makes heal.yaml with sed
-    (folder / "heal.yaml").write_text(health_section_only((REPO / "policies" / "setpoint-healing.yaml").read_text()))
 
 
 @pytest.mark.parametrize("args, controllers, alone, acted, healer", [
@@ -39,7 +37,9 @@ def write_policies(folder: Path) -> None:
     pytest.param(["crash-loop", "-p", "restarts.yaml", "--scaler", "fixed", "--no-frontier", "--no-report",
                   "--scenario-set", "spec.services[0].initialReplicas=7"], ["policy", "fixed", "hpa", "oracle"],
                  "fixed", "rollback", "web-restarts", id="crash-loop-beside-fixed-replicas"),
-    pytest.param(["crash-loop-ramp", "-p", "heal.yaml", "--no-frontier", "--no-report"], ["policy", "hpa", "oracle"],
+    # a policy that also scales, its health checks alone beside --scaler (docs/simulation.md)
+    pytest.param(["crash-loop-ramp", "-p", REPO / "policies" / "setpoint-healing.yaml", "--scaler", "hpa",
+                  "--no-frontier", "--no-report"], ["policy", "hpa", "oracle"],
                  "hpa", "rollback", "setpoint-healing", id="bundled-healing-on-crash-loop-ramp-beside-hpa"),
 ])
 def test_a_health_only_policy_is_scored_against_its_scaler_alone(tmp_path, args, controllers, alone, acted, healer):
@@ -88,7 +88,8 @@ def test_a_file_with_a_scaling_and_a_health_only_policy_simulates_the_scaling_on
 
 @pytest.mark.parametrize("args, code, says", [
     pytest.param(["-p", REPO / "policies" / "web-rps.yaml", "--scaler", "fixed"], 1,
-                 "--scaler: policy web-rps (", id="scaler-beside-a-scaling-policy"),
+                 "--scaler: policy web-rps (web-rps.yaml) scales the workload itself and has no health section",
+                 id="scaler-beside-a-scaling-policy-without-health-checks"),
     pytest.param(["-p", "memory.yaml", "--scaler", "keda"], 2, "'keda' is not one of 'hpa', 'fixed'",
                  id="unknown-scaler"),
     pytest.param(["-p", "two.yaml"], 1, "two.yaml: expected one policy to simulate, found 2 health-only policies "

@@ -8,10 +8,9 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import yaml
 
 from controller.bundled import bundled_policy
-from controller.policy import load_policies, load_policy_text
+from controller.policy import health_side, load_policies, load_policy_text
 from simulators.runner import ControllerSpec, healing_controllers, run_controllers, simulate
 from simulators.scenario import load_scenario, resolve_scenario_path
 
@@ -102,29 +101,16 @@ def test_healing_beside_a_scaler_acts_and_saves_violation_minutes(scenario_name,
     assert {(r.to_dict().get("health") or {}).get("action") for r in records} >= healed_kinds
 
 
-def health_section_only(text: str) -> str:
-    """A policy file's text without its ``scaling`` section: the lines from ``  scaling:`` up to
-    ``  health:``, as docs/simulation.md's ``sed '/^  scaling:/,/^  health:/{/^  health:/!d;}'`` deletes them."""
-    lines, skipping = [], False
-    for line in text.splitlines(keepends=True):
-        if line.startswith("  scaling:"):
-            skipping = True
-        elif line.startswith("  health:"):
-            skipping = False
-        if not skipping:
-            lines.append(line)
-    return "".join(lines)
-
-
 def bundled_healing():
-    """policies/setpoint-healing.yaml's health checks alone, as a team whose HPA scales runs them."""
-    text = bundled_policy("setpoint-healing.yaml").read_text(encoding="utf-8")
-    healing_only = health_section_only(text)
-    full, cut = yaml.safe_load(text), yaml.safe_load(healing_only)
-    del full["spec"]["scaling"]
-    assert cut == full  # the docs' sed line deletes the scaling section and nothing else
-    [policy] = load_policy_text(healing_only, "heal.yaml")
-    assert not policy.scales
+    """policies/setpoint-healing.yaml's health checks alone (controller.policy.health_side, what
+    ``setpoint simulate -p setpoint-healing.yaml --scaler hpa`` runs), as a team whose HPA scales."""
+    [full] = load_policies([bundled_policy("setpoint-healing.yaml")])
+    policy = health_side(full)
+    assert full.scales and not policy.scales
+    assert (policy.name, policy.targets, policy.health) == (full.name, full.targets, full.health)
+    kept, whole = policy.model.model_dump(by_alias=True), full.model.model_dump(by_alias=True)
+    assert kept["spec"].pop("scaling") is None and whole["spec"].pop("scaling") is not None
+    assert kept == whole  # the scaling section set aside, nothing else
     return policy
 
 
