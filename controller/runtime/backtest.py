@@ -21,9 +21,11 @@ Health checks are not replayed (they act on pods, which a backtest does not have
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Callable, Iterable, Sequence
@@ -245,6 +247,14 @@ class SampleCounts:
         return cls(0, usable=per_bound[0], missing=per_target[0], conflicting=per_target[1],
                    nonfinite=per_target[2], negative=per_target[3], implausible=per_bound[1],
                    outside=per_target[4], series=per_target[5], differing=[set() for _ in range(n)], above=above)
+
+    def subset(self, cols: np.ndarray) -> "SampleCounts":
+        """These counts for the targets ``cols`` (indexes) only."""
+        return replace(self, usable=self.usable[:, cols], missing=self.missing[cols],
+                       conflicting=self.conflicting[cols], nonfinite=self.nonfinite[cols],
+                       negative=self.negative[cols], implausible=self.implausible[:, cols],
+                       outside=self.outside[cols], series=self.series[cols],
+                       differing=[self.differing[i] for i in cols])
 
     def row(self, above: float) -> int:
         """The row of ``usable`` and ``implausible`` for the bound ``above``."""
@@ -834,39 +844,63 @@ def distinct_bounds(bounds: dict[str, list[tuple[float, int]]]) -> dict[str, tup
 
 
 def sample_notes(policies: Sequence[RuntimePolicy], data: ReplayData, labels: tuple[str, str],
-                 names: Sequence[str] | None = None) -> list[str]:
+                 names: Sequence[str] | None = None, selects: Sequence[np.ndarray | None] | None = None,
+                 owners: Sequence[RuntimePolicy] | None = None) -> list[str]:
     """What was wrong with the samples of each query of ``policies`` (``data.samples``), one line
-    per query and kind of problem, naming the targets; the replicas that ran last. A query that
-    policies bound differently gets one implausible line per bound, naming the policies
-    (``names``, else theirs)."""
+    per query and kind of problem, naming the targets; the replicas that ran last (queried for the
+    workloads of ``owners``, ``plan_queries``'). A query that policies bound differently gets one
+    implausible line per bound, naming the policies (``names``, else theirs). ``selects[i]``: (N,)
+    the targets policy ``i`` replays on (None: all): a query is judged on the targets of the
+    policies that read it only (a set's policies read their own workloads' series)."""
     names = list(names) if names is not None else [p.name for p in policies]
-    queries, replicas_expr, replica_labels = plan_queries(policies, labels)
+    queries, replicas_expr, replica_labels = plan_queries(policies, labels, owners)
     what = query_names(policies)
     bounds = query_bounds(policies)
     lines = []
     for expr in queries:
         if expr in data.samples:
-            counts = data.samples[expr]
+            counts, targets = _read_by(expr, policies, data, selects)
             whose = [""] * len(counts.above)
             if len(counts.above) > 1:
                 whose = [" for " + ", ".join(dict.fromkeys(f"policy {names[i]}" for b, i in bounds.get(expr, ())
                                                           if b == above))
                          for above in counts.above]
-            lines += counts.notes(what.get(expr, "metric"), data.targets, labels, whose)
+            lines += counts.notes(what.get(expr, "metric"), targets, labels, whose)
     if replicas_expr in data.samples:
         lines += data.samples[replicas_expr].notes("the replicas that ran (kube-state-metrics)", data.targets,
                                                    replica_labels)
     return lines
 
 
-def blind_policies(policies: Sequence[RuntimePolicy], data: ReplayData) -> list[RuntimePolicy]:
+def _read_by(expr: str, policies: Sequence[RuntimePolicy], data: ReplayData,
+             selects: Sequence[np.ndarray | None] | None) -> tuple[SampleCounts, list[TargetRef]]:
+    """(the counts of ``expr``, the targets) over the targets of the policies that read it."""
+    counts = data.samples[expr]
+    if not selects:
+        return counts, data.targets
+    mask = np.zeros(len(data.targets), bool)
+    for p, chosen in zip(policies, selects):
+        if expr in p.queries or expr in p.latest_queries:
+            mask |= True if chosen is None else np.asarray(chosen, bool)
+    if mask.all():
+        return counts, data.targets
+    cols = np.flatnonzero(mask)
+    return counts.subset(cols), [data.targets[i] for i in cols]
+
+
+def blind_policies(policies: Sequence[RuntimePolicy], data: ReplayData,
+                   selects: Sequence[np.ndarray | None] | None = None) -> list[RuntimePolicy]:
     """The policies that saw no usable sample of any of their metrics (as counted in
-    ``data.samples``, under the policy's own bounds) over the whole window: their replay decided
-    on nothing."""
+    ``data.samples``, under the policy's own bounds) over the whole window, at the targets
+    ``selects[i]`` (N,) policy ``i`` replays on (None: all): their replay decided on nothing."""
     out = []
-    for p in policies:
+    for i, p in enumerate(policies):
+        chosen = selects[i] if selects else None
+        if chosen is not None and not np.any(chosen):
+            continue  # it selects no target: nothing to see (said on its own)
+        cols = slice(None) if chosen is None else np.asarray(chosen, bool)
         above = p.params.metric_implausible_above.tolist()
-        counted = [data.samples[q].usable[data.samples[q].row(above[j])]
+        counted = [data.samples[q].usable[data.samples[q].row(above[j])][cols]
                    for j, q in enumerate(p.queries) if q in data.samples and above[j] in data.samples[q].above]
         if counted and not any(c.any() for c in counted):
             out.append(p)
@@ -914,7 +948,7 @@ def stream_backtest(source, policies: Sequence[RuntimePolicy | Sequence[RuntimeP
     actual: list[np.ndarray] = []
     since: list[np.ndarray] = []
     with ThreadPoolExecutor(max(1, min(max_concurrency, len(exprs))), thread_name_prefix="range-query") as queries_pool, \
-            ThreadPoolExecutor(1, thread_name_prefix="prefetch") as prefetch:
+            ThreadPoolExecutor(1, thread_name_prefix="prefetch") as prefetch, conflicts_unlogged():
         pending = prefetch.submit(fetch, windows[0])
         # the whole window's targets before the replay: the first segment may predate a workload
         targets, first_selects = set_targets(source, sets[0], queries, start_s, end_s, step_s, labels, timeout_s)
@@ -938,6 +972,25 @@ def stream_backtest(source, policies: Sequence[RuntimePolicy | Sequence[RuntimeP
     first_s = np.fmin.reduce(since) if since else np.zeros(0)  # fmin: the earliest segment with a sample
     return (ReplayData(targets, t_s, step_s, {}, whole, samples=samples, since_s=first_s),
             [r.result() for r in replayers])
+
+
+class _Unclaimed(logging.Filter):
+    """Drops the reconciler's warning that another policy governs a workload (``governed_by``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not hasattr(record, "governed_by")
+
+
+@contextmanager
+def conflicts_unlogged():
+    """While a set replays, the reconcilers' PolicyConflict warnings stay out of the log: a
+    replay says each conflict once, in its notes (``conflict_notes``), not once per run."""
+    logger, quiet = logging.getLogger("setpoint.runtime"), _Unclaimed()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
 
 
 def set_targets(source, policies: Sequence[RuntimePolicy], queries: Sequence[str], start_s: float, end_s: float,
@@ -1003,6 +1056,39 @@ def selections(policies: Sequence[RuntimePolicy], targets: Sequence[TargetRef]) 
         rows.append([(t.namespace, t.name) in named if named is not None
                      else t.namespace == sel.namespace and t.kind == sel.kind for t in targets])
     return np.array(rows, bool).reshape(len(policies), len(targets))
+
+
+def conflict_notes(run: BacktestRun, targets: Sequence[TargetRef], prefix: str = "", most: int = 5) -> list[str]:
+    """One note per pair of policies of ``run`` that selected the same workloads: which one governed
+    them and which left them alone (``setpoint run`` does the same, with a PolicyConflict Event);
+    each begins with ``prefix``."""
+    pairs: dict[tuple[str, str], list[str]] = {}
+    row = {t.key: j for j, t in enumerate(targets)}
+    for policy, alone in run.left_alone.items():
+        for key in alone:
+            j = row.get(key)
+            owner = run.policies[run.owners[j]] if j is not None and run.owners is not None and run.owners[j] >= 0 \
+                else "another policy"
+            pairs.setdefault((owner, policy), []).append(key)
+    lines = []
+    for (owner, other), keys in pairs.items():
+        shown = ", ".join(sorted(keys)[:most]) + (f" and {len(keys) - most} more" if len(keys) > most else "")
+        lines.append(f"{prefix}conflict: {len(keys)} workload(s) selected by policies {owner} and {other} ({shown}): "
+                     f"{owner} governs them, {other} leaves them alone, as setpoint run does (the first policy to "
+                     f"select a workload keeps it; at the first tick, the set's order: files sorted, documents in "
+                     f"order; live, a PolicyConflict Event); narrow one of the selectors")
+    return lines
+
+
+def unselected_notes(run: BacktestRun, targets: Sequence[TargetRef], most: int = 5) -> list[str]:
+    """The targets (the first run's) that no policy of the set ``run`` selects: not replayed in it."""
+    if run.selects is None:
+        return []
+    none = np.flatnonzero(~run.selects.any(axis=0))
+    if not none.size:
+        return []
+    shown = ", ".join(targets[j].key for j in none[:most]) + (f" and {none.size - most} more" if none.size > most else "")
+    return [f"{run.name}: {none.size} target(s) no policy of it selects, not replayed in it: {shown}"]
 
 
 def start_notes(data: ReplayData) -> list[str]:
