@@ -70,8 +70,7 @@ def backtest(
     from controller.adapters.prometheus import PrometheusSource
     from controller.errors import BacktestError
     from controller.policy import parse_duration
-    from controller.runtime.backtest import (LOAD_ASSUMPTION, MAX_WINDOW_S, blind_policies, conflict_notes,
-                                             parse_time, sample_notes, start_notes, stream_backtest, unselected_notes)
+    from controller.runtime.backtest import MAX_WINDOW_S, blind_policies, parse_time, sample_notes, stream_backtest
     from controller.runtime.reconciler import RuntimePolicy
     from simulators.backtest_report import Backtest, actual_notes, write_outputs
 
@@ -122,31 +121,16 @@ def backtest(
     if not data.targets:
         raise BacktestError(no_targets(mine))
     flat = [p for one in sets for p in one]
-    selects = [None if run.selects is None else row for run in runs for row in
-               (run.selects if run.selects is not None else [None] * len(run.policies))]
+    selects = [row for run in runs for row in (run.selects if run.selects is not None else [None] * len(run.policies))]
     samples = sample_notes(flat, data, labels, [n for r, run in enumerate(runs) for n in policy_labels(run, r)],
                            selects, owners=sets[0])
     blind = blind_named(blind_policies(flat, data, selects), flat, runs, [mine, theirs or []], compare == "hpa")
     if blind:
         fail([f"{', '.join(blind)}: no usable sample of its metrics from {start} to "
               f"{end}, so nothing to score. What the queries gave:", *(f"  {line}" for line in samples)])
-    missing = [t.key for t, known in zip(data.targets, data.has_actual) if not known]
-    notes = [f"assumption: {LOAD_ASSUMPTION}"]
-    notes += skipped
-    notes += idle_notes(runs[0], mine)
-    for p in dict((p.name, p) for p in flat).values():
-        if p.params.interval_s % step_s:
-            notes.append(f"{p.name}: interval {p.params.interval_s:g}s is not a multiple of --step {step_s:g}s: it "
-                         f"runs every {max(1, round(p.params.interval_s / step_s))} sample(s)")
-    if len(mine) == 1 and theirs and len(theirs) == 1 and theirs[0].targets != mine[0].targets:
-        notes.append(f"{theirs[0].name} selects other targets than {mine[0].name}; both are replayed on "
-                     f"{mine[0].name}'s ({mine[0].targets.describe()})")
-    for r, run in enumerate(runs):
-        notes += conflict_notes(run, data.targets, f"{run.name}: " if r else "")
-    if len(runs) > 1:
-        notes += unselected_notes(runs[1], data.targets)
-    notes += start_notes(data)
+    notes = replay_notes(data, runs, flat, mine, theirs, step_s) + skipped
     notes += samples
+    missing = [t.key for t, known in zip(data.targets, data.has_actual) if not known]
     if missing:
         notes.append(f"the replicas that ran are unknown for {len(missing)} target(s) ({', '.join(missing[:5])}): "
                      f"their signals are replayed unscaled")
@@ -252,6 +236,27 @@ def blind_named(blind: list, flat: list, runs: list, loaded: list[list], hpa: bo
                              f"{'' if r == 0 else run.name + '/'}policy {p.name} ({p.file}:{p.line})")
             i += 1
     return names
+
+
+def replay_notes(data, runs: list, flat: list, mine: list, theirs: list | None, step_s: float) -> list[str]:
+    """The notes of a replay before those of the samples: the assumption, policies that select no
+    target, intervals off the step, a comparison on other targets, the conflicts of each set and
+    the targets a comparison set leaves out, and where the history starts."""
+    from controller.runtime.backtest import LOAD_ASSUMPTION, conflict_notes, start_notes, unselected_notes
+
+    notes = [f"assumption: {LOAD_ASSUMPTION}", *idle_notes(runs[0], mine)]
+    for p in dict((p.name, p) for p in flat).values():
+        if p.params.interval_s % step_s:
+            notes.append(f"{p.name}: interval {p.params.interval_s:g}s is not a multiple of --step {step_s:g}s: it "
+                         f"runs every {max(1, round(p.params.interval_s / step_s))} sample(s)")
+    if len(mine) == 1 and theirs and len(theirs) == 1 and theirs[0].targets != mine[0].targets:
+        notes.append(f"{theirs[0].name} selects other targets than {mine[0].name}; both are replayed on "
+                     f"{mine[0].name}'s ({mine[0].targets.describe()})")
+    for r, run in enumerate(runs):
+        notes += conflict_notes(run, data.targets, f"{run.name}: " if r else "")
+    if len(runs) > 1:
+        notes += unselected_notes(runs[1], data.targets)
+    return notes + start_notes(data)
 
 
 def idle_notes(run, mine: list) -> list[str]:
