@@ -45,6 +45,13 @@ class Backtest:
     prometheus: str
     differences: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: {run: {policy: where it is defined (``file:line``)}}, for the per-policy figures of a set
+    policy_files: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def per_policy(self) -> bool:
+        """Some run replays several policies together: the figures are split per policy too."""
+        return any(len(r.policies) > 1 for r in self.runs)
 
     @property
     def tick_s(self) -> float:
@@ -71,7 +78,8 @@ class Backtest:
             first = self.runs[0]
             runs.append(BacktestRun(ACTUAL, f"replicas that ran (kube-state-metrics){self.coverage_text()}",
                                     first.t_s, actual, np.full(actual.shape, -1),
-                                    first.required))  # the load's need, whoever ran
+                                    first.required,  # the load's need, whoever ran
+                                    policies=first.policies, owners=first.owners))  # split as the first run
         return runs
 
     def coverage_text(self) -> str:
@@ -138,6 +146,29 @@ def scores(bt: Backtest) -> dict[str, dict[str, Any]]:
     return {run.name: {"description": run.description, **score_run(run, bt.tick_s)} for run in bt.all_runs()}
 
 
+def policy_scores(bt: Backtest) -> dict[str, dict[str, dict[str, Any]]]:
+    """{run: {policy: its scores over the targets it governed, with ``targets`` and ``file``}} for
+    every run (the replicas that ran split as the first run's policies governed them). The
+    figures add up to the run's (each target counts for the one policy that governed it; a target
+    no policy governed, one never sampled, counts for none and holds no figure)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for run in bt.all_runs():
+        out[run.name] = {}
+        files = bt.policy_files.get(bt.runs[0].name if run.name == ACTUAL else run.name, {})
+        for i, (policy, part) in enumerate(run.split().items()):
+            mine = bt.data.targets if run.owners is None or len(run.policies) < 2 else \
+                [t for t, o in zip(bt.data.targets, run.owners) if o == i]
+            out[run.name][policy] = {"file": files.get(policy), "targets": [t.key for t in mine],
+                                     **score_run(part, bt.tick_s)}
+    return out
+
+
+def policy_rows(bt: Backtest) -> list[dict[str, Any]]:
+    """The per-policy table: one row per run and policy (``run``, ``policy`` and the scores)."""
+    return [{"run": run, "policy": policy, **figures}
+            for run, by_policy in policy_scores(bt).items() for policy, figures in by_policy.items()]
+
+
 def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -156,7 +187,9 @@ def result_json(bt: Backtest) -> dict[str, Any]:
                      "actual_replicas_known": [tg.key for tg, k in zip(bt.data.targets, bt.data.has_actual) if k],
                      "actual_coverage": coverage_json(bt),
                      "differences": bt.differences, "notes": bt.notes,
-                     "errors": {r.name: r.errors for r in bt.runs if r.errors}},
+                     "errors": {r.name: r.errors for r in bt.runs if r.errors},
+                     # several policies replayed together: {run: {policy: scores, targets, file}}
+                     **({"policies": policy_scores(bt)} if bt.per_policy else {})},
     })
 
 
@@ -171,18 +204,21 @@ def coverage_json(bt: Backtest) -> dict[str, Any]:
 
 def timeline_csv(bt: Backtest) -> str:
     """``time,target,actual,RUN...``: one row per target at the first tick and whenever any of
-    the values changes (a step function, lossless)."""
+    the values changes (a step function, lossless). A run of several policies adds a last column
+    ``RUN.policy``: the policy that governed the target (empty: none did)."""
     runs = bt.runs
     actual = bt.actual_on_ticks()
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["time", "target", ACTUAL] + [r.name for r in runs])
+    sets = [r for r in runs if len(r.policies) > 1 and r.owners is not None]
+    writer.writerow(["time", "target", ACTUAL] + [r.name for r in runs] + [f"{r.name}.policy" for r in sets])
     t = runs[0].t_s
     for j, target in enumerate(bt.data.targets):
         columns = np.column_stack([actual[:, j]] + [r.replicas[:, j] for r in runs])
         same = np.all((columns[1:] == columns[:-1]) | (np.isnan(columns[1:]) & np.isnan(columns[:-1])), axis=1)
+        governed = [r.policies[r.owners[j]] if r.owners[j] >= 0 else "" for r in sets]
         for k in np.concatenate([[0], np.flatnonzero(~same) + 1]):
-            writer.writerow([_iso(t[k]), target.key] + ["" if np.isnan(v) else int(v) for v in columns[k]])
+            writer.writerow([_iso(t[k]), target.key] + ["" if np.isnan(v) else int(v) for v in columns[k]] + governed)
     return out.getvalue()
 
 
@@ -282,6 +318,8 @@ def report_html(bt: Backtest) -> str:
              '<p class="note">Capacity-risk minutes: minutes (summed over targets) in which the replicas were below '
              "what the observed load needs at the policy's targets. Reversals: a change opposite to the previous "
              "one of the same target within 5 minutes.</p>"]
+    if bt.per_policy:
+        parts += ["<h2>Per policy</h2>", _policy_table(bt, keys)]
     if bt.differences:
         items = "".join(f"<li><code>{html.escape(d)}</code></li>" for d in bt.differences)
         parts.append(f"<h2>Differences between {html.escape(bt.runs[0].name)} and {html.escape(bt.runs[-1].name)}"
@@ -295,6 +333,19 @@ def report_html(bt: Backtest) -> str:
                   img_tag(figure_png(_figure_targets(bt, chosen)), "replicas per target")]
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Setpoint backtest</title>'
             f"<style>{CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+
+
+def _policy_table(bt: Backtest, keys: Sequence[tuple[str, str]]) -> str:
+    """report.html's per-policy table: a row per run and policy, with the targets it governed."""
+    from simulators.report import fmt_number
+
+    head = "".join(f"<th>{h}</th>" for _, h in keys)
+    body = "".join(
+        f'<tr><td class="name">{html.escape(r["run"])}</td><td class="name">{html.escape(r["policy"])}</td>'
+        f'<td class="desc">{len(r["targets"])}</td>'
+        f'{"".join(f"<td class=num>{fmt_number(r[k])}</td>" for k, _ in keys)}</tr>' for r in policy_rows(bt))
+    return (f'<table class="scores"><thead><tr><th>run</th><th>policy</th><th>targets</th>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table>")
 
 
 #: A backtest's files (an earlier run's are removed before a run writes its own).

@@ -21,9 +21,11 @@ Health checks are not replayed (they act on pods, which a backtest does not have
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Callable, Iterable, Sequence
@@ -34,6 +36,7 @@ from controller.core.scaling.params import MetricKind, PolicyParams
 from controller.core.scaling.signal import read_signal
 from controller.model import Action, ActionKind, TargetRef, TargetSelector
 from controller.ports import ClusterView, Samples
+from controller.runtime.claims import TargetClaims
 from controller.runtime.reconciler import Reconciler, RuntimePolicy
 
 LOAD_ASSUMPTION = ("load shared evenly: a per-replica signal (utilization and value targets) observed with A "
@@ -245,6 +248,14 @@ class SampleCounts:
                    nonfinite=per_target[2], negative=per_target[3], implausible=per_bound[1],
                    outside=per_target[4], series=per_target[5], differing=[set() for _ in range(n)], above=above)
 
+    def subset(self, cols: np.ndarray) -> "SampleCounts":
+        """These counts for the targets ``cols`` (indexes) only."""
+        return replace(self, usable=self.usable[:, cols], missing=self.missing[cols],
+                       conflicting=self.conflicting[cols], nonfinite=self.nonfinite[cols],
+                       negative=self.negative[cols], implausible=self.implausible[:, cols],
+                       outside=self.outside[cols], series=self.series[cols],
+                       differing=[self.differing[i] for i in cols])
+
     def row(self, above: float) -> int:
         """The row of ``usable`` and ``implausible`` for the bound ``above``."""
         return self.above.index(above)
@@ -363,10 +374,12 @@ class ReplayCluster:
         self.row = {t: i for i, t in enumerate(self.targets)}
         self.spec = np.asarray(initial, dtype=np.float64).copy()
         self.live = np.ones(len(self.targets), bool) if live is None else np.asarray(live, bool).copy()
+        self.version = 0  # counts the joins: a PolicyView re-reads ``live`` when it changed
         self._resolved()
 
     def _resolved(self) -> None:
         # one list object while nothing joins: the Reconciler tells an unchanged list by identity
+        self.version += 1
         self.rows = np.flatnonzero(self.live)
         self.resolved = self.targets if self.live.all() else [self.targets[i] for i in self.rows]
         self._ones = np.ones(self.rows.size, bool)
@@ -390,6 +403,42 @@ class ReplayCluster:
     def apply(self, action: Action) -> None:
         if action.kind is ActionKind.SCALE and action.replicas is not None:
             self.spec[self.row[action.target]] = action.replicas
+
+
+class PolicyView:
+    """One policy's part of a ReplayCluster shared by a set of policies (as ``setpoint run``'s
+    reconcilers share one cluster): ``resolve`` gives the live targets the policy ``selects``
+    ((N,) of the cluster's targets); the rest (``observe``, ``apply``, ``spec``, ``row``) is the
+    cluster's. A view selecting every target resolves to the cluster's own list (its identity)."""
+
+    def __init__(self, cluster: ReplayCluster, selects: np.ndarray):
+        self.cluster = cluster
+        self.selects = np.asarray(selects, bool)
+        self._every = bool(self.selects.all())
+        self._version = -1
+        self._refresh()
+
+    def __getattr__(self, name: str):
+        return getattr(self.cluster, name)  # spec, row, targets, live, observe, apply, add
+
+    def _refresh(self) -> None:
+        """Re-read the live targets it selects when one joined since."""
+        if self._version == self.cluster.version:
+            return
+        self._version = self.cluster.version
+        if self._every:
+            self.rows, self.resolved = self.cluster.rows, self.cluster.resolved
+        else:
+            self.rows = np.flatnonzero(self.cluster.live & self.selects)
+            self.resolved = [self.cluster.targets[i] for i in self.rows]
+
+    def resolve(self, selector: TargetSelector) -> list[TargetRef]:
+        self._refresh()
+        return self.resolved
+
+    def rows_of(self, targets: Sequence[TargetRef]) -> np.ndarray | list[int]:
+        """The cluster rows of ``targets`` (the resolved list at once, else one look-up each)."""
+        return self.rows if targets is self.resolved else [self.cluster.row[t] for t in targets]
 
 
 class ReplayMetrics:
@@ -444,6 +493,26 @@ class BacktestRun:
     reasons: np.ndarray
     required: np.ndarray
     errors: list[str] = field(default_factory=list)
+    #: the policies replayed together (one for a single policy), in the set's order
+    policies: tuple[str, ...] = ()
+    #: (N,) the index in ``policies`` of the policy that governed each target (-1: none did: it never
+    #: had a sample, or no policy selects it)
+    owners: np.ndarray | None = None
+    #: (P, N) the targets each policy selects (before claims: two may select one)
+    selects: np.ndarray | None = None
+    #: {policy: {target key: why it left the target alone}}: another policy governed it
+    left_alone: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def split(self) -> dict[str, "BacktestRun"]:
+        """{policy: this run over the targets it governed} (``owners``); the whole run for one policy."""
+        if self.owners is None or len(self.policies) < 2:
+            return {self.policies[0] if self.policies else self.name: self}
+        return {name: self.columns(self.owners == i) for i, name in enumerate(self.policies)}
+
+    def columns(self, keep: np.ndarray) -> "BacktestRun":
+        """This run over the targets ``keep`` (N,) only."""
+        return replace(self, replicas=self.replicas[:, keep], reasons=self.reasons[:, keep],
+                       required=self.required[:, keep], owners=None, selects=None)
 
 
 def backtest_policy(policy: RuntimePolicy) -> RuntimePolicy:
@@ -480,88 +549,140 @@ def required_replicas(params: PolicyParams, queries: Sequence[str], data: Replay
 
 
 class Replayer:
-    """One policy replayed through the Reconciler, fed consecutive segments of one grid (so
-    fetching the next window can overlap replaying this one). One cycle per policy interval.
+    """Policies replayed through the Reconciler, fed consecutive segments of one grid (so fetching
+    the next window can overlap replaying this one). One cycle per policy interval.
+
+    Several policies replay together as ``setpoint run`` runs them: one reconciler each over a
+    cluster they share (``PolicyView``), each resolving the targets it ``selects`` ((P, N); default:
+    all of them), and one ``TargetClaims`` between them, so a target two policies select is
+    governed by the first to select it and the other leaves it alone (controller/runtime/claims.py).
+    Where the cycles of several policies fall at one grid time they run in the set's order: at the
+    start, the first policy of the set that selects a target governs it.
 
     Each target is replayed from its first tick at or after its first sample (``ReplayData.present``:
     a Deployment created mid-window, or history younger than the window); before it, its replicas
     are NaN (it did not exist: nothing to score). Its counterfactual starts from the first replicas
-    known to have run from then on in that segment (clamped to the policy's bounds; the policy's
-    min where unknown)."""
+    known to have run from then on in that segment (clamped to the bounds of the policy that starts
+    it; that policy's min where unknown)."""
 
-    def __init__(self, policy: RuntimePolicy, *, name: str = "policy", description: str = ""):
-        self.policy = backtest_policy(policy)
+    def __init__(self, policy: RuntimePolicy | Sequence[RuntimePolicy], *, name: str = "policy",
+                 description: str = "", selects: np.ndarray | None = None):
+        given = [policy] if isinstance(policy, RuntimePolicy) else list(policy)
+        self.policies = [backtest_policy(p) for p in given]
+        self.policy = self.policies[0]
         self.name, self.description = name, description
-        self.reconciler: Reconciler | None = None
-        self.metrics: ReplayMetrics | None = None
+        self.selects = None if selects is None else np.asarray(selects, bool)
+        self.reconcilers: list[Reconciler] = []
+        self.views: list[PolicyView] = []
+        self.metrics: list[ReplayMetrics] = []
         self.cluster: ReplayCluster | None = None
-        self.every = 1
-        self.next_tick = 0  # grid index (over all segments) of the next cycle
+        self.every: list[int] = []
+        self.next_tick = [0] * len(self.policies)  # grid index (over all segments) of each policy's next cycle
         self.offset = 0  # grid index of the current segment's first sample
         self._t: list[np.ndarray] = []
         self._replicas: list[np.ndarray] = []
         self._reasons: list[np.ndarray] = []
         self._required: list[np.ndarray] = []
         self.errors: list[str] = []
+        self.owners = np.zeros(0, np.int64)
+        self.left_alone: dict[str, dict[str, str]] = {}
+
+    @property
+    def reconciler(self) -> Reconciler | None:
+        """The first policy's reconciler (None before the first segment)."""
+        return self.reconcilers[0] if self.reconcilers else None
 
     def _start(self, segment: ReplayData) -> None:
-        params, n = self.policy.params, len(segment.targets)
+        n = len(segment.targets)
+        if self.selects is None:
+            self.selects = np.ones((len(self.policies), n), bool)
         self.seen = np.zeros(n, bool)  # (N,) a sample before the current segment
-        self.cluster = ReplayCluster(segment.targets, np.full(n, float(params.min_replicas)), np.zeros(n, bool))
-        per_replica = {q for q, m in zip(self.policy.queries, params.metrics) if m.kind in PER_REPLICA_KINDS}
-        self.metrics = ReplayMetrics(segment, self.cluster, per_replica)
-        self.reconciler = Reconciler(self.policy, self.metrics, self.cluster)
-        self.reconciler.with_conditions = False  # per-target Python; a backtest reports none
-        self.every = max(1, int(round(params.interval_s / segment.step_s)))
+        # who governs each target: its first selecting policy until a cycle says (-1: none selects it)
+        self.owners = np.where(self.selects.any(axis=0), np.argmax(self.selects, axis=0), -1)
+        self.cluster = ReplayCluster(segment.targets, np.full(n, float(self.policy.params.min_replicas)),
+                                     np.zeros(n, bool))
+        claims = TargetClaims() if len(self.policies) > 1 else None  # one policy: nothing to share
+        for policy, selects in zip(self.policies, self.selects):
+            view = PolicyView(self.cluster, selects)
+            per_replica = {q for q, m in zip(policy.queries, policy.params.metrics) if m.kind in PER_REPLICA_KINDS}
+            metrics = ReplayMetrics(segment, view, per_replica)
+            reconciler = Reconciler(policy, metrics, view, claims=claims)
+            reconciler.with_conditions = False  # per-target Python; a backtest reports none
+            self.views.append(view)
+            self.metrics.append(metrics)
+            self.reconcilers.append(reconciler)
+            self.every.append(max(1, int(round(policy.params.interval_s / segment.step_s))))
 
     def feed(self, segment: ReplayData, on_tick: Callable[[int], None] | None = None,
              progress_every: int = 500) -> None:
         """Run every cycle that falls in ``segment`` (the grid's next samples)."""
-        if self.reconciler is None:
+        if not self.reconcilers:
             self._start(segment)
-        self.metrics.data = segment
-        rows = np.arange(self.next_tick - self.offset, segment.t_s.size, self.every)
+        for metrics in self.metrics:
+            metrics.data = segment
+        due = [np.arange(first - self.offset, segment.t_s.size, every)
+               for first, every in zip(self.next_tick, self.every)]
+        rows = due[0] if len(due) == 1 else np.unique(np.concatenate(due))
+        cycles = [np.isin(rows, d) for d in due]  # (K,) per policy: it cycles at that row
         n = len(segment.targets)
         replicas = np.empty((rows.size, n))
         reasons = np.full((rows.size, n), -1, dtype=np.int64)
-        live = self.cluster.live
         # seen[k]: a sample at or before row k (this segment or an earlier one)
         seen = np.logical_or.accumulate(segment.present, axis=0) | self.seen
         for j, k in enumerate(rows):
-            if not live.all():
-                self._start_targets(segment, int(k), seen[k] & ~live)
-                live = self.cluster.live
-                if not live.any():  # nothing exists yet: no cycle
-                    replicas[j] = np.nan
-                    continue
-            self.metrics.index = int(k)
-            result = self.reconciler.cycle(float(segment.t_s[k]))
+            for i in range(len(self.policies)):
+                if cycles[i][j] and self._ready(i, segment, int(k), seen[k]):
+                    self._cycle(i, segment, int(k), reasons[j])
+            live = self.cluster.live
             replicas[j] = np.where(live, self.cluster.spec, np.nan)
-            if result.decision is not None:
-                reasons[j, self.cluster.rows] = result.decision.reason
-            if result.errors and len(self.errors) < 20:
-                self.errors += result.errors
             if on_tick and (j % progress_every == 0 or j == rows.size - 1):
                 on_tick(j + 1)
         self._t.append(segment.t_s[rows])
         self._replicas.append(replicas)
         self._reasons.append(reasons)
-        self._required.append(required_replicas(self.policy.params, self.policy.queries, segment, rows))
-        if rows.size:
-            self.next_tick = self.offset + int(rows[-1]) + self.every
+        self._required.append(self._required_by_owner(segment, rows))
+        for i, d in enumerate(due):
+            if d.size:
+                self.next_tick[i] = self.offset + int(d[-1]) + self.every[i]
         if segment.t_s.size:  # a first sample after this segment's last tick: started at the next one's first
             self.seen = seen[-1]
         self.offset += segment.t_s.size
 
-    def _start_targets(self, segment: ReplayData, k: int, fresh: np.ndarray) -> None:
-        """Start the ``fresh`` (N,) targets at row ``k``: their counterfactual replicas become the
-        first known to have run from row ``k`` on in ``segment`` (clamped), else the policy's min."""
-        if not fresh.any():
-            return
-        params = self.policy.params
-        first = first_known(segment.actual[k:, fresh])
-        self.cluster.add(fresh, np.where(np.isfinite(first), np.clip(first, params.min_replicas, params.max_replicas),
-                                         params.min_replicas))
+    def _ready(self, i: int, segment: ReplayData, k: int, seen: np.ndarray) -> bool:
+        """Start the targets policy ``i`` selects that have a sample by row ``k``; whether any of
+        them is live (else the policy has nothing to cycle on)."""
+        live, selects = self.cluster.live, self.selects[i]
+        waiting = selects & ~live
+        if waiting.any():
+            self._start_targets(segment, k, seen & waiting, self.policies[i].params)
+            live = self.cluster.live
+        return bool((live & selects).any())
+
+    def _cycle(self, i: int, segment: ReplayData, k: int, reasons: np.ndarray) -> None:
+        """Policy ``i``'s cycle at row ``k``: its decision's reasons, who governs what, its errors."""
+        self.metrics[i].index = k
+        result = self.reconcilers[i].cycle(float(segment.t_s[k]))
+        governed = self.views[i].rows_of(result.targets)
+        self.owners[governed] = i
+        if result.decision is not None:
+            reasons[governed] = result.decision.reason
+        if result.left_alone:
+            self.left_alone.setdefault(self.policies[i].name, {}).update(result.left_alone)
+        if result.errors and len(self.errors) < 20:
+            prefix = f"policy {self.policies[i].name}: " if len(self.policies) > 1 else ""
+            self.errors += [prefix + e for e in result.errors]
+
+    def _required_by_owner(self, segment: ReplayData, rows: np.ndarray) -> np.ndarray:
+        """(K, N) the replicas the observed load needs at the targets of the policy governing each
+        target (``required_replicas``); NaN for a target no policy selects."""
+        out = np.full((rows.size, len(segment.targets)), np.nan)
+        for i, policy in enumerate(self.policies):
+            mine = self.owners == i
+            if mine.all():
+                return required_replicas(policy.params, policy.queries, segment, rows)
+            if mine.any():
+                out[:, mine] = required_replicas(policy.params, policy.queries, segment, rows)[:, mine]
+        return out
 
     def result(self) -> BacktestRun:
         def joined(parts: list[np.ndarray], shape_tail: tuple) -> np.ndarray:
@@ -569,7 +690,19 @@ class Replayer:
 
         n = self._replicas[0].shape[1] if self._replicas else 0
         return BacktestRun(self.name, self.description, joined(self._t, ()), joined(self._replicas, (n,)),
-                           joined(self._reasons, (n,)).astype(np.int64), joined(self._required, (n,)), self.errors)
+                           joined(self._reasons, (n,)).astype(np.int64), joined(self._required, (n,)), self.errors,
+                           tuple(p.name for p in self.policies), self.owners.copy(), self.selects,
+                           self.left_alone)
+
+    def _start_targets(self, segment: ReplayData, k: int, fresh: np.ndarray, params: PolicyParams) -> None:
+        """Start the ``fresh`` (N,) targets at row ``k``: their counterfactual replicas become the
+        first known to have run from row ``k`` on in ``segment`` (clamped to ``params``' bounds),
+        else ``params``' min."""
+        if not fresh.any():
+            return
+        first = first_known(segment.actual[k:, fresh])
+        self.cluster.add(fresh, np.where(np.isfinite(first), np.clip(first, params.min_replicas, params.max_replicas),
+                                         params.min_replicas))
 
 
 def run_backtest(policy: RuntimePolicy, data: ReplayData, *, name: str = "policy", description: str = "",
@@ -644,15 +777,39 @@ def replay_segment(fetched: dict, plan: tuple[list[str], str, tuple[str, str]], 
     return ReplayData(list(targets), t_s, step_s, metrics, grids[replicas_expr].values, counts, samples)
 
 
-def plan_queries(policies: Sequence[RuntimePolicy], labels: tuple[str, str]) -> tuple[list[str], str, tuple[str, str]]:
-    """The distinct metric queries of ``policies``, the query for the replicas that ran (the
-    first policy's kind and namespace, from kube-state-metrics) and the labels that key it."""
+def plan_queries(policies: Sequence[RuntimePolicy], labels: tuple[str, str],
+                 owners: Sequence[RuntimePolicy] | None = None) -> tuple[list[str], str, tuple[str, str]]:
+    """The distinct metric queries of ``policies`` (each once, however many policies read it),
+    the query for the replicas that ran (of the workloads of ``owners``, the policies whose
+    targets are replayed; default the first policy: its kind and namespace, from
+    kube-state-metrics) and the labels that key it."""
     queries = list(dict.fromkeys([q for p in policies for q in p.queries]
                                  + [q for p in policies for q in p.latest_queries if q is not None]))
-    kind, namespace = policies[0].selector.kind, policies[0].selector.namespace
-    replicas_expr = REPLICAS_QUERIES.get(kind, REPLICAS_QUERIES["Deployment"]) % namespace
-    replica_labels = (labels[0], kind.lower()) if kind in REPLICAS_QUERIES else labels
+    replicas_expr, replica_labels = replicas_query([p.selector for p in (owners or policies[:1])], labels)
     return queries, replicas_expr, replica_labels
+
+
+def replicas_query(selectors: Sequence[TargetSelector], labels: tuple[str, str]) -> tuple[str, tuple[str, str]]:
+    """The query for the replicas that ran of the workloads ``selectors`` select, and the labels
+    that key its series. One kind in one namespace: ``REPLICAS_QUERIES``' query. Several
+    namespaces: one matcher ``namespace=~"a|b"``. Deployments and StatefulSets together: one query,
+    the StatefulSets' series relabelled ``deployment`` (``label_replace``) and joined with ``or``."""
+    kinds = list(dict.fromkeys(s.kind for s in selectors))
+    namespaces = list(dict.fromkeys(s.namespace for s in selectors))
+    if len(kinds) == 1 and len(namespaces) == 1:
+        kind = kinds[0]
+        return (REPLICAS_QUERIES.get(kind, REPLICAS_QUERIES["Deployment"]) % namespaces[0],
+                (labels[0], kind.lower()) if kind in REPLICAS_QUERIES else labels)
+    # namespaces are DNS labels (policy/schema.py): nothing in them a regex or a PromQL string escapes
+    matcher = f'namespace="{namespaces[0]}"' if len(namespaces) == 1 else f'namespace=~"{"|".join(namespaces)}"'
+    if kinds == ["StatefulSet"]:
+        return f"max by (namespace, statefulset) (kube_statefulset_replicas{{{matcher}}})", (labels[0], "statefulset")
+    deployments = f"max by (namespace, deployment) (kube_deployment_spec_replicas{{{matcher}}})"
+    if "StatefulSet" not in kinds:
+        return deployments, (labels[0], "deployment")
+    statefulsets = (f"max by (namespace, deployment) (label_replace(kube_statefulset_replicas{{{matcher}}}, "
+                    f'"deployment", "$1", "statefulset", "(.+)"))')
+    return f"{deployments} or {statefulsets}", (labels[0], "deployment")
 
 
 def query_names(policies: Sequence[RuntimePolicy]) -> dict[str, str]:
@@ -687,39 +844,63 @@ def distinct_bounds(bounds: dict[str, list[tuple[float, int]]]) -> dict[str, tup
 
 
 def sample_notes(policies: Sequence[RuntimePolicy], data: ReplayData, labels: tuple[str, str],
-                 names: Sequence[str] | None = None) -> list[str]:
+                 names: Sequence[str] | None = None, selects: Sequence[np.ndarray | None] | None = None,
+                 owners: Sequence[RuntimePolicy] | None = None) -> list[str]:
     """What was wrong with the samples of each query of ``policies`` (``data.samples``), one line
-    per query and kind of problem, naming the targets; the replicas that ran last. A query that
-    policies bound differently gets one implausible line per bound, naming the policies
-    (``names``, else theirs)."""
+    per query and kind of problem, naming the targets; the replicas that ran last (queried for the
+    workloads of ``owners``, ``plan_queries``'). A query that policies bound differently gets one
+    implausible line per bound, naming the policies (``names``, else theirs). ``selects[i]``: (N,)
+    the targets policy ``i`` replays on (None: all): a query is judged on the targets of the
+    policies that read it only (a set's policies read their own workloads' series)."""
     names = list(names) if names is not None else [p.name for p in policies]
-    queries, replicas_expr, replica_labels = plan_queries(policies, labels)
+    queries, replicas_expr, replica_labels = plan_queries(policies, labels, owners)
     what = query_names(policies)
     bounds = query_bounds(policies)
     lines = []
     for expr in queries:
         if expr in data.samples:
-            counts = data.samples[expr]
+            counts, targets = _read_by(expr, policies, data, selects)
             whose = [""] * len(counts.above)
             if len(counts.above) > 1:
                 whose = [" for " + ", ".join(dict.fromkeys(f"policy {names[i]}" for b, i in bounds.get(expr, ())
                                                           if b == above))
                          for above in counts.above]
-            lines += counts.notes(what.get(expr, "metric"), data.targets, labels, whose)
+            lines += counts.notes(what.get(expr, "metric"), targets, labels, whose)
     if replicas_expr in data.samples:
         lines += data.samples[replicas_expr].notes("the replicas that ran (kube-state-metrics)", data.targets,
                                                    replica_labels)
     return lines
 
 
-def blind_policies(policies: Sequence[RuntimePolicy], data: ReplayData) -> list[RuntimePolicy]:
+def _read_by(expr: str, policies: Sequence[RuntimePolicy], data: ReplayData,
+             selects: Sequence[np.ndarray | None] | None) -> tuple[SampleCounts, list[TargetRef]]:
+    """(the counts of ``expr``, the targets) over the targets of the policies that read it."""
+    counts = data.samples[expr]
+    if not selects:
+        return counts, data.targets
+    mask = np.zeros(len(data.targets), bool)
+    for p, chosen in zip(policies, selects):
+        if expr in p.queries or expr in p.latest_queries:
+            mask |= True if chosen is None else np.asarray(chosen, bool)
+    if mask.all():
+        return counts, data.targets
+    cols = np.flatnonzero(mask)
+    return counts.subset(cols), [data.targets[i] for i in cols]
+
+
+def blind_policies(policies: Sequence[RuntimePolicy], data: ReplayData,
+                   selects: Sequence[np.ndarray | None] | None = None) -> list[RuntimePolicy]:
     """The policies that saw no usable sample of any of their metrics (as counted in
-    ``data.samples``, under the policy's own bounds) over the whole window: their replay decided
-    on nothing."""
+    ``data.samples``, under the policy's own bounds) over the whole window, at the targets
+    ``selects[i]`` (N,) policy ``i`` replays on (None: all): their replay decided on nothing."""
     out = []
-    for p in policies:
+    for i, p in enumerate(policies):
+        chosen = selects[i] if selects else None
+        if chosen is not None and not np.any(chosen):
+            continue  # it selects no target: nothing to see (said on its own)
+        cols = slice(None) if chosen is None else np.asarray(chosen, bool)
         above = p.params.metric_implausible_above.tolist()
-        counted = [data.samples[q].usable[data.samples[q].row(above[j])]
+        counted = [data.samples[q].usable[data.samples[q].row(above[j])][cols]
                    for j, q in enumerate(p.queries) if q in data.samples and above[j] in data.samples[q].above]
         if counted and not any(c.any() for c in counted):
             out.append(p)
@@ -733,42 +914,47 @@ def segment_windows(start_s: float, end_s: float, step_s: float, points: int) ->
     return [(start_s + i * step_s, start_s + (min(i + points, total) - 1) * step_s) for i in range(0, total, points)]
 
 
-def stream_backtest(source, policies: Sequence[RuntimePolicy], names: Sequence[str], descriptions: Sequence[str],
-                    start_s: float, end_s: float, step_s: float, labels: tuple[str, str] = ("namespace", "deployment"),
-                    *, segment_points: int = 2880, max_concurrency: int = 4, timeout_s: float | None = None,
+def stream_backtest(source, policies: Sequence[RuntimePolicy | Sequence[RuntimePolicy]], names: Sequence[str],
+                    descriptions: Sequence[str], start_s: float, end_s: float, step_s: float,
+                    labels: tuple[str, str] = ("namespace", "deployment"), *, segment_points: int = 2880,
+                    max_concurrency: int = 4, timeout_s: float | None = None,
                     on_progress: Callable[[int, int], None] | None = None) -> tuple[ReplayData, list[BacktestRun]]:
     """Fetch the window segment by segment (``segment_points`` grid points each, one range query
-    per metric and one for the replicas that ran, each within ``timeout_s``: ``query_range``'s)
-    and replay every policy over each segment while the next one is fetched. Returns the replicas
-    that ran on the whole grid (``metrics`` left empty: the segments are dropped once replayed;
-    ``samples`` counts what each query gave over the window; ``since_s`` each target's first
-    sample) and one run per policy.
+    per distinct metric query of all the runs and one for the replicas that ran, each within
+    ``timeout_s``: ``query_range``'s) and replay every run over each segment while the next one is
+    fetched. Returns the replicas that ran on the whole grid (``metrics`` left empty: the segments
+    are dropped once replayed; ``samples`` counts what each query gave over the window;
+    ``since_s`` each target's first sample) and one BacktestRun per run.
 
-    The targets are the first policy's: its names, or (a label selector) the workloads of its
-    namespace seen anywhere in the window (``discover_window``, while the first segment is
-    fetched); none: no run. ``on_progress(segments done, segments)``.
+    A run is one policy, or a set of policies replayed together (``Replayer``). The targets are the
+    first run's (``set_targets``); a later run of several policies selects among them by each
+    policy's names or namespace (``selections``), a later run of one policy replays on all of them.
+    None: no run. ``on_progress(segments done, segments)``.
     """
-    first = policies[0]
-    plan = plan_queries(policies, labels)
+    sets = [[p] if isinstance(p, RuntimePolicy) else list(p) for p in policies]
+    flat = [p for one in sets for p in one]
+    plan = plan_queries(flat, labels, owners=sets[0])
     queries, replicas_expr, _ = plan
     exprs = queries + [replicas_expr]
     windows = segment_windows(start_s, end_s, step_s, segment_points)
     samples: dict[str, SampleCounts] = {}
-    bounds = distinct_bounds(query_bounds(policies))
+    bounds = distinct_bounds(query_bounds(flat))
 
     def fetch(window: tuple[float, float]) -> dict:
         lo, hi = window
         return dict(zip(exprs, queries_pool.map(lambda e: source.query_range(e, lo, hi, step_s, timeout_s=timeout_s),
                                                 exprs)))
 
-    replayers = [Replayer(p, name=n, description=d) for p, n, d in zip(policies, names, descriptions)]
     actual: list[np.ndarray] = []
     since: list[np.ndarray] = []
     with ThreadPoolExecutor(max(1, min(max_concurrency, len(exprs))), thread_name_prefix="range-query") as queries_pool, \
-            ThreadPoolExecutor(1, thread_name_prefix="prefetch") as prefetch:
+            ThreadPoolExecutor(1, thread_name_prefix="prefetch") as prefetch, conflicts_unlogged():
         pending = prefetch.submit(fetch, windows[0])
         # the whole window's targets before the replay: the first segment may predate a workload
-        targets = discover_window(source, first.selector, queries, start_s, end_s, step_s, labels, timeout_s)
+        targets, first_selects = set_targets(source, sets[0], queries, start_s, end_s, step_s, labels, timeout_s)
+        replayers = [Replayer(one, name=n, description=d,
+                              selects=first_selects if r == 0 else selections(one, targets))
+                     for r, (one, n, d) in enumerate(zip(sets, names, descriptions))]
         for i, window in enumerate(windows if targets else ()):
             fetched = pending.result()
             if i + 1 < len(windows):  # Prometheus works on the next window while this one replays
@@ -786,6 +972,123 @@ def stream_backtest(source, policies: Sequence[RuntimePolicy], names: Sequence[s
     first_s = np.fmin.reduce(since) if since else np.zeros(0)  # fmin: the earliest segment with a sample
     return (ReplayData(targets, t_s, step_s, {}, whole, samples=samples, since_s=first_s),
             [r.result() for r in replayers])
+
+
+class _Unclaimed(logging.Filter):
+    """Drops the reconciler's warning that another policy governs a workload (``governed_by``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not hasattr(record, "governed_by")
+
+
+@contextmanager
+def conflicts_unlogged():
+    """While a set replays, the reconcilers' PolicyConflict warnings stay out of the log: a
+    replay says each conflict once, in its notes (``conflict_notes``), not once per run."""
+    logger, quiet = logging.getLogger("setpoint.runtime"), _Unclaimed()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
+def set_targets(source, policies: Sequence[RuntimePolicy], queries: Sequence[str], start_s: float, end_s: float,
+                step_s: float, labels: tuple[str, str], timeout_s: float | None = None
+                ) -> tuple[list[TargetRef], np.ndarray | None]:
+    """(the targets of a set of policies, sorted; (P, N) the ones each policy selects, None for one
+    policy: all of them). Each policy's are found as for one (``discover_window``): its names,
+    or the workloads of its namespace seen in its queries (one policy alone: in ``queries``, every
+    run's, as before sets). The label selectors of several policies share one discovery pass."""
+    if len(policies) == 1:
+        return discover_window(source, policies[0].selector, queries, start_s, end_s, step_s, labels, timeout_s), None
+    found = discover_each(source, [p for p in policies if not p.selector.by_name], start_s, end_s, step_s, labels,
+                          timeout_s)
+    each = [discover_targets(p.selector, [], labels) if p.selector.by_name else found[p.name] for p in policies]
+    targets = sorted(set().union(*each))
+    chosen = [set(mine) for mine in each]
+    return targets, np.array([[t in mine for t in targets] for mine in chosen], bool).reshape(len(each), -1)
+
+
+#: The label that tells, in the one discovery query of several label selectors, which query a
+#: workload was seen in (``discover_each``).
+QUERY_TAG = "setpoint_query"
+
+
+def discover_each(source, policies: Sequence[RuntimePolicy], start_s: float, end_s: float, step_s: float,
+                  labels: tuple[str, str], timeout_s: float | None = None) -> dict[str, list[TargetRef]]:
+    """{policy: its targets} of label-selector ``policies``, each the workloads of its namespace
+    seen in its own queries, in one pass (``discover_window``'s grid): each distinct query grouped
+    by the target labels and tagged with its index (``QUERY_TAG``, by ``label_replace``), joined
+    with ``or``."""
+    if not policies:
+        return {}
+    own = {p.name: list(dict.fromkeys((*p.queries, *(q for q in p.latest_queries if q is not None))))
+           for p in policies}
+    queries = list(dict.fromkeys(q for qs in own.values() for q in qs))
+    by = ", ".join(labels)
+    expr = " or ".join(f'label_replace(group by ({by}) ({q}), "{QUERY_TAG}", "{i}", "__name__", ".*")'
+                       for i, q in enumerate(queries))
+    first, last, coarse = discovery_grid(start_s, end_s, step_s)
+    seen: dict[int, set[tuple[str, str]]] = {i: set() for i in range(len(queries))}
+    for lo, hi in segment_windows(first, last, coarse, DISCOVERY_POINTS):
+        for s in source.query_range(expr, lo, hi, coarse, timeout_s=timeout_s):
+            key, tag = target_key(s.labels, labels), s.labels.get(QUERY_TAG, "")
+            if key is not None and tag.isdigit() and int(tag) < len(queries):
+                seen[int(tag)].add(key)
+    out = {}
+    for p in policies:
+        keys = set().union(*(seen[queries.index(q)] for q in own[p.name]))
+        out[p.name] = sorted(TargetRef(ns, name, p.selector.kind) for ns, name in keys if ns == p.selector.namespace)
+    return out
+
+
+def selections(policies: Sequence[RuntimePolicy], targets: Sequence[TargetRef]) -> np.ndarray | None:
+    """(P, N) the ``targets`` (another run's) each of ``policies`` selects: its names, or (a label
+    selector) every target of its kind in its namespace. One policy: None (all of them, whatever
+    it selects: a policy compared with one other replays on the first one's targets)."""
+    if len(policies) == 1:
+        return None
+    rows = []
+    for p in policies:
+        sel = p.selector
+        named = {(r.namespace, r.name) for r in sel.refs()} if sel.by_name else None
+        rows.append([(t.namespace, t.name) in named if named is not None
+                     else t.namespace == sel.namespace and t.kind == sel.kind for t in targets])
+    return np.array(rows, bool).reshape(len(policies), len(targets))
+
+
+def conflict_notes(run: BacktestRun, targets: Sequence[TargetRef], prefix: str = "", most: int = 5) -> list[str]:
+    """One note per pair of policies of ``run`` that selected the same workloads: which one governed
+    them and which left them alone (``setpoint run`` does the same, with a PolicyConflict Event);
+    each begins with ``prefix``."""
+    pairs: dict[tuple[str, str], list[str]] = {}
+    row = {t.key: j for j, t in enumerate(targets)}
+    for policy, alone in run.left_alone.items():
+        for key in alone:
+            j = row.get(key)
+            owner = run.policies[run.owners[j]] if j is not None and run.owners is not None and run.owners[j] >= 0 \
+                else "another policy"
+            pairs.setdefault((owner, policy), []).append(key)
+    lines = []
+    for (owner, other), keys in pairs.items():
+        shown = ", ".join(sorted(keys)[:most]) + (f" and {len(keys) - most} more" if len(keys) > most else "")
+        lines.append(f"{prefix}conflict: {len(keys)} workload(s) selected by policies {owner} and {other} ({shown}): "
+                     f"{owner} governs them, {other} leaves them alone, as setpoint run does (the first policy to "
+                     f"select a workload keeps it; at the first tick, the set's order: files sorted, documents in "
+                     f"order; live, a PolicyConflict Event); narrow one of the selectors")
+    return lines
+
+
+def unselected_notes(run: BacktestRun, targets: Sequence[TargetRef], most: int = 5) -> list[str]:
+    """The targets (the first run's) that no policy of the set ``run`` selects: not replayed in it."""
+    if run.selects is None:
+        return []
+    none = np.flatnonzero(~run.selects.any(axis=0))
+    if not none.size:
+        return []
+    shown = ", ".join(targets[j].key for j in none[:most]) + (f" and {none.size - most} more" if none.size > most else "")
+    return [f"{run.name}: {none.size} target(s) no policy of it selects, not replayed in it: {shown}"]
 
 
 def start_notes(data: ReplayData) -> list[str]:
