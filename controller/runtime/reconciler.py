@@ -31,7 +31,7 @@ from controller.policy.schema import DEFAULT_HANDS_OFF_S
 from controller.ports import (Cluster, ClusterView, ConcurrentMetricsSource, EventRecorder, FieldManaged, HpaLister,
                               MetricsSource, Rehearsal, Samples, StateStore, TargetSelector)
 from controller.runtime.actuate import RetryPolicy, apply_with_retries
-from controller.runtime.claims import TargetClaims
+from controller.runtime.claims import HEAL, SCALE, TargetClaims
 from controller.runtime import hands_off_state, scale_events_state
 from controller.runtime.external_scale import ExternalChange, ExternalScaleWatch
 from controller.runtime.hpa_guard import HpaGuard
@@ -175,6 +175,12 @@ def _implausible_counts(queried: dict[str, tuple[str, int]], decision: Decision,
         counts = np.count_nonzero(implausible & np.asarray(exists, bool)[:, None], axis=0).tolist()
     return {name: (queried[name][0], counts[j]) for j, name in enumerate(decision.params.metric_names)
             if name in queried}
+
+
+def claim_roles(policy: RuntimePolicy) -> tuple[str, ...]:
+    """What ``policy`` governs a workload for (controller/runtime/claims.py): scaling it when it
+    has metrics, healing it when it has health checks."""
+    return tuple(role for role, has in ((SCALE, bool(policy.params.metrics)), (HEAL, policy.health is not None)) if has)
 
 
 def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: float = 0.0) -> list:
@@ -820,12 +826,15 @@ class Reconciler:
                                    for t, hpa in self.hpa_guard.scaled_by.items()}
         if self.claims is None:
             return targets
-        targets, taken = self.claims.claim(self.policy.name, targets, now, self.policy.params.interval_s)
+        roles = claim_roles(self.policy)
+        targets, taken = self.claims.claim(self.policy.name, targets, now, self.policy.params.interval_s, roles)
         for target, owner in taken.items():
             if self._taken_said.get(target) != owner:
+                both = set(roles) & set(self.claims.roles_of(owner, target))
+                why = ("two policies would scale it against each other" if SCALE in both
+                       else "two policies would heal it twice: restarts and rollbacks over each other's budgets")
                 message = (f"{self.policy.name} selects {target.kind} {target.key}, which policy {owner} already "
-                           f"governs: {self.policy.name} leaves it alone (two policies would scale it against each "
-                           f"other); narrow one of the two selectors")
+                           f"governs: {self.policy.name} leaves it alone ({why}); narrow one of the two selectors")
                 log.warning(message, extra={"policy": self.policy.name, "target": str(target), "governed_by": owner})
                 emit_event(self._events, target, "PolicyConflict", message, warning=True)
         self._taken_said = taken
