@@ -971,7 +971,40 @@ def stream_backtest(source, policies: Sequence[RuntimePolicy | Sequence[RuntimeP
     whole = np.concatenate(actual) if actual else np.zeros((t_s.size, 0))
     first_s = np.fmin.reduce(since) if since else np.zeros(0)  # fmin: the earliest segment with a sample
     return (ReplayData(targets, t_s, step_s, {}, whole, samples=samples, since_s=first_s),
-            [r.result() for r in replayers])
+            on_common_ticks([r.result() for r in replayers]))
+
+
+def on_common_ticks(runs: list[BacktestRun]) -> list[BacktestRun]:
+    """``runs`` on one time axis: the union of their tick times, each run's replicas and need held
+    from its own last tick (a step function: nothing changes between a policy's cycles), NaN
+    before its first, reason -1 (no decision) where it did not cycle. Runs of policies with other
+    intervals (``--compare`` a 30 s policy with a 15 s one) ticked at other times: the timeline,
+    the plots and the actual's figures read every run on the first one's ticks. Unchanged when
+    all tick alike."""
+    if len(runs) < 2 or all(np.array_equal(r.t_s, runs[0].t_s) for r in runs[1:]):
+        return runs
+    t = np.unique(np.concatenate([r.t_s for r in runs]))
+    return [_held_on(r, t) for r in runs]
+
+
+def _held_on(run: BacktestRun, t: np.ndarray) -> BacktestRun:
+    """``run`` on the ticks ``t`` ((K,) a superset of its own): see :func:`on_common_ticks`."""
+    at = np.searchsorted(run.t_s, t, side="right") - 1  # the run's last tick at or before each of t
+    before = at < 0
+    at = np.maximum(at, 0)
+    cycled = ~before & (run.t_s[at] == t) if run.t_s.size else np.zeros(t.size, bool)
+
+    def held(a: np.ndarray, fill: float) -> np.ndarray:
+        if not run.t_s.size:
+            return np.full((t.size, *a.shape[1:]), fill, dtype=a.dtype)
+        out = a[at]
+        out[before] = fill
+        return out
+
+    reasons = held(run.reasons, -1)
+    reasons[~cycled] = -1
+    return replace(run, t_s=t, replicas=held(run.replicas, np.nan), reasons=reasons,
+                   required=held(run.required, np.nan))
 
 
 class _Unclaimed(logging.Filter):

@@ -102,6 +102,11 @@ def column(rows: list[dict], target: str, run: str) -> list[tuple[str, str]]:
     return [(r["time"], r[run]) for r in rows if r["target"] == f"shop/{target}"]
 
 
+def changes(steps: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``steps`` without the rows where this run's value stayed (another column changed there)."""
+    return [step for k, step in enumerate(steps) if k == 0 or step[1] != steps[k - 1][1]]
+
+
 # --- the set: as the policies alone, and summed --------------------------------------------------
 
 @pytest.mark.parametrize("layout", [
@@ -156,6 +161,27 @@ def test_a_set_of_disjoint_policies_decides_as_each_policy_alone(history, tmp_pa
         for run, theirs in (("policies", target), ("hpa", "hpa")):
             steps = column(single, target, theirs)
             assert len(steps) > 2 and column(together, target, run) == steps, (target, run)
+
+
+@pytest.mark.parametrize("compare_interval", [pytest.param("30s", id="a-multiple"),
+                                              pytest.param("20s", id="ticks-that-interleave")])
+def test_a_comparison_with_another_interval_is_held_between_its_cycles(history, tmp_path, compare_interval):
+    """--compare a policy with another interval: its runs ticked at other times, and writing
+    timeline.csv failed after the whole replay (column_stack of 241 and 121 rows). Every run is
+    held between its own cycles on the union of the ticks: its figures and its steps are those it
+    has backtested alone."""
+    server, data = history
+    write(tmp_path, {"a.yaml": policy("a"), "b.yaml": policy("b", interval=compare_interval)})
+    both = backtest(server, data, "-p", tmp_path / "a.yaml", "--compare", tmp_path / "b.yaml", "-o", tmp_path / "both")
+    assert both.exit_code == 0, both.output
+    for name in ("a", "b"):
+        alone = backtest(server, data, "-p", tmp_path / f"{name}.yaml", "-o", tmp_path / name)
+        assert alone.exit_code == 0, alone.output
+        steps = changes(column(timeline(tmp_path / name / "timeline.csv"), "web", name))
+        assert len(steps) > 2 and changes(column(timeline(tmp_path / "both" / "timeline.csv"), "web", name)) == steps
+        mine = json.loads((tmp_path / name / "result.json").read_text())["controllers"][name]
+        together = json.loads((tmp_path / "both" / "result.json").read_text())["controllers"][name]
+        assert {k: together[k] for k in FIGURES} == {k: mine[k] for k in FIGURES}, name
 
 
 def test_one_policy_in_a_folder_is_the_one_policy_output(history, tmp_path):
