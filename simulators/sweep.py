@@ -250,6 +250,8 @@ def build_grid(scenarios: Sequence[str], policies: Sequence[str | Path], setting
     if dup:
         raise SweepError([FieldError("SCENARIO", None, "", f"scenario {dup[0]!r} is given twice")])
     bases = [read_policy_base(p) for p in policies]
+    if scaler is not None:  # as simulate --scaler: a policy that also scales runs its health checks alone
+        bases = [health_side_base(b) for b in bases]
     variants = policy_variants([PolicyBase(shown_path(b.file), b.data, b.policy) for b in bases], parsed)
     variants = beside_scaler(variants, bases, scaler, scaler_policy)
     if hpa_policy is not None:
@@ -260,6 +262,17 @@ def build_grid(scenarios: Sequence[str], policies: Sequence[str | Path], setting
     out = Grid(tuple(inputs), tuple(variants), seeds, file_differences(bases))
     check_bindings_of(out)
     return out
+
+
+def health_side_base(base: PolicyBase) -> PolicyBase:
+    """``base`` with its ``scaling`` section set aside when it also has a health section
+    (controller.policy.health_side): its health checks alone, run beside ``--scaler``."""
+    from controller.policy import health_side
+
+    if base.policy.health is None or not base.policy.scales:
+        return base
+    spec = {k: v for k, v in base.data["spec"].items() if k != "scaling"}
+    return PolicyBase(base.file, {**base.data, "spec": spec}, health_side(base.policy))
 
 
 def beside_scaler(variants: list[Variant], bases: Sequence[PolicyBase], scaler: str | None,
@@ -273,8 +286,9 @@ def beside_scaler(variants: list[Variant], bases: Sequence[PolicyBase], scaler: 
     heals = {b.policy.name for b in bases if not b.policy.scales}
     if not heals:
         if scaler is not None:
-            raise SweepError([FieldError("--scaler", None, "", "chooses what scales a health-only policy's workload, "
-                                                               "and every --policy here scales its own; leave it out")])
+            raise SweepError([FieldError("--scaler", None, "", "chooses what scales the workload beside a policy's "
+                                                               "health checks, and no --policy here has a health "
+                                                               "section; leave it out")])
         return variants
     scaler = scaler or "hpa"
     if scaler not in SCALERS:

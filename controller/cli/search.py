@@ -59,7 +59,8 @@ def sweep(
     scaler: Annotated[Optional[Scaler], typer.Option(
         "--scaler", case_sensitive=False, show_default="hpa",
         help="For health-only policies: what scales the workload while they heal it (hpa: the --hpa-policy preset; "
-             "fixed: each service's initialReplicas), also run alone as the variant they are compared with.")] = None,
+             "fixed: each service's initialReplicas), also run alone as the variant they are compared with. Given "
+             "with a policy that also scales, its scaling section is set aside: its health checks alone.")] = None,
 ) -> None:
     """Run a grid of scenarios x policy variants x seeds, each cell an independent simulation, in
     parallel on local worker processes (--jobs) or a Ray cluster (--ray or $RAY_ADDRESS).

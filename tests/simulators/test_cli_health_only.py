@@ -119,6 +119,9 @@ def test_bad_input_is_one_clear_error(tmp_path, args, code, says):
     pytest.param(["crash-loop", "-p", "restarts.yaml", "--scaler", "fixed", "--no-hpa",
                   "--scenario-set", "spec.services[0].initialReplicas=7"], ["web-restarts", "fixed"], "fixed",
                  id="beside-fixed-replicas"),
+    # a policy that also scales: its health checks alone beside --scaler, as simulate --scaler runs it
+    pytest.param(["crash-loop-ramp", "-p", REPO / "policies" / "setpoint-healing.yaml", "--scaler", "hpa", "--no-hpa"],
+                 ["setpoint-healing", "hpa"], "hpa", id="a-scaling-policy-s-health-checks-beside-hpa"),
 ])
 def test_sweep_scores_a_health_only_policy_against_its_scaler_alone(tmp_path, args, variants, alone):
     write_policies(tmp_path)
@@ -136,8 +139,8 @@ def test_sweep_scores_a_health_only_policy_against_its_scaler_alone(tmp_path, ar
 
 @pytest.mark.parametrize("args, says", [
     pytest.param(["-p", REPO / "policies" / "web-rps.yaml", "--scaler", "fixed"],
-                 "--scaler: chooses what scales a health-only policy's workload, and every --policy here scales its "
-                 "own", id="scaler-beside-scaling-policies"),
+                 "--scaler: chooses what scales the workload beside a policy's health checks, and no --policy here "
+                 "has a health section", id="scaler-beside-scaling-policies-without-health-checks"),
     pytest.param(["-p", "two.yaml"], "two.yaml: expected one policy to simulate, found 2 health-only policies",
                  id="two-health-only-policies"),
     pytest.param(["-p", "payments.yaml"], "metric 'saturation' is not bound to a simulated signal (",
