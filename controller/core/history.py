@@ -62,6 +62,19 @@ def slots_to_write(times: np.ndarray, cutoff: float) -> np.ndarray:
     return slot
 
 
+def refit(values: np.ndarray, times: np.ndarray, slots: int) -> tuple[np.ndarray, np.ndarray]:
+    """The history in ``slots`` slots (a policy edited to another window): each row's newest
+    entries kept, newest first, as many as fit; the other slots empty."""
+    out_values, out_times = empty_history(values.shape[0], slots)
+    keep = min(slots, times.shape[1])
+    if keep == 0 or times.shape[0] == 0:
+        return out_values, out_times
+    newest_first = np.argsort(-np.where(np.isnan(times), -np.inf, times), axis=1, kind="stable")[:, :keep]
+    out_values[:, :keep] = np.take_along_axis(np.asarray(values, np.float64), newest_first, axis=1)
+    out_times[:, :keep] = np.take_along_axis(np.asarray(times, np.float64), newest_first, axis=1)
+    return out_values, out_times
+
+
 def take_rows(a: np.ndarray, rows: np.ndarray, fill) -> np.ndarray:
     """Rows of ``a`` in a new order: ``rows[i]`` is the old row of new row i, -1 for a new row
     (filled with ``fill``). Used to carry per-target state over when the target list changes."""

@@ -560,6 +560,14 @@ class Reconciler:
         if norm is not self._state.norm:
             self._state = replace(self._state, norm=norm)
 
+    def continue_scaling(self, previous: "Reconciler") -> None:
+        """Go on from ``previous``'s scaling memory (its targets, recommendation history, scale
+        events: ScalingState.refit to this policy's parameters), as kube-controller-manager keeps
+        an HPA's history across edits of the HPA (sim serve's HPA controller). Setpoint's own hot
+        reload starts a changed policy afresh and does not call this."""
+        self._targets = list(previous._targets)
+        self._state = previous._state.refit(self.policy.params)
+
     def _rows_for(self, targets: list[TargetRef]) -> np.ndarray | None:
         """Old row of each new target (-1 if new), or None when the list is unchanged."""
         if targets is self._targets or targets == self._targets:  # the same list: equal, without the compare

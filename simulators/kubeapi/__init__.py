@@ -4,7 +4,8 @@ server: the HTTPS server and its clock (SimKubeServer, serve); routes: the resou
 handlers; store: Kubernetes objects over the simulated engine (resourceVersions, ReplicaSets,
 the deployment controller); objects: object shapes and API error bodies; patch: the JSON,
 merge and strategic-merge patch types; validation: request bodies decoded and checked as the
-apiserver does (ObjectMeta, pod templates); selectors: label and field selectors; watch and
+apiserver does (ObjectMeta, pod templates); field_validation: unknown and duplicate fields under
+the ``fieldValidation`` query parameter (Strict, Warn, Ignore); selectors: label and field selectors; watch and
 tables: ``?watch=1`` streams and ``kubectl get``'s Table responses; metrics: the scrape endpoint (kube-state-metrics and cAdvisor
 style series); http: request parsing and limits; tls: the serving CA and certificate.
 """

@@ -16,8 +16,12 @@ each HPA in the store is
    conditions: ``kubectl get hpa`` shows it) and a ``SuccessfulRescale`` Event per scale.
 
 An HPA created, edited or deleted takes effect at the next sync; deleting it stops it (the cut-over).
-An edit (a new spec) starts the HPA's decision history afresh (stabilization window, rate-limit
-periods), where kube-controller-manager keeps them.
+As kube-controller-manager keys an HPA's recommendations and scale events by the HPA's namespace
+and name, an edit (a new spec, labels) keeps them: the scale-down stabilization window and the
+rate-limit periods go on across it (:meth:`HpaRun.continue_from`). They are dropped at a sync
+that finds no HPA of that name: an HPA deleted and created again starts afresh (its window seeded
+with the replicas at its first sync) when a sync ran in between, and goes on, as in
+kube-controller-manager, when it came back before the next sync.
 """
 
 from __future__ import annotations
@@ -98,6 +102,16 @@ class HpaRun:
     why: str = ""
     last_scale_wall_s: float | None = None
 
+    def continue_from(self, previous: "HpaRun") -> None:
+        """Go on from the previous run of the same namespace and name: its recommendation history
+        and scale events (Reconciler.continue_scaling), as kube-controller-manager keeps them (a
+        refused run on either side has none to keep), and its last scale time when it is the same
+        object (status.lastScaleTime is the object's: a new one has none)."""
+        if json.loads(previous.fingerprint)[0] == json.loads(self.fingerprint)[0]:  # the same uid
+            self.last_scale_wall_s = previous.last_scale_wall_s
+        if self.reconciler is not None and previous.reconciler is not None:
+            self.reconciler.continue_scaling(previous.reconciler)
+
 
 def spec_fingerprint(hpa: dict) -> str:
     """What makes an HPA a new one to convert: its uid, apiVersion and spec."""
@@ -143,11 +157,15 @@ class HpaController:
             self.syncs += 1
 
     def _run_of(self, key: tuple[str, str], hpa: dict) -> HpaRun:
-        """The run of an HPA as stored now: kept while its spec is the same, else converted anew."""
+        """The run of an HPA as stored now: kept while its spec is the same, else converted anew,
+        going on from the previous run of that namespace and name (see the module docstring)."""
         fingerprint = spec_fingerprint(hpa)
-        run = self.runs.get(key)
+        previous = self.runs.get(key)
+        run = previous
         if run is None or run.fingerprint != fingerprint:
             run = self._convert(key, hpa, fingerprint)
+            if previous is not None:
+                run.continue_from(previous)
             self.runs[key] = run
         return run
 

@@ -19,6 +19,7 @@ import logging
 import re
 import ssl
 import threading
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -55,9 +56,10 @@ def nesting_depth(valid_json: bytes) -> int:
     return int(np.cumsum(brackets, dtype=np.int64).max(initial=0))
 
 
-def decode_json_body(body: bytes, max_depth: int = MAX_JSON_DEPTH):
+def decode_json_body(body: bytes, max_depth: int = MAX_JSON_DEPTH, object_pairs_hook=None):
     """The JSON value of a request body (None when blank). ValueError saying what is wrong when
-    it is not UTF-8, not JSON, or nested deeper than ``max_depth``."""
+    it is not UTF-8, not JSON, or nested deeper than ``max_depth``. ``object_pairs_hook``: as
+    json.loads's (objects as their key-value pairs, duplicates kept)."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -67,7 +69,7 @@ def decode_json_body(body: bytes, max_depth: int = MAX_JSON_DEPTH):
         return None
     too_deep = ValueError(f"the request body nests deeper than {max_depth} levels")
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_pairs_hook=object_pairs_hook)
     except RecursionError:  # the C parser guards its recursion: deep input fails fast, not with a crash
         raise too_deep from None
     if isinstance(value, (dict, list)) and nesting_depth(body) > max_depth:
@@ -83,9 +85,10 @@ class Request:
     headers: dict[str, str]  # lower-case names
     body: bytes = b""
 
-    def json(self):
-        """The decoded JSON body (None when empty); ValueError when it is not UTF-8 JSON or too deep."""
-        return decode_json_body(self.body)
+    def json(self, object_pairs_hook=None):
+        """The decoded JSON body (None when empty); ValueError when it is not UTF-8 JSON or too deep.
+        ``object_pairs_hook``: as json.loads's."""
+        return decode_json_body(self.body, object_pairs_hook=object_pairs_hook)
 
 
 @dataclass
@@ -96,6 +99,8 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     #: A streamed body (a watch): chunks sent with chunked transfer encoding instead of ``body``.
     stream: Iterable[bytes] | None = None
+    #: Warnings for the client, each sent as its own ``Warning: 299 - "text"`` header (see warning_headers).
+    warnings: list[str] = field(default_factory=list)
 
     @classmethod
     def json(cls, status: int, obj) -> "Response":
@@ -109,6 +114,41 @@ class Response:
     def status(cls, code: int, message: str) -> "Response":
         """A Kubernetes Status (``status: Failure``) with the reason of ``code``."""
         return cls.json(code, status_body(code, _reason(code), message))
+
+
+#: The apiserver's bounds on a response's warnings (runes): past TOTAL, every warning is cut to ITEM.
+WARNINGS_TOTAL_RUNES = 4 * 1024
+WARNING_ITEM_RUNES = 256
+
+
+def warning_headers(texts: Iterable[str]) -> list[str]:
+    """The ``Warning`` header values of ``texts``, as the apiserver's warning recorder writes them:
+    ``299 - "text"`` (``"`` and ``\\`` escaped), each text once, none empty or with a control
+    character; once they pass WARNINGS_TOTAL_RUNES, all are cut to WARNING_ITEM_RUNES and those past
+    the total again are dropped. The values are UTF-8 bytes carried as latin-1 text (what
+    http.server writes as they are)."""
+    seen: set[str] = set()
+    kept: list[str] = []
+    written, truncating = 0, False
+    for text in texts:
+        if not text or text in seen or any(unicodedata.category(ch) == "Cc" for ch in text):
+            continue
+        if truncating and written >= WARNINGS_TOTAL_RUNES:
+            break
+        seen.add(text)
+        kept.append(text)
+        if truncating or written + len(text) <= WARNINGS_TOTAL_RUNES:
+            written += min(len(text), WARNING_ITEM_RUNES) if truncating else len(text)
+            continue
+        truncating, written = True, sum(min(len(t), WARNING_ITEM_RUNES) for t in kept)
+    cut = [t[:WARNING_ITEM_RUNES] if truncating else t for t in kept]
+    return [_warning_value(t) for t in cut]
+
+
+def _warning_value(text: str) -> str:
+    """One Warning header value: code 299, no agent, the quoted text."""
+    quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'299 - "{quoted}"'.encode("utf-8").decode("latin-1")
 
 
 def _reason(code: int) -> str:
@@ -185,6 +225,8 @@ class _Handler(BoundedRequestHandler):
         self.send_header("Content-Length", str(len(response.body)))
         for k, v in response.headers.items():
             self.send_header(k, v)
+        for value in warning_headers(response.warnings):
+            self.send_header("Warning", value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()

@@ -12,8 +12,9 @@ without that it refuses the manifest ("failed to download openapi"), so a user h
 
 These documents carry the paths only (no schemas, no request bodies): enough for that check, and
 for kubectl apply, which then computes its strategic merge patch from the types it was built with. This server decodes bodies as
-:mod:`simulators.kubeapi.validation` says (a wrong type is refused); unknown fields are ignored,
-as ``fieldValidation=Ignore`` would, not refused as ``Strict`` would.
+:mod:`simulators.kubeapi.validation` says (a wrong type is refused) and honours ``fieldValidation``
+as :mod:`simulators.kubeapi.field_validation` says (unknown and duplicate fields refused under
+``Strict``, kubectl's default; warned of under ``Warn``; dropped in silence under ``Ignore``).
 """
 
 from __future__ import annotations

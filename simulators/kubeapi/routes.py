@@ -45,13 +45,14 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 from urllib.parse import unquote
 
+from simulators.kubeapi import field_validation as FV
 from simulators.kubeapi import hpa_v1 as hpa_v1_form
 from simulators.kubeapi import objects as K
 from simulators.kubeapi import openapi
 from simulators.kubeapi import validation as V
 from simulators.kubeapi.http import Request, Response
 from simulators.kubeapi.managed_fields import FieldWriter, manager_of
-from simulators.kubeapi.patch import PATCH_TYPES, apply_patch
+from simulators.kubeapi.patch import JSON_PATCH, PATCH_TYPES, STRATEGIC, apply_patch
 from simulators.kubeapi.selectors import parse_field_selector, parse_label_selector
 from simulators.kubeapi.store import KubeStore
 from simulators.kubeapi.tables import table, wants_table
@@ -223,9 +224,10 @@ class ResourceHandler:
             return Response.json(200, obj)
         if method == "PUT" and r.update:
             update = _writing(r, request)
-            return Response.json(200, update(ns, name, _body_object(request, r.kind, r.api_version)))
+            body, warnings = _body_object(request, r.kind, r.api_version, "UpdateOptions")
+            return _answer(200, update(ns, name, body), warnings)
         if method == "PATCH" and r.update:
-            return Response.json(200, self._patch(r.get, _writing(r, request), ns, name, request, r.kind, r.group))
+            return _answer(200, *self._patch(r.get, _writing(r, request), ns, name, request, r.kind, r.api_version))
         if method == "DELETE" and r.delete:
             return Response.json(200, r.delete(ns, name))
         raise K.method_not_allowed()
@@ -242,7 +244,8 @@ class ResourceHandler:
                 return Response.json(200, self._table(r, items, str(self.store.resource_version), as_table, request))
             return Response.json(200, K.list_object(f"{r.kind}List", r.api_version, items, self.store.resource_version))
         if request.method == "POST" and r.create and (ns is not None or not r.namespaced):
-            return Response.json(201, r.create(ns, _body_object(request, r.kind, r.api_version)))
+            body, warnings = _body_object(request, r.kind, r.api_version, "CreateOptions")
+            return _answer(201, r.create(ns, body), warnings)
         raise K.method_not_allowed()
 
     @staticmethod
@@ -291,27 +294,38 @@ class ResourceHandler:
         if request.method == "GET":
             return Response.json(200, r.get_scale(ns, name))
         if request.method == "PUT":
-            return Response.json(200, update(ns, name, _body_object(request, "Scale", "autoscaling/v1")))
+            body, warnings = _body_object(request, "Scale", "autoscaling/v1", "UpdateOptions")
+            return _answer(200, update(ns, name, body), warnings)
         if request.method == "PATCH":
-            return Response.json(200, self._patch(r.get_scale, update, ns, name, request, "Scale", "autoscaling"))
+            return _answer(200, *self._patch(r.get_scale, update, ns, name, request, "Scale", "autoscaling/v1"))
         raise K.method_not_allowed()
 
     def _patch(self, get: Callable, update: Callable, ns: str, name: str, request: Request, kind: str,
-               group: str) -> dict:
+               api_version: str) -> tuple[dict, list[str]]:
+        """The patched object as stored, and the warnings for the client (see field_validation:
+        the patch's duplicate keys, then the patched object's unknown fields, which are dropped)."""
         content_type = _media_type(request)
         if content_type not in PATCH_TYPES:
             raise K.unsupported_media_type(content_type)
-        patch = _body(request)
+        mode = FV.directive(request.query, "PatchOptions")
+        errors = FV.StrictErrors(prefix="json patch " if content_type == JSON_PATCH else "")
+        patch = FV.decode(_body(request, pairs=True),
+                          FV.JSON_PATCH_OPERATIONS if content_type == JSON_PATCH else FV.ANY, errors)
+        errors.prefix = ""  # the patched object's errors are the object's own
         with self.store.lock:  # read, patch and write as one step: the engine must not tick between
             current = get(ns, name)
             patched = apply_patch(content_type, current, patch)
+            patched = FV.decode(patched, FV.model_of(api_version, kind), errors)
             try:  # the patched object must decode as the kind, as the apiserver decodes it
                 V.check_shape(kind, patched)
             except V.DecodeError as exc:
-                raise V.patch_error(kind, group, name, exc) from None
+                raise V.patch_error(kind, api_version.rpartition("/")[0], name, exc) from None
+            if errors and mode == FV.STRICT:
+                shown = FV.go_value(patch) if content_type == STRATEGIC else json.dumps(patched, separators=(",", ":"))
+                raise FV.strict_patch_error(shown, errors)
             if not _carries_resource_version(patch):
                 patched.setdefault("metadata", {}).pop("resourceVersion", None)
-            return update(ns, name, patched)
+            return update(ns, name, patched), errors.messages if mode == FV.WARN else []
 
 
 def _writing(r: Resource, request: Request, scale: bool = False) -> Callable:
@@ -349,9 +363,17 @@ def _list_options(query: dict[str, str]) -> bool:
     return watch in _TRUE
 
 
-def _body(request: Request) -> Any:
+def _answer(code: int, obj: dict, warnings: list[str]) -> Response:
+    """A JSON response with the client's ``Warning`` headers (see field_validation)."""
+    response = Response.json(code, obj)
+    response.warnings = warnings
+    return response
+
+
+def _body(request: Request, pairs: bool = False) -> Any:
+    """The request's JSON body (400 unless it is JSON); ``pairs``: objects as field_validation.Pairs."""
     try:
-        return request.json()
+        return request.json(FV.Pairs if pairs else None)
     except ValueError as exc:
         raise K.bad_request(f"the request body is not valid JSON: {exc}") from None
 
@@ -361,21 +383,29 @@ def _media_type(request: Request) -> str:
     return (request.headers.get("content-type") or "").split(";")[0].strip().lower()
 
 
-def _body_object(request: Request, kind: str, api_version: str) -> dict:
-    """The JSON object a create or update sends (415 unless JSON, 400 unless it decodes as a
-    ``kind``: see validation.check_shape). No Content-Type means JSON, as for the real apiserver
-    (the Python client sends none)."""
+def _body_object(request: Request, kind: str, api_version: str, options_kind: str) -> tuple[dict, list[str]]:
+    """The JSON object a create or update sends, its unknown fields dropped, and the warnings for
+    the client: 422 for a bad ``fieldValidation`` (its ``options_kind``: CreateOptions,
+    UpdateOptions), 415 unless JSON, 400 unless it decodes as a ``kind`` (see
+    validation.check_shape) or, under fieldValidation=Strict, when it has unknown or duplicate
+    fields (see field_validation). No Content-Type means JSON, as for the real apiserver (the
+    Python client sends none)."""
+    mode = FV.directive(request.query, options_kind)
     content_type = _media_type(request)
     if content_type not in ("", "application/json"):
         raise K.unsupported_media_type(content_type, ("application/json",))
-    body = _body(request)
-    if not isinstance(body, dict):
+    body = _body(request, pairs=True)
+    if not isinstance(body, FV.Pairs):
         raise K.bad_request("the request body must be a JSON object")
+    errors = FV.StrictErrors()
+    body = FV.decode(body, FV.model_of(api_version, kind), errors)
     try:
         V.check_shape(kind, body)
+        if errors and mode == FV.STRICT:
+            raise V.DecodeError(errors.text())
     except V.DecodeError as exc:
         raise V.body_error(kind, api_version, exc) from None
-    return body
+    return body, errors.messages if mode == FV.WARN else []
 
 
 # --------------------------------------------------------------------------- discovery

@@ -6,8 +6,8 @@ Two stages, as in the real server:
 - **decoding** (:func:`check_shape`): the JSON must fit the object's Go types (an object where
   a struct goes, a string where a string goes, an int32 in range, a parseable time). A body
   that does not is a :class:`DecodeError`: the route answers 400 for a create or update and
-  422 (field ``patch``) for the result of a patch. Unknown fields are left alone, as Go's
-  decoder ignores them.
+  422 (field ``patch``) for the result of a patch. Unknown and duplicate fields are
+  :mod:`simulators.kubeapi.field_validation`'s (the ``fieldValidation`` query parameter).
 - **validation** (:func:`validate_meta`, :func:`validate_pod_template`, :func:`check_identity`):
   ObjectMeta names, labels and annotations, the pod template of a workload, and the body's
   name/namespace/uid/resourceVersion against the URL and the stored object (422, 400, 409).

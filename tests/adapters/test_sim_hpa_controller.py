@@ -21,7 +21,9 @@ from controller.policy.load import load_policy_text
 from controller.runtime.reconciler import Reconciler, RuntimePolicy
 from controller.runtime.shadow import ShadowCluster, ShadowTelemetry
 from simulators.kubeapi.hpa_controller import REFUSED_REASON, SYNC_PERIOD_S
-from tests.adapters.kube_helpers import controller_inputs, official_client, start_server
+from simulators.kubeapi.server import SimKubeServer
+from simulators.scenario import load_scenario_text
+from tests.adapters.kube_helpers import SCENARIO_YAML, TOKEN, controller_inputs, official_client, start_server
 
 NS = "shop"
 TICKS_PER_SYNC = 3  # SYNC_PERIOD_S / the scenario's 5 s tick
@@ -210,3 +212,62 @@ def test_a_shadow_run_beside_the_hpa_sees_its_writes_as_the_incumbents(sim, tmp_
         assert replicas(apps) > 2
     finally:
         cluster.close()
+
+
+def dropping_load_server() -> SimKubeServer:
+    """sim serve on kube-test (engine still) with web's load dropping from 150 to 30 rps 2 min in."""
+    text = SCENARIO_YAML.replace("load: [{constant: {rps: 150}}]",
+                                 "load: [{constant: {rps: 150}}, {step: {at: 2m, from: 0, to: -120}}]", 1)
+    assert text != SCENARIO_YAML
+    return SimKubeServer(load_scenario_text(text, "kube-test-drop.yaml"), drive=False, token=TOKEN).start()
+
+
+#: The timeline in syncs (15 s each; ``seen[i]``: web's replicas after sync i + 1): the HPA at 30 % CPU
+#: holds web at 5 from its second sync; the load drops to 30 rps at 2 min (sync 8), from when it
+#: recommends 2 (its minimum); scale-down stabilization (300 s, HPA's default) holds 5 until the last
+#: recommendation of 5 leaves the window: down at seen[28]. The edit comes before sync 12, within the
+#: window; an HPA whose history was dropped at sync 12 starts a window of its own at sync 13 (seeded
+#: with its 5 replicas, as kube-controller-manager seeds a new HPA's): down at seen[32].
+EDIT_AT_SYNC, WINDOW_ENDS_AT, RESTARTED_WINDOW_ENDS_AT = 12, 28, 32
+
+
+@pytest.mark.parametrize("change, down_at", [
+    pytest.param("min-replicas", WINDOW_ENDS_AT, id="spec-edit-keeps-the-history"),
+    pytest.param("label", WINDOW_ENDS_AT, id="label-edit-keeps-the-history"),
+    pytest.param("delete-and-create-between-syncs", WINDOW_ENDS_AT,
+                 id="back-before-the-next-sync-keeps-the-history-as-kube-controller-manager"),
+    pytest.param("delete-sync-create", RESTARTED_WINDOW_ENDS_AT, id="deleted-at-a-sync-starts-afresh"),
+])
+def test_an_edit_within_the_stabilization_window_keeps_the_hpas_history(tmp_path, change, down_at):
+    # kube-controller-manager keys recommendations and scale events by the HPA's namespace/name and
+    # drops them only at a sync that finds it gone; before, an edit restarted the window (5 held to seen[33])
+    srv = dropping_load_server()
+    api_client = official_client(srv, tmp_path)
+    autoscaling, apps = client.AutoscalingV2Api(api_client), client.AppsV1Api(api_client)
+    try:
+        autoscaling.create_namespaced_horizontal_pod_autoscaler(NS, hpa("web"))
+        seen = []
+        for sync in range(1, 37):
+            if sync == EDIT_AT_SYNC:
+                edit_hpa(srv, autoscaling, change)
+            syncs(srv, 1)
+            seen.append(replicas(apps))
+        assert seen[1:down_at] == [5] * (down_at - 1), seen  # held at 5 until the window of the last 5 ends
+        assert seen[down_at] < 5 and seen[-1] <= 2, seen  # then down (to minReplicas: 1 or 2)
+    finally:
+        api_client.close()
+        srv.stop()
+
+
+def edit_hpa(srv, autoscaling: client.AutoscalingV2Api, change: str) -> None:
+    """Change the web HPA as ``change`` says (min-replicas, label, delete-and-create-between-syncs,
+    delete-sync-create: deleted, one sync without it, created again)."""
+    if change == "min-replicas":
+        autoscaling.patch_namespaced_horizontal_pod_autoscaler("web", NS, {"spec": {"minReplicas": 1}})
+    elif change == "label":
+        autoscaling.patch_namespaced_horizontal_pod_autoscaler("web", NS, {"metadata": {"labels": {"team": "shop"}}})
+    else:
+        autoscaling.delete_namespaced_horizontal_pod_autoscaler("web", NS)
+        if change == "delete-sync-create":
+            syncs(srv, 1)
+        autoscaling.create_namespaced_horizontal_pod_autoscaler(NS, hpa("web"))

@@ -51,3 +51,22 @@ def test_write_slot_writes_only_the_selected_rows_at_their_slot(slots):
         assert np.array_equal(values[written], (np.arange(50.0) + 1000 * k)[rows])  # row order: one per row
         assert np.array_equal(values[~written], before_v[~written])
         assert times.flags.f_contiguous and values.flags.f_contiguous
+
+
+N = np.nan
+
+
+@pytest.mark.parametrize("values, times, slots, want_values, want_times", [
+    pytest.param([[1, 2, 3]], [[10, 30, 20]], 5, [[2, 3, 1, 0, 0]], [[30, 20, 10, N, N]], id="wider-keeps-all-newest-first"),
+    pytest.param([[1, 2, 3]], [[10, 30, 20]], 2, [[2, 3]], [[30, 20]], id="narrower-keeps-the-newest"),
+    pytest.param([[1, 0, 3]], [[10, N, 20]], 2, [[3, 1]], [[20, 10]], id="empty-slots-go-last"),
+    pytest.param([[0, 0]], [[N, N]], 3, [[0, 0, 0]], [[N, N, N]], id="an-empty-row-stays-empty"),
+    pytest.param([[1, 2]], [[10, 20]], 0, np.zeros((1, 0)), np.zeros((1, 0)), id="no-slots"),
+])
+def test_refit_keeps_each_rows_newest_entries_in_the_new_slot_count(values, times, slots, want_values, want_times):
+    got_values, got_times = history.refit(np.array(values, float), np.array(times, float), slots)
+    np.testing.assert_array_equal(got_values, want_values)
+    np.testing.assert_array_equal(got_times, want_times)
+    assert got_values.flags.f_contiguous and got_times.flags.f_contiguous
+    if slots:  # slot 0 holds a row's entry whenever it has one (is_empty looks there)
+        np.testing.assert_array_equal(history.is_empty(got_times), np.isnan(np.array(times, float)).all(axis=1))

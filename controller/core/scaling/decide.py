@@ -6,7 +6,7 @@ combine -> stabilize -> limit -> desired, each stage's output kept for the decis
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from functools import cached_property
 
 import numpy as np
@@ -94,9 +94,30 @@ class ScalingState:
         return ScalingState(self.smooth.take(rows), self.norm.take(rows), tuple(f.take(rows) for f in self.forecast),
                             tuple(r.take(rows) for r in self.ramp))
 
+    def refit(self, params: PolicyParams) -> "ScalingState":
+        """This state for another policy's ``params`` over the same targets (an edited policy):
+        the normalization memory refit (NormState.refit: recommendations and scale events kept),
+        the smoothing, forecast and ramp states kept where their arrays have the shapes
+        ``params`` gives them, else started afresh."""
+        fresh = ScalingState.empty(self.size, params)
+        return ScalingState(_kept(self.smooth, fresh.smooth), self.norm.refit(params),
+                            _kept_all(self.forecast, fresh.forecast), _kept_all(self.ramp, fresh.ramp))
+
     @property
     def size(self) -> int:
         return self.norm.rec_values.shape[0]
+
+
+def _kept(old, fresh):
+    """``old`` when each of its array fields has the shape of ``fresh``'s, else ``fresh``."""
+    shapes = [(np.shape(getattr(old, f.name)), np.shape(getattr(fresh, f.name))) for f in fields(fresh)
+              if isinstance(getattr(fresh, f.name), np.ndarray)]
+    return old if type(old) is type(fresh) and all(a == b for a, b in shapes) else fresh
+
+
+def _kept_all(old: tuple, fresh: tuple) -> tuple:
+    """Each of ``old`` kept as _kept says, when there are as many as ``fresh`` holds; else ``fresh``."""
+    return tuple(map(_kept, old, fresh)) if len(old) == len(fresh) else fresh
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,20 @@ class NormState:
         down = history.empty_history(n, params.event_slots)
         return cls(*rec, *up, *down, *(np.full(n, np.nan) for _ in range(4)), np.full((n, len(params.metrics)), np.nan))
 
+    def refit(self, params: PolicyParams) -> "NormState":
+        """This state for another policy's ``params`` over the same targets (an edited policy): the
+        recommendation history and the scale events in its slot counts (the newest entries kept,
+        history.refit), the per-target times as they are, the per-metric ones when the metrics are
+        as many (else unread, as a new policy's)."""
+        metrics = len(params.metrics)
+        usable = (self.usable_since if self.usable_since is not None and self.usable_since.shape[1] == metrics
+                  else np.full((self.rec_values.shape[0], metrics), np.nan))
+        return NormState(*history.refit(self.rec_values, self.rec_times, params.history_slots),
+                         *history.refit(self.up_changes, self.up_times, params.event_slots),
+                         *history.refit(self.down_changes, self.down_times, params.event_slots),
+                         self.missing_since.copy(), self.lit_at.copy(), self.dark_since.copy(), self.hold_until.copy(),
+                         usable.copy())
+
     def take(self, rows: np.ndarray) -> "NormState":
         """The state of the given rows (an index array; -1 means a new, empty row)."""
         def pick(a: np.ndarray, fill: float) -> np.ndarray:
