@@ -145,6 +145,11 @@ def test_sweep_scores_a_health_only_policy_against_its_scaler_alone(tmp_path, ar
                  id="two-health-only-policies"),
     pytest.param(["-p", "payments.yaml"], "metric 'saturation' is not bound to a simulated signal (",
                  id="unbound-checks"),
+    pytest.param(["-p", REPO / "policies" / "setpoint-healing.yaml", "--scaler", "hpa",
+                  "--set", "spec.scaling.metrics[0].target.averagePerReplica=50,70"],
+                 "--scaler sets the scaling section of policy setpoint-healing aside (its health checks alone run "
+                 "beside the hpa scaler), so there is no spec.scaling.metrics[0].target.averagePerReplica to vary",
+                 id="set-of-a-scaling-section-the-scaler-sets-aside"),
 ])
 def test_sweep_refuses_bad_health_only_input(tmp_path, args, says):
     write_policies(tmp_path)
