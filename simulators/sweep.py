@@ -251,6 +251,14 @@ def build_grid(scenarios: Sequence[str], policies: Sequence[str | Path], setting
         raise SweepError([FieldError("SCENARIO", None, "", f"scenario {dup[0]!r} is given twice")])
     bases = [read_policy_base(p) for p in policies]
     if scaler is not None:  # as simulate --scaler: a policy that also scales runs its health checks alone
+        aside = [b.policy.name for b in bases if b.policy.health is not None and b.policy.scales]
+        scaling = [s for s in parsed if s.path[:2] == ("spec", "scaling")]
+        if aside and scaling:  # else: "spec.scaling is not in the file", of a file that has it
+            raise SweepError([FieldError("--set", None, s.shown_path,
+                                         f"--scaler sets the scaling section of policy {', '.join(aside)} aside (its "
+                                         f"health checks alone run beside the {scaler} scaler), so there is no "
+                                         f"{s.shown_path} to vary; vary spec.health, or leave --scaler out to sweep "
+                                         f"the policy's own scaling (in --set {s.text})") for s in scaling])
         bases = [health_side_base(b) for b in bases]
     variants = policy_variants([PolicyBase(shown_path(b.file), b.data, b.policy) for b in bases], parsed)
     variants = beside_scaler(variants, bases, scaler, scaler_policy)

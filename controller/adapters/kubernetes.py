@@ -1046,17 +1046,28 @@ class LeaderElector:
             self._release()
 
     def _loop(self) -> None:
+        held = False
         while not self._stop.is_set():
-            was_leader = self.is_leader()
-            try:
-                self.try_acquire_or_renew()
-            except Exception as exc:  # API unreachable: keep trying; is_leader() expires on its own
-                log.warning("leader election: %s", exc, extra={"lease": self.name})
-            held = self.is_leader()
-            if held != was_leader:
-                log.info("leader election: %s", "became the leader" if held else "lost the lease",
-                         extra={"lease": f"{self.namespace}/{self.name}", "identity": self.identity})
+            held = self.round(held)
             self._stop.wait(self.retry_period_s)
+
+    def round(self, held_before: bool) -> bool:
+        """One try of the loop; ``held_before``: whether the last round ended leading. Says each
+        change of leadership, one that lapsed while the loop waited (the renew deadline passed
+        before the next try) included: a leader whose renewal came late is said to have lost
+        the lease before it is said to lead again, its writes fenced in between."""
+        said = {"lease": f"{self.namespace}/{self.name}", "identity": self.identity}
+        was_leader = self.is_leader()
+        if held_before and not was_leader:
+            log.info("leader election: lost the lease", extra=said)
+        try:
+            self.try_acquire_or_renew()
+        except Exception as exc:  # API unreachable: keep trying; is_leader() expires on its own
+            log.warning("leader election: %s", exc, extra={"lease": self.name})
+        held = self.is_leader()
+        if held != was_leader:
+            log.info("leader election: %s", "became the leader" if held else "lost the lease", extra=said)
+        return held
 
     def _spec(self, acquire_time: datetime | None, transitions: int) -> k8s.V1LeaseSpec:
         now = datetime.fromtimestamp(self.clock(), timezone.utc)

@@ -122,12 +122,18 @@ def backtest(
         raise BacktestError(no_targets(mine))
     flat = [p for one in sets for p in one]
     selects = [row for run in runs for row in (run.selects if run.selects is not None else [None] * len(run.policies))]
-    samples = sample_notes(flat, data, labels, [n for r, run in enumerate(runs) for n in policy_labels(run, r)],
-                           selects, owners=sets[0])
-    blind = blind_named(blind_policies(flat, data, selects), flat, runs, [mine, theirs or []], compare == "hpa")
+    named = [n for r, run in enumerate(runs) for n in policy_labels(run, r)]
+    samples = sample_notes(flat, data, labels, named, selects, owners=sets[0])
+    unseeing = blind_policies(flat, data, selects)
+    blind = blind_named(unseeing, flat, runs, [mine, theirs or []], compare == "hpa")
     if blind:
+        # what the blind policies' own queries gave: not the other policies' (a set's), whose
+        # gaps at their own workloads would read as this policy's
+        at = [i for i, p in enumerate(flat) if any(p is q for q in unseeing)]
+        gave = sample_notes([flat[i] for i in at], data, labels, [named[i] for i in at], [selects[i] for i in at],
+                            owners=sets[0], replicas_of_selected=True)
         fail([f"{', '.join(blind)}: no usable sample of its metrics from {start} to "
-              f"{end}, so nothing to score. What the queries gave:", *(f"  {line}" for line in samples)])
+              f"{end}, so nothing to score. What the queries gave:", *(f"  {line}" for line in gave)])
     notes = replay_notes(data, runs, flat, mine, theirs, step_s) + skipped
     notes += samples
     missing = [t.key for t, known in zip(data.targets, data.has_actual) if not known]

@@ -424,20 +424,26 @@ def _rollout_line(key: str, rollout: dict | None, now: float) -> str:
 
 def _warm_start_line(targets: dict, now: float) -> str:
     """How the policy's state started: warm from Prometheus' history (when, over what window), and
-    the targets that started cold."""
+    the targets that started cold; then each target taken over since (its HPA deleted, a label
+    that brought it into the selector), warm or cold, on a line of its own: a take-over is not how
+    the policy started."""
     from controller.runtime.status import wall_clock
 
     starts = {k: s["warm_start"] for k, s in targets.items() if s.get("warm_start")}
-    if not starts:
-        return ""
-    w = next(iter(starts.values()))
-    cold = [k for k, x in starts.items() if not x.get("warm")]
-    line = f"state: started {wall_clock(w.get('at'), now)}"
-    if len(cold) < len(starts):
-        line += f", warm from {w.get('source')} ({w.get('ticks')} ticks over {w.get('window_s', 0):.0f}s)"
-    if cold:
-        line += f"; cold (scale-down held one window): {', '.join(cold)} ({starts[cold[0]].get('why')})"
-    return line
+    began = {k: w for k, w in starts.items() if not w.get("joined")}
+    lines = []
+    if began:
+        w = next(iter(began.values()))
+        cold = [k for k, x in began.items() if not x.get("warm")]
+        line = f"state: started {wall_clock(w.get('at'), now)}"
+        if len(cold) < len(began):
+            line += f", warm from {w.get('source')} ({w.get('ticks')} ticks over {w.get('window_s', 0):.0f}s)"
+        if cold:
+            line += f"; cold (scale-down held one window): {', '.join(cold)} ({began[cold[0]].get('why')})"
+        lines.append(line)
+    lines += [f"{k}: {_format_warm_start(w)}, {wall_clock(w.get('at'), now)}" for k, w in starts.items()
+              if w.get("joined")]
+    return "\n".join(lines)
 
 
 def _num(v) -> str:

@@ -88,6 +88,13 @@ def sweep(
                           hpa_targets_pct=targets, scenario_settings=scenario_set,
                           scaler=scaler.value if scaler is not None else None,
                           scaler_policy=hpa_policy or bundled_policy(DEFAULT_HPA_POLICY))
+        if scaler is not None:  # as simulate says it: the variant named after the policy is its healing alone
+            from simulators.policy_set import read_policy_base
+
+            for read in (read_policy_base(p).policy for p in policy):
+                if read.health is not None and read.scales:
+                    typer.echo(f"note: --scaler {scaler.value}: policy {read.name}'s scaling section is set aside; "
+                               f"its health checks run beside the {scaler.value} scaler", err=True)
         result = _run_sweep(grid, out_folder(out, files=("result.json", "report.html"), folders=("cells",), command="sweep"),
                             worker_count(jobs), ray_address_from(ray))
     except InvalidInput as exc:

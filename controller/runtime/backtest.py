@@ -845,13 +845,15 @@ def distinct_bounds(bounds: dict[str, list[tuple[float, int]]]) -> dict[str, tup
 
 def sample_notes(policies: Sequence[RuntimePolicy], data: ReplayData, labels: tuple[str, str],
                  names: Sequence[str] | None = None, selects: Sequence[np.ndarray | None] | None = None,
-                 owners: Sequence[RuntimePolicy] | None = None) -> list[str]:
+                 owners: Sequence[RuntimePolicy] | None = None, replicas_of_selected: bool = False) -> list[str]:
     """What was wrong with the samples of each query of ``policies`` (``data.samples``), one line
     per query and kind of problem, naming the targets; the replicas that ran last (queried for the
     workloads of ``owners``, ``plan_queries``'). A query that policies bound differently gets one
     implausible line per bound, naming the policies (``names``, else theirs). ``selects[i]``: (N,)
     the targets policy ``i`` replays on (None: all): a query is judged on the targets of the
-    policies that read it only (a set's policies read their own workloads' series)."""
+    policies that read it only (a set's policies read their own workloads' series).
+    ``replicas_of_selected``: the replicas line too names only the targets of ``policies`` (for
+    some policies of a set, e.g. those that saw nothing: not the other policies' workloads)."""
     names = list(names) if names is not None else [p.name for p in policies]
     queries, replicas_expr, replica_labels = plan_queries(policies, labels, owners)
     what = query_names(policies)
@@ -867,8 +869,11 @@ def sample_notes(policies: Sequence[RuntimePolicy], data: ReplayData, labels: tu
                          for above in counts.above]
             lines += counts.notes(what.get(expr, "metric"), targets, labels, whose)
     if replicas_expr in data.samples:
-        lines += data.samples[replicas_expr].notes("the replicas that ran (kube-state-metrics)", data.targets,
-                                                   replica_labels)
+        counts, targets = data.samples[replicas_expr], data.targets
+        if replicas_of_selected and selects and all(chosen is not None for chosen in selects):
+            cols = np.flatnonzero(np.any([np.asarray(chosen, bool) for chosen in selects], axis=0))
+            counts, targets = counts.subset(cols), [data.targets[i] for i in cols]
+        lines += counts.notes("the replicas that ran (kube-state-metrics)", targets, replica_labels)
     return lines
 
 

@@ -36,6 +36,9 @@ class KubeApiError(Exception):
         self.message = message
         self.reason = reason or STATUS_REASONS.get(code, "Unknown")
         self.details = details
+        #: Warnings for the client sent with the error (fieldValidation=Warn's unknown fields of a
+        #: request refused later, e.g. as invalid: the apiserver's recorder has written them already).
+        self.warnings: list[str] = []
 
     def status(self) -> dict:
         return status_body(self.code, self.reason, self.message, self.details)

@@ -225,7 +225,7 @@ class ResourceHandler:
         if method == "PUT" and r.update:
             update = _writing(r, request)
             body, warnings = _body_object(request, r.kind, r.api_version, "UpdateOptions")
-            return _answer(200, update(ns, name, body), warnings)
+            return _answer(200, _warned(warnings, update, ns, name, body), warnings)
         if method == "PATCH" and r.update:
             return _answer(200, *self._patch(r.get, _writing(r, request), ns, name, request, r.kind, r.api_version))
         if method == "DELETE" and r.delete:
@@ -245,7 +245,7 @@ class ResourceHandler:
             return Response.json(200, K.list_object(f"{r.kind}List", r.api_version, items, self.store.resource_version))
         if request.method == "POST" and r.create and (ns is not None or not r.namespaced):
             body, warnings = _body_object(request, r.kind, r.api_version, "CreateOptions")
-            return _answer(201, r.create(ns, body), warnings)
+            return _answer(201, _warned(warnings, r.create, ns, body), warnings)
         raise K.method_not_allowed()
 
     @staticmethod
@@ -295,7 +295,7 @@ class ResourceHandler:
             return Response.json(200, r.get_scale(ns, name))
         if request.method == "PUT":
             body, warnings = _body_object(request, "Scale", "autoscaling/v1", "UpdateOptions")
-            return _answer(200, update(ns, name, body), warnings)
+            return _answer(200, _warned(warnings, update, ns, name, body), warnings)
         if request.method == "PATCH":
             return _answer(200, *self._patch(r.get_scale, update, ns, name, request, "Scale", "autoscaling/v1"))
         raise K.method_not_allowed()
@@ -325,7 +325,8 @@ class ResourceHandler:
                 raise FV.strict_patch_error(shown, errors)
             if not _carries_resource_version(patch):
                 patched.setdefault("metadata", {}).pop("resourceVersion", None)
-            return update(ns, name, patched), errors.messages if mode == FV.WARN else []
+            warnings = errors.messages if mode == FV.WARN else []
+            return _warned(warnings, update, ns, name, patched), warnings
 
 
 def _writing(r: Resource, request: Request, scale: bool = False) -> Callable:
@@ -368,6 +369,16 @@ def _answer(code: int, obj: dict, warnings: list[str]) -> Response:
     response = Response.json(code, obj)
     response.warnings = warnings
     return response
+
+
+def _warned(warnings: list[str], write: Callable, *args) -> dict:
+    """``write(*args)``; an error it raises (422 invalid, 409 conflict) carries ``warnings``, as
+    the apiserver sends the Warning headers its decoding recorded with an error that comes after."""
+    try:
+        return write(*args)
+    except K.KubeApiError as exc:
+        exc.warnings = warnings
+        raise
 
 
 def _body(request: Request, pairs: bool = False) -> Any:
@@ -462,4 +473,4 @@ def _resource_list(group: str, version: str, resources: dict[tuple[str, str, str
 
 
 def error_response(error: K.KubeApiError) -> Response:
-    return Response(error.code, json.dumps(error.status()).encode())
+    return Response(error.code, json.dumps(error.status()).encode(), warnings=list(error.warnings))

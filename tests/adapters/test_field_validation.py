@@ -193,6 +193,30 @@ def test_warn_and_ignore_accept_the_request_and_drop_the_unknown_field(sim, dire
         assert at(answer, *keys) is None and at(obj, *keys) is None, dotted
 
 
+INVALID_HPA = {**HPA_V2, "spec": {**HPA_V2["spec"], "maxReplicas": 0}}
+
+
+@pytest.mark.parametrize("directive", ["Warn", "Ignore"])
+@pytest.mark.parametrize("method, path, body, content_type, unknown", [
+    pytest.param("POST", f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers", INVALID_HPA, JSON,
+                 ["spec.metrics[0].resource.target.averageUtilisation", "spec.foo"], id="create"),
+    pytest.param("PATCH", DEPLOYMENT, {"spec": {"replicas": -1, "replica": 4}}, MERGE, ["spec.replica"],
+                 id="patch"),
+    pytest.param("PUT", f"{DEPLOYMENT}/scale",
+                 {"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "web"},
+                  "spec": {"replicas": -1}, "status": {"replica": 3}}, JSON, ["status.replica"],
+                 id="replace-of-the-scale-subresource"),
+])
+def test_a_request_refused_after_its_decoding_still_carries_its_warnings(sim, directive, method, path, body,
+                                                                         content_type, unknown):
+    """As the apiserver's warning recorder has written them before the 422 (kubectl prints
+    ``Warning: unknown field`` above ``is invalid``): the typo that may be the cause is said."""
+    srv, api_client = sim
+    status, answer, warnings = send(api_client, method, path, body, content_type, directive)
+    assert (status, answer["reason"]) == (422, "Invalid"), answer
+    assert warnings == ([] if directive == "Ignore" else warned(*unknown))
+
+
 @pytest.mark.parametrize("path, body, content_type, strict_status, message, warnings, check", [
     pytest.param(f"/api/v1/namespaces/{NS}/configmaps",
                  b'{"metadata": {"name": "twice", "labels": {"a": "1", "a": "2"}}, "data": {"k": "old"},'

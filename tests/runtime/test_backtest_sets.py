@@ -265,6 +265,30 @@ def test_set_inputs_refused_or_skipped(history, tmp_path, files, code, says):
     assert says in result.stderr, result.stderr
 
 
+GHOST = (policy("ghost", "names: [web]", rps='app_nothing{namespace="shop"}')
+         .replace('app_cpu_utilization{namespace="shop"}', 'app_nothing_either{namespace="shop"}'))
+
+
+@pytest.mark.parametrize("files, says, not_says", [
+    pytest.param({"api.yaml": policy("api", "names: [api, gone]"), "ghost.yaml": GHOST},
+                 ["metric rps: no sample for 1 target(s): shop/web", "metric cpu: no sample for 1 target(s): shop/web"],
+                 # api's own gap (a workload it names that has no series) is not ghost's
+                 ["shop/gone"], id="another-policys-gaps-left-out"),
+    pytest.param({"ghost.yaml": GHOST}, ["metric rps: no sample for 1 target(s): shop/web",
+                                         "metric cpu: no sample for 1 target(s): shop/web"], [],
+                 id="a-policy-alone-as-before"),
+])
+def test_a_blind_policy_is_told_what_its_own_queries_gave(history, tmp_path, files, says, not_says):
+    server, data = history
+    result = backtest(server, data, "-p", write(tmp_path / "set", files))
+    assert result.exit_code == 1, result.output
+    assert "policy ghost" in result.stderr and "What the queries gave:" in result.stderr, result.stderr
+    for text in says:
+        assert text in result.stderr, result.stderr
+    for text in not_says:
+        assert text not in result.stderr, result.stderr
+
+
 # --- the queries -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("files, compare, requests", [

@@ -301,3 +301,37 @@ def test_the_scale_events_rebuilt_are_the_changes_of_the_replicas_that_ran(histo
     assert web[held_ticks] == 9.0, f"then 20 % a minute (12 -> 9), neither held longer nor more: {web}"
     seen_s = START + HANDOVER_DROP_MIN * 60  # the first tick that sees 12
     assert t[r + held_ticks] >= seen_s + 60, "not before the other writer's change left the 1-minute period"
+
+
+AT, NOW = 1_796_444_000.0, 1_796_444_120.0
+STARTED_COLD = {"at": AT, "source": "prometheus P", "window_s": 185.0, "ticks": 37, "warm": False,
+                "why": "replicas that ran known only from 75s into the 185s window"}
+STARTED_WARM = {**STARTED_COLD, "warm": True, "why": None}
+JOINED_WARM = {**STARTED_WARM, "at": AT + 110, "joined": True}
+JOINED_COLD = {**STARTED_COLD, "at": AT + 110, "joined": True, "why": "no kube-state-metrics for it"}
+
+
+@pytest.mark.parametrize("starts, says, not_says", [
+    pytest.param({"shop/a": STARTED_WARM, "shop/b": STARTED_COLD},
+                 ["state: started", ", warm from prometheus P (37 ticks over 185s); cold (scale-down held one "
+                  "window): shop/b (replicas that ran"], ["taken over"], id="a-start-warm-and-cold"),
+    # a policy that started cold and took a workload over warm later did not start warm
+    pytest.param({"shop/a": STARTED_COLD, "shop/c": JOINED_WARM},
+                 ["state: started", "; cold (scale-down held one window): shop/a (",
+                  "\nshop/c: taken over warm from prometheus P (37 ticks over 185s), "],
+                 [", warm from"], id="a-cold-start-then-a-warm-take-over"),
+    pytest.param({"shop/a": STARTED_WARM, "shop/c": JOINED_COLD},
+                 [", warm from prometheus P", "\nshop/c: taken over cold (scale-down held one window): no "
+                  "kube-state-metrics for it, "], ["cold (scale-down held one window): shop/c"],
+                 id="a-warm-start-then-a-cold-take-over"),
+    pytest.param({"shop/c": JOINED_WARM}, ["shop/c: taken over warm from prometheus P"], ["state: started"],
+                 id="only-a-take-over"),
+])
+def test_status_tells_a_take_over_from_the_start(starts, says, not_says):
+    from controller.cli.records import _warm_start_line
+
+    line = _warm_start_line({k: {"warm_start": w} for k, w in starts.items()}, NOW)
+    for text in says:
+        assert text in line, line
+    for text in not_says:
+        assert text not in line, line

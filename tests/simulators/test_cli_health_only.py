@@ -113,20 +113,23 @@ def test_bad_input_is_one_clear_error(tmp_path, args, code, says):
     assert not (tmp_path / "out" / "result.json").exists()
 
 
-@pytest.mark.parametrize("args, variants, alone", [
-    pytest.param(["memory-leak", "-p", "memory.yaml", "--no-hpa"], ["web-memory", "hpa"], "hpa",
+@pytest.mark.parametrize("args, variants, alone, note", [
+    pytest.param(["memory-leak", "-p", "memory.yaml", "--no-hpa"], ["web-memory", "hpa"], "hpa", None,
                  id="beside-hpa-by-default"),
     pytest.param(["crash-loop", "-p", "restarts.yaml", "--scaler", "fixed", "--no-hpa",
-                  "--scenario-set", "spec.services[0].initialReplicas=7"], ["web-restarts", "fixed"], "fixed",
+                  "--scenario-set", "spec.services[0].initialReplicas=7"], ["web-restarts", "fixed"], "fixed", None,
                  id="beside-fixed-replicas"),
-    # a policy that also scales: its health checks alone beside --scaler, as simulate --scaler runs it
+    # a policy that also scales: its health checks alone beside --scaler, as simulate --scaler runs it (and says)
     pytest.param(["crash-loop-ramp", "-p", REPO / "policies" / "setpoint-healing.yaml", "--scaler", "hpa", "--no-hpa"],
-                 ["setpoint-healing", "hpa"], "hpa", id="a-scaling-policy-s-health-checks-beside-hpa"),
+                 ["setpoint-healing", "hpa"], "hpa",
+                 "note: --scaler hpa: policy setpoint-healing's scaling section is set aside; its health checks run "
+                 "beside the hpa scaler", id="a-scaling-policy-s-health-checks-beside-hpa"),
 ])
-def test_sweep_scores_a_health_only_policy_against_its_scaler_alone(tmp_path, args, variants, alone):
+def test_sweep_scores_a_health_only_policy_against_its_scaler_alone(tmp_path, args, variants, alone, note):
     write_policies(tmp_path)
     proc = setpoint("sweep", *args, "-o", "sweep", "--no-report", "--jobs", "1", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
+    assert (note in proc.stderr) if note else ("set aside" not in proc.stderr), proc.stderr
     result = json.loads((tmp_path / "sweep" / "result.json").read_text())
     assert list(result["variants"]) == variants
     assert result["variants"][variants[0]] | result["variants"][alone] == result["variants"][alone]  # same keys
@@ -145,6 +148,11 @@ def test_sweep_scores_a_health_only_policy_against_its_scaler_alone(tmp_path, ar
                  id="two-health-only-policies"),
     pytest.param(["-p", "payments.yaml"], "metric 'saturation' is not bound to a simulated signal (",
                  id="unbound-checks"),
+    pytest.param(["-p", REPO / "policies" / "setpoint-healing.yaml", "--scaler", "hpa",
+                  "--set", "spec.scaling.metrics[0].target.averagePerReplica=50,70"],
+                 "--scaler sets the scaling section of policy setpoint-healing aside (its health checks alone run "
+                 "beside the hpa scaler), so there is no spec.scaling.metrics[0].target.averagePerReplica to vary",
+                 id="set-of-a-scaling-section-the-scaler-sets-aside"),
 ])
 def test_sweep_refuses_bad_health_only_input(tmp_path, args, says):
     write_policies(tmp_path)
