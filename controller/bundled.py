@@ -30,6 +30,11 @@ def source_checkout() -> Path | None:
     return root if (root / "pyproject.toml").is_file() and (root / "policies").is_dir() else None
 
 
+def bundled_policy_names() -> list[str]:
+    """The example policies that ship with Setpoint (``setpoint-default.yaml``, ...), sorted."""
+    return sorted(p.name for p in bundled_policy("").iterdir() if p.suffix in (".yaml", ".yml"))
+
+
 def bundled_policy(name: str) -> Path:
     """A file of ``policies/`` (e.g. ``hpa-cpu.yaml``): the checkout's when running from one (so
     the data matches the code), else the installed ``setpoint_policies``'s."""

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from controller.cli.common import fail, out_folder, output_folder, prometheus_config, table_console
+from controller.cli.common import fail, out_folder, output_folder, policy_path, prometheus_config, table_console
 from controller.cli.root import app
 
 #: --prometheus-timeout's default: Prometheus' own --query.timeout default (2 min), after which it
@@ -19,7 +19,7 @@ DEFAULT_TIMEOUT_S = 120.0
 @app.command(short_help="Replay policies on past Prometheus data and score them.")
 def backtest(
     policy: Annotated[list[Path], typer.Option(
-        "--policy", "-p", exists=True,
+        "--policy", "-p", parser=policy_path, metavar="PATH",
         help="A policy file, a file of several, or a folder (every *.yaml / *.yml in it, as run --policies "
              "reads it); repeat for more. Several scaling policies replay together as setpoint run runs them; "
              "health-only policies are skipped (a backtest replays scaling).")],

@@ -154,6 +154,32 @@ def parse_log_level(value: str) -> str:
     return value.strip().upper()
 
 
+def policy_file(value: str) -> Path:
+    """``-p FILE``: a policy file, or the name of an example policy that ships with Setpoint
+    (``setpoint-healing.yaml``, ``setpoint-healing``, or as the docs write it,
+    ``policies/setpoint-healing.yaml``), found when no such file is here: the docs' commands work
+    from an installed wheel as from a checkout. Not a folder."""
+    path = policy_path(value)
+    if path.is_dir():
+        raise typer.BadParameter(f"{value} is a folder: give one policy file")
+    return path
+
+
+def policy_path(value: str) -> Path:
+    """``-p PATH``: as :func:`policy_file`, or a folder of policy files."""
+    from controller.bundled import bundled_policy, bundled_policy_names
+
+    path = Path(value)
+    if path.exists():
+        return path
+    if path.parent in (Path("."), Path("policies")):
+        name = path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml"
+        if name in bundled_policy_names():
+            return bundled_policy(name)
+    raise typer.BadParameter(f"{value} does not exist, and no example policy that ships with Setpoint is named so "
+                             f"(they are: {', '.join(bundled_policy_names())})")
+
+
 def one_policy(path: Path, shown: str | None = None, option: str | None = None):
     """The one scaling policy of ``path``; ``shown`` replaces its file name in what the results
     show (the bundled name, or the path relative to the working directory); ``option``, the

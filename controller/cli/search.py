@@ -10,7 +10,7 @@ import typer
 
 from controller.bundled import bundled_policy
 from controller.cli.common import (DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, Scaler, equal_cost_cells, fail, out_folder,
-                                   output_file, output_folder, refuse_overwrite, table_console, worker_count)
+                                   output_file, output_folder, policy_file, refuse_overwrite, table_console, worker_count)
 from controller.cli.root import app
 
 
@@ -27,9 +27,9 @@ def sweep(
     scenarios: Annotated[list[str], typer.Argument(
         metavar="SCENARIO...", help="Scenario files or bundled names.")],
     policy: Annotated[list[Path], typer.Option(
-        "--policy", "-p", exists=True, dir_okay=False, show_default=f"bundled {DEFAULT_SIM_POLICY}",
-        help="A policy file (one scaling policy, or one health-only policy run beside --scaler); repeat for "
-             "several.")] = [],
+        "--policy", "-p", parser=policy_file, metavar="FILE", show_default=f"bundled {DEFAULT_SIM_POLICY}",
+        help="A policy file (one scaling policy, or one health-only policy run beside --scaler), or the name "
+             "of an example that ships with Setpoint (web-rps); repeat for several.")] = [],
     set_: Annotated[list[str], typer.Option(
         "--set", metavar="PATH=VALUES", help="Vary a field of the policy: PATH=50..90:10 (both ends included), "
                                              "PATH=5m,10m,20m, PATH=x0.8,x1.2 (the file's value times each) or "
@@ -48,7 +48,7 @@ def sweep(
     hpa: Annotated[bool, typer.Option(
         help="Also run the hpa preset at each --frontier-targets CPU target: HPA's frontier on every scenario.")] = True,
     hpa_policy: Annotated[Optional[Path], typer.Option(
-        "--hpa-policy", exists=True, dir_okay=False, show_default=f"bundled {DEFAULT_HPA_POLICY}",
+        "--hpa-policy", parser=policy_file, metavar="FILE", show_default=f"bundled {DEFAULT_HPA_POLICY}",
         help="The preset: hpa policy of the frontier.")] = None,
     frontier_targets: Annotated[str, typer.Option(
         "--frontier-targets", help="CPU utilization targets (percent) of HPA's frontier.")] = "40,50,60,70,80",
@@ -168,7 +168,7 @@ def _print_sweep(result: dict) -> None:
 
 @app.command(short_help="Search a policy's parameters for the fewest replica-hours within an SLO budget.")
 def tune(
-    policy: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The policy to tune (one scaling policy).")],
+    policy: Annotated[Path, typer.Argument(parser=policy_file, metavar="POLICY", help="The policy to tune (one scaling policy).")],
     scenarios: Annotated[list[str], typer.Option(
         "--scenarios", "-s", help="Training scenarios (files or bundled names); repeat, or separate with commas.")],
     holdout: Annotated[list[str], typer.Option(
@@ -198,7 +198,7 @@ def tune(
     ray: Annotated[Optional[str], typer.Option(
         "--ray", envvar="RAY_ADDRESS", metavar="ADDRESS", help="Run the cells on this Ray cluster (see sweep).")] = None,
     hpa_policy: Annotated[Optional[Path], typer.Option(
-        "--hpa-policy", exists=True, dir_okay=False, show_default=f"bundled {DEFAULT_HPA_POLICY}",
+        "--hpa-policy", parser=policy_file, metavar="FILE", show_default=f"bundled {DEFAULT_HPA_POLICY}",
         help="The preset: hpa policy of the HPA budget.")] = None,
     out: Annotated[Optional[Path], typer.Option(
         "--out", "-o", parser=output_file, metavar="FILE", help="The tuned policy file (default: POLICY-tuned.yaml in the working "

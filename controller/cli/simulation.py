@@ -11,7 +11,7 @@ import typer
 
 from controller.bundled import bundled_policy
 from controller.cli.common import (DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, Scaler, equal_cost_cells, fail,
-                                   numpy_unless_asked, one_policy, out_folder, output_folder, policy_under_test,
+                                   numpy_unless_asked, one_policy, out_folder, output_folder, policy_file, policy_under_test,
                                    table_console)
 from controller.cli.progress import PROGRESS_REDRAW_S
 from controller.cli.root import app
@@ -27,14 +27,15 @@ def simulate(
     scenario: Annotated[str, typer.Argument(
         help="A scenario file, or the name of a bundled one (a wrong name lists them).")] = "flash-crowd",
     policy: Annotated[Optional[Path], typer.Option(
-        "--policy", "-p", exists=True, dir_okay=False, show_default=f"bundled {DEFAULT_SIM_POLICY}",
+        "--policy", "-p", parser=policy_file, metavar="FILE", show_default=f"bundled {DEFAULT_SIM_POLICY}",
         help="The policy under test: one scaling policy, or one health-only policy (no scaling section), run "
-             "beside what scales the workload (--scaler).")] = None,
+             "beside what scales the workload (--scaler). A file, or the name of an example that ships with "
+             "Setpoint (setpoint-healing, policies/web-rps.yaml).")] = None,
     baseline: Annotated[list[str], typer.Option(
         "--baseline", "-b", help="Baselines run in the same simulation: hpa, fixed-max, oracle. Repeat the option "
                                  "or separate them with commas for several.")] = ["hpa", "oracle"],
     hpa_policy: Annotated[Optional[Path], typer.Option(
-        "--hpa-policy", exists=True, dir_okay=False, show_default=f"bundled {DEFAULT_HPA_POLICY}",
+        "--hpa-policy", parser=policy_file, metavar="FILE", show_default=f"bundled {DEFAULT_HPA_POLICY}",
         help="The preset: hpa policy used as the hpa baseline.")] = None,
     scaler: Annotated[Optional[Scaler], typer.Option(
         "--scaler", case_sensitive=False, show_default="hpa",
@@ -283,10 +284,10 @@ def _print_scores(result) -> None:
 @app.command(short_help="Compile the simulator's kernels ahead, into numba's disk cache.")
 def warm(
     policy: Annotated[Optional[Path], typer.Option(
-        "--policy", "-p", exists=True, dir_okay=False, show_default=f"bundled {DEFAULT_SIM_POLICY}",
+        "--policy", "-p", parser=policy_file, metavar="FILE", show_default=f"bundled {DEFAULT_SIM_POLICY}",
         help="A policy whose kernels to compile too (one scaling policy).")] = None,
     hpa_policy: Annotated[Optional[Path], typer.Option(
-        "--hpa-policy", exists=True, dir_okay=False, show_default=f"bundled {DEFAULT_HPA_POLICY}",
+        "--hpa-policy", parser=policy_file, metavar="FILE", show_default=f"bundled {DEFAULT_HPA_POLICY}",
         help="The preset: hpa policy of the hpa baseline.")] = None,
 ) -> None:
     """Compile (or load from numba's disk cache) every kernel that simulations, sweeps, tuning and
