@@ -178,7 +178,8 @@ def run(
             service = ControllerService(policies, metrics, target, telemetry, ServiceOptions(
                 records_path=records, records_max_bytes=records_max_bytes or None, records_keep=records_keep,
                 warm_start=warm_start, workers=workers, start_from_last_good=not once,
-                mode="shadow" if shadow else "dry-run" if dry_run else "live"),
+                mode="shadow" if shadow else "dry-run" if dry_run else "live",
+                lease=f"{own_namespace}/{lease_name}" if leader_elect else None),
                                         is_leader=elector.is_leader if elector else (lambda: True),
                                         leader_term=(lambda: elector.term) if elector else (lambda: 0),
                                         state_store=DryRunStateStore(state) if dry_run or shadow else state)

@@ -324,16 +324,24 @@ def status(
         import json
 
         typer.echo(json.dumps(to_document(policies, now, tz=None, leader=about.get("leader"),
-                                          rejected=about.get("rejected"), mode=about.get("mode")), indent=1))
+                                          rejected=about.get("rejected"), mode=about.get("mode"),
+                                          lease=about.get("lease")), indent=1))
         return
     _say_rejected_files(about.get("rejected"))
     if about.get("mode") in REHEARSALS:  # "last action: none" and want != cur are expected, not a fault
         typer.echo(REHEARSALS[about["mode"]], err=True)
     if about.get("leader") is False:  # kubectl port-forward deploy/setpoint may pick the standby
-        typer.echo("this replica is a standby (it does not hold the leader Lease): it runs no cycle, so what "
-                   "follows is empty or from before it stood by; read the leader's, the pod `kubectl -n NAMESPACE "
-                   "get lease setpoint -o jsonpath='{.spec.holderIdentity}'` names", err=True)
+        typer.echo(standby_hint(about.get("lease")), err=True)
     _print_status(policies, now)
+
+
+def standby_hint(lease: str | None) -> str:
+    """What `setpoint status` says of a standby replica, with the kubectl that names the leader's
+    pod (the Lease ``NAMESPACE/NAME`` the replica reports; placeholders from an older one)."""
+    namespace, _, name = (lease or "NAMESPACE/setpoint").partition("/")
+    return ("this replica is a standby (it does not hold the leader Lease): it runs no cycle, so what follows is "
+            f"empty or from before it stood by; read the leader's, the pod `kubectl -n {namespace} get lease "
+            f"{name} -o jsonpath='{{.spec.holderIdentity}}'` names")
 
 
 def _say_rejected_files(rejected) -> None:

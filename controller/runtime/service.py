@@ -137,6 +137,9 @@ class ServiceOptions:
     #: what its writes do, for GET /status: "live", "dry-run" or "shadow" (nothing written; an
     #: incumbent autoscaler scales the workloads)
     mode: str = "live"
+    #: the leader-election Lease, "NAMESPACE/NAME" (None: no leader election), for GET /status: a
+    #: standby's `setpoint status` names it in the kubectl that finds the leader
+    lease: str | None = None
 
 
 class ControllerService:
@@ -603,7 +606,7 @@ class ControllerService:
     def status(self) -> dict:
         """GET /status: per policy and target, the latest status (times in UTC, RFC 3339)."""
         return to_document(self.status_book.view(self.policies), self.clock(), leader=self.is_leader(),
-                           rejected=self.rejected_files(), mode=self.options.mode)
+                           rejected=self.rejected_files(), mode=self.options.mode, lease=self.options.lease)
 
     def rejected_files(self) -> dict | None:
         """While the policy files are rejected: their errors, and which policies run instead."""

@@ -244,18 +244,21 @@ REHEARSALS = {
 
 
 def to_document(policies: dict, now: float, tz: tzinfo | None = timezone.utc, leader: bool | None = None,
-                rejected: dict | None = None, mode: str | None = None) -> dict:
+                rejected: dict | None = None, mode: str | None = None, lease: str | None = None) -> dict:
     """The JSON document of a view (GET /status, `setpoint status --json`); tz None: local time.
     ``leader``: whether the serving replica acts (False: a standby of leader election, whose view
     is empty or from before it stood by); left out when unknown (a records file). ``rejected``:
     the policy files' errors while they are rejected (``{"errors": [...], "running": what runs}``).
     ``mode``: ``live``, ``dry-run`` or ``shadow`` (a rehearsal writes nothing: its desired counts are
-    what it would set); left out when unknown (a records file)."""
+    what it would set); left out when unknown (a records file). ``lease``: the leader-election
+    Lease, ``NAMESPACE/NAME`` (left out without leader election)."""
     doc = {"kind": KIND, "generated_at": rfc3339(now, tz)}
     if mode is not None:
         doc["mode"] = mode
     if leader is not None:
         doc["leader"] = bool(leader)
+    if lease:
+        doc["lease"] = lease
     if rejected:
         doc["rejectedPolicyFiles"] = rejected
     doc["policies"] = _map_times(policies, lambda x: rfc3339(x, tz))
@@ -333,7 +336,7 @@ def fetch_status(server: str, timeout_s: float = 5.0, about: dict | None = None)
         raise StatusUnreachable(f"{url} did not answer JSON: not a Setpoint controller; {hint}") from None
     view = from_document(doc, url)
     if about is not None:  # what the document says of the controller beside its view, where well-formed
-        for key, field, kind in (("leader", "leader", bool), ("mode", "mode", str),
+        for key, field, kind in (("leader", "leader", bool), ("mode", "mode", str), ("lease", "lease", str),
                                  ("rejected", "rejectedPolicyFiles", dict)):
             if isinstance(doc.get(field), kind):
                 about[key] = doc[field]

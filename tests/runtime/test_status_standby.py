@@ -14,7 +14,7 @@ import json
 import pytest
 
 from controller.runtime.http import StatusServer
-from controller.runtime.service import ControllerService
+from controller.runtime.service import ControllerService, ServiceOptions
 from controller.runtime.telemetry import Telemetry
 from tests.adapters.kube_helpers import controller_inputs, server  # noqa: F401 (fixture)
 from tests.runtime.test_status_http import POLICY, T_CYCLE, cli
@@ -31,7 +31,7 @@ def test_status_says_whether_the_replica_leads(leader, note, targets, server, tm
     metrics, cluster = controller_inputs(server, tmp_path, {"rps_query": "offered_rps"}, advance=2)
     telemetry = Telemetry()
     service = ControllerService([tmp_path / "web.yaml"], metrics, cluster, telemetry, clock=lambda: T_CYCLE,
-                                is_leader=lambda: leader)
+                                is_leader=lambda: leader, options=ServiceOptions(lease="ops/setpoint-shop"))
     http = StatusServer("127.0.0.1:0", telemetry.registry, service.healthy, service.ready,
                         status=service.status).start()
     try:
@@ -44,5 +44,8 @@ def test_status_says_whether_the_replica_leads(leader, note, targets, server, tm
         cluster.close()
     assert shown.returncode == 0 and as_json.returncode == 0, shown.stderr + as_json.stderr
     assert (STANDBY_NOTE in shown.stderr) == note, shown.stderr
+    # the kubectl that names the leader's pod, with the Lease the replica runs (was: -n NAMESPACE ... setpoint)
+    assert ("`kubectl -n ops get lease setpoint-shop -o jsonpath=" in shown.stderr) == note, shown.stderr
     doc = json.loads(as_json.stdout)
-    assert (doc["leader"], sorted(doc["policies"]["web"]["targets"])) == (leader, targets)
+    assert (doc["leader"], doc["lease"], sorted(doc["policies"]["web"]["targets"])) == (leader, "ops/setpoint-shop",
+                                                                                        targets)
