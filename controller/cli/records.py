@@ -172,6 +172,9 @@ def _format_record(r: dict) -> str:
     if health and not r.get("metrics") and r.get("reason") != "HealthOnly":  # a health-only policy: no scaling side
         line = (f"{_when(r.get('at', 0.0))} {who}{r.get('target')}: {r.get('current')} replicas "
                 f"[{health.get('reason')}]  health only (ready {r.get('ready')})")
+    elif r.get("reason") == "HealthOnly":  # Reconciler.health_cycle: between full cycles while a rollout runs
+        line = (f"{_when(r.get('at', 0.0))} {who}{r.get('target')}: {r.get('current')} replicas [HealthOnly]  "
+                f"the health side alone while a rollout runs; scaling not evaluated (ready {r.get('ready')})")
     else:
         line = (f"{_when(r.get('at', 0.0))} {who}{r.get('target')}: {r.get('current')} -> {r.get('desired')} "
                 f"[{r.get('reason')}]  "

@@ -53,3 +53,21 @@ def test_health_only_records_and_counts(text, name, first_line, decisions, serve
     assert get("setpoint_decisions_total", {"policy": name, "reason": "MetricsMissing"}) is None
     reason = first_line.split("[")[1].split("]")[0]
     assert get("setpoint_decisions_total", {"policy": name, "reason": reason}) == decisions
+
+
+@pytest.mark.parametrize("record, line", [
+    # Reconciler.health_cycle's records: the scaling side is not evaluated, so its stages mean nothing
+    pytest.param({"controller": "policy", "target": "default/web", "at": 1265.0, "current": 9, "ready": 7,
+                  "metrics": {}, "combined": 9, "stabilized": 9, "limited": 9, "desired": 9, "reason": "HealthOnly",
+                  "health": {"reason": "RollbackNewRevision", "action": "rollback"}},
+                 "t=    1265s policy default/web: 9 replicas [HealthOnly]  the health side alone while a rollout runs; "
+                 "scaling not evaluated (ready 7)", id="a-health-cycle-during-a-rollout"),
+    pytest.param({"target": "default/web", "at": 30.0, "current": 4, "ready": 4, "metrics": {}, "combined": 4,
+                  "stabilized": 4, "limited": 4, "desired": 4, "reason": "NoAction",
+                  "health": {"reason": "NoAction"}},
+                 "t=      30s default/web: 4 replicas [NoAction]  health only (ready 4)", id="a-health-only-policy"),
+])
+def test_explain_says_what_a_health_cycle_is(record, line):
+    from controller.cli.records import _format_record
+
+    assert _format_record(record).splitlines()[0] == line
