@@ -13,12 +13,14 @@ from controller.policy.schema import Tolerance
 
 def hpa_counterpart(loaded: LoadedPolicy, name: str = "hpa") -> LoadedPolicy:
     """``loaded`` as Kubernetes HPA would run it: no smoothing, no missing-metrics rule, HPA's
-    default tolerance, and no ``behavior`` (HPA's legacy path), min replicas at least 1."""
+    default tolerance, and no ``behavior`` (HPA's legacy path), min replicas at least 1. A policy
+    that already runs as HPA (``preset: hpa``, e.g. `setpoint import`'s of an HPA with its
+    ``behavior``) keeps its scaling as it is: that is the HPA that ran, not HPA's defaults."""
     model = loaded.model
     spec = model.spec
-    scaling = spec.scaling.model_copy(update={"smoothing": None, "on_missing_metrics": None, "behavior": None,
-                                              "tolerance": Tolerance(up=presets.DEFAULT_TOLERANCE,
-                                                                     down=presets.DEFAULT_TOLERANCE)})
+    scaling = spec.scaling if spec.preset == presets.HPA else spec.scaling.model_copy(update={
+        "smoothing": None, "on_missing_metrics": None, "behavior": None,
+        "tolerance": Tolerance(up=presets.DEFAULT_TOLERANCE, down=presets.DEFAULT_TOLERANCE)})
     replicas = spec.replicas.model_copy(update={"min_replicas": max(1, spec.replicas.min_replicas)})
     new_spec = spec.model_copy(update={"preset": presets.HPA, "scaling": scaling, "replicas": replicas,
                                        "health": None})

@@ -215,6 +215,32 @@ def test_hpa_counterpart_differs_where_hpa_has_no_field():
     assert "{" in smoothing and "'" not in smoothing and ".0" not in smoothing, smoothing
 
 
+def test_the_hpa_counterpart_of_an_hpa_policy_is_that_hpa():
+    """`setpoint import` of an HPA with a behavior gives a preset: hpa policy with it; its hpa
+    counterpart dropped the behavior (HPA's defaults, not the HPA that ran: found by a walkthrough)."""
+    text = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {name: web}
+spec:
+  preset: hpa
+  targets: {namespace: shop, names: [web]}
+  replicas: {min: 2, max: 40}
+  scaling:
+    metrics:
+      - name: cpu
+        query: app_cpu_utilization{namespace="shop"}
+        target: {utilization: 60%}
+    behavior:
+      scaleDown: {stabilizationWindow: 10m, policies: [{type: Pods, value: 1, period: 1m}]}
+"""
+    (policy,) = load_policy_text(text)
+    assert policy.params.hpa_semantics
+    hpa = hpa_counterpart(policy)
+    assert hpa.model.spec.scaling == policy.model.spec.scaling and hpa.params.scale_down == policy.params.scale_down
+    assert spec_differences(policy, hpa) == []
+
+
 # --- against a real Prometheus ----------------------------------------------------------------------
 
 TARGETS = ["api", "web"]
