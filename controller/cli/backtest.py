@@ -251,6 +251,8 @@ def replay_notes(data, runs: list, flat: list, mine: list, theirs: list | None, 
     from controller.runtime.backtest import LOAD_ASSUMPTION, conflict_notes, start_notes, unselected_notes
 
     notes = [f"assumption: {LOAD_ASSUMPTION}", *idle_notes(runs[0], mine)]
+    if theirs and len(runs) > 1:  # the comparison replays on the first set's targets
+        notes += idle_notes(runs[1], theirs, f"{runs[1].name}: ")
     for p in dict((p.name, p) for p in flat).values():
         if p.params.interval_s % step_s:
             notes.append(f"{p.name}: interval {p.params.interval_s:g}s is not a multiple of --step {step_s:g}s: it "
@@ -265,14 +267,20 @@ def replay_notes(data, runs: list, flat: list, mine: list, theirs: list | None, 
     return notes + start_notes(data)
 
 
-def idle_notes(run, mine: list) -> list[str]:
-    """A note per policy of a set that selects no target over the window (a label selector whose
-    namespace showed no series of its queries): nothing of it is replayed."""
+def idle_notes(run, policies: list, prefix: str = "") -> list[str]:
+    """A note per policy of a set that selects no target over the window: a label selector whose
+    namespace showed no series of its queries, or (a comparison's, replayed on the first set's
+    targets) names none of them; nothing of it is replayed, and its row reads 0."""
     if run.selects is None:
         return []
-    return [f"{p.file}:{p.line}: policy {p.name} selects no target: no series of its queries in namespace "
-            f"{p.targets.namespace!r} in the window; nothing of it is replayed" for p, row in zip(mine, run.selects)
-            if not row.any()]
+    out = []
+    for p, row in zip(policies, run.selects):
+        if row.any():
+            continue
+        why = (f"it names none of the replayed targets ({', '.join(p.targets.names)})" if p.targets.names
+               else f"no series of its queries in namespace {p.targets.namespace!r} in the window")
+        out.append(f"{prefix}{p.file}:{p.line}: policy {p.name} selects no target: {why}; nothing of it is replayed")
+    return out
 
 
 def no_targets(mine: list) -> str:

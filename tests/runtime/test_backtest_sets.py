@@ -333,3 +333,15 @@ def test_replicas_query_of_a_set(history, selectors, expected):
         series = source.query_range(expr, data["t"][0], data["t"][10], 15.0)
     shop = sorted(s.labels.get("deployment", "") for s in series if s.labels.get("namespace") == "shop")
     assert shop == (TARGETS if any(ns == "shop" and kind == "Deployment" for kind, ns in selectors) else [])
+
+
+def test_a_comparison_policy_that_selects_none_of_the_replayed_targets_is_named(history, tmp_path):
+    """--compare FOLDER replays on the first set's targets: a policy of the folder naming none of
+    them read as a row of 0 targets and 0 replica-hours, with nothing saying why (walkthrough)."""
+    server, data = history
+    write(tmp_path, {"web.yaml": policy("web")})
+    theirs = write(tmp_path / "theirs", {"web.yaml": policy("web"), "worker.yaml": policy("worker", "names: [worker]")})
+    result = backtest(server, data, "-p", tmp_path / "web.yaml", "--compare", theirs)
+    assert result.exit_code == 0, result.output
+    assert (f"compare: {theirs / 'worker.yaml'}:1: policy worker selects no target: it names none of the replayed "
+            f"targets (worker); nothing of it is replayed") in result.output, result.output
