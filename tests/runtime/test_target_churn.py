@@ -14,11 +14,13 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 from kubernetes import client
 
 from controller.adapters.kubernetes import KubernetesCluster
 from controller.policy import load_policy_text
 from controller.runtime.reconciler import Reconciler, RuntimePolicy
+from controller.runtime.shadow import ShadowCluster, ShadowTelemetry
 from controller.runtime.telemetry import Telemetry
 from simulators.kubeapi.server import SimKubeServer
 from simulators.ports import SimMetrics
@@ -95,10 +97,16 @@ def per_target_sizes(rec: Reconciler, telemetry: Telemetry, cluster: KubernetesC
             "adapter seen": cluster.seen_count(),
             "expected": len(external._expected), "resume seen": len(external._resume_seen),
             "reverts": len(external._reverts), "hpa said": len(rec.hpa_guard._said),
-            "telemetry targets": len(series), "taken said": len(rec._taken_said)}
+            "telemetry targets": len(series), "taken said": len(rec._taken_said),
+            "shadow agreement counts": len(getattr(telemetry, "_counts", ()))}
 
 
-def test_what_it_keeps_per_target_follows_the_selected_workloads(tmp_path):
+@pytest.mark.parametrize("wrap, telemetry_kind", [
+    pytest.param(lambda c: c, Telemetry, id="live"),
+    # --shadow runs beside the incumbent for weeks: its setpoint_shadow_* series and agreement counts too
+    pytest.param(ShadowCluster, ShadowTelemetry, id="shadow"),
+])
+def test_what_it_keeps_per_target_follows_the_selected_workloads(wrap, telemetry_kind, tmp_path):
     sc = load_scenario_text(SCENARIO, "churn.yaml")
     services = tuple(dataclasses.replace(s, labels=(("app", s.name),)) for s in sc.cluster.services)
     server = SimKubeServer(dataclasses.replace(sc, cluster=dataclasses.replace(sc.cluster, services=services)),
@@ -112,9 +120,9 @@ def test_what_it_keeps_per_target_follows_the_selected_workloads(tmp_path):
         metrics = SimMetrics(world.engine, {"offered": "offered_rps", "errors": "error_ratio"}, window_s=15,
                              tick_s=world.tick_s)
         metrics.push(world.engine.signals())
-        telemetry = Telemetry()
+        telemetry = telemetry_kind()
         [policy] = load_policy_text(POLICY, "previews.yaml")
-        rec = Reconciler(RuntimePolicy.of(policy), metrics, cluster, on_cycle=telemetry.observe_cycle)
+        rec = Reconciler(RuntimePolicy.of(policy), metrics, wrap(cluster), on_cycle=telemetry.observe_cycle)
         apps = client.AppsV1Api(api_client)
         names = [f"pr-{i}" for i in range(SERVICES)]
         selected_counts, largest = [], {}
