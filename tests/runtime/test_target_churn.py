@@ -143,7 +143,7 @@ def test_what_it_keeps_per_target_follows_the_selected_workloads(wrap, telemetry
         # every workload was selected and left; nothing holds more than the selected ones (+ the
         # ones that left this cycle, for structures updated before the list is read; the adapter:
         # + those it observed within SEEN_FOR_S)
-        assert all(size <= 2 * WINDOW for size in largest.values()), largest
+        assert all(size <= 2 * WINDOW for size in largest.values()), {k: v for k, v in largest.items() if v > 2 * WINDOW}
         sizes = per_target_sizes(rec, telemetry, cluster)
         assert sizes == {key: 0 for key in largest}, sizes
     finally:
