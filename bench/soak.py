@@ -69,8 +69,9 @@ SNAPSHOT_EVERY_S = 300.0
 TRACER = f"""\
 import os, threading, time, tracemalloc
 if os.environ.get("SOAK_TRACE_MEMORY"):
-    tracemalloc.start(12)
     def _dump():
+        time.sleep(60)  # after the imports and the start-up (traced, they take minutes)
+        tracemalloc.start(8)
         n = 0
         while True:
             time.sleep({SNAPSHOT_EVERY_S})
@@ -213,7 +214,7 @@ class World:
     kubeconfig: Path
     status_url: str
     sim: subprocess.Popen
-    controller: subprocess.Popen
+    controller: subprocess.Popen | None
     prometheus: PrometheusServer
     labelled: list[str] = field(default_factory=list)
     deselected_at: dict[str, float] = field(default_factory=dict)
@@ -262,6 +263,16 @@ def start_world(workdir: Path, speed: float, trace_memory: bool = False) -> Worl
         (workdir / "tracer" / "sitecustomize.py").write_text(TRACER)
         env.update(SOAK_TRACE_MEMORY="1", PYTHONPATH=os.pathsep.join([str(workdir / "tracer"), str(REPO),
                                                                         env.get("PYTHONPATH", "")]))
+    try:
+        return start_controller(workdir, kubeconfig, sim, prometheus, status_port, env)
+    except BaseException:
+        stop_world(World(workdir, kubeconfig, "", sim, None, prometheus))
+        raise
+
+
+def start_controller(workdir: Path, kubeconfig: Path, sim: subprocess.Popen, prometheus: PrometheusServer,
+                     status_port: int, env: dict) -> World:
+    """`setpoint run --leader-elect` against them; the World once its /metrics answers."""
     controller = subprocess.Popen(
         [*SETPOINT, "run", "--policies", "policies", "--prometheus", prometheus.url, "--kubeconfig", str(kubeconfig),
          "--listen", f"127.0.0.1:{status_port}", "--records", "decisions.jsonl", "--leader-elect",
@@ -269,14 +280,18 @@ def start_world(workdir: Path, speed: float, trace_memory: bool = False) -> Worl
         cwd=workdir, start_new_session=True, stdout=open(workdir / "run.out", "w"),
         stderr=open(workdir / "run.log", "w"), env=env)
     world = World(workdir, kubeconfig, f"http://127.0.0.1:{status_port}", sim, controller, prometheus)
-    wait_for(lambda: metrics_text(world), 60, "the controller's /metrics")
+    try:
+        wait_for(lambda: metrics_text(world), 120, "the controller's /metrics")
+    except BaseException:
+        stop_world(world)
+        raise
     return world
 
 
 def stop_world(world: World) -> None:
     """SIGTERM the controller and sim serve (their process groups), stop Prometheus."""
     for proc in (world.controller, world.sim):
-        if proc.poll() is None:
+        if proc is not None and proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(30)
