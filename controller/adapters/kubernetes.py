@@ -491,6 +491,13 @@ def replicas_writer(managed_fields: Iterable | None) -> tuple[str, float | None,
 #: thread (the same cycle: milliseconds apart) instead of a second list.
 REUSE_LIST_S = 2.0
 
+#: Seconds the adapter remembers a workload's last observe (its spec.replicas, resourceVersion, the
+#: object, its uid: what the writes of the same cycle check against) once no observe sees it any
+#: more (it left every policy's selection, or was deleted): far longer than any cycle, whose writes
+#: follow its observe within seconds; kept longer, a controller running for months held every
+#: workload it ever observed.
+SEEN_FOR_S = 3600.0
+
 
 # --------------------------------------------------------------------------- the adapter
 class KubernetesCluster:
@@ -509,6 +516,9 @@ class KubernetesCluster:
     right before every write, events included; False: the write is not sent and raises
     NotLeader; ``setpoint run --leader-elect`` passes ``LeaderElector.is_leader``).
 
+    ``seen_for_s``: how long what an observe saw of a workload (SEEN_FOR_S) is kept after the last
+    observe that saw it; a workload observed absent is forgotten at once.
+
     ``requests`` counts the HTTP requests made by method (events excluded); ``fenced`` the
     writes the fence stopped. Every write to a workload carries ``field_manager`` (the
     FieldManaged capability: observed statuses name the manager of spec.replicas).
@@ -521,7 +531,8 @@ class KubernetesCluster:
                  event_source: str = "setpoint", emit_events: bool = True, event_qps: float | None = None,
                  event_burst: int | None = None, request_timeout_s: float = 10.0, max_retries: int = 3,
                  retry_backoff_s: float = 0.2, with_pods: bool = True,
-                 clock: Callable[[], float] = time.time, fence: Callable[[], bool] | None = None):
+                 clock: Callable[[], float] = time.time, fence: Callable[[], bool] | None = None,
+                 seen_for_s: float = SEEN_FOR_S):
         self._owns_client = api_client is None
         api_client = api_client or load_api_client(kubeconfig, context, in_cluster)
         self.requests: Counter[str] = Counter()
@@ -547,6 +558,10 @@ class KubernetesCluster:
         self._version_seen: dict[TargetRef, str] = {}  # each target's resourceVersion at its last observe
         self._workload_seen: dict[TargetRef, Any] = {}  # and the workload as then (its template, paused)
         self._uids: dict[TargetRef, str] = {}
+        self._seen_at: dict[TargetRef, float] = {}  # when an observe last saw each workload (clock)
+        self._seen_lock = threading.Lock()  # cycles observe from several threads
+        self.seen_for_s = seen_for_s
+        self._pruned_at = -math.inf
         self.events: EventRecorder | None = None
         if emit_events:
             self._event_api_client = _rate_limited(fresh_client(api_client), TokenBucket(
@@ -679,11 +694,48 @@ class KubernetesCluster:
                 status = snapshot.status(ref, now)
                 if status is not None:
                     statuses[ref] = status
-                    self._spec_seen[ref] = status.spec_replicas
-                    self._version_seen[ref] = snapshot.workloads[ref.name].metadata.resource_version
-                    self._workload_seen[ref] = snapshot.workloads[ref.name]
-                    self._uids[ref] = snapshot.workloads[ref.name].metadata.uid
+                self._remember_seen(ref, status, snapshot.workloads.get(ref.name), now)
+        self._prune_seen(now)
         return ClusterView.from_statuses(targets, statuses)
+
+    def _remember_seen(self, ref: TargetRef, status: TargetStatus | None, workload: Any, now: float) -> None:
+        """Keep what this observe saw of ``ref`` for the writes of its cycle; a workload observed
+        absent is forgotten (no write will go to it)."""
+        with self._seen_lock:
+            if status is None:
+                self._drop_seen(ref)
+                return
+            self._spec_seen[ref] = status.spec_replicas
+            self._version_seen[ref] = workload.metadata.resource_version
+            self._workload_seen[ref] = workload
+            self._uids[ref] = workload.metadata.uid
+            self._seen_at[ref] = now
+
+    def _drop_seen(self, ref: TargetRef) -> None:
+        """Drop what observes saw of ``ref`` (with ``_seen_lock`` held)."""
+        for seen in (self._spec_seen, self._version_seen, self._workload_seen, self._uids, self._seen_at):
+            seen.pop(ref, None)
+
+    def _prune_seen(self, now: float) -> None:
+        """Forget the workloads no observe has seen for ``seen_for_s`` (checked at most every quarter of
+        it): what is kept per workload follows the workloads observed now, not every one ever observed."""
+        if now - self._pruned_at < self.seen_for_s / 4:
+            return
+        self._pruned_at = now
+        cutoff = now - self.seen_for_s
+        with self._seen_lock:
+            for ref in self._seen_refs():
+                if self._seen_at.get(ref, -math.inf) < cutoff:
+                    self._drop_seen(ref)
+
+    def _seen_refs(self) -> set[TargetRef]:
+        """Every workload something is kept of (with ``_seen_lock`` held)."""
+        return set(self._spec_seen) | set(self._version_seen) | set(self._workload_seen) | set(self._uids)
+
+    def seen_count(self) -> int:
+        """How many workloads the adapter keeps what an observe saw of (for tests and benches)."""
+        with self._seen_lock:
+            return len(self._seen_refs())
 
     def _snapshot(self, namespace: str, kind: str, with_pods: bool, names: set[str] = frozenset()) -> _NamespaceSnapshot:
         workloads = self._listed_by_resolve(namespace, kind, set(names))
@@ -738,9 +790,9 @@ class KubernetesCluster:
             self._once(f"scale {ref}", str(ref), patch_scale, ref.name, ref.namespace, body,
                        field_manager=self.field_manager)
         except ConflictError:
-            del self._version_seen[ref]
+            self._version_seen.pop(ref, None)
             raise
-        del self._version_seen[ref]  # the write changed it
+        self._version_seen.pop(ref, None)  # the write changed it
         self._spec_seen[ref] = desired
         self._event(ref, "SuccessfulRescale",
                     f"New size: {desired}; reason: {action.reason}; replicas {current} -> {desired}"
@@ -785,9 +837,9 @@ class KubernetesCluster:
             written = self._once(what, str(ref), api.patch, ref.name, ref.namespace, patch,
                                  field_manager=self.field_manager)
         except ConflictError:
-            del self._version_seen[ref]  # the retry reads afresh
+            self._version_seen.pop(ref, None)  # the retry reads afresh
             raise
-        del self._version_seen[ref]  # the write changed it
+        self._version_seen.pop(ref, None)  # the write changed it
         self._workload_seen[ref] = written
 
     def _rollback(self, action: Action) -> None:

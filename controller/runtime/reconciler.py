@@ -731,14 +731,19 @@ class Reconciler:
             self._rows_cache = (key, {t: i for i, t in enumerate(key)})
         return self._rows_cache[1]
 
-    def _read_resume_annotations(self, view: ClusterView) -> None:
-        """A new value of the resume annotation (``setpoint resume``) re-arms that target."""
+    def _read_resume_annotations(self, view: ClusterView, targets: list[TargetRef]) -> None:
+        """A new value of the resume annotation (``setpoint resume``) re-arms that target. The values
+        of workloads no longer among ``targets`` are dropped, as their health state is (a workload
+        that comes back is a first sight); kept, every workload ever selected stayed."""
         for status in view.statuses:
             value = dict(status.annotations).get(RESUME_ANNOTATION, "")
             seen = self._resume_seen.get(status.ref)  # None: first sight (an old value re-arms nothing)
             if seen is not None and seen != value:
                 self.rearm.add(status.ref)
             self._resume_seen[status.ref] = value
+        if len(self._resume_seen) > len(targets):  # some left (the common cycle: none)
+            present = set(targets)
+            self._resume_seen = {t: v for t, v in self._resume_seen.items() if t in present}
 
     def _announce_holds(self, healing: HealingDecision, targets: list[TargetRef]) -> None:
         """An Event when a target stops being healed (budget exhausted, verification failed)."""
@@ -804,7 +809,7 @@ class Reconciler:
             return self._scaling_actions(targets, view, decision) if has_scaling else []
         if self._pending is not None:
             self._apply_restored(targets, now, result)
-        self._read_resume_annotations(view)
+        self._read_resume_annotations(view, targets)
         params = self._health_step(now)
         hq = HealthQueries(params, self.policy.health_queries, self.policy.revision_queries)
         sent: list[str] = []

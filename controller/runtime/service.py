@@ -349,13 +349,13 @@ class ControllerService:
 
     def _after_cycle(self, result: CycleResult) -> None:
         self.telemetry.observe_cycle(result)
+        self.last_cycle_end[result.policy] = time.monotonic()
+        self.last_targets[result.policy] = list(result.targets)
         if result.policy not in self.policies:
             # a reload removed the policy while this cycle ran: its forget_policy came before this
             # cycle's gauges, which would stay (SetpointCycleStalled firing for a policy that is gone).
             # _swap replaces self.policies before it forgets, so one of the two forgets comes last
-            self.telemetry.forget_policy(result.policy)
-        self.last_cycle_end[result.policy] = time.monotonic()
-        self.last_targets[result.policy] = list(result.targets)
+            self._forget_policy(result.policy)
         policy = self.policies.get(result.policy)
         if (result.decision is not None or result.healing is not None) and policy is not None:
             records = cycle_records(result, policy.params.metric_names)
@@ -548,12 +548,25 @@ class ControllerService:
                              if p in plan.policies and m in plan.policies[p].params.metric_names}
         self.telemetry.policies_loaded.set(len(plan.policies))
         for name in set(old_policies) - set(plan.policies):
-            self.telemetry.forget_policy(name)
-        # removed and changed policies claim afresh at their next cycle: workloads moved between
-        # policies in one edit go where the edit says, not to whichever held them before
-        for name in (set(old_policies) - set(plan.policies)) | set(plan.triggers):
+            self._forget_policy(name)
+        # changed policies claim afresh at their next cycle too: workloads moved between policies
+        # in one edit go where the edit says, not to whichever held them before
+        for name in set(plan.triggers):
             self.claims.forget(name)
         self.status_book.forget(plan.policies)
+
+    def _forget_policy(self, name: str) -> None:
+        """Drop all the service keeps of a policy a reload removed (its series, claims, last cycle,
+        targets, leadership term): what a controller keeps follows the policies loaded, not every
+        policy it ever loaded. Called by the reload and by a cycle of the policy that ends after it."""
+        self.telemetry.forget_policy(name)
+        self.claims.forget(name)
+        self.last_cycle_end.pop(name, None)
+        self.last_targets.pop(name, None)
+        self._selects_nothing.discard(name)
+        with self._standby_lock:
+            self._terms.pop(name, None)
+            self._standby.discard(name)
 
     def _next_runs(self, policies: dict[str, RuntimePolicy]) -> dict[str, datetime]:
         """The next run of each scheduled policy job (a paused or ended one has none)."""

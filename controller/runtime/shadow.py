@@ -57,6 +57,20 @@ class ShadowTelemetry(Telemetry):
                                          ["policy", "target"], registry=r)
         self._counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])  # agree, all
 
+    def _forget_target(self, policy: str, target: str) -> None:
+        """Drop the shadow series and agreement counts of a target the policy no longer selects (or
+        whose workload is gone), with the base telemetry's: a shadow phase runs for weeks."""
+        super()._forget_target(policy, target)
+        self._counts.pop((policy, target), None)
+        children = [(m, (policy, target)) for m in (self.shadow_desired, self.shadow_incumbent, self.shadow_agreement,
+                                                    self.shadow_difference)]
+        children += [(self.shadow_decisions, (policy, target, o)) for o in ("agree", "above", "below")]
+        for metric, labels in children:
+            try:
+                metric.remove(*labels)
+            except KeyError:  # never set for this target
+                pass
+
     def observe_cycle(self, result: CycleResult) -> None:
         super().observe_cycle(result)
         d, view = result.decision, result.view

@@ -43,6 +43,19 @@ def error_source(error: str) -> str:
     return "cluster" if error.startswith(CLUSTER_ERRORS) else "metrics"
 
 
+def remove_policy_children(metric, policy: str) -> None:
+    """Remove every child of a labelled ``metric`` whose first label (``policy``) is ``policy``,
+    whatever its other labels (a reason, a kind, a target)."""
+    names = metric._labelnames  # prometheus_client keeps no public list of a metric's label names
+    children = {tuple(s.labels[n] for n in names) for m in metric.collect() for s in m.samples
+                if s.labels.get(names[0]) == policy and all(n in s.labels for n in names)}
+    for labels in children:
+        try:
+            metric.remove(*labels)
+        except KeyError:  # removed meanwhile (a concurrent forget)
+            pass
+
+
 class Telemetry:
     """The controller's metrics, in a registry of their own (no process-global state)."""
 
@@ -147,14 +160,16 @@ class Telemetry:
         self.clock_skew.set_function(lambda: float("nan") if (v := skew_s()) is None else float(v))
 
     def forget_policy(self, policy: str) -> None:
-        """Drop the gauges of a policy that a reload removed, so that no alert reads them as stale."""
+        """Drop every series of a policy that a reload removed: its gauges, so that no alert reads
+        them as stale, and its counters and histogram, so that /metrics follows the policies loaded,
+        not every policy ever loaded (a policy added again counts from 0: a counter reset, which
+        rate() and increase() take as such)."""
         for target in self._targets.pop(policy, set()):
             self._forget_target(policy, target)
-        for gauge in (self.last_cycle, self.contested, self.hpa_scaled, self.selected):
-            try:
-                gauge.remove(policy)
-            except KeyError:
-                pass
+        for metric in (self.last_cycle, self.contested, self.hpa_scaled, self.selected, self.decisions, self.actions,
+                       self.action_failures, self.errors, self.cycle_seconds, self.queries, self.invalid_samples,
+                       self.state_saves):
+            remove_policy_children(metric, policy)
 
     def _forget_target(self, policy: str, target: str) -> None:
         self._ready_seen.pop((policy, target), None)
