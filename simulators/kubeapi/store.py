@@ -252,24 +252,82 @@ def _validate_lease(name: str, obj: dict) -> None:
 
 
 def _validate_hpa(name: str, obj: dict) -> None:
-    """As the apiserver, for what a client of ours reads: spec.scaleTargetRef's kind and name,
-    and maxReplicas >= 1 (>= minReplicas when both are given)."""
+    """As the apiserver (pkg/apis/autoscaling/validation), for what a client of ours reads:
+    spec.scaleTargetRef's kind and name, maxReplicas >= 1 (>= minReplicas when both are given;
+    a missing one reads as Go's zero value), and each metric's target: a type among
+    Utilization, Value and AverageValue, positive values, and for a Resource or ContainerResource
+    metric an averageUtilization or an averageValue, not both. The first error found (the
+    apiserver lists them all)."""
+    problem = _hpa_problem(obj)
+    if problem is not None:
+        field, reason, cause = problem
+        raise K.field_error("HorizontalPodAutoscaler", "autoscaling", name, field, reason, cause)
+
+
+#: MetricTarget.type values the apiserver accepts, and the metric sources whose target it checks.
+_TARGET_TYPES = ("Utilization", "Value", "AverageValue")
+_METRIC_SOURCES = {"Resource": "resource", "ContainerResource": "containerResource", "Pods": "pods",
+                   "Object": "object", "External": "external"}
+
+
+def _hpa_problem(obj: dict) -> tuple[str, str, str] | None:
+    """(field, cause reason, cause message) of an HPA's first invalid field, or None."""
     spec = obj.get("spec")
     if not isinstance(spec, dict):
-        raise K.invalid("HorizontalPodAutoscaler", "autoscaling", name, "spec", spec, "Required value")
+        return "spec", "FieldValueRequired", "Required value"
     ref = spec.get("scaleTargetRef")
     for key in ("kind", "name"):
         value = ref.get(key) if isinstance(ref, dict) else None
         if not isinstance(value, str) or not value:
-            raise K.invalid("HorizontalPodAutoscaler", "autoscaling", name, f"spec.scaleTargetRef.{key}", value,
-                            "Required value")
-    high, low = spec.get("maxReplicas"), spec.get("minReplicas", 1)
+            return f"spec.scaleTargetRef.{key}", "FieldValueRequired", f"Required value: must specify a {key}"
+    high, low = spec.get("maxReplicas", 0), spec.get("minReplicas", 1)
     if not isinstance(high, int) or isinstance(high, bool) or high < 1:
-        raise K.invalid("HorizontalPodAutoscaler", "autoscaling", name, "spec.maxReplicas", high,
-                        "must be greater than or equal to 1")
+        return "spec.maxReplicas", "FieldValueInvalid", f"Invalid value: {_shown(high)}: must be greater than or equal to 1"
     if not isinstance(low, int) or isinstance(low, bool) or low > high:
-        raise K.invalid("HorizontalPodAutoscaler", "autoscaling", name, "spec.minReplicas", low,
-                        "must be less than or equal to maxReplicas")
+        return "spec.minReplicas", "FieldValueInvalid", f"Invalid value: {_shown(low)}: must be less than or equal to maxReplicas"
+    for i, metric in enumerate(spec.get("metrics") or []):
+        problem = _metric_problem(metric, f"spec.metrics[{i}]")
+        if problem is not None:
+            return problem
+    return None
+
+
+def _metric_problem(metric, at: str) -> tuple[str, str, str] | None:
+    """The first invalid field of one ``spec.metrics`` entry (its source's target), or None."""
+    kind = metric.get("type") if isinstance(metric, dict) else None
+    if kind not in _METRIC_SOURCES:
+        if not kind:
+            return f"{at}.type", "FieldValueRequired", "Required value: must specify a metric source type"
+        return (f"{at}.type", "FieldValueNotSupported",
+                f'Unsupported value: "{kind}": supported values: ' + ", ".join(f'"{k}"' for k in _METRIC_SOURCES))
+    source_key = _METRIC_SOURCES[kind]
+    source = metric.get(source_key)
+    if not isinstance(source, dict):
+        return (f"{at}.{source_key}", "FieldValueRequired",
+                f"Required value: must populate information for the given metric source")
+    target, where = source.get("target") or {}, f"{at}.{source_key}.target"
+    kind_of_target = target.get("type")
+    if not kind_of_target:
+        return f"{where}.type", "FieldValueRequired", "Required value: must specify a metric target type"
+    if kind_of_target not in _TARGET_TYPES:
+        return (f"{where}.type", "FieldValueInvalid",
+                f"Invalid value: {_shown(kind_of_target)}: must be either Utilization, Value, or AverageValue")
+    utilization = target.get("averageUtilization")
+    if utilization is not None and (not isinstance(utilization, int) or utilization < 1):
+        return f"{where}.averageUtilization", "FieldValueInvalid", f"Invalid value: {_shown(utilization)}: must be greater than 0"
+    if kind in ("Resource", "ContainerResource"):
+        if utilization is None and target.get("averageValue") is None:
+            return (f"{where}.averageUtilization", "FieldValueRequired",
+                    "Required value: must set either a target raw value or a target utilization")
+        if utilization is not None and target.get("averageValue") is not None:
+            return (f"{where}.averageValue", "FieldValueForbidden",
+                    "Forbidden: may not set both a target raw value and a target utilization")
+    return None
+
+
+def _shown(value) -> str:
+    """A value as the apiserver's field errors print it."""
+    return f'"{value}"' if isinstance(value, str) else "null" if value is None else str(value)
 
 
 def _validate_config_map(name: str, obj: dict) -> None:
