@@ -304,7 +304,7 @@ def _metric_problem(metric, at: str) -> tuple[str, str, str] | None:
     source = metric.get(source_key)
     if not isinstance(source, dict):
         return (f"{at}.{source_key}", "FieldValueRequired",
-                f"Required value: must populate information for the given metric source")
+                "Required value: must populate information for the given metric source")
     target, where = source.get("target") or {}, f"{at}.{source_key}.target"
     kind_of_target = target.get("type")
     if not kind_of_target:
