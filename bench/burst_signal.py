@@ -157,9 +157,10 @@ def install_short(variant: str, name: str, which: str) -> None:
 
     plain_ramps = decide.apply_ramps
 
-    def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None, latest=None):
+    def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None, latest=None,
+              withheld=None):
         out, res, new_states = plain_ramps(params, values, usable, proposals, valid, current, ready, status,
-                                           states, now, startup_s, latest)
+                                           states, now, startup_s, latest, withheld)
         short = _short["v"]
         if short is None or short.shape[0] != values.shape[0]:
             return out, res, new_states

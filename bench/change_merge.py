@@ -187,9 +187,10 @@ def install(variant: str) -> None:
         decide.decide_numpy = decide_numpy
 
     if "upmerge" in parts:
-        def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None, latest=None):
+        def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None, latest=None,
+                  withheld=None):
             out, res, new_states = plain_ramps(params, values, usable, proposals, valid, current, ready, status,
-                                               states, now, startup_s, latest)
+                                               states, now, startup_s, latest, withheld)
             remember_need(params, values, usable, res)
             up = out > current
             if arg == "chain":  # only on a ramp's second step on: a scale-up within one lead before
@@ -202,18 +203,19 @@ def install(variant: str) -> None:
                 up &= rising[:, None] if up.ndim == 2 else rising
             if up.any():
                 p2, s2 = _doubled_leads(params, startup_s)
-                out2, _, _ = plain_ramps(p2, values, usable, proposals, valid, current, ready, status, states, now, s2, latest)
+                out2, _, _ = plain_ramps(p2, values, usable, proposals, valid, current, ready, status, states, now, s2, latest, withheld)
                 if arg == "cap":  # at most one more step of the same size
                     out2 = np.fmin(out2, 2.0 * out - current)
                 out = np.where(up, np.fmax(out, out2), out)
             return out, res, new_states
         decide.apply_ramps = ramps
     else:
-        def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None, latest=None):
+        def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None, latest=None,
+                  withheld=None):
             j = params.ramp_metrics[0]
             lead_now["s"] = float(params.metrics[j].ramp.leads(startup_s, current.shape[0])[0])
             out, res, new_states = plain_ramps(params, values, usable, proposals, valid, current, ready, status,
-                                               states, now, startup_s, latest)
+                                               states, now, startup_s, latest, withheld)
             remember_need(params, values, usable, res)
             return out, res, new_states
         decide.apply_ramps = ramps
@@ -243,9 +245,7 @@ def install(variant: str) -> None:
                 stored = np.where(slot & rows[:, None], np.minimum(rv, lower[:, None]), rv)
                 new = dataclasses.replace(new, rec_values=np.asfortranarray(stored))
             return result, new
-        defaults = list(decide.decide_numpy.__defaults__)
-        defaults[-1] = norm_raw
-        decide.decide_numpy.__defaults__ = tuple(defaults)
+        rebind_default(decide.decide_numpy, "normalize_stage", norm_raw)
 
     if "pair" in parts:
         tol_down = {"v": None}
@@ -271,12 +271,19 @@ def install(variant: str) -> None:
             return plain_norm(params, *a, **kw)
         normalize.stabilize_with_behavior = stab
         decide.normalize = norm
-        import inspect
-        # decide_numpy binds normalize as a default argument: rebind it
-        defaults = list(decide.decide_numpy.__defaults__)
-        defaults[-1] = norm
-        decide.decide_numpy.__defaults__ = tuple(defaults)
-        assert inspect.signature(decide.decide_numpy).parameters["normalize_stage"].default is norm
+        rebind_default(decide.decide_numpy, "normalize_stage", norm)  # bound as a default argument
+
+
+def rebind_default(func, name: str, value) -> None:
+    """Set the default of ``func``'s parameter ``name`` (by name: a stage added after it moved the
+    last default, and ``[-1]`` rebound the wrong one)."""
+    import inspect
+
+    defaulted = [n for n, p in inspect.signature(func).parameters.items() if p.default is not inspect.Parameter.empty]
+    defaults = list(func.__defaults__)
+    defaults[defaulted.index(name)] = value
+    func.__defaults__ = tuple(defaults)
+    assert inspect.signature(func).parameters[name].default is value
 
 
 def install_spaced_ups(name: str, arg: str) -> None:
@@ -294,9 +301,10 @@ def install_spaced_ups(name: str, arg: str) -> None:
         rp = params.metrics[params.ramp_metrics[0]].ramp
         return rp.leads(startup_s, n) - rp.lag_s
 
-    def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None, latest=None):
+    def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None, latest=None,
+                  withheld=None):
         out, res, new_states = plain_ramps(params, values, usable, proposals, valid, current, ready, status,
-                                           states, now, startup_s, latest)
+                                           states, now, startup_s, latest, withheld)
         n = current.shape[0]
         if seen["up"] is None or seen["up"].shape[0] != n or now < seen["now"]:
             seen["up"] = np.full(n, -np.inf)
@@ -312,7 +320,7 @@ def install_spaced_ups(name: str, arg: str) -> None:
             go = ramp_up & ~wait
             if go.any():
                 p2, s2 = _longer_leads(params, startup_s, su)
-                out2, _, _ = plain_ramps(p2, values, usable, proposals, valid, current, ready, status, states, now, s2, latest)
+                out2, _, _ = plain_ramps(p2, values, usable, proposals, valid, current, ready, status, states, now, s2, latest, withheld)
                 out = np.where(go[:, None], np.fmax(out, out2), out)
         return out, res, new_states
 
@@ -334,9 +342,10 @@ def install_rising_hold() -> None:
 
     inner = decide.apply_ramps
 
-    def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None, latest=None):
+    def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None, latest=None,
+                  withheld=None):
         out, res, new_states = inner(params, values, usable, proposals, valid, current, ready, status, states,
-                                     now, startup_s, latest)
+                                     now, startup_s, latest, withheld)
         rising = (np.nan_to_num(res.slope[:, list(params.ramp_metrics)], nan=0.0) > 0).any(axis=1)
         cols = np.zeros(out.shape[1], bool)
         cols[list(params.ramp_metrics)] = True
@@ -354,9 +363,10 @@ def install_trend_hold() -> None:
     inner = decide.apply_ramps
     seen = {"t": [], "v": [], "now": -np.inf}
 
-    def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None, latest=None):
+    def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None, latest=None,
+                  withheld=None):
         out, res, new_states = inner(params, values, usable, proposals, valid, current, ready, status, states,
-                                     now, startup_s, latest)
+                                     now, startup_s, latest, withheld)
         if now < seen["now"] or (seen["v"] and seen["v"][0].shape != values[:, 0].shape):
             seen["t"], seen["v"] = [], []
         seen["now"] = now
@@ -418,9 +428,10 @@ def install_track(name: str, arg: str) -> None:
                 out[i] = np.median((v[b] - v[a]) / (t[b] - t[a]))
         return out
 
-    def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None, latest=None):
+    def ramps(params, values, usable, proposals, valid, current, ready, status, states, now, startup_s=None, latest=None,
+                  withheld=None):
         out, res, new_states = inner(params, values, usable, proposals, valid, current, ready, status, states,
-                                     now, startup_s, latest)
+                                     now, startup_s, latest, withheld)
         n = current.shape[0]
         if now < st["now"] or st["n"] != n:
             reset(n)

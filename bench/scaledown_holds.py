@@ -130,8 +130,9 @@ def install(hold: Hold) -> None:
         hold.obs_now = float(p[0]) if np.isfinite(p[0]) else np.nan
         return plain_ramps(params, values, usable, proposals, valid, *args, **kw)
 
-    def stab(current, proposal, rec_values, rec_times, now, up_window_s, down_window_s):
-        out = plain_stab(current, proposal, rec_values, rec_times, now, up_window_s, down_window_s)
+    def stab(current, proposal, rec_values, rec_times, now, up_window_s, down_window_s, *args, **kw):
+        # *args: the stage's later parameters (linear_release, release_rows) pass through unchanged
+        out = plain_stab(current, proposal, rec_values, rec_times, now, up_window_s, down_window_s, *args, **kw)
         if current.shape[0] != 1 or up_window_s > 0:
             raise SystemExit("scaledown_holds: one target and no scale-up window only")
         c = hold.ceiling(now, float(proposal[0]), down_window_s)
