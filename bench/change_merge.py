@@ -232,8 +232,8 @@ def install(variant: str) -> None:
     if "rawhold" in parts:
         plain_normalize = normalize.normalize
 
-        def norm_raw(params, current, proposals, valid, state, now, release_rows=None):
-            result, new = plain_normalize(params, current, proposals, valid, state, now, release_rows)
+        def norm_raw(params, current, proposals, valid, state, now, *args, **kw):
+            result, new = plain_normalize(params, current, proposals, valid, state, now, *args, **kw)
             lower = need["v"]
             if lower is None:
                 return result, new
