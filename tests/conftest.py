@@ -51,3 +51,22 @@ def pytest_collection_modifyitems(config, items) -> None:
                      if d.argname in fixture_info.names_closure)
         if shared:
             item.add_marker(pytest.mark.xdist_group(module_id))
+
+
+@pytest.fixture(autouse=True)
+def _compiled_switch_as_it_was():
+    """Each test leaves the compiled kernels' switch (controller.core.scaling.compiled) as it found
+    it, in this process and in its environment: an in-process `setpoint simulate` of a short run
+    turns them off (cli.common.numpy_unless_asked), and the in-place tests that ran next in the
+    same worker found no compiled path (five CI failures, order-dependent)."""
+    import os
+
+    from controller.core.scaling import compiled
+
+    switch, env = compiled.switch, os.environ.get(compiled.ENV_SWITCH)
+    yield
+    compiled.set_switch(switch)
+    if env is None:
+        os.environ.pop(compiled.ENV_SWITCH, None)
+    else:
+        os.environ[compiled.ENV_SWITCH] = env
