@@ -373,14 +373,14 @@ def main() -> None:
     from simulators.frontier import DEFAULT_TARGETS_PCT, parse_targets
     from simulators.load import traces_dir
 
-    if not traces_dir().is_dir():
+    names = scenario_names(args.scenarios)
+    if any(n in TRACES for n in names) and not traces_dir().is_dir():  # the demos need none
         sys.exit(f"traces not found in {traces_dir()}: set SETPOINT_TRACES_DIR")
     try:
         targets = tuple(parse_targets(args.targets)) if args.targets else DEFAULT_TARGETS_PCT
     except ValueError as exc:
         sys.exit(str(exc))
     variation = variation_of(args)
-    names = scenario_names(args.scenarios)
     began = time.monotonic()
     with ProcessPoolExecutor(args.jobs) as pool:
         jobs = [(n, args.policy, args.hpa_policy, targets, variation, args.hpa_cache) for n in names]
