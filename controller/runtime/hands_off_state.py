@@ -29,13 +29,13 @@ named.
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from controller.core.health.state_codec import target_key
+from controller.runtime.state_payload import MAX_TEXT, first, read_payload, text
 
 __all__ = ["PART", "StoredHandsOff", "StoredReverts", "WatchState", "decode", "encode", "target_key"]
 
@@ -45,7 +45,6 @@ VERSION = 1
 #: At most this many entries are read (a policy governs at most this many workloads in practice;
 #: a hostile payload must not cost memory or time).
 MAX_ENTRIES = 10_000
-MAX_TEXT = 256
 #: At most this many hands-offs, and targets' reverts, are written, the newest (a ConfigMap holds at
 #: most 1 MiB: both at their bounds with the longest names fit; more at once than that is a mass
 #: event the ones kept in memory still cover until a restart).
@@ -98,32 +97,17 @@ def encode(policy: str, state: WatchState, saved_at: float) -> dict:
 
 def decode(raw: bytes | str | Mapping | None) -> tuple[WatchState, list[str]]:
     """(the state, problems) of a stored payload; nothing stored: (an empty state, [])."""
-    if raw is None:
-        return WatchState(), []
-    try:
-        doc = json.loads(raw) if isinstance(raw, (bytes, str)) else raw
-    except (ValueError, RecursionError) as exc:
-        return WatchState(), [f"hands-off state is not JSON ({type(exc).__name__}); ignored"]
-    if not isinstance(doc, Mapping) or doc.get("version") != VERSION or not isinstance(doc.get("handsOff"), Mapping) \
-            or not isinstance(doc.get("reverts", {}), Mapping):
-        return WatchState(), [f"hands-off state is not a version {VERSION} payload with a handsOff object; ignored"]
-    state, problems = WatchState(), []
+    doc, problems = read_payload(raw, "hands-off state", VERSION, ("handsOff",), optional=("reverts",))
+    state = WatchState()
+    if doc is None:
+        return state, problems
     for part, read, out in (("handsOff", _entry, state.hands_off), ("reverts", _reverts, state.reverts)):
-        for key, record in _first(doc.get(part, {}).items(), MAX_ENTRIES):
+        for key, record in first(doc.get(part, {}).items(), MAX_ENTRIES):
             try:
-                out[_text(key, "key")] = read(record)
+                out[text(key, "key")] = read(record)
             except ValueError as exc:
                 problems.append(f"hands-off state {part} of {str(key)[:MAX_TEXT]!r}: {exc}; ignored")
     return state, problems
-
-
-def _first(items: Iterable, n: int) -> list:
-    out = []
-    for item in items:
-        if len(out) == n:
-            break
-        out.append(item)
-    return out
 
 
 def _entry(record: Any) -> StoredHandsOff:
@@ -132,7 +116,7 @@ def _entry(record: Any) -> StoredHandsOff:
     floor = record.get("floor", False)
     if not isinstance(floor, bool):
         raise ValueError("floor: not true or false")
-    return StoredHandsOff(_text(record.get("by"), "by"), _count(record.get("replicas"), "replicas"),
+    return StoredHandsOff(text(record.get("by"), "by"), _count(record.get("replicas"), "replicas"),
                           _count(record.get("from"), "from"), _time(record.get("at"), "at"), floor)
 
 
@@ -143,13 +127,7 @@ def _reverts(record: Any) -> StoredReverts:
     if not isinstance(times, list) or not times or len(times) > MAX_REVERTS:
         raise ValueError(f"at: not a list of 1 to {MAX_REVERTS} times")
     fight = record.get("fight", "")
-    return StoredReverts(tuple(sorted(_time(t, "at") for t in times)), "" if fight == "" else _text(fight, "fight"))
-
-
-def _text(value: Any, name: str) -> str:
-    if not isinstance(value, str) or not value or len(value) > MAX_TEXT:
-        raise ValueError(f"{name}: not a text of 1 to {MAX_TEXT} characters")
-    return value
+    return StoredReverts(tuple(sorted(_time(t, "at") for t in times)), "" if fight == "" else text(fight, "fight"))
 
 
 def _count(value: Any, name: str) -> int:

@@ -37,7 +37,6 @@ key named (never an exception: a hostile or truncated ConfigMap must not stop sc
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from controller.core.health.state_codec import target_key
+from controller.runtime.state_payload import MAX_TEXT, first, read_payload, text
 
 __all__ = ["PART", "StoredEvents", "as_arrays", "decode", "encode", "events_of", "target_key"]
 
@@ -56,7 +56,6 @@ VERSION = 1
 #: holds ceil(period / interval) + 2: 1,802 for a 30-minute period at a 1 s interval).
 MAX_TARGETS = 10_000
 MAX_EVENTS = 4_096
-MAX_TEXT = 256
 #: At most this many events are written in all, the targets with the newest first (a ConfigMap
 #: holds at most 1 MiB; an event is about 20 bytes: a mass rescale beyond it is still limited by
 #: the events kept in memory until a restart).
@@ -104,23 +103,18 @@ def encode(policy: str, targets: Mapping[str, StoredEvents], saved_at: float) ->
 
 def decode(raw: bytes | str | Mapping | None) -> tuple[dict[str, StoredEvents], list[str]]:
     """(key -> events, problems) of a stored payload; nothing stored: ({}, [])."""
-    if raw is None:
-        return {}, []
-    try:
-        doc = json.loads(raw) if isinstance(raw, (bytes, str)) else raw
-    except (ValueError, RecursionError) as exc:
-        return {}, [f"scale-event state is not JSON ({type(exc).__name__}); ignored"]
-    if not isinstance(doc, Mapping) or doc.get("version") != VERSION or not isinstance(doc.get("targets"), Mapping):
-        return {}, [f"scale-event state is not a version {VERSION} payload with a targets object; ignored"]
-    out, problems = {}, []
-    for n, (key, record) in enumerate(doc["targets"].items()):
-        if n == MAX_TARGETS:
-            problems.append(f"scale-event state has more than {MAX_TARGETS} targets; the rest ignored")
-            break
+    doc, problems = read_payload(raw, "scale-event state", VERSION, ("targets",))
+    out: dict[str, StoredEvents] = {}
+    if doc is None:
+        return out, problems
+    entries = first(doc["targets"].items(), MAX_TARGETS + 1)
+    for key, record in entries[:MAX_TARGETS]:
         try:
-            out[_text(key)] = _entry(record)
+            out[text(key, "key")] = _entry(record)
         except ValueError as exc:
             problems.append(f"scale-event state of {str(key)[:MAX_TEXT]!r}: {exc}; ignored")
+    if len(entries) > MAX_TARGETS:
+        problems.append(f"scale-event state has more than {MAX_TARGETS} targets; the rest ignored")
     return out, problems
 
 
@@ -155,9 +149,3 @@ def _events(value: Any, name: str) -> tuple[Event, ...]:
             raise ValueError(f"{name}: {str(c)[:40]} is not a number of replicas")
         out.append((float(t), c))
     return tuple(sorted(out))
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str) or not value or len(value) > MAX_TEXT:
-        raise ValueError(f"key: not a text of 1 to {MAX_TEXT} characters")
-    return value
