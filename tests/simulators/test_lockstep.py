@@ -81,8 +81,10 @@ def test_each_lockstep_run_reports_its_own_progress():
     seen: dict[str, list[int]] = {"policy": [], "hpa": []}
     run_controllers(sc, specs()[:2], on_ticks=[seen["policy"].append, seen["hpa"].append], chunk_ticks=50,
                     keep_records=False)
-    assert seen["policy"] == seen["hpa"] and seen["policy"][-1] == sc.tick_count
-    assert seen["policy"] == sorted(seen["policy"])
+    every = max(1, sc.tick_count // 200)
+    for calls in seen.values():  # each at the first tick of its own run at or past each mark
+        assert calls[0] == 1 and calls[-1] == sc.tick_count
+        assert (np.diff(calls[:-1]) >= every).all() and len(calls) >= sc.tick_count // (every + 3)
 
 
 def test_simulate_runs_its_controllers_in_lockstep_over_one_load(monkeypatch):

@@ -137,17 +137,41 @@ def test_tick_runs_do_not_depend_on_where_chunks_are_cut(monkeypatch, chunk_tick
     assert_same_runs(monkeypatch, scenario(duration="20m"), controllers()[:2], chunk_ticks=chunk_ticks)
 
 
-def test_progress_calls_see_every_tick_they_saw_before(monkeypatch):
-    """A run ends at each tick with a progress call: the calls come at the same ticks, in order."""
+def progress_of(monkeypatch, sc, spec, on: bool) -> tuple[list[int], int]:
+    """(the ticks of the progress calls, the compiled step calls) of ``spec``'s run."""
+    calls, steps = [], []
+    step_ticks = SimCluster.step_ticks
+
+    def counted(self, *args):
+        steps.append(1)
+        return step_ticks(self, *args)
+
+    monkeypatch.setattr(SimCluster, "step_ticks", counted)
+    run_controllers(sc, [spec], on_ticks=[calls.append if on else None], keep_records=False)
+    return calls, len(steps)
+
+
+@pytest.mark.parametrize("index", [pytest.param(0, id="policy"), pytest.param(4, id="fixed")])
+def test_progress_comes_about_200_times_in_order_and_never_cuts_a_run(monkeypatch, index):
+    """Progress is called at the first tick at or past each mark (every T // 200 ticks), the
+    last tick included; with control cycles (every 3 ticks here, marks every 2) it rides on the
+    runs the cycles make instead of cutting them: as many compiled steps as without progress.
+    A run without cycles (fixed replicas) ends its runs at the marks, so its calls are exact."""
     monkeypatch.setattr(compiled, "switch", "1")
-    sc = scenario(duration="20m")
-    seen = {}
-    for tick_runs in (True, False):
-        monkeypatch.setattr(_ControllerRun, "TICK_RUNS", tick_runs)
-        calls = []
-        run_controllers(sc, controllers()[:1], on_ticks=[calls.append], keep_records=False)
-        seen[tick_runs] = calls
-    assert seen[True] == seen[False] and seen[True][-1] == sc.tick_count
+    sc = scenario(duration="40m")
+    every = sc.tick_count // 200
+    assert every == 2  # the case that cut the runs in half
+    spec = controllers()[index]
+    calls, steps = progress_of(monkeypatch, sc, spec, True)
+    _, steps_without = progress_of(monkeypatch, sc, spec, False)
+    assert calls[0] == 1 and calls[-1] == sc.tick_count
+    gaps = np.diff(calls)
+    assert (gaps[:-1] >= every).all() and (gaps > 0).all(), calls
+    assert (gaps <= every + 2).all(), calls  # each within a run (3 ticks at most) of its mark
+    if spec.kind == "fixed":
+        assert calls == list(range(1, sc.tick_count, every)) + [sc.tick_count]
+    else:
+        assert steps == steps_without and 100 <= len(calls) <= 201, (steps, steps_without, len(calls))
 
 
 def test_the_numpy_path_steps_every_tick_alone(monkeypatch):
