@@ -70,7 +70,8 @@ def backtest(
     from controller.adapters.prometheus import PrometheusSource
     from controller.errors import BacktestError
     from controller.policy import parse_duration
-    from controller.runtime.backtest import MAX_WINDOW_S, blind_policies, parse_time, sample_notes, stream_backtest
+    from controller.runtime.backtest import (MAX_WINDOW_S, blind_policies, history_notes, parse_time, sample_notes,
+                                             stream_backtest)
     from controller.runtime.reconciler import RuntimePolicy
     from simulators.backtest_report import Backtest, actual_notes, write_outputs
 
@@ -130,8 +131,9 @@ def backtest(
         # what the blind policies' own queries gave: not the other policies' (a set's), whose
         # gaps at their own workloads would read as this policy's
         at = [i for i, p in enumerate(flat) if any(p is q for q in unseeing)]
-        gave = sample_notes([flat[i] for i in at], data, labels, [named[i] for i in at], [selects[i] for i in at],
-                            owners=sets[0], replicas_of_selected=True)
+        # the late start first: the query notes below leave out the times before it
+        gave = history_notes(data) + sample_notes([flat[i] for i in at], data, labels, [named[i] for i in at],
+                                                  [selects[i] for i in at], owners=sets[0], replicas_of_selected=True)
         fail([f"{', '.join(blind)}: no usable sample of its metrics from {start} to "
               f"{end}, so nothing to score. What the queries gave:", *(f"  {line}" for line in gave)])
     notes = replay_notes(data, runs, flat, mine, theirs, step_s) + skipped
