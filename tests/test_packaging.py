@@ -117,6 +117,18 @@ def test_bundled_policies_and_schema_are_installed_and_validate(installed):
     assert proc.stdout.startswith("mine.yaml: ok, 1 policy (web-rps:")
 
 
+def test_validate_takes_a_shipped_example_by_name(installed):
+    """The docs' `setpoint validate policies/...` outside a checkout (no policies/ folder here):
+    the installed example of that name, as -p takes it (was: exit 2, does not exist)."""
+    venv, work, env = installed
+    assert not (work / "policies").exists()
+    proc = run([venv / "bin" / "setpoint", "validate", "policies/setpoint-healing.yaml", "web-rps"], work, env=env)
+    healing, web = proc.stdout.splitlines()
+    site = venv / "lib"
+    assert Path(healing.split(":")[0]).is_relative_to(site) and ": ok, 1 policy (setpoint-healing:" in healing
+    assert web.split(":")[0].endswith("setpoint_policies/web-rps.yaml") and ": ok, 1 policy (web-rps:" in web
+
+
 def test_a_missing_trace_names_the_environment_variable(installed):
     """Traces are never bundled: an installed copy looks in $SETPOINT_TRACES_DIR, else ../shared."""
     venv, work, env = installed

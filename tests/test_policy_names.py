@@ -53,3 +53,133 @@ def test_simulate_takes_a_shipped_example_by_name(tmp_path, monkeypatch):
     assert (tmp_path / "out" / "result.json").is_file()
     wrong = CliRunner().invoke(app, ["simulate", "steady", "-p", "web-rpss"])
     assert wrong.exit_code == 2 and "web-rpss does not exist, and no example policy" in wrong.output
+
+
+# --- every command that takes policy files resolves names alike ------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+PROMETHEUS = ["--prometheus", "http://127.0.0.1:9"]
+#: Every option and argument that takes policy files: (command, its command line with {P} for the
+#: policy given to it, the parameter that receives it).
+POLICY_PARAMETERS = [
+    ("validate", ["validate", "{P}"], "paths"),
+    ("run", ["run", "--policies", "{P}", *PROMETHEUS], "policies"),
+    ("simulate", ["simulate", "-p", "{P}"], "policy"),
+    ("simulate", ["simulate", "--hpa-policy", "{P}"], "hpa_policy"),
+    ("warm", ["warm", "-p", "{P}"], "policy"),
+    ("warm", ["warm", "--hpa-policy", "{P}"], "hpa_policy"),
+    ("sweep", ["sweep", "steady", "-p", "{P}"], "policy"),
+    ("sweep", ["sweep", "steady", "--hpa-policy", "{P}"], "hpa_policy"),
+    ("tune", ["tune", "{P}", "-s", "steady"], "policy"),
+    ("tune", ["tune", "web-rps", "-s", "steady", "--hpa-policy", "{P}"], "hpa_policy"),
+    ("backtest", ["backtest", "-p", "{P}", *PROMETHEUS, "--from", "now-1h"], "policy"),
+    ("backtest", ["backtest", "-p", "web-rps", *PROMETHEUS, "--from", "now-1h", "--compare", "{P}"], "compare"),
+]
+PARAMETER_IDS = [f"{c}-{p}" for c, _, p in POLICY_PARAMETERS]
+WHERE = [pytest.param(True, id="from-the-repo"), pytest.param(False, id="elsewhere-no-policies-folder")]
+
+
+def command_of(name: str):
+    import click
+    import typer.main
+
+    group = typer.main.get_command(app)
+    return group.get_command(click.Context(group), name)
+
+
+def parsed(args: list[str], given: str) -> dict:
+    """The parameters of the command line ``args`` (``{P}``: ``given``), parsed and not run."""
+    args = [given if a == "{P}" else a for a in args]
+    return command_of(args[0]).make_context(args[0], args[1:]).params
+
+
+def in_folder(monkeypatch, tmp_path, repo: bool) -> None:
+    """Work from the repository (its policies/ folder there) or from an empty folder (a wheel's case)."""
+    monkeypatch.chdir(REPO if repo else tmp_path)
+    assert (Path("policies") / "web-rps.yaml").is_file() == repo
+
+
+@pytest.mark.parametrize("repo", WHERE)
+@pytest.mark.parametrize("given", ["web-rps", "web-rps.yaml", "policies/web-rps.yaml"])
+@pytest.mark.parametrize("command, args, parameter", POLICY_PARAMETERS, ids=PARAMETER_IDS)
+def test_every_policy_parameter_takes_a_shipped_example_by_name(tmp_path, monkeypatch, repo, given, command, args,
+                                                                 parameter):
+    """validate, run --policies and backtest --compare refused these names (validate, run: exit 2,
+    'does not exist'; --compare: exit 1) while -p of simulate, sweep and backtest took them."""
+    in_folder(monkeypatch, tmp_path, repo)
+    value = parsed(args, given)[parameter]
+    value = value[0] if isinstance(value, list) else value
+    assert Path(value).resolve() == bundled_policy("web-rps.yaml").resolve()
+
+
+@pytest.mark.parametrize("repo", WHERE)
+@pytest.mark.parametrize("command, args, parameter", POLICY_PARAMETERS, ids=PARAMETER_IDS)
+def test_a_wrong_name_gets_the_same_usage_error_everywhere(tmp_path, monkeypatch, repo, command, args, parameter):
+    in_folder(monkeypatch, tmp_path, repo)
+    line = [a.replace("{P}", "web-rpss") for a in args]
+    result = CliRunner().invoke(app, line, env={"COLUMNS": "1000"})
+    assert result.exit_code == 2, result.output
+    assert ("web-rpss does not exist, and no example policy that ships with Setpoint is named so (they are: "
+            f"{', '.join(bundled_policy_names())})") in " ".join(result.output.split())
+
+
+def test_the_table_holds_every_parameter_that_takes_policy_files():
+    """A parameter naming policies (or --compare) without the one resolver would take no names."""
+    import click
+    import typer.main
+
+    from controller.cli.backtest import compare_option
+
+    group = typer.main.get_command(app)
+    found, unresolved = set(), []
+    for name in group.list_commands(click.Context(group)):
+        for param in getattr(command_of(name), "params", []):
+            parser = getattr(param.type_descriptor.parameter_info, "parser", None)
+            if parser in (policy_path, policy_file, compare_option):
+                found.add((name, param.name))
+            elif "polic" in param.name or param.name == "compare":
+                unresolved.append((name, param.name))
+    assert found == {(c, p) for c, _, p in POLICY_PARAMETERS} and not unresolved, unresolved
+
+
+@pytest.mark.parametrize("command", sorted({c for c, _, _ in POLICY_PARAMETERS}))
+def test_help_says_that_a_shipped_example_name_is_taken(command):
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "100"})
+    text = " ".join(result.output.split())
+    assert text.count("the name of an example that ships with Setpoint") == \
+        sum(c == command for c, _, _ in POLICY_PARAMETERS), text
+
+
+@pytest.mark.parametrize("repo, shown", [pytest.param(True, "policies/setpoint-healing.yaml", id="from-the-repo"),
+                                         pytest.param(False, str(bundled_policy("setpoint-healing.yaml")),
+                                                      id="elsewhere-no-policies-folder")])
+def test_validate_checks_a_shipped_example_by_name(tmp_path, monkeypatch, repo, shown):
+    in_folder(monkeypatch, tmp_path, repo)
+    result = CliRunner().invoke(app, ["validate", "policies/setpoint-healing.yaml"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"{shown}: ok, 1 policy (setpoint-healing:")
+
+
+@pytest.mark.parametrize("given, example", [pytest.param("setpoint-healing", True, id="a-shipped-example"),
+                                            pytest.param("mine.yaml", False, id="a-file-of-ones-own")])
+def test_run_logs_that_it_runs_a_shipped_example(tmp_path, given, example):
+    """An operator must see at start-up that the policy running is a shipped example, not theirs.
+    (The run then stops at the kubeconfig: nothing else is needed here.)"""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "mine.yaml").write_text(bundled_policy("setpoint-healing.yaml").read_text())
+    proc = subprocess.run([sys.executable, "-m", "controller.cli", "run", "--once", "--policies", given, *PROMETHEUS,
+                           "--kubeconfig", os.devnull], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    first = json.loads(proc.stderr.splitlines()[0]) if proc.stderr.startswith("{") else {}
+    shipped = bundled_policy("setpoint-healing.yaml")
+    if example:
+        assert first["level"] == "warning" and first["file"] == str(shipped), proc.stderr
+        assert first["message"] == (f"{shipped} is the example policy setpoint-healing.yaml that ships with Setpoint, "
+                                    "not a file of yours")
+    else:
+        assert "ships with Setpoint" not in proc.stderr, proc.stderr

@@ -8,12 +8,18 @@ from typing import Annotated, Optional
 
 import typer
 
-from controller.cli.common import fail, out_folder, output_folder, policy_path, prometheus_config, table_console
+from controller.cli.common import (EXAMPLES_HELP, fail, out_folder, output_folder, policy_path, prometheus_config,
+                                   table_console)
 from controller.cli.root import app
 
 #: --prometheus-timeout's default: Prometheus' own --query.timeout default (2 min), after which it
 #: stops evaluating a query anyway.
 DEFAULT_TIMEOUT_S = 120.0
+
+
+def compare_option(value: str) -> str:
+    """``--compare``: ``hpa``, or a policy file or folder as ``-p`` takes it (an example's name too)."""
+    return value if value == "hpa" else str(policy_path(value))
 
 
 @app.command(short_help="Replay policies on past Prometheus data and score them.")
@@ -22,15 +28,16 @@ def backtest(
         "--policy", "-p", parser=policy_path, metavar="PATH",
         help="A policy file, a file of several, or a folder (every *.yaml / *.yml in it, as run --policies "
              "reads it); repeat for more. Several scaling policies replay together as setpoint run runs them; "
-             "health-only policies are skipped (a backtest replays scaling).")],
+             "health-only policies are skipped (a backtest replays scaling). " + EXAMPLES_HELP)],
     prometheus: Annotated[str, typer.Option(help="Prometheus base URL holding the history.")],
     start: Annotated[str, typer.Option(
         "--from", help="Start: 2026-11-30T12:00:00Z, epoch seconds, or now-7d.")],
     end: Annotated[str, typer.Option("--to", help="End, in the same forms (now for now).")] = "now",
     step: Annotated[str, typer.Option(help="Resolution of the range queries, e.g. 15s.")] = "15s",
     compare: Annotated[Optional[str], typer.Option(
+        parser=compare_option, metavar="hpa|PATH",
         help="hpa (each policy as HPA would run it, together as a set), or a second policy file or folder "
-             "replayed side by side.")] = None,
+             "replayed side by side. " + EXAMPLES_HELP)] = None,
     out: Annotated[Optional[Path], typer.Option(
         "--out", "-o", parser=output_folder, metavar="FOLDER", help="Folder for result.json, timeline.csv and report.html (nothing written without it).")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html (plots).")] = True,
@@ -70,7 +77,8 @@ def backtest(
     from controller.adapters.prometheus import PrometheusSource
     from controller.errors import BacktestError
     from controller.policy import parse_duration
-    from controller.runtime.backtest import MAX_WINDOW_S, blind_policies, parse_time, sample_notes, stream_backtest
+    from controller.runtime.backtest import (MAX_WINDOW_S, blind_policies, history_notes, parse_time, sample_notes,
+                                             stream_backtest)
     from controller.runtime.reconciler import RuntimePolicy
     from simulators.backtest_report import Backtest, actual_notes, write_outputs
 
@@ -130,8 +138,9 @@ def backtest(
         # what the blind policies' own queries gave: not the other policies' (a set's), whose
         # gaps at their own workloads would read as this policy's
         at = [i for i, p in enumerate(flat) if any(p is q for q in unseeing)]
-        gave = sample_notes([flat[i] for i in at], data, labels, [named[i] for i in at], [selects[i] for i in at],
-                            owners=sets[0], replicas_of_selected=True)
+        # the late start first: the query notes below leave out the times before it
+        gave = history_notes(data) + sample_notes([flat[i] for i in at], data, labels, [named[i] for i in at],
+                                                  [selects[i] for i in at], owners=sets[0], replicas_of_selected=True)
         fail([f"{', '.join(blind)}: no usable sample of its metrics from {start} to "
               f"{end}, so nothing to score. What the queries gave:", *(f"  {line}" for line in gave)])
     notes = replay_notes(data, runs, flat, mine, theirs, step_s) + skipped
@@ -192,8 +201,6 @@ def _compare_set(compare: str | None, mine: list) -> list | None:
         return None
     if compare == "hpa":
         return [hpa_counterpart(p) if len(mine) == 1 else hpa_counterpart(p, name=p.name) for p in mine]
-    if not Path(compare).exists():
-        fail([f"--compare: expected hpa, a policy file or a folder of them, got {compare!r}"])
     theirs, skipped = scaling_set([Path(compare)], "--compare")
     for note in skipped:
         typer.echo(f"--compare: {note}", err=True)

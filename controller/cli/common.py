@@ -154,6 +154,11 @@ def parse_log_level(value: str) -> str:
     return value.strip().upper()
 
 
+#: Said in the help of every option and argument that takes policy files (``policy_path`` reads them).
+EXAMPLES_HELP = ("Where no such file exists, the name of an example that ships with Setpoint (setpoint-healing, or "
+                 "policies/setpoint-healing.yaml as the docs write it; a wrong name lists them).")
+
+
 def policy_file(value: str) -> Path:
     """``-p FILE``: a policy file, or the name of an example policy that ships with Setpoint
     (``setpoint-healing.yaml``, ``setpoint-healing``, or as the docs write it,
@@ -166,7 +171,8 @@ def policy_file(value: str) -> Path:
 
 
 def policy_path(value: str) -> Path:
-    """``-p PATH``: as :func:`policy_file`, or a folder of policy files."""
+    """``-p PATH``: as :func:`policy_file`, or a folder of policy files. The ``parser`` of every
+    option and argument taking policy files or folders, so that all resolve names alike."""
     from controller.bundled import bundled_policy, bundled_policy_names
 
     path = Path(value)

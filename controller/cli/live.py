@@ -15,7 +15,7 @@ from typing import Annotated, Callable, NamedTuple, Optional
 
 import typer
 
-from controller.cli.common import fail, numpy_unless_asked, parse_log_level, prometheus_config
+from controller.cli.common import EXAMPLES_HELP, fail, numpy_unless_asked, parse_log_level, policy_path, prometheus_config
 from controller.cli.root import app
 
 log = logging.getLogger("setpoint.cli")
@@ -24,9 +24,10 @@ log = logging.getLogger("setpoint.cli")
 @app.command(short_help="Run the controller against Prometheus and Kubernetes.")
 def run(
     policies: Annotated[list[Path], typer.Option(
-        "--policies", "-p", exists=True, help="Policy files or folders (repeatable). Reloaded when they change; "
-                                              "an invalid change keeps the last good policies, and so does a "
-                                              "restart: the leader keeps a copy of them on the cluster.")],
+        "--policies", "-p", parser=policy_path, metavar="PATH",
+        help="Policy files or folders (repeatable). Reloaded when they change; an invalid change keeps the last "
+             "good policies, and so does a restart: the leader keeps a copy of them on the cluster. "
+             + EXAMPLES_HELP + " Running one is logged as such at start-up.")],
     prometheus: Annotated[str, typer.Option(help="Prometheus base URL, e.g. http://prometheus.monitoring:9090")],
     kubeconfig: Annotated[Optional[Path], typer.Option(
         exists=True, dir_okay=False, help="Kubeconfig file (default: in-cluster config, else ~/.kube/config).")] = None,
@@ -122,6 +123,7 @@ def run(
     from controller.runtime.telemetry import Telemetry, configure_json_logging
 
     configure_json_logging(parse_log_level(log_level))
+    log_shipped_examples(policies)
     if not math.isfinite(qps):  # inf passes the option's min
         fail([f"--qps: expected a number of requests per second >= 0, got {qps}"])
     # Live cycles decide on numpy unless SETPOINT_COMPILED=1: a cycle of 10,000 targets takes ~9 ms
@@ -211,6 +213,18 @@ def run(
     watchdog.cancel()
     if finished != [True]:  # a cycle is stuck on a request: its worker thread would hold the exit
         _exit_now(0)
+
+
+def log_shipped_examples(paths: list[Path]) -> None:
+    """A warning per path that is an example policy shipped with Setpoint (a name ``--policies``
+    resolved, or their folder): the operator must see it is not a file of theirs."""
+    from controller.bundled import is_bundled_policy
+
+    for path in paths:
+        if is_bundled_policy(path):
+            log.warning("%s is %s that ships with Setpoint, not a file of yours", path,
+                        "the folder of the example policies" if path.is_dir() else f"the example policy {path.name}",
+                        extra={"file": str(path)})
 
 
 class LeaseTimings(NamedTuple):

@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from controller.cli.common import fail, out_folder, output_file, output_folder, refuse_overwrite
+from controller.cli.common import (EXAMPLES_HELP, fail, out_folder, output_file, output_folder, policy_path,
+                                   refuse_overwrite)
 from controller.cli.root import app
 from controller.policy import check_policies, policy_json_schema_text
 from controller.policy.schema_export import SCHEMA_FILE
@@ -27,8 +28,8 @@ class ValidateFormat(str, Enum):
 @app.command(short_help="Check policy files and report every error.")
 def validate(
     paths: Annotated[list[Path], typer.Argument(
-        exists=True, metavar="PATH",
-        help="Policy files, or folders whose *.yaml and *.yml files are read (not recursively).")],
+        parser=policy_path, metavar="PATH",
+        help="Policy files, or folders whose *.yaml and *.yml files are read (not recursively). " + EXAMPLES_HELP)],
     strict: Annotated[bool, typer.Option(
         "--strict", help="Exit 1 on warnings too (a value that reads like the other unit of its query).")] = False,
     output: Annotated[ValidateFormat, typer.Option(
@@ -60,8 +61,9 @@ def validate(
 
     and leave the exit status 0, or 1 with --strict.
 
-    A PATH that does not exist: exit 2 (usage error). --format github and json
-    keep these exit codes.
+    A PATH that is neither a file, a folder nor the name of a shipped example: exit
+    2 (usage error), listing the examples. --format github and json keep these exit
+    codes.
     """
     check = check_policies(paths)
     if output != ValidateFormat.TEXT:

@@ -9,8 +9,9 @@ from typing import Annotated, Optional
 import typer
 
 from controller.bundled import bundled_policy
-from controller.cli.common import (DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, Scaler, equal_cost_cells, fail, out_folder,
-                                   output_file, output_folder, policy_file, refuse_overwrite, table_console, worker_count)
+from controller.cli.common import (DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, EXAMPLES_HELP, Scaler, equal_cost_cells, fail,
+                                   out_folder, output_file, output_folder, policy_file, refuse_overwrite, table_console,
+                                   worker_count)
 from controller.cli.root import app
 
 
@@ -28,8 +29,8 @@ def sweep(
         metavar="SCENARIO...", help="Scenario files or bundled names.")],
     policy: Annotated[list[Path], typer.Option(
         "--policy", "-p", parser=policy_file, metavar="FILE", show_default=f"bundled {DEFAULT_SIM_POLICY}",
-        help="A policy file (one scaling policy, or one health-only policy run beside --scaler), or the name "
-             "of an example that ships with Setpoint (web-rps); repeat for several.")] = [],
+        help="A policy file (one scaling policy, or one health-only policy run beside --scaler); repeat for "
+             "several. " + EXAMPLES_HELP)] = [],
     set_: Annotated[list[str], typer.Option(
         "--set", metavar="PATH=VALUES", help="Vary a field of the policy: PATH=50..90:10 (both ends included), "
                                              "PATH=5m,10m,20m, PATH=x0.8,x1.2 (the file's value times each) or "
@@ -49,7 +50,7 @@ def sweep(
         help="Also run the hpa preset at each --frontier-targets CPU target: HPA's frontier on every scenario.")] = True,
     hpa_policy: Annotated[Optional[Path], typer.Option(
         "--hpa-policy", parser=policy_file, metavar="FILE", show_default=f"bundled {DEFAULT_HPA_POLICY}",
-        help="The preset: hpa policy of the frontier.")] = None,
+        help="The preset: hpa policy of the frontier. " + EXAMPLES_HELP)] = None,
     frontier_targets: Annotated[str, typer.Option(
         "--frontier-targets", help="CPU utilization targets (percent) of HPA's frontier.")] = "40,50,60,70,80",
     out: Annotated[Path, typer.Option(
@@ -168,7 +169,7 @@ def _print_sweep(result: dict) -> None:
 
 @app.command(short_help="Search a policy's parameters for the fewest replica-hours within an SLO budget.")
 def tune(
-    policy: Annotated[Path, typer.Argument(parser=policy_file, metavar="POLICY", help="The policy to tune (one scaling policy).")],
+    policy: Annotated[Path, typer.Argument(parser=policy_file, metavar="POLICY", help="The policy to tune (one scaling policy). " + EXAMPLES_HELP)],
     scenarios: Annotated[list[str], typer.Option(
         "--scenarios", "-s", help="Training scenarios (files or bundled names); repeat, or separate with commas.")],
     holdout: Annotated[list[str], typer.Option(
@@ -199,7 +200,7 @@ def tune(
         "--ray", envvar="RAY_ADDRESS", metavar="ADDRESS", help="Run the cells on this Ray cluster (see sweep).")] = None,
     hpa_policy: Annotated[Optional[Path], typer.Option(
         "--hpa-policy", parser=policy_file, metavar="FILE", show_default=f"bundled {DEFAULT_HPA_POLICY}",
-        help="The preset: hpa policy of the HPA budget.")] = None,
+        help="The preset: hpa policy of the HPA budget. " + EXAMPLES_HELP)] = None,
     out: Annotated[Optional[Path], typer.Option(
         "--out", "-o", parser=output_file, metavar="FILE", help="The tuned policy file (default: POLICY-tuned.yaml in the working "
                                             "directory).")] = None,

@@ -10,9 +10,9 @@ from typing import Annotated, Optional
 import typer
 
 from controller.bundled import bundled_policy
-from controller.cli.common import (DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, Scaler, equal_cost_cells, fail,
-                                   numpy_unless_asked, one_policy, out_folder, output_folder, policy_file, policy_under_test,
-                                   table_console)
+from controller.cli.common import (DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, EXAMPLES_HELP, Scaler, equal_cost_cells, fail,
+                                   numpy_unless_asked, one_policy, out_folder, output_folder, policy_file,
+                                   policy_under_test, table_console)
 from controller.cli.progress import PROGRESS_REDRAW_S
 from controller.cli.root import app
 
@@ -29,14 +29,13 @@ def simulate(
     policy: Annotated[Optional[Path], typer.Option(
         "--policy", "-p", parser=policy_file, metavar="FILE", show_default=f"bundled {DEFAULT_SIM_POLICY}",
         help="The policy under test: one scaling policy, or one health-only policy (no scaling section), run "
-             "beside what scales the workload (--scaler). A file, or the name of an example that ships with "
-             "Setpoint (setpoint-healing, policies/web-rps.yaml).")] = None,
+             "beside what scales the workload (--scaler). " + EXAMPLES_HELP)] = None,
     baseline: Annotated[list[str], typer.Option(
         "--baseline", "-b", help="Baselines run in the same simulation: hpa, fixed-max, oracle. Repeat the option "
                                  "or separate them with commas for several.")] = ["hpa", "oracle"],
     hpa_policy: Annotated[Optional[Path], typer.Option(
         "--hpa-policy", parser=policy_file, metavar="FILE", show_default=f"bundled {DEFAULT_HPA_POLICY}",
-        help="The preset: hpa policy used as the hpa baseline.")] = None,
+        help="The preset: hpa policy used as the hpa baseline. " + EXAMPLES_HELP)] = None,
     scaler: Annotated[Optional[Scaler], typer.Option(
         "--scaler", case_sensitive=False, show_default="hpa",
         help="For a health-only policy, or given with a policy that also scales (its scaling section is then set aside: "
@@ -285,10 +284,10 @@ def _print_scores(result) -> None:
 def warm(
     policy: Annotated[Optional[Path], typer.Option(
         "--policy", "-p", parser=policy_file, metavar="FILE", show_default=f"bundled {DEFAULT_SIM_POLICY}",
-        help="A policy whose kernels to compile too (one scaling policy).")] = None,
+        help="A policy whose kernels to compile too (one scaling policy). " + EXAMPLES_HELP)] = None,
     hpa_policy: Annotated[Optional[Path], typer.Option(
         "--hpa-policy", parser=policy_file, metavar="FILE", show_default=f"bundled {DEFAULT_HPA_POLICY}",
-        help="The preset: hpa policy of the hpa baseline.")] = None,
+        help="The preset: hpa policy of the hpa baseline. " + EXAMPLES_HELP)] = None,
 ) -> None:
     """Compile (or load from numba's disk cache) every kernel that simulations, sweeps, tuning and
     backtests use, by running a five-minute, two-service scenario through the policy, the same

@@ -35,6 +35,7 @@ import numpy as np
 from controller.core.scaling.params import MetricKind, PolicyParams
 from controller.core.scaling.signal import read_signal
 from controller.model import Action, ActionKind, TargetRef, TargetSelector
+from controller.policy.durations import format_duration
 from controller.ports import ClusterView, Samples
 from controller.runtime.claims import TargetClaims
 from controller.runtime.reconciler import Reconciler, RuntimePolicy
@@ -221,7 +222,9 @@ class SampleCounts:
     at most ``series`` at once, differing in the ``differing`` labels), with a NaN or infinite
     value, with a negative one and with an implausible one; and samples dropped for a time off
     the window (``outside``). The classes are the live path's: ``Samples``' present and conflict,
-    then ``read_signal``.
+    then ``read_signal``. ``leading`` (N,): the missing times before the query's first sample at
+    each target (all of them without one), which a late start may explain (``after_late_start``);
+    ``covered`` (N,), set by it: the times each target's notes count over (None: all ``times``).
 
     What is implausible depends on the metric that reads the query (core/scaling/signal.py), and
     policies that share a query may bound it differently: ``above`` holds the B distinct bounds
@@ -239,22 +242,35 @@ class SampleCounts:
     series: np.ndarray
     differing: list[set]
     above: tuple[float, ...] = (math.inf,)
+    leading: np.ndarray | None = None
+    covered: np.ndarray | None = None
 
     @classmethod
     def none(cls, n: int, above: Sequence[float] = (math.inf,)) -> "SampleCounts":
         above = tuple(above) or (math.inf,)
-        per_bound, per_target = np.zeros((2, len(above), n), np.int64), np.zeros((6, n), np.int64)
+        per_bound, per_target = np.zeros((2, len(above), n), np.int64), np.zeros((7, n), np.int64)
         return cls(0, usable=per_bound[0], missing=per_target[0], conflicting=per_target[1],
                    nonfinite=per_target[2], negative=per_target[3], implausible=per_bound[1],
-                   outside=per_target[4], series=per_target[5], differing=[set() for _ in range(n)], above=above)
+                   outside=per_target[4], series=per_target[5], differing=[set() for _ in range(n)], above=above,
+                   leading=per_target[6])
 
     def subset(self, cols: np.ndarray) -> "SampleCounts":
         """These counts for the targets ``cols`` (indexes) only."""
+        def of(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[cols]
+
         return replace(self, usable=self.usable[:, cols], missing=self.missing[cols],
                        conflicting=self.conflicting[cols], nonfinite=self.nonfinite[cols],
                        negative=self.negative[cols], implausible=self.implausible[:, cols],
                        outside=self.outside[cols], series=self.series[cols],
-                       differing=[self.differing[i] for i in cols])
+                       differing=[self.differing[i] for i in cols], leading=of(self.leading), covered=of(self.covered))
+
+    def after_late_start(self, late: np.ndarray) -> "SampleCounts":
+        """These counts without the first ``late[i]`` times of each target where the query had no
+        sample yet (``late_start_times``: a start that its own note states once): ``missing`` less
+        them, ``covered`` the times left. A query whose first sample came later still keeps that gap."""
+        skipped = np.minimum(np.asarray(late, np.int64), self.leading)
+        return replace(self, missing=self.missing - skipped, covered=self.times - skipped)
 
     def row(self, above: float) -> int:
         """The row of ``usable`` and ``implausible`` for the bound ``above``."""
@@ -262,6 +278,10 @@ class SampleCounts:
 
     def add(self, grid: Gridded, block: int = 512) -> None:
         """Count one segment's grid (``block`` rows at a time: read_signal copies what it reads)."""
+        waiting = self.leading == self.times  # no sample at the target in the segments before
+        sampled = grid.count > 0
+        first = np.where(sampled.any(axis=0), sampled.argmax(axis=0), grid.count.shape[0])
+        self.leading[waiting] += first[waiting]
         self.times += grid.values.shape[0]
         for lo in range(0, grid.values.shape[0], block):
             values, count = grid.values[lo:lo + block], grid.count[lo:lo + block]
@@ -284,11 +304,11 @@ class SampleCounts:
               whose: Sequence[str] = ()) -> list[str]:
         """One line per kind of problem, naming the targets it hit and how often. ``whose[b]``:
         who bounds the query at ``above[b]`` (e.g. `` for policy web``), where policies differ."""
-        lines = []
+        lines, times = [], self.times if self.covered is None else self.covered
         for (size, differ), rows in self._conflicts().items():
             differing = f" differing in {', '.join(sorted(differ))}" if differ else ""
             lines.append(f"{what}: {size} conflicting series{differing} for "
-                         f"{_named(targets, rows, self.conflicting, self.times)}: a conflict is never averaged; "
+                         f"{_named(targets, rows, self.conflicting, times)}: a conflict is never averaged; "
                          f"aggregate them, e.g. sum by ({', '.join(labels)}) (...)")
         whose = list(whose) + [""] * (len(self.above) - len(whose))
         implausible = [(f"implausible values above {above:g}{who}", counts)
@@ -297,13 +317,13 @@ class SampleCounts:
                              *implausible):
             if counts.any():
                 lines.append(f"{what}: {kind} (not usable) for "
-                             f"{_named(targets, np.flatnonzero(counts), counts, self.times)}")
+                             f"{_named(targets, np.flatnonzero(counts), counts, times)}")
         if self.outside.any():
             lines.append(f"{what}: samples stamped outside the window (dropped) for "
                          f"{_named(targets, np.flatnonzero(self.outside), self.outside, None)}")
         if self.missing.any():
             lines.append(f"{what}: no sample for "
-                         f"{_named(targets, np.flatnonzero(self.missing), self.missing, self.times)}")
+                         f"{_named(targets, np.flatnonzero(self.missing), self.missing, times)}")
         return lines
 
     def _conflicts(self) -> dict[tuple[int, frozenset], list[int]]:
@@ -313,10 +333,13 @@ class SampleCounts:
         return groups
 
 
-def _named(targets: Sequence[TargetRef], rows, counts: np.ndarray, times: int | None, most: int = 5) -> str:
-    """``shop/web (240 of 241 times), shop/api (3 of 241 times) and 4 more`` (``times`` None: samples)."""
+def _named(targets: Sequence[TargetRef], rows, counts: np.ndarray, times: int | np.ndarray | None,
+           most: int = 5) -> str:
+    """``shop/web (240 of 241 times), shop/api (3 of 241 times) and 4 more`` (``times`` None: samples;
+    (N,): each target's own)."""
     rows = list(rows)
-    shown = [f"{targets[i].key} ({counts[i]} of {times} times)" if times is not None
+    of = np.broadcast_to(times, counts.shape) if times is not None else None
+    shown = [f"{targets[i].key} ({counts[i]} of {of[i]} times)" if of is not None
              else f"{targets[i].key} ({counts[i]} samples)" for i in rows[:most]]
     more = f" and {len(rows) - most} more" if len(rows) > most else ""
     return f"{len(rows)} target(s): " + ", ".join(shown) + more
@@ -853,15 +876,17 @@ def sample_notes(policies: Sequence[RuntimePolicy], data: ReplayData, labels: tu
     the targets policy ``i`` replays on (None: all): a query is judged on the targets of the
     policies that read it only (a set's policies read their own workloads' series).
     ``replicas_of_selected``: the replicas line too names only the targets of ``policies`` (for
-    some policies of a set, e.g. those that saw nothing: not the other policies' workloads)."""
+    some policies of a set, e.g. those that saw nothing: not the other policies' workloads).
+    Times before a target's late start (``late_start_times``) are not counted: ``start_notes`` say so once."""
     names = list(names) if names is not None else [p.name for p in policies]
     queries, replicas_expr, replica_labels = plan_queries(policies, labels, owners)
     what = query_names(policies)
     bounds = query_bounds(policies)
+    late = late_start_times(data)
     lines = []
     for expr in queries:
         if expr in data.samples:
-            counts, targets = _read_by(expr, policies, data, selects)
+            counts, targets = _read_by(expr, data.samples[expr].after_late_start(late), policies, data, selects)
             whose = [""] * len(counts.above)
             if len(counts.above) > 1:
                 whose = [" for " + ", ".join(dict.fromkeys(f"policy {names[i]}" for b, i in bounds.get(expr, ())
@@ -869,7 +894,7 @@ def sample_notes(policies: Sequence[RuntimePolicy], data: ReplayData, labels: tu
                          for above in counts.above]
             lines += counts.notes(what.get(expr, "metric"), targets, labels, whose)
     if replicas_expr in data.samples:
-        counts, targets = data.samples[replicas_expr], data.targets
+        counts, targets = data.samples[replicas_expr].after_late_start(late), data.targets
         if replicas_of_selected and selects and all(chosen is not None for chosen in selects):
             cols = np.flatnonzero(np.any([np.asarray(chosen, bool) for chosen in selects], axis=0))
             counts, targets = counts.subset(cols), [data.targets[i] for i in cols]
@@ -877,10 +902,9 @@ def sample_notes(policies: Sequence[RuntimePolicy], data: ReplayData, labels: tu
     return lines
 
 
-def _read_by(expr: str, policies: Sequence[RuntimePolicy], data: ReplayData,
+def _read_by(expr: str, counts: SampleCounts, policies: Sequence[RuntimePolicy], data: ReplayData,
              selects: Sequence[np.ndarray | None] | None) -> tuple[SampleCounts, list[TargetRef]]:
-    """(the counts of ``expr``, the targets) over the targets of the policies that read it."""
-    counts = data.samples[expr]
+    """(``counts``, those of ``expr``, the targets) over the targets of the policies that read it."""
     if not selects:
         return counts, data.targets
     mask = np.zeros(len(data.targets), bool)
@@ -1129,6 +1153,26 @@ def unselected_notes(run: BacktestRun, targets: Sequence[TargetRef], most: int =
     return [f"{run.name}: {none.size} target(s) no policy of it selects, not replayed in it: {shown}"]
 
 
+def history_start(data: ReplayData) -> float:
+    """The first grid time at which any target has a sample (``data.since_s``); NaN: none has, or
+    not known."""
+    known = data.since_s[np.isfinite(data.since_s)] if data.since_s is not None else np.zeros(0)
+    return float(known.min()) if known.size else math.nan
+
+
+def late_start_times(data: ReplayData) -> np.ndarray:
+    """(N,) the grid times at the start of the window that a late start explains, per target:
+    those before its first sample, or before the history's start for a target without any. The
+    notes of each query leave them out: ``start_notes`` state the late start once, not once per
+    query and per policy."""
+    n = len(data.targets)
+    history = history_start(data)
+    if math.isnan(history) or not data.t_s.size:
+        return np.zeros(n, np.int64)
+    first = np.where(np.isfinite(data.since_s), data.since_s, history)
+    return np.rint((first - data.t_s[0]) / data.step_s).astype(np.int64)
+
+
 def start_notes(data: ReplayData) -> list[str]:
     """Where the replay starts later than the window (``data.since_s``): the history's start when
     no target has a sample before it (Prometheus' retention, or workloads younger than the window),
@@ -1136,23 +1180,34 @@ def start_notes(data: ReplayData) -> list[str]:
     since, t_s = data.since_s, data.t_s
     if since is None or not t_s.size:
         return []
-    lines, known = [], np.isfinite(since)
-    history = float(np.min(since[known])) if known.any() else math.nan
-    if history > t_s[0]:
-        lines.append(f"history starts at {iso(history)}: no sample of the queries or of the replicas that ran "
-                     f"before it (Prometheus' retention, or workloads younger than the window); the replay "
-                     f"starts there")
-    later = np.flatnonzero(known & (since > history))
+    lines, known = history_notes(data), np.isfinite(since)
+    later = np.flatnonzero(known & (since > history_start(data)))
     if later.size:
         shown = ", ".join(f"{data.targets[i].key} from {iso(since[i])}" for i in later[:5])
         more = f" and {later.size - 5} more" if later.size > 5 else ""
-        lines.append(f"{later.size} target(s) replayed from their first sample (no data before it, no replicas "
-                     f"counted): {shown}{more}")
+        lines.append(f"{later.size} target(s) replayed from their first sample (no data before it: no replicas "
+                     f"counted, no missing sample noted): {shown}{more}")
     never = np.flatnonzero(~known)
     if never.size:
         lines.append(f"{never.size} target(s) without any sample in the window, not replayed: "
                      + ", ".join(data.targets[i].key for i in never[:5]) + (" ..." if never.size > 5 else ""))
     return lines
+
+
+def history_notes(data: ReplayData, most: int = 5) -> list[str]:
+    """The note on a history that starts later than the window, once for every query and target:
+    when, how much of the window it leaves out, and the targets (all: none has a sample before it)."""
+    history, t_s = history_start(data), data.t_s
+    if not history > t_s[0]:  # NaN too: no sample at all
+        return []
+    skipped = int(round((history - t_s[0]) / data.step_s))
+    n = len(data.targets)
+    shown = ", ".join(t.key for t in data.targets[:most]) + (f" and {n - most} more" if n > most else "")
+    return [f"history starts at {iso(history)}, {format_duration(history - t_s[0])} into the window: no sample of "
+            f"the queries or of the replicas that ran before it at any of the {n} target(s) ({shown}; Prometheus' "
+            f"retention, or workloads younger than the window); the replay starts there, leaving out the window's "
+            f"first {skipped} of {t_s.size} times ({100 * skipped / t_s.size:.1f}%), which the notes of each query "
+            f"do not count as missing"]
 
 
 def iso(t_s: float) -> str:

@@ -10,6 +10,7 @@ series have no staleness markers, so Prometheus itself reads a sample for 5 minu
 from __future__ import annotations
 
 import csv
+import html
 import json
 import re
 import warnings
@@ -49,6 +50,8 @@ GAPS = {  # deployment: (app_rps sample indexes, kube_deployment_spec_replicas s
 }
 #: namespace young: web from START for 13 h; late created 12.5 h in (after the first 12 h segment).
 YOUNG = {"web": (0, 13 * 240, 2), "late": (12 * 240 + 120, 13 * 240, 5)}  # (first, last sample index, replicas)
+#: namespace tardy, an hour from START: web throughout; api without app_rps for 20 min (15 min answer nothing).
+TARDY = {"web": rows(0, POINTS), "api": rows(0, POINTS, range(80, 160))}  # app_rps; the replicas are all there
 
 
 def history() -> str:
@@ -63,6 +66,10 @@ def history() -> str:
             labels = f'namespace="young",deployment="{name}"'
             value = "150" if family == "app_rps" else str(replicas)
             lines += [f"{family}{{{labels}}} {value} {START + 15 * k:.0f}" for k in range(first, last)]
+        for name, ks in TARDY.items():
+            labels = f'namespace="tardy",deployment="{name}"'
+            value, ks = ("200", ks) if family == "app_rps" else ("3", rows(0, POINTS))
+            lines += [f"{family}{{{labels}}} {value} {START + 15 * k:.0f}" for k in ks]
     return "\n".join(lines + ["# EOF"]) + "\n"
 
 
@@ -80,14 +87,21 @@ def policy(namespace: str, targets: str) -> str:
             f"target: {{averagePerReplica: 100}}}}\n")
 
 
-def backtest(url: str, text: str, tmp_path, start: float, end: float) -> tuple[int, str, dict | None, str]:
-    """(exit code, output, result.json or None, report.html or "") of ``setpoint backtest``."""
-    (path := tmp_path / "shop.yaml").write_text(text)
+def backtest(url: str, text: str | dict[str, str], tmp_path, start: float, end: float,
+             *extra: str) -> tuple[int, str, dict | None, str]:
+    """(exit code, output, result.json or None, report.html or "") of ``setpoint backtest`` of a
+    policy's ``text``, or of a folder of policies {file name: text}; ``extra``: more options."""
+    if isinstance(text, dict):
+        (path := tmp_path / "policies").mkdir()
+        for name, one in text.items():
+            (path / name).write_text(one)
+    else:
+        (path := tmp_path / "shop.yaml").write_text(text)
     out = tmp_path / "out"
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a numpy warning would have reached the terminal
         result = CliRunner().invoke(app, ["backtest", "-p", str(path), "--prometheus", url, "--from", f"{start:.0f}",
-                                          "--to", f"{end:.0f}", "--prometheus-timeout", "10", "--out", str(out)])
+                                          "--to", f"{end:.0f}", "--prometheus-timeout", "10", "--out", str(out), *extra])
     output = result.output
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         output += f"setpoint: {describe_error(result.exception)[1]}\n"
@@ -172,13 +186,16 @@ SELECTOR = "selector: {matchLabels: {app: shop}}"
 @pytest.mark.parametrize("targets, start, end, code, services, lines, requests", [
     # was: "no targets: ... came back at the start of the window", exit 1 (the first 12 h segment was empty)
     pytest.param(SELECTOR, START - 13 * HOUR, YOUNG_END, 0, ["young/late", "young/web"], [
-        "history starts at 2026-11-01T00:00:00Z: no sample of the queries or of the replicas that ran before it",
-        "1 target(s) replayed from their first sample (no data before it, no replicas counted): young/late from "
-        "2026-11-01T12:30:00Z"], 3 * 2 + 1, id="history-starts-after-from"),
+        "history starts at 2026-11-01T00:00:00Z, 13h into the window: no sample of the queries or of the replicas "
+        "that ran before it at any of the 2 target(s) (young/late, young/web; Prometheus' retention, or workloads "
+        "younger than the window); the replay starts there, leaving out the window's first 3120 of 6240 times "
+        "(50.0%), which the notes of each query do not count as missing",
+        "1 target(s) replayed from their first sample (no data before it: no replicas counted, no missing sample "
+        "noted): young/late from 2026-11-01T12:30:00Z"], 3 * 2 + 1, id="history-starts-after-from"),
     # was: young/late never replayed (not in the first segment)
     pytest.param(SELECTOR, START, YOUNG_END, 0, ["young/late", "young/web"], [
-        "1 target(s) replayed from their first sample (no data before it, no replicas counted): young/late from "
-        "2026-11-01T12:30:00Z"], 2 * 2 + 1, id="deployment-created-mid-window"),
+        "1 target(s) replayed from their first sample (no data before it: no replicas counted, no missing sample "
+        "noted): young/late from 2026-11-01T12:30:00Z"], 2 * 2 + 1, id="deployment-created-mid-window"),
     pytest.param("names: [late, web]", START, YOUNG_END, 0, ["young/late", "young/web"], [
         "young/late from 2026-11-01T12:30:00Z"], 2 * 2, id="named-target-created-mid-window"),
     pytest.param(SELECTOR, START - 30 * HOUR, START - 20 * HOUR, 1, None, [
@@ -201,6 +218,8 @@ def test_targets_come_from_the_whole_window(prom, tmp_path, targets, start, end,
         return
     assert result["scenario"]["services"] == services
     assert "history starts at" not in output or start < START
+    # was: a "no sample" note per query for the times before each one's start (both stated once above)
+    assert not [n for n in result["backtest"]["notes"] if "no sample for" in n]
     hours = {"late": 0.5 * 5, "web": (YOUNG_END + 15 - START) / HOUR * 2}  # what ran, from each one's start
     assert result["controllers"]["actual"]["replica_hours"] == pytest.approx(sum(hours.values()), abs=1e-3)
     assert result["backtest"]["actual_coverage"]["short"] == {}  # known whenever the targets were replayed
@@ -208,6 +227,65 @@ def test_targets_come_from_the_whole_window(prom, tmp_path, targets, start, end,
         late = [(r["time"], r["actual"], r["shop"]) for r in csv.DictReader(f) if r["target"] == "young/late"]
     # nothing before its first sample; then from the 5 replicas that ran, down to the 2 its load needs
     assert late[:2] == [(iso(start), "", ""), ("2026-11-01T12:30:00Z", "5", "5")] and late[-1][2] == "2", late
+
+
+# --- 3. a history that starts later than the window: said once, not once per query -----------------
+
+TARDY_FROM = START - HOUR / 2  # 30 min before the history: 120 of the window's 360 times
+
+
+def tardy_policy(name: str, names: str, metrics: dict[str, str]) -> str:
+    """A policy of namespace tardy on the workloads ``names``, one metric per {name: query}."""
+    lines = "".join(f"      - {{name: {m}, query: '{q}', target: {{averagePerReplica: 100}}}}\n" for m, q in metrics.items())
+    return (f"apiVersion: setpoint/v1\nkind: Policy\nmetadata: {{name: {name}}}\nspec:\n"
+            f"  targets: {{namespace: tardy, names: [{names}]}}\n  interval: 15s\n  replicas: {{min: 1, max: 20}}\n"
+            f"  scaling:\n    metrics:\n{lines}")
+
+
+TARDY_SET = {
+    "back.yaml": tardy_policy("back", "api", {"load": 'sum by (namespace, deployment) (app_rps{namespace="tardy"})'}),
+    "front.yaml": tardy_policy("front", "web, ghost", {"rps": 'app_rps{namespace="tardy"}',
+                                                       "peak": 'max by (namespace, deployment) (app_rps{namespace="tardy"})'}),
+}
+HISTORY_NOTE = ("history starts at 2026-11-01T00:00:00Z, 30m into the window: no sample of the queries or of the "
+                "replicas that ran before it at any of the 3 target(s) (tardy/api, tardy/ghost, tardy/web; "
+                "Prometheus' retention, or workloads younger than the window); the replay starts there, leaving out "
+                "the window's first 120 of 360 times (33.3%), which the notes of each query do not count as missing")
+
+
+@pytest.mark.parametrize("compare", [None, "hpa"])
+def test_a_late_history_is_noted_once_and_real_gaps_still_named(prom, tmp_path, compare):
+    """Three queries of two policies (and the hpa comparison replaying the same), the history 30 min
+    into the window: one note says so, for every target; each query's notes count from there and
+    name what the late start does not explain: api's 15 min without app_rps, ghost never seen."""
+    code, output, result, report = backtest(prom.url, TARDY_SET, tmp_path, TARDY_FROM, END,
+                                            *(["--compare", compare] if compare else []))
+    assert code == 0, output
+    notes = [n for n in result["backtest"]["notes"] if "no sample" in n or "history starts" in n]
+    # was: the history note, then every query's "no sample" note naming every target, 120 times each
+    # before the history (tardy/web (120 of 360 times), tardy/api (180 of 360 times), ...)
+    assert notes == [HISTORY_NOTE,
+                     "metric load: no sample for 1 target(s): tardy/api (60 of 240 times)",
+                     "metric rps: no sample for 1 target(s): tardy/ghost (240 of 240 times)",
+                     "metric peak: no sample for 1 target(s): tardy/ghost (240 of 240 times)",
+                     "the replicas that ran (kube-state-metrics): no sample for 1 target(s): tardy/ghost "
+                     "(240 of 240 times)"]
+    flat = " ".join(output.split())
+    assert all(" ".join(n.split()) in flat for n in notes) and flat.count("history starts at") == 1
+    assert all(n in html.unescape(report) for n in notes)
+
+
+def test_a_blind_policy_error_says_the_late_start_first(prom, tmp_path):
+    """A policy whose metric has no series at all, in a window that starts before the history:
+    the error's account of the queries starts with the history and counts from it."""
+    dark = tardy_policy("dark", "web", {"missing": 'app_missing{namespace="tardy"}'})
+    code, output, _, _ = backtest(prom.url, dark, tmp_path, TARDY_FROM, END)
+    assert code == 1, output
+    flat = " ".join(output.split())
+    # was: no history note, and "(360 of 360 times)": a third of them before any data existed
+    history = HISTORY_NOTE.replace("3 target(s) (tardy/api, tardy/ghost, tardy/web;", "1 target(s) (tardy/web;")
+    assert (f"What the queries gave: {history} metric missing: no sample for 1 target(s): tardy/web "
+            f"(240 of 240 times)") in flat, output
 
 
 @pytest.mark.parametrize("column, most, expected", [
