@@ -74,7 +74,7 @@ def state_keep(policy: "RuntimePolicy") -> tuple[float, str]:
     periods = memory_periods_s(policy)
     if not periods:
         return 0.0, ""
-    why = max(sorted(periods), key=lambda k: periods[k])  # ties: the first name, for a stable log line
+    why = max(periods, key=periods.__getitem__)  # ties: the first in memory_periods_s's order
     return max(periods[why], 0.0), why if periods[why] > 0 else ""
 
 
