@@ -485,7 +485,8 @@ class ControllerService:
         Every policy is compiled and every new reconciler and trigger built before anything is
         swapped; then policies, reconcilers and jobs change together. Any failure keeps the last
         good set whole (policies, state and schedule), logs it, tells the governed workloads
-        with an Event where the cluster can, and sets setpoint_policy_reload_ok to 0.
+        with an Event where the cluster can, and sets setpoint_policy_reload_ok to 0. Then the
+        leader tends the removed policies' state (``tend_removed_state``).
         """
         with self._reload_lock:
             self._keep_last_good()
