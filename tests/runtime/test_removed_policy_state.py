@@ -19,7 +19,7 @@ from controller.runtime.service import ControllerService, ServiceOptions
 from controller.runtime.state_cleanup import LAST_SEEN_MARGIN_S, RETRY_S, RemovedStateCleanup, utc
 from controller.runtime.telemetry import Telemetry
 from simulators.ports import SimMetrics
-from tests.adapters.kube_helpers import official_client, server  # noqa: F401 (fixture)
+from tests.adapters.kube_helpers import official_client, start_server
 
 STATE_NS = "setpoint-system"
 CONTROLLER = f"{STATE_NS}/setpoint"
@@ -46,12 +46,12 @@ class Site:
     """One simulated cluster and a policies folder; each ``controller()`` is a controller process
     (its own client, cluster, state store and service) sharing only what is on the cluster."""
 
-    def __init__(self, server, tmp_path: Path):
-        self.server, self.tmp_path = server, tmp_path
+    def __init__(self, tmp_path: Path):
+        self.server, self.tmp_path = start_server(), tmp_path
         self.folder = tmp_path / "policies"
         self.folder.mkdir()
         self.now = T0
-        world = server.world
+        world = self.server.world
         world.advance(2)
         self.metrics = SimMetrics(world.engine, {"demand_web": "offered_rps", "demand_api": "offered_rps"},
                                   window_s=15, tick_s=world.tick_s)
@@ -95,11 +95,12 @@ class Site:
     def close(self) -> None:
         for c in self.clusters:
             c.close()
+        self.server.stop()
 
 
 @pytest.fixture
-def site(server, tmp_path):
-    s = Site(server, tmp_path)
+def site(tmp_path):
+    s = Site(tmp_path)
     yield s
     s.close()
 
