@@ -8,6 +8,7 @@ of targets passed in: row i is targets[i].
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
@@ -250,12 +251,24 @@ class ListedPodMetricsSource(Protocol):
         ``list_pods`` and ``query_pods``). Raises MetricsUnavailable as ``query_pods``."""
 
 
+class StateDeletion(str, Enum):
+    """What ``StateStore.delete`` did with a payload."""
+
+    DELETED = "deleted"  # it was there, as this store last read or wrote it: deleted now
+    ABSENT = "absent"  # there was none (never saved, or deleted already)
+    CHANGED = "changed"  # written since this store read it (a resourceVersion conflict): left; read it again
+    FOREIGN = "foreign"  # another controller (another store owner) wrote it last: left
+    REHEARSED = "rehearsed"  # a dry run's store: nothing is deleted
+
+
 class StateStore(Protocol):
     """Durable per-policy state that outlives the process (healing budgets, breaker, held
     targets, revision memory): a versioned JSON payload, see controller/core/health_state_codec.
 
-    Both calls raise StateStoreError when the store fails; a conflicting writer is resolved
-    inside ``save`` (re-read, write again), so a saved payload is never silently dropped.
+    Every call raises StateStoreError when the store fails; a conflicting writer is resolved
+    inside ``save`` (re-read, write again), so a saved payload is never silently dropped. A store
+    has an ``owner`` (the controller it belongs to: its Lease's ``NAMESPACE/NAME``), recorded with
+    each payload it saves, so that ``delete`` only ever removes what this controller wrote last.
     """
 
     def load(self, policy: str, part: str = "") -> bytes | str | dict | None:
@@ -264,6 +277,11 @@ class StateStore(Protocol):
 
     def save(self, policy: str, payload: dict, part: str = "") -> None:
         """Replace the payload of ``policy`` (or of its ``part``)."""
+
+    def delete(self, policy: str, part: str = "") -> StateDeletion:
+        """Delete the payload of ``policy`` (or of its ``part``) as this store last loaded or saved
+        it (read now if it did neither), only if no one wrote it since and this store's owner
+        wrote it last: a caller that decides on a payload's content loads it first."""
 
 
 def state_name(policy: str, part: str = "") -> str:

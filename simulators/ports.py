@@ -14,7 +14,7 @@ import numpy as np
 from controller.core.scaling import compiled
 from controller.errors import MetricsUnavailable
 from controller.model import Action, TargetRef, TargetSelector
-from controller.ports import ClusterView, ListedPodSamples, PodSeries, PodView, Samples, state_name
+from controller.ports import ClusterView, ListedPodSamples, PodSeries, PodView, Samples, StateDeletion, state_name
 from simulators import metrics_compiled, streams
 from simulators.cluster import SimCluster
 from simulators.lazy_names import LazyStrings
@@ -261,17 +261,48 @@ class SimMetrics:
 class MemoryStateStore:
     """``StateStore`` port in memory, for simulations (a controller restarted mid-run keeps its
     budgets). Payloads go through JSON text both ways, as on the cluster, so what survives
-    here is exactly what survives a ConfigMap. ``saves`` counts the writes per policy."""
+    here is exactly what survives a ConfigMap. ``saves`` counts the writes per policy.
 
-    def __init__(self):
+    Each payload carries a version (a counter, as a ConfigMap's resourceVersion) and the owner
+    of the store that saved it; ``sharing(owner)`` is another process's handle on the same
+    payloads, remembering its own last reads, so ``delete`` behaves as on the cluster."""
+
+    def __init__(self, owner: str = ""):
+        self.owner = owner
         self._texts: dict[str, str] = {}  # policy, or policy.part -> payload
+        self._stamps: dict[str, tuple[int, str]] = {}  # the same keys -> (version, owner) of the last save
+        self._counter = [0]  # shared by the handles: versions are never reused
         self.saves: dict[str, int] = {}
+        self._seen: dict[str, tuple[int, str] | None] = {}  # key -> stamp this handle last read or wrote
+
+    def sharing(self, owner: str = "") -> "MemoryStateStore":
+        """Another handle on the same payloads (another controller process), with ``owner``."""
+        other = MemoryStateStore(owner)
+        other._texts, other._stamps, other._counter, other.saves = self._texts, self._stamps, self._counter, self.saves
+        return other
 
     def load(self, policy: str, part: str = "") -> str | None:
-        return self._texts.get(state_name(policy, part))
+        key = state_name(policy, part)
+        self._seen[key] = self._stamps.get(key)
+        return self._texts.get(key)
 
     def save(self, policy: str, payload: dict, part: str = "") -> None:
         key = state_name(policy, part)
         self._texts[key] = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        self._counter[0] += 1
+        self._stamps[key] = self._seen[key] = (self._counter[0], self.owner)
         self.saves[key] = self.saves.get(key, 0) + 1
 
+    def delete(self, policy: str, part: str = "") -> StateDeletion:
+        key = state_name(policy, part)
+        if key not in self._seen:
+            self.load(policy, part)
+        seen = self._seen.pop(key)
+        if seen is None or key not in self._texts:
+            return StateDeletion.ABSENT
+        if seen[1] != self.owner:
+            return StateDeletion.FOREIGN
+        if self._stamps[key] != seen:
+            return StateDeletion.CHANGED
+        del self._texts[key], self._stamps[key]
+        return StateDeletion.DELETED

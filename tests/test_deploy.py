@@ -61,6 +61,7 @@ CODE_PATHS = {
     "KubernetesCluster.annotate": "resume",
     "KubernetesStateStore._read": "state",
     "KubernetesStateStore.save": "state",
+    "KubernetesStateStore.delete": "state",  # a removed policy's state, once it no longer matters
 }
 #: Code path -> the role (label setpoint.io/rbac) that must grant its calls. "state": durable
 #: state in the controller's own namespace (ConfigMaps), granted by the base's Role.
@@ -216,7 +217,7 @@ def test_the_scan_finds_every_call_with_its_group_and_code_path():
                   ("", "pods", "delete", "healing"), ("apps", "replicasets", "list", "healing"),
                   ("apps", "statefulsets", "patch", "healing"),
                   ("apps", "statefulsets", "get", "healing"), ("coordination.k8s.io", "leases", "update", "leader-election"),
-                  ("apps", "deployments", "patch", "resume")]:
+                  ("apps", "deployments", "patch", "resume"), ("", "configmaps", "delete", "state")]:
         assert known in calls, known
     with_calls = {where for where, refs in scan.refs.items() if refs}
     assert with_calls - set(CODE_PATHS) == set(), "assign these adapter functions a code path in CODE_PATHS"

@@ -70,6 +70,10 @@ of it beside it (``setpoint-state-<policy>.hands-off``, ``.scale-events``):
 ``read_namespaced_config_map`` to load (404: none yet), ``create_namespaced_config_map`` the
 first time, then ``replace_namespaced_config_map`` carrying the last read resourceVersion; a
 409 re-reads and writes once more (the leader's payload wins, nothing it recorded is lost).
+Each write carries the annotation ``setpoint.io/controller`` (the store's owner: the controller's
+Lease, ``NAMESPACE/NAME``). ``delete_namespaced_config_map`` removes a removed policy's ConfigMap
+with the resourceVersion last read as a precondition (409: someone wrote it since, it is left),
+and only when the annotation names this store's owner (another controller's is never deleted).
 """
 
 from __future__ import annotations
@@ -97,7 +101,7 @@ from kubernetes.client.exceptions import ApiException
 from controller.errors import (ActuationError, ConflictError, Forbidden, KubernetesConfigError, NotFound, NotLeader,
                                PermanentError, StateStoreError, Stopping, Superseded, TemporaryError)
 from controller.model import Action, ActionKind, PodStatus, TargetRef, TargetSelector, TargetStatus
-from controller.ports import ClusterView, state_name
+from controller.ports import ClusterView, StateDeletion, state_name
 
 log = logging.getLogger("setpoint.kubernetes")
 
@@ -934,13 +938,19 @@ def state_config_map_name(policy: str, part: str = "") -> str:
     return STATE_PREFIX + state_name(policy, part)
 
 
+#: The annotation naming the controller (the store's owner) that wrote a state ConfigMap last.
+OWNER_ANNOTATION = "setpoint.io/controller"
+
+
 class KubernetesStateStore:
     """The ``StateStore`` port over ConfigMaps, through a KubernetesCluster's client (its rate
-    limit, timeouts and retries of temporary errors). See the module docstring."""
+    limit, timeouts and retries of temporary errors). ``owner``: the controller's Lease
+    (``NAMESPACE/NAME``), written on every ConfigMap it saves. See the module docstring."""
 
-    def __init__(self, cluster: KubernetesCluster, namespace: str):
-        self.cluster, self.namespace = cluster, namespace
+    def __init__(self, cluster: KubernetesCluster, namespace: str, owner: str = ""):
+        self.cluster, self.namespace, self.owner = cluster, namespace, owner
         self._versions: dict[str, str | None] = {}  # ConfigMap -> resourceVersion last read or written (None: absent)
+        self._owners: dict[str, str] = {}  # ConfigMap -> its owner annotation as last read or written
 
     def _read(self, name: str):
         """The ConfigMap ``name``, None when there is none (404)."""
@@ -951,6 +961,7 @@ class KubernetesStateStore:
             self._versions[name] = None
             return None
         self._versions[name] = cm.metadata.resource_version
+        self._owners[name] = (cm.metadata.annotations or {}).get(OWNER_ANNOTATION, "")
         return cm
 
     def load(self, policy: str, part: str = "") -> str | None:
@@ -971,7 +982,8 @@ class KubernetesStateStore:
                 if attempt or name not in self._versions:
                     self._read(name)
                 version = self._versions.get(name)
-                meta = k8s.V1ObjectMeta(name=name, namespace=self.namespace, labels=labels, resource_version=version)
+                meta = k8s.V1ObjectMeta(name=name, namespace=self.namespace, labels=labels, resource_version=version,
+                                        annotations={OWNER_ANNOTATION: self.owner} if self.owner else None)
                 body = k8s.V1ConfigMap(api_version="v1", kind="ConfigMap", metadata=meta, data={STATE_KEY: text})
                 try:
                     if version is None:
@@ -986,10 +998,35 @@ class KubernetesStateStore:
                     if attempt == 1 or (isinstance(exc, NotFound) and version is None):  # 404 on create: no namespace
                         raise
                     continue
-                self._versions[name] = done.metadata.resource_version
+                self._versions[name], self._owners[name] = done.metadata.resource_version, self.owner
                 return
         except ActuationError as exc:
             raise StateStoreError(f"save {_what(policy, part)}: {exc}") from exc
+
+    def delete(self, policy: str, part: str = "") -> StateDeletion:
+        name = state_config_map_name(policy, part)
+        try:
+            if name not in self._versions:
+                self._read(name)
+            version = self._versions.get(name)
+            if version is None:
+                return StateDeletion.ABSENT
+            if self._owners.get(name, "") != self.owner:
+                return StateDeletion.FOREIGN
+            options = k8s.V1DeleteOptions(preconditions=k8s.V1Preconditions(resource_version=version))
+            try:
+                self.cluster._call(f"delete ConfigMap {self.namespace}/{name}", name,
+                                   self.cluster.core.delete_namespaced_config_map, name, self.namespace, body=options)
+            except NotFound:  # deleted meanwhile (or by our own first try, whose answer was lost)
+                return StateDeletion.ABSENT
+            except ConflictError:  # written since our read: a newer payload is not ours to delete
+                return StateDeletion.CHANGED
+            finally:
+                self._versions.pop(name, None)
+                self._owners.pop(name, None)
+            return StateDeletion.DELETED
+        except ActuationError as exc:
+            raise StateStoreError(f"delete {_what(policy, part)}: {exc}") from exc
 
 
 def _what(policy: str, part: str) -> str:

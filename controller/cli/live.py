@@ -87,7 +87,8 @@ def run(
     state_namespace: Annotated[Optional[str], typer.Option(
         help="Namespace of the ConfigMaps setpoint-state-<policy> that keep healing budgets, held targets, "
              "revision memory, hands-offs and the rate limits' scale events across restarts (default: the Lease's "
-             "namespace).")] = None,
+             "namespace). A removed policy's are deleted once none of it is in force any more; controllers "
+             "sharing one need a --lease-name each.")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     warm_start: Annotated[bool, typer.Option(
         help="At start-up and on becoming leader, rebuild each policy's smoothing, stabilization and rate-limit "
@@ -162,7 +163,10 @@ def run(
         cleanup.callback(cluster.close)
         target = ShadowCluster(cluster) if shadow else DryRunCluster(cluster) if dry_run else cluster
         own_namespace = lease_namespace or os.environ.get("POD_NAMESPACE", "default")
-        state = KubernetesStateStore(cluster, state_namespace or own_namespace)
+        # this controller, as its Lease names it: the owner recorded on the state it writes and the
+        # name of its index of policies with state (two controllers in one state namespace have two)
+        controller = f"{own_namespace}/{lease_name}"
+        state = KubernetesStateStore(cluster, state_namespace or own_namespace, owner=controller)
         telemetry = ShadowTelemetry() if shadow else Telemetry()
         elector = None
         if leader_elect and not once:
@@ -181,7 +185,7 @@ def run(
                 records_path=records, records_max_bytes=records_max_bytes or None, records_keep=records_keep,
                 warm_start=warm_start, workers=workers, start_from_last_good=not once,
                 mode="shadow" if shadow else "dry-run" if dry_run else "live",
-                lease=f"{own_namespace}/{lease_name}" if leader_elect else None),
+                lease=f"{own_namespace}/{lease_name}" if leader_elect else None, controller=controller),
                                         is_leader=elector.is_leader if elector else (lambda: True),
                                         leader_term=(lambda: elector.term) if elector else (lambda: 0),
                                         state_store=DryRunStateStore(state) if dry_run or shadow else state)

@@ -10,7 +10,7 @@ import logging
 from typing import Sequence
 
 from controller.model import Action, TargetRef, TargetSelector
-from controller.ports import Cluster, ClusterView, FieldManaged, HpaLister, StopsRequests, state_name
+from controller.ports import Cluster, ClusterView, FieldManaged, HpaLister, StateDeletion, StopsRequests, state_name
 
 log = logging.getLogger("setpoint.dryrun")
 
@@ -55,11 +55,13 @@ class DryRunCluster:
 
 class DryRunStateStore:
     """Dry-run of a StateStore: reads through (a dry run sees the holds and budgets the live
-    controller left), writes nothing; the last payload it would have written is kept."""
+    controller left), writes and deletes nothing; the last payload it would have written, and
+    what it would have deleted, are kept."""
 
     def __init__(self, inner):
         self.inner = inner
         self.would_save: dict[str, dict] = {}
+        self.would_delete: list[str] = []
 
     def load(self, policy: str, part: str = ""):
         return self.inner.load(policy, part)
@@ -67,3 +69,10 @@ class DryRunStateStore:
     def save(self, policy: str, payload: dict, part: str = "") -> None:
         self.would_save[state_name(policy, part)] = payload
         log.debug("dry-run: would save the durable state of %s", policy, extra={"policy": policy, "dry_run": True})
+
+    def delete(self, policy: str, part: str = "") -> StateDeletion:
+        self.would_delete.append(state_name(policy, part))
+        del self.would_delete[:-1000]
+        log.info("dry-run: would delete the durable state %s", state_name(policy, part),
+                 extra={"policy": policy, "dry_run": True})
+        return StateDeletion.REHEARSED

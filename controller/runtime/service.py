@@ -23,12 +23,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 from controller.errors import PolicyError, PolicyUnreadable, StateStoreError
 from controller.policy import LoadedPolicy, PolicyCheck, check_policies, check_policy_texts
 from controller.model import TargetRef, jsonable
-from controller.ports import Cluster, MetricsSource, StateStore, StopsRequests
+from controller.ports import Cluster, MetricsSource, Rehearsal, StateStore, StopsRequests
 from controller.runtime.reconciler import (CycleResult, Reconciler, RuntimePolicy, cycle_records, emit_event,
                                            event_recorder)
 from controller.runtime.claims import TargetClaims
 from controller.runtime.last_good import LastGood, LastGoodCopy, PolicyTexts
 from controller.runtime.records import DEFAULT_KEEP, DEFAULT_MAX_BYTES, RecordWriter
+from controller.runtime.state_cleanup import RemovedStateCleanup
 from controller.runtime.status import StatusBook, to_document
 from controller.runtime.telemetry import Telemetry
 
@@ -140,6 +141,10 @@ class ServiceOptions:
     #: the leader-election Lease, "NAMESPACE/NAME" (None: no leader election), for GET /status: a
     #: standby's `setpoint status` names it in the kubectl that finds the leader
     lease: str | None = None
+    #: this controller, "NAMESPACE/NAME" of its Lease (given or not --leader-elect): its index of the
+    #: policies with state is kept under that name, so that two controllers sharing a state namespace
+    #: never delete each other's (controller/runtime/state_cleanup.py)
+    controller: str = "setpoint"
 
 
 class ControllerService:
@@ -158,6 +163,10 @@ class ControllerService:
         self.options = options or ServiceOptions()
         self.clock, self.is_leader, self.leader_term = clock, is_leader, leader_term
         self._last_good = LastGoodCopy(state_store) if state_store is not None else None
+        # removed policies' state is deleted once it no longer matters; not by a rehearsal (dry run,
+        # shadow), which applies nothing (and whose state store deletes nothing either)
+        self._removed_state = (RemovedStateCleanup(state_store, self.options.controller)
+                               if state_store is not None and not isinstance(cluster, Rehearsal) else None)
         self._good_texts: PolicyTexts | None = None  # the files the running policies came from (None: the copy)
         self.running_last_good: LastGood | None = None  # the copy run at start-up while the files are invalid
         self._rejected: list[str] = []  # errors of the last rejected reload (a retry says them again only if new)
@@ -235,6 +244,22 @@ class ControllerService:
         if self._last_good is not None and self._good_texts is not None and self.is_leader():
             self._last_good.keep(self._good_texts, self.clock())
 
+    def tend_removed_state(self) -> None:
+        """The leader's index of the policies with state: the loaded ones recorded, removed ones'
+        state deleted once it no longer matters (controller/runtime/state_cleanup.py). At start and
+        at each reload poll; a failure is logged, never raised (it must not stop the reloads)."""
+        if self._removed_state is None:
+            return
+        if not self.is_leader():
+            self.telemetry.state_cleanups_pending.set(0)
+            return
+        try:
+            result = self._removed_state.tend(self.policies, self.clock(), self.leader_term())
+        except Exception:  # a bug: the reload poll and the cycles go on
+            log.exception("tending the removed policies' state failed")
+            return
+        self.telemetry.state_cleaned(result)
+
     # ------------------------------------------------------------------ scheduling
     def start(self) -> None:
         for policy in self.policies.values():
@@ -248,6 +273,7 @@ class ControllerService:
             self._announce_rejected_reload(self._rejected)
         with self._reload_lock:
             self._keep_last_good()  # a leader from the start keeps them now, not at the first poll
+            self.tend_removed_state()
 
     def _reconciler(self, policy: RuntimePolicy) -> Reconciler:
         warm_from = self.metrics if self.options.warm_start and hasattr(self.metrics, "query_range") else None
@@ -459,39 +485,47 @@ class ControllerService:
         Every policy is compiled and every new reconciler and trigger built before anything is
         swapped; then policies, reconcilers and jobs change together. Any failure keeps the last
         good set whole (policies, state and schedule), logs it, tells the governed workloads
-        with an Event where the cluster can, and sets setpoint_policy_reload_ok to 0.
+        with an Event where the cluster can, and sets setpoint_policy_reload_ok to 0. Then the
+        leader tends the removed policies' state (``tend_removed_state``).
         """
         with self._reload_lock:
             self._keep_last_good()
-            fingerprint = _fingerprint(self.paths)
-            unchanged = fingerprint == self._fingerprint
-            if (unchanged and not self._reread) or not self._settled(fingerprint):
-                return False
-            # a rejected version is not retried until the files change again, unless it could not be read
-            self._fingerprint, self._reread = fingerprint, False
             try:
-                plan = self._prepare_reload()
-            except PolicyError as exc:
-                errors = [str(e) for e in exc.errors]
-                self._reread = isinstance(exc, PolicyUnreadable)
-                if not (unchanged and errors == self._rejected):  # a retry that failed alike: said already
-                    self._reload_failed(errors)
-                return False
-            except Exception as exc:  # compiling or scheduling a validated policy failed: a bug, still keep running
-                log.exception("policy reload failed")
-                self._reload_failed([f"{type(exc).__name__}: {exc}"])
-                return False
-            try:
-                self._swap(plan)
-            except Exception as exc:
-                log.exception("policy reload could not be applied")
-                self._reload_failed([f"{type(exc).__name__}: {exc}"])
-                return False
-            self.telemetry.reload_succeeded(self.clock())
-            self._rejected, self._good_texts, self.running_last_good = [], plan.texts, None
-            log.info("policies reloaded", extra={"policies": sorted(plan.policies)})
-            self._keep_last_good()
-            return True
+                return self._reload_locked()
+            finally:  # after a reload, so that a policy it removed is recorded at once
+                self.tend_removed_state()
+
+    def _reload_locked(self) -> bool:
+        """The body of ``reload_if_changed``, under its lock."""
+        fingerprint = _fingerprint(self.paths)
+        unchanged = fingerprint == self._fingerprint
+        if (unchanged and not self._reread) or not self._settled(fingerprint):
+            return False
+        # a rejected version is not retried until the files change again, unless it could not be read
+        self._fingerprint, self._reread = fingerprint, False
+        try:
+            plan = self._prepare_reload()
+        except PolicyError as exc:
+            errors = [str(e) for e in exc.errors]
+            self._reread = isinstance(exc, PolicyUnreadable)
+            if not (unchanged and errors == self._rejected):  # a retry that failed alike: said already
+                self._reload_failed(errors)
+            return False
+        except Exception as exc:  # compiling or scheduling a validated policy failed: a bug, still keep running
+            log.exception("policy reload failed")
+            self._reload_failed([f"{type(exc).__name__}: {exc}"])
+            return False
+        try:
+            self._swap(plan)
+        except Exception as exc:
+            log.exception("policy reload could not be applied")
+            self._reload_failed([f"{type(exc).__name__}: {exc}"])
+            return False
+        self.telemetry.reload_succeeded(self.clock())
+        self._rejected, self._good_texts, self.running_last_good = [], plan.texts, None
+        log.info("policies reloaded", extra={"policies": sorted(plan.policies)})
+        self._keep_last_good()
+        return True
 
     def _settled(self, fingerprint: tuple) -> bool:
         """True when the changed files are done being written: none modified within

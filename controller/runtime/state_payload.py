@@ -1,10 +1,11 @@
-"""What the durable-state codecs of the runtime share (hands_off_state, scale_events_state): a
-stored JSON payload read without ever raising (a hostile or truncated ConfigMap must not stop
-scaling), and its keys read as bounded texts."""
+"""What the durable-state codecs of the runtime share (hands_off_state, scale_events_state,
+state_index): a stored JSON payload read without ever raising (a hostile or truncated ConfigMap
+must not stop scaling), its keys read as bounded texts, and the time it says it was saved."""
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -45,3 +46,29 @@ def text(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value or len(value) > MAX_TEXT:
         raise ValueError(f"{name}: not a text of 1 to {MAX_TEXT} characters")
     return value
+
+
+def time_value(value: Any, name: str) -> float:
+    """``value`` as epoch seconds when a finite number >= 0 (not a boolean), else a ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name}: not a time")
+    return float(value)
+
+
+def saved_time(raw: bytes | str | Mapping | None) -> float | None:
+    """When a stored payload says it was saved (epoch s: its ``savedAt``, or the health state's
+    ``saved_at``); None when there is no payload, it is not a JSON object, or it says no time."""
+    if raw is None:
+        return None
+    try:
+        doc = json.loads(raw) if isinstance(raw, (bytes, str)) else raw
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(doc, Mapping):
+        return None
+    for key in ("savedAt", "saved_at"):
+        try:
+            return time_value(doc.get(key), key)
+        except ValueError:
+            continue
+    return None

@@ -10,7 +10,8 @@ policy_reload_last_success_timestamp_seconds, healing_held{policy,target}, rollo
 last_cycle_timestamp_seconds{policy}, selected_targets{policy}, leader, records_write_failures_total, records_ok,
 prometheus_clock_skew_seconds, external_scale_changes_total{policy,target}, hands_off{policy,target},
 hands_off_shortfall_replicas{policy,target},
-scale_fight{policy,target} (controller/runtime/external_scale.py).
+scale_fight{policy,target} (controller/runtime/external_scale.py), state_cleanups_total{outcome},
+state_cleanups_pending (controller/runtime/state_cleanup.py).
 """
 
 from __future__ import annotations
@@ -146,6 +147,15 @@ class Telemetry:
                                  "one.", ["policy", "target"], registry=r)
         self.last_cycle = Gauge("setpoint_last_cycle_timestamp_seconds", "When the last cycle of a policy ended.",
                                 ["policy"], registry=r)
+        self.state_cleanups = Counter(
+            "setpoint_state_cleanups", "Removed policies' durable state (ConfigMaps setpoint-state-<policy>*), by "
+            "outcome: deleted once none of it is in force any more; changed: written since it was read, left and "
+            "tried again; foreign: another controller wrote it last, left for good.", ["outcome"], registry=r)
+        for outcome in ("deleted", "changed", "foreign"):
+            self.state_cleanups.labels(outcome)
+        self.state_cleanups_pending = Gauge(
+            "setpoint_state_cleanups_pending", "Removed policies whose durable state is kept until the longest "
+            "period any of it is in force has passed (on the leader; 0 on a standby).", registry=r)
         self._targets: dict[str, set[str]] = {}  # policy -> target keys with a gauge, for forget_policy
         # (policy, target) -> [its setpoint_ready_replicas child, its Ready pods at its last cycle]: the
         # child kept, as labels() per target and cycle cost more than the cycle's decision (1,000 targets)
@@ -204,6 +214,13 @@ class Telemetry:
         for target in (self._targets.get(policy, set()) | keys) - live:
             self._forget_target(policy, target)
         self._targets[policy] = live
+
+    def state_cleaned(self, result) -> None:
+        """Count what a tend of the removed policies' state did (state_cleanup.TendResult)."""
+        for outcome in ("deleted", "changed", "foreign"):
+            if getattr(result, outcome):
+                self.state_cleanups.labels(outcome).inc(len(getattr(result, outcome)))
+        self.state_cleanups_pending.set(result.pending)
 
     def reload_succeeded(self, now: float) -> None:
         self.reload_ok.set(1)

@@ -80,6 +80,25 @@ def conflict(resource: str, group: str, name: str, why: str = STALE) -> KubeApiE
                         "Conflict", _details(resource, group, name))
 
 
+def precondition_failed(resource: str, group: str, namespace: str, name: str, field: str, sent: str,
+                        current: str) -> KubeApiError:
+    """A delete whose ``preconditions`` (uid or resourceVersion) do not match the stored object
+    (409), worded as the apiserver's storage layer words it (storage.NewInvalidObjError, turned
+    into a Conflict by InterpretDeleteError)."""
+    key = f"/registry/{f'{group}/' if group else ''}{resource}/{namespace}/{name}"
+    return conflict(resource, group, name, f"StorageError: invalid object, Code: 4, Key: {key}, ResourceVersion: 0, "
+                                           f"AdditionalErrorMsg: Precondition failed: {field} in precondition: {sent}, "
+                                           f"{field} in object meta: {current}")
+
+
+def deleted_status(resource: str, group: str, name: str, uid: str) -> dict:
+    """What a delete answers for a resource whose registry does not return the deleted object
+    (ConfigMaps, Events, Leases, HPAs: the generic registry's finalizeDelete): a Success Status
+    whose details name the resource (as ``kind``, sic) and the deleted object's uid."""
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            "details": {**_details(resource, group, name), "uid": uid}}
+
+
 def already_exists(resource: str, group: str, name: str) -> KubeApiError:
     return KubeApiError(409, f'{_qualified(resource, group)} "{name}" already exists', "AlreadyExists",
                         _details(resource, group, name))

@@ -13,7 +13,8 @@ path                                        verbs
 /apis/apps/v1/.../replicasets[/NAME]        list, watch, get
 /api/v1/.../pods[/NAME]                     list, watch, get, delete (the ReplicaSet recreates it)
 /api/v1/.../events[/NAME]                   list, watch, create, get, update, patch, delete
-/api/v1/.../configmaps[/NAME]               list, watch, create, get, update, patch, delete
+/api/v1/.../configmaps[/NAME]               list, watch, create, get, update, patch, delete (with
+                                            DeleteOptions' preconditions: uid, resourceVersion)
 /apis/coordination.k8s.io/v1/.../leases     list, watch, create, get, update, patch, delete
 /apis/autoscaling/v2/.../horizontalpod...   list, watch, create, get, update, patch, delete (run by
                                             SimWorld's HPA controller, hpa_controller.py); the same objects
@@ -130,7 +131,7 @@ def build_resources(store: KubeStore) -> dict[tuple[str, str, str], Resource]:
                         create=locked(lambda ns, body: hpa_v1_form.to_v1(table.create(ns, hpa_v1_form.to_v2(body)))),
                         update=locked(lambda ns, n, body: hpa_v1_form.to_v1(
                             table.update(ns, n, hpa_v1_form.to_v2(body, n)))),
-                        delete=locked(lambda ns, n: hpa_v1_form.to_v1(table.delete(ns, n))), short_names=("hpa",))
+                        delete=locked(table.delete), short_names=("hpa",))
 
     resources = [
         workload("Deployment", "deployments", "deploy"),
@@ -229,8 +230,20 @@ class ResourceHandler:
         if method == "PATCH" and r.update:
             return _answer(200, *self._patch(r.get, _writing(r, request), ns, name, request, r.kind, r.api_version))
         if method == "DELETE" and r.delete:
-            return Response.json(200, r.delete(ns, name))
+            return Response.json(200, self._delete(r, ns, name, request))
         raise K.method_not_allowed()
+
+    def _delete(self, r: Resource, ns: str, name: str, request: Request) -> dict:
+        """Delete one object: 404 when there is none, 409 when the body's ``preconditions`` (uid,
+        resourceVersion) do not match it, checked and deleted under the store's lock."""
+        preconditions = _delete_preconditions(request)
+        with self.store.lock:
+            meta = r.get(ns, name)["metadata"]
+            for field, key in (("UID", "uid"), ("ResourceVersion", "resourceVersion")):
+                sent = preconditions.get(key)
+                if sent is not None and sent != meta.get(key):
+                    raise K.precondition_failed(r.name, r.group, ns, name, field, sent, meta.get(key))
+            return r.delete(ns, name)
 
     def _collection(self, r: Resource, ns: str | None, request: Request) -> Response:
         if request.method == "GET" and r.list:
@@ -343,6 +356,24 @@ def _writing(r: Resource, request: Request, scale: bool = False) -> Callable:
 
 _TRUE, _FALSE = ("1", "t", "T", "true", "TRUE", "True"), ("0", "f", "F", "false", "FALSE", "False")
 _RV_MATCHES = ("", "NotOlderThan", "Exact")
+
+
+def _delete_preconditions(request: Request) -> dict:
+    """The ``preconditions`` of a delete's DeleteOptions body ({} without a body or without
+    them): 415 unless JSON, 400 unless a DeleteOptions object whose preconditions are strings."""
+    if not request.body:
+        return {}
+    content_type = _media_type(request)
+    if content_type not in ("", "application/json"):
+        raise K.unsupported_media_type(content_type, ("application/json",))
+    body = _body(request)
+    if not isinstance(body, dict) or body.get("kind", "DeleteOptions") != "DeleteOptions":
+        raise K.bad_request("decoded object cannot be converted to DeleteOptions")
+    preconditions = body.get("preconditions") or {}
+    if not isinstance(preconditions, dict) or not all(
+            isinstance(preconditions.get(k), (str, type(None))) for k in ("uid", "resourceVersion")):
+        raise K.bad_request("DeleteOptions.preconditions: expected an object with uid and resourceVersion strings")
+    return preconditions
 
 
 def _list_options(query: dict[str, str]) -> bool:

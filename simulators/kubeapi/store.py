@@ -233,10 +233,13 @@ class StoredObjects:
         return copy.deepcopy(obj)
 
     def delete(self, namespace: str, name: str) -> dict:
+        """Remove an object (404 when there is none); the answer is a Success Status, as the
+        apiserver's generic registry gives for these kinds (preconditions: the route checks them)."""
         obj = self.items.pop((namespace, name), None)
         if obj is None:
             raise K.not_found(self.resource, self.group, name)
-        return obj
+        self.store.next_rv()  # a deletion is a change, as in etcd (watchers see a new revision)
+        return K.deleted_status(self.resource, self.group, name, obj["metadata"].get("uid", ""))
 
 
 def _without_rv(obj: dict) -> dict:

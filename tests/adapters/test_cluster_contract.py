@@ -13,6 +13,7 @@ import pytest
 from controller.adapters.kubernetes import KubernetesCluster
 from controller.errors import NotFound
 from controller.model import Action, ActionKind, TargetRef, TargetSelector
+from controller.ports import StateDeletion
 from simulators.cluster import SimCluster
 from simulators.ports import SimTargets
 from tests.adapters.kube_helpers import kube_scenario, official_client, start_server
@@ -192,6 +193,9 @@ def test_both_implementations_agree_tick_for_tick(tmp_path):
 
 
 # =========================================================================== StateStore contract
+OWNER, RIVAL = "setpoint-system/setpoint", "setpoint-system/team-b"  # two controllers' Leases
+
+
 class MemoryStore:
     """MemoryStateStore: what simulations restart a controller with."""
 
@@ -200,8 +204,9 @@ class MemoryStore:
     def __init__(self, tmp_path):
         from simulators.ports import MemoryStateStore
 
-        self.store = MemoryStateStore()
-        self.other = self.store  # a second controller process sees the same store
+        self.store = MemoryStateStore(OWNER)
+        self.other = self.store.sharing(OWNER)  # a second process of the controller sees the same payloads
+        self.foreign = self.store.sharing(RIVAL)  # another controller sharing the state namespace
 
     def close(self) -> None:
         pass
@@ -217,9 +222,11 @@ class KubeStore:
 
         self.server = start_server()
         self.clusters = [KubernetesCluster(official_client(self.server, tmp_path), qps=0, retry_backoff_s=0.01,
-                                           emit_events=False) for _ in range(2)]
-        self.store = KubernetesStateStore(self.clusters[0], "setpoint-system")
-        self.other = KubernetesStateStore(self.clusters[1], "setpoint-system")  # another process, own cache
+                                           emit_events=False) for _ in range(3)]
+        self.store = KubernetesStateStore(self.clusters[0], "setpoint-system", owner=OWNER)
+        # another process, own cache
+        self.other = KubernetesStateStore(self.clusters[1], "setpoint-system", owner=OWNER)
+        self.foreign = KubernetesStateStore(self.clusters[2], "setpoint-system", owner=RIVAL)
 
     def close(self) -> None:
         for c in self.clusters:
@@ -275,3 +282,69 @@ def test_state_store_last_save_wins_across_processes(store):
     assert _loaded(store.other.load("web"))["saved_at"] == 3.0
     store.other.save("web", {**PAYLOAD, "saved_at": 4.0})
     assert _loaded(store.store.load("web"))["saved_at"] == 4.0
+
+
+# --------------------------------------------------------------------------- StateStore.delete
+def test_state_store_delete_of_what_was_never_saved_is_absent(store):
+    assert store.store.delete("web") is StateDeletion.ABSENT
+    assert store.store.delete("web", "hands-off") is StateDeletion.ABSENT
+
+
+@pytest.mark.parametrize("read_first", [pytest.param(True, id="after-a-load"), pytest.param(False, id="unread")])
+def test_state_store_delete_removes_what_this_controller_saved(store, read_first):
+    """Saved by another process of the same controller (a previous leader): deleted, whether or not
+    this store read it first (unread, it is read then); a second delete finds nothing."""
+    store.other.save("web", PAYLOAD)
+    if read_first:
+        assert _loaded(store.store.load("web")) == PAYLOAD
+    assert store.store.delete("web") is StateDeletion.DELETED
+    assert store.other.load("web") is None and store.store.load("web") is None
+    assert store.store.delete("web") is StateDeletion.ABSENT
+
+
+def test_state_store_delete_of_a_part_leaves_the_rest(store):
+    store.store.save("web", PAYLOAD)
+    store.store.save("web", {"version": 1, "handsOff": {}}, part="hands-off")
+    assert store.store.delete("web", "hands-off") is StateDeletion.DELETED
+    assert store.other.load("web", "hands-off") is None
+    assert _loaded(store.other.load("web")) == PAYLOAD
+
+
+def test_state_store_delete_leaves_a_payload_written_since_it_was_read(store):
+    """The delete carries what was read (a resourceVersion on the cluster): a concurrent writer's
+    newer payload is not deleted; read again, it is."""
+    store.store.save("web", PAYLOAD)
+    assert _loaded(store.store.load("web")) == PAYLOAD
+    store.other.save("web", {**PAYLOAD, "saved_at": 2.0})
+    assert store.store.delete("web") is StateDeletion.CHANGED
+    assert _loaded(store.other.load("web"))["saved_at"] == 2.0
+    store.store.load("web")
+    assert store.store.delete("web") is StateDeletion.DELETED
+
+
+def test_state_store_delete_leaves_what_another_controller_wrote_last(store):
+    """Two controllers sharing a state namespace (and a policy name): the one that did not write
+    last deletes nothing, even with the payload unchanged since its read."""
+    store.store.save("web", PAYLOAD)
+    store.foreign.save("web", {**PAYLOAD, "saved_at": 2.0})
+    store.store.load("web")
+    assert store.store.delete("web") is StateDeletion.FOREIGN
+    assert _loaded(store.other.load("web"))["saved_at"] == 2.0
+    assert store.foreign.delete("web") is StateDeletion.DELETED
+
+
+def test_state_store_delete_after_someone_else_deleted_it_is_absent(store):
+    store.store.save("web", PAYLOAD)
+    store.other.load("web")
+    assert store.store.delete("web") is StateDeletion.DELETED
+    assert store.other.delete("web") is StateDeletion.ABSENT
+
+
+def test_a_dry_run_store_deletes_nothing(store):
+    """--dry-run wraps the store: its delete reads nothing, deletes nothing and says so."""
+    from controller.runtime.dryrun import DryRunStateStore
+
+    store.store.save("web", PAYLOAD)
+    dry = DryRunStateStore(store.store)
+    assert dry.delete("web") is StateDeletion.REHEARSED and dry.would_delete == ["web"]
+    assert _loaded(store.other.load("web")) == PAYLOAD
