@@ -21,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from controller.adapters.kubernetes import WRITE_METHODS, KubernetesCluster, LeaderElector, fence_with_lease
 from controller.errors import ActuationError, NotLeader
 from controller.model import Action, ActionKind, TargetRef
+from controller.runtime.actuate import RetryPolicy, apply_with_retries
 from tests.adapters.kube_helpers import api_client, official_client, server  # noqa: F401 (fixtures)
 
 NS, LEASE = "shop", "setpoint-leader"
@@ -221,8 +222,12 @@ class Replica:
             pass  # as the elector's loop does: is_leader() expires on its own
 
     def scale(self, replicas: int) -> None:
+        """As the Reconciler applies a scale (runtime/actuate.py): a conflict is re-read and retried
+        (a new leader's last read of the Deployment may predate the old leader's writes)."""
+        error, _ = apply_with_retries(self.cluster.apply, Action(ActionKind.SCALE, WEB, "ScaleUp", replicas=replicas),
+                                      RetryPolicy(), sleep=lambda s: None)
+        assert error is None or isinstance(error, NotLeader), error
         try:
-            self.cluster.apply(Action(ActionKind.SCALE, WEB, "ScaleUp", replicas=replicas))
             self.cluster.events.flush()
         except NotLeader:
             pass
