@@ -105,7 +105,7 @@ def run(
     policies with no last good copy to run): the controller refuses to start and holds no Lease.
 
     The leader keeps the policy files it runs as a ConfigMap
-    setpoint-state-setpoint.last-good-policies (in the state namespace). A start-up whose files
+    setpoint-state-<--lease-name>.last-good-policies (in the state namespace). A start-up whose files
     are invalid runs that copy and reports the files as a rejected reload (the
     SetpointPolicyReloadFailing alert, `setpoint status`) until they are fixed; --once never does.
 

@@ -8,8 +8,11 @@ loaded whole, and a start-up whose files are invalid runs that copy instead, rep
 files as a rejected reload (setpoint_policy_reload_ok 0, the PolicyReloadFailed Event and
 alert). A first start with no copy still refuses to start: there is nothing good to run.
 
-The copy is one StateStore payload (a ConfigMap ``setpoint-state-setpoint.last-good-policies``
-on the cluster: a policy name has no dot, so it is never a policy's state):
+The copy is one StateStore payload per controller, named after its Lease (a ConfigMap
+``setpoint-state-<lease name>.last-good-policies`` on the cluster, ``setpoint-state-setpoint.last-good-policies``
+with the default Lease; no policy's state has that part). Two controllers sharing a state
+namespace (each with its own --lease-name) keep two copies: with one, a controller whose files
+were broken at a restart would have run the other's policies.
 ``{"version": 1, "savedAt": RFC 3339, "digest": sha256 hex, "files": [{"name", "text"}]}``.
 """
 
@@ -27,8 +30,8 @@ from controller.ports import StateStore
 
 log = logging.getLogger("setpoint.runtime")
 
-#: The StateStore's (policy, part) that keeps the copy.
-POLICY, PART = "setpoint", "last-good-policies"
+#: The StateStore part that keeps the copy; its name is the controller's (its Lease's name).
+PART = "last-good-policies"
 VERSION = 1
 #: A ConfigMap holds at most 1 MiB; beyond this the copy is not kept (and the log says so once).
 MAX_PAYLOAD_BYTES = 900_000
@@ -81,17 +84,19 @@ def parse(raw) -> LastGood:
 
 
 class LastGoodCopy:
-    """Reads and keeps the copy in ``store``: ``recall`` at start-up, ``keep`` after each load."""
+    """Reads and keeps the copy in ``store``: ``recall`` at start-up, ``keep`` after each load.
+    ``controller``: this controller's Lease (``NAMESPACE/NAME`` or ``NAME``), whose name names the copy."""
 
-    def __init__(self, store: StateStore):
+    def __init__(self, store: StateStore, controller: str = "setpoint"):
         self.store = store
+        self.name = controller.rsplit("/", 1)[-1] or "setpoint"
         self._kept: str | None = None  # digest of the copy known to be stored
         self._too_large_said = False
 
     def recall(self) -> LastGood | None:
         """The stored copy, None when there is none; raises StateStoreError when it cannot be
         read or is not a sound copy."""
-        raw = self.store.load(POLICY, PART)
+        raw = self.store.load(self.name, PART)
         if raw is None:
             return None
         try:
@@ -116,7 +121,7 @@ class LastGoodCopy:
                 self._too_large_said = True
             return False
         try:
-            self.store.save(POLICY, body, PART)
+            self.store.save(self.name, body, PART)
         except StateStoreError as exc:
             log.warning("could not keep the last good policy files on the cluster (tried again at the next "
                         "reload poll): %s", exc)

@@ -162,7 +162,7 @@ class ControllerService:
         self.state_store = state_store
         self.options = options or ServiceOptions()
         self.clock, self.is_leader, self.leader_term = clock, is_leader, leader_term
-        self._last_good = LastGoodCopy(state_store) if state_store is not None else None
+        self._last_good = LastGoodCopy(state_store, self.options.controller) if state_store is not None else None
         # removed policies' state is deleted once it no longer matters; not by a rehearsal (dry run,
         # shadow), which applies nothing (and whose state store deletes nothing either)
         self._removed_state = (RemovedStateCleanup(state_store, self.options.controller)

@@ -11,13 +11,14 @@ import pytest
 from controller.adapters.kubernetes import KubernetesCluster, KubernetesStateStore
 from controller.errors import PolicyError, StateStoreError
 from controller.ports import state_name
-from controller.runtime.last_good import PART, POLICY as KEPT_AS, LastGoodCopy, PolicyTexts, parse, payload
+from controller.runtime.last_good import PART, LastGoodCopy, PolicyTexts, parse, payload
 from controller.runtime.service import ControllerService, ServiceOptions
 from controller.runtime.telemetry import Telemetry
 from simulators.ports import MemoryStateStore
 from tests.adapters.kube_helpers import official_client, server  # noqa: F401 (fixture)
 from tests.runtime.test_service import POLICY, T0, sim, write_policy
 
+KEPT_AS = "setpoint"  # the default Lease's name names the copy
 KEY = state_name(KEPT_AS, PART)
 BROKEN = POLICY.format(interval="15s", target=100).replace("averagePerReplica: 100", "averagePerReplica: lots")
 
@@ -104,6 +105,26 @@ def test_invalid_files_without_a_usable_copy_refuse_to_start(tmp_path, kept, cas
     with pytest.raises(PolicyError) as raised:
         start(tmp_path, store, **options)
     assert "averagePerReplica" in str(raised.value.errors[0])  # the files' own errors
+
+
+def test_controllers_sharing_a_state_namespace_each_restart_from_their_own_copy(tmp_path):
+    """Two controllers (Leases setpoint and shop) in one state namespace: each keeps its copy
+    under its Lease's name, and a restart of either with broken files runs its own policies,
+    never the other's (one shared copy was the last writer's)."""
+    store = MemoryStateStore()
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    for folder, target, controller in ((ours, 100, "setpoint-system/setpoint"), (theirs, 40, "shop/shop")):
+        folder.mkdir()
+        write_policy(folder, target=target)
+        first, _ = start(folder, store, controller=controller)
+        first.start()
+        first.stop()
+    assert store.saves[state_name("setpoint", PART)] == 1 and store.saves[state_name("shop", PART)] == 1
+    for folder, target, controller in ((ours, 100, "setpoint-system/setpoint"), (theirs, 40, "shop/shop")):
+        (folder / "web.yaml").write_text(BROKEN)
+        service, _ = start(folder, store, controller=controller)
+        assert service.running_last_good is not None
+        assert service.policies["web"].params.metrics[0].target == float(target), controller
 
 
 def test_a_standby_keeps_nothing_and_the_leader_writes_only_changes(tmp_path):
