@@ -951,6 +951,7 @@ class KubernetesStateStore:
         self.cluster, self.namespace, self.owner = cluster, namespace, owner
         self._versions: dict[str, str | None] = {}  # ConfigMap -> resourceVersion last read or written (None: absent)
         self._owners: dict[str, str] = {}  # ConfigMap -> its owner annotation as last read or written
+        self._shared_said: set[str] = set()  # ConfigMaps whose other owner was logged (once each)
 
     def _read(self, name: str):
         """The ConfigMap ``name``, None when there is none (404)."""
@@ -961,7 +962,13 @@ class KubernetesStateStore:
             self._versions[name] = None
             return None
         self._versions[name] = cm.metadata.resource_version
-        self._owners[name] = (cm.metadata.annotations or {}).get(OWNER_ANNOTATION, "")
+        owner = self._owners[name] = (cm.metadata.annotations or {}).get(OWNER_ANNOTATION, "")
+        if owner and self.owner and owner != self.owner and name not in self._shared_said:
+            self._shared_said.add(name)
+            log.warning("state ConfigMap %s/%s was last written by controller %s, not this one (%s): two controllers "
+                        "with a policy of the same name share its state here, and overwrite each other's budgets, "
+                        "hands-offs and rate limits; give each controller its own --state-namespace, or rename "
+                        "one of the policies", self.namespace, name, owner, self.owner)
         return cm
 
     def load(self, policy: str, part: str = "") -> str | None:

@@ -545,6 +545,30 @@ def test_state_store_conflict_rereads_and_writes_once_more_then_gives_up(server,
     cluster.close()
 
 
+def test_state_another_controller_wrote_is_said_once(server, tmp_path, caplog):
+    """Two controllers (their Leases) with a policy named web and one state namespace share
+    setpoint-state-web: the second to read it logs a warning naming both, once; the same
+    controller after a failover (same Lease) does not."""
+    from controller.adapters.kubernetes import KubernetesStateStore
+
+    cluster, _ = _state_store(server, tmp_path)
+    ours = KubernetesStateStore(cluster, "setpoint-system", owner="setpoint-system/setpoint")
+    ours.save("web", {"schema_version": 1})
+    again = KubernetesStateStore(cluster, "setpoint-system", owner="setpoint-system/setpoint")
+    with caplog.at_level("WARNING", logger="setpoint.kubernetes"):
+        again.load("web")
+        assert not caplog.records
+        theirs = KubernetesStateStore(cluster, "setpoint-system", owner="shop/setpoint-shop")
+        theirs.load("web")
+        theirs.save("web", {"schema_version": 1})
+        theirs._versions.clear()  # read afresh, as after a restart: its own write now, nothing to say
+        theirs.load("web")
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "setpoint-system/setpoint" in said[0] and "shop/setpoint-shop" in said[0], said
+    assert "--state-namespace" in said[0]
+    cluster.close()
+
+
 def test_state_store_errors_are_state_store_errors(server, tmp_path):
     from controller.errors import StateStoreError
 
