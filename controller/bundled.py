@@ -35,17 +35,6 @@ def bundled_policy_names() -> list[str]:
     return sorted(p.name for p in bundled_policy("").iterdir() if p.suffix in (".yaml", ".yml"))
 
 
-def is_bundled_policy(path: Path) -> bool:
-    """Whether ``path`` is an example policy that ships with Setpoint (what ``bundled_policy`` finds),
-    or their folder."""
-    try:
-        folder = bundled_policy("").resolve()
-    except RuntimeError:  # not installed: nothing is one of them
-        return False
-    found = Path(path).resolve()
-    return found == folder or found.parent == folder
-
-
 def bundled_policy(name: str) -> Path:
     """A file of ``policies/`` (e.g. ``hpa-cpu.yaml``): the checkout's when running from one (so
     the data matches the code), else the installed ``setpoint_policies``'s."""

@@ -160,8 +160,11 @@ def test_validate_checks_a_shipped_example_by_name(tmp_path, monkeypatch, repo, 
     assert result.stdout.startswith(f"{shown}: ok, 1 policy (setpoint-healing:")
 
 
-@pytest.mark.parametrize("given, example", [pytest.param("setpoint-healing", True, id="a-shipped-example"),
-                                            pytest.param("mine.yaml", False, id="a-file-of-ones-own")])
+@pytest.mark.parametrize("given, example", [
+    pytest.param("setpoint-healing", True, id="a-shipped-example"),
+    pytest.param("mine.yaml", False, id="a-file-of-ones-own"),
+    # a path to the shipped file, given as it is: the user chose that file (tests run the checkout's)
+    pytest.param(str(bundled_policy("setpoint-healing.yaml")), False, id="the-examples-file-by-its-path")])
 def test_run_logs_that_it_runs_a_shipped_example(tmp_path, given, example):
     """An operator must see at start-up that the policy running is a shipped example, not theirs.
     (The run then stops at the kubeconfig: nothing else is needed here.)"""

@@ -159,6 +159,11 @@ EXAMPLES_HELP = ("Where no such file exists, the name of an example that ships w
                  "policies/setpoint-healing.yaml as the docs write it; a wrong name lists them).")
 
 
+#: The shipped examples that ``policy_path`` resolved from a name in this process (``setpoint run``
+#: says so at start-up); a path given as it is, even into the examples' folder, is the user's choice.
+RESOLVED_EXAMPLES: set[Path] = set()
+
+
 def policy_file(value: str) -> Path:
     """``-p FILE``: a policy file, or the name of an example policy that ships with Setpoint
     (``setpoint-healing.yaml``, ``setpoint-healing``, or as the docs write it,
@@ -181,7 +186,9 @@ def policy_path(value: str) -> Path:
     if path.parent in (Path("."), Path("policies")):
         name = path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml"
         if name in bundled_policy_names():
-            return bundled_policy(name)
+            found = bundled_policy(name)
+            RESOLVED_EXAMPLES.add(found)
+            return found
     raise typer.BadParameter(f"{value} does not exist, and no example policy that ships with Setpoint is named so "
                              f"(they are: {', '.join(bundled_policy_names())})")
 

@@ -220,14 +220,13 @@ def run(
 
 
 def log_shipped_examples(paths: list[Path]) -> None:
-    """A warning per path that is an example policy shipped with Setpoint (a name ``--policies``
-    resolved, or their folder): the operator must see it is not a file of theirs."""
-    from controller.bundled import is_bundled_policy
+    """A warning per path that ``--policies`` resolved from the name of an example policy shipped
+    with Setpoint (no such file existed): the operator must see it is not a file of theirs."""
+    from controller.cli.common import RESOLVED_EXAMPLES
 
     for path in paths:
-        if is_bundled_policy(path):
-            log.warning("%s is %s that ships with Setpoint, not a file of yours", path,
-                        "the folder of the example policies" if path.is_dir() else f"the example policy {path.name}",
+        if path in RESOLVED_EXAMPLES:
+            log.warning("%s is the example policy %s that ships with Setpoint, not a file of yours", path, path.name,
                         extra={"file": str(path)})
 
 
