@@ -45,6 +45,21 @@ def test_a_folder_is_a_policy_path_not_a_policy_file(tmp_path, monkeypatch):
         policy_file("policies")
 
 
+@pytest.mark.parametrize("given", ["policies/", "policies", "./policies"])
+def test_the_docs_policies_folder_where_there_is_none_says_where_the_examples_are(tmp_path, monkeypatch, given):
+    """The README's first command, `setpoint validate policies/`, from a wheel (no policies/ here):
+    the error said no example is named so, listing the files; it says where they are and how to copy them."""
+    monkeypatch.chdir(tmp_path)
+    folder = bundled_policy("")
+    with pytest.raises(typer.BadParameter) as caught:
+        policy_path(given)
+    assert str(caught.value) == (f"{given} does not exist here. The example policies that ship with Setpoint are in "
+                                 f"{folder}: name one ({', '.join(bundled_policy_names())}), or copy them to edit: "
+                                 f"cp -r {folder} policies")
+    result = CliRunner().invoke(app, ["validate", given], env={"COLUMNS": "1000"})
+    assert result.exit_code == 2 and f"cp -r {folder} policies" in " ".join(result.output.split()), result.output
+
+
 def test_simulate_takes_a_shipped_example_by_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no policies/ folder here
     result = CliRunner().invoke(app, ["simulate", "steady", "-p", "web-rps", "-b", "oracle", "--no-frontier",

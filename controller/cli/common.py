@@ -189,6 +189,11 @@ def policy_path(value: str) -> Path:
             found = bundled_policy(name)
             RESOLVED_EXAMPLES.add(found)
             return found
+    if path == Path("policies"):  # the docs' folder (`setpoint validate policies/`), from a wheel: no such folder here
+        folder = bundled_policy("")
+        raise typer.BadParameter(f"{value} does not exist here. The example policies that ship with Setpoint are in "
+                                 f"{folder}: name one ({', '.join(bundled_policy_names())}), or copy them to edit: "
+                                 f"cp -r {folder} policies")
     raise typer.BadParameter(f"{value} does not exist, and no example policy that ships with Setpoint is named so "
                              f"(they are: {', '.join(bundled_policy_names())})")
 

@@ -113,7 +113,7 @@ def run(
     exports setpoint_shadow_desired_replicas and agreement statistics against the replicas the
     incumbent (HPA, KEDA) sets.
     """
-    from controller.adapters.kubernetes import KubernetesCluster, KubernetesStateStore
+    from controller.adapters.kubernetes import KubernetesCluster
     from controller.adapters.prometheus import PrometheusSource
     from controller.errors import PolicyError
     from controller.runtime.dryrun import DryRunCluster, DryRunStateStore
@@ -166,7 +166,7 @@ def run(
         # this controller, as its Lease names it: the owner recorded on the state it writes and the
         # name of its index of policies with state (two controllers in one state namespace have two)
         controller = f"{own_namespace}/{lease_name}"
-        state = KubernetesStateStore(cluster, state_namespace or own_namespace, owner=controller)
+        state = state_store(cluster, state_namespace or own_namespace, controller, rehearsal=dry_run or shadow)
         telemetry = ShadowTelemetry() if shadow else Telemetry()
         elector = None
         if leader_elect and not once:
@@ -217,6 +217,17 @@ def run(
     watchdog.cancel()
     if finished != [True]:  # a cycle is stuck on a request: its worker thread would hold the exit
         _exit_now(0)
+
+
+def state_store(cluster, namespace: str, controller: str, rehearsal: bool):
+    """The state store of ``setpoint run``: owned by ``controller`` (its Lease), which it records on
+    what it writes and is warned about when another controller wrote a ConfigMap last. A rehearsal
+    (--dry-run, --shadow) writes and deletes nothing and reads the live controller's state on purpose
+    (the holds and budgets it left): it owns none, so it is not told that two controllers overwrite
+    each other's state (a pre-flight with --state-namespace of the installed controller was)."""
+    from controller.adapters.kubernetes import KubernetesStateStore
+
+    return KubernetesStateStore(cluster, namespace, owner="" if rehearsal else controller)
 
 
 def log_shipped_examples(paths: list[Path]) -> None:

@@ -569,6 +569,25 @@ def test_state_another_controller_wrote_is_said_once(server, tmp_path, caplog):
     cluster.close()
 
 
+@pytest.mark.parametrize("rehearsal", [pytest.param(True, id="dry-run-or-shadow"), pytest.param(False, id="live")])
+def test_a_rehearsal_reading_the_live_controllers_state_is_not_warned(server, tmp_path, caplog, rehearsal):
+    """`setpoint run --dry-run` or `--shadow` reads the installed controller's state on purpose and
+    writes none: a pre-flight given that controller's --state-namespace (its Lease's namespace
+    another, so another owner) was warned that two controllers overwrite each other's budgets."""
+    from controller.adapters.kubernetes import KubernetesStateStore
+    from controller.cli.live import state_store
+    from controller.runtime.dryrun import DryRunStateStore
+
+    cluster, _ = _state_store(server, tmp_path)
+    KubernetesStateStore(cluster, "setpoint-system", owner="setpoint-system/setpoint").save("web", {"schema_version": 1})
+    store = state_store(cluster, "setpoint-system", "default/setpoint", rehearsal=rehearsal)
+    with caplog.at_level("WARNING", logger="setpoint.kubernetes"):
+        assert (DryRunStateStore(store) if rehearsal else store).load("web") is not None
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == (0 if rehearsal else 1), said
+    cluster.close()
+
+
 def test_state_store_errors_are_state_store_errors(server, tmp_path):
     from controller.errors import StateStoreError
 
