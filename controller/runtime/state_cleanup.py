@@ -69,11 +69,13 @@ def utc(epoch_s: float) -> str:
 @dataclass
 class TendResult:
     """What one ``tend`` did: policies whose state was deleted, left because it changed since read
-    (tried again), left because another controller wrote it last; and removed policies pending."""
+    (tried again), left because another controller wrote it last, whose deletion failed (the store
+    refused or failed: tried again after RETRY_S); and removed policies pending."""
 
     deleted: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     foreign: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
     pending: int = 0
 
 
@@ -231,6 +233,7 @@ class RemovedStateCleanup:
             log.warning("the durable state of removed policy %s could not be deleted (tried again in %s): %s",
                         name, format_duration(RETRY_S), exc, extra={"policy": name})
             self._retry_at[name] = now + RETRY_S
+            result.failed.append(name)
             return
         self._settle(name, outcomes, now, result)
 

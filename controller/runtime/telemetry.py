@@ -220,6 +220,8 @@ class Telemetry:
         for outcome in ("deleted", "changed", "foreign"):
             if getattr(result, outcome):
                 self.state_cleanups.labels(outcome).inc(len(getattr(result, outcome)))
+        for policy in result.failed:  # a refused delete (a Role without it: 403) is a state error, alerted on
+            self.errors.labels(policy, "state").inc()
         self.state_cleanups_pending.set(result.pending)
 
     def reload_succeeded(self, now: float) -> None:

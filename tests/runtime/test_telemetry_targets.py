@@ -102,3 +102,18 @@ def test_errors_and_failed_actions_are_counted_by_where_they_came_from():
         == [1, 2, 1]
     assert [value("setpoint_action_failures_total", {"policy": "web", "kind": k}) for k in ("rollback", "scale")] \
         == [1, 1]
+
+
+def test_a_removed_policys_failed_state_deletion_is_a_state_error():
+    """A delete refused (a Role without the verb after an upgrade: 403) counts in
+    setpoint_errors_total{source="state"} (SetpointStateFailing) under the removed policy's name;
+    deletions that went through, or were left, do not."""
+    from controller.runtime.state_cleanup import TendResult
+
+    telemetry = Telemetry()
+    telemetry.state_cleaned(TendResult(deleted=["old"], foreign=["theirs"], failed=["api"], pending=1))
+    value = telemetry.registry.get_sample_value
+    assert value("setpoint_errors_total", {"policy": "api", "source": "state"}) == 1
+    assert value("setpoint_errors_total", {"policy": "old", "source": "state"}) is None
+    assert value("setpoint_state_cleanups_total", {"outcome": "deleted"}) == 1
+    assert value("setpoint_state_cleanups_pending") == 1
