@@ -262,9 +262,11 @@ class RemovedStateCleanup:
             self._dirty = True
             result.foreign.append(name)
             left = " ".join(f"setpoint-state-{state_name(name, p)}" for p in STATE_PARTS)
+            namespace = getattr(self.store, "namespace", None)  # the Kubernetes store's; kubectl's default else
             log.warning("the durable state of removed policy %s is left: another controller wrote it last (or a "
                         "setpoint too old to record its writer); if no controller runs a policy %s, delete it by "
-                        "hand: kubectl delete configmap --ignore-not-found %s", name, name, left,
+                        "hand: kubectl%s delete configmap --ignore-not-found %s", name, name,
+                        f" -n {namespace}" if namespace else "", left,
                         extra={"policy": name, "deleted": deleted})
         else:
             self._retry_at[name] = now + RETRY_S

@@ -139,6 +139,12 @@ def test_state_another_controller_wrote_last_is_left_and_forgotten(store, caplog
     assert (result.deleted, result.foreign, result.pending) == ([], ["api"], 0)
     assert store.sharing().load("api") is not None and set(index(store)) == {"web"}
     assert "kubectl delete configmap --ignore-not-found setpoint-state-api setpoint-state-api.hands-off" in caplog.text
+    caplog.clear()
+    store.namespace = "setpoint-system"  # a store that says its namespace (the Kubernetes one): kubectl gets -n
+    cleanup.tend(policies("web", "api"), T0 + 2 * KEEP_S)
+    cleanup.tend(policies("web"), T0 + 2 * KEEP_S + 60)
+    assert cleanup.tend(policies("web"), T0 + 3 * KEEP_S + 60).foreign == ["api"]
+    assert "kubectl -n setpoint-system delete configmap --ignore-not-found setpoint-state-api " in caplog.text
 
 
 def test_a_second_writer_of_the_index_stops_every_deletion(store, caplog):
