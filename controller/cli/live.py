@@ -503,6 +503,11 @@ def sim_serve(
         "--read-timeout", min=0.1, help="Seconds a client has to send a whole request; slower ones are cut off.")] = 10.0,
     max_connections: Annotated[int, typer.Option(
         "--max-connections", min=1, help="Connections served at once; more get 429 at once.")] = 128,
+    event_ttl: Annotated[str, typer.Option(
+        "--event-ttl", help="How long an Event is kept after its last create or update (a duration: 30m, 1h, "
+                            "90s), then deleted (watchers see DELETED), as kube-apiserver's --event-ttl. Wall "
+                            "time, whatever --speed: the times Events show and the controller reads are "
+                            "wall-clock times.")] = "1h",
     no_hpa_controller: Annotated[bool, typer.Option(
         "--no-hpa-controller", help="Store HorizontalPodAutoscalers without acting on them (default: each one "
                                     "scales its workload every 15 simulated seconds, as kube-controller-manager "
@@ -518,8 +523,9 @@ def sim_serve(
     request needs the bearer token (see --kubeconfig-out, --token-file; printed when neither is
     given) unless --no-auth. As kube-controller-manager, an HPA controller runs every stored HPA
     every 15 simulated seconds (`setpoint import`'s conversion, decided by the hpa preset, written as
-    kube-controller-manager, its status updated) unless --no-hpa-controller. Runs until SIGTERM or
-    Ctrl-C. Exit 1 on an invalid scenario.
+    kube-controller-manager, its status updated) unless --no-hpa-controller. Events are deleted
+    --event-ttl after their last write, as by kube-apiserver. Runs until SIGTERM or Ctrl-C. Exit 1 on
+    an invalid scenario or option.
     """
     import logging
 
@@ -531,6 +537,10 @@ def sim_serve(
         fail(["--no-auth cannot be combined with --token or --token-file"])
     if token is not None and not token.strip():
         fail(["--token must not be empty"])
+    try:
+        event_ttl_s = _positive_duration("--event-ttl", event_ttl)
+    except ValueError as exc:
+        fail([str(exc)])
 
     def ready(server) -> None:
         typer.echo(f"Kubernetes API: {server.url}", err=True)
@@ -550,7 +560,7 @@ def sim_serve(
     try:
         serve(scenario, kube_listen, metrics_listen, kubeconfig_out, speed, test_hooks, token=token, on_ready=ready,
               auth=not no_auth, token_file=token_file, read_timeout_s=read_timeout, max_connections=max_connections,
-              tls=not insecure_http, hpa_controller=not no_hpa_controller)
+              tls=not insecure_http, hpa_controller=not no_hpa_controller, event_ttl_s=event_ttl_s)
     except ScenarioError as exc:
         fail(exc.errors)
     except (OSError, ValueError) as exc:

@@ -44,7 +44,7 @@ import signal
 import ssl
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from re import _parser as sre_parser  # the regex parser, to refuse patterns that backtrack badly
@@ -60,7 +60,7 @@ from simulators.kubeapi.hpa_controller import HpaController
 from simulators.kubeapi.http import IDLE_TIMEOUT_S, MAX_CONNECTIONS, READ_TIMEOUT_S, HttpService, Request, Response
 from simulators.kubeapi.metrics import SimMetricsExporter
 from simulators.kubeapi.routes import ResourceHandler, build_resources, discovery, error_response, parse_path
-from simulators.kubeapi.store import KubeStore, SimTime
+from simulators.kubeapi.store import EVENT_TTL_S, KubeStore, SimTime
 from simulators.kubeapi.tls import ServingIdentity, make_serving_identity
 from simulators.scenario import Scenario, load_scenario
 
@@ -94,10 +94,12 @@ class SimWorld:
     """The engine of a scenario, as objects and metrics, stepped tick by tick.
 
     ``speed``: simulated seconds per wall second (objects show wall-clock times, see SimTime).
+    ``event_ttl_s``: wall seconds an Event is kept after its last write (``--event-ttl``, see
+    KubeStore: expired at the first tick after).
     """
 
     def __init__(self, scenario: Scenario, speed: float = 1.0, statefulsets: frozenset[str] = frozenset(),
-                 wall_start_s: float | None = None, hpa_controller: bool = True):
+                 wall_start_s: float | None = None, hpa_controller: bool = True, event_ttl_s: float = EVENT_TTL_S):
         if not 0 < speed <= MAX_SPEED:  # NaN too
             raise ValueError(f"speed must be > 0 and at most {MAX_SPEED:g}, got {speed:g}")
         self.scenario = scenario
@@ -105,7 +107,7 @@ class SimWorld:
         self.tick_s = scenario.tick_s
         engine = SimCluster(scenario.cluster, np.random.default_rng(scenario.seed), faults=scenario.faults)
         clock = SimTime(scenario.start_s, time.time() if wall_start_s is None else wall_start_s, speed)
-        self.store = KubeStore(engine, clock, statefulsets)
+        self.store = KubeStore(engine, clock, statefulsets, event_ttl_s)
         self.metrics = SimMetricsExporter(self.store)
         #: kube-controller-manager's HPA controller over the stored HPAs (None: they are only stored)
         self.hpa_controller = HpaController(scenario, self.store) if hpa_controller else None
@@ -361,36 +363,57 @@ class FaultInjector:
             return [r.describe() for r in self._rules if r.times > 0]
 
 
-class RequestLog:
-    """Counts of the requests served, by method and path (test hook and benchmark probe)."""
+#: Requests the log keeps in ``recent`` by default (in-process tests read it); ``sim serve`` keeps none.
+RECENT_REQUESTS = 100_000
+#: Distinct (method, path) pairs the log counts: the least recently requested beyond it are forgotten.
+MAX_COUNTED_PATHS = 10_000
 
-    def __init__(self, keep: int = 100_000):
-        self._counts: Counter[tuple[str, str]] = Counter()
+
+class RequestLog:
+    """Counts of the requests served, by method and path (test hook and benchmark probe).
+
+    Bounded for a server that runs for days: the total and the counts by method are exact; the
+    counts by path are kept for the :data:`MAX_COUNTED_PATHS` most recently requested (method,
+    path) pairs (paths name pods and Events, which come and go), older ones forgotten; ``recent``
+    holds the last ``keep`` requests (monotonic time, method, path) for in-process tests; ``sim
+    serve`` keeps none (nothing serves it over HTTP, and at 100 000 it held ~20 MB)."""
+
+    def __init__(self, keep: int = RECENT_REQUESTS, max_paths: int = MAX_COUNTED_PATHS):
+        self._counts: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self._by_method: Counter[str] = Counter()
+        self.max_paths = max_paths
         self.recent: deque[tuple[float, str, str]] = deque(maxlen=keep)
         self._lock = threading.Lock()
 
     def add(self, method: str, path: str) -> None:
         with self._lock:
-            self._counts[(method, path)] += 1
-            self.recent.append((time.monotonic(), method, path))
+            key = (method, path)
+            self._counts[key] = self._counts.get(key, 0) + 1
+            self._counts.move_to_end(key)
+            if len(self._counts) > self.max_paths:
+                self._counts.popitem(last=False)
+            self._by_method[method] += 1
+            if self.recent.maxlen:
+                self.recent.append((time.monotonic(), method, path))
 
     def count(self, method: str | None = None, path: str | None = None) -> int:
-        """Requests with this method (any if None) whose path matches the regex ``path``."""
+        """Requests with this method (any if None) whose path matches the regex ``path`` (among
+        the MAX_COUNTED_PATHS paths last requested)."""
         with self._lock:
+            if path is None:
+                return sum(n for m, n in self._by_method.items() if method is None or m == method)
             return sum(n for (m, p), n in self._counts.items()
-                       if (method is None or m == method) and (path is None or re.search(path, p)))
+                       if (method is None or m == method) and re.search(path, p))
 
     def by_method(self) -> dict[str, int]:
         """Request counts by HTTP method."""
         with self._lock:
-            out: Counter[str] = Counter()
-            for (m, _p), n in self._counts.items():
-                out[m] += n
-            return dict(out)
+            return dict(self._by_method)
 
     def reset(self) -> None:
         with self._lock:
             self._counts.clear()
+            self._by_method.clear()
             self.recent.clear()
 
 
@@ -412,7 +435,8 @@ class SimKubeApi:
     ``test_hooks``: serve ``/_sim/faults`` and ``/_sim/requests`` (see the module docstring).
     """
 
-    def __init__(self, world: SimWorld, token: str | None = None, test_hooks: bool = False):
+    def __init__(self, world: SimWorld, token: str | None = None, test_hooks: bool = False,
+                 request_history: int = RECENT_REQUESTS):
         self.world = world
         self.token = token
         self.test_hooks = test_hooks
@@ -420,7 +444,7 @@ class SimKubeApi:
         self.stopping = threading.Event()  # set on stop: ends watches
         self.handler = ResourceHandler(world.store, self.stopping)
         self.faults = FaultInjector()
-        self.requests = RequestLog()
+        self.requests = RequestLog(request_history)
         self.address = "127.0.0.1:0"
 
     def handle(self, request: Request) -> Response:
@@ -533,14 +557,15 @@ class SimKubeServer:
                  drive: bool = True, token: str | None = None, auth: bool = True, test_hooks: bool = False,
                  statefulsets: frozenset[str] = frozenset(), max_connections: int = MAX_CONNECTIONS,
                  idle_timeout_s: float = IDLE_TIMEOUT_S, read_timeout_s: float = READ_TIMEOUT_S, tls: bool = True,
-                 hpa_controller: bool = True):
+                 hpa_controller: bool = True, event_ttl_s: float = EVENT_TTL_S,
+                 request_history: int = RECENT_REQUESTS):
         if token is not None and not auth:
             raise ValueError("a token and auth=False contradict each other")
         if token is not None and not token.strip():
             raise ValueError("the token must not be empty")
         sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
-        self.world = SimWorld(sc, speed, statefulsets, hpa_controller=hpa_controller)
-        self.api = SimKubeApi(self.world, (token or new_token()) if auth else None, test_hooks)
+        self.world = SimWorld(sc, speed, statefulsets, hpa_controller=hpa_controller, event_ttl_s=event_ttl_s)
+        self.api = SimKubeApi(self.world, (token or new_token()) if auth else None, test_hooks, request_history)
         #: The CA and serving certificate (None over plain HTTP).
         self.identity: ServingIdentity | None = make_serving_identity((host,)) if tls else None
         self.http = _listening("Kubernetes API", self.api, host, port, max_connections, idle_timeout_s,
@@ -667,7 +692,7 @@ def serve(scenario: str | Path, kube_listen: str = "127.0.0.1:8001", metrics_lis
           kubeconfig_out: str | Path | None = None, speed: float = 1.0, test_hooks: bool = False,
           token: str | None = None, on_ready=None, *, auth: bool = True, token_file: str | Path | None = None,
           read_timeout_s: float = READ_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS, tls: bool = True,
-          hpa_controller: bool = True) -> None:
+          hpa_controller: bool = True, event_ttl_s: float = EVENT_TTL_S) -> None:
     """Run the simulated apiserver until SIGTERM or SIGINT (the ``setpoint sim serve`` command).
 
     The bearer token (``token``, or a fresh random one) is always required unless ``auth`` is
@@ -685,7 +710,8 @@ def serve(scenario: str | Path, kube_listen: str = "127.0.0.1:8001", metrics_lis
     try:
         server = SimKubeServer(scenario, host=host, port=port, metrics_host=m_host, metrics_port=m_port, speed=speed,
                                token=token, auth=auth, test_hooks=test_hooks, read_timeout_s=read_timeout_s,
-                               max_connections=max_connections, tls=tls, hpa_controller=hpa_controller)
+                               max_connections=max_connections, tls=tls, hpa_controller=hpa_controller,
+                               event_ttl_s=event_ttl_s, request_history=0)
     except ListenError as exc:
         option, value = ("--metrics-listen", metrics_listen) if exc.role == "metrics endpoint" else ("--kube-listen",
                                                                                                   kube_listen)

@@ -22,7 +22,13 @@ revision) when the fingerprint changed. Without watches a client cannot tell the
 from bumping on every change, and no per-tick work is spent on objects nobody reads.
 
 Times: the engine runs on simulation time; objects show wall-clock times through
-:class:`SimTime` so that ages computed by a live controller (wall clock) are right.
+:class:`SimTime` so that ages computed by a live controller (wall clock) are right. Events
+expire ``event_ttl_s`` of that wall-clock time after their last write (kube-apiserver's
+``--event-ttl``, see StoredObjects).
+
+Over a long run nothing here grows with churn: Events expire, the fingerprints of pods no longer
+there are dropped when their workload's pods are next served, and the resourceVersion marks of
+the watch history are kept for ``watch_history_s`` only.
 All public methods take the store's lock: call them from any thread.
 """
 
@@ -50,7 +56,11 @@ from simulators.cluster import SimCluster
 from simulators.simcluster.slots import INITIAL_PODS_AGE_S
 from simulators.workload import NAME_ALPHABET, Revision, ServiceConfig, rollout_budget
 
-#: Events kept per store (oldest dropped first), as the apiserver's event TTL would.
+#: How long an Event is kept after its last write (s): kube-apiserver's ``--event-ttl`` default (1h).
+EVENT_TTL_S = 3600.0
+#: Most Events kept at once (those closest to expiry go first, as deletions): a guard of the
+#: simulator's memory against a client creating Events faster than they expire (the real API
+#: has no such cap; 10 000 within the TTL is ~3 a second for an hour).
 MAX_EVENTS = 10_000
 #: How long before the simulation's start its workloads were created (s): a day before their initial pods
 WORKLOAD_AGE_S = INITIAL_PODS_AGE_S + 86400.0
@@ -169,14 +179,56 @@ def _with_labels(template: dict, extra: dict) -> dict:
 
 class StoredObjects:
     """A table of objects that only live in the store (Events, Leases, ConfigMaps), with resourceVersion
-    preconditions on update, as the apiserver's generic registry does."""
+    preconditions on update, as the apiserver's generic registry does.
+
+    ``ttl_s`` (Events): an object is deleted ``ttl_s`` after its last write, as kube-apiserver's
+    ``--event-ttl``: the generic registry's TTLFunc gives every create and every update of an Event
+    a fresh etcd lease of the TTL, so an update restarts it; an update that changes nothing is
+    not written (etcd3's GuaranteedUpdate returns before it takes a lease) and restarts nothing.
+    The expiry is a deletion like any other (a new resourceVersion; watchers see DELETED), done
+    by :meth:`expire`, which the store calls on every engine tick. ``limit``: most objects kept
+    at once; beyond it the one closest to expiry (or the oldest) is deleted."""
 
     def __init__(self, store: "KubeStore", resource: str, group: str, kind: str, api_version: str,
-                 validate: Callable[[str, dict], None] | None = None, limit: int | None = None):
+                 validate: Callable[[str, dict], None] | None = None, limit: int | None = None,
+                 ttl_s: float | None = None):
+        if ttl_s is not None and not ttl_s > 0:  # NaN too
+            raise ValueError(f"the {kind} TTL must be above 0 s, got {ttl_s:g}")
         self.store, self.resource, self.group, self.kind, self.api_version = store, resource, group, kind, api_version
         self.validate = validate or (lambda name, obj: None)
         self.limit = limit
+        self.ttl_s = ttl_s
         self.items: OrderedDict[tuple[str, str], dict] = OrderedDict()
+        #: (namespace, name) -> when it expires (the store's wall_now clock), soonest first: every
+        #: write moves its object to the end with now + ttl_s, and that clock never goes back
+        self.expiry: OrderedDict[tuple[str, str], float] = OrderedDict()
+
+    def _written(self, key: tuple[str, str]) -> None:
+        """``key`` was just written: its TTL (re)starts, and the table is kept within ``limit``."""
+        if self.ttl_s is not None:
+            self.expiry[key] = self.store.wall_now() + self.ttl_s
+            self.expiry.move_to_end(key)
+        if self.limit and len(self.items) > self.limit:
+            oldest = next(iter(self.expiry)) if self.expiry else next(iter(self.items))
+            self._remove(oldest)
+
+    def _remove(self, key: tuple[str, str]) -> dict:
+        """Delete ``key`` (it must exist): a new resourceVersion, as etcd's revision on a delete."""
+        self.expiry.pop(key, None)
+        obj = self.items.pop(key)
+        self.store.next_rv()  # a deletion is a change, as in etcd (watchers see a new revision)
+        return obj
+
+    def expire(self, now: float) -> int:
+        """Delete the objects whose TTL ran out at ``now`` (the store's wall_now); how many."""
+        count = 0
+        while self.expiry:
+            key, at = next(iter(self.expiry.items()))
+            if at > now:
+                break
+            self._remove(key)
+            count += 1
+        return count
 
     def create(self, namespace: str, body: dict) -> dict:
         """Store a new object (``body`` decoded already, see validation.check_shape): 404 when the
@@ -200,8 +252,7 @@ class StoredObjects:
         meta.update(name=name, namespace=namespace, uid=K.uid_for(self.resource, namespace, name, secrets.token_hex(4)),
                     resourceVersion=str(self.store.next_rv()), creationTimestamp=K.rfc3339(self.store.wall_now()))
         self.items[(namespace, name)] = obj
-        if self.limit and len(self.items) > self.limit:
-            self.items.popitem(last=False)
+        self._written((namespace, name))
         return copy.deepcopy(obj)
 
     def get(self, namespace: str, name: str) -> dict:
@@ -230,15 +281,16 @@ class StoredObjects:
         obj["metadata"]["resourceVersion"] = (current["metadata"]["resourceVersion"] if unchanged
                                               else str(self.store.next_rv()))
         self.items[(namespace, name)] = obj
+        if not unchanged:  # not written: its TTL goes on (as etcd3's GuaranteedUpdate skips the put)
+            self._written((namespace, name))
         return copy.deepcopy(obj)
 
     def delete(self, namespace: str, name: str) -> dict:
         """Remove an object (404 when there is none); the answer is a Success Status, as the
         apiserver's generic registry gives for these kinds (preconditions: the route checks them)."""
-        obj = self.items.pop((namespace, name), None)
-        if obj is None:
+        if (namespace, name) not in self.items:
             raise K.not_found(self.resource, self.group, name)
-        self.store.next_rv()  # a deletion is a change, as in etcd (watchers see a new revision)
+        obj = self._remove((namespace, name))
         return K.deleted_status(self.resource, self.group, name, obj["metadata"].get("uid", ""))
 
 
@@ -368,14 +420,18 @@ def _parses(timestamp: str) -> bool:
 class KubeStore:
     """Kubernetes objects over a SimCluster. See the module docstring for the mapping."""
 
-    def __init__(self, engine: SimCluster, clock: SimTime, statefulsets: frozenset[str] | set[str] = frozenset()):
+    def __init__(self, engine: SimCluster, clock: SimTime, statefulsets: frozenset[str] | set[str] = frozenset(),
+                 event_ttl_s: float = EVENT_TTL_S):
         self.engine = engine
         self.clock = clock
         self.lock = threading.RLock()
         self._rv_counter = 1
         self._rv_marks: deque[tuple[float, int]] = deque()  # (monotonic s, counter then), one a second
+        self.monotonic = time.monotonic  # the clock of the watch history (tests set a fake one)
         self.watch_history_s = WATCH_HISTORY_S
         self._fingerprints: dict[tuple, tuple[str, int]] = {}
+        #: per workload index, the names of the pods last served (their fingerprints are dropped once gone)
+        self._served_pods: dict[int, set[str]] = {}
         self._epoch = 0  # bumped whenever the engine's state may have changed
         self._statuses: dict[int, tuple[int, TargetStatus]] = {}
         self.workloads: list[Workload] = []
@@ -390,7 +446,15 @@ class KubeStore:
             w.managed.record(FieldWriter(CREATOR), created, (), clock.wall(clock.sim_start_s))
             self.workloads.append(w)
             self.by_key[(kind, cfg.namespace, cfg.name)] = w
-        self.events = StoredObjects(self, "events", "", "Event", "v1", _validate_event, MAX_EVENTS)
+        # The TTL runs on wall_now(), the wall-clock time objects show (creationTimestamp, and the
+        # clients' own first/lastTimestamp), not on simulated seconds: kube-apiserver's --event-ttl
+        # is wall time, and the controller that reads Events (its hands-off and history windows)
+        # measures their age on its wall clock. At --speed 4 an Event so lives an hour of wall time
+        # (4 simulated hours), and `kubectl get events` never shows one older than the TTL. wall_now()
+        # moves with the ticks (and skips pauses, staying in line with the wall clock), so an Event
+        # expires at the first tick at or after its time; tests driving the world by hand move it.
+        self.events = StoredObjects(self, "events", "", "Event", "v1", _validate_event, MAX_EVENTS,
+                                    ttl_s=event_ttl_s)
         self.leases = StoredObjects(self, "leases", "coordination.k8s.io", "Lease", "coordination.k8s.io/v1",
                                     _validate_lease)
         self.configmaps = StoredObjects(self, "configmaps", "", "ConfigMap", "v1", _validate_config_map)
@@ -403,19 +467,26 @@ class KubeStore:
 
     # ------------------------------------------------------------------ bookkeeping
     def next_rv(self) -> int:
-        now = time.monotonic()
+        now = self.monotonic()
         if not self._rv_marks or now - self._rv_marks[-1][0] >= 1.0:
             self._rv_marks.append((now, self._rv_counter))
+            self._forget_marks(now - self.watch_history_s)
         self._rv_counter += 1
         return self._rv_counter
+
+    def _forget_marks(self, horizon: float) -> None:
+        """Drop the marks older than ``horizon`` but the newest of them: the history window is
+        all a watch can start from, so the marks stay within it (one a second) however long the
+        server runs, whether or not watches ask."""
+        while len(self._rv_marks) > 1 and self._rv_marks[1][0] <= horizon:
+            self._rv_marks.popleft()  # the newest mark before the horizon stays first
 
     def oldest_watchable_rv(self) -> int:
         """The resourceVersion of ``watch_history_s`` ago: a watch from an older one cannot be
         served (changes before it are forgotten) and gets 410 Expired; 0 while the server is younger."""
         with self.lock:
-            horizon = time.monotonic() - self.watch_history_s
-            while len(self._rv_marks) > 1 and self._rv_marks[1][0] <= horizon:
-                self._rv_marks.popleft()  # the newest mark before the horizon stays first
+            horizon = self.monotonic() - self.watch_history_s
+            self._forget_marks(horizon)
             first = self._rv_marks[0] if self._rv_marks else None
             return first[1] if first is not None and first[0] <= horizon else 0
 
@@ -447,6 +518,7 @@ class KubeStore:
         with self.lock:
             signals = self.engine.step(now, dt_s, offered_rps)
             self.touch()
+            self.events.expire(self.wall_now())
             changed = np.flatnonzero(signals.revision != self._revision_numbers)
             if changed.size:
                 self.sync_revisions(changed.tolist())
@@ -720,7 +792,15 @@ class KubeStore:
     def _pods(self, w: Workload) -> list[dict]:
         st = self._status(w)
         revs = self._revisions(w)
-        return [self._pod(w, p, revs[p.revision]) for p in st.pods]
+        pods = [self._pod(w, p, revs[p.revision]) for p in st.pods]
+        # a pod gone since the last look (deleted, scaled down, replaced) is never served again:
+        # forget its fingerprint, else they pile up with every pod ever served (a name that comes
+        # back, a StatefulSet's, is a new object: a new resourceVersion, as the apiserver gives it)
+        names = {p.name for p in st.pods}
+        for gone in self._served_pods.get(w.index, set()) - names:
+            self._fingerprints.pop(("Pod", w.namespace, gone), None)
+        self._served_pods[w.index] = names
+        return pods
 
     def _pod(self, w: Workload, p: PodStatus, rev: Revision) -> dict:
         template = w.templates[rev.seq]
