@@ -288,3 +288,9 @@ def state_name(policy: str, part: str = "") -> str:
     """How a StateStore names what it keeps of ``policy``: its name for the health state,
     ``policy.part`` for a part (a policy name has no dot: never another policy's name)."""
     return f"{policy}.{part}" if part else policy
+
+
+def controller_state_name(controller: str) -> str:
+    """The StateStore name of a controller's own payloads (its last good policies, its index of
+    policies with state): its Lease's name, from ``NAMESPACE/NAME`` or ``NAME``."""
+    return controller.rsplit("/", 1)[-1] or "setpoint"

@@ -26,7 +26,7 @@ from functools import cached_property
 from datetime import datetime, timezone
 
 from controller.errors import StateStoreError
-from controller.ports import StateStore
+from controller.ports import StateStore, controller_state_name
 
 log = logging.getLogger("setpoint.runtime")
 
@@ -89,7 +89,7 @@ class LastGoodCopy:
 
     def __init__(self, store: StateStore, controller: str = "setpoint"):
         self.store = store
-        self.name = controller.rsplit("/", 1)[-1] or "setpoint"
+        self.name = controller_state_name(controller)
         self._kept: str | None = None  # digest of the copy known to be stored
         self._too_large_said = False
 

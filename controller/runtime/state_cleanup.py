@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 from controller.errors import StateStoreError
 from controller.policy.durations import format_duration
-from controller.ports import StateDeletion, StateStore, state_name
+from controller.ports import StateDeletion, StateStore, controller_state_name, state_name
 from controller.runtime import hands_off_state, scale_events_state
 from controller.runtime.state_expiry import cleanup_due, state_keep
 from controller.runtime.state_index import PART, IndexEntry, ReadIndex, Stamp, decode, encode
@@ -88,7 +88,7 @@ class RemovedStateCleanup:
 
     def __init__(self, store: StateStore, controller: str = "setpoint", writer: str | None = None):
         self.store, self.controller = store, controller
-        self.key = controller.rsplit("/", 1)[-1] or "setpoint"  # the index's StateStore name
+        self.key = controller_state_name(controller)  # the index's StateStore name
         self.writer = writer or secrets.token_hex(6)
         self.entries: dict[str, IndexEntry] = {}
         self.doubt = ""  # why this process deletes nothing until it reads the index afresh ('': none)
