@@ -176,6 +176,8 @@ class ControllerService:
         self.policies: dict[str, RuntimePolicy] = self._load_at_start()  # invalid, and no copy: refuse to start
         self.claims = TargetClaims()  # one governing policy per workload, across the reconcilers
         self.reconcilers: dict[str, Reconciler] = {n: self._reconciler(p) for n, p in self.policies.items()}
+        for policy in self.policies.values():
+            telemetry.policy_loaded(policy)
         # policies whose durable state must be re-read before their next cycle as leader: while
         # another replica leads, it acts and saves; what this one read at start-up goes stale
         self._standby: set[str] = set() if is_leader() else set(self.reconcilers)
@@ -581,6 +583,8 @@ class ControllerService:
         self._metric_gaps = {(p, m, k) for p, m, k in self._metric_gaps  # a gap of a metric still there stays
                              if p in plan.policies and m in plan.policies[p].params.metric_names}
         self.telemetry.policies_loaded.set(len(plan.policies))
+        for name in plan.triggers:  # new or changed (a changed one may read other metrics)
+            self.telemetry.policy_loaded(plan.policies[name])
         for name in set(old_policies) - set(plan.policies):
             self._forget_policy(name)
         # changed policies claim afresh at their next cycle too: workloads moved between policies

@@ -25,10 +25,16 @@ from typing import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from controller.model import REASON_CODES, jsonable
-from controller.runtime.reconciler import CycleResult
+from controller.model import REASON_CODES, ActionKind, jsonable
+from controller.runtime.reconciler import CycleResult, RuntimePolicy
 from controller.runtime.startup_observer import STARTUP_UNREAD, WITHHELD_UNREAD
 
+
+#: The ``source`` labels of setpoint_errors_total (``error_source``, and ``state`` for the state store)
+ERROR_SOURCES = ("state", "cluster", "metrics")
+
+#: The reasons of setpoint_invalid_samples_total (``Telemetry._count_invalid``)
+INVALID_REASONS = ("negative", "non_finite", "implausible")
 
 #: How the errors of reads from the Kubernetes API begin: pods not listed, most often a 403 (the
 #: scaling role lacks list on pods or replicasets)
@@ -160,6 +166,37 @@ class Telemetry:
         # (policy, target) -> [its setpoint_ready_replicas child, its Ready pods at its last cycle]: the
         # child kept, as labels() per target and cycle cost more than the cycle's decision (1,000 targets)
         self._ready_seen: dict[tuple[str, str], list] = {}
+
+    def policy_loaded(self, policy: RuntimePolicy) -> None:
+        """Create at 0 every labelled counter child a policy's cycles can count, from the finite
+        sets of reasons, error sources, action kinds and metrics: /metrics then has as many lines
+        for the policy from its load as after a week (a soak drill saw MetricsMissing and the
+        metrics errors appear hours in), and ``increase()`` sees a first occurrence, which a
+        child born at 1 hides (Prometheus' advice: initialise the label values you know)."""
+        p = policy.name
+        scaling = bool(policy.params.metric_names)
+        for reason in REASON_CODES if scaling else ():  # a health-only policy counts no decision
+            self.decisions.labels(p, reason)
+        for source in ERROR_SOURCES:
+            self.errors.labels(p, source)
+        kinds = (ActionKind.SCALE,) if policy.health is None else tuple(k for k in ActionKind if k != ActionKind.NONE)
+        for kind in kinds:
+            self.actions.labels(p, kind.word)
+            self.action_failures.labels(p, kind.word)
+        names = policy.params.metric_names
+        gone = {s.labels["metric"] for m in self.invalid_samples.collect() for s in m.samples
+                if s.labels.get("policy") == p and "metric" in s.labels} - set(names)
+        for name, reason in [(n, r) for n in sorted(gone) for r in INVALID_REASONS]:  # an edit renamed them
+            try:
+                self.invalid_samples.remove(p, name, reason)
+            except KeyError:
+                pass
+        for name in names:
+            for reason in INVALID_REASONS:
+                self.invalid_samples.labels(p, name, reason)
+        self.queries.labels(p)
+        if policy.health is not None:
+            self.state_saves.labels(p)
 
     def track_leadership(self, is_leader: Callable[[], bool]) -> None:
         """``setpoint_leader`` reads ``is_leader()`` at every scrape."""
@@ -309,8 +346,8 @@ class Telemetry:
     def _count_invalid(self, policy: str, d, metric_names: tuple[str, ...]) -> None:
         """Count negative, non-finite and implausible samples per metric of one decision."""
         names = metric_names or tuple(f"m{j}" for j in range(d.signal.values.shape[1]))
-        for reason, mask in (("negative", d.signal.negative), ("non_finite", d.signal.nonfinite),
-                             ("implausible", d.signal.implausible)):
+        masks = (d.signal.negative, d.signal.nonfinite, d.signal.implausible)
+        for reason, mask in zip(INVALID_REASONS, masks):
             for name, count in zip(names, mask.sum(axis=0).tolist()):
                 if count:
                     self.invalid_samples.labels(policy, name, reason).inc(count)

@@ -50,7 +50,9 @@ def test_health_only_records_and_counts(text, name, first_line, decisions, serve
     assert line.split(" ", 1)[1].startswith(first_line), line
     assert "MetricsMissing" not in explained.stdout
     get = telemetry.registry.get_sample_value
-    assert get("setpoint_decisions_total", {"policy": name, "reason": "MetricsMissing"}) is None
+    # a scaling policy's reasons exist at 0 from its load; a health-only policy counts no decision
+    missing = get("setpoint_decisions_total", {"policy": name, "reason": "MetricsMissing"})
+    assert missing == (None if decisions is None else 0.0)
     reason = first_line.split("[")[1].split("]")[0]
     assert get("setpoint_decisions_total", {"policy": name, "reason": reason}) == decisions
 
