@@ -268,7 +268,9 @@ class StateStore(Protocol):
     Every call raises StateStoreError when the store fails; a conflicting writer is resolved
     inside ``save`` (re-read, write again), so a saved payload is never silently dropped. A store
     has an ``owner`` (the controller it belongs to: its Lease's ``NAMESPACE/NAME``), recorded with
-    each payload it saves, so that ``delete`` only ever removes what this controller wrote last.
+    each payload it saves, so that ``delete`` only ever removes what this controller wrote last. A
+    payload with no owner recorded was saved by a setpoint older than owners: any owner may delete
+    it (else every upgrade would leave the state of the policies it removes forever).
     """
 
     def load(self, policy: str, part: str = "") -> bytes | str | dict | None:
@@ -282,6 +284,11 @@ class StateStore(Protocol):
         """Delete the payload of ``policy`` (or of its ``part``) as this store last loaded or saved
         it (read now if it did neither), only if no one wrote it since and this store's owner
         wrote it last: a caller that decides on a payload's content loads it first."""
+
+    def foreign(self, policy: str, part: str = "") -> bool:
+        """True when another controller (another owner) saved the payload of ``policy`` (or of its
+        ``part``) last, as this store last loaded or saved it (read now if it did neither): its
+        ``delete`` would answer FOREIGN. A caller deleting several parts checks them all first."""
 
 
 def state_name(policy: str, part: str = "") -> str:

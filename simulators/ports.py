@@ -293,14 +293,20 @@ class MemoryStateStore:
         self._stamps[key] = self._seen[key] = (self._counter[0], self.owner)
         self.saves[key] = self.saves.get(key, 0) + 1
 
-    def delete(self, policy: str, part: str = "") -> StateDeletion:
+    def foreign(self, policy: str, part: str = "") -> bool:
         key = state_name(policy, part)
         if key not in self._seen:
             self.load(policy, part)
+        seen = self._seen[key]
+        return seen is not None and seen[1] not in ("", self.owner)
+
+    def delete(self, policy: str, part: str = "") -> StateDeletion:
+        key = state_name(policy, part)
+        foreign = self.foreign(policy, part)
         seen = self._seen.pop(key)
         if seen is None or key not in self._texts:
             return StateDeletion.ABSENT
-        if seen[1] != self.owner:
+        if foreign:
             return StateDeletion.FOREIGN
         if self._stamps[key] != seen:
             return StateDeletion.CHANGED

@@ -73,7 +73,8 @@ first time, then ``replace_namespaced_config_map`` carrying the last read resour
 Each write carries the annotation ``setpoint.io/controller`` (the store's owner: the controller's
 Lease, ``NAMESPACE/NAME``). ``delete_namespaced_config_map`` removes a removed policy's ConfigMap
 with the resourceVersion last read as a precondition (409: someone wrote it since, it is left),
-and only when the annotation names this store's owner (another controller's is never deleted).
+and only when the annotation names this store's owner or none (another controller's is never
+deleted; one without it was written by a setpoint older than the annotation).
 """
 
 from __future__ import annotations
@@ -1010,16 +1011,24 @@ class KubernetesStateStore:
         except ActuationError as exc:
             raise StateStoreError(f"save {_what(policy, part)}: {exc}") from exc
 
-    def delete(self, policy: str, part: str = "") -> StateDeletion:
+    def foreign(self, policy: str, part: str = "") -> bool:
         name = state_config_map_name(policy, part)
         try:
             if name not in self._versions:
                 self._read(name)
+        except ActuationError as exc:
+            raise StateStoreError(f"load {_what(policy, part)}: {exc}") from exc
+        # no annotation: written by a setpoint older than owners, which any owner may delete
+        return self._versions.get(name) is not None and self._owners.get(name, "") not in ("", self.owner)
+
+    def delete(self, policy: str, part: str = "") -> StateDeletion:
+        name = state_config_map_name(policy, part)
+        try:
+            if self.foreign(policy, part):
+                return StateDeletion.FOREIGN
             version = self._versions.get(name)
             if version is None:
                 return StateDeletion.ABSENT
-            if self._owners.get(name, "") != self.owner:
-                return StateDeletion.FOREIGN
             options = k8s.V1DeleteOptions(preconditions=k8s.V1Preconditions(resource_version=version))
             try:
                 self.cluster._call(f"delete ConfigMap {self.namespace}/{name}", name,

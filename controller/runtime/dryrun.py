@@ -70,6 +70,9 @@ class DryRunStateStore:
         self.would_save[state_name(policy, part)] = payload
         log.debug("dry-run: would save the durable state of %s", policy, extra={"policy": policy, "dry_run": True})
 
+    def foreign(self, policy: str, part: str = "") -> bool:
+        return self.inner.foreign(policy, part)
+
     def delete(self, policy: str, part: str = "") -> StateDeletion:
         self.would_delete.append(state_name(policy, part))
         del self.would_delete[:-1000]

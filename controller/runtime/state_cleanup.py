@@ -11,9 +11,12 @@ policy added back sooner keeps its state, as before.
 Never deleted: the state of a policy that is loaded; anything the index does not prove this
 controller ran (an unreadable entry, an index another controller wrote); a payload saved after the
 removal (by a cycle still running, or another process of this controller that still ran it)
-before its own keep has passed since that save; a ConfigMap another controller wrote last (the
-store's owner check), or one written since it was read (the delete carries the resourceVersion
-read: a 409 leaves it, tried again later). A second writer of this controller's index (two
+before its own keep has passed since that save; any part of a policy's state when another
+controller wrote one of its ConfigMaps last (the store's owner check, made on every part before
+the first delete), or one written since it was read (the delete carries the resourceVersion
+read: a 409 leaves it, tried again later). A ConfigMap with no owner recorded (written by a
+setpoint older than the owner annotation) is deleted like this controller's own: the index proves
+this controller ran the policy since its upgrade. A second writer of this controller's index (two
 controllers with the same Lease in one state namespace, a hand edit) stops all deletions until
 this process next becomes leader (or restarts, without leader election): its index could list
 the other's policies.
@@ -238,6 +241,11 @@ class RemovedStateCleanup:
         self._settle(name, outcomes, now, result)
 
     def _delete_parts(self, name: str) -> dict[str, StateDeletion]:
+        """Delete every part of a policy's state, or none when another controller wrote any of
+        them last: a state half deleted would be neither this controller's nor the other's."""
+        foreign = [part for part in STATE_PARTS if self.store.foreign(name, part)]
+        if foreign:
+            return {state_name(name, foreign[0]): StateDeletion.FOREIGN}
         outcomes: dict[str, StateDeletion] = {}
         for part in STATE_PARTS:
             outcomes[state_name(name, part)] = outcome = self.store.delete(name, part)
@@ -263,8 +271,8 @@ class RemovedStateCleanup:
             result.foreign.append(name)
             left = " ".join(f"setpoint-state-{state_name(name, p)}" for p in STATE_PARTS)
             namespace = getattr(self.store, "namespace", None)  # the Kubernetes store's; kubectl's default else
-            log.warning("the durable state of removed policy %s is left: another controller wrote it last (or a "
-                        "setpoint too old to record its writer); if no controller runs a policy %s, delete it by "
+            log.warning("the durable state of removed policy %s is left: another controller wrote it last; if no "
+                        "controller runs a policy %s, delete it by "
                         "hand: kubectl%s delete configmap --ignore-not-found %s", name, name,
                         f" -n {namespace}" if namespace else "", left,
                         extra={"policy": name, "deleted": deleted})

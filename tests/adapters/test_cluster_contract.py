@@ -207,6 +207,7 @@ class MemoryStore:
         self.store = MemoryStateStore(OWNER)
         self.other = self.store.sharing(OWNER)  # a second process of the controller sees the same payloads
         self.foreign = self.store.sharing(RIVAL)  # another controller sharing the state namespace
+        self.unowned = self.store.sharing("")  # a setpoint older than owners
 
     def close(self) -> None:
         pass
@@ -227,6 +228,8 @@ class KubeStore:
         # another process, own cache
         self.other = KubernetesStateStore(self.clusters[1], "setpoint-system", owner=OWNER)
         self.foreign = KubernetesStateStore(self.clusters[2], "setpoint-system", owner=RIVAL)
+        # a setpoint older than the owner annotation (writes none)
+        self.unowned = KubernetesStateStore(self.clusters[2], "setpoint-system", owner="")
 
     def close(self) -> None:
         for c in self.clusters:
@@ -331,6 +334,18 @@ def test_state_store_delete_leaves_what_another_controller_wrote_last(store):
     assert store.store.delete("web") is StateDeletion.FOREIGN
     assert _loaded(store.other.load("web"))["saved_at"] == 2.0
     assert store.foreign.delete("web") is StateDeletion.DELETED
+
+
+def test_state_store_delete_removes_a_payload_saved_before_owners_were_recorded(store):
+    """A setpoint older than the owner annotation saved it (no owner): this controller's upgrade
+    deletes it as its own, and says it is not foreign; another controller's never is."""
+    store.unowned.save("web", PAYLOAD, part="hands-off")
+    store.foreign.save("api", PAYLOAD)
+    assert (store.store.foreign("web", "hands-off"), store.store.foreign("api"), store.store.foreign("ghost")) == (
+        False, True, False)
+    assert store.store.delete("web", "hands-off") is StateDeletion.DELETED
+    assert store.other.load("web", "hands-off") is None
+    assert store.store.delete("api") is StateDeletion.FOREIGN
 
 
 def test_state_store_delete_after_someone_else_deleted_it_is_absent(store):

@@ -147,6 +147,28 @@ def test_state_another_controller_wrote_last_is_left_and_forgotten(store, caplog
     assert "kubectl -n setpoint-system delete configmap --ignore-not-found setpoint-state-api " in caplog.text
 
 
+@pytest.mark.parametrize("writer, part, deleted", [
+    pytest.param("setpoint-system/team-b", "scale-events", False, id="another-controllers-last-part-keeps-every-part"),
+    pytest.param("setpoint-system/team-b", "", False, id="another-controllers-first-part-keeps-every-part"),
+    pytest.param("", "scale-events", True, id="a-part-saved-before-owners-is-deleted-as-ours"),
+    pytest.param("", "", True, id="a-health-state-saved-before-owners-is-deleted-as-ours"),
+])
+def test_every_part_or_none_is_deleted(writer, part, deleted, store):
+    """A policy's state is deleted whole or not at all: a part another controller wrote last keeps
+    the parts this one wrote (a half-deleted state is neither's); a part with no owner recorded (a
+    setpoint older than owners wrote it) is this controller's, the index proving it ran the policy."""
+    cleanup = RemovedStateCleanup(store, CONTROLLER)
+    cleanup.tend(policies("web", "api"), T0)
+    cleanup.tend(policies("web"), T0 + 60)
+    payload = {"version": 1, "policy": "api", "savedAt": T0, "targets": {}} if part else {
+        "schema_version": 1, "policy": "api", "saved_at": T0, "targets": {}}
+    store.sharing(writer).save("api", payload, part)
+    result = cleanup.tend(policies("web"), T0 + 60 + KEEP_S)
+    assert (result.deleted, result.foreign) == ((["api"], []) if deleted else ([], ["api"]))
+    left = [store.sharing().load("api", p) is not None for p in ("", "scale-events")]
+    assert left == ([False, False] if deleted else [True, True])
+
+
 def test_a_second_writer_of_the_index_stops_every_deletion(store, caplog):
     """Two processes keep one index (two controllers with the same Lease in one state namespace, each
     without leader election): neither may trust it, so neither deletes anything."""
