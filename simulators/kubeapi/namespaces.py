@@ -74,7 +74,7 @@ class Namespaces:
             if name in self.store.namespaces():
                 raise K.already_exists("namespaces", "", name)
             self.created.add(name)
-            self._write(name, meta)
+            self._write(name, meta, None)
             return self.object(name)
 
     def update(self, _namespace: str | None, name: str, body: dict) -> dict:
@@ -85,12 +85,13 @@ class Namespaces:
             V.check_identity(meta, current, "namespaces", "", name, None)
             V.validate_meta("Namespace", "", {**meta, "name": name})
             if _kept(meta, name) != _kept(current["metadata"], name):
-                self._write(name, meta)
+                self._write(name, meta, current)
             return self.object(name)
 
-    def _write(self, name: str, meta: dict) -> None:
+    def _write(self, name: str, meta: dict, before: dict | None) -> None:
+        """Store ``meta``'s labels and annotations: a change from ``before`` (None: a creation)."""
         kept = _kept(meta, name)
-        self.meta[name] = {**kept, "resourceVersion": str(self.store.next_rv())}
+        self.meta[name] = {**kept, "resourceVersion": str(self.store.changed("Namespace", "", name, before))}
 
 
 def _kept(meta: dict, name: str) -> dict:

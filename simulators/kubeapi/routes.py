@@ -90,6 +90,8 @@ class Resource:
     categories: tuple[str, ...] = ()
     #: its updates take a ``writer`` (simulators/kubeapi/managed_fields.py): metadata.managedFields kept
     field_managed: bool = False
+    #: an object as the store keeps it (in the watch history), as this version shows it
+    shown: Callable[[dict], dict] = lambda obj: obj
 
     @property
     def api_version(self) -> str:
@@ -131,7 +133,7 @@ def build_resources(store: KubeStore) -> dict[tuple[str, str, str], Resource]:
                         create=locked(lambda ns, body: hpa_v1_form.to_v1(table.create(ns, hpa_v1_form.to_v2(body)))),
                         update=locked(lambda ns, n, body: hpa_v1_form.to_v1(
                             table.update(ns, n, hpa_v1_form.to_v2(body, n)))),
-                        delete=locked(table.delete), short_names=("hpa",))
+                        delete=locked(table.delete), short_names=("hpa",), shown=hpa_v1_form.to_v1)
 
     resources = [
         workload("Deployment", "deployments", "deploy"),
@@ -185,6 +187,11 @@ def parse_path(path: str, resources: dict[tuple[str, str, str], Resource]) -> Ro
     if namespace is None and len(rest) > 1:
         return None  # namespaced objects are only addressed under /namespaces/NS/
     return Route(resource, namespace, rest[1] if len(rest) > 1 else None, rest[2] if len(rest) > 2 else None)
+
+
+def _selected(labels: Callable[[dict], bool], fields: Callable[[dict], bool]) -> Callable[[dict], bool]:
+    """Whether an object matches a request's label and field selectors."""
+    return lambda obj: labels(obj["metadata"].get("labels") or {}) and fields(obj)
 
 
 def _carries_resource_version(patch: Any) -> bool:
@@ -251,11 +258,12 @@ class ResourceHandler:
             fields = parse_field_selector(request.query.get("fieldSelector"), r.kind)
             as_table = wants_table(request.headers.get("accept"))
             if _list_options(request.query):
-                return self._watch(r, lambda: K.sorted_items(r.list(ns, labels, fields)), as_table, request)
-            items = K.sorted_items(r.list(ns, labels, fields))
+                return self._watch(r, ns, labels, fields, as_table, request)
+            with self.store.lock:  # the list's resourceVersion is the one its items are at
+                items, rv = K.sorted_items(r.list(ns, labels, fields)), self.store.resource_version
             if as_table:
-                return Response.json(200, self._table(r, items, str(self.store.resource_version), as_table, request))
-            return Response.json(200, K.list_object(f"{r.kind}List", r.api_version, items, self.store.resource_version))
+                return Response.json(200, self._table(r, items, str(rv), as_table, request))
+            return Response.json(200, K.list_object(f"{r.kind}List", r.api_version, items, rv))
         if request.method == "POST" and r.create and (ns is not None or not r.namespaced):
             body, warnings = _body_object(request, r.kind, r.api_version, "CreateOptions")
             return _answer(201, _warned(warnings, r.create, ns, body), warnings)
@@ -267,14 +275,15 @@ class ResourceHandler:
         return table(r.kind, items, resource_version, time.time(), api_version,
                      request.query.get("includeObject") or "Metadata", columns)
 
-    def _watch(self, r: Resource, list_items: Callable[[], list[dict]], as_table: str | None,
-               request: Request) -> Response:
+    def _watch(self, r: Resource, ns: str | None, labels: Callable[[dict], bool], fields: Callable[[dict], bool],
+               as_table: str | None, request: Request) -> Response:
         """A streamed response of watch events (objects, or one-row Tables when asked)."""
         since = request.query.get("resourceVersion")
         check_resource_version(since)
         duration_s = watch_timeout_s(request.query)
+        read = self._watch_reader(r, ns, labels, fields)
         if since and since != "0":
-            self._wait_for_resource_version(int(since), list_items)
+            self._wait_for_resource_version(int(since), lambda: read(None))
             oldest = self.store.oldest_watchable_rv()
             if int(since) < oldest:  # as the watch cache: 200, then one ERROR event with a 410 Status
                 return Response(200, content_type="application/json",
@@ -283,8 +292,9 @@ class ResourceHandler:
         def stream() -> Iterator[bytes]:
             first = True
             try:
-                for event_type, obj in watch_events(list_items, since, duration_s, self.stop):
-                    if as_table:  # column definitions with the first event only, as the apiserver sends
+                for event_type, obj in watch_events(read, _selected(labels, fields), since, duration_s, self.stop,
+                                                    shown=r.shown):
+                    if as_table and event_type != "ERROR":  # column definitions with the first event only
                         obj = self._table(r, [obj], obj["metadata"].get("resourceVersion", ""), as_table, request,
                                           first)
                     first = False
@@ -294,7 +304,20 @@ class ResourceHandler:
 
         return Response(200, content_type="application/json", stream=stream())
 
-    def _wait_for_resource_version(self, since: int, list_items: Callable[[], list[dict]]) -> None:
+    def _watch_reader(self, r: Resource, ns: str | None, labels: Callable[[dict], bool],
+                      fields: Callable[[dict], bool]) -> Callable:
+        """What a watch reads each time (watch.Read): the objects matching now, the store's
+        resourceVersion and the changes after the watch's own, together under the store's lock."""
+        def read(since: int | None):
+            with self.store.lock:
+                items, rv = K.sorted_items(r.list(ns, labels, fields)), self.store.resource_version
+                changes = None if since is None else self.store.changes_since(r.kind, since)
+            if changes is not None and ns is not None:
+                changes = [c for c in changes if c.namespace == ns]
+            return items, rv, changes
+        return read
+
+    def _wait_for_resource_version(self, since: int, list_items: Callable[[], object]) -> None:
         """A resourceVersion the store has not reached: wait up to FUTURE_RV_WAIT_S for it (listing
         brings lazy resourceVersions up to date), then 504 Timeout, as the apiserver."""
         deadline = time.monotonic() + FUTURE_RV_WAIT_S

@@ -26,9 +26,15 @@ Times: the engine runs on simulation time; objects show wall-clock times through
 expire ``event_ttl_s`` of that wall-clock time after their last write (kube-apiserver's
 ``--event-ttl``, see StoredObjects).
 
+Every resourceVersion given is a change in the watch history (simulators/kubeapi/history.py),
+with the object's state before it, which watches resumed from a resourceVersion replay; an
+engine pod's deletion is found (and gets its resourceVersion) when its workload's pods are next
+served, so a pod created and gone between two reads is never seen, as if compacted.
+
 Over a long run nothing here grows with churn: Events expire, the fingerprints of pods no longer
-there are dropped when their workload's pods are next served, and the resourceVersion marks of
-the watch history are kept for ``watch_history_s`` only.
+there are dropped when their workload's pods are next served, and the resourceVersion marks and
+the changes of the watch history are kept for ``watch_history_s`` only (the changes, at most
+history.MAX_CHANGES of them).
 All public methods take the store's lock: call them from any thread.
 """
 
@@ -50,6 +56,7 @@ import numpy as np
 from controller.model import PodStatus, TargetStatus
 from simulators.kubeapi import objects as K
 from simulators.kubeapi import validation as V
+from simulators.kubeapi.history import Change, ChangeHistory
 from simulators.kubeapi.managed_fields import FieldWriter, ManagedFields, changed_paths
 from simulators.kubeapi.namespaces import Namespaces
 from simulators.cluster import SimCluster
@@ -216,7 +223,8 @@ class StoredObjects:
         """Delete ``key`` (it must exist): a new resourceVersion, as etcd's revision on a delete."""
         self.expiry.pop(key, None)
         obj = self.items.pop(key)
-        self.store.next_rv()  # a deletion is a change, as in etcd (watchers see a new revision)
+        # a deletion is a change, as in etcd: a new revision, and watchers resumed from before it see it
+        self.store.changed(self.kind, *key, obj, deleted=True)
         return obj
 
     def expire(self, now: float) -> int:
@@ -250,7 +258,8 @@ class StoredObjects:
         self.validate(name, obj)
         obj["kind"], obj["apiVersion"] = self.kind, self.api_version
         meta.update(name=name, namespace=namespace, uid=K.uid_for(self.resource, namespace, name, secrets.token_hex(4)),
-                    resourceVersion=str(self.store.next_rv()), creationTimestamp=K.rfc3339(self.store.wall_now()))
+                    resourceVersion=str(self.store.changed(self.kind, namespace, name, None)),
+                    creationTimestamp=K.rfc3339(self.store.wall_now()))
         self.items[(namespace, name)] = obj
         self._written((namespace, name))
         return copy.deepcopy(obj)
@@ -279,7 +288,7 @@ class StoredObjects:
         obj["metadata"] = {**(obj.get("metadata") or {}), **keep}
         unchanged = _without_rv(obj) == _without_rv(current)  # a no-op update keeps the resourceVersion
         obj["metadata"]["resourceVersion"] = (current["metadata"]["resourceVersion"] if unchanged
-                                              else str(self.store.next_rv()))
+                                              else str(self.store.changed(self.kind, namespace, name, current)))
         self.items[(namespace, name)] = obj
         if not unchanged:  # not written: its TTL goes on (as etcd3's GuaranteedUpdate skips the put)
             self._written((namespace, name))
@@ -427,6 +436,7 @@ class KubeStore:
         self.lock = threading.RLock()
         self._rv_counter = 1
         self._rv_marks: deque[tuple[float, int]] = deque()  # (monotonic s, counter then), one a second
+        self.history = ChangeHistory()  # what a watch from a resourceVersion replays
         self.monotonic = time.monotonic  # the clock of the watch history (tests set a fake one)
         self.watch_history_s = WATCH_HISTORY_S
         self._fingerprints: dict[tuple, tuple[str, int]] = {}
@@ -470,25 +480,41 @@ class KubeStore:
         now = self.monotonic()
         if not self._rv_marks or now - self._rv_marks[-1][0] >= 1.0:
             self._rv_marks.append((now, self._rv_counter))
-            self._forget_marks(now - self.watch_history_s)
+            self._forget(now - self.watch_history_s)
         self._rv_counter += 1
         return self._rv_counter
 
-    def _forget_marks(self, horizon: float) -> None:
-        """Drop the marks older than ``horizon`` but the newest of them: the history window is
-        all a watch can start from, so the marks stay within it (one a second) however long the
-        server runs, whether or not watches ask."""
+    def changed(self, kind: str, namespace: str, name: str, before: dict | str | None, deleted: bool = False) -> int:
+        """A new resourceVersion for a write to an object, recorded in the watch history with the
+        object's state ``before`` it (None: a creation)."""
+        rv = self.next_rv()
+        self.history.record(Change(rv, kind, namespace, name, before, deleted))
+        return rv
+
+    def _forget(self, horizon: float) -> None:
+        """Drop the marks older than ``horizon`` but the newest of them, and the changes up to
+        it: the history window is all a watch can start from, so both stay within it however long
+        the server runs, whether or not watches ask."""
         while len(self._rv_marks) > 1 and self._rv_marks[1][0] <= horizon:
             self._rv_marks.popleft()  # the newest mark before the horizon stays first
+        first = self._rv_marks[0] if self._rv_marks else None
+        if first is not None and first[0] <= horizon:
+            self.history.forget_through(first[1])
 
     def oldest_watchable_rv(self) -> int:
-        """The resourceVersion of ``watch_history_s`` ago: a watch from an older one cannot be
-        served (changes before it are forgotten) and gets 410 Expired; 0 while the server is younger."""
+        """The resourceVersion of ``watch_history_s`` ago, or of the last change forgotten to keep
+        the history within its limit: a watch from an older one cannot be served (changes after
+        it are forgotten) and gets 410 Expired; 0 while the server is younger and nothing was."""
         with self.lock:
-            horizon = self.monotonic() - self.watch_history_s
-            self._forget_marks(horizon)
-            first = self._rv_marks[0] if self._rv_marks else None
-            return first[1] if first is not None and first[0] <= horizon else 0
+            self._forget(self.monotonic() - self.watch_history_s)
+            return self.history.oldest_rv
+
+    def changes_since(self, kind: str, rv: int) -> list[Change] | None:
+        """The recorded changes of ``kind`` objects after ``rv``; None when that is too old."""
+        with self.lock:
+            if rv < self.oldest_watchable_rv():
+                return None
+            return self.history.since(kind, rv)
 
     @property
     def resource_version(self) -> int:
@@ -508,7 +534,7 @@ class KubeStore:
         fingerprint = json.dumps(obj, sort_keys=True, separators=(",", ":"))
         seen = self._fingerprints.get(key)
         if seen is None or seen[0] != fingerprint:
-            seen = (fingerprint, self.next_rv())
+            seen = (fingerprint, self.changed(key[0], key[1], key[2], seen and seen[0]))
             self._fingerprints[key] = seen
         obj["metadata"]["resourceVersion"] = str(seen[1])
         return obj
@@ -792,15 +818,20 @@ class KubeStore:
     def _pods(self, w: Workload) -> list[dict]:
         st = self._status(w)
         revs = self._revisions(w)
-        pods = [self._pod(w, p, revs[p.revision]) for p in st.pods]
-        # a pod gone since the last look (deleted, scaled down, replaced) is never served again:
-        # forget its fingerprint, else they pile up with every pod ever served (a name that comes
-        # back, a StatefulSet's, is a new object: a new resourceVersion, as the apiserver gives it)
-        names = {p.name for p in st.pods}
-        for gone in self._served_pods.get(w.index, set()) - names:
-            self._fingerprints.pop(("Pod", w.namespace, gone), None)
+        self._forget_gone_pods(w, {p.name for p in st.pods})
+        return [self._pod(w, p, revs[p.revision]) for p in st.pods]
+
+    def _forget_gone_pods(self, w: Workload, names: set[str]) -> None:
+        """A pod served before and not among ``names`` (deleted, scaled down, replaced) is never
+        served again: its deletion is a change (found now, lazily, as resourceVersions are; before
+        its replacements are stamped, as a ReplicaSet replaces a pod after it is gone), and its
+        fingerprint is forgotten, else they pile up with every pod ever served (a name that comes
+        back, a StatefulSet's, is a new object: a new resourceVersion, as the apiserver gives it)."""
+        for gone in sorted(self._served_pods.get(w.index, set()) - names):
+            seen = self._fingerprints.pop(("Pod", w.namespace, gone), None)
+            if seen is not None:
+                self.changed("Pod", w.namespace, gone, seen[0], deleted=True)
         self._served_pods[w.index] = names
-        return pods
 
     def _pod(self, w: Workload, p: PodStatus, rev: Revision) -> dict:
         template = w.templates[rev.seq]
