@@ -363,14 +363,13 @@ def pod_name(salt: int, service: str, rev_hash: str, serial: int) -> str:
     return f"{service}-{rev_hash}-{_digest_chars(f'{salt}/{service}/pod/{serial}', 5)}"
 
 
-def rollback_target(revisions: list[Revision], current_seq: int, revision: int | str | None, name: str) -> Revision:
-    """The revision to roll back to: by number or hash, or (``None``) the highest-numbered one below
-    the current one (``revisions[current_seq]``); NotFound naming service ``name`` when there is none."""
+def rollback_target(revisions: list[Revision], current: Revision, revision: int | str | None, name: str) -> Revision:
+    """The revision to roll back to among ``revisions``: by number or hash, or (``None``) the
+    highest-numbered one below ``current``'s; NotFound naming service ``name`` when there is none."""
     if revision is None:
-        current = revisions[current_seq].number
-        older = [r for r in revisions if r.number < current]
+        older = [r for r in revisions if r.number < current.number]
         if not older:
-            raise NotFound(f"{name} has no revision before {current} to roll back to", target=name, status=404)
+            raise NotFound(f"{name} has no revision before {current.number} to roll back to", target=name, status=404)
         return max(older, key=lambda r: r.number)
     found = [r for r in revisions if str(r.number) == str(revision) or r.hash == str(revision)]
     if not found:

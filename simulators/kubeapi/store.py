@@ -14,7 +14,10 @@ Mapping to the engine:
   restart``) calls ``rollout`` (a new revision with the same behaviour);
 - each engine revision is a ReplicaSet ``<name>-<hash>`` with the
   ``deployment.kubernetes.io/revision`` annotation and the ``pod-template-hash`` label;
-- pods are the engine's pods; deleting one calls ``delete_pod`` (its ReplicaSet recreates it).
+- pods are the engine's pods; deleting one calls ``delete_pod`` (its ReplicaSet recreates it);
+- old ReplicaSets beyond a Deployment's ``spec.revisionHistoryLimit`` are deleted as the
+  Deployment controller's cleanup deletes them (see :meth:`KubeStore._sync_history`): the engine
+  forgets their revisions, so they can no longer be rolled back to.
 
 resourceVersions are lazy: an engine-backed object's content is fingerprinted whenever it is
 served or written, and its resourceVersion is bumped (from one global counter, as etcd's
@@ -32,9 +35,10 @@ engine pod's deletion is found (and gets its resourceVersion) when its workload'
 served, so a pod created and gone between two reads is never seen, as if compacted.
 
 Over a long run nothing here grows with churn: Events expire, the fingerprints of pods no longer
-there are dropped when their workload's pods are next served, and the resourceVersion marks and
+there are dropped when their workload's pods are next served, the resourceVersion marks and
 the changes of the watch history are kept for ``watch_history_s`` only (the changes, at most
-history.MAX_CHANGES of them).
+history.MAX_CHANGES of them), and a Deployment keeps at most ``revisionHistoryLimit`` old
+ReplicaSets (their templates, fingerprints and engine revisions).
 All public methods take the store's lock: call them from any thread.
 """
 
@@ -80,6 +84,8 @@ BUILT_IN_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-
 CREATOR = "setpoint-sim"
 #: The field manager of a write made without a request (a test or the simulator calling the store).
 UNNAMED_WRITER = FieldWriter("unknown")
+#: Old ReplicaSets a Deployment keeps when its spec.revisionHistoryLimit is not set (apps/v1's default).
+REVISION_HISTORY_LIMIT = 10
 #: Wall seconds of resourceVersions a watch can start from (as the watch cache's history
 #: window): older ones get 410 Expired.
 WATCH_HISTORY_S = 75.0
@@ -153,6 +159,7 @@ class Workload:
     generation: int = 1
     current_seq: int = 0
     paused: bool = False  # spec.paused (Deployments)
+    history_limit: int = REVISION_HISTORY_LIMIT  # spec.revisionHistoryLimit: old ReplicaSets kept
     templates: dict[int, dict] = field(default_factory=dict)
     managed: ManagedFields = field(default_factory=lambda: ManagedFields("apps/v1"))  # metadata.managedFields
 
@@ -473,6 +480,9 @@ class KubeStore:
                                   "autoscaling/v2", _validate_hpa)
         self.namespace_table = Namespaces(self)  # their labels, annotations, and those clients create
         self._revision_numbers = np.array([1] * len(self.workloads))
+        #: indexes of the Deployments with more old ReplicaSets than their limit, waiting for
+        #: their rollout to complete to be cleaned up (see _sync_history)
+        self._history_due: set[int] = set()
         self.sync_revisions()
 
     # ------------------------------------------------------------------ bookkeeping
@@ -548,6 +558,7 @@ class KubeStore:
             changed = np.flatnonzero(signals.revision != self._revision_numbers)
             if changed.size:
                 self.sync_revisions(changed.tolist())
+            self._sync_histories()
             return signals
 
     def sync_revisions(self, rows: list[int] | None = None) -> None:
@@ -566,7 +577,54 @@ class KubeStore:
             if current.seq != w.current_seq:
                 w.current_seq = current.seq
                 w.generation += 1
+                self._sync_history(w)
             self._revision_numbers[w.index] = current.number
+
+    def _sync_histories(self) -> None:
+        """The history cleanup of the Deployments waiting for it whose rollout may be done (after a tick)."""
+        if not self._history_due:
+            return
+        rolling = self.engine.rollout_in_progress
+        for i in sorted(self._history_due):
+            if not rolling[i] or self.workloads[i].paused:
+                self._sync_history(self.workloads[i])
+
+    def _sync_history(self, w: Workload) -> None:
+        """A Deployment's sync, for its revision history: as the Deployment controller runs
+        cleanupDeployment when a sync finds the rollout complete (rolling.go) or the Deployment
+        paused (sync.go), the old ReplicaSets beyond ``w.history_limit`` are trimmed now if so,
+        else ``w`` waits in ``_history_due`` for a tick that completes its rollout."""
+        excess = len(self.engine.revisions(w.index)) - 1 - w.history_limit
+        if w.kind != "Deployment" or w.history_limit == V.INT32_MAX or excess <= 0:  # MaxInt32: keep all
+            self._history_due.discard(w.index)
+            return
+        st = self._status(w)
+        complete = not st.rollout_in_progress and st.ready_replicas == st.spec_replicas == st.status_replicas
+        if w.paused or complete:
+            self._trim_history(w, {p.revision for p in st.pods})
+            self._history_due.discard(w.index)  # paused: what is still scaled up waits for the next sync
+        else:
+            self._history_due.add(w.index)
+
+    def _trim_history(self, w: Workload, with_pods: set[str]) -> None:
+        """cleanupDeployment: of the old revisions, oldest number first, the first (count -
+        ``w.history_limit``) are deleted unless they still have pods (``with_pods``: revision
+        numbers); scaled-up ones count but stay, as there."""
+        old = sorted((r for r in self.engine.revisions(w.index) if r.seq != w.current_seq),
+                     key=lambda r: (r.number, r.created_s))
+        gone = [r for r in old[:max(0, len(old) - w.history_limit)] if str(r.number) not in with_pods]
+        if not gone:
+            return
+        self.engine.forget_revisions(w.index, [r.seq for r in gone])
+        for r in gone:  # a DELETE of the ReplicaSet: watchers see it gone
+            w.templates.pop(r.seq, None)
+            name = f"{w.name}-{r.hash}"
+            seen = self._fingerprints.pop(("ReplicaSet", w.namespace, name), None)
+            if seen is None:  # never served: no watcher knows it, a new revision all the same
+                self.next_rv()
+            else:  # a deletion is a change, as in etcd: a watch resumed from before it replays it
+                self.changed("ReplicaSet", w.namespace, name, seen[0], deleted=True)
+        self.touch()
 
     def _status(self, w: Workload) -> TargetStatus:
         cached = self._statuses.get(w.index)
@@ -611,7 +669,7 @@ class KubeStore:
         annotations = dict(w.annotations)
         template = w.templates[w.current_seq]
         body_spec = {"replicas": spec, "selector": {"matchLabels": dict(w.selector)},
-                     "template": copy.deepcopy(template), "revisionHistoryLimit": 10}
+                     "template": copy.deepcopy(template), "revisionHistoryLimit": w.history_limit}
         # older than its initial pods (Ready INITIAL_PODS_AGE_S before the start): kubectl showed
         # a Deployment of 6s whose pods were 60m old
         created = K.rfc3339(self.clock.wall(self.clock.sim_start_s - WORKLOAD_AGE_S))
@@ -670,6 +728,9 @@ class KubeStore:
             if paused is not None and not isinstance(paused, bool):
                 raise K.invalid(kind, "apps", name, "spec.paused", paused, "must be a boolean")
             paused = bool(paused) and kind == "Deployment"
+            limit = spec.get("revisionHistoryLimit")
+            limit = REVISION_HISTORY_LIMIT if limit is None else limit  # apps/v1 defaults a missing one
+            _check_replicas(limit, kind, "apps", name, "spec.revisionHistoryLimit")  # a non-negative int32, as there
             w.labels = dict(meta.get("labels") or {})
             w.annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != K.REVISION_ANNOTATION}
             # as the Deployment controller honours spec.paused: a paused rollout makes no progress
@@ -679,7 +740,8 @@ class KubeStore:
             w.paused = paused
             if pausing:
                 self.engine.set_paused(w.index, True)
-            changed = self._set_replicas(w, replicas) or pausing or resuming
+            changed = self._set_replicas(w, replicas) or pausing or resuming or limit != w.history_limit
+            w.history_limit = limit
             if K.compact(template) != K.compact(w.templates[w.current_seq]):
                 self._change_template(w, template)
                 changed = True
@@ -688,7 +750,8 @@ class KubeStore:
                 self.touch()
             if changed:
                 w.generation += 1
-            body = {**body, "spec": {**spec, "replicas": replicas}}
+            self._sync_history(w)  # the Deployment controller syncs on every update
+            body = {**body, "spec": {**spec, "replicas": replicas, "revisionHistoryLimit": limit}}
             w.managed.record(writer, *changed_paths(current, body), self.wall_now())
             return self.workload_object(w)
 
@@ -735,6 +798,7 @@ class KubeStore:
             _check_replicas(replicas, "Scale", "autoscaling", name, "spec.replicas")
             if self._set_replicas(w, replicas):
                 w.generation += 1
+                self._sync_history(w)  # a scale is a sync too (of a paused Deployment: with its cleanup)
                 w.managed.record(FieldWriter(writer.manager, writer.operation, "scale"), [("spec", "replicas")], (),
                                  self.wall_now())
             return self.get_scale(kind, namespace, name)

@@ -10,7 +10,7 @@ import numpy as np
 
 from controller.errors import NotFound
 from simulators.simcluster.slots import EMPTY
-from simulators.workload import pod_name
+from simulators.workload import pod_name, revision_hash
 
 
 class PodNaming:
@@ -32,7 +32,9 @@ class PodNaming:
         """The name of service ``i``'s pod ``serial``, of revision index ``revision_seq``."""
         key = (i, serial)
         if key not in self._pod_name_cache:
-            rev_hash = self._revisions[i][revision_seq].hash
+            rev = self._revisions[i].get(revision_seq)
+            # a lazy listing named after its revision was forgotten (forget_revisions): the same hash
+            rev_hash = rev.hash if rev is not None else revision_hash(self.salt, self.names[i], revision_seq)
             self._pod_name_cache[key] = pod_name(self.salt, self.names[i], rev_hash, serial)
         return self._pod_name_cache[key]
 

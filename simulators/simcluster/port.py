@@ -170,7 +170,7 @@ class ClusterPort:
             ref=self.ref(i), spec_replicas=int(self._spec_replicas[i]), status_replicas=len(slots),
             ready_replicas=int(self._n_ready[i]), revision=str(self._revision_number[i]),
             rollout_in_progress=bool(self._rolling[i]),
-            revisions=tuple(str(r.number) for r in sorted(revisions, key=lambda r: r.number)),
+            revisions=tuple(str(r.number) for r in sorted(revisions.values(), key=lambda r: r.number)),
             pods=pods, observed_at=self.now)
 
     def pod_signals(self, now: float | None = None) -> dict[str, np.ndarray | list[str]]:

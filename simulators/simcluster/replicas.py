@@ -176,9 +176,8 @@ class ReplicaSets:
         (:func:`~simulators.workload.proportional_sizes`), not all put on the newest one."""
         service, current = self.config.services[i], int(self._current_seq[i])
         live = self._pod_phase[i] != EMPTY
-        n_revisions = len(self._revisions[i])
-        sizes = np.bincount(self._pod_revision_seq[i][live], minlength=n_revisions).tolist()
-        order = [seq for seq in range(n_revisions) if seq != current] + [current]  # current last
+        sizes = np.bincount(self._pod_revision_seq[i][live], minlength=self._next_seq[i]).tolist()
+        order = [seq for seq in self._revisions[i] if seq != current] + [current]  # current last
         targets = proportional_sizes([sizes[seq] for seq in order], int(self._spec_replicas[i]), replicas,
                                      service.max_surge, service.max_unavailable)
         self._spec_replicas[i] = replicas

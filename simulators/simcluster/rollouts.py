@@ -19,8 +19,11 @@ class Rollouts:
 
     def _init_revisions(self, services: Sequence[ServiceConfig]) -> None:
         S = self.n_services
-        self._revisions: list[list[Revision]] = [
-            [Revision(1, 0, revision_hash(self.salt, s.name, 0), s.initial_revision, self.now)] for s in services]
+        # per service, its revisions by seq, oldest first (seq is a revision's index for good: a
+        # trimmed one leaves a gap, see forget_revisions)
+        self._revisions: list[dict[int, Revision]] = [
+            {0: Revision(1, 0, revision_hash(self.salt, s.name, 0), s.initial_revision, self.now)} for s in services]
+        self._next_seq = [1] * S  # per service, the seq of its next revision
         self._current_seq = np.zeros(S, dtype=np.int64)  # seq of the current revision
         self._revision_number = np.ones(S, dtype=np.int64)
         self._current_crash_loops = np.zeros(S, dtype=bool)  # properties of the current revision's pods
@@ -52,7 +55,7 @@ class Rollouts:
 
     def revisions(self, i: int) -> list[Revision]:
         """Revision history of service ``i`` (ReplicaSets), oldest first."""
-        return list(self._revisions[i])
+        return list(self._revisions[i].values())
 
     def current_revision(self, i: int) -> Revision:
         return self._revisions[i][int(self._current_seq[i])]
@@ -64,9 +67,10 @@ class Rollouts:
         now = self.now if now is None else now
         revisions = self._revisions[i]
         props = revisions[int(self._current_seq[i])].props if props is None else props
-        revision_seq, number = len(revisions), max(r.number for r in revisions) + 1
+        revision_seq, number = self._next_seq[i], max(r.number for r in revisions.values()) + 1
+        self._next_seq[i] += 1
         pod_template_hash = revision_hash(self.salt, self.names[i], revision_seq)
-        revisions.append(Revision(number, revision_seq, pod_template_hash, props, now))
+        revisions[revision_seq] = Revision(number, revision_seq, pod_template_hash, props, now)
         self._make_current(i, revision_seq, number)
         return number
 
@@ -87,10 +91,10 @@ class Rollouts:
         self._flush()
         now = self.now if now is None else now
         revisions = self._revisions[i]
-        target = rollback_target(revisions, int(self._current_seq[i]), revision, self.names[i])
+        target = rollback_target(list(revisions.values()), self.current_revision(i), revision, self.names[i])
         if target.seq == int(self._current_seq[i]):
             return target.number
-        number = max(r.number for r in revisions) + 1
+        number = max(r.number for r in revisions.values()) + 1
         revisions[target.seq] = Revision(number, target.seq, target.hash, target.props, target.created_s)
         self._make_current(i, target.seq, number)
         if fast and not self._paused[i]:
@@ -101,6 +105,18 @@ class Rollouts:
                 self._refresh(np.array([i]))
             self._progress_rollout(i, now)  # the Deployment controller syncs on the change, not a tick later
         return number
+
+    def forget_revisions(self, i: int, seqs: Sequence[int]) -> None:
+        """Drop revisions ``seqs`` of service ``i`` from its history (their ReplicaSets were
+        deleted, see the Deployment's revisionHistoryLimit): they are no longer listed nor can be
+        rolled back to. Only an old revision with no pods can go (ValueError otherwise)."""
+        self._flush()
+        live = self._pod_revision_seq[i][self._pod_phase[i] != EMPTY]
+        for seq in seqs:
+            if seq == int(self._current_seq[i]) or bool((live == seq).any()):
+                raise ValueError(f"revision seq {seq} of {self.names[i]} is current or has pods: it cannot be forgotten")
+        for seq in seqs:
+            del self._revisions[i][seq]
 
     def set_paused(self, i: int, paused: bool, now: float | None = None) -> None:
         """Pause or resume service ``i``'s rollouts (a Deployment's ``spec.paused``): while paused

@@ -85,6 +85,26 @@ def test_rollback_to_an_unknown_revision_or_without_history_is_not_found(engine)
         cluster.rollback(0, 7)
 
 
+def test_a_forgotten_revision_is_no_longer_listed_nor_rolled_back_to_and_its_hash_is_not_reused():
+    # sim serve trims ReplicaSets beyond revisionHistoryLimit through forget_revisions
+    cluster = SimCluster([web(initial_replicas=2)], 1)
+    run(cluster, 200.0, 5.0, script=[(0.0, lambda c: c.rolling_restart(0)), (100.0, lambda c: c.rolling_restart(0))])
+    first, second, current = cluster.revisions(0)
+    with pytest.raises(ValueError):
+        cluster.forget_revisions(0, [current.seq])  # the current one has pods: never
+    cluster.forget_revisions(0, [first.seq])
+    assert [r.number for r in cluster.revisions(0)] == [2, 3] and cluster.statuses()[0].revisions == ("2", "3")
+    with pytest.raises(NotFound):
+        cluster.rollback(0, 1)
+    cluster.rolling_restart(0)
+    assert cluster.revisions(0)[-1].hash not in {first.hash, second.hash, current.hash}
+    cluster.set_replicas(0, 4)  # mid-rollout: spread over the revisions left, the gap skipped
+    end = run(cluster, 200.0, 5.0)[-1]
+    assert (end.pods[0], end.ready_replicas[0], end.rollout_in_progress[0]) == (4, 4, False)
+    assert {p.revision for p in cluster.statuses()[0].pods} == {"4"}
+    assert cluster.rollback(0) == 5 and [r.number for r in cluster.revisions(0)] == [2, 5, 4]
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_scaling_during_a_rollout_still_converges_on_the_new_spec(engine):
     cluster = engine([web(initial_replicas=4, max_pods=20)], 1)

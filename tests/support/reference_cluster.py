@@ -546,7 +546,7 @@ class ReferenceCluster:
         """Roll back to revision ``revision`` (default: the previous one); return its new number.
         ``fast``: also delete the abandoned revisions' pods that are not ready, at once."""
         svc = self.services[i]
-        target = rollback_target(svc.revisions, svc.current_seq, revision, svc.config.name)
+        target = rollback_target(svc.revisions, svc.revisions[svc.current_seq], revision, svc.config.name)
         if target.seq == svc.current_seq:
             return target.number
         number = max(r.number for r in svc.revisions) + 1
