@@ -252,6 +252,9 @@ def _format_health(h: dict, desired=None) -> str:
             to = f" to {kept}"
         out += (f"\n    health: {h.get('action') or 'no action'}{to} [{h.get('reason')}]"
                 f"{' trigger ' + h['trigger'] if h.get('trigger') else ''}")
+    if h.get("rollback_gone"):  # RollbackTargetGone: why no rollback, with the revision it would have gone to
+        out += (f"\n    no rollback: revision {h['rollback_gone']}, the last known healthy, is no longer on the cluster "
+                f"(its ReplicaSet was deleted; spec.revisionHistoryLimit trims old ones)")
     if count(kept) and count(desired) and kept != desired and h.get("action") != "scale":
         why = ("the health action takes this cycle: one action per target" if h.get("action") else
                "no scale-down while a rollout or rollback is in progress, nor below a recent health scale-up's floor")

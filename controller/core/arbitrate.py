@@ -8,8 +8,9 @@ in order, the first rule that applies decides the health side:
 3. rollback: a revision check judged the new revision worse than the stable one
    (RollbackRevisionWorse), a firing check is explained by a new revision (NewRevision), by the
    guard after a rollout (AfterRollout), or its action is rollback on a revision not known healthy (Check), or
-   the ladder escalated to rollback -> Rollback if a known-healthy revision exists and the
-   rollbacks-per-day budget allows, else held (budget) or NoHealthyRevision; but a check asking
+   the ladder escalated to rollback -> Rollback if a known-healthy revision exists on the cluster
+   and the rollbacks-per-day budget allows, else held (budget) or NoHealthyRevision
+   (RollbackTargetGone when the known-healthy revision's ReplicaSet is gone); but a check asking
    for a rollback while the revision checks find the new revision no worse (or have not decided
    and the service is overloaded) is excused (OverloadNotRelease)
 4. a restart is wanted but the service is overloaded -> scale-up instead (ScaleUpOverloaded)
@@ -49,7 +50,8 @@ class ArbitrationInput:
     pod-by-pod restart for a check firing on most pods; suspect: the current revision is not
     known healthy; new_revision / after_rollout: a firing check is explained by the current
     revision (see remediate.py); can_rollback: a known-healthy revision other than the current
-    one exists. held, verifying, cooldown (a health scale-up happened within the verify
+    one exists on the cluster; target_gone: none does, because the one remembered is no longer
+    listed (its ReplicaSet trimmed). held, verifying, cooldown (a health scale-up happened within the verify
     window): bool. restart_budget: pods that may still be restarted this hour; restart_room:
     pods restart-pod may restart now (budget and max-unavailable applied); rollback_budget:
     rollbacks left today.
@@ -76,6 +78,7 @@ class ArbitrationInput:
     rollback_budget: np.ndarray
     revision_worse: np.ndarray | None = None  # (N,) bool: a revision check judged the new revision worse
     excused: np.ndarray | None = None  # (N,) bool: the revision checks find the new revision no worse (or overload)
+    target_gone: np.ndarray | None = None  # (N,) bool: the known-healthy revision is no longer on the cluster
 
     @classmethod
     def of(cls, current, desired=None, **fields) -> "ArbitrationInput":
@@ -109,6 +112,7 @@ class ArbitrationInput:
             rollback_budget=arr("rollback_budget", 2, np.int64),
             revision_worse=arr("revision_worse", False, bool),
             excused=arr("excused", False, bool),
+            target_gone=arr("target_gone", False, bool),
         )
         if fields:
             raise TypeError(f"unknown arbitration inputs: {sorted(fields)}")
@@ -219,9 +223,12 @@ def _rollback_rules(t: _Rules, inp: ArbitrationInput) -> None:
     t.decide(doable & (inp.rollback_budget <= 0), R.ROLLBACK_BUDGET_EXHAUSTED, hold=True)
     t.decide(doable, reason, Act.ROLLBACK)
     # nowhere to roll back to: an escalated rollback stops (held); an asked one only records;
-    # a restart explained by the revision falls through to the restart rules
-    t.decide(asked & inp.escalated, R.NO_HEALTHY_REVISION, hold=True)
-    t.decide(asked & inp.suspect, R.NO_HEALTHY_REVISION)
+    # a restart explained by the revision falls through to the restart rules. Gone: the revision
+    # it would go to was trimmed from the cluster, said apart so the operator knows why.
+    gone = inp.target_gone if inp.target_gone is not None else np.zeros(inp.current.size, bool)
+    nowhere = np.where(gone, R.ROLLBACK_TARGET_GONE, R.NO_HEALTHY_REVISION)
+    t.decide(asked & inp.escalated, nowhere, hold=True)
+    t.decide(asked & inp.suspect, nowhere)
     t.decide(asked, R.CURRENT_REVISION_HEALTHY)
 
 

@@ -138,12 +138,14 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
     new, old = revision_statistics(params, n, rows, pod_current, columns)
     by_ref = {s.ref: s for s in view.statuses}
     revision = [by_ref[t].revision if t in by_ref else "" for t in targets]
+    # the ReplicaSets the cluster still has: a rollback goes only to one of them (none listed: unknown)
+    revisions = [by_ref[t].revisions if t in by_ref else () for t in targets]
     pods = PodTable.of(rows, [f"{r.namespace}/{r.name}" for r in pod_refs], pod_values, pod_present, pod_ready,
                        checks=c)
     return HealthObservation.of(view.spec.astype(np.int64), view.ready.astype(np.int64), values, checks=c,
                                 present=present, revision=revision, rollout=view.rollout, pods=pods,
                                 overloaded=overload_signal(view, decision), revision_new=new, revision_old=old,
-                                paused=view.paused)
+                                paused=view.paused, revisions=revisions)
 
 
 def health_actions(healing: HealingDecision, targets: Sequence[TargetRef], exists: np.ndarray,

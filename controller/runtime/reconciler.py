@@ -342,6 +342,7 @@ class Reconciler:
         self.rearm: set[TargetRef] = set()  # targets to resume (setpoint resume, an annotation)
         self._resume_seen: dict[TargetRef, str] = {}
         self._held: set[TargetRef] = set()
+        self._gone_said: dict[TargetRef, str] = {}  # the trimmed rollback target last announced per target
         self.state_store = state_store if policy.health is not None else None
         # the hands-offs in force are kept there too, for any policy that scales (controller/runtime/hands_off_state.py)
         self.hands_off_store = state_store
@@ -756,6 +757,29 @@ class Reconciler:
                            warning=True)
         self._held = held
 
+    def _announce_gone(self, healing: HealingDecision, targets: list[TargetRef], view: ClusterView) -> None:
+        """A Warning Event and a log line, once per target and revision, when a rollback is called
+        for but the known-healthy revision is no longer on the cluster (RollbackTargetGone): said
+        each cycle it would flood the Events and logs for as long as the check fires."""
+        gone = healing.rollback_gone
+        if gone is None:
+            return
+        statuses = {s.ref: s for s in view.statuses}
+        for i in np.flatnonzero(gone != ""):
+            t, rev = targets[i], str(gone[i])
+            if self._gone_said.get(t) == rev:
+                continue
+            self._gone_said[t] = rev
+            have = ", ".join(statuses[t].revisions) if t in statuses else "?"
+            message = (f"{self.policy.name}: no rollback: revision {rev}, the last known healthy, is no longer on the "
+                       f"cluster (its ReplicaSet was deleted, as spec.revisionHistoryLimit trims old ones; revisions "
+                       f"left: {have}); revision {healing.state.revisions.current[i]} keeps running: fix forward or roll back by hand")
+            log.warning(message, extra={"policy": self.policy.name, "target": str(t), "revision": rev})
+            emit_event(self._events, t, "RollbackTargetGone", message, warning=True)
+        if len(self._gone_said) > len(targets):  # targets that left: forgotten, as their health state is
+            present = set(targets)
+            self._gone_said = {t: r for t, r in self._gone_said.items() if t in present}
+
     def _scaling_actions(self, targets: list[TargetRef], view: ClusterView, decision: Decision) -> list[Action]:
         """A scale action per changed row of an existing target; remembered with ``decision``
         when they are every change it makes (``_proposed_all``)."""
@@ -823,6 +847,7 @@ class Reconciler:
         result.healing = healing
         self._health_state = healing.state
         self._announce_holds(healing, targets)
+        self._announce_gone(healing, targets, view)
         return health_actions(healing, targets, view.exists, self.policy.name)
 
     def _resolve(self, now: float) -> list[TargetRef]:

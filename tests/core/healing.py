@@ -48,6 +48,7 @@ class World:
     utilization: np.ndarray | None = None
     serial: dict = field(default_factory=dict)  # per target, so a target's names do not depend on others
     replace_bad: bool = False  # a restarted bad pod comes back bad
+    listed: list[list[str]] | None = None  # per target, the revisions the cluster lists (None: unknown)
 
     @property
     def n(self) -> int:
@@ -69,7 +70,7 @@ class World:
         ready_n = [sum(1 for x in names if x not in self.unready) for names in self.pods]
         return HealthObservation.of(current, ready_n, values, checks=c, revision=self.revision, pods=table,
                                     rollout=self.rollout, revision_since=self.revision_since,
-                                    utilization=self.utilization)
+                                    utilization=self.utilization, revisions=self.listed)
 
     def apply(self, d: HealingDecision) -> None:
         for i in range(self.n):

@@ -51,6 +51,16 @@ ROWS = [
     pytest.param(dict(want=RP, new_revision=True, can_rollback=False),
                  (Act.RESTART_POD, R.RESTART_FIRING_PODS, 4, 1, False),
                  id="new-revision-without-a-healthy-revision-falls-back-to-restart"),
+    # the known-healthy revision's ReplicaSet was trimmed (revisionHistoryLimit): no rollback is sent
+    pytest.param(dict(want=RB, can_rollback=False, target_gone=True, desired=6),
+                 (Act.SCALE, R.ROLLBACK_TARGET_GONE, 6, 0, False), id="rollback-to-a-trimmed-revision-records-and-scaling-passes"),
+    pytest.param(dict(want=RB, revision_worse=True, can_rollback=False, target_gone=True),
+                 (Act.NONE, R.ROLLBACK_TARGET_GONE, 4, 0, False), id="worse-revision-with-its-target-trimmed-records"),
+    pytest.param(dict(want=RB, escalated=True, can_rollback=False, target_gone=True),
+                 (Act.NONE, R.ROLLBACK_TARGET_GONE, 4, 0, True), id="escalated-rollback-to-a-trimmed-revision-holds"),
+    pytest.param(dict(want=RP, new_revision=True, can_rollback=False, target_gone=True),
+                 (Act.RESTART_POD, R.RESTART_FIRING_PODS, 4, 1, False),
+                 id="new-revision-with-its-target-trimmed-falls-back-to-restart"),
     pytest.param(dict(want=RR, after_rollout=True), (Act.ROLLBACK, R.ROLLBACK_AFTER_ROLLOUT, 4, 0, False),
                  id="guard-after-rollout-rolls-back"),
     pytest.param(dict(want=RB, rollback_budget=0), (Act.NONE, R.ROLLBACK_BUDGET_EXHAUSTED, 4, 0, True),
@@ -158,7 +168,8 @@ def inputs(draw, n: int = 6) -> ArbitrationInput:
         restart_room=draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)),
         rollback_budget=draw(st.lists(st.integers(0, 2), min_size=n, max_size=n)),
         **{k: draw(b()) for k in ("rollout", "overloaded", "escalated", "systemic", "suspect", "new_revision",
-                                  "after_rollout", "can_rollback", "held", "verifying", "cooldown")})
+                                  "after_rollout", "can_rollback", "held", "verifying", "cooldown",
+                                  "target_gone")})
 
 
 @SETTINGS
@@ -180,6 +191,8 @@ def test_arbitration_invariants(inp):
     assert np.all(out.restart[restarts] > 0)
     assert not np.any(((act == Act.RESTART_POD) | (act == Act.ROLLING_RESTART)) & (inp.restart_budget <= 0))
     assert not np.any((act == Act.ROLLBACK) & ((inp.rollback_budget <= 0) | ~inp.can_rollback))
+    # a trimmed target is named only where no rollback goes out
+    assert not np.any((out.reason == R.ROLLBACK_TARGET_GONE) & ((act == Act.ROLLBACK) | ~inp.target_gone))
     # no restart of an overloaded service, no pod-by-pod restart of a systemic problem
     assert not np.any(restarts & (inp.overloaded | inp.systemic))
     assert not np.any(((act == Act.RESTART_POD) | (act == Act.ROLLING_RESTART)) & inp.rollout)

@@ -354,6 +354,7 @@ def runs(draw, n: int = 2):
         rollout=draw(st.lists(st.booleans(), min_size=steps, max_size=steps)),
         desired=draw(st.lists(st.integers(-2, 2), min_size=steps, max_size=steps)),
         rearm=draw(st.lists(st.booleans(), min_size=steps, max_size=steps)),
+        trim=draw(st.lists(st.booleans(), min_size=steps, max_size=steps)),
     )
 
 
@@ -379,6 +380,8 @@ def _run(r, targets=None):
                 w.revision[j] = f"r{k}"
         w.revision_since = None
         w.rollout = np.array([r["rollout"][k] and (i + k) % 2 == 0 for i in idx])
+        # the cluster keeps only the current revision (revisionHistoryLimit 0), or does not say
+        w.listed = [[w.revision[j]] if r["trim"][k] and i != 1 else [] for j, i in enumerate(idx)]
         obs = w.observe()
         desired = np.maximum(0, obs.current + r["desired"][k])
         d = heal(p, obs, state, T0 + t, SimpleNamespace(desired=desired),
@@ -426,6 +429,9 @@ def test_one_action_per_target_and_no_scale_down_during_a_rollout(r):
                 assert d.replicas[i] > obs.current[i]
             if d.reason[i] in (R.HELD, R.VERIFYING) or d.held[i]:
                 assert not d.from_health[i]  # an open circuit or window: no health action
+            listed = [str(v) for v in obs.revisions[i] if v] if obs.revisions is not None else []
+            if d.action[i] == Act.ROLLBACK and listed:  # only to a revision the cluster still has
+                assert str(d.rollback_to[i]) in listed
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -435,8 +441,8 @@ def test_heal_batched_equals_row_by_row(r):
     for i in range(3):
         _, alone = _run(r, targets=[i])
         for (_, db), (_, da) in zip(batch, alone):
-            assert (db.action[i], db.reason[i], db.outcome[i], db.replicas[i], db.held[i]) == \
-                   (da.action[0], da.reason[0], da.outcome[0], da.replicas[0], da.held[0])
+            assert (db.action[i], db.reason[i], db.outcome[i], db.replicas[i], db.held[i], db.rollback_gone[i]) == \
+                   (da.action[0], da.reason[0], da.outcome[0], da.replicas[0], da.held[0], da.rollback_gone[0])
             assert len(db.restart_pods(i)) == len(da.restart_pods(0))
 
 

@@ -39,7 +39,9 @@ class HealthObservation:
     overloaded: (N,) bool, the shell's own overload signal. revision_new, revision_old: (N, Cr, 3)
     this cycle's statistics of the revision checks for the new revision's pods and the stable
     revision's (see controller/core/health/revision_test.py; zeros: no data). paused: (N,) bool,
-    the Deployment's spec.paused (None: unknown; then no rollout is held).
+    the Deployment's spec.paused (None: unknown; then no rollout is held). revisions: (N, K) str,
+    the revisions the cluster still lists per target (its ReplicaSets), '' padding; None, or a
+    row listing none, is unknown: a rollback is only proposed to a listed revision.
     """
 
     current: np.ndarray
@@ -55,12 +57,14 @@ class HealthObservation:
     revision_new: np.ndarray | None = None
     revision_old: np.ndarray | None = None
     paused: np.ndarray | None = None
+    revisions: np.ndarray | None = None
 
     @classmethod
     def of(cls, current, ready=None, values=None, *, checks: int, present=None, revision=None, rollout=None,
            pods: PodTable | None = None, revision_since=None, utilization=None, overloaded=None,
-           revision_new=None, revision_old=None, paused=None) -> "HealthObservation":
-        """Build with defaults: all ready, no values, revision '', no rollout, no pods."""
+           revision_new=None, revision_old=None, paused=None, revisions=None) -> "HealthObservation":
+        """Build with defaults: all ready, no values, revision '', no rollout, no pods, the listed
+        revisions unknown (``revisions``: one sequence of str per target, or None)."""
         current = np.asarray(current, dtype=np.int64).reshape(-1)
         n = current.size
         values = np.full((n, checks), np.nan) if values is None else np.asarray(values, np.float64).reshape(n, checks)
@@ -75,13 +79,25 @@ class HealthObservation:
                    revision_since=vec(revision_since, np.nan, np.float64),
                    utilization=vec(utilization, np.nan, np.float64), overloaded=vec(overloaded, False, bool),
                    revision_new=_stats(revision_new, n), revision_old=_stats(revision_old, n),
-                   paused=None if paused is None else vec(paused, False, bool))
+                   paused=None if paused is None else vec(paused, False, bool),
+                   revisions=None if revisions is None else padded(revisions, n))
 
     def revision_stats(self, cr: int) -> tuple[np.ndarray, np.ndarray]:
         """(new, old), each (N, Cr, 3): zeros where the shell gave none."""
         n = self.current.size
         pick = lambda a: np.zeros((n, cr, 3)) if a is None or a.shape[1] != cr else a  # noqa: E731
         return pick(self.revision_new), pick(self.revision_old)
+
+
+def padded(rows, n: int) -> np.ndarray:
+    """(n, K) object array of str from ``n`` sequences of str (K their longest), '' padding."""
+    rows = [["" if v is None else str(v) for v in r] for r in rows]
+    if len(rows) != n:
+        raise ValueError(f"revisions: expected one sequence per target ({n}), got {len(rows)}")
+    out = np.full((n, max((len(r) for r in rows), default=0)), "", dtype=object)
+    for i, r in enumerate(rows):
+        out[i, :len(r)] = r
+    return out
 
 
 def _stats(a, n: int) -> np.ndarray | None:
@@ -198,9 +214,12 @@ class HealthRecord:
     rollout: str | None = None  # "pause" / "resume": a rollout hold this cycle (see rollout_reason)
     rollout_reason: str | None = None
     rollout_held: bool = False  # this controller holds the rollout (spec.paused) after this cycle
+    rollback_gone: str | None = None  # the known-healthy revision no longer on the cluster (RollbackTargetGone)
 
     def to_dict(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k not in ("checks", "revision_checks")}
+        if self.rollback_gone is None:  # only on the records it explains
+            del out["rollback_gone"]
         out["restart_pods"] = list(self.restart_pods)
         out["checks"] = {c.name: {k: v for k, v in c.to_dict().items() if k != "name"} for c in self.checks}
         if self.revision_checks:
@@ -263,6 +282,9 @@ class HealingDecision:
     hold_action: np.ndarray | None = None
     hold_reason_code: np.ndarray | None = None
     rollback_resumes: np.ndarray | None = None
+    # (N,) str: the known-healthy revision a rollback would have gone to, no longer on the cluster
+    # (reason ROLLBACK_TARGET_GONE), '' otherwise; None: not computed
+    rollback_gone: np.ndarray | None = None
 
     def state_after(self, applied: np.ndarray | bool = True, restarted: np.ndarray | None = None,
                     hold_applied: np.ndarray | bool | None = None) -> HealthState:
@@ -374,6 +396,7 @@ class HealingDecision:
             held_reason=HEALTH_REASON_CODES[int(self.held_reason[i])] if self.held[i] and self.held_reason[i] >= 0
             else None,
             revision=str(self.state.revisions.current[i]), rollback_to=str(self.rollback_to[i]) or None,
+            rollback_gone=None if self.rollback_gone is None else str(self.rollback_gone[i]) or None,
             replicas=int(self.replicas[i]), restart_pods=self.restart_pods(i), overloaded=bool(self.overloaded[i]),
             systemic=bool(self.systemic[i]), checks=tuple(checks), revision_checks=self._revision_records(i, opt),
             **self._hold_record(i))
@@ -474,12 +497,13 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     # have served traffic without being found worse (pods that never serve, e.g. crash-looping,
     # are no evidence: the check's rollback goes ahead)
     excused = compared & ~worse & (cleared | (overloaded & served))
-    target_rev = rev.rollback_target
+    # only a revision the cluster still lists: a rollback to a trimmed one fails every cycle
+    target_rev, gone = rev.rollback_choice(obs.revisions)
     arb = arbitrate(ArbitrationInput(
         current=current, desired=desired, scale_up_to=scale_up_to, floor=np.where(now < rem.floor_until, rem.floor, 0),
         rollout=obs.rollout | (rem.verify_action == Remedy.ROLLBACK), overloaded=overloaded, want=want,
         escalated=prop.escalated, systemic=prop.systemic, suspect=rev.suspect, new_revision=new_revision,
-        after_rollout=after_rollout, can_rollback=target_rev != "", held=rem.held,
+        after_rollout=after_rollout, can_rollback=target_rev != "", target_gone=gone != "", held=rem.held,
         verifying=rem.verify_action != Remedy.NONE, cooldown=now < rem.cooldown_until, restart_budget=restart_left,
         restart_room=room, rollback_budget=params.budgets.rollbacks_per_day - state.budgets.rollbacks_used(now),
         revision_worse=worse, excused=excused))
@@ -488,6 +512,7 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
                         np.where(arb.action == Act.RESTART_POD, arb.restart, 0))
     restarted = np.bincount(pod_row[restart], minlength=n)[:n] if restart.any() else np.zeros(n, np.int64)
     rollback_to = np.where(arb.action == Act.ROLLBACK, target_rev, "").astype(object)
+    rollback_gone = np.where(arb.reason == HealthReason.ROLLBACK_TARGET_GONE, gone, "").astype(object)
     check = np.where((arb.action == Act.ROLLBACK) & (prop.blamed_check >= 0), prop.blamed_check, trigger)
     rev_trigger = np.where((arb.action == Act.ROLLBACK) & (arb.reason == HealthReason.ROLLBACK_REVISION_WORSE),
                            rev_trigger, -1)
@@ -512,7 +537,8 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
         held_reason=rem.held_reason, overloaded=overloaded, systemic=prop.systemic, from_health=arb.health,
         view=view, pod_row=pod_row, pod_keys=pods.keys, state=new_state, revision_active=rev_active,
         revision_trigger=rev_trigger, unapplied=unapplied, hold_action=hold_action.astype(np.int64),
-        hold_reason_code=hold_reason.astype(np.int64), rollback_resumes=rollback_resumes)
+        hold_reason_code=hold_reason.astype(np.int64), rollback_resumes=rollback_resumes,
+        rollback_gone=rollback_gone)
 
 
 def _rollout_hold(params: HealthParams, obs: HealthObservation, state: HealthState, tests: RevisionTestState,

@@ -88,6 +88,9 @@ class HealthReason(enum.IntEnum):
     ROLLOUT_RESUMED_GOOD = 31  # our hold ends: the revision test found the new revision no worse
     ROLLOUT_RESUMED_MAX_HOLD = 32  # our hold ends: the check's hold.maxDuration passed (the test goes on)
     ROLLOUT_RESUMED_NOT_TESTED = 33  # our hold ends: the revision is no longer under test
+    # a rollback is called for but the known-healthy revision is no longer on the cluster (its
+    # ReplicaSet was deleted, e.g. trimmed by the Deployment's spec.revisionHistoryLimit)
+    ROLLBACK_TARGET_GONE = 34
 
     @property
     def code(self) -> str:

@@ -94,14 +94,39 @@ class RevisionState:
 
     @property
     def rollback_target(self) -> np.ndarray:
-        """(N,) the known-healthy revision to roll back to, '' when there is none."""
+        """(N,) the known-healthy revision to roll back to, '' when there is none (whether or not
+        the cluster still has it: see ``rollback_choice``)."""
+        return self.rollback_choice(None)[0]
+
+    def rollback_choice(self, available: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(target, gone), each (N,) str: the known-healthy revision to roll back to among those
+        the cluster still lists (``available``, see ``listed``), '' when none; and the
+        known-healthy revision that would have been the target had the cluster kept it, '' unless
+        the target is '' because of that (its ReplicaSet trimmed by revisionHistoryLimit)."""
         h, o, cur = self.healthy, self.older_healthy, self.current
-        return np.where((h != "") & (h != cur), h, np.where((o != "") & (o != cur), o, "")).astype(object)
+        h_ok = (h != "") & (h != cur)
+        o_ok = (o != "") & (o != cur)
+        h_in, o_in = h_ok & listed(h, available), o_ok & listed(o, available)
+        target = np.where(h_in, h, np.where(o_in, o, "")).astype(object)
+        gone = np.where(target != "", "", np.where(h_ok, h, np.where(o_ok, o, ""))).astype(object)
+        return target, gone
 
     @property
     def suspect(self) -> np.ndarray:
         """(N,) bool: the current revision is not known healthy."""
         return (self.current != self.healthy) & (self.current != self.older_healthy)
+
+
+def listed(revision: np.ndarray, available: np.ndarray | None) -> np.ndarray:
+    """(N,) bool: ``revision`` (N,) str is among its target's revisions on the cluster.
+
+    available: (N, K) str, the revisions each target's cluster lists (its ReplicaSets), ''
+    padding; None, or a row that lists none, is unknown (a source that does not say): True.
+    """
+    if available is None or available.shape[1] == 0:
+        return np.ones(revision.shape, bool)
+    unknown = (available == "").all(axis=1)
+    return unknown | (available == revision[:, None]).any(axis=1)
 
 
 def update_revisions(params: HealthParams, rs: RevisionState, revision: np.ndarray, revision_since: np.ndarray,
