@@ -228,7 +228,29 @@ def _health_rules(spec: Spec) -> list[Problem]:
     problems += guarded(lambda: _duplicates(_names(health.checks), HEALTH + ("checks",), "check name", field="name"))
     problems += guarded(_each_check, spec)
     problems += guarded(lambda: _duplicates(health.escalation or [], HEALTH + ("escalation",), "escalation step"))
+    problems += guarded(_deployment_only_remedies, spec)
     return problems
+
+
+#: Why a StatefulSet target cannot take a rollback.
+_NOT_FOR_STATEFULSETS = ("rollback is for Deployments (it goes back to one of their ReplicaSets); the targets are "
+                         "StatefulSets")
+
+
+def _deployment_only_remedies(spec: Spec) -> Iterator[Problem]:
+    """A rollback (a check's action, an escalation step; a rollout hold comes only with one) on
+    StatefulSet targets: the cluster would refuse it at every cycle the check fires, so the file is
+    refused instead."""
+    if known(spec.targets).kind != "StatefulSet":
+        return
+    for i, check in enumerate(spec.health.checks):
+        action = read(lambda check=check: check.action)
+        if action is not UNCHECKED and action == "rollback":
+            yield HEALTH + ("checks", i, "action"), f"{_NOT_FOR_STATEFULSETS}: use rolling-restart or record"
+    escalation = read(lambda: spec.health.escalation)
+    for j, step in enumerate(() if escalation is None or escalation is UNCHECKED else escalation):
+        if step is not UNCHECKED and step == "rollback":
+            yield HEALTH + ("escalation", j), f"{_NOT_FOR_STATEFULSETS}: remove this step"
 
 
 def _each_check(spec: Spec) -> Iterator[Problem]:

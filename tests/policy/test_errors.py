@@ -273,6 +273,17 @@ def test_preset_hpa_refuses_what_hpa_cannot_do(extra, expected):
                  "    escalation: [restart-pod, rollback, restart-pod]\n",
                  "9: spec.health.escalation[2]: duplicate escalation step 'restart-pod' (first at escalation[0])",
                  id="duplicate-escalation-step"),
+    pytest.param("  targets: {kind: StatefulSet, namespace: shop, name: db}\n  replicas: {min: 1, max: 2}\n"
+                 "  health:\n    checks: [{name: errors, query: x, unhealthy: {above: 1}, action: rollback}]\n",
+                 "8: spec.health.checks[0].action: rollback is for Deployments (it goes back to one of their "
+                 "ReplicaSets); the targets are StatefulSets: use rolling-restart or record",
+                 id="statefulset-rollback-check"),
+    pytest.param("  targets: {kind: StatefulSet, namespace: shop, name: db}\n  replicas: {min: 1, max: 2}\n"
+                 "  health:\n    checks: [{name: up, query: x, unhealthy: {below: 1}, action: rolling-restart}]\n"
+                 "    escalation: [rolling-restart, rollback]\n",
+                 "9: spec.health.escalation[1]: rollback is for Deployments (it goes back to one of their "
+                 "ReplicaSets); the targets are StatefulSets: remove this step",
+                 id="statefulset-rollback-escalation"),
 ])
 def test_cross_field_rules(spec, expected):
     assert error_lines(policy_with(spec)) == [f"{FILE}:{expected}"]
