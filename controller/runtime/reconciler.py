@@ -343,6 +343,8 @@ class Reconciler:
         self._resume_seen: dict[TargetRef, str] = {}
         self._held: set[TargetRef] = set()
         self._gone_said: dict[TargetRef, str] = {}  # the trimmed rollback target last announced per target
+        # (target, action kind) -> the permanent refusal last announced for it (ActionRefused Events)
+        self._refused_said: dict[tuple[TargetRef, str], str] = {}
         self.state_store = state_store if policy.health is not None else None
         # the hands-offs in force are kept there too, for any policy that scales (controller/runtime/hands_off_state.py)
         self.hands_off_store = state_store
@@ -649,10 +651,25 @@ class Reconciler:
 
     def _apply(self, action: Action, result: CycleResult) -> None:
         error, _ = apply_with_retries(self.cluster.apply, action, self.retry, self._monotonic, self._sleep)
+        key = (action.target, action.kind.word)
         if error is None:
             result.actions.append(action)
-        else:
-            result.failed.append(FailedAction(action.target, f"{error.kind}: {error}", action.kind.word))
+            self._refused_said.pop(key, None)  # a later refusal is news again
+            return
+        result.failed.append(FailedAction(action.target, f"{error.kind}: {error}", action.kind.word))
+        if error.kind == "permanent" and self._refused_said.get(key) != str(error):
+            self._say_refused(action, error, len(result.targets))
+
+    def _say_refused(self, action: Action, error: Exception, targets: int) -> None:
+        """A Warning Event ActionRefused on the target, once per action kind and refusal: a 403, 404
+        or 422 comes back at every cycle that decides the action again (each also counted in
+        setpoint_action_failures_total and logged), and an Event a cycle would bury the others."""
+        if len(self._refused_said) > 2 * targets + 16:  # targets that left: forgotten, as their other state is
+            self._refused_said.clear()
+        self._refused_said[(action.target, action.kind.word)] = str(error)
+        emit_event(self._events, action.target, "ActionRefused",
+                   f"{self.policy.name}: {action.kind.word} refused by the cluster: {error}; decided again at each "
+                   "cycle, this Event not repeated until the refusal changes", warning=True)
 
     def _commit(self, targets: list[TargetRef], decision: Decision | None, now: float, result: CycleResult) -> None:
         """Remember what happened, not what was decided: scale events, budget use, verification
