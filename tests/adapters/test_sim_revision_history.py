@@ -19,20 +19,13 @@ from controller.adapters.kubernetes import KubernetesCluster
 from controller.errors import NotFound
 from controller.model import Action, ActionKind, TargetRef
 from simulators.kubeapi.store import REVISION_HISTORY_LIMIT
-from tests.adapters.kube_helpers import official_client, start_server
+from tests.adapters.kube_helpers import official_client, server  # noqa: F401 (fixture)
 
 NS = "shop"
 WEB = TargetRef(NS, "web")
 REVISION = "deployment.kubernetes.io/revision"
 #: Ticks (5 s each) a rollout of web's 2 pods may take before a test gives up on it.
 ROLLOUT_TICKS = 30
-
-
-@pytest.fixture
-def server():
-    srv = start_server()
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture
