@@ -298,7 +298,8 @@ def status(
     Times print in local wall-clock time (set TZ to change the zone) with how long ago.
     The view comes from a running controller (--server, default http://127.0.0.1:8080) or
     from its decision records (--records: the latest record of each target). With --json,
-    the document GET /status serves, times in RFC 3339 with the local offset.
+    the document GET /status serves, times in RFC 3339 with the local offset (a simulation's:
+    seconds since its start).
     """
     from controller.errors import StatusError
     from controller.runtime.records import read_all_records, record_files
