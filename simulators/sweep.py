@@ -616,12 +616,17 @@ _worker_progress = None
 
 def _init_worker(queue) -> None:
     """A local worker's initializer: report progress on ``queue`` (a multiprocessing.Queue), end
-    at SIGTERM (not the handler it may have inherited from the command), and end with the process
-    that started it, however that one ends (Linux: killed too, it would run on orphaned)."""
+    at SIGTERM (not the handler it may have inherited from the command), ignore SIGINT, and end with
+    the process that started it, however that one ends (Linux: killed too, it would run on orphaned).
+
+    Ctrl-C at a terminal sends SIGINT to the whole process group: the command stops the workers
+    (SIGTERM, LocalPool.shutdown). A worker's own KeyboardInterrupt, raised while it waited for a
+    cell, ended it with multiprocessing's "Process ForkProcess-2:" and a traceback on stderr."""
     global _worker_progress
     queue.cancel_join_thread()  # progress is advisory: a worker never waits at exit to deliver it
     _worker_progress = queue
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform == "linux":
         try:
             import ctypes

@@ -314,3 +314,25 @@ def test_a_bad_option_value_is_a_usage_error_not_a_bug(tmp_path, args, code, mes
     proc = setpoint(*args, cwd=tmp_path, timeout_s=60)
     assert proc.returncode == code, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr and "bug in Setpoint" not in proc.stderr
+
+
+@pytest.mark.parametrize("host, said", [
+    pytest.param("127.0.0.1", "Address already in use", id="port-in-use"),
+    pytest.param("192.0.2.1", "Cannot assign requested address", id="not-this-machine"),  # TEST-NET-1
+])
+def test_run_exits_1_naming_listen_when_it_cannot_listen(tmp_path, kube, host, said):
+    """--listen on a port another process holds said 'setpoint: Address already in use: check the
+    path and its permissions': neither the option nor the address."""
+    import socket
+
+    (tmp_path / "web.yaml").write_text(POLICY)
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        proc = setpoint("run", "--dry-run", "--policies", "web.yaml", "--prometheus", f"http://127.0.0.1:{free_port()}",
+                        "--kubeconfig", kube, "--listen", f"{host}:{port}", "--records", "decisions.jsonl",
+                        cwd=tmp_path, timeout_s=60)
+    assert proc.returncode == 1, proc.stderr
+    assert last_line(proc).startswith(f"--listen {host}:{port}: cannot listen there: {said}"), proc.stderr
+    assert "check the path" not in proc.stderr and "Traceback" not in proc.stderr

@@ -203,7 +203,12 @@ def run(
             return
         stop, received = threading.Event(), []
         cleanup.callback(_stop_on_signals(stop, received))  # from now on a signal stops gracefully
-        server = StatusServer(listen, telemetry.registry, service.healthy, service.ready, status=service.status).start()
+        try:
+            server = StatusServer(listen, telemetry.registry, service.healthy, service.ready,
+                                  status=service.status).start()
+        except OSError as exc:  # in use, not this machine's address, no such host: before any Lease is taken
+            fail([f"--listen {listen}: cannot listen there: {exc.strerror or exc} (another process listening on it? "
+                  "choose another HOST:PORT)"])
         cleanup.callback(server.stop)
         if elector:
             cleanup.callback(elector.stop)  # release the Lease: the standby takes over at once

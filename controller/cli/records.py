@@ -128,10 +128,14 @@ def _at_option(text: str, first) -> float:
         since = parse_duration(text)
     except ValueError:
         try:
-            return parse_time(text, time.time(), parse_duration)
+            wall = parse_time(text, time.time(), parse_duration)
         except ValueError:
             fail([f"--at: expected seconds, a duration since the first record (30m, 1h10m) or a time "
                   f"(2026-12-04T20:17:00Z, now-10m), got {text!r}"])
+        if finite_number(first) and first < EPOCH_FROM_S:  # a simulation's: any date is after its every record
+            fail([f"--at {text}: these are a simulation's records, timed from its start, not by the clock; give "
+                  f"seconds or a duration since the start (e.g. 1380 or 23m)"])
+        return wall
     return (first if finite_number(first) and first >= EPOCH_FROM_S else 0.0) + since
 
 
@@ -298,7 +302,8 @@ def status(
     Times print in local wall-clock time (set TZ to change the zone) with how long ago.
     The view comes from a running controller (--server, default http://127.0.0.1:8080) or
     from its decision records (--records: the latest record of each target). With --json,
-    the document GET /status serves, times in RFC 3339 with the local offset.
+    the document GET /status serves, times in RFC 3339 with the local offset (a simulation's:
+    seconds since its start).
     """
     from controller.errors import StatusError
     from controller.runtime.records import read_all_records, record_files

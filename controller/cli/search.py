@@ -167,6 +167,19 @@ def _print_sweep(result: dict) -> None:
     table_console().print(table)
 
 
+def trial_line(t: dict) -> str:
+    """The progress line of one finished tune trial (``on_trial``'s dict)."""
+    what = ", ".join(f"{k}={v}" for k, v in t["values"].items())
+    if "error" in t:
+        return f"trial {t['number']}: {what}: invalid ({t['error']})"
+    # the budget is per scenario (HPA's minutes at the trial's own cost, by default): say the margin. A trial
+    # exactly at it (or over by less than the tolerance) has 0 to spare, not "-0"
+    margin = (f"within budget ({max(0.0, -t['excess']) + 0.0:g} min to spare on the tightest scenario)"
+              if t["feasible"] else f"over budget by {t['excess']:g} min on a scenario")
+    return (f"trial {t['number']}: {what}: {t['replica_hours']:g} replica-hours, "
+            f"{t['slo_violation_minutes']:g} min, {margin}")
+
+
 @app.command(short_help="Search a policy's parameters for the fewest replica-hours within an SLO budget.")
 def tune(
     policy: Annotated[Path, typer.Argument(parser=policy_file, metavar="POLICY", help="The policy to tune (one scaling policy). " + EXAMPLES_HELP)],
@@ -281,15 +294,7 @@ def tune(
             + (f"; then {len(held)} held-out scenario(s)" if held else ""))
 
         def progress(t: dict) -> None:
-            what = ", ".join(f"{k}={v}" for k, v in t["values"].items())
-            if "error" in t:
-                say(f"trial {t['number']}: {what}: invalid ({t['error']})")
-            else:
-                # the budget is per scenario (HPA's minutes at the trial's own cost, by default): say the margin
-                margin = (f"within budget ({-t['excess']:g} min to spare on the tightest scenario)" if t["feasible"]
-                          else f"over budget by {t['excess']:g} min on a scenario")
-                say(f"trial {t['number']}: {what}: {t['replica_hours']:g} replica-hours, "
-                    f"{t['slo_violation_minutes']:g} min, {margin}")
+            say(trial_line(t))
 
         try:
             with runner, bar or nullcontext():

@@ -98,18 +98,20 @@ def _duration_hint(text: str) -> str:
     return f" (write {written})" if written != text else ""
 
 
-def format_duration(seconds: float) -> str:
-    """The shortest duration string for ``seconds``: ``90`` -> ``1m30s``, ``0.5`` -> ``500ms``."""
+def format_duration(seconds: float, days: bool = False) -> str:
+    """The shortest duration string for ``seconds``: ``90`` -> ``1m30s``, ``0.5`` -> ``500ms``.
+    ``days``: whole days apart, for spans of days said to a person (``167h42m30s`` -> ``6d23h42m30s``)."""
     if math.isinf(seconds):
         return "forever"
     if seconds == 0:
         return "0s"
     if seconds < 1:
         return f"{format_number(round(seconds * 1000, 3))}ms"
+    whole_days, seconds = divmod(seconds, 86400) if days else (0, seconds)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
-    parts = [f"{int(hours)}h" if hours else "", f"{int(minutes)}m" if minutes else "",
-             f"{format_number(round(secs, 3))}s" if secs else ""]
+    parts = [f"{int(whole_days)}d" if whole_days else "", f"{int(hours)}h" if hours else "",
+             f"{int(minutes)}m" if minutes else "", f"{format_number(round(secs, 3))}s" if secs else ""]
     return "".join(parts)
 
 

@@ -1203,7 +1203,7 @@ def history_notes(data: ReplayData, most: int = 5) -> list[str]:
     skipped = int(round((history - t_s[0]) / data.step_s))
     n = len(data.targets)
     shown = ", ".join(t.key for t in data.targets[:most]) + (f" and {n - most} more" if n > most else "")
-    return [f"history starts at {iso(history)}, {format_duration(history - t_s[0])} into the window: no sample of "
+    return [f"history starts at {iso(history)}, {format_duration(history - t_s[0], days=True)} into the window: no sample of "
             f"the queries or of the replicas that ran before it at any of the {n} target(s) ({shown}; Prometheus' "
             f"retention, or workloads younger than the window); the replay starts there, leaving out the window's "
             f"first {skipped} of {t_s.size} times ({100 * skipped / t_s.size:.1f}%), which the notes of each query "

@@ -251,7 +251,8 @@ def to_document(policies: dict, now: float, tz: tzinfo | None = timezone.utc, le
     the policy files' errors while they are rejected (``{"errors": [...], "running": what runs}``).
     ``mode``: ``live``, ``dry-run`` or ``shadow`` (a rehearsal writes nothing: its desired counts are
     what it would set); left out when unknown (a records file). ``lease``: the leader-election
-    Lease, ``NAMESPACE/NAME`` (left out without leader election)."""
+    Lease, ``NAMESPACE/NAME`` (left out without leader election). Times are RFC 3339; those of a
+    simulation's records (below EPOCH_FLOOR_S) stay seconds since its start."""
     doc = {"kind": KIND, "generated_at": rfc3339(now, tz)}
     if mode is not None:
         doc["mode"] = mode
@@ -261,7 +262,8 @@ def to_document(policies: dict, now: float, tz: tzinfo | None = timezone.utc, le
         doc["lease"] = lease
     if rejected:
         doc["rejectedPolicyFiles"] = rejected
-    doc["policies"] = _map_times(policies, lambda x: rfc3339(x, tz))
+    # a simulation's times are seconds since its start: as such, not as dates of January 1970
+    doc["policies"] = _map_times(policies, lambda x: rfc3339(x, tz) if x >= EPOCH_FLOOR_S else x)
     return doc
 
 
@@ -270,7 +272,8 @@ def from_document(doc, source: str) -> dict:
     if not isinstance(doc, dict) or doc.get("kind") != KIND or not isinstance(doc.get("policies"), dict):
         raise StatusError(f"{source}: not a Setpoint status document (expected kind {KIND})")
     try:
-        return _map_times(doc["policies"], lambda x: datetime.fromisoformat(x).timestamp())
+        return _map_times(doc["policies"], lambda x: x if isinstance(x, (int, float)) and not isinstance(x, bool)
+                          else datetime.fromisoformat(x).timestamp())
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise StatusError(f"{source}: malformed status document ({exc})") from None
 

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from simulators.simcluster.slots import EMPTY, READY
+from simulators.simcluster.slots import EMPTY, READY, initial_pods_created_s
 from simulators.workload import Revision, RevisionProps, ServiceConfig, revision_hash, rollback_target, rollout_budget
 
 
@@ -20,9 +20,11 @@ class Rollouts:
     def _init_revisions(self, services: Sequence[ServiceConfig]) -> None:
         S = self.n_services
         # per service, its revisions by seq, oldest first (seq is a revision's index for good: a
-        # trimmed one leaves a gap, see forget_revisions)
+        # trimmed one leaves a gap, see forget_revisions); the first dates from its initial pods, not the start
+        created_s = initial_pods_created_s(services, self.now)
         self._revisions: list[dict[int, Revision]] = [
-            {0: Revision(1, 0, revision_hash(self.salt, s.name, 0), s.initial_revision, self.now)} for s in services]
+            {0: Revision(1, 0, revision_hash(self.salt, s.name, 0), s.initial_revision, float(created_s[i]))}
+            for i, s in enumerate(services)]
         self._next_seq = [1] * S  # per service, the seq of its next revision
         self._current_seq = np.zeros(S, dtype=np.int64)  # seq of the current revision
         self._revision_number = np.ones(S, dtype=np.int64)

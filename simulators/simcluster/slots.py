@@ -25,6 +25,14 @@ EMPTY, PENDING, STARTING, BACKOFF, READY = (int(p) for p in (Phase.EMPTY, Phase.
 INITIAL_PODS_AGE_S = 3600.0
 
 
+def initial_pods_created_s(services: Sequence[ServiceConfig], start_s: float) -> np.ndarray:
+    """(S,) when each service's initial pods were created: Ready :data:`INITIAL_PODS_AGE_S` before
+    the start, one start-up (scheduling + start) after their creation. Their first revision (the
+    ReplicaSet that made them) dates from then too: a ReplicaSet is never younger than its pods."""
+    took = config_array(services, "scheduling_delay_s") + config_array(services, "startup_delay_s")
+    return start_s - INITIAL_PODS_AGE_S - took
+
+
 def config_array(services: Sequence[ServiceConfig], attr: str, dtype=np.float64) -> np.ndarray:
     """(S,) array of one :class:`ServiceConfig` attribute."""
     return np.array([getattr(s, attr) for s in services], dtype=dtype)
@@ -61,10 +69,8 @@ class PodSlots:
         # Ready an hour before the start, created one start-up (scheduling + start) before that, so
         # that their start-up shows as in a real cluster (creationTimestamp -> Ready); their
         # containers' memory-leak anchor stays the start
-        ready_at = start_s - INITIAL_PODS_AGE_S
-        took = config_array(services, "scheduling_delay_s") + config_array(services, "startup_delay_s")
-        self._pod_ready_transition_s[initial] = ready_at
-        self._pod_created_s[:] = np.where(initial, (ready_at - took)[:, None], np.nan)
+        self._pod_ready_transition_s[initial] = start_s - INITIAL_PODS_AGE_S
+        self._pod_created_s[:] = np.where(initial, initial_pods_created_s(services, start_s)[:, None], np.nan)
         self._pod_started_s[initial] = start_s
         self._pod_serial[:] = np.arange(K)[None, :]
         self._next_serial = initial_replicas.copy()

@@ -20,3 +20,18 @@ def test_a_workload_is_older_than_its_replicasets_and_pods(api_client):  # noqa:
         for obj in owned:
             assert d.metadata.creation_timestamp <= obj.metadata.creation_timestamp, (d.metadata.name,
                                                                                        obj.metadata.name)
+
+
+def test_a_replicaset_is_not_younger_than_its_pods(api_client):  # noqa: F811
+    """A ReplicaSet creates its pods: kubectl get all showed the first ReplicaSet 5s old (created
+    at the server's start) over pods 60m old (the initial pods, Ready an hour before it)."""
+    apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
+    replicasets = apps.list_replica_set_for_all_namespaces().items
+    assert replicasets
+    for rs in replicasets:
+        pods = [p for p in core.list_namespaced_pod(rs.metadata.namespace).items
+                if any(o.kind == "ReplicaSet" and o.uid == rs.metadata.uid for o in p.metadata.owner_references or ())]
+        assert pods, rs.metadata.name
+        for pod in pods:
+            assert rs.metadata.creation_timestamp <= pod.metadata.creation_timestamp, (rs.metadata.name,
+                                                                                        pod.metadata.name)

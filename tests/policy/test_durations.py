@@ -98,3 +98,18 @@ def test_parse_percent(value, percent):
 def test_parse_percent_rejects(value):
     with pytest.raises(ValueError, match="expected a percentage such as 70% or 70"):
         parse_percent(value)
+
+
+@pytest.mark.parametrize("seconds, plain, with_days", [
+    pytest.param(3600, "1h", "1h", id="under-a-day"),
+    pytest.param(86400, "24h", "1d", id="a-day"),
+    pytest.param(603750, "167h42m30s", "6d23h42m30s", id="a-backtest-week"),
+    pytest.param(3 * 86400 + 1.5, "72h1.5s", "3d1.5s", id="days-and-seconds"),
+    pytest.param(0.25, "250ms", "250ms", id="sub-second"),
+])
+def test_format_duration_with_days_for_a_person(seconds, plain, with_days):
+    """A backtest over now-7d whose Prometheus holds 20 minutes said 'history starts at ..., 167h42m30s
+    into the window'; a span of days said to a person is in days (a policy's values keep their hours)."""
+    assert format_duration(seconds) == plain
+    assert format_duration(seconds, days=True) == with_days
+    assert parse_duration(with_days) == pytest.approx(seconds)

@@ -192,6 +192,12 @@ SELECTOR = "selector: {matchLabels: {app: shop}}"
         "(50.0%), which the notes of each query do not count as missing",
         "1 target(s) replayed from their first sample (no data before it: no replicas counted, no missing sample "
         "noted): young/late from 2026-11-01T12:30:00Z"], 3 * 2 + 1, id="history-starts-after-from"),
+    # was: "... 50h into the window": a span of days is said in days (a week's window: 6d23h42m30s)
+    pytest.param(SELECTOR, START - 50 * HOUR, YOUNG_END, 0, ["young/late", "young/web"], [
+        "history starts at 2026-11-01T00:00:00Z, 2d2h into the window: no sample of the queries or of the replicas "
+        "that ran before it at any of the 2 target(s) (young/late, young/web; Prometheus' retention, or workloads "
+        "younger than the window); the replay starts there, leaving out the window's first 12000 of 15120 times "
+        "(79.4%), which the notes of each query do not count as missing"], 6 * 2 + 1, id="history-starts-days-after-from"),
     # was: young/late never replayed (not in the first segment)
     pytest.param(SELECTOR, START, YOUNG_END, 0, ["young/late", "young/web"], [
         "1 target(s) replayed from their first sample (no data before it: no replicas counted, no missing sample "

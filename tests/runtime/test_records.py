@@ -454,3 +454,30 @@ def test_explain_shows_a_ramp_without_a_reading_and_a_saturated_metric_plainly(e
     line = _format_record({**record(0).to_dict(), **extra})
     assert shown in line, line
     assert hidden is None or hidden not in line, line
+
+
+SIMULATED = b"".join(json.dumps({"at": 15.0 * i, "controller": "policy", "policy": "web", "target": "default/web",
+                                 "current": 3, "desired": 4 if i == 2 else 3,
+                                 "reason": "ScaleUp" if i == 2 else "WithinTolerance", "metrics": {}}).encode() + b"\n"
+                    for i in range(5))
+
+
+@pytest.mark.parametrize("at, code, said", [
+    pytest.param("2026-12-05T09:00:00Z", 1, "--at 2026-12-05T09:00:00Z: these are a simulation's records, timed from "
+                 "its start, not by the clock", id="a-date"),
+    pytest.param("now-10m", 1, "--at now-10m: these are a simulation's records", id="now-minus"),
+    pytest.param("31s", 0, "t=      30s policy default/web: 3 -> 4 [ScaleUp]", id="a-duration-since-the-start"),
+    pytest.param("30", 0, "t=      30s policy default/web: 3 -> 4 [ScaleUp]", id="seconds"),
+])
+def test_explain_refuses_a_wall_clock_at_on_a_simulations_records(tmp_path, at, code, said):
+    """A simulation's records are timed from its start: `explain out/flash-crowd --at 2026-12-05T09:00:00Z`
+    (or now-10m) printed its last record, as if that date were within the run."""
+    from typer.testing import CliRunner
+
+    from controller.cli import app
+
+    path = tmp_path / "decisions.jsonl"
+    path.write_bytes(SIMULATED)
+    out = CliRunner().invoke(app, ["explain", str(path), "--at", at])
+    assert out.exit_code == code, out.output
+    assert said in out.output, out.output

@@ -320,3 +320,28 @@ def test_the_last_action_is_one_that_was_applied(record, shown):
     from controller.runtime.status import last_action
 
     assert last_action(record) == shown
+
+
+def test_json_of_a_simulations_records_keeps_seconds_since_its_start(tmp_path):
+    """`setpoint status --records out/SCENARIO --json` dated a simulation's cycles in January 1970
+    ("at": "1970-01-01T00:59:45Z"); the table says t+59m45s. Its times stay seconds since the start."""
+    from typer.testing import CliRunner
+
+    from controller.cli import app
+    from tests.simulators.sweep_fixtures import write_scenarios
+
+    (scenario,) = write_scenarios(tmp_path, {"short": (1, 700)}, duration="4m")
+    out = tmp_path / "out"
+    ran = CliRunner().invoke(app, ["simulate", scenario, "-b", "hpa", "--no-frontier", "--no-report", "-j", "1",
+                                   "-o", str(out)])
+    assert ran.exit_code == 0, ran.output
+    said = CliRunner().invoke(app, ["status", "--records", str(out), "--json"])
+    assert said.exit_code == 0, said.output
+    doc = json.loads(said.stdout)
+    assert "1970-" not in said.stdout
+    for controller in ("policy", "hpa"):
+        target = doc["policies"][controller]["targets"]["default/web"]
+        assert target["at"] == pytest.approx(235.0, abs=15.0)  # the last cycle of 4 minutes
+        assert all(isinstance(c["last_transition"], (int, float)) for c in target["conditions"].values())
+    assert from_document(doc, "test")["policy"]["targets"]["default/web"]["at"] == doc["policies"]["policy"][
+        "targets"]["default/web"]["at"]

@@ -171,3 +171,30 @@ def test_sigterm_stops_a_sweep_and_its_workers_and_says_how_to_resume(tmp_path):
     time.sleep(1)
     assert [w for w in workers if Path(f"/proc/{w}").exists() and "zombie" not in
             Path(f"/proc/{w}/status").read_text().lower()] == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_ctrl_c_at_a_terminal_stops_a_sweep_without_its_idle_workers_speaking(tmp_path):
+    """Ctrl-C at a terminal sends SIGINT to the whole process group: the workers too. A worker
+    idle between cells (a tune's between trials, one done while another runs a long cell) then
+    died of a KeyboardInterrupt outside any cell, printing multiprocessing's "Process
+    ForkProcess-2:" and its traceback under "interrupted: ..."; the command alone stops them."""
+    # the costliest cell first, in this process (it warms the kernels the workers fork with); then one
+    # worker runs the other long cell while the other runs the tiny ones and waits, idle
+    longs = write_scenarios(tmp_path, {"long1": (8, 700), "long2": (9, 700)}, duration="10d")
+    tiny = write_scenarios(tmp_path, {f"tiny{i}": (i, 700) for i in range(1, 4)}, duration="4m")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "controller.cli", "sweep", *longs, *tiny, "--set", f"{TARGET}=60", "--no-hpa",
+           "--jobs", "2", "-o", str(out), "--no-report"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            env={**os.environ, "CI": "true"}, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and len(list(out.glob("cells/*.json"))) < 4:
+        time.sleep(0.1)
+    assert proc.poll() is None and len(list(out.glob("cells/*.json"))) == 4, "not one long cell left running"
+    time.sleep(0.5)  # the worker that ran them waits for another
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "interrupted: the finished cells are kept in" in err
+    assert "Traceback" not in err and "ForkProcess" not in err and "KeyboardInterrupt" not in err, err

@@ -320,3 +320,20 @@ def test_cli_tune_exit_code_says_whether_the_held_out_scenarios_met_the_budget(t
 
     report = json.loads((work / "tune.json").read_text())
     assert report["holdout"]["feasible"] is (code == 0)
+
+
+@pytest.mark.parametrize("feasible, excess, said", [
+    pytest.param(True, -3.976, "within budget (3.976 min to spare on the tightest scenario)", id="spare"),
+    pytest.param(True, 0.0, "within budget (0 min to spare on the tightest scenario)", id="at-the-budget"),
+    pytest.param(True, -0.0, "within budget (0 min to spare on the tightest scenario)", id="negative-zero"),
+    pytest.param(True, 1e-7, "within budget (0 min to spare on the tightest scenario)", id="over-within-tolerance"),
+    pytest.param(False, 12.5, "over budget by 12.5 min on a scenario", id="over"),
+])
+def test_a_trial_line_says_its_margin_never_minus_zero(feasible, excess, said):
+    """A trial exactly at its budget (a trial dearer than every HPA target meets HPA's minutes held
+    flat) printed 'within budget (-0 min to spare ...)'."""
+    from controller.cli.search import trial_line
+
+    t = {"number": 1, "values": {"averagePerReplica": 62.208}, "replica_hours": 526.581,
+         "slo_violation_minutes": 1.0, "feasible": feasible, "excess": excess}
+    assert trial_line(t) == f"trial 1: averagePerReplica=62.208: 526.581 replica-hours, 1 min, {said}"

@@ -90,7 +90,9 @@ class Service:
 
     def __init__(self, index: int, config: ServiceConfig, salt: int, start_s: float):
         self.index, self.config, self.salt = index, config, salt
-        self.revisions = [Revision(1, 0, revision_hash(salt, config.name, 0), config.initial_revision, start_s)]
+        created_at = start_s - INITIAL_PODS_AGE_S - (config.scheduling_delay_s + config.startup_delay_s)
+        # the first revision (ReplicaSet) dates from its initial pods' creation (SimCluster's, the same)
+        self.revisions = [Revision(1, 0, revision_hash(salt, config.name, 0), config.initial_revision, created_at)]
         self.current_seq = 0
         self.spec = config.initial_replicas
         self.pods: list[Pod] = []
@@ -107,7 +109,6 @@ class Service:
         self.probe_failures = self.probe_successes = 0
         self.probe_down = False
         ready_at = start_s - INITIAL_PODS_AGE_S  # they have run a while (SimCluster's slots, the same)
-        created_at = ready_at - (config.scheduling_delay_s + config.startup_delay_s)
         for _ in range(config.initial_replicas):
             self.pods.append(Pod(self._serial(), 0, Phase.READY, INF, created_at, start_s, ready_at))
 
