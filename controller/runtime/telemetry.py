@@ -53,14 +53,22 @@ def error_source(error: str) -> str:
 def remove_policy_children(metric, policy: str) -> None:
     """Remove every child of a labelled ``metric`` whose first label (``policy``) is ``policy``,
     whatever its other labels (a reason, a kind, a target)."""
+    keep_only_children(metric, policy, set())
+
+
+def keep_only_children(metric, policy: str, children: set[tuple[str, ...]]) -> None:
+    """Make the children of a labelled ``metric`` whose first label is ``policy`` exactly
+    ``children`` (full label tuples): the others removed, the missing ones created at 0."""
     names = metric._labelnames  # prometheus_client keeps no public list of a metric's label names
-    children = {tuple(s.labels[n] for n in names) for m in metric.collect() for s in m.samples
-                if s.labels.get(names[0]) == policy and all(n in s.labels for n in names)}
-    for labels in children:
+    present = {tuple(s.labels[n] for n in names) for m in metric.collect() for s in m.samples
+               if s.labels.get(names[0]) == policy and all(n in s.labels for n in names)}
+    for labels in present - children:
         try:
             metric.remove(*labels)
         except KeyError:  # removed meanwhile (a concurrent forget)
             pass
+    for labels in children - present:
+        metric.labels(*labels)
 
 
 class Telemetry:
@@ -172,31 +180,18 @@ class Telemetry:
         sets of reasons, error sources, action kinds and metrics: /metrics then has as many lines
         for the policy from its load as after a week (a soak drill saw MetricsMissing and the
         metrics errors appear hours in), and ``increase()`` sees a first occurrence, which a
-        child born at 1 hides (Prometheus' advice: initialise the label values you know)."""
+        child born at 1 hides (Prometheus' advice: initialise the label values you know). An
+        edited policy loses the children it can no longer count (a renamed metric, health removed)."""
         p = policy.name
-        scaling = bool(policy.params.metric_names)
-        for reason in REASON_CODES if scaling else ():  # a health-only policy counts no decision
-            self.decisions.labels(p, reason)
-        for source in ERROR_SOURCES:
-            self.errors.labels(p, source)
+        reasons = REASON_CODES if policy.params.metric_names else ()  # a health-only policy counts no decision
         kinds = (ActionKind.SCALE,) if policy.health is None else tuple(k for k in ActionKind if k != ActionKind.NONE)
-        for kind in kinds:
-            self.actions.labels(p, kind.word)
-            self.action_failures.labels(p, kind.word)
-        names = policy.params.metric_names
-        gone = {s.labels["metric"] for m in self.invalid_samples.collect() for s in m.samples
-                if s.labels.get("policy") == p and "metric" in s.labels} - set(names)
-        for name, reason in [(n, r) for n in sorted(gone) for r in INVALID_REASONS]:  # an edit renamed them
-            try:
-                self.invalid_samples.remove(p, name, reason)
-            except KeyError:
-                pass
-        for name in names:
-            for reason in INVALID_REASONS:
-                self.invalid_samples.labels(p, name, reason)
-        self.queries.labels(p)
-        if policy.health is not None:
-            self.state_saves.labels(p)
+        words = [(kind.word,) for kind in kinds]
+        expected = [(self.decisions, [(r,) for r in reasons]), (self.errors, [(s,) for s in ERROR_SOURCES]),
+                    (self.actions, words), (self.action_failures, words),
+                    (self.invalid_samples, [(m, r) for m in policy.params.metric_names for r in INVALID_REASONS]),
+                    (self.queries, [()]), (self.state_saves, [()] if policy.health is not None else [])]
+        for metric, children in expected:
+            keep_only_children(metric, p, {(p, *labels) for labels in children})
 
     def track_leadership(self, is_leader: Callable[[], bool]) -> None:
         """``setpoint_leader`` reads ``is_leader()`` at every scrape."""

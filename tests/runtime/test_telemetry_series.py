@@ -109,3 +109,17 @@ def test_a_removed_policy_leaves_none_of_its_zero_series(running):
     (folder / "web.yaml").write_text(HEALING)
     assert service.reload_if_changed() is True
     assert not [line for line in series(telemetry) if 'policy="web"' in line]
+
+
+def test_an_edit_keeps_only_the_series_the_policy_can_still_count(running):
+    """web, a scaling policy, edited into a health-only one: its decisions go (it counts none any
+    more), its health actions come at 0, its scale counters stay."""
+    service, telemetry, _, folder = running
+    service.reconcilers["web"].cycle(service.clock())
+    scaled = value(telemetry, "setpoint_actions_total", policy="web", kind="scale")
+    (folder / "web.yaml").write_text(HEALING.replace("name: web-heal", "name: web"))
+    assert service.reload_if_changed() is True
+    assert value(telemetry, "setpoint_decisions_total", policy="web", reason="ScaleUp") is None
+    assert value(telemetry, "setpoint_invalid_samples_total", policy="web", metric="rps", reason="negative") is None
+    assert value(telemetry, "setpoint_actions_total", policy="web", kind="rollback") == 0.0
+    assert value(telemetry, "setpoint_actions_total", policy="web", kind="scale") == scaled == 1.0
