@@ -305,6 +305,10 @@ class TargetStatus:
     # that entry owns fields of the pod template too: its writer could have changed the template with
     # the replicas (a release); True when not known
     replicas_template: bool = True
+    # when the current revision's rollout completed (epoch s; Deployments: the Progressing condition's
+    # lastUpdateTime once it says NewReplicaSetAvailable), never earlier than the truth; None while a
+    # rollout is in progress or when the source does not say
+    rollout_completed_at: float | None = None
 
 
 @direct_init  # a cycle makes one per target it scales

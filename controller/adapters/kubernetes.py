@@ -382,6 +382,21 @@ def rollout_in_progress(workload: Any, kind: str = "Deployment") -> bool:
     return progressing is not None and progressing.reason != ROLLOUT_COMPLETE_REASON
 
 
+def rollout_completed_at(workload: Any, kind: str = "Deployment") -> float | None:
+    """When a Deployment's current revision finished rolling out (epoch s): the Progressing
+    condition's lastUpdateTime once its reason is ``NewReplicaSetAvailable`` (the Deployment
+    controller sets it when it records that reason and leaves it while it stays: a lower bound on
+    how long the revision has been complete). None while a rollout is in progress, for a
+    StatefulSet, or without the condition or its time. Its time is truncated to the second: one
+    second is added, so that it is never earlier than the truth."""
+    if kind != "Deployment" or workload.status is None or rollout_in_progress(workload, kind):
+        return None
+    progressing = _condition(workload.status.conditions, "Progressing")
+    if progressing is None or progressing.reason != ROLLOUT_COMPLETE_REASON or progressing.last_update_time is None:
+        return None
+    return progressing.last_update_time.timestamp() + 1.0
+
+
 def _pod_status(pod: Any, revision_of_hash: dict[str, str]) -> PodStatus:
     st = pod.status
     ready = _condition(st.conditions if st else None, "Ready")
@@ -464,6 +479,7 @@ class _NamespaceSnapshot:
             pods=tuple(_pod_status(p, revision_of_hash) for p in sorted(pods, key=lambda p: p.metadata.name)),
             observed_at=observed_at, annotations=tuple(sorted((w.metadata.annotations or {}).items())),
             paused=ref.kind == "Deployment" and bool(w.spec.paused),
+            rollout_completed_at=rollout_completed_at(w, ref.kind),
             **dict(zip(("replicas_manager", "replicas_set_at", "replicas_by_scale", "replicas_applied",
                         "replicas_alone", "replicas_template"), replicas_writer(w.metadata.managed_fields))))
 

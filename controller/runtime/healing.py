@@ -140,12 +140,16 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
     revision = [by_ref[t].revision if t in by_ref else "" for t in targets]
     # the ReplicaSets the cluster still has: a rollback goes only to one of them (none listed: unknown)
     revisions = [by_ref[t].revisions if t in by_ref else () for t in targets]
+    # since when the current revision has been complete (a lower bound); the core reads it on a
+    # target's first sight only, so a revision current for hours counts as known healthy at once
+    done = [by_ref[t].rollout_completed_at if t in by_ref else None for t in targets]
+    since = np.array([np.nan if d is None else d for d in done], dtype=np.float64)
     pods = PodTable.of(rows, [f"{r.namespace}/{r.name}" for r in pod_refs], pod_values, pod_present, pod_ready,
                        checks=c)
     return HealthObservation.of(view.spec.astype(np.int64), view.ready.astype(np.int64), values, checks=c,
                                 present=present, revision=revision, rollout=view.rollout, pods=pods,
                                 overloaded=overload_signal(view, decision), revision_new=new, revision_old=old,
-                                paused=view.paused, revisions=revisions)
+                                paused=view.paused, revisions=revisions, revision_since=since)
 
 
 def health_actions(healing: HealingDecision, targets: Sequence[TargetRef], exists: np.ndarray,

@@ -223,13 +223,16 @@ def replica_status(*, observed_generation: int, replicas: int, updated: int, rea
 
 
 def deployment_conditions(available_ok: bool, rolling: bool, name: str, rs_name: str, at: str | None,
-                          paused: bool = False) -> list[dict]:
+                          paused: bool = False, progressing_at: str | None = None) -> list[dict]:
     """``Available`` (minimum availability) and ``Progressing`` (``NewReplicaSetAvailable`` once
     the newest ReplicaSet is rolled out, ``ReplicaSetUpdated`` while it is rolling out,
-    ``DeploymentPaused`` with status Unknown while spec.paused)."""
+    ``DeploymentPaused`` with status Unknown while spec.paused). Times are RFC 3339; the
+    Progressing condition's lastUpdateTime is ``progressing_at`` (when its reason was last set), ``at``
+    if None."""
+    pat = at if progressing_at is None else progressing_at
     if paused:
         progressing = {"type": "Progressing", "status": "Unknown", "reason": "DeploymentPaused",
-                       "message": "Deployment is paused", "lastUpdateTime": at, "lastTransitionTime": at}
+                       "message": "Deployment is paused", "lastUpdateTime": pat, "lastTransitionTime": pat}
         return deployment_conditions(available_ok, rolling, name, rs_name, at)[:1] + [progressing]
     return [
         {"type": "Available", "status": "True" if available_ok else "False",
@@ -239,7 +242,7 @@ def deployment_conditions(available_ok: bool, rolling: bool, name: str, rs_name:
         {"type": "Progressing", "status": "True",
          "reason": "ReplicaSetUpdated" if rolling else "NewReplicaSetAvailable",
          "message": f'ReplicaSet "{rs_name}" is progressing.' if rolling
-         else f'ReplicaSet "{rs_name}" has successfully progressed.', "lastUpdateTime": at, "lastTransitionTime": at},
+         else f'ReplicaSet "{rs_name}" has successfully progressed.', "lastUpdateTime": pat, "lastTransitionTime": at},
     ]
 
 

@@ -549,6 +549,8 @@ class SimKubeServer:
 
     ``drive=False`` leaves the engine still (call ``world.advance``), for deterministic tests.
     ``hpa_controller``: run the stored HPAs (simulators/kubeapi/hpa_controller.py); False only stores them.
+    ``wall_start_s``: the wall-clock time objects show for the scenario's start (None: now; tests
+    driving a controller on simulated time pass the scenario's start, so both clocks agree).
     Use as a context manager, or ``start()`` / ``stop()``.
     """
 
@@ -558,13 +560,14 @@ class SimKubeServer:
                  statefulsets: frozenset[str] = frozenset(), max_connections: int = MAX_CONNECTIONS,
                  idle_timeout_s: float = IDLE_TIMEOUT_S, read_timeout_s: float = READ_TIMEOUT_S, tls: bool = True,
                  hpa_controller: bool = True, event_ttl_s: float = EVENT_TTL_S,
-                 request_history: int = RECENT_REQUESTS):
+                 request_history: int = RECENT_REQUESTS, wall_start_s: float | None = None):
         if token is not None and not auth:
             raise ValueError("a token and auth=False contradict each other")
         if token is not None and not token.strip():
             raise ValueError("the token must not be empty")
         sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
-        self.world = SimWorld(sc, speed, statefulsets, hpa_controller=hpa_controller, event_ttl_s=event_ttl_s)
+        self.world = SimWorld(sc, speed, statefulsets, wall_start_s=wall_start_s, hpa_controller=hpa_controller,
+                              event_ttl_s=event_ttl_s)
         self.api = SimKubeApi(self.world, (token or new_token()) if auth else None, test_hooks, request_history)
         #: The CA and serving certificate (None over plain HTTP).
         self.identity: ServingIdentity | None = make_serving_identity((host,)) if tls else None

@@ -162,6 +162,11 @@ class Workload:
     history_limit: int = REVISION_HISTORY_LIMIT  # spec.revisionHistoryLimit: old ReplicaSets kept
     templates: dict[int, dict] = field(default_factory=dict)
     managed: ManagedFields = field(default_factory=lambda: ManagedFields("apps/v1"))  # metadata.managedFields
+    # the Progressing condition's state (current revision seq, paused, rolling) and since when (sim s):
+    # its lastUpdateTime, set when its reason changes, as the Deployment controller's
+    # SetDeploymentCondition does (a rollout's NewReplicaSetAvailable: the tick that completed it)
+    progress: tuple = ()
+    progress_at: float = float("nan")
 
     @property
     def name(self) -> str:
@@ -484,6 +489,8 @@ class KubeStore:
         #: their rollout to complete to be cleaned up (see _sync_history)
         self._history_due: set[int] = set()
         self.sync_revisions()
+        for w in self.workloads:  # the first revision completed when its initial pods became Ready
+            w.progress, w.progress_at = (w.current_seq, w.paused, False), clock.sim_start_s - INITIAL_PODS_AGE_S
 
     # ------------------------------------------------------------------ bookkeeping
     def next_rv(self) -> int:
@@ -559,7 +566,17 @@ class KubeStore:
             if changed.size:
                 self.sync_revisions(changed.tolist())
             self._sync_histories()
+            rolling = self.engine.rollout_in_progress
+            for w in self.workloads:
+                self._track_progress(w, bool(rolling[w.index]))
             return signals
+
+    def _track_progress(self, w: Workload, rolling: bool) -> None:
+        """Date ``w``'s Progressing condition now if its state changed since last seen (checked
+        after every tick and when served: never earlier than the change)."""
+        key = (w.current_seq, w.paused, rolling)
+        if key != w.progress:
+            w.progress, w.progress_at = key, self.engine.now
 
     def sync_revisions(self, rows: list[int] | None = None) -> None:
         """Give every engine revision a pod template; a revision the engine made on its own (a
@@ -682,9 +699,11 @@ class KubeStore:
                 body_spec["paused"] = True
             status = K.replica_status(observed_generation=w.generation, replicas=st.status_replicas, updated=updated,
                                       ready=st.ready_replicas, available=st.ready_replicas, spec=spec)
+            self._track_progress(w, st.rollout_in_progress)
             status["conditions"] = K.deployment_conditions(
                 st.ready_replicas >= spec - unavailable, st.rollout_in_progress, w.name, f"{w.name}-{current.hash}",
-                K.rfc3339(self.clock.wall(current.created_s)), paused=w.paused)
+                K.rfc3339(self.clock.wall(current.created_s)), paused=w.paused,
+                progressing_at=K.rfc3339(self.clock.wall(w.progress_at)))
             api_version, kind = "apps/v1", "Deployment"
         else:
             body_spec.update(serviceName=w.name, podManagementPolicy="Parallel",

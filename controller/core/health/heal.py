@@ -34,8 +34,10 @@ class HealthObservation:
     (newest) revision, stable across rollbacks if possible (pod-template hash), '' if unknown;
     rollout: (N,) bool, a rollout is in progress; values, present: (N, C) one column per check
     of the policy in check order (only workload-scope columns are read); pods: the pod table
-    (only pod-scope columns are read); revision_since: (N,) epoch s the revision became
-    current, NaN if unknown; utilization: (N,) ratio (1.0 = 100 %), NaN if unknown;
+    (only pod-scope columns are read); revision_since: (N,) epoch s since when the revision
+    has been current with its rollout complete (a lower bound: the Deployment's Progressing
+    condition), NaN if unknown, read on a target's first sight only (see ``update_revisions``);
+    utilization: (N,) ratio (1.0 = 100 %), NaN if unknown;
     overloaded: (N,) bool, the shell's own overload signal. revision_new, revision_old: (N, Cr, 3)
     this cycle's statistics of the revision checks for the new revision's pods and the stable
     revision's (see controller/core/health/revision_test.py; zeros: no data). paused: (N,) bool,

@@ -133,9 +133,11 @@ def update_revisions(params: HealthParams, rs: RevisionState, revision: np.ndarr
                      rollout: np.ndarray, any_firing: np.ndarray, now: float) -> RevisionState:
     """Track revision changes, rollout completion and healthiness for one cycle.
 
-    revision: (N,) the current (newest) revision of each target; revision_since: (N,) when it
-    became current if the cluster knows (NaN otherwise: first seen now); rollout: (N,) bool;
-    any_firing: (N,) bool, some check fires on the target.
+    revision: (N,) the current (newest) revision of each target; revision_since: (N,) epoch s
+    since when it has been current with its rollout complete if the cluster knows (NaN
+    otherwise), read only on a target's first sight (no revision remembered): it then counts as
+    current, complete and clean since then (else since now); rollout: (N,) bool; any_firing:
+    (N,) bool, some check fires on the target.
     """
     first = rs.current == ""
     changed = revision != rs.current
@@ -148,9 +150,14 @@ def update_revisions(params: HealthParams, rs: RevisionState, revision: np.ndarr
     # rolling restart of the older one keeps both
     older = np.where(from_o, np.where(rs.rolled_back_to != "", "", rs.healthy), rs.older_healthy)
     same_code = carried & (rs.restarted != "") & (rs.restarted == rs.current)  # our rolling restart
-    known = np.isfinite(revision_since)
+    # A later revision is dated by its first sight, never by revision_since: the shell's is when the
+    # rollout completed (Progressing condition), later than when it became current, so blame
+    # windows counted from it would miss episodes of the rollout; and a revision changed while the
+    # controller was away would have its new-revision window closed by a completion long past.
+    known = first & np.isfinite(revision_since)
+    revision_since = np.minimum(revision_since, now)  # a time to come (clock skew): since now
     since = np.where(changed, np.where(same_code, rs.since, np.where(known, revision_since, now)), rs.since)
-    done = np.where(changed, np.where(first & known, revision_since, np.nan), rs.rollout_done_at)
+    done = np.where(changed, np.where(known, revision_since, np.nan), rs.rollout_done_at)
     done = np.where(rollout, np.nan, np.where(np.isnan(done), now, done))
     clean = np.where(first, np.where(known, revision_since, now), rs.clean_since)
     clean = np.where((changed & ~first) | rollout | any_firing, now, clean)
