@@ -95,9 +95,11 @@ MAX_PODS = 1000
 MAX_LEAK_MIB_PER_TICK = ServiceConfig.memory_limit_mib - ServiceConfig.memory_base_mib
 
 
-def SimDuration(*, gt: float | None = None, ge: float | None = 0.0, le: float = MAX_DURATION_S):
-    """A scenario duration: a policy Duration bounded above (default :data:`MAX_DURATION_S`)."""
-    return Duration(gt=gt, ge=ge, le=le)
+def SimDuration(*, gt: float | None = None, ge: float | None = 0.0, le: float = MAX_DURATION_S,
+                latency: bool = False):
+    """A scenario duration: a policy Duration bounded above (default :data:`MAX_DURATION_S`);
+    ``latency``: a bare number's hint says ms (``below: 250`` -> ``250ms``), not s."""
+    return Duration(gt=gt, ge=ge, le=le, latency=latency)
 
 
 # --------------------------------------------------------------------------- load shapes
@@ -195,7 +197,7 @@ class ServiceModel(StrictModel):
     capacity_per_pod: float = Field(gt=0, le=MAX_RPS, description="requests/s one ready pod serves at 100% utilization")
     scheduling_delay: SimDuration() = 2.0
     startup_delay: SimDuration() = 30.0
-    base_latency: SimDuration(gt=0) = 0.05
+    base_latency: SimDuration(gt=0, latency=True) = 0.05
     overload: Literal["drop", "queue"] = "drop"
     queue_limit: float = Field(1000.0, ge=0, le=1e12)
     timeout: SimDuration(gt=0) = 10.0
@@ -244,7 +246,7 @@ class BadRolloutFault(FaultBase):
     kind: Literal["bad-rollout"]
     error_ratio_multiplier: float = Field(1.0, ge=0, le=1e6)
     extra_error_ratio: float = Field(0.0, ge=0, le=1)
-    extra_latency: SimDuration() = 0.0
+    extra_latency: SimDuration(latency=True) = 0.0
 
 
 class NodeLossFault(FaultBase):
@@ -277,7 +279,7 @@ FaultModel = Annotated[Union[PodCrashFault, CrashLoopFault, BadRolloutFault, Nod
 
 class LatencySLO(StrictModel):
     percentile: Literal[50, 95, 99] = 95
-    below: SimDuration(gt=0)
+    below: SimDuration(gt=0, latency=True)
 
 
 class SLOModel(StrictModel):

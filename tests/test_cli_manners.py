@@ -336,3 +336,75 @@ def test_run_exits_1_naming_listen_when_it_cannot_listen(tmp_path, kube, host, s
     assert proc.returncode == 1, proc.stderr
     assert last_line(proc).startswith(f"--listen {host}:{port}: cannot listen there: {said}"), proc.stderr
     assert "check the path" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+#: An address the port check refuses (exit 1, "--kube-listen"): an option value that passes stops there, serving nothing.
+NO_PORT = ["--kube-listen", "127.0.0.1:99999"]
+#: A tune that stops on its missing policy file (exit 2) once its options pass.
+NO_POLICY = ["no-such-policy.yaml"]
+
+
+@pytest.mark.parametrize("args, says", [
+    pytest.param(["sim", "serve", "--speed", "nan", *NO_PORT], "'--speed': expected a finite number from 0.001 to 1000, "
+                 "got nan", id="speed-nan"),  # said "should be less than or equal to 1000"
+    pytest.param(["sim", "serve", "--speed", "inf", *NO_PORT], "'--speed': expected a finite number from 0.001 to 1000, "
+                 "got inf", id="speed-inf"),
+    pytest.param(["sim", "serve", "--speed", "-inf", *NO_PORT], "'--speed': expected a finite number from 0.001 to "
+                 "1000, got -inf", id="speed-minus-inf"),
+    pytest.param(["sim", "serve", "--speed", "-1", *NO_PORT], "'--speed': expected a number from 0.001 to 1000, got -1",
+                 id="speed-negative"),
+    pytest.param(["sim", "serve", "--speed", "2000", *NO_PORT], "'--speed': expected a number from 0.001 to 1000, "
+                 "got 2000", id="speed-above-its-max"),
+    pytest.param(["sim", "serve", "--speed", "fast", *NO_PORT], "'--speed': expected a number from 0.001 to 1000, "
+                 "got 'fast'", id="speed-not-a-number"),
+    pytest.param(["sim", "serve", "--read-timeout", "nan", *NO_PORT], "'--read-timeout': expected a finite number "
+                 ">= 0.1, got nan", id="read-timeout-nan"),
+    pytest.param(["sim", "serve", "--read-timeout", "inf", *NO_PORT], "'--read-timeout': expected a finite number "
+                 ">= 0.1, got inf", id="read-timeout-inf"),  # passed its min: a server whose reads never time out
+    pytest.param(["run", "-p", str(REPO / "policies" / "web-rps.yaml"), "--prometheus", "http://127.0.0.1:9", "--once",
+                  "--qps", "nan"], "'--qps': expected a finite number >= 0, got nan", id="qps-nan"),
+    pytest.param(["run", "-p", str(REPO / "policies" / "web-rps.yaml"), "--prometheus", "http://127.0.0.1:9", "--once",
+                  "--qps", "inf"], "'--qps': expected a finite number >= 0, got inf", id="qps-inf"),
+    pytest.param(["tune", "--max-violation-minutes", "nan", *NO_POLICY], "'--max-violation-minutes': expected a "
+                 "finite number >= 0, got nan", id="max-violation-minutes-nan"),
+    pytest.param(["tune", "--max-violation-minutes", "inf", *NO_POLICY], "'--max-violation-minutes': expected a "
+                 "finite number >= 0, got inf", id="max-violation-minutes-inf"),  # passed its min
+    pytest.param(["tune", "--max-violation-minutes", "-1", *NO_POLICY], "'--max-violation-minutes': expected a "
+                 "number >= 0, got -1", id="max-violation-minutes-negative"),
+])
+def test_a_float_option_says_it_takes_a_finite_number_in_its_range(tmp_path, args, says):
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and f"Invalid value for {says}" in result.stderr, result.output
+
+
+TOKEN_CHARS = "expected a bearer token of letters, digits and -._~+/ (then = padding at the end)"
+
+
+@pytest.mark.parametrize("token, env, code, says", [
+    pytest.param("s3cr3t x", None, 2, f"{TOKEN_CHARS}, got one with a space (character 7 of 8)", id="a-space"),
+    pytest.param("", None, 2, f"{TOKEN_CHARS}, got an empty string", id="empty"),  # was exit 1
+    pytest.param("   ", None, 2, f"{TOKEN_CHARS}, got one with a space (character 1 of 3)", id="only-spaces"),
+    pytest.param("s3cr3t\tx", None, 2, f"{TOKEN_CHARS}, got one with a control character (character 7 of 8)",
+                 id="a-tab"),
+    pytest.param("s3cr3t\n", None, 2, f"{TOKEN_CHARS}, got one with a control character (character 7 of 7)",
+                 id="a-trailing-newline"),
+    pytest.param("s3cr3t:x", None, 2, f"{TOKEN_CHARS}, got one with the character ':' (character 7 of 8)",
+                 id="a-colon"),
+    pytest.param("s3cr3t-é", None, 2, f"{TOKEN_CHARS}, got one with the character 'é' (character 8 of 8)",
+                 id="not-ascii"),
+    pytest.param("s3cr3t=x", None, 2, f"{TOKEN_CHARS}, got one with '=' before its end", id="padding-inside"),
+    pytest.param("==", None, 2, f"{TOKEN_CHARS}, got one with only '='", id="only-padding"),
+    pytest.param(None, "s3cr3t x", 2, f"(env var: 'SETPOINT_SIM_TOKEN'): {TOKEN_CHARS}, got one with a space",
+                 id="from-the-environment"),
+    # allowed: every b64token character, then padding; stops at --kube-listen, serving nothing
+    pytest.param("Az09-._~+/==", None, 1, "--kube-listen: expected HOST:PORT", id="every-allowed-character"),
+    pytest.param(None, "Az09-._~+/", 1, "--kube-listen: expected HOST:PORT", id="allowed-from-the-environment"),
+])
+def test_sim_serve_refuses_a_token_no_authorization_header_can_carry(token, env, code, says):
+    """RFC 6750's b64token; the message names the option and never shows the token."""
+    args = ["sim", "serve", *NO_PORT] + (["--token", token] if token is not None else [])
+    result = CliRunner().invoke(app, args, env={"SETPOINT_SIM_TOKEN": env})
+    assert result.exit_code == code and says in result.stderr, result.output
+    if code == 2:
+        assert "Invalid value for '--token'" in result.stderr
+        assert "s3cr3t" not in result.output  # a token is a secret: the message says what is wrong, not what it is

@@ -88,6 +88,63 @@ def output_folder(value: str | Path) -> Path:
     return _nonempty_path(value)
 
 
+def number_option(low: float | None = None, high: float | None = None) -> dict:
+    """``typer.Option`` arguments of a float option: a finite number from ``low`` to ``high``
+    (either may be None), e.g. ``typer.Option("--speed", **number_option(0.001, 1000))``. Its
+    parser checks the number in place of typer's own ``min``/``max`` check, which let inf through a
+    lone ``min`` and said of nan "should be less than or equal to 1000" (given a parser, typer 0.29
+    checks no bounds itself and only shows them in --help). Every float option with bounds uses it."""
+    import math
+
+    if low is not None and high is not None:
+        span = f" from {low:g} to {high:g}"
+    else:
+        span = f" >= {low:g}" if low is not None else f" <= {high:g}" if high is not None else ""
+
+    def parse(value):
+        if value is None or isinstance(value, (int, float)):  # the option's default: typer passes it through too
+            return value
+        try:
+            number = float(value)
+        except ValueError:
+            raise typer.BadParameter(f"expected a number{span}, got {value!r}") from None
+        if not math.isfinite(number):
+            raise typer.BadParameter(f"expected a finite number{span}, got {value}")
+        if (low is not None and number < low) or (high is not None and number > high):
+            raise typer.BadParameter(f"expected a number{span}, got {value}")
+        return number
+
+    return {"parser": parse, "min": low, "max": high}
+
+
+#: RFC 6750's b64token: what an ``Authorization: Bearer`` header may carry
+BEARER_TOKEN_CHARS = "letters, digits and -._~+/ (then = padding at the end)"
+
+
+def bearer_token(value):
+    """The ``parser`` of a bearer token option (``sim serve --token``): RFC 6750's b64token,
+    ``1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="``; a space, a control
+    character or an empty token cannot be sent in the header (clients refuse or split it). The
+    message never shows the token, a secret: only what is wrong with it and where."""
+    import re
+
+    if value is None:
+        return None
+    if re.fullmatch(r"[A-Za-z0-9._~+/-]+=*", value):
+        return value
+    if not value:
+        raise typer.BadParameter(f"expected a bearer token of {BEARER_TOKEN_CHARS}, got an empty string")
+    at = re.search(r"[^A-Za-z0-9._~+/=-]", value)
+    if at is None:  # every character is one of them: an '=' is out of place (not only at the end)
+        what = "'=' before its end" if value.strip("=") else "only '='"
+        raise typer.BadParameter(f"expected a bearer token of {BEARER_TOKEN_CHARS}, got one with {what}")
+    char = at.group()
+    what = ("a space" if char == " " else "a control character" if not char.isprintable()
+            else f"the character {char!r}")
+    raise typer.BadParameter(f"expected a bearer token of {BEARER_TOKEN_CHARS}, got one with {what} "
+                             f"(character {at.start() + 1} of {len(value)})")
+
+
 #: The largest result.json whose writer out_folder reads (a bigger one is replaced unread).
 MAX_RESULT_READ_BYTES = 256 * 1024 * 1024
 

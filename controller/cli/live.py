@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import signal
 import sys
@@ -15,7 +14,8 @@ from typing import Annotated, Callable, NamedTuple, Optional
 
 import typer
 
-from controller.cli.common import EXAMPLES_HELP, fail, numpy_unless_asked, parse_log_level, policy_path, prometheus_config
+from controller.cli.common import (EXAMPLES_HELP, bearer_token, fail, number_option, numpy_unless_asked, parse_log_level,
+                                   policy_path, prometheus_config)
 from controller.cli.root import app
 
 log = logging.getLogger("setpoint.cli")
@@ -61,7 +61,7 @@ def run(
     target_labels: Annotated[str, typer.Option(
         help="Labels that map a series to its workload: NAMESPACE_LABEL,NAME_LABEL.")] = "namespace,deployment",
     qps: Annotated[float, typer.Option(
-        min=0.0, help="Kubernetes client-side rate limit (requests per second; 0: none).")] = 20.0,
+        **number_option(0), help="Kubernetes client-side rate limit (requests per second; 0: none).")] = 20.0,
     burst: Annotated[int, typer.Option(min=1, help="Kubernetes client-side burst.")] = 30,
     once: Annotated[bool, typer.Option(
         "--once", help="Run one cycle of every policy, then exit: 1 if a cycle failed or a policy selected no "
@@ -125,8 +125,6 @@ def run(
 
     configure_json_logging(parse_log_level(log_level))
     log_shipped_examples(policies)
-    if not math.isfinite(qps):  # inf passes the option's min
-        fail([f"--qps: expected a number of requests per second >= 0, got {qps}"])
     # Live cycles decide on numpy unless SETPOINT_COMPILED=1: a cycle of 10,000 targets takes ~9 ms
     # there (bench/decide.py), small beside its queries, while the kernels would compile at every
     # start of the shipped image (read-only root: no numba cache): `run --once` measured 40.8 s and
@@ -489,7 +487,7 @@ def sim_serve(
     token_file: Annotated[Optional[Path], typer.Option(
         "--token-file", help="Write the bearer token here (one line, mode 0600).")] = None,
     token: Annotated[Optional[str], typer.Option(
-        "--token", envvar="SETPOINT_SIM_TOKEN", show_default=False,
+        "--token", envvar="SETPOINT_SIM_TOKEN", show_default=False, parser=bearer_token, metavar="TEXT",
         help="The bearer token clients must send (default: a fresh random one). Prefer the environment "
              "variable: a command line is visible to other users.")] = None,
     no_auth: Annotated[bool, typer.Option(
@@ -499,13 +497,13 @@ def sim_serve(
         "--insecure-http", help="Serve plain HTTP instead of HTTPS (default: TLS with a CA made at start-up, "
                                 "carried in the kubeconfig). kubectl sends no token over plain HTTP.")] = False,
     speed: Annotated[float, typer.Option(
-        "--speed", min=0.001, max=1000, help="Simulated seconds per wall second (2 runs the scenario twice as fast). "
+        "--speed", **number_option(0.001, 1000), help="Simulated seconds per wall second (2 runs the scenario twice as fast). "
                                    "Counters advance by the simulated amount divided by the speed, so "
                                    "PromQL rate() reads simulated per-second rates at any speed.")] = 1.0,
     test_hooks: Annotated[bool, typer.Option(
         "--test-hooks", help="Serve /_sim/faults and /_sim/requests (fault injection for tests; token required).")] = False,
     read_timeout: Annotated[float, typer.Option(
-        "--read-timeout", min=0.1, help="Seconds a client has to send a whole request; slower ones are cut off.")] = 10.0,
+        "--read-timeout", **number_option(0.1), help="Seconds a client has to send a whole request; slower ones are cut off.")] = 10.0,
     max_connections: Annotated[int, typer.Option(
         "--max-connections", min=1, help="Connections served at once; more get 429 at once.")] = 128,
     event_ttl: Annotated[str, typer.Option(
@@ -540,8 +538,6 @@ def sim_serve(
     logging.basicConfig(level=parse_log_level(log_level), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if no_auth and (token or token_file):
         fail(["--no-auth cannot be combined with --token or --token-file"])
-    if token is not None and not token.strip():
-        fail(["--token must not be empty"])
     try:
         event_ttl_s = _positive_duration("--event-ttl", event_ttl)
     except ValueError as exc:

@@ -10,8 +10,8 @@ import typer
 
 from controller.bundled import bundled_policy
 from controller.cli.common import (DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, EXAMPLES_HELP, Scaler, equal_cost_cells, fail,
-                                   out_folder, output_file, output_folder, policy_file, refuse_overwrite, table_console,
-                                   worker_count)
+                                   number_option, out_folder, output_file, output_folder, policy_file, refuse_overwrite,
+                                   table_console, worker_count)
 from controller.cli.root import app
 
 
@@ -201,7 +201,7 @@ def tune(
                                             "PATH=A,B,C. Default: each metric's target from 0.6x to 1.4x and the "
                                             "scale-down stabilization window from 0s to 30m.")] = [],
     max_violation_minutes: Annotated[Optional[float], typer.Option(
-        "--max-violation-minutes", min=0, help="Budget: at most this many SLO-violation minutes on each training "
+        "--max-violation-minutes", **number_option(0), help="Budget: at most this many SLO-violation minutes on each training "
                                                "scenario (mean over seeds). Default: at most HPA's at equal cost.")] = None,
     trials: Annotated[int, typer.Option(min=1, help="Trials (policy variants) the search runs.")] = 30,
     seeds: Annotated[int, typer.Option(min=1, help="Seeds per scenario: its own, then +1, +2, ...")] = 1,

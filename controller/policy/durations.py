@@ -46,20 +46,31 @@ def format_number(value: float) -> str:
     return str(value)
 
 
-def parse_duration(value: object) -> float:
-    """Seconds in a duration string. A bare number is refused: the unit must be explicit."""
+def parse_duration(value: object, latency: bool = False) -> float:
+    """Seconds in a duration string. A bare number is refused: the unit must be explicit.
+
+    ``latency``: the field is a latency (an SLO threshold, a request's service time), written in
+    milliseconds more often than not, so a bare number's hint says ms (``250`` -> ``250ms``) where
+    other fields' says s; it changes the error's hint only, never what a value means."""
     if isinstance(value, bool) or value is None:
         raise ValueError(f"expected {DURATION_FORM}, got {describe_value(value)}")
     if isinstance(value, float) and not math.isfinite(value):  # .inf, .nan: no unit makes them one ("e.g. infs")
         raise ValueError(f"expected {DURATION_FORM}, got {describe_value(value)}")
     if isinstance(value, (int, float)):
         # The most common mistake: `interval: 15`. Seconds or minutes? Make the author say.
-        raise ValueError(f"expected {DURATION_FORM}, got the bare number {format_number(value)} "
-                         f"(add a unit, e.g. {format_number(value)}s)")
+        raise ValueError(f"expected {DURATION_FORM}, got the bare number {format_number(value)}"
+                         f"{_add_a_unit(format_number(value), latency)}")
     if not isinstance(value, str) or not re.fullmatch(DURATION_PATTERN, value):
-        hint = _duration_hint(value) if isinstance(value, str) else ""
+        hint = _duration_hint(value, latency) if isinstance(value, str) else ""
         raise ValueError(f"expected {DURATION_FORM}, got {describe_value(value)}{hint}")
     return sum(float(number) * _UNIT_S[unit] for number, unit in _PART.findall(value))
+
+
+def _add_a_unit(number: str, latency: bool) -> str:
+    """The hint for a bare number: `` (add a unit, e.g. 15s)``; a latency of 1 or more reads as
+    milliseconds (``250`` -> ``250ms``), one below 1 as seconds (``0.25`` -> ``0.25s``)."""
+    unit = "ms" if latency and float(number) >= 1 else "s"
+    return f" (add a unit, e.g. {number}{unit})"
 
 
 #: Units as people write them -> the unit letter (weeks become days: there is no w).
@@ -72,14 +83,14 @@ _UNIT_WORDS = {**dict.fromkeys(("ms", "msec", "msecs", "millisecond", "milliseco
 _WRITTEN_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*")
 
 
-def _duration_hint(text: str) -> str:
+def _duration_hint(text: str, latency: bool = False) -> str:
     """How to write a duration that reads as one in other words (``5min``, ``10 Minutes``, ``1h 30m``,
     ``90S``, ``1w``, ``'15'``): `` (write 5m)``; a negative one is said so; "" for anything else."""
     if len(text) > 64:
         return ""
     body = text.strip().lower()
     if re.fullmatch(r"\d+(\.\d+)?", body):
-        return f" (add a unit, e.g. {body}s)"
+        return _add_a_unit(body, latency)
     negative = body.startswith("-")
     body = body[1:] if negative else body
     parts, at = [], 0

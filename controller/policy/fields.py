@@ -75,12 +75,14 @@ def field_error(message: str) -> PydanticCustomError:
     return PydanticCustomError("setpoint", "{message}", {"message": message})
 
 
-def Duration(*, ge: float | None = 0.0, gt: float | None = None, le: float | None = None) -> Any:
-    """A duration field, stored as float seconds and checked against bounds in seconds."""
+def Duration(*, ge: float | None = 0.0, gt: float | None = None, le: float | None = None,
+             latency: bool = False) -> Any:
+    """A duration field, stored as float seconds and checked against bounds in seconds.
+    ``latency``: a bare number's hint says ms, not s (:func:`parse_duration`)."""
 
     def validate(value: object) -> float:
         try:
-            seconds = parse_duration(value)
+            seconds = parse_duration(value, latency)
         except ValueError as exc:
             raise field_error(str(exc)) from None
         if gt is not None and not seconds > gt:

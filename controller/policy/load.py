@@ -65,6 +65,9 @@ class PolicyCheck:
     warnings: list[FieldError] = field(default_factory=list)
     #: (text, file name) of every file read, in load order: what the policies were compiled from
     texts: list[tuple[str, str]] = field(default_factory=list)
+    #: file -> the names of its policies, for each file without an error: known when another file's
+    #: errors leave ``policies`` empty (validate --format json lists them)
+    names: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -75,6 +78,10 @@ class PolicyCheck:
 
     def errors_in(self, file: str) -> list[FieldError]:
         return [e for e in self.errors if e.file == file]
+
+    def names_in(self, file: str) -> list[str]:
+        """The names of the policies in ``file`` if it has no error (another file may), else []."""
+        return self.names.get(file, [])
 
 
 @dataclass
@@ -241,6 +248,9 @@ def _finish(check: PolicyCheck, documents: list[_Document]) -> None:
     check.errors.sort(key=lambda e: (order.get(e.file, -1), e.line or 0))
     check.warnings = [d.error(loc, message) for d in documents if d.model is not None
                       for loc, message in unit_warnings(d.model)] + _overlapping_selectors(documents)
+    broken = {e.file for e in check.errors}
+    check.names = {file: [d.model.metadata.name for d in documents if d.file == file and d.model is not None]
+                   for file in check.files if file not in broken}
     if check.errors:
         return
     check.policies = [_compile(d) for d in documents]

@@ -166,6 +166,31 @@ def test_validate_json_holds_every_file_error_and_warning(tmp_path, strict, code
     assert len(doc["warnings"]) == 2
 
 
+@pytest.mark.parametrize("others, listed", [
+    pytest.param({}, {}, id="alone"),
+    pytest.param({"broken.yaml": "a: [1,\nb: 2\n"}, {"broken.yaml": []}, id="beside-invalid-yaml"),
+    pytest.param({"empty.yaml": ""}, {"empty.yaml": []}, id="beside-an-empty-file"),
+    pytest.param({"shop.yaml": BROKEN}, {"shop.yaml": []}, id="beside-a-field-error"),
+    pytest.param({"web-copy.yaml": (POLICIES / "web-rps.yaml").read_text()}, {"web-copy.yaml": []},
+                 id="beside-a-duplicate-name"),  # the error is the second file's: the first keeps its policy
+    pytest.param({"multi.yaml": (POLICIES / "checkout-health.yaml").read_text()},
+                 {"multi.yaml": ["checkout", "payments-health"]}, id="beside-a-valid-file-of-two-policies"),
+])
+def test_validate_json_lists_the_policies_of_each_valid_file_whatever_the_others(tmp_path, others, listed):
+    """A valid file lists its policies when another file has errors (they were [] then); a file
+    with an error lists none; the exit code stays 1 on any error."""
+    good = tmp_path / "a-web-rps.yaml"
+    good.write_text((POLICIES / "web-rps.yaml").read_text())
+    for name, text in others.items():
+        (tmp_path / name).write_text(text)
+    result = run("validate", "--format", "json", good, *(tmp_path / name for name in others))
+    doc = json.loads(result.stdout)
+    assert doc["files"] == [{"file": str(good), "policies": ["web-rps"]}] + [
+        {"file": str(tmp_path / name), "policies": policies} for name, policies in listed.items()]
+    errors = any(not policies for policies in listed.values())
+    assert result.exit_code == (1 if errors else 0) and doc["ok"] is not errors, result.output
+
+
 def test_github_annotations_escape_percent_and_newlines():
     from types import SimpleNamespace
 

@@ -148,6 +148,33 @@ def test_broken_scenario_is_rejected_with_file_line_and_field(text, line, path, 
     assert words.lower() in str(match[0]).lower()
 
 
+# (what was written, the field, its hint): a latency's bare number reads as milliseconds (`below: 250`
+# meant 250ms, not the 250s it suggested), one below 1 as seconds; every other duration's as seconds
+BARE_NUMBER_HINTS = [
+    pytest.param(("below: 250ms", "below: 250"), "spec.slo.latency.below", "e.g. 250ms)", id="slo-latency"),
+    pytest.param(("below: 250ms", "below: '250'"), "spec.slo.latency.below", "e.g. 250ms)", id="slo-latency-quoted"),
+    pytest.param(("below: 250ms", "below: 0.25"), "spec.slo.latency.below", "e.g. 0.25s)",
+                 id="slo-latency-below-1-reads-as-seconds"),
+    pytest.param(("capacityPerPod: 100", "capacityPerPod: 100\n      baseLatency: 50"), "spec.services[0].baseLatency",
+                 "e.g. 50ms)", id="base-latency"),
+    pytest.param(("{kind: pod-crash, at: 2m, services: [web]}", "{kind: bad-rollout, at: 2m, extraLatency: 60}"), "spec.faults[0].extraLatency",
+                 "e.g. 60ms)", id="extra-latency"),
+    pytest.param(("tick: 5s", "tick: 5"), "spec.tick", "e.g. 5s)", id="tick-stays-seconds"),
+    pytest.param(("capacityPerPod: 100", "capacityPerPod: 100\n      timeout: 10"), "spec.services[0].timeout",
+                 "e.g. 10s)", id="request-timeout-stays-seconds"),
+    pytest.param(("capacityPerPod: 100", "capacityPerPod: 100\n      startupDelay: 30"), "spec.services[0].startupDelay",
+                 "e.g. 30s)", id="startup-delay-stays-seconds"),
+]
+
+
+@pytest.mark.parametrize("edit, path, hint", BARE_NUMBER_HINTS)
+def test_a_bare_numbers_hint_names_the_unit_its_field_is_written_in(edit, path, hint):
+    with pytest.raises(ScenarioError) as exc:
+        load_scenario_text(_broken(*edit), "bad.yaml")
+    [error] = [e for e in exc.value.errors if e.path == path]
+    assert error.message.endswith(f"(add a unit, {hint}"), error.message
+
+
 #: A fault written a key per line (lines 16-18), for the rows that name a field's own line.
 BLOCK_FAULT = "{kind: pod-crash, at: 2m, services: [web]}"
 BLOCK_FAULT_LINES = "kind: bad-rollout\n      at: 2m\n      services: [web]"
