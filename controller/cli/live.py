@@ -527,8 +527,8 @@ def sim_serve(
     given) unless --no-auth. As kube-controller-manager, an HPA controller runs every stored HPA
     every 15 simulated seconds (`setpoint import`'s conversion, decided by the hpa preset, written as
     kube-controller-manager, its status updated) unless --no-hpa-controller. Events are deleted
-    --event-ttl after their last write, as by kube-apiserver. Runs until SIGTERM or Ctrl-C. Exit 1 on
-    an invalid scenario or option.
+    --event-ttl after their last write, as by kube-apiserver. Runs until SIGTERM or Ctrl-C (exit 0). Exit 1 on
+    an invalid scenario or a port it cannot listen on, 2 on an invalid option value.
     """
     import logging
 
