@@ -14,70 +14,29 @@ by hand at fixed times (5 s ticks, a cycle every 15 s), the apiserver's clock on
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from controller.adapters.kubernetes import KubernetesCluster
 from controller.policy import load_policy_text
 from controller.runtime.reconciler import Reconciler, RuntimePolicy
-from simulators.kubeapi.server import SimKubeServer
 from simulators.ports import SimMetrics
-from simulators.scenario import load_scenario_text
-from tests.adapters.kube_helpers import TOKEN, official_client
+from tests.adapters.kube_helpers import official_client
+from tests.runtime.test_rollback_target_gone import POLICY as HEAL
+from tests.runtime.test_rollback_target_gone import SCENARIO as TRIMMED
+from tests.runtime.test_rollback_target_gone import labelled_server
 
-NS = "shop"
 #: The bad release comes 2 min after the start (the controller's first cycle); revision 1's pods
-#: have been Ready for an hour by then.
-SCENARIO = """\
-apiVersion: setpoint/v1
-kind: Scenario
-metadata: {name: early-release}
-spec:
-  duration: 1h
-  tick: 5s
-  seed: 3
-  slo: {latency: {percentile: 95, below: 250ms}}
-  services:
-    - name: web
-      namespace: shop
-      capacityPerPod: 100
-      startupDelay: 10s
-      schedulingDelay: 0s
-      initialReplicas: 2
-      maxPods: 20
-      errorRatio: 0.002
-      load: [{constant: {rps: 150}}]
-  faults:
-    - {name: release, kind: bad-rollout, at: 2m, services: [web], errorRatioMultiplier: 10}
-"""
-# healthyAfter: the default, 5 min
-POLICY = """\
-apiVersion: setpoint/v1
-kind: Policy
-metadata: {name: web-heal}
-spec:
-  targets: {kind: Deployment, namespace: shop, names: [web]}
-  interval: 15s
-  health:
-    checks:
-      - name: error-ratio
-        query: err
-        unhealthy: {above: 0.01, for: 1m}
-        recovered: {below: 0.005, for: 1m}
-        action: rollback
-    budgets: {restartsPerHour: 6, rollbacksPerDay: 2, maxUnavailable: 25%}
-"""
+#: have been Ready for an hour by then. healthyAfter: the default, 5 min.
+SCENARIO = TRIMMED.replace("at: 10m,", "at: 2m,")
+POLICY = HEAL.replace("    healthyAfter: 2m\n", "")
+assert SCENARIO != TRIMMED and POLICY != HEAL
 CYCLES = 24  # 6 min: the release at 2 min, its check firing by about 3.5 min
 TICKS_PER_CYCLE = 3
 
 
 @pytest.fixture
 def server():
-    scenario = load_scenario_text(SCENARIO, "early.yaml")
-    services = tuple(dataclasses.replace(s, labels=(("app", s.name),)) for s in scenario.cluster.services)
-    scenario = dataclasses.replace(scenario, cluster=dataclasses.replace(scenario.cluster, services=services))
-    srv = SimKubeServer(scenario, drive=False, token=TOKEN, max_connections=32, wall_start_s=scenario.start_s).start()
+    srv = labelled_server(SCENARIO, clock_at_start=True)
     yield srv
     srv.stop()
 

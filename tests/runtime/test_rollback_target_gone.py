@@ -75,12 +75,19 @@ TICKS_PER_CYCLE = 3
 RESTART_AT_S = 480  # limit 1: a good rollout (revision 2) before the bad one, so revision 1 is trimmed
 
 
-@pytest.fixture
-def world(tmp_path):
-    scenario = load_scenario_text(SCENARIO, "trimmed.yaml")
+def labelled_server(text: str, clock_at_start: bool = False) -> SimKubeServer:
+    """sim serve of the scenario ``text``, its services labelled app=<name>, stepped by the test
+    (not driven); with ``clock_at_start`` its wall clock is the scenario's (the controller's too)."""
+    scenario = load_scenario_text(text, "scenario.yaml")
     services = tuple(dataclasses.replace(s, labels=(("app", s.name),)) for s in scenario.cluster.services)
     scenario = dataclasses.replace(scenario, cluster=dataclasses.replace(scenario.cluster, services=services))
-    server = SimKubeServer(scenario, drive=False, token=TOKEN, max_connections=32).start()
+    options = {"wall_start_s": scenario.start_s} if clock_at_start else {}
+    return SimKubeServer(scenario, drive=False, token=TOKEN, max_connections=32, **options).start()
+
+
+@pytest.fixture
+def world(tmp_path):
+    server = labelled_server(SCENARIO)
     api = official_client(server, tmp_path)
     yield server, client.AppsV1Api(api), client.CoreV1Api(api)
     api.close()
