@@ -180,14 +180,19 @@ def test_ctrl_c_at_a_terminal_stops_a_sweep_without_its_idle_workers_speaking(tm
     died of a KeyboardInterrupt outside any cell, printing multiprocessing's "Process
     ForkProcess-2:" and its traceback under "interrupted: ..."; the command alone stops them."""
     # the costliest cell first, in this process (it warms the kernels the workers fork with); then one
-    # worker runs the other long cell while the other runs the tiny ones and waits, idle
-    longs = write_scenarios(tmp_path, {"long1": (8, 700), "long2": (9, 700)}, duration="10d")
+    # worker runs the other long cell while the other runs the tiny ones and waits, idle. Long: the
+    # other worker may start seconds late on a loaded machine (CI's 4 test workers on 2 cores), and
+    # the long cell must outlast its tiny ones by more than that (10 days did not, once)
+    longs = write_scenarios(tmp_path, {"long1": (8, 700), "long2": (9, 700)}, duration="30d")
     tiny = write_scenarios(tmp_path, {f"tiny{i}": (i, 700) for i in range(1, 4)}, duration="4m")
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "controller.cli", "sweep", *longs, *tiny, "--set", f"{TARGET}=60", "--no-hpa",
            "--jobs", "2", "-o", str(out), "--no-report"]
+    # as at a terminal: SIGINT's default action (a test run in the background, as CI's may be,
+    # inherits it ignored, and so would the sweep: it would run to its end)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-                            env={**os.environ, "CI": "true"}, start_new_session=True)
+                            env={**os.environ, "CI": "true"}, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None and len(list(out.glob("cells/*.json"))) < 4:
         time.sleep(0.1)
