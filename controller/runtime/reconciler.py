@@ -303,6 +303,33 @@ def keeps_scale_events(params: PolicyParams) -> bool:
                                                               params.scale_down.longest_period_s) > 0
 
 
+class LastSaid:
+    """What a notice last said of each target (a key: the target, or the target and an action
+    kind), so that a notice that comes back at every cycle is said once per change (an Event a
+    cycle would bury the others). Keys of targets no longer there are forgotten, as their other
+    state is."""
+
+    def __init__(self):
+        self._said: dict = {}
+
+    def news(self, key, what: str) -> bool:
+        """True, and ``what`` remembered, when it is not what was last said of ``key``."""
+        if self._said.get(key) == what:
+            return False
+        self._said[key] = what
+        return True
+
+    def forget(self, key) -> None:
+        """What comes next of ``key`` is news again (the condition ended)."""
+        self._said.pop(key, None)
+
+    def keep(self, targets: Sequence[TargetRef]) -> None:
+        """Forget the keys of targets not in ``targets`` (checked once the keys outnumber them)."""
+        if len(self._said) > len(targets):
+            present = set(targets)
+            self._said = {k: v for k, v in self._said.items() if (k if isinstance(k, TargetRef) else k[0]) in present}
+
+
 class Reconciler:
     """Runs cycles for one policy and keeps its state between them: in memory, and with a
     ``state_store``, the durable part of the health state on the cluster too (budgets, breaker,
@@ -342,9 +369,8 @@ class Reconciler:
         self.rearm: set[TargetRef] = set()  # targets to resume (setpoint resume, an annotation)
         self._resume_seen: dict[TargetRef, str] = {}
         self._held: set[TargetRef] = set()
-        self._gone_said: dict[TargetRef, str] = {}  # the trimmed rollback target last announced per target
-        # (target, action kind) -> the permanent refusal last announced for it (ActionRefused Events)
-        self._refused_said: dict[tuple[TargetRef, str], str] = {}
+        self._gone_said = LastSaid()  # per target, the trimmed rollback target last announced
+        self._refused_said = LastSaid()  # per (target, action kind), the permanent refusal last announced
         self.state_store = state_store if policy.health is not None else None
         # the hands-offs in force are kept there too, for any policy that scales (controller/runtime/hands_off_state.py)
         self.hands_off_store = state_store
@@ -654,19 +680,18 @@ class Reconciler:
         key = (action.target, action.kind.word)
         if error is None:
             result.actions.append(action)
-            self._refused_said.pop(key, None)  # a later refusal is news again
+            self._refused_said.forget(key)  # a later refusal is news again
             return
         result.failed.append(FailedAction(action.target, f"{error.kind}: {error}", action.kind.word))
-        if error.kind == "permanent" and self._refused_said.get(key) != str(error):
-            self._say_refused(action, error, len(result.targets))
+        if error.kind == "permanent":
+            self._refused_said.keep(result.targets)
+            if self._refused_said.news(key, str(error)):
+                self._say_refused(action, error)
 
-    def _say_refused(self, action: Action, error: Exception, targets: int) -> None:
+    def _say_refused(self, action: Action, error: Exception) -> None:
         """A Warning Event ActionRefused on the target, once per action kind and refusal: a 403, 404
         or 422 comes back at every cycle that decides the action again (each also counted in
-        setpoint_action_failures_total and logged), and an Event a cycle would bury the others."""
-        if len(self._refused_said) > 2 * targets + 16:  # targets that left: forgotten, as their other state is
-            self._refused_said.clear()
-        self._refused_said[(action.target, action.kind.word)] = str(error)
+        setpoint_action_failures_total and logged)."""
         emit_event(self._events, action.target, "ActionRefused",
                    f"{self.policy.name}: {action.kind.word} refused by the cluster: {error}; decided again at each "
                    "cycle, this Event not repeated until the refusal changes", warning=True)
@@ -784,18 +809,15 @@ class Reconciler:
         statuses = {s.ref: s for s in view.statuses}
         for i in np.flatnonzero(gone != ""):
             t, rev = targets[i], str(gone[i])
-            if self._gone_said.get(t) == rev:
+            if not self._gone_said.news(t, rev):
                 continue
-            self._gone_said[t] = rev
             have = ", ".join(statuses[t].revisions) if t in statuses else "?"
             message = (f"{self.policy.name}: no rollback: revision {rev}, the last known healthy, is no longer on the "
                        f"cluster (its ReplicaSet was deleted, as spec.revisionHistoryLimit trims old ones; revisions "
                        f"left: {have}); revision {healing.state.revisions.current[i]} keeps running: fix forward or roll back by hand")
             log.warning(message, extra={"policy": self.policy.name, "target": str(t), "revision": rev})
             emit_event(self._events, t, "RollbackTargetGone", message, warning=True)
-        if len(self._gone_said) > len(targets):  # targets that left: forgotten, as their health state is
-            present = set(targets)
-            self._gone_said = {t: r for t, r in self._gone_said.items() if t in present}
+        self._gone_said.keep(targets)
 
     def _scaling_actions(self, targets: list[TargetRef], view: ClusterView, decision: Decision) -> list[Action]:
         """A scale action per changed row of an existing target; remembered with ``decision``
