@@ -21,11 +21,10 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
 from simulators.kubeapi.history import ChangeHistory
-from tests.adapters.kube_helpers import official_client, start_server
+from tests.adapters.kube_helpers import official_client
+from tests.adapters.test_sim_event_ttl import TICK_S, TTL_S, server  # noqa: F401 (fixture: Events' TTL TTL_S)
 
 NS = "shop"
-TTL_S = 60.0  # the Events' TTL here
-TICK_S = 5.0  # kube_helpers' scenario
 WATCH_S = 1  # each watch below ends after this (timeoutSeconds)
 NEW = "<a pod not listed>"  # in an expected event: the replacement a ReplicaSet made
 
@@ -36,13 +35,6 @@ class Apis:
     apps: client.AppsV1Api
     coord: client.CoordinationV1Api
     hpa: client.AutoscalingV1Api
-
-
-@pytest.fixture
-def server():
-    srv = start_server(event_ttl_s=TTL_S)
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture
