@@ -468,7 +468,9 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     pod_row, pod_ready = obs.pods.row, obs.pods.ready
 
     any_firing = (view.phase == Phase.FIRING).any(axis=1)
-    rev = update_revisions(params, state.revisions, obs.revision, obs.revision_since, obs.rollout, any_firing, now)
+    any_breaching = (view.phase != Phase.OK).any(axis=1)
+    rev = update_revisions(params, state.revisions, obs.revision, obs.revision_since, obs.rollout, any_firing, now,
+                           any_breaching)
     rem, outcome = rearm(state.remedy, _mask(rearm_rows, n))
     rem, rev, verified = verify(params, rem, rev, view, pods, pod_row, obs.rollout, now)
     outcome = np.where(verified >= 0, verified, outcome)

@@ -130,14 +130,17 @@ def listed(revision: np.ndarray, available: np.ndarray | None) -> np.ndarray:
 
 
 def update_revisions(params: HealthParams, rs: RevisionState, revision: np.ndarray, revision_since: np.ndarray,
-                     rollout: np.ndarray, any_firing: np.ndarray, now: float) -> RevisionState:
+                     rollout: np.ndarray, any_firing: np.ndarray, now: float,
+                     any_breaching: np.ndarray | None = None) -> RevisionState:
     """Track revision changes, rollout completion and healthiness for one cycle.
 
     revision: (N,) the current (newest) revision of each target; revision_since: (N,) epoch s
     since when it has been current with its rollout complete if the cluster knows (NaN
     otherwise), read only on a target's first sight (no revision remembered): it then counts as
     current, complete and clean since then (else since now); rollout: (N,) bool; any_firing:
-    (N,) bool, some check fires on the target.
+    (N,) bool, some check fires on the target; any_breaching: (N,) bool, some check's condition
+    holds (pending inside its ``for``, or firing; None: as any_firing): on first sight it voids
+    the cluster's "clean since" (the revision may already be failing, its check not yet fired).
     """
     first = rs.current == ""
     changed = revision != rs.current
@@ -159,7 +162,10 @@ def update_revisions(params: HealthParams, rs: RevisionState, revision: np.ndarr
     since = np.where(changed, np.where(same_code, rs.since, np.where(known, revision_since, now)), rs.since)
     done = np.where(changed, np.where(known, revision_since, np.nan), rs.rollout_done_at)
     done = np.where(rollout, np.nan, np.where(np.isnan(done), now, done))
-    clean = np.where(first, np.where(known, revision_since, now), rs.clean_since)
+    breaching = any_firing if any_breaching is None else any_breaching | any_firing
+    # a check pending at first sight: the cluster's completion time says nothing of whether the
+    # revision was clean, so it counts as clean from now (marked after healthyAfter of no firing)
+    clean = np.where(first, np.where(known & ~breaching, revision_since, now), rs.clean_since)
     clean = np.where((changed & ~first) | rollout | any_firing, now, clean)
     trusted = np.where(changed, (revision != "") & ((revision == healthy) | (revision == older)), rs.trusted)
     mark = (revision != "") & ~rollout & ~any_firing & (now - clean >= params.healthy_after_s) & (revision != healthy)
