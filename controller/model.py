@@ -309,6 +309,9 @@ class TargetStatus:
     # lastUpdateTime once it says NewReplicaSetAvailable), never earlier than the truth; None while a
     # rollout is in progress or when the source does not say
     rollout_completed_at: float | None = None
+    # how many old ReplicaSets the Deployment keeps (spec.revisionHistoryLimit; 0: a rollback has
+    # nowhere to go); None for other kinds or when the source does not say
+    revision_history_limit: int | None = None
 
 
 @direct_init  # a cycle makes one per target it scales

@@ -480,6 +480,7 @@ class _NamespaceSnapshot:
             observed_at=observed_at, annotations=tuple(sorted((w.metadata.annotations or {}).items())),
             paused=ref.kind == "Deployment" and bool(w.spec.paused),
             rollout_completed_at=rollout_completed_at(w, ref.kind),
+            revision_history_limit=w.spec.revision_history_limit if ref.kind == "Deployment" else None,
             **dict(zip(("replicas_manager", "replicas_set_at", "replicas_by_scale", "replicas_applied",
                         "replicas_alone", "replicas_template"), replicas_writer(w.metadata.managed_fields))))
 

@@ -371,6 +371,7 @@ class Reconciler:
         self._held: set[TargetRef] = set()
         self._gone_said = LastSaid()  # per target, the trimmed rollback target last announced
         self._refused_said = LastSaid()  # per (target, action kind), the permanent refusal last announced
+        self._history_said = LastSaid()  # per target, a revisionHistoryLimit of 0 under a rollback policy
         self.state_store = state_store if policy.health is not None else None
         # the hands-offs in force are kept there too, for any policy that scales (controller/runtime/hands_off_state.py)
         self.hands_off_store = state_store
@@ -819,6 +820,26 @@ class Reconciler:
             emit_event(self._events, t, "RollbackTargetGone", message, warning=True)
         self._gone_said.keep(targets)
 
+    def _announce_no_history(self, view: ClusterView, targets: list[TargetRef]) -> None:
+        """A Warning Event and a log line, once per target (again if it changes back), when a
+        policy that can roll back governs a Deployment that keeps no old ReplicaSet
+        (``spec.revisionHistoryLimit: 0``): said when the controller first sees it, not first
+        when a bad release needs the rollback (RollbackTargetGone)."""
+        sources = self.policy.health.rollback_sources
+        if not sources:
+            return
+        for status in view.statuses:
+            t = status.ref
+            if status.revision_history_limit != 0:
+                self._history_said.forget(t)
+            elif self._history_said.news(t, "0"):
+                message = (f"{self.policy.name}: spec.revisionHistoryLimit is 0: the cluster keeps no old ReplicaSet, "
+                           f"so a rollback ({', '.join(sources)}) has no revision to go back to and will not be sent; "
+                           f"set revisionHistoryLimit to 1 or more (the default is 10)")
+                log.warning(message, extra={"policy": self.policy.name, "target": str(t)})
+                emit_event(self._events, t, "RollbackUnavailable", message, warning=True)
+        self._history_said.keep(targets)
+
     def _scaling_actions(self, targets: list[TargetRef], view: ClusterView, decision: Decision) -> list[Action]:
         """A scale action per changed row of an existing target; remembered with ``decision``
         when they are every change it makes (``_proposed_all``)."""
@@ -887,6 +908,7 @@ class Reconciler:
         self._health_state = healing.state
         self._announce_holds(healing, targets)
         self._announce_gone(healing, targets, view)
+        self._announce_no_history(view, targets)
         return health_actions(healing, targets, view.exists, self.policy.name)
 
     def _resolve(self, now: float) -> list[TargetRef]:

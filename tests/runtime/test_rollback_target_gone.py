@@ -94,12 +94,12 @@ def world(tmp_path):
     server.stop()
 
 
-def run(server, apps, folder, limit: int | None, restart_first: bool):
+def run(server, apps, folder, limit: int | None, restart_first: bool, policy_text: str = POLICY):
     """Drive the controller for CYCLES cycles; returns (cycle results, health records, state writes
     so far after each cycle, the reconciler)."""
     if limit is not None:
         apps.patch_namespaced_deployment("web", NS, {"spec": {"revisionHistoryLimit": limit}})
-    [policy] = load_policy_text(POLICY, "heal.yaml")
+    [policy] = load_policy_text(policy_text, "heal.yaml")
     engine = server.world.engine
     metrics = SimMetrics(engine, {"err": "error_ratio"}, window_s=15, tick_s=server.world.tick_s)
     metrics.push(engine.signals())
@@ -168,3 +168,20 @@ def test_explain_says_why_no_rollback(health, lines):
     record = {"target": "shop/web", "at": 705.0, "current": 2, "ready": 2, "metrics": {}, "combined": 2,
               "stabilized": 2, "limited": 2, "desired": 2, "reason": "NoAction", "health": health}
     assert _format_record(record).splitlines()[1:] == lines
+
+
+@pytest.mark.parametrize("limit, action, said", [
+    pytest.param(0, "rollback", 1, id="limit-0-under-a-rollback-policy-said-once-at-first-sight"),
+    pytest.param(None, "rollback", 0, id="default-limit-nothing-to-say"),
+    pytest.param(0, "record", 0, id="limit-0-under-a-policy-that-never-rolls-back-nothing-to-say"),
+])
+def test_a_deployment_without_history_is_named_when_first_seen(world, tmp_path, limit, action, said):
+    """A rollback policy over a Deployment that keeps no old ReplicaSet is told at once (one
+    Warning Event RollbackUnavailable, at the first cycle), not only when a bad release needs it."""
+    server, apps, core = world
+    results, _, _, _ = run(server, apps, tmp_path, limit, False, POLICY.replace("action: rollback", f"action: {action}"))
+    notices = [e for e in core.list_namespaced_event(NS).items if e.reason == "RollbackUnavailable"]
+    assert [(e.type, e.count, e.involved_object.name) for e in notices] == [("Warning", 1, "web")] * said
+    if said:
+        assert results[0].view.statuses[0].revision_history_limit == 0
+        assert "spec.revisionHistoryLimit is 0" in notices[0].message and "error-ratio" in notices[0].message

@@ -278,6 +278,14 @@ class HealthParams:
         return np.where(restart_pod, int(Remedy.ROLLING_RESTART), self.actions)
 
     @cached_property
+    def rollback_sources(self) -> tuple[str, ...]:
+        """What can ask this policy for a rollback: the checks whose action is rollback, the
+        revision checks that roll back, and "escalation" when the ladder has a rollback step."""
+        names = [c.name for c in self.checks if c.action == Remedy.ROLLBACK]
+        names += [c.name for c in self.revision_checks if c.rollback]
+        return tuple(names) + (("escalation",) if Remedy.ROLLBACK in self.escalation else ())
+
+    @cached_property
     def escalation_next(self) -> np.ndarray:
         """(len(Remedy),): the ladder step after each remedy, Remedy.NONE at the top.
 
