@@ -110,7 +110,7 @@ def _json_document(check) -> str:
 
 def _github_lines(check) -> str:
     """GitHub Actions workflow commands: ``::error file=F,line=L,title=T::MESSAGE`` per error,
-    ``::warning ...`` per warning, and the ok lines of valid files as they are."""
+    ``::warning ...`` per warning, and the ok lines of valid files (whatever the others) as they are."""
     def escape(text: str, prop: bool = False) -> str:
         text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
         return text.replace(":", "%3A").replace(",", "%2C") if prop else text
@@ -120,7 +120,14 @@ def _github_lines(check) -> str:
         props.append("title=" + escape(f"setpoint validate: {p['field']}" if p["field"] else "setpoint validate", True))
         return f"::{kind} {','.join(props)}::{escape(p['message'])}"
 
-    lines = [file_summary(f, check.policies_in(f)) for f in check.files if check.ok]
+    def ok_line(f: str) -> str:  # beside another file's errors no policy is loaded: their names only
+        if check.ok:
+            return file_summary(f, check.policies_in(f))
+        names = check.names_in(f)
+        return f"{f}: ok, {plural(len(names), 'policy', 'policies')} ({', '.join(names)})"
+
+    broken = {e.file for e in check.errors}
+    lines = [ok_line(f) for f in check.files if f not in broken]
     lines += [command("error", p) for p in _problems(check.errors)]
     lines += [command("warning", p) for p in _problems(check.warnings)]
     return "\n".join(lines)

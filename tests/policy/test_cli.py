@@ -148,6 +148,19 @@ def test_validate_annotates_a_pull_request_on_github(tmp_path, option):
         "the replicas; e.g. rate(x_total[1m])"]
 
 
+def test_validate_on_github_names_the_valid_files_beside_a_broken_one(tmp_path):
+    """The log of a CI run that failed on one file still says which files passed (before: only
+    when every file was valid)."""
+    good, bad = tmp_path / "a-web-rps.yaml", tmp_path / "b.yaml"
+    good.write_text((POLICIES / "web-rps.yaml").read_text())
+    bad.write_text(BROKEN)
+    result = run("validate", "--format", "github", good, bad)
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"{good}: ok, 1 policy (web-rps") and lines[1].startswith(f"::error file={bad},")
+    assert not any(line.startswith(f"{bad}: ok") for line in lines)
+
+
 @pytest.mark.parametrize("strict, code", [(False, 0), (True, 1)], ids=["warned", "strict"])
 def test_validate_json_holds_every_file_error_and_warning(tmp_path, strict, code):
     good = tmp_path / "good.yaml"
