@@ -195,6 +195,12 @@ def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: f
     if result.conditions:
         records = [replace(r, extra={**r.extra, "conditions": c}) if c else r
                    for r, c in zip(records, result.conditions)]
+    if result.failed:  # an action decided but not applied (refused, conflicted, timed out): say so
+        failed: dict[str, dict] = {}
+        for f in result.failed:
+            failed.setdefault(f.target.key, {"action": f.kind, "error": f.why})
+        records = [replace(r, extra={**r.extra, "actionFailed": failed[k]}) if k in failed else r
+                   for r, k in zip(records, keys)]
     if result.warm_start is not None:  # every target at a start; the joiners only at a take-over
         started = result.warm_start.keys()
         records = [replace(r, extra={**r.extra, "warm_start": result.warm_start.for_target(k)}) if k in started else r
