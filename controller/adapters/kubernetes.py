@@ -635,7 +635,8 @@ class KubernetesCluster:
                 delay = _retry_after_s(exc)
                 if delay is None:
                     delay = self.retry_backoff_s * (2 ** attempt) * (0.5 + random.random() / 2)
-                log.info("%s: %s; retry %d/%d in %.2fs", what, error, attempt + 1, self.max_retries, delay)
+                # the error names ``what`` already (map_error): "list Deployment in shop: HTTP 503: ..."
+                log.info("%s; retry %d/%d in %.2fs", error, attempt + 1, self.max_retries, delay)
                 if self._stopping.wait(delay):
                     raise error from exc
         raise AssertionError("unreachable")
