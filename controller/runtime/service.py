@@ -20,7 +20,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from controller.errors import PolicyError, PolicyUnreadable, StateStoreError
+from controller.errors import ActuationError, PolicyError, PolicyUnreadable, StateStoreError, TemporaryError
 from controller.policy import LoadedPolicy, PolicyCheck, check_policies, check_policy_texts
 from controller.model import TargetRef, jsonable
 from controller.ports import Cluster, MetricsSource, Rehearsal, StateStore, StopsRequests
@@ -52,6 +52,15 @@ def action_line(action) -> str:
     detail = (f": {action.from_replicas} -> {action.replicas}" if action.replicas is not None else "") + \
         (f": pod {action.pod}" if action.pod else "") + (f": to revision {action.revision}" if action.revision else "")
     return f"{action.kind.word} {action.target}{detail} ({action.reason})"
+
+
+def _api_answer(exc: BaseException) -> bool:
+    """Whether a cycle's exception is the Kubernetes API's answer (an HTTP status, a timeout or a
+    lost connection: TemporaryError) or a fenced request, not a bug: logged without a traceback,
+    which would only show the client's frames. A PermanentError without a status (anything the
+    adapter did not expect) keeps its traceback."""
+    return isinstance(exc, ActuationError) and (exc.status is not None or isinstance(exc, TemporaryError)
+                                                or exc.kind in ("not-leader", "stopping", "superseded"))
 
 
 def runtime_policies(policies: list[LoadedPolicy]) -> dict[str, RuntimePolicy]:
@@ -347,7 +356,10 @@ class ControllerService:
                 return reconciler.cycle(self.clock())
         except Exception as exc:  # a bug or an unexpected outage: report it, keep the loop alive
             self.telemetry.errors.labels(name, "cycle").inc()
-            log.exception("cycle failed", extra={"policy": name, "error": str(exc)})
+            if _api_answer(exc):  # a 5xx burst, a timeout, a 403: the error says it all, no traceback
+                log.error("cycle failed", extra={"policy": name, "error": str(exc), "kind": exc.kind})
+            else:
+                log.exception("cycle failed", extra={"policy": name, "error": str(exc)})
             return None
 
     def run_health_cycle(self, name: str) -> CycleResult | None:
