@@ -149,6 +149,9 @@ class CycleResult:
     #: the same for the existing targets whose sample was implausible (core/scaling/signal.py: a
     #: broken exporter, a unit mix-up), for the scaling metrics in ``missing``
     implausible: dict[str, tuple[str, int]] = field(default_factory=dict)
+    #: per scaling metric whose query failed (MetricsUnavailable: Prometheus down, slow, erroring):
+    #: (its query, the line of ``errors`` that says so)
+    unavailable: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: targets whose replicas someone else set, left alone this cycle (under a rehearsal: that a
     #: real run would leave alone) -> the change (controller/runtime/external_scale.py)
     hands_off: dict[TargetRef, ExternalChange] = field(default_factory=dict)
@@ -649,6 +652,7 @@ class Reconciler:
                 if not isinstance(s, MetricsUnavailable):
                     raise s
                 result.errors.append(f"metric {name}: {s}")
+                result.unavailable[name] = (expr, result.errors[-1])
                 s = Samples.missing(len(targets))
             elif j not in self.pods.read_here:
                 result.missing[name] = (expr, int(np.count_nonzero(~s.present & ~s.conflict & exists)))
