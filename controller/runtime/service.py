@@ -193,6 +193,7 @@ class ControllerService:
         self._good_texts: PolicyTexts | None = None  # the files the running policies came from (None: the copy)
         self.running_last_good: LastGood | None = None  # the copy run at start-up while the files are invalid
         self._rejected: list[str] = []  # errors of the last rejected reload (a retry says them again only if new)
+        self._announce_when_leading = False  # a rejection seen while standing by: its Events wait for leadership
         # the last reload failed because a file or folder could not be read: read again at the next
         # poll even if nothing changed (a permission fixed on a folder changes no file's stat)
         self._reread = False
@@ -365,6 +366,11 @@ class ControllerService:
             became_leader = name in self._standby or self._terms.setdefault(name, term) != term
             self._standby.discard(name)
             self._terms[name] = term
+            announce = became_leader and self._announce_when_leading and bool(self._rejected)
+            if announce:
+                self._announce_when_leading = False
+        if announce:
+            self._announce_rejected_reload(list(self._rejected))
         try:
             with reconciler.lock:
                 if became_leader:
@@ -694,7 +700,13 @@ class ControllerService:
         self._announce_rejected_reload(errors)
 
     def _announce_rejected_reload(self, errors: list[str]) -> None:
-        """A PolicyReloadFailed Event on (at most MAX_RELOAD_EVENTS of) the workloads still governed."""
+        """A PolicyReloadFailed Event on (at most MAX_RELOAD_EVENTS of) the workloads still governed.
+        Only the leader writes: a standby sends them at its first cycle as leader if the files are
+        still rejected then (run_cycle), instead of sending them to its fence (a warning apiece)."""
+        if not self.is_leader():
+            self._announce_when_leading = True
+            return
+        self._announce_when_leading = False
         first = errors[0] if errors else "unknown error"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         for ref, policy in self._governed()[:MAX_RELOAD_EVENTS]:
