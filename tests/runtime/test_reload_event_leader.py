@@ -21,7 +21,7 @@ from controller.runtime.service import ControllerService, ServiceOptions
 from controller.runtime.telemetry import Telemetry
 from simulators.ports import SimMetrics
 from tests.adapters.kube_helpers import official_client, server  # noqa: F401 (fixture)
-from tests.runtime.test_service import POLICY, T0
+from tests.runtime.test_service import POLICY
 
 GOOD = POLICY.format(interval="15s", target=100).replace("namespace: default", "namespace: shop")
 BROKEN = GOOD.replace("min: 2", "min: 30")
