@@ -636,7 +636,8 @@ class KubernetesCluster:
                 delay = _retry_after_s(exc)
                 if delay is None:
                     delay = self.retry_backoff_s * (2 ** attempt) * (0.5 + random.random() / 2)
-                log.info("%s: %s; retry %d/%d in %.2fs", what, error, attempt + 1, self.max_retries, delay)
+                # the error names ``what`` already (map_error): "list Deployment in shop: HTTP 503: ..."
+                log.info("%s; retry %d/%d in %.2fs", error, attempt + 1, self.max_retries, delay)
                 if self._stopping.wait(delay):
                     raise error from exc
         raise AssertionError("unreachable")
@@ -1145,6 +1146,7 @@ class LeaderElector:
         self.term = 0  # times this candidate became leader (a renewal after its deadline counts too)
         self._observed: tuple | None = None  # the Lease record as last seen (resourceVersion and spec)
         self._observed_at = 0.0  # monotonic time when it was seen to change
+        self._standing_by: str | None = None  # the other holder last said to hold the Lease (``round``'s log)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="leader-election", daemon=True)
 
@@ -1216,9 +1218,18 @@ class LeaderElector:
         spec = lease.spec or k8s.V1LeaseSpec()
         holder = spec.holder_identity or ""
         ours = holder == self.identity
+        where = f"{self.namespace}/{self.name}"
         if holder and not ours and not self._observed_expired(spec):
             self._renewed_at = None
+            if holder != self._standing_by:  # a standby says so once, and again when the holder changes
+                self._standing_by = holder
+                log.info("leader election: standing by, the lease %s is held by %s", where, holder,
+                         extra={"lease": where, "identity": self.identity, "holder": holder})
             return False
+        if holder and not ours:  # a holder that stopped renewing (killed, its node lost): say why we take over
+            log.info("leader election: the lease %s held by %s has not changed for %gs: taking over", where, holder,
+                     self.honoured_duration_s(spec.lease_duration_seconds),
+                     extra={"lease": where, "identity": self.identity, "holder": holder})
         lease.spec = self._spec(spec.acquire_time if ours else None,
                                 (spec.lease_transitions or 0) + (0 if ours else 1))
         return self._write(lambda: self.api.replace_namespaced_lease(self.name, self.namespace, lease,
@@ -1270,7 +1281,7 @@ class LeaderElector:
         renewed = self._renewed_at
         if renewed is None or started - renewed >= self.renew_deadline_s:
             self.term += 1  # not leader right before: another replica may have led (and acted) meanwhile
-        self._renewed_at = started
+        self._renewed_at, self._standing_by = started, None
         return True
 
     def _release(self) -> None:

@@ -184,6 +184,9 @@ def _format_record(r: dict) -> str:
                 f"[{r.get('reason')}]  "
                 f"{metrics}  | combined {r.get('combined')} stabilized {r.get('stabilized')} limited {r.get('limited')} "
                 f"(ready {r.get('ready')})")
+    failed = r.get("actionFailed")
+    if isinstance(failed, dict):  # decided, but the cluster did not take it (reconciler.cycle_records)
+        line += f"  | NOT APPLIED: {failed.get('action')} failed: {failed.get('error')}"
     if r.get("withheld"):  # core/scaling/withheld.py
         line += (f"  | withheld {r['withheld']}: pods not Ready long past their start-up, sized on top "
                  f"of the proposals")

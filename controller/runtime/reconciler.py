@@ -149,6 +149,9 @@ class CycleResult:
     #: the same for the existing targets whose sample was implausible (core/scaling/signal.py: a
     #: broken exporter, a unit mix-up), for the scaling metrics in ``missing``
     implausible: dict[str, tuple[str, int]] = field(default_factory=dict)
+    #: per scaling metric whose query failed (MetricsUnavailable: Prometheus down, slow, erroring):
+    #: (its query, the line of ``errors`` that says so)
+    unavailable: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: targets whose replicas someone else set, left alone this cycle (under a rehearsal: that a
     #: real run would leave alone) -> the change (controller/runtime/external_scale.py)
     hands_off: dict[TargetRef, ExternalChange] = field(default_factory=dict)
@@ -195,6 +198,12 @@ def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: f
     if result.conditions:
         records = [replace(r, extra={**r.extra, "conditions": c}) if c else r
                    for r, c in zip(records, result.conditions)]
+    if result.failed:  # an action decided but not applied (refused, conflicted, timed out): say so
+        failed: dict[str, dict] = {}
+        for f in result.failed:
+            failed.setdefault(f.target.key, {"action": f.kind, "error": f.why})
+        records = [replace(r, extra={**r.extra, "actionFailed": failed[k]}) if k in failed else r
+                   for r, k in zip(records, keys)]
     if result.warm_start is not None:  # every target at a start; the joiners only at a take-over
         started = result.warm_start.keys()
         records = [replace(r, extra={**r.extra, "warm_start": result.warm_start.for_target(k)}) if k in started else r
@@ -644,6 +653,7 @@ class Reconciler:
                 if not isinstance(s, MetricsUnavailable):
                     raise s
                 result.errors.append(f"metric {name}: {s}")
+                result.unavailable[name] = (expr, result.errors[-1])
                 s = Samples.missing(len(targets))
             elif j not in self.pods.read_here:
                 result.missing[name] = (expr, int(np.count_nonzero(~s.present & ~s.conflict & exists)))

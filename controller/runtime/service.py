@@ -20,7 +20,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from controller.errors import PolicyError, PolicyUnreadable, StateStoreError
+from controller.errors import ActuationError, PolicyError, PolicyUnreadable, StateStoreError, TemporaryError
 from controller.policy import LoadedPolicy, PolicyCheck, check_policies, check_policy_texts
 from controller.model import TargetRef, jsonable
 from controller.ports import Cluster, MetricsSource, Rehearsal, StateStore, StopsRequests
@@ -52,6 +52,29 @@ def action_line(action) -> str:
     detail = (f": {action.from_replicas} -> {action.replicas}" if action.replicas is not None else "") + \
         (f": pod {action.pod}" if action.pod else "") + (f": to revision {action.revision}" if action.revision else "")
     return f"{action.kind.word} {action.target}{detail} ({action.reason})"
+
+
+#: Seconds between the warnings that a metric's query still fails (ControllerService._say_metric_outages)
+OUTAGE_REMINDER_S = 300.0
+
+
+def _span(seconds: float) -> str:
+    """``45s``, ``3m20s``, ``1h05m``: how long an outage lasted, for the log."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def _api_answer(exc: BaseException) -> bool:
+    """Whether a cycle's exception is the Kubernetes API's answer (an HTTP status, a timeout or a
+    lost connection: TemporaryError) or a fenced request, not a bug: logged without a traceback,
+    which would only show the client's frames. A PermanentError without a status (anything the
+    adapter did not expect) keeps its traceback."""
+    return isinstance(exc, ActuationError) and (exc.status is not None or isinstance(exc, TemporaryError)
+                                                or exc.kind in ("not-leader", "stopping", "superseded"))
 
 
 def runtime_policies(policies: list[LoadedPolicy]) -> dict[str, RuntimePolicy]:
@@ -170,6 +193,7 @@ class ControllerService:
         self._good_texts: PolicyTexts | None = None  # the files the running policies came from (None: the copy)
         self.running_last_good: LastGood | None = None  # the copy run at start-up while the files are invalid
         self._rejected: list[str] = []  # errors of the last rejected reload (a retry says them again only if new)
+        self._announce_when_leading = False  # a rejection seen while standing by: its Events wait for leadership
         # the last reload failed because a file or folder could not be read: read again at the next
         # poll even if nothing changed (a permission fixed on a folder changes no file's stat)
         self._reread = False
@@ -196,6 +220,8 @@ class ControllerService:
         # (policy, metric) whose query last answered with no sample for some existing targets:
         # said once when it starts and once when every target has one again
         self._metric_gaps: set[tuple[str, str, str]] = set()  # (policy, metric, kind: _METRIC_GAP_WORDS)
+        # (policy, metric) -> [since, last said (monotonic s), failed cycles]: its query fails (_say_metric_outages)
+        self._metric_outages: dict[tuple[str, str], list] = {}
         self._selects_nothing: set[str] = set()  # policies whose targets matched no workload at their last cycle
         self.telemetry.records_ok.set(1)  # the writer opened the file (or none is asked for)
         self.status_book = StatusBook()  # GET /status: the last cycle of each policy, per target
@@ -340,6 +366,11 @@ class ControllerService:
             became_leader = name in self._standby or self._terms.setdefault(name, term) != term
             self._standby.discard(name)
             self._terms[name] = term
+            announce = became_leader and self._announce_when_leading and bool(self._rejected)
+            if announce:
+                self._announce_when_leading = False
+        if announce:
+            self._announce_rejected_reload(list(self._rejected))
         try:
             with reconciler.lock:
                 if became_leader:
@@ -347,7 +378,10 @@ class ControllerService:
                 return reconciler.cycle(self.clock())
         except Exception as exc:  # a bug or an unexpected outage: report it, keep the loop alive
             self.telemetry.errors.labels(name, "cycle").inc()
-            log.exception("cycle failed", extra={"policy": name, "error": str(exc)})
+            if _api_answer(exc):  # a 5xx burst, a timeout, a 403: the error says it all, no traceback
+                log.error("cycle failed", extra={"policy": name, "error": str(exc), "kind": exc.kind})
+            else:
+                log.exception("cycle failed", extra={"policy": name, "error": str(exc)})
             return None
 
     def run_health_cycle(self, name: str) -> CycleResult | None:
@@ -395,8 +429,11 @@ class ControllerService:
                 log.exception("status update failed", extra={"policy": result.policy})
         if result.warm_start is not None:
             log.info(result.warm_start.summary(), extra={"policy": result.policy})
+        outages = {line for _, line in result.unavailable.values()}
         for error in result.errors:
-            log.warning(error, extra={"policy": result.policy})
+            if error not in outages:  # a failing query is said when it starts, now and then, and when it ends
+                log.warning(error, extra={"policy": result.policy})
+        self._say_metric_outages(result)
         self._say_metric_gaps(result)
         self._say_empty_selection(result)
         for problem in result.state_problems:
@@ -431,6 +468,31 @@ class ControllerService:
             self._selects_nothing.discard(result.policy)
             log.warning("policy %s selects %d workload(s) again", result.policy, selected,
                         extra={"policy": result.policy})
+
+    def _say_metric_outages(self, result: CycleResult) -> None:
+        """A metric whose query fails (Prometheus down, slow, erroring) holds its targets' replicas
+        at every cycle: warn when it starts (the error), again every OUTAGE_REMINDER_S while it lasts
+        (the error then, how long and how many cycles), and once when the query answers again; not
+        at each cycle (a 15 s interval made 240 identical lines an hour per metric)."""
+        now = time.monotonic()
+        for metric, (query, line) in result.unavailable.items():
+            key, said = (result.policy, metric), {"policy": result.policy, "metric": metric, "query": query}
+            outage = self._metric_outages.get(key)
+            if outage is None:
+                self._metric_outages[key] = [now, now, 1]
+                log.warning("%s; its targets' replicas are held (missing data never scales down) until it answers",
+                            line, extra=said)
+                continue
+            outage[2] += 1
+            if now - outage[1] >= OUTAGE_REMINDER_S:
+                outage[1] = now
+                log.warning("%s; failing for %s (%d cycles)", line, _span(now - outage[0]), outage[2], extra=said)
+        for metric, (query, _) in result.missing.items():  # these queries answered
+            outage = self._metric_outages.pop((result.policy, metric), None)
+            if outage is not None:
+                log.warning("metric %s: the query answers again, after failing for %s (%d cycles)", metric,
+                            _span(now - outage[0]), outage[2],
+                            extra={"policy": result.policy, "metric": metric, "query": query})
 
     def _say_metric_gaps(self, result: CycleResult) -> None:
         """A metric whose query answers with no sample for some targets (renamed, relabeled, its
@@ -582,6 +644,8 @@ class ControllerService:
         self.policies, self.reconcilers = plan.policies, plan.reconcilers
         self._metric_gaps = {(p, m, k) for p, m, k in self._metric_gaps  # a gap of a metric still there stays
                              if p in plan.policies and m in plan.policies[p].params.metric_names}
+        self._metric_outages = {(p, m): o for (p, m), o in self._metric_outages.items()
+                                if p in plan.policies and m in plan.policies[p].params.metric_names}
         self.telemetry.policies_loaded.set(len(plan.policies))
         for name in plan.triggers:  # new or changed (a changed one may read other metrics)
             self.telemetry.policy_loaded(plan.policies[name])
@@ -636,7 +700,13 @@ class ControllerService:
         self._announce_rejected_reload(errors)
 
     def _announce_rejected_reload(self, errors: list[str]) -> None:
-        """A PolicyReloadFailed Event on (at most MAX_RELOAD_EVENTS of) the workloads still governed."""
+        """A PolicyReloadFailed Event on (at most MAX_RELOAD_EVENTS of) the workloads still governed.
+        Only the leader writes: a standby sends them at its first cycle as leader if the files are
+        still rejected then (run_cycle), instead of sending them to its fence (a warning apiece)."""
+        if not self.is_leader():
+            self._announce_when_leading = True
+            return
+        self._announce_when_leading = False
         first = errors[0] if errors else "unknown error"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         for ref, policy in self._governed()[:MAX_RELOAD_EVENTS]:

@@ -31,7 +31,10 @@ MAX_TIME_S = 253_370_764_800.0
 
 def last_action(record: dict) -> dict | None:
     """The action a record applied (the health side's arbitrated one when the policy heals; a
-    scaling decision the health side held is none), or None."""
+    scaling decision the health side held is none), or None. An action the cluster did not take
+    (``actionFailed``: refused, conflicted, timed out) is none: the last applied one stays."""
+    if record.get("actionFailed"):
+        return None
     health = record.get("health") or {}
     if health.get("action"):
         to = health.get("replicas") if health["action"] == "scale" else None
@@ -397,6 +400,7 @@ RECORD_FIELDS: dict[str, Callable[[object], bool]] = {
     "health": _optional(_fields(_HEALTH_FIELDS)),
     "externalScale": _optional(_fields({"by": _TEXT, "replicas": _COUNT, "at": _TIME, "until": _TIME,
                                          "wanted": _COUNT})),
+    "actionFailed": _optional(_fields({"action": _TEXT, "error": _TEXT})),
     "warm_start": _optional(_fields({"at": _TIME, "from": _TIME, "to": _TIME, "window_s": _COUNT, "source": _TEXT,
                                      "why": _TEXT})),
 }
