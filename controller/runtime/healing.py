@@ -39,17 +39,24 @@ class HealthQueries:
 
 
 def _query(metrics: MetricsSource, expr: str, refs: Sequence[TargetRef], now: float, labels, errors: list[str],
-           name: str, sent: list[str] | None = None):
+           name: str, sent: list[str] | None = None, outcomes: dict | None = None):
     """(values (R,), present (R,)) for one check; a failed query is all-missing (never fires).
     ``sent`` collects the expressions sent (setpoint_prometheus_requests_total counts them beside
-    the scaling metrics' queries: their failures count in setpoint_errors_total{source="metrics"})."""
+    the scaling metrics' queries: their failures count in setpoint_errors_total{source="metrics"});
+    ``outcomes``: ``health check NAME`` -> (expr, the error line, or None if it answered); a
+    check's failure stands over its other queries' answers in the same cycle."""
     if sent is not None:
         sent.append(expr)
+    key = f"health check {name}"
     try:
         s = metrics.query(expr, refs, now, labels=labels)
     except MetricsUnavailable as exc:
-        errors.append(f"health check {name}: {exc}")
+        errors.append(f"{key}: {exc}")
+        if outcomes is not None:
+            outcomes[key] = (expr, errors[-1])
         return np.full(len(refs), np.nan), np.zeros(len(refs), bool)
+    if outcomes is not None:
+        outcomes.setdefault(key, (expr, None))
     return s.values, s.present & ~s.conflict
 
 
@@ -112,9 +119,10 @@ def overload_signal(view: ClusterView, decision: Decision | None) -> np.ndarray:
 
 def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[TargetRef], view: ClusterView,
                    now: float, errors: list[str], decision: Decision | None = None,
-                   sent: list[str] | None = None) -> HealthObservation:
+                   sent: list[str] | None = None, outcomes: dict | None = None) -> HealthObservation:
     """Query every check and assemble the observation ``heal`` needs; each query sent is appended
-    to ``sent`` (a pod or revision check sends none for targets without pods)."""
+    to ``sent`` (a pod or revision check sends none for targets without pods); ``outcomes`` as
+    ``_query``'s."""
     params, n = hq.params, len(targets)
     c = len(params.checks)
     values, present = np.full((n, c), np.nan), np.zeros((n, c), bool)
@@ -124,16 +132,17 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
         if check.scope == Scope.POD:
             if pod_refs:
                 pod_values[:, j], pod_present[:, j] = _query(metrics, expr, pod_refs, now, POD_LABELS, errors, check.name,
-                                                                  sent)
+                                                                  sent, outcomes)
         else:
-            values[:, j], present[:, j] = _query(metrics, expr, targets, now, None, errors, check.name, sent)
+            values[:, j], present[:, j] = _query(metrics, expr, targets, now, None, errors, check.name, sent, outcomes)
     columns = []
     for check, exprs in zip(params.revision_checks, hq.revision_exprs):
         vals = np.full((len(pod_refs), len(exprs)), np.nan)
         pres = np.zeros((len(pod_refs), len(exprs)), bool)
         if pod_refs:
             for q, expr in enumerate(exprs):
-                vals[:, q], pres[:, q] = _query(metrics, expr, pod_refs, now, POD_LABELS, errors, check.name, sent)
+                vals[:, q], pres[:, q] = _query(metrics, expr, pod_refs, now, POD_LABELS, errors, check.name, sent,
+                                                outcomes)
         columns.append((vals, pres))
     new, old = revision_statistics(params, n, rows, pod_current, columns)
     by_ref = {s.ref: s for s in view.statuses}

@@ -149,9 +149,11 @@ class CycleResult:
     #: the same for the existing targets whose sample was implausible (core/scaling/signal.py: a
     #: broken exporter, a unit mix-up), for the scaling metrics in ``missing``
     implausible: dict[str, tuple[str, int]] = field(default_factory=dict)
-    #: per scaling metric whose query failed (MetricsUnavailable: Prometheus down, slow, erroring):
-    #: (its query, the line of ``errors`` that says so)
+    #: per query that failed (MetricsUnavailable: Prometheus down, slow, erroring), by what sends it
+    #: ("metric rps", "metric rps (ramp latest)", "health check errors"): (its query, the line of
+    #: ``errors`` that says so); ``answered``: the same keys for those that answered
     unavailable: dict[str, tuple[str, str]] = field(default_factory=dict)
+    answered: set[str] = field(default_factory=set)
     #: targets whose replicas someone else set, left alone this cycle (under a rehearsal: that a
     #: real run would leave alone) -> the change (controller/runtime/external_scale.py)
     hands_off: dict[TargetRef, ExternalChange] = field(default_factory=dict)
@@ -653,10 +655,12 @@ class Reconciler:
                 if not isinstance(s, MetricsUnavailable):
                     raise s
                 result.errors.append(f"metric {name}: {s}")
-                result.unavailable[name] = (expr, result.errors[-1])
+                result.unavailable[f"metric {name}"] = (expr, result.errors[-1])
                 s = Samples.missing(len(targets))
-            elif j not in self.pods.read_here:
-                result.missing[name] = (expr, int(np.count_nonzero(~s.present & ~s.conflict & exists)))
+            else:
+                result.answered.add(f"metric {name}")
+                if j not in self.pods.read_here:
+                    result.missing[name] = (expr, int(np.count_nonzero(~s.present & ~s.conflict & exists)))
             if s.conflict.any():
                 bad = [str(t) for t, c in zip(targets, s.conflict) if c]
                 result.errors.append(f"metric {name}: several series for {', '.join(bad[:5])}")
@@ -680,7 +684,9 @@ class Reconciler:
                 s = self.metrics.query(expr, targets, now)
             except MetricsUnavailable as exc:
                 result.errors.append(f"metric {name} (ramp latest): {exc}")
+                result.unavailable[f"metric {name} (ramp latest)"] = (expr, result.errors[-1])
                 continue
+            result.answered.add(f"metric {name} (ramp latest)")
             values[:, j], present[:, j], age[:, j] = s.values, s.present & ~s.conflict, s.age_s
         params = self.policy.params
         return read_signal_fast(values, present, age, params.stale_after_s, params.metric_nonnegative,
@@ -907,7 +913,13 @@ class Reconciler:
         params = self._health_step(now)
         hq = HealthQueries(params, self.policy.health_queries, self.policy.revision_queries)
         sent: list[str] = []
-        hobs = observe_health(hq, self.metrics, targets, view, now, result.errors, decision, sent)
+        outcomes: dict[str, tuple[str, str | None]] = {}
+        hobs = observe_health(hq, self.metrics, targets, view, now, result.errors, decision, sent, outcomes)
+        for key, (expr, line) in outcomes.items():
+            if line is None:
+                result.answered.add(key)
+            else:
+                result.unavailable[key] = (expr, line)
         result.queries += len(sent)  # beside the metrics': their failures are counted as metrics errors too
         rearm = np.array([t in self.rearm for t in targets], dtype=bool)
         self._before_heal = (self._health_state, set(self.rearm))

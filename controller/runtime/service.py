@@ -54,8 +54,11 @@ def action_line(action) -> str:
     return f"{action.kind.word} {action.target}{detail} ({action.reason})"
 
 
-#: Seconds between the warnings that a metric's query still fails (ControllerService._say_metric_outages)
+#: Seconds between the warnings that a query still fails (ControllerService._say_query_outages)
 OUTAGE_REMINDER_S = 300.0
+#: What a failing query means, for a scaling metric's (False) and a health check's (True)
+_OUTAGE_MEANS = {False: "its targets' replicas are held (missing data never scales down) until it answers",
+                 True: "the check cannot fire (missing data never does) until it answers"}
 
 
 def _span(seconds: float) -> str:
@@ -220,8 +223,8 @@ class ControllerService:
         # (policy, metric) whose query last answered with no sample for some existing targets:
         # said once when it starts and once when every target has one again
         self._metric_gaps: set[tuple[str, str, str]] = set()  # (policy, metric, kind: _METRIC_GAP_WORDS)
-        # (policy, metric) -> [since, last said (monotonic s), failed cycles]: its query fails (_say_metric_outages)
-        self._metric_outages: dict[tuple[str, str], list] = {}
+        # (policy, query key) -> [since, last said (monotonic s), failed cycles]: its query fails (_say_query_outages)
+        self._query_outages: dict[tuple[str, str], list] = {}
         self._selects_nothing: set[str] = set()  # policies whose targets matched no workload at their last cycle
         self.telemetry.records_ok.set(1)  # the writer opened the file (or none is asked for)
         self.status_book = StatusBook()  # GET /status: the last cycle of each policy, per target
@@ -433,7 +436,7 @@ class ControllerService:
         for error in result.errors:
             if error not in outages:  # a failing query is said when it starts, now and then, and when it ends
                 log.warning(error, extra={"policy": result.policy})
-        self._say_metric_outages(result)
+        self._say_query_outages(result)
         self._say_metric_gaps(result)
         self._say_empty_selection(result)
         for problem in result.state_problems:
@@ -469,30 +472,29 @@ class ControllerService:
             log.warning("policy %s selects %d workload(s) again", result.policy, selected,
                         extra={"policy": result.policy})
 
-    def _say_metric_outages(self, result: CycleResult) -> None:
-        """A metric whose query fails (Prometheus down, slow, erroring) holds its targets' replicas
-        at every cycle: warn when it starts (the error), again every OUTAGE_REMINDER_S while it lasts
-        (the error then, how long and how many cycles), and once when the query answers again; not
-        at each cycle (a 15 s interval made 240 identical lines an hour per metric)."""
+    def _say_query_outages(self, result: CycleResult) -> None:
+        """A query that fails (Prometheus down, slow, erroring): a scaling metric's holds its
+        targets' replicas, a health check's never fires. Warn when it starts (the error), again
+        every OUTAGE_REMINDER_S while it lasts (the error then, how long and how many cycles), and
+        once when the query answers again; not at each cycle (a 15 s interval made 240 identical
+        lines an hour per query and policy)."""
         now = time.monotonic()
-        for metric, (query, line) in result.unavailable.items():
-            key, said = (result.policy, metric), {"policy": result.policy, "metric": metric, "query": query}
-            outage = self._metric_outages.get(key)
+        for key, (query, line) in result.unavailable.items():
+            said = {"policy": result.policy, "query": query}
+            outage = self._query_outages.get((result.policy, key))
             if outage is None:
-                self._metric_outages[key] = [now, now, 1]
-                log.warning("%s; its targets' replicas are held (missing data never scales down) until it answers",
-                            line, extra=said)
+                self._query_outages[(result.policy, key)] = [now, now, 1]
+                log.warning("%s; %s", line, _OUTAGE_MEANS[key.startswith("health check")], extra=said)
                 continue
             outage[2] += 1
             if now - outage[1] >= OUTAGE_REMINDER_S:
                 outage[1] = now
                 log.warning("%s; failing for %s (%d cycles)", line, _span(now - outage[0]), outage[2], extra=said)
-        for metric, (query, _) in result.missing.items():  # these queries answered
-            outage = self._metric_outages.pop((result.policy, metric), None)
+        for key in result.answered:
+            outage = self._query_outages.pop((result.policy, key), None)
             if outage is not None:
-                log.warning("metric %s: the query answers again, after failing for %s (%d cycles)", metric,
-                            _span(now - outage[0]), outage[2],
-                            extra={"policy": result.policy, "metric": metric, "query": query})
+                log.warning("%s: the query answers again, after failing for %s (%d cycles)", key,
+                            _span(now - outage[0]), outage[2], extra={"policy": result.policy})
 
     def _say_metric_gaps(self, result: CycleResult) -> None:
         """A metric whose query answers with no sample for some targets (renamed, relabeled, its
@@ -644,8 +646,9 @@ class ControllerService:
         self.policies, self.reconcilers = plan.policies, plan.reconcilers
         self._metric_gaps = {(p, m, k) for p, m, k in self._metric_gaps  # a gap of a metric still there stays
                              if p in plan.policies and m in plan.policies[p].params.metric_names}
-        self._metric_outages = {(p, m): o for (p, m), o in self._metric_outages.items()
-                                if p in plan.policies and m in plan.policies[p].params.metric_names}
+        # a changed policy may no longer send a query that was failing: its outages start afresh
+        self._query_outages = {(p, k): o for (p, k), o in self._query_outages.items()
+                               if p in plan.policies and p not in plan.triggers}
         self.telemetry.policies_loaded.set(len(plan.policies))
         for name in plan.triggers:  # new or changed (a changed one may read other metrics)
             self.telemetry.policy_loaded(plan.policies[name])

@@ -10,12 +10,16 @@ the answering one the simulated cluster's metrics.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from controller.adapters.prometheus import PrometheusConfig, PrometheusSource
 from controller.runtime import service as service_module
 from controller.runtime.service import ControllerService
 from controller.runtime.telemetry import Telemetry
+from simulators.cluster import SimCluster
+from simulators.workload import ServiceConfig
+from simulators.ports import SimMetrics, SimTargets
 from tests.runtime.test_service import T0, sim, write_policy
 from tests.support.prometheus_server import free_port
 
@@ -73,3 +77,60 @@ def test_a_failing_query_is_said_when_it_starts_and_ends(downs, reminder_s, said
     assert len(lines) == len(said), lines
     for (k, line), (cycle, start, end) in zip(lines, said):
         assert k == cycle and line.startswith(start) and line.endswith(end), (k, line)
+
+
+HEALTH_AND_RAMP = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {name: web}
+spec:
+  targets: {kind: Deployment, namespace: default, names: [web]}
+  interval: 15s
+  replicas: {min: 2, max: 20}
+  scaling:
+    metrics:
+      - name: rps
+        query: sum by (namespace, deployment) (rate(http_requests_total[1m]))
+        target: {averagePerReplica: 100}
+        ramp: {lead: 60s, latest: "sum by (namespace, deployment) (rate(http_requests_total[30s]))"}
+  health:
+    checks:
+      - name: errors
+        query: err_query
+        unhealthy: {above: 0.5, for: 1m}
+        recovered: {below: 0.1, for: 1m}
+        action: record
+"""
+
+
+def test_every_failing_query_of_a_policy_is_said_once_and_its_return_once(tmp_path, caplog):
+    """The scaling metric's, its ramp's latest reading's and the health check's: in the same
+    drill the last two still warned at every cycle (three lines a cycle in all)."""
+    rate = "sum by (namespace, deployment) (rate(http_requests_total[{}]))"
+    cluster = SimCluster([ServiceConfig("web", capacity_rps=100, initial_replicas=4, max_pods=30)], rng=1)
+    metrics = SimMetrics(cluster, {rate.format("1m"): "offered_rps", rate.format("30s"): "offered_rps",
+                                   "err_query": "error_ratio"}, window_s=60, tick_s=5, windows={rate.format("30s"): 30})
+    targets = SimTargets(cluster, ["web"])
+    metrics.attach(targets)
+    for k in range(4):
+        cluster.step(T0 + 5 * k, 5.0, np.array([300.0]))
+        metrics.push(cluster.signals())
+    (tmp_path / "web.yaml").write_text(HEALTH_AND_RAMP)
+    gone = PrometheusSource(PrometheusConfig.from_url(f"http://127.0.0.1:{free_port()}", timeout_s=1.0))
+    source = Switched(metrics, gone)
+    service = ControllerService([tmp_path], source, targets, Telemetry(), clock=lambda: T0 + 20)
+    said = []
+    try:
+        for k, down in enumerate([False, True, True, True, False, False]):
+            source.down = down
+            caplog.clear()
+            with caplog.at_level("WARNING", logger="setpoint.runtime"):
+                [result] = service.run_all_once()
+            assert set(result.unavailable) == ({"metric rps", "metric rps (ramp latest)", "health check errors"}
+                                               if down else set())
+            said += [(k, r.getMessage().split(":")[0], "answers again" in r.getMessage()) for r in caplog.records
+                     if r.getMessage().startswith(("metric rps", "health check errors"))]
+    finally:
+        gone.close()
+    keys = ["health check errors", "metric rps", "metric rps (ramp latest)"]
+    assert sorted(said) == sorted([(1, key, False) for key in keys] + [(4, key, True) for key in keys])
