@@ -127,6 +127,32 @@ def _dict(obj: dict, path: tuple) -> dict:
     return value
 
 
+#: The fields the Kubernetes API defines at each place of an HPA (autoscaling/v2 and v2beta2; v1's
+#: spec): any other field is refused by name, as ``kubectl apply`` refuses it, instead of being
+#: dropped unseen (a misspelt ``stabilizationWindowSecond`` or ``scaleup`` changes what HPA does).
+_HPA_SPEC_FIELDS = ("scaleTargetRef", "minReplicas", "maxReplicas", "metrics", "behavior")
+_HPA_V1_SPEC_FIELDS = ("scaleTargetRef", "minReplicas", "maxReplicas", "targetCPUUtilizationPercentage")
+_SCALE_TARGET_FIELDS = ("apiVersion", "kind", "name")
+_METRIC_SOURCE_FIELDS = {"Resource": ("name", "target"), "ContainerResource": ("name", "container", "target"),
+                         "Pods": ("metric", "target"), "External": ("metric", "target"),
+                         "Object": ("describedObject", "metric", "target")}
+_METRIC_TARGET_FIELDS = ("type", "averageUtilization", "averageValue", "value")
+_METRIC_ID_FIELDS = ("name", "selector")
+_SELECTOR_FIELDS = ("matchLabels", "matchExpressions")
+_DESCRIBED_OBJECT_FIELDS = ("apiVersion", "kind", "name")
+_BEHAVIOR_FIELDS = ("scaleUp", "scaleDown")
+_RULES_FIELDS = ("stabilizationWindowSeconds", "selectPolicy", "policies", "tolerance")
+_RATE_POLICY_FIELDS = ("type", "value", "periodSeconds")
+
+
+def _known_fields(value: dict, path: tuple, allowed: tuple[str, ...]) -> None:
+    """Raise ConversionProblem at the first key of ``value`` not in ``allowed``."""
+    for key in value:
+        if key not in allowed:
+            raise ConversionProblem(path + (key,), f"unknown field (kubectl apply refuses it too): expected "
+                                                   f"{', '.join(allowed[:-1])} or {allowed[-1]}, got {key!r}")
+
+
 def _name_of(obj: dict) -> str:
     name = _dict(obj, ("metadata",)).get("name")
     if not isinstance(name, str) or not name:
@@ -239,12 +265,15 @@ class _Conversion:
         mtype = spec.get("type")
         if mtype in ("Resource", "ContainerResource"):
             key = "resource" if mtype == "Resource" else "containerResource"
+            _known_fields(spec, path, ("type", key))
             source = _dict(spec, (key,))
+            _known_fields(source, path + (key,), _METRIC_SOURCE_FIELDS[mtype])
             resource = source.get("name")
             container = source.get("container") if mtype == "ContainerResource" else None
             if mtype == "ContainerResource" and not container:
                 raise ConversionProblem(path + (key, "container"), "required field is missing")
             target = _dict(source, ("target",))
+            _known_fields(target, path + (key, "target"), _METRIC_TARGET_FIELDS)
             ttype = target.get("type")
             if ttype == "Utilization":
                 value = self._number(target.get("averageUtilization"), path + (key, "target", "averageUtilization"))
@@ -267,13 +296,18 @@ class _Conversion:
             return {"name": _identifier(name, self.metric_names), "query": query, "target": out}
         if mtype in ("Pods", "Object", "External"):
             key = mtype.lower()
+            _known_fields(spec, path, ("type", key))
             source = _dict(spec, (key,))
+            _known_fields(source, path + (key,), _METRIC_SOURCE_FIELDS[mtype])
             metric = _dict(source, ("metric",))
+            _known_fields(metric, path + (key, "metric"), _METRIC_ID_FIELDS)
+            _known_fields(_dict(metric, ("selector",)), path + (key, "metric", "selector"), _SELECTOR_FIELDS)
             mname = metric.get("name")
             if not isinstance(mname, str) or not mname:
                 raise ConversionProblem(path + (key, "metric", "name"), "required field is missing")
             selector = _selector(source, ("metric", "selector"), self.notes)
             target = _dict(source, ("target",))
+            _known_fields(target, path + (key, "target"), _METRIC_TARGET_FIELDS)
             ttype = target.get("type")
             series = re.sub(r"[^A-Za-z0-9_:]", "_", mname)
             if mtype == "Pods":
@@ -283,6 +317,7 @@ class _Conversion:
                                   f"Prometheus series {series} summed over the workload's pods: check the query")
             elif mtype == "Object":
                 described = _dict(source, ("describedObject",))
+                _known_fields(described, path + (key, "describedObject"), _DESCRIBED_OBJECT_FIELDS)
                 okind, oname = str(described.get("kind", "")), str(described.get("name", ""))
                 where = _labels({"namespace": self.namespace, okind.lower() or "object": oname, **selector})
                 query = f"sum({series}{{{where}}})"
@@ -317,11 +352,13 @@ class _Conversion:
         """(Setpoint behavior, tolerance) from HPA behavior."""
         out: dict = {}
         tolerance: dict = {}
+        _known_fields(behavior, path, _BEHAVIOR_FIELDS)
         for direction in ("scaleUp", "scaleDown"):
             rules = _dict(behavior, (direction,))
             if direction not in behavior:
                 continue
             here = path + (direction,)
+            _known_fields(rules, here, _RULES_FIELDS)
             one: dict = {}
             if rules.get("stabilizationWindowSeconds") is not None:
                 window = rules["stabilizationWindowSeconds"]
@@ -349,6 +386,7 @@ class _Conversion:
     def _rate_policy(policy: object, path: tuple) -> dict:
         if not isinstance(policy, dict):
             raise ConversionProblem(path, "expected a mapping {type, value, periodSeconds}")
+        _known_fields(policy, path, _RATE_POLICY_FIELDS)
         if policy.get("type") not in ("Pods", "Percent"):
             raise ConversionProblem(path + ("type",), f"expected Pods or Percent, got {policy.get('type')!r}")
         value, period = policy.get("value"), policy.get("periodSeconds")
@@ -362,9 +400,6 @@ class _Conversion:
     def hpa(self) -> Converted:
         obj = self.obj
         spec = _dict(obj, ("spec",))
-        kind, workload = self._target(("spec", "scaleTargetRef"))
-        low, high = self._replicas(spec.get("minReplicas"), spec.get("maxReplicas"), ("spec", "minReplicas"),
-                                   ("spec", "maxReplicas"), 1)
         version = str(obj.get("apiVersion", "autoscaling/v2"))
         if version == "autoscaling/v2beta1":
             raise ConversionProblem(("apiVersion",), "autoscaling/v2beta1 is not read (its metric fields differ): "
@@ -373,7 +408,13 @@ class _Conversion:
         if version not in HPA_VERSIONS:  # another API's fields would be read as v2's
             raise ConversionProblem(("apiVersion",), f"expected {', '.join(HPA_VERSIONS[:-1])} or {HPA_VERSIONS[-1]}, "
                                                      f"got {describe_value(obj.get('apiVersion'))}")
-        if version == "autoscaling/v1" or "targetCPUUtilizationPercentage" in spec:
+        v1_shape = version == "autoscaling/v1" or "targetCPUUtilizationPercentage" in spec
+        _known_fields(spec, ("spec",), _HPA_V1_SPEC_FIELDS if v1_shape else _HPA_SPEC_FIELDS)
+        _known_fields(_dict(spec, ("scaleTargetRef",)), ("spec", "scaleTargetRef"), _SCALE_TARGET_FIELDS)
+        kind, workload = self._target(("spec", "scaleTargetRef"))
+        low, high = self._replicas(spec.get("minReplicas"), spec.get("maxReplicas"), ("spec", "minReplicas"),
+                                   ("spec", "maxReplicas"), 1)
+        if v1_shape:
             percent = spec.get("targetCPUUtilizationPercentage", HPA_DEFAULT_V1_CPU)
             metrics_in = [{"type": "Resource", "resource": {"name": "cpu", "target": {
                 "type": "Utilization", "averageUtilization": percent}}}]

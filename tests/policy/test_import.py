@@ -154,6 +154,37 @@ def _with(path: tuple, value) -> dict:
     pytest.param(_with(("spec", "behavior"), {"scaleDown": {"policies": [{"type": "Pods", "value": 1,
                                                                           "periodSeconds": 0}]}}),
                  ("spec", "behavior", "scaleDown", "policies", 0, "periodSeconds"), "1..1800", id="bad-period"),
+    # Fields the API does not define were dropped unseen: the policy then did something else than
+    # the HPA its author wrote (kubectl apply refuses them too)
+    pytest.param(_with(("spec", "behavior"), {"scaleup": {"selectPolicy": "Disabled"}}),
+                 ("spec", "behavior", "scaleup"), "unknown field (kubectl apply refuses it too): expected scaleUp or "
+                 "scaleDown, got 'scaleup'", id="misspelt-direction"),
+    pytest.param(_with(("spec", "behavior"), {"scaleDown": {"stabilizationWindowSecond": 600}}),
+                 ("spec", "behavior", "scaleDown", "stabilizationWindowSecond"), "unknown field",
+                 id="misspelt-window"),
+    pytest.param(_with(("spec", "behavior"), {"scaleDown": {"policies": [{"type": "Pods", "value": 1,
+                                                                          "periodSeconds": 60, "period": 30}]}}),
+                 ("spec", "behavior", "scaleDown", "policies", 0, "period"), "unknown field", id="rate-policy-extra"),
+    pytest.param(_with(("spec", "maxReplica"), 9), ("spec", "maxReplica"), "unknown field", id="misspelt-spec-field"),
+    pytest.param(_with(("spec", "scaleTargetRef", "namespace"), "other"), ("spec", "scaleTargetRef", "namespace"),
+                 "expected apiVersion, kind or name", id="scale-target-namespace"),
+    pytest.param(_with(("spec", "metrics"), [{"type": "Resource", "resource": {"name": "cpu", "target": {
+        "type": "Utilization", "averageUtilisation": 50}}}]),
+        ("spec", "metrics", 0, "resource", "target", "averageUtilisation"), "unknown field", id="misspelt-target"),
+    pytest.param(_with(("spec", "metrics"), [{"type": "Resource", "resource": {"name": "cpu", "target": {
+        "type": "Utilization", "averageUtilization": 50}}, "pods": {"metric": {"name": "x"}}}]),
+        ("spec", "metrics", 0, "pods"), "expected type or resource", id="second-metric-source"),
+    pytest.param(_with(("spec", "metrics"), [{"type": "External", "external": {"metric": {"name": "q", "selector": {
+        "matchLabel": {"queue": "jobs"}}}, "target": {"type": "Value", "value": 3}}}]),
+        ("spec", "metrics", 0, "external", "metric", "selector", "matchLabel"), "unknown field",
+        id="misspelt-selector"),
+    pytest.param(_with(("spec", "metrics"), [{"type": "Object", "object": {"metric": {"name": "rps"}, "describedObject": {
+        "kind": "Ingress", "name": "main", "namespace": "edge"}, "target": {"type": "Value", "value": 3}}}]),
+        ("spec", "metrics", 0, "object", "describedObject", "namespace"), "unknown field",
+        id="described-object-namespace"),
+    pytest.param(_with(("spec", "metrics"), [{"type": "Pods", "pods": {"metric": {"name": "rps"}, "target": {
+        "type": "AverageValue", "averageValue": 3}, "selector": {}}}]),
+        ("spec", "metrics", 0, "pods", "selector"), "expected metric or target", id="selector-beside-metric"),
 ])
 def test_unconvertible_objects_name_the_field(obj, path, words):
     with pytest.raises(ConversionProblem) as info:
