@@ -32,6 +32,9 @@ KEDA_KIND = "ScaledObject"
 HPA_VERSIONS = ("autoscaling/v1", "autoscaling/v2", "autoscaling/v2beta2")
 KEDA_VERSION = "keda.sh/v1alpha1"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+#: What autoscaling/v1 has no field for, kept in annotations by the API server's v2 -> v1 conversion.
+V1_METRICS_ANNOTATION = "autoscaling.alpha.kubernetes.io/metrics"
+V1_BEHAVIOR_ANNOTATION = "autoscaling.alpha.kubernetes.io/behavior"
 HPA_DEFAULT_V1_CPU = 80  # autoscaling/v1 without targetCPUUtilizationPercentage
 KEDA_DEFAULT_MIN, KEDA_DEFAULT_MAX = 0, 100
 
@@ -411,6 +414,8 @@ class _Conversion:
         v1_shape = version == "autoscaling/v1" or "targetCPUUtilizationPercentage" in spec
         _known_fields(spec, ("spec",), _HPA_V1_SPEC_FIELDS if v1_shape else _HPA_SPEC_FIELDS)
         _known_fields(_dict(spec, ("scaleTargetRef",)), ("spec", "scaleTargetRef"), _SCALE_TARGET_FIELDS)
+        if version == "autoscaling/v1":
+            self._v1_annotations()
         kind, workload = self._target(("spec", "scaleTargetRef"))
         low, high = self._replicas(spec.get("minReplicas"), spec.get("maxReplicas"), ("spec", "minReplicas"),
                                    ("spec", "maxReplicas"), 1)
@@ -438,6 +443,18 @@ class _Conversion:
             scaling["behavior"] = behavior
         source = f"{HPA_KIND} {self.namespace}/{_dict(obj, ('metadata',)).get('name')} ({version})"
         return self._render(source, kind, workload, low, high, 15.0, scaling)
+
+    def _v1_annotations(self) -> None:
+        """autoscaling/v1 holds what v1 has no field for in annotations (the API server writes them
+        when an HPA made as v2 is read as v1): its other metrics and its behavior. Refused by name:
+        read as v1 alone, the policy would scale on CPU only, with the default behavior."""
+        annotations = _dict(self.obj, ("metadata", "annotations"))
+        for what, key in (("metrics", V1_METRICS_ANNOTATION), ("behavior", V1_BEHAVIOR_ANNOTATION)):
+            if annotations.get(key) is not None:
+                raise ConversionProblem(("metadata", "annotations", key),
+                                        f"this autoscaling/v1 HPA keeps its {what} in this annotation, which is not "
+                                        f"read: read it back as v2 (kubectl get hpa.v2.autoscaling NAME -o yaml) "
+                                        f"and import that")
 
     def keda(self) -> Converted:
         obj = self.obj

@@ -185,6 +185,20 @@ def _with(path: tuple, value) -> dict:
     pytest.param(_with(("spec", "metrics"), [{"type": "Pods", "pods": {"metric": {"name": "rps"}, "target": {
         "type": "AverageValue", "averageValue": 3}, "selector": {}}}]),
         ("spec", "metrics", 0, "pods", "selector"), "expected metric or target", id="selector-beside-metric"),
+    # autoscaling/v1 keeps the metrics and behavior it has no field for in annotations: read
+    # without them the policy scaled on CPU alone, with HPA's default behavior
+    pytest.param({**_with(("spec",), {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 5,
+                                      "targetCPUUtilizationPercentage": 60}), "apiVersion": "autoscaling/v1",
+                  "metadata": {"name": "web", "annotations": {"autoscaling.alpha.kubernetes.io/metrics":
+                                                              '[{"type":"Pods"}]'}}},
+                 ("metadata", "annotations", "autoscaling.alpha.kubernetes.io/metrics"),
+                 "keeps its metrics in this annotation", id="v1-metrics-annotation"),
+    pytest.param({**_with(("spec",), {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 5}),
+                  "apiVersion": "autoscaling/v1",
+                  "metadata": {"name": "web", "annotations": {"autoscaling.alpha.kubernetes.io/behavior":
+                                                              '{"ScaleDown":{"SelectPolicy":"Disabled"}}'}}},
+                 ("metadata", "annotations", "autoscaling.alpha.kubernetes.io/behavior"),
+                 "kubectl get hpa.v2.autoscaling", id="v1-behavior-annotation"),
 ])
 def test_unconvertible_objects_name_the_field(obj, path, words):
     with pytest.raises(ConversionProblem) as info:
