@@ -24,6 +24,7 @@ import yaml
 
 from controller.core.scaling.params import DEFAULT_TOLERANCE
 from controller.policy.durations import describe_value, format_duration, format_number
+from controller.policy.messages import format_path
 from controller.policy.yamlsrc import YamlDocument, read_documents
 
 HPA_KIND = "HorizontalPodAutoscaler"
@@ -200,11 +201,13 @@ def _labels(pairs: dict) -> str:
     return ", ".join(f'{k}="{v}"' for k, v in pairs.items())
 
 
-def _selector(obj: dict, path: tuple, notes: list[str]) -> dict:
+def _selector(obj: dict, path: tuple, notes: list[str], where: tuple = (), metric: str = "") -> dict:
+    """``obj``'s label selector at ``path`` as {label: value}; matchExpressions are noted, named at
+    their field in the object (``where``, the path to ``obj``) and by ``metric``."""
     selector = _dict(obj, path)
     if selector.get("matchExpressions"):
-        notes.append(f"{'.'.join(map(str, path))}.matchExpressions is not carried into the query: add the "
-                     f"matching label filters by hand")
+        notes.append(f"metric {metric}: {format_path(where + path + ('matchExpressions',))} is not carried into "
+                     f"the query, which reads every series of the metric: add the matching label filters by hand")
     return {str(k): str(v) for k, v in _dict(selector, ("matchLabels",)).items()}
 
 
@@ -214,6 +217,10 @@ class _Conversion:
         self.name = name or _name_of(obj)
         self.namespace = _dict(obj, ("metadata",)).get("namespace") or "default"
         self.notes: list[str] = []
+        if not _dict(obj, ("metadata",)).get("namespace"):
+            self.notes.append('metadata.namespace is not set (helm template leaves it out), so this policy and its '
+                              'queries use namespace default, as kubectl apply without -n in a default context '
+                              'would: change each namespace="default" below if the object runs elsewhere')
         self.metric_names: set[str] = set()
 
     # -- the target ------------------------------------------------------------------------
@@ -308,7 +315,7 @@ class _Conversion:
             mname = metric.get("name")
             if not isinstance(mname, str) or not mname:
                 raise ConversionProblem(path + (key, "metric", "name"), "required field is missing")
-            selector = _selector(source, ("metric", "selector"), self.notes)
+            selector = _selector(source, ("metric", "selector"), self.notes, path + (key,), mname)
             target = _dict(source, ("target",))
             _known_fields(target, path + (key, "target"), _METRIC_TARGET_FIELDS)
             ttype = target.get("type")

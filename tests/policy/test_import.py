@@ -99,7 +99,7 @@ def test_a_resource_metric_says_it_is_one_value_per_workload():
     loses HPA's handling of missing and not-yet-Ready pods."""
     text = import_files([str(FIXTURES / "php-apache-v2.yaml")]).text
     assert "none beyond the metric source" not in text
-    assert "# Differences from the source:\n#  - metric cpu: one cpu value per workload (a ratio of sums)" in text
+    assert "#  - metric cpu: one cpu value per workload (a ratio of sums)" in text
     assert "needs the\n#    query by (namespace, pod)" in text or "query by (namespace, pod)" in text.replace("\n#    ", " ")
 
 
@@ -204,6 +204,30 @@ def test_unconvertible_objects_name_the_field(obj, path, words):
     with pytest.raises(ConversionProblem) as info:
         convert(obj)
     assert info.value.path == path and words in info.value.message
+
+
+@pytest.mark.parametrize("obj, note", [
+    # a note named its field from the selector on (metric.selector.matchExpressions), not which
+    # metric nor where in the object
+    pytest.param(_with(("spec", "metrics"), [HPA["spec"]["metrics"][0], {"type": "External", "external": {
+        "metric": {"name": "queue_depth", "selector": {"matchExpressions": [{"key": "env", "operator": "In",
+                                                                               "values": ["prod"]}]}},
+        "target": {"type": "Value", "value": 3}}}]),
+        "metric queue_depth: spec.metrics[1].external.metric.selector.matchExpressions is not carried into the query",
+        id="match-expressions-at-their-field"),
+    # helm template prints objects without a namespace: the policy silently targeted `default`
+    pytest.param({**HPA, "metadata": {"name": "web"}}, "metadata.namespace is not set", id="no-namespace"),
+    pytest.param({**HPA, "metadata": {"name": "web", "namespace": ""}}, "metadata.namespace is not set",
+                 id="empty-namespace"),
+])
+def test_what_does_not_carry_over_is_noted_by_field(obj, note):
+    converted = convert(obj)
+    assert any(n.startswith(note) for n in converted.notes), converted.notes
+    assert load_policy_text(converted.text)
+
+
+def test_a_namespaced_object_has_no_namespace_note():
+    assert not any("metadata.namespace" in n for n in convert(HPA).notes)
 
 
 def test_keda_non_prometheus_trigger_is_rejected_with_file_and_line(tmp_path, capsys):
