@@ -453,3 +453,31 @@ def test_an_interrupted_run_says_what_it_kept(tmp_path, monkeypatch, capsys, pat
     err = capsys.readouterr().err
     assert said in err, err
     assert not list(tmp_path.glob("out/*/result.json"))
+
+
+@pytest.mark.parametrize("compiling, said", [
+    # the first backtest on a machine compiled its kernels ~45 s under a bar stuck at "0/? segments"
+    # with no word of it (simulate says so)
+    pytest.param(True, True, id="kernels-compile"),
+    pytest.param(False, False, id="kernels-from-the-cache"),
+])
+def test_a_backtest_says_when_it_compiles_its_kernels(tmp_path, monkeypatch, capsys, compiling, said):
+    import time as time_module
+
+    from controller.cli import main, progress
+
+    def slow_replay(*args, **kwargs):
+        time_module.sleep(0.6)
+        raise KeyboardInterrupt
+
+    (tmp_path / "web.yaml").write_text(BACKTEST_POLICY)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(progress, "COMPILE_NOTICE_S", 0.2)
+    monkeypatch.setattr(progress, "COMPILE_POLL_S", 0.05)
+    monkeypatch.setattr(progress, "kernels_compiling", lambda: compiling)
+    monkeypatch.setattr("controller.runtime.backtest.stream_backtest", slow_replay)
+    with pytest.raises(SystemExit):
+        main(["backtest", "-p", "web.yaml", "--prometheus", "http://127.0.0.1:9", "--from", "now-7d"])
+    err = capsys.readouterr().err
+    assert ("compiling the decision kernels: about 40 s" in " ".join(err.split())) == said, err
+

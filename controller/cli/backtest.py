@@ -10,6 +10,7 @@ import typer
 
 from controller.cli.common import (EXAMPLES_HELP, fail, out_folder, output_folder, policy_path, prometheus_config,
                                    said_if_interrupted, table_console)
+from controller.cli.progress import compile_notice
 from controller.cli.root import app
 
 #: --prometheus-timeout's default: Prometheus' own --query.timeout default (2 min), after which it
@@ -122,7 +123,8 @@ def backtest(
     with said_if_interrupted(f"{kept}: a backtest keeps no partial results (run it again, or over a shorter "
                              f"--from .. --to)"), PrometheusSource(config) as source, Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("segments"),
-            TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal) as progress:
+            TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal) as progress, \
+            compile_notice(console, "the decision kernels"):
         task = progress.add_task("query + replay", total=None)
         data, runs = stream_backtest(source, sets, names, descriptions, start_s, end_s, step_s, labels,
                                      timeout_s=config.timeout_s,
