@@ -579,7 +579,7 @@ class _ControllerRun:
         traj = rec.trajectory(scenario.times() if self.keep else None)
         scores = rec.scores.finish()
         names = list(scenario.services)
-        notes = [driven_services(p, names)[1] for p in spec.policies]
+        notes = [driven_services(p, names)[1] for p in spec.policies] + [capacity_note(p, scenario) for p in spec.policies]
         run = ControllerRun(spec.name, spec.description, traj, self.actions, scores=scores,
                             timeline=rec.timeline.finish(_run_end_s(scenario, T)),
                             replica_hours_raw=rec.scores.replica_hours, actions_dropped=self.budget.dropped,
@@ -696,6 +696,33 @@ def driven_services(policy: LoadedPolicy, services: list[str]) -> tuple[list[str
     absent = [n for n in names if n not in services]
     named = f"names {', '.join(names)}" + (f" ({', '.join(absent)} not in the scenario)" if absent else "")
     return list(services), f"policy {policy.name} {named}; {every}"
+
+
+#: The simulated signals that count requests per second, as a service's capacityPerPod does.
+RATE_SIGNALS = (SIGNALS["requests_per_second"], SIGNALS["served_per_second"])
+
+
+def capacity_note(policy: LoadedPolicy, scenario: Scenario, most: int = 3) -> str:
+    """A note when a policy's per-replica request-rate target is above what one pod of a service
+    serves (its ``capacityPerPod``): the pods saturate before the policy scales up, so the scores
+    say more about the pairing than about the policy (the bundled default policy, at 85 rps per
+    replica, on a scenario whose pods serve 50). "" when every target fits."""
+    from controller.core.scaling.params import MetricKind
+    from controller.policy.durations import format_number
+
+    notes = []
+    for m in policy.params.metrics:
+        if m.kind != MetricKind.AVERAGE_PER_REPLICA or scenario.signal_for(m.name) not in RATE_SIGNALS:
+            continue
+        over = [s for s in scenario.cluster.services if s.capacity_rps < m.target]
+        if not over:
+            continue
+        named = ", ".join(f"{s.name} ({format_number(s.capacity_rps)})" for s in over[:most])
+        more = f" and {len(over) - most} more" if len(over) > most else ""
+        notes.append(f"policy {policy.name}: metric {m.name} targets {format_number(m.target)} requests/s per replica, "
+                     f"more than one pod serves (capacityPerPod) in {named}{more}: its pods saturate before it "
+                     f"scales up; lower the target or raise capacityPerPod")
+    return "; ".join(notes)
 
 
 #: ActionKind.word by kind (the property builds the string on every access; one event per action).

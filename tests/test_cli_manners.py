@@ -408,3 +408,76 @@ def test_sim_serve_refuses_a_token_no_authorization_header_can_carry(token, env,
     if code == 2:
         assert "Invalid value for '--token'" in result.stderr
         assert "s3cr3t" not in result.output  # a token is a secret: the message says what is wrong, not what it is
+
+
+def _interrupt(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+BACKTEST_POLICY = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {name: web}
+spec:
+  targets: {kind: Deployment, namespace: shop, name: web}
+  replicas: {min: 1, max: 10}
+  scaling:
+    metrics: [{name: rps, query: 'sum by (namespace, deployment) (rate(x[1m]))', target: {averagePerReplica: 80}}]
+"""
+
+
+@pytest.mark.parametrize("patch, args, said", [
+    # A long backtest stopped with Ctrl-C exited 130 with no word, its --out folder made and empty
+    pytest.param("controller.runtime.backtest.stream_backtest",
+                 ["backtest", "-p", "web.yaml", "--prometheus", "http://127.0.0.1:9", "--from", "now-7d", "--out",
+                  "out/bt"],
+                 "interrupted: nothing written to out/bt: a backtest keeps no partial results", id="backtest-out"),
+    pytest.param("controller.runtime.backtest.stream_backtest",
+                 ["backtest", "-p", "web.yaml", "--prometheus", "http://127.0.0.1:9", "--from", "now-7d"],
+                 "interrupted: nothing written: a backtest keeps no partial results", id="backtest-no-out"),
+    pytest.param("simulators.runner.simulate",
+                 ["simulate", "steady", "--no-frontier", "--scenario-set", "spec.duration=10m", "--out", "out/sim"],
+                 "interrupted: nothing written to out/sim: a simulation keeps no partial results", id="simulate"),
+])
+def test_an_interrupted_run_says_what_it_kept(tmp_path, monkeypatch, capsys, patch, args, said):
+    from controller.cli import main
+
+    (tmp_path / "web.yaml").write_text(BACKTEST_POLICY)
+    monkeypatch.chdir(tmp_path)
+    module, name = patch.rsplit(".", 1)
+    monkeypatch.setattr(__import__(module, fromlist=[name]), name, _interrupt)
+    monkeypatch.setattr("controller.cli.simulation._warm_kernels", lambda *a: None)
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 130
+    err = capsys.readouterr().err
+    assert said in err, err
+    assert not list(tmp_path.glob("out/*/result.json"))
+
+
+@pytest.mark.parametrize("compiling, said", [
+    # the first backtest on a machine compiled its kernels ~45 s under a bar stuck at "0/? segments"
+    # with no word of it (simulate says so)
+    pytest.param(True, True, id="kernels-compile"),
+    pytest.param(False, False, id="kernels-from-the-cache"),
+])
+def test_a_backtest_says_when_it_compiles_its_kernels(tmp_path, monkeypatch, capsys, compiling, said):
+    import time as time_module
+
+    from controller.cli import main, progress
+
+    def slow_replay(*args, **kwargs):
+        time_module.sleep(0.6)
+        raise KeyboardInterrupt
+
+    (tmp_path / "web.yaml").write_text(BACKTEST_POLICY)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(progress, "COMPILE_NOTICE_S", 0.2)
+    monkeypatch.setattr(progress, "COMPILE_POLL_S", 0.05)
+    monkeypatch.setattr(progress, "kernels_compiling", lambda: compiling)
+    monkeypatch.setattr("controller.runtime.backtest.stream_backtest", slow_replay)
+    with pytest.raises(SystemExit):
+        main(["backtest", "-p", "web.yaml", "--prometheus", "http://127.0.0.1:9", "--from", "now-7d"])
+    err = capsys.readouterr().err
+    assert ("compiling the decision kernels: about 40 s" in " ".join(err.split())) == said, err
+

@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from controller.cli.common import (EXAMPLES_HELP, fail, out_folder, output_folder, policy_path, prometheus_config,
-                                   table_console)
+                                   said_if_interrupted, table_console)
+from controller.cli.progress import compile_notice
 from controller.cli.root import app
 
 #: --prometheus-timeout's default: Prometheus' own --query.timeout default (2 min), after which it
@@ -118,9 +119,12 @@ def backtest(
     names = run_names(mine, theirs, compare)
     descriptions = [set_description(s) for s in sets]
     console = Console(stderr=True)
-    with PrometheusSource(config) as source, Progress(
+    kept = f"nothing written to {out}" if out is not None else "nothing written"
+    with said_if_interrupted(f"{kept}: a backtest keeps no partial results (run it again, or over a shorter "
+                             f"--from .. --to)"), PrometheusSource(config) as source, Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("segments"),
-            TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal) as progress:
+            TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal) as progress, \
+            compile_notice(console, "the decision kernels"):
         task = progress.add_task("query + replay", total=None)
         data, runs = stream_backtest(source, sets, names, descriptions, start_s, end_s, step_s, labels,
                                      timeout_s=config.timeout_s,

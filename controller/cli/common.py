@@ -3,9 +3,10 @@ one policy of a file, the decision stages for short runs."""
 
 from __future__ import annotations
 
+import contextlib
 from enum import Enum
 from pathlib import Path
-from typing import NoReturn
+from typing import Iterator, NoReturn
 
 import typer
 
@@ -44,6 +45,18 @@ def fail(errors: list) -> NoReturn:
     for error in errors:
         typer.echo(str(error), err=True)
     raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def said_if_interrupted(what: str) -> Iterator[None]:
+    """Ctrl-C (or SIGTERM) inside: ``interrupted: WHAT`` on stderr, then on out as before (exit
+    130 / 143). For the commands that keep nothing of a run stopped midway, which ended with no
+    word at all, their folder made and empty."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: {what}", err=True)
+        raise
 
 
 def refuse_overwrite(paths: list[Path], force: bool, option: str) -> None:

@@ -6,12 +6,55 @@ refresh thread: local worker processes are forked only from a process without ot
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
-from typing import Sequence
+from typing import Iterator, Sequence
 
 #: Seconds between redraws of a progress bar.
 PROGRESS_REDRAW_S = 0.1
+#: A command says it is compiling kernels once they have compiled this long (and checks this often).
+COMPILE_NOTICE_S = 3.0
+COMPILE_POLL_S = 0.5
+
+
+def kernels_compiling() -> bool:
+    """Some kernel of this process was compiled, or is compiling now (numba counts a cache miss
+    before it compiles): False when the kernels are off, not yet loaded, or all came from the cache."""
+    from controller.core.scaling import compiled
+
+    try:
+        return any(sum(d.stats.cache_misses.values()) for _, _, d in compiled.loaded_kernels())
+    except RuntimeError:  # a module imported meanwhile (dictionary changed size): the next look
+        return False
+
+
+@contextlib.contextmanager
+def compile_notice(console, what: str) -> Iterator[None]:
+    """One line on ``console`` when kernels compile inside for :data:`COMPILE_NOTICE_S` or more (a
+    machine's first run, or the first after an upgrade, spends ~40 s there, which a bar alone
+    shows as a stalled first step): ``compiling WHAT: ...``. Watched from a thread: the kernels
+    compile lazily, at their first call somewhere inside."""
+    stop = threading.Event()
+
+    def watch() -> None:
+        first = None
+        while not stop.wait(COMPILE_POLL_S):
+            if first is None and kernels_compiling():
+                first = time.monotonic()
+            if first is not None and time.monotonic() - first >= COMPILE_NOTICE_S - COMPILE_POLL_S:
+                console.print(f"compiling {what}: about 40 s on a machine's first run or after an upgrade; cached "
+                              f"for the next runs (`setpoint warm` does it ahead; SETPOINT_COMPILED=0 runs without them)")
+                return
+
+    watcher = threading.Thread(target=watch, name="compile-notice", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
 
 
 def bars_wanted(console) -> bool:

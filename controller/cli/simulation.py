@@ -12,7 +12,7 @@ import typer
 from controller.bundled import bundled_policy
 from controller.cli.common import (DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, EXAMPLES_HELP, Scaler, equal_cost_cells, fail,
                                    numpy_unless_asked, one_policy, out_folder, output_folder, policy_file,
-                                   policy_under_test, table_console)
+                                   policy_under_test, said_if_interrupted, table_console)
 from controller.cli.progress import PROGRESS_REDRAW_S
 from controller.cli.root import app
 
@@ -159,34 +159,35 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
     if not compiled_pays(sc, len(runs)):  # a short run: as fast on numpy, and nothing to compile first
         numpy_unless_asked()
     console = Console(stderr=True)
-    try:
-        _warm_kernels(console, sc, runs)
-    except ValueError as exc:
-        fail([str(exc)])
-    # Redrawn from advance(), not by rich's refresh thread: with no other thread alive, the
-    # simulation's worker processes can be forked warm (simulators/parallel.py).
-    with Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TextColumn("ticks"),
-                  TimeElapsedColumn(), console=console, transient=False, auto_refresh=False) as progress:
-        tasks = {c.name: progress.add_task(c.name, total=sc.tick_count) for c in controllers}
-        drawn = [0.0]
-
-        def advance(name: str, k: int, total: int) -> None:
-            if name not in tasks:  # a frontier run
-                tasks[name] = progress.add_task(name, total=total)
-            progress.update(tasks[name], completed=k)
-            if time.monotonic() - drawn[0] >= PROGRESS_REDRAW_S or k == total:
-                drawn[0] = time.monotonic()
-                progress.refresh()
-
-        options = dict(policy_file=policy_shown, max_memory_bytes=max_memory_bytes, on_progress=advance,
-                       jobs=jobs or usable_cpus())
+    with said_if_interrupted(f"nothing written to {out_dir}: a simulation keeps no partial results"):
         try:
-            if frontier:
-                result, logs = simulate_with_frontier(sc, controllers, hpa, targets, **options)
-            else:
-                result, logs = run_simulation(sc, controllers, **options)
+            _warm_kernels(console, sc, runs)
         except ValueError as exc:
             fail([str(exc)])
+        # Redrawn from advance(), not by rich's refresh thread: with no other thread alive, the
+        # simulation's worker processes can be forked warm (simulators/parallel.py).
+        with Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TextColumn("ticks"),
+                      TimeElapsedColumn(), console=console, transient=False, auto_refresh=False) as progress:
+            tasks = {c.name: progress.add_task(c.name, total=sc.tick_count) for c in controllers}
+            drawn = [0.0]
+
+            def advance(name: str, k: int, total: int) -> None:
+                if name not in tasks:  # a frontier run
+                    tasks[name] = progress.add_task(name, total=total)
+                progress.update(tasks[name], completed=k)
+                if time.monotonic() - drawn[0] >= PROGRESS_REDRAW_S or k == total:
+                    drawn[0] = time.monotonic()
+                    progress.refresh()
+
+            options = dict(policy_file=policy_shown, max_memory_bytes=max_memory_bytes, on_progress=advance,
+                           jobs=jobs or usable_cpus())
+            try:
+                if frontier:
+                    result, logs = simulate_with_frontier(sc, controllers, hpa, targets, **options)
+                else:
+                    result, logs = run_simulation(sc, controllers, **options)
+            except ValueError as exc:
+                fail([str(exc)])
     paths = write_outputs(result, logs, out_dir, sc.start_s, report=report)
     _print_scores(result)
     if healer is not None:

@@ -24,6 +24,7 @@ import yaml
 
 from controller.core.scaling.params import DEFAULT_TOLERANCE
 from controller.policy.durations import describe_value, format_duration, format_number
+from controller.policy.messages import format_path
 from controller.policy.yamlsrc import YamlDocument, read_documents
 
 HPA_KIND = "HorizontalPodAutoscaler"
@@ -32,6 +33,9 @@ KEDA_KIND = "ScaledObject"
 HPA_VERSIONS = ("autoscaling/v1", "autoscaling/v2", "autoscaling/v2beta2")
 KEDA_VERSION = "keda.sh/v1alpha1"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+#: What autoscaling/v1 has no field for, kept in annotations by the API server's v2 -> v1 conversion.
+V1_METRICS_ANNOTATION = "autoscaling.alpha.kubernetes.io/metrics"
+V1_BEHAVIOR_ANNOTATION = "autoscaling.alpha.kubernetes.io/behavior"
 HPA_DEFAULT_V1_CPU = 80  # autoscaling/v1 without targetCPUUtilizationPercentage
 KEDA_DEFAULT_MIN, KEDA_DEFAULT_MAX = 0, 100
 
@@ -127,6 +131,32 @@ def _dict(obj: dict, path: tuple) -> dict:
     return value
 
 
+#: The fields the Kubernetes API defines at each place of an HPA (autoscaling/v2 and v2beta2; v1's
+#: spec): any other field is refused by name, as ``kubectl apply`` refuses it, instead of being
+#: dropped unseen (a misspelt ``stabilizationWindowSecond`` or ``scaleup`` changes what HPA does).
+_HPA_SPEC_FIELDS = ("scaleTargetRef", "minReplicas", "maxReplicas", "metrics", "behavior")
+_HPA_V1_SPEC_FIELDS = ("scaleTargetRef", "minReplicas", "maxReplicas", "targetCPUUtilizationPercentage")
+_SCALE_TARGET_FIELDS = ("apiVersion", "kind", "name")
+_METRIC_SOURCE_FIELDS = {"Resource": ("name", "target"), "ContainerResource": ("name", "container", "target"),
+                         "Pods": ("metric", "target"), "External": ("metric", "target"),
+                         "Object": ("describedObject", "metric", "target")}
+_METRIC_TARGET_FIELDS = ("type", "averageUtilization", "averageValue", "value")
+_METRIC_ID_FIELDS = ("name", "selector")
+_SELECTOR_FIELDS = ("matchLabels", "matchExpressions")
+_DESCRIBED_OBJECT_FIELDS = ("apiVersion", "kind", "name")
+_BEHAVIOR_FIELDS = ("scaleUp", "scaleDown")
+_RULES_FIELDS = ("stabilizationWindowSeconds", "selectPolicy", "policies", "tolerance")
+_RATE_POLICY_FIELDS = ("type", "value", "periodSeconds")
+
+
+def _known_fields(value: dict, path: tuple, allowed: tuple[str, ...]) -> None:
+    """Raise ConversionProblem at the first key of ``value`` not in ``allowed``."""
+    for key in value:
+        if key not in allowed:
+            raise ConversionProblem(path + (key,), f"unknown field (kubectl apply refuses it too): expected "
+                                                   f"{', '.join(allowed[:-1])} or {allowed[-1]}, got {key!r}")
+
+
 def _name_of(obj: dict) -> str:
     name = _dict(obj, ("metadata",)).get("name")
     if not isinstance(name, str) or not name:
@@ -171,11 +201,13 @@ def _labels(pairs: dict) -> str:
     return ", ".join(f'{k}="{v}"' for k, v in pairs.items())
 
 
-def _selector(obj: dict, path: tuple, notes: list[str]) -> dict:
+def _selector(obj: dict, path: tuple, notes: list[str], where: tuple = (), metric: str = "") -> dict:
+    """``obj``'s label selector at ``path`` as {label: value}; matchExpressions are noted, named at
+    their field in the object (``where``, the path to ``obj``) and by ``metric``."""
     selector = _dict(obj, path)
     if selector.get("matchExpressions"):
-        notes.append(f"{'.'.join(map(str, path))}.matchExpressions is not carried into the query: add the "
-                     f"matching label filters by hand")
+        notes.append(f"metric {metric}: {format_path(where + path + ('matchExpressions',))} is not carried into "
+                     f"the query, which reads every series of the metric: add the matching label filters by hand")
     return {str(k): str(v) for k, v in _dict(selector, ("matchLabels",)).items()}
 
 
@@ -185,6 +217,10 @@ class _Conversion:
         self.name = name or _name_of(obj)
         self.namespace = _dict(obj, ("metadata",)).get("namespace") or "default"
         self.notes: list[str] = []
+        if not _dict(obj, ("metadata",)).get("namespace"):
+            self.notes.append('metadata.namespace is not set (helm template leaves it out), so this policy and its '
+                              'queries use namespace default, as kubectl apply without -n in a default context '
+                              'would: change each namespace="default" below if the object runs elsewhere')
         self.metric_names: set[str] = set()
 
     # -- the target ------------------------------------------------------------------------
@@ -239,12 +275,15 @@ class _Conversion:
         mtype = spec.get("type")
         if mtype in ("Resource", "ContainerResource"):
             key = "resource" if mtype == "Resource" else "containerResource"
+            _known_fields(spec, path, ("type", key))
             source = _dict(spec, (key,))
+            _known_fields(source, path + (key,), _METRIC_SOURCE_FIELDS[mtype])
             resource = source.get("name")
             container = source.get("container") if mtype == "ContainerResource" else None
             if mtype == "ContainerResource" and not container:
                 raise ConversionProblem(path + (key, "container"), "required field is missing")
             target = _dict(source, ("target",))
+            _known_fields(target, path + (key, "target"), _METRIC_TARGET_FIELDS)
             ttype = target.get("type")
             if ttype == "Utilization":
                 value = self._number(target.get("averageUtilization"), path + (key, "target", "averageUtilization"))
@@ -267,13 +306,18 @@ class _Conversion:
             return {"name": _identifier(name, self.metric_names), "query": query, "target": out}
         if mtype in ("Pods", "Object", "External"):
             key = mtype.lower()
+            _known_fields(spec, path, ("type", key))
             source = _dict(spec, (key,))
+            _known_fields(source, path + (key,), _METRIC_SOURCE_FIELDS[mtype])
             metric = _dict(source, ("metric",))
+            _known_fields(metric, path + (key, "metric"), _METRIC_ID_FIELDS)
+            _known_fields(_dict(metric, ("selector",)), path + (key, "metric", "selector"), _SELECTOR_FIELDS)
             mname = metric.get("name")
             if not isinstance(mname, str) or not mname:
                 raise ConversionProblem(path + (key, "metric", "name"), "required field is missing")
-            selector = _selector(source, ("metric", "selector"), self.notes)
+            selector = _selector(source, ("metric", "selector"), self.notes, path + (key,), mname)
             target = _dict(source, ("target",))
+            _known_fields(target, path + (key, "target"), _METRIC_TARGET_FIELDS)
             ttype = target.get("type")
             series = re.sub(r"[^A-Za-z0-9_:]", "_", mname)
             if mtype == "Pods":
@@ -283,6 +327,7 @@ class _Conversion:
                                   f"Prometheus series {series} summed over the workload's pods: check the query")
             elif mtype == "Object":
                 described = _dict(source, ("describedObject",))
+                _known_fields(described, path + (key, "describedObject"), _DESCRIBED_OBJECT_FIELDS)
                 okind, oname = str(described.get("kind", "")), str(described.get("name", ""))
                 where = _labels({"namespace": self.namespace, okind.lower() or "object": oname, **selector})
                 query = f"sum({series}{{{where}}})"
@@ -317,11 +362,13 @@ class _Conversion:
         """(Setpoint behavior, tolerance) from HPA behavior."""
         out: dict = {}
         tolerance: dict = {}
+        _known_fields(behavior, path, _BEHAVIOR_FIELDS)
         for direction in ("scaleUp", "scaleDown"):
             rules = _dict(behavior, (direction,))
             if direction not in behavior:
                 continue
             here = path + (direction,)
+            _known_fields(rules, here, _RULES_FIELDS)
             one: dict = {}
             if rules.get("stabilizationWindowSeconds") is not None:
                 window = rules["stabilizationWindowSeconds"]
@@ -349,6 +396,7 @@ class _Conversion:
     def _rate_policy(policy: object, path: tuple) -> dict:
         if not isinstance(policy, dict):
             raise ConversionProblem(path, "expected a mapping {type, value, periodSeconds}")
+        _known_fields(policy, path, _RATE_POLICY_FIELDS)
         if policy.get("type") not in ("Pods", "Percent"):
             raise ConversionProblem(path + ("type",), f"expected Pods or Percent, got {policy.get('type')!r}")
         value, period = policy.get("value"), policy.get("periodSeconds")
@@ -362,9 +410,6 @@ class _Conversion:
     def hpa(self) -> Converted:
         obj = self.obj
         spec = _dict(obj, ("spec",))
-        kind, workload = self._target(("spec", "scaleTargetRef"))
-        low, high = self._replicas(spec.get("minReplicas"), spec.get("maxReplicas"), ("spec", "minReplicas"),
-                                   ("spec", "maxReplicas"), 1)
         version = str(obj.get("apiVersion", "autoscaling/v2"))
         if version == "autoscaling/v2beta1":
             raise ConversionProblem(("apiVersion",), "autoscaling/v2beta1 is not read (its metric fields differ): "
@@ -373,7 +418,15 @@ class _Conversion:
         if version not in HPA_VERSIONS:  # another API's fields would be read as v2's
             raise ConversionProblem(("apiVersion",), f"expected {', '.join(HPA_VERSIONS[:-1])} or {HPA_VERSIONS[-1]}, "
                                                      f"got {describe_value(obj.get('apiVersion'))}")
-        if version == "autoscaling/v1" or "targetCPUUtilizationPercentage" in spec:
+        v1_shape = version == "autoscaling/v1" or "targetCPUUtilizationPercentage" in spec
+        _known_fields(spec, ("spec",), _HPA_V1_SPEC_FIELDS if v1_shape else _HPA_SPEC_FIELDS)
+        _known_fields(_dict(spec, ("scaleTargetRef",)), ("spec", "scaleTargetRef"), _SCALE_TARGET_FIELDS)
+        if version == "autoscaling/v1":
+            self._v1_annotations()
+        kind, workload = self._target(("spec", "scaleTargetRef"))
+        low, high = self._replicas(spec.get("minReplicas"), spec.get("maxReplicas"), ("spec", "minReplicas"),
+                                   ("spec", "maxReplicas"), 1)
+        if v1_shape:
             percent = spec.get("targetCPUUtilizationPercentage", HPA_DEFAULT_V1_CPU)
             metrics_in = [{"type": "Resource", "resource": {"name": "cpu", "target": {
                 "type": "Utilization", "averageUtilization": percent}}}]
@@ -397,6 +450,18 @@ class _Conversion:
             scaling["behavior"] = behavior
         source = f"{HPA_KIND} {self.namespace}/{_dict(obj, ('metadata',)).get('name')} ({version})"
         return self._render(source, kind, workload, low, high, 15.0, scaling)
+
+    def _v1_annotations(self) -> None:
+        """autoscaling/v1 holds what v1 has no field for in annotations (the API server writes them
+        when an HPA made as v2 is read as v1): its other metrics and its behavior. Refused by name:
+        read as v1 alone, the policy would scale on CPU only, with the default behavior."""
+        annotations = _dict(self.obj, ("metadata", "annotations"))
+        for what, key in (("metrics", V1_METRICS_ANNOTATION), ("behavior", V1_BEHAVIOR_ANNOTATION)):
+            if annotations.get(key) is not None:
+                raise ConversionProblem(("metadata", "annotations", key),
+                                        f"this autoscaling/v1 HPA keeps its {what} in this annotation, which is not "
+                                        f"read: read it back as v2 (kubectl get hpa.v2.autoscaling NAME -o yaml) "
+                                        f"and import that")
 
     def keda(self) -> Converted:
         obj = self.obj

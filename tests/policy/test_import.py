@@ -99,7 +99,7 @@ def test_a_resource_metric_says_it_is_one_value_per_workload():
     loses HPA's handling of missing and not-yet-Ready pods."""
     text = import_files([str(FIXTURES / "php-apache-v2.yaml")]).text
     assert "none beyond the metric source" not in text
-    assert "# Differences from the source:\n#  - metric cpu: one cpu value per workload (a ratio of sums)" in text
+    assert "#  - metric cpu: one cpu value per workload (a ratio of sums)" in text
     assert "needs the\n#    query by (namespace, pod)" in text or "query by (namespace, pod)" in text.replace("\n#    ", " ")
 
 
@@ -154,11 +154,80 @@ def _with(path: tuple, value) -> dict:
     pytest.param(_with(("spec", "behavior"), {"scaleDown": {"policies": [{"type": "Pods", "value": 1,
                                                                           "periodSeconds": 0}]}}),
                  ("spec", "behavior", "scaleDown", "policies", 0, "periodSeconds"), "1..1800", id="bad-period"),
+    # Fields the API does not define were dropped unseen: the policy then did something else than
+    # the HPA its author wrote (kubectl apply refuses them too)
+    pytest.param(_with(("spec", "behavior"), {"scaleup": {"selectPolicy": "Disabled"}}),
+                 ("spec", "behavior", "scaleup"), "unknown field (kubectl apply refuses it too): expected scaleUp or "
+                 "scaleDown, got 'scaleup'", id="misspelt-direction"),
+    pytest.param(_with(("spec", "behavior"), {"scaleDown": {"stabilizationWindowSecond": 600}}),
+                 ("spec", "behavior", "scaleDown", "stabilizationWindowSecond"), "unknown field",
+                 id="misspelt-window"),
+    pytest.param(_with(("spec", "behavior"), {"scaleDown": {"policies": [{"type": "Pods", "value": 1,
+                                                                          "periodSeconds": 60, "period": 30}]}}),
+                 ("spec", "behavior", "scaleDown", "policies", 0, "period"), "unknown field", id="rate-policy-extra"),
+    pytest.param(_with(("spec", "maxReplica"), 9), ("spec", "maxReplica"), "unknown field", id="misspelt-spec-field"),
+    pytest.param(_with(("spec", "scaleTargetRef", "namespace"), "other"), ("spec", "scaleTargetRef", "namespace"),
+                 "expected apiVersion, kind or name", id="scale-target-namespace"),
+    pytest.param(_with(("spec", "metrics"), [{"type": "Resource", "resource": {"name": "cpu", "target": {
+        "type": "Utilization", "averageUtilisation": 50}}}]),
+        ("spec", "metrics", 0, "resource", "target", "averageUtilisation"), "unknown field", id="misspelt-target"),
+    pytest.param(_with(("spec", "metrics"), [{"type": "Resource", "resource": {"name": "cpu", "target": {
+        "type": "Utilization", "averageUtilization": 50}}, "pods": {"metric": {"name": "x"}}}]),
+        ("spec", "metrics", 0, "pods"), "expected type or resource", id="second-metric-source"),
+    pytest.param(_with(("spec", "metrics"), [{"type": "External", "external": {"metric": {"name": "q", "selector": {
+        "matchLabel": {"queue": "jobs"}}}, "target": {"type": "Value", "value": 3}}}]),
+        ("spec", "metrics", 0, "external", "metric", "selector", "matchLabel"), "unknown field",
+        id="misspelt-selector"),
+    pytest.param(_with(("spec", "metrics"), [{"type": "Object", "object": {"metric": {"name": "rps"}, "describedObject": {
+        "kind": "Ingress", "name": "main", "namespace": "edge"}, "target": {"type": "Value", "value": 3}}}]),
+        ("spec", "metrics", 0, "object", "describedObject", "namespace"), "unknown field",
+        id="described-object-namespace"),
+    pytest.param(_with(("spec", "metrics"), [{"type": "Pods", "pods": {"metric": {"name": "rps"}, "target": {
+        "type": "AverageValue", "averageValue": 3}, "selector": {}}}]),
+        ("spec", "metrics", 0, "pods", "selector"), "expected metric or target", id="selector-beside-metric"),
+    # autoscaling/v1 keeps the metrics and behavior it has no field for in annotations: read
+    # without them the policy scaled on CPU alone, with HPA's default behavior
+    pytest.param({**_with(("spec",), {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 5,
+                                      "targetCPUUtilizationPercentage": 60}), "apiVersion": "autoscaling/v1",
+                  "metadata": {"name": "web", "annotations": {"autoscaling.alpha.kubernetes.io/metrics":
+                                                              '[{"type":"Pods"}]'}}},
+                 ("metadata", "annotations", "autoscaling.alpha.kubernetes.io/metrics"),
+                 "keeps its metrics in this annotation", id="v1-metrics-annotation"),
+    pytest.param({**_with(("spec",), {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 5}),
+                  "apiVersion": "autoscaling/v1",
+                  "metadata": {"name": "web", "annotations": {"autoscaling.alpha.kubernetes.io/behavior":
+                                                              '{"ScaleDown":{"SelectPolicy":"Disabled"}}'}}},
+                 ("metadata", "annotations", "autoscaling.alpha.kubernetes.io/behavior"),
+                 "kubectl get hpa.v2.autoscaling", id="v1-behavior-annotation"),
 ])
 def test_unconvertible_objects_name_the_field(obj, path, words):
     with pytest.raises(ConversionProblem) as info:
         convert(obj)
     assert info.value.path == path and words in info.value.message
+
+
+@pytest.mark.parametrize("obj, note", [
+    # a note named its field from the selector on (metric.selector.matchExpressions), not which
+    # metric nor where in the object
+    pytest.param(_with(("spec", "metrics"), [HPA["spec"]["metrics"][0], {"type": "External", "external": {
+        "metric": {"name": "queue_depth", "selector": {"matchExpressions": [{"key": "env", "operator": "In",
+                                                                               "values": ["prod"]}]}},
+        "target": {"type": "Value", "value": 3}}}]),
+        "metric queue_depth: spec.metrics[1].external.metric.selector.matchExpressions is not carried into the query",
+        id="match-expressions-at-their-field"),
+    # helm template prints objects without a namespace: the policy silently targeted `default`
+    pytest.param({**HPA, "metadata": {"name": "web"}}, "metadata.namespace is not set", id="no-namespace"),
+    pytest.param({**HPA, "metadata": {"name": "web", "namespace": ""}}, "metadata.namespace is not set",
+                 id="empty-namespace"),
+])
+def test_what_does_not_carry_over_is_noted_by_field(obj, note):
+    converted = convert(obj)
+    assert any(n.startswith(note) for n in converted.notes), converted.notes
+    assert load_policy_text(converted.text)
+
+
+def test_a_namespaced_object_has_no_namespace_note():
+    assert not any("metadata.namespace" in n for n in convert(HPA).notes)
 
 
 def test_keda_non_prometheus_trigger_is_rejected_with_file_and_line(tmp_path, capsys):

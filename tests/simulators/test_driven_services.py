@@ -80,3 +80,54 @@ def test_a_policy_naming_one_service_scales_all_and_the_outputs_say_so():
     assert driven_lines(score_table(result), SERVICES) == [
         "Driven services: api, search, web (by policy, fixed).",
         "note: policy: policy search-only names search; applied to every service of the scenario (api, search, web)."]
+
+
+def _capacities(api: float, search: float, web: float, bindings: str = "") -> str:
+    text = SCENARIO
+    for name, capacity in (("api", api), ("search", search), ("web", web)):
+        text = text.replace(f"{{name: {name}, capacityPerPod: 100,", f"{{name: {name}, capacityPerPod: {capacity},")
+    return text + bindings
+
+
+@pytest.mark.parametrize("scenario, metric_target, note", [
+    # the bundled default policy (85 rps per replica) on a scenario whose pods serve 50: it lost to
+    # HPA by 2x with no word that its pods saturate before it scales
+    pytest.param(_capacities(100, 50, 100), "{averagePerReplica: 80}",
+                 "policy p: metric rps targets 80 requests/s per replica, more than one pod serves (capacityPerPod) "
+                 "in search (50): its pods saturate before it scales up; lower the target or raise capacityPerPod",
+                 id="one-service-below-the-target"),
+    pytest.param(_capacities(40, 50, 60), "{averagePerReplica: 80}",
+                 "more than one pod serves (capacityPerPod) in api (40), search (50), web (60): its pods",
+                 id="every-service-below-the-target"),
+    pytest.param(_capacities(100, 80, 100), "{averagePerReplica: 80}", "", id="target-at-capacity"),
+    pytest.param(_capacities(40, 50, 60, "  metrics: {rps: served_per_second}\n"), "{averagePerReplica: 80}",
+                 "metric rps targets 80 requests/s per replica", id="served-rate"),
+    pytest.param(_capacities(40, 50, 60, "  metrics: {rps: queue_length}\n"), "{averagePerReplica: 80}", "",
+                 id="not-a-request-rate"),
+    pytest.param(_capacities(40, 50, 60), "{value: 80}", "", id="value-target"),
+])
+def test_a_target_above_what_a_pod_serves_is_noted(scenario, metric_target, note):
+    from simulators.runner import capacity_note
+
+    (one,) = load_policy_text(f"""
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {{name: p}}
+spec:
+  targets: {{kind: Deployment, namespace: default, names: [api, search, web]}}
+  replicas: {{min: 1, max: 20}}
+  scaling:
+    metrics:
+      - name: rps
+        query: sum by (namespace, deployment) (rate(http_requests_total[1m]))
+        target: {metric_target}
+""", "p.yaml")
+    got = capacity_note(one, load_scenario_text(scenario, "three.yaml"))
+    assert (note in got) if note else got == "", got
+
+
+def test_the_capacity_note_reaches_the_score_table():
+    scenario = load_scenario_text(_capacities(100, 50, 100), "three.yaml")
+    every = policy("{kind: Deployment, namespace: default, names: [api, search, web]}")
+    result, _ = simulate(scenario, [ControllerSpec("policy", "policy", "p", policy=every)], keep_records=False)
+    assert result.runs["policy"].note.startswith("policy p: metric rps targets 80 requests/s per replica")
