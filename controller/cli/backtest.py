@@ -10,7 +10,7 @@ import typer
 
 from controller.cli.common import (EXAMPLES_HELP, fail, out_folder, output_folder, policy_path, prometheus_config,
                                    said_if_interrupted, table_console)
-from controller.cli.progress import compile_notice
+from controller.cli.progress import bars_wanted, compile_notice
 from controller.cli.root import app
 
 #: --prometheus-timeout's default: Prometheus' own --query.timeout default (2 min), after which it
@@ -120,16 +120,24 @@ def backtest(
     descriptions = [set_description(s) for s in sets]
     console = Console(stderr=True)
     kept = f"nothing written to {out}" if out is not None else "nothing written"
+    bars = bars_wanted(console)
+    started = time.monotonic()
+
+    def segment_line(done: int, total: int) -> None:  # in CI and into a file: a line per segment
+        typer.echo(f"backtest: segment {done}/{total} queried and replayed ({time.monotonic() - started:.0f} s)",
+                   err=True)
+
     with said_if_interrupted(f"{kept}: a backtest keeps no partial results (run it again, or over a shorter "
                              f"--from .. --to)"), PrometheusSource(config) as source, Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("segments"),
-            TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal) as progress, \
+            TimeElapsedColumn(), console=console, transient=True, disable=not bars) as progress, \
             compile_notice(console, "the decision kernels"):
         task = progress.add_task("query + replay", total=None)
         data, runs = stream_backtest(source, sets, names, descriptions, start_s, end_s, step_s, labels,
                                      timeout_s=config.timeout_s,
-                                     on_progress=lambda done, total: progress.update(task, completed=done,
-                                                                                     total=total))
+                                     on_progress=(lambda done, total: progress.update(task, completed=done,
+                                                                                      total=total))
+                                     if bars else segment_line)
     if not data.targets:
         raise BacktestError(no_targets(mine))
     flat = [p for one in sets for p in one]

@@ -310,6 +310,8 @@ def test_backtest_against_prometheus_decides_as_the_core_fed_directly(history_pr
     html = (tmp_path / "out" / "report.html").read_text()
     assert "load shared evenly" in html and html.count("<img") == 2
     assert "capacity-risk" in result.stdout
+    # not a terminal (as in CI): a plain line per segment, where a bar would draw nothing
+    assert "backtest: segment 1/1 queried and replayed (" in result.stderr
 
 
 def test_streamed_segments_replay_as_one_window(history_prometheus):
