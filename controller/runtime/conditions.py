@@ -49,23 +49,31 @@ def condition(reason: str, message: str = "") -> dict[str, str]:
     return {"status": condition_status(reason), "reason": reason, "message": message or _FIXED_MESSAGES.get(reason, "")}
 
 
-def _metrics_message(reason: str, names: Sequence[str], valid: np.ndarray, implausible: np.ndarray) -> str:
+def _metrics_message(reason: str, names: Sequence[str], valid: np.ndarray, implausible: np.ndarray,
+                     failed_queries: dict[str, str] | None = None) -> str:
     if reason == "ValidMetricFound":
         used = [n for n, ok in zip(names, valid) if ok]
         return f"the controller was able to calculate a replica count from {', '.join(used)}"
-    missing = [n + (" (an implausible sample, far above what replicas.max could serve)" if bad else "")
-               for n, ok, bad in zip(names, valid, implausible) if not ok]
+
+    def why(name: str, bad: bool) -> str:
+        if failed_queries and name in failed_queries:  # Prometheus down, slow or erroring: not the metric's own fault
+            return f" (its query failed: {failed_queries[name]})"
+        return " (an implausible sample, far above what replicas.max could serve)" if bad else ""
+
+    missing = [n + why(n, bad) for n, ok, bad in zip(names, valid, implausible) if not ok]
     text = f"the controller was unable to compute the replica count: no usable sample for {', '.join(missing)}"
     return text + ("; a scale-down waits until every metric has one" if valid.any() else "")
 
 
 def scaling_conditions(params: PolicyParams, decision: Decision, targets: Sequence[TargetRef], exists: np.ndarray,
-                       applied: Sequence[Action], failed: Sequence) -> list[dict[str, dict]]:
+                       applied: Sequence[Action], failed: Sequence,
+                       failed_queries: dict[str, str] | None = None) -> list[dict[str, dict]]:
     """Per target, ``{condition type: {status, reason, message}}`` for the conditions this cycle
     sets (the others keep their last value, as HPA's do). Empty dicts for a policy without metrics.
 
     exists: (N,) the target was found; applied / failed: the cycle's actions (failed: its
-    reconciler.FailedAction records; only a failed scale makes AbleToScale False).
+    reconciler.FailedAction records; only a failed scale makes AbleToScale False); failed_queries:
+    metric name -> the error of its query this cycle (ScalingActive's message says it).
     Targets in the same situation share their conditions (the same dict: read-only): each
     distinct situation (the inputs of :func:`hpa_conditions` and the message) is worked out once,
     and only the rescales, whose message names the target's action, per target (a 1,000-target
@@ -77,7 +85,7 @@ def scaling_conditions(params: PolicyParams, decision: Decision, targets: Sequen
     implausible = np.asarray(decision.signal.implausible, bool)  # its own message: a situation of its own
     flags = np.concatenate([valid, implausible], axis=1) if implausible.any() else valid
     _, first, which = np.unique(_situations(decision, flags), return_index=True, return_inverse=True)
-    shared = _conditions_of_rows(params, decision, first)
+    shared = _conditions_of_rows(params, decision, first, failed_queries or {})
     rescaled = np.array([c.get("AbleToScale", {}).get("reason") == "SucceededRescale" for c in shared])
     out = [shared[k] for k in which.ravel().tolist()]
     exists = np.asarray(exists, bool)
@@ -114,7 +122,8 @@ def _situations(decision: Decision, valid: np.ndarray) -> np.ndarray:
     return code | pattern.ravel().astype(np.int64) << 13
 
 
-def _conditions_of_rows(params: PolicyParams, decision: Decision, rows: np.ndarray) -> list[dict[str, dict]]:
+def _conditions_of_rows(params: PolicyParams, decision: Decision, rows: np.ndarray,
+                        failed_queries: dict[str, str]) -> list[dict[str, dict]]:
     """The conditions of the given rows as :func:`hpa_conditions` sets them (a SucceededRescale
     still to be made target-specific)."""
     norm = decision.norm
@@ -130,7 +139,7 @@ def _conditions_of_rows(params: PolicyParams, decision: Decision, rows: np.ndarr
         for kind, reason in r.items():
             message = ""
             if kind == "ScalingActive" and reason not in _FIXED_MESSAGES:
-                message = _metrics_message(reason, names, row_valid, row_implausible)
+                message = _metrics_message(reason, names, row_valid, row_implausible, failed_queries)
             conds[kind] = condition(reason, message)
         out.append(conds)
     return out

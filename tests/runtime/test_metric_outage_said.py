@@ -71,6 +71,11 @@ def test_a_failing_query_is_said_when_it_starts_and_ends(downs, reminder_s, said
             with caplog.at_level("WARNING", logger="setpoint.runtime"):
                 [result] = service.run_all_once()
             assert bool(result.unavailable) == down
+            # kubectl describe's ScalingActive says why there is no sample: not the metric, the query
+            active = result.conditions[0]["ScalingActive"]
+            assert (active["reason"] == "FailedGetExternalMetric") == down
+            assert ("no usable sample for rps (its query failed: query 'rps_query' at http://127.0.0.1:"
+                    in active["message"]) == down
             lines += [(k, r.getMessage()) for r in caplog.records if r.getMessage().startswith("metric rps")]
     finally:
         gone.close()
