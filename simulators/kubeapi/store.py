@@ -60,6 +60,7 @@ import numpy as np
 from controller.model import PodStatus, TargetStatus
 from simulators.kubeapi import objects as K
 from simulators.kubeapi import validation as V
+from simulators.kubeapi.cluster_events import ClusterEvents
 from simulators.kubeapi.history import Change, ChangeHistory
 from simulators.kubeapi.managed_fields import FieldWriter, ManagedFields, changed_paths
 from simulators.kubeapi.namespaces import Namespaces
@@ -442,7 +443,7 @@ class KubeStore:
     """Kubernetes objects over a SimCluster. See the module docstring for the mapping."""
 
     def __init__(self, engine: SimCluster, clock: SimTime, statefulsets: frozenset[str] | set[str] = frozenset(),
-                 event_ttl_s: float = EVENT_TTL_S):
+                 event_ttl_s: float = EVENT_TTL_S, cluster_events: bool = True):
         self.engine = engine
         self.clock = clock
         self.lock = threading.RLock()
@@ -491,6 +492,8 @@ class KubeStore:
         self.sync_revisions()
         for w in self.workloads:  # the first revision completed when its initial pods became Ready
             w.progress, w.progress_at = (w.current_seq, w.paused, False), clock.sim_start_s - INITIAL_PODS_AGE_S
+        #: the Events of the cluster's own controllers and kubelets (None: only clients' Events are stored)
+        self.cluster_events = ClusterEvents(self) if cluster_events else None
 
     # ------------------------------------------------------------------ bookkeeping
     def next_rv(self) -> int:
@@ -541,6 +544,12 @@ class KubeStore:
     def wall_now(self) -> float:
         return self.clock.wall(self.engine.now)
 
+    def _record_cluster_events(self, rows: list[int] | None = None) -> None:
+        """The Events of what the controllers and kubelets did since the last tick or write (of
+        ``rows``, or of every workload): see simulators/kubeapi/cluster_events.py."""
+        if self.cluster_events is not None:
+            self.cluster_events.sync(rows)
+
     def touch(self) -> None:
         """The engine's state may have changed: cached statuses are stale."""
         self._epoch += 1
@@ -565,6 +574,7 @@ class KubeStore:
             changed = np.flatnonzero(signals.revision != self._revision_numbers)
             if changed.size:
                 self.sync_revisions(changed.tolist())
+            self._record_cluster_events()
             self._sync_histories()
             rolling = self.engine.rollout_in_progress
             for w in self.workloads:
@@ -772,6 +782,7 @@ class KubeStore:
             self._sync_history(w)  # the Deployment controller syncs on every update
             body = {**body, "spec": {**spec, "replicas": replicas, "revisionHistoryLimit": limit}}
             w.managed.record(writer, *changed_paths(current, body), self.wall_now())
+            self._record_cluster_events([w.index])
             return self.workload_object(w)
 
     def _set_replicas(self, w: Workload, replicas: int) -> bool:
@@ -820,6 +831,7 @@ class KubeStore:
                 self._sync_history(w)  # a scale is a sync too (of a paused Deployment: with its cleanup)
                 w.managed.record(FieldWriter(writer.manager, writer.operation, "scale"), [("spec", "replicas")], (),
                                  self.wall_now())
+                self._record_cluster_events([w.index])
             return self.get_scale(kind, namespace, name)
 
     # ------------------------------------------------------------------ replicasets
@@ -884,8 +896,11 @@ class KubeStore:
         """Delete a pod; its ReplicaSet (the engine) recreates it under a new name."""
         with self.lock:
             w, pod = self._find_pod(namespace, name)
+            if self.cluster_events is not None:
+                self.cluster_events.deleted_by_client(w.index, name)
             self.engine.delete_pod(w.index, name)
             self.touch()
+            self._record_cluster_events([w.index])
             pod["metadata"]["deletionTimestamp"] = K.rfc3339(self.wall_now())
             pod["metadata"]["deletionGracePeriodSeconds"] = 0
             return pod
@@ -931,7 +946,7 @@ class KubeStore:
         spec = copy.deepcopy(template["spec"])
         running = p.phase == "Running"
         if running:
-            spec["nodeName"] = f"sim-node-{sum(map(ord, p.name)) % 8}"
+            spec["nodeName"] = K.node_name(p.name)
         obj = {"kind": "Pod", "apiVersion": "v1", "metadata": meta, "spec": spec,
                "status": self._pod_status(w, p, spec)}
         return self._stamp(("Pod", w.namespace, p.name), obj)
