@@ -193,8 +193,9 @@ class EventRecorder:
 
     def record(self, involved: dict, event_type: str, reason: str, message: str, source: Source) -> dict | None:
         """Record one event about ``involved`` (an ObjectReference: kind, namespace, name, uid,
-        apiVersion, optionally fieldPath): the Event written (created or updated), or None when
-        the spam filter dropped it or the write failed."""
+        apiVersion, optionally fieldPath): the Event written (created or updated; the stored
+        object itself: read it, never change it), or None when the spam filter dropped it or the
+        write failed."""
         now_s = self.now()
         at = K.rfc3339(now_s)
         src = {"component": source.component, **({"host": source.host} if source.host else {})}
@@ -222,8 +223,8 @@ class EventRecorder:
             if update and (namespace, name) in self.table.items:
                 current = self.table.get(namespace, name)
                 current.update(count=event["count"], lastTimestamp=event["lastTimestamp"], message=event["message"])
-                return self.table.update(namespace, name, current)
-            body = {**event, "metadata": {"name": name}}
-            return self.table.create(namespace, body)
+                return self.table.update(namespace, name, current, owned=True)
+            body = {**event, "metadata": {"name": name}}  # built here: the table may keep it as it is
+            return self.table.create(namespace, body, owned=True)
         except K.KubeApiError:  # a namespace gone, a name taken: upstream drops the event too
             return None
