@@ -526,7 +526,9 @@ def sim_serve(
     request needs the bearer token (see --kubeconfig-out, --token-file; printed when neither is
     given) unless --no-auth. As kube-controller-manager, an HPA controller runs every stored HPA
     every 15 simulated seconds (`setpoint import`'s conversion, decided by the hpa preset, written as
-    kube-controller-manager, its status updated) unless --no-hpa-controller. Events are deleted
+    kube-controller-manager, its status updated) unless --no-hpa-controller. The simulated Deployment,
+    ReplicaSet and StatefulSet controllers and kubelets record their Events as a real cluster's do
+    (ScalingReplicaSet, SuccessfulCreate, SuccessfulDelete, Killing, BackOff). Events are deleted
     --event-ttl after their last write, as by kube-apiserver. Runs until SIGTERM or Ctrl-C (exit 0). Exit 1 on
     an invalid scenario or a port it cannot listen on, 2 on an invalid option value.
     """

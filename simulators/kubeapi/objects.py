@@ -168,6 +168,11 @@ def uid_for(*parts: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "setpoint-sim/" + "/".join(parts)))
 
 
+def node_name(pod: str) -> str:
+    """The simulated node a running pod is on (``spec.nodeName``; the source host of its kubelet's Events)."""
+    return f"sim-node-{sum(map(ord, pod)) % 8}"
+
+
 def millicores(cores: float) -> str:
     return f"{int(round(cores * 1000))}m"
 

@@ -95,11 +95,13 @@ class SimWorld:
 
     ``speed``: simulated seconds per wall second (objects show wall-clock times, see SimTime).
     ``event_ttl_s``: wall seconds an Event is kept after its last write (``--event-ttl``, see
-    KubeStore: expired at the first tick after).
+    KubeStore: expired at the first tick after). ``cluster_events``: record the Events of the
+    cluster's own controllers and kubelets (simulators/kubeapi/cluster_events.py).
     """
 
     def __init__(self, scenario: Scenario, speed: float = 1.0, statefulsets: frozenset[str] = frozenset(),
-                 wall_start_s: float | None = None, hpa_controller: bool = True, event_ttl_s: float = EVENT_TTL_S):
+                 wall_start_s: float | None = None, hpa_controller: bool = True, event_ttl_s: float = EVENT_TTL_S,
+                 cluster_events: bool = True):
         if not 0 < speed <= MAX_SPEED:  # NaN too
             raise ValueError(f"speed must be > 0 and at most {MAX_SPEED:g}, got {speed:g}")
         self.scenario = scenario
@@ -107,7 +109,7 @@ class SimWorld:
         self.tick_s = scenario.tick_s
         engine = SimCluster(scenario.cluster, np.random.default_rng(scenario.seed), faults=scenario.faults)
         clock = SimTime(scenario.start_s, time.time() if wall_start_s is None else wall_start_s, speed)
-        self.store = KubeStore(engine, clock, statefulsets, event_ttl_s)
+        self.store = KubeStore(engine, clock, statefulsets, event_ttl_s, cluster_events)
         self.metrics = SimMetricsExporter(self.store)
         #: kube-controller-manager's HPA controller over the stored HPAs (None: they are only stored)
         self.hpa_controller = HpaController(scenario, self.store) if hpa_controller else None
@@ -549,6 +551,7 @@ class SimKubeServer:
 
     ``drive=False`` leaves the engine still (call ``world.advance``), for deterministic tests.
     ``hpa_controller``: run the stored HPAs (simulators/kubeapi/hpa_controller.py); False only stores them.
+    ``cluster_events``: record the Events of the cluster's controllers and kubelets (see SimWorld).
     ``wall_start_s``: the wall-clock time objects show for the scenario's start (None: now; tests
     driving a controller on simulated time pass the scenario's start, so both clocks agree).
     Use as a context manager, or ``start()`` / ``stop()``.
@@ -560,14 +563,15 @@ class SimKubeServer:
                  statefulsets: frozenset[str] = frozenset(), max_connections: int = MAX_CONNECTIONS,
                  idle_timeout_s: float = IDLE_TIMEOUT_S, read_timeout_s: float = READ_TIMEOUT_S, tls: bool = True,
                  hpa_controller: bool = True, event_ttl_s: float = EVENT_TTL_S,
-                 request_history: int = RECENT_REQUESTS, wall_start_s: float | None = None):
+                 request_history: int = RECENT_REQUESTS, wall_start_s: float | None = None,
+                 cluster_events: bool = True):
         if token is not None and not auth:
             raise ValueError("a token and auth=False contradict each other")
         if token is not None and not token.strip():
             raise ValueError("the token must not be empty")
         sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.world = SimWorld(sc, speed, statefulsets, wall_start_s=wall_start_s, hpa_controller=hpa_controller,
-                              event_ttl_s=event_ttl_s)
+                              event_ttl_s=event_ttl_s, cluster_events=cluster_events)
         self.api = SimKubeApi(self.world, (token or new_token()) if auth else None, test_hooks, request_history)
         #: The CA and serving certificate (None over plain HTTP).
         self.identity: ServingIdentity | None = make_serving_identity((host,)) if tls else None

@@ -34,7 +34,9 @@ with the object's state before it, which watches resumed from a resourceVersion 
 engine pod's deletion is found (and gets its resourceVersion) when its workload's pods are next
 served, so a pod created and gone between two reads is never seen, as if compacted.
 
-Over a long run nothing here grows with churn: Events expire, the fingerprints of pods no longer
+Over a long run nothing here grows with churn: Events expire (at most MAX_EVENTS kept; the
+recorder of the cluster's own Events keeps at most 4096 keys per cache and source, see
+event_recorder.py), the fingerprints of pods no longer
 there are dropped when their workload's pods are next served, the resourceVersion marks and
 the changes of the watch history are kept for ``watch_history_s`` only (the changes, at most
 history.MAX_CHANGES of them), and a Deployment keeps at most ``revisionHistoryLimit`` old
@@ -60,6 +62,7 @@ import numpy as np
 from controller.model import PodStatus, TargetStatus
 from simulators.kubeapi import objects as K
 from simulators.kubeapi import validation as V
+from simulators.kubeapi.cluster_events import ClusterEvents
 from simulators.kubeapi.history import Change, ChangeHistory
 from simulators.kubeapi.managed_fields import FieldWriter, ManagedFields, changed_paths
 from simulators.kubeapi.namespaces import Namespaces
@@ -250,15 +253,17 @@ class StoredObjects:
             count += 1
         return count
 
-    def create(self, namespace: str, body: dict) -> dict:
+    def create(self, namespace: str, body: dict, owned: bool = False) -> dict:
         """Store a new object (``body`` decoded already, see validation.check_shape): 404 when the
-        namespace does not exist, 422 for invalid metadata, 409 when the name is taken."""
-        obj = copy.deepcopy(body)
+        namespace does not exist, 422 for invalid metadata, 409 when the name is taken. ``owned``:
+        the caller gives ``body`` away (keeps no reference into it, never changes what is returned),
+        so it is stored and returned without copies (the simulated cluster's Events, many a tick)."""
+        obj = body if owned else copy.deepcopy(body)
         meta = obj.setdefault("metadata", None) or {}
         obj["metadata"] = meta
         if meta.get("namespace") not in (None, "", namespace):
             raise K.bad_request("the namespace of the provided object does not match the namespace sent on the request")
-        if namespace not in self.store.namespaces():  # as the apiserver: no object in a namespace that is not there
+        if not self.store.namespace_exists(namespace):  # as the apiserver: no object in a namespace that is not there
             raise K.not_found("namespaces", "", namespace)
         name = meta.get("name") or (meta["generateName"] + "".join(secrets.choice(NAME_ALPHABET) for _ in range(5))
                                     if meta.get("generateName") else "")
@@ -274,7 +279,7 @@ class StoredObjects:
                     creationTimestamp=K.rfc3339(self.store.wall_now()))
         self.items[(namespace, name)] = obj
         self._written((namespace, name))
-        return copy.deepcopy(obj)
+        return obj if owned else copy.deepcopy(obj)
 
     def get(self, namespace: str, name: str) -> dict:
         obj = self.items.get((namespace, name))
@@ -286,7 +291,9 @@ class StoredObjects:
         return [copy.deepcopy(o) for (ns, _), o in self.items.items()
                 if (namespace is None or ns == namespace) and labels(o["metadata"].get("labels") or {}) and fields(o)]
 
-    def update(self, namespace: str, name: str, body: dict) -> dict:
+    def update(self, namespace: str, name: str, body: dict, owned: bool = False) -> dict:
+        """Replace an object (resourceVersion and uid preconditions, validation); an update that
+        changes nothing keeps its resourceVersion. ``owned``: as for :meth:`create`."""
         current = self.items.get((namespace, name))
         if current is None:
             raise K.not_found(self.resource, self.group, name)
@@ -294,7 +301,7 @@ class StoredObjects:
         V.check_identity(meta, current, self.resource, self.group, name, namespace)
         V.validate_meta(self.kind, self.group, {**meta, "name": name})
         self.validate(name, body)
-        obj = copy.deepcopy(body)
+        obj = body if owned else copy.deepcopy(body)
         obj["kind"], obj["apiVersion"] = self.kind, self.api_version
         keep = {k: current["metadata"][k] for k in ("name", "namespace", "uid", "creationTimestamp")}
         obj["metadata"] = {**(obj.get("metadata") or {}), **keep}
@@ -304,7 +311,7 @@ class StoredObjects:
         self.items[(namespace, name)] = obj
         if not unchanged:  # not written: its TTL goes on (as etcd3's GuaranteedUpdate skips the put)
             self._written((namespace, name))
-        return copy.deepcopy(obj)
+        return obj if owned else copy.deepcopy(obj)
 
     def delete(self, namespace: str, name: str) -> dict:
         """Remove an object (404 when there is none); the answer is a Success Status, as the
@@ -442,7 +449,7 @@ class KubeStore:
     """Kubernetes objects over a SimCluster. See the module docstring for the mapping."""
 
     def __init__(self, engine: SimCluster, clock: SimTime, statefulsets: frozenset[str] | set[str] = frozenset(),
-                 event_ttl_s: float = EVENT_TTL_S):
+                 event_ttl_s: float = EVENT_TTL_S, cluster_events: bool = True):
         self.engine = engine
         self.clock = clock
         self.lock = threading.RLock()
@@ -484,6 +491,7 @@ class KubeStore:
         self.hpas = StoredObjects(self, "horizontalpodautoscalers", "autoscaling", "HorizontalPodAutoscaler",
                                   "autoscaling/v2", _validate_hpa)
         self.namespace_table = Namespaces(self)  # their labels, annotations, and those clients create
+        self._fixed_namespaces = frozenset({w.namespace for w in self.workloads} | BUILT_IN_NAMESPACES)
         self._revision_numbers = np.array([1] * len(self.workloads))
         #: indexes of the Deployments with more old ReplicaSets than their limit, waiting for
         #: their rollout to complete to be cleaned up (see _sync_history)
@@ -491,6 +499,8 @@ class KubeStore:
         self.sync_revisions()
         for w in self.workloads:  # the first revision completed when its initial pods became Ready
             w.progress, w.progress_at = (w.current_seq, w.paused, False), clock.sim_start_s - INITIAL_PODS_AGE_S
+        #: the Events of the cluster's own controllers and kubelets (None: only clients' Events are stored)
+        self.cluster_events = ClusterEvents(self) if cluster_events else None
 
     # ------------------------------------------------------------------ bookkeeping
     def next_rv(self) -> int:
@@ -541,6 +551,12 @@ class KubeStore:
     def wall_now(self) -> float:
         return self.clock.wall(self.engine.now)
 
+    def _record_cluster_events(self, rows: list[int] | None = None) -> None:
+        """The Events of what the controllers and kubelets did since the last tick or write (of
+        ``rows``, or of every workload): see simulators/kubeapi/cluster_events.py."""
+        if self.cluster_events is not None:
+            self.cluster_events.sync(rows)
+
     def touch(self) -> None:
         """The engine's state may have changed: cached statuses are stale."""
         self._epoch += 1
@@ -565,6 +581,7 @@ class KubeStore:
             changed = np.flatnonzero(signals.revision != self._revision_numbers)
             if changed.size:
                 self.sync_revisions(changed.tolist())
+            self._record_cluster_events()
             self._sync_histories()
             rolling = self.engine.rollout_in_progress
             for w in self.workloads:
@@ -663,7 +680,11 @@ class KubeStore:
     def namespaces(self) -> list[str]:
         """The workloads' namespaces, :data:`BUILT_IN_NAMESPACES` and those clients created (objects
         are only created in these)."""
-        return self.namespace_table.names({w.namespace for w in self.workloads} | BUILT_IN_NAMESPACES)
+        return self.namespace_table.names(self._fixed_namespaces)
+
+    def namespace_exists(self, namespace: str) -> bool:
+        """Whether ``namespace`` is among :meth:`namespaces` (without listing them: a create asks it)."""
+        return namespace in self._fixed_namespaces or namespace in self.namespace_table.created
 
     def list_workloads(self, kind: str, namespace: str | None, labels: Callable[[dict], bool],
                        fields: Callable[[dict], bool] = lambda o: True) -> list[dict]:
@@ -772,6 +793,7 @@ class KubeStore:
             self._sync_history(w)  # the Deployment controller syncs on every update
             body = {**body, "spec": {**spec, "replicas": replicas, "revisionHistoryLimit": limit}}
             w.managed.record(writer, *changed_paths(current, body), self.wall_now())
+            self._record_cluster_events([w.index])
             return self.workload_object(w)
 
     def _set_replicas(self, w: Workload, replicas: int) -> bool:
@@ -820,6 +842,7 @@ class KubeStore:
                 self._sync_history(w)  # a scale is a sync too (of a paused Deployment: with its cleanup)
                 w.managed.record(FieldWriter(writer.manager, writer.operation, "scale"), [("spec", "replicas")], (),
                                  self.wall_now())
+                self._record_cluster_events([w.index])
             return self.get_scale(kind, namespace, name)
 
     # ------------------------------------------------------------------ replicasets
@@ -884,8 +907,11 @@ class KubeStore:
         """Delete a pod; its ReplicaSet (the engine) recreates it under a new name."""
         with self.lock:
             w, pod = self._find_pod(namespace, name)
+            if self.cluster_events is not None:
+                self.cluster_events.deleted_by_client(w.index, name)
             self.engine.delete_pod(w.index, name)
             self.touch()
+            self._record_cluster_events([w.index])
             pod["metadata"]["deletionTimestamp"] = K.rfc3339(self.wall_now())
             pod["metadata"]["deletionGracePeriodSeconds"] = 0
             return pod
@@ -931,7 +957,7 @@ class KubeStore:
         spec = copy.deepcopy(template["spec"])
         running = p.phase == "Running"
         if running:
-            spec["nodeName"] = f"sim-node-{sum(map(ord, p.name)) % 8}"
+            spec["nodeName"] = K.node_name(p.name)
         obj = {"kind": "Pod", "apiVersion": "v1", "metadata": meta, "spec": spec,
                "status": self._pod_status(w, p, spec)}
         return self._stamp(("Pod", w.namespace, p.name), obj)

@@ -5,7 +5,7 @@ See :mod:`simulators.ports` for the port adapters built on it.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -15,10 +15,35 @@ from controller.ports import ClusterView, TargetSelector
 from simulators.lazy_names import LazyStrings
 from simulators.simcluster import pod_listing
 from simulators.simcluster.slots import BACKOFF, EMPTY, PENDING, READY, STARTING
+from simulators.workload import revision_hash
 
 
 #: Target lists whose rows ``rows_of`` keeps.
 ROWS_CACHE = 2
+
+
+class SlotArrays(NamedTuple):
+    """Read-only views of the pod slots and the per-service state a reader diffs between ticks
+    (``SimCluster.slot_arrays``): (S, K) ``phase`` (:data:`~.slots.EMPTY`: no pod), ``serial``
+    (a pod is its service's row and serial), ``revision_seq``, ``restarts``, ``crash_loops``
+    (its revision crash-loops); (S,) ``current_seq``, ``spec_replicas``, ``rolling``,
+    ``restarts_total``. Views: they change as the cluster does; copy what you keep."""
+
+    phase: np.ndarray
+    serial: np.ndarray
+    revision_seq: np.ndarray
+    restarts: np.ndarray
+    crash_loops: np.ndarray
+    current_seq: np.ndarray
+    spec_replicas: np.ndarray
+    rolling: np.ndarray
+    restarts_total: np.ndarray
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    view = a.view()
+    view.flags.writeable = False
+    return view
 
 
 class ClusterPort:
@@ -29,6 +54,23 @@ class ClusterPort:
         self._rows_cache: list[tuple[list, tuple]] = []  # rows_of's entries (a copy of the list), most recent first
         self._pod_arrays_cache: tuple[tuple, tuple, dict] | None = None  # (targets, pod arrays, pod_arrays)
         self._every_cache: tuple[np.ndarray, np.ndarray, tuple[bool, bool]] | None = None  # _every_service's last answer
+
+    def slot_arrays(self) -> SlotArrays:
+        """The pod slots and per-service state as read-only views, queued changes applied first
+        (sim serve diffs them after every tick and write to tell what the controllers did)."""
+        self._flush()
+        return SlotArrays(*(_read_only(a) for a in (
+            self._pod_phase, self._pod_serial, self._pod_revision_seq, self._pod_restarts, self._pod_crash_loops,
+            self._current_seq, self._spec_replicas, self._rolling, self._restarts_total)))
+
+    def pod_name_of(self, i: int, serial: int, revision_seq: int) -> str:
+        """The name of service ``i``'s pod ``serial`` of revision seq ``revision_seq`` (gone or not)."""
+        return self._name_of(i, serial, revision_seq)
+
+    def revision_hash_of(self, i: int, revision_seq: int) -> str:
+        """The pod-template-hash of service ``i``'s revision seq ``revision_seq`` (forgotten or not)."""
+        rev = self._revisions[i].get(revision_seq)
+        return rev.hash if rev is not None else revision_hash(self.salt, self.names[i], revision_seq)
 
     @property
     def spec_replicas(self) -> np.ndarray:

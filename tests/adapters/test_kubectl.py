@@ -121,6 +121,28 @@ def test_describe_deployment_shows_replicas_replicasets_and_events(cluster):
     assert "SuccessfulRescale" in out and "setpoint scaled web from 2 to 3" in out
 
 
+def test_describe_and_get_events_show_what_the_clusters_controllers_did(cluster):
+    """kubectl describe finds Events by a field selector on the involved object (kind, name,
+    namespace, uid): those of the simulated Deployment, ReplicaSet controllers and kubelets show."""
+    srv, env = cluster
+    srv.world.advance(2)
+    kubectl(env, "scale", "deployment", "web", "--replicas=4")
+    srv.world.advance(1)
+    [rs] = [r[0] for r in table(kubectl(env, "get", "rs", "-l", "app=web"))[1:]]
+    scaled = f"Scaled up replica set {rs} from 2 to 4"
+
+    def event_rows(text: str) -> list[list[str]]:  # describe's Events: Type, Reason, Age, From, Message
+        return [row for row in table(text.split("Events:", 1)[1]) if row[0] in ("Normal", "Warning")]
+
+    assert [(r[0], r[1], r[3], r[4]) for r in event_rows(kubectl(env, "describe", "deployment", "web"))] == [
+        ("Normal", "ScalingReplicaSet", "deployment-controller", scaled)]
+    created = event_rows(kubectl(env, "describe", "rs", rs))
+    assert [(r[1], r[3]) for r in created] == [("SuccessfulCreate", "replicaset-controller")] * 2
+    assert all(r[4].startswith(f"Created pod: {rs}-") for r in created)
+    rows = table(kubectl(env, "get", "events", "--field-selector", "involvedObject.kind=Deployment"))
+    assert [row[1:] for row in rows[1:]] == [["Normal", "ScalingReplicaSet", "deployment/web", scaled]]
+
+
 def test_scale_changes_the_engine_replicas(cluster):
     srv, env = cluster
     assert "deployment.apps/web scaled" in kubectl(env, "scale", "deployment", "web", "--replicas=5")

@@ -62,7 +62,9 @@ def retried(kc: KubernetesCluster, action: Action, **policy):
 
 
 def events(srv, tmp_path) -> list:
-    return client.CoreV1Api(official_client(srv, tmp_path)).list_namespaced_event(NS).items
+    """The Events this controller recorded (source setpoint: not the simulated cluster's own)."""
+    return client.CoreV1Api(official_client(srv, tmp_path)).list_namespaced_event(
+        NS, field_selector="source=setpoint").items
 
 
 # --------------------------------------------------------------------------- resolve and observe

@@ -1,0 +1,126 @@
+"""Benchmark ``sim serve``'s tick with and without the cluster's own Events (cluster_events.py).
+
+1,000 services (bench/sim_speed.py's scenario: 6 replicas each, up to 32), stepped tick by tick
+as sim serve's engine driver steps them (SimWorld.advance: the engine, its metrics, the HPA
+controller with no HPA stored), and scaled as a controller would scale them: each tick
+``--changes`` services get a new replica count (+-1 to 3) through the store's scale subresource
+(the path of an API PATCH, with its Events), and every ``--rollout-every`` ticks one of them is
+restarted (a rollout). Two worlds of the same seed, one with the Events and one without
+(``cluster_events=False``), take turns tick by tick in one process, so that a busy machine slows
+both alike; their trajectories must be the same.
+
+Prints per tick, for each: the median and mean CPU time of the tick (the engine step with its
+Events) and of the tick's writes; then the Events written and kept (the store's Event table:
+its TTL and its cap, MAX_EVENTS), the correlators' cache entries, and (``--memory``) the bytes
+the Events hold: a world with and one without, ``--memory-ticks`` each under tracemalloc (slow),
+the difference of what each still holds.
+Run: python bench/sim_serve_tick.py [--services 1000] [--ticks 720] [--changes 20] [--rollout-every 12]
+                                    [--memory [--memory-ticks 240]]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.sim_speed import SCENARIO  # noqa: E402
+from simulators.kubeapi.server import SimWorld  # noqa: E402
+from simulators.kubeapi.store import MAX_EVENTS  # noqa: E402
+from simulators.scenario import load_scenario_text  # noqa: E402
+
+
+class Run:
+    """One world and its writer: the same choices for the same seed."""
+
+    def __init__(self, scenario, cluster_events: bool):
+        self.world = SimWorld(scenario, wall_start_s=scenario.start_s, cluster_events=cluster_events)
+        self.store, self.rng = self.world.store, np.random.default_rng(7)
+        self.names = [(w.namespace, w.name) for w in self.store.workloads]
+        self.tick_s: list[float] = []
+        self.write_s: list[float] = []
+        self.writes = 0
+
+    def step(self, t: int, changes: int, rollout_every: int) -> None:
+        store, rng = self.store, self.rng
+        started = time.process_time()
+        for k in rng.choice(len(self.names), size=changes, replace=False).tolist():
+            ns, name = self.names[k]
+            step = int(rng.integers(1, 4)) * (1 if rng.random() < 0.5 else -1)
+            replicas = int(np.clip(int(store.engine.spec_replicas[k]) + step, 2, 30))
+            store.update_scale("Deployment", ns, name, {"spec": {"replicas": replicas}})
+            self.writes += 1
+        if rollout_every and t % rollout_every == 0:
+            ns, name = self.names[int(rng.integers(len(self.names)))]
+            body = store.get_workload("Deployment", ns, name)
+            body["spec"]["template"].setdefault("metadata", {}).setdefault("annotations", {})[
+                "kubectl.kubernetes.io/restartedAt"] = str(t)
+            store.update_workload("Deployment", ns, name, body)
+            self.writes += 1
+        wrote = time.process_time()
+        self.world.advance(1)
+        self.tick_s.append(time.process_time() - wrote)
+        self.write_s.append(wrote - started)
+
+
+def traced_bytes(scenario, args, cluster_events: bool) -> tuple[int, int]:
+    """(bytes allocated since the world was made and still held after ``--memory-ticks`` ticks,
+    Events kept), traced by tracemalloc: the difference with and without is what the Events hold."""
+    run = Run(scenario, cluster_events)
+    tracemalloc.start()
+    for t in range(args.memory_ticks):
+        run.step(t, args.changes, args.rollout_every)
+    held = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return held, len(run.store.events.items)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--services", type=int, default=1000)
+    parser.add_argument("--ticks", type=int, default=720, help="5 s ticks (720: an hour, the Events' TTL)")
+    parser.add_argument("--changes", type=int, default=20, help="services scaled each tick")
+    parser.add_argument("--rollout-every", type=int, default=12, help="a rollout every N ticks (0: none)")
+    parser.add_argument("--memory", action="store_true", help="also measure the bytes the Events hold")
+    parser.add_argument("--memory-ticks", type=int, default=240, help="ticks of each --memory run (the cap of "
+                        "10,000 Events is reached after ~130 at the default churn)")
+    args = parser.parse_args()
+    hours = max(1, args.ticks * 5 // 3600 + 1)
+    scenario = load_scenario_text(SCENARIO.format(n=args.services, hours=hours), "wide.yaml")
+    off, on = Run(scenario, False), Run(scenario, True)
+    for t in range(args.ticks):  # in turns: a busy machine slows both alike
+        for run in (off, on) if t % 2 else (on, off):
+            run.step(t, args.changes, args.rollout_every)
+    assert off.store.engine.spec_replicas.tolist() == on.store.engine.spec_replicas.tolist(), "the Events changed it"
+    warm = max(1, args.ticks // 20)  # the first ticks pay for imports, kernels and caches
+    print(f"{args.services} services, {args.ticks} ticks of 5 s, {args.changes} scaled a tick, "
+          f"a rollout every {args.rollout_every} ticks ({on.writes} writes); CPU ms a tick, after {warm} ticks")
+    for label, run in (("without Events", off), ("with Events", on)):
+        ticks, writes = [1e3 * x for x in run.tick_s[warm:]], [1e3 * x for x in run.write_s[warm:]]
+        total = [a + b for a, b in zip(ticks, writes)]
+        print(f"  {label:15} tick median {statistics.median(ticks):7.2f}, mean {statistics.mean(ticks):7.2f}; "
+              f"writes median {statistics.median(writes):6.2f}, mean {statistics.mean(writes):6.2f}; "
+              f"both mean {statistics.mean(total):7.2f}")
+    mean = lambda run: statistics.mean(run.tick_s[warm:]) + statistics.mean(run.write_s[warm:])  # noqa: E731
+    recorder = on.store.cluster_events.recorder
+    cache = sum(len(c.seen) + len(c.aggregates) + len(c.buckets) for c in recorder.correlators.values())
+    print(f"  with / without: {mean(on) / mean(off):.3f}x")
+    print(f"  Events kept at the end: {len(on.store.events.items)} (cap MAX_EVENTS {MAX_EVENTS}, TTL 1 h); "
+          f"resourceVersions {on.store.resource_version} with, {off.store.resource_version} without; "
+          f"correlator cache entries {cache} over {len(recorder.correlators)} sources")
+    if args.memory:
+        (with_bytes, kept), (without_bytes, _) = (traced_bytes(scenario, args, on) for on in (True, False))
+        print(f"  held after {args.memory_ticks} ticks: {(with_bytes - without_bytes) / 2**20:.1f} MiB more with the "
+              f"Events ({kept} kept) than without ({with_bytes / 2**20:.1f} vs {without_bytes / 2**20:.1f} MiB traced)")
+
+
+if __name__ == "__main__":
+    main()

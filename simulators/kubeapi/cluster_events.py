@@ -1,0 +1,211 @@
+"""The simulated cluster's own Events: what a real cluster's controllers and kubelets record as
+the engine's workloads scale, roll out and lose pods (``kubectl describe deployment``, ``kubectl
+get events``), with upstream's reasons, types, sources and messages.
+
+:class:`ClusterEvents` diffs the engine's pod slots (:meth:`SimCluster.slot_arrays`) after every
+tick and after every API write that changed a workload, and records through
+:class:`~simulators.kubeapi.event_recorder.EventRecorder` (client-go's correlation: repeats
+counted on one Event, alike ones combined, a spam filter):
+
+- the Deployment controller (``deployment-controller``), on the Deployment: ``ScalingReplicaSet``
+  "Scaled up replica set NAME from A to B" / "Scaled down ..." (pkg/controller/deployment/sync.go,
+  scaleReplicaSet; a new ReplicaSet "from 0 to B", as getNewReplicaSet words it) whenever a
+  ReplicaSet's spec.replicas as the store shows it changes (the current one's is the Deployment's
+  outside a rollout; during one, and for old ones, their pods);
+- the ReplicaSet controller (``replicaset-controller``), on the ReplicaSet: ``SuccessfulCreate``
+  "Created pod: NAME" for every pod the engine creates, ``SuccessfulDelete`` "Deleted pod: NAME"
+  for every pod it removes to scale a ReplicaSet down (pkg/controller/controller_utils.go,
+  RealPodControl); for a StatefulSet the StatefulSet controller (``statefulset-controller``), on
+  the StatefulSet: "create Pod NAME in StatefulSet SET successful", "delete Pod ... successful"
+  (stateful_pod_control.go, recordPodEvent);
+- the kubelet (``kubelet``, its node ``sim-node-N`` as source host), on the pod's container
+  (fieldPath ``spec.containers{NAME}``): ``Killing`` "Stopping container NAME" when a pod whose
+  container runs is deleted (by its controller or a client), and Warning ``BackOff`` "Back-off
+  restarting failed container NAME in pod POD_NAMESPACE(UID)" each time a crash-looping pod's
+  container crashes into its back-off (kuberuntime_manager.go, doBackOff).
+
+Who removed a pod is told apart without hooks into the engine: a pod deleted through the API is
+named by :meth:`ClusterEvents.deleted_by_client` (its ReplicaSet recreates it: a create, no
+delete); a pod gone and replaced within the same revision in the same tick went with a lost node
+(no delete, no Killing: its kubelet is gone; its replacement is a create); any other pod gone was
+deleted by its controller. Not modelled, so not recorded: scheduling (``Scheduled``,
+``FailedScheduling``), image pulls and container starts (``Pulled``, ``Created``, ``Started``),
+readiness probe failures (``Unhealthy``: the engine's probe is per service, with no probe output).
+
+Cost: a tick compares the (S, K) slots with the last tick's (a few array operations, ~0.1 ms for
+1,000 services) and does per-pod work only for the rows that changed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from simulators.kubeapi import objects as K
+from simulators.kubeapi.event_recorder import EventRecorder, Source
+from simulators.simcluster.slots import EMPTY, READY, STARTING
+
+DEPLOYMENT_CONTROLLER = Source("deployment-controller")
+REPLICASET_CONTROLLER = Source("replicaset-controller")
+STATEFULSET_CONTROLLER = Source("statefulset-controller")
+KUBELET = "kubelet"
+
+
+class ClusterEvents:
+    """The Events of ``store``'s controllers and kubelets (a KubeStore; call under its lock)."""
+
+    def __init__(self, store):
+        self.store = store
+        self.engine = store.engine
+        self.recorder = EventRecorder(store.events, store.wall_now)
+        a = self.engine.slot_arrays()
+        self._ident = np.where(a.phase != EMPTY, a.serial, -1)  # (S, K): the serial of the pod in a slot, -1: none
+        self._phase, self._seq, self._restarts = a.phase.copy(), a.revision_seq.copy(), a.restarts.copy()
+        self._current, self._spec = a.current_seq.copy(), a.spec_replicas.copy()
+        self._rolling, self._restarts_total = a.rolling.copy(), a.restarts_total.copy()
+        self._sizes = [_replicaset_sizes(a, i) for i in range(self.engine.n_services)]
+        self._client_deleted: set[tuple[int, str]] = set()  # (row, pod name) deleted through the API, not yet seen gone
+
+    def deleted_by_client(self, row: int, pod: str) -> None:
+        """Pod ``pod`` of workload ``row`` is deleted through the API (before the engine deletes it)."""
+        self._client_deleted.add((row, pod))
+
+    def sync(self, rows: list[int] | None = None) -> None:
+        """Record what changed since the last sync: in ``rows`` (after an API write to them), or
+        in every workload (after a tick)."""
+        a = self.engine.slot_arrays()
+        if rows is not None:
+            for i in rows:
+                ident = np.where(a.phase[i] != EMPTY, a.serial[i], -1)
+                self._sizes[i] = self._sync_row(i, a, ident)
+                self._keep_row(i, a, ident)
+            return
+        ident = np.where(a.phase != EMPTY, a.serial, -1)
+        changed = ((ident != self._ident).any(axis=1) | (a.spec_replicas != self._spec) | (a.rolling != self._rolling)
+                   | (a.current_seq != self._current) | (a.restarts_total != self._restarts_total))
+        for i in np.flatnonzero(changed).tolist():
+            self._sizes[i] = self._sync_row(i, a, ident[i])
+        self._ident = ident
+        for mine, now in ((self._phase, a.phase), (self._seq, a.revision_seq), (self._restarts, a.restarts),
+                          (self._current, a.current_seq), (self._spec, a.spec_replicas), (self._rolling, a.rolling),
+                          (self._restarts_total, a.restarts_total)):
+            np.copyto(mine, now)
+
+    def _keep_row(self, i: int, a, ident: np.ndarray) -> None:
+        self._ident[i], self._phase[i], self._seq[i], self._restarts[i] = ident, a.phase[i], a.revision_seq[i], \
+            a.restarts[i]
+        self._current[i], self._spec[i], self._rolling[i] = a.current_seq[i], a.spec_replicas[i], a.rolling[i]
+        self._restarts_total[i] = a.restarts_total[i]
+
+    def _sync_row(self, i: int, a, ident: np.ndarray) -> dict[int, int]:
+        """The Events of workload ``i``: its ReplicaSets scaled, pods created and deleted, containers
+        stopped, crashes into back-off (in that order, as the controllers act on one change).
+        Returns its ReplicaSets' sizes now."""
+        w = self.store.workloads[i]
+        before = self._ident[i]
+        gone = np.flatnonzero((before >= 0) & (before != ident)).tolist()
+        new = np.flatnonzero((ident >= 0) & (ident != before)).tolist()
+        sizes = _replicaset_sizes(a, i)
+        if w.kind == "Deployment":
+            self._scaled(w, self._sizes[i], sizes)
+        created = Counter()
+        for s in sorted(new, key=lambda s: ident[s]):
+            seq = int(a.revision_seq[i, s])
+            created[seq] += 1
+            self._pod_created(w, self.engine.pod_name_of(i, int(ident[s]), seq), seq)
+        by_controller, running = self._who_deleted(i, [(int(before[s]), int(self._seq[i, s]), int(self._phase[i, s]))
+                                                       for s in gone], created)
+        for name, seq in by_controller:
+            self._pod_deleted(w, name, seq)
+        for name, seq in running:
+            self._kubelet(w, name, seq, "Normal", "Killing", f"Stopping container {self._container(w, seq)}")
+        if a.restarts_total[i] != self._restarts_total[i]:
+            same = (before >= 0) & (before == ident)
+            crashed = np.flatnonzero(same & (a.restarts[i] > self._restarts[i]) & a.crash_loops[i]).tolist()
+            for s in crashed:
+                seq = int(a.revision_seq[i, s])
+                name = self.engine.pod_name_of(i, int(ident[s]), seq)
+                container = self._container(w, seq)
+                self._kubelet(w, name, seq, "Warning", "BackOff", f"Back-off restarting failed container {container} "
+                              f"in pod {name}_{w.namespace}({K.uid_for('Pod', w.namespace, name)})")
+        return sizes
+
+    def _who_deleted(self, i: int, gone: list[tuple[int, int, int]], created: Counter):
+        """Of the pods gone (serial, revision seq, phase before): those their controller deleted, and
+        of those and the ones a client deleted, those whose container ran (Killing): (name, seq) each. In
+        each revision, as many of the others as it got pods beyond the clients' replacements went
+        with a lost node (replaced, neither deleted nor stopped by anyone)."""
+        by_seq: dict[int, list[tuple[str, int]]] = {}
+        for serial, seq, phase in sorted(gone):
+            by_seq.setdefault(seq, []).append((self.engine.pod_name_of(i, serial, seq), phase))
+        by_controller, running = [], []
+        for seq, pods in by_seq.items():
+            clients = [(n, p) for n, p in pods if (i, n) in self._client_deleted]
+            others = [(n, p) for n, p in pods if (i, n) not in self._client_deleted]
+            lost = min(len(others), max(0, created[seq] - len(clients)))
+            deleted = others[lost:]
+            by_controller += [(n, seq) for n, _ in deleted]
+            running += [(n, seq) for n, p in clients + deleted if p in (STARTING, READY)]
+        self._client_deleted = {key for key in self._client_deleted if key[0] != i}
+        return by_controller, running
+
+    # ------------------------------------------------------------------ the recorders
+    def _scaled(self, w, before: dict[int, int], after: dict[int, int]) -> None:
+        changes = [(seq, before.get(seq, 0), after.get(seq, 0)) for seq in sorted(set(before) | set(after))]
+        for up in (True, False):  # as a rolling sync: the new ReplicaSet up, then the old ones down
+            for seq, old, new in changes:
+                if new != old and (new > old) == up:
+                    self.recorder.record(_ref("Deployment", w.namespace, w.name, w.uid, "apps/v1"), "Normal",
+                                         "ScalingReplicaSet", f"Scaled {'up' if up else 'down'} replica set "
+                                         f"{self._replicaset(w, seq)} from {old} to {new}", DEPLOYMENT_CONTROLLER)
+
+    def _pod_created(self, w, pod: str, seq: int) -> None:
+        if w.kind == "Deployment":
+            self.recorder.record(self._replicaset_ref(w, seq), "Normal", "SuccessfulCreate", f"Created pod: {pod}",
+                                 REPLICASET_CONTROLLER)
+        else:
+            self.recorder.record(_ref(w.kind, w.namespace, w.name, w.uid, "apps/v1"), "Normal", "SuccessfulCreate",
+                                 f"create Pod {pod} in StatefulSet {w.name} successful", STATEFULSET_CONTROLLER)
+
+    def _pod_deleted(self, w, pod: str, seq: int) -> None:
+        if w.kind == "Deployment":
+            self.recorder.record(self._replicaset_ref(w, seq), "Normal", "SuccessfulDelete", f"Deleted pod: {pod}",
+                                 REPLICASET_CONTROLLER)
+        else:
+            self.recorder.record(_ref(w.kind, w.namespace, w.name, w.uid, "apps/v1"), "Normal", "SuccessfulDelete",
+                                 f"delete Pod {pod} in StatefulSet {w.name} successful", STATEFULSET_CONTROLLER)
+
+    def _kubelet(self, w, pod: str, seq: int, event_type: str, reason: str, message: str) -> None:
+        ref = {**_ref("Pod", w.namespace, pod, K.uid_for("Pod", w.namespace, pod), "v1"),
+               "fieldPath": f"spec.containers{{{self._container(w, seq)}}}"}
+        self.recorder.record(ref, event_type, reason, message, Source(KUBELET, K.node_name(pod)))
+
+    def _replicaset(self, w, seq: int) -> str:
+        return f"{w.name}-{self.engine.revision_hash_of(w.index, seq)}"
+
+    def _replicaset_ref(self, w, seq: int) -> dict:
+        name = self._replicaset(w, seq)
+        return _ref("ReplicaSet", w.namespace, name, K.uid_for("ReplicaSet", w.namespace, name), "apps/v1")
+
+    @staticmethod
+    def _container(w, seq: int) -> str:
+        """The container of the pods of ``w``'s revision ``seq`` (its template's first; the
+        workload's name once the template is forgotten)."""
+        template = w.templates.get(seq) or {}
+        containers = (template.get("spec") or {}).get("containers") or [{}]
+        return containers[0].get("name") or w.name
+
+
+def _ref(kind: str, namespace: str, name: str, uid: str, api_version: str) -> dict:
+    return {"kind": kind, "namespace": namespace, "name": name, "uid": uid, "apiVersion": api_version}
+
+
+def _replicaset_sizes(a, i: int) -> dict[int, int]:
+    """spec.replicas of workload ``i``'s ReplicaSets with any, by revision seq, as the store shows
+    them: the current one's is the Deployment's outside a rollout, any other's its pods."""
+    live = a.phase[i] != EMPTY
+    sizes = Counter(a.revision_seq[i][live].tolist())
+    if not a.rolling[i]:
+        sizes[int(a.current_seq[i])] = int(a.spec_replicas[i])
+    return {seq: n for seq, n in sizes.items() if n}
