@@ -228,7 +228,7 @@ class HpaController:
             if action.kind is ActionKind.SCALE:
                 self.store.events.create(hpa["metadata"]["namespace"],
                                          rescale_event(hpa, int(action.replicas), action.reason,
-                                                       self.store.clock.wall(now)))
+                                                       self.store.clock.wall(now)), owned=True)
 
     def _write_status(self, key: tuple[str, str], hpa: dict, run: HpaRun, result: CycleResult | None,
                       now: float) -> None:

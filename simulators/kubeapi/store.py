@@ -209,7 +209,9 @@ class StoredObjects:
     not written (etcd3's GuaranteedUpdate returns before it takes a lease) and restarts nothing.
     The expiry is a deletion like any other (a new resourceVersion; watchers see DELETED), done
     by :meth:`expire`, which the store calls on every engine tick. ``limit``: most objects kept
-    at once; beyond it the one closest to expiry (or the oldest) is deleted."""
+    at once of each origin, the simulated cluster's own (written with ``owned``: its Events) and
+    the clients'; beyond it the oldest written of that origin is deleted (the one closest to
+    expiry), so a busy cluster's Events never push out the controller's."""
 
     def __init__(self, store: "KubeStore", resource: str, group: str, kind: str, api_version: str,
                  validate: Callable[[str, dict], None] | None = None, limit: int | None = None,
@@ -224,19 +226,27 @@ class StoredObjects:
         #: (namespace, name) -> when it expires (the store's wall_now clock), soonest first: every
         #: write moves its object to the end with now + ttl_s, and that clock never goes back
         self.expiry: OrderedDict[tuple[str, str], float] = OrderedDict()
+        #: per origin (True: the simulated cluster's own), its keys in the order last written
+        self.written: dict[bool, OrderedDict[tuple[str, str], None]] = {False: OrderedDict(), True: OrderedDict()}
 
-    def _written(self, key: tuple[str, str]) -> None:
-        """``key`` was just written: its TTL (re)starts, and the table is kept within ``limit``."""
+    def _written(self, key: tuple[str, str], own: bool = False) -> None:
+        """``key`` was just written (``own``: by the simulated cluster): its TTL (re)starts, and
+        its origin's objects are kept within ``limit``."""
         if self.ttl_s is not None:
             self.expiry[key] = self.store.wall_now() + self.ttl_s
             self.expiry.move_to_end(key)
-        if self.limit and len(self.items) > self.limit:
-            oldest = next(iter(self.expiry)) if self.expiry else next(iter(self.items))
-            self._remove(oldest)
+        order = self.written[own]
+        order[key] = None
+        order.move_to_end(key)
+        self.written[not own].pop(key, None)
+        if self.limit and len(order) > self.limit:
+            self._remove(next(iter(order)))
 
     def _remove(self, key: tuple[str, str]) -> dict:
         """Delete ``key`` (it must exist): a new resourceVersion, as etcd's revision on a delete."""
         self.expiry.pop(key, None)
+        self.written[False].pop(key, None)
+        self.written[True].pop(key, None)
         obj = self.items.pop(key)
         # a deletion is a change, as in etcd: a new revision, and watchers resumed from before it see it
         self.store.changed(self.kind, *key, obj, deleted=True)
@@ -256,8 +266,9 @@ class StoredObjects:
     def create(self, namespace: str, body: dict, owned: bool = False) -> dict:
         """Store a new object (``body`` decoded already, see validation.check_shape): 404 when the
         namespace does not exist, 422 for invalid metadata, 409 when the name is taken. ``owned``:
-        the caller gives ``body`` away (keeps no reference into it, never changes what is returned),
-        so it is stored and returned without copies (the simulated cluster's Events, many a tick)."""
+        written by the simulated cluster itself (its Events, many a tick; kept within ``limit``
+        apart from the clients'), which gives ``body`` away (keeps no reference into it, never
+        changes what is returned), so it is stored and returned without copies."""
         obj = body if owned else copy.deepcopy(body)
         meta = obj.setdefault("metadata", None) or {}
         obj["metadata"] = meta
@@ -278,7 +289,7 @@ class StoredObjects:
                     resourceVersion=str(self.store.changed(self.kind, namespace, name, None)),
                     creationTimestamp=K.rfc3339(self.store.wall_now()))
         self.items[(namespace, name)] = obj
-        self._written((namespace, name))
+        self._written((namespace, name), owned)
         return obj if owned else copy.deepcopy(obj)
 
     def get(self, namespace: str, name: str) -> dict:
@@ -310,7 +321,7 @@ class StoredObjects:
                                               else str(self.store.changed(self.kind, namespace, name, current)))
         self.items[(namespace, name)] = obj
         if not unchanged:  # not written: its TTL goes on (as etcd3's GuaranteedUpdate skips the put)
-            self._written((namespace, name))
+            self._written((namespace, name), owned)
         return obj if owned else copy.deepcopy(obj)
 
     def delete(self, namespace: str, name: str) -> dict:

@@ -125,6 +125,22 @@ def test_the_event_cap_deletes_the_one_closest_to_expiry(server):
     assert server.world.store.resource_version == rv + 2  # the create, and the deletion
 
 
+def test_the_clusters_own_events_never_push_out_a_clients(server, core):
+    """At the cap, the simulated cluster's own Events (a busy 1,000-service cluster reached 10,000
+    in 11 minutes) delete their own oldest, not the controller's Event; a client's Event over
+    the cap deletes the clients' oldest."""
+    table = server.world.store.events
+    table.limit = 3
+    make_event(core, "setpoint-a")
+    for k in range(5):  # the cluster's, many a tick
+        table.create(NS, {"metadata": {"name": f"cluster-{k}"}, "involvedObject": {"kind": "Pod", "name": "p"}},
+                     owned=True)
+    assert names(core) == {"setpoint-a", "cluster-2", "cluster-3", "cluster-4"}
+    for name in ("setpoint-b", "setpoint-c", "setpoint-d"):
+        make_event(core, name)
+    assert names(core) == {"setpoint-b", "setpoint-c", "setpoint-d", "cluster-2", "cluster-3", "cluster-4"}
+
+
 def test_a_ttl_must_be_positive(server):
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="TTL must be above 0"):
