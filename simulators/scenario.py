@@ -710,13 +710,15 @@ def _compile(doc: ScenarioDocument, file: str, line_of, folder: Path | None = No
 
 
 def load_scenario_text(text: str, file: str = "<text>", seed: int | None = None,
-                       folder: str | Path | None = None) -> Scenario:
+                       folder: str | Path | None = None, lines: str | None = None) -> Scenario:
     """Validate and compile one scenario (``seed`` overrides the file's). Raises ScenarioError
     with every problem found: field errors, then in the same pass the rules across fields on the
     parts that validated and each trace's problems. ``file`` names it in messages; ``folder`` is
     where it was read (its relative trace paths are read there, as kustomize and docker compose
     read theirs); None for a scenario that is no file's: relative to the working directory. The
-    scenario's ``warnings``: what is valid but probably not meant (a load event after the end)."""
+    scenario's ``warnings``: what is valid but probably not meant (a load event after the end).
+    ``lines``: the text whose lines messages give, when ``text`` was rewritten from it (a
+    ``--scenario-set`` variant: the same fields, other values, at other lines)."""
     documents, problems = read_documents(text)
     errors = [FieldError(file, p.line, format_path(p.path), p.message) for p in problems]
     present = [d for d in documents if d.data is not None]
@@ -749,7 +751,11 @@ def load_scenario_text(text: str, file: str = "<text>", seed: int | None = None,
         if not 0 <= seed < 2**63:
             raise ScenarioError([FieldError(file, None, "spec.seed", f"--seed must be in [0, 2**63), got {seed}")])
         doc = doc.model_copy(update={"spec": doc.spec.model_copy(update={"seed": int(seed)})})
-    return _compile(doc, file, yaml_doc.line_of, folder)
+    line_of = yaml_doc.line_of
+    if lines is not None:
+        written = [d for d in read_documents(lines)[0] if d.data is not None]
+        line_of = written[0].line_of if written else line_of
+    return _compile(doc, file, line_of, folder)
 
 
 def _raw_faults(data: dict) -> object:
