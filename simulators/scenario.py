@@ -676,7 +676,8 @@ def _trace_errors(spec, folder: Path | None) -> list[tuple[tuple, str]]:
     for i, s in enumerate([] if services is UNCHECKED else services):
         terms = read(lambda: list(s.load))
         for k, term in enumerate([] if terms is UNCHECKED else terms):
-            if isinstance(read(lambda: term.trace), TraceLoad):
+            trace = read(lambda: term.trace)  # built field by field around a field error: not checked
+            if isinstance(trace, TraceLoad) and all(getattr(trace, f) is not UNCHECKED for f in TraceLoad.model_fields):
                 _checked_shape(term, SIM_EPOCH_S, None, 0.0 if history is UNCHECKED else history, folder,
                                ("spec", "services", i, "load", k), errors)
     return errors
