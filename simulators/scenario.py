@@ -706,8 +706,8 @@ def _compile(doc: ScenarioDocument, file: str, line_of, folder: Path | None = No
                     duration_s=spec.duration, tick_s=spec.tick, seed=spec.seed, slo=slo, cluster=cluster, shapes=shapes,
                     faults=faults, fault_names=fault_names, bindings=dict(spec.metrics), metrics_window_s=spec.metrics_window,
                     history_s=spec.history,
-                    warnings=tuple(FieldError(file, line_of(loc), format_path(loc), msg)
-                                   for loc, msg in dict.fromkeys(warnings)))
+                    warnings=tuple(sorted((FieldError(file, line_of(loc), format_path(loc), msg)
+                                           for loc, msg in dict.fromkeys(warnings)), key=lambda w: w.line or 0)))
 
 
 def load_scenario_text(text: str, file: str = "<text>", seed: int | None = None,
