@@ -1,7 +1,10 @@
 """Scenario files: services, load, faults, SLO and metric bindings, validated like policies.
 
 A scenario is YAML (``apiVersion: setpoint/v1``, ``kind: Scenario``). Every error names the
-file, line and field path, what was expected and what was found. See
+file, line and field path, what was expected and what was found; all of them come in one pass
+(the rules across fields run on the parts that validated, as a policy's do). What is valid but
+silently never happens (a load event after the end, a trace shorter than the run) is a warning,
+carried by the compiled :class:`Scenario`. See
 simulators/scenarios/*.yaml for examples; docs/simulation.md documents the format.
 """
 
@@ -337,7 +340,7 @@ class Scenario:
     history_s: float = 0.0
     #: valid, but probably not what was meant (a load event after the run's end, a trace shorter
     #: than the run): ``FILE:LINE: FIELD.PATH: warning: ...`` as a policy's (controller/policy/units.py).
-    #: ``setpoint simulate``, ``sweep`` and ``tune`` print them once before the run; nothing else reads them.
+    #: ``setpoint simulate``, ``sweep`` and ``tune`` print them once before the run, and their results keep them.
     warnings: tuple[FieldError, ...] = ()
 
     def history_times(self) -> np.ndarray:
