@@ -122,6 +122,7 @@ class SimResult:
     policy_file: str = ""
     extra: dict = field(default_factory=dict)
     frontier: Frontier | None = None
+    warnings: tuple = ()  # the scenario's (Scenario.warnings: controller.errors.FieldError)
 
 
 def shown_path(path: str | Path, cwd: str | Path | None = None) -> str:

@@ -824,7 +824,8 @@ def _simulate(scenario: Scenario, controllers: list[ControllerSpec], extra: Sequ
             logs[c.name] = log
     result = SimResult(scenario=scenario.name, description=scenario.description, duration_s=scenario.duration_s,
                        tick_s=scenario.tick_s, seed=scenario.seed, slo=scenario.slo, services=scenario.services,
-                       faults=fault_windows(scenario), runs=runs, policy_file=policy_file)
+                       faults=fault_windows(scenario), runs=runs, policy_file=policy_file,
+                       warnings=scenario.warnings)
     return result, logs, [run for run, _ in done[len(controllers):]]
 
 

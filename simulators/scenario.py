@@ -1,7 +1,10 @@
 """Scenario files: services, load, faults, SLO and metric bindings, validated like policies.
 
 A scenario is YAML (``apiVersion: setpoint/v1``, ``kind: Scenario``). Every error names the
-file, line and field path, what was expected and what was found. See
+file, line and field path, what was expected and what was found; all of them come in one pass
+(the rules across fields run on the parts that validated, as a policy's do). What is valid but
+silently never happens (a load event after the end, a trace shorter than the run) is a warning,
+carried by the compiled :class:`Scenario`. See
 simulators/scenarios/*.yaml for examples; docs/simulation.md documents the format.
 """
 
@@ -14,13 +17,14 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import numpy as np
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from controller.bundled import package_path
 from controller.errors import FieldError, ScenarioError
-from controller.policy.durations import describe_value
+from controller.policy.durations import describe_value, format_duration
 from controller.policy.fields import DnsLabel, Duration, Percent, StrictModel, field_error
-from controller.policy.messages import format_path, validation_problems
+from controller.policy.messages import clean_loc, format_path, validation_problems
+from controller.policy.partial import UNCHECKED, error_trie, guarded, partial_model, read
 from controller.policy.yamlsrc import read_documents, read_yaml_file
 from simulators import faults as F
 from simulators import load as L
@@ -212,12 +216,7 @@ class ServiceModel(StrictModel):
         "failureThreshold failed probes every pod leaves the load balancer, idle they pass successThreshold probes "
         "and return, are swamped again (the overload spiral); omitted: readiness ignores load"))
     load: list[LoadTerm] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _replicas_fit(self):
-        if self.initial_replicas > self.max_pods:
-            raise field_error(f"initialReplicas must be <= maxPods ({self.max_pods}), got {self.initial_replicas}")
-        return self
+    # initialReplicas <= maxPods is a cross-field rule (_service_rules): it is said beside the file's other errors
 
 
 class FaultBase(StrictModel):
@@ -339,6 +338,10 @@ class Scenario:
     bindings: dict[str, str]  # metric name -> signal name (SIGNALS key)
     metrics_window_s: float
     history_s: float = 0.0
+    #: valid, but probably not what was meant (a load event after the run's end, a trace shorter
+    #: than the run): ``FILE:LINE: FIELD.PATH: warning: ...`` as a policy's (controller/policy/units.py).
+    #: ``setpoint simulate``, ``sweep`` and ``tune`` print them once before the run, and their results keep them.
+    warnings: tuple[FieldError, ...] = ()
 
     def history_times(self) -> np.ndarray:
         """(H,) tick times of the history before the start, epoch seconds (empty without history)."""
@@ -409,25 +412,38 @@ TRACE_FIELDS = {"start_offset_s": "start", "duration_s": "duration", "peak_rps":
                 "interpolation": "interpolation"}
 
 
+def _checked_shape(term: LoadTerm, start_s: float, stream: np.random.SeedSequence | None, history_s: float,
+                   folder: Path | None, where: tuple, errors: list[tuple[tuple, str]]) -> tuple[L.Shape, bool] | None:
+    """:func:`_shape`, or None with its trace's problems in ``errors`` (``where``: the term's path)."""
+    try:
+        return _shape(term, start_s, stream, history_s, folder)
+    except FileNotFoundError as exc:
+        errors.append((where + ("trace", "file"), str(exc)))
+    except ScenarioError as exc:
+        for e in exc.errors:
+            if e.line is None and e.path in TRACE_FIELDS:  # the replay's checks: its YAML field
+                errors.append((where + ("trace", TRACE_FIELDS[e.path]), f"{e.file}: {e.message}"))
+            else:
+                errors.append((where + ("trace",), str(e)))  # names the CSV file and line
+    return None
+
+
 def _service_shape(terms: list[LoadTerm], start_s: float, seed: int, service: str, where: tuple,
-                   errors: list[tuple[tuple, str]], history_s: float = 0.0, folder: Path | None = None) -> L.Shape:
-    """The sum of a service's load terms times its noise terms; trace problems go to ``errors``.
+                   errors: list[tuple[tuple, str]], history_s: float = 0.0, folder: Path | None = None,
+                   duration_s: float | None = None, warnings: list[tuple[tuple, str]] | None = None) -> L.Shape:
+    """The sum of a service's load terms times its noise terms; trace problems go to ``errors``,
+    and a trace shorter than ``duration_s`` (the run) to ``warnings``.
     Term ``k`` draws from the stream (seed, service name, k): other services never shift it.
     Relative trace paths are read in ``folder`` (the scenario file's; None: the working directory)."""
     added, multiplied = [], []
     for k, term in enumerate(terms):
-        try:
-            shape, multiplicative = _shape(term, start_s, streams.load_term(seed, service, k), history_s, folder)
-        except FileNotFoundError as exc:
-            errors.append((where + (k, "trace", "file"), str(exc)))
+        built = _checked_shape(term, start_s, streams.load_term(seed, service, k), history_s, folder, where + (k,),
+                               errors)
+        if built is None:
             continue
-        except ScenarioError as exc:
-            for e in exc.errors:
-                if e.line is None and e.path in TRACE_FIELDS:  # the replay's checks: its YAML field
-                    errors.append((where + (k, "trace", TRACE_FIELDS[e.path]), f"{e.file}: {e.message}"))
-                else:
-                    errors.append((where + (k, "trace"), str(e)))  # names the CSV file and line
-            continue
+        shape, multiplicative = built
+        if warnings is not None and duration_s is not None and isinstance(shape, L.TraceReplay):
+            warnings += _short_trace(term.trace, shape, duration_s, where + (k, "trace"))
         (multiplied if multiplicative else added).append(shape)
     total = added[0] if added else L.Constant(0.0)
     for s in added[1:]:
@@ -435,6 +451,46 @@ def _service_shape(terms: list[LoadTerm], start_s: float, seed: int, service: st
     for m in multiplied:
         total = total * m
     return total
+
+
+def _short_trace(t: TraceLoad, replay: L.TraceReplay, duration_s: float, where: tuple) -> list[tuple[tuple, str]]:
+    """A warning when the replayed window ends before the run does and does not wrap: its last rate
+    held for the rest of the run, silently (a week's run on a day of trace was a flat line for six days)."""
+    window = replay.window_s
+    if t.wrap or window >= duration_s:
+        return []
+    rest = f"its last rate holds for the last {_said(duration_s - window)}; wrap: true repeats it instead"
+    if t.duration is not None and window >= t.duration:  # the window asked for is the short one
+        return [(where + ("duration",), f"warning: a window of {_said(window)} of {t.file}, shorter than the run "
+                                        f"({_said(duration_s)}): {rest}")]
+    length = f"{t.file} is {_said(replay.trace.duration_s)} long"
+    if t.start:
+        length += f": replayed from {_said(t.start)} into it, it ends {_said(window)} into the run"
+    return [(where + ("file",), f"warning: {length}, shorter than the run ({_said(duration_s)}): {rest}")]
+
+
+def _said(seconds: float) -> str:
+    """A duration as a scenario file writes it (``2d``, ``45m``)."""
+    return format_duration(seconds, days=True)
+
+
+def _load_warnings(spec: ScenarioSpec) -> list[tuple[tuple, str]]:
+    """A warning per load event at or after the run's end: it never happens. Not an error, as a
+    fault there is: a shorter ``duration`` (a test, ``--scenario-set spec.duration=10m``) should
+    not make a file invalid."""
+    out = []
+    for i, s in enumerate(spec.services):
+        for k, term in enumerate(s.load):
+            for kind, field, at in (("flashCrowd", "at", term.flash_crowd and term.flash_crowd.at),
+                                    ("step", "at", term.step and term.step.at),
+                                    ("ramp", "start", term.ramp and term.ramp.start)):
+                if at is not None and at >= spec.duration:
+                    when = "after" if at > spec.duration else "at"
+                    out.append((("spec", "services", i, "load", k, kind, field),
+                                f"warning: at {_said(at)}, {when} the run's end ({_said(spec.duration)}): it never "
+                                "happens"))
+    return out
+
 
 
 FAULT_CLASSES = {
@@ -487,44 +543,146 @@ def _expand_services(spec: ScenarioSpec) -> tuple[list[ServiceConfig], list[Serv
     return configs, models, names
 
 
-def _cross_field_errors(spec: ScenarioSpec) -> list[tuple[tuple, str]]:
-    errors = []
+def _cross_field_errors(spec: ScenarioSpec, raw_faults: object = None) -> list[tuple[tuple, str]]:
+    """(path, message) of the rules across fields. ``spec`` may be a partial model (controller/policy/partial.py:
+    the parts that validated, UNCHECKED for the others) beside field errors: each rule says what it can
+    decide from the parts that did, so a file's errors come in one pass, not field errors first and these
+    after. ``raw_faults``: the file's faults, each validated on its own when the list as a whole did not."""
+    if spec is UNCHECKED:
+        return []
+    errors: list[tuple[tuple, str]] = []
+    services = read(lambda: list(spec.services))
+    services = [] if services is UNCHECKED else services
+    for i, s in enumerate(services):
+        errors += _service_rules(spec, i, s)
+    names = read(lambda: _service_names(services)) if services else UNCHECKED
+    errors += _duplicate_services(services)
+    for i, f in enumerate(_faults(spec, raw_faults)):
+        errors += _fault_rules(spec, i, f, names)
+    errors += guarded(_spec_rules, spec)
+    errors += guarded(_total_services, services)
+    return errors
+
+
+def _service_names(services: list) -> dict[str, int]:
+    """Each service name -> its first index (Unchecked when a name did not validate: unknown)."""
+    names: dict[str, int] = {}
+    for i, s in enumerate(services):
+        names.setdefault(s.name, i)
+    return names
+
+
+def _duplicate_services(services: list):
     seen: dict[str, int] = {}
-    for i, s in enumerate(spec.services):
-        if s.name in seen:
-            errors.append((("spec", "services", i, "name"), f"duplicate service name {s.name!r} (also services[{seen[s.name]}])"))
-        seen[s.name] = i
-    for i, f in enumerate(spec.faults):
+    for i, s in enumerate(services):
+        name = read(lambda: s.name)
+        if name is UNCHECKED:
+            continue
+        if name in seen:
+            yield ("spec", "services", i, "name"), f"duplicate service name {name!r} (also services[{seen[name]}])"
+        seen.setdefault(name, i)
+
+
+def _faults(spec, raw: object) -> list:
+    """The faults: the spec's, or where the list did not validate as a whole, each one that does on its own."""
+    faults = read(lambda: list(spec.faults))
+    if faults is not UNCHECKED:
+        return faults
+    if not isinstance(raw, list):
+        return []
+    out = []
+    for item in raw:
+        try:
+            out.append(_FAULT.validate_python(item))
+        except ValidationError:
+            out.append(UNCHECKED)
+    return out
+
+
+_FAULT = TypeAdapter(FaultModel)
+
+
+def _service_rules(spec, i: int, s):
+    """A service's rules, each decided on its own (one that reads a part that did not validate is skipped)."""
+    where = ("spec", "services", i)
+
+    def replicas():
+        if s.initial_replicas > s.max_pods:
+            yield (where + ("initialReplicas",),
+                   f"initialReplicas must be <= maxPods ({s.max_pods}), got {s.initial_replicas}")
+
+    def probe():  # one probe per tick at most: a shorter period would skip probes silently
+        if s.readiness_probe is not None and s.readiness_probe.period < spec.tick:
+            yield (where + ("readinessProbe", "period"),
+                   f"must be at least the tick ({spec.tick:g}s), got {s.readiness_probe.period:g}s")
+
+    def noise(k: int, term):  # noise draws one value per `every`: finer than the tick is never seen, and costs memory
+        if term.noise is not None and term.noise.every < spec.tick:
+            yield (where + ("load", k, "noise", "every"),
+                   f"must be at least the tick ({spec.tick:g}s), got {term.noise.every:g}s")
+
+    yield from guarded(replicas)
+    yield from guarded(probe)
+    terms = read(lambda: list(s.load))
+    for k, term in enumerate([] if terms is UNCHECKED else terms):
+        yield from guarded(noise, k, term)
+
+
+def _fault_rules(spec, i: int, f, names):
+    """A fault's rules, each decided on its own."""
+    where = ("spec", "faults", i)
+
+    def services():
         for j, name in enumerate(f.services or []):
-            if name not in seen:
-                errors.append((("spec", "faults", i, "services", j),
-                               f"must name a service of this scenario ({', '.join(seen)}), got {name!r}"))
+            if names is not UNCHECKED and name not in names:
+                yield (where + ("services", j),
+                       f"must name a service of this scenario ({', '.join(names)}), got {name!r}")
+
+    def at():
         if f.at >= spec.duration:
-            errors.append((("spec", "faults", i, "at"), f"must be before the end of the scenario ({spec.duration:g}s), got {f.at:g}s"))
+            yield where + ("at",), f"must be before the end of the scenario ({spec.duration:g}s), got {f.at:g}s"
+
+    def nodes():
         if f.kind == "node-loss" and spec.nodes is None:
-            errors.append((("spec", "faults", i, "kind"), "node-loss needs spec.nodes (the cluster's node capacity)"))
+            yield where + ("kind",), "node-loss needs spec.nodes (the cluster's node capacity)"
+
+    def leak():
         if f.kind == "memory-leak" and f.mib_per_second > MAX_LEAK_MIB_PER_TICK / spec.tick:
             # Faster, a container would be OOM-killed and restarted several times per tick (the
             # engine settles every restart within the tick: thousands per tick never finish).
-            errors.append((("spec", "faults", i, "mibPerSecond"),
-                           f"must be at most {MAX_LEAK_MIB_PER_TICK / spec.tick:g} with a {spec.tick:g}s tick (a pod "
-                           f"must run at least one tick before the leak takes it the {MAX_LEAK_MIB_PER_TICK:g} MiB "
-                           f"from its working set to its memory limit), got {f.mib_per_second:g}"))
+            yield (where + ("mibPerSecond",),
+                   f"must be at most {MAX_LEAK_MIB_PER_TICK / spec.tick:g} with a {spec.tick:g}s tick (a pod "
+                   f"must run at least one tick before the leak takes it the {MAX_LEAK_MIB_PER_TICK:g} MiB "
+                   f"from its working set to its memory limit), got {f.mib_per_second:g}")
+
+    for rule in (services, at, nodes, leak):
+        yield from guarded(rule)
+
+
+def _spec_rules(spec):
     if spec.tick > spec.duration:
-        errors.append((("spec", "tick"), f"must be at most the duration ({spec.duration:g}s), got {spec.tick:g}s"))
-    total = sum(s.count for s in spec.services)
+        yield ("spec", "tick"), f"must be at most the duration ({spec.duration:g}s), got {spec.tick:g}s"
+
+
+def _total_services(services: list):
+    total = sum(s.count for s in services)
     if total > MAX_SERVICES:
-        errors.append((("spec", "services"), f"at most {MAX_SERVICES:,} services in all (counting each count), got {total:,}"))
-    for i, s in enumerate(spec.services):
-        # one probe per tick at most: a shorter period would skip probes silently
-        if s.readiness_probe is not None and s.readiness_probe.period < spec.tick:
-            errors.append((("spec", "services", i, "readinessProbe", "period"),
-                           f"must be at least the tick ({spec.tick:g}s), got {s.readiness_probe.period:g}s"))
-        for k, term in enumerate(s.load):
-            # noise draws one value per `every`: finer than the tick is never seen, and costs memory
-            if term.noise is not None and term.noise.every < spec.tick:
-                errors.append((("spec", "services", i, "load", k, "noise", "every"),
-                               f"must be at least the tick ({spec.tick:g}s), got {term.noise.every:g}s"))
+        yield ("spec", "services"), f"at most {MAX_SERVICES:,} services in all (counting each count), got {total:,}"
+
+
+def _trace_errors(spec, folder: Path | None) -> list[tuple[tuple, str]]:
+    """The problems of each trace term that validated (found, readable, its window), for a file with
+    other errors: said with them, not once they are fixed (the terms' shapes are built for nothing)."""
+    errors: list[tuple[tuple, str]] = []
+    history = read(lambda: float(spec.history))
+    services = read(lambda: list(spec.services))
+    for i, s in enumerate([] if services is UNCHECKED else services):
+        terms = read(lambda: list(s.load))
+        for k, term in enumerate([] if terms is UNCHECKED else terms):
+            trace = read(lambda: term.trace)  # built field by field around a field error: not checked
+            if isinstance(trace, TraceLoad) and all(getattr(trace, f) is not UNCHECKED for f in TraceLoad.model_fields):
+                _checked_shape(term, SIM_EPOCH_S, None, 0.0 if history is UNCHECKED else history, folder,
+                               ("spec", "services", i, "load", k), errors)
     return errors
 
 
@@ -536,9 +694,10 @@ def _compile(doc: ScenarioDocument, file: str, line_of, folder: Path | None = No
     cluster = ClusterConfig(services=tuple(configs), nodes=nodes.count if nodes else None,
                             pods_per_node=nodes.pods_per_node if nodes else None, start_s=start)
     errors: list[tuple[tuple, str]] = []
+    warnings = _load_warnings(spec)
     first_copy = {m.name: j for j, m in reversed(list(enumerate(spec.services)))}
     shapes = tuple(_service_shape(m.load, start, spec.seed, c.name, ("spec", "services", first_copy[m.name], "load"),
-                                  errors, spec.history, folder) for c, m in zip(configs, models))
+                                  errors, spec.history, folder, spec.duration, warnings) for c, m in zip(configs, models))
     if errors:
         unique = list(dict.fromkeys(errors))
         raise ScenarioError([FieldError(file, line_of(loc), format_path(loc), msg) for loc, msg in unique])
@@ -549,15 +708,21 @@ def _compile(doc: ScenarioDocument, file: str, line_of, folder: Path | None = No
     return Scenario(name=doc.metadata.name, description=doc.metadata.description, file=file, start_s=start,
                     duration_s=spec.duration, tick_s=spec.tick, seed=spec.seed, slo=slo, cluster=cluster, shapes=shapes,
                     faults=faults, fault_names=fault_names, bindings=dict(spec.metrics), metrics_window_s=spec.metrics_window,
-                    history_s=spec.history)
+                    history_s=spec.history,
+                    warnings=tuple(sorted((FieldError(file, line_of(loc), format_path(loc), msg)
+                                           for loc, msg in dict.fromkeys(warnings)), key=lambda w: w.line or 0)))
 
 
 def load_scenario_text(text: str, file: str = "<text>", seed: int | None = None,
-                       folder: str | Path | None = None) -> Scenario:
+                       folder: str | Path | None = None, lines: str | None = None) -> Scenario:
     """Validate and compile one scenario (``seed`` overrides the file's). Raises ScenarioError
-    with every problem found. ``file`` names it in messages; ``folder`` is where it was read
-    (its relative trace paths are read there, as kustomize and docker compose read theirs);
-    None for a scenario that is no file's: relative to the working directory."""
+    with every problem found: field errors, then in the same pass the rules across fields on the
+    parts that validated and each trace's problems. ``file`` names it in messages; ``folder`` is
+    where it was read (its relative trace paths are read there, as kustomize and docker compose
+    read theirs); None for a scenario that is no file's: relative to the working directory. The
+    scenario's ``warnings``: what is valid but probably not meant (a load event after the end).
+    ``lines``: the text whose lines messages give, when ``text`` was rewritten from it (a
+    ``--scenario-set`` variant: the same fields, other values, at other lines)."""
     documents, problems = read_documents(text)
     errors = [FieldError(file, p.line, format_path(p.path), p.message) for p in problems]
     present = [d for d in documents if d.data is not None]
@@ -572,19 +737,34 @@ def load_scenario_text(text: str, file: str = "<text>", seed: int | None = None,
     if not isinstance(yaml_doc.data, dict):
         raise ScenarioError(errors + [FieldError(file, yaml_doc.line, "", "expected a Scenario document (a mapping with "
                                                  f"apiVersion, kind, metadata, spec), got {describe_value(yaml_doc.data)}")])
+    folder = None if folder is None else Path(folder)
     try:
         doc = ScenarioDocument.model_validate(yaml_doc.data)
+        spec, found = doc.spec, []
     except ValidationError as exc:
-        found = validation_problems(exc.errors(include_url=False), ScenarioDocument)
-        raise ScenarioError(errors + [FieldError(file, yaml_doc.line_of(loc), format_path(loc), msg) for loc, msg in found])
-    cross = _cross_field_errors(doc.spec)
-    if errors or cross:
-        raise ScenarioError(errors + [FieldError(file, yaml_doc.line_of(loc), format_path(loc), msg) for loc, msg in cross])
+        raw = exc.errors(include_url=False)
+        found = validation_problems(raw, ScenarioDocument)
+        partial, built = partial_model(ScenarioDocument, yaml_doc.data, error_trie(clean_loc(e["loc"]) for e in raw))
+        doc, spec, found = None, read(lambda: partial.spec), found + built
+    found += _cross_field_errors(spec, _raw_faults(yaml_doc.data))
+    if errors or found:
+        found += _trace_errors(spec, folder)
+        raise ScenarioError(errors + [FieldError(file, yaml_doc.line_of(loc), format_path(loc), msg)
+                                      for loc, msg in dict.fromkeys(found)])
     if seed is not None:
         if not 0 <= seed < 2**63:
             raise ScenarioError([FieldError(file, None, "spec.seed", f"--seed must be in [0, 2**63), got {seed}")])
         doc = doc.model_copy(update={"spec": doc.spec.model_copy(update={"seed": int(seed)})})
-    return _compile(doc, file, yaml_doc.line_of, None if folder is None else Path(folder))
+    line_of = yaml_doc.line_of
+    if lines is not None:
+        written = [d for d in read_documents(lines)[0] if d.data is not None]
+        line_of = written[0].line_of if written else line_of
+    return _compile(doc, file, line_of, folder)
+
+
+def _raw_faults(data: dict) -> object:
+    spec = data.get("spec")
+    return spec.get("faults") if isinstance(spec, dict) else None
 
 
 def bundled_scenarios() -> list[Path]:

@@ -52,14 +52,24 @@ def scenario_variants(inputs: Sequence[ScenarioInput], settings: Sequence[Settin
         for assigned in combos:
             text = policy_text(assigned_document(base.file, data, assigned))
             try:
-                sc = load_scenario_text(text, base.file, folder=base.folder)
+                sc = load_scenario_text(text, base.file, folder=base.folder, lines=base.text)
             except ScenarioError as exc:
                 raise invalid_with(base.file, assigned, exc) from None
             name = f"{base.name}[{variant_label(settings, assigned)}]"
+            changes = assigned_text(assigned)
             out.append(ScenarioInput(name, base.file, text, base.path, sc.seed, sc.description,
-                                     sc.tick_count * len(sc.services), assigned_text(assigned),
-                                     traces_digest(sc.shapes)))
+                                     sc.tick_count * len(sc.services), changes, traces_digest(sc.shapes),
+                                     variant_warnings(base, sc.warnings, changes)))
     return out
+
+
+def variant_warnings(base: ScenarioInput, found: Sequence[FieldError], changes: str) -> tuple[FieldError, ...]:
+    """A variant's warnings: those of the file itself as the file's (said once however many variants
+    share them), the others with the values that brought them (``spec.duration=10m`` puts a flash
+    crowd after the end): ``(with --scenario-set ...)``, naming the file as the file's do."""
+    mine = {(w.line, w.path, w.message): w for w in base.warnings}
+    return tuple(mine.get((w.line, w.path, w.message))
+                 or dataclasses.replace(w, file=base.path, message=f"{w.message} (with {changes})") for w in found)
 
 
 def varied_scenario(name_or_path: str, texts: Sequence[str], seed: int | None = None):
@@ -78,7 +88,8 @@ def varied_scenario(name_or_path: str, texts: Sequence[str], seed: int | None = 
                                                                     "scenario); setpoint sweep runs several")])
     (variant,) = scenario_variants([read_scenario_input(name_or_path)], settings)
     sc = load_scenario_text(variant.text, variant.file, seed, folder=variant.folder)
-    return dataclasses.replace(sc, name=variant.name, description=f"{sc.description} ({variant.changes})".lstrip())
+    return dataclasses.replace(sc, name=variant.name, description=f"{sc.description} ({variant.changes})".lstrip(),
+                               warnings=variant.warnings)
 
 
 #: Longest folder name made from a scenario's name; a longer one keeps its start and a digest of it

@@ -24,7 +24,8 @@ The result.json layout (:func:`result_json`, ``schema_version`` 2: version 1 had
      "scenario": {"name", "description", "duration_s", "tick_s", "seed", "policy_file",
                   "slo": {"latency_percentile", "latency_s", "error_ratio"},
                   "services": [...],
-                  "faults": [{"name", "kind", "service", "start_s", "end_s"}]},
+                  "faults": [{"name", "kind", "service", "start_s", "end_s"}],
+                  "warnings": [{"file", "line", "field", "message"}]},  # valid, probably not meant
      "controllers": {NAME: {"description", "services": [the services it drove],
                             "note": why a policy drove other services than it names | "",
                             "slo_violation_minutes", "replica_hours",
@@ -53,7 +54,7 @@ import numpy as np
 
 from controller.model import jsonable
 from simulators import score_compiled
-from simulators.result import SLO, ControllerRun, FaultWindow, Frontier, SimResult, Trajectory
+from simulators.result import SLO, ControllerRun, FaultWindow, Frontier, SimResult, Trajectory, shown_path
 
 SCHEMA_VERSION = 2
 
@@ -630,7 +631,15 @@ def scenario_metadata(result: SimResult) -> dict[str, Any]:
             {"name": f.name, "kind": f.kind, "service": f.service, "start_s": f.start_s, "end_s": f.end_s}
             for f in result.faults
         ],
+        "warnings": warnings_json(result.warnings),
     }
+
+
+def warnings_json(warnings) -> list[dict[str, Any]]:
+    """A scenario's warnings (FieldError) as ``setpoint validate --format json`` lists a policy's:
+    file (as shown: never a local absolute path), line, field, message (without "warning: ")."""
+    return [{"file": shown_path(w.file), "line": w.line, "field": w.path, "message": w.message.removeprefix("warning: ")}
+            for w in warnings]
 
 
 def frontier_json(frontier: Frontier) -> dict:

@@ -78,6 +78,9 @@ class ScenarioInput:
     work: int = 1  # ticks x services: a cell's relative cost, to start the longest cells first
     changes: str = ""  # what --scenario-set changed in the file (simulators.scenario_set), "" for the file as it is
     traces: str = ""  # digest of the traces it replays (load.traces_digest): part of its cells' keys
+    #: the scenario's warnings (Scenario.warnings, FieldError), said once before the grid runs; a
+    #: --scenario-set variant's own (not the file's) say which values brought them
+    warnings: tuple = field(default=(), compare=False)
 
     @property
     def folder(self) -> str:
@@ -136,7 +139,8 @@ def read_scenario_input(name_or_path: str) -> ScenarioInput:
     path = resolve_scenario_path(name_or_path)
     sc = load_scenario(path)
     return ScenarioInput(sc.name, shown_path(path), path.read_text(encoding="utf-8"), str(path), sc.seed,
-                         sc.description, sc.tick_count * len(sc.services), traces=traces_digest(sc.shapes))
+                         sc.description, sc.tick_count * len(sc.services), traces=traces_digest(sc.shapes),
+                         warnings=sc.warnings)
 
 
 def policy_variants(bases: Sequence[PolicyBase], settings: Sequence[Setting]) -> list[Variant]:

@@ -3,7 +3,8 @@
 result.json (``schema_version`` 1)::
 
     {"schema_version": 1, "kind": "sweep", "seeds_per_scenario": N,
-     "scenarios": {NAME: {"file", "description", "seeds": [...], "changes" (--scenario-set, when any)}},
+     "scenarios": {NAME: {"file", "description", "seeds": [...], "changes" (--scenario-set, when any),
+                          "warnings" (when any: [{"file", "line", "field", "message"}], as simulate's)}},
      "variants": {NAME: {"kind": "policy" | "hpa", "policy_file", "settings": {PATH: VALUE},
                          "target_pct": null | percent,
                          "scaler": "hpa" | "fixed", "heals": bool}},   # these two: health-only policies only
@@ -32,7 +33,7 @@ from typing import Any
 from controller.runtime.files import remove_earlier, write_text_atomic
 from simulators.frontier import frontier_of, monotone_envelope
 from simulators.result import FrontierPoint
-from simulators.score import DECIMALS, frontier_json
+from simulators.score import DECIMALS, frontier_json, warnings_json
 from simulators.sweep import HPA_KIND, Grid
 
 SCHEMA_VERSION = 1
@@ -85,7 +86,9 @@ def merge(grid: Grid, records: dict[str, dict]) -> dict[str, Any]:
                                                                DECIMALS) for i in (0, 1)]
     return {"schema_version": SCHEMA_VERSION, "kind": "sweep", "seeds_per_scenario": grid.seeds,
             "scenarios": {s.name: {"file": s.file, "description": s.description, "seeds": grid.seeds_of(s),
-                                   **({"changes": s.changes} if s.changes else {})} for s in grid.scenarios},
+                                   **({"changes": s.changes} if s.changes else {}),
+                                   **({"warnings": warnings_json(s.warnings)} if s.warnings else {})}
+                          for s in grid.scenarios},
             "variants": {v.name: {"kind": v.kind, "policy_file": v.policy_file, "settings": v.settings,
                                   "target_pct": v.target_pct,
                                   # a health-only policy beside its scaler (heals), or that scaler alone

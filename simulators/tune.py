@@ -28,7 +28,7 @@ from controller.policy import format_duration, parse_duration
 from simulators.policy_set import (EVERY, PolicyBase, Range, SetError, Setting, apply_settings, parse_setting, policy_text,
                                    short_names)
 from simulators.result import FrontierPoint
-from simulators.score import DECIMALS
+from simulators.score import DECIMALS, warnings_json
 from simulators.sweep import (HPA_KIND, CellStore, Grid, OnCell, OnProgress, ScenarioInput, SweepError, Variant,
                               check_bindings_of, check_grid_size, hpa_variants, local_pool, run_grid)
 
@@ -456,7 +456,10 @@ def tune_json(result: TuneResult) -> dict:
             "holdout_scenarios": [s.name for s in result.holdout_scenarios], "trials": trials,
             "chosen": None if result.best is None else result.best["number"],
             "train": ev(result.train), "untuned_train": ev(result.base_train),
-            "holdout": ev(result.holdout), "untuned_holdout": ev(result.base_holdout)}
+            "holdout": ev(result.holdout), "untuned_holdout": ev(result.base_holdout),
+            # the scenarios' warnings, each once (as a sweep's result.json has them per scenario)
+            "warnings": warnings_json(dict.fromkeys(w for s in [*result.train_scenarios, *result.holdout_scenarios]
+                                                    for w in s.warnings))}
 
 
 def tuned_policy_text(result: TuneResult, version: str, optuna_version: str, now: datetime | None = None) -> str:

@@ -47,6 +47,13 @@ def fail(errors: list) -> NoReturn:
     raise typer.Exit(1)
 
 
+def say_warnings(warnings) -> None:
+    """Each warning (FieldError: ``FILE:LINE: FIELD.PATH: warning: ...``) on stderr, each once: a
+    scenario's, before its run (a sweep's variants and seeds share the file's)."""
+    for line in dict.fromkeys(str(w) for w in warnings):
+        typer.echo(line, err=True)
+
+
 @contextlib.contextmanager
 def said_if_interrupted(what: str) -> Iterator[None]:
     """Ctrl-C (or SIGTERM) inside: ``interrupted: WHAT`` on stderr, then on out as before (exit

@@ -11,7 +11,7 @@ import typer
 from controller.bundled import bundled_policy
 from controller.cli.common import (DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, EXAMPLES_HELP, Scaler, equal_cost_cells, fail,
                                    number_option, out_folder, output_file, output_folder, policy_file, refuse_overwrite,
-                                   table_console, worker_count)
+                                   say_warnings, table_console, worker_count)
 from controller.cli.root import app
 
 
@@ -121,6 +121,7 @@ def _run_sweep(grid, out: Path, jobs: int, ray_address: str | None):
     console = Console(stderr=True)
     typer.echo(f"sweep: {len(grid.scenarios)} scenario(s) x {len(grid.variants)} variant(s) x {grid.seeds} seed(s) = "
                f"{len(cells)} cells on {where}", err=True)
+    say_warnings(w for s in grid.scenarios for w in s.warnings)  # once per file, not per cell or worker
     if grid.differences:
         typer.echo("the policies differ from the first file's in:\n" + "\n".join(f"  {d}" for d in grid.differences),
                    err=True)
@@ -268,6 +269,7 @@ def tune(
         held = [read_scenario_input(n) for n in names(holdout)] if holdout or not holdout_set else given
         held = scenario_variants(held, parse_scenario_settings(holdout_set, "--holdout-set"))
         check_distinct(train, held)
+        say_warnings(w for s in [*train, *held] for w in s.warnings)  # once per file, before the search
         hpa = read_policy_base(hpa_policy or bundled_policy(DEFAULT_HPA_POLICY)) if max_violation_minutes is None else None
         # where the tuned policy goes, checked before the search (it failed after it, the search's end lost)
         target = out or Path(f"{policy.stem}-tuned.yaml")

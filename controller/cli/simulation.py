@@ -12,7 +12,7 @@ import typer
 from controller.bundled import bundled_policy
 from controller.cli.common import (DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, EXAMPLES_HELP, Scaler, equal_cost_cells, fail,
                                    numpy_unless_asked, one_policy, out_folder, output_folder, policy_file,
-                                   policy_under_test, said_if_interrupted, table_console)
+                                   policy_under_test, said_if_interrupted, say_warnings, table_console)
 from controller.cli.progress import PROGRESS_REDRAW_S
 from controller.cli.root import app
 
@@ -122,6 +122,7 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
     # second drew a bar that never moved)
     baseline = list(dict.fromkeys(b.strip() for given in baseline for b in given.split(",") if b.strip()))
     sc = varied_scenario(scenario, scenario_set, seed=seed)
+    say_warnings(sc.warnings)  # valid, probably not meant (a flash crowd after the end); result.json keeps them
     # Results and the report name the files as the user gave them, or by their bundled names.
     policy_shown = shown_path(policy) if policy else f"bundled {DEFAULT_SIM_POLICY}"
     hpa_shown = shown_path(hpa_policy) if hpa_policy else f"bundled {DEFAULT_HPA_POLICY}"

@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable, Iterator
 from types import NoneType, UnionType
 from typing import Annotated, Any
 
+from annotated_types import MaxLen, MinLen
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError
 
@@ -194,9 +195,12 @@ def _adapter(model: type[BaseModel], name: str) -> TypeAdapter:
 @functools.cache
 def _model_annotation(model: type[BaseModel], name: str) -> tuple[type[BaseModel] | None, bool]:
     """(the model, whether a list of it) of a field typed plainly as a model, an optional model or
-    a list of models, none with validators of its own; (None, False) for any other field."""
+    a list of models (its length bounded or not: an error of its length is at the list itself, so
+    where there is none its items are walked), none with validators of its own; (None, False) for
+    any other field."""
     info = model.model_fields[name]
-    if info.metadata:
+    if info.metadata and not (typing.get_origin(info.annotation) is list
+                              and all(isinstance(m, (MinLen, MaxLen)) for m in info.metadata)):
         return None, False
     annotation = info.annotation
     if typing.get_origin(annotation) in (typing.Union, UnionType):

@@ -283,3 +283,49 @@ def test_every_unbound_metric_is_named_at_once_with_how_to_bind_it(tmp_path):
                     "--scenario-set", "spec.metrics.memory=memory",
                     "--scenario-set", "spec.metrics.http_requests_per_second=requests_per_second", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
+
+
+#: Five minutes of one service: a flash crowd at 4m, a 3-minute trace (short.csv, written beside it).
+WARNED = """\
+apiVersion: setpoint/v1
+kind: Scenario
+metadata: {name: warned}
+spec:
+  duration: 5m
+  slo:
+    latency: {below: 250ms}
+  services:
+    - name: web
+      capacityPerPod: 100
+      load:
+        - trace: {file: short.csv, peakRps: 150}
+        - flashCrowd: {at: 4m, peak: 300}
+"""
+SHORT_TRACE = "timestamp,value\n2020-01-01T00:00:00Z,6000\n2020-01-01T00:01:00Z,9000\n2020-01-01T00:02:00Z,7200\n"
+TRACE_WARNING = ("short.csv is 3m long, shorter than the run ({run}): its last rate holds for the last {rest}; wrap: "
+                 "true repeats it instead")
+
+
+# (--scenario-set, the warnings on stderr and in result.json: line, field, message): said once before
+# the run however many processes run it, whether the file's own or brought by a --scenario-set value
+@pytest.mark.parametrize("options, expected", [
+    pytest.param([], [(12, "spec.services[0].load[0].trace.file", TRACE_WARNING.format(run="5m", rest="2m"))],
+                 id="the-files-own"),
+    pytest.param(["--scenario-set", "spec.duration=4m"], [
+        (12, "spec.services[0].load[0].trace.file",
+         TRACE_WARNING.format(run="4m", rest="1m") + " (with --scenario-set spec.duration=4m)"),
+        (13, "spec.services[0].load[1].flashCrowd.at",
+         "at 4m, at the run's end (4m): it never happens (with --scenario-set spec.duration=4m)")],
+        id="brought-by-a-scenario-set-value"),
+])
+def test_simulate_says_a_scenarios_warnings_once_and_keeps_them_in_result_json(tmp_path, options, expected):
+    (tmp_path / "short.csv").write_text(SHORT_TRACE)
+    (tmp_path / "warned.yaml").write_text(WARNED)
+    proc = setpoint("simulate", "warned.yaml", *options, "-b", "hpa", "--no-frontier", "--no-report", "--jobs", "2",
+                    "--out", "o", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    said = [line for line in proc.stderr.splitlines() if "warning:" in line]
+    assert said == [f"warned.yaml:{line}: {field}: warning: {message}" for line, field, message in expected]
+    result = json.loads((tmp_path / "o" / "result.json").read_text())
+    assert result["scenario"]["warnings"] == [{"file": "warned.yaml", "line": line, "field": field, "message": message}
+                                              for line, field, message in expected]

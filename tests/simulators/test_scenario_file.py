@@ -231,3 +231,88 @@ def test_unknown_bundled_name_lists_the_bundled_ones():
     with pytest.raises(ScenarioError) as exc:
         load_scenario("no-such-scenario")
     assert "flash-crowd" in str(exc.value)
+
+
+# --------------------------------------------------------------------------- warnings
+#: A 3-minute trace (a row a minute), written next to the scenario for the rows that replay it.
+SHORT_TRACE = "timestamp,value\n2020-01-01T00:00:00Z,6000\n2020-01-01T00:01:00Z,9000\n2020-01-01T00:02:00Z,7200\n"
+LOAD = "- constant: {rps: 150}"
+
+# (the load term added after the constant one, at line 15; the warnings, exactly): valid, and never
+# what was meant. A fault after the end is an error (above); a load event there is only warned about,
+# so that a shorter duration (--scenario-set spec.duration=10m, a test's template) keeps a file valid.
+WARNINGS = [
+    pytest.param("- flashCrowd: {at: 45m, peak: 500}", [
+        "15: spec.services[0].load[1].flashCrowd.at: warning: at 45m, after the run's end (10m): it never happens"],
+        id="a-flash-crowd-after-the-end"),
+    pytest.param("- step: {at: 10m, from: 0, to: 100}", [
+        "15: spec.services[0].load[1].step.at: warning: at 10m, at the run's end (10m): it never happens"],
+        id="a-step-at-the-end"),
+    pytest.param("- ramp: {start: 1h, end: 2h, from: 0, to: 100}", [
+        "15: spec.services[0].load[1].ramp.start: warning: at 1h, after the run's end (10m): it never happens"],
+        id="a-ramp-starting-after-the-end"),
+    pytest.param("- trace: {file: short.csv}", [
+        "15: spec.services[0].load[1].trace.file: warning: short.csv is 3m long, shorter than the run (10m): its "
+        "last rate holds for the last 7m; wrap: true repeats it instead"], id="a-trace-shorter-than-the-run"),
+    pytest.param("- trace: {file: short.csv, start: 1m}", [
+        "15: spec.services[0].load[1].trace.file: warning: short.csv is 3m long: replayed from 1m into it, it ends "
+        "2m into the run, shorter than the run (10m): its last rate holds for the last 8m; wrap: true repeats it "
+        "instead"], id="a-trace-replayed-from-its-middle"),
+    pytest.param("- trace:\n            file: short.csv\n            duration: 2m", [
+        "17: spec.services[0].load[1].trace.duration: warning: a window of 2m of short.csv, shorter than the run "
+        "(10m): its last rate holds for the last 8m; wrap: true repeats it instead"], id="a-trace-window-shorter"),
+    pytest.param("- flashCrowd: {at: 9m, peak: 500}", [], id="a-flash-crowd-before-the-end"),
+    pytest.param("- ramp: {start: 5m, end: 1h, from: 0, to: 100}", [], id="a-ramp-cut-short-by-the-end"),
+    pytest.param("- trace: {file: short.csv, wrap: true}", [], id="a-short-trace-that-wraps"),
+]
+
+
+@pytest.mark.parametrize("term, expected", WARNINGS)
+def test_a_valid_scenario_warns_of_what_silently_never_happens(tmp_path, term, expected):
+    (tmp_path / "short.csv").write_text(SHORT_TRACE)
+    sc = load_scenario_text(_broken(LOAD, f"{LOAD}\n        {term}"), "w.yaml", folder=tmp_path)
+    assert [str(w) for w in sc.warnings] == [f"w.yaml:{line}" for line in expected]
+
+
+@pytest.mark.parametrize("path", bundled_scenarios(), ids=lambda p: p.stem)
+def test_no_bundled_scenario_warns(path):
+    if path.stem.startswith("trace-") and not TRACES:
+        pytest.skip("the shared traces folder is absent (../shared/data/traces)")
+    assert load_scenario(path).warnings == ()
+
+
+# (the edits, every error in one pass): the rules across fields run beside the field errors, on the
+# parts that validated, and each trace is looked for; before, each row came in two or three waves
+ONE_PASS = [
+    pytest.param([("capacityPerPod: 100", "capacityPerPod: 100\n      initialReplicas: 60"),
+                  ("services: [web]", "services: [api]"), (LOAD, "- trace: {file: missing.csv}")], [
+        "13: spec.services[0].initialReplicas: initialReplicas must be <= maxPods (50), got 60",
+        "17: spec.faults[0].services[0]: must name a service of this scenario (web), got 'api'",
+        "15: spec.services[0].load[0].trace.file: trace not found"], id="three-cross-field-errors"),
+    pytest.param([("tick: 5s", "tick: 5"), ("capacityPerPod: 100", "capacityPerPod: -1\n      initialReplicas: 60"),
+                  ("services: [web]", "services: [api]")], [
+        "6: spec.tick: ",
+        "12: spec.services[0].capacityPerPod: must be > 0, got -1",
+        "13: spec.services[0].initialReplicas: initialReplicas must be <= maxPods (50), got 60",
+        "17: spec.faults[0].services[0]: must name a service of this scenario (web), got 'api'"],
+        id="beside-field-errors-in-the-same-service"),
+    pytest.param([("{kind: pod-crash, at: 2m, services: [web]}",
+                   "{kind: pod-crash, at: 2m, count: 0}\n    - {kind: crash-loop, at: 20m, services: [api]}")], [
+        "16: spec.faults[0].count: ",
+        "17: spec.faults[1].services[0]: must name a service of this scenario (web), got 'api'",
+        "17: spec.faults[1].at: must be before the end of the scenario (600s), got 1200s"],
+        id="a-broken-fault-beside-others"),
+]
+
+
+@pytest.mark.parametrize("edits, expected", ONE_PASS)
+def test_every_error_comes_in_one_pass(tmp_path, edits, expected):
+    text = GOOD
+    for old, new in edits:
+        text = text.replace(old, new)
+    with pytest.raises(ScenarioError) as exc:
+        load_scenario_text(text, "bad.yaml", folder=tmp_path)
+    found = [str(e) for e in exc.value.errors]
+    assert len(found) == len(expected), found
+    for line, want in zip(found, expected):
+        assert line.startswith(f"bad.yaml:{want}"), (line, want)

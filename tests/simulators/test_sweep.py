@@ -394,3 +394,24 @@ def test_cli_sweep_bad_set_exits_1_naming_the_path_before_running(scenarios, tmp
     assert message in err and "Traceback" not in err
     cells = tmp_path / "out" / "cells"
     assert not cells.is_dir() or not list(cells.iterdir())
+
+
+def test_cli_sweep_says_each_scenarios_warnings_once_and_keeps_them_in_result_json(tmp_path, capsys, monkeypatch):
+    # 2 minutes: each file's step at 3m never happens; 2 seeds x 2 --scenario-set values on 2 workers,
+    # 8 cells that each load the file, and each file's warning is said once, before the first cell
+    monkeypatch.setenv("CI", "1")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    files = write_scenarios(tmp_path, SCENARIOS, duration="2m")
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as info:
+        main(["sweep", *files, "--seeds", "2", "--scenario-set", "spec.services[*].startupDelay=20s,40s", "--no-hpa",
+              "--no-report", "-j", "2", "-o", str(out)])
+    assert info.value.code in (0, None)
+    expected = "spec.services[0].load[0].step.at: warning: at 3m, after the run's end (2m): it never happens"
+    said = [line for line in capsys.readouterr().err.splitlines() if "warning:" in line]
+    assert said == [f"{file}:17: {expected}" for file in files]
+    result = json.loads((out / "result.json").read_text())
+    assert {name: s["warnings"] for name, s in result["scenarios"].items()} == {
+        f"{name}[startupDelay={delay}]": [{"file": f"{name}.yaml", "line": 17, "field": expected.split(": ")[0],
+                                           "message": expected.split(": warning: ")[1]}]
+        for name in SCENARIOS for delay in ("20s", "40s")}
