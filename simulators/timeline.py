@@ -38,9 +38,12 @@ ACTIONS_IN_FULL = 20_000
 #: tick x service cells (about 65 MB); longer runs keep only the timeline.
 FULL_TRAJECTORY_CELLS = 1_000_000
 #: Decision records a simulation's CycleLog holds in memory (about 400 B each) before it spills
-#: them to a file; a cycle's own objects count as :data:`CYCLE_RECORDS` records (about 4 KiB).
+#: them to a file; a cycle's own objects count as :data:`CYCLE_RECORDS` records (about 9.6 KiB:
+#: measured 8.3 KiB a policy cycle, 9.3 KiB beside a fixed-max run, with tracemalloc over 3 h
+#: against 6 h of 2 and 20 services, December 5; it was 10, and a 6-hour run of 2 services
+#: peaked 20% above the estimate simulators/memory.py made of it).
 RECORDS_IN_MEMORY = 100_000
-CYCLE_RECORDS = 10
+CYCLE_RECORDS = 24
 #: Ticks the simulation runner records before it scores and downsamples them (at most): a
 #: (fields, ticks, services) block small enough to stay in the CPU's cache between the two.
 RECORD_TICKS = 32

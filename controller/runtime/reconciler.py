@@ -153,7 +153,8 @@ class CycleResult:
     #: ("metric rps", "metric rps (ramp latest)", "health check errors"): (its query, the line of
     #: ``errors`` that says so); ``answered``: the same keys for those that answered
     unavailable: dict[str, tuple[str, str]] = field(default_factory=dict)
-    answered: set[str] = field(default_factory=set)
+    #: (a list: a simulation keeps thousands of results, and an empty set is four times a list's size)
+    answered: list[str] = field(default_factory=list)
     #: targets whose replicas someone else set, left alone this cycle (under a rehearsal: that a
     #: real run would leave alone) -> the change (controller/runtime/external_scale.py)
     hands_off: dict[TargetRef, ExternalChange] = field(default_factory=dict)
@@ -383,6 +384,9 @@ class Reconciler:
         self._gone_said = LastSaid()  # per target, the trimmed rollback target last announced
         self._refused_said = LastSaid()  # per (target, action kind), the permanent refusal last announced
         self._history_said = LastSaid()  # per target, a revisionHistoryLimit of 0 under a rollback policy
+        # the keys of CycleResult.unavailable / answered, made once (a string a cycle adds up in a simulation)
+        self._query_keys = [f"metric {name}" for name in policy.params.metric_names]
+        self._latest_keys = [f"metric {name} (ramp latest)" for name in policy.params.metric_names]
         self.state_store = state_store if policy.health is not None else None
         # the hands-offs in force are kept there too, for any policy that scales (controller/runtime/hands_off_state.py)
         self.hands_off_store = state_store
@@ -655,10 +659,10 @@ class Reconciler:
                 if not isinstance(s, MetricsUnavailable):
                     raise s
                 result.errors.append(f"metric {name}: {s}")
-                result.unavailable[f"metric {name}"] = (expr, result.errors[-1])
+                result.unavailable[self._query_keys[j]] = (expr, result.errors[-1])
                 s = Samples.missing(len(targets))
             else:
-                result.answered.add(f"metric {name}")
+                result.answered.append(self._query_keys[j])
                 if j not in self.pods.read_here:
                     result.missing[name] = (expr, int(np.count_nonzero(~s.present & ~s.conflict & exists)))
             if s.conflict.any():
@@ -684,9 +688,9 @@ class Reconciler:
                 s = self.metrics.query(expr, targets, now)
             except MetricsUnavailable as exc:
                 result.errors.append(f"metric {name} (ramp latest): {exc}")
-                result.unavailable[f"metric {name} (ramp latest)"] = (expr, result.errors[-1])
+                result.unavailable[self._latest_keys[j]] = (expr, result.errors[-1])
                 continue
-            result.answered.add(f"metric {name} (ramp latest)")
+            result.answered.append(self._latest_keys[j])
             values[:, j], present[:, j], age[:, j] = s.values, s.present & ~s.conflict, s.age_s
         params = self.policy.params
         return read_signal_fast(values, present, age, params.stale_after_s, params.metric_nonnegative,
@@ -917,7 +921,7 @@ class Reconciler:
         hobs = observe_health(hq, self.metrics, targets, view, now, result.errors, decision, sent, outcomes)
         for key, (expr, line) in outcomes.items():
             if line is None:
-                result.answered.add(key)
+                result.answered.append(key)
             else:
                 result.unavailable[key] = (expr, line)
         result.queries += len(sent)  # beside the metrics': their failures are counted as metrics errors too
