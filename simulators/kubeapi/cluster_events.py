@@ -113,11 +113,11 @@ class ClusterEvents:
         for s in sorted(new, key=lambda s: ident[s]):
             seq = int(a.revision_seq[i, s])
             created[seq] += 1
-            self._pod_created(w, self.engine.pod_name_of(i, int(ident[s]), seq), seq)
+            self._pod_changed(w, self.engine.pod_name_of(i, int(ident[s]), seq), seq, True)
         by_controller, running = self._who_deleted(i, [(int(before[s]), int(self._seq[i, s]), int(self._phase[i, s]))
                                                        for s in gone], created)
         for name, seq in by_controller:
-            self._pod_deleted(w, name, seq)
+            self._pod_changed(w, name, seq, False)
         for name, seq in running:
             self._kubelet(w, name, seq, "Normal", "Killing", f"Stopping container {self._container(w, seq)}")
         if a.restarts_total[i] != self._restarts_total[i]:
@@ -160,21 +160,17 @@ class ClusterEvents:
                                          "ScalingReplicaSet", f"Scaled {'up' if up else 'down'} replica set "
                                          f"{self._replicaset(w, seq)} from {old} to {new}", DEPLOYMENT_CONTROLLER)
 
-    def _pod_created(self, w, pod: str, seq: int) -> None:
+    def _pod_changed(self, w, pod: str, seq: int, created: bool) -> None:
+        """The ReplicaSet's (a Deployment's pod) or the StatefulSet controller's Event for a pod it
+        created or deleted, in each controller's words."""
+        reason = "SuccessfulCreate" if created else "SuccessfulDelete"
         if w.kind == "Deployment":
-            self.recorder.record(self._replicaset_ref(w, seq), "Normal", "SuccessfulCreate", f"Created pod: {pod}",
-                                 REPLICASET_CONTROLLER)
+            self.recorder.record(self._replicaset_ref(w, seq), "Normal", reason,
+                                 f"{'Created' if created else 'Deleted'} pod: {pod}", REPLICASET_CONTROLLER)
         else:
-            self.recorder.record(_ref(w.kind, w.namespace, w.name, w.uid, "apps/v1"), "Normal", "SuccessfulCreate",
-                                 f"create Pod {pod} in StatefulSet {w.name} successful", STATEFULSET_CONTROLLER)
-
-    def _pod_deleted(self, w, pod: str, seq: int) -> None:
-        if w.kind == "Deployment":
-            self.recorder.record(self._replicaset_ref(w, seq), "Normal", "SuccessfulDelete", f"Deleted pod: {pod}",
-                                 REPLICASET_CONTROLLER)
-        else:
-            self.recorder.record(_ref(w.kind, w.namespace, w.name, w.uid, "apps/v1"), "Normal", "SuccessfulDelete",
-                                 f"delete Pod {pod} in StatefulSet {w.name} successful", STATEFULSET_CONTROLLER)
+            self.recorder.record(_ref(w.kind, w.namespace, w.name, w.uid, "apps/v1"), "Normal", reason,
+                                 f"{'create' if created else 'delete'} Pod {pod} in StatefulSet {w.name} successful",
+                                 STATEFULSET_CONTROLLER)
 
     def _kubelet(self, w, pod: str, seq: int, event_type: str, reason: str, message: str) -> None:
         ref = {**_ref("Pod", w.namespace, pod, K.uid_for("Pod", w.namespace, pod), "v1"),
