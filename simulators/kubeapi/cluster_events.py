@@ -43,7 +43,7 @@ from collections import Counter
 import numpy as np
 
 from simulators.kubeapi import objects as K
-from simulators.kubeapi.event_recorder import EventRecorder, Source
+from simulators.kubeapi.event_recorder import Source
 from simulators.simcluster.slots import EMPTY, READY, STARTING
 
 DEPLOYMENT_CONTROLLER = Source("deployment-controller")
@@ -58,7 +58,7 @@ class ClusterEvents:
     def __init__(self, store):
         self.store = store
         self.engine = store.engine
-        self.recorder = EventRecorder(store.events, store.wall_now)
+        self.recorder = store.event_recorder
         a = self.engine.slot_arrays()
         self._ident = np.where(a.phase != EMPTY, a.serial, -1)  # (S, K): the serial of the pod in a slot, -1: none
         self._phase, self._seq, self._restarts = a.phase.copy(), a.revision_seq.copy(), a.restarts.copy()

@@ -29,7 +29,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import secrets
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +40,7 @@ from controller.policy.importer import ConversionProblem, convert
 from controller.policy.load import load_policy_text
 from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy
 from simulators.kubeapi import objects as K
+from simulators.kubeapi.event_recorder import Source
 from simulators.kubeapi.managed_fields import FieldWriter
 from simulators.kubeapi.store import KubeStore
 from simulators.ports import SimMetrics, SimTargets
@@ -118,6 +118,10 @@ def spec_fingerprint(hpa: dict) -> str:
     return json.dumps([hpa["metadata"].get("uid"), hpa.get("apiVersion"), hpa.get("spec")], sort_keys=True)
 
 
+#: The source of the HPA controller's Events, as kube-controller-manager's recorder names it.
+HPA_SOURCE = Source("horizontal-pod-autoscaler")
+
+
 class HpaController:
     """Runs every HPA of ``store`` on the simulated clock (call :meth:`tick` after every engine step)."""
 
@@ -129,6 +133,8 @@ class HpaController:
         self.runs: dict[tuple[str, str], HpaRun] = {}
         self.next_sync_s: float | None = None
         self.syncs = 0
+        # kube-controller-manager's recorder (the store's): names, repeats counted on one Event
+        self.recorder = store.event_recorder
 
     def tick(self, observed) -> None:
         """After one engine step: record its signals (ObservedSignals), then sync when due."""
@@ -152,7 +158,7 @@ class HpaController:
             for key, hpa in hpas.items():
                 run = self._run_of(key, hpa)
                 result = self._cycle(key, run, now)
-                self._record_rescales(hpa, result, now)
+                self._record_rescales(hpa, result)
                 self._write_status(key, hpa, run, result, now)
             self.syncs += 1
 
@@ -221,14 +227,17 @@ class HpaController:
             return None
         return float(self.store.workloads[self.store.engine.index(result.targets[0])].config.cpu_request_cores)
 
-    def _record_rescales(self, hpa: dict, result: CycleResult | None, now: float) -> None:
+    def _record_rescales(self, hpa: dict, result: CycleResult | None) -> None:
         """A ``SuccessfulRescale`` Event on the HPA per scale it made, as kube-controller-manager
-        records one (``kubectl describe hpa`` lists them)."""
+        records one through client-go's recorder (``kubectl describe hpa`` lists them; the same
+        size for the same reason again counts on the same Event)."""
+        meta = hpa["metadata"]
+        ref = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "namespace": meta["namespace"],
+               "name": meta["name"], "uid": meta.get("uid")}
         for action in (result.actions if result is not None else ()):
             if action.kind is ActionKind.SCALE:
-                self.store.events.create(hpa["metadata"]["namespace"],
-                                         rescale_event(hpa, int(action.replicas), action.reason,
-                                                       self.store.clock.wall(now)), owned=True)
+                self.recorder.record(ref, "Normal", "SuccessfulRescale",
+                                     f"New size: {int(action.replicas)}; reason: {action.reason}", HPA_SOURCE)
 
     def _write_status(self, key: tuple[str, str], hpa: dict, run: HpaRun, result: CycleResult | None,
                       now: float) -> None:
@@ -240,18 +249,6 @@ class HpaController:
             return
         hpa["status"] = status
         self.store.hpas.update(*key, hpa)
-
-
-def rescale_event(hpa: dict, replicas: int, reason: str, wall_s: float) -> dict:
-    """The Event of one rescale by an HPA (``wall_s``: epoch s), as the HPA controller words it."""
-    meta = hpa["metadata"]
-    at = K.rfc3339(wall_s)
-    return {"metadata": {"name": f"{meta['name']}.{secrets.token_hex(8)}"},
-            "involvedObject": {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-                               "namespace": meta["namespace"], "name": meta["name"], "uid": meta.get("uid")},
-            "reason": "SuccessfulRescale", "message": f"New size: {replicas}; reason: {reason}", "type": "Normal",
-            "source": {"component": "horizontal-pod-autoscaler"}, "reportingComponent": "horizontal-pod-autoscaler",
-            "firstTimestamp": at, "lastTimestamp": at, "count": 1}
 
 
 def hpa_status(run: HpaRun, result: CycleResult | None, old: dict, wall_s: float,

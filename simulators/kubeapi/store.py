@@ -63,6 +63,7 @@ from controller.model import PodStatus, TargetStatus
 from simulators.kubeapi import objects as K
 from simulators.kubeapi import validation as V
 from simulators.kubeapi.cluster_events import ClusterEvents
+from simulators.kubeapi.event_recorder import EventRecorder
 from simulators.kubeapi.history import Change, ChangeHistory
 from simulators.kubeapi.managed_fields import FieldWriter, ManagedFields, changed_paths
 from simulators.kubeapi.namespaces import Namespaces
@@ -510,6 +511,9 @@ class KubeStore:
         self.sync_revisions()
         for w in self.workloads:  # the first revision completed when its initial pods became Ready
             w.progress, w.progress_at = (w.current_seq, w.paused, False), clock.sim_start_s - INITIAL_PODS_AGE_S
+        #: client-go's recorder, shared by the cluster's own controllers, kubelets and HPA controller
+        #: (one clock of Event names: two recorders named two Events alike at the same instant)
+        self.event_recorder = EventRecorder(self.events, self.wall_now)
         #: the Events of the cluster's own controllers and kubelets (None: only clients' Events are stored)
         self.cluster_events = ClusterEvents(self) if cluster_events else None
 

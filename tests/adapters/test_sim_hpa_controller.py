@@ -271,3 +271,26 @@ def edit_hpa(srv, autoscaling: client.AutoscalingV2Api, change: str) -> None:
         if change == "delete-sync-create":
             syncs(srv, 1)
         autoscaling.create_namespaced_horizontal_pod_autoscaler(NS, hpa("web"))
+
+
+def test_the_hpa_controllers_events_go_through_the_clusters_recorder(sim):
+    """A rescale's Event is named and correlated as kube-controller-manager's recorder does: the
+    same size for the same reason again counts on one Event (before: a new random-named Event
+    each time); and it never takes the name of the Deployment's Event of the same instant (both
+    objects are "web")."""
+    from types import SimpleNamespace
+
+    from controller.model import Action, ActionKind, TargetRef
+
+    srv, _, apps = sim
+    hpa = {"metadata": {"namespace": NS, "name": "web", "uid": "hpa-uid"}}
+    scale = Action(ActionKind.SCALE, TargetRef(NS, "Deployment", "web"), "cpu above target", replicas=4)
+    for _ in range(2):  # the engine is still (not driven): nothing else writes meanwhile
+        srv.world.hpa_controller._record_rescales(hpa, SimpleNamespace(actions=[scale]))
+    events = client.CoreV1Api(apps.api_client).list_namespaced_event(
+        NS, field_selector="involvedObject.kind=HorizontalPodAutoscaler").items
+    assert [(e.reason, e.message, e.count, e.source.component) for e in events] == [
+        ("SuccessfulRescale", "New size: 4; reason: cpu above target", 2, "horizontal-pod-autoscaler")]
+    apps.patch_namespaced_deployment("web", NS, {"spec": {"replicas": 7}})  # the Deployment's Event, same instant
+    names = [e.metadata.name for e in client.CoreV1Api(apps.api_client).list_namespaced_event(NS).items]
+    assert len(names) == len(set(names)) >= 2
