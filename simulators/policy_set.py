@@ -419,9 +419,13 @@ def assigned_document(file: str, data: dict, assigned: Sequence[tuple[Setting, A
     return data
 
 
-def invalid_with(file: str, assigned: Sequence[tuple[Setting, Any]], exc: InvalidInput) -> SetError:
-    """The validation errors ``exc`` of a document with the settings ``assigned``, each naming them."""
-    return SetError([FieldError(file, None, e.path, f"{e.message} (with {assigned_text(assigned)})") for e in exc.errors])
+def invalid_with(file: str, assigned: Sequence[tuple[Setting, Any]], exc: InvalidInput,
+                 file_lines: bool = False) -> SetError:
+    """The validation errors ``exc`` of a document with the settings ``assigned``, each naming them;
+    ``file_lines``: their lines are the file's (a scenario variant read with ``lines=``), else
+    none is given (they would be the rewritten document's)."""
+    return SetError([FieldError(file, e.line if file_lines else None, e.path,
+                                f"{e.message} (with {assigned_text(assigned)})") for e in exc.errors])
 
 
 def assigned_text(assigned: Sequence[tuple[Setting, Any]]) -> str:

@@ -738,6 +738,10 @@ def load_scenario_text(text: str, file: str = "<text>", seed: int | None = None,
         raise ScenarioError(errors + [FieldError(file, yaml_doc.line, "", "expected a Scenario document (a mapping with "
                                                  f"apiVersion, kind, metadata, spec), got {describe_value(yaml_doc.data)}")])
     folder = None if folder is None else Path(folder)
+    line_of = yaml_doc.line_of
+    if lines is not None:  # a variant: its messages give the lines of the file it was rewritten from
+        written = [d for d in read_documents(lines)[0] if d.data is not None]
+        line_of = written[0].line_of if written else line_of
     try:
         doc = ScenarioDocument.model_validate(yaml_doc.data)
         spec, found = doc.spec, []
@@ -749,16 +753,12 @@ def load_scenario_text(text: str, file: str = "<text>", seed: int | None = None,
     found += _cross_field_errors(spec, _raw_faults(yaml_doc.data))
     if errors or found:
         found += _trace_errors(spec, folder)
-        raise ScenarioError(errors + [FieldError(file, yaml_doc.line_of(loc), format_path(loc), msg)
+        raise ScenarioError(errors + [FieldError(file, line_of(loc), format_path(loc), msg)
                                       for loc, msg in dict.fromkeys(found)])
     if seed is not None:
         if not 0 <= seed < 2**63:
             raise ScenarioError([FieldError(file, None, "spec.seed", f"--seed must be in [0, 2**63), got {seed}")])
         doc = doc.model_copy(update={"spec": doc.spec.model_copy(update={"seed": int(seed)})})
-    line_of = yaml_doc.line_of
-    if lines is not None:
-        written = [d for d in read_documents(lines)[0] if d.data is not None]
-        line_of = written[0].line_of if written else line_of
     return _compile(doc, file, line_of, folder)
 
 

@@ -54,7 +54,7 @@ def scenario_variants(inputs: Sequence[ScenarioInput], settings: Sequence[Settin
             try:
                 sc = load_scenario_text(text, base.file, folder=base.folder, lines=base.text)
             except ScenarioError as exc:
-                raise invalid_with(base.file, assigned, exc) from None
+                raise invalid_with(base.file, assigned, exc, file_lines=True) from None
             name = f"{base.name}[{variant_label(settings, assigned)}]"
             changes = assigned_text(assigned)
             out.append(ScenarioInput(name, base.file, text, base.path, sc.seed, sc.description,

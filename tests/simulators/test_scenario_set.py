@@ -62,6 +62,19 @@ def test_errors_name_the_option_the_file_and_the_field(scenarios, setting, words
     assert all(w in text for w in words), text
 
 
+@pytest.mark.parametrize("setting, line", [
+    pytest.param("spec.services[*].initialReplicas=40", 14, id="a-field-of-the-file-at-its-line"),
+    pytest.param("spec.services[*].maxPods=2", 14, id="a-cross-field-rule-at-initialReplicas"),
+    pytest.param(f"{DELAY}=banana", 12, id="a-field-the-file-lacks-at-its-service"),
+])
+def test_errors_give_the_files_own_lines(scenarios, setting, line):
+    """A variant is rewritten from the file; its errors point into the file (they gave no line)."""
+    with pytest.raises(SetError) as info:
+        variants(scenarios[:1], setting)
+    [error] = info.value.errors
+    assert (error.file, error.line) == (os.path.basename(scenarios[0]), line), str(info.value)
+
+
 def test_the_grid_counts_scenario_variants_before_reading_them(scenarios):
     with pytest.raises(SetError) as info:
         build_grid(scenarios, [str(DEFAULT_POLICY)], [], scenario_settings=[f"{DELAY}=1s..1000s:1s",
