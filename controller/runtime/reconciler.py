@@ -1029,8 +1029,9 @@ class Reconciler:
             self._apply(action, result)
         result.rehearsal = self.rehearsal
         if self.with_conditions:
-            failed_queries = {name: line.split(": ", 1)[-1] for name in self.policy.params.metric_names
-                              if (line := result.unavailable.get(f"metric {name}", (None, None))[1])}
+            failed_queries = {name: line.split(": ", 1)[-1]  # the error, without "metric rps: "
+                              for name, key in zip(self.policy.params.metric_names, self._query_keys)
+                              if (line := result.unavailable.get(key, (None, None))[1])}
             result.conditions = scaling_conditions(self.policy.params, decision, targets, view.exists,
                                                    result.actions, result.failed, failed_queries)
         self._commit(targets, decision, now, result)
