@@ -9,6 +9,10 @@ class SetpointError(Exception):
     """Base class of every error Setpoint raises on purpose."""
 
 
+#: A warning's message starts so (controller/policy/units.py, a scenario's); in JSON its list says it instead.
+WARNING_PREFIX = "warning: "
+
+
 @dataclass(frozen=True)
 class FieldError:
     """One problem in an input file: where, which field, what was expected, what was found."""
@@ -21,6 +25,12 @@ class FieldError:
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
         return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+    def to_json(self, file: str | None = None) -> dict:
+        """{file, line, field, message} as ``validate --format json`` and result.json list them
+        (``file``: as shown, else its own; the message without "warning: ": its list says so)."""
+        return {"file": self.file if file is None else file, "line": self.line, "field": self.path,
+                "message": self.message.removeprefix(WARNING_PREFIX)}
 
 
 class InvalidInput(SetpointError):

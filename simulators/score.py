@@ -638,8 +638,7 @@ def scenario_metadata(result: SimResult) -> dict[str, Any]:
 def warnings_json(warnings) -> list[dict[str, Any]]:
     """A scenario's warnings (FieldError) as ``setpoint validate --format json`` lists a policy's:
     file (as shown: never a local absolute path), line, field, message (without "warning: ")."""
-    return [{"file": shown_path(w.file), "line": w.line, "field": w.path, "message": w.message.removeprefix("warning: ")}
-            for w in warnings]
+    return [w.to_json(shown_path(w.file)) for w in warnings]
 
 
 def frontier_json(frontier: Frontier) -> dict:

@@ -90,13 +90,8 @@ def validate(
             raise typer.Exit(1)
 
 
-#: A warning's message starts so (controller/policy/units.py); an annotation's kind says it instead.
-WARNING_PREFIX = "warning: "
-
-
 def _problems(errors) -> list[dict]:
-    return [{"file": e.file, "line": e.line, "field": e.path, "message": e.message.removeprefix(WARNING_PREFIX)}
-            for e in errors]
+    return [e.to_json() for e in errors]
 
 
 def _json_document(check) -> str:

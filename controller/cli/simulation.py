@@ -13,11 +13,9 @@ from controller.bundled import bundled_policy
 from controller.cli.common import (DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, EXAMPLES_HELP, Scaler, equal_cost_cells, fail,
                                    numpy_unless_asked, one_policy, out_folder, output_folder, policy_file,
                                    policy_under_test, said_if_interrupted, say_warnings, table_console)
-from controller.cli.progress import PROGRESS_REDRAW_S
+from controller.cli.progress import PROGRESS_REDRAW_S, compile_notice
 from controller.cli.root import app
 
-#: `setpoint simulate` says it is compiling its kernels when loading them takes longer than this.
-COMPILE_NOTICE_S = 3.0
 #: Health actions listed under the score table (the rest: `setpoint explain OUT --changes`).
 HEALTH_ACTIONS_SHOWN = 10
 
@@ -222,21 +220,12 @@ def _print_health_actions(result, healer: str, out_dir: Path) -> None:
 
 def _warm_kernels(console, scenario, runs: list) -> None:
     """Compile, or load from the disk cache, the kernels the runs use before the progress bars
-    draw and before worker processes fork (they inherit them); a line on stderr when that takes
-    a while: compiling them on a machine's first run (or after an upgrade) takes ~40 s."""
-    import threading
-
+    draw and before worker processes fork (they inherit them); a line on stderr when compiling
+    them takes a while (~40 s on a machine's first run, or after an upgrade)."""
     from simulators.runner import warm_kernels
 
-    notice = threading.Timer(COMPILE_NOTICE_S, lambda: console.print(
-        "compiling the simulator's kernels: about 40 s on a machine's first run or after an upgrade; "
-        "cached for the next runs (`setpoint warm` does it ahead; SETPOINT_COMPILED=0 runs without them)"))
-    notice.start()
-    try:
+    with compile_notice(console, "the simulator's kernels"):  # its watcher is joined: the workers fork warm
         warm_kernels(scenario, runs)
-    finally:
-        notice.cancel()
-        notice.join()  # no other thread left: the workers can be forked warm
 
 
 def _print_scores(result) -> None:

@@ -21,7 +21,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from controller.errors import ActuationError, PolicyError, PolicyUnreadable, StateStoreError, TemporaryError
-from controller.policy import LoadedPolicy, PolicyCheck, check_policies, check_policy_texts
+from controller.policy import LoadedPolicy, PolicyCheck, check_policies, check_policy_texts, format_duration
 from controller.model import TargetRef, jsonable
 from controller.ports import Cluster, MetricsSource, Rehearsal, StateStore, StopsRequests
 from controller.runtime.reconciler import (CycleResult, Reconciler, RuntimePolicy, cycle_records, emit_event,
@@ -59,16 +59,6 @@ OUTAGE_REMINDER_S = 300.0
 #: What a failing query means, for a scaling metric's (False) and a health check's (True)
 _OUTAGE_MEANS = {False: "its targets' replicas are held (missing data never scales down) until it answers",
                  True: "the check cannot fire (missing data never does) until it answers"}
-
-
-def _span(seconds: float) -> str:
-    """``45s``, ``3m20s``, ``1h05m``: how long an outage lasted, for the log."""
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 def _api_answer(exc: BaseException) -> bool:
@@ -489,12 +479,14 @@ class ControllerService:
             outage[2] += 1
             if now - outage[1] >= OUTAGE_REMINDER_S:
                 outage[1] = now
-                log.warning("%s; failing for %s (%d cycles)", line, _span(now - outage[0]), outage[2], extra=said)
+                log.warning("%s; failing for %s (%d cycles)", line, format_duration(round(now - outage[0]), days=True),
+                            outage[2], extra=said)
         for key in result.answered:
             outage = self._query_outages.pop((result.policy, key), None)
             if outage is not None:
                 log.warning("%s: the query answers again, after failing for %s (%d cycles)", key,
-                            _span(now - outage[0]), outage[2], extra={"policy": result.policy})
+                            format_duration(round(now - outage[0]), days=True), outage[2],
+                            extra={"policy": result.policy})
 
     def _say_metric_gaps(self, result: CycleResult) -> None:
         """A metric whose query answers with no sample for some targets (renamed, relabeled, its

@@ -39,6 +39,7 @@ Cost: a tick compares the (S, K) slots with the last tick's (a few array operati
 from __future__ import annotations
 
 from collections import Counter
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -46,6 +47,8 @@ from simulators.kubeapi import objects as K
 from simulators.kubeapi.event_recorder import Source
 from simulators.simcluster.slots import EMPTY, READY, STARTING
 
+#: The slot arrays (SlotArrays fields) a sync compares with the last one's.
+_KEPT = ("phase", "revision_seq", "restarts", "current_seq", "spec_replicas", "rolling", "restarts_total")
 DEPLOYMENT_CONTROLLER = Source("deployment-controller")
 REPLICASET_CONTROLLER = Source("replicaset-controller")
 STATEFULSET_CONTROLLER = Source("statefulset-controller")
@@ -61,9 +64,7 @@ class ClusterEvents:
         self.recorder = store.event_recorder
         a = self.engine.slot_arrays()
         self._ident = np.where(a.phase != EMPTY, a.serial, -1)  # (S, K): the serial of the pod in a slot, -1: none
-        self._phase, self._seq, self._restarts = a.phase.copy(), a.revision_seq.copy(), a.restarts.copy()
-        self._current, self._spec = a.current_seq.copy(), a.spec_replicas.copy()
-        self._rolling, self._restarts_total = a.rolling.copy(), a.restarts_total.copy()
+        self._last = SimpleNamespace(**{f: getattr(a, f).copy() for f in _KEPT})  # the slot arrays as last synced
         self._sizes = [_replicaset_sizes(a, i) for i in range(self.engine.n_services)]
         self._client_deleted: set[tuple[int, str]] = set()  # (row, pod name) deleted through the API, not yet seen gone
 
@@ -82,21 +83,20 @@ class ClusterEvents:
                 self._keep_row(i, a, ident)
             return
         ident = np.where(a.phase != EMPTY, a.serial, -1)
-        changed = ((ident != self._ident).any(axis=1) | (a.spec_replicas != self._spec) | (a.rolling != self._rolling)
-                   | (a.current_seq != self._current) | (a.restarts_total != self._restarts_total))
+        last = self._last
+        changed = ((ident != self._ident).any(axis=1) | (a.spec_replicas != last.spec_replicas)
+                   | (a.rolling != last.rolling) | (a.current_seq != last.current_seq)
+                   | (a.restarts_total != last.restarts_total))
         for i in np.flatnonzero(changed).tolist():
             self._sizes[i] = self._sync_row(i, a, ident[i])
         self._ident = ident
-        for mine, now in ((self._phase, a.phase), (self._seq, a.revision_seq), (self._restarts, a.restarts),
-                          (self._current, a.current_seq), (self._spec, a.spec_replicas), (self._rolling, a.rolling),
-                          (self._restarts_total, a.restarts_total)):
-            np.copyto(mine, now)
+        for f in _KEPT:
+            np.copyto(getattr(last, f), getattr(a, f))
 
     def _keep_row(self, i: int, a, ident: np.ndarray) -> None:
-        self._ident[i], self._phase[i], self._seq[i], self._restarts[i] = ident, a.phase[i], a.revision_seq[i], \
-            a.restarts[i]
-        self._current[i], self._spec[i], self._rolling[i] = a.current_seq[i], a.spec_replicas[i], a.rolling[i]
-        self._restarts_total[i] = a.restarts_total[i]
+        self._ident[i] = ident
+        for f in _KEPT:
+            getattr(self._last, f)[i] = getattr(a, f)[i]
 
     def _sync_row(self, i: int, a, ident: np.ndarray) -> dict[int, int]:
         """The Events of workload ``i``: its ReplicaSets scaled, pods created and deleted, containers
@@ -114,15 +114,16 @@ class ClusterEvents:
             seq = int(a.revision_seq[i, s])
             created[seq] += 1
             self._pod_changed(w, self.engine.pod_name_of(i, int(ident[s]), seq), seq, True)
-        by_controller, running = self._who_deleted(i, [(int(before[s]), int(self._seq[i, s]), int(self._phase[i, s]))
-                                                       for s in gone], created)
+        last = self._last
+        gone_pods = [(int(before[s]), int(last.revision_seq[i, s]), int(last.phase[i, s])) for s in gone]
+        by_controller, running = self._who_deleted(i, gone_pods, created)
         for name, seq in by_controller:
             self._pod_changed(w, name, seq, False)
         for name, seq in running:
             self._kubelet(w, name, seq, "Normal", "Killing", f"Stopping container {self._container(w, seq)}")
-        if a.restarts_total[i] != self._restarts_total[i]:
+        if a.restarts_total[i] != last.restarts_total[i]:
             same = (before >= 0) & (before == ident)
-            crashed = np.flatnonzero(same & (a.restarts[i] > self._restarts[i]) & a.crash_loops[i]).tolist()
+            crashed = np.flatnonzero(same & (a.restarts[i] > last.restarts[i]) & a.crash_loops[i]).tolist()
             for s in crashed:
                 seq = int(a.revision_seq[i, s])
                 name = self.engine.pod_name_of(i, int(ident[s]), seq)

@@ -83,7 +83,6 @@ class _Seen:
     count: int
     first: str | None  # firstTimestamp
     name: str
-    resource_version: str
 
 
 @dataclass
@@ -124,8 +123,7 @@ class Correlator:
         if update:
             event = {**event, "metadata": {**event["metadata"], "name": last.name}, "count": last.count + 1,
                      "firstTimestamp": last.first}
-        self.seen.add(key, _Seen(event["count"], event["firstTimestamp"], event["metadata"]["name"],
-                                 last.resource_version if update else ""))
+        self.seen.add(key, _Seen(event["count"], event["firstTimestamp"], event["metadata"]["name"]))
         return event, update
 
     def allow(self, event: dict, now_s: float) -> bool:
@@ -145,7 +143,7 @@ class Correlator:
     def written(self, event: dict) -> None:
         """UpdateState: remember the Event as the server stored it."""
         self.seen.add(_event_key(event), _Seen(int(event.get("count") or 1), event.get("firstTimestamp"),
-                                               event["metadata"]["name"], event["metadata"]["resourceVersion"]))
+                                               event["metadata"]["name"]))
 
 
 def _involved(event: dict) -> tuple:
@@ -165,9 +163,9 @@ def _event_key(event: dict) -> tuple:
 
 
 def _group_key(event: dict) -> tuple:
-    """EventAggregatorByReasonFunc's aggregate key: the event key without the message and fieldPath,
-    with the reporting controller and instance (here the source's component and host)."""
-    return _source(event) + _involved(event) + (event["type"], event["reason"]) + _source(event)
+    """EventAggregatorByReasonFunc's aggregate key: the event key without the message and fieldPath
+    (its reporting controller and instance are the source's component and host here: in it already)."""
+    return _source(event) + _involved(event) + (event["type"], event["reason"])
 
 
 def _spam_key(event: dict) -> tuple:
