@@ -94,7 +94,9 @@ def run(
         help="At start-up and on becoming leader, rebuild each policy's smoothing, stabilization and rate-limit "
              "history by replaying the last window from Prometheus, and a workload's alone when it joins a running "
              "policy (its HPA deleted, a label added) (needs kube-state-metrics' replicas; targets without them "
-             "start cold, holding scale-down for one window).")] = True,
+             "start cold, holding scale-down for one window), and the health checks' state from their queries' history "
+             "(a condition past its `for` fires at once; a revision whose check fired before first sight is no "
+             "rollback target until healthyAfter).")] = True,
 ) -> None:
     """Run the controller: read Prometheus, decide, act on Kubernetes, on every policy's interval.
 

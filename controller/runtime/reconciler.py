@@ -476,6 +476,7 @@ class Reconciler:
         hands-offs and scale events kept on the cluster are read then too (:meth:`_read_hands_offs`,
         :meth:`_read_scale_events`)."""
         self._warm_due = True
+        self._checks_replayed: set[TargetRef] = set()  # their checks' history is read (_with_check_history)
         self._hands_off_due = self.hands_off_store is not None
         self._events_due = self.events_store is not None
         if self.state_store is None:
@@ -919,6 +920,7 @@ class Reconciler:
         sent: list[str] = []
         outcomes: dict[str, tuple[str, str | None]] = {}
         hobs = observe_health(hq, self.metrics, targets, view, now, result.errors, decision, sent, outcomes)
+        hobs = self._with_check_history(targets, hobs, now)
         for key, (expr, line) in outcomes.items():
             if line is None:
                 result.answered.append(key)
@@ -936,6 +938,36 @@ class Reconciler:
         self._announce_gone(healing, targets, view)
         self._announce_no_history(view, targets)
         return health_actions(healing, targets, view.exists, self.policy.name)
+
+    def _with_check_history(self, targets: list[TargetRef], hobs, now: float):
+        """``hobs`` with the checks' history of the targets not seen since the start (or the last
+        ``restore()``): their workload checks' rows replayed from ``warm_from`` (their ``for``
+        already held, as Prometheus restores its alerts'), and when a check last fired there, for
+        a revision's clean time on first sight (controller/runtime/check_history.py)."""
+        params = self.policy.health
+        replayed = self._checks_replayed
+        todo = [i for i, t in enumerate(targets) if t not in replayed]
+        self._checks_replayed = {*(t for t in targets if t in replayed), *(targets[i] for i in todo)}
+        if not todo or self.warm_from is None or not len(params.workload_columns):
+            return hobs
+        from controller.runtime.check_history import check_history
+
+        rows = np.asarray(todo, dtype=np.int64)
+        fresh = HealthState.empty(len(rows), params).workload
+        history = check_history(params, self.policy.health_queries, self.warm_from, [targets[i] for i in todo],
+                                now, fresh)
+        extra = {"policy": self.policy.name, "targets": len(rows)}
+        if history.table is None:
+            log.warning(f"checks' history unavailable ({history.error}): the checks of {len(rows)} target(s) start "
+                        f"at OK and a revision first seen now is not a rollback target before healthyAfter", extra=extra)
+        else:
+            self._health_state = replace(self._health_state,
+                                         workload=self._health_state.workload.put(rows, history.table))
+            log.info(f"checks' history: {len(rows)} target(s) replayed over {history.window_s:.0f}s "
+                     f"({history.ticks} ticks)", extra=extra)
+        fired = np.full(len(targets), np.nan)
+        fired[rows] = history.fired_until
+        return replace(hobs, fired_until=fired)
 
     def _resolve(self, now: float) -> list[TargetRef]:
         """The workloads this policy selects and governs: those another policy governs already

@@ -104,3 +104,34 @@ def test_a_bad_release_met_at_start_up_is_never_a_rollback_target():
     assert all(d.action[0] != Act.ROLLBACK for d in ds)
     reasons = {HealthReason(int(d.reason[0])).code for d in ds if d.now - T0 > 600}
     assert "NoHealthyRevision" in reasons
+
+
+def seen(since: float, fired_until: float, *, pending=False) -> RevisionState:
+    return update_revisions(P, RevisionState.empty(1), np.array(["1"], dtype=object), np.array([since]),
+                            np.array([False]), np.array([False]), NOW, np.array([pending]), np.array([fired_until]))
+
+
+@pytest.mark.parametrize("since, fired_until, healthy, clean", [
+    pytest.param(NOW - 7200.0, np.nan, "1", NOW - 7200.0, id="no-firing-in-the-history-as-without"),
+    pytest.param(NOW - 7200.0, NOW - 120.0, "", NOW - 120.0, id="fired-2m-ago-clean-only-since-then"),
+    pytest.param(NOW - 7200.0, NOW - 600.0, "1", NOW - 600.0, id="fired-10m-ago-clean-for-healthy-after"),
+    pytest.param(NOW - 7200.0, NOW - 300.0, "1", NOW - 300.0, id="fired-exactly-healthy-after-ago"),
+    pytest.param(NOW - 120.0, NOW - 600.0, "", NOW - 120.0, id="fired-before-the-revision-completed"),
+    pytest.param(NOW - 7200.0, np.inf, "", NOW, id="history-unreadable-clean-from-now"),
+    pytest.param(np.nan, NOW - 600.0, "", NOW, id="completion-unknown-first-seen-now"),
+])
+def test_first_sight_with_the_checks_history(since, fired_until, healthy, clean):
+    """A check that fired and recovered before the controller first saw the revision (the checks'
+    history, runtime/check_history.py): the revision is clean only since its last firing; with
+    the history unreadable, only from now; with no firing in it, as the cluster says."""
+    rs = seen(since, fired_until)
+    assert (rs.healthy.tolist(), rs.clean_since.tolist()) == ([healthy], [clean])
+
+
+def test_the_history_is_read_on_first_sight_only():
+    """A later cycle's fired_until (the shell passes it once) changes nothing: clean time is the
+    core's from then on."""
+    rs = seen(NOW - 7200.0, np.nan)
+    later = update_revisions(P, rs, np.array(["1"], dtype=object), np.array([NOW - 7200.0]), np.array([False]),
+                             np.array([False]), NOW + 15.0, np.array([False]), np.array([NOW + 10.0]))
+    assert (later.healthy.tolist(), later.clean_since.tolist()) == (["1"], [NOW - 7200.0])

@@ -77,6 +77,18 @@ class CheckTable:
                           take_rows(self.changed_at, rows, np.nan),
                           tuple(s.take(rows) for s in self.smooth))
 
+    def put(self, rows: np.ndarray, other: "CheckTable") -> "CheckTable":
+        """This table with ``rows`` (K,) replaced by ``other``'s K rows (the same checks)."""
+        def put(a, b):
+            out = a.copy()
+            out[rows] = b
+            return out
+
+        fields = ("phase", "active_since", "fired_at", "recovering_since", "changed_at")
+        return CheckTable(*(put(getattr(self, f), getattr(other, f)) for f in fields),
+                          tuple(SmoothState(*(put(getattr(a, f), getattr(b, f)) for f in SmoothState.__dataclass_fields__))
+                                for a, b in zip(self.smooth, other.smooth)))
+
 
 def smooth_checks(checks: tuple[CheckParams, ...], values: np.ndarray, usable: np.ndarray,
                   states: tuple[SmoothState, ...], now: float) -> tuple[np.ndarray, tuple[SmoothState, ...]]:
@@ -165,6 +177,18 @@ def evaluate(checks: tuple[CheckParams, ...], values: np.ndarray, present: np.nd
     stepped = step_phases(checks, table, bad, good, frozen, now)
     return raw, smoothed, CheckTable(stepped.phase, stepped.active_since, stepped.fired_at,
                                      stepped.recovering_since, stepped.changed_at, smooth_states)
+
+
+def replay(checks: tuple[CheckParams, ...], values: np.ndarray, present: np.ndarray, t_s: np.ndarray,
+           table: CheckTable) -> tuple[CheckTable, np.ndarray]:
+    """Step R rows of C checks over a history: values, present (T, R, C) at the times t_s (T,),
+    from ``table``. Returns (the table after the last time, (R,) the last time any check was
+    FIRING, NaN if none was). The shell's warm start of the checks (runtime/check_history.py)."""
+    last = np.full(table.rows, np.nan)
+    for k in range(t_s.size):
+        _, _, table = evaluate(checks, values[k], present[k], table, float(t_s[k]))
+        last = np.where((table.phase == _FIRING).any(axis=1), t_s[k], last)
+    return table, last
 
 
 # --- pod scope -------------------------------------------------------------------------------

@@ -44,6 +44,9 @@ class HealthObservation:
     the Deployment's spec.paused (None: unknown; then no rollout is held). revisions: (N, K) str,
     the revisions the cluster still lists per target (its ReplicaSets), '' padding; None, or a
     row listing none, is unknown: a rollback is only proposed to a listed revision.
+    fired_until: (N,) epoch s, the last time a check was seen firing in the history replayed
+    before the target's first sight (runtime/check_history.py), NaN if none was, +inf if the
+    history could not be read; read on first sight only, with ``revision_since``.
     """
 
     current: np.ndarray
@@ -60,11 +63,13 @@ class HealthObservation:
     revision_old: np.ndarray | None = None
     paused: np.ndarray | None = None
     revisions: np.ndarray | None = None
+    fired_until: np.ndarray | None = None
 
     @classmethod
     def of(cls, current, ready=None, values=None, *, checks: int, present=None, revision=None, rollout=None,
            pods: PodTable | None = None, revision_since=None, utilization=None, overloaded=None,
-           revision_new=None, revision_old=None, paused=None, revisions=None) -> "HealthObservation":
+           revision_new=None, revision_old=None, paused=None, revisions=None,
+           fired_until=None) -> "HealthObservation":
         """Build with defaults: all ready, no values, revision '', no rollout, no pods, the listed
         revisions unknown (``revisions``: one sequence of str per target, or None)."""
         current = np.asarray(current, dtype=np.int64).reshape(-1)
@@ -82,7 +87,8 @@ class HealthObservation:
                    utilization=vec(utilization, np.nan, np.float64), overloaded=vec(overloaded, False, bool),
                    revision_new=_stats(revision_new, n), revision_old=_stats(revision_old, n),
                    paused=None if paused is None else vec(paused, False, bool),
-                   revisions=None if revisions is None else padded(revisions, n))
+                   revisions=None if revisions is None else padded(revisions, n),
+                   fired_until=None if fired_until is None else vec(fired_until, np.nan, np.float64))
 
     def revision_stats(self, cr: int) -> tuple[np.ndarray, np.ndarray]:
         """(new, old), each (N, Cr, 3): zeros where the shell gave none."""
@@ -470,7 +476,7 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     any_firing = (view.phase == Phase.FIRING).any(axis=1)
     any_breaching = (view.phase != Phase.OK).any(axis=1)
     rev = update_revisions(params, state.revisions, obs.revision, obs.revision_since, obs.rollout, any_firing, now,
-                           any_breaching)
+                           any_breaching, obs.fired_until)
     rem, outcome = rearm(state.remedy, _mask(rearm_rows, n))
     rem, rev, verified = verify(params, rem, rev, view, pods, pod_row, obs.rollout, now)
     outcome = np.where(verified >= 0, verified, outcome)

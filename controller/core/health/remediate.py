@@ -131,7 +131,7 @@ def listed(revision: np.ndarray, available: np.ndarray | None) -> np.ndarray:
 
 def update_revisions(params: HealthParams, rs: RevisionState, revision: np.ndarray, revision_since: np.ndarray,
                      rollout: np.ndarray, any_firing: np.ndarray, now: float,
-                     any_breaching: np.ndarray | None = None) -> RevisionState:
+                     any_breaching: np.ndarray | None = None, fired_until: np.ndarray | None = None) -> RevisionState:
     """Track revision changes, rollout completion and healthiness for one cycle.
 
     revision: (N,) the current (newest) revision of each target; revision_since: (N,) epoch s
@@ -140,7 +140,10 @@ def update_revisions(params: HealthParams, rs: RevisionState, revision: np.ndarr
     current, complete and clean since then (else since now); rollout: (N,) bool; any_firing:
     (N,) bool, some check fires on the target; any_breaching: (N,) bool, some check's condition
     holds (pending inside its ``for``, or firing; None: as any_firing): on first sight it voids
-    the cluster's "clean since" (the revision may already be failing, its check not yet fired).
+    the cluster's "clean since" (the revision may already be failing, its check not yet fired);
+    fired_until: (N,) the last time a check fired before first sight (the checks' history), NaN
+    none, +inf unknown (None: no history read): on first sight the revision is clean only since
+    then, and from now if the history could not be read.
     """
     first = rs.current == ""
     changed = revision != rs.current
@@ -164,8 +167,10 @@ def update_revisions(params: HealthParams, rs: RevisionState, revision: np.ndarr
     done = np.where(rollout, np.nan, np.where(np.isnan(done), now, done))
     breaching = any_firing if any_breaching is None else any_breaching | any_firing
     # a check pending at first sight: the cluster's completion time says nothing of whether the
-    # revision was clean, so it counts as clean from now (marked after healthyAfter of no firing)
-    clean = np.where(first, np.where(known & ~breaching, revision_since, now), rs.clean_since)
+    # revision was clean, so it counts as clean from now (marked after healthyAfter of no firing);
+    # one that fired and recovered before first sight (the checks' history): clean from then on
+    clean_from = revision_since if fired_until is None else np.minimum(np.fmax(revision_since, fired_until), now)
+    clean = np.where(first, np.where(known & ~breaching, clean_from, now), rs.clean_since)
     clean = np.where((changed & ~first) | rollout | any_firing, now, clean)
     trusted = np.where(changed, (revision != "") & ((revision == healthy) | (revision == older)), rs.trusted)
     mark = (revision != "") & ~rollout & ~any_firing & (now - clean >= params.healthy_after_s) & (revision != healthy)

@@ -8,8 +8,9 @@ cooldown, the revision memory (current revision, the two known-healthy ones, rol
 restart markers), and the revision checks' sequential tests (by check *name*: the revision under
 test, the statistic, each revision's summed counts, the verdict, and the current revision's
 recent totals, the baseline its successor is compared with). Check phases and pod memory are
-not kept: they are re-derived from metrics (a check must satisfy its ``for`` again after a
-restart, which only delays an action).
+not kept: they are re-derived from metrics (the workload checks replayed from their history in
+Prometheus at the next cycle, runtime/check_history.py; pod checks must satisfy their ``for``
+again after a restart, which only delays an action).
 
 A test restarted from nothing would spend its false-rollback rate a second time on the same
 rollout (each fresh start is another chance of a false alarm) and a completed rollout would
