@@ -198,6 +198,8 @@ def _format_record(r: dict) -> str:
     warm = r.get("warm_start")
     if warm:
         line += f"  | {_format_warm_start(warm)}"
+    if isinstance(r.get("checkHistory"), dict):
+        line += f"  | {_format_check_history(r['checkHistory'])}"
     if r.get("startup"):
         line += f"  | {_format_startup(r['startup'])}"
     return line + _format_health(health, r.get("desired")) if health else line
@@ -239,6 +241,18 @@ def _format_warm_start(w: dict) -> str:
     if w.get("warm"):
         return f"warm-started from {w.get('source')} ({w.get('ticks')} ticks over {w.get('window_s', 0):.0f}s)"
     return f"cold start: {w.get('why')}"
+
+
+def _format_check_history(c: dict) -> str:
+    """The first cycle after a start, a leadership change or a workload's joining: how the health
+    checks' state was rebuilt (controller/runtime/check_history.py)."""
+    window = c.get("windowS") or 0
+    if "error" in c:
+        return (f"checks' history unavailable ({c.get('error')}): checks started at OK, the revision is no "
+                f"rollback target before healthyAfter")
+    fired = c.get("firedUntil")
+    last = f"; a check fired until {_when(fired, pad=False)}" if fired is not None else "; no check fired"
+    return f"checks replayed from their history ({c.get('ticks')} ticks over {window:.0f}s){last}"
 
 
 def _format_health(h: dict, desired=None) -> str:

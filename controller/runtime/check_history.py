@@ -57,6 +57,14 @@ class CheckHistory:
     window_s: float
     error: str | None = None
 
+    def record(self, row: int) -> dict:
+        """The decision record's ``checkHistory`` of one target: the window replayed and the last
+        time a check fired in it, or why no history was read."""
+        if self.table is None:
+            return {"windowS": self.window_s, "error": self.error}
+        fired = float(self.fired_until[row])
+        return {"windowS": self.window_s, "ticks": self.ticks, "firedUntil": None if np.isnan(fired) else fired}
+
 
 def check_history(params: HealthParams, exprs: Sequence[str], source, targets: Sequence[TargetRef],
                   now: float, fresh: CheckTable) -> CheckHistory:

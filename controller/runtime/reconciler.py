@@ -136,6 +136,9 @@ class CycleResult:
     #: a controller.runtime.warm_start.WarmStart: this cycle rebuilt the state (of every target at a
     #: start or leadership; of the targets that joined the running policy, ``joined``, at a take-over)
     warm_start: object | None = None
+    #: per target key whose health checks were replayed from their history this cycle: what the
+    #: record says (controller/runtime/check_history.CheckHistory.record)
+    check_history: dict[str, dict] = field(default_factory=dict)
     rehearsal: bool = False  # dry-run or shadow: ``actions`` were recorded, not applied
     startup: StartupInfo | None = None  # observed start-up delays (startupDelay: observed), for the records
     withheld: np.ndarray | None = None  # (N,) replicas withheld by pods not Ready (core/scaling/withheld.py)
@@ -211,6 +214,9 @@ def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: f
         started = result.warm_start.keys()
         records = [replace(r, extra={**r.extra, "warm_start": result.warm_start.for_target(k)}) if k in started else r
                    for r, k in zip(records, keys)]
+    if result.check_history:
+        records = [replace(r, extra={**r.extra, "checkHistory": result.check_history[k]})
+                   if k in result.check_history else r for r, k in zip(records, keys)]
     if result.startup is not None and d is not None:
         records = [replace(r, extra={**r.extra, "startup": result.startup.record(i)}) for i, r in enumerate(records)]
     if result.withheld is not None and d is not None:
@@ -920,7 +926,7 @@ class Reconciler:
         sent: list[str] = []
         outcomes: dict[str, tuple[str, str | None]] = {}
         hobs = observe_health(hq, self.metrics, targets, view, now, result.errors, decision, sent, outcomes)
-        hobs = self._with_check_history(targets, hobs, now)
+        hobs = self._with_check_history(targets, hobs, now, result)
         for key, (expr, line) in outcomes.items():
             if line is None:
                 result.answered.append(key)
@@ -939,7 +945,7 @@ class Reconciler:
         self._announce_no_history(view, targets)
         return health_actions(healing, targets, view.exists, self.policy.name)
 
-    def _with_check_history(self, targets: list[TargetRef], hobs, now: float):
+    def _with_check_history(self, targets: list[TargetRef], hobs, now: float, result: CycleResult):
         """``hobs`` with the checks' history of the targets not seen since the start (or the last
         ``restore()``): their workload checks' rows replayed from ``warm_from`` (their ``for``
         already held, as Prometheus restores its alerts'), and when a check last fired there, for
@@ -965,6 +971,8 @@ class Reconciler:
                                          workload=self._health_state.workload.put(rows, history.table))
             log.info(f"checks' history: {len(rows)} target(s) replayed over {history.window_s:.0f}s "
                      f"({history.ticks} ticks)", extra=extra)
+        for i, k in enumerate(todo):
+            result.check_history[targets[k].key] = history.record(i)
         fired = np.full(len(targets), np.nan)
         fired[rows] = history.fired_until
         return replace(hobs, fired_until=fired)

@@ -21,11 +21,12 @@ import pytest
 
 from controller.adapters.kubernetes import KubernetesCluster
 from controller.adapters.prometheus import PrometheusConfig, PrometheusSource
+from controller.cli.records import _format_record
 from controller.core.health.params import Phase
 from controller.policy import load_policy_text
 from controller.runtime.backtest import time_grid
 from controller.runtime.check_history import history_window_s
-from controller.runtime.reconciler import Reconciler, RuntimePolicy
+from controller.runtime.reconciler import Reconciler, RuntimePolicy, cycle_records
 from simulators.ports import SimMetrics
 from simulators.scenario import load_scenario_text
 from tests.adapters.kube_helpers import official_client
@@ -72,7 +73,7 @@ T = time_grid(START - 1800.0, START - 15.0, 15.0)
 MINUTE = (T - START) / 60.0  # negative: minutes before the start
 #: per history (one metric each, the check's query): the error ratio before the start
 HISTORIES = {
-    # failed from 7 to 4 min before the start, recovered since: fired until about 2.75 min before it
+    # failed from 7 to 4 min before the start: fired at -6, recovered (1 min below 0.005) at -3 min
     "recovered": np.where((MINUTE >= -7) & (MINUTE < -4), 0.05, 0.001),
     "holding": np.where(MINUTE >= -7, 0.05, 0.001),  # failing for the last 7 minutes
     "clean": np.full(T.size, 0.001),
@@ -121,7 +122,7 @@ def first_cycle(tmp_path, history: str, warm_url: str | None, error_ratio: float
 
 @pytest.mark.parametrize("history, with_history, healthy, clean_before_start_s", [
     pytest.param("recovered", False, "1", 3600.0, id="recovered-without-history-trusted-as-before"),
-    pytest.param("recovered", True, "", 165.0, id="recovered-with-history-clean-only-since-it-fired"),
+    pytest.param("recovered", True, "", 195.0, id="recovered-with-history-clean-only-since-it-fired"),
     pytest.param("clean", True, "1", 3600.0, id="clean-history-trusted-at-once"),
 ])
 def test_a_revision_whose_check_fired_before_the_start(tmp_path, prometheus, history, with_history, healthy,
@@ -133,7 +134,18 @@ def test_a_revision_whose_check_fired_before_the_start(tmp_path, prometheus, his
     revisions = result.healing.state.revisions
     assert result.view.statuses[0].revision == "1"
     assert str(revisions.healthy[0]) == healthy
-    assert START - revisions.clean_since[0] == pytest.approx(clean_before_start_s, abs=60.0)
+    assert START - revisions.clean_since[0] == pytest.approx(clean_before_start_s, abs=1.0)  # whole seconds from the API
+    [record] = [r.to_dict() for r in cycle_records(result, result.metric_names)]
+    if not with_history:
+        assert "checkHistory" not in record
+        return
+    said = _format_record(record)
+    assert record["checkHistory"]["ticks"] == 29 and "checks replayed from their history (29 ticks over 435s)" in said
+    if history == "recovered":
+        assert START - record["checkHistory"]["firedUntil"] == 195.0  # OK again at -3 min: firing until the tick before
+        assert "a check fired until 2026-01-04T23:56:45Z" in said
+    else:
+        assert record["checkHistory"]["firedUntil"] is None and "no check fired" in said
 
 
 @pytest.mark.parametrize("with_history, phase", [
@@ -156,6 +168,8 @@ def test_history_unreachable(tmp_path, caplog):
     assert str(revisions.healthy[0]) == "" and revisions.clean_since[0] == START
     said = [r.getMessage() for r in caplog.records if "checks' history unavailable" in r.getMessage()]
     assert len(said) == 1 and "healthyAfter" in said[0]
+    [record] = [r.to_dict() for r in cycle_records(result, result.metric_names)]
+    assert "checks' history unavailable (" in _format_record(record)
 
 
 def test_the_window_covers_a_firing_healthy_after_ago():
