@@ -180,6 +180,41 @@ class EventRecorder(Protocol):
         """Record one Event on ``target`` (type Warning when ``warning``, else Normal)."""
 
 
+@dataclass(frozen=True)
+class PriorAction:
+    """An action another process applied (read back from the cluster): ``action`` is the
+    ActionKind word, ``at`` epoch seconds; ``policy`` '' when the record does not say (written by
+    an older version); ``by`` the process (its host) that applied it, '' when unknown."""
+
+    target: TargetRef
+    action: str
+    reason: str
+    at: float
+    from_replicas: int | None = None
+    to_replicas: int | None = None
+    policy: str = ""
+    by: str = ""
+
+
+@dataclass(frozen=True)
+class PriorActions:
+    """What a read of prior actions found, and ``problems``: one line per namespace it could not
+    read whole (a refusal, a timeout, more records than it reads)."""
+
+    actions: tuple[PriorAction, ...] = ()
+    problems: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class PriorActionReader(Protocol):
+    """Optional Cluster capability: the actions other processes (a previous leader) applied to the
+    workloads of ``namespaces``, as the cluster still records them. A bounded number of requests;
+    never raises for an API error (those are ``problems``)."""
+
+    def prior_actions(self, namespaces: Sequence[str]) -> PriorActions:
+        """Every applied action recorded in ``namespaces`` (oldest records may be gone)."""
+
+
 @runtime_checkable
 class Rehearsal(Protocol):
     """A Cluster that applies nothing (dry-run, shadow): its ``apply`` records the action in

@@ -51,6 +51,7 @@ CODE_PATHS = {
     "KubernetesCluster._scale": "scaling",
     "KubernetesCluster.hpa_targets": "scaling",  # a workload an HPA scales is left alone
     "EventRecorder._run": "events",
+    "KubernetesCluster.prior_actions": "events",  # a new leader reads the last actions back for its status
     "KubernetesCluster._health_objects": "scaling",  # pods and ReplicaSets: per-pod HPA, withheld, start-ups
     "KubernetesCluster._restart_pod": "healing",
     "KubernetesCluster._patch_observed_spec": "healing",  # rolling restart, pause, resume (read after a 409)

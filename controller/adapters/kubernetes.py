@@ -51,6 +51,8 @@ The only module of the project that imports ``kubernetes``.
   ``SuccessfulRescale``, ``PodRestarted``, ``RolloutRestarted``, ``RolledBack``, ``RolloutPaused``,
   ``RolloutResumed``), sent in the
   background by a separate client with its own rate limit, as client-go's event recorder does.
+  Each message ends with ``reason: REASON (policy NAME)``: ``prior_actions`` reads the applied
+  ones back (through that client: one list per namespace, bounded pages) for a new leader's status.
 
 Fencing: with a ``fence`` (``setpoint run --leader-elect`` gives ``LeaderElector.is_leader``),
 every write request (POST/PUT/PATCH/DELETE, events included) asks it right before it is sent;
@@ -86,6 +88,7 @@ import math
 import os
 import queue
 import random
+import re
 import socket
 import threading
 import time
@@ -102,7 +105,7 @@ from kubernetes.client.exceptions import ApiException
 from controller.errors import (ActuationError, ConflictError, Forbidden, KubernetesConfigError, NotFound, NotLeader,
                                PermanentError, StateStoreError, Stopping, Superseded, TemporaryError)
 from controller.model import Action, ActionKind, PodStatus, TargetRef, TargetSelector, TargetStatus
-from controller.ports import ClusterView, StateDeletion, state_name
+from controller.ports import ClusterView, PriorAction, PriorActions, StateDeletion, state_name
 
 log = logging.getLogger("setpoint.kubernetes")
 
@@ -585,6 +588,7 @@ class KubernetesCluster:
         self.seen_for_s = seen_for_s
         self._pruned_at = -math.inf
         self.events: EventRecorder | None = None
+        self.event_source = event_source
         if emit_events:
             self._event_api_client = _rate_limited(fresh_client(api_client), TokenBucket(
                 qps if event_qps is None else event_qps, burst if event_burst is None else event_burst), Counter(),
@@ -817,23 +821,24 @@ class KubernetesCluster:
             raise
         self._version_seen.pop(ref, None)  # the write changed it
         self._spec_seen[ref] = desired
-        self._event(ref, "SuccessfulRescale",
-                    f"New size: {desired}; reason: {action.reason}; replicas {current} -> {desired}"
-                    + (f" (policy {action.policy})" if action.policy else ""))
+        self._event(ref, "SuccessfulRescale", f"New size: {desired}; reason: {action.reason}; "
+                                              f"replicas {current} -> {desired}{_of_policy(action)}")
 
     def _restart_pod(self, action: Action) -> None:
         ref, pod = action.target, action.pod
         if not pod:
             raise PermanentError(f"restart-pod on {ref}: no pod named in the action", target=str(ref))
         self._once(f"delete pod {ref.namespace}/{pod}", str(ref), self.core.delete_namespaced_pod, pod, ref.namespace)
-        self._event(ref, "PodRestarted", f"Deleted pod {pod} so that it is recreated; reason: {action.reason}")
+        self._event(ref, "PodRestarted",
+                    f"Deleted pod {pod} so that it is recreated; reason: {action.reason}{_of_policy(action)}")
 
     def _rolling_restart(self, action: Action) -> None:
         ref = action.target
         stamp = datetime.fromtimestamp(self.clock(), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT_ANNOTATION: stamp}}}}}
         self._patch_observed_spec(action, f"rolling restart {ref}", body)
-        self._event(ref, "RolloutRestarted", f"Rolling restart (restartedAt {stamp}); reason: {action.reason}")
+        self._event(ref, "RolloutRestarted",
+                    f"Rolling restart (restartedAt {stamp}); reason: {action.reason}{_of_policy(action)}")
 
     def _patch_observed_spec(self, action: Action, what: str, body: dict) -> None:
         """A merge patch of a workload's spec, decided on its last observe, that must not land on a
@@ -894,7 +899,7 @@ class KubernetesCluster:
                    field_manager=self.field_manager)
         from_rev = (deployment.metadata.annotations or {}).get(REVISION_ANNOTATION, "?")
         self._event(ref, "RolledBack", f"Rolled back from revision {from_rev} to revision "
-                                       f"{_revision_number(target_rs)}; reason: {action.reason}")
+                                       f"{_revision_number(target_rs)}; reason: {action.reason}{_of_policy(action)}")
 
     def _set_paused(self, action: Action) -> None:
         """PAUSE / RESUME: a merge patch of the Deployment's spec.paused (a rollout hold)."""
@@ -944,6 +949,68 @@ class KubernetesCluster:
         if ref in self._uids:
             involved["uid"] = self._uids[ref]
         self.events.record(ref.namespace, involved, reason, message, event_type)
+
+    def prior_actions(self, namespaces: Sequence[str]) -> PriorActions:
+        """The applied actions Setpoint's Events in ``namespaces`` record (the PriorActionReader
+        capability): per namespace one list of this source's Normal Events, in pages of
+        PRIOR_EVENT_PAGE, at most PRIOR_EVENT_PAGES of them (the rest is a problem, as is a
+        namespace that cannot be listed). Through the event client: its own rate limit, so that
+        a take-over's read never delays a cycle's requests."""
+        core = k8s.CoreV1Api(self._event_api_client if self.events else self.api_client)
+        ours = f"source={self.event_source},type=Normal"
+        actions, problems = [], []
+        for namespace in namespaces:
+            token = None
+            for _ in range(PRIOR_EVENT_PAGES):
+                try:
+                    page = core.list_namespaced_event(namespace, field_selector=ours, limit=PRIOR_EVENT_PAGE,
+                                                      _continue=token, _request_timeout=self.timeout)
+                except Exception as exc:  # one namespace's refusal (403: no list on events) spoils no other
+                    problems.append(str(map_error(exc, f"list Events in {namespace}")))
+                    break
+                actions += [a for a in map(_prior_action, page.items) if a is not None]
+                token = page.metadata._continue if page.metadata else None
+                if not token:
+                    break
+            else:
+                problems.append(f"list Events in {namespace}: more than {PRIOR_EVENT_PAGES * PRIOR_EVENT_PAGE} "
+                                f"Events of {self.event_source}; the rest not read")
+        return PriorActions(tuple(actions), tuple(problems))
+
+
+#: The reasons of the Events of applied actions -> the action's word. A rollout hold's pause or
+#: resume is not a target's last action (setpoint status shows it apart), so it is not read back.
+ACTION_EVENTS = {"SuccessfulRescale": "scale", "PodRestarted": "restart-pod", "RolloutRestarted": "rolling-restart",
+                 "RolledBack": "rollback"}
+#: A read of prior actions lists at most PRIOR_EVENT_PAGES pages of PRIOR_EVENT_PAGE Events per namespace.
+PRIOR_EVENT_PAGE, PRIOR_EVENT_PAGES = 500, 4
+# the messages of the action Events (the adapter's own; "(policy NAME)" is absent from older versions' restarts)
+_REASON_TAIL = re.compile(r".*?; reason: (?P<reason>.*?)(?: \(policy (?P<policy>[^()]*)\))?", re.S)
+_RESCALE = re.compile(r"New size: (?P<to>\d+); reason: (?P<reason>.*?); replicas (?P<from>\d+) -> (?P=to)"
+                      r"(?: \(policy (?P<policy>[^()]*)\))?")
+
+
+def _of_policy(action: Action) -> str:
+    """`` (policy NAME)``, the end of an action Event's message: which policy acted (read back by
+    :func:`_prior_action`); '' without one."""
+    return f" (policy {action.policy})" if action.policy else ""
+
+
+def _prior_action(event: Any) -> PriorAction | None:
+    """The applied action one of Setpoint's Events records (its message as the adapter writes it),
+    or None: another reason, a message in another shape, no time."""
+    word = ACTION_EVENTS.get(event.reason or "")
+    involved, message = event.involved_object, event.message or ""
+    when = event.last_timestamp or event.first_timestamp or event.event_time or event.metadata.creation_timestamp
+    if word is None or involved is None or involved.kind not in ("Deployment", "StatefulSet") or when is None:
+        return None
+    m = (_RESCALE if word == "scale" else _REASON_TAIL).fullmatch(message)
+    if m is None:
+        return None
+    steps = (int(m["from"]), int(m["to"])) if word == "scale" else (None, None)
+    ref = TargetRef(involved.namespace or event.metadata.namespace, involved.name, involved.kind)
+    return PriorAction(ref, word, m["reason"], when.timestamp(), *steps, policy=m["policy"] or "",
+                       by=event.reporting_instance or "")
 
 
 # ---------------------------------------------------------------------------------- durable state

@@ -497,7 +497,10 @@ def _action_cell(action: dict | None, now: float) -> str:
     reason = action.get("reason")
     if reason:
         what += f" ({reason})" if len(what) + len(reason) <= 20 else f"\n{reason}"
-    return f"{what}\n{wall_clock(action.get('at'), now)}"
+    # read back from the cluster at a take-over: not this replica's doing (status.prior_last_action)
+    before = f"\nbefore this replica led{', by ' + action['by'] if action.get('by') else ''}" \
+        if action.get("before_leading") else ""
+    return f"{what}\n{wall_clock(action.get('at'), now)}{before}"
 
 
 def _health_cell(health: dict | None) -> str:

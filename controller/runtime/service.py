@@ -23,7 +23,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from controller.errors import ActuationError, PolicyError, PolicyUnreadable, StateStoreError, TemporaryError
 from controller.policy import LoadedPolicy, PolicyCheck, check_policies, check_policy_texts, format_duration
 from controller.model import TargetRef, jsonable
-from controller.ports import Cluster, MetricsSource, Rehearsal, StateStore, StopsRequests
+from controller.ports import Cluster, MetricsSource, PriorActionReader, Rehearsal, StateStore, StopsRequests
 from controller.runtime.reconciler import (CycleResult, Reconciler, RuntimePolicy, cycle_records, emit_event,
                                            event_recorder)
 from controller.runtime.claims import TargetClaims
@@ -202,6 +202,12 @@ class ControllerService:
         # two cycles (a long interval) is seen by no cycle as standby, but changes the term
         self._terms: dict[str, int] = {n: leader_term() for n in self.reconcilers}
         self._standby_lock = threading.Lock()
+        # the actions applied before this process led, read back for the status once per leadership
+        # term (_recall_prior); none for a rehearsal, whose wrapper does not offer the capability
+        self._prior_reader = cluster if isinstance(cluster, PriorActionReader) else None
+        self._recalled_term: int | None = None
+        self._recall_when_leading = True  # False under `run --once`: nobody reads its status
+        self.recall_thread: threading.Thread | None = None  # the last take-over's read (a test joins it)
         self.last_cycle_end: dict[str, float] = {}
         self.last_targets: dict[str, list[TargetRef]] = {}
         self._fingerprint = _fingerprint(self.paths)
@@ -362,8 +368,14 @@ class ControllerService:
             announce = became_leader and self._announce_when_leading and bool(self._rejected)
             if announce:
                 self._announce_when_leading = False
+            recall = (self._recall_when_leading and self._prior_reader is not None
+                      and self._recalled_term != term)
+            if recall:
+                self._recalled_term = term
         if announce:
             self._announce_rejected_reload(list(self._rejected))
+        if recall:
+            self._recall_prior(self.clock())
         try:
             with reconciler.lock:
                 if became_leader:
@@ -398,8 +410,34 @@ class ControllerService:
         finally:
             reconciler.lock.release()
 
+    def _recall_prior(self, took_over_at: float) -> None:
+        """Read back, on a thread of its own, the last action applied to each target before this
+        process led (a previous leader's, or its own before a restart) into the status: a new
+        leader's showed "last action: none" everywhere, although the old one had just scaled. The
+        cycles never wait for it; a read that fails leaves "none" and says so in one log line. Only
+        actions from before ``took_over_at`` count (wall clock): what this process applies itself
+        is its own, and newer."""
+        namespaces = sorted({p.selector.namespace for p in self.policies.values()})
+
+        def recall() -> None:
+            try:
+                found = self._prior_reader.prior_actions(namespaces)
+                targets = self.status_book.recall([a for a in found.actions if a.at < took_over_at])
+            except Exception:  # a bug: the status keeps "none", the cycles go on
+                log.exception("status: reading back the actions applied before this replica led failed")
+                return
+            for problem in found.problems:
+                log.warning("status: the actions applied before this replica led are not all known (%s): its "
+                            "targets show last action none until this replica acts", problem)
+            log.info("status: the last action applied before this replica led read back for %d workload(s)", targets,
+                     extra={"namespaces": namespaces})
+
+        self.recall_thread = threading.Thread(target=recall, name="setpoint-recall", daemon=True)
+        self.recall_thread.start()
+
     def run_all_once(self) -> list[CycleResult]:
         """One cycle of every policy, in this thread (``setpoint run --once``)."""
+        self._recall_when_leading = False
         return [r for r in (self.run_cycle(n) for n in sorted(self.policies)) if r is not None]
 
     def _after_cycle(self, result: CycleResult) -> None:

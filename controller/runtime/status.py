@@ -21,6 +21,7 @@ from controller.errors import StatusError, StatusUnreachable
 from controller.policy.durations import describe_value
 from controller.runtime.records import applied_replicas
 from controller.model import finite_number
+from controller.ports import PriorAction
 
 KIND = "SetpointStatus"
 #: Times below this are seconds since a simulation's start (`setpoint simulate` records), not epoch.
@@ -46,6 +47,19 @@ def last_action(record: dict) -> dict | None:
         return {"action": record["action"], "reason": record.get("reason"), "from": record.get("current"),
                 "to": record.get("desired"), "at": record.get("at")}
     return None
+
+
+def prior_last_action(action: PriorAction) -> dict:
+    """The last action of a status from an action applied before this process led (read back
+    from the cluster at a take-over): marked ``before_leading``, with the process that applied it
+    (``by``) when known."""
+    return {"action": action.action, "reason": action.reason, "from": action.from_replicas, "to": action.to_replicas,
+            "at": action.at, "before_leading": True, **({"by": action.by} if action.by else {})}
+
+
+def _newer(last: dict | None, other: dict | None) -> dict | None:
+    """The newer of two last actions (``last`` on a tie or when ``other`` is None)."""
+    return other if other is not None and (last is None or other["at"] > last["at"]) else last
 
 
 def _rollout_view(health: dict, previous: dict | None, at) -> dict | None:
@@ -146,6 +160,9 @@ class StatusBook:
         self._targets: dict[str, dict[str, dict]] = {}  # policy -> target key -> status
         self._cycle_at: dict[str, float] = {}
         self._left_alone: dict[str, dict[str, str]] = {}  # policy -> target key -> why it is not governed
+        # (policy, target key) -> the newest action applied before this process led (recall); policy
+        # '' where the record does not name it (an older version's): it counts for any policy
+        self._prior: dict[tuple[str, str], dict] = {}
 
     def add(self, record: dict) -> None:
         """Fold one record in (a records file, oldest first)."""
@@ -162,9 +179,35 @@ class StatusBook:
         records = list(records)
         with self._lock:
             old = self._targets.get(policy, {})
-            self._targets[policy] = {r["target"]: fold(old.get(r["target"]), r) for r in records}
+            self._targets[policy] = {r["target"]: self._with_prior(policy, fold(old.get(r["target"]), r))
+                                     for r in records}
             self._cycle_at[policy] = at
             self._left_alone[policy] = dict(left_alone or {})
+
+    def recall(self, actions: Iterable[PriorAction]) -> int:
+        """The actions applied before this process led (read back at a take-over): each target's
+        newest becomes its last action where its status knows none newer (this process's own
+        come later), at once for the targets shown, at their first cycle for the others. Returns
+        how many targets have one."""
+        prior: dict[tuple[str, str], dict] = {}
+        for a in actions:
+            key = (a.policy, a.target.key)
+            prior[key] = _newer(prior.get(key), prior_last_action(a))
+        with self._lock:
+            self._prior = prior
+            for policy, targets in self._targets.items():
+                for key, status in targets.items():
+                    targets[key] = self._with_prior(policy, status)
+        return len({key for _, key in prior})
+
+    def _with_prior(self, policy: str, status: dict) -> dict:
+        """``status`` with the newer of its last action and the policy's prior one (a copy when it
+        changes: a view handed out keeps what it was). Under the lock."""
+        if not self._prior:
+            return status
+        key, last = status["target"], status.get("last_action")
+        newest = _newer(_newer(last, self._prior.get((policy, key))), self._prior.get(("", key)))
+        return status if newest is last else {**status, "last_action": newest}
 
     def forget(self, keep: Iterable[str]) -> None:
         """Drop the policies not in ``keep`` (removed by a reload)."""

@@ -12,6 +12,9 @@ window of history in Prometheus (the run is younger), so its targets start cold:
 events the old leader wrote ahead of its step (ConfigMap setpoint-state-<policy>.scale-events)
 tell it a pod went a moment ago. Without them it removes the next pod at its first cycle.
 
+The new leader's GET /status must also show that step as web's last action, taken before it led
+(read back from the old leader's Event; it showed "none").
+
 What is asserted comes from the simulated API (spec.replicas polled every 0.2 s, the ConfigMap
 writes from a watch), and from the decision records of both replicas (which replica decided
 what, and why). Every wait is bounded; none assumes a speed.
@@ -25,6 +28,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -189,11 +193,21 @@ def kill(replica: Replica, how: signal.Signals) -> None:
     replica.proc.popen.wait(30)
 
 
-@pytest.mark.parametrize("how, takeover_s", [
-    pytest.param(signal.SIGKILL, 45.0, id="sigkill-the-lease-runs-out"),
-    pytest.param(signal.SIGTERM, 30.0, id="sigterm-the-lease-is-released"),
+def last_action(url: str) -> dict | None:
+    """What GET /status shows as web's last action."""
+    status, body = http_get(url + "/status", timeout_s=5)
+    assert status == 200, body
+    return json.loads(body)["policies"][POLICY_NAME]["targets"]["default/web"]["last_action"]
+
+
+# shown: whether the new leader's status must show the old leader's step as its last action (read
+# back from its Event); after a SIGKILL that Event may not have left the killed process (sent in the
+# background right after the step): then none, never anything else
+@pytest.mark.parametrize("how, takeover_s, shown", [
+    pytest.param(signal.SIGKILL, 45.0, False, id="sigkill-the-lease-runs-out"),
+    pytest.param(signal.SIGTERM, 30.0, True, id="sigterm-the-lease-is-released"),
 ])
-def test_scale_down_rate_limit_holds_across_a_leader_change(tmp_path, how, takeover_s):
+def test_scale_down_rate_limit_holds_across_a_leader_change(tmp_path, how, takeover_s, shown):
     pytest.importorskip("kubernetes")
     (tmp_path / "policies").mkdir()
     (tmp_path / "policies" / "web.yaml").write_text(POLICY)
@@ -221,6 +235,7 @@ def test_scale_down_rate_limit_holds_across_a_leader_change(tmp_path, how, takeo
                                                       if r["reason"] != "MetricsRecovering"]) >= 3 and whole,
                                  45, what="three decisions of the new leader on whole readings")
             seen = list(watcher.replicas)
+            restored = last_action(standby.url)  # the new leader has not acted: what it read back, if anything
     finally:
         if watcher is not None:
             watcher.stop()
@@ -242,6 +257,12 @@ def test_scale_down_rate_limit_holds_across_a_leader_change(tmp_path, how, takeo
     print(f"ConfigMap writes (s after the first step): {writes}; {len(cycles)} cycles recorded, "
           f"{sum(1 for rep in replicas for r in records(rep.records) if r['action'])} with an action")
     assert removed_within_a_period(watcher.removals(), PERIOD_S - TIMING_SLACK_S) <= 1, context
+    assert restored is not None or not shown, context
+    if restored is not None:
+        assert (restored["action"], restored["from"], restored["to"], restored.get("before_leading")) == \
+            ("scale", 8, 7, True), restored
+        at = datetime.fromisoformat(restored["at"].replace("Z", "+00:00")).timestamp()
+        assert abs(at - step_at) <= TIMING_SLACK_S, (restored, step_at)  # its Event's second: when it was taken
     # the test can fail: the new leader wanted the pods gone and only the rate limit kept them
     assert first["current"] == 7 and first["stabilized"] < 7 and first["reason"] == "RateLimitedDown", context
     assert all(r["desired"] == 7 for r in decided if r["at"] < step_at + PERIOD_S - TIMING_SLACK_S), context

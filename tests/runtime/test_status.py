@@ -322,6 +322,51 @@ def test_the_last_action_is_one_that_was_applied(record, shown):
     assert last_action(record) == shown
 
 
+def _prior(at: float, policy: str = "web", to: int = 5):
+    from controller.model import TargetRef
+    from controller.ports import PriorAction
+
+    return PriorAction(TargetRef("default", "web"), "scale", "ScaleUp", at, 4, to, policy=policy, by="pod-a")
+
+
+def _cycle(at: float, acted: bool) -> dict:
+    return {"target": "default/web", "policy": "web", "at": at, "current": 3 if acted else 5, "desired": 5,
+            "reason": "ScaleUp" if acted else "WithinTolerance", "action": "scale" if acted else None}
+
+
+OWN = {"action": "scale", "reason": "ScaleUp", "from": 3, "to": 5, "at": 200.0}
+PRIOR = {"action": "scale", "reason": "ScaleUp", "from": 4, "to": 5, "at": 100.0, "before_leading": True, "by": "pod-a"}
+
+
+# each row: the steps (("recall", [prior actions]) read back at a take-over, ("cycle", record)) and
+# the target's last action after them
+@pytest.mark.parametrize("steps, shown", [
+    pytest.param([("recall", [_prior(100.0)]), ("cycle", _cycle(200.0, False))], PRIOR, id="read-before-its-cycle"),
+    pytest.param([("cycle", _cycle(200.0, False)), ("recall", [_prior(100.0)])], PRIOR, id="read-after-its-cycle"),
+    pytest.param([("cycle", _cycle(200.0, True)), ("recall", [_prior(100.0)])], OWN, id="its-own-newer-action-stays"),
+    pytest.param([("recall", [_prior(100.0)]), ("cycle", _cycle(200.0, True))], OWN, id="its-own-action-then"),
+    pytest.param([("cycle", _cycle(50.0, True)), ("recall", [_prior(100.0)])], PRIOR,
+                 id="leadership-won-back-the-other-leaders-newer-action"),
+    pytest.param([("recall", [_prior(100.0), _prior(40.0, to=9)]), ("cycle", _cycle(200.0, False))], PRIOR,
+                 id="the-newest-of-several"),
+    pytest.param([("recall", [_prior(100.0, policy="other")]), ("cycle", _cycle(200.0, False))], None,
+                 id="another-policys-action-is-not-this-ones"),
+    pytest.param([("recall", [_prior(100.0, policy="")]), ("cycle", _cycle(200.0, False))], PRIOR,
+                 id="an-older-versions-record-naming-no-policy-counts"),
+    pytest.param([("recall", []), ("cycle", _cycle(200.0, False))], None, id="none-read"),
+])
+def test_actions_read_back_at_a_take_over_become_the_last_action_unless_newer_is_known(steps, shown):
+    from controller.runtime.status import StatusBook
+
+    book = StatusBook()
+    for kind, arg in steps:
+        if kind == "recall":
+            book.recall(arg)
+        else:
+            book.add_cycle("web", arg["at"], [arg])
+    assert book.view()["web"]["targets"]["default/web"]["last_action"] == shown
+
+
 def test_json_of_a_simulations_records_keeps_seconds_since_its_start(tmp_path):
     """`setpoint status --records out/SCENARIO --json` dated a simulation's cycles in January 1970
     ("at": "1970-01-01T00:59:45Z"); the table says t+59m45s. Its times stay seconds since the start."""
