@@ -30,18 +30,20 @@ STATUS_REASONS = {
 class KubeApiError(Exception):
     """An error the simulated apiserver answers with: an HTTP code and a meta/v1 Status body."""
 
-    def __init__(self, code: int, message: str, reason: str | None = None, details: dict | None = None):
+    def __init__(self, code: int, message: str, reason: str | None = None, details: dict | None = None,
+                 metadata: dict | None = None):
         super().__init__(message)
         self.code = code
         self.message = message
         self.reason = reason or STATUS_REASONS.get(code, "Unknown")
         self.details = details
+        self.metadata = metadata or {}  # the Status's ListMeta (a 410 continue's token to go on with)
         #: Warnings for the client sent with the error (fieldValidation=Warn's unknown fields of a
         #: request refused later, e.g. as invalid: the apiserver's recorder has written them already).
         self.warnings: list[str] = []
 
     def status(self) -> dict:
-        return status_body(self.code, self.reason, self.message, self.details)
+        return {**status_body(self.code, self.reason, self.message, self.details), "metadata": dict(self.metadata)}
 
 
 def status_body(code: int, reason: str, message: str, details: dict | None = None) -> dict:

@@ -50,6 +50,7 @@ from simulators.kubeapi import field_validation as FV
 from simulators.kubeapi import hpa_v1 as hpa_v1_form
 from simulators.kubeapi import objects as K
 from simulators.kubeapi import openapi
+from simulators.kubeapi import pages
 from simulators.kubeapi import validation as V
 from simulators.kubeapi.http import Request, Response
 from simulators.kubeapi.managed_fields import FieldWriter, manager_of
@@ -261,9 +262,12 @@ class ResourceHandler:
                 return self._watch(r, ns, labels, fields, as_table, request)
             with self.store.lock:  # the list's resourceVersion is the one its items are at
                 items, rv = K.sorted_items(r.list(ns, labels, fields)), self.store.resource_version
+            filtered = bool(request.query.get("labelSelector") or request.query.get("fieldSelector"))
+            items, meta = pages.chunk(items, rv, request.query, self.store.oldest_watchable_rv(), filtered)
             if as_table:
-                return Response.json(200, self._table(r, items, str(rv), as_table, request))
-            return Response.json(200, K.list_object(f"{r.kind}List", r.api_version, items, rv))
+                return Response.json(200, {**self._table(r, items, meta["resourceVersion"], as_table, request),
+                                           "metadata": meta})
+            return Response.json(200, {**K.list_object(f"{r.kind}List", r.api_version, items, rv), "metadata": meta})
         if request.method == "POST" and r.create and (ns is not None or not r.namespaced):
             body, warnings = _body_object(request, r.kind, r.api_version, "CreateOptions")
             return _answer(201, _warned(warnings, r.create, ns, body), warnings)
@@ -402,15 +406,15 @@ def _delete_preconditions(request: Request) -> dict:
 def _list_options(query: dict[str, str]) -> bool:
     """Whether a list request asks for a watch; 400 for list options the apiserver would not
     decode (``watch`` not a Go bool, ``limit`` or ``resourceVersion`` not a number, an unknown
-    ``resourceVersionMatch``, or any ``continue``: this server never hands out continue tokens)."""
+    ``resourceVersionMatch``, a ``continue`` on a watch; a list's is simulators/kubeapi/pages.py's)."""
     watch = query.get("watch", "")
     if watch and watch not in _TRUE + _FALSE:
         raise K.bad_request(f'invalid watch {watch[:40]!r}: strconv.ParseBool: parsing "{watch[:40]}": invalid syntax')
     limit = query.get("limit", "")
     if limit and not re.fullmatch(r"-?[0-9]{1,18}", limit):
         raise K.bad_request(f'invalid limit {limit[:40]!r}: strconv.ParseInt: parsing "{limit[:40]}": invalid syntax')
-    if query.get("continue"):
-        raise K.bad_request("continue key is not valid: this server never returns continue tokens")
+    if query.get("continue") and watch in _TRUE:
+        raise K.bad_request("specifying continue is not supported when watching")
     if query.get("resourceVersionMatch", "") not in _RV_MATCHES:
         raise K.bad_request(f"resourceVersionMatch: Unsupported value: {query['resourceVersionMatch'][:40]!r}: "
                             f'supported values: "Exact", "NotOlderThan"')

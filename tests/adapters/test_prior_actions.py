@@ -102,3 +102,31 @@ def test_a_namespace_it_cannot_list_is_a_problem_not_an_error(server, tmp_path):
         kc.close()
     assert [a.target for a in found.actions] == [WEB]
     assert found.problems == ("list Events in other: HTTP 403: events is forbidden",), found.problems
+
+
+@pytest.mark.parametrize("events, problem", [
+    pytest.param(6, False, id="three-pages-read-whole"),
+    pytest.param(7, True, id="more-than-the-pages-read-the-rest-said"),
+])
+def test_the_read_follows_continue_tokens_up_to_its_page_cap(server, api_client, tmp_path, monkeypatch, events,
+                                                              problem):  # noqa: F811
+    """Pages of 2, at most 3 of them (the caps made small): sim serve chunks the list as the
+    apiserver does, and the read follows its tokens; a namespace with more says so."""
+    from controller.adapters import kubernetes as adapter
+
+    monkeypatch.setattr(adapter, "PRIOR_EVENT_PAGE", 2)
+    monkeypatch.setattr(adapter, "PRIOR_EVENT_PAGES", 3)
+    core = client.CoreV1Api(api_client)
+    for k in range(events):
+        core.create_namespaced_event("shop", event("SuccessfulRescale", f"New size: {k + 3}; reason: ScaleUp; "
+                                                                         f"replicas {k + 2} -> {k + 3} (policy web)"))
+    kc = make_cluster(server, tmp_path)
+    server.api.requests.reset()
+    try:
+        found = kc.prior_actions(["shop"])
+    finally:
+        kc.close()
+    assert server.api.requests.count("GET", r"/events$") == 3
+    assert len(found.actions) == 6
+    assert found.problems == (("list Events in shop: more than 6 Events of setpoint; the rest not read",) if problem
+                              else ())
