@@ -40,8 +40,8 @@ def history_window_s(params: HealthParams) -> float:
     """Seconds of history a workload check's phase now and the revision's clean time depend on:
     a check firing ``healthyAfter`` ago fired after its ``for`` on values smoothed over its window."""
     wchecks = [params.checks[j] for j in params.workload_columns]
-    longest = max((c.unhealthy_for_s + c.recovered_for_s + max(c.window_s, c.half_life_s * EWMA_HALF_LIVES) for c in wchecks),
-                  default=0.0)
+    longest = max((c.unhealthy_for_s + c.recovered_for_s + max(c.window_s, c.half_life_s * EWMA_HALF_LIVES)
+                   for c in wchecks), default=0.0)
     return params.healthy_after_s + longest + params.interval_s
 
 
@@ -67,10 +67,11 @@ class CheckHistory:
 
 
 def check_history(params: HealthParams, exprs: Sequence[str], source, targets: Sequence[TargetRef],
-                  now: float, fresh: CheckTable) -> CheckHistory:
-    """Replay the workload checks of ``targets`` from ``source`` (``query_range`` as
-    PrometheusSource's) up to one interval before ``now``, from ``fresh`` (their K empty rows).
-    One range query per workload check. Never raises for a Prometheus failure."""
+                  now: float) -> CheckHistory:
+    """Replay the workload checks of ``targets`` (K) from ``source`` (``query_range`` as
+    PrometheusSource's) up to one interval before ``now``, from empty rows (as HealthState.empty's).
+    ``exprs``: one per check of ``params``. One range query per workload check. Never raises
+    for a Prometheus failure."""
     k = len(targets)
     interval = max(params.interval_s, 1.0)
     ticks = int(np.ceil(history_window_s(params) / interval))
@@ -85,5 +86,6 @@ def check_history(params: HealthParams, exprs: Sequence[str], source, targets: S
             values[:, :, c] = grid_values(source.query_range(exprs[j], lo, hi, interval), targets, t_s, interval, labels)
     except (MetricsUnavailable, ValueError) as exc:  # ValueError: an interval of a fraction of a second
         return CheckHistory(None, np.full(k, np.inf), 0, ticks * interval, f"{exc}")
+    fresh = CheckTable.empty(k, checks, params.shortest_interval_s)
     table, fired_until = replay(checks, values, np.isfinite(values), t_s, fresh)
     return CheckHistory(table, fired_until, t_s.size, ticks * interval)

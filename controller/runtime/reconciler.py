@@ -951,17 +951,19 @@ class Reconciler:
         already held, as Prometheus restores its alerts'), and when a check last fired there, for
         a revision's clean time on first sight (controller/runtime/check_history.py)."""
         params = self.policy.health
+        if self.warm_from is None or not len(params.workload_columns):
+            return hobs
         replayed = self._checks_replayed
         todo = [i for i, t in enumerate(targets) if t not in replayed]
-        self._checks_replayed = {*(t for t in targets if t in replayed), *(targets[i] for i in todo)}
-        if not todo or self.warm_from is None or not len(params.workload_columns):
+        if len(replayed) + len(todo) != len(targets):  # some left: one that comes back is seen afresh
+            replayed = {t for t in targets if t in replayed}
+        self._checks_replayed = replayed | {targets[i] for i in todo}
+        if not todo:
             return hobs
         from controller.runtime.check_history import check_history
 
         rows = np.asarray(todo, dtype=np.int64)
-        fresh = HealthState.empty(len(rows), params).workload
-        history = check_history(params, self.policy.health_queries, self.warm_from, [targets[i] for i in todo],
-                                now, fresh)
+        history = check_history(params, self.policy.health_queries, self.warm_from, [targets[i] for i in todo], now)
         extra = {"policy": self.policy.name, "targets": len(rows)}
         if history.table is None:
             log.warning(f"checks' history unavailable ({history.error}): the checks of {len(rows)} target(s) start "

@@ -98,6 +98,12 @@ def prometheus(tmp_path_factory):
 def first_cycle(tmp_path, history: str, warm_url: str | None, error_ratio: float = 0.002):
     """The first cycle's result of a controller started at the scenario's start, the check's query
     ``history`` (its instant value: the simulator's error ratio)."""
+    return cycles(tmp_path, history, warm_url, error_ratio)[0]
+
+
+def cycles(tmp_path, history: str, warm_url: str | None, error_ratio: float = 0.002, between=()):
+    """The results of the cycles of such a controller: the first at the start, then one after each
+    callable of ``between`` (called with the reconciler; the world advances a cycle first)."""
     server = labelled_server(SCENARIO.format(error_ratio=error_ratio), clock_at_start=True)
     try:
         [policy] = load_policy_text(POLICY.format(query=history), "heal.yaml")
@@ -110,12 +116,18 @@ def first_cycle(tmp_path, history: str, warm_url: str | None, error_ratio: float
         try:
             rec = Reconciler(RuntimePolicy.of(policy), metrics, cluster, warm_from=warm)
             assert engine.now == START
-            result = rec.cycle(engine.now)
+            results = [rec.cycle(engine.now)]
+            for step in between:
+                for _ in range(3):
+                    server.world.advance(1)
+                    metrics.push(engine.signals())
+                step(rec)
+                results.append(rec.cycle(engine.now))
         finally:
             cluster.close()
             if warm is not None:
                 warm.close()
-        return result
+        return results
     finally:
         server.stop()
 
@@ -176,3 +188,10 @@ def test_the_window_covers_a_firing_healthy_after_ago():
     [policy] = load_policy_text(POLICY.format(query="x"), "heal.yaml")
     params = RuntimePolicy.of(policy).health
     assert history_window_s(params) == 300.0 + 60.0 + 60.0 + 15.0
+
+
+def test_replayed_once_per_start_and_again_on_becoming_leader(tmp_path, prometheus):
+    """One replay at the first cycle, none at the next; restore() (becoming leader again) replays
+    anew: its check rows may be stale from an earlier term."""
+    results = cycles(tmp_path, "clean", prometheus, between=(lambda rec: None, lambda rec: rec.restore()))
+    assert [sorted(r.check_history) for r in results] == [["shop/web"], [], ["shop/web"]]
