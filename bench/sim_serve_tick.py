@@ -5,17 +5,19 @@ as sim serve's engine driver steps them (SimWorld.advance: the engine, its metri
 controller with no HPA stored), and scaled as a controller would scale them: each tick
 ``--changes`` services get a new replica count (+-1 to 3) through the store's scale subresource
 (the path of an API PATCH, with its Events), and every ``--rollout-every`` ticks one of them is
-restarted (a rollout). Two worlds of the same seed, one with the Events and one without
+restarted (a rollout); every ``--scrape-every`` ticks (0: never) its /metrics exposition is
+rendered, as a Prometheus scrape would (and outside the tick's time: the per-pod series are
+named when scraped). Two worlds of the same seed, one with the Events and one without
 (``cluster_events=False``), take turns tick by tick in one process, so that a busy machine slows
 both alike; their trajectories must be the same.
 
 Prints per tick, for each: the median and mean CPU time of the tick (the engine step with its
-Events) and of the tick's writes; then the Events written and kept (the store's Event table:
-its TTL and its cap, MAX_EVENTS), the correlators' cache entries, and (``--memory``) the bytes
-the Events hold: a world with and one without, ``--memory-ticks`` each under tracemalloc (slow),
-the difference of what each still holds.
+Events, the tick's load and its metrics), of the tick's writes and of a scrape; then the Events
+written and kept (the store's Event table: its TTL and its cap, MAX_EVENTS), the correlators'
+cache entries, and (``--memory``) the bytes the Events hold: a world with and one without,
+``--memory-ticks`` each under tracemalloc (slow), the difference of what each still holds.
 Run: python bench/sim_serve_tick.py [--services 1000] [--ticks 720] [--changes 20] [--rollout-every 12]
-                                    [--memory [--memory-ticks 240]]
+                                    [--scrape-every 0] [--memory [--memory-ticks 240]]
 """
 
 from __future__ import annotations
@@ -47,9 +49,10 @@ class Run:
         self.names = [(w.namespace, w.name) for w in self.store.workloads]
         self.tick_s: list[float] = []
         self.write_s: list[float] = []
+        self.scrape_s: list[float] = []
         self.writes = 0
 
-    def step(self, t: int, changes: int, rollout_every: int) -> None:
+    def step(self, t: int, changes: int, rollout_every: int, scrape_every: int = 0) -> None:
         store, rng = self.store, self.rng
         started = time.process_time()
         for k in rng.choice(len(self.names), size=changes, replace=False).tolist():
@@ -67,8 +70,12 @@ class Run:
             self.writes += 1
         wrote = time.process_time()
         self.world.advance(1)
-        self.tick_s.append(time.process_time() - wrote)
+        ticked = time.process_time()
+        self.tick_s.append(ticked - wrote)
         self.write_s.append(wrote - started)
+        if scrape_every and t % scrape_every == 0:
+            self.world.metrics.render()
+            self.scrape_s.append(time.process_time() - ticked)
 
 
 def traced_bytes(scenario, args, cluster_events: bool) -> tuple[int, int]:
@@ -89,6 +96,7 @@ def main() -> None:
     parser.add_argument("--ticks", type=int, default=720, help="5 s ticks (720: an hour, the Events' TTL)")
     parser.add_argument("--changes", type=int, default=20, help="services scaled each tick")
     parser.add_argument("--rollout-every", type=int, default=12, help="a rollout every N ticks (0: none)")
+    parser.add_argument("--scrape-every", type=int, default=0, help="render /metrics every N ticks (0: never)")
     parser.add_argument("--memory", action="store_true", help="also measure the bytes the Events hold")
     parser.add_argument("--memory-ticks", type=int, default=240, help="ticks of each --memory run (the cap of "
                         "10,000 Events is reached after ~130 at the default churn)")
@@ -98,7 +106,7 @@ def main() -> None:
     off, on = Run(scenario, False), Run(scenario, True)
     for t in range(args.ticks):  # in turns: a busy machine slows both alike
         for run in (off, on) if t % 2 else (on, off):
-            run.step(t, args.changes, args.rollout_every)
+            run.step(t, args.changes, args.rollout_every, args.scrape_every)
     assert off.store.engine.spec_replicas.tolist() == on.store.engine.spec_replicas.tolist(), "the Events changed it"
     warm = max(1, args.ticks // 20)  # the first ticks pay for imports, kernels and caches
     print(f"{args.services} services, {args.ticks} ticks of 5 s, {args.changes} scaled a tick, "
@@ -109,6 +117,10 @@ def main() -> None:
         print(f"  {label:15} tick median {statistics.median(ticks):7.2f}, mean {statistics.mean(ticks):7.2f}; "
               f"writes median {statistics.median(writes):6.2f}, mean {statistics.mean(writes):6.2f}; "
               f"both mean {statistics.mean(total):7.2f}")
+        scrapes = [1e3 * x for x in run.scrape_s[1:]]  # the first one pays for the first names
+        if scrapes:
+            print(f"  {'':15} scrape median {statistics.median(scrapes):7.2f}, mean {statistics.mean(scrapes):7.2f} "
+                  f"({len(scrapes)} after the first)")
     mean = lambda run: statistics.mean(run.tick_s[warm:]) + statistics.mean(run.write_s[warm:])  # noqa: E731
     recorder = on.store.cluster_events.recorder
     cache = sum(len(c.seen) + len(c.aggregates) + len(c.buckets) for c in recorder.correlators.values())

@@ -571,12 +571,13 @@ def offered_matrix(shapes: Shape | Sequence[Shape], times_s, n_services: int | N
     ``shapes``: one shape per service, or one shape whose parameters are (S,) arrays, or one
     scalar shape repeated for ``n_services``.
     """
-    return _evaluator(shapes, n_services)(np.asarray(times_s, dtype=np.float64))
+    return offered_function(shapes, n_services)(np.asarray(times_s, dtype=np.float64))
 
 
-def _evaluator(shapes: Shape | Sequence[Shape], n_services: int | None):
+def offered_function(shapes: Shape | Sequence[Shape], n_services: int | None):
     """``t -> offered_matrix(shapes, t, n_services)``; one shape per service is grouped once
-    (:class:`simulators.load_batch.ShapeBatch`), then each call evaluates the groups."""
+    (:class:`simulators.load_batch.ShapeBatch`), then each call evaluates the groups: keep it to
+    evaluate many times (a fresh one per call regroups the shapes and redraws the noise knots)."""
     if isinstance(shapes, Shape):
         def whole(t):
             out = np.asarray(shapes(t), dtype=np.float64)
@@ -617,7 +618,7 @@ def offered_chunks(shapes: Shape | Sequence[Shape], start_s: float, duration_s: 
     if chunk_ticks < 1:
         raise ValueError(f"chunk_ticks must be >= 1, got {chunk_ticks}")
     total = tick_count(duration_s, tick_s)
-    evaluate = _evaluator(shapes, n_services)
+    evaluate = offered_function(shapes, n_services)
     for k0 in range(0, total, chunk_ticks):
         times = chunk_times(start_s, tick_s, k0, min(k0 + chunk_ticks, total))
         yield k0, times, evaluate(times)

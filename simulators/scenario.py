@@ -364,6 +364,11 @@ class Scenario:
         """(T, S) offered load, requests/s."""
         return L.offered_matrix(list(self.shapes), self.times() if times is None else times, len(self.shapes))
 
+    def offered_function(self):
+        """``times (T,) -> (T, S)``, the same numbers as :meth:`offered` (see
+        :func:`simulators.load.offered_function`): to evaluate the load one tick at a time."""
+        return L.offered_function(list(self.shapes), len(self.shapes))
+
     def offered_chunks(self, chunk_ticks: int = L.CHUNK_TICKS):
         """The rows of :meth:`offered` in chunks: ``(k0, times (C,), load (C, S))``, see
         :func:`simulators.load.offered_chunks` (memory O(chunk x S), the same numbers)."""

@@ -96,11 +96,16 @@ def _labels(**kv: str) -> str:
 
 
 class SimMetricsExporter:
-    """Accumulates counters from each engine tick and renders the exposition text."""
+    """Accumulates counters from each engine tick and renders the exposition text.
+
+    A tick costs numpy work only: the per-pod counters live in arrays addressed by the pods'
+    slots, and what the exposition shows by name (``cpu_seconds``, ``pod_requests``,
+    ``pod_errors``, ``pod_memory``) is built from them when read, by a scrape."""
 
     def __init__(self, store: KubeStore):
         self.store = store
         self.lock = threading.Lock()
+        engine = store.engine
         S = len(store.workloads)
         self.bounds = np.array(LATENCY_BUCKETS_S)
         self.requests = np.zeros(S)
@@ -108,11 +113,21 @@ class SimMetricsExporter:
         self.buckets = np.zeros((S, self.bounds.size))
         self.served = np.zeros(S)
         self.latency_sum = np.zeros(S)
-        self.cpu_seconds: dict[tuple[str, str], float] = {}
-        self.pod_requests: dict[tuple[str, str], float] = {}
-        self.pod_errors: dict[tuple[str, str], float] = {}
-        self.pod_memory: dict[tuple[str, str], float] = {}  # (namespace, pod) -> working set (bytes), running pods
         self.last: ObservedSignals | None = None
+        self._cpu_request_cores = np.array([w.config.cpu_request_cores for w in store.workloads], dtype=np.float64)
+        self._namespaces = [w.namespace for w in store.workloads]
+        # per slot (row * K + slot) of the engine: the serial of the pod it held at the last tick
+        # (-1: none) and that pod's counters; a pod keeps its slot for life, so the same serial in
+        # the same slot is the same pod (its name is a function of row, serial and revision)
+        self._K = engine.K
+        self._slot_serial = np.full(S * engine.K, -1, dtype=np.int64)
+        self._slot_cpu_s = np.zeros(S * engine.K)
+        self._slot_requests = np.zeros(S * engine.K)
+        self._slot_errors = np.zeros(S * engine.K)
+        #: the pods of the last tick, (P,) arrays in slot order: row, serial, revision_seq, running,
+        #: memory_bytes, cpu_s, requests, errors (see _count_pods)
+        self._pods: dict[str, np.ndarray] | None = None
+        self._named: dict[str, dict] | None = None  # the by-name dicts of _pods, built on first read
 
     def record(self, observed: ObservedSignals, dt_s: float) -> None:
         """Add one tick of ``dt_s`` simulated seconds (call after every engine step): each counter
@@ -123,49 +138,107 @@ class SimMetricsExporter:
         served = np.where(counted, np.nan_to_num(v["served_rps"]) * dt_s, 0.0)
         knots = latency_cdf_knots(v["latency_p50_s"], v["latency_p95_s"], v["latency_p99_s"])
         cpu_cores = np.nan_to_num(v["utilization_pct"]) / 100.0
-        statuses = self.store.pod_statuses()
         with self.store.lock:
-            pods = self.store.engine.pod_signals()
+            pods = self.store.engine.pod_numbers()
         with self.lock:
-            self._count_pods(pods, statuses, counted, dt_s)
+            self._count_pods(pods, counted, cpu_cores, dt_s)
             self.requests += np.where(counted, np.nan_to_num(v["offered_rps"]) * dt_s, 0.0)
             errors = np.nan_to_num(v["errors_rps"]) + np.nan_to_num(v["dropped_rps"])
             self.errors += np.where(counted, errors * dt_s, 0.0)
             self.buckets += served[:, None] * bucket_shares(knots, self.bounds)
             self.served += served
             self.latency_sum += served * mean_latency(knots)
-            alive = {}
-            for w, st in statuses:
-                per_pod = cpu_cores[w.index] * w.config.cpu_request_cores * dt_s
-                for p in st.pods:
-                    key = (w.namespace, p.name)
-                    alive[key] = self.cpu_seconds.get(key, 0.0) + (per_pod if p.ready and counted[w.index] else 0.0)
-            self.cpu_seconds = alive
             self.last = observed
 
-    def _count_pods(self, pods: dict, statuses, counted: np.ndarray, dt_s: float) -> None:
-        """Per-pod request and error counters; a pod's series goes with the pod."""
-        ns = {w.index: w.namespace for w, _ in statuses}
-        requests, errors, memory = {}, {}, {}
-        ratio = np.nan_to_num(np.asarray(pods["error_ratio"], np.float64))
-        for k, (row, name) in enumerate(zip(np.asarray(pods["row"]).tolist(), pods["name"])):
-            key = (row, ns.get(row, ""), name)
-            served = float(pods["served_rps"][k]) * dt_s if counted[row] else 0.0
-            requests[key] = self.pod_requests.get(key, 0.0) + served
-            errors[key] = self.pod_errors.get(key, 0.0) + served * float(ratio[k])
-            if pods["running"][k]:
-                memory[(ns.get(row, ""), name)] = float(pods["memory_mib"][k]) * 2**20
-        self.pod_requests, self.pod_errors, self.pod_memory = requests, errors, memory
+    def _count_pods(self, pods: dict, counted: np.ndarray, cpu_cores: np.ndarray, dt_s: float) -> None:
+        """Per-pod counters (CPU seconds, requests, errors) and memory, from ``pods`` (the engine's
+        ``pod_numbers``): a pod's counters go on from the last tick's while it holds the same
+        slot, start at 0 when new, and go with the pod. (S,) ``counted``: the workload's
+        application signals count this tick; ``cpu_cores`` (S,) its ready pods' mean cores per
+        requested core; ``dt_s`` the counters' seconds of the tick."""
+        row, serial = pods["row"], pods["serial"]
+        flat = row * self._K + pods["slot"]
+        same = self._slot_serial[flat] == serial
+        live = counted[row]
+        # the same operations, in the same order, as a sum per pod name: bit for bit the same totals
+        served = np.where(live, pods["served_rps"] * dt_s, 0.0)
+        requests = np.where(same, self._slot_requests[flat], 0.0) + served
+        errors = np.where(same, self._slot_errors[flat], 0.0) + served * np.nan_to_num(pods["error_ratio"])
+        per_pod = cpu_cores[row] * self._cpu_request_cores[row] * dt_s
+        cpu_s = np.where(same, self._slot_cpu_s[flat], 0.0) + np.where(pods["ready"] & live, per_pod, 0.0)
+        self._slot_serial.fill(-1)
+        self._slot_serial[flat] = serial
+        self._slot_requests[flat], self._slot_errors[flat], self._slot_cpu_s[flat] = requests, errors, cpu_s
+        self._pods = {"row": row, "serial": serial, "revision_seq": pods["revision_seq"], "running": pods["running"],
+                      "memory_bytes": pods["memory_mib"] * 2**20, "cpu_s": cpu_s, "requests": requests,
+                      "errors": errors}
+        self._named = None
+
+    def _by_name(self) -> dict[str, dict]:
+        """The last tick's per-pod values by name, built on the first read after a tick (call
+        with the store's lock, then this exporter's, held: names come from the engine's cache):
+        cpu_seconds and pod_memory {(namespace, pod): value} (memory: running pods only),
+        pod_requests and pod_errors {(row, namespace, pod): value}."""
+        if self._named is None:
+            named = {"cpu_seconds": {}, "pod_requests": {}, "pod_errors": {}, "pod_memory": {}}
+            pods = self._pods
+            if pods is not None:
+                rows, name_of = pods["row"].tolist(), self.store.engine.pod_name_of
+                keys = [(self._namespaces[row], name_of(row, serial, seq)) for row, serial, seq in
+                        zip(rows, pods["serial"].tolist(), pods["revision_seq"].tolist())]
+                row_keys = [(row, ns, name) for row, (ns, name) in zip(rows, keys)]
+                named["cpu_seconds"] = dict(zip(keys, pods["cpu_s"].tolist()))
+                named["pod_requests"] = dict(zip(row_keys, pods["requests"].tolist()))
+                named["pod_errors"] = dict(zip(row_keys, pods["errors"].tolist()))
+                named["pod_memory"] = {key: memory for key, memory, up in
+                                       zip(keys, pods["memory_bytes"].tolist(), pods["running"].tolist()) if up}
+            self._named = named
+        return self._named
+
+    def _named_field(self, field: str) -> dict:
+        with self.store.lock, self.lock:
+            return self._by_name()[field]
+
+    @property
+    def cpu_seconds(self) -> dict[tuple[str, str], float]:
+        """(namespace, pod) -> cumulative CPU seconds (over the speed) of every pod of the last tick."""
+        return self._named_field("cpu_seconds")
+
+    @property
+    def pod_requests(self) -> dict[tuple[int, str, str], float]:
+        """(workload row, namespace, pod) -> requests the pod served (over the speed)."""
+        return self._named_field("pod_requests")
+
+    @property
+    def pod_errors(self) -> dict[tuple[int, str, str], float]:
+        """(workload row, namespace, pod) -> requests the pod failed (over the speed)."""
+        return self._named_field("pod_errors")
+
+    @property
+    def pod_memory(self) -> dict[tuple[str, str], float]:
+        """(namespace, pod) -> working set (bytes) of each running pod at the last tick."""
+        return self._named_field("pod_memory")
 
     def render(self) -> str:
         """The whole exposition, ``text/plain; version=0.0.4``."""
         statuses = self.store.pod_statuses()
-        with self.lock:
+        # the locks in the order record takes them (the store's, then this one); the store's only
+        # while the pods are named, so that ticks and API writes wait for the naming, not the text
+        with self.store.lock:
+            self.lock.acquire()
+            try:
+                named = self._by_name()
+            except BaseException:
+                self.lock.release()
+                raise
+        try:
             out: list[str] = []
-            self._application(out, statuses)
+            self._application(out, statuses, named)
             self._kube_state(out, statuses)
-            self._cadvisor(out, statuses)
+            self._cadvisor(out, statuses, named)
             return "\n".join(out) + "\n"
+        finally:
+            self.lock.release()
 
     # ------------------------------------------------------------------ families
     @staticmethod
@@ -180,7 +253,7 @@ class SimMetricsExporter:
             return []
         return [(w, st) for w, st in statuses if not self.last.unavailable[w.index]]
 
-    def _application(self, out: list[str], statuses) -> None:
+    def _application(self, out: list[str], statuses, named: dict[str, dict]) -> None:
         shown = self._visible(statuses)
         ids = [(w, _labels(namespace=w.namespace, deployment=w.name)) for w, _ in shown]
         fam = self._family
@@ -201,8 +274,8 @@ class SimMetricsExporter:
         fam(out, "http_request_duration_seconds", "histogram", "Latency of served requests (simulated).", hist)
         visible = {w.index for w, _ in shown}
         for name, help_text, counters in (
-                ("http_pod_requests_total", "Requests the pod served (simulated).", self.pod_requests),
-                ("http_pod_request_errors_total", "Requests the pod failed (simulated).", self.pod_errors)):
+                ("http_pod_requests_total", "Requests the pod served (simulated).", named["pod_requests"]),
+                ("http_pod_request_errors_total", "Requests the pod failed (simulated).", named["pod_errors"])):
             fam(out, name, "counter", help_text, [("", _labels(namespace=ns, pod=pod), v)
                                                   for (row, ns, pod), v in sorted(counters.items()) if row in visible])
         v = self.last.values if self.last is not None else {}
@@ -250,14 +323,15 @@ class SimMetricsExporter:
             [("", _labels(namespace=w.namespace, pod=p.name, container=w.name, resource="cpu", unit="core"),
               w.config.cpu_request_cores) for w, p in pods])
 
-    def _cadvisor(self, out: list[str], statuses) -> None:
+    def _cadvisor(self, out: list[str], statuses, named: dict[str, dict]) -> None:
+        cpu_seconds, pod_memory = named["cpu_seconds"], named["pod_memory"]
         visible = {w.index for w, _ in self._visible(statuses)}
         rows = [("", _labels(namespace=w.namespace, pod=p.name, container=w.name),
-                 self.cpu_seconds.get((w.namespace, p.name), 0.0))
+                 cpu_seconds.get((w.namespace, p.name), 0.0))
                 for w, st in statuses if w.index in visible for p in st.pods if p.phase == "Running"]
         self._family(out, "container_cpu_usage_seconds_total", "counter", "Cumulative CPU time of the container (s).", rows)
         memory = [("", _labels(namespace=w.namespace, pod=p.name, container=w.name),
-                   self.pod_memory[(w.namespace, p.name)])
-                  for w, st in statuses for p in st.pods if (w.namespace, p.name) in self.pod_memory]
+                   pod_memory[(w.namespace, p.name)])
+                  for w, st in statuses for p in st.pods if (w.namespace, p.name) in pod_memory]
         self._family(out, "container_memory_working_set_bytes", "gauge",
                      "Working set of the container (bytes): the engine's memory, a leak included.", memory)

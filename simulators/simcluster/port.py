@@ -227,6 +227,19 @@ class ClusterPort:
         revision (the pod's revision number, as in ``statuses``).
         Slow path (builds pod names): call it only when a policy has pod-scope checks.
         """
+        numbers = self.pod_numbers(now)
+        rows = numbers.pop("row")
+        del numbers["slot"]
+        pods = list(zip(rows.tolist(), numbers.pop("serial").tolist(), numbers.pop("revision_seq").tolist()))
+        return {"row": rows, "name": [self._name_of(row, serial, seq) for row, serial, seq in pods], **numbers,
+                "revision": [str(self._revisions[row][seq].number) for row, _, seq in pods]}
+
+    def pod_numbers(self, now: float | None = None) -> dict[str, np.ndarray]:
+        """``pod_signals`` without its strings (no names, no revision numbers): cheap enough for
+        every tick (sim serve's per-pod counters). Flat (P,) arrays, pods in slot order: row,
+        slot (the pod's slot in its row: a pod keeps its slot for life), serial and revision_seq
+        (name it with :meth:`pod_name_of`), and ``pod_signals``' ready, running, restarts,
+        memory_mib, error_ratio, extra_latency_s, served_rps, latency_p95_s."""
         self._flush()
         now = self.now if now is None else now
         pod_rows, pod_slots = np.nonzero(self._pod_phase != EMPTY)
@@ -243,16 +256,13 @@ class ClusterPort:
         per_pod = served / np.maximum(self._n_ready, 1)
         base = self._p95_without_bad_pods_s
         base = np.zeros(self.n_services) if base is None else base
-        pods = list(zip(pod_rows, pod_slots))
-        return {"row": pod_rows, "name": [self._pod_name(int(row), int(slot)) for row, slot in pods], "ready": ready,
-                "running": running,
+        return {"row": pod_rows, "slot": pod_slots, "serial": self._pod_serial[pod_rows, pod_slots],
+                "revision_seq": self._pod_revision_seq[pod_rows, pod_slots], "ready": ready, "running": running,
                 "restarts": self._pod_restarts[pod_rows, pod_slots].astype(np.float64), "memory_mib": memory,
                 "error_ratio": np.where(running, self._pod_error_ratio[pod_rows, pod_slots], np.nan),
                 "extra_latency_s": extra,
                 "served_rps": np.where(ready, per_pod[pod_rows], 0.0),
-                "latency_p95_s": np.where(ready, base[pod_rows] + extra, np.nan),
-                "revision": [str(self._revisions[int(row)][int(self._pod_revision_seq[row, slot])].number)
-                             for row, slot in pods]}
+                "latency_p95_s": np.where(ready, base[pod_rows] + extra, np.nan)}
 
     def pod_arrays(self, targets: Sequence[TargetRef]) -> dict[str, np.ndarray | list[str]]:
         """Every existing pod of ``targets`` as flat (P,) arrays, fast (no objects): at (index
