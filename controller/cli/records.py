@@ -29,7 +29,8 @@ def explain(
                                    "under test.")] = None,
     changes: Annotated[bool, typer.Option(
         "--changes", help="Only decisions that changed the replica count or took a health action (a restart, "
-                          "a rollback).")] = False,
+                          "a rollback); one the cluster refused or that timed out is listed too, marked NOT "
+                          "APPLIED with the error.")] = False,
     limit: Annotated[int, typer.Option(min=1, help="Print at most this many records (the last ones).")] = 40,
 ) -> None:
     """Print decision records: for each target and cycle, every stage's number and the reason.
