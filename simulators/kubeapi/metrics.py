@@ -40,11 +40,11 @@ kube-state-metrics and cAdvisor series come from the API state and are always pr
 
 from __future__ import annotations
 
-import math
 import threading
 
 import numpy as np
 
+from simulators.kubeapi.exposition import Exposition
 from simulators.kubeapi.store import KubeStore
 from simulators.signals import ObservedSignals
 
@@ -79,28 +79,13 @@ def mean_latency(knots: np.ndarray) -> np.ndarray:
     return ((knots[:, :-1] + knots[:, 1:]) / 2.0 * dq[None, :]).sum(axis=1)
 
 
-def _num(v: float) -> str:
-    """A sample value as the text format writes it (``NaN``, ``+Inf``, integers without ``.0``)."""
-    v = float(v)
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
-
-
-def _labels(**kv: str) -> str:
-    def esc(v: str) -> str:
-        return str(v).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-    return "{" + ",".join(f'{k}="{esc(v)}"' for k, v in kv.items()) + "}"
-
-
 class SimMetricsExporter:
     """Accumulates counters from each engine tick and renders the exposition text.
 
     A tick costs numpy work only: the per-pod counters live in arrays addressed by the pods'
-    slots, and what the exposition shows by name (``cpu_seconds``, ``pod_requests``,
-    ``pod_errors``, ``pod_memory``) is built from them when read, by a scrape."""
+    slots; the counters by name (``cpu_seconds``, ``pod_requests``, ``pod_errors``,
+    ``pod_memory``) are built from them when read. A scrape reads the arrays by slot
+    (:mod:`simulators.kubeapi.exposition`), by name only when two pods shown share one."""
 
     def __init__(self, store: KubeStore):
         self.store = store
@@ -124,10 +109,11 @@ class SimMetricsExporter:
         self._slot_cpu_s = np.zeros(S * engine.K)
         self._slot_requests = np.zeros(S * engine.K)
         self._slot_errors = np.zeros(S * engine.K)
-        #: the pods of the last tick, (P,) arrays in slot order: row, serial, revision_seq, running,
-        #: memory_bytes, cpu_s, requests, errors (see _count_pods)
+        #: the pods of the last tick, (P,) arrays in slot order: row, flat (row * K + slot), serial,
+        #: revision_seq, running, memory_bytes, cpu_s, requests, errors (see _count_pods)
         self._pods: dict[str, np.ndarray] | None = None
         self._named: dict[str, dict] | None = None  # the by-name dicts of _pods, built on first read
+        self._text: Exposition | None = None  # made at the first scrape (a world never scraped needs none)
 
     def record(self, observed: ObservedSignals, dt_s: float) -> None:
         """Add one tick of ``dt_s`` simulated seconds (call after every engine step): each counter
@@ -169,9 +155,9 @@ class SimMetricsExporter:
         self._slot_serial.fill(-1)
         self._slot_serial[flat] = serial
         self._slot_requests[flat], self._slot_errors[flat], self._slot_cpu_s[flat] = requests, errors, cpu_s
-        self._pods = {"row": row, "serial": serial, "revision_seq": pods["revision_seq"], "running": pods["running"],
-                      "memory_bytes": pods["memory_mib"] * 2**20, "cpu_s": cpu_s, "requests": requests,
-                      "errors": errors}
+        self._pods = {"row": row, "flat": flat, "serial": serial, "revision_seq": pods["revision_seq"],
+                      "running": pods["running"], "memory_bytes": pods["memory_mib"] * 2**20, "cpu_s": cpu_s,
+                      "requests": requests, "errors": errors}
         self._named = None
 
     def _by_name(self) -> dict[str, dict]:
@@ -220,118 +206,21 @@ class SimMetricsExporter:
         return self._named_field("pod_memory")
 
     def render(self) -> str:
-        """The whole exposition, ``text/plain; version=0.0.4``."""
-        statuses = self.store.pod_statuses()
+        """The whole exposition, ``text/plain; version=0.0.4`` (see :mod:`simulators.kubeapi.exposition`)."""
         # the locks in the order record takes them (the store's, then this one); the store's only
-        # while the pods are named, so that ticks and API writes wait for the naming, not the text
+        # while the pods are read and named, so that ticks and API writes wait for that, not the text
         with self.store.lock:
             self.lock.acquire()
             try:
-                named = self._by_name()
+                if self._text is None:
+                    self._text = Exposition(self.store, LATENCY_BUCKETS_S)
+                now = self._text.pods_now()
+                last = self._text.last_tick(self._pods)
+                named = self._by_name() if self._text.names_collide(now, last) else None
             except BaseException:
                 self.lock.release()
                 raise
         try:
-            out: list[str] = []
-            self._application(out, statuses, named)
-            self._kube_state(out, statuses)
-            self._cadvisor(out, statuses, named)
-            return "\n".join(out) + "\n"
+            return self._text.render(self, now, last, named)
         finally:
             self.lock.release()
-
-    # ------------------------------------------------------------------ families
-    @staticmethod
-    def _family(out: list[str], name: str, kind: str, help_text: str, samples: list[tuple[str, str, float]]) -> None:
-        out.append(f"# HELP {name} {help_text}")
-        out.append(f"# TYPE {name} {kind}")
-        out.extend(f"{name}{suffix}{labels} {_num(value)}" for suffix, labels, value in samples)
-
-    def _visible(self, statuses) -> list:
-        """Workloads whose application series exist now (not under a metrics outage)."""
-        if self.last is None:
-            return []
-        return [(w, st) for w, st in statuses if not self.last.unavailable[w.index]]
-
-    def _application(self, out: list[str], statuses, named: dict[str, dict]) -> None:
-        shown = self._visible(statuses)
-        ids = [(w, _labels(namespace=w.namespace, deployment=w.name)) for w, _ in shown]
-        fam = self._family
-        fam(out, "http_requests_total", "counter", "Requests offered to the workload (simulated).",
-            [("", lab, self.requests[w.index]) for w, lab in ids])
-        fam(out, "http_request_errors_total", "counter", "Requests that failed or were dropped (simulated).",
-            [("", lab, self.errors[w.index]) for w, lab in ids])
-        hist = []
-        for w, _ in shown:
-            i = w.index
-            total = math.floor(self.served[i])
-            for bound, count in zip(LATENCY_BUCKETS_S, self.buckets[i]):
-                hist.append(("_bucket", _labels(namespace=w.namespace, deployment=w.name, le=_num(bound)),
-                             min(math.floor(count + 1e-9), total)))
-            hist.append(("_bucket", _labels(namespace=w.namespace, deployment=w.name, le="+Inf"), total))
-            hist.append(("_sum", _labels(namespace=w.namespace, deployment=w.name), self.latency_sum[i]))
-            hist.append(("_count", _labels(namespace=w.namespace, deployment=w.name), total))
-        fam(out, "http_request_duration_seconds", "histogram", "Latency of served requests (simulated).", hist)
-        visible = {w.index for w, _ in shown}
-        for name, help_text, counters in (
-                ("http_pod_requests_total", "Requests the pod served (simulated).", named["pod_requests"]),
-                ("http_pod_request_errors_total", "Requests the pod failed (simulated).", named["pod_errors"])):
-            fam(out, name, "counter", help_text, [("", _labels(namespace=ns, pod=pod), v)
-                                                  for (row, ns, pod), v in sorted(counters.items()) if row in visible])
-        v = self.last.values if self.last is not None else {}
-        gauges = [("setpoint_sim_cpu_utilization_ratio", "Mean CPU utilization of ready pods over their request.",
-                   lambda i: v["utilization_pct"][i] / 100.0),
-                  ("setpoint_sim_requests_per_second", "Offered load, requests per second.",
-                   lambda i: v["offered_rps"][i]),
-                  ("setpoint_sim_error_ratio", "Failed or dropped requests over all requests.",
-                   lambda i: v["error_ratio"][i])]
-        for name, help_text, get in gauges:
-            fam(out, name, "gauge", help_text, [("", lab, float(get(w.index))) for w, lab in ids])
-        quantiles = []
-        for w, _ in shown:
-            for q in ("50", "95", "99"):  # not "quantile": promtool reserves that label for summaries
-                quantiles.append(("", _labels(namespace=w.namespace, deployment=w.name, percentile=q),
-                                  float(v[f"latency_p{q}_s"][w.index])))
-        fam(out, "setpoint_sim_latency_seconds", "gauge", "Latency percentiles of the engine (s).", quantiles)
-
-    def _kube_state(self, out: list[str], statuses) -> None:
-        fam = self._family
-        for kind, prefix, label in (("Deployment", "kube_deployment", "deployment"),
-                                    ("StatefulSet", "kube_statefulset", "statefulset")):
-            rows = [(w, st, _labels(namespace=w.namespace, **{label: w.name})) for w, st in statuses if w.kind == kind]
-            if not rows:
-                continue
-            spec_name = f"{prefix}_spec_replicas" if kind == "Deployment" else f"{prefix}_replicas"
-            fam(out, spec_name, "gauge", f"Desired replicas of the {kind}.", [("", l, st.spec_replicas) for _, st, l in rows])
-            fam(out, f"{prefix}_status_replicas", "gauge", f"Pods of the {kind}.",
-                [("", l, st.status_replicas) for _, st, l in rows])
-            fam(out, f"{prefix}_status_replicas_ready", "gauge", f"Ready pods of the {kind}.",
-                [("", l, st.ready_replicas) for _, st, l in rows])
-            fam(out, f"{prefix}_status_replicas_available", "gauge", f"Available pods of the {kind}.",
-                [("", l, st.ready_replicas) for _, st, l in rows])
-            fam(out, f"{prefix}_status_replicas_updated", "gauge", f"Pods of the {kind} on its current revision.",
-                [("", l, sum(1 for p in st.pods if p.revision == st.revision)) for _, st, l in rows])
-        pods = [(w, p) for w, st in statuses for p in st.pods]
-        ready = []
-        for w, p in pods:
-            for condition, value in (("true", p.ready is True), ("false", p.ready is False), ("unknown", p.ready is None)):
-                ready.append(("", _labels(namespace=w.namespace, pod=p.name, condition=condition), float(value)))
-        fam(out, "kube_pod_status_ready", "gauge", "Whether the pod is ready to serve requests.", ready)
-        fam(out, "kube_pod_container_status_restarts_total", "counter", "Container restarts of the pod.",
-            [("", _labels(namespace=w.namespace, pod=p.name, container=w.name), p.restarts) for w, p in pods])
-        fam(out, "kube_pod_container_resource_requests", "gauge", "Resources requested by the container.",
-            [("", _labels(namespace=w.namespace, pod=p.name, container=w.name, resource="cpu", unit="core"),
-              w.config.cpu_request_cores) for w, p in pods])
-
-    def _cadvisor(self, out: list[str], statuses, named: dict[str, dict]) -> None:
-        cpu_seconds, pod_memory = named["cpu_seconds"], named["pod_memory"]
-        visible = {w.index for w, _ in self._visible(statuses)}
-        rows = [("", _labels(namespace=w.namespace, pod=p.name, container=w.name),
-                 cpu_seconds.get((w.namespace, p.name), 0.0))
-                for w, st in statuses if w.index in visible for p in st.pods if p.phase == "Running"]
-        self._family(out, "container_cpu_usage_seconds_total", "counter", "Cumulative CPU time of the container (s).", rows)
-        memory = [("", _labels(namespace=w.namespace, pod=p.name, container=w.name),
-                   pod_memory[(w.namespace, p.name)])
-                  for w, st in statuses for p in st.pods if (w.namespace, p.name) in pod_memory]
-        self._family(out, "container_memory_working_set_bytes", "gauge",
-                     "Working set of the container (bytes): the engine's memory, a leak included.", memory)

@@ -2,10 +2,11 @@
 every workload's status, every pod's name and a fresh load evaluator each tick.
 
 The reference (:class:`EagerExporter`) is the exporter as it was: each tick it built every
-workload's status and named every pod to key the per-pod counters by name. Two worlds of one
-scenario take the same writes (scales, rollouts, rollbacks, pod deletions, pauses, through the
-store as the API routes call it) and ticks; every scrape and every listing must be identical,
-byte for byte, and the per-pod counters equal bit for bit.
+workload's status and named every pod to key the per-pod counters by name, and a scrape wrote
+each line from the statuses and those counters (tests/support/reference_exposition.py). Two
+worlds of one scenario take the same writes (scales, rollouts, rollbacks, pod deletions, pauses,
+through the store as the API routes call it) and ticks; every scrape and every listing must be
+identical, byte for byte, and the per-pod counters equal bit for bit.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from simulators.kubeapi.metrics import (
 from simulators.kubeapi.server import SimWorld
 from simulators.load_batch import ShapeBatch
 from simulators.scenario import load_scenario_text
+from tests.support.reference_exposition import reference_render
 
 #: Four services in two namespaces, every fault kind the exporter shows within the first minutes:
 #: application series absent (outage), frozen (stale) and NaN; a memory leak, crashes, a crash
@@ -65,7 +67,7 @@ TICKS = 120  # 10 simulated minutes: every fault above starts (and most end) wit
 
 class EagerExporter(SimMetricsExporter):
     """The reference: the exporter's record as it was, keying the per-pod counters by name every
-    tick (every workload's status, every pod's signals with its name)."""
+    tick (every workload's status, every pod's signals with its name), and its render."""
 
     def __init__(self, store):
         super().__init__(store)
@@ -73,6 +75,9 @@ class EagerExporter(SimMetricsExporter):
 
     def _by_name(self) -> dict[str, dict]:
         return self.eager
+
+    def render(self) -> str:
+        return reference_render(self)
 
     def record(self, observed, dt_s: float) -> None:
         v = observed.values

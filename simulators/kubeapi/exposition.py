@@ -1,0 +1,334 @@
+"""The text of sim serve's /metrics (:meth:`SimMetricsExporter.render`): prefixes cached, numbers in bulk.
+
+A scrape at 1,000 services is some 100k lines, each a prefix (family and labels) and a number.
+Prefixes change only with the objects: a workload's are fixed for the store's life (made with
+the :class:`Exposition`); a pod's are a function of its workload row, serial and revision seq
+(they make its name; its container is named after its workload), made the first time the pod is
+shown and kept while it is (:class:`PodLines`). A scrape picks the prefixes of what it shows with
+numpy indices, formats the numbers in bulk (:func:`format_numbers`) and joins prefixes and
+numbers in one ``"".join`` (each prefix starts with the newline that ends the line before).
+
+The pods of now are read from the engine's slot arrays (statuses' order: per workload, by
+serial); the per-pod counters of the last tick are matched to them by slot (a pod keeps its slot
+for life: the same serial in the same slot is the same pod). The text is the one the exporter
+wrote line by line from every workload's status and its counters by name
+(tests/support/reference_exposition.py), byte for byte. That text read the counters by name, so
+when two pods shown share a name (their 5-character suffixes collide) they are read by name here
+too, a name's last pod winning as there.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections import Counter
+from typing import NamedTuple
+
+import numpy as np
+
+from simulators.simcluster.slots import EMPTY, PENDING, READY
+
+APP_COUNTERS = (("http_requests_total", "Requests offered to the workload (simulated)."),
+                ("http_request_errors_total", "Requests that failed or were dropped (simulated)."))
+APP_GAUGES = (("setpoint_sim_cpu_utilization_ratio", "Mean CPU utilization of ready pods over their request."),
+              ("setpoint_sim_requests_per_second", "Offered load, requests per second."),
+              ("setpoint_sim_error_ratio", "Failed or dropped requests over all requests."))
+PERCENTILES = ("50", "95", "99")  # not "quantile": promtool reserves that label for summaries
+KUBE_STATE = (("Deployment", "kube_deployment", "deployment"), ("StatefulSet", "kube_statefulset", "statefulset"))
+#: Lines of pods no longer shown kept beyond as many as are shown (dropped all at once, then).
+SPARE_POD_LINES = 1024
+
+
+def num(v: float) -> str:
+    """A sample value as the text format writes it (``NaN``, ``+Inf``, integers without ``.0``)."""
+    v = float(v)
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
+
+
+def format_numbers(values) -> list[str]:
+    """``[num(v) for v in values]`` in bulk: whole numbers below 1e15 through int, the others
+    through repr (once per distinct value: pods of a workload often count the same), NaN and
+    infinities by name; as float64 first, as ``num`` converts."""
+    a = np.asarray(values, dtype=np.float64).ravel()
+    with np.errstate(invalid="ignore"):
+        whole = (np.abs(a) < 1e15) & (np.floor(a) == a)
+    if whole.all():
+        return list(map(str, a.astype(np.int64).tolist()))
+    out = np.empty(a.size, dtype=object)
+    if whole.any():
+        out[whole] = list(map(str, a[whole].astype(np.int64).tolist()))
+    rest = ~whole
+    distinct, at = np.unique(a[rest], return_inverse=True)  # -0.0 is whole: no other equal values print apart
+    text = np.array(list(map(repr, distinct.tolist())), dtype=object)
+    if not np.isfinite(distinct).all():
+        text[np.isnan(distinct)] = "NaN"
+        text[distinct == np.inf] = "+Inf"
+        text[distinct == -np.inf] = "-Inf"
+    out[rest] = text[at]
+    return out.tolist()
+
+
+def labels(**kv: str) -> str:
+    """``{k="v",...}`` with the text format's escapes."""
+    def esc(v: str) -> str:
+        return str(v).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return "{" + ",".join(f'{k}="{esc(v)}"' for k, v in kv.items()) + "}"
+
+
+def _pick(items: list, idx: np.ndarray) -> list:
+    """``[items[k] for k in idx]``; ``items`` itself when ``idx`` is all of it in order (every
+    workload shown: no copy of the longest lists)."""
+    if idx.size == len(items) and bool((idx == np.arange(idx.size)).all()):
+        return items
+    return list(map(items.__getitem__, idx.tolist()))
+
+
+class PodLines(NamedTuple):
+    """One pod's lines without their numbers: each starts with a newline and a prefix ends with
+    the space before the number."""
+
+    key: tuple[str, str]  # (namespace, name): what the counters by name are keyed on
+    pod_requests: str
+    pod_errors: str
+    ready: tuple[str, str]  # kube_pod_status_ready's three lines, whole: (not ready, ready)
+    restarts: str
+    resource_requests: str  # the whole line: its value is the workload's CPU request
+    cpu: str
+    memory: str
+
+
+class PodsNow(NamedTuple):
+    """The pods of now, in the order of the engine's statuses, and the workloads' replica counts."""
+
+    rows: np.ndarray  # (P,) workload row
+    flat: np.ndarray  # (P,) row * K + slot
+    serial: np.ndarray
+    phase: np.ndarray
+    restarts: np.ndarray
+    lines: list[PodLines]
+    spec: np.ndarray  # (S,) spec.replicas
+    pods: np.ndarray  # (S,) status.replicas
+    ready: np.ndarray  # (S,) ready pods
+    updated: np.ndarray  # (S,) pods on the current revision
+
+
+class LastTick(NamedTuple):
+    """The pods of the exporter's last tick (its ``_pods``, in slot order) with their lines."""
+
+    pods: dict  # the exporter's _pods it was made from
+    lines: list[PodLines]
+    by_name: np.ndarray  # indices sorted by (row, name): the order of the http_pod_* series
+
+
+class Exposition:
+    """The exposition's text for one store's workloads: their prefixes, and the pods' while shown."""
+
+    def __init__(self, store, latency_buckets_s: tuple[float, ...]):
+        self.store = store
+        workloads = store.workloads
+        self.S, self.K = len(workloads), store.engine.K
+        self._ns_name = [(w.namespace, w.name) for w in workloads]
+        self._cpu_request = [num(w.config.cpu_request_cores) for w in workloads]
+        app = [labels(namespace=w.namespace, deployment=w.name) for w in workloads]
+        self._app = {name: [f"\n{name}{lab} " for lab in app] for name, _ in APP_COUNTERS + APP_GAUGES}
+        les = [num(b) for b in latency_buckets_s] + ["+Inf"]
+        #: per workload, its histogram's lines: a bucket per bound and +Inf, _sum, _count
+        self._hist = [f"\nhttp_request_duration_seconds{suffix}{lab} " for w in workloads for suffix, lab in
+                      [("_bucket", labels(namespace=w.namespace, deployment=w.name, le=le)) for le in les]
+                      + [("_sum", labels(namespace=w.namespace, deployment=w.name)),
+                         ("_count", labels(namespace=w.namespace, deployment=w.name))]]
+        self._hist_width = len(les) + 2
+        self._latency = ["\nsetpoint_sim_latency_seconds"
+                         f"{labels(namespace=w.namespace, deployment=w.name, percentile=q)} "
+                         for w in workloads for q in PERCENTILES]
+        #: per kind present: (kind, its rows, [(family, prefixes)]: spec, pods, ready, available, updated)
+        self._kinds = []
+        for kind, prefix, label in KUBE_STATE:
+            rows = np.array([w.index for w in workloads if w.kind == kind], dtype=np.int64)
+            if rows.size:
+                lab = [labels(namespace=w.namespace, **{label: w.name}) for w in workloads if w.kind == kind]
+                spec = f"{prefix}_spec_replicas" if kind == "Deployment" else f"{prefix}_replicas"
+                names = (spec, *(f"{prefix}_status_replicas{s}" for s in ("", "_ready", "_available", "_updated")))
+                self._kinds.append((kind, rows, [(n, [f"\n{n}{x} " for x in lab]) for n in names]))
+        #: pod -> its lines; a pod is its row and serial (as in the engine's name cache), kept in one int
+        #: (row << 40 | serial): a tuple per pod and scrape would wake the garbage collector
+        self._pods: dict[int, PodLines] = {}
+        self._names: Counter = Counter()  # (namespace, name) -> pods of self._pods with it
+        self._shared = 0  # names that more than one pod of self._pods has
+        self._last: LastTick | None = None
+
+    # ------------------------------------------------------------------ pods (under the store's lock)
+    def pods_now(self) -> PodsNow:
+        """The pods of now and the replica counts; names the new pods."""
+        engine = self.store.engine
+        a = engine.slot_arrays()
+        rows, slots = np.nonzero(a.phase != EMPTY)
+        serial = a.serial[rows, slots]
+        order = np.lexsort((serial, rows))  # statuses list a workload's pods by serial
+        rows, slots, serial = rows[order], slots[order], serial[order]
+        seq = a.revision_seq[rows, slots]
+        # statuses compare a pod's revision number with its workload's, and a workload's revisions
+        # have distinct numbers (a new one, or one rolled back to, gets the highest): the same as seqs
+        current = seq == a.current_seq[rows]
+        lines = self._lines(rows, serial, seq)
+        return PodsNow(rows, rows * self.K + slots, serial, a.phase[rows, slots], a.restarts[rows, slots], lines,
+                       a.spec_replicas.copy(), np.bincount(rows, minlength=self.S), engine.ready_replicas,
+                       np.bincount(rows, weights=current, minlength=self.S))
+
+    def last_tick(self, pods: dict | None) -> LastTick | None:
+        """The exporter's last-tick pods (its ``_pods``) with their lines, made once per tick."""
+        if pods is None:
+            return None
+        if self._last is None or self._last.pods is not pods:
+            lines = self._lines(pods["row"], pods["serial"], pods["revision_seq"])
+            names = np.array([p.key[1] for p in lines], dtype=str)  # code point order, as str's (no NULs)
+            self._last = LastTick(pods, lines, np.lexsort((names, pods["row"])))
+        return self._last
+
+    def names_collide(self, now: PodsNow, last: LastTick | None) -> bool:
+        """Whether two pods shown (now or at the last tick) share a namespace and name. Drops the
+        lines of the pods no longer shown when the lines kept exceed the pods of now and of the
+        last tick (counted apart) by SPARE_POD_LINES (amortized: a drop halves them at least), and
+        whenever two lines kept share a name (so that only pods shown can make the answer yes)."""
+        shown = now.lines if last is None else now.lines + last.lines
+        if self._shared or len(self._pods) > len(shown) + SPARE_POD_LINES:
+            keep = set(map(id, shown))  # a pod's PodLines is one object, now and at the last tick
+            self._pods = {k: p for k, p in self._pods.items() if id(p) in keep}
+            self._names = Counter(p.key for p in self._pods.values())
+            self._shared = sum(1 for n in self._names.values() if n > 1)
+        return self._shared > 0
+
+    def _lines(self, rows: np.ndarray, serial: np.ndarray, seq: np.ndarray) -> list[PodLines]:
+        """The lines of the pods (P,) ``rows``, ``serial``, ``seq`` (revision seq); made for new ones."""
+        keys = ((rows.astype(np.int64) << 40) | serial).tolist()
+        lines = list(map(self._pods.get, keys))
+        if None in lines:
+            for j in [j for j, p in enumerate(lines) if p is None]:
+                lines[j] = self._make(keys[j], int(rows[j]), int(serial[j]), int(seq[j]))
+        return lines
+
+    def _make(self, key: int, row: int, serial: int, seq: int) -> PodLines:
+        ns, container = self._ns_name[row]
+        pod = self.store.engine.pod_name_of(row, serial, seq)
+        by_pod, by_container = labels(namespace=ns, pod=pod), labels(namespace=ns, pod=pod, container=container)
+        ready = [f"\nkube_pod_status_ready{labels(namespace=ns, pod=pod, condition=c)} "
+                 for c in ("true", "false", "unknown")]
+        request = labels(namespace=ns, pod=pod, container=container, resource="cpu", unit="core")
+        lines = self._pods[key] = PodLines(
+            (ns, pod), f"\nhttp_pod_requests_total{by_pod} ", f"\nhttp_pod_request_errors_total{by_pod} ",
+            (f"{ready[0]}0{ready[1]}1{ready[2]}0", f"{ready[0]}1{ready[1]}0{ready[2]}0"),
+            f"\nkube_pod_container_status_restarts_total{by_container} ",
+            f"\nkube_pod_container_resource_requests{request} {self._cpu_request[row]}",
+            f"\ncontainer_cpu_usage_seconds_total{by_container} ",
+            f"\ncontainer_memory_working_set_bytes{by_container} ")
+        self._names[lines.key] += 1
+        self._shared += self._names[lines.key] == 2
+        return lines
+
+    # ------------------------------------------------------------------ text (under the exporter's lock)
+    def render(self, exporter, now: PodsNow, last: LastTick | None, named: dict | None) -> str:
+        """The whole text; ``named``: the exporter's counters by name when names collide, else None."""
+        out: list[str] = []
+        observed = exporter.last
+        visible = ~observed.unavailable if observed is not None else np.zeros(self.S, dtype=bool)
+        self._application(out, exporter, visible, last, named)
+        self._kube_state(out, now)
+        self._cadvisor(out, exporter, visible, now, last, named)
+        out[0] = out[0][1:]  # the first header: no line before it
+        out.append("\n")
+        return "".join(out)
+
+    @staticmethod
+    def _family(out: list[str], name: str, kind: str, help_text: str, prefixes: list[str], values) -> None:
+        """A family's header and samples: each prefix followed by its value, formatted."""
+        out.append(f"\n# HELP {name} {help_text}\n# TYPE {name} {kind}")
+        samples = [""] * (2 * len(prefixes))
+        samples[::2] = prefixes
+        samples[1::2] = format_numbers(values)
+        out += samples
+
+    def _application(self, out, exporter, visible, last: LastTick | None, named) -> None:
+        fam, shown = self._family, np.flatnonzero(visible)
+        for (name, help_text), counter in zip(APP_COUNTERS, (exporter.requests, exporter.errors)):
+            fam(out, name, "counter", help_text, _pick(self._app[name], shown), counter[shown])
+        total = np.floor(exporter.served[shown])  # the buckets, +Inf and _count are whole requests
+        hist = np.empty((shown.size, self._hist_width))
+        hist[:, :-3] = np.minimum(np.floor(exporter.buckets[shown] + 1e-9), total[:, None])
+        hist[:, -3], hist[:, -2], hist[:, -1] = total, exporter.latency_sum[shown], total
+        at = (shown[:, None] * self._hist_width + np.arange(self._hist_width)).ravel()
+        fam(out, "http_request_duration_seconds", "histogram", "Latency of served requests (simulated).",
+            _pick(self._hist, at), hist)
+        for attr, field, name, help_text in (
+                ("pod_requests", "requests", "http_pod_requests_total", "Requests the pod served (simulated)."),
+                ("pod_errors", "errors", "http_pod_request_errors_total", "Requests the pod failed (simulated).")):
+            fam(out, name, "counter", help_text, *self._pod_counter(attr, field, visible, last, named))
+        v = exporter.last.values if exporter.last is not None else None
+        gauges = (lambda: v["utilization_pct"][shown] / 100.0, lambda: v["offered_rps"][shown],
+                  lambda: v["error_ratio"][shown])
+        for (name, help_text), get in zip(APP_GAUGES, gauges):
+            fam(out, name, "gauge", help_text, _pick(self._app[name], shown), get() if v is not None else [])
+        at = (shown[:, None] * len(PERCENTILES) + np.arange(len(PERCENTILES))).ravel()
+        latency = np.stack([v[f"latency_p{q}_s"][shown] for q in PERCENTILES], axis=1) if v is not None else []
+        fam(out, "setpoint_sim_latency_seconds", "gauge", "Latency percentiles of the engine (s).",
+            _pick(self._latency, at), latency)
+
+    @staticmethod
+    def _pod_counter(attr: str, field: str, visible: np.ndarray, last: LastTick | None,
+                     named) -> tuple[list[str], object]:
+        """http_pod_*'s prefixes (PodLines' ``attr``) and values (the last tick's ``field``, or the
+        counters ``attr`` by name): the last tick's pods of the workloads shown, by (row, name)."""
+        if last is None:
+            return [], []
+        if named is not None:  # names collide: a series per (row, name), as the counters by name hold them
+            lines = {(row, p.key): p for row, p in zip(last.pods["row"].tolist(), last.lines)}
+            items = [(lines[(row, (ns, pod))], v) for (row, ns, pod), v in sorted(named[attr].items()) if visible[row]]
+            return [getattr(p, attr) for p, _ in items], [v for _, v in items]
+        at = last.by_name[visible[last.pods["row"][last.by_name]]]
+        return list(map(operator.attrgetter(attr), _pick(last.lines, at))), last.pods[field][at]
+
+    def _kube_state(self, out: list[str], now: PodsNow) -> None:
+        fam = self._family
+        for kind, rows, families in self._kinds:
+            helps = (f"Desired replicas of the {kind}.", f"Pods of the {kind}.", f"Ready pods of the {kind}.",
+                     f"Available pods of the {kind}.", f"Pods of the {kind} on its current revision.")
+            counts = (now.spec, now.pods, now.ready, now.ready, now.updated)
+            for (name, prefixes), help_text, values in zip(families, helps, counts):
+                fam(out, name, "gauge", help_text, prefixes, values[rows])
+        out.append("\n# HELP kube_pod_status_ready Whether the pod is ready to serve requests."
+                   "\n# TYPE kube_pod_status_ready gauge")
+        out += map(operator.getitem, map(operator.attrgetter("ready"), now.lines), (now.phase == READY).tolist())
+        fam(out, "kube_pod_container_status_restarts_total", "counter", "Container restarts of the pod.",
+            list(map(operator.attrgetter("restarts"), now.lines)), now.restarts)
+        out.append("\n# HELP kube_pod_container_resource_requests Resources requested by the container."
+                   "\n# TYPE kube_pod_container_resource_requests gauge")
+        out += map(operator.attrgetter("resource_requests"), now.lines)
+
+    def _cadvisor(self, out, exporter, visible, now: PodsNow, last: LastTick | None, named) -> None:
+        running = np.flatnonzero(visible[now.rows] & (now.phase != PENDING))  # statuses' phase Running
+        lines = _pick(now.lines, running)
+        if named is not None:
+            cpu = [named["cpu_seconds"].get(p.key, 0.0) for p in lines]
+        else:  # the last tick's counter of the pod in that slot if it is this pod, else (a new pod) 0
+            flat = now.flat[running]
+            cpu = np.where(exporter._slot_serial[flat] == now.serial[running], exporter._slot_cpu_s[flat], 0.0)
+        self._family(out, "container_cpu_usage_seconds_total", "counter", "Cumulative CPU time of the container (s).",
+                     list(map(operator.attrgetter("cpu"), lines)), cpu)
+        if named is not None:
+            memory = named["pod_memory"]
+            shown = [p for p in now.lines if p.key in memory]
+            values = [memory[p.key] for p in shown]
+        elif last is not None:  # the pods of now that ran at the last tick, with the memory they had then
+            at = np.full(self.S * self.K, -1, dtype=np.int64)
+            at[last.pods["flat"]] = np.arange(last.pods["flat"].size)
+            j = at[now.flat]
+            ran = np.flatnonzero((j >= 0) & (last.pods["serial"][j] == now.serial) & last.pods["running"][j])
+            shown, values = _pick(now.lines, ran), last.pods["memory_bytes"][j[ran]]
+        else:
+            shown, values = [], []
+        self._family(out, "container_memory_working_set_bytes", "gauge",
+                     "Working set of the container (bytes): the engine's memory, a leak included.",
+                     list(map(operator.attrgetter("memory"), shown)), values)

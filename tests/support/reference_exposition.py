@@ -1,0 +1,136 @@
+"""sim serve's /metrics text as SimMetricsExporter.render wrote it before the exposition's strings
+were cached (simulators/kubeapi/exposition.py): a label string and a number formatted per line,
+from every workload's status and the per-pod counters by name. Slow on purpose, kept as the
+reference the tests compare the product's text with, byte for byte. It reads the exporter's
+state as the product renderer does (``_by_name`` under the store's lock, then its own)."""
+
+from __future__ import annotations
+
+import math
+
+from simulators.kubeapi.metrics import LATENCY_BUCKETS_S, SimMetricsExporter
+
+
+def _num(v: float) -> str:
+    v = float(v)
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
+
+
+def _labels(**kv: str) -> str:
+    def esc(v: str) -> str:
+        return str(v).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return "{" + ",".join(f'{k}="{esc(v)}"' for k, v in kv.items()) + "}"
+
+
+def reference_render(exporter: SimMetricsExporter) -> str:
+    """The whole exposition, as the exporter rendered it line by line."""
+    statuses = exporter.store.pod_statuses()
+    with exporter.store.lock, exporter.lock:
+        named = exporter._by_name()
+        out: list[str] = []
+        _application(exporter, out, statuses, named)
+        _kube_state(out, statuses)
+        _cadvisor(exporter, out, statuses, named)
+        return "\n".join(out) + "\n"
+
+
+def _family(out: list[str], name: str, kind: str, help_text: str, samples: list[tuple[str, str, float]]) -> None:
+    out.append(f"# HELP {name} {help_text}")
+    out.append(f"# TYPE {name} {kind}")
+    out.extend(f"{name}{suffix}{labels} {_num(value)}" for suffix, labels, value in samples)
+
+
+def _visible(exporter, statuses) -> list:
+    if exporter.last is None:
+        return []
+    return [(w, st) for w, st in statuses if not exporter.last.unavailable[w.index]]
+
+
+def _application(self, out: list[str], statuses, named: dict[str, dict]) -> None:
+    shown = _visible(self, statuses)
+    ids = [(w, _labels(namespace=w.namespace, deployment=w.name)) for w, _ in shown]
+    fam = _family
+    fam(out, "http_requests_total", "counter", "Requests offered to the workload (simulated).",
+        [("", lab, self.requests[w.index]) for w, lab in ids])
+    fam(out, "http_request_errors_total", "counter", "Requests that failed or were dropped (simulated).",
+        [("", lab, self.errors[w.index]) for w, lab in ids])
+    hist = []
+    for w, _ in shown:
+        i = w.index
+        total = math.floor(self.served[i])
+        for bound, count in zip(LATENCY_BUCKETS_S, self.buckets[i]):
+            hist.append(("_bucket", _labels(namespace=w.namespace, deployment=w.name, le=_num(bound)),
+                         min(math.floor(count + 1e-9), total)))
+        hist.append(("_bucket", _labels(namespace=w.namespace, deployment=w.name, le="+Inf"), total))
+        hist.append(("_sum", _labels(namespace=w.namespace, deployment=w.name), self.latency_sum[i]))
+        hist.append(("_count", _labels(namespace=w.namespace, deployment=w.name), total))
+    fam(out, "http_request_duration_seconds", "histogram", "Latency of served requests (simulated).", hist)
+    visible = {w.index for w, _ in shown}
+    for name, help_text, counters in (
+            ("http_pod_requests_total", "Requests the pod served (simulated).", named["pod_requests"]),
+            ("http_pod_request_errors_total", "Requests the pod failed (simulated).", named["pod_errors"])):
+        fam(out, name, "counter", help_text, [("", _labels(namespace=ns, pod=pod), v)
+                                              for (row, ns, pod), v in sorted(counters.items()) if row in visible])
+    v = self.last.values if self.last is not None else {}
+    gauges = [("setpoint_sim_cpu_utilization_ratio", "Mean CPU utilization of ready pods over their request.",
+               lambda i: v["utilization_pct"][i] / 100.0),
+              ("setpoint_sim_requests_per_second", "Offered load, requests per second.",
+               lambda i: v["offered_rps"][i]),
+              ("setpoint_sim_error_ratio", "Failed or dropped requests over all requests.",
+               lambda i: v["error_ratio"][i])]
+    for name, help_text, get in gauges:
+        fam(out, name, "gauge", help_text, [("", lab, float(get(w.index))) for w, lab in ids])
+    quantiles = []
+    for w, _ in shown:
+        for q in ("50", "95", "99"):
+            quantiles.append(("", _labels(namespace=w.namespace, deployment=w.name, percentile=q),
+                              float(v[f"latency_p{q}_s"][w.index])))
+    fam(out, "setpoint_sim_latency_seconds", "gauge", "Latency percentiles of the engine (s).", quantiles)
+
+
+def _kube_state(out: list[str], statuses) -> None:
+    fam = _family
+    for kind, prefix, label in (("Deployment", "kube_deployment", "deployment"),
+                                ("StatefulSet", "kube_statefulset", "statefulset")):
+        rows = [(w, st, _labels(namespace=w.namespace, **{label: w.name})) for w, st in statuses if w.kind == kind]
+        if not rows:
+            continue
+        spec_name = f"{prefix}_spec_replicas" if kind == "Deployment" else f"{prefix}_replicas"
+        fam(out, spec_name, "gauge", f"Desired replicas of the {kind}.", [("", l, st.spec_replicas) for _, st, l in rows])
+        fam(out, f"{prefix}_status_replicas", "gauge", f"Pods of the {kind}.",
+            [("", l, st.status_replicas) for _, st, l in rows])
+        fam(out, f"{prefix}_status_replicas_ready", "gauge", f"Ready pods of the {kind}.",
+            [("", l, st.ready_replicas) for _, st, l in rows])
+        fam(out, f"{prefix}_status_replicas_available", "gauge", f"Available pods of the {kind}.",
+            [("", l, st.ready_replicas) for _, st, l in rows])
+        fam(out, f"{prefix}_status_replicas_updated", "gauge", f"Pods of the {kind} on its current revision.",
+            [("", l, sum(1 for p in st.pods if p.revision == st.revision)) for _, st, l in rows])
+    pods = [(w, p) for w, st in statuses for p in st.pods]
+    ready = []
+    for w, p in pods:
+        for condition, value in (("true", p.ready is True), ("false", p.ready is False), ("unknown", p.ready is None)):
+            ready.append(("", _labels(namespace=w.namespace, pod=p.name, condition=condition), float(value)))
+    fam(out, "kube_pod_status_ready", "gauge", "Whether the pod is ready to serve requests.", ready)
+    fam(out, "kube_pod_container_status_restarts_total", "counter", "Container restarts of the pod.",
+        [("", _labels(namespace=w.namespace, pod=p.name, container=w.name), p.restarts) for w, p in pods])
+    fam(out, "kube_pod_container_resource_requests", "gauge", "Resources requested by the container.",
+        [("", _labels(namespace=w.namespace, pod=p.name, container=w.name, resource="cpu", unit="core"),
+          w.config.cpu_request_cores) for w, p in pods])
+
+
+def _cadvisor(self, out: list[str], statuses, named: dict[str, dict]) -> None:
+    cpu_seconds, pod_memory = named["cpu_seconds"], named["pod_memory"]
+    visible = {w.index for w, _ in _visible(self, statuses)}
+    rows = [("", _labels(namespace=w.namespace, pod=p.name, container=w.name),
+             cpu_seconds.get((w.namespace, p.name), 0.0))
+            for w, st in statuses if w.index in visible for p in st.pods if p.phase == "Running"]
+    _family(out, "container_cpu_usage_seconds_total", "counter", "Cumulative CPU time of the container (s).", rows)
+    memory = [("", _labels(namespace=w.namespace, pod=p.name, container=w.name),
+               pod_memory[(w.namespace, p.name)])
+              for w, st in statuses for p in st.pods if (w.namespace, p.name) in pod_memory]
+    _family(out, "container_memory_working_set_bytes", "gauge",
+            "Working set of the container (bytes): the engine's memory, a leak included.", memory)
