@@ -21,7 +21,9 @@ counts.
 
 Verification. A restart, rolling restart or rollback opens a window of ``verify_window_s``
 (extended while a rollout is in progress, by at most ``rollout_wait_s``). A workload-scope
-trigger passes as soon as it is back to OK, or at the deadline when it is not firing. A
+trigger passes as soon as it is back to OK, or at the deadline when it is not firing; one that
+is clearing at the deadline (its recovered condition holding, inside its recovered ``for``) is
+judged when that ``for`` ends (OK by then, or it fails). A
 pod-scope trigger passes at the deadline when none of the pods that appeared since the action
 (the replacements), nor a restarted pod that kept its name, fires it. An action without a
 triggering check (a rollback a revision check called for) passes at the deadline. A failure escalates to
@@ -288,6 +290,15 @@ def verify(params: HealthParams, rem: RemedyState, rev: RevisionState, view: Che
     phase = view.phase[np.arange(n), chk] if view.phase.shape[1] else np.zeros(n, np.int8)
     is_pod = params.scopes[chk] == Scope.POD if params.scopes.size else np.zeros(n, bool)
     due = active & (now >= rem.verify_until) & (~rollout | (now >= rem.verify_until + params.rollout_wait_s))
+    # A workload trigger already clearing at the deadline (back on its recovered side, inside its
+    # recovered `for`) is judged when that `for` ends: the action worked, but the query's range
+    # window and the action's own rollout lag the reading, and failing it there held a target
+    # whose rollback had cured it. Bounded: missing data freezes the clear, judged at its end.
+    recovered_for = np.asarray([c.recovered_for_s for c in params.checks] or [0.0])[chk]
+    clearing_since = view.recovering_since[np.arange(n), chk] if view.phase.shape[1] else np.full(n, np.nan)
+    with np.errstate(invalid="ignore"):
+        clearing = active & ~is_pod & (rem.verify_check >= 0) & (now < clearing_since + recovered_for)
+    due = due & ~clearing
     trig = np.where(active & is_pod, rem.verify_check, -1)
     started = _at(rem.verify_started, pod_row)
     replaced = (pods.first_seen > started) | (pods.restarted_at >= started)  # new pods, or restarted in place
