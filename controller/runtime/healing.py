@@ -52,7 +52,7 @@ def _query(metrics: MetricsSource, expr: str, refs: Sequence[TargetRef], now: fl
         s = metrics.query(expr, refs, now, labels=labels)
     except MetricsUnavailable as exc:
         errors.append(f"{key}: {exc}")
-        if outcomes is not None:
+        if outcomes is not None and (outcomes.get(key) or (None, None))[1] is None:  # the first failure is said
             outcomes[key] = (expr, errors[-1])
         return np.full(len(refs), np.nan), np.zeros(len(refs), bool)
     if outcomes is not None:
