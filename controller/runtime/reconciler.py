@@ -22,7 +22,7 @@ from controller.core.scaling.external import hands_off
 from controller.core.health.heal import HealingDecision, HealthState, heal
 from controller.core.health.state_codec import (Parsed, durable_arrays, encode, parse, restore, same_arrays,
                                                 still_relevant, target_key)
-from controller.core.health.params import HEALTH_REASON_CODES, HealthParams
+from controller.core.health.params import HEALTH_REASON_CODES, HealthParams, HealthReason
 from controller.core.scaling.params import PolicyParams
 from controller.core.scaling.signal_compiled import read_signal_fast
 from controller.errors import MetricsUnavailable, StateStoreError
@@ -335,6 +335,11 @@ class LastSaid:
         """What comes next of ``key`` is news again (the condition ended)."""
         self._said.pop(key, None)
 
+    def retain(self, keys: set) -> None:
+        """Forget every key but ``keys`` (the condition ended for the others)."""
+        if any(k not in keys for k in self._said):
+            self._said = {k: v for k, v in self._said.items() if k in keys}
+
     def keep(self, targets: Sequence[TargetRef]) -> None:
         """Forget the keys of targets not in ``targets`` (checked once the keys outnumber them)."""
         if len(self._said) > len(targets):
@@ -382,6 +387,7 @@ class Reconciler:
         self._resume_seen: dict[TargetRef, str] = {}
         self._held: set[TargetRef] = set()
         self._gone_said = LastSaid()  # per target, the trimmed rollback target last announced
+        self._paused_said = LastSaid()  # per target, the revision whose rollback a pause by someone else blocks
         self._refused_said = LastSaid()  # per (target, action kind), the permanent refusal last announced
         self._history_said = LastSaid()  # per target, a revisionHistoryLimit of 0 under a rollback policy
         # the keys of CycleResult.unavailable / answered, made once (a string a cycle adds up in a simulation)
@@ -840,6 +846,26 @@ class Reconciler:
             emit_event(self._events, t, "RollbackTargetGone", message, warning=True)
         self._gone_said.keep(targets)
 
+    def _announce_blocked_by_pause(self, healing: HealingDecision, targets: list[TargetRef]) -> None:
+        """A Warning Event and a log line, once per target and revision, when a rollback is called
+        for but someone else paused the Deployment (RollbackBlockedByPause): the rollback waits for
+        the resume. Sent anyway, the cluster refused it at every step (an error log line and an
+        action failure every 5 s of a rollout, and SetpointActuationErrors)."""
+        blocked = np.flatnonzero(healing.reason == HealthReason.ROLLBACK_BLOCKED_BY_PAUSE)
+        for i in blocked:
+            t, rev = targets[i], str(healing.state.revisions.current[i])
+            if not self._paused_said.news(t, rev):
+                continue
+            trigger = healing.record(int(i), self.policy.name, t.key).trigger or "the escalation ladder"
+            to = str(healing.state.revisions.rollback_target[i])
+            message = (f"{self.policy.name}: {trigger} calls for a rollback of revision {rev}"
+                       f"{f' to revision {to}' if to else ''}, but the Deployment is paused (spec.paused, not by "
+                       f"setpoint): a rollback would not progress, so none is sent; `kubectl rollout resume "
+                       f"deployment/{t.name} -n {t.namespace}` and setpoint rolls it back at its next cycle")
+            log.warning(message, extra={"policy": self.policy.name, "target": str(t), "revision": rev})
+            emit_event(self._events, t, "RollbackBlockedByPause", message, warning=True)
+        self._paused_said.retain({targets[i] for i in blocked})  # said again if it comes back (paused anew)
+
     def _announce_no_history(self, view: ClusterView, targets: list[TargetRef]) -> None:
         """A Warning Event and a log line, once per target (again if it changes back), when a
         policy that can roll back governs a Deployment that keeps no old ReplicaSet
@@ -934,6 +960,7 @@ class Reconciler:
         self._health_state = healing.state
         self._announce_holds(healing, targets)
         self._announce_gone(healing, targets, view)
+        self._announce_blocked_by_pause(healing, targets)
         self._announce_no_history(view, targets)
         return health_actions(healing, targets, view.exists, self.policy.name)
 

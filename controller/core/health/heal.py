@@ -503,6 +503,10 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     excused = compared & ~worse & (cleared | (overloaded & served))
     # only a revision the cluster still lists: a rollback to a trimmed one fails every cycle
     target_rev, gone = rev.rollback_choice(obs.revisions)
+    # paused by someone else: a Deployment this controller paused (its rollout hold) is resumed by
+    # the rollback's own write
+    ours = state.hold.ours if state.hold is not None and state.hold.since.shape == (n,) else np.zeros(n, bool)
+    paused = np.zeros(n, bool) if obs.paused is None else obs.paused & ~ours
     arb = arbitrate(ArbitrationInput(
         current=current, desired=desired, scale_up_to=scale_up_to, floor=np.where(now < rem.floor_until, rem.floor, 0),
         rollout=obs.rollout | (rem.verify_action == Remedy.ROLLBACK), overloaded=overloaded, want=want,
@@ -510,7 +514,7 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
         after_rollout=after_rollout, can_rollback=target_rev != "", target_gone=gone != "", held=rem.held,
         verifying=rem.verify_action != Remedy.NONE, cooldown=now < rem.cooldown_until, restart_budget=restart_left,
         restart_room=room, rollback_budget=params.budgets.rollbacks_per_day - state.budgets.rollbacks_used(now),
-        revision_worse=worse, excused=excused))
+        revision_worse=worse, excused=excused, paused=paused))
 
     restart = pick_pods(params, pods, pod_row, pod_ready, trig_pods,
                         np.where(arb.action == Act.RESTART_POD, arb.restart, 0))
