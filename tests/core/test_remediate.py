@@ -498,6 +498,39 @@ def test_a_trigger_clearing_at_the_deadline_is_judged_when_its_recovery_ends(bef
     assert judged[0] == expect
 
 
+def _release_during_window(at: float | None, revision: str = "4"):
+    """A bad release at 15 s (rolled back at 45 s); at ``at`` someone else puts ``revision`` in
+    place (a deploy, a kubectl rollout undo back to the bad release): it fails 0.5 too."""
+    def before(t, w):
+        if t == 15:
+            w.revision[0], w.revision_since = "2", None
+        if at is not None and t == at:
+            w.revision[0] = revision
+        if t >= 15:
+            w.errors[0] = 0.0 if w.revision[0] == "1" else 0.5
+    return before
+
+
+@pytest.mark.parametrize("before,expect", [
+    pytest.param(_release_during_window(75),
+                 [(45, "rollback", "RollbackNewRevision", None), (75, "rollback", "RollbackCheck", "VerifySuperseded"),
+                  (120, "", "NoAction", "Verified")],
+                 id="a-release-by-someone-else-in-the-window-ends-it-and-is-judged-at-once"),
+    pytest.param(_release_during_window(None),
+                 [(45, "rollback", "RollbackNewRevision", None), (90, "", "NoAction", "Verified")],
+                 id="our-own-rollback-changes-the-revision-and-is-verified"),
+])
+def test_a_revision_someone_else_puts_in_place_supersedes_the_verification(before, expect):
+    p = params(check("errors", action=Remedy.ROLLBACK, for_s=30.0, recovered_for_s=30.0), healthy_after_s=60.0,
+               verify_window_s=60.0)
+    w = world(p, (2,), revision="1", revision_since=[T0 - 3600])
+    ds, _ = drive(w, None, range(0, 240, 15), before=before)
+    acted = [(d.now - T0, Act(int(d.action[0])).word, code(d), outcome(d)) for d in ds
+             if d.action[0] != Act.NONE or d.outcome[0] >= 0]
+    assert acted == expect
+    assert not any(d.held[0] for d in ds)
+
+
 def test_pods_without_data_are_never_restarted():
     p = params(pod_check(for_s=0.0))
     w = world(p, (3,))

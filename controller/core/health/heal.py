@@ -22,7 +22,7 @@ from controller.core.health.params import (HEALTH_REASON_CODES, Act, HealthParam
 from controller.core.health.revision_test import Measure, RevisionTestState, Verdict, step_tests, summary_values
 from controller.core.health.rollout_hold import HoldState, HoldStep, step_hold
 from controller.core.health.remediate import (BudgetState, RemedyState, RevisionState, as_strings, pick_pods, propose,
-                                       rearm, remember, restart_room, update_revisions, verify)
+                                       rearm, remember, replaced_revisions, restart_room, update_revisions, verify)
 from controller.model import Action, TargetRef
 
 
@@ -467,12 +467,13 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     wtable, pods, view = _evaluate_checks(params, obs, state, now)
     pod_row, pod_ready = obs.pods.row, obs.pods.ready
 
+    replaced = replaced_revisions(state.revisions, obs.revision)
     any_firing = (view.phase == Phase.FIRING).any(axis=1)
     any_breaching = (view.phase != Phase.OK).any(axis=1)
     rev = update_revisions(params, state.revisions, obs.revision, obs.revision_since, obs.rollout, any_firing, now,
                            any_breaching)
     rem, outcome = rearm(state.remedy, _mask(rearm_rows, n))
-    rem, rev, verified = verify(params, rem, rev, view, pods, pod_row, obs.rollout, now)
+    rem, rev, verified = verify(params, rem, rev, view, pods, pod_row, obs.rollout, now, replaced)
     outcome = np.where(verified >= 0, verified, outcome)
     prop, rem = propose(params, view, pods, pod_row, rem, rev)
     tests, rev_active, worse, rev_trigger = _revision_tests(params, obs, state, rev, now)

@@ -94,6 +94,9 @@ class HealthReason(enum.IntEnum):
     # a rollback is called for but someone else paused the Deployment (spec.paused): it would not
     # progress (kubectl rollout undo refuses it too); sent once it is resumed
     ROLLBACK_BLOCKED_BY_PAUSE = 35
+    # outcome: the verification window closed unjudged: someone else changed the revision under it
+    # (a deploy, a kubectl rollout undo); the new revision is judged as a release
+    VERIFY_SUPERSEDED = 36
 
     @property
     def code(self) -> str:
