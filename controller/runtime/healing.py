@@ -18,9 +18,9 @@ from typing import Sequence
 import numpy as np
 
 from controller.core.scaling.decide import Decision
-from controller.core.health.heal import HealingDecision, HealthObservation
+from controller.core.health.heal import HealingDecision, HealthObservation, HealthState
 from controller.core.health.checks import PodTable
-from controller.core.health.params import HealthParams, Scope
+from controller.core.health.params import HealthParams, HealthReason, Remedy, Scope
 from controller.core.health.revision_test import Measure, latency_stats, ratio_stats
 from controller.errors import MetricsUnavailable
 from controller.model import Action, TargetRef
@@ -181,3 +181,63 @@ def _pod_name_only(action: Action) -> Action:
         return replace(action, pod=action.pod.split("/", 1)[1])
     return action
 
+
+
+def _room_at(values: np.ndarray, times: np.ndarray, budget: int, window_s: float, now: float) -> float | None:
+    """When a budget of ``budget`` per ``window_s`` has room for one more, given one target's
+    history (values, times): as the oldest counted actions leave the window; None: never (0)."""
+    if budget <= 0:
+        return None
+    live = sorted((t, v) for t, v in zip(times.tolist(), values.tolist()) if np.isfinite(t) and now - t < window_s)
+    used = sum(v for _, v in live)
+    for t, v in [(now - window_s, 0.0)] + live:
+        used -= v
+        if used < budget:
+            return max(t + window_s, now)
+    return None
+
+
+def held_notice(params: HealthParams, healing: HealingDecision, before: HealthState | None, i: int,
+                target: TargetRef, policy: str, again: bool = False) -> str:
+    """What a HealingHeld Event and log line say of row ``i``: why self-healing stopped (which
+    check asked for what, the budget and what it allows, or the action whose verification failed),
+    and what re-arms it; ``again``: a `setpoint resume` re-armed it and it was held again at once.
+    ``before``: the health state before this cycle (the verification that failed)."""
+    from controller.runtime.external_scale import clock_time
+
+    now, reason = healing.now, HealthReason(int(healing.held_reason[i])) if healing.held_reason[i] >= 0 else None
+    record = healing.record(i, policy, target.key)
+    trigger = record.trigger or "the escalation ladder"
+    resume = f"`setpoint resume {target.namespace}/{target.name}`"
+    budgets, spent = params.budgets, healing.state.budgets
+    undo = f"kubectl rollout undo deployment/{target.name} -n {target.namespace}"
+    if reason is HealthReason.VERIFY_FAILED_HELD and before is not None and i < before.remedy.verify_action.size:
+        rem = before.remedy
+        act = Remedy(int(rem.verify_action[i])).policy_word or "action"
+        chk = params.check_names[int(rem.verify_check[i])] if 0 <= rem.verify_check[i] < len(params.checks) else None
+        what = f"{chk} still fires" if chk else "it did not pass"
+        why = (f"the {act} at {clock_time(float(rem.verify_started[i]))} did not cure it: {what} at the end of its "
+               f"verification window, and no escalation step follows {act}")
+        todo = f"fix the cause, then {resume} re-arms it"
+    elif reason in (HealthReason.RESTART_BUDGET_EXHAUSTED, HealthReason.ROLLBACK_BUDGET_EXHAUSTED):
+        restart = reason is HealthReason.RESTART_BUDGET_EXHAUSTED
+        name, budget = ("restartsPerHour", budgets.restarts_per_hour) if restart else ("rollbacksPerDay",
+                                                                                          budgets.rollbacks_per_day)
+        used = int((spent.restarts_used if restart else spent.rollbacks_used)(now)[i])
+        values, times = (spent.restarts, spent.restart_at) if restart else (spent.rollbacks, spent.rollback_at)
+        room = _room_at(values[i], times[i], int(budget), 3600.0 if restart else 86400.0, now)
+        asked = "a pod restart" if restart else f"a rollback of revision {record.revision}"
+        allows = (f"{name} is 0: none is allowed" if budget <= 0 else
+                  f"{name} {budget} allows no more ({used} in the last {'hour' if restart else 'day'})")
+        why = f"{trigger} calls for {asked}, but {allows}"
+        todo = (f"{resume} re-arms it once the budget has room, at {clock_time(room)}" if room is not None and room > now
+                else f"a {resume} cannot help: {'restart by hand' if restart else 'roll back by hand (' + undo + ')'}, "
+                     f"or raise {name}")
+    elif reason in (HealthReason.NO_HEALTHY_REVISION, HealthReason.ROLLBACK_TARGET_GONE):
+        why = (f"the escalation ladder calls for a rollback of revision {record.revision}, but there is no "
+               f"known-healthy revision on the cluster to go back to")
+        todo = f"fix forward or roll back by hand ({undo}), then {resume} re-arms it"
+    else:
+        why, todo = (reason.code if reason is not None else "held"), f"{resume} re-arms it"
+    lead = f"{policy}: resumed, but held again at once" if again else f"{policy}: self-healing stopped"
+    return f"{lead} ({reason.code if reason is not None else 'Held'}): {why}; {todo}"

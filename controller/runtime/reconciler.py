@@ -22,7 +22,7 @@ from controller.core.scaling.external import hands_off
 from controller.core.health.heal import HealingDecision, HealthState, heal
 from controller.core.health.state_codec import (Parsed, durable_arrays, encode, parse, restore, same_arrays,
                                                 still_relevant, target_key)
-from controller.core.health.params import HEALTH_REASON_CODES, HealthParams, HealthReason
+from controller.core.health.params import HealthParams, HealthReason
 from controller.core.scaling.params import PolicyParams
 from controller.core.scaling.signal_compiled import read_signal_fast
 from controller.errors import MetricsUnavailable, StateStoreError
@@ -36,7 +36,7 @@ from controller.runtime import hands_off_state, scale_events_state
 from controller.runtime.external_scale import ExternalChange, ExternalScaleWatch
 from controller.runtime.hpa_guard import HpaGuard
 from controller.runtime.conditions import scaling_conditions
-from controller.runtime.healing import HealthQueries, health_actions, observe_health
+from controller.runtime.healing import HealthQueries, health_actions, held_notice, observe_health
 from controller.runtime.pod_samples import PodReader
 from controller.runtime.scaling_memory import ScalingMemory
 from controller.runtime.startup_observer import StartupInfo, StartupObserver
@@ -816,14 +816,17 @@ class Reconciler:
             self._resume_seen = {t: v for t, v in self._resume_seen.items() if t in present}
 
     def _announce_holds(self, healing: HealingDecision, targets: list[TargetRef]) -> None:
-        """An Event when a target stops being healed (budget exhausted, verification failed)."""
+        """A Warning Event and a log line when a target stops being healed (a budget spent, a
+        verification failed), saying why and what re-arms it; again when a `setpoint resume`
+        re-armed it and it was held at once (a budget still spent: the resume did nothing)."""
         held = {t for t, h in zip(targets, healing.held.tolist()) if h}
+        rearmed = healing.outcome == HealthReason.REARMED
         for i, t in enumerate(targets):
-            if t in held and t not in self._held:
-                why = HEALTH_REASON_CODES[int(healing.held_reason[i])] if healing.held_reason[i] >= 0 else "Held"
-                emit_event(self._events, t, "HealingHeld", f"{self.policy.name}: self-healing stopped ({why}); "
-                                                           f"`setpoint resume {t.namespace}/{t.name}` re-arms it",
-                           warning=True)
+            again = bool(rearmed[i]) and t in self._held
+            if t in held and (t not in self._held or again):
+                message = held_notice(self.policy.health, healing, self._before_heal[0], i, t, self.policy.name, again)
+                log.warning(message, extra={"policy": self.policy.name, "target": str(t)})
+                emit_event(self._events, t, "HealingHeld", message, warning=True)
         self._held = held
 
     def _announce_gone(self, healing: HealingDecision, targets: list[TargetRef], view: ClusterView) -> None:
