@@ -522,8 +522,11 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     restarted = np.bincount(pod_row[restart], minlength=n)[:n] if restart.any() else np.zeros(n, np.int64)
     rollback_to = np.where(arb.action == Act.ROLLBACK, target_rev, "").astype(object)
     rollback_gone = np.where(arb.reason == HealthReason.ROLLBACK_TARGET_GONE, gone, "").astype(object)
-    check = np.where((arb.action == Act.ROLLBACK) & (prop.blamed_check >= 0), prop.blamed_check, trigger)
-    rev_trigger = np.where((arb.action == Act.ROLLBACK) & (arb.reason == HealthReason.ROLLBACK_REVISION_WORSE),
+    # what calls for the rollback: sent, or waiting for someone's resume (named in its notice)
+    blocked = arb.reason == HealthReason.ROLLBACK_BLOCKED_BY_PAUSE
+    rolls = (arb.action == Act.ROLLBACK) | blocked
+    check = np.where(rolls & (prop.blamed_check >= 0), prop.blamed_check, trigger)
+    rev_trigger = np.where(rolls & ((arb.reason == HealthReason.ROLLBACK_REVISION_WORSE) | (blocked & worse)),
                            rev_trigger, -1)
     hold = _rollout_hold(params, obs, state, tests, rev, rev_active, now)
     # a rollback resumes our hold in the same write (a paused Deployment would not roll back), and
