@@ -119,10 +119,13 @@ def overload_signal(view: ClusterView, decision: Decision | None) -> np.ndarray:
 
 def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[TargetRef], view: ClusterView,
                    now: float, errors: list[str], decision: Decision | None = None,
-                   sent: list[str] | None = None, outcomes: dict | None = None) -> HealthObservation:
+                   sent: list[str] | None = None, outcomes: dict | None = None,
+                   missing: dict | None = None) -> HealthObservation:
     """Query every check and assemble the observation ``heal`` needs; each query sent is appended
     to ``sent`` (a pod or revision check sends none for targets without pods); ``outcomes`` as
-    ``_query``'s."""
+    ``_query``'s; ``missing``: per check whose queries answered, ``health check NAME`` -> (its
+    queries, targets with no usable sample (a pod or revision check: for none of their pods),
+    targets looked at (with pods, for those), whether it reads pods)."""
     params, n = hq.params, len(targets)
     c = len(params.checks)
     values, present = np.full((n, c), np.nan), np.zeros((n, c), bool)
@@ -144,6 +147,8 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
                 vals[:, q], pres[:, q] = _query(metrics, expr, pod_refs, now, POD_LABELS, errors, check.name, sent,
                                                 outcomes)
         columns.append((vals, pres))
+    if missing is not None:
+        _count_missing(params, hq, targets, view, rows, present, pod_present, columns, outcomes or {}, missing)
     new, old = revision_statistics(params, n, rows, pod_current, columns)
     by_ref = {s.ref: s for s in view.statuses}
     revision = [by_ref[t].revision if t in by_ref else "" for t in targets]
@@ -159,6 +164,34 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
                                 present=present, revision=revision, rollout=view.rollout, pods=pods,
                                 overloaded=overload_signal(view, decision), revision_new=new, revision_old=old,
                                 paused=view.paused, revisions=revisions, revision_since=since)
+
+
+def _count_missing(params: HealthParams, hq: HealthQueries, targets: Sequence[TargetRef], view: ClusterView,
+                   rows: np.ndarray, present: np.ndarray, pod_present: np.ndarray, columns: list, outcomes: dict,
+                   missing: dict) -> None:
+    """``observe_health``'s ``missing``: a check whose query answers, but with nothing for a target
+    (a metric renamed, a label relabeled away, a per-pod series under another name) can never fire
+    there, with no error to log. A failing query is said as an outage instead (``outcomes``)."""
+    n = len(targets)
+    exists = np.asarray(view.exists, bool) if len(view.exists) == n else np.ones(n, bool)
+    with_pods = np.bincount(rows, minlength=n)[:n] > 0 if rows.size else np.zeros(n, bool)
+
+    def count(name: str, exprs, seen: np.ndarray, among: np.ndarray, per_pod: bool = True) -> None:
+        key = f"health check {name}"
+        if (outcomes.get(key) or (None, None))[1] is None:  # answered (a failure is an outage)
+            missing[key] = ("; ".join(exprs), int(np.count_nonzero(among & ~seen)), int(np.count_nonzero(among)),
+                            per_pod)
+
+    def any_pod(ok: np.ndarray) -> np.ndarray:
+        return np.bincount(rows[ok], minlength=n)[:n] > 0 if rows.size else np.zeros(n, bool)
+
+    for j, (check, expr) in enumerate(zip(params.checks, hq.exprs)):
+        if check.scope == Scope.POD:
+            count(check.name, (expr,), any_pod(pod_present[:, j]), exists & with_pods)
+        else:
+            count(check.name, (expr,), present[:, j], exists, per_pod=False)
+    for check, exprs, (_, pres) in zip(params.revision_checks, hq.revision_exprs, columns):
+        count(check.name, exprs, any_pod(pres.all(axis=1)), exists & with_pods)
 
 
 def health_actions(healing: HealingDecision, targets: Sequence[TargetRef], exists: np.ndarray,

@@ -149,6 +149,11 @@ class CycleResult:
     #: the same for the existing targets whose sample was implausible (core/scaling/signal.py: a
     #: broken exporter, a unit mix-up), for the scaling metrics in ``missing``
     implausible: dict[str, tuple[str, int]] = field(default_factory=dict)
+    #: per health check whose queries answered ("health check NAME"): (its queries, how many of the
+    #: targets it looked at got no usable sample (a pod or revision check: for none of their pods),
+    #: how many it looked at, whether it reads pods): such a check is blind there (missing data
+    #: never fires one)
+    health_missing: dict[str, tuple[str, int, int, bool]] = field(default_factory=dict)
     #: per query that failed (MetricsUnavailable: Prometheus down, slow, erroring), by what sends it
     #: ("metric rps", "metric rps (ramp latest)", "health check errors"): (its query, the line of
     #: ``errors`` that says so); ``answered``: the same keys for those that answered
@@ -947,7 +952,8 @@ class Reconciler:
         hq = HealthQueries(params, self.policy.health_queries, self.policy.revision_queries)
         sent: list[str] = []
         outcomes: dict[str, tuple[str, str | None]] = {}
-        hobs = observe_health(hq, self.metrics, targets, view, now, result.errors, decision, sent, outcomes)
+        hobs = observe_health(hq, self.metrics, targets, view, now, result.errors, decision, sent, outcomes,
+                              result.health_missing)
         for key, (expr, line) in outcomes.items():
             if line is None:
                 result.answered.append(key)

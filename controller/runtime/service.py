@@ -495,6 +495,17 @@ class ControllerService:
         exporter gone), or with an implausible one (core/scaling/signal.py: a broken exporter, a unit
         mix-up), holds their replicas (MetricsMissing) with no error to log: warn when it starts, for
         a (policy, metric), and when every target reads well again; not each cycle."""
+        for key, (query, count, among, per_pod) in result.health_missing.items():
+            gap = (result.policy, key, "missing")
+            said = {"policy": result.policy, "query": query, "targets_missing": count, "targets": among}
+            if count and gap not in self._metric_gaps:
+                self._metric_gaps.add(gap)
+                log.warning("%s: its query answered no sample for %d of %d targets%s; it cannot fire for them "
+                            "(missing data never does): check the metric's name and its labels", key, count, among,
+                            "' pods (none of their pods has a series)" if per_pod else "", extra=said)
+            elif not count and gap in self._metric_gaps:
+                self._metric_gaps.discard(gap)
+                log.warning("%s: a sample for every target again", key, extra=said)
         for kind, counts in (("missing", result.missing), ("implausible", result.implausible)):
             started, ended = _METRIC_GAP_WORDS[kind]
             for metric, (query, count) in counts.items():
