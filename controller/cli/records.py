@@ -277,6 +277,9 @@ def _format_health(h: dict, desired=None) -> str:
     if h.get("rollback_gone"):  # RollbackTargetGone: why no rollback, with the revision it would have gone to
         out += (f"\n    no rollback: revision {h['rollback_gone']}, the last known healthy, is no longer on the cluster "
                 f"(its ReplicaSet was deleted; spec.revisionHistoryLimit trims old ones)")
+    if h.get("reason") == "RollbackBlockedByPause":
+        out += ("\n    no rollback: the Deployment is paused (spec.paused, not by setpoint) and would not roll back; "
+                "it goes out once the Deployment is resumed")
     if count(kept) and count(desired) and kept != desired and h.get("action") != "scale":
         why = ("the health action takes this cycle: one action per target" if h.get("action") else
                "no scale-down while a rollout or rollback is in progress, nor below a recent health scale-up's floor")
@@ -515,6 +518,8 @@ def _health_cell(health: dict | None) -> str:
     parts = ["HELD", health.get("held_reason") or ""] if health.get("held") else []
     if (health.get("rollout") or {}).get("held"):  # spec.paused by us until the revision test decides
         parts.append("ROLLOUT PAUSED")
+    if health.get("reason") == "RollbackBlockedByPause":  # a rollback is due: it waits for someone's resume
+        parts.append("NO ROLLBACK: PAUSED")
     parts.append(f"firing: {', '.join(firing)}" if firing else "" if checks and len(blind) == len(checks) else "ok")
     parts.append(f"no data: {', '.join(blind)}" if blind else "")
     return "\n".join(p for p in parts if p)

@@ -51,7 +51,8 @@ class ArbitrationInput:
     known healthy; new_revision / after_rollout: a firing check is explained by the current
     revision (see remediate.py); can_rollback: a known-healthy revision other than the current
     one exists on the cluster; target_gone: none does, because the one remembered is no longer
-    listed (its ReplicaSet trimmed). held, verifying, cooldown (a health scale-up happened within the verify
+    listed (its ReplicaSet trimmed); paused: someone else paused the Deployment (spec.paused, not
+    this controller's rollout hold), so a rollback would not progress. held, verifying, cooldown (a health scale-up happened within the verify
     window): bool. restart_budget: pods that may still be restarted this hour; restart_room:
     pods restart-pod may restart now (budget and max-unavailable applied); rollback_budget:
     rollbacks left today.
@@ -79,6 +80,7 @@ class ArbitrationInput:
     revision_worse: np.ndarray | None = None  # (N,) bool: a revision check judged the new revision worse
     excused: np.ndarray | None = None  # (N,) bool: the revision checks find the new revision no worse (or overload)
     target_gone: np.ndarray | None = None  # (N,) bool: the known-healthy revision is no longer on the cluster
+    paused: np.ndarray | None = None  # (N,) bool: paused by someone else: no rollback until it is resumed
 
     @classmethod
     def of(cls, current, desired=None, **fields) -> "ArbitrationInput":
@@ -113,6 +115,7 @@ class ArbitrationInput:
             revision_worse=arr("revision_worse", False, bool),
             excused=arr("excused", False, bool),
             target_gone=arr("target_gone", False, bool),
+            paused=arr("paused", False, bool),
         )
         if fields:
             raise TypeError(f"unknown arbitration inputs: {sorted(fields)}")
@@ -221,6 +224,10 @@ def _rollback_rules(t: _Rules, inp: ArbitrationInput) -> None:
         t.decide(asked & inp.excused & ~worse & ~inp.escalated, R.OVERLOAD_NOT_RELEASE)
     doable = rollback & inp.can_rollback
     t.decide(doable & (inp.rollback_budget <= 0), R.ROLLBACK_BUDGET_EXHAUSTED, hold=True)
+    # a Deployment someone else paused does not roll back (the cluster would refuse the write at
+    # every step): nothing is sent nor charged, and the rollback goes out once it is resumed
+    if inp.paused is not None:
+        t.decide(doable & inp.paused, R.ROLLBACK_BLOCKED_BY_PAUSE)
     t.decide(doable, reason, Act.ROLLBACK)
     # nowhere to roll back to: an escalated rollback stops (held); an asked one only records;
     # a restart explained by the revision falls through to the restart rules. Gone: the revision

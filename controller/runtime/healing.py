@@ -18,9 +18,9 @@ from typing import Sequence
 import numpy as np
 
 from controller.core.scaling.decide import Decision
-from controller.core.health.heal import HealingDecision, HealthObservation
+from controller.core.health.heal import HealingDecision, HealthObservation, HealthState
 from controller.core.health.checks import PodTable
-from controller.core.health.params import HealthParams, Scope
+from controller.core.health.params import HealthParams, HealthReason, Remedy, Scope
 from controller.core.health.revision_test import Measure, latency_stats, ratio_stats
 from controller.errors import MetricsUnavailable
 from controller.model import Action, TargetRef
@@ -52,7 +52,7 @@ def _query(metrics: MetricsSource, expr: str, refs: Sequence[TargetRef], now: fl
         s = metrics.query(expr, refs, now, labels=labels)
     except MetricsUnavailable as exc:
         errors.append(f"{key}: {exc}")
-        if outcomes is not None:
+        if outcomes is not None and (outcomes.get(key) or (None, None))[1] is None:  # the first failure is said
             outcomes[key] = (expr, errors[-1])
         return np.full(len(refs), np.nan), np.zeros(len(refs), bool)
     if outcomes is not None:
@@ -119,10 +119,13 @@ def overload_signal(view: ClusterView, decision: Decision | None) -> np.ndarray:
 
 def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[TargetRef], view: ClusterView,
                    now: float, errors: list[str], decision: Decision | None = None,
-                   sent: list[str] | None = None, outcomes: dict | None = None) -> HealthObservation:
+                   sent: list[str] | None = None, outcomes: dict | None = None,
+                   missing: dict | None = None) -> HealthObservation:
     """Query every check and assemble the observation ``heal`` needs; each query sent is appended
     to ``sent`` (a pod or revision check sends none for targets without pods); ``outcomes`` as
-    ``_query``'s."""
+    ``_query``'s; ``missing``: per check whose queries answered, ``health check NAME`` -> (its
+    queries, targets with no usable sample (a pod or revision check: for none of their pods),
+    targets looked at (with pods, for those), whether it reads pods)."""
     params, n = hq.params, len(targets)
     c = len(params.checks)
     values, present = np.full((n, c), np.nan), np.zeros((n, c), bool)
@@ -144,6 +147,8 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
                 vals[:, q], pres[:, q] = _query(metrics, expr, pod_refs, now, POD_LABELS, errors, check.name, sent,
                                                 outcomes)
         columns.append((vals, pres))
+    if missing is not None:
+        _count_missing(params, hq, targets, view, rows, present, pod_present, columns, outcomes or {}, missing)
     new, old = revision_statistics(params, n, rows, pod_current, columns)
     by_ref = {s.ref: s for s in view.statuses}
     revision = [by_ref[t].revision if t in by_ref else "" for t in targets]
@@ -159,6 +164,34 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
                                 present=present, revision=revision, rollout=view.rollout, pods=pods,
                                 overloaded=overload_signal(view, decision), revision_new=new, revision_old=old,
                                 paused=view.paused, revisions=revisions, revision_since=since)
+
+
+def _count_missing(params: HealthParams, hq: HealthQueries, targets: Sequence[TargetRef], view: ClusterView,
+                   rows: np.ndarray, present: np.ndarray, pod_present: np.ndarray, columns: list, outcomes: dict,
+                   missing: dict) -> None:
+    """``observe_health``'s ``missing``: a check whose query answers, but with nothing for a target
+    (a metric renamed, a label relabeled away, a per-pod series under another name) can never fire
+    there, with no error to log. A failing query is said as an outage instead (``outcomes``)."""
+    n = len(targets)
+    exists = np.asarray(view.exists, bool) if len(view.exists) == n else np.ones(n, bool)
+    with_pods = np.bincount(rows, minlength=n)[:n] > 0 if rows.size else np.zeros(n, bool)
+
+    def count(name: str, exprs, seen: np.ndarray, among: np.ndarray, per_pod: bool = True) -> None:
+        key = f"health check {name}"
+        if (outcomes.get(key) or (None, None))[1] is None:  # answered (a failure is an outage)
+            missing[key] = ("; ".join(exprs), int(np.count_nonzero(among & ~seen)), int(np.count_nonzero(among)),
+                            per_pod)
+
+    def any_pod(ok: np.ndarray) -> np.ndarray:
+        return np.bincount(rows[ok], minlength=n)[:n] > 0 if rows.size else np.zeros(n, bool)
+
+    for j, (check, expr) in enumerate(zip(params.checks, hq.exprs)):
+        if check.scope == Scope.POD:
+            count(check.name, (expr,), any_pod(pod_present[:, j]), exists & with_pods)
+        else:
+            count(check.name, (expr,), present[:, j], exists, per_pod=False)
+    for check, exprs, (_, pres) in zip(params.revision_checks, hq.revision_exprs, columns):
+        count(check.name, exprs, any_pod(pres.all(axis=1)), exists & with_pods)
 
 
 def health_actions(healing: HealingDecision, targets: Sequence[TargetRef], exists: np.ndarray,
@@ -181,3 +214,63 @@ def _pod_name_only(action: Action) -> Action:
         return replace(action, pod=action.pod.split("/", 1)[1])
     return action
 
+
+
+def _room_at(values: np.ndarray, times: np.ndarray, budget: int, window_s: float, now: float) -> float | None:
+    """When a budget of ``budget`` per ``window_s`` has room for one more, given one target's
+    history (values, times): as the oldest counted actions leave the window; None: never (0)."""
+    if budget <= 0:
+        return None
+    live = sorted((t, v) for t, v in zip(times.tolist(), values.tolist()) if np.isfinite(t) and now - t < window_s)
+    used = sum(v for _, v in live)
+    for t, v in [(now - window_s, 0.0)] + live:
+        used -= v
+        if used < budget:
+            return max(t + window_s, now)
+    return None
+
+
+def held_notice(params: HealthParams, healing: HealingDecision, before: HealthState | None, i: int,
+                target: TargetRef, policy: str, again: bool = False) -> str:
+    """What a HealingHeld Event and log line say of row ``i``: why self-healing stopped (which
+    check asked for what, the budget and what it allows, or the action whose verification failed),
+    and what re-arms it; ``again``: a `setpoint resume` re-armed it and it was held again at once.
+    ``before``: the health state before this cycle (the verification that failed)."""
+    from controller.runtime.external_scale import clock_time
+
+    now, reason = healing.now, HealthReason(int(healing.held_reason[i])) if healing.held_reason[i] >= 0 else None
+    record = healing.record(i, policy, target.key)
+    trigger = record.trigger or "the escalation ladder"
+    resume = f"`setpoint resume {target.namespace}/{target.name}`"
+    budgets, spent = params.budgets, healing.state.budgets
+    undo = f"kubectl rollout undo deployment/{target.name} -n {target.namespace}"
+    if reason is HealthReason.VERIFY_FAILED_HELD and before is not None and i < before.remedy.verify_action.size:
+        rem = before.remedy
+        act = Remedy(int(rem.verify_action[i])).policy_word or "action"
+        chk = params.check_names[int(rem.verify_check[i])] if 0 <= rem.verify_check[i] < len(params.checks) else None
+        what = f"{chk} still fires" if chk else "it did not pass"
+        why = (f"the {act} at {clock_time(float(rem.verify_started[i]))} did not cure it: {what} at the end of its "
+               f"verification window, and no escalation step follows {act}")
+        todo = f"fix the cause, then {resume} re-arms it"
+    elif reason in (HealthReason.RESTART_BUDGET_EXHAUSTED, HealthReason.ROLLBACK_BUDGET_EXHAUSTED):
+        restart = reason is HealthReason.RESTART_BUDGET_EXHAUSTED
+        name, budget = ("restartsPerHour", budgets.restarts_per_hour) if restart else ("rollbacksPerDay",
+                                                                                          budgets.rollbacks_per_day)
+        used = int((spent.restarts_used if restart else spent.rollbacks_used)(now)[i])
+        values, times = (spent.restarts, spent.restart_at) if restart else (spent.rollbacks, spent.rollback_at)
+        room = _room_at(values[i], times[i], int(budget), 3600.0 if restart else 86400.0, now)
+        asked = "a pod restart" if restart else f"a rollback of revision {record.revision}"
+        allows = (f"{name} is 0: none is allowed" if budget <= 0 else
+                  f"{name} {budget} allows no more ({used} in the last {'hour' if restart else 'day'})")
+        why = f"{trigger} calls for {asked}, but {allows}"
+        todo = (f"{resume} re-arms it once the budget has room, at {clock_time(room)}" if room is not None and room > now
+                else f"a {resume} cannot help: {'restart by hand' if restart else 'roll back by hand (' + undo + ')'}, "
+                     f"or raise {name}")
+    elif reason in (HealthReason.NO_HEALTHY_REVISION, HealthReason.ROLLBACK_TARGET_GONE):
+        why = (f"the escalation ladder calls for a rollback of revision {record.revision}, but there is no "
+               f"known-healthy revision on the cluster to go back to")
+        todo = f"fix forward or roll back by hand ({undo}), then {resume} re-arms it"
+    else:
+        why, todo = (reason.code if reason is not None else "held"), f"{resume} re-arms it"
+    lead = f"{policy}: resumed, but held again at once" if again else f"{policy}: self-healing stopped"
+    return f"{lead} ({reason.code if reason is not None else 'Held'}): {why}; {todo}"

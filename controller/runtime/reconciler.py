@@ -22,7 +22,7 @@ from controller.core.scaling.external import hands_off
 from controller.core.health.heal import HealingDecision, HealthState, heal
 from controller.core.health.state_codec import (Parsed, durable_arrays, encode, parse, restore, same_arrays,
                                                 still_relevant, target_key)
-from controller.core.health.params import HEALTH_REASON_CODES, HealthParams
+from controller.core.health.params import HealthParams, HealthReason
 from controller.core.scaling.params import PolicyParams
 from controller.core.scaling.signal_compiled import read_signal_fast
 from controller.errors import MetricsUnavailable, StateStoreError
@@ -36,7 +36,7 @@ from controller.runtime import hands_off_state, scale_events_state
 from controller.runtime.external_scale import ExternalChange, ExternalScaleWatch
 from controller.runtime.hpa_guard import HpaGuard
 from controller.runtime.conditions import scaling_conditions
-from controller.runtime.healing import HealthQueries, health_actions, observe_health
+from controller.runtime.healing import HealthQueries, health_actions, held_notice, observe_health
 from controller.runtime.pod_samples import PodReader
 from controller.runtime.scaling_memory import ScalingMemory
 from controller.runtime.startup_observer import StartupInfo, StartupObserver
@@ -152,6 +152,11 @@ class CycleResult:
     #: the same for the existing targets whose sample was implausible (core/scaling/signal.py: a
     #: broken exporter, a unit mix-up), for the scaling metrics in ``missing``
     implausible: dict[str, tuple[str, int]] = field(default_factory=dict)
+    #: per health check whose queries answered ("health check NAME"): (its queries, how many of the
+    #: targets it looked at got no usable sample (a pod or revision check: for none of their pods),
+    #: how many it looked at, whether it reads pods): such a check is blind there (missing data
+    #: never fires one)
+    health_missing: dict[str, tuple[str, int, int, bool]] = field(default_factory=dict)
     #: per query that failed (MetricsUnavailable: Prometheus down, slow, erroring), by what sends it
     #: ("metric rps", "metric rps (ramp latest)", "health check errors"): (its query, the line of
     #: ``errors`` that says so); ``answered``: the same keys for those that answered
@@ -341,6 +346,11 @@ class LastSaid:
         """What comes next of ``key`` is news again (the condition ended)."""
         self._said.pop(key, None)
 
+    def retain(self, keys: set) -> None:
+        """Forget every key but ``keys`` (the condition ended for the others)."""
+        if any(k not in keys for k in self._said):
+            self._said = {k: v for k, v in self._said.items() if k in keys}
+
     def keep(self, targets: Sequence[TargetRef]) -> None:
         """Forget the keys of targets not in ``targets`` (checked once the keys outnumber them)."""
         if len(self._said) > len(targets):
@@ -388,6 +398,7 @@ class Reconciler:
         self._resume_seen: dict[TargetRef, str] = {}
         self._held: set[TargetRef] = set()
         self._gone_said = LastSaid()  # per target, the trimmed rollback target last announced
+        self._paused_said = LastSaid()  # per target, the revision whose rollback a pause by someone else blocks
         self._refused_said = LastSaid()  # per (target, action kind), the permanent refusal last announced
         self._history_said = LastSaid()  # per target, a revisionHistoryLimit of 0 under a rollback policy
         # the keys of CycleResult.unavailable / answered, made once (a string a cycle adds up in a simulation)
@@ -817,14 +828,17 @@ class Reconciler:
             self._resume_seen = {t: v for t, v in self._resume_seen.items() if t in present}
 
     def _announce_holds(self, healing: HealingDecision, targets: list[TargetRef]) -> None:
-        """An Event when a target stops being healed (budget exhausted, verification failed)."""
+        """A Warning Event and a log line when a target stops being healed (a budget spent, a
+        verification failed), saying why and what re-arms it; again when a `setpoint resume`
+        re-armed it and it was held at once (a budget still spent: the resume did nothing)."""
         held = {t for t, h in zip(targets, healing.held.tolist()) if h}
+        rearmed = healing.outcome == HealthReason.REARMED
         for i, t in enumerate(targets):
-            if t in held and t not in self._held:
-                why = HEALTH_REASON_CODES[int(healing.held_reason[i])] if healing.held_reason[i] >= 0 else "Held"
-                emit_event(self._events, t, "HealingHeld", f"{self.policy.name}: self-healing stopped ({why}); "
-                                                           f"`setpoint resume {t.namespace}/{t.name}` re-arms it",
-                           warning=True)
+            again = bool(rearmed[i]) and t in self._held
+            if t in held and (t not in self._held or again):
+                message = held_notice(self.policy.health, healing, self._before_heal[0], i, t, self.policy.name, again)
+                log.warning(message, extra={"policy": self.policy.name, "target": str(t)})
+                emit_event(self._events, t, "HealingHeld", message, warning=True)
         self._held = held
 
     def _announce_gone(self, healing: HealingDecision, targets: list[TargetRef], view: ClusterView) -> None:
@@ -846,6 +860,26 @@ class Reconciler:
             log.warning(message, extra={"policy": self.policy.name, "target": str(t), "revision": rev})
             emit_event(self._events, t, "RollbackTargetGone", message, warning=True)
         self._gone_said.keep(targets)
+
+    def _announce_blocked_by_pause(self, healing: HealingDecision, targets: list[TargetRef]) -> None:
+        """A Warning Event and a log line, once per target and revision, when a rollback is called
+        for but someone else paused the Deployment (RollbackBlockedByPause): the rollback waits for
+        the resume. Sent anyway, the cluster refused it at every step (an error log line and an
+        action failure every 5 s of a rollout, and SetpointActuationErrors)."""
+        blocked = np.flatnonzero(healing.reason == HealthReason.ROLLBACK_BLOCKED_BY_PAUSE)
+        for i in blocked:
+            t, rev = targets[i], str(healing.state.revisions.current[i])
+            if not self._paused_said.news(t, rev):
+                continue
+            trigger = healing.record(int(i), self.policy.name, t.key).trigger or "the escalation ladder"
+            to = str(healing.state.revisions.rollback_target[i])
+            message = (f"{self.policy.name}: {trigger} calls for a rollback of revision {rev}"
+                       f"{f' to revision {to}' if to else ''}, but the Deployment is paused (spec.paused, not by "
+                       f"setpoint): a rollback would not progress, so none is sent; `kubectl rollout resume "
+                       f"deployment/{t.name} -n {t.namespace}` and setpoint rolls it back at its next cycle")
+            log.warning(message, extra={"policy": self.policy.name, "target": str(t), "revision": rev})
+            emit_event(self._events, t, "RollbackBlockedByPause", message, warning=True)
+        self._paused_said.retain({targets[i] for i in blocked})  # said again if it comes back (paused anew)
 
     def _announce_no_history(self, view: ClusterView, targets: list[TargetRef]) -> None:
         """A Warning Event and a log line, once per target (again if it changes back), when a
@@ -925,7 +959,8 @@ class Reconciler:
         hq = HealthQueries(params, self.policy.health_queries, self.policy.revision_queries)
         sent: list[str] = []
         outcomes: dict[str, tuple[str, str | None]] = {}
-        hobs = observe_health(hq, self.metrics, targets, view, now, result.errors, decision, sent, outcomes)
+        hobs = observe_health(hq, self.metrics, targets, view, now, result.errors, decision, sent, outcomes,
+                              result.health_missing)
         hobs = self._with_check_history(targets, hobs, now, result)
         for key, (expr, line) in outcomes.items():
             if line is None:
@@ -942,6 +977,7 @@ class Reconciler:
         self._health_state = healing.state
         self._announce_holds(healing, targets)
         self._announce_gone(healing, targets, view)
+        self._announce_blocked_by_pause(healing, targets)
         self._announce_no_history(view, targets)
         return health_actions(healing, targets, view.exists, self.policy.name)
 

@@ -460,9 +460,11 @@ class ControllerService:
                 log.exception("status update failed", extra={"policy": result.policy})
         if result.warm_start is not None:
             log.info(result.warm_start.summary(), extra={"policy": result.policy})
-        outages = {line for _, line in result.unavailable.values()}
+        # a failing query is said when it starts, now and then, and when it ends: every line of what
+        # sends it (a revision check sends two queries, each failing with its own line) is left out
+        outages = tuple(f"{key}: " for key in result.unavailable)
         for error in result.errors:
-            if error not in outages:  # a failing query is said when it starts, now and then, and when it ends
+            if not error.startswith(outages):
                 log.warning(error, extra={"policy": result.policy})
         self._say_query_outages(result)
         self._say_metric_gaps(result)
@@ -531,6 +533,17 @@ class ControllerService:
         exporter gone), or with an implausible one (core/scaling/signal.py: a broken exporter, a unit
         mix-up), holds their replicas (MetricsMissing) with no error to log: warn when it starts, for
         a (policy, metric), and when every target reads well again; not each cycle."""
+        for key, (query, count, among, per_pod) in result.health_missing.items():
+            gap = (result.policy, key, "missing")
+            said = {"policy": result.policy, "query": query, "targets_missing": count, "targets": among}
+            if count and gap not in self._metric_gaps:
+                self._metric_gaps.add(gap)
+                log.warning("%s: its query answered no sample for %d of %d targets%s; it cannot fire for them "
+                            "(missing data never does): check the metric's name and its labels", key, count, among,
+                            "' pods (none of their pods has a series)" if per_pod else "", extra=said)
+            elif not count and gap in self._metric_gaps:
+                self._metric_gaps.discard(gap)
+                log.warning("%s: a sample for every target again", key, extra=said)
         for kind, counts in (("missing", result.missing), ("implausible", result.implausible)):
             started, ended = _METRIC_GAP_WORDS[kind]
             for metric, (query, count) in counts.items():

@@ -48,6 +48,16 @@ ROWS = [
                  id="rollback-check-on-a-known-healthy-revision-does-not-roll-back"),
     pytest.param(dict(want=RB, can_rollback=False, desired=6), (Act.SCALE, R.NO_HEALTHY_REVISION, 6, 0, False),
                  id="rollback-with-nowhere-to-go-records-and-scaling-passes"),
+    # someone else paused the Deployment: the rollback would not progress (nor kubectl rollout undo)
+    pytest.param(dict(want=RB, revision_worse=True, paused=True), (Act.NONE, R.ROLLBACK_BLOCKED_BY_PAUSE, 4, 0, False),
+                 id="worse-revision-of-a-paused-deployment-waits-for-the-resume"),
+    pytest.param(dict(want=RP, new_revision=True, paused=True, desired=6),
+                 (Act.SCALE, R.ROLLBACK_BLOCKED_BY_PAUSE, 6, 0, False),
+                 id="a-paused-deployment-still-scales-while-its-rollback-waits"),
+    pytest.param(dict(want=RB, escalated=True, paused=True), (Act.NONE, R.ROLLBACK_BLOCKED_BY_PAUSE, 4, 0, False),
+                 id="an-escalated-rollback-of-a-paused-deployment-waits-unheld"),
+    pytest.param(dict(want=RB, revision_worse=True, paused=True, rollback_budget=0),
+                 (Act.NONE, R.ROLLBACK_BUDGET_EXHAUSTED, 4, 0, True), id="paused-with-no-budget-left-holds"),
     pytest.param(dict(want=RP, new_revision=True, can_rollback=False),
                  (Act.RESTART_POD, R.RESTART_FIRING_PODS, 4, 1, False),
                  id="new-revision-without-a-healthy-revision-falls-back-to-restart"),
@@ -169,7 +179,7 @@ def inputs(draw, n: int = 6) -> ArbitrationInput:
         rollback_budget=draw(st.lists(st.integers(0, 2), min_size=n, max_size=n)),
         **{k: draw(b()) for k in ("rollout", "overloaded", "escalated", "systemic", "suspect", "new_revision",
                                   "after_rollout", "can_rollback", "held", "verifying", "cooldown",
-                                  "target_gone")})
+                                  "target_gone", "paused")})
 
 
 @SETTINGS
@@ -191,6 +201,8 @@ def test_arbitration_invariants(inp):
     assert np.all(out.restart[restarts] > 0)
     assert not np.any(((act == Act.RESTART_POD) | (act == Act.ROLLING_RESTART)) & (inp.restart_budget <= 0))
     assert not np.any((act == Act.ROLLBACK) & ((inp.rollback_budget <= 0) | ~inp.can_rollback))
+    # no rollback of a Deployment someone else paused
+    assert not np.any((act == Act.ROLLBACK) & inp.paused)
     # a trimmed target is named only where no rollback goes out
     assert not np.any((out.reason == R.ROLLBACK_TARGET_GONE) & ((act == Act.ROLLBACK) | ~inp.target_gone))
     # no restart of an overloaded service, no pod-by-pod restart of a systemic problem

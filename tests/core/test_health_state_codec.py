@@ -50,7 +50,8 @@ def durable_states(draw) -> tuple[HealthState, list[str]]:
     for i in range(n):
         if draw(st.booleans()):
             rem["verify_action"][i] = draw(st.sampled_from([Remedy.RESTART_POD, Remedy.ROLLING_RESTART, Remedy.ROLLBACK]))
-            rem["verify_check"][i] = draw(st.integers(0, len(P.checks) - 1))
+            # -1: no triggering check (a rollback a revision check called for)
+            rem["verify_check"][i] = draw(st.integers(-1, len(P.checks) - 1))
             rem["verify_started"][i] = draw(times)
             rem["verify_until"][i] = rem["verify_started"][i] + 300
         if draw(st.booleans()):
@@ -206,6 +207,25 @@ def test_a_window_whose_check_left_the_policy_is_closed_but_its_budget_stays():
     gone = restore(dropped, HealthState.empty(1, dropped), ["k"], parse(json.dumps(payload)), T0 + 10)
     assert gone.state.remedy.verify_action.tolist() == [int(Remedy.NONE)] and gone.problems == ()
     assert gone.state.budgets.restarts_used(T0 + 10).tolist() == [1]
+
+
+@pytest.mark.parametrize("action,check,policy,kept", [
+    pytest.param(Remedy.ROLLBACK, -1, P, True, id="a-revision-check-rollback-window-survives-a-restart"),
+    pytest.param(Remedy.ROLLBACK, 0, P, True, id="a-checked-rollback-window-survives-a-restart"),
+    pytest.param(Remedy.ROLLING_RESTART, 1, params(check("errors")), False, id="a-window-whose-check-left-is-closed"),
+])
+def test_an_open_verification_window_is_restored(action, check, policy, kept):
+    state = HealthState.empty(1, P)
+    rem = RemedyState(**{**{k: getattr(state.remedy, k) for k in RemedyState.__dataclass_fields__},
+                         "verify_action": np.array([int(action)]), "verify_check": np.array([check]),
+                         "verify_started": np.array([T0]), "verify_until": np.array([T0 + 120])})
+    payload = json.dumps(encode("web", P, HealthState(state.workload, state.pods, state.revisions, rem, state.budgets),
+                                ["k"]))
+    back = restore(policy, HealthState.empty(1, policy), ["k"], parse(payload), T0 + 10).state.remedy
+    expect = (int(action), check, T0 + 120) if kept else (int(Remedy.NONE), -1, None)
+    got = (int(back.verify_action[0]), int(back.verify_check[0]),
+           None if math.isnan(back.verify_until[0]) else float(back.verify_until[0]))
+    assert got == expect
 
 
 def _tested(verdict: Verdict = Verdict.BAD) -> HealthState:

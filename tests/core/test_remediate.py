@@ -464,6 +464,73 @@ def test_a_stuck_rollout_delays_verification_only_up_to_rollout_wait():
     assert trace[195] == ("Held", "VerifyFailedHeld")  # 15 + 60 s window + 120 s rollout wait
 
 
+def _errors_after_rollback(low: float, low_at: float, then: float | None = None, then_at: float = 1e9):
+    """A release at 15 s failing 0.5 until ``low_at``, ``low`` from there, ``then`` from ``then_at``."""
+    def before(t, w):
+        if t == 15:
+            w.revision[0], w.revision_since = "2", None
+        if t >= 15:
+            w.errors[0] = 0.5 if t < low_at else (low if t < then_at else then)
+    return before
+
+
+@pytest.mark.parametrize("before,expect", [
+    # the rollback at 45 s opens a window to 105 s; the reading (a query's range, the rollback's
+    # own rollout) comes back under `recovered` only at 90 s, 15 s into its 30 s recovered `for`
+    pytest.param(_errors_after_rollback(0.01, 90), (120, "Verified", False),
+                 id="clearing-at-the-deadline-is-given-its-recovered-for"),
+    pytest.param(_errors_after_rollback(0.03, 90), (105, "VerifyFailedHeld", True),
+                 id="in-the-hysteresis-band-at-the-deadline-fails"),
+    pytest.param(_errors_after_rollback(0.01, 90, then=0.5, then_at=110), (120, "VerifyFailedHeld", True),
+                 id="a-clear-that-breaks-off-fails"),
+    pytest.param(_errors_after_rollback(0.01, 90, then=np.nan, then_at=105), (120, "VerifyFailedHeld", True),
+                 id="a-clear-frozen-by-missing-data-is-judged-when-its-for-ends"),
+    pytest.param(_errors_after_rollback(0.01, 60), (90, "Verified", False),
+                 id="cleared-before-the-deadline-passes-at-once"),
+])
+def test_a_trigger_clearing_at_the_deadline_is_judged_when_its_recovery_ends(before, expect):
+    p = params(check("errors", action=Remedy.ROLLBACK, for_s=30.0, recovered_for_s=30.0), healthy_after_s=60.0,
+               verify_window_s=60.0)
+    w = world(p, (2,), revision="1", revision_since=[T0 - 3600])
+    ds, _ = drive(w, None, range(0, 240, 15), before=before)
+    assert code(ds[3]) == "RollbackNewRevision"
+    judged = [(d.now - T0, outcome(d), bool(d.held[0])) for d in ds if outcome(d) is not None]
+    assert judged[0] == expect
+
+
+def _release_during_window(at: float | None, revision: str = "4"):
+    """A bad release at 15 s (rolled back at 45 s); at ``at`` someone else puts ``revision`` in
+    place (a deploy, a kubectl rollout undo back to the bad release): it fails 0.5 too."""
+    def before(t, w):
+        if t == 15:
+            w.revision[0], w.revision_since = "2", None
+        if at is not None and t == at:
+            w.revision[0] = revision
+        if t >= 15:
+            w.errors[0] = 0.0 if w.revision[0] == "1" else 0.5
+    return before
+
+
+@pytest.mark.parametrize("before,expect", [
+    pytest.param(_release_during_window(75),
+                 [(45, "rollback", "RollbackNewRevision", None), (75, "rollback", "RollbackCheck", "VerifySuperseded"),
+                  (120, "", "NoAction", "Verified")],
+                 id="a-release-by-someone-else-in-the-window-ends-it-and-is-judged-at-once"),
+    pytest.param(_release_during_window(None),
+                 [(45, "rollback", "RollbackNewRevision", None), (90, "", "NoAction", "Verified")],
+                 id="our-own-rollback-changes-the-revision-and-is-verified"),
+])
+def test_a_revision_someone_else_puts_in_place_supersedes_the_verification(before, expect):
+    p = params(check("errors", action=Remedy.ROLLBACK, for_s=30.0, recovered_for_s=30.0), healthy_after_s=60.0,
+               verify_window_s=60.0)
+    w = world(p, (2,), revision="1", revision_since=[T0 - 3600])
+    ds, _ = drive(w, None, range(0, 240, 15), before=before)
+    acted = [(d.now - T0, Act(int(d.action[0])).word, code(d), outcome(d)) for d in ds
+             if d.action[0] != Act.NONE or d.outcome[0] >= 0]
+    assert acted == expect
+    assert not any(d.held[0] for d in ds)
+
+
 def test_pods_without_data_are_never_restarted():
     p = params(pod_check(for_s=0.0))
     w = world(p, (3,))

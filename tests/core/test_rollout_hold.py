@@ -270,3 +270,32 @@ def test_a_rollback_from_another_check_goes_out_alone(ours):
     [rollback] = d.actions(0, WEB)
     assert rollback.resume is ours and bool(d.rollback_resumes[0]) is ours
     assert not d.state.hold.ours[0] and d.state_after(False).hold.ours[0] is np.bool_(ours)
+
+
+def test_a_release_someone_else_paused_waits_for_its_resume_and_names_the_check():
+    """Paused by someone else at its first new pods, a release its revision check finds worse is
+    not rolled back (the cluster refuses it while paused) and its record names the check, not
+    'the escalation ladder'; the first step after the resume rolls it back."""
+    p = HealthParams.of((), revision_checks=(CHECK,), healthy_after_s=300.0, interval_s=5.0)
+    state = HealthState.empty(1, p)
+    for k in range(121):
+        obs = HealthObservation.of([10], checks=0, revision=["1"], paused=[False],
+                                   revision_new=ratio_stats([[3000.0]], [[6.0]]))
+        state = heal(p, obs, state, T0 + 5 * k).state
+    steps = []
+    for k in range(40):
+        paused = k < 30  # resumed at step 30
+        n1, n0 = 600.0, 2400.0  # 20% of the traffic on the release's pods, 10x the errors
+        obs = HealthObservation.of([10], checks=0, revision=["2"], rollout=[True], paused=[paused],
+                                   revision_new=ratio_stats([[n1]], [[n1 * 0.02]]),
+                                   revision_old=ratio_stats([[n0]], [[n0 * 0.002]]))
+        d = heal(p, obs, state, T0 + 605 + 5 * k)
+        steps.append(d)
+        state = d.state
+        if d.action[0] == Act.ROLLBACK:
+            break
+    waiting = [k for k, d in enumerate(steps) if d.reason[0] == HealthReason.ROLLBACK_BLOCKED_BY_PAUSE]
+    assert waiting and waiting == list(range(waiting[0], 30))
+    assert all(d.action[0] == Act.NONE and d.hold_action[0] == NONE for d in steps[:30])
+    assert {steps[k].record(0, "p", "default/web").trigger for k in waiting} == {CHECK.name}
+    assert len(steps) == 31 and steps[30].action[0] == Act.ROLLBACK and str(steps[30].rollback_to[0]) == "1"

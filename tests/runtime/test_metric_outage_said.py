@@ -105,16 +105,24 @@ spec:
         unhealthy: {above: 0.5, for: 1m}
         recovered: {below: 0.1, for: 1m}
         action: record
+      - name: release
+        scope: revision
+        errors: err_pods
+        requests: req_pods
+        compare: {worseBy: 2x, falseRollbackRate: 1%}
+        action: rollback
 """
 
 
 def test_every_failing_query_of_a_policy_is_said_once_and_its_return_once(tmp_path, caplog):
-    """The scaling metric's, its ramp's latest reading's and the health check's: in the same
-    drill the last two still warned at every cycle (three lines a cycle in all)."""
+    """The scaling metric's, its ramp's latest reading's and the health checks': in the same
+    drill the last two still warned at every cycle (three lines a cycle in all), and a revision
+    check's first query (errors, beside requests) at every health step, 5 s apart in a rollout."""
     rate = "sum by (namespace, deployment) (rate(http_requests_total[{}]))"
     cluster = SimCluster([ServiceConfig("web", capacity_rps=100, initial_replicas=4, max_pods=30)], rng=1)
     metrics = SimMetrics(cluster, {rate.format("1m"): "offered_rps", rate.format("30s"): "offered_rps",
-                                   "err_query": "error_ratio"}, window_s=60, tick_s=5, windows={rate.format("30s"): 30})
+                                   "err_query": "error_ratio", "err_pods": "errors_rps", "req_pods": "requests_rps"},
+                         window_s=60, tick_s=5, windows={rate.format("30s"): 30})
     targets = SimTargets(cluster, ["web"])
     metrics.attach(targets)
     for k in range(4):
@@ -131,11 +139,11 @@ def test_every_failing_query_of_a_policy_is_said_once_and_its_return_once(tmp_pa
             caplog.clear()
             with caplog.at_level("WARNING", logger="setpoint.runtime"):
                 [result] = service.run_all_once()
-            assert set(result.unavailable) == ({"metric rps", "metric rps (ramp latest)", "health check errors"}
-                                               if down else set())
+            assert set(result.unavailable) == ({"metric rps", "metric rps (ramp latest)", "health check errors",
+                                                "health check release"} if down else set())
             said += [(k, r.getMessage().split(":")[0], "answers again" in r.getMessage()) for r in caplog.records
-                     if r.getMessage().startswith(("metric rps", "health check errors"))]
+                     if r.getMessage().startswith(("metric rps", "health check errors", "health check release"))]
     finally:
         gone.close()
-    keys = ["health check errors", "metric rps", "metric rps (ramp latest)"]
+    keys = ["health check errors", "health check release", "metric rps", "metric rps (ramp latest)"]
     assert sorted(said) == sorted([(1, key, False) for key in keys] + [(4, key, True) for key in keys])

@@ -280,13 +280,16 @@ class CheckView:
     when any is pending. active_since / fired_at: for pod checks, the earliest among the pods
     in that phase. raw / smoothed: for pod checks, the worst pod's (max for above, min for
     below). firing / pending: pods (or 1 for a workload check) in that phase; pods: the
-    target's pods in the pod table (0 for workload checks).
+    target's pods in the pod table (0 for workload checks). recovering_since: a firing workload
+    check's clear in progress (its recovered condition holding since then), NaN otherwise and
+    for pod checks.
     """
 
     phase: np.ndarray
     active_since: np.ndarray
     fired_at: np.ndarray
     changed_at: np.ndarray
+    recovering_since: np.ndarray
     raw: np.ndarray
     smoothed: np.ndarray
     firing: np.ndarray
@@ -344,6 +347,8 @@ def check_view(params: HealthParams, n: int, wtable: CheckTable, wraw: np.ndarra
                               ("firing", 0, np.int64), ("pending", 0, np.int64), ("pods", 0, np.int64)):
         fields[name] = np.full((n, c), fill, dtype=dtype)
         fields[name][:, pc] = pods[name]
+    fields["recovering_since"] = np.full((n, c), np.nan)
+    fields["recovering_since"][:, wc] = wtable.recovering_since
     fields["phase"][:, wc] = wtable.phase
     fields["active_since"][:, wc] = wtable.active_since
     fields["fired_at"][:, wc] = wtable.fired_at

@@ -22,7 +22,7 @@ from controller.core.health.params import (HEALTH_REASON_CODES, Act, HealthParam
 from controller.core.health.revision_test import Measure, RevisionTestState, Verdict, step_tests, summary_values
 from controller.core.health.rollout_hold import HoldState, HoldStep, step_hold
 from controller.core.health.remediate import (BudgetState, RemedyState, RevisionState, as_strings, pick_pods, propose,
-                                       rearm, remember, restart_room, update_revisions, verify)
+                                       rearm, remember, replaced_revisions, restart_room, update_revisions, verify)
 from controller.model import Action, TargetRef
 
 
@@ -473,12 +473,13 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     wtable, pods, view = _evaluate_checks(params, obs, state, now)
     pod_row, pod_ready = obs.pods.row, obs.pods.ready
 
+    replaced = replaced_revisions(state.revisions, obs.revision)
     any_firing = (view.phase == Phase.FIRING).any(axis=1)
     any_breaching = (view.phase != Phase.OK).any(axis=1)
     rev = update_revisions(params, state.revisions, obs.revision, obs.revision_since, obs.rollout, any_firing, now,
                            any_breaching, obs.fired_until)
     rem, outcome = rearm(state.remedy, _mask(rearm_rows, n))
-    rem, rev, verified = verify(params, rem, rev, view, pods, pod_row, obs.rollout, now)
+    rem, rev, verified = verify(params, rem, rev, view, pods, pod_row, obs.rollout, now, replaced)
     outcome = np.where(verified >= 0, verified, outcome)
     prop, rem = propose(params, view, pods, pod_row, rem, rev)
     tests, rev_active, worse, rev_trigger = _revision_tests(params, obs, state, rev, now)
@@ -509,6 +510,10 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     excused = compared & ~worse & (cleared | (overloaded & served))
     # only a revision the cluster still lists: a rollback to a trimmed one fails every cycle
     target_rev, gone = rev.rollback_choice(obs.revisions)
+    # paused by someone else: a Deployment this controller paused (its rollout hold) is resumed by
+    # the rollback's own write
+    ours = state.hold.ours if state.hold is not None and state.hold.since.shape == (n,) else np.zeros(n, bool)
+    paused = np.zeros(n, bool) if obs.paused is None else obs.paused & ~ours
     arb = arbitrate(ArbitrationInput(
         current=current, desired=desired, scale_up_to=scale_up_to, floor=np.where(now < rem.floor_until, rem.floor, 0),
         rollout=obs.rollout | (rem.verify_action == Remedy.ROLLBACK), overloaded=overloaded, want=want,
@@ -516,15 +521,18 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
         after_rollout=after_rollout, can_rollback=target_rev != "", target_gone=gone != "", held=rem.held,
         verifying=rem.verify_action != Remedy.NONE, cooldown=now < rem.cooldown_until, restart_budget=restart_left,
         restart_room=room, rollback_budget=params.budgets.rollbacks_per_day - state.budgets.rollbacks_used(now),
-        revision_worse=worse, excused=excused))
+        revision_worse=worse, excused=excused, paused=paused))
 
     restart = pick_pods(params, pods, pod_row, pod_ready, trig_pods,
                         np.where(arb.action == Act.RESTART_POD, arb.restart, 0))
     restarted = np.bincount(pod_row[restart], minlength=n)[:n] if restart.any() else np.zeros(n, np.int64)
     rollback_to = np.where(arb.action == Act.ROLLBACK, target_rev, "").astype(object)
     rollback_gone = np.where(arb.reason == HealthReason.ROLLBACK_TARGET_GONE, gone, "").astype(object)
-    check = np.where((arb.action == Act.ROLLBACK) & (prop.blamed_check >= 0), prop.blamed_check, trigger)
-    rev_trigger = np.where((arb.action == Act.ROLLBACK) & (arb.reason == HealthReason.ROLLBACK_REVISION_WORSE),
+    # what calls for the rollback: sent, or waiting for someone's resume (named in its notice)
+    blocked = arb.reason == HealthReason.ROLLBACK_BLOCKED_BY_PAUSE
+    rolls = (arb.action == Act.ROLLBACK) | blocked
+    check = np.where(rolls & (prop.blamed_check >= 0), prop.blamed_check, trigger)
+    rev_trigger = np.where(rolls & ((arb.reason == HealthReason.ROLLBACK_REVISION_WORSE) | (blocked & worse)),
                            rev_trigger, -1)
     hold = _rollout_hold(params, obs, state, tests, rev, rev_active, now)
     # a rollback resumes our hold in the same write (a paused Deployment would not roll back), and

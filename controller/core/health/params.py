@@ -91,6 +91,12 @@ class HealthReason(enum.IntEnum):
     # a rollback is called for but the known-healthy revision is no longer on the cluster (its
     # ReplicaSet was deleted, e.g. trimmed by the Deployment's spec.revisionHistoryLimit)
     ROLLBACK_TARGET_GONE = 34
+    # a rollback is called for but someone else paused the Deployment (spec.paused): it would not
+    # progress (kubectl rollout undo refuses it too); sent once it is resumed
+    ROLLBACK_BLOCKED_BY_PAUSE = 35
+    # outcome: the verification window closed unjudged: someone else changed the revision under it
+    # (a deploy, a kubectl rollout undo); the new revision is judged as a release
+    VERIFY_SUPERSEDED = 36
 
     @property
     def code(self) -> str:

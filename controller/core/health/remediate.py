@@ -21,7 +21,9 @@ counts.
 
 Verification. A restart, rolling restart or rollback opens a window of ``verify_window_s``
 (extended while a rollout is in progress, by at most ``rollout_wait_s``). A workload-scope
-trigger passes as soon as it is back to OK, or at the deadline when it is not firing. A
+trigger passes as soon as it is back to OK, or at the deadline when it is not firing; one that
+is clearing at the deadline (its recovered condition holding, inside its recovered ``for``) is
+judged when that ``for`` ends (OK by then, or it fails). A
 pod-scope trigger passes at the deadline when none of the pods that appeared since the action
 (the replacements), nor a restarted pod that kept its name, fires it. An action without a
 triggering check (a rollback a revision check called for) passes at the deadline. A failure escalates to
@@ -280,19 +282,44 @@ def rearm(rem: RemedyState, rows: np.ndarray) -> tuple[RemedyState, np.ndarray]:
                    escalation_check=np.where(rows, -1, rem.escalation_check)), outcome
 
 
+def replaced_revisions(rev: RevisionState, revision: np.ndarray) -> np.ndarray:
+    """(N,) bool: the observed ``revision`` replaces the current one, and not by this controller's
+    own rollback or rolling restart (``rev`` before this cycle's update): a deploy, a rollback by
+    hand."""
+    ours = (rev.rolled_back_to != "") | (rev.restarted != "")
+    return (revision != rev.current) & (rev.current != "") & (revision != "") & ~ours
+
+
 def verify(params: HealthParams, rem: RemedyState, rev: RevisionState, view: CheckView, pods: PodState,
-           pod_row: np.ndarray, rollout: np.ndarray, now: float
+           pod_row: np.ndarray, rollout: np.ndarray, now: float, replaced: np.ndarray | None = None
            ) -> tuple[RemedyState, RevisionState, np.ndarray]:
     """Resolve the verification windows that are due. Returns (state, revisions, outcome (N,)).
 
-    outcome: VERIFIED, VERIFY_FAILED_ESCALATING, VERIFY_FAILED_HELD, or -1.
+    outcome: VERIFIED, VERIFY_FAILED_ESCALATING, VERIFY_FAILED_HELD, VERIFY_SUPERSEDED, or -1.
+    replaced: (N,) someone else replaced the revision (``replaced_revisions``): the window closes
+    unjudged, as what it verifies is no longer running.
     """
     n = rem.verify_action.size
     active = rem.verify_action != Remedy.NONE
+    # A revision someone else put in place while the window is open (a deploy, a kubectl rollout
+    # undo back to the bad release) is no longer the action's doing: judged against the window,
+    # it kept every health action off the new revision for up to the window plus rollout_wait_s
+    # (a rollout hold keeps it in progress), then held the target; it is judged as a release.
+    superseded = active & (np.zeros(n, bool) if replaced is None else np.asarray(replaced, bool))
+    active = active & ~superseded
     chk = np.maximum(rem.verify_check, 0)
     phase = view.phase[np.arange(n), chk] if view.phase.shape[1] else np.zeros(n, np.int8)
     is_pod = params.scopes[chk] == Scope.POD if params.scopes.size else np.zeros(n, bool)
     due = active & (now >= rem.verify_until) & (~rollout | (now >= rem.verify_until + params.rollout_wait_s))
+    # A workload trigger already clearing at the deadline (back on its recovered side, inside its
+    # recovered `for`) is judged when that `for` ends: the action worked, but the query's range
+    # window and the action's own rollout lag the reading, and failing it there held a target
+    # whose rollback had cured it. Bounded: missing data freezes the clear, judged at its end.
+    recovered_for = np.asarray([c.recovered_for_s for c in params.checks] or [0.0])[chk]
+    clearing_since = view.recovering_since[np.arange(n), chk] if view.phase.shape[1] else np.full(n, np.nan)
+    with np.errstate(invalid="ignore"):
+        clearing = active & ~is_pod & (rem.verify_check >= 0) & (now < clearing_since + recovered_for)
+    due = due & ~clearing
     trig = np.where(active & is_pod, rem.verify_check, -1)
     started = _at(rem.verify_started, pod_row)
     replaced = (pods.first_seen > started) | (pods.restarted_at >= started)  # new pods, or restarted in place
@@ -308,8 +335,9 @@ def verify(params: HealthParams, rem: RemedyState, rev: RevisionState, view: Che
     escalate, stop = fail & (nxt != Remedy.NONE), fail & (nxt == Remedy.NONE)
     outcome = np.where(success, int(HealthReason.VERIFIED),
                        np.where(escalate, int(HealthReason.VERIFY_FAILED_ESCALATING),
-                                np.where(stop, int(HealthReason.VERIFY_FAILED_HELD), -1)))
-    done = success | fail
+                                np.where(stop, int(HealthReason.VERIFY_FAILED_HELD),
+                                         np.where(superseded, int(HealthReason.VERIFY_SUPERSEDED), -1))))
+    done = success | fail | superseded
     rem = replace(
         rem, verify_action=np.where(done, 0, rem.verify_action), verify_check=np.where(done, -1, rem.verify_check),
         verify_started=np.where(done, np.nan, rem.verify_started),

@@ -349,10 +349,13 @@ def decode_target(params: HealthParams, record: Any) -> _Row:
                                held_at=_time(breaker.get("at"), "breaker.at"))
     verification = _obj(record, "verification", optional=True)
     # a window whose check is gone from the policy cannot be judged: it is closed (the budget
-    # it charged stays); likewise a pending escalation
-    if verification is not None and verification.get("check") in names:
+    # it charged stays); likewise a pending escalation. A window without a check (a rollback a
+    # revision check called for) is kept: it waits for its deadline alone, and dropping it let
+    # the first cycle after a restart act again on a target still verifying its rollback
+    checked = verification.get("check") if verification is not None else None
+    if verification is not None and (checked is None or checked in names):
         rem.update(verify_action=_remedy(verification.get("action"), "verification.action"),
-                   verify_check=names.index(verification["check"]),
+                   verify_check=-1 if checked is None else names.index(checked),
                    verify_started=_time(verification.get("started"), "verification.started"),
                    verify_until=_time(verification.get("until"), "verification.until"))
     escalation = _obj(record, "escalation", optional=True)
