@@ -17,8 +17,10 @@ cannot be carried over exactly is written as a comment above the policy:
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal, Overflow, localcontext
 
 import yaml
 
@@ -43,9 +45,12 @@ KEDA_DEFAULT_MIN, KEDA_DEFAULT_MAX = 0, 100
 _POD_PATTERN = {"Deployment": "(.+)-[a-z0-9]+-[a-z0-9]{5}", "StatefulSet": "(.+)-[0-9]+"}
 _USAGE = {"cpu": "rate(container_cpu_usage_seconds_total{%s}[2m])",
           "memory": "container_memory_working_set_bytes{%s}"}
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
-_SUFFIX = {None: 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
-           "Ki": 2.0 ** 10, "Mi": 2.0 ** 20, "Gi": 2.0 ** 30, "Ti": 2.0 ** 40, "Pi": 2.0 ** 50, "Ei": 2.0 ** 60}
+# Kubernetes' quantity grammar: a signed decimal (``5``, ``5.``, ``.5``, ``1e3``) and a suffix.
+_QUANTITY = re.compile(r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_SUFFIX = {None: Decimal(1), "m": Decimal("1e-3"), "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"),
+           "T": Decimal("1e12"), "P": Decimal("1e15"), "E": Decimal("1e18"), "Ki": Decimal(2 ** 10),
+           "Mi": Decimal(2 ** 20), "Gi": Decimal(2 ** 30), "Ti": Decimal(2 ** 40), "Pi": Decimal(2 ** 50),
+           "Ei": Decimal(2 ** 60)}
 
 
 class ConversionProblem(Exception):
@@ -183,13 +188,18 @@ def _identifier(text: str, taken: set[str]) -> str:
 
 
 def parse_quantity(value: object, path: tuple) -> float:
-    """A Kubernetes quantity (``500m``, ``1k``, ``256Mi``, ``10``) -> float."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    match = _QUANTITY.match(str(value).strip()) if isinstance(value, str) else None
-    if not match:
-        raise ConversionProblem(path, f"expected a quantity such as 500m, 1k or 256Mi, got {value!r}")
-    return float(match.group(1)) * _SUFFIX[match.group(2)]
+    """A Kubernetes quantity (``500m``, ``1k``, ``256Mi``, ``10``) -> the nearest float to its exact
+    value (``1100m`` is 1.1, as ``1.1`` is). Not a quantity, or beyond a float: ConversionProblem."""
+    number = None
+    with localcontext() as exact:  # wide enough for any quantity a float holds; beyond it: Infinity
+        exact.prec, exact.Emax, exact.Emin, exact.traps[Overflow] = 60, 10 ** 6, -10 ** 6, False
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = Decimal(value)
+        elif isinstance(value, str) and (match := _QUANTITY.match(value.strip())):
+            number = Decimal(match.group(1)) * _SUFFIX[match.group(2)]
+    if number is None or not math.isfinite(float(number)):
+        raise ConversionProblem(path, f"expected a quantity such as 500m, 1k or 256Mi, got {describe_value(value)}")
+    return float(number)
 
 
 def _promql_regex(name: str) -> str:
@@ -353,9 +363,9 @@ class _Conversion:
 
     @staticmethod
     def _number(value: object, path: tuple) -> float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-            return float(value)
-        raise ConversionProblem(path, f"expected a positive number, got {value!r}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < math.inf:
+            return float(min(value, 10 ** 300))  # the policy rules refuse a percentage this large, by its field
+        raise ConversionProblem(path, f"expected a positive number, got {describe_value(value)}")
 
     # -- behavior --------------------------------------------------------------------------------
     def _behavior(self, behavior: dict, path: tuple) -> tuple[dict, dict]:

@@ -320,9 +320,33 @@ def test_other_kinds_are_skipped_with_a_note(tmp_path):
 
 
 @pytest.mark.parametrize("text, value", [("500m", 0.5), ("1k", 1000.0), ("256Mi", 256 * 2 ** 20), ("10", 10.0),
-                                         ("1.5", 1.5), ("2Gi", 2 * 2 ** 30)])
+                                         ("1.5", 1.5), ("2Gi", 2 * 2 ** 30), ("5.", 5.0), (".5", 0.5), ("+5", 5.0),
+                                         ("1e3", 1000.0), ("1E", 1e18),
+                                         # 700 x 0.001 in floats: 0.7000000000000001, not the 0.7 of "0.7"
+                                         pytest.param("700m", 0.7, id="700m-exactly-0.7")])
 def test_quantities(text, value):
-    assert parse_quantity(text, ()) == pytest.approx(value)
+    assert parse_quantity(text, ()) == value
+
+
+@pytest.mark.parametrize("value", [
+    # each crashed the command (exit 70): float("...") raised ValueError, float(10**400) OverflowError
+    pytest.param("...", id="points-only"), pytest.param("1.2.3", id="two-points"),
+    pytest.param(10 ** 400, id="integer-beyond-a-float"),
+    pytest.param("1e400", id="infinite"), pytest.param(".nan", id="nan"), pytest.param("1k5", id="suffix-inside"),
+])
+def test_a_malformed_quantity_is_refused_at_its_field(tmp_path, capsys, value):
+    obj = _with(("spec", "metrics"), [{"type": "Pods", "pods": {"metric": {"name": "rps"}, "target": {
+        "type": "AverageValue", "averageValue": value}}}])
+    text = yaml.safe_dump(obj, sort_keys=False)
+    path = tmp_path / "hpa.yaml"
+    path.write_text(text.replace("'.nan'", ".nan"))
+    line = text.splitlines().index(next(t for t in text.splitlines() if "averageValue" in t)) + 1
+    with pytest.raises(SystemExit) as info:
+        main(["import", str(path)])
+    assert info.value.code == 1
+    (err,) = capsys.readouterr().err.splitlines()
+    assert err.startswith(f"{path}:{line}: spec.metrics[0].pods.target.averageValue: expected a quantity such as "
+                          "500m, 1k or 256Mi, got "), err
 
 
 # -- HPA field names in a Setpoint policy -------------------------------------------------------
