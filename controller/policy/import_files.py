@@ -9,7 +9,7 @@ from typing import BinaryIO, Sequence
 
 from controller.errors import FieldError, ManifestError
 from controller.policy.importer import (HPA_KIND, KEDA_KIND, ConversionProblem, Converted, Manifest, convert, dns_label,
-                                        join_policies, read_manifests)
+                                        join_policies, read_manifests, v1_fields)
 from controller.policy.load import check_policy_texts
 from controller.policy.messages import format_path
 from controller.policy.yamlsrc import MAX_FILE_BYTES, decode_yaml_bytes, read_yaml_file
@@ -31,6 +31,11 @@ ORIGINS = {
                ("spec.scaling.behavior.scaleUp", "spec.behavior.scaleUp"),
                ("spec.scaling.behavior.scaleDown", "spec.behavior.scaleDown"),
                ("spec.scaling.tolerance", "spec.behavior")),
+    # autoscaling/v1: one CPU metric, from targetCPUUtilizationPercentage
+    (HPA_KIND, "v1"): (("spec.targets.namespace", "metadata.namespace"), ("spec.targets.name", "spec.scaleTargetRef.name"),
+                       ("spec.targets.kind", "spec.scaleTargetRef.kind"), ("spec.replicas.min", "spec.minReplicas"),
+                       ("spec.replicas.max", "spec.maxReplicas"), ("spec.replicas", "spec"),
+                       ("spec.scaling.metrics", "spec.targetCPUUtilizationPercentage")),
     KEDA_KIND: (("spec.targets.namespace", "metadata.namespace"), ("spec.targets.name", "spec.scaleTargetRef.name"),
                 ("spec.targets.kind", "spec.scaleTargetRef.kind"), ("spec.replicas.min", "spec.minReplicaCount"),
                 ("spec.replicas.max", "spec.maxReplicaCount"), ("spec.replicas", "spec"),
@@ -119,7 +124,9 @@ def _at_origin(found: list[tuple[str, Manifest]], i: int, error: FieldError) -> 
     """A policy rule's refusal of object ``i``'s converted policy, named at the manifest field it
     came from (another converted policy it names, at that object's file and line)."""
     name, manifest = found[i]
-    path = manifest.prefix + _origin(str(manifest.data.get("kind")), error.path)
+    kind = manifest.data.get("kind")
+    path = manifest.prefix + _origin((HPA_KIND, "v1") if kind == HPA_KIND and v1_fields(manifest.data) else kind,
+                                     error.path)
 
     def object_line(m: re.Match) -> str:
         other_name, other = found[int(m.group(1))]
@@ -131,7 +138,7 @@ def _at_origin(found: list[tuple[str, Manifest]], i: int, error: FieldError) -> 
                       f"converts to an invalid policy: {message}")
 
 
-def _origin(kind: str, policy_path: str) -> tuple:
+def _origin(kind: str | tuple, policy_path: str) -> tuple:
     """The object's field (a path) a policy path comes from; () when unknown (the object itself)."""
     for policy_prefix, object_prefix in ORIGINS.get(kind, ()):
         pattern = re.escape(policy_prefix).replace(re.escape("{i}"), r"(\d+)")

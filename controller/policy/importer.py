@@ -119,20 +119,34 @@ def convert(obj: dict, name: str | None = None) -> Converted:
     raise ConversionProblem(("kind",), f"expected {HPA_KIND} or {KEDA_KIND}, got {kind!r}")
 
 
+def v1_fields(obj: dict) -> bool:
+    """Whether the HPA ``obj`` is read with autoscaling/v1's fields (targetCPUUtilizationPercentage)."""
+    spec = obj.get("spec")
+    return obj.get("apiVersion") == "autoscaling/v1" or (isinstance(spec, dict)
+                                                         and "targetCPUUtilizationPercentage" in spec)
+
+
 def join_policies(converted: list[Converted]) -> str:
     return "---\n".join(c.text for c in converted)
 
 
 # ------------------------------------------------------------------------------------------------
 
-def _dict(obj: dict, path: tuple) -> dict:
+def _dict(obj: dict, path: tuple, at: tuple = (), required: bool = False) -> dict:
+    """The mapping at ``path`` in ``obj``, which is at ``at`` in the manifest (errors name
+    ``at + path``): {} when absent or null, unless ``required``."""
     value = obj
-    for key in path:
+    for i, key in enumerate(path):
         value = value.get(key) if isinstance(value, dict) else None
-    if value is None:
-        return {}
+        if value is None and required:
+            raise ConversionProblem(at + path[:i + 1], "required field is missing")
+    return {} if value is None else _mapping(value, at + path)
+
+
+def _mapping(value: object, path: tuple) -> dict:
+    """``value``, the field at ``path``, which must be a mapping."""
     if not isinstance(value, dict):
-        raise ConversionProblem(path, f"expected a mapping, got {type(value).__name__}")
+        raise ConversionProblem(path, f"expected a mapping, got {describe_value(value)}")
     return value
 
 
@@ -162,11 +176,18 @@ def _known_fields(value: dict, path: tuple, allowed: tuple[str, ...]) -> None:
                                                    f"{', '.join(allowed[:-1])} or {allowed[-1]}, got {key!r}")
 
 
+def _text(mapping: dict, key: str, path: tuple, what: str = "") -> str:
+    """``mapping[key]``, a required non-empty string (``path``: the key's field; ``what`` it names)."""
+    value = mapping.get(key)
+    if value is None or value == "":
+        raise ConversionProblem(path, "required field is missing" + (f": {what}" if what else ""))
+    if not isinstance(value, str):
+        raise ConversionProblem(path, f"expected a name (a string), got {describe_value(value)}")
+    return value
+
+
 def _name_of(obj: dict) -> str:
-    name = _dict(obj, ("metadata",)).get("name")
-    if not isinstance(name, str) or not name:
-        raise ConversionProblem(("metadata", "name"), "required field is missing")
-    return dns_label(name)
+    return dns_label(_text(_dict(obj, ("metadata",), required=True), "name", ("metadata", "name")))
 
 
 def dns_label(text: str) -> str:
@@ -214,17 +235,18 @@ def _labels(pairs: dict) -> str:
 def _selector(obj: dict, path: tuple, notes: list[str], where: tuple = (), metric: str = "") -> dict:
     """``obj``'s label selector at ``path`` as {label: value}; matchExpressions are noted, named at
     their field in the object (``where``, the path to ``obj``) and by ``metric``."""
-    selector = _dict(obj, path)
+    selector = _dict(obj, path, where)
     if selector.get("matchExpressions"):
         notes.append(f"metric {metric}: {format_path(where + path + ('matchExpressions',))} is not carried into "
                      f"the query, which reads every series of the metric: add the matching label filters by hand")
-    return {str(k): str(v) for k, v in _dict(selector, ("matchLabels",)).items()}
+    return {str(k): str(v) for k, v in _dict(selector, ("matchLabels",), where + path).items()}
 
 
 class _Conversion:
     def __init__(self, obj: dict, name: str | None):
         self.obj = obj
-        self.name = name or _name_of(obj)
+        own = _name_of(obj)  # required even where another name is given (two objects of one name)
+        self.name = name or own
         self.namespace = _dict(obj, ("metadata",)).get("namespace") or "default"
         self.notes: list[str] = []
         if not _dict(obj, ("metadata",)).get("namespace"):
@@ -235,11 +257,9 @@ class _Conversion:
 
     # -- the target ------------------------------------------------------------------------
     def _target(self, path: tuple) -> tuple[str, str]:
-        ref = _dict(self.obj, path)
+        ref = _dict(self.obj, path, required=True)
         kind = ref.get("kind", "Deployment")
-        name = ref.get("name")
-        if not isinstance(name, str) or not name:
-            raise ConversionProblem(path + ("name",), "required field is missing: the workload to scale")
+        name = _text(ref, "name", path + ("name",), "the workload to scale")
         if kind not in WORKLOAD_KINDS:
             raise ConversionProblem(path + ("kind",), f"Setpoint scales Deployment or StatefulSet, got {kind!r}: "
                                                       f"scale the workload behind it instead")
@@ -286,13 +306,13 @@ class _Conversion:
         if mtype in ("Resource", "ContainerResource"):
             key = "resource" if mtype == "Resource" else "containerResource"
             _known_fields(spec, path, ("type", key))
-            source = _dict(spec, (key,))
+            source = _dict(spec, (key,), path, required=True)
             _known_fields(source, path + (key,), _METRIC_SOURCE_FIELDS[mtype])
             resource = source.get("name")
             container = source.get("container") if mtype == "ContainerResource" else None
             if mtype == "ContainerResource" and not container:
                 raise ConversionProblem(path + (key, "container"), "required field is missing")
-            target = _dict(source, ("target",))
+            target = _dict(source, ("target",), path + (key,), required=True)
             _known_fields(target, path + (key, "target"), _METRIC_TARGET_FIELDS)
             ttype = target.get("type")
             if ttype == "Utilization":
@@ -317,16 +337,15 @@ class _Conversion:
         if mtype in ("Pods", "Object", "External"):
             key = mtype.lower()
             _known_fields(spec, path, ("type", key))
-            source = _dict(spec, (key,))
+            source = _dict(spec, (key,), path, required=True)
             _known_fields(source, path + (key,), _METRIC_SOURCE_FIELDS[mtype])
-            metric = _dict(source, ("metric",))
+            metric = _dict(source, ("metric",), path + (key,), required=True)
             _known_fields(metric, path + (key, "metric"), _METRIC_ID_FIELDS)
-            _known_fields(_dict(metric, ("selector",)), path + (key, "metric", "selector"), _SELECTOR_FIELDS)
-            mname = metric.get("name")
-            if not isinstance(mname, str) or not mname:
-                raise ConversionProblem(path + (key, "metric", "name"), "required field is missing")
+            _known_fields(_dict(metric, ("selector",), path + (key, "metric")), path + (key, "metric", "selector"),
+                          _SELECTOR_FIELDS)
+            mname = _text(metric, "name", path + (key, "metric", "name"))
             selector = _selector(source, ("metric", "selector"), self.notes, path + (key,), mname)
-            target = _dict(source, ("target",))
+            target = _dict(source, ("target",), path + (key,), required=True)
             _known_fields(target, path + (key, "target"), _METRIC_TARGET_FIELDS)
             ttype = target.get("type")
             series = re.sub(r"[^A-Za-z0-9_:]", "_", mname)
@@ -336,10 +355,11 @@ class _Conversion:
                 self.notes.append(f"metric {mname}: a Pods metric from the custom metrics API, read here as the "
                                   f"Prometheus series {series} summed over the workload's pods: check the query")
             elif mtype == "Object":
-                described = _dict(source, ("describedObject",))
+                described = _dict(source, ("describedObject",), path + (key,), required=True)
                 _known_fields(described, path + (key, "describedObject"), _DESCRIBED_OBJECT_FIELDS)
-                okind, oname = str(described.get("kind", "")), str(described.get("name", ""))
-                where = _labels({"namespace": self.namespace, okind.lower() or "object": oname, **selector})
+                okind = _text(described, "kind", path + (key, "describedObject", "kind"))
+                oname = _text(described, "name", path + (key, "describedObject", "name"))
+                where = _labels({"namespace": self.namespace, okind.lower(): oname, **selector})
                 query = f"sum({series}{{{where}}})"
                 self.notes.append(f"metric {mname}: an Object metric of {okind} {oname}, read here as the Prometheus "
                                   f"series {series} with label {okind.lower()}=\"{oname}\": check the query")
@@ -374,7 +394,7 @@ class _Conversion:
         tolerance: dict = {}
         _known_fields(behavior, path, _BEHAVIOR_FIELDS)
         for direction in ("scaleUp", "scaleDown"):
-            rules = _dict(behavior, (direction,))
+            rules = _dict(behavior, (direction,), path)
             if direction not in behavior:
                 continue
             here = path + (direction,)
@@ -419,7 +439,7 @@ class _Conversion:
     # -- whole objects -----------------------------------------------------------------------------
     def hpa(self) -> Converted:
         obj = self.obj
-        spec = _dict(obj, ("spec",))
+        spec = _dict(obj, ("spec",), required=True)
         version = str(obj.get("apiVersion", "autoscaling/v2"))
         if version == "autoscaling/v2beta1":
             raise ConversionProblem(("apiVersion",), "autoscaling/v2beta1 is not read (its metric fields differ): "
@@ -428,9 +448,9 @@ class _Conversion:
         if version not in HPA_VERSIONS:  # another API's fields would be read as v2's
             raise ConversionProblem(("apiVersion",), f"expected {', '.join(HPA_VERSIONS[:-1])} or {HPA_VERSIONS[-1]}, "
                                                      f"got {describe_value(obj.get('apiVersion'))}")
-        v1_shape = version == "autoscaling/v1" or "targetCPUUtilizationPercentage" in spec
+        v1_shape = v1_fields(obj)
         _known_fields(spec, ("spec",), _HPA_V1_SPEC_FIELDS if v1_shape else _HPA_SPEC_FIELDS)
-        _known_fields(_dict(spec, ("scaleTargetRef",)), ("spec", "scaleTargetRef"), _SCALE_TARGET_FIELDS)
+        _known_fields(_dict(spec, ("scaleTargetRef",), ("spec",)), ("spec", "scaleTargetRef"), _SCALE_TARGET_FIELDS)
         if version == "autoscaling/v1":
             self._v1_annotations()
         kind, workload = self._target(("spec", "scaleTargetRef"))
@@ -438,6 +458,7 @@ class _Conversion:
                                    ("spec", "maxReplicas"), 1)
         if v1_shape:
             percent = spec.get("targetCPUUtilizationPercentage", HPA_DEFAULT_V1_CPU)
+            self._number(percent, ("spec", "targetCPUUtilizationPercentage"))  # named at v1's own field
             metrics_in = [{"type": "Resource", "resource": {"name": "cpu", "target": {
                 "type": "Utilization", "averageUtilization": percent}}}]
             paths = [("spec", "targetCPUUtilizationPercentage")]
@@ -449,11 +470,10 @@ class _Conversion:
             if not isinstance(metrics_in, list) or not metrics_in:
                 raise ConversionProblem(("spec", "metrics"), "expected a non-empty list of metrics")
             paths = [("spec", "metrics", i) for i in range(len(metrics_in))]
-        metrics = [self._hpa_metric(m if isinstance(m, dict) else {}, p, kind, workload)
-                   for m, p in zip(metrics_in, paths)]
+        metrics = [self._hpa_metric(_mapping(m, p), p, kind, workload) for m, p in zip(metrics_in, paths)]
         scaling: dict = {"metrics": metrics}
         if "behavior" in spec and spec["behavior"] is not None:
-            behavior, tolerance = self._behavior(_dict(spec, ("behavior",)), ("spec", "behavior"))
+            behavior, tolerance = self._behavior(_dict(spec, ("behavior",), ("spec",)), ("spec", "behavior"))
             if tolerance:
                 scaling["tolerance"] = {"up": tolerance.get("up", DEFAULT_TOLERANCE),
                                         "down": tolerance.get("down", DEFAULT_TOLERANCE)}
@@ -478,20 +498,21 @@ class _Conversion:
         version = obj.get("apiVersion", KEDA_VERSION)
         if version != KEDA_VERSION:
             raise ConversionProblem(("apiVersion",), f"expected {KEDA_VERSION}, got {describe_value(version)}")
-        spec = _dict(obj, ("spec",))
+        spec = _dict(obj, ("spec",), required=True)
         kind, workload = self._target(("spec", "scaleTargetRef"))
         low, high = self._replicas(spec.get("minReplicaCount"), spec.get("maxReplicaCount", KEDA_DEFAULT_MAX),
                                    ("spec", "minReplicaCount"), ("spec", "maxReplicaCount"), KEDA_DEFAULT_MIN)
         triggers = spec.get("triggers")
         if not isinstance(triggers, list) or not triggers:
             raise ConversionProblem(("spec", "triggers"), "expected a non-empty list of triggers")
-        metrics = [self._keda_trigger(t if isinstance(t, dict) else {}, ("spec", "triggers", i), kind, workload)
+        metrics = [self._keda_trigger(_mapping(t, ("spec", "triggers", i)), ("spec", "triggers", i), kind, workload)
                    for i, t in enumerate(triggers)]
         scaling: dict = {"metrics": metrics}
-        advanced = _dict(spec, ("advanced",))
-        hpa_config = _dict(advanced, ("horizontalPodAutoscalerConfig",))
+        advanced = _dict(spec, ("advanced",), ("spec",))
+        hpa_config = _dict(advanced, ("horizontalPodAutoscalerConfig",), ("spec", "advanced"))
         if hpa_config.get("behavior") is not None:
-            behavior, tolerance = self._behavior(_dict(hpa_config, ("behavior",)),
+            behavior, tolerance = self._behavior(_dict(hpa_config, ("behavior",), ("spec", "advanced",
+                                                                                    "horizontalPodAutoscalerConfig")),
                                                  ("spec", "advanced", "horizontalPodAutoscalerConfig", "behavior"))
             if tolerance:
                 scaling["tolerance"] = {"up": tolerance.get("up", DEFAULT_TOLERANCE),
@@ -515,21 +536,28 @@ class _Conversion:
 
     def _keda_trigger(self, trigger: dict, path: tuple, kind: str, workload: str) -> dict:
         ttype = trigger.get("type")
-        meta = _dict(trigger, ("metadata",))
-        metric_type = trigger.get("metricType", "AverageValue")
-        if ttype in ("cpu", "memory"):
-            metric_type = trigger.get("metricType", meta.get("type", "Utilization"))
-            target = ({"type": "Utilization", "averageUtilization": parse_quantity(meta.get("value"),
-                                                                                    path + ("metadata", "value"))}
-                      if metric_type == "Utilization" else {"type": "AverageValue", "averageValue": meta.get("value")})
-            source = {"name": ttype, "target": target}
-            if meta.get("containerName"):
-                return self._hpa_metric({"type": "ContainerResource", "containerResource": {
-                    **source, "container": meta["containerName"]}}, path, kind, workload)
-            return self._hpa_metric({"type": "Resource", "resource": source}, path, kind, workload)
-        if ttype != "prometheus":
+        if ttype not in ("prometheus", "cpu", "memory"):
             raise ConversionProblem(path + ("type",), f"only prometheus, cpu and memory triggers convert (Setpoint "
                                                       f"reads Prometheus), got {ttype!r}")
+        meta = _dict(trigger, ("metadata",), path, required=True)
+        metric_type = trigger.get("metricType", "AverageValue")
+        if ttype in ("cpu", "memory"):  # checked here, at the trigger's fields, then converted as HPA's metric
+            metric_type = trigger.get("metricType", meta.get("type", "Utilization"))
+            if metric_type not in ("Utilization", "AverageValue"):
+                raise ConversionProblem(path + (("metricType",) if "metricType" in trigger else ("metadata", "type")),
+                                        f"expected Utilization or AverageValue for a {ttype} trigger, "
+                                        f"got {describe_value(metric_type)}")
+            value = parse_quantity(meta.get("value"), path + ("metadata", "value"))
+            if value <= 0:
+                raise ConversionProblem(path + ("metadata", "value"), f"must be > 0, got {describe_value(meta['value'])}")
+            target = ({"type": "Utilization", "averageUtilization": value} if metric_type == "Utilization"
+                      else {"type": "AverageValue", "averageValue": value})
+            source = {"name": ttype, "target": target}
+            if meta.get("containerName") not in (None, ""):
+                container = _text(meta, "containerName", path + ("metadata", "containerName"))
+                return self._hpa_metric({"type": "ContainerResource", "containerResource": {
+                    **source, "container": container}}, path, kind, workload)
+            return self._hpa_metric({"type": "Resource", "resource": source}, path, kind, workload)
         query = meta.get("query")
         if not isinstance(query, str) or not query.strip():
             raise ConversionProblem(path + ("metadata", "query"), "required field is missing: the PromQL query")

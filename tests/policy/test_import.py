@@ -206,6 +206,113 @@ def test_unconvertible_objects_name_the_field(obj, path, words):
     assert info.value.path == path and words in info.value.message
 
 
+KEDA = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "q", "namespace": "shop"},
+        "spec": {"scaleTargetRef": {"name": "worker"}, "triggers": [{"type": "cpu", "metricType": "Utilization",
+                                                                      "metadata": {"value": "60"}}]}}
+V1 = {"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web", "namespace": "shop"},
+      "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 5,
+               "targetCPUUtilizationPercentage": 60}}
+
+
+def _edited(obj: dict, path: tuple, value=KeyError) -> dict:
+    """``obj`` with the field at ``path`` set to ``value`` (deleted by default)."""
+    obj = copy.deepcopy(obj)
+    here = obj
+    for key in path[:-1]:
+        here = here[key]
+    if value is KeyError:
+        del here[path[-1]]
+    else:
+        here[path[-1]] = value
+    return obj
+
+
+def _metric(source: dict) -> dict:
+    return _with(("spec", "metrics"), [source])
+
+
+# Each was named at a field the object does not have: a mapping's field path counted from the
+# mapping (`behavior` at line 1 for spec.behavior), a missing mapping by a field under it
+# (spec.scaleTargetRef.name without spec.scaleTargetRef), autoscaling/v1's and KEDA's cpu and
+# memory fields by the HPA v2 metric the import makes of them (spec.targetCPUUtilizationPercentage
+# .resource.target.averageUtilization)
+@pytest.mark.parametrize("obj, path, words", [
+    pytest.param(_with(("spec", "behavior"), [1]), ("spec", "behavior"), "expected a mapping, got a list",
+                 id="behavior-not-a-mapping"),
+    pytest.param(_with(("spec", "behavior"), {"scaleDown": 5}), ("spec", "behavior", "scaleDown"),
+                 "expected a mapping, got 5", id="direction-not-a-mapping"),
+    pytest.param(_with(("spec", "scaleTargetRef"), "web"), ("spec", "scaleTargetRef"), "expected a mapping",
+                 id="scale-target-not-a-mapping"),
+    pytest.param(_metric({"type": "Resource", "resource": {"name": "cpu", "target": [50]}}),
+                 ("spec", "metrics", 0, "resource", "target"), "expected a mapping", id="target-not-a-mapping"),
+    pytest.param(_metric({"type": "External", "external": {"metric": {"name": "q", "selector": {"matchLabels": [1]}},
+                                                            "target": {"type": "Value", "value": 3}}}),
+                 ("spec", "metrics", 0, "external", "metric", "selector", "matchLabels"), "expected a mapping",
+                 id="match-labels-not-a-mapping"),
+    pytest.param(_with(("spec", "metrics"), [5]), ("spec", "metrics", 0), "expected a mapping, got 5",
+                 id="metric-not-a-mapping"),
+    pytest.param(_edited(HPA, ("metadata",)), ("metadata",), "required field is missing", id="no-metadata"),
+    pytest.param(_edited(HPA, ("spec",)), ("spec",), "required field is missing", id="no-spec"),
+    pytest.param(_edited(HPA, ("spec", "scaleTargetRef")), ("spec", "scaleTargetRef"), "required field is missing",
+                 id="no-scale-target"),
+    pytest.param(_metric({"type": "Pods"}), ("spec", "metrics", 0, "pods"), "required field is missing",
+                 id="no-metric-source"),
+    pytest.param(_metric({"type": "Resource", "resource": {"name": "cpu"}}), ("spec", "metrics", 0, "resource", "target"),
+                 "required field is missing", id="no-target"),
+    pytest.param(_metric({"type": "External", "external": {"target": {"type": "Value", "value": 3}}}),
+                 ("spec", "metrics", 0, "external", "metric"), "required field is missing", id="no-metric-identifier"),
+    # converted before, with the label object="" (or ingress="") in its query
+    pytest.param(_metric({"type": "Object", "object": {"metric": {"name": "rps"}, "target": {"type": "Value",
+                                                                                              "value": 3}}}),
+                 ("spec", "metrics", 0, "object", "describedObject"), "required field is missing",
+                 id="no-described-object"),
+    pytest.param(_metric({"type": "Object", "object": {"metric": {"name": "rps"}, "describedObject": {
+        "name": "main"}, "target": {"type": "Value", "value": 3}}}),
+        ("spec", "metrics", 0, "object", "describedObject", "kind"), "required field is missing",
+        id="described-object-without-kind"),
+    pytest.param(_with(("metadata", "name"), 5), ("metadata", "name"), "expected a name (a string), got 5",
+                 id="name-not-a-string"),
+    pytest.param(_edited(KEDA, ("spec", "advanced"), []),
+                 ("spec", "advanced"), "expected a mapping, got a list", id="keda-advanced-not-a-mapping"),
+    pytest.param(_edited(KEDA, ("spec", "triggers", 0, "metadata")), ("spec", "triggers", 0, "metadata"),
+                 "required field is missing", id="keda-trigger-without-metadata"),
+    pytest.param(_edited(KEDA, ("spec", "triggers", 0, "metricType"), "Value"), ("spec", "triggers", 0, "metricType"),
+                 "expected Utilization or AverageValue for a cpu trigger, got 'Value'", id="keda-cpu-metric-type"),
+    pytest.param(_edited(KEDA, ("spec", "triggers", 0, "metadata", "value"), "0"),
+                 ("spec", "triggers", 0, "metadata", "value"), "must be > 0, got '0'", id="keda-cpu-value"),
+    pytest.param(_edited(V1, ("spec", "targetCPUUtilizationPercentage"), 0), ("spec", "targetCPUUtilizationPercentage"),
+                 "expected a positive number, got 0", id="v1-percentage"),
+])
+def test_a_field_is_named_where_it_is_or_where_it_is_missing(obj, path, words):
+    with pytest.raises(ConversionProblem) as info:
+        convert(obj)
+    assert info.value.path == path and words in info.value.message, (info.value.path, info.value.message)
+
+
+def test_a_v1_percentage_the_policy_rules_refuse_is_named_at_its_field(tmp_path):
+    """It was named at spec.metrics[0], a field of v2 the v1 object does not have (the line of spec)."""
+    path = tmp_path / "v1.yaml"
+    text = yaml.safe_dump(_edited(V1, ("spec", "targetCPUUtilizationPercentage"), 10 ** 7), sort_keys=False)
+    path.write_text(text)
+    with pytest.raises(ManifestError) as info:
+        import_files([str(path)])
+    (error,) = info.value.errors
+    assert (error.path, error.line) == ("spec.targetCPUUtilizationPercentage", text.count("\n"))
+    assert "converts to an invalid policy: spec.scaling.metrics[0].target.utilization: must be <= 10000%" in error.message
+
+
+def test_objects_without_a_name_are_refused_even_when_two_share_it(tmp_path):
+    """Two nameless objects were given namespace-name policy names (a-imported, b-imported), so
+    neither was asked for its metadata.name, and both converted."""
+    first, second = _edited(HPA, ("metadata", "name")), _edited(HPA, ("metadata", "name"))
+    second["metadata"]["namespace"] = "other"
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump_all([first, second], sort_keys=False))
+    with pytest.raises(ManifestError) as info:
+        import_files([str(path)])
+    assert [(e.path, e.message) for e in info.value.errors] == [("metadata.name", "required field is missing")] * 2
+
+
 @pytest.mark.parametrize("obj, note", [
     # a note named its field from the selector on (metric.selector.matchExpressions), not which
     # metric nor where in the object
