@@ -102,7 +102,7 @@ def read_manifests(text: str) -> tuple[list[Manifest], list[tuple[int | None, tu
                 found.append(Manifest(obj, prefix, document))
             else:
                 out.append((document.line_of(prefix), prefix, f"skipped: expected kind {HPA_KIND} or "
-                                                                f"{KEDA_KIND}, got {kind!r}"))
+                                                                f"{KEDA_KIND}, got {describe_value(kind)}"))
     return found, out
 
 
@@ -116,7 +116,7 @@ def convert(obj: dict, name: str | None = None) -> Converted:
         return _Conversion(obj, name).hpa()
     if kind == KEDA_KIND:
         return _Conversion(obj, name).keda()
-    raise ConversionProblem(("kind",), f"expected {HPA_KIND} or {KEDA_KIND}, got {kind!r}")
+    raise ConversionProblem(("kind",), f"expected {HPA_KIND} or {KEDA_KIND}, got {describe_value(kind)}")
 
 
 def v1_fields(obj: dict) -> bool:
@@ -173,7 +173,8 @@ def _known_fields(value: dict, path: tuple, allowed: tuple[str, ...]) -> None:
     for key in value:
         if key not in allowed:
             raise ConversionProblem(path + (key,), f"unknown field (kubectl apply refuses it too): expected "
-                                                   f"{', '.join(allowed[:-1])} or {allowed[-1]}, got {key!r}")
+                                                   f"{', '.join(allowed[:-1])} or {allowed[-1]}, "
+                                                   f"got {describe_value(key)}")
 
 
 def _text(mapping: dict, key: str, path: tuple, what: str = "") -> str:
@@ -261,15 +262,15 @@ class _Conversion:
         kind = ref.get("kind", "Deployment")
         name = _text(ref, "name", path + ("name",), "the workload to scale")
         if kind not in WORKLOAD_KINDS:
-            raise ConversionProblem(path + ("kind",), f"Setpoint scales Deployment or StatefulSet, got {kind!r}: "
-                                                      f"scale the workload behind it instead")
+            raise ConversionProblem(path + ("kind",), f"Setpoint scales Deployment or StatefulSet, got "
+                                                      f"{describe_value(kind)}: scale the workload behind it instead")
         return kind, name
 
     def _replicas(self, low, high, low_path: tuple, high_path: tuple, low_default: int) -> tuple[int, int]:
         low = low_default if low is None else low
         for value, path in ((low, low_path), (high, high_path)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ConversionProblem(path, f"expected a replica count, got {value!r}")
+                raise ConversionProblem(path, f"expected a replica count, got {describe_value(value)}")
         if low < 1:
             self.notes.append(f"min replicas {low} (scale to zero) becomes 1: preset: hpa does not scale to zero")
             low = 1
@@ -288,7 +289,7 @@ class _Conversion:
     def _resource_query(self, kind: str, workload: str, resource: str, container: str | None,
                         utilization: bool, path: tuple) -> str:
         if resource not in _USAGE:
-            raise ConversionProblem(path, f"expected resource cpu or memory, got {resource!r}")
+            raise ConversionProblem(path, f"expected resource cpu or memory, got {describe_value(resource)}")
         pods = f'pod=~"{_promql_regex(workload)}-.*"'
         where = f'namespace="{self.namespace}", {pods}, ' + (f'container="{container}"' if container
                                                              else 'container!=""')
@@ -323,7 +324,8 @@ class _Conversion:
                 out = {"averagePerReplica": value}
             else:
                 raise ConversionProblem(path + (key, "target", "type"),
-                                        f"expected Utilization or AverageValue for a {mtype} metric, got {ttype!r}")
+                                        f"expected Utilization or AverageValue for a {mtype} metric, "
+                                        f"got {describe_value(ttype)}")
             query = self._resource_query(kind, workload, str(resource), container, ttype == "Utilization",
                                          path + (key, "name"))
             name = f"{resource}" if not container else f"{container}-{resource}"
@@ -376,10 +378,10 @@ class _Conversion:
             else:
                 allowed = "AverageValue" if mtype == "Pods" else "Value or AverageValue"
                 raise ConversionProblem(path + (key, "target", "type"),
-                                        f"expected {allowed} for a {mtype} metric, got {ttype!r}")
+                                        f"expected {allowed} for a {mtype} metric, got {describe_value(ttype)}")
             return {"name": _identifier(mname, self.metric_names), "query": query, "target": out}
         raise ConversionProblem(path + ("type",), f"expected Resource, ContainerResource, Pods, Object or External, "
-                                                  f"got {mtype!r}")
+                                                  f"got {describe_value(mtype)}")
 
     @staticmethod
     def _number(value: object, path: tuple) -> float:
@@ -404,12 +406,13 @@ class _Conversion:
                 window = rules["stabilizationWindowSeconds"]
                 if not isinstance(window, int) or isinstance(window, bool) or not 0 <= window <= 3600:
                     raise ConversionProblem(here + ("stabilizationWindowSeconds",),
-                                            f"expected 0..3600 seconds, got {window!r}")
+                                            f"expected 0..3600 seconds, got {describe_value(window)}")
                 one["stabilizationWindow"] = format_duration(window)
             if rules.get("selectPolicy") is not None:
                 if rules["selectPolicy"] not in ("Max", "Min", "Disabled"):
                     raise ConversionProblem(here + ("selectPolicy",),
-                                            f"expected Max, Min or Disabled, got {rules['selectPolicy']!r}")
+                                            f"expected Max, Min or Disabled, "
+                                            f"got {describe_value(rules['selectPolicy'])}")
                 one["selectPolicy"] = rules["selectPolicy"]
             if rules.get("policies") is not None:
                 policies = rules["policies"]
@@ -428,12 +431,14 @@ class _Conversion:
             raise ConversionProblem(path, "expected a mapping {type, value, periodSeconds}")
         _known_fields(policy, path, _RATE_POLICY_FIELDS)
         if policy.get("type") not in ("Pods", "Percent"):
-            raise ConversionProblem(path + ("type",), f"expected Pods or Percent, got {policy.get('type')!r}")
+            raise ConversionProblem(path + ("type",),
+                                    f"expected Pods or Percent, got {describe_value(policy.get('type'))}")
         value, period = policy.get("value"), policy.get("periodSeconds")
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ConversionProblem(path + ("value",), f"expected a positive integer, got {value!r}")
+            raise ConversionProblem(path + ("value",), f"expected a positive integer, got {describe_value(value)}")
         if not isinstance(period, int) or isinstance(period, bool) or not 0 < period <= 1800:
-            raise ConversionProblem(path + ("periodSeconds",), f"expected 1..1800 seconds, got {period!r}")
+            raise ConversionProblem(path + ("periodSeconds",),
+                                    f"expected 1..1800 seconds, got {describe_value(period)}")
         return {"type": policy["type"], "value": value, "period": format_duration(period)}
 
     # -- whole objects -----------------------------------------------------------------------------
@@ -538,7 +543,7 @@ class _Conversion:
         ttype = trigger.get("type")
         if ttype not in ("prometheus", "cpu", "memory"):
             raise ConversionProblem(path + ("type",), f"only prometheus, cpu and memory triggers convert (Setpoint "
-                                                      f"reads Prometheus), got {ttype!r}")
+                                                      f"reads Prometheus), got {describe_value(ttype)}")
         meta = _dict(trigger, ("metadata",), path, required=True)
         metric_type = trigger.get("metricType", "AverageValue")
         if ttype in ("cpu", "memory"):  # checked here, at the trigger's fields, then converted as HPA's metric
@@ -549,7 +554,8 @@ class _Conversion:
                                         f"got {describe_value(metric_type)}")
             value = parse_quantity(meta.get("value"), path + ("metadata", "value"))
             if value <= 0:
-                raise ConversionProblem(path + ("metadata", "value"), f"must be > 0, got {describe_value(meta['value'])}")
+                raise ConversionProblem(path + ("metadata", "value"),
+                                        f"must be > 0, got {describe_value(meta['value'])}")
             target = ({"type": "Utilization", "averageUtilization": value} if metric_type == "Utilization"
                       else {"type": "AverageValue", "averageValue": value})
             source = {"name": ttype, "target": target}
@@ -563,7 +569,8 @@ class _Conversion:
             raise ConversionProblem(path + ("metadata", "query"), "required field is missing: the PromQL query")
         threshold = parse_quantity(meta.get("threshold"), path + ("metadata", "threshold"))
         if threshold <= 0:
-            raise ConversionProblem(path + ("metadata", "threshold"), f"must be > 0, got {meta.get('threshold')!r}")
+            raise ConversionProblem(path + ("metadata", "threshold"),
+                                    f"must be > 0, got {describe_value(meta.get('threshold'))}")
         name = trigger.get("name") or meta.get("metricName") or "prometheus"
         if metric_type == "AverageValue":
             target = {"averagePerReplica": threshold}
@@ -571,7 +578,7 @@ class _Conversion:
             target = {"value": threshold}
         else:
             raise ConversionProblem(path + ("metricType",), f"expected AverageValue or Value for a prometheus "
-                                                            f"trigger, got {metric_type!r}")
+                                                            f"trigger, got {describe_value(metric_type)}")
         if meta.get("activationThreshold") is not None:
             self.notes.append(f"trigger {name}: activationThreshold {meta['activationThreshold']} (KEDA's 0 <-> 1 "
                               f"switch) has no equivalent")

@@ -289,6 +289,33 @@ def test_a_field_is_named_where_it_is_or_where_it_is_missing(obj, path, words):
     assert info.value.path == path and words in info.value.message, (info.value.path, info.value.message)
 
 
+# Said in Python's words, a mapping whole and in its keys' order (so a file with its keys in
+# another order got another message): {'b': 1, 'a': 2}, None, True
+@pytest.mark.parametrize("obj, path, words", [
+    pytest.param(_with(("spec", "minReplicas"), {"b": 1, "a": 2}), ("spec", "minReplicas"),
+                 "expected a replica count, got a mapping", id="mapping"),
+    pytest.param(_with(("spec", "maxReplicas"), [{"b": 1}]), ("spec", "maxReplicas"),
+                 "expected a replica count, got a list", id="list"),
+    pytest.param(_metric({"type": "Resource", "resource": {"name": "cpu", "target": {"type": None}}}),
+                 ("spec", "metrics", 0, "resource", "target", "type"), "for a Resource metric, got null", id="null"),
+    pytest.param(_with(("spec", "behavior"), {"scaleDown": {"selectPolicy": True}}),
+                 ("spec", "behavior", "scaleDown", "selectPolicy"), "expected Max, Min or Disabled, got true",
+                 id="boolean"),
+])
+def test_a_value_is_said_as_yaml_writes_it(obj, path, words):
+    with pytest.raises(ConversionProblem) as info:
+        convert(obj)
+    assert info.value.path == path and info.value.message.endswith(words), info.value.message
+
+
+def test_a_skipped_kind_is_said_as_yaml_writes_it():
+    from controller.policy.importer import read_manifests
+
+    _, problems = read_manifests("kind: {b: 1, a: 2}\n")
+    assert [message for _, _, message in problems] == [
+        "skipped: expected kind HorizontalPodAutoscaler or ScaledObject, got a mapping"]
+
+
 def test_a_v1_percentage_the_policy_rules_refuse_is_named_at_its_field(tmp_path):
     """It was named at spec.metrics[0], a field of v2 the v1 object does not have (the line of spec)."""
     path = tmp_path / "v1.yaml"
