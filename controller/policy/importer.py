@@ -169,12 +169,14 @@ _RATE_POLICY_FIELDS = ("type", "value", "periodSeconds")
 
 
 def _known_fields(value: dict, path: tuple, allowed: tuple[str, ...]) -> None:
-    """Raise ConversionProblem at the first key of ``value`` not in ``allowed``."""
-    for key in value:
-        if key not in allowed:
-            raise ConversionProblem(path + (key,), f"unknown field (kubectl apply refuses it too): expected "
-                                                   f"{', '.join(allowed[:-1])} or {allowed[-1]}, "
-                                                   f"got {describe_value(key)}")
+    """Raise ConversionProblem at the first key of ``value`` not in ``allowed``, in sorted order
+    (not the file's: the same keys in another order get the same error), naming the others."""
+    unknown = sorted(str(key) for key in value if key not in allowed)
+    if unknown:
+        others = f" (and {', '.join(map(describe_value, unknown[1:]))})" if unknown[1:] else ""
+        raise ConversionProblem(path + (unknown[0],), f"unknown field (kubectl apply refuses it too): expected "
+                                                      f"{', '.join(allowed[:-1])} or {allowed[-1]}, "
+                                                      f"got {describe_value(unknown[0])}{others}")
 
 
 def _text(mapping: dict, key: str, path: tuple, what: str = "") -> str:

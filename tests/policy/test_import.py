@@ -308,6 +308,19 @@ def test_a_value_is_said_as_yaml_writes_it(obj, path, words):
     assert info.value.path == path and info.value.message.endswith(words), info.value.message
 
 
+def test_unknown_fields_are_named_whatever_their_order():
+    """The first unknown field in the file's order was named: scaleUp or scaleDown under
+    scaleTargetRef, as the keys came (the same object with its keys reordered got another error)."""
+    problems = set()
+    for order in (("scaleUp", "scaleDown"), ("scaleDown", "scaleUp")):
+        ref = {"kind": "Deployment", "name": "web", **{key: {} for key in order}}
+        with pytest.raises(ConversionProblem) as info:
+            convert(_with(("spec", "scaleTargetRef"), ref))
+        problems.add((info.value.path, info.value.message))
+    assert problems == {(("spec", "scaleTargetRef", "scaleDown"), "unknown field (kubectl apply refuses it too): "
+                         "expected apiVersion, kind or name, got 'scaleDown' (and 'scaleUp')")}
+
+
 def test_a_skipped_kind_is_said_as_yaml_writes_it():
     from controller.policy.importer import read_manifests
 
