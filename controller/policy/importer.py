@@ -185,7 +185,7 @@ def _text(mapping: dict, key: str, path: tuple, what: str = "") -> str:
     if value is None or value == "":
         raise ConversionProblem(path, "required field is missing" + (f": {what}" if what else ""))
     if not isinstance(value, str):
-        raise ConversionProblem(path, f"expected a name (a string), got {describe_value(value)}")
+        raise ConversionProblem(path, f"expected a string, got {describe_value(value)}")
     return value
 
 
@@ -242,7 +242,12 @@ def _selector(obj: dict, path: tuple, notes: list[str], where: tuple = (), metri
     if selector.get("matchExpressions"):
         notes.append(f"metric {metric}: {format_path(where + path + ('matchExpressions',))} is not carried into "
                      f"the query, which reads every series of the metric: add the matching label filters by hand")
-    return {str(k): str(v) for k, v in _dict(selector, ("matchLabels",), where + path).items()}
+    labels = _dict(selector, ("matchLabels",), where + path)
+    for key, value in labels.items():
+        if not isinstance(value, str):  # a label value is a string (kubectl apply refuses another value)
+            raise ConversionProblem(where + path + ("matchLabels", key),
+                                    f"expected a label value (a string), got {describe_value(value)}")
+    return {str(k): v for k, v in labels.items()}
 
 
 class _Conversion:
@@ -312,9 +317,7 @@ class _Conversion:
             source = _dict(spec, (key,), path, required=True)
             _known_fields(source, path + (key,), _METRIC_SOURCE_FIELDS[mtype])
             resource = source.get("name")
-            container = source.get("container") if mtype == "ContainerResource" else None
-            if mtype == "ContainerResource" and not container:
-                raise ConversionProblem(path + (key, "container"), "required field is missing")
+            container = _text(source, "container", path + (key, "container")) if mtype == "ContainerResource" else None
             target = _dict(source, ("target",), path + (key,), required=True)
             _known_fields(target, path + (key, "target"), _METRIC_TARGET_FIELDS)
             ttype = target.get("type")
@@ -531,6 +534,10 @@ class _Conversion:
         if spec.get("fallback"):
             self.notes.append("fallback (KEDA's replicas on scaler errors) is not carried over: preset: hpa holds the "
                               "current replicas when metrics are missing")
+        for key in ("pollingInterval", "cooldownPeriod"):  # only said in a note: still KEDA's whole seconds
+            value = spec.get(key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise ConversionProblem(("spec", key), f"expected whole seconds, got {describe_value(value)}")
         if spec.get("cooldownPeriod") is not None:
             self.notes.append(f"cooldownPeriod {spec['cooldownPeriod']}s (the wait before scaling to zero) has no "
                               f"equivalent: this policy never scales to zero")
@@ -547,6 +554,9 @@ class _Conversion:
             raise ConversionProblem(path + ("type",), f"only prometheus, cpu and memory triggers convert (Setpoint "
                                                       f"reads Prometheus), got {describe_value(ttype)}")
         meta = _dict(trigger, ("metadata",), path, required=True)
+        for key, value in meta.items():  # KEDA's trigger metadata is a map of strings
+            if isinstance(value, (dict, list)):
+                raise ConversionProblem(path + ("metadata", key), f"expected a string, got {describe_value(value)}")
         metric_type = trigger.get("metricType", "AverageValue")
         if ttype in ("cpu", "memory"):  # checked here, at the trigger's fields, then converted as HPA's metric
             metric_type = trigger.get("metricType", meta.get("type", "Utilization"))
@@ -566,14 +576,17 @@ class _Conversion:
                 return self._hpa_metric({"type": "ContainerResource", "containerResource": {
                     **source, "container": container}}, path, kind, workload)
             return self._hpa_metric({"type": "Resource", "resource": source}, path, kind, workload)
-        query = meta.get("query")
-        if not isinstance(query, str) or not query.strip():
+        query = _text(meta, "query", path + ("metadata", "query"), "the PromQL query")
+        if not query.strip():
             raise ConversionProblem(path + ("metadata", "query"), "required field is missing: the PromQL query")
         threshold = parse_quantity(meta.get("threshold"), path + ("metadata", "threshold"))
         if threshold <= 0:
             raise ConversionProblem(path + ("metadata", "threshold"),
                                     f"must be > 0, got {describe_value(meta.get('threshold'))}")
-        name = trigger.get("name") or meta.get("metricName") or "prometheus"
+        if trigger.get("name") not in (None, ""):
+            name = _text(trigger, "name", path + ("name",))
+        else:
+            name = str(meta.get("metricName") or "prometheus")
         if metric_type == "AverageValue":
             target = {"averagePerReplica": threshold}
         elif metric_type == "Value":

@@ -270,7 +270,7 @@ def _metric(source: dict) -> dict:
         "name": "main"}, "target": {"type": "Value", "value": 3}}}),
         ("spec", "metrics", 0, "object", "describedObject", "kind"), "required field is missing",
         id="described-object-without-kind"),
-    pytest.param(_with(("metadata", "name"), 5), ("metadata", "name"), "expected a name (a string), got 5",
+    pytest.param(_with(("metadata", "name"), 5), ("metadata", "name"), "expected a string, got 5",
                  id="name-not-a-string"),
     pytest.param(_edited(KEDA, ("spec", "advanced"), []),
                  ("spec", "advanced"), "expected a mapping, got a list", id="keda-advanced-not-a-mapping"),
@@ -327,6 +327,39 @@ def test_a_skipped_kind_is_said_as_yaml_writes_it():
     _, problems = read_manifests("kind: {b: 1, a: 2}\n")
     assert [message for _, _, message in problems] == [
         "skipped: expected kind HorizontalPodAutoscaler or ScaledObject, got a mapping"]
+
+
+# Each converted, the value's Python repr written into the policy, in its keys' order: a query with
+# container="{'up': 0.1, 'down': 0.1}" and a metric named up_0_1_down_0_1_-cpu, a label value
+# "{'a': 1}", a trigger's mapping of a name or a server address in the policy's comments
+@pytest.mark.parametrize("obj, path, words", [
+    pytest.param(_metric({"type": "ContainerResource", "containerResource": {
+        "name": "cpu", "container": {"up": 0.1, "down": 0.1}, "target": {"type": "Utilization", "averageUtilization": 50}}}),
+        ("spec", "metrics", 0, "containerResource", "container"), "expected a string, got a mapping", id="container"),
+    pytest.param(_metric({"type": "External", "external": {"metric": {"name": "q", "selector": {"matchLabels": {
+        "queue": {"a": 1}}}}, "target": {"type": "Value", "value": 3}}}),
+        ("spec", "metrics", 0, "external", "metric", "selector", "matchLabels", "queue"),
+        "expected a label value (a string), got a mapping", id="label-value"),
+    pytest.param(_edited(KEDA, ("spec", "triggers", 0, "metadata", "containerName"), ["app"]),
+                 ("spec", "triggers", 0, "metadata", "containerName"), "expected a string, got a list",
+                 id="keda-container-name"),
+    pytest.param(_edited(KEDA, ("spec", "triggers", 0), {"type": "prometheus", "name": {"a": 1}, "metadata": {
+        "query": "sum(q)", "threshold": "5"}}), ("spec", "triggers", 0, "name"), "expected a string, got a mapping",
+        id="keda-trigger-name"),
+    pytest.param(_edited(KEDA, ("spec", "triggers", 0), {"type": "prometheus", "metadata": {
+        "query": "sum(q)", "threshold": "5", "serverAddress": {"host": "p", "port": 9090}}}),
+        ("spec", "triggers", 0, "metadata", "serverAddress"), "expected a string, got a mapping",
+        id="keda-server-address"),
+    pytest.param(_edited(KEDA, ("spec", "triggers", 0), {"type": "prometheus", "metadata": {
+        "query": 5, "threshold": "5"}}), ("spec", "triggers", 0, "metadata", "query"), "expected a string, got 5",
+        id="keda-query-a-number"),  # was "required field is missing"
+    pytest.param(_edited(KEDA, ("spec", "pollingInterval"), {"s": 30}), ("spec", "pollingInterval"),
+                 "expected whole seconds, got a mapping", id="keda-polling-interval"),
+])
+def test_a_value_of_the_wrong_kind_is_refused_not_written_as_its_repr(obj, path, words):
+    with pytest.raises(ConversionProblem) as info:
+        convert(obj)
+    assert info.value.path == path and words in info.value.message, (info.value.path, info.value.message)
 
 
 def test_a_v1_percentage_the_policy_rules_refuse_is_named_at_its_field(tmp_path):
