@@ -243,11 +243,12 @@ def _selector(obj: dict, path: tuple, notes: list[str], where: tuple = (), metri
         notes.append(f"metric {metric}: {format_path(where + path + ('matchExpressions',))} is not carried into "
                      f"the query, which reads every series of the metric: add the matching label filters by hand")
     labels = _dict(selector, ("matchLabels",), where + path)
+    labels = {str(k): labels[k] for k in sorted(labels, key=str)}  # the query's matchers in one order
     for key, value in labels.items():
         if not isinstance(value, str):  # a label value is a string (kubectl apply refuses another value)
             raise ConversionProblem(where + path + ("matchLabels", key),
                                     f"expected a label value (a string), got {describe_value(value)}")
-    return {str(k): v for k, v in labels.items()}
+    return labels
 
 
 class _Conversion:
@@ -554,8 +555,8 @@ class _Conversion:
             raise ConversionProblem(path + ("type",), f"only prometheus, cpu and memory triggers convert (Setpoint "
                                                       f"reads Prometheus), got {describe_value(ttype)}")
         meta = _dict(trigger, ("metadata",), path, required=True)
-        for key, value in meta.items():  # KEDA's trigger metadata is a map of strings
-            if isinstance(value, (dict, list)):
+        for key, value in sorted(meta.items()):  # KEDA's trigger metadata is a map of strings (sorted: the
+            if isinstance(value, (dict, list)):  # same error whatever the file's order)
                 raise ConversionProblem(path + ("metadata", key), f"expected a string, got {describe_value(value)}")
         metric_type = trigger.get("metricType", "AverageValue")
         if ttype in ("cpu", "memory"):  # checked here, at the trigger's fields, then converted as HPA's metric

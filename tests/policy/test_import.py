@@ -321,6 +321,30 @@ def test_unknown_fields_are_named_whatever_their_order():
                          "expected apiVersion, kind or name, got 'scaleDown' (and 'scaleUp')")}
 
 
+@pytest.mark.parametrize("labels, query", [
+    # the query's matchers followed matchLabels' order: the same HPA with its keys reordered
+    # imported another policy text
+    pytest.param(({"tier": "front", "app": "web"}, {"app": "web", "tier": "front"}),
+                 'sum(q{app="web", tier="front"})', id="match-labels"),
+])
+def test_the_policy_is_the_same_whatever_the_order_of_keys(labels, query):
+    texts = {convert(_metric({"type": "External", "external": {"metric": {"name": "q", "selector": {
+        "matchLabels": one}}, "target": {"type": "Value", "value": 3}}})).text for one in labels}
+    (text,) = texts
+    assert f"query: {query}" in text
+
+
+def test_two_keda_metadata_values_of_the_wrong_kind_get_one_error_whatever_their_order():
+    problems = set()
+    for order in (("threshold", "serverAddress"), ("serverAddress", "threshold")):
+        obj = _edited(KEDA, ("spec", "triggers", 0), {"type": "prometheus", "metadata": {
+            "query": "sum(q)", **{key: [key] for key in order}}})
+        with pytest.raises(ConversionProblem) as info:
+            convert(obj)
+        problems.add((info.value.path, info.value.message))
+    assert problems == {(("spec", "triggers", 0, "metadata", "serverAddress"), "expected a string, got a list")}
+
+
 def test_a_skipped_kind_is_said_as_yaml_writes_it():
     from controller.policy.importer import read_manifests
 
