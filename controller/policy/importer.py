@@ -294,9 +294,9 @@ class _Conversion:
         return (f'sum by (namespace, {label}) (label_replace({inner}, "{label}", "$1", "pod", '
                 f'"{_POD_PATTERN[kind]}"))')
 
-    def _resource_query(self, kind: str, workload: str, resource: str, container: str | None,
+    def _resource_query(self, kind: str, workload: str, resource: object, container: str | None,
                         utilization: bool, path: tuple) -> str:
-        if resource not in _USAGE:
+        if not isinstance(resource, str) or resource not in _USAGE:
             raise ConversionProblem(path, f"expected resource cpu or memory, got {describe_value(resource)}")
         pods = f'pod=~"{_promql_regex(workload)}-.*"'
         where = f'namespace="{self.namespace}", {pods}, ' + (f'container="{container}"' if container
@@ -332,7 +332,7 @@ class _Conversion:
                 raise ConversionProblem(path + (key, "target", "type"),
                                         f"expected Utilization or AverageValue for a {mtype} metric, "
                                         f"got {describe_value(ttype)}")
-            query = self._resource_query(kind, workload, str(resource), container, ttype == "Utilization",
+            query = self._resource_query(kind, workload, resource, container, ttype == "Utilization",
                                          path + (key, "name"))
             name = f"{resource}" if not container else f"{container}-{resource}"
             self.notes.append(f"metric {name}: one {resource} value per workload (a ratio of sums), which every pod "

@@ -301,6 +301,10 @@ def test_a_field_is_named_where_it_is_or_where_it_is_missing(obj, path, words):
     pytest.param(_with(("spec", "behavior"), {"scaleDown": {"selectPolicy": True}}),
                  ("spec", "behavior", "scaleDown", "selectPolicy"), "expected Max, Min or Disabled, got true",
                  id="boolean"),
+    # the name went through str() first: got "{'up': 0.1, 'down': 0.1}", in the keys' order
+    pytest.param(_metric({"type": "Resource", "resource": {"name": {"up": 0.1, "down": 0.1}, "target": {
+        "type": "Utilization", "averageUtilization": 60}}}), ("spec", "metrics", 0, "resource", "name"),
+        "expected resource cpu or memory, got a mapping", id="resource-name"),
 ])
 def test_a_value_is_said_as_yaml_writes_it(obj, path, words):
     with pytest.raises(ConversionProblem) as info:
