@@ -150,11 +150,24 @@ def _origin(kind: str | tuple, policy_path: str) -> tuple:
 
 
 def _unique_names(objects: list[dict]) -> list[str | None]:
-    """None (the object's own name) unless two objects share a name: then ``namespace-name``."""
+    """None (the object's own name) unless two objects share a name: then ``namespace-name``, and
+    ``-2``, ``-3`` ... after it where that is taken too (a policy name is a DNS label: web.v1 and
+    web-v1, or two names over 63 characters alike in the first 63, read alike)."""
     def meta(o: dict) -> dict:
         m = o.get("metadata") if isinstance(o, dict) else None
         return m if isinstance(m, dict) else {}
 
     names = [dns_label(str(meta(o).get("name", ""))) for o in objects]
-    return [dns_label(f"{meta(o).get('namespace') or 'default'}-{n}") if names.count(n) > 1 else None
-            for o, n in zip(objects, names)]
+    taken = {n for n in names if names.count(n) == 1}
+    out: list[str | None] = []
+    for o, n in zip(objects, names):
+        if names.count(n) == 1:
+            out.append(None)
+            continue
+        name, i = dns_label(f"{meta(o).get('namespace') or 'default'}-{n}"), 1
+        while name in taken:
+            i += 1
+            name = dns_label(f"{meta(o).get('namespace') or 'default'}-{n}"[:63 - len(f"-{i}")] + f"-{i}")
+        taken.add(name)
+        out.append(name)
+    return out

@@ -517,6 +517,31 @@ def test_two_objects_scaling_one_workload_are_named_at_both(tmp_path):
                                  f"spec.targets.name: Deployment shop/web is already scaled by policy 'web' ({path}:1)")
 
 
+@pytest.mark.parametrize("objects, names", [
+    pytest.param([("api", "blue"), ("api", "green")], ["blue-api", "green-api"], id="one-name-two-namespaces"),
+    # each pair was refused whole, "duplicate policy name", though Kubernetes holds both objects:
+    # a policy name is a DNS label, so web.v1 reads as web-v1, and names are cut at 63 characters
+    pytest.param([("web.v1", "shop"), ("web-v1", "shop")], ["shop-web-v1", "shop-web-v1-2"], id="dot-and-dash"),
+    pytest.param([("a" * 70 + "x", "shop"), ("a" * 70 + "y", "shop")],
+                 ["shop-" + "a" * 58, "shop-" + "a" * 56 + "-2"], id="alike-in-63-characters"),
+    pytest.param([("web", "shop"), ("web", "shop-web"), ("shop-web", "default")],
+                 ["shop-web-2", "shop-web-web", "shop-web"], id="namespace-name-is-another-name"),
+])
+def test_every_object_gets_a_policy_name_of_its_own(tmp_path, objects, names):
+    documents = []
+    for i, (name, namespace) in enumerate(objects):
+        obj = copy.deepcopy(HPA)
+        obj["metadata"] = {"name": name, "namespace": namespace}
+        obj["spec"]["scaleTargetRef"]["name"] = f"w{i}"
+        documents.append(obj)
+    path = tmp_path / "hpas.yaml"
+    path.write_text(yaml.safe_dump_all(documents, sort_keys=False))
+    assert [p.name for p in import_files([str(path)]).policies] == names
+    result = CliRunner().invoke(app, ["import", str(path), "--out-dir", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(f"{n}.yaml" for n in names)
+
+
 def test_other_kinds_are_skipped_with_a_note(tmp_path):
     path = tmp_path / "mixed.yaml"
     path.write_text("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n---\n"
