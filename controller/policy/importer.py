@@ -179,6 +179,11 @@ def _known_fields(value: dict, path: tuple, allowed: tuple[str, ...]) -> None:
                                                       f"got {describe_value(unknown[0])}{others}")
 
 
+def _integer_said(value: object) -> str:
+    """describe_value for a field that takes an integer: 5.0 with its point (not 5, which it refuses)."""
+    return repr(value) if isinstance(value, float) and value.is_integer() else describe_value(value)
+
+
 def _text(mapping: dict, key: str, path: tuple, what: str = "") -> str:
     """``mapping[key]``, a required non-empty string (``path``: the key's field; ``what`` it names)."""
     value = mapping.get(key)
@@ -278,7 +283,7 @@ class _Conversion:
         low = low_default if low is None else low
         for value, path in ((low, low_path), (high, high_path)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ConversionProblem(path, f"expected a replica count, got {describe_value(value)}")
+                raise ConversionProblem(path, f"expected a replica count, got {_integer_said(value)}")
         if low < 1:
             self.notes.append(f"min replicas {low} (scale to zero) becomes 1: preset: hpa does not scale to zero")
             low = 1
@@ -412,7 +417,7 @@ class _Conversion:
                 window = rules["stabilizationWindowSeconds"]
                 if not isinstance(window, int) or isinstance(window, bool) or not 0 <= window <= 3600:
                     raise ConversionProblem(here + ("stabilizationWindowSeconds",),
-                                            f"expected 0..3600 seconds, got {describe_value(window)}")
+                                            f"expected 0..3600 seconds, got {_integer_said(window)}")
                 one["stabilizationWindow"] = format_duration(window)
             if rules.get("selectPolicy") is not None:
                 if rules["selectPolicy"] not in ("Max", "Min", "Disabled"):
@@ -441,10 +446,10 @@ class _Conversion:
                                     f"expected Pods or Percent, got {describe_value(policy.get('type'))}")
         value, period = policy.get("value"), policy.get("periodSeconds")
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ConversionProblem(path + ("value",), f"expected a positive integer, got {describe_value(value)}")
+            raise ConversionProblem(path + ("value",), f"expected a positive integer, got {_integer_said(value)}")
         if not isinstance(period, int) or isinstance(period, bool) or not 0 < period <= 1800:
             raise ConversionProblem(path + ("periodSeconds",),
-                                    f"expected 1..1800 seconds, got {describe_value(period)}")
+                                    f"expected 1..1800 seconds, got {_integer_said(period)}")
         return {"type": policy["type"], "value": value, "period": format_duration(period)}
 
     # -- whole objects -----------------------------------------------------------------------------
@@ -538,7 +543,7 @@ class _Conversion:
         for key in ("pollingInterval", "cooldownPeriod"):  # only said in a note: still KEDA's whole seconds
             value = spec.get(key)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-                raise ConversionProblem(("spec", key), f"expected whole seconds, got {describe_value(value)}")
+                raise ConversionProblem(("spec", key), f"expected whole seconds, got {_integer_said(value)}")
         if spec.get("cooldownPeriod") is not None:
             self.notes.append(f"cooldownPeriod {spec['cooldownPeriod']}s (the wait before scaling to zero) has no "
                               f"equivalent: this policy never scales to zero")

@@ -301,6 +301,14 @@ def test_a_field_is_named_where_it_is_or_where_it_is_missing(obj, path, words):
     pytest.param(_with(("spec", "behavior"), {"scaleDown": {"selectPolicy": True}}),
                  ("spec", "behavior", "scaleDown", "selectPolicy"), "expected Max, Min or Disabled, got true",
                  id="boolean"),
+    # a whole number written with a point is refused where an integer goes (as kubectl apply
+    # refuses it), but was said as the integer: "expected a replica count, got 5"
+    pytest.param(_with(("spec", "maxReplicas"), 5.0), ("spec", "maxReplicas"), "expected a replica count, got 5.0",
+                 id="replicas-with-a-point"),
+    pytest.param(_with(("spec", "behavior"), {"scaleDown": {"policies": [{"type": "Pods", "value": 4.0,
+                                                                          "periodSeconds": 60}]}}),
+                 ("spec", "behavior", "scaleDown", "policies", 0, "value"), "expected a positive integer, got 4.0",
+                 id="rate-with-a-point"),
     # the name went through str() first: got "{'up': 0.1, 'down': 0.1}", in the keys' order
     pytest.param(_metric({"type": "Resource", "resource": {"name": {"up": 0.1, "down": 0.1}, "target": {
         "type": "Utilization", "averageUtilization": 60}}}), ("spec", "metrics", 0, "resource", "name"),
