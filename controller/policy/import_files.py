@@ -9,7 +9,7 @@ from typing import BinaryIO, Sequence
 
 from controller.errors import FieldError, ManifestError
 from controller.policy.importer import (HPA_KIND, KEDA_KIND, ConversionProblem, Converted, Manifest, convert, dns_label,
-                                        join_policies, read_manifests)
+                                        join_policies, read_manifests, v1_fields)
 from controller.policy.load import check_policy_texts
 from controller.policy.messages import format_path
 from controller.policy.yamlsrc import MAX_FILE_BYTES, decode_yaml_bytes, read_yaml_file
@@ -31,6 +31,11 @@ ORIGINS = {
                ("spec.scaling.behavior.scaleUp", "spec.behavior.scaleUp"),
                ("spec.scaling.behavior.scaleDown", "spec.behavior.scaleDown"),
                ("spec.scaling.tolerance", "spec.behavior")),
+    # autoscaling/v1: one CPU metric, from targetCPUUtilizationPercentage
+    (HPA_KIND, "v1"): (("spec.targets.namespace", "metadata.namespace"), ("spec.targets.name", "spec.scaleTargetRef.name"),
+                       ("spec.targets.kind", "spec.scaleTargetRef.kind"), ("spec.replicas.min", "spec.minReplicas"),
+                       ("spec.replicas.max", "spec.maxReplicas"), ("spec.replicas", "spec"),
+                       ("spec.scaling.metrics", "spec.targetCPUUtilizationPercentage")),
     KEDA_KIND: (("spec.targets.namespace", "metadata.namespace"), ("spec.targets.name", "spec.scaleTargetRef.name"),
                 ("spec.targets.kind", "spec.scaleTargetRef.kind"), ("spec.replicas.min", "spec.minReplicaCount"),
                 ("spec.replicas.max", "spec.maxReplicaCount"), ("spec.replicas", "spec"),
@@ -119,7 +124,9 @@ def _at_origin(found: list[tuple[str, Manifest]], i: int, error: FieldError) -> 
     """A policy rule's refusal of object ``i``'s converted policy, named at the manifest field it
     came from (another converted policy it names, at that object's file and line)."""
     name, manifest = found[i]
-    path = manifest.prefix + _origin(str(manifest.data.get("kind")), error.path)
+    kind = manifest.data.get("kind")
+    path = manifest.prefix + _origin((HPA_KIND, "v1") if kind == HPA_KIND and v1_fields(manifest.data) else kind,
+                                     error.path)
 
     def object_line(m: re.Match) -> str:
         other_name, other = found[int(m.group(1))]
@@ -131,7 +138,7 @@ def _at_origin(found: list[tuple[str, Manifest]], i: int, error: FieldError) -> 
                       f"converts to an invalid policy: {message}")
 
 
-def _origin(kind: str, policy_path: str) -> tuple:
+def _origin(kind: str | tuple, policy_path: str) -> tuple:
     """The object's field (a path) a policy path comes from; () when unknown (the object itself)."""
     for policy_prefix, object_prefix in ORIGINS.get(kind, ()):
         pattern = re.escape(policy_prefix).replace(re.escape("{i}"), r"(\d+)")
@@ -143,11 +150,24 @@ def _origin(kind: str, policy_path: str) -> tuple:
 
 
 def _unique_names(objects: list[dict]) -> list[str | None]:
-    """None (the object's own name) unless two objects share a name: then ``namespace-name``."""
+    """None (the object's own name) unless two objects share a name: then ``namespace-name``, and
+    ``-2``, ``-3`` ... after it where that is taken too (a policy name is a DNS label: web.v1 and
+    web-v1, or two names over 63 characters alike in the first 63, read alike)."""
     def meta(o: dict) -> dict:
         m = o.get("metadata") if isinstance(o, dict) else None
         return m if isinstance(m, dict) else {}
 
     names = [dns_label(str(meta(o).get("name", ""))) for o in objects]
-    return [dns_label(f"{meta(o).get('namespace') or 'default'}-{n}") if names.count(n) > 1 else None
-            for o, n in zip(objects, names)]
+    taken = {n for n in names if names.count(n) == 1}
+    out: list[str | None] = []
+    for o, n in zip(objects, names):
+        if names.count(n) == 1:
+            out.append(None)
+            continue
+        name, i = dns_label(f"{meta(o).get('namespace') or 'default'}-{n}"), 1
+        while name in taken:
+            i += 1
+            name = dns_label(f"{meta(o).get('namespace') or 'default'}-{n}"[:63 - len(f"-{i}")] + f"-{i}")
+        taken.add(name)
+        out.append(name)
+    return out

@@ -17,8 +17,10 @@ cannot be carried over exactly is written as a comment above the policy:
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal, Overflow, localcontext
 
 import yaml
 
@@ -43,9 +45,12 @@ KEDA_DEFAULT_MIN, KEDA_DEFAULT_MAX = 0, 100
 _POD_PATTERN = {"Deployment": "(.+)-[a-z0-9]+-[a-z0-9]{5}", "StatefulSet": "(.+)-[0-9]+"}
 _USAGE = {"cpu": "rate(container_cpu_usage_seconds_total{%s}[2m])",
           "memory": "container_memory_working_set_bytes{%s}"}
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
-_SUFFIX = {None: 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
-           "Ki": 2.0 ** 10, "Mi": 2.0 ** 20, "Gi": 2.0 ** 30, "Ti": 2.0 ** 40, "Pi": 2.0 ** 50, "Ei": 2.0 ** 60}
+# Kubernetes' quantity grammar: a signed decimal (``5``, ``5.``, ``.5``, ``1e3``) and a suffix.
+_QUANTITY = re.compile(r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_SUFFIX = {None: Decimal(1), "m": Decimal("1e-3"), "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"),
+           "T": Decimal("1e12"), "P": Decimal("1e15"), "E": Decimal("1e18"), "Ki": Decimal(2 ** 10),
+           "Mi": Decimal(2 ** 20), "Gi": Decimal(2 ** 30), "Ti": Decimal(2 ** 40), "Pi": Decimal(2 ** 50),
+           "Ei": Decimal(2 ** 60)}
 
 
 class ConversionProblem(Exception):
@@ -97,7 +102,7 @@ def read_manifests(text: str) -> tuple[list[Manifest], list[tuple[int | None, tu
                 found.append(Manifest(obj, prefix, document))
             else:
                 out.append((document.line_of(prefix), prefix, f"skipped: expected kind {HPA_KIND} or "
-                                                                f"{KEDA_KIND}, got {kind!r}"))
+                                                                f"{KEDA_KIND}, got {describe_value(kind)}"))
     return found, out
 
 
@@ -111,7 +116,14 @@ def convert(obj: dict, name: str | None = None) -> Converted:
         return _Conversion(obj, name).hpa()
     if kind == KEDA_KIND:
         return _Conversion(obj, name).keda()
-    raise ConversionProblem(("kind",), f"expected {HPA_KIND} or {KEDA_KIND}, got {kind!r}")
+    raise ConversionProblem(("kind",), f"expected {HPA_KIND} or {KEDA_KIND}, got {describe_value(kind)}")
+
+
+def v1_fields(obj: dict) -> bool:
+    """Whether the HPA ``obj`` is read with autoscaling/v1's fields (targetCPUUtilizationPercentage)."""
+    spec = obj.get("spec")
+    return obj.get("apiVersion") == "autoscaling/v1" or (isinstance(spec, dict)
+                                                         and "targetCPUUtilizationPercentage" in spec)
 
 
 def join_policies(converted: list[Converted]) -> str:
@@ -120,14 +132,21 @@ def join_policies(converted: list[Converted]) -> str:
 
 # ------------------------------------------------------------------------------------------------
 
-def _dict(obj: dict, path: tuple) -> dict:
+def _dict(obj: dict, path: tuple, at: tuple = (), required: bool = False) -> dict:
+    """The mapping at ``path`` in ``obj``, which is at ``at`` in the manifest (errors name
+    ``at + path``): {} when absent or null, unless ``required``."""
     value = obj
-    for key in path:
+    for i, key in enumerate(path):
         value = value.get(key) if isinstance(value, dict) else None
-    if value is None:
-        return {}
+        if value is None and required:
+            raise ConversionProblem(at + path[:i + 1], "required field is missing")
+    return {} if value is None else _mapping(value, at + path)
+
+
+def _mapping(value: object, path: tuple) -> dict:
+    """``value``, the field at ``path``, which must be a mapping."""
     if not isinstance(value, dict):
-        raise ConversionProblem(path, f"expected a mapping, got {type(value).__name__}")
+        raise ConversionProblem(path, f"expected a mapping, got {describe_value(value)}")
     return value
 
 
@@ -150,18 +169,33 @@ _RATE_POLICY_FIELDS = ("type", "value", "periodSeconds")
 
 
 def _known_fields(value: dict, path: tuple, allowed: tuple[str, ...]) -> None:
-    """Raise ConversionProblem at the first key of ``value`` not in ``allowed``."""
-    for key in value:
-        if key not in allowed:
-            raise ConversionProblem(path + (key,), f"unknown field (kubectl apply refuses it too): expected "
-                                                   f"{', '.join(allowed[:-1])} or {allowed[-1]}, got {key!r}")
+    """Raise ConversionProblem at the first key of ``value`` not in ``allowed``, in sorted order
+    (not the file's: the same keys in another order get the same error), naming the others."""
+    unknown = sorted(str(key) for key in value if key not in allowed)
+    if unknown:
+        others = f" (and {', '.join(map(describe_value, unknown[1:]))})" if unknown[1:] else ""
+        raise ConversionProblem(path + (unknown[0],), f"unknown field (kubectl apply refuses it too): expected "
+                                                      f"{', '.join(allowed[:-1])} or {allowed[-1]}, "
+                                                      f"got {describe_value(unknown[0])}{others}")
+
+
+def _integer_said(value: object) -> str:
+    """describe_value for a field that takes an integer: 5.0 with its point (not 5, which it refuses)."""
+    return repr(value) if isinstance(value, float) and value.is_integer() else describe_value(value)
+
+
+def _text(mapping: dict, key: str, path: tuple, what: str = "") -> str:
+    """``mapping[key]``, a required non-empty string (``path``: the key's field; ``what`` it names)."""
+    value = mapping.get(key)
+    if value is None or value == "":
+        raise ConversionProblem(path, "required field is missing" + (f": {what}" if what else ""))
+    if not isinstance(value, str):
+        raise ConversionProblem(path, f"expected a string, got {describe_value(value)}")
+    return value
 
 
 def _name_of(obj: dict) -> str:
-    name = _dict(obj, ("metadata",)).get("name")
-    if not isinstance(name, str) or not name:
-        raise ConversionProblem(("metadata", "name"), "required field is missing")
-    return dns_label(name)
+    return dns_label(_text(_dict(obj, ("metadata",), required=True), "name", ("metadata", "name")))
 
 
 def dns_label(text: str) -> str:
@@ -183,13 +217,18 @@ def _identifier(text: str, taken: set[str]) -> str:
 
 
 def parse_quantity(value: object, path: tuple) -> float:
-    """A Kubernetes quantity (``500m``, ``1k``, ``256Mi``, ``10``) -> float."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    match = _QUANTITY.match(str(value).strip()) if isinstance(value, str) else None
-    if not match:
-        raise ConversionProblem(path, f"expected a quantity such as 500m, 1k or 256Mi, got {value!r}")
-    return float(match.group(1)) * _SUFFIX[match.group(2)]
+    """A Kubernetes quantity (``500m``, ``1k``, ``256Mi``, ``10``) -> the nearest float to its exact
+    value (``1100m`` is 1.1, as ``1.1`` is). Not a quantity, or beyond a float: ConversionProblem."""
+    number = None
+    with localcontext() as exact:  # wide enough for any quantity a float holds; beyond it: Infinity
+        exact.prec, exact.Emax, exact.Emin, exact.traps[Overflow] = 60, 10 ** 6, -10 ** 6, False
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = Decimal(value)
+        elif isinstance(value, str) and (match := _QUANTITY.match(value.strip())):
+            number = Decimal(match.group(1)) * _SUFFIX[match.group(2)]
+    if number is None or not math.isfinite(float(number)):
+        raise ConversionProblem(path, f"expected a quantity such as 500m, 1k or 256Mi, got {describe_value(value)}")
+    return float(number)
 
 
 def _promql_regex(name: str) -> str:
@@ -204,17 +243,24 @@ def _labels(pairs: dict) -> str:
 def _selector(obj: dict, path: tuple, notes: list[str], where: tuple = (), metric: str = "") -> dict:
     """``obj``'s label selector at ``path`` as {label: value}; matchExpressions are noted, named at
     their field in the object (``where``, the path to ``obj``) and by ``metric``."""
-    selector = _dict(obj, path)
+    selector = _dict(obj, path, where)
     if selector.get("matchExpressions"):
         notes.append(f"metric {metric}: {format_path(where + path + ('matchExpressions',))} is not carried into "
                      f"the query, which reads every series of the metric: add the matching label filters by hand")
-    return {str(k): str(v) for k, v in _dict(selector, ("matchLabels",)).items()}
+    labels = _dict(selector, ("matchLabels",), where + path)
+    labels = {str(k): labels[k] for k in sorted(labels, key=str)}  # the query's matchers in one order
+    for key, value in labels.items():
+        if not isinstance(value, str):  # a label value is a string (kubectl apply refuses another value)
+            raise ConversionProblem(where + path + ("matchLabels", key),
+                                    f"expected a label value (a string), got {describe_value(value)}")
+    return labels
 
 
 class _Conversion:
     def __init__(self, obj: dict, name: str | None):
         self.obj = obj
-        self.name = name or _name_of(obj)
+        own = _name_of(obj)  # required even where another name is given (two objects of one name)
+        self.name = name or own
         self.namespace = _dict(obj, ("metadata",)).get("namespace") or "default"
         self.notes: list[str] = []
         if not _dict(obj, ("metadata",)).get("namespace"):
@@ -225,21 +271,19 @@ class _Conversion:
 
     # -- the target ------------------------------------------------------------------------
     def _target(self, path: tuple) -> tuple[str, str]:
-        ref = _dict(self.obj, path)
+        ref = _dict(self.obj, path, required=True)
         kind = ref.get("kind", "Deployment")
-        name = ref.get("name")
-        if not isinstance(name, str) or not name:
-            raise ConversionProblem(path + ("name",), "required field is missing: the workload to scale")
+        name = _text(ref, "name", path + ("name",), "the workload to scale")
         if kind not in WORKLOAD_KINDS:
-            raise ConversionProblem(path + ("kind",), f"Setpoint scales Deployment or StatefulSet, got {kind!r}: "
-                                                      f"scale the workload behind it instead")
+            raise ConversionProblem(path + ("kind",), f"Setpoint scales Deployment or StatefulSet, got "
+                                                      f"{describe_value(kind)}: scale the workload behind it instead")
         return kind, name
 
     def _replicas(self, low, high, low_path: tuple, high_path: tuple, low_default: int) -> tuple[int, int]:
         low = low_default if low is None else low
         for value, path in ((low, low_path), (high, high_path)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ConversionProblem(path, f"expected a replica count, got {value!r}")
+                raise ConversionProblem(path, f"expected a replica count, got {_integer_said(value)}")
         if low < 1:
             self.notes.append(f"min replicas {low} (scale to zero) becomes 1: preset: hpa does not scale to zero")
             low = 1
@@ -255,10 +299,10 @@ class _Conversion:
         return (f'sum by (namespace, {label}) (label_replace({inner}, "{label}", "$1", "pod", '
                 f'"{_POD_PATTERN[kind]}"))')
 
-    def _resource_query(self, kind: str, workload: str, resource: str, container: str | None,
+    def _resource_query(self, kind: str, workload: str, resource: object, container: str | None,
                         utilization: bool, path: tuple) -> str:
-        if resource not in _USAGE:
-            raise ConversionProblem(path, f"expected resource cpu or memory, got {resource!r}")
+        if not isinstance(resource, str) or resource not in _USAGE:
+            raise ConversionProblem(path, f"expected resource cpu or memory, got {describe_value(resource)}")
         pods = f'pod=~"{_promql_regex(workload)}-.*"'
         where = f'namespace="{self.namespace}", {pods}, ' + (f'container="{container}"' if container
                                                              else 'container!=""')
@@ -276,13 +320,11 @@ class _Conversion:
         if mtype in ("Resource", "ContainerResource"):
             key = "resource" if mtype == "Resource" else "containerResource"
             _known_fields(spec, path, ("type", key))
-            source = _dict(spec, (key,))
+            source = _dict(spec, (key,), path, required=True)
             _known_fields(source, path + (key,), _METRIC_SOURCE_FIELDS[mtype])
             resource = source.get("name")
-            container = source.get("container") if mtype == "ContainerResource" else None
-            if mtype == "ContainerResource" and not container:
-                raise ConversionProblem(path + (key, "container"), "required field is missing")
-            target = _dict(source, ("target",))
+            container = _text(source, "container", path + (key, "container")) if mtype == "ContainerResource" else None
+            target = _dict(source, ("target",), path + (key,), required=True)
             _known_fields(target, path + (key, "target"), _METRIC_TARGET_FIELDS)
             ttype = target.get("type")
             if ttype == "Utilization":
@@ -293,8 +335,9 @@ class _Conversion:
                 out = {"averagePerReplica": value}
             else:
                 raise ConversionProblem(path + (key, "target", "type"),
-                                        f"expected Utilization or AverageValue for a {mtype} metric, got {ttype!r}")
-            query = self._resource_query(kind, workload, str(resource), container, ttype == "Utilization",
+                                        f"expected Utilization or AverageValue for a {mtype} metric, "
+                                        f"got {describe_value(ttype)}")
+            query = self._resource_query(kind, workload, resource, container, ttype == "Utilization",
                                          path + (key, "name"))
             name = f"{resource}" if not container else f"{container}-{resource}"
             self.notes.append(f"metric {name}: one {resource} value per workload (a ratio of sums), which every pod "
@@ -307,16 +350,15 @@ class _Conversion:
         if mtype in ("Pods", "Object", "External"):
             key = mtype.lower()
             _known_fields(spec, path, ("type", key))
-            source = _dict(spec, (key,))
+            source = _dict(spec, (key,), path, required=True)
             _known_fields(source, path + (key,), _METRIC_SOURCE_FIELDS[mtype])
-            metric = _dict(source, ("metric",))
+            metric = _dict(source, ("metric",), path + (key,), required=True)
             _known_fields(metric, path + (key, "metric"), _METRIC_ID_FIELDS)
-            _known_fields(_dict(metric, ("selector",)), path + (key, "metric", "selector"), _SELECTOR_FIELDS)
-            mname = metric.get("name")
-            if not isinstance(mname, str) or not mname:
-                raise ConversionProblem(path + (key, "metric", "name"), "required field is missing")
+            _known_fields(_dict(metric, ("selector",), path + (key, "metric")), path + (key, "metric", "selector"),
+                          _SELECTOR_FIELDS)
+            mname = _text(metric, "name", path + (key, "metric", "name"))
             selector = _selector(source, ("metric", "selector"), self.notes, path + (key,), mname)
-            target = _dict(source, ("target",))
+            target = _dict(source, ("target",), path + (key,), required=True)
             _known_fields(target, path + (key, "target"), _METRIC_TARGET_FIELDS)
             ttype = target.get("type")
             series = re.sub(r"[^A-Za-z0-9_:]", "_", mname)
@@ -326,10 +368,11 @@ class _Conversion:
                 self.notes.append(f"metric {mname}: a Pods metric from the custom metrics API, read here as the "
                                   f"Prometheus series {series} summed over the workload's pods: check the query")
             elif mtype == "Object":
-                described = _dict(source, ("describedObject",))
+                described = _dict(source, ("describedObject",), path + (key,), required=True)
                 _known_fields(described, path + (key, "describedObject"), _DESCRIBED_OBJECT_FIELDS)
-                okind, oname = str(described.get("kind", "")), str(described.get("name", ""))
-                where = _labels({"namespace": self.namespace, okind.lower() or "object": oname, **selector})
+                okind = _text(described, "kind", path + (key, "describedObject", "kind"))
+                oname = _text(described, "name", path + (key, "describedObject", "name"))
+                where = _labels({"namespace": self.namespace, okind.lower(): oname, **selector})
                 query = f"sum({series}{{{where}}})"
                 self.notes.append(f"metric {mname}: an Object metric of {okind} {oname}, read here as the Prometheus "
                                   f"series {series} with label {okind.lower()}=\"{oname}\": check the query")
@@ -346,16 +389,16 @@ class _Conversion:
             else:
                 allowed = "AverageValue" if mtype == "Pods" else "Value or AverageValue"
                 raise ConversionProblem(path + (key, "target", "type"),
-                                        f"expected {allowed} for a {mtype} metric, got {ttype!r}")
+                                        f"expected {allowed} for a {mtype} metric, got {describe_value(ttype)}")
             return {"name": _identifier(mname, self.metric_names), "query": query, "target": out}
         raise ConversionProblem(path + ("type",), f"expected Resource, ContainerResource, Pods, Object or External, "
-                                                  f"got {mtype!r}")
+                                                  f"got {describe_value(mtype)}")
 
     @staticmethod
     def _number(value: object, path: tuple) -> float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-            return float(value)
-        raise ConversionProblem(path, f"expected a positive number, got {value!r}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < math.inf:
+            return float(min(value, 10 ** 300))  # the policy rules refuse a percentage this large, by its field
+        raise ConversionProblem(path, f"expected a positive number, got {describe_value(value)}")
 
     # -- behavior --------------------------------------------------------------------------------
     def _behavior(self, behavior: dict, path: tuple) -> tuple[dict, dict]:
@@ -364,7 +407,7 @@ class _Conversion:
         tolerance: dict = {}
         _known_fields(behavior, path, _BEHAVIOR_FIELDS)
         for direction in ("scaleUp", "scaleDown"):
-            rules = _dict(behavior, (direction,))
+            rules = _dict(behavior, (direction,), path)
             if direction not in behavior:
                 continue
             here = path + (direction,)
@@ -374,12 +417,13 @@ class _Conversion:
                 window = rules["stabilizationWindowSeconds"]
                 if not isinstance(window, int) or isinstance(window, bool) or not 0 <= window <= 3600:
                     raise ConversionProblem(here + ("stabilizationWindowSeconds",),
-                                            f"expected 0..3600 seconds, got {window!r}")
+                                            f"expected 0..3600 seconds, got {_integer_said(window)}")
                 one["stabilizationWindow"] = format_duration(window)
             if rules.get("selectPolicy") is not None:
                 if rules["selectPolicy"] not in ("Max", "Min", "Disabled"):
                     raise ConversionProblem(here + ("selectPolicy",),
-                                            f"expected Max, Min or Disabled, got {rules['selectPolicy']!r}")
+                                            f"expected Max, Min or Disabled, "
+                                            f"got {describe_value(rules['selectPolicy'])}")
                 one["selectPolicy"] = rules["selectPolicy"]
             if rules.get("policies") is not None:
                 policies = rules["policies"]
@@ -398,18 +442,20 @@ class _Conversion:
             raise ConversionProblem(path, "expected a mapping {type, value, periodSeconds}")
         _known_fields(policy, path, _RATE_POLICY_FIELDS)
         if policy.get("type") not in ("Pods", "Percent"):
-            raise ConversionProblem(path + ("type",), f"expected Pods or Percent, got {policy.get('type')!r}")
+            raise ConversionProblem(path + ("type",),
+                                    f"expected Pods or Percent, got {describe_value(policy.get('type'))}")
         value, period = policy.get("value"), policy.get("periodSeconds")
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ConversionProblem(path + ("value",), f"expected a positive integer, got {value!r}")
+            raise ConversionProblem(path + ("value",), f"expected a positive integer, got {_integer_said(value)}")
         if not isinstance(period, int) or isinstance(period, bool) or not 0 < period <= 1800:
-            raise ConversionProblem(path + ("periodSeconds",), f"expected 1..1800 seconds, got {period!r}")
+            raise ConversionProblem(path + ("periodSeconds",),
+                                    f"expected 1..1800 seconds, got {_integer_said(period)}")
         return {"type": policy["type"], "value": value, "period": format_duration(period)}
 
     # -- whole objects -----------------------------------------------------------------------------
     def hpa(self) -> Converted:
         obj = self.obj
-        spec = _dict(obj, ("spec",))
+        spec = _dict(obj, ("spec",), required=True)
         version = str(obj.get("apiVersion", "autoscaling/v2"))
         if version == "autoscaling/v2beta1":
             raise ConversionProblem(("apiVersion",), "autoscaling/v2beta1 is not read (its metric fields differ): "
@@ -418,9 +464,9 @@ class _Conversion:
         if version not in HPA_VERSIONS:  # another API's fields would be read as v2's
             raise ConversionProblem(("apiVersion",), f"expected {', '.join(HPA_VERSIONS[:-1])} or {HPA_VERSIONS[-1]}, "
                                                      f"got {describe_value(obj.get('apiVersion'))}")
-        v1_shape = version == "autoscaling/v1" or "targetCPUUtilizationPercentage" in spec
+        v1_shape = v1_fields(obj)
         _known_fields(spec, ("spec",), _HPA_V1_SPEC_FIELDS if v1_shape else _HPA_SPEC_FIELDS)
-        _known_fields(_dict(spec, ("scaleTargetRef",)), ("spec", "scaleTargetRef"), _SCALE_TARGET_FIELDS)
+        _known_fields(_dict(spec, ("scaleTargetRef",), ("spec",)), ("spec", "scaleTargetRef"), _SCALE_TARGET_FIELDS)
         if version == "autoscaling/v1":
             self._v1_annotations()
         kind, workload = self._target(("spec", "scaleTargetRef"))
@@ -428,6 +474,7 @@ class _Conversion:
                                    ("spec", "maxReplicas"), 1)
         if v1_shape:
             percent = spec.get("targetCPUUtilizationPercentage", HPA_DEFAULT_V1_CPU)
+            self._number(percent, ("spec", "targetCPUUtilizationPercentage"))  # named at v1's own field
             metrics_in = [{"type": "Resource", "resource": {"name": "cpu", "target": {
                 "type": "Utilization", "averageUtilization": percent}}}]
             paths = [("spec", "targetCPUUtilizationPercentage")]
@@ -439,11 +486,10 @@ class _Conversion:
             if not isinstance(metrics_in, list) or not metrics_in:
                 raise ConversionProblem(("spec", "metrics"), "expected a non-empty list of metrics")
             paths = [("spec", "metrics", i) for i in range(len(metrics_in))]
-        metrics = [self._hpa_metric(m if isinstance(m, dict) else {}, p, kind, workload)
-                   for m, p in zip(metrics_in, paths)]
+        metrics = [self._hpa_metric(_mapping(m, p), p, kind, workload) for m, p in zip(metrics_in, paths)]
         scaling: dict = {"metrics": metrics}
         if "behavior" in spec and spec["behavior"] is not None:
-            behavior, tolerance = self._behavior(_dict(spec, ("behavior",)), ("spec", "behavior"))
+            behavior, tolerance = self._behavior(_dict(spec, ("behavior",), ("spec",)), ("spec", "behavior"))
             if tolerance:
                 scaling["tolerance"] = {"up": tolerance.get("up", DEFAULT_TOLERANCE),
                                         "down": tolerance.get("down", DEFAULT_TOLERANCE)}
@@ -468,20 +514,21 @@ class _Conversion:
         version = obj.get("apiVersion", KEDA_VERSION)
         if version != KEDA_VERSION:
             raise ConversionProblem(("apiVersion",), f"expected {KEDA_VERSION}, got {describe_value(version)}")
-        spec = _dict(obj, ("spec",))
+        spec = _dict(obj, ("spec",), required=True)
         kind, workload = self._target(("spec", "scaleTargetRef"))
         low, high = self._replicas(spec.get("minReplicaCount"), spec.get("maxReplicaCount", KEDA_DEFAULT_MAX),
                                    ("spec", "minReplicaCount"), ("spec", "maxReplicaCount"), KEDA_DEFAULT_MIN)
         triggers = spec.get("triggers")
         if not isinstance(triggers, list) or not triggers:
             raise ConversionProblem(("spec", "triggers"), "expected a non-empty list of triggers")
-        metrics = [self._keda_trigger(t if isinstance(t, dict) else {}, ("spec", "triggers", i), kind, workload)
+        metrics = [self._keda_trigger(_mapping(t, ("spec", "triggers", i)), ("spec", "triggers", i), kind, workload)
                    for i, t in enumerate(triggers)]
         scaling: dict = {"metrics": metrics}
-        advanced = _dict(spec, ("advanced",))
-        hpa_config = _dict(advanced, ("horizontalPodAutoscalerConfig",))
+        advanced = _dict(spec, ("advanced",), ("spec",))
+        hpa_config = _dict(advanced, ("horizontalPodAutoscalerConfig",), ("spec", "advanced"))
         if hpa_config.get("behavior") is not None:
-            behavior, tolerance = self._behavior(_dict(hpa_config, ("behavior",)),
+            behavior, tolerance = self._behavior(_dict(hpa_config, ("behavior",), ("spec", "advanced",
+                                                                                    "horizontalPodAutoscalerConfig")),
                                                  ("spec", "advanced", "horizontalPodAutoscalerConfig", "behavior"))
             if tolerance:
                 scaling["tolerance"] = {"up": tolerance.get("up", DEFAULT_TOLERANCE),
@@ -493,6 +540,10 @@ class _Conversion:
         if spec.get("fallback"):
             self.notes.append("fallback (KEDA's replicas on scaler errors) is not carried over: preset: hpa holds the "
                               "current replicas when metrics are missing")
+        for key in ("pollingInterval", "cooldownPeriod"):  # only said in a note: still KEDA's whole seconds
+            value = spec.get(key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise ConversionProblem(("spec", key), f"expected whole seconds, got {_integer_said(value)}")
         if spec.get("cooldownPeriod") is not None:
             self.notes.append(f"cooldownPeriod {spec['cooldownPeriod']}s (the wait before scaling to zero) has no "
                               f"equivalent: this policy never scales to zero")
@@ -505,35 +556,50 @@ class _Conversion:
 
     def _keda_trigger(self, trigger: dict, path: tuple, kind: str, workload: str) -> dict:
         ttype = trigger.get("type")
-        meta = _dict(trigger, ("metadata",))
-        metric_type = trigger.get("metricType", "AverageValue")
-        if ttype in ("cpu", "memory"):
-            metric_type = trigger.get("metricType", meta.get("type", "Utilization"))
-            target = ({"type": "Utilization", "averageUtilization": parse_quantity(meta.get("value"),
-                                                                                    path + ("metadata", "value"))}
-                      if metric_type == "Utilization" else {"type": "AverageValue", "averageValue": meta.get("value")})
-            source = {"name": ttype, "target": target}
-            if meta.get("containerName"):
-                return self._hpa_metric({"type": "ContainerResource", "containerResource": {
-                    **source, "container": meta["containerName"]}}, path, kind, workload)
-            return self._hpa_metric({"type": "Resource", "resource": source}, path, kind, workload)
-        if ttype != "prometheus":
+        if ttype not in ("prometheus", "cpu", "memory"):
             raise ConversionProblem(path + ("type",), f"only prometheus, cpu and memory triggers convert (Setpoint "
-                                                      f"reads Prometheus), got {ttype!r}")
-        query = meta.get("query")
-        if not isinstance(query, str) or not query.strip():
+                                                      f"reads Prometheus), got {describe_value(ttype)}")
+        meta = _dict(trigger, ("metadata",), path, required=True)
+        for key, value in sorted(meta.items()):  # KEDA's trigger metadata is a map of strings (sorted: the
+            if isinstance(value, (dict, list)):  # same error whatever the file's order)
+                raise ConversionProblem(path + ("metadata", key), f"expected a string, got {describe_value(value)}")
+        metric_type = trigger.get("metricType", "AverageValue")
+        if ttype in ("cpu", "memory"):  # checked here, at the trigger's fields, then converted as HPA's metric
+            metric_type = trigger.get("metricType", meta.get("type", "Utilization"))
+            if metric_type not in ("Utilization", "AverageValue"):
+                raise ConversionProblem(path + (("metricType",) if "metricType" in trigger else ("metadata", "type")),
+                                        f"expected Utilization or AverageValue for a {ttype} trigger, "
+                                        f"got {describe_value(metric_type)}")
+            value = parse_quantity(meta.get("value"), path + ("metadata", "value"))
+            if value <= 0:
+                raise ConversionProblem(path + ("metadata", "value"),
+                                        f"must be > 0, got {describe_value(meta['value'])}")
+            target = ({"type": "Utilization", "averageUtilization": value} if metric_type == "Utilization"
+                      else {"type": "AverageValue", "averageValue": value})
+            source = {"name": ttype, "target": target}
+            if meta.get("containerName") not in (None, ""):
+                container = _text(meta, "containerName", path + ("metadata", "containerName"))
+                return self._hpa_metric({"type": "ContainerResource", "containerResource": {
+                    **source, "container": container}}, path, kind, workload)
+            return self._hpa_metric({"type": "Resource", "resource": source}, path, kind, workload)
+        query = _text(meta, "query", path + ("metadata", "query"), "the PromQL query")
+        if not query.strip():
             raise ConversionProblem(path + ("metadata", "query"), "required field is missing: the PromQL query")
         threshold = parse_quantity(meta.get("threshold"), path + ("metadata", "threshold"))
         if threshold <= 0:
-            raise ConversionProblem(path + ("metadata", "threshold"), f"must be > 0, got {meta.get('threshold')!r}")
-        name = trigger.get("name") or meta.get("metricName") or "prometheus"
+            raise ConversionProblem(path + ("metadata", "threshold"),
+                                    f"must be > 0, got {describe_value(meta.get('threshold'))}")
+        if trigger.get("name") not in (None, ""):
+            name = _text(trigger, "name", path + ("name",))
+        else:
+            name = str(meta.get("metricName") or "prometheus")
         if metric_type == "AverageValue":
             target = {"averagePerReplica": threshold}
         elif metric_type == "Value":
             target = {"value": threshold}
         else:
             raise ConversionProblem(path + ("metricType",), f"expected AverageValue or Value for a prometheus "
-                                                            f"trigger, got {metric_type!r}")
+                                                            f"trigger, got {describe_value(metric_type)}")
         if meta.get("activationThreshold") is not None:
             self.notes.append(f"trigger {name}: activationThreshold {meta['activationThreshold']} (KEDA's 0 <-> 1 "
                               f"switch) has no equivalent")

@@ -206,6 +206,222 @@ def test_unconvertible_objects_name_the_field(obj, path, words):
     assert info.value.path == path and words in info.value.message
 
 
+KEDA = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "q", "namespace": "shop"},
+        "spec": {"scaleTargetRef": {"name": "worker"}, "triggers": [{"type": "cpu", "metricType": "Utilization",
+                                                                      "metadata": {"value": "60"}}]}}
+V1 = {"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web", "namespace": "shop"},
+      "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 5,
+               "targetCPUUtilizationPercentage": 60}}
+
+
+def _edited(obj: dict, path: tuple, value=KeyError) -> dict:
+    """``obj`` with the field at ``path`` set to ``value`` (deleted by default)."""
+    obj = copy.deepcopy(obj)
+    here = obj
+    for key in path[:-1]:
+        here = here[key]
+    if value is KeyError:
+        del here[path[-1]]
+    else:
+        here[path[-1]] = value
+    return obj
+
+
+def _metric(source: dict) -> dict:
+    return _with(("spec", "metrics"), [source])
+
+
+# Each was named at a field the object does not have: a mapping's field path counted from the
+# mapping (`behavior` at line 1 for spec.behavior), a missing mapping by a field under it
+# (spec.scaleTargetRef.name without spec.scaleTargetRef), autoscaling/v1's and KEDA's cpu and
+# memory fields by the HPA v2 metric the import makes of them (spec.targetCPUUtilizationPercentage
+# .resource.target.averageUtilization)
+@pytest.mark.parametrize("obj, path, words", [
+    pytest.param(_with(("spec", "behavior"), [1]), ("spec", "behavior"), "expected a mapping, got a list",
+                 id="behavior-not-a-mapping"),
+    pytest.param(_with(("spec", "behavior"), {"scaleDown": 5}), ("spec", "behavior", "scaleDown"),
+                 "expected a mapping, got 5", id="direction-not-a-mapping"),
+    pytest.param(_with(("spec", "scaleTargetRef"), "web"), ("spec", "scaleTargetRef"), "expected a mapping",
+                 id="scale-target-not-a-mapping"),
+    pytest.param(_metric({"type": "Resource", "resource": {"name": "cpu", "target": [50]}}),
+                 ("spec", "metrics", 0, "resource", "target"), "expected a mapping", id="target-not-a-mapping"),
+    pytest.param(_metric({"type": "External", "external": {"metric": {"name": "q", "selector": {"matchLabels": [1]}},
+                                                            "target": {"type": "Value", "value": 3}}}),
+                 ("spec", "metrics", 0, "external", "metric", "selector", "matchLabels"), "expected a mapping",
+                 id="match-labels-not-a-mapping"),
+    pytest.param(_with(("spec", "metrics"), [5]), ("spec", "metrics", 0), "expected a mapping, got 5",
+                 id="metric-not-a-mapping"),
+    pytest.param(_edited(HPA, ("metadata",)), ("metadata",), "required field is missing", id="no-metadata"),
+    pytest.param(_edited(HPA, ("spec",)), ("spec",), "required field is missing", id="no-spec"),
+    pytest.param(_edited(HPA, ("spec", "scaleTargetRef")), ("spec", "scaleTargetRef"), "required field is missing",
+                 id="no-scale-target"),
+    pytest.param(_metric({"type": "Pods"}), ("spec", "metrics", 0, "pods"), "required field is missing",
+                 id="no-metric-source"),
+    pytest.param(_metric({"type": "Resource", "resource": {"name": "cpu"}}), ("spec", "metrics", 0, "resource", "target"),
+                 "required field is missing", id="no-target"),
+    pytest.param(_metric({"type": "External", "external": {"target": {"type": "Value", "value": 3}}}),
+                 ("spec", "metrics", 0, "external", "metric"), "required field is missing", id="no-metric-identifier"),
+    # converted before, with the label object="" (or ingress="") in its query
+    pytest.param(_metric({"type": "Object", "object": {"metric": {"name": "rps"}, "target": {"type": "Value",
+                                                                                              "value": 3}}}),
+                 ("spec", "metrics", 0, "object", "describedObject"), "required field is missing",
+                 id="no-described-object"),
+    pytest.param(_metric({"type": "Object", "object": {"metric": {"name": "rps"}, "describedObject": {
+        "name": "main"}, "target": {"type": "Value", "value": 3}}}),
+        ("spec", "metrics", 0, "object", "describedObject", "kind"), "required field is missing",
+        id="described-object-without-kind"),
+    pytest.param(_with(("metadata", "name"), 5), ("metadata", "name"), "expected a string, got 5",
+                 id="name-not-a-string"),
+    pytest.param(_edited(KEDA, ("spec", "advanced"), []),
+                 ("spec", "advanced"), "expected a mapping, got a list", id="keda-advanced-not-a-mapping"),
+    pytest.param(_edited(KEDA, ("spec", "triggers", 0, "metadata")), ("spec", "triggers", 0, "metadata"),
+                 "required field is missing", id="keda-trigger-without-metadata"),
+    pytest.param(_edited(KEDA, ("spec", "triggers", 0, "metricType"), "Value"), ("spec", "triggers", 0, "metricType"),
+                 "expected Utilization or AverageValue for a cpu trigger, got 'Value'", id="keda-cpu-metric-type"),
+    pytest.param(_edited(KEDA, ("spec", "triggers", 0, "metadata", "value"), "0"),
+                 ("spec", "triggers", 0, "metadata", "value"), "must be > 0, got '0'", id="keda-cpu-value"),
+    pytest.param(_edited(V1, ("spec", "targetCPUUtilizationPercentage"), 0), ("spec", "targetCPUUtilizationPercentage"),
+                 "expected a positive number, got 0", id="v1-percentage"),
+])
+def test_a_field_is_named_where_it_is_or_where_it_is_missing(obj, path, words):
+    with pytest.raises(ConversionProblem) as info:
+        convert(obj)
+    assert info.value.path == path and words in info.value.message, (info.value.path, info.value.message)
+
+
+# Said in Python's words, a mapping whole and in its keys' order (so a file with its keys in
+# another order got another message): {'b': 1, 'a': 2}, None, True
+@pytest.mark.parametrize("obj, path, words", [
+    pytest.param(_with(("spec", "minReplicas"), {"b": 1, "a": 2}), ("spec", "minReplicas"),
+                 "expected a replica count, got a mapping", id="mapping"),
+    pytest.param(_with(("spec", "maxReplicas"), [{"b": 1}]), ("spec", "maxReplicas"),
+                 "expected a replica count, got a list", id="list"),
+    pytest.param(_metric({"type": "Resource", "resource": {"name": "cpu", "target": {"type": None}}}),
+                 ("spec", "metrics", 0, "resource", "target", "type"), "for a Resource metric, got null", id="null"),
+    pytest.param(_with(("spec", "behavior"), {"scaleDown": {"selectPolicy": True}}),
+                 ("spec", "behavior", "scaleDown", "selectPolicy"), "expected Max, Min or Disabled, got true",
+                 id="boolean"),
+    # a whole number written with a point is refused where an integer goes (as kubectl apply
+    # refuses it), but was said as the integer: "expected a replica count, got 5"
+    pytest.param(_with(("spec", "maxReplicas"), 5.0), ("spec", "maxReplicas"), "expected a replica count, got 5.0",
+                 id="replicas-with-a-point"),
+    pytest.param(_with(("spec", "behavior"), {"scaleDown": {"policies": [{"type": "Pods", "value": 4.0,
+                                                                          "periodSeconds": 60}]}}),
+                 ("spec", "behavior", "scaleDown", "policies", 0, "value"), "expected a positive integer, got 4.0",
+                 id="rate-with-a-point"),
+    # the name went through str() first: got "{'up': 0.1, 'down': 0.1}", in the keys' order
+    pytest.param(_metric({"type": "Resource", "resource": {"name": {"up": 0.1, "down": 0.1}, "target": {
+        "type": "Utilization", "averageUtilization": 60}}}), ("spec", "metrics", 0, "resource", "name"),
+        "expected resource cpu or memory, got a mapping", id="resource-name"),
+])
+def test_a_value_is_said_as_yaml_writes_it(obj, path, words):
+    with pytest.raises(ConversionProblem) as info:
+        convert(obj)
+    assert info.value.path == path and info.value.message.endswith(words), info.value.message
+
+
+def test_unknown_fields_are_named_whatever_their_order():
+    """The first unknown field in the file's order was named: scaleUp or scaleDown under
+    scaleTargetRef, as the keys came (the same object with its keys reordered got another error)."""
+    problems = set()
+    for order in (("scaleUp", "scaleDown"), ("scaleDown", "scaleUp")):
+        ref = {"kind": "Deployment", "name": "web", **{key: {} for key in order}}
+        with pytest.raises(ConversionProblem) as info:
+            convert(_with(("spec", "scaleTargetRef"), ref))
+        problems.add((info.value.path, info.value.message))
+    assert problems == {(("spec", "scaleTargetRef", "scaleDown"), "unknown field (kubectl apply refuses it too): "
+                         "expected apiVersion, kind or name, got 'scaleDown' (and 'scaleUp')")}
+
+
+@pytest.mark.parametrize("labels, query", [
+    # the query's matchers followed matchLabels' order: the same HPA with its keys reordered
+    # imported another policy text
+    pytest.param(({"tier": "front", "app": "web"}, {"app": "web", "tier": "front"}),
+                 'sum(q{app="web", tier="front"})', id="match-labels"),
+])
+def test_the_policy_is_the_same_whatever_the_order_of_keys(labels, query):
+    texts = {convert(_metric({"type": "External", "external": {"metric": {"name": "q", "selector": {
+        "matchLabels": one}}, "target": {"type": "Value", "value": 3}}})).text for one in labels}
+    (text,) = texts
+    assert f"query: {query}" in text
+
+
+def test_two_keda_metadata_values_of_the_wrong_kind_get_one_error_whatever_their_order():
+    problems = set()
+    for order in (("threshold", "serverAddress"), ("serverAddress", "threshold")):
+        obj = _edited(KEDA, ("spec", "triggers", 0), {"type": "prometheus", "metadata": {
+            "query": "sum(q)", **{key: [key] for key in order}}})
+        with pytest.raises(ConversionProblem) as info:
+            convert(obj)
+        problems.add((info.value.path, info.value.message))
+    assert problems == {(("spec", "triggers", 0, "metadata", "serverAddress"), "expected a string, got a list")}
+
+
+def test_a_skipped_kind_is_said_as_yaml_writes_it():
+    from controller.policy.importer import read_manifests
+
+    _, problems = read_manifests("kind: {b: 1, a: 2}\n")
+    assert [message for _, _, message in problems] == [
+        "skipped: expected kind HorizontalPodAutoscaler or ScaledObject, got a mapping"]
+
+
+# Each converted, the value's Python repr written into the policy, in its keys' order: a query with
+# container="{'up': 0.1, 'down': 0.1}" and a metric named up_0_1_down_0_1_-cpu, a label value
+# "{'a': 1}", a trigger's mapping of a name or a server address in the policy's comments
+@pytest.mark.parametrize("obj, path, words", [
+    pytest.param(_metric({"type": "ContainerResource", "containerResource": {
+        "name": "cpu", "container": {"up": 0.1, "down": 0.1}, "target": {"type": "Utilization", "averageUtilization": 50}}}),
+        ("spec", "metrics", 0, "containerResource", "container"), "expected a string, got a mapping", id="container"),
+    pytest.param(_metric({"type": "External", "external": {"metric": {"name": "q", "selector": {"matchLabels": {
+        "queue": {"a": 1}}}}, "target": {"type": "Value", "value": 3}}}),
+        ("spec", "metrics", 0, "external", "metric", "selector", "matchLabels", "queue"),
+        "expected a label value (a string), got a mapping", id="label-value"),
+    pytest.param(_edited(KEDA, ("spec", "triggers", 0, "metadata", "containerName"), ["app"]),
+                 ("spec", "triggers", 0, "metadata", "containerName"), "expected a string, got a list",
+                 id="keda-container-name"),
+    pytest.param(_edited(KEDA, ("spec", "triggers", 0), {"type": "prometheus", "name": {"a": 1}, "metadata": {
+        "query": "sum(q)", "threshold": "5"}}), ("spec", "triggers", 0, "name"), "expected a string, got a mapping",
+        id="keda-trigger-name"),
+    pytest.param(_edited(KEDA, ("spec", "triggers", 0), {"type": "prometheus", "metadata": {
+        "query": "sum(q)", "threshold": "5", "serverAddress": {"host": "p", "port": 9090}}}),
+        ("spec", "triggers", 0, "metadata", "serverAddress"), "expected a string, got a mapping",
+        id="keda-server-address"),
+    pytest.param(_edited(KEDA, ("spec", "triggers", 0), {"type": "prometheus", "metadata": {
+        "query": 5, "threshold": "5"}}), ("spec", "triggers", 0, "metadata", "query"), "expected a string, got 5",
+        id="keda-query-a-number"),  # was "required field is missing"
+    pytest.param(_edited(KEDA, ("spec", "pollingInterval"), {"s": 30}), ("spec", "pollingInterval"),
+                 "expected whole seconds, got a mapping", id="keda-polling-interval"),
+])
+def test_a_value_of_the_wrong_kind_is_refused_not_written_as_its_repr(obj, path, words):
+    with pytest.raises(ConversionProblem) as info:
+        convert(obj)
+    assert info.value.path == path and words in info.value.message, (info.value.path, info.value.message)
+
+
+def test_a_v1_percentage_the_policy_rules_refuse_is_named_at_its_field(tmp_path):
+    """It was named at spec.metrics[0], a field of v2 the v1 object does not have (the line of spec)."""
+    path = tmp_path / "v1.yaml"
+    text = yaml.safe_dump(_edited(V1, ("spec", "targetCPUUtilizationPercentage"), 10 ** 7), sort_keys=False)
+    path.write_text(text)
+    with pytest.raises(ManifestError) as info:
+        import_files([str(path)])
+    (error,) = info.value.errors
+    assert (error.path, error.line) == ("spec.targetCPUUtilizationPercentage", text.count("\n"))
+    assert "converts to an invalid policy: spec.scaling.metrics[0].target.utilization: must be <= 10000%" in error.message
+
+
+def test_objects_without_a_name_are_refused_even_when_two_share_it(tmp_path):
+    """Two nameless objects were given namespace-name policy names (a-imported, b-imported), so
+    neither was asked for its metadata.name, and both converted."""
+    first, second = _edited(HPA, ("metadata", "name")), _edited(HPA, ("metadata", "name"))
+    second["metadata"]["namespace"] = "other"
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump_all([first, second], sort_keys=False))
+    with pytest.raises(ManifestError) as info:
+        import_files([str(path)])
+    assert [(e.path, e.message) for e in info.value.errors] == [("metadata.name", "required field is missing")] * 2
+
+
 @pytest.mark.parametrize("obj, note", [
     # a note named its field from the selector on (metric.selector.matchExpressions), not which
     # metric nor where in the object
@@ -309,6 +525,31 @@ def test_two_objects_scaling_one_workload_are_named_at_both(tmp_path):
                                  f"spec.targets.name: Deployment shop/web is already scaled by policy 'web' ({path}:1)")
 
 
+@pytest.mark.parametrize("objects, names", [
+    pytest.param([("api", "blue"), ("api", "green")], ["blue-api", "green-api"], id="one-name-two-namespaces"),
+    # each pair was refused whole, "duplicate policy name", though Kubernetes holds both objects:
+    # a policy name is a DNS label, so web.v1 reads as web-v1, and names are cut at 63 characters
+    pytest.param([("web.v1", "shop"), ("web-v1", "shop")], ["shop-web-v1", "shop-web-v1-2"], id="dot-and-dash"),
+    pytest.param([("a" * 70 + "x", "shop"), ("a" * 70 + "y", "shop")],
+                 ["shop-" + "a" * 58, "shop-" + "a" * 56 + "-2"], id="alike-in-63-characters"),
+    pytest.param([("web", "shop"), ("web", "shop-web"), ("shop-web", "default")],
+                 ["shop-web-2", "shop-web-web", "shop-web"], id="namespace-name-is-another-name"),
+])
+def test_every_object_gets_a_policy_name_of_its_own(tmp_path, objects, names):
+    documents = []
+    for i, (name, namespace) in enumerate(objects):
+        obj = copy.deepcopy(HPA)
+        obj["metadata"] = {"name": name, "namespace": namespace}
+        obj["spec"]["scaleTargetRef"]["name"] = f"w{i}"
+        documents.append(obj)
+    path = tmp_path / "hpas.yaml"
+    path.write_text(yaml.safe_dump_all(documents, sort_keys=False))
+    assert [p.name for p in import_files([str(path)]).policies] == names
+    result = CliRunner().invoke(app, ["import", str(path), "--out-dir", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(f"{n}.yaml" for n in names)
+
+
 def test_other_kinds_are_skipped_with_a_note(tmp_path):
     path = tmp_path / "mixed.yaml"
     path.write_text("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n---\n"
@@ -320,9 +561,33 @@ def test_other_kinds_are_skipped_with_a_note(tmp_path):
 
 
 @pytest.mark.parametrize("text, value", [("500m", 0.5), ("1k", 1000.0), ("256Mi", 256 * 2 ** 20), ("10", 10.0),
-                                         ("1.5", 1.5), ("2Gi", 2 * 2 ** 30)])
+                                         ("1.5", 1.5), ("2Gi", 2 * 2 ** 30), ("5.", 5.0), (".5", 0.5), ("+5", 5.0),
+                                         ("1e3", 1000.0), ("1E", 1e18),
+                                         # 700 x 0.001 in floats: 0.7000000000000001, not the 0.7 of "0.7"
+                                         pytest.param("700m", 0.7, id="700m-exactly-0.7")])
 def test_quantities(text, value):
-    assert parse_quantity(text, ()) == pytest.approx(value)
+    assert parse_quantity(text, ()) == value
+
+
+@pytest.mark.parametrize("value", [
+    # each crashed the command (exit 70): float("...") raised ValueError, float(10**400) OverflowError
+    pytest.param("...", id="points-only"), pytest.param("1.2.3", id="two-points"),
+    pytest.param(10 ** 400, id="integer-beyond-a-float"),
+    pytest.param("1e400", id="infinite"), pytest.param(".nan", id="nan"), pytest.param("1k5", id="suffix-inside"),
+])
+def test_a_malformed_quantity_is_refused_at_its_field(tmp_path, capsys, value):
+    obj = _with(("spec", "metrics"), [{"type": "Pods", "pods": {"metric": {"name": "rps"}, "target": {
+        "type": "AverageValue", "averageValue": value}}}])
+    text = yaml.safe_dump(obj, sort_keys=False)
+    path = tmp_path / "hpa.yaml"
+    path.write_text(text.replace("'.nan'", ".nan"))
+    line = text.splitlines().index(next(t for t in text.splitlines() if "averageValue" in t)) + 1
+    with pytest.raises(SystemExit) as info:
+        main(["import", str(path)])
+    assert info.value.code == 1
+    (err,) = capsys.readouterr().err.splitlines()
+    assert err.startswith(f"{path}:{line}: spec.metrics[0].pods.target.averageValue: expected a quantity such as "
+                          "500m, 1k or 256Mi, got "), err
 
 
 # -- HPA field names in a Setpoint policy -------------------------------------------------------
