@@ -40,6 +40,12 @@ V1_METRICS_ANNOTATION = "autoscaling.alpha.kubernetes.io/metrics"
 V1_BEHAVIOR_ANNOTATION = "autoscaling.alpha.kubernetes.io/behavior"
 HPA_DEFAULT_V1_CPU = 80  # autoscaling/v1 without targetCPUUtilizationPercentage
 KEDA_DEFAULT_MIN, KEDA_DEFAULT_MAX = 0, 100
+#: A ScaledObject's spec and trigger fields (keda.sh/v1alpha1, KEDA 2.x). Its CRD's schema keeps no
+#: unknown field, so kubectl apply refuses a misspelt one as well; read silently it changed the
+#: policy (a misspelt minReplicaCount became KEDA's default minimum).
+KEDA_SPEC_FIELDS = ("advanced", "cooldownPeriod", "fallback", "idleReplicaCount", "initialCooldownPeriod",
+                    "maxReplicaCount", "minReplicaCount", "pollingInterval", "scaleTargetRef", "triggers")
+KEDA_TRIGGER_FIELDS = ("authenticationRef", "metadata", "metricType", "name", "type", "useCachedMetrics")
 
 # How a pod name maps to its workload (the label Setpoint's Prometheus adapter matches on).
 _POD_PATTERN = {"Deployment": "(.+)-[a-z0-9]+-[a-z0-9]{5}", "StatefulSet": "(.+)-[0-9]+"}
@@ -515,6 +521,7 @@ class _Conversion:
         if version != KEDA_VERSION:
             raise ConversionProblem(("apiVersion",), f"expected {KEDA_VERSION}, got {describe_value(version)}")
         spec = _dict(obj, ("spec",), required=True)
+        _known_fields(spec, ("spec",), KEDA_SPEC_FIELDS)
         kind, workload = self._target(("spec", "scaleTargetRef"))
         low, high = self._replicas(spec.get("minReplicaCount"), spec.get("maxReplicaCount", KEDA_DEFAULT_MAX),
                                    ("spec", "minReplicaCount"), ("spec", "maxReplicaCount"), KEDA_DEFAULT_MIN)
@@ -555,6 +562,7 @@ class _Conversion:
         return self._render(source, kind, workload, low, high, 15.0, scaling)
 
     def _keda_trigger(self, trigger: dict, path: tuple, kind: str, workload: str) -> dict:
+        _known_fields(trigger, path, KEDA_TRIGGER_FIELDS)
         ttype = trigger.get("type")
         if ttype not in ("prometheus", "cpu", "memory"):
             raise ConversionProblem(path + ("type",), f"only prometheus, cpu and memory triggers convert (Setpoint "

@@ -280,6 +280,12 @@ def _metric(source: dict) -> dict:
                  "expected Utilization or AverageValue for a cpu trigger, got 'Value'", id="keda-cpu-metric-type"),
     pytest.param(_edited(KEDA, ("spec", "triggers", 0, "metadata", "value"), "0"),
                  ("spec", "triggers", 0, "metadata", "value"), "must be > 0, got '0'", id="keda-cpu-value"),
+    # a misspelt ScaledObject field was dropped unseen: minReplicaCont left KEDA's default minimum
+    pytest.param(_edited(KEDA, ("spec", "minReplicaCont"), 3), ("spec", "minReplicaCont"),
+                 "unknown field (kubectl apply refuses it too): expected advanced, cooldownPeriod",
+                 id="keda-misspelt-spec-field"),
+    pytest.param(_edited(KEDA, ("spec", "triggers", 0, "metaData"), {"value": "50"}), ("spec", "triggers", 0, "metaData"),
+                 "unknown field", id="keda-misspelt-trigger-field"),
     pytest.param(_edited(V1, ("spec", "targetCPUUtilizationPercentage"), 0), ("spec", "targetCPUUtilizationPercentage"),
                  "expected a positive number, got 0", id="v1-percentage"),
 ])
