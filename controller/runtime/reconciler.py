@@ -399,6 +399,8 @@ class Reconciler:
         self._held: set[TargetRef] = set()
         self._gone_said = LastSaid()  # per target, the trimmed rollback target last announced
         self._paused_said = LastSaid()  # per target, the revision whose rollback a pause by someone else blocks
+        self._rollout_wait_said = LastSaid()  # per target, the revision whose rollout a restart waited long for
+        self._restart_waits_since: dict[TargetRef, float] = {}  # since when a restart waits for a rollout
         self._refused_said = LastSaid()  # per (target, action kind), the permanent refusal last announced
         self._history_said = LastSaid()  # per target, a revisionHistoryLimit of 0 under a rollback policy
         # the keys of CycleResult.unavailable / answered, made once (a string a cycle adds up in a simulation)
@@ -881,6 +883,29 @@ class Reconciler:
             emit_event(self._events, t, "RollbackBlockedByPause", message, warning=True)
         self._paused_said.retain({targets[i] for i in blocked})  # said again if it comes back (paused anew)
 
+    def _announce_restart_waits(self, healing: HealingDecision, targets: list[TargetRef], now: float) -> None:
+        """A Warning Event and a log line, once per target and revision, when a restart has waited
+        for a rollout for ``rollout_wait_s`` (RestartWaitsForRollout). A rollout whose new pods never
+        become Ready (a crash-looping release, a StatefulSet's stuck update) or that someone paused
+        does not end by itself, and keeps every restart off: the target waited with no word."""
+        waiting = np.flatnonzero(healing.reason == HealthReason.ROLLOUT_IN_PROGRESS)
+        since = self._restart_waits_since
+        self._restart_waits_since = {targets[i]: since.get(targets[i], now) for i in waiting}
+        for i in waiting:
+            t, rev = targets[i], str(healing.state.revisions.current[i])
+            waited = now - self._restart_waits_since[t]
+            if waited < self.policy.health.rollout_wait_s or not self._rollout_wait_said.news(t, rev):
+                continue
+            trigger = healing.record(int(i), self.policy.name, t.key).trigger or "a check"
+            ref = f"{t.kind.lower()}/{t.name} -n {t.namespace}"
+            message = (f"{self.policy.name}: {trigger} calls for a restart, but it has waited {waited / 60:.0f} min "
+                       f"for the rollout of revision {rev} to end: setpoint restarts nothing while a rollout runs, "
+                       f"and one whose new pods never become Ready (a crash-looping release) or that is paused does "
+                       f"not end by itself: `kubectl rollout undo {ref}` (or `rollout resume`), or fix the release")
+            log.warning(message, extra={"policy": self.policy.name, "target": str(t), "revision": rev})
+            emit_event(self._events, t, "RestartWaitsForRollout", message, warning=True)
+        self._rollout_wait_said.retain({targets[i] for i in waiting})  # said again if a restart waits anew
+
     def _announce_no_history(self, view: ClusterView, targets: list[TargetRef]) -> None:
         """A Warning Event and a log line, once per target (again if it changes back), when a
         policy that can roll back governs a Deployment that keeps no old ReplicaSet
@@ -978,6 +1003,7 @@ class Reconciler:
         self._announce_holds(healing, targets)
         self._announce_gone(healing, targets, view)
         self._announce_blocked_by_pause(healing, targets)
+        self._announce_restart_waits(healing, targets, now)
         self._announce_no_history(view, targets)
         return health_actions(healing, targets, view.exists, self.policy.name)
 
