@@ -215,7 +215,6 @@ def _pod_name_only(action: Action) -> Action:
     return action
 
 
-
 def _room_at(values: np.ndarray, times: np.ndarray, budget: int, window_s: float, now: float) -> float | None:
     """When a budget of ``budget`` per ``window_s`` has room for one more, given one target's
     history (values, times): as the oldest counted actions leave the window; None: never (0)."""
