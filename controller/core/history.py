@@ -9,6 +9,8 @@ numpy does an order of magnitude faster when each slot's column is contiguous.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 
@@ -94,3 +96,22 @@ def is_empty(times: np.ndarray) -> np.ndarray:
     if times.shape[1] == 0:
         return np.ones(times.shape[0], bool)
     return np.isnan(times[:, 0])
+
+
+def put_rows(a, b, rows: np.ndarray):
+    """``a`` (an array of N rows, a tuple or dataclass of them, or None) with ``b``'s rows at
+    ``rows`` (K,): copies, ``a`` is not written to (the inverse of :func:`take_rows`' new rows)."""
+    if a is None or b is None:  # a part a state made before it lacks (NormState.usable_since)
+        return a
+    if isinstance(a, np.ndarray):
+        if a.shape[1:] != b.shape[1:]:
+            raise ValueError(f"rows of shape {b.shape[1:]} cannot replace rows of shape {a.shape[1:]}")
+        out = a.copy(order="K")  # keeps each array's memory order (the kernels want some in Fortran order)
+        out[rows] = b
+        return out
+    if isinstance(a, tuple):
+        return tuple(put_rows(x, y, rows) for x, y in zip(a, b, strict=True))
+    if dataclasses.is_dataclass(a):
+        return dataclasses.replace(a, **{f.name: put_rows(getattr(a, f.name), getattr(b, f.name), rows)
+                                         for f in dataclasses.fields(a)})
+    raise TypeError(f"cannot splice rows of a {type(a).__name__}")

@@ -829,6 +829,11 @@ class Reconciler:
             present = set(targets)
             self._resume_seen = {t: v for t, v in self._resume_seen.items() if t in present}
 
+    def _warn(self, target: TargetRef, reason: str, message: str, **extra) -> None:
+        """A notice on ``target``: a warning in the log and a Warning Event ``reason``."""
+        log.warning(message, extra={"policy": self.policy.name, "target": str(target), **extra})
+        emit_event(self._events, target, reason, message, warning=True)
+
     def _announce_holds(self, healing: HealingDecision, targets: list[TargetRef]) -> None:
         """A Warning Event and a log line when a target stops being healed (a budget spent, a
         verification failed), saying why and what re-arms it; again when a `setpoint resume`
@@ -839,8 +844,7 @@ class Reconciler:
             again = bool(rearmed[i]) and t in self._held
             if t in held and (t not in self._held or again):
                 message = held_notice(self.policy.health, healing, self._before_heal[0], i, t, self.policy.name, again)
-                log.warning(message, extra={"policy": self.policy.name, "target": str(t)})
-                emit_event(self._events, t, "HealingHeld", message, warning=True)
+                self._warn(t, "HealingHeld", message)
         self._held = held
 
     def _announce_gone(self, healing: HealingDecision, targets: list[TargetRef], view: ClusterView) -> None:
@@ -859,8 +863,7 @@ class Reconciler:
             message = (f"{self.policy.name}: no rollback: revision {rev}, the last known healthy, is no longer on the "
                        f"cluster (its ReplicaSet was deleted, as spec.revisionHistoryLimit trims old ones; revisions "
                        f"left: {have}); revision {healing.state.revisions.current[i]} keeps running: fix forward or roll back by hand")
-            log.warning(message, extra={"policy": self.policy.name, "target": str(t), "revision": rev})
-            emit_event(self._events, t, "RollbackTargetGone", message, warning=True)
+            self._warn(t, "RollbackTargetGone", message, revision=rev)
         self._gone_said.keep(targets)
 
     def _announce_blocked_by_pause(self, healing: HealingDecision, targets: list[TargetRef]) -> None:
@@ -879,8 +882,7 @@ class Reconciler:
                        f"{f' to revision {to}' if to else ''}, but the Deployment is paused (spec.paused, not by "
                        f"setpoint): a rollback would not progress, so none is sent; `kubectl rollout resume "
                        f"deployment/{t.name} -n {t.namespace}` and setpoint rolls it back at its next cycle")
-            log.warning(message, extra={"policy": self.policy.name, "target": str(t), "revision": rev})
-            emit_event(self._events, t, "RollbackBlockedByPause", message, warning=True)
+            self._warn(t, "RollbackBlockedByPause", message, revision=rev)
         self._paused_said.retain({targets[i] for i in blocked})  # said again if it comes back (paused anew)
 
     def _announce_restart_waits(self, healing: HealingDecision, targets: list[TargetRef], now: float) -> None:
@@ -902,8 +904,7 @@ class Reconciler:
                        f"for the rollout of revision {rev} to end: setpoint restarts nothing while a rollout runs, "
                        f"and one whose new pods never become Ready (a crash-looping release) or that is paused does "
                        f"not end by itself: `kubectl rollout undo {ref}` (or `rollout resume`), or fix the release")
-            log.warning(message, extra={"policy": self.policy.name, "target": str(t), "revision": rev})
-            emit_event(self._events, t, "RestartWaitsForRollout", message, warning=True)
+            self._warn(t, "RestartWaitsForRollout", message, revision=rev)
         self._rollout_wait_said.retain({targets[i] for i in waiting})  # said again if a restart waits anew
 
     def _announce_no_history(self, view: ClusterView, targets: list[TargetRef]) -> None:
@@ -922,8 +923,7 @@ class Reconciler:
                 message = (f"{self.policy.name}: spec.revisionHistoryLimit is 0: the cluster keeps no old ReplicaSet, "
                            f"so a rollback ({', '.join(sources)}) has no revision to go back to and will not be sent; "
                            f"set revisionHistoryLimit to 1 or more (the default is 10)")
-                log.warning(message, extra={"policy": self.policy.name, "target": str(t)})
-                emit_event(self._events, t, "RollbackUnavailable", message, warning=True)
+                self._warn(t, "RollbackUnavailable", message)
         self._history_said.keep(targets)
 
     def _scaling_actions(self, targets: list[TargetRef], view: ClusterView, decision: Decision) -> list[Action]:
@@ -1064,8 +1064,7 @@ class Reconciler:
                        else "two policies would heal it twice: restarts and rollbacks over each other's budgets")
                 message = (f"{self.policy.name} selects {target.kind} {target.key}, which policy {owner} already "
                            f"governs: {self.policy.name} leaves it alone ({why}); narrow one of the two selectors")
-                log.warning(message, extra={"policy": self.policy.name, "target": str(target), "governed_by": owner})
-                emit_event(self._events, target, "PolicyConflict", message, warning=True)
+                self._warn(target, "PolicyConflict", message, governed_by=owner)
         self._taken_said = taken
         self.contested = len(taken)
         self.left_alone.update({t.key: f"policy {owner} governs it" for t, owner in taken.items()})

@@ -534,30 +534,29 @@ class ControllerService:
         mix-up), holds their replicas (MetricsMissing) with no error to log: warn when it starts, for
         a (policy, metric), and when every target reads well again; not each cycle."""
         for key, (query, count, among, per_pod) in result.health_missing.items():
-            gap = (result.policy, key, "missing")
-            said = {"policy": result.policy, "query": query, "targets_missing": count, "targets": among}
-            if count and gap not in self._metric_gaps:
-                self._metric_gaps.add(gap)
-                log.warning("%s: its query answered no sample for %d of %d targets%s; it cannot fire for them "
-                            "(missing data never does): check the metric's name and its labels", key, count, among,
-                            "' pods (none of their pods has a series)" if per_pod else "", extra=said)
-            elif not count and gap in self._metric_gaps:
-                self._metric_gaps.discard(gap)
-                log.warning("%s: a sample for every target again", key, extra=said)
+            self._say_gap((result.policy, key, "missing"), count,
+                          ("%s: its query answered no sample for %d of %d targets%s; it cannot fire for them (missing "
+                           "data never does): check the metric's name and its labels", key, count, among,
+                           "' pods (none of their pods has a series)" if per_pod else ""),
+                          ("%s: a sample for every target again", key),
+                          {"policy": result.policy, "query": query, "targets_missing": count, "targets": among})
         for kind, counts in (("missing", result.missing), ("implausible", result.implausible)):
             started, ended = _METRIC_GAP_WORDS[kind]
             for metric, (query, count) in counts.items():
-                key = (result.policy, metric, kind)
-                if count and key not in self._metric_gaps:
-                    self._metric_gaps.add(key)
-                    log.warning("metric %s: " + started, metric, count, len(result.targets),
-                                extra={"policy": result.policy, "metric": metric, "query": query,
-                                       f"targets_{kind}": count, "targets": len(result.targets)})
-                elif not count and key in self._metric_gaps:
-                    self._metric_gaps.discard(key)
-                    log.warning("metric %s: " + ended, metric,
-                                extra={"policy": result.policy, "metric": metric, "query": query,
-                                       "targets": len(result.targets)})
+                said = {"policy": result.policy, "metric": metric, "query": query, "targets": len(result.targets)}
+                self._say_gap((result.policy, metric, kind), count,
+                              ("metric %s: " + started, metric, count, len(result.targets)),
+                              ("metric %s: " + ended, metric), {**said, f"targets_{kind}": count} if count else said)
+
+    def _say_gap(self, gap: tuple[str, str, str], count: int, started: tuple, ended: tuple, said: dict) -> None:
+        """Warn when ``gap`` (policy, metric or check, kind) starts (``count`` > 0 targets) and when it
+        ends, with the log arguments ``started`` or ``ended``; not each cycle in between."""
+        if count and gap not in self._metric_gaps:
+            self._metric_gaps.add(gap)
+            log.warning(*started, extra=said)
+        elif not count and gap in self._metric_gaps:
+            self._metric_gaps.discard(gap)
+            log.warning(*ended, extra=said)
 
     def _write_records(self, records: list) -> None:
         """Append a cycle's records. A failure costs only the records: the cycle's actions were

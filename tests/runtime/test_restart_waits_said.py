@@ -13,15 +13,9 @@ as soon as it starts (as kubectl writes it) and never resumed, so it never ends.
 from __future__ import annotations
 
 import pytest
-from kubernetes import client
 
-from controller.adapters.kubernetes import KubernetesCluster
-from controller.policy import load_policy_text
-from controller.runtime.reconciler import Reconciler, RuntimePolicy
-from simulators.ports import MemoryStateStore, SimMetrics
-from tests.adapters.kube_helpers import official_client
-from tests.runtime.test_rollback_paused import paused
-from tests.runtime.test_rollback_target_gone import NS, POLICY, SCENARIO, TICKS_PER_CYCLE, labelled_server
+from tests.runtime.test_rollback_paused import live_controller, paused, served
+from tests.runtime.test_rollback_target_gone import NS, POLICY, SCENARIO, TICKS_PER_CYCLE
 
 RESTART = POLICY.replace("action: rollback", "action: rolling-restart")
 #: errors above the check's 1% from the start, no release: the check calls for a restart
@@ -32,22 +26,13 @@ CYCLES = 64  # 16 min
 
 @pytest.fixture
 def world(tmp_path):
-    server = labelled_server(SICK)
-    api = official_client(server, tmp_path)
-    yield server, client.AppsV1Api(api), client.CoreV1Api(api)
-    api.close()
-    server.stop()
+    yield from served(SICK, tmp_path)
 
 
 def test_a_restart_waiting_on_a_rollout_that_does_not_end_is_said_once(world, tmp_path):
     server, apps, core = world
-    [policy] = load_policy_text(RESTART, "heal.yaml")
     engine = server.world.engine
-    metrics = SimMetrics(engine, {"err": "error_ratio"}, window_s=15, tick_s=server.world.tick_s)
-    metrics.push(engine.signals())
-    (tmp_path / "controller").mkdir()
-    cluster = KubernetesCluster(official_client(server, tmp_path / "controller"), qps=0, retry_backoff_s=0.01)
-    rec = Reconciler(RuntimePolicy.of(policy), metrics, cluster, state_store=MemoryStateStore())
+    policy, metrics, cluster, rec = live_controller(server, tmp_path, RESTART)
     results = []
     for k in range(CYCLES):
         if k == 1:  # a rollout someone started and paused (kubectl rollout restart, then pause)

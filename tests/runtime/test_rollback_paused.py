@@ -31,13 +31,32 @@ PAUSED_SCENARIO = SCENARIO.replace("errorRatioMultiplier: 10", "errorRatioMultip
 CYCLES = 64  # 16 min: the release at 10 min
 
 
-@pytest.fixture
-def world(tmp_path):
-    server = labelled_server(PAUSED_SCENARIO)
+def served(text: str, tmp_path):
+    """sim serve of the scenario ``text`` and the official client's apps and core APIs on it
+    (a fixture's body: stopped after the test)."""
+    server = labelled_server(text)
     api = official_client(server, tmp_path)
     yield server, client.AppsV1Api(api), client.CoreV1Api(api)
     api.close()
     server.stop()
+
+
+def live_controller(server, tmp_path, policy_text: str):
+    """(policy, its metrics (the engine's error ratio as ``err``), the Kubernetes adapter, a
+    Reconciler with an in-memory state store) for a controller against ``server``."""
+    [policy] = load_policy_text(policy_text, "heal.yaml")
+    engine = server.world.engine
+    metrics = SimMetrics(engine, {"err": "error_ratio"}, window_s=15, tick_s=server.world.tick_s)
+    metrics.push(engine.signals())
+    (tmp_path / "controller").mkdir()
+    cluster = KubernetesCluster(official_client(server, tmp_path / "controller"), qps=0, retry_backoff_s=0.01)
+    return policy, metrics, cluster, Reconciler(RuntimePolicy.of(policy), metrics, cluster,
+                                                state_store=MemoryStateStore())
+
+
+@pytest.fixture
+def world(tmp_path):
+    yield from served(PAUSED_SCENARIO, tmp_path)
 
 
 def paused(apps, value: bool) -> None:
@@ -50,13 +69,8 @@ def paused(apps, value: bool) -> None:
 ])
 def test_a_paused_deployment_is_not_rolled_back_until_resumed(world, tmp_path, pause, resume_at_s, blocked):
     server, apps, core = world
-    [policy] = load_policy_text(POLICY, "heal.yaml")
     engine = server.world.engine
-    metrics = SimMetrics(engine, {"err": "error_ratio"}, window_s=15, tick_s=server.world.tick_s)
-    metrics.push(engine.signals())
-    (tmp_path / "controller").mkdir()
-    cluster = KubernetesCluster(official_client(server, tmp_path / "controller"), qps=0, retry_backoff_s=0.01)
-    rec = Reconciler(RuntimePolicy.of(policy), metrics, cluster, state_store=MemoryStateStore())
+    policy, metrics, cluster, rec = live_controller(server, tmp_path, POLICY)
     start, results, resumed_at = engine.now, [], None
     for k in range(CYCLES):
         if pause and engine.current_revision(0).number > 1 and not engine.paused[0] and resumed_at is None:

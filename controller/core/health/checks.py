@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.core.history import take_rows
+from controller.core.history import put_rows, take_rows
 from controller.core.health.params import CheckParams, Direction, HealthParams, Phase
 from controller.core.scaling.params import Smoothing
 from controller.core.scaling.smooth import SmoothState, smooth_ewma, smooth_window
@@ -79,15 +79,7 @@ class CheckTable:
 
     def put(self, rows: np.ndarray, other: "CheckTable") -> "CheckTable":
         """This table with ``rows`` (K,) replaced by ``other``'s K rows (the same checks)."""
-        def put(a, b):
-            out = a.copy()
-            out[rows] = b
-            return out
-
-        fields = ("phase", "active_since", "fired_at", "recovering_since", "changed_at")
-        return CheckTable(*(put(getattr(self, f), getattr(other, f)) for f in fields),
-                          tuple(SmoothState(*(put(getattr(a, f), getattr(b, f)) for f in SmoothState.__dataclass_fields__))
-                                for a, b in zip(self.smooth, other.smooth)))
+        return put_rows(self, other, rows)
 
 
 def smooth_checks(checks: tuple[CheckParams, ...], values: np.ndarray, usable: np.ndarray,

@@ -291,12 +291,12 @@ def replaced_revisions(rev: RevisionState, revision: np.ndarray) -> np.ndarray:
 
 
 def verify(params: HealthParams, rem: RemedyState, rev: RevisionState, view: CheckView, pods: PodState,
-           pod_row: np.ndarray, rollout: np.ndarray, now: float, replaced: np.ndarray | None = None
+           pod_row: np.ndarray, rollout: np.ndarray, now: float, revision_replaced: np.ndarray | None = None
            ) -> tuple[RemedyState, RevisionState, np.ndarray]:
     """Resolve the verification windows that are due. Returns (state, revisions, outcome (N,)).
 
     outcome: VERIFIED, VERIFY_FAILED_ESCALATING, VERIFY_FAILED_HELD, VERIFY_SUPERSEDED, or -1.
-    replaced: (N,) someone else replaced the revision (``replaced_revisions``): the window closes
+    revision_replaced: (N,) someone else replaced the revision (``replaced_revisions``): the window closes
     unjudged, as what it verifies is no longer running.
     """
     n = rem.verify_action.size
@@ -305,7 +305,7 @@ def verify(params: HealthParams, rem: RemedyState, rev: RevisionState, view: Che
     # undo back to the bad release) is no longer the action's doing: judged against the window,
     # it kept every health action off the new revision for up to the window plus rollout_wait_s
     # (a rollout hold keeps it in progress), then held the target; it is judged as a release.
-    superseded = active & (np.zeros(n, bool) if replaced is None else np.asarray(replaced, bool))
+    superseded = active & (np.zeros(n, bool) if revision_replaced is None else np.asarray(revision_replaced, bool))
     active = active & ~superseded
     chk = np.maximum(rem.verify_check, 0)
     phase = view.phase[np.arange(n), chk] if view.phase.shape[1] else np.zeros(n, np.int8)
