@@ -46,6 +46,18 @@ KEDA_DEFAULT_MIN, KEDA_DEFAULT_MAX = 0, 100
 KEDA_SPEC_FIELDS = ("advanced", "cooldownPeriod", "fallback", "idleReplicaCount", "initialCooldownPeriod",
                     "maxReplicaCount", "minReplicaCount", "pollingInterval", "scaleTargetRef", "triggers")
 KEDA_TRIGGER_FIELDS = ("authenticationRef", "metadata", "metricType", "name", "type", "useCachedMetrics")
+#: The sections below a ScaledObject's spec and triggers, by path (the same CRD schema: KEDA 2.x,
+#: fallback.behavior since 2.15). A misspelt field there is refused as above, though Setpoint carries
+#: none of these sections over: kubectl apply would refuse the manifest, so it describes no object
+#: that runs in a cluster.
+KEDA_NESTED_FIELDS = {
+    ("scaleTargetRef",): ("apiVersion", "envSourceContainerName", "kind", "name"),
+    ("advanced",): ("horizontalPodAutoscalerConfig", "restoreToOriginalReplicaCount", "scalingModifiers"),
+    ("advanced", "horizontalPodAutoscalerConfig"): ("behavior", "name"),
+    ("advanced", "scalingModifiers"): ("activationTarget", "formula", "metricType", "target"),
+    ("fallback",): ("behavior", "failureThreshold", "replicas"),
+}
+KEDA_AUTHENTICATION_REF_FIELDS = ("kind", "name")
 
 # How a pod name maps to its workload (the label Setpoint's Prometheus adapter matches on).
 _POD_PATTERN = {"Deployment": "(.+)-[a-z0-9]+-[a-z0-9]{5}", "StatefulSet": "(.+)-[0-9]+"}
@@ -183,6 +195,14 @@ def _known_fields(value: dict, path: tuple, allowed: tuple[str, ...]) -> None:
         raise ConversionProblem(path + (unknown[0],), f"unknown field (kubectl apply refuses it too): expected "
                                                       f"{', '.join(allowed[:-1])} or {allowed[-1]}, "
                                                       f"got {describe_value(unknown[0])}{others}")
+
+
+def _section(spec: dict, section: tuple) -> dict:
+    """The mapping at ``spec``'s ``section`` path ({} where absent; ConversionProblem where not a mapping)."""
+    value = spec
+    for depth, key in enumerate(section):
+        value = _dict(value, (key,), ("spec",) + section[:depth])
+    return value
 
 
 def _integer_said(value: object) -> str:
@@ -522,6 +542,8 @@ class _Conversion:
             raise ConversionProblem(("apiVersion",), f"expected {KEDA_VERSION}, got {describe_value(version)}")
         spec = _dict(obj, ("spec",), required=True)
         _known_fields(spec, ("spec",), KEDA_SPEC_FIELDS)
+        for section, allowed in KEDA_NESTED_FIELDS.items():
+            _known_fields(_section(spec, section), ("spec",) + section, allowed)
         kind, workload = self._target(("spec", "scaleTargetRef"))
         low, high = self._replicas(spec.get("minReplicaCount"), spec.get("maxReplicaCount", KEDA_DEFAULT_MAX),
                                    ("spec", "minReplicaCount"), ("spec", "maxReplicaCount"), KEDA_DEFAULT_MIN)
@@ -544,6 +566,10 @@ class _Conversion:
         if advanced.get("scalingModifiers"):
             self.notes.append("advanced.scalingModifiers (a formula over triggers) is not carried over: each trigger "
                               "is its own metric and the largest proposal wins, as in HPA")
+        if advanced.get("restoreToOriginalReplicaCount") is True:
+            self.notes.append("advanced.restoreToOriginalReplicaCount (KEDA puts back the replicas it found when the "
+                              "ScaledObject is deleted) is not carried over: Setpoint leaves the replicas where they "
+                              "are when it stops governing the workload")
         if spec.get("fallback"):
             self.notes.append("fallback (KEDA's replicas on scaler errors) is not carried over: preset: hpa holds the "
                               "current replicas when metrics are missing")
@@ -563,6 +589,8 @@ class _Conversion:
 
     def _keda_trigger(self, trigger: dict, path: tuple, kind: str, workload: str) -> dict:
         _known_fields(trigger, path, KEDA_TRIGGER_FIELDS)
+        _known_fields(_dict(trigger, ("authenticationRef",), path), path + ("authenticationRef",),
+                      KEDA_AUTHENTICATION_REF_FIELDS)
         ttype = trigger.get("type")
         if ttype not in ("prometheus", "cpu", "memory"):
             raise ConversionProblem(path + ("type",), f"only prometheus, cpu and memory triggers convert (Setpoint "

@@ -83,7 +83,8 @@ def test_behavior_maps_field_by_field():
 def test_keda_differences_are_comments():
     text = import_files([str(FIXTURES / "keda-prometheus-full.yaml")]).text
     comments = "\n".join(line for line in text.splitlines() if line.startswith("#"))
-    for word in ("activationThreshold", "fallback", "cooldownPeriod", "pollingInterval", "serverAddress"):
+    for word in ("activationThreshold", "fallback", "cooldownPeriod", "pollingInterval", "serverAddress",
+                 "restoreToOriginalReplicaCount"):
         assert word in comments, word
     (policy,) = load_policy_text(text)
     assert policy.model.spec.replicas.min_replicas == 2 and policy.params.scale_down.window_s == 600
@@ -286,6 +287,30 @@ def _metric(source: dict) -> dict:
                  id="keda-misspelt-spec-field"),
     pytest.param(_edited(KEDA, ("spec", "triggers", 0, "metaData"), {"value": "50"}), ("spec", "triggers", 0, "metaData"),
                  "unknown field", id="keda-misspelt-trigger-field"),
+    # KEDA's sections below spec and triggers: a misspelt field there passed unseen (kubectl apply
+    # refuses each against the CRD's schema)
+    pytest.param(_edited(KEDA, ("spec", "scaleTargetRef", "nmae"), "worker"), ("spec", "scaleTargetRef", "nmae"),
+                 "unknown field (kubectl apply refuses it too): expected apiVersion, envSourceContainerName, kind or "
+                 "name, got 'nmae'", id="keda-misspelt-scale-target-field"),
+    pytest.param(_edited(KEDA, ("spec", "advanced"), {"horizontalPodAutoscalerConfig": {"behaviour": {}}}),
+                 ("spec", "advanced", "horizontalPodAutoscalerConfig", "behaviour"), "expected behavior or name",
+                 id="keda-misspelt-hpa-config-field"),
+    pytest.param(_edited(KEDA, ("spec", "advanced"), {"restoreToOriginalReplicas": True}),
+                 ("spec", "advanced", "restoreToOriginalReplicas"), "unknown field", id="keda-misspelt-advanced-field"),
+    pytest.param(_edited(KEDA, ("spec", "advanced"), {"scalingModifiers": {"formula": "a", "targetValue": "5"}}),
+                 ("spec", "advanced", "scalingModifiers", "targetValue"), "unknown field",
+                 id="keda-misspelt-scaling-modifiers-field"),
+    pytest.param(_edited(KEDA, ("spec", "advanced"), {"scalingModifiers": ["a"]}),
+                 ("spec", "advanced", "scalingModifiers"), "expected a mapping, got a list",
+                 id="keda-scaling-modifiers-not-a-mapping"),
+    pytest.param(_edited(KEDA, ("spec", "fallback"), {"failureTreshold": 3, "replicas": 6}),
+                 ("spec", "fallback", "failureTreshold"), "expected behavior, failureThreshold or replicas",
+                 id="keda-misspelt-fallback-field"),
+    pytest.param(_edited(KEDA, ("spec", "triggers", 0, "authenticationRef"), {"name": "a", "namespace": "b"}),
+                 ("spec", "triggers", 0, "authenticationRef", "namespace"), "expected kind or name",
+                 id="keda-misspelt-authentication-ref-field"),
+    pytest.param(_edited(KEDA, ("spec", "triggers", 0, "authenticationRef"), "keda-auth"),
+                 ("spec", "triggers", 0, "authenticationRef"), "expected a mapping", id="keda-authentication-ref-text"),
     pytest.param(_edited(V1, ("spec", "targetCPUUtilizationPercentage"), 0), ("spec", "targetCPUUtilizationPercentage"),
                  "expected a positive number, got 0", id="v1-percentage"),
 ])
