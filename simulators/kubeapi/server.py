@@ -109,7 +109,9 @@ class SimWorld:
         self.tick_s = scenario.tick_s
         engine = SimCluster(scenario.cluster, np.random.default_rng(scenario.seed), faults=scenario.faults)
         clock = SimTime(scenario.start_s, time.time() if wall_start_s is None else wall_start_s, speed)
-        self.store = KubeStore(engine, clock, statefulsets, event_ttl_s, cluster_events)
+        # the scenario's services of kind StatefulSet, and those the caller names (tests)
+        self.store = KubeStore(engine, clock, scenario.statefulsets | frozenset(statefulsets), event_ttl_s,
+                               cluster_events)
         self.metrics = SimMetricsExporter(self.store)
         #: kube-controller-manager's HPA controller over the stored HPAs (None: they are only stored)
         self.hpa_controller = HpaController(scenario, self.store) if hpa_controller else None
