@@ -213,6 +213,27 @@ def revision_name(w: "Workload", rev: Revision) -> str:
     return f"{w.name}-{rev.hash}"
 
 
+def revision_data(template: dict) -> dict:
+    """A ControllerRevision's ``data``: ``{"spec": {"template": {..., "$patch": "replace"}}}`` as
+    Go's encoding/json writes it (keys sorted, the template's ``creationTimestamp: null`` and each
+    container's ``resources``, which Go always writes). ``kubectl rollout undo`` compares these bytes
+    with the same patch made from the StatefulSet to say "skipped rollback" when they are equal."""
+    out = copy.deepcopy(template)
+    out["metadata"] = {"creationTimestamp": None, **(out.get("metadata") or {})}
+    for container in (out.get("spec") or {}).get("containers") or []:
+        container.setdefault("resources", {})
+    return _sorted_keys({"spec": {"template": {**out, "$patch": "replace"}}})
+
+
+def _sorted_keys(value):
+    """``value`` with every map's keys in sorted order (as Go marshals a map)."""
+    if isinstance(value, dict):
+        return {k: _sorted_keys(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(v) for v in value]
+    return value
+
+
 def _statefulset_update(kind: str, name: str, spec: dict, current: dict) -> int:
     """The partition an update of a StatefulSet's spec asks for, after the apiserver's checks:
     serviceName and podManagementPolicy cannot change (422 Forbidden, as there), the strategy
@@ -1010,7 +1031,7 @@ class KubeStore:
             meta = K.object_meta(name, w.namespace, K.uid_for("ControllerRevision", w.namespace, name), 0,
                                  self.clock.wall(rev.created_s), labels=labels, owner=owner)
             cr = {"kind": "ControllerRevision", "apiVersion": "apps/v1", "metadata": meta,
-                  "data": {"spec": {"template": {**template, "$patch": "replace"}}}, "revision": rev.number}
+                  "data": revision_data(template), "revision": rev.number}
             out.append(self._stamp(("ControllerRevision", w.namespace, name), cr))
         return out
 
