@@ -8,6 +8,11 @@ Mapping to the engine:
 
 - each engine service is a Deployment (or, if named in ``statefulsets``, a StatefulSet) with
   labels ``app: <name>`` and ``setpoint.io/autoscale: "true"`` plus the service's own labels;
+- a StatefulSet's engine row is made one (``SimCluster.make_statefulset``: ordinal pods, ordered
+  scaling and updates, see simulators/simcluster/statefulsets.py); its revisions are
+  ControllerRevisions ``<name>-<hash>`` (the pods' ``controller-revision-hash``) whose ``data``
+  is the ``$patch: replace`` template patch ``kubectl rollout undo`` applies, and its
+  ``spec.updateStrategy.rollingUpdate.partition`` goes to the engine;
 - ``spec.replicas`` writes call ``set_replicas``; a change of ``spec.template`` to the template
   of an older revision (``kubectl rollout undo``) calls ``rollback`` to it; any other template
   change (e.g. the ``kubectl.kubernetes.io/restartedAt`` annotation of ``kubectl rollout
