@@ -539,7 +539,8 @@ def sim_serve(
     ReplicaSet and StatefulSet controllers and kubelets record their Events as a real cluster's do
     (ScalingReplicaSet, SuccessfulCreate, SuccessfulDelete, Killing, BackOff). Events are deleted
     --event-ttl after their last write, as by kube-apiserver. Runs until SIGTERM or Ctrl-C (exit 0). Exit 1 on
-    an invalid scenario or a port it cannot listen on, 2 on an invalid option value.
+    an invalid scenario, a --statefulset service it does not have or a port it cannot listen on, 2 on
+    an invalid option value.
     """
     import logging
 

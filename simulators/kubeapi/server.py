@@ -97,7 +97,8 @@ class SimWorld:
     ``speed``: simulated seconds per wall second (objects show wall-clock times, see SimTime).
     ``event_ttl_s``: wall seconds an Event is kept after its last write (``--event-ttl``, see
     KubeStore: expired at the first tick after). ``cluster_events``: record the Events of the
-    cluster's own controllers and kubelets (simulators/kubeapi/cluster_events.py).
+    cluster's own controllers and kubelets (simulators/kubeapi/cluster_events.py). ``statefulsets``:
+    services served as StatefulSets besides the scenario's ``kind: StatefulSet`` ones.
     """
 
     def __init__(self, scenario: Scenario, speed: float = 1.0, statefulsets: frozenset[str] = frozenset(),

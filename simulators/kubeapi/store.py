@@ -844,8 +844,9 @@ class KubeStore:
                   "currentReplicas": on(current), "updatedReplicas": on(update),
                   "currentRevision": revision_name(w, current), "updateRevision": revision_name(w, update),
                   "collisionCount": 0}
-        # the apiserver omits zero counters (omitempty), but replicas and observedGeneration are kept
-        return {k: v for k, v in status.items() if v or k in ("replicas", "observedGeneration", "collisionCount")}
+        # the apiserver omits zero counters (omitempty); replicas and availableReplicas have no omitempty
+        return {k: v for k, v in status.items() if v or k in ("replicas", "availableReplicas", "observedGeneration",
+                                                              "collisionCount")}
 
     def update_workload(self, kind: str, namespace: str, name: str, body: dict,
                         writer: FieldWriter = UNNAMED_WRITER) -> dict:
