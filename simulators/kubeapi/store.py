@@ -242,7 +242,8 @@ def _sorted_keys(value):
 def _statefulset_update(kind: str, name: str, spec: dict, current: dict) -> int:
     """The partition an update of a StatefulSet's spec asks for, after the apiserver's checks:
     serviceName and podManagementPolicy cannot change (422 Forbidden, as there), the strategy
-    is RollingUpdate (OnDelete is not simulated: 422 saying so), partition an int >= 0."""
+    is RollingUpdate (OnDelete is not simulated: 422 saying so), partition an int >= 0;
+    minReadySeconds and ordinals.start are not simulated either (422 unless 0)."""
     for key, default in (("serviceName", ""), ("podManagementPolicy", "OrderedReady")):
         if spec.get(key, default) != current.get(key):
             raise K.field_error(kind, "apps", name, "spec", "FieldValueForbidden",
@@ -260,6 +261,12 @@ def _statefulset_update(kind: str, name: str, spec: dict, current: dict) -> int:
                             f'Unsupported value: "{kind_of}": supported values: "OnDelete", "RollingUpdate"')
     partition = (strategy.get("rollingUpdate") or {}).get("partition", 0)
     _check_replicas(partition, kind, "apps", name, "spec.updateStrategy.rollingUpdate.partition")
+    for path, value in (("spec.minReadySeconds", spec.get("minReadySeconds", 0)),
+                        ("spec.ordinals.start", (spec.get("ordinals") or {}).get("start", 0))):
+        _check_replicas(value, kind, "apps", name, path)
+        if value:  # taken and not honoured would be a lie: the pods would not show it
+            raise K.field_error(kind, "apps", name, path, "FieldValueNotSupported",
+                                f"Unsupported value: {value}: the simulated cluster serves 0 only")
     return partition
 
 

@@ -141,6 +141,10 @@ def test_the_partition_bounds_the_update(server, apps, tmp_path, partition, afte
                  'the simulated cluster serves "RollingUpdate" only', id="on-delete-not-simulated"),
     pytest.param({"spec": {"updateStrategy": {"type": "Recreate"}}}, "spec.updateStrategy.type",
                  'supported values: "OnDelete", "RollingUpdate"', id="unknown-strategy"),
+    pytest.param({"spec": {"minReadySeconds": 30}}, "spec.minReadySeconds", "the simulated cluster serves 0 only",
+                 id="min-ready-seconds-not-simulated"),
+    pytest.param({"spec": {"ordinals": {"start": 5}}}, "spec.ordinals.start", "the simulated cluster serves 0 only",
+                 id="start-ordinal-not-simulated"),
 ])
 def test_an_invalid_update_is_refused_naming_its_field(server, apps, patch, field, words):
     before = apps.read_namespaced_stateful_set("web", NS)
