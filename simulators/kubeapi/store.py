@@ -720,7 +720,9 @@ class KubeStore:
         """A Deployment's sync, for its revision history: as the Deployment controller runs
         cleanupDeployment when a sync finds the rollout complete (rolling.go) or the Deployment
         paused (sync.go), the old ReplicaSets beyond ``w.history_limit`` are trimmed now if so,
-        else ``w`` waits in ``_history_due`` for a tick that completes its rollout."""
+        else ``w`` waits in ``_history_due`` for a tick that completes its rollout. A
+        StatefulSet's (truncateHistory): at every sync, its ControllerRevisions but the live ones
+        (current, update, with pods); those still live beyond the limit wait the same way."""
         excess = len(self.engine.revisions(w.index)) - 1 - w.history_limit
         if w.history_limit == V.INT32_MAX or excess <= 0:  # MaxInt32: keep all
             self._history_due.discard(w.index)
@@ -741,7 +743,8 @@ class KubeStore:
             self._history_due.add(w.index)
 
     def _trim_history(self, w: Workload, with_pods: set[str]) -> None:
-        """cleanupDeployment: of the old revisions, oldest number first, the first (count -
+        """cleanupDeployment (a StatefulSet's truncateHistory): of the old revisions (not current;
+        a StatefulSet's current and update revisions both), oldest number first, the first (count -
         ``w.history_limit``) are deleted unless they still have pods (``with_pods``: revision
         numbers); scaled-up ones count but stay, as there."""
         live = {w.current_seq} | ({self.engine.statefulset_current_seq(w.index)} if w.kind == "StatefulSet" else set())

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -185,3 +186,54 @@ def test_sim_serve_refuses_an_unknown_statefulset(tmp_path):
                           timeout=PROCESS_TIMEOUT_S)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "--statefulset db: scenario kube-test has no such service (its services: web, api)" in proc.stderr
+
+
+def statefulset_walk_through() -> tuple[list[str], list[list[str]]]:
+    """The StatefulSets walk-through of docs/operations.md: (the sim serve command's arguments after
+    `setpoint`, the kubectl commands' arguments), comments and a trailing ``&`` dropped."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    block = doc[doc.index("```sh\nsetpoint sim serve flash-crowd --statefulset"):]
+    block = block[len("```sh\n"):block.index("```", 5)].replace("\\\n", " ")
+    serve, commands = [], []
+    for line in block.splitlines():
+        line = line.split("#", 1)[0].strip().removesuffix("&").strip()
+        if line.startswith("setpoint "):
+            serve = line.split()[1:]
+        elif line.startswith("kubectl "):
+            commands.append(line.split()[1:])
+    return serve, commands
+
+
+def test_the_statefulset_walk_through_works_word_for_word(tmp_path):
+    """The walk-through's sim serve command (its files in the test's folder, on a free port) and
+    each of its kubectl commands, in order: each succeeds, and says what the comments say."""
+    serve_args, commands = statefulset_walk_through()
+    assert serve_args[:4] == ["sim", "serve", "flash-crowd", "--statefulset"] and len(commands) == 7
+    serve_args = [a.replace("/tmp/", f"{tmp_path}/") for a in serve_args] + ["--kube-listen", "127.0.0.1:0"]
+    kubeconfig = tmp_path / "sim.kubeconfig"
+    serve = subprocess.Popen([sys.executable, "-m", "controller.cli", *serve_args], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not kubeconfig.exists() and time.monotonic() < deadline and serve.poll() is None:
+            time.sleep(0.05)
+        assert kubeconfig.exists(), serve.stderr.read() if serve.poll() is not None else "no kubeconfig in 20 s"
+        env = kube_env(kubeconfig, tmp_path)
+        said = {}
+        for args in commands:  # rollout status waits for 2 pods, then 8 replaced: ~16 s at --speed 20
+            proc = subprocess.run([KUBECTL, *args], env=env, capture_output=True, text=True, timeout=90)
+            assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stderr}"
+            said[" ".join(args[:2])] = proc.stdout
+        assert table(said["get sts"])[1][:2] == ["web", "6/6"]
+        assert [row[0] for row in table(said["get pods"])[1:]] == [f"web-{k}" for k in range(6)]
+        assert "statefulset.apps/web scaled" in said["scale sts"]
+        assert "partitioned roll out complete: 8 new pods have been updated" in said["rollout status"]
+        assert [row[0] for row in table(said["rollout history"])[2:]] == ["1", "2"]
+        assert "statefulset.apps/web rolled back" in said["rollout undo"]
+    finally:
+        serve.terminate()
+        try:
+            serve.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+            serve.wait(timeout=5)
