@@ -113,7 +113,7 @@ class SimWorld:
         clock = SimTime(scenario.start_s, time.time() if wall_start_s is None else wall_start_s, speed)
         # the scenario's services of kind StatefulSet, and those the caller names (tests)
         self.store = KubeStore(engine, clock, scenario.statefulsets | frozenset(statefulsets), event_ttl_s,
-                               cluster_events)
+                               cluster_events, parallel=scenario.parallel_statefulsets)
         self.metrics = SimMetricsExporter(self.store)
         #: kube-controller-manager's HPA controller over the stored HPAs (None: they are only stored)
         self.hpa_controller = HpaController(scenario, self.store) if hpa_controller else None

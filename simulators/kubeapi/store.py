@@ -169,6 +169,7 @@ class Workload:
     current_seq: int = 0
     paused: bool = False  # spec.paused (Deployments)
     partition: int = 0  # spec.updateStrategy.rollingUpdate.partition (StatefulSets)
+    pod_management: str = "OrderedReady"  # spec.podManagementPolicy (StatefulSets)
     history_limit: int = REVISION_HISTORY_LIMIT  # spec.revisionHistoryLimit: old ReplicaSets kept
     templates: dict[int, dict] = field(default_factory=dict)
     managed: ManagedFields = field(default_factory=lambda: ManagedFields("apps/v1"))  # metadata.managedFields
@@ -206,9 +207,9 @@ _STS_MUTABLE = ("'replicas', 'ordinals', 'template', 'updateStrategy', 'persiste
 
 
 def statefulset_spec(w: "Workload") -> dict:
-    """The StatefulSet-only fields of ``w``'s spec, as the apiserver defaults them (OrderedReady,
-    RollingUpdate with a partition, volume claims retained)."""
-    return {"serviceName": w.name, "podManagementPolicy": "OrderedReady",
+    """The StatefulSet-only fields of ``w``'s spec, as the apiserver defaults them (OrderedReady
+    unless the scenario says Parallel, RollingUpdate with a partition, volume claims retained)."""
+    return {"serviceName": w.name, "podManagementPolicy": w.pod_management,
             "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": w.partition}},
             "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"}}
 
@@ -537,7 +538,8 @@ class KubeStore:
     """Kubernetes objects over a SimCluster. See the module docstring for the mapping."""
 
     def __init__(self, engine: SimCluster, clock: SimTime, statefulsets: frozenset[str] | set[str] = frozenset(),
-                 event_ttl_s: float = EVENT_TTL_S, cluster_events: bool = True):
+                 event_ttl_s: float = EVENT_TTL_S, cluster_events: bool = True,
+                 parallel: frozenset[str] | set[str] = frozenset()):
         self.engine = engine
         self.clock = clock
         self.lock = threading.RLock()
@@ -564,7 +566,8 @@ class KubeStore:
             self.workloads.append(w)
             self.by_key[(kind, cfg.namespace, cfg.name)] = w
             if kind == "StatefulSet":  # ordinal pods, ordered scaling and updates (simcluster/statefulsets.py)
-                engine.make_statefulset(i)
+                w.pod_management = "Parallel" if cfg.name in parallel else "OrderedReady"
+                engine.make_statefulset(i, parallel=cfg.name in parallel)
         # The TTL runs on wall_now(), the wall-clock time objects show (creationTimestamp, and the
         # clients' own first/lastTimestamp), not on simulated seconds: kube-apiserver's --event-ttl
         # is wall time, and the controller that reads Events (its hands-off and history windows)

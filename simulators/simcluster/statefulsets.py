@@ -2,14 +2,15 @@
 
 A row made a StatefulSet (:meth:`StatefulSets.make_statefulset`, before the first tick) keeps
 the vectorized pod model but its pods are managed as kubernetes/pkg/controller/statefulset
-manages them (``podManagementPolicy: OrderedReady``, the default):
+manages them (``podManagementPolicy: OrderedReady``, the default; ``Parallel`` where said):
 
 - each pod has an ordinal: its name is ``<service>-<ordinal>``; a pod created in the row takes
   the lowest free ordinal, so a deleted pod (or one lost with its node) comes back under its
   name, and scaling up adds the next ordinals;
 - scale-up creates one pod at a time, the next only once every lower ordinal is Ready;
   scale-down removes the highest ordinal first, one a sync, and not while a lower pod is
-  unhealthy (a crash-looping pod blocks scaling, as there);
+  unhealthy (a crash-looping pod blocks scaling, as there). ``Parallel``: every missing pod is
+  created and every condemned one removed in one sync, whatever their health;
 - a new revision (``rollout``, ``rollback``) is rolled out by deleting the highest ordinal not
   on it (down to ``partition``) once every pod is Ready, one at a time; the pod is recreated
   on the update revision. Pods below the partition, or recreated there, keep (are made on) the
@@ -26,8 +27,8 @@ True while its update is not complete.
 
 Differences from the real controller: one sync per tick (the real one syncs on every pod
 event: a scale-down of several pods takes several ticks, of a few seconds each, where the real
-one waits for each pod's graceful termination); no ``Parallel`` policy, no ``OnDelete``
-strategy, no ``minReadySeconds``, no persistent volumes.
+one waits for each pod's graceful termination); no ``OnDelete`` strategy, no
+``minReadySeconds``, no ``maxUnavailable`` (one pod at a time), no persistent volumes.
 """
 
 from __future__ import annotations
@@ -43,15 +44,18 @@ class StatefulSets:
     def _init_statefulsets(self) -> None:
         S = self.n_services
         self._ordered = np.zeros(S, dtype=bool)  # rows served as StatefulSets
+        self._parallel = np.zeros(S, dtype=bool)  # of those, podManagementPolicy: Parallel
         self._any_ordered = False
         self._sts_current_seq = np.zeros(S, dtype=np.int64)  # status.currentRevision's seq
         self._partition = np.zeros(S, dtype=np.int64)  # spec.updateStrategy.rollingUpdate.partition
         self._ordinal_bits = max(1, int(self.K).bit_length())  # ordinals < K: the low bits of a serial
 
-    def make_statefulset(self, i: int) -> None:
+    def make_statefulset(self, i: int, parallel: bool = False) -> None:
         """Serve row ``i`` as a StatefulSet from now on: its pods get ordinals (the existing ones
-        0..n-1 in creation order) and are managed as the module docstring says."""
+        0..n-1 in creation order) and are managed as the module docstring says; ``parallel``:
+        podManagementPolicy Parallel (else OrderedReady)."""
         self._flush()
+        self._parallel[i] = bool(parallel)
         if self._ordered[i]:
             return
         live = np.flatnonzero(self._pod_phase[i] != EMPTY)
@@ -119,8 +123,14 @@ class StatefulSets:
 
     def _sts_create_next(self, i: int, now: float) -> bool:
         """Create the lowest missing ordinal below spec.replicas if every lower pod is Ready;
-        True when it created one or waits for a pod to become Ready (nothing more this sync)."""
+        True when it created one or waits for a pod to become Ready (nothing more this sync).
+        Parallel: every missing one at once, and nothing waits."""
         pods = self._sts_pods(i)
+        if self._parallel[i]:
+            missing = sum(1 for ordinal in range(int(self._spec_replicas[i])) if ordinal not in pods)
+            if missing:
+                self._create_pods(np.array([i]), np.array([missing]), now)
+            return False
         for ordinal in range(int(self._spec_replicas[i])):
             slot = pods.get(ordinal)
             if slot is None:
@@ -136,6 +146,9 @@ class StatefulSets:
         pods = self._sts_pods(i)
         condemned = sorted(k for k in pods if k >= self._spec_replicas[i])
         if not condemned:
+            return False
+        if self._parallel[i]:  # all at once, healthy or not
+            self._clear_slots(np.full(len(condemned), i), np.array([i * self.K + pods[k] for k in condemned]), now)
             return False
         unhealthy = [k for k in condemned if self._pod_phase[i, pods[k]] != READY]
         target = condemned[-1]

@@ -17,6 +17,7 @@ from kubernetes.client.exceptions import ApiException
 
 from simulators.kubeapi import server as server_module
 from simulators.kubeapi.server import SimKubeServer, SimWorld
+from simulators.scenario import load_scenario_text
 from tests.adapters.kube_helpers import TOKEN, official_client
 from tests.adapters.test_statefulset_contract import STS_YAML, sts_scenario
 
@@ -183,3 +184,23 @@ def test_serve_refuses_a_statefulset_the_scenario_does_not_have(tmp_path):
     with pytest.raises(ValueError, match=r"--statefulset ghost: scenario kube-test has no such service "
                                          r"\(its services: web, api\)"):
         server_module.serve(str(tmp_path / "sts.yaml"), "127.0.0.1:0", statefulsets=["ghost"])
+
+
+def test_a_parallel_statefulset_creates_every_pod_of_a_scale_up_at_once(tmp_path):
+    yaml = STS_YAML.replace("      kind: StatefulSet\n", "      kind: StatefulSet\n      podManagementPolicy: Parallel\n")
+    assert yaml != STS_YAML
+    scenario = load_scenario_text(yaml, "parallel.yaml")
+    srv = SimKubeServer(scenario, drive=False, token=TOKEN).start()
+    try:
+        c = official_client(srv, tmp_path)
+        apps, core = client.AppsV1Api(c), client.CoreV1Api(c)
+        assert apps.read_namespaced_stateful_set("web", NS).spec.pod_management_policy == "Parallel"
+        apps.patch_namespaced_stateful_set_scale("web", NS, {"spec": {"replicas": 5}})
+        assert sorted(p.metadata.name for p in core.list_namespaced_pod(NS, label_selector="app=web").items) == [
+            f"web-{k}" for k in range(5)]
+        with pytest.raises(ApiException) as err:  # immutable, as OrderedReady is
+            apps.patch_namespaced_stateful_set("web", NS, {"spec": {"podManagementPolicy": "OrderedReady"}})
+        assert err.value.status == 422
+        c.close()
+    finally:
+        srv.stop()

@@ -125,3 +125,25 @@ def test_a_deployment_row_is_unchanged_by_a_statefulset_beside_it():
         for c in (plain, mixed):
             c.step(k * TICK_S, TICK_S, np.array([10.0, 10.0]))
         assert plain.pod_names(1) == mixed.pod_names(1)
+
+
+@pytest.mark.parametrize("start, to, expected", [
+    pytest.param(2, 4, [("db-0", "1", True), ("db-1", "1", True), ("db-2", "1", False), ("db-3", "1", False)],
+                 id="scale-up-all-at-once"),
+    pytest.param(4, 1, [("db-0", "1", True)], id="scale-down-all-at-once"),
+])
+def test_parallel_pod_management_creates_and_removes_at_once(start, to, expected):
+    c = SimCluster([ServiceConfig("db", initial_replicas=start, scheduling_delay_s=1, startup_delay_s=9)], 1)
+    c.make_statefulset(0, parallel=True)
+    c.set_replicas(0, to)
+    assert pods(c) == expected
+
+
+def test_parallel_pod_management_still_updates_one_pod_at_a_time():
+    c = SimCluster([ServiceConfig("db", initial_replicas=3, scheduling_delay_s=1, startup_delay_s=9),
+                    ServiceConfig("web", initial_replicas=2)], 1)
+    c.make_statefulset(0, parallel=True)
+    c.rollout(0)
+    _, seen = run(c, 9)
+    assert all(sum(not ready for _, _, ready in tick) <= 1 for tick in seen)
+    assert seen[-1] == [("db-0", "2", True), ("db-1", "2", True), ("db-2", "2", True)]
