@@ -197,6 +197,13 @@ class ReadinessProbeModel(StrictModel):
 class ServiceModel(StrictModel):
     name: DnsLabel
     namespace: DnsLabel = "default"
+    kind: Literal["Deployment", "StatefulSet"] = Field("Deployment", description=(
+        "the workload `setpoint sim serve` serves it as: a StatefulSet has pods NAME-0..N-1, scales one pod at a "
+        "time in ordinal order and updates from the highest ordinal down (simulators/simcluster/statefulsets.py); "
+        "offline runs (simulate, sweep, tune) model every service as a Deployment"))
+    pod_management_policy: Literal["OrderedReady", "Parallel"] | None = Field(None, description=(
+        "a StatefulSet's: OrderedReady (the default) creates and removes pods one at a time in ordinal order, "
+        "Parallel all at once"))
     count: int = Field(1, ge=1, le=MAX_SERVICES, description="copies of this service, named name-0, name-1, ...")
     capacity_per_pod: float = Field(gt=0, le=MAX_RPS, description="requests/s one ready pod serves at 100% utilization")
     scheduling_delay: SimDuration() = 2.0
@@ -342,6 +349,10 @@ class Scenario:
     #: than the run): ``FILE:LINE: FIELD.PATH: warning: ...`` as a policy's (controller/policy/units.py).
     #: ``setpoint simulate``, ``sweep`` and ``tune`` print them once before the run, and their results keep them.
     warnings: tuple[FieldError, ...] = ()
+    #: the services of ``kind: StatefulSet`` (expanded names): ``setpoint sim serve`` serves them as StatefulSets
+    statefulsets: frozenset[str] = frozenset()
+    #: of those, the ones with ``podManagementPolicy: Parallel``
+    parallel_statefulsets: frozenset[str] = frozenset()
 
     def history_times(self) -> np.ndarray:
         """(H,) tick times of the history before the start, epoch seconds (empty without history)."""
@@ -626,8 +637,14 @@ def _service_rules(spec, i: int, s):
             yield (where + ("load", k, "noise", "every"),
                    f"must be at least the tick ({spec.tick:g}s), got {term.noise.every:g}s")
 
+    def pod_management():  # a Deployment's pods have no ordinals to manage
+        if s.pod_management_policy is not None and s.kind != "StatefulSet":
+            yield (where + ("podManagementPolicy",),
+                   f"is a StatefulSet's; this service is a {s.kind}: add kind: StatefulSet or remove it")
+
     yield from guarded(replicas)
     yield from guarded(probe)
+    yield from guarded(pod_management)
     terms = read(lambda: list(s.load))
     for k, term in enumerate([] if terms is UNCHECKED else terms):
         yield from guarded(noise, k, term)
@@ -714,6 +731,9 @@ def _compile(doc: ScenarioDocument, file: str, line_of, folder: Path | None = No
                     duration_s=spec.duration, tick_s=spec.tick, seed=spec.seed, slo=slo, cluster=cluster, shapes=shapes,
                     faults=faults, fault_names=fault_names, bindings=dict(spec.metrics), metrics_window_s=spec.metrics_window,
                     history_s=spec.history,
+                    statefulsets=frozenset(c.name for c, m in zip(configs, models) if m.kind == "StatefulSet"),
+                    parallel_statefulsets=frozenset(c.name for c, m in zip(configs, models)
+                                                    if m.pod_management_policy == "Parallel"),
                     warnings=tuple(sorted((FieldError(file, line_of(loc), format_path(loc), msg)
                                            for loc, msg in dict.fromkeys(warnings)), key=lambda w: w.line or 0)))
 

@@ -369,7 +369,12 @@ def rollout_in_progress(workload: Any, kind: str = "Deployment") -> bool:
     """A template rollout is under way: the controller has not seen the latest spec, pods are
     not all on the new template, old pods remain, or the rollout is not complete (Deployments:
     the Progressing condition is not ``NewReplicaSetAvailable``; StatefulSets: the update
-    revision is not the current one). A pure scale does not count: its condition stays put."""
+    revision is not the current one). A pure scale does not count: its condition stays put.
+
+    A StatefulSet (OrderedReady) creates the pods of a scale-up one at a time, so its
+    updatedReplicas trails spec.replicas through the whole scale-up: only pods off the update
+    revision (replicas > updatedReplicas) and currentRevision != updateRevision (set equal by the
+    StatefulSet controller once every pod is updated and Ready) say it is rolling out."""
     spec = workload.spec.replicas if workload.spec.replicas is not None else 1
     st = workload.status
     if st is None:
@@ -377,10 +382,11 @@ def rollout_in_progress(workload: Any, kind: str = "Deployment") -> bool:
     if (st.observed_generation or 0) < (workload.metadata.generation or 0):
         return True
     updated = st.updated_replicas or 0
+    if kind == "StatefulSet":
+        return (st.replicas or 0) > updated or bool(st.update_revision and st.current_revision
+                                                    and st.update_revision != st.current_revision)
     if updated < spec or (st.replicas or 0) > updated:
         return True
-    if kind == "StatefulSet":
-        return bool(st.update_revision and st.current_revision and st.update_revision != st.current_revision)
     progressing = _condition(st.conditions, "Progressing")
     return progressing is not None and progressing.reason != ROLLOUT_COMPLETE_REASON
 

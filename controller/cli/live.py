@@ -517,12 +517,19 @@ def sim_serve(
         "--no-hpa-controller", help="Store HorizontalPodAutoscalers without acting on them (default: each one "
                                     "scales its workload every 15 simulated seconds, as kube-controller-manager "
                                     "does).")] = False,
+    statefulset: Annotated[Optional[list[str]], typer.Option(
+        "--statefulset", metavar="SERVICE", help="Serve this service of the scenario as a StatefulSet (repeat for "
+                                                 "several), as a service's `kind: StatefulSet` in the scenario file "
+                                                 "does: pods SERVICE-0..N-1, scaled one at a time in ordinal order, "
+                                                 "updated from the highest ordinal down, with ControllerRevisions "
+                                                 "for kubectl rollout history/undo.")] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="debug logs every request.")] = "info",
 ) -> None:
     """Serve a scenario's simulated cluster through the Kubernetes API, driven by its load in real time.
 
-    Deployments (apps/v1, with the scale subresource), ReplicaSets, pods, events, leases, ConfigMaps
-    and HorizontalPodAutoscalers (autoscaling/v2 and v1) behave as the real API server's do for what Setpoint uses (resourceVersion conflicts, 404,
+    Deployments and StatefulSets (apps/v1, with the scale subresource; a service is a StatefulSet
+    when the scenario says `kind: StatefulSet` or --statefulset names it), ReplicaSets,
+    ControllerRevisions, pods, events, leases, ConfigMaps and HorizontalPodAutoscalers (autoscaling/v2 and v1) behave as the real API server's do for what Setpoint uses (resourceVersion conflicts, 404,
     422 and Status bodies). Point `setpoint run --kubeconfig FILE` or kubectl at it: it serves HTTPS
     with a CA made at start-up (in the kubeconfig), discovery short names, tables and watches. Every
     request needs the bearer token (see --kubeconfig-out, --token-file; printed when neither is
@@ -532,7 +539,8 @@ def sim_serve(
     ReplicaSet and StatefulSet controllers and kubelets record their Events as a real cluster's do
     (ScalingReplicaSet, SuccessfulCreate, SuccessfulDelete, Killing, BackOff). Events are deleted
     --event-ttl after their last write, as by kube-apiserver. Runs until SIGTERM or Ctrl-C (exit 0). Exit 1 on
-    an invalid scenario or a port it cannot listen on, 2 on an invalid option value.
+    an invalid scenario, a --statefulset service it does not have or a port it cannot listen on, 2 on
+    an invalid option value.
     """
     import logging
 
@@ -565,7 +573,8 @@ def sim_serve(
     try:
         serve(scenario, kube_listen, metrics_listen, kubeconfig_out, speed, test_hooks, token=token, on_ready=ready,
               auth=not no_auth, token_file=token_file, read_timeout_s=read_timeout, max_connections=max_connections,
-              tls=not insecure_http, hpa_controller=not no_hpa_controller, event_ttl_s=event_ttl_s)
+              tls=not insecure_http, hpa_controller=not no_hpa_controller, event_ttl_s=event_ttl_s,
+              statefulsets=statefulset or ())
     except ScenarioError as exc:
         fail(exc.errors)
     except (OSError, ValueError) as exc:

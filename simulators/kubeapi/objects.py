@@ -17,6 +17,8 @@ from typing import Any, Iterable
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 RESTARTED_AT_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
 TEMPLATE_HASH_LABEL = "pod-template-hash"
+#: The label of a ControllerRevision with its hash (a StatefulSet's revision).
+REVISION_HASH_LABEL = "controller.kubernetes.io/hash"
 AUTOSCALE_LABEL = "setpoint.io/autoscale"
 
 #: The reason string the apiserver puts in a Status for each HTTP code it uses.

@@ -11,6 +11,7 @@ path                                        verbs
 /apis/apps/v1/.../deployments/NAME/status   get
 /apis/apps/v1/.../statefulsets[/NAME]       list, watch, get, update, patch
 /apis/apps/v1/.../replicasets[/NAME]        list, watch, get
+/apis/apps/v1/.../controllerrevisions[/N]   list, watch, get (a StatefulSet's revisions)
 /api/v1/.../pods[/NAME]                     list, watch, get, delete (the ReplicaSet recreates it)
 /api/v1/.../events[/NAME]                   list, watch, create, get, update, patch, delete
 /api/v1/.../configmaps[/NAME]               list, watch, create, get, update, patch, delete (with
@@ -141,6 +142,8 @@ def build_resources(store: KubeStore) -> dict[tuple[str, str, str], Resource]:
         workload("StatefulSet", "statefulsets", "sts"),
         Resource("apps", "v1", "replicasets", "ReplicaSet", list=store.list_replicasets, get=store.get_replicaset,
                  short_names=("rs",), categories=("all",)),
+        Resource("apps", "v1", "controllerrevisions", "ControllerRevision", list=store.list_controllerrevisions,
+                 get=store.get_controllerrevision),
         Resource("", "v1", "pods", "Pod", list=store.list_pods, get=store.get_pod, delete=store.delete_pod,
                  short_names=("po",), categories=("all",)),
         stored(store.events, "", "v1", "events", "Event", ("ev",)),

@@ -47,6 +47,7 @@ import time
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 from re import _parser as sre_parser  # the regex parser, to refuse patterns that backtrack badly
 
 import numpy as np
@@ -96,7 +97,8 @@ class SimWorld:
     ``speed``: simulated seconds per wall second (objects show wall-clock times, see SimTime).
     ``event_ttl_s``: wall seconds an Event is kept after its last write (``--event-ttl``, see
     KubeStore: expired at the first tick after). ``cluster_events``: record the Events of the
-    cluster's own controllers and kubelets (simulators/kubeapi/cluster_events.py).
+    cluster's own controllers and kubelets (simulators/kubeapi/cluster_events.py). ``statefulsets``:
+    services served as StatefulSets besides the scenario's ``kind: StatefulSet`` ones.
     """
 
     def __init__(self, scenario: Scenario, speed: float = 1.0, statefulsets: frozenset[str] = frozenset(),
@@ -109,7 +111,9 @@ class SimWorld:
         self.tick_s = scenario.tick_s
         engine = SimCluster(scenario.cluster, np.random.default_rng(scenario.seed), faults=scenario.faults)
         clock = SimTime(scenario.start_s, time.time() if wall_start_s is None else wall_start_s, speed)
-        self.store = KubeStore(engine, clock, statefulsets, event_ttl_s, cluster_events)
+        # the scenario's services of kind StatefulSet, and those the caller names (tests)
+        self.store = KubeStore(engine, clock, scenario.statefulsets | frozenset(statefulsets), event_ttl_s,
+                               cluster_events, parallel=scenario.parallel_statefulsets)
         self.metrics = SimMetricsExporter(self.store)
         #: kube-controller-manager's HPA controller over the stored HPAs (None: they are only stored)
         self.hpa_controller = HpaController(scenario, self.store) if hpa_controller else None
@@ -701,8 +705,11 @@ def serve(scenario: str | Path, kube_listen: str = "127.0.0.1:8001", metrics_lis
           kubeconfig_out: str | Path | None = None, speed: float = 1.0, test_hooks: bool = False,
           token: str | None = None, on_ready=None, *, auth: bool = True, token_file: str | Path | None = None,
           read_timeout_s: float = READ_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS, tls: bool = True,
-          hpa_controller: bool = True, event_ttl_s: float = EVENT_TTL_S) -> None:
+          hpa_controller: bool = True, event_ttl_s: float = EVENT_TTL_S, statefulsets: Sequence[str] = ()) -> None:
     """Run the simulated apiserver until SIGTERM or SIGINT (the ``setpoint sim serve`` command).
+
+    ``statefulsets``: services served as StatefulSets besides the scenario's ``kind: StatefulSet``
+    ones (``--statefulset``); a name that is not a service of the scenario is a ValueError.
 
     The bearer token (``token``, or a fresh random one) is always required unless ``auth`` is
     False; it is written into ``kubeconfig_out`` and ``token_file`` (both 0600).
@@ -716,11 +723,16 @@ def serve(scenario: str | Path, kube_listen: str = "127.0.0.1:8001", metrics_lis
         problem = output_problem(path, kind) if path else None
         if problem:  # before anything listens or is written
             raise ValueError(f"{option}: {problem}")
+    sc = load_scenario(scenario)
+    unknown = sorted(set(statefulsets) - set(sc.services))
+    if unknown:
+        raise ValueError(f"--statefulset {unknown[0]}: scenario {sc.name} has no such service (its services: "
+                         f"{', '.join(sc.services)})")
     try:
-        server = SimKubeServer(scenario, host=host, port=port, metrics_host=m_host, metrics_port=m_port, speed=speed,
+        server = SimKubeServer(sc, host=host, port=port, metrics_host=m_host, metrics_port=m_port, speed=speed,
                                token=token, auth=auth, test_hooks=test_hooks, read_timeout_s=read_timeout_s,
                                max_connections=max_connections, tls=tls, hpa_controller=hpa_controller,
-                               event_ttl_s=event_ttl_s, request_history=0)
+                               event_ttl_s=event_ttl_s, request_history=0, statefulsets=frozenset(statefulsets))
     except ListenError as exc:
         option, value = ("--metrics-listen", metrics_listen) if exc.role == "metrics endpoint" else ("--kube-listen",
                                                                                                   kube_listen)

@@ -8,6 +8,11 @@ Mapping to the engine:
 
 - each engine service is a Deployment (or, if named in ``statefulsets``, a StatefulSet) with
   labels ``app: <name>`` and ``setpoint.io/autoscale: "true"`` plus the service's own labels;
+- a StatefulSet's engine row is made one (``SimCluster.make_statefulset``: ordinal pods, ordered
+  scaling and updates, see simulators/simcluster/statefulsets.py); its revisions are
+  ControllerRevisions ``<name>-<hash>`` (the pods' ``controller-revision-hash``) whose ``data``
+  is the ``$patch: replace`` template patch ``kubectl rollout undo`` applies, and its
+  ``spec.updateStrategy.rollingUpdate.partition`` goes to the engine;
 - ``spec.replicas`` writes call ``set_replicas``; a change of ``spec.template`` to the template
   of an older revision (``kubectl rollout undo``) calls ``rollback`` to it; any other template
   change (e.g. the ``kubectl.kubernetes.io/restartedAt`` annotation of ``kubectl rollout
@@ -163,6 +168,8 @@ class Workload:
     generation: int = 1
     current_seq: int = 0
     paused: bool = False  # spec.paused (Deployments)
+    partition: int = 0  # spec.updateStrategy.rollingUpdate.partition (StatefulSets)
+    pod_management: str = "OrderedReady"  # spec.podManagementPolicy (StatefulSets)
     history_limit: int = REVISION_HISTORY_LIMIT  # spec.revisionHistoryLimit: old ReplicaSets kept
     templates: dict[int, dict] = field(default_factory=dict)
     managed: ManagedFields = field(default_factory=lambda: ManagedFields("apps/v1"))  # metadata.managedFields
@@ -192,6 +199,76 @@ def base_template(cfg: ServiceConfig) -> dict:
                                      "ports": [{"containerPort": 8080, "protocol": "TCP"}],
                                      "resources": {"requests": {"cpu": K.millicores(cfg.cpu_request_cores)}}}],
                      "restartPolicy": "Always"}}
+
+
+#: The fields of a StatefulSet's spec an update may change (apps validation's message).
+_STS_MUTABLE = ("'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and "
+                "'minReadySeconds'")
+
+
+def statefulset_spec(w: "Workload") -> dict:
+    """The StatefulSet-only fields of ``w``'s spec, as the apiserver defaults them (OrderedReady
+    unless the scenario says Parallel, RollingUpdate with a partition, volume claims retained)."""
+    return {"serviceName": w.name, "podManagementPolicy": w.pod_management,
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": w.partition}},
+            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"}}
+
+
+def revision_name(w: "Workload", rev: Revision) -> str:
+    """The ControllerRevision name of a StatefulSet's revision (its pods' controller-revision-hash)."""
+    return f"{w.name}-{rev.hash}"
+
+
+def revision_data(template: dict) -> dict:
+    """A ControllerRevision's ``data``: ``{"spec": {"template": {..., "$patch": "replace"}}}`` as
+    Go's encoding/json writes it (keys sorted, the template's ``creationTimestamp: null`` and each
+    container's ``resources``, which Go always writes). ``kubectl rollout undo`` compares these bytes
+    with the same patch made from the StatefulSet to say "skipped rollback" when they are equal."""
+    out = copy.deepcopy(template)
+    out["metadata"] = {"creationTimestamp": None, **(out.get("metadata") or {})}
+    for container in (out.get("spec") or {}).get("containers") or []:
+        container.setdefault("resources", {})
+    return _sorted_keys({"spec": {"template": {**out, "$patch": "replace"}}})
+
+
+def _sorted_keys(value):
+    """``value`` with every map's keys in sorted order (as Go marshals a map)."""
+    if isinstance(value, dict):
+        return {k: _sorted_keys(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(v) for v in value]
+    return value
+
+
+def _statefulset_update(kind: str, name: str, spec: dict, current: dict) -> int:
+    """The partition an update of a StatefulSet's spec asks for, after the apiserver's checks:
+    serviceName and podManagementPolicy cannot change (422 Forbidden, as there), the strategy
+    is RollingUpdate (OnDelete is not simulated: 422 saying so), partition an int >= 0;
+    minReadySeconds and ordinals.start are not simulated either (422 unless 0)."""
+    for key, default in (("serviceName", ""), ("podManagementPolicy", "OrderedReady")):
+        if spec.get(key, default) != current.get(key):
+            raise K.field_error(kind, "apps", name, "spec", "FieldValueForbidden",
+                                f"Forbidden: updates to statefulset spec for fields other than {_STS_MUTABLE} "
+                                f"are forbidden")
+    strategy = spec.get("updateStrategy") or {}
+    if not isinstance(strategy, dict):
+        raise K.invalid(kind, "apps", name, "spec.updateStrategy", strategy, "must be an object")
+    kind_of = strategy.get("type", "RollingUpdate")
+    if kind_of == "OnDelete":
+        raise K.field_error(kind, "apps", name, "spec.updateStrategy.type", "FieldValueNotSupported",
+                            'Unsupported value: "OnDelete": the simulated cluster serves "RollingUpdate" only')
+    if kind_of != "RollingUpdate":
+        raise K.field_error(kind, "apps", name, "spec.updateStrategy.type", "FieldValueNotSupported",
+                            f'Unsupported value: "{kind_of}": supported values: "OnDelete", "RollingUpdate"')
+    partition = (strategy.get("rollingUpdate") or {}).get("partition", 0)
+    _check_replicas(partition, kind, "apps", name, "spec.updateStrategy.rollingUpdate.partition")
+    for path, value in (("spec.minReadySeconds", spec.get("minReadySeconds", 0)),
+                        ("spec.ordinals.start", (spec.get("ordinals") or {}).get("start", 0))):
+        _check_replicas(value, kind, "apps", name, path)
+        if value:  # taken and not honoured would be a lie: the pods would not show it
+            raise K.field_error(kind, "apps", name, path, "FieldValueNotSupported",
+                                f"Unsupported value: {value}: the simulated cluster serves 0 only")
+    return partition
 
 
 def _with_labels(template: dict, extra: dict) -> dict:
@@ -461,7 +538,8 @@ class KubeStore:
     """Kubernetes objects over a SimCluster. See the module docstring for the mapping."""
 
     def __init__(self, engine: SimCluster, clock: SimTime, statefulsets: frozenset[str] | set[str] = frozenset(),
-                 event_ttl_s: float = EVENT_TTL_S, cluster_events: bool = True):
+                 event_ttl_s: float = EVENT_TTL_S, cluster_events: bool = True,
+                 parallel: frozenset[str] | set[str] = frozenset()):
         self.engine = engine
         self.clock = clock
         self.lock = threading.RLock()
@@ -487,6 +565,9 @@ class KubeStore:
             w.managed.record(FieldWriter(CREATOR), created, (), clock.wall(clock.sim_start_s))
             self.workloads.append(w)
             self.by_key[(kind, cfg.namespace, cfg.name)] = w
+            if kind == "StatefulSet":  # ordinal pods, ordered scaling and updates (simcluster/statefulsets.py)
+                w.pod_management = "Parallel" if cfg.name in parallel else "OrderedReady"
+                engine.make_statefulset(i, parallel=cfg.name in parallel)
         # The TTL runs on wall_now(), the wall-clock time objects show (creationTimestamp, and the
         # clients' own first/lastTimestamp), not on simulated seconds: kube-apiserver's --event-ttl
         # is wall time, and the controller that reads Events (its hands-off and history windows)
@@ -642,12 +723,21 @@ class KubeStore:
         """A Deployment's sync, for its revision history: as the Deployment controller runs
         cleanupDeployment when a sync finds the rollout complete (rolling.go) or the Deployment
         paused (sync.go), the old ReplicaSets beyond ``w.history_limit`` are trimmed now if so,
-        else ``w`` waits in ``_history_due`` for a tick that completes its rollout."""
+        else ``w`` waits in ``_history_due`` for a tick that completes its rollout. A
+        StatefulSet's (truncateHistory): at every sync, its ControllerRevisions but the live ones
+        (current, update, with pods); those still live beyond the limit wait the same way."""
         excess = len(self.engine.revisions(w.index)) - 1 - w.history_limit
-        if w.kind != "Deployment" or w.history_limit == V.INT32_MAX or excess <= 0:  # MaxInt32: keep all
+        if w.history_limit == V.INT32_MAX or excess <= 0:  # MaxInt32: keep all
             self._history_due.discard(w.index)
             return
         st = self._status(w)
+        if w.kind == "StatefulSet":  # truncateHistory runs at every sync; the live revisions stay
+            self._trim_history(w, {p.revision for p in st.pods})
+            if len(self.engine.revisions(w.index)) - 1 > w.history_limit:  # some still live: after the update
+                self._history_due.add(w.index)
+            else:
+                self._history_due.discard(w.index)
+            return
         complete = not st.rollout_in_progress and st.ready_replicas == st.spec_replicas == st.status_replicas
         if w.paused or complete:
             self._trim_history(w, {p.revision for p in st.pods})
@@ -656,23 +746,26 @@ class KubeStore:
             self._history_due.add(w.index)
 
     def _trim_history(self, w: Workload, with_pods: set[str]) -> None:
-        """cleanupDeployment: of the old revisions, oldest number first, the first (count -
+        """cleanupDeployment (a StatefulSet's truncateHistory): of the old revisions (not current;
+        a StatefulSet's current and update revisions both), oldest number first, the first (count -
         ``w.history_limit``) are deleted unless they still have pods (``with_pods``: revision
         numbers); scaled-up ones count but stay, as there."""
-        old = sorted((r for r in self.engine.revisions(w.index) if r.seq != w.current_seq),
+        live = {w.current_seq} | ({self.engine.statefulset_current_seq(w.index)} if w.kind == "StatefulSet" else set())
+        old = sorted((r for r in self.engine.revisions(w.index) if r.seq not in live),
                      key=lambda r: (r.number, r.created_s))
         gone = [r for r in old[:max(0, len(old) - w.history_limit)] if str(r.number) not in with_pods]
         if not gone:
             return
         self.engine.forget_revisions(w.index, [r.seq for r in gone])
-        for r in gone:  # a DELETE of the ReplicaSet: watchers see it gone
+        kind = "ReplicaSet" if w.kind == "Deployment" else "ControllerRevision"
+        for r in gone:  # a DELETE of the ReplicaSet (ControllerRevision): watchers see it gone
             w.templates.pop(r.seq, None)
             name = f"{w.name}-{r.hash}"
-            seen = self._fingerprints.pop(("ReplicaSet", w.namespace, name), None)
+            seen = self._fingerprints.pop((kind, w.namespace, name), None)
             if seen is None:  # never served: no watcher knows it, a new revision all the same
                 self.next_rv()
             else:  # a deletion is a change, as in etcd: a watch resumed from before it replays it
-                self.changed("ReplicaSet", w.namespace, name, seen[0], deleted=True)
+                self.changed(kind, w.namespace, name, seen[0], deleted=True)
         self.touch()
 
     def _status(self, w: Workload) -> TargetStatus:
@@ -742,13 +835,8 @@ class KubeStore:
                 progressing_at=K.rfc3339(self.clock.wall(w.progress_at)))
             api_version, kind = "apps/v1", "Deployment"
         else:
-            body_spec.update(serviceName=w.name, podManagementPolicy="Parallel",
-                             updateStrategy={"type": "RollingUpdate"})
-            status = {"observedGeneration": w.generation, "replicas": st.status_replicas,
-                      "readyReplicas": st.ready_replicas, "availableReplicas": st.ready_replicas,
-                      "currentReplicas": updated, "updatedReplicas": updated,
-                      "currentRevision": f"{w.name}-{current.hash}", "updateRevision": f"{w.name}-{current.hash}",
-                      "collisionCount": 0}
+            body_spec.update(statefulset_spec(w))
+            status = self._statefulset_status(w, st)
             api_version, kind = "apps/v1", "StatefulSet"
         meta = K.object_meta(w.name, w.namespace, w.uid, 0, self.clock.sim_start_s, labels=w.labels,
                              annotations=annotations, generation=w.generation)
@@ -756,6 +844,22 @@ class KubeStore:
         meta["managedFields"] = w.managed.render()
         obj = {"kind": kind, "apiVersion": api_version, "metadata": meta, "spec": body_spec, "status": status}
         return self._stamp((w.kind, w.namespace, w.name), obj)
+
+    def _statefulset_status(self, w: Workload, st: TargetStatus) -> dict:
+        """A StatefulSet's status as its controller writes it: pods on the current revision
+        (currentReplicas) and on the update revision (updatedReplicas); currentRevision becomes
+        updateRevision once every pod is on it and Ready (simcluster/statefulsets.py)."""
+        by_seq = {r.seq: r for r in self.engine.revisions(w.index)}
+        update, current = self.engine.current_revision(w.index), by_seq[self.engine.statefulset_current_seq(w.index)]
+        on = lambda rev: sum(1 for p in st.pods if p.revision == str(rev.number))  # noqa: E731
+        status = {"observedGeneration": w.generation, "replicas": st.status_replicas,
+                  "readyReplicas": st.ready_replicas, "availableReplicas": st.ready_replicas,
+                  "currentReplicas": on(current), "updatedReplicas": on(update),
+                  "currentRevision": revision_name(w, current), "updateRevision": revision_name(w, update),
+                  "collisionCount": 0}
+        # the apiserver omits zero counters (omitempty); replicas and availableReplicas have no omitempty
+        return {k: v for k, v in status.items() if v or k in ("replicas", "availableReplicas", "observedGeneration",
+                                                              "collisionCount")}
 
     def update_workload(self, kind: str, namespace: str, name: str, body: dict,
                         writer: FieldWriter = UNNAMED_WRITER) -> dict:
@@ -783,6 +887,7 @@ class KubeStore:
             if paused is not None and not isinstance(paused, bool):
                 raise K.invalid(kind, "apps", name, "spec.paused", paused, "must be a boolean")
             paused = bool(paused) and kind == "Deployment"
+            partition = _statefulset_update(kind, name, spec, current["spec"]) if kind == "StatefulSet" else 0
             limit = spec.get("revisionHistoryLimit")
             limit = REVISION_HISTORY_LIMIT if limit is None else limit  # apps/v1 defaults a missing one
             _check_replicas(limit, kind, "apps", name, "spec.revisionHistoryLimit")  # a non-negative int32, as there
@@ -797,6 +902,11 @@ class KubeStore:
                 self.engine.set_paused(w.index, True)
             changed = self._set_replicas(w, replicas) or pausing or resuming or limit != w.history_limit
             w.history_limit = limit
+            if partition != w.partition:
+                w.partition = partition
+                self.engine.set_partition(w.index, partition)
+                self.touch()
+                changed = True
             if K.compact(template) != K.compact(w.templates[w.current_seq]):
                 self._change_template(w, template)
                 changed = True
@@ -904,6 +1014,46 @@ class KubeStore:
             out.append(self._stamp(("ReplicaSet", w.namespace, name), rs))
         return out
 
+    # ------------------------------------------------------------------ controllerrevisions
+    def list_controllerrevisions(self, namespace: str | None, labels: Callable[[dict], bool],
+                                 fields: Callable[[dict], bool] = lambda o: True) -> list[dict]:
+        """The ControllerRevisions of the StatefulSets (``kubectl rollout history/undo`` list them
+        by the StatefulSet's selector and keep those it controls)."""
+        with self.lock:
+            out = []
+            for w in self.workloads:
+                if w.kind == "StatefulSet" and (namespace is None or w.namespace == namespace):
+                    out += [cr for cr in self._controllerrevisions(w) if labels(cr["metadata"]["labels"]) and fields(cr)]
+            return out
+
+    def get_controllerrevision(self, namespace: str, name: str) -> dict:
+        with self.lock:
+            for w in self.workloads:
+                if w.kind == "StatefulSet" and w.namespace == namespace and name.startswith(w.name + "-"):
+                    for cr in self._controllerrevisions(w):
+                        if cr["metadata"]["name"] == name:
+                            return cr
+            raise K.not_found("controllerrevisions", "apps", name)
+
+    def _controllerrevisions(self, w: Workload) -> list[dict]:
+        """One ControllerRevision per revision of StatefulSet ``w``, as its controller writes
+        them: named NAME-HASH (its pods' controller-revision-hash), labelled with the template's
+        labels and ``controller.kubernetes.io/hash``, ``revision`` its number, ``data`` the patch
+        that restores its template (``{"spec": {"template": {..., "$patch": "replace"}}}``, what
+        ``kubectl rollout undo`` applies)."""
+        owner = K.owner_reference("apps/v1", "StatefulSet", w.name, w.uid)
+        out = []
+        for rev in self.engine.revisions(w.index):
+            name = revision_name(w, rev)
+            template = copy.deepcopy(w.templates[rev.seq])
+            labels = {**(template.get("metadata") or {}).get("labels", {}), K.REVISION_HASH_LABEL: rev.hash}
+            meta = K.object_meta(name, w.namespace, K.uid_for("ControllerRevision", w.namespace, name), 0,
+                                 self.clock.wall(rev.created_s), labels=labels, owner=owner)
+            cr = {"kind": "ControllerRevision", "apiVersion": "apps/v1", "metadata": meta,
+                  "data": revision_data(template), "revision": rev.number}
+            out.append(self._stamp(("ControllerRevision", w.namespace, name), cr))
+        return out
+
     # ------------------------------------------------------------------ pods
     def list_pods(self, namespace: str | None, labels: Callable[[dict], bool],
                   fields: Callable[[dict], bool] = lambda o: True) -> list[dict]:
@@ -963,13 +1113,17 @@ class KubeStore:
             labels = {**(template["metadata"].get("labels") or {}), K.TEMPLATE_HASH_LABEL: rev.hash}
             owner = K.owner_reference("apps/v1", "ReplicaSet", f"{w.name}-{rev.hash}",
                                       K.uid_for("ReplicaSet", w.namespace, f"{w.name}-{rev.hash}"))
-        else:
-            labels = {**(template["metadata"].get("labels") or {}), "controller-revision-hash": f"{w.name}-{rev.hash}"}
+        else:  # as the StatefulSet controller labels its pods (the index label: Kubernetes 1.28+)
+            ordinal = p.name.rsplit("-", 1)[1]
+            labels = {**(template["metadata"].get("labels") or {}), "controller-revision-hash": revision_name(w, rev),
+                      "statefulset.kubernetes.io/pod-name": p.name, "apps.kubernetes.io/pod-index": ordinal}
             owner = K.owner_reference("apps/v1", "StatefulSet", w.name, w.uid)
         meta = K.object_meta(p.name, w.namespace, K.uid_for("Pod", w.namespace, p.name), 0, self.clock.wall(p.start_time),
                              labels=labels, owner=owner,
                              annotations=template["metadata"].get("annotations"))
         spec = copy.deepcopy(template["spec"])
+        if w.kind == "StatefulSet":
+            spec.update(hostname=p.name, subdomain=w.name)
         running = p.phase == "Running"
         if running:
             spec["nodeName"] = K.node_name(p.name)

@@ -23,6 +23,8 @@ COLUMNS: dict[str, list[tuple[str, str, str, int]]] = {
                    ("Images", "string", "", 1), ("Selector", "string", "", 1)],
     "StatefulSet": [("Name", "string", "name", 0), ("Ready", "string", "", 0), ("Age", "string", "", 0),
                     ("Containers", "string", "", 1), ("Images", "string", "", 1)],
+    "ControllerRevision": [("Name", "string", "name", 0), ("Controller", "string", "", 0),
+                           ("Revision", "integer", "", 0), ("Age", "string", "", 0)],
     "Pod": [("Name", "string", "name", 0), ("Ready", "string", "", 0), ("Status", "string", "", 0),
             ("Restarts", "string", "", 0), ("Age", "string", "", 0), ("IP", "string", "", 1),
             ("Node", "string", "", 1), ("Nominated Node", "string", "", 1), ("Readiness Gates", "string", "", 1)],
@@ -122,6 +124,10 @@ def _cells(kind: str, obj: dict, now_s: float) -> list:
                 *_containers(obj), _selector(obj)]
     if kind == "StatefulSet":
         return [name, f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 0)}", age, *_containers(obj)]
+    if kind == "ControllerRevision":
+        owner = next((o for o in meta.get("ownerReferences") or () if o.get("controller")), None)
+        controller = f"{owner['kind'].lower()}.{owner['apiVersion'].split('/')[0]}/{owner['name']}" if owner else "<none>"
+        return [name, controller, obj.get("revision", 0), age]
     if kind == "Pod":
         containers = status.get("containerStatuses") or []
         ready = sum(1 for c in containers if c.get("ready"))

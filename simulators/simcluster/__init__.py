@@ -10,6 +10,8 @@ grouped by concern into mixins, one per module:
 - :mod:`.lifecycle`: pod phases over time (scheduling, startup, crash loops, memory thresholds).
 - :mod:`.replicas`: creating and removing pods (``scale``, ``set_replicas``, ``delete_pod``).
 - :mod:`.rollouts`: revisions, rolling updates, rollback and pause.
+- :mod:`.statefulsets`: rows served as StatefulSets (``make_statefulset``): ordinal pods, ordered
+  scaling, the StatefulSet controller's RollingUpdate with its partition.
 - :mod:`.fault_injection`: applying :mod:`simulators.faults` at their start and end.
 - :mod:`.readiness_probe`: load-sensitive readiness probes (a service that fails them while
   saturated goes dark: the overload spiral), through the readiness outages' hold.

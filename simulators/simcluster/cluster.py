@@ -47,12 +47,13 @@ from simulators.simcluster.readiness_probe import ReadinessProbes
 from simulators.simcluster.replicas import ReplicaSets
 from simulators.simcluster.rollouts import Rollouts
 from simulators.simcluster.slots import EMPTY, PodSlots
+from simulators.simcluster.statefulsets import StatefulSets
 from simulators.streams import engine_streams
 from simulators.workload import ClusterConfig, ServiceConfig
 
 
-class SimCluster(QueueingEngine, PodLifecycle, ReplicaSets, Rollouts, FaultInjection, ReadinessProbes, PodNaming,
-                 ClusterPort, PodSlots):
+class SimCluster(QueueingEngine, PodLifecycle, ReplicaSets, Rollouts, StatefulSets, FaultInjection, ReadinessProbes,
+                 PodNaming, ClusterPort, PodSlots):
     """A simulated cluster of ``S`` Deployments, deterministic for a given generator.
 
     ``SimCluster(config, rng, faults=())``: ``config`` is a :class:`ClusterConfig` or a list of
@@ -85,6 +86,7 @@ class SimCluster(QueueingEngine, PodLifecycle, ReplicaSets, Rollouts, FaultInjec
         self._init_faults(faults)
         self._init_aggregates()
         self._init_naming()
+        self._init_statefulsets()
         self._init_port()
         self._n_pods[:] = np.count_nonzero(self._pod_phase != EMPTY, axis=1)  # then kept exact incrementally
         self._refresh(np.arange(self.n_services))

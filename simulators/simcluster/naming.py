@@ -42,6 +42,8 @@ class PodNaming:
         """The name of service ``i``'s pod ``serial``, of revision index ``revision_seq``."""
         key = (i, serial)
         name = self._pod_name_cache.get(key)
+        if name is None and self._ordered[i]:  # a StatefulSet's pod: <service>-<ordinal>
+            name = f"{self.names[i]}-{self.ordinal_of(i, serial)}"
         if name is None:
             rev = self._revisions[i].get(revision_seq)
             # a lazy listing named after its revision was forgotten (forget_revisions): the same hash

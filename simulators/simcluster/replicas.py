@@ -33,7 +33,8 @@ class ReplicaSets:
                      revision_seqs: np.ndarray | None = None) -> None:
         """Create ``counts[j]`` Pending pods in ``rows[j]`` (unique rows), of the current
         revision or of the revision with seq ``revision_seqs[j]``, within each row's slots."""
-        if revision_seqs is None and pods_compiled.create_pods(self, rows, counts, now):
+        if revision_seqs is None and not (self._any_ordered and self._ordered[rows].any()) \
+                and pods_compiled.create_pods(self, rows, counts, now):
             return
         counts = np.minimum(counts, self._slot_count[rows] - self._n_pods[rows])
         keep = counts > 0
@@ -72,6 +73,9 @@ class ReplicaSets:
             for row, flat_index, revision_seq in zip(pod_rows.tolist(), flat.tolist(),
                                                      pod_revision_seqs[row_pos].tolist()):
                 self._set_pod_revision(row, flat_index - row * self.K, revision_seq)
+        if self._any_ordered:  # a StatefulSet's pods: their ordinals, and the revision of each
+            for row in np.unique(pod_rows[self._ordered[pod_rows]]).tolist():
+                self._give_ordinals(row, flat[pod_rows == row])
         # Creation only adds Pending pods: update the counters and timers without a refresh.
         self._n_pods[rows] += counts
         self._next_event_s[rows] = np.minimum(self._next_event_s[rows], due)
@@ -157,6 +161,13 @@ class ReplicaSets:
         if not changed.any():
             return
         idx, delta, replicas = idx[changed], delta[changed], replicas[changed]
+        if self._any_ordered and self._ordered[idx].any():  # StatefulSets: one pod at a time, in order
+            ordered = self._ordered[idx]
+            for i, spec in zip(idx[ordered].tolist(), replicas[ordered].tolist()):
+                self._spec_replicas[i] = spec
+                self._sts_due(i)
+                self._sync_statefulset(i, now)
+            idx, delta, replicas = idx[~ordered], delta[~ordered], replicas[~ordered]
         rolling = self._rolling[idx]
         if rolling.any():  # rare: a Deployment scaled during a rollout
             for i, spec in zip(idx[rolling].tolist(), replicas[rolling].tolist()):
@@ -221,5 +232,9 @@ class ReplicaSets:
         revision_seq = int(self._pod_revision_seq[i, slot])
         self._clear_slots(np.array([i]), np.array([i * self.K + slot]), now)
         self._restarts_total[i] += 1
+        if self._ordered[i]:  # the StatefulSet controller recreates it, same ordinal, in order
+            self._sts_due(i)
+            self._sync_statefulset(i, now)
+            return
         self._create_pods(np.array([i]), np.array([1]), now, np.array([revision_seq]))
         self._refresh(np.array([i]))

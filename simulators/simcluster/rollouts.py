@@ -99,7 +99,7 @@ class Rollouts:
         number = max(r.number for r in revisions.values()) + 1
         revisions[target.seq] = Revision(number, target.seq, target.hash, target.props, target.created_s)
         self._make_current(i, target.seq, number)
-        if fast and not self._paused[i]:
+        if fast and not self._paused[i] and not self._ordered[i]:  # a StatefulSet updates one pod at a time
             phase = self._pod_phase[i]
             unready = (phase != EMPTY) & (phase != READY) & ~self._new_mask(i)
             if unready.any():
@@ -115,7 +115,8 @@ class Rollouts:
         self._flush()
         live = self._pod_revision_seq[i][self._pod_phase[i] != EMPTY]
         for seq in seqs:
-            if seq == int(self._current_seq[i]) or bool((live == seq).any()):
+            sts_current = bool(self._ordered[i]) and seq == int(self._sts_current_seq[i])
+            if seq == int(self._current_seq[i]) or sts_current or bool((live == seq).any()):
                 raise ValueError(f"revision seq {seq} of {self.names[i]} is current or has pods: it cannot be forgotten")
         for seq in seqs:
             del self._revisions[i][seq]
@@ -150,7 +151,11 @@ class Rollouts:
             self._rolling_rows = sorted(self._rolling_rows + [i])
 
     def _progress_rollout(self, i: int, now: float) -> None:
-        """One RollingUpdate sync for service ``i`` (see ReferenceCluster.progress_rollout)."""
+        """One RollingUpdate sync for service ``i`` (see ReferenceCluster.progress_rollout); a
+        StatefulSet's sync for a StatefulSet row (:mod:`.statefulsets`)."""
+        if self._ordered[i]:
+            self._sync_statefulset(i, now)
+            return
         service = self.config.services[i]
         spec_replicas = int(self._spec_replicas[i])
         surge, unavailable = rollout_budget(spec_replicas, service.max_surge, service.max_unavailable)

@@ -72,6 +72,9 @@ class EagerExporter(SimMetricsExporter):
     def __init__(self, store):
         super().__init__(store)
         self.eager = {"cpu_seconds": {}, "pod_requests": {}, "pod_errors": {}, "pod_memory": {}}
+        #: (namespace, pod) -> its creation time at the last tick: a StatefulSet's pod recreated under
+        #: its name (web-1 again) is another pod, whose counters start again from 0
+        self.born: dict[tuple[str, str], float] = {}
 
     def _by_name(self) -> dict[str, dict]:
         return self.eager
@@ -90,6 +93,11 @@ class EagerExporter(SimMetricsExporter):
         with self.store.lock:
             pods = self.store.engine.pod_signals()
         with self.lock:
+            born = {(w.namespace, p.name): p.created_time for w, st in statuses for p in st.pods}
+            self.eager = {field: {key: value for key, value in values.items()
+                                  if self.born.get(key[-2:]) == born.get(key[-2:])}
+                          for field, values in self.eager.items()}
+            self.born = born
             self._count_pods_by_name(pods, statuses, counted, dt_s)
             self.requests += np.where(counted, np.nan_to_num(v["offered_rps"]) * dt_s, 0.0)
             errors = np.nan_to_num(v["errors_rps"]) + np.nan_to_num(v["dropped_rps"])

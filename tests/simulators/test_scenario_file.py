@@ -130,6 +130,16 @@ BROKEN = [
                  "spec.faults[0].services", "omit services to hit every service",
                  id="a-fault-with-an-empty-services-list"),  # it hit no service: a fault that did nothing
     pytest.param(_broken("kind: Scenario", "kind: Policy"), 2, "kind", "'Scenario'", id="wrong-kind"),
+    pytest.param(_broken("capacityPerPod: 100", "capacityPerPod: 100\n      kind: DaemonSet"), 13,
+                 "spec.services[0].kind", "expected 'Deployment' or 'StatefulSet', got 'DaemonSet'",
+                 id="service-kind-neither-deployment-nor-statefulset"),
+    pytest.param(_broken("capacityPerPod: 100", "capacityPerPod: 100\n      podManagementPolicy: Parallel"), 13,
+                 "spec.services[0].podManagementPolicy", "is a StatefulSet's; this service is a Deployment",
+                 id="pod-management-policy-of-a-deployment"),
+    pytest.param(_broken("capacityPerPod: 100", "capacityPerPod: 100\n      kind: StatefulSet\n"
+                                                "      podManagementPolicy: Burst"), 14,
+                 "spec.services[0].podManagementPolicy", "expected 'OrderedReady' or 'Parallel', got 'Burst'",
+                 id="pod-management-policy-unknown"),
     pytest.param(_broken("- constant: {rps: 150}", "- trace: {file: no-such-trace.csv}"), 14, "", "no-such-trace",
                  id="missing-trace-file"),
     pytest.param(_broken("load:\n        - constant: {rps: 150}", "load: {constant: 1}"), 13, "spec.services[0].load",

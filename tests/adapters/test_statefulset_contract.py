@@ -1,0 +1,189 @@
+"""The Kubernetes adapter's contract for StatefulSet targets, against ``sim serve`` serving ``web``
+as a StatefulSet because its scenario says ``kind: StatefulSet``: resolve by kind, observe (pods
+web-0..N-1, the update revision), scale through the scale subresource (pods follow one at a time
+in ordinal order), restart a pod (it comes back under its name), rolling restart (from the
+highest ordinal down, rollout in progress until currentRevision = updateRevision), the
+resourceVersion preconditions of its writes, and no rollback (Setpoint rolls back Deployments only).
+
+The engine does not run on its own (``drive=False``): tests step it (ticks of 5 s, start-up 10 s).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from types import SimpleNamespace
+
+import pytest
+
+from controller.adapters.kubernetes import KubernetesCluster, rollout_in_progress
+from controller.errors import ConflictError, PermanentError, Superseded
+from controller.model import Action, ActionKind, TargetRef, TargetSelector
+from controller.runtime.actuate import RetryPolicy, apply_with_retries
+from simulators.kubeapi.server import SimKubeServer
+from simulators.scenario import load_scenario_text
+from tests.adapters.kube_helpers import SCENARIO_YAML, SERVICE_LABELS, TOKEN, official_client
+
+NS = "shop"
+WEB = TargetRef(NS, "web", "StatefulSet")
+API = TargetRef(NS, "api")
+SCALE_PATH = r"/statefulsets/web/scale$"
+#: kube_helpers' scenario with web declared a StatefulSet, as a user's scenario file declares it
+STS_YAML = SCENARIO_YAML.replace("    - name: web\n      namespace: shop\n",
+                                 "    - name: web\n      namespace: shop\n      kind: StatefulSet\n")
+
+
+def sts_scenario():
+    sc = load_scenario_text(STS_YAML, "sts-test.yaml")
+    services = tuple(dataclasses.replace(s, labels=(("app", s.name), ("setpoint.io/autoscale", "true"))
+                                         + SERVICE_LABELS.get(s.name, ())) for s in sc.cluster.services)
+    return dataclasses.replace(sc, cluster=dataclasses.replace(sc.cluster, services=services))
+
+
+@pytest.fixture
+def server():
+    srv = SimKubeServer(sts_scenario(), drive=False, token=TOKEN).start()
+    yield srv
+    srv.stop()
+
+
+def make_cluster(srv, folder, **options) -> KubernetesCluster:
+    return KubernetesCluster(official_client(srv, folder), **{"qps": 0, "retry_backoff_s": 0.01,
+                                                              "request_timeout_s": 3.0, **options})
+
+
+@pytest.fixture
+def cluster(server, tmp_path):
+    """An adapter that has observed web (its writes carry the observed resourceVersion)."""
+    kc = make_cluster(server, tmp_path)
+    kc.observe([WEB])
+    server.api.requests.reset()
+    yield kc
+    kc.close()
+
+
+def pods(kc: KubernetesCluster) -> list[tuple[str, str, bool]]:
+    """web's pods as the adapter observes them: (name, revision, ready), by name."""
+    return [(p.name, p.revision, p.ready) for p in kc.observe([WEB], with_pods=True).statuses[0].pods]
+
+
+def retried(kc: KubernetesCluster, action: Action):
+    """Apply as the reconciler does, through the retry owner, on a fake clock."""
+    now = [0.0]
+
+    def sleep(s: float) -> None:
+        now[0] += s
+
+    return apply_with_retries(kc.apply, action, RetryPolicy(), lambda: now[0], sleep)
+
+
+def test_scenario_kind_serves_a_statefulset_that_resolves_by_its_kind(cluster):
+    assert cluster.resolve(TargetSelector("StatefulSet", NS, names=("web", "api"))) == [WEB]
+    assert cluster.resolve(TargetSelector("Deployment", NS, names=("web", "api"))) == [API]
+    assert cluster.resolve(TargetSelector("StatefulSet", NS, match_labels=(("tier", "front"),))) == [WEB]
+
+
+def test_observe_reads_ordinal_pods_on_the_update_revision(cluster, server):
+    status = cluster.observe([WEB], with_pods=True).statuses[0]
+    revision = server.world.store.get_workload("StatefulSet", NS, "web")["status"]["updateRevision"]
+    assert (status.spec_replicas, status.status_replicas, status.ready_replicas) == (2, 2, 2)
+    assert status.revision == revision and not status.rollout_in_progress
+    assert [(p.name, p.revision, p.ready) for p in status.pods] == [("web-0", revision, True), ("web-1", revision, True)]
+
+
+@pytest.mark.parametrize("to, ticks, expected", [
+    # OrderedReady: web-2 at once, web-3 only once web-2 is Ready (10 s: 2 ticks)
+    pytest.param(4, 0, [("web-0", True), ("web-1", True), ("web-2", False)], id="up-at-the-write"),
+    pytest.param(4, 2, [("web-0", True), ("web-1", True), ("web-2", True), ("web-3", False)], id="up-then-the-next"),
+    pytest.param(4, 4, [("web-0", True), ("web-1", True), ("web-2", True), ("web-3", True)], id="up-all-ready"),
+    pytest.param(0, 0, [("web-0", True)], id="down-highest-first"),
+    pytest.param(0, 1, [], id="down-then-the-next"),
+])
+def test_scale_through_the_scale_subresource_and_pods_follow_in_ordinal_order(cluster, server, to, ticks, expected):
+    cluster.apply(Action(ActionKind.SCALE, WEB, "ScaleUp", replicas=to, from_replicas=2))
+    assert server.api.requests.count("PATCH", SCALE_PATH) == 1
+    server.world.advance(ticks)
+    view = cluster.observe([WEB])
+    assert view.spec.tolist() == [to] and not view.rollout.any()  # a scale is not a rollout
+    assert [(name, bool(ready)) for name, _, ready in pods(cluster)] == expected  # Pending: no Ready condition
+
+
+def test_a_scale_the_statefulset_changed_under_is_refused_not_applied(cluster, server, tmp_path):
+    (tmp_path / "other").mkdir()
+    other = make_cluster(server, tmp_path / "other")
+    other.apply(Action(ActionKind.SCALE, WEB, "ScaleUp", replicas=5, from_replicas=2))
+    with pytest.raises(ConflictError):
+        cluster.apply(Action(ActionKind.SCALE, WEB, "ScaleDown", replicas=1, from_replicas=2))
+    assert server.world.store.get_workload("StatefulSet", NS, "web")["spec"]["replicas"] == 5
+    other.close()
+
+
+def test_restart_pod_comes_back_under_its_name(cluster, server):
+    before = {p.name: p.created_time for p in cluster.observe([WEB], with_pods=True).statuses[0].pods}
+    cluster.apply(Action(ActionKind.RESTART_POD, WEB, "PodNotReady", pod="web-1"))
+    after = {p.name: p for p in cluster.observe([WEB], with_pods=True).statuses[0].pods}
+    assert sorted(after) == ["web-0", "web-1"]  # the StatefulSet recreates web-1, not a new name
+    assert after["web-1"].created_time > before["web-1"] and not after["web-1"].ready
+    server.world.advance(2)
+    assert cluster.observe([WEB]).ready.tolist() == [2]
+
+
+def test_rolling_restart_updates_from_the_highest_ordinal_and_ends(cluster, server):
+    old = cluster.observe([WEB]).statuses[0].revision
+    cluster.apply(Action(ActionKind.ROLLING_RESTART, WEB, "Stuck"))
+    template = server.world.store.get_workload("StatefulSet", NS, "web")["spec"]["template"]
+    assert "kubectl.kubernetes.io/restartedAt" in template["metadata"]["annotations"]
+    status = cluster.observe([WEB]).statuses[0]
+    new = status.revision
+    assert new != old and status.rollout_in_progress
+    updated_in_order = []
+    for _ in range(8):
+        server.world.advance(1)
+        for name, revision, _ in pods(cluster):
+            if revision == new and name not in updated_in_order:
+                updated_in_order.append(name)
+    assert updated_in_order == ["web-1", "web-0"]
+    sts = server.world.store.get_workload("StatefulSet", NS, "web")["status"]
+    assert (sts["currentRevision"], sts["updateRevision"]) == (new, new)
+    assert not cluster.observe([WEB]).rollout.any()
+
+
+def test_a_late_rolling_restart_of_a_statefulset_is_one_rollout_not_two(server, tmp_path):
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    a, b = make_cluster(server, tmp_path / "a"), make_cluster(server, tmp_path / "b")
+    a.observe([WEB]), b.observe([WEB])
+    i = server.world.engine.index("web")
+    revisions = len(server.world.engine.revisions(i))
+    assert retried(a, Action(ActionKind.ROLLING_RESTART, WEB, "Stuck"))[0] is None
+    assert isinstance(retried(b, Action(ActionKind.ROLLING_RESTART, WEB, "Stuck"))[0], Superseded)
+    assert len(server.world.engine.revisions(i)) == revisions + 1
+    a.close()
+    b.close()
+
+
+def test_a_rollback_of_a_statefulset_is_refused_before_any_request(cluster, server):
+    with pytest.raises(PermanentError, match="only Deployments can be rolled back"):
+        cluster.apply(Action(ActionKind.ROLLBACK, WEB, "BadRelease"))
+    assert server.api.requests.count() == 0
+
+
+def sts_object(spec: int, replicas: int, updated: int, current: str, update: str, generation: int = 2,
+               observed: int = 2) -> SimpleNamespace:
+    """The fields of a read StatefulSet that rollout_in_progress reads (as the client's model names them)."""
+    return SimpleNamespace(metadata=SimpleNamespace(name="web", generation=generation),
+                           spec=SimpleNamespace(replicas=spec),
+                           status=SimpleNamespace(replicas=replicas, updated_replicas=updated, current_revision=current,
+                                                  update_revision=update, observed_generation=observed))
+
+
+@pytest.mark.parametrize("workload, rolling", [
+    # OrderedReady creates a scale-up's pods one at a time: updatedReplicas trails spec, not a rollout
+    pytest.param(sts_object(4, 3, 3, "web-a", "web-a"), False, id="scale-up-pods-being-created"),
+    pytest.param(sts_object(1, 3, 3, "web-a", "web-a"), False, id="scale-down-pods-being-removed"),
+    pytest.param(sts_object(3, 3, 3, "web-a", "web-a"), False, id="settled"),
+    pytest.param(sts_object(3, 3, 1, "web-a", "web-b"), True, id="update-one-pod-done"),
+    pytest.param(sts_object(3, 3, 3, "web-a", "web-b"), True, id="all-updated-not-all-ready-yet"),
+    pytest.param(sts_object(3, 3, 1, "web-a", "web-b"), True, id="partition-holds-two-pods-back"),
+    pytest.param(sts_object(3, 3, 3, "web-a", "web-a", generation=3), True, id="spec-not-observed-yet"),
+])
+def test_what_a_statefulset_rollout_in_progress_is(workload, rolling):
+    assert rollout_in_progress(workload, "StatefulSet") is rolling

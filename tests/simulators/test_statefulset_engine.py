@@ -1,0 +1,149 @@
+"""A SimCluster row made a StatefulSet behaves as the StatefulSet controller (OrderedReady,
+RollingUpdate): ordinal pod names, one pod at a time in ordinal order, updates from the highest
+ordinal down to the partition, currentRevision once the update is complete.
+
+Each row drives one StatefulSet ``db`` (start-up 10 s: 1 s scheduling + 9 s start) with ticks of
+5 s from t=0 and reads its pods after each tick: (name, revision number, Ready).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simulators.cluster import SimCluster
+from simulators.workload import ServiceConfig
+
+TICK_S = 5.0
+
+
+def statefulset(replicas: int = 2) -> SimCluster:
+    c = SimCluster([ServiceConfig("db", initial_replicas=replicas, scheduling_delay_s=1, startup_delay_s=9),
+                    ServiceConfig("web", initial_replicas=2)], 1)
+    c.make_statefulset(0)
+    return c
+
+
+def pods(c: SimCluster) -> list[tuple[str, str, bool]]:
+    """db's pods by ordinal: (name, revision number, ready)."""
+    st = c.statuses()[0]
+    return sorted(((p.name, p.revision, p.ready) for p in st.pods), key=lambda p: int(p[0].rsplit("-", 1)[1]))
+
+
+def run(c: SimCluster, ticks: int, t0: float = 0.0) -> tuple[float, list]:
+    """Step ``ticks`` ticks from ``t0``; (time reached, db's pods after each tick)."""
+    seen, t = [], t0
+    for _ in range(ticks):
+        t += TICK_S
+        c.step(t, TICK_S, np.array([10.0, 10.0]))
+        seen.append(pods(c))
+    return t, seen
+
+
+def test_initial_pods_are_named_by_ordinal():
+    assert pods(statefulset(3)) == [("db-0", "1", True), ("db-1", "1", True), ("db-2", "1", True)]
+    assert SimCluster([ServiceConfig("db", initial_replicas=1)], 1).pod_names(0)[0].count("-") == 2  # a Deployment's
+
+
+@pytest.mark.parametrize("start, to, expected", [
+    # OrderedReady: db-2 first, db-3 only once db-2 is Ready (10 s), and so on
+    pytest.param(2, 4, [[("db-0", "1", True), ("db-1", "1", True), ("db-2", "1", False)],
+                        [("db-0", "1", True), ("db-1", "1", True), ("db-2", "1", True), ("db-3", "1", False)],
+                        [("db-0", "1", True), ("db-1", "1", True), ("db-2", "1", True), ("db-3", "1", False)],
+                        [("db-0", "1", True), ("db-1", "1", True), ("db-2", "1", True), ("db-3", "1", True)]],
+                 id="scale-up-one-at-a-time-in-ordinal-order"),
+    # the highest ordinal goes first: db-3, then db-2 (one a sync: at the write, then at each tick)
+    pytest.param(4, 1, [[("db-0", "1", True), ("db-1", "1", True)], [("db-0", "1", True)], [("db-0", "1", True)],
+                        [("db-0", "1", True)]],
+                 id="scale-down-from-the-highest-ordinal"),
+])
+def test_scaling_goes_in_ordinal_order(start, to, expected):
+    c = statefulset(start)
+    c.set_replicas(0, to)
+    _, seen = run(c, 4)
+    assert seen == expected
+
+
+def test_a_deleted_pod_comes_back_under_its_name_on_the_same_revision():
+    c = statefulset(3)
+    c.delete_pod(0, "db-1")
+    assert pods(c) == [("db-0", "1", True), ("db-1", "1", False), ("db-2", "1", True)]
+    _, seen = run(c, 2)
+    assert seen[-1] == [("db-0", "1", True), ("db-1", "1", True), ("db-2", "1", True)]
+
+
+@pytest.mark.parametrize("partition, expected_last, current_seq, rolling", [
+    pytest.param(0, [("db-0", "2", True), ("db-1", "2", True), ("db-2", "2", True)], 1, False,
+                 id="whole-update-makes-the-revision-current"),
+    pytest.param(2, [("db-0", "1", True), ("db-1", "1", True), ("db-2", "2", True)], 0, True,
+                 id="partition-2-updates-db-2-only"),
+])
+def test_rolling_update_goes_from_the_highest_ordinal_down_to_the_partition(partition, expected_last, current_seq,
+                                                                           rolling):
+    c = statefulset(3)
+    c.set_partition(0, partition)
+    c.rollout(0)
+    _, seen = run(c, 9)
+    # one pod at a time: never two pods down, and db-2 first
+    assert all(sum(not ready for _, _, ready in tick) <= 1 for tick in seen)
+    assert seen[0] == [("db-0", "1", True), ("db-1", "1", True), ("db-2", "2", False)]
+    assert seen[-1] == expected_last
+    assert c.statefulset_current_seq(0) == current_seq and bool(c.rollout_in_progress[0]) is rolling
+
+
+def test_order_of_the_update_is_2_then_1_then_0():
+    c = statefulset(3)
+    c.rollout(0)
+    _, seen = run(c, 9)
+    updated_first = []
+    for tick in seen:
+        for name, revision, _ in tick:
+            if revision == "2" and name not in updated_first:
+                updated_first.append(name)
+    assert updated_first == ["db-2", "db-1", "db-0"]
+
+
+def test_a_crash_looping_pod_holds_the_scale_up():
+    """OrderedReady: db-2 of a crash-looping release is never Ready, so db-3 is never created."""
+    from simulators.workload import RevisionProps
+    c = statefulset(2)
+    c.rollout(0, RevisionProps(crash_loop=True))
+    c.set_partition(0, 2)  # db-0 and db-1 stay on the good revision
+    c.set_replicas(0, 4)
+    _, seen = run(c, 12)
+    assert [name for name, _, _ in seen[-1]] == ["db-0", "db-1", "db-2"]
+    assert seen[-1][2][1:] == ("2", False)
+
+
+def test_a_deployment_row_is_unchanged_by_a_statefulset_beside_it():
+    plain = SimCluster([ServiceConfig("db", initial_replicas=2), ServiceConfig("web", initial_replicas=2)], 1)
+    mixed = statefulset(2)
+    for c in (plain, mixed):
+        c.set_replicas(1, 5)
+        c.rollout(1)
+    for k in range(1, 10):
+        for c in (plain, mixed):
+            c.step(k * TICK_S, TICK_S, np.array([10.0, 10.0]))
+        assert plain.pod_names(1) == mixed.pod_names(1)
+
+
+@pytest.mark.parametrize("start, to, expected", [
+    pytest.param(2, 4, [("db-0", "1", True), ("db-1", "1", True), ("db-2", "1", False), ("db-3", "1", False)],
+                 id="scale-up-all-at-once"),
+    pytest.param(4, 1, [("db-0", "1", True)], id="scale-down-all-at-once"),
+])
+def test_parallel_pod_management_creates_and_removes_at_once(start, to, expected):
+    c = SimCluster([ServiceConfig("db", initial_replicas=start, scheduling_delay_s=1, startup_delay_s=9)], 1)
+    c.make_statefulset(0, parallel=True)
+    c.set_replicas(0, to)
+    assert pods(c) == expected
+
+
+def test_parallel_pod_management_still_updates_one_pod_at_a_time():
+    c = SimCluster([ServiceConfig("db", initial_replicas=3, scheduling_delay_s=1, startup_delay_s=9),
+                    ServiceConfig("web", initial_replicas=2)], 1)
+    c.make_statefulset(0, parallel=True)
+    c.rollout(0)
+    _, seen = run(c, 9)
+    assert all(sum(not ready for _, _, ready in tick) <= 1 for tick in seen)
+    assert seen[-1] == [("db-0", "2", True), ("db-1", "2", True), ("db-2", "2", True)]
