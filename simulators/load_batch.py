@@ -10,7 +10,9 @@ sigma and interval) are evaluated together, as (T, G) arrays:
   distinct leaves once each; their (T,) results become the group's columns;
 - the group's noise terms interpolate and exponentiate their knots in one (T, G) operation;
   the knots are each term's own stream (:meth:`Noise.block`), drawn once per 1,024-knot
-  block and kept by the group as one (1024, G) matrix while chunks use it;
+  block for all terms at once (:func:`simulators.streams.noise_block_normals`: the streams
+  seeded in a few numpy calls, one Generator) and kept by the group as one (G, 1024) matrix
+  while chunks use it;
 - sums and products combine the columns elementwise, in the order of the tree.
 
 Every element goes through the same floating-point operations as the per-service call, so the
@@ -28,6 +30,7 @@ from typing import Sequence
 import numpy as np
 
 from simulators import load as L
+from simulators import streams
 
 
 class _PerService(Exception):
@@ -125,7 +128,8 @@ class _Leaves(_Node):
 
 class _Noises(_Node):
     """``Noise.__call__`` of terms with one sigma and interval, a column per term. The group
-    keeps its last knot block as one (BLOCK, G) matrix: a block spans many chunks."""
+    keeps its last knot block as one (G, BLOCK) matrix, a row per term as each term's stream
+    draws it (a block spans many chunks); a chunk transposes only the knots it reads."""
 
     def __init__(self, terms: list[L.Noise]):
         self.terms = terms
@@ -133,15 +137,18 @@ class _Noises(_Node):
 
     def _block(self, b: int) -> np.ndarray:
         if self._kept is None or self._kept[0] != b:
-            self._kept = (b, np.concatenate([n.block(b) for n in self.terms], axis=1))
+            z = streams.noise_block_normals([n.seed for n in self.terms], b, L.Noise.BLOCK)  # all streams at once
+            if z is None:  # a seed streams does not reproduce: each term's own block
+                z = np.concatenate([n.block(b) for n in self.terms], axis=1).T
+            self._kept = (b, z)
         return self._kept[1]
 
     def _knots(self, first: int, last: int) -> np.ndarray:
         """(last - first + 1, G) knots, as ``Noise.knots`` of each term side by side."""
         blocks = range(first // L.Noise.BLOCK, last // L.Noise.BLOCK + 1)
-        z = np.concatenate([self._block(b) for b in blocks]) if len(blocks) > 1 else self._block(blocks[0])
+        z = np.concatenate([self._block(b) for b in blocks], axis=1) if len(blocks) > 1 else self._block(blocks[0])
         offset = first - blocks[0] * L.Noise.BLOCK
-        return z[offset:offset + last - first + 1]
+        return np.ascontiguousarray(z[:, offset:offset + last - first + 1].T)
 
     def __call__(self, t):
         sigma = self.terms[0].sigma_ratio

@@ -75,6 +75,118 @@ def noise_block(root: int | np.random.SeedSequence, block: int) -> np.random.See
     return sequence(root, Purpose.NOISE_BLOCK, 2 * block if block >= 0 else -2 * block - 1)
 
 
+# --------------------------------------------------------------------------- many streams at once
+# numpy's SeedSequence (numpy/random/bit_generator.pyx; its output is fixed by numpy's stream
+# compatibility policy) and PCG64's seeding (pcg64.c), computed for many streams at once: a
+# SeedSequence and a Generator made per stream cost more than the 1,024 normals drawn from it
+# (per 1,000 services, ~25 of a knot block's ~45 ms). tests/simulators/test_streams.py checks
+# every step against numpy's own.
+_INIT_A, _MULT_A, _INIT_B, _MULT_B = 0x43B0D7E5, 0x931E8875, 0x8B51F9DD, 0x58F38DED
+_MIX_MULT_L, _MIX_MULT_R = 0xCA01F9DD, 0x4973F715
+_POOL_SIZE = 4
+_PCG_MULTIPLIER = (2549297995355413924 << 64) + 4865540595714422341
+_MASK128 = (1 << 128) - 1
+
+
+def _words(n: int) -> list[int]:
+    """The 32-bit words of an int >= 0, low first (at least one), as SeedSequence reads it."""
+    out = [n & (_WORD - 1)]
+    n >>= 32
+    while n:
+        out.append(n & (_WORD - 1))
+        n >>= 32
+    return out
+
+
+def assembled_entropy(root: int | np.random.SeedSequence, words: tuple[int, ...]) -> list[int] | None:
+    """The uint32 words SeedSequence mixes for the stream ``words`` (a spawn key's tail) under
+    ``root``; None for a root this does not reproduce (entropy not one int, another pool size)."""
+    if isinstance(root, np.random.SeedSequence):
+        entropy, key, pool = root.entropy, tuple(root.spawn_key) + words, root.pool_size
+    else:
+        entropy, key, pool = root, words, _POOL_SIZE
+    if not isinstance(entropy, (int, np.integer)) or entropy < 0 or pool != _POOL_SIZE:
+        return None
+    run = _words(int(entropy))
+    run += [0] * (_POOL_SIZE - len(run))  # a spawn key follows: run entropy padded to the pool
+    return run + [w for k in key for w in _words(int(k))]
+
+
+def _hashmix(value: np.ndarray, const: list[int]) -> np.ndarray:
+    """SeedSequence's hashmix of (N,) uint32 ``value``; ``const`` [hash constant], advanced."""
+    value = value ^ np.uint32(const[0])
+    const[0] = (const[0] * _MULT_A) & (_WORD - 1)
+    value *= np.uint32(const[0])
+    return value ^ (value >> np.uint32(16))
+
+
+def _mix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    result = np.uint32(_MIX_MULT_L) * x - np.uint32(_MIX_MULT_R) * y
+    return result ^ (result >> np.uint32(16))
+
+
+def pools(entropy: np.ndarray) -> np.ndarray:
+    """(N, 4) uint32: the ``pool`` of SeedSequences whose assembled entropy is each row of
+    ``entropy`` (N, L) uint32 (:func:`assembled_entropy`, L >= 4)."""
+    const = [_INIT_A]
+    mixer = [_hashmix(entropy[:, i], const) for i in range(_POOL_SIZE)]
+    for src in range(_POOL_SIZE):
+        for dst in range(_POOL_SIZE):
+            if src != dst:
+                mixer[dst] = _mix(mixer[dst], _hashmix(mixer[src], const))
+    for src in range(_POOL_SIZE, entropy.shape[1]):
+        for dst in range(_POOL_SIZE):
+            mixer[dst] = _mix(mixer[dst], _hashmix(entropy[:, src], const))
+    return np.stack(mixer, axis=1)
+
+
+def generate_states(pool: np.ndarray, n_words32: int) -> np.ndarray:
+    """(N, n_words32) uint32: ``SeedSequence.generate_state(n_words32)`` of each pool row."""
+    const, out = _INIT_B, np.empty((pool.shape[0], n_words32), dtype=np.uint32)
+    for i in range(n_words32):
+        value = pool[:, i % _POOL_SIZE] ^ np.uint32(const)
+        const = (const * _MULT_B) & (_WORD - 1)
+        value *= np.uint32(const)
+        out[:, i] = value ^ (value >> np.uint32(16))
+    return out
+
+
+def pcg64_state(words: list[int]) -> dict:
+    """PCG64's ``state`` after seeding with the eight uint32 words of ``generate_state(4, uint64)``
+    (low word first in each uint64): pcg64_set_seed, in Python ints (128-bit arithmetic)."""
+    u = [words[2 * i] | (words[2 * i + 1] << 32) for i in range(4)]
+    initstate, initseq = (u[0] << 64) | u[1], (u[2] << 64) | u[3]
+    inc = ((initseq << 1) | 1) & _MASK128
+    state = inc  # srandom_r: state 0, one step (0 * multiplier + inc)
+    state = (((state + initstate) & _MASK128) * _PCG_MULTIPLIER + inc) & _MASK128
+    return {"bit_generator": "PCG64", "state": {"state": state, "inc": inc}, "has_uint32": 0, "uinteger": 0}
+
+
+def normals(roots: list[int | np.random.SeedSequence], words: tuple[int, ...], n: int) -> np.ndarray | None:
+    """(N, n) float64: row j is ``default_rng(SeedSequence of (roots[j], words)).standard_normal(n)``
+    (``words`` the tail of each stream's key, as :func:`sequence` makes it), bit for bit, with one
+    Generator and the seeding of all N streams in a few numpy calls. None when a root is not
+    reproduced here (:func:`assembled_entropy`) or the roots' keys differ in length."""
+    entropy = [assembled_entropy(root, words) for root in roots]
+    if not entropy or any(e is None or len(e) != len(entropy[0]) for e in entropy):
+        return None
+    states = generate_states(pools(np.array(entropy, dtype=np.uint32)), 8).tolist()
+    rng = np.random.Generator(np.random.PCG64())
+    out = np.empty((len(roots), n))
+    for j, w in enumerate(states):
+        rng.bit_generator.state = pcg64_state(w)
+        rng.standard_normal(out=out[j])
+    return out
+
+
+def noise_block_normals(roots: list[int | np.random.SeedSequence], block: int, n: int) -> np.ndarray | None:
+    """(N, n): the first ``n`` normals of each root's :func:`noise_block` ``block`` (see :func:`normals`)."""
+    zigzag = 2 * block if block >= 0 else -2 * block - 1
+    if zigzag >= _WORD:  # sequence() refuses it
+        return None
+    return normals(roots, (int(Purpose.NOISE_BLOCK), zigzag), n)
+
+
 def root_of(rng: np.random.Generator | int) -> np.random.SeedSequence:
     """The root stream of an engine given a seed or a Generator (its seed sequence: the
     generator's state is not drawn from, so ``7`` and ``default_rng(7)`` give one cluster)."""
