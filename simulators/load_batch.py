@@ -11,7 +11,7 @@ sigma and interval) are evaluated together, as (T, G) arrays:
 - the group's noise terms interpolate and exponentiate their knots in one (T, G) operation;
   the knots are each term's own stream (:meth:`Noise.block`), drawn once per 1,024-knot
   block for all terms at once (:func:`simulators.streams.noise_block_normals`: the streams
-  seeded in a few numpy calls, one Generator) and kept by the group as one (G, 1024) matrix
+  seeded in a few numpy calls, one Generator) and kept by the group as one (1024, G) matrix
   while chunks use it;
 - sums and products combine the columns elementwise, in the order of the tree.
 
@@ -24,7 +24,6 @@ service at a time, as before.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Sequence
 
 import numpy as np
@@ -56,19 +55,26 @@ class ShapeBatch:
 
     def __call__(self, t: np.ndarray) -> np.ndarray:
         """(T, S) float64 for (T,) float64 times ``t`` (epoch s)."""
+        return self.evaluate(t)[0]
+
+    def evaluate(self, t: np.ndarray) -> tuple[np.ndarray, bool]:
+        """(the (T, S) of :meth:`__call__`, whether it is a new array the caller may overwrite)."""
         if self._groups is not None:
             try:
                 if len(self._groups) == 1:  # every service alike (count: N): no copy
-                    block = self._groups[0][1](t)
-                    return block if block.shape[1] == len(self.shapes) else np.repeat(block, len(self.shapes), axis=1)
+                    node = self._groups[0][1]
+                    block = node(t)
+                    if block.shape[1] == len(self.shapes):
+                        return block, node.fresh
+                    return np.repeat(block, len(self.shapes), axis=1), True
                 out = np.empty((t.size, len(self.shapes)))
                 for members, node in self._groups:
                     out[:, members] = node(t)  # broadcasts a (T, 1) block
-                return out
+                return out, True
             except _PerService:
                 self._groups = None
         cols = [np.asarray(s(t), dtype=np.float64) for s in self.shapes]
-        return np.stack([c if c.ndim == 1 else c[:, 0] for c in cols], axis=1)
+        return np.stack([c if c.ndim == 1 else c[:, 0] for c in cols], axis=1), True
 
 
 def _signature(shape: L.Shape) -> tuple:
@@ -93,18 +99,38 @@ def _exact(value):
 
 
 class _Node:
-    """A node of a group's plan: ``node(t)`` is (T, G), or (T, 1) when every member agrees."""
+    """A node of a group's plan: ``node(t)`` is (T, G), or (T, 1) when every member agrees;
+    ``fresh``: it is a new array, which the node's caller may compute into."""
+
+    fresh = False
 
     def __call__(self, t: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
 class _Combine(_Node):
+    """The parts combined left to right by ``op`` (np.add or np.multiply), into a fresh part's
+    array where it has the result's shape (IEEE addition and multiplication are commutative:
+    the same bits as a new array) instead of a new (T, G) array per operation."""
+
     def __init__(self, op, parts: list[_Node]):
         self.op, self.parts = op, parts
+        self.fresh = len(parts) > 1 or parts[0].fresh
 
     def __call__(self, t):
-        return functools.reduce(self.op, (p(t) for p in self.parts))
+        first = self.parts[0]
+        acc, fresh = first(t), first.fresh
+        for part in self.parts[1:]:
+            value = part(t)
+            shape = np.broadcast_shapes(acc.shape, value.shape)
+            if fresh and acc.shape == shape:
+                acc = self.op(acc, value, out=acc)
+            elif part.fresh and value.shape == shape:
+                acc = self.op(acc, value, out=value)
+            else:
+                acc = self.op(acc, value)
+            fresh = True
+        return acc
 
 
 class _Leaves(_Node):
@@ -128,8 +154,9 @@ class _Leaves(_Node):
 
 class _Noises(_Node):
     """``Noise.__call__`` of terms with one sigma and interval, a column per term. The group
-    keeps its last knot block as one (G, BLOCK) matrix, a row per term as each term's stream
-    draws it (a block spans many chunks); a chunk transposes only the knots it reads."""
+    keeps its last knot block as one (BLOCK, G) matrix: a block spans many chunks."""
+
+    fresh = True  # np.exp into the gathered knots
 
     def __init__(self, terms: list[L.Noise]):
         self.terms = terms
@@ -138,17 +165,17 @@ class _Noises(_Node):
     def _block(self, b: int) -> np.ndarray:
         if self._kept is None or self._kept[0] != b:
             z = streams.noise_block_normals([n.seed for n in self.terms], b, L.Noise.BLOCK)  # all streams at once
-            if z is None:  # a seed streams does not reproduce: each term's own block
-                z = np.concatenate([n.block(b) for n in self.terms], axis=1).T
+            # (G, BLOCK) -> (BLOCK, G) once: each chunk gathers whole rows of knots
+            z = np.concatenate([n.block(b) for n in self.terms], axis=1) if z is None else np.ascontiguousarray(z.T)
             self._kept = (b, z)
         return self._kept[1]
 
     def _knots(self, first: int, last: int) -> np.ndarray:
         """(last - first + 1, G) knots, as ``Noise.knots`` of each term side by side."""
         blocks = range(first // L.Noise.BLOCK, last // L.Noise.BLOCK + 1)
-        z = np.concatenate([self._block(b) for b in blocks], axis=1) if len(blocks) > 1 else self._block(blocks[0])
+        z = np.concatenate([self._block(b) for b in blocks]) if len(blocks) > 1 else self._block(blocks[0])
         offset = first - blocks[0] * L.Noise.BLOCK
-        return np.ascontiguousarray(z[:, offset:offset + last - first + 1].T)
+        return z[offset:offset + last - first + 1]
 
     def __call__(self, t):
         sigma = self.terms[0].sigma_ratio
