@@ -91,6 +91,8 @@ def _signature(shape: L.Shape) -> tuple:
 
 def _exact(value):
     """A key equal only for values that compute alike: floats by their bits (0.0 vs -0.0)."""
+    if type(value) is float:  # most parameters: one check instead of three (1,000 services: ~6,000 calls)
+        return value.hex()
     if isinstance(value, (float, np.floating)):
         return float(value).hex()
     if isinstance(value, np.ndarray):
@@ -225,6 +227,13 @@ def _leaves(shapes: list[L.Shape]) -> _Leaves:
 def _leaf_key(shape: L.Shape) -> tuple:
     """Equal for leaves that compute the same numbers: same class, same field values (floats
     by their bits); a shape that is not a dataclass is only equal to itself."""
-    if not dataclasses.is_dataclass(shape):
-        return (id(shape),)
-    return (type(shape),) + tuple(_exact(getattr(shape, f.name)) for f in dataclasses.fields(shape))
+    names = _FIELD_NAMES.get(type(shape))
+    if names is None:
+        if not dataclasses.is_dataclass(shape):
+            return (id(shape),)
+        names = _FIELD_NAMES[type(shape)] = tuple(f.name for f in dataclasses.fields(shape))
+    return (type(shape),) + tuple(_exact(getattr(shape, name)) for name in names)
+
+
+#: Field names of each leaf dataclass, looked up once per class, not once per service.
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
