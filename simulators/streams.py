@@ -167,16 +167,41 @@ def normals(roots: list[int | np.random.SeedSequence], words: tuple[int, ...], n
     (``words`` the tail of each stream's key, as :func:`sequence` makes it), bit for bit, with one
     Generator and the seeding of all N streams in a few numpy calls. None when a root is not
     reproduced here (:func:`assembled_entropy`) or the roots' keys differ in length."""
-    entropy = [assembled_entropy(root, words) for root in roots]
-    if not entropy or any(e is None or len(e) != len(entropy[0]) for e in entropy):
-        return None
-    states = generate_states(pools(np.array(entropy, dtype=np.uint32)), 8).tolist()
+    entropy = _shared_entropy(roots, words)
+    if entropy is None:
+        rows = [assembled_entropy(root, words) for root in roots]
+        if not rows or any(e is None or len(e) != len(rows[0]) for e in rows):
+            return None
+        entropy = np.array(rows, dtype=np.uint32)
+    states = generate_states(pools(entropy), 8).tolist()
     rng = np.random.Generator(np.random.PCG64())
     out = np.empty((len(roots), n))
     for j, w in enumerate(states):
         rng.bit_generator.state = pcg64_state(w)
         rng.standard_normal(out=out[j])
     return out
+
+
+def _shared_entropy(roots: list, words: tuple[int, ...]) -> np.ndarray | None:
+    """(N, L) uint32 :func:`assembled_entropy` of roots that are streams of one seed with keys of
+    one length (a scenario's load terms), built as one matrix; None otherwise (row by row)."""
+    if not roots or not all(type(r) is np.random.SeedSequence for r in roots):
+        return None
+    entropy, pool = roots[0].entropy, roots[0].pool_size
+    if not isinstance(entropy, int) or any(r.entropy != entropy or r.pool_size != pool for r in roots):
+        return None
+    try:
+        keys = np.array([r.spawn_key for r in roots], dtype=np.int64)
+    except (ValueError, OverflowError):  # keys of different lengths, or a word past 63 bits
+        return None
+    if keys.ndim != 2 or keys.size == 0 or keys.min() < 0 or keys.max() >= _WORD:
+        return None  # a key element of several words (SeedSequence allows it, sequence() does not)
+    head = assembled_entropy(roots[0], words)
+    if head is None:
+        return None
+    run = np.array(head[:len(head) - keys.shape[1] - len(words)], dtype=np.uint32)
+    return np.hstack([np.broadcast_to(run, (len(roots), run.size)), keys.astype(np.uint32),
+                      np.broadcast_to(np.array(words, dtype=np.uint32), (len(roots), len(words)))])
 
 
 def noise_block_normals(roots: list[int | np.random.SeedSequence], block: int, n: int) -> np.ndarray | None:

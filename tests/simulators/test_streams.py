@@ -150,6 +150,8 @@ ROOTS = [
     pytest.param([S.load_term(1, f"svc-{i}", 1) for i in range(6)], id="load-term-streams"),
     pytest.param([S.load_term(2**63 - 1, "web", 3), S.load_term(0, "", 0)], id="load-term-extreme-seeds"),
     pytest.param([S.sequence(5, S.Purpose.LOAD_TERM, 2**32 - 1, 0, 9)], id="top-key-words"),
+    pytest.param([np.random.SeedSequence(1, spawn_key=(2**40, 1)), np.random.SeedSequence(1, spawn_key=(2**41, 5))],
+                 id="key-elements-of-two-words"),  # not the one-matrix path: each root's own words
 ]
 
 
@@ -179,6 +181,8 @@ def test_seeding_many_streams_at_once_is_numpys_seeding_step_by_step(roots):
     pytest.param([np.random.SeedSequence(1, pool_size=8)], id="another-pool-size"),
     pytest.param([S.load_term(1, "web", 0), 1], id="keys-of-different-lengths"),
     pytest.param([1, 2**160], id="entropy-of-different-lengths"),
+    pytest.param([np.random.SeedSequence(1, spawn_key=(2**40, 1)), np.random.SeedSequence(1, spawn_key=(3, 1))],
+                 id="a-key-element-of-two-words-beside-one-of-one"),
     pytest.param([], id="no-stream"),
 ])
 def test_streams_not_reproduced_at_once_are_left_to_numpy(roots):
