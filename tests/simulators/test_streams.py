@@ -178,6 +178,8 @@ def test_seeding_many_streams_at_once_is_numpys_seeding_step_by_step(roots):
 
 @pytest.mark.parametrize("roots", [
     pytest.param([np.random.SeedSequence([1, 2])], id="entropy-a-list"),
+    pytest.param([np.random.SeedSequence(np.array([1, 2], dtype=np.uint32), spawn_key=(1,)),
+                  np.random.SeedSequence(np.array([1, 2], dtype=np.uint32), spawn_key=(2,))], id="entropy-an-array"),
     pytest.param([np.random.SeedSequence(1, pool_size=8)], id="another-pool-size"),
     pytest.param([S.load_term(1, "web", 0), 1], id="keys-of-different-lengths"),
     pytest.param([1, 2**160], id="entropy-of-different-lengths"),
