@@ -4,7 +4,10 @@ The bench/sim_speed.py scenario (1,000 services, 5 s tick, the default policy an
 lockstep, compiled path), timed with time.process_time: per controller its engine steps, control
 cycles and the rest of its ticks (recording, metrics ring, actions), each split into the time inside
 numba kernels (every kernel of controller/ and simulators/, by name) and the rest (Python and numpy
-glue); shared: the load generated once for both. Figures are CPU ms per simulated hour, and the
+glue); shared: what is done once for both, split into the runs' set-up (clusters, reconcilers:
+once per run, so its share per hour shrinks with longer runs), the load's plan (grouping the
+services' shapes, once) and its chunks (the first one draws every noise term's 1,024-knot
+block, about 17 h at one knot a minute), and the rest. Figures are CPU ms per simulated hour, and the
 budget that 0.5 simulated days per CPU-second leaves (issue #13: 83 ms per simulated hour for both
 controllers) is printed beside them: the gap a whole-loop compiled design must close.
 
@@ -25,6 +28,7 @@ from controller.core.scaling import compiled
 from controller.policy import load_policies
 from controller.runtime import reconciler as reconciler_module
 from simulators import cluster as cluster_module
+from simulators import load as load_module
 from simulators import runner as runner_module
 from simulators.scenario import load_scenario_text
 
@@ -50,6 +54,7 @@ class Attribution:
         self.calls = defaultdict(int)
         self.who, self.phase = "shared", ["load"]
         self.kernel_cpu = 0.0  # inside kernels since the current phase began (to subtract from its glue)
+        self.shared = defaultdict(float)  # CPU s of what is done once for both: set-up, load plan and chunks
         self._undo = []
 
     def _patch(self, owner, name, wrapper):
@@ -62,6 +67,8 @@ class Attribution:
         self._patch(cluster_module.SimCluster, "step", lambda f: self._scope(f, "step"))
         self._patch(cluster_module.SimCluster, "step_ticks", lambda f: self._scope(f, "step"))  # runs of ticks
         self._patch(reconciler_module.Reconciler, "cycle", lambda f: self._scope(f, "cycle"))
+        self._patch(runner_module._ControllerRun, "__init__", lambda f: self._once(f, "set-up"))
+        self._patch(load_module, "offered_function", self._load)
         kernels = compiled.loaded_kernels()
         # A kernel another kernel calls stays unwrapped: a kernel compiled after the patch (one the
         # warm-up missed) would find a Python wrapper in its globals and fail to type; its time
@@ -95,6 +102,26 @@ class Attribution:
                 self.phase.pop()
                 self.who, self.kernel_cpu = saved_who, saved_kernel + nested
         return timed
+
+    def _once(self, f, name: str):
+        def timed(*args, **kwargs):
+            c = time.process_time()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                self.shared[name] += time.process_time() - c
+        return timed
+
+    def _load(self, offered_function):
+        """offered_function timed: its plan, then each chunk it evaluates (the first apart)."""
+        def planned(*args, **kwargs):
+            evaluate = self._once(offered_function, "load plan")(*args, **kwargs)
+
+            def chunk(t):
+                name = "load chunks" if self.shared.get("load first chunk") else "load first chunk"
+                return self._once(evaluate, name)(t)
+            return chunk
+        return planned
 
     def _kernel(self, f, name: str):
         def timed(*args, **kwargs):
@@ -149,7 +176,10 @@ def main() -> None:
             calls = attribution.calls
             listed = ", ".join(f"{n} {v:.1f} ({calls[(who, phase, n)] / args.hours:.0f})" for n, v in top if v >= 0.5)
             print(f"{who:8} {phase:6} {glue + ks:7.1f} {ks:8.1f} {glue:7.1f}  {listed}")
-    print(f"{'shared':8} {'load':6} {shared_ms:7.1f} {'':>8} {'':>7}  (load generated once for both, set-up)")
+    parts = {name: v * 1000.0 / args.hours for name, v in attribution.shared.items()}
+    parts["rest"] = shared_ms - sum(parts.values())
+    print(f"{'shared':8} {'':6} {shared_ms:7.1f} {'':>8} {'':>7}  "
+          + ", ".join(f"{name} {v:.1f}" for name, v in parts.items()) + " (once for both)")
     print(f"kernels {kernel_total:.0f} ms/h ({kernel_total / total_ms:.0%}), the rest {total_ms - kernel_total:.0f} ms/h: "
           f"with no glue at all, {1000.0 / (24.0 * kernel_total):.3f} days per CPU-second")
 

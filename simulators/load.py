@@ -585,13 +585,18 @@ def offered_function(shapes: Shape | Sequence[Shape], n_services: int | None):
         return whole
     from simulators.load_batch import ShapeBatch  # it builds on this module's shapes
     batch = ShapeBatch(shapes)
-    return lambda t: _clipped(batch(t), n_services)
+
+    def grouped(t):
+        out, fresh = batch.evaluate(t)
+        return _clipped(out, n_services, fresh)
+    return grouped
 
 
-def _clipped(out: np.ndarray, n_services: int | None) -> np.ndarray:
+def _clipped(out: np.ndarray, n_services: int | None, fresh: bool = False) -> np.ndarray:
+    """``out`` clipped at 0 (in place when ``fresh``: a new array nobody else holds)."""
     if n_services is not None and out.shape[1] != n_services:
         raise ValueError(f"load has {out.shape[1]} services, expected {n_services}")
-    return np.maximum(out, 0.0)
+    return np.maximum(out, 0.0, out=out if fresh else None)
 
 
 def tick_times(start_s: float, duration_s: float, tick_s: float) -> np.ndarray:

@@ -27,7 +27,7 @@ from controller.errors import FieldError, ScenarioError
 from simulators.load import CHUNK_TICKS
 from simulators.scenario import Scenario
 from simulators.timeline import (ACTIONS_IN_FULL, FULL_TRAJECTORY_CELLS, MAX_POINTS, MAX_SERVICE_MULTIPLES,
-                                 CYCLE_RECORDS, RECORD_TICKS, RECORDS_IN_MEMORY)
+                                 CYCLE_RECORDS, RECORDS_IN_MEMORY, record_ticks)
 
 GIB = 2**30
 MIB = 2**20
@@ -43,7 +43,7 @@ BASE_BYTES = 160 * MIB
 RUN_BYTES = 1 * MIB
 #: (chunk, S) float64 arrays alive while a chunk of load is generated and held.
 CHUNK_ARRAYS = 5.0
-#: (RECORD_TICKS, S) float64 arrays alive while the ticks are recorded, scored and downsampled.
+#: (record_ticks(S), S) float64 arrays alive while the ticks are recorded, scored and downsampled.
 RECORD_ARRAYS = 14.0
 #: Per service and controller while it runs: the simulated cluster's pod slots and aggregates,
 #: the reconciler's per-target state.
@@ -113,7 +113,7 @@ def estimate_peak_bytes(ticks: int, services: int, controllers: Sequence[Control
     ``pod_slots``: services x the most pod slots of one (the cluster's (S, K) arrays)."""
     S = float(services)
     chunk = float(min(CHUNK_TICKS, max(ticks, 1)))
-    record = float(min(RECORD_TICKS, max(ticks, 1)))
+    record = float(min(record_ticks(services), CHUNK_TICKS, max(ticks, 1)))
     # the controllers run in lockstep (runner.run_controllers): one chunk of load, each its own buffers
     state = max(S * SERVICE_BYTES, float(pod_slots) * POD_SLOT_BYTES)  # the slots, once they outgrow the rest
     running = 8.0 * S * chunk * CHUNK_ARRAYS + len(controllers) * (8.0 * S * record * RECORD_ARRAYS + state)

@@ -38,7 +38,7 @@ from simulators.ports import MemoryStateStore, SimMetrics, SimTargets
 from simulators.result import ActionEvent, ControllerRun, FaultWindow, SimResult, Trajectory
 from simulators.scenario import POD_SIGNALS, SIGNALS, Scenario
 from simulators.score import OnlineScores, violation_mask
-from simulators.timeline import CYCLE_RECORDS, RECORD_TICKS, RECORDS_IN_MEMORY, ActionBudget, Timeline
+from simulators.timeline import CYCLE_RECORDS, RECORDS_IN_MEMORY, ActionBudget, Timeline, record_ticks
 
 #: Service-ticks of all runs from which a simulation is worth the compiled kernels (compiled_pays).
 COMPILED_FROM_SERVICE_TICKS = 12_000
@@ -161,11 +161,11 @@ class _Recorder:
               "error_ratio", "latency_s")
 
     #: Ticks held before they are scored (at most; scores and timeline do not depend on where
-    #: chunks are cut).
-    RECORD_TICKS = RECORD_TICKS
+    #: chunks are cut); None: timeline.record_ticks of the run's services.
+    RECORD_TICKS: int | None = None
 
     def __init__(self, scenario: Scenario, T: int, S: int, chunk: int, keep_trajectory: bool):
-        chunk = max(1, min(chunk, self.RECORD_TICKS))
+        chunk = max(1, min(chunk, self.RECORD_TICKS or record_ticks(S)))
         self.slo, self.start_s, self.tick_s = scenario.slo, scenario.start_s, scenario.tick_s
         self.latency_field = _LATENCY_FIELD[scenario.slo.latency_percentile]
         self._block = np.zeros((len(self.FIELDS), chunk, S))  # one row per field: put fills it in one call

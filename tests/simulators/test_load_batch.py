@@ -51,6 +51,9 @@ CASES = [
     pytest.param([Doubled(Diurnal(10.0)), Diurnal(10.0) * noise("x", 1)], id="unknown-shape-kind"),
     pytest.param([Diurnal(np.array([10.0, 20.0])), Diurnal(30.0)], id="array-parameters"),
     pytest.param([Noise(0.1, seed=3, n_series=2), noise("y", 1)], id="several-noise-series"),
+    pytest.param([Diurnal(10.0) * Noise(0.08, seed=np.random.SeedSequence([1, 2])), Diurnal(10.0) * noise("z", 1)],
+                 id="a-seed-not-drawn-at-once"),  # its group draws each term's block on its own
+    pytest.param([Diurnal(10.0) * Noise(0.08, seed=s) for s in (0, 2**40, 2**63 - 1)], id="int-seeds"),
 ]
 
 
