@@ -27,7 +27,7 @@ from controller.errors import FieldError, ScenarioError
 from simulators.load import CHUNK_TICKS
 from simulators.scenario import Scenario
 from simulators.timeline import (ACTIONS_IN_FULL, FULL_TRAJECTORY_CELLS, MAX_POINTS, MAX_SERVICE_MULTIPLES,
-                                 CYCLE_RECORDS, RECORDS_IN_MEMORY, record_ticks)
+                                 CYCLE_RECORDS, RECORD_CELLS, RECORD_TICKS, RECORDS_IN_MEMORY)
 
 GIB = 2**30
 MIB = 2**20
@@ -113,7 +113,8 @@ def estimate_peak_bytes(ticks: int, services: int, controllers: Sequence[Control
     ``pod_slots``: services x the most pod slots of one (the cluster's (S, K) arrays)."""
     S = float(services)
     chunk = float(min(CHUNK_TICKS, max(ticks, 1)))
-    record = float(min(record_ticks(services), CHUNK_TICKS, max(ticks, 1)))
+    # RECORD_CELLS / S, not record_ticks' whole ticks: a bound on them that never falls as S grows
+    record = float(min(max(float(RECORD_TICKS), RECORD_CELLS / max(S, 1.0)), CHUNK_TICKS, max(ticks, 1)))
     # the controllers run in lockstep (runner.run_controllers): one chunk of load, each its own buffers
     state = max(S * SERVICE_BYTES, float(pod_slots) * POD_SLOT_BYTES)  # the slots, once they outgrow the rest
     running = 8.0 * S * chunk * CHUNK_ARRAYS + len(controllers) * (8.0 * S * record * RECORD_ARRAYS + state)

@@ -56,6 +56,8 @@ RECORD_CELLS = 128 * 1024
 def record_ticks(n_services: int) -> int:
     """Ticks the runner records at a time for ``n_services`` services (at most a load chunk)."""
     return max(RECORD_TICKS, RECORD_CELLS // max(n_services, 1))
+
+
 #: Signals of a view: the (C, S) arrays :meth:`Timeline.add` takes, by name.
 SIGNALS = ("offered_rps", "capacity_rps", "spec_replicas", "ready_replicas", "latency_s", "error_ratio")
 _SUMMED = ("offered_rps", "capacity_rps", "spec_replicas", "ready_replicas")
