@@ -272,8 +272,8 @@ def test_bad_rollout_is_rolled_back_through_the_kubernetes_api(tmp_path):
     assert [h["action"] for h in health_actions_recorded(tmp_path)] == ["rollback"]
 
 
-# The healing example's revision-scoped error check over the per-pod counters sim serve exports:
-# the new revision's pods against the stable ones', with short windows for a bounded test.
+# The healing example's revision-scoped error check over the per-pod series sim serve exports (an
+# instrumented app's, by pod): the new revision's pods against the stable ones', short windows.
 REVISION_HEALING = """\
 apiVersion: setpoint/v1
 kind: Policy
@@ -286,8 +286,8 @@ spec:
     checks:
       - name: release-errors
         scope: revision
-        errors: sum by (namespace, pod) (rate(http_pod_request_errors_total{namespace="default"}[10s]))
-        requests: sum by (namespace, pod) (rate(http_pod_requests_total{namespace="default"}[10s]))
+        errors: sum by (namespace, pod) (rate(http_request_errors_total{namespace="default"}[10s]))
+        requests: sum by (namespace, pod) (rate(http_requests_total{namespace="default"}[10s]))
         compare: {worseBy: 2x, falseRollbackRate: 1%}
         action: rollback
     budgets: {restartsPerHour: 6, rollbacksPerDay: 2, maxUnavailable: 25%}
