@@ -236,10 +236,10 @@ spec:
 """
 
 
-def wait_for_rollback(w) -> object:
-    """Wait for the controller's RolledBack Event; check the Deployment is back on the original
-    template as a new revision (kubectl semantics: 1 the original, 2 the bad release, 3 the
-    original again) and stop the controller cleanly. Returns the Event."""
+def wait_for_rollback(w, timeout_s: float = 90) -> object:
+    """Wait (up to ``timeout_s``) for the controller's RolledBack Event; check the Deployment is
+    back on the original template as a new revision (kubectl semantics: 1 the original, 2 the bad
+    release, 3 the original again) and stop the controller cleanly. Returns the Event."""
     from kubernetes import client, config
 
     api = client.CoreV1Api(config.new_client_from_config(config_file=str(w["kubeconfig"])))
@@ -249,7 +249,7 @@ def wait_for_rollback(w) -> object:
         events = api.list_namespaced_event("default", _request_timeout=5).items
         return [e for e in events if e.reason == "RolledBack"]
 
-    [event] = wait_until(rolled_back, 90, what="a RolledBack event from the controller")
+    [event] = wait_until(rolled_back, timeout_s, what="a RolledBack event from the controller")
     assert w["run"].alive(), w["run"].tail()
     deployment = apps.read_namespaced_deployment("web", "default", _request_timeout=5)
     assert int(deployment.metadata.annotations["deployment.kubernetes.io/revision"]) >= 3
