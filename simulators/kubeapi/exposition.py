@@ -217,7 +217,7 @@ class Exposition:
     def _make(self, key: int, row: int, serial: int, seq: int) -> PodLines:
         ns, container = self._ns_name[row]
         pod = self.store.engine.pod_name_of(row, serial, seq)
-        by_pod, by_container = labels(namespace=ns, pod=pod), labels(namespace=ns, pod=pod, container=container)
+        by_container = labels(namespace=ns, pod=pod, container=container)
         # the application's series carry the workload's name as relabeling from the pod's owner
         # gives it (deployment=, StatefulSets' too): by (namespace, deployment) and by (namespace,
         # pod) both sum the same series
