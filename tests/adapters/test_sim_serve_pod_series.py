@@ -96,3 +96,16 @@ def test_each_revisions_pods_show_its_errors_and_latency(params, errors_new, slo
     # the same for the pods of one revision (up to the whole requests a bucket counts)
     assert max(stable) == pytest.approx(min(stable), rel=0.01) and max(new) == pytest.approx(min(new), rel=0.01)
     assert new[0] - stable[0] == pytest.approx(slower_s, abs=0.02), (new, stable)
+
+
+def test_a_statefulsets_pods_carry_its_name_as_deployment():
+    """A StatefulSet's pods' application series carry its name under ``deployment`` as a
+    Deployment's do (what workload-scope queries sum by), beside kube-state-metrics'
+    ``statefulset`` label on its own series."""
+    scenario = load_scenario_text(SCENARIO.format(params="errorRatioMultiplier: 1"), "pod-series.yaml")
+    world = SimWorld(scenario, statefulsets=frozenset({"web"}), wall_start_s=1.7e9)
+    world.advance(2)
+    text = world.metrics.render()
+    pods = world.engine.pod_signals()["name"]
+    assert len(pods) == 4 and sorted(by_pod(text, "http_requests_total")) == sorted(pods)
+    assert 'kube_statefulset_replicas{namespace="shop",statefulset="web"} 4' in text
