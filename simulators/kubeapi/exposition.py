@@ -83,6 +83,18 @@ def labels(**kv: str) -> str:
     return "{" + ",".join(f'{k}="{esc(v)}"' for k, v in kv.items()) + "}"
 
 
+def first_buckets(configs, bounds_s) -> np.ndarray:
+    """(S,) the index of the first latency bucket each workload's pods show: the last bound below
+    its latency floor, half its zero-load median (``base_latency_s`` times the first of its
+    ``latency_tail_ratios``, at most its ``timeout_s``). The engine's latencies never go below
+    that median, nor a pod's CDF below half of it (metrics.latency_cdf_knots), so the buckets
+    before hold 0 forever: left out, they change no sum (a missing bucket is 0) and no
+    ``histogram_quantile`` (the first bucket shown is 0, the lower end of the next one's range)."""
+    floor_s = np.array([0.5 * min(c.base_latency_s * c.latency_tail_ratios[0], c.timeout_s) for c in configs])
+    below = np.searchsorted(np.asarray(bounds_s, dtype=np.float64), floor_s, side="left")  # bounds < floor
+    return np.maximum(below - 1, 0)
+
+
 def _pick(items: list, idx: np.ndarray) -> list:
     """``[items[k] for k in idx]``; ``items`` itself when ``idx`` is all of it in order (every
     workload shown: no copy of the longest lists)."""
@@ -145,6 +157,7 @@ class Exposition:
         les = [num(b) for b in latency_buckets_s] + ["+Inf"]
         #: the end of each of a pod's bucket lines, after its prefix (PodLines.bucket): le's text
         self._le_tails = np.array([f'{le}"}} ' for le in les], dtype=object)
+        self._first_bucket = first_buckets([w.config for w in workloads], latency_buckets_s)
         self._latency = ["\nsetpoint_sim_latency_seconds"
                          f"{labels(namespace=w.namespace, deployment=w.name, percentile=q)} "
                          for w in workloads for q in PERCENTILES]
@@ -261,10 +274,10 @@ class Exposition:
 
     def _application(self, out, exporter, visible, last: LastTick | None, named) -> None:
         fam, shown = self._family, np.flatnonzero(visible)
-        lines, values = self._app_pods(visible, last, named)
+        lines, values, rows = self._app_pods(visible, last, named)
         for name, field, help_text in APP_COUNTERS:
             fam(out, name, "counter", help_text, list(map(operator.attrgetter(field), lines)), values[field])
-        self._histogram(out, lines, values)
+        self._histogram(out, lines, values, rows)
         v = exporter.last.values if exporter.last is not None else None
         gauges = (lambda: v["utilization_pct"][shown] / 100.0, lambda: v["offered_rps"][shown],
                   lambda: v["error_ratio"][shown])
@@ -275,9 +288,10 @@ class Exposition:
         fam(out, "setpoint_sim_latency_seconds", "gauge", "Latency percentiles of the engine (s).",
             _pick(self._latency, at), latency)
 
-    def _histogram(self, out: list[str], lines: list[PodLines], values: dict) -> None:
-        """Each pod's latency histogram: its buckets (whole requests, at most its count), +Inf,
-        _sum, _count; a bucket line is three strings (the pod's prefix, the le's tail, the number)."""
+    def _histogram(self, out: list[str], lines: list[PodLines], values: dict, rows: np.ndarray) -> None:
+        """Each pod's latency histogram: its buckets (whole requests, at most its count) from its
+        workload's first (``first_buckets``; ``rows``: the pods' workloads), +Inf, _sum, _count;
+        a bucket line is three strings (the pod's prefix, the le's tail, the number)."""
         out.append(f"\n# HELP {HISTOGRAM} Latency of the requests the pod served (simulated)."
                    f"\n# TYPE {HISTOGRAM} histogram")
         n, tails = len(lines), self._le_tails
@@ -296,7 +310,13 @@ class Exposition:
         block[:, width + 1] = format_numbers(values["latency_sum"])
         block[:, width + 2] = list(map(operator.attrgetter("served"), lines))
         block[:, width + 3] = block[:, width - 1]  # _count: the +Inf bucket's number
-        out += block.ravel().tolist()
+        first = self._first_bucket[rows]
+        if not first.any():
+            out += block.ravel().tolist()
+            return
+        shown = np.ones(block.shape, dtype=bool)
+        shown[:, :width] = np.repeat(np.arange(tails.size)[None, :] >= first[:, None], 3, axis=1)
+        out += block[shown].tolist()  # row by row: each pod's lines in order
 
     @staticmethod
     def _bucket_texts(counts: np.ndarray, total: np.ndarray) -> np.ndarray:
@@ -311,23 +331,27 @@ class Exposition:
             texts[between] = format_numbers(counts[between])
         return texts
 
-    def _app_pods(self, visible: np.ndarray, last: LastTick | None, named) -> tuple[list[PodLines], dict]:
+    def _app_pods(self, visible: np.ndarray, last: LastTick | None,
+                  named) -> tuple[list[PodLines], dict, np.ndarray]:
         """The pods whose application series are shown (the last tick's pods of the workloads
-        shown, by (row, name)) and their counters (the exporter's POD_COUNTERS: (n,) arrays,
-        ``buckets`` (n, B)), from the last tick's arrays, or from the counters by name
-        (``named``) when names collide: a series per (row, name), a name's last pod winning."""
+        shown, by (row, name)), their counters (the exporter's POD_COUNTERS: (n,) arrays,
+        ``buckets`` (n, B)) and (n,) workload rows, from the last tick's arrays, or from the
+        counters by name (``named``) when names collide: a series per (row, name), a name's
+        last pod winning."""
         fields = ("requests", "errors", "served", "latency_sum", "buckets")
         if last is None:
-            return [], {f: np.zeros((0, self._le_tails.size - 1) if f == "buckets" else 0) for f in fields}
+            empty = {f: np.zeros((0, self._le_tails.size - 1) if f == "buckets" else 0) for f in fields}
+            return [], empty, np.zeros(0, dtype=np.int64)
         if named is not None:
             lines = {(row, p.key): p for row, p in zip(last.pods["row"].tolist(), last.lines)}
             keys = [k for k in sorted(named["pod_requests"]) if visible[k[0]]]
             values = {f: np.array([named[f"pod_{f}"][k] for k in keys], dtype=np.float64) for f in fields}
             if not keys:
                 values["buckets"] = values["buckets"].reshape(0, self._le_tails.size - 1)
-            return [lines[(row, (ns, pod))] for row, ns, pod in keys], values
+            rows = np.array([row for row, _, _ in keys], dtype=np.int64)
+            return [lines[(row, (ns, pod))] for row, ns, pod in keys], values, rows
         at = last.by_name[visible[last.pods["row"][last.by_name]]]
-        return _pick(last.lines, at), {f: last.pods[f][at] for f in fields}
+        return _pick(last.lines, at), {f: last.pods[f][at] for f in fields}, last.pods["row"][at]
 
     def _kube_state(self, out: list[str], now: PodsNow) -> None:
         fam = self._family

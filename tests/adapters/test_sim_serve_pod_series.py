@@ -89,8 +89,11 @@ def test_each_revisions_pods_show_its_errors_and_latency(params, errors_new, slo
         assert errors[pod] / requests[pod] == pytest.approx(want, rel=1e-6), pod
     les = [str(b) for b in LATENCY_BUCKETS_S] + ["+Inf"]
     buckets = {le: increases(scrapes, "http_request_duration_seconds_bucket", le) for le in les}
-    p95 = {pod: histogram_quantile(0.95, list(LATENCY_BUCKETS_S) + [float("inf")], [buckets[le][pod] for le in les])
-           for pod in ready}
+    # a pod's buckets below its workload's latency floor (half its 50 ms median) are left out: 0
+    assert [le for le in les if buckets[le]][0] == "0.023842"
+    assert all(buckets["0.023842"][pod] == 0 for pod in ready)  # kept: the lower end of the next bucket's range
+    p95 = {pod: histogram_quantile(0.95, list(LATENCY_BUCKETS_S) + [float("inf")],
+                                   [buckets[le].get(pod, 0.0) for le in les]) for pod in ready}
     stable = [p95[pod] for pod in ready if revision[pod] == "1"]
     new = [p95[pod] for pod in ready if revision[pod] == "2"]
     # the same for the pods of one revision (up to the whole requests a bucket counts)

@@ -19,7 +19,8 @@ import pytest
 from simulators import load as load_module
 from simulators.kubeapi import objects as K
 from simulators.kubeapi import server as server_module
-from simulators.kubeapi.metrics import SimMetricsExporter, pod_increments
+from simulators.kubeapi.exposition import first_buckets
+from simulators.kubeapi.metrics import LATENCY_BUCKETS_S, SimMetricsExporter, pod_increments
 from simulators.kubeapi.server import SimWorld
 from simulators.load_batch import ShapeBatch
 from simulators.scenario import load_scenario_text
@@ -175,6 +176,8 @@ def listing(world: SimWorld) -> list:
 def test_scrapes_and_listings_equal_the_eager_paths_across_writes_and_faults(
         monkeypatch, speed, statefulsets, scrape_every, list_every):
     lazy, eager = worlds(monkeypatch, speed, statefulsets)
+    first = first_buckets([w.config for w in lazy.store.workloads], LATENCY_BUCKETS_S)
+    assert first.min() > 0  # every workload's pods leave some out
     rng_lazy, rng_eager = np.random.default_rng(4), np.random.default_rng(4)
     seen = set()  # what the exposition shows differently, met along the run
     for t in range(TICKS):
@@ -190,6 +193,9 @@ def test_scrapes_and_listings_equal_the_eager_paths_across_writes_and_faults(
         seen |= {"nan"} if last.nonfinite.any() else set()
         if t % scrape_every == 0:
             assert lazy.metrics.render() == eager.metrics.render(), f"tick {t}"
+            pods = lazy.metrics._pods  # the buckets a scrape leaves out (below a workload's floor) hold nothing
+            cut = np.arange(len(LATENCY_BUCKETS_S))[None, :] < first[pods["row"]][:, None]
+            assert not pods["buckets"][cut].any(), f"tick {t}"
             if len(lazy.metrics.pod_memory) < len(lazy.metrics.cpu_seconds):
                 seen.add("not-running")
         if t % list_every == 0:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from simulators.kubeapi.exposition import first_buckets
 from simulators.kubeapi.metrics import LATENCY_BUCKETS_S, SimMetricsExporter
 
 
@@ -65,9 +66,10 @@ def _application(self, out: list[str], statuses, named: dict[str, dict]) -> None
         "Requests the pod failed at its revision's error ratio or rejected (dropped) (simulated).",
         [("", _labels(**app[key]), named["pod_errors"][key]) for key in pods])
     hist = []
+    first = first_buckets([w.config for w, _ in statuses], LATENCY_BUCKETS_S)  # statuses: by row
     for key in pods:
         total = math.floor(named["pod_served"][key])
-        for bound, count in zip(LATENCY_BUCKETS_S, named["pod_buckets"][key]):
+        for bound, count in list(zip(LATENCY_BUCKETS_S, named["pod_buckets"][key]))[first[key[0]]:]:
             hist.append(("_bucket", _labels(**app[key], le=_num(bound)), min(math.floor(count + 1e-9), total)))
         hist.append(("_bucket", _labels(**app[key], le="+Inf"), total))
         hist.append(("_sum", _labels(**app[key]), named["pod_latency_sum"][key]))
