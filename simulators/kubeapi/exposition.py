@@ -89,7 +89,10 @@ def first_buckets(configs, bounds_s) -> np.ndarray:
     ``latency_tail_ratios``, at most its ``timeout_s``). The engine's latencies never go below
     that median, nor a pod's CDF below half of it (metrics.latency_cdf_knots), so the buckets
     before hold 0 forever: left out, they change no sum (a missing bucket is 0) and no
-    ``histogram_quantile`` (the first bucket shown is 0, the lower end of the next one's range)."""
+    ``histogram_quantile`` (the first bucket shown is 0, the lower end of the next one's range).
+    (One edge: beside slow pods of a workload whose latency the timeout caps, the others' latency
+    is the cap less the slow pods' share and may go lower; buckets shown stay cumulative, only a
+    quantile inside the first one shown is interpolated from 0.)"""
     floor_s = np.array([0.5 * min(c.base_latency_s * c.latency_tail_ratios[0], c.timeout_s) for c in configs])
     below = np.searchsorted(np.asarray(bounds_s, dtype=np.float64), floor_s, side="left")  # bounds < floor
     return np.maximum(below - 1, 0)
