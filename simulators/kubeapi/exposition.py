@@ -1,6 +1,8 @@
 """The text of sim serve's /metrics (:meth:`SimMetricsExporter.render`): prefixes cached, numbers in bulk.
 
-A scrape at 1,000 services is some 100k lines, each a prefix (family and labels) and a number.
+A scrape at 1,000 services (6,000 pods) is some 260k lines, each a prefix (family and labels) and a
+number; most are the pods' latency histograms (:meth:`Exposition._histogram`: a bucket line is its
+pod's prefix, its ``le`` and the number).
 Prefixes change only with the objects: a workload's are fixed for the store's life (made with
 the :class:`Exposition`); a pod's are a function of its workload row, serial and revision seq
 (they make its name; its container is named after its workload), made the first time the pod is
@@ -108,7 +110,8 @@ def _pick(items: list, idx: np.ndarray) -> list:
 
 class PodLines(NamedTuple):
     """One pod's lines without their numbers: each starts with a newline and a prefix ends with
-    the space before the number (a histogram bucket's: before its ``le`` value, see BucketTails)."""
+    the space before the number (a histogram bucket's: before its ``le`` value, whose text and the
+    rest of the line are the Exposition's ``_le_tails``)."""
 
     key: tuple[str, str]  # (namespace, name): what the counters by name are keyed on
     requests: str
