@@ -119,15 +119,16 @@ def pod_increments(observed: ObservedSignals, pods: dict, bad_latency_s: np.ndar
     errors = served * np.nan_to_num(pods["error_ratio"]) + rate("dropped_rps")
     quantiles = np.stack([v["latency_p50_s"], v["latency_p95_s"], v["latency_p99_s"]], axis=1)  # (S, 3)
     knots = latency_cdf_knots(*quantiles.T)
-    shares, means = bucket_shares(knots, bounds)[row], mean_latency(knots)[row]
+    shares, means = np.take(bucket_shares(knots, bounds), row, axis=0), mean_latency(knots)[row]
     extra = np.asarray(pods["extra_latency_s"], dtype=np.float64)
     own = np.flatnonzero((extra != 0.0) | bad_latency_s.any(axis=0)[row])  # pods whose latency is not their row's
     if own.size:
         q = quantiles[row[own]] - bad_latency_s.T[row[own]] + extra[own, None]
         pod_knots = latency_cdf_knots(*q.T)
         shares[own], means[own] = bucket_shares(pod_knots, bounds), mean_latency(pod_knots)
+    shares *= served[:, None]  # in place: (P, B) is the tick's largest array
     return {"requests": rate("offered_rps"), "errors": errors, "served": served,
-            "latency_sum": served * means, "buckets": served[:, None] * shares}
+            "latency_sum": served * means, "buckets": shares}
 
 
 class SimMetricsExporter:
@@ -194,8 +195,9 @@ class SimMetricsExporter:
         # the same operations, in the same order, as a sum per pod name: bit for bit the same totals
         counters = {}
         for name in self.POD_COUNTERS:
-            kept = same if name != "buckets" else same[:, None]
-            counters[name] = np.where(kept, self._slot[name][flat], 0.0) + gained[name]
+            counter = counters[name] = np.take(self._slot[name], flat, axis=0)  # a copy
+            counter[~same] = 0.0  # a new pod in the slot starts at 0
+            counter += gained[name]
         per_pod = cpu_cores[row] * self._cpu_request_cores[row] * dt_s
         cpu_s = np.where(same, self._slot_cpu_s[flat], 0.0) + np.where(pods["ready"] & live, per_pod, 0.0)
         self._slot_serial.fill(-1)
