@@ -7,7 +7,8 @@ controller with no HPA stored), and scaled as a controller would scale them: eac
 (the path of an API PATCH, with its Events), and every ``--rollout-every`` ticks one of them is
 restarted (a rollout); every ``--scrape-every`` ticks (0: never) its /metrics exposition is
 rendered, as a Prometheus scrape would (and outside the tick's time: the per-pod series are
-named when scraped). Two worlds of the same seed, one with the Events and one without
+named when scraped); its size is printed too (it grows with the pods: each has its own
+application series, a latency histogram of 39 lines among them). Two worlds of the same seed, one with the Events and one without
 (``cluster_events=False``), take turns tick by tick in one process, so that a busy machine slows
 both alike; their trajectories must be the same.
 
@@ -50,6 +51,7 @@ class Run:
         self.tick_s: list[float] = []
         self.write_s: list[float] = []
         self.scrape_s: list[float] = []
+        self.scrape_size: tuple[int, int] = (0, 0)  # the last scrape's (bytes, lines)
         self.writes = 0
 
     def step(self, t: int, changes: int, rollout_every: int, scrape_every: int = 0) -> None:
@@ -74,8 +76,9 @@ class Run:
         self.tick_s.append(ticked - wrote)
         self.write_s.append(wrote - started)
         if scrape_every and t % scrape_every == 0:
-            self.world.metrics.render()
+            text = self.world.metrics.render()
             self.scrape_s.append(time.process_time() - ticked)
+            self.scrape_size = (len(text), text.count("\n"))
 
 
 def traced_bytes(scenario, args, cluster_events: bool) -> tuple[int, int]:
@@ -120,7 +123,8 @@ def main() -> None:
         scrapes = [1e3 * x for x in run.scrape_s[1:]]  # the first one pays for the first names
         if scrapes:
             print(f"  {'':15} scrape median {statistics.median(scrapes):7.2f}, mean {statistics.mean(scrapes):7.2f} "
-                  f"({len(scrapes)} after the first)")
+                  f"({len(scrapes)} after the first); the last {run.scrape_size[0] / 1e6:.1f} MB, "
+                  f"{run.scrape_size[1]:,} lines, {int(run.store.engine.pod_count.sum()):,} pods")
     mean = lambda run: statistics.mean(run.tick_s[warm:]) + statistics.mean(run.write_s[warm:])  # noqa: E731
     recorder = on.store.cluster_events.recorder
     cache = sum(len(c.seen) + len(c.aggregates) + len(c.buckets) for c in recorder.correlators.values())

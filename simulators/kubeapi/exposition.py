@@ -1,6 +1,8 @@
 """The text of sim serve's /metrics (:meth:`SimMetricsExporter.render`): prefixes cached, numbers in bulk.
 
-A scrape at 1,000 services is some 100k lines, each a prefix (family and labels) and a number.
+A scrape at 1,000 services (6,000 pods) is some 260k lines, each a prefix (family and labels) and a
+number; most are the pods' latency histograms (:meth:`Exposition._histogram`: a bucket line is its
+pod's prefix, its ``le`` and the number).
 Prefixes change only with the objects: a workload's are fixed for the store's life (made with
 the :class:`Exposition`); a pod's are a function of its workload row, serial and revision seq
 (they make its name; its container is named after its workload), made the first time the pod is
@@ -28,8 +30,12 @@ import numpy as np
 
 from simulators.simcluster.slots import EMPTY, PENDING, READY
 
-APP_COUNTERS = (("http_requests_total", "Requests offered to the workload (simulated)."),
-                ("http_request_errors_total", "Requests that failed or were dropped (simulated)."))
+#: the per-pod application counters: (family, the exporter's _pods field, help)
+APP_COUNTERS = (("http_requests_total", "requests",
+                 "Requests the pod received (simulated): its even share of the workload's offered load while Ready."),
+                ("http_request_errors_total", "errors",
+                 "Requests the pod failed at its revision's error ratio or rejected (dropped) (simulated)."))
+HISTOGRAM = "http_request_duration_seconds"
 APP_GAUGES = (("setpoint_sim_cpu_utilization_ratio", "Mean CPU utilization of ready pods over their request."),
               ("setpoint_sim_requests_per_second", "Offered load, requests per second."),
               ("setpoint_sim_error_ratio", "Failed or dropped requests over all requests."))
@@ -79,6 +85,21 @@ def labels(**kv: str) -> str:
     return "{" + ",".join(f'{k}="{esc(v)}"' for k, v in kv.items()) + "}"
 
 
+def first_buckets(configs, bounds_s) -> np.ndarray:
+    """(S,) the index of the first latency bucket each workload's pods show: the last bound below
+    its latency floor, half its zero-load median (``base_latency_s`` times the first of its
+    ``latency_tail_ratios``, at most its ``timeout_s``). The engine's latencies never go below
+    that median, nor a pod's CDF below half of it (metrics.latency_cdf_knots), so the buckets
+    before hold 0 forever: left out, they change no sum (a missing bucket is 0) and no
+    ``histogram_quantile`` (the first bucket shown is 0, the lower end of the next one's range).
+    (One edge: beside slow pods of a workload whose latency the timeout caps, the others' latency
+    is the cap less the slow pods' share and may go lower; buckets shown stay cumulative, only a
+    quantile inside the first one shown is interpolated from 0.)"""
+    floor_s = np.array([0.5 * min(c.base_latency_s * c.latency_tail_ratios[0], c.timeout_s) for c in configs])
+    below = np.searchsorted(np.asarray(bounds_s, dtype=np.float64), floor_s, side="left")  # bounds < floor
+    return np.maximum(below - 1, 0)
+
+
 def _pick(items: list, idx: np.ndarray) -> list:
     """``[items[k] for k in idx]``; ``items`` itself when ``idx`` is all of it in order (every
     workload shown: no copy of the longest lists)."""
@@ -89,11 +110,15 @@ def _pick(items: list, idx: np.ndarray) -> list:
 
 class PodLines(NamedTuple):
     """One pod's lines without their numbers: each starts with a newline and a prefix ends with
-    the space before the number."""
+    the space before the number (a histogram bucket's: before its ``le`` value, whose text and the
+    rest of the line are the Exposition's ``_le_tails``)."""
 
     key: tuple[str, str]  # (namespace, name): what the counters by name are keyed on
-    pod_requests: str
-    pod_errors: str
+    requests: str
+    errors: str
+    bucket: str  # http_request_duration_seconds_bucket{namespace,deployment,pod,le=" : the le's text follows
+    latency_sum: str
+    served: str  # the histogram's _count
     ready: tuple[str, str]  # kube_pod_status_ready's three lines, whole: (not ready, ready)
     restarts: str
     resource_requests: str  # the whole line: its value is the workload's CPU request
@@ -121,7 +146,7 @@ class LastTick(NamedTuple):
 
     pods: dict  # the exporter's _pods it was made from
     lines: list[PodLines]
-    by_name: np.ndarray  # indices sorted by (row, name): the order of the http_pod_* series
+    by_name: np.ndarray  # indices sorted by (row, name): the order of the per-pod application series
 
 
 class Exposition:
@@ -134,14 +159,11 @@ class Exposition:
         self._ns_name = [(w.namespace, w.name) for w in workloads]
         self._cpu_request = [num(w.config.cpu_request_cores) for w in workloads]
         app = [labels(namespace=w.namespace, deployment=w.name) for w in workloads]
-        self._app = {name: [f"\n{name}{lab} " for lab in app] for name, _ in APP_COUNTERS + APP_GAUGES}
+        self._app = {name: [f"\n{name}{lab} " for lab in app] for name, _ in APP_GAUGES}
         les = [num(b) for b in latency_buckets_s] + ["+Inf"]
-        #: per workload, its histogram's lines: a bucket per bound and +Inf, _sum, _count
-        self._hist = [f"\nhttp_request_duration_seconds{suffix}{lab} " for w in workloads for suffix, lab in
-                      [("_bucket", labels(namespace=w.namespace, deployment=w.name, le=le)) for le in les]
-                      + [("_sum", labels(namespace=w.namespace, deployment=w.name)),
-                         ("_count", labels(namespace=w.namespace, deployment=w.name))]]
-        self._hist_width = len(les) + 2
+        #: the end of each of a pod's bucket lines, after its prefix (PodLines.bucket): le's text
+        self._le_tails = np.array([f'{le}"}} ' for le in les], dtype=object)
+        self._first_bucket = first_buckets([w.config for w in workloads], latency_buckets_s)
         self._latency = ["\nsetpoint_sim_latency_seconds"
                          f"{labels(namespace=w.namespace, deployment=w.name, percentile=q)} "
                          for w in workloads for q in PERCENTILES]
@@ -214,12 +236,17 @@ class Exposition:
     def _make(self, key: int, row: int, serial: int, seq: int) -> PodLines:
         ns, container = self._ns_name[row]
         pod = self.store.engine.pod_name_of(row, serial, seq)
-        by_pod, by_container = labels(namespace=ns, pod=pod), labels(namespace=ns, pod=pod, container=container)
+        by_container = labels(namespace=ns, pod=pod, container=container)
+        # the application's series carry the workload's name as relabeling from the pod's owner
+        # gives it (deployment=, StatefulSets' too): by (namespace, deployment) and by (namespace,
+        # pod) both sum the same series
+        app = labels(namespace=ns, deployment=container, pod=pod)
         ready = [f"\nkube_pod_status_ready{labels(namespace=ns, pod=pod, condition=c)} "
                  for c in ("true", "false", "unknown")]
         request = labels(namespace=ns, pod=pod, container=container, resource="cpu", unit="core")
         lines = self._pods[key] = PodLines(
-            (ns, pod), f"\nhttp_pod_requests_total{by_pod} ", f"\nhttp_pod_request_errors_total{by_pod} ",
+            (ns, pod), f"\nhttp_requests_total{app} ", f"\nhttp_request_errors_total{app} ",
+            f'\n{HISTOGRAM}_bucket{app[:-1]},le="', f"\n{HISTOGRAM}_sum{app} ", f"\n{HISTOGRAM}_count{app} ",
             (f"{ready[0]}0{ready[1]}1{ready[2]}0", f"{ready[0]}1{ready[1]}0{ready[2]}0"),
             f"\nkube_pod_container_status_restarts_total{by_container} ",
             f"\nkube_pod_container_resource_requests{request} {self._cpu_request[row]}",
@@ -253,19 +280,10 @@ class Exposition:
 
     def _application(self, out, exporter, visible, last: LastTick | None, named) -> None:
         fam, shown = self._family, np.flatnonzero(visible)
-        for (name, help_text), counter in zip(APP_COUNTERS, (exporter.requests, exporter.errors)):
-            fam(out, name, "counter", help_text, _pick(self._app[name], shown), counter[shown])
-        total = np.floor(exporter.served[shown])  # the buckets, +Inf and _count are whole requests
-        hist = np.empty((shown.size, self._hist_width))
-        hist[:, :-3] = np.minimum(np.floor(exporter.buckets[shown] + 1e-9), total[:, None])
-        hist[:, -3], hist[:, -2], hist[:, -1] = total, exporter.latency_sum[shown], total
-        at = (shown[:, None] * self._hist_width + np.arange(self._hist_width)).ravel()
-        fam(out, "http_request_duration_seconds", "histogram", "Latency of served requests (simulated).",
-            _pick(self._hist, at), hist)
-        for attr, field, name, help_text in (
-                ("pod_requests", "requests", "http_pod_requests_total", "Requests the pod served (simulated)."),
-                ("pod_errors", "errors", "http_pod_request_errors_total", "Requests the pod failed (simulated).")):
-            fam(out, name, "counter", help_text, *self._pod_counter(attr, field, visible, last, named))
+        lines, values, rows = self._app_pods(visible, last, named)
+        for name, field, help_text in APP_COUNTERS:
+            fam(out, name, "counter", help_text, list(map(operator.attrgetter(field), lines)), values[field])
+        self._histogram(out, lines, values, rows)
         v = exporter.last.values if exporter.last is not None else None
         gauges = (lambda: v["utilization_pct"][shown] / 100.0, lambda: v["offered_rps"][shown],
                   lambda: v["error_ratio"][shown])
@@ -276,19 +294,70 @@ class Exposition:
         fam(out, "setpoint_sim_latency_seconds", "gauge", "Latency percentiles of the engine (s).",
             _pick(self._latency, at), latency)
 
+    def _histogram(self, out: list[str], lines: list[PodLines], values: dict, rows: np.ndarray) -> None:
+        """Each pod's latency histogram: its buckets (whole requests, at most its count) from its
+        workload's first (``first_buckets``; ``rows``: the pods' workloads), +Inf, _sum, _count;
+        a bucket line is three strings (the pod's prefix, the le's tail, the number)."""
+        out.append(f"\n# HELP {HISTOGRAM} Latency of the requests the pod served (simulated)."
+                   f"\n# TYPE {HISTOGRAM} histogram")
+        n, tails = len(lines), self._le_tails
+        if not n:
+            return
+        total = np.floor(values["served"])  # the buckets, +Inf and _count are whole requests
+        counts = np.empty((n, tails.size))
+        counts[:, :-1] = np.minimum(np.floor(values["buckets"] + 1e-9), total[:, None])
+        counts[:, -1] = total
+        width = 3 * tails.size
+        block = np.empty((n, width + 4), dtype=object)
+        block[:, 0:width:3] = np.array(list(map(operator.attrgetter("bucket"), lines)), dtype=object)[:, None]
+        block[:, 1:width:3] = tails[None, :]
+        block[:, 2:width:3] = self._bucket_texts(counts, total)
+        block[:, width] = list(map(operator.attrgetter("latency_sum"), lines))
+        block[:, width + 1] = format_numbers(values["latency_sum"])
+        block[:, width + 2] = list(map(operator.attrgetter("served"), lines))
+        block[:, width + 3] = block[:, width - 1]  # _count: the +Inf bucket's number
+        first = self._first_bucket[rows]
+        if not first.any():
+            out += block.ravel().tolist()
+            return
+        shown = np.ones(block.shape, dtype=bool)
+        shown[:, :width] = np.repeat(np.arange(tails.size)[None, :] >= first[:, None], 3, axis=1)
+        out += block[shown].tolist()  # row by row: each pod's lines in order
+
     @staticmethod
-    def _pod_counter(attr: str, field: str, visible: np.ndarray, last: LastTick | None,
-                     named) -> tuple[list[str], object]:
-        """http_pod_*'s prefixes (PodLines' ``attr``) and values (the last tick's ``field``, or the
-        counters ``attr`` by name): the last tick's pods of the workloads shown, by (row, name)."""
+    def _bucket_texts(counts: np.ndarray, total: np.ndarray) -> np.ndarray:
+        """(n, B + 1) object array: the text of each pod's cumulative bucket counts (whole numbers,
+        +Inf last). Most buckets of a pod are 0 (below its latencies) or its total (above them):
+        those reuse one string each; only the buckets between are formatted."""
+        totals = np.array(format_numbers(total), dtype=object)
+        texts = np.repeat(totals[:, None], counts.shape[1], axis=1)
+        texts[counts == 0.0] = "0"
+        between = (counts != 0.0) & (counts != total[:, None])
+        if between.any():
+            texts[between] = format_numbers(counts[between])
+        return texts
+
+    def _app_pods(self, visible: np.ndarray, last: LastTick | None,
+                  named) -> tuple[list[PodLines], dict, np.ndarray]:
+        """The pods whose application series are shown (the last tick's pods of the workloads
+        shown, by (row, name)), their counters (the exporter's POD_COUNTERS: (n,) arrays,
+        ``buckets`` (n, B)) and (n,) workload rows, from the last tick's arrays, or from the
+        counters by name (``named``) when names collide: a series per (row, name), a name's
+        last pod winning."""
+        fields = ("requests", "errors", "served", "latency_sum", "buckets")
         if last is None:
-            return [], []
-        if named is not None:  # names collide: a series per (row, name), as the counters by name hold them
+            empty = {f: np.zeros((0, self._le_tails.size - 1) if f == "buckets" else 0) for f in fields}
+            return [], empty, np.zeros(0, dtype=np.int64)
+        if named is not None:
             lines = {(row, p.key): p for row, p in zip(last.pods["row"].tolist(), last.lines)}
-            items = [(lines[(row, (ns, pod))], v) for (row, ns, pod), v in sorted(named[attr].items()) if visible[row]]
-            return [getattr(p, attr) for p, _ in items], [v for _, v in items]
+            keys = [k for k in sorted(named["pod_requests"]) if visible[k[0]]]
+            values = {f: np.array([named[f"pod_{f}"][k] for k in keys], dtype=np.float64) for f in fields}
+            if not keys:
+                values["buckets"] = values["buckets"].reshape(0, self._le_tails.size - 1)
+            rows = np.array([row for row, _, _ in keys], dtype=np.int64)
+            return [lines[(row, (ns, pod))] for row, ns, pod in keys], values, rows
         at = last.by_name[visible[last.pods["row"][last.by_name]]]
-        return list(map(operator.attrgetter(attr), _pick(last.lines, at))), last.pods[field][at]
+        return _pick(last.lines, at), {f: last.pods[f][at] for f in fields}, last.pods["row"][at]
 
     def _kube_state(self, out: list[str], now: PodsNow) -> None:
         fam = self._family

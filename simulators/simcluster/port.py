@@ -264,6 +264,12 @@ class ClusterPort:
                 "served_rps": np.where(ready, per_pod[pod_rows], 0.0),
                 "latency_p95_s": np.where(ready, base[pod_rows] + extra, np.nan)}
 
+    def bad_pod_latency_s(self) -> np.ndarray:
+        """(3, S) seconds the ready pods with extra latency (a bad revision's, degraded ones) added to
+        each service's p50, p95 and p99 at the last tick (0: none): the service's quantiles less
+        these are its other pods' (sim serve's per-pod latency histograms)."""
+        return self._bad_pod_latency_quantiles_s.copy() if self._any_bad_pods else np.zeros((3, self.n_services))
+
     def pod_arrays(self, targets: Sequence[TargetRef]) -> dict[str, np.ndarray | list[str]]:
         """Every existing pod of ``targets`` as flat (P,) arrays, fast (no objects): at (index
         into ``targets``; unknown targets have no pods), name (made on access), uid (service index

@@ -19,12 +19,8 @@ import pytest
 from simulators import load as load_module
 from simulators.kubeapi import objects as K
 from simulators.kubeapi import server as server_module
-from simulators.kubeapi.metrics import (
-    SimMetricsExporter,
-    bucket_shares,
-    latency_cdf_knots,
-    mean_latency,
-)
+from simulators.kubeapi.exposition import first_buckets
+from simulators.kubeapi.metrics import LATENCY_BUCKETS_S, SimMetricsExporter, pod_increments
 from simulators.kubeapi.server import SimWorld
 from simulators.load_batch import ShapeBatch
 from simulators.scenario import load_scenario_text
@@ -32,7 +28,7 @@ from tests.support.reference_exposition import reference_render
 
 #: Four services in two namespaces, every fault kind the exporter shows within the first minutes:
 #: application series absent (outage), frozen (stale) and NaN; a memory leak, crashes, a crash
-#: loop, a bad release (per-pod error ratios), node loss (pods left Pending).
+#: loop, a bad release (per-pod error ratios and latency), node loss (pods left Pending).
 SCENARIO = """
 apiVersion: setpoint/v1
 kind: Scenario
@@ -57,7 +53,7 @@ spec:
     - {name: prometheus-down, kind: metrics-outage, at: 1m, duration: 1m}
     - {name: blip, kind: pod-crash, at: 2m, services: [web], count: 2}
     - {name: exporter-stuck, kind: stale-metrics, at: 2m30s, duration: 1m}
-    - {name: release-42, kind: bad-rollout, at: 3m, services: [api], errorRatioMultiplier: 10}
+    - {name: release-42, kind: bad-rollout, at: 3m, services: [api], errorRatioMultiplier: 10, extraLatency: 150ms}
     - {name: exporter-nan, kind: nan-metrics, at: 4m, duration: 1m}
     - {name: release-43, kind: crash-loop, at: 5m, services: [cart]}
     - {name: zone-a-down, kind: node-loss, at: 6m, duration: 2m, share: 25%}
@@ -71,7 +67,7 @@ class EagerExporter(SimMetricsExporter):
 
     def __init__(self, store):
         super().__init__(store)
-        self.eager = {"cpu_seconds": {}, "pod_requests": {}, "pod_errors": {}, "pod_memory": {}}
+        self.eager = {"cpu_seconds": {}, "pod_memory": {}, **{f"pod_{n}": {} for n in self.POD_COUNTERS}}
         #: (namespace, pod) -> its creation time at the last tick: a StatefulSet's pod recreated under
         #: its name (web-1 again) is another pod, whose counters start again from 0
         self.born: dict[tuple[str, str], float] = {}
@@ -86,25 +82,19 @@ class EagerExporter(SimMetricsExporter):
         v = observed.values
         counted = ~observed.unavailable & ~observed.nonfinite
         dt_s = dt_s / self.store.clock.speed
-        served = np.where(counted, np.nan_to_num(v["served_rps"]) * dt_s, 0.0)
-        knots = latency_cdf_knots(v["latency_p50_s"], v["latency_p95_s"], v["latency_p99_s"])
         cpu_cores = np.nan_to_num(v["utilization_pct"]) / 100.0
         statuses = self.store.pod_statuses()
         with self.store.lock:
             pods = self.store.engine.pod_signals()
+            bad_latency_s = self.store.engine.bad_pod_latency_s()
+        gained = pod_increments(observed, pods, bad_latency_s, self.bounds, dt_s)
         with self.lock:
             born = {(w.namespace, p.name): p.created_time for w, st in statuses for p in st.pods}
             self.eager = {field: {key: value for key, value in values.items()
                                   if self.born.get(key[-2:]) == born.get(key[-2:])}
                           for field, values in self.eager.items()}
             self.born = born
-            self._count_pods_by_name(pods, statuses, counted, dt_s)
-            self.requests += np.where(counted, np.nan_to_num(v["offered_rps"]) * dt_s, 0.0)
-            errors = np.nan_to_num(v["errors_rps"]) + np.nan_to_num(v["dropped_rps"])
-            self.errors += np.where(counted, errors * dt_s, 0.0)
-            self.buckets += served[:, None] * bucket_shares(knots, self.bounds)
-            self.served += served
-            self.latency_sum += served * mean_latency(knots)
+            self._count_pods_by_name(pods, gained, statuses)
             alive = {}
             for w, st in statuses:
                 per_pod = cpu_cores[w.index] * w.config.cpu_request_cores * dt_s
@@ -115,18 +105,16 @@ class EagerExporter(SimMetricsExporter):
             self.eager["cpu_seconds"] = alive
             self.last = observed
 
-    def _count_pods_by_name(self, pods: dict, statuses, counted: np.ndarray, dt_s: float) -> None:
+    def _count_pods_by_name(self, pods: dict, gained: dict, statuses) -> None:
         ns = {w.index: w.namespace for w, _ in statuses}
-        requests, errors, memory = {}, {}, {}
-        ratio = np.nan_to_num(np.asarray(pods["error_ratio"], np.float64))
+        counters, memory = {name: {} for name in self.POD_COUNTERS}, {}
         for k, (row, name) in enumerate(zip(np.asarray(pods["row"]).tolist(), pods["name"])):
             key = (row, ns.get(row, ""), name)
-            served = float(pods["served_rps"][k]) * dt_s if counted[row] else 0.0
-            requests[key] = self.eager["pod_requests"].get(key, 0.0) + served
-            errors[key] = self.eager["pod_errors"].get(key, 0.0) + served * float(ratio[k])
+            for counter, by_name in counters.items():
+                by_name[key] = self.eager[f"pod_{counter}"].get(key, 0.0) + gained[counter][k]
             if pods["running"][k]:
                 memory[(ns.get(row, ""), name)] = float(pods["memory_mib"][k]) * 2**20
-        self.eager.update(pod_requests=requests, pod_errors=errors, pod_memory=memory)
+        self.eager.update({f"pod_{name}": by_name for name, by_name in counters.items()}, pod_memory=memory)
 
 
 class EagerWorld(SimWorld):
@@ -196,6 +184,8 @@ def listing(world: SimWorld) -> list:
 def test_scrapes_and_listings_equal_the_eager_paths_across_writes_and_faults(
         monkeypatch, speed, statefulsets, scrape_every, list_every):
     lazy, eager = worlds(monkeypatch, speed, statefulsets)
+    first = first_buckets([w.config for w in lazy.store.workloads], LATENCY_BUCKETS_S)
+    assert first.min() > 0  # every workload's pods leave some out
     rng_lazy, rng_eager = np.random.default_rng(4), np.random.default_rng(4)
     seen = set()  # what the exposition shows differently, met along the run
     for t in range(TICKS):
@@ -211,12 +201,18 @@ def test_scrapes_and_listings_equal_the_eager_paths_across_writes_and_faults(
         seen |= {"nan"} if last.nonfinite.any() else set()
         if t % scrape_every == 0:
             assert lazy.metrics.render() == eager.metrics.render(), f"tick {t}"
+            pods = lazy.metrics._pods  # the buckets a scrape leaves out (below a workload's floor) hold nothing
+            cut = np.arange(len(LATENCY_BUCKETS_S))[None, :] < first[pods["row"]][:, None]
+            assert not pods["buckets"][cut].any(), f"tick {t}"
             if len(lazy.metrics.pod_memory) < len(lazy.metrics.cpu_seconds):
                 seen.add("not-running")
         if t % list_every == 0:
             assert listing(lazy) == listing(eager), f"tick {t}"
-    for name in ("cpu_seconds", "pod_requests", "pod_errors", "pod_memory"):  # exact: the same float operations
-        assert getattr(lazy.metrics, name) == eager.metrics.eager[name], name
+    for name in ("cpu_seconds", "pod_requests", "pod_errors", "pod_served", "pod_latency_sum", "pod_memory"):
+        assert getattr(lazy.metrics, name) == eager.metrics.eager[name], name  # exact: the same float operations
+    buckets = lazy.metrics.pod_buckets
+    assert buckets.keys() == eager.metrics.eager["pod_buckets"].keys()
+    assert all(np.array_equal(buckets[k], b) for k, b in eager.metrics.eager["pod_buckets"].items())
     assert lazy.engine.spec_replicas.tolist() == eager.engine.spec_replicas.tolist()
     assert lazy.store.resource_version == eager.store.resource_version
     assert seen == {"absent", "nan", "not-running"}

@@ -236,10 +236,10 @@ spec:
 """
 
 
-def wait_for_rollback(w) -> object:
-    """Wait for the controller's RolledBack Event; check the Deployment is back on the original
-    template as a new revision (kubectl semantics: 1 the original, 2 the bad release, 3 the
-    original again) and stop the controller cleanly. Returns the Event."""
+def wait_for_rollback(w, timeout_s: float = 90) -> object:
+    """Wait (up to ``timeout_s``) for the controller's RolledBack Event; check the Deployment is
+    back on the original template as a new revision (kubectl semantics: 1 the original, 2 the bad
+    release, 3 the original again) and stop the controller cleanly. Returns the Event."""
     from kubernetes import client, config
 
     api = client.CoreV1Api(config.new_client_from_config(config_file=str(w["kubeconfig"])))
@@ -249,7 +249,7 @@ def wait_for_rollback(w) -> object:
         events = api.list_namespaced_event("default", _request_timeout=5).items
         return [e for e in events if e.reason == "RolledBack"]
 
-    [event] = wait_until(rolled_back, 90, what="a RolledBack event from the controller")
+    [event] = wait_until(rolled_back, timeout_s, what="a RolledBack event from the controller")
     assert w["run"].alive(), w["run"].tail()
     deployment = apps.read_namespaced_deployment("web", "default", _request_timeout=5)
     assert int(deployment.metadata.annotations["deployment.kubernetes.io/revision"]) >= 3
@@ -272,8 +272,8 @@ def test_bad_rollout_is_rolled_back_through_the_kubernetes_api(tmp_path):
     assert [h["action"] for h in health_actions_recorded(tmp_path)] == ["rollback"]
 
 
-# The healing example's revision-scoped error check over the per-pod counters sim serve exports:
-# the new revision's pods against the stable ones', with short windows for a bounded test.
+# The healing example's revision-scoped error check over the per-pod series sim serve exports (an
+# instrumented app's, by pod): the new revision's pods against the stable ones', short windows.
 REVISION_HEALING = """\
 apiVersion: setpoint/v1
 kind: Policy
@@ -286,8 +286,8 @@ spec:
     checks:
       - name: release-errors
         scope: revision
-        errors: sum by (namespace, pod) (rate(http_pod_request_errors_total{namespace="default"}[10s]))
-        requests: sum by (namespace, pod) (rate(http_pod_requests_total{namespace="default"}[10s]))
+        errors: sum by (namespace, pod) (rate(http_request_errors_total{namespace="default"}[10s]))
+        requests: sum by (namespace, pod) (rate(http_requests_total{namespace="default"}[10s]))
         compare: {worseBy: 2x, falseRollbackRate: 1%}
         action: rollback
     budgets: {restartsPerHour: 6, rollbacksPerDay: 2, maxUnavailable: 25%}

@@ -1,8 +1,8 @@
 """A health check whose query answers, but with nothing for a target, is said: it cannot fire there.
 
 Found by the self-healing walkthrough: the shipped setpoint-healing policy's revision checks read
-http_requests_total and http_request_errors_total by (namespace, pod), which sim serve exports
-per pod under other names (http_pod_requests_total): Prometheus answered with no series, the
+http_requests_total and http_request_errors_total by (namespace, pod), which sim serve exported
+per pod under other names then (http_pod_requests_total): Prometheus answered with no series, the
 comparison of a bad release stayed "undecided" on "0 requests" (as if it had no traffic), the
 rollout was never held, and nothing in the log, status or explain said the check saw nothing.
 A scaling metric in that state is warned of ("the query answered no sample for N of M targets");

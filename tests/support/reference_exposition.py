@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from simulators.kubeapi.exposition import first_buckets
 from simulators.kubeapi.metrics import LATENCY_BUCKETS_S, SimMetricsExporter
 
 
@@ -54,27 +55,27 @@ def _application(self, out: list[str], statuses, named: dict[str, dict]) -> None
     shown = _visible(self, statuses)
     ids = [(w, _labels(namespace=w.namespace, deployment=w.name)) for w, _ in shown]
     fam = _family
-    fam(out, "http_requests_total", "counter", "Requests offered to the workload (simulated).",
-        [("", lab, self.requests[w.index]) for w, lab in ids])
-    fam(out, "http_request_errors_total", "counter", "Requests that failed or were dropped (simulated).",
-        [("", lab, self.errors[w.index]) for w, lab in ids])
-    hist = []
-    for w, _ in shown:
-        i = w.index
-        total = math.floor(self.served[i])
-        for bound, count in zip(LATENCY_BUCKETS_S, self.buckets[i]):
-            hist.append(("_bucket", _labels(namespace=w.namespace, deployment=w.name, le=_num(bound)),
-                         min(math.floor(count + 1e-9), total)))
-        hist.append(("_bucket", _labels(namespace=w.namespace, deployment=w.name, le="+Inf"), total))
-        hist.append(("_sum", _labels(namespace=w.namespace, deployment=w.name), self.latency_sum[i]))
-        hist.append(("_count", _labels(namespace=w.namespace, deployment=w.name), total))
-    fam(out, "http_request_duration_seconds", "histogram", "Latency of served requests (simulated).", hist)
     visible = {w.index for w, _ in shown}
-    for name, help_text, counters in (
-            ("http_pod_requests_total", "Requests the pod served (simulated).", named["pod_requests"]),
-            ("http_pod_request_errors_total", "Requests the pod failed (simulated).", named["pod_errors"])):
-        fam(out, name, "counter", help_text, [("", _labels(namespace=ns, pod=pod), v)
-                                              for (row, ns, pod), v in sorted(counters.items()) if row in visible])
+    deployment = {w.index: w.name for w, _ in statuses}
+    pods = [(row, ns, pod) for row, ns, pod in sorted(named["pod_requests"]) if row in visible]
+    app = {key: dict(namespace=key[1], deployment=deployment[key[0]], pod=key[2]) for key in pods}
+    fam(out, "http_requests_total", "counter",
+        "Requests the pod received (simulated): its even share of the workload's offered load while Ready.",
+        [("", _labels(**app[key]), named["pod_requests"][key]) for key in pods])
+    fam(out, "http_request_errors_total", "counter",
+        "Requests the pod failed at its revision's error ratio or rejected (dropped) (simulated).",
+        [("", _labels(**app[key]), named["pod_errors"][key]) for key in pods])
+    hist = []
+    first = first_buckets([w.config for w, _ in statuses], LATENCY_BUCKETS_S)  # statuses: by row
+    for key in pods:
+        total = math.floor(named["pod_served"][key])
+        for bound, count in list(zip(LATENCY_BUCKETS_S, named["pod_buckets"][key]))[first[key[0]]:]:
+            hist.append(("_bucket", _labels(**app[key], le=_num(bound)), min(math.floor(count + 1e-9), total)))
+        hist.append(("_bucket", _labels(**app[key], le="+Inf"), total))
+        hist.append(("_sum", _labels(**app[key]), named["pod_latency_sum"][key]))
+        hist.append(("_count", _labels(**app[key]), total))
+    fam(out, "http_request_duration_seconds", "histogram", "Latency of the requests the pod served (simulated).",
+        hist)
     v = self.last.values if self.last is not None else {}
     gauges = [("setpoint_sim_cpu_utilization_ratio", "Mean CPU utilization of ready pods over their request.",
                lambda i: v["utilization_pct"][i] / 100.0),
