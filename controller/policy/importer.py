@@ -13,6 +13,8 @@ cannot be carried over exactly is written as a comment above the policy:
   the same name, which is what prometheus-adapter usually serves: check it.
 - minReplicas 0 (HPA alpha, KEDA's default) becomes 1: the preset does not scale to zero.
 - KEDA's activationThreshold, cooldownPeriod, fallback and pollingInterval have no equivalent.
+- A ScaledObject's policy says how to hand its workload over (delete the ScaledObject, not the HPA
+  KEDA re-creates), and warns when deleting it restores the workload's count from before KEDA.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ KEDA_DEFAULT_MIN, KEDA_DEFAULT_MAX = 0, 100
 KEDA_SPEC_FIELDS = ("advanced", "cooldownPeriod", "fallback", "idleReplicaCount", "initialCooldownPeriod",
                     "maxReplicaCount", "minReplicaCount", "pollingInterval", "scaleTargetRef", "triggers")
 KEDA_TRIGGER_FIELDS = ("authenticationRef", "metadata", "metricType", "name", "type", "useCachedMetrics")
+#: spec.advanced and spec.advanced.horizontalPodAutoscalerConfig: a misspelt ``behaviour`` dropped
+#: the ScaledObject's whole behavior (its scale-down window and rate limits) unseen.
+KEDA_ADVANCED_FIELDS = ("horizontalPodAutoscalerConfig", "restoreToOriginalReplicaCount", "scalingModifiers")
+KEDA_HPA_CONFIG_FIELDS = ("behavior", "name")
 
 # How a pod name maps to its workload (the label Setpoint's Prometheus adapter matches on).
 _POD_PATTERN = {"Deployment": "(.+)-[a-z0-9]+-[a-z0-9]{5}", "StatefulSet": "(.+)-[0-9]+"}
@@ -76,6 +82,7 @@ class Converted:
     text: str
     notes: list[str] = field(default_factory=list)
     source: str = ""  # "HorizontalPodAutoscaler ns/name"
+    warnings: list[str] = field(default_factory=list)  # notes that must reach the person (stderr) too
 
 
 @dataclass(frozen=True)
@@ -269,6 +276,7 @@ class _Conversion:
         self.name = name or own
         self.namespace = _dict(obj, ("metadata",)).get("namespace") or "default"
         self.notes: list[str] = []
+        self.warnings: list[str] = []  # notes said on stderr too (a harm at the cut-over)
         if not _dict(obj, ("metadata",)).get("namespace"):
             self.notes.append('metadata.namespace is not set (helm template leaves it out), so this policy and its '
                               'queries use namespace default, as kubectl apply without -n in a default context '
@@ -532,7 +540,9 @@ class _Conversion:
                    for i, t in enumerate(triggers)]
         scaling: dict = {"metrics": metrics}
         advanced = _dict(spec, ("advanced",), ("spec",))
+        _known_fields(advanced, ("spec", "advanced"), KEDA_ADVANCED_FIELDS)
         hpa_config = _dict(advanced, ("horizontalPodAutoscalerConfig",), ("spec", "advanced"))
+        _known_fields(hpa_config, ("spec", "advanced", "horizontalPodAutoscalerConfig"), KEDA_HPA_CONFIG_FIELDS)
         if hpa_config.get("behavior") is not None:
             behavior, tolerance = self._behavior(_dict(hpa_config, ("behavior",), ("spec", "advanced",
                                                                                     "horizontalPodAutoscalerConfig")),
@@ -558,8 +568,30 @@ class _Conversion:
             self.notes.append("idleReplicaCount is not carried over: this policy never goes idle")
         self.notes.append(f"pollingInterval {spec.get('pollingInterval', 30)}s: KEDA polls for activation only; "
                           f"the HPA KEDA creates evaluates every 15s, as this policy does")
+        self._keda_cut_over(spec, advanced, hpa_config, kind, workload)
         source = f"{KEDA_KIND} {self.namespace}/{_dict(obj, ('metadata',)).get('name')}"
         return self._render(source, kind, workload, low, high, 15.0, scaling)
+
+    def _keda_cut_over(self, spec: dict, advanced: dict, hpa_config: dict, kind: str, workload: str) -> None:
+        """Notes on handing a ScaledObject's workload over: KEDA re-creates the HPA it owns when
+        that alone is deleted, and with restoreToOriginalReplicaCount deleting the ScaledObject
+        scales the workload back to its count from before KEDA (a drop at the cut-over)."""
+        restore = advanced.get("restoreToOriginalReplicaCount")
+        if restore is not None and not isinstance(restore, bool):
+            raise ConversionProblem(("spec", "advanced", "restoreToOriginalReplicaCount"),
+                                    f"expected true or false, got {describe_value(restore)}")
+        hpa = _text(hpa_config, "name", ("spec", "advanced", "horizontalPodAutoscalerConfig", "name")) \
+            if hpa_config.get("name") is not None else f"keda-hpa-{_name_of(self.obj)}"
+        scaled_object = f"kubectl delete scaledobject {_name_of(self.obj)} -n {self.namespace}"
+        self.notes.append(f"cut-over: delete the ScaledObject ({scaled_object}), not its HPA {hpa}, which KEDA "
+                          f"re-creates at once")
+        if restore:
+            warning = (f"advanced.restoreToOriginalReplicaCount true: deleting this ScaledObject scales {kind} "
+                       f"{self.namespace}/{workload} back to the replicas it had before KEDA scaled it, not the count "
+                       f"KEDA left, before Setpoint takes it over: set it to false (kubectl apply) before the "
+                       f"cut-over")
+            self.notes.append(warning)
+            self.warnings.append(warning)
 
     def _keda_trigger(self, trigger: dict, path: tuple, kind: str, workload: str) -> dict:
         _known_fields(trigger, path, KEDA_TRIGGER_FIELDS)
@@ -648,7 +680,7 @@ class _Conversion:
             header += [line for note in self.notes for line in _comment(note)]
         else:
             header.append("# Differences from the source: none beyond the metric source.")
-        return Converted(self.name, "\n".join(header) + "\n" + body, list(self.notes), source)
+        return Converted(self.name, "\n".join(header) + "\n" + body, list(self.notes), source, list(self.warnings))
 
 
 def _comment(text: str, width: int = 100) -> list[str]:

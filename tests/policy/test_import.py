@@ -89,6 +89,30 @@ def test_keda_differences_are_comments():
     assert policy.model.spec.replicas.min_replicas == 2 and policy.params.scale_down.window_s == 600
 
 
+@pytest.mark.parametrize("advanced, hpa, warned", [
+    pytest.param({}, "keda-hpa-q", False, id="default-hpa-name"),
+    pytest.param({"horizontalPodAutoscalerConfig": {"name": "worker-hpa"}}, "worker-hpa", False, id="own-hpa-name"),
+    pytest.param({"restoreToOriginalReplicaCount": False}, "keda-hpa-q", False, id="restore-false"),
+    # deleting the ScaledObject for the cut-over scaled the workload back to its count from before
+    # KEDA (a drop under load), and nothing said so
+    pytest.param({"restoreToOriginalReplicaCount": True}, "keda-hpa-q", True, id="restore-true"),
+])
+def test_a_scaled_object_says_how_to_hand_its_workload_over(tmp_path, capsys, advanced, hpa, warned):
+    path = tmp_path / "so.yaml"
+    path.write_text(yaml.safe_dump(_edited(KEDA, ("spec", "advanced"), advanced)))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["import", str(path), "-o", str(tmp_path / "q.yaml")])
+    assert exit_info.value.code == 0
+    text, err = (tmp_path / "q.yaml").read_text(), capsys.readouterr().err
+    comments = " ".join(line.strip("# -") for line in text.splitlines() if line.startswith("#"))
+    assert (f"cut-over: delete the ScaledObject (kubectl delete scaledobject q -n shop), not its HPA {hpa}, which "
+            f"KEDA re-creates at once") in comments
+    restore = ("advanced.restoreToOriginalReplicaCount true: deleting this ScaledObject scales Deployment shop/worker "
+               "back to the replicas it had before KEDA scaled it")
+    assert (restore in comments) == warned
+    assert (f"warning: ScaledObject shop/q: {restore}" in err) == warned, err
+
+
 def test_min_zero_becomes_one_with_a_comment():
     text = import_files([str(FIXTURES / "keda-prometheus.yaml")]).text
     assert "scale to zero" in text and load_policy_text(text)[0].model.spec.replicas.min_replicas == 1
@@ -286,6 +310,19 @@ def _metric(source: dict) -> dict:
                  id="keda-misspelt-spec-field"),
     pytest.param(_edited(KEDA, ("spec", "triggers", 0, "metaData"), {"value": "50"}), ("spec", "triggers", 0, "metaData"),
                  "unknown field", id="keda-misspelt-trigger-field"),
+    # spec.advanced and its horizontalPodAutoscalerConfig were not checked: a misspelt behaviour
+    # dropped the ScaledObject's scale-down window and rate limits (HPA's defaults instead)
+    pytest.param(_edited(KEDA, ("spec", "advanced"), {"horizontalPodAutoscalerConfig": {"behaviour": {
+        "scaleDown": {"stabilizationWindowSeconds": 60}}}}),
+        ("spec", "advanced", "horizontalPodAutoscalerConfig", "behaviour"),
+        "unknown field (kubectl apply refuses it too): expected behavior or name", id="keda-misspelt-behavior"),
+    pytest.param(_edited(KEDA, ("spec", "advanced"), {"restoreToOriginalReplicaCont": True}),
+                 ("spec", "advanced", "restoreToOriginalReplicaCont"),
+                 "expected horizontalPodAutoscalerConfig, restoreToOriginalReplicaCount or scalingModifiers",
+                 id="keda-misspelt-advanced-field"),
+    pytest.param(_edited(KEDA, ("spec", "advanced"), {"restoreToOriginalReplicaCount": "yes"}),
+                 ("spec", "advanced", "restoreToOriginalReplicaCount"), "expected true or false, got 'yes'",
+                 id="keda-restore-not-a-boolean"),
     pytest.param(_edited(V1, ("spec", "targetCPUUtilizationPercentage"), 0), ("spec", "targetCPUUtilizationPercentage"),
                  "expected a positive number, got 0", id="v1-percentage"),
 ])
