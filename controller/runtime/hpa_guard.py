@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 
 from controller.errors import ActuationError
 from controller.model import TargetRef
-from controller.ports import HpaLister
+from controller.ports import HpaLister, HpaRef
 
 log = logging.getLogger("setpoint.runtime")
 
@@ -36,10 +36,10 @@ class HpaGuard:
 
     def __init__(self, lister: HpaLister, policy: str, rehearsal: bool):
         self.lister, self.policy, self.rehearsal = lister, policy, rehearsal
-        self._known: dict[TargetRef, str] = {}  # the last list read (kept while the list fails)
-        self._said: dict[TargetRef, str] = {}  # workload -> HPA, as last said
+        self._known: dict[TargetRef, HpaRef] = {}  # the last list read (kept while the list fails)
+        self._said: dict[TargetRef, HpaRef] = {}  # workload -> HPA, as last said
         self._failure_said: str | None = None
-        self.scaled_by: dict[TargetRef, str] = {}  # selected workloads an HPA scales (last cycle) -> the HPA
+        self.scaled_by: dict[TargetRef, HpaRef] = {}  # selected workloads an HPA scales (last cycle) -> the HPA
 
     @property
     def scaled(self) -> int:
@@ -55,7 +55,7 @@ class HpaGuard:
         for target, hpa in scaled.items():
             if self._said.get(target) != hpa:
                 message = self._message(target, hpa)
-                log.warning(message, extra={"policy": self.policy, "target": str(target), "hpa": hpa})
+                log.warning(message, extra={"policy": self.policy, "target": str(target), "hpa": hpa.name})
                 event(target, "ScaledByHPA", message)
         for target in self._said.keys() - scaled.keys():
             if target in targets:
@@ -81,11 +81,22 @@ class HpaGuard:
                      extra={"policy": self.policy})
             self._failure_said = None
 
-    def _message(self, target: TargetRef, hpa: str) -> str:
-        what = f"HorizontalPodAutoscaler {target.namespace}/{hpa} also scales {target.kind} {target.key}"
+    def _message(self, target: TargetRef, hpa: HpaRef) -> str:
+        what = f"HorizontalPodAutoscaler {target.namespace}/{hpa.name} also scales {target.kind} {target.key}"
+        if hpa.owner_kind:
+            what += f" (the HPA of {hpa.owner_kind} {hpa.owner_name})"
         if self.rehearsal:
             return (f"{what}: a real run of policy {self.policy} would leave it alone while the HPA exists; this "
                     f"rehearsal (--dry-run or --shadow) goes on deciding for it")
         return (f"{what}: policy {self.policy} leaves it alone while the HPA exists (two autoscalers would scale it "
                 f"against each other); to move it to Setpoint, compare the two with setpoint run --shadow, then "
-                f"delete the HPA")
+                f"{_hand_over(target, hpa)}")
+
+
+def _hand_over(target: TargetRef, hpa: HpaRef) -> str:
+    """What to delete to hand ``target`` over: the HPA, or the object that owns it (KEDA's
+    ScaledObject re-creates an HPA of its own deleted alone)."""
+    if not hpa.owner_kind:
+        return "delete the HPA"
+    return (f"delete the {hpa.owner_kind} (kubectl delete {hpa.owner_kind.lower()} {hpa.owner_name} -n "
+            f"{target.namespace}), not the HPA: its owner re-creates it")

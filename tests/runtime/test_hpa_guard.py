@@ -38,8 +38,14 @@ spec:
 """
 
 
-def hpa(name: str, kind: str = "Deployment", target: str = "web") -> dict:
-    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": name},
+def hpa(name: str, kind: str = "Deployment", target: str = "web", owner: str | None = None) -> dict:
+    """An HPA; ``owner``: the name of the KEDA ScaledObject that controls it, as KEDA makes one."""
+    metadata: dict = {"name": name}
+    if owner is not None:
+        metadata["ownerReferences"] = [{"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": owner,
+                                        "uid": "0d6c1a4e-3b1f-4d2c-9a57-4f1c2a9e8b11", "controller": True,
+                                        "blockOwnerDeletion": True}]
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": metadata,
             "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": kind, "name": target},
                      "minReplicas": 1, "maxReplicas": 10}}
 
@@ -65,18 +71,25 @@ def spec_of(server, name: str = "web") -> int:
     return int(engine.spec_replicas[engine.index(name)])
 
 
-@pytest.mark.parametrize("hpas, left_alone", [
-    pytest.param([("web-hpa", "Deployment", "web")], True, id="an-hpa-on-the-deployment"),
-    pytest.param([("keda-hpa-web", "Deployment", "web"), ("web-hpa", "Deployment", "web")], True,
-                 id="two-hpas-the-first-named"),
-    pytest.param([("web-hpa", "StatefulSet", "web")], False, id="an-hpa-on-a-statefulset-of-that-name"),
-    pytest.param([("api-hpa", "Deployment", "api")], False, id="an-hpa-on-another-deployment"),
-    pytest.param([], False, id="no-hpa"),
+DELETE_THE_HPA = "delete the HPA"
+
+
+@pytest.mark.parametrize("hpas, left_alone, hand_over", [
+    pytest.param([("web-hpa", "Deployment", "web", None)], True, DELETE_THE_HPA, id="an-hpa-on-the-deployment"),
+    pytest.param([("keda-hpa-web", "Deployment", "web", None), ("web-hpa", "Deployment", "web", None)], True,
+                 DELETE_THE_HPA, id="two-hpas-the-first-named"),
+    # KEDA re-creates the HPA it owns at once: 'delete the HPA' handed nothing over
+    pytest.param([("keda-hpa-orders", "Deployment", "web", "orders")], True,
+                 "delete the ScaledObject (kubectl delete scaledobject orders -n shop), not the HPA: its owner "
+                 "re-creates it", id="the-hpa-of-a-keda-scaledobject"),
+    pytest.param([("web-hpa", "StatefulSet", "web", None)], False, None, id="an-hpa-on-a-statefulset-of-that-name"),
+    pytest.param([("api-hpa", "Deployment", "api", None)], False, None, id="an-hpa-on-another-deployment"),
+    pytest.param([], False, None, id="no-hpa"),
 ])
-def test_a_workload_an_hpa_scales_is_left_alone(server, tmp_path, caplog, hpas, left_alone):
+def test_a_workload_an_hpa_scales_is_left_alone(server, tmp_path, caplog, hpas, left_alone, hand_over):
     rec, cluster, autoscaling = reconciler(server, tmp_path)
-    for name, kind, target in hpas:
-        autoscaling.create_namespaced_horizontal_pod_autoscaler("shop", hpa(name, kind, target))
+    for name, kind, target, owner in hpas:
+        autoscaling.create_namespaced_horizontal_pod_autoscaler("shop", hpa(name, kind, target, owner))
     caplog.set_level(logging.WARNING, logger="setpoint.runtime")
     before = scale_writes(server)
     result = rec.cycle(server.world.engine.now)  # 150 rps at 30 per replica: 2 -> 5 wanted
@@ -87,9 +100,10 @@ def test_a_workload_an_hpa_scales_is_left_alone(server, tmp_path, caplog, hpas, 
     cluster.close()
     said = [r.getMessage() for r in caplog.records if "also scales" in r.getMessage()]
     if left_alone:
-        assert said == ["HorizontalPodAutoscaler shop/" + hpas[0][0] + " also scales Deployment shop/web: policy web "
-                        "leaves it alone while the HPA exists (two autoscalers would scale it against each other); "
-                        "to move it to Setpoint, compare the two with setpoint run --shadow, then delete the HPA"]
+        owned = f" (the HPA of ScaledObject {hpas[0][3]})" if hpas[0][3] else ""
+        assert said == ["HorizontalPodAutoscaler shop/" + hpas[0][0] + " also scales Deployment shop/web" + owned +
+                        ": policy web leaves it alone while the HPA exists (two autoscalers would scale it against each "
+                        "other); to move it to Setpoint, compare the two with setpoint run --shadow, then " + hand_over]
         assert events(server, "ScaledByHPA") == said
     else:
         assert said == [] and events(server, "ScaledByHPA") == []
