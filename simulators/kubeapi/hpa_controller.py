@@ -244,7 +244,8 @@ class HpaController:
         """The HPA's status from the cycle, written to the store when it changed."""
         wall = self.store.clock.wall(now)
         old = hpa.get("status") or {}
-        status = hpa_status(run, result, old, wall, self._cpu_request_cores(result))
+        status = hpa_status(run, result, old, wall, self._cpu_request_cores(result),
+                            (hpa.get("spec") or {}).get("metrics"))
         if status == old:
             return
         hpa["status"] = status
@@ -252,11 +253,12 @@ class HpaController:
 
 
 def hpa_status(run: HpaRun, result: CycleResult | None, old: dict, wall_s: float,
-               cpu_request_cores: float | None = None) -> dict:
+               cpu_request_cores: float | None = None, sources: list | None = None) -> dict:
     """An HPA's status as kube-controller-manager writes it: currentReplicas (observed),
     desiredReplicas (decided), lastScaleTime, currentMetrics (the values read, per metric) and
     conditions (their lastTransitionTime kept while their status holds). ``wall_s``: epoch s;
-    ``cpu_request_cores``: a pod's CPU request, for the CPU metric's averageValue."""
+    ``cpu_request_cores``: a pod's CPU request, for the CPU metric's averageValue; ``sources``:
+    the HPA's spec.metrics, whose forms currentMetrics takes."""
     # desiredReplicas is required in autoscaling/v2 (0 until a count was decided, as the real controller starts)
     status = {"desiredReplicas": 0, **{k: old[k] for k in ("currentReplicas", "desiredReplicas") if k in old}}
     if run.last_scale_wall_s is not None:
@@ -274,7 +276,7 @@ def hpa_status(run: HpaRun, result: CycleResult | None, old: dict, wall_s: float
             int(decision.current[0])
         status["desiredReplicas"] = int(decision.norm.desired[0])
         status["currentMetrics"] = current_metrics(run.reconciler.policy, decision.signal.values[0],
-                                                   cpu_request_cores)
+                                                   cpu_request_cores, sources, status["currentReplicas"])
         conditions = result.conditions[0] if result.conditions else {}
     status["conditions"] = _conditions(conditions, old.get("conditions") or [], wall_s)
     if "currentMetrics" not in status and old.get("currentMetrics"):
@@ -282,23 +284,50 @@ def hpa_status(run: HpaRun, result: CycleResult | None, old: dict, wall_s: float
     return status
 
 
-def current_metrics(policy: RuntimePolicy, values: np.ndarray, cpu_request_cores: float | None = None) -> list[dict]:
-    """status.currentMetrics from (M,) values read per metric (NaN: not shown): a utilization
-    metric in HPA's Resource form (averageUtilization, %; for CPU with ``cpu_request_cores`` the
-    averageValue in cores too, as kubectl describe shows it), any other as a Pods average value."""
+def current_metrics(policy: RuntimePolicy, values: np.ndarray, cpu_request_cores: float | None = None,
+                    sources: list | None = None, replicas: int | None = None) -> list[dict]:
+    """status.currentMetrics from (M,) values read per metric (NaN: not shown), each in the form
+    of its source in the HPA's spec.metrics (``sources``, in the policy's order, as the importer
+    converts them; without them, utilization as Resource and the others as Pods): a utilization
+    in averageUtilization, % (for CPU with ``cpu_request_cores`` the averageValue in cores too, as
+    kubectl describe shows it), a value target's metric as its value, an averagePerReplica one as
+    the average per pod HPA shows: the total read over the ``replicas`` running (kubectl get hpa
+    compared the workload's total with the per-pod target: 1138/80 at 13 pods, where HPA says 87/80)."""
+    if not isinstance(sources, list) or len(sources) != len(policy.params.metrics):
+        sources = [None] * len(policy.params.metrics)
     out = []
-    for metric, value in zip(policy.params.metrics, values):
+    for metric, value, source in zip(policy.params.metrics, values, sources):
         if not np.isfinite(value):
             continue
+        value = float(value)
         if metric.kind is MetricKind.UTILIZATION:
-            current = {"averageUtilization": int(round(float(value)))}
+            current = {"averageUtilization": int(round(value))}
             if metric.resource == "cpu" and cpu_request_cores:
-                current["averageValue"] = K.millicores(float(value) / 100.0 * cpu_request_cores)
-            out.append({"type": "Resource", "resource": {"name": metric.resource or metric.name, "current": current}})
+                current["averageValue"] = K.millicores(value / 100.0 * cpu_request_cores)
+            source = source or {"type": "Resource", "resource": {"name": metric.resource or metric.name}}
+        elif metric.kind is MetricKind.VALUE:
+            current = {"value": K.millicores(value)}
         else:
-            out.append({"type": "Pods", "pods": {"metric": {"name": metric.name},
-                                                 "current": {"averageValue": K.millicores(float(value))}}})
+            current = {"averageValue": K.millicores(value / replicas if replicas else value)}
+        out.append(_current_in_form_of(source, metric.name, current))
     return out
+
+
+#: An HPA metric source's type -> its field, and the fields of the spec's source its status repeats.
+_STATUS_FORM = {"Resource": ("resource", ("name",)), "ContainerResource": ("containerResource", ("name", "container")),
+                "Pods": ("pods", ("metric",)), "Object": ("object", ("metric", "describedObject")),
+                "External": ("external", ("metric",))}
+
+
+def _current_in_form_of(source: dict | None, name: str, current: dict) -> dict:
+    """One currentMetrics entry: ``current`` under the spec source's type and identifying fields
+    (a Pods metric of ``name`` when there is no source to follow)."""
+    stype = source.get("type") if isinstance(source, dict) else None
+    if stype not in _STATUS_FORM or not isinstance(source.get(_STATUS_FORM[stype][0]), dict):
+        return {"type": "Pods", "pods": {"metric": {"name": name}, "current": current}}
+    key, kept = _STATUS_FORM[stype]
+    spec = source[key]
+    return {"type": stype, key: {**{k: copy.deepcopy(spec[k]) for k in kept if k in spec}, "current": current}}
 
 
 def _conditions(now: dict[str, dict], before: list[dict], wall_s: float) -> list[dict]:

@@ -294,3 +294,43 @@ def test_the_hpa_controllers_events_go_through_the_clusters_recorder(sim):
     apps.patch_namespaced_deployment("web", NS, {"spec": {"replicas": 7}})  # the Deployment's Event, same instant
     names = [e.metadata.name for e in client.CoreV1Api(apps.api_client).list_namespaced_event(NS).items]
     assert len(names) == len(set(names)) >= 2
+
+
+METRICS_SCENARIO = SCENARIO_YAML.replace(
+    "  services:", "  metrics: {http_requests_per_second: requests_per_second, ingress_rps: requests_per_second,\n"
+                   "            queue_messages: queue_length, memory: memory}\n  services:", 1)
+_PODS = {"type": "Pods", "pods": {"metric": {"name": "http_requests_per_second"},
+                                  "target": {"type": "AverageValue", "averageValue": "1k"}}}
+_OBJECT = {"type": "Object", "object": {"metric": {"name": "ingress_rps"}, "target": {"type": "Value", "value": "10k"},
+                                        "describedObject": {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                                                            "name": "main"}}}
+_EXTERNAL = {"type": "External", "external": {"metric": {"name": "queue_messages", "selector": {"matchLabels": {
+    "queue": "jobs"}}}, "target": {"type": "AverageValue", "averageValue": "1k"}}}
+
+
+# web: 2 pods at 150 rps, none of these targets scales it. kubectl get hpa showed a Pods metric as
+# the workload's total against the per-pod target (1138/80 at 13 pods: HPA says 87/80), and every
+# other source as a Pods metric.
+@pytest.mark.parametrize("metric, shown", [
+    pytest.param(_PODS, {"type": "Pods", "pods": {"metric": {"name": "http_requests_per_second"},
+                                                  "current": {"averageValue": "75000m"}}}, id="pods-average-per-pod"),
+    pytest.param(_OBJECT, {"type": "Object", "object": {
+        "metric": {"name": "ingress_rps"}, "current": {"value": "150000m"},
+        "describedObject": {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "main"}}},
+        id="object-value"),
+    pytest.param(_EXTERNAL, {"type": "External", "external": {
+        "metric": {"name": "queue_messages", "selector": {"matchLabels": {"queue": "jobs"}}},
+        "current": {"averageValue": "0m"}}}, id="external-average-value"),
+])
+def test_current_metrics_take_the_form_of_the_hpas_metric_source(tmp_path, metric, shown):
+    srv = SimKubeServer(load_scenario_text(METRICS_SCENARIO, "kube-test.yaml"), drive=False, token=TOKEN).start()
+    api_client = official_client(srv, tmp_path)
+    try:
+        autoscaling = client.AutoscalingV2Api(api_client)
+        autoscaling.create_namespaced_horizontal_pod_autoscaler(NS, hpa("web", metric=metric))
+        syncs(srv, 1)
+        status = srv.world.store.hpas.get(NS, "web")["status"]
+        assert status["currentReplicas"] == 2 and status["currentMetrics"] == [shown]
+    finally:
+        api_client.close()
+        srv.stop()
