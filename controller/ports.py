@@ -158,9 +158,10 @@ class HpaRef:
     object that controls it (its controller ownerReference: KEDA's ScaledObject), whose deletion,
     not the HPA's, hands the workload over (KEDA re-creates an HPA of its own deleted alone)."""
 
-    name: str
+    name: str  # "" for one not listed, known from its writes alone (controller/runtime/hpa_guard.py)
     owner_kind: str | None = None
     owner_name: str | None = None
+    writer: str = "kube-controller-manager"  # the field manager of its writes
 
     def __str__(self) -> str:
         return self.name

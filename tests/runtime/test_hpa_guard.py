@@ -179,3 +179,35 @@ def test_a_health_only_policy_never_lists_hpas(server, tmp_path, text):
     assert [t.name for t in result.targets] == ["web"] and result.hpa_scaled == 0
     assert server.api.requests.count("GET", HPA_PATH) == before
     cluster.close()
+
+
+def test_an_hpa_that_cannot_be_listed_is_told_by_its_writes_and_left_alone(server, tmp_path, caplog):
+    """RBAC without list on HPAs from the first cycle on: nothing was known, so the policy scaled web
+    beside its HPA (max 3) and the HPA's writes were taken as a take-over's: 5, 3, 5, 3, ... every
+    15 s with one 'cannot check' line. Now the HPA's revert of a write tells it: one more write in
+    that cycle, then web is left alone, said once; a list that works again says whether it still is."""
+    rec, cluster, autoscaling = reconciler(server, tmp_path)
+    caplog.set_level(logging.INFO, logger="setpoint.runtime")
+    server.api.faults.inject(HPA_PATH, status=403, times=1000, method="GET")
+    autoscaling.create_namespaced_horizontal_pod_autoscaler("shop", {**hpa("web-hpa"), "spec": {
+        **hpa("web-hpa")["spec"], "maxReplicas": 3}})
+    before, now, seen = scale_writes(server), server.world.engine.now, []
+    for k in range(5):
+        result = rec.cycle(now + 15 * k)
+        seen.append((spec_of(server), [t.name for t in result.targets]))
+        server.world.advance(3)  # one HPA sync (15 s): kube-controller-manager sets 3
+    assert scale_writes(server) - before == 2, seen
+    assert seen == [(5, ["web"]), (5, ["web"]), (3, []), (3, []), (3, [])]
+    said = [r.getMessage() for r in caplog.records if "a HorizontalPodAutoscaler's writer" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(
+        "kube-controller-manager (a HorizontalPodAutoscaler's writer) changed spec.replicas of Deployment shop/web "
+        "after policy web wrote it, and the HPAs of shop cannot be listed (list HorizontalPodAutoscalers in shop: "
+        "HTTP 403") and said[0].endswith(
+        "policy web leaves it alone until they can (two autoscalers would scale it against each other); grant list "
+        "on horizontalpodautoscalers.autoscaling (as deploy/ does), or delete the HPA"), said
+    assert events(server, "ScaledByHPA") == said
+    server.api.faults.clear()  # listed again: the HPA itself, by name
+    assert rec.cycle(now + 75).targets == [] and [h.name for h in rec.hpa_guard.scaled_by.values()] == ["web-hpa"]
+    autoscaling.delete_namespaced_horizontal_pod_autoscaler("web-hpa", "shop")
+    assert [t.name for t in rec.cycle(now + 90).targets] == ["web"]  # taken over once the list shows it gone
+    cluster.close()
