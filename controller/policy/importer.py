@@ -14,7 +14,8 @@ cannot be carried over exactly is written as a comment above the policy:
 - minReplicas 0 (HPA alpha, KEDA's default) becomes 1: the preset does not scale to zero.
 - KEDA's activationThreshold, cooldownPeriod, fallback and pollingInterval have no equivalent.
 - A ScaledObject's policy says how to hand its workload over (delete the ScaledObject, not the HPA
-  KEDA re-creates), and warns when deleting it restores the workload's count from before KEDA.
+  KEDA re-creates), and warns when deleting it restores the workload's count from before KEDA, and
+  when it is paused (no HPA then: a real run scales the held workload at once).
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ KEDA_TRIGGER_FIELDS = ("authenticationRef", "metadata", "metricType", "name", "t
 #: the ScaledObject's whole behavior (its scale-down window and rate limits) unseen.
 KEDA_ADVANCED_FIELDS = ("horizontalPodAutoscalerConfig", "restoreToOriginalReplicaCount", "scalingModifiers")
 KEDA_HPA_CONFIG_FIELDS = ("behavior", "name")
+#: Annotations that pause a ScaledObject: KEDA deletes its HPA while paused (paused-replicas: after
+#: scaling the workload to that count), so no HPA tells setpoint run to leave the workload alone.
+KEDA_PAUSE_ANNOTATIONS = ("autoscaling.keda.sh/paused-replicas", "autoscaling.keda.sh/paused")
 
 # How a pod name maps to its workload (the label Setpoint's Prometheus adapter matches on).
 _POD_PATTERN = {"Deployment": "(.+)-[a-z0-9]+-[a-z0-9]{5}", "StatefulSet": "(.+)-[0-9]+"}
@@ -576,6 +580,7 @@ class _Conversion:
         """Notes on handing a ScaledObject's workload over: KEDA re-creates the HPA it owns when
         that alone is deleted, and with restoreToOriginalReplicaCount deleting the ScaledObject
         scales the workload back to its count from before KEDA (a drop at the cut-over)."""
+        self._keda_paused(kind, workload)
         restore = advanced.get("restoreToOriginalReplicaCount")
         if restore is not None and not isinstance(restore, bool):
             raise ConversionProblem(("spec", "advanced", "restoreToOriginalReplicaCount"),
@@ -592,6 +597,23 @@ class _Conversion:
                        f"cut-over")
             self.notes.append(warning)
             self.warnings.append(warning)
+
+    def _keda_paused(self, kind: str, workload: str) -> None:
+        """A warning for a paused ScaledObject: the team holds the workload on purpose, and with
+        its HPA deleted by KEDA, a real run of this policy would scale it at its first cycle."""
+        annotations = _dict(self.obj, ("metadata", "annotations"))
+        for key in KEDA_PAUSE_ANNOTATIONS:
+            value = annotations.get(key)
+            if value is None or (key.endswith("/paused") and str(value).lower() != "true"):
+                continue
+            held = f"holds {kind} {self.namespace}/{workload} at {value}" if key.endswith("-replicas") else \
+                f"holds {kind} {self.namespace}/{workload} where it is"
+            warning = (f"metadata.annotations {key}: {describe_value(value)}: this ScaledObject is paused: KEDA {held} "
+                       f"and has deleted its HPA, so setpoint run (not --shadow) scales the workload from its first "
+                       f"cycle, with no ScaledByHPA to stop it: run this policy only when the pause is meant to end")
+            self.notes.append(warning)
+            self.warnings.append(warning)
+            return
 
     def _keda_trigger(self, trigger: dict, path: tuple, kind: str, workload: str) -> dict:
         _known_fields(trigger, path, KEDA_TRIGGER_FIELDS)

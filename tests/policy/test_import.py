@@ -113,6 +113,31 @@ def test_a_scaled_object_says_how_to_hand_its_workload_over(tmp_path, capsys, ad
     assert (f"warning: ScaledObject shop/q: {restore}" in err) == warned, err
 
 
+@pytest.mark.parametrize("annotations, held", [
+    pytest.param({}, None, id="not-paused"),
+    pytest.param({"autoscaling.keda.sh/paused": "false"}, None, id="paused-false"),
+    # KEDA deletes a paused ScaledObject's HPA: setpoint run saw no HPA and scaled the workload the
+    # team had paused at its first cycle, and the import said nothing
+    pytest.param({"autoscaling.keda.sh/paused-replicas": "4"}, "holds Deployment shop/worker at 4", id="paused-replicas"),
+    pytest.param({"autoscaling.keda.sh/paused": "true"}, "holds Deployment shop/worker where it is", id="paused"),
+])
+def test_a_paused_scaled_object_is_a_warning(tmp_path, capsys, annotations, held):
+    path = tmp_path / "so.yaml"
+    path.write_text(yaml.safe_dump(_edited(KEDA, ("metadata", "annotations"), annotations)))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["import", str(path), "-o", str(tmp_path / "q.yaml")])
+    assert exit_info.value.code == 0
+    text, err = (tmp_path / "q.yaml").read_text(), capsys.readouterr().err
+    said = [line for line in err.splitlines() if "this ScaledObject is paused" in line]
+    if held is None:
+        assert said == [] and "paused" not in text
+    else:
+        [line] = said
+        assert line.startswith("warning: ScaledObject shop/q: metadata.annotations autoscaling.keda.sh/paused")
+        assert f"KEDA {held} and has deleted its HPA, so setpoint run (not --shadow) scales the workload" in line
+        assert "this ScaledObject is paused" in text
+
+
 def test_min_zero_becomes_one_with_a_comment():
     text = import_files([str(FIXTURES / "keda-prometheus.yaml")]).text
     assert "scale to zero" in text and load_policy_text(text)[0].model.spec.replicas.min_replicas == 1
