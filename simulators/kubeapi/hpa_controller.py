@@ -55,6 +55,10 @@ SYNC_PERIOD_S = 15.0
 HPA_WRITER = FieldWriter("kube-controller-manager", "Update")
 #: Condition reason of an HPA the importer (or the policy loader) refuses.
 REFUSED_REASON = "FailedImport"
+#: Why an HPA is not run, at the head of its ScalingActive message: the importer refused it, or the
+#: scenario binds no simulated signal to one of its metrics (an HPA setpoint import converts well).
+IMPORT_REFUSES = "setpoint import refuses this HPA"
+UNBOUND = "the scenario does not simulate its metrics"
 
 
 class StoreScaleTargets(SimTargets):
@@ -181,11 +185,14 @@ class HpaController:
             converted = convert(hpa)
             [policy] = load_policy_text(converted.text, f"<HorizontalPodAutoscaler {key[0]}/{key[1]}>")
             runtime = RuntimePolicy.of(policy)
-            self._bind(runtime)
         except ConversionProblem as exc:
             return self._refused(key, fingerprint, f"{'.'.join(map(str, exc.path))}: {exc.message}")
         except (PolicyError, ValueError) as exc:
             return self._refused(key, fingerprint, str(exc))
+        try:
+            self._bind(runtime)
+        except ValueError as exc:  # the scenario's doing, not the importer's: said so
+            return self._refused(key, fingerprint, str(exc), UNBOUND)
         reconciler = Reconciler(runtime, self.metrics, StoreScaleTargets(self.store))
         log.info("HPA %s/%s runs as policy %s (preset: hpa)", *key, runtime.name)
         return HpaRun(fingerprint, reconciler)
@@ -195,7 +202,7 @@ class HpaController:
         (ValueError for a metric the scenario does not bind, or bound otherwise already)."""
         from simulators.runner import policy_bindings  # the runner's rule; imported late: a heavy module
 
-        bindings = policy_bindings(self.scenario, runtime)
+        bindings = policy_bindings(self.scenario, runtime, one_run=False)
         for expr, signal in bindings.items():
             if self.metrics.bindings.get(expr, signal) != signal:
                 raise ValueError(f"its query {expr!r} is bound to {self.metrics.bindings[expr]} already")
@@ -204,9 +211,9 @@ class HpaController:
         self.metrics.bindings.update(bindings)
 
     @staticmethod
-    def _refused(key: tuple[str, str], fingerprint: str, why: str) -> HpaRun:
-        log.warning("HPA %s/%s skipped: setpoint import refuses it: %s", *key, why)
-        return HpaRun(fingerprint, None, why)
+    def _refused(key: tuple[str, str], fingerprint: str, why: str, by: str = IMPORT_REFUSES) -> HpaRun:
+        log.warning("HPA %s/%s skipped: %s: %s", *key, by, why)
+        return HpaRun(fingerprint, None, f"{by}: {why}")
 
     def _cycle(self, key: tuple[str, str], run: HpaRun, now: float) -> CycleResult | None:
         """One Reconciler cycle of the HPA (None when refused or failed: logged, others go on)."""
@@ -266,7 +273,7 @@ def hpa_status(run: HpaRun, result: CycleResult | None, old: dict, wall_s: float
     if run.reconciler is None:
         conditions = {"AbleToScale": {"status": "True", "reason": "SucceededGetScale", "message": ""},
                       "ScalingActive": {"status": "False", "reason": REFUSED_REASON,
-                                        "message": f"setpoint import refuses this HPA: {run.why}"[:1024]}}
+                                        "message": run.why[:1024]}}
     elif result is None or result.decision is None or not result.targets:
         why = "; ".join(result.errors)[:1024] if result is not None and result.errors else "no workload to scale"
         conditions = {"AbleToScale": {"status": "False", "reason": "FailedGetScale", "message": why}}

@@ -154,7 +154,13 @@ def test_with_no_hpa_controller_an_hpa_is_only_stored(tmp_path):
         "expected Value or AverageValue", id="importer-refuses-a-utilization-target-of-an-object-metric"),
     pytest.param(hpa("bad", "api", metric={"type": "Resource", "resource": {"name": "memory", "target": {
         "type": "Utilization", "averageUtilization": 50}}}),
-        "not bound to a simulated signal", id="a-metric-the-scenario-does-not-bind"),
+        # said as the importer's refusal, with --scenario-set to bind it: sim serve has no such option
+        "the scenario does not simulate its metrics: policy bad: metric 'memory' is not bound to a simulated signal (",
+        id="a-metric-the-scenario-does-not-bind"),
+    pytest.param(hpa("bad", "api", metric={"type": "Resource", "resource": {"name": "memory", "target": {
+        "type": "Utilization", "averageUtilization": 50}}}),
+        "; bind it under spec.metrics of scenario kube-test (memory: SIGNAL) and start sim serve again",
+        id="how-to-bind-it-in-sim-serve"),
     pytest.param(hpa("bad", "api-rs", target_kind="ReplicaSet"), "Setpoint scales Deployment or StatefulSet",
                  id="importer-refuses-a-replicaset-target"),
 ])
@@ -169,7 +175,7 @@ def test_an_hpa_the_importer_refuses_is_skipped_and_says_why_without_breaking_ot
     assert len(skipped) == 1 and "shop/bad" in skipped[0] and why in skipped[0]  # once, not at every sync
     conditions = {c.type: c for c in autoscaling.read_namespaced_horizontal_pod_autoscaler("bad", NS).status.conditions}
     assert conditions["ScalingActive"].status == "False" and conditions["ScalingActive"].reason == REFUSED_REASON
-    assert why in conditions["ScalingActive"].message
+    assert why in conditions["ScalingActive"].message and "--scenario-set" not in conditions["ScalingActive"].message
 
 
 SHADOW_POLICY = """\
