@@ -15,7 +15,8 @@ cannot be carried over exactly is written as a comment above the policy:
 - KEDA's activationThreshold, cooldownPeriod, fallback and pollingInterval have no equivalent.
 - A ScaledObject's policy says how to hand its workload over (delete the ScaledObject, not the HPA
   KEDA re-creates), and warns when deleting it restores the workload's count from before KEDA, and
-  when it is paused (no HPA then: a real run scales the held workload at once).
+  when it is paused (no HPA then: a real run scales the held workload at once), and when it scales
+  to zero (a workload left at 0 replicas has autoscaling off).
 """
 
 from __future__ import annotations
@@ -590,6 +591,14 @@ class _Conversion:
         scaled_object = f"kubectl delete scaledobject {_name_of(self.obj)} -n {self.namespace}"
         self.notes.append(f"cut-over: delete the ScaledObject ({scaled_object}), not its HPA {hpa}, which KEDA "
                           f"re-creates at once")
+        if spec.get("minReplicaCount", KEDA_DEFAULT_MIN) == 0:  # checked a replica count by _replicas
+            # 0 replicas turns autoscaling off in HPA, and so in preset: hpa: the minimum of 1 is never reached
+            warning = (f"minReplicaCount 0: deleted while KEDA has {kind} {self.namespace}/{workload} at 0 (idle), "
+                       f"the workload stays at 0 under this policy, as under HPA (0 replicas turns autoscaling off): "
+                       f"if it is at 0 after the cut-over, kubectl scale {kind.lower()} {workload} -n {self.namespace} "
+                       f"--replicas=1")
+            self.notes.append(warning)
+            self.warnings.append(warning)
         if restore:
             warning = (f"advanced.restoreToOriginalReplicaCount true: deleting this ScaledObject scales {kind} "
                        f"{self.namespace}/{workload} back to the replicas it had before KEDA scaled it, not the count "

@@ -113,6 +113,26 @@ def test_a_scaled_object_says_how_to_hand_its_workload_over(tmp_path, capsys, ad
     assert (f"warning: ScaledObject shop/q: {restore}" in err) == warned, err
 
 
+@pytest.mark.parametrize("minimum, warned", [
+    pytest.param(None, True, id="keda-default-minimum-0"),
+    pytest.param(0, True, id="minimum-0"),
+    pytest.param(2, False, id="minimum-2"),
+])
+def test_a_scaled_object_that_scales_to_zero_warns_of_a_cut_over_at_zero(tmp_path, capsys, minimum, warned):
+    # replicas 0 turns autoscaling off (HPA, preset: hpa): a workload idle at 0 when its ScaledObject
+    # was deleted stayed at 0 under load, though the note said the minimum 'becomes 1'
+    path = tmp_path / "so.yaml"
+    path.write_text(yaml.safe_dump(KEDA if minimum is None else _edited(KEDA, ("spec", "minReplicaCount"), minimum)))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["import", str(path), "-o", str(tmp_path / "q.yaml")])
+    assert exit_info.value.code == 0
+    err = capsys.readouterr().err
+    said = ("warning: ScaledObject shop/q: minReplicaCount 0: deleted while KEDA has Deployment shop/worker at 0 (idle), "
+            "the workload stays at 0 under this policy, as under HPA (0 replicas turns autoscaling off): if it is at 0 "
+            "after the cut-over, kubectl scale deployment worker -n shop --replicas=1")
+    assert (said in err) == warned, err
+
+
 @pytest.mark.parametrize("annotations, held", [
     pytest.param({}, None, id="not-paused"),
     pytest.param({"autoscaling.keda.sh/paused": "false"}, None, id="paused-false"),
