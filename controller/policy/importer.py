@@ -587,7 +587,7 @@ class _Conversion:
             raise ConversionProblem(("spec", "advanced", "restoreToOriginalReplicaCount"),
                                     f"expected true or false, got {describe_value(restore)}")
         hpa = _text(hpa_config, "name", ("spec", "advanced", "horizontalPodAutoscalerConfig", "name")) \
-            if hpa_config.get("name") is not None else f"keda-hpa-{_name_of(self.obj)}"
+            if hpa_config.get("name") not in (None, "") else f"keda-hpa-{_name_of(self.obj)}"
         scaled_object = f"kubectl delete scaledobject {_name_of(self.obj)} -n {self.namespace}"
         self.notes.append(f"cut-over: delete the ScaledObject ({scaled_object}), not its HPA {hpa}, which KEDA "
                           f"re-creates at once")
@@ -597,15 +597,18 @@ class _Conversion:
                        f"the workload stays at 0 under this policy, as under HPA (0 replicas turns autoscaling off): "
                        f"if it is at 0 after the cut-over, kubectl scale {kind.lower()} {workload} -n {self.namespace} "
                        f"--replicas=1")
-            self.notes.append(warning)
-            self.warnings.append(warning)
+            self._warn(warning)
         if restore:
             warning = (f"advanced.restoreToOriginalReplicaCount true: deleting this ScaledObject scales {kind} "
                        f"{self.namespace}/{workload} back to the replicas it had before KEDA scaled it, not the count "
                        f"KEDA left, before Setpoint takes it over: set it to false (kubectl apply) before the "
                        f"cut-over")
-            self.notes.append(warning)
-            self.warnings.append(warning)
+            self._warn(warning)
+
+    def _warn(self, text: str) -> None:
+        """A note said on stderr too: it would harm the cut-over unseen in a comment."""
+        self.notes.append(text)
+        self.warnings.append(text)
 
     def _keda_paused(self, kind: str, workload: str) -> None:
         """A warning for a paused ScaledObject: the team holds the workload on purpose, and with
@@ -620,8 +623,7 @@ class _Conversion:
             warning = (f"metadata.annotations {key}: {describe_value(value)}: this ScaledObject is paused: KEDA {held} "
                        f"and has deleted its HPA, so setpoint run (not --shadow) scales the workload from its first "
                        f"cycle, with no ScaledByHPA to stop it: run this policy only when the pause is meant to end")
-            self.notes.append(warning)
-            self.warnings.append(warning)
+            self._warn(warning)
             return
 
     def _keda_trigger(self, trigger: dict, path: tuple, kind: str, workload: str) -> dict:
