@@ -124,14 +124,16 @@ def read_manifests(text: str) -> tuple[list[Manifest], list[tuple[int | None, tu
     return found, out
 
 
-def convert(obj: dict, name: str | None = None) -> Converted:
+def convert(obj: dict, name: str | None = None, kedas: bool = False) -> Converted:
     """One HPA (autoscaling/v1 or v2) or KEDA ScaledObject -> one Setpoint policy.
 
-    ``name`` overrides the policy name (the object's name by default). Raises ConversionProblem.
+    ``name`` overrides the policy name (the object's name by default); ``kedas``: convert an HPA
+    KEDA made too (sim serve runs every HPA, as kube-controller-manager does; an import refuses
+    it). Raises ConversionProblem.
     """
     kind = obj.get("kind")
     if kind == HPA_KIND:
-        return _Conversion(obj, name).hpa()
+        return _Conversion(obj, name).hpa(kedas)
     if kind == KEDA_KIND:
         return _Conversion(obj, name).keda()
     raise ConversionProblem(("kind",), f"expected {HPA_KIND} or {KEDA_KIND}, got {describe_value(kind)}")
@@ -472,7 +474,7 @@ class _Conversion:
         return {"type": policy["type"], "value": value, "period": format_duration(period)}
 
     # -- whole objects -----------------------------------------------------------------------------
-    def hpa(self) -> Converted:
+    def hpa(self, kedas: bool = False) -> Converted:
         obj = self.obj
         spec = _dict(obj, ("spec",), required=True)
         version = str(obj.get("apiVersion", "autoscaling/v2"))
@@ -488,6 +490,8 @@ class _Conversion:
         _known_fields(_dict(spec, ("scaleTargetRef",), ("spec",)), ("spec", "scaleTargetRef"), _SCALE_TARGET_FIELDS)
         if version == "autoscaling/v1":
             self._v1_annotations()
+        if not kedas:
+            self._not_kedas()
         kind, workload = self._target(("spec", "scaleTargetRef"))
         low, high = self._replicas(spec.get("minReplicas"), spec.get("maxReplicas"), ("spec", "minReplicas"),
                                    ("spec", "maxReplicas"), 1)
@@ -515,6 +519,18 @@ class _Conversion:
             scaling["behavior"] = behavior
         source = f"{HPA_KIND} {self.namespace}/{_dict(obj, ('metadata',)).get('name')} ({version})"
         return self._render(source, kind, workload, low, high, 15.0, scaling)
+
+    def _not_kedas(self) -> None:
+        """Refuse an HPA KEDA made for a ScaledObject (its controller ownerReference), as kubectl get
+        hpa -A lists it: its External metrics (s0-prometheus) are KEDA's adapter's, not queries, and
+        KEDA re-creates it when deleted; the ScaledObject is what imports and what is deleted."""
+        owners = _dict(self.obj, ("metadata",)).get("ownerReferences")
+        for i, owner in enumerate(owners if isinstance(owners, list) else ()):
+            if isinstance(owner, dict) and owner.get("kind") == KEDA_KIND and owner.get("controller"):
+                name = owner.get("name")
+                raise ConversionProblem(("metadata", "ownerReferences", i, "kind"), (
+                    f"this HPA is KEDA's, made for ScaledObject {describe_value(name)}: import the ScaledObject "
+                    f"instead (kubectl get scaledobject {name} -n {self.namespace} -o yaml | setpoint import -)"))
 
     def _v1_annotations(self) -> None:
         """autoscaling/v1 holds what v1 has no field for in annotations (the API server writes them

@@ -182,7 +182,7 @@ class HpaController:
     def _convert(self, key: tuple[str, str], hpa: dict, fingerprint: str) -> HpaRun:
         """An HPA through `setpoint import`'s path to a Reconciler, or a refused run (logged once)."""
         try:
-            converted = convert(hpa)
+            converted = convert(hpa, kedas=True)  # kube-controller-manager runs KEDA's HPAs too
             [policy] = load_policy_text(converted.text, f"<HorizontalPodAutoscaler {key[0]}/{key[1]}>")
             runtime = RuntimePolicy.of(policy)
         except ConversionProblem as exc:

@@ -340,3 +340,15 @@ def test_current_metrics_take_the_form_of_the_hpas_metric_source(tmp_path, metri
     finally:
         api_client.close()
         srv.stop()
+
+
+def test_an_hpa_keda_made_scales_as_any_other(sim):
+    """setpoint import refuses an HPA KEDA made (import the ScaledObject instead); kube-controller-
+    manager runs it as any HPA, and so does sim serve."""
+    srv, autoscaling, apps = sim
+    owned = hpa("keda-hpa-web")
+    owned["metadata"]["ownerReferences"] = [{"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "web",
+                                             "uid": "6c1f0b8e-1d9a-4a4e-9a3c-2f1e5b7d9c01", "controller": True}]
+    autoscaling.create_namespaced_horizontal_pod_autoscaler(NS, owned)
+    syncs(srv, 1)
+    assert replicas(apps) > 2

@@ -368,6 +368,13 @@ def _metric(source: dict) -> dict:
     pytest.param(_edited(KEDA, ("spec", "advanced"), {"restoreToOriginalReplicaCount": "yes"}),
                  ("spec", "advanced", "restoreToOriginalReplicaCount"), "expected true or false, got 'yes'",
                  id="keda-restore-not-a-boolean"),
+    # kubectl get hpa -A lists the HPAs KEDA makes: s0-prometheus became the query sum(s0-prometheus...),
+    # and the policy's cut-over (delete the HPA) one KEDA undoes
+    pytest.param(_edited(HPA, ("metadata", "ownerReferences"), [
+        {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "orders", "controller": True,
+         "uid": "6c1f0b8e-1d9a-4a4e-9a3c-2f1e5b7d9c01"}]), ("metadata", "ownerReferences", 0, "kind"),
+        "this HPA is KEDA's, made for ScaledObject 'orders': import the ScaledObject instead (kubectl get "
+        "scaledobject orders -n shop -o yaml | setpoint import -)", id="an-hpa-keda-made"),
     pytest.param(_edited(V1, ("spec", "targetCPUUtilizationPercentage"), 0), ("spec", "targetCPUUtilizationPercentage"),
                  "expected a positive number, got 0", id="v1-percentage"),
 ])
