@@ -152,13 +152,28 @@ class StopsRequests(Protocol):
         """Send nothing more; the calls that would send fail with the port's error at once."""
 
 
+@dataclass(frozen=True)
+class HpaRef:
+    """A HorizontalPodAutoscaler that scales a workload: its name, and the kind and name of the
+    object that controls it (its controller ownerReference: KEDA's ScaledObject), whose deletion,
+    not the HPA's, hands the workload over (KEDA re-creates an HPA of its own deleted alone)."""
+
+    name: str  # "" for one not listed, known from its writes alone (controller/runtime/hpa_guard.py)
+    owner_kind: str | None = None
+    owner_name: str | None = None
+    writer: str = "kube-controller-manager"  # the field manager of its writes
+
+    def __str__(self) -> str:
+        return self.name
+
+
 @runtime_checkable
 class HpaLister(Protocol):
     """Optional Cluster capability: the workloads the HorizontalPodAutoscalers of a namespace
     scale (controller/runtime/hpa_guard.py). Checked when a reconciler is wired."""
 
-    def hpa_targets(self, namespace: str) -> dict[TargetRef, str]:
-        """{workload: the name of an HPA that scales it} in ``namespace``. Raises ActuationError."""
+    def hpa_targets(self, namespace: str) -> dict[TargetRef, HpaRef]:
+        """{workload: an HPA that scales it} in ``namespace``. Raises ActuationError."""
 
 
 @runtime_checkable

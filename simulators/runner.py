@@ -263,13 +263,19 @@ def _unbound_words(unbound: list[tuple[str, bool]]) -> str:
     return "; ".join(parts)
 
 
-def policy_bindings(scenario: Scenario, policy: RuntimePolicy) -> dict[str, str]:
-    """query expression -> simulated signal, for each metric and health check of the policy."""
+def policy_bindings(scenario: Scenario, policy: RuntimePolicy, one_run: bool = True) -> dict[str, str]:
+    """query expression -> simulated signal, for each metric and health check of the policy.
+    ``one_run``: a metric the scenario does not bind may be bound with --scenario-set (simulate,
+    sweep, tune); sim serve has no such option: its message says to bind it in the scenario file."""
     named = list(zip(policy.params.metric_names, policy.queries, [False] * len(policy.queries)))
     if policy.health is not None:
         named += [(c.name, q, c.scope == Scope.POD) for c, q in zip(policy.health.checks, policy.health_queries)]
     unbound = [(name, per_pod) for name, _, per_pod in named
                if (scenario.pod_signal_for(name) if per_pod else scenario.signal_for(name)) is None]
+    if unbound and not one_run:
+        raise ValueError(f"policy {policy.name}: {_unbound_words(unbound)}; bind "
+                         f"{'it' if len(unbound) == 1 else 'them'} under spec.metrics of scenario {scenario.name} "
+                         f"({', '.join(f'{name}: SIGNAL' for name, _ in unbound)}) and start sim serve again")
     if unbound:  # every one at once, and how to bind them for one run without editing the scenario
         raise ValueError(f"policy {policy.name}: {_unbound_words(unbound)}; bind "
                          f"{'it' if len(unbound) == 1 else 'them'} for this run with "

@@ -105,7 +105,7 @@ from kubernetes.client.exceptions import ApiException
 from controller.errors import (ActuationError, ConflictError, Forbidden, KubernetesConfigError, NotFound, NotLeader,
                                PermanentError, StateStoreError, Stopping, Superseded, TemporaryError)
 from controller.model import Action, ActionKind, PodStatus, TargetRef, TargetSelector, TargetStatus
-from controller.ports import ClusterView, PriorAction, PriorActions, StateDeletion, state_name
+from controller.ports import ClusterView, HpaRef, PriorAction, PriorActions, StateDeletion, state_name
 
 log = logging.getLogger("setpoint.kubernetes")
 
@@ -697,16 +697,19 @@ class KubernetesCluster:
             return None
         return items if names <= {w.metadata.name for w in items} else None
 
-    def hpa_targets(self, namespace: str) -> dict[TargetRef, str]:
-        """{workload: HPA name} for the HorizontalPodAutoscalers of ``namespace`` (the first in name
-        order when several target one workload). One list request; raises ActuationError."""
+    def hpa_targets(self, namespace: str) -> dict[TargetRef, HpaRef]:
+        """{workload: HPA} for the HorizontalPodAutoscalers of ``namespace`` (the first in name
+        order when several target one workload), each with its controlling owner (KEDA's
+        ScaledObject). One list request; raises ActuationError."""
         hpas = self._call(f"list HorizontalPodAutoscalers in {namespace}", namespace,
                           self.autoscaling.list_namespaced_horizontal_pod_autoscaler, namespace).items
-        out: dict[TargetRef, str] = {}
+        out: dict[TargetRef, HpaRef] = {}
         for hpa in sorted(hpas, key=lambda h: h.metadata.name):
             ref = hpa.spec.scale_target_ref if hpa.spec else None
             if ref is not None and ref.kind and ref.name:
-                out.setdefault(TargetRef(namespace, ref.name, ref.kind), hpa.metadata.name)
+                owner = next((o for o in hpa.metadata.owner_references or () if o.controller), None)
+                out.setdefault(TargetRef(namespace, ref.name, ref.kind),
+                               HpaRef(hpa.metadata.name, owner.kind if owner else None, owner.name if owner else None))
         return out
 
     def observe(self, targets: Sequence[TargetRef], with_pods: bool | None = None) -> ClusterView:

@@ -166,7 +166,8 @@ def import_(
 
     Lists (kind: List, as kubectl get -o yaml prints) are expanded; other kinds are skipped
     with a note on stderr. Every difference from the source is written as a comment above its
-    policy. The output passes `setpoint validate`. Exit 1 when an object cannot be converted (unless
+    policy; what would harm the cut-over (a ScaledObject whose deletion restores its workload's
+    count from before KEDA) is said on stderr too. The output passes `setpoint validate`. Exit 1 when an object cannot be converted (unless
     --skip-invalid and another can), or
     when a file to write exists and --force is not given (nothing is written then: an imported
     file over a policy a team has since edited and reviewed would lose that work).
@@ -183,6 +184,9 @@ def import_(
         fail(exc.errors)
     for note in result.skipped:
         typer.echo(f"note: {note}", err=True)
+    for policy in result.policies:  # a harm at the cut-over: said here too, not only in the file's comments
+        for warning in policy.warnings:
+            typer.echo(f"warning: {policy.source}: {warning}", err=True)
     if out_dir is None:  # one file: it must stay within what the policy loader reads
         from controller.policy.yamlsrc import read_documents
 

@@ -13,6 +13,10 @@ cannot be carried over exactly is written as a comment above the policy:
   the same name, which is what prometheus-adapter usually serves: check it.
 - minReplicas 0 (HPA alpha, KEDA's default) becomes 1: the preset does not scale to zero.
 - KEDA's activationThreshold, cooldownPeriod, fallback and pollingInterval have no equivalent.
+- A ScaledObject's policy says how to hand its workload over (delete the ScaledObject, not the HPA
+  KEDA re-creates), and warns when deleting it restores the workload's count from before KEDA, and
+  when it is paused (no HPA then: a real run scales the held workload at once), and when it scales
+  to zero (a workload left at 0 replicas has autoscaling off).
 """
 
 from __future__ import annotations
@@ -58,6 +62,9 @@ KEDA_NESTED_FIELDS = {
     ("fallback",): ("behavior", "failureThreshold", "replicas"),
 }
 KEDA_AUTHENTICATION_REF_FIELDS = ("kind", "name")
+#: Annotations that pause a ScaledObject: KEDA deletes its HPA while paused (paused-replicas: after
+#: scaling the workload to that count), so no HPA tells setpoint run to leave the workload alone.
+KEDA_PAUSE_ANNOTATIONS = ("autoscaling.keda.sh/paused-replicas", "autoscaling.keda.sh/paused")
 
 # How a pod name maps to its workload (the label Setpoint's Prometheus adapter matches on).
 _POD_PATTERN = {"Deployment": "(.+)-[a-z0-9]+-[a-z0-9]{5}", "StatefulSet": "(.+)-[0-9]+"}
@@ -88,6 +95,7 @@ class Converted:
     text: str
     notes: list[str] = field(default_factory=list)
     source: str = ""  # "HorizontalPodAutoscaler ns/name"
+    warnings: list[str] = field(default_factory=list)  # notes that must reach the person (stderr) too
 
 
 @dataclass(frozen=True)
@@ -124,14 +132,16 @@ def read_manifests(text: str) -> tuple[list[Manifest], list[tuple[int | None, tu
     return found, out
 
 
-def convert(obj: dict, name: str | None = None) -> Converted:
+def convert(obj: dict, name: str | None = None, kedas: bool = False) -> Converted:
     """One HPA (autoscaling/v1 or v2) or KEDA ScaledObject -> one Setpoint policy.
 
-    ``name`` overrides the policy name (the object's name by default). Raises ConversionProblem.
+    ``name`` overrides the policy name (the object's name by default); ``kedas``: convert an HPA
+    KEDA made too (sim serve runs every HPA, as kube-controller-manager does; an import refuses
+    it). Raises ConversionProblem.
     """
     kind = obj.get("kind")
     if kind == HPA_KIND:
-        return _Conversion(obj, name).hpa()
+        return _Conversion(obj, name).hpa(kedas)
     if kind == KEDA_KIND:
         return _Conversion(obj, name).keda()
     raise ConversionProblem(("kind",), f"expected {HPA_KIND} or {KEDA_KIND}, got {describe_value(kind)}")
@@ -289,6 +299,7 @@ class _Conversion:
         self.name = name or own
         self.namespace = _dict(obj, ("metadata",)).get("namespace") or "default"
         self.notes: list[str] = []
+        self.warnings: list[str] = []  # notes said on stderr too (a harm at the cut-over)
         if not _dict(obj, ("metadata",)).get("namespace"):
             self.notes.append('metadata.namespace is not set (helm template leaves it out), so this policy and its '
                               'queries use namespace default, as kubectl apply without -n in a default context '
@@ -479,7 +490,7 @@ class _Conversion:
         return {"type": policy["type"], "value": value, "period": format_duration(period)}
 
     # -- whole objects -----------------------------------------------------------------------------
-    def hpa(self) -> Converted:
+    def hpa(self, kedas: bool = False) -> Converted:
         obj = self.obj
         spec = _dict(obj, ("spec",), required=True)
         version = str(obj.get("apiVersion", "autoscaling/v2"))
@@ -495,6 +506,8 @@ class _Conversion:
         _known_fields(_dict(spec, ("scaleTargetRef",), ("spec",)), ("spec", "scaleTargetRef"), _SCALE_TARGET_FIELDS)
         if version == "autoscaling/v1":
             self._v1_annotations()
+        if not kedas:
+            self._not_kedas()
         kind, workload = self._target(("spec", "scaleTargetRef"))
         low, high = self._replicas(spec.get("minReplicas"), spec.get("maxReplicas"), ("spec", "minReplicas"),
                                    ("spec", "maxReplicas"), 1)
@@ -522,6 +535,18 @@ class _Conversion:
             scaling["behavior"] = behavior
         source = f"{HPA_KIND} {self.namespace}/{_dict(obj, ('metadata',)).get('name')} ({version})"
         return self._render(source, kind, workload, low, high, 15.0, scaling)
+
+    def _not_kedas(self) -> None:
+        """Refuse an HPA KEDA made for a ScaledObject (its controller ownerReference), as kubectl get
+        hpa -A lists it: its External metrics (s0-prometheus) are KEDA's adapter's, not queries, and
+        KEDA re-creates it when deleted; the ScaledObject is what imports and what is deleted."""
+        owners = _dict(self.obj, ("metadata",)).get("ownerReferences")
+        for i, owner in enumerate(owners if isinstance(owners, list) else ()):
+            if isinstance(owner, dict) and owner.get("kind") == KEDA_KIND and owner.get("controller"):
+                name = owner.get("name")
+                raise ConversionProblem(("metadata", "ownerReferences", i, "kind"), (
+                    f"this HPA is KEDA's, made for ScaledObject {describe_value(name)}: import the ScaledObject "
+                    f"instead (kubectl get scaledobject {name} -n {self.namespace} -o yaml | setpoint import -)"))
 
     def _v1_annotations(self) -> None:
         """autoscaling/v1 holds what v1 has no field for in annotations (the API server writes them
@@ -566,10 +591,6 @@ class _Conversion:
         if advanced.get("scalingModifiers"):
             self.notes.append("advanced.scalingModifiers (a formula over triggers) is not carried over: each trigger "
                               "is its own metric and the largest proposal wins, as in HPA")
-        if advanced.get("restoreToOriginalReplicaCount") is True:
-            self.notes.append("advanced.restoreToOriginalReplicaCount (KEDA puts back the replicas it found when the "
-                              "ScaledObject is deleted) is not carried over: Setpoint leaves the replicas where they "
-                              "are when it stops governing the workload")
         if spec.get("fallback"):
             self.notes.append("fallback (KEDA's replicas on scaler errors) is not carried over: preset: hpa holds the "
                               "current replicas when metrics are missing")
@@ -584,8 +605,58 @@ class _Conversion:
             self.notes.append("idleReplicaCount is not carried over: this policy never goes idle")
         self.notes.append(f"pollingInterval {spec.get('pollingInterval', 30)}s: KEDA polls for activation only; "
                           f"the HPA KEDA creates evaluates every 15s, as this policy does")
+        self._keda_cut_over(spec, advanced, hpa_config, kind, workload)
         source = f"{KEDA_KIND} {self.namespace}/{_dict(obj, ('metadata',)).get('name')}"
         return self._render(source, kind, workload, low, high, 15.0, scaling)
+
+    def _keda_cut_over(self, spec: dict, advanced: dict, hpa_config: dict, kind: str, workload: str) -> None:
+        """Notes on handing a ScaledObject's workload over: KEDA re-creates the HPA it owns when
+        that alone is deleted, and with restoreToOriginalReplicaCount deleting the ScaledObject
+        scales the workload back to its count from before KEDA (a drop at the cut-over)."""
+        self._keda_paused(kind, workload)
+        restore = advanced.get("restoreToOriginalReplicaCount")
+        if restore is not None and not isinstance(restore, bool):
+            raise ConversionProblem(("spec", "advanced", "restoreToOriginalReplicaCount"),
+                                    f"expected true or false, got {describe_value(restore)}")
+        hpa = _text(hpa_config, "name", ("spec", "advanced", "horizontalPodAutoscalerConfig", "name")) \
+            if hpa_config.get("name") not in (None, "") else f"keda-hpa-{_name_of(self.obj)}"
+        scaled_object = f"kubectl delete scaledobject {_name_of(self.obj)} -n {self.namespace}"
+        self.notes.append(f"cut-over: delete the ScaledObject ({scaled_object}), not its HPA {hpa}, which KEDA "
+                          f"re-creates at once")
+        if spec.get("minReplicaCount", KEDA_DEFAULT_MIN) == 0:  # checked a replica count by _replicas
+            # 0 replicas turns autoscaling off in HPA, and so in preset: hpa: the minimum of 1 is never reached
+            warning = (f"minReplicaCount 0: deleted while KEDA has {kind} {self.namespace}/{workload} at 0 (idle), "
+                       f"the workload stays at 0 under this policy, as under HPA (0 replicas turns autoscaling off): "
+                       f"if it is at 0 after the cut-over, kubectl scale {kind.lower()} {workload} -n {self.namespace} "
+                       f"--replicas=1")
+            self._warn(warning)
+        if restore:
+            warning = (f"advanced.restoreToOriginalReplicaCount true: deleting this ScaledObject scales {kind} "
+                       f"{self.namespace}/{workload} back to the replicas it had before KEDA scaled it, not the count "
+                       f"KEDA left, before Setpoint takes it over: set it to false (kubectl apply) before the "
+                       f"cut-over")
+            self._warn(warning)
+
+    def _warn(self, text: str) -> None:
+        """A note said on stderr too: it would harm the cut-over unseen in a comment."""
+        self.notes.append(text)
+        self.warnings.append(text)
+
+    def _keda_paused(self, kind: str, workload: str) -> None:
+        """A warning for a paused ScaledObject: the team holds the workload on purpose, and with
+        its HPA deleted by KEDA, a real run of this policy would scale it at its first cycle."""
+        annotations = _dict(self.obj, ("metadata", "annotations"))
+        for key in KEDA_PAUSE_ANNOTATIONS:
+            value = annotations.get(key)
+            if value is None or (key.endswith("/paused") and str(value).lower() != "true"):
+                continue
+            held = f"holds {kind} {self.namespace}/{workload} at {value}" if key.endswith("-replicas") else \
+                f"holds {kind} {self.namespace}/{workload} where it is"
+            warning = (f"metadata.annotations {key}: {describe_value(value)}: this ScaledObject is paused: KEDA {held} "
+                       f"and has deleted its HPA, so setpoint run (not --shadow) scales the workload from its first "
+                       f"cycle, with no ScaledByHPA to stop it: run this policy only when the pause is meant to end")
+            self._warn(warning)
+            return
 
     def _keda_trigger(self, trigger: dict, path: tuple, kind: str, workload: str) -> dict:
         _known_fields(trigger, path, KEDA_TRIGGER_FIELDS)
@@ -676,7 +747,7 @@ class _Conversion:
             header += [line for note in self.notes for line in _comment(note)]
         else:
             header.append("# Differences from the source: none beyond the metric source.")
-        return Converted(self.name, "\n".join(header) + "\n" + body, list(self.notes), source)
+        return Converted(self.name, "\n".join(header) + "\n" + body, list(self.notes), source, list(self.warnings))
 
 
 def _comment(text: str, width: int = 100) -> list[str]:

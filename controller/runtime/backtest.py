@@ -163,11 +163,12 @@ class Gridded:
 
 
 def grid_series(series: Sequence, targets: Sequence[TargetRef], t_s: np.ndarray, step_s: float,
-                label_names: tuple[str, str]) -> Gridded:
+                label_names: tuple[str, str], lone: Sequence[int] = ()) -> Gridded:
     """Range-query series (``.labels``, ``.times`` (K,), ``.values`` (K,)) on the grid. Where several
     series of one target have a sample at the same time the value is NaN (a conflict is never
     averaged); series that follow each other (an exporter restarted with a new ``instance``) fill
-    their own times. One series without the target labels belongs to a single-target policy only."""
+    their own times. One series without the target labels belongs to a single-target policy only:
+    the targets' columns ``lone`` (``lone_columns``), or the one target of a one-target grid."""
     n = len(targets)
     out = np.full((t_s.size, n), np.nan)
     count = np.zeros((t_s.size, n), np.int32)
@@ -176,18 +177,19 @@ def grid_series(series: Sequence, targets: Sequence[TargetRef], t_s: np.ndarray,
     row = {(t.namespace, t.name): i for i, t in enumerate(targets)}
     for s in series:
         key = target_key(s.labels, label_names)
-        if key is None and len(series) == 1 and n == 1:
-            i = 0
-        elif key in row:
-            i = row[key]
+        if key is None and len(series) == 1:
+            columns = tuple(lone) or ((0,) if n == 1 else ())
         else:
+            columns = (row[key],) if key in row else ()
+        if not columns:
             continue
         rows = grid_rows(s.times, t_s, step_s)
         on = rows >= 0
-        out[rows[on], i] = np.asarray(s.values)[on]
-        count[rows[on], i] += 1
-        outside[i] += int(on.size - np.count_nonzero(on))
-        labels_of[i].append(s.labels)
+        for i in columns:
+            out[rows[on], i] = np.asarray(s.values)[on]
+            count[rows[on], i] += 1
+            outside[i] += int(on.size - np.count_nonzero(on))
+            labels_of[i].append(s.labels)
     out[count > 1] = np.nan
     return Gridded(out, count, outside, [differing_labels(ls) for ls in labels_of])
 
@@ -785,14 +787,17 @@ def fetch_replay_data(source, policies: Sequence[RuntimePolicy], start_s: float,
 
 def replay_segment(fetched: dict, plan: tuple[list[str], str, tuple[str, str]], labels: tuple[str, str],
                    targets: Sequence[TargetRef], t_s: np.ndarray, step_s: float,
-                   samples: dict[str, SampleCounts], bounds: dict[str, tuple[float, ...]] | None = None) -> ReplayData:
+                   samples: dict[str, SampleCounts], bounds: dict[str, tuple[float, ...]] | None = None,
+                   lone: dict[str, tuple[int, ...]] | None = None) -> ReplayData:
     """The range-query answers ``fetched`` {expr: series} of one segment on its grid ``t_s``, for
     the queries of ``plan`` (``plan_queries``); each query's samples are counted into ``samples``
     (added to across segments, and kept as the result's ``samples``), implausible above its
-    ``bounds`` (each query's distinct bounds, ``distinct_bounds``; none: no bound)."""
+    ``bounds`` (each query's distinct bounds, ``distinct_bounds``; none: no bound). ``lone``:
+    where each query's series without target labels goes (``lone_columns``; default: the one
+    target of a one-target grid)."""
     queries, replicas_expr, replica_labels = plan
-    grids = {e: grid_series(fetched[e], targets, t_s, step_s, replica_labels if e == replicas_expr else labels)
-             for e in (*queries, replicas_expr)}
+    grids = {e: grid_series(fetched[e], targets, t_s, step_s, replica_labels if e == replicas_expr else labels,
+                            (lone or {}).get(e, ())) for e in (*queries, replicas_expr)}
     for expr, grid in grids.items():
         samples.setdefault(expr, SampleCounts.none(len(targets), (bounds or {}).get(expr, (math.inf,)))).add(grid)
     metrics = {q: grids[q].values for q in queries}
@@ -984,12 +989,13 @@ def stream_backtest(source, policies: Sequence[RuntimePolicy | Sequence[RuntimeP
         replayers = [Replayer(one, name=n, description=d,
                               selects=first_selects if r == 0 else selections(one, targets))
                      for r, (one, n, d) in enumerate(zip(sets, names, descriptions))]
+        lone = lone_columns(flat, targets)
         for i, window in enumerate(windows if targets else ()):
             fetched = pending.result()
             if i + 1 < len(windows):  # Prometheus works on the next window while this one replays
                 pending = prefetch.submit(fetch, windows[i + 1])
             data = replay_segment(fetched, plan, labels, targets, time_grid(*window, step_s), step_s, samples,
-                                  bounds)
+                                  bounds, lone)
             for replayer in replayers:
                 replayer.feed(data)
             actual.append(data.actual)
@@ -1111,13 +1117,32 @@ def selections(policies: Sequence[RuntimePolicy], targets: Sequence[TargetRef]) 
     it selects: a policy compared with one other replays on the first one's targets)."""
     if len(policies) == 1:
         return None
-    rows = []
-    for p in policies:
-        sel = p.selector
-        named = {(r.namespace, r.name) for r in sel.refs()} if sel.by_name else None
-        rows.append([(t.namespace, t.name) in named if named is not None
-                     else t.namespace == sel.namespace and t.kind == sel.kind for t in targets])
-    return np.array(rows, bool).reshape(len(policies), len(targets))
+    return np.array([_selected(p, targets) for p in policies], bool).reshape(len(policies), len(targets))
+
+
+def _selected(policy: RuntimePolicy, targets: Sequence[TargetRef]) -> list[bool]:
+    """(N,) whether ``policy`` selects each of ``targets``: its names, or (a label selector) every
+    target of its kind in its namespace."""
+    sel = policy.selector
+    named = {(r.namespace, r.name) for r in sel.refs()} if sel.by_name else None
+    return [(t.namespace, t.name) in named if named is not None
+            else t.namespace == sel.namespace and t.kind == sel.kind for t in targets]
+
+
+def lone_columns(policies: Sequence[RuntimePolicy], targets: Sequence[TargetRef]) -> dict[str, tuple[int, ...]]:
+    """{query: the columns of ``targets`` its one series without target labels belongs to}: the
+    target of each policy that reads it and selects one target, as the live adapter reads such a
+    series for a single-target policy (an External metric's sum(...) of an imported HPA). In a
+    set of several policies the grid has several targets, and that series was read as nobody's:
+    the policy was 'blind' and stopped the backtest."""
+    out: dict[str, set[int]] = {}
+    for policy in policies:
+        columns = np.flatnonzero(_selected(policy, targets))
+        if columns.size != 1:
+            continue
+        for query in (*policy.queries, *(q for q in policy.latest_queries if q is not None)):
+            out.setdefault(query, set()).add(int(columns[0]))
+    return {query: tuple(sorted(columns)) for query, columns in out.items()}
 
 
 def conflict_notes(run: BacktestRun, targets: Sequence[TargetRef], prefix: str = "", most: int = 5) -> list[str]:

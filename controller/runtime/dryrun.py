@@ -10,7 +10,7 @@ import logging
 from typing import Sequence
 
 from controller.model import Action, TargetRef, TargetSelector
-from controller.ports import Cluster, ClusterView, FieldManaged, HpaLister, StateDeletion, StopsRequests, state_name
+from controller.ports import Cluster, ClusterView, FieldManaged, HpaLister, HpaRef, StateDeletion, StopsRequests, state_name
 
 log = logging.getLogger("setpoint.dryrun")
 
@@ -40,7 +40,7 @@ class DryRunCluster:
         if isinstance(self.inner, StopsRequests):
             self.inner.stop_requests()
 
-    def hpa_targets(self, namespace: str) -> dict[TargetRef, str]:
+    def hpa_targets(self, namespace: str) -> dict[TargetRef, HpaRef]:
         """The inner cluster's (a read); none when it cannot list HPAs (a simulated cluster)."""
         return self.inner.hpa_targets(namespace) if isinstance(self.inner, HpaLister) else {}
 

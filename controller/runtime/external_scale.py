@@ -193,6 +193,7 @@ class ExternalScaleWatch:
         self.hands_off: dict[TargetRef, ExternalChange] = {}  # in force (real runs), or last seen (rehearsals)
         self.fights: dict[TargetRef, str] = {}  # target -> the other writer, while it is a fight
         self.changes: list[ExternalChange] = []  # seen by the last cycle
+        self.autoscaled: dict[TargetRef, str] = {}  # last cycle: an autoscaler changed this controller's write -> it
         self._stored: dict[str, StoredHandsOff] = {}  # read from the durable state, not yet taken back
         self._stored_reverts: dict[str, StoredReverts] = {}  # likewise the reverts (and fights)
         self._revisions: dict[TargetRef, str] = {}  # each target's pod-template revision as last seen
@@ -210,6 +211,7 @@ class ExternalScaleWatch:
         rehearsal). Says each external change and each fight once (``event(target, reason,
         message, warning)``: an Event on the workload)."""
         self.changes = []
+        self.autoscaled = {}
         statuses = {s.ref: s for s in view.statuses}
         for t in set(self._expected) - set(targets):  # gone from the policy: forget (a new sight is accepted)
             self._forget(t)
@@ -240,7 +242,11 @@ class ExternalScaleWatch:
                 # an HPA's count: what a policy takes over, never a person's decision. Seen between two
                 # cycles by a --shadow run (the incumbent HPA scales all the time) or just after the HPA
                 # was deleted (its last write); a hands-off here would keep HPA's count for handsOff
-                # after the cut-over, and a shadow run's records said "a real run would leave them as set"
+                # after the cut-over, and a shadow run's records said "a real run would leave them as set".
+                # After a write of this real run, though, only a live HPA writes: the HPA guard is told
+                # (it could not list that HPA, else the workload would have been left alone)
+                if t in self._wrote and not self.rehearsal:
+                    self.autoscaled[t] = status.replicas_manager
                 self._wrote.discard(t)
                 continue
             deploy = is_deploy(status, self.deploy_managers)

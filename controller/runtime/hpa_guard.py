@@ -16,7 +16,9 @@ Under a rehearsal (``--dry-run``, ``--shadow``) nothing is written, so the workl
 decided for (``--shadow`` exists to compare with the HPA); the message says what a real run would
 do. A health-only policy never fights an HPA and is not checked. When the HPAs cannot be listed
 (RBAC without ``list`` on horizontalpodautoscalers, an API server without autoscaling/v2, an
-outage) the last list read stands, and the reason is logged once.
+outage) the last list read stands, and the reason is logged once; while it fails, a workload
+whose count an autoscaler changed after this policy wrote it (ExternalScaleWatch.autoscaled: an
+HPA the list cannot show) is left alone too, until a list succeeds.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Callable, Sequence
 
 from controller.errors import ActuationError
 from controller.model import TargetRef
-from controller.ports import HpaLister
+from controller.ports import HpaLister, HpaRef
 
 log = logging.getLogger("setpoint.runtime")
 
@@ -36,10 +38,11 @@ class HpaGuard:
 
     def __init__(self, lister: HpaLister, policy: str, rehearsal: bool):
         self.lister, self.policy, self.rehearsal = lister, policy, rehearsal
-        self._known: dict[TargetRef, str] = {}  # the last list read (kept while the list fails)
-        self._said: dict[TargetRef, str] = {}  # workload -> HPA, as last said
+        self._known: dict[TargetRef, HpaRef] = {}  # the last list read (kept while the list fails)
+        self._said: dict[TargetRef, HpaRef] = {}  # workload -> HPA, as last said
         self._failure_said: str | None = None
-        self.scaled_by: dict[TargetRef, str] = {}  # selected workloads an HPA scales (last cycle) -> the HPA
+        self._unlisted: dict[TargetRef, HpaRef] = {}  # seen scaled by an HPA the failing list does not show
+        self.scaled_by: dict[TargetRef, HpaRef] = {}  # selected workloads an HPA scales (last cycle) -> the HPA
 
     @property
     def scaled(self) -> int:
@@ -51,11 +54,12 @@ class HpaGuard:
         """``targets`` without the ones an HPA scales (all of them under a rehearsal); says what
         changed since the last cycle (``event(target, reason, message)``: an Event on the workload)."""
         self._read(namespace)
-        scaled = self.scaled_by = {t: self._known[t] for t in targets if t in self._known}
+        known = {**self._unlisted, **self._known}
+        scaled = self.scaled_by = {t: known[t] for t in targets if t in known}
         for target, hpa in scaled.items():
             if self._said.get(target) != hpa:
                 message = self._message(target, hpa)
-                log.warning(message, extra={"policy": self.policy, "target": str(target), "hpa": hpa})
+                log.warning(message, extra={"policy": self.policy, "target": str(target), "hpa": hpa.name})
                 event(target, "ScaledByHPA", message)
         for target in self._said.keys() - scaled.keys():
             if target in targets:
@@ -63,6 +67,17 @@ class HpaGuard:
                          target.kind, target.key, self.policy, extra={"policy": self.policy, "target": str(target)})
         self._said = scaled
         return list(targets) if self.rehearsal else [t for t in targets if t not in scaled]
+
+    def reverted(self, autoscaled: dict[TargetRef, str]) -> None:
+        """``autoscaled`` {workload: field manager}: an autoscaler (kube-controller-manager, for an
+        HPA) changed the replicas this policy had just written. While the HPAs cannot be listed
+        (RBAC without the rule, from the first cycle on) nothing else shows that HPA, and the two
+        would write against each other every 15 s, its writes taken as a take-over's: the workload
+        is left alone from the next cycle until a list succeeds (which then says whether it still is)."""
+        if self._failure_said is None:
+            return  # the list works: a write in between (an HPA created since) is the next list's to show
+        for target, manager in autoscaled.items():
+            self._unlisted.setdefault(target, HpaRef("", writer=manager))
 
     def _read(self, namespace: str) -> None:
         try:
@@ -80,12 +95,30 @@ class HpaGuard:
             log.info("policy %s can check for HorizontalPodAutoscalers in %s again", self.policy, namespace,
                      extra={"policy": self.policy})
             self._failure_said = None
+            self._unlisted = {}  # the list says which of them an HPA scales
 
-    def _message(self, target: TargetRef, hpa: str) -> str:
-        what = f"HorizontalPodAutoscaler {target.namespace}/{hpa} also scales {target.kind} {target.key}"
+    def _message(self, target: TargetRef, hpa: HpaRef) -> str:
+        if not hpa.name:  # known from its writes alone (reverted)
+            return (f"{hpa.writer} (a HorizontalPodAutoscaler's writer) changed spec.replicas of {target.kind} "
+                    f"{target.key} after policy {self.policy} wrote it, and the HPAs of {target.namespace} cannot "
+                    f"be listed ({self._failure_said}): policy {self.policy} leaves it alone until they can (two "
+                    f"autoscalers would scale it against each other); grant list on "
+                    f"horizontalpodautoscalers.autoscaling (as deploy/ does), or delete the HPA")
+        what = f"HorizontalPodAutoscaler {target.namespace}/{hpa.name} also scales {target.kind} {target.key}"
+        if hpa.owner_kind:
+            what += f" (the HPA of {hpa.owner_kind} {hpa.owner_name})"
         if self.rehearsal:
             return (f"{what}: a real run of policy {self.policy} would leave it alone while the HPA exists; this "
                     f"rehearsal (--dry-run or --shadow) goes on deciding for it")
         return (f"{what}: policy {self.policy} leaves it alone while the HPA exists (two autoscalers would scale it "
                 f"against each other); to move it to Setpoint, compare the two with setpoint run --shadow, then "
-                f"delete the HPA")
+                f"{_hand_over(target, hpa)}")
+
+
+def _hand_over(target: TargetRef, hpa: HpaRef) -> str:
+    """What to delete to hand ``target`` over: the HPA, or the object that owns it (KEDA's
+    ScaledObject re-creates an HPA of its own deleted alone)."""
+    if not hpa.owner_kind:
+        return "delete the HPA"
+    return (f"delete the {hpa.owner_kind} (kubectl delete {hpa.owner_kind.lower()} {hpa.owner_name} -n "
+            f"{target.namespace}), not the HPA: its owner re-creates it")

@@ -1051,7 +1051,8 @@ class Reconciler:
                                             lambda t, reason, message: emit_event(self._events, t, reason, message,
                                                                                  warning=True))
             if not self.rehearsal:
-                self.left_alone = {t.key: f"HorizontalPodAutoscaler {t.namespace}/{hpa} scales it"
+                self.left_alone = {t.key: f"HorizontalPodAutoscaler {t.namespace}/{hpa} scales it" if hpa.name else
+                                   f"an HPA the failing list does not show scales it ({hpa.writer} undid a write)"
                                    for t, hpa in self.hpa_guard.scaled_by.items()}
         if self.claims is None:
             return targets
@@ -1087,6 +1088,8 @@ class Reconciler:
         if result.warm_start is not None and self.events_store is None:  # a store keeps the old leader's steps
             self._events_since_replay(targets, view, now, result.warm_start)
         held = self._watch_external(targets, view, now, result)
+        if self.hpa_guard is not None and self.external is not None and self.external.autoscaled:
+            self.hpa_guard.reverted(self.external.autoscaled)
         samples = self._query_all(targets, now, result)
         pods, per_pod = self.pods.read(targets, view, now, result.errors, self.policy.params.metric_names)
         samples = [per_pod.get(j, s) for j, s in enumerate(samples)]

@@ -55,6 +55,10 @@ SYNC_PERIOD_S = 15.0
 HPA_WRITER = FieldWriter("kube-controller-manager", "Update")
 #: Condition reason of an HPA the importer (or the policy loader) refuses.
 REFUSED_REASON = "FailedImport"
+#: Why an HPA is not run, at the head of its ScalingActive message: the importer refused it, or the
+#: scenario binds no simulated signal to one of its metrics (an HPA setpoint import converts well).
+IMPORT_REFUSES = "setpoint import refuses this HPA"
+UNBOUND = "the scenario does not simulate its metrics"
 
 
 class StoreScaleTargets(SimTargets):
@@ -178,14 +182,17 @@ class HpaController:
     def _convert(self, key: tuple[str, str], hpa: dict, fingerprint: str) -> HpaRun:
         """An HPA through `setpoint import`'s path to a Reconciler, or a refused run (logged once)."""
         try:
-            converted = convert(hpa)
+            converted = convert(hpa, kedas=True)  # kube-controller-manager runs KEDA's HPAs too
             [policy] = load_policy_text(converted.text, f"<HorizontalPodAutoscaler {key[0]}/{key[1]}>")
             runtime = RuntimePolicy.of(policy)
-            self._bind(runtime)
         except ConversionProblem as exc:
             return self._refused(key, fingerprint, f"{'.'.join(map(str, exc.path))}: {exc.message}")
         except (PolicyError, ValueError) as exc:
             return self._refused(key, fingerprint, str(exc))
+        try:
+            self._bind(runtime)
+        except ValueError as exc:  # the scenario's doing, not the importer's: said so
+            return self._refused(key, fingerprint, str(exc), UNBOUND)
         reconciler = Reconciler(runtime, self.metrics, StoreScaleTargets(self.store))
         log.info("HPA %s/%s runs as policy %s (preset: hpa)", *key, runtime.name)
         return HpaRun(fingerprint, reconciler)
@@ -195,7 +202,7 @@ class HpaController:
         (ValueError for a metric the scenario does not bind, or bound otherwise already)."""
         from simulators.runner import policy_bindings  # the runner's rule; imported late: a heavy module
 
-        bindings = policy_bindings(self.scenario, runtime)
+        bindings = policy_bindings(self.scenario, runtime, one_run=False)
         for expr, signal in bindings.items():
             if self.metrics.bindings.get(expr, signal) != signal:
                 raise ValueError(f"its query {expr!r} is bound to {self.metrics.bindings[expr]} already")
@@ -204,9 +211,9 @@ class HpaController:
         self.metrics.bindings.update(bindings)
 
     @staticmethod
-    def _refused(key: tuple[str, str], fingerprint: str, why: str) -> HpaRun:
-        log.warning("HPA %s/%s skipped: setpoint import refuses it: %s", *key, why)
-        return HpaRun(fingerprint, None, why)
+    def _refused(key: tuple[str, str], fingerprint: str, why: str, by: str = IMPORT_REFUSES) -> HpaRun:
+        log.warning("HPA %s/%s skipped: %s: %s", *key, by, why)
+        return HpaRun(fingerprint, None, f"{by}: {why}")
 
     def _cycle(self, key: tuple[str, str], run: HpaRun, now: float) -> CycleResult | None:
         """One Reconciler cycle of the HPA (None when refused or failed: logged, others go on)."""
@@ -244,7 +251,8 @@ class HpaController:
         """The HPA's status from the cycle, written to the store when it changed."""
         wall = self.store.clock.wall(now)
         old = hpa.get("status") or {}
-        status = hpa_status(run, result, old, wall, self._cpu_request_cores(result))
+        status = hpa_status(run, result, old, wall, self._cpu_request_cores(result),
+                            (hpa.get("spec") or {}).get("metrics"))
         if status == old:
             return
         hpa["status"] = status
@@ -252,11 +260,12 @@ class HpaController:
 
 
 def hpa_status(run: HpaRun, result: CycleResult | None, old: dict, wall_s: float,
-               cpu_request_cores: float | None = None) -> dict:
+               cpu_request_cores: float | None = None, sources: list | None = None) -> dict:
     """An HPA's status as kube-controller-manager writes it: currentReplicas (observed),
     desiredReplicas (decided), lastScaleTime, currentMetrics (the values read, per metric) and
     conditions (their lastTransitionTime kept while their status holds). ``wall_s``: epoch s;
-    ``cpu_request_cores``: a pod's CPU request, for the CPU metric's averageValue."""
+    ``cpu_request_cores``: a pod's CPU request, for the CPU metric's averageValue; ``sources``:
+    the HPA's spec.metrics, whose forms currentMetrics takes."""
     # desiredReplicas is required in autoscaling/v2 (0 until a count was decided, as the real controller starts)
     status = {"desiredReplicas": 0, **{k: old[k] for k in ("currentReplicas", "desiredReplicas") if k in old}}
     if run.last_scale_wall_s is not None:
@@ -264,7 +273,7 @@ def hpa_status(run: HpaRun, result: CycleResult | None, old: dict, wall_s: float
     if run.reconciler is None:
         conditions = {"AbleToScale": {"status": "True", "reason": "SucceededGetScale", "message": ""},
                       "ScalingActive": {"status": "False", "reason": REFUSED_REASON,
-                                        "message": f"setpoint import refuses this HPA: {run.why}"[:1024]}}
+                                        "message": run.why[:1024]}}
     elif result is None or result.decision is None or not result.targets:
         why = "; ".join(result.errors)[:1024] if result is not None and result.errors else "no workload to scale"
         conditions = {"AbleToScale": {"status": "False", "reason": "FailedGetScale", "message": why}}
@@ -274,7 +283,7 @@ def hpa_status(run: HpaRun, result: CycleResult | None, old: dict, wall_s: float
             int(decision.current[0])
         status["desiredReplicas"] = int(decision.norm.desired[0])
         status["currentMetrics"] = current_metrics(run.reconciler.policy, decision.signal.values[0],
-                                                   cpu_request_cores)
+                                                   cpu_request_cores, sources, status["currentReplicas"])
         conditions = result.conditions[0] if result.conditions else {}
     status["conditions"] = _conditions(conditions, old.get("conditions") or [], wall_s)
     if "currentMetrics" not in status and old.get("currentMetrics"):
@@ -282,23 +291,50 @@ def hpa_status(run: HpaRun, result: CycleResult | None, old: dict, wall_s: float
     return status
 
 
-def current_metrics(policy: RuntimePolicy, values: np.ndarray, cpu_request_cores: float | None = None) -> list[dict]:
-    """status.currentMetrics from (M,) values read per metric (NaN: not shown): a utilization
-    metric in HPA's Resource form (averageUtilization, %; for CPU with ``cpu_request_cores`` the
-    averageValue in cores too, as kubectl describe shows it), any other as a Pods average value."""
+def current_metrics(policy: RuntimePolicy, values: np.ndarray, cpu_request_cores: float | None = None,
+                    sources: list | None = None, replicas: int | None = None) -> list[dict]:
+    """status.currentMetrics from (M,) values read per metric (NaN: not shown), each in the form
+    of its source in the HPA's spec.metrics (``sources``, in the policy's order, as the importer
+    converts them; without them, utilization as Resource and the others as Pods): a utilization
+    in averageUtilization, % (for CPU with ``cpu_request_cores`` the averageValue in cores too, as
+    kubectl describe shows it), a value target's metric as its value, an averagePerReplica one as
+    the average per pod HPA shows: the total read over the ``replicas`` running (kubectl get hpa
+    compared the workload's total with the per-pod target: 1138/80 at 13 pods, where HPA says 87/80)."""
+    if not isinstance(sources, list) or len(sources) != len(policy.params.metrics):
+        sources = [None] * len(policy.params.metrics)
     out = []
-    for metric, value in zip(policy.params.metrics, values):
+    for metric, value, source in zip(policy.params.metrics, values, sources):
         if not np.isfinite(value):
             continue
+        value = float(value)
         if metric.kind is MetricKind.UTILIZATION:
-            current = {"averageUtilization": int(round(float(value)))}
+            current = {"averageUtilization": int(round(value))}
             if metric.resource == "cpu" and cpu_request_cores:
-                current["averageValue"] = K.millicores(float(value) / 100.0 * cpu_request_cores)
-            out.append({"type": "Resource", "resource": {"name": metric.resource or metric.name, "current": current}})
+                current["averageValue"] = K.millicores(value / 100.0 * cpu_request_cores)
+            source = source or {"type": "Resource", "resource": {"name": metric.resource or metric.name}}
+        elif metric.kind is MetricKind.VALUE:
+            current = {"value": K.millicores(value)}
         else:
-            out.append({"type": "Pods", "pods": {"metric": {"name": metric.name},
-                                                 "current": {"averageValue": K.millicores(float(value))}}})
+            current = {"averageValue": K.millicores(value / replicas if replicas else value)}
+        out.append(_current_in_form_of(source, metric.name, current))
     return out
+
+
+#: An HPA metric source's type -> its field, and the fields of the spec's source its status repeats.
+_STATUS_FORM = {"Resource": ("resource", ("name",)), "ContainerResource": ("containerResource", ("name", "container")),
+                "Pods": ("pods", ("metric",)), "Object": ("object", ("metric", "describedObject")),
+                "External": ("external", ("metric",))}
+
+
+def _current_in_form_of(source: dict | None, name: str, current: dict) -> dict:
+    """One currentMetrics entry: ``current`` under the spec source's type and identifying fields
+    (a Pods metric of ``name`` when there is no source to follow)."""
+    stype = source.get("type") if isinstance(source, dict) else None
+    if stype not in _STATUS_FORM or not isinstance(source.get(_STATUS_FORM[stype][0]), dict):
+        return {"type": "Pods", "pods": {"metric": {"name": name}, "current": current}}
+    key, kept = _STATUS_FORM[stype]
+    spec = source[key]
+    return {"type": stype, key: {**{k: copy.deepcopy(spec[k]) for k in kept if k in spec}, "current": current}}
 
 
 def _conditions(now: dict[str, dict], before: list[dict], wall_s: float) -> list[dict]:

@@ -22,6 +22,7 @@ from kubernetes import client
 
 from controller.adapters.kubernetes import KubernetesCluster
 from controller.model import TargetRef
+from controller.ports import HpaRef
 from tests.adapters.kube_helpers import official_client, start_server
 
 NS = "shop"
@@ -257,7 +258,7 @@ def test_an_hpa_is_stored_for_the_controller_to_see_and_a_bad_one_is_refused(clu
     assert header == ["NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"]
     assert row[:6] == ["web-hpa", "Deployment/web", "cpu: <unknown>/70%", "2", "9", "0"]  # AGE: 0s, or 1s on a busy machine
     seen = KubernetesCluster(python_client(srv, env), qps=0, max_retries=0, request_timeout_s=KUBECTL_REQUEST_S)
-    assert seen.hpa_targets(NS) == {TargetRef(NS, "web", "Deployment"): "web-hpa"}
+    assert seen.hpa_targets(NS) == {TargetRef(NS, "web", "Deployment"): HpaRef("web-hpa")}
     seen.close()
     (tmp_path / "bad.yaml").write_text(HPA_V2 % ("bad", 0))
     proc = subprocess.run([KUBECTL, f"--request-timeout={KUBECTL_REQUEST_S}s", "create", "-f", str(tmp_path / "bad.yaml")],
@@ -276,7 +277,7 @@ def test_kubectl_autoscale_makes_an_hpa_the_controller_sees_through_v2(cluster):
     v1 = json.loads(kubectl(env, "get", "--raw", f"/apis/autoscaling/v1/namespaces/{NS}/horizontalpodautoscalers/web"))
     assert (v1["apiVersion"], v1["spec"]["targetCPUUtilizationPercentage"]) == ("autoscaling/v1", 60)
     seen = KubernetesCluster(python_client(srv, env), qps=0, max_retries=0, request_timeout_s=KUBECTL_REQUEST_S)
-    assert seen.hpa_targets(NS) == {TargetRef(NS, "web", "Deployment"): "web"}
+    assert seen.hpa_targets(NS) == {TargetRef(NS, "web", "Deployment"): HpaRef("web")}
     [hpa] = seen.autoscaling.list_namespaced_horizontal_pod_autoscaler(NS).items
     assert hpa.spec.metrics[0].resource.target.average_utilization == 60
     seen.close()

@@ -154,7 +154,13 @@ def test_with_no_hpa_controller_an_hpa_is_only_stored(tmp_path):
         "expected Value or AverageValue", id="importer-refuses-a-utilization-target-of-an-object-metric"),
     pytest.param(hpa("bad", "api", metric={"type": "Resource", "resource": {"name": "memory", "target": {
         "type": "Utilization", "averageUtilization": 50}}}),
-        "not bound to a simulated signal", id="a-metric-the-scenario-does-not-bind"),
+        # said as the importer's refusal, with --scenario-set to bind it: sim serve has no such option
+        "the scenario does not simulate its metrics: policy bad: metric 'memory' is not bound to a simulated signal (",
+        id="a-metric-the-scenario-does-not-bind"),
+    pytest.param(hpa("bad", "api", metric={"type": "Resource", "resource": {"name": "memory", "target": {
+        "type": "Utilization", "averageUtilization": 50}}}),
+        "; bind it under spec.metrics of scenario kube-test (memory: SIGNAL) and start sim serve again",
+        id="how-to-bind-it-in-sim-serve"),
     pytest.param(hpa("bad", "api-rs", target_kind="ReplicaSet"), "Setpoint scales Deployment or StatefulSet",
                  id="importer-refuses-a-replicaset-target"),
 ])
@@ -169,7 +175,7 @@ def test_an_hpa_the_importer_refuses_is_skipped_and_says_why_without_breaking_ot
     assert len(skipped) == 1 and "shop/bad" in skipped[0] and why in skipped[0]  # once, not at every sync
     conditions = {c.type: c for c in autoscaling.read_namespaced_horizontal_pod_autoscaler("bad", NS).status.conditions}
     assert conditions["ScalingActive"].status == "False" and conditions["ScalingActive"].reason == REFUSED_REASON
-    assert why in conditions["ScalingActive"].message
+    assert why in conditions["ScalingActive"].message and "--scenario-set" not in conditions["ScalingActive"].message
 
 
 SHADOW_POLICY = """\
@@ -294,3 +300,55 @@ def test_the_hpa_controllers_events_go_through_the_clusters_recorder(sim):
     apps.patch_namespaced_deployment("web", NS, {"spec": {"replicas": 7}})  # the Deployment's Event, same instant
     names = [e.metadata.name for e in client.CoreV1Api(apps.api_client).list_namespaced_event(NS).items]
     assert len(names) == len(set(names)) >= 2
+
+
+METRICS_SCENARIO = SCENARIO_YAML.replace(
+    "  services:", "  metrics: {http_requests_per_second: requests_per_second, ingress_rps: requests_per_second,\n"
+                   "            queue_messages: queue_length, memory: memory}\n  services:", 1)
+_PODS = {"type": "Pods", "pods": {"metric": {"name": "http_requests_per_second"},
+                                  "target": {"type": "AverageValue", "averageValue": "1k"}}}
+_OBJECT = {"type": "Object", "object": {"metric": {"name": "ingress_rps"}, "target": {"type": "Value", "value": "10k"},
+                                        "describedObject": {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                                                            "name": "main"}}}
+_EXTERNAL = {"type": "External", "external": {"metric": {"name": "queue_messages", "selector": {"matchLabels": {
+    "queue": "jobs"}}}, "target": {"type": "AverageValue", "averageValue": "1k"}}}
+
+
+# web: 2 pods at 150 rps, none of these targets scales it. kubectl get hpa showed a Pods metric as
+# the workload's total against the per-pod target (1138/80 at 13 pods: HPA says 87/80), and every
+# other source as a Pods metric.
+@pytest.mark.parametrize("metric, shown", [
+    pytest.param(_PODS, {"type": "Pods", "pods": {"metric": {"name": "http_requests_per_second"},
+                                                  "current": {"averageValue": "75000m"}}}, id="pods-average-per-pod"),
+    pytest.param(_OBJECT, {"type": "Object", "object": {
+        "metric": {"name": "ingress_rps"}, "current": {"value": "150000m"},
+        "describedObject": {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "main"}}},
+        id="object-value"),
+    pytest.param(_EXTERNAL, {"type": "External", "external": {
+        "metric": {"name": "queue_messages", "selector": {"matchLabels": {"queue": "jobs"}}},
+        "current": {"averageValue": "0m"}}}, id="external-average-value"),
+])
+def test_current_metrics_take_the_form_of_the_hpas_metric_source(tmp_path, metric, shown):
+    srv = SimKubeServer(load_scenario_text(METRICS_SCENARIO, "kube-test.yaml"), drive=False, token=TOKEN).start()
+    api_client = official_client(srv, tmp_path)
+    try:
+        autoscaling = client.AutoscalingV2Api(api_client)
+        autoscaling.create_namespaced_horizontal_pod_autoscaler(NS, hpa("web", metric=metric))
+        syncs(srv, 1)
+        status = srv.world.store.hpas.get(NS, "web")["status"]
+        assert status["currentReplicas"] == 2 and status["currentMetrics"] == [shown]
+    finally:
+        api_client.close()
+        srv.stop()
+
+
+def test_an_hpa_keda_made_scales_as_any_other(sim):
+    """setpoint import refuses an HPA KEDA made (import the ScaledObject instead); kube-controller-
+    manager runs it as any HPA, and so does sim serve."""
+    srv, autoscaling, apps = sim
+    owned = hpa("keda-hpa-web")
+    owned["metadata"]["ownerReferences"] = [{"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "web",
+                                             "uid": "6c1f0b8e-1d9a-4a4e-9a3c-2f1e5b7d9c01", "controller": True}]
+    autoscaling.create_namespaced_horizontal_pod_autoscaler(NS, owned)
+    syncs(srv, 1)
+    assert replicas(apps) > 2

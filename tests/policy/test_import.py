@@ -90,6 +90,75 @@ def test_keda_differences_are_comments():
     assert policy.model.spec.replicas.min_replicas == 2 and policy.params.scale_down.window_s == 600
 
 
+@pytest.mark.parametrize("advanced, hpa, warned", [
+    pytest.param({}, "keda-hpa-q", False, id="default-hpa-name"),
+    pytest.param({"horizontalPodAutoscalerConfig": {"name": "worker-hpa"}}, "worker-hpa", False, id="own-hpa-name"),
+    pytest.param({"restoreToOriginalReplicaCount": False}, "keda-hpa-q", False, id="restore-false"),
+    # deleting the ScaledObject for the cut-over scaled the workload back to its count from before
+    # KEDA (a drop under load), and nothing said so
+    pytest.param({"restoreToOriginalReplicaCount": True}, "keda-hpa-q", True, id="restore-true"),
+])
+def test_a_scaled_object_says_how_to_hand_its_workload_over(tmp_path, capsys, advanced, hpa, warned):
+    path = tmp_path / "so.yaml"
+    path.write_text(yaml.safe_dump(_edited(KEDA, ("spec", "advanced"), advanced)))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["import", str(path), "-o", str(tmp_path / "q.yaml")])
+    assert exit_info.value.code == 0
+    text, err = (tmp_path / "q.yaml").read_text(), capsys.readouterr().err
+    comments = " ".join(line.strip("# -") for line in text.splitlines() if line.startswith("#"))
+    assert (f"cut-over: delete the ScaledObject (kubectl delete scaledobject q -n shop), not its HPA {hpa}, which "
+            f"KEDA re-creates at once") in comments
+    restore = ("advanced.restoreToOriginalReplicaCount true: deleting this ScaledObject scales Deployment shop/worker "
+               "back to the replicas it had before KEDA scaled it")
+    assert (restore in comments) == warned
+    assert (f"warning: ScaledObject shop/q: {restore}" in err) == warned, err
+
+
+@pytest.mark.parametrize("minimum, warned", [
+    pytest.param(None, True, id="keda-default-minimum-0"),
+    pytest.param(0, True, id="minimum-0"),
+    pytest.param(2, False, id="minimum-2"),
+])
+def test_a_scaled_object_that_scales_to_zero_warns_of_a_cut_over_at_zero(tmp_path, capsys, minimum, warned):
+    # replicas 0 turns autoscaling off (HPA, preset: hpa): a workload idle at 0 when its ScaledObject
+    # was deleted stayed at 0 under load, though the note said the minimum 'becomes 1'
+    path = tmp_path / "so.yaml"
+    path.write_text(yaml.safe_dump(KEDA if minimum is None else _edited(KEDA, ("spec", "minReplicaCount"), minimum)))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["import", str(path), "-o", str(tmp_path / "q.yaml")])
+    assert exit_info.value.code == 0
+    err = capsys.readouterr().err
+    said = ("warning: ScaledObject shop/q: minReplicaCount 0: deleted while KEDA has Deployment shop/worker at 0 (idle), "
+            "the workload stays at 0 under this policy, as under HPA (0 replicas turns autoscaling off): if it is at 0 "
+            "after the cut-over, kubectl scale deployment worker -n shop --replicas=1")
+    assert (said in err) == warned, err
+
+
+@pytest.mark.parametrize("annotations, held", [
+    pytest.param({}, None, id="not-paused"),
+    pytest.param({"autoscaling.keda.sh/paused": "false"}, None, id="paused-false"),
+    # KEDA deletes a paused ScaledObject's HPA: setpoint run saw no HPA and scaled the workload the
+    # team had paused at its first cycle, and the import said nothing
+    pytest.param({"autoscaling.keda.sh/paused-replicas": "4"}, "holds Deployment shop/worker at 4", id="paused-replicas"),
+    pytest.param({"autoscaling.keda.sh/paused": "true"}, "holds Deployment shop/worker where it is", id="paused"),
+])
+def test_a_paused_scaled_object_is_a_warning(tmp_path, capsys, annotations, held):
+    path = tmp_path / "so.yaml"
+    path.write_text(yaml.safe_dump(_edited(KEDA, ("metadata", "annotations"), annotations)))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["import", str(path), "-o", str(tmp_path / "q.yaml")])
+    assert exit_info.value.code == 0
+    text, err = (tmp_path / "q.yaml").read_text(), capsys.readouterr().err
+    said = [line for line in err.splitlines() if "this ScaledObject is paused" in line]
+    if held is None:
+        assert said == [] and "paused" not in text
+    else:
+        [line] = said
+        assert line.startswith("warning: ScaledObject shop/q: metadata.annotations autoscaling.keda.sh/paused")
+        assert f"KEDA {held} and has deleted its HPA, so setpoint run (not --shadow) scales the workload" in line
+        assert "this ScaledObject is paused" in text
+
+
 def test_min_zero_becomes_one_with_a_comment():
     text = import_files([str(FIXTURES / "keda-prometheus.yaml")]).text
     assert "scale to zero" in text and load_policy_text(text)[0].model.spec.replicas.min_replicas == 1
@@ -292,9 +361,6 @@ def _metric(source: dict) -> dict:
     pytest.param(_edited(KEDA, ("spec", "scaleTargetRef", "nmae"), "worker"), ("spec", "scaleTargetRef", "nmae"),
                  "unknown field (kubectl apply refuses it too): expected apiVersion, envSourceContainerName, kind or "
                  "name, got 'nmae'", id="keda-misspelt-scale-target-field"),
-    pytest.param(_edited(KEDA, ("spec", "advanced"), {"horizontalPodAutoscalerConfig": {"behaviour": {}}}),
-                 ("spec", "advanced", "horizontalPodAutoscalerConfig", "behaviour"), "expected behavior or name",
-                 id="keda-misspelt-hpa-config-field"),
     pytest.param(_edited(KEDA, ("spec", "advanced"), {"restoreToOriginalReplicas": True}),
                  ("spec", "advanced", "restoreToOriginalReplicas"), "unknown field", id="keda-misspelt-advanced-field"),
     pytest.param(_edited(KEDA, ("spec", "advanced"), {"scalingModifiers": {"formula": "a", "targetValue": "5"}}),
@@ -311,6 +377,22 @@ def _metric(source: dict) -> dict:
                  id="keda-misspelt-authentication-ref-field"),
     pytest.param(_edited(KEDA, ("spec", "triggers", 0, "authenticationRef"), "keda-auth"),
                  ("spec", "triggers", 0, "authenticationRef"), "expected a mapping", id="keda-authentication-ref-text"),
+    # spec.advanced and its horizontalPodAutoscalerConfig were not checked: a misspelt behaviour
+    # dropped the ScaledObject's scale-down window and rate limits (HPA's defaults instead)
+    pytest.param(_edited(KEDA, ("spec", "advanced"), {"horizontalPodAutoscalerConfig": {"behaviour": {
+        "scaleDown": {"stabilizationWindowSeconds": 60}}}}),
+        ("spec", "advanced", "horizontalPodAutoscalerConfig", "behaviour"),
+        "unknown field (kubectl apply refuses it too): expected behavior or name", id="keda-misspelt-behavior"),
+    pytest.param(_edited(KEDA, ("spec", "advanced"), {"restoreToOriginalReplicaCount": "yes"}),
+                 ("spec", "advanced", "restoreToOriginalReplicaCount"), "expected true or false, got 'yes'",
+                 id="keda-restore-not-a-boolean"),
+    # kubectl get hpa -A lists the HPAs KEDA makes: s0-prometheus became the query sum(s0-prometheus...),
+    # and the policy's cut-over (delete the HPA) one KEDA undoes
+    pytest.param(_edited(HPA, ("metadata", "ownerReferences"), [
+        {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "orders", "controller": True,
+         "uid": "6c1f0b8e-1d9a-4a4e-9a3c-2f1e5b7d9c01"}]), ("metadata", "ownerReferences", 0, "kind"),
+        "this HPA is KEDA's, made for ScaledObject 'orders': import the ScaledObject instead (kubectl get "
+        "scaledobject orders -n shop -o yaml | setpoint import -)", id="an-hpa-keda-made"),
     pytest.param(_edited(V1, ("spec", "targetCPUUtilizationPercentage"), 0), ("spec", "targetCPUUtilizationPercentage"),
                  "expected a positive number, got 0", id="v1-percentage"),
 ])

@@ -164,6 +164,41 @@ def test_a_set_of_disjoint_policies_decides_as_each_policy_alone(history, tmp_pa
             assert len(steps) > 2 and column(together, target, run) == steps, (target, run)
 
 
+#: api read through a query whose answer has no workload labels, as an imported HPA's External
+#: metric reads sum(queue_messages{queue="jobs"}): live, the one series is its single target's.
+LONE = {**THREE, "api.yaml": """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {name: api}
+spec:
+  preset: hpa
+  targets: {namespace: shop, names: [api]}
+  interval: 15s
+  replicas: {min: 2, max: 40}
+  scaling:
+    metrics:
+      - name: jobs
+        query: sum(app_rps{namespace="shop", deployment="api"})
+        target: {averagePerReplica: 20}
+"""}
+
+
+def test_a_series_without_workload_labels_is_read_as_the_single_target_policys_in_a_set(history, tmp_path):
+    """In a folder, the grid has every policy's targets: the one unlabelled series was read as
+    nobody's, api was 'blind' and the backtest stopped (exit 1); alone it replayed."""
+    server, data = history
+    folder = write(tmp_path / "set", LONE)
+    result = backtest(server, data, "-p", folder, "--compare", "hpa", "-o", tmp_path / "set-out")
+    assert result.exit_code == 0, result.output
+    together = timeline(tmp_path / "set-out" / "timeline.csv")
+    alone = backtest(server, data, "-p", folder / "api.yaml", "--compare", "hpa", "-o", tmp_path / "api-out")
+    assert alone.exit_code == 0, alone.output
+    single = timeline(tmp_path / "api-out" / "timeline.csv")
+    for run, theirs in (("policies", "api"), ("hpa", "hpa")):
+        steps = column(single, "api", theirs)
+        assert len(steps) > 2 and column(together, "api", run) == steps, run
+
+
 @pytest.mark.parametrize("compare_interval", [pytest.param("30s", id="a-multiple"),
                                               pytest.param("20s", id="ticks-that-interleave")])
 def test_a_comparison_with_another_interval_is_held_between_its_cycles(history, tmp_path, compare_interval):

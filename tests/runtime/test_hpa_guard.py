@@ -38,8 +38,14 @@ spec:
 """
 
 
-def hpa(name: str, kind: str = "Deployment", target: str = "web") -> dict:
-    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": name},
+def hpa(name: str, kind: str = "Deployment", target: str = "web", owner: str | None = None) -> dict:
+    """An HPA; ``owner``: the name of the KEDA ScaledObject that controls it, as KEDA makes one."""
+    metadata: dict = {"name": name}
+    if owner is not None:
+        metadata["ownerReferences"] = [{"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": owner,
+                                        "uid": "0d6c1a4e-3b1f-4d2c-9a57-4f1c2a9e8b11", "controller": True,
+                                        "blockOwnerDeletion": True}]
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": metadata,
             "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": kind, "name": target},
                      "minReplicas": 1, "maxReplicas": 10}}
 
@@ -65,18 +71,25 @@ def spec_of(server, name: str = "web") -> int:
     return int(engine.spec_replicas[engine.index(name)])
 
 
-@pytest.mark.parametrize("hpas, left_alone", [
-    pytest.param([("web-hpa", "Deployment", "web")], True, id="an-hpa-on-the-deployment"),
-    pytest.param([("keda-hpa-web", "Deployment", "web"), ("web-hpa", "Deployment", "web")], True,
-                 id="two-hpas-the-first-named"),
-    pytest.param([("web-hpa", "StatefulSet", "web")], False, id="an-hpa-on-a-statefulset-of-that-name"),
-    pytest.param([("api-hpa", "Deployment", "api")], False, id="an-hpa-on-another-deployment"),
-    pytest.param([], False, id="no-hpa"),
+DELETE_THE_HPA = "delete the HPA"
+
+
+@pytest.mark.parametrize("hpas, left_alone, hand_over", [
+    pytest.param([("web-hpa", "Deployment", "web", None)], True, DELETE_THE_HPA, id="an-hpa-on-the-deployment"),
+    pytest.param([("keda-hpa-web", "Deployment", "web", None), ("web-hpa", "Deployment", "web", None)], True,
+                 DELETE_THE_HPA, id="two-hpas-the-first-named"),
+    # KEDA re-creates the HPA it owns at once: 'delete the HPA' handed nothing over
+    pytest.param([("keda-hpa-orders", "Deployment", "web", "orders")], True,
+                 "delete the ScaledObject (kubectl delete scaledobject orders -n shop), not the HPA: its owner "
+                 "re-creates it", id="the-hpa-of-a-keda-scaledobject"),
+    pytest.param([("web-hpa", "StatefulSet", "web", None)], False, None, id="an-hpa-on-a-statefulset-of-that-name"),
+    pytest.param([("api-hpa", "Deployment", "api", None)], False, None, id="an-hpa-on-another-deployment"),
+    pytest.param([], False, None, id="no-hpa"),
 ])
-def test_a_workload_an_hpa_scales_is_left_alone(server, tmp_path, caplog, hpas, left_alone):
+def test_a_workload_an_hpa_scales_is_left_alone(server, tmp_path, caplog, hpas, left_alone, hand_over):
     rec, cluster, autoscaling = reconciler(server, tmp_path)
-    for name, kind, target in hpas:
-        autoscaling.create_namespaced_horizontal_pod_autoscaler("shop", hpa(name, kind, target))
+    for name, kind, target, owner in hpas:
+        autoscaling.create_namespaced_horizontal_pod_autoscaler("shop", hpa(name, kind, target, owner))
     caplog.set_level(logging.WARNING, logger="setpoint.runtime")
     before = scale_writes(server)
     result = rec.cycle(server.world.engine.now)  # 150 rps at 30 per replica: 2 -> 5 wanted
@@ -87,9 +100,10 @@ def test_a_workload_an_hpa_scales_is_left_alone(server, tmp_path, caplog, hpas, 
     cluster.close()
     said = [r.getMessage() for r in caplog.records if "also scales" in r.getMessage()]
     if left_alone:
-        assert said == ["HorizontalPodAutoscaler shop/" + hpas[0][0] + " also scales Deployment shop/web: policy web "
-                        "leaves it alone while the HPA exists (two autoscalers would scale it against each other); "
-                        "to move it to Setpoint, compare the two with setpoint run --shadow, then delete the HPA"]
+        owned = f" (the HPA of ScaledObject {hpas[0][3]})" if hpas[0][3] else ""
+        assert said == ["HorizontalPodAutoscaler shop/" + hpas[0][0] + " also scales Deployment shop/web" + owned +
+                        ": policy web leaves it alone while the HPA exists (two autoscalers would scale it against each "
+                        "other); to move it to Setpoint, compare the two with setpoint run --shadow, then " + hand_over]
         assert events(server, "ScaledByHPA") == said
     else:
         assert said == [] and events(server, "ScaledByHPA") == []
@@ -164,4 +178,36 @@ def test_a_health_only_policy_never_lists_hpas(server, tmp_path, text):
     result = rec.cycle(server.world.engine.now)
     assert [t.name for t in result.targets] == ["web"] and result.hpa_scaled == 0
     assert server.api.requests.count("GET", HPA_PATH) == before
+    cluster.close()
+
+
+def test_an_hpa_that_cannot_be_listed_is_told_by_its_writes_and_left_alone(server, tmp_path, caplog):
+    """RBAC without list on HPAs from the first cycle on: nothing was known, so the policy scaled web
+    beside its HPA (max 3) and the HPA's writes were taken as a take-over's: 5, 3, 5, 3, ... every
+    15 s with one 'cannot check' line. Now the HPA's revert of a write tells it: one more write in
+    that cycle, then web is left alone, said once; a list that works again says whether it still is."""
+    rec, cluster, autoscaling = reconciler(server, tmp_path)
+    caplog.set_level(logging.INFO, logger="setpoint.runtime")
+    server.api.faults.inject(HPA_PATH, status=403, times=1000, method="GET")
+    autoscaling.create_namespaced_horizontal_pod_autoscaler("shop", {**hpa("web-hpa"), "spec": {
+        **hpa("web-hpa")["spec"], "maxReplicas": 3}})
+    before, now, seen = scale_writes(server), server.world.engine.now, []
+    for k in range(5):
+        result = rec.cycle(now + 15 * k)
+        seen.append((spec_of(server), [t.name for t in result.targets]))
+        server.world.advance(3)  # one HPA sync (15 s): kube-controller-manager sets 3
+    assert scale_writes(server) - before == 2, seen
+    assert seen == [(5, ["web"]), (5, ["web"]), (3, []), (3, []), (3, [])]
+    said = [r.getMessage() for r in caplog.records if "a HorizontalPodAutoscaler's writer" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(
+        "kube-controller-manager (a HorizontalPodAutoscaler's writer) changed spec.replicas of Deployment shop/web "
+        "after policy web wrote it, and the HPAs of shop cannot be listed (list HorizontalPodAutoscalers in shop: "
+        "HTTP 403") and said[0].endswith(
+        "policy web leaves it alone until they can (two autoscalers would scale it against each other); grant list "
+        "on horizontalpodautoscalers.autoscaling (as deploy/ does), or delete the HPA"), said
+    assert events(server, "ScaledByHPA") == said
+    server.api.faults.clear()  # listed again: the HPA itself, by name
+    assert rec.cycle(now + 75).targets == [] and [h.name for h in rec.hpa_guard.scaled_by.values()] == ["web-hpa"]
+    autoscaling.delete_namespaced_horizontal_pod_autoscaler("web-hpa", "shop")
+    assert [t.name for t in rec.cycle(now + 90).targets] == ["web"]  # taken over once the list shows it gone
     cluster.close()
