@@ -205,8 +205,10 @@ _GROUPING = re.compile(r"(?<![A-Za-z0-9_:])(by|without)\s*\(([^()]*)\)", re.IGNO
 #: Aggregations whose result keeps only the grouping's labels (topk, bottomk, limitk keep the series').
 _AGGREGATION = re.compile(r"(?<![A-Za-z0-9_:])(sum|avg|min|max|count|group|stddev|stdvar|quantile|count_values)"
                           r"\s*\(", re.IGNORECASE)
-#: Functions and modifiers that can give a result labels its aggregation dropped.
-_RELABEL = re.compile(r"(?<![A-Za-z0-9_:])(label_replace|label_join|group_left|group_right)\s*\(", re.IGNORECASE)
+#: Functions that write one label, named by their second argument (a string).
+_LABEL_WRITER = re.compile(r"(?<![A-Za-z0-9_:])(label_replace|label_join)\s*\(", re.IGNORECASE)
+#: Modifiers that can give a result labels its aggregation dropped (any of the other side's).
+_GROUP_MODIFIER = re.compile(r"(?<![A-Za-z0-9_:])(group_left|group_right)\s*\(", re.IGNORECASE)
 
 
 def drops_label(query: str, label: str) -> bool:
@@ -215,7 +217,8 @@ def drops_label(query: str, label: str) -> bool:
     (``label_replace``, ``group_left``, ...). Outside strings and comments; a sound query only
     (see :func:`query_problem`). Linear in the query."""
     code = _code_and_strings(query)[0]
-    if _RELABEL.search(code):
+    written = _written_labels(query, code)
+    if _GROUP_MODIFIER.search(code) or label in written or "*" in written:
         return False
     for m in _GROUPING.finditer(code):
         labels = {x.strip() for x in m.group(2).split(",")}
@@ -227,6 +230,37 @@ def drops_label(query: str, label: str) -> bool:
         if after is not None and not re.match(r"\s*(by|without)\s*\(", code[after + 1:after + 64], re.IGNORECASE):
             return True
     return False
+
+
+def _written_labels(query: str, code: str) -> set[str]:
+    """The labels ``label_replace(v, "dst", ...)`` and ``label_join(v, "dst", ...)`` of ``query``
+    write (``code``: the query with strings blanked out); ``"*"`` for a call whose destination
+    cannot be read (then any label may be written back). One pass."""
+    commas = _first_commas(code)
+    written: set[str] = set()
+    for m in _LABEL_WRITER.finditer(code):
+        comma = commas.get(m.end() - 1)
+        j = len(query) if comma is None else comma + 1
+        while j < len(query) and query[j].isspace():
+            j += 1
+        end = _string_end(query, j) if j < len(query) and query[j] in "\"'`" else None
+        written.add("*" if end is None else query[j + 1:end])
+    return written
+
+
+def _first_commas(code: str) -> dict[int, int]:
+    """Each bracket's opening position -> its first comma at its own depth (one pass)."""
+    out: dict[int, int] = {}
+    stack: list[int] = []
+    for i, c in enumerate(code):
+        if c in "([{":
+            stack.append(i)
+        elif c in ")]}":
+            if stack:
+                stack.pop()
+        elif c == "," and stack and stack[-1] not in out:
+            out[stack[-1]] = i
+    return out
 
 
 def _matching_parens(code: str) -> dict[int, int]:

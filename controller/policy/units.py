@@ -65,8 +65,12 @@ def unit_warnings(policy: PolicyDocument) -> list[Warning_]:
                             f"{format_number(round(metric.target.utilization * 100.0, 9))}%, write "
                             f"{format_number(round(metric.target.utilization * 100.0, 9))}"))
             out += _query_warnings(metric.query, (*path, "query"))
+            if not (spec.preset == "hpa" and not drops_label(metric.query, "pod")):  # HPA's per-pod reading
+                out += _unmatched_series(metric.query, spec.targets, (*path, "query"), _MISSING_METRIC)
             if metric.ramp is not None and metric.ramp.latest is not None:
                 out += _query_warnings(metric.ramp.latest, (*path, "ramp", "latest"))
+                out += _unmatched_series(metric.ramp.latest, spec.targets, (*path, "ramp", "latest"),
+                                         _MISSING_METRIC)
         if spec.scaling.tolerance is not None and spec.scaling.tolerance.up >= 1.0:
             up = spec.scaling.tolerance.up
             out.append((("spec", "scaling", "tolerance", "up"),
@@ -78,6 +82,9 @@ def unit_warnings(policy: PolicyDocument) -> list[Warning_]:
             for field in ("query", "errors", "requests"):
                 if getattr(check, field) is not None:
                     out += _query_warnings(getattr(check, field), ("spec", "health", "checks", i, field))
+            if check.scope == "workload" and check.query is not None:
+                out += _unmatched_series(check.query, spec.targets, ("spec", "health", "checks", i, "query"),
+                                         _BLIND_CHECK)
             if check.scope == "pod" and check.query is not None and drops_label(check.query, "pod"):
                 out.append((("spec", "health", "checks", i, "query"),
                             "warning: a scope: pod check whose query aggregates the pod label away (by (...) "
@@ -93,6 +100,31 @@ def unit_warnings(policy: PolicyDocument) -> list[Warning_]:
         if spec.scaling is None:
             out += _health_only_scale_ups(spec.health)
     return out
+
+
+#: The labels a series is matched to its workload by: ``setpoint run --target-labels``' default.
+TARGET_LABELS = ("namespace", "deployment")
+_MISSING_METRIC = "the metric is missing at every cycle (the replicas are held, then onMissingMetrics)"
+_BLIND_CHECK = "the check sees no value at any cycle (and missing data never fires it)"
+
+
+def _unmatched_series(query: str, targets, path: tuple, consequence: str) -> Iterator[Warning_]:
+    """A query whose aggregation leaves out a label its series are matched to their workload by:
+    none is any target's. One value with neither label is a single named target's (the adapter
+    gives it to that target), so only several targets (names, a selector) need both labels."""
+    dropped = [label for label in TARGET_LABELS if drops_label(query, label)]
+    several = targets.selector is not None or len(targets.names or ()) > 1
+    if not dropped or (len(dropped) == len(TARGET_LABELS) and not several):
+        return
+    kept = [label for label in TARGET_LABELS if label not in dropped]
+    result = (f"keep {kept[0]} but not {dropped[0]}" if kept else
+              "keep neither namespace nor deployment (sum(...) with no grouping, or a by (...) without them)")
+    statefulset = ("; a StatefulSet's name goes into the deployment label too: label_replace(..., \"deployment\", "
+                   "\"$1\", \"pod\", \"(.+)-[0-9]+\") (policies/hpa-behavior.yaml)"
+                   if targets.kind == "StatefulSet" else "")
+    yield path, (f"warning: the query's series {result}: setpoint run matches a series to its workload by both "
+                 f"labels (--target-labels){', with several targets' if not kept else ''}, so none is a target's "
+                 f"and {consequence}; group by (namespace, deployment){statefulset}")
 
 
 def _health_only_scale_ups(health) -> Iterator[Warning_]:

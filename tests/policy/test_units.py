@@ -196,6 +196,9 @@ RESTARTS = "increase(kube_pod_container_status_restarts_total[10m])"
     pytest.param("pod", RESTARTS, "restart-pod", 6, 2, "", [], id="pod-check-not-aggregated"),
     pytest.param("pod", f'max by (namespace, pod) (label_replace(sum by (namespace, x) ({RESTARTS}), "pod", "$1", "x", '
                  '"(.+)"))', "restart-pod", 6, 2, "", [], id="pod-label-put-back"),
+    pytest.param("pod", f'sum by (namespace, deployment) (label_replace({RESTARTS}, "deployment", "$1", "pod", '
+                 '"(.+)-[a-z0-9]+-[a-z0-9]{{5}}"))', "restart-pod", 6, 2, "", ["aggregates the pod label away"],
+                 id="pod-label-read-into-another-then-aggregated-away"),
     pytest.param("pod", f'sum by (namespace, pod) ({RESTARTS}{{q="by (deployment)"}})', "restart-pod", 6, 2, "", [],
                  id="by-inside-a-string"),
     pytest.param("workload", f"sum by (namespace, deployment) ({RESTARTS})", "restart-pod", 6, 2, "", [],
@@ -269,3 +272,88 @@ def test_validate_prints_the_valid_files_warnings_beside_another_files_errors(tm
     assert any("broken.yaml:" in line and "spec.replicas.min" in line for line in lines), lines
     assert lines[-1].startswith(f"{path}:11: spec.scaling.metrics[0].target.value: warning: a target of 250 seconds")
     assert result.stderr.strip().endswith(", 1 warning")
+
+
+SERIES = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {{name: jobs}}
+spec:
+  {preset}targets: {targets}
+  replicas: {{min: 1, max: 30}}
+  scaling:
+    metrics:
+      - name: m
+        query: '{query}'
+        target: {target}
+{more}"""
+SELECTOR = "{kind: Deployment, namespace: jobs, selector: {matchLabels: {app: worker}}}"
+ONE = "{kind: Deployment, namespace: jobs, name: worker}"
+STS = "{kind: StatefulSet, namespace: data, name: db}"
+PER_REPLICA = "{averagePerReplica: 500}"
+BY_WORKLOAD = "sum by (namespace, deployment) (queue_messages_ready)"
+CPU_OF_PODS = ('100 * sum by (namespace, {label}) (label_replace(rate(container_cpu_usage_seconds_total[2m]), "{label}", '
+               '"$1", "pod", "(.+)-[0-9]+")) / sum by (namespace, {label}) (label_replace('
+               'kube_pod_container_resource_requests{{resource="cpu"}}, "{label}", "$1", "pod", "(.+)-[0-9]+"))')
+RAMP_LATEST = "        ramp: {{latest: '{latest}'}}\n"
+WORKLOAD_CHECK = """\
+  health:
+    checks:
+      - name: memory
+        query: '{check}'
+        unhealthy: {{above: 3000, for: 2m}}
+        action: rolling-restart
+"""
+NEITHER = ("the query's series keep neither namespace nor deployment (sum(...) with no grouping, or a by (...) "
+           "without them): setpoint run matches a series to its workload by both labels (--target-labels), with "
+           "several targets, so none is a target's and the metric is missing at every cycle")
+ONLY_NAMESPACE = ("the query's series keep namespace but not deployment: setpoint run matches a series to its "
+                  "workload by both labels (--target-labels), so none is a target's and")
+
+
+@pytest.mark.parametrize("preset, targets, query, target, more, expected", [
+    pytest.param("", SELECTOR, "sum(queue_messages_ready)", PER_REPLICA, "",
+                 [f"api.yaml:10: spec.scaling.metrics[0].query: warning: {NEITHER}"], id="selector-summed-whole"),
+    pytest.param("", SELECTOR, "sum by (queue) (queue_messages_ready)", PER_REPLICA, "", [NEITHER],
+                 id="selector-grouped-by-another-label"),
+    pytest.param("", SELECTOR, BY_WORKLOAD, PER_REPLICA, "", [], id="selector-grouped-by-the-target-labels"),
+    pytest.param("", "{kind: Deployment, namespace: jobs, names: [a, b]}", "max(queue_messages_ready)", PER_REPLICA,
+                 "", [NEITHER], id="two-names-summed-whole"),
+    pytest.param("", ONE, "sum(queue_messages_ready)", PER_REPLICA, "", [],
+                 id="one-name-one-unlabelled-value-is-its-own"),
+    pytest.param("", ONE, "histogram_quantile(0.95, sum by (le) (rate(x_seconds_bucket[1m])))", "{value: 0.25}", "",
+                 [], id="one-name-a-quantile-by-le"),
+    pytest.param("", ONE, "sum by (namespace) (queue_messages_ready)", PER_REPLICA, "",
+                 [f"api.yaml:10: spec.scaling.metrics[0].query: warning: {ONLY_NAMESPACE} the metric is missing at "
+                  "every cycle (the replicas are held, then onMissingMetrics); group by (namespace, deployment)"],
+                 id="one-name-grouped-by-namespace-only"),
+    pytest.param("", STS, CPU_OF_PODS.format(label="statefulset"), "{utilization: 70}", "",
+                 [ONLY_NAMESPACE, "a StatefulSet's name goes into the deployment label too: label_replace(..., "
+                  "\"deployment\", \"$1\", \"pod\", \"(.+)-[0-9]+\") (policies/hpa-behavior.yaml)"],
+                 id="statefulset-grouped-by-a-statefulset-label"),
+    pytest.param("preset: hpa\n  ", STS, CPU_OF_PODS.format(label="statefulset"), "{utilization: 70}", "",
+                 [ONLY_NAMESPACE], id="statefulset-hpa-preset-grouped-by-a-statefulset-label"),
+    pytest.param("", STS, CPU_OF_PODS.format(label="deployment"), "{utilization: 70}", "", [],
+                 id="statefulset-name-written-into-deployment"),
+    pytest.param("preset: hpa\n  ", STS, "sum by (namespace, pod) (rate(container_cpu_usage_seconds_total[2m]))",
+                 "{utilization: 70}", "", [], id="hpa-preset-read-pod-by-pod"),
+    pytest.param("", SELECTOR, "sum(x) * on() group_left(deployment) max by (namespace, deployment) (y)",
+                 PER_REPLICA, "", [], id="group-left-may-put-labels-back"),
+    pytest.param("", SELECTOR, BY_WORKLOAD, PER_REPLICA, RAMP_LATEST.format(latest="sum(rate(x_total[30s]))"),
+                 ["api.yaml:12: spec.scaling.metrics[0].ramp.latest: warning: " + NEITHER], id="ramp-latest-summed-whole"),
+    pytest.param("", ONE, BY_WORKLOAD, PER_REPLICA, WORKLOAD_CHECK.format(check="max by (namespace) (mem)"),
+                 ["api.yaml:15: spec.health.checks[0].query: warning: " + ONLY_NAMESPACE + " the check sees no value "
+                  "at any cycle (and missing data never fires it)"], id="workload-check-grouped-by-namespace"),
+    pytest.param("", ONE, BY_WORKLOAD, PER_REPLICA, WORKLOAD_CHECK.format(check="max by (namespace, deployment) (m)"),
+                 [], id="workload-check-grouped-by-the-target-labels"),
+])
+def test_a_query_whose_series_no_target_can_be_matched_to(preset, targets, query, target, more, expected):
+    """`setpoint run` maps each series to its workload by its namespace and deployment labels: a
+    query that aggregates one away reads nothing (a StatefulSet's `statefulset` label included),
+    and valid files said nothing of it (the shipped StatefulSet example among them)."""
+    text = SERIES.format(preset=preset, targets=targets, query=query, target=target, more=more)
+    check = check_policy_texts([(text, "api.yaml")])
+    assert check.errors == [] and len(check.policies) == 1, check.errors
+    said = [str(w) for w in check.warnings]
+    assert len(said) == (1 if expected else 0), said
+    assert all(e in said[0] for e in expected), said
