@@ -82,6 +82,7 @@ def unit_warnings(policy: PolicyDocument) -> list[Warning_]:
             for field in ("query", "errors", "requests"):
                 if getattr(check, field) is not None:
                     out += _query_warnings(getattr(check, field), ("spec", "health", "checks", i, field))
+            out += _instant_firing(check, ("spec", "health", "checks", i, "unhealthy"))
             if check.scope == "workload" and check.query is not None:
                 out += _unmatched_series(check.query, spec.targets, ("spec", "health", "checks", i, "query"),
                                          _BLIND_CHECK)
@@ -125,6 +126,19 @@ def _unmatched_series(query: str, targets, path: tuple, consequence: str) -> Ite
     yield path, (f"warning: the query's series {result}: setpoint run matches a series to its workload by both "
                  f"labels (--target-labels){', with several targets' if not kept else ''}, so none is a target's "
                  f"and {consequence}; group by (namespace, deployment){statefulset}")
+
+
+def _instant_firing(check, path: tuple) -> Iterator[Warning_]:
+    """An ``unhealthy`` threshold without ``for`` on a check that acts: ``for`` defaults to 0s, so
+    one reading past it (a GC pause, a scrape of a pod mid-start) restarts or rolls back. Written
+    ``for: 0s`` it is what the author meant, and is not said."""
+    threshold = check.unhealthy
+    if threshold is None or check.action == "record" or "for_s" in threshold.model_fields_set:
+        return
+    side, value = ("above", threshold.above) if threshold.above is not None else ("below", threshold.below)
+    yield path, (f"warning: no for: a single reading {side} {format_number(value)} is enough for {check.action} "
+                 f"(for defaults to 0s); write how long it must hold, e.g. for: 2m, or for: 0s if one reading "
+                 f"is meant")
 
 
 def _health_only_scale_ups(health) -> Iterator[Warning_]:

@@ -357,3 +357,33 @@ def test_a_query_whose_series_no_target_can_be_matched_to(preset, targets, query
     said = [str(w) for w in check.warnings]
     assert len(said) == (1 if expected else 0), said
     assert all(e in said[0] for e in expected), said
+
+
+FOR_CHECK = HEAD + """\
+  health:
+    checks:
+      - name: memory
+        query: max by (namespace, pod) (container_memory_working_set_bytes) / 2^20
+        scope: pod
+        unhealthy: {unhealthy}
+        action: {action}
+"""
+
+
+@pytest.mark.parametrize("unhealthy, action, expected", [
+    pytest.param("{above: 3000}", "restart-pod", ["api.yaml:12: spec.health.checks[0].unhealthy: warning: no for: a "
+                 "single reading above 3000 is enough for restart-pod (for defaults to 0s); write how long it must "
+                 "hold, e.g. for: 2m, or for: 0s if one reading is meant"], id="restart-without-for"),
+    pytest.param("{below: 0.5}", "rolling-restart", ["a single reading below 0.5 is enough for rolling-restart"],
+                 id="below-without-for"),
+    pytest.param("{above: 3000, for: 0s}", "restart-pod", [], id="for-0s-written-is-meant"),
+    pytest.param("{above: 3000, for: 2m}", "restart-pod", [], id="for-given"),
+    pytest.param("{above: 3000}", "record", [], id="record-only-records"),
+])
+def test_a_check_that_acts_on_one_reading_is_said(unhealthy, action, expected):
+    """A newcomer's memory check without `for` restarted a pod at its first reading above the line
+    (for defaults to 0s), and validate said nothing."""
+    check = check_policy_texts([(FOR_CHECK.format(unhealthy=unhealthy, action=action), "api.yaml")])
+    assert check.errors == [] and len(check.policies) == 1, check.errors
+    said = [str(w) for w in check.warnings]
+    assert len(said) == len(expected) and all(e in w for w, e in zip(said, expected)), said
