@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import calendar
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
@@ -342,6 +342,9 @@ class Scenario:
     #: than the run): ``FILE:LINE: FIELD.PATH: warning: ...`` as a policy's (controller/policy/units.py).
     #: ``setpoint simulate``, ``sweep`` and ``tune`` print them once before the run, and their results keep them.
     warnings: tuple[FieldError, ...] = ()
+    #: each ``spec.metrics`` name -> its line in the file (None when not known): where a binding a
+    #: policy does not use is said (runner.misspelt_bindings)
+    binding_lines: dict[str, int | None] = field(default_factory=dict)
 
     def history_times(self) -> np.ndarray:
         """(H,) tick times of the history before the start, epoch seconds (empty without history)."""
@@ -714,6 +717,7 @@ def _compile(doc: ScenarioDocument, file: str, line_of, folder: Path | None = No
                     duration_s=spec.duration, tick_s=spec.tick, seed=spec.seed, slo=slo, cluster=cluster, shapes=shapes,
                     faults=faults, fault_names=fault_names, bindings=dict(spec.metrics), metrics_window_s=spec.metrics_window,
                     history_s=spec.history,
+                    binding_lines={name: line_of(("spec", "metrics", name)) for name in spec.metrics},
                     warnings=tuple(sorted((FieldError(file, line_of(loc), format_path(loc), msg)
                                            for loc, msg in dict.fromkeys(warnings)), key=lambda w: w.line or 0)))
 

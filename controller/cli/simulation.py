@@ -110,7 +110,9 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
     from simulators.output import OUTPUT_FILES, write_outputs
     from simulators.parallel import usable_cpus
     from simulators.result import shown_path
-    from simulators.runner import check_bindings, compiled_pays, healing_controllers, standard_controllers
+    from controller.runtime.reconciler import RuntimePolicy
+    from simulators.runner import (check_bindings, compiled_pays, healing_controllers, misspelt_bindings,
+                                   standard_controllers)
     from simulators.runner import simulate as run_simulation
     from simulators.scenario_set import folder_name, varied_scenario
 
@@ -153,6 +155,7 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
         check_bindings(sc, controllers)  # every unbound metric at once, before the bars and the --out folder
     except ValueError as exc:
         fail([str(exc)])
+    say_warnings(misspelt_bindings(sc, RuntimePolicy.of(under_test or healer)))  # a typo binds nothing
     check_fits(sc, runs, memory_limit(max_memory_bytes))
     out_dir = out_folder(out or Path("out") / folder_name(sc.name), files=OUTPUT_FILES, command="simulate")
     if not compiled_pays(sc, len(runs)):  # a short run: as fast on numpy, and nothing to compile first
