@@ -105,6 +105,8 @@ def unit_warnings(policy: PolicyDocument) -> list[Warning_]:
 
 #: The labels a series is matched to its workload by: ``setpoint run --target-labels``' default.
 TARGET_LABELS = ("namespace", "deployment")
+#: Why a value with neither label is no target's: it is only a single target's (a selector's, while it selects one).
+HOW_SEVERAL = ", with several targets (names, or a selector once it selects two)"
 _MISSING_METRIC = "the metric is missing at every cycle (the replicas are held, then onMissingMetrics)"
 _BLIND_CHECK = "the check sees no value at any cycle (and missing data never fires it)"
 
@@ -124,7 +126,7 @@ def _unmatched_series(query: str, targets, path: tuple, consequence: str) -> Ite
                    "\"$1\", \"pod\", \"(.+)-[0-9]+\") (policies/hpa-behavior.yaml)"
                    if targets.kind == "StatefulSet" else "")
     yield path, (f"warning: the query's series {result}: setpoint run matches a series to its workload by both "
-                 f"labels (--target-labels){', with several targets' if not kept else ''}, so none is a target's "
+                 f"labels (--target-labels){HOW_SEVERAL if not kept else ''}, so none is a target's "
                  f"and {consequence}; group by (namespace, deployment){statefulset}")
 
 

@@ -306,7 +306,8 @@ WORKLOAD_CHECK = """\
 """
 NEITHER = ("the query's series keep neither namespace nor deployment (sum(...) with no grouping, or a by (...) "
            "without them): setpoint run matches a series to its workload by both labels (--target-labels), with "
-           "several targets, so none is a target's and the metric is missing at every cycle")
+           "several targets (names, or a selector once it selects two), so none is a target's and the metric is "
+           "missing at every cycle")
 ONLY_NAMESPACE = ("the query's series keep namespace but not deployment: setpoint run matches a series to its "
                   "workload by both labels (--target-labels), so none is a target's and")
 
