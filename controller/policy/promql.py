@@ -263,6 +263,48 @@ def _first_commas(code: str) -> dict[int, int]:
     return out
 
 
+#: A metric name that counts failures (http_request_errors_total, grpc_failed_calls_total).
+_FAILURE_NAME = re.compile(r"(?<![A-Za-z0-9_:])[A-Za-z_:][A-Za-z0-9_:]*(?:error|fail)[A-Za-z0-9_:]*", re.IGNORECASE)
+#: A matcher that keeps failed requests: code=~"5..", status="500", status_code=~"5.*".
+_FAILURE_MATCHER = re.compile(r"(?:code|status)\s*=~?\s*[\"'`]5", re.IGNORECASE)
+#: A factor of 100 at the top of a quotient: the ratio is in percent.
+_HUNDRED = re.compile(r"(?<![A-Za-z0-9_:.])100(?:\.0*)?(?![0-9.eE])")
+
+
+def error_ratio(query: str) -> bool:
+    """Whether ``query`` is a fraction of failed requests (between 0 and 1): a quotient at its top
+    level whose numerator counts failures (a metric named for errors or failures, or a matcher
+    on 5xx codes) and whose two sides are rates of counters, not scaled by 100 (percent). A sound
+    query only (see :func:`query_problem`). Linear in the query."""
+    code = _code_and_strings(query)[0]
+    while (inner := code.strip()).startswith("(") and _matching_parens(inner).get(0) == len(inner) - 1:
+        code = " " + inner[1:-1] + " "  # (a / b): the same quotient; positions shift, so the query's too
+        query = " " + query.strip()[1:-1] + " "
+    depth, slash = 0, None
+    for i, c in enumerate(code):
+        depth += (c in "([{") - (c in ")]}")
+        if c == "/" and depth == 0:
+            slash = i
+            break
+    if slash is None or _HUNDRED.search(_top_level(code)):
+        return False
+    above, below = code[:slash], code[slash + 1:]
+    rates = all(re.search(r"(?<![A-Za-z0-9_:])(?:rate|irate|increase)\s*\(", side) for side in (above, below))
+    return rates and bool(_FAILURE_NAME.search(above) or _FAILURE_MATCHER.search(query[:slash]))
+
+
+def _top_level(code: str) -> str:
+    """``code`` with every bracket's contents blanked out: what is at depth 0."""
+    out, depth = [], 0
+    for c in code:
+        if c in ")]}":
+            depth -= 1
+        out.append(c if depth == 0 else " ")
+        if c in "([{":
+            depth += 1
+    return "".join(out)
+
+
 def _matching_parens(code: str) -> dict[int, int]:
     """Each '(' position -> its ')' position (one pass; unmatched ones are left out)."""
     out, stack = {}, []

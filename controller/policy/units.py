@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterator
 
 from controller.policy.durations import format_number
-from controller.policy.promql import drops_label, matcher_variables, raw_counters
+from controller.policy.promql import drops_label, error_ratio, matcher_variables, raw_counters
 from controller.policy.schema import PolicyDocument
 
 #: A query in seconds with a threshold at or above this many (s) is probably in milliseconds.
@@ -194,6 +194,11 @@ def _query_warnings(query: str, path: tuple) -> Iterator[Warning_]:
 
 
 def _check(query: str, value: float, path: tuple, what: str) -> Iterator[Warning_]:
+    if 1.0 < abs(value) <= 100.0 and error_ratio(query):
+        v = format_number(value)
+        yield path, (f"warning: a {what} of {v} on an error ratio (failed requests over all of them: at most 1, so "
+                     f"it never reaches {v}); if you meant {v}%, write {format_number(round(value / 100.0, 9))}")
+        return
     unit = query_unit(query)
     if unit == "s" and value >= SECONDS_AT_LEAST:
         yield path, (f"warning: a {what} of {format_number(value)} seconds: the query reads a histogram in seconds "

@@ -388,3 +388,33 @@ def test_a_check_that_acts_on_one_reading_is_said(unhealthy, action, expected):
     assert check.errors == [] and len(check.policies) == 1, check.errors
     said = [str(w) for w in check.warnings]
     assert len(said) == len(expected) and all(e in w for w, e in zip(said, expected)), said
+
+
+ERRORS_OVER_REQUESTS = ("sum by (namespace, deployment) (rate(http_request_errors_total[1m])) / "
+                        "sum by (namespace, deployment) (rate(http_requests_total[1m]))")
+FIVE_XX = ('sum by (namespace, deployment) (rate(http_requests_total{code=~"5.."}[1m])) / '
+           'sum by (namespace, deployment) (rate(http_requests_total[1m]))')
+
+
+@pytest.mark.parametrize("template, query, value, expected", [
+    pytest.param(HEALTH, ERRORS_OVER_REQUESTS, 5, ["api.yaml:11: spec.health.checks[0].unhealthy.above: warning: a "
+                 "threshold of 5 on an error ratio (failed requests over all of them: at most 1, so it never reaches "
+                 "5); if you meant 5%, write 0.05"], id="a-percent-on-a-ratio-of-errors"),
+    pytest.param(HEALTH, FIVE_XX, 2, ["a threshold of 2 on an error ratio"], id="a-percent-on-a-ratio-of-5xx"),
+    pytest.param(SCALING, f"({ERRORS_OVER_REQUESTS})", 10, ["spec.scaling.metrics[0].target.value: warning: a "
+                 "target of 10 on an error ratio"], id="a-target-on-a-ratio-in-parentheses"),
+    pytest.param(HEALTH, ERRORS_OVER_REQUESTS, 0.05, [], id="a-ratio-as-a-fraction"),
+    pytest.param(HEALTH, f"100 * {ERRORS_OVER_REQUESTS}", 5, [], id="a-ratio-in-percent"),
+    pytest.param(HEALTH, f"{ERRORS_OVER_REQUESTS} * 100", 5, [], id="a-ratio-times-100"),
+    pytest.param(HEALTH, "sum(rate(http_requests_total[1m])) / sum(rate(http_pods_total[1m]))", 5, [],
+                 id="a-ratio-of-other-counters"),
+    pytest.param(HEALTH, "sum by (namespace, deployment) (rate(http_request_errors_total[1m]))", 5, [],
+                 id="errors-per-second-not-a-ratio"),
+])
+def test_a_percent_written_on_an_error_ratio(template, query, value, expected):
+    """`unhealthy: {above: 5}` meant 5% on errors / requests, which is at most 1: the rollback
+    check never fired, and validate said nothing."""
+    check = check_policy_texts([(template.format(query=query, value=value), "api.yaml")])
+    assert check.errors == [] and len(check.policies) == 1, check.errors
+    said = [str(w) for w in check.warnings]
+    assert len(said) == len(expected) and all(e in w for w, e in zip(said, expected)), said
