@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import calendar
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
@@ -344,7 +345,7 @@ class Scenario:
     warnings: tuple[FieldError, ...] = ()
     #: each ``spec.metrics`` name -> its line in the file (None when not known): where a binding a
     #: policy does not use is said (runner.misspelt_bindings)
-    binding_lines: dict[str, int | None] = field(default_factory=dict)
+    binding_lines: dict[str, int | None] = dataclass_field(default_factory=dict)
 
     def history_times(self) -> np.ndarray:
         """(H,) tick times of the history before the start, epoch seconds (empty without history)."""
