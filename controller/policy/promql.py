@@ -217,8 +217,7 @@ def drops_label(query: str, label: str) -> bool:
     (``label_replace``, ``group_left``, ...). Outside strings and comments; a sound query only
     (see :func:`query_problem`). Linear in the query."""
     code = _code_and_strings(query)[0]
-    written = _written_labels(query, code)
-    if _GROUP_MODIFIER.search(code) or label in written or "*" in written:
+    if relabels(query, label):
         return False
     for m in _GROUPING.finditer(code):
         labels = {x.strip() for x in m.group(2).split(",")}
@@ -261,6 +260,33 @@ def _first_commas(code: str) -> dict[int, int]:
         elif c == "," and stack and stack[-1] not in out:
             out[stack[-1]] = i
     return out
+
+
+_MATCHER = re.compile(r"(?<![A-Za-z0-9_:])([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(?=[\"'`])")
+
+
+def label_matchers(query: str) -> list[tuple[str, str, str]]:
+    """``(label, operator, value)`` of every label matcher of ``query`` (``namespace="shop"``,
+    ``deployment=~"web|api"``), outside strings and comments; a value with an escape is left out
+    (it is not read here). A sound query only (see :func:`query_problem`). Linear in the query."""
+    code = _code_and_strings(query)[0]
+    out = []
+    for m in _MATCHER.finditer(query):
+        if code[m.start()] != query[m.start()]:  # inside a string or a comment
+            continue
+        end = _string_end(query, m.end())
+        value = None if end is None else query[m.end() + 1:end]
+        if value is not None and "\\" not in value:
+            out.append((m.group(1), m.group(2), value))
+    return out
+
+
+def relabels(query: str, label: str) -> bool:
+    """Whether something in ``query`` may write ``label`` after its selectors did (a
+    ``label_replace``/``label_join`` into it, or ``group_left``/``group_right``)."""
+    code = _code_and_strings(query)[0]
+    written = _written_labels(query, code)
+    return bool(_GROUP_MODIFIER.search(code)) or label in written or "*" in written
 
 
 #: A metric name that counts failures (http_request_errors_total, grpc_failed_calls_total).

@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterator
 
 from controller.policy.durations import format_number
-from controller.policy.promql import drops_label, error_ratio, matcher_variables, raw_counters
+from controller.policy.promql import drops_label, error_ratio, label_matchers, matcher_variables, raw_counters, relabels
 from controller.policy.schema import PolicyDocument
 
 #: A query in seconds with a threshold at or above this many (s) is probably in milliseconds.
@@ -65,12 +65,15 @@ def unit_warnings(policy: PolicyDocument) -> list[Warning_]:
                             f"{format_number(round(metric.target.utilization * 100.0, 9))}%, write "
                             f"{format_number(round(metric.target.utilization * 100.0, 9))}"))
             out += _query_warnings(metric.query, (*path, "query"))
+            out += _other_workloads(metric.query, spec.targets, (*path, "query"), _MISSING_METRIC)
             if not (spec.preset == "hpa" and not drops_label(metric.query, "pod")):  # HPA's per-pod reading
                 out += _unmatched_series(metric.query, spec.targets, (*path, "query"), _MISSING_METRIC)
             if metric.ramp is not None and metric.ramp.latest is not None:
                 out += _query_warnings(metric.ramp.latest, (*path, "ramp", "latest"))
                 out += _unmatched_series(metric.ramp.latest, spec.targets, (*path, "ramp", "latest"),
                                          _MISSING_METRIC)
+                out += _other_workloads(metric.ramp.latest, spec.targets, (*path, "ramp", "latest"),
+                                        _MISSING_METRIC)
         if spec.scaling.tolerance is not None and spec.scaling.tolerance.up >= 1.0:
             up = spec.scaling.tolerance.up
             out.append((("spec", "scaling", "tolerance", "up"),
@@ -82,6 +85,8 @@ def unit_warnings(policy: PolicyDocument) -> list[Warning_]:
             for field in ("query", "errors", "requests"):
                 if getattr(check, field) is not None:
                     out += _query_warnings(getattr(check, field), ("spec", "health", "checks", i, field))
+                    out += _other_workloads(getattr(check, field), spec.targets, ("spec", "health", "checks", i, field),
+                                            _BLIND_CHECK, names=check.scope == "workload")
             out += _instant_firing(check, ("spec", "health", "checks", i, "unhealthy"))
             if check.scope == "workload" and check.query is not None:
                 out += _unmatched_series(check.query, spec.targets, ("spec", "health", "checks", i, "query"),
@@ -128,6 +133,38 @@ def _unmatched_series(query: str, targets, path: tuple, consequence: str) -> Ite
     yield path, (f"warning: the query's series {result}: setpoint run matches a series to its workload by both "
                  f"labels (--target-labels){HOW_SEVERAL if not kept else ''}, so none is a target's "
                  f"and {consequence}; group by (namespace, deployment){statefulset}")
+
+
+def _other_workloads(query: str, targets, path: tuple, consequence: str, names: bool = True) -> Iterator[Warning_]:
+    """A query whose series keep the namespace (or workload name) label, and whose matchers on it
+    select only other namespaces (other workloads) than the targets': none of its series is a
+    target's (a query copied from another policy, its namespace="shop" left as it was). Only the
+    name label where the targets are named and the series are matched by it (``names``)."""
+    wanted = [("namespace", [targets.namespace])]
+    if names and targets.selector is None:
+        wanted.append(("deployment", [targets.name] if targets.name else list(targets.names or ())))
+    matchers = label_matchers(query)
+    for label, ours in wanted:
+        chosen = [(op, value) for name, op, value in matchers if name == label and op in ("=", "=~")
+                  and not matcher_variables(f'{{{name}="{value}"}}')]  # a Grafana variable is said on its own
+        if not chosen or drops_label(query, label) or relabels(query, label):
+            continue
+        if any(_selects(op, value, mine) for op, value in chosen for mine in ours):
+            continue
+        said = ", ".join(f'{label}{op}"{value}"' for op, value in dict.fromkeys(chosen))
+        yield path, (f"warning: the query selects {said}, and its series keep that {label}, but the targets' "
+                     f"{label} is {' or '.join(ours)}: none of its series is a target's, so {consequence}; select "
+                     f"the targets' {label} (a query copied from another policy?)")
+
+
+def _selects(op: str, value: str, name: str) -> bool:
+    """Whether the matcher ``op value`` selects ``name``; a regex Python cannot read selects anything."""
+    if op == "=":
+        return value == name
+    try:
+        return re.fullmatch(value, name) is not None  # Prometheus anchors its regexes at both ends
+    except re.error:
+        return True
 
 
 def _instant_firing(check, path: tuple) -> Iterator[Warning_]:

@@ -151,7 +151,7 @@ RPS = "sum by (namespace, deployment) (rate(http_requests_total[1m]))"
     pytest.param('sum by (namespace, deployment) (rate(x_seconds_count{pod=~"${pod:regex}", job="[[job]]"}[1m]))',
                  "{averagePerReplica: 85}", 0.05, ["${pod:regex} in a label matcher", "[[job]] in a label matcher"],
                  id="grafana-variables-braced-and-old-style"),
-    pytest.param('sum by (namespace, deployment) (label_replace(rate(x{deployment=~"web$|api$"}[1m]), "d", "$1", '
+    pytest.param('sum by (namespace, deployment) (label_replace(rate(x{deployment=~"gateway$|api$"}[1m]), "d", "$1", '
                  '"pod", "(.+)"))', "{averagePerReplica: 85}", 0.05, [], id="regex-anchors-and-a-capture-reference"),
 ])
 def test_numbers_valid_as_written_and_probably_meant_otherwise(query, target, up, expected):
@@ -418,3 +418,64 @@ def test_a_percent_written_on_an_error_ratio(template, query, value, expected):
     assert check.errors == [] and len(check.policies) == 1, check.errors
     said = [str(w) for w in check.warnings]
     assert len(said) == len(expected) and all(e in w for w, e in zip(said, expected)), said
+
+
+COPIED = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {{name: api}}
+spec:
+  targets: {targets}
+  replicas: {{min: 2, max: 20}}
+  scaling:
+    metrics:
+      - name: rps
+        query: '{query}'
+        target: {{averagePerReplica: 80}}
+{more}"""
+WEB = "{kind: Deployment, namespace: web, names: [api, api-canary]}"
+RATE_OF = "sum by (namespace, deployment) (rate(http_requests_total{{{matchers}}}[1m]))"
+POD_CHECK = """\
+  health:
+    checks:
+      - name: restarts
+        query: 'sum by (namespace, pod) (increase(kube_pod_container_status_restarts_total{{{matchers}}}[10m]))'
+        scope: pod
+        unhealthy: {{above: 3, for: 0s}}
+        action: restart-pod
+"""
+
+
+@pytest.mark.parametrize("targets, query, more, expected", [
+    pytest.param(WEB, RATE_OF.format(matchers='namespace="shop"'), "",
+                 ['api.yaml:10: spec.scaling.metrics[0].query: warning: the query selects namespace="shop", and its '
+                  "series keep that namespace, but the targets' namespace is web: none of its series is a target's, "
+                  "so the metric is missing at every cycle (the replicas are held, then onMissingMetrics); select the "
+                  "targets' namespace (a query copied from another policy?)"], id="another-namespace"),
+    pytest.param(WEB, RATE_OF.format(matchers='namespace="web", deployment=~"web|web-canary"'), "",
+                 ["the query selects deployment=~\"web|web-canary\", and its series keep that deployment, but the "
+                  "targets' deployment is api or api-canary"], id="other-workloads-by-regex"),
+    pytest.param(WEB, RATE_OF.format(matchers='namespace="web", deployment=~"api.*"'), "", [],
+                 id="a-regex-that-selects-them"),
+    pytest.param(WEB, RATE_OF.format(matchers='namespace=~"web|shop", deployment="api"'), "", [],
+                 id="one-of-them-by-name-in-its-namespace"),
+    pytest.param(WEB, RATE_OF.format(matchers='namespace!="shop"'), "", [], id="a-negative-matcher-is-not-a-choice"),
+    pytest.param("{kind: Deployment, namespace: web, name: api}",
+                 'sum(rate(nginx_ingress_controller_requests{namespace="ingress-nginx", exported_service="api"}[1m]))',
+                 "", [], id="one-target-read-at-the-ingress-controller"),
+    pytest.param(WEB, 'sum by (namespace, deployment) (label_replace(rate(x{namespace="ingress"}[1m]), "namespace", '
+                 '"web", "", ""))', "", [], id="the-namespace-written-back"),
+    pytest.param("{kind: Deployment, namespace: web, selector: {matchLabels: {app: api}}}",
+                 RATE_OF.format(matchers='namespace="web", deployment="other"'), "", [],
+                 id="a-selector-names-no-workload"),
+    pytest.param(WEB, RATE_OF.format(matchers='namespace="web"'), POD_CHECK.format(matchers='namespace="shop"'),
+                 ['api.yaml:15: spec.health.checks[0].query: warning: the query selects namespace="shop"',
+                  "the check sees no value at any cycle"], id="a-pod-check-in-another-namespace"),
+])
+def test_a_query_that_selects_other_workloads_than_the_targets(targets, query, more, expected):
+    """web-rps.yaml copied for namespace web kept its query's namespace="shop": every series named
+    shop's workloads, none the targets', and the metric was missing at every cycle, unsaid."""
+    check = check_policy_texts([(COPIED.format(targets=targets, query=query, more=more), "api.yaml")])
+    assert check.errors == [] and len(check.policies) == 1, check.errors
+    said = [str(w) for w in check.warnings]
+    assert len(said) == (1 if expected else 0) and all(e in said[0] for e in expected), said
