@@ -83,7 +83,8 @@ def test_a_file_with_a_scaling_and_a_health_only_policy_simulates_the_scaling_on
     scores = json.loads((tmp_path / "out" / "result.json").read_text())["controllers"]
     assert list(scores) == ["policy", "hpa", "oracle"]
     assert scores["policy"]["description"].startswith("checkout (") and "heals" not in scores["policy"]["description"]
-    assert "Health actions of" not in proc.stdout
+    # the scaling policy's own health actions are listed (it heals too), not the health-only one's
+    assert "Health actions of checkout (policy): none." in proc.stdout and "payments-health" not in proc.stdout
 
 
 @pytest.mark.parametrize("args, code, says", [
