@@ -263,6 +263,40 @@ def _unbound_words(unbound: list[tuple[str, bool]]) -> str:
     return "; ".join(parts)
 
 
+def _names(policy: RuntimePolicy) -> list[str]:
+    """The policy's metric and health check names, as a scenario's spec.metrics binds them."""
+    return list(policy.params.metric_names) + ([c.name for c in policy.health.checks] if policy.health else [])
+
+
+def _misspelt(scenario: Scenario, names: Sequence[str]) -> dict[str, str]:
+    """spec.metrics name -> the name of ``names`` it probably meant: a binding that names none of
+    them but is close to one the scenario does not bind (a typo, whose signal nothing reads)."""
+    import difflib
+
+    unbound = [n for n in names if n not in scenario.bindings]
+    out = {}
+    for key in scenario.bindings:
+        close = [] if key in names else difflib.get_close_matches(key, unbound, n=1, cutoff=0.75)
+        if close:
+            out[key] = close[0]
+    return out
+
+
+def misspelt_bindings(scenario: Scenario, policy: RuntimePolicy) -> list[FieldError]:
+    """A warning per spec.metrics name that is no metric or check of ``policy`` and reads like one
+    of them: the binding is unused, and that metric reads its default signal (or none) instead."""
+    out = []
+    for key, meant in _misspelt(scenario, _names(policy)).items():
+        per_pod = policy.health is not None and any(c.name == meant and c.scope == Scope.POD
+                                                     for c in policy.health.checks)
+        signal = scenario.pod_signal_for(meant) if per_pod else scenario.signal_for(meant)
+        reads = f"reads {signal} (the default for that name)" if signal else "is bound to nothing"
+        out.append(FieldError(scenario.file, scenario.binding_lines.get(key), f"spec.metrics.{key}",
+                              f"warning: policy {policy.name} has no metric or check named {key!r}, so this "
+                              f"binding is unused and its {meant!r} {reads}; did you mean spec.metrics.{meant}?"))
+    return out
+
+
 def policy_bindings(scenario: Scenario, policy: RuntimePolicy, one_run: bool = True) -> dict[str, str]:
     """query expression -> simulated signal, for each metric and health check of the policy.
     ``one_run``: a metric the scenario does not bind may be bound with --scenario-set (simulate,
@@ -280,7 +314,9 @@ def policy_bindings(scenario: Scenario, policy: RuntimePolicy, one_run: bool = T
         raise ValueError(f"policy {policy.name}: {_unbound_words(unbound)}; bind "
                          f"{'it' if len(unbound) == 1 else 'them'} for this run with "
                          + " ".join(f"--scenario-set 'spec.metrics.{name}=SIGNAL'" for name, _ in unbound)
-                         + f", or under spec.metrics of scenario {scenario.name}")
+                         + f", or under spec.metrics of scenario {scenario.name}"
+                         + "".join(f" (it binds {key!r}: meant {meant!r}?)"
+                                   for key, meant in _misspelt(scenario, [n for n, _ in unbound]).items()))
     out = {}
     for name, expr, per_pod in named:
         signal = scenario.pod_signal_for(name) if per_pod else scenario.signal_for(name)

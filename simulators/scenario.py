@@ -13,6 +13,7 @@ from __future__ import annotations
 import calendar
 import math
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
@@ -353,6 +354,9 @@ class Scenario:
     statefulsets: frozenset[str] = frozenset()
     #: of those, the ones with ``podManagementPolicy: Parallel``
     parallel_statefulsets: frozenset[str] = frozenset()
+    #: each ``spec.metrics`` name -> its line in the file (None when not known): where a binding a
+    #: policy does not use is said (runner.misspelt_bindings)
+    binding_lines: dict[str, int | None] = dataclass_field(default_factory=dict)
 
     def history_times(self) -> np.ndarray:
         """(H,) tick times of the history before the start, epoch seconds (empty without history)."""
@@ -734,6 +738,7 @@ def _compile(doc: ScenarioDocument, file: str, line_of, folder: Path | None = No
                     statefulsets=frozenset(c.name for c, m in zip(configs, models) if m.kind == "StatefulSet"),
                     parallel_statefulsets=frozenset(c.name for c, m in zip(configs, models)
                                                     if m.pod_management_policy == "Parallel"),
+                    binding_lines={name: line_of(("spec", "metrics", name)) for name in spec.metrics},
                     warnings=tuple(sorted((FieldError(file, line_of(loc), format_path(loc), msg)
                                            for loc, msg in dict.fromkeys(warnings)), key=lambda w: w.line or 0)))
 

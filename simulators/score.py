@@ -584,11 +584,12 @@ def driven_lines(rows: list[dict[str, Any]], services: list[str]) -> list[str]:
     return lines
 
 
-def health_action_lines(run: ControllerRun, policy: str, limit: int) -> list[str]:
+def health_action_lines(run: ControllerRun, policy: str, limit: int, scales: bool = False) -> list[str]:
     """What a health-only ``policy`` did in ``run`` (beside a scaler, whose own scale actions are
     left out), one line per action (time since the start, target, action, reason), the first
-    ``limit`` of them, under a line that counts them by kind."""
-    actions = [a for a in run.actions if a.policy == policy]
+    ``limit`` of them, under a line that counts them by kind. ``scales``: the policy scales too,
+    and its scale actions (its scaling's, or a check's scale-up: one kind) are left out."""
+    actions = [a for a in run.actions if a.policy == policy and not (scales and a.kind == "scale")]
     thinned = f"; {run.actions_dropped} more actions of the run not kept" if run.actions_dropped else ""
     if not actions:
         return [f"Health actions of {policy} ({run.name}): none{thinned}."]

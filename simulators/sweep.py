@@ -327,8 +327,13 @@ def file_differences(bases: Sequence[PolicyBase]) -> tuple[str, ...]:
     from controller.policy.counterpart import spec_differences
 
     labels = base_labels(bases)
-    return tuple(f"{labels[i]}: {d}" for i in range(1, len(bases))
-                 for d in spec_differences(bases[0].policy, bases[i].policy) or ["(no difference in scaling)"])
+    return tuple(f"{labels[i]}: {d}{TARGETS_NOT_SIMULATED if d.startswith('targets.') else ''}"
+                 for i in range(1, len(bases))
+                 for d in spec_differences(bases[0].policy, bases[i].policy, whole=True) or ["(no difference)"])
+
+
+#: Said after a difference in targets: the scores cannot show it (it said "no difference in scaling").
+TARGETS_NOT_SIMULATED = " (not in the scores: a simulated policy drives every service of the scenario)"
 
 
 def cell_payload(scenario: ScenarioInput, variant: Variant, seed: int) -> dict:

@@ -31,7 +31,8 @@ def explain(
         "--changes", help="Only decisions that changed the replica count or took a health action (a restart, "
                           "a rollback); one the cluster refused or that timed out is listed too, marked NOT "
                           "APPLIED with the error.")] = False,
-    limit: Annotated[int, typer.Option(min=1, help="Print at most this many records (the last ones).")] = 40,
+    limit: Annotated[int, typer.Option(min=1, help="Print at most this many records (the last ones; stderr says "
+                                                   "how many there were).")] = 40,
 ) -> None:
     """Print decision records: for each target and cycle, every stage's number and the reason.
 
@@ -72,7 +73,8 @@ def explain(
                 others.append(r["controller"])
 
     # streamed: the last --limit records (or one per target with --at) are held, not the file
-    records = select_records(of_controller(), target=target, at=when, changed_only=changes, last=limit)
+    total: list[int] = []
+    records = select_records(of_controller(), target=target, at=when, changed_only=changes, last=limit, total=total)
     if skipped:
         more = f" (and {len(skipped) - 1} more such lines)" if len(skipped) > 1 else ""
         if not read[0]:
@@ -92,6 +94,9 @@ def explain(
     if not records:
         typer.echo("no decision records match; drop --target, --at, --controller or --changes to see more", err=True)
         raise typer.Exit(1)
+    if total and total[0] > len(records):  # said: the first change shown is not the first there was
+        typer.echo(f"setpoint: the last {len(records)} of {total[0]} {'changes' if changes else 'records'} "
+                   f"(--limit {total[0]} for all)", err=True)
     printed = 0
     for r in records:
         try:

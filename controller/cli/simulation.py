@@ -74,7 +74,8 @@ def simulate(
     OUT`). With no arguments: the bundled flash-crowd scenario, the bundled default policy, the
     HPA baseline and the oracle. A health-only policy (a health section, no scaling) runs beside
     the workload's scaler (--scaler: the hpa preset by default, or fixed replicas) and is
-    compared with that scaler alone; its health actions are listed under the table. Exit 1 on an
+    compared with that scaler alone. The health actions of a policy with a health section are
+    listed under the table (a scaling one's scale actions left out). Exit 1 on an
     invalid scenario or policy, or one whose estimated memory need is over --max-memory.
     """
     from controller.errors import InvalidInput
@@ -110,7 +111,9 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
     from simulators.output import OUTPUT_FILES, write_outputs
     from simulators.parallel import usable_cpus
     from simulators.result import shown_path
-    from simulators.runner import check_bindings, compiled_pays, healing_controllers, standard_controllers
+    from controller.runtime.reconciler import RuntimePolicy
+    from simulators.runner import (check_bindings, compiled_pays, healing_controllers, misspelt_bindings,
+                                   standard_controllers)
     from simulators.runner import simulate as run_simulation
     from simulators.scenario_set import folder_name, varied_scenario
 
@@ -153,6 +156,7 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
         check_bindings(sc, controllers)  # every unbound metric at once, before the bars and the --out folder
     except ValueError as exc:
         fail([str(exc)])
+    say_warnings(misspelt_bindings(sc, RuntimePolicy.of(under_test or healer)))  # a typo binds nothing
     check_fits(sc, runs, memory_limit(max_memory_bytes))
     out_dir = out_folder(out or Path("out") / folder_name(sc.name), files=OUTPUT_FILES, command="simulate")
     if not compiled_pays(sc, len(runs)):  # a short run: as fast on numpy, and nothing to compile first
@@ -191,6 +195,8 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
     _print_scores(result)
     if healer is not None:
         _print_health_actions(result, healer.name, out_dir)
+    elif under_test.health is not None:  # a policy that scales and heals: its restarts and rollbacks
+        _print_health_actions(result, under_test.name, out_dir, scales=True)
     for kind, path in paths.items():
         typer.echo(f"{kind:>9}: {path}")
 
@@ -205,13 +211,14 @@ def _fixed_max(healer, hpa, scaler: str) -> int | None:
     return hpa.params.max_replicas if scaler == "hpa" and hpa is not None else None
 
 
-def _print_health_actions(result, healer: str, out_dir: Path) -> None:
-    """The health actions the health-only policy ``healer`` took in the ``policy`` run (time,
-    target, action, reason), the first HEALTH_ACTIONS_SHOWN of them: what the healing did, beside
-    the table that says what it bought. The scaler's own scale actions are not listed."""
+def _print_health_actions(result, healer: str, out_dir: Path, scales: bool = False) -> None:
+    """The health actions the policy ``healer`` took in the ``policy`` run (time, target, action,
+    reason), the first HEALTH_ACTIONS_SHOWN of them: what the healing did, beside the table that
+    says what it bought. The scaler's own scale actions are not listed (``scales``: the policy's
+    own, for a policy that scales and heals)."""
     from simulators.score import health_action_lines
 
-    lines = health_action_lines(result.runs["policy"], healer, HEALTH_ACTIONS_SHOWN)
+    lines = health_action_lines(result.runs["policy"], healer, HEALTH_ACTIONS_SHOWN, scales)
     console = table_console()
     for line in lines:
         console.print(line, highlight=False, markup=False)

@@ -30,11 +30,13 @@ def hpa_counterpart(loaded: LoadedPolicy, name: str = "hpa") -> LoadedPolicy:
                    health_params=None)
 
 
-def spec_differences(a: LoadedPolicy, b: LoadedPolicy) -> list[str]:
+def spec_differences(a: LoadedPolicy, b: LoadedPolicy, whole: bool = False) -> list[str]:
     """``field: A vs B`` for every field of the two policies' specs that differs, targets aside,
     and health aside unless one of them only heals (then it is all they differ in; YAML names;
-    durations as a file writes them). Metrics and checks are compared by name."""
-    aside = {"targets"} if not (a.scales and b.scales) else {"health", "targets"}
+    durations as a file writes them). Metrics and checks are compared by name. ``whole``: targets
+    and health too (a review of a change, where a changed selector or check must not read as no
+    change)."""
+    aside = set() if whole else {"targets"} if not (a.scales and b.scales) else {"health", "targets"}
 
     def spec(p: LoadedPolicy) -> dict:
         data = durations_written(p.model.spec.model_dump(by_alias=True, exclude=aside, exclude_none=True),

@@ -331,9 +331,11 @@ class _Conversion:
     # -- queries -----------------------------------------------------------------------------
     @staticmethod
     def _by_workload(kind: str, inner: str) -> str:
-        """``inner`` summed per workload, its name taken from the pod label."""
-        label = kind.lower()
-        return (f'sum by (namespace, {label}) (label_replace({inner}, "{label}", "$1", "pod", '
+        """``inner`` summed per workload, its name taken from the pod label into ``deployment``: a
+        StatefulSet's too, since `setpoint run` matches series to workloads of either kind by their
+        namespace and deployment labels (--target-labels); by a ``statefulset`` label no series
+        would be the policy's."""
+        return (f'sum by (namespace, deployment) (label_replace({inner}, "deployment", "$1", "pod", '
                 f'"{_POD_PATTERN[kind]}"))')
 
     def _resource_query(self, kind: str, workload: str, resource: object, container: str | None,

@@ -205,8 +205,10 @@ _GROUPING = re.compile(r"(?<![A-Za-z0-9_:])(by|without)\s*\(([^()]*)\)", re.IGNO
 #: Aggregations whose result keeps only the grouping's labels (topk, bottomk, limitk keep the series').
 _AGGREGATION = re.compile(r"(?<![A-Za-z0-9_:])(sum|avg|min|max|count|group|stddev|stdvar|quantile|count_values)"
                           r"\s*\(", re.IGNORECASE)
-#: Functions and modifiers that can give a result labels its aggregation dropped.
-_RELABEL = re.compile(r"(?<![A-Za-z0-9_:])(label_replace|label_join|group_left|group_right)\s*\(", re.IGNORECASE)
+#: Functions that write one label, named by their second argument (a string).
+_LABEL_WRITER = re.compile(r"(?<![A-Za-z0-9_:])(label_replace|label_join)\s*\(", re.IGNORECASE)
+#: Modifiers that can give a result labels its aggregation dropped (any of the other side's).
+_GROUP_MODIFIER = re.compile(r"(?<![A-Za-z0-9_:])(group_left|group_right)\s*\(", re.IGNORECASE)
 
 
 def drops_label(query: str, label: str) -> bool:
@@ -215,7 +217,7 @@ def drops_label(query: str, label: str) -> bool:
     (``label_replace``, ``group_left``, ...). Outside strings and comments; a sound query only
     (see :func:`query_problem`). Linear in the query."""
     code = _code_and_strings(query)[0]
-    if _RELABEL.search(code):
+    if relabels(query, label):
         return False
     for m in _GROUPING.finditer(code):
         labels = {x.strip() for x in m.group(2).split(",")}
@@ -227,6 +229,106 @@ def drops_label(query: str, label: str) -> bool:
         if after is not None and not re.match(r"\s*(by|without)\s*\(", code[after + 1:after + 64], re.IGNORECASE):
             return True
     return False
+
+
+def _written_labels(query: str, code: str) -> set[str]:
+    """The labels ``label_replace(v, "dst", ...)`` and ``label_join(v, "dst", ...)`` of ``query``
+    write (``code``: the query with strings blanked out); ``"*"`` for a call whose destination
+    cannot be read (then any label may be written back). One pass."""
+    commas = _first_commas(code)
+    written: set[str] = set()
+    for m in _LABEL_WRITER.finditer(code):
+        comma = commas.get(m.end() - 1)
+        j = len(query) if comma is None else comma + 1
+        while j < len(query) and query[j].isspace():
+            j += 1
+        end = _string_end(query, j) if j < len(query) and query[j] in "\"'`" else None
+        written.add("*" if end is None else query[j + 1:end])
+    return written
+
+
+def _first_commas(code: str) -> dict[int, int]:
+    """Each bracket's opening position -> its first comma at its own depth (one pass)."""
+    out: dict[int, int] = {}
+    stack: list[int] = []
+    for i, c in enumerate(code):
+        if c in "([{":
+            stack.append(i)
+        elif c in ")]}":
+            if stack:
+                stack.pop()
+        elif c == "," and stack and stack[-1] not in out:
+            out[stack[-1]] = i
+    return out
+
+
+_MATCHER = re.compile(r"(?<![A-Za-z0-9_:])([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(?=[\"'`])")
+
+
+def label_matchers(query: str) -> list[tuple[str, str, str]]:
+    """``(label, operator, value)`` of every label matcher of ``query`` (``namespace="shop"``,
+    ``deployment=~"web|api"``), outside strings and comments; a value with an escape is left out
+    (it is not read here). A sound query only (see :func:`query_problem`). Linear in the query."""
+    code = _code_and_strings(query)[0]
+    out = []
+    for m in _MATCHER.finditer(query):
+        if code[m.start()] != query[m.start()]:  # inside a string or a comment
+            continue
+        end = _string_end(query, m.end())
+        value = None if end is None else query[m.end() + 1:end]
+        if value is not None and "\\" not in value:
+            out.append((m.group(1), m.group(2), value))
+    return out
+
+
+def relabels(query: str, label: str) -> bool:
+    """Whether something in ``query`` may write ``label`` after its selectors did (a
+    ``label_replace``/``label_join`` into it, or ``group_left``/``group_right``)."""
+    code = _code_and_strings(query)[0]
+    written = _written_labels(query, code)
+    return bool(_GROUP_MODIFIER.search(code)) or label in written or "*" in written
+
+
+#: A metric name that counts failures (http_request_errors_total, grpc_failed_calls_total).
+_FAILURE_NAME = re.compile(r"(?<![A-Za-z0-9_:])[A-Za-z_:][A-Za-z0-9_:]*(?:error|fail)[A-Za-z0-9_:]*", re.IGNORECASE)
+#: A matcher that keeps failed requests: code=~"5..", status="500", status_code=~"5.*".
+_FAILURE_MATCHER = re.compile(r"(?:code|status)\s*=~?\s*[\"'`]5", re.IGNORECASE)
+#: A factor of 100 at the top of a quotient: the ratio is in percent.
+_HUNDRED = re.compile(r"(?<![A-Za-z0-9_:.])100(?:\.0*)?(?![0-9.eE])")
+
+
+def error_ratio(query: str) -> bool:
+    """Whether ``query`` is a fraction of failed requests (between 0 and 1): a quotient at its top
+    level whose numerator counts failures (a metric named for errors or failures, or a matcher
+    on 5xx codes) and whose two sides are rates of counters, not scaled by 100 (percent). A sound
+    query only (see :func:`query_problem`). Linear in the query."""
+    code = _code_and_strings(query)[0]
+    while (inner := code.strip()).startswith("(") and _matching_parens(inner).get(0) == len(inner) - 1:
+        code = " " + inner[1:-1] + " "  # (a / b): the same quotient; positions shift, so the query's too
+        query = " " + query.strip()[1:-1] + " "
+    depth, slash = 0, None
+    for i, c in enumerate(code):
+        depth += (c in "([{") - (c in ")]}")
+        if c == "/" and depth == 0:
+            slash = i
+            break
+    if slash is None or _HUNDRED.search(_top_level(code)):
+        return False
+    above, below = code[:slash], code[slash + 1:]
+    rates = all(re.search(r"(?<![A-Za-z0-9_:])(?:rate|irate|increase)\s*\(", side) for side in (above, below))
+    return rates and bool(_FAILURE_NAME.search(above) or _FAILURE_MATCHER.search(query[:slash]))
+
+
+def _top_level(code: str) -> str:
+    """``code`` with every bracket's contents blanked out: what is at depth 0."""
+    out, depth = [], 0
+    for c in code:
+        if c in ")]}":
+            depth -= 1
+        out.append(c if depth == 0 else " ")
+        if c in "([{":
+            depth += 1
+    return "".join(out)
 
 
 def _matching_parens(code: str) -> dict[int, int]:

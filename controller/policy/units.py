@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterator
 
 from controller.policy.durations import format_number
-from controller.policy.promql import drops_label, matcher_variables, raw_counters
+from controller.policy.promql import drops_label, error_ratio, label_matchers, matcher_variables, raw_counters, relabels
 from controller.policy.schema import PolicyDocument
 
 #: A query in seconds with a threshold at or above this many (s) is probably in milliseconds.
@@ -65,8 +65,15 @@ def unit_warnings(policy: PolicyDocument) -> list[Warning_]:
                             f"{format_number(round(metric.target.utilization * 100.0, 9))}%, write "
                             f"{format_number(round(metric.target.utilization * 100.0, 9))}"))
             out += _query_warnings(metric.query, (*path, "query"))
+            out += _other_workloads(metric.query, spec.targets, (*path, "query"), _MISSING_METRIC)
+            if not (spec.preset == "hpa" and not drops_label(metric.query, "pod")):  # HPA's per-pod reading
+                out += _unmatched_series(metric.query, spec.targets, (*path, "query"), _MISSING_METRIC)
             if metric.ramp is not None and metric.ramp.latest is not None:
                 out += _query_warnings(metric.ramp.latest, (*path, "ramp", "latest"))
+                out += _unmatched_series(metric.ramp.latest, spec.targets, (*path, "ramp", "latest"),
+                                         _MISSING_METRIC)
+                out += _other_workloads(metric.ramp.latest, spec.targets, (*path, "ramp", "latest"),
+                                        _MISSING_METRIC)
         if spec.scaling.tolerance is not None and spec.scaling.tolerance.up >= 1.0:
             up = spec.scaling.tolerance.up
             out.append((("spec", "scaling", "tolerance", "up"),
@@ -78,6 +85,12 @@ def unit_warnings(policy: PolicyDocument) -> list[Warning_]:
             for field in ("query", "errors", "requests"):
                 if getattr(check, field) is not None:
                     out += _query_warnings(getattr(check, field), ("spec", "health", "checks", i, field))
+                    out += _other_workloads(getattr(check, field), spec.targets, ("spec", "health", "checks", i, field),
+                                            _BLIND_CHECK, names=check.scope == "workload")
+            out += _instant_firing(check, ("spec", "health", "checks", i, "unhealthy"))
+            if check.scope == "workload" and check.query is not None:
+                out += _unmatched_series(check.query, spec.targets, ("spec", "health", "checks", i, "query"),
+                                         _BLIND_CHECK)
             if check.scope == "pod" and check.query is not None and drops_label(check.query, "pod"):
                 out.append((("spec", "health", "checks", i, "query"),
                             "warning: a scope: pod check whose query aggregates the pod label away (by (...) "
@@ -93,6 +106,78 @@ def unit_warnings(policy: PolicyDocument) -> list[Warning_]:
         if spec.scaling is None:
             out += _health_only_scale_ups(spec.health)
     return out
+
+
+#: The labels a series is matched to its workload by: ``setpoint run --target-labels``' default.
+TARGET_LABELS = ("namespace", "deployment")
+#: Why a value with neither label is no target's: it is only a single target's (a selector's, while it selects one).
+HOW_SEVERAL = ", with several targets (names, or a selector once it selects two)"
+_MISSING_METRIC = "the metric is missing at every cycle (the replicas are held, then onMissingMetrics)"
+_BLIND_CHECK = "the check sees no value at any cycle (and missing data never fires it)"
+
+
+def _unmatched_series(query: str, targets, path: tuple, consequence: str) -> Iterator[Warning_]:
+    """A query whose aggregation leaves out a label its series are matched to their workload by:
+    none is any target's. One value with neither label is a single named target's (the adapter
+    gives it to that target), so only several targets (names, a selector) need both labels."""
+    dropped = [label for label in TARGET_LABELS if drops_label(query, label)]
+    several = targets.selector is not None or len(targets.names or ()) > 1
+    if not dropped or (len(dropped) == len(TARGET_LABELS) and not several):
+        return
+    kept = [label for label in TARGET_LABELS if label not in dropped]
+    result = (f"keep {kept[0]} but not {dropped[0]}" if kept else
+              "keep neither namespace nor deployment (sum(...) with no grouping, or a by (...) without them)")
+    statefulset = ("; a StatefulSet's name goes into the deployment label too: label_replace(..., \"deployment\", "
+                   "\"$1\", \"pod\", \"(.+)-[0-9]+\") (policies/hpa-behavior.yaml)"
+                   if targets.kind == "StatefulSet" else "")
+    yield path, (f"warning: the query's series {result}: setpoint run matches a series to its workload by both "
+                 f"labels (--target-labels){HOW_SEVERAL if not kept else ''}, so none is a target's "
+                 f"and {consequence}; group by (namespace, deployment){statefulset}")
+
+
+def _other_workloads(query: str, targets, path: tuple, consequence: str, names: bool = True) -> Iterator[Warning_]:
+    """A query whose series keep the namespace (or workload name) label, and whose matchers on it
+    select only other namespaces (other workloads) than the targets': none of its series is a
+    target's (a query copied from another policy, its namespace="shop" left as it was). Only the
+    name label where the targets are named and the series are matched by it (``names``)."""
+    wanted = [("namespace", [targets.namespace])]
+    if names and targets.selector is None:
+        wanted.append(("deployment", [targets.name] if targets.name else list(targets.names or ())))
+    matchers = label_matchers(query)
+    for label, ours in wanted:
+        chosen = [(op, value) for name, op, value in matchers if name == label and op in ("=", "=~")
+                  and not matcher_variables(f'{{{name}="{value}"}}')]  # a Grafana variable is said on its own
+        if not chosen or drops_label(query, label) or relabels(query, label):
+            continue
+        if any(_selects(op, value, mine) for op, value in chosen for mine in ours):
+            continue
+        said = ", ".join(f'{label}{op}"{value}"' for op, value in dict.fromkeys(chosen))
+        yield path, (f"warning: the query selects {said}, and its series keep that {label}, but the targets' "
+                     f"{label} is {' or '.join(ours)}: none of its series is a target's, so {consequence}; select "
+                     f"the targets' {label} (a query copied from another policy?)")
+
+
+def _selects(op: str, value: str, name: str) -> bool:
+    """Whether the matcher ``op value`` selects ``name``; a regex Python cannot read selects anything."""
+    if op == "=":
+        return value == name
+    try:
+        return re.fullmatch(value, name) is not None  # Prometheus anchors its regexes at both ends
+    except re.error:
+        return True
+
+
+def _instant_firing(check, path: tuple) -> Iterator[Warning_]:
+    """An ``unhealthy`` threshold without ``for`` on a check that acts: ``for`` defaults to 0s, so
+    one reading past it (a GC pause, a scrape of a pod mid-start) restarts or rolls back. Written
+    ``for: 0s`` it is what the author meant, and is not said."""
+    threshold = check.unhealthy
+    if threshold is None or check.action == "record" or "for_s" in threshold.model_fields_set:
+        return
+    side, value = ("above", threshold.above) if threshold.above is not None else ("below", threshold.below)
+    yield path, (f"warning: no for: a single reading {side} {format_number(value)} is enough for {check.action} "
+                 f"(for defaults to 0s); write how long it must hold, e.g. for: 2m, or for: 0s if one reading "
+                 f"is meant")
 
 
 def _health_only_scale_ups(health) -> Iterator[Warning_]:
@@ -146,6 +231,11 @@ def _query_warnings(query: str, path: tuple) -> Iterator[Warning_]:
 
 
 def _check(query: str, value: float, path: tuple, what: str) -> Iterator[Warning_]:
+    if 1.0 < abs(value) <= 100.0 and error_ratio(query):
+        v = format_number(value)
+        yield path, (f"warning: a {what} of {v} on an error ratio (failed requests over all of them: at most 1, so "
+                     f"it never reaches {v}); if you meant {v}%, write {format_number(round(value / 100.0, 9))}")
+        return
     unit = query_unit(query)
     if unit == "s" and value >= SECONDS_AT_LEAST:
         yield path, (f"warning: a {what} of {format_number(value)} seconds: the query reads a histogram in seconds "

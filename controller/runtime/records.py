@@ -296,15 +296,17 @@ def target_matches(key, target: str) -> bool:
 
 
 def select_records(records: Iterable[dict], target: str | None = None, at: float | None = None,
-                   policy: str | None = None, changed_only: bool = False, last: int | None = None) -> list[dict]:
+                   policy: str | None = None, changed_only: bool = False, last: int | None = None,
+                   total: list[int] | None = None) -> list[dict]:
     """Filter by target (full key or bare name), policy, and time.
 
     With ``at``, keep for each target the last record at or before that time. ``changed_only``:
     then only the records whose applied count differs from the current one (the health side's
     ``replicas`` after arbitration where the record has one, else ``desired``), or with a health
     action; ``last``: only the
-    last that many. Streams: memory grows with ``last`` and the targets, not with the records
-    (a records file and its rotations hold up to 200 MB of them by default).
+    last that many; ``total``, when given, gets how many there were before ``last`` cut them
+    (appended). Streams: memory grows with ``last`` and the targets, not with the records (a
+    records file and its rotations hold up to 200 MB of them by default).
     """
     def matches(r: dict) -> bool:
         if policy and r.get("policy") != policy:
@@ -321,9 +323,21 @@ def select_records(records: Iterable[dict], target: str | None = None, at: float
 
     chosen = (r for r in records if matches(r))
     if at is None:
-        return list(deque((r for r in chosen if changed(r)), maxlen=last))
+        seen = [0]
+
+        def counted(rs):
+            for r in rs:
+                seen[0] += 1
+                yield r
+
+        kept = list(deque(counted(r for r in chosen if changed(r)), maxlen=last))
+        if total is not None:
+            total.append(seen[0])
+        return kept
     latest: dict[tuple, dict] = {}
     for r in chosen:
         latest[(r.get("policy"), r.get("target"))] = r
     picked = [r for r in latest.values() if changed(r)]
+    if total is not None:
+        total.append(len(picked))
     return picked if last is None else picked[-last:] if last > 0 else []

@@ -27,6 +27,7 @@ import time
 import urllib.parse
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -37,7 +38,12 @@ from controller.errors import (MetricsUnavailable, PrometheusBadQuery, Prometheu
                                PrometheusUnreachable)
 from controller.model import TargetRef
 from controller.ports import PodMetricsSource, PodSeries, Samples
+from controller.bundled import bundled_policy
+from controller.policy import load_policies, load_policy_text
+from controller.policy.import_files import import_files
 from tests.support.prometheus_server import MetricsExporter, prometheus_server, self_signed_cert
+
+IMPORT_FIXTURES = Path(__file__).resolve().parents[1] / "policy" / "imports"
 
 
 def refs(*keys: str, kind: str = "Deployment") -> list[TargetRef]:
@@ -60,6 +66,9 @@ app_rps{namespace="shop",deployment="inf"} +Inf
 app_rps{namespace="shop",deployment="neginf"} -Inf
 app_blink{namespace="shop",deployment="web"} 1
 app_replicas{namespace="db",statefulset="pg"} 3
+container_cpu_usage_seconds_total{namespace="catalog",pod="indexer-0",container="app"} 5
+kube_pod_container_resource_requests{namespace="catalog",pod="indexer-0",container="app",resource="cpu"} 0.5
+container_memory_working_set_bytes{namespace="batch",pod="worker-0",container="app"} 300000000
 """
 
 
@@ -146,6 +155,31 @@ def test_custom_target_labels_match_statefulsets(prom):
     with PrometheusSource(prom.url) as src:
         assert not src.query("app_replicas", targets, time.time()).present.any()
         assert src.query("app_replicas", targets, time.time(), labels=("namespace", "statefulset")).present.all()
+
+
+def _shipped_statefulset_example():
+    return load_policies([bundled_policy("hpa-behavior.yaml")])[0]
+
+
+def _imported_statefulset_hpa():
+    return load_policy_text(import_files([str(IMPORT_FIXTURES / "behavior-disabled.yaml")]).text)[0]
+
+
+@pytest.mark.parametrize("policy, target, value", [
+    pytest.param(_shipped_statefulset_example, "catalog/indexer", 0.0, id="shipped-example-hpa-behavior"),
+    pytest.param(_imported_statefulset_hpa, "batch/worker", 3e8, id="setpoint-import-of-a-statefulset-hpa"),
+])
+def test_a_statefulset_policy_reads_its_metric_under_the_default_target_labels(prom, policy, target, value):
+    """The shipped StatefulSet example and `setpoint import`'s StatefulSet policies grouped by
+    (namespace, statefulset): under the default target labels (namespace, deployment) no series
+    was the target's, so the metric was missing at every cycle and the policy never scaled. The
+    StatefulSet's name now goes into the deployment label (label_replace from the pod)."""
+    loaded = policy()
+    (ref,) = refs(target, kind="StatefulSet")
+    prom.wait_for('count(rate(container_cpu_usage_seconds_total{namespace="catalog"}[2m])) == 1', timeout_s=10)
+    with PrometheusSource(prom.url) as src:
+        got = src.query(loaded.model.spec.scaling.metrics[0].query, [ref], time.time())
+    assert (got.present.tolist(), got.values.tolist()) == ([True], [value])
 
 
 @pytest.mark.parametrize("offset_s, present", [

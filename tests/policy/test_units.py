@@ -151,7 +151,7 @@ RPS = "sum by (namespace, deployment) (rate(http_requests_total[1m]))"
     pytest.param('sum by (namespace, deployment) (rate(x_seconds_count{pod=~"${pod:regex}", job="[[job]]"}[1m]))',
                  "{averagePerReplica: 85}", 0.05, ["${pod:regex} in a label matcher", "[[job]] in a label matcher"],
                  id="grafana-variables-braced-and-old-style"),
-    pytest.param('sum by (namespace, deployment) (label_replace(rate(x{deployment=~"web$|api$"}[1m]), "d", "$1", '
+    pytest.param('sum by (namespace, deployment) (label_replace(rate(x{deployment=~"gateway$|api$"}[1m]), "d", "$1", '
                  '"pod", "(.+)"))', "{averagePerReplica: 85}", 0.05, [], id="regex-anchors-and-a-capture-reference"),
 ])
 def test_numbers_valid_as_written_and_probably_meant_otherwise(query, target, up, expected):
@@ -196,6 +196,9 @@ RESTARTS = "increase(kube_pod_container_status_restarts_total[10m])"
     pytest.param("pod", RESTARTS, "restart-pod", 6, 2, "", [], id="pod-check-not-aggregated"),
     pytest.param("pod", f'max by (namespace, pod) (label_replace(sum by (namespace, x) ({RESTARTS}), "pod", "$1", "x", '
                  '"(.+)"))', "restart-pod", 6, 2, "", [], id="pod-label-put-back"),
+    pytest.param("pod", f'sum by (namespace, deployment) (label_replace({RESTARTS}, "deployment", "$1", "pod", '
+                 '"(.+)-[a-z0-9]+-[a-z0-9]{{5}}"))', "restart-pod", 6, 2, "", ["aggregates the pod label away"],
+                 id="pod-label-read-into-another-then-aggregated-away"),
     pytest.param("pod", f'sum by (namespace, pod) ({RESTARTS}{{q="by (deployment)"}})', "restart-pod", 6, 2, "", [],
                  id="by-inside-a-string"),
     pytest.param("workload", f"sum by (namespace, deployment) ({RESTARTS})", "restart-pod", 6, 2, "", [],
@@ -269,3 +272,210 @@ def test_validate_prints_the_valid_files_warnings_beside_another_files_errors(tm
     assert any("broken.yaml:" in line and "spec.replicas.min" in line for line in lines), lines
     assert lines[-1].startswith(f"{path}:11: spec.scaling.metrics[0].target.value: warning: a target of 250 seconds")
     assert result.stderr.strip().endswith(", 1 warning")
+
+
+SERIES = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {{name: jobs}}
+spec:
+  {preset}targets: {targets}
+  replicas: {{min: 1, max: 30}}
+  scaling:
+    metrics:
+      - name: m
+        query: '{query}'
+        target: {target}
+{more}"""
+SELECTOR = "{kind: Deployment, namespace: jobs, selector: {matchLabels: {app: worker}}}"
+ONE = "{kind: Deployment, namespace: jobs, name: worker}"
+STS = "{kind: StatefulSet, namespace: data, name: db}"
+PER_REPLICA = "{averagePerReplica: 500}"
+BY_WORKLOAD = "sum by (namespace, deployment) (queue_messages_ready)"
+CPU_OF_PODS = ('100 * sum by (namespace, {label}) (label_replace(rate(container_cpu_usage_seconds_total[2m]), "{label}", '
+               '"$1", "pod", "(.+)-[0-9]+")) / sum by (namespace, {label}) (label_replace('
+               'kube_pod_container_resource_requests{{resource="cpu"}}, "{label}", "$1", "pod", "(.+)-[0-9]+"))')
+RAMP_LATEST = "        ramp: {{latest: '{latest}'}}\n"
+WORKLOAD_CHECK = """\
+  health:
+    checks:
+      - name: memory
+        query: '{check}'
+        unhealthy: {{above: 3000, for: 2m}}
+        action: rolling-restart
+"""
+NEITHER = ("the query's series keep neither namespace nor deployment (sum(...) with no grouping, or a by (...) "
+           "without them): setpoint run matches a series to its workload by both labels (--target-labels), with "
+           "several targets (names, or a selector once it selects two), so none is a target's and the metric is "
+           "missing at every cycle")
+ONLY_NAMESPACE = ("the query's series keep namespace but not deployment: setpoint run matches a series to its "
+                  "workload by both labels (--target-labels), so none is a target's and")
+
+
+@pytest.mark.parametrize("preset, targets, query, target, more, expected", [
+    pytest.param("", SELECTOR, "sum(queue_messages_ready)", PER_REPLICA, "",
+                 [f"api.yaml:10: spec.scaling.metrics[0].query: warning: {NEITHER}"], id="selector-summed-whole"),
+    pytest.param("", SELECTOR, "sum by (queue) (queue_messages_ready)", PER_REPLICA, "", [NEITHER],
+                 id="selector-grouped-by-another-label"),
+    pytest.param("", SELECTOR, BY_WORKLOAD, PER_REPLICA, "", [], id="selector-grouped-by-the-target-labels"),
+    pytest.param("", "{kind: Deployment, namespace: jobs, names: [a, b]}", "max(queue_messages_ready)", PER_REPLICA,
+                 "", [NEITHER], id="two-names-summed-whole"),
+    pytest.param("", ONE, "sum(queue_messages_ready)", PER_REPLICA, "", [],
+                 id="one-name-one-unlabelled-value-is-its-own"),
+    pytest.param("", ONE, "histogram_quantile(0.95, sum by (le) (rate(x_seconds_bucket[1m])))", "{value: 0.25}", "",
+                 [], id="one-name-a-quantile-by-le"),
+    pytest.param("", ONE, "sum by (namespace) (queue_messages_ready)", PER_REPLICA, "",
+                 [f"api.yaml:10: spec.scaling.metrics[0].query: warning: {ONLY_NAMESPACE} the metric is missing at "
+                  "every cycle (the replicas are held, then onMissingMetrics); group by (namespace, deployment)"],
+                 id="one-name-grouped-by-namespace-only"),
+    pytest.param("", STS, CPU_OF_PODS.format(label="statefulset"), "{utilization: 70}", "",
+                 [ONLY_NAMESPACE, "a StatefulSet's name goes into the deployment label too: label_replace(..., "
+                  "\"deployment\", \"$1\", \"pod\", \"(.+)-[0-9]+\") (policies/hpa-behavior.yaml)"],
+                 id="statefulset-grouped-by-a-statefulset-label"),
+    pytest.param("preset: hpa\n  ", STS, CPU_OF_PODS.format(label="statefulset"), "{utilization: 70}", "",
+                 [ONLY_NAMESPACE], id="statefulset-hpa-preset-grouped-by-a-statefulset-label"),
+    pytest.param("", STS, CPU_OF_PODS.format(label="deployment"), "{utilization: 70}", "", [],
+                 id="statefulset-name-written-into-deployment"),
+    pytest.param("preset: hpa\n  ", STS, "sum by (namespace, pod) (rate(container_cpu_usage_seconds_total[2m]))",
+                 "{utilization: 70}", "", [], id="hpa-preset-read-pod-by-pod"),
+    pytest.param("", SELECTOR, "sum(x) * on() group_left(deployment) max by (namespace, deployment) (y)",
+                 PER_REPLICA, "", [], id="group-left-may-put-labels-back"),
+    pytest.param("", SELECTOR, BY_WORKLOAD, PER_REPLICA, RAMP_LATEST.format(latest="sum(rate(x_total[30s]))"),
+                 ["api.yaml:12: spec.scaling.metrics[0].ramp.latest: warning: " + NEITHER], id="ramp-latest-summed-whole"),
+    pytest.param("", ONE, BY_WORKLOAD, PER_REPLICA, WORKLOAD_CHECK.format(check="max by (namespace) (mem)"),
+                 ["api.yaml:15: spec.health.checks[0].query: warning: " + ONLY_NAMESPACE + " the check sees no value "
+                  "at any cycle (and missing data never fires it)"], id="workload-check-grouped-by-namespace"),
+    pytest.param("", ONE, BY_WORKLOAD, PER_REPLICA, WORKLOAD_CHECK.format(check="max by (namespace, deployment) (m)"),
+                 [], id="workload-check-grouped-by-the-target-labels"),
+])
+def test_a_query_whose_series_no_target_can_be_matched_to(preset, targets, query, target, more, expected):
+    """`setpoint run` maps each series to its workload by its namespace and deployment labels: a
+    query that aggregates one away reads nothing (a StatefulSet's `statefulset` label included),
+    and valid files said nothing of it (the shipped StatefulSet example among them)."""
+    text = SERIES.format(preset=preset, targets=targets, query=query, target=target, more=more)
+    check = check_policy_texts([(text, "api.yaml")])
+    assert check.errors == [] and len(check.policies) == 1, check.errors
+    said = [str(w) for w in check.warnings]
+    assert len(said) == (1 if expected else 0), said
+    assert all(e in said[0] for e in expected), said
+
+
+FOR_CHECK = HEAD + """\
+  health:
+    checks:
+      - name: memory
+        query: max by (namespace, pod) (container_memory_working_set_bytes) / 2^20
+        scope: pod
+        unhealthy: {unhealthy}
+        action: {action}
+"""
+
+
+@pytest.mark.parametrize("unhealthy, action, expected", [
+    pytest.param("{above: 3000}", "restart-pod", ["api.yaml:12: spec.health.checks[0].unhealthy: warning: no for: a "
+                 "single reading above 3000 is enough for restart-pod (for defaults to 0s); write how long it must "
+                 "hold, e.g. for: 2m, or for: 0s if one reading is meant"], id="restart-without-for"),
+    pytest.param("{below: 0.5}", "rolling-restart", ["a single reading below 0.5 is enough for rolling-restart"],
+                 id="below-without-for"),
+    pytest.param("{above: 3000, for: 0s}", "restart-pod", [], id="for-0s-written-is-meant"),
+    pytest.param("{above: 3000, for: 2m}", "restart-pod", [], id="for-given"),
+    pytest.param("{above: 3000}", "record", [], id="record-only-records"),
+])
+def test_a_check_that_acts_on_one_reading_is_said(unhealthy, action, expected):
+    """A newcomer's memory check without `for` restarted a pod at its first reading above the line
+    (for defaults to 0s), and validate said nothing."""
+    check = check_policy_texts([(FOR_CHECK.format(unhealthy=unhealthy, action=action), "api.yaml")])
+    assert check.errors == [] and len(check.policies) == 1, check.errors
+    said = [str(w) for w in check.warnings]
+    assert len(said) == len(expected) and all(e in w for w, e in zip(said, expected)), said
+
+
+ERRORS_OVER_REQUESTS = ("sum by (namespace, deployment) (rate(http_request_errors_total[1m])) / "
+                        "sum by (namespace, deployment) (rate(http_requests_total[1m]))")
+FIVE_XX = ('sum by (namespace, deployment) (rate(http_requests_total{code=~"5.."}[1m])) / '
+           'sum by (namespace, deployment) (rate(http_requests_total[1m]))')
+
+
+@pytest.mark.parametrize("template, query, value, expected", [
+    pytest.param(HEALTH, ERRORS_OVER_REQUESTS, 5, ["api.yaml:11: spec.health.checks[0].unhealthy.above: warning: a "
+                 "threshold of 5 on an error ratio (failed requests over all of them: at most 1, so it never reaches "
+                 "5); if you meant 5%, write 0.05"], id="a-percent-on-a-ratio-of-errors"),
+    pytest.param(HEALTH, FIVE_XX, 2, ["a threshold of 2 on an error ratio"], id="a-percent-on-a-ratio-of-5xx"),
+    pytest.param(SCALING, f"({ERRORS_OVER_REQUESTS})", 10, ["spec.scaling.metrics[0].target.value: warning: a "
+                 "target of 10 on an error ratio"], id="a-target-on-a-ratio-in-parentheses"),
+    pytest.param(HEALTH, ERRORS_OVER_REQUESTS, 0.05, [], id="a-ratio-as-a-fraction"),
+    pytest.param(HEALTH, f"100 * {ERRORS_OVER_REQUESTS}", 5, [], id="a-ratio-in-percent"),
+    pytest.param(HEALTH, f"{ERRORS_OVER_REQUESTS} * 100", 5, [], id="a-ratio-times-100"),
+    pytest.param(HEALTH, "sum(rate(http_requests_total[1m])) / sum(rate(http_pods_total[1m]))", 5, [],
+                 id="a-ratio-of-other-counters"),
+    pytest.param(HEALTH, "sum by (namespace, deployment) (rate(http_request_errors_total[1m]))", 5, [],
+                 id="errors-per-second-not-a-ratio"),
+])
+def test_a_percent_written_on_an_error_ratio(template, query, value, expected):
+    """`unhealthy: {above: 5}` meant 5% on errors / requests, which is at most 1: the rollback
+    check never fired, and validate said nothing."""
+    check = check_policy_texts([(template.format(query=query, value=value), "api.yaml")])
+    assert check.errors == [] and len(check.policies) == 1, check.errors
+    said = [str(w) for w in check.warnings]
+    assert len(said) == len(expected) and all(e in w for w, e in zip(said, expected)), said
+
+
+COPIED = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {{name: api}}
+spec:
+  targets: {targets}
+  replicas: {{min: 2, max: 20}}
+  scaling:
+    metrics:
+      - name: rps
+        query: '{query}'
+        target: {{averagePerReplica: 80}}
+{more}"""
+WEB = "{kind: Deployment, namespace: web, names: [api, api-canary]}"
+RATE_OF = "sum by (namespace, deployment) (rate(http_requests_total{{{matchers}}}[1m]))"
+POD_CHECK = """\
+  health:
+    checks:
+      - name: restarts
+        query: 'sum by (namespace, pod) (increase(kube_pod_container_status_restarts_total{{{matchers}}}[10m]))'
+        scope: pod
+        unhealthy: {{above: 3, for: 0s}}
+        action: restart-pod
+"""
+
+
+@pytest.mark.parametrize("targets, query, more, expected", [
+    pytest.param(WEB, RATE_OF.format(matchers='namespace="shop"'), "",
+                 ['api.yaml:10: spec.scaling.metrics[0].query: warning: the query selects namespace="shop", and its '
+                  "series keep that namespace, but the targets' namespace is web: none of its series is a target's, "
+                  "so the metric is missing at every cycle (the replicas are held, then onMissingMetrics); select the "
+                  "targets' namespace (a query copied from another policy?)"], id="another-namespace"),
+    pytest.param(WEB, RATE_OF.format(matchers='namespace="web", deployment=~"web|web-canary"'), "",
+                 ["the query selects deployment=~\"web|web-canary\", and its series keep that deployment, but the "
+                  "targets' deployment is api or api-canary"], id="other-workloads-by-regex"),
+    pytest.param(WEB, RATE_OF.format(matchers='namespace="web", deployment=~"api.*"'), "", [],
+                 id="a-regex-that-selects-them"),
+    pytest.param(WEB, RATE_OF.format(matchers='namespace=~"web|shop", deployment="api"'), "", [],
+                 id="one-of-them-by-name-in-its-namespace"),
+    pytest.param(WEB, RATE_OF.format(matchers='namespace!="shop"'), "", [], id="a-negative-matcher-is-not-a-choice"),
+    pytest.param("{kind: Deployment, namespace: web, name: api}",
+                 'sum(rate(nginx_ingress_controller_requests{namespace="ingress-nginx", exported_service="api"}[1m]))',
+                 "", [], id="one-target-read-at-the-ingress-controller"),
+    pytest.param(WEB, 'sum by (namespace, deployment) (label_replace(rate(x{namespace="ingress"}[1m]), "namespace", '
+                 '"web", "", ""))', "", [], id="the-namespace-written-back"),
+    pytest.param("{kind: Deployment, namespace: web, selector: {matchLabels: {app: api}}}",
+                 RATE_OF.format(matchers='namespace="web", deployment="other"'), "", [],
+                 id="a-selector-names-no-workload"),
+    pytest.param(WEB, RATE_OF.format(matchers='namespace="web"'), POD_CHECK.format(matchers='namespace="shop"'),
+                 ['api.yaml:15: spec.health.checks[0].query: warning: the query selects namespace="shop"',
+                  "the check sees no value at any cycle"], id="a-pod-check-in-another-namespace"),
+])
+def test_a_query_that_selects_other_workloads_than_the_targets(targets, query, more, expected):
+    """web-rps.yaml copied for namespace web kept its query's namespace="shop": every series named
+    shop's workloads, none the targets', and the metric was missing at every cycle, unsaid."""
+    check = check_policy_texts([(COPIED.format(targets=targets, query=query, more=more), "api.yaml")])
+    assert check.errors == [] and len(check.policies) == 1, check.errors
+    said = [str(w) for w in check.warnings]
+    assert len(said) == (1 if expected else 0) and all(e in said[0] for e in expected), said

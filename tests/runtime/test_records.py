@@ -481,3 +481,26 @@ def test_explain_refuses_a_wall_clock_at_on_a_simulations_records(tmp_path, at, 
     out = CliRunner().invoke(app, ["explain", str(path), "--at", at])
     assert out.exit_code == code, out.output
     assert said in out.output, out.output
+
+
+@pytest.mark.parametrize("args, shown, said", [
+    pytest.param(["--changes"], 40, "setpoint: the last 40 of 67 changes (--limit 67 for all)",
+                 id="changes-past-the-limit"),
+    pytest.param(["--limit", "3"], 3, "setpoint: the last 3 of 200 records (--limit 200 for all)",
+                 id="records-past-the-limit"),
+    pytest.param(["--changes", "--limit", "67"], 67, None, id="every-change-shown"),
+    pytest.param(["--target", "api", "--changes"], 34, None, id="fewer-than-the-limit"),
+])
+def test_explain_says_when_the_limit_left_records_out(tmp_path, args, shown, said):
+    """`explain --changes` printed the last 40 changes and nothing else: a queue worker's 67
+    changes read as if the first were at 60 minutes (the README said: every change)."""
+    from typer.testing import CliRunner
+
+    from controller.cli import app
+
+    path = tmp_path / "decisions.jsonl"
+    path.write_text("".join(json.dumps({**r, "reason": "X", "metrics": {}}) + "\n" for r in _stream(200)))
+    out = CliRunner().invoke(app, ["explain", str(path), *args])
+    assert out.exit_code == 0, out.output
+    assert len(out.stdout.splitlines()) == shown
+    assert (said in out.stderr) if said else ("the last" not in out.stderr), out.stderr

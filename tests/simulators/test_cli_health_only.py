@@ -83,7 +83,8 @@ def test_a_file_with_a_scaling_and_a_health_only_policy_simulates_the_scaling_on
     scores = json.loads((tmp_path / "out" / "result.json").read_text())["controllers"]
     assert list(scores) == ["policy", "hpa", "oracle"]
     assert scores["policy"]["description"].startswith("checkout (") and "heals" not in scores["policy"]["description"]
-    assert "Health actions of" not in proc.stdout
+    # the scaling policy's own health actions are listed (it heals too), not the health-only one's
+    assert "Health actions of checkout (policy): none." in proc.stdout and "payments-health" not in proc.stdout
 
 
 @pytest.mark.parametrize("args, code, says", [
@@ -166,3 +167,23 @@ def test_tune_refuses_a_health_only_policy(tmp_path):
     proc = setpoint("tune", "memory.yaml", "-s", "steady", "-o", "tuned.yaml", cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr
     assert "web-memory only heals (no scaling section), and tune searches scaling parameters" in proc.stderr
+
+
+@pytest.mark.parametrize("policy, listed", [
+    pytest.param("setpoint-healing.yaml", "Health actions of setpoint-healing (policy): 6 (6 rolling-restart):",
+                 id="a-policy-that-scales-and-heals"),
+    pytest.param("setpoint-default.yaml", None, id="a-policy-that-only-scales"),
+])
+def test_a_policy_that_scales_and_heals_lists_its_health_actions(tmp_path, policy, listed):
+    """A policy with both sections (the team's StatefulSet on CPU with a memory check) printed the
+    score table and nothing of the restarts it made: only a health-only policy's were listed."""
+    proc = setpoint("simulate", "memory-leak", "-p", REPO / "policies" / policy, "--no-frontier", "--no-report",
+                    "--jobs", "1", "-o", "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines() if line.startswith("  t=")]
+    if listed is None:
+        assert "Health actions" not in proc.stdout and not rows, proc.stdout
+        return
+    assert listed in proc.stdout, proc.stdout
+    assert len(rows) == 6 and all(row[1:3] == ["web", "rolling-restart"] for row in rows), rows
+    assert "Each cycle's checks and why: setpoint explain out --changes" in proc.stdout

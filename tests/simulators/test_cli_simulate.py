@@ -329,3 +329,61 @@ def test_simulate_says_a_scenarios_warnings_once_and_keeps_them_in_result_json(t
     result = json.loads((tmp_path / "o" / "result.json").read_text())
     assert result["scenario"]["warnings"] == [{"file": "warned.yaml", "line": line, "field": field, "message": message}
                                               for line, field, message in expected]
+
+
+#: A queue worker's policy (metrics backlog and queue-depth) and a scenario whose spec.metrics binds {binding}.
+QUEUE_POLICY = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {name: worker}
+spec:
+  targets: {namespace: jobs, name: worker}
+  interval: 30s
+  replicas: {min: 1, max: 20}
+  scaling:
+    metrics:
+      - name: backlog
+        query: sum by (namespace, deployment) (queue_messages_ready)
+        target: {averagePerReplica: 500}
+      - name: queue-depth
+        query: max by (namespace, deployment) (queue_messages_ready)
+        target: {averagePerReplica: 400}
+"""
+QUEUE_SCENARIO = """\
+apiVersion: setpoint/v1
+kind: Scenario
+metadata: {{name: jobs}}
+spec:
+  duration: 5m
+  slo: {{latency: {{below: 30s}}}}
+  services:
+    - {{name: worker, capacityPerPod: 50, overload: queue, queueLimit: 10000, load: [{{constant: {{rps: 60}}}}]}}
+  metrics:
+    {binding}
+"""
+
+
+@pytest.mark.parametrize("binding, code, said", [
+    pytest.param("{backlgo: requests_per_second, queue-depth: queue_length}", 0,
+                 "jobs.yaml:10: spec.metrics.backlgo: warning: policy worker has no metric or check named 'backlgo', "
+                 "so this binding is unused and its 'backlog' reads queue_length (the default for that name); did you "
+                 "mean spec.metrics.backlog?", id="a-typo-beside-a-default-binding"),
+    pytest.param("{backlog: queue_length, queue-dept: queue_length}", 1,
+                 "metric 'queue-depth' is not bound to a simulated signal (", id="a-typo-leaves-a-metric-unbound"),
+    pytest.param("{backlog: queue_length, queue-depth: queue_length, rps: requests_per_second}", 0, None,
+                 id="a-binding-for-another-policy-is-not-said"),
+])
+def test_a_scenario_binding_that_names_no_metric_of_the_policy(tmp_path, binding, code, said):
+    """A scenario's spec.metrics key with a typo bound nothing, silently: the metric it meant read
+    its default signal (backlog: the queue) or was said to be unbound with no word of the typo."""
+    (tmp_path / "worker.yaml").write_text(QUEUE_POLICY)
+    (tmp_path / "jobs.yaml").write_text(QUEUE_SCENARIO.format(binding=binding))
+    proc = setpoint("simulate", "jobs.yaml", "-p", "worker.yaml", "-b", "hpa", "--no-frontier", "--no-report",
+                    "--jobs", "1", "--out", "o", cwd=tmp_path)
+    assert proc.returncode == code, proc.stderr
+    if said is None:
+        assert "warning:" not in proc.stderr and "meant" not in proc.stderr, proc.stderr
+    else:
+        assert said in proc.stderr, proc.stderr
+    if code:
+        assert "(it binds 'queue-dept': meant 'queue-depth'?)" in proc.stderr, proc.stderr

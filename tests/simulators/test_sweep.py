@@ -71,6 +71,27 @@ def test_policy_files_that_share_a_name_are_told_apart_by_their_files(scenarios,
     assert [v.name for v in grid.variants] == labels
 
 
+HEALING = Path(__file__).resolve().parents[2] / "policies" / "setpoint-healing.yaml"
+
+
+@pytest.mark.parametrize("policy, edit, said", [
+    pytest.param(DEFAULT_POLICY, ('setpoint.io/autoscale: "true"', 'setpoint.io/autoscale: "yes"'),
+                 "setpoint-default (pr): targets.selector.matchLabels.setpoint.io/autoscale: true vs yes (not in the "
+                 "scores: a simulated policy drives every service of the scenario)", id="a-selector-that-moved"),
+    pytest.param(HEALING, ("unhealthy: {above: 600, for: 30s}", "unhealthy: {above: 6000, for: 30s}"),
+                 "setpoint-healing (pr): health.checks.memory.unhealthy.above: 600 vs 6000", id="a-health-threshold"),
+])
+def test_a_sweep_of_two_files_names_a_change_of_targets_or_health(scenarios, tmp_path, policy, edit, said):
+    """A review's sweep of main's file against a PR's said '(no difference in scaling)' for a PR
+    that moved the selector (in production: no workload selected) or raised a memory check's
+    threshold tenfold: the reviewer read it as no change."""
+    main_file, pr = tmp_path / "main.yaml", tmp_path / "pr.yaml"
+    main_file.write_text(policy.read_text())
+    pr.write_text(policy.read_text().replace(*edit))
+    grid = build_grid(scenarios, [str(main_file), str(pr)], [], hpa_policy=None)
+    assert grid.differences == (said,)
+
+
 def test_a_sweep_of_two_files_says_how_their_specs_differ(scenarios, tmp_path):
     main_file = _copy_policy(tmp_path, "main.yaml")
     pr = _copy_policy(tmp_path, "pr.yaml", ("averagePerReplica: 85", "averagePerReplica: 75"),
@@ -79,7 +100,7 @@ def test_a_sweep_of_two_files_says_how_their_specs_differ(scenarios, tmp_path):
     assert grid.differences == ("setpoint-default (pr): scaling.behavior.scaleDown.stabilizationWindow: 15m vs 10m",
                                 "setpoint-default (pr): scaling.metrics.rps.target.averagePerReplica: 85 vs 75")
     same = build_grid(scenarios, [main_file, _copy_policy(tmp_path, "copy.yaml")], [], hpa_policy=None)
-    assert same.differences == ("setpoint-default (copy): (no difference in scaling)",)
+    assert same.differences == ("setpoint-default (copy): (no difference)",)
     assert build_grid(scenarios, [main_file], [], hpa_policy=None).differences == ()
     from simulators.sweep_result import report_html
 
