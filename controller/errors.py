@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 
 class SetpointError(Exception):
     """Base class of every error Setpoint raises on purpose."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command was, as Ctrl-C's KeyboardInterrupt is."""
+
+
+#: Set by the command's SIGTERM handler before it raises Terminated. That raise can be lost: a
+#: signal handler runs wherever the main thread is, and inside a weakref callback or a __del__ (a
+#: logging handler's, a lock's) Python prints "Exception ignored ... Terminated" and goes on. Long
+#: waits (a sweep's, a tune's) read this too, so a SIGTERM still stops them.
+TERMINATION = threading.Event()
+
+
+def raise_if_terminated() -> None:
+    """Raise Terminated if SIGTERM asked the command to stop (its handler's own raise lost)."""
+    if TERMINATION.is_set():
+        raise Terminated()
 
 
 #: A warning's message starts so (controller/policy/units.py, a scenario's); in JSON its list says it instead.

@@ -35,7 +35,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from controller.errors import FieldError, InvalidInput
+from controller.errors import TERMINATION, FieldError, InvalidInput, raise_if_terminated
 from controller.model import finite_number
 from simulators.frontier import DEFAULT_TARGETS_PCT
 from simulators.load import traces_digest
@@ -602,6 +602,7 @@ def run_grid(cells: Sequence[Cell], store: CellStore, *, jobs: int = 1, ray_addr
         _run_ray(todo, ray_address, jobs, finished)
     elif jobs <= 1 or len(todo) <= 1:
         for cell in todo:
+            raise_if_terminated()
             finished(cell, _guarded(cell, on_progress))
     elif pool is not None:
         _run_pool(todo, pool, finished, on_progress)
@@ -787,6 +788,7 @@ def _run_pool(cells: Sequence[Cell], pool: LocalPool, finished: Callable[[Cell, 
                 for key, fraction in messages:
                     if key in running:
                         on_progress(running[key], fraction)
+            raise_if_terminated()  # after the finished cells are stored
     finally:
         for f in futures:
             f.cancel()
@@ -813,7 +815,7 @@ def _run_ray(cells: Sequence[Cell], address: str, jobs: int, finished: Callable[
     remote = ray.remote(num_cpus=1, max_retries=2)(run_cell)
     refs = {remote.remote(c.payload): c for c in cells}
     while refs:
-        ready, _ = ray.wait(list(refs), num_returns=1)
+        ready, _ = ray.wait(list(refs), num_returns=1, timeout=PROGRESS_POLL_S)  # a timeout: SIGTERM is read
         for ref in ready:
             cell = refs.pop(ref)
             try:
@@ -823,6 +825,10 @@ def _run_ray(cells: Sequence[Cell], address: str, jobs: int, finished: Callable[
                     ray.cancel(r)
                 raise _cell_failed(cell, exc) from exc
             finished(cell, outcome)
+        if TERMINATION.is_set():  # its Terminated lost (controller.errors): the cells left are cancelled
+            for r in refs:
+                ray.cancel(r)
+            raise_if_terminated()
 
 
 def ray_address_from(option: str | None) -> str | None:

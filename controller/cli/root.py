@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from controller.errors import TERMINATION, Terminated
+
 app = typer.Typer(
     name="setpoint",
     help="Setpoint: an autoscaling and self-healing controller driven by YAML policies.",
@@ -35,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     import warnings
 
     _options["debug"] = _options["terminated"] = False
+    TERMINATION.clear()
     warnings.formatwarning = _warning_line
     # SIGTERM (kill, timeout(1), a CI job cancelled) ends a command as Ctrl-C does: worker
     # processes stopped, finished work kept; commands that serve (run, sim serve) set their own
@@ -59,12 +62,9 @@ def main(argv: list[str] | None = None) -> None:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the command was, as Ctrl-C's KeyboardInterrupt is."""
-
-
 def _terminated(signum, frame) -> None:
     _options["terminated"] = True
+    TERMINATION.set()  # read by long waits too: this raise is lost where it lands in a __del__
     raise Terminated()
 
 
