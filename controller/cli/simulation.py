@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -162,7 +165,8 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
     if not compiled_pays(sc, len(runs)):  # a short run: as fast on numpy, and nothing to compile first
         numpy_unless_asked()
     console = Console(stderr=True)
-    with said_if_interrupted(f"nothing written to {out_dir}: a simulation keeps no partial results"):
+    with said_if_interrupted(f"nothing written to {out_dir}: a simulation keeps no partial results"), \
+            simulated_notices(sc.start_s):
         try:
             _warm_kernels(console, sc, runs)
         except ValueError as exc:
@@ -200,6 +204,26 @@ def _simulate(scenario: str, policy: Path | None, baseline: list[str], hpa_polic
     for kind, path in paths.items():
         typer.echo(f"{kind:>9}: {path}")
 
+
+
+@contextmanager
+def simulated_notices(start_s: float):
+    """The simulated controllers' warnings on stderr (HealingHeld, a metric gone blind...), marked
+    as the simulation's: bare, a line saying `setpoint resume default/web` re-arms a target "at
+    01:16 UTC" read as a live cluster's, at a wall-clock time, where its times are the scenario's
+    clock (epoch seconds from its start)."""
+    from controller.runtime.external_scale import clock_time
+
+    handler = logging.StreamHandler(sys.stderr)  # the stream of now: a test runner's, if it swapped it
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter(f"setpoint: in the simulation (times on the scenario's clock, which "
+                                           f"starts at {clock_time(start_s)}): %(message)s"))
+    logger = logging.getLogger("setpoint.runtime")
+    logger.addHandler(handler)  # found on the way up, so Python's bare last-resort handler stays silent
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 def _fixed_max(healer, hpa, scaler: str) -> int | None:

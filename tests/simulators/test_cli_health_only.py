@@ -187,3 +187,7 @@ def test_a_policy_that_scales_and_heals_lists_its_health_actions(tmp_path, polic
     assert listed in proc.stdout, proc.stdout
     assert len(rows) == 6 and all(row[1:3] == ["web", "rolling-restart"] for row in rows), rows
     assert "Each cycle's checks and why: setpoint explain out --changes" in proc.stdout
+    # the budget runs out: its notice read as a live cluster's, "resume ... at 01:16 UTC" by the wall clock
+    held = [line for line in proc.stderr.splitlines() if "self-healing stopped" in line]
+    assert held and all(line.startswith("setpoint: in the simulation (times on the scenario's clock, which starts "
+                                        "at ") for line in held), proc.stderr
