@@ -513,6 +513,8 @@ class _Conversion:
         kind, workload = self._target(("spec", "scaleTargetRef"))
         low, high = self._replicas(spec.get("minReplicas"), spec.get("maxReplicas"), ("spec", "minReplicas"),
                                    ("spec", "maxReplicas"), 1)
+        if spec.get("minReplicas") == 0:  # HPAScaleToZero (alpha): the same cut-over as KEDA's idle workload
+            self._warn_stays_at_zero("minReplicas", "the HPA has", kind, workload)
         if v1_shape:
             percent = spec.get("targetCPUUtilizationPercentage", HPA_DEFAULT_V1_CPU)
             self._number(percent, ("spec", "targetCPUUtilizationPercentage"))  # named at v1's own field
@@ -626,18 +628,21 @@ class _Conversion:
         self.notes.append(f"cut-over: delete the ScaledObject ({scaled_object}), not its HPA {hpa}, which KEDA "
                           f"re-creates at once")
         if spec.get("minReplicaCount", KEDA_DEFAULT_MIN) == 0:  # checked a replica count by _replicas
-            # 0 replicas turns autoscaling off in HPA, and so in preset: hpa: the minimum of 1 is never reached
-            warning = (f"minReplicaCount 0: deleted while KEDA has {kind} {self.namespace}/{workload} at 0 (idle), "
-                       f"the workload stays at 0 under this policy, as under HPA (0 replicas turns autoscaling off): "
-                       f"if it is at 0 after the cut-over, kubectl scale {kind.lower()} {workload} -n {self.namespace} "
-                       f"--replicas=1")
-            self._warn(warning)
+            self._warn_stays_at_zero("minReplicaCount", "KEDA has", kind, workload)
         if restore:
             warning = (f"advanced.restoreToOriginalReplicaCount true: deleting this ScaledObject scales {kind} "
                        f"{self.namespace}/{workload} back to the replicas it had before KEDA scaled it, not the count "
                        f"KEDA left, before Setpoint takes it over: set it to false (kubectl apply) before the "
                        f"cut-over")
             self._warn(warning)
+
+    def _warn_stays_at_zero(self, field: str, owner_has: str, kind: str, workload: str) -> None:
+        """A warning for a source that scales to zero: a workload it leaves at 0 stays there."""
+        # 0 replicas turns autoscaling off in HPA, and so in preset: hpa: the minimum of 1 is never reached
+        self._warn(f"{field} 0: deleted while {owner_has} {kind} {self.namespace}/{workload} at 0 (idle), the "
+                   f"workload stays at 0 under this policy, as under HPA (0 replicas turns autoscaling off): if it "
+                   f"is at 0 after the cut-over, kubectl scale {kind.lower()} {workload} -n {self.namespace} "
+                   f"--replicas=1")
 
     def _warn(self, text: str) -> None:
         """A note said on stderr too: it would harm the cut-over unseen in a comment."""

@@ -134,6 +134,30 @@ def test_a_scaled_object_that_scales_to_zero_warns_of_a_cut_over_at_zero(tmp_pat
     assert (said in err) == warned, err
 
 
+@pytest.mark.parametrize("minimum, warned", [
+    pytest.param(0, True, id="scale-to-zero-minimum"),
+    pytest.param(None, False, id="default-minimum-1"),
+    pytest.param(3, False, id="minimum-3"),
+])
+def test_an_hpa_that_scales_to_zero_warns_of_a_cut_over_at_zero(tmp_path, capsys, minimum, warned):
+    # HPAScaleToZero (alpha) lets minReplicas be 0: as with KEDA's idle workload, one at 0 when its HPA
+    # is deleted stays at 0 under the imported policy (whose minimum 'becomes 1'), and nothing said so
+    spec = {k: v for k, v in HPA["spec"].items() if k != "minReplicas"}
+    obj = {**HPA, "spec": spec if minimum is None else {**spec, "minReplicas": minimum}}
+    path = tmp_path / "hpa.yaml"
+    path.write_text(yaml.safe_dump(obj))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["import", str(path), "-o", str(tmp_path / "web.yaml")])
+    assert exit_info.value.code == 0
+    err = capsys.readouterr().err
+    said = ("minReplicas 0: deleted while the HPA has Deployment shop/web at 0 (idle), the workload stays at 0 under "
+            "this policy, as under HPA (0 replicas turns autoscaling off): if it is at 0 after the cut-over, kubectl "
+            "scale deployment web -n shop --replicas=1")
+    assert (said in err) == warned, err
+    comments = " ".join(line.lstrip("#").strip() for line in (tmp_path / "web.yaml").read_text().splitlines())
+    assert (said in comments) == warned
+
+
 @pytest.mark.parametrize("annotations, held", [
     pytest.param({}, None, id="not-paused"),
     pytest.param({"autoscaling.keda.sh/paused": "false"}, None, id="paused-false"),
