@@ -12,26 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.e2e.test_live_loop import POLICY as LIVE_POLICY
 from tests.e2e.test_live_loop import SCENARIO, running_world, wait_until
 
 STS_SCENARIO = SCENARIO.replace("    - name: web\n", "    - name: web\n      kind: StatefulSet\n")
-POLICY = """\
-apiVersion: setpoint/v1
-kind: Policy
-metadata: {name: e2e-sts}
-spec:
-  targets: {kind: StatefulSet, namespace: default, names: [web]}
-  interval: 2s
-  replicas: {min: 2, max: 20}
-  scaling:
-    metrics:
-      - name: rps
-        query: sum by (namespace, deployment) (rate(http_requests_total{namespace="default"}[10s]))
-        target: {averagePerReplica: 100}
-    tolerance: {up: 0.05, down: 0.15}
-    behavior:
-      scaleDown: {stabilizationWindow: 0s}
-"""
+POLICY = LIVE_POLICY.replace("name: e2e-web", "name: e2e-sts").replace("kind: Deployment", "kind: StatefulSet")
+assert "kind: StatefulSet" in POLICY and "e2e-sts" in POLICY
 
 
 def statefulset(kubeconfig: Path):
