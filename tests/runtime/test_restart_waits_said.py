@@ -24,21 +24,50 @@ assert RESTART != POLICY and "errorRatio: 0.05" in SICK and "faults" not in SICK
 CYCLES = 64  # 16 min
 
 
-@pytest.fixture
-def world(tmp_path):
-    yield from served(SICK, tmp_path)
+STATEFUL = SICK.replace("    - name: web\n", "    - name: web\n      kind: StatefulSet\n")
+STATEFUL_RESTART = RESTART.replace("kind: Deployment", "kind: StatefulSet")
+assert STATEFUL != SICK and STATEFUL_RESTART != RESTART
+RESTARTED = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2026-01-05T00:00:30Z"}}}}}
 
 
-def test_a_restart_waiting_on_a_rollout_that_does_not_end_is_said_once(world, tmp_path):
-    server, apps, core = world
+def paused_rollout(apps) -> None:
+    """A rollout someone started and paused (kubectl rollout restart, then pause)."""
+    paused(apps, True)
+    apps.patch_namespaced_deployment("web", NS, RESTARTED)
+
+
+def partitioned_rollout(apps) -> None:
+    """A StatefulSet's canary held at a partition: every pod below it stays on the old revision."""
+    apps.patch_namespaced_stateful_set("web", NS, {"spec": {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {
+        "partition": 1}}, **RESTARTED["spec"]}})
+
+
+@pytest.mark.parametrize("scenario, policy_text, start_rollout, remedy", [
+    pytest.param(SICK, RESTART, paused_rollout, "kubectl rollout undo deployment/web -n shop` (or `rollout resume`)",
+                 id="a-paused-deployment"),
+    # it read "or that is paused ... rollout resume", which a StatefulSet has not: its canary is held at a partition
+    pytest.param(STATEFUL, STATEFUL_RESTART, partitioned_rollout,
+                 "is held at a partition (pods below it stay on the old revision until spec.updateStrategy.rollingUpdate"
+                 ".partition is lowered) does not end by itself: lower the partition, `kubectl rollout undo "
+                 "statefulset/web -n shop`", id="a-statefulset-held-at-a-partition"),
+])
+def test_a_restart_waiting_on_a_rollout_that_does_not_end_is_said_once(tmp_path, scenario, policy_text, start_rollout,
+                                                                      remedy):
+    world = served(scenario, tmp_path)
+    server, apps, core = next(world)
+    try:
+        _run(server, apps, core, tmp_path, policy_text, start_rollout, remedy)
+    finally:
+        next(world, None)
+
+
+def _run(server, apps, core, tmp_path, policy_text, start_rollout, remedy):
     engine = server.world.engine
-    policy, metrics, cluster, rec = live_controller(server, tmp_path, RESTART)
+    policy, metrics, cluster, rec = live_controller(server, tmp_path, policy_text)
     results = []
     for k in range(CYCLES):
-        if k == 1:  # a rollout someone started and paused (kubectl rollout restart, then pause)
-            paused(apps, True)
-            apps.patch_namespaced_deployment("web", NS, {"spec": {"template": {"metadata": {"annotations": {
-                "kubectl.kubernetes.io/restartedAt": "2026-01-05T00:00:30Z"}}}}})
+        if k == 1:
+            start_rollout(apps)
         for _ in range(TICKS_PER_CYCLE):
             server.world.advance(1)
             metrics.push(engine.signals())
@@ -52,5 +81,6 @@ def test_a_restart_waiting_on_a_rollout_that_does_not_end_is_said_once(world, tm
     assert len(notices) == 1 and (notices[0].type, notices[0].count) == ("Warning", 1)
     message = notices[0].message
     assert rec.policy.health.rollout_wait_s == 600 and "it has waited 10 min" in message  # said then, not before
-    assert "error-ratio calls for a restart" in message and "rollout of revision 2" in message
-    assert "kubectl rollout undo deployment/web -n shop" in message
+    revision = "2" if "kind: Deployment" in policy_text else "web-"  # a ControllerRevision's name
+    assert "error-ratio calls for a restart" in message and f"rollout of revision {revision}" in message
+    assert remedy in message, message
