@@ -91,6 +91,11 @@ def test_score_table_fits_80_columns(tmp_path):
     for header in ("controller", "SLO viol.", "minutes", "replica-", "oracle", "rever-", "HPA @ eq."):
         assert header in proc.stdout
     assert "mitig." not in proc.stdout  # no faults in this scenario: no empty mitigation column
+    # each column said in words below it (only HPA @ eq. cost was: a newcomer asked what reversals count)
+    legend = " ".join(proc.stdout.split()).split("Columns: ")[1]
+    for said in ("SLO viol. minutes:", "replica-hours:", "vs oracle:", "changes:", "reversals: a change the other way "
+                 "within 5 min"):
+        assert said in legend, legend
     rows = {line.split()[0] for line in table if line.strip()}
     assert {"policy", "hpa", "oracle"} <= rows
 

@@ -293,6 +293,7 @@ def _print_scores(result) -> None:
     console.print(table)
     for line in driven_lines(rows, result.services):
         console.print(line, highlight=False, markup=False)
+    console.print(column_legend(with_faults), highlight=False, markup=False)
     if result.frontier is not None:
         swept = ", ".join(f"{p.target_pct:g}%: {p.replica_hours:.2f} h / {p.slo_violation_minutes:g} min"
                           for p in result.frontier.points)
@@ -300,6 +301,18 @@ def _print_scores(result) -> None:
                       f"replica-hours (interpolated on its sweep; * = outside the swept range, held flat). "
                       f"Swept CPU targets: {swept}.", highlight=False, markup=False)
 
+
+
+def column_legend(with_faults: bool) -> str:
+    """One line saying what the score table's columns count (simulators/score.py defines them)."""
+    from simulators.score import MITIGATION_HOLD_S, REVERSAL_WINDOW_S
+
+    worst = (f"; worst mitig.: the longest from a fault's start until its services hold the SLO for "
+             f"{MITIGATION_HOLD_S:g} s") if with_faults else ""
+    return ("Columns: SLO viol. minutes: minutes in which a service broke its SLO (latency, errors or drops), "
+            "summed over services; replica-hours: spec replicas over time; vs oracle: those over the oracle's (it "
+            "knows the load ahead and starts just enough pods in time; faults it does not foresee); changes: ticks at which spec replicas changed; "
+            f"reversals: a change the other way within {REVERSAL_WINDOW_S / 60:g} min of the one before{worst}.")
 
 
 @app.command(short_help="Compile the simulator's kernels ahead, into numba's disk cache.")
