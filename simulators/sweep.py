@@ -372,7 +372,9 @@ def run_cell(payload: dict, on_fraction: Callable[[float], None] | None = None) 
     spec = cell_spec(payload)
     ticks = sc.tick_count
     on_tick = (lambda k: on_fraction(k / ticks)) if on_fraction is not None and ticks else None
-    run, _ = run_controller(sc, spec, sc.offered(), keep_records=False, on_tick=on_tick)
+    # the load chunk by chunk and no trajectory (only the scores are kept): memory O(services), the
+    # same numbers as the whole (T, S) load at once (tests/simulators: chunk sizes)
+    run, _ = run_controller(sc, spec, None, keep_records=False, keep_trajectory=False, on_tick=on_tick)
     return {"scores": run.scores, "elapsed_s": round(time.perf_counter() - started, 3),
             "cpu_s": round(time.process_time() - cpu, 3), "worker": f"{os.uname().nodename}:{os.getpid()}"}
 
