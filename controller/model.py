@@ -84,6 +84,11 @@ class Reason(enum.IntEnum):
 REASON_CODES: tuple[str, ...] = tuple(r.code for r in Reason)
 
 
+#: The labels a series is matched to its workload by, (namespace label, workload name label):
+#: ``setpoint run --target-labels``' default (a StatefulSet's name goes into ``deployment`` too).
+DEFAULT_TARGET_LABELS: tuple[str, str] = ("namespace", "deployment")
+
+
 #: Annotation on a workload that re-arms self-healing for it (written by ``setpoint resume``):
 #: any new value resumes a target whose budget or circuit breaker stopped it.
 RESUME_ANNOTATION = "setpoint.io/resume"

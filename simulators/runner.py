@@ -306,17 +306,15 @@ def policy_bindings(scenario: Scenario, policy: RuntimePolicy, one_run: bool = T
         named += [(c.name, q, c.scope == Scope.POD) for c, q in zip(policy.health.checks, policy.health_queries)]
     unbound = [(name, per_pod) for name, _, per_pod in named
                if (scenario.pod_signal_for(name) if per_pod else scenario.signal_for(name)) is None]
-    if unbound and not one_run:
+    if unbound:  # every one at once, and how to bind them (for one run without editing the scenario)
+        how = (f"under spec.metrics of scenario {scenario.name} ({', '.join(f'{name}: SIGNAL' for name, _ in unbound)})"
+               f" and start sim serve again" if not one_run else
+               "for this run with " + " ".join(f"--scenario-set 'spec.metrics.{name}=SIGNAL'" for name, _ in unbound)
+               + f", or under spec.metrics of scenario {scenario.name}"
+               + "".join(f" (it binds {key!r}: meant {meant!r}?)"
+                         for key, meant in _misspelt(scenario, [n for n, _ in unbound]).items()))
         raise ValueError(f"policy {policy.name}: {_unbound_words(unbound)}; bind "
-                         f"{'it' if len(unbound) == 1 else 'them'} under spec.metrics of scenario {scenario.name} "
-                         f"({', '.join(f'{name}: SIGNAL' for name, _ in unbound)}) and start sim serve again")
-    if unbound:  # every one at once, and how to bind them for one run without editing the scenario
-        raise ValueError(f"policy {policy.name}: {_unbound_words(unbound)}; bind "
-                         f"{'it' if len(unbound) == 1 else 'them'} for this run with "
-                         + " ".join(f"--scenario-set 'spec.metrics.{name}=SIGNAL'" for name, _ in unbound)
-                         + f", or under spec.metrics of scenario {scenario.name}"
-                         + "".join(f" (it binds {key!r}: meant {meant!r}?)"
-                                   for key, meant in _misspelt(scenario, [n for n, _ in unbound]).items()))
+                         f"{'it' if len(unbound) == 1 else 'them'} {how}")
     out = {}
     for name, expr, per_pod in named:
         signal = scenario.pod_signal_for(name) if per_pod else scenario.signal_for(name)

@@ -74,7 +74,12 @@ def load_term(seed: int, service: str, term: int) -> np.random.SeedSequence:
 def noise_block(root: int | np.random.SeedSequence, block: int) -> np.random.SeedSequence:
     """The stream of a noise term's ``block``-th knot block; negative blocks (times before 0)
     are zigzag-encoded (0, -1, 1, -2, ... -> 0, 1, 2, 3, ...)."""
-    return sequence(root, Purpose.NOISE_BLOCK, 2 * block if block >= 0 else -2 * block - 1)
+    return sequence(root, Purpose.NOISE_BLOCK, _zigzag(block))
+
+
+def _zigzag(block: int) -> int:
+    """A block index (negative before the start) as the key word >= 0 its stream is named by."""
+    return 2 * block if block >= 0 else -2 * block - 1
 
 
 # --------------------------------------------------------------------------- many streams at once
@@ -208,7 +213,7 @@ def _shared_entropy(roots: list, words: tuple[int, ...]) -> np.ndarray | None:
 
 def noise_block_normals(roots: list[int | np.random.SeedSequence], block: int, n: int) -> np.ndarray | None:
     """(N, n): the first ``n`` normals of each root's :func:`noise_block` ``block`` (see :func:`normals`)."""
-    zigzag = 2 * block if block >= 0 else -2 * block - 1
+    zigzag = _zigzag(block)
     if zigzag >= _WORD:  # sequence() refuses it
         return None
     return normals(roots, (int(Purpose.NOISE_BLOCK), zigzag), n)

@@ -83,12 +83,11 @@ from urllib3.util.retry import Retry
 
 from controller.errors import (MetricsUnavailable, PrometheusBadQuery, PrometheusBadResponse, PrometheusError,
                                PrometheusUnreachable)
-from controller.model import TargetRef
+from controller.model import DEFAULT_TARGET_LABELS, TargetRef
 from controller.ports import PodSeries, Samples
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TARGET_LABELS: tuple[str, str] = ("namespace", "deployment")
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 BAD_QUERY_STATUS = frozenset({400, 422})
 AUTH_STATUS = frozenset({401, 403})

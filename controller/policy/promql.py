@@ -306,13 +306,9 @@ def error_ratio(query: str) -> bool:
     while (inner := code.strip()).startswith("(") and _matching_parens(inner).get(0) == len(inner) - 1:
         code = " " + inner[1:-1] + " "  # (a / b): the same quotient; positions shift, so the query's too
         query = " " + query.strip()[1:-1] + " "
-    depth, slash = 0, None
-    for i, c in enumerate(code):
-        depth += (c in "([{") - (c in ")]}")
-        if c == "/" and depth == 0:
-            slash = i
-            break
-    if slash is None or _HUNDRED.search(_top_level(code)):
+    top = _top_level(code)
+    slash = top.find("/")
+    if slash < 0 or _HUNDRED.search(top):
         return False
     above, below = code[:slash], code[slash + 1:]
     rates = all(re.search(r"(?<![A-Za-z0-9_:])(?:rate|irate|increase)\s*\(", side) for side in (above, below))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from controller.model import DEFAULT_TARGET_LABELS
 from controller.policy.durations import format_number
 from controller.policy.promql import drops_label, error_ratio, label_matchers, matcher_variables, raw_counters, relabels
 from controller.policy.schema import PolicyDocument
@@ -65,15 +66,11 @@ def unit_warnings(policy: PolicyDocument) -> list[Warning_]:
                             f"{format_number(round(metric.target.utilization * 100.0, 9))}%, write "
                             f"{format_number(round(metric.target.utilization * 100.0, 9))}"))
             out += _query_warnings(metric.query, (*path, "query"))
-            out += _other_workloads(metric.query, spec.targets, (*path, "query"), _MISSING_METRIC)
-            if not (spec.preset == "hpa" and not drops_label(metric.query, "pod")):  # HPA's per-pod reading
-                out += _unmatched_series(metric.query, spec.targets, (*path, "query"), _MISSING_METRIC)
+            per_pod = spec.preset == "hpa" and not drops_label(metric.query, "pod")  # HPA's per-pod reading
+            out += _no_target_series(metric.query, spec.targets, (*path, "query"), _MISSING_METRIC, not per_pod)
             if metric.ramp is not None and metric.ramp.latest is not None:
                 out += _query_warnings(metric.ramp.latest, (*path, "ramp", "latest"))
-                out += _unmatched_series(metric.ramp.latest, spec.targets, (*path, "ramp", "latest"),
-                                         _MISSING_METRIC)
-                out += _other_workloads(metric.ramp.latest, spec.targets, (*path, "ramp", "latest"),
-                                        _MISSING_METRIC)
+                out += _no_target_series(metric.ramp.latest, spec.targets, (*path, "ramp", "latest"), _MISSING_METRIC)
         if spec.scaling.tolerance is not None and spec.scaling.tolerance.up >= 1.0:
             up = spec.scaling.tolerance.up
             out.append((("spec", "scaling", "tolerance", "up"),
@@ -108,23 +105,29 @@ def unit_warnings(policy: PolicyDocument) -> list[Warning_]:
     return out
 
 
-#: The labels a series is matched to its workload by: ``setpoint run --target-labels``' default.
-TARGET_LABELS = ("namespace", "deployment")
 #: Why a value with neither label is no target's: it is only a single target's (a selector's, while it selects one).
 HOW_SEVERAL = ", with several targets (names, or a selector once it selects two)"
 _MISSING_METRIC = "the metric is missing at every cycle (the replicas are held, then onMissingMetrics)"
 _BLIND_CHECK = "the check sees no value at any cycle (and missing data never fires it)"
 
 
+def _no_target_series(query: str, targets, path: tuple, consequence: str, by_workload: bool = True) -> list[Warning_]:
+    """A scaling metric's query whose series are no target's: they select other namespaces or
+    workloads (:func:`_other_workloads`), or (``by_workload``: read a value per workload, not per
+    pod) group away a label they are matched by (:func:`_unmatched_series`)."""
+    out = list(_other_workloads(query, targets, path, consequence))
+    return out + list(_unmatched_series(query, targets, path, consequence)) if by_workload else out
+
+
 def _unmatched_series(query: str, targets, path: tuple, consequence: str) -> Iterator[Warning_]:
     """A query whose aggregation leaves out a label its series are matched to their workload by:
     none is any target's. One value with neither label is a single named target's (the adapter
     gives it to that target), so only several targets (names, a selector) need both labels."""
-    dropped = [label for label in TARGET_LABELS if drops_label(query, label)]
+    dropped = [label for label in DEFAULT_TARGET_LABELS if drops_label(query, label)]
     several = targets.selector is not None or len(targets.names or ()) > 1
-    if not dropped or (len(dropped) == len(TARGET_LABELS) and not several):
+    if not dropped or (len(dropped) == len(DEFAULT_TARGET_LABELS) and not several):
         return
-    kept = [label for label in TARGET_LABELS if label not in dropped]
+    kept = [label for label in DEFAULT_TARGET_LABELS if label not in dropped]
     result = (f"keep {kept[0]} but not {dropped[0]}" if kept else
               "keep neither namespace nor deployment (sum(...) with no grouping, or a by (...) without them)")
     statefulset = ("; a StatefulSet's name goes into the deployment label too: label_replace(..., \"deployment\", "

@@ -34,7 +34,7 @@ import numpy as np
 
 from controller.core.scaling.params import MetricKind, PolicyParams
 from controller.core.scaling.signal import read_signal
-from controller.model import Action, ActionKind, TargetRef, TargetSelector
+from controller.model import DEFAULT_TARGET_LABELS, Action, ActionKind, TargetRef, TargetSelector
 from controller.policy.durations import format_duration
 from controller.ports import ClusterView, Samples
 from controller.runtime.claims import TargetClaims
@@ -755,7 +755,7 @@ def capacity_risk_minutes(t_s: np.ndarray, replicas: np.ndarray, required: np.nd
 # --- fetching -------------------------------------------------------------------------------------
 
 def fetch_replay_data(source, policies: Sequence[RuntimePolicy], start_s: float, end_s: float, step_s: float,
-                      labels: tuple[str, str] = ("namespace", "deployment"),
+                      labels: tuple[str, str] = DEFAULT_TARGET_LABELS,
                       on_query: Callable[[str, int, int], None] | None = None,
                       max_concurrency: int = 4) -> ReplayData:
     """Range-query every metric of ``policies`` and the replicas that ran, onto one grid.
@@ -950,7 +950,7 @@ def segment_windows(start_s: float, end_s: float, step_s: float, points: int) ->
 
 def stream_backtest(source, policies: Sequence[RuntimePolicy | Sequence[RuntimePolicy]], names: Sequence[str],
                     descriptions: Sequence[str], start_s: float, end_s: float, step_s: float,
-                    labels: tuple[str, str] = ("namespace", "deployment"), *, segment_points: int = 2880,
+                    labels: tuple[str, str] = DEFAULT_TARGET_LABELS, *, segment_points: int = 2880,
                     max_concurrency: int = 4, timeout_s: float | None = None,
                     on_progress: Callable[[int, int], None] | None = None) -> tuple[ReplayData, list[BacktestRun]]:
     """Fetch the window segment by segment (``segment_points`` grid points each, one range query
