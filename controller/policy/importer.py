@@ -62,6 +62,9 @@ KEDA_NESTED_FIELDS = {
     ("fallback",): ("behavior", "failureThreshold", "replicas"),
 }
 KEDA_AUTHENTICATION_REF_FIELDS = ("kind", "name")
+#: KEDA's fallback: the fields its CRD requires, and the behaviors it takes (the first is the default).
+KEDA_FALLBACK_REQUIRED = ("failureThreshold", "replicas")
+KEDA_FALLBACK_BEHAVIORS = ("static", "currentReplicas", "currentReplicasIfHigher", "currentReplicasIfLower")
 #: Annotations that pause a ScaledObject: KEDA deletes its HPA while paused (paused-replicas: after
 #: scaling the workload to that count), so no HPA tells setpoint run to leave the workload alone.
 KEDA_PAUSE_ANNOTATIONS = ("autoscaling.keda.sh/paused-replicas", "autoscaling.keda.sh/paused")
@@ -213,6 +216,28 @@ def _section(spec: dict, section: tuple) -> dict:
     for depth, key in enumerate(section):
         value = _dict(value, (key,), ("spec",) + section[:depth])
     return value
+
+
+def _keda_fallback(spec: dict) -> dict:
+    """A ScaledObject's spec.fallback ({} where absent), checked as KEDA's CRD checks it: kubectl
+    apply refuses one without failureThreshold or replicas, or with another behavior, so such a
+    manifest describes no object that runs (the fallback itself is not carried over)."""
+    fallback = _dict(spec, ("fallback",), ("spec",))
+    if not fallback:
+        return {}
+    for key in KEDA_FALLBACK_REQUIRED:
+        value = fallback.get(key)
+        if value is None:
+            raise ConversionProblem(("spec", "fallback", key), "required field is missing (kubectl apply refuses the "
+                                                               "ScaledObject too)")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConversionProblem(("spec", "fallback", key), f"expected a whole number >= 0, got {_integer_said(value)}")
+    behavior = fallback.get("behavior", KEDA_FALLBACK_BEHAVIORS[0])
+    if behavior not in KEDA_FALLBACK_BEHAVIORS:
+        raise ConversionProblem(("spec", "fallback", "behavior"), f"expected {', '.join(KEDA_FALLBACK_BEHAVIORS[:-1])} "
+                                                                  f"or {KEDA_FALLBACK_BEHAVIORS[-1]}, got "
+                                                                  f"{describe_value(behavior)}")
+    return fallback
 
 
 def _integer_said(value: object) -> str:
@@ -595,9 +620,11 @@ class _Conversion:
         if advanced.get("scalingModifiers"):
             self.notes.append("advanced.scalingModifiers (a formula over triggers) is not carried over: each trigger "
                               "is its own metric and the largest proposal wins, as in HPA")
-        if spec.get("fallback"):
-            self.notes.append("fallback (KEDA's replicas on scaler errors) is not carried over: preset: hpa holds the "
-                              "current replicas when metrics are missing")
+        fallback = _keda_fallback(spec)
+        if fallback:
+            self.notes.append(f"fallback (KEDA's {fallback['replicas']} replicas after {fallback['failureThreshold']} "
+                              f"failed reads of a scaler) is not carried over: preset: hpa holds the current replicas "
+                              f"when metrics are missing")
         for key in ("pollingInterval", "cooldownPeriod"):  # only said in a note: still KEDA's whole seconds
             value = spec.get(key)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):

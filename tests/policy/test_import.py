@@ -86,6 +86,7 @@ def test_keda_differences_are_comments():
     for word in ("activationThreshold", "fallback", "cooldownPeriod", "pollingInterval", "serverAddress",
                  "restoreToOriginalReplicaCount"):
         assert word in comments, word
+    assert "fallback (KEDA's" in comments and "replicas after" in comments  # its numbers, said
     (policy,) = load_policy_text(text)
     assert policy.model.spec.replicas.min_replicas == 2 and policy.params.scale_down.window_s == 600
 
@@ -396,6 +397,18 @@ def _metric(source: dict) -> dict:
     pytest.param(_edited(KEDA, ("spec", "fallback"), {"failureTreshold": 3, "replicas": 6}),
                  ("spec", "fallback", "failureTreshold"), "expected behavior, failureThreshold or replicas",
                  id="keda-misspelt-fallback-field"),
+    # KEDA's CRD requires both numbers of a fallback and names its behaviors: a fallback without
+    # replicas, or with behavior currentReplica, was accepted though kubectl apply refuses it
+    pytest.param(_edited(KEDA, ("spec", "fallback"), {"failureThreshold": 3}), ("spec", "fallback", "replicas"),
+                 "required field is missing (kubectl apply refuses the ScaledObject too)",
+                 id="keda-fallback-without-replicas"),
+    pytest.param(_edited(KEDA, ("spec", "fallback"), {"failureThreshold": "3", "replicas": 6}),
+                 ("spec", "fallback", "failureThreshold"), "expected a whole number >= 0, got '3'",
+                 id="keda-fallback-threshold-text"),
+    pytest.param(_edited(KEDA, ("spec", "fallback"), {"failureThreshold": 3, "replicas": 6,
+                                                      "behavior": "currentReplica"}),
+                 ("spec", "fallback", "behavior"), "expected static, currentReplicas, currentReplicasIfHigher or "
+                 "currentReplicasIfLower, got 'currentReplica'", id="keda-fallback-unknown-behavior"),
     pytest.param(_edited(KEDA, ("spec", "triggers", 0, "authenticationRef"), {"name": "a", "namespace": "b"}),
                  ("spec", "triggers", 0, "authenticationRef", "namespace"), "expected kind or name",
                  id="keda-misspelt-authentication-ref-field"),
