@@ -289,7 +289,8 @@ def misspelt_bindings(scenario: Scenario, policy: RuntimePolicy) -> list[FieldEr
     for key, meant in _misspelt(scenario, _names(policy)).items():
         per_pod = policy.health is not None and any(c.name == meant and c.scope == Scope.POD
                                                      for c in policy.health.checks)
-        signal = scenario.pod_signal_for(meant) if per_pod else scenario.signal_for(meant)
+        kind = next((m.kind for m in policy.params.metrics if m.name == meant), None)
+        signal = scenario.pod_signal_for(meant) if per_pod else scenario.signal_for(meant, kind)
         reads = f"reads {signal} (the default for that name)" if signal else "is bound to nothing"
         out.append(FieldError(scenario.file, scenario.binding_lines.get(key), f"spec.metrics.{key}",
                               f"warning: policy {policy.name} has no metric or check named {key!r}, so this "
@@ -301,11 +302,15 @@ def policy_bindings(scenario: Scenario, policy: RuntimePolicy, one_run: bool = T
     """query expression -> simulated signal, for each metric and health check of the policy.
     ``one_run``: a metric the scenario does not bind may be bound with --scenario-set (simulate,
     sweep, tune); sim serve has no such option: its message says to bind it in the scenario file."""
+    kinds = {m.name: m.kind for m in policy.params.metrics}  # a memory metric's default is by its target
+
+    def signal_of(name: str, per_pod: bool) -> str | None:
+        return scenario.pod_signal_for(name) if per_pod else scenario.signal_for(name, kinds.get(name))
+
     named = list(zip(policy.params.metric_names, policy.queries, [False] * len(policy.queries)))
     if policy.health is not None:
         named += [(c.name, q, c.scope == Scope.POD) for c, q in zip(policy.health.checks, policy.health_queries)]
-    unbound = [(name, per_pod) for name, _, per_pod in named
-               if (scenario.pod_signal_for(name) if per_pod else scenario.signal_for(name)) is None]
+    unbound = [(name, per_pod) for name, _, per_pod in named if signal_of(name, per_pod) is None]
     if unbound:  # every one at once, and how to bind them (for one run without editing the scenario)
         how = (f"under spec.metrics of scenario {scenario.name} ({', '.join(f'{name}: SIGNAL' for name, _ in unbound)})"
                f" and start sim serve again" if not one_run else
@@ -317,13 +322,13 @@ def policy_bindings(scenario: Scenario, policy: RuntimePolicy, one_run: bool = T
                          f"{'it' if len(unbound) == 1 else 'them'} {how}")
     out = {}
     for name, expr, per_pod in named:
-        signal = scenario.pod_signal_for(name) if per_pod else scenario.signal_for(name)
+        signal = signal_of(name, per_pod)
         if out.get(expr, signal) != signal:
             raise ValueError(f"policy {policy.name}: the query of {name!r} is also used for another signal")
         out[expr] = signal
     for name, expr in zip(policy.params.metric_names, policy.latest_queries):  # a ramp's latest reading
         if expr is not None:
-            signal = scenario.signal_for(name)
+            signal = signal_of(name, False)
             if out.get(expr, signal) != signal:
                 raise ValueError(f"policy {policy.name}: the ramp's latest query of {name!r} is also used for "
                                  f"another signal")
