@@ -355,6 +355,23 @@ def test_current_metrics_take_the_form_of_the_hpas_metric_source(tmp_path, metri
         srv.stop()
 
 
+@pytest.mark.parametrize("target", [
+    pytest.param({"type": "Utilization", "averageUtilization": 40}, id="utilization-50-of-40-percent"),
+    pytest.param({"type": "AverageValue", "averageValue": "200Mi"}, id="average-value-512Mi-over-200Mi"),
+])
+def test_an_hpa_on_memory_scales_on_the_pods_working_set(sim, target):
+    """web's 2 pods each hold 256 MiB of their 512 MiB request: memory alone takes it to 3, as
+    kube-controller-manager would (the scenario binds no memory: the default by target; an
+    HPA on memory was refused: "the scenario does not simulate its metrics")."""
+    srv, autoscaling, apps = sim
+    memory = {"type": "Resource", "resource": {"name": "memory", "target": target}}
+    autoscaling.create_namespaced_horizontal_pod_autoscaler(NS, hpa("web", metric=memory))
+    syncs(srv, 1)
+    assert replicas(apps) == 3
+    conditions = {c.type: c for c in autoscaling.read_namespaced_horizontal_pod_autoscaler("web", NS).status.conditions}
+    assert conditions["ScalingActive"].status == "True"
+
+
 def test_an_hpa_keda_made_scales_as_any_other(sim):
     """setpoint import refuses an HPA KEDA made (import the ScaledObject instead); kube-controller-
     manager runs it as any HPA, and so does sim serve."""
