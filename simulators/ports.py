@@ -123,6 +123,7 @@ class SimMetrics:
         self._rngs = streams.ServiceStreams(int(seed), streams.Purpose.POD_SAMPLES)  # one per service, by name
         self._sampled_at: float | None = None
         self._memory_request_mib: np.ndarray | None = None  # (S,) read from the cluster when first needed
+        self._cpu_request: np.ndarray | None = None  # (S,) likewise (cores)
 
     def attach(self, targets: SimTargets) -> None:
         self._targets = targets
@@ -184,9 +185,17 @@ class SimMetrics:
         else:
             filled = min(self._k, self.slots)
             values = metrics_compiled.window_means(self._ring[field], filled, rows, obs.nonfinite)
+        if mode == "total_cores":  # the ready pods' CPU, as sum(rate(container_cpu_usage_seconds_total)) reads it
+            values = values * (self._cpu_request_cores()[rows] / 100.0) * obs.values["ready_replicas"][rows]
         # fresh float64 arrays, copied only where they would be views of the tick's
         return Samples(values=values.astype(np.float64, copy=False), present=~unavailable,
                        age_s=obs.sample_age_s[rows].astype(np.float64, copy=view), conflict=np.zeros(len(targets), bool))
+
+    def _cpu_request_cores(self) -> np.ndarray:
+        """(S,) a pod's CPU request per workload (cores), read from the cluster once."""
+        if self._cpu_request is None:
+            self._cpu_request = np.array([s.cpu_request_cores for s in self.cluster.config.services], np.float64)
+        return self._cpu_request
 
     def _memory(self, mode: str, mean_mib: np.ndarray, rows: np.ndarray | slice) -> np.ndarray:
         """What an imported HPA memory query reads from the last tick's (n,) mean working set of

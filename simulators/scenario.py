@@ -55,6 +55,8 @@ SIGNALS: dict[str, str] = {
     # a gauge: sum(working set) / sum(memory requests), percent; and sum(working set) in bytes
     "memory_utilization": "memory_mib:percent_of_request",
     "memory_bytes": "memory_mib:total_bytes",
+    # what `setpoint import` writes for an HPA CPU AverageValue: sum(rate(cpu seconds)), cores
+    "cpu_cores": "utilization_pct:total_cores",
 }
 
 #: Per-pod signals (SimCluster.pod_signals) a pod-scope health check may be bound to.
@@ -77,12 +79,15 @@ DEFAULT_BINDINGS: dict[str, str] = {
     "restarts": "restarts_per_minute", "crash-loop": "restarts_per_minute",
 }
 
-#: Bindings, by target, of a metric named ``memory`` (or ``<container>-memory``: a ContainerResource's)
-#: the scenario does not bind: `setpoint import` names an HPA's memory metric so and writes a
-#: Utilization target over a percent of the pods' memory requests, an AverageValue one over the
-#: workload's working set in bytes (a value target has no default: bind it).
-DEFAULT_MEMORY_BINDINGS: dict[MetricKind, str] = {
-    MetricKind.UTILIZATION: "memory_utilization", MetricKind.AVERAGE_PER_REPLICA: "memory_bytes",
+#: Bindings, by resource and target, of a metric named ``cpu`` or ``memory`` (or ``<container>-cpu``,
+#: ``<container>-memory``: a ContainerResource's) the scenario does not bind: `setpoint import`
+#: names an HPA's resource metrics so and writes a Utilization target over a percent of the pods'
+#: requests, an AverageValue one over the workload's usage (CPU cores, memory bytes). A memory
+#: value target has no default (bind it); a cpu one reads utilization (DEFAULT_BINDINGS).
+RESOURCE_BINDINGS: dict[tuple[str, MetricKind], str] = {
+    ("cpu", MetricKind.UTILIZATION): "utilization", ("cpu", MetricKind.AVERAGE_PER_REPLICA): "cpu_cores",
+    ("memory", MetricKind.UTILIZATION): "memory_utilization",
+    ("memory", MetricKind.AVERAGE_PER_REPLICA): "memory_bytes",
 }
 
 #: Bindings of pod-scope health checks by name, when the scenario does not bind them.
@@ -93,10 +98,12 @@ DEFAULT_POD_BINDINGS: dict[str, str] = {
 
 
 
-def reads_memory(metric_name: str) -> bool:
-    """Whether a metric is named as `setpoint import` names an HPA's memory metric: ``memory``
-    (Resource, or a KEDA memory trigger) or ``<container>-memory`` (ContainerResource)."""
-    return metric_name == "memory" or metric_name.endswith("-memory")
+def resource_named(metric_name: str) -> str | None:
+    """The resource a metric is named after as `setpoint import` names an HPA's resource metric:
+    ``cpu`` / ``memory`` (Resource, or a KEDA cpu / memory trigger) or ``<container>-cpu`` /
+    ``<container>-memory`` (ContainerResource); None for another name."""
+    resource = metric_name.rpartition("-")[2]
+    return resource if resource in ("cpu", "memory") else None
 
 
 SCENARIO_FOLDER = package_path("simulators", "scenarios")  # package data, also in an installed wheel
@@ -417,9 +424,8 @@ class Scenario:
     def signal_for(self, metric_name: str, kind: MetricKind | None = None) -> str | None:
         """The simulated signal (TickSignals field, ``:mode`` after it) a policy metric reads, or
         None if unbound. ``kind``: the metric's target kind, which picks a memory metric's default."""
-        bound = self.bindings.get(metric_name) or DEFAULT_BINDINGS.get(metric_name)
-        if bound is None and kind is not None and reads_memory(metric_name):
-            bound = DEFAULT_MEMORY_BINDINGS.get(kind)
+        bound = (self.bindings.get(metric_name) or RESOURCE_BINDINGS.get((resource_named(metric_name), kind))
+                 or DEFAULT_BINDINGS.get(metric_name))
         return SIGNALS.get(bound) if bound else None
 
     def pod_signal_for(self, check_name: str) -> str | None:

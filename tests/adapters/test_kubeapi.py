@@ -648,6 +648,23 @@ def test_memory_queries_of_an_imported_hpa_read_what_simulate_binds_them_to(metr
     assert read == pytest.approx(100 * used / requested if mode == "utilization" else used, rel=1e-12)
 
 
+def test_cpu_cores_of_an_imported_average_value_read_what_simulate_binds_them_to(metrics_server):
+    """sum(rate(container_cpu_usage_seconds_total)) by workload, what `setpoint import` writes for a CPU
+    AverageValue, reads the cores `simulate` binds it to (SimMetrics' cpu_cores), not a percent."""
+    from simulators.ports import SimMetrics
+    from simulators.scenario import SIGNALS
+
+    world = metrics_server.world
+    first = samples(scrape(metrics_server), "container_cpu_usage_seconds_total")
+    world.advance(12)
+    second = samples(scrape(metrics_server), "container_cpu_usage_seconds_total")
+    used_cores = sum(second[k] - first.get(k, 0.0) for k in second if 'pod="web-' in k) / 60.0
+    metrics = SimMetrics(world.engine, {"q": SIGNALS["cpu_cores"]}, window_s=15, tick_s=world.tick_s)
+    metrics.push(world.engine.signals())
+    [read] = metrics.query("q", [world.engine.ref(world.engine.index("web"))], world.engine.now).values
+    assert read == pytest.approx(used_cores, rel=1e-6) and 0.5 < read < 1.0  # 2 pods of 0.5 cores at 75 %
+
+
 def histogram_quantile(q: float, bounds: list[float], cumulative: list[float]) -> float:
     """PromQL's histogram_quantile over one series' cumulative bucket increases (+Inf last)."""
     total = cumulative[-1]

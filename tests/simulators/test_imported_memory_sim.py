@@ -1,7 +1,8 @@
 """An HPA's (or KEDA's) memory metric after `setpoint import` decides in `setpoint simulate`: it
 binds by its target to what its query reads (a percent of the pods' memory requests, or the
 workload's working set in bytes), not to the per-pod MiB of the ``memory`` signal, which left it
-unbound (simulate refused the policy). The user's path: import, then simulate, by the CLI."""
+unbound (simulate refused the policy). The user's path: import, then simulate, by the CLI. A CPU
+AverageValue reads cores by the same rule (it read the utilization in percent)."""
 
 from __future__ import annotations
 
@@ -86,6 +87,27 @@ def test_an_imported_memory_metric_decides_the_scale_up_of_a_leaking_workload(tm
     assert result["policy"]["replica_hours"] > result["hpa"]["replica_hours"]  # the CPU-only baseline stays
 
 
+def test_an_imported_cpu_average_value_reads_cores_not_percent(tmp_path):
+    """An HPA's CPU AverageValue imports as sum(rate(container_cpu_usage_seconds_total)), cores,
+    against cores per pod: simulate bound it to the utilization in percent (60 read as 60 cores:
+    a proposal of 200 pods for 10 at 60 % CPU, scaled to the max at once)."""
+    (tmp_path / "hpa.yaml").write_text(json.dumps({
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "minReplicas": 2, "maxReplicas": 30,
+                 "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                     "type": "AverageValue", "averageValue": "300m"}}}]}}))
+    (tmp_path / "leak.yaml").write_text(SCENARIO)
+    cli = [sys.executable, "-m", "controller.cli"]
+    assert subprocess.run([*cli, "import", "hpa.yaml", "-o", "web.yaml"], cwd=tmp_path, timeout=120).returncode == 0
+    proc = subprocess.run([*cli, "simulate", "leak.yaml", "-p", "web.yaml", "--no-frontier", "--no-report",
+                           "--jobs", "1", "-o", "out"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    [first] = [json.loads(line) for line in (tmp_path / "out" / "decisions.jsonl").read_text().splitlines()[:1]]
+    # 10 ready pods of 0.5 cores at 60 %: 3 cores, 10 pods of 0.3 (within HPA's tolerance: 10 stay)
+    assert first["metrics"]["cpu"]["raw"] == pytest.approx(3.0, rel=0.05)
+    assert first["metrics"]["cpu"]["proposal"] == first["desired"] == 10
+
+
 @pytest.mark.parametrize("name, kind, bound, signal", [
     pytest.param("memory", MetricKind.UTILIZATION, None, "memory_mib:percent_of_request",
                  id="utilization-reads-percent-of-request"),
@@ -99,8 +121,16 @@ def test_an_imported_memory_metric_decides_the_scale_up_of_a_leaking_workload(tm
     pytest.param("memory", MetricKind.UTILIZATION, "memory", "memory_mib", id="the-memory-signal-keeps-its-meaning"),
     pytest.param("memory", MetricKind.AVERAGE_PER_REPLICA, "memory_bytes", "memory_mib:total_bytes",
                  id="bound-by-name"),
+    pytest.param("cpu", MetricKind.UTILIZATION, None, "utilization_pct", id="cpu-utilization-reads-percent"),
+    pytest.param("cpu", MetricKind.AVERAGE_PER_REPLICA, None, "utilization_pct:total_cores",
+                 id="cpu-average-value-reads-cores"),
+    pytest.param("cpu", MetricKind.VALUE, None, "utilization_pct", id="cpu-value-keeps-the-name-default"),
+    pytest.param("cpu", None, None, "utilization_pct", id="cpu-without-a-kind-keeps-the-name-default"),
+    pytest.param("web-cpu", MetricKind.UTILIZATION, None, "utilization_pct", id="container-resource-cpu"),
+    pytest.param("cpu", MetricKind.AVERAGE_PER_REPLICA, "utilization", "utilization_pct",
+                 id="cpu-bound-by-the-scenario-wins"),
 ])
-def test_a_memory_metric_binds_by_its_target_unless_the_scenario_binds_it(name, kind, bound, signal):
+def test_a_resource_metric_binds_by_its_target_unless_the_scenario_binds_it(name, kind, bound, signal):
     metrics = f"  metrics: {{{name}: {bound}}}\n" if bound else ""
     scenario = load_scenario_text(SCENARIO.replace("  services:", metrics + "  services:", 1), "leak.yaml")
     assert scenario.signal_for(name, kind) == signal
