@@ -20,6 +20,8 @@ from simulators.cluster import SimCluster
 from simulators.lazy_names import LazyStrings
 from simulators.signals import METRIC_SIGNALS, ObservedSignals
 
+MIB = 2 ** 20  # bytes
+
 
 class SimTargets:
     """``Cluster`` port over a SimCluster, restricted to the services named in ``services``.
@@ -89,6 +91,8 @@ class SimMetrics:
     """
 
     INSTANT = {"ready_replicas", "restarts_total"}
+    #: Modes of ``memory_mib`` read at the last tick (PromQL reads a gauge without a range so): see _memory.
+    MEMORY_MODES = ("percent_of_request", "total_bytes")
     #: Workload signals the ``hpa`` preset reads per pod (``query_pods``).
     PER_POD = {"utilization_pct"}
     #: Spread of a pod's measured p95 around its true value (log-normal sigma), per cycle.
@@ -118,6 +122,8 @@ class SimMetrics:
         self._targets: SimTargets | None = None
         self._rngs = streams.ServiceStreams(int(seed), streams.Purpose.POD_SAMPLES)  # one per service, by name
         self._sampled_at: float | None = None
+        self._memory_request_mib: np.ndarray | None = None  # (S,) read from the cluster when first needed
+        self._cpu_request: np.ndarray | None = None  # (S,) likewise (cores)
 
     def attach(self, targets: SimTargets) -> None:
         self._targets = targets
@@ -165,7 +171,9 @@ class SimMetrics:
         if len(targets) and unavailable.all():
             raise MetricsUnavailable("metrics outage: no series for any target")
         view = isinstance(rows, slice)  # basic indexing: views of the tick's arrays (a gather makes fresh ones)
-        if mode == "rate":  # per minute over the window, like increase(x[window]) scaled to 1 m
+        if mode in self.MEMORY_MODES:
+            values = self._memory(mode, obs.values[field][rows], rows)
+        elif mode == "rate":  # per minute over the window, like increase(x[window]) scaled to 1 m
             filled = min(self._k, self.slots)
             oldest = self._ring[field][(self._k - filled) % self.slots, rows]
             values = (obs.values[field][rows] - oldest) * 60.0 / max(filled * self.tick_s, self.tick_s)
@@ -177,9 +185,31 @@ class SimMetrics:
         else:
             filled = min(self._k, self.slots)
             values = metrics_compiled.window_means(self._ring[field], filled, rows, obs.nonfinite)
+        if mode == "total_cores":  # the ready pods' CPU, as sum(rate(container_cpu_usage_seconds_total)) reads it
+            values = values * (self._cpu_request_cores()[rows] / 100.0) * obs.values["ready_replicas"][rows]
         # fresh float64 arrays, copied only where they would be views of the tick's
         return Samples(values=values.astype(np.float64, copy=False), present=~unavailable,
                        age_s=obs.sample_age_s[rows].astype(np.float64, copy=view), conflict=np.zeros(len(targets), bool))
+
+    def _cpu_request_cores(self) -> np.ndarray:
+        """(S,) a pod's CPU request per workload (cores), read from the cluster once."""
+        if self._cpu_request is None:
+            self._cpu_request = np.array([s.cpu_request_cores for s in self.cluster.config.services], np.float64)
+        return self._cpu_request
+
+    def _memory(self, mode: str, mean_mib: np.ndarray, rows: np.ndarray | slice) -> np.ndarray:
+        """What an imported HPA memory query reads from the last tick's (n,) mean working set of
+        running pods (MiB): ``percent_of_request``, sum(working set) / sum(requests) in percent
+        (every pod of a workload requests the same); ``total_bytes``, sum(working set) in bytes.
+        NaN with no running pod: cAdvisor has no series then, and a sum over none has none."""
+        running = self.cluster.running_pods[rows]
+        if mode == "percent_of_request":
+            if self._memory_request_mib is None:
+                self._memory_request_mib = self.cluster.memory_request_mib
+            values = mean_mib * (100.0 / self._memory_request_mib[rows])
+        else:
+            values = mean_mib * running * float(MIB)
+        return np.where(running > 0, values, np.nan)
 
     def query_pods(self, expr: str, targets: Sequence[TargetRef], at: float) -> PodSeries | Samples:
         """The ``PodMetricsSource`` capability: per-pod series of a signal HPA reads per pod

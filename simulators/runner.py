@@ -24,6 +24,7 @@ import numpy as np
 
 from controller.core.health.params import Scope
 from controller.core.scaling import compiled
+from controller.core.scaling.params import MetricKind
 from controller.errors import FieldError, ScenarioError
 from controller.model import Action, ActionKind, jsonable
 from controller.policy import LoadedPolicy
@@ -289,7 +290,8 @@ def misspelt_bindings(scenario: Scenario, policy: RuntimePolicy) -> list[FieldEr
     for key, meant in _misspelt(scenario, _names(policy)).items():
         per_pod = policy.health is not None and any(c.name == meant and c.scope == Scope.POD
                                                      for c in policy.health.checks)
-        signal = scenario.pod_signal_for(meant) if per_pod else scenario.signal_for(meant)
+        kind = next((m.kind for m in policy.params.metrics if m.name == meant), None)
+        signal = scenario.pod_signal_for(meant) if per_pod else scenario.signal_for(meant, kind)
         reads = f"reads {signal} (the default for that name)" if signal else "is bound to nothing"
         out.append(FieldError(scenario.file, scenario.binding_lines.get(key), f"spec.metrics.{key}",
                               f"warning: policy {policy.name} has no metric or check named {key!r}, so this "
@@ -301,11 +303,15 @@ def policy_bindings(scenario: Scenario, policy: RuntimePolicy, one_run: bool = T
     """query expression -> simulated signal, for each metric and health check of the policy.
     ``one_run``: a metric the scenario does not bind may be bound with --scenario-set (simulate,
     sweep, tune); sim serve has no such option: its message says to bind it in the scenario file."""
-    named = list(zip(policy.params.metric_names, policy.queries, [False] * len(policy.queries)))
+    def signal_of(name: str, per_pod: bool, kind: MetricKind | None) -> str | None:
+        # kind: a scaling metric's target kind (a cpu or memory metric's default is by it); None for a check
+        return scenario.pod_signal_for(name) if per_pod else scenario.signal_for(name, kind)
+
+    named = [(m.name, q, False, m.kind) for m, q in zip(policy.params.metrics, policy.queries)]
     if policy.health is not None:
-        named += [(c.name, q, c.scope == Scope.POD) for c, q in zip(policy.health.checks, policy.health_queries)]
-    unbound = [(name, per_pod) for name, _, per_pod in named
-               if (scenario.pod_signal_for(name) if per_pod else scenario.signal_for(name)) is None]
+        named += [(c.name, q, c.scope == Scope.POD, None)
+                  for c, q in zip(policy.health.checks, policy.health_queries)]
+    unbound = [(name, per_pod) for name, _, per_pod, kind in named if signal_of(name, per_pod, kind) is None]
     if unbound:  # every one at once, and how to bind them (for one run without editing the scenario)
         how = (f"under spec.metrics of scenario {scenario.name} ({', '.join(f'{name}: SIGNAL' for name, _ in unbound)})"
                f" and start sim serve again" if not one_run else
@@ -316,14 +322,15 @@ def policy_bindings(scenario: Scenario, policy: RuntimePolicy, one_run: bool = T
         raise ValueError(f"policy {policy.name}: {_unbound_words(unbound)}; bind "
                          f"{'it' if len(unbound) == 1 else 'them'} {how}")
     out = {}
-    for name, expr, per_pod in named:
-        signal = scenario.pod_signal_for(name) if per_pod else scenario.signal_for(name)
+    for name, expr, per_pod, kind in named:
+        signal = signal_of(name, per_pod, kind)
         if out.get(expr, signal) != signal:
             raise ValueError(f"policy {policy.name}: the query of {name!r} is also used for another signal")
         out[expr] = signal
-    for name, expr in zip(policy.params.metric_names, policy.latest_queries):  # a ramp's latest reading
+    for metric, expr in zip(policy.params.metrics, policy.latest_queries):  # a ramp's latest reading
+        name = metric.name
         if expr is not None:
-            signal = scenario.signal_for(name)
+            signal = signal_of(name, False, metric.kind)
             if out.get(expr, signal) != signal:
                 raise ValueError(f"policy {policy.name}: the ramp's latest query of {name!r} is also used for "
                                  f"another signal")
@@ -747,7 +754,6 @@ def capacity_note(policy: LoadedPolicy, scenario: Scenario, most: int = 3) -> st
     serves (its ``capacityPerPod``): the pods saturate before the policy scales up, so the scores
     say more about the pairing than about the policy (the bundled default policy, at 85 rps per
     replica, on a scenario whose pods serve 50). "" when every target fits."""
-    from controller.core.scaling.params import MetricKind
     from controller.policy.durations import format_number
 
     notes = []

@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from controller.bundled import package_path
+from controller.core.scaling.params import MetricKind
 from controller.errors import FieldError, ScenarioError
 from controller.policy.durations import describe_value, format_duration
 from controller.policy.fields import DnsLabel, Duration, Percent, StrictModel, field_error
@@ -50,6 +51,12 @@ SIGNALS: dict[str, str] = {
     "queue_length": "queue_length",
     "memory": "memory_mib",
     "restarts_per_minute": "restarts_total:rate",  # like PromQL increase(...[window]) per minute
+    # what `setpoint import` writes for an HPA memory metric, read at the last tick as PromQL reads
+    # a gauge: sum(working set) / sum(memory requests), percent; and sum(working set) in bytes
+    "memory_utilization": "memory_mib:percent_of_request",
+    "memory_bytes": "memory_mib:total_bytes",
+    # what `setpoint import` writes for an HPA CPU AverageValue: sum(rate(cpu seconds)), cores
+    "cpu_cores": "utilization_pct:total_cores",
 }
 
 #: Per-pod signals (SimCluster.pod_signals) a pod-scope health check may be bound to.
@@ -72,11 +79,32 @@ DEFAULT_BINDINGS: dict[str, str] = {
     "restarts": "restarts_per_minute", "crash-loop": "restarts_per_minute",
 }
 
+#: Bindings, by resource and target, of a metric named ``cpu`` or ``memory`` (or ``<container>-cpu``,
+#: ``<container>-memory``: a ContainerResource's) the scenario does not bind: `setpoint import`
+#: names an HPA's resource metrics so and writes a Utilization target over a percent of the pods'
+#: requests, an AverageValue one over the workload's usage (CPU cores, memory bytes). A memory
+#: value target has no default (bind it); a cpu one reads utilization (DEFAULT_BINDINGS).
+RESOURCE_BINDINGS: dict[tuple[str, MetricKind], str] = {
+    ("cpu", MetricKind.UTILIZATION): "utilization", ("cpu", MetricKind.AVERAGE_PER_REPLICA): "cpu_cores",
+    ("memory", MetricKind.UTILIZATION): "memory_utilization",
+    ("memory", MetricKind.AVERAGE_PER_REPLICA): "memory_bytes",
+}
+
 #: Bindings of pod-scope health checks by name, when the scenario does not bind them.
 DEFAULT_POD_BINDINGS: dict[str, str] = {
     "memory": "pod_memory", "error-ratio": "pod_error_ratio", "errors": "pod_error_ratio",
     "restarts": "pod_restarts", "latency": "pod_extra_latency",
 }
+
+
+
+def resource_named(metric_name: str) -> str | None:
+    """The resource a metric is named after as `setpoint import` names an HPA's resource metric:
+    ``cpu`` / ``memory`` (Resource, or a KEDA cpu / memory trigger) or ``<container>-cpu`` /
+    ``<container>-memory`` (ContainerResource); None for another name."""
+    resource = metric_name.rpartition("-")[2]
+    return resource if resource in ("cpu", "memory") else None
+
 
 SCENARIO_FOLDER = package_path("simulators", "scenarios")  # package data, also in an installed wheel
 
@@ -216,6 +244,9 @@ class ServiceModel(StrictModel):
     initial_replicas: int = Field(2, ge=0, le=MAX_PODS)
     max_pods: int = Field(50, ge=1, le=MAX_PODS)
     cpu_request: float = Field(0.5, gt=0, le=1e6, description="cores")
+    memory_request: float = Field(512.0, gt=0, le=1e9, description=(
+        "MiB: a pod's memory request, what a memory utilization is a percent of (a pod's working set is 256 MiB "
+        "without a memory leak)"))
     error_ratio: float = Field(0.0, ge=0, le=1, description="errors of a healthy revision")
     retry_ratio: float = Field(0.0, ge=0, le=MAX_RETRY_RATIO,
                                description="share of the requests dropped in a tick that clients retry in the next")
@@ -390,9 +421,11 @@ class Scenario:
         return L.offered_chunks(list(self.shapes), self.start_s, self.duration_s, self.tick_s, len(self.shapes),
                                 chunk_ticks)
 
-    def signal_for(self, metric_name: str) -> str | None:
-        """The simulated signal (TickSignals field) a policy metric reads, or None if unbound."""
-        bound = self.bindings.get(metric_name) or DEFAULT_BINDINGS.get(metric_name)
+    def signal_for(self, metric_name: str, kind: MetricKind | None = None) -> str | None:
+        """The simulated signal (TickSignals field, ``:mode`` after it) a policy metric reads, or
+        None if unbound. ``kind``: the metric's target kind, which picks a memory metric's default."""
+        bound = (self.bindings.get(metric_name) or RESOURCE_BINDINGS.get((resource_named(metric_name), kind))
+                 or DEFAULT_BINDINGS.get(metric_name))
         return SIGNALS.get(bound) if bound else None
 
     def pod_signal_for(self, check_name: str) -> str | None:
@@ -558,6 +591,7 @@ def _expand_services(spec: ScenarioSpec) -> tuple[list[ServiceConfig], list[Serv
                 scheduling_delay_s=s.scheduling_delay, startup_delay_s=s.startup_delay, base_latency_s=s.base_latency,
                 overload=s.overload, queue_limit=s.queue_limit, timeout_s=s.timeout,
                 initial_replicas=s.initial_replicas, max_pods=s.max_pods, cpu_request_cores=s.cpu_request,
+                memory_request_mib=s.memory_request,
                 base_error_ratio=s.error_ratio, retry_ratio=s.retry_ratio, readiness_probe=_probe(s.readiness_probe)))
             models.append(s)
     return configs, models, names

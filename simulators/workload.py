@@ -137,6 +137,8 @@ class ServiceConfig:
     memory_*: per-pod working set without a leak, the limit above which a pod is degraded
         (capacity times ``degraded_capacity_ratio``, latency plus ``degraded_extra_latency_s``),
         and the OOM limit at which its container restarts.
+    memory_request_mib: a pod's memory request (MiB): what an HPA memory Utilization target is a
+        percent of (sim serve exports it as kube_pod_container_resource_requests{resource="memory"}).
     max_surge / max_unavailable: rolling update budgets, an int or a percent string ("25%").
     retry_ratio: share of the requests dropped in one tick that clients send again in the
         next tick, on top of that tick's load (0: no retries; at most 0.9 so that retries of
@@ -164,6 +166,7 @@ class ServiceConfig:
     memory_base_mib: float = 256.0
     memory_soft_limit_mib: float = 768.0
     memory_limit_mib: float = 1024.0
+    memory_request_mib: float = 512.0
     degraded_capacity_ratio: float = 0.7
     degraded_extra_latency_s: float = 0.1
     max_surge: int | str = "25%"
@@ -201,6 +204,7 @@ class ServiceConfig:
             ("max_pods", self.max_pods >= 1, "must be >= 1"),
             ("initial_replicas", 0 <= self.initial_replicas <= self.max_pods, f"must be in [0, max_pods={self.max_pods}]"),
             ("cpu_request_cores", self.cpu_request_cores > 0, "must be > 0"),
+            ("memory_request_mib", self.memory_request_mib > 0, "must be > 0"),
             ("base_error_ratio", 0 <= self.base_error_ratio <= 1, "must be in [0, 1]"),
             ("memory_limit_mib", self.memory_base_mib < self.memory_limit_mib, "must be > memory_base_mib"),
             ("memory_soft_limit_mib", self.memory_base_mib < self.memory_soft_limit_mib, "must be > memory_base_mib"),

@@ -121,7 +121,7 @@ class PodLines(NamedTuple):
     served: str  # the histogram's _count
     ready: tuple[str, str]  # kube_pod_status_ready's three lines, whole: (not ready, ready)
     restarts: str
-    resource_requests: str  # the whole line: its value is the workload's CPU request
+    resource_requests: str  # the whole lines, CPU (cores) then memory (bytes): the workload's requests
     cpu: str
     memory: str
 
@@ -158,6 +158,7 @@ class Exposition:
         self.S, self.K = len(workloads), store.engine.K
         self._ns_name = [(w.namespace, w.name) for w in workloads]
         self._cpu_request = [num(w.config.cpu_request_cores) for w in workloads]
+        self._memory_request = [num(w.config.memory_request_mib * 2 ** 20) for w in workloads]  # bytes
         app = [labels(namespace=w.namespace, deployment=w.name) for w in workloads]
         self._app = {name: [f"\n{name}{lab} " for lab in app] for name, _ in APP_GAUGES}
         les = [num(b) for b in latency_buckets_s] + ["+Inf"]
@@ -244,12 +245,14 @@ class Exposition:
         ready = [f"\nkube_pod_status_ready{labels(namespace=ns, pod=pod, condition=c)} "
                  for c in ("true", "false", "unknown")]
         request = labels(namespace=ns, pod=pod, container=container, resource="cpu", unit="core")
+        memory_request = labels(namespace=ns, pod=pod, container=container, resource="memory", unit="byte")
         lines = self._pods[key] = PodLines(
             (ns, pod), f"\nhttp_requests_total{app} ", f"\nhttp_request_errors_total{app} ",
             f'\n{HISTOGRAM}_bucket{app[:-1]},le="', f"\n{HISTOGRAM}_sum{app} ", f"\n{HISTOGRAM}_count{app} ",
             (f"{ready[0]}0{ready[1]}1{ready[2]}0", f"{ready[0]}1{ready[1]}0{ready[2]}0"),
             f"\nkube_pod_container_status_restarts_total{by_container} ",
-            f"\nkube_pod_container_resource_requests{request} {self._cpu_request[row]}",
+            f"\nkube_pod_container_resource_requests{request} {self._cpu_request[row]}"
+            f"\nkube_pod_container_resource_requests{memory_request} {self._memory_request[row]}",
             f"\ncontainer_cpu_usage_seconds_total{by_container} ",
             f"\ncontainer_memory_working_set_bytes{by_container} ")
         self._names[lines.key] += 1

@@ -228,11 +228,13 @@ class HpaController:
             run.last_scale_wall_s = self.store.clock.wall(now)
         return result
 
-    def _cpu_request_cores(self, result: CycleResult | None) -> float | None:
-        """The CPU request of a pod of the HPA's workload (cores), None when there is none."""
+    def _requests(self, result: CycleResult | None) -> dict[str, float]:
+        """A pod's requests of the HPA's workload by resource, {"cpu": cores, "memory": bytes};
+        {} when there is no workload."""
         if result is None or not result.targets:
-            return None
-        return float(self.store.workloads[self.store.engine.index(result.targets[0])].config.cpu_request_cores)
+            return {}
+        config = self.store.workloads[self.store.engine.index(result.targets[0])].config
+        return {"cpu": float(config.cpu_request_cores), "memory": float(config.memory_request_mib) * 2 ** 20}
 
     def _record_rescales(self, hpa: dict, result: CycleResult | None) -> None:
         """A ``SuccessfulRescale`` Event on the HPA per scale it made, as kube-controller-manager
@@ -251,8 +253,7 @@ class HpaController:
         """The HPA's status from the cycle, written to the store when it changed."""
         wall = self.store.clock.wall(now)
         old = hpa.get("status") or {}
-        status = hpa_status(run, result, old, wall, self._cpu_request_cores(result),
-                            (hpa.get("spec") or {}).get("metrics"))
+        status = hpa_status(run, result, old, wall, self._requests(result), (hpa.get("spec") or {}).get("metrics"))
         if status == old:
             return
         hpa["status"] = status
@@ -260,12 +261,12 @@ class HpaController:
 
 
 def hpa_status(run: HpaRun, result: CycleResult | None, old: dict, wall_s: float,
-               cpu_request_cores: float | None = None, sources: list | None = None) -> dict:
+               requests: dict[str, float] | None = None, sources: list | None = None) -> dict:
     """An HPA's status as kube-controller-manager writes it: currentReplicas (observed),
     desiredReplicas (decided), lastScaleTime, currentMetrics (the values read, per metric) and
     conditions (their lastTransitionTime kept while their status holds). ``wall_s``: epoch s;
-    ``cpu_request_cores``: a pod's CPU request, for the CPU metric's averageValue; ``sources``:
-    the HPA's spec.metrics, whose forms currentMetrics takes."""
+    ``requests``: a pod's requests, {"cpu": cores, "memory": bytes}, for a utilization's
+    averageValue; ``sources``: the HPA's spec.metrics, whose forms currentMetrics takes."""
     # desiredReplicas is required in autoscaling/v2 (0 until a count was decided, as the real controller starts)
     status = {"desiredReplicas": 0, **{k: old[k] for k in ("currentReplicas", "desiredReplicas") if k in old}}
     if run.last_scale_wall_s is not None:
@@ -283,7 +284,7 @@ def hpa_status(run: HpaRun, result: CycleResult | None, old: dict, wall_s: float
             int(decision.current[0])
         status["desiredReplicas"] = int(decision.norm.desired[0])
         status["currentMetrics"] = current_metrics(run.reconciler.policy, decision.signal.values[0],
-                                                   cpu_request_cores, sources, status["currentReplicas"])
+                                                   requests, sources, status["currentReplicas"])
         conditions = result.conditions[0] if result.conditions else {}
     status["conditions"] = _conditions(conditions, old.get("conditions") or [], wall_s)
     if "currentMetrics" not in status and old.get("currentMetrics"):
@@ -291,33 +292,52 @@ def hpa_status(run: HpaRun, result: CycleResult | None, old: dict, wall_s: float
     return status
 
 
-def current_metrics(policy: RuntimePolicy, values: np.ndarray, cpu_request_cores: float | None = None,
+def current_metrics(policy: RuntimePolicy, values: np.ndarray, requests: dict[str, float] | None = None,
                     sources: list | None = None, replicas: int | None = None) -> list[dict]:
     """status.currentMetrics from (M,) values read per metric (NaN: not shown), each in the form
     of its source in the HPA's spec.metrics (``sources``, in the policy's order, as the importer
     converts them; without them, utilization as Resource and the others as Pods): a utilization
-    in averageUtilization, % (for CPU with ``cpu_request_cores`` the averageValue in cores too, as
-    kubectl describe shows it), a value target's metric as its value, an averagePerReplica one as
-    the average per pod HPA shows: the total read over the ``replicas`` running (kubectl get hpa
+    in averageUtilization, % (with the pod's request of its resource in ``requests``, {"cpu":
+    cores, "memory": bytes}, the averageValue too, as kubectl describe shows it: CPU in
+    millicores, memory in bytes), a value target's metric as its value, an averagePerReplica one
+    as the average per pod HPA shows: the total read over the ``replicas`` running (kubectl get hpa
     compared the workload's total with the per-pod target: 1138/80 at 13 pods, where HPA says 87/80)."""
     if not isinstance(sources, list) or len(sources) != len(policy.params.metrics):
         sources = [None] * len(policy.params.metrics)
+    requests = requests or {}
     out = []
     for metric, value, source in zip(policy.params.metrics, values, sources):
         if not np.isfinite(value):
             continue
         value = float(value)
+        resource = _resource_of(source) or metric.resource
         if metric.kind is MetricKind.UTILIZATION:
             current = {"averageUtilization": int(round(value))}
-            if metric.resource == "cpu" and cpu_request_cores:
-                current["averageValue"] = K.millicores(value / 100.0 * cpu_request_cores)
+            if requests.get(resource):
+                current["averageValue"] = _quantity(resource, value / 100.0 * requests[resource])
             source = source or {"type": "Resource", "resource": {"name": metric.resource or metric.name}}
         elif metric.kind is MetricKind.VALUE:
             current = {"value": K.millicores(value)}
         else:
-            current = {"averageValue": K.millicores(value / replicas if replicas else value)}
+            current = {"averageValue": _quantity(resource, value / replicas if replicas else value)}
         out.append(_current_in_form_of(source, metric.name, current))
     return out
+
+
+def _resource_of(source: dict | None) -> str | None:
+    """The resource (cpu, memory) of an HPA Resource or ContainerResource metric source, else None."""
+    if not isinstance(source, dict):
+        return None
+    spec = source.get({"Resource": "resource", "ContainerResource": "containerResource"}.get(source.get("type"), ""))
+    return spec.get("name") if isinstance(spec, dict) else None
+
+
+def _quantity(resource: str | None, value: float) -> str:
+    """A current value as HPA writes it (resource.NewMilliQuantity): memory in whole bytes
+    (``268435456``), anything else in thousandths (``250m``, as CPU shows in millicores)."""
+    if resource == "memory":
+        return str(int(round(value)))
+    return K.millicores(value)
 
 
 #: An HPA metric source's type -> its field, and the fields of the spec's source its status repeats.

@@ -18,10 +18,12 @@ What a real cluster's scrape targets would show, computed from the engine tick b
 - kube-state-metrics: ``kube_deployment_spec_replicas``, ``kube_deployment_status_replicas``,
   ``kube_deployment_status_replicas_ready`` / ``_available`` / ``_updated`` (and the
   ``kube_statefulset_*`` equivalents), ``kube_pod_status_ready{condition}``,
-  ``kube_pod_container_status_restarts_total``, ``kube_pod_container_resource_requests``;
+  ``kube_pod_container_status_restarts_total``, ``kube_pod_container_resource_requests`` (each
+  pod's CPU request in cores, ``resource="cpu"``, and memory request in bytes, ``resource="memory"``);
 - cAdvisor: ``container_cpu_usage_seconds_total{namespace,pod,container}`` (ready pods share the
   service's CPU evenly) and ``container_memory_working_set_bytes`` (each running pod's memory, a
-  leak included: what the bundled healing policy's memory check reads);
+  leak included: what the bundled healing policy's memory check and `setpoint import`'s memory
+  queries read);
 - recording-rule-free gauges for examples: ``setpoint_sim_cpu_utilization_ratio``,
   ``setpoint_sim_requests_per_second``, ``setpoint_sim_error_ratio``,
   ``setpoint_sim_latency_seconds{percentile="50|95|99"}``.

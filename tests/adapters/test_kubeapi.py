@@ -617,11 +617,52 @@ def test_cpu_query_of_the_hpa_policy_matches_the_engine(metrics_server):
     second = samples(text, "container_cpu_usage_seconds_total")
     web = [k for k in second if 'pod="web-' in k]
     used_cores = sum(second[k] - first.get(k, 0.0) for k in web) / 60.0
-    requested = sum(v for k, v in samples(text, "kube_pod_container_resource_requests").items() if 'pod="web-' in k)
+    requested = sum(v for k, v in samples(text, "kube_pod_container_resource_requests").items()
+                    if 'pod="web-' in k and 'resource="cpu"' in k)
     engine = world.engine.signals().values["utilization_pct"][world.engine.index("web")]
     assert 100 * used_cores / requested == pytest.approx(engine, rel=1e-6)
     ratio = samples(text, "setpoint_sim_cpu_utilization_ratio")
     assert ratio['setpoint_sim_cpu_utilization_ratio{namespace="shop",deployment="web"}'] == pytest.approx(engine / 100)
+
+
+@pytest.mark.parametrize("signal, mode", [pytest.param("memory_utilization", "utilization", id="utilization-percent"),
+                                          pytest.param("memory_bytes", "total", id="average-value-bytes")])
+def test_memory_queries_of_an_imported_hpa_read_what_simulate_binds_them_to(metrics_server, signal, mode):
+    """`setpoint import`'s memory queries over the scrape, 100 * sum(working set) / sum(memory
+    requests) and sum(working set) by workload, read what `simulate` binds an imported memory
+    metric to (SimMetrics' memory_utilization and memory_bytes): one quantity in one unit."""
+    from simulators.ports import SimMetrics
+    from simulators.scenario import SIGNALS
+
+    world = metrics_server.world
+    world.advance(3)
+    text = scrape(metrics_server)
+    used = sum(v for k, v in samples(text, "container_memory_working_set_bytes").items() if 'pod="web-' in k)
+    requests = samples(text, "kube_pod_container_resource_requests")
+    requested = sum(v for k, v in requests.items() if 'pod="web-' in k and 'resource="memory",unit="byte"' in k)
+    assert requested == 2 * 512 * 2 ** 20 and used == 2 * 256 * 2 ** 20  # two pods: their request, their base
+    metrics = SimMetrics(world.engine, {"q": SIGNALS[signal]}, window_s=15, tick_s=world.tick_s)
+    metrics.push(world.engine.signals())
+    web = world.engine.ref(world.engine.index("web"))
+    [read] = metrics.query("q", [web], world.engine.now).values
+    assert read == pytest.approx(100 * used / requested if mode == "utilization" else used, rel=1e-12)
+
+
+def test_cpu_cores_of_an_imported_average_value_read_what_simulate_binds_them_to(metrics_server):
+    """sum(rate(container_cpu_usage_seconds_total)) by workload, what `setpoint import` writes for a CPU
+    AverageValue, reads the cores `simulate` binds it to (SimMetrics' cpu_cores), not a percent."""
+    from simulators.ports import SimMetrics
+    from simulators.scenario import SIGNALS
+
+    world = metrics_server.world
+    first = samples(scrape(metrics_server), "container_cpu_usage_seconds_total")
+    world.advance(12)
+    second = samples(scrape(metrics_server), "container_cpu_usage_seconds_total")
+    used_cores = sum(second[k] - first.get(k, 0.0) for k in second if 'pod="web-' in k) / 60.0
+    metrics = SimMetrics(world.engine, {"q": SIGNALS["cpu_cores"]}, window_s=15, tick_s=world.tick_s)
+    metrics.push(world.engine.signals())
+    [read] = metrics.query("q", [world.engine.ref(world.engine.index("web"))], world.engine.now).values
+    assert read == pytest.approx(used_cores, rel=1e-6) and 0.5 < read < 1.0  # 2 pods of 0.5 cores at 75 %
 
 
 def histogram_quantile(q: float, bounds: list[float], cumulative: list[float]) -> float:

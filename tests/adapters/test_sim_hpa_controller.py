@@ -147,19 +147,22 @@ def test_with_no_hpa_controller_an_hpa_is_only_stored(tmp_path):
         srv.stop()
 
 
+# a Pods metric no default binds (an HPA's memory metric binds by default: the next tests)
+_UNBOUND = {"type": "Pods", "pods": {"metric": {"name": "queue_depth"},
+                                    "target": {"type": "AverageValue", "averageValue": "10"}}}
+
+
 @pytest.mark.parametrize("refused, why", [
     pytest.param(hpa("bad", "api", metric={"type": "Object", "object": {
         "metric": {"name": "hits"}, "describedObject": {"kind": "Ingress", "name": "main"},
         "target": {"type": "Utilization", "averageUtilization": 50}}}),
         "expected Value or AverageValue", id="importer-refuses-a-utilization-target-of-an-object-metric"),
-    pytest.param(hpa("bad", "api", metric={"type": "Resource", "resource": {"name": "memory", "target": {
-        "type": "Utilization", "averageUtilization": 50}}}),
+    pytest.param(hpa("bad", "api", metric=_UNBOUND),
         # said as the importer's refusal, with --scenario-set to bind it: sim serve has no such option
-        "the scenario does not simulate its metrics: policy bad: metric 'memory' is not bound to a simulated signal (",
-        id="a-metric-the-scenario-does-not-bind"),
-    pytest.param(hpa("bad", "api", metric={"type": "Resource", "resource": {"name": "memory", "target": {
-        "type": "Utilization", "averageUtilization": 50}}}),
-        "; bind it under spec.metrics of scenario kube-test (memory: SIGNAL) and start sim serve again",
+        "the scenario does not simulate its metrics: policy bad: metric 'queue_depth' is not bound to a simulated "
+        "signal (", id="a-metric-the-scenario-does-not-bind"),
+    pytest.param(hpa("bad", "api", metric=_UNBOUND),
+        "; bind it under spec.metrics of scenario kube-test (queue_depth: SIGNAL) and start sim serve again",
         id="how-to-bind-it-in-sim-serve"),
     pytest.param(hpa("bad", "api-rs", target_kind="ReplicaSet"), "Setpoint scales Deployment or StatefulSet",
                  id="importer-refuses-a-replicaset-target"),
@@ -304,7 +307,7 @@ def test_the_hpa_controllers_events_go_through_the_clusters_recorder(sim):
 
 METRICS_SCENARIO = SCENARIO_YAML.replace(
     "  services:", "  metrics: {http_requests_per_second: requests_per_second, ingress_rps: requests_per_second,\n"
-                   "            queue_messages: queue_length, memory: memory}\n  services:", 1)
+                   "            queue_messages: queue_length}\n  services:", 1)
 _PODS = {"type": "Pods", "pods": {"metric": {"name": "http_requests_per_second"},
                                   "target": {"type": "AverageValue", "averageValue": "1k"}}}
 _OBJECT = {"type": "Object", "object": {"metric": {"name": "ingress_rps"}, "target": {"type": "Value", "value": "10k"},
@@ -327,6 +330,16 @@ _EXTERNAL = {"type": "External", "external": {"metric": {"name": "queue_messages
     pytest.param(_EXTERNAL, {"type": "External", "external": {
         "metric": {"name": "queue_messages", "selector": {"matchLabels": {"queue": "jobs"}}},
         "current": {"averageValue": "0m"}}}, id="external-average-value"),
+    # each pod's working set, 256 MiB, of its 512 MiB request: in the HPA's units (HPA read memory as the
+    # scenario bound it, and only when bound: a per-pod mean in MiB)
+    pytest.param({"type": "Resource", "resource": {"name": "memory", "target": {
+        "type": "Utilization", "averageUtilization": 80}}},
+        {"type": "Resource", "resource": {"name": "memory", "current": {
+            "averageUtilization": 50, "averageValue": str(256 * 2 ** 20)}}}, id="memory-utilization-with-bytes"),
+    pytest.param({"type": "Resource", "resource": {"name": "memory", "target": {
+        "type": "AverageValue", "averageValue": "400Mi"}}},
+        {"type": "Resource", "resource": {"name": "memory", "current": {"averageValue": str(256 * 2 ** 20)}}},
+        id="memory-average-value-in-bytes-per-pod"),
 ])
 def test_current_metrics_take_the_form_of_the_hpas_metric_source(tmp_path, metric, shown):
     srv = SimKubeServer(load_scenario_text(METRICS_SCENARIO, "kube-test.yaml"), drive=False, token=TOKEN).start()
@@ -340,6 +353,23 @@ def test_current_metrics_take_the_form_of_the_hpas_metric_source(tmp_path, metri
     finally:
         api_client.close()
         srv.stop()
+
+
+@pytest.mark.parametrize("target", [
+    pytest.param({"type": "Utilization", "averageUtilization": 40}, id="utilization-50-of-40-percent"),
+    pytest.param({"type": "AverageValue", "averageValue": "200Mi"}, id="average-value-512Mi-over-200Mi"),
+])
+def test_an_hpa_on_memory_scales_on_the_pods_working_set(sim, target):
+    """web's 2 pods each hold 256 MiB of their 512 MiB request: memory alone takes it to 3, as
+    kube-controller-manager would (the scenario binds no memory: the default by target; an
+    HPA on memory was refused: "the scenario does not simulate its metrics")."""
+    srv, autoscaling, apps = sim
+    memory = {"type": "Resource", "resource": {"name": "memory", "target": target}}
+    autoscaling.create_namespaced_horizontal_pod_autoscaler(NS, hpa("web", metric=memory))
+    syncs(srv, 1)
+    assert replicas(apps) == 3
+    conditions = {c.type: c for c in autoscaling.read_namespaced_horizontal_pod_autoscaler("web", NS).status.conditions}
+    assert conditions["ScalingActive"].status == "True"
 
 
 def test_an_hpa_keda_made_scales_as_any_other(sim):

@@ -258,8 +258,8 @@ spec:
   replicas: {min: 2, max: 20}
   scaling:
     metrics:
-      - name: memory
-        query: sum by (namespace, deployment) (container_memory_working_set_bytes)
+      - name: heap  # a metric named memory is bound by its target (tests/simulators/test_imported_memory_sim.py)
+        query: sum by (namespace, deployment) (jvm_memory_used_bytes{area="heap"})
         target: {averagePerReplica: 500000000}
       - name: http_requests_per_second
         query: sum by (namespace, deployment) (rate(http_requests_total[1m]))
@@ -274,13 +274,13 @@ def test_every_unbound_metric_is_named_at_once_with_how_to_bind_it(tmp_path):
     (tmp_path / "imported.yaml").write_text(UNBOUND)
     proc = setpoint("simulate", "step", "--policy", "imported.yaml", "--no-frontier", "--no-report", cwd=tmp_path)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert ("policy imported: metric 'memory', metric 'http_requests_per_second' are not bound to a simulated "
+    assert ("policy imported: metric 'heap', metric 'http_requests_per_second' are not bound to a simulated "
             "signal (") in proc.stderr
-    assert ("bind them for this run with --scenario-set 'spec.metrics.memory=SIGNAL' --scenario-set "
+    assert ("bind them for this run with --scenario-set 'spec.metrics.heap=SIGNAL' --scenario-set "
             "'spec.metrics.http_requests_per_second=SIGNAL'") in proc.stderr
     assert "ticks" not in proc.stderr and not (tmp_path / "out").exists()
     proc = setpoint("simulate", "step", "--policy", "imported.yaml", "--no-frontier", "--no-report",
-                    "--scenario-set", "spec.metrics.memory=memory",
+                    "--scenario-set", "spec.metrics.heap=memory",
                     "--scenario-set", "spec.metrics.http_requests_per_second=requests_per_second", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
 

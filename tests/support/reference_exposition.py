@@ -119,8 +119,9 @@ def _kube_state(out: list[str], statuses) -> None:
     fam(out, "kube_pod_container_status_restarts_total", "counter", "Container restarts of the pod.",
         [("", _labels(namespace=w.namespace, pod=p.name, container=w.name), p.restarts) for w, p in pods])
     fam(out, "kube_pod_container_resource_requests", "gauge", "Resources requested by the container.",
-        [("", _labels(namespace=w.namespace, pod=p.name, container=w.name, resource="cpu", unit="core"),
-          w.config.cpu_request_cores) for w, p in pods])
+        [("", _labels(namespace=w.namespace, pod=p.name, container=w.name, resource=resource, unit=unit), value)
+         for w, p in pods for resource, unit, value in (("cpu", "core", w.config.cpu_request_cores),
+                                                         ("memory", "byte", w.config.memory_request_mib * 2 ** 20))])
 
 
 def _cadvisor(self, out: list[str], statuses, named: dict[str, dict]) -> None:
