@@ -504,6 +504,11 @@ class Reconciler:
         self._checks_replayed: set[TargetRef] = set()  # their checks' history is read (_with_check_history)
         self._hands_off_due = self.hands_off_store is not None
         self._events_due = self.events_store is not None
+        self._read_health_state()
+
+    def _read_health_state(self) -> None:
+        """Read the durable health state (its records wait in ``_pending`` for the next cycle's
+        targets); ``_load_error`` says why when the read fails."""
         if self.state_store is None:
             return
         try:
@@ -985,7 +990,9 @@ class Reconciler:
         """The health half of the cycle (``decision`` None: a health-only cycle, scaling holds);
         only the scaling decision while the durable state is unreadable."""
         if self._load_error is not None:
-            self.restore(self._warm_cause)  # a retried read, not a new leadership
+            # the health state's read alone again: not a restart (no warm start, no re-read of the
+            # hands-offs and scale events, no checks' history replayed each cycle while it fails)
+            self._read_health_state()
         if self._load_error is not None:
             result.errors.append(f"state: {self._load_error}; no health action until it can be read")
             has_scaling = decision is not None and self.policy.params.metrics
