@@ -45,7 +45,7 @@ from controller.policy.load import load_policy_text
 from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy
 from simulators.kubeapi import objects as K
 from simulators.kubeapi.event_recorder import Source
-from simulators.kubeapi.hpa_wording import rescale_message, rescale_reason
+from simulators.kubeapi.hpa_wording import in_hpa_words, largest_proposal, rescale_message, rescale_reason
 from simulators.kubeapi.managed_fields import FieldWriter
 from simulators.kubeapi.store import KubeStore
 from simulators.ports import SimMetrics, SimTargets
@@ -289,12 +289,15 @@ def hpa_status(run: HpaRun, result: CycleResult | None, old: dict, wall_s: float
     if run.last_scale_wall_s is not None:
         status["lastScaleTime"] = K.rfc3339(run.last_scale_wall_s)
     if run.reconciler is None:
-        conditions = {"AbleToScale": {"status": "True", "reason": "SucceededGetScale", "message": ""},
+        conditions = {"AbleToScale": {"status": "True", "reason": "SucceededGetScale",
+                                      "message": "the HPA controller was able to get the target's current scale"},
                       "ScalingActive": {"status": "False", "reason": REFUSED_REASON,
                                         "message": run.why[:1024]}}
     elif result is None or result.decision is None or not result.targets:
         why = "; ".join(result.errors)[:1024] if result is not None and result.errors else "no workload to scale"
-        conditions = {"AbleToScale": {"status": "False", "reason": "FailedGetScale", "message": why}}
+        conditions = {"AbleToScale": {"status": "False", "reason": "FailedGetScale",
+                                      "message": f"the HPA controller was unable to get the target's current scale: "
+                                                 f"{why}"}}
     else:
         decision = result.decision
         status["currentReplicas"] = int(result.view.status[0]) if result.view.status is not None else \
@@ -302,7 +305,8 @@ def hpa_status(run: HpaRun, result: CycleResult | None, old: dict, wall_s: float
         status["desiredReplicas"] = int(decision.norm.desired[0])
         status["currentMetrics"] = current_metrics(run.reconciler.policy, decision.signal.values[0],
                                                    cpu_request_cores, sources, status["currentReplicas"])
-        conditions = result.conditions[0] if result.conditions else {}
+        _, metric = largest_proposal(decision.proposals[0], decision.valid[0], sources)
+        conditions = in_hpa_words(result.conditions[0] if result.conditions else {}, metric)
     status["conditions"] = _conditions(conditions, old.get("conditions") or [], wall_s)
     if "currentMetrics" not in status and old.get("currentMetrics"):
         status["currentMetrics"] = old["currentMetrics"]

@@ -26,6 +26,12 @@ External                               ``external metric NAME(SELECTOR)``
 SELECTOR is Go's ``%+v`` of the metric's ``*metav1.LabelSelector`` (its generated String()):
 ``nil`` without one, else ``&LabelSelector{MatchLabels:map[string]string{k: v,},MatchExpressions:
 []LabelSelectorRequirement{LabelSelectorRequirement{Key:k,Operator:In,Values:[a b],},},}``.
+
+The status conditions (``kubectl describe hpa``) in the same words (:func:`in_hpa_words`): the
+reconciler's messages say "the controller", the HPA controller's "the HPA controller was able to
+update the target scale to 6" (AbleToScale) and "the HPA was able to successfully calculate a
+replica count from cpu resource utilization (percentage of request)" (ScalingActive, naming the
+metric of the largest proposal); the other messages are upstream's already.
 """
 
 from __future__ import annotations
@@ -56,17 +62,42 @@ def rescale_reason(code: int, current: float, proposals: np.ndarray, valid: np.n
         return ABOVE_MAX
     if code == Reason.BELOW_MIN:
         return BELOW_MIN
-    if not isinstance(sources, list) or len(sources) != len(proposals):
-        sources = DEFAULT_METRICS * len(proposals)
-    desired, metric = 0.0, ""
-    for proposal, ok, source in zip(proposals, valid, sources):
-        if ok and proposal > desired:  # the first of equals stays, as upstream's strict '>'
-            desired, metric = float(proposal), metric_words(source)
+    desired, metric = largest_proposal(proposals, valid, sources)
     if desired > current:
         return f"{metric} above target"
     if desired < current:
         return ALL_BELOW
     return ""
+
+
+def largest_proposal(proposals: np.ndarray, valid: np.ndarray, sources: list | None) -> tuple[float, str]:
+    """computeReplicasForMetrics' choice: the largest valid proposal (0 without one) and its
+    metric's words (the first of equals, as upstream's strict '>'); ``sources`` as rescale_reason's."""
+    if not isinstance(sources, list) or len(sources) != len(proposals):
+        sources = DEFAULT_METRICS * len(proposals)
+    desired, metric = None, ""
+    for proposal, ok, source in zip(proposals, valid, sources):
+        if ok and (desired is None or proposal > desired):
+            desired, metric = float(proposal), metric_words(source)
+    return desired or 0.0, metric
+
+
+def in_hpa_words(conditions: dict[str, dict], metric: str) -> dict[str, dict]:
+    """The reconciler's conditions ({type: {status, reason, message}}) with the HPA controller's
+    messages; ``metric``: the words of the metric ValidMetricFound names ('' keeps its message)."""
+    out = {}
+    for ctype, c in conditions.items():
+        message = c.get("message", "")
+        if c.get("reason") == "ValidMetricFound" and metric:
+            message = f"the HPA was able to successfully calculate a replica count from {metric}"
+        elif message.startswith(OURS):
+            message = (HPA_CONTROLLER if ctype == "AbleToScale" else HPA) + message[len(OURS):]
+        out[ctype] = {**c, "message": message}
+    return out
+
+
+#: Who the messages name: the reconciler's words, upstream's for AbleToScale and for the others.
+OURS, HPA_CONTROLLER, HPA = "the controller was ", "the HPA controller was ", "the HPA was "
 
 
 def metric_words(source: object) -> str:

@@ -279,3 +279,26 @@ def test_a_selector_as_go_prints_it(selector, text):
 ])
 def test_which_metric_a_rescale_names(proposals, valid, current, reason):
     assert rescale_reason(1, current, np.array(proposals), np.array(valid), [PODS, OBJECT]) == reason
+
+
+@pytest.mark.parametrize("manifest, conditions", [
+    pytest.param(hpa("web", cpu(utilization=30)), {
+        "AbleToScale": ("True", "SucceededRescale", "the HPA controller was able to update the target scale to 4"),
+        "ScalingActive": ("True", "ValidMetricFound", "the HPA was able to successfully calculate a replica count "
+                          "from cpu resource utilization (percentage of request)"),
+        "ScalingLimited": ("True", "ScaleUpLimit",
+                           "the desired replica count is increasing faster than the maximum scale rate")},
+        id="cpu-scaled-up-at-its-limit"),
+    pytest.param(hpa("web", PODS), {
+        "AbleToScale": ("True", "SucceededRescale", "the HPA controller was able to update the target scale to 3"),
+        "ScalingActive": ("True", "ValidMetricFound", "the HPA was able to successfully calculate a replica count "
+                          "from pods metric http_requests_per_second"),
+        "ScalingLimited": ("False", "DesiredWithinRange", "the desired count is within the acceptable range")},
+        id="pods-metric-scaled-up"),
+])
+def test_kubectl_describe_hpas_conditions_read_as_kube_controller_managers(world, manifest, conditions):
+    """Before: "the controller was able to update the target scale to 4", "... calculate a replica count from cpu"."""
+    world.autoscaling.create_namespaced_horizontal_pod_autoscaler(NS, manifest)
+    world.advance(TICKS_PER_SYNC)
+    status = world.autoscaling.read_namespaced_horizontal_pod_autoscaler("web", NS).status
+    assert {c.type: (c.status, c.reason, c.message) for c in status.conditions} == conditions
