@@ -237,16 +237,26 @@ def _format_startup(s: dict) -> str:
     return f"start-up {s.get('delay_s', 0):.0f}s ({source}); lead {leads}"
 
 
+#: Why a policy's state was rebuilt (the warm start's ``cause``), in a record's words and in
+#: `setpoint status`'s "state: ..." line; an older controller's records say none ("rebuilt").
+_CAUSE_WORDS = {"start": "", "reload": " at a policy reload", "leader": " on becoming leader"}
+_STATE_WORDS = {"start": "started with the controller", "reload": "rebuilt at a policy reload",
+                "leader": "rebuilt when this replica became leader"}
+
+
 def _format_warm_start(w: dict) -> str:
-    """The first cycle after a start or a leadership change: how its state was rebuilt."""
+    """The first cycle after a start, a reload of its policy or a leadership change: how its
+    state was rebuilt."""
     if w.get("joined"):  # joined a policy already running (its HPA deleted, its selector matching it now)
         if w.get("warm"):
             return (f"taken over warm from {w.get('source')} ({w.get('ticks')} ticks over "
                     f"{w.get('window_s', 0):.0f}s)")
         return f"taken over cold (scale-down held one window): {w.get('why')}"
+    when = _CAUSE_WORDS.get(w.get("cause"), "")
     if w.get("warm"):
-        return f"warm-started from {w.get('source')} ({w.get('ticks')} ticks over {w.get('window_s', 0):.0f}s)"
-    return f"cold start: {w.get('why')}"
+        return (f"warm-started{when} from {w.get('source')} ({w.get('ticks')} ticks over "
+                f"{w.get('window_s', 0):.0f}s)")
+    return f"cold start{when}: {w.get('why')}"
 
 
 def _format_check_history(c: dict) -> str:
@@ -323,7 +333,10 @@ def status(
 ) -> None:
     """Show per target: current and desired replicas, the reason, the last action, the
     HPA-style conditions (AbleToScale, ScalingActive, ScalingLimited: type, status, reason,
-    message, as kubectl describe hpa shows them), health checks and held targets.
+    message, as kubectl describe hpa shows them), health checks and held targets; per policy,
+    when and why its state was (re)built: with the controller, at a policy reload (a new or
+    changed policy starts afresh), when this replica became leader, or for one target it took
+    over later; and, from a running controller, when it started.
 
     Times print in local wall-clock time (set TZ to change the zone) with how long ago.
     The view comes from a running controller (--server, default http://127.0.0.1:8080) or
@@ -362,14 +375,14 @@ def status(
 
         typer.echo(json.dumps(to_document(policies, now, tz=None, leader=about.get("leader"),
                                           rejected=about.get("rejected"), mode=about.get("mode"),
-                                          lease=about.get("lease")), indent=1))
+                                          lease=about.get("lease"), started=about.get("started")), indent=1))
         return
     _say_rejected_files(about.get("rejected"))
     if about.get("mode") in REHEARSALS:  # "last action: none" and want != cur are expected, not a fault
         typer.echo(REHEARSALS[about["mode"]], err=True)
     if about.get("leader") is False:  # kubectl port-forward deploy/setpoint may pick the standby
         typer.echo(standby_hint(about.get("lease")), err=True)
-    _print_status(policies, now)
+    _print_status(policies, now, about.get("started"))
 
 
 def standby_hint(lease: str | None) -> str:
@@ -391,8 +404,9 @@ def _say_rejected_files(rejected) -> None:
                f"runs {rejected.get('running', 'its last good policies')}", err=True)
 
 
-def _print_status(policies: dict, now: float) -> None:
-    """Per policy: a table of its targets, then each target's conditions and health checks."""
+def _print_status(policies: dict, now: float, started: float | None = None) -> None:
+    """Per policy: a table of its targets, then each target's conditions and health checks;
+    ``started``: when the controller started (a running one's), on the first line."""
     from rich import box
     from rich.table import Table
 
@@ -406,7 +420,9 @@ def _print_status(policies: dict, now: float) -> None:
             t.add_column(column, overflow="fold", no_wrap=i not in fold)
         return t
 
-    console.print(f"times in local time, {zone_name(now)}; now {wall_clock(now, now).split(' ')[0]}", markup=False)
+    since = f"; controller started {wall_clock(started, now)}" if started is not None else ""
+    console.print(f"times in local time, {zone_name(now)}; now {wall_clock(now, now).split(' ')[0]}{since}",
+                  markup=False)
     for name, policy in policies.items():
         targets = policy["targets"]
         # a simulation's records are kept per controller (policy, hpa, ...): say which policy each ran
@@ -468,10 +484,12 @@ def _rollout_line(key: str, rollout: dict | None, now: float) -> str:
 
 
 def _warm_start_line(targets: dict, now: float) -> str:
-    """How the policy's state started: warm from Prometheus' history (when, over what window), and
-    the targets that started cold; then each target taken over since (its HPA deleted, a label
-    that brought it into the selector), warm or cold, on a line of its own: a take-over is not how
-    the policy started."""
+    """How the policy's state started, and when: with the controller, at a reload of the policy (a
+    new or changed policy starts afresh: every target's state, the ones it had too) or when this
+    replica became leader (an older controller's records say none: "rebuilt"); warm from
+    Prometheus' history (over what window), and the targets that started cold; then each target
+    taken over since (its HPA deleted, a label that brought it into the selector), warm or cold,
+    on a line of its own: a take-over is not how the policy started."""
     from controller.runtime.status import wall_clock
 
     starts = {k: s["warm_start"] for k, s in targets.items() if s.get("warm_start")}
@@ -480,7 +498,7 @@ def _warm_start_line(targets: dict, now: float) -> str:
     if began:
         w = next(iter(began.values()))
         cold = [k for k, x in began.items() if not x.get("warm")]
-        line = f"state: started {wall_clock(w.get('at'), now)}"
+        line = f"state: {_STATE_WORDS.get(w.get('cause'), 'rebuilt')} {wall_clock(w.get('at'), now)}"
         if len(cold) < len(began):
             line += f", warm from {w.get('source')} ({w.get('ticks')} ticks over {w.get('window_s', 0):.0f}s)"
         if cold:

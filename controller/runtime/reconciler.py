@@ -371,7 +371,8 @@ class Reconciler:
     def __init__(self, policy: RuntimePolicy, metrics: MetricsSource, cluster: Cluster,
                  on_cycle: Callable[[CycleResult], None] | None = None, retry: RetryPolicy = RetryPolicy(),
                  state_store: StateStore | None = None, monotonic: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep, warm_from=None, claims: TargetClaims | None = None):
+                 sleep: Callable[[float], None] = time.sleep, warm_from=None, claims: TargetClaims | None = None,
+                 warm_cause: str = "start"):
         self.policy = policy
         # shared by the live service's reconcilers: a workload two policies select is governed by
         # one (controller/runtime/claims.py); None in a simulation or replay (one policy per run)
@@ -383,6 +384,9 @@ class Reconciler:
         # history at the first cycle and after ``restore()`` (controller/runtime/warm_start.py)
         self.warm_from = warm_from
         self._warm_due = True
+        # why the next warm start rebuilds the whole state (warm_start.START, RELOAD, LEADER): the
+        # service builds a policy's reconciler at its start or at a reload, restore() is a leadership
+        self._warm_cause = warm_cause
         # targets that joined after the warm start (an HPA deleted, a label added): their rows alone
         # are rebuilt from the same history at the next full cycle (:meth:`_warm_joiners`)
         self._joining: set[TargetRef] = set()
@@ -429,7 +433,7 @@ class Reconciler:
         self.rollout_in_progress = False  # the last cycle saw a target of this policy mid-rollout
         self.lock = threading.Lock()  # held by the live service's jobs: full and health-only cycles never overlap
         self.startups = StartupObserver()  # re-learned from the pods after a restart (nothing persisted)
-        self.restore()
+        self.restore(warm_cause)
 
     @property
     def _state(self) -> ScalingState:
@@ -486,18 +490,25 @@ class Reconciler:
             self.pods = PodReader(self.policy.params, self.policy.queries, self._metrics, self._cluster)
 
     # ------------------------------------------------------------------ durable state
-    def restore(self) -> None:
+    def restore(self, cause: str = "leader") -> None:
         """Read the durable health state (at start-up, and on becoming leader: another replica may
         have acted meanwhile); it replaces the in-memory rows of the targets it holds at the next
         cycle. A failed read is retried every cycle, and until one succeeds the cycle takes no
         health action (acting on unknown budgets could exceed them). The scaling state is
         rebuilt from the metrics' history at the next cycle (with ``warm_from``), and the
         hands-offs and scale events kept on the cluster are read then too (:meth:`_read_hands_offs`,
-        :meth:`_read_scale_events`)."""
+        :meth:`_read_scale_events`). ``cause``: why, as the warm start tells it (warm_start.LEADER:
+        this replica became the leader; the constructor's, START or RELOAD)."""
         self._warm_due = True
+        self._warm_cause = cause
         self._checks_replayed: set[TargetRef] = set()  # their checks' history is read (_with_check_history)
         self._hands_off_due = self.hands_off_store is not None
         self._events_due = self.events_store is not None
+        self._read_health_state()
+
+    def _read_health_state(self) -> None:
+        """Read the durable health state (its records wait in ``_pending`` for the next cycle's
+        targets); ``_load_error`` says why when the read fails."""
         if self.state_store is None:
             return
         try:
@@ -583,6 +594,7 @@ class Reconciler:
         self._warm_due = False
         self._joining.clear()  # rebuilt here with the others
         state, info = warm_start(self.policy, self.warm_from, targets, now)
+        info.cause = self._warm_cause
         if state is not None:
             self._state = state
         result.warm_start = info
@@ -978,7 +990,9 @@ class Reconciler:
         """The health half of the cycle (``decision`` None: a health-only cycle, scaling holds);
         only the scaling decision while the durable state is unreadable."""
         if self._load_error is not None:
-            self.restore()
+            # the health state's read alone again: not a restart (no warm start, no re-read of the
+            # hands-offs and scale events, no checks' history replayed each cycle while it fails)
+            self._read_health_state()
         if self._load_error is not None:
             result.errors.append(f"state: {self._load_error}; no health action until it can be read")
             has_scaling = decision is not None and self.policy.params.metrics

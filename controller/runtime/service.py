@@ -178,6 +178,7 @@ class ControllerService:
         self.state_store = state_store
         self.options = options or ServiceOptions()
         self.clock, self.is_leader, self.leader_term = clock, is_leader, leader_term
+        self.started_at = clock()  # the controller's start, as `setpoint status` shows it (startedAt)
         self._last_good = LastGoodCopy(state_store, self.options.controller) if state_store is not None else None
         # removed policies' state is deleted once it no longer matters; not by a rehearsal (dry run,
         # shadow), which applies nothing (and whose state store deletes nothing either)
@@ -302,10 +303,11 @@ class ControllerService:
             self._keep_last_good()  # a leader from the start keeps them now, not at the first poll
             self.tend_removed_state()
 
-    def _reconciler(self, policy: RuntimePolicy) -> Reconciler:
+    def _reconciler(self, policy: RuntimePolicy, cause: str = "start") -> Reconciler:
+        """A policy's reconciler, built at the controller's start or (``cause`` "reload") by a reload."""
         warm_from = self.metrics if self.options.warm_start and hasattr(self.metrics, "query_range") else None
         return Reconciler(policy, self.metrics, self.cluster, on_cycle=self._after_cycle, state_store=self.state_store,
-                          warm_from=warm_from, claims=self.claims)
+                          warm_from=warm_from, claims=self.claims, warm_cause=cause)
 
     def _trigger(self, policy: RuntimePolicy) -> IntervalTrigger:
         interval = policy.params.interval_s
@@ -655,7 +657,7 @@ class ControllerService:
             if self.policies.get(name) == policy and name in self.reconcilers:
                 plan.reconcilers[name] = self.reconcilers[name]  # unchanged: keeps its state
             else:  # new or changed: fresh state, and a trigger checked now rather than at swap time
-                plan.reconcilers[name] = self._reconciler(policy)
+                plan.reconcilers[name] = self._reconciler(policy, "reload")
                 plan.triggers[name] = self._trigger(policy)
                 old = self.reconcilers.get(name)
                 if old is not None and old.external is not None and plan.reconcilers[name].external is not None:
@@ -772,7 +774,8 @@ class ControllerService:
     def status(self) -> dict:
         """GET /status: per policy and target, the latest status (times in UTC, RFC 3339)."""
         return to_document(self.status_book.view(self.policies), self.clock(), leader=self.is_leader(),
-                           rejected=self.rejected_files(), mode=self.options.mode, lease=self.options.lease)
+                           rejected=self.rejected_files(), mode=self.options.mode, lease=self.options.lease,
+                           started=self.started_at)
 
     def rejected_files(self) -> dict | None:
         """While the policy files are rejected: their errors, and which policies run instead."""

@@ -290,16 +290,20 @@ REHEARSALS = {
 
 
 def to_document(policies: dict, now: float, tz: tzinfo | None = timezone.utc, leader: bool | None = None,
-                rejected: dict | None = None, mode: str | None = None, lease: str | None = None) -> dict:
+                rejected: dict | None = None, mode: str | None = None, lease: str | None = None,
+                started: float | None = None) -> dict:
     """The JSON document of a view (GET /status, `setpoint status --json`); tz None: local time.
     ``leader``: whether the serving replica acts (False: a standby of leader election, whose view
     is empty or from before it stood by); left out when unknown (a records file). ``rejected``:
     the policy files' errors while they are rejected (``{"errors": [...], "running": what runs}``).
     ``mode``: ``live``, ``dry-run`` or ``shadow`` (a rehearsal writes nothing: its desired counts are
     what it would set); left out when unknown (a records file). ``lease``: the leader-election
-    Lease, ``NAMESPACE/NAME`` (left out without leader election). Times are RFC 3339; those of a
-    simulation's records (below EPOCH_FLOOR_S) stay seconds since its start."""
+    Lease, ``NAMESPACE/NAME`` (left out without leader election). ``started``: when the controller
+    process started (epoch s; ``startedAt``), left out when unknown (a records file). Times are RFC
+    3339; those of a simulation's records (below EPOCH_FLOOR_S) stay seconds since its start."""
     doc = {"kind": KIND, "generated_at": rfc3339(now, tz)}
+    if started is not None:
+        doc["startedAt"] = rfc3339(started, tz)
     if mode is not None:
         doc["mode"] = mode
     if leader is not None:
@@ -389,7 +393,21 @@ def fetch_status(server: str, timeout_s: float = 5.0, about: dict | None = None)
                                  ("rejected", "rejectedPolicyFiles", dict)):
             if isinstance(doc.get(field), kind):
                 about[key] = doc[field]
+        started = _epoch_of(doc.get("startedAt"))
+        if started is not None:
+            about["started"] = started
     return view
+
+
+def _epoch_of(text: object) -> float | None:
+    """An RFC 3339 time of a document as epoch seconds; None when absent or not one."""
+    if not isinstance(text, str):
+        return None
+    try:
+        epoch = datetime.fromisoformat(text).timestamp()
+    except (ValueError, OverflowError, OSError):
+        return None
+    return epoch if _time(epoch) else None
 
 
 def book_from_records(records: Iterable[dict], on_skip: Callable[[str], None] | None = None) -> StatusBook:
@@ -445,7 +463,7 @@ RECORD_FIELDS: dict[str, Callable[[object], bool]] = {
                                          "wanted": _COUNT})),
     "actionFailed": _optional(_fields({"action": _TEXT, "error": _TEXT})),
     "warm_start": _optional(_fields({"at": _TIME, "from": _TIME, "to": _TIME, "window_s": _COUNT, "source": _TEXT,
-                                     "why": _TEXT})),
+                                     "why": _TEXT, "cause": _TEXT})),
 }
 
 

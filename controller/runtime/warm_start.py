@@ -45,6 +45,11 @@ from controller.ports import ClusterView
 from controller.runtime.backtest import (PER_REPLICA_KINDS, ReplayData, ReplayMetrics, backtest_policy, grid_values,
                                          plan_queries, time_grid)
 
+#: Why a policy's whole state was rebuilt (WarmStart.cause): the controller's start (its first
+#: cycle of the policy), a reload that loaded the policy new or changed (a fresh state for every
+#: target, the ones it had too), or this replica becoming the leader. A take-over is ``joined``.
+START, RELOAD, LEADER = "start", "reload", "leader"
+
 #: EWMA smoothing remembers forever; after this many half-lives the value before the window
 #: weighs 2^-6 < 2 % of the smoothed value.
 EWMA_HALF_LIVES = 6.0
@@ -91,6 +96,8 @@ class WarmStart:
     last_decided: np.ndarray | None = None
     #: a take-over: these targets joined a policy already running (the others kept their state)
     joined: bool = False
+    #: why the whole state was rebuilt (not a take-over): START, RELOAD or LEADER
+    cause: str = START
 
     def keys(self) -> set[str]:
         """The targets this warm start was for (warm or cold)."""
@@ -102,6 +109,8 @@ class WarmStart:
                "to": self.to_s, "ticks": self.ticks, "warm": key in self.warm}
         if self.joined:
             out["joined"] = True
+        else:
+            out["cause"] = self.cause
         if key not in self.warm:
             out["why"] = self.error or self._cold_why(key)
         return out
@@ -116,10 +125,11 @@ class WarmStart:
         """One log line: what was rebuilt, from where, and what stayed cold."""
         if self.joined:
             return self._take_over_summary()
+        when = {RELOAD: " at a policy reload", LEADER: " on becoming leader"}.get(self.cause, "")
         if self.error:
-            return f"cold start ({self.error})"
-        return (f"warm start from {self.source}: {len(self.warm)} target(s) rebuilt from {self.ticks} ticks over "
-                f"{self.window_s:.0f}s" + (f", {len(self.cold)} cold" if self.cold else ""))
+            return f"cold start{when} ({self.error})"
+        return (f"warm start{when} from {self.source}: {len(self.warm)} target(s) rebuilt from {self.ticks} ticks "
+                f"over {self.window_s:.0f}s" + (f", {len(self.cold)} cold" if self.cold else ""))
 
     def _take_over_summary(self) -> str:
         """The log line of a take-over: the joiners rebuilt warm, and those left cold and why."""

@@ -8,10 +8,12 @@ tick and after every API write that changed a workload, and records through
 counted on one Event, alike ones combined, a spam filter):
 
 - the Deployment controller (``deployment-controller``), on the Deployment: ``ScalingReplicaSet``
-  "Scaled up replica set NAME from A to B" / "Scaled down ..." (pkg/controller/deployment/sync.go,
-  scaleReplicaSet; a new ReplicaSet "from 0 to B", as getNewReplicaSet words it) whenever a
-  ReplicaSet's spec.replicas as the store shows it changes (the current one's is the Deployment's
-  outside a rollout; during one, and for old ones, their pods);
+  "Scaled up replica set NAME to B from A" / "Scaled down replica set NAME to B from A"
+  (pkg/controller/deployment/sync.go, scaleReplicaSet, Kubernetes 1.32) whenever a ReplicaSet's
+  spec.replicas as the store shows it changes (the current one's is the Deployment's outside a
+  rollout; during one, and for old ones, their pods); a ReplicaSet it has just created (a new
+  revision) "Scaled up replica set NAME to B", without a "from", as getNewReplicaSet words it (an
+  old one scaled up again from 0, by a rollback, says "to B from 0");
 - the ReplicaSet controller (``replicaset-controller``), on the ReplicaSet: ``SuccessfulCreate``
   "Created pod: NAME" for every pod the engine creates, ``SuccessfulDelete`` "Deleted pod: NAME"
   for every pod it removes to scale a ReplicaSet down (pkg/controller/controller_utils.go,
@@ -66,6 +68,10 @@ class ClusterEvents:
         self._ident = np.where(a.phase != EMPTY, a.serial, -1)  # (S, K): the serial of the pod in a slot, -1: none
         self._last = SimpleNamespace(**{f: getattr(a, f).copy() for f in _KEPT})  # the slot arrays as last synced
         self._sizes = [_replicaset_sizes(a, i) for i in range(self.engine.n_services)]
+        # per workload, the revision seqs whose ReplicaSet existed at the start or was scaled up since
+        # (the Deployment controller creates a new revision's with its first pods): a first scale-up
+        # of any other is its creation
+        self._scaled_before = [set(sizes) | {int(a.current_seq[i])} for i, sizes in enumerate(self._sizes)]
         self._client_deleted: set[tuple[int, str]] = set()  # (row, pod name) deleted through the API, not yet seen gone
 
     def deleted_by_client(self, row: int, pod: str) -> None:
@@ -108,7 +114,8 @@ class ClusterEvents:
         new = np.flatnonzero((ident >= 0) & (ident != before)).tolist()
         sizes = _replicaset_sizes(a, i)
         if w.kind == "Deployment":
-            self._scaled(w, self._sizes[i], sizes)
+            self._scaled(w, self._sizes[i], sizes, self._scaled_before[i])
+            self._scaled_before[i].update(sizes)
         created = Counter()
         for s in sorted(new, key=lambda s: ident[s]):
             seq = int(a.revision_seq[i, s])
@@ -152,14 +159,18 @@ class ClusterEvents:
         return by_controller, running
 
     # ------------------------------------------------------------------ the recorders
-    def _scaled(self, w, before: dict[int, int], after: dict[int, int]) -> None:
+    def _scaled(self, w, before: dict[int, int], after: dict[int, int], existed: set[int]) -> None:
+        """The Deployment controller's ScalingReplicaSet Events for the ReplicaSets whose size went
+        from ``before`` to ``after`` (revision seq -> replicas); ``existed``: the seqs whose
+        ReplicaSet had pods before (any other is a new revision's, created now: no "from")."""
         changes = [(seq, before.get(seq, 0), after.get(seq, 0)) for seq in sorted(set(before) | set(after))]
         for up in (True, False):  # as a rolling sync: the new ReplicaSet up, then the old ones down
             for seq, old, new in changes:
                 if new != old and (new > old) == up:
                     self.recorder.record(_ref("Deployment", w.namespace, w.name, w.uid, "apps/v1"), "Normal",
-                                         "ScalingReplicaSet", f"Scaled {'up' if up else 'down'} replica set "
-                                         f"{self._replicaset(w, seq)} from {old} to {new}", DEPLOYMENT_CONTROLLER)
+                                         "ScalingReplicaSet",
+                                         scaling_message(self._replicaset(w, seq), old, new, seq in existed),
+                                         DEPLOYMENT_CONTROLLER)
 
     def _pod_changed(self, w, pod: str, seq: int, created: bool) -> None:
         """The ReplicaSet's (a Deployment's pod) or the StatefulSet controller's Event for a pod it
@@ -192,6 +203,15 @@ class ClusterEvents:
         template = w.templates.get(seq) or {}
         containers = (template.get("spec") or {}).get("containers") or [{}]
         return containers[0].get("name") or w.name
+
+
+def scaling_message(replicaset: str, old: int, new: int, existed: bool = True) -> str:
+    """The Deployment controller's ScalingReplicaSet message (Kubernetes 1.32): scaleReplicaSet's
+    "Scaled up replica set NAME to NEW from OLD", getNewReplicaSet's "Scaled up replica set NAME
+    to NEW" for a ReplicaSet it has just created (``existed`` False)."""
+    if not existed:
+        return f"Scaled up replica set {replicaset} to {new}"
+    return f"Scaled {'up' if new > old else 'down'} replica set {replicaset} to {new} from {old}"
 
 
 def _ref(kind: str, namespace: str, name: str, uid: str, api_version: str) -> dict:

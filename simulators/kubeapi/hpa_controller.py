@@ -13,7 +13,11 @@ each HPA in the store is
    writes go through the store's scale subresource with field manager ``kube-controller-manager``
    (:class:`StoreScaleTargets`), so Setpoint's HPA guard and external-scale watch see the HPA's writes;
 3. shown in the HPA's status (currentReplicas, desiredReplicas, lastScaleTime, currentMetrics,
-   conditions: ``kubectl get hpa`` shows it) and a ``SuccessfulRescale`` Event per scale.
+   conditions: ``kubectl get hpa`` shows it) and a ``SuccessfulRescale`` Event per scale, in
+   kube-controller-manager's words ("New size: 6; reason: cpu resource utilization (percentage of
+   request) above target": simulators/kubeapi/hpa_wording.py), written before the Deployment
+   controller's Events of that scale, as the HPA records its own before the Deployment controller
+   acts on the change.
 
 An HPA created, edited or deleted takes effect at the next sync; deleting it stops it (the cut-over).
 As kube-controller-manager keys an HPA's recommendations and scale events by the HPA's namespace
@@ -41,6 +45,7 @@ from controller.policy.load import load_policy_text
 from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy
 from simulators.kubeapi import objects as K
 from simulators.kubeapi.event_recorder import Source
+from simulators.kubeapi.hpa_wording import in_hpa_words, largest_proposal, rescale_message, rescale_reason
 from simulators.kubeapi.managed_fields import FieldWriter
 from simulators.kubeapi.store import KubeStore
 from simulators.ports import SimMetrics, SimTargets
@@ -161,8 +166,9 @@ class HpaController:
                 log.info("HPA %s/%s deleted: it scales no more", *key)
             for key, hpa in hpas.items():
                 run = self._run_of(key, hpa)
-                result = self._cycle(key, run, now)
-                self._record_rescales(hpa, result)
+                with self.store.cluster_events_after():  # the HPA's Event first, then the controllers'
+                    result = self._cycle(key, run, now)
+                    self._record_rescales(hpa, result)
                 self._write_status(key, hpa, run, result, now)
             self.syncs += 1
 
@@ -238,15 +244,27 @@ class HpaController:
 
     def _record_rescales(self, hpa: dict, result: CycleResult | None) -> None:
         """A ``SuccessfulRescale`` Event on the HPA per scale it made, as kube-controller-manager
-        records one through client-go's recorder (``kubectl describe hpa`` lists them; the same
-        size for the same reason again counts on the same Event)."""
+        records one through client-go's recorder, in its words (simulators/kubeapi/hpa_wording.py;
+        ``kubectl describe hpa`` lists them; the same size for the same reason again counts on the
+        same Event)."""
         meta = hpa["metadata"]
         ref = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "namespace": meta["namespace"],
                "name": meta["name"], "uid": meta.get("uid")}
         for action in (result.actions if result is not None else ()):
             if action.kind is ActionKind.SCALE:
-                self.recorder.record(ref, "Normal", "SuccessfulRescale",
-                                     f"New size: {int(action.replicas)}; reason: {action.reason}", HPA_SOURCE)
+                reason = self._rescale_reason(hpa, result, action)
+                self.recorder.record(ref, "Normal", "SuccessfulRescale", rescale_message(int(action.replicas), reason),
+                                     HPA_SOURCE)
+
+    @staticmethod
+    def _rescale_reason(hpa: dict, result: CycleResult, action: Action) -> str:
+        """kube-controller-manager's reason for the scale ``action`` of ``result``'s decision (one
+        target: the HPA's); the policy's reason code when there is no decision to read."""
+        decision = result.decision
+        if decision is None or not result.targets or result.targets[0] != action.target:
+            return action.reason
+        return rescale_reason(int(decision.norm.reason[0]), float(decision.current[0]), decision.proposals[0],
+                              decision.valid[0], (hpa.get("spec") or {}).get("metrics"))
 
     def _write_status(self, key: tuple[str, str], hpa: dict, run: HpaRun, result: CycleResult | None,
                       now: float) -> None:
@@ -272,12 +290,15 @@ def hpa_status(run: HpaRun, result: CycleResult | None, old: dict, wall_s: float
     if run.last_scale_wall_s is not None:
         status["lastScaleTime"] = K.rfc3339(run.last_scale_wall_s)
     if run.reconciler is None:
-        conditions = {"AbleToScale": {"status": "True", "reason": "SucceededGetScale", "message": ""},
+        conditions = {"AbleToScale": {"status": "True", "reason": "SucceededGetScale",
+                                      "message": "the HPA controller was able to get the target's current scale"},
                       "ScalingActive": {"status": "False", "reason": REFUSED_REASON,
                                         "message": run.why[:1024]}}
     elif result is None or result.decision is None or not result.targets:
         why = "; ".join(result.errors)[:1024] if result is not None and result.errors else "no workload to scale"
-        conditions = {"AbleToScale": {"status": "False", "reason": "FailedGetScale", "message": why}}
+        conditions = {"AbleToScale": {"status": "False", "reason": "FailedGetScale",
+                                      "message": f"the HPA controller was unable to get the target's current scale: "
+                                                 f"{why}"}}
     else:
         decision = result.decision
         status["currentReplicas"] = int(result.view.status[0]) if result.view.status is not None else \
@@ -285,7 +306,8 @@ def hpa_status(run: HpaRun, result: CycleResult | None, old: dict, wall_s: float
         status["desiredReplicas"] = int(decision.norm.desired[0])
         status["currentMetrics"] = current_metrics(run.reconciler.policy, decision.signal.values[0],
                                                    requests, sources, status["currentReplicas"])
-        conditions = result.conditions[0] if result.conditions else {}
+        _, metric = largest_proposal(decision.proposals[0], decision.valid[0], sources)
+        conditions = in_hpa_words(result.conditions[0] if result.conditions else {}, metric)
     status["conditions"] = _conditions(conditions, old.get("conditions") or [], wall_s)
     if "currentMetrics" not in status and old.get("currentMetrics"):
         status["currentMetrics"] = old["currentMetrics"]

@@ -59,6 +59,7 @@ import threading
 import time
 from bisect import bisect_right
 from collections import OrderedDict, deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -597,6 +598,7 @@ class KubeStore:
         self.event_recorder = EventRecorder(self.events, self.wall_now)
         #: the Events of the cluster's own controllers and kubelets (None: only clients' Events are stored)
         self.cluster_events = ClusterEvents(self) if cluster_events else None
+        self._events_deferred: set[int] | None = None  # rows whose Events wait (cluster_events_after)
 
     # ------------------------------------------------------------------ bookkeeping
     def next_rv(self) -> int:
@@ -649,9 +651,28 @@ class KubeStore:
 
     def _record_cluster_events(self, rows: list[int] | None = None) -> None:
         """The Events of what the controllers and kubelets did since the last tick or write (of
-        ``rows``, or of every workload): see simulators/kubeapi/cluster_events.py."""
-        if self.cluster_events is not None:
-            self.cluster_events.sync(rows)
+        ``rows``, or of every workload): see simulators/kubeapi/cluster_events.py. Within
+        :meth:`cluster_events_after`, a write's rows wait for its end."""
+        if self.cluster_events is None:
+            return
+        if self._events_deferred is not None and rows is not None:
+            self._events_deferred.update(rows)
+            return
+        self.cluster_events.sync(rows)
+
+    @contextmanager
+    def cluster_events_after(self):
+        """Hold the Events of the writes made inside (the Deployment, ReplicaSet and kubelet ones)
+        until its end, so that a writer's own Event comes first: the HPA controller records its
+        SuccessfulRescale as the scale returns, the Deployment controller acts on it after. Hold
+        the store's lock around it."""
+        self._events_deferred = set()
+        try:
+            yield
+        finally:
+            rows, self._events_deferred = self._events_deferred, None
+            if rows:
+                self._record_cluster_events(sorted(rows))
 
     def touch(self) -> None:
         """The engine's state may have changed: cached statuses are stale."""

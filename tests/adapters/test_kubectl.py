@@ -130,7 +130,7 @@ def test_describe_and_get_events_show_what_the_clusters_controllers_did(cluster)
     kubectl(env, "scale", "deployment", "web", "--replicas=4")
     srv.world.advance(1)
     [rs] = [r[0] for r in table(kubectl(env, "get", "rs", "-l", "app=web"))[1:]]
-    scaled = f"Scaled up replica set {rs} from 2 to 4"
+    scaled = f"Scaled up replica set {rs} to 4 from 2"
 
     def event_rows(text: str) -> list[list[str]]:  # describe's Events: Type, Reason, Age, From, Message
         return [row for row in table(text.split("Events:", 1)[1]) if row[0] in ("Normal", "Warning")]

@@ -100,7 +100,7 @@ def test_a_scale_is_told_by_the_deployment_replicaset_controllers_and_kubelets(s
     deployment = apis.apps.read_namespaced_deployment(app, NS)
     [scaled] = events(apis, f"involvedObject.kind=Deployment,involvedObject.name={app}")
     assert seen([scaled]) == [("Deployment", app, "Normal", "ScalingReplicaSet", "deployment-controller",
-                               f"Scaled {verb} replica set {rs} from {old} to {replicas}")]
+                               f"Scaled {verb} replica set {rs} to {replicas} from {old}")]
     assert (scaled.involved_object.uid, scaled.involved_object.api_version) == (deployment.metadata.uid, "apps/v1")
     assert (scaled.count, scaled.first_timestamp, scaled.last_timestamp) == (1, scaled.last_timestamp, scaled.last_timestamp)
     assert rfc3339(scaled.last_timestamp.timestamp()) == at(3)  # the scale's time (the last tick's)
@@ -131,9 +131,10 @@ def test_a_rollout_scales_the_new_replicaset_up_and_the_old_one_down_at_each_ste
     rs = replicasets(apis, "api")
     old, new = rs["1"], rs["2"]
     scaled = [e.message for e in events(apis, "involvedObject.kind=Deployment,involvedObject.name=api")]
-    assert scaled == [f"Scaled up replica set {new} from 0 to 1", f"Scaled down replica set {old} from 3 to 2",
-                      f"Scaled up replica set {new} from 1 to 2", f"Scaled down replica set {old} from 2 to 1",
-                      f"Scaled up replica set {new} from 2 to 3", f"Scaled down replica set {old} from 1 to 0"]
+    # the new ReplicaSet created with its first pod (getNewReplicaSet: no "from"), then scaleReplicaSet's words
+    assert scaled == [f"Scaled up replica set {new} to 1", f"Scaled down replica set {old} to 2 from 3",
+                      f"Scaled up replica set {new} to 2 from 1", f"Scaled down replica set {old} to 1 from 2",
+                      f"Scaled up replica set {new} to 3 from 2", f"Scaled down replica set {old} to 0 from 1"]
     assert [e.reason for e in events(apis, f"involvedObject.name={new}")] == ["SuccessfulCreate"] * 3
     assert [e.reason for e in events(apis, f"involvedObject.name={old}")] == ["SuccessfulDelete"] * 3
     assert [e.reason for e in events(apis, "involvedObject.kind=Pod")] == ["Killing"] * 3
@@ -254,7 +255,7 @@ def test_a_repeated_event_counts_on_one_object_within_and_past_ten_minutes(serve
     updates the one Event, count + 1 (a watch sees MODIFIED), with no time limit (the 10-minute
     window is the aggregator's, for alike events: next test)."""
     [rs] = replicasets(apis, "web").values()
-    up = f"Scaled up replica set {rs} from 2 to 3"
+    up = f"Scaled up replica set {rs} to 3 from 2"
     scale(apis, "web", 3)
     [first] = events(apis, "reason=ScalingReplicaSet")
     got = follow(apis, resource_version=first.metadata.resource_version)
@@ -280,14 +281,14 @@ def test_alike_events_with_ten_messages_in_ten_minutes_are_combined(server, apis
         server.world.advance(1)
     scaled = events(apis, "reason=ScalingReplicaSet")
     assert [(e.message, e.count) for e in scaled] == [
-        (f"Scaled up replica set {rs} from {n} to {n + 1}", 1) for n in range(2, 11)] + [
-        (f"(combined from similar events): Scaled up replica set {rs} from 12 to 13", 2)]
+        (f"Scaled up replica set {rs} to {n + 1} from {n}", 1) for n in range(2, 11)] + [
+        (f"(combined from similar events): Scaled up replica set {rs} to 13 from 12", 2)]
     created = events(apis, f"involvedObject.name={rs}")  # 11 pods: 9 told alone, then the combined one
     assert [e.count for e in created] == [1] * 9 + [2]
     assert created[-1].message.startswith("(combined from similar events): Created pod: web-")
     server.world.advance(121)  # more than 10 minutes since the last
     scale(apis, "web", 14)
-    assert events(apis, "reason=ScalingReplicaSet")[-1].message == f"Scaled up replica set {rs} from 13 to 14"
+    assert events(apis, "reason=ScalingReplicaSet")[-1].message == f"Scaled up replica set {rs} to 14 from 13"
 
 
 def test_cluster_events_expire_with_the_ttl_and_a_repeat_creates_the_event_again(tmp_path):
@@ -325,7 +326,7 @@ def test_a_watch_resumed_from_a_lists_resource_version_and_a_field_selector_gets
     replayed = list(watch.Watch().stream(apis.core.list_namespaced_event, NS, field_selector=selector,
                                          resource_version=listed.metadata.resource_version, timeout_seconds=1))
     assert [(e["type"], e["object"].reason, e["object"].message) for e in replayed] == [
-        ("ADDED", "ScalingReplicaSet", f"Scaled up replica set {replicasets(apis, 'api')['1']} from 3 to 5")]
+        ("ADDED", "ScalingReplicaSet", f"Scaled up replica set {replicasets(apis, 'api')['1']} to 5 from 3")]
 
 
 def test_the_spam_filter_lets_a_source_write_25_events_about_an_object_then_one_per_5_minutes(server):

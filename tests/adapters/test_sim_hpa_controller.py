@@ -295,7 +295,8 @@ def test_the_hpa_controllers_events_go_through_the_clusters_recorder(sim):
     hpa = {"metadata": {"namespace": NS, "name": "web", "uid": "hpa-uid"}}
     scale = Action(ActionKind.SCALE, TargetRef(NS, "Deployment", "web"), "cpu above target", replicas=4)
     for _ in range(2):  # the engine is still (not driven): nothing else writes meanwhile
-        srv.world.hpa_controller._record_rescales(hpa, SimpleNamespace(actions=[scale]))
+        srv.world.hpa_controller._record_rescales(hpa, SimpleNamespace(actions=[scale], decision=None,
+                                                                              targets=[]))
     events = client.CoreV1Api(apps.api_client).list_namespaced_event(
         NS, field_selector="involvedObject.kind=HorizontalPodAutoscaler").items
     assert [(e.reason, e.message, e.count, e.source.component) for e in events] == [

@@ -346,8 +346,8 @@ RELOADS = {
 class PureService(ControllerService):
     """The same service with reconcilers that call the pure ``decide`` each cycle."""
 
-    def _reconciler(self, policy):
-        rec = super()._reconciler(policy)
+    def _reconciler(self, policy, cause="start"):
+        rec = super()._reconciler(policy, cause)
         rec.in_place = False
         return rec
 

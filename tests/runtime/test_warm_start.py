@@ -304,7 +304,7 @@ def test_the_scale_events_rebuilt_are_the_changes_of_the_replicas_that_ran(histo
 
 
 AT, NOW = 1_796_444_000.0, 1_796_444_120.0
-STARTED_COLD = {"at": AT, "source": "prometheus P", "window_s": 185.0, "ticks": 37, "warm": False,
+STARTED_COLD = {"at": AT, "source": "prometheus P", "window_s": 185.0, "ticks": 37, "warm": False, "cause": "start",
                 "why": "replicas that ran known only from 75s into the 185s window"}
 STARTED_WARM = {**STARTED_COLD, "warm": True, "why": None}
 JOINED_WARM = {**STARTED_WARM, "at": AT + 110, "joined": True}
@@ -313,8 +313,9 @@ JOINED_COLD = {**STARTED_COLD, "at": AT + 110, "joined": True, "why": "no kube-s
 
 @pytest.mark.parametrize("starts, says, not_says", [
     pytest.param({"shop/a": STARTED_WARM, "shop/b": STARTED_COLD},
-                 ["state: started", ", warm from prometheus P (37 ticks over 185s); cold (scale-down held one "
-                  "window): shop/b (replicas that ran"], ["taken over"], id="a-start-warm-and-cold"),
+                 ["state: started with the controller ", "(2m ago), warm from prometheus P (37 ticks over 185s); "
+                  "cold (scale-down held one window): shop/b (replicas that ran"], ["taken over"],
+                 id="a-start-warm-and-cold"),
     # a policy that started cold and took a workload over warm later did not start warm
     pytest.param({"shop/a": STARTED_COLD, "shop/c": JOINED_WARM},
                  ["state: started", "; cold (scale-down held one window): shop/a (",
@@ -326,6 +327,17 @@ JOINED_COLD = {**STARTED_COLD, "at": AT + 110, "joined": True, "why": "no kube-s
                  id="a-warm-start-then-a-cold-take-over"),
     pytest.param({"shop/c": JOINED_WARM}, ["shop/c: taken over warm from prometheus P"], ["state: started"],
                  id="only-a-take-over"),
+    # a reload that changed the policy (a target added) rebuilt every target's state: not the controller's start
+    pytest.param({"shop/a": {**STARTED_WARM, "cause": "reload"}, "shop/b": {**STARTED_WARM, "cause": "reload"}},
+                 ["state: rebuilt at a policy reload ", "(2m ago), warm from prometheus P"], ["started"],
+                 id="a-reload-rebuilt-it"),
+    pytest.param({"shop/a": {**STARTED_COLD, "cause": "leader"}},
+                 ["state: rebuilt when this replica became leader ", "(2m ago); cold"], ["started"],
+                 id="a-new-leader-rebuilt-it"),
+    # an older controller's record says no cause: neither start nor reload is claimed
+    pytest.param({"shop/a": {k: v for k, v in STARTED_WARM.items() if k != "cause"}},
+                 ["state: rebuilt ", "(2m ago), warm from"], ["started", "reload", "leader"],
+                 id="an-older-record-says-no-cause"),
 ])
 def test_status_tells_a_take_over_from_the_start(starts, says, not_says):
     from controller.cli.records import _warm_start_line
