@@ -187,13 +187,13 @@ EXTERNAL_SELECTOR = ("&LabelSelector{MatchLabels:map[string]string{app: web,queu
 
 
 # (the HPA, the replicas set before its first sync (None: as the scenario has them), its Event)
-# web: 2 pods of 75 rps each (CPU 75 % of their 500m request, and some more in cores)
+# web: 2 pods of 75 rps each (CPU 75 % of their 500m request: 375m each)
 HPA_ROWS = [
     pytest.param(hpa("web", cpu(utilization=30)), None,
                  "New size: 4; reason: cpu resource utilization (percentage of request) above target",
                  id="resource-utilization-above-target"),  # 5 wanted, the legacy scale-up limit max(2x, 4)
-    pytest.param(hpa("web", cpu(average="250m")), None, "New size: 4; reason: cpu resource above target",
-                 id="resource-average-value-above-target"),
+    pytest.param(hpa("web", cpu(average="250m")), None, "New size: 3; reason: cpu resource above target",
+                 id="resource-average-value-above-target"),  # 2 x 375m / 250m (read in cores, not percent)
     pytest.param(hpa("web", PODS), None, "New size: 3; reason: pods metric http_requests_per_second above target",
                  id="pods-metric-above-target"),
     pytest.param(hpa("web", OBJECT), None, "New size: 3; reason: Ingress metric ingress_rps above target",
