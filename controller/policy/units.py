@@ -120,22 +120,31 @@ def _no_target_series(query: str, targets, path: tuple, consequence: str, by_wor
 
 
 def _unmatched_series(query: str, targets, path: tuple, consequence: str) -> Iterator[Warning_]:
-    """A query whose aggregation leaves out a label its series are matched to their workload by:
-    none is any target's. One value with neither label is a single named target's (the adapter
-    gives it to that target), so only several targets (names, a selector) need both labels."""
-    dropped = [label for label in DEFAULT_TARGET_LABELS if drops_label(query, label)]
+    """A query whose aggregation leaves out a label its series are matched to their workload by
+    (the targets' kind's, ``DEFAULT_TARGET_LABELS``: a StatefulSet's ``statefulset``): none is any
+    target's. One value with neither label is a single named target's (the adapter gives it to
+    that target), so only several targets (names, a selector) need both labels. A StatefulSet's
+    query that keeps ``deployment`` instead (this release's change) is said as such."""
+    kind_labels = DEFAULT_TARGET_LABELS.for_kind(targets.kind)
+    dropped = [label for label in kind_labels if drops_label(query, label)]
     several = targets.selector is not None or len(targets.names or ()) > 1
-    if not dropped or (len(dropped) == len(DEFAULT_TARGET_LABELS) and not several):
+    if not dropped or (len(dropped) == len(kind_labels) and not several):
         return
-    kept = [label for label in DEFAULT_TARGET_LABELS if label not in dropped]
+    kept = [label for label in kind_labels if label not in dropped]
+    ns_label, name_label = kind_labels
     result = (f"keep {kept[0]} but not {dropped[0]}" if kept else
-              "keep neither namespace nor deployment (sum(...) with no grouping, or a by (...) without them)")
-    statefulset = ("; a StatefulSet's name goes into the deployment label too: label_replace(..., \"deployment\", "
-                   "\"$1\", \"pod\", \"(.+)-[0-9]+\") (policies/hpa-behavior.yaml)"
-                   if targets.kind == "StatefulSet" else "")
-    yield path, (f"warning: the query's series {result}: setpoint run matches a series to its workload by both "
-                 f"labels (--target-labels){HOW_SEVERAL if not kept else ''}, so none is a target's "
-                 f"and {consequence}; group by (namespace, deployment){statefulset}")
+              f"keep neither {ns_label} nor {name_label} (sum(...) with no grouping, or a by (...) without them)")
+    how = f"group by ({ns_label}, {name_label})"
+    other = [label for kind, (_, label) in DEFAULT_TARGET_LABELS.pairs
+             if kind != targets.kind and label != name_label and not drops_label(query, label)
+             and re.search(rf"\b{label}\b", query)]
+    if other:  # a StatefulSet's name written into deployment, as before per-kind labels
+        how += (f": a {targets.kind}'s series are matched by {name_label}, not {other[0]} (kube-state-metrics' "
+                f"label for a {targets.kind}); or run with --target-labels "
+                f"{targets.kind.lower()}={ns_label},{other[0]} to match them by {other[0]}")
+    yield path, (f"warning: the query's series {result}: setpoint run matches a {targets.kind}'s series to it by "
+                 f"both labels {ns_label} and {name_label} (--target-labels){HOW_SEVERAL if not kept else ''}, so "
+                 f"none is a target's and {consequence}; {how}")
 
 
 def _other_workloads(query: str, targets, path: tuple, consequence: str, names: bool = True) -> Iterator[Warning_]:
@@ -143,9 +152,10 @@ def _other_workloads(query: str, targets, path: tuple, consequence: str, names: 
     select only other namespaces (other workloads) than the targets': none of its series is a
     target's (a query copied from another policy, its namespace="shop" left as it was). Only the
     name label where the targets are named and the series are matched by it (``names``)."""
-    wanted = [("namespace", [targets.namespace])]
+    ns_label, name_label = DEFAULT_TARGET_LABELS.for_kind(targets.kind)
+    wanted = [(ns_label, [targets.namespace])]
     if names and targets.selector is None:
-        wanted.append(("deployment", [targets.name] if targets.name else list(targets.names or ())))
+        wanted.append((name_label, [targets.name] if targets.name else list(targets.names or ())))
     matchers = label_matchers(query)
     for label, ours in wanted:
         chosen = [(op, value) for name, op, value in matchers if name == label and op in ("=", "=~")

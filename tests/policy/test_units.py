@@ -305,11 +305,17 @@ WORKLOAD_CHECK = """\
         action: rolling-restart
 """
 NEITHER = ("the query's series keep neither namespace nor deployment (sum(...) with no grouping, or a by (...) "
-           "without them): setpoint run matches a series to its workload by both labels (--target-labels), with "
-           "several targets (names, or a selector once it selects two), so none is a target's and the metric is "
-           "missing at every cycle")
-ONLY_NAMESPACE = ("the query's series keep namespace but not deployment: setpoint run matches a series to its "
-                  "workload by both labels (--target-labels), so none is a target's and")
+           "without them): setpoint run matches a Deployment's series to it by both labels namespace and deployment "
+           "(--target-labels), with several targets (names, or a selector once it selects two), so none is a "
+           "target's and the metric is missing at every cycle")
+ONLY_NAMESPACE = ("the query's series keep namespace but not deployment: setpoint run matches a Deployment's series "
+                  "to it by both labels namespace and deployment (--target-labels), so none is a target's and")
+STS_BY_DEPLOYMENT = ("the query's series keep namespace but not statefulset: setpoint run matches a StatefulSet's "
+                     "series to it by both labels namespace and statefulset (--target-labels), so none is a target's "
+                     "and the metric is missing at every cycle (the replicas are held, then onMissingMetrics); group "
+                     "by (namespace, statefulset): a StatefulSet's series are matched by statefulset, not deployment "
+                     "(kube-state-metrics' label for a StatefulSet); or run with --target-labels "
+                     "statefulset=namespace,deployment to match them by deployment")
 
 
 @pytest.mark.parametrize("preset, targets, query, target, more, expected", [
@@ -328,14 +334,18 @@ ONLY_NAMESPACE = ("the query's series keep namespace but not deployment: setpoin
                  [f"api.yaml:10: spec.scaling.metrics[0].query: warning: {ONLY_NAMESPACE} the metric is missing at "
                   "every cycle (the replicas are held, then onMissingMetrics); group by (namespace, deployment)"],
                  id="one-name-grouped-by-namespace-only"),
-    pytest.param("", STS, CPU_OF_PODS.format(label="statefulset"), "{utilization: 70}", "",
-                 [ONLY_NAMESPACE, "a StatefulSet's name goes into the deployment label too: label_replace(..., "
-                  "\"deployment\", \"$1\", \"pod\", \"(.+)-[0-9]+\") (policies/hpa-behavior.yaml)"],
+    pytest.param("", STS, CPU_OF_PODS.format(label="statefulset"), "{utilization: 70}", "", [],
                  id="statefulset-grouped-by-a-statefulset-label"),
-    pytest.param("preset: hpa\n  ", STS, CPU_OF_PODS.format(label="statefulset"), "{utilization: 70}", "",
-                 [ONLY_NAMESPACE], id="statefulset-hpa-preset-grouped-by-a-statefulset-label"),
-    pytest.param("", STS, CPU_OF_PODS.format(label="deployment"), "{utilization: 70}", "", [],
+    pytest.param("preset: hpa\n  ", STS, CPU_OF_PODS.format(label="statefulset"), "{utilization: 70}", "", [],
+                 id="statefulset-hpa-preset-grouped-by-a-statefulset-label"),
+    pytest.param("", STS, CPU_OF_PODS.format(label="deployment"), "{utilization: 70}", "", [STS_BY_DEPLOYMENT],
                  id="statefulset-name-written-into-deployment"),
+    pytest.param("", STS, "sum by (namespace) (queue_messages_ready)", PER_REPLICA, "",
+                 ["keep namespace but not statefulset", "group by (namespace, statefulset)"],
+                 id="statefulset-grouped-by-namespace-only"),
+    pytest.param("", ONE, "sum by (namespace, statefulset) (queue_messages_ready)", PER_REPLICA, "",
+                 ["a Deployment's series are matched by deployment, not statefulset", "--target-labels "
+                  "deployment=namespace,statefulset"], id="deployment-grouped-by-a-statefulset-label"),
     pytest.param("preset: hpa\n  ", STS, "sum by (namespace, pod) (rate(container_cpu_usage_seconds_total[2m]))",
                  "{utilization: 70}", "", [], id="hpa-preset-read-pod-by-pod"),
     pytest.param("", SELECTOR, "sum(x) * on() group_left(deployment) max by (namespace, deployment) (y)",
@@ -349,9 +359,10 @@ ONLY_NAMESPACE = ("the query's series keep namespace but not deployment: setpoin
                  [], id="workload-check-grouped-by-the-target-labels"),
 ])
 def test_a_query_whose_series_no_target_can_be_matched_to(preset, targets, query, target, more, expected):
-    """`setpoint run` maps each series to its workload by its namespace and deployment labels: a
-    query that aggregates one away reads nothing (a StatefulSet's `statefulset` label included),
-    and valid files said nothing of it (the shipped StatefulSet example among them)."""
+    """`setpoint run` maps each series to its workload by its kind's labels (a Deployment's
+    namespace and deployment, a StatefulSet's namespace and statefulset): a query that aggregates
+    one away reads nothing, and a StatefulSet's query grouped by deployment (as this file and the
+    importer wrote them before per-kind labels) says how to fix it."""
     text = SERIES.format(preset=preset, targets=targets, query=query, target=target, more=more)
     check = check_policy_texts([(text, "api.yaml")])
     assert check.errors == [] and len(check.policies) == 1, check.errors
