@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from controller.adapters.prometheus import RangeSeries, map_vector
+from controller.adapters.prometheus import RangeSeries, map_vector, misnamed_target
 from controller.cli.common import parse_target_labels
 from controller.errors import PrometheusBadResponse
 from controller.model import DEFAULT_TARGET_LABELS, TargetLabels, TargetRef
@@ -97,6 +97,26 @@ def test_one_unlabelled_series_with_several_targets_is_an_error_live_and_nobodys
     with pytest.raises(PrometheusBadResponse, match="'namespace'/'deployment'/'statefulset'"):
         read_live([WEB, DB], DEFAULT_TARGET_LABELS, rows)
     assert read_range([WEB, DB], DEFAULT_TARGET_LABELS, rows) == [MISSING, MISSING]
+
+
+@pytest.mark.parametrize("targets, labels, rows, said", [
+    pytest.param([DB], DEFAULT_TARGET_LABELS, [series(4, namespace="shop", deployment="db")],
+                 'StatefulSet/shop/db by its labels (namespace, statefulset), and one names it by deployment="db"',
+                 id="statefulset-named-by-deployment"),
+    pytest.param([WEB], DEFAULT_TARGET_LABELS, [series(4, namespace="shop", statefulset="web")],
+                 "--target-labels deployment=namespace,statefulset", id="deployment-named-by-statefulset"),
+    pytest.param([DB], DEFAULT_TARGET_LABELS, [series(4, namespace="other", deployment="db")], None,
+                 id="another-namespace-is-not-it"),
+    pytest.param([DB], DEFAULT_TARGET_LABELS, [series(4, namespace="shop", statefulset="db")], None,
+                 id="read-nothing-to-say"),
+    pytest.param([DB], TargetLabels.every_kind("namespace", "statefulset"),
+                 [series(4, namespace="shop", deployment="db")], None, id="one-pair-for-every-kind-no-other-label"),
+])
+def test_a_target_named_by_another_kinds_label_is_said_with_the_fixes(targets, labels, rows, said):
+    result = [{"metric": m, "value": [AT, str(v)]} for m, v in rows]
+    present = map_vector(result, targets, AT, labels).present
+    hint = misnamed_target(result, targets, present, labels)
+    assert hint == said if said is None else said in hint
 
 
 class _Source:

@@ -376,6 +376,38 @@ def map_vector(result: list, targets: Sequence[TargetRef], at: float,
     return Samples(values=values, present=present, age_s=age, conflict=conflict)
 
 
+def misnamed_target(result, targets: Sequence[TargetRef], present: np.ndarray,
+                    labels: TargetLabels | tuple[str, str] = DEFAULT_TARGET_LABELS) -> str | None:
+    """Why a target read nothing, when a series of ``result`` names it by another kind's name label
+    (a StatefulSet's query grouped by ``deployment``, as policies were written before per-kind
+    labels): one sentence naming the target, the label found and the two fixes; None otherwise.
+    ``present`` (N,): which targets read a sample. Only looked for where some target is missing."""
+    labels = TargetLabels.of(labels)
+    # (another kind's name label, the target's namespace label, namespace, name) -> (target, its name label)
+    wanted: dict[tuple[str, str, str, str], tuple[TargetRef, str]] = {}
+    for t, seen in zip(targets, present):
+        if not seen:
+            ns_label, name_label = labels.for_kind(t.kind)
+            for _, (_, other) in labels.pairs:
+                if other != name_label:
+                    wanted.setdefault((other, ns_label, t.namespace, t.name), (t, name_label))
+    if not wanted or not isinstance(result, list):
+        return None
+    looks = list(dict.fromkeys((other, ns_label) for other, ns_label, _, _ in wanted))
+    for series in result:  # one lookup per series and label pair: linear in the answer
+        metric = series.get("metric") if isinstance(series, dict) else None
+        if not isinstance(metric, dict):
+            continue
+        for other, ns_label in looks:
+            hit = wanted.get((other, ns_label, metric.get(ns_label), metric.get(other)))
+            if hit is not None:
+                t, name_label = hit
+                return (f"no series names {t} by its labels ({ns_label}, {name_label}), and one names it by "
+                        f"{other}=\"{t.name}\": a {t.kind}'s series are matched by {name_label}; group by "
+                        f"({ns_label}, {name_label}), or run with --target-labels {t.kind.lower()}={ns_label},{other}")
+    return None
+
+
 def _is_unlabelled(series, index: TargetIndex) -> bool:
     metric = series.get("metric") if isinstance(series, dict) else None
     return isinstance(metric, dict) and index.unlabelled(metric)
@@ -809,6 +841,7 @@ class PrometheusSource:
         self._count_lock = threading.Lock()
         self.requests_sent = 0
         self._stopping = threading.Event()  # stop_requests(): no new attempt is made
+        self._misnamed_said: set[str] = set()  # queries a misnamed_target warning was logged for
         self._wall = wall
         self.clock_skew_s: float | None = None  # this controller's clock minus Prometheus' (its Date header)
         self._skew_said = False
@@ -841,9 +874,21 @@ class PrometheusSource:
         at = round(float(at), 3)  # Prometheus works in milliseconds: stamps then equal ``at`` exactly
         data = self._fetch_instant(expr, at)
         try:
-            return samples_from_data(data, targets, at, labels or self.config.target_labels)
+            samples = samples_from_data(data, targets, at, labels or self.config.target_labels)
         except PrometheusBadResponse as exc:
             raise PrometheusBadResponse(f"query {_short(expr)!r} at {self.config.safe_url}: {exc}") from None
+        if not samples.present.all() and expr not in self._misnamed_said:
+            self._say_misnamed(expr, data, targets, samples, labels or self.config.target_labels)
+        return samples
+
+    def _say_misnamed(self, expr: str, data, targets: Sequence[TargetRef], samples: Samples, labels) -> None:
+        """Warn once per query when a target read nothing that a series names by another kind's
+        label (``misnamed_target``): the metric then says only "missing" at every cycle."""
+        result = data.get("result") if isinstance(data, dict) and data.get("resultType") == "vector" else None
+        hint = misnamed_target(result, targets, samples.present | samples.conflict, labels)
+        if hint is not None:
+            self._misnamed_said.add(expr)  # a set only grows by the policies' queries: bounded
+            log.warning("query %r: %s", _short(expr), hint, extra={"query": expr})
 
     def query_pods(self, expr: str, targets: Sequence[TargetRef], at: float) -> PodSeries | Samples:
         """The ``PodMetricsSource`` capability: evaluate ``expr`` once at ``at``; per-pod series

@@ -36,7 +36,7 @@ import pytest
 from controller.adapters.prometheus import InvalidPrometheusConfig, PrometheusConfig, PrometheusSource, map_vector
 from controller.errors import (MetricsUnavailable, PrometheusBadQuery, PrometheusBadResponse, PrometheusError,
                                PrometheusUnreachable)
-from controller.model import TargetLabels, TargetRef
+from controller.model import DEFAULT_TARGET_LABELS, TargetLabels, TargetRef
 from controller.ports import PodMetricsSource, PodSeries, Samples
 from controller.bundled import bundled_policy
 from controller.policy import load_policies, load_policy_text
@@ -160,6 +160,24 @@ def test_custom_target_labels_match_statefulsets(prom):
     every = TargetLabels.every_kind("namespace", "deployment")
     with PrometheusSource(PrometheusConfig.from_url(prom.url, target_labels=every)) as src:
         assert not src.query("app_replicas", targets, time.time()).present.any()
+
+
+def test_a_statefulset_named_by_deployment_is_said_once_with_the_two_fixes(prom, caplog):
+    """A StatefulSet's query whose series name it by ``deployment`` (policies before per-kind
+    labels): the metric is missing, and the log says why and how to fix it, once per query; under
+    --target-labels statefulset=namespace,deployment the same series is its."""
+    sts = refs("shop/web", kind="StatefulSet")
+    with PrometheusSource(prom.url) as src, caplog.at_level("WARNING", "controller.adapters.prometheus"):
+        for _ in range(2):
+            assert not src.query("app_blink", sts, time.time()).present.any()
+        assert src.query("app_blink", refs("shop/web"), time.time()).values.tolist() == [1.0]  # a Deployment's
+    said = [r.getMessage() for r in caplog.records if "app_blink" in r.getMessage()]
+    assert said == ["query 'app_blink': no series names StatefulSet/shop/web by its labels (namespace, statefulset), "
+                    "and one names it by deployment=\"web\": a StatefulSet's series are matched by statefulset; group "
+                    "by (namespace, statefulset), or run with --target-labels statefulset=namespace,deployment"]
+    old = DEFAULT_TARGET_LABELS.replaced("StatefulSet", ("namespace", "deployment"))
+    with PrometheusSource(PrometheusConfig.from_url(prom.url, target_labels=old)) as src:
+        assert src.query("app_blink", sts, time.time()).values.tolist() == [1.0]
 
 
 def _shipped_statefulset_example():
