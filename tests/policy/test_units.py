@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from controller.cli import app
+from controller.model import DEFAULT_TARGET_LABELS, TargetLabels
 from controller.policy import load_policy_text
 from controller.policy.load import check_policy_texts
 from controller.policy.units import query_unit
@@ -369,6 +370,44 @@ def test_a_query_whose_series_no_target_can_be_matched_to(preset, targets, query
     said = [str(w) for w in check.warnings]
     assert len(said) == (1 if expected else 0), said
     assert all(e in said[0] for e in expected), said
+
+
+STS_OLD = DEFAULT_TARGET_LABELS.replaced("StatefulSet", ("namespace", "deployment"))
+EXPORTED = TargetLabels.every_kind("exported_namespace", "deployment").replaced(
+    "StatefulSet", ("exported_namespace", "statefulset"))
+
+
+@pytest.mark.parametrize("targets, query, labels, expected", [
+    pytest.param(STS, CPU_OF_PODS.format(label="deployment"), STS_OLD, None, id="statefulset-by-deployment-overridden"),
+    pytest.param(STS, CPU_OF_PODS.format(label="statefulset"), STS_OLD, "keep namespace but not deployment",
+                 id="statefulset-by-statefulset-when-overridden-to-deployment"),
+    pytest.param(STS, "sum by (exported_namespace, statefulset) (x)", EXPORTED, None, id="namespace-label-overridden"),
+    pytest.param(ONE, "sum by (namespace, deployment) (x)", EXPORTED, "keep deployment but not exported_namespace",
+                 id="namespace-label-overridden-query-keeps-namespace"),
+    pytest.param(ONE, BY_WORKLOAD, TargetLabels.every_kind("namespace", "app"), "keep namespace but not app",
+                 id="one-pair-for-every-kind"),
+])
+def test_the_warnings_judge_a_query_by_the_target_labels_setpoint_run_is_given(targets, query, labels, expected):
+    """`setpoint run --target-labels` (and validate's) change what a target's series are: the
+    warnings of a query that no target's series come from follow them, for each kind."""
+    text = SERIES.format(preset="", targets=targets, query=query, target="{utilization: 70}", more="")
+    said = [str(w) for w in check_policy_texts([(text, "api.yaml")], labels).warnings]
+    assert said == [] if expected is None else (len(said) == 1 and expected in said[0]), said
+
+
+def test_validate_takes_the_target_labels_of_setpoint_run(tmp_path):
+    """The same warning as at `setpoint run`'s load with the same --target-labels; a bad value
+    names the option and exits 1."""
+    path = tmp_path / "db.yaml"
+    path.write_text(SERIES.format(preset="", targets=STS, query=CPU_OF_PODS.format(label="deployment"),
+                                  target="{utilization: 70}", more=""))
+    warned = CliRunner().invoke(app, ["validate", str(path)])
+    assert warned.exit_code == 0 and "keep namespace but not statefulset" in warned.output, warned.output
+    quiet = CliRunner().invoke(app, ["validate", str(path), "--strict", "--target-labels",
+                                     "statefulset=namespace,deployment"])
+    assert quiet.exit_code == 0 and "warning" not in quiet.output, quiet.output
+    bad = CliRunner().invoke(app, ["validate", str(path), "--target-labels", "job=namespace,job"])
+    assert bad.exit_code == 1 and "--target-labels: unknown kind 'job'" in bad.output, bad.output
 
 
 FOR_CHECK = HEAD + """\
