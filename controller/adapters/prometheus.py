@@ -139,7 +139,7 @@ class PrometheusConfig:
     target_labels: TargetLabels = DEFAULT_TARGET_LABELS
 
     def __post_init__(self) -> None:
-        if not isinstance(self.target_labels, TargetLabels) and len(tuple(self.target_labels)) == 2:
+        if isinstance(self.target_labels, (tuple, list)) and len(self.target_labels) == 2:
             object.__setattr__(self, "target_labels", TargetLabels.of(self.target_labels))  # a pair: every kind
         problems = self._problems()
         if problems:
@@ -385,12 +385,12 @@ def misnamed_target(result, targets: Sequence[TargetRef], present: np.ndarray,
     labels = TargetLabels.of(labels)
     # (another kind's name label, the target's namespace label, namespace, name) -> (target, its name label)
     wanted: dict[tuple[str, str, str, str], tuple[TargetRef, str]] = {}
-    for t, seen in zip(targets, present):
-        if not seen:
-            ns_label, name_label = labels.for_kind(t.kind)
-            for _, (_, other) in labels.pairs:
-                if other != name_label:
-                    wanted.setdefault((other, ns_label, t.namespace, t.name), (t, name_label))
+    for i in np.flatnonzero(~np.asarray(present, bool)).tolist():
+        t = targets[i]
+        ns_label, name_label = labels.for_kind(t.kind)
+        for _, (_, other) in labels.pairs:
+            if other != name_label:
+                wanted.setdefault((other, ns_label, t.namespace, t.name), (t, name_label))
     if not wanted or not isinstance(result, list):
         return None
     looks = list(dict.fromkeys((other, ns_label) for other, ns_label, _, _ in wanted))
