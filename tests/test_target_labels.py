@@ -167,3 +167,21 @@ def test_target_labels_option_errors_name_the_option_and_what_was_given(given, m
     with pytest.raises(ValueError) as info:
         parse_target_labels(given)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("kind, labels, expected", [
+    pytest.param("StatefulSet", DEFAULT_TARGET_LABELS, ["db"], id="statefulsets-by-statefulset"),
+    pytest.param("Deployment", DEFAULT_TARGET_LABELS, ["web"], id="deployments-by-deployment"),
+    pytest.param("StatefulSet", PER_KIND_OLD, ["web"], id="statefulsets-by-deployment-overridden"),
+])
+def test_a_label_selectors_workloads_are_found_by_its_kinds_label(kind, labels, expected):
+    """A backtest of a label selector replays the workloads of its namespace its queries show,
+    read by the selector's kind's label (as the live loop matches them)."""
+    from controller.model import TargetSelector
+    from controller.runtime.backtest import discover_targets
+
+    seen = [RangeSeries(m, np.array([AT]), np.array([1.0])) for m in (
+        {"namespace": "shop", "statefulset": "db"}, {"namespace": "shop", "deployment": "web"},
+        {"namespace": "other", "statefulset": "x"})]
+    selector = TargetSelector(kind, "shop", match_labels=(("app", "a"),))
+    assert discover_targets(selector, [seen], labels) == [TargetRef("shop", name, kind) for name in expected]
