@@ -154,8 +154,8 @@ def test_target_labels_option(given, expected):
 
 
 @pytest.mark.parametrize("given, message", [
-    pytest.param(["namespace"], "--target-labels: expected NAMESPACE_LABEL,NAME_LABEL or KIND=NAMESPACE_LABEL,"
-                                "NAME_LABEL (e.g. statefulset=namespace,statefulset), got 'namespace'", id="one-label"),
+    pytest.param(["namespace"], "--target-labels: expected NS_LABEL,NAME_LABEL or KIND=NS_LABEL,NAME_LABEL (e.g. "
+                                "statefulset=namespace,statefulset), got 'namespace'", id="one-label"),
     pytest.param(["statefulset=namespace,"], "got 'statefulset=namespace,'", id="empty-name-label"),
     pytest.param(["cronjob=namespace,cronjob"], "--target-labels: unknown kind 'cronjob' in 'cronjob=namespace,"
                                                 "cronjob': expected deployment or statefulset", id="unknown-kind"),

@@ -43,7 +43,7 @@ def backtest(
         "--out", "-o", parser=output_folder, metavar="FOLDER", help="Folder for result.json, timeline.csv and report.html (nothing written without it).")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html (plots).")] = True,
     target_labels: Annotated[Optional[list[str]], typer.Option(
-        metavar="[KIND=]NAMESPACE_LABEL,NAME_LABEL", help=TARGET_LABELS_HELP)] = None,
+        metavar="[KIND=]NS,NAME", help=TARGET_LABELS_HELP)] = None,
     prometheus_timeout: Annotated[float, typer.Option(
         help="Seconds each range query may take (one per metric and per 2,880 steps of the window), from "
              "connecting to the last byte of its answer; retries after a transient failure (HTTP 5xx or 429, a "

@@ -365,10 +365,10 @@ def prometheus_config(url: str, **fields):
 
 #: ``--target-labels``' help, shared by run and backtest.
 TARGET_LABELS_HELP = (
-    "Labels that name a series' workload, per kind: KIND=NAMESPACE_LABEL,NAME_LABEL (KIND: deployment or "
-    "statefulset; repeat the option for each), or NAMESPACE_LABEL,NAME_LABEL for every kind. Default: "
-    "deployment=namespace,deployment and statefulset=namespace,statefulset (kube-state-metrics' labels); "
-    "statefulset=namespace,deployment matches StatefulSets by the deployment label as before.")
+    "Labels that name a series' workload: NS_LABEL,NAME_LABEL for every kind, or KIND=NS_LABEL,NAME_LABEL "
+    "for one (KIND: deployment or statefulset; repeat the option). Default: Deployments by namespace and "
+    "deployment, StatefulSets by namespace and statefulset (kube-state-metrics' labels); "
+    "StatefulSet=namespace,deployment matches StatefulSets by deployment, as before per-kind labels.")
 
 
 def parse_target_labels(values: list[str] | None):
@@ -383,11 +383,11 @@ def parse_target_labels(values: list[str] | None):
         kind_text, _, pair_text = text.rpartition("=")
         pair = tuple(x.strip() for x in pair_text.split(","))
         if len(pair) != 2 or not all(pair):
-            raise ValueError(f"--target-labels: expected NAMESPACE_LABEL,NAME_LABEL or KIND=NAMESPACE_LABEL,NAME_LABEL "
+            raise ValueError(f"--target-labels: expected NS_LABEL,NAME_LABEL or KIND=NS_LABEL,NAME_LABEL "
                              f"(e.g. statefulset=namespace,statefulset), got {text!r}")
         if not kind_text:
             if every is not None:
-                raise ValueError(f"--target-labels: NAMESPACE_LABEL,NAME_LABEL for every kind given twice ({every[0]},"
+                raise ValueError(f"--target-labels: NS_LABEL,NAME_LABEL for every kind given twice ({every[0]},"
                                  f"{every[1]} and {text}): give one, and KIND=... for a kind that differs")
             every = pair
             continue

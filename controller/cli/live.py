@@ -59,7 +59,7 @@ def run(
              "transient failure (HTTP 5xx or 429, a lost connection) and the waits between them count within the "
              "same seconds (the warm start's range queries get 6x). At most 3600.")] = 5.0,
     target_labels: Annotated[Optional[list[str]], typer.Option(
-        metavar="[KIND=]NAMESPACE_LABEL,NAME_LABEL", help=TARGET_LABELS_HELP)] = None,
+        metavar="[KIND=]NS,NAME", help=TARGET_LABELS_HELP)] = None,
     qps: Annotated[float, typer.Option(
         **number_option(0), help="Kubernetes client-side rate limit (requests per second; 0: none).")] = 20.0,
     burst: Annotated[int, typer.Option(min=1, help="Kubernetes client-side burst.")] = 30,

@@ -37,7 +37,7 @@ def validate(
         help="text: one line per problem; github: GitHub Actions annotations (each error and warning shows at "
              "its line in a pull request's diff); json: one document with every file, error and warning.")] = ValidateFormat.TEXT,
     target_labels: Annotated[Optional[list[str]], typer.Option(
-        metavar="[KIND=]NAMESPACE_LABEL,NAME_LABEL",
+        metavar="[KIND=]NS,NAME",
         help="As setpoint run's, for the warnings of a query whose series no target is matched to. "
              + TARGET_LABELS_HELP)] = None,
 ) -> None:
