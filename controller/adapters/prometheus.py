@@ -83,7 +83,7 @@ from urllib3.util.retry import Retry
 
 from controller.errors import (MetricsUnavailable, PrometheusBadQuery, PrometheusBadResponse, PrometheusError,
                                PrometheusUnreachable)
-from controller.model import DEFAULT_TARGET_LABELS, TargetRef
+from controller.model import DEFAULT_TARGET_LABELS, TargetIndex, TargetLabels, TargetRef
 from controller.ports import PodSeries, Samples
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,8 @@ class PrometheusConfig:
     retries: extra attempts after a transient failure (5xx, 408, 429, connection error).
     backoff_s: first backoff wait (seconds); doubled per retry, with jitter in [0.5, 1] of it.
     max_concurrency: queries in flight at once in ``query_many``.
-    target_labels: (namespace label, workload name label) a series is matched on.
+    target_labels: the labels a series is matched to its workload on, per kind (TargetLabels; a
+      (namespace label, name label) pair means the same for every kind).
     """
 
     url: str
@@ -135,9 +136,11 @@ class PrometheusConfig:
     retries: int = 2
     backoff_s: float = 0.2
     max_concurrency: int = 4
-    target_labels: tuple[str, str] = DEFAULT_TARGET_LABELS
+    target_labels: TargetLabels = DEFAULT_TARGET_LABELS
 
     def __post_init__(self) -> None:
+        if isinstance(self.target_labels, (tuple, list)) and len(self.target_labels) == 2:
+            object.__setattr__(self, "target_labels", TargetLabels.of(self.target_labels))  # a pair: every kind
         problems = self._problems()
         if problems:
             raise InvalidPrometheusConfig(problems)
@@ -165,7 +168,8 @@ class PrometheusConfig:
             out.append(("backoff_s", f"expected >= 0, got {self.backoff_s!r}"))
         if not (isinstance(self.max_concurrency, int) and self.max_concurrency >= 1):
             out.append(("max_concurrency", f"expected an integer >= 1, got {self.max_concurrency!r}"))
-        if len(self.target_labels) != 2 or not all(self.target_labels):
+        if not (isinstance(self.target_labels, TargetLabels)
+                and all(len(pair) == 2 and all(pair) for _, pair in self.target_labels.pairs)):
             out.append(("target_labels", f"expected (namespace label, name label), got {self.target_labels!r}"))
         return out
 
@@ -177,7 +181,7 @@ class PrometheusConfig:
         Strips trailing slashes and accepts headers as a mapping. Other options are the fields.
         """
         items = tuple((headers or {}).items()) if isinstance(headers, Mapping) else tuple(headers or ())
-        if "target_labels" in options:
+        if "target_labels" in options and not isinstance(options["target_labels"], TargetLabels):
             options["target_labels"] = tuple(options["target_labels"])
         return cls(url=url.rstrip("/"), headers=tuple((str(k), str(v)) for k, v in items), **options)
 
@@ -334,8 +338,10 @@ def samples_for_one(targets: Sequence[TargetRef], ts: float, value: float, at: f
 
 
 def map_vector(result: list, targets: Sequence[TargetRef], at: float,
-               labels: tuple[str, str] = DEFAULT_TARGET_LABELS) -> Samples:
-    """Map a vector result onto the targets by the values of ``labels`` (namespace, name).
+               labels: TargetLabels | tuple[str, str] = DEFAULT_TARGET_LABELS) -> Samples:
+    """Map a vector result onto the targets by their kind's labels (``TargetIndex``: a
+    Deployment's ``namespace`` and ``deployment``, a StatefulSet's ``namespace`` and
+    ``statefulset`` by default; a pair: the same for every kind).
 
     result: the API's ``data.result`` list of ``{"metric": {...}, "value": [ts, "v"]}``.
     Returns Samples of shape (N,). Series matching no target are ignored (the query may cover
@@ -344,13 +350,12 @@ def map_vector(result: list, targets: Sequence[TargetRef], at: float,
     """
     if not isinstance(result, list):
         raise PrometheusBadResponse(f"expected a list of series in a vector result, got {type(result).__name__}")
-    ns_label, name_label = labels
-    if len(result) == 1 and _is_unlabelled(result[0], labels):
+    index = TargetIndex(targets, labels)
+    if len(result) == 1 and _is_unlabelled(result[0], index):
         ts, value = parse_sample(result[0].get("value"))
         return samples_for_one(targets, ts, value, at, "one series without the labels "
-                                                       f"{ns_label!r}/{name_label!r}")
+                                                       f"{'/'.join(map(repr, index.label_names))}")
     n = len(targets)
-    row = {(t.namespace, t.name): i for i, t in enumerate(targets)}
     count = np.zeros(n, np.int64)
     values = np.full(n, np.nan)
     stamps = np.full(n, at)
@@ -358,20 +363,54 @@ def map_vector(result: list, targets: Sequence[TargetRef], at: float,
         metric = series.get("metric") if isinstance(series, dict) else None
         if not isinstance(metric, dict):
             raise PrometheusBadResponse(f"expected a series {{\"metric\": {{...}}, \"value\": [...]}}, got {series!r:.120}")
-        i = row.get((metric.get(ns_label), metric.get(name_label)))
-        if i is None:
+        rows = index.rows(metric)
+        if not rows:
             continue
-        stamps[i], values[i] = parse_sample(series.get("value"))
-        count[i] += 1
+        ts, value = parse_sample(series.get("value"))
+        for i in rows:
+            stamps[i], values[i] = ts, value
+            count[i] += 1
     present, conflict = count == 1, count > 1
     values[~present] = np.nan  # a conflict is never averaged or picked: the target has no value
     age = np.where(present, np.maximum(at - stamps, 0.0), 0.0)
     return Samples(values=values, present=present, age_s=age, conflict=conflict)
 
 
-def _is_unlabelled(series, labels: tuple[str, str]) -> bool:
+def misnamed_target(result, targets: Sequence[TargetRef], present: np.ndarray,
+                    labels: TargetLabels | tuple[str, str] = DEFAULT_TARGET_LABELS) -> str | None:
+    """Why a target read nothing, when a series of ``result`` names it by another kind's name label
+    (a StatefulSet's query grouped by ``deployment``, as policies were written before per-kind
+    labels): one sentence naming the target, the label found and the two fixes; None otherwise.
+    ``present`` (N,): which targets read a sample. Only looked for where some target is missing."""
+    labels = TargetLabels.of(labels)
+    # (another kind's name label, the target's namespace label, namespace, name) -> (target, its name label)
+    wanted: dict[tuple[str, str, str, str], tuple[TargetRef, str]] = {}
+    for i in np.flatnonzero(~np.asarray(present, bool)).tolist():
+        t = targets[i]
+        ns_label, name_label = labels.for_kind(t.kind)
+        for _, (_, other) in labels.pairs:
+            if other != name_label:
+                wanted.setdefault((other, ns_label, t.namespace, t.name), (t, name_label))
+    if not wanted or not isinstance(result, list):
+        return None
+    looks = list(dict.fromkeys((other, ns_label) for other, ns_label, _, _ in wanted))
+    for series in result:  # one lookup per series and label pair: linear in the answer
+        metric = series.get("metric") if isinstance(series, dict) else None
+        if not isinstance(metric, dict):
+            continue
+        for other, ns_label in looks:
+            hit = wanted.get((other, ns_label, metric.get(ns_label), metric.get(other)))
+            if hit is not None:
+                t, name_label = hit
+                return (f"no series names {t} by its labels ({ns_label}, {name_label}), and one names it by "
+                        f"{other}=\"{t.name}\": a {t.kind}'s series are matched by {name_label}; group by "
+                        f"({ns_label}, {name_label}), or run with --target-labels {t.kind.lower()}={ns_label},{other}")
+    return None
+
+
+def _is_unlabelled(series, index: TargetIndex) -> bool:
     metric = series.get("metric") if isinstance(series, dict) else None
-    return isinstance(metric, dict) and not any(label in metric for label in labels)
+    return isinstance(metric, dict) and index.unlabelled(metric)
 
 
 #: The label that names a pod in per-pod series (cAdvisor, kube-state-metrics, metrics adapters).
@@ -379,7 +418,7 @@ POD_LABEL = "pod"
 
 
 def pod_series_from_data(data, targets: Sequence[TargetRef], at: float,
-                         labels: tuple[str, str] = DEFAULT_TARGET_LABELS) -> PodSeries | Samples:
+                         labels: TargetLabels | tuple[str, str] = DEFAULT_TARGET_LABELS) -> PodSeries | Samples:
     """A vector whose series carry a ``pod`` label -> PodSeries (one sample per series, keyed
     by the namespace label and the pod); any other result -> Samples aligned with ``targets``,
     as ``samples_from_data`` (an expression that aggregates the pods away)."""
@@ -388,12 +427,14 @@ def pod_series_from_data(data, targets: Sequence[TargetRef], at: float,
             isinstance(s, dict) and isinstance(s.get("metric"), dict) and POD_LABEL in s["metric"] for s in result):
         return samples_from_data(data, targets, at, labels)
     namespaces, pods, values, ages = [], [], [], []
+    # the namespace label of the targets' kinds (a pair per kind may name it differently: the first held)
+    ns_labels = tuple(dict.fromkeys(TargetLabels.of(labels).for_kind(t.kind)[0] for t in targets)) or ("namespace",)
     for series in result:
         metric = series.get("metric") if isinstance(series, dict) else None
         if not isinstance(metric, dict) or POD_LABEL not in metric:
             continue  # a series without a pod in a per-pod vector names no pod: not used
         ts, value = parse_sample(series.get("value"))
-        namespaces.append(str(metric.get(labels[0], "")))
+        namespaces.append(str(next((metric[x] for x in ns_labels if x in metric), "")))
         pods.append(str(metric[POD_LABEL]))
         values.append(value)
         ages.append(max(at - ts, 0.0))
@@ -401,7 +442,7 @@ def pod_series_from_data(data, targets: Sequence[TargetRef], at: float,
 
 
 def samples_from_data(data, targets: Sequence[TargetRef], at: float,
-                      labels: tuple[str, str] = DEFAULT_TARGET_LABELS) -> Samples:
+                      labels: TargetLabels | tuple[str, str] = DEFAULT_TARGET_LABELS) -> Samples:
     """The API's ``data`` object (resultType + result) -> Samples aligned with ``targets``."""
     if not isinstance(data, dict):
         raise PrometheusBadResponse(f"expected a 'data' object with resultType and result, got {data!r:.120}")
@@ -800,6 +841,7 @@ class PrometheusSource:
         self._count_lock = threading.Lock()
         self.requests_sent = 0
         self._stopping = threading.Event()  # stop_requests(): no new attempt is made
+        self._misnamed_said: set[str] = set()  # queries a misnamed_target warning was logged for
         self._wall = wall
         self.clock_skew_s: float | None = None  # this controller's clock minus Prometheus' (its Date header)
         self._skew_said = False
@@ -821,19 +863,32 @@ class PrometheusSource:
 
     # -- public API -------------------------------------------------------------------------
     def query(self, expr: str, targets: Sequence[TargetRef], at: float, *,
-              labels: tuple[str, str] | None = None) -> Samples:
+              labels: TargetLabels | tuple[str, str] | None = None) -> Samples:
         """Evaluate ``expr`` at ``at`` (UTC epoch seconds) for all ``targets`` in one request.
 
         Returns Samples of shape (N,) aligned with ``targets``. ``labels`` overrides
-        ``config.target_labels`` for this call. Raises PrometheusUnreachable, PrometheusBadQuery
+        ``config.target_labels`` for this call (a pair: for every kind, as the pods' checks'
+        (namespace, pod)). Raises PrometheusUnreachable, PrometheusBadQuery
         or PrometheusBadResponse (all MetricsUnavailable).
         """
         at = round(float(at), 3)  # Prometheus works in milliseconds: stamps then equal ``at`` exactly
         data = self._fetch_instant(expr, at)
         try:
-            return samples_from_data(data, targets, at, tuple(labels or self.config.target_labels))
+            samples = samples_from_data(data, targets, at, labels or self.config.target_labels)
         except PrometheusBadResponse as exc:
             raise PrometheusBadResponse(f"query {_short(expr)!r} at {self.config.safe_url}: {exc}") from None
+        if not samples.present.all() and expr not in self._misnamed_said:
+            self._say_misnamed(expr, data, targets, samples, labels or self.config.target_labels)
+        return samples
+
+    def _say_misnamed(self, expr: str, data, targets: Sequence[TargetRef], samples: Samples, labels) -> None:
+        """Warn once per query when a target read nothing that a series names by another kind's
+        label (``misnamed_target``): the metric then says only "missing" at every cycle."""
+        result = data.get("result") if isinstance(data, dict) and data.get("resultType") == "vector" else None
+        hint = misnamed_target(result, targets, samples.present | samples.conflict, labels)
+        if hint is not None:
+            self._misnamed_said.add(expr)  # a set only grows by the policies' queries: bounded
+            log.warning("query %r: %s", _short(expr), hint, extra={"query": expr})
 
     def query_pods(self, expr: str, targets: Sequence[TargetRef], at: float) -> PodSeries | Samples:
         """The ``PodMetricsSource`` capability: evaluate ``expr`` once at ``at``; per-pod series
@@ -842,12 +897,12 @@ class PrometheusSource:
         at = round(float(at), 3)
         data = self._fetch_instant(expr, at)
         try:
-            return pod_series_from_data(data, targets, at, tuple(self.config.target_labels))
+            return pod_series_from_data(data, targets, at, self.config.target_labels)
         except PrometheusBadResponse as exc:
             raise PrometheusBadResponse(f"query {_short(expr)!r} at {self.config.safe_url}: {exc}") from None
 
     def query_many(self, exprs: Sequence[str], targets: Sequence[TargetRef], at: float, *,
-                   labels: tuple[str, str] | None = None,
+                   labels: TargetLabels | tuple[str, str] | None = None,
                    return_exceptions: bool = False) -> list[Samples | MetricsUnavailable]:
         """``query`` for each expression, at most ``config.max_concurrency`` at once; results in order.
 

@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from controller.cli.common import (EXAMPLES_HELP, fail, out_folder, output_folder, policy_path, prometheus_config,
-                                   said_if_interrupted, table_console)
+from controller.cli.common import (EXAMPLES_HELP, TARGET_LABELS_HELP, fail, out_folder, output_folder, parse_target_labels,
+                                   policy_path, prometheus_config, said_if_interrupted, table_console)
 from controller.cli.progress import bars_wanted, compile_notice
 from controller.cli.root import app
 
@@ -42,8 +42,8 @@ def backtest(
     out: Annotated[Optional[Path], typer.Option(
         "--out", "-o", parser=output_folder, metavar="FOLDER", help="Folder for result.json, timeline.csv and report.html (nothing written without it).")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html (plots).")] = True,
-    target_labels: Annotated[str, typer.Option(
-        help="Labels that map a series to its workload: NAMESPACE_LABEL,NAME_LABEL.")] = "namespace,deployment",
+    target_labels: Annotated[Optional[list[str]], typer.Option(
+        metavar="[KIND=]NS,NAME", help=TARGET_LABELS_HELP)] = None,
     prometheus_timeout: Annotated[float, typer.Option(
         help="Seconds each range query may take (one per metric and per 2,880 steps of the window), from "
              "connecting to the last byte of its answer; retries after a transient failure (HTTP 5xx or 429, a "
@@ -85,7 +85,6 @@ def backtest(
 
     if out is not None and report and find_spec("matplotlib") is None:
         fail(["report.html needs matplotlib, which is not installed: pip install matplotlib, or pass --no-report"])
-    labels = tuple(x.strip() for x in target_labels.split(","))
     now = time.time()
     def option(name: str, parse, text: str):
         try:
@@ -97,8 +96,7 @@ def backtest(
         step_s = option("--step", parse_duration, step)
         start_s, end_s = (option(name, lambda x: parse_time(x, now, parse_duration), x)
                           for name, x in (("--from", start), ("--to", end)))
-        if len(labels) != 2 or not all(labels):
-            raise ValueError(f"--target-labels: expected NAMESPACE_LABEL,NAME_LABEL, got {target_labels!r}")
+        labels = parse_target_labels(target_labels)
         if step_s < 1 or step_s != int(step_s):
             raise ValueError(f"--step: expected whole seconds of at least 1s, got {step}")
         if not end_s > start_s:

@@ -361,3 +361,44 @@ def prometheus_config(url: str, **fields):
         return PrometheusConfig.from_url(url, **fields)
     except InvalidPrometheusConfig as exc:
         raise ValueError(exc.renamed(PROMETHEUS_OPTIONS)) from None
+
+
+#: ``--target-labels``' help, shared by run and backtest.
+TARGET_LABELS_HELP = (
+    "Labels that name a series' workload: NS_LABEL,NAME_LABEL for every kind, or KIND=NS_LABEL,NAME_LABEL "
+    "for one (KIND: deployment or statefulset; repeat the option). Default: Deployments by namespace and "
+    "deployment, StatefulSets by namespace and statefulset (kube-state-metrics' labels); "
+    "StatefulSet=namespace,deployment matches StatefulSets by deployment, as before per-kind labels.")
+
+
+def parse_target_labels(values: list[str] | None):
+    """``--target-labels`` (repeated) -> TargetLabels. ``NS,NAME`` sets every kind, then each
+    ``KIND=NS,NAME`` its kind (whatever the order given); the rest keep the default. A kind set
+    twice, two every-kind forms, an unknown kind or a malformed pair: ValueError naming the option."""
+    from controller.model import DEFAULT_TARGET_LABELS, WORKLOAD_KINDS, TargetLabels
+
+    kinds = {k.lower(): k for k in WORKLOAD_KINDS}
+    every, per_kind = None, {}
+    for text in values or ():
+        kind_text, _, pair_text = text.rpartition("=")
+        pair = tuple(x.strip() for x in pair_text.split(","))
+        if len(pair) != 2 or not all(pair):
+            raise ValueError(f"--target-labels: expected NS_LABEL,NAME_LABEL or KIND=NS_LABEL,NAME_LABEL "
+                             f"(e.g. statefulset=namespace,statefulset), got {text!r}")
+        if not kind_text:
+            if every is not None:
+                raise ValueError(f"--target-labels: NS_LABEL,NAME_LABEL for every kind given twice ({every[0]},"
+                                 f"{every[1]} and {text}): give one, and KIND=... for a kind that differs")
+            every = pair
+            continue
+        kind = kinds.get(kind_text.strip().lower())
+        if kind is None:
+            raise ValueError(f"--target-labels: unknown kind {kind_text.strip()!r} in {text!r}: expected "
+                             f"{' or '.join(kinds)}")
+        if kind in per_kind:
+            raise ValueError(f"--target-labels: {kind_text.strip().lower()}= given twice")
+        per_kind[kind] = pair
+    labels = TargetLabels.every_kind(*every) if every else DEFAULT_TARGET_LABELS
+    for kind, pair in per_kind.items():
+        labels = labels.replaced(kind, pair)
+    return labels

@@ -14,8 +14,8 @@ from typing import Annotated, Callable, NamedTuple, Optional
 
 import typer
 
-from controller.cli.common import (EXAMPLES_HELP, bearer_token, fail, number_option, numpy_unless_asked, parse_log_level,
-                                   policy_path, prometheus_config)
+from controller.cli.common import (EXAMPLES_HELP, TARGET_LABELS_HELP, bearer_token, fail, number_option, numpy_unless_asked,
+                                   parse_log_level, parse_target_labels, policy_path, prometheus_config)
 from controller.cli.root import app
 
 log = logging.getLogger("setpoint.cli")
@@ -58,8 +58,8 @@ def run(
         help="Seconds each query may take, from connecting to the last byte of its answer; retries after a "
              "transient failure (HTTP 5xx or 429, a lost connection) and the waits between them count within the "
              "same seconds (the warm start's range queries get 6x). At most 3600.")] = 5.0,
-    target_labels: Annotated[str, typer.Option(
-        help="Labels that map a series to its workload: NAMESPACE_LABEL,NAME_LABEL.")] = "namespace,deployment",
+    target_labels: Annotated[Optional[list[str]], typer.Option(
+        metavar="[KIND=]NS,NAME", help=TARGET_LABELS_HELP)] = None,
     qps: Annotated[float, typer.Option(
         **number_option(0), help="Kubernetes client-side rate limit (requests per second; 0: none).")] = 20.0,
     burst: Annotated[int, typer.Option(min=1, help="Kubernetes client-side burst.")] = 30,
@@ -135,11 +135,9 @@ def run(
     records_problem = records_path_problem(records)  # before the Lease is taken: a refusal holds nothing
     if records_problem:
         fail([f"--records: {records_problem}"])
-    labels = tuple(x.strip() for x in target_labels.split(","))
     try:
         parse_listen(listen)
-        if len(labels) != 2 or not all(labels):
-            raise ValueError(f"--target-labels: expected NAMESPACE_LABEL,NAME_LABEL, got {target_labels!r}")
+        labels = parse_target_labels(target_labels)
         metrics = PrometheusSource(prometheus_config(
             prometheus, bearer_token_file=str(prometheus_token_file) if prometheus_token_file else None,
             ca_file=str(prometheus_ca_file) if prometheus_ca_file else None, verify_tls=not prometheus_insecure,

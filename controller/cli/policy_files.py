@@ -9,8 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from controller.cli.common import (EXAMPLES_HELP, fail, out_folder, output_file, output_folder, policy_path,
-                                   refuse_overwrite)
+from controller.cli.common import (EXAMPLES_HELP, TARGET_LABELS_HELP, fail, out_folder, output_file, output_folder,
+                                   parse_target_labels, policy_path, refuse_overwrite)
 from controller.cli.root import app
 from controller.policy import check_policies, policy_json_schema_text
 from controller.policy.schema_export import SCHEMA_FILE
@@ -36,6 +36,10 @@ def validate(
         "--format", case_sensitive=False,
         help="text: one line per problem; github: GitHub Actions annotations (each error and warning shows at "
              "its line in a pull request's diff); json: one document with every file, error and warning.")] = ValidateFormat.TEXT,
+    target_labels: Annotated[Optional[list[str]], typer.Option(
+        metavar="[KIND=]NS,NAME",
+        help="As setpoint run's, for the warnings of a query whose series no target is matched to. "
+             + TARGET_LABELS_HELP)] = None,
 ) -> None:
     """Check policy files: every field, every cross-field rule, and unique names across all files.
 
@@ -65,7 +69,11 @@ def validate(
     2 (usage error), listing the examples. --format github and json keep these exit
     codes.
     """
-    check = check_policies(paths)
+    try:
+        labels = parse_target_labels(target_labels)
+    except ValueError as exc:
+        fail([str(exc)])
+    check = check_policies(paths, labels)
     if output != ValidateFormat.TEXT:
         typer.echo(_github_lines(check) if output == ValidateFormat.GITHUB else _json_document(check))
         if check.errors or (strict and check.warnings):

@@ -29,6 +29,7 @@ from decimal import Decimal, Overflow, localcontext
 import yaml
 
 from controller.core.scaling.params import DEFAULT_TOLERANCE
+from controller.model import DEFAULT_TARGET_LABELS, WORKLOAD_KINDS
 from controller.policy.durations import describe_value, format_duration, format_number
 from controller.policy.messages import format_path
 from controller.policy.yamlsrc import YamlDocument, read_documents
@@ -38,7 +39,6 @@ KEDA_KIND = "ScaledObject"
 #: API versions read (v2beta2 has v2's fields; an object without apiVersion is read as v2).
 HPA_VERSIONS = ("autoscaling/v1", "autoscaling/v2", "autoscaling/v2beta2")
 KEDA_VERSION = "keda.sh/v1alpha1"
-WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 #: What autoscaling/v1 has no field for, kept in annotations by the API server's v2 -> v1 conversion.
 V1_METRICS_ANNOTATION = "autoscaling.alpha.kubernetes.io/metrics"
 V1_BEHAVIOR_ANNOTATION = "autoscaling.alpha.kubernetes.io/behavior"
@@ -356,11 +356,11 @@ class _Conversion:
     # -- queries -----------------------------------------------------------------------------
     @staticmethod
     def _by_workload(kind: str, inner: str) -> str:
-        """``inner`` summed per workload, its name taken from the pod label into ``deployment``: a
-        StatefulSet's too, since `setpoint run` matches series to workloads of either kind by their
-        namespace and deployment labels (--target-labels); by a ``statefulset`` label no series
-        would be the policy's."""
-        return (f'sum by (namespace, deployment) (label_replace({inner}, "deployment", "$1", "pod", '
+        """``inner`` summed per workload, its name taken from the pod label into its kind's label
+        (``deployment``, a StatefulSet's ``statefulset``: kube-state-metrics' labels), the one
+        `setpoint run` matches a target of that kind by (--target-labels)."""
+        ns_label, name_label = DEFAULT_TARGET_LABELS.for_kind(kind)
+        return (f'sum by ({ns_label}, {name_label}) (label_replace({inner}, "{name_label}", "$1", "pod", '
                 f'"{_POD_PATTERN[kind]}"))')
 
     def _resource_query(self, kind: str, workload: str, resource: object, container: str | None,

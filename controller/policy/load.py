@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from controller.core.health.params import HealthParams
 from controller.core.scaling.params import PolicyParams
 from controller.errors import FieldError, PolicyError
+from controller.model import DEFAULT_TARGET_LABELS, TargetLabels
 from controller.policy.compile import compile_health, compile_policy, compile_policy_health, compile_targets
 from controller.policy.durations import describe_value
 from controller.policy.messages import clean_loc, format_path, validation_problems
@@ -126,8 +127,10 @@ def load_policy_text(text: str, filename: str = "<text>") -> list[LoadedPolicy]:
     return check.policies
 
 
-def check_policies(paths: Iterable[str | Path]) -> PolicyCheck:
-    """Read and check every policy file under ``paths`` without raising."""
+def check_policies(paths: Iterable[str | Path], target_labels: TargetLabels = DEFAULT_TARGET_LABELS) -> PolicyCheck:
+    """Read and check every policy file under ``paths`` without raising. ``target_labels``: what
+    series are matched to workloads by (``--target-labels``), for the warnings of a query whose
+    series no target can be matched to."""
     files, check = policy_files(paths)
     texts = []
     for path in files:
@@ -139,24 +142,26 @@ def check_policies(paths: Iterable[str | Path]) -> PolicyCheck:
                 check.unreadable.append(str(path))
         else:
             texts.append((text, str(path)))
-    return _check_texts(check, texts)
+    return _check_texts(check, texts, target_labels)
 
 
-def check_policy_texts(texts: Iterable[tuple[str, str]]) -> PolicyCheck:
+def check_policy_texts(texts: Iterable[tuple[str, str]],
+                       target_labels: TargetLabels = DEFAULT_TARGET_LABELS) -> PolicyCheck:
     """check_policies of texts already in memory: (text, file name) pairs, each checked as one
     file (its own size bounds), the rules that span documents across all of them."""
     texts = list(texts)
-    return _check_texts(PolicyCheck(files=[name for _, name in texts]), texts)
+    return _check_texts(PolicyCheck(files=[name for _, name in texts]), texts, target_labels)
 
 
-def _check_texts(check: PolicyCheck, texts: list[tuple[str, str]]) -> PolicyCheck:
+def _check_texts(check: PolicyCheck, texts: list[tuple[str, str]],
+                 target_labels: TargetLabels = DEFAULT_TARGET_LABELS) -> PolicyCheck:
     check.texts = list(texts)
     documents: list[_Document] = []
     for text, name in texts:
         file_documents, errors = _check_text(text, name)
         documents += file_documents
         check.errors += errors
-    _finish(check, documents)
+    _finish(check, documents, target_labels)
     return check
 
 
@@ -241,13 +246,13 @@ def _header_errors(document: _Document, data: dict) -> list[FieldError]:
     return errors
 
 
-def _finish(check: PolicyCheck, documents: list[_Document]) -> None:
+def _finish(check: PolicyCheck, documents: list[_Document], target_labels: TargetLabels = DEFAULT_TARGET_LABELS) -> None:
     """Add the rules that span documents, then compile every valid document if all is well."""
     check.errors += _duplicate_names(documents) + _contested_targets(documents)
     order = {file: i for i, file in enumerate(check.files)}
     check.errors.sort(key=lambda e: (order.get(e.file, -1), e.line or 0))
     check.warnings = [d.error(loc, message) for d in documents if d.model is not None
-                      for loc, message in unit_warnings(d.model)] + _overlapping_selectors(documents)
+                      for loc, message in unit_warnings(d.model, target_labels)] + _overlapping_selectors(documents)
     broken = {e.file for e in check.errors}
     check.names = {file: [d.model.metadata.name for d in documents if d.file == file and d.model is not None]
                    for file in check.files if file not in broken}

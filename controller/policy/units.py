@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from controller.model import DEFAULT_TARGET_LABELS
+from controller.model import DEFAULT_TARGET_LABELS, TargetLabels
 from controller.policy.durations import format_number
 from controller.policy.promql import drops_label, error_ratio, label_matchers, matcher_variables, raw_counters, relabels
 from controller.policy.schema import PolicyDocument
@@ -48,10 +48,11 @@ def query_unit(query: str) -> str | None:
     return "s" if seconds else "ms"
 
 
-def unit_warnings(policy: PolicyDocument) -> list[Warning_]:
+def unit_warnings(policy: PolicyDocument, labels: TargetLabels = DEFAULT_TARGET_LABELS) -> list[Warning_]:
     """(path, message) of every threshold that reads like the other unit of its query, every
     utilization written as a fraction, a scale-up tolerance written in percent, every
-    counter a query reads without a rate, and every Grafana variable in a query's label matchers."""
+    counter a query reads without a rate, every Grafana variable in a query's label matchers, and
+    every query whose series no target is matched to by ``labels`` (``--target-labels``)."""
     spec = policy.spec
     out: list[Warning_] = []
     if spec.scaling is not None:
@@ -67,10 +68,12 @@ def unit_warnings(policy: PolicyDocument) -> list[Warning_]:
                             f"{format_number(round(metric.target.utilization * 100.0, 9))}"))
             out += _query_warnings(metric.query, (*path, "query"))
             per_pod = spec.preset == "hpa" and not drops_label(metric.query, "pod")  # HPA's per-pod reading
-            out += _no_target_series(metric.query, spec.targets, (*path, "query"), _MISSING_METRIC, not per_pod)
+            out += _no_target_series(metric.query, spec.targets, (*path, "query"), _MISSING_METRIC, labels,
+                                     not per_pod)
             if metric.ramp is not None and metric.ramp.latest is not None:
                 out += _query_warnings(metric.ramp.latest, (*path, "ramp", "latest"))
-                out += _no_target_series(metric.ramp.latest, spec.targets, (*path, "ramp", "latest"), _MISSING_METRIC)
+                out += _no_target_series(metric.ramp.latest, spec.targets, (*path, "ramp", "latest"), _MISSING_METRIC,
+                                         labels)
         if spec.scaling.tolerance is not None and spec.scaling.tolerance.up >= 1.0:
             up = spec.scaling.tolerance.up
             out.append((("spec", "scaling", "tolerance", "up"),
@@ -83,11 +86,11 @@ def unit_warnings(policy: PolicyDocument) -> list[Warning_]:
                 if getattr(check, field) is not None:
                     out += _query_warnings(getattr(check, field), ("spec", "health", "checks", i, field))
                     out += _other_workloads(getattr(check, field), spec.targets, ("spec", "health", "checks", i, field),
-                                            _BLIND_CHECK, names=check.scope == "workload")
+                                            _BLIND_CHECK, labels, names=check.scope == "workload")
             out += _instant_firing(check, ("spec", "health", "checks", i, "unhealthy"))
             if check.scope == "workload" and check.query is not None:
                 out += _unmatched_series(check.query, spec.targets, ("spec", "health", "checks", i, "query"),
-                                         _BLIND_CHECK)
+                                         _BLIND_CHECK, labels)
             if check.scope == "pod" and check.query is not None and drops_label(check.query, "pod"):
                 out.append((("spec", "health", "checks", i, "query"),
                             "warning: a scope: pod check whose query aggregates the pod label away (by (...) "
@@ -111,41 +114,53 @@ _MISSING_METRIC = "the metric is missing at every cycle (the replicas are held, 
 _BLIND_CHECK = "the check sees no value at any cycle (and missing data never fires it)"
 
 
-def _no_target_series(query: str, targets, path: tuple, consequence: str, by_workload: bool = True) -> list[Warning_]:
+def _no_target_series(query: str, targets, path: tuple, consequence: str, labels: TargetLabels,
+                      by_workload: bool = True) -> list[Warning_]:
     """A scaling metric's query whose series are no target's: they select other namespaces or
     workloads (:func:`_other_workloads`), or (``by_workload``: read a value per workload, not per
     pod) group away a label they are matched by (:func:`_unmatched_series`)."""
-    out = list(_other_workloads(query, targets, path, consequence))
-    return out + list(_unmatched_series(query, targets, path, consequence)) if by_workload else out
+    out = list(_other_workloads(query, targets, path, consequence, labels))
+    return out + list(_unmatched_series(query, targets, path, consequence, labels)) if by_workload else out
 
 
-def _unmatched_series(query: str, targets, path: tuple, consequence: str) -> Iterator[Warning_]:
-    """A query whose aggregation leaves out a label its series are matched to their workload by:
-    none is any target's. One value with neither label is a single named target's (the adapter
-    gives it to that target), so only several targets (names, a selector) need both labels."""
-    dropped = [label for label in DEFAULT_TARGET_LABELS if drops_label(query, label)]
+def _unmatched_series(query: str, targets, path: tuple, consequence: str, labels: TargetLabels) -> Iterator[Warning_]:
+    """A query whose aggregation leaves out a label its series are matched to their workload by
+    (the targets' kind's in ``labels``, by default a StatefulSet's ``statefulset``): none is any
+    target's. One value with neither label is a single named target's (the adapter gives it to
+    that target), so only several targets (names, a selector) need both labels. A StatefulSet's
+    query that keeps ``deployment`` instead (this release's change) is said as such."""
+    kind_labels = labels.for_kind(targets.kind)
+    dropped = [label for label in kind_labels if drops_label(query, label)]
     several = targets.selector is not None or len(targets.names or ()) > 1
-    if not dropped or (len(dropped) == len(DEFAULT_TARGET_LABELS) and not several):
+    if not dropped or (len(dropped) == len(kind_labels) and not several):
         return
-    kept = [label for label in DEFAULT_TARGET_LABELS if label not in dropped]
+    kept = [label for label in kind_labels if label not in dropped]
+    ns_label, name_label = kind_labels
     result = (f"keep {kept[0]} but not {dropped[0]}" if kept else
-              "keep neither namespace nor deployment (sum(...) with no grouping, or a by (...) without them)")
-    statefulset = ("; a StatefulSet's name goes into the deployment label too: label_replace(..., \"deployment\", "
-                   "\"$1\", \"pod\", \"(.+)-[0-9]+\") (policies/hpa-behavior.yaml)"
-                   if targets.kind == "StatefulSet" else "")
-    yield path, (f"warning: the query's series {result}: setpoint run matches a series to its workload by both "
-                 f"labels (--target-labels){HOW_SEVERAL if not kept else ''}, so none is a target's "
-                 f"and {consequence}; group by (namespace, deployment){statefulset}")
+              f"keep neither {ns_label} nor {name_label} (sum(...) with no grouping, or a by (...) without them)")
+    how = f"group by ({ns_label}, {name_label})"
+    other = [label for kind, (_, label) in labels.pairs
+             if kind != targets.kind and label != name_label and not drops_label(query, label)
+             and re.search(rf"\b{label}\b", query)]
+    if other:  # a StatefulSet's name written into deployment, as before per-kind labels
+        how += (f": a {targets.kind}'s series are matched by {name_label}, not {other[0]} (kube-state-metrics' "
+                f"label for a {targets.kind}); or run with --target-labels "
+                f"{targets.kind.lower()}={ns_label},{other[0]} to match them by {other[0]}")
+    yield path, (f"warning: the query's series {result}: setpoint run matches a {targets.kind}'s series to it by "
+                 f"both labels {ns_label} and {name_label} (--target-labels){HOW_SEVERAL if not kept else ''}, so "
+                 f"none is a target's and {consequence}; {how}")
 
 
-def _other_workloads(query: str, targets, path: tuple, consequence: str, names: bool = True) -> Iterator[Warning_]:
+def _other_workloads(query: str, targets, path: tuple, consequence: str, labels: TargetLabels,
+                     names: bool = True) -> Iterator[Warning_]:
     """A query whose series keep the namespace (or workload name) label, and whose matchers on it
     select only other namespaces (other workloads) than the targets': none of its series is a
     target's (a query copied from another policy, its namespace="shop" left as it was). Only the
     name label where the targets are named and the series are matched by it (``names``)."""
-    wanted = [("namespace", [targets.namespace])]
+    ns_label, name_label = labels.for_kind(targets.kind)
+    wanted = [(ns_label, [targets.namespace])]
     if names and targets.selector is None:
-        wanted.append(("deployment", [targets.name] if targets.name else list(targets.names or ())))
+        wanted.append((name_label, [targets.name] if targets.name else list(targets.names or ())))
     matchers = label_matchers(query)
     for label, ours in wanted:
         chosen = [(op, value) for name, op, value in matchers if name == label and op in ("=", "=~")

@@ -34,7 +34,8 @@ import numpy as np
 
 from controller.core.scaling.params import MetricKind, PolicyParams
 from controller.core.scaling.signal import read_signal
-from controller.model import DEFAULT_TARGET_LABELS, Action, ActionKind, TargetRef, TargetSelector
+from controller.model import (DEFAULT_TARGET_LABELS, Action, ActionKind, TargetIndex, TargetLabels, TargetRef,
+                              TargetSelector)
 from controller.policy.durations import format_duration
 from controller.ports import ClusterView, Samples
 from controller.runtime.claims import TargetClaims
@@ -94,20 +95,24 @@ def time_grid(start_s: float, end_s: float, step_s: float) -> np.ndarray:
 
 # --- the data -------------------------------------------------------------------------------------
 
-def target_key(labels: dict, label_names: tuple[str, str]) -> tuple[str, str] | None:
-    ns, name = labels.get(label_names[0]), labels.get(label_names[1])
-    return (ns, name) if ns is not None and name is not None else None
+def target_labels_of(source) -> TargetLabels:
+    """The labels ``source`` matches series to workloads by (a PrometheusSource's
+    ``config.target_labels``), else the default: what the warm start and the checks' history
+    read their range queries by, as the live queries of the same source do."""
+    return TargetLabels.of(getattr(getattr(source, "config", None), "target_labels", DEFAULT_TARGET_LABELS))
 
 
-def discover_targets(selector: TargetSelector, series_lists: Iterable[Sequence], label_names: tuple[str, str]) -> list[TargetRef]:
+def discover_targets(selector: TargetSelector, series_lists: Iterable[Sequence],
+                     label_names: TargetLabels | tuple[str, str]) -> list[TargetRef]:
     """The policy's targets: its names, or (a label selector) every workload of its namespace
-    seen in the series, sorted."""
+    seen in the series, by the labels of the selector's kind, sorted."""
     if selector.by_name:
         return sorted(selector.refs())
+    labels = TargetLabels.of(label_names)
     seen = set()
     for series in series_lists:
         for s in series:
-            key = target_key(s.labels, label_names)
+            key = labels.key(s.labels, selector.kind)
             if key is not None and key[0] == selector.namespace:
                 seen.add(TargetRef(key[0], key[1], selector.kind))
     return sorted(seen)
@@ -132,14 +137,15 @@ def discovery_grid(start_s: float, end_s: float, step_s: float) -> tuple[float, 
 
 
 def discover_window(source, selector: TargetSelector, queries: Sequence[str], start_s: float, end_s: float,
-                    step_s: float, labels: tuple[str, str], timeout_s: float | None = None) -> list[TargetRef]:
+                    step_s: float, labels: TargetLabels | tuple[str, str], timeout_s: float | None = None
+                    ) -> list[TargetRef]:
     """The policy's targets over the whole window, as ``discover_targets``. A label selector costs one
     range query (``query_range``) per ``DISCOVERY_POINTS`` points of ``discovery_grid``: every query
     grouped by the target labels, joined with ``or``, so each answer holds one series per workload
     of value 1, and is reduced to its workloads before the next (memory bounded by one answer)."""
     if selector.by_name or not queries:
         return discover_targets(selector, [], labels)
-    by = ", ".join(labels)
+    by = ", ".join(TargetLabels.of(labels).names([selector.kind]))
     expr = " or ".join(f"group by ({by}) ({q})" for q in queries)
     first, last, coarse = discovery_grid(start_s, end_s, step_s)
     seen: dict[tuple, object] = {}
@@ -163,24 +169,24 @@ class Gridded:
 
 
 def grid_series(series: Sequence, targets: Sequence[TargetRef], t_s: np.ndarray, step_s: float,
-                label_names: tuple[str, str], lone: Sequence[int] = ()) -> Gridded:
+                label_names: TargetLabels | tuple[str, str], lone: Sequence[int] = ()) -> Gridded:
     """Range-query series (``.labels``, ``.times`` (K,), ``.values`` (K,)) on the grid. Where several
     series of one target have a sample at the same time the value is NaN (a conflict is never
     averaged); series that follow each other (an exporter restarted with a new ``instance``) fill
     their own times. One series without the target labels belongs to a single-target policy only:
-    the targets' columns ``lone`` (``lone_columns``), or the one target of a one-target grid."""
+    the targets' columns ``lone`` (``lone_columns``), or the one target of a one-target grid.
+    A series is a target's as the live adapter's (``TargetIndex``: by its kind's labels)."""
     n = len(targets)
     out = np.full((t_s.size, n), np.nan)
     count = np.zeros((t_s.size, n), np.int32)
     outside = np.zeros(n, np.int64)
     labels_of: list[list[dict]] = [[] for _ in range(n)]
-    row = {(t.namespace, t.name): i for i, t in enumerate(targets)}
+    index = TargetIndex(targets, label_names)
     for s in series:
-        key = target_key(s.labels, label_names)
-        if key is None and len(series) == 1:
+        if len(series) == 1 and index.unlabelled(s.labels):
             columns = tuple(lone) or ((0,) if n == 1 else ())
         else:
-            columns = (row[key],) if key in row else ()
+            columns = index.rows(s.labels)
         if not columns:
             continue
         rows = grid_rows(s.times, t_s, step_s)
@@ -195,7 +201,7 @@ def grid_series(series: Sequence, targets: Sequence[TargetRef], t_s: np.ndarray,
 
 
 def grid_values(series: Sequence, targets: Sequence[TargetRef], t_s: np.ndarray, step_s: float,
-                label_names: tuple[str, str]) -> np.ndarray:
+                label_names: TargetLabels | tuple[str, str]) -> np.ndarray:
     """``grid_series(...).values``: (T, N), NaN where not exactly one series had a sample."""
     return grid_series(series, targets, t_s, step_s, label_names).values
 
@@ -302,16 +308,17 @@ class SampleCounts:
         for seen, new in zip(self.differing, grid.differing):
             seen |= new
 
-    def notes(self, what: str, targets: Sequence[TargetRef], labels: tuple[str, str],
+    def notes(self, what: str, targets: Sequence[TargetRef], labels: TargetLabels | tuple[str, str],
               whose: Sequence[str] = ()) -> list[str]:
         """One line per kind of problem, naming the targets it hit and how often. ``whose[b]``:
         who bounds the query at ``above[b]`` (e.g. `` for policy web``), where policies differ."""
         lines, times = [], self.times if self.covered is None else self.covered
+        by = ", ".join(TargetLabels.of(labels).names(list(dict.fromkeys(t.kind for t in targets)) or ["Deployment"]))
         for (size, differ), rows in self._conflicts().items():
             differing = f" differing in {', '.join(sorted(differ))}" if differ else ""
             lines.append(f"{what}: {size} conflicting series{differing} for "
                          f"{_named(targets, rows, self.conflicting, times)}: a conflict is never averaged; "
-                         f"aggregate them, e.g. sum by ({', '.join(labels)}) (...)")
+                         f"aggregate them, e.g. sum by ({by}) (...)")
         whose = list(whose) + [""] * (len(self.above) - len(whose))
         implausible = [(f"implausible values above {above:g}{who}", counts)
                        for above, who, counts in zip(self.above, whose, self.implausible)]
@@ -755,7 +762,7 @@ def capacity_risk_minutes(t_s: np.ndarray, replicas: np.ndarray, required: np.nd
 # --- fetching -------------------------------------------------------------------------------------
 
 def fetch_replay_data(source, policies: Sequence[RuntimePolicy], start_s: float, end_s: float, step_s: float,
-                      labels: tuple[str, str] = DEFAULT_TARGET_LABELS,
+                      labels: TargetLabels | tuple[str, str] = DEFAULT_TARGET_LABELS,
                       on_query: Callable[[str, int, int], None] | None = None,
                       max_concurrency: int = 4) -> ReplayData:
     """Range-query every metric of ``policies`` and the replicas that ran, onto one grid.
@@ -785,7 +792,7 @@ def fetch_replay_data(source, policies: Sequence[RuntimePolicy], start_s: float,
     return data
 
 
-def replay_segment(fetched: dict, plan: tuple[list[str], str, tuple[str, str]], labels: tuple[str, str],
+def replay_segment(fetched: dict, plan: tuple[list[str], str, TargetLabels], labels: TargetLabels | tuple[str, str],
                    targets: Sequence[TargetRef], t_s: np.ndarray, step_s: float,
                    samples: dict[str, SampleCounts], bounds: dict[str, tuple[float, ...]] | None = None,
                    lone: dict[str, tuple[int, ...]] | None = None) -> ReplayData:
@@ -805,8 +812,8 @@ def replay_segment(fetched: dict, plan: tuple[list[str], str, tuple[str, str]], 
     return ReplayData(list(targets), t_s, step_s, metrics, grids[replicas_expr].values, counts, samples)
 
 
-def plan_queries(policies: Sequence[RuntimePolicy], labels: tuple[str, str],
-                 owners: Sequence[RuntimePolicy] | None = None) -> tuple[list[str], str, tuple[str, str]]:
+def plan_queries(policies: Sequence[RuntimePolicy], labels: TargetLabels | tuple[str, str],
+                 owners: Sequence[RuntimePolicy] | None = None) -> tuple[list[str], str, TargetLabels]:
     """The distinct metric queries of ``policies`` (each once, however many policies read it),
     the query for the replicas that ran (of the workloads of ``owners``, the policies whose
     targets are replayed; default the first policy: its kind and namespace, from
@@ -817,27 +824,30 @@ def plan_queries(policies: Sequence[RuntimePolicy], labels: tuple[str, str],
     return queries, replicas_expr, replica_labels
 
 
-def replicas_query(selectors: Sequence[TargetSelector], labels: tuple[str, str]) -> tuple[str, tuple[str, str]]:
+def replicas_query(selectors: Sequence[TargetSelector], labels: TargetLabels | tuple[str, str]
+                   ) -> tuple[str, TargetLabels]:
     """The query for the replicas that ran of the workloads ``selectors`` select, and the labels
-    that key its series. One kind in one namespace: ``REPLICAS_QUERIES``' query. Several
-    namespaces: one matcher ``namespace=~"a|b"``. Deployments and StatefulSets together: one query,
-    the StatefulSets' series relabelled ``deployment`` (``label_replace``) and joined with ``or``."""
+    that key its series (kube-state-metrics': ``deployment`` or ``statefulset`` by kind, beside
+    each kind's namespace label of ``labels``). One kind in one namespace: ``REPLICAS_QUERIES``'
+    query. Several namespaces: one matcher ``namespace=~"a|b"``. Deployments and StatefulSets
+    together: both families joined with ``or``, each series matched by its own kind's label."""
+    labels = TargetLabels.of(labels)
+    keyed = TargetLabels(tuple((kind, (labels.for_kind(kind)[0], kind.lower())) for kind, _ in labels.pairs))
     kinds = list(dict.fromkeys(s.kind for s in selectors))
     namespaces = list(dict.fromkeys(s.namespace for s in selectors))
     if len(kinds) == 1 and len(namespaces) == 1:
         kind = kinds[0]
         return (REPLICAS_QUERIES.get(kind, REPLICAS_QUERIES["Deployment"]) % namespaces[0],
-                (labels[0], kind.lower()) if kind in REPLICAS_QUERIES else labels)
+                keyed if kind in REPLICAS_QUERIES else labels)
     # namespaces are DNS labels (policy/schema.py): nothing in them a regex or a PromQL string escapes
     matcher = f'namespace="{namespaces[0]}"' if len(namespaces) == 1 else f'namespace=~"{"|".join(namespaces)}"'
-    if kinds == ["StatefulSet"]:
-        return f"max by (namespace, statefulset) (kube_statefulset_replicas{{{matcher}}})", (labels[0], "statefulset")
     deployments = f"max by (namespace, deployment) (kube_deployment_spec_replicas{{{matcher}}})"
+    statefulsets = f"max by (namespace, statefulset) (kube_statefulset_replicas{{{matcher}}})"
+    if kinds == ["StatefulSet"]:
+        return statefulsets, keyed
     if "StatefulSet" not in kinds:
-        return deployments, (labels[0], "deployment")
-    statefulsets = (f"max by (namespace, deployment) (label_replace(kube_statefulset_replicas{{{matcher}}}, "
-                    f'"deployment", "$1", "statefulset", "(.+)"))')
-    return f"{deployments} or {statefulsets}", (labels[0], "deployment")
+        return deployments, keyed
+    return f"{deployments} or {statefulsets}", keyed
 
 
 def query_names(policies: Sequence[RuntimePolicy]) -> dict[str, str]:
@@ -871,7 +881,7 @@ def distinct_bounds(bounds: dict[str, list[tuple[float, int]]]) -> dict[str, tup
     return {q: tuple(dict.fromkeys(b for b, _ in pairs)) for q, pairs in bounds.items()}
 
 
-def sample_notes(policies: Sequence[RuntimePolicy], data: ReplayData, labels: tuple[str, str],
+def sample_notes(policies: Sequence[RuntimePolicy], data: ReplayData, labels: TargetLabels | tuple[str, str],
                  names: Sequence[str] | None = None, selects: Sequence[np.ndarray | None] | None = None,
                  owners: Sequence[RuntimePolicy] | None = None, replicas_of_selected: bool = False) -> list[str]:
     """What was wrong with the samples of each query of ``policies`` (``data.samples``), one line
@@ -950,7 +960,7 @@ def segment_windows(start_s: float, end_s: float, step_s: float, points: int) ->
 
 def stream_backtest(source, policies: Sequence[RuntimePolicy | Sequence[RuntimePolicy]], names: Sequence[str],
                     descriptions: Sequence[str], start_s: float, end_s: float, step_s: float,
-                    labels: tuple[str, str] = DEFAULT_TARGET_LABELS, *, segment_points: int = 2880,
+                    labels: TargetLabels | tuple[str, str] = DEFAULT_TARGET_LABELS, *, segment_points: int = 2880,
                     max_concurrency: int = 4, timeout_s: float | None = None,
                     on_progress: Callable[[int, int], None] | None = None) -> tuple[ReplayData, list[BacktestRun]]:
     """Fetch the window segment by segment (``segment_points`` grid points each, one range query
@@ -1062,7 +1072,7 @@ def conflicts_unlogged():
 
 
 def set_targets(source, policies: Sequence[RuntimePolicy], queries: Sequence[str], start_s: float, end_s: float,
-                step_s: float, labels: tuple[str, str], timeout_s: float | None = None
+                step_s: float, labels: TargetLabels | tuple[str, str], timeout_s: float | None = None
                 ) -> tuple[list[TargetRef], np.ndarray | None]:
     """(the targets of a set of policies, sorted; (P, N) the ones each policy selects, None for one
     policy: all of them). Each policy's are found as for one (``discover_window``): its names,
@@ -1084,7 +1094,7 @@ QUERY_TAG = "setpoint_query"
 
 
 def discover_each(source, policies: Sequence[RuntimePolicy], start_s: float, end_s: float, step_s: float,
-                  labels: tuple[str, str], timeout_s: float | None = None) -> dict[str, list[TargetRef]]:
+                  labels: TargetLabels | tuple[str, str], timeout_s: float | None = None) -> dict[str, list[TargetRef]]:
     """{policy: its targets} of label-selector ``policies``, each the workloads of its namespace
     seen in its own queries, in one pass (``discover_window``'s grid): each distinct query grouped
     by the target labels and tagged with its index (``QUERY_TAG``, by ``label_replace``), joined
@@ -1094,20 +1104,28 @@ def discover_each(source, policies: Sequence[RuntimePolicy], start_s: float, end
     own = {p.name: list(dict.fromkeys((*p.queries, *(q for q in p.latest_queries if q is not None))))
            for p in policies}
     queries = list(dict.fromkeys(q for qs in own.values() for q in qs))
-    by = ", ".join(labels)
+    labels = TargetLabels.of(labels)
+    kinds = list(dict.fromkeys(p.selector.kind for p in policies))
+    by = ", ".join(labels.names(kinds))
     expr = " or ".join(f'label_replace(group by ({by}) ({q}), "{QUERY_TAG}", "{i}", "__name__", ".*")'
                        for i, q in enumerate(queries))
     first, last, coarse = discovery_grid(start_s, end_s, step_s)
-    seen: dict[int, set[tuple[str, str]]] = {i: set() for i in range(len(queries))}
+    # per query and kind: the (namespace, name) its series give a workload of that kind
+    seen: dict[tuple[int, str], set[tuple[str, str]]] = {(i, k): set() for i in range(len(queries)) for k in kinds}
     for lo, hi in segment_windows(first, last, coarse, DISCOVERY_POINTS):
         for s in source.query_range(expr, lo, hi, coarse, timeout_s=timeout_s):
-            key, tag = target_key(s.labels, labels), s.labels.get(QUERY_TAG, "")
-            if key is not None and tag.isdigit() and int(tag) < len(queries):
-                seen[int(tag)].add(key)
+            tag = s.labels.get(QUERY_TAG, "")
+            if not (tag.isdigit() and int(tag) < len(queries)):
+                continue
+            for kind in kinds:
+                key = labels.key(s.labels, kind)
+                if key is not None:
+                    seen[(int(tag), kind)].add(key)
     out = {}
     for p in policies:
-        keys = set().union(*(seen[queries.index(q)] for q in own[p.name]))
-        out[p.name] = sorted(TargetRef(ns, name, p.selector.kind) for ns, name in keys if ns == p.selector.namespace)
+        kind = p.selector.kind
+        keys = set().union(*(seen[(queries.index(q), kind)] for q in own[p.name]))
+        out[p.name] = sorted(TargetRef(ns, name, kind) for ns, name in keys if ns == p.selector.namespace)
     return out
 
 

@@ -31,8 +31,8 @@ import numpy as np
 from controller.core.health.checks import CheckTable, replay
 from controller.core.health.params import HealthParams
 from controller.errors import MetricsUnavailable
-from controller.model import DEFAULT_TARGET_LABELS, TargetRef
-from controller.runtime.backtest import grid_values, time_grid
+from controller.model import TargetRef
+from controller.runtime.backtest import grid_values, target_labels_of, time_grid
 from controller.runtime.warm_start import EWMA_HALF_LIVES
 
 
@@ -78,7 +78,7 @@ def check_history(params: HealthParams, exprs: Sequence[str], source, targets: S
     lo, hi = now - ticks * interval, now - interval
     wcols = params.workload_columns
     checks = tuple(params.checks[j] for j in wcols)
-    labels = tuple(getattr(getattr(source, "config", None), "target_labels", DEFAULT_TARGET_LABELS))
+    labels = target_labels_of(source)
     t_s = time_grid(lo, hi, interval)
     values = np.full((t_s.size, k, len(checks)), np.nan)
     try:

@@ -26,6 +26,7 @@ from controller.model import TargetRef, jsonable
 from controller.ports import Cluster, MetricsSource, PriorActionReader, Rehearsal, StateStore, StopsRequests
 from controller.runtime.reconciler import (CycleResult, Reconciler, RuntimePolicy, cycle_records, emit_event,
                                            event_recorder)
+from controller.runtime.backtest import target_labels_of
 from controller.runtime.claims import TargetClaims
 from controller.runtime.last_good import LastGood, LastGoodCopy, PolicyTexts
 from controller.runtime.records import DEFAULT_KEEP, DEFAULT_MAX_BYTES, RecordWriter
@@ -172,6 +173,8 @@ class ControllerService:
                  leader_term: Callable[[], int] = lambda: 0):
         self.paths = [Path(p) for p in policy_paths]
         self.metrics, self.cluster, self.telemetry = metrics, cluster, telemetry
+        #: what the policies' warnings judge a query's series by: the labels the metrics are read by
+        self.target_labels = target_labels_of(metrics)
         if hasattr(metrics, "clock_skew_s"):  # the Prometheus adapter's estimate from its answers
             telemetry.track_clock_skew(lambda: metrics.clock_skew_s)
         self._events = event_recorder(cluster)
@@ -238,14 +241,14 @@ class ControllerService:
         """The policies of the files; when they are invalid, those of the last good copy kept on the
         cluster (controller/runtime/last_good.py), the files' errors kept as a rejected reload's.
         Raises the files' PolicyError when there is no usable copy (or ``start_from_last_good`` is off)."""
-        check = check_policies(self.paths)
+        check = check_policies(self.paths, self.target_labels)
         try:
             policies = checked_policies(check)
         except PolicyError as exc:
             copy = self._recall_last_good() if self.options.start_from_last_good else None
             if copy is None:
                 raise
-            fallback = check_policy_texts(copy.texts.files)
+            fallback = check_policy_texts(copy.texts.files, self.target_labels)
             if fallback.errors:  # a copy this version cannot load (written by another one): refuse
                 log.error("the last good policy files kept on the cluster do not load either",
                           extra={"errors": [str(e) for e in fallback.errors]})
@@ -650,7 +653,7 @@ class ControllerService:
 
     def _prepare_reload(self) -> ReloadPlan:
         """Compile every policy and build what a new or changed one needs; changes nothing."""
-        check = check_policies(self.paths)
+        check = check_policies(self.paths, self.target_labels)
         fresh = checked_policies(check)
         plan = ReloadPlan(fresh, {}, texts=PolicyTexts(tuple(check.texts)))
         for name, policy in fresh.items():

@@ -40,10 +40,10 @@ from controller.core.scaling.decide import ScalingState
 from controller.core.scaling.normalize import NormState, record_scale_events
 from controller.core.scaling.params import PolicyParams, Smoothing
 from controller.errors import MetricsUnavailable
-from controller.model import DEFAULT_TARGET_LABELS, Action, TargetRef
+from controller.model import Action, TargetRef
 from controller.ports import ClusterView
 from controller.runtime.backtest import (PER_REPLICA_KINDS, ReplayData, ReplayMetrics, backtest_policy, grid_values,
-                                         plan_queries, time_grid)
+                                         plan_queries, target_labels_of, time_grid)
 
 #: Why a policy's whole state was rebuilt (WarmStart.cause): the controller's start (its first
 #: cycle of the policy), a reload that loaded the policy new or changed (a fresh state for every
@@ -298,7 +298,7 @@ def warm_start(policy, source, targets: Sequence[TargetRef], now: float) -> tupl
 
 def fetch_window(policy, source, targets: Sequence[TargetRef], lo: float, hi: float, step_s: float) -> ReplayData:
     """Range queries for the policy's metrics and the replicas that ran, on the grid lo..hi."""
-    labels = tuple(getattr(getattr(source, "config", None), "target_labels", DEFAULT_TARGET_LABELS))
+    labels = target_labels_of(source)
     queries, replicas_expr, replica_labels = plan_queries([policy], labels)
     t_s = time_grid(lo, hi, step_s)
     metrics = {q: grid_values(source.query_range(q, lo, hi, step_s), targets, t_s, step_s, labels) for q in queries}

@@ -41,6 +41,10 @@ APP_GAUGES = (("setpoint_sim_cpu_utilization_ratio", "Mean CPU utilization of re
               ("setpoint_sim_error_ratio", "Failed or dropped requests over all requests."))
 PERCENTILES = ("50", "95", "99")  # not "quantile": promtool reserves that label for summaries
 KUBE_STATE = (("Deployment", "kube_deployment", "deployment"), ("StatefulSet", "kube_statefulset", "statefulset"))
+#: The label that names a workload in its series, by kind: kube-state-metrics' (``deployment``,
+#: ``statefulset``), which the application's series get too (as a relabelling from the pod's
+#: owner gives them), so every series of a workload is matched by the same label.
+NAME_LABEL = {kind: label for kind, _, label in KUBE_STATE}
 #: Lines of pods no longer shown kept beyond as many as are shown (dropped all at once, then).
 SPARE_POD_LINES = 1024
 
@@ -159,15 +163,16 @@ class Exposition:
         self._ns_name = [(w.namespace, w.name) for w in workloads]
         self._cpu_request = [num(w.config.cpu_request_cores) for w in workloads]
         self._memory_request = [num(w.config.memory_request_mib * 2 ** 20) for w in workloads]  # bytes
-        app = [labels(namespace=w.namespace, deployment=w.name) for w in workloads]
+        self._name_label = [NAME_LABEL.get(w.kind, "deployment") for w in workloads]
+        app = [labels(namespace=w.namespace, **{label: w.name}) for w, label in zip(workloads, self._name_label)]
         self._app = {name: [f"\n{name}{lab} " for lab in app] for name, _ in APP_GAUGES}
         les = [num(b) for b in latency_buckets_s] + ["+Inf"]
         #: the end of each of a pod's bucket lines, after its prefix (PodLines.bucket): le's text
         self._le_tails = np.array([f'{le}"}} ' for le in les], dtype=object)
         self._first_bucket = first_buckets([w.config for w in workloads], latency_buckets_s)
         self._latency = ["\nsetpoint_sim_latency_seconds"
-                         f"{labels(namespace=w.namespace, deployment=w.name, percentile=q)} "
-                         for w in workloads for q in PERCENTILES]
+                         f"{labels(namespace=w.namespace, **{label: w.name}, percentile=q)} "
+                         for w, label in zip(workloads, self._name_label) for q in PERCENTILES]
         #: per kind present: (kind, its rows, [(family, prefixes)]: spec, pods, ready, available, updated)
         self._kinds = []
         for kind, prefix, label in KUBE_STATE:
@@ -239,9 +244,9 @@ class Exposition:
         pod = self.store.engine.pod_name_of(row, serial, seq)
         by_container = labels(namespace=ns, pod=pod, container=container)
         # the application's series carry the workload's name as relabeling from the pod's owner
-        # gives it (deployment=, StatefulSets' too): by (namespace, deployment) and by (namespace,
-        # pod) both sum the same series
-        app = labels(namespace=ns, deployment=container, pod=pod)
+        # gives it, in its kind's label (deployment=, a StatefulSet's statefulset=): by (namespace,
+        # deployment|statefulset) and by (namespace, pod) both sum the same series
+        app = labels(namespace=ns, **{self._name_label[row]: container}, pod=pod)
         ready = [f"\nkube_pod_status_ready{labels(namespace=ns, pod=pod, condition=c)} "
                  for c in ("true", "false", "unknown")]
         request = labels(namespace=ns, pod=pod, container=container, resource="cpu", unit="core")

@@ -36,7 +36,7 @@ import pytest
 from controller.adapters.prometheus import InvalidPrometheusConfig, PrometheusConfig, PrometheusSource, map_vector
 from controller.errors import (MetricsUnavailable, PrometheusBadQuery, PrometheusBadResponse, PrometheusError,
                                PrometheusUnreachable)
-from controller.model import TargetRef
+from controller.model import DEFAULT_TARGET_LABELS, TargetLabels, TargetRef
 from controller.ports import PodMetricsSource, PodSeries, Samples
 from controller.bundled import bundled_policy
 from controller.policy import load_policies, load_policy_text
@@ -148,13 +148,36 @@ def test_prometheus_source_declares_the_per_pod_capability():
 
 
 def test_custom_target_labels_match_statefulsets(prom):
-    """``target_labels`` names the labels a series is matched on; per-call ``labels`` overrides it."""
+    """``target_labels`` names the labels a series is matched on; per-call ``labels`` overrides it.
+    A StatefulSet is matched by ``statefulset`` by default: app_replicas (``statefulset="pg"``) is
+    its series; with (namespace, deployment) for every kind it is not."""
     targets = refs("db/pg", kind="StatefulSet")
     with PrometheusSource(PrometheusConfig.from_url(prom.url, target_labels=("namespace", "statefulset"))) as src:
         assert src.query("app_replicas", targets, time.time()).values.tolist() == [3.0]
     with PrometheusSource(prom.url) as src:
+        assert src.query("app_replicas", targets, time.time()).values.tolist() == [3.0]
+        assert not src.query("app_replicas", targets, time.time(), labels=("namespace", "deployment")).present.any()
+    every = TargetLabels.every_kind("namespace", "deployment")
+    with PrometheusSource(PrometheusConfig.from_url(prom.url, target_labels=every)) as src:
         assert not src.query("app_replicas", targets, time.time()).present.any()
-        assert src.query("app_replicas", targets, time.time(), labels=("namespace", "statefulset")).present.all()
+
+
+def test_a_statefulset_named_by_deployment_is_said_once_with_the_two_fixes(prom, caplog):
+    """A StatefulSet's query whose series name it by ``deployment`` (policies before per-kind
+    labels): the metric is missing, and the log says why and how to fix it, once per query; under
+    --target-labels statefulset=namespace,deployment the same series is its."""
+    sts = refs("shop/web", kind="StatefulSet")
+    with PrometheusSource(prom.url) as src, caplog.at_level("WARNING", "controller.adapters.prometheus"):
+        for _ in range(2):
+            assert not src.query("app_blink", sts, time.time()).present.any()
+        assert src.query("app_blink", refs("shop/web"), time.time()).values.tolist() == [1.0]  # a Deployment's
+    said = [r.getMessage() for r in caplog.records if "app_blink" in r.getMessage()]
+    assert said == ["query 'app_blink': no series names StatefulSet/shop/web by its labels (namespace, statefulset), "
+                    "and one names it by deployment=\"web\": a StatefulSet's series are matched by statefulset; group "
+                    "by (namespace, statefulset), or run with --target-labels statefulset=namespace,deployment"]
+    old = DEFAULT_TARGET_LABELS.replaced("StatefulSet", ("namespace", "deployment"))
+    with PrometheusSource(PrometheusConfig.from_url(prom.url, target_labels=old)) as src:
+        assert src.query("app_blink", sts, time.time()).values.tolist() == [1.0]
 
 
 def _shipped_statefulset_example():
@@ -170,10 +193,9 @@ def _imported_statefulset_hpa():
     pytest.param(_imported_statefulset_hpa, "batch/worker", 3e8, id="setpoint-import-of-a-statefulset-hpa"),
 ])
 def test_a_statefulset_policy_reads_its_metric_under_the_default_target_labels(prom, policy, target, value):
-    """The shipped StatefulSet example and `setpoint import`'s StatefulSet policies grouped by
-    (namespace, statefulset): under the default target labels (namespace, deployment) no series
-    was the target's, so the metric was missing at every cycle and the policy never scaled. The
-    StatefulSet's name now goes into the deployment label (label_replace from the pod)."""
+    """The shipped StatefulSet example and `setpoint import`'s StatefulSet policies group by
+    (namespace, statefulset), the label a StatefulSet's series are matched by under the default
+    target labels (label_replace from the pod): the metric is the target's."""
     loaded = policy()
     (ref,) = refs(target, kind="StatefulSet")
     prom.wait_for('count(rate(container_cpu_usage_seconds_total{namespace="catalog"}[2m])) == 1', timeout_s=10)
@@ -680,7 +702,8 @@ def test_invalid_configuration_can_be_worded_with_option_names():
 def test_from_url_normalizes_and_repr_shows_header_names_only():
     c = PrometheusConfig.from_url("http://prom:9090/", headers={"X-Scope-OrgID": "t"}, target_labels=["ns", "app"])
     assert c.url == "http://prom:9090" and c.headers == (("X-Scope-OrgID", "t"),)
-    assert c.target_labels == ("ns", "app") and "X-Scope-OrgID" in repr(c) and "'t'" not in repr(c)
+    assert c.target_labels == TargetLabels.every_kind("ns", "app")  # a pair: the same for every kind
+    assert "X-Scope-OrgID" in repr(c) and "'t'" not in repr(c)
 
 
 def test_map_vector_ignores_series_of_other_workloads():

@@ -34,13 +34,14 @@ spec:
 PREFIX = '{namespace="shop",deployment="web",pod="'
 
 
-def by_pod(text: str, family: str, le: str | None = None) -> dict[str, float]:
-    """web's series of ``family`` (of a histogram's buckets: those of one ``le``) by pod name."""
+def by_pod(text: str, family: str, le: str | None = None, prefix: str = PREFIX) -> dict[str, float]:
+    """web's series of ``family`` (of a histogram's buckets: those of one ``le``) by pod name;
+    ``prefix``: their labels before the pod's name."""
     out = {}
     for line in text.splitlines():
         key, _, value = line.rpartition(" ")
-        if key.startswith(family + PREFIX) and (le is None or key.endswith(f',le="{le}"}}')):
-            out[key[len(family + PREFIX):].split('"')[0]] = float(value)
+        if key.startswith(family + prefix) and (le is None or key.endswith(f',le="{le}"}}')):
+            out[key[len(family + prefix):].split('"')[0]] = float(value)
     return out
 
 
@@ -101,14 +102,18 @@ def test_each_revisions_pods_show_its_errors_and_latency(params, errors_new, slo
     assert new[0] - stable[0] == pytest.approx(slower_s, abs=0.02), (new, stable)
 
 
-def test_a_statefulsets_pods_carry_its_name_as_deployment():
-    """A StatefulSet's pods' application series carry its name under ``deployment`` as a
-    Deployment's do (what workload-scope queries sum by), beside kube-state-metrics'
-    ``statefulset`` label on its own series."""
+def test_a_statefulsets_pods_carry_its_name_as_statefulset():
+    """A StatefulSet's pods' application series carry its name under ``statefulset``, the label
+    kube-state-metrics gives its own series and `setpoint run` matches a StatefulSet by
+    (--target-labels' default), not ``deployment`` (a Deployment's): they sum by (namespace,
+    statefulset) as the kube_statefulset_* series do."""
     scenario = load_scenario_text(SCENARIO.format(params="errorRatioMultiplier: 1"), "pod-series.yaml")
     world = SimWorld(scenario, statefulsets=frozenset({"web"}), wall_start_s=1.7e9)
     world.advance(2)
     text = world.metrics.render()
     pods = world.engine.pod_signals()["name"]
-    assert len(pods) == 4 and sorted(by_pod(text, "http_requests_total")) == sorted(pods)
+    sts_prefix = PREFIX.replace("deployment=", "statefulset=")
+    assert len(pods) == 4 and sorted(by_pod(text, "http_requests_total", prefix=sts_prefix)) == sorted(pods)
+    assert by_pod(text, "http_requests_total") == {}  # no series names it a Deployment
+    assert 'setpoint_sim_requests_per_second{namespace="shop",statefulset="web"} ' in text
     assert 'kube_statefulset_replicas{namespace="shop",statefulset="web"} 4' in text

@@ -1,6 +1,7 @@
 """End to end, a StatefulSet policy rehearsed as a user would: `setpoint sim serve` of a scenario
 whose service says ``kind: StatefulSet``, a real Prometheus scraping it, `setpoint run` with a
-policy targeting ``kind: StatefulSet``, all separate processes on loopback.
+policy targeting ``kind: StatefulSet`` whose query selects and groups by the ``statefulset`` label
+(kube-state-metrics' convention, matched per kind by default), all separate processes on loopback.
 
 Timeline (simulated seconds = wall seconds since `sim serve` started): 100 rps until 15 s, 800
 rps until 60 s, then 100 rps. The controller scales the StatefulSet up through its scale
@@ -16,8 +17,13 @@ from tests.e2e.test_live_loop import POLICY as LIVE_POLICY
 from tests.e2e.test_live_loop import SCENARIO, running_world, wait_until
 
 STS_SCENARIO = SCENARIO.replace("    - name: web\n", "    - name: web\n      kind: StatefulSet\n")
-POLICY = LIVE_POLICY.replace("name: e2e-web", "name: e2e-sts").replace("kind: Deployment", "kind: StatefulSet")
-assert "kind: StatefulSet" in POLICY and "e2e-sts" in POLICY
+# Written as for a cluster with kube-state-metrics' labels: the StatefulSet's series carry its name in
+# `statefulset` (sim serve's pods' too), the label `setpoint run` matches a StatefulSet by by default.
+POLICY = LIVE_POLICY.replace("name: e2e-web", "name: e2e-sts").replace("kind: Deployment", "kind: StatefulSet").replace(
+    'sum by (namespace, deployment) (rate(http_requests_total{namespace="default"}[10s]))',
+    'sum by (namespace, statefulset) (rate(http_requests_total{namespace="default", statefulset="web"}[10s]))')
+assert "kind: StatefulSet" in POLICY and "e2e-sts" in POLICY and 'statefulset="web"' in POLICY
+assert "deployment" not in POLICY
 
 
 def statefulset(kubeconfig: Path):

@@ -20,6 +20,7 @@ from controller.errors import ManifestError, PolicyError
 from controller.policy import load_policy_text
 from controller.policy.import_files import import_files
 from controller.policy.importer import ConversionProblem, convert, parse_quantity
+from controller.policy.load import check_policy_texts
 from tests.policy.helpers import BASE, edit
 
 FIXTURES = Path(__file__).parent / "imports"
@@ -78,6 +79,25 @@ def test_behavior_maps_field_by_field():
     (disabled,) = load_policy_text(import_files([str(FIXTURES / "behavior-disabled.yaml")]).text)
     assert disabled.model.spec.scaling.behavior.scale_down.select_policy == "Disabled"
     assert disabled.model.spec.targets.kind == "StatefulSet"
+
+
+@pytest.mark.parametrize("kind, pattern", [
+    pytest.param("Deployment", "(.+)-[a-z0-9]+-[a-z0-9]{5}", id="deployment"),
+    pytest.param("StatefulSet", "(.+)-[0-9]+", id="statefulset"),
+])
+def test_a_resource_metric_is_summed_by_the_label_its_kind_is_matched_by(kind, pattern, tmp_path):
+    """Each workload's series carry its name in its kind's label (kube-state-metrics': a
+    StatefulSet's ``statefulset``), the label `setpoint run` matches that kind by, and validate
+    says nothing of it. The importer wrote ``deployment`` for a StatefulSet too."""
+    hpa = (FIXTURES / "behavior-disabled.yaml").read_text().replace("kind: StatefulSet", f"kind: {kind}")
+    (tmp_path / "hpa.yaml").write_text(hpa)
+    text = import_files([str(tmp_path / "hpa.yaml")]).text
+    label = kind.lower()
+    (policy,) = load_policy_text(text)
+    query = policy.model.spec.scaling.metrics[0].query
+    assert query == (f'sum by (namespace, {label}) (label_replace(container_memory_working_set_bytes{{namespace='
+                     f'"batch", pod=~"worker-.*", container!=""}}, "{label}", "$1", "pod", "{pattern}"))')
+    assert check_policy_texts([(text, "worker.yaml")]).warnings == []
 
 
 def test_keda_differences_are_comments():

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from controller.cli import app
+from controller.model import DEFAULT_TARGET_LABELS, TargetLabels
 from controller.policy import load_policy_text
 from controller.policy.load import check_policy_texts
 from controller.policy.units import query_unit
@@ -305,11 +306,17 @@ WORKLOAD_CHECK = """\
         action: rolling-restart
 """
 NEITHER = ("the query's series keep neither namespace nor deployment (sum(...) with no grouping, or a by (...) "
-           "without them): setpoint run matches a series to its workload by both labels (--target-labels), with "
-           "several targets (names, or a selector once it selects two), so none is a target's and the metric is "
-           "missing at every cycle")
-ONLY_NAMESPACE = ("the query's series keep namespace but not deployment: setpoint run matches a series to its "
-                  "workload by both labels (--target-labels), so none is a target's and")
+           "without them): setpoint run matches a Deployment's series to it by both labels namespace and deployment "
+           "(--target-labels), with several targets (names, or a selector once it selects two), so none is a "
+           "target's and the metric is missing at every cycle")
+ONLY_NAMESPACE = ("the query's series keep namespace but not deployment: setpoint run matches a Deployment's series "
+                  "to it by both labels namespace and deployment (--target-labels), so none is a target's and")
+STS_BY_DEPLOYMENT = ("the query's series keep namespace but not statefulset: setpoint run matches a StatefulSet's "
+                     "series to it by both labels namespace and statefulset (--target-labels), so none is a target's "
+                     "and the metric is missing at every cycle (the replicas are held, then onMissingMetrics); group "
+                     "by (namespace, statefulset): a StatefulSet's series are matched by statefulset, not deployment "
+                     "(kube-state-metrics' label for a StatefulSet); or run with --target-labels "
+                     "statefulset=namespace,deployment to match them by deployment")
 
 
 @pytest.mark.parametrize("preset, targets, query, target, more, expected", [
@@ -328,14 +335,18 @@ ONLY_NAMESPACE = ("the query's series keep namespace but not deployment: setpoin
                  [f"api.yaml:10: spec.scaling.metrics[0].query: warning: {ONLY_NAMESPACE} the metric is missing at "
                   "every cycle (the replicas are held, then onMissingMetrics); group by (namespace, deployment)"],
                  id="one-name-grouped-by-namespace-only"),
-    pytest.param("", STS, CPU_OF_PODS.format(label="statefulset"), "{utilization: 70}", "",
-                 [ONLY_NAMESPACE, "a StatefulSet's name goes into the deployment label too: label_replace(..., "
-                  "\"deployment\", \"$1\", \"pod\", \"(.+)-[0-9]+\") (policies/hpa-behavior.yaml)"],
+    pytest.param("", STS, CPU_OF_PODS.format(label="statefulset"), "{utilization: 70}", "", [],
                  id="statefulset-grouped-by-a-statefulset-label"),
-    pytest.param("preset: hpa\n  ", STS, CPU_OF_PODS.format(label="statefulset"), "{utilization: 70}", "",
-                 [ONLY_NAMESPACE], id="statefulset-hpa-preset-grouped-by-a-statefulset-label"),
-    pytest.param("", STS, CPU_OF_PODS.format(label="deployment"), "{utilization: 70}", "", [],
+    pytest.param("preset: hpa\n  ", STS, CPU_OF_PODS.format(label="statefulset"), "{utilization: 70}", "", [],
+                 id="statefulset-hpa-preset-grouped-by-a-statefulset-label"),
+    pytest.param("", STS, CPU_OF_PODS.format(label="deployment"), "{utilization: 70}", "", [STS_BY_DEPLOYMENT],
                  id="statefulset-name-written-into-deployment"),
+    pytest.param("", STS, "sum by (namespace) (queue_messages_ready)", PER_REPLICA, "",
+                 ["keep namespace but not statefulset", "group by (namespace, statefulset)"],
+                 id="statefulset-grouped-by-namespace-only"),
+    pytest.param("", ONE, "sum by (namespace, statefulset) (queue_messages_ready)", PER_REPLICA, "",
+                 ["a Deployment's series are matched by deployment, not statefulset", "--target-labels "
+                  "deployment=namespace,statefulset"], id="deployment-grouped-by-a-statefulset-label"),
     pytest.param("preset: hpa\n  ", STS, "sum by (namespace, pod) (rate(container_cpu_usage_seconds_total[2m]))",
                  "{utilization: 70}", "", [], id="hpa-preset-read-pod-by-pod"),
     pytest.param("", SELECTOR, "sum(x) * on() group_left(deployment) max by (namespace, deployment) (y)",
@@ -349,15 +360,54 @@ ONLY_NAMESPACE = ("the query's series keep namespace but not deployment: setpoin
                  [], id="workload-check-grouped-by-the-target-labels"),
 ])
 def test_a_query_whose_series_no_target_can_be_matched_to(preset, targets, query, target, more, expected):
-    """`setpoint run` maps each series to its workload by its namespace and deployment labels: a
-    query that aggregates one away reads nothing (a StatefulSet's `statefulset` label included),
-    and valid files said nothing of it (the shipped StatefulSet example among them)."""
+    """`setpoint run` maps each series to its workload by its kind's labels (a Deployment's
+    namespace and deployment, a StatefulSet's namespace and statefulset): a query that aggregates
+    one away reads nothing, and a StatefulSet's query grouped by deployment (as this file and the
+    importer wrote them before per-kind labels) says how to fix it."""
     text = SERIES.format(preset=preset, targets=targets, query=query, target=target, more=more)
     check = check_policy_texts([(text, "api.yaml")])
     assert check.errors == [] and len(check.policies) == 1, check.errors
     said = [str(w) for w in check.warnings]
     assert len(said) == (1 if expected else 0), said
     assert all(e in said[0] for e in expected), said
+
+
+STS_OLD = DEFAULT_TARGET_LABELS.replaced("StatefulSet", ("namespace", "deployment"))
+EXPORTED = TargetLabels.every_kind("exported_namespace", "deployment").replaced(
+    "StatefulSet", ("exported_namespace", "statefulset"))
+
+
+@pytest.mark.parametrize("targets, query, labels, expected", [
+    pytest.param(STS, CPU_OF_PODS.format(label="deployment"), STS_OLD, None, id="statefulset-by-deployment-overridden"),
+    pytest.param(STS, CPU_OF_PODS.format(label="statefulset"), STS_OLD, "keep namespace but not deployment",
+                 id="statefulset-by-statefulset-when-overridden-to-deployment"),
+    pytest.param(STS, "sum by (exported_namespace, statefulset) (x)", EXPORTED, None, id="namespace-label-overridden"),
+    pytest.param(ONE, "sum by (namespace, deployment) (x)", EXPORTED, "keep deployment but not exported_namespace",
+                 id="namespace-label-overridden-query-keeps-namespace"),
+    pytest.param(ONE, BY_WORKLOAD, TargetLabels.every_kind("namespace", "app"), "keep namespace but not app",
+                 id="one-pair-for-every-kind"),
+])
+def test_the_warnings_judge_a_query_by_the_target_labels_setpoint_run_is_given(targets, query, labels, expected):
+    """`setpoint run --target-labels` (and validate's) change what a target's series are: the
+    warnings of a query that no target's series come from follow them, for each kind."""
+    text = SERIES.format(preset="", targets=targets, query=query, target="{utilization: 70}", more="")
+    said = [str(w) for w in check_policy_texts([(text, "api.yaml")], labels).warnings]
+    assert said == [] if expected is None else (len(said) == 1 and expected in said[0]), said
+
+
+def test_validate_takes_the_target_labels_of_setpoint_run(tmp_path):
+    """The same warning as at `setpoint run`'s load with the same --target-labels; a bad value
+    names the option and exits 1."""
+    path = tmp_path / "db.yaml"
+    path.write_text(SERIES.format(preset="", targets=STS, query=CPU_OF_PODS.format(label="deployment"),
+                                  target="{utilization: 70}", more=""))
+    warned = CliRunner().invoke(app, ["validate", str(path)])
+    assert warned.exit_code == 0 and "keep namespace but not statefulset" in warned.output, warned.output
+    quiet = CliRunner().invoke(app, ["validate", str(path), "--strict", "--target-labels",
+                                     "statefulset=namespace,deployment"])
+    assert quiet.exit_code == 0 and "warning" not in quiet.output, quiet.output
+    bad = CliRunner().invoke(app, ["validate", str(path), "--target-labels", "job=namespace,job"])
+    assert bad.exit_code == 1 and "--target-labels: unknown kind 'job'" in bad.output, bad.output
 
 
 FOR_CHECK = HEAD + """\

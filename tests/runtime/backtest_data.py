@@ -30,14 +30,24 @@ def synthetic(targets: list[str], hours: float, seed: int = 7, step_s: float = S
     return {"t": t, "rps": rps, "cpu": cpu, "replicas": replicas, "targets": targets}
 
 
-def openmetrics(data: dict, namespace: str = "shop") -> str:
-    """OpenMetrics text of the series: app_rps, app_cpu_utilization, kube_deployment_spec_replicas."""
+def openmetrics(data: dict, namespace: str = "shop", statefulsets: frozenset = frozenset()) -> str:
+    """OpenMetrics text of the series: app_rps, app_cpu_utilization, kube_deployment_spec_replicas
+    (kube_statefulset_replicas), each workload named in its kind's label as kube-state-metrics
+    names it: ``deployment``, or ``statefulset`` for the targets in ``statefulsets``."""
     lines = []
     stamps = [f"{x:.0f}" for x in data["t"]]
-    for family, key in (("app_rps", "rps"), ("app_cpu_utilization", "cpu"), ("kube_deployment_spec_replicas", "replicas")):
+    families = (("app_rps", "rps", ""), ("app_cpu_utilization", "cpu", ""),
+                ("kube_deployment_spec_replicas", "replicas", "Deployment"),
+                ("kube_statefulset_replicas", "replicas", "StatefulSet"))
+    for family, key, only in families:
+        kinds = {name: "StatefulSet" if name in statefulsets else "Deployment" for name in data["targets"]}
+        if only and only not in kinds.values():
+            continue
         lines.append(f"# TYPE {family} gauge")
         for j, name in enumerate(data["targets"]):
-            labels = f'{{namespace="{namespace}",deployment="{name}"}}'
+            if only and kinds[name] != only:
+                continue
+            labels = f'{{namespace="{namespace}",{kinds[name].lower()}="{name}"}}'
             column = data[key][:, j]
             lines += [f"{family}{labels} {repr(float(v))} {ts}" for v, ts in zip(column, stamps)]
     lines.append("# EOF")

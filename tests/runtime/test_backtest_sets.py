@@ -355,8 +355,7 @@ def test_a_set_range_queries_each_distinct_query_once(history, tmp_path, files, 
                  'max by (namespace, statefulset) (kube_statefulset_replicas{namespace="db"})', id="statefulsets"),
     pytest.param([("Deployment", "shop"), ("StatefulSet", "shop")],
                  'max by (namespace, deployment) (kube_deployment_spec_replicas{namespace="shop"}) or max by '
-                 '(namespace, deployment) (label_replace(kube_statefulset_replicas{namespace="shop"}, "deployment", '
-                 '"$1", "statefulset", "(.+)"))', id="both-kinds"),
+                 '(namespace, statefulset) (kube_statefulset_replicas{namespace="shop"})', id="both-kinds"),
 ])
 def test_replicas_query_of_a_set(history, selectors, expected):
     """The query for the replicas that ran covers every namespace and kind of the set, and

@@ -388,3 +388,35 @@ def test_the_scheduler_runs_cycles_on_as_many_threads_as_workers(tmp_path, worke
                                 clock=lambda: T0 + 20)
     assert service.scheduler._executors["default"]._pool._max_workers == workers
     service.stop()
+
+
+class _LabelledMetrics:
+    """The simulator's metrics with a Prometheus source's ``config.target_labels`` (what
+    ``setpoint run --target-labels`` sets)."""
+
+    def __init__(self, metrics, target_labels):
+        self._metrics = metrics
+        self.config = type("Config", (), {"target_labels": target_labels})()
+
+    def __getattr__(self, name):
+        return getattr(self._metrics, name)
+
+
+@pytest.mark.parametrize("target_labels, warned", [
+    pytest.param(None, True, id="default-labels-namespace-deployment"),
+    pytest.param(("namespace", "app"), False, id="run-with-target-labels-namespace-app"),
+])
+def test_the_warnings_at_load_judge_queries_by_the_labels_the_metrics_are_read_by(tmp_path, caplog, target_labels,
+                                                                                 warned):
+    """A query grouped by (namespace, app) is no target's under the default labels, and a
+    target's under --target-labels namespace,app: the warning said at each load follows them."""
+    from controller.model import TargetLabels
+
+    _, metrics, targets = sim()
+    (tmp_path / "web.yaml").write_text(POLICY.format(interval="15s", target=100).replace(
+        "query: rps_query", "query: sum by (namespace, app) (rps_query)"))
+    source = metrics if target_labels is None else _LabelledMetrics(metrics, TargetLabels.of(target_labels))
+    caplog.set_level(logging.WARNING, logger="setpoint")
+    ControllerService([tmp_path], source, targets, Telemetry(), clock=lambda: T0 + 20).stop()
+    said = [r.getMessage() for r in caplog.records if "keep namespace but not" in r.getMessage()]
+    assert len(said) == (1 if warned else 0), said

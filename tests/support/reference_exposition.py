@@ -27,6 +27,12 @@ def _labels(**kv: str) -> str:
     return "{" + ",".join(f'{k}="{esc(v)}"' for k, v in kv.items()) + "}"
 
 
+def _named(w) -> dict:
+    """The label naming workload ``w`` in its series: ``statefulset`` for a StatefulSet, else
+    ``deployment`` (kube-state-metrics' labels, the application's series' too)."""
+    return {"statefulset" if w.kind == "StatefulSet" else "deployment": w.name}
+
+
 def reference_render(exporter: SimMetricsExporter) -> str:
     """The whole exposition, as the exporter rendered it line by line."""
     statuses = exporter.store.pod_statuses()
@@ -53,12 +59,12 @@ def _visible(exporter, statuses) -> list:
 
 def _application(self, out: list[str], statuses, named: dict[str, dict]) -> None:
     shown = _visible(self, statuses)
-    ids = [(w, _labels(namespace=w.namespace, deployment=w.name)) for w, _ in shown]
+    ids = [(w, _labels(namespace=w.namespace, **_named(w))) for w, _ in shown]
     fam = _family
     visible = {w.index for w, _ in shown}
-    deployment = {w.index: w.name for w, _ in statuses}
+    workload = {w.index: w for w, _ in statuses}
     pods = [(row, ns, pod) for row, ns, pod in sorted(named["pod_requests"]) if row in visible]
-    app = {key: dict(namespace=key[1], deployment=deployment[key[0]], pod=key[2]) for key in pods}
+    app = {key: dict(namespace=key[1], **_named(workload[key[0]]), pod=key[2]) for key in pods}
     fam(out, "http_requests_total", "counter",
         "Requests the pod received (simulated): its even share of the workload's offered load while Ready.",
         [("", _labels(**app[key]), named["pod_requests"][key]) for key in pods])
@@ -88,7 +94,7 @@ def _application(self, out: list[str], statuses, named: dict[str, dict]) -> None
     quantiles = []
     for w, _ in shown:
         for q in ("50", "95", "99"):
-            quantiles.append(("", _labels(namespace=w.namespace, deployment=w.name, percentile=q),
+            quantiles.append(("", _labels(namespace=w.namespace, **_named(w), percentile=q),
                               float(v[f"latency_p{q}_s"][w.index])))
     fam(out, "setpoint_sim_latency_seconds", "gauge", "Latency percentiles of the engine (s).", quantiles)
 
