@@ -83,6 +83,15 @@ def pod_revisions(view: ClusterView, targets: Sequence[TargetRef]
     return np.asarray(rows, dtype=np.int64), refs, np.asarray(ready, dtype=bool), np.asarray(current, dtype=bool)
 
 
+def pod_births(view: ClusterView, targets: Sequence[TargetRef]) -> np.ndarray:
+    """(P,) epoch s each pod of ``pod_revisions`` was created (metadata.creationTimestamp), NaN
+    where unknown: a StatefulSet's pod deleted and recreated keeps its name, not this."""
+    index = set(targets)
+    born = [np.nan if pod.created_time is None else float(pod.created_time)
+            for status in view.statuses if status.ref in index for pod in status.pods]
+    return np.asarray(born, dtype=np.float64)
+
+
 def revision_statistics(params: HealthParams, n: int, rows: np.ndarray, current: np.ndarray,
                         columns: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """(new, old), each (N, Cr, 3), for ``heal``: per revision check, the per-pod samples
@@ -130,6 +139,7 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
     c = len(params.checks)
     values, present = np.full((n, c), np.nan), np.zeros((n, c), bool)
     rows, pod_refs, pod_ready, pod_current = pod_revisions(view, targets)
+    born = pod_births(view, targets)
     pod_values, pod_present = np.full((len(pod_refs), c), np.nan), np.zeros((len(pod_refs), c), bool)
     for j, (check, expr) in enumerate(zip(params.checks, hq.exprs)):
         if check.scope == Scope.POD:
@@ -159,11 +169,12 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
     done = [by_ref[t].rollout_completed_at if t in by_ref else None for t in targets]
     since = np.array([np.nan if d is None else d for d in done], dtype=np.float64)
     pods = PodTable.of(rows, [f"{r.namespace}/{r.name}" for r in pod_refs], pod_values, pod_present, pod_ready,
-                       checks=c)
+                       checks=c, born=born)
     return HealthObservation.of(view.spec.astype(np.int64), view.ready.astype(np.int64), values, checks=c,
                                 present=present, revision=revision, rollout=view.rollout, pods=pods,
                                 overloaded=overload_signal(view, decision), revision_new=new, revision_old=old,
-                                paused=view.paused, revisions=revisions, revision_since=since)
+                                paused=view.paused, revisions=revisions, revision_since=since,
+                                rollback_supported=[t.kind == "Deployment" for t in targets])
 
 
 def _count_missing(params: HealthParams, hq: HealthQueries, targets: Sequence[TargetRef], view: ClusterView,
