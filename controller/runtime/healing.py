@@ -114,16 +114,36 @@ def revision_statistics(params: HealthParams, n: int, rows: np.ndarray, current:
     return new, old
 
 
-def overload_signal(view: ClusterView, decision: Decision | None) -> np.ndarray:
+def overload_signal(view: ClusterView, decision: Decision | None,
+                    targets: Sequence[TargetRef] = ()) -> np.ndarray:
     """(N,) bool: the service is overloaded, so slow or unready pods call for capacity, not restarts:
     pods are still starting after a scale-up, or a scaling metric asks for more replicas than
-    current (before stabilization, rate limits and max replicas hold it back)."""
-    starting = view.ready < view.spec
+    current (before stabilization, rate limits and max replicas hold it back).
+
+    Starting: fewer pods Ready than spec.replicas, not counting the pods that crash (``crashing``:
+    a restart-pod check's usual target): those call for their restart, not for capacity."""
+    starting = view.ready + crashing_pods(view, targets) < view.spec
     if decision is None or decision.proposals.shape[1] == 0:
         return starting
     with np.errstate(invalid="ignore"):
         wants_more = (np.where(decision.valid, decision.proposals, -np.inf).max(axis=1) > view.spec)
     return starting | wants_more
+
+
+def crashing_pods(view: ClusterView, targets: Sequence[TargetRef]) -> np.ndarray:
+    """(N,) per target, its pods that are not Ready because they crash, not because they start:
+    a container waiting to run again (CrashLoopBackOff, or an image or config it cannot start
+    with), or one restarted before (between two crashes it runs, not Ready yet). A pod of a
+    scale-up, or one failing its readiness probe under load, has neither (0 where the source
+    lists no pods)."""
+    by_ref = {s.ref: s for s in view.statuses}
+    out = np.zeros(len(targets), dtype=np.int64)
+    for i, t in enumerate(targets):
+        status = by_ref.get(t)
+        if status is not None:
+            out[i] = sum(1 for pod in status.pods
+                         if not pod.deleted and not pod.ready and (pod.waiting or pod.restarts > 0))
+    return out if len(targets) == view.spec.size else np.zeros(view.spec.size, dtype=np.int64)
 
 
 def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[TargetRef], view: ClusterView,
@@ -172,7 +192,7 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
                        checks=c, born=born)
     return HealthObservation.of(view.spec.astype(np.int64), view.ready.astype(np.int64), values, checks=c,
                                 present=present, revision=revision, rollout=view.rollout, pods=pods,
-                                overloaded=overload_signal(view, decision), revision_new=new, revision_old=old,
+                                overloaded=overload_signal(view, decision, targets), revision_new=new, revision_old=old,
                                 paused=view.paused, revisions=revisions, revision_since=since,
                                 rollback_supported=[t.kind == "Deployment" for t in targets])
 
