@@ -92,6 +92,25 @@ def pod_births(view: ClusterView, targets: Sequence[TargetRef]) -> np.ndarray:
     return np.asarray(born, dtype=np.float64)
 
 
+def pods_blocking_rollout(view: ClusterView, targets: Sequence[TargetRef]) -> np.ndarray:
+    """(P,) bool per pod of ``pod_revisions``: a StatefulSet's rollout waits for it and it will not
+    end by itself. The StatefulSet controller (OrderedReady) replaces a pod off the update revision
+    only once every pod is Ready, so a broken pod left on the old revision (a bad release undone by
+    ``kubectl rollout undo``: its pods are now the old revision) holds the rollout for good; the
+    Kubernetes docs' "forced rollback" is to delete it, and it comes back on the update revision
+    (below a partition: on the current one, as any pod recreated there). A Deployment's rollout
+    replaces its old pods itself: none of its pods block it."""
+    index = set(targets)
+    out = []
+    for status in view.statuses:
+        if status.ref not in index:
+            continue
+        sts = status.ref.kind == "StatefulSet" and status.rollout_in_progress and bool(status.revision)
+        out += [sts and not pod.deleted and not pod.ready and bool(pod.revision) and pod.revision != status.revision
+                for pod in status.pods]
+    return np.asarray(out, dtype=bool)
+
+
 def revision_statistics(params: HealthParams, n: int, rows: np.ndarray, current: np.ndarray,
                         columns: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """(new, old), each (N, Cr, 3), for ``heal``: per revision check, the per-pod samples
@@ -160,6 +179,7 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
     values, present = np.full((n, c), np.nan), np.zeros((n, c), bool)
     rows, pod_refs, pod_ready, pod_current = pod_revisions(view, targets)
     born = pod_births(view, targets)
+    blocks = pods_blocking_rollout(view, targets)
     pod_values, pod_present = np.full((len(pod_refs), c), np.nan), np.zeros((len(pod_refs), c), bool)
     for j, (check, expr) in enumerate(zip(params.checks, hq.exprs)):
         if check.scope == Scope.POD:
@@ -189,7 +209,7 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
     done = [by_ref[t].rollout_completed_at if t in by_ref else None for t in targets]
     since = np.array([np.nan if d is None else d for d in done], dtype=np.float64)
     pods = PodTable.of(rows, [f"{r.namespace}/{r.name}" for r in pod_refs], pod_values, pod_present, pod_ready,
-                       checks=c, born=born)
+                       checks=c, born=born, blocks_rollout=blocks)
     return HealthObservation.of(view.spec.astype(np.int64), view.ready.astype(np.int64), values, checks=c,
                                 present=present, revision=revision, rollout=view.rollout, pods=pods,
                                 overloaded=overload_signal(view, decision, targets), revision_new=new, revision_old=old,

@@ -194,7 +194,9 @@ class PodTable:
     ``namespace/pod-name``); ready: (P,) bool; values, present: (P, C) for all C checks of the
     policy in check order (only the pod-scope columns are read); born: (P,) epoch s the pod was
     created (metadata.creationTimestamp), NaN unknown: a pod that comes back under its name (a
-    StatefulSet's) is another pod when it differs.
+    StatefulSet's) is another pod when it differs; blocks_rollout: (P,) bool, the pod's workload
+    rollout waits for it and would replace it once it is Ready, which it never becomes by itself (a
+    StatefulSet's pod off the update revision, not Ready); its restart is what the rollout needs.
     """
 
     row: np.ndarray
@@ -203,9 +205,11 @@ class PodTable:
     values: np.ndarray
     present: np.ndarray
     born: np.ndarray | None = None
+    blocks_rollout: np.ndarray | None = None
 
     @classmethod
-    def of(cls, row, keys, values, present=None, ready=None, checks: int | None = None, born=None) -> "PodTable":
+    def of(cls, row, keys, values, present=None, ready=None, checks: int | None = None, born=None,
+           blocks_rollout=None) -> "PodTable":
         """Build with defaults: every pod ready, every series present where finite, birth unknown."""
         row = np.asarray(row, dtype=np.int64).reshape(-1)
         keys = np.asarray(keys, dtype=str).reshape(-1)
@@ -214,7 +218,8 @@ class PodTable:
         present = np.isfinite(values) if present is None else np.asarray(present, bool).reshape(values.shape)
         ready = np.ones(row.size, bool) if ready is None else np.asarray(ready, bool).reshape(-1)
         born = np.full(row.size, np.nan) if born is None else np.asarray(born, np.float64).reshape(-1)
-        return cls(row, keys, ready, values, present, born)
+        blocks = np.zeros(row.size, bool) if blocks_rollout is None else np.asarray(blocks_rollout, bool).reshape(-1)
+        return cls(row, keys, ready, values, present, born, blocks)
 
     @classmethod
     def empty(cls, c: int) -> "PodTable":

@@ -16,7 +16,8 @@ import numpy as np
 
 from controller.core.arbitrate import ArbitrationInput, arbitrate
 from controller.core.scaling.decide import Decision
-from controller.core.health.checks import (CheckTable, CheckView, PodState, PodTable, check_view, evaluate, pod_view)
+from controller.core.health.checks import (CheckTable, CheckView, PodState, PodTable, check_view, evaluate,
+                                           firing_pod_mask, pod_view)
 from controller.core.health.params import (HEALTH_REASON_CODES, Act, HealthParams, HealthReason, Phase, Remedy,
                                            Scope)
 from controller.core.health.revision_test import Measure, RevisionTestState, Verdict, step_tests, summary_values
@@ -505,7 +506,8 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
 
     restart_left = params.budgets.restarts_per_hour - state.budgets.restarts_used(now)
     trig_pods = np.where(prop.want == Remedy.RESTART_POD, prop.trigger, -1)
-    room = restart_room(params, pods, pod_row, pod_ready, trig_pods, current, obs.ready, restart_left)
+    waits_for_pods, eligible = _rollout_waits_for_pods(params, obs, pods, trig_pods)
+    room = restart_room(params, pods, pod_row, pod_ready, trig_pods, current, obs.ready, restart_left, eligible)
     overloaded, scale_up_to = _overload(params, obs, current, desired)
     # a workload-wide rollback check is excused while the comparison finds the new revision no
     # worse: it said so (a GOOD verdict), or the service is overloaded and the new revision's pods
@@ -531,10 +533,10 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
         after_rollout=after_rollout, can_rollback=target_rev != "", target_gone=gone != "", held=rem.held,
         verifying=rem.verify_action != Remedy.NONE, cooldown=now < rem.cooldown_until, restart_budget=restart_left,
         restart_room=room, rollback_budget=params.budgets.rollbacks_per_day - state.budgets.rollbacks_used(now),
-        revision_worse=worse, excused=excused, paused=paused))
+        revision_worse=worse, excused=excused, paused=paused, rollout_waits_for_pods=waits_for_pods))
 
     restart = pick_pods(params, pods, pod_row, pod_ready, trig_pods,
-                        np.where(arb.action == Act.RESTART_POD, arb.restart, 0))
+                        np.where(arb.action == Act.RESTART_POD, arb.restart, 0), eligible)
     restarted = np.bincount(pod_row[restart], minlength=n)[:n] if restart.any() else np.zeros(n, np.int64)
     rollback_to = np.where(arb.action == Act.ROLLBACK, target_rev, "").astype(object)
     rollback_gone = np.where(arb.reason == HealthReason.ROLLBACK_TARGET_GONE, gone, "").astype(object)
@@ -567,6 +569,21 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
         revision_trigger=rev_trigger, unapplied=unapplied, hold_action=hold_action.astype(np.int64),
         hold_reason_code=hold_reason.astype(np.int64), rollback_resumes=rollback_resumes,
         rollback_gone=rollback_gone)
+
+
+def _rollout_waits_for_pods(params: HealthParams, obs: HealthObservation, pods: PodState, trigger: np.ndarray
+                            ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(waits (N,) bool, eligible (P,) bool or None): a target whose rollout waits for pods the
+    restart check fires on (``PodTable.blocks_rollout``: a StatefulSet's broken pods left on the old
+    revision, e.g. after a ``kubectl rollout undo``, which its controller replaces only once they
+    are Ready), and the pods restart-pod may then restart: only those (the others wait for the
+    rollout as anywhere else); every pod elsewhere. ``trigger``: (N,) the restart check, -1."""
+    n, table = obs.current.size, obs.pods
+    if table.blocks_rollout is None or not table.blocks_rollout.any():
+        return np.zeros(n, bool), None
+    blocking = firing_pod_mask(params, pods, table.row, trigger) & table.blocks_rollout
+    waits = obs.rollout & (np.bincount(table.row[blocking], minlength=n)[:n] > 0)
+    return waits, ~waits[table.row] | blocking
 
 
 def _rollout_hold(params: HealthParams, obs: HealthObservation, state: HealthState, tests: RevisionTestState,
