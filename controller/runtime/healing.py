@@ -23,7 +23,7 @@ from controller.core.health.checks import PodTable
 from controller.core.health.params import HealthParams, HealthReason, Remedy, Scope
 from controller.core.health.revision_test import Measure, latency_stats, ratio_stats
 from controller.errors import MetricsUnavailable
-from controller.model import Action, TargetRef
+from controller.model import Action, PodStatus, TargetRef, TargetStatus
 from controller.ports import ClusterView, MetricsSource
 
 POD_LABELS = ("namespace", "pod")
@@ -66,49 +66,49 @@ def pod_table(view: ClusterView, targets: Sequence[TargetRef]) -> tuple[np.ndarr
     return rows, refs, ready
 
 
+def health_pods(view: ClusterView, targets: Sequence[TargetRef]) -> list[tuple[int, TargetStatus, PodStatus]]:
+    """(target row, its status, pod) for each pod the health checks look at: the targets' pods but
+    those terminating (deletionTimestamp set). A pod restarted (deleted) stays listed through its
+    grace period, its series still the sick pod's: checked, it would fail the verification of its
+    own restart (it counts as the restarted pod), or be restarted again; its replacement (a new
+    pod, or a StatefulSet's under the same name) is checked afresh."""
+    index = {t: i for i, t in enumerate(targets)}
+    return [(index[status.ref], status, pod) for status in view.statuses if status.ref in index
+            for pod in status.pods if not pod.deleted]
+
+
 def pod_revisions(view: ClusterView, targets: Sequence[TargetRef]
                   ) -> tuple[np.ndarray, list[TargetRef], np.ndarray, np.ndarray]:
-    """pod_table plus (P,) bool: the pod runs its workload's current revision."""
-    index = {t: i for i, t in enumerate(targets)}
-    rows, refs, ready, current = [], [], [], []
-    for status in view.statuses:
-        i = index.get(status.ref)
-        if i is None:
-            continue
-        for pod in status.pods:
-            rows.append(i)
-            refs.append(TargetRef(status.ref.namespace, pod.name, "Pod"))
-            ready.append(bool(pod.ready))
-            current.append(bool(pod.revision) and pod.revision == status.revision)
-    return np.asarray(rows, dtype=np.int64), refs, np.asarray(ready, dtype=bool), np.asarray(current, dtype=bool)
+    """pod_table plus (P,) bool: the pod runs its workload's current revision (the pods of
+    ``health_pods``)."""
+    pods = health_pods(view, targets)
+    rows = np.asarray([i for i, _, _ in pods], dtype=np.int64)
+    refs = [TargetRef(status.ref.namespace, pod.name, "Pod") for _, status, pod in pods]
+    ready = np.asarray([bool(pod.ready) for _, _, pod in pods], dtype=bool)
+    current = np.asarray([bool(pod.revision) and pod.revision == status.revision for _, status, pod in pods], dtype=bool)
+    return rows, refs, ready, current
 
 
 def pod_births(view: ClusterView, targets: Sequence[TargetRef]) -> np.ndarray:
-    """(P,) epoch s each pod of ``pod_revisions`` was created (metadata.creationTimestamp), NaN
+    """(P,) epoch s each pod of ``health_pods`` was created (metadata.creationTimestamp), NaN
     where unknown: a StatefulSet's pod deleted and recreated keeps its name, not this."""
-    index = set(targets)
-    born = [np.nan if pod.created_time is None else float(pod.created_time)
-            for status in view.statuses if status.ref in index for pod in status.pods]
-    return np.asarray(born, dtype=np.float64)
+    return np.asarray([np.nan if pod.created_time is None else float(pod.created_time)
+                       for _, _, pod in health_pods(view, targets)], dtype=np.float64)
 
 
 def pods_blocking_rollout(view: ClusterView, targets: Sequence[TargetRef]) -> np.ndarray:
-    """(P,) bool per pod of ``pod_revisions``: a StatefulSet's rollout waits for it and it will not
+    """(P,) bool per pod of ``health_pods``: a StatefulSet's rollout waits for it and it will not
     end by itself. The StatefulSet controller (OrderedReady) replaces a pod off the update revision
     only once every pod is Ready, so a broken pod left on the old revision (a bad release undone by
     ``kubectl rollout undo``: its pods are now the old revision) holds the rollout for good; the
     Kubernetes docs' "forced rollback" is to delete it, and it comes back on the update revision
     (below a partition: on the current one, as any pod recreated there). A Deployment's rollout
     replaces its old pods itself: none of its pods block it."""
-    index = set(targets)
-    out = []
-    for status in view.statuses:
-        if status.ref not in index:
-            continue
+    def blocks(status: TargetStatus, pod: PodStatus) -> bool:
         sts = status.ref.kind == "StatefulSet" and status.rollout_in_progress and bool(status.revision)
-        out += [sts and not pod.deleted and not pod.ready and bool(pod.revision) and pod.revision != status.revision
-                for pod in status.pods]
-    return np.asarray(out, dtype=bool)
+        return sts and not pod.ready and bool(pod.revision) and pod.revision != status.revision
+
+    return np.asarray([blocks(status, pod) for _, status, pod in health_pods(view, targets)], dtype=bool)
 
 
 def revision_statistics(params: HealthParams, n: int, rows: np.ndarray, current: np.ndarray,
