@@ -15,8 +15,10 @@ in order, the first rule that applies decides the health side:
    and the service is overloaded) is excused (OverloadNotRelease)
 4. a restart is wanted but the service is overloaded -> scale-up instead (ScaleUpOverloaded)
 5. a pod-by-pod restart is wanted but the check fires on most pods (systemic) -> no restart
-6. restart-pod / rolling-restart: wait while a rollout is in progress; held when the restart
-   budget is spent; restart-pod waits when max-unavailable leaves no room; else restart
+6. restart-pod / rolling-restart: wait while a rollout is in progress (but restart-pod not for
+   a rollout that waits for the very pods it restarts: a StatefulSet's broken pods off its update
+   revision); held when the restart budget is spent; restart-pod waits when max-unavailable
+   leaves no room; else restart
 7. scale-up wanted by a check -> scale up (cooldown and max replicas permitting)
 8. record -> RecordOnly
 
@@ -81,6 +83,10 @@ class ArbitrationInput:
     excused: np.ndarray | None = None  # (N,) bool: the revision checks find the new revision no worse (or overload)
     target_gone: np.ndarray | None = None  # (N,) bool: the known-healthy revision is no longer on the cluster
     paused: np.ndarray | None = None  # (N,) bool: paused by someone else: no rollback until it is resumed
+    # (N,) bool: the rollout waits for the very pods restart-pod would restart (a StatefulSet's, not
+    # Ready and off its update revision: its controller recreates them on it), so it does not end
+    # without their restart: restart-pod goes ahead (a rolling restart still waits)
+    rollout_waits_for_pods: np.ndarray | None = None
 
     @classmethod
     def of(cls, current, desired=None, **fields) -> "ArbitrationInput":
@@ -116,6 +122,7 @@ class ArbitrationInput:
             excused=arr("excused", False, bool),
             target_gone=arr("target_gone", False, bool),
             paused=arr("paused", False, bool),
+            rollout_waits_for_pods=arr("rollout_waits_for_pods", False, bool),
         )
         if fields:
             raise TypeError(f"unknown arbitration inputs: {sorted(fields)}")
@@ -189,7 +196,9 @@ def arbitrate(inp: ArbitrationInput) -> Arbitration:
     # restarted as a whole, paced by its own rollout budget (e.g. a leak every pod shares).
     systemic_restart = (want == Remedy.RESTART_POD) & inp.systemic
     want = np.where(systemic_restart, Remedy.ROLLING_RESTART, want)
-    t.decide(restart & inp.rollout, R.ROLLOUT_IN_PROGRESS)
+    waits_for_pods = (want == Remedy.RESTART_POD) & (inp.rollout_waits_for_pods if inp.rollout_waits_for_pods
+                                                    is not None else False)
+    t.decide(restart & inp.rollout & ~waits_for_pods, R.ROLLOUT_IN_PROGRESS)
     t.decide(restart & (inp.restart_budget <= 0), R.RESTART_BUDGET_EXHAUSTED, hold=True)
     pods = want == Remedy.RESTART_POD
     t.decide(pods & (inp.restart_room <= 0), R.MAX_UNAVAILABLE)

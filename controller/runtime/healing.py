@@ -23,7 +23,7 @@ from controller.core.health.checks import PodTable
 from controller.core.health.params import HealthParams, HealthReason, Remedy, Scope
 from controller.core.health.revision_test import Measure, latency_stats, ratio_stats
 from controller.errors import MetricsUnavailable
-from controller.model import Action, TargetRef
+from controller.model import Action, PodStatus, TargetRef, TargetStatus
 from controller.ports import ClusterView, MetricsSource
 
 POD_LABELS = ("namespace", "pod")
@@ -66,21 +66,49 @@ def pod_table(view: ClusterView, targets: Sequence[TargetRef]) -> tuple[np.ndarr
     return rows, refs, ready
 
 
+def health_pods(view: ClusterView, targets: Sequence[TargetRef]) -> list[tuple[int, TargetStatus, PodStatus]]:
+    """(target row, its status, pod) for each pod the health checks look at: the targets' pods but
+    those terminating (deletionTimestamp set). A pod restarted (deleted) stays listed through its
+    grace period, its series still the sick pod's: checked, it would fail the verification of its
+    own restart (it counts as the restarted pod), or be restarted again; its replacement (a new
+    pod, or a StatefulSet's under the same name) is checked afresh."""
+    index = {t: i for i, t in enumerate(targets)}
+    return [(index[status.ref], status, pod) for status in view.statuses if status.ref in index
+            for pod in status.pods if not pod.deleted]
+
+
 def pod_revisions(view: ClusterView, targets: Sequence[TargetRef]
                   ) -> tuple[np.ndarray, list[TargetRef], np.ndarray, np.ndarray]:
-    """pod_table plus (P,) bool: the pod runs its workload's current revision."""
-    index = {t: i for i, t in enumerate(targets)}
-    rows, refs, ready, current = [], [], [], []
-    for status in view.statuses:
-        i = index.get(status.ref)
-        if i is None:
-            continue
-        for pod in status.pods:
-            rows.append(i)
-            refs.append(TargetRef(status.ref.namespace, pod.name, "Pod"))
-            ready.append(bool(pod.ready))
-            current.append(bool(pod.revision) and pod.revision == status.revision)
-    return np.asarray(rows, dtype=np.int64), refs, np.asarray(ready, dtype=bool), np.asarray(current, dtype=bool)
+    """pod_table plus (P,) bool: the pod runs its workload's current revision (the pods of
+    ``health_pods``)."""
+    pods = health_pods(view, targets)
+    rows = np.asarray([i for i, _, _ in pods], dtype=np.int64)
+    refs = [TargetRef(status.ref.namespace, pod.name, "Pod") for _, status, pod in pods]
+    ready = np.asarray([bool(pod.ready) for _, _, pod in pods], dtype=bool)
+    current = np.asarray([bool(pod.revision) and pod.revision == status.revision for _, status, pod in pods], dtype=bool)
+    return rows, refs, ready, current
+
+
+def pod_births(view: ClusterView, targets: Sequence[TargetRef]) -> np.ndarray:
+    """(P,) epoch s each pod of ``health_pods`` was created (metadata.creationTimestamp), NaN
+    where unknown: a StatefulSet's pod deleted and recreated keeps its name, not this."""
+    return np.asarray([np.nan if pod.created_time is None else float(pod.created_time)
+                       for _, _, pod in health_pods(view, targets)], dtype=np.float64)
+
+
+def pods_blocking_rollout(view: ClusterView, targets: Sequence[TargetRef]) -> np.ndarray:
+    """(P,) bool per pod of ``health_pods``: a StatefulSet's rollout waits for it and it will not
+    end by itself. The StatefulSet controller (OrderedReady) replaces a pod off the update revision
+    only once every pod is Ready, so a broken pod left on the old revision (a bad release undone by
+    ``kubectl rollout undo``: its pods are now the old revision) holds the rollout for good; the
+    Kubernetes docs' "forced rollback" is to delete it, and it comes back on the update revision
+    (below a partition: on the current one, as any pod recreated there). A Deployment's rollout
+    replaces its old pods itself: none of its pods block it."""
+    def blocks(status: TargetStatus, pod: PodStatus) -> bool:
+        sts = status.ref.kind == "StatefulSet" and status.rollout_in_progress and bool(status.revision)
+        return sts and not pod.ready and bool(pod.revision) and pod.revision != status.revision
+
+    return np.asarray([blocks(status, pod) for _, status, pod in health_pods(view, targets)], dtype=bool)
 
 
 def revision_statistics(params: HealthParams, n: int, rows: np.ndarray, current: np.ndarray,
@@ -105,16 +133,36 @@ def revision_statistics(params: HealthParams, n: int, rows: np.ndarray, current:
     return new, old
 
 
-def overload_signal(view: ClusterView, decision: Decision | None) -> np.ndarray:
+def overload_signal(view: ClusterView, decision: Decision | None,
+                    targets: Sequence[TargetRef] = ()) -> np.ndarray:
     """(N,) bool: the service is overloaded, so slow or unready pods call for capacity, not restarts:
     pods are still starting after a scale-up, or a scaling metric asks for more replicas than
-    current (before stabilization, rate limits and max replicas hold it back)."""
-    starting = view.ready < view.spec
+    current (before stabilization, rate limits and max replicas hold it back).
+
+    Starting: fewer pods Ready than spec.replicas, not counting the pods that crash (``crashing``:
+    a restart-pod check's usual target): those call for their restart, not for capacity."""
+    starting = view.ready + crashing_pods(view, targets) < view.spec
     if decision is None or decision.proposals.shape[1] == 0:
         return starting
     with np.errstate(invalid="ignore"):
         wants_more = (np.where(decision.valid, decision.proposals, -np.inf).max(axis=1) > view.spec)
     return starting | wants_more
+
+
+def crashing_pods(view: ClusterView, targets: Sequence[TargetRef]) -> np.ndarray:
+    """(N,) per target, its pods that are not Ready because they crash, not because they start:
+    a container waiting to run again (CrashLoopBackOff, or an image or config it cannot start
+    with), or one restarted before (between two crashes it runs, not Ready yet). A pod of a
+    scale-up, or one failing its readiness probe under load, has neither (0 where the source
+    lists no pods)."""
+    by_ref = {s.ref: s for s in view.statuses}
+    out = np.zeros(len(targets), dtype=np.int64)
+    for i, t in enumerate(targets):
+        status = by_ref.get(t)
+        if status is not None:
+            out[i] = sum(1 for pod in status.pods
+                         if not pod.deleted and not pod.ready and (pod.waiting or pod.restarts > 0))
+    return out if len(targets) == view.spec.size else np.zeros(view.spec.size, dtype=np.int64)
 
 
 def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[TargetRef], view: ClusterView,
@@ -130,6 +178,8 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
     c = len(params.checks)
     values, present = np.full((n, c), np.nan), np.zeros((n, c), bool)
     rows, pod_refs, pod_ready, pod_current = pod_revisions(view, targets)
+    born = pod_births(view, targets)
+    blocks = pods_blocking_rollout(view, targets)
     pod_values, pod_present = np.full((len(pod_refs), c), np.nan), np.zeros((len(pod_refs), c), bool)
     for j, (check, expr) in enumerate(zip(params.checks, hq.exprs)):
         if check.scope == Scope.POD:
@@ -159,11 +209,12 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
     done = [by_ref[t].rollout_completed_at if t in by_ref else None for t in targets]
     since = np.array([np.nan if d is None else d for d in done], dtype=np.float64)
     pods = PodTable.of(rows, [f"{r.namespace}/{r.name}" for r in pod_refs], pod_values, pod_present, pod_ready,
-                       checks=c)
+                       checks=c, born=born, blocks_rollout=blocks)
     return HealthObservation.of(view.spec.astype(np.int64), view.ready.astype(np.int64), values, checks=c,
                                 present=present, revision=revision, rollout=view.rollout, pods=pods,
-                                overloaded=overload_signal(view, decision), revision_new=new, revision_old=old,
-                                paused=view.paused, revisions=revisions, revision_since=since)
+                                overloaded=overload_signal(view, decision, targets), revision_new=new, revision_old=old,
+                                paused=view.paused, revisions=revisions, revision_since=since,
+                                rollback_supported=[t.kind == "Deployment" for t in targets])
 
 
 def _count_missing(params: HealthParams, hq: HealthQueries, targets: Sequence[TargetRef], view: ClusterView,

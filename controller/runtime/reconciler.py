@@ -915,7 +915,8 @@ class Reconciler:
             ref = f"{t.kind.lower()}/{t.name} -n {t.namespace}"
             held = (f"is held at a partition (pods below it stay on the old revision until spec.updateStrategy."
                     f"rollingUpdate.partition is lowered) does not end by itself: lower the partition, "
-                    f"`kubectl rollout undo {ref}`"
+                    f"`kubectl rollout undo {ref}` (the StatefulSet then waits for the release's pods that are "
+                    f"not Ready, which setpoint restarts: they come back on the restored revision)"
                     if t.kind == "StatefulSet" else
                     f"is paused does not end by itself: `kubectl rollout undo {ref}` (or `rollout resume`)")
             message = (f"{self.policy.name}: {trigger} calls for a restart, but it has waited {waited / 60:.0f} min "

@@ -192,7 +192,11 @@ class PodTable:
 
     row: (P,) int target index of each pod; keys: (P,) str, unique within the policy (e.g.
     ``namespace/pod-name``); ready: (P,) bool; values, present: (P, C) for all C checks of the
-    policy in check order (only the pod-scope columns are read).
+    policy in check order (only the pod-scope columns are read); born: (P,) epoch s the pod was
+    created (metadata.creationTimestamp), NaN unknown: a pod that comes back under its name (a
+    StatefulSet's) is another pod when it differs; blocks_rollout: (P,) bool, the pod's workload
+    rollout waits for it and would replace it once it is Ready, which it never becomes by itself (a
+    StatefulSet's pod off the update revision, not Ready); its restart is what the rollout needs.
     """
 
     row: np.ndarray
@@ -200,17 +204,22 @@ class PodTable:
     ready: np.ndarray
     values: np.ndarray
     present: np.ndarray
+    born: np.ndarray | None = None
+    blocks_rollout: np.ndarray | None = None
 
     @classmethod
-    def of(cls, row, keys, values, present=None, ready=None, checks: int | None = None) -> "PodTable":
-        """Build with defaults: every pod ready, every series present where finite."""
+    def of(cls, row, keys, values, present=None, ready=None, checks: int | None = None, born=None,
+           blocks_rollout=None) -> "PodTable":
+        """Build with defaults: every pod ready, every series present where finite, birth unknown."""
         row = np.asarray(row, dtype=np.int64).reshape(-1)
         keys = np.asarray(keys, dtype=str).reshape(-1)
         c = checks if checks is not None else (np.asarray(values).shape[-1] if np.asarray(values).ndim == 2 else 0)
         values = np.asarray(values, dtype=np.float64).reshape(row.size, c)
         present = np.isfinite(values) if present is None else np.asarray(present, bool).reshape(values.shape)
         ready = np.ones(row.size, bool) if ready is None else np.asarray(ready, bool).reshape(-1)
-        return cls(row, keys, ready, values, present)
+        born = np.full(row.size, np.nan) if born is None else np.asarray(born, np.float64).reshape(-1)
+        blocks = np.zeros(row.size, bool) if blocks_rollout is None else np.asarray(blocks_rollout, bool).reshape(-1)
+        return cls(row, keys, ready, values, present, born, blocks)
 
     @classmethod
     def empty(cls, c: int) -> "PodTable":
@@ -239,26 +248,39 @@ def match_keys(old: np.ndarray, new: np.ndarray) -> np.ndarray:
 class PodState:
     """Pod-scope check state keyed by pod: keys (P,), first_seen (P,) epoch s, restarted_at (P,)
     epoch s the health side last restarted the pod (NaN never; for pods that keep their name),
-    table (P, Cp)."""
+    table (P, Cp), born (P,) epoch s the pod was created (NaN unknown; None: all unknown)."""
 
     keys: np.ndarray
     first_seen: np.ndarray
     restarted_at: np.ndarray
     table: CheckTable
+    born: np.ndarray | None = None
 
     @classmethod
     def empty(cls, checks: tuple[CheckParams, ...], interval_s: float) -> "PodState":
-        return cls(np.zeros(0, str), np.zeros(0), np.zeros(0), CheckTable.empty(0, checks, interval_s))
+        return cls(np.zeros(0, str), np.zeros(0), np.zeros(0), CheckTable.empty(0, checks, interval_s), np.zeros(0))
 
-    def reindex(self, keys: np.ndarray, now: float) -> "PodState":
-        """The state of the pods ``keys``: known pods keep theirs, new pods start OK, gone pods go."""
+    def reindex(self, keys: np.ndarray, now: float, born: np.ndarray | None = None) -> "PodState":
+        """The state of the pods ``keys`` (P,) created at ``born`` (P,) epoch s (NaN, or None:
+        unknown): known pods keep theirs, new pods start OK, gone pods go. A pod that came back
+        under a known name (a StatefulSet's, deleted and recreated) is a new pod when both
+        creation times are known and differ: its checks start afresh (OK, no smoothing history),
+        as a Deployment's replacement does under its new name; only ``restarted_at`` carries over
+        (the verification of the restart that replaced it reads it)."""
         rows = match_keys(self.keys, keys)
+        n = rows.size
+        born = np.full(n, np.nan) if born is None else np.asarray(born, np.float64).reshape(n)
         known = rows >= 0
         safe = np.maximum(rows, 0)
-        first = np.where(known, self.first_seen[safe] if self.first_seen.size else now, now)
+        old_born = self.born[safe] if self.born is not None and self.born.size else np.full(n, np.nan)
+        reborn = known & np.isfinite(born) & np.isfinite(old_born) & (born != old_born)
+        same = known & ~reborn
+        first = np.where(same, self.first_seen[safe] if self.first_seen.size else now, now)
         restarted = np.where(known, self.restarted_at[safe] if self.restarted_at.size else np.nan, np.nan)
+        # an unknown creation time keeps the one known before (a source that stops saying)
+        born = np.where(same & np.isnan(born), old_born, born)
         return PodState(np.asarray(keys, dtype=str), first.astype(np.float64), restarted.astype(np.float64),
-                        self.table.take(rows))
+                        self.table.take(np.where(same, rows, -1)), born)
 
 
 # --- the target-level view -------------------------------------------------------------------

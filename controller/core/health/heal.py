@@ -16,7 +16,8 @@ import numpy as np
 
 from controller.core.arbitrate import ArbitrationInput, arbitrate
 from controller.core.scaling.decide import Decision
-from controller.core.health.checks import (CheckTable, CheckView, PodState, PodTable, check_view, evaluate, pod_view)
+from controller.core.health.checks import (CheckTable, CheckView, PodState, PodTable, check_view, evaluate,
+                                           firing_pod_mask, pod_view)
 from controller.core.health.params import (HEALTH_REASON_CODES, Act, HealthParams, HealthReason, Phase, Remedy,
                                            Scope)
 from controller.core.health.revision_test import Measure, RevisionTestState, Verdict, step_tests, summary_values
@@ -47,6 +48,8 @@ class HealthObservation:
     fired_until: (N,) epoch s, the last time a check was seen firing in the history replayed
     before the target's first sight (runtime/check_history.py), NaN if none was, +inf if the
     history could not be read; read on first sight only, with ``revision_since``.
+    rollback_supported: (N,) bool, the target can be rolled back (a Deployment; a StatefulSet
+    cannot: kubectl rollout undo by hand); None: every target can.
     """
 
     current: np.ndarray
@@ -64,12 +67,13 @@ class HealthObservation:
     paused: np.ndarray | None = None
     revisions: np.ndarray | None = None
     fired_until: np.ndarray | None = None
+    rollback_supported: np.ndarray | None = None
 
     @classmethod
     def of(cls, current, ready=None, values=None, *, checks: int, present=None, revision=None, rollout=None,
            pods: PodTable | None = None, revision_since=None, utilization=None, overloaded=None,
            revision_new=None, revision_old=None, paused=None, revisions=None,
-           fired_until=None) -> "HealthObservation":
+           fired_until=None, rollback_supported=None) -> "HealthObservation":
         """Build with defaults: all ready, no values, revision '', no rollout, no pods, the listed
         revisions unknown (``revisions``: one sequence of str per target, or None)."""
         current = np.asarray(current, dtype=np.int64).reshape(-1)
@@ -88,7 +92,8 @@ class HealthObservation:
                    revision_new=_stats(revision_new, n), revision_old=_stats(revision_old, n),
                    paused=None if paused is None else vec(paused, False, bool),
                    revisions=None if revisions is None else padded(revisions, n),
-                   fired_until=None if fired_until is None else vec(fired_until, np.nan, np.float64))
+                   fired_until=None if fired_until is None else vec(fired_until, np.nan, np.float64),
+                   rollback_supported=None if rollback_supported is None else vec(rollback_supported, True, bool))
 
     def revision_stats(self, cr: int) -> tuple[np.ndarray, np.ndarray]:
         """(new, old), each (N, Cr, 3): zeros where the shell gave none."""
@@ -448,10 +453,10 @@ def _evaluate_checks(params: HealthParams, obs: HealthObservation, state: Health
     wchecks = tuple(params.checks[j] for j in wc)
     pchecks = tuple(params.checks[j] for j in pc)
     wraw, wsm, wtable = evaluate(wchecks, obs.values[:, wc], obs.present[:, wc], state.workload, now)
-    pods = state.pods.reindex(obs.pods.keys, now)
+    pods = state.pods.reindex(obs.pods.keys, now, obs.pods.born)
     table = obs.pods
     praw, psm, ptable = evaluate(pchecks, table.values[:, pc], table.present[:, pc], pods.table, now)
-    pods = PodState(pods.keys, pods.first_seen, pods.restarted_at, ptable)
+    pods = replace(pods, table=ptable)
     view = check_view(params, n, wtable, wraw, wsm, pod_view(pchecks, n, table.row, ptable, praw, psm))
     return wtable, pods, view
 
@@ -501,7 +506,8 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
 
     restart_left = params.budgets.restarts_per_hour - state.budgets.restarts_used(now)
     trig_pods = np.where(prop.want == Remedy.RESTART_POD, prop.trigger, -1)
-    room = restart_room(params, pods, pod_row, pod_ready, trig_pods, current, obs.ready, restart_left)
+    waits_for_pods, eligible = _rollout_waits_for_pods(params, obs, pods, trig_pods)
+    room = restart_room(params, pods, pod_row, pod_ready, trig_pods, current, obs.ready, restart_left, eligible)
     overloaded, scale_up_to = _overload(params, obs, current, desired)
     # a workload-wide rollback check is excused while the comparison finds the new revision no
     # worse: it said so (a GOOD verdict), or the service is overloaded and the new revision's pods
@@ -510,6 +516,12 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     excused = compared & ~worse & (cleared | (overloaded & served))
     # only a revision the cluster still lists: a rollback to a trimmed one fails every cycle
     target_rev, gone = rev.rollback_choice(obs.revisions)
+    if obs.rollback_supported is not None:
+        # a target that cannot be rolled back (a StatefulSet) has nothing to roll back to: a check
+        # the release explains falls through to the restart rules (waiting for its rollout), where
+        # a rollback was sent every cycle and refused by the cluster, and nothing else was done
+        target_rev = np.where(obs.rollback_supported, target_rev, "").astype(object)
+        gone = np.where(obs.rollback_supported, gone, "").astype(object)
     # paused by someone else: a Deployment this controller paused (its rollout hold) is resumed by
     # the rollback's own write
     ours = state.hold.ours if state.hold is not None and state.hold.since.shape == (n,) else np.zeros(n, bool)
@@ -521,10 +533,10 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
         after_rollout=after_rollout, can_rollback=target_rev != "", target_gone=gone != "", held=rem.held,
         verifying=rem.verify_action != Remedy.NONE, cooldown=now < rem.cooldown_until, restart_budget=restart_left,
         restart_room=room, rollback_budget=params.budgets.rollbacks_per_day - state.budgets.rollbacks_used(now),
-        revision_worse=worse, excused=excused, paused=paused))
+        revision_worse=worse, excused=excused, paused=paused, rollout_waits_for_pods=waits_for_pods))
 
     restart = pick_pods(params, pods, pod_row, pod_ready, trig_pods,
-                        np.where(arb.action == Act.RESTART_POD, arb.restart, 0))
+                        np.where(arb.action == Act.RESTART_POD, arb.restart, 0), eligible)
     restarted = np.bincount(pod_row[restart], minlength=n)[:n] if restart.any() else np.zeros(n, np.int64)
     rollback_to = np.where(arb.action == Act.ROLLBACK, target_rev, "").astype(object)
     rollback_gone = np.where(arb.reason == HealthReason.ROLLBACK_TARGET_GONE, gone, "").astype(object)
@@ -547,7 +559,7 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     unapplied = _Unapplied(rem, rev, state.budgets, pods.restarted_at, arb.hold, arb.hold_reason, hold.kept)
     rem, rev, budgets = remember(params, rem, rev, state.budgets, arb.action, arb.health, arb.hold, arb.hold_reason,
                                  arb.replicas, restarted, check, rollback_to, now)
-    pods = PodState(pods.keys, pods.first_seen, np.where(restart, now, pods.restarted_at), pods.table)
+    pods = replace(pods, restarted_at=np.where(restart, now, pods.restarted_at))
     new_state = HealthState(wtable, pods, rev, rem, budgets, tests, new_hold)
     return HealingDecision(
         now=now, params=params, current=current, action=arb.action, reason=arb.reason, outcome=outcome,
@@ -557,6 +569,21 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
         revision_trigger=rev_trigger, unapplied=unapplied, hold_action=hold_action.astype(np.int64),
         hold_reason_code=hold_reason.astype(np.int64), rollback_resumes=rollback_resumes,
         rollback_gone=rollback_gone)
+
+
+def _rollout_waits_for_pods(params: HealthParams, obs: HealthObservation, pods: PodState, trigger: np.ndarray
+                            ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(waits (N,) bool, eligible (P,) bool or None): a target whose rollout waits for pods the
+    restart check fires on (``PodTable.blocks_rollout``: a StatefulSet's broken pods left on the old
+    revision, e.g. after a ``kubectl rollout undo``, which its controller replaces only once they
+    are Ready), and the pods restart-pod may then restart: only those (the others wait for the
+    rollout as anywhere else); every pod elsewhere. ``trigger``: (N,) the restart check, -1."""
+    n, table = obs.current.size, obs.pods
+    if table.blocks_rollout is None or not table.blocks_rollout.any():
+        return np.zeros(n, bool), None
+    blocking = firing_pod_mask(params, pods, table.row, trigger) & table.blocks_rollout
+    waits = obs.rollout & (np.bincount(table.row[blocking], minlength=n)[:n] > 0)
+    return waits, ~waits[table.row] | blocking
 
 
 def _rollout_hold(params: HealthParams, obs: HealthObservation, state: HealthState, tests: RevisionTestState,

@@ -459,14 +459,17 @@ def propose(params: HealthParams, view: CheckView, pods: PodState, pod_row: np.n
 
 
 def restart_room(params: HealthParams, pods: PodState, pod_row: np.ndarray, pod_ready: np.ndarray,
-                 trigger: np.ndarray, current: np.ndarray, ready: np.ndarray, budget_left: np.ndarray
-                 ) -> np.ndarray:
+                 trigger: np.ndarray, current: np.ndarray, ready: np.ndarray, budget_left: np.ndarray,
+                 eligible: np.ndarray | None = None) -> np.ndarray:
     """(N,) pods restart-pod may restart now: the firing pods of the trigger check, not-ready ones
     first (restarting them disrupts nothing more), ready ones only while fewer than
     max-unavailable pods are unavailable (current - ready counts), and never beyond the budget.
+    eligible: (P,) bool, the pods that may be restarted at all (None: every pod).
     """
     n = current.size
     mask = firing_pod_mask(params, pods, pod_row, trigger)
+    if eligible is not None:
+        mask &= eligible
     unready = np.bincount(pod_row[mask & ~pod_ready], minlength=n)[:n] if mask.any() else np.zeros(n, np.int64)
     ready_f = np.bincount(pod_row[mask & pod_ready], minlength=n)[:n] if mask.any() else np.zeros(n, np.int64)
     unavailable = np.maximum(0, np.asarray(current, np.int64) - np.asarray(ready, np.int64))
@@ -475,10 +478,12 @@ def restart_room(params: HealthParams, pods: PodState, pod_row: np.ndarray, pod_
 
 
 def pick_pods(params: HealthParams, pods: PodState, pod_row: np.ndarray, pod_ready: np.ndarray,
-              trigger: np.ndarray, count: np.ndarray) -> np.ndarray:
+              trigger: np.ndarray, count: np.ndarray, eligible: np.ndarray | None = None) -> np.ndarray:
     """(P,) bool: for each target, its first ``count`` firing pods of the trigger check, not-ready
-    first, then the earliest to fire, then by key."""
+    first, then the earliest to fire, then by key; only ``eligible`` (P,) pods (None: any)."""
     mask = firing_pod_mask(params, pods, pod_row, trigger) & (count[pod_row] > 0 if pod_row.size else False)
+    if eligible is not None:
+        mask &= eligible
     if not mask.any():
         return np.zeros(pod_row.size, bool)
     pod_col = np.full(len(params.checks) + 1, 0, dtype=np.int64)
