@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config) -> None:
+    """Put the checkout under test first on PYTHONPATH, as an absolute path, for every subprocess
+    the tests start (CLI runs, sim serve, setpoint run): with a relative ``PYTHONPATH=.`` and a
+    subprocess in another working folder, or none, they imported whatever copy was installed (an
+    editable install of another checkout) and tested that code instead, silently."""
+    kept = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+            if entry and Path(entry).resolve() != REPO]
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO), *kept])
 
 
 def pytest_sessionstart(session) -> None:
