@@ -11,7 +11,8 @@ block, about 17 h at one knot a minute), and the rest. Figures are CPU ms per si
 budget that 0.5 simulated days per CPU-second leaves (issue #13: 83 ms per simulated hour for both
 controllers) is printed beside them: the gap a whole-loop compiled design must close.
 
-Wrapping every kernel call adds about a microsecond per call; figures measured beside other work
+Objects made before the run are frozen out of the garbage collector (gc.freeze), so the
+totals are a little below bench/sim_speed.py's. Wrapping every kernel call adds about a microsecond per call; figures measured beside other work
 vary with the machine's load (compare shares, or base and branch in the same minutes).
 Run: python bench/sim_breakdown.py [--hours 2] [--services 1000] [--top 8]
 """
@@ -19,6 +20,7 @@ Run: python bench/sim_breakdown.py [--hours 2] [--services 1000] [--top 8]
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import time
 from collections import defaultdict
@@ -152,6 +154,11 @@ def main() -> None:
     sc = load_scenario_text(bench.SCENARIO.format(n=args.services, hours=args.hours), "wide-day.yaml")
     attribution = Attribution()
     kernels = attribution.install()
+    # what exists before the run (modules, policies, compiled kernels) is frozen out of the
+    # collector: a full collection walks it (~65 ms), and over a 2-hour window the one that falls
+    # inside the run landed in whichever phase was running (32 ms/h added to one line, at random)
+    gc.collect()
+    gc.freeze()
     c = time.process_time()
     try:
         runner_module.run_controllers(sc, bench.specs(policies), keep_records=False)

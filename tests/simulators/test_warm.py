@@ -70,3 +70,28 @@ def test_warm_with_the_kernels_off_exits_1_saying_why():
     proc = python("from controller.cli import main; main()", "warm", env={"SETPOINT_COMPILED": "0"})
     assert proc.returncode == 1
     assert proc.stderr.strip() == "nothing warmed: SETPOINT_COMPILED=0: the kernels are off, nothing to compile"
+
+
+#: In a fresh process: the runner's warm-up (benches, worker processes) on a one-minute scenario,
+#: then whether the kernels a run first calls later (a start-up observed, a violation minute) loaded.
+RUNNER_WARM = """
+import json, sys
+from controller.core.scaling import compiled, startup_compiled
+compiled.set_switch("1")
+from controller.policy import load_policies
+from simulators import score_compiled
+from simulators.runner import ControllerSpec, warm_kernels
+from simulators.scenario import load_scenario
+policy = load_policies([f"{sys.argv[1]}/policies/setpoint-default.yaml"])[0]
+warm_kernels(load_scenario("flash-crowd"), [ControllerSpec("policy", "policy", "", policy=policy)])
+print(json.dumps({k.__name__: len(k.signatures) for k in (startup_compiled._estimate_kernel,
+                                                          score_compiled._minutes_kernel)}))
+"""
+
+
+def test_the_runners_warm_up_loads_the_kernels_a_run_reaches_late():
+    # the runner's few warm-up ticks observe no start-up and count no violation minute: these two
+    # loaded inside the benches' timed runs instead
+    proc = python(RUNNER_WARM, str(REPO))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"_estimate_kernel": 1, "_minutes_kernel": 1}
