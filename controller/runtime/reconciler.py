@@ -501,6 +501,9 @@ class Reconciler:
         this replica became the leader; the constructor's, START or RELOAD)."""
         self._warm_due = True
         self._warm_cause = cause
+        # a cycle ran since with no target to govern (its one workload under an HPA): the warm start
+        # that comes with the first target is then a take-over, not the start (or leadership) itself
+        self._ran_without_targets = False
         self._checks_replayed: set[TargetRef] = set()  # their checks' history is read (_with_check_history)
         self._hands_off_due = self.hands_off_store is not None
         self._events_due = self.events_store is not None
@@ -595,6 +598,7 @@ class Reconciler:
         self._joining.clear()  # rebuilt here with the others
         state, info = warm_start(self.policy, self.warm_from, targets, now)
         info.cause = self._warm_cause
+        info.joined = self._ran_without_targets  # said as a take-over: the policy was running, governing nothing
         if state is not None:
             self._state = state
         result.warm_start = info
@@ -1101,8 +1105,11 @@ class Reconciler:
         result.contested = self.contested
         result.hpa_scaled = self.hpa_guard.scaled if self.hpa_guard is not None else 0
         result.left_alone = dict(self.left_alone)
-        if self._warm_due and self.warm_from is not None and self.policy.params.metrics and targets:
-            self._warm_start(targets, now, result)
+        if self._warm_due and self.warm_from is not None and self.policy.params.metrics:
+            if targets:
+                self._warm_start(targets, now, result)
+            else:
+                self._ran_without_targets = True
         with_pods = self.policy.health is not None or self.pods.wants_statuses
         view = self.cluster.observe(targets, with_pods=with_pods).check_rows(len(targets))
         result.view = view

@@ -200,3 +200,39 @@ def test_without_warm_start_a_joiner_is_taken_over_cold(server, prometheus, tmp_
     assert web[:12] == [12] * 12 and web[12] < 12, web
     assert all(r.warm_start is None for r in results)
 
+
+
+def test_a_policy_that_governed_nothing_takes_its_workload_over(server, prometheus, tmp_path):  # noqa: F811
+    """An imported policy names one workload, which its HPA scales: the policy governs nothing
+    until the HPA is deleted, so its first warm start comes at the take-over. It is said as one
+    (log, records, `setpoint status`), not as the controller's start: before, status showed
+    "state: started with the controller 21:26:33" under "controller started 21:24:55" (a drill
+    against sim serve), and the log a plain "warm start"."""
+    from controller.runtime.status import book_from_records
+    from controller.cli.records import _warm_start_line
+
+    api_client = official_client(server, tmp_path)
+    migration = Migration("hpa", api_client)
+    migration.apps.patch_namespaced_deployment_scale("web", "shop", {"spec": {"replicas": 12}},
+                                                     field_manager="kube-controller-manager")
+    server.world.advance(4)
+    migration.before()
+    [loaded] = load_policy_text(POLICY.replace("TARGETS", "{kind: Deployment, namespace: shop, names: [web]}"),
+                                "web.yaml")
+    cluster = KubernetesCluster(api_client, qps=0, max_retries=1, retry_backoff_s=0.01, request_timeout_s=2.0)
+    with PrometheusSource(PrometheusConfig.from_url(prometheus.url, timeout_s=10)) as source:
+        rec = Reconciler(RuntimePolicy.of(loaded), source, cluster, warm_from=source)
+        join = START + 22.0 * 60
+        before = [rec.cycle(join - STEP_S * k) for k in (2, 1)]
+        migration.join()
+        after = [rec.cycle(join + STEP_S * k) for k in range(2)]
+    cluster.close()
+
+    assert [r.targets for r in before] == [[], []] and all(r.warm_start is None for r in before)
+    info = after[0].warm_start
+    assert info.joined and info.warm == ["shop/web"] and after[1].warm_start is None
+    assert info.summary().startswith("warm take-over of shop/web (joined the running policy)")
+    records = [jsonable(r.to_dict()) for r in cycle_records(after[0], after[0].metric_names)]
+    assert records[0]["warm_start"]["joined"] is True and "cause" not in records[0]["warm_start"]
+    line = _warm_start_line(book_from_records(records).view()["takeover"]["targets"], join + STEP_S)
+    assert line.startswith("shop/web: taken over warm from prometheus http://127.0.0.1") and "state:" not in line
