@@ -67,7 +67,8 @@ def backtest(
     signals (utilization and value targets) are rescaled to the counterfactual replica count;
     averagePerReplica metrics are totals and replay unchanged. Prints a score table
     (replica-hours, replica changes, reversals, capacity-risk minutes), and a note for each
-    metric whose samples were unusable (none, conflicting series, NaN, outside the window). Exit
+    metric whose samples were unusable (none, conflicting series, NaN, outside the window); the
+    policies' warnings, as setpoint validate --target-labels says them, come first on stderr. Exit
     1 on bad input, when Prometheus cannot answer, or when a policy saw no usable sample.
     """
     from importlib.util import find_spec
@@ -111,8 +112,8 @@ def backtest(
         from simulators.backtest_report import OUTPUT_FILES
 
         out_folder(out, files=OUTPUT_FILES, command="backtest")
-    mine, skipped = scaling_set(policy)
-    theirs = _compare_set(compare, mine)
+    mine, skipped = scaling_set(policy, labels=labels)
+    theirs = _compare_set(compare, mine, labels)
     sets = [[RuntimePolicy.of(p) for p in mine]] + ([[RuntimePolicy.of(p) for p in theirs]] if theirs else [])
     names = run_names(mine, theirs, compare)
     descriptions = [set_description(s) for s in sets]
@@ -178,18 +179,21 @@ def backtest(
 SET_RUN, COMPARE_RUN = "policies", "compare"
 
 
-def scaling_set(paths: list[Path], option: str = "--policy") -> tuple[list, list[str]]:
+def scaling_set(paths: list[Path], option: str = "--policy", labels=None) -> tuple[list, list[str]]:
     """(the scaling policies of ``paths``: files and folders read as ``setpoint run --policies``
     and ``setpoint validate`` read them, in their order; a note per health-only policy, skipped).
     Exit 1 with every error of every file (file, line, field), as ``validate`` names them, or when
     nothing scales. Health-only policies are skipped rather than refused: a backtest replays
     scaling only (their checks act on pods, which a replay does not have), and the folder a team
-    runs holds them beside the scaling ones."""
+    runs holds them beside the scaling ones. The check's warnings (a query's series judged by
+    ``labels``, --target-labels) go to stderr, as ``setpoint run`` logs them at each load."""
     from controller.policy import check_policies
 
-    check = check_policies(paths)
+    check = check_policies(paths, *([] if labels is None else [labels]))
     if check.errors:
         fail(check.errors)
+    for warning in check.warnings:  # as validate and run say them, before the queries: a StatefulSet's query
+        typer.echo(str(warning), err=True)  # grouped by deployment reads nothing, and this says the fixes
     scaling = [p for p in check.policies if p.scales]
     healers = [p for p in check.policies if not p.scales]
     shown = ", ".join(str(p) for p in paths)
@@ -201,7 +205,7 @@ def scaling_set(paths: list[Path], option: str = "--policy") -> tuple[list, list
                      f"replays scaling only" for p in healers]
 
 
-def _compare_set(compare: str | None, mine: list) -> list | None:
+def _compare_set(compare: str | None, mine: list, labels=None) -> list | None:
     """The comparison's policies: ``hpa``, each of ``mine`` as HPA would run it (one alone is
     named ``hpa``, as before sets; several keep their names: they make up the run ``hpa``); a
     file or folder, its scaling policies; None without ``--compare``."""
@@ -211,7 +215,7 @@ def _compare_set(compare: str | None, mine: list) -> list | None:
         return None
     if compare == "hpa":
         return [hpa_counterpart(p) if len(mine) == 1 else hpa_counterpart(p, name=p.name) for p in mine]
-    theirs, skipped = scaling_set([Path(compare)], "--compare")
+    theirs, skipped = scaling_set([Path(compare)], "--compare", labels)
     for note in skipped:
         typer.echo(f"--compare: {note}", err=True)
     return theirs
