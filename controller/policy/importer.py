@@ -237,7 +237,21 @@ def _keda_fallback(spec: dict) -> dict:
         raise ConversionProblem(("spec", "fallback", "behavior"), f"expected {', '.join(KEDA_FALLBACK_BEHAVIORS[:-1])} "
                                                                   f"or {KEDA_FALLBACK_BEHAVIORS[-1]}, got "
                                                                   f"{describe_value(behavior)}")
+    _fallback_has_a_scaler(spec)
     return fallback
+
+
+def _fallback_has_a_scaler(spec: dict) -> None:
+    """KEDA's fallback stands in for a scaler's failed reads, and cpu and memory triggers have no
+    scaler of KEDA's (the HPA reads metrics-server): with only those, KEDA's admission webhook
+    refuses the ScaledObject (every KEDA 2.x: "fallback ... not supported by the CPU & memory
+    scalers"), so the manifest describes no object that runs."""
+    types = [t.get("type") for t in spec.get("triggers") or [] if isinstance(t, dict)]
+    if types and all(kind in ("cpu", "memory") for kind in types):
+        raise ConversionProblem(("spec", "fallback"), f"KEDA's admission webhook refuses a fallback when every "
+                                                      f"trigger is cpu or memory (here: {', '.join(types)}; KEDA "
+                                                      f"has no scaler of its own to fall back from there): remove "
+                                                      f"spec.fallback, which is not carried over anyway")
 
 
 def _integer_said(value: object) -> str:

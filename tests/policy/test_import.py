@@ -429,6 +429,15 @@ def _metric(source: dict) -> dict:
                                                       "behavior": "currentReplica"}),
                  ("spec", "fallback", "behavior"), "expected static, currentReplicas, currentReplicasIfHigher or "
                  "currentReplicasIfLower, got 'currentReplica'", id="keda-fallback-unknown-behavior"),
+    # KEDA's webhook refuses a fallback with only cpu and memory triggers (no scaler of its own to fall
+    # back from): it was imported with a note that KEDA would run 6 replicas after 3 failed reads
+    pytest.param(_edited(KEDA, ("spec", "fallback"), {"failureThreshold": 3, "replicas": 6}), ("spec", "fallback"),
+                 "KEDA's admission webhook refuses a fallback when every trigger is cpu or memory (here: cpu;",
+                 id="keda-fallback-with-only-a-cpu-trigger"),
+    pytest.param(_edited(_edited(KEDA, ("spec", "fallback"), {"failureThreshold": 3, "replicas": 6}),
+                         ("spec", "triggers"), [KEDA["spec"]["triggers"][0], {"type": "memory", "metricType":
+                                                "AverageValue", "metadata": {"value": "300Mi"}}]),
+                 ("spec", "fallback"), "(here: cpu, memory;", id="keda-fallback-with-cpu-and-memory-triggers"),
     pytest.param(_edited(KEDA, ("spec", "triggers", 0, "authenticationRef"), {"name": "a", "namespace": "b"}),
                  ("spec", "triggers", 0, "authenticationRef", "namespace"), "expected kind or name",
                  id="keda-misspelt-authentication-ref-field"),
@@ -975,3 +984,15 @@ def test_skip_invalid_with_nothing_convertible_still_fails(tmp_path):
     (tmp_path / "one.yaml").write_text("apiVersion: v1\nkind: List\nitems:\n" + ROLLOUT_HPA)
     result = CliRunner().invoke(app, ["import", str(tmp_path / "one.yaml"), "--skip-invalid"])
     assert result.exit_code == 1 and "got 'Rollout'" in result.output
+
+
+def test_a_fallback_beside_a_scaler_of_keda_s_own_is_imported_with_its_note():
+    """Beside a memory trigger, a prometheus trigger's failed reads are what KEDA's fallback covers:
+    the webhook accepts it, so the import does, with the note of what is not carried over."""
+    prometheus = {"type": "prometheus", "metadata": {"serverAddress": "http://prom:9090", "threshold": "100",
+                                                     "query": "sum(rate(http_requests_total[1m]))"}}
+    obj = _edited(_edited(KEDA, ("spec", "fallback"), {"failureThreshold": 3, "replicas": 6}),
+                  ("spec", "triggers"), [{"type": "memory", "metricType": "Utilization", "metadata": {"value": "70"}},
+                                         prometheus])
+    converted = convert(obj)
+    assert any(note.startswith("fallback (KEDA's 6 replicas after 3 failed reads") for note in converted.notes)
