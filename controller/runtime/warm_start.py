@@ -98,6 +98,8 @@ class WarmStart:
     joined: bool = False
     #: why the whole state was rebuilt (not a take-over): START, RELOAD or LEADER
     cause: str = START
+    #: the target keys that are StatefulSets: their replicas that ran are kube_statefulset_replicas
+    statefulsets: set[str] = field(default_factory=set)
 
     def keys(self) -> set[str]:
         """The targets this warm start was for (warm or cold)."""
@@ -119,7 +121,8 @@ class WarmStart:
         if key in self.known_from:  # kube-state-metrics is there: the history is younger than the window
             return (f"replicas that ran known only from {self.known_from[key] - self.from_s:.0f}s into the "
                     f"{self.window_s:.0f}s window (a workload or Prometheus history younger than the window)")
-        return "replicas that ran unknown over the window (no kube_deployment_spec_replicas: kube-state-metrics?)"
+        series = "kube_statefulset_replicas" if key in self.statefulsets else "kube_deployment_spec_replicas"
+        return f"replicas that ran unknown over the window (no {series}: kube-state-metrics?)"
 
     def summary(self) -> str:
         """One log line: what was rebuilt, from where, and what stayed cold."""
@@ -275,6 +278,7 @@ def warm_start(policy, source, targets: Sequence[TargetRef], now: float) -> tupl
     name = getattr(getattr(source, "config", None), "safe_url", type(source).__name__)
     info = WarmStart(at=now, source=f"prometheus {name}", window_s=ticks * interval, from_s=lo, to_s=hi)
     keys = [t.key for t in targets]
+    info.statefulsets = {t.key for t in targets if t.kind == "StatefulSet"}
     if not targets or not policy.queries:
         info.cold, info.error = keys, "no scaling metrics" if targets else None
         return None, info

@@ -190,6 +190,20 @@ def test_without_history_it_starts_cold_and_never_scales_down_earlier(history, n
     assert record["warm"] is False and why in record["why"]
 
 
+@pytest.mark.parametrize("kind, series", [
+    pytest.param("Deployment", "no kube_deployment_spec_replicas", id="deployment"),
+    # a StatefulSet's were blamed on kube_deployment_spec_replicas, a series it never has
+    pytest.param("StatefulSet", "no kube_statefulset_replicas", id="statefulset"),
+])
+def test_a_target_without_kube_state_metrics_is_said_with_its_kinds_series(history, kind, series):
+    from controller.runtime.warm_start import warm_start
+
+    server, t, _, _ = history
+    with PrometheusSource(PrometheusConfig.from_url(server.url, timeout_s=10)) as source:
+        _, info = warm_start(policy("bare"), source, [TargetRef("bare", "api", kind)], float(t[int(21 * 60 / STEP_S)]))
+    assert info.cold == ["bare/api"] and series in info.for_target("bare/api")["why"], info.for_target("bare/api")
+
+
 def test_a_history_younger_than_the_window_is_said_as_such(history):
     """Restarted 2 minutes after the history begins, with kube-state-metrics there: the records
     blamed a missing kube-state-metrics ("no kube-state-metrics?"), now the history's age."""
