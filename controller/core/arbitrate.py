@@ -17,8 +17,10 @@ in order, the first rule that applies decides the health side:
 5. a pod-by-pod restart is wanted but the check fires on most pods (systemic) -> no restart
 6. restart-pod / rolling-restart: wait while a rollout is in progress (but restart-pod not for
    a rollout that waits for the very pods it restarts: a StatefulSet's broken pods off its update
-   revision); held when the restart budget is spent; restart-pod waits when max-unavailable
-   leaves no room; else restart
+   revision); a rolling restart of a StatefulSet held at a partition is refused
+   (RollingRestartPartitioned: it would restart only the pods at or above it, on a new revision);
+   held when the restart budget is spent; restart-pod waits when max-unavailable leaves no room;
+   else restart
 7. scale-up wanted by a check -> scale up (cooldown and max replicas permitting)
 8. record -> RecordOnly
 
@@ -87,6 +89,11 @@ class ArbitrationInput:
     # Ready and off its update revision: its controller recreates them on it), so it does not end
     # without their restart: restart-pod goes ahead (a rolling restart still waits)
     rollout_waits_for_pods: np.ndarray | None = None
+    # (N,) bool: a StatefulSet held at a rollingUpdate.partition (a canary): a rolling restart (a new
+    # template revision) would replace the canary's release and restart the pods at or above the
+    # partition only: refused (RollingRestartPartitioned); restart-pod is not (a pod comes back on
+    # its ordinal's revision)
+    partitioned: np.ndarray | None = None
 
     @classmethod
     def of(cls, current, desired=None, **fields) -> "ArbitrationInput":
@@ -123,6 +130,7 @@ class ArbitrationInput:
             target_gone=arr("target_gone", False, bool),
             paused=arr("paused", False, bool),
             rollout_waits_for_pods=arr("rollout_waits_for_pods", False, bool),
+            partitioned=arr("partitioned", False, bool),
         )
         if fields:
             raise TypeError(f"unknown arbitration inputs: {sorted(fields)}")
@@ -199,6 +207,8 @@ def arbitrate(inp: ArbitrationInput) -> Arbitration:
     waits_for_pods = (want == Remedy.RESTART_POD) & (inp.rollout_waits_for_pods if inp.rollout_waits_for_pods
                                                     is not None else False)
     t.decide(restart & inp.rollout & ~waits_for_pods, R.ROLLOUT_IN_PROGRESS)
+    if inp.partitioned is not None:
+        t.decide((want == Remedy.ROLLING_RESTART) & inp.partitioned, R.ROLLING_RESTART_PARTITIONED)
     t.decide(restart & (inp.restart_budget <= 0), R.RESTART_BUDGET_EXHAUSTED, hold=True)
     pods = want == Remedy.RESTART_POD
     t.decide(pods & (inp.restart_room <= 0), R.MAX_UNAVAILABLE)

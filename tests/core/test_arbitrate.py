@@ -121,6 +121,20 @@ ROWS = [
     pytest.param(dict(want=RR), (Act.ROLLING_RESTART, R.ROLLING_RESTART, 4, 1, False), id="rolling-restart"),
     pytest.param(dict(want=RR, escalated=True), (Act.ROLLING_RESTART, R.ESCALATED, 4, 1, False),
                  id="escalated-rolling-restart"),
+    # a StatefulSet held at a partition (a canary), its partitioned rollout complete: a pod restart
+    # comes back on its ordinal's revision; a rolling restart would be a new revision for the pods
+    # at or above the partition only, the canary's release replaced by it
+    pytest.param(dict(want=RP, partitioned=True), (Act.RESTART_POD, R.RESTART_FIRING_PODS, 4, 1, False),
+                 id="restart-pod-of-a-partitioned-statefulset-goes-ahead"),
+    pytest.param(dict(want=RR, partitioned=True), (Act.NONE, R.ROLLING_RESTART_PARTITIONED, 4, 0, False),
+                 id="rolling-restart-of-a-partitioned-statefulset-refused"),
+    pytest.param(dict(want=RR, escalated=True, partitioned=True), (Act.NONE, R.ROLLING_RESTART_PARTITIONED, 4, 0, False),
+                 id="escalated-rolling-restart-of-a-partitioned-statefulset-refused"),
+    pytest.param(dict(want=RP, systemic=True, partitioned=True),
+                 (Act.NONE, R.ROLLING_RESTART_PARTITIONED, 4, 0, False),
+                 id="systemic-restart-of-a-partitioned-statefulset-refused"),
+    pytest.param(dict(want=RR, rollout=True, partitioned=True), (Act.NONE, R.ROLLOUT_IN_PROGRESS, 4, 0, False),
+                 id="rolling-restart-of-a-partitioned-statefulset-mid-rollout-waits"),
     pytest.param(dict(want=RB, escalated=True, suspect=False), (Act.ROLLBACK, R.ESCALATED, 4, 0, False),
                  id="escalated-rollback-even-on-a-known-healthy-revision"),
     pytest.param(dict(want=RB, escalated=True, can_rollback=False), (Act.NONE, R.NO_HEALTHY_REVISION, 4, 0, True),

@@ -97,6 +97,10 @@ class HealthReason(enum.IntEnum):
     # outcome: the verification window closed unjudged: someone else changed the revision under it
     # (a deploy, a kubectl rollout undo); the new revision is judged as a release
     VERIFY_SUPERSEDED = 36
+    # a rolling restart is called for but the StatefulSet is held at a rollingUpdate.partition (a
+    # canary): it would make a new revision for the pods at or above the partition only (the
+    # canary's release replaced by it, the pods below never restarted): not sent
+    ROLLING_RESTART_PARTITIONED = 37
 
     @property
     def code(self) -> str:
