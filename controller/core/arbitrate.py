@@ -13,7 +13,9 @@ in order, the first rule that applies decides the health side:
    (RollbackTargetGone when the known-healthy revision's ReplicaSet is gone); but a check asking
    for a rollback while the revision checks find the new revision no worse (or have not decided
    and the service is overloaded) is excused (OverloadNotRelease)
-4. a restart is wanted but the service is overloaded -> scale-up instead (ScaleUpOverloaded)
+4. a restart is wanted but the service is overloaded -> scale-up instead (ScaleUpOverloaded);
+   at replicas.max it waits (AtMaxReplicas); for a policy that never scales (health-only) it
+   waits for the pods still starting (RestartWaitsForStartingPods)
 5. a pod-by-pod restart is wanted but the check fires on most pods (systemic) -> no restart
 6. restart-pod / rolling-restart: wait while a rollout is in progress (but restart-pod not for
    a rollout that waits for the very pods it restarts: a StatefulSet's broken pods off its update
@@ -94,6 +96,10 @@ class ArbitrationInput:
     # partition only: refused (RollingRestartPartitioned); restart-pod is not (a pod comes back on
     # its ordinal's revision)
     partitioned: np.ndarray | None = None
+    # (N,) bool: the policy never writes a replica count (health-only, no replicas bounds): an
+    # overloaded target's restart waits for its starting pods (RestartWaitsForStartingPods), as
+    # there is no scale-up to give it instead
+    never_scales: np.ndarray | None = None
 
     @classmethod
     def of(cls, current, desired=None, **fields) -> "ArbitrationInput":
@@ -131,6 +137,7 @@ class ArbitrationInput:
             paused=arr("paused", False, bool),
             rollout_waits_for_pods=arr("rollout_waits_for_pods", False, bool),
             partitioned=arr("partitioned", False, bool),
+            never_scales=arr("never_scales", False, bool),
         )
         if fields:
             raise TypeError(f"unknown arbitration inputs: {sorted(fields)}")
@@ -199,6 +206,8 @@ def arbitrate(inp: ArbitrationInput) -> Arbitration:
     can_scale = scale_to > inp.current
     t.decide(restart & inp.overloaded & inp.cooldown, R.SCALE_UP_COOLDOWN)
     t.decide(restart & inp.overloaded & can_scale, R.SCALE_UP_OVERLOADED, Act.SCALE, replicas=scale_to)
+    if inp.never_scales is not None:
+        t.decide(restart & inp.overloaded & inp.never_scales, R.RESTART_WAITS_FOR_STARTING_PODS)
     t.decide(restart & inp.overloaded, R.AT_MAX_REPLICAS)
     # Systemic and not overloaded (handled above): no pod-by-pod restarts; the workload is
     # restarted as a whole, paced by its own rollout budget (e.g. a leak every pod shares).

@@ -81,6 +81,18 @@ ROWS = [
                  id="overloaded-scale-up-instead-of-restart"),
     pytest.param(dict(want=RR, overloaded=True, desired=7, scale_up_to=7),
                  (Act.SCALE, R.SCALE_UP_OVERLOADED, 7, 0, False), id="overloaded-rolling-restart-becomes-scale-up"),
+    # a policy that never scales (health-only): no scale-up to give, the restart waits for the
+    # starting pods and says so (it read AtMaxReplicas, as if at replicas.max)
+    pytest.param(dict(want=RP, overloaded=True, scale_up_to=4, never_scales=True),
+                 (Act.NONE, R.RESTART_WAITS_FOR_STARTING_PODS, 4, 0, False),
+                 id="health-only-restart-waits-for-starting-pods"),
+    pytest.param(dict(want=RR, overloaded=True, scale_up_to=4, never_scales=True),
+                 (Act.NONE, R.RESTART_WAITS_FOR_STARTING_PODS, 4, 0, False),
+                 id="health-only-rolling-restart-waits-for-starting-pods"),
+    pytest.param(dict(want=RP, never_scales=True), (Act.RESTART_POD, R.RESTART_FIRING_PODS, 4, 1, False),
+                 id="health-only-restart-when-no-pod-starts"),
+    pytest.param(dict(want=UP, scale_up_to=4, never_scales=True), (Act.NONE, R.AT_MAX_REPLICAS, 4, 0, False),
+                 id="health-only-scale-up-check-still-at-max"),
     pytest.param(dict(want=RP, overloaded=True, scale_up_to=4), (Act.NONE, R.AT_MAX_REPLICAS, 4, 0, False),
                  id="overloaded-at-max-replicas-no-restart-either"),
     pytest.param(dict(want=RP, overloaded=True, cooldown=True), (Act.NONE, R.SCALE_UP_COOLDOWN, 4, 0, False),

@@ -538,7 +538,7 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
         verifying=rem.verify_action != Remedy.NONE, cooldown=now < rem.cooldown_until, restart_budget=restart_left,
         restart_room=room, rollback_budget=params.budgets.rollbacks_per_day - state.budgets.rollbacks_used(now),
         revision_worse=worse, excused=excused, paused=paused, rollout_waits_for_pods=waits_for_pods,
-        partitioned=obs.partitioned))
+        partitioned=obs.partitioned, never_scales=np.full(n, not params.scales)))
 
     restart = pick_pods(params, pods, pod_row, pod_ready, trig_pods,
                         np.where(arb.action == Act.RESTART_POD, arb.restart, 0), eligible)
