@@ -419,6 +419,9 @@ class TargetStatus:
     # how many old ReplicaSets the Deployment keeps (spec.revisionHistoryLimit; 0: a rollback has
     # nowhere to go); None for other kinds or when the source does not say
     revision_history_limit: int | None = None
+    # a StatefulSet's spec.updateStrategy.rollingUpdate.partition (a canary's: the ordinals below it
+    # keep the old revision); 0 for none and for other kinds
+    partition: int = 0
 
 
 @direct_init  # a cycle makes one per target it scales

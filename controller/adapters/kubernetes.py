@@ -365,11 +365,25 @@ def _condition(conditions: Iterable | None, kind: str):
     return next((c for c in conditions or () if c.type == kind), None)
 
 
+def statefulset_partition(workload: Any) -> int:
+    """A StatefulSet's ``spec.updateStrategy.rollingUpdate.partition`` (0: none, or not a RollingUpdate)."""
+    strategy = getattr(workload.spec, "update_strategy", None)
+    rolling = getattr(strategy, "rolling_update", None) if strategy is not None else None
+    if strategy is None or (strategy.type or "RollingUpdate") != "RollingUpdate" or rolling is None:
+        return 0
+    return max(0, int(rolling.partition or 0))
+
+
 def rollout_in_progress(workload: Any, kind: str = "Deployment") -> bool:
     """A template rollout is under way: the controller has not seen the latest spec, pods are
     not all on the new template, old pods remain, or the rollout is not complete (Deployments:
     the Progressing condition is not ``NewReplicaSetAvailable``; StatefulSets: the update
     revision is not the current one). A pure scale does not count: its condition stays put.
+
+    A StatefulSet held at a ``rollingUpdate.partition`` (a canary) is judged as kubectl judges it
+    ("partitioned roll out complete"): its rollout ends once updatedReplicas >= replicas -
+    partition and every pod is Ready, although currentRevision stays behind (the pods below the
+    partition keep it). A pod restarted then comes back on its ordinal's revision.
 
     A StatefulSet (OrderedReady) creates the pods of a scale-up one at a time, so its
     updatedReplicas trails spec.replicas through the whole scale-up: only pods off the update
@@ -383,6 +397,12 @@ def rollout_in_progress(workload: Any, kind: str = "Deployment") -> bool:
         return True
     updated = st.updated_replicas or 0
     if kind == "StatefulSet":
+        partition = statefulset_partition(workload)
+        if partition > 0:
+            # kubectl rollout status: "partitioned roll out complete" once the pods at or above the
+            # partition are on the update revision and every pod is Ready; the pods below it stay
+            # on the current revision for good, so currentRevision never catches up
+            return updated < spec - partition or (st.ready_replicas or 0) < spec
         return (st.replicas or 0) > updated or bool(st.update_revision and st.current_revision
                                                     and st.update_revision != st.current_revision)
     if updated < spec or (st.replicas or 0) > updated:
@@ -490,6 +510,7 @@ class _NamespaceSnapshot:
             paused=ref.kind == "Deployment" and bool(w.spec.paused),
             rollout_completed_at=rollout_completed_at(w, ref.kind),
             revision_history_limit=w.spec.revision_history_limit if ref.kind == "Deployment" else None,
+            partition=statefulset_partition(w) if ref.kind == "StatefulSet" else 0,
             **dict(zip(("replicas_manager", "replicas_set_at", "replicas_by_scale", "replicas_applied",
                         "replicas_alone", "replicas_template"), replicas_writer(w.metadata.managed_fields))))
 

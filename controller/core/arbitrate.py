@@ -13,12 +13,16 @@ in order, the first rule that applies decides the health side:
    (RollbackTargetGone when the known-healthy revision's ReplicaSet is gone); but a check asking
    for a rollback while the revision checks find the new revision no worse (or have not decided
    and the service is overloaded) is excused (OverloadNotRelease)
-4. a restart is wanted but the service is overloaded -> scale-up instead (ScaleUpOverloaded)
+4. a restart is wanted but the service is overloaded -> scale-up instead (ScaleUpOverloaded);
+   at replicas.max it waits (AtMaxReplicas); for a policy that never scales (health-only) it
+   waits for the pods still starting (RestartWaitsForStartingPods)
 5. a pod-by-pod restart is wanted but the check fires on most pods (systemic) -> no restart
 6. restart-pod / rolling-restart: wait while a rollout is in progress (but restart-pod not for
    a rollout that waits for the very pods it restarts: a StatefulSet's broken pods off its update
-   revision); held when the restart budget is spent; restart-pod waits when max-unavailable
-   leaves no room; else restart
+   revision); a rolling restart of a StatefulSet held at a partition is refused
+   (RollingRestartPartitioned: it would restart only the pods at or above it, on a new revision);
+   held when the restart budget is spent; restart-pod waits when max-unavailable leaves no room;
+   else restart
 7. scale-up wanted by a check -> scale up (cooldown and max replicas permitting)
 8. record -> RecordOnly
 
@@ -87,6 +91,15 @@ class ArbitrationInput:
     # Ready and off its update revision: its controller recreates them on it), so it does not end
     # without their restart: restart-pod goes ahead (a rolling restart still waits)
     rollout_waits_for_pods: np.ndarray | None = None
+    # (N,) bool: a StatefulSet held at a rollingUpdate.partition (a canary): a rolling restart (a new
+    # template revision) would replace the canary's release and restart the pods at or above the
+    # partition only: refused (RollingRestartPartitioned); restart-pod is not (a pod comes back on
+    # its ordinal's revision)
+    partitioned: np.ndarray | None = None
+    # (N,) bool: the policy never writes a replica count (health-only, no replicas bounds): an
+    # overloaded target's restart waits for its starting pods (RestartWaitsForStartingPods), as
+    # there is no scale-up to give it instead
+    never_scales: np.ndarray | None = None
 
     @classmethod
     def of(cls, current, desired=None, **fields) -> "ArbitrationInput":
@@ -123,6 +136,8 @@ class ArbitrationInput:
             target_gone=arr("target_gone", False, bool),
             paused=arr("paused", False, bool),
             rollout_waits_for_pods=arr("rollout_waits_for_pods", False, bool),
+            partitioned=arr("partitioned", False, bool),
+            never_scales=arr("never_scales", False, bool),
         )
         if fields:
             raise TypeError(f"unknown arbitration inputs: {sorted(fields)}")
@@ -191,6 +206,8 @@ def arbitrate(inp: ArbitrationInput) -> Arbitration:
     can_scale = scale_to > inp.current
     t.decide(restart & inp.overloaded & inp.cooldown, R.SCALE_UP_COOLDOWN)
     t.decide(restart & inp.overloaded & can_scale, R.SCALE_UP_OVERLOADED, Act.SCALE, replicas=scale_to)
+    if inp.never_scales is not None:
+        t.decide(restart & inp.overloaded & inp.never_scales, R.RESTART_WAITS_FOR_STARTING_PODS)
     t.decide(restart & inp.overloaded, R.AT_MAX_REPLICAS)
     # Systemic and not overloaded (handled above): no pod-by-pod restarts; the workload is
     # restarted as a whole, paced by its own rollout budget (e.g. a leak every pod shares).
@@ -199,6 +216,8 @@ def arbitrate(inp: ArbitrationInput) -> Arbitration:
     waits_for_pods = (want == Remedy.RESTART_POD) & (inp.rollout_waits_for_pods if inp.rollout_waits_for_pods
                                                     is not None else False)
     t.decide(restart & inp.rollout & ~waits_for_pods, R.ROLLOUT_IN_PROGRESS)
+    if inp.partitioned is not None:
+        t.decide((want == Remedy.ROLLING_RESTART) & inp.partitioned, R.ROLLING_RESTART_PARTITIONED)
     t.decide(restart & (inp.restart_budget <= 0), R.RESTART_BUDGET_EXHAUSTED, hold=True)
     pods = want == Remedy.RESTART_POD
     t.decide(pods & (inp.restart_room <= 0), R.MAX_UNAVAILABLE)

@@ -262,6 +262,44 @@ def _first_commas(code: str) -> dict[int, int]:
     return out
 
 
+def label_replaces(query: str) -> list[tuple[str, str, str, str]]:
+    """``(dst, replacement, src, regex)`` of every ``label_replace(v, "dst", "replacement", "src",
+    "regex")`` of ``query`` whose four arguments are string literals (a backslash escape in "..."
+    and '...' read as Prometheus reads it: the character after it); the others are left out. A
+    sound query only (see :func:`query_problem`). Linear in the query."""
+    code = _code_and_strings(query)[0]
+    commas = _first_commas(code)
+    out = []
+    for m in _LABEL_WRITER.finditer(code):
+        comma = commas.get(m.end() - 1)
+        if m.group(1).lower() != "label_replace" or comma is None:
+            continue
+        args = _string_arguments(query, comma + 1, 4)
+        if len(args) == 4:
+            out.append((args[0], args[1], args[2], args[3]))
+    return out
+
+
+def _string_arguments(query: str, j: int, most: int) -> list[str]:
+    """Up to ``most`` string literals from ``j`` on, separated by commas; stops at anything else."""
+    args: list[str] = []
+    while len(args) < most:
+        while j < len(query) and query[j].isspace():
+            j += 1
+        end = _string_end(query, j) if j < len(query) and query[j] in "\"'`" else None
+        if end is None:
+            break
+        raw = query[j + 1:end]
+        args.append(raw if query[j] == "`" else re.sub(r"\\(.)", r"\1", raw))
+        j = end + 1
+        while j < len(query) and query[j].isspace():
+            j += 1
+        if j >= len(query) or query[j] != ",":
+            break
+        j += 1
+    return args
+
+
 _MATCHER = re.compile(r"(?<![A-Za-z0-9_:])([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(?=[\"'`])")
 
 

@@ -24,7 +24,8 @@ from collections.abc import Iterator
 
 from controller.model import DEFAULT_TARGET_LABELS, TargetLabels
 from controller.policy.durations import format_number
-from controller.policy.promql import drops_label, error_ratio, label_matchers, matcher_variables, raw_counters, relabels
+from controller.policy.promql import (drops_label, error_ratio, label_matchers, label_replaces, matcher_variables,
+                                      raw_counters, relabels)
 from controller.policy.schema import PolicyDocument
 
 #: A query in seconds with a threshold at or above this many (s) is probably in milliseconds.
@@ -67,6 +68,7 @@ def unit_warnings(policy: PolicyDocument, labels: TargetLabels = DEFAULT_TARGET_
                             f"{format_number(round(metric.target.utilization * 100.0, 9))}%, write "
                             f"{format_number(round(metric.target.utilization * 100.0, 9))}"))
             out += _query_warnings(metric.query, (*path, "query"))
+            out += _pod_name_patterns(metric.query, spec.targets, (*path, "query"), _MISSING_METRIC, labels)
             per_pod = spec.preset == "hpa" and not drops_label(metric.query, "pod")  # HPA's per-pod reading
             out += _no_target_series(metric.query, spec.targets, (*path, "query"), _MISSING_METRIC, labels,
                                      not per_pod)
@@ -85,6 +87,8 @@ def unit_warnings(policy: PolicyDocument, labels: TargetLabels = DEFAULT_TARGET_
             for field in ("query", "errors", "requests"):
                 if getattr(check, field) is not None:
                     out += _query_warnings(getattr(check, field), ("spec", "health", "checks", i, field))
+                    out += _pod_name_patterns(getattr(check, field), spec.targets, ("spec", "health", "checks", i, field),
+                                              _BLIND_CHECK, labels)
                     out += _other_workloads(getattr(check, field), spec.targets, ("spec", "health", "checks", i, field),
                                             _BLIND_CHECK, labels, names=check.scope == "workload")
             out += _instant_firing(check, ("spec", "health", "checks", i, "unhealthy"))
@@ -149,6 +153,46 @@ def _unmatched_series(query: str, targets, path: tuple, consequence: str, labels
     yield path, (f"warning: the query's series {result}: setpoint run matches a {targets.kind}'s series to it by "
                  f"both labels {ns_label} and {name_label} (--target-labels){HOW_SEVERAL if not kept else ''}, so "
                  f"none is a target's and {consequence}; {how}")
+
+
+#: kind -> (a pod name of its workload ``{name}``, how it is formed, a label_replace pattern that reads it back)
+POD_NAMES = {"Deployment": ("{name}-5d9c7b8f6-x2k4q", "name-replicaset hash-pod suffix", "(.+)-[a-z0-9]+-[a-z0-9]{5}"),
+             "StatefulSet": ("{name}-0", "name-ordinal", "(.+)-[0-9]+")}
+
+
+def _pod_name_patterns(query: str, targets, path: tuple, consequence: str, labels: TargetLabels) -> Iterator[Warning_]:
+    """A ``label_replace`` that writes a workload label (``deployment``, ``statefulset``) from the
+    pod name with a pattern that does not read the targets' kind's pod names back to their
+    workload: a Deployment's pattern (``(.+)-[a-z0-9]+-[a-z0-9]{5}``) never matches a
+    StatefulSet's ``web-0``, so no series gets the label. Tried on a pod name of the first named
+    target (``web`` for a selector); a pattern Python cannot read is not judged."""
+    if targets.kind not in POD_NAMES:
+        return
+    workload_labels = {name for _, (_, name) in labels.pairs} | {labels.for_kind(targets.kind)[1]}
+    name = targets.name or next(iter(targets.names or ()), None) or "web"
+    form, shape, pattern = POD_NAMES[targets.kind]
+    pod = form.format(name=name)
+    for dst, replacement, src, regex in label_replaces(query):
+        if src != "pod" or dst not in workload_labels:
+            continue
+        try:
+            m = re.fullmatch(regex, pod)  # Prometheus anchors its regexes at both ends
+            got = None if m is None else re.sub(r"\$(?:\{(\w+)\}|(\w+))", lambda g: _group(m, g.group(1) or g.group(2)),
+                                                replacement)
+        except (re.error, IndexError):
+            continue
+        if got == name:
+            continue
+        said = (f"does not match a {targets.kind}'s pod name such as {pod} ({shape})" if m is None else
+                f"reads {got!r} from a {targets.kind}'s pod name such as {pod} ({shape}), not {name!r}")
+        yield path, (f"warning: label_replace writes {dst} from pod with the pattern \"{regex}\", which {said}: no "
+                     f"series gets its {targets.kind}'s name in {dst}, so {consequence}; for a {targets.kind} write "
+                     f"\"{pattern}\" (or a scope: pod check grouped by (namespace, pod), which needs no label_replace)")
+
+
+def _group(m: re.Match, ref: str) -> str:
+    """A label_replace replacement's $1 / ${name}: the group's text, "" when it did not take part."""
+    return m.group(int(ref) if ref.isdigit() else ref) or ""
 
 
 def _other_workloads(query: str, targets, path: tuple, consequence: str, labels: TargetLabels,

@@ -214,7 +214,8 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
                                 present=present, revision=revision, rollout=view.rollout, pods=pods,
                                 overloaded=overload_signal(view, decision, targets), revision_new=new, revision_old=old,
                                 paused=view.paused, revisions=revisions, revision_since=since,
-                                rollback_supported=[t.kind == "Deployment" for t in targets])
+                                rollback_supported=[t.kind == "Deployment" for t in targets],
+                                partitioned=[t in by_ref and by_ref[t].partition > 0 for t in targets])
 
 
 def _count_missing(params: HealthParams, hq: HealthQueries, targets: Sequence[TargetRef], view: ClusterView,

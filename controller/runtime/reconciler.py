@@ -904,9 +904,10 @@ class Reconciler:
     def _announce_restart_waits(self, healing: HealingDecision, targets: list[TargetRef], now: float) -> None:
         """A Warning Event and a log line, once per target and revision, when a restart has waited
         for a rollout for ``rollout_wait_s`` (RestartWaitsForRollout). A rollout whose new pods never
-        become Ready (a crash-looping release, a StatefulSet's stuck update), that someone paused, or
-        a StatefulSet's held at a partition (a canary's) does not end by itself, and keeps every
-        restart off: the target waited with no word."""
+        become Ready (a crash-looping release, a StatefulSet's stuck update, a canary's pod at or
+        above a StatefulSet's partition) or that someone paused does not end by itself, and keeps
+        every restart off: the target waited with no word. (A partitioned rollout that is complete,
+        as kubectl judges it, is no rollout: its restarts go ahead.)"""
         waiting = np.flatnonzero(healing.reason == HealthReason.ROLLOUT_IN_PROGRESS)
         since = self._restart_waits_since
         self._restart_waits_since = {targets[i]: since.get(targets[i], now) for i in waiting}
@@ -917,10 +918,9 @@ class Reconciler:
                 continue
             trigger = healing.record(int(i), self.policy.name, t.key).trigger or "a check"
             ref = f"{t.kind.lower()}/{t.name} -n {t.namespace}"
-            held = (f"is held at a partition (pods below it stay on the old revision until spec.updateStrategy."
-                    f"rollingUpdate.partition is lowered) does not end by itself: lower the partition, "
-                    f"`kubectl rollout undo {ref}` (the StatefulSet then waits for the release's pods that are "
-                    f"not Ready, which setpoint restarts: they come back on the restored revision)"
+            held = (f"is held at a partition whose pods at or above it are not all updated and Ready does not "
+                    f"end by itself: `kubectl rollout undo {ref}` (the StatefulSet then waits for the release's "
+                    f"pods that are not Ready, which setpoint restarts: they come back on the restored revision)"
                     if t.kind == "StatefulSet" else
                     f"is paused does not end by itself: `kubectl rollout undo {ref}` (or `rollout resume`)")
             message = (f"{self.policy.name}: {trigger} calls for a restart, but it has waited {waited / 60:.0f} min "

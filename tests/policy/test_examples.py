@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import yaml
 
 from controller.core.scaling.params import MetricKind, Select, Smoothing
 from controller.policy import HealthAction, load_policies
+from controller.policy.promql import label_replaces
 from tests.policy.helpers import POLICIES
 
 EXAMPLES = sorted(p.name for p in POLICIES.glob("*.yaml"))
@@ -16,8 +18,8 @@ EXAMPLES = sorted(p.name for p in POLICIES.glob("*.yaml"))
 
 def test_the_expected_examples_exist():
     assert EXAMPLES == ["checkout-health.yaml", "hpa-behavior.yaml", "hpa-cpu.yaml", "latency-slo.yaml",
-                        "queue-worker.yaml", "setpoint-default.yaml", "setpoint-healing.yaml", "web-forecast.yaml",
-                        "web-pooled.yaml", "web-rps.yaml"]
+                        "queue-worker.yaml", "setpoint-default.yaml", "setpoint-healing.yaml", "statefulset-healing.yaml",
+                        "web-forecast.yaml", "web-pooled.yaml", "web-rps.yaml"]
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -29,7 +31,8 @@ def test_example_loads(name):
 def test_all_examples_load_together():
     names = [p.name for p in load_policies([POLICIES])]
     assert names == ["checkout", "payments-health", "hpa-behavior", "hpa-cpu", "latency-slo", "queue-worker",
-                     "setpoint-default", "setpoint-healing", "web-forecast", "web-pooled", "web-rps"]
+                     "setpoint-default", "setpoint-healing", "statefulset-healing", "web-forecast", "web-pooled",
+                     "web-rps"]
 
 
 def by_name():
@@ -123,3 +126,33 @@ def test_setpoint_default_sizes_ramps_ahead_at_85_percent():
     assert down.window_s == 900.0 and down.values.tolist() == [100.0] and down.periods_s.tolist() == [15.0]
     # released linearly over the window, in steps of at least the down tolerance (the comment's why)
     assert p.params.scale_down_linear_release and p.params.scale_down_min_step == 0.2
+
+
+def _pod_pattern(name: str, check: str) -> tuple[str, str]:
+    """(label, pattern) of the label_replace a shipped policy's check reads its workload with."""
+    [(dst, replacement, src, regex)] = label_replaces(next(c for c in by_name()[name].health.checks
+                                                          if c.name == check).query)
+    assert (replacement, src) == ("$1", "pod")
+    return dst, regex
+
+
+@pytest.mark.parametrize("policy, kind, pod", [
+    pytest.param("setpoint-healing", "deployment", "web-5d9c7b8f6-x2k4q", id="deployment-pod-hash-suffix"),
+    pytest.param("statefulset-healing", "statefulset", "web-0", id="statefulset-pod-ordinal"),
+    pytest.param("statefulset-healing", "statefulset", "kafka-broker-12", id="statefulset-dashed-name-two-digits"),
+])
+def test_a_restarts_check_reads_its_kinds_pod_names_back_to_the_workload(policy, kind, pod):
+    """The restarts check is blind where its label_replace does not match the kind's pod names
+    (a Deployment's pattern never matches a StatefulSet's web-0)."""
+    dst, regex = _pod_pattern(policy, "restarts")
+    workload = pod.rsplit("-", 2 if kind == "deployment" else 1)[0]
+    assert dst == kind and re.fullmatch(regex, pod).group(1) == workload
+    assert by_name()[policy].targets.kind == kind.replace("deployment", "Deployment").replace(
+        "statefulset", "StatefulSet")
+
+
+def test_statefulset_healing_never_rolls_back():
+    p = by_name()["statefulset-healing"]
+    assert [(c.name, str(c.scope).rsplit(".", 1)[-1].lower(), c.action.name) for c in p.health.checks] == [
+        ("restarts", "workload", "RECORD"), ("not-ready", "pod", "RESTART_POD"), ("memory", "pod", "RESTART_POD")]
+    assert [a.name for a in p.health.escalation] == ["RESTART_POD", "ROLLING_RESTART"]

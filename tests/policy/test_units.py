@@ -198,7 +198,7 @@ RESTARTS = "increase(kube_pod_container_status_restarts_total[10m])"
     pytest.param("pod", f'max by (namespace, pod) (label_replace(sum by (namespace, x) ({RESTARTS}), "pod", "$1", "x", '
                  '"(.+)"))', "restart-pod", 6, 2, "", [], id="pod-label-put-back"),
     pytest.param("pod", f'sum by (namespace, deployment) (label_replace({RESTARTS}, "deployment", "$1", "pod", '
-                 '"(.+)-[a-z0-9]+-[a-z0-9]{{5}}"))', "restart-pod", 6, 2, "", ["aggregates the pod label away"],
+                 '"(.+)-[a-z0-9]+-[a-z0-9]{5}"))', "restart-pod", 6, 2, "", ["aggregates the pod label away"],
                  id="pod-label-read-into-another-then-aggregated-away"),
     pytest.param("pod", f'sum by (namespace, pod) ({RESTARTS}{{q="by (deployment)"}})', "restart-pod", 6, 2, "", [],
                  id="by-inside-a-string"),

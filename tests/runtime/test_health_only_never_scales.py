@@ -4,8 +4,9 @@ Found in a day-2 drill: a health-only policy with a restart-pod check and no `re
 `setpoint validate` allows "to a policy that never scales up") scaled its workload 4 -> 5 when
 the check fired while pods were restarting (ready < spec reads as overload: arbitration turns
 the restart into a scale-up, ScaleUpOverloaded), with a ceiling of 2**31 - 1, and no scaling side
-ever brings it down. Without bounds the restart now waits while the service is overloaded, as at
-replicas.max (AtMaxReplicas); with bounds the scale-up is made as before.
+ever brings it down. Without bounds the restart now waits for the pods still starting
+(RestartWaitsForStartingPods; it read AtMaxReplicas, as if the workload were at replicas.max);
+with bounds the scale-up is made as before.
 
 Through the simulated Kubernetes API (sim serve's server, the official client): the test raises
 the Deployment's replicas itself so that new pods are starting (ready < spec) when the check fires.
@@ -29,8 +30,8 @@ assert UNBOUNDED != BOUNDED
 
 
 @pytest.mark.parametrize("text, starting, replicas, reason, restarted", [
-    pytest.param(UNBOUNDED, True, 4, HealthReason.AT_MAX_REPLICAS, False,
-                 id="no-bounds-overloaded-restart-waits-no-scale-up"),
+    pytest.param(UNBOUNDED, True, 4, HealthReason.RESTART_WAITS_FOR_STARTING_PODS, False,
+                 id="no-bounds-overloaded-restart-waits-for-starting-pods-no-scale-up"),
     pytest.param(BOUNDED, True, 5, HealthReason.SCALE_UP_OVERLOADED, False,
                  id="bounds-overloaded-scale-up-instead-as-before"),
     pytest.param(UNBOUNDED, False, 2, HealthReason.SYSTEMIC_NO_RESTART, True,

@@ -45,11 +45,6 @@ def partitioned_rollout(apps) -> None:
 @pytest.mark.parametrize("scenario, policy_text, start_rollout, remedy", [
     pytest.param(SICK, RESTART, paused_rollout, "kubectl rollout undo deployment/web -n shop` (or `rollout resume`)",
                  id="a-paused-deployment"),
-    # it read "or that is paused ... rollout resume", which a StatefulSet has not: its canary is held at a partition
-    pytest.param(STATEFUL, STATEFUL_RESTART, partitioned_rollout,
-                 "is held at a partition (pods below it stay on the old revision until spec.updateStrategy.rollingUpdate"
-                 ".partition is lowered) does not end by itself: lower the partition, `kubectl rollout undo "
-                 "statefulset/web -n shop`", id="a-statefulset-held-at-a-partition"),
 ])
 def test_a_restart_waiting_on_a_rollout_that_does_not_end_is_said_once(tmp_path, scenario, policy_text, start_rollout,
                                                                       remedy):
@@ -84,3 +79,36 @@ def _run(server, apps, core, tmp_path, policy_text, start_rollout, remedy):
     revision = "2" if "kind: Deployment" in policy_text else "web-"  # a ControllerRevision's name
     assert "error-ratio calls for a restart" in message and f"rollout of revision {revision}" in message
     assert remedy in message, message
+
+
+def test_a_rolling_restart_of_a_statefulset_held_at_a_partition_is_refused_not_waited_for(tmp_path):
+    """A canary held at a partition whose partitioned rollout is complete (as kubectl judges it) is
+    no rollout in progress: nothing waits for it (it read RolloutInProgress for as long as the
+    partition held, and RestartWaitsForRollout after 10 min). A rolling restart would be a new
+    revision for the pods at or above the partition only, replacing the canary's release: it is
+    refused (RollingRestartPartitioned), and the StatefulSet keeps its two revisions."""
+    world = served(STATEFUL, tmp_path)
+    server, apps, core = next(world)
+    try:
+        policy, metrics, cluster, rec = live_controller(server, tmp_path, STATEFUL_RESTART)
+        engine, results = server.world.engine, []
+        for k in range(12):
+            if k == 1:
+                partitioned_rollout(apps)
+            for _ in range(TICKS_PER_CYCLE):
+                server.world.advance(1)
+                metrics.push(engine.signals())
+            results.append(rec.cycle(engine.now))
+        cluster.events.flush()
+        cluster.close()
+        records = [r.healing.record(0, policy.name, "shop/web") for r in results]
+        reasons = [r.reason for r in records]
+        assert "RolloutInProgress" not in reasons[4:], reasons  # the canary's pods are up by the 4th cycle
+        assert reasons[-4:] == ["RollingRestartPartitioned"] * 4, reasons
+        assert not [r.action for r in records if r.action], records  # nothing sent
+        assert not [e for e in core.list_namespaced_event(NS).items if e.reason == "RestartWaitsForRollout"]
+        sts = apps.read_namespaced_stateful_set("web", NS).status
+        assert sts.update_revision != sts.current_revision  # the canary's revision, not a restart's
+        assert (sts.updated_replicas, sts.ready_replicas) == (1, 2), sts  # web-1 the canary, web-0 below
+    finally:
+        next(world, None)

@@ -50,6 +50,8 @@ class HealthObservation:
     history could not be read; read on first sight only, with ``revision_since``.
     rollback_supported: (N,) bool, the target can be rolled back (a Deployment; a StatefulSet
     cannot: kubectl rollout undo by hand); None: every target can.
+    partitioned: (N,) bool, a StatefulSet held at a ``rollingUpdate.partition`` (a canary): a
+    rolling restart would make a new revision for the pods at or above it only; None: none is.
     """
 
     current: np.ndarray
@@ -68,12 +70,13 @@ class HealthObservation:
     revisions: np.ndarray | None = None
     fired_until: np.ndarray | None = None
     rollback_supported: np.ndarray | None = None
+    partitioned: np.ndarray | None = None
 
     @classmethod
     def of(cls, current, ready=None, values=None, *, checks: int, present=None, revision=None, rollout=None,
            pods: PodTable | None = None, revision_since=None, utilization=None, overloaded=None,
            revision_new=None, revision_old=None, paused=None, revisions=None,
-           fired_until=None, rollback_supported=None) -> "HealthObservation":
+           fired_until=None, rollback_supported=None, partitioned=None) -> "HealthObservation":
         """Build with defaults: all ready, no values, revision '', no rollout, no pods, the listed
         revisions unknown (``revisions``: one sequence of str per target, or None)."""
         current = np.asarray(current, dtype=np.int64).reshape(-1)
@@ -93,7 +96,8 @@ class HealthObservation:
                    paused=None if paused is None else vec(paused, False, bool),
                    revisions=None if revisions is None else padded(revisions, n),
                    fired_until=None if fired_until is None else vec(fired_until, np.nan, np.float64),
-                   rollback_supported=None if rollback_supported is None else vec(rollback_supported, True, bool))
+                   rollback_supported=None if rollback_supported is None else vec(rollback_supported, True, bool),
+                   partitioned=None if partitioned is None else vec(partitioned, False, bool))
 
     def revision_stats(self, cr: int) -> tuple[np.ndarray, np.ndarray]:
         """(new, old), each (N, Cr, 3): zeros where the shell gave none."""
@@ -533,7 +537,8 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
         after_rollout=after_rollout, can_rollback=target_rev != "", target_gone=gone != "", held=rem.held,
         verifying=rem.verify_action != Remedy.NONE, cooldown=now < rem.cooldown_until, restart_budget=restart_left,
         restart_room=room, rollback_budget=params.budgets.rollbacks_per_day - state.budgets.rollbacks_used(now),
-        revision_worse=worse, excused=excused, paused=paused, rollout_waits_for_pods=waits_for_pods))
+        revision_worse=worse, excused=excused, paused=paused, rollout_waits_for_pods=waits_for_pods,
+        partitioned=obs.partitioned, never_scales=np.full(n, not params.scales)))
 
     restart = pick_pods(params, pods, pod_row, pod_ready, trig_pods,
                         np.where(arb.action == Act.RESTART_POD, arb.restart, 0), eligible)

@@ -97,6 +97,15 @@ class HealthReason(enum.IntEnum):
     # outcome: the verification window closed unjudged: someone else changed the revision under it
     # (a deploy, a kubectl rollout undo); the new revision is judged as a release
     VERIFY_SUPERSEDED = 36
+    # a rolling restart is called for but the StatefulSet is held at a rollingUpdate.partition (a
+    # canary): it would make a new revision for the pods at or above the partition only (the
+    # canary's release replaced by it, the pods below never restarted): not sent
+    ROLLING_RESTART_PARTITIONED = 37
+    # a restart is called for while pods are still starting (fewer Ready than spec.replicas, the
+    # crash-looping ones aside: another's scale-up, a StatefulSet's OrderedReady one pod at a time)
+    # and the policy never scales (health-only, no replicas bounds): it waits for them, where a
+    # policy that scales would scale up instead (AtMaxReplicas only at replicas.max)
+    RESTART_WAITS_FOR_STARTING_PODS = 38
 
     @property
     def code(self) -> str:
@@ -232,8 +241,8 @@ class HealthParams:
     rollout_interval_s: float | None = None
     max_replicas: int = 2**31 - 1
     #: False for a policy without replicas bounds (health-only, no scale-up check or step): it never
-    #: writes a replica count, so where an overloaded service would get a scale-up instead of a
-    #: restart, the restart waits as at replicas.max (AtMaxReplicas)
+    #: writes a replica count, so where an overloaded service (pods still starting) would get a
+    #: scale-up instead of a restart, the restart waits for them (RestartWaitsForStartingPods)
     scales: bool = True
     scale_up_step_ratio: float = 0.25
     scale_up_hold_s: float = 300.0
