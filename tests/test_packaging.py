@@ -72,11 +72,13 @@ def installed(tmp_path_factory):
     wheel = build_wheel(tmp)
     venv = tmp / "venv"
     run([sys.executable, "-m", "venv", "--system-site-packages", venv], cwd=tmp)
+    env = outside_env(venv)  # as the user installs it: with the checkout on PYTHONPATH, pip finds
+    # the checkout's setpoint.egg-info, says the requirement is satisfied and installs nothing
     run([venv / "bin" / "python", "-m", "pip", "install", "--no-deps", "--no-index", "--quiet",
-         "--disable-pip-version-check", wheel], cwd=tmp)
+         "--disable-pip-version-check", wheel], cwd=tmp, env=env)
     work = tmp / "work"
     work.mkdir()
-    return venv, work, outside_env(venv)
+    return venv, work, env
 
 
 def test_the_venv_imports_the_installed_copy_not_the_checkout(installed):
