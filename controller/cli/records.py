@@ -247,15 +247,16 @@ _STATE_WORDS = {"start": "started with the controller", "reload": "rebuilt at a 
 def _format_warm_start(w: dict) -> str:
     """The first cycle after a start, a reload of its policy or a leadership change: how its
     state was rebuilt."""
+    unread = f": {w['why']}" if w.get("warm") and w.get("why") else ""  # its metrics read nothing
     if w.get("joined"):  # joined a policy already running (its HPA deleted, its selector matching it now)
         if w.get("warm"):
             return (f"taken over warm from {w.get('source')} ({w.get('ticks')} ticks over "
-                    f"{w.get('window_s', 0):.0f}s)")
+                    f"{w.get('window_s', 0):.0f}s){unread}")
         return f"taken over cold (scale-down held one window): {w.get('why')}"
     when = _CAUSE_WORDS.get(w.get("cause"), "")
     if w.get("warm"):
         return (f"warm-started{when} from {w.get('source')} ({w.get('ticks')} ticks over "
-                f"{w.get('window_s', 0):.0f}s)")
+                f"{w.get('window_s', 0):.0f}s){unread}")
     return f"cold start{when}: {w.get('why')}"
 
 

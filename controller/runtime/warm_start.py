@@ -72,6 +72,10 @@ def warm_window_s(params: PolicyParams) -> float:
     return period + window + span + params.interval_s
 
 
+#: What is said of a warm target whose metrics had no sample over the warm-up window.
+UNREAD_WHY = "had no metric sample in the window: only the replicas that ran were replayed"
+
+
 @dataclass
 class WarmStart:
     """What one warm start did, for the decision records, the log and ``setpoint status``.
@@ -100,6 +104,10 @@ class WarmStart:
     cause: str = START
     #: the target keys that are StatefulSets: their replicas that ran are kube_statefulset_replicas
     statefulsets: set[str] = field(default_factory=set)
+    #: warm target keys whose metrics had no sample in the window: only their replicas that ran
+    #: were replayed (the recommendations held nothing; a query that reads nothing, e.g. by labels
+    #: the targets are not matched by)
+    unread: list[str] = field(default_factory=list)
 
     def keys(self) -> set[str]:
         """The targets this warm start was for (warm or cold)."""
@@ -115,6 +123,8 @@ class WarmStart:
             out["cause"] = self.cause
         if key not in self.warm:
             out["why"] = self.error or self._cold_why(key)
+        elif key in self.unread:
+            out["why"] = UNREAD_WHY
         return out
 
     def _cold_why(self, key: str) -> str:
@@ -132,14 +142,20 @@ class WarmStart:
         if self.error:
             return f"cold start{when} ({self.error})"
         return (f"warm start{when} from {self.source}: {len(self.warm)} target(s) rebuilt from {self.ticks} ticks "
-                f"over {self.window_s:.0f}s" + (f", {len(self.cold)} cold" if self.cold else ""))
+                f"over {self.window_s:.0f}s" + (f", {len(self.cold)} cold" if self.cold else "") + self._unread_said())
+
+    def _unread_said(self) -> str:
+        """The log line's part for warm targets whose metrics read nothing ('' when none)."""
+        if not self.unread:
+            return ""
+        return f"; {len(self.unread)} of them ({', '.join(self.unread[:5])}{', ...' if self.unread[5:] else ''}) {UNREAD_WHY}"
 
     def _take_over_summary(self) -> str:
         """The log line of a take-over: the joiners rebuilt warm, and those left cold and why."""
         parts = []
         if self.warm:
             parts.append(f"warm take-over of {', '.join(self.warm)} (joined the running policy): state rebuilt from "
-                         f"{self.source} over {self.ticks} ticks ({self.window_s:.0f}s)")
+                         f"{self.source} over {self.ticks} ticks ({self.window_s:.0f}s){self._unread_said()}")
         if self.cold:
             parts.append(f"cold take-over of {', '.join(self.cold)} (joined the running policy; scale-down held one "
                          f"stabilization window): {self.error or self._cold_why(self.cold[0])}")
@@ -294,6 +310,10 @@ def warm_start(policy, source, targets: Sequence[TargetRef], now: float) -> tupl
     info.ticks = data.t_s.size
     info.warm = [k for k, w in zip(keys, warm) if w]
     info.cold = [k for k, w in zip(keys, warm) if not w]
+    read = np.zeros(len(keys), bool)
+    for values in data.metrics.values():
+        read |= np.isfinite(values).any(axis=0)
+    info.unread = [k for k, w, r in zip(keys, warm, read.tolist()) if w and not r]
     known = np.isfinite(data.actual)
     info.known_from = {k: float(data.t_s[np.argmax(known[:, i])]) for i, k in enumerate(keys)
                        if not warm[i] and known[:, i].any()}

@@ -361,3 +361,24 @@ def test_status_tells_a_take_over_from_the_start(starts, says, not_says):
         assert text in line, line
     for text in not_says:
         assert text not in line, line
+
+
+def test_a_warm_target_whose_metrics_read_nothing_is_said_so(history):
+    """The replicas that ran are known (kube-state-metrics) but the query reads no series of the
+    targets (here a metric that is not there; in a walkthrough, a StatefulSet's query grouped by
+    the other kind's label): the log said "2 target(s) rebuilt from N ticks" as if the history had
+    been replayed."""
+    from controller.runtime.warm_start import UNREAD_WHY, warm_start
+
+    server, t, _, _ = history
+    (loaded,) = load_policy_text(POLICY.format(namespace="shop").replace("app_rps", "app_rps_not_exported"))
+    with PrometheusSource(PrometheusConfig.from_url(server.url, timeout_s=10)) as source:
+        _, info = warm_start(RuntimePolicy.of(loaded), source, targets("shop"), float(t[int(21 * 60 / STEP_S)]))
+    assert info.warm == ["shop/api", "shop/web"] and info.unread == ["shop/api", "shop/web"]
+    assert info.summary().endswith(f"; 2 of them (shop/api, shop/web) {UNREAD_WHY}"), info.summary()
+    assert info.for_target("shop/web")["why"] == UNREAD_WHY
+    from controller.cli.records import _format_warm_start  # explain's line for the record
+    assert _format_warm_start(info.for_target("shop/web")).endswith(f"s): {UNREAD_WHY}")
+    with PrometheusSource(PrometheusConfig.from_url(server.url, timeout_s=10)) as source:  # read: nothing said
+        _, read = warm_start(policy("shop"), source, targets("shop"), float(t[int(21 * 60 / STEP_S)]))
+    assert read.warm == ["shop/api", "shop/web"] and read.unread == [] and "metric sample" not in read.summary()
