@@ -28,9 +28,9 @@ from simulators.load import CHUNK_TICKS
 from simulators.scenario import Scenario
 from simulators.timeline import (ACTIONS_IN_FULL, FULL_TRAJECTORY_CELLS, MAX_POINTS, MAX_SERVICE_MULTIPLES,
                                  CYCLE_RECORDS, RECORD_CELLS, RECORD_TICKS, RECORDS_IN_MEMORY)
+from simulators.workload import MIB
 
 GIB = 2**30
-MIB = 2**20
 #: The limit when ``--max-memory`` is not given.
 DEFAULT_MAX_MEMORY_BYTES = 4 * GIB
 #: The share of the machine's memory (RAM, cgroup limit or address-space limit) a run may use.

@@ -19,8 +19,7 @@ from simulators import metrics_compiled, streams
 from simulators.cluster import SimCluster
 from simulators.lazy_names import LazyStrings
 from simulators.signals import METRIC_SIGNALS, ObservedSignals
-
-MIB = 2 ** 20  # bytes
+from simulators.workload import MIB
 
 
 class SimTargets:
@@ -122,8 +121,7 @@ class SimMetrics:
         self._targets: SimTargets | None = None
         self._rngs = streams.ServiceStreams(int(seed), streams.Purpose.POD_SAMPLES)  # one per service, by name
         self._sampled_at: float | None = None
-        self._memory_request_mib: np.ndarray | None = None  # (S,) read from the cluster when first needed
-        self._cpu_request: np.ndarray | None = None  # (S,) likewise (cores)
+        self._per_service: dict[str, np.ndarray] = {}  # (S,) ServiceConfig fields read once (_service_field)
 
     def attach(self, targets: SimTargets) -> None:
         self._targets = targets
@@ -186,16 +184,17 @@ class SimMetrics:
             filled = min(self._k, self.slots)
             values = metrics_compiled.window_means(self._ring[field], filled, rows, obs.nonfinite)
         if mode == "total_cores":  # the ready pods' CPU, as sum(rate(container_cpu_usage_seconds_total)) reads it
-            values = values * (self._cpu_request_cores()[rows] / 100.0) * obs.values["ready_replicas"][rows]
+            values = values * (self._service_field("cpu_request_cores")[rows] / 100.0) * obs.values["ready_replicas"][rows]
         # fresh float64 arrays, copied only where they would be views of the tick's
         return Samples(values=values.astype(np.float64, copy=False), present=~unavailable,
                        age_s=obs.sample_age_s[rows].astype(np.float64, copy=view), conflict=np.zeros(len(targets), bool))
 
-    def _cpu_request_cores(self) -> np.ndarray:
-        """(S,) a pod's CPU request per workload (cores), read from the cluster once."""
-        if self._cpu_request is None:
-            self._cpu_request = np.array([s.cpu_request_cores for s in self.cluster.config.services], np.float64)
-        return self._cpu_request
+    def _service_field(self, name: str) -> np.ndarray:
+        """(S,) a ServiceConfig field per workload (a pod's requests: ``cpu_request_cores``,
+        ``memory_request_mib``), read from the cluster once."""
+        if name not in self._per_service:
+            self._per_service[name] = np.array([getattr(s, name) for s in self.cluster.config.services], np.float64)
+        return self._per_service[name]
 
     def _memory(self, mode: str, mean_mib: np.ndarray, rows: np.ndarray | slice) -> np.ndarray:
         """What an imported HPA memory query reads from the last tick's (n,) mean working set of
@@ -204,9 +203,7 @@ class SimMetrics:
         NaN with no running pod: cAdvisor has no series then, and a sum over none has none."""
         running = self.cluster.running_pods[rows]
         if mode == "percent_of_request":
-            if self._memory_request_mib is None:
-                self._memory_request_mib = self.cluster.memory_request_mib
-            values = mean_mib * (100.0 / self._memory_request_mib[rows])
+            values = mean_mib * (100.0 / self._service_field("memory_request_mib")[rows])
         else:
             values = mean_mib * running * float(MIB)
         return np.where(running > 0, values, np.nan)

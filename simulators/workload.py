@@ -80,6 +80,7 @@ class Revision:
     created_s: float
 
 
+MIB = 2 ** 20  # bytes
 MAX_RETRY_RATIO = 0.9  # retries of retries compound: at most 1 / (1 - 0.9) = 10x the load
 
 
@@ -181,6 +182,11 @@ class ServiceConfig:
         """CPU used at capacity over CPU requested: utilization percent = load share * 100 * this."""
         at_capacity = self.cpu_request_cores if self.cpu_at_capacity_cores is None else self.cpu_at_capacity_cores
         return at_capacity / self.cpu_request_cores
+
+    @property
+    def memory_request_bytes(self) -> float:
+        """A pod's memory request in bytes, as kube-state-metrics and an HPA state it."""
+        return self.memory_request_mib * MIB
 
     @property
     def slots(self) -> int:

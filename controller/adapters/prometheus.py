@@ -140,7 +140,8 @@ class PrometheusConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.target_labels, (tuple, list)) and len(self.target_labels) == 2:
-            object.__setattr__(self, "target_labels", TargetLabels.of(self.target_labels))  # a pair: every kind
+            # a pair (from_url's options, a list from a config file): the same labels for every kind
+            object.__setattr__(self, "target_labels", TargetLabels.of(self.target_labels))
         problems = self._problems()
         if problems:
             raise InvalidPrometheusConfig(problems)
@@ -181,8 +182,6 @@ class PrometheusConfig:
         Strips trailing slashes and accepts headers as a mapping. Other options are the fields.
         """
         items = tuple((headers or {}).items()) if isinstance(headers, Mapping) else tuple(headers or ())
-        if "target_labels" in options and not isinstance(options["target_labels"], TargetLabels):
-            options["target_labels"] = tuple(options["target_labels"])
         return cls(url=url.rstrip("/"), headers=tuple((str(k), str(v)) for k, v in items), **options)
 
     @property

@@ -237,9 +237,8 @@ def _format_startup(s: dict) -> str:
     return f"start-up {s.get('delay_s', 0):.0f}s ({source}); lead {leads}"
 
 
-#: Why a policy's state was rebuilt (the warm start's ``cause``), in a record's words and in
-#: `setpoint status`'s "state: ..." line; an older controller's records say none ("rebuilt").
-_CAUSE_WORDS = {"start": "", "reload": " at a policy reload", "leader": " on becoming leader"}
+#: Why a policy's state was rebuilt (the warm start's ``cause``) in `setpoint status`'s "state: ..."
+#: line (a record's words: warm_start.CAUSE_WORDS); an older controller's records say none ("rebuilt").
 _STATE_WORDS = {"start": "started with the controller", "reload": "rebuilt at a policy reload",
                 "leader": "rebuilt when this replica became leader"}
 
@@ -253,7 +252,9 @@ def _format_warm_start(w: dict) -> str:
             return (f"taken over warm from {w.get('source')} ({w.get('ticks')} ticks over "
                     f"{w.get('window_s', 0):.0f}s){unread}")
         return f"taken over cold (scale-down held one window): {w.get('why')}"
-    when = _CAUSE_WORDS.get(w.get("cause"), "")
+    from controller.runtime.warm_start import CAUSE_WORDS
+
+    when = CAUSE_WORDS.get(w.get("cause"), "")
     if w.get("warm"):
         return (f"warm-started{when} from {w.get('source')} ({w.get('ticks')} ticks over "
                 f"{w.get('window_s', 0):.0f}s){unread}")

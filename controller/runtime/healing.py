@@ -13,7 +13,7 @@ the cycle; a pod without a series adds nothing (missing data never fires).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -77,38 +77,57 @@ def health_pods(view: ClusterView, targets: Sequence[TargetRef]) -> list[tuple[i
             for pod in status.pods if not pod.deleted]
 
 
+class HealthPods(NamedTuple):
+    """The pods of ``health_pods`` as columns (P,): target row, pod ref (namespace, pod name),
+    Ready, on its workload's current revision, created at (epoch s, NaN unknown: a StatefulSet's
+    pod deleted and recreated keeps its name, not this), and blocking its workload's rollout
+    (:func:`_blocks_rollout`)."""
+
+    rows: np.ndarray
+    refs: list[TargetRef]
+    ready: np.ndarray
+    current: np.ndarray
+    born: np.ndarray
+    blocks_rollout: np.ndarray
+
+
+def health_pod_columns(view: ClusterView, targets: Sequence[TargetRef]) -> HealthPods:
+    """Every column the health checks read of the targets' pods, from one pass over ``health_pods``."""
+    pods = health_pods(view, targets)
+    return HealthPods(
+        rows=np.asarray([i for i, _, _ in pods], dtype=np.int64),
+        refs=[TargetRef(status.ref.namespace, pod.name, "Pod") for _, status, pod in pods],
+        ready=np.asarray([bool(pod.ready) for _, _, pod in pods], dtype=bool),
+        current=np.asarray([bool(pod.revision) and pod.revision == status.revision for _, status, pod in pods],
+                           dtype=bool),
+        born=np.asarray([np.nan if pod.created_time is None else float(pod.created_time) for _, _, pod in pods],
+                        dtype=np.float64),
+        blocks_rollout=np.asarray([_blocks_rollout(status, pod) for _, status, pod in pods], dtype=bool))
+
+
 def pod_revisions(view: ClusterView, targets: Sequence[TargetRef]
                   ) -> tuple[np.ndarray, list[TargetRef], np.ndarray, np.ndarray]:
     """pod_table plus (P,) bool: the pod runs its workload's current revision (the pods of
     ``health_pods``)."""
-    pods = health_pods(view, targets)
-    rows = np.asarray([i for i, _, _ in pods], dtype=np.int64)
-    refs = [TargetRef(status.ref.namespace, pod.name, "Pod") for _, status, pod in pods]
-    ready = np.asarray([bool(pod.ready) for _, _, pod in pods], dtype=bool)
-    current = np.asarray([bool(pod.revision) and pod.revision == status.revision for _, status, pod in pods], dtype=bool)
-    return rows, refs, ready, current
+    pods = health_pod_columns(view, targets)
+    return pods.rows, pods.refs, pods.ready, pods.current
 
 
 def pod_births(view: ClusterView, targets: Sequence[TargetRef]) -> np.ndarray:
-    """(P,) epoch s each pod of ``health_pods`` was created (metadata.creationTimestamp), NaN
-    where unknown: a StatefulSet's pod deleted and recreated keeps its name, not this."""
-    return np.asarray([np.nan if pod.created_time is None else float(pod.created_time)
-                       for _, _, pod in health_pods(view, targets)], dtype=np.float64)
+    """(P,) epoch s each pod of ``health_pods`` was created (``HealthPods.born``)."""
+    return health_pod_columns(view, targets).born
 
 
-def pods_blocking_rollout(view: ClusterView, targets: Sequence[TargetRef]) -> np.ndarray:
-    """(P,) bool per pod of ``health_pods``: a StatefulSet's rollout waits for it and it will not
-    end by itself. The StatefulSet controller (OrderedReady) replaces a pod off the update revision
-    only once every pod is Ready, so a broken pod left on the old revision (a bad release undone by
-    ``kubectl rollout undo``: its pods are now the old revision) holds the rollout for good; the
-    Kubernetes docs' "forced rollback" is to delete it, and it comes back on the update revision
-    (below a partition: on the current one, as any pod recreated there). A Deployment's rollout
-    replaces its old pods itself: none of its pods block it."""
-    def blocks(status: TargetStatus, pod: PodStatus) -> bool:
-        sts = status.ref.kind == "StatefulSet" and status.rollout_in_progress and bool(status.revision)
-        return sts and not pod.ready and bool(pod.revision) and pod.revision != status.revision
-
-    return np.asarray([blocks(status, pod) for _, status, pod in health_pods(view, targets)], dtype=bool)
+def _blocks_rollout(status: TargetStatus, pod: PodStatus) -> bool:
+    """A StatefulSet's rollout waits for ``pod`` and it will not end by itself. The StatefulSet
+    controller (OrderedReady) replaces a pod off the update revision only once every pod is Ready,
+    so a broken pod left on the old revision (a bad release undone by ``kubectl rollout undo``: its
+    pods are now the old revision) holds the rollout for good; the Kubernetes docs' "forced
+    rollback" is to delete it, and it comes back on the update revision (below a partition: on the
+    current one, as any pod recreated there). A Deployment's rollout replaces its old pods itself:
+    none of its pods block it."""
+    sts = status.ref.kind == "StatefulSet" and status.rollout_in_progress and bool(status.revision)
+    return sts and not pod.ready and bool(pod.revision) and pod.revision != status.revision
 
 
 def revision_statistics(params: HealthParams, n: int, rows: np.ndarray, current: np.ndarray,
@@ -177,9 +196,8 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
     params, n = hq.params, len(targets)
     c = len(params.checks)
     values, present = np.full((n, c), np.nan), np.zeros((n, c), bool)
-    rows, pod_refs, pod_ready, pod_current = pod_revisions(view, targets)
-    born = pod_births(view, targets)
-    blocks = pods_blocking_rollout(view, targets)
+    listed = health_pod_columns(view, targets)
+    rows, pod_refs, pod_ready, pod_current = listed.rows, listed.refs, listed.ready, listed.current
     pod_values, pod_present = np.full((len(pod_refs), c), np.nan), np.zeros((len(pod_refs), c), bool)
     for j, (check, expr) in enumerate(zip(params.checks, hq.exprs)):
         if check.scope == Scope.POD:
@@ -209,7 +227,7 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
     done = [by_ref[t].rollout_completed_at if t in by_ref else None for t in targets]
     since = np.array([np.nan if d is None else d for d in done], dtype=np.float64)
     pods = PodTable.of(rows, [f"{r.namespace}/{r.name}" for r in pod_refs], pod_values, pod_present, pod_ready,
-                       checks=c, born=born, blocks_rollout=blocks)
+                       checks=c, born=listed.born, blocks_rollout=listed.blocks_rollout)
     return HealthObservation.of(view.spec.astype(np.int64), view.ready.astype(np.int64), values, checks=c,
                                 present=present, revision=revision, rollout=view.rollout, pods=pods,
                                 overloaded=overload_signal(view, decision, targets), revision_new=new, revision_old=old,

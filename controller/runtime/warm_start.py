@@ -49,6 +49,8 @@ from controller.runtime.backtest import (PER_REPLICA_KINDS, ReplayData, ReplayMe
 #: cycle of the policy), a reload that loaded the policy new or changed (a fresh state for every
 #: target, the ones it had too), or this replica becoming the leader. A take-over is ``joined``.
 START, RELOAD, LEADER = "start", "reload", "leader"
+#: How the log line and the records say each cause, after "warm start" / "cold start".
+CAUSE_WORDS = {START: "", RELOAD: " at a policy reload", LEADER: " on becoming leader"}
 
 #: EWMA smoothing remembers forever; after this many half-lives the value before the window
 #: weighs 2^-6 < 2 % of the smoothed value.
@@ -138,7 +140,7 @@ class WarmStart:
         """One log line: what was rebuilt, from where, and what stayed cold."""
         if self.joined:
             return self._take_over_summary()
-        when = {RELOAD: " at a policy reload", LEADER: " on becoming leader"}.get(self.cause, "")
+        when = CAUSE_WORDS.get(self.cause, "")
         if self.error:
             return f"cold start{when} ({self.error})"
         return (f"warm start{when} from {self.source}: {len(self.warm)} target(s) rebuilt from {self.ticks} ticks "

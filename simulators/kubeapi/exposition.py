@@ -162,7 +162,7 @@ class Exposition:
         self.S, self.K = len(workloads), store.engine.K
         self._ns_name = [(w.namespace, w.name) for w in workloads]
         self._cpu_request = [num(w.config.cpu_request_cores) for w in workloads]
-        self._memory_request = [num(w.config.memory_request_mib * 2 ** 20) for w in workloads]  # bytes
+        self._memory_request = [num(w.config.memory_request_bytes) for w in workloads]
         self._name_label = [NAME_LABEL.get(w.kind, "deployment") for w in workloads]
         app = [labels(namespace=w.namespace, **{label: w.name}) for w, label in zip(workloads, self._name_label)]
         self._app = {name: [f"\n{name}{lab} " for lab in app] for name, _ in APP_GAUGES}

@@ -45,7 +45,8 @@ from controller.policy.load import load_policy_text
 from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy
 from simulators.kubeapi import objects as K
 from simulators.kubeapi.event_recorder import Source
-from simulators.kubeapi.hpa_wording import in_hpa_words, largest_proposal, rescale_message, rescale_reason
+from simulators.kubeapi.hpa_wording import (in_hpa_words, largest_proposal, rescale_message, rescale_reason,
+                                           source_spec)
 from simulators.kubeapi.managed_fields import FieldWriter
 from simulators.kubeapi.store import KubeStore
 from simulators.ports import SimMetrics, SimTargets
@@ -240,7 +241,7 @@ class HpaController:
         if result is None or not result.targets:
             return {}
         config = self.store.workloads[self.store.engine.index(result.targets[0])].config
-        return {"cpu": float(config.cpu_request_cores), "memory": float(config.memory_request_mib) * 2 ** 20}
+        return {"cpu": float(config.cpu_request_cores), "memory": float(config.memory_request_bytes)}
 
     def _record_rescales(self, hpa: dict, result: CycleResult | None) -> None:
         """A ``SuccessfulRescale`` Event on the HPA per scale it made, as kube-controller-manager
@@ -348,10 +349,8 @@ def current_metrics(policy: RuntimePolicy, values: np.ndarray, requests: dict[st
 
 def _resource_of(source: dict | None) -> str | None:
     """The resource (cpu, memory) of an HPA Resource or ContainerResource metric source, else None."""
-    if not isinstance(source, dict):
-        return None
-    spec = source.get({"Resource": "resource", "ContainerResource": "containerResource"}.get(source.get("type"), ""))
-    return spec.get("name") if isinstance(spec, dict) else None
+    kind, spec = source_spec(source)
+    return spec.get("name") if kind in ("Resource", "ContainerResource") else None
 
 
 def _quantity(resource: str | None, value: float) -> str:

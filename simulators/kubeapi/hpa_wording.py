@@ -100,13 +100,21 @@ def in_hpa_words(conditions: dict[str, dict], metric: str) -> dict[str, dict]:
 OURS, HPA_CONTROLLER, HPA = "the controller was ", "the HPA controller was ", "the HPA was "
 
 
+#: An HPA metric source's type -> the field that holds its spec (autoscaling/v2 MetricSpec).
+SOURCE_FIELDS = {"Resource": "resource", "ContainerResource": "containerResource", "Pods": "pods",
+                 "Object": "object", "External": "external"}
+
+
+def source_spec(source: object) -> tuple[str | None, dict]:
+    """(type, the spec under its type's field) of one spec.metrics entry; {} where it has none."""
+    kind = source.get("type") if isinstance(source, dict) else None
+    spec = source.get(SOURCE_FIELDS.get(kind, "")) if isinstance(source, dict) else None
+    return kind, spec if isinstance(spec, dict) else {}
+
+
 def metric_words(source: object) -> str:
     """One spec.metrics entry in the HPA controller's words (the module docstring's table)."""
-    source = source if isinstance(source, dict) else {}
-    kind = source.get("type")
-    spec = source.get({"Resource": "resource", "ContainerResource": "containerResource", "Pods": "pods",
-                       "Object": "object", "External": "external"}.get(kind, ""))
-    spec = spec if isinstance(spec, dict) else {}
+    kind, spec = source_spec(source)
     target = spec.get("target") if isinstance(spec.get("target"), dict) else {}
     metric = spec.get("metric") if isinstance(spec.get("metric"), dict) else {}
     if kind in ("Resource", "ContainerResource"):

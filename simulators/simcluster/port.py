@@ -97,11 +97,6 @@ class ClusterPort:
         return self._n_running.copy()
 
     @property
-    def memory_request_mib(self) -> np.ndarray:
-        """(S,) float: a pod's memory request (MiB), per workload."""
-        return np.array([s.memory_request_mib for s in self.config.services], dtype=np.float64)
-
-    @property
     def rollout_in_progress(self) -> np.ndarray:
         """(S,) bool."""
         self._flush()

@@ -56,11 +56,13 @@ def test_a_restart_waiting_on_a_rollout_that_does_not_end_is_said_once(tmp_path,
         next(world, None)
 
 
-def _run(server, apps, core, tmp_path, policy_text, start_rollout, remedy):
+def _cycles(server, apps, tmp_path, policy_text, start_rollout, cycles: int):
+    """(the policy, the health record of shop/web at each of ``cycles`` cycles of a live controller
+    on ``server``; ``start_rollout(apps)`` before the second)."""
     engine = server.world.engine
     policy, metrics, cluster, rec = live_controller(server, tmp_path, policy_text)
     results = []
-    for k in range(CYCLES):
+    for k in range(cycles):
         if k == 1:
             start_rollout(apps)
         for _ in range(TICKS_PER_CYCLE):
@@ -69,7 +71,11 @@ def _run(server, apps, core, tmp_path, policy_text, start_rollout, remedy):
         results.append(rec.cycle(engine.now))
     cluster.events.flush()
     cluster.close()
-    records = [r.healing.record(0, policy.name, "shop/web") for r in results]
+    return rec, [r.healing.record(0, policy.name, "shop/web") for r in results]
+
+
+def _run(server, apps, core, tmp_path, policy_text, start_rollout, remedy):
+    rec, records = _cycles(server, apps, tmp_path, policy_text, start_rollout, CYCLES)
     waiting = [k for k, r in enumerate(records) if r.reason == "RolloutInProgress"]
     assert waiting and waiting == list(range(waiting[0], CYCLES)), "the restart waits from the firing on"
     notices = [e for e in core.list_namespaced_event(NS).items if e.reason == "RestartWaitsForRollout"]
@@ -90,18 +96,7 @@ def test_a_rolling_restart_of_a_statefulset_held_at_a_partition_is_refused_not_w
     world = served(STATEFUL, tmp_path)
     server, apps, core = next(world)
     try:
-        policy, metrics, cluster, rec = live_controller(server, tmp_path, STATEFUL_RESTART)
-        engine, results = server.world.engine, []
-        for k in range(12):
-            if k == 1:
-                partitioned_rollout(apps)
-            for _ in range(TICKS_PER_CYCLE):
-                server.world.advance(1)
-                metrics.push(engine.signals())
-            results.append(rec.cycle(engine.now))
-        cluster.events.flush()
-        cluster.close()
-        records = [r.healing.record(0, policy.name, "shop/web") for r in results]
+        _, records = _cycles(server, apps, tmp_path, STATEFUL_RESTART, partitioned_rollout, 12)
         reasons = [r.reason for r in records]
         assert "RolloutInProgress" not in reasons[4:], reasons  # the canary's pods are up by the 4th cycle
         assert reasons[-4:] == ["RollingRestartPartitioned"] * 4, reasons
