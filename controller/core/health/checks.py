@@ -294,10 +294,10 @@ class CheckView:
     when any is pending. active_since / fired_at: for pod checks, the earliest among the pods
     in that phase. changed_at: for pod checks, the latest among the pods of their last change, or
     of their state's start when none (``_last_change``). raw / smoothed: for pod checks, the worst
-    pod's (max for above, min for below). firing / pending: pods (or 1 for a workload check) in that phase; pods: the
-    target's pods in the pod table (0 for workload checks). recovering_since: a firing workload
-    check's clear in progress (its recovered condition holding since then), NaN otherwise and
-    for pod checks.
+    pod's (max for above, min for below). firing / pending: pods (or 1 for a workload check) in
+    that phase; pods: the target's pods in the pod table (0 for workload checks).
+    recovering_since: a firing workload check's clear in progress (its recovered condition
+    holding since then), NaN otherwise and for pod checks.
     """
 
     phase: np.ndarray
