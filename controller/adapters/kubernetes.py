@@ -375,40 +375,51 @@ def statefulset_partition(workload: Any) -> int:
 
 
 def rollout_in_progress(workload: Any, kind: str = "Deployment") -> bool:
-    """A template rollout is under way: the controller has not seen the latest spec, pods are
-    not all on the new template, old pods remain, or the rollout is not complete (Deployments:
-    the Progressing condition is not ``NewReplicaSetAvailable``; StatefulSets: the update
-    revision is not the current one). A pure scale does not count: its condition stays put.
+    """A template rollout is under way, for Setpoint's purposes (it holds restarts, rollbacks
+    and scale-downs): the controller has not seen the latest spec, pods are left to replace
+    (:func:`pods_left_to_replace`), or the workload's controller has not marked the revision
+    complete (:func:`marked_complete`). The same rule for a Deployment and a StatefulSet,
+    partitioned or not.
 
-    A StatefulSet held at a ``rollingUpdate.partition`` (a canary) is judged as kubectl judges it
-    ("partitioned roll out complete"): its rollout ends once updatedReplicas >= replicas -
-    partition and every pod is Ready, although currentRevision stays behind (the pods below the
-    partition keep it). A pod restarted then comes back on its ordinal's revision.
-
-    A StatefulSet (OrderedReady) creates the pods of a scale-up one at a time, so its
-    updatedReplicas trails spec.replicas through the whole scale-up: only pods off the update
-    revision (replicas > updatedReplicas) and currentRevision != updateRevision (set equal by the
-    StatefulSet controller once every pod is updated and Ready) say it is rolling out."""
-    spec = workload.spec.replicas if workload.spec.replicas is not None else 1
+    Readiness counts only through that mark, which a workload controller sets once the new
+    revision's pods are all updated and Ready and leaves alone when it scales: a scale-up's
+    starting pods are not a rollout (restarts wait for them by the overload rule instead, and a
+    scale-down is not blocked). kubectl rollout status counts every pod's readiness (a StatefulSet:
+    readyReplicas < spec.replicas is "Waiting for N pods to be ready"; a Deployment: available <
+    updated), so it also waits for a scale-up; here a StatefulSet's OrderedReady scale-up, one
+    starting pod at a time, would hold every restart for as long as it lasts."""
     st = workload.status
-    if st is None:
+    if st is None or (st.observed_generation or 0) < (workload.metadata.generation or 0):
         return True
-    if (st.observed_generation or 0) < (workload.metadata.generation or 0):
-        return True
-    updated = st.updated_replicas or 0
+    return pods_left_to_replace(workload, kind) > 0 or not marked_complete(workload, kind)
+
+
+def pods_left_to_replace(workload: Any, kind: str = "Deployment") -> int:
+    """Existing pods the rollout still has to put on the new revision (0: none):
+    ``status.replicas - partition - updatedReplicas``. A Deployment's every pod (old pods still
+    running); a StatefulSet's at or above its partition (0 when none is set): the pods below it
+    keep the current revision for good. Pods a scale-up has not created yet are not counted (a
+    StatefulSet's OrderedReady creates them one at a time, each on the update revision; a
+    Deployment's new ReplicaSet at once, each new)."""
+    st = workload.status
+    partition = statefulset_partition(workload) if kind == "StatefulSet" else 0
+    return max(0, (st.replicas or 0) - partition - (st.updated_replicas or 0))
+
+
+def marked_complete(workload: Any, kind: str = "Deployment") -> bool:
+    """The workload's controller has marked its revision rolled out: a Deployment's Progressing
+    condition says ``NewReplicaSetAvailable`` (or there is none); a StatefulSet's currentRevision
+    is its updateRevision (set once every pod is updated and Ready). A StatefulSet held at a
+    partition is never marked (the pods below it keep currentRevision), and its canary's starting
+    pod cannot be told from a scale-up's by the counts: it counts as marked, so only its pods left
+    to replace say it rolls out (kubectl's "partitioned roll out complete" less its readiness)."""
+    st = workload.status
     if kind == "StatefulSet":
-        partition = statefulset_partition(workload)
-        if partition > 0:
-            # kubectl rollout status: "partitioned roll out complete" once the pods at or above the
-            # partition are on the update revision and every pod is Ready; the pods below it stay
-            # on the current revision for good, so currentRevision never catches up
-            return updated < spec - partition or (st.ready_replicas or 0) < spec
-        return (st.replicas or 0) > updated or bool(st.update_revision and st.current_revision
-                                                    and st.update_revision != st.current_revision)
-    if updated < spec or (st.replicas or 0) > updated:
-        return True
+        if statefulset_partition(workload) > 0:
+            return True
+        return not (st.update_revision and st.current_revision and st.update_revision != st.current_revision)
     progressing = _condition(st.conditions, "Progressing")
-    return progressing is not None and progressing.reason != ROLLOUT_COMPLETE_REASON
+    return progressing is None or progressing.reason == ROLLOUT_COMPLETE_REASON
 
 
 def rollout_completed_at(workload: Any, kind: str = "Deployment") -> float | None:

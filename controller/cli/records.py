@@ -504,11 +504,21 @@ def _warm_start_line(targets: dict, now: float) -> str:
         if len(cold) < len(began):
             line += f", warm from {w.get('source')} ({w.get('ticks')} ticks over {w.get('window_s', 0):.0f}s)"
         if cold:
-            line += f"; cold (scale-down held one window): {', '.join(cold)} ({began[cold[0]].get('why')})"
+            line += f"; cold (scale-down held one window): {_cold_whys(cold, began)}"
         lines.append(line)
     lines += [f"{k}: {_format_warm_start(w)}, {wall_clock(w.get('at'), now)}" for k, w in starts.items()
               if w.get("joined")]
     return "\n".join(lines)
+
+
+def _cold_whys(cold: list[str], began: dict) -> str:
+    """The targets that started cold, each group with its why after a colon (``shop/a, shop/b:
+    replicas that ran unknown ... (no ...: kube-state-metrics?)``), groups joined by "; ". A why
+    is not put in parentheses: its own would nest in them."""
+    by_why: dict[str, list[str]] = {}
+    for key in cold:
+        by_why.setdefault(str(began[key].get("why") or "no history"), []).append(key)
+    return "; ".join(f"{', '.join(keys)}: {why}" for why, keys in by_why.items())
 
 
 def _num(v) -> str:

@@ -404,6 +404,7 @@ class Reconciler:
         self._gone_said = LastSaid()  # per target, the trimmed rollback target last announced
         self._paused_said = LastSaid()  # per target, the revision whose rollback a pause by someone else blocks
         self._rollout_wait_said = LastSaid()  # per target, the revision whose rollout a restart waited long for
+        self._partitioned_said = LastSaid()  # per target, the revision whose rolling restart a partition refused
         self._restart_waits_since: dict[TargetRef, float] = {}  # since when a restart waits for a rollout
         self._refused_said = LastSaid()  # per (target, action kind), the permanent refusal last announced
         self._history_said = LastSaid()  # per target, a revisionHistoryLimit of 0 under a rollback policy
@@ -882,53 +883,89 @@ class Reconciler:
             self._warn(t, "RollbackTargetGone", message, revision=rev)
         self._gone_said.keep(targets)
 
+    def _say_once_per_episode(self, said: LastSaid, targets: list[TargetRef], healing: HealingDecision,
+                              ongoing: np.ndarray, due: np.ndarray, reason: str, message) -> None:
+        """The path every per-episode notice takes: a Warning Event ``reason`` and a log line
+        (``_warn``) on each target of the rows ``due`` once per episode and revision (``said``
+        remembers the revision said), ``message(i, target, revision)`` saying it. An episode lasts
+        while its target's row is among ``ongoing`` (rows, ``due`` among them): one that ends and
+        comes back is said again. Said each cycle it would flood the Events and logs."""
+        for i in due:
+            t, rev = targets[i], str(healing.state.revisions.current[i])
+            if said.news(t, rev):
+                self._warn(t, reason, message(int(i), t, rev), revision=rev)
+        said.retain({targets[i] for i in ongoing})
+
     def _announce_blocked_by_pause(self, healing: HealingDecision, targets: list[TargetRef]) -> None:
         """A Warning Event and a log line, once per target and revision, when a rollback is called
         for but someone else paused the Deployment (RollbackBlockedByPause): the rollback waits for
         the resume. Sent anyway, the cluster refused it at every step (an error log line and an
         action failure every 5 s of a rollout, and SetpointActuationErrors)."""
-        blocked = np.flatnonzero(healing.reason == HealthReason.ROLLBACK_BLOCKED_BY_PAUSE)
-        for i in blocked:
-            t, rev = targets[i], str(healing.state.revisions.current[i])
-            if not self._paused_said.news(t, rev):
-                continue
-            trigger = healing.record(int(i), self.policy.name, t.key).trigger or "the escalation ladder"
+        def message(i: int, t: TargetRef, rev: str) -> str:
+            trigger = healing.record(i, self.policy.name, t.key).trigger or "the escalation ladder"
             to = str(healing.state.revisions.rollback_target[i])
-            message = (f"{self.policy.name}: {trigger} calls for a rollback of revision {rev}"
-                       f"{f' to revision {to}' if to else ''}, but the Deployment is paused (spec.paused, not by "
-                       f"setpoint): a rollback would not progress, so none is sent; `kubectl rollout resume "
-                       f"deployment/{t.name} -n {t.namespace}` and setpoint rolls it back at its next cycle")
-            self._warn(t, "RollbackBlockedByPause", message, revision=rev)
-        self._paused_said.retain({targets[i] for i in blocked})  # said again if it comes back (paused anew)
+            return (f"{self.policy.name}: {trigger} calls for a rollback of revision {rev}"
+                    f"{f' to revision {to}' if to else ''}, but the Deployment is paused (spec.paused, not by "
+                    f"setpoint): a rollback would not progress, so none is sent; `kubectl rollout resume "
+                    f"deployment/{t.name} -n {t.namespace}` and setpoint rolls it back at its next cycle")
+
+        blocked = np.flatnonzero(healing.reason == HealthReason.ROLLBACK_BLOCKED_BY_PAUSE)
+        # said again if it comes back (paused anew)
+        self._say_once_per_episode(self._paused_said, targets, healing, blocked, blocked, "RollbackBlockedByPause",
+                                   message)
 
     def _announce_restart_waits(self, healing: HealingDecision, targets: list[TargetRef], now: float) -> None:
         """A Warning Event and a log line, once per target and revision, when a restart has waited
         for a rollout for ``rollout_wait_s`` (RestartWaitsForRollout). A rollout whose new pods never
         become Ready (a crash-looping release, a StatefulSet's stuck update, a canary's pod at or
         above a StatefulSet's partition) or that someone paused does not end by itself, and keeps
-        every restart off: the target waited with no word. (A partitioned rollout that is complete,
-        as kubectl judges it, is no rollout: its restarts go ahead.)"""
+        every restart off: the target waited with no word. (A partitioned rollout whose pods are
+        all updated is no rollout: its restarts go ahead.)"""
         waiting = np.flatnonzero(healing.reason == HealthReason.ROLLOUT_IN_PROGRESS)
         since = self._restart_waits_since
         self._restart_waits_since = {targets[i]: since.get(targets[i], now) for i in waiting}
-        for i in waiting:
-            t, rev = targets[i], str(healing.state.revisions.current[i])
-            waited = now - self._restart_waits_since[t]
-            if waited < self.policy.health.rollout_wait_s or not self._rollout_wait_said.news(t, rev):
-                continue
-            trigger = healing.record(int(i), self.policy.name, t.key).trigger or "a check"
+        waited = np.array([now - self._restart_waits_since[targets[i]] for i in waiting], dtype=np.float64)
+        due = waiting[waited >= self.policy.health.rollout_wait_s]
+
+        def message(i: int, t: TargetRef, rev: str) -> str:
+            trigger = healing.record(i, self.policy.name, t.key).trigger or "a check"
             ref = f"{t.kind.lower()}/{t.name} -n {t.namespace}"
-            held = (f"is held at a partition whose pods at or above it are not all updated and Ready does not "
-                    f"end by itself: `kubectl rollout undo {ref}` (the StatefulSet then waits for the release's "
-                    f"pods that are not Ready, which setpoint restarts: they come back on the restored revision)"
+            held = (f"is held at a partition whose pods at or above it are not all updated does not end by itself: "
+                    f"`kubectl rollout undo {ref}` (the StatefulSet then waits for the release's pods that are not "
+                    f"Ready, which setpoint restarts: they come back on the restored revision)"
                     if t.kind == "StatefulSet" else
                     f"is paused does not end by itself: `kubectl rollout undo {ref}` (or `rollout resume`)")
-            message = (f"{self.policy.name}: {trigger} calls for a restart, but it has waited {waited / 60:.0f} min "
-                       f"for the rollout of revision {rev} to end: setpoint restarts nothing while a rollout runs, "
-                       f"and one whose new pods never become Ready (a crash-looping release) or that {held}, or fix "
-                       f"the release")
-            self._warn(t, "RestartWaitsForRollout", message, revision=rev)
-        self._rollout_wait_said.retain({targets[i] for i in waiting})  # said again if a restart waits anew
+            return (f"{self.policy.name}: {trigger} calls for a restart, but it has waited "
+                    f"{(now - self._restart_waits_since[t]) / 60:.0f} min for the rollout of revision {rev} to end: "
+                    f"setpoint restarts nothing while a rollout runs, and one whose new pods never become Ready (a "
+                    f"crash-looping release) or that {held}, or fix the release")
+
+        # said again if a restart waits anew
+        self._say_once_per_episode(self._rollout_wait_said, targets, healing, waiting, due, "RestartWaitsForRollout",
+                                   message)
+
+    def _announce_partitioned_refusal(self, healing: HealingDecision, targets: list[TargetRef],
+                                      view: ClusterView) -> None:
+        """A Warning Event and a log line, once per target and revision, when a rolling restart of a
+        StatefulSet held at a partition is refused (RollingRestartPartitioned): it would be a new
+        revision for the pods at or above the partition only, replacing the canary's release. The
+        refusal holds for as long as the partition does; records and status said it, the Events
+        (what an on-call watches) did not."""
+        def message(i: int, t: TargetRef, rev: str) -> str:
+            trigger = healing.record(i, self.policy.name, t.key).trigger or "the escalation ladder"
+            ref = f"statefulset/{t.name} -n {t.namespace}"
+            held_at = next((s.partition for s in view.statuses if s.ref == t), 0)  # 0: a source without statuses
+            at = f"partition {held_at}" if held_at else "a partition"
+            return (f"{self.policy.name}: {trigger} calls for a rolling restart, but the StatefulSet is held at "
+                    f"{at} (spec.updateStrategy.rollingUpdate.partition): a rolling restart would be a new "
+                    f"revision for the pods at or above it only, replacing the canary's revision {rev}, so none is "
+                    f"sent (a restart-pod still goes ahead: a pod comes back on its ordinal's revision); end the "
+                    f"canary with `kubectl rollout undo {ref}` or a partition raised to spec.replicas")
+
+        refused = np.flatnonzero(healing.reason == HealthReason.ROLLING_RESTART_PARTITIONED)
+        # said again if it comes back (a new refusal after the check cleared, or another revision)
+        self._say_once_per_episode(self._partitioned_said, targets, healing, refused, refused,
+                                   "RollingRestartPartitioned", message)
 
     def _announce_no_history(self, view: ClusterView, targets: list[TargetRef]) -> None:
         """A Warning Event and a log line, once per target (again if it changes back), when a
@@ -1029,6 +1066,7 @@ class Reconciler:
         self._announce_gone(healing, targets, view)
         self._announce_blocked_by_pause(healing, targets)
         self._announce_restart_waits(healing, targets, now)
+        self._announce_partitioned_refusal(healing, targets, view)
         self._announce_no_history(view, targets)
         return health_actions(healing, targets, view.exists, self.policy.name)
 

@@ -14,6 +14,7 @@ import dataclasses
 from types import SimpleNamespace
 
 import pytest
+from kubernetes import client as kube_client
 
 from controller.adapters.kubernetes import KubernetesCluster, rollout_in_progress
 from controller.errors import ConflictError, PermanentError, Superseded
@@ -107,6 +108,33 @@ def test_scale_through_the_scale_subresource_and_pods_follow_in_ordinal_order(cl
     assert [(name, bool(ready)) for name, _, ready in pods(cluster)] == expected  # Pending: no Ready condition
 
 
+@pytest.mark.parametrize("partition", [pytest.param(0, id="unpartitioned"), pytest.param(1, id="partitioned")])
+def test_an_ordered_ready_scale_up_after_a_revision_change_is_no_rollout(cluster, server, tmp_path, partition):
+    """A revision change (a rolling restart, held at ``partition``) is a rollout until its pods are
+    updated; the scale-up 2 -> 4 after it is not, at any tick, though its pods start one at a
+    time (kubectl rollout status: "Waiting for 1 pods to be ready..."). Read as a rollout, it held
+    every restart and scale-down of a partitioned StatefulSet for the whole scale-up."""
+    apps = kube_client.AppsV1Api(official_client(server, tmp_path))
+    apps.patch_namespaced_stateful_set("web", NS, {"spec": {"updateStrategy": {
+        "type": "RollingUpdate", "rollingUpdate": {"partition": partition}}}})
+    cluster.observe([WEB])  # the adapter writes at the resourceVersion it read
+    cluster.apply(Action(ActionKind.ROLLING_RESTART, WEB, "Stuck"))
+    assert cluster.observe([WEB]).rollout.tolist() == [True]
+    for _ in range(8):
+        server.world.advance(1)
+    assert cluster.observe([WEB]).rollout.tolist() == [False]  # the pods at or above the partition updated
+    cluster.apply(Action(ActionKind.SCALE, WEB, "ScaleUp", replicas=4, from_replicas=2))
+    seen = []
+    for _ in range(6):
+        view = cluster.observe([WEB])
+        seen.append((int(view.ready[0]), bool(view.rollout[0])))
+        server.world.advance(1)
+    assert [ready for ready, _ in seen] == [2, 2, 3, 3, 4, 4], seen  # web-2, then web-3, each starting 2 ticks
+    assert not [rolling for _, rolling in seen if rolling], seen
+    sts = apps.read_namespaced_stateful_set("web", NS).status
+    assert (sts.updated_replicas, sts.current_revision == sts.update_revision) == (4 - partition, not partition)
+
+
 def test_a_scale_the_statefulset_changed_under_is_refused_not_applied(cluster, server, tmp_path):
     (tmp_path / "other").mkdir()
     other = make_cluster(server, tmp_path / "other")
@@ -181,29 +209,50 @@ def sts_object(spec: int, replicas: int, updated: int, current: str, update: str
                                                   ready_replicas=replicas if ready is None else ready))
 
 
+#: One rule for every row (adapters/kubernetes.rollout_in_progress): spec not observed, pods left to
+#: replace (existing pods at or above the partition off the update revision), or no completion mark
+#: (currentRevision != updateRevision; a partition never gets it). Readiness counts only through the
+#: mark, so a scale-up's starting pods are no rollout, partitioned or not (kubectl rollout status
+#: waits for them: "Waiting for 1 pods to be ready...").
 @pytest.mark.parametrize("workload, rolling", [
-    # OrderedReady creates a scale-up's pods one at a time: updatedReplicas trails spec, not a rollout
-    pytest.param(sts_object(4, 3, 3, "web-a", "web-a"), False, id="scale-up-pods-being-created"),
-    pytest.param(sts_object(1, 3, 3, "web-a", "web-a"), False, id="scale-down-pods-being-removed"),
-    pytest.param(sts_object(3, 3, 3, "web-a", "web-a"), False, id="settled"),
-    pytest.param(sts_object(3, 3, 1, "web-a", "web-b"), True, id="update-one-pod-done"),
-    pytest.param(sts_object(3, 3, 3, "web-a", "web-b"), True, id="all-updated-not-all-ready-yet"),
-    pytest.param(sts_object(3, 3, 1, "web-a", "web-b"), True, id="partition-holds-two-pods-back"),
-    pytest.param(sts_object(3, 3, 3, "web-a", "web-a", generation=3), True, id="spec-not-observed-yet"),
-    # a canary held at a partition, judged as kubectl rollout status judges it: complete once the
-    # pods at or above it are on the update revision and every pod is Ready (currentRevision stays
-    # behind for good: the pods below the partition keep it)
+    # --- unpartitioned
+    pytest.param(sts_object(3, 3, 3, "web-a", "web-a"), False, id="unpartitioned-settled"),
+    pytest.param(sts_object(3, 3, 3, "web-a", "web-a", generation=3), True, id="unpartitioned-spec-not-observed-yet"),
+    pytest.param(sts_object(4, 4, 4, "web-a", "web-a", partition=0), False, id="unpartitioned-partition-zero-settled"),
+    # --- unpartitioned, scaling (OrderedReady: one pod at a time, each on the update revision)
+    pytest.param(sts_object(4, 3, 3, "web-a", "web-a"), False, id="unpartitioned-scale-up-pods-being-created"),
+    pytest.param(sts_object(4, 4, 4, "web-a", "web-a", ready=3), False, id="unpartitioned-scale-up-pod-starting"),
+    pytest.param(sts_object(1, 3, 3, "web-a", "web-a"), False, id="unpartitioned-scale-down-pods-being-removed"),
+    # --- unpartitioned, revision change
+    pytest.param(sts_object(3, 3, 1, "web-a", "web-b"), True, id="unpartitioned-revision-change-one-pod-done"),
+    pytest.param(sts_object(3, 3, 3, "web-a", "web-b", ready=2), True,
+                 id="unpartitioned-revision-change-all-updated-not-all-ready-yet"),
+    pytest.param(sts_object(4, 4, 2, "web-a", "web-b", partition=0), True,
+                 id="unpartitioned-revision-change-partition-zero-half-updated"),
+    pytest.param(sts_object(5, 4, 2, "web-a", "web-b", ready=3), True,
+                 id="unpartitioned-revision-change-while-scaling-up"),
+    pytest.param(sts_object(4, 4, 2, "web-a", "web-b", partition=2, strategy="OnDelete"), True,
+                 id="unpartitioned-on-delete-ignores-the-partition"),
+    # --- partitioned (a canary): complete once the pods at or above it are on the update revision
+    # (currentRevision stays behind for good: the pods below the partition keep it)
     pytest.param(sts_object(4, 4, 2, "web-a", "web-b", partition=2), False, id="partitioned-roll-out-complete"),
-    pytest.param(sts_object(4, 4, 1, "web-a", "web-b", partition=2), True, id="partitioned-one-of-two-updated"),
-    pytest.param(sts_object(4, 4, 2, "web-a", "web-b", partition=2, ready=3), True,
-                 id="partitioned-last-canary-pod-not-ready"),
     pytest.param(sts_object(4, 4, 2, "web-a", "web-b", partition=2, generation=3), True,
                  id="partitioned-spec-not-observed-yet"),
-    pytest.param(sts_object(4, 4, 0, "web-a", "web-b", partition=4), False, id="partition-at-replicas-none-updated"),
-    pytest.param(sts_object(4, 4, 4, "web-a", "web-a", partition=0), False, id="partition-zero-settled"),
-    pytest.param(sts_object(4, 4, 2, "web-a", "web-b", partition=0), True, id="partition-zero-half-updated"),
-    pytest.param(sts_object(4, 4, 2, "web-a", "web-b", partition=2, strategy="OnDelete"), True,
-                 id="on-delete-ignores-the-partition"),
+    pytest.param(sts_object(4, 4, 0, "web-a", "web-b", partition=4), False, id="partitioned-at-replicas-none-updated"),
+    # --- partitioned, revision change
+    pytest.param(sts_object(4, 4, 1, "web-a", "web-b", partition=2), True, id="partitioned-revision-change-one-of-two"),
+    pytest.param(sts_object(3, 3, 1, "web-a", "web-b", partition=1), True,
+                 id="partitioned-revision-change-holds-for-the-next-pod"),
+    # its last canary pod starting reads as a scale-up's would (below), so neither is a rollout: a
+    # restart waits for it as for any starting pod (the overload rule), not as for a rollout
+    pytest.param(sts_object(4, 4, 2, "web-a", "web-b", partition=2, ready=3), False,
+                 id="partitioned-revision-change-last-canary-pod-starting"),
+    # --- partitioned, scaling (kubectl: "Waiting for 1 pods to be ready...", as the rows above it)
+    pytest.param(sts_object(6, 5, 3, "web-a", "web-b", partition=2, ready=4), False,
+                 id="partitioned-scale-up-pods-being-created"),
+    pytest.param(sts_object(5, 5, 3, "web-a", "web-b", partition=2, ready=4), False,
+                 id="partitioned-scale-up-pod-starting"),
+    pytest.param(sts_object(3, 5, 3, "web-a", "web-b", partition=2), False, id="partitioned-scale-down-pods-being-removed"),
 ])
 def test_what_a_statefulset_rollout_in_progress_is(workload, rolling):
     assert rollout_in_progress(workload, "StatefulSet") is rolling

@@ -101,8 +101,19 @@ def test_a_rolling_restart_of_a_statefulset_held_at_a_partition_is_refused_not_w
         assert "RolloutInProgress" not in reasons[4:], reasons  # the canary's pods are up by the 4th cycle
         assert reasons[-4:] == ["RollingRestartPartitioned"] * 4, reasons
         assert not [r.action for r in records if r.action], records  # nothing sent
-        assert not [e for e in core.list_namespaced_event(NS).items if e.reason == "RestartWaitsForRollout"]
+        events = core.list_namespaced_event(NS).items
+        assert not [e for e in events if e.reason == "RestartWaitsForRollout"]
         sts = apps.read_namespaced_stateful_set("web", NS).status
+        # the refusal is said once for the episode (4 refused cycles here), as an on-call sees it
+        refused = [e for e in events if e.reason == "RollingRestartPartitioned"]
+        assert [(e.type, e.count, e.involved_object.kind, e.involved_object.name) for e in refused] == [
+            ("Warning", 1, "StatefulSet", "web")], refused
+        assert refused[0].message == (
+            f"web-heal: error-ratio calls for a rolling restart, but the StatefulSet is held at partition 1 "
+            f"(spec.updateStrategy.rollingUpdate.partition): a rolling restart would be a new revision for the pods "
+            f"at or above it only, replacing the canary's revision {sts.update_revision}, so none is sent (a "
+            f"restart-pod still goes ahead: a pod comes back on its ordinal's revision); end the canary with "
+            f"`kubectl rollout undo statefulset/web -n shop` or a partition raised to spec.replicas")
         assert sts.update_revision != sts.current_revision  # the canary's revision, not a restart's
         assert (sts.updated_replicas, sts.ready_replicas) == (1, 2), sts  # web-1 the canary, web-0 below
     finally:

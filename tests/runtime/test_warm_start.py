@@ -328,11 +328,11 @@ JOINED_COLD = {**STARTED_COLD, "at": AT + 110, "joined": True, "why": "no kube-s
 @pytest.mark.parametrize("starts, says, not_says", [
     pytest.param({"shop/a": STARTED_WARM, "shop/b": STARTED_COLD},
                  ["state: started with the controller ", "(2m ago), warm from prometheus P (37 ticks over 185s); "
-                  "cold (scale-down held one window): shop/b (replicas that ran"], ["taken over"],
+                  "cold (scale-down held one window): shop/b: replicas that ran"], ["taken over"],
                  id="a-start-warm-and-cold"),
     # a policy that started cold and took a workload over warm later did not start warm
     pytest.param({"shop/a": STARTED_COLD, "shop/c": JOINED_WARM},
-                 ["state: started", "; cold (scale-down held one window): shop/a (",
+                 ["state: started", "; cold (scale-down held one window): shop/a: replicas",
                   "\nshop/c: taken over warm from prometheus P (37 ticks over 185s), "],
                  [", warm from"], id="a-cold-start-then-a-warm-take-over"),
     pytest.param({"shop/a": STARTED_WARM, "shop/c": JOINED_COLD},

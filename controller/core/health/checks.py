@@ -292,11 +292,12 @@ class CheckView:
 
     phase: a pod-scope check is FIRING on a target when any of its pods fires, else PENDING
     when any is pending. active_since / fired_at: for pod checks, the earliest among the pods
-    in that phase. raw / smoothed: for pod checks, the worst pod's (max for above, min for
-    below). firing / pending: pods (or 1 for a workload check) in that phase; pods: the
-    target's pods in the pod table (0 for workload checks). recovering_since: a firing workload
-    check's clear in progress (its recovered condition holding since then), NaN otherwise and
-    for pod checks.
+    in that phase. changed_at: for pod checks, the latest among the pods of their last change, or
+    of their state's start when none (``_last_change``). raw / smoothed: for pod checks, the worst
+    pod's (max for above, min for below). firing / pending: pods (or 1 for a workload check) in
+    that phase; pods: the target's pods in the pod table (0 for workload checks).
+    recovering_since: a firing workload check's clear in progress (its recovered condition
+    holding since then), NaN otherwise and for pod checks.
     """
 
     phase: np.ndarray
@@ -323,9 +324,21 @@ def _reduce_at(ufunc, n: int, row: np.ndarray, values: np.ndarray, mask: np.ndar
     return out
 
 
+def _last_change(changed_at: np.ndarray, first_seen: np.ndarray | None) -> np.ndarray:
+    """(P,) each pod's last phase change, epoch s; a pod whose state never changed since it
+    started (a new pod, or one come back under its name: its checks start afresh) changed when it
+    started. The latest over a target's pods is then since when every one of them has been in its
+    phase: the firing pod restarted, its check reads ok since its replacement was first seen, not
+    "-" (its own change left with it)."""
+    if first_seen is None or first_seen.size != changed_at.size:
+        return changed_at
+    return np.where(np.isnan(changed_at), first_seen, changed_at)
+
+
 def pod_view(checks: tuple[CheckParams, ...], n: int, row: np.ndarray, table: CheckTable, raw: np.ndarray,
-             smoothed: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-target aggregates of the pod-scope checks, each (N, Cp)."""
+             smoothed: np.ndarray, first_seen: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-target aggregates of the pod-scope checks, each (N, Cp). ``first_seen``: (P,) epoch s
+    each pod's check state started (PodState.first_seen; None: unknown)."""
     cp = len(checks)
     out = {k: np.full((n, cp), np.nan) for k in ("active_since", "fired_at", "changed_at", "raw", "smoothed")}
     out["firing"] = np.zeros((n, cp), np.int64)
@@ -339,7 +352,8 @@ def pod_view(checks: tuple[CheckParams, ...], n: int, row: np.ndarray, table: Ch
         active = fire | pend
         out["active_since"][:, j] = _reduce_at(np.fmin, n, row, table.active_since[:, j], active, np.nan)
         out["fired_at"][:, j] = _reduce_at(np.fmin, n, row, table.fired_at[:, j], fire, np.nan)
-        out["changed_at"][:, j] = _reduce_at(np.fmax, n, row, table.changed_at[:, j], np.ones(row.size, bool), np.nan)
+        out["changed_at"][:, j] = _reduce_at(np.fmax, n, row, _last_change(table.changed_at[:, j], first_seen),
+                                             np.ones(row.size, bool), np.nan)
         worst = np.fmax if check.direction == Direction.ABOVE else np.fmin
         every = np.ones(row.size, bool)
         out["raw"][:, j] = _reduce_at(worst, n, row, raw[:, j], every, np.nan)

@@ -164,7 +164,8 @@ class HealthState:
 @dataclass(frozen=True)
 class CheckRecord:
     """One check on one target. Pod-scope values are the worst pod's; ``since`` is when the
-    current phase began (for pods: the earliest pod in it)."""
+    current phase began (for pods: the earliest pod in it; ok: since every pod has been, the
+    latest pod's last change or, with none, its first observation)."""
 
     name: str
     scope: str
@@ -461,7 +462,8 @@ def _evaluate_checks(params: HealthParams, obs: HealthObservation, state: Health
     table = obs.pods
     praw, psm, ptable = evaluate(pchecks, table.values[:, pc], table.present[:, pc], pods.table, now)
     pods = replace(pods, table=ptable)
-    view = check_view(params, n, wtable, wraw, wsm, pod_view(pchecks, n, table.row, ptable, praw, psm))
+    view = check_view(params, n, wtable, wraw, wsm, pod_view(pchecks, n, table.row, ptable, praw, psm,
+                                                                  pods.first_seen))
     return wtable, pods, view
 
 
