@@ -110,7 +110,10 @@ class SimMetrics:
         self.tick_s = tick_s
         # the per-service signals only: a pod check's field (pod_restarts' "restarts", pod_extra_latency's
         # "extra_latency_s") is read from the pods' snapshot (_query_pods), and no tick has it per service
-        fields = sorted(({f.split(":")[0] for f in bindings.values()} & set(METRIC_SIGNALS)) - set(self.SAMPLED))
+        bound = {f.split(":")[0] for f in bindings.values()}
+        if any(f.endswith(":total_cores") for f in bindings.values()):
+            bound.add("ready_replicas")  # total cores: each tick's utilization x its Ready pods (_total_cores)
+        fields = sorted((bound & set(METRIC_SIGNALS)) - set(self.SAMPLED))
         n = cluster.n_services
         # one (F, W, S) block, a (W, S) ring per field: SimCluster.step_ticks writes it in one call
         self._rings = np.full((len(fields), self.slots, n), np.nan)
@@ -171,6 +174,8 @@ class SimMetrics:
         view = isinstance(rows, slice)  # basic indexing: views of the tick's arrays (a gather makes fresh ones)
         if mode in self.MEMORY_MODES:
             values = self._memory(mode, obs.values[field][rows], rows)
+        elif mode == "total_cores":
+            values = self._total_cores(expr, rows, obs.nonfinite)
         elif mode == "rate":  # per minute over the window, like increase(x[window]) scaled to 1 m
             filled = min(self._k, self.slots)
             oldest = self._ring[field][(self._k - filled) % self.slots, rows]
@@ -183,8 +188,6 @@ class SimMetrics:
         else:
             filled = min(self._k, self.slots)
             values = metrics_compiled.window_means(self._ring[field], filled, rows, obs.nonfinite)
-        if mode == "total_cores":  # the ready pods' CPU, as sum(rate(container_cpu_usage_seconds_total)) reads it
-            values = values * (self._service_field("cpu_request_cores")[rows] / 100.0) * obs.values["ready_replicas"][rows]
         # fresh float64 arrays, copied only where they would be views of the tick's
         return Samples(values=values.astype(np.float64, copy=False), present=~unavailable,
                        age_s=obs.sample_age_s[rows].astype(np.float64, copy=view), conflict=np.zeros(len(targets), bool))
@@ -195,6 +198,25 @@ class SimMetrics:
         if name not in self._per_service:
             self._per_service[name] = np.array([getattr(s, name) for s in self.cluster.config.services], np.float64)
         return self._per_service[name]
+
+    def _total_cores(self, expr: str, rows: np.ndarray | slice, nonfinite: np.ndarray) -> np.ndarray:
+        """The Ready pods' CPU in cores, (n,), as sum(rate(container_cpu_usage_seconds_total[w])) reads
+        it: the mean over the query's window of each tick's utilization (percent of a pod's request)
+        x Ready pods x a pod's request (cores). PromQL averages the total, so pods that started or
+        went inside the window count for the ticks they ran (a mean utilization times the last
+        tick's Ready pods counted them for the whole window). A tick without a Ready pod used no
+        CPU (0); a tick whose series read NaN is left out; a window without a Ready pod reads NaN
+        (no container, no series)."""
+        k = min(self.ticks.get(expr, self.slots), self._k)
+        slots = (self._k - 1 - np.arange(k)) % self.slots
+        utilization = self._ring["utilization_pct"][slots][:, rows]
+        ready = self._ring["ready_replicas"][slots][:, rows]
+        with np.errstate(invalid="ignore"):
+            cores = np.where(ready == 0, 0.0, utilization * ready) * (self._service_field("cpu_request_cores")[rows] / 100.0)
+            counts = np.sum(~np.isnan(cores), axis=0)
+            mean = np.where(counts > 0, np.nansum(cores, axis=0) / np.maximum(counts, 1), np.nan)
+        ran = np.nansum(ready, axis=0) > 0
+        return np.where(nonfinite[rows] | ~ran, np.nan, mean)
 
     def _memory(self, mode: str, mean_mib: np.ndarray, rows: np.ndarray | slice) -> np.ndarray:
         """What an imported HPA memory query reads from the last tick's (n,) mean working set of

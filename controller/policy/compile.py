@@ -86,10 +86,16 @@ def _compile_metric(metric: Metric, interval_s: float, tolerance_down: float) ->
         capacity = target.capacity_per_replica or 0.0
         pooled = target.headroom == "pooled" and capacity > 0
         return MetricParams(metric.name, MetricKind.AVERAGE_PER_REPLICA, target.average_per_replica, forecast,
-                            ramp=ramp, capacity=capacity if pooled else 0.0,
+                            ramp=ramp, capacity=capacity if pooled else 0.0, resource=metric.resource or DEFAULT_RESOURCE,
                             saturation_capacity=0.0 if pooled else capacity)  # pooled sizes saturation its own way
-    return MetricParams(metric.name, MetricKind.UTILIZATION, target.utilization, forecast, ramp=ramp)
+    return MetricParams(metric.name, MetricKind.UTILIZATION, target.utilization, forecast, ramp=ramp,
+                        resource=metric.resource or DEFAULT_RESOURCE)
 
+
+#: A metric without ``resource`` is CPU, as the policy format has always read a utilization target:
+#: existing policies keep their decisions (the query's text is not guessed from: a recording rule
+#: names no series).
+DEFAULT_RESOURCE = "cpu"
 
 _RANGE = re.compile(r"\[\s*([0-9][0-9a-z.]*)\s*(?::[^\]]*)?\]")
 #: Range assumed for a query without a range selector (a recording rule, a gauge).

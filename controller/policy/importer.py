@@ -418,13 +418,16 @@ class _Conversion:
             query = self._resource_query(kind, workload, resource, container, ttype == "Utilization",
                                          path + (key, "name"))
             name = f"{resource}" if not container else f"{container}-{resource}"
+            # HPA leaves out a not-yet-Ready pod's sample for cpu only; for memory, a Pending pod's
+            held_out = "not-yet-Ready" if resource == "cpu" else "Pending"
             self.notes.append(f"metric {name}: one {resource} value per workload (a ratio of sums), which every pod "
-                              f"stands for: HPA's pod-by-pod handling of missing and not-yet-Ready pods needs the "
+                              f"stands for: HPA's pod-by-pod handling of missing and {held_out} pods needs the "
                               f"query by (namespace, pod) (live runs only: a backtest reads workload series)")
             if mtype == "ContainerResource":
                 self.notes.append(f"metric {name}: ContainerResource ({resource} of container {container} only) is "
                                   f"read from cAdvisor and kube-state-metrics series filtered on container=\"{container}\"")
-            return {"name": _identifier(name, self.metric_names), "query": query, "target": out}
+            # the resource, so that preset: hpa leaves out a starting pod's sample only for cpu, as HPA does
+            return {"name": _identifier(name, self.metric_names), "query": query, "target": out, "resource": resource}
         if mtype in ("Pods", "Object", "External"):
             key = mtype.lower()
             _known_fields(spec, path, ("type", key))

@@ -117,6 +117,7 @@ def _scaling_metrics(spec: Spec) -> Iterator[Problem]:
 def _metric_rules(spec: Spec, m, where: tuple) -> Iterator[Problem]:
     yield from guarded(_headroom_rules, spec, m.target, where + ("target",))
     yield from guarded(_implausible_rules, spec, m, where + ("implausibleAbove",))
+    yield from guarded(_resource_rules, m, where + ("resource",))
     if m.ramp is not None:
         yield from guarded(_ramp_rules, spec, m, where + ("ramp",))
     if m.forecast is None:
@@ -129,6 +130,14 @@ def _metric_rules(spec: Spec, m, where: tuple) -> Iterator[Problem]:
                       "a per-pod value or utilization changes with the replica count)")
     if len(set(m.forecast.seasonality)) != len(m.forecast.seasonality):
         yield where + ("seasonality",), "periods must differ"
+
+
+def _resource_rules(metric, where: tuple) -> Iterator[Problem]:
+    """``resource`` names what a Resource metric of HPA's measures: its targets are Utilization and
+    AverageValue, never Value."""
+    if known(metric.resource) is not None and known(metric.target).value is not None:
+        yield where, ("needs target: utilization or averagePerReplica (a resource metric is a percent of the "
+                      "pods' requests or a usage per replica, as HPA's)")
 
 
 def _implausible_rules(spec: Spec, metric, where: tuple) -> Iterator[Problem]:

@@ -281,6 +281,12 @@ class Metric(StrictModel):
     name: Identifier
     query: PromQL = Field(description="PromQL returning one series per (namespace, workload).")
     target: MetricTarget
+    # not Optional: an empty ``resource:`` is an error (as an empty lead is), not the default
+    resource: Literal["cpu", "memory"] = Field(None, description=(
+        "The resource the metric measures, as HPA's Resource metric names it; utilization and averagePerReplica "
+        "targets only. preset: hpa reads a utilization metric pod by pod and leaves out a starting pod's sample "
+        "only for cpu, as HPA does (its CPU initialization period and initial readiness delay); memory keeps "
+        "it. Default: cpu (a utilization target is CPU unless it says otherwise)."))
     forecast: Optional[Forecast] = None
     ramp: Optional[Ramp] = None
     implausible_above: Optional[ImplausibleAbove] = Field(

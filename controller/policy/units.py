@@ -68,6 +68,8 @@ def unit_warnings(policy: PolicyDocument, labels: TargetLabels = DEFAULT_TARGET_
                             f"{format_number(round(metric.target.utilization * 100.0, 9))}%, write "
                             f"{format_number(round(metric.target.utilization * 100.0, 9))}"))
             out += _query_warnings(metric.query, (*path, "query"))
+            if spec.preset == "hpa":
+                out += _memory_read_as_cpu(metric, path)
             out += _pod_name_patterns(metric.query, spec.targets, (*path, "query"), _MISSING_METRIC, labels)
             per_pod = spec.preset == "hpa" and not drops_label(metric.query, "pod")  # HPA's per-pod reading
             out += _no_target_series(metric.query, spec.targets, (*path, "query"), _MISSING_METRIC, labels,
@@ -278,6 +280,24 @@ def _budget_warnings(health) -> Iterator[Warning_]:
                    f"warning: {name} is 0, so {' or '.join(actions)}, asked for by {' and '.join(takers)}, can "
                    "never run (the target is held at the first firing instead); raise the budget, or give those "
                    "checks action: record")
+
+
+# what a query reads memory or CPU from: cAdvisor's series, kube-state-metrics' requests of that resource
+_MEMORY_SERIES = re.compile(r"\bcontainer_memory_[a-zA-Z0-9_]+|\bresource\s*=~?\s*\"memory\"")
+_CPU_SERIES = re.compile(r"\bcontainer_cpu_[a-zA-Z0-9_]+|\bresource\s*=~?\s*\"cpu\"")
+
+
+def _memory_read_as_cpu(metric, path: tuple) -> Iterator[Warning_]:
+    """Under preset: hpa, a utilization metric without ``resource`` whose query reads memory and no
+    CPU: it is run as cpu (the default keeps older policies' decisions), so a starting pod's sample
+    is left out, which HPA keeps for memory."""
+    if metric.resource is not None or metric.target.utilization is None:
+        return
+    memory = _MEMORY_SERIES.search(metric.query)
+    if memory and not _CPU_SERIES.search(metric.query):
+        yield (*path, "query"), (f"warning: the query reads memory ({memory.group(0)}) and the metric names no "
+                                 f"resource: preset: hpa runs it as cpu and leaves out a starting pod's sample, "
+                                 f"which HPA keeps for memory; write resource: memory")
 
 
 def _query_warnings(query: str, path: tuple) -> Iterator[Warning_]:

@@ -109,3 +109,46 @@ def test_decide_routes_the_hpa_preset_through_the_calculator():
     d = decide(p, obs, ScalingState.empty(1, p), NOW)
     assert d.hpa is not None and int(d.hpa.utilization[0, 0]) == 90
     assert d.valid[0, 0] and d.proposals[0, 0] == 4 and d.desired[0] == 4
+
+
+def utilization_policy(resource_line: str) -> PolicyParams:
+    """A ``preset: hpa`` policy's parameters: one utilization metric at 50 % read by (namespace, pod),
+    with ``resource_line`` under it ('' for none)."""
+    from controller.policy import load_policy_text
+
+    text = ("apiVersion: setpoint/v1\nkind: Policy\nmetadata: {name: web}\nspec:\n  preset: hpa\n"
+            "  targets: {namespace: shop, name: web}\n  replicas: {min: 1, max: 100}\n  scaling:\n    metrics:\n"
+            "      - name: m\n        query: sum by (namespace, pod) (x)\n        target: {utilization: 50%}\n"
+            + (f"        {resource_line}\n" if resource_line else ""))
+    (policy,) = load_policy_text(text, "web.yaml")
+    return policy.params
+
+
+STARTING = dict(pct=90, ready=False, start=20, since=20)  # started 20 s ago, not Ready yet
+JUST_READY = dict(pct=90, start=100, since=20)  # Ready 20 s ago: its sample's window predates readiness
+
+
+@pytest.mark.parametrize("resource_line,starting,expect", [
+    # cpu: the starting pod's sample is left out and counts idle on a scale-up: (90 + 90 + 0) / 3
+    # = 60 % -> ceil(1.2 x 3) = 4; memory: it counts, 90 % -> ceil(1.8 x 3) = 6
+    pytest.param("", STARTING, 4, id="unspecified-is-cpu-starting-pod-left-out"),
+    pytest.param("resource: cpu", STARTING, 4, id="cpu-starting-pod-left-out"),
+    pytest.param("resource: memory", STARTING, 6, id="memory-starting-pod-counts"),
+    pytest.param("resource: cpu", JUST_READY, 4, id="cpu-sample-predating-readiness-left-out"),
+    pytest.param("resource: memory", JUST_READY, 6, id="memory-sample-predating-readiness-counts"),
+])
+def test_the_starting_pod_rule_is_cpu_only_as_in_hpa(resource_line, starting, expect):
+    """``groupPods`` leaves out a not-yet-Ready pod's sample for cpu only (replica_calculator.go)."""
+    p = utilization_policy(resource_line)
+    assert p.metrics[0].resource == (resource_line.split(": ")[1] if resource_line else "cpu")
+    assert one(p, np.nan, 3, 3, 3, pods(dict(pct=90), dict(pct=90), starting)) == (expect, True)
+
+
+def test_a_pending_pod_is_left_out_for_memory_too():
+    """Pending pods are unready for every resource: counted idle on a scale-up, 60 % -> 4."""
+    p = utilization_policy("resource: memory")
+    table = pods(dict(pct=90), dict(pct=90), dict(pct=90))
+    table = PodSamples(hr.PodTable(**{**table.pods.__dict__,
+                                      "phase": np.array([hr.Phase.RUNNING, hr.Phase.RUNNING, hr.Phase.PENDING])}),
+                       table.usage_milli, table.has_sample, table.per_pod)
+    assert one(p, np.nan, 3, 3, 3, table) == (4, True)

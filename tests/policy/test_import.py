@@ -996,3 +996,36 @@ def test_a_fallback_beside_a_scaler_of_keda_s_own_is_imported_with_its_note():
                                          prometheus])
     converted = convert(obj)
     assert any(note.startswith("fallback (KEDA's 6 replicas after 3 failed reads") for note in converted.notes)
+
+
+def _metric(spec: dict) -> dict:
+    return _edited(HPA, ("spec", "metrics"), [spec])
+
+
+MEMORY_UTILIZATION = {"type": "Resource", "resource": {"name": "memory", "target": {"type": "Utilization",
+                                                                                     "averageUtilization": 70}}}
+
+
+@pytest.mark.parametrize("obj, name, written", [
+    pytest.param(HPA, "cpu", "cpu", id="resource-cpu-utilization"),
+    pytest.param(_metric(MEMORY_UTILIZATION), "memory", "memory", id="resource-memory-utilization"),
+    pytest.param(_metric({"type": "Resource", "resource": {"name": "memory", "target": {
+        "type": "AverageValue", "averageValue": "512Mi"}}}), "memory", "memory", id="resource-memory-average-value"),
+    pytest.param(_metric({"type": "ContainerResource", "containerResource": {
+        "name": "memory", "container": "app", "target": {"type": "Utilization", "averageUtilization": 70}}}),
+        "app-memory", "memory", id="container-resource-memory"),
+    pytest.param(V1, "cpu", "cpu", id="v1-cpu"),
+    pytest.param(_edited(KEDA, ("spec", "triggers", 0, "type"), "memory"), "memory", "memory", id="keda-memory-trigger"),
+    pytest.param(KEDA, "cpu", "cpu", id="keda-cpu-trigger"),
+    pytest.param(_metric({"type": "Pods", "pods": {"metric": {"name": "rps"}, "target": {
+        "type": "AverageValue", "averageValue": "10"}}}), "rps", None, id="pods-metric-writes-none"),
+])
+def test_a_resource_metric_is_imported_with_its_resource(obj, name, written):
+    """The policy says what the metric measures, so preset: hpa leaves a starting pod's memory in
+    (HPA's starting-pod rule is for cpu only); a Pods metric names no resource (HPA's Pods
+    calculator has no starting-pod rule, and the preset reads such a metric as a workload value)."""
+    converted = convert(obj)
+    (metric,) = yaml.safe_load(converted.text)["spec"]["scaling"]["metrics"]
+    assert metric["name"] == name and metric.get("resource") == written
+    (policy,) = load_policy_text(converted.text)
+    assert policy.params.metrics[0].resource == (written or "cpu")

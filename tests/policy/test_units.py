@@ -529,3 +529,37 @@ def test_a_query_that_selects_other_workloads_than_the_targets(targets, query, m
     assert check.errors == [] and len(check.policies) == 1, check.errors
     said = [str(w) for w in check.warnings]
     assert len(said) == (1 if expected else 0) and all(e in said[0] for e in expected), said
+
+
+HPA_METRIC = HEAD.replace("spec:\n", "spec:\n{preset}") + """\
+  scaling:
+    metrics:
+      - name: m
+        query: {query}
+        target: {target}
+{resource}"""
+MEMORY_OF_PODS = ('100 * sum by (namespace, pod) (container_memory_working_set_bytes{{namespace="api"}}) / sum by '
+                  '(namespace, pod) (kube_pod_container_resource_requests{{namespace="api", resource="memory"}})')
+CPU_OF_PODS_PCT = ('100 * sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{{namespace="api"}}[2m])) / '
+                   'sum by (namespace, pod) (kube_pod_container_resource_requests{{namespace="api", resource="cpu"}})')
+MEMORY_AS_CPU = ("api.yaml:11: spec.scaling.metrics[0].query: warning: the query reads memory "
+                 "(container_memory_working_set_bytes) and the metric names no resource: preset: hpa runs it as cpu "
+                 "and leaves out a starting pod's sample, which HPA keeps for memory; write resource: memory")
+
+
+@pytest.mark.parametrize("preset, query, target, resource, expected", [
+    pytest.param("hpa", MEMORY_OF_PODS, "{{utilization: 70}}", "", [MEMORY_AS_CPU], id="memory-query-without-resource"),
+    pytest.param("hpa", MEMORY_OF_PODS, "{{utilization: 70}}", "        resource: memory\n", [],
+                 id="memory-query-that-says-memory"),
+    pytest.param("hpa", MEMORY_OF_PODS, "{{utilization: 70}}", "        resource: cpu\n", [],
+                 id="resource-cpu-written-is-meant"),
+    pytest.param("hpa", CPU_OF_PODS_PCT, "{{utilization: 70}}", "", [], id="cpu-query-without-resource"),
+    pytest.param("hpa", 'sum by (namespace, pod) (container_memory_working_set_bytes{{namespace="api"}})',
+                 "{{averagePerReplica: 1.0e+9}}", "", [], id="average-per-replica-is-a-workload-total-under-hpa"),
+    pytest.param("", MEMORY_OF_PODS, "{{utilization: 70}}", "", [], id="not-the-hpa-preset"),
+])
+def test_a_memory_query_that_preset_hpa_would_run_as_cpu(preset, query, target, resource, expected):
+    text = HPA_METRIC.format(preset=f"  preset: {preset}\n" if preset else "", query=query.format(), target=target.format(), resource=resource)
+    check = check_policy_texts([(text, "api.yaml")])
+    assert check.errors == [] and len(check.policies) == 1
+    assert [str(w) for w in check.warnings if "names no resource" in str(w)] == expected
