@@ -181,14 +181,16 @@ def import_(
     file over a policy a team has since edited and reviewed would lose that work).
     """
     from controller.errors import InvalidInput
-    from controller.policy.import_files import import_files
+    from controller.policy.import_files import ImportRefused, import_files
     from controller.runtime.files import write_text_atomic
 
     if out is not None and out_dir is not None:
         fail(["pass --out or --out-dir, not both"])
     try:
         result = import_files(files, stdin=sys.stdin.buffer, skip_invalid=skip_invalid)
-    except InvalidInput as exc:  # every object that cannot be converted, each at its file and line
+    except ImportRefused as exc:  # every field at fault of every object, each at its file and line
+        fail(exc.errors + [_refused_summary(exc, skip_invalid)])
+    except InvalidInput as exc:  # a file that cannot be read
         fail(exc.errors)
     for note in result.skipped:
         typer.echo(f"note: {note}", err=True)
@@ -216,3 +218,17 @@ def import_(
         typer.echo(f"wrote {out}: {plural(len(result.policies), 'policy', 'policies')}", err=True)
     else:
         typer.echo(result.text, nl=False)
+
+
+def _refused_summary(refused, skip_invalid: bool) -> str:
+    """The last line of a refused import: ``5 errors in 2 of 40 objects: nothing written
+    (--skip-invalid writes the 38 others)`` (the hint only where --skip-invalid would write some),
+    or ``3 errors (2 in 1 of 4 objects, 1 outside them): nothing written``."""
+    where = f"{refused.refused} of {plural(refused.objects, 'object')}"
+    if refused.outside and refused.refused:
+        where = f" ({len(refused.errors) - refused.outside} in {where}, {refused.outside} outside them)"
+    else:
+        where = f" in {where}" if refused.refused else ""
+    others = refused.skip_invalid_would_write
+    hint = f" (--skip-invalid writes the {plural(others, 'other')})" if others and not skip_invalid else ""
+    return f"{plural(len(refused.errors), 'error')}{where}: nothing written{hint}"

@@ -1,0 +1,182 @@
+"""`setpoint import` says every error of every object in one run, as `setpoint validate` does:
+each at its file, line and field, naming its object, sorted by file (in the order given) and
+line, then one summary line; nothing is written unless every object converts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+from typer.testing import CliRunner
+
+from controller.cli import app
+
+# kubectl get hpa -A -o yaml: an HPA on a resource HPA has no query for (line 13), and one of an
+# Argo Rollout (line 18)
+TWO_BAD_IN_A_LIST = """\
+apiVersion: v1
+kind: List
+items:
+- apiVersion: autoscaling/v2
+  kind: HorizontalPodAutoscaler
+  metadata: {name: web, namespace: shop}
+  spec:
+    scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+    minReplicas: 2
+    maxReplicas: 8
+    metrics:
+    - type: Resource
+      resource: {name: gpu, target: {type: Utilization, averageUtilization: 70}}
+- apiVersion: autoscaling/v2
+  kind: HorizontalPodAutoscaler
+  metadata: {name: canary, namespace: blue}
+  spec:
+    scaleTargetRef: {apiVersion: argoproj.io/v1alpha1, kind: Rollout, name: canary}
+    minReplicas: 2
+    maxReplicas: 8
+"""
+TWO_BAD_SAID = [
+    "{f}:13: items[0].spec.metrics[0].resource.name: expected resource cpu or memory, got 'gpu' "
+    "[HorizontalPodAutoscaler shop/web]",
+    "{f}:18: items[1].spec.scaleTargetRef.kind: Setpoint scales Deployment or StatefulSet, got 'Rollout': scale "
+    "the workload behind it instead [HorizontalPodAutoscaler blue/canary]",
+]
+
+# one HPA, four fields at fault: max below min (line 7), a window over HPA's hour (line 11), and a
+# rate policy's value and period (line 13)
+FOUR_BAD_FIELDS = """\
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: api, namespace: shop}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: api}
+  minReplicas: 5
+  maxReplicas: 2
+  behavior:
+    scaleDown:
+      selectPolicy: Max
+      stabilizationWindowSeconds: 7200
+      policies:
+      - {type: Pods, value: 0, periodSeconds: 4000}
+"""
+FOUR_BAD_SAID = [
+    "{f}:7: spec.maxReplicas: must be >= min replicas (5), got 2 [HorizontalPodAutoscaler shop/api]",
+    "{f}:11: spec.behavior.scaleDown.stabilizationWindowSeconds: expected 0..3600 seconds, got 7200 "
+    "[HorizontalPodAutoscaler shop/api]",
+    "{f}:13: spec.behavior.scaleDown.policies[0].value: expected a positive integer, got 0 "
+    "[HorizontalPodAutoscaler shop/api]",
+    "{f}:13: spec.behavior.scaleDown.policies[0].periodSeconds: expected 1..1800 seconds, got 4000 "
+    "[HorizontalPodAutoscaler shop/api]",
+]
+
+# a ScaledObject with a threshold that is not a quantity (line 10) and a pollingInterval that is
+# not whole seconds (line 6)
+KEDA_TWO_BAD_FIELDS = """\
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: orders, namespace: shop}
+spec:
+  scaleTargetRef: {name: orders}
+  pollingInterval: 2.5
+  triggers:
+  - type: prometheus
+    metadata:
+      threshold: lots
+      query: sum(rate(orders_total[1m]))
+"""
+KEDA_TWO_BAD_SAID = [
+    "{f}:6: spec.pollingInterval: expected whole seconds, got 2.5 [ScaledObject shop/orders]",
+    "{f}:10: spec.triggers[0].metadata.threshold: expected a quantity such as 500m, 1k or 256Mi, got 'lots' "
+    "[ScaledObject shop/orders]",
+]
+
+GOOD = """\
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: cart, namespace: shop}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: cart}
+  minReplicas: 2
+  maxReplicas: 6
+"""
+
+# a bad object in the first document (line 7), a document that does not parse in the second (its
+# error was said first, before any object's)
+BAD_THEN_BROKEN = """\
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: api, namespace: shop}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: api}
+  minReplicas: 5
+  maxReplicas: 2
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: [unclosed
+"""
+
+
+@dataclass
+class Case:
+    files: dict[str, str]  # name -> text, written in the test's folder
+    args: list[str]  # after `import`; - reads ``stdin``
+    said: list[str]  # stderr, every line ({f}: the file's name as said)
+    stdin: str | None = None
+    written: list[str] = field(default_factory=list)  # files in out/ afterwards
+    code: int = 1
+
+
+CASES = [
+    pytest.param(Case({"all.yaml": TWO_BAD_IN_A_LIST}, ["all.yaml", "--out-dir", "out"],
+                      [s.format(f="all.yaml") for s in TWO_BAD_SAID]
+                      + ["2 errors in 2 of 2 objects: nothing written"]),
+                 id="two-bad-objects-in-one-list-give-both-errors"),
+    pytest.param(Case({"api.yaml": FOUR_BAD_FIELDS}, ["api.yaml", "--out-dir", "out"],
+                      [s.format(f="api.yaml") for s in FOUR_BAD_SAID]
+                      + ["4 errors in 1 of 1 object: nothing written"]),
+                 id="four-bad-fields-in-one-hpa-give-all-four"),
+    pytest.param(Case({"orders.yaml": KEDA_TWO_BAD_FIELDS}, ["orders.yaml", "--out-dir", "out"],
+                      [s.format(f="orders.yaml") for s in KEDA_TWO_BAD_SAID]
+                      + ["2 errors in 1 of 1 object: nothing written"]),
+                 id="two-bad-fields-in-one-scaled-object-give-both"),
+    pytest.param(Case({"mixed.yaml": GOOD + "---\n" + FOUR_BAD_FIELDS}, ["mixed.yaml", "--out-dir", "out"],
+                      [s.format(f="mixed.yaml").replace(":7:", ":15:").replace(":11:", ":19:").replace(":13:", ":21:")
+                       for s in FOUR_BAD_SAID]
+                      + ["4 errors in 1 of 2 objects: nothing written (--skip-invalid writes the 1 other)"]),
+                 id="a-good-and-a-bad-object-write-nothing"),
+    pytest.param(Case({"mixed.yaml": GOOD + "---\n" + FOUR_BAD_FIELDS}, ["mixed.yaml", "--out-dir", "out",
+                                                                          "--skip-invalid"],
+                      [f"note: {s} (skipped: --skip-invalid)".format(f="mixed.yaml").replace(":7:", ":15:")
+                       .replace(":11:", ":19:").replace(":13:", ":21:") for s in FOUR_BAD_SAID]
+                      + ["wrote out/cart.yaml (HorizontalPodAutoscaler shop/cart (autoscaling/v2))"],
+                      written=["cart.yaml"], code=0),
+                 id="skip-invalid-writes-the-good-one-naming-every-error-of-the-other"),
+    pytest.param(Case({}, ["-", "--out-dir", "out"], [s.format(f="<stdin>") for s in TWO_BAD_SAID]
+                      + ["2 errors in 2 of 2 objects: nothing written"], stdin=TWO_BAD_IN_A_LIST),
+                 id="stdin-list-gives-both-errors"),
+    pytest.param(Case({"z.yaml": FOUR_BAD_FIELDS, "a.yaml": TWO_BAD_IN_A_LIST}, ["z.yaml", "a.yaml", "-o", "policies.yaml"],
+                      [s.format(f="z.yaml") for s in FOUR_BAD_SAID] + [s.format(f="a.yaml") for s in TWO_BAD_SAID]
+                      + ["6 errors in 3 of 3 objects: nothing written"]),
+                 id="files-in-the-order-given-each-by-line"),
+    pytest.param(Case({"two.yaml": BAD_THEN_BROKEN}, ["two.yaml"],
+                      [FOUR_BAD_SAID[0].format(f="two.yaml"),
+                       "two.yaml:12: invalid YAML: expected ',' or ']', but got '<stream end>' (while parsing a "
+                       "flow sequence at line 11)",
+                       "2 errors (1 in 1 of 1 object, 1 outside them): nothing written"]),
+                 id="a-broken-document-is-said-at-its-line-after-an-earlier-object"),
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_import_says_every_error_at_once(tmp_path, monkeypatch, case):
+    monkeypatch.chdir(tmp_path)
+    for name, text in case.files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(app, ["import", *case.args], input=case.stdin)
+    assert result.exit_code == case.code, result.output
+    assert result.stderr.splitlines() == case.said
+    written = sorted(p.name for p in (tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else []
+    assert written == case.written
+    if case.code:
+        assert result.stdout == "" and not (tmp_path / "policies.yaml").exists()
