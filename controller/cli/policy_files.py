@@ -189,14 +189,13 @@ def import_(
     try:
         result = import_files(files, stdin=sys.stdin.buffer, skip_invalid=skip_invalid)
     except ImportRefused as exc:  # every field at fault of every object, each at its file and line
-        fail(exc.errors + [_refused_summary(exc, skip_invalid)])
+        fail(exc.errors + exc.warnings + [_refused_summary(exc, skip_invalid)])
     except InvalidInput as exc:  # a file that cannot be read
         fail(exc.errors)
     for note in result.skipped:
         typer.echo(f"note: {note}", err=True)
-    for policy in result.policies:  # a harm at the cut-over: said here too, not only in the file's comments
-        for warning in policy.warnings:
-            typer.echo(f"warning: {policy.source}: {warning}", err=True)
+    for warning in result.warnings:  # a harm at the cut-over: said here too, not only in the file's comments
+        typer.echo(str(warning), err=True)
     if out_dir is None:  # one file: it must stay within what the policy loader reads
         from controller.policy.yamlsrc import read_documents
 
@@ -229,6 +228,7 @@ def _refused_summary(refused, skip_invalid: bool) -> str:
         where = f" ({len(refused.errors) - refused.outside} in {where}, {refused.outside} outside them)"
     else:
         where = f" in {where}" if refused.refused else ""
+    warned = f", {plural(len(refused.warnings), 'warning')}" if refused.warnings else ""
     others = refused.skip_invalid_would_write
     hint = f" (--skip-invalid writes the {plural(others, 'other')})" if others and not skip_invalid else ""
-    return f"{plural(len(refused.errors), 'error')}{where}: nothing written{hint}"
+    return f"{plural(len(refused.errors), 'error')}{where}{warned}: nothing written{hint}"

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import BinaryIO, Sequence
 
-from controller.errors import FieldError, ManifestError
+from controller.errors import WARNING_PREFIX, FieldError, ManifestError
 from controller.policy.importer import (HPA_KIND, KEDA_KIND, ConversionProblem, Converted, Manifest, convert, dns_label,
                                         join_policies, read_manifests, v1_fields)
 from controller.policy.load import check_policy_texts
@@ -51,8 +51,10 @@ class ImportRefused(ManifestError):
     (in the order given) and line; ``refused`` of the ``objects`` found have one at least, and
     ``outside`` errors are in no object (a file that is not YAML, a document that does not parse)."""
 
-    def __init__(self, errors: list[FieldError], objects: int, refused: int, outside: int):
+    def __init__(self, errors: list[FieldError], objects: int, refused: int, outside: int,
+                 warnings: list[FieldError]):
         super().__init__(errors)
+        self.warnings = warnings  # the objects that convert: said after the errors, as validate does
         self.objects = objects
         self.refused = refused
         self.outside = outside
@@ -67,6 +69,8 @@ class ImportRefused(ManifestError):
 class ImportResult:
     policies: list[Converted] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "FILE:LINE: skipped: ..." for other kinds
+    #: "FILE:LINE: FIELD: warning: ... [KIND NS/NAME]": what would harm the cut-over, by policy written
+    warnings: list[FieldError] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -96,7 +100,8 @@ def import_files(names: Sequence[str], stdin: BinaryIO | None = None, skip_inval
     every problem found (file, line, field path; every field at fault in every object, each
     naming its object) if any object cannot be converted; with ``skip_invalid``, such objects are
     left out and their problems listed in ``skipped`` instead (a file that is not YAML, or none
-    converted, still raises). A file that cannot be read raises ManifestError at once."""
+    converted, still raises). ``warnings`` (of the objects that convert) are said apart, at the
+    field each is about."""
     found: list[tuple[str, Manifest]] = []
     errors: list[FieldError] = []
     result = ImportResult()
@@ -134,6 +139,8 @@ def import_files(names: Sequence[str], stdin: BinaryIO | None = None, skip_inval
         i = int(_CONVERTED_NAME.fullmatch(e.file).group(1))
         by_object[i].append(_at_origin(found, i, e))
     by_object = [[_of_object(e, m) for e in problems] for problems, (_, m) in zip(by_object, found)]
+    result.warnings = _in_file_order([w for i, c in converted.items() if not by_object[i]
+                                      for w in _warnings(found[i], c)], names)
     if skip_invalid and not errors and any(not problems for problems in by_object):
         left_out = _in_file_order([e for problems in by_object for e in problems], names)
         result.skipped += [f"{e} (skipped: --skip-invalid)" for e in left_out]
@@ -142,9 +149,17 @@ def import_files(names: Sequence[str], stdin: BinaryIO | None = None, skip_inval
     errors += [e for problems in by_object for e in problems]
     if errors:
         raise ImportRefused(_in_file_order(errors, names), len(found), sum(1 for p in by_object if p),
-                            outside=len(errors) - sum(map(len, by_object)))
+                            outside=len(errors) - sum(map(len, by_object)), warnings=result.warnings)
     result.policies = list(converted.values())
     return result
+
+
+def _warnings(found: tuple[str, Manifest], converted: Converted) -> list[FieldError]:
+    """``converted``'s warnings at the fields of its object they are about, as validate's."""
+    name, manifest = found
+    return [_of_object(FieldError(_display(name), manifest.document.line_of(manifest.prefix + path),
+                                  format_path(manifest.prefix + path), WARNING_PREFIX + text), manifest)
+            for path, text in converted.warnings]
 
 
 def _of_object(error: FieldError, manifest: Manifest) -> FieldError:

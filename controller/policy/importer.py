@@ -119,7 +119,8 @@ class Converted:
     text: str
     notes: list[str] = field(default_factory=list)
     source: str = ""  # "HorizontalPodAutoscaler ns/name"
-    warnings: list[str] = field(default_factory=list)  # notes that must reach the person (stderr) too
+    #: notes that must reach the person (stderr) too: (the field of the object it is about, the note)
+    warnings: list[tuple[tuple, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -368,7 +369,7 @@ class _Conversion:
         self.name = name or self.own_name
         self.namespace = meta.get("namespace") or "default"
         self.notes: list[str] = []
-        self.warnings: list[str] = []  # notes said on stderr too (a harm at the cut-over)
+        self.warnings: list[tuple[tuple, str]] = []  # (field, note): said on stderr too (a harm at the cut-over)
         if not meta.get("namespace"):
             self.notes.append('metadata.namespace is not set (helm template leaves it out), so this policy and its '
                               'queries use namespace default, as kubectl apply without -n in a default context '
@@ -762,20 +763,21 @@ class _Conversion:
                        f"{self.namespace}/{workload} back to the replicas it had before KEDA scaled it, not the count "
                        f"KEDA left, before Setpoint takes it over: set it to false (kubectl apply) before the "
                        f"cut-over")
-            self._warn(warning)
+            self._warn(("spec", "advanced", "restoreToOriginalReplicaCount"), warning)
 
     def _warn_stays_at_zero(self, field: str, owner_has: str, kind: str, workload: str) -> None:
         """A warning for a source that scales to zero: a workload it leaves at 0 stays there."""
         # 0 replicas turns autoscaling off in HPA, and so in preset: hpa: the minimum of 1 is never reached
-        self._warn(f"{field} 0: deleted while {owner_has} {kind} {self.namespace}/{workload} at 0 (idle), the "
-                   f"workload stays at 0 under this policy, as under HPA (0 replicas turns autoscaling off): if it "
-                   f"is at 0 after the cut-over, kubectl scale {kind.lower()} {workload} -n {self.namespace} "
-                   f"--replicas=1")
+        self._warn(("spec", field), f"{field} 0: deleted while {owner_has} {kind} {self.namespace}/{workload} at 0 "
+                                    f"(idle), the workload stays at 0 under this policy, as under HPA (0 replicas "
+                                    f"turns autoscaling off): if it is at 0 after the cut-over, kubectl scale "
+                                    f"{kind.lower()} {workload} -n {self.namespace} --replicas=1")
 
-    def _warn(self, text: str) -> None:
-        """A note said on stderr too: it would harm the cut-over unseen in a comment."""
+    def _warn(self, path: tuple, text: str) -> None:
+        """A note said on stderr too, at the object's field ``path``: it would harm the cut-over
+        unseen in a comment."""
         self.notes.append(text)
-        self.warnings.append(text)
+        self.warnings.append((path, text))
 
     def _keda_paused(self, kind: str, workload: str) -> None:
         """A warning for a paused ScaledObject: the team holds the workload on purpose, and with
@@ -790,7 +792,7 @@ class _Conversion:
             warning = (f"metadata.annotations {key}: {describe_value(value)}: this ScaledObject is paused: KEDA {held} "
                        f"and has deleted its HPA, so setpoint run (not --shadow) scales the workload from its first "
                        f"cycle, with no ScaledByHPA to stop it: run this policy only when the pause is meant to end")
-            self._warn(warning)
+            self._warn(("metadata", "annotations", key), warning)
             return
 
     def _keda_trigger(self, trigger: dict, path: tuple, kind: str, workload: str) -> dict:

@@ -132,7 +132,10 @@ def test_a_scaled_object_says_how_to_hand_its_workload_over(tmp_path, capsys, ad
     restore = ("advanced.restoreToOriginalReplicaCount true: deleting this ScaledObject scales Deployment shop/worker "
                "back to the replicas it had before KEDA scaled it")
     assert (restore in comments) == warned
-    assert (f"warning: ScaledObject shop/q: {restore}" in err) == warned, err
+    # said as validate says a warning: at the field's file and line, apart from the errors
+    said = [line for line in err.splitlines() if line.startswith(f"{path}:")
+            and f": spec.advanced.restoreToOriginalReplicaCount: warning: {restore}" in line]
+    assert len(said) == warned and all(line.endswith(" [ScaledObject shop/q]") for line in said), err
 
 
 @pytest.mark.parametrize("minimum, warned", [
@@ -149,9 +152,9 @@ def test_a_scaled_object_that_scales_to_zero_warns_of_a_cut_over_at_zero(tmp_pat
         main(["import", str(path), "-o", str(tmp_path / "q.yaml")])
     assert exit_info.value.code == 0
     err = capsys.readouterr().err
-    said = ("warning: ScaledObject shop/q: minReplicaCount 0: deleted while KEDA has Deployment shop/worker at 0 (idle), "
-            "the workload stays at 0 under this policy, as under HPA (0 replicas turns autoscaling off): if it is at 0 "
-            "after the cut-over, kubectl scale deployment worker -n shop --replicas=1")
+    said = ("spec.minReplicaCount: warning: minReplicaCount 0: deleted while KEDA has Deployment shop/worker at 0 "
+            "(idle), the workload stays at 0 under this policy, as under HPA (0 replicas turns autoscaling off): if it "
+            "is at 0 after the cut-over, kubectl scale deployment worker -n shop --replicas=1 [ScaledObject shop/q]")
     assert (said in err) == warned, err
 
 
@@ -199,7 +202,8 @@ def test_a_paused_scaled_object_is_a_warning(tmp_path, capsys, annotations, held
         assert said == [] and "paused" not in text
     else:
         [line] = said
-        assert line.startswith("warning: ScaledObject shop/q: metadata.annotations autoscaling.keda.sh/paused")
+        assert line.startswith(f"{path}:5: metadata.annotations[") and line.endswith(" [ScaledObject shop/q]")
+        assert ": warning: metadata.annotations autoscaling.keda.sh/paused" in line
         assert f"KEDA {held} and has deleted its HPA, so setpoint run (not --shadow) scales the workload" in line
         assert "this ScaledObject is paused" in text
 

@@ -100,6 +100,25 @@ spec:
   maxReplicas: 6
 """
 
+# converts, with a warning at line 7: deleting it for the cut-over scales its workload back
+KEDA_RESTORES = """\
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: queue, namespace: shop}
+spec:
+  scaleTargetRef: {name: queue}
+  minReplicaCount: 1
+  advanced: {restoreToOriginalReplicaCount: true}
+  triggers:
+  - type: cpu
+    metricType: Utilization
+    metadata: {value: "60"}
+"""
+RESTORES_SAID = ("{f}:{line}: spec.advanced.restoreToOriginalReplicaCount: warning: advanced.restoreToOriginalReplicaCount "
+                 "true: deleting this ScaledObject scales Deployment shop/queue back to the replicas it had before KEDA "
+                 "scaled it, not the count KEDA left, before Setpoint takes it over: set it to false (kubectl apply) "
+                 "before the cut-over [ScaledObject shop/queue]")
+
 # a bad object in the first document (line 7), a document that does not parse in the second (its
 # error was said first, before any object's)
 BAD_THEN_BROKEN = """\
@@ -165,6 +184,14 @@ CASES = [
                        "flow sequence at line 11)",
                        "2 errors (1 in 1 of 1 object, 1 outside them): nothing written"]),
                  id="a-broken-document-is-said-at-its-line-after-an-earlier-object"),
+    pytest.param(Case({"mixed.yaml": FOUR_BAD_FIELDS + "---\n" + KEDA_RESTORES}, ["mixed.yaml"],
+                      [s.format(f="mixed.yaml") for s in FOUR_BAD_SAID] + [RESTORES_SAID.format(f="mixed.yaml", line=21)]
+                      + ["4 errors in 1 of 2 objects, 1 warning: nothing written (--skip-invalid writes the 1 other)"]),
+                 id="a-warning-is-said-apart-after-the-errors"),
+    pytest.param(Case({"queue.yaml": KEDA_RESTORES}, ["queue.yaml", "--out-dir", "out"],
+                      [RESTORES_SAID.format(f="queue.yaml", line=7), "wrote out/queue.yaml (ScaledObject shop/queue)"],
+                      written=["queue.yaml"], code=0),
+                 id="a-warning-alone-is-said-at-its-field-and-the-policy-written"),
 ]
 
 
