@@ -174,11 +174,26 @@ def import_(
 
     Lists (kind: List, as kubectl get -o yaml prints) are expanded; other kinds are skipped
     with a note on stderr. Every difference from the source is written as a comment above its
-    policy; what would harm the cut-over (a ScaledObject whose deletion restores its workload's
-    count from before KEDA) is said on stderr too. The output passes `setpoint validate`. Exit 1 when an object cannot be converted (unless
-    --skip-invalid and another can), or
-    when a file to write exists and --force is not given (nothing is written then: an imported
-    file over a policy a team has since edited and reviewed would lose that work).
+    policy. The output passes `setpoint validate`.
+
+    Any object that cannot be converted: exit 1, nothing written, and every error of every
+    object (each field at fault) on stderr, sorted by file and line, as validate prints them,
+    then a count:
+
+    \b
+      FILE:LINE: FIELD.PATH: what was expected, got what was found [KIND NAMESPACE/NAME]
+      4 errors in 3 of 40 objects: nothing written (--skip-invalid writes the 37 others)
+
+    With --skip-invalid the others are written and each error is a note (it still refuses all
+    when none converts, or a file cannot be read or is not YAML). What converts but would harm the cut-over (a ScaledObject whose
+    deletion restores its workload's count from before KEDA) is a warning on stderr, after any
+    errors, that leaves the exit status:
+
+    \b
+      FILE:LINE: FIELD.PATH: warning: what to do before the cut-over [KIND NAMESPACE/NAME]
+
+    Exit 1 too when a file to write exists and --force is not given (nothing is written then: an
+    imported file over a policy a team has since edited and reviewed would lose that work).
     """
     from controller.errors import InvalidInput
     from controller.policy.import_files import ImportRefused, import_files
