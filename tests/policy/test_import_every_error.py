@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from controller.cli import app
+from controller.policy.importer import ConversionProblem, convert
 
 # kubectl get hpa -A -o yaml: an HPA on a resource HPA has no query for (line 13), and one of an
 # Argo Rollout (line 18)
@@ -207,3 +208,58 @@ def test_import_says_every_error_at_once(tmp_path, monkeypatch, case):
     assert written == case.written
     if case.code:
         assert result.stdout == "" and not (tmp_path / "policies.yaml").exists()
+
+
+HPA = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web", "namespace": "shop"},
+       "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "minReplicas": 2,
+                "maxReplicas": 8}}
+KEDA = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "q", "namespace": "shop"},
+        "spec": {"scaleTargetRef": {"name": "worker"}, "triggers": [{"type": "cpu", "metadata": {"value": "60"}}]}}
+
+
+def _spec(obj: dict, **fields) -> dict:
+    return {**obj, "spec": {**obj["spec"], **fields}}
+
+
+@pytest.mark.parametrize("obj, problems", [
+    pytest.param(_spec(HPA, maxReplicas=1, metrics=[
+        {"type": "Pods", "pods": {"metric": {"name": "rps"}, "target": {"type": "Utilization"}}},
+        {"type": "External", "external": {"metric": {}, "target": {"type": "Value", "value": "3"}}}]), [
+        (("spec", "maxReplicas"), "must be >= min replicas (2), got 1"),
+        (("spec", "metrics", 0, "pods", "target", "type"), "expected AverageValue for a Pods metric, got 'Utilization'"),
+        (("spec", "metrics", 1, "external", "metric", "name"), "required field is missing")],
+        id="replicas-and-each-of-two-metrics"),
+    pytest.param({**_spec(HPA, minReplicas=-1, scaleTargetRef={"kind": "Rollout", "name": "web"}),
+                  "metadata": {"namespace": "shop"}}, [
+        (("metadata", "name"), "required field is missing"),
+        (("spec", "scaleTargetRef", "kind"), "Setpoint scales Deployment or StatefulSet, got 'Rollout': scale the "
+                                             "workload behind it instead"),
+        (("spec", "minReplicas"), "expected a replica count, got -1")],
+        id="a-missing-name-stops-nothing-else"),
+    pytest.param(_spec(HPA, metrics=[{"type": "Resource", "resource": {
+        "name": "gpu", "target": {"type": "Utilization", "averageUtilization": 0}}}]), [
+        (("spec", "metrics", 0, "resource", "target", "averageUtilization"), "expected a positive number, got 0"),
+        (("spec", "metrics", 0, "resource", "name"), "expected resource cpu or memory, got 'gpu'")],
+        id="a-resource-metric-s-name-and-target"),
+    pytest.param(_spec(KEDA, pollingInterval=-5, triggers=[
+        {"type": "prometheus", "metricType": "Utilization", "metadata": {"threshold": "lots"}}]), [
+        (("spec", "triggers", 0, "metadata", "query"), "required field is missing: the PromQL query"),
+        (("spec", "triggers", 0, "metadata", "threshold"), "expected a quantity such as 500m, 1k or 256Mi, got 'lots'"),
+        (("spec", "triggers", 0, "metricType"), "expected AverageValue or Value for a prometheus trigger, got "
+                                                "'Utilization'"),
+        (("spec", "pollingInterval"), "expected whole seconds, got -5")],
+        id="a-keda-trigger-s-three-fields-and-the-polling-interval"),
+    pytest.param(_spec(KEDA, triggers=[{"type": "prometheus", "metadata": {"query": ["q"], "threshold": {"v": 1}}}]), [
+        (("spec", "triggers", 0, "metadata", "query"), "expected a string, got a list"),
+        (("spec", "triggers", 0, "metadata", "threshold"), "expected a string, got a mapping")],
+        id="every-trigger-metadata-value-that-is-not-a-string"),
+    # nothing below a spec that is not a mapping reads: one problem, not one per field under it
+    pytest.param({**HPA, "spec": 5}, [(("spec",), "expected a mapping, got 5")], id="a-spec-that-is-no-mapping-stops"),
+])
+def test_convert_keeps_every_problem_of_an_object(obj, problems):
+    """Each part of an object that reads on its own is checked, whatever another part's problem;
+    ``path`` and ``message`` stay the first's (what sim serve's HPA controller logs)."""
+    with pytest.raises(ConversionProblem) as info:
+        convert(obj)
+    assert [(p.path, p.message) for p in info.value.problems] == problems
+    assert (info.value.path, info.value.message) == problems[0]
