@@ -24,8 +24,8 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
 from decimal import Decimal, Overflow, localcontext
+from typing import Callable, TypeVar
 
 import yaml
 
