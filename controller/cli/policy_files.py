@@ -174,27 +174,43 @@ def import_(
 
     Lists (kind: List, as kubectl get -o yaml prints) are expanded; other kinds are skipped
     with a note on stderr. Every difference from the source is written as a comment above its
-    policy; what would harm the cut-over (a ScaledObject whose deletion restores its workload's
-    count from before KEDA) is said on stderr too. The output passes `setpoint validate`. Exit 1 when an object cannot be converted (unless
-    --skip-invalid and another can), or
-    when a file to write exists and --force is not given (nothing is written then: an imported
-    file over a policy a team has since edited and reviewed would lose that work).
+    policy. The output passes `setpoint validate`.
+
+    Any object that cannot be converted: exit 1, nothing written, and every error of every
+    object (each field at fault) on stderr, sorted by file and line, as validate prints them,
+    then a count:
+
+    \b
+      FILE:LINE: FIELD.PATH: what was expected, got what was found [KIND NAMESPACE/NAME]
+      4 errors in 3 of 40 objects: nothing written (--skip-invalid writes the 37 others)
+
+    With --skip-invalid the others are written and each error is a note (it still refuses all
+    when none converts, or a file cannot be read or is not YAML). What converts but would harm the cut-over (a ScaledObject whose
+    deletion restores its workload's count from before KEDA) is a warning on stderr, after any
+    errors, that leaves the exit status:
+
+    \b
+      FILE:LINE: FIELD.PATH: warning: what to do before the cut-over [KIND NAMESPACE/NAME]
+
+    Exit 1 too when a file to write exists and --force is not given (nothing is written then: an
+    imported file over a policy a team has since edited and reviewed would lose that work).
     """
     from controller.errors import InvalidInput
-    from controller.policy.import_files import import_files
+    from controller.policy.import_files import ImportRefused, import_files
     from controller.runtime.files import write_text_atomic
 
     if out is not None and out_dir is not None:
         fail(["pass --out or --out-dir, not both"])
     try:
         result = import_files(files, stdin=sys.stdin.buffer, skip_invalid=skip_invalid)
-    except InvalidInput as exc:  # every object that cannot be converted, each at its file and line
+    except ImportRefused as exc:  # every field at fault of every object, each at its file and line
+        fail(exc.errors + exc.warnings + [_refused_summary(exc, skip_invalid)])
+    except InvalidInput as exc:  # a file that cannot be read
         fail(exc.errors)
     for note in result.skipped:
         typer.echo(f"note: {note}", err=True)
-    for policy in result.policies:  # a harm at the cut-over: said here too, not only in the file's comments
-        for warning in policy.warnings:
-            typer.echo(f"warning: {policy.source}: {warning}", err=True)
+    for warning in result.warnings:  # a harm at the cut-over: said here too, not only in the file's comments
+        typer.echo(str(warning), err=True)
     if out_dir is None:  # one file: it must stay within what the policy loader reads
         from controller.policy.yamlsrc import read_documents
 
@@ -216,3 +232,18 @@ def import_(
         typer.echo(f"wrote {out}: {plural(len(result.policies), 'policy', 'policies')}", err=True)
     else:
         typer.echo(result.text, nl=False)
+
+
+def _refused_summary(refused, skip_invalid: bool) -> str:
+    """The last line of a refused import: ``5 errors in 2 of 40 objects: nothing written
+    (--skip-invalid writes the 38 others)`` (the hint only where --skip-invalid would write some),
+    or ``3 errors (2 in 1 of 4 objects, 1 outside them): nothing written``."""
+    where = f"{refused.refused} of {plural(refused.objects, 'object')}"
+    if refused.outside and refused.refused:
+        where = f" ({len(refused.errors) - refused.outside} in {where}, {refused.outside} outside them)"
+    else:
+        where = f" in {where}" if refused.refused else ""
+    warned = f", {plural(len(refused.warnings), 'warning')}" if refused.warnings else ""
+    others = refused.skip_invalid_would_write
+    hint = f" (--skip-invalid writes the {plural(others, 'other')})" if others and not skip_invalid else ""
+    return f"{plural(len(refused.errors), 'error')}{where}{warned}: nothing written{hint}"

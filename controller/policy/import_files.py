@@ -7,10 +7,11 @@ import re
 from dataclasses import dataclass, field
 from typing import BinaryIO, Sequence
 
-from controller.errors import FieldError, ManifestError
+from controller.errors import WARNING_PREFIX, FieldError, ManifestError
 from controller.policy.importer import (HPA_KIND, KEDA_KIND, ConversionProblem, Converted, Manifest, convert, dns_label,
                                         join_policies, read_manifests, v1_fields)
 from controller.policy.load import check_policy_texts
+from controller.policy.durations import describe_value
 from controller.policy.messages import format_path
 from controller.policy.yamlsrc import MAX_FILE_BYTES, decode_yaml_bytes, read_yaml_file
 
@@ -45,10 +46,31 @@ ORIGINS = {
 _PART = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]')
 
 
+class ImportRefused(ManifestError):
+    """An import refused: ``errors`` are every problem of every file and object, sorted by file
+    (in the order given) and line; ``refused`` of the ``objects`` found have one at least, and
+    ``outside`` errors are in no object (a file that is not YAML, a document that does not parse)."""
+
+    def __init__(self, errors: list[FieldError], objects: int, refused: int, outside: int,
+                 warnings: list[FieldError]):
+        super().__init__(errors)
+        self.warnings = warnings  # the objects that convert: said after the errors, as validate does
+        self.objects = objects
+        self.refused = refused
+        self.outside = outside
+
+    @property
+    def skip_invalid_would_write(self) -> int:
+        """How many objects --skip-invalid would convert (0: it refuses an error outside objects too)."""
+        return 0 if self.outside else self.objects - self.refused
+
+
 @dataclass
 class ImportResult:
     policies: list[Converted] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "FILE:LINE: skipped: ..." for other kinds
+    #: "FILE:LINE: FIELD: warning: ... [KIND NS/NAME]": what would harm the cut-over, by policy written
+    warnings: list[FieldError] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -74,15 +96,21 @@ def _display(name: str) -> str:
 
 
 def import_files(names: Sequence[str], stdin: BinaryIO | None = None, skip_invalid: bool = False) -> ImportResult:
-    """Convert every HPA / ScaledObject in ``names`` (``-`` is stdin). Raises ManifestError with
-    every problem found (file, line, field path) if any object cannot be converted; with
-    ``skip_invalid``, such objects are left out and their problems listed in ``skipped`` instead
-    (a file that is not YAML, or none converted, still raises)."""
+    """Convert every HPA / ScaledObject in ``names`` (``-`` is stdin). Raises ImportRefused with
+    every problem found (file, line, field path; every field at fault in every object, each
+    naming its object) if any object cannot be converted; with ``skip_invalid``, such objects are
+    left out and their problems listed in ``skipped`` instead (a file that is not YAML, or none
+    converted, still raises). ``warnings`` (of the objects that convert) are said apart, at the
+    field each is about."""
     found: list[tuple[str, Manifest]] = []
     errors: list[FieldError] = []
     result = ImportResult()
     for name in names:
-        text = _read(name, stdin)
+        try:
+            text = _read(name, stdin)
+        except ManifestError as unreadable:  # said with the other files' errors, not alone
+            errors += unreadable.errors
+            continue
         manifests, problems = read_manifests(text)
         for line, path, message in problems:
             if message.startswith("skipped:"):
@@ -99,25 +127,62 @@ def import_files(names: Sequence[str], stdin: BinaryIO | None = None, skip_inval
     for i, ((name, manifest), policy_name) in enumerate(zip(found, names_out)):
         try:
             converted[i] = convert(manifest.data, policy_name)
-        except ConversionProblem as exc:
-            path = manifest.prefix + exc.path
-            by_object[i].append(FieldError(_display(name), manifest.document.line_of(path), format_path(path),
-                                           exc.message))
+        except ConversionProblem as exc:  # every field at fault in the object
+            for problem in exc.problems:
+                path = manifest.prefix + problem.path
+                by_object[i].append(FieldError(_display(name), manifest.document.line_of(path), format_path(path),
+                                               problem.message))
     # the policy rules: each converted policy checked as a file of its own, and across them (two
     # objects that scale one workload); a refusal is named at the manifest field it came from
     check = check_policy_texts((c.text, f"{CONVERTED}{i}>") for i, c in converted.items())
     for e in check.errors:
         i = int(_CONVERTED_NAME.fullmatch(e.file).group(1))
         by_object[i].append(_at_origin(found, i, e))
+    by_object = [[_of_object(e, m) for e in problems] for problems, (_, m) in zip(by_object, found)]
+    result.warnings = _in_file_order([w for i, c in converted.items() if not by_object[i]
+                                      for w in _warnings(found[i], c)], names)
     if skip_invalid and not errors and any(not problems for problems in by_object):
-        result.skipped += [f"{e} (skipped: --skip-invalid)" for problems in by_object for e in problems]
+        left_out = _in_file_order([e for problems in by_object for e in problems], names)
+        result.skipped += [f"{e} (skipped: --skip-invalid)" for e in left_out]
         result.policies = [c for i, c in converted.items() if not by_object[i]]
         return result
     errors += [e for problems in by_object for e in problems]
     if errors:
-        raise ManifestError(errors)
+        raise ImportRefused(_in_file_order(errors, names), len(found), sum(1 for p in by_object if p),
+                            outside=len(errors) - sum(map(len, by_object)), warnings=result.warnings)
     result.policies = list(converted.values())
     return result
+
+
+def _warnings(found: tuple[str, Manifest], converted: Converted) -> list[FieldError]:
+    """``converted``'s warnings at the fields of its object they are about, as validate's."""
+    name, manifest = found
+    return [_of_object(FieldError(_display(name), manifest.document.line_of(manifest.prefix + path),
+                                  format_path(manifest.prefix + path), WARNING_PREFIX + text), manifest)
+            for path, text in converted.warnings]
+
+
+def _of_object(error: FieldError, manifest: Manifest) -> FieldError:
+    """``error`` with the object it is in said after its message: `` [HorizontalPodAutoscaler shop/web]``
+    (in a List of 40 the index alone, items[17], does not say which HPA to fix)."""
+    return FieldError(error.file, error.line, error.path, f"{error.message} [{object_said(manifest.data)}]")
+
+
+def object_said(obj: dict) -> str:
+    """``KIND NAMESPACE/NAME`` of a manifest (``KIND NAME`` without a namespace; the name as YAML
+    writes it where it is not a string, ``(no name)`` where there is none)."""
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    name, namespace = meta.get("name"), meta.get("namespace")
+    name = "(no name)" if name in (None, "") else name if isinstance(name, str) else describe_value(name)
+    where = f"{namespace}/" if isinstance(namespace, str) and namespace else ""
+    return f"{obj.get('kind')} {where}{name}"
+
+
+def _in_file_order(errors: list[FieldError], names: Sequence[str]) -> list[FieldError]:
+    """``errors`` sorted by file, in the order the files were given, then by line (an error of no
+    line, a whole file's, first); the same line keeps the order found (stable sort)."""
+    order = {_display(name): i for i, name in reversed(list(enumerate(names)))}
+    return sorted(errors, key=lambda e: (order.get(e.file, len(order)), e.line or 0))
 
 
 def _at_origin(found: list[tuple[str, Manifest]], i: int, error: FieldError) -> FieldError:

@@ -25,6 +25,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, Overflow, localcontext
+from typing import Callable, TypeVar
 
 import yaml
 
@@ -33,6 +34,8 @@ from controller.model import DEFAULT_TARGET_LABELS, WORKLOAD_KINDS
 from controller.policy.durations import describe_value, format_duration, format_number
 from controller.policy.messages import format_path
 from controller.policy.yamlsrc import YamlDocument, read_documents
+
+T = TypeVar("T")
 
 HPA_KIND = "HorizontalPodAutoscaler"
 KEDA_KIND = "ScaledObject"
@@ -89,6 +92,24 @@ class ConversionProblem(Exception):
         self.path = path
         self.message = message
 
+    @property
+    def problems(self) -> list[ConversionProblem]:
+        """Every problem of the object: this one alone (:class:`ConversionProblems` holds several)."""
+        return [self]
+
+
+class ConversionProblems(ConversionProblem):
+    """Every problem found in one object (several fields at fault); ``path`` and ``message`` are
+    the first one's, in the order the object is read, so a caller that says one says the first."""
+
+    def __init__(self, problems: list[ConversionProblem]):
+        super().__init__(problems[0].path, problems[0].message)
+        self._problems = list(problems)
+
+    @property
+    def problems(self) -> list[ConversionProblem]:
+        return list(self._problems)
+
 
 @dataclass
 class Converted:
@@ -98,7 +119,8 @@ class Converted:
     text: str
     notes: list[str] = field(default_factory=list)
     source: str = ""  # "HorizontalPodAutoscaler ns/name"
-    warnings: list[str] = field(default_factory=list)  # notes that must reach the person (stderr) too
+    #: notes that must reach the person (stderr) too: (the field of the object it is about, the note)
+    warnings: list[tuple[tuple, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -144,9 +166,11 @@ def convert(obj: dict, name: str | None = None, kedas: bool = False) -> Converte
     """
     kind = obj.get("kind")
     if kind == HPA_KIND:
-        return _Conversion(obj, name).hpa(kedas)
+        conversion = _Conversion(obj, name)
+        return conversion._whole(lambda: conversion.hpa(kedas))
     if kind == KEDA_KIND:
-        return _Conversion(obj, name).keda()
+        conversion = _Conversion(obj, name)
+        return conversion._whole(conversion.keda)
     raise ConversionProblem(("kind",), f"expected {HPA_KIND} or {KEDA_KIND}, got {describe_value(kind)}")
 
 
@@ -269,10 +293,6 @@ def _text(mapping: dict, key: str, path: tuple, what: str = "") -> str:
     return value
 
 
-def _name_of(obj: dict) -> str:
-    return dns_label(_text(_dict(obj, ("metadata",), required=True), "name", ("metadata", "name")))
-
-
 def dns_label(text: str) -> str:
     """``text`` as a DNS-1123 label (a policy name): lowercase, other characters as ``-``."""
     label = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:63].strip("-")
@@ -332,18 +352,48 @@ def _selector(obj: dict, path: tuple, notes: list[str], where: tuple = (), metri
 
 
 class _Conversion:
+    """One object's conversion. Each part that reads on its own (a field, a metric, a rate policy)
+    keeps its problem in ``problems`` and the conversion goes on with a stand-in, so that every
+    field at fault is said in one run; the object is refused with all of them at the end."""
+
     def __init__(self, obj: dict, name: str | None):
         self.obj = obj
-        own = _name_of(obj)  # required even where another name is given (two objects of one name)
-        self.name = name or own
-        self.namespace = _dict(obj, ("metadata",)).get("namespace") or "default"
+        self.problems: list[ConversionProblem] = []
+        meta = self._kept(lambda: _dict(obj, ("metadata",), required=True), None)
+        # the name is required even where another is given (two objects of one name); not asked
+        # again where metadata itself is missing or not a mapping
+        self.own_name = self._kept(lambda: dns_label(_text(meta, "name", ("metadata", "name"))), "imported") \
+            if meta is not None else "imported"
+        meta = meta or {}
+        self.object_name = meta.get("name")
+        self.name = name or self.own_name
+        self.namespace = meta.get("namespace") or "default"
         self.notes: list[str] = []
-        self.warnings: list[str] = []  # notes said on stderr too (a harm at the cut-over)
-        if not _dict(obj, ("metadata",)).get("namespace"):
+        self.warnings: list[tuple[tuple, str]] = []  # (field, note): said on stderr too (a harm at the cut-over)
+        if not meta.get("namespace"):
             self.notes.append('metadata.namespace is not set (helm template leaves it out), so this policy and its '
                               'queries use namespace default, as kubectl apply without -n in a default context '
                               'would: change each namespace="default" below if the object runs elsewhere')
         self.metric_names: set[str] = set()
+
+    def _kept(self, check: Callable[[], T], stand_in: T) -> T:
+        """``check()``; where it raises ConversionProblem, the problem is kept and ``stand_in``
+        returned, for the rest of the object to be read (and its other problems found)."""
+        try:
+            return check()
+        except ConversionProblem as problem:
+            self.problems += problem.problems
+            return stand_in
+
+    def _whole(self, convert_object: Callable[[], Converted]) -> Converted:
+        """``convert_object()``, refused with every problem kept on the way: raises ConversionProblem
+        (ConversionProblems for several, in the order read, each field once)."""
+        converted = self._kept(convert_object, None)  # a raise: what follows did not read (spec not a mapping)
+        said = {(p.path, p.message): p for p in self.problems}  # a field read twice (as a section, then its keys)
+        problems = list(said.values())
+        if problems:
+            raise problems[0] if len(problems) == 1 else ConversionProblems(problems)
+        return converted
 
     # -- the target ------------------------------------------------------------------------
     def _target(self, path: tuple) -> tuple[str, str]:
@@ -356,15 +406,20 @@ class _Conversion:
         return kind, name
 
     def _replicas(self, low, high, low_path: tuple, high_path: tuple, low_default: int) -> tuple[int, int]:
+        """(min, max) replicas; a problem of either is kept, and (1, 1) stands in."""
         low = low_default if low is None else low
+        counted = True
         for value, path in ((low, low_path), (high, high_path)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ConversionProblem(path, f"expected a replica count, got {_integer_said(value)}")
+                self.problems.append(ConversionProblem(path, f"expected a replica count, got {_integer_said(value)}"))
+                counted = False
+        if not counted:
+            return 1, 1
         if low < 1:
             self.notes.append(f"min replicas {low} (scale to zero) becomes 1: preset: hpa does not scale to zero")
             low = 1
         if high < low:
-            raise ConversionProblem(high_path, f"must be >= min replicas ({low}), got {high}")
+            self.problems.append(ConversionProblem(high_path, f"must be >= min replicas ({low}), got {high}"))
         return low, high
 
     # -- queries -----------------------------------------------------------------------------
@@ -394,29 +449,23 @@ class _Conversion:
 
     # -- one HPA metric ------------------------------------------------------------------------
     def _hpa_metric(self, spec: dict, path: tuple, kind: str, workload: str) -> dict:
+        """One HPA metric (``spec``, at ``path``) as a policy metric; the problems of its source
+        and of its target are kept apart (a raise: the metric does not read at all)."""
         mtype = spec.get("type")
         if mtype in ("Resource", "ContainerResource"):
             key = "resource" if mtype == "Resource" else "containerResource"
-            _known_fields(spec, path, ("type", key))
+            self._kept(lambda: _known_fields(spec, path, ("type", key)), None)
             source = _dict(spec, (key,), path, required=True)
-            _known_fields(source, path + (key,), _METRIC_SOURCE_FIELDS[mtype])
+            self._kept(lambda: _known_fields(source, path + (key,), _METRIC_SOURCE_FIELDS[mtype]), None)
             resource = source.get("name")
-            container = _text(source, "container", path + (key, "container")) if mtype == "ContainerResource" else None
-            target = _dict(source, ("target",), path + (key,), required=True)
-            _known_fields(target, path + (key, "target"), _METRIC_TARGET_FIELDS)
-            ttype = target.get("type")
-            if ttype == "Utilization":
-                value = self._number(target.get("averageUtilization"), path + (key, "target", "averageUtilization"))
-                out = {"utilization": f"{format_number(value)}%"}
-            elif ttype == "AverageValue":
-                value = parse_quantity(target.get("averageValue"), path + (key, "target", "averageValue"))
-                out = {"averagePerReplica": value}
-            else:
-                raise ConversionProblem(path + (key, "target", "type"),
-                                        f"expected Utilization or AverageValue for a {mtype} metric, "
-                                        f"got {describe_value(ttype)}")
-            query = self._resource_query(kind, workload, resource, container, ttype == "Utilization",
-                                         path + (key, "name"))
+            container = self._kept(lambda: _text(source, "container", path + (key, "container")), "-") \
+                if mtype == "ContainerResource" else None
+            target = self._kept(lambda: _dict(source, ("target",), path + (key,), required=True), None)
+            out = {} if target is None else self._kept(lambda: self._resource_target(target, path + (key, "target"),
+                                                                                     mtype), {})
+            utilization = target is not None and target.get("type") == "Utilization"
+            query = self._kept(lambda: self._resource_query(kind, workload, resource, container, utilization,
+                                                            path + (key, "name")), "")
             name = f"{resource}" if not container else f"{container}-{resource}"
             # HPA leaves out a not-yet-Ready pod's sample for cpu only; for memory, a Pending pod's
             held_out = "not-yet-Ready" if resource == "cpu" else "Pending"
@@ -430,18 +479,12 @@ class _Conversion:
             return {"name": _identifier(name, self.metric_names), "query": query, "target": out, "resource": resource}
         if mtype in ("Pods", "Object", "External"):
             key = mtype.lower()
-            _known_fields(spec, path, ("type", key))
+            self._kept(lambda: _known_fields(spec, path, ("type", key)), None)
             source = _dict(spec, (key,), path, required=True)
-            _known_fields(source, path + (key,), _METRIC_SOURCE_FIELDS[mtype])
-            metric = _dict(source, ("metric",), path + (key,), required=True)
-            _known_fields(metric, path + (key, "metric"), _METRIC_ID_FIELDS)
-            _known_fields(_dict(metric, ("selector",), path + (key, "metric")), path + (key, "metric", "selector"),
-                          _SELECTOR_FIELDS)
-            mname = _text(metric, "name", path + (key, "metric", "name"))
-            selector = _selector(source, ("metric", "selector"), self.notes, path + (key,), mname)
-            target = _dict(source, ("target",), path + (key,), required=True)
-            _known_fields(target, path + (key, "target"), _METRIC_TARGET_FIELDS)
-            ttype = target.get("type")
+            self._kept(lambda: _known_fields(source, path + (key,), _METRIC_SOURCE_FIELDS[mtype]), None)
+            # the metric's name and selector, then its target: each read (and refused) on its own
+            mname, selector = self._kept(lambda: self._metric_id(source, path + (key,)), ("-", {}))
+            out = self._kept(lambda: self._value_target(source, path + (key,), mtype), {})
             series = re.sub(r"[^A-Za-z0-9_:]", "_", mname)
             if mtype == "Pods":
                 where = _labels({"namespace": self.namespace, **selector})
@@ -449,10 +492,7 @@ class _Conversion:
                 self.notes.append(f"metric {mname}: a Pods metric from the custom metrics API, read here as the "
                                   f"Prometheus series {series} summed over the workload's pods: check the query")
             elif mtype == "Object":
-                described = _dict(source, ("describedObject",), path + (key,), required=True)
-                _known_fields(described, path + (key, "describedObject"), _DESCRIBED_OBJECT_FIELDS)
-                okind = _text(described, "kind", path + (key, "describedObject", "kind"))
-                oname = _text(described, "name", path + (key, "describedObject", "name"))
+                okind, oname = self._kept(lambda: self._described_object(source, path + (key,)), ("-", "-"))
                 where = _labels({"namespace": self.namespace, okind.lower(): oname, **selector})
                 query = f"sum({series}{{{where}}})"
                 self.notes.append(f"metric {mname}: an Object metric of {okind} {oname}, read here as the Prometheus "
@@ -462,18 +502,50 @@ class _Conversion:
                 self.notes.append(f"metric {mname}: an External metric has no query in the HPA; read here as the "
                                   f"Prometheus series {series}: replace the query with the one the external "
                                   f"metrics adapter runs")
-            if ttype == "AverageValue":
-                out = {"averagePerReplica": parse_quantity(target.get("averageValue"),
-                                                           path + (key, "target", "averageValue"))}
-            elif ttype == "Value" and mtype != "Pods":
-                out = {"value": parse_quantity(target.get("value"), path + (key, "target", "value"))}
-            else:
-                allowed = "AverageValue" if mtype == "Pods" else "Value or AverageValue"
-                raise ConversionProblem(path + (key, "target", "type"),
-                                        f"expected {allowed} for a {mtype} metric, got {describe_value(ttype)}")
             return {"name": _identifier(mname, self.metric_names), "query": query, "target": out}
         raise ConversionProblem(path + ("type",), f"expected Resource, ContainerResource, Pods, Object or External, "
                                                   f"got {describe_value(mtype)}")
+
+    def _metric_id(self, source: dict, path: tuple) -> tuple[str, dict]:
+        """(name, matchLabels) of a Pods, Object or External metric's ``metric`` (``source`` at ``path``)."""
+        metric = _dict(source, ("metric",), path, required=True)
+        _known_fields(metric, path + ("metric",), _METRIC_ID_FIELDS)
+        _known_fields(_dict(metric, ("selector",), path + ("metric",)), path + ("metric", "selector"), _SELECTOR_FIELDS)
+        mname = _text(metric, "name", path + ("metric", "name"))
+        return mname, _selector(source, ("metric", "selector"), self.notes, path, mname)
+
+    def _value_target(self, source: dict, path: tuple, mtype: str) -> dict:
+        """A Pods, Object or External metric's ``target`` (``source`` at ``path``) as a policy target."""
+        target = _dict(source, ("target",), path, required=True)
+        self._kept(lambda: _known_fields(target, path + ("target",), _METRIC_TARGET_FIELDS), None)
+        ttype = target.get("type")
+        if ttype == "AverageValue":
+            return {"averagePerReplica": parse_quantity(target.get("averageValue"), path + ("target", "averageValue"))}
+        if ttype == "Value" and mtype != "Pods":
+            return {"value": parse_quantity(target.get("value"), path + ("target", "value"))}
+        allowed = "AverageValue" if mtype == "Pods" else "Value or AverageValue"
+        raise ConversionProblem(path + ("target", "type"),
+                                f"expected {allowed} for a {mtype} metric, got {describe_value(ttype)}")
+
+    @staticmethod
+    def _described_object(source: dict, path: tuple) -> tuple[str, str]:
+        """(kind, name) of an Object metric's ``describedObject`` (``source`` at ``path``)."""
+        described = _dict(source, ("describedObject",), path, required=True)
+        _known_fields(described, path + ("describedObject",), _DESCRIBED_OBJECT_FIELDS)
+        return (_text(described, "kind", path + ("describedObject", "kind")),
+                _text(described, "name", path + ("describedObject", "name")))
+
+    def _resource_target(self, target: dict, path: tuple, mtype: str) -> dict:
+        """A Resource or ContainerResource metric's ``target`` (at ``path``) as a policy target."""
+        self._kept(lambda: _known_fields(target, path, _METRIC_TARGET_FIELDS), None)
+        ttype = target.get("type")
+        if ttype == "Utilization":
+            value = self._number(target.get("averageUtilization"), path + ("averageUtilization",))
+            return {"utilization": f"{format_number(value)}%"}
+        if ttype == "AverageValue":
+            return {"averagePerReplica": parse_quantity(target.get("averageValue"), path + ("averageValue",))}
+        raise ConversionProblem(path + ("type",), f"expected Utilization or AverageValue for a {mtype} metric, "
+                                                  f"got {describe_value(ttype)}")
 
     @staticmethod
     def _number(value: object, path: tuple) -> float:
@@ -483,58 +555,65 @@ class _Conversion:
 
     # -- behavior --------------------------------------------------------------------------------
     def _behavior(self, behavior: dict, path: tuple) -> tuple[dict, dict]:
-        """(Setpoint behavior, tolerance) from HPA behavior."""
+        """(Setpoint behavior, tolerance) from HPA behavior; each field's problem is kept."""
         out: dict = {}
         tolerance: dict = {}
-        _known_fields(behavior, path, _BEHAVIOR_FIELDS)
+        self._kept(lambda: _known_fields(behavior, path, _BEHAVIOR_FIELDS), None)
         for direction in ("scaleUp", "scaleDown"):
-            rules = _dict(behavior, (direction,), path)
+            rules = self._kept(lambda d=direction: _dict(behavior, (d,), path), {})
             if direction not in behavior:
                 continue
             here = path + (direction,)
-            _known_fields(rules, here, _RULES_FIELDS)
+            self._kept(lambda h=here, r=rules: _known_fields(r, h, _RULES_FIELDS), None)
             one: dict = {}
             if rules.get("stabilizationWindowSeconds") is not None:
                 window = rules["stabilizationWindowSeconds"]
                 if not isinstance(window, int) or isinstance(window, bool) or not 0 <= window <= 3600:
-                    raise ConversionProblem(here + ("stabilizationWindowSeconds",),
-                                            f"expected 0..3600 seconds, got {_integer_said(window)}")
-                one["stabilizationWindow"] = format_duration(window)
+                    self.problems.append(ConversionProblem(here + ("stabilizationWindowSeconds",),
+                                                           f"expected 0..3600 seconds, got {_integer_said(window)}"))
+                else:
+                    one["stabilizationWindow"] = format_duration(window)
             if rules.get("selectPolicy") is not None:
                 if rules["selectPolicy"] not in ("Max", "Min", "Disabled"):
-                    raise ConversionProblem(here + ("selectPolicy",),
-                                            f"expected Max, Min or Disabled, "
-                                            f"got {describe_value(rules['selectPolicy'])}")
-                one["selectPolicy"] = rules["selectPolicy"]
+                    self.problems.append(ConversionProblem(here + ("selectPolicy",),
+                                                           f"expected Max, Min or Disabled, "
+                                                           f"got {describe_value(rules['selectPolicy'])}"))
+                else:
+                    one["selectPolicy"] = rules["selectPolicy"]
             if rules.get("policies") is not None:
                 policies = rules["policies"]
                 if not isinstance(policies, list) or not policies:
-                    raise ConversionProblem(here + ("policies",), "expected a non-empty list")
-                one["policies"] = [self._rate_policy(p, here + ("policies", i)) for i, p in enumerate(policies)]
+                    self.problems.append(ConversionProblem(here + ("policies",), "expected a non-empty list"))
+                else:
+                    one["policies"] = [self._kept(lambda p=p, at=here + ("policies", i): self._rate_policy(p, at), {})
+                                       for i, p in enumerate(policies)]
             if rules.get("tolerance") is not None:  # Kubernetes 1.33+ (HPAConfigurableTolerance)
-                tolerance["up" if direction == "scaleUp" else "down"] = parse_quantity(
-                    rules["tolerance"], here + ("tolerance",))
+                tolerance["up" if direction == "scaleUp" else "down"] = self._kept(
+                    lambda h=here, r=rules: parse_quantity(r["tolerance"], h + ("tolerance",)), DEFAULT_TOLERANCE)
             out[direction] = one
         return out, tolerance
 
-    @staticmethod
-    def _rate_policy(policy: object, path: tuple) -> dict:
+    def _rate_policy(self, policy: object, path: tuple) -> dict:
+        """One HPA rate policy {type, value, periodSeconds}; each field's problem is kept."""
         if not isinstance(policy, dict):
             raise ConversionProblem(path, "expected a mapping {type, value, periodSeconds}")
-        _known_fields(policy, path, _RATE_POLICY_FIELDS)
+        self._kept(lambda: _known_fields(policy, path, _RATE_POLICY_FIELDS), None)
         if policy.get("type") not in ("Pods", "Percent"):
-            raise ConversionProblem(path + ("type",),
-                                    f"expected Pods or Percent, got {describe_value(policy.get('type'))}")
+            self.problems.append(ConversionProblem(path + ("type",), f"expected Pods or Percent, "
+                                                                     f"got {describe_value(policy.get('type'))}"))
         value, period = policy.get("value"), policy.get("periodSeconds")
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ConversionProblem(path + ("value",), f"expected a positive integer, got {_integer_said(value)}")
+            self.problems.append(ConversionProblem(path + ("value",),
+                                                   f"expected a positive integer, got {_integer_said(value)}"))
         if not isinstance(period, int) or isinstance(period, bool) or not 0 < period <= 1800:
-            raise ConversionProblem(path + ("periodSeconds",),
-                                    f"expected 1..1800 seconds, got {_integer_said(period)}")
+            self.problems.append(ConversionProblem(path + ("periodSeconds",),
+                                                   f"expected 1..1800 seconds, got {_integer_said(period)}"))
+            return {}
         return {"type": policy["type"], "value": value, "period": format_duration(period)}
 
     # -- whole objects -----------------------------------------------------------------------------
     def hpa(self, kedas: bool = False) -> Converted:
+        """The policy of an HPA; each problem of a part that reads on its own is kept (``_kept``)."""
         obj = self.obj
         spec = _dict(obj, ("spec",), required=True)
         version = str(obj.get("apiVersion", "autoscaling/v2"))
@@ -546,20 +625,23 @@ class _Conversion:
             raise ConversionProblem(("apiVersion",), f"expected {', '.join(HPA_VERSIONS[:-1])} or {HPA_VERSIONS[-1]}, "
                                                      f"got {describe_value(obj.get('apiVersion'))}")
         v1_shape = v1_fields(obj)
-        _known_fields(spec, ("spec",), _HPA_V1_SPEC_FIELDS if v1_shape else _HPA_SPEC_FIELDS)
-        _known_fields(_dict(spec, ("scaleTargetRef",), ("spec",)), ("spec", "scaleTargetRef"), _SCALE_TARGET_FIELDS)
+        self._kept(lambda: _known_fields(spec, ("spec",), _HPA_V1_SPEC_FIELDS if v1_shape else _HPA_SPEC_FIELDS), None)
+        self._kept(lambda: _known_fields(_dict(spec, ("scaleTargetRef",), ("spec",)), ("spec", "scaleTargetRef"),
+                                         _SCALE_TARGET_FIELDS), None)
         if version == "autoscaling/v1":
-            self._v1_annotations()
+            self._kept(self._v1_annotations, None)
         if not kedas:
-            self._not_kedas()
-        kind, workload = self._target(("spec", "scaleTargetRef"))
+            self._kept(self._not_kedas, None)
+        kind, workload = self._kept(lambda: self._target(("spec", "scaleTargetRef")), ("Deployment", "-"))
         low, high = self._replicas(spec.get("minReplicas"), spec.get("maxReplicas"), ("spec", "minReplicas"),
                                    ("spec", "maxReplicas"), 1)
         if spec.get("minReplicas") == 0:  # HPAScaleToZero (alpha): the same cut-over as KEDA's idle workload
             self._warn_stays_at_zero("minReplicas", "the HPA has", kind, workload)
         if v1_shape:
             percent = spec.get("targetCPUUtilizationPercentage", HPA_DEFAULT_V1_CPU)
-            self._number(percent, ("spec", "targetCPUUtilizationPercentage"))  # named at v1's own field
+            # named at v1's own field (then not again at the metric made from it)
+            percent = self._kept(lambda: self._number(percent, ("spec", "targetCPUUtilizationPercentage")),
+                                 HPA_DEFAULT_V1_CPU)
             metrics_in = [{"type": "Resource", "resource": {"name": "cpu", "target": {
                 "type": "Utilization", "averageUtilization": percent}}}]
             paths = [("spec", "targetCPUUtilizationPercentage")]
@@ -569,17 +651,20 @@ class _Conversion:
                 metrics_in = [{"type": "Resource", "resource": {"name": "cpu", "target": {
                     "type": "Utilization", "averageUtilization": HPA_DEFAULT_V1_CPU}}}]
             if not isinstance(metrics_in, list) or not metrics_in:
-                raise ConversionProblem(("spec", "metrics"), "expected a non-empty list of metrics")
+                self.problems.append(ConversionProblem(("spec", "metrics"), "expected a non-empty list of metrics"))
+                metrics_in = []
             paths = [("spec", "metrics", i) for i in range(len(metrics_in))]
-        metrics = [self._hpa_metric(_mapping(m, p), p, kind, workload) for m, p in zip(metrics_in, paths)]
+        metrics = [self._kept(lambda m=m, p=p: self._hpa_metric(_mapping(m, p), p, kind, workload), {})
+                   for m, p in zip(metrics_in, paths)]
         scaling: dict = {"metrics": metrics}
         if "behavior" in spec and spec["behavior"] is not None:
-            behavior, tolerance = self._behavior(_dict(spec, ("behavior",), ("spec",)), ("spec", "behavior"))
+            behavior, tolerance = self._kept(lambda: self._behavior(_dict(spec, ("behavior",), ("spec",)),
+                                                                    ("spec", "behavior")), ({}, {}))
             if tolerance:
                 scaling["tolerance"] = {"up": tolerance.get("up", DEFAULT_TOLERANCE),
                                         "down": tolerance.get("down", DEFAULT_TOLERANCE)}
             scaling["behavior"] = behavior
-        source = f"{HPA_KIND} {self.namespace}/{_dict(obj, ('metadata',)).get('name')} ({version})"
+        source = f"{HPA_KIND} {self.namespace}/{self.object_name} ({version})"
         return self._render(source, kind, workload, low, high, 15.0, scaling)
 
     def _not_kedas(self) -> None:
@@ -612,24 +697,26 @@ class _Conversion:
         if version != KEDA_VERSION:
             raise ConversionProblem(("apiVersion",), f"expected {KEDA_VERSION}, got {describe_value(version)}")
         spec = _dict(obj, ("spec",), required=True)
-        _known_fields(spec, ("spec",), KEDA_SPEC_FIELDS)
+        self._kept(lambda: _known_fields(spec, ("spec",), KEDA_SPEC_FIELDS), None)
         for section, allowed in KEDA_NESTED_FIELDS.items():
-            _known_fields(_section(spec, section), ("spec",) + section, allowed)
-        kind, workload = self._target(("spec", "scaleTargetRef"))
+            self._kept(lambda s=section, a=allowed: _known_fields(_section(spec, s), ("spec",) + s, a), None)
+        kind, workload = self._kept(lambda: self._target(("spec", "scaleTargetRef")), ("Deployment", "-"))
         low, high = self._replicas(spec.get("minReplicaCount"), spec.get("maxReplicaCount", KEDA_DEFAULT_MAX),
                                    ("spec", "minReplicaCount"), ("spec", "maxReplicaCount"), KEDA_DEFAULT_MIN)
         triggers = spec.get("triggers")
         if not isinstance(triggers, list) or not triggers:
-            raise ConversionProblem(("spec", "triggers"), "expected a non-empty list of triggers")
-        metrics = [self._keda_trigger(_mapping(t, ("spec", "triggers", i)), ("spec", "triggers", i), kind, workload)
+            self.problems.append(ConversionProblem(("spec", "triggers"), "expected a non-empty list of triggers"))
+            triggers = []
+        metrics = [self._kept(lambda t=t, at=("spec", "triggers", i): self._keda_trigger(_mapping(t, at), at, kind,
+                                                                                          workload), {})
                    for i, t in enumerate(triggers)]
         scaling: dict = {"metrics": metrics}
-        advanced = _dict(spec, ("advanced",), ("spec",))
-        hpa_config = _dict(advanced, ("horizontalPodAutoscalerConfig",), ("spec", "advanced"))
+        advanced = self._kept(lambda: _dict(spec, ("advanced",), ("spec",)), {})
+        hpa_config = self._kept(lambda: _dict(advanced, ("horizontalPodAutoscalerConfig",), ("spec", "advanced")), {})
         if hpa_config.get("behavior") is not None:
-            behavior, tolerance = self._behavior(_dict(hpa_config, ("behavior",), ("spec", "advanced",
-                                                                                    "horizontalPodAutoscalerConfig")),
-                                                 ("spec", "advanced", "horizontalPodAutoscalerConfig", "behavior"))
+            behavior, tolerance = self._kept(lambda: self._behavior(
+                _dict(hpa_config, ("behavior",), ("spec", "advanced", "horizontalPodAutoscalerConfig")),
+                ("spec", "advanced", "horizontalPodAutoscalerConfig", "behavior")), ({}, {}))
             if tolerance:
                 scaling["tolerance"] = {"up": tolerance.get("up", DEFAULT_TOLERANCE),
                                         "down": tolerance.get("down", DEFAULT_TOLERANCE)}
@@ -637,7 +724,7 @@ class _Conversion:
         if advanced.get("scalingModifiers"):
             self.notes.append("advanced.scalingModifiers (a formula over triggers) is not carried over: each trigger "
                               "is its own metric and the largest proposal wins, as in HPA")
-        fallback = _keda_fallback(spec)
+        fallback = self._kept(lambda: _keda_fallback(spec), {})
         if fallback:
             self.notes.append(f"fallback (KEDA's {fallback['replicas']} replicas after {fallback['failureThreshold']} "
                               f"failed reads of a scaler) is not carried over: preset: hpa holds the current replicas "
@@ -645,7 +732,8 @@ class _Conversion:
         for key in ("pollingInterval", "cooldownPeriod"):  # only said in a note: still KEDA's whole seconds
             value = spec.get(key)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-                raise ConversionProblem(("spec", key), f"expected whole seconds, got {_integer_said(value)}")
+                self.problems.append(ConversionProblem(("spec", key), f"expected whole seconds, got "
+                                                                      f"{_integer_said(value)}"))
         if spec.get("cooldownPeriod") is not None:
             self.notes.append(f"cooldownPeriod {spec['cooldownPeriod']}s (the wait before scaling to zero) has no "
                               f"equivalent: this policy never scales to zero")
@@ -653,8 +741,8 @@ class _Conversion:
             self.notes.append("idleReplicaCount is not carried over: this policy never goes idle")
         self.notes.append(f"pollingInterval {spec.get('pollingInterval', 30)}s: KEDA polls for activation only; "
                           f"the HPA KEDA creates evaluates every 15s, as this policy does")
-        self._keda_cut_over(spec, advanced, hpa_config, kind, workload)
-        source = f"{KEDA_KIND} {self.namespace}/{_dict(obj, ('metadata',)).get('name')}"
+        self._kept(lambda: self._keda_cut_over(spec, advanced, hpa_config, kind, workload), None)
+        source = f"{KEDA_KIND} {self.namespace}/{self.object_name}"
         return self._render(source, kind, workload, low, high, 15.0, scaling)
 
     def _keda_cut_over(self, spec: dict, advanced: dict, hpa_config: dict, kind: str, workload: str) -> None:
@@ -667,8 +755,8 @@ class _Conversion:
             raise ConversionProblem(("spec", "advanced", "restoreToOriginalReplicaCount"),
                                     f"expected true or false, got {describe_value(restore)}")
         hpa = _text(hpa_config, "name", ("spec", "advanced", "horizontalPodAutoscalerConfig", "name")) \
-            if hpa_config.get("name") not in (None, "") else f"keda-hpa-{_name_of(self.obj)}"
-        scaled_object = f"kubectl delete scaledobject {_name_of(self.obj)} -n {self.namespace}"
+            if hpa_config.get("name") not in (None, "") else f"keda-hpa-{self.own_name}"
+        scaled_object = f"kubectl delete scaledobject {self.own_name} -n {self.namespace}"
         self.notes.append(f"cut-over: delete the ScaledObject ({scaled_object}), not its HPA {hpa}, which KEDA "
                           f"re-creates at once")
         if spec.get("minReplicaCount", KEDA_DEFAULT_MIN) == 0:  # checked a replica count by _replicas
@@ -678,20 +766,21 @@ class _Conversion:
                        f"{self.namespace}/{workload} back to the replicas it had before KEDA scaled it, not the count "
                        f"KEDA left, before Setpoint takes it over: set it to false (kubectl apply) before the "
                        f"cut-over")
-            self._warn(warning)
+            self._warn(("spec", "advanced", "restoreToOriginalReplicaCount"), warning)
 
     def _warn_stays_at_zero(self, field: str, owner_has: str, kind: str, workload: str) -> None:
         """A warning for a source that scales to zero: a workload it leaves at 0 stays there."""
         # 0 replicas turns autoscaling off in HPA, and so in preset: hpa: the minimum of 1 is never reached
-        self._warn(f"{field} 0: deleted while {owner_has} {kind} {self.namespace}/{workload} at 0 (idle), the "
-                   f"workload stays at 0 under this policy, as under HPA (0 replicas turns autoscaling off): if it "
-                   f"is at 0 after the cut-over, kubectl scale {kind.lower()} {workload} -n {self.namespace} "
-                   f"--replicas=1")
+        self._warn(("spec", field), f"{field} 0: deleted while {owner_has} {kind} {self.namespace}/{workload} at 0 "
+                                    f"(idle), the workload stays at 0 under this policy, as under HPA (0 replicas "
+                                    f"turns autoscaling off): if it is at 0 after the cut-over, kubectl scale "
+                                    f"{kind.lower()} {workload} -n {self.namespace} --replicas=1")
 
-    def _warn(self, text: str) -> None:
-        """A note said on stderr too: it would harm the cut-over unseen in a comment."""
+    def _warn(self, path: tuple, text: str) -> None:
+        """A note said on stderr too, at the object's field ``path``: it would harm the cut-over
+        unseen in a comment."""
         self.notes.append(text)
-        self.warnings.append(text)
+        self.warnings.append((path, text))
 
     def _keda_paused(self, kind: str, workload: str) -> None:
         """A warning for a paused ScaledObject: the team holds the workload on purpose, and with
@@ -706,32 +795,36 @@ class _Conversion:
             warning = (f"metadata.annotations {key}: {describe_value(value)}: this ScaledObject is paused: KEDA {held} "
                        f"and has deleted its HPA, so setpoint run (not --shadow) scales the workload from its first "
                        f"cycle, with no ScaledByHPA to stop it: run this policy only when the pause is meant to end")
-            self._warn(warning)
+            self._warn(("metadata", "annotations", key), warning)
             return
 
     def _keda_trigger(self, trigger: dict, path: tuple, kind: str, workload: str) -> dict:
-        _known_fields(trigger, path, KEDA_TRIGGER_FIELDS)
-        _known_fields(_dict(trigger, ("authenticationRef",), path), path + ("authenticationRef",),
-                      KEDA_AUTHENTICATION_REF_FIELDS)
+        """One KEDA trigger (at ``path``) as a policy metric; each of its fields' problems is kept."""
+        self._kept(lambda: _known_fields(trigger, path, KEDA_TRIGGER_FIELDS), None)
+        self._kept(lambda: _known_fields(_dict(trigger, ("authenticationRef",), path), path + ("authenticationRef",),
+                                         KEDA_AUTHENTICATION_REF_FIELDS), None)
         ttype = trigger.get("type")
         if ttype not in ("prometheus", "cpu", "memory"):
             raise ConversionProblem(path + ("type",), f"only prometheus, cpu and memory triggers convert (Setpoint "
                                                       f"reads Prometheus), got {describe_value(ttype)}")
         meta = _dict(trigger, ("metadata",), path, required=True)
-        for key, value in sorted(meta.items()):  # KEDA's trigger metadata is a map of strings (sorted: the
-            if isinstance(value, (dict, list)):  # same error whatever the file's order)
-                raise ConversionProblem(path + ("metadata", key), f"expected a string, got {describe_value(value)}")
+        # KEDA's trigger metadata is a map of strings: every value of another kind is said (sorted:
+        # the same errors whatever the file's order), and the trigger reads no further
+        not_strings = [ConversionProblem(path + ("metadata", key), f"expected a string, got {describe_value(value)}")
+                       for key, value in sorted(meta.items(), key=lambda kv: str(kv[0]))
+                       if isinstance(value, (dict, list))]
+        if not_strings:
+            raise ConversionProblems(not_strings)
         metric_type = trigger.get("metricType", "AverageValue")
         if ttype in ("cpu", "memory"):  # checked here, at the trigger's fields, then converted as HPA's metric
             metric_type = trigger.get("metricType", meta.get("type", "Utilization"))
             if metric_type not in ("Utilization", "AverageValue"):
-                raise ConversionProblem(path + (("metricType",) if "metricType" in trigger else ("metadata", "type")),
-                                        f"expected Utilization or AverageValue for a {ttype} trigger, "
-                                        f"got {describe_value(metric_type)}")
-            value = parse_quantity(meta.get("value"), path + ("metadata", "value"))
-            if value <= 0:
-                raise ConversionProblem(path + ("metadata", "value"),
-                                        f"must be > 0, got {describe_value(meta['value'])}")
+                self.problems.append(ConversionProblem(
+                    path + (("metricType",) if "metricType" in trigger else ("metadata", "type")),
+                    f"expected Utilization or AverageValue for a {ttype} trigger, got {describe_value(metric_type)}"))
+            value = self._kept(lambda: self._positive_quantity(meta, "value", path), None)
+            if value is None or metric_type not in ("Utilization", "AverageValue"):
+                return {}
             target = ({"type": "Utilization", "averageUtilization": value} if metric_type == "Utilization"
                       else {"type": "AverageValue", "averageValue": value})
             source = {"name": ttype, "target": target}
@@ -740,15 +833,13 @@ class _Conversion:
                 return self._hpa_metric({"type": "ContainerResource", "containerResource": {
                     **source, "container": container}}, path, kind, workload)
             return self._hpa_metric({"type": "Resource", "resource": source}, path, kind, workload)
-        query = _text(meta, "query", path + ("metadata", "query"), "the PromQL query")
-        if not query.strip():
-            raise ConversionProblem(path + ("metadata", "query"), "required field is missing: the PromQL query")
-        threshold = parse_quantity(meta.get("threshold"), path + ("metadata", "threshold"))
-        if threshold <= 0:
-            raise ConversionProblem(path + ("metadata", "threshold"),
-                                    f"must be > 0, got {describe_value(meta.get('threshold'))}")
+        query = self._kept(lambda: _text(meta, "query", path + ("metadata", "query"), "the PromQL query"), "")
+        if query and not query.strip():
+            self.problems.append(ConversionProblem(path + ("metadata", "query"),
+                                                   "required field is missing: the PromQL query"))
+        threshold = self._kept(lambda: self._positive_quantity(meta, "threshold", path), 1.0)
         if trigger.get("name") not in (None, ""):
-            name = _text(trigger, "name", path + ("name",))
+            name = self._kept(lambda: _text(trigger, "name", path + ("name",)), "-")
         else:
             name = str(meta.get("metricName") or "prometheus")
         if metric_type == "AverageValue":
@@ -756,8 +847,10 @@ class _Conversion:
         elif metric_type == "Value":
             target = {"value": threshold}
         else:
-            raise ConversionProblem(path + ("metricType",), f"expected AverageValue or Value for a prometheus "
-                                                            f"trigger, got {describe_value(metric_type)}")
+            self.problems.append(ConversionProblem(path + ("metricType",), f"expected AverageValue or Value for a "
+                                                                           f"prometheus trigger, got "
+                                                                           f"{describe_value(metric_type)}"))
+            target = {}
         if meta.get("activationThreshold") is not None:
             self.notes.append(f"trigger {name}: activationThreshold {meta['activationThreshold']} (KEDA's 0 <-> 1 "
                               f"switch) has no equivalent")
@@ -771,6 +864,14 @@ class _Conversion:
                               f"Setpoint's rule: a missing metric holds the current replicas")
         return {"name": _identifier(str(name), self.metric_names), "query": " ".join(query.split()),
                 "target": target}
+
+    @staticmethod
+    def _positive_quantity(meta: dict, key: str, path: tuple) -> float:
+        """A trigger's ``metadata[key]`` (the trigger at ``path``), a quantity > 0."""
+        value = parse_quantity(meta.get(key), path + ("metadata", key))
+        if value <= 0:
+            raise ConversionProblem(path + ("metadata", key), f"must be > 0, got {describe_value(meta.get(key))}")
+        return value
 
     # -- output ---------------------------------------------------------------------------------
     def _render(self, source: str, kind: str, workload: str, low: int, high: int, interval_s: float,

@@ -132,7 +132,10 @@ def test_a_scaled_object_says_how_to_hand_its_workload_over(tmp_path, capsys, ad
     restore = ("advanced.restoreToOriginalReplicaCount true: deleting this ScaledObject scales Deployment shop/worker "
                "back to the replicas it had before KEDA scaled it")
     assert (restore in comments) == warned
-    assert (f"warning: ScaledObject shop/q: {restore}" in err) == warned, err
+    # said as validate says a warning: at the field's file and line, apart from the errors
+    said = [line for line in err.splitlines() if line.startswith(f"{path}:")
+            and f": spec.advanced.restoreToOriginalReplicaCount: warning: {restore}" in line]
+    assert len(said) == warned and all(line.endswith(" [ScaledObject shop/q]") for line in said), err
 
 
 @pytest.mark.parametrize("minimum, warned", [
@@ -149,9 +152,9 @@ def test_a_scaled_object_that_scales_to_zero_warns_of_a_cut_over_at_zero(tmp_pat
         main(["import", str(path), "-o", str(tmp_path / "q.yaml")])
     assert exit_info.value.code == 0
     err = capsys.readouterr().err
-    said = ("warning: ScaledObject shop/q: minReplicaCount 0: deleted while KEDA has Deployment shop/worker at 0 (idle), "
-            "the workload stays at 0 under this policy, as under HPA (0 replicas turns autoscaling off): if it is at 0 "
-            "after the cut-over, kubectl scale deployment worker -n shop --replicas=1")
+    said = ("spec.minReplicaCount: warning: minReplicaCount 0: deleted while KEDA has Deployment shop/worker at 0 "
+            "(idle), the workload stays at 0 under this policy, as under HPA (0 replicas turns autoscaling off): if it "
+            "is at 0 after the cut-over, kubectl scale deployment worker -n shop --replicas=1 [ScaledObject shop/q]")
     assert (said in err) == warned, err
 
 
@@ -199,7 +202,8 @@ def test_a_paused_scaled_object_is_a_warning(tmp_path, capsys, annotations, held
         assert said == [] and "paused" not in text
     else:
         [line] = said
-        assert line.startswith("warning: ScaledObject shop/q: metadata.annotations autoscaling.keda.sh/paused")
+        assert line.startswith(f"{path}:5: metadata.annotations[") and line.endswith(" [ScaledObject shop/q]")
+        assert ": warning: metadata.annotations autoscaling.keda.sh/paused" in line
         assert f"KEDA {held} and has deleted its HPA, so setpoint run (not --shadow) scales the workload" in line
         assert "this ScaledObject is paused" in text
 
@@ -598,7 +602,9 @@ def test_objects_without_a_name_are_refused_even_when_two_share_it(tmp_path):
     path.write_text(yaml.safe_dump_all([first, second], sort_keys=False))
     with pytest.raises(ManifestError) as info:
         import_files([str(path)])
-    assert [(e.path, e.message) for e in info.value.errors] == [("metadata.name", "required field is missing")] * 2
+    assert [(e.path, e.message) for e in info.value.errors] == [
+        ("metadata.name", "required field is missing [HorizontalPodAutoscaler shop/(no name)]"),
+        ("metadata.name", "required field is missing [HorizontalPodAutoscaler other/(no name)]")]
 
 
 @pytest.mark.parametrize("obj, note", [
@@ -633,7 +639,8 @@ def test_keda_non_prometheus_trigger_is_rejected_with_file_and_line(tmp_path, ca
         main(["import", str(path)])
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"{path}:7: spec.triggers[0].type: only prometheus") and err.count("\n") == 1
+    assert err.startswith(f"{path}:7: spec.triggers[0].type: only prometheus") and err.count("\n") == 2
+    assert err.endswith("[ScaledObject q]\n1 error in 1 of 1 object: nothing written\n"), err
 
 
 BAD_VALUES = """\
@@ -666,14 +673,14 @@ def test_values_the_policy_rules_refuse_are_named_at_the_manifest_field(tmp_path
         import_files([str(path)])
     lines = [str(e) for e in info.value.errors]
     assert lines[0] == (f"{path}:5: metadata.namespace: converts to an invalid policy: spec.targets.namespace: "
-                        "expected a string, got true")
+                        "expected a string, got true [HorizontalPodAutoscaler web]")
     assert lines[1].startswith(f"{path}:8: spec.maxReplicas: converts to an invalid policy: spec.replicas.max: "
                                "must be <= 100000")
     assert lines[2].startswith(f"{path}:16: spec.maxReplicaCount: ")
     with pytest.raises(SystemExit) as exit_info:  # the command prints every one, not the first
         main(["import", str(path)])
     assert exit_info.value.code == 1
-    assert capsys.readouterr().err.splitlines() == lines
+    assert capsys.readouterr().err.splitlines() == lines + ["3 errors in 2 of 2 objects: nothing written"]
 
 
 def test_a_refused_metric_target_is_named_at_its_metric(tmp_path):
@@ -764,9 +771,10 @@ def test_a_malformed_quantity_is_refused_at_its_field(tmp_path, capsys, value):
     with pytest.raises(SystemExit) as info:
         main(["import", str(path)])
     assert info.value.code == 1
-    (err,) = capsys.readouterr().err.splitlines()
+    err, summary = capsys.readouterr().err.splitlines()
     assert err.startswith(f"{path}:{line}: spec.metrics[0].pods.target.averageValue: expected a quantity such as "
                           "500m, 1k or 256Mi, got "), err
+    assert summary == "1 error in 1 of 1 object: nothing written"
 
 
 # -- HPA field names in a Setpoint policy -------------------------------------------------------

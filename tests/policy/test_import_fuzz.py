@@ -125,11 +125,13 @@ NO_OBJECT = "no HorizontalPodAutoscaler or ScaledObject found"
 
 @dataclass
 class Outcome:
-    """What an import gave: its policies' (name, text), or its errors; the notes of what it left out."""
+    """What an import gave: its policies' (name, text), or its errors; the notes of what it left
+    out; the warnings of the objects that convert."""
 
     policies: list[tuple[str, str]] | None
     errors: list[FieldError] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    warnings: list[FieldError] = field(default_factory=list)
 
 
 def imported(text: str, skip_invalid: bool = False, path: Path = FILE) -> Outcome:
@@ -138,9 +140,9 @@ def imported(text: str, skip_invalid: bool = False, path: Path = FILE) -> Outcom
         result = import_files([str(path)], skip_invalid=skip_invalid)
     except ManifestError as exc:
         assert exc.errors
-        return Outcome(None, exc.errors)
+        return Outcome(None, exc.errors, warnings=getattr(exc, "warnings", []))
     assert result.policies
-    return Outcome([(c.name, c.text) for c in result.policies], skipped=result.skipped)
+    return Outcome([(c.name, c.text) for c in result.policies], skipped=result.skipped, warnings=result.warnings)
 
 
 def assert_named(text: str, errors: list[FieldError], file: str = str(FILE)) -> None:
@@ -467,12 +469,18 @@ def test_import_on_a_mutated_manifest_exits_0_or_1_and_writes_all_or_nothing(sou
     name = "<stdin>" if output == "stdin" else str(FILE)
     if expected.policies is None:
         assert result.exit_code == 1, result.output
-        assert result.stderr.splitlines() == [str(e).replace(str(FILE), name) for e in expected.errors]
+        *said, summary = result.stderr.splitlines()  # the errors, the warnings apart after them, a count
+        assert said == [str(e).replace(str(FILE), name) for e in expected.errors + expected.warnings]
+        assert re.fullmatch(rf"{len(expected.errors)} errors?( in \d+ of \d+ objects?| \(\d+ in \d+ of \d+ "
+                            rf"objects?, \d+ outside them\))?(, \d+ warnings?)?: nothing written( \(--skip-invalid "
+                            rf"writes the \d+ others?\))?", summary), summary
         assert result.stdout == "" and not list(out.rglob("*")), list(out.rglob("*"))
         return
     assert result.exit_code == 0, result.output
     assert [line.removeprefix("note: ") for line in result.stderr.splitlines() if line.startswith("note: ")] == [
         n.replace(str(FILE), name) for n in expected.skipped]
+    assert [line for line in result.stderr.splitlines() if ": warning: " in line] == [
+        str(w).replace(str(FILE), name) for w in expected.warnings]
     if output in ("stdout", "stdin"):
         written = {"stdout": result.stdout}
         assert result.stdout == "---\n".join(text for _, text in expected.policies)
