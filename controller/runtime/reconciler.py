@@ -36,7 +36,8 @@ from controller.runtime import hands_off_state, scale_events_state
 from controller.runtime.external_scale import ExternalChange, ExternalScaleWatch
 from controller.runtime.hpa_guard import HpaGuard
 from controller.runtime.conditions import scaling_conditions
-from controller.runtime.healing import HealthQueries, health_actions, held_notice, observe_health
+from controller.runtime.healing import (HealthQueries, health_actions, held_notice, observe_health,
+                                       revision_worse_notice)
 from controller.runtime.pod_samples import PodReader
 from controller.runtime.scaling_memory import ScalingMemory
 from controller.runtime.startup_observer import StartupInfo, StartupObserver
@@ -403,6 +404,7 @@ class Reconciler:
         self._held: set[TargetRef] = set()
         self._gone_said = LastSaid()  # per target, the trimmed rollback target last announced
         self._paused_said = LastSaid()  # per target, the revision whose rollback a pause by someone else blocks
+        self._worse_said = LastSaid()  # per target, the revision a record revision check judged worse
         self._rollout_wait_said = LastSaid()  # per target, the revision whose rollout a restart waited long for
         self._restart_waits_since: dict[TargetRef, float] = {}  # since when a restart waits for a rollout
         self._refused_said = LastSaid()  # per (target, action kind), the permanent refusal last announced
@@ -930,6 +932,24 @@ class Reconciler:
             self._warn(t, "RestartWaitsForRollout", message, revision=rev)
         self._rollout_wait_said.retain({targets[i] for i in waiting})  # said again if a restart waits anew
 
+    def _announce_revision_worse(self, healing: HealingDecision, targets: list[TargetRef], view: ClusterView) -> None:
+        """A Warning Event RevisionWorseRecorded and a log line, once per target and revision, when a
+        record revision check judges the new revision worse on a target that cannot be rolled back (a
+        StatefulSet's canary): the verdict is the news, nothing is done about it; said again if it
+        comes back (a new revision judged worse)."""
+        worse = healing.revision_recorded
+        if worse is None:
+            return
+        statuses = {s.ref: s for s in view.statuses}
+        rows = np.flatnonzero(worse)
+        for i in rows:
+            t, rev = targets[i], str(healing.state.revisions.current[i])
+            if self._worse_said.news(t, rev):
+                message = revision_worse_notice(self.policy.health, healing, int(i), statuses.get(t), t,
+                                                self.policy.name)
+                self._warn(t, "RevisionWorseRecorded", message, revision=rev)
+        self._worse_said.retain({targets[i] for i in rows})
+
     def _announce_no_history(self, view: ClusterView, targets: list[TargetRef]) -> None:
         """A Warning Event and a log line, once per target (again if it changes back), when a
         policy that can roll back governs a Deployment that keeps no old ReplicaSet
@@ -1029,6 +1049,7 @@ class Reconciler:
         self._announce_gone(healing, targets, view)
         self._announce_blocked_by_pause(healing, targets)
         self._announce_restart_waits(healing, targets, now)
+        self._announce_revision_worse(healing, targets, view)
         self._announce_no_history(view, targets)
         return health_actions(healing, targets, view.exists, self.policy.name)
 
