@@ -130,3 +130,14 @@ def test_a_canary_is_judged_for_as_long_as_its_partition_holds_it(partitioned, s
     ds = _run(firing=set(), serves_from_s=1500.0, minutes=40)
     ds_alt = ds if partitioned else _run(firing=set(), serves_from_s=1500.0, minutes=40, partitioned=False)
     assert ("RevisionWorseRecorded" in _reasons(ds_alt)) == said, _reasons(ds_alt)
+
+
+def test_a_canary_judged_worse_never_becomes_known_healthy():
+    """No check fires on the canary's pods, only the record revision check judges it: it is not a
+    revision known healthy after healthyAfter (5 min) either (else, undone and put out again under
+    the same ControllerRevision name, it would be trusted and never compared again)."""
+    ds = _run(firing=set())
+    assert "RevisionWorseRecorded" in _reasons(ds)
+    assert str(ds[-1].state.revisions.healthy[0]) == "1", ds[-1].state.revisions
+    equal = _run(canary_ratio=STABLE_RATIO, firing=set())
+    assert str(equal[-1].state.revisions.healthy[0]) == "2"  # a canary no worse is, as before

@@ -488,7 +488,9 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     replaced = replaced_revisions(state.revisions, obs.revision)
     any_firing = (view.phase == Phase.FIRING).any(axis=1)
     any_breaching = (view.phase != Phase.OK).any(axis=1)
-    rev = update_revisions(params, state.revisions, obs.revision, obs.revision_since, obs.rollout, any_firing, now,
+    # a revision a record check has judged worse is never known healthy (nor clean) either
+    unhealthy = any_firing | _judged_worse_before(params, obs, state)
+    rev = update_revisions(params, state.revisions, obs.revision, obs.revision_since, obs.rollout, unhealthy, now,
                            any_breaching, obs.fired_until)
     rem, outcome = rearm(state.remedy, _mask(rearm_rows, n))
     rem, rev, verified = verify(params, rem, rev, view, pods, pod_row, obs.rollout, now, replaced)
@@ -602,6 +604,21 @@ def _recorded_worse(params: HealthParams, obs: HealthObservation, tests: Revisio
     return bad.any(axis=1), np.where(bad.any(axis=1), bad.argmax(axis=1), -1).astype(np.int64)
 
 
+def _judged_worse_before(params: HealthParams, obs: HealthObservation, state: HealthState) -> np.ndarray:
+    """(N,) bool: at the previous step a record revision check had judged the revision still current
+    worse on a target that cannot be rolled back (``_recorded_worse``; the verdict is final for the
+    pair of revisions). Such a revision must not become known healthy after ``healthyAfter``: undone
+    and put out again under the same name (a StatefulSet's ControllerRevision), it would be trusted
+    and never compared again."""
+    n, tests = obs.current.size, state.revision_tests
+    if not params.revision_checks or obs.rollback_supported is None or tests is None or \
+            tests.verdict.shape != (n, len(params.revision_checks)):
+        return np.zeros(n, bool)
+    record = np.asarray([not c.rollback for c in params.revision_checks], bool)
+    bad = ((tests.verdict == Verdict.BAD) & record[None, :]).any(axis=1)
+    return bad & ~obs.rollback_supported & (tests.revision == obs.revision) & (obs.revision != "")
+
+
 def _release_pods(obs: HealthObservation, worse: np.ndarray) -> np.ndarray:
     """(P,) bool: the pods on the new revision of a target whose new revision is judged worse
     (``worse`` (N,)); every pod of it when the pods' revisions are unknown."""
@@ -670,8 +687,8 @@ def _revision_tests(params: HealthParams, obs: HealthObservation, state: HealthS
     judged the new revision BAD, trigger (N,) the first such check or -1).
 
     The comparison runs while a rollout is in progress and for the rollback window after it (and
-    while a StatefulSet is held at a partition: a canary), on a revision that was not already known healthy when it became current (a rollback
-    target is never tested)."""
+    while a StatefulSet is held at a partition: a canary), on a revision that was not already known
+    healthy when it became current (a rollback target is never tested)."""
     n, checks = obs.current.size, params.revision_checks
     cr = len(checks)
     tests = state.revision_tests
