@@ -297,6 +297,9 @@ def _format_health(h: dict, desired=None) -> str:
     if h.get("reason") == "RollbackBlockedByPause":
         out += ("\n    no rollback: the Deployment is paused (spec.paused, not by setpoint) and would not roll back; "
                 "it goes out once the Deployment is resumed")
+    if h.get("reason") == "RevisionWorseRecorded":
+        out += (f"\n    not acted on: revision {h.get('revision')} is judged worse by a record check; setpoint does not "
+                "roll back this kind of workload, nor restart that revision's pods for it (they come back on it)")
     if count(kept) and count(desired) and kept != desired and h.get("action") != "scale":
         why = ("the health action takes this cycle: one action per target" if h.get("action") else
                "no scale-down while a rollout or rollback is in progress, nor below a recent health scale-up's floor")
@@ -555,6 +558,8 @@ def _health_cell(health: dict | None) -> str:
         parts.append("ROLLOUT PAUSED")
     if health.get("reason") == "RollbackBlockedByPause":  # a rollback is due: it waits for someone's resume
         parts.append("NO ROLLBACK: PAUSED")
+    if health.get("reason") == "RevisionWorseRecorded":  # a canary judged worse: said, not acted on
+        parts.append("REVISION WORSE")
     parts.append(f"firing: {', '.join(firing)}" if firing else "" if checks and len(blind) == len(checks) else "ok")
     parts.append(f"no data: {', '.join(blind)}" if blind else "")
     return "\n".join(p for p in parts if p)

@@ -5,6 +5,9 @@ in order, the first rule that applies decides the health side:
 
 1. held (circuit open) -> no health action (Held), whether or not a check fires
 2. a verification window is open -> no health action (Verifying), idem
+2b. a record revision check judges the new revision worse on a target that cannot be rolled back
+   (a StatefulSet's canary) and nothing but a record is asked -> RevisionWorseRecorded (said, not
+   acted on)
 3. rollback: a revision check judged the new revision worse than the stable one
    (RollbackRevisionWorse), a firing check is explained by a new revision (NewRevision), by the
    guard after a rollout (AfterRollout), or its action is rollback on a revision not known healthy (Check), or
@@ -13,6 +16,9 @@ in order, the first rule that applies decides the health side:
    (RollbackTargetGone when the known-healthy revision's ReplicaSet is gone); but a check asking
    for a rollback while the revision checks find the new revision no worse (or have not decided
    and the service is overloaded) is excused (OverloadNotRelease)
+3b. a restart of only the pods of a revision judged worse by a record check (2b; a rolling
+   restart, or restart-pod firing on none of the stable pods) -> RevisionWorseRecorded, not sent:
+   they would come back on the same revision
 4. a restart is wanted but the service is overloaded -> scale-up instead (ScaleUpOverloaded);
    at replicas.max it waits (AtMaxReplicas); for a policy that never scales (health-only) it
    waits for the pods still starting (RestartWaitsForStartingPods)
@@ -100,6 +106,12 @@ class ArbitrationInput:
     # overloaded target's restart waits for its starting pods (RestartWaitsForStartingPods), as
     # there is no scale-up to give it instead
     never_scales: np.ndarray | None = None
+    # (N,) bool: a record revision check judges the new revision worse and the target cannot be
+    # rolled back (a StatefulSet's canary): said (RevisionWorseRecorded) where nothing else acts
+    release_worse: np.ndarray | None = None
+    # (N,) bool: the restart wanted would restart only that revision's pods (they would come back
+    # on it): not sent (RevisionWorseRecorded)
+    release_explains: np.ndarray | None = None
 
     @classmethod
     def of(cls, current, desired=None, **fields) -> "ArbitrationInput":
@@ -138,6 +150,8 @@ class ArbitrationInput:
             rollout_waits_for_pods=arr("rollout_waits_for_pods", False, bool),
             partitioned=arr("partitioned", False, bool),
             never_scales=arr("never_scales", False, bool),
+            release_worse=arr("release_worse", False, bool),
+            release_explains=arr("release_explains", False, bool),
         )
         if fields:
             raise TypeError(f"unknown arbitration inputs: {sorted(fields)}")
@@ -199,9 +213,13 @@ def arbitrate(inp: ArbitrationInput) -> Arbitration:
     wants = want != Remedy.NONE
     t.decide(inp.held, R.HELD)
     t.decide(inp.verifying, R.VERIFYING)
+    release_worse = inp.release_worse if inp.release_worse is not None else np.zeros(n, bool)
+    t.decide(release_worse & (~wants | (want == Remedy.RECORD)), R.REVISION_WORSE_RECORDED)
     t.decide(~wants, R.NO_ACTION)
     _rollback_rules(t, inp)
     restart = (want == Remedy.RESTART_POD) | (want == Remedy.ROLLING_RESTART)
+    if inp.release_explains is not None:
+        t.decide(restart & release_worse & inp.release_explains, R.REVISION_WORSE_RECORDED)
     scale_to = np.maximum(inp.scale_up_to, inp.desired)
     can_scale = scale_to > inp.current
     t.decide(restart & inp.overloaded & inp.cooldown, R.SCALE_UP_COOLDOWN)

@@ -255,11 +255,20 @@ def _deployment_only_remedies(spec: Spec) -> Iterator[Problem]:
     for i, check in enumerate(spec.health.checks):
         action = read(lambda check=check: check.action)
         if action is not UNCHECKED and action == "rollback":
-            yield HEALTH + ("checks", i, "action"), f"{_NOT_FOR_STATEFULSETS}: use rolling-restart or record"
+            yield HEALTH + ("checks", i, "action"), f"{_NOT_FOR_STATEFULSETS}: {_instead_of_rollback(check)}"
     escalation = read(lambda: spec.health.escalation)
     for j, step in enumerate(() if escalation is None or escalation is UNCHECKED else escalation):
         if step is not UNCHECKED and step == "rollback":
             yield HEALTH + ("escalation", j), f"{_NOT_FOR_STATEFULSETS}: remove this step"
+
+
+def _instead_of_rollback(check: HealthCheck) -> str:
+    """What a StatefulSet's check says instead of rollback: a revision check (a canary's comparison)
+    only records its verdict; the others may restart."""
+    if read(lambda: check.scope) == "revision":
+        return ("use record (the canary's comparison with the stable pods is said in a Warning Event "
+                "RevisionWorseRecorded, not acted on)")
+    return "use rolling-restart or record"
 
 
 def _each_check(spec: Spec) -> Iterator[Problem]:

@@ -227,7 +227,7 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
     done = [by_ref[t].rollout_completed_at if t in by_ref else None for t in targets]
     since = np.array([np.nan if d is None else d for d in done], dtype=np.float64)
     pods = PodTable.of(rows, [f"{r.namespace}/{r.name}" for r in pod_refs], pod_values, pod_present, pod_ready,
-                       checks=c, born=listed.born, blocks_rollout=listed.blocks_rollout)
+                       checks=c, born=listed.born, blocks_rollout=listed.blocks_rollout, new_revision=pod_current)
     return HealthObservation.of(view.spec.astype(np.int64), view.ready.astype(np.int64), values, checks=c,
                                 present=present, revision=revision, rollout=view.rollout, pods=pods,
                                 overloaded=overload_signal(view, decision, targets), revision_new=new, revision_old=old,
@@ -343,3 +343,50 @@ def held_notice(params: HealthParams, healing: HealingDecision, before: HealthSt
         why, todo = (reason.code if reason is not None else "held"), f"{resume} re-arms it"
     lead = f"{policy}: resumed, but held again at once" if again else f"{policy}: self-healing stopped"
     return f"{lead} ({reason.code if reason is not None else 'Held'}): {why}; {todo}"
+
+
+def revision_worse_notice(params: HealthParams, healing: HealingDecision, i: int, status: TargetStatus | None,
+                          target: TargetRef, policy: str) -> str:
+    """What a RevisionWorseRecorded Event and log line say of row ``i``: which revision a record
+    revision check judges worse than which (a StatefulSet's canary against its pods below the
+    partition), the comparison that says so, and what setpoint does not do about it and what to run."""
+    record = healing.record(i, policy, target.key)
+    new = record.revision
+    stable = _stable_revision(status, new) or "-"
+    partition = status.partition if status is not None else 0
+    pods = [p for p in (status.pods if status is not None else ()) if not p.deleted]
+    on_new = sum(1 for p in pods if p.revision == new)
+    what = (f"canary revision {new} ({on_new} of {len(pods)} pods, partition {partition})" if partition > 0
+            else f"new revision {new} ({on_new} of {len(pods)} pods)")
+    said = "; ".join(_comparison_words(params, c) for c in record.revision_checks
+                     if c.verdict == "bad" and c.name in _record_check_names(params))
+    ref = f"{target.kind.lower()}/{target.name} -n {target.namespace}"
+    return (f"{policy}: {what} of {target.kind} {target.name} is worse than the stable revision {stable}: {said}; "
+            f"recorded only: setpoint does not roll back a {target.kind}, nor restart that revision's pods for it "
+            f"(they come back on it): `kubectl rollout undo {ref}` puts them back on {stable}")
+
+
+def _record_check_names(params: HealthParams) -> set[str]:
+    return {c.name for c in params.revision_checks if not c.rollback}
+
+
+def _stable_revision(status: TargetStatus | None, new: str) -> str:
+    """The revision most of ``status``'s other pods run (a StatefulSet's pods below its partition), ''."""
+    others = [p.revision for p in (status.pods if status is not None else ()) if p.revision and p.revision != new]
+    return max(set(others), key=others.count) if others else ""
+
+
+def _comparison_words(params: HealthParams, c) -> str:
+    """One revision check's comparison (a RevisionCheckRecord) in words: both revisions' values,
+    their traffic, and the test against its threshold."""
+    check = next(rc for rc in params.revision_checks if rc.name == c.name)
+
+    def value(v: float | None) -> str:
+        if v is None:
+            return "-"
+        return f"{v:.2%}" if c.measure == "ratio" else f"{v * 1000:.0f}ms"
+
+    unit, what = ("requests", "error ratio") if c.measure == "ratio" else ("pod samples", "latency")
+    return (f"{c.name}: {what} {value(c.new_value)} over {c.new_requests:.0f} {unit} against {value(c.stable_value)} "
+            f"over {c.stable_requests:.0f}, worse by {c.worse_by:g}x at a {check.false_rate:.2%} false rate "
+            f"(statistic {c.statistic:.2f} >= {c.bad_at:.2f})")

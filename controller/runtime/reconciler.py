@@ -36,7 +36,8 @@ from controller.runtime import hands_off_state, scale_events_state
 from controller.runtime.external_scale import ExternalChange, ExternalScaleWatch
 from controller.runtime.hpa_guard import HpaGuard
 from controller.runtime.conditions import scaling_conditions
-from controller.runtime.healing import HealthQueries, health_actions, held_notice, observe_health
+from controller.runtime.healing import (HealthQueries, health_actions, held_notice, observe_health,
+                                       revision_worse_notice)
 from controller.runtime.pod_samples import PodReader
 from controller.runtime.scaling_memory import ScalingMemory
 from controller.runtime.startup_observer import StartupInfo, StartupObserver
@@ -403,6 +404,7 @@ class Reconciler:
         self._held: set[TargetRef] = set()
         self._gone_said = LastSaid()  # per target, the trimmed rollback target last announced
         self._paused_said = LastSaid()  # per target, the revision whose rollback a pause by someone else blocks
+        self._worse_said = LastSaid()  # per target, the revision a record revision check judged worse
         self._rollout_wait_said = LastSaid()  # per target, the revision whose rollout a restart waited long for
         self._partitioned_said = LastSaid()  # per target, the revision whose rolling restart a partition refused
         self._restart_waits_since: dict[TargetRef, float] = {}  # since when a restart waits for a rollout
@@ -960,12 +962,27 @@ class Reconciler:
                     f"{at} (spec.updateStrategy.rollingUpdate.partition): a rolling restart would be a new "
                     f"revision for the pods at or above it only, replacing the canary's revision {rev}, so none is "
                     f"sent (a restart-pod still goes ahead: a pod comes back on its ordinal's revision); end the "
-                    f"canary with `kubectl rollout undo {ref}` or a partition raised to spec.replicas")
+                    f"canary with `kubectl rollout undo {ref}`")
 
         refused = np.flatnonzero(healing.reason == HealthReason.ROLLING_RESTART_PARTITIONED)
         # said again if it comes back (a new refusal after the check cleared, or another revision)
         self._say_once_per_episode(self._partitioned_said, targets, healing, refused, refused,
                                    "RollingRestartPartitioned", message)
+
+    def _announce_revision_worse(self, healing: HealingDecision, targets: list[TargetRef], view: ClusterView) -> None:
+        """A Warning Event RevisionWorseRecorded and a log line, once per target and revision, when a
+        record revision check judges the new revision worse on a target that cannot be rolled back (a
+        StatefulSet's canary): the verdict is the news, nothing is done about it; said again if it
+        comes back (a new revision judged worse)."""
+        worse = healing.revision_recorded
+        if worse is None:
+            return
+        statuses = {s.ref: s for s in view.statuses}
+        rows = np.flatnonzero(worse)
+        self._say_once_per_episode(
+            self._worse_said, targets, healing, rows, rows, "RevisionWorseRecorded",
+            lambda i, t, rev: revision_worse_notice(self.policy.health, healing, i, statuses.get(t), t,
+                                                    self.policy.name))
 
     def _announce_no_history(self, view: ClusterView, targets: list[TargetRef]) -> None:
         """A Warning Event and a log line, once per target (again if it changes back), when a
@@ -1067,6 +1084,7 @@ class Reconciler:
         self._announce_blocked_by_pause(healing, targets)
         self._announce_restart_waits(healing, targets, now)
         self._announce_partitioned_refusal(healing, targets, view)
+        self._announce_revision_worse(healing, targets, view)
         self._announce_no_history(view, targets)
         return health_actions(healing, targets, view.exists, self.policy.name)
 

@@ -6,7 +6,7 @@ cycle_duration_seconds{policy} (histogram), state_saves_total{policy}, desired_r
 ready_replicas{policy,target}, lost_ready_total{policy,target}, withheld_replicas{policy,target},
 prometheus_requests_total{policy}, invalid_samples_total{policy,metric,reason} (reason:
 negative, non_finite, implausible), policies_loaded, policy_reload_failures_total, policy_reload_ok,
-policy_reload_last_success_timestamp_seconds, healing_held{policy,target}, rollout_held{policy,target},
+policy_reload_last_success_timestamp_seconds, healing_held{policy,target}, rollout_held{policy,target}, revision_worse{policy,target},
 last_cycle_timestamp_seconds{policy}, selected_targets{policy}, leader, records_write_failures_total, records_ok,
 prometheus_clock_skew_seconds, external_scale_changes_total{policy,target}, hands_off{policy,target},
 hands_off_shortfall_replicas{policy,target},
@@ -122,6 +122,10 @@ class Telemetry:
         self.rollout_held = Gauge("setpoint_rollout_held", "1 while setpoint holds a target's rollout paused "
                                   "(spec.paused) waiting for a revision test's verdict.", ["policy", "target"],
                                   registry=r)
+        self.revision_worse = Gauge("setpoint_revision_worse", "1 while a record revision check judges a target's "
+                                    "new revision worse than the stable one and the target cannot be rolled back "
+                                    "(a StatefulSet's canary): recorded, not acted on.", ["policy", "target"],
+                                    registry=r)
         self.leader = Gauge("setpoint_leader", "1 while this replica acts (holds the leader Lease, or runs "
                             "without --leader-elect); 0 on a standby.", registry=r)
         self.records_failures = Counter("setpoint_records_write_failures", "Cycles whose decision records could "
@@ -215,8 +219,8 @@ class Telemetry:
 
     def _forget_target(self, policy: str, target: str) -> None:
         self._ready_seen.pop((policy, target), None)
-        for gauge in (self.desired, self.ready, self.lost_ready, self.held, self.rollout_held, self.withheld,
-                      self.external_changes, self.hands_off, self.hands_off_short, self.scale_fight):
+        for gauge in (self.desired, self.ready, self.lost_ready, self.held, self.rollout_held, self.revision_worse,
+                      self.withheld, self.external_changes, self.hands_off, self.hands_off_short, self.scale_fight):
             try:
                 gauge.remove(policy, target)
             except KeyError:  # never set for this target
@@ -301,6 +305,10 @@ class Telemetry:
             if hold is not None:
                 for target, ours in zip(result.targets, hold.ours.tolist()):
                     self.rollout_held.labels(p, target.key).set(1 if ours else 0)
+            worse = result.healing.revision_recorded
+            if worse is not None and result.healing.params.revision_checks:
+                for target, bad in zip(result.targets, worse.tolist()):
+                    self.revision_worse.labels(p, target.key).set(1 if bad else 0)
         if result.watches_external:
             self._observe_external(result)
         if result.view is not None:

@@ -168,6 +168,22 @@ ROWS = [
     pytest.param(dict(want=UP, scale_up_to=4), (Act.NONE, R.AT_MAX_REPLICAS, 4, 0, False),
                  id="scale-up-check-at-max"),
     pytest.param(dict(want=REC, desired=2), (Act.SCALE, R.RECORD_ONLY, 2, 0, False), id="record-only-scaling-passes"),
+    # a record revision check judges a StatefulSet's canary worse: said; a restart of only its pods
+    # (they come back on the same revision) is not sent; a restart of stable pods goes ahead
+    pytest.param(dict(release_worse=True), (Act.NONE, R.REVISION_WORSE_RECORDED, 4, 0, False),
+                 id="canary-worse-nothing-else-said"),
+    pytest.param(dict(release_worse=True, desired=6), (Act.SCALE, R.REVISION_WORSE_RECORDED, 6, 0, False),
+                 id="canary-worse-scaling-passes"),
+    pytest.param(dict(release_worse=True, want=REC), (Act.NONE, R.REVISION_WORSE_RECORDED, 4, 0, False),
+                 id="canary-worse-beats-a-record-check"),
+    pytest.param(dict(release_worse=True, release_explains=True, want=RP),
+                 (Act.NONE, R.REVISION_WORSE_RECORDED, 4, 0, False), id="canary-worse-its-pods-not-restarted"),
+    pytest.param(dict(release_worse=True, release_explains=True, want=RR, partitioned=True),
+                 (Act.NONE, R.REVISION_WORSE_RECORDED, 4, 0, False), id="canary-worse-no-rolling-restart"),
+    pytest.param(dict(release_worse=True, want=RP), (Act.RESTART_POD, R.RESTART_FIRING_PODS, 4, 1, False),
+                 id="canary-worse-a-stable-pod-is-restarted"),
+    pytest.param(dict(release_worse=True, want=RB, verifying=True), (Act.NONE, R.VERIFYING, 4, 0, False),
+                 id="canary-worse-while-verifying-waits"),
 ]
 
 

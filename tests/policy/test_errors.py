@@ -289,6 +289,26 @@ def test_cross_field_rules(spec, expected):
     assert error_lines(policy_with(spec)) == [f"{FILE}:{expected}"]
 
 
+STATEFULSET_REVISION_CHECK = ("  targets: {kind: StatefulSet, namespace: shop, name: db}\n  health:\n    checks:\n"
+                              "      - {name: canary-errors, scope: revision, errors: e, requests: r, action: ACTION}\n")
+
+
+@pytest.mark.parametrize("action, expected", [
+    # a StatefulSet's canary is judged against its stable pods and said, not rolled back
+    pytest.param("record", [], id="statefulset-revision-check-record-accepted"),
+    pytest.param("rollback", [f"{FILE}:8: spec.health.checks[0].action: rollback is for Deployments (it goes back to "
+                              "one of their ReplicaSets); the targets are StatefulSets: use record (the canary's "
+                              "comparison with the stable pods is said in a Warning Event RevisionWorseRecorded, "
+                              "not acted on)"], id="statefulset-revision-check-rollback-refused"),
+])
+def test_a_statefulset_revision_check_records(action, expected):
+    text = policy_with(STATEFULSET_REVISION_CHECK.replace("ACTION", action))
+    if expected:
+        assert error_lines(text) == expected
+    else:
+        assert load_one(text).health.revision_checks[0].action.word == "record"
+
+
 @pytest.mark.parametrize("text, expected", [
     pytest.param("", f"{FILE}: file is empty: expected a Policy document", id="empty"),
     pytest.param("# only a comment\n\n", f"{FILE}: file is empty: expected a Policy document", id="comments-only"),

@@ -156,3 +156,5 @@ def test_statefulset_healing_never_rolls_back():
     assert [(c.name, str(c.scope).rsplit(".", 1)[-1].lower(), c.action.name) for c in p.health.checks] == [
         ("restarts", "workload", "RECORD"), ("not-ready", "pod", "RESTART_POD"), ("memory", "pod", "RESTART_POD")]
     assert [a.name for a in p.health.escalation] == ["RESTART_POD", "ROLLING_RESTART"]
+    # its canary is judged against the stable pods and said, not rolled back
+    assert [(c.name, c.action.name) for c in p.health.revision_checks] == [("canary-errors", "RECORD")]

@@ -113,7 +113,7 @@ def test_a_rolling_restart_of_a_statefulset_held_at_a_partition_is_refused_not_w
             f"(spec.updateStrategy.rollingUpdate.partition): a rolling restart would be a new revision for the pods "
             f"at or above it only, replacing the canary's revision {sts.update_revision}, so none is sent (a "
             f"restart-pod still goes ahead: a pod comes back on its ordinal's revision); end the canary with "
-            f"`kubectl rollout undo statefulset/web -n shop` or a partition raised to spec.replicas")
+            f"`kubectl rollout undo statefulset/web -n shop`")
         assert sts.update_revision != sts.current_revision  # the canary's revision, not a restart's
         assert (sts.updated_replicas, sts.ready_replicas) == (1, 2), sts  # web-1 the canary, web-0 below
     finally:

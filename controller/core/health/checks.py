@@ -197,6 +197,8 @@ class PodTable:
     StatefulSet's) is another pod when it differs; blocks_rollout: (P,) bool, the pod's workload
     rollout waits for it and would replace it once it is Ready, which it never becomes by itself (a
     StatefulSet's pod off the update revision, not Ready); its restart is what the rollout needs.
+    new_revision: (P,) bool, the pod runs its workload's current (newest: a StatefulSet's update)
+    revision, the one a revision check tests; None: unknown (every pod counts as on it).
     """
 
     row: np.ndarray
@@ -206,11 +208,13 @@ class PodTable:
     present: np.ndarray
     born: np.ndarray | None = None
     blocks_rollout: np.ndarray | None = None
+    new_revision: np.ndarray | None = None
 
     @classmethod
     def of(cls, row, keys, values, present=None, ready=None, checks: int | None = None, born=None,
-           blocks_rollout=None) -> "PodTable":
-        """Build with defaults: every pod ready, every series present where finite, birth unknown."""
+           blocks_rollout=None, new_revision=None) -> "PodTable":
+        """Build with defaults: every pod ready, every series present where finite, birth unknown,
+        the revision of each pod unknown."""
         row = np.asarray(row, dtype=np.int64).reshape(-1)
         keys = np.asarray(keys, dtype=str).reshape(-1)
         c = checks if checks is not None else (np.asarray(values).shape[-1] if np.asarray(values).ndim == 2 else 0)
@@ -219,7 +223,8 @@ class PodTable:
         ready = np.ones(row.size, bool) if ready is None else np.asarray(ready, bool).reshape(-1)
         born = np.full(row.size, np.nan) if born is None else np.asarray(born, np.float64).reshape(-1)
         blocks = np.zeros(row.size, bool) if blocks_rollout is None else np.asarray(blocks_rollout, bool).reshape(-1)
-        return cls(row, keys, ready, values, present, born, blocks)
+        on_new = None if new_revision is None else np.asarray(new_revision, bool).reshape(-1)
+        return cls(row, keys, ready, values, present, born, blocks, on_new)
 
     @classmethod
     def empty(cls, c: int) -> "PodTable":

@@ -303,6 +303,9 @@ class HealingDecision:
     # (N,) str: the known-healthy revision a rollback would have gone to, no longer on the cluster
     # (reason ROLLBACK_TARGET_GONE), '' otherwise; None: not computed
     rollback_gone: np.ndarray | None = None
+    # (N,) bool: a record revision check judges the new revision worse on a target that cannot be
+    # rolled back (a StatefulSet's canary), whatever the reason this cycle; None: not computed
+    revision_recorded: np.ndarray | None = None
 
     def state_after(self, applied: np.ndarray | bool = True, restarted: np.ndarray | None = None,
                     hold_applied: np.ndarray | bool | None = None) -> HealthState:
@@ -487,7 +490,9 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     replaced = replaced_revisions(state.revisions, obs.revision)
     any_firing = (view.phase == Phase.FIRING).any(axis=1)
     any_breaching = (view.phase != Phase.OK).any(axis=1)
-    rev = update_revisions(params, state.revisions, obs.revision, obs.revision_since, obs.rollout, any_firing, now,
+    # a revision a record check has judged worse is never known healthy (nor clean) either
+    unhealthy = any_firing | _judged_worse_before(params, obs, state)
+    rev = update_revisions(params, state.revisions, obs.revision, obs.revision_since, obs.rollout, unhealthy, now,
                            any_breaching, obs.fired_until)
     rem, outcome = rearm(state.remedy, _mask(rearm_rows, n))
     rem, rev, verified = verify(params, rem, rev, view, pods, pod_row, obs.rollout, now, replaced)
@@ -513,6 +518,13 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     restart_left = params.budgets.restarts_per_hour - state.budgets.restarts_used(now)
     trig_pods = np.where(prop.want == Remedy.RESTART_POD, prop.trigger, -1)
     waits_for_pods, eligible = _rollout_waits_for_pods(params, obs, pods, trig_pods)
+    # a canary judged worse by a record check (a target that cannot roll back): its pods are not
+    # restarted for it (they come back on the same revision); the stable pods still are
+    recorded, recorded_by = _recorded_worse(params, obs, tests, rev_active)
+    release_pods = _release_pods(obs, recorded)
+    eligible = ~release_pods if eligible is None else eligible & ~release_pods
+    release_explains = _release_explains(params, pods, obs.pods.row, trig_pods, want, release_pods, recorded)
+    systemic = _systemic_beside_release(params, pods, obs.pods.row, trig_pods, release_pods, recorded, prop.systemic)
     room = restart_room(params, pods, pod_row, pod_ready, trig_pods, current, obs.ready, restart_left, eligible)
     overloaded, scale_up_to = _overload(params, obs, current, desired)
     # a workload-wide rollback check is excused while the comparison finds the new revision no
@@ -535,12 +547,13 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     arb = arbitrate(ArbitrationInput(
         current=current, desired=desired, scale_up_to=scale_up_to, floor=np.where(now < rem.floor_until, rem.floor, 0),
         rollout=obs.rollout | (rem.verify_action == Remedy.ROLLBACK), overloaded=overloaded, want=want,
-        escalated=prop.escalated, systemic=prop.systemic, suspect=rev.suspect, new_revision=new_revision,
+        escalated=prop.escalated, systemic=systemic, suspect=rev.suspect, new_revision=new_revision,
         after_rollout=after_rollout, can_rollback=target_rev != "", target_gone=gone != "", held=rem.held,
         verifying=rem.verify_action != Remedy.NONE, cooldown=now < rem.cooldown_until, restart_budget=restart_left,
         restart_room=room, rollback_budget=params.budgets.rollbacks_per_day - state.budgets.rollbacks_used(now),
         revision_worse=worse, excused=excused, paused=paused, rollout_waits_for_pods=waits_for_pods,
-        partitioned=obs.partitioned, never_scales=np.full(n, not params.scales)))
+        partitioned=obs.partitioned, never_scales=np.full(n, not params.scales), release_worse=recorded,
+        release_explains=release_explains))
 
     restart = pick_pods(params, pods, pod_row, pod_ready, trig_pods,
                         np.where(arb.action == Act.RESTART_POD, arb.restart, 0), eligible)
@@ -553,6 +566,7 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     check = np.where(rolls & (prop.blamed_check >= 0), prop.blamed_check, trigger)
     rev_trigger = np.where(rolls & ((arb.reason == HealthReason.ROLLBACK_REVISION_WORSE) | (blocked & worse)),
                            rev_trigger, -1)
+    rev_trigger = np.where(arb.reason == HealthReason.REVISION_WORSE_RECORDED, recorded_by, rev_trigger)
     hold = _rollout_hold(params, obs, state, tests, rev, rev_active, now)
     # a rollback resumes our hold in the same write (a paused Deployment would not roll back), and
     # no pause or resume goes with it (a pause after it would hold the rollback)
@@ -571,11 +585,77 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     return HealingDecision(
         now=now, params=params, current=current, action=arb.action, reason=arb.reason, outcome=outcome,
         replicas=arb.replicas, restart=restart, rollback_to=rollback_to, trigger=check, held=rem.held,
-        held_reason=rem.held_reason, overloaded=overloaded, systemic=prop.systemic, from_health=arb.health,
+        held_reason=rem.held_reason, overloaded=overloaded, systemic=systemic, from_health=arb.health,
         view=view, pod_row=pod_row, pod_keys=pods.keys, state=new_state, revision_active=rev_active,
         revision_trigger=rev_trigger, unapplied=unapplied, hold_action=hold_action.astype(np.int64),
         hold_reason_code=hold_reason.astype(np.int64), rollback_resumes=rollback_resumes,
-        rollback_gone=rollback_gone)
+        rollback_gone=rollback_gone, revision_recorded=recorded)
+
+
+def _recorded_worse(params: HealthParams, obs: HealthObservation, tests: RevisionTestState, active: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(worse (N,) bool, check (N,) int): a revision check whose action is record judges the new
+    revision worse (BAD, while its comparison runs) on a target that cannot be rolled back
+    (``rollback_supported`` False: a StatefulSet's canary or rolling update), and the first such
+    check, -1. Elsewhere (a Deployment, or unknown) a record check's verdict is in the records only."""
+    n, checks = obs.current.size, params.revision_checks
+    if not checks or obs.rollback_supported is None:
+        return np.zeros(n, bool), np.full(n, -1, np.int64)
+    record = np.asarray([not c.rollback for c in checks], bool)
+    bad = (active & ~obs.rollback_supported)[:, None] & (tests.verdict == Verdict.BAD) & record[None, :]
+    return bad.any(axis=1), np.where(bad.any(axis=1), bad.argmax(axis=1), -1).astype(np.int64)
+
+
+def _judged_worse_before(params: HealthParams, obs: HealthObservation, state: HealthState) -> np.ndarray:
+    """(N,) bool: at the previous step a record revision check had judged the revision still current
+    worse on a target that cannot be rolled back (``_recorded_worse``; the verdict is final for the
+    pair of revisions). Such a revision must not become known healthy after ``healthyAfter``: undone
+    and put out again under the same name (a StatefulSet's ControllerRevision), it would be trusted
+    and never compared again."""
+    n, tests = obs.current.size, state.revision_tests
+    if not params.revision_checks or obs.rollback_supported is None or tests is None or \
+            tests.verdict.shape != (n, len(params.revision_checks)):
+        return np.zeros(n, bool)
+    record = np.asarray([not c.rollback for c in params.revision_checks], bool)
+    bad = ((tests.verdict == Verdict.BAD) & record[None, :]).any(axis=1)
+    return bad & ~obs.rollback_supported & (tests.revision == obs.revision) & (obs.revision != "")
+
+
+def _release_pods(obs: HealthObservation, worse: np.ndarray) -> np.ndarray:
+    """(P,) bool: the pods on the new revision of a target whose new revision is judged worse
+    (``worse`` (N,)); every pod of it when the pods' revisions are unknown."""
+    table = obs.pods
+    if table.size == 0:
+        return np.zeros(0, bool)
+    on_new = np.ones(table.size, bool) if table.new_revision is None else table.new_revision
+    return worse[table.row] & on_new
+
+
+def _release_explains(params: HealthParams, pods: PodState, row: np.ndarray, trigger: np.ndarray, want: np.ndarray,
+                      release_pods: np.ndarray, worse: np.ndarray) -> np.ndarray:
+    """(N,) bool: the restart ``want`` (N,) asks for would restart only the pods of a revision
+    judged worse (``release_pods`` (P,)): a rolling restart (a new revision of the same code), or a
+    restart-pod whose trigger check (``trigger`` (N,), -1) fires on none of the other pods."""
+    n = want.size
+    others = firing_pod_mask(params, pods, row, trigger) & ~release_pods
+    stable_firing = np.bincount(row[others], minlength=n)[:n] > 0 if others.any() else np.zeros(n, bool)
+    return worse & ((want == Remedy.ROLLING_RESTART) | ((want == Remedy.RESTART_POD) & ~stable_firing))
+
+
+def _systemic_beside_release(params: HealthParams, pods: PodState, row: np.ndarray, trigger: np.ndarray,
+                             release_pods: np.ndarray, worse: np.ndarray, systemic: np.ndarray) -> np.ndarray:
+    """(N,) bool: ``systemic`` (N,), but judged among the other pods where a revision is judged
+    worse (``worse`` (N,), its pods ``release_pods`` (P,)): the release explains its own pods' firing,
+    so a stable pod leaking beside a bad canary is one pod to restart, not most of the workload."""
+    if not worse.any():
+        return systemic
+    n = worse.size
+    others = ~release_pods
+    firing = np.bincount(row[firing_pod_mask(params, pods, row, trigger) & others], minlength=n)[:n]
+    total = np.bincount(row[others], minlength=n)[:n]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        among = (firing >= params.systemic_min_pods) & (firing / total >= params.systemic_share)
+    return np.where(worse, among, systemic)
 
 
 def _rollout_waits_for_pods(params: HealthParams, obs: HealthObservation, pods: PodState, trigger: np.ndarray
@@ -608,9 +688,9 @@ def _revision_tests(params: HealthParams, obs: HealthObservation, state: HealthS
     """Step the revision checks. Returns (state, active (N,), worse (N,) bool: a rollback check
     judged the new revision BAD, trigger (N,) the first such check or -1).
 
-    The comparison runs while a rollout is in progress and for the rollback window after it,
-    on a revision that was not already known healthy when it became current (a rollback
-    target is never tested)."""
+    The comparison runs while a rollout is in progress and for the rollback window after it (and
+    while a StatefulSet is held at a partition: a canary), on a revision that was not already known
+    healthy when it became current (a rollback target is never tested)."""
     n, checks = obs.current.size, params.revision_checks
     cr = len(checks)
     tests = state.revision_tests
@@ -618,6 +698,10 @@ def _revision_tests(params: HealthParams, obs: HealthObservation, state: HealthS
         tests = RevisionTestState.empty(n, cr)
     with np.errstate(invalid="ignore"):
         window = obs.rollout | (now - rev.rollout_done_at < params.rollback_window_s)
+    if obs.partitioned is not None:
+        # a canary held at a partition serves beside the stable pods for as long as it is held: it
+        # is judged for as long (the test's false rate holds however long it is watched)
+        window = window | obs.partitioned
     active = window & ~rev.trusted & (rev.current != "")
     new, old = obs.revision_stats(cr)
     tests = step_tests(checks, tests, rev.current, active, new, old, now, params.interval_s)

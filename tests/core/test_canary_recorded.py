@@ -1,0 +1,143 @@
+"""A StatefulSet's canary judged by a record revision check: said, not acted on.
+
+A StatefulSet cannot be rolled back by setpoint, so a policy for StatefulSets names no rollback and
+its revision checks say ``record``. Before, a record check's verdict reached nothing but the
+record's ``revision_checks``: the reason read NoAction, and a pod check firing on the canary's pods
+restarted them, which recreated them on the same bad revision. Now the target reads
+RevisionWorseRecorded (trigger: the revision check), the canary's pods are not restarted for it (the
+stable pods below the partition still are), and a canary held at its partition is judged for as
+long as it is held (not only for rollbackWindow after its pods came up). A Deployment is unchanged.
+
+The world at fixed times (T0 + s, 15 s cycles): StatefulSet web, 5 pods, revision 1 alone for
+10 minutes; then revision 2 on web-2..web-4 (partition 2), serving 3/5 of 900 requests a cycle.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from controller.core.health.checks import PodTable
+from controller.core.health.heal import HealthObservation, HealthState, heal
+from controller.core.health.params import Act, HealthParams
+from controller.core.health.revision_test import RevisionTestParams, ratio_stats
+from tests.core.healing import T0, pod_check
+
+PODS = [f"default/web-{k}" for k in range(5)]
+STABLE_RATIO = 0.002
+
+
+def _params(rollback: bool = False, **kw) -> HealthParams:
+    kw.setdefault("rollback_window_s", 600.0)
+    return HealthParams.of((pod_check("pod-errors", for_s=30.0),),
+                           revision_checks=(RevisionTestParams("canary-errors", rollback=rollback),),
+                           healthy_after_s=300.0, **kw)
+
+
+def _observe(revision: str, canary: bool, canary_ratio: float, canary_requests: float, firing: set[str],
+             kind: str, partitioned: bool) -> HealthObservation:
+    """One cycle's observation: the canary's pods (web-2..4 when ``canary``) on ``revision``, the
+    others on revision 1; ``firing``: the pods whose pod check reads bad."""
+    on_new = np.array([not canary or k >= 2 for k in range(5)])
+    values = np.array([[1.0 if p in firing else 0.0] for p in PODS])
+    pods = PodTable.of(np.zeros(5, np.int64), PODS, values, checks=1, new_revision=on_new)
+    n1 = canary_requests if canary else 900.0
+    n0 = 900.0 - n1 if canary else 0.0
+    new = ratio_stats([[n1]], [[n1 * (canary_ratio if canary else STABLE_RATIO)]])
+    old = ratio_stats([[n0]], [[n0 * STABLE_RATIO]])
+    supported = {"StatefulSet": False, "Deployment": True, "unknown": None}[kind]
+    return HealthObservation.of([5], checks=1, revision=[revision], pods=pods, revision_new=new, revision_old=old,
+                                rollback_supported=None if supported is None else [supported],
+                                partitioned=[partitioned])
+
+
+def _run(*, canary: bool = True, canary_ratio: float = 0.05, kind: str = "StatefulSet", rollback: bool = False,
+         partitioned: bool = True, firing: set[str] = frozenset(PODS[2:]), fire_from_s: float = 600.0,
+         serves_from_s: float = 600.0, minutes: int = 20, **kw):
+    """Revision 1 alone for 10 min, then (``canary``) revision 2 on web-2..4. Returns the decisions
+    from 600 s on."""
+    p = _params(rollback, **kw)
+    state = HealthState.empty(1, p)
+    out = []
+    for k in range(minutes * 4):
+        t = 15.0 * k
+        on = canary and t >= 600.0
+        requests = 540.0 if t >= serves_from_s else 0.0
+        obs = _observe("2" if on else "1", on, canary_ratio, requests, set(firing) if t >= fire_from_s else set(),
+                       kind, partitioned and on)
+        d = heal(p, obs, state, T0 + t)
+        state = d.state
+        if t >= 600.0:
+            out.append(d)
+    return out
+
+
+def _reasons(ds) -> list[str]:
+    return [d.record(0, "p", "default/web").reason for d in ds]
+
+
+ROWS = {
+    # name: (run arguments, a cycle says RevisionWorseRecorded, the health actions sent)
+    "canary worse: said, its firing pods not restarted": (dict(), True, set()),
+    "canary equal: quiet": (dict(canary_ratio=STABLE_RATIO, firing=set()), False, set()),
+    "no partition, no second revision: quiet": (dict(canary=False, firing=set()), False, set()),
+    "canary worse, no pod check firing: said": (dict(firing=set()), True, set()),
+    # the pod check's episode began with the release: its timing blames the release (as before)
+    "deployment, record check: as before (the release-timed pod check rolls back)": (dict(kind="Deployment"),
+                                                                                     False, {"rollback"}),
+    "deployment, rollback check: rolled back as before": (dict(kind="Deployment", rollback=True, firing=set()),
+                                                          False, {"rollback"}),
+    "kind unknown: as a deployment": (dict(kind="unknown", firing=set()), False, set()),
+}
+
+
+@pytest.mark.parametrize("name", list(ROWS))
+def test_a_canary_judged_worse_by_a_record_check_is_said_not_acted_on(name):
+    args, said, actions = ROWS[name]
+    ds = _run(**args)
+    reasons = _reasons(ds)
+    assert ("RevisionWorseRecorded" in reasons) == said, reasons
+    assert {Act(int(d.action[0])).word for d in ds if d.action[0] != Act.NONE} == actions, reasons
+    if said:
+        d = ds[reasons.index("RevisionWorseRecorded")]
+        rec = d.record(0, "p", "default/web").to_dict()
+        assert (rec["trigger"], rec["revision"], rec["action"]) == ("canary-errors", "2", None), rec
+        rc = rec["revision_checks"]["canary-errors"]
+        assert rc["verdict"] == "bad" and rc["new_value"] == pytest.approx(0.05), rc
+        assert bool(d.revision_recorded[0])
+        # said from then on, while the canary is held
+        assert reasons[reasons.index("RevisionWorseRecorded"):] == ["RevisionWorseRecorded"] * (
+            len(reasons) - reasons.index("RevisionWorseRecorded")), reasons
+    else:
+        assert not any(bool(d.revision_recorded[0]) for d in ds)
+
+
+def test_a_leaking_stable_pod_is_restarted_beside_a_canary_judged_worse():
+    """web-0 (below the partition, the stable revision) leaks beside the bad canary: it is
+    restarted; the canary's firing pods are not."""
+    ds = _run(firing={PODS[0], *PODS[2:]})
+    restarted = {pod for d in ds for pod in d.restart_pods(0)}
+    assert restarted == {PODS[0]}, restarted
+    assert "RevisionWorseRecorded" in _reasons(ds)
+
+
+@pytest.mark.parametrize("partitioned, said", [
+    pytest.param(True, True, id="held-at-its-partition: judged when it serves"),
+    pytest.param(False, False, id="not-partitioned: the comparison ended rollbackWindow after the rollout"),
+])
+def test_a_canary_is_judged_for_as_long_as_its_partition_holds_it(partitioned, said):
+    """The canary takes no traffic for 15 minutes (rollbackWindow 10 minutes), then serves badly."""
+    ds = _run(firing=set(), serves_from_s=1500.0, minutes=40)
+    ds_alt = ds if partitioned else _run(firing=set(), serves_from_s=1500.0, minutes=40, partitioned=False)
+    assert ("RevisionWorseRecorded" in _reasons(ds_alt)) == said, _reasons(ds_alt)
+
+
+def test_a_canary_judged_worse_never_becomes_known_healthy():
+    """No check fires on the canary's pods, only the record revision check judges it: it is not a
+    revision known healthy after healthyAfter (5 min) either (else, undone and put out again under
+    the same ControllerRevision name, it would be trusted and never compared again)."""
+    ds = _run(firing=set())
+    assert "RevisionWorseRecorded" in _reasons(ds)
+    assert str(ds[-1].state.revisions.healthy[0]) == "1", ds[-1].state.revisions
+    equal = _run(canary_ratio=STABLE_RATIO, firing=set())
+    assert str(equal[-1].state.revisions.healthy[0]) == "2"  # a canary no worse is, as before

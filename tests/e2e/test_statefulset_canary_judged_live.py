@@ -1,0 +1,144 @@
+"""End to end, a StatefulSet canary judged against its stable pods, as an operator runs it:
+`setpoint sim serve` of a StatefulSet (5 pods, 0.2 % errors), a real Prometheus scraping it,
+`setpoint run` with a health-only policy (a record revision check on the pods' errors and
+requests, and a per-pod error-ratio check that restarts pods), and the real kubectl; separate
+processes on loopback.
+
+The operator holds the StatefulSet at ``rollingUpdate.partition: 2`` before the release; the
+release (a bad-rollout at 25 s: 25x the errors, 5 %) replaces web-4, web-3 and web-2, web-0 and
+web-1 stay on the stable revision. Setpoint compares the canary's pods with the stable ones and
+says so: a Warning Event RevisionWorseRecorded on the StatefulSet naming both revisions and the
+comparison (once), the reason in the records and ``setpoint status``, and
+``setpoint_revision_worse`` = 1. It rolls nothing back (it cannot) and restarts none of the canary's
+pods, although the per-pod check fires on them (they would come back on the same revision).
+
+Before: the record check's verdict was in the records' revision_checks only (reason NoAction, no
+Event, no metric), and the per-pod check firing on 3 of 5 pods asked for a rolling restart every
+cycle (RollingRestartPartitioned). Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+
+import pytest
+
+from tests.adapters.test_kubectl import KUBECTL, PROCESS_TIMEOUT_S
+from tests.e2e.test_live_loop import SETPOINT, running_world, wait_until
+from tests.e2e.test_statefulset_heal_live import health_records, kubectl
+
+pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (CI has /usr/bin/kubectl)")
+
+SCENARIO = """\
+apiVersion: setpoint/v1
+kind: Scenario
+metadata: {name: e2e-sts-canary-judged}
+spec:
+  duration: 30m
+  tick: 1s
+  slo: {latency: {percentile: 95, below: 250ms}}
+  services:
+    - name: web
+      kind: StatefulSet
+      capacityPerPod: 150
+      startupDelay: 2s
+      schedulingDelay: 0s
+      initialReplicas: 5
+      maxPods: 20
+      errorRatio: 0.002
+      load: [{constant: {rps: 300}}]
+  faults:
+    - {name: release, kind: bad-rollout, at: 25s, services: [web], errorRatioMultiplier: 25}
+"""
+
+POLICY = """\
+apiVersion: setpoint/v1
+kind: Policy
+metadata: {name: e2e-sts-canary-judged}
+spec:
+  targets: {kind: StatefulSet, namespace: default, names: [web]}
+  interval: 2s
+  health:
+    checks:
+      - name: canary-errors
+        scope: revision
+        errors: sum by (namespace, pod) (rate(http_request_errors_total[15s]))
+        requests: sum by (namespace, pod) (rate(http_requests_total[15s]))
+        compare: {worseBy: 2x, falseRollbackRate: 1%}
+        action: record
+      - name: pod-errors
+        query: >-
+          sum by (namespace, pod) (rate(http_request_errors_total[15s]))
+          / sum by (namespace, pod) (rate(http_requests_total[15s]))
+        scope: pod
+        unhealthy: {above: 0.02, for: 4s}
+        recovered: {below: 0.01, for: 4s}
+        action: restart-pod
+    budgets: {restartsPerHour: 6, maxUnavailable: 25%}
+"""
+
+
+def test_a_canary_worse_than_its_stable_pods_is_said_and_left_alone(tmp_path):
+    with running_world(tmp_path, SCENARIO, POLICY) as w:
+        kc, run = w["kubeconfig"], w["run"]
+
+        def get(*what: str) -> dict:
+            return json.loads(kubectl(kc, tmp_path, "get", *what, "-o", "json"))
+
+        # the canary's partition is set before the release (at 25 s)
+        kubectl(kc, tmp_path, "patch", "statefulset", "web", "-p",
+                '{"spec":{"updateStrategy":{"rollingUpdate":{"partition":2}}}}')
+        pods_before = {p["metadata"]["name"]: p["metadata"]["uid"] for p in get("pods")["items"]}
+        wait_until(lambda: (s := get("sts", "web")["status"])["updateRevision"] != s["currentRevision"], 60,
+                   what="the release (a new update revision)")
+        out = wait_until(lambda: "partitioned roll out complete" in (
+            o := kubectl(kc, tmp_path, "rollout", "status", "statefulset/web", "--watch=false")) and o, 60,
+            what="the canary's pods up (partitioned roll out complete)")
+        sts = get("sts", "web")["status"]
+        canary, stable = sts["updateRevision"], sts["currentRevision"]
+        assert canary != stable, (sts, out)
+
+        def judged():
+            return [h for h in health_records(tmp_path) if h["reason"] == "RevisionWorseRecorded"]
+
+        first = wait_until(judged, 60, what="the canary judged worse (RevisionWorseRecorded)")[0]
+        assert (first["action"], first["trigger"], first["revision"]) == (None, "canary-errors", canary), first
+        rc = first["revision_checks"]["canary-errors"]
+        assert rc["verdict"] == "bad" and rc["new_value"] > 2 * rc["stable_value"], rc
+
+        def worse_events():
+            return [e for e in get("events")["items"] if e.get("reason") == "RevisionWorseRecorded"]
+
+        (event,) = wait_until(worse_events, 20, what="the Warning Event RevisionWorseRecorded")
+        assert event["type"] == "Warning", event
+        assert (event["involvedObject"]["kind"], event["involvedObject"]["name"]) == ("StatefulSet", "web"), event
+        message = event["message"]
+        assert f"canary revision {canary} (3 of 5 pods, partition 2)" in message, message
+        assert f"the stable revision {stable}" in message and "canary-errors: error ratio" in message, message
+        assert "kubectl rollout undo statefulset/web -n default" in message, message
+
+        # the per-pod check fires on the canary's pods, and they are left alone for a while
+        wait_until(lambda: any(h["checks"]["pod-errors"]["phase"] == "firing" for h in judged()), 30,
+                   what="the per-pod check firing on the canary's pods")
+        seen = len(health_records(tmp_path))
+        wait_until(lambda: len(health_records(tmp_path)) >= seen + 5, 30, what="five more cycles")
+        metrics = urllib.request.urlopen(w["status"] + "/metrics", timeout=5).read().decode()
+        assert 'setpoint_revision_worse{policy="e2e-sts-canary-judged",target="default/web"} 1.0' in metrics
+        status = subprocess.run([*SETPOINT, "status", "--server", w["status"]], capture_output=True, text=True,
+                                timeout=PROCESS_TIMEOUT_S, cwd=tmp_path)
+        lines = [line.strip() for line in status.stdout.splitlines()]
+        assert status.returncode == 0 and any(line.endswith("RevisionWorseRecorded  none         REVISION WORSE")
+                                              for line in lines), status.stdout + status.stderr
+        assert len(worse_events()) == 1, worse_events()  # once per revision, not every cycle
+        pods_after = {p["metadata"]["name"]: p["metadata"]["uid"] for p in get("pods")["items"]}
+        after = get("sts", "web")["status"]
+        assert (after["updateRevision"], after["currentRevision"]) == (canary, stable), after
+        assert run.alive(), run.tail()
+    records = health_records(tmp_path)
+    assert not [h for h in records if h["action"]], [h for h in records if h["action"]]
+    # web-0 and web-1 never restarted; web-2..4 recreated by the release only, never since
+    assert {k: pods_after[k] for k in ("web-0", "web-1")} == {k: pods_before[k] for k in ("web-0", "web-1")}
+    assert "RollingRestartPartitioned" not in {h["reason"] for h in records}, records
+    assert "action failed" not in (tmp_path / "run.log").read_text()

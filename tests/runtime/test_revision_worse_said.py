@@ -1,0 +1,52 @@
+"""What the RevisionWorseRecorded Event and log line, `setpoint explain` and `setpoint status` say of
+a StatefulSet's canary judged worse by a record revision check (the decision from the core table
+of tests/core/test_canary_recorded.py; the same, end to end through sim serve, in
+tests/e2e/test_statefulset_canary_judged_live.py).
+
+Before, nothing was said: the verdict was in the records' revision_checks only."""
+
+from __future__ import annotations
+
+from controller.cli.records import _format_record, _health_cell
+from controller.model import PodStatus, TargetRef, TargetStatus
+from controller.runtime.healing import revision_worse_notice
+from tests.core.test_canary_recorded import _params, _reasons, _run
+
+WEB = TargetRef("default", "web", "StatefulSet")
+
+
+def _status(partition: int) -> TargetStatus:
+    """web-0, web-1 on revision 1; web-2..4 on the canary's revision 2."""
+    pods = tuple(PodStatus(f"web-{k}", revision="2" if k >= 2 else "1") for k in range(5))
+    return TargetStatus(WEB, 5, 5, 5, revision="2", pods=pods, partition=partition)
+
+
+def _judged():
+    ds = _run(firing=set())
+    return ds[_reasons(ds).index("RevisionWorseRecorded")]
+
+
+def test_the_event_names_both_revisions_the_comparison_and_the_undo():
+    message = revision_worse_notice(_params(), _judged(), 0, _status(2), WEB, "db-heal")
+    assert message.startswith("db-heal: canary revision 2 (3 of 5 pods, partition 2) of StatefulSet web is worse "
+                              "than the stable revision 1: canary-errors: error ratio 5.00% over "), message
+    assert "against 0.20% over " in message and ", worse by 2x at a 1.00% false rate (statistic " in message, message
+    assert message.endswith("recorded only: setpoint does not roll back a StatefulSet, nor restart that revision's "
+                            "pods for it (they come back on it): `kubectl rollout undo statefulset/web -n default` "
+                            "puts them back on 1"), message
+
+
+def test_a_rolling_update_without_a_partition_is_a_new_revision_not_a_canary():
+    message = revision_worse_notice(_params(), _judged(), 0, _status(0), WEB, "db-heal")
+    assert "new revision 2 (3 of 5 pods) of StatefulSet web is worse than the stable revision 1" in message, message
+
+
+def test_explain_and_status_say_it():
+    health = _judged().record(0, "db-heal", WEB.key).to_dict()
+    record = {"target": WEB.key, "at": 900.0, "current": 5, "ready": 5, "metrics": {}, "combined": 5,
+              "stabilized": 5, "limited": 5, "desired": 5, "reason": "NoAction", "health": health}
+    text = _format_record(record)
+    assert "health: no action [RevisionWorseRecorded] trigger canary-errors" in text, text
+    assert ("not acted on: revision 2 is judged worse by a record check; setpoint does not roll back this kind of "
+            "workload, nor restart that revision's pods for it (they come back on it)") in text, text
+    assert "REVISION WORSE" in _health_cell({**health, "checks": []}).splitlines()
