@@ -250,7 +250,7 @@ class HpaController:
         same Event)."""
         meta = hpa["metadata"]
         ref = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "namespace": meta["namespace"],
-               "name": meta["name"], "uid": meta.get("uid")}
+               "name": meta["name"], "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}
         for action in (result.actions if result is not None else ()):
             if action.kind is ActionKind.SCALE:
                 reason = self._rescale_reason(hpa, result, action)

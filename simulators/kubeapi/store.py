@@ -1110,23 +1110,30 @@ class KubeStore:
                         return w, pod
         raise K.not_found("pods", "", name)
 
-    def _pods(self, w: Workload) -> list[dict]:
+    def _pods(self, w: Workload, deleted: dict[str, str] | None = None) -> list[dict]:
+        """The pods of ``w`` as served now; the deletions found meanwhile go to ``deleted`` (name ->
+        resourceVersion of the deletion) when given."""
         st = self._status(w)
         revs = self._revisions(w)
-        self._forget_gone_pods(w, {p.name for p in st.pods})
+        found = self._forget_gone_pods(w, {p.name for p in st.pods})
+        if deleted is not None:
+            deleted.update(found)
         return [self._pod(w, p, revs[p.revision]) for p in st.pods]
 
-    def _forget_gone_pods(self, w: Workload, names: set[str]) -> None:
+    def _forget_gone_pods(self, w: Workload, names: set[str]) -> dict[str, str]:
         """A pod served before and not among ``names`` (deleted, scaled down, replaced) is never
         served again: its deletion is a change (found now, lazily, as resourceVersions are; before
         its replacements are stamped, as a ReplicaSet replaces a pod after it is gone), and its
         fingerprint is forgotten, else they pile up with every pod ever served (a name that comes
-        back, a StatefulSet's, is a new object: a new resourceVersion, as the apiserver gives it)."""
+        back, a StatefulSet's, is a new object: a new resourceVersion, as the apiserver gives it).
+        Returns name -> resourceVersion of the deletions found."""
+        found = {}
         for gone in sorted(self._served_pods.get(w.index, set()) - names):
             seen = self._fingerprints.pop(("Pod", w.namespace, gone), None)
             if seen is not None:
-                self.changed("Pod", w.namespace, gone, seen[0], deleted=True)
+                found[gone] = str(self.changed("Pod", w.namespace, gone, seen[0], deleted=True))
         self._served_pods[w.index] = names
+        return found
 
     def _pod(self, w: Workload, p: PodStatus, rev: Revision) -> dict:
         template = w.templates[rev.seq]
@@ -1173,6 +1180,26 @@ class KubeStore:
                 "containerStatuses": [{"name": container["name"], "image": container.get("image", ""), "imageID": "",
                                        "ready": bool(p.ready), "started": True, "restartCount": p.restarts,
                                        "state": state}]}
+
+    # ------------------------------------------------------------------ Events' references
+    def versions_of(self, w: Workload, kind: str) -> dict[str, str]:
+        """name -> resourceVersion of ``w``'s objects of ``kind`` (its own kind, ReplicaSet or Pod) as
+        served now (stamped, as a GET would: what changed since it was last served gets a new one),
+        what an Event's involvedObject.resourceVersion shows (client-go's GetReference reads the
+        object the controller holds). A pod served before and gone since shows the version of its
+        deletion (found now: what a watch sends with DELETED), as the kubelet's Killing refers to
+        the pod being deleted; one never served has none."""
+        if kind == w.kind:
+            objs = [self.workload_object(w)]
+        elif kind == "ReplicaSet":
+            objs = self._replicasets(w)
+        elif kind == "Pod":
+            deleted: dict[str, str] = {}
+            objs = self._pods(w, deleted)
+            return {**deleted, **{p["metadata"]["name"]: p["metadata"]["resourceVersion"] for p in objs}}
+        else:
+            raise ValueError(f"no {kind} of a workload")
+        return {o["metadata"]["name"]: o["metadata"]["resourceVersion"] for o in objs}
 
     # ------------------------------------------------------------------ reads for the metrics endpoint
     def pod_statuses(self) -> list[tuple[Workload, TargetStatus]]:
