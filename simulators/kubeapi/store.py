@@ -198,8 +198,16 @@ def base_template(cfg: ServiceConfig) -> dict:
     return {"metadata": {"labels": {"app": cfg.name}},
             "spec": {"containers": [{"name": cfg.name, "image": f"sim.setpoint.local/{cfg.name}:1",
                                      "ports": [{"containerPort": 8080, "protocol": "TCP"}],
-                                     "resources": {"requests": {"cpu": K.millicores(cfg.cpu_request_cores)}}}],
+                                     "resources": {"requests": {"cpu": K.millicores(cfg.cpu_request_cores),
+                                                                "memory": memory_quantity(cfg)}}}],
                      "restartPolicy": "Always"}}
+
+
+def memory_quantity(cfg: ServiceConfig) -> str:
+    """A pod's memory request as a quantity: whole MiB as ``512Mi``, else bytes (what the
+    exposition's kube_pod_container_resource_requests and an HPA's memory utilization divide by)."""
+    mib = float(cfg.memory_request_mib)
+    return f"{int(mib)}Mi" if mib.is_integer() else str(int(round(cfg.memory_request_bytes)))
 
 
 #: The fields of a StatefulSet's spec an update may change (apps validation's message).
@@ -1180,6 +1188,13 @@ class KubeStore:
                 "containerStatuses": [{"name": container["name"], "image": container.get("image", ""), "imageID": "",
                                        "ready": bool(p.ready), "started": True, "restartCount": p.restarts,
                                        "state": state}]}
+
+    def pod_templates(self, w: Workload) -> list[tuple[str, dict]]:
+        """(name, pod template of its revision) of each pod of ``w``, by name: what the HPA
+        controller reads the pods' requests from."""
+        with self.lock:
+            revs = self._revisions(w)
+            return sorted((p.name, w.templates[revs[p.revision].seq]) for p in self._status(w).pods)
 
     # ------------------------------------------------------------------ Events' references
     def versions_of(self, w: Workload, kind: str) -> dict[str, str]:
