@@ -74,7 +74,7 @@ class ClusterEvents:
         self._scaled_before = [set(sizes) | {int(a.current_seq[i])} for i, sizes in enumerate(self._sizes)]
         self._client_deleted: set[tuple[int, str]] = set()  # (row, pod name) deleted through the API, not yet seen gone
         # (row, kind) -> {name: resourceVersion} within one sync (the engine does not move during one)
-        self._versions: dict[tuple[int, str], dict[str, str]] = {}
+        self._versions: dict[tuple[int, str], object] = {}  # a dict, or the store's PodVersions
 
     def deleted_by_client(self, row: int, pod: str) -> None:
         """Pod ``pod`` of workload ``row`` is deleted through the API (before the engine deletes it)."""
@@ -207,8 +207,9 @@ class ClusterEvents:
         if versions is None:
             versions = self._versions[(w.index, kind)] = self.store.versions_of(w, kind)
         ref = {"kind": kind, "namespace": w.namespace, "name": name, "uid": uid, "apiVersion": api_version}
-        if name in versions:
-            ref["resourceVersion"] = versions[name]
+        version = versions.get(name)
+        if version is not None:
+            ref["resourceVersion"] = version
         return ref
 
     @staticmethod

@@ -420,6 +420,26 @@ class StoredObjects:
         return K.deleted_status(self.resource, self.group, name, obj["metadata"].get("uid", ""))
 
 
+class PodVersions:
+    """The resourceVersions of one workload's pods for its Events, at one instant (a sync): the
+    pods served before and gone since show their deletion's (found at once: what a watch sends
+    with DELETED; the kubelet's Killing refers to the pod being deleted), one never served has
+    none; a pod still there is stamped when asked (a scale's Events name a few of its pods: the
+    others are not serialized)."""
+
+    def __init__(self, store: "KubeStore", w: Workload):
+        self.store, self.w = store, w
+        self.deleted = store._forget_gone_pods(w, {p.name for p in store._status(w).pods})
+        self.seen: dict[str, str | None] = {}
+
+    def get(self, name: str) -> str | None:
+        if name in self.deleted:
+            return self.deleted[name]
+        if name not in self.seen:
+            self.seen[name] = self.store.pod_version(self.w, name)
+        return self.seen[name]
+
+
 def _without_rv(obj: dict) -> dict:
     out = K.compact(obj)
     out.get("metadata", {}).pop("resourceVersion", None)
@@ -1118,14 +1138,10 @@ class KubeStore:
                         return w, pod
         raise K.not_found("pods", "", name)
 
-    def _pods(self, w: Workload, deleted: dict[str, str] | None = None) -> list[dict]:
-        """The pods of ``w`` as served now; the deletions found meanwhile go to ``deleted`` (name ->
-        resourceVersion of the deletion) when given."""
+    def _pods(self, w: Workload) -> list[dict]:
         st = self._status(w)
         revs = self._revisions(w)
-        found = self._forget_gone_pods(w, {p.name for p in st.pods})
-        if deleted is not None:
-            deleted.update(found)
+        self._forget_gone_pods(w, {p.name for p in st.pods})
         return [self._pod(w, p, revs[p.revision]) for p in st.pods]
 
     def _forget_gone_pods(self, w: Workload, names: set[str]) -> dict[str, str]:
@@ -1197,24 +1213,28 @@ class KubeStore:
             return sorted((p.name, w.templates[revs[p.revision].seq]) for p in self._status(w).pods)
 
     # ------------------------------------------------------------------ Events' references
-    def versions_of(self, w: Workload, kind: str) -> dict[str, str]:
+    def versions_of(self, w: Workload, kind: str) -> "dict[str, str] | PodVersions":
         """name -> resourceVersion of ``w``'s objects of ``kind`` (its own kind, ReplicaSet or Pod) as
         served now (stamped, as a GET would: what changed since it was last served gets a new one),
         what an Event's involvedObject.resourceVersion shows (client-go's GetReference reads the
-        object the controller holds). A pod served before and gone since shows the version of its
-        deletion (found now: what a watch sends with DELETED), as the kubelet's Killing refers to
-        the pod being deleted; one never served has none."""
+        object the controller holds). Pods: a :class:`PodVersions` (each stamped when asked)."""
         if kind == w.kind:
             objs = [self.workload_object(w)]
         elif kind == "ReplicaSet":
             objs = self._replicasets(w)
         elif kind == "Pod":
-            deleted: dict[str, str] = {}
-            objs = self._pods(w, deleted)
-            return {**deleted, **{p["metadata"]["name"]: p["metadata"]["resourceVersion"] for p in objs}}
+            return PodVersions(self, w)
         else:
             raise ValueError(f"no {kind} of a workload")
         return {o["metadata"]["name"]: o["metadata"]["resourceVersion"] for o in objs}
+
+    def pod_version(self, w: Workload, name: str) -> str | None:
+        """The resourceVersion of ``w``'s pod ``name`` as served now (stamped), None when gone."""
+        revs = self._revisions(w)
+        for p in self._status(w).pods:
+            if p.name == name:
+                return self._pod(w, p, revs[p.revision])["metadata"]["resourceVersion"]
+        return None
 
     # ------------------------------------------------------------------ reads for the metrics endpoint
     def pod_statuses(self) -> list[tuple[Workload, TargetStatus]]:
