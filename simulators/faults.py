@@ -14,6 +14,7 @@ after its time (ends before starts at the same instant, so windows are ``[start,
 | :class:`NodeLoss` | a share of all scheduled pods vanish (recreated Pending) and, if the cluster has node capacity, it drops by that share of nodes (whole nodes); pods that no longer fit stay Pending | capacity returns; Pending pods get scheduled |
 | :class:`MemoryLeak` | per-pod memory grows at ``rate_mib_per_s`` with container age: degraded above the soft limit, OOM-restart at the limit; a restart resets it | leak fixed: memory back to base |
 | :class:`ReadinessOutage` | every pod of the services fails its readiness probe (a dependency they all check is down): Ready pods turn running-not-Ready (no restart), pods finishing their start-up (new ones too) stay not Ready | the pods through their start-up are Ready at once; the others when it completes |
+| :class:`PodHang` | ``count`` Ready pods per service hang (a stuck process): running-not-Ready (no restart), they serve nothing (their application counters stand still) while the others serve; a readiness outage's end does not release them | those not restarted nor deleted meanwhile are Ready again (without ``duration``: only a restart or a deletion of the pod cures it) |
 | :class:`MetricsOutage` | the services' signals are unavailable | available again |
 | :class:`StaleMetrics` | the services' signals freeze at their last value | fresh again |
 | :class:`NaNMetrics` | the services' signals read NaN | finite again |
@@ -143,6 +144,21 @@ class ReadinessOutage(Fault):
 
 
 @dataclass(frozen=True)
+class PodHang(Fault):
+    """``count`` Ready pods of each service hang at ``at_s`` (a stuck process: it answers neither
+    its readiness probe nor requests) for ``duration_s`` (None: until the pod restarts).
+
+    A hung pod keeps running (no restart, restart count and container age unchanged), is not
+    Ready and serves nothing; the other pods serve. A container restart or the pod's deletion
+    cures it (the new process does not hang). Victims: as :class:`PodCrash`'s, from the
+    service's own pod-hang stream.
+    """
+
+    count: int = 1
+    kind: ClassVar[str] = "pod-hang"
+
+
+@dataclass(frozen=True)
 class MetricsOutage(Fault):
     """Signals of the services are unavailable (no series / source down)."""
 
@@ -164,8 +180,8 @@ class NaNMetrics(Fault):
 
 
 FAULT_KINDS: dict[str, type[Fault]] = {cls.kind: cls for cls in (
-    PodCrash, CrashLoopRollout, BadRollout, NodeLoss, MemoryLeak, ReadinessOutage, MetricsOutage, StaleMetrics,
-    NaNMetrics)}
+    PodCrash, CrashLoopRollout, BadRollout, NodeLoss, MemoryLeak, ReadinessOutage, PodHang, MetricsOutage,
+    StaleMetrics, NaNMetrics)}
 
 
 @dataclass(frozen=True)
@@ -220,6 +236,8 @@ def validate_faults(faults: Sequence[Fault], index_of: Mapping[str, int]) -> Non
         if isinstance(f, MemoryLeak) and f.rate_mib_per_s <= 0:
             errors.append(FieldError(f"faults[{i}]", None, f"faults[{i}].rate_mib_per_s",
                                      f"must be > 0, got {f.rate_mib_per_s}"))
+        if isinstance(f, PodHang) and f.count < 1:
+            errors.append(FieldError(f"faults[{i}]", None, f"faults[{i}].count", f"must be >= 1, got {f.count}"))
         if isinstance(f, PodCrash) and f.count < 0:
             errors.append(FieldError(f"faults[{i}]", None, f"faults[{i}].count", f"must be >= 0, got {f.count}"))
     if errors:

@@ -306,13 +306,22 @@ class ReadinessOutageFault(FaultBase):
     duration: SimDuration(gt=0) | None = Field(None, description="how long; omitted: until the end of the run")
 
 
+class PodHangFault(FaultBase):
+    """``count`` Ready pods of each service hang (a stuck process): not Ready, serving nothing,
+    while the others serve; cured by a restart of the pod, or by the fault's end."""
+
+    kind: Literal["pod-hang"]
+    count: int = Field(1, ge=1, le=MAX_PODS, description="pods of each service that hang")
+    duration: SimDuration(gt=0) | None = Field(None, description="how long; omitted: until the pod is restarted")
+
+
 class MetricsFault(FaultBase):
     kind: Literal["metrics-outage", "stale-metrics", "nan-metrics"]
     duration: SimDuration(gt=0)
 
 
 FaultModel = Annotated[Union[PodCrashFault, CrashLoopFault, BadRolloutFault, NodeLossFault, MemoryLeakFault,
-                             ReadinessOutageFault, MetricsFault], Field(discriminator="kind")]
+                             ReadinessOutageFault, PodHangFault, MetricsFault], Field(discriminator="kind")]
 
 
 class LatencySLO(StrictModel):
@@ -549,7 +558,7 @@ def _load_warnings(spec: ScenarioSpec) -> list[tuple[tuple, str]]:
 FAULT_CLASSES = {
     "pod-crash": F.PodCrash, "crash-loop": F.CrashLoopRollout, "bad-rollout": F.BadRollout,
     "node-loss": F.NodeLoss, "memory-leak": F.MemoryLeak, "readiness-outage": F.ReadinessOutage,
-    "metrics-outage": F.MetricsOutage,
+    "pod-hang": F.PodHang, "metrics-outage": F.MetricsOutage,
     "stale-metrics": F.StaleMetrics, "nan-metrics": F.NaNMetrics,
 }
 
@@ -563,6 +572,8 @@ def _fault(model, start_s: float, service_names: dict[str, list[str]]) -> F.Faul
     kind = model.kind
     if kind == "pod-crash":
         return F.PodCrash(count=model.count, **common)
+    if kind == "pod-hang":
+        return F.PodHang(count=model.count, **common)
     if kind == "bad-rollout":
         return F.BadRollout(error_ratio_multiplier=model.error_ratio_multiplier, extra_error_ratio=model.extra_error_ratio,
                             extra_latency_s=model.extra_latency, **common)

@@ -38,6 +38,7 @@ class Purpose(enum.IntEnum):
     CLUSTER = 4      # engine, cluster-wide: node-loss victims (a choice across services)
     POD_CRASH = 5    # engine, per service: pod-crash victims
     POD_SAMPLES = 6  # SimMetrics, per service: per-pod request counts, errors and p95 noise
+    POD_HANG = 7     # engine, per service: pod-hang victims
 
 
 def service_key(name: str) -> tuple[int, int]:
@@ -249,16 +250,19 @@ class EngineStreams:
     """The draws of one simulated cluster; SimCluster and the reference engine draw alike.
 
     ``salt``: of pod and revision names. ``cluster``: cluster-wide choices (node-loss
-    victims). ``pod_crash(service)``: the service's own generator of pod-crash victims.
+    victims). ``pod_crash(service)``, ``pod_hang(service)``: the service's own generators of
+    pod-crash and pod-hang victims.
     """
 
     salt: int
     cluster: np.random.Generator
     pod_crash: ServiceStreams
+    pod_hang: ServiceStreams
 
 
 def engine_streams(rng: np.random.Generator | int) -> EngineStreams:
     """The streams of an engine built with ``rng`` (a seed or a Generator, see :func:`root_of`)."""
     root = root_of(rng)
     salt = int(generator(root, Purpose.NAMING).integers(2**31))
-    return EngineStreams(salt, generator(root, Purpose.CLUSTER), ServiceStreams(root, Purpose.POD_CRASH))
+    return EngineStreams(salt, generator(root, Purpose.CLUSTER), ServiceStreams(root, Purpose.POD_CRASH),
+                         ServiceStreams(root, Purpose.POD_HANG))

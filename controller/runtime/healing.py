@@ -153,18 +153,28 @@ def revision_statistics(params: HealthParams, n: int, rows: np.ndarray, current:
 
 
 def overload_signal(view: ClusterView, decision: Decision | None,
-                    targets: Sequence[TargetRef] = ()) -> np.ndarray:
+                    targets: Sequence[TargetRef] = (), withheld: np.ndarray | None = None) -> np.ndarray:
     """(N,) bool: the service is overloaded, so slow or unready pods call for capacity, not restarts:
     pods are still starting after a scale-up, or a scaling metric asks for more replicas than
     current (before stabilization, rate limits and max replicas hold it back).
 
     Starting: fewer pods Ready than spec.replicas, not counting the pods that crash (``crashing``:
-    a restart-pod check's usual target): those call for their restart, not for capacity."""
-    starting = view.ready + crashing_pods(view, targets) < view.spec
+    a restart-pod check's usual target): those call for their restart, not for capacity. Where a
+    scaling metric reads the demand and asks for no more (its proposals count ``withheld`` (N,),
+    the pods not Ready long past their start-up, core/scaling/withheld.py, on top), those stuck
+    pods do not count either: a hung process the load does not explain is for a restart (the
+    larger of the two counts: a crash-looping pod is often withheld too). Without such a metric
+    (a health-only policy), a pod failing its readiness probe is taken for load, as before."""
+    crashing = crashing_pods(view, targets)
+    starting = view.ready + crashing < view.spec
     if decision is None or decision.proposals.shape[1] == 0:
         return starting
     with np.errstate(invalid="ignore"):
         wants_more = (np.where(decision.valid, decision.proposals, -np.inf).max(axis=1) > view.spec)
+    if withheld is not None:
+        read = decision.valid.any(axis=1)  # a metric read the demand: what is not Ready beyond it is stuck
+        stuck = np.maximum(crashing, np.where(read, np.asarray(withheld, np.float64), 0.0))
+        starting = view.ready + stuck < view.spec
     return starting | wants_more
 
 
@@ -187,12 +197,13 @@ def crashing_pods(view: ClusterView, targets: Sequence[TargetRef]) -> np.ndarray
 def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[TargetRef], view: ClusterView,
                    now: float, errors: list[str], decision: Decision | None = None,
                    sent: list[str] | None = None, outcomes: dict | None = None,
-                   missing: dict | None = None) -> HealthObservation:
+                   missing: dict | None = None, withheld: np.ndarray | None = None) -> HealthObservation:
     """Query every check and assemble the observation ``heal`` needs; each query sent is appended
     to ``sent`` (a pod or revision check sends none for targets without pods); ``outcomes`` as
     ``_query``'s; ``missing``: per check whose queries answered, ``health check NAME`` -> (its
     queries, targets with no usable sample (a pod or revision check: for none of their pods),
-    targets looked at (with pods, for those), whether it reads pods)."""
+    targets looked at (with pods, for those), whether it reads pods); ``withheld``: (N,) the
+    decision's withheld replicas (see :func:`overload_signal`)."""
     params, n = hq.params, len(targets)
     c = len(params.checks)
     values, present = np.full((n, c), np.nan), np.zeros((n, c), bool)
@@ -230,7 +241,7 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
                        checks=c, born=listed.born, blocks_rollout=listed.blocks_rollout, new_revision=pod_current)
     return HealthObservation.of(view.spec.astype(np.int64), view.ready.astype(np.int64), values, checks=c,
                                 present=present, revision=revision, rollout=view.rollout, pods=pods,
-                                overloaded=overload_signal(view, decision, targets), revision_new=new, revision_old=old,
+                                overloaded=overload_signal(view, decision, targets, withheld), revision_new=new, revision_old=old,
                                 paused=view.paused, revisions=revisions, revision_since=since,
                                 rollback_supported=[t.kind == "Deployment" for t in targets],
                                 partitioned=[t in by_ref and by_ref[t].partition > 0 for t in targets])

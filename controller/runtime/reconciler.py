@@ -1064,7 +1064,7 @@ class Reconciler:
         sent: list[str] = []
         outcomes: dict[str, tuple[str, str | None]] = {}
         hobs = observe_health(hq, self.metrics, targets, view, now, result.errors, decision, sent, outcomes,
-                              result.health_missing)
+                              result.health_missing, result.withheld)
         hobs = self._with_check_history(targets, hobs, now, result)
         for key, (expr, line) in outcomes.items():
             if line is None:

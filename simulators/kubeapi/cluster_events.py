@@ -73,6 +73,8 @@ class ClusterEvents:
         # of any other is its creation
         self._scaled_before = [set(sizes) | {int(a.current_seq[i])} for i, sizes in enumerate(self._sizes)]
         self._client_deleted: set[tuple[int, str]] = set()  # (row, pod name) deleted through the API, not yet seen gone
+        # (row, kind) -> {name: resourceVersion} within one sync (the engine does not move during one)
+        self._versions: dict[tuple[int, str], object] = {}  # a dict, or the store's PodVersions
 
     def deleted_by_client(self, row: int, pod: str) -> None:
         """Pod ``pod`` of workload ``row`` is deleted through the API (before the engine deletes it)."""
@@ -81,6 +83,7 @@ class ClusterEvents:
     def sync(self, rows: list[int] | None = None) -> None:
         """Record what changed since the last sync: in ``rows`` (after an API write to them), or
         in every workload (after a tick)."""
+        self._versions = {}
         a = self.engine.slot_arrays()
         if rows is not None:
             for i in rows:
@@ -167,7 +170,7 @@ class ClusterEvents:
         for up in (True, False):  # as a rolling sync: the new ReplicaSet up, then the old ones down
             for seq, old, new in changes:
                 if new != old and (new > old) == up:
-                    self.recorder.record(_ref("Deployment", w.namespace, w.name, w.uid, "apps/v1"), "Normal",
+                    self.recorder.record(self._ref(w, "Deployment", w.name, w.uid), "Normal",
                                          "ScalingReplicaSet",
                                          scaling_message(self._replicaset(w, seq), old, new, seq in existed),
                                          DEPLOYMENT_CONTROLLER)
@@ -180,12 +183,12 @@ class ClusterEvents:
             self.recorder.record(self._replicaset_ref(w, seq), "Normal", reason,
                                  f"{'Created' if created else 'Deleted'} pod: {pod}", REPLICASET_CONTROLLER)
         else:
-            self.recorder.record(_ref(w.kind, w.namespace, w.name, w.uid, "apps/v1"), "Normal", reason,
+            self.recorder.record(self._ref(w, w.kind, w.name, w.uid), "Normal", reason,
                                  f"{'create' if created else 'delete'} Pod {pod} in StatefulSet {w.name} successful",
                                  STATEFULSET_CONTROLLER)
 
     def _kubelet(self, w, pod: str, seq: int, event_type: str, reason: str, message: str) -> None:
-        ref = {**_ref("Pod", w.namespace, pod, K.uid_for("Pod", w.namespace, pod), "v1"),
+        ref = {**self._ref(w, "Pod", pod, K.uid_for("Pod", w.namespace, pod), "v1"),
                "fieldPath": f"spec.containers{{{self._container(w, seq)}}}"}
         self.recorder.record(ref, event_type, reason, message, Source(KUBELET, K.node_name(pod)))
 
@@ -194,7 +197,20 @@ class ClusterEvents:
 
     def _replicaset_ref(self, w, seq: int) -> dict:
         name = self._replicaset(w, seq)
-        return _ref("ReplicaSet", w.namespace, name, K.uid_for("ReplicaSet", w.namespace, name), "apps/v1")
+        return self._ref(w, "ReplicaSet", name, K.uid_for("ReplicaSet", w.namespace, name))
+
+    def _ref(self, w, kind: str, name: str, uid: str, api_version: str = "apps/v1") -> dict:
+        """The ObjectReference client-go's GetReference makes of ``w``'s object ``kind``/``name``:
+        kind, apiVersion, namespace, name, uid and its resourceVersion now (the store's, memoized
+        for the sync; a pod gone before it was ever served has none to show)."""
+        versions = self._versions.get((w.index, kind))
+        if versions is None:
+            versions = self._versions[(w.index, kind)] = self.store.versions_of(w, kind)
+        ref = {"kind": kind, "namespace": w.namespace, "name": name, "uid": uid, "apiVersion": api_version}
+        version = versions.get(name)
+        if version is not None:
+            ref["resourceVersion"] = version
+        return ref
 
     @staticmethod
     def _container(w, seq: int) -> str:
@@ -212,10 +228,6 @@ def scaling_message(replicaset: str, old: int, new: int, existed: bool = True) -
     if not existed:
         return f"Scaled up replica set {replicaset} to {new}"
     return f"Scaled {'up' if new > old else 'down'} replica set {replicaset} to {new} from {old}"
-
-
-def _ref(kind: str, namespace: str, name: str, uid: str, api_version: str) -> dict:
-    return {"kind": kind, "namespace": namespace, "name": name, "uid": uid, "apiVersion": api_version}
 
 
 def _replicaset_sizes(a, i: int) -> dict[int, int]:

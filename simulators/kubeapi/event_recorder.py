@@ -15,7 +15,7 @@ client-go's EventCorrelator (tools/record/events_cache.go) before anything is wr
    a new resourceVersion (a watch sees MODIFIED), with no time limit while the key is among the
    :data:`LRU_ENTRIES` last seen. An update of an Event gone since (expired by the TTL) creates it
    again under its name, its count going on, as client-go's ``recordEvent`` does after a 404.
-3. **spam filter**: a token bucket per source and involved object (burst :data:`SPAM_BURST`, one
+3. **spam filter**: a token bucket per source, involved object and type (burst :data:`SPAM_BURST`, one
    more every 5 min) drops what is beyond it, updates included (the count then jumps).
 
 An Event is written through the store's Event table (create, or update: the path of every API
@@ -169,8 +169,9 @@ def _group_key(event: dict) -> tuple:
 
 
 def _spam_key(event: dict) -> tuple:
-    """getSpamKey: source and involved object."""
-    return _source(event) + _involved(event)
+    """getSpamKey: source, involved object and type (client-go 1.31+: a Warning burst leaves the
+    Normal events about the same object their own bucket)."""
+    return _source(event) + _involved(event) + (event["type"],)
 
 
 class EventRecorder:
@@ -190,8 +191,10 @@ class EventRecorder:
         return f"{involved_name}.{ns:x}"
 
     def record(self, involved: dict, event_type: str, reason: str, message: str, source: Source) -> dict | None:
-        """Record one event about ``involved`` (an ObjectReference: kind, namespace, name, uid,
-        apiVersion, optionally fieldPath): the Event written (created or updated; the stored
+        """Record one event about ``involved`` (an ObjectReference as client-go's GetReference makes
+        it: kind, namespace, name, uid, apiVersion, resourceVersion, optionally fieldPath; a repeat
+        counted on an Event keeps the resourceVersion of its first, as upstream's patch of count,
+        lastTimestamp and message does): the Event written (created or updated; the stored
         object itself: read it, never change it), or None when the spam filter dropped it or the
         write failed."""
         now_s = self.now()

@@ -17,7 +17,14 @@ each HPA in the store is
    kube-controller-manager's words ("New size: 6; reason: cpu resource utilization (percentage of
    request) above target": simulators/kubeapi/hpa_wording.py), written before the Deployment
    controller's Events of that scale, as the HPA records its own before the Deployment controller
-   acts on the change.
+   acts on the change;
+4. told in Warning Events when it cannot do its job, as kube-controller-manager tells it, once per
+   sync (the recorder counts the repeats): ``FailedGetResourceMetric`` (and the other types')
+   for each metric it could not read, ``FailedComputeMetricsReplicas`` when it read none (a
+   ``metrics-outage`` of the workload; a utilization whose pods lack the resource's request, which
+   the real controller cannot compute and this one does not either: its query reads nothing for
+   the HPA), ``FailedGetScale`` when its target is not there, ``FailedRescale`` when the scale
+   update failed; with the conditions that go with them (hpa_wording.py has the words).
 
 An HPA created, edited or deleted takes effect at the next sync; deleting it stops it (the cut-over).
 As kube-controller-manager keys an HPA's recommendations and scale events by the HPA's namespace
@@ -38,15 +45,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from controller.core.scaling.params import MetricKind
-from controller.errors import NotFound, PermanentError, PolicyError, TemporaryError
-from controller.model import Action, ActionKind, TargetRef, TargetSelector
+from controller.errors import MetricsUnavailable, NotFound, PermanentError, PolicyError, TemporaryError
+from controller.model import Action, ActionKind, Reason, TargetRef, TargetSelector
 from controller.policy.importer import ConversionProblem, convert
 from controller.policy.load import load_policy_text
 from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy
 from simulators.kubeapi import objects as K
 from simulators.kubeapi.event_recorder import Source
-from simulators.kubeapi.hpa_wording import (in_hpa_words, largest_proposal, rescale_message, rescale_reason,
-                                           source_spec)
+from simulators.kubeapi.hpa_wording import (DEFAULT_METRICS, compute_failure, failed_rescale_message, in_hpa_words,
+                                           largest_proposal, metric_failure, missing_request, rescale_message,
+                                           rescale_reason, scale_not_found, source_spec, unable_to_compute)
 from simulators.kubeapi.managed_fields import FieldWriter
 from simulators.kubeapi.store import KubeStore
 from simulators.ports import SimMetrics, SimTargets
@@ -76,6 +84,7 @@ class StoreScaleTargets(SimTargets):
         super().__init__(store.engine, [w.name for w in store.workloads], match_selectors=True)
         self.store = store
         self.writer = writer
+        self.errors: dict[TargetRef, str] = {}  # the apiserver's error of the last failed scale, per target
 
     def resolve(self, selector: TargetSelector) -> list[TargetRef]:
         """The workloads of the store of this kind and namespace named by the selector (the importer
@@ -91,6 +100,7 @@ class StoreScaleTargets(SimTargets):
             self.store.update_scale(w.kind, w.namespace, w.name, {"spec": {"replicas": int(action.replicas)}},
                                     self.writer)
         except K.KubeApiError as exc:
+            self.errors[action.target] = exc.message  # FailedRescale quotes it as the apiserver said it
             kind = NotFound if exc.code == 404 else TemporaryError if exc.code >= 500 else PermanentError
             raise kind(str(exc), target=action.target.key, status=exc.code) from None
 
@@ -103,14 +113,45 @@ def shared_metrics(scenario: Scenario, store: KubeStore) -> SimMetrics:
                       scenario.tick_s, seed=scenario.seed)
 
 
+class BlindedMetrics:
+    """One HPA's view of the shared SimMetrics: the queries in ``blind`` (expr -> why) read nothing,
+    as the real controller cannot compute a utilization of pods without that request."""
+
+    def __init__(self, metrics: SimMetrics):
+        self.metrics = metrics
+        self.blind: dict[str, str] = {}
+
+    def _check(self, expr: str) -> None:
+        if expr in self.blind:
+            raise MetricsUnavailable(self.blind[expr])
+
+    def query(self, expr: str, targets, at: float, labels: tuple[str, str] | None = None):
+        self._check(expr)
+        return self.metrics.query(expr, targets, at, labels)
+
+    def query_pods(self, expr: str, targets, at: float):
+        self._check(expr)
+        return self.metrics.query_pods(expr, targets, at)
+
+    def query_listed_pods(self, expr: str, targets, at: float):  # HPA reads its utilization per pod
+        self._check(expr)
+        return self.metrics.query_listed_pods(expr, targets, at)
+
+    def __getattr__(self, name: str):
+        return getattr(self.metrics, name)
+
+
 @dataclass
 class HpaRun:
-    """One stored HPA as run: the spec it was converted from, and its Reconciler (None: refused, ``why``)."""
+    """One stored HPA as run: the spec it was converted from, and its Reconciler (None: refused,
+    ``why``) with the metrics and cluster ports it reads and writes through."""
 
     fingerprint: str
     reconciler: Reconciler | None
     why: str = ""
     last_scale_wall_s: float | None = None
+    metrics: BlindedMetrics | None = None
+    targets: StoreScaleTargets | None = None
 
     def continue_from(self, previous: "HpaRun") -> None:
         """Go on from the previous run of the same namespace and name: its recommendation history
@@ -145,10 +186,12 @@ class HpaController:
         self.syncs = 0
         # kube-controller-manager's recorder (the store's): names, repeats counted on one Event
         self.recorder = store.event_recorder
+        self.observed = None  # the last tick's ObservedSignals (which workloads' metrics are out)
 
     def tick(self, observed) -> None:
         """After one engine step: record its signals (ObservedSignals), then sync when due."""
         self.metrics.push(observed)
+        self.observed = observed
         now = float(self.store.engine.now)
         if self.next_sync_s is None:
             self.next_sync_s = now
@@ -167,10 +210,13 @@ class HpaController:
                 log.info("HPA %s/%s deleted: it scales no more", *key)
             for key, hpa in hpas.items():
                 run = self._run_of(key, hpa)
+                if run.metrics is not None:
+                    run.metrics.blind = self._unrequested(hpa, run)
                 with self.store.cluster_events_after():  # the HPA's Event first, then the controllers'
                     result = self._cycle(key, run, now)
+                    conditions = self._record_warnings(hpa, run, result)
                     self._record_rescales(hpa, result)
-                self._write_status(key, hpa, run, result, now)
+                self._write_status(key, hpa, run, result, now, conditions)
             self.syncs += 1
 
     def _run_of(self, key: tuple[str, str], hpa: dict) -> HpaRun:
@@ -200,9 +246,10 @@ class HpaController:
             self._bind(runtime)
         except ValueError as exc:  # the scenario's doing, not the importer's: said so
             return self._refused(key, fingerprint, str(exc), UNBOUND)
-        reconciler = Reconciler(runtime, self.metrics, StoreScaleTargets(self.store))
+        metrics, targets = BlindedMetrics(self.metrics), StoreScaleTargets(self.store)
+        reconciler = Reconciler(runtime, metrics, targets)
         log.info("HPA %s/%s runs as policy %s (preset: hpa)", *key, runtime.name)
-        return HpaRun(fingerprint, reconciler)
+        return HpaRun(fingerprint, reconciler, metrics=metrics, targets=targets)
 
     def _bind(self, runtime: RuntimePolicy) -> None:
         """Bind the policy's queries to the engine's signals, as the hpa baseline binds them
@@ -243,49 +290,144 @@ class HpaController:
         config = self.store.workloads[self.store.engine.index(result.targets[0])].config
         return {"cpu": float(config.cpu_request_cores), "memory": float(config.memory_request_bytes)}
 
+    def _unrequested(self, hpa: dict, run: HpaRun) -> dict[str, str]:
+        """The queries of the HPA's utilization metrics (Resource, ContainerResource) whose resource
+        a pod of its target does not request: query -> calculatePodRequests' error (the first pod
+        by name, its first such container), as the real controller fails to compute them."""
+        sources = (hpa.get("spec") or {}).get("metrics")
+        queries = run.reconciler.policy.queries
+        ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+        w = self.store.by_key.get((ref.get("kind"), hpa["metadata"]["namespace"], ref.get("name")))
+        if w is None or not isinstance(sources, list) or len(sources) != len(queries):
+            return {}
+        pods = self.store.pod_templates(w)
+        blind = {}
+        for source, query in zip(sources, queries):
+            kind, spec = source_spec(source)
+            target = spec.get("target") if isinstance(spec.get("target"), dict) else {}
+            if kind not in ("Resource", "ContainerResource") or target.get("averageValue") is not None:
+                continue  # only a utilization divides by the request
+            only = spec.get("container", "") if kind == "ContainerResource" else ""
+            why = _missing_request(pods, str(spec.get("name", "")), only)
+            if why:
+                blind[query] = why
+        return blind
+
+    def _record_warnings(self, hpa: dict, run: HpaRun, result: CycleResult | None) -> dict[str, dict]:
+        """kube-controller-manager's Warning Events of this sync (hpa_wording.py): the target not
+        found, the metrics it could not read, a failed scale. Returns the conditions they set
+        ({type: {status, reason, message}}) over the reconciler's."""
+        if run.reconciler is None or result is None:
+            return {}
+        spec = hpa.get("spec") or {}
+        if not result.targets:
+            target = spec.get("scaleTargetRef") or {}
+            error = scale_not_found(str(target.get("kind", "")), str(target.get("name", "")))
+            self._warn(hpa, "FailedGetScale", error)
+            return {"AbleToScale": {"status": "False", "reason": "FailedGetScale",
+                                    "message": f"the HPA controller was unable to get the target's current scale: {error}"}}
+        decision = result.decision
+        if decision is None or int(decision.norm.reason[0]) in (Reason.ABOVE_MAX, Reason.BELOW_MIN,
+                                                                 Reason.SCALING_DISABLED):
+            return {}  # the metrics were not read
+        conditions = {}
+        failures = self._metric_failures(hpa, run, result)
+        for reason, error, _ in failures:
+            self._warn(hpa, reason, error)
+        if failures and len(failures) == len(decision.valid[0]):
+            self._warn(hpa, "FailedComputeMetricsReplicas", compute_failure(len(failures), len(failures),
+                                                                             failures[0][2]))
+            conditions["ScalingActive"] = {"status": "False", "reason": failures[0][0],
+                                           "message": unable_to_compute(failures[0][1])}
+        for failed in result.failed:
+            if failed.kind == "scale":
+                error = run.targets.errors.pop(failed.target, failed.why)
+                reason = _reason_for(hpa, result, failed.target, "")
+                self._warn(hpa, "FailedRescale",
+                           failed_rescale_message(int(decision.norm.desired[0]), reason, error))
+                conditions["AbleToScale"] = {"status": "False", "reason": "FailedUpdateScale", "message":
+                                             f"the HPA controller was unable to update the target scale: {error}"}
+        return conditions
+
+    def _metric_failures(self, hpa: dict, run: HpaRun, result: CycleResult) -> list[tuple[str, str, str]]:
+        """(reason, error, returned error) of each metric of the decision that could not be read, in
+        spec.metrics' order: no metrics returned while the workload's metrics are out (what the
+        real controller reads first), else the missing request that blinded it."""
+        valid = result.decision.valid[0]
+        sources = (hpa.get("spec") or {}).get("metrics")
+        if not isinstance(sources, list) or len(sources) != len(valid):
+            sources = DEFAULT_METRICS * len(valid)
+        row = self.store.engine.index(result.targets[0])
+        out_now = self.observed is not None and bool(self.observed.unavailable[row])
+        queries = run.reconciler.policy.queries
+        return [metric_failure(source, hpa["metadata"]["namespace"],
+                               "" if out_now else run.metrics.blind.get(query, ""))
+                for source, query, ok in zip(sources, queries, valid) if not ok]
+
+    def _warn(self, hpa: dict, reason: str, message: str) -> None:
+        self.recorder.record(_hpa_ref(hpa), "Warning", reason, message, HPA_SOURCE)
+
     def _record_rescales(self, hpa: dict, result: CycleResult | None) -> None:
         """A ``SuccessfulRescale`` Event on the HPA per scale it made, as kube-controller-manager
         records one through client-go's recorder, in its words (simulators/kubeapi/hpa_wording.py;
         ``kubectl describe hpa`` lists them; the same size for the same reason again counts on the
         same Event)."""
-        meta = hpa["metadata"]
-        ref = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "namespace": meta["namespace"],
-               "name": meta["name"], "uid": meta.get("uid")}
         for action in (result.actions if result is not None else ()):
             if action.kind is ActionKind.SCALE:
-                reason = self._rescale_reason(hpa, result, action)
-                self.recorder.record(ref, "Normal", "SuccessfulRescale", rescale_message(int(action.replicas), reason),
-                                     HPA_SOURCE)
-
-    @staticmethod
-    def _rescale_reason(hpa: dict, result: CycleResult, action: Action) -> str:
-        """kube-controller-manager's reason for the scale ``action`` of ``result``'s decision (one
-        target: the HPA's); the policy's reason code when there is no decision to read."""
-        decision = result.decision
-        if decision is None or not result.targets or result.targets[0] != action.target:
-            return action.reason
-        return rescale_reason(int(decision.norm.reason[0]), float(decision.current[0]), decision.proposals[0],
-                              decision.valid[0], (hpa.get("spec") or {}).get("metrics"))
+                reason = _reason_for(hpa, result, action.target, action.reason)
+                self.recorder.record(_hpa_ref(hpa), "Normal", "SuccessfulRescale",
+                                     rescale_message(int(action.replicas), reason), HPA_SOURCE)
 
     def _write_status(self, key: tuple[str, str], hpa: dict, run: HpaRun, result: CycleResult | None,
-                      now: float) -> None:
-        """The HPA's status from the cycle, written to the store when it changed."""
+                      now: float, conditions: dict[str, dict] | None = None) -> None:
+        """The HPA's status from the cycle (``conditions``: those its Warnings set, over the
+        reconciler's), written to the store when it changed."""
         wall = self.store.clock.wall(now)
         old = hpa.get("status") or {}
-        status = hpa_status(run, result, old, wall, self._requests(result), (hpa.get("spec") or {}).get("metrics"))
+        status = hpa_status(run, result, old, wall, self._requests(result), (hpa.get("spec") or {}).get("metrics"),
+                            conditions)
         if status == old:
             return
         hpa["status"] = status
         self.store.hpas.update(*key, hpa)
 
 
+def _hpa_ref(hpa: dict) -> dict:
+    """The HPA's ObjectReference as its Events carry it (the object read at the sync's start)."""
+    meta = hpa["metadata"]
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "namespace": meta["namespace"],
+            "name": meta["name"], "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}
+
+
+def _reason_for(hpa: dict, result: CycleResult, target: TargetRef, fallback: str) -> str:
+    """kube-controller-manager's reason for a scale of ``target`` by ``result``'s decision (one
+    target: the HPA's); ``fallback`` (the policy's reason code) when there is no decision to read."""
+    decision = result.decision
+    if decision is None or not result.targets or result.targets[0] != target:
+        return fallback
+    return rescale_reason(int(decision.norm.reason[0]), float(decision.current[0]), decision.proposals[0],
+                          decision.valid[0], (hpa.get("spec") or {}).get("metrics"))
+
+
+def _missing_request(pods: list[tuple[str, dict]], resource: str, only: str = "") -> str:
+    """calculatePodRequests' error for the first of ``pods`` ((name, pod template), by name) with a
+    container (``only`` that one, when named) that does not request ``resource``; '' when all do."""
+    for name, template in pods:
+        for c in (template.get("spec") or {}).get("containers") or []:
+            if only in ("", c.get("name")) and resource not in ((c.get("resources") or {}).get("requests") or {}):
+                return missing_request(resource, c.get("name", ""), name)
+    return ""
+
+
 def hpa_status(run: HpaRun, result: CycleResult | None, old: dict, wall_s: float,
-               requests: dict[str, float] | None = None, sources: list | None = None) -> dict:
+               requests: dict[str, float] | None = None, sources: list | None = None,
+               overrides: dict[str, dict] | None = None) -> dict:
     """An HPA's status as kube-controller-manager writes it: currentReplicas (observed),
     desiredReplicas (decided), lastScaleTime, currentMetrics (the values read, per metric) and
     conditions (their lastTransitionTime kept while their status holds). ``wall_s``: epoch s;
     ``requests``: a pod's requests, {"cpu": cores, "memory": bytes}, for a utilization's
-    averageValue; ``sources``: the HPA's spec.metrics, whose forms currentMetrics takes."""
+    averageValue; ``sources``: the HPA's spec.metrics, whose forms currentMetrics takes;
+    ``overrides``: conditions set over the reconciler's (those of the Warnings of the sync)."""
     # desiredReplicas is required in autoscaling/v2 (0 until a count was decided, as the real controller starts)
     status = {"desiredReplicas": 0, **{k: old[k] for k in ("currentReplicas", "desiredReplicas") if k in old}}
     if run.last_scale_wall_s is not None:
@@ -309,6 +451,7 @@ def hpa_status(run: HpaRun, result: CycleResult | None, old: dict, wall_s: float
                                                    requests, sources, status["currentReplicas"])
         _, metric = largest_proposal(decision.proposals[0], decision.valid[0], sources)
         conditions = in_hpa_words(result.conditions[0] if result.conditions else {}, metric)
+    conditions.update(overrides or {})
     status["conditions"] = _conditions(conditions, old.get("conditions") or [], wall_s)
     if "currentMetrics" not in status and old.get("currentMetrics"):
         status["currentMetrics"] = old["currentMetrics"]

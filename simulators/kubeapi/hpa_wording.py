@@ -27,6 +27,27 @@ SELECTOR is Go's ``%+v`` of the metric's ``*metav1.LabelSelector`` (its generate
 ``nil`` without one, else ``&LabelSelector{MatchLabels:map[string]string{k: v,},MatchExpressions:
 []LabelSelectorRequirement{LabelSelectorRequirement{Key:k,Operator:In,Values:[a b],},},}``.
 
+Its Warning Events (one per sync while the trouble lasts; the recorder counts repeats on one Event):
+
+- ``FailedGet<Type>Metric`` (``FailedGetResourceMetric``, ``FailedGetContainerResourceMetric``,
+  ``FailedGetPodsMetric``, ``FailedGetObjectMetric``, ``FailedGetExternalMetric``) for each metric
+  it could not read, in the order of spec.metrics (getUnableComputeReplicaCountCondition), the
+  error of its computeStatusFor*Metric: "failed to get cpu utilization: unable to get metrics for
+  resource cpu: no metrics returned from resource metrics API" (no metrics for the pods: a
+  ``metrics-outage``), "failed to get cpu utilization: missing request for cpu in container web of
+  Pod web-0" (a pod without the request; replica_calculator.go's calculatePodRequests), "unable to
+  get metric NAME: no metrics returned from custom metrics API" (Pods), "unable to get external
+  metric NS/NAME/SELECTOR: no metrics returned from external metrics API" (External); an Object
+  metric says what a Pods one says (upstream's depends on the adapter's 404: not simulated);
+- ``FailedComputeMetricsReplicas`` when none could be read: "invalid metrics (1 invalid out of 1),
+  first error is: failed to get cpu resource metric value: failed to get cpu utilization: ...",
+  with ScalingActive False, the first failing metric's reason, "the HPA was unable to compute the
+  replica count: <its error>";
+- ``FailedGetScale`` when its target is not there: ``deployments.apps "web" not found`` (the
+  scale subresource's 404), with AbleToScale False "the HPA controller was unable to get the
+  target's current scale: <the same>";
+- ``FailedRescale`` "New size: N; reason: R; error: E" when the scale update failed.
+
 The status conditions (``kubectl describe hpa``) in the same words (:func:`in_hpa_words`): the
 reconciler's messages say "the controller", the HPA controller's "the HPA controller was able to
 update the target scale to 6" (AbleToScale) and "the HPA was able to successfully calculate a
@@ -144,3 +165,73 @@ def go_label_selector(selector: object) -> str:
         for r in expressions if isinstance(r, dict))
     return (f"&LabelSelector{{MatchLabels:map[string]string{{{labels_text}}},"
             f"MatchExpressions:[]LabelSelectorRequirement{{{requirements}}},}}")
+
+
+# ------------------------------------------------------------------ Warning Events
+#: The Warning (and ScalingActive) reason of a metric that could not be read, by its source type.
+FAILED_GET_REASONS = {"Resource": "FailedGetResourceMetric", "ContainerResource": "FailedGetContainerResourceMetric",
+                      "Pods": "FailedGetPodsMetric", "Object": "FailedGetObjectMetric",
+                      "External": "FailedGetExternalMetric"}
+NO_RESOURCE_METRICS = "no metrics returned from resource metrics API"
+NO_CUSTOM_METRICS = "no metrics returned from custom metrics API"
+NO_EXTERNAL_METRICS = "no metrics returned from external metrics API"
+
+
+def missing_request(resource: str, container: str, pod: str) -> str:
+    """calculatePodRequests' error for a pod whose container has no request of ``resource``."""
+    return f"missing request for {resource} in container {container} of Pod {pod}"
+
+
+def metric_failure(source: object, namespace: str, cause: str = "") -> tuple[str, str, str]:
+    """One spec.metrics entry the HPA controller could not read: (its Warning reason, the error
+    its Event and ScalingActive say, the error computeReplicasForMetrics returns for it, which
+    FailedComputeMetricsReplicas quotes). ``cause``: a utilization's missing request
+    (:func:`missing_request`); '' for no metrics returned (an outage)."""
+    kind, spec = source_spec(source)
+    target = spec.get("target") if isinstance(spec.get("target"), dict) else {}
+    metric = spec.get("metric") if isinstance(spec.get("metric"), dict) else {}
+    name = metric.get("name", "")
+    reason = FAILED_GET_REASONS.get(kind, "FailedGetResourceMetric")
+    if kind in ("Resource", "ContainerResource") or kind not in FAILED_GET_REASONS:
+        resource = spec.get("name", "cpu")
+        fetch = f"unable to get metrics for resource {resource}: {NO_RESOURCE_METRICS}"
+        if target.get("averageValue") is not None:  # usage, no request needed
+            error = f"failed to get {resource} usage: {fetch}"
+        else:
+            error = f"failed to get {resource} utilization: {cause or fetch}"
+        if kind == "ContainerResource":
+            return reason, error, f"failed to get {spec.get('container', '')} container metric value: {error}"
+        return reason, error, f"failed to get {resource} resource metric value: {error}"
+    if kind == "External":
+        error = (f"unable to get external metric {namespace}/{name}/{go_label_selector(metric.get('selector'))}: "
+                 f"{NO_EXTERNAL_METRICS}")
+        wrapped = (f"failed to get {name} external metric: {error}" if target.get("averageValue") is not None
+                   else f"failed to get external metric {name}: {error}")
+        return reason, error, f"failed to get {name} external metric value: {wrapped}"
+    error = f"unable to get metric {name}: {NO_CUSTOM_METRICS}"
+    return reason, error, f"failed to get {'pods' if kind == 'Pods' else 'object'} metric value: {error}"
+
+
+def compute_failure(failed: int, total: int, first_error: str) -> str:
+    """FailedComputeMetricsReplicas' message when all ``total`` metrics failed (``first_error``:
+    the first one's computeReplicasForMetrics error)."""
+    return f"invalid metrics ({failed} invalid out of {total}), first error is: {first_error}"
+
+
+def unable_to_compute(error: str) -> str:
+    """ScalingActive's message for a metric that could not be read."""
+    return f"the HPA was unable to compute the replica count: {error}"
+
+
+def scale_not_found(kind: str, name: str) -> str:
+    """The scale subresource's 404 as the HPA controller quotes it (FailedGetScale)."""
+    plural = {"Deployment": "deployments.apps", "StatefulSet": "statefulsets.apps",
+              "ReplicaSet": "replicasets.apps"}.get(kind)
+    if plural is None:  # RESTMappings found no such kind
+        return f'no matches for kind "{kind}" in group "apps"'
+    return f'{plural} "{name}" not found'
+
+
+def failed_rescale_message(replicas: int, reason: str, error: str) -> str:
+    """A ``FailedRescale`` Event's message."""
+    return f"New size: {replicas}; reason: {reason}; error: {error}"

@@ -198,8 +198,16 @@ def base_template(cfg: ServiceConfig) -> dict:
     return {"metadata": {"labels": {"app": cfg.name}},
             "spec": {"containers": [{"name": cfg.name, "image": f"sim.setpoint.local/{cfg.name}:1",
                                      "ports": [{"containerPort": 8080, "protocol": "TCP"}],
-                                     "resources": {"requests": {"cpu": K.millicores(cfg.cpu_request_cores)}}}],
+                                     "resources": {"requests": {"cpu": K.millicores(cfg.cpu_request_cores),
+                                                                "memory": memory_quantity(cfg)}}}],
                      "restartPolicy": "Always"}}
+
+
+def memory_quantity(cfg: ServiceConfig) -> str:
+    """A pod's memory request as a quantity: whole MiB as ``512Mi``, else bytes (what the
+    exposition's kube_pod_container_resource_requests and an HPA's memory utilization divide by)."""
+    mib = float(cfg.memory_request_mib)
+    return f"{int(mib)}Mi" if mib.is_integer() else str(int(round(cfg.memory_request_bytes)))
 
 
 #: The fields of a StatefulSet's spec an update may change (apps validation's message).
@@ -410,6 +418,26 @@ class StoredObjects:
             raise K.not_found(self.resource, self.group, name)
         obj = self._remove((namespace, name))
         return K.deleted_status(self.resource, self.group, name, obj["metadata"].get("uid", ""))
+
+
+class PodVersions:
+    """The resourceVersions of one workload's pods for its Events, at one instant (a sync): the
+    pods served before and gone since show their deletion's (found at once: what a watch sends
+    with DELETED; the kubelet's Killing refers to the pod being deleted), one never served has
+    none; a pod still there is stamped when asked (a scale's Events name a few of its pods: the
+    others are not serialized)."""
+
+    def __init__(self, store: "KubeStore", w: Workload):
+        self.store, self.w = store, w
+        self.deleted = store._forget_gone_pods(w, {p.name for p in store._status(w).pods})
+        self.seen: dict[str, str | None] = {}
+
+    def get(self, name: str) -> str | None:
+        if name in self.deleted:
+            return self.deleted[name]
+        if name not in self.seen:
+            self.seen[name] = self.store.pod_version(self.w, name)
+        return self.seen[name]
 
 
 def _without_rv(obj: dict) -> dict:
@@ -1116,17 +1144,20 @@ class KubeStore:
         self._forget_gone_pods(w, {p.name for p in st.pods})
         return [self._pod(w, p, revs[p.revision]) for p in st.pods]
 
-    def _forget_gone_pods(self, w: Workload, names: set[str]) -> None:
+    def _forget_gone_pods(self, w: Workload, names: set[str]) -> dict[str, str]:
         """A pod served before and not among ``names`` (deleted, scaled down, replaced) is never
         served again: its deletion is a change (found now, lazily, as resourceVersions are; before
         its replacements are stamped, as a ReplicaSet replaces a pod after it is gone), and its
         fingerprint is forgotten, else they pile up with every pod ever served (a name that comes
-        back, a StatefulSet's, is a new object: a new resourceVersion, as the apiserver gives it)."""
+        back, a StatefulSet's, is a new object: a new resourceVersion, as the apiserver gives it).
+        Returns name -> resourceVersion of the deletions found."""
+        found = {}
         for gone in sorted(self._served_pods.get(w.index, set()) - names):
             seen = self._fingerprints.pop(("Pod", w.namespace, gone), None)
             if seen is not None:
-                self.changed("Pod", w.namespace, gone, seen[0], deleted=True)
+                found[gone] = str(self.changed("Pod", w.namespace, gone, seen[0], deleted=True))
         self._served_pods[w.index] = names
+        return found
 
     def _pod(self, w: Workload, p: PodStatus, rev: Revision) -> dict:
         template = w.templates[rev.seq]
@@ -1173,6 +1204,37 @@ class KubeStore:
                 "containerStatuses": [{"name": container["name"], "image": container.get("image", ""), "imageID": "",
                                        "ready": bool(p.ready), "started": True, "restartCount": p.restarts,
                                        "state": state}]}
+
+    def pod_templates(self, w: Workload) -> list[tuple[str, dict]]:
+        """(name, pod template of its revision) of each pod of ``w``, by name: what the HPA
+        controller reads the pods' requests from."""
+        with self.lock:
+            revs = self._revisions(w)
+            return sorted((p.name, w.templates[revs[p.revision].seq]) for p in self._status(w).pods)
+
+    # ------------------------------------------------------------------ Events' references
+    def versions_of(self, w: Workload, kind: str) -> "dict[str, str] | PodVersions":
+        """name -> resourceVersion of ``w``'s objects of ``kind`` (its own kind, ReplicaSet or Pod) as
+        served now (stamped, as a GET would: what changed since it was last served gets a new one),
+        what an Event's involvedObject.resourceVersion shows (client-go's GetReference reads the
+        object the controller holds). Pods: a :class:`PodVersions` (each stamped when asked)."""
+        if kind == w.kind:
+            objs = [self.workload_object(w)]
+        elif kind == "ReplicaSet":
+            objs = self._replicasets(w)
+        elif kind == "Pod":
+            return PodVersions(self, w)
+        else:
+            raise ValueError(f"no {kind} of a workload")
+        return {o["metadata"]["name"]: o["metadata"]["resourceVersion"] for o in objs}
+
+    def pod_version(self, w: Workload, name: str) -> str | None:
+        """The resourceVersion of ``w``'s pod ``name`` as served now (stamped), None when gone."""
+        revs = self._revisions(w)
+        for p in self._status(w).pods:
+            if p.name == name:
+                return self._pod(w, p, revs[p.revision])["metadata"]["resourceVersion"]
+        return None
 
     # ------------------------------------------------------------------ reads for the metrics endpoint
     def pod_statuses(self) -> list[tuple[Workload, TargetStatus]]:

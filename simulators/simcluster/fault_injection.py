@@ -2,7 +2,9 @@
 
 Pod crashes, bad or crash-looping rollouts, node loss (capacity and victims), memory leaks,
 readiness outages (a counter per service, ORed with the readiness probes' flag into
-``_readiness_held``, which the lifecycle reads where a pod would get Ready),
+``_readiness_held``, which the lifecycle reads where a pod would get Ready), pod hangs (a
+flag per pod slot, ``_pod_hung``: held not Ready until the fault ends or the pod's container
+restarts or it is deleted; a readiness outage's end does not release it),
 and metric faults (outage, stale, NaN: counters read by ``signals``).
 """
 
@@ -33,6 +35,8 @@ class FaultInjection:
         # readiness outages active per service; while any is, a pod through its start-up stays
         # Starting with no end ("held": phase STARTING, phase end INF), see PodLifecycle._mark_ready
         self._readiness_down = np.zeros(S, dtype=np.int64)
+        self._any_hung = False  # some pod slot was hung by a pod-hang fault (then cleared as slots free)
+        self._hung_by_fault: dict[int, list[tuple[int, int]]] = {}  # fault index -> (row, serial) it hung
         self._update_readiness_hold()  # with the probes' flags (_init_probes runs first)
         self._metric_fault_rows = 0  # rows under an active metric fault, counted per fault
         self._outage_faults, self._stale_faults, self._nan_faults = (np.zeros(S, dtype=np.int64) for _ in range(3))
@@ -59,6 +63,8 @@ class FaultInjection:
             self._memory_leak(rows, fault, event, now)
         elif isinstance(fault, F.ReadinessOutage):
             self._readiness_outage(rows, event.starts, now)
+        elif isinstance(fault, F.PodHang):
+            self._pod_hang(rows, fault.count, event, now)
         else:
             self._metrics_fault(fault, rows, event.starts)
 
@@ -69,6 +75,32 @@ class FaultInjection:
             slots = slots[np.argsort(self._pod_serial[i, slots], kind="stable")]
             victims = slots[F.choose_victims(self.streams.pod_crash(self.names[i]), slots.size, count)]
             self._restart_containers(np.full(victims.size, i), i * self.K + victims, np.full(victims.size, now))
+        self._refresh(rows)
+
+    def _pod_hang(self, rows: np.ndarray, count: int, event: F.FaultEvent, now: float) -> None:
+        """Start: ``count`` Ready pods of each of ``rows`` (victims as a pod crash's, from the
+        service's pod-hang stream) hang: running-not-Ready (held: Starting with no end), serving
+        nothing, their containers untouched. End: those still hung (not restarted, not deleted)
+        get Ready at ``now``, unless a readiness outage or probe holds their service."""
+        if event.starts:
+            hung = []
+            for i in rows.tolist():
+                slots = np.flatnonzero(self._pod_phase[i] == READY)
+                slots = slots[np.argsort(self._pod_serial[i, slots], kind="stable")]
+                victims = slots[F.choose_victims(self.streams.pod_hang(self.names[i]), slots.size, count)]
+                hung += [(i, int(s)) for s in self._pod_serial[i, victims].tolist()]
+                flat = i * self.K + victims
+                self._flat_phase[flat] = STARTING  # phase end stays INF: held until released
+                self._flat_ready_transition_s[flat] = now
+                self._flat_hung[flat] = True
+            self._any_hung = self._any_hung or bool(hung)
+            self._hung_by_fault[event.index] = hung
+        else:
+            flat = np.array([i * self.K + s for i, serial in self._hung_by_fault.pop(event.index, [])
+                             for s in np.flatnonzero((self._pod_serial[i] == serial) & self._pod_hung[i]).tolist()],
+                            dtype=np.int64)
+            self._flat_hung[flat] = False
+            self._mark_ready(flat, np.full(flat.size, now))
         self._refresh(rows)
 
     def _node_loss(self, fault: F.NodeLoss, starts: bool, now: float) -> None:
@@ -138,7 +170,8 @@ class FaultInjection:
     def _release_held_pods(self, rows: np.ndarray, now: float) -> None:
         """The held pods of ``rows`` (no longer held: the caller checked) get Ready at ``now``."""
         flat = self._row_slots(rows)
-        flat = flat[(self._flat_phase[flat] == STARTING) & (self._flat_phase_end_s[flat] == INF)]
+        flat = flat[(self._flat_phase[flat] == STARTING) & (self._flat_phase_end_s[flat] == INF)
+                    & ~self._flat_hung[flat]]  # a hung pod stays hung: its process, not a dependency
         self._mark_ready(flat, np.full(flat.size, now))
         self._refresh(rows)
 

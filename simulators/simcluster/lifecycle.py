@@ -164,6 +164,8 @@ class PodLifecycle:
         self._flat_phase_end_s[flat] = at_s + self._startup_delay_s[pod_rows]
         if self._any_degraded:
             self._flat_degraded[flat] = False
+        if self._any_hung:  # a new process: the hang is over
+            self._flat_hung[flat] = False
         if self._any_leak:
             self._flat_memory_threshold_s[flat] = self._leak_next(pod_rows, flat)
 

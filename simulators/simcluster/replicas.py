@@ -142,6 +142,8 @@ class ReplicaSets:
             self._flat_memory_threshold_s[flat] = INF  # (INF anyway while no leak is active)
         if self._any_degraded:
             self._flat_degraded[flat] = False
+        if self._any_hung:
+            self._flat_hung[flat] = False
         self._n_pods -= np.bincount(pod_rows, minlength=self.n_services)
         if freed:
             self._unpark(now)

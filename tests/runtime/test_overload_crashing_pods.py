@@ -61,3 +61,46 @@ def test_without_the_targets_or_pods_it_is_ready_against_spec():
                        rollout=np.zeros(1, bool), exists=np.ones(1, bool))
     assert overload_signal(view, None).tolist() == [True]
     assert overload_signal(view, None, [STS]).tolist() == [True]
+
+
+DEP = TargetRef("default", "web", "Deployment")
+
+
+def hung_view(spec: int = 4, restarts: int = 0) -> ClusterView:
+    """3 pods Ready, one running not Ready (a hung process, or a probe failing under load)."""
+    pods = [ready(f"web-{k}") for k in range(spec - 1)] + [PodStatus("web-hung", ready=False, restarts=restarts)]
+    status = TargetStatus(DEP, spec_replicas=spec, status_replicas=spec, ready_replicas=spec - 1, pods=tuple(pods))
+    return ClusterView.from_statuses([DEP], {DEP: status})
+
+
+def metric(proposal: float, valid: bool = True):
+    """What overload_signal reads of a decision: (N, M) proposals and valid."""
+    from types import SimpleNamespace
+    return SimpleNamespace(proposals=np.array([[proposal]]), valid=np.array([[valid]]))
+
+
+# name: (decision, withheld, overloaded). A pod not Ready long past its start-up is withheld (its
+# replica sized on top of the proposals); when the metric reads the demand and asks for no more, that
+# pod is stuck (a hung process), for a restart: before, it counted as starting, the health side
+# answered its not-Ready check with a scale-up, then ScaleUpCooldown, and never restarted it.
+STUCK_ROWS = {
+    "a hung pod, the metric asking for no more": (metric(4), [1.0], False),
+    "the same pod under load: the metric asks for more": (metric(6), [1.0], True),
+    "a hung pod, no metric read (missing): taken for load, as before": (metric(np.nan, valid=False), [1.0], True),
+    "a health-only policy (no decision): taken for load, as before": (None, [1.0], True),
+    "not withheld yet (young): starting": (metric(4), [0.0], True),
+}
+
+
+@pytest.mark.parametrize("name", list(STUCK_ROWS))
+def test_a_pod_stuck_past_its_start_up_is_not_starting_where_the_metric_reads_the_demand(name):
+    decision, withheld, overloaded = STUCK_ROWS[name]
+    assert overload_signal(hung_view(), decision, [DEP], np.array(withheld)).tolist() == [overloaded]
+
+
+def test_a_crash_looping_pod_also_withheld_counts_once():
+    """4 pods: 2 Ready, one crash-looping (withheld too), one starting: still starting."""
+    pods = [ready("web-0"), ready("web-1"), PodStatus("web-2", ready=False, restarts=3), PodStatus("web-3", ready=False)]
+    status = TargetStatus(DEP, spec_replicas=4, status_replicas=4, ready_replicas=2, pods=tuple(pods))
+    view = ClusterView.from_statuses([DEP], {DEP: status})
+    assert overload_signal(view, metric(4), [DEP], np.array([1.0])).tolist() == [True]

@@ -188,7 +188,7 @@ def test_a_bare_numbers_hint_names_the_unit_its_field_is_written_in(edit, path, 
 #: A fault written a key per line (lines 16-18), for the rows that name a field's own line.
 BLOCK_FAULT = "{kind: pod-crash, at: 2m, services: [web]}"
 BLOCK_FAULT_LINES = "kind: bad-rollout\n      at: 2m\n      services: [web]"
-KINDS = ("'pod-crash', 'crash-loop', 'bad-rollout', 'node-loss', 'memory-leak', 'readiness-outage', 'metrics-outage', "
+KINDS = ("'pod-crash', 'crash-loop', 'bad-rollout', 'node-loss', 'memory-leak', 'readiness-outage', 'pod-hang', 'metrics-outage', "
          "'stale-metrics' or 'nan-metrics'")
 
 
