@@ -91,7 +91,7 @@ class SimMetrics:
 
     INSTANT = {"ready_replicas", "restarts_total"}
     #: Modes of ``memory_mib`` read at the last tick (PromQL reads a gauge without a range so): see _memory.
-    MEMORY_MODES = ("percent_of_request", "total_bytes")
+    MEMORY_MODES = ("percent_of_request", "total_bytes", "pod_bytes")
     #: Workload signals the ``hpa`` preset reads per pod (``query_pods``).
     PER_POD = {"utilization_pct"}
     #: Spread of a pod's measured p95 around its true value (log-normal sigma), per cycle.
@@ -176,6 +176,10 @@ class SimMetrics:
             values = self._memory(mode, obs.values[field][rows], rows)
         elif mode == "total_cores":
             values = self._total_cores(expr, rows, obs.nonfinite)
+        elif mode == "pod_cores":  # one pod's CPU in cores: its utilization (the window's mean) x its request
+            filled = min(self._k, self.slots)
+            values = (metrics_compiled.window_means(self._ring[field], filled, rows, obs.nonfinite)
+                      * (self._service_field("cpu_request_cores")[rows] / 100.0))
         elif mode == "rate":  # per minute over the window, like increase(x[window]) scaled to 1 m
             filled = min(self._k, self.slots)
             oldest = self._ring[field][(self._k - filled) % self.slots, rows]
@@ -221,11 +225,15 @@ class SimMetrics:
     def _memory(self, mode: str, mean_mib: np.ndarray, rows: np.ndarray | slice) -> np.ndarray:
         """What an imported HPA memory query reads from the last tick's (n,) mean working set of
         running pods (MiB): ``percent_of_request``, sum(working set) / sum(requests) in percent
-        (every pod of a workload requests the same); ``total_bytes``, sum(working set) in bytes.
-        NaN with no running pod: cAdvisor has no series then, and a sum over none has none."""
+        (every pod of a workload requests the same); ``total_bytes``, sum(working set) in bytes;
+        ``pod_bytes``, one pod's working set in bytes (a query by (namespace, pod), which every
+        running pod reads alike). NaN with no running pod: cAdvisor has no series then, and a sum
+        over none has none."""
         running = self.cluster.running_pods[rows]
         if mode == "percent_of_request":
             values = mean_mib * (100.0 / self._service_field("memory_request_mib")[rows])
+        elif mode == "pod_bytes":
+            values = mean_mib * float(MIB)
         else:
             values = mean_mib * running * float(MIB)
         return np.where(running > 0, values, np.nan)

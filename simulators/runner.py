@@ -299,6 +299,17 @@ def misspelt_bindings(scenario: Scenario, policy: RuntimePolicy) -> list[FieldEr
     return out
 
 
+#: A workload total's signal -> one pod's, for a metric the hpa preset reads pod by pod (HPA's
+#: Resource AverageValue, a query by (namespace, pod)): each pod's series reads its share, not the total.
+PER_POD_MODES = {"memory_mib:total_bytes": "memory_mib:pod_bytes", "utilization_pct:total_cores": "utilization_pct:pod_cores"}
+
+
+def reads_average_by_pod(params, metric) -> bool:
+    """Whether ``metric`` (of a policy with ``params``) is an averagePerReplica metric the hpa preset
+    reads pod by pod (HPA's Resource AverageValue: compile.average_source)."""
+    return params.hpa_semantics and metric.kind == MetricKind.AVERAGE_PER_REPLICA and metric.per_pod
+
+
 def policy_bindings(scenario: Scenario, policy: RuntimePolicy, one_run: bool = True) -> dict[str, str]:
     """query expression -> simulated signal, for each metric and health check of the policy.
     ``one_run``: a metric the scenario does not bind may be bound with --scenario-set (simulate,
@@ -308,6 +319,7 @@ def policy_bindings(scenario: Scenario, policy: RuntimePolicy, one_run: bool = T
         return scenario.pod_signal_for(name) if per_pod else scenario.signal_for(name, kind)
 
     named = [(m.name, q, False, m.kind) for m, q in zip(policy.params.metrics, policy.queries)]
+    by_pod = {q for m, q in zip(policy.params.metrics, policy.queries) if reads_average_by_pod(policy.params, m)}
     if policy.health is not None:
         named += [(c.name, q, c.scope == Scope.POD, None)
                   for c, q in zip(policy.health.checks, policy.health_queries)]
@@ -324,6 +336,7 @@ def policy_bindings(scenario: Scenario, policy: RuntimePolicy, one_run: bool = T
     out = {}
     for name, expr, per_pod, kind in named:
         signal = signal_of(name, per_pod, kind)
+        signal = PER_POD_MODES.get(signal, signal) if expr in by_pod else signal
         if out.get(expr, signal) != signal:
             raise ValueError(f"policy {policy.name}: the query of {name!r} is also used for another signal")
         out[expr] = signal

@@ -8,11 +8,12 @@ import dataclasses
 import math
 import re
 
-from controller.core.scaling.params import (ForecastParams, MetricKind, MetricParams, PolicyParams, RampParams, RuleType,
-                                    ScalingRules, Select, Smoothing)
+from controller.core.scaling.params import (ForecastParams, HpaSource, MetricKind, MetricParams, PolicyParams,
+                                            RampParams, RuleType, ScalingRules, Select, Smoothing)
 from controller.core.health.revision_test import Measure, RevisionTestParams
 from controller.policy.durations import parse_duration
 from controller.policy.limits import MAX_REPLICAS
+from controller.policy.promql import drops_label
 from controller.policy import presets
 from controller.policy.schema import (INITIAL_STARTUP_DELAY_S, Forecast, Health, HealthCheck, Metric, PolicyDocument,
                                       Ramp, RevisionCompare, Scaling, ScalingRulesModel, SmoothingModel, Targets,
@@ -87,9 +88,21 @@ def _compile_metric(metric: Metric, interval_s: float, tolerance_down: float) ->
         pooled = target.headroom == "pooled" and capacity > 0
         return MetricParams(metric.name, MetricKind.AVERAGE_PER_REPLICA, target.average_per_replica, forecast,
                             ramp=ramp, capacity=capacity if pooled else 0.0, resource=metric.resource or DEFAULT_RESOURCE,
-                            saturation_capacity=0.0 if pooled else capacity)  # pooled sizes saturation its own way
+                            saturation_capacity=0.0 if pooled else capacity,  # pooled sizes saturation its own way
+                            source=average_source(metric))
     return MetricParams(metric.name, MetricKind.UTILIZATION, target.utilization, forecast, ramp=ramp,
                         resource=metric.resource or DEFAULT_RESOURCE)
+
+
+def average_source(metric: Metric) -> HpaSource:
+    """Which HPA metric an ``averagePerReplica`` metric stands for under ``preset: hpa``: Resource
+    ``AverageValue`` (a per-pod average over the pods with a sample, HPA's pod rules) when it names
+    its ``resource`` and its query keeps the ``pod`` label; else External ``AverageValue`` (the
+    workload's total over its replicas), as before ``resource`` existed. A query that sums the pods
+    away gives a total, which no pod stands for: it stays External whatever it measures."""
+    if metric.resource is not None and not drops_label(metric.query, "pod"):
+        return HpaSource.RESOURCE
+    return HpaSource.DEFAULT
 
 
 #: A metric without ``resource`` is CPU, as the policy format has always read a utilization target:

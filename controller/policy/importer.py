@@ -432,20 +432,39 @@ class _Conversion:
         return (f'sum by ({ns_label}, {name_label}) (label_replace({inner}, "{name_label}", "$1", "pod", '
                 f'"{_POD_PATTERN[kind]}"))')
 
+    def _usage_matchers(self, workload: str, container: str | None) -> str:
+        """The label matchers of the workload's pods' usage series (one container's, or every container's)."""
+        return (f'namespace="{self.namespace}", pod=~"{_promql_regex(workload)}-.*", '
+                + (f'container="{container}"' if container else 'container!=""'))
+
     def _resource_query(self, kind: str, workload: str, resource: object, container: str | None,
                         utilization: bool, path: tuple) -> str:
         if not isinstance(resource, str) or resource not in _USAGE:
             raise ConversionProblem(path, f"expected resource cpu or memory, got {describe_value(resource)}")
         pods = f'pod=~"{_promql_regex(workload)}-.*"'
-        where = f'namespace="{self.namespace}", {pods}, ' + (f'container="{container}"' if container
-                                                             else 'container!=""')
-        usage = self._by_workload(kind, _USAGE[resource] % where)
+        usage = self._by_workload(kind, _USAGE[resource] % self._usage_matchers(workload, container))
         if not utilization:
             return usage
         requests = self._by_workload(kind, f'kube_pod_container_resource_requests{{namespace='
                                                      f'"{self.namespace}", {pods}, resource="{resource}"'
                                                      + (f', container="{container}"' if container else '') + '}')
         return f"100 * {usage} / {requests}"
+
+    def _per_workload_note(self, name: str, resource: str, workload: str, container: str | None,
+                           utilization: bool) -> str:
+        """What a Resource metric's imported query (one value per workload) loses of HPA's pod-by-pod
+        reading, and the query that keeps it (an AverageValue one's, written out)."""
+        # HPA leaves out a not-yet-Ready pod's sample for cpu only; for memory, a Pending pod's
+        held_out = "not-yet-Ready" if resource == "cpu" else "Pending"
+        live = "(live runs only: a backtest reads workload series)"
+        if utilization:
+            return (f"metric {name}: one {resource} value per workload (a ratio of sums), which every pod stands "
+                    f"for: HPA's pod-by-pod handling of missing and {held_out} pods needs the query by (namespace, "
+                    f"pod) {live}")
+        by_pod = f"sum by (namespace, pod) ({_USAGE[resource] % self._usage_matchers(workload, container)})"
+        return (f"metric {name}: the workload's {resource} total, over its replicas (as an External AverageValue); "
+                f"HPA's AverageValue is the mean of the pods with a sample, with its handling of missing and "
+                f"{held_out} pods: preset: hpa reads it so with the query {by_pod} {live}")
 
     # -- one HPA metric ------------------------------------------------------------------------
     def _hpa_metric(self, spec: dict, path: tuple, kind: str, workload: str) -> dict:
@@ -467,11 +486,8 @@ class _Conversion:
             query = self._kept(lambda: self._resource_query(kind, workload, resource, container, utilization,
                                                             path + (key, "name")), "")
             name = f"{resource}" if not container else f"{container}-{resource}"
-            # HPA leaves out a not-yet-Ready pod's sample for cpu only; for memory, a Pending pod's
-            held_out = "not-yet-Ready" if resource == "cpu" else "Pending"
-            self.notes.append(f"metric {name}: one {resource} value per workload (a ratio of sums), which every pod "
-                              f"stands for: HPA's pod-by-pod handling of missing and {held_out} pods needs the "
-                              f"query by (namespace, pod) (live runs only: a backtest reads workload series)")
+            if query:
+                self.notes.append(self._per_workload_note(name, resource, workload, container, utilization))
             if mtype == "ContainerResource":
                 self.notes.append(f"metric {name}: ContainerResource ({resource} of container {container} only) is "
                                   f"read from cAdvisor and kube-state-metrics series filtered on container=\"{container}\"")

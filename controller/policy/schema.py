@@ -286,7 +286,9 @@ class Metric(StrictModel):
         "The resource the metric measures, as HPA's Resource metric names it; utilization and averagePerReplica "
         "targets only. preset: hpa reads a utilization metric pod by pod and leaves out a starting pod's sample "
         "only for cpu, as HPA does (its CPU initialization period and initial readiness delay); memory keeps "
-        "it. Default: cpu (a utilization target is CPU unless it says otherwise)."))
+        "it. With it, an averagePerReplica metric whose query keeps the pod label is HPA's Resource AverageValue "
+        "under preset: hpa (a per-pod mean over the pods with a sample), not a workload total. Default: cpu (a "
+        "utilization target is CPU unless it says otherwise)."))
     forecast: Optional[Forecast] = None
     ramp: Optional[Ramp] = None
     implausible_above: Optional[ImplausibleAbove] = Field(

@@ -71,7 +71,7 @@ def unit_warnings(policy: PolicyDocument, labels: TargetLabels = DEFAULT_TARGET_
             if spec.preset == "hpa":
                 out += _memory_read_as_cpu(metric, path)
             out += _pod_name_patterns(metric.query, spec.targets, (*path, "query"), _MISSING_METRIC, labels)
-            per_pod = spec.preset == "hpa" and not drops_label(metric.query, "pod")  # HPA's per-pod reading
+            per_pod = spec.preset == "hpa" and _read_per_pod(metric)  # HPA's per-pod reading
             out += _no_target_series(metric.query, spec.targets, (*path, "query"), _MISSING_METRIC, labels,
                                      not per_pod)
             if metric.ramp is not None and metric.ramp.latest is not None:
@@ -118,6 +118,16 @@ def unit_warnings(policy: PolicyDocument, labels: TargetLabels = DEFAULT_TARGET_
 HOW_SEVERAL = ", with several targets (names, or a selector once it selects two)"
 _MISSING_METRIC = "the metric is missing at every cycle (the replicas are held, then onMissingMetrics)"
 _BLIND_CHECK = "the check sees no value at any cycle (and missing data never fires it)"
+
+
+def _read_per_pod(metric) -> bool:
+    """Whether ``preset: hpa`` reads the metric pod by pod (its series matched to the targets by
+    their pods): a utilization metric, or an averagePerReplica one with its ``resource`` (HPA's
+    Resource metrics; compile.average_source), whose query keeps the ``pod`` label. Any other is
+    one value per workload."""
+    resource_metric = metric.target.utilization is not None or (
+        metric.target.average_per_replica is not None and metric.resource is not None)
+    return resource_metric and not drops_label(metric.query, "pod")
 
 
 def _no_target_series(query: str, targets, path: tuple, consequence: str, labels: TargetLabels,

@@ -152,3 +152,100 @@ def test_a_pending_pod_is_left_out_for_memory_too():
                                       "phase": np.array([hr.Phase.RUNNING, hr.Phase.RUNNING, hr.Phase.PENDING])}),
                        table.usage_milli, table.has_sample, table.per_pod)
     assert one(p, np.nan, 3, 3, 3, table) == (4, True)
+
+
+# --- Resource AverageValue: an averagePerReplica metric with its resource, read pod by pod ----------
+
+MI = 2**20  # bytes in a MiB
+BY_POD_MEMORY = "sum by (namespace, pod) (container_memory_working_set_bytes{container!=\"\"})"
+BY_POD_CPU = "sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{container!=\"\"}[2m]))"
+
+
+def average_policy(query: str, target: float, resource_line: str) -> PolicyParams:
+    """A ``preset: hpa`` policy's parameters: one ``averagePerReplica: target`` metric read by
+    ``query``, with ``resource_line`` under it ('' for none)."""
+    from controller.policy import load_policy_text
+
+    text = ("apiVersion: setpoint/v1\nkind: Policy\nmetadata: {name: web}\nspec:\n  preset: hpa\n"
+            "  targets: {namespace: shop, name: web}\n  replicas: {min: 1, max: 100}\n  scaling:\n    metrics:\n"
+            f"      - name: m\n        query: '{query}'\n        target: {{averagePerReplica: {target!r}}}\n"
+            + (f"        {resource_line}\n" if resource_line else ""))
+    (policy,) = load_policy_text(text, "web.yaml")
+    return policy.params
+
+
+def sampled(*rows: dict) -> PodSamples:
+    """One target's pods: dicts of v (its sample in the metric's unit, None = none), ready, start
+    (age s), since (Ready age s), pending."""
+    table = hr.PodTable.of(np.zeros(len(rows), np.int64),
+                           phase=[hr.Phase.PENDING if r.get("pending") else hr.Phase.RUNNING for r in rows],
+                           ready=[hr.Readiness.TRUE if r.get("ready", True) else hr.Readiness.FALSE for r in rows],
+                           start_age_s=[r.get("start", Z) for r in rows],
+                           ready_transition_age_s=[r.get("since", Z) for r in rows],
+                           request_milli=np.full(len(rows), PERCENT_REQUEST_MILLI), metric_age_s=np.zeros(len(rows)),
+                           metric_window_s=np.full(len(rows), 60.0))
+    usage = np.array([round((r.get("v") or 0) * 1000) for r in rows], np.int64).reshape(-1, 1)
+    has = np.array([r.get("v") is not None for r in rows]).reshape(-1, 1)
+    return PodSamples(table, usage, has, np.array([True]))
+
+
+def mem(mib: float | None, **kw) -> dict:
+    return dict(v=None if mib is None else mib * MI, **kw)
+
+
+STARTING_POD = dict(ready=False, start=20, since=20)  # started 20 s ago, not Ready yet
+
+
+# HPA's numbers, by hand from replica_calculator.go (calcPlainMetricReplicas, groupPods; tolerance
+# 0.1): ratio = (sum of the ready pods' samples / their count) / target; with no missing pod and no
+# unready one on a scale-up, ceil(ratio x ready pods) outside the band, else current; else missing
+# pods count 0 (ratio > 1) or the target (ratio < 1), unready pods 0 on a scale-up, and the new
+# ratio decides over all of them (current if within the band or the direction flips).
+@pytest.mark.parametrize("query,target,resource,pod_rows,current,expect", [
+    # 768 Mi over 3 pods -> 1.5; the 4th counts 0: 2304 / 4 = 576 Mi -> 1.125 -> ceil(1.125 x 4) = 5
+    pytest.param(BY_POD_MEMORY, 512 * MI, "memory", [mem(768), mem(768), mem(768), mem(None)], 4, 5,
+                 id="memory-missing-pod-counts-0-on-scale-up"),
+    # 256 Mi -> 0.5; the 4th counts at the target: (768 + 512) / 4 = 320 Mi -> 0.625 -> ceil(2.5) = 3
+    pytest.param(BY_POD_MEMORY, 512 * MI, "memory", [mem(256), mem(256), mem(256), mem(None)], 4, 3,
+                 id="memory-missing-pod-at-target-on-scale-down"),
+    # memory keeps a starting pod's sample: 600 Mi on 3 ready pods -> 2.4 -> ceil(7.2) = 8
+    pytest.param(BY_POD_MEMORY, 250 * MI, "memory", [mem(600), mem(600), mem(600, **STARTING_POD)], 3, 8,
+                 id="memory-starting-pod-kept"),
+    # cpu leaves it out: 0.6 on 2 ready pods -> 2.4, a scale-up with an unready pod: it counts 0,
+    # (0.6 + 0.6 + 0) / 3 = 0.4 -> 1.6 -> ceil(1.6 x 3) = 5
+    pytest.param(BY_POD_CPU, 0.25, "cpu", [dict(v=0.6), dict(v=0.6), dict(v=0.6, **STARTING_POD)], 3, 5,
+                 id="cpu-starting-pod-left-out"),
+    # the same pod Ready long ago counts for cpu too: 2.4 -> 8
+    pytest.param(BY_POD_CPU, 0.25, "cpu", [dict(v=0.6), dict(v=0.6), dict(v=0.6)], 3, 8,
+                 id="cpu-ready-pods-all-count"),
+    # a Pending pod is unready for memory too: 600 Mi on 2 -> 2.4, it counts 0: 400 Mi -> 1.6 -> 5
+    pytest.param(BY_POD_MEMORY, 250 * MI, "memory", [mem(600), mem(600), mem(None, pending=True)], 3, 5,
+                 id="memory-pending-pod-counts-0-on-scale-up"),
+    # (540 + 550 + 560) / 3 = 550 Mi -> 1.074, within 0.1: current
+    pytest.param(BY_POD_MEMORY, 512 * MI, "memory", [mem(540), mem(550), mem(560)], 3, 3,
+                 id="memory-within-tolerance-keeps-current"),
+    # 560 Mi -> 1.094 with a missing pod: it counts 0 (ratio > 1), 420 Mi -> 0.82: the direction flips,
+    # current
+    pytest.param(BY_POD_MEMORY, 512 * MI, "memory", [mem(560), mem(560), mem(560), mem(None)], 4, 4,
+                 id="memory-missing-pod-flips-direction-keeps-current"),
+])
+def test_resource_average_value_follows_hpa_pod_rules(query, target, resource, pod_rows, current, expect):
+    """``GetRawResourceReplicas``: a per-pod average over the pods with a sample, not the
+    workload's total over its replicas (which the same pods read by the workload give no sample of)."""
+    p = average_policy(query, target, f"resource: {resource}")
+    assert one(p, np.nan, current, current, current, sampled(*pod_rows)) == (expect, True)
+    assert p.metrics[0].hpa_source == HpaSource.RESOURCE and p.metrics[0].per_pod
+
+
+@pytest.mark.parametrize("query,resource_line", [
+    pytest.param(BY_POD_MEMORY, "", id="no-resource-is-a-pods-object-or-external-metric"),
+    pytest.param("sum by (namespace, deployment) (label_replace(container_memory_working_set_bytes, "
+                 "\"deployment\", \"$1\", \"pod\", \"(.+)-[a-z0-9]+-[a-z0-9]{5}\"))", "resource: memory",
+                 id="a-workload-total-is-no-per-pod-average"),
+])
+def test_other_average_metrics_stay_external(query, resource_line):
+    """Without ``resource``, or with a query that sums the pods away, the workload's total over
+    its status replicas, as before: 2304 Mi / (512 Mi x 4) = 1.125 -> ceil(2304 / 512) = 5."""
+    p = average_policy(query, 512 * MI, resource_line)
+    assert one(p, 2304 * MI, 4, 4, 4) == (5, True)
+    assert p.metrics[0].hpa_source == HpaSource.EXTERNAL and not p.metrics[0].per_pod

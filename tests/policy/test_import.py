@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from controller.cli import app, main
 from controller.core.scaling.decide import Observation, ScalingState, decide
+from controller.core.scaling.params import HpaSource
 from controller.errors import ManifestError, PolicyError
 from controller.policy import load_policy_text
 from controller.policy.import_files import import_files
@@ -220,6 +221,33 @@ def test_a_resource_metric_says_it_is_one_value_per_workload():
     assert "none beyond the metric source" not in text
     assert "#  - metric cpu: one cpu value per workload (a ratio of sums)" in text
     assert "needs the\n#    query by (namespace, pod)" in text or "query by (namespace, pod)" in text.replace("\n#    ", " ")
+
+
+@pytest.mark.parametrize("source, resource, by_pod", [
+    pytest.param({"type": "Resource", "resource": {"name": "memory", "target": {
+        "type": "AverageValue", "averageValue": "512Mi"}}}, "memory",
+        'sum by (namespace, pod) (container_memory_working_set_bytes{namespace="shop", pod=~"web-.*", '
+        'container!=""})', id="memory"),
+    pytest.param({"type": "ContainerResource", "containerResource": {"name": "cpu", "container": "app", "target": {
+        "type": "AverageValue", "averageValue": "300m"}}}, "cpu",
+        'sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{namespace="shop", pod=~"web-.*", '
+        'container="app"}[2m]))', id="container-cpu"),
+])
+def test_an_average_value_resource_metric_says_the_query_preset_hpa_reads_as_hpa(source, resource, by_pod):
+    """The imported query is the workload's total, which preset: hpa reads over the replicas (External
+    AverageValue); the note says so (it said 'a ratio of sums, which every pod stands for') and gives
+    the by-pod query that the preset reads as HPA's Resource AverageValue, pod by pod."""
+    converted = convert(_metric(source))
+    (note,) = [n for n in converted.notes if "total" in n]
+    assert "over its replicas (as an External AverageValue)" in note and "ratio of sums" not in note
+    assert f"with the query {by_pod} (live runs only" in note
+    (policy,) = load_policy_text(converted.text)
+    assert policy.params.metrics[0].hpa_source == HpaSource.EXTERNAL  # as imported: the total
+    doc = yaml.safe_load(converted.text)
+    doc["spec"]["scaling"]["metrics"][0]["query"] = by_pod
+    (by_pod_policy,) = load_policy_text(yaml.safe_dump(doc))
+    read = by_pod_policy.params.metrics[0]
+    assert (read.hpa_source, read.per_pod, read.resource) == (HpaSource.RESOURCE, True, resource)
 
 
 def test_external_and_container_resource_convert_with_comments():

@@ -349,6 +349,12 @@ STS_BY_DEPLOYMENT = ("the query's series keep namespace but not statefulset: set
                   "deployment=namespace,statefulset"], id="deployment-grouped-by-a-statefulset-label"),
     pytest.param("preset: hpa\n  ", STS, "sum by (namespace, pod) (rate(container_cpu_usage_seconds_total[2m]))",
                  "{utilization: 70}", "", [], id="hpa-preset-read-pod-by-pod"),
+    # an averagePerReplica metric is read pod by pod (HPA's Resource AverageValue) only with its resource;
+    # without, it is a workload total (a Pods/Object/External metric) that a by-pod query gives no target
+    pytest.param("preset: hpa\n  ", ONE, "sum by (namespace, pod) (container_memory_working_set_bytes)",
+                 PER_REPLICA, "        resource: memory\n", [], id="hpa-preset-resource-average-read-pod-by-pod"),
+    pytest.param("preset: hpa\n  ", ONE, "sum by (namespace, pod) (container_memory_working_set_bytes)",
+                 PER_REPLICA, "", [ONLY_NAMESPACE], id="hpa-preset-average-without-resource-is-a-workload-total"),
     pytest.param("", SELECTOR, "sum(x) * on() group_left(deployment) max by (namespace, deployment) (y)",
                  PER_REPLICA, "", [], id="group-left-may-put-labels-back"),
     pytest.param("", SELECTOR, BY_WORKLOAD, PER_REPLICA, RAMP_LATEST.format(latest="sum(rate(x_total[30s]))"),

@@ -134,3 +134,47 @@ def test_a_resource_metric_binds_by_its_target_unless_the_scenario_binds_it(name
     metrics = f"  metrics: {{{name}: {bound}}}\n" if bound else ""
     scenario = load_scenario_text(SCENARIO.replace("  services:", metrics + "  services:", 1), "leak.yaml")
     assert scenario.signal_for(name, kind) == signal
+
+
+BY_POD = {"memory": 'sum by (namespace, pod) (container_memory_working_set_bytes{namespace="default", pod=~"web-.*", '
+                    'container!=""})',
+          "cpu": 'sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{namespace="default", pod=~"web-.*", '
+                 'container!=""}[2m]))'}
+
+
+@pytest.mark.parametrize("resource, average", [
+    pytest.param("memory", "350Mi", id="memory"),
+    pytest.param("cpu", "300m", id="cpu"),
+])
+def test_an_average_value_read_by_pod_reads_each_pods_share(tmp_path, resource, average):
+    """With the import note's query by (namespace, pod), preset: hpa reads the metric pod by pod
+    (HPA's Resource AverageValue): each pod's series is its own working set or cores, a tenth of
+    the imported workload total over 10 alike pods, and before the leak it decides as the total
+    does (memory 256 of 350 Mi: down to 8; cpu 0.3 of 0.3 cores: 10 stay). Each pod read the
+    workload's total (memory) or its cores (cpu) instead: 10x, a proposal at the max of 30."""
+    import yaml
+
+    (tmp_path / "hpa.yaml").write_text(json.dumps({
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "minReplicas": 2, "maxReplicas": 30,
+                 "metrics": [{"type": "Resource", "resource": {"name": resource, "target": {
+                     "type": "AverageValue", "averageValue": average}}}]}}))
+    (tmp_path / "leak.yaml").write_text(SCENARIO.replace("duration: 20m", "duration: 3m"))
+    cli = [sys.executable, "-m", "controller.cli"]
+    assert subprocess.run([*cli, "import", "hpa.yaml", "-o", "web.yaml"], cwd=tmp_path, timeout=120).returncode == 0
+    policy = yaml.safe_load((tmp_path / "web.yaml").read_text())
+    policy["spec"]["scaling"]["metrics"][0]["query"] = BY_POD[resource]
+    (tmp_path / "by-pod.yaml").write_text(yaml.safe_dump(policy))
+    runs = {}
+    for name in ("web", "by-pod"):
+        proc = subprocess.run([*cli, "simulate", "leak.yaml", "-p", f"{name}.yaml", "--no-frontier", "--no-report",
+                               "-b", "fixed-max", "--jobs", "1", "-o", name], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        runs[name] = [json.loads(line) for line in (tmp_path / name / "decisions.jsonl").read_text().splitlines()
+                      if json.loads(line).get("controller") == "policy"]
+    total, by_pod = runs["web"][0]["metrics"][resource], runs["by-pod"][0]["metrics"][resource]
+    assert by_pod["raw"] == pytest.approx(total["raw"] / 10, rel=0.01)  # 10 running pods, alike
+    assert by_pod["proposal"] == total["proposal"] == {"memory": 8, "cpu": 10}[resource]
+    early = [[r["desired"] for r in runs[name] if r["at"] < 120] for name in ("by-pod", "web")]  # before the leak
+    assert early[0] == early[1] and early[0], early
