@@ -212,11 +212,11 @@ def import_(
     imported file over a policy a team has since edited and reviewed would lose that work).
 
     --format github says each error and warning above as an annotation on stderr
-    (::error file=F,line=L,title=setpoint import: FIELD::MESSAGE [KIND NAMESPACE/NAME]),
+    (::error file=F,line=L,title=setpoint import%3A FIELD::MESSAGE [KIND NAMESPACE/NAME]),
     the rest as in text. --format json prints one document on stdout and nothing on
-    stderr: {"ok", "files": [{"file", "policies"}] written, "errors", "warnings",
-    "skipped"}, each problem {"file", "line", "field", "message", "object"}. Exit
-    statuses are the same in every format; a refusal before reading (a file that exists
+    stderr: "ok", "files" (each file written, with its "policies"), "errors",
+    "warnings" and "skipped", each problem {"file", "line", "field", "message",
+    "object"}. Exit statuses are the same in every format; a refusal of where to write (a file that exists
     without --force) is said on stderr as text, stdout empty.
     """
     from controller.errors import InvalidInput
