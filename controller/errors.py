@@ -39,16 +39,21 @@ class FieldError:
     line: int | None
     path: str
     message: str
+    #: the object of a file of several the problem is in (import: ``HorizontalPodAutoscaler shop/web``)
+    object: str = ""
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        said = f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        return f"{said} [{self.object}]" if self.object else said
 
     def to_json(self, file: str | None = None) -> dict:
         """{file, line, field, message} as ``validate --format json`` and result.json list them
-        (``file``: as shown, else its own; the message without "warning: ": its list says so)."""
-        return {"file": self.file if file is None else file, "line": self.line, "field": self.path,
-                "message": self.message.removeprefix(WARNING_PREFIX)}
+        (``file``: as shown, else its own; the message without "warning: ": its list says so), and
+        ``object`` where the problem is in one (import's)."""
+        entry = {"file": self.file if file is None else file, "line": self.line, "field": self.path,
+                 "message": self.message.removeprefix(WARNING_PREFIX)}
+        return {**entry, "object": self.object} if self.object else entry
 
 
 class InvalidInput(SetpointError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
 import typer
 
@@ -18,7 +18,7 @@ from controller.policy.summary import file_summary, plural
 
 
 class ValidateFormat(str, Enum):
-    """``setpoint validate --format``."""
+    """``setpoint validate --format`` and ``setpoint import --format``."""
 
     TEXT = "text"
     GITHUB = "github"
@@ -98,8 +98,29 @@ def validate(
             raise typer.Exit(1)
 
 
-def _problems(errors) -> list[dict]:
-    return [e.to_json() for e in errors]
+def problems_json(errors, warnings) -> dict:
+    """``{"errors": [...], "warnings": [...]}``: each FieldError as ``{file, line, field, message}``
+    (and ``object`` where it is in one): validate's and import's --format json share these lists."""
+    return {"errors": [e.to_json() for e in errors], "warnings": [w.to_json() for w in warnings]}
+
+
+def github_commands(errors, warnings, command: str) -> list[str]:
+    """GitHub Actions workflow commands, ``::error file=F,line=L,title=T::MESSAGE`` per error and
+    ``::warning ...`` per warning; the title is ``setpoint COMMAND: FIELD``, the message names the
+    object the problem is in, if any, as the text line does (``... [KIND NAMESPACE/NAME]``)."""
+    def escape(text: str, prop: bool = False) -> str:
+        text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+
+    def annotation(kind: str, p: dict) -> str:
+        props = [f"file={escape(p['file'], True)}"] + ([f"line={p['line']}"] if p["line"] else [])
+        title = f"setpoint {command}: {p['field']}" if p["field"] else f"setpoint {command}"
+        props.append("title=" + escape(title, True))
+        message = f"{p['message']} [{p['object']}]" if p.get("object") else p["message"]
+        return f"::{kind} {','.join(props)}::{escape(message)}"
+
+    both = problems_json(errors, warnings)
+    return [annotation("error", p) for p in both["errors"]] + [annotation("warning", p) for p in both["warnings"]]
 
 
 def _json_document(check) -> str:
@@ -108,21 +129,12 @@ def _json_document(check) -> str:
     import json
 
     return json.dumps({"ok": check.ok, "files": [{"file": f, "policies": check.names_in(f)} for f in check.files],
-                       "errors": _problems(check.errors), "warnings": _problems(check.warnings)}, indent=1)
+                       **problems_json(check.errors, check.warnings)}, indent=1)
 
 
 def _github_lines(check) -> str:
-    """GitHub Actions workflow commands: ``::error file=F,line=L,title=T::MESSAGE`` per error,
-    ``::warning ...`` per warning, and the ok lines of valid files (whatever the others) as they are."""
-    def escape(text: str, prop: bool = False) -> str:
-        text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-        return text.replace(":", "%3A").replace(",", "%2C") if prop else text
-
-    def command(kind: str, p: dict) -> str:
-        props = [f"file={escape(p['file'], True)}"] + ([f"line={p['line']}"] if p["line"] else [])
-        props.append("title=" + escape(f"setpoint validate: {p['field']}" if p["field"] else "setpoint validate", True))
-        return f"::{kind} {','.join(props)}::{escape(p['message'])}"
-
+    """Validate's --format github: the ok lines of valid files (whatever the others) as they are,
+    then an annotation per error and warning (github_commands)."""
     def ok_line(f: str) -> str:  # beside another file's errors no policy is loaded: their names only
         if check.ok:
             return file_summary(f, check.policies_in(f))
@@ -131,9 +143,7 @@ def _github_lines(check) -> str:
 
     broken = {e.file for e in check.errors}
     lines = [ok_line(f) for f in check.files if f not in broken]
-    lines += [command("error", p) for p in _problems(check.errors)]
-    lines += [command("warning", p) for p in _problems(check.warnings)]
-    return "\n".join(lines)
+    return "\n".join(lines + github_commands(check.errors, check.warnings, "validate"))
 
 
 @app.command(short_help="Print the JSON Schema of policy files.")
@@ -168,6 +178,12 @@ def import_(
         "--skip-invalid", help="Convert the objects that can be and leave out each that cannot, saying why on "
                                "stderr (a cluster's `kubectl get hpa -A` may hold one that scales an Argo Rollout).")
     ] = False,
+    output: Annotated[ValidateFormat, typer.Option(
+        "--format", case_sensitive=False,
+        help="As validate's, for CI. text: one line per problem on stderr; github: GitHub Actions annotations "
+             "on stderr (each error and warning shows at its line in a pull request's diff); json: one document "
+             "on stdout with every error, warning, skipped object and file written (needs --out or "
+             "--out-dir: the policies do not share stdout with it).")] = ValidateFormat.TEXT,
 ) -> None:
     """Convert HorizontalPodAutoscalers (autoscaling/v1, v2) and KEDA ScaledObjects (prometheus,
     cpu and memory triggers) into Setpoint policies with preset: hpa.
@@ -194,6 +210,14 @@ def import_(
 
     Exit 1 too when a file to write exists and --force is not given (nothing is written then: an
     imported file over a policy a team has since edited and reviewed would lose that work).
+
+    --format github says each error and warning above as an annotation on stderr
+    (::error file=F,line=L,title=setpoint import%3A FIELD::MESSAGE [KIND NAMESPACE/NAME]),
+    the rest as in text. --format json prints one document on stdout and nothing on
+    stderr: "ok", "files" (each file written, with its "policies"), "errors",
+    "warnings" and "skipped", each problem {"file", "line", "field", "message",
+    "object"}. Exit statuses are the same in every format; a refusal of where to write (a file that exists
+    without --force) is said on stderr as text, stdout empty.
     """
     from controller.errors import InvalidInput
     from controller.policy.import_files import ImportRefused, import_files
@@ -201,16 +225,20 @@ def import_(
 
     if out is not None and out_dir is not None:
         fail(["pass --out or --out-dir, not both"])
+    if output == ValidateFormat.JSON and out is None and out_dir is None:  # stdout holds the report
+        raise typer.BadParameter("prints one JSON document on stdout: write the policies with --out FILE or "
+                                 "--out-dir FOLDER", param_hint="'--format json'")
     try:
         result = import_files(files, stdin=sys.stdin.buffer, skip_invalid=skip_invalid)
     except ImportRefused as exc:  # every field at fault of every object, each at its file and line
-        fail(exc.errors + exc.warnings + [_refused_summary(exc, skip_invalid)])
+        _refuse_import(exc.errors, exc.warnings, _refused_summary(exc, skip_invalid), output)
     except InvalidInput as exc:  # a file that cannot be read
-        fail(exc.errors)
-    for note in result.skipped:
-        typer.echo(f"note: {note}", err=True)
-    for warning in result.warnings:  # a harm at the cut-over: said here too, not only in the file's comments
-        typer.echo(str(warning), err=True)
+        _refuse_import(exc.errors, [], None, output)
+    if output != ValidateFormat.JSON:
+        for note in result.skipped:
+            typer.echo(f"note: {note}", err=True)
+        # a harm at the cut-over: said here too, not only in the file's comments
+        _say_on_stderr([], result.warnings, output)
     if out_dir is None:  # one file: it must stay within what the policy loader reads
         from controller.policy.yamlsrc import read_documents
 
@@ -219,19 +247,58 @@ def import_(
             fail([f"{plural(len(result.policies), 'policy', 'policies')} are more than one policy file holds "
                    f"({problems[0].message.split(' (')[0]}); write one file per policy with --out-dir DIR, or "
                    "import fewer objects at a time"])
+    said = output != ValidateFormat.JSON  # json: the files written are in its document
     if out_dir is not None:
         paths = [out_dir / f"{policy.name}.yaml" for policy in result.policies]
         refuse_overwrite(paths, force, "--out-dir")
         out_folder(out_dir, "--out-dir")
         for path, policy in zip(paths, result.policies):
             write_text_atomic(path, policy.text)
-            typer.echo(f"wrote {path} ({policy.source})", err=True)
+            if said:
+                typer.echo(f"wrote {path} ({policy.source})", err=True)
+        written = [{"file": str(path), "policies": [policy.name]} for path, policy in zip(paths, result.policies)]
     elif out is not None:
         refuse_overwrite([out], force, "--out")
         write_text_atomic(out, result.text)
-        typer.echo(f"wrote {out}: {plural(len(result.policies), 'policy', 'policies')}", err=True)
+        if said:
+            typer.echo(f"wrote {out}: {plural(len(result.policies), 'policy', 'policies')}", err=True)
+        written = [{"file": str(out), "policies": [policy.name for policy in result.policies]}]
     else:
         typer.echo(result.text, nl=False)
+    if output == ValidateFormat.JSON:
+        typer.echo(_import_json(written, [], result.warnings, result.other_kinds + result.left_out))
+
+
+def _say_on_stderr(errors, warnings, output: ValidateFormat) -> None:
+    """``errors`` then ``warnings`` on stderr: a line each (text), or an annotation each (github)."""
+    if output == ValidateFormat.GITHUB:
+        lines = github_commands(errors, warnings, "import")
+    else:
+        lines = [str(problem) for problem in [*errors, *warnings]]
+    for line in lines:
+        typer.echo(line, err=True)
+
+
+def _refuse_import(errors, warnings, summary: str | None, output: ValidateFormat) -> NoReturn:
+    """Exit 1 saying every error and warning in ``output``'s form: on stderr then ``summary`` (text,
+    github), or one document on stdout (json)."""
+    if output == ValidateFormat.JSON:
+        typer.echo(_import_json([], errors, warnings, []))
+    else:
+        _say_on_stderr(errors, warnings, output)
+        if summary:
+            typer.echo(summary, err=True)
+    raise typer.Exit(1)
+
+
+def _import_json(written: list[dict], errors, warnings, skipped) -> str:
+    """Import's --format json: validate's document (``ok``; ``files``: each file written with the
+    policies in it; ``errors``; ``warnings``) and ``skipped``: what was left out (another kind, an
+    object --skip-invalid left out), each entry as an error's."""
+    import json
+
+    return json.dumps({"ok": not errors, "files": written, **problems_json(errors, warnings),
+                       "skipped": [s.to_json() for s in skipped]}, indent=1)
 
 
 def _refused_summary(refused, skip_invalid: bool) -> str:

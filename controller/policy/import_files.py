@@ -68,9 +68,17 @@ class ImportRefused(ManifestError):
 @dataclass
 class ImportResult:
     policies: list[Converted] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # "FILE:LINE: skipped: ..." for other kinds
+    other_kinds: list[FieldError] = field(default_factory=list)  # "FILE:LINE: skipped: ..." for other kinds
+    #: each problem of the objects --skip-invalid left out, in file order
+    left_out: list[FieldError] = field(default_factory=list)
     #: "FILE:LINE: FIELD: warning: ... [KIND NS/NAME]": what would harm the cut-over, by policy written
     warnings: list[FieldError] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> list[str]:
+        """The notes of what was left out, as said on stderr: the other kinds, then each problem of
+        an object --skip-invalid left out (``... [KIND NS/NAME] (skipped: --skip-invalid)``)."""
+        return [str(e) for e in self.other_kinds] + [f"{e} (skipped: --skip-invalid)" for e in self.left_out]
 
     @property
     def text(self) -> str:
@@ -99,7 +107,7 @@ def import_files(names: Sequence[str], stdin: BinaryIO | None = None, skip_inval
     """Convert every HPA / ScaledObject in ``names`` (``-`` is stdin). Raises ImportRefused with
     every problem found (file, line, field path; every field at fault in every object, each
     naming its object) if any object cannot be converted; with ``skip_invalid``, such objects are
-    left out and their problems listed in ``skipped`` instead (a file that is not YAML, or none
+    left out and their problems listed in ``left_out`` instead (a file that is not YAML, or none
     converted, still raises). ``warnings`` (of the objects that convert) are said apart, at the
     field each is about."""
     found: list[tuple[str, Manifest]] = []
@@ -114,7 +122,7 @@ def import_files(names: Sequence[str], stdin: BinaryIO | None = None, skip_inval
         manifests, problems = read_manifests(text)
         for line, path, message in problems:
             if message.startswith("skipped:"):
-                result.skipped.append(str(FieldError(_display(name), line, format_path(path), message)))
+                result.other_kinds.append(FieldError(_display(name), line, format_path(path), message))
             else:
                 errors.append(FieldError(_display(name), line, format_path(path), message))
         found += [(name, m) for m in manifests]
@@ -142,8 +150,7 @@ def import_files(names: Sequence[str], stdin: BinaryIO | None = None, skip_inval
     result.warnings = _in_file_order([w for i, c in converted.items() if not by_object[i]
                                       for w in _warnings(found[i], c)], names)
     if skip_invalid and not errors and any(not problems for problems in by_object):
-        left_out = _in_file_order([e for problems in by_object for e in problems], names)
-        result.skipped += [f"{e} (skipped: --skip-invalid)" for e in left_out]
+        result.left_out = _in_file_order([e for problems in by_object for e in problems], names)
         result.policies = [c for i, c in converted.items() if not by_object[i]]
         return result
     errors += [e for problems in by_object for e in problems]
@@ -165,7 +172,7 @@ def _warnings(found: tuple[str, Manifest], converted: Converted) -> list[FieldEr
 def _of_object(error: FieldError, manifest: Manifest) -> FieldError:
     """``error`` with the object it is in said after its message: `` [HorizontalPodAutoscaler shop/web]``
     (in a List of 40 the index alone, items[17], does not say which HPA to fix)."""
-    return FieldError(error.file, error.line, error.path, f"{error.message} [{object_said(manifest.data)}]")
+    return FieldError(error.file, error.line, error.path, error.message, object=object_said(manifest.data))
 
 
 def object_said(obj: dict) -> str:

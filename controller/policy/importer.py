@@ -614,7 +614,8 @@ class _Conversion:
         if not isinstance(policy, dict):
             raise ConversionProblem(path, "expected a mapping {type, value, periodSeconds}")
         self._kept(lambda: _known_fields(policy, path, _RATE_POLICY_FIELDS), None)
-        if policy.get("type") not in ("Pods", "Percent"):
+        bad_type = policy.get("type") not in ("Pods", "Percent")
+        if bad_type:
             self.problems.append(ConversionProblem(path + ("type",), f"expected Pods or Percent, "
                                                                      f"got {describe_value(policy.get('type'))}"))
         value, period = policy.get("value"), policy.get("periodSeconds")
@@ -624,6 +625,8 @@ class _Conversion:
         if not isinstance(period, int) or isinstance(period, bool) or not 0 < period <= 1800:
             self.problems.append(ConversionProblem(path + ("periodSeconds",),
                                                    f"expected 1..1800 seconds, got {_integer_said(period)}"))
+            return {}
+        if bad_type:  # its problem is kept: the other fields were checked, nothing to convert
             return {}
         return {"type": policy["type"], "value": value, "period": format_duration(period)}
 

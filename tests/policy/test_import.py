@@ -630,9 +630,9 @@ def test_objects_without_a_name_are_refused_even_when_two_share_it(tmp_path):
     path.write_text(yaml.safe_dump_all([first, second], sort_keys=False))
     with pytest.raises(ManifestError) as info:
         import_files([str(path)])
-    assert [(e.path, e.message) for e in info.value.errors] == [
-        ("metadata.name", "required field is missing [HorizontalPodAutoscaler shop/(no name)]"),
-        ("metadata.name", "required field is missing [HorizontalPodAutoscaler other/(no name)]")]
+    assert [(e.path, e.message, e.object) for e in info.value.errors] == [
+        ("metadata.name", "required field is missing", "HorizontalPodAutoscaler shop/(no name)"),
+        ("metadata.name", "required field is missing", "HorizontalPodAutoscaler other/(no name)")]
 
 
 @pytest.mark.parametrize("obj, note", [

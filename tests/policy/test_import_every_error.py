@@ -253,6 +253,10 @@ def _spec(obj: dict, **fields) -> dict:
         (("spec", "triggers", 0, "metadata", "query"), "expected a string, got a list"),
         (("spec", "triggers", 0, "metadata", "threshold"), "expected a string, got a mapping")],
         id="every-trigger-metadata-value-that-is-not-a-string"),
+    # a rate policy without its type (value and period read): was KeyError 'type', exit 70
+    pytest.param(_spec(HPA, behavior={"scaleDown": {"policies": [{"value": 4, "periodSeconds": 60}]}}),
+                 [(("spec", "behavior", "scaleDown", "policies", 0, "type"), "expected Pods or Percent, got null")],
+                 id="a-rate-policy-without-its-type"),
     # nothing below a spec that is not a mapping reads: one problem, not one per field under it
     pytest.param({**HPA, "spec": 5}, [(("spec",), "expected a mapping, got 5")], id="a-spec-that-is-no-mapping-stops"),
 ])
