@@ -93,12 +93,17 @@ def _nonempty_path(value: str | Path) -> Path:
 
 
 def output_file(value: str | Path) -> Path:
-    """The ``parser`` of an option naming a file to write: not empty, not a folder."""
+    """The ``parser`` of an option naming a file to write: not empty, not a folder, in a folder that
+    exists (said before the command runs: a tune's hours are not lost at its last write, and the
+    writer's temporary file is never the name in the error)."""
     import typer
 
     path = _nonempty_path(value)
     if path.is_dir():
         raise typer.BadParameter(f"{value} is a folder, not a file")
+    folder = path.parent
+    if not folder.is_dir():
+        raise typer.BadParameter(f"{value}: the folder {folder} {'is not a folder' if folder.exists() else 'does not exist'}")
     return path
 
 

@@ -167,7 +167,7 @@ def schema(
 @app.command("import", short_help="Convert HPA and KEDA ScaledObject manifests into policies.")
 def import_(
     files: Annotated[list[str], typer.Argument(
-        metavar="FILE...", help="Manifest files; - reads stdin (kubectl get hpa -A -o yaml | setpoint import -).")],
+        metavar="FILE...", help="Manifest files or folders (their *.yaml and *.yml files); - reads stdin (kubectl get hpa -A -o yaml | setpoint import -).")],
     out: Annotated[Optional[Path], typer.Option(
         "--out", "-o", parser=output_file, metavar="FILE", help="Write all policies to this file (default: stdout).")] = None,
     out_dir: Annotated[Optional[Path], typer.Option(

@@ -3,6 +3,7 @@ converted by :mod:`controller.policy.importer`, and checked by the policy loader
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from typing import BinaryIO, Sequence
@@ -10,7 +11,7 @@ from typing import BinaryIO, Sequence
 from controller.errors import WARNING_PREFIX, FieldError, ManifestError
 from controller.policy.importer import (HPA_KIND, KEDA_KIND, ConversionProblem, Converted, Manifest, convert, dns_label,
                                         join_policies, read_manifests, v1_fields)
-from controller.policy.load import check_policy_texts
+from controller.policy.load import check_policy_texts, policy_files
 from controller.policy.durations import describe_value
 from controller.policy.messages import format_path
 from controller.policy.yamlsrc import MAX_FILE_BYTES, decode_yaml_bytes, read_yaml_file
@@ -99,6 +100,22 @@ def _read(name: str, stdin: BinaryIO | None) -> str:
     return text
 
 
+def _expanded(names: Sequence[str]) -> tuple[list[str], list[FieldError]]:
+    """``names`` with each folder replaced by its *.yaml / *.yml files (sorted, not recursive, as
+    validate reads a folder: a CI over a folder of manifests), and the folders' problems (none
+    of those files, unreadable, a broken link)."""
+    out: list[str] = []
+    errors: list[FieldError] = []
+    for name in names:
+        if name == STDIN or not os.path.isdir(name):
+            out.append(name)
+            continue
+        files, check = policy_files([name])
+        out += [str(f) for f in files]
+        errors += check.errors
+    return out, errors
+
+
 def _display(name: str) -> str:
     return "<stdin>" if name == STDIN else name
 
@@ -110,8 +127,8 @@ def import_files(names: Sequence[str], stdin: BinaryIO | None = None, skip_inval
     left out and their problems listed in ``left_out`` instead (a file that is not YAML, or none
     converted, still raises). ``warnings`` (of the objects that convert) are said apart, at the
     field each is about."""
+    names, errors = _expanded(names)
     found: list[tuple[str, Manifest]] = []
-    errors: list[FieldError] = []
     result = ImportResult()
     for name in names:
         try:

@@ -193,6 +193,14 @@ CASES = [
                       [RESTORES_SAID.format(f="queue.yaml", line=7), "wrote out/queue.yaml (ScaledObject shop/queue)"],
                       written=["queue.yaml"], code=0),
                  id="a-warning-alone-is-said-at-its-field-and-the-policy-written"),
+    pytest.param(Case({"hpa/z.yaml": FOUR_BAD_FIELDS, "hpa/a.yaml": TWO_BAD_IN_A_LIST, "hpa/README.txt": "not read"},
+                      ["hpa", "--out-dir", "out"],
+                      [s.format(f="hpa/a.yaml") for s in TWO_BAD_SAID] + [s.format(f="hpa/z.yaml") for s in FOUR_BAD_SAID]
+                      + ["6 errors in 3 of 3 objects: nothing written"]),
+                 id="a-folder-is-read-as-its-yaml-files-in-name-order"),
+    pytest.param(Case({"empty/README.txt": "not read"}, ["empty", "-o", "policies.yaml"],
+                      ["empty: no *.yaml or *.yml files in this folder", "1 error: nothing written"]),
+                 id="a-folder-without-yaml-files-is-said"),
 ]
 
 
@@ -200,6 +208,7 @@ CASES = [
 def test_import_says_every_error_at_once(tmp_path, monkeypatch, case):
     monkeypatch.chdir(tmp_path)
     for name, text in case.files.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text(text, encoding="utf-8")
     result = CliRunner().invoke(app, ["import", *case.args], input=case.stdin)
     assert result.exit_code == case.code, result.output
@@ -208,6 +217,17 @@ def test_import_says_every_error_at_once(tmp_path, monkeypatch, case):
     assert written == case.written
     if case.code:
         assert result.stdout == "" and not (tmp_path / "policies.yaml").exists()
+
+
+def test_an_output_file_in_a_missing_folder_is_refused_before_anything_runs(tmp_path, monkeypatch):
+    """-o into a folder that does not exist: a usage error naming the folder (it named the
+    writer's temporary file, nodir/.all.yaml.<hex>.tmp, after the whole import had run)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cart.yaml").write_text(GOOD, encoding="utf-8")
+    result = CliRunner().invoke(app, ["import", "cart.yaml", "-o", "nodir/all.yaml"])
+    assert result.exit_code == 2, result.output
+    assert "nodir/all.yaml: the folder nodir does not exist" in result.stderr
+    assert ".tmp" not in result.stderr and not (tmp_path / "nodir").exists()
 
 
 HPA = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web", "namespace": "shop"},
