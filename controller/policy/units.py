@@ -73,7 +73,7 @@ def unit_warnings(policy: PolicyDocument, labels: TargetLabels = DEFAULT_TARGET_
             out += _pod_name_patterns(metric.query, spec.targets, (*path, "query"), _MISSING_METRIC, labels)
             per_pod = spec.preset == "hpa" and _read_per_pod(metric)  # HPA's per-pod reading
             out += _no_target_series(metric.query, spec.targets, (*path, "query"), _MISSING_METRIC, labels,
-                                     not per_pod)
+                                     not per_pod, _resource_hint(spec, metric))
             if metric.ramp is not None and metric.ramp.latest is not None:
                 out += _query_warnings(metric.ramp.latest, (*path, "ramp", "latest"))
                 out += _no_target_series(metric.ramp.latest, spec.targets, (*path, "ramp", "latest"), _MISSING_METRIC,
@@ -130,16 +130,29 @@ def _read_per_pod(metric) -> bool:
     return resource_metric and not drops_label(metric.query, "pod")
 
 
+def _resource_hint(spec, metric) -> str:
+    """The other fix of a by-pod ``averagePerReplica`` query under ``preset: hpa`` that names no
+    resource (read as a workload total, which such a query gives no target): naming its resource
+    makes it HPA's Resource AverageValue, read pod by pod (compile.average_source)."""
+    if (spec.preset == "hpa" and metric.target.average_per_replica is not None and metric.resource is None
+            and not drops_label(metric.query, "pod")):
+        return ("; or, for a pod's cpu or memory (HPA's Resource AverageValue, read pod by pod), name it: "
+                "resource: cpu or resource: memory")
+    return ""
+
+
 def _no_target_series(query: str, targets, path: tuple, consequence: str, labels: TargetLabels,
-                      by_workload: bool = True) -> list[Warning_]:
+                      by_workload: bool = True, also: str = "") -> list[Warning_]:
     """A scaling metric's query whose series are no target's: they select other namespaces or
     workloads (:func:`_other_workloads`), or (``by_workload``: read a value per workload, not per
-    pod) group away a label they are matched by (:func:`_unmatched_series`)."""
+    pod) group away a label they are matched by (:func:`_unmatched_series`, ``also`` said after its
+    fix)."""
     out = list(_other_workloads(query, targets, path, consequence, labels))
-    return out + list(_unmatched_series(query, targets, path, consequence, labels)) if by_workload else out
+    return out + list(_unmatched_series(query, targets, path, consequence, labels, also)) if by_workload else out
 
 
-def _unmatched_series(query: str, targets, path: tuple, consequence: str, labels: TargetLabels) -> Iterator[Warning_]:
+def _unmatched_series(query: str, targets, path: tuple, consequence: str, labels: TargetLabels,
+                      also: str = "") -> Iterator[Warning_]:
     """A query whose aggregation leaves out a label its series are matched to their workload by
     (the targets' kind's in ``labels``, by default a StatefulSet's ``statefulset``): none is any
     target's. One value with neither label is a single named target's (the adapter gives it to
@@ -164,7 +177,7 @@ def _unmatched_series(query: str, targets, path: tuple, consequence: str, labels
                 f"{targets.kind.lower()}={ns_label},{other[0]} to match them by {other[0]}")
     yield path, (f"warning: the query's series {result}: setpoint run matches a {targets.kind}'s series to it by "
                  f"both labels {ns_label} and {name_label} (--target-labels){HOW_SEVERAL if not kept else ''}, so "
-                 f"none is a target's and {consequence}; {how}")
+                 f"none is a target's and {consequence}; {how}{also}")
 
 
 #: kind -> (a pod name of its workload ``{name}``, how it is formed, a label_replace pattern that reads it back)

@@ -130,7 +130,7 @@ def _conditions_of_rows(params: PolicyParams, decision: Decision, rows: np.ndarr
     sub = type(norm)(*(np.asarray(getattr(norm, f))[rows] for f in norm.__dataclass_fields__))
     valid = np.asarray(decision.valid, bool)[rows]
     implausible = np.asarray(decision.signal.implausible, bool)[rows]
-    failures = metric_failure_reasons(params.metric_kinds, valid)
+    failures = metric_failure_reasons(params.metrics, valid)
     reasons = hpa_conditions(sub, np.asarray(decision.current)[rows], failures, params.legacy)
     names = params.metric_names
     out = []

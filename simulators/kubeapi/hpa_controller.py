@@ -239,7 +239,8 @@ class HpaController:
             [policy] = load_policy_text(converted.text, f"<HorizontalPodAutoscaler {key[0]}/{key[1]}>")
             runtime = RuntimePolicy.of(policy)
         except ConversionProblem as exc:
-            return self._refused(key, fingerprint, f"{'.'.join(map(str, exc.path))}: {exc.message}")
+            return self._refused(key, fingerprint, "; ".join(f"{'.'.join(map(str, p.path))}: {p.message}"
+                                                             for p in exc.problems))  # every one, as import says them
         except (PolicyError, ValueError) as exc:
             return self._refused(key, fingerprint, str(exc))
         try:

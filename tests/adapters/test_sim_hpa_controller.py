@@ -181,6 +181,21 @@ def test_an_hpa_the_importer_refuses_is_skipped_and_says_why_without_breaking_ot
     assert why in conditions["ScalingActive"].message and "--scenario-set" not in conditions["ScalingActive"].message
 
 
+def test_an_hpa_the_importer_refuses_for_two_fields_says_both(sim, caplog):
+    """Every problem of a refused HPA is said, as `setpoint import` says them (it said the first)."""
+    srv, autoscaling, apps = sim
+    autoscaling.create_namespaced_horizontal_pod_autoscaler(NS, hpa("bad", "api-rs", target_kind="ReplicaSet", metric={
+        "type": "Object", "object": {"metric": {"name": "hits"}, "describedObject": {"kind": "Ingress", "name": "main"},
+                                     "target": {"type": "Utilization", "averageUtilization": 50}}}))
+    with caplog.at_level("WARNING", logger="setpoint.sim.hpa"):
+        syncs(srv, 2)
+    [skipped] = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert "Setpoint scales Deployment or StatefulSet" in skipped and "expected Value or AverageValue" in skipped
+    message = {c.type: c for c in autoscaling.read_namespaced_horizontal_pod_autoscaler("bad", NS).status.conditions}[
+        "ScalingActive"].message
+    assert "Setpoint scales Deployment or StatefulSet" in message and "expected Value or AverageValue" in message
+
+
 SHADOW_POLICY = """\
 apiVersion: setpoint/v1
 kind: Policy

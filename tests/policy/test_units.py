@@ -354,7 +354,9 @@ STS_BY_DEPLOYMENT = ("the query's series keep namespace but not statefulset: set
     pytest.param("preset: hpa\n  ", ONE, "sum by (namespace, pod) (container_memory_working_set_bytes)",
                  PER_REPLICA, "        resource: memory\n", [], id="hpa-preset-resource-average-read-pod-by-pod"),
     pytest.param("preset: hpa\n  ", ONE, "sum by (namespace, pod) (container_memory_working_set_bytes)",
-                 PER_REPLICA, "", [ONLY_NAMESPACE], id="hpa-preset-average-without-resource-is-a-workload-total"),
+                 PER_REPLICA, "", [ONLY_NAMESPACE, "group by (namespace, deployment); or, for a pod's cpu or memory "
+                                   "(HPA's Resource AverageValue, read pod by pod), name it: resource: cpu or "
+                                   "resource: memory"], id="hpa-preset-average-without-resource-is-a-workload-total"),
     pytest.param("", SELECTOR, "sum(x) * on() group_left(deployment) max by (namespace, deployment) (y)",
                  PER_REPLICA, "", [], id="group-left-may-put-labels-back"),
     pytest.param("", SELECTOR, BY_WORKLOAD, PER_REPLICA, RAMP_LATEST.format(latest="sum(rate(x_total[30s]))"),

@@ -8,12 +8,13 @@ failed scales must give equal condition dicts for every target.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.core.scaling.decide import Observation, ScalingState, decide
 from controller.core.scaling.hpa_conditions import hpa_conditions, metric_failure_reasons
-from controller.core.scaling.params import MetricKind, MetricParams, PolicyParams
+from controller.core.scaling.params import HpaSource, MetricKind, MetricParams, PolicyParams
 from controller.model import Action, ActionKind, Reason, TargetRef
 from controller.runtime.conditions import _metrics_message, _rescale, condition, scaling_conditions
 from controller.runtime.reconciler import FailedAction
@@ -21,7 +22,7 @@ from tests.core.helpers import T0
 
 
 def reference(params, decision, targets, exists, applied, failed):
-    failures = metric_failure_reasons(params.metric_kinds, decision.valid)
+    failures = metric_failure_reasons(params.metrics, decision.valid)
     reasons = hpa_conditions(decision.norm, decision.current, failures, params.legacy)
     scaled = {a.target: a for a in applied if a.kind == ActionKind.SCALE}
     failed_by = {f.target: f.why for f in failed if f.kind == "scale"}
@@ -96,3 +97,24 @@ def test_an_implausible_sample_is_named_in_scaling_active():
     assert nan["ScalingActive"]["message"] == (
         "the controller was unable to compute the replica count: no usable sample for rps; a scale-down waits "
         "until every metric has one")
+
+
+# (source, kind) -> the ScalingActive reason HPA's horizontal.go gives a metric it cannot read
+FAILED_READS = [
+    ("utilization-is-resource", MetricParams("cpu", MetricKind.UTILIZATION, 70.0), "FailedGetResourceMetric"),
+    ("average-is-external", MetricParams("rps", MetricKind.AVERAGE_PER_REPLICA, 100.0), "FailedGetExternalMetric"),
+    ("value-is-external", MetricParams("depth", MetricKind.VALUE, 30.0), "FailedGetExternalMetric"),
+    ("resource-average-value", MetricParams("memory", MetricKind.AVERAGE_PER_REPLICA, 2**29, source=HpaSource.RESOURCE,
+                                            resource="memory"), "FailedGetResourceMetric"),
+    ("container-resource", MetricParams("app-cpu", MetricKind.UTILIZATION, 70.0, source=HpaSource.CONTAINER_RESOURCE,
+                                        container="app"), "FailedGetContainerResourceMetric"),
+    ("pods", MetricParams("qps", MetricKind.AVERAGE_PER_REPLICA, 10.0, source=HpaSource.PODS), "FailedGetPodsMetric"),
+    ("object", MetricParams("hits", MetricKind.VALUE, 10.0, source=HpaSource.OBJECT), "FailedGetObjectMetric"),
+]
+
+
+@pytest.mark.parametrize("metric, reason", [pytest.param(m, r, id=name) for name, m, r in FAILED_READS])
+def test_a_metric_that_reads_nothing_is_named_by_its_hpa_source(metric, reason):
+    """ScalingActive's reason for a metric without a usable sample follows the HPA source it stands
+    for (a Resource AverageValue said FailedGetExternalMetric when looked up by kind)."""
+    assert metric_failure_reasons((metric,), np.array([[False], [True]])).tolist() == [[reason], [""]]

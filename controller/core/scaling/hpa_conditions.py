@@ -7,11 +7,13 @@ The rescale is assumed to succeed (AbleToScale=True / SucceededRescale whenever 
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 from controller.core.scaling.limit import NOT_LIMITED
 from controller.core.scaling.normalize import NormResult
-from controller.core.scaling.params import MetricKind
+from controller.core.scaling.params import HpaSource, MetricParams
 from controller.model import Reason
 
 #: The three condition types, in the order ``kubectl describe hpa`` lists them.
@@ -36,12 +38,16 @@ CONDITION_STATUS: dict[str, str] = {
     "ScaleDownLimit": "True",
 }
 
-#: ScalingActive reason when a metric of this kind has no usable sample: utilization is HPA's
-#: Resource metric; the other kinds are Prometheus series, as HPA reads External metrics.
+#: ScalingActive reason when a metric has no usable sample, by the HPA metric source it stands for
+#: (horizontal.go's computeStatusFor*Metric): a utilization metric is HPA's Resource metric, an
+#: averagePerReplica one with a resource and a by-pod query Resource AverageValue, the other kinds
+#: Prometheus series, as HPA reads External metrics.
 FAILED_METRIC_REASONS: dict[int, str] = {
-    MetricKind.UTILIZATION: "FailedGetResourceMetric",
-    MetricKind.VALUE: "FailedGetExternalMetric",
-    MetricKind.AVERAGE_PER_REPLICA: "FailedGetExternalMetric",
+    HpaSource.RESOURCE: "FailedGetResourceMetric",
+    HpaSource.CONTAINER_RESOURCE: "FailedGetContainerResourceMetric",
+    HpaSource.PODS: "FailedGetPodsMetric",
+    HpaSource.OBJECT: "FailedGetObjectMetric",
+    HpaSource.EXTERNAL: "FailedGetExternalMetric",
 }
 
 
@@ -50,12 +56,13 @@ def condition_status(reason: str) -> str:
     return CONDITION_STATUS.get(reason, "Unknown")
 
 
-def metric_failure_reasons(kinds: np.ndarray, valid: np.ndarray) -> np.ndarray:
+def metric_failure_reasons(metrics: Sequence[MetricParams], valid: np.ndarray) -> np.ndarray:
     """(N, M) ScalingActive reasons of the metrics that were not valid ('' where valid).
 
-    kinds: (M,) MetricKind codes; valid: (N, M) bool, the metric gave a usable proposal.
+    metrics: the M metrics (their effective HPA source names the reason); valid: (N, M) bool, the
+    metric gave a usable proposal.
     """
-    names = np.array([FAILED_METRIC_REASONS[int(k)] for k in kinds], dtype=object).reshape(1, -1)
+    names = np.array([FAILED_METRIC_REASONS[int(m.hpa_source)] for m in metrics], dtype=object).reshape(1, -1)
     return np.where(np.asarray(valid, bool), "", np.broadcast_to(names, np.shape(valid)))
 
 LIMIT_CONDITION_REASONS: dict[int, str] = {
