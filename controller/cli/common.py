@@ -81,6 +81,19 @@ def refuse_overwrite(paths: list[Path], force: bool, option: str) -> None:
                f"{'folder' if option == '--out-dir' else 'file'}" for p in existing])
 
 
+def file_folder_writable(target: Path, option: str, given: Path | None = None) -> None:
+    """Exit 1 unless the folder of ``target`` (the file a command will write; ``given``: as the
+    user named it, None for a default) exists and can be written in. Called before the command's
+    work: a tune's search or an import is not lost at its last write, and the writer's temporary
+    file (``.NAME.<hex>.tmp``) is never the name in the error."""
+    import os
+
+    folder = target.absolute().parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        fail([f"{option}: {given or folder}: {'cannot write in' if folder.is_dir() else 'no such'} folder "
+              f"{folder}; create it or name another file"])
+
+
 def _nonempty_path(value: str | Path) -> Path:
     import typer
 
@@ -93,17 +106,13 @@ def _nonempty_path(value: str | Path) -> Path:
 
 
 def output_file(value: str | Path) -> Path:
-    """The ``parser`` of an option naming a file to write: not empty, not a folder, in a folder that
-    exists (said before the command runs: a tune's hours are not lost at its last write, and the
-    writer's temporary file is never the name in the error)."""
+    """The ``parser`` of an option naming a file to write: not empty, not a folder (its folder:
+    :func:`file_folder_writable`, once the command knows the file)."""
     import typer
 
     path = _nonempty_path(value)
     if path.is_dir():
         raise typer.BadParameter(f"{value} is a folder, not a file")
-    folder = path.parent
-    if not folder.is_dir():
-        raise typer.BadParameter(f"{value}: the folder {folder} {'is not a folder' if folder.exists() else 'does not exist'}")
     return path
 
 

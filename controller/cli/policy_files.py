@@ -9,7 +9,7 @@ from typing import Annotated, NoReturn, Optional
 
 import typer
 
-from controller.cli.common import (EXAMPLES_HELP, TARGET_LABELS_HELP, fail, out_folder, output_file, output_folder,
+from controller.cli.common import (EXAMPLES_HELP, TARGET_LABELS_HELP, fail, file_folder_writable, out_folder, output_file, output_folder,
                                    parse_target_labels, policy_path, refuse_overwrite)
 from controller.cli.root import app
 from controller.policy import check_policies, policy_json_schema_text
@@ -228,6 +228,8 @@ def import_(
     if output == ValidateFormat.JSON and out is None and out_dir is None:  # stdout holds the report
         raise typer.BadParameter("prints one JSON document on stdout: write the policies with --out FILE or "
                                  "--out-dir FOLDER", param_hint="'--format json'")
+    if out is not None:
+        file_folder_writable(out, "--out", out)
     try:
         result = import_files(files, stdin=sys.stdin.buffer, skip_invalid=skip_invalid)
     except ImportRefused as exc:  # every field at fault of every object, each at its file and line

@@ -10,7 +10,7 @@ import typer
 
 from controller.bundled import bundled_policy
 from controller.cli.common import (DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, EXAMPLES_HELP, Scaler, equal_cost_cells, fail,
-                                   number_option, out_folder, output_file, output_folder, policy_file, refuse_overwrite,
+                                   number_option, out_folder, output_file, file_folder_writable, output_folder, policy_file, refuse_overwrite,
                                    say_warnings, table_console, worker_count)
 from controller.cli.root import app
 
@@ -236,8 +236,6 @@ def tune(
     budget on a held-out scenario (over-fitting): the policy and tune.json are written all the
     same, and each such scenario is named on stderr with its minutes and how far over it is.
     """
-    import os
-
     from contextlib import nullcontext
 
     from rich.console import Console
@@ -273,10 +271,7 @@ def tune(
         hpa = read_policy_base(hpa_policy or bundled_policy(DEFAULT_HPA_POLICY)) if max_violation_minutes is None else None
         # where the tuned policy goes, checked before the search (it failed after it, the search's end lost)
         target = out or Path(f"{policy.stem}-tuned.yaml")
-        folder = target.absolute().parent
-        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-            fail([f"--out: {out or folder}: {'cannot write in' if folder.is_dir() else 'no such'} folder "
-                   f"{folder}; create it or name another file"])
+        file_folder_writable(target, "--out", out)
         if target.is_dir():
             fail([f"--out: {target} is a folder; name the tuned policy's file"])
         trials_file = work / "tune.json"  # every trial's values and scores

@@ -62,8 +62,7 @@ def test_debug_does_not_stick_to_the_next_call(monkeypatch, capsys):
 
 
 def test_the_module_entry_point_handles_an_os_error():
-    # /proc takes no new file, even from root: the write itself fails (a missing folder is refused
-    # before the command runs, as a usage error: tests/policy/test_import_every_error.py)
+    # /proc takes no new file, even from root: the write itself fails
     proc = run_cli("schema", "-o", "/proc/schema.json")
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == ["setpoint: /proc/schema.json: No such file or directory: "

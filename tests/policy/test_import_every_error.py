@@ -219,14 +219,14 @@ def test_import_says_every_error_at_once(tmp_path, monkeypatch, case):
         assert result.stdout == "" and not (tmp_path / "policies.yaml").exists()
 
 
-def test_an_output_file_in_a_missing_folder_is_refused_before_anything_runs(tmp_path, monkeypatch):
-    """-o into a folder that does not exist: a usage error naming the folder (it named the
+def test_an_output_file_in_a_missing_folder_is_refused_before_anything_is_read(tmp_path, monkeypatch):
+    """-o into a folder that does not exist: said as tune says it, naming the folder (it named the
     writer's temporary file, nodir/.all.yaml.<hex>.tmp, after the whole import had run)."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "cart.yaml").write_text(GOOD, encoding="utf-8")
     result = CliRunner().invoke(app, ["import", "cart.yaml", "-o", "nodir/all.yaml"])
-    assert result.exit_code == 2, result.output
-    assert "nodir/all.yaml: the folder nodir does not exist" in result.stderr
+    assert result.exit_code == 1, result.output
+    assert result.stderr == f"--out: nodir/all.yaml: no such folder {tmp_path}/nodir; create it or name another file\n"
     assert ".tmp" not in result.stderr and not (tmp_path / "nodir").exists()
 
 
