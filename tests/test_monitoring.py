@@ -34,7 +34,7 @@ EXPECTED_ALERTS = {"SetpointDown", "SetpointNoLeader", "SetpointSeveralLeaders",
                    "SetpointPolicyConflict", "SetpointWorkloadScaledByHPA", "SetpointPolicySelectsNothing",
                    "SetpointReplicasWithheld", "SetpointTargetNotReady",
                    "SetpointReadinessFlapping", "SetpointScaleFight", "SetpointMetricSamplesInvalid",
-                   "SetpointClockSkew", "SetpointHandsOffBelowDemand"}
+                   "SetpointClockSkew", "SetpointHandsOffBelowDemand", "SetpointRevisionWorse"}
 #: Grafana's variables, replaced by something PromQL parses.
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$policy": ".*", "${policy}": ".*"}
 PROMQL_WORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left",
@@ -237,3 +237,50 @@ def test_the_sim_serve_walk_through_prometheus_config_is_valid(tmp_path):
     assert yaml.safe_load(config)["scrape_configs"][0]["static_configs"][0]["targets"] == ["127.0.0.1:9101"]
     proc = promtool("check", "config", "sim-prometheus.yml", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# ------------------------------------------------------------------------------------ a real Prometheus
+@pytest.fixture
+def telemetry_endpoint():
+    """A real Telemetry registry served on 127.0.0.1 (prometheus_client's server); yields (telemetry, address)."""
+    from prometheus_client import start_http_server
+
+    from tests.support.prometheus_server import LOOPBACK, free_port
+
+    telemetry, port = Telemetry(), free_port()
+    server, thread = start_http_server(port, addr=LOOPBACK, registry=telemetry.registry)
+    try:
+        yield telemetry, f"{LOOPBACK}:{port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+def test_prometheus_loads_the_rules_and_the_revision_worse_alert_goes_pending(tmp_path, telemetry_endpoint):
+    """promtool is not installed here: a real Prometheus scrapes a real Telemetry registry with the
+    rule file loaded. Every rule group loads healthy, and SetpointRevisionWorse goes pending (its
+    `for` is 1m) for the target whose setpoint_revision_worse is 1 on the leader, not the one at 0."""
+    from tests.support.prometheus_server import (PROMETHEUS_BIN, PrometheusServer, ScrapeTarget, http_get,
+                                                 render_config)
+
+    if not Path(PROMETHEUS_BIN).exists():
+        pytest.skip(f"Prometheus is not installed at {PROMETHEUS_BIN}")
+    telemetry, address = telemetry_endpoint
+    telemetry.track_leadership(lambda: True)
+    telemetry.revision_worse.labels("api-heal", "shop/api").set(1)
+    telemetry.revision_worse.labels("api-heal", "shop/cart").set(0)
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule_groups()}))
+    target = ScrapeTarget(address, job="setpoint", labels={"namespace": "setpoint"})
+    with PrometheusServer(tmp_path / "prom", [target]) as prom:
+        config = json.loads(render_config([target], prom.scrape_interval)) | {"rule_files": [str(tmp_path / "rules.yaml")]}
+        prom.config_path.write_text(json.dumps(config))
+        status, body = http_get(f"{prom.url}/-/reload", timeout_s=5.0, method="POST")
+        assert status == 200, body[:300]
+        pending = prom.wait_for('ALERTS{alertname="SetpointRevisionWorse"}', timeout_s=20.0)
+        status, body = http_get(f"{prom.url}/api/v1/rules", timeout_s=5.0)
+    assert status == 200
+    loaded = [r for g in json.loads(body)["data"]["groups"] for r in g["rules"]]
+    assert len(loaded) == len(rules()) and {r["health"] for r in loaded} == {"ok"}, \
+        [(r["name"], r.get("lastError")) for r in loaded if r["health"] != "ok"]
+    assert [(a["metric"]["target"], a["metric"]["policy"], a["metric"]["namespace"], a["metric"]["alertstate"])
+            for a in pending] == [("shop/api", "api-heal", "setpoint", "pending")], pending

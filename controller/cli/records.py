@@ -299,7 +299,8 @@ def _format_health(h: dict, desired=None) -> str:
                 "it goes out once the Deployment is resumed")
     if h.get("reason") == "RevisionWorseRecorded":
         out += (f"\n    not acted on: revision {h.get('revision')} is judged worse by a record check; setpoint does not "
-                "roll back this kind of workload, nor restart that revision's pods for it (they come back on it)")
+                "roll back for a record check (nor a StatefulSet at all), nor restart that revision's pods for it "
+                "(they come back on it)")
     if count(kept) and count(desired) and kept != desired and h.get("action") != "scale":
         why = ("the health action takes this cycle: one action per target" if h.get("action") else
                "no scale-down while a rollout or rollback is in progress, nor below a recent health scale-up's floor")

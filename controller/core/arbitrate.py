@@ -5,9 +5,9 @@ in order, the first rule that applies decides the health side:
 
 1. held (circuit open) -> no health action (Held), whether or not a check fires
 2. a verification window is open -> no health action (Verifying), idem
-2b. a record revision check judges the new revision worse on a target that cannot be rolled back
-   (a StatefulSet's canary) and nothing but a record is asked -> RevisionWorseRecorded (said, not
-   acted on)
+2b. a record revision check judges the new revision worse (a StatefulSet's canary, a Deployment's
+   new ReplicaSet) and nothing but a record is asked -> RevisionWorseRecorded (said, not acted on;
+   a rollback check's verdict asks for a rollback, so it is not here)
 3. rollback: a revision check judged the new revision worse than the stable one
    (RollbackRevisionWorse), a firing check is explained by a new revision (NewRevision), by the
    guard after a rollout (AfterRollout), or its action is rollback on a revision not known healthy (Check), or
@@ -106,8 +106,8 @@ class ArbitrationInput:
     # overloaded target's restart waits for its starting pods (RestartWaitsForStartingPods), as
     # there is no scale-up to give it instead
     never_scales: np.ndarray | None = None
-    # (N,) bool: a record revision check judges the new revision worse and the target cannot be
-    # rolled back (a StatefulSet's canary): said (RevisionWorseRecorded) where nothing else acts
+    # (N,) bool: a record revision check judges the new revision worse (a StatefulSet's canary, a
+    # Deployment's new ReplicaSet): said (RevisionWorseRecorded) where nothing else acts
     release_worse: np.ndarray | None = None
     # (N,) bool: the restart wanted would restart only that revision's pods (they would come back
     # on it): not sent (RevisionWorseRecorded)

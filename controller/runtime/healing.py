@@ -360,18 +360,25 @@ def revision_worse_notice(params: HealthParams, healing: HealingDecision, i: int
                           target: TargetRef, policy: str) -> str:
     """What a RevisionWorseRecorded Event and log line say of row ``i``: which revision a record
     revision check judges worse than which (a StatefulSet's canary against its pods below the
-    partition), the comparison that says so, and what setpoint does not do about it and what to run."""
+    partition; a Deployment's new ReplicaSet against the old one), the comparison that says so, and
+    what setpoint does not do about it and what to run."""
     record = healing.record(i, policy, target.key)
     new = record.revision
     stable = _stable_revision(status, new) or "-"
     partition = status.partition if status is not None else 0
     pods = [p for p in (status.pods if status is not None else ()) if not p.deleted]
     on_new = sum(1 for p in pods if p.revision == new)
-    what = (f"canary revision {new} ({on_new} of {len(pods)} pods, partition {partition})" if partition > 0
-            else f"new revision {new} ({on_new} of {len(pods)} pods)")
     said = "; ".join(_comparison_words(params, c) for c in record.revision_checks
                      if c.verdict == "bad" and c.name in _record_check_names(params))
     ref = f"{target.kind.lower()}/{target.name} -n {target.namespace}"
+    if target.kind == "Deployment":
+        # setpoint could roll it back: it does not because the check says record (watched before trusted)
+        return (f"{policy}: the new ReplicaSet's revision {new} ({on_new} of {len(pods)} pods) of Deployment "
+                f"{target.name} is worse than the old ReplicaSet's revision {stable}: {said}; recorded only (the "
+                f"check's action is record): setpoint does not roll back for it, nor restart that revision's pods "
+                f"(they come back on it): `kubectl rollout undo {ref}` goes back to revision {stable}")
+    what = (f"canary revision {new} ({on_new} of {len(pods)} pods, partition {partition})" if partition > 0
+            else f"new revision {new} ({on_new} of {len(pods)} pods)")
     return (f"{policy}: {what} of {target.kind} {target.name} is worse than the stable revision {stable}: {said}; "
             f"recorded only: setpoint does not roll back a {target.kind}, nor restart that revision's pods for it "
             f"(they come back on it): `kubectl rollout undo {ref}` puts them back on {stable}")
@@ -382,9 +389,15 @@ def _record_check_names(params: HealthParams) -> set[str]:
 
 
 def _stable_revision(status: TargetStatus | None, new: str) -> str:
-    """The revision most of ``status``'s other pods run (a StatefulSet's pods below its partition), ''."""
+    """The revision most of ``status``'s other pods run (a StatefulSet's pods below its partition, a
+    Deployment's old ReplicaSet's pods); none left (a Deployment's rollout done): the newest of its
+    ReplicaSets' revisions before ``new`` (where `kubectl rollout undo` goes), ''."""
     others = [p.revision for p in (status.pods if status is not None else ()) if p.revision and p.revision != new]
-    return max(set(others), key=others.count) if others else ""
+    if others:
+        return max(set(others), key=others.count)
+    older = [r for r in (status.revisions if status is not None else ()) if r.isdigit() and new.isdigit()
+             and int(r) < int(new)]
+    return max(older, key=int) if older else ""
 
 
 def _comparison_words(params: HealthParams, c) -> str:

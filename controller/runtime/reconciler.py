@@ -971,9 +971,9 @@ class Reconciler:
 
     def _announce_revision_worse(self, healing: HealingDecision, targets: list[TargetRef], view: ClusterView) -> None:
         """A Warning Event RevisionWorseRecorded and a log line, once per target and revision, when a
-        record revision check judges the new revision worse on a target that cannot be rolled back (a
-        StatefulSet's canary): the verdict is the news, nothing is done about it; said again if it
-        comes back (a new revision judged worse)."""
+        record revision check judges the new revision worse (a StatefulSet's canary, a Deployment's
+        new ReplicaSet): the verdict is the news, nothing is done about it; said again if it comes
+        back (a new revision judged worse)."""
         worse = healing.revision_recorded
         if worse is None:
             return

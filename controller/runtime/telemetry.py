@@ -123,8 +123,8 @@ class Telemetry:
                                   "(spec.paused) waiting for a revision test's verdict.", ["policy", "target"],
                                   registry=r)
         self.revision_worse = Gauge("setpoint_revision_worse", "1 while a record revision check judges a target's "
-                                    "new revision worse than the stable one and the target cannot be rolled back "
-                                    "(a StatefulSet's canary): recorded, not acted on.", ["policy", "target"],
+                                    "new revision worse than the stable one (a StatefulSet's canary, a Deployment's "
+                                    "new ReplicaSet), while the comparison runs: recorded, not acted on.", ["policy", "target"],
                                     registry=r)
         self.leader = Gauge("setpoint_leader", "1 while this replica acts (holds the leader Lease, or runs "
                             "without --leader-elect); 0 on a standby.", registry=r)

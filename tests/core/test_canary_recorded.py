@@ -6,7 +6,10 @@ record's ``revision_checks``: the reason read NoAction, and a pod check firing o
 restarted them, which recreated them on the same bad revision. Now the target reads
 RevisionWorseRecorded (trigger: the revision check), the canary's pods are not restarted for it (the
 stable pods below the partition still are), and a canary held at its partition is judged for as
-long as it is held (not only for rollbackWindow after its pods came up). A Deployment is unchanged.
+long as it is held (not only for rollbackWindow after its pods came up). A Deployment's record check
+is the same (a team watching what a rollback check would do before trusting it): before, its verdict
+was in the records only (NoAction) and the revision it judged worse could become known healthy; a
+rollback check, or another check's rollback, is unchanged.
 
 The world at fixed times (T0 + s, 15 s cycles): StatefulSet web, 5 pods, revision 1 alone for
 10 minutes; then revision 2 on web-2..web-4 (partition 2), serving 3/5 of 900 requests a cycle.
@@ -82,12 +85,16 @@ ROWS = {
     "canary equal: quiet": (dict(canary_ratio=STABLE_RATIO, firing=set()), False, set()),
     "no partition, no second revision: quiet": (dict(canary=False, firing=set()), False, set()),
     "canary worse, no pod check firing: said": (dict(firing=set()), True, set()),
-    # the pod check's episode began with the release: its timing blames the release (as before)
-    "deployment, record check: as before (the release-timed pod check rolls back)": (dict(kind="Deployment"),
-                                                                                     False, {"rollback"}),
-    "deployment, rollback check: rolled back as before": (dict(kind="Deployment", rollback=True, firing=set()),
-                                                          False, {"rollback"}),
-    "kind unknown: as a deployment": (dict(kind="unknown", firing=set()), False, set()),
+    # a Deployment's new ReplicaSet (no partition): a record check's verdict is said as a canary's
+    "deployment, record check: said, its pods not restarted": (dict(kind="Deployment", partitioned=False,
+                                                                     firing=set()), True, set()),
+    # the pod check's episode began with the release: its timing still blames the release (rule 3
+    # comes before the record check's), the verdict said until then
+    "deployment, record check, release-timed pod check: said, then rolled back": (
+        dict(kind="Deployment", partitioned=False), True, {"rollback"}),
+    "deployment, rollback check: rolled back as before": (dict(kind="Deployment", rollback=True, firing=set(),
+                                                               partitioned=False), False, {"rollback"}),
+    "kind unknown: as a deployment": (dict(kind="unknown", firing=set(), partitioned=False), True, set()),
 }
 
 
@@ -105,9 +112,10 @@ def test_a_canary_judged_worse_by_a_record_check_is_said_not_acted_on(name):
         rc = rec["revision_checks"]["canary-errors"]
         assert rc["verdict"] == "bad" and rc["new_value"] == pytest.approx(0.05), rc
         assert bool(d.revision_recorded[0])
-        # said from then on, while the canary is held
-        assert reasons[reasons.index("RevisionWorseRecorded"):] == ["RevisionWorseRecorded"] * (
-            len(reasons) - reasons.index("RevisionWorseRecorded")), reasons
+        # said from then on, while the canary is held (or until a rollback another check asks for)
+        said_until = next((k for k, d in enumerate(ds) if d.action[0] != Act.NONE), len(ds))
+        assert reasons[reasons.index("RevisionWorseRecorded"):said_until] == ["RevisionWorseRecorded"] * (
+            said_until - reasons.index("RevisionWorseRecorded")), reasons
     else:
         assert not any(bool(d.revision_recorded[0]) for d in ds)
 
@@ -141,3 +149,15 @@ def test_a_canary_judged_worse_never_becomes_known_healthy():
     assert str(ds[-1].state.revisions.healthy[0]) == "1", ds[-1].state.revisions
     equal = _run(canary_ratio=STABLE_RATIO, firing=set())
     assert str(equal[-1].state.revisions.healthy[0]) == "2"  # a canary no worse is, as before
+
+
+@pytest.mark.parametrize("kind, partitioned", [
+    pytest.param("Deployment", False, id="deployment: its new ReplicaSet judged worse"),
+    pytest.param("StatefulSet", True, id="statefulset: its canary judged worse"),
+])
+def test_a_new_revision_judged_worse_by_a_record_check_is_never_known_healthy(kind, partitioned):
+    """A Deployment's revision so judged would otherwise be known healthy after healthyAfter (5 min),
+    and so a rollback target for a later release."""
+    ds = _run(firing=set(), kind=kind, partitioned=partitioned)
+    assert "RevisionWorseRecorded" in _reasons(ds)
+    assert str(ds[-1].state.revisions.healthy[0]) == "1", ds[-1].state.revisions

@@ -3,9 +3,14 @@ a StatefulSet's canary judged worse by a record revision check (the decision fro
 of tests/core/test_canary_recorded.py; the same, end to end through sim serve, in
 tests/e2e/test_statefulset_canary_judged_live.py).
 
-Before, nothing was said: the verdict was in the records' revision_checks only."""
+Before, nothing was said: the verdict was in the records' revision_checks only. A Deployment's record
+check (a rollback check put on record first, to watch what it would do) is said the same way, in a
+Deployment's words: its new ReplicaSet's revision against the old one's, `kubectl rollout undo
+deployment/NAME` as the way back; before, nothing was said of it either."""
 
 from __future__ import annotations
+
+import pytest
 
 from controller.cli.records import _format_record, _health_cell
 from controller.model import PodStatus, TargetRef, TargetStatus
@@ -13,6 +18,7 @@ from controller.runtime.healing import revision_worse_notice
 from tests.core.test_canary_recorded import _params, _reasons, _run
 
 WEB = TargetRef("default", "web", "StatefulSet")
+API = TargetRef("default", "api", "Deployment")
 
 
 def _status(partition: int) -> TargetStatus:
@@ -21,9 +27,15 @@ def _status(partition: int) -> TargetStatus:
     return TargetStatus(WEB, 5, 5, 5, revision="2", pods=pods, partition=partition)
 
 
-def _judged():
-    ds = _run(firing=set())
+def _judged(**kw):
+    ds = _run(firing=set(), **kw)
     return ds[_reasons(ds).index("RevisionWorseRecorded")]
+
+
+def _deployment(pods_on: dict[str, int]) -> TargetStatus:
+    """Deployment api, its ReplicaSets' revisions 1 and 2 (the new one); ``pods_on``: revision -> pods."""
+    pods = tuple(PodStatus(f"api-{rev}-{k}", revision=rev) for rev, count in pods_on.items() for k in range(count))
+    return TargetStatus(API, 5, 5, 5, revision="2", revisions=("1", "2"), pods=pods)
 
 
 def test_the_event_names_both_revisions_the_comparison_and_the_undo():
@@ -47,6 +59,36 @@ def test_explain_and_status_say_it():
               "stabilized": 5, "limited": 5, "desired": 5, "reason": "NoAction", "health": health}
     text = _format_record(record)
     assert "health: no action [RevisionWorseRecorded] trigger canary-errors" in text, text
-    assert ("not acted on: revision 2 is judged worse by a record check; setpoint does not roll back this kind of "
-            "workload, nor restart that revision's pods for it (they come back on it)") in text, text
+    assert ("not acted on: revision 2 is judged worse by a record check; setpoint does not roll back for a record "
+            "check (nor a StatefulSet at all), nor restart that revision's pods for it (they come back on it)") in text, text
+    assert "REVISION WORSE" in _health_cell({**health, "checks": []}).splitlines()
+
+
+DEPLOYMENT_ROWS = {
+    # name: (pods per revision, the new revision's words, the old revision named)
+    "mid-rollout: the old ReplicaSet's pods name it": ({"1": 2, "2": 3}, "revision 2 (3 of 5 pods)", "1"),
+    "rollout done: the ReplicaSet kubectl rollout undo goes to": ({"2": 5}, "revision 2 (5 of 5 pods)", "1"),
+}
+
+
+@pytest.mark.parametrize("name", list(DEPLOYMENT_ROWS))
+def test_a_deployments_record_check_is_said_in_a_deployments_words(name):
+    pods_on, what, old = DEPLOYMENT_ROWS[name]
+    judged = _judged(kind="Deployment", partitioned=False)
+    message = revision_worse_notice(_params(), judged, 0, _deployment(pods_on), API, "api-heal")
+    assert message.startswith(f"api-heal: the new ReplicaSet's revision 2 ({what.split('(')[1]} of Deployment api is "
+                              f"worse than the old ReplicaSet's revision {old}: canary-errors: error ratio 5.00% "
+                              "over "), message
+    assert message.endswith("recorded only (the check's action is record): setpoint does not roll back for it, nor "
+                            "restart that revision's pods (they come back on it): `kubectl rollout undo "
+                            f"deployment/api -n default` goes back to revision {old}"), message
+    assert "StatefulSet" not in message and "partition" not in message, message
+
+
+def test_a_deployments_explain_and_status_say_it():
+    health = _judged(kind="Deployment", partitioned=False).record(0, "api-heal", API.key).to_dict()
+    record = {"target": API.key, "at": 900.0, "current": 5, "ready": 5, "metrics": {}, "combined": 5,
+              "stabilized": 5, "limited": 5, "desired": 5, "reason": "NoAction", "health": health}
+    text = _format_record(record)
+    assert "health: no action [RevisionWorseRecorded] trigger canary-errors" in text, text
     assert "REVISION WORSE" in _health_cell({**health, "checks": []}).splitlines()

@@ -303,8 +303,8 @@ class HealingDecision:
     # (N,) str: the known-healthy revision a rollback would have gone to, no longer on the cluster
     # (reason ROLLBACK_TARGET_GONE), '' otherwise; None: not computed
     rollback_gone: np.ndarray | None = None
-    # (N,) bool: a record revision check judges the new revision worse on a target that cannot be
-    # rolled back (a StatefulSet's canary), whatever the reason this cycle; None: not computed
+    # (N,) bool: a record revision check judges the new revision worse (a StatefulSet's canary, a
+    # Deployment's new ReplicaSet), whatever the reason this cycle; None: not computed
     revision_recorded: np.ndarray | None = None
 
     def state_after(self, applied: np.ndarray | bool = True, restarted: np.ndarray | None = None,
@@ -518,8 +518,9 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     restart_left = params.budgets.restarts_per_hour - state.budgets.restarts_used(now)
     trig_pods = np.where(prop.want == Remedy.RESTART_POD, prop.trigger, -1)
     waits_for_pods, eligible = _rollout_waits_for_pods(params, obs, pods, trig_pods)
-    # a canary judged worse by a record check (a target that cannot roll back): its pods are not
-    # restarted for it (they come back on the same revision); the stable pods still are
+    # a new revision judged worse by a record check (a StatefulSet's canary, a Deployment's new
+    # ReplicaSet): its pods are not restarted for it (they come back on the same revision); the
+    # stable pods still are
     recorded, recorded_by = _recorded_worse(params, obs, tests, rev_active)
     release_pods = _release_pods(obs, recorded)
     eligible = ~release_pods if eligible is None else eligible & ~release_pods
@@ -595,30 +596,29 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
 def _recorded_worse(params: HealthParams, obs: HealthObservation, tests: RevisionTestState, active: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray]:
     """(worse (N,) bool, check (N,) int): a revision check whose action is record judges the new
-    revision worse (BAD, while its comparison runs) on a target that cannot be rolled back
-    (``rollback_supported`` False: a StatefulSet's canary or rolling update), and the first such
-    check, -1. Elsewhere (a Deployment, or unknown) a record check's verdict is in the records only."""
+    revision worse (BAD, while its comparison runs), and the first such check, -1. Any kind of
+    target: a StatefulSet's canary or rolling update (which setpoint cannot roll back), or a
+    Deployment's new ReplicaSet (a check put on record to watch what it would do before trusting it)."""
     n, checks = obs.current.size, params.revision_checks
-    if not checks or obs.rollback_supported is None:
+    if not checks:
         return np.zeros(n, bool), np.full(n, -1, np.int64)
     record = np.asarray([not c.rollback for c in checks], bool)
-    bad = (active & ~obs.rollback_supported)[:, None] & (tests.verdict == Verdict.BAD) & record[None, :]
+    bad = active[:, None] & (tests.verdict == Verdict.BAD) & record[None, :]
     return bad.any(axis=1), np.where(bad.any(axis=1), bad.argmax(axis=1), -1).astype(np.int64)
 
 
 def _judged_worse_before(params: HealthParams, obs: HealthObservation, state: HealthState) -> np.ndarray:
     """(N,) bool: at the previous step a record revision check had judged the revision still current
-    worse on a target that cannot be rolled back (``_recorded_worse``; the verdict is final for the
-    pair of revisions). Such a revision must not become known healthy after ``healthyAfter``: undone
-    and put out again under the same name (a StatefulSet's ControllerRevision), it would be trusted
+    worse (``_recorded_worse``; the verdict is final for the pair of revisions). Such a revision must
+    not become known healthy after ``healthyAfter``: it would be a rollback target (a Deployment),
+    or, undone and put out again under the same name (a StatefulSet's ControllerRevision), trusted
     and never compared again."""
     n, tests = obs.current.size, state.revision_tests
-    if not params.revision_checks or obs.rollback_supported is None or tests is None or \
-            tests.verdict.shape != (n, len(params.revision_checks)):
+    if not params.revision_checks or tests is None or tests.verdict.shape != (n, len(params.revision_checks)):
         return np.zeros(n, bool)
     record = np.asarray([not c.rollback for c in params.revision_checks], bool)
     bad = ((tests.verdict == Verdict.BAD) & record[None, :]).any(axis=1)
-    return bad & ~obs.rollback_supported & (tests.revision == obs.revision) & (obs.revision != "")
+    return bad & (tests.revision == obs.revision) & (obs.revision != "")
 
 
 def _release_pods(obs: HealthObservation, worse: np.ndarray) -> np.ndarray:

@@ -106,10 +106,10 @@ class HealthReason(enum.IntEnum):
     # and the policy never scales (health-only, no replicas bounds): it waits for them, where a
     # policy that scales would scale up instead (AtMaxReplicas only at replicas.max)
     RESTART_WAITS_FOR_STARTING_PODS = 38
-    # a revision check whose action is record judged the new revision worse than the stable one on
-    # a target that cannot be rolled back (a StatefulSet: a canary held at a partition, or its
-    # rolling update): said (a Warning Event, the records), not acted on; a restart of that
-    # revision's pods for it is not sent either (they would come back on the same revision)
+    # a revision check whose action is record judged the new revision worse than the stable one (a
+    # StatefulSet: a canary held at a partition, or its rolling update; a Deployment: its new
+    # ReplicaSet against the old): said (a Warning Event, the records), not acted on; a restart of
+    # that revision's pods for it is not sent either (they would come back on the same revision)
     REVISION_WORSE_RECORDED = 39
 
     @property
