@@ -288,7 +288,10 @@ class Metric(StrictModel):
         "only for cpu, as HPA does (its CPU initialization period and initial readiness delay); memory keeps "
         "it. With it, an averagePerReplica metric whose query keeps the pod label is HPA's Resource AverageValue "
         "under preset: hpa (a per-pod mean over the pods with a sample), not a workload total. Default: cpu (a "
-        "utilization target is CPU unless it says otherwise)."))
+        "utilization target is CPU unless it says otherwise)."),
+        # no "default": null in the JSON Schema: null is not a value the field takes (an editor
+        # completing the field would insert it, and the schema's own enum refuses it)
+        json_schema_extra=lambda schema: schema.pop("default", None))
     forecast: Optional[Forecast] = None
     ramp: Optional[Ramp] = None
     implausible_above: Optional[ImplausibleAbove] = Field(

@@ -42,3 +42,27 @@ def test_examples_satisfy_the_schema(name):
 def test_schema_rejects_what_the_loader_rejects(old, new):
     document = yaml.safe_load(BASE.replace(old, new))
     assert list(validator().iter_errors(document))
+
+
+def _properties(node):
+    """Every (name, property schema) of every object in ``node``."""
+    if isinstance(node, dict):
+        yield from (node.get("properties") or {}).items()
+        for value in node.values():
+            yield from _properties(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _properties(value)
+
+
+def _takes_null(prop: dict) -> bool:
+    return prop.get("type") == "null" or any(isinstance(a, dict) and a.get("type") == "null"
+                                             for a in prop.get("anyOf", []))
+
+
+def test_no_default_the_field_itself_refuses():
+    """A property's default is a value it accepts: ``resource`` (cpu | memory) showed
+    "default": null beside "type": "string", which an editor completing it would insert."""
+    wrong = [name for name, prop in _properties(policy_json_schema())
+             if isinstance(prop, dict) and "default" in prop and prop["default"] is None and not _takes_null(prop)]
+    assert wrong == []
