@@ -113,10 +113,6 @@ def pod_revisions(view: ClusterView, targets: Sequence[TargetRef]
     return pods.rows, pods.refs, pods.ready, pods.current
 
 
-def pod_births(view: ClusterView, targets: Sequence[TargetRef]) -> np.ndarray:
-    """(P,) epoch s each pod of ``health_pods`` was created (``HealthPods.born``)."""
-    return health_pod_columns(view, targets).born
-
 
 def _blocks_rollout(status: TargetStatus, pod: PodStatus) -> bool:
     """A StatefulSet's rollout waits for ``pod`` and it will not end by itself. The StatefulSet

@@ -977,8 +977,11 @@ class Reconciler:
         worse = healing.revision_recorded
         if worse is None:
             return
-        statuses = {s.ref: s for s in view.statuses}
         rows = np.flatnonzero(worse)
+        if rows.size == 0:  # the common cycle: nothing to say, no statuses map to build
+            self._worse_said.retain(set())
+            return
+        statuses = {s.ref: s for s in view.statuses}
         self._say_once_per_episode(
             self._worse_said, targets, healing, rows, rows, "RevisionWorseRecorded",
             lambda i, t, rev: revision_worse_notice(self.policy.health, healing, i, statuses.get(t), t,

@@ -22,7 +22,7 @@ from controller.core.health.heal import HealthObservation, HealthState, heal
 from controller.core.health.params import Act, HealthReason, Remedy
 from controller.model import PodStatus, TargetRef, TargetStatus
 from controller.ports import ClusterView
-from controller.runtime.healing import pod_births, pod_revisions
+from controller.runtime.healing import health_pod_columns, pod_revisions
 from tests.core.healing import T0, params, pod_check
 
 GRACE_S = 70.0
@@ -52,7 +52,7 @@ def observe(p, kind: str, pods: list[tuple[PodStatus, float]]) -> HealthObservat
     c = len(p.checks)
     values = np.array([[value[r.name]] for r in refs]).reshape(len(refs), c)
     table = PodTable.of(rows, [f"default/{r.name}" for r in refs], values, ready=ready, checks=c,
-                        born=pod_births(view, [ref]))
+                        born=health_pod_columns(view, [ref]).born)
     return HealthObservation.of([4], [int(ready.sum())], np.full((1, c), np.nan), checks=c, revision=["1"],
                                 pods=table)
 

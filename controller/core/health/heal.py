@@ -524,8 +524,11 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     recorded, recorded_by = _recorded_worse(params, obs, tests, rev_active)
     release_pods = _release_pods(obs, recorded)
     eligible = ~release_pods if eligible is None else eligible & ~release_pods
-    release_explains = _release_explains(params, pods, obs.pods.row, trig_pods, want, release_pods, recorded)
-    systemic = _systemic_beside_release(params, pods, obs.pods.row, trig_pods, release_pods, recorded, prop.systemic)
+    release_explains, systemic = np.zeros(n, bool), prop.systemic
+    if recorded.any():  # the pods firing for the trigger, read once for both
+        firing = firing_pod_mask(params, pods, obs.pods.row, trig_pods)
+        release_explains = _release_explains(obs.pods.row, firing, want, release_pods, recorded)
+        systemic = _systemic_beside_release(params, obs.pods.row, firing, release_pods, recorded, prop.systemic)
     room = restart_room(params, pods, pod_row, pod_ready, trig_pods, current, obs.ready, restart_left, eligible)
     overloaded, scale_up_to = _overload(params, obs, current, desired)
     # a workload-wide rollback check is excused while the comparison finds the new revision no
@@ -593,17 +596,22 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
         rollback_gone=rollback_gone, revision_recorded=recorded)
 
 
+def _record_checks_bad(params: HealthParams, verdict: np.ndarray) -> np.ndarray:
+    """(N, Cr) bool: a revision check whose action is record has judged BAD (``verdict`` (N, Cr))."""
+    record = np.asarray([not c.rollback for c in params.revision_checks], bool)
+    return (verdict == Verdict.BAD) & record[None, :]
+
+
 def _recorded_worse(params: HealthParams, obs: HealthObservation, tests: RevisionTestState, active: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray]:
     """(worse (N,) bool, check (N,) int): a revision check whose action is record judges the new
     revision worse (BAD, while its comparison runs), and the first such check, -1. Any kind of
     target: a StatefulSet's canary or rolling update (which setpoint cannot roll back), or a
     Deployment's new ReplicaSet (a check put on record to watch what it would do before trusting it)."""
-    n, checks = obs.current.size, params.revision_checks
-    if not checks:
+    n = obs.current.size
+    if not params.revision_checks:
         return np.zeros(n, bool), np.full(n, -1, np.int64)
-    record = np.asarray([not c.rollback for c in checks], bool)
-    bad = active[:, None] & (tests.verdict == Verdict.BAD) & record[None, :]
+    bad = active[:, None] & _record_checks_bad(params, tests.verdict)
     return bad.any(axis=1), np.where(bad.any(axis=1), bad.argmax(axis=1), -1).astype(np.int64)
 
 
@@ -616,8 +624,7 @@ def _judged_worse_before(params: HealthParams, obs: HealthObservation, state: He
     n, tests = obs.current.size, state.revision_tests
     if not params.revision_checks or tests is None or tests.verdict.shape != (n, len(params.revision_checks)):
         return np.zeros(n, bool)
-    record = np.asarray([not c.rollback for c in params.revision_checks], bool)
-    bad = ((tests.verdict == Verdict.BAD) & record[None, :]).any(axis=1)
+    bad = _record_checks_bad(params, tests.verdict).any(axis=1)
     return bad & (tests.revision == obs.revision) & (obs.revision != "")
 
 
@@ -631,30 +638,29 @@ def _release_pods(obs: HealthObservation, worse: np.ndarray) -> np.ndarray:
     return worse[table.row] & on_new
 
 
-def _release_explains(params: HealthParams, pods: PodState, row: np.ndarray, trigger: np.ndarray, want: np.ndarray,
-                      release_pods: np.ndarray, worse: np.ndarray) -> np.ndarray:
+def _release_explains(row: np.ndarray, firing: np.ndarray, want: np.ndarray, release_pods: np.ndarray,
+                      worse: np.ndarray) -> np.ndarray:
     """(N,) bool: the restart ``want`` (N,) asks for would restart only the pods of a revision
     judged worse (``release_pods`` (P,)): a rolling restart (a new revision of the same code), or a
-    restart-pod whose trigger check (``trigger`` (N,), -1) fires on none of the other pods."""
+    restart-pod whose trigger check fires (``firing`` (P,), firing_pod_mask) on none of the other pods."""
     n = want.size
-    others = firing_pod_mask(params, pods, row, trigger) & ~release_pods
+    others = firing & ~release_pods
     stable_firing = np.bincount(row[others], minlength=n)[:n] > 0 if others.any() else np.zeros(n, bool)
     return worse & ((want == Remedy.ROLLING_RESTART) | ((want == Remedy.RESTART_POD) & ~stable_firing))
 
 
-def _systemic_beside_release(params: HealthParams, pods: PodState, row: np.ndarray, trigger: np.ndarray,
-                             release_pods: np.ndarray, worse: np.ndarray, systemic: np.ndarray) -> np.ndarray:
+def _systemic_beside_release(params: HealthParams, row: np.ndarray, firing: np.ndarray, release_pods: np.ndarray,
+                             worse: np.ndarray, systemic: np.ndarray) -> np.ndarray:
     """(N,) bool: ``systemic`` (N,), but judged among the other pods where a revision is judged
-    worse (``worse`` (N,), its pods ``release_pods`` (P,)): the release explains its own pods' firing,
-    so a stable pod leaking beside a bad canary is one pod to restart, not most of the workload."""
-    if not worse.any():
-        return systemic
+    worse (``worse`` (N,), its pods ``release_pods`` (P,); ``firing`` (P,) the pods the trigger
+    fires on): the release explains its own pods' firing, so a stable pod leaking beside a bad
+    canary is one pod to restart, not most of the workload."""
     n = worse.size
     others = ~release_pods
-    firing = np.bincount(row[firing_pod_mask(params, pods, row, trigger) & others], minlength=n)[:n]
+    fired = np.bincount(row[firing & others], minlength=n)[:n]
     total = np.bincount(row[others], minlength=n)[:n]
     with np.errstate(divide="ignore", invalid="ignore"):
-        among = (firing >= params.systemic_min_pods) & (firing / total >= params.systemic_share)
+        among = (fired >= params.systemic_min_pods) & (fired / total >= params.systemic_share)
     return np.where(worse, among, systemic)
 
 
