@@ -402,9 +402,11 @@ def worker_count(jobs: int | None) -> int:
     import os
     import warnings
 
+    from controller.policy.summary import plural
+
     cpus = os.cpu_count() or 1
     if jobs is not None and jobs > cpus:
-        warnings.warn(f"--jobs {jobs}: more worker processes than this machine's {cpus} CPUs; they share them "
+        warnings.warn(f"--jobs {jobs}: more worker processes than this machine's {plural(cpus, 'CPU')}; they share them "
                       "(no faster, more memory)", stacklevel=2)
     return jobs or cpus
 
