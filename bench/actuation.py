@@ -26,6 +26,7 @@ from kubernetes import client, config
 
 from controller.adapters.kubernetes import KubernetesCluster, TokenBucket
 from controller.model import Action, ActionKind, TargetRef
+from controller.policy.summary import plural
 from simulators.kubeapi.server import SimKubeServer
 from simulators.scenario import load_scenario_text
 
@@ -131,8 +132,8 @@ def main() -> None:
         a = run_adapter(desired, args.qps, args.burst, Path(tmp))
         n = run_naive(desired, args.qps, args.burst, Path(tmp))
     assert (a["final"] == desired[-1]).all() and (n["final"] == desired[-1]).all(), "an actuator missed a change"
-    print(f"{args.workloads} Deployments x {args.cycles} cycles: {changed} replica changes, {unchanged} unchanged "
-          f"workload-cycles; client limit {args.qps:g} QPS burst {args.burst}")
+    print(f"{plural(args.workloads, 'Deployment')} x {plural(args.cycles, 'cycle')}: {plural(changed, 'replica change')}, "
+          f"{plural(unchanged, 'unchanged workload-cycle')}; client limit {args.qps:g} QPS burst {args.burst}")
     print(f"adapter: {a['writes'] / changed:.2f} API writes per changed workload, "
           f"{a['writes'] - changed} writes for unchanged workloads, {a['requests']} requests, wall {a['wall_s']:.1f} s")
     print(f"naive get-then-patch: {n['writes'] / changed:.2f} writes per changed workload, "

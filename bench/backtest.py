@@ -33,6 +33,7 @@ from controller.adapters.prometheus import PrometheusConfig, PrometheusSource  #
 from controller.model import TargetRef  # noqa: E402
 from controller.policy import load_policy_text  # noqa: E402
 from controller.policy.counterpart import hpa_counterpart  # noqa: E402
+from controller.policy.summary import plural  # noqa: E402
 from controller.runtime.backtest import ReplayData, run_backtest, stream_backtest  # noqa: E402
 from controller.runtime.reconciler import RuntimePolicy  # noqa: E402
 from tests.runtime.backtest_data import STEP_S, synthetic  # noqa: E402
@@ -137,17 +138,17 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
     scale = (WEEK_H / 24) / args.days
     week_s, week_cpu_s = e2e_s * scale, e2e_cpu_s * scale
-    print(f"query + replay: {e2e_s:.1f}s ({e2e_cpu_s:.1f} CPU-s, client + Prometheus) for {args.days:g} day(s) "
+    print(f"query + replay: {e2e_s:.1f}s ({e2e_cpu_s:.1f} CPU-s, client + Prometheus) for {plural(float(args.days), 'day')} "
           f"({points:,} points x {3 * args.targets} series)", flush=True)
     (policy_s, hpa_s), (policy_cpu_s, hpa_cpu_s), ticks = time_replay(names)
     print(f"replay alone, the week: {policy_s:.1f}s ({policy_cpu_s:.1f} CPU-s) for the policy, {hpa_s:.1f}s "
-          f"({hpa_cpu_s:.1f} CPU-s) for --compare hpa ({ticks:,} ticks x {args.targets} targets; "
+          f"({hpa_cpu_s:.1f} CPU-s) for --compare hpa ({ticks:,} ticks x {plural(args.targets, 'target')}; "
           f"{policy_s / ticks * 1e3:.2f} ms per cycle)")
     verdict = "met" if week_s < TARGET_S else "NOT met"
-    print(f"a week of 15 s data for {args.targets} targets: {week_s:.1f}s"
+    print(f"a week of 15 s data for {plural(args.targets, 'target')}: {week_s:.1f}s"
           + (" (scaled linearly from the days loaded)" if args.days != 7 else "")
           + f" (target < {TARGET_S:.0f}s: {verdict}); {week_cpu_s:.1f} CPU-s; --compare hpa adds about {hpa_s:.0f}s; "
-          f"load average {load:.1f} on {os.cpu_count()} cores")
+          f"load average {load:.1f} on {plural(os.cpu_count() or 1, 'core')}")
 
 if __name__ == "__main__":
     main()

@@ -35,6 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from controller.adapters.prometheus import PrometheusConfig, PrometheusSource  # noqa: E402
+from controller.policy.summary import plural  # noqa: E402
 from controller.core.scaling.decide import Observation, ScalingState, decide  # noqa: E402
 from controller.core.scaling.params import MetricKind, MetricParams, PolicyParams, Smoothing  # noqa: E402
 from controller.model import TargetRef  # noqa: E402
@@ -208,7 +209,7 @@ def report(server: PrometheusServer, at: float, args) -> None:
     print(f"batched     queries+mapping per cycle: median {median * 1e3:.0f} ms, best {best * 1e3:.0f} ms "
           f"(query_many, max_concurrency=4); sequential (max_concurrency=1): median {seq_median * 1e3:.0f} ms")
     print(f"per-target  requests/cycle: {per_target_requests:,} (one per target per metric)")
-    print(f"per-target  measured on a sample of {args.sample} targets ({sample_requests} requests, sequential): "
+    print(f"per-target  measured on a sample of {plural(args.sample, 'target')} ({plural(sample_requests, 'request')}, sequential): "
           f"{per_request_s * 1e3:.2f} ms/request")
     print(f"per-target  cycle EXTRAPOLATED to {n_targets:,} targets: {per_target_cycle_s:.1f} s")
     print(f"decide      10 policies x {TARGETS_PER_POLICY} targets: {decide_s * 1e3:.1f} ms")

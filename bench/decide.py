@@ -34,6 +34,7 @@ import numpy as np
 from controller.core.scaling import compiled, fused
 from controller.core.scaling.decide import Observation, ScalingState, decide_numpy
 from controller.core.scaling.decide import decide as decide_dispatch
+from controller.policy.summary import plural
 from controller.core.scaling.params import (MetricKind, MetricParams, PolicyParams, RuleType, ScalingRules, Select,
                                     Smoothing)
 from controller.core.scaling.workspace import DecisionWorkspace, _ewma_alpha_into, decide_into
@@ -164,7 +165,7 @@ def rates(targets: int, cycles: int, wall_s: float) -> tuple[float, str]:
     time spent waiting for a core; the CPU time is what one core needs."""
     cpu_rate = targets * cycles / run_batched.cpu_s
     return cpu_rate, (f"{cpu_rate:>12,.0f} target-decisions/s of CPU time ({targets * cycles / wall_s:,.0f}/s wall; "
-                      f"{run_batched.cpu_s / cycles * 1e3:.2f} ms CPU per cycle of {targets} targets)")
+                      f"{run_batched.cpu_s / cycles * 1e3:.2f} ms CPU per cycle of {plural(targets, 'target')})")
 
 
 def run_per_target(policies, inputs, cycles, decide=decide_numpy) -> float:
@@ -223,7 +224,7 @@ def main() -> None:
     cpu = time.process_time()
     run_per_target(policies, inputs, args.loop_cycles)
     loop_rate = targets * args.loop_cycles / (time.process_time() - cpu)
-    print(f"per-target: {loop_rate:>12,.0f} target-decisions/s of CPU time ({args.loop_cycles} cycles, numpy)")
+    print(f"per-target: {loop_rate:>12,.0f} target-decisions/s of CPU time ({plural(args.loop_cycles, 'cycle')}, numpy)")
     if compiled_rate is not None:
         print(f"ratio compiled (in place)/numpy: {compiled_rate / batched_rate:.1f}x")
     ratio = batched_rate / loop_rate
@@ -334,7 +335,7 @@ def live_cycle(cycles: int) -> None:
                     break
         cpu_ms[label] = spent / cycles * 1e3
         print(f"live Reconciler.cycle, default + forecast, 1,000 targets, {label + ':':<9} "
-              f"{cpu_ms[label]:.2f} ms CPU per cycle ({cycles} cycles)")
+              f"{cpu_ms[label]:.2f} ms CPU per cycle ({plural(cycles, 'cycle')})")
     print(f"live Reconciler.cycle: {cpu_ms['pure']:.2f} -> {cpu_ms['in place']:.2f} ms CPU per cycle "
           f"({cpu_ms['pure'] - cpu_ms['in place']:.2f} ms less)")
 

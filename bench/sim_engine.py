@@ -28,6 +28,7 @@ import numpy as np
 # bench/ is run as a script: make the repository root importable for tests.support.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from controller.policy.summary import plural  # noqa: E402
 from simulators import faults as F  # noqa: E402
 from simulators.cluster import SimCluster  # noqa: E402
 from simulators.load import Diurnal, FlashCrowd, Noise, offered_matrix, tick_times  # noqa: E402
@@ -143,25 +144,25 @@ def main() -> None:
     n, T, R = args.services, args.ticks, args.ref_ticks
 
     floor = hot_path(n, min(T, 2000), args.seed, max(args.repeat, 3))
-    print(f"SimCluster hot path (no actions, no faults): {floor * 1e6:.1f} us/step for {n} services")
+    print(f"SimCluster hot path (no actions, no faults): {floor * 1e6:.1f} us/step for {plural(n, 'service')}")
     controls = (T + CONTROL_EVERY - 1) // CONTROL_EVERY
     for label, stabilize in (("HPA-like (300 s scale-down stabilization)", 300.0), ("churny (no stabilization)", 0.0)):
         runs = [run(SimCluster, n, T, args.seed, stabilize_down_s=stabilize) for _ in range(args.repeat)]
         step_s, scale_s, _, changes = min(runs, key=lambda r: r[0] + r[1])
         total = step_s + scale_s
-        print(f"SimCluster, {label}: {n} services x {T} ticks ({T * TICK_S / 86400:.2f} simulated days), "
+        print(f"SimCluster, {label}: {plural(n, 'service')} x {plural(T, 'tick')} ({T * TICK_S / 86400:.2f} simulated days), "
               f"{changes:.0f} replica changes per 15 s")
         print(f"  step:  {step_s / T * 1e6:8.1f} us/tick   ({T / step_s:,.0f} ticks/s)")
-        print(f"  scale: {scale_s / controls * 1e6:8.1f} us/call  (all {n} services, every {CONTROL_EVERY} ticks)")
+        print(f"  scale: {scale_s / controls * 1e6:8.1f} us/call  (all {plural(n, 'service')}, every {CONTROL_EVERY} ticks)")
         print(f"  engine total: {total / T * 1e6:.1f} us/tick, {T * TICK_S / 86400 / total:.2f} simulated days per wall-second")
 
     # the ratio on the churny run, where the reference does the most work per tick too
     fast_step, fast_scale, fast_trace, _ = run(SimCluster, n, R, args.seed, record=R)
     rstep_s, rscale_s, ref_trace, _ = run(ReferenceCluster, n, R, args.seed, record=R)
     rcontrols = (R + CONTROL_EVERY - 1) // CONTROL_EVERY
-    print(f"ReferenceCluster (churny): {n} services x {R} ticks")
+    print(f"ReferenceCluster (churny): {plural(n, 'service')} x {plural(R, 'tick')}")
     print(f"  step:  {rstep_s / R * 1e6:8.1f} us/tick   scale: {rscale_s / rcontrols * 1e6:8.1f} us/call")
-    print(f"ratio over the same {R} ticks (step + scale): {(rstep_s + rscale_s) / (fast_step + fast_scale):.0f}x   "
+    print(f"ratio over the same {plural(R, 'tick')} (step + scale): {(rstep_s + rscale_s) / (fast_step + fast_scale):.0f}x   "
           f"(step alone: {rstep_s / fast_step:.0f}x)")
     same = all(np.array_equal(a[0], b[0]) and np.allclose(a[1], b[1], rtol=1e-9) and np.allclose(a[2], b[2], rtol=1e-9)
                for a, b in zip(fast_trace, ref_trace))

@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.sim_speed import SCENARIO  # noqa: E402
 from simulators.kubeapi.server import SimWorld  # noqa: E402
+from controller.policy.summary import plural  # noqa: E402
 from simulators.kubeapi.store import MAX_EVENTS  # noqa: E402
 from simulators.scenario import load_scenario_text  # noqa: E402
 
@@ -112,8 +113,9 @@ def main() -> None:
             run.step(t, args.changes, args.rollout_every, args.scrape_every)
     assert off.store.engine.spec_replicas.tolist() == on.store.engine.spec_replicas.tolist(), "the Events changed it"
     warm = max(1, args.ticks // 20)  # the first ticks pay for imports, kernels and caches
-    print(f"{args.services} services, {args.ticks} ticks of 5 s, {args.changes} scaled a tick, "
-          f"a rollout every {args.rollout_every} ticks ({on.writes} writes); CPU ms a tick, after {warm} ticks")
+    print(f"{plural(args.services, 'service')}, {plural(args.ticks, 'tick')} of 5 s, {args.changes} scaled a tick, "
+          f"a rollout every {plural(args.rollout_every, 'tick')} ({plural(on.writes, 'write')}); CPU ms a tick, "
+          f"after {plural(warm, 'tick')}")
     for label, run in (("without Events", off), ("with Events", on)):
         ticks, writes = [1e3 * x for x in run.tick_s[warm:]], [1e3 * x for x in run.write_s[warm:]]
         total = [a + b for a, b in zip(ticks, writes)]

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from controller.core.scaling import compiled
 from controller.policy import load_policies
+from controller.policy.summary import plural
 from controller.runtime import reconciler as reconciler_module
 from simulators import cluster as cluster_module
 from simulators import runner as runner_module
@@ -157,6 +158,11 @@ def shared_run(sc, policies, jobs: int, days: float, alone_rate: float, alone_ho
           f"  same replica-hours: {same}")
 
 
+def run_size(services: int, ticks: int, days: float) -> str:
+    """The run's first line: ``1000 services x 17280 ticks (1 simulated day)``."""
+    return f"{plural(services, 'service')} x {plural(ticks, 'tick')} ({plural(days, 'simulated day')})"
+
+
 def met(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
@@ -177,7 +183,7 @@ def main() -> None:
     sc = load_scenario_text(SCENARIO.format(n=args.services, hours=hours), "wide-day.yaml")
     policies = [load_policies([path])[0] for path in (args.policy, REPO / "policies" / "hpa-cpu.yaml")]
     days = sc.duration_s / 86400.0
-    print(f"{args.services} services x {sc.tick_count} ticks ({days:g} simulated days)")
+    print(run_size(args.services, sc.tick_count, days))
     rates, hours = {}, {}
     for path in args.paths.split(","):
         compiled.set_switch("1" if path == "compiled" else "0")

@@ -59,6 +59,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from controller.policy.summary import plural  # noqa: E402
 from tests.support.prometheus_server import PrometheusServer, ScrapeTarget, free_port  # noqa: E402
 
 SETPOINT = [sys.executable, "-m", "controller.cli"]
@@ -480,7 +481,7 @@ def report(samples: list[Sample]) -> bool:
         ("records bytes", first.records_bytes, last.records_bytes, slope_per_hour(steady, "records_bytes"), None, ""),
         ("log bytes", first.log_bytes, last.log_bytes, slope_per_hour(steady, "log_bytes"), None, ""),
     ]
-    print(f"\nsteady from {first.t:.0f} s to {last.t:.0f} s ({len(steady)} samples); selected {first.selected} "
+    print(f"\nsteady from {first.t:.0f} s to {last.t:.0f} s ({plural(len(steady), 'sample')}); selected {first.selected} "
           f"-> {last.selected}; stale metric lines at the end {last.stale_metric_lines}, "
           f"stale state names {last.stale_state_names}")
     new = sorted(last.series - like.series)

@@ -32,6 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from controller.policy.summary import plural
 from simulators.sweep import CellStore, build_grid, run_grid
 from simulators.sweep_result import merge, result_json
 
@@ -155,8 +156,8 @@ def main() -> None:
         tmp = Path(tmp)
         grid = grid_of(tmp, args.minutes)
         cells = grid.cells()
-        print(f"grid: {len(grid.scenarios)} scenarios x {len(grid.variants)} variants x {grid.seeds} seeds = "
-              f"{len(cells)} cells, {args.minutes} simulated minutes each")
+        print(f"grid: {plural(len(grid.scenarios), 'scenario')} x {plural(len(grid.variants), 'variant')} x "
+              f"{plural(grid.seeds, 'seed')} = {plural(len(cells), 'cell')}, {plural(args.minutes, 'simulated minute')} each")
         print("each run: a fresh process from an empty cell store. 'sweep': run_grid from call to return, so both "
               "runs pay starting their cell runners (importing the simulator and numba, loading the compiled kernels; "
               "2 workers: also forking them); 'process': start to exit, adding the imports and the grid, the same "

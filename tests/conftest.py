@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.worker_exit import pytest_sessionfinish  # noqa: F401  (a hook: xdist workers' exit)
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -348,7 +348,10 @@ def _print_backtest(bt) -> None:
     from simulators.backtest_report import policy_rows, table_rows
 
     policies = f", {len(bt.runs[0].policies)} policies" if len(bt.runs[0].policies) > 1 else ""
-    table = Table(title=f"backtest: {len(bt.data.targets)} target(s){policies}, {bt.data.t_s.size} samples",
+    from controller.policy.summary import plural
+
+    table = Table(title=f"backtest: {plural(len(bt.data.targets), 'target')}{policies}, "
+                        f"{plural(int(bt.data.t_s.size), 'sample')}",
                   box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
     for column in ("run", "replica-\nhours", "changes", "reversals", "capacity-risk\nminutes"):
         table.add_column(column, justify="left" if column == "run" else "right", overflow="fold")

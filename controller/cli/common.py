@@ -4,6 +4,7 @@ one policy of a file, the decision stages for short runs."""
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Iterator, NoReturn
@@ -66,32 +67,67 @@ def said_if_interrupted(what: str) -> Iterator[None]:
         raise
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why a command will not write where it was told, said before anything is written: ``text``
+    as stderr shows it (``--out-dir: out/web.yaml exists; ...``), ``option`` the option at fault,
+    ``file`` the path it is about (None: no one path)."""
+
+    text: str
+    option: str
+    file: str | None = None
+
+    def __str__(self) -> str:
+        return self.text
+
+    def to_json(self) -> dict:
+        """As a FieldError's entry of a ``--format json`` document: the option is its field, no line."""
+        return {"file": self.file, "line": None, "field": self.option,
+                "message": self.text.removeprefix(f"{self.option}: ")}
+
+
 def refuse_overwrite(paths: list[Path], force: bool, option: str) -> None:
-    """Exit 1 naming each of ``paths`` that exists, unless ``force``, and each that is a device,
-    pipe or socket (forced or not): called before anything is written (or computed), so that a
-    refusal leaves every file as it was."""
+    """Exit 1 with :func:`overwrite_refusals`, if any: called before anything is written (or
+    computed), so that a refusal leaves every file as it was."""
+    refusals = overwrite_refusals(paths, force, option)
+    if refusals:
+        fail(refusals)
+
+
+def overwrite_refusals(paths: list[Path], force: bool, option: str) -> list[Refusal]:
+    """Each of ``paths`` that is a device, pipe or socket (forced or not); else, unless ``force``,
+    each that exists."""
     from controller.runtime.files import SPECIAL_FILE, special_file
 
     special = [p for p in paths if special_file(p)]  # --force or not: it would be replaced, not written to
     if special:
-        fail([f"{option}: {p} {SPECIAL_FILE}; name a file" for p in special])
+        return [Refusal(f"{option}: {p} {SPECIAL_FILE}; name a file", option, str(p)) for p in special]
     existing = [] if force else [p for p in paths if p.exists() or p.is_symlink()]
-    if existing:
-        fail([f"{option}: {p} exists; pass --force to overwrite it, or name another "
-               f"{'folder' if option == '--out-dir' else 'file'}" for p in existing])
+    kind = "folder" if option == "--out-dir" else "file"
+    return [Refusal(f"{option}: {p} exists; pass --force to overwrite it, or name another {kind}", option, str(p))
+            for p in existing]
 
 
 def file_folder_writable(target: Path, option: str, given: Path | None = None) -> None:
-    """Exit 1 unless the folder of ``target`` (the file a command will write; ``given``: as the
-    user named it, None for a default) exists and can be written in. Called before the command's
-    work: a tune's search or an import is not lost at its last write, and the writer's temporary
-    file (``.NAME.<hex>.tmp``) is never the name in the error."""
+    """Exit 1 with :func:`folder_refusals`, if any. Called before the command's work: a tune's
+    search or an import is not lost at its last write, and the writer's temporary file
+    (``.NAME.<hex>.tmp``) is never the name in the error."""
+    refusals = folder_refusals(target, option, given)
+    if refusals:
+        fail(refusals)
+
+
+def folder_refusals(target: Path, option: str, given: Path | None = None) -> list[Refusal]:
+    """Why the folder of ``target`` (the file a command will write; ``given``: as the user named
+    it, None for a default) cannot take it: missing, or not writable; [] if it can."""
     import os
 
     folder = target.absolute().parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        fail([f"{option}: {given or folder}: {'cannot write in' if folder.is_dir() else 'no such'} folder "
-              f"{folder}; create it or name another file"])
+    if folder.is_dir() and os.access(folder, os.W_OK | os.X_OK):
+        return []
+    named = given or folder
+    return [Refusal(f"{option}: {named}: {'cannot write in' if folder.is_dir() else 'no such'} folder {folder}; "
+                    "create it or name another file", option, str(named))]
 
 
 def _nonempty_path(value: str | Path) -> Path:
@@ -205,34 +241,46 @@ def results_writer(result_file: Path) -> str | None:
 
 def out_folder(out: Path, option: str = "--out", files: tuple[str, ...] = (), folders: tuple[str, ...] = (),
                command: str | None = None) -> Path:
-    """``out``, created, or exit 1 saying why it cannot hold the results: checked before a run,
-    whose results would otherwise be lost after it finished (``files`` it writes must not be
-    folders there, nor ``folders`` files). ``command``: the command writing its result.json there,
-    which replaces its own earlier results but not another command's (a long simulation's could
-    not be made again from anything kept)."""
+    """``out``, created, or exit 1 saying why it cannot hold the results (:func:`make_out_folder`)."""
+    refusals = make_out_folder(out, option, files, folders, command)
+    if refusals:
+        fail(refusals)
+    return out
+
+
+def make_out_folder(out: Path, option: str = "--out", files: tuple[str, ...] = (), folders: tuple[str, ...] = (),
+                    command: str | None = None) -> list[Refusal]:
+    """Create ``out``, or say why it cannot hold the results ([] once it exists and can be written
+    in): checked before a run, whose results would otherwise be lost after it finished (``files``
+    it writes must not be folders there, nor ``folders`` files). ``command``: the command writing
+    its result.json there, which replaces its own earlier results but not another command's (a
+    long simulation's could not be made again from anything kept)."""
     import os
 
     from controller.runtime.files import special_file
 
+    def refused(text: str, path: Path = out) -> Refusal:
+        return Refusal(f"{option}: {text}", option, str(path))
+
     other = results_writer(out / "result.json") if command else None
     if other is not None and other != command:
-        fail([f"{option}: {out} holds the results of `setpoint {other}` ({out / 'result.json'}); name another "
-              f"folder, or move them first"])
-    wrong = [f"{out / n} is a folder" for n in files if (out / n).is_dir()]
-    wrong += [f"{out / n} is a device, pipe or socket" for n in files if special_file(out / n)]
-    wrong += [f"{out / n} is a file" for n in folders if (out / n).exists() and not (out / n).is_dir()]
+        return [refused(f"{out} holds the results of `setpoint {other}` ({out / 'result.json'}); name another "
+                        f"folder, or move them first")]
+    wrong = [(out / n, "is a folder") for n in files if (out / n).is_dir()]
+    wrong += [(out / n, "is a device, pipe or socket") for n in files if special_file(out / n)]
+    wrong += [(out / n, "is a file") for n in folders if (out / n).exists() and not (out / n).is_dir()]
     if wrong:
-        fail([f"{option}: {w}, where the results go; move it or name another folder" for w in wrong])
-
+        return [refused(f"{path} {what}, where the results go; move it or name another folder", path)
+                for path, what in wrong]
     if out.exists() and not out.is_dir():
-        fail([f"{option}: {out} is a file, not a folder; name a folder for the results"])
+        return [refused(f"{out} is a file, not a folder; name a folder for the results")]
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        fail([f"{option}: {out}: cannot create the folder: {exc.strerror or exc}"])
+        return [refused(f"{out}: cannot create the folder: {exc.strerror or exc}")]
     if not os.access(out, os.W_OK | os.X_OK):
-        fail([f"{option}: {out}: cannot write in this folder"])
-    return out
+        return [refused(f"{out}: cannot write in this folder")]
+    return []
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -354,9 +402,11 @@ def worker_count(jobs: int | None) -> int:
     import os
     import warnings
 
+    from controller.policy.summary import plural
+
     cpus = os.cpu_count() or 1
     if jobs is not None and jobs > cpus:
-        warnings.warn(f"--jobs {jobs}: more worker processes than this machine's {cpus} CPUs; they share them "
+        warnings.warn(f"--jobs {jobs}: more worker processes than this machine's {plural(cpus, 'CPU')}; they share them "
                       "(no faster, more memory)", stacklevel=2)
     return jobs or cpus
 

@@ -9,8 +9,8 @@ from typing import Annotated, NoReturn, Optional
 
 import typer
 
-from controller.cli.common import (EXAMPLES_HELP, TARGET_LABELS_HELP, fail, file_folder_writable, out_folder, output_file, output_folder,
-                                   parse_target_labels, policy_path, refuse_overwrite)
+from controller.cli.common import (EXAMPLES_HELP, TARGET_LABELS_HELP, Refusal, fail, folder_refusals, make_out_folder,
+                                   output_file, output_folder, overwrite_refusals, parse_target_labels, policy_path)
 from controller.cli.root import app
 from controller.policy import check_policies, policy_json_schema_text
 from controller.policy.schema_export import SCHEMA_FILE
@@ -216,20 +216,21 @@ def import_(
     the rest as in text. --format json prints one document on stdout and nothing on
     stderr: "ok", "files" (each file written, with its "policies"), "errors",
     "warnings" and "skipped", each problem {"file", "line", "field", "message",
-    "object"}. Exit statuses are the same in every format; a refusal of where to write (a file that exists
-    without --force) is said on stderr as text, stdout empty.
+    "object"}. Exit statuses are the same in every format. A refusal of where to write (a file that
+    exists without --force, the -o file's folder missing) is a line on stderr in text and github, and
+    in json one of the document's errors, its field the option, no line ("file": the path, or null).
     """
     from controller.errors import InvalidInput
     from controller.policy.import_files import ImportRefused, import_files
     from controller.runtime.files import write_text_atomic
 
     if out is not None and out_dir is not None:
-        fail(["pass --out or --out-dir, not both"])
+        _refuse_where([Refusal("pass --out or --out-dir, not both", "--out-dir")], output)
     if output == ValidateFormat.JSON and out is None and out_dir is None:  # stdout holds the report
         raise typer.BadParameter("prints one JSON document on stdout: write the policies with --out FILE or "
                                  "--out-dir FOLDER", param_hint="'--format json'")
     if out is not None:
-        file_folder_writable(out, "--out", out)
+        _refuse_where(folder_refusals(out, "--out", out), output)
     try:
         result = import_files(files, stdin=sys.stdin.buffer, skip_invalid=skip_invalid)
     except ImportRefused as exc:  # every field at fault of every object, each at its file and line
@@ -246,21 +247,22 @@ def import_(
 
         _, problems = read_documents(result.text)
         if problems:
-            fail([f"{plural(len(result.policies), 'policy', 'policies')} are more than one policy file holds "
-                   f"({problems[0].message.split(' (')[0]}); write one file per policy with --out-dir DIR, or "
-                   "import fewer objects at a time"])
+            _refuse_where([Refusal(
+                f"{plural(len(result.policies), 'policy', 'policies')} are more than one policy file holds "
+                f"({problems[0].message.split(' (')[0]}); write one file per policy with --out-dir DIR, or "
+                "import fewer objects at a time", "--out", None if out is None else str(out))], output, result)
     said = output != ValidateFormat.JSON  # json: the files written are in its document
     if out_dir is not None:
         paths = [out_dir / f"{policy.name}.yaml" for policy in result.policies]
-        refuse_overwrite(paths, force, "--out-dir")
-        out_folder(out_dir, "--out-dir")
+        _refuse_where(overwrite_refusals(paths, force, "--out-dir"), output, result)
+        _refuse_where(make_out_folder(out_dir, "--out-dir"), output, result)
         for path, policy in zip(paths, result.policies):
             write_text_atomic(path, policy.text)
             if said:
                 typer.echo(f"wrote {path} ({policy.source})", err=True)
         written = [{"file": str(path), "policies": [policy.name]} for path, policy in zip(paths, result.policies)]
     elif out is not None:
-        refuse_overwrite([out], force, "--out")
+        _refuse_where(overwrite_refusals([out], force, "--out"), output, result)
         write_text_atomic(out, result.text)
         if said:
             typer.echo(f"wrote {out}: {plural(len(result.policies), 'policy', 'policies')}", err=True)
@@ -269,6 +271,19 @@ def import_(
         typer.echo(result.text, nl=False)
     if output == ValidateFormat.JSON:
         typer.echo(_import_json(written, [], result.warnings, result.other_kinds + result.left_out))
+
+
+def _refuse_where(refusals: list[Refusal], output: ValidateFormat, result=None) -> None:
+    """Exit 1 on any refusal of where to write (nothing written): each a line on stderr (text,
+    github: no file line to annotate), or json's one document on stdout with them as its errors,
+    and ``result``'s warnings and skipped objects once the manifests were read (None: before)."""
+    if not refusals:
+        return
+    if output != ValidateFormat.JSON:
+        fail(refusals)
+    warnings, skipped = ([], []) if result is None else (result.warnings, result.other_kinds + result.left_out)
+    typer.echo(_import_json([], refusals, warnings, skipped))
+    raise typer.Exit(1)
 
 
 def _say_on_stderr(errors, warnings, output: ValidateFormat) -> None:

@@ -180,10 +180,10 @@ def _format_record(r: dict) -> str:
     who = f"{r['controller']} " if "controller" in r else ""
     health = r.get("health") or (r.get("extra") or {}).get("health")
     if health and not r.get("metrics") and r.get("reason") != "HealthOnly":  # a health-only policy: no scaling side
-        line = (f"{_when(r.get('at', 0.0))} {who}{r.get('target')}: {r.get('current')} replicas "
+        line = (f"{_when(r.get('at', 0.0))} {who}{r.get('target')}: {plural(r.get('current'), 'replica')} "
                 f"[{health.get('reason')}]  health only (ready {r.get('ready')})")
     elif r.get("reason") == "HealthOnly":  # Reconciler.health_cycle: between full cycles while a rollout runs
-        line = (f"{_when(r.get('at', 0.0))} {who}{r.get('target')}: {r.get('current')} replicas [HealthOnly]  "
+        line = (f"{_when(r.get('at', 0.0))} {who}{r.get('target')}: {plural(r.get('current'), 'replica')} [HealthOnly]  "
                 f"the health side alone while a rollout runs; scaling not evaluated (ready {r.get('ready')})")
     else:
         line = (f"{_when(r.get('at', 0.0))} {who}{r.get('target')}: {r.get('current')} -> {r.get('desired')} "
@@ -249,14 +249,14 @@ def _format_warm_start(w: dict) -> str:
     unread = f": {w['why']}" if w.get("warm") and w.get("why") else ""  # its metrics read nothing
     if w.get("joined"):  # joined a policy already running (its HPA deleted, its selector matching it now)
         if w.get("warm"):
-            return (f"taken over warm from {w.get('source')} ({w.get('ticks')} ticks over "
+            return (f"taken over warm from {w.get('source')} ({plural(w.get('ticks'), 'tick')} over "
                     f"{w.get('window_s', 0):.0f}s){unread}")
         return f"taken over cold (scale-down held one window): {w.get('why')}"
     from controller.runtime.warm_start import CAUSE_WORDS
 
     when = CAUSE_WORDS.get(w.get("cause"), "")
     if w.get("warm"):
-        return (f"warm-started{when} from {w.get('source')} ({w.get('ticks')} ticks over "
+        return (f"warm-started{when} from {w.get('source')} ({plural(w.get('ticks'), 'tick')} over "
                 f"{w.get('window_s', 0):.0f}s){unread}")
     return f"cold start{when}: {w.get('why')}"
 
@@ -270,7 +270,7 @@ def _format_check_history(c: dict) -> str:
                 f"rollback target before healthyAfter")
     fired = c.get("firedUntil")
     last = f"; a check fired until {_when(fired, pad=False)}" if fired is not None else "; no check fired"
-    return f"checks replayed from their history ({c.get('ticks')} ticks over {window:.0f}s){last}"
+    return f"checks replayed from their history ({plural(c.get('ticks'), 'tick')} over {window:.0f}s){last}"
 
 
 def _format_health(h: dict, desired=None) -> str:
@@ -506,7 +506,7 @@ def _warm_start_line(targets: dict, now: float) -> str:
         cold = [k for k, x in began.items() if not x.get("warm")]
         line = f"state: {_STATE_WORDS.get(w.get('cause'), 'rebuilt')} {wall_clock(w.get('at'), now)}"
         if len(cold) < len(began):
-            line += f", warm from {w.get('source')} ({w.get('ticks')} ticks over {w.get('window_s', 0):.0f}s)"
+            line += f", warm from {w.get('source')} ({plural(w.get('ticks'), 'tick')} over {w.get('window_s', 0):.0f}s)"
         if cold:
             line += f"; cold (scale-down held one window): {_cold_whys(cold, began)}"
         lines.append(line)

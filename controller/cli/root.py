@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> None:
 
     _options["debug"] = _options["terminated"] = False
     TERMINATION.clear()
-    warnings.formatwarning = _warning_line
+    # restored on the way out: main() may run inside another program (the tests), whose later
+    # warnings would read "setpoint: warning:" too
+    previous_format, warnings.formatwarning = warnings.formatwarning, _warning_line
     # SIGTERM (kill, timeout(1), a CI job cancelled) ends a command as Ctrl-C does: worker
     # processes stopped, finished work kept; commands that serve (run, sim serve) set their own
     main_thread = threading.current_thread() is threading.main_thread()  # where handlers can be set
@@ -58,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"setpoint: {line}", file=sys.stderr)
         sys.exit(code)
     finally:
+        warnings.formatwarning = previous_format
         if main_thread:  # as it was: main() may run inside another program (the tests)
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 

@@ -119,8 +119,10 @@ def _run_sweep(grid, out: Path, jobs: int, ray_address: str | None):
     store = CellStore(out / "cells")
     where = f"Ray ({ray_address})" if ray_address else f"{jobs} local worker{'s' if jobs > 1 else ''}"
     console = Console(stderr=True)
-    typer.echo(f"sweep: {len(grid.scenarios)} scenario(s) x {len(grid.variants)} variant(s) x {grid.seeds} seed(s) = "
-               f"{len(cells)} cells on {where}", err=True)
+    from controller.policy.summary import plural
+
+    typer.echo(f"sweep: {plural(len(grid.scenarios), 'scenario')} x {plural(len(grid.variants), 'variant')} x "
+               f"{plural(grid.seeds, 'seed')} = {plural(len(cells), 'cell')} on {where}", err=True)
     say_warnings(w for s in grid.scenarios for w in s.warnings)  # once per file, not per cell or worker
     if grid.differences:
         typer.echo("the policies differ from the first file's in:\n" + "\n".join(f"  {d}" for d in grid.differences),
@@ -316,10 +318,13 @@ def tune(
     write_text_atomic(trials_file, json.dumps(tune_json(result), indent=1, allow_nan=False) + "\n")
     refused = [t for t in result.trials if "error" in t]
     if result.trials and len(refused) == len(result.trials):  # not a budget to raise: the --set cannot apply
-        fail([f"every one of the {len(refused)} trials was refused by the policy's rules, so no budget was "
+        every = "the one trial was" if len(refused) == 1 else f"every one of the {len(refused)} trials was"
+        fail([f"{every} refused by the policy's rules, so no budget was "
               f"tried; check the --set paths and ranges. The first: {refused[0]['error']}"])
     if result.best is None:
-        fail([f"no trial met the budget ({result.budget.describe()}) in {trials} trials; raise the budget, widen "
+        from controller.policy.summary import plural
+
+        fail([f"no trial met the budget ({result.budget.describe()}) in {plural(trials, 'trial')}; raise the budget, widen "
               f"the --set ranges or run more --trials"])
     for line in provenance(result, __version__, dist_version("optuna"))[2:]:
         typer.echo(line)

@@ -5,8 +5,11 @@ from __future__ import annotations
 from controller.policy.load import LoadedPolicy
 
 
-def plural(count: int, word: str, words: str | None = None) -> str:
-    return f"{count} {word if count == 1 else words or word + 's'}"
+def plural(count: int | float, word: str, words: str | None = None) -> str:
+    """``1 policy``, ``2 policies``, ``0.5 simulated days``: ``word`` for exactly one, else
+    ``words`` (default: ``word`` + s). A float is written as ``:g`` does (1.0: ``1 day``)."""
+    number = f"{count:g}" if isinstance(count, float) else f"{count}"
+    return f"{number} {word if count == 1 else words or word + 's'}"
 
 
 def policy_summary(policy: LoadedPolicy) -> str:

@@ -76,3 +76,52 @@ def test_the_console_script_is_main():
 
     scripts = loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["setpoint"] == "controller.cli:main"
+
+
+
+def _format_then(seen: list[str], exc: BaseException | None, real_check):
+    """A check_policies that formats a warning (what a warning raised there would print) into
+    ``seen``, then raises ``exc`` (None: ``real_check``'s answer, the command goes on)."""
+    def check(*args, **kwargs):
+        import warnings
+
+        seen.append(warnings.formatwarning("a policy says something odd", UserWarning, "p.py", 3))
+        if exc is not None:
+            raise exc
+        return real_check(*args, **kwargs)
+    return check
+
+
+FORMAT_ROWS = {
+    # name: (what the command meets after the warning, None: nothing, it finishes (exit 0); --debug)
+    "the-command-finishes": (None, False),
+    "bad-input-exit-1": (PolicyError([FieldError("p.yaml", 3, "spec.interval", "must be at least 1s, got 0s")]),
+                         False),
+    "a-bug-exit-70": (RuntimeError("boom"), False),
+    "ctrl-c-exit-130": (KeyboardInterrupt(), False),
+    "debug-reraises-the-bug": (RuntimeError("boom"), True),
+}
+
+
+@pytest.mark.parametrize("name", list(FORMAT_ROWS))
+def test_warnings_read_setpoint_warning_inside_main_and_the_callers_way_after_it(monkeypatch, name):
+    """main() formats warnings as the command's lines, and gives the caller's formatter back
+    however it ends: tests call it in-process, and their later warnings read "setpoint: warning:"."""
+    import warnings
+
+    exc, debug = FORMAT_ROWS[name]
+
+    def callers_format(message, category, filename, lineno, line=None):
+        return f"caller's: {message}\n"
+
+    seen: list[str] = []
+    monkeypatch.setattr(policy_files, "check_policies", _format_then(seen, exc, policy_files.check_policies))
+    monkeypatch.setattr(warnings, "formatwarning", callers_format)
+    with pytest.raises((SystemExit, RuntimeError)) as ended:
+        cli.main([*(["--debug"] if debug else []), "validate", VALID])
+    where = " (UserWarning at p.py:3)" if debug else ""
+    assert seen == [f"setpoint: warning: a policy says something odd{where}\n"]
+    assert warnings.formatwarning is callers_format, name
+    assert warnings.formatwarning("after main", UserWarning, "t.py", 1) == "caller's: after main\n"
+    codes = {"the-command-finishes": 0, "bad-input-exit-1": 1, "a-bug-exit-70": 70, "ctrl-c-exit-130": 130}
+    assert getattr(ended.value, "code", None) == codes.get(name), ended.value

@@ -150,3 +150,66 @@ def test_validate_json_has_no_object_field():
     assert github_commands([plain], [in_object], "validate") == [
         "::error file=p.yaml,line=3,title=setpoint validate%3A spec.x::bad",
         "::warning file=m.yaml,line=4,title=setpoint validate%3A spec.y::worse [K a/b]"]
+
+
+def refused(field_: str, file: str | None, message: str) -> dict:
+    """A refusal of where to write as a --format json error: the option its field, no line."""
+    return {"file": file, "line": None, "field": field_, "message": message}
+
+
+RESTORED = entry("queue.yaml", 7, "spec.advanced.restoreToOriginalReplicaCount", RESTORES, QUEUE)
+# name: (files made first ({path: text}; a path ending in / is a folder), args after `import --format json`,
+#        the errors ({TMP}: the test's folder), the warnings)
+WHERE_ROWS = {
+    "the-o-files-folder-missing": ({"cart.yaml": GOOD}, ["cart.yaml", "-o", "missing/all.yaml"],
+                                   [refused("--out", "missing/all.yaml", "missing/all.yaml: no such folder "
+                                            "{TMP}/missing; create it or name another file")], []),
+    "the-o-file-exists": ({"cart.yaml": GOOD, "all.yaml": "kept\n"}, ["cart.yaml", "-o", "all.yaml"],
+                          [refused("--out", "all.yaml", "all.yaml exists; pass --force to overwrite it, or name "
+                                   "another file")], []),
+    "o-beside-out-dir": ({"cart.yaml": GOOD}, ["cart.yaml", "-o", "all.yaml", "--out-dir", "out"],
+                         [refused("--out-dir", None, "pass --out or --out-dir, not both")], []),
+    "a-policy-file-in-out-dir-exists-the-warning-kept": (
+        {"queue.yaml": KEDA_RESTORES, "out/": "", "out/queue.yaml": "kept\n"}, ["queue.yaml", "--out-dir", "out"],
+        [refused("--out-dir", "out/queue.yaml", "out/queue.yaml exists; pass --force to overwrite it, or name "
+                 "another folder")], [RESTORED]),
+    "out-dir-is-a-file": ({"cart.yaml": GOOD, "taken": "kept\n"}, ["cart.yaml", "--out-dir", "taken"],
+                          [refused("--out-dir", "taken", "taken is a file, not a folder; name a folder for the "
+                                   "results")], []),
+}
+
+
+@pytest.mark.parametrize("name", list(WHERE_ROWS))
+def test_import_format_json_says_a_refusal_of_where_to_write_in_its_document(tmp_path, monkeypatch, name):
+    """Refusals of where to write were text on stderr, stdout empty, whatever --format said."""
+    made, args, errors, warnings = WHERE_ROWS[name]
+    monkeypatch.chdir(tmp_path)
+    for path, text in made.items():
+        if path.endswith("/"):
+            (tmp_path / path).mkdir()
+        else:
+            (tmp_path / path).write_text(text, encoding="utf-8")
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    result = CliRunner().invoke(app, ["import", "--format", "json", *args])
+    assert result.exit_code == 1, result.output
+    assert result.stderr == "", result.stderr
+    errors = [{**e, "message": e["message"].replace("{TMP}", str(tmp_path))} for e in errors]
+    assert json.loads(result.stdout) == {"ok": False, "files": [], "errors": errors, "warnings": warnings,
+                                         "skipped": []}
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before  # nothing written
+    assert all((tmp_path / p).read_text() == t for p, t in made.items() if not p.endswith("/"))
+
+
+@pytest.mark.parametrize("name", list(WHERE_ROWS))
+def test_import_format_text_says_the_same_refusal_on_stderr(tmp_path, monkeypatch, name):
+    made, args, errors, _ = WHERE_ROWS[name]
+    monkeypatch.chdir(tmp_path)
+    for path, text in made.items():
+        if path.endswith("/"):
+            (tmp_path / path).mkdir()
+        else:
+            (tmp_path / path).write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(app, ["import", *args])
+    assert result.exit_code == 1 and result.stdout == "", result.output
+    said = [(f"{e['field']}: " if e["file"] else "") + e["message"].replace("{TMP}", str(tmp_path)) for e in errors]
+    assert result.stderr.splitlines()[-len(said):] == said, result.stderr
