@@ -187,3 +187,12 @@ def test_a_hung_pod_soon_after_a_release_is_restarted_not_blamed_on_the_release(
     record = d.record(0, "p", "Deployment/default/web")
     assert (t, record.action, record.reason, list(record.restart_pods)) == (
         195.0, "restart-pod", "RestartHungPod", ["default/web-3"])
+
+
+def test_a_hung_pod_restart_is_bounded_by_the_restart_budget():
+    """No budget of its own: restartsPerHour holds it as any restart (held, HealingHeld)."""
+    p = HealthParams.of((hung_check(),), budgets=BudgetParams(restarts_per_hour=0, rollbacks_per_day=2,
+                                                              max_unavailable_ratio=0.25))
+    records = run(p, pods(not_ready={"web-3": T0}), 300.0)
+    assert first_action(records) == (None, None)
+    assert [(t, r.reason, r.held) for t, r in records if t >= 135.0][0] == (135.0, "RestartBudgetExhausted", True)
