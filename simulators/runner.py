@@ -321,8 +321,9 @@ def policy_bindings(scenario: Scenario, policy: RuntimePolicy, one_run: bool = T
     named = [(m.name, q, False, m.kind) for m, q in zip(policy.params.metrics, policy.queries)]
     by_pod = {q for m, q in zip(policy.params.metrics, policy.queries) if reads_average_by_pod(policy.params, m)}
     if policy.health is not None:
+        # a hung-pod check has no query to bind: it reads the simulated pods' readiness, as live
         named += [(c.name, q, c.scope == Scope.POD, None)
-                  for c, q in zip(policy.health.checks, policy.health_queries)]
+                  for c, q in zip(policy.health.checks, policy.health_queries) if not c.is_hung]
     unbound = [(name, per_pod) for name, _, per_pod, kind in named if signal_of(name, per_pod, kind) is None]
     if unbound:  # every one at once, and how to bind them (for one run without editing the scenario)
         how = (f"under spec.metrics of scenario {scenario.name} ({', '.join(f'{name}: SIGNAL' for name, _ in unbound)})"

@@ -294,6 +294,12 @@ def _format_health(h: dict, desired=None) -> str:
     if h.get("rollback_gone"):  # RollbackTargetGone: why no rollback, with the revision it would have gone to
         out += (f"\n    no rollback: revision {h['rollback_gone']}, the last known healthy, is no longer on the cluster "
                 f"(its ReplicaSet was deleted; spec.revisionHistoryLimit trims old ones)")
+    if h.get("reason") == "RestartHungPod":
+        seen = ((h.get("checks") or {}).get(h.get("trigger")) or {}).get("raw")
+        longest = f" (the longest {seen:.0f}s)" if isinstance(seen, (int, float)) else ""
+        out += (f"\n    hung: {', '.join(p.split('/', 1)[-1] for p in h.get('restart_pods') or []) or 'pods'} not Ready "
+                f"past start-up{longest} while most pods of their revision are Ready: a stuck process, restarted; a "
+                f"readiness outage (most pods not Ready: a dependency down) restarts none")
     if h.get("reason") == "RollbackBlockedByPause":
         out += ("\n    no rollback: the Deployment is paused (spec.paused, not by setpoint) and would not roll back; "
                 "it goes out once the Deployment is resumed")

@@ -232,6 +232,8 @@ def compile_health(health: Health | None) -> HealthSpec | None:
 
 
 def compile_health_check(check: HealthCheck) -> HealthCheckSpec:
+    if check.hung is not None:
+        return compile_hung_check(check)
     unhealthy = _threshold(check.unhealthy)
     if check.recovered is not None:
         recovered = _threshold(check.recovered)
@@ -242,6 +244,17 @@ def compile_health_check(check: HealthCheck) -> HealthCheckSpec:
                            smoothing=compile_smoothing(check.smoothing), unhealthy=unhealthy,
                            recovered=recovered, action=HealthAction(check.action),
                            fire_on_missing=check.on_missing == "fire")
+
+
+def compile_hung_check(check: HealthCheck) -> HealthCheckSpec:
+    """A hung-pod check: a pod-scope check on the seconds each pod has been hung (computed by the
+    core from the pod list: controller/core/health/hung.py), unhealthy above notReadyFor, recovered
+    as soon as it is not (Ready again, or most of its peers no longer are)."""
+    limit = check.hung.not_ready_for_s
+    return HealthCheckSpec(name=check.name, query="", scope="pod", smoothing=compile_smoothing(None),
+                           unhealthy=ThresholdSpec(Comparison.ABOVE, limit, 0.0),
+                           recovered=ThresholdSpec(Comparison.BELOW, limit, 0.0), action=HealthAction(check.action),
+                           hung_startup_s=check.hung.startup_s)
 
 
 def compile_revision_check(check: HealthCheck) -> RevisionCheckSpec:
@@ -297,6 +310,7 @@ def compile_check_params(check: HealthCheckSpec) -> CheckParams:
         name=check.name, scope=Scope.POD if check.scope == "pod" else Scope.WORKLOAD, direction=direction,
         unhealthy=check.unhealthy.value, unhealthy_for_s=check.unhealthy.for_s, recovered=check.recovered.value,
         recovered_for_s=check.recovered.for_s, action=check.action, fire_on_missing=check.fire_on_missing,
+        hung_startup_s=check.hung_startup_s,
         smoothing=sm.kind, half_life_s=sm.half_life_s, window_s=sm.window_s, percentile=sm.percentile)
 
 

@@ -295,6 +295,9 @@ def _names(items: list) -> list:
 def _check_fields_for_scope(check: HealthCheck, path: tuple) -> Iterator[Problem]:
     """A revision check names errors and requests (a ratio) or a query (a latency sample per pod)
     and a rollback or record action, without thresholds; other checks a query and unhealthy."""
+    if check.hung is not None:
+        yield from _hung_check_fields(check, path)
+        return
     if check.scope != "revision":
         if check.query is None:
             yield path + ("query",), "expected a query, got none"
@@ -322,6 +325,21 @@ def _check_fields_for_scope(check: HealthCheck, path: tuple) -> Iterator[Problem
                                 f"got action {check.action}"
     if check.on_missing != "ignore":
         yield path + ("onMissing",), "must be ignore for scope revision: missing data never fires"
+
+
+def _hung_check_fields(check: HealthCheck, path: tuple) -> Iterator[Problem]:
+    """A hung check reads the pods' Ready condition (no query, no thresholds: notReadyFor is its
+    threshold) and acts on the hung pods themselves: restart-pod, or record to watch it first."""
+    if "scope" in check.model_fields_set and check.scope != "pod":
+        yield path + ("scope",), f"must be pod for a hung check (it judges each pod), got {check.scope}"
+    for name in ("query", "errors", "requests", "compare", "hold", "smoothing", "unhealthy", "recovered"):
+        if getattr(check, name) is not None:
+            yield path + (name,), ("not used by a hung check (it reads the pods' Ready condition; hung.notReadyFor "
+                                   "is its threshold), remove it")
+    if check.action not in ("restart-pod", "record"):
+        yield path + ("action",), f"must be restart-pod or record for a hung check, got {check.action}"
+    if check.on_missing != "ignore":
+        yield path + ("onMissing",), "must be ignore for a hung check: the pod list is never missing"
 
 
 def _recovery_on_healthy_side(check: HealthCheck, path: tuple) -> Iterator[Problem]:

@@ -537,8 +537,25 @@ class RolloutHold(StrictModel):
         "test goes on.")
 
 
+class HungPod(StrictModel):
+    """A hung-pod check: a pod not Ready this long, past its start-up, while most of its revision's
+    pods are Ready (read from the pod list: no query)."""
+
+    not_ready_for_s: PositiveDuration = duration_field(
+        120.0, "notReadyFor", "How long a pod is not Ready (past its start-up, with most pods of its revision "
+        "Ready) before the check fires on it.")
+    startup_s: NonNegativeDuration = duration_field(
+        300.0, "startup", "A pod this young is starting, not hung: its not-Ready time counts from its creation "
+        "plus this.")
+
+
 class HealthCheck(StrictModel):
     name: Identifier
+    hung: Optional[HungPod] = Field(
+        None, description="A hung-pod check (scope pod, no query): a pod that runs but is not Ready for "
+                          "notReadyFor while more than half of the other pods of its workload and revision are "
+                          "Ready (a readiness outage, most pods not Ready, never fires it). Action restart-pod "
+                          "or record.")
     query: Optional[PromQL] = Field(
         None, description="PromQL. scope revision: one latency sample per pod (e.g. its p95), compared by revision.")
     scope: Literal["workload", "pod", "revision"] = "workload"
@@ -551,7 +568,8 @@ class HealthCheck(StrictModel):
         None, description="scope revision, action rollback: pause the rollout (spec.paused) once the new revision "
                           "serves enough traffic to decide, until the test decides or maxDuration passes.")
     smoothing: Optional[SmoothingModel] = None
-    unhealthy: Optional[Threshold] = Field(None, description="Required unless scope is revision.")
+    unhealthy: Optional[Threshold] = Field(None, description="Required unless scope is revision or the check is "
+                                                             "a hung check.")
     recovered: Optional[Threshold] = Field(
         None, description="Opposite comparison, on the healthy side of unhealthy. Default: not unhealthy.")
     action: HealthActionName

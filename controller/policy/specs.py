@@ -61,6 +61,13 @@ class HealthCheckSpec:
     recovered: Threshold
     action: HealthAction
     fire_on_missing: bool = False
+    #: a hung-pod check (query ''): its start-up allowance, s; its notReadyFor is ``unhealthy.value``
+    #: (seconds hung, above). None: a query's check.
+    hung_startup_s: float | None = None
+
+    @property
+    def is_hung(self) -> bool:
+        return self.hung_startup_s is not None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import numpy as np
 from controller.core.scaling.decide import Decision
 from controller.core.health.heal import HealingDecision, HealthObservation, HealthState
 from controller.core.health.checks import PodTable
+from controller.core.health.hung import hung_seconds
 from controller.core.health.params import HealthParams, HealthReason, Remedy, Scope
 from controller.core.health.revision_test import Measure, latency_stats, ratio_stats
 from controller.errors import MetricsUnavailable
@@ -81,7 +82,8 @@ class HealthPods(NamedTuple):
     """The pods of ``health_pods`` as columns (P,): target row, pod ref (namespace, pod name),
     Ready, on its workload's current revision, created at (epoch s, NaN unknown: a StatefulSet's
     pod deleted and recreated keeps its name, not this), and blocking its workload's rollout
-    (:func:`_blocks_rollout`)."""
+    (:func:`_blocks_rollout`); for the hung-pod checks, since when its Ready condition has been as it
+    is (epoch s, NaN unknown) and whether it runs (phase Running, no container waiting to start again)."""
 
     rows: np.ndarray
     refs: list[TargetRef]
@@ -89,6 +91,8 @@ class HealthPods(NamedTuple):
     current: np.ndarray
     born: np.ndarray
     blocks_rollout: np.ndarray
+    not_ready_since: np.ndarray | None = None
+    running: np.ndarray | None = None
 
 
 def health_pod_columns(view: ClusterView, targets: Sequence[TargetRef]) -> HealthPods:
@@ -102,7 +106,10 @@ def health_pod_columns(view: ClusterView, targets: Sequence[TargetRef]) -> Healt
                            dtype=bool),
         born=np.asarray([np.nan if pod.created_time is None else float(pod.created_time) for _, _, pod in pods],
                         dtype=np.float64),
-        blocks_rollout=np.asarray([_blocks_rollout(status, pod) for _, status, pod in pods], dtype=bool))
+        blocks_rollout=np.asarray([_blocks_rollout(status, pod) for _, status, pod in pods], dtype=bool),
+        not_ready_since=np.asarray([np.nan if pod.ready_transition_time is None else float(pod.ready_transition_time)
+                                    for _, _, pod in pods], dtype=np.float64),
+        running=np.asarray([pod.phase == "Running" and not pod.waiting for _, _, pod in pods], dtype=bool))
 
 
 def pod_revisions(view: ClusterView, targets: Sequence[TargetRef]
@@ -149,7 +156,8 @@ def revision_statistics(params: HealthParams, n: int, rows: np.ndarray, current:
 
 
 def overload_signal(view: ClusterView, decision: Decision | None,
-                    targets: Sequence[TargetRef] = (), withheld: np.ndarray | None = None) -> np.ndarray:
+                    targets: Sequence[TargetRef] = (), withheld: np.ndarray | None = None,
+                    hung: np.ndarray | None = None) -> np.ndarray:
     """(N,) bool: the service is overloaded, so slow or unready pods call for capacity, not restarts:
     pods are still starting after a scale-up, or a scaling metric asks for more replicas than
     current (before stabilization, rate limits and max replicas hold it back).
@@ -160,8 +168,12 @@ def overload_signal(view: ClusterView, decision: Decision | None,
     the pods not Ready long past their start-up, core/scaling/withheld.py, on top), those stuck
     pods do not count either: a hung process the load does not explain is for a restart (the
     larger of the two counts: a crash-looping pod is often withheld too). Without such a metric
-    (a health-only policy), a pod failing its readiness probe is taken for load, as before."""
+    (a health-only policy), a pod failing its readiness probe is taken for load, as before, unless
+    a hung-pod check of the policy judges it hung (``hung`` (N,): such pods per target,
+    :func:`hung_pods`): most of its revision's pods are Ready, so the load does not explain it."""
     crashing = crashing_pods(view, targets)
+    if hung is not None:
+        crashing = np.maximum(crashing, np.asarray(hung, np.int64))
     starting = view.ready + crashing < view.spec
     if decision is None or decision.proposals.shape[1] == 0:
         return starting
@@ -172,6 +184,18 @@ def overload_signal(view: ClusterView, decision: Decision | None,
         stuck = np.maximum(crashing, np.where(read, np.asarray(withheld, np.float64), 0.0))
         starting = view.ready + stuck < view.spec
     return starting | wants_more
+
+
+def hung_pods(params: HealthParams, pods: PodTable, n: int, now: float) -> np.ndarray | None:
+    """(N,) per target, its pods a hung-pod check of ``params`` judges hung now (past their start-up,
+    not Ready for longer than its notReadyFor, most of their revision's pods Ready:
+    core/health/hung.py); a pod of unknown creation time counts as just created. None: no such check."""
+    hung = [c for c in params.checks if c.is_hung]
+    if not hung:
+        return None
+    seconds = hung_seconds(pods, np.full(pods.size, now), [c.hung_startup_s for c in hung], now)
+    over = (seconds > np.asarray([c.unhealthy for c in hung])[None, :]).any(axis=1)
+    return np.bincount(pods.row[over], minlength=n)[:n] if over.any() else np.zeros(n, np.int64)
 
 
 def crashing_pods(view: ClusterView, targets: Sequence[TargetRef]) -> np.ndarray:
@@ -207,6 +231,8 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
     rows, pod_refs, pod_ready, pod_current = listed.rows, listed.refs, listed.ready, listed.current
     pod_values, pod_present = np.full((len(pod_refs), c), np.nan), np.zeros((len(pod_refs), c), bool)
     for j, (check, expr) in enumerate(zip(params.checks, hq.exprs)):
+        if check.is_hung:  # no query: the core reads the pods' readiness (core/health/hung.py)
+            continue
         if check.scope == Scope.POD:
             if pod_refs:
                 pod_values[:, j], pod_present[:, j] = _query(metrics, expr, pod_refs, now, POD_LABELS, errors, check.name,
@@ -234,10 +260,12 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
     done = [by_ref[t].rollout_completed_at if t in by_ref else None for t in targets]
     since = np.array([np.nan if d is None else d for d in done], dtype=np.float64)
     pods = PodTable.of(rows, [f"{r.namespace}/{r.name}" for r in pod_refs], pod_values, pod_present, pod_ready,
-                       checks=c, born=listed.born, blocks_rollout=listed.blocks_rollout, new_revision=pod_current)
+                       checks=c, born=listed.born, blocks_rollout=listed.blocks_rollout, new_revision=pod_current,
+                       not_ready_since=listed.not_ready_since, running=listed.running)
     return HealthObservation.of(view.spec.astype(np.int64), view.ready.astype(np.int64), values, checks=c,
                                 present=present, revision=revision, rollout=view.rollout, pods=pods,
-                                overloaded=overload_signal(view, decision, targets, withheld), revision_new=new, revision_old=old,
+                                overloaded=overload_signal(view, decision, targets, withheld, hung_pods(params, pods, n, now)),
+                                revision_new=new, revision_old=old,
                                 paused=view.paused, revisions=revisions, revision_since=since,
                                 rollback_supported=[t.kind == "Deployment" for t in targets],
                                 partitioned=[t in by_ref and by_ref[t].partition > 0 for t in targets])
@@ -263,6 +291,8 @@ def _count_missing(params: HealthParams, hq: HealthQueries, targets: Sequence[Ta
         return np.bincount(rows[ok], minlength=n)[:n] > 0 if rows.size else np.zeros(n, bool)
 
     for j, (check, expr) in enumerate(zip(params.checks, hq.exprs)):
+        if check.is_hung:  # the pod list is its signal: never blind
+            continue
         if check.scope == Scope.POD:
             count(check.name, (expr,), any_pod(pod_present[:, j]), exists & with_pods)
         else:

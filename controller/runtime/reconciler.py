@@ -92,7 +92,8 @@ class RuntimePolicy:
         queries = tuple(m.query for m in spec.scaling.metrics) if loaded.scales else ()
         health = loaded.health_params
         checks = spec.health.checks if health is not None else []
-        health_queries = tuple(c.query for c in checks if c.scope != "revision")
+        # a hung-pod check has no query (it reads the pod list): ''
+        health_queries = tuple(c.query or "" for c in checks if c.scope != "revision")
         revision_queries = tuple((c.query,) if c.query is not None else (c.errors, c.requests)
                                  for c in checks if c.scope == "revision")
         latest = tuple(m.ramp.latest if m.ramp is not None else None

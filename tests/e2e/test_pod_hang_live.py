@@ -1,13 +1,15 @@
 """End to end, the restart of one hung pod: `setpoint sim serve` of a scenario whose pod-hang fault
 makes one of web's 4 pods hang (not Ready, serving nothing, no restart) while the others serve, a
-real Prometheus scraping it, `setpoint run` with the shipped healing policy
-(policies/setpoint-healing.yaml) plus a per-pod not-Ready check (as statefulset-healing.yaml has:
-the shipped Deployment policy has none, so alone it leaves the hung pod be), and the real kubectl.
-Separate processes on loopback; every wait is bounded.
+real Prometheus scraping it, `setpoint run` (the real kubernetes client) with the shipped healing
+policy (policies/setpoint-healing.yaml), its hung-pod check's times shortened to the test's
+(notReadyFor 10s past a 5s start-up, for 2m past 5m), and the real kubectl. Separate processes on
+loopback; every wait is bounded.
 
 Timeline (wall s since sim serve started, speed 1): 180 rps on 4 pods of 150 (45 a pod, 60 on the 3 that serve: under the
-policy's 70: no scaling); one pod hangs at 10 s; the check fires after 10 s not Ready; Setpoint
-deletes that pod; its ReplicaSet's replacement is Ready 3 s later; the other 3 pods are untouched.
+policy's 70: no scaling); one pod hangs at 10 s; the hung-pod check fires once it has been not Ready
+10 s (its Ready condition's lastTransitionTime) while the other 3 are Ready; Setpoint deletes that
+pod (RestartHungPod); its ReplicaSet's replacement is Ready 3 s later; the other 3 pods are untouched.
+Without the hung check (main before it) nothing restarts the pod: it stays hung for the whole run.
 """
 
 from __future__ import annotations
@@ -24,15 +26,8 @@ from tests.adapters.test_kubectl import KUBECTL
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (CI has /usr/bin/kubectl)")
 
 HEALING = (Path(__file__).resolve().parents[2] / "policies" / "setpoint-healing.yaml").read_text()
-NOT_READY_CHECK = """\
-      - name: not-ready
-        query: max by (namespace, pod) (kube_pod_status_ready{condition="false"})
-        scope: pod
-        unhealthy: {above: 0.5, for: 10s}
-        recovered: {below: 0.5, for: 4s}
-        action: restart-pod
-"""
-POLICY = HEALING.replace("    budgets:", NOT_READY_CHECK + "    budgets:", 1)
+SHIPPED_HUNG = "hung: {notReadyFor: 2m, startup: 5m}"
+POLICY = HEALING.replace(SHIPPED_HUNG, "hung: {notReadyFor: 10s, startup: 5s}", 1)
 
 SCENARIO = """\
 apiVersion: setpoint/v1
@@ -63,7 +58,7 @@ def pods(kc, home) -> dict[str, bool]:
 
 
 def test_the_healing_policy_restarts_the_hung_pod_and_only_it(tmp_path):
-    assert POLICY != HEALING and "action: restart-pod" in HEALING
+    assert HEALING.count(SHIPPED_HUNG) == 1 and POLICY != HEALING
     with running_world(tmp_path, SCENARIO, POLICY) as w:
         kc, run = w["kubeconfig"], w["run"]
         before = wait_until(lambda: len(p := pods(kc, tmp_path)) == 4 and all(p.values()) and p, 20,
@@ -83,6 +78,41 @@ def test_the_healing_policy_restarts_the_hung_pod_and_only_it(tmp_path):
         after = wait_until(healed, 90, what="the hung pod restarted and its replacement Ready")
         assert set(before) - {stuck} <= set(after)  # the pods that served are the same pods
         assert run.alive(), run.tail()
+        events = json.loads(kubectl(kc, tmp_path, "get", "events", "-o", "json"))["items"]
+        said = [e["message"] for e in events if e.get("reason") == "PodRestarted"]
+        assert len(said) == 1 and f"Deleted pod {stuck} " in said[0] and "reason: RestartHungPod" in said[0], said
     restarts = [h for h in health_records(tmp_path) if h["action"]]
-    assert [(h["action"], h["restart_pods"]) for h in restarts] == [("restart-pod", [f"default/{stuck}"])], restarts
+    assert [(h["action"], h["reason"], h["trigger"], h["restart_pods"]) for h in restarts] == [
+        ("restart-pod", "RestartHungPod", "hung-pod", [f"default/{stuck}"])], restarts
     assert "action failed" not in (tmp_path / "run.log").read_text()
+
+
+OUTAGE = SCENARIO.replace("metadata: {name: e2e-pod-hang}", "metadata: {name: e2e-readiness-outage}").replace(
+    "    - {name: stuck, kind: pod-hang, at: 10s, services: [web]}",
+    "    - {name: dependency-down, kind: readiness-outage, at: 10s, duration: 60s, services: [web]}")
+
+
+def outage_cycles(home) -> int:
+    """The decision records of cycles that saw no pod Ready."""
+    path = home / "decisions.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return sum(1 for line in lines if line.strip() and json.loads(line).get("ready") == 0)
+
+
+def test_a_readiness_outage_restarts_no_pod(tmp_path):
+    """The same world, every pod not Ready at once for 60 s (a dependency down): the hung-pod check,
+    which would fire 10 s into a single pod's hang, never fires; no pod is deleted for it, and no
+    rolling restart is made of "most pods firing" (as a per-pod not-Ready query check does)."""
+    assert OUTAGE != SCENARIO and "readiness-outage" in OUTAGE
+    with running_world(tmp_path, OUTAGE, POLICY) as w:
+        kc, run = w["kubeconfig"], w["run"]
+        before = wait_until(lambda: len(p := pods(kc, tmp_path)) == 4 and all(p.values()) and p, 20,
+                            what="web's 4 pods Ready")
+        wait_until(lambda: not any(pods(kc, tmp_path).values()), 30, what="every pod not Ready")
+        # well past notReadyFor + startup (15 s), and past two 15 s cycles of the policy
+        wait_until(lambda: outage_cycles(tmp_path) >= 3, 60, what="three cycles with none of the 4 pods Ready")
+        assert set(pods(kc, tmp_path)) == set(before)  # nothing deleted
+        assert run.alive(), run.tail()
+    records = health_records(tmp_path)
+    assert {h["checks"]["hung-pod"]["phase"] for h in records} == {"ok"}, records
+    assert not [h for h in records if h["trigger"] == "hung-pod" or h["action"] in ("restart-pod", "rolling-restart")]

@@ -199,6 +199,11 @@ class PodTable:
     StatefulSet's pod off the update revision, not Ready); its restart is what the rollout needs.
     new_revision: (P,) bool, the pod runs its workload's current (newest: a StatefulSet's update)
     revision, the one a revision check tests; None: unknown (every pod counts as on it).
+    not_ready_since: (P,) epoch s the pod's Ready condition last changed (its lastTransitionTime;
+    for a pod not Ready: since when it has not been), NaN unknown (then its creation, or its first
+    sighting, stands in); None: all unknown. running: (P,) bool, the pod runs (phase Running, no
+    container waiting to start again: not Pending, not in CrashLoopBackOff); None: every pod runs.
+    Both feed the hung-pod checks (controller/core/health/hung.py).
     """
 
     row: np.ndarray
@@ -209,12 +214,14 @@ class PodTable:
     born: np.ndarray | None = None
     blocks_rollout: np.ndarray | None = None
     new_revision: np.ndarray | None = None
+    not_ready_since: np.ndarray | None = None
+    running: np.ndarray | None = None
 
     @classmethod
     def of(cls, row, keys, values, present=None, ready=None, checks: int | None = None, born=None,
-           blocks_rollout=None, new_revision=None) -> "PodTable":
-        """Build with defaults: every pod ready, every series present where finite, birth unknown,
-        the revision of each pod unknown."""
+           blocks_rollout=None, new_revision=None, not_ready_since=None, running=None) -> "PodTable":
+        """Build with defaults: every pod ready and running, every series present where finite,
+        birth and Ready transition unknown, the revision of each pod unknown."""
         row = np.asarray(row, dtype=np.int64).reshape(-1)
         keys = np.asarray(keys, dtype=str).reshape(-1)
         c = checks if checks is not None else (np.asarray(values).shape[-1] if np.asarray(values).ndim == 2 else 0)
@@ -224,7 +231,9 @@ class PodTable:
         born = np.full(row.size, np.nan) if born is None else np.asarray(born, np.float64).reshape(-1)
         blocks = np.zeros(row.size, bool) if blocks_rollout is None else np.asarray(blocks_rollout, bool).reshape(-1)
         on_new = None if new_revision is None else np.asarray(new_revision, bool).reshape(-1)
-        return cls(row, keys, ready, values, present, born, blocks, on_new)
+        since = None if not_ready_since is None else np.asarray(not_ready_since, np.float64).reshape(-1)
+        runs = None if running is None else np.asarray(running, bool).reshape(-1)
+        return cls(row, keys, ready, values, present, born, blocks, on_new, since, runs)
 
     @classmethod
     def empty(cls, c: int) -> "PodTable":

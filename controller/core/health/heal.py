@@ -18,6 +18,7 @@ from controller.core.arbitrate import ArbitrationInput, arbitrate
 from controller.core.scaling.decide import Decision
 from controller.core.health.checks import (CheckTable, CheckView, PodState, PodTable, check_view, evaluate,
                                            firing_pod_mask, pod_view)
+from controller.core.health.hung import hung_seconds
 from controller.core.health.params import (HEALTH_REASON_CODES, Act, HealthParams, HealthReason, Phase, Remedy,
                                            Scope)
 from controller.core.health.revision_test import Measure, RevisionTestState, Verdict, step_tests, summary_values
@@ -463,11 +464,26 @@ def _evaluate_checks(params: HealthParams, obs: HealthObservation, state: Health
     wraw, wsm, wtable = evaluate(wchecks, obs.values[:, wc], obs.present[:, wc], state.workload, now)
     pods = state.pods.reindex(obs.pods.keys, now, obs.pods.born)
     table = obs.pods
-    praw, psm, ptable = evaluate(pchecks, table.values[:, pc], table.present[:, pc], pods.table, now)
+    pvalues, ppresent = _pod_signals(pchecks, pc, table, pods.first_seen, now)
+    praw, psm, ptable = evaluate(pchecks, pvalues, ppresent, pods.table, now)
     pods = replace(pods, table=ptable)
     view = check_view(params, n, wtable, wraw, wsm, pod_view(pchecks, n, table.row, ptable, praw, psm,
                                                                   pods.first_seen))
     return wtable, pods, view
+
+
+def _pod_signals(pchecks: tuple, columns: np.ndarray, table: PodTable, first_seen: np.ndarray, now: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(values, present), each (P, Cp), of the pod-scope checks ``pchecks`` (the policy's check
+    ``columns`` (Cp,)): their queries' samples, and for a hung-pod check the seconds each pod has been
+    hung (hung.py), computed here from the pod list (``first_seen`` (P,) epoch s)."""
+    values, present = table.values[:, columns], table.present[:, columns]
+    hung = [j for j, c in enumerate(pchecks) if c.is_hung]
+    if not hung:
+        return values, present
+    values[:, hung] = hung_seconds(table, first_seen, [pchecks[j].hung_startup_s for j in hung], now)
+    present[:, hung] = True  # the pod list is the signal: never missing for a listed pod
+    return values, present
 
 
 def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: float,
@@ -517,7 +533,7 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
 
     restart_left = params.budgets.restarts_per_hour - state.budgets.restarts_used(now)
     trig_pods = np.where(prop.want == Remedy.RESTART_POD, prop.trigger, -1)
-    waits_for_pods, eligible = _rollout_waits_for_pods(params, obs, pods, trig_pods)
+    waits_for_pods, eligible = _rollout_waits_for_pods(params, obs, pods, trig_pods, _hung_new_pods(params, obs))
     # a new revision judged worse by a record check (a StatefulSet's canary, a Deployment's new
     # ReplicaSet): its pods are not restarted for it (they come back on the same revision); the
     # stable pods still are
@@ -559,6 +575,10 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
         partitioned=obs.partitioned, never_scales=np.full(n, not params.scales), release_worse=recorded,
         release_explains=release_explains))
 
+    # the restart of pods a hung-pod check fires on says so (an Event, the records, explain)
+    hung_restart = (arb.reason == HealthReason.RESTART_FIRING_PODS) & params.hung[np.maximum(trigger, 0)] & \
+        (trigger >= 0) if params.checks else np.zeros(n, bool)
+    arb = replace(arb, reason=np.where(hung_restart, int(HealthReason.RESTART_HUNG_POD), arb.reason))
     restart = pick_pods(params, pods, pod_row, pod_ready, trig_pods,
                         np.where(arb.action == Act.RESTART_POD, arb.restart, 0), eligible)
     restarted = np.bincount(pod_row[restart], minlength=n)[:n] if restart.any() else np.zeros(n, np.int64)
@@ -664,17 +684,33 @@ def _systemic_beside_release(params: HealthParams, row: np.ndarray, firing: np.n
     return np.where(worse, among, systemic)
 
 
-def _rollout_waits_for_pods(params: HealthParams, obs: HealthObservation, pods: PodState, trigger: np.ndarray
-                            ) -> tuple[np.ndarray, np.ndarray | None]:
+def _hung_new_pods(params: HealthParams, obs: HealthObservation) -> np.ndarray | None:
+    """(P,) bool: pods on their workload's new revision, not Ready, while a hung-pod check is in the
+    policy (None: no such check, or the pods' revisions unknown). Where one fires on such a pod during
+    a rollout, the rollout may be waiting for it (a Deployment's new pods must become available) and
+    its replacement comes back on the same new revision: it is restarted then, not after the rollout."""
+    table = obs.pods
+    if not params.hung.any() or table.new_revision is None:
+        return None
+    return table.new_revision & ~table.ready
+
+
+def _rollout_waits_for_pods(params: HealthParams, obs: HealthObservation, pods: PodState, trigger: np.ndarray,
+                            hung_new: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """(waits (N,) bool, eligible (P,) bool or None): a target whose rollout waits for pods the
     restart check fires on (``PodTable.blocks_rollout``: a StatefulSet's broken pods left on the old
     revision, e.g. after a ``kubectl rollout undo``, which its controller replaces only once they
-    are Ready), and the pods restart-pod may then restart: only those (the others wait for the
-    rollout as anywhere else); every pod elsewhere. ``trigger``: (N,) the restart check, -1."""
+    are Ready; ``hung_new`` (P,): a hung-pod check's pods on the new revision, ``_hung_new_pods``), and
+    the pods restart-pod may then restart: only those (the others wait for the rollout as anywhere
+    else); every pod elsewhere. ``trigger``: (N,) the restart check, -1."""
     n, table = obs.current.size, obs.pods
-    if table.blocks_rollout is None or not table.blocks_rollout.any():
+    blocks = table.blocks_rollout
+    if hung_new is not None and table.size:
+        by_hung = hung_new & params.hung[np.maximum(trigger, 0)][table.row] & (trigger[table.row] >= 0)
+        blocks = by_hung if blocks is None else blocks | by_hung
+    if blocks is None or not blocks.any():
         return np.zeros(n, bool), None
-    blocking = firing_pod_mask(params, pods, table.row, trigger) & table.blocks_rollout
+    blocking = firing_pod_mask(params, pods, table.row, trigger) & blocks
     waits = obs.rollout & (np.bincount(table.row[blocking], minlength=n)[:n] > 0)
     return waits, ~waits[table.row] | blocking
 

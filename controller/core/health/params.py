@@ -111,6 +111,9 @@ class HealthReason(enum.IntEnum):
     # ReplicaSet against the old): said (a Warning Event, the records), not acted on; a restart of
     # that revision's pods for it is not sent either (they would come back on the same revision)
     REVISION_WORSE_RECORDED = 39
+    # a hung-pod check fired: pods not Ready past their start-up for longer than its notReadyFor
+    # while most pods of their revision are Ready (a stuck process, not a dependency down): restarted
+    RESTART_HUNG_POD = 40
 
     @property
     def code(self) -> str:
@@ -142,6 +145,15 @@ class CheckParams:
     half_life_s: float = 0.0
     window_s: float = 0.0
     percentile: float = 50.0
+    #: a hung-pod check (controller/core/health/hung.py): no query; its per-pod value is the seconds
+    #: the pod has been not Ready past this start-up allowance while most of its revision's peers are
+    #: Ready (0 otherwise), unhealthy above ``unhealthy`` seconds. None: a query's check.
+    hung_startup_s: float | None = None
+
+    @property
+    def is_hung(self) -> bool:
+        """A hung-pod check: its signal is the pods' readiness, not a query."""
+        return self.hung_startup_s is not None
 
     def sample_slots(self, interval_s: float) -> int:
         """Raw-sample ring length for window smoothing (0 for none/EWMA)."""
@@ -285,6 +297,11 @@ class HealthParams:
     def pod_columns(self) -> np.ndarray:
         """Indices of the pod-scope checks, in check order."""
         return np.flatnonzero(self.scopes == Scope.POD)
+
+    @cached_property
+    def hung(self) -> np.ndarray:
+        """(C,) bool: the hung-pod checks (their signal computed from the pods, no query)."""
+        return np.asarray([c.is_hung for c in self.checks], dtype=bool)
 
     @cached_property
     def actions(self) -> np.ndarray:

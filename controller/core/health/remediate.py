@@ -433,7 +433,8 @@ def propose(params: HealthParams, view: CheckView, pods: PodState, pod_row: np.n
     rem = replace(rem, escalation=np.where(live, rem.escalation, 0),
                   escalation_check=np.where(live, rem.escalation_check, -1))
 
-    disruptive = np.isin(params.actions, _DISRUPTIVE)
+    # a hung-pod check is never the release's doing: most pods of the pod's own revision are Ready
+    disruptive = np.isin(params.actions, _DISRUPTIVE) & ~params.hung
     blamable = ~rev.trusted & (rev.current != "")
     new_rev, after = _blame(firing & blamable[:, None], view.active_since, rev.since, rev.rollout_done_at, params,
                             disruptive)
@@ -448,7 +449,10 @@ def propose(params: HealthParams, view: CheckView, pods: PodState, pod_row: np.n
     blamed_check = np.where(_first(new_rev) >= 0, _first(new_rev), _first(after))
 
     t = np.maximum(trigger, 0)
+    # a hung-pod check's own rule (most of the pod's peers Ready) is its systemic guard: a share of
+    # firing pods at the systemic bar (2 of 4) is still pods hung among Ready ones, for their restart
     systemic = ((want == Remedy.RESTART_POD) & (trigger >= 0) & (params.scopes[t] == Scope.POD if c else False)
+                & (~params.hung[t] if c else False)
                 & (view.share_firing[np.arange(n), t] >= params.systemic_share if c else False)
                 & (view.firing[np.arange(n), t] >= params.systemic_min_pods if c else False))
     return Proposal(want.astype(np.int64), trigger.astype(np.int64), live, systemic, new_rev.any(axis=1),

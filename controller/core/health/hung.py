@@ -1,0 +1,59 @@
+"""Hung pods: not Ready for long while most of their peers are.
+
+A pod that runs but is not Ready (a deadlocked worker, a readiness probe stuck on a local fault)
+is cured by its restart. A pod not Ready because a dependency every pod checks is down is not:
+then most pods of its workload are not Ready at once, and restarting them (pod by pod, or as a
+rolling restart once "most pods fire" counts as systemic) only adds churn. A hung-pod check tells
+the two apart per pod, from the pod list alone (no query):
+
+    hung seconds = now - max(not Ready since, created + startup)   while
+        the pod runs (not Pending, no container waiting to start again), is not Ready, and
+        more than half of its peers (the other pods of its target on the same revision) are Ready;
+    0 otherwise.
+
+The check fires on a pod whose hung seconds exceed its ``notReadyFor``. A pod within its start-up
+allowance is not hung; a pod alone on its revision (no peers) never is: with one pod, a hung
+process and a dependency outage look the same. During a rollout the new revision's pods are
+compared with the new revision's, the old with the old.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from controller.core.health.checks import PodTable
+
+
+def most_peers_ready(table: PodTable) -> np.ndarray:
+    """(P,) bool: more than half of each pod's peers (the other pods of its target, ``row``, on its
+    revision, ``new_revision``; one group per target when unknown) are Ready."""
+    if table.size == 0:
+        return np.zeros(0, bool)
+    on_new = np.zeros(table.size, np.int64) if table.new_revision is None else table.new_revision.astype(np.int64)
+    group = table.row * 2 + on_new
+    size = np.bincount(group)
+    ready = np.bincount(group, weights=table.ready.astype(np.float64))
+    peers = size[group] - 1
+    ready_peers = ready[group] - table.ready
+    return 2 * ready_peers > peers  # strictly more than half; no peers: never
+
+
+def hung_seconds(table: PodTable, first_seen: np.ndarray, startup_s: np.ndarray, now: float) -> np.ndarray:
+    """(P, H) seconds each pod has been hung for each of H hung checks, 0 where it is not.
+
+    table: the pods at ``now`` (epoch s); first_seen: (P,) epoch s the controller first saw each
+    pod (stands in for an unknown creation or Ready transition time); startup_s: (H,) each check's
+    start-up allowance, s.
+    """
+    startup_s = np.asarray(startup_s, np.float64).reshape(-1)
+    p = table.size
+    if p == 0 or startup_s.size == 0:
+        return np.zeros((p, startup_s.size))
+    first_seen = np.asarray(first_seen, np.float64).reshape(p)
+    born = first_seen if table.born is None else np.where(np.isfinite(table.born), table.born, first_seen)
+    since = born if table.not_ready_since is None else np.where(
+        np.isfinite(table.not_ready_since), table.not_ready_since, born)
+    running = np.ones(p, bool) if table.running is None else table.running
+    eligible = ~table.ready & running & most_peers_ready(table)
+    start = np.maximum(since[:, None], born[:, None] + startup_s[None, :])
+    return np.where(eligible[:, None], np.maximum(now - start, 0.0), 0.0)
