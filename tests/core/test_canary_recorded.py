@@ -161,3 +161,58 @@ def test_a_new_revision_judged_worse_by_a_record_check_is_never_known_healthy(ki
     ds = _run(firing=set(), kind=kind, partitioned=partitioned)
     assert "RevisionWorseRecorded" in _reasons(ds)
     assert str(ds[-1].state.revisions.healthy[0]) == "1", ds[-1].state.revisions
+
+
+def _latency_run(firing: set[str], canary_pods: int = 3, minutes: int = 12):
+    """The canary judged by a latency record check (its pods' p95 300 ms against 100 ms, worse by
+    2x), a not-ready pod check (restart-pod) firing on ``firing`` from 630 s: a crash loop, which
+    the latency judgement says nothing of. ``canary_pods``: the pods at or above the partition."""
+    from controller.core.health.revision_test import Measure, latency_stats
+
+    p = HealthParams.of((pod_check("not-ready", for_s=30.0),),
+                        revision_checks=(RevisionTestParams("canary-p95", measure=Measure.LATENCY, rollback=False),),
+                        healthy_after_s=300.0, rollback_window_s=600.0)
+    state, out = HealthState.empty(1, p), []
+    for k in range(minutes * 4):
+        t = 15.0 * k
+        on = t >= 600.0
+        on_new = np.array([on and k >= 5 - canary_pods for k in range(5)])
+        values = np.array([[1.0 if on and t >= 630.0 and pod in firing else 0.0] for pod in PODS])
+        pods = PodTable.of(np.zeros(5, np.int64), PODS, values, checks=1, new_revision=on_new)
+        latency = np.where(on_new, 0.3, 0.1) * (1.0 + 0.01 * np.arange(5))
+        new = latency_stats(latency[None, :], on_new[None, :])
+        old = latency_stats(latency[None, :], ~on_new[None, :])
+        obs = HealthObservation.of([5], checks=1, revision=["2" if on else "1"], pods=pods, revision_new=new,
+                                   revision_old=old, rollback_supported=[False], partitioned=[on])
+        d = heal(p, obs, state, T0 + t)
+        state = d.state
+        if on:
+            out.append(d)
+    return out
+
+
+HOLD_ROWS = {
+    # name: (pods firing, canary pods, the pods restarted)
+    # the revision explains it (most of its pods, none of the stable): they would come back on it
+    "all three canary pods crash-looping: held": (set(PODS[2:]), 3, set()),
+    "two of three: held": (set(PODS[3:]), 3, set()),
+    # its siblings on the same revision are fine: the pod's own trouble, whatever the judgement measured
+    "one of three crash-looping, the others fine: restarted": ({PODS[4]}, 3, {PODS[4]}),
+    # one pod is all the canary there is: pod and revision cannot be told apart; the judgement stands
+    "a one-pod canary's pod: held": ({PODS[4]}, 1, set()),
+}
+
+
+@pytest.mark.parametrize("name", list(HOLD_ROWS))
+def test_which_pods_of_a_canary_judged_worse_are_restarted(name):
+    """Before, a restart-pod of any canary pod was held while the canary was judged worse (its pods
+    come back on the same revision), so a pod crash-looping on its own (a bad node) beside siblings
+    on the same revision that serve fine stayed broken, and the judgement was about latency."""
+    firing, canary_pods, restarted = HOLD_ROWS[name]
+    ds = _latency_run(firing, canary_pods)
+    assert all(bool(d.revision_recorded[0]) for d in ds[4:]), _reasons(ds)  # judged within a minute
+    sent = {pod for d in ds for pod in d.restart_pods(0)}
+    assert sent == restarted, (sent, _reasons(ds))
+    assert not any(d.action[0] not in (Act.NONE, Act.RESTART_POD) for d in ds), _reasons(ds)
+    if not restarted:
+        assert "RevisionWorseRecorded" == _reasons(ds)[-1]
