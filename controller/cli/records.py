@@ -555,9 +555,8 @@ def _revision_worse_lines(h: dict) -> str:
     return (f"\n    revision worse: revision {rev}, judged by {by} (action record); {when}: said until revision {rev} "
             f"is rolled back or replaced"
             "\n    not acted on: no rollback for a record check (nor of a StatefulSet at all), no rolling restart (a "
-            "new revision of the same code), no restart of its pods that fail beside the stable revision's (most "
-            "of them, none of the stable: they come back on it); a few failing beside siblings that serve fine, "
-            "or any once it runs alone, are restarted as on any revision")
+            "new revision of the same code), no restart of its pods while the stable revision's pods serve beside "
+            "them (they come back on it); running alone, its firing pods are restarted as any revision's")
 
 
 def _health_cell(health: dict | None) -> str:

@@ -382,11 +382,11 @@ def revision_worse_notice(params: HealthParams, healing: HealingDecision, i: int
             f"{stable}")
 
 
-# the restart hold, plainly (core: heal._release_holds): held where the revision explains the
-# failure; a few failing pods beside siblings that serve fine, or any once it runs alone, restarted
-_NOT_RESTARTED = ("that fail beside the stable revision's pods (most of its pods, none of the stable's: they come "
-                  "back on it), nor roll-restart it (a new revision of the same code); a few of its pods failing "
-                  "beside siblings that serve fine, or any once it runs alone, are restarted as on any revision")
+# the restart hold, plainly: while the stable pods serve beside the revision (they would come back on
+# it), never a rolling restart of it; alone, nothing else to run, so a failing pod is restarted
+_NOT_RESTARTED = ("while the stable revision's pods serve beside them (they come back on it), nor roll-restart "
+                  "it (a new revision of the same code); running alone, a failing pod of it is restarted as on any "
+                  "revision")
 _SAID_UNTIL = "setpoint_revision_worse stays 1 until revision {new} is rolled back or replaced"
 
 

@@ -44,11 +44,10 @@ def test_the_event_names_both_revisions_the_comparison_and_the_undo():
                               "than the stable revision 1: canary-errors: error ratio 5.00% over "), message
     assert "against 0.20% over " in message and ", worse by 2x at a 1.00% false rate (statistic " in message, message
     assert message.endswith("recorded only: setpoint does not roll back a StatefulSet, nor restart that revision's "
-                            "pods that fail beside the stable revision's pods (most of its pods, none of the stable's: "
-                            "they come back on it), nor roll-restart it (a new revision of the same code); a few of its "
-                            "pods failing beside siblings that serve fine, or any once it runs alone, are restarted as "
-                            "on any revision; setpoint_revision_worse stays 1 until revision 2 is rolled back or "
-                            "replaced: `kubectl rollout undo statefulset/web -n default` puts them back on 1"
+                            "pods while the stable revision's pods serve beside them (they come back on it), nor "
+                            "roll-restart it (a new revision of the same code); running alone, a failing pod of it is "
+                            "restarted as on any revision; setpoint_revision_worse stays 1 until revision 2 is rolled "
+                            "back or replaced: `kubectl rollout undo statefulset/web -n default` puts them back on 1"
                             ), message
 
 
@@ -66,9 +65,8 @@ def test_explain_and_status_say_it():
     assert ("revision worse: revision 2, judged by canary-errors (action record); its comparison runs: said until "
             "revision 2 is rolled back or replaced") in text, text
     assert ("not acted on: no rollback for a record check (nor of a StatefulSet at all), no rolling restart (a new "
-            "revision of the same code), no restart of its pods that fail beside the stable revision's (most of "
-            "them, none of the stable: they come back on it); a few failing beside siblings that serve fine, or any "
-            "once it runs alone, are restarted as on any revision") in text, text
+            "revision of the same code), no restart of its pods while the stable revision's pods serve beside them "
+            "(they come back on it); running alone, its firing pods are restarted as any revision's") in text, text
     assert "REVISION WORSE" in _health_cell({**health, "checks": []}).splitlines()
 
 
@@ -88,11 +86,10 @@ def test_a_deployments_record_check_is_said_in_a_deployments_words(name):
                               f"worse than the old ReplicaSet's revision {old}: canary-errors: error ratio 5.00% "
                               "over "), message
     assert message.endswith("recorded only (the check's action is record): setpoint does not roll back for it, nor "
-                            "restart that revision's pods that fail beside the stable revision's pods (most of its "
-                            "pods, none of the stable's: they come back on it), nor roll-restart it (a new revision of "
-                            "the same code); a few of its pods failing beside siblings that serve fine, or any once it "
-                            "runs alone, are restarted as on any revision; setpoint_revision_worse stays 1 until "
-                            "revision 2 is rolled back or replaced: `kubectl rollout undo deployment/api -n "
+                            "restart that revision's pods while the stable revision's pods serve beside them (they "
+                            "come back on it), nor roll-restart it (a new revision of the same code); running alone, "
+                            "a failing pod of it is restarted as on any revision; setpoint_revision_worse stays 1 "
+                            "until revision 2 is rolled back or replaced: `kubectl rollout undo deployment/api -n "
                             f"default` goes back to revision {old}"), message
     assert "StatefulSet" not in message and "partition" not in message, message
 

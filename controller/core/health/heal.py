@@ -528,14 +528,18 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     # a new revision judged worse by a record check (a StatefulSet's canary, a Deployment's new
     # ReplicaSet) stays so for as long as it runs, not only while its comparison does: the verdict
     # is final for the pair, and the revision is as bad after rollbackWindow as before; it ends when
-    # the revision is rolled back or replaced. A restart of its pods is held where the revision
-    # explains their firing (they would come back on it): see _release_holds
+    # the revision is rolled back or replaced. While the stable revision's pods serve beside its
+    # pods, its firing pods are not restarted (they come back on the same revision; the stable pods
+    # still are); once it runs alone they are, as any revision's (nothing else to run, no evidence)
     recorded, recorded_by = _judged_worse(params, tests, obs.revision)
+    release_pods, beside = _release_pods(obs, recorded)
+    held_pods = release_pods & beside[obs.pods.row] if release_pods.size else release_pods
+    eligible = ~held_pods if eligible is None else eligible & ~held_pods
     release_explains, systemic = np.zeros(n, bool), prop.systemic
-    if recorded.any():  # the pods firing for the trigger, read once
+    if recorded.any():  # the pods firing for the trigger, read once for both
         firing = firing_pod_mask(params, pods, obs.pods.row, trig_pods)
-        release_explains, systemic, held_pods = _release_holds(params, obs, firing, want, recorded, prop.systemic)
-        eligible = ~held_pods if eligible is None else eligible & ~held_pods
+        systemic = _systemic_beside_release(params, obs.pods.row, firing, release_pods, beside, prop.systemic)
+        release_explains = _release_explains(obs.pods.row, firing, want, release_pods, recorded, beside, systemic)
     room = restart_room(params, pods, pod_row, pod_ready, trig_pods, current, obs.ready, restart_left, eligible)
     overloaded, scale_up_to = _overload(params, obs, current, desired)
     # a workload-wide rollback check is excused while the comparison finds the new revision no
@@ -643,41 +647,20 @@ def _release_pods(obs: HealthObservation, worse: np.ndarray) -> tuple[np.ndarray
     return worse[table.row] & on_new, worse & others
 
 
-def _release_holds(params: HealthParams, obs: HealthObservation, firing: np.ndarray, want: np.ndarray,
-                   worse: np.ndarray, systemic: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(explains (N,) bool, systemic (N,) bool, held (P,) bool) where a revision is judged worse
-    (``worse`` (N,); ``firing`` (P,) the pods the restart's trigger fires on, ``want`` (N,) the
-    remedy asked, ``systemic`` (N,) as judged among all pods).
-
-    A restart of its pods is held when the revision explains their firing, since they would come
-    back on it: the trigger fires on most of its pods (``systemic_share``; a one-pod canary's pod)
-    and on none of the stable pods serving beside them. A minority of its pods firing while their
-    siblings on the same revision are fine is those pods' trouble (a crash loop on a bad node, a
-    leak): restarted, whatever the judgement measured. Once the revision runs alone (no stable pod
-    listed) there is no comparison to tell the release from the pod and nothing else to run: its
-    pods are restarted as any revision's. A rolling restart of it is never sent (explains):
-    a new revision of the same code, on which the judgement would start over against the worse
-    revision's own traffic, find it no worse and let it become known healthy. ``systemic`` comes
-    back judged among the stable pods where they serve beside it (a stable pod leaking beside a bad
-    canary is one pod to restart); ``held``: the revision's pods not to restart."""
-    row, n = obs.pods.row, worse.size
-    release_pods, beside = _release_pods(obs, worse)
-    systemic = _systemic_beside_release(params, row, firing, release_pods, beside, systemic)
-    mostly = beside & _fires_on_most(row, firing, release_pods, params.systemic_share, n)
+def _release_explains(row: np.ndarray, firing: np.ndarray, want: np.ndarray, release_pods: np.ndarray,
+                      worse: np.ndarray, beside: np.ndarray, systemic: np.ndarray) -> np.ndarray:
+    """(N,) bool: the restart ``want`` (N,) asks for is one of a revision judged worse (``worse``
+    (N,), its pods ``release_pods`` (P,)) that is not sent: a rolling restart (a new revision of the
+    same code: the judgement would start over against the worse revision's own traffic, find it no
+    worse and let it become known healthy); a restart-pod, while the stable pods serve ``beside``
+    (N,), whose trigger fires (``firing`` (P,), firing_pod_mask) on none of them (the release
+    explains it: its pods come back on it); or, the revision alone, a restart-pod ``systemic`` (N,)
+    (most of its pods: a rolling restart)."""
+    n = want.size
     others = firing & ~release_pods
     stable_firing = np.bincount(row[others], minlength=n)[:n] > 0 if others.any() else np.zeros(n, bool)
     pods = want == Remedy.RESTART_POD
-    explains = worse & ((want == Remedy.ROLLING_RESTART) | (pods & mostly & ~stable_firing) |
-                        (pods & ~beside & systemic))
-    return explains, systemic, release_pods & mostly[row]
-
-
-def _fires_on_most(row: np.ndarray, firing: np.ndarray, among: np.ndarray, share: float, n: int) -> np.ndarray:
-    """(N,) bool: ``firing`` (P,) covers at least ``share`` of each target's ``among`` (P,) pods."""
-    fired = np.bincount(row[firing & among], minlength=n)[:n]
-    total = np.bincount(row[among], minlength=n)[:n]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return (total > 0) & (fired / np.maximum(total, 1) >= share)
+    return worse & ((want == Remedy.ROLLING_RESTART) | (pods & beside & ~stable_firing) | (pods & ~beside & systemic))
 
 
 def _systemic_beside_release(params: HealthParams, row: np.ndarray, firing: np.ndarray, release_pods: np.ndarray,
