@@ -303,10 +303,8 @@ def _format_health(h: dict, desired=None) -> str:
     if h.get("reason") == "RollbackBlockedByPause":
         out += ("\n    no rollback: the Deployment is paused (spec.paused, not by setpoint) and would not roll back; "
                 "it goes out once the Deployment is resumed")
-    if h.get("reason") == "RevisionWorseRecorded":
-        out += (f"\n    not acted on: revision {h.get('revision')} is judged worse by a record check; setpoint does not "
-                "roll back for a record check (nor a StatefulSet at all), nor restart that revision's pods for it "
-                "(they come back on it)")
+    if h.get("revision_worse") or h.get("reason") == "RevisionWorseRecorded":
+        out += _revision_worse_lines(h)
     if count(kept) and count(desired) and kept != desired and h.get("action") != "scale":
         why = ("the health action takes this cycle: one action per target" if h.get("action") else
                "no scale-down while a rollout or rollback is in progress, nor below a recent health scale-up's floor")
@@ -552,6 +550,21 @@ def _action_cell(action: dict | None, now: float) -> str:
     return f"{what}\n{wall_clock(action.get('at'), now)}{before}"
 
 
+def _revision_worse_lines(h: dict) -> str:
+    """explain's lines for a revision a record check judged worse (a record's ``health``): by which
+    check, why it is still said after its comparison ended, until when, and what is not done."""
+    rev = h.get("revision")
+    bad = {name: c for name, c in (h.get("revision_checks") or {}).items() if c.get("verdict") == "bad"}
+    by = ", ".join(bad) or h.get("trigger") or "a record check"
+    when = ("its comparison runs" if any(c.get("active") for c in bad.values()) else
+            "its comparison has ended (rollbackWindow after the rollout), the verdict stands (final for the pair)")
+    return (f"\n    revision worse: revision {rev}, judged by {by} (action record); {when}: said until revision {rev} "
+            f"is rolled back or replaced"
+            "\n    not acted on: no rollback for a record check (nor of a StatefulSet at all), no rolling restart (a "
+            "new revision of the same code), no restart of its pods while the stable revision's pods serve beside "
+            "them (they come back on it); running alone, its firing pods are restarted as any revision's")
+
+
 def _health_cell(health: dict | None) -> str:
     if not health:
         return "-"
@@ -565,7 +578,8 @@ def _health_cell(health: dict | None) -> str:
         parts.append("ROLLOUT PAUSED")
     if health.get("reason") == "RollbackBlockedByPause":  # a rollback is due: it waits for someone's resume
         parts.append("NO ROLLBACK: PAUSED")
-    if health.get("reason") == "RevisionWorseRecorded":  # a canary judged worse: said, not acted on
+    # a revision judged worse by a record check: said (not acted on) until rolled back or replaced
+    if health.get("revision_worse") or health.get("reason") == "RevisionWorseRecorded":
         parts.append("REVISION WORSE")
     parts.append(f"firing: {', '.join(firing)}" if firing else "" if checks and len(blind) == len(checks) else "ok")
     parts.append(f"no data: {', '.join(blind)}" if blind else "")

@@ -402,12 +402,22 @@ def revision_worse_notice(params: HealthParams, healing: HealingDecision, i: int
         return (f"{policy}: the new ReplicaSet's revision {new} ({on_new} of {len(pods)} pods) of Deployment "
                 f"{target.name} is worse than the old ReplicaSet's revision {stable}: {said}; recorded only (the "
                 f"check's action is record): setpoint does not roll back for it, nor restart that revision's pods "
-                f"(they come back on it): `kubectl rollout undo {ref}` goes back to revision {stable}")
+                f"{_NOT_RESTARTED}; {_SAID_UNTIL.format(new=new)}: `kubectl rollout undo {ref}` goes back to "
+                f"revision {stable}")
     what = (f"canary revision {new} ({on_new} of {len(pods)} pods, partition {partition})" if partition > 0
             else f"new revision {new} ({on_new} of {len(pods)} pods)")
     return (f"{policy}: {what} of {target.kind} {target.name} is worse than the stable revision {stable}: {said}; "
-            f"recorded only: setpoint does not roll back a {target.kind}, nor restart that revision's pods for it "
-            f"(they come back on it): `kubectl rollout undo {ref}` puts them back on {stable}")
+            f"recorded only: setpoint does not roll back a {target.kind}, nor restart that revision's pods "
+            f"{_NOT_RESTARTED}; {_SAID_UNTIL.format(new=new)}: `kubectl rollout undo {ref}` puts them back on "
+            f"{stable}")
+
+
+# the restart hold, plainly: while the stable pods serve beside the revision (they would come back on
+# it), never a rolling restart of it; alone, nothing else to run, so a failing pod is restarted
+_NOT_RESTARTED = ("while the stable revision's pods serve beside them (they come back on it), nor roll-restart "
+                  "it (a new revision of the same code); running alone, a failing pod of it is restarted as on any "
+                  "revision")
+_SAID_UNTIL = "setpoint_revision_worse stays 1 until revision {new} is rolled back or replaced"
 
 
 def _record_check_names(params: HealthParams) -> set[str]:

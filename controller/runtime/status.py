@@ -89,7 +89,9 @@ def _health_view(health: dict | None, previous: dict | None = None, at=None) -> 
                        "since": c.get("since"), "firing_pods": c.get("firing_pods", 0), "pods": c.get("pods", 0)})
     return {"held": bool(health.get("held")), "held_reason": health.get("held_reason"),
             "action": health.get("action"), "reason": health.get("reason"), "checks": checks,
-            "rollout": _rollout_view(health, previous, at)}
+            "rollout": _rollout_view(health, previous, at),
+            # judged worse by a record check, until rolled back or replaced (whatever this cycle's reason)
+            "revision_worse": bool(health.get("revision_worse"))}
 
 
 def _hands_off_view(external: dict | None) -> dict | None:

@@ -122,9 +122,10 @@ class Telemetry:
         self.rollout_held = Gauge("setpoint_rollout_held", "1 while setpoint holds a target's rollout paused "
                                   "(spec.paused) waiting for a revision test's verdict.", ["policy", "target"],
                                   registry=r)
-        self.revision_worse = Gauge("setpoint_revision_worse", "1 while a record revision check judges a target's "
-                                    "new revision worse than the stable one (a StatefulSet's canary, a Deployment's "
-                                    "new ReplicaSet), while the comparison runs: recorded, not acted on.", ["policy", "target"],
+        self.revision_worse = Gauge("setpoint_revision_worse", "1 while a target runs a revision a record revision "
+                                    "check judged worse than the stable one (a StatefulSet's canary, a Deployment's "
+                                    "new ReplicaSet): recorded, not acted on; 0 once that revision is rolled back or "
+                                    "replaced (not when its comparison ends).", ["policy", "target"],
                                     registry=r)
         self.leader = Gauge("setpoint_leader", "1 while this replica acts (holds the leader Lease, or runs "
                             "without --leader-elect); 0 on a standby.", registry=r)

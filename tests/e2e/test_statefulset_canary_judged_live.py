@@ -15,12 +15,18 @@ pods, although the per-pod check fires on them (they would come back on the same
 Before: the record check's verdict was in the records' revision_checks only (reason NoAction, no
 Event, no metric), and the per-pod check firing on 3 of 5 pods asked for a rolling restart every
 cycle (RollingRestartPartitioned). Every wait is bounded.
+
+Then (second test) the judged revision rolled out to every pod and left running past rollbackWindow:
+still said (the gauge 1, REVISION WORSE, explain's line) and never rolling-restarted, until the
+`kubectl rollout undo` the Event names; before, the window's end sent a rolling restart (a new
+revision of the same code) and the judgement was gone.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import time
 import urllib.request
 
 import pytest
@@ -141,4 +147,76 @@ def test_a_canary_worse_than_its_stable_pods_is_said_and_left_alone(tmp_path):
     # web-0 and web-1 never restarted; web-2..4 recreated by the release only, never since
     assert {k: pods_after[k] for k in ("web-0", "web-1")} == {k: pods_before[k] for k in ("web-0", "web-1")}
     assert "RollingRestartPartitioned" not in {h["reason"] for h in records}, records
+    assert "action failed" not in (tmp_path / "run.log").read_text()
+
+
+WINDOW_POLICY = POLICY.replace("    budgets: {restartsPerHour: 6, maxUnavailable: 25%}\n",
+                               "    budgets: {restartsPerHour: 6, maxUnavailable: 25%}\n    rollbackWindow: 20s\n")
+
+
+def test_a_revision_judged_worse_stays_said_past_its_window_until_it_is_undone(tmp_path):
+    """The operator lets the judged canary roll out to every pod (partition 0): the revision runs
+    alone, its comparison ends rollbackWindow (20 s) after the rollout. Before, the gauge then went to
+    0 (the alert resolved, status dropped REVISION WORSE) although the worse revision still ran, and
+    the pod check firing on every pod was sent as a rolling restart. Now: still 1, still said, no
+    rolling restart, until `kubectl rollout undo` puts the stable revision back (0 within cycles)."""
+    assert WINDOW_POLICY != POLICY
+    with running_world(tmp_path, SCENARIO, WINDOW_POLICY) as w:
+        kc, run = w["kubeconfig"], w["run"]
+
+        def get(*what: str) -> dict:
+            return json.loads(kubectl(kc, tmp_path, "get", *what, "-o", "json"))
+
+        def gauge() -> str:
+            metrics = urllib.request.urlopen(w["status"] + "/metrics", timeout=5).read().decode()
+            line = [m for m in metrics.splitlines()
+                    if m.startswith('setpoint_revision_worse{policy="e2e-sts-canary-judged",target="default/web"}')]
+            return line[0].split()[-1] if line else ""
+
+        kubectl(kc, tmp_path, "patch", "statefulset", "web", "-p",
+                '{"spec":{"updateStrategy":{"rollingUpdate":{"partition":2}}}}')
+        wait_until(lambda: (s := get("sts", "web")["status"])["updateRevision"] != s["currentRevision"], 60,
+                   what="the release (a new update revision)")
+        sts = get("sts", "web")["status"]
+        worse, stable = sts["updateRevision"], sts["currentRevision"]
+        wait_until(lambda: [h for h in health_records(tmp_path) if h["reason"] == "RevisionWorseRecorded"], 90,
+                   what="the canary judged worse")
+        # the release goes on to every pod: the worse revision runs alone
+        kubectl(kc, tmp_path, "patch", "statefulset", "web", "-p",
+                '{"spec":{"updateStrategy":{"rollingUpdate":{"partition":0}}}}')
+        wait_until(lambda: "roll out complete" in kubectl(kc, tmp_path, "rollout", "status", "statefulset/web",
+                                                          "--watch=false"), 90, what="the release on every pod")
+        done_at = time.time()
+        # rollbackWindow (20 s) after the rollout, and ten seconds more
+        wait_until(lambda: [h for h in health_records(tmp_path) if h["at"] >= done_at + 30.0], 60,
+                   what="cycles past rollbackWindow")
+
+        def past_window() -> list[dict]:
+            return [h for h in health_records(tmp_path) if h["revision"] == worse
+                    and h.get("revision_checks", {}).get("canary-errors", {}).get("active") is False]
+
+        assert get("sts", "web")["status"]["updateRevision"] == worse  # no rolling restart made another
+        assert gauge() == "1.0", gauge()
+        status = subprocess.run([*SETPOINT, "status", "--server", w["status"]], capture_output=True, text=True,
+                                timeout=PROCESS_TIMEOUT_S, cwd=tmp_path)
+        assert status.returncode == 0 and "REVISION WORSE" in status.stdout, status.stdout + status.stderr
+        late = past_window()
+        assert all(h.get("revision_worse") for h in late), late[-1]
+        assert late[-1]["revision_checks"]["canary-errors"]["verdict"] == "bad", late[-1]
+        explain = subprocess.run([*SETPOINT, "explain", "decisions.jsonl", "--target", "default/web", "--limit", "1"],
+                                 capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S, cwd=tmp_path)
+        assert f"revision worse: revision {worse}, judged by canary-errors (action record); its comparison has " \
+               "ended" in explain.stdout, explain.stdout + explain.stderr
+
+        # undone by hand, as the Event says: the stable revision back, the judgement over
+        kubectl(kc, tmp_path, "rollout", "undo", "statefulset/web")
+        wait_until(lambda: get("sts", "web")["status"]["updateRevision"] == stable, 30, what="the undo")
+        wait_until(lambda: gauge() == "0.0", 30, what="setpoint_revision_worse back to 0")
+        back = wait_until(lambda: [h for h in health_records(tmp_path) if h["revision"] == stable
+                                   and h["at"] > late[-1]["at"]], 30, what="a cycle on the stable revision")
+        assert not back[-1].get("revision_worse"), back[-1]
+        assert run.alive(), run.tail()
+    records = health_records(tmp_path)
+    # the pod check fired on every pod of the worse revision: never a rolling restart of it
+    assert "rolling-restart" not in {h["action"] for h in records}, [h for h in records if h["action"]]
     assert "action failed" not in (tmp_path / "run.log").read_text()

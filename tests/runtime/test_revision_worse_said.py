@@ -44,8 +44,11 @@ def test_the_event_names_both_revisions_the_comparison_and_the_undo():
                               "than the stable revision 1: canary-errors: error ratio 5.00% over "), message
     assert "against 0.20% over " in message and ", worse by 2x at a 1.00% false rate (statistic " in message, message
     assert message.endswith("recorded only: setpoint does not roll back a StatefulSet, nor restart that revision's "
-                            "pods for it (they come back on it): `kubectl rollout undo statefulset/web -n default` "
-                            "puts them back on 1"), message
+                            "pods while the stable revision's pods serve beside them (they come back on it), nor "
+                            "roll-restart it (a new revision of the same code); running alone, a failing pod of it is "
+                            "restarted as on any revision; setpoint_revision_worse stays 1 until revision 2 is rolled "
+                            "back or replaced: `kubectl rollout undo statefulset/web -n default` puts them back on 1"
+                            ), message
 
 
 def test_a_rolling_update_without_a_partition_is_a_new_revision_not_a_canary():
@@ -59,8 +62,11 @@ def test_explain_and_status_say_it():
               "stabilized": 5, "limited": 5, "desired": 5, "reason": "NoAction", "health": health}
     text = _format_record(record)
     assert "health: no action [RevisionWorseRecorded] trigger canary-errors" in text, text
-    assert ("not acted on: revision 2 is judged worse by a record check; setpoint does not roll back for a record "
-            "check (nor a StatefulSet at all), nor restart that revision's pods for it (they come back on it)") in text, text
+    assert ("revision worse: revision 2, judged by canary-errors (action record); its comparison runs: said until "
+            "revision 2 is rolled back or replaced") in text, text
+    assert ("not acted on: no rollback for a record check (nor of a StatefulSet at all), no rolling restart (a new "
+            "revision of the same code), no restart of its pods while the stable revision's pods serve beside them "
+            "(they come back on it); running alone, its firing pods are restarted as any revision's") in text, text
     assert "REVISION WORSE" in _health_cell({**health, "checks": []}).splitlines()
 
 
@@ -80,8 +86,11 @@ def test_a_deployments_record_check_is_said_in_a_deployments_words(name):
                               f"worse than the old ReplicaSet's revision {old}: canary-errors: error ratio 5.00% "
                               "over "), message
     assert message.endswith("recorded only (the check's action is record): setpoint does not roll back for it, nor "
-                            "restart that revision's pods (they come back on it): `kubectl rollout undo "
-                            f"deployment/api -n default` goes back to revision {old}"), message
+                            "restart that revision's pods while the stable revision's pods serve beside them (they "
+                            "come back on it), nor roll-restart it (a new revision of the same code); running alone, "
+                            "a failing pod of it is restarted as on any revision; setpoint_revision_worse stays 1 "
+                            "until revision 2 is rolled back or replaced: `kubectl rollout undo deployment/api -n "
+                            f"default` goes back to revision {old}"), message
     assert "StatefulSet" not in message and "partition" not in message, message
 
 
@@ -92,3 +101,36 @@ def test_a_deployments_explain_and_status_say_it():
     text = _format_record(record)
     assert "health: no action [RevisionWorseRecorded] trigger canary-errors" in text, text
     assert "REVISION WORSE" in _health_cell({**health, "checks": []}).splitlines()
+
+
+# past rollbackWindow (tests/core/test_revision_worse_lasts.py's table): the comparison has ended,
+# revision 2 still runs; a quiet cycle, and a cycle that restarts a leaking pod of it (it runs alone)
+PAST_WINDOW_ROWS = {
+    "quiet, the comparison ended": ("nothing", 1695.0, "health: no action [RevisionWorseRecorded] trigger errors"),
+    "a leaking pod of it restarted": ("leak", None, "health: restart-pod [RestartFiringPods] trigger pod-mem"),
+}
+
+
+@pytest.mark.parametrize("name", list(PAST_WINDOW_ROWS))
+def test_explain_and_status_say_a_revision_judged_worse_past_its_window(name):
+    """Before, past rollbackWindow nothing was said (the flag was off: status without REVISION WORSE,
+    explain without a line), although revision 2 still ran; and on a cycle with another reason
+    (a restart) neither said it even inside the window."""
+    from controller.runtime.status import _health_view
+    from tests.core.test_revision_worse_lasts import WINDOW_END_S, _run
+
+    then, at, health_line = PAST_WINDOW_ROWS[name]
+    ds = _run(then)
+    d = ds[at] if at is not None else next(d for t, d in ds.items() if d.restart_pods(0))
+    assert d.now - 1_700_000_000.0 > WINDOW_END_S and not d.revision_active[0]
+    health = d.record(0, "api-heal", API.key).to_dict()
+    record = {"target": API.key, "at": d.now, "current": 5, "ready": 5, "metrics": {}, "combined": 5,
+              "stabilized": 5, "limited": 5, "desired": 5, "reason": "NoAction", "health": health}
+    text = _format_record(record)
+    assert health_line in text, text
+    assert ("revision worse: revision 2, judged by errors (action record); its comparison has ended (rollbackWindow "
+            "after the rollout), the verdict stands (final for the pair): said until revision 2 is rolled back or "
+            "replaced") in text, text
+    view = _health_view(health)
+    assert view["revision_worse"] is True, view
+    assert "REVISION WORSE" in _health_cell(view).splitlines()

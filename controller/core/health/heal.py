@@ -234,11 +234,16 @@ class HealthRecord:
     rollout_reason: str | None = None
     rollout_held: bool = False  # this controller holds the rollout (spec.paused) after this cycle
     rollback_gone: str | None = None  # the known-healthy revision no longer on the cluster (RollbackTargetGone)
+    # a record revision check has judged the current revision worse (setpoint_revision_worse): true
+    # until it is rolled back or replaced, whatever the action or reason of the cycle
+    revision_worse: bool = False
 
     def to_dict(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k not in ("checks", "revision_checks")}
         if self.rollback_gone is None:  # only on the records it explains
             del out["rollback_gone"]
+        if not self.revision_worse:
+            del out["revision_worse"]
         out["restart_pods"] = list(self.restart_pods)
         out["checks"] = {c.name: {k: v for k, v in c.to_dict().items() if k != "name"} for c in self.checks}
         if self.revision_checks:
@@ -304,8 +309,9 @@ class HealingDecision:
     # (N,) str: the known-healthy revision a rollback would have gone to, no longer on the cluster
     # (reason ROLLBACK_TARGET_GONE), '' otherwise; None: not computed
     rollback_gone: np.ndarray | None = None
-    # (N,) bool: a record revision check judges the new revision worse (a StatefulSet's canary, a
-    # Deployment's new ReplicaSet), whatever the reason this cycle; None: not computed
+    # (N,) bool: a record revision check has judged the current revision worse (a StatefulSet's
+    # canary, a Deployment's new ReplicaSet), whatever the action or reason this cycle, until that
+    # revision is rolled back or replaced (not only while it is compared); None: not computed
     revision_recorded: np.ndarray | None = None
 
     def state_after(self, applied: np.ndarray | bool = True, restarted: np.ndarray | None = None,
@@ -421,6 +427,7 @@ class HealingDecision:
             rollback_gone=None if self.rollback_gone is None else str(self.rollback_gone[i]) or None,
             replicas=int(self.replicas[i]), restart_pods=self.restart_pods(i), overloaded=bool(self.overloaded[i]),
             systemic=bool(self.systemic[i]), checks=tuple(checks), revision_checks=self._revision_records(i, opt),
+            revision_worse=self.revision_recorded is not None and bool(self.revision_recorded[i]),
             **self._hold_record(i))
 
     def _hold_record(self, i: int) -> dict:
@@ -507,7 +514,7 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     any_firing = (view.phase == Phase.FIRING).any(axis=1)
     any_breaching = (view.phase != Phase.OK).any(axis=1)
     # a revision a record check has judged worse is never known healthy (nor clean) either
-    unhealthy = any_firing | _judged_worse_before(params, obs, state)
+    unhealthy = any_firing | _judged_worse(params, state.revision_tests, obs.revision)[0]
     rev = update_revisions(params, state.revisions, obs.revision, obs.revision_since, obs.rollout, unhealthy, now,
                            any_breaching, obs.fired_until)
     rem, outcome = rearm(state.remedy, _mask(rearm_rows, n))
@@ -535,16 +542,20 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     trig_pods = np.where(prop.want == Remedy.RESTART_POD, prop.trigger, -1)
     waits_for_pods, eligible = _rollout_waits_for_pods(params, obs, pods, trig_pods, _hung_new_pods(params, obs))
     # a new revision judged worse by a record check (a StatefulSet's canary, a Deployment's new
-    # ReplicaSet): its pods are not restarted for it (they come back on the same revision); the
-    # stable pods still are
-    recorded, recorded_by = _recorded_worse(params, obs, tests, rev_active)
-    release_pods = _release_pods(obs, recorded)
-    eligible = ~release_pods if eligible is None else eligible & ~release_pods
+    # ReplicaSet) stays so for as long as it runs, not only while its comparison does: the verdict
+    # is final for the pair, and the revision is as bad after rollbackWindow as before; it ends when
+    # the revision is rolled back or replaced. While the stable revision's pods serve beside its
+    # pods, its firing pods are not restarted (they come back on the same revision; the stable pods
+    # still are); once it runs alone they are, as any revision's (nothing else to run, no evidence)
+    recorded, recorded_by = _judged_worse(params, tests, obs.revision)
+    release_pods, beside = _release_pods(obs, recorded)
+    held_pods = release_pods & beside[obs.pods.row] if release_pods.size else release_pods
+    eligible = ~held_pods if eligible is None else eligible & ~held_pods
     release_explains, systemic = np.zeros(n, bool), prop.systemic
     if recorded.any():  # the pods firing for the trigger, read once for both
         firing = firing_pod_mask(params, pods, obs.pods.row, trig_pods)
-        release_explains = _release_explains(obs.pods.row, firing, want, release_pods, recorded)
-        systemic = _systemic_beside_release(params, obs.pods.row, firing, release_pods, recorded, prop.systemic)
+        systemic = _systemic_beside_release(params, obs.pods.row, firing, release_pods, beside, prop.systemic)
+        release_explains = _release_explains(obs.pods.row, firing, want, release_pods, recorded, beside, systemic)
     room = restart_room(params, pods, pod_row, pod_ready, trig_pods, current, obs.ready, restart_left, eligible)
     overloaded, scale_up_to = _overload(params, obs, current, desired)
     # a workload-wide rollback check is excused while the comparison finds the new revision no
@@ -622,58 +633,61 @@ def _record_checks_bad(params: HealthParams, verdict: np.ndarray) -> np.ndarray:
     return (verdict == Verdict.BAD) & record[None, :]
 
 
-def _recorded_worse(params: HealthParams, obs: HealthObservation, tests: RevisionTestState, active: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """(worse (N,) bool, check (N,) int): a revision check whose action is record judges the new
-    revision worse (BAD, while its comparison runs), and the first such check, -1. Any kind of
-    target: a StatefulSet's canary or rolling update (which setpoint cannot roll back), or a
-    Deployment's new ReplicaSet (a check put on record to watch what it would do before trusting it)."""
-    n = obs.current.size
-    if not params.revision_checks:
+def _judged_worse(params: HealthParams, tests: RevisionTestState | None, revision: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(worse (N,) bool, check (N,) int): a revision check whose action is record has judged
+    ``revision`` (N,), the target's current revision, worse than the stable one (BAD), and the first
+    such check, -1. Any kind of target: a StatefulSet's canary or rolling update (which setpoint
+    cannot roll back), or a Deployment's new ReplicaSet (a check put on record to watch what it
+    would do before trusting it).
+
+    Not only while the comparison runs: the verdict is final for the pair of revisions, so it holds
+    for as long as that revision is current, past rollbackWindow; it ends when the revision is
+    replaced (a rollback, a new release: the test starts over). Such a revision is never known
+    healthy either (``heal``): it would be a rollback target (a Deployment), or, undone and put out
+    again under the same name (a StatefulSet's ControllerRevision), trusted and never compared."""
+    n = revision.size
+    checks = params.revision_checks
+    if not checks or tests is None or tests.verdict.shape != (n, len(checks)):
         return np.zeros(n, bool), np.full(n, -1, np.int64)
-    bad = active[:, None] & _record_checks_bad(params, tests.verdict)
+    bad = _record_checks_bad(params, tests.verdict) & ((tests.revision == revision) & (revision != ""))[:, None]
     return bad.any(axis=1), np.where(bad.any(axis=1), bad.argmax(axis=1), -1).astype(np.int64)
 
 
-def _judged_worse_before(params: HealthParams, obs: HealthObservation, state: HealthState) -> np.ndarray:
-    """(N,) bool: at the previous step a record revision check had judged the revision still current
-    worse (``_recorded_worse``; the verdict is final for the pair of revisions). Such a revision must
-    not become known healthy after ``healthyAfter``: it would be a rollback target (a Deployment),
-    or, undone and put out again under the same name (a StatefulSet's ControllerRevision), trusted
-    and never compared again."""
-    n, tests = obs.current.size, state.revision_tests
-    if not params.revision_checks or tests is None or tests.verdict.shape != (n, len(params.revision_checks)):
-        return np.zeros(n, bool)
-    bad = _record_checks_bad(params, tests.verdict).any(axis=1)
-    return bad & (tests.revision == obs.revision) & (obs.revision != "")
-
-
-def _release_pods(obs: HealthObservation, worse: np.ndarray) -> np.ndarray:
-    """(P,) bool: the pods on the new revision of a target whose new revision is judged worse
-    (``worse`` (N,)); every pod of it when the pods' revisions are unknown."""
-    table = obs.pods
+def _release_pods(obs: HealthObservation, worse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(pods (P,) bool, beside (N,) bool): the pods on the new revision of a target whose new
+    revision is judged worse (``worse`` (N,)), every pod of it when the pods' revisions are unknown;
+    and whether pods of another revision (the stable one's) are listed beside them: a canary, a
+    rollout in progress, but not a revision that runs alone (a Deployment's rollout done)."""
+    table, n = obs.pods, worse.size
     if table.size == 0:
-        return np.zeros(0, bool)
+        return np.zeros(0, bool), np.zeros(n, bool)
     on_new = np.ones(table.size, bool) if table.new_revision is None else table.new_revision
-    return worse[table.row] & on_new
+    others = np.bincount(table.row[~on_new], minlength=n)[:n] > 0 if (~on_new).any() else np.zeros(n, bool)
+    return worse[table.row] & on_new, worse & others
 
 
 def _release_explains(row: np.ndarray, firing: np.ndarray, want: np.ndarray, release_pods: np.ndarray,
-                      worse: np.ndarray) -> np.ndarray:
-    """(N,) bool: the restart ``want`` (N,) asks for would restart only the pods of a revision
-    judged worse (``release_pods`` (P,)): a rolling restart (a new revision of the same code), or a
-    restart-pod whose trigger check fires (``firing`` (P,), firing_pod_mask) on none of the other pods."""
+                      worse: np.ndarray, beside: np.ndarray, systemic: np.ndarray) -> np.ndarray:
+    """(N,) bool: the restart ``want`` (N,) asks for is one of a revision judged worse (``worse``
+    (N,), its pods ``release_pods`` (P,)) that is not sent: a rolling restart (a new revision of the
+    same code: the judgement would start over against the worse revision's own traffic, find it no
+    worse and let it become known healthy); a restart-pod, while the stable pods serve ``beside``
+    (N,), whose trigger fires (``firing`` (P,), firing_pod_mask) on none of them (the release
+    explains it: its pods come back on it); or, the revision alone, a restart-pod ``systemic`` (N,)
+    (most of its pods: a rolling restart)."""
     n = want.size
     others = firing & ~release_pods
     stable_firing = np.bincount(row[others], minlength=n)[:n] > 0 if others.any() else np.zeros(n, bool)
-    return worse & ((want == Remedy.ROLLING_RESTART) | ((want == Remedy.RESTART_POD) & ~stable_firing))
+    pods = want == Remedy.RESTART_POD
+    return worse & ((want == Remedy.ROLLING_RESTART) | (pods & beside & ~stable_firing) | (pods & ~beside & systemic))
 
 
 def _systemic_beside_release(params: HealthParams, row: np.ndarray, firing: np.ndarray, release_pods: np.ndarray,
                              worse: np.ndarray, systemic: np.ndarray) -> np.ndarray:
     """(N,) bool: ``systemic`` (N,), but judged among the other pods where a revision is judged
-    worse (``worse`` (N,), its pods ``release_pods`` (P,); ``firing`` (P,) the pods the trigger
-    fires on): the release explains its own pods' firing, so a stable pod leaking beside a bad
+    worse and the stable pods serve beside it (``worse`` (N,), its pods ``release_pods`` (P,);
+    ``firing`` (P,) the pods the trigger fires on): the release explains its own pods' firing, so a stable pod leaking beside a bad
     canary is one pod to restart, not most of the workload."""
     n = worse.size
     others = ~release_pods
