@@ -336,6 +336,10 @@ class LastSaid:
     def __init__(self):
         self._said: dict = {}
 
+    def __bool__(self) -> bool:
+        """Something is remembered (a key to forget)."""
+        return bool(self._said)
+
     def news(self, key, what: str) -> bool:
         """True, and ``what`` remembered, when it is not what was last said of ``key``."""
         if self._said.get(key) == what:
@@ -737,11 +741,12 @@ class Reconciler:
 
     def _apply(self, action: Action, result: CycleResult) -> None:
         error, _ = apply_with_retries(self.cluster.apply, action, self.retry, self._monotonic, self._sleep)
-        key = (action.target, action.kind.word)
         if error is None:
             result.actions.append(action)
-            self._refused_said.forget(key)  # a later refusal is news again
+            if self._refused_said:  # a refusal was said: a later one of this action is news again
+                self._refused_said.forget((action.target, action.kind.word))
             return
+        key = (action.target, action.kind.word)
         result.failed.append(FailedAction(action.target, f"{error.kind}: {error}", action.kind.word))
         if error.kind == "permanent":
             self._refused_said.keep(result.targets)
