@@ -320,6 +320,19 @@ def _stack(samples: Sequence[Samples], n: int) -> tuple[np.ndarray, np.ndarray, 
     return values, present, age
 
 
+def _latest_columns(got: dict[int, Samples], n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(N, M) values, present (and not in conflict) and age of the ramps' latest readings
+    ``got`` (metric column -> Samples); a column without one: NaN, absent, age 0."""
+    if m == 1 and 0 in got:  # the one metric's own arrays as a column (views: read_signal writes none)
+        s = got[0]
+        return (np.asarray(s.values, np.float64)[:, None], np.asarray(s.present & ~s.conflict)[:, None],
+                np.asarray(s.age_s, np.float64)[:, None])
+    values, present, age = np.full((n, m), np.nan), np.zeros((n, m), bool), np.zeros((n, m))
+    for j, s in got.items():
+        values[:, j], present[:, j], age[:, j] = s.values, s.present & ~s.conflict, s.age_s
+    return values, present, age
+
+
 def keeps_scale_events(params: PolicyParams) -> bool:
     """The policy's rate limits count scale events (a scaling policy with ``behavior``; not the
     legacy per-cycle cap): they are kept on the cluster too."""
@@ -722,21 +735,20 @@ class Reconciler:
         if not exprs:
             return None
         n, m = len(targets), len(exprs)
-        values, present, age = np.full((n, m), np.nan), np.zeros((n, m), bool), np.zeros((n, m))
+        got = {}
         for j, (name, expr) in enumerate(zip(self.policy.params.metric_names, exprs)):
             if expr is None:
                 continue
             result.queries += 1
             try:
-                s = self.metrics.query(expr, targets, now)
+                got[j] = self.metrics.query(expr, targets, now)
             except MetricsUnavailable as exc:
                 result.errors.append(f"metric {name} (ramp latest): {exc}")
                 result.unavailable[self._latest_keys[j]] = (expr, result.errors[-1])
                 continue
             result.answered.append(self._latest_keys[j])
-            values[:, j], present[:, j], age[:, j] = s.values, s.present & ~s.conflict, s.age_s
         params = self.policy.params
-        return read_signal_fast(values, present, age, params.stale_after_s, params.metric_nonnegative,
+        return read_signal_fast(*_latest_columns(got, n, m), params.stale_after_s, params.metric_nonnegative,
                                 params.metric_implausible_above).values
 
     def _apply(self, action: Action, result: CycleResult) -> None:
