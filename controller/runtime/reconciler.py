@@ -409,6 +409,11 @@ class Reconciler:
         # are rebuilt from the same history at the next full cycle (:meth:`_warm_joiners`)
         self._joining: set[TargetRef] = set()
         self.with_conditions = True  # False: no HPA-style conditions (a replay has nobody to show them to)
+        # False: a cycle's result is read before the next cycle only, by a caller that shows and
+        # counts nothing (the simulation runner without records): its decision's arrays are the
+        # scaling workspace's own (the next cycle overwrites them) and the telemetry's counts of
+        # unusable samples (``missing``, ``implausible``) are not made
+        self.keeps_results = True
         self.metrics = metrics
         self.cluster = cluster  # optional capabilities of both ports are checked when they are set (below)
         self.on_cycle = on_cycle
@@ -719,7 +724,7 @@ class Reconciler:
                 s = Samples.missing(len(targets))
             else:
                 result.answered.append(self._query_keys[j])
-                if j not in self.pods.read_here:
+                if self.keeps_results and j not in self.pods.read_here:
                     result.missing[name] = (expr, int(np.count_nonzero(~s.present & ~s.conflict & exists)))
             if s.conflict.any():
                 bad = [str(t) for t, c in zip(targets, s.conflict) if c]
@@ -1211,13 +1216,14 @@ class Reconciler:
             self._warm_joiners(targets, view, now, result)
         if self._events_due and targets and not self.rehearsal:  # after the warm start: merged with what it rebuilt
             self._read_scale_events(targets, now, result)
-        decision = self._scaling.decide(self.policy.params, obs, now)
+        decision = self._scaling.decide(self.policy.params, obs, now, copy=self.keeps_results)
         if held is not None and held.any():  # someone else set their replicas: kept as set, or as a floor
             wanted = decision.norm.desired
             decision = hands_off(decision, held, self.external.floors(self._row_of(targets), len(targets)))
             self._below_demand(targets, held, wanted, decision.norm.desired, result)
         result.decision = decision
-        result.implausible = _implausible_counts(result.missing, decision, view.exists)
+        if self.keeps_results:
+            result.implausible = _implausible_counts(result.missing, decision, view.exists)
         try:
             self._act(targets, view, decision, now, result)
         except Exception:  # the decision was made: remember it, with the changes that went out before the failure
