@@ -110,8 +110,8 @@ class ActionKind(enum.IntEnum):
 
     @property
     def word(self) -> str:
-        """``scale``, ``restart-pod``, ...; '' for NONE."""
-        return "" if self is ActionKind.NONE else self.name.lower().replace("_", "-")
+        """``scale``, ``restart-pod``, ...; '' for NONE (made once per kind: read for every action applied)."""
+        return _ACTION_WORDS[self]
 
     @property
     def policy_word(self) -> str:
@@ -126,6 +126,10 @@ class ActionKind(enum.IntEnum):
                 if value in (member.word, member.policy_word) and member is not cls.NONE:
                     return member
         return None
+
+
+#: ActionKind.word of each kind
+_ACTION_WORDS = {kind: "" if kind is ActionKind.NONE else kind.name.lower().replace("_", "-") for kind in ActionKind}
 
 
 @dataclass(frozen=True, order=True)

@@ -110,6 +110,11 @@ class ClusterView:
     def check_rows(self, n: int) -> "ClusterView":
         """This view, if every per-target array has ``n`` rows; else ValueError naming the arrays
         (a Cluster adapter that broke its contract: nothing downstream may read past the rows)."""
+        rows = (n,)
+        if (type(self.spec) is type(self.status) is type(self.ready) is type(self.rollout) is type(self.exists)
+                is np.ndarray and self.spec.shape == self.status.shape == self.ready.shape == self.rollout.shape
+                == self.exists.shape == rows and (self.paused is None or np.shape(self.paused) == rows)):
+            return self  # every cycle: checked without the dicts the message needs
         arrays = {"spec": self.spec, "status": self.status, "ready": self.ready, "rollout": self.rollout,
                   "exists": self.exists, "paused": self.paused}
         shapes = {k: a.shape if isinstance(a, np.ndarray) else np.shape(a) for k, a in arrays.items() if a is not None}

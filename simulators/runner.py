@@ -472,6 +472,7 @@ class _Cycles:
             old = self.reconciler
             reconciler = Reconciler(old.policy, old.metrics, old.cluster, on_cycle=old.on_cycle, state_store=self.store)
             reconciler.with_conditions, reconciler.in_place = old.with_conditions, old.in_place
+            reconciler.keeps_results = old.keeps_results
             self.reconciler = reconciler
             self.next_restart += self.restart_every_s
         reconciler = self.reconciler
@@ -535,6 +536,8 @@ class _ControllerRun:
         for policy in spec.policies:
             logged = keep_records and policy is (spec.healer or spec.policy)
             reconciler, log = _reconciler_over(scenario, policy, self.targets, self.metrics, logged, store)
+            # results nobody keeps (no records, no on_cycle): _act reads their actions, before the next cycle
+            reconciler.keeps_results = logged or self.on_cycle is not None
             self.log = log if logged else self.log
             self.cycles.append(_Cycles(reconciler, scenario.start_s, self.T, spec.restart_every_s, store))
 

@@ -101,3 +101,22 @@ def test_refuses_what_it_would_get_wrong():
     for cls in (Checked, Derived, KeywordOnly):
         with pytest.raises(TypeError, match="direct_init"):
             direct_init(cls)
+
+
+@pytest.mark.parametrize("kind, word, policy_word", [
+    pytest.param(ActionKind.NONE, "", "", id="none"),
+    pytest.param(ActionKind.RECORD, "record", "record", id="record"),
+    pytest.param(ActionKind.SCALE, "scale", "scale-up", id="scale"),
+    pytest.param(ActionKind.SCALE_UP, "scale", "scale-up", id="scale-up-alias"),
+    pytest.param(ActionKind.RESTART_POD, "restart-pod", "restart-pod", id="restart-pod"),
+    pytest.param(ActionKind.ROLLING_RESTART, "rolling-restart", "rolling-restart", id="rolling-restart"),
+    pytest.param(ActionKind.ROLLBACK, "rollback", "rollback", id="rollback"),
+    pytest.param(ActionKind.PAUSE, "pause", "pause", id="pause"),
+    pytest.param(ActionKind.RESUME, "resume", "resume", id="resume"),
+])
+def test_each_action_kind_has_its_word(kind, word, policy_word):
+    """ActionKind.word is a table made once (read for every action applied): every kind has its
+    word there, and a word reads back as its kind."""
+    assert kind.word == word and kind.policy_word == policy_word
+    if word:
+        assert ActionKind(word) is kind and ActionKind(policy_word) is kind

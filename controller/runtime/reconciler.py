@@ -321,6 +321,19 @@ def _stack(samples: Sequence[Samples], n: int) -> tuple[np.ndarray, np.ndarray, 
     return values, present, age
 
 
+def _latest_columns(got: dict[int, Samples], n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(N, M) values, present (and not in conflict) and age of the ramps' latest readings
+    ``got`` (metric column -> Samples); a column without one: NaN, absent, age 0."""
+    if m == 1 and 0 in got:  # the one metric's own arrays as a column (views: read_signal writes none)
+        s = got[0]
+        return (np.asarray(s.values, np.float64)[:, None], np.asarray(s.present & ~s.conflict)[:, None],
+                np.asarray(s.age_s, np.float64)[:, None])
+    values, present, age = np.full((n, m), np.nan), np.zeros((n, m), bool), np.zeros((n, m))
+    for j, s in got.items():
+        values[:, j], present[:, j], age[:, j] = s.values, s.present & ~s.conflict, s.age_s
+    return values, present, age
+
+
 def keeps_scale_events(params: PolicyParams) -> bool:
     """The policy's rate limits count scale events (a scaling policy with ``behavior``; not the
     legacy per-cycle cap): they are kept on the cluster too."""
@@ -336,6 +349,10 @@ class LastSaid:
 
     def __init__(self):
         self._said: dict = {}
+
+    def __bool__(self) -> bool:
+        """Something is remembered (a key to forget)."""
+        return bool(self._said)
 
     def news(self, key, what: str) -> bool:
         """True, and ``what`` remembered, when it is not what was last said of ``key``."""
@@ -393,6 +410,11 @@ class Reconciler:
         # are rebuilt from the same history at the next full cycle (:meth:`_warm_joiners`)
         self._joining: set[TargetRef] = set()
         self.with_conditions = True  # False: no HPA-style conditions (a replay has nobody to show them to)
+        # False: a cycle's result is read before the next cycle only, by a caller that shows and
+        # counts nothing (the simulation runner without records): its decision's arrays are the
+        # scaling workspace's own (the next cycle overwrites them) and the telemetry's counts of
+        # unusable samples (``missing``, ``implausible``) are not made
+        self.keeps_results = True
         self.metrics = metrics
         self.cluster = cluster  # optional capabilities of both ports are checked when they are set (below)
         self.on_cycle = on_cycle
@@ -703,7 +725,7 @@ class Reconciler:
                 s = Samples.missing(len(targets))
             else:
                 result.answered.append(self._query_keys[j])
-                if j not in self.pods.read_here:
+                if self.keeps_results and j not in self.pods.read_here:
                     result.missing[name] = (expr, int(np.count_nonzero(~s.present & ~s.conflict & exists)))
             if s.conflict.any():
                 bad = [str(t) for t, c in zip(targets, s.conflict) if c]
@@ -719,30 +741,30 @@ class Reconciler:
         if not exprs:
             return None
         n, m = len(targets), len(exprs)
-        values, present, age = np.full((n, m), np.nan), np.zeros((n, m), bool), np.zeros((n, m))
+        got = {}
         for j, (name, expr) in enumerate(zip(self.policy.params.metric_names, exprs)):
             if expr is None:
                 continue
             result.queries += 1
             try:
-                s = self.metrics.query(expr, targets, now)
+                got[j] = self.metrics.query(expr, targets, now)
             except MetricsUnavailable as exc:
                 result.errors.append(f"metric {name} (ramp latest): {exc}")
                 result.unavailable[self._latest_keys[j]] = (expr, result.errors[-1])
                 continue
             result.answered.append(self._latest_keys[j])
-            values[:, j], present[:, j], age[:, j] = s.values, s.present & ~s.conflict, s.age_s
         params = self.policy.params
-        return read_signal_fast(values, present, age, params.stale_after_s, params.metric_nonnegative,
+        return read_signal_fast(*_latest_columns(got, n, m), params.stale_after_s, params.metric_nonnegative,
                                 params.metric_implausible_above).values
 
     def _apply(self, action: Action, result: CycleResult) -> None:
         error, _ = apply_with_retries(self.cluster.apply, action, self.retry, self._monotonic, self._sleep)
-        key = (action.target, action.kind.word)
         if error is None:
             result.actions.append(action)
-            self._refused_said.forget(key)  # a later refusal is news again
+            if self._refused_said:  # a refusal was said: a later one of this action is news again
+                self._refused_said.forget((action.target, action.kind.word))
             return
+        key = (action.target, action.kind.word)
         result.failed.append(FailedAction(action.target, f"{error.kind}: {error}", action.kind.word))
         if error.kind == "permanent":
             self._refused_said.keep(result.targets)
@@ -1195,13 +1217,14 @@ class Reconciler:
             self._warm_joiners(targets, view, now, result)
         if self._events_due and targets and not self.rehearsal:  # after the warm start: merged with what it rebuilt
             self._read_scale_events(targets, now, result)
-        decision = self._scaling.decide(self.policy.params, obs, now)
+        decision = self._scaling.decide(self.policy.params, obs, now, copy=self.keeps_results)
         if held is not None and held.any():  # someone else set their replicas: kept as set, or as a floor
             wanted = decision.norm.desired
             decision = hands_off(decision, held, self.external.floors(self._row_of(targets), len(targets)))
             self._below_demand(targets, held, wanted, decision.norm.desired, result)
         result.decision = decision
-        result.implausible = _implausible_counts(result.missing, decision, view.exists)
+        if self.keeps_results:
+            result.implausible = _implausible_counts(result.missing, decision, view.exists)
         try:
             self._act(targets, view, decision, now, result)
         except Exception:  # the decision was made: remember it, with the changes that went out before the failure

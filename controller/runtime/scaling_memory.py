@@ -67,15 +67,17 @@ class ScalingMemory:
         """The workspace holding the state, None when a ScalingState does (pure path, or not yet)."""
         return self._ws
 
-    def decide(self, params: PolicyParams, obs: Observation, now: float) -> Decision:
+    def decide(self, params: PolicyParams, obs: Observation, now: float, copy: bool = True) -> Decision:
         """The cycle's Decision. In place, its ``kept`` is None: the state stays in the workspace
-        until :meth:`commit`; its outputs are copies (the decision outlives the next cycle)."""
+        until :meth:`commit`; its outputs are copies (the decision outlives the next cycle), or
+        with ``copy`` False the workspace's own arrays, overwritten by the next decide (for a
+        caller that reads the decision before it only)."""
         if self.in_place and compiled.enabled() and compiled.supports(params):
             try:
                 ws = self._ws if self._ws is not None else DecisionWorkspace.from_state(params, self._state)
                 decide_into(params, ws, obs, now)
                 self._ws, self._state = ws, None  # kept by the workspace once a cycle succeeded in it
-                self._decided = ws.decision(obs, now, copy=True)  # kept None: the state stays in the workspace
+                self._decided = ws.decision(obs, now, copy=copy)  # kept None: the state stays in the workspace
                 return self._decided
             except compiled.KERNEL_ERRORS as exc:  # raised when compiling: on a workspace's first cycle,
                 compiled.mark_broken(exc)  # whose copy the forecast kernel may have stepped; _state is untouched
