@@ -240,3 +240,40 @@ def test_listed_means_equal_the_tables():
     want = hpa_compiled.try_pod_means(pods.pods.target, pods.usage_milli[:, 0], pods.has_sample[:, 0], 30)
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
+
+
+# One sampled running pod per row, now = 10,000 s, the cpu rule's period 300 s and delay 30 s, a
+# 60 s metric window: the branches of hpa_compiled._cpu_unready, which makes the transition's and
+# the sample's ages finite only where it reads them (an unset transition is Go's zero time).
+CPU_RULE_ROWS = [
+    pytest.param(100.0, np.nan, 0.0, True, id="young-unset-transition"),
+    pytest.param(100.0, 9_990.0, np.inf, True, id="young-infinite-sample-age"),
+    pytest.param(100.0, 9_990.0, np.nan, True, id="young-nan-sample-age"),
+    pytest.param(100.0, -np.inf, 5.0, True, id="young-transition-at-minus-infinity"),
+    pytest.param(100.0, np.inf, 5.0, False, id="young-not-ready-transition-at-infinity"),
+    pytest.param(9_000.0, np.nan, 0.0, False, id="old-not-ready-unset-transition"),
+    pytest.param(9_000.0, 9_995.0, 0.0, False, id="old-not-ready-recent-transition"),
+    pytest.param(9_000.0, -np.inf, 0.0, False, id="old-not-ready-transition-at-minus-infinity"),
+    pytest.param(9_000.0, np.nan, 0.0, True, id="old-ready-unset-transition"),
+    pytest.param(np.nan, 9_000.0, 0.0, True, id="unset-start"),
+]
+
+
+@pytest.mark.parametrize("start, transition, age, ready", CPU_RULE_ROWS)
+def test_listed_cpu_rule_equals_numpy(monkeypatch, start, transition, age, ready):
+    monkeypatch.setattr(compiled, "switch", "1")
+    # two pods of one target: the row's pod, and a Ready one started long ago that always counts
+    listed = ListedPods(np.zeros(2, np.int64), np.zeros(2, bool), np.array([ready, True]), np.array([start, 0.0]),
+                        np.array([transition, np.nan]), np.array([95.0, 40.0]), np.array([age, 0.0]), ("a", "b"),
+                        10_000.0, 100_000, 60.0, 0)
+    args = (np.array([2]), 50, 0.1, 0.1)
+    kw = dict(cpu_rules=True, cpu_initialization_period_s=300.0, initial_readiness_delay_s=30.0)
+    got = hpa_compiled.try_listed_utilization_replicas(listed, *args, **kw)
+    pods = table_samples(listed)
+    table = hr.PodTable(**{**pods.pods.__dict__, "usage_milli": pods.usage_milli[:, 0],
+                           "has_sample": pods.has_sample[:, 0]})
+    want = hr.resource_utilization_replicas(table, hr.StraySamples(), *args, **kw)  # numpy, the reference
+    compiled_table = hpa_compiled.try_resource_utilization_replicas(table, hr.StraySamples(), *args, **kw)
+    for name in ("replicas", "utilization", "usage_milli", "error"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+        np.testing.assert_array_equal(getattr(compiled_table, name), getattr(want, name), err_msg=name)

@@ -107,9 +107,8 @@ def _utilization_kernel(target, phase, ready, deleted, start_age, transition_age
             _add_unready(sums, t, request[k])
         elif not has_sample[k]:
             _add_missing(sums, t, request[k], target_util[t])
-        elif cpu_rules[t] and _cpu_unready(ready[k] == _R_NONE, ready[k] == _R_FALSE, start_age[k],
-                                           _finite_age(transition_age[k]), _finite_age(metric_age[k]),
-                                           metric_window[k], cpu_period_s, readiness_delay_s):
+        elif cpu_rules[t] and _cpu_unready(ready[k] == _R_NONE, ready[k] == _R_FALSE, start_age[k], transition_age[k],
+                                           metric_age[k], metric_window[k], cpu_period_s, readiness_delay_s):
             _add_unready(sums, t, request[k])
         else:
             _add_ready(sums, t, usage[k], request[k])
@@ -125,12 +124,17 @@ def _utilization_kernel(target, phase, ready, deleted, start_age, transition_age
 
 @jit
 def _cpu_unready(no_condition, is_false, start_age, transition_age, metric_age, window_s, period_s, delay_s):
-    """groupPods' cpu-only readiness rule for one sampled pod (ages in s, finite but the start's)."""
+    """groupPods' cpu-only readiness rule for one sampled pod (ages in s; the transition's and the
+    metric's as the table holds them, made finite by _finite_age here, NaN read as Go's zero time).
+
+    The two ages are made finite only on the branch that reads them: most pods are Ready and
+    started long ago, and the rule then looks at the start age alone (computing both ages first
+    cost about a third of _listed_utilization_kernel's pass)."""
     if no_condition or start_age != start_age:
         return True
     if start_age < period_s:  # startTime + period is after now
-        return is_false or (transition_age - metric_age < window_s)
-    return is_false and (start_age - transition_age < delay_s)
+        return is_false or (_finite_age(transition_age) - _finite_age(metric_age) < window_s)
+    return is_false and (start_age - _finite_age(transition_age) < delay_s)
 
 
 @jit
@@ -479,9 +483,8 @@ def _listed_utilization_kernel(target, pending, ready, start_time, transition_ti
             _add_unready(sums, t, request_milli)
         elif not has_sample:
             _add_missing(sums, t, request_milli, target_util[t])
-        elif cpu_rules[t] and _cpu_unready(False, not ready[k], now - start_time[k],
-                                           _finite_age(_ZERO_AGE if tt != tt else now - tt), _finite_age(ages[k]),
-                                           window_s, cpu_period_s, readiness_delay_s):
+        elif cpu_rules[t] and _cpu_unready(False, not ready[k], now - start_time[k], now - tt, ages[k], window_s,
+                                           cpu_period_s, readiness_delay_s):  # an unset tt: NaN, Go's zero time
             _add_unready(sums, t, request_milli)
         else:
             _add_ready(sums, t, usage, request_milli)
