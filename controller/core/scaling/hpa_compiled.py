@@ -532,15 +532,26 @@ def try_listed_utilization_replicas(listed, current, target_utilization, toleran
 
 @jit
 def _listed_means_kernel(target, values, out_values, out_present):
+    """Per target the mean of its pods' finite ``values`` as milli-units / 1000, added in pod order
+    as _means_kernel (np.bincount) adds. A run of one target's pods (a listing's order) is added
+    in locals, carried on from the target's total so far (the same adds in any order of pods):
+    adds to memory chained each pod's add on the previous one's store."""
     n = out_values.shape[0]
     count = np.zeros(n, np.int64)
     total = np.zeros(n)
-    for k in range(target.shape[0]):  # in pod order, as _means_kernel (np.bincount) adds
+    run, c, s = -1, 0, 0.0  # the target of the current run, its count and total so far
+    for k in range(target.shape[0]):
         v = values[k]
         if math.isfinite(v):
             t = target[k]
-            count[t] += 1
-            total[t] += _milli(v) / 1000.0
+            if t != run:
+                if run >= 0:
+                    count[run], total[run] = c, s
+                run, c, s = t, count[t], total[t]
+            c += 1
+            s += _milli(v) / 1000.0
+    if run >= 0:
+        count[run], total[run] = c, s
     for i in range(n):
         out_present[i] = count[i] > 0
         out_values[i] = total[i] / count[i] if count[i] > 0 else math.nan
