@@ -303,3 +303,30 @@ def test_listed_means_equal_numpy_in_any_pod_order(monkeypatch, target, values):
         want = np.where(count > 0, total / np.maximum(count, 1), np.nan)
     np.testing.assert_array_equal(got_values, want)
     np.testing.assert_array_equal(got_present, count > 0)
+
+
+# One pod whose usage, times the largest target utilization (at least 100), is just below or
+# at the int64 bound the kernels keep every sum (x 100) under (hpa_compiled._SUM_LIMIT): the
+# listed pass declines exactly where the table's compiled path does (the listed pass takes the
+# largest target from its kernel).
+_NEAR_LIMIT = hpa_compiled._SUM_LIMIT // 150  # milli-units: x 150 reaches the limit, x 100 does not
+
+
+@pytest.mark.parametrize("targets, declined", [
+    pytest.param([100, 100], False, id="at-100-fits"),
+    pytest.param([80, 150], True, id="one-target-at-150-declines"),
+    pytest.param([149, 20], False, id="149-fits"),
+    pytest.param(150, True, id="the-policy's-150-declines"),
+])
+def test_listed_pass_declines_where_the_table_does(monkeypatch, targets, declined):
+    monkeypatch.setattr(compiled, "switch", "1")
+    listed = ListedPods(np.array([0], np.int64), np.zeros(1, bool), np.ones(1, bool), np.array([0.0]),
+                        np.array([np.nan]), np.array([(_NEAR_LIMIT + 1) / 1000.0]), np.zeros(1), ("a",), 10_000.0,
+                        100_000, 60.0, 0)
+    args = (np.array([1, 1]), targets if np.isscalar(targets) else np.array(targets), 0.1, 0.1)
+    got = hpa_compiled.try_listed_utilization_replicas(listed, *args)
+    pods = table_samples(listed)
+    table = hr.PodTable(**{**pods.pods.__dict__, "usage_milli": pods.usage_milli[:, 0],
+                           "has_sample": pods.has_sample[:, 0]})
+    compiled_table = hpa_compiled.try_resource_utilization_replicas(table, hr.StraySamples(), *args)
+    assert (got is None) == (compiled_table is None) == declined

@@ -224,6 +224,14 @@ def _same_for_all(value, n: int, dtype: np.dtype) -> np.ndarray:
     return np.full(n, value, dtype=dtype)
 
 
+def _no_stray_counts(n: int) -> np.ndarray:
+    """(n,) int64 zeros, no stray sample per target, shared (the kernels only read it)."""
+    return _same_for_all(0, n, _INT64)
+
+
+_INT64 = np.dtype(np.int64)
+
+
 @jit
 def _abs_max(a, b):
     """max(np.abs(a).max(), np.abs(b).max()) of non-empty int64 arrays in one pass (abs of the
@@ -463,8 +471,8 @@ def _listed_utilization_kernel(target, pending, ready, start_time, transition_ti
     of it (Pending or Running, Ready True or False, not deleted, ``request_milli`` requested,
     no container named; a sample where its value is finite), read as _utilization_kernel reads
     it. Returns (replicas, utilization, raw average, error code (N,) int64, the largest |milli
-    value| of the pods' usages and request, for the caller's int64 check, the number of targets
-    with an error)."""
+    value| of the pods' usages and request and the largest target utilization (0 without a
+    target), for the caller's int64 check, the number of targets with an error)."""
     n, p = current.shape[0], target.shape[0]
     sums = np.zeros((_N_SUMS, n), np.int64)
     bad_code = np.zeros(n, np.int64)  # every listed pod has its request and container: no bad pod
@@ -490,11 +498,12 @@ def _listed_utilization_kernel(target, pending, ready, start_time, transition_ti
             _add_ready(sums, t, usage, request_milli)
     replicas, utilization, average, error = _proposals_from_sums(sums, bad_code, n_stray, current, target_util,
                                                                  tol_down, tol_up)
-    errors = 0
+    errors, top = 0, 0
     for i in range(n):
         if error[i] != _E_NONE:
             errors += 1
-    return replicas, utilization, average, error, largest, errors
+        top = max(top, target_util[i])
+    return replicas, utilization, average, error, largest, top, errors
 
 
 def try_listed_utilization_replicas(listed, current, target_utilization, tolerance_down, tolerance_up, *,
@@ -512,16 +521,16 @@ def try_listed_utilization_replicas(listed, current, target_utilization, toleran
     n = current.size
     target_util = _per_target(target_utilization, n, np.int64)
     try:
-        replicas, utilization, average, error, largest, errors = _listed_utilization_kernel(
+        replicas, utilization, average, error, largest, top, errors = _listed_utilization_kernel(
             listed.target, listed.pending, listed.ready, listed.start_time, listed.transition_time, listed.values,
-            listed.ages, float(listed.now), int(listed.request_milli), float(listed.window_s), np.zeros(n, np.int64),
+            listed.ages, float(listed.now), int(listed.request_milli), float(listed.window_s), _no_stray_counts(n),
             current, target_util, _per_target(tolerance_down, n, np.float64), _per_target(tolerance_up, n, np.float64),
             _per_target(cpu_rules, n, np.bool_), float(cpu_initialization_period_s), float(initial_readiness_delay_s))
     except compiled.KERNEL_ERRORS as exc:
         compiled.mark_broken(exc)
         return None
     p = int(listed.target.size)
-    if p and p * int(largest) * max(100, int(target_util.max(initial=0))) >= _SUM_LIMIT:  # _sums_fit's bound
+    if p and p * int(largest) * max(100, int(top)) >= _SUM_LIMIT:  # _sums_fit's bound
         return None
     # no listed pod lacks a request or its container: no error names a pod (most cycles: no error at all)
     messages = (hr._messages(error, resource=resource, container=container or "(all)", pod=lambda i: "") if errors
