@@ -5,9 +5,10 @@ was a gather of the window and ``np.mean`` per cycle.
 
 A gauge query (``avg_over_time``-like: the mean of the samples present in the window) was a
 gather of the (W, S) ring, a NaN mask, two sums over the window and three selects, per query
-and cycle. :func:`try_window_means` gives the same numbers in one loop per target, summing in
-numpy's order (NaN read as 0): row after row over a C-ordered window, pairwise over a gathered
-(F-ordered) one, so the floats are identical. :func:`window_means_numpy`
+and cycle. :func:`try_window_means` gives the same numbers in one pass, summing in numpy's order
+(NaN read as 0): for every service in order (a C-ordered window) the window's rows one after
+the other, walked in memory order; for services picked (a gathered, F-ordered window) one
+loop per target summing its column pairwise; so the floats are identical. :func:`window_means_numpy`
 is the reference (and runs for ``SETPOINT_COMPILED=0``); tests/simulators/test_metrics_compiled.py
 compares both.
 """
@@ -25,12 +26,15 @@ from controller.core.scaling.compiled import jit
 
 @jit
 def _window_means_kernel(ring, filled, rows, nonfinite, sequential, buf, out):
+    if sequential:  # every service in order: the rows of the window one after the other
+        _row_by_row_means(ring, filled, nonfinite, out)
+        return
     for i in range(rows.shape[0]):
         r = rows[i]
         if filled == 0 or nonfinite[r]:
             out[i] = math.nan
             continue
-        total, count = 0.0, 0
+        count = 0
         for s in range(filled):
             v = ring[s, r]
             if v == v:
@@ -38,11 +42,30 @@ def _window_means_kernel(ring, filled, rows, nonfinite, sequential, buf, out):
             else:
                 v = 0.0  # as nansum: a NaN reads as 0
             buf[s] = v
-            if sequential:
-                total += buf[s]
-        if not sequential:
-            total = compiled._pairwise_sum(buf, 0, filled)
+        total = compiled._pairwise_sum(buf, 0, filled)  # a gathered (F-ordered) window: numpy sums pairwise
         out[i] = total / count if count > 0 else math.nan
+
+
+@compiled.jit_inline
+def _row_by_row_means(ring, filled, nonfinite, out):
+    """The window means of every service (column) of ``ring`` (W, S) into ``out`` (S,), summed
+    row after row as numpy sums a C-ordered window: each service's adds are the per-target
+    loop's, in the same order, but the loop walks the ring's rows in memory order (a column
+    is S floats apart between slots: a cache line per slot per service) and vectorizes."""
+    n = out.shape[0]
+    counts = np.zeros(n, np.int64)
+    out[:] = 0.0
+    for s in range(filled):
+        for i in range(n):
+            v = ring[s, i]
+            present = v == v
+            counts[i] += present
+            out[i] += v if present else 0.0  # as nansum: a NaN reads as 0
+    for i in range(n):
+        if filled == 0 or nonfinite[i] or counts[i] == 0:
+            out[i] = math.nan
+        else:
+            out[i] = out[i] / counts[i]
 
 
 @functools.lru_cache(maxsize=8)
@@ -87,17 +110,20 @@ def window_means_numpy(ring: np.ndarray, filled: int, rows: np.ndarray | slice, 
 @jit
 def _recent_means_kernel(ring, slots, rows, sequential, buf, out):
     k = slots.shape[0]
+    if sequential:  # every service in order: the slots' rows added one after the other, in memory order
+        out[:] = 0.0
+        for s in range(k):
+            row = ring[slots[s]]
+            for i in range(out.shape[0]):
+                out[i] += row[i]  # each service's adds as a per-service loop's, in the same order
+        for i in range(out.shape[0]):
+            out[i] = out[i] / k
+        return
     for i in range(rows.shape[0]):
         r = rows[i]
-        if sequential:
-            total = 0.0
-            for s in range(k):
-                total += ring[slots[s], r]
-        else:
-            for s in range(k):
-                buf[s] = ring[slots[s], r]
-            total = compiled._pairwise_sum(buf, 0, k)
-        out[i] = total / k
+        for s in range(k):
+            buf[s] = ring[slots[s], r]
+        out[i] = compiled._pairwise_sum(buf, 0, k) / k
 
 
 def try_recent_means(ring: np.ndarray, slots: np.ndarray, rows: np.ndarray | slice) -> np.ndarray | None:

@@ -240,3 +240,93 @@ def test_listed_means_equal_the_tables():
     want = hpa_compiled.try_pod_means(pods.pods.target, pods.usage_milli[:, 0], pods.has_sample[:, 0], 30)
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
+
+
+# One sampled running pod per row, now = 10,000 s, the cpu rule's period 300 s and delay 30 s, a
+# 60 s metric window: the branches of hpa_compiled._cpu_unready, which makes the transition's and
+# the sample's ages finite only where it reads them (an unset transition is Go's zero time).
+CPU_RULE_ROWS = [
+    pytest.param(100.0, np.nan, 0.0, True, id="young-unset-transition"),
+    pytest.param(100.0, 9_990.0, np.inf, True, id="young-infinite-sample-age"),
+    pytest.param(100.0, 9_990.0, np.nan, True, id="young-nan-sample-age"),
+    pytest.param(100.0, -np.inf, 5.0, True, id="young-transition-at-minus-infinity"),
+    pytest.param(100.0, np.inf, 5.0, False, id="young-not-ready-transition-at-infinity"),
+    pytest.param(9_000.0, np.nan, 0.0, False, id="old-not-ready-unset-transition"),
+    pytest.param(9_000.0, 9_995.0, 0.0, False, id="old-not-ready-recent-transition"),
+    pytest.param(9_000.0, -np.inf, 0.0, False, id="old-not-ready-transition-at-minus-infinity"),
+    pytest.param(9_000.0, np.nan, 0.0, True, id="old-ready-unset-transition"),
+    pytest.param(np.nan, 9_000.0, 0.0, True, id="unset-start"),
+]
+
+
+@pytest.mark.parametrize("start, transition, age, ready", CPU_RULE_ROWS)
+def test_listed_cpu_rule_equals_numpy(monkeypatch, start, transition, age, ready):
+    monkeypatch.setattr(compiled, "switch", "1")
+    # two pods of one target: the row's pod, and a Ready one started long ago that always counts
+    listed = ListedPods(np.zeros(2, np.int64), np.zeros(2, bool), np.array([ready, True]), np.array([start, 0.0]),
+                        np.array([transition, np.nan]), np.array([95.0, 40.0]), np.array([age, 0.0]), ("a", "b"),
+                        10_000.0, 100_000, 60.0, 0)
+    args = (np.array([2]), 50, 0.1, 0.1)
+    kw = dict(cpu_rules=True, cpu_initialization_period_s=300.0, initial_readiness_delay_s=30.0)
+    got = hpa_compiled.try_listed_utilization_replicas(listed, *args, **kw)
+    pods = table_samples(listed)
+    table = hr.PodTable(**{**pods.pods.__dict__, "usage_milli": pods.usage_milli[:, 0],
+                           "has_sample": pods.has_sample[:, 0]})
+    want = hr.resource_utilization_replicas(table, hr.StraySamples(), *args, **kw)  # numpy, the reference
+    compiled_table = hpa_compiled.try_resource_utilization_replicas(table, hr.StraySamples(), *args, **kw)
+    for name in ("replicas", "utilization", "usage_milli", "error"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+        np.testing.assert_array_equal(getattr(compiled_table, name), getattr(want, name), err_msg=name)
+
+
+# Pods' targets and samples (NaN, infinite: none) in orders a listing gives and others: the
+# kernel adds a run of one target's pods in locals, carrying on from that target's total so far.
+MEANS_ROWS = [
+    pytest.param([0, 0, 1, 1, 1, 3], [0.1, 0.2, 0.3, np.nan, 1e-4, 7.0], id="runs-in-order"),
+    pytest.param([1, 0, 1, 0, 2, 0], [0.1, 0.7, 0.2, 0.3, np.inf, 0.1], id="interleaved"),
+    pytest.param([2, 2, 0, 2, 2, 0], [0.1, 0.2, 0.3, 0.4, 0.5, np.nan], id="a-run-resumed"),
+    pytest.param([0, 1, 0, 1], [np.nan, np.nan, -np.inf, np.nan], id="no-sample"),
+    pytest.param([], [], id="no-pods"),
+]
+
+
+@pytest.mark.parametrize("target, values", MEANS_ROWS)
+def test_listed_means_equal_numpy_in_any_pod_order(monkeypatch, target, values):
+    from controller.core.scaling.hpa_propose import to_milli
+    monkeypatch.setattr(compiled, "switch", "1")
+    target, values, n = np.array(target, np.int64), np.array(values, float), 4
+    got_values, got_present = hpa_compiled.try_listed_means(target, values, n)
+    has = np.isfinite(values)  # the numpy reference (pod_samples.workload_summary's)
+    count = np.bincount(target[has], minlength=n)
+    total = np.bincount(target[has], weights=to_milli(values[has]) / 1000.0, minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        want = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    np.testing.assert_array_equal(got_values, want)
+    np.testing.assert_array_equal(got_present, count > 0)
+
+
+# One pod whose usage, times the largest target utilization (at least 100), is just below or
+# at the int64 bound the kernels keep every sum (x 100) under (hpa_compiled._SUM_LIMIT): the
+# listed pass declines exactly where the table's compiled path does (the listed pass takes the
+# largest target from its kernel).
+_NEAR_LIMIT = hpa_compiled._SUM_LIMIT // 150  # milli-units: x 150 reaches the limit, x 100 does not
+
+
+@pytest.mark.parametrize("targets, declined", [
+    pytest.param([100, 100], False, id="at-100-fits"),
+    pytest.param([80, 150], True, id="one-target-at-150-declines"),
+    pytest.param([149, 20], False, id="149-fits"),
+    pytest.param(150, True, id="the-policy's-150-declines"),
+])
+def test_listed_pass_declines_where_the_table_does(monkeypatch, targets, declined):
+    monkeypatch.setattr(compiled, "switch", "1")
+    listed = ListedPods(np.array([0], np.int64), np.zeros(1, bool), np.ones(1, bool), np.array([0.0]),
+                        np.array([np.nan]), np.array([(_NEAR_LIMIT + 1) / 1000.0]), np.zeros(1), ("a",), 10_000.0,
+                        100_000, 60.0, 0)
+    args = (np.array([1, 1]), targets if np.isscalar(targets) else np.array(targets), 0.1, 0.1)
+    got = hpa_compiled.try_listed_utilization_replicas(listed, *args)
+    pods = table_samples(listed)
+    table = hr.PodTable(**{**pods.pods.__dict__, "usage_milli": pods.usage_milli[:, 0],
+                           "has_sample": pods.has_sample[:, 0]})
+    compiled_table = hpa_compiled.try_resource_utilization_replicas(table, hr.StraySamples(), *args)
+    assert (got is None) == (compiled_table is None) == declined

@@ -45,6 +45,14 @@ NAN = math.nan
     pytest.param([[1.0, 2.0]], 0, [1, 0], [False, False], [NAN, NAN], id="empty-window"),
     pytest.param([[1.0, 2.0, 3.0]], 1, slice(None), [False, False, False], [1.0, 2.0, 3.0], id="every-service"),
     pytest.param([[1.0, 2.0, 3.0]], 1, [2, 2, 0], [False, False, False], [3.0, 3.0, 1.0], id="repeated-services"),
+    # every service in order: the kernel walks the window row by row (_row_by_row_means)
+    pytest.param([[NAN, 2.0, -0.0], [3.0, NAN, NAN], [5.0, 4.0, 9.0]], 2, slice(None), [False, False, False],
+                 [3.0, 2.0, 0.0], id="every-service-nan-gaps-and-negative-zero"),
+    pytest.param([[NAN, 2.0, 1.0], [NAN, 4.0, 1.0]], 2, slice(None), [False, True, False], [NAN, NAN, 1.0],
+                 id="every-service-none-present-or-nonfinite"),
+    pytest.param([[1.0, 2.0], [3.0, 4.0]], 0, slice(None), [False, False], [NAN, NAN], id="every-service-empty-window"),
+    pytest.param([[0.1, 1e300], [0.2, -1e300], [0.3, 5.0]], 3, slice(None), [False, False],
+                 [(0.1 + 0.2 + 0.3) / 3, (1e300 - 1e300 + 5.0) / 3], id="every-service-sum-in-row-order"),
 ])
 def test_same_as_numpy_on_cases(monkeypatch, ring, filled, rows, nonfinite, expect):
     fast, ref = both(monkeypatch, ring, filled, rows, nonfinite)
@@ -93,6 +101,10 @@ def recent_both(monkeypatch, ring, slots, rows):
     pytest.param([[NAN, 2.0], [3.0, 4.0]], [0, 1], [0, 1], [NAN, 3.0], id="nan-propagates"),
     pytest.param([[-0.0, 1.0], [-0.0, 1.0]], [1, 0], slice(None), [0.0, 1.0], id="negative-zeros-sum-from-zero"),
     pytest.param([[1.0, 2.0, 3.0]], [0], [2, 2, 0], [3.0, 3.0, 1.0], id="repeated-services"),
+    # every service in order: the kernel adds the slots' rows one after the other
+    pytest.param([[0.1, 1e300, NAN], [0.2, -1e300, 1.0], [0.3, 5.0, 2.0]], [2, 1, 0], slice(None),
+                 [(0.3 + 0.2 + 0.1) / 3, (5.0 - 1e300 + 1e300) / 3, NAN], id="every-service-newest-first-nan-propagates"),
+    pytest.param([[-0.0, -0.0], [-0.0, 1.0]], [0, 1], slice(None), [0.0, 0.5], id="every-service-negative-zeros"),
 ])
 def test_recent_means_same_as_numpy_on_cases(monkeypatch, ring, slots, rows, expect):
     fast, ref = recent_both(monkeypatch, ring, slots, rows)

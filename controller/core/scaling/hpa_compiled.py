@@ -107,9 +107,8 @@ def _utilization_kernel(target, phase, ready, deleted, start_age, transition_age
             _add_unready(sums, t, request[k])
         elif not has_sample[k]:
             _add_missing(sums, t, request[k], target_util[t])
-        elif cpu_rules[t] and _cpu_unready(ready[k] == _R_NONE, ready[k] == _R_FALSE, start_age[k],
-                                           _finite_age(transition_age[k]), _finite_age(metric_age[k]),
-                                           metric_window[k], cpu_period_s, readiness_delay_s):
+        elif cpu_rules[t] and _cpu_unready(ready[k] == _R_NONE, ready[k] == _R_FALSE, start_age[k], transition_age[k],
+                                           metric_age[k], metric_window[k], cpu_period_s, readiness_delay_s):
             _add_unready(sums, t, request[k])
         else:
             _add_ready(sums, t, usage[k], request[k])
@@ -125,12 +124,17 @@ def _utilization_kernel(target, phase, ready, deleted, start_age, transition_age
 
 @jit
 def _cpu_unready(no_condition, is_false, start_age, transition_age, metric_age, window_s, period_s, delay_s):
-    """groupPods' cpu-only readiness rule for one sampled pod (ages in s, finite but the start's)."""
+    """groupPods' cpu-only readiness rule for one sampled pod (ages in s; the transition's and the
+    metric's as the table holds them, made finite by _finite_age here, NaN read as Go's zero time).
+
+    The two ages are made finite only on the branch that reads them: most pods are Ready and
+    started long ago, and the rule then looks at the start age alone (computing both ages first
+    cost about a third of _listed_utilization_kernel's pass)."""
     if no_condition or start_age != start_age:
         return True
     if start_age < period_s:  # startTime + period is after now
-        return is_false or (transition_age - metric_age < window_s)
-    return is_false and (start_age - transition_age < delay_s)
+        return is_false or (_finite_age(transition_age) - _finite_age(metric_age) < window_s)
+    return is_false and (start_age - _finite_age(transition_age) < delay_s)
 
 
 @jit
@@ -218,6 +222,14 @@ def _per_target(values, n: int, dtype) -> np.ndarray:
 def _same_for_all(value, n: int, dtype: np.dtype) -> np.ndarray:
     """(n,) ``value`` of ``dtype``, shared by the calls that ask for it (the kernels only read it)."""
     return np.full(n, value, dtype=dtype)
+
+
+def _no_stray_counts(n: int) -> np.ndarray:
+    """(n,) int64 zeros, no stray sample per target, shared (the kernels only read it)."""
+    return _same_for_all(0, n, _INT64)
+
+
+_INT64 = np.dtype(np.int64)
 
 
 @jit
@@ -459,8 +471,8 @@ def _listed_utilization_kernel(target, pending, ready, start_time, transition_ti
     of it (Pending or Running, Ready True or False, not deleted, ``request_milli`` requested,
     no container named; a sample where its value is finite), read as _utilization_kernel reads
     it. Returns (replicas, utilization, raw average, error code (N,) int64, the largest |milli
-    value| of the pods' usages and request, for the caller's int64 check, the number of targets
-    with an error)."""
+    value| of the pods' usages and request and the largest target utilization (0 without a
+    target), for the caller's int64 check, the number of targets with an error)."""
     n, p = current.shape[0], target.shape[0]
     sums = np.zeros((_N_SUMS, n), np.int64)
     bad_code = np.zeros(n, np.int64)  # every listed pod has its request and container: no bad pod
@@ -479,19 +491,19 @@ def _listed_utilization_kernel(target, pending, ready, start_time, transition_ti
             _add_unready(sums, t, request_milli)
         elif not has_sample:
             _add_missing(sums, t, request_milli, target_util[t])
-        elif cpu_rules[t] and _cpu_unready(False, not ready[k], now - start_time[k],
-                                           _finite_age(_ZERO_AGE if tt != tt else now - tt), _finite_age(ages[k]),
-                                           window_s, cpu_period_s, readiness_delay_s):
+        elif cpu_rules[t] and _cpu_unready(False, not ready[k], now - start_time[k], now - tt, ages[k], window_s,
+                                           cpu_period_s, readiness_delay_s):  # an unset tt: NaN, Go's zero time
             _add_unready(sums, t, request_milli)
         else:
             _add_ready(sums, t, usage, request_milli)
     replicas, utilization, average, error = _proposals_from_sums(sums, bad_code, n_stray, current, target_util,
                                                                  tol_down, tol_up)
-    errors = 0
+    errors, top = 0, 0
     for i in range(n):
         if error[i] != _E_NONE:
             errors += 1
-    return replicas, utilization, average, error, largest, errors
+        top = max(top, target_util[i])
+    return replicas, utilization, average, error, largest, top, errors
 
 
 def try_listed_utilization_replicas(listed, current, target_utilization, tolerance_down, tolerance_up, *,
@@ -509,16 +521,16 @@ def try_listed_utilization_replicas(listed, current, target_utilization, toleran
     n = current.size
     target_util = _per_target(target_utilization, n, np.int64)
     try:
-        replicas, utilization, average, error, largest, errors = _listed_utilization_kernel(
+        replicas, utilization, average, error, largest, top, errors = _listed_utilization_kernel(
             listed.target, listed.pending, listed.ready, listed.start_time, listed.transition_time, listed.values,
-            listed.ages, float(listed.now), int(listed.request_milli), float(listed.window_s), np.zeros(n, np.int64),
+            listed.ages, float(listed.now), int(listed.request_milli), float(listed.window_s), _no_stray_counts(n),
             current, target_util, _per_target(tolerance_down, n, np.float64), _per_target(tolerance_up, n, np.float64),
             _per_target(cpu_rules, n, np.bool_), float(cpu_initialization_period_s), float(initial_readiness_delay_s))
     except compiled.KERNEL_ERRORS as exc:
         compiled.mark_broken(exc)
         return None
     p = int(listed.target.size)
-    if p and p * int(largest) * max(100, int(target_util.max(initial=0))) >= _SUM_LIMIT:  # _sums_fit's bound
+    if p and p * int(largest) * max(100, int(top)) >= _SUM_LIMIT:  # _sums_fit's bound
         return None
     # no listed pod lacks a request or its container: no error names a pod (most cycles: no error at all)
     messages = (hr._messages(error, resource=resource, container=container or "(all)", pod=lambda i: "") if errors
@@ -529,15 +541,26 @@ def try_listed_utilization_replicas(listed, current, target_utilization, toleran
 
 @jit
 def _listed_means_kernel(target, values, out_values, out_present):
+    """Per target the mean of its pods' finite ``values`` as milli-units / 1000, added in pod order
+    as _means_kernel (np.bincount) adds. A run of one target's pods (a listing's order) is added
+    in locals, carried on from the target's total so far (the same adds in any order of pods):
+    adds to memory chained each pod's add on the previous one's store."""
     n = out_values.shape[0]
     count = np.zeros(n, np.int64)
     total = np.zeros(n)
-    for k in range(target.shape[0]):  # in pod order, as _means_kernel (np.bincount) adds
+    run, c, s = -1, 0, 0.0  # the target of the current run, its count and total so far
+    for k in range(target.shape[0]):
         v = values[k]
         if math.isfinite(v):
             t = target[k]
-            count[t] += 1
-            total[t] += _milli(v) / 1000.0
+            if t != run:
+                if run >= 0:
+                    count[run], total[run] = c, s
+                run, c, s = t, count[t], total[t]
+            c += 1
+            s += _milli(v) / 1000.0
+    if run >= 0:
+        count[run], total[run] = c, s
     for i in range(n):
         out_present[i] = count[i] > 0
         out_values[i] = total[i] / count[i] if count[i] > 0 else math.nan

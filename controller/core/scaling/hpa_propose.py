@@ -247,6 +247,8 @@ def hpa_propose(params: PolicyParams, current: np.ndarray, ready: np.ndarray, st
     replicas, utilization, usage, error = _columns(results, n)
     texts: dict[int, list[str]] = {}  # the rows with an error in some metric (most cycles: none)
     for j, r in enumerate(results):
+        if r.error_message is hr._no_messages(n):  # the shared empty texts: no error in this metric
+            continue
         for i in np.flatnonzero(r.error != _NO_ERROR).tolist():
             texts.setdefault(i, [""] * m_count)[j] = r.error_message[i]
     if not texts:  # most cycles: no error anywhere (one shared tuple)
