@@ -660,8 +660,8 @@ def _release_pods(obs: HealthObservation, worse: np.ndarray) -> tuple[np.ndarray
     and whether pods of another revision (the stable one's) are listed beside them: a canary, a
     rollout in progress, but not a revision that runs alone (a Deployment's rollout done)."""
     table, n = obs.pods, worse.size
-    if table.size == 0:
-        return np.zeros(0, bool), np.zeros(n, bool)
+    if not worse.any():  # the common cycle: nothing judged worse, no pass over the pods
+        return np.zeros(table.size, bool), np.zeros(n, bool)
     on_new = np.ones(table.size, bool) if table.new_revision is None else table.new_revision
     others = np.bincount(table.row[~on_new], minlength=n)[:n] > 0 if (~on_new).any() else np.zeros(n, bool)
     return worse[table.row] & on_new, worse & others
