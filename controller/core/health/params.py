@@ -111,6 +111,15 @@ class HealthReason(enum.IntEnum):
     # ReplicaSet against the old): said (a Warning Event, the records), not acted on; a restart of
     # that revision's pods for it is not sent either (they would come back on the same revision)
     REVISION_WORSE_RECORDED = 39
+    # a health scale-up (a scale-up check, or one in place of a restart) is called for while an
+    # OrderedReady StatefulSet still creates the pods of its last scale-up one at a time, each once
+    # every lower ordinal is Ready: more replicas would be created after those, adding nothing now
+    # (and nothing while a broken pod stops the walk): not sent; the scaling side's count still goes
+    ORDERED_SCALE_UP_PENDING = 40
+    # restart-pod fires only on pods a StatefulSet's scale-down removes (ordinal at or above
+    # spec.replicas, condemned: deleted highest first, never recreated): their restart would be
+    # their removal, charged to the restart budget: not sent
+    CONDEMNED_POD_NOT_RESTARTED = 41
 
     @property
     def code(self) -> str:
