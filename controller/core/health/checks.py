@@ -199,6 +199,8 @@ class PodTable:
     StatefulSet's pod off the update revision, not Ready); its restart is what the rollout needs.
     new_revision: (P,) bool, the pod runs its workload's current (newest: a StatefulSet's update)
     revision, the one a revision check tests; None: unknown (every pod counts as on it).
+    condemned: (P,) bool, the pod is one its StatefulSet's scale-down removes (ordinal at or above
+    spec.replicas: deleted, never recreated): restart-pod leaves it be; None: none is.
     """
 
     row: np.ndarray
@@ -209,10 +211,11 @@ class PodTable:
     born: np.ndarray | None = None
     blocks_rollout: np.ndarray | None = None
     new_revision: np.ndarray | None = None
+    condemned: np.ndarray | None = None
 
     @classmethod
     def of(cls, row, keys, values, present=None, ready=None, checks: int | None = None, born=None,
-           blocks_rollout=None, new_revision=None) -> "PodTable":
+           blocks_rollout=None, new_revision=None, condemned=None) -> "PodTable":
         """Build with defaults: every pod ready, every series present where finite, birth unknown,
         the revision of each pod unknown."""
         row = np.asarray(row, dtype=np.int64).reshape(-1)
@@ -224,7 +227,8 @@ class PodTable:
         born = np.full(row.size, np.nan) if born is None else np.asarray(born, np.float64).reshape(-1)
         blocks = np.zeros(row.size, bool) if blocks_rollout is None else np.asarray(blocks_rollout, bool).reshape(-1)
         on_new = None if new_revision is None else np.asarray(new_revision, bool).reshape(-1)
-        return cls(row, keys, ready, values, present, born, blocks, on_new)
+        condemned = None if condemned is None else np.asarray(condemned, bool).reshape(-1)
+        return cls(row, keys, ready, values, present, born, blocks, on_new, condemned)
 
     @classmethod
     def empty(cls, c: int) -> "PodTable":
