@@ -297,6 +297,7 @@ def _format_health(h: dict, desired=None) -> str:
     if h.get("reason") == "RollbackBlockedByPause":
         out += ("\n    no rollback: the Deployment is paused (spec.paused, not by setpoint) and would not roll back; "
                 "it goes out once the Deployment is resumed")
+    out += ORDERED_WORDS.get(h.get("reason"), "")
     if h.get("reason") == "RevisionWorseRecorded":
         out += (f"\n    not acted on: revision {h.get('revision')} is judged worse by a record check; setpoint does not "
                 "roll back for a record check (nor a StatefulSet at all), nor restart that revision's pods for it "
@@ -544,6 +545,17 @@ def _action_cell(action: dict | None, now: float) -> str:
     before = f"\nbefore this replica led{', by ' + action['by'] if action.get('by') else ''}" \
         if action.get("before_leading") else ""
     return f"{what}\n{wall_clock(action.get('at'), now)}{before}"
+
+
+#: What explain adds under a health line for the reasons of a StatefulSet walking its replicas
+#: (controller/core/arbitrate.py, rules 3c and 7)
+ORDERED_WORDS = {
+    "OrderedScaleUpPending": ("\n    no health scale-up: the StatefulSet (OrderedReady) has not created every pod of its last "
+                              "scale-up yet; it creates them one at a time, each once every lower pod is Ready, so more "
+                              "replicas would come after those"),
+    "CondemnedPodNotRestarted": ("\n    not restarted: the check fires only on pods the StatefulSet's scale-down removes "
+                                 "(ordinal at or above spec.replicas; deleted, never recreated)"),
+}
 
 
 def _health_cell(health: dict | None) -> str:

@@ -22,7 +22,7 @@ import pytest
 
 from controller.core.health.checks import PodTable
 from controller.core.health.heal import HealthObservation, HealthState, heal
-from controller.core.health.params import Act, BudgetParams
+from controller.core.health.params import Act, BudgetParams, Remedy
 from tests.core.healing import T0, params, pod_check
 
 # name: (spec, pods listed, {firing pod: Ready}, ordered, overloaded, policy scales,
@@ -69,11 +69,11 @@ def observe(p, spec: int, listed: int, firing: dict, ordered: bool, overloaded: 
                                 ordered=[ordered], created=[listed])
 
 
-@pytest.mark.parametrize("name", list(ROWS))
-def test_an_ordered_statefulset_walking_gets_restarts_not_replicas(name):
-    spec, listed, firing, ordered, overloaded, scales, (action, reason, replicas, restarted) = ROWS[name]
+def run(name: str, want: Remedy = Remedy.RESTART_POD):
+    """The decision at 30 s for row ``name``; ``want``: the check's action."""
+    spec, listed, firing, ordered, overloaded, scales, _ = ROWS[name]
     budgets = BudgetParams(restarts_per_hour=6, rollbacks_per_day=2, max_unavailable_ratio=0.25)
-    p = params(pod_check("not-ready", for_s=30.0), budgets=budgets, scales=scales, max_replicas=8)
+    p = params(pod_check("not-ready", action=want, for_s=30.0), budgets=budgets, scales=scales, max_replicas=8)
     statefulset = not name.startswith("Deployment")
     state = HealthState.empty(1, p)
     for t in range(0, 35, 5):
@@ -81,6 +81,31 @@ def test_an_ordered_statefulset_walking_gets_restarts_not_replicas(name):
         state = d.state
         if t < 30:
             assert d.action[0] == Act.NONE, (t, d.record(0, "p", "t"))
-    record = d.record(0, "p", "StatefulSet/default/web")
+    return d
+
+
+@pytest.mark.parametrize("name", list(ROWS))
+def test_an_ordered_statefulset_walking_gets_restarts_not_replicas(name):
+    *_, (action, reason, replicas, restarted) = ROWS[name]
+    record = run(name).record(0, "p", "StatefulSet/default/web")
     assert (record.action, record.reason, record.replicas, list(record.restart_pods)) == (
         action, reason, replicas, restarted), record
+
+
+SCALE_UP_ROWS = {
+    # name: (row of ROWS, (action, reason, replicas) of a scale-up check firing at 30 s)
+    "ordered walking up: a scale-up check adds nothing": (
+        "ordered walking up 3 -> 6, web-1 hung stops the walk: restarted, not scaled around",
+        (None, "OrderedScaleUpPending", 6)),
+    "ordered, every pod created: scaled up as before": (
+        "ordered, every pod created (web-5 starting): a scale-up instead, as before", ("scale", "ScaleUpCheck", 8)),
+    "Parallel: scaled up as before": (
+        "Parallel StatefulSet, pods not all listed yet: a scale-up instead, as before", ("scale", "ScaleUpCheck", 8)),
+}
+
+
+@pytest.mark.parametrize("name", list(SCALE_UP_ROWS))
+def test_a_scale_up_check_while_an_ordered_statefulset_walks_up(name):
+    row, (action, reason, replicas) = SCALE_UP_ROWS[name]
+    record = run(row, want=Remedy.SCALE_UP).record(0, "p", "StatefulSet/default/web")
+    assert (record.action, record.reason, record.replicas) == (action, reason, replicas), record
