@@ -129,14 +129,16 @@ def _blocks_rollout(status: TargetStatus, pod: PodStatus) -> bool:
 
 
 def _condemned(status: TargetStatus, pod: PodStatus) -> bool:
-    """A StatefulSet's pod its scale-down removes: its ordinal (``<name>-<ordinal>``) is at or above
-    spec.replicas. Its controller deletes it (OrderedReady: the highest first, once every lower pod
+    """A StatefulSet's pod its scale-down removes: its ordinal (``<name>-<ordinal>``) is out of
+    [spec.ordinals.start, start + spec.replicas). Its controller deletes it (OrderedReady: the highest first, once every lower pod
     is Ready; Parallel: at once) and never recreates it, so its restart would be its removal. A
     Deployment's ReplicaSet picks the pods a scale-down removes when it does: none is condemned."""
     if status.ref.kind != "StatefulSet":
         return False
     prefix, _, ordinal = pod.name.rpartition("-")
-    return prefix == status.ref.name and ordinal.isdigit() and int(ordinal) >= status.spec_replicas
+    if prefix != status.ref.name or not ordinal.isdigit():
+        return False
+    return not status.ordinal_start <= int(ordinal) < status.ordinal_start + status.spec_replicas
 
 
 def revision_statistics(params: HealthParams, n: int, rows: np.ndarray, current: np.ndarray,

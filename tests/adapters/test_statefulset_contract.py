@@ -16,7 +16,8 @@ from types import SimpleNamespace
 import pytest
 from kubernetes import client as kube_client
 
-from controller.adapters.kubernetes import KubernetesCluster, rollout_in_progress, statefulset_ordered
+from controller.adapters.kubernetes import (KubernetesCluster, rollout_in_progress, statefulset_ordered,
+                                            statefulset_ordinal_start)
 from controller.errors import ConflictError, PermanentError, Superseded
 from controller.model import Action, ActionKind, TargetRef, TargetSelector
 from controller.runtime.actuate import RetryPolicy, apply_with_retries
@@ -117,6 +118,17 @@ def test_an_unset_pod_management_policy_is_ordered_ready():
     """The apiserver defaults it; an object read without it (an older server, a fake) is OrderedReady."""
     assert statefulset_ordered(SimpleNamespace(spec=SimpleNamespace(pod_management_policy=None))) is True
     assert statefulset_ordered(SimpleNamespace(spec=SimpleNamespace())) is True
+
+
+@pytest.mark.parametrize("spec, start", [
+    pytest.param(SimpleNamespace(ordinals=kube_client.V1StatefulSetOrdinals(start=5)), 5, id="ordinals-start-5"),
+    pytest.param(SimpleNamespace(ordinals=kube_client.V1StatefulSetOrdinals()), 0, id="ordinals-without-start"),
+    pytest.param(SimpleNamespace(ordinals=None), 0, id="no-ordinals"),
+])
+def test_the_first_ordinal_is_read(spec, start):
+    """spec.ordinals.start numbers the pods from it: the condemned pods are those out of
+    [start, start + replicas) (runtime/healing.py), not all of them."""
+    assert statefulset_ordinal_start(SimpleNamespace(spec=spec)) == start
 
 
 @pytest.mark.parametrize("to, ticks, expected", [

@@ -26,12 +26,17 @@ ROWS = {
     "a Deployment's pods: none": (TargetRef("default", "web", "Deployment"), 1,
                                   ["web-5d9c7b8f6-x2k4q", "web-5d9c7b8f6-8"], [False, False]),
     "scaled to zero: every pod": (TargetRef("default", "web", "StatefulSet"), 0, ["web-0"], [True]),
+    "ordinals from 5 (spec.ordinals.start), 3 replicas: web-8": (TargetRef("default", "web", "StatefulSet"), 3,
+                                                                 ["web-5", "web-6", "web-7", "web-8"],
+                                                                 [False, False, False, True]),
 }
+START = {"ordinals from 5 (spec.ordinals.start), 3 replicas: web-8": 5}
 
 
 @pytest.mark.parametrize("name", list(ROWS))
 def test_the_pods_a_statefulset_scale_down_removes(name):
     ref, spec, names, condemned = ROWS[name]
     pods = tuple(PodStatus(n, ready=True) for n in names)
-    view = ClusterView.from_statuses([ref], {ref: TargetStatus(ref, spec, len(pods), len(pods), pods=pods)})
+    status = TargetStatus(ref, spec, len(pods), len(pods), pods=pods, ordinal_start=START.get(name, 0))
+    view = ClusterView.from_statuses([ref], {ref: status})
     assert health_pod_columns(view, [ref]).condemned.tolist() == condemned

@@ -103,8 +103,9 @@ class HealthReason(enum.IntEnum):
     ROLLING_RESTART_PARTITIONED = 37
     # a restart is called for while pods are still starting (fewer Ready than spec.replicas, the
     # crash-looping ones aside: another's scale-up; not an OrderedReady StatefulSet still creating
-    # pods one at a time: ORDERED_SCALE_UP_PENDING's comment) and the policy never scales (health-only, no replicas bounds): it waits for them, where a
-    # policy that scales would scale up instead (AtMaxReplicas only at replicas.max)
+    # pods one at a time: ORDERED_SCALE_UP_PENDING's comment) and the policy never scales
+    # (health-only, no replicas bounds): it waits for them, where a policy that scales would scale
+    # up instead (AtMaxReplicas only at replicas.max)
     RESTART_WAITS_FOR_STARTING_PODS = 38
     # a revision check whose action is record judged the new revision worse than the stable one (a
     # StatefulSet: a canary held at a partition, or its rolling update; a Deployment: its new
