@@ -426,6 +426,12 @@ class TargetStatus:
     # a StatefulSet's spec.updateStrategy.rollingUpdate.partition (a canary's: the ordinals below it
     # keep the old revision); 0 for none and for other kinds
     partition: int = 0
+    # an OrderedReady StatefulSet (spec.podManagementPolicy's default): its controller creates a
+    # scale-up's pods one at a time, each once every lower ordinal is Ready, and removes a scale-down's
+    # highest ordinal first; False for a Parallel one and for other kinds
+    ordered: bool = False
+    # a StatefulSet's spec.ordinals.start: its pods are numbered from it (0 for none and other kinds)
+    ordinal_start: int = 0
 
 
 @direct_init  # a cycle makes one per target it scales

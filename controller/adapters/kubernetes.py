@@ -374,6 +374,18 @@ def statefulset_partition(workload: Any) -> int:
     return max(0, int(rolling.partition or 0))
 
 
+def statefulset_ordered(workload: Any) -> bool:
+    """A StatefulSet's ``spec.podManagementPolicy`` is OrderedReady (the default, also when unset);
+    False for Parallel."""
+    return (getattr(workload.spec, "pod_management_policy", None) or "OrderedReady") == "OrderedReady"
+
+
+def statefulset_ordinal_start(workload: Any) -> int:
+    """A StatefulSet's ``spec.ordinals.start``: the ordinal of its first pod (0 when unset)."""
+    ordinals = getattr(workload.spec, "ordinals", None)
+    return max(0, int(getattr(ordinals, "start", 0) or 0)) if ordinals is not None else 0
+
+
 def rollout_in_progress(workload: Any, kind: str = "Deployment") -> bool:
     """A template rollout is under way, for Setpoint's purposes (it holds restarts, rollbacks
     and scale-downs): the controller has not seen the latest spec, pods are left to replace
@@ -522,6 +534,8 @@ class _NamespaceSnapshot:
             rollout_completed_at=rollout_completed_at(w, ref.kind),
             revision_history_limit=w.spec.revision_history_limit if ref.kind == "Deployment" else None,
             partition=statefulset_partition(w) if ref.kind == "StatefulSet" else 0,
+            ordered=ref.kind == "StatefulSet" and statefulset_ordered(w),
+            ordinal_start=statefulset_ordinal_start(w) if ref.kind == "StatefulSet" else 0,
             **dict(zip(("replicas_manager", "replicas_set_at", "replicas_by_scale", "replicas_applied",
                         "replicas_alone", "replicas_template"), replicas_writer(w.metadata.managed_fields))))
 

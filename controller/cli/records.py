@@ -303,6 +303,7 @@ def _format_health(h: dict, desired=None) -> str:
     if h.get("reason") == "RollbackBlockedByPause":
         out += ("\n    no rollback: the Deployment is paused (spec.paused, not by setpoint) and would not roll back; "
                 "it goes out once the Deployment is resumed")
+    out += ORDERED_WORDS.get(h.get("reason"), "")
     if h.get("revision_worse") or h.get("reason") == "RevisionWorseRecorded":
         out += _revision_worse_lines(h)
     if count(kept) and count(desired) and kept != desired and h.get("action") != "scale":
@@ -563,6 +564,17 @@ def _revision_worse_lines(h: dict) -> str:
             "\n    not acted on: no rollback for a record check (nor of a StatefulSet at all), no rolling restart (a "
             "new revision of the same code), no restart of its pods while the stable revision's pods serve beside "
             "them (they come back on it); running alone, its firing pods are restarted as any revision's")
+
+
+#: What explain adds under a health line for the reasons of a StatefulSet walking its replicas
+#: (controller/core/arbitrate.py, rules 3c and 7)
+ORDERED_WORDS = {
+    "OrderedScaleUpPending": ("\n    no health scale-up: the StatefulSet (OrderedReady) has not created every pod of its last "
+                              "scale-up yet; it creates them one at a time, each once every lower pod is Ready, so more "
+                              "replicas would come after those"),
+    "CondemnedPodNotRestarted": ("\n    not restarted: the check fires only on pods the StatefulSet's scale-down removes "
+                                 "(ordinal at or above spec.replicas; deleted, never recreated)"),
+}
 
 
 def _health_cell(health: dict | None) -> str:

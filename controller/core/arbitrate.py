@@ -19,9 +19,15 @@ in order, the first rule that applies decides the health side:
 3b. a restart of only the pods of a revision judged worse by a record check (2b; a rolling
    restart, or restart-pod firing on none of the stable pods) -> RevisionWorseRecorded, not sent:
    they would come back on the same revision
+3c. restart-pod firing only on pods a StatefulSet's scale-down removes (condemned: ordinal at or
+   above spec.replicas) -> CondemnedPodNotRestarted, not sent: their restart would be their removal
 4. a restart is wanted but the service is overloaded -> scale-up instead (ScaleUpOverloaded);
    at replicas.max it waits (AtMaxReplicas); for a policy that never scales (health-only) it
-   waits for the pods still starting (RestartWaitsForStartingPods)
+   waits for the pods still starting (RestartWaitsForStartingPods). Not while an OrderedReady
+   StatefulSet walks up (fewer pods created than spec.replicas): its controller creates them one
+   at a time, each once every lower pod is Ready, so a scale-up adds pods after those (nothing
+   now), and waiting may never end (a broken pod not Ready stops the walk for good): the restart
+   goes on to rule 5
 5. a pod-by-pod restart is wanted but the check fires on most pods (systemic) -> no restart
 6. restart-pod / rolling-restart: wait while a rollout is in progress (but restart-pod not for
    a rollout that waits for the very pods it restarts: a StatefulSet's broken pods off its update
@@ -29,7 +35,8 @@ in order, the first rule that applies decides the health side:
    (RollingRestartPartitioned: it would restart only the pods at or above it, on a new revision);
    held when the restart budget is spent; restart-pod waits when max-unavailable leaves no room;
    else restart
-7. scale-up wanted by a check -> scale up (cooldown and max replicas permitting)
+7. scale-up wanted by a check -> scale up (cooldown and max replicas permitting); not while an
+   OrderedReady StatefulSet walks up (OrderedScaleUpPending: the count asked for is not reached yet)
 8. record -> RecordOnly
 
 Rollback beats restart beats scale. Whenever the health side takes no action, the scaling
@@ -112,6 +119,17 @@ class ArbitrationInput:
     # (N,) bool: the restart wanted would restart only that revision's pods (they would come back
     # on it): not sent (RevisionWorseRecorded)
     release_explains: np.ndarray | None = None
+    # (N,) bool: an OrderedReady StatefulSet (podManagementPolicy's default): its controller creates
+    # a scale-up's pods one at a time, lowest ordinal first, each once every lower pod is Ready, and
+    # removes a scale-down's highest first. False for a Deployment and a Parallel StatefulSet
+    # (their pods are created at once)
+    ordered: np.ndarray | None = None
+    # (N,) int: the pods the workload's controller has created (status.replicas); with ``ordered``
+    # and below ``current``, the StatefulSet is still walking up to spec.replicas
+    created: np.ndarray | None = None
+    # (N,) bool: every pod restart-pod would restart is condemned: at or above its StatefulSet's
+    # spec.replicas, removed by the scale-down (not recreated): not restarted (CondemnedPodNotRestarted)
+    condemned: np.ndarray | None = None
 
     @classmethod
     def of(cls, current, desired=None, **fields) -> "ArbitrationInput":
@@ -152,6 +170,9 @@ class ArbitrationInput:
             never_scales=arr("never_scales", False, bool),
             release_worse=arr("release_worse", False, bool),
             release_explains=arr("release_explains", False, bool),
+            ordered=arr("ordered", False, bool),
+            created=arr("created", current, np.int64),
+            condemned=arr("condemned", False, bool),
         )
         if fields:
             raise TypeError(f"unknown arbitration inputs: {sorted(fields)}")
@@ -220,13 +241,19 @@ def arbitrate(inp: ArbitrationInput) -> Arbitration:
     restart = (want == Remedy.RESTART_POD) | (want == Remedy.ROLLING_RESTART)
     if inp.release_explains is not None:
         t.decide(restart & release_worse & inp.release_explains, R.REVISION_WORSE_RECORDED)
+    if inp.condemned is not None:
+        t.decide((want == Remedy.RESTART_POD) & ~inp.systemic & inp.condemned, R.CONDEMNED_POD_NOT_RESTARTED)
     scale_to = np.maximum(inp.scale_up_to, inp.desired)
     can_scale = scale_to > inp.current
-    t.decide(restart & inp.overloaded & inp.cooldown, R.SCALE_UP_COOLDOWN)
-    t.decide(restart & inp.overloaded & can_scale, R.SCALE_UP_OVERLOADED, Act.SCALE, replicas=scale_to)
+    walking_up = ordered_walk_up(inp)
+    # while an OrderedReady StatefulSet walks up, overload is no reason to trade a restart for
+    # replicas (module docstring, rule 4): the restart rules below decide
+    overloaded = inp.overloaded & ~walking_up
+    t.decide(restart & overloaded & inp.cooldown, R.SCALE_UP_COOLDOWN)
+    t.decide(restart & overloaded & can_scale, R.SCALE_UP_OVERLOADED, Act.SCALE, replicas=scale_to)
     if inp.never_scales is not None:
-        t.decide(restart & inp.overloaded & inp.never_scales, R.RESTART_WAITS_FOR_STARTING_PODS)
-    t.decide(restart & inp.overloaded, R.AT_MAX_REPLICAS)
+        t.decide(restart & overloaded & inp.never_scales, R.RESTART_WAITS_FOR_STARTING_PODS)
+    t.decide(restart & overloaded, R.AT_MAX_REPLICAS)
     # Systemic and not overloaded (handled above): no pod-by-pod restarts; the workload is
     # restarted as a whole, paced by its own rollout budget (e.g. a leak every pod shares).
     systemic_restart = (want == Remedy.RESTART_POD) & inp.systemic
@@ -245,6 +272,7 @@ def arbitrate(inp: ArbitrationInput) -> Arbitration:
              np.where(esc, R.ESCALATED, np.where(systemic_restart, R.SYSTEMIC_NO_RESTART, R.ROLLING_RESTART)),
              Act.ROLLING_RESTART, restart=1)
     up = want == Remedy.SCALE_UP
+    t.decide(up & walking_up, R.ORDERED_SCALE_UP_PENDING)
     t.decide(up & inp.cooldown, R.SCALE_UP_COOLDOWN)
     t.decide(up & can_scale, np.where(esc, R.ESCALATED, R.SCALE_UP_CHECK), Act.SCALE, replicas=scale_to)
     t.decide(up, R.AT_MAX_REPLICAS)
@@ -252,6 +280,14 @@ def arbitrate(inp: ArbitrationInput) -> Arbitration:
     _pass_scaling(t, inp)
     hold_reason = np.where(t.hold, t.reason, -1)
     return Arbitration(t.action.astype(np.int8), t.reason, t.replicas, t.restart, t.hold, hold_reason, t.health)
+
+
+def ordered_walk_up(inp: ArbitrationInput) -> np.ndarray:
+    """(N,) bool: an OrderedReady StatefulSet whose controller has created fewer pods than its spec
+    replicas: it is still creating a scale-up's pods, one at a time, each once every lower one is Ready."""
+    if inp.ordered is None or inp.created is None:
+        return np.zeros(inp.current.size, bool)
+    return inp.ordered & (inp.created < inp.current)
 
 
 def _rollback_rules(t: _Rules, inp: ArbitrationInput) -> None:

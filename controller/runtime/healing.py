@@ -81,9 +81,10 @@ def health_pods(view: ClusterView, targets: Sequence[TargetRef]) -> list[tuple[i
 class HealthPods(NamedTuple):
     """The pods of ``health_pods`` as columns (P,): target row, pod ref (namespace, pod name),
     Ready, on its workload's current revision, created at (epoch s, NaN unknown: a StatefulSet's
-    pod deleted and recreated keeps its name, not this), and blocking its workload's rollout
-    (:func:`_blocks_rollout`); for the hung-pod checks, since when its Ready condition has been as it
-    is (epoch s, NaN unknown) and whether it runs (phase Running, no container waiting to start again)."""
+    pod deleted and recreated keeps its name, not this), blocking its workload's rollout
+    (:func:`_blocks_rollout`), and condemned by a StatefulSet's scale-down (:func:`_condemned`); for
+    the hung-pod checks, since when its Ready condition has been as it is (epoch s, NaN unknown) and
+    whether it runs (phase Running, no container waiting to start again)."""
 
     rows: np.ndarray
     refs: list[TargetRef]
@@ -91,6 +92,7 @@ class HealthPods(NamedTuple):
     current: np.ndarray
     born: np.ndarray
     blocks_rollout: np.ndarray
+    condemned: np.ndarray
     not_ready_since: np.ndarray | None = None
     running: np.ndarray | None = None
 
@@ -107,6 +109,7 @@ def health_pod_columns(view: ClusterView, targets: Sequence[TargetRef]) -> Healt
         born=np.asarray([np.nan if pod.created_time is None else float(pod.created_time) for _, _, pod in pods],
                         dtype=np.float64),
         blocks_rollout=np.asarray([_blocks_rollout(status, pod) for _, status, pod in pods], dtype=bool),
+        condemned=np.asarray([_condemned(status, pod) for _, status, pod in pods], dtype=bool),
         not_ready_since=np.asarray([np.nan if pod.ready_transition_time is None else float(pod.ready_transition_time)
                                     for _, _, pod in pods], dtype=np.float64),
         running=np.asarray([pod.phase == "Running" and not pod.waiting for _, _, pod in pods], dtype=bool))
@@ -120,7 +123,6 @@ def pod_revisions(view: ClusterView, targets: Sequence[TargetRef]
     return pods.rows, pods.refs, pods.ready, pods.current
 
 
-
 def _blocks_rollout(status: TargetStatus, pod: PodStatus) -> bool:
     """A StatefulSet's rollout waits for ``pod`` and it will not end by itself. The StatefulSet
     controller (OrderedReady) replaces a pod off the update revision only once every pod is Ready,
@@ -131,6 +133,19 @@ def _blocks_rollout(status: TargetStatus, pod: PodStatus) -> bool:
     none of its pods block it."""
     sts = status.ref.kind == "StatefulSet" and status.rollout_in_progress and bool(status.revision)
     return sts and not pod.ready and bool(pod.revision) and pod.revision != status.revision
+
+
+def _condemned(status: TargetStatus, pod: PodStatus) -> bool:
+    """A StatefulSet's pod its scale-down removes: its ordinal (``<name>-<ordinal>``) is out of
+    [spec.ordinals.start, start + spec.replicas). Its controller deletes it (OrderedReady: the highest first, once every lower pod
+    is Ready; Parallel: at once) and never recreates it, so its restart would be its removal. A
+    Deployment's ReplicaSet picks the pods a scale-down removes when it does: none is condemned."""
+    if status.ref.kind != "StatefulSet":
+        return False
+    prefix, _, ordinal = pod.name.rpartition("-")
+    if prefix != status.ref.name or not ordinal.isdigit():
+        return False
+    return not status.ordinal_start <= int(ordinal) < status.ordinal_start + status.spec_replicas
 
 
 def revision_statistics(params: HealthParams, n: int, rows: np.ndarray, current: np.ndarray,
@@ -261,14 +276,16 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
     since = np.array([np.nan if d is None else d for d in done], dtype=np.float64)
     pods = PodTable.of(rows, [f"{r.namespace}/{r.name}" for r in pod_refs], pod_values, pod_present, pod_ready,
                        checks=c, born=listed.born, blocks_rollout=listed.blocks_rollout, new_revision=pod_current,
-                       not_ready_since=listed.not_ready_since, running=listed.running)
+                       not_ready_since=listed.not_ready_since, running=listed.running, condemned=listed.condemned)
     return HealthObservation.of(view.spec.astype(np.int64), view.ready.astype(np.int64), values, checks=c,
                                 present=present, revision=revision, rollout=view.rollout, pods=pods,
                                 overloaded=overload_signal(view, decision, targets, withheld, hung_pods(params, pods, n, now)),
                                 revision_new=new, revision_old=old,
                                 paused=view.paused, revisions=revisions, revision_since=since,
                                 rollback_supported=[t.kind == "Deployment" for t in targets],
-                                partitioned=[t in by_ref and by_ref[t].partition > 0 for t in targets])
+                                partitioned=[t in by_ref and by_ref[t].partition > 0 for t in targets],
+                                ordered=[t in by_ref and by_ref[t].ordered for t in targets],
+                                created=view.status.astype(np.int64))
 
 
 def _count_missing(params: HealthParams, hq: HealthQueries, targets: Sequence[TargetRef], view: ClusterView,

@@ -16,7 +16,8 @@ from types import SimpleNamespace
 import pytest
 from kubernetes import client as kube_client
 
-from controller.adapters.kubernetes import KubernetesCluster, rollout_in_progress
+from controller.adapters.kubernetes import (KubernetesCluster, rollout_in_progress, statefulset_ordered,
+                                            statefulset_ordinal_start)
 from controller.errors import ConflictError, PermanentError, Superseded
 from controller.model import Action, ActionKind, TargetRef, TargetSelector
 from controller.runtime.actuate import RetryPolicy, apply_with_retries
@@ -33,8 +34,8 @@ STS_YAML = SCENARIO_YAML.replace("    - name: web\n      namespace: shop\n",
                                  "    - name: web\n      namespace: shop\n      kind: StatefulSet\n")
 
 
-def sts_scenario():
-    sc = load_scenario_text(STS_YAML, "sts-test.yaml")
+def sts_scenario(yaml: str = STS_YAML):
+    sc = load_scenario_text(yaml, "sts-test.yaml")
     services = tuple(dataclasses.replace(s, labels=(("app", s.name), ("setpoint.io/autoscale", "true"))
                                          + SERVICE_LABELS.get(s.name, ())) for s in sc.cluster.services)
     return dataclasses.replace(sc, cluster=dataclasses.replace(sc.cluster, services=services))
@@ -89,6 +90,45 @@ def test_observe_reads_ordinal_pods_on_the_update_revision(cluster, server):
     assert (status.spec_replicas, status.status_replicas, status.ready_replicas) == (2, 2, 2)
     assert status.revision == revision and not status.rollout_in_progress
     assert [(p.name, p.revision, p.ready) for p in status.pods] == [("web-0", revision, True), ("web-1", revision, True)]
+
+
+#: web a StatefulSet with podManagementPolicy Parallel
+PARALLEL_YAML = STS_YAML.replace("      kind: StatefulSet\n", "      kind: StatefulSet\n      podManagementPolicy: Parallel\n")
+assert PARALLEL_YAML != STS_YAML
+
+
+@pytest.mark.parametrize("yaml, ref, ordered", [
+    pytest.param(STS_YAML, WEB, True, id="statefulset-ordered-ready-by-default"),
+    pytest.param(PARALLEL_YAML, WEB, False, id="statefulset-parallel"),
+    pytest.param(STS_YAML, API, False, id="deployment"),
+])
+def test_observe_says_whether_pods_are_created_one_at_a_time(tmp_path, yaml, ref, ordered):
+    """TargetStatus.ordered: an OrderedReady StatefulSet, whose scale-up arbitration does not answer
+    with more replicas (core/arbitrate.py); read from spec.podManagementPolicy."""
+    srv = SimKubeServer(sts_scenario(yaml), drive=False, token=TOKEN).start()
+    try:
+        kc = make_cluster(srv, tmp_path)
+        assert kc.observe([ref]).statuses[0].ordered is ordered
+        kc.close()
+    finally:
+        srv.stop()
+
+
+def test_an_unset_pod_management_policy_is_ordered_ready():
+    """The apiserver defaults it; an object read without it (an older server, a fake) is OrderedReady."""
+    assert statefulset_ordered(SimpleNamespace(spec=SimpleNamespace(pod_management_policy=None))) is True
+    assert statefulset_ordered(SimpleNamespace(spec=SimpleNamespace())) is True
+
+
+@pytest.mark.parametrize("spec, start", [
+    pytest.param(SimpleNamespace(ordinals=kube_client.V1StatefulSetOrdinals(start=5)), 5, id="ordinals-start-5"),
+    pytest.param(SimpleNamespace(ordinals=kube_client.V1StatefulSetOrdinals()), 0, id="ordinals-without-start"),
+    pytest.param(SimpleNamespace(ordinals=None), 0, id="no-ordinals"),
+])
+def test_the_first_ordinal_is_read(spec, start):
+    """spec.ordinals.start numbers the pods from it: the condemned pods are those out of
+    [start, start + replicas) (runtime/healing.py), not all of them."""
+    assert statefulset_ordinal_start(SimpleNamespace(spec=spec)) == start
 
 
 @pytest.mark.parametrize("to, ticks, expected", [

@@ -13,6 +13,82 @@ from controller.core.health.params import Act, HealthReason, Remedy
 R = HealthReason
 RB, RP, RR, UP, REC = Remedy.ROLLBACK, Remedy.RESTART_POD, Remedy.ROLLING_RESTART, Remedy.SCALE_UP, Remedy.RECORD
 
+# An OrderedReady StatefulSet at spec.replicas 4 with 3 pods created (WALK): its controller creates
+# web-3 once web-0..2 are all Ready. The replicas not created yet are no starting pods a scale-up
+# would add to (its pods would come after them), and a broken pod not Ready stops the walk for
+# good: the restart goes on to the restart rules (it was ScaleUpOverloaded, a step per cooldown up
+# to replicas.max, AtMaxReplicas there, RestartWaitsForStartingPods for a health-only policy). A
+# Deployment and a Parallel StatefulSet (ordered False: their pods are created at once), and an
+# OrderedReady StatefulSet with every pod created (its last one starting), are as before.
+WALK = dict(ordered=True, created=3)
+ORDERED_ROWS = [
+    pytest.param(dict(want=RP, overloaded=True, scale_up_to=5, **WALK), (Act.RESTART_POD, R.RESTART_FIRING_PODS, 4, 1, False),
+                 id="ordered-walk-up-overloaded-restart-is-not-a-scale-up"),
+    pytest.param(dict(want=RP, overloaded=True, scale_up_to=5, cooldown=True, **WALK),
+                 (Act.RESTART_POD, R.RESTART_FIRING_PODS, 4, 1, False),
+                 id="ordered-walk-up-overloaded-restart-does-not-wait-for-a-cooldown"),
+    pytest.param(dict(want=RP, overloaded=True, scale_up_to=4, **WALK), (Act.RESTART_POD, R.RESTART_FIRING_PODS, 4, 1, False),
+                 id="ordered-walk-up-overloaded-restart-at-max-replicas-goes-ahead"),
+    pytest.param(dict(want=RP, overloaded=True, scale_up_to=4, never_scales=True, **WALK),
+                 (Act.RESTART_POD, R.RESTART_FIRING_PODS, 4, 1, False),
+                 id="ordered-walk-up-health-only-restart-does-not-wait-for-the-walk"),
+    pytest.param(dict(want=RR, overloaded=True, scale_up_to=6, **WALK), (Act.ROLLING_RESTART, R.ROLLING_RESTART, 4, 1, False),
+                 id="ordered-walk-up-overloaded-rolling-restart-is-not-a-scale-up"),
+    # a Ready pod's restart still needs max-unavailable room (the pods not created count as unavailable,
+    # as a PodDisruptionBudget counts them): it waits for the walk, said so; a pod not Ready has room
+    pytest.param(dict(want=RP, overloaded=True, scale_up_to=5, restart_room=0, **WALK),
+                 (Act.NONE, R.MAX_UNAVAILABLE, 4, 0, False), id="ordered-walk-up-ready-pod-restart-waits-for-room"),
+    pytest.param(dict(want=RP, overloaded=True, rollout=True, **WALK), (Act.NONE, R.ROLLOUT_IN_PROGRESS, 4, 0, False),
+                 id="ordered-walk-up-restart-still-waits-for-a-rollout"),
+    pytest.param(dict(want=RP, overloaded=True, systemic=True, **WALK), (Act.ROLLING_RESTART, R.SYSTEMIC_NO_RESTART, 4, 1, False),
+                 id="ordered-walk-up-systemic-restart-is-a-rolling-restart"),
+    pytest.param(dict(want=UP, scale_up_to=5, **WALK), (Act.NONE, R.ORDERED_SCALE_UP_PENDING, 4, 0, False),
+                 id="ordered-walk-up-scale-up-check-adds-nothing"),
+    pytest.param(dict(want=UP, scale_up_to=5, desired=6, **WALK), (Act.SCALE, R.ORDERED_SCALE_UP_PENDING, 6, 0, False),
+                 id="ordered-walk-up-scale-up-check-waits-the-scaling-sides-count-goes"),
+    pytest.param(dict(want=UP, escalated=True, scale_up_to=5, **WALK), (Act.NONE, R.ORDERED_SCALE_UP_PENDING, 4, 0, False),
+                 id="ordered-walk-up-escalated-scale-up-adds-nothing"),
+    pytest.param(dict(want=RP, new_revision=True, overloaded=True, **WALK), (Act.ROLLBACK, R.ROLLBACK_NEW_REVISION, 4, 0, False),
+                 id="ordered-walk-up-rollback-rules-unchanged"),
+    pytest.param(dict(desired=6, **WALK), (Act.SCALE, R.SCALING, 6, 0, False),
+                 id="ordered-walk-up-scaling-side-scale-up-passes"),
+    # walked up: every pod created, the last one starting: a starting pod as any
+    pytest.param(dict(want=RP, overloaded=True, scale_up_to=5, ordered=True, created=4),
+                 (Act.SCALE, R.SCALE_UP_OVERLOADED, 5, 0, False), id="ordered-every-pod-created-overloaded-restart-scales-up"),
+    pytest.param(dict(want=RP, overloaded=True, scale_up_to=5, ordered=True, created=6),
+                 (Act.SCALE, R.SCALE_UP_OVERLOADED, 5, 0, False), id="ordered-walking-down-overloaded-restart-scales-up"),
+    pytest.param(dict(want=UP, scale_up_to=5, ordered=True, created=4), (Act.SCALE, R.SCALE_UP_CHECK, 5, 0, False),
+                 id="ordered-every-pod-created-scale-up-check-scales-up"),
+    # Deployments and Parallel StatefulSets: unchanged, pods not created yet or not
+    pytest.param(dict(want=RP, overloaded=True, scale_up_to=5, created=3), (Act.SCALE, R.SCALE_UP_OVERLOADED, 5, 0, False),
+                 id="deployment-pods-not-created-overloaded-restart-scales-up-as-before"),
+    pytest.param(dict(want=RP, overloaded=True, scale_up_to=4, never_scales=True, created=3),
+                 (Act.NONE, R.RESTART_WAITS_FOR_STARTING_PODS, 4, 0, False),
+                 id="deployment-health-only-restart-waits-for-starting-pods-as-before"),
+    pytest.param(dict(want=UP, scale_up_to=5, created=3), (Act.SCALE, R.SCALE_UP_CHECK, 5, 0, False),
+                 id="deployment-scale-up-check-while-pods-are-created-as-before"),
+    pytest.param(dict(want=RP, overloaded=True, scale_up_to=5, ordered=False, created=3),
+                 (Act.SCALE, R.SCALE_UP_OVERLOADED, 5, 0, False), id="parallel-statefulset-overloaded-restart-scales-up"),
+    pytest.param(dict(want=UP, scale_up_to=5, ordered=False, created=3), (Act.SCALE, R.SCALE_UP_CHECK, 5, 0, False),
+                 id="parallel-statefulset-scale-up-check-scales-up"),
+    # the reverse: a StatefulSet's scale-down removes its highest ordinals (OrderedReady: one at a
+    # time; Parallel: at once), never recreated; restarting only those would be their removal
+    pytest.param(dict(want=RP, condemned=True, ordered=True, created=6), (Act.NONE, R.CONDEMNED_POD_NOT_RESTARTED, 4, 0, False),
+                 id="restart-of-only-condemned-pods-not-sent"),
+    pytest.param(dict(want=RP, condemned=True, ordered=True, created=6, desired=3),
+                 (Act.SCALE, R.CONDEMNED_POD_NOT_RESTARTED, 3, 0, False),
+                 id="restart-of-only-condemned-pods-not-sent-scaling-passes"),
+    pytest.param(dict(want=RP, condemned=True, overloaded=True, scale_up_to=5, created=6),
+                 (Act.NONE, R.CONDEMNED_POD_NOT_RESTARTED, 4, 0, False),
+                 id="restart-of-only-condemned-pods-not-a-scale-up-either"),
+    pytest.param(dict(want=RP, condemned=True, escalated=True, created=6), (Act.NONE, R.CONDEMNED_POD_NOT_RESTARTED, 4, 0, False),
+                 id="escalated-restart-of-only-condemned-pods-not-sent"),
+    pytest.param(dict(want=RR, condemned=True, created=6), (Act.ROLLING_RESTART, R.ROLLING_RESTART, 4, 1, False),
+                 id="rolling-restart-with-condemned-pods-goes-ahead"),
+    pytest.param(dict(want=RP, ordered=True, created=6), (Act.RESTART_POD, R.RESTART_FIRING_PODS, 4, 1, False),
+                 id="ordered-walking-down-restart-of-a-kept-pod-goes-ahead"),
+]
+
 # (inputs, expected (action, reason, replicas, restart, hold)); current is 4 unless given.
 ROWS = [
     pytest.param({}, (Act.NONE, R.NO_ACTION, 4, 0, False), id="nothing-wanted-nothing-to-do"),
@@ -184,6 +260,7 @@ ROWS = [
                  id="canary-worse-a-stable-pod-is-restarted"),
     pytest.param(dict(release_worse=True, want=RB, verifying=True), (Act.NONE, R.VERIFYING, 4, 0, False),
                  id="canary-worse-while-verifying-waits"),
+    *ORDERED_ROWS,
 ]
 
 
@@ -227,9 +304,10 @@ def inputs(draw, n: int = 6) -> ArbitrationInput:
         restart_budget=draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)),
         restart_room=draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)),
         rollback_budget=draw(st.lists(st.integers(0, 2), min_size=n, max_size=n)),
+        created=np.maximum(0, current + np.asarray(draw(st.lists(st.integers(-3, 2), min_size=n, max_size=n)))),
         **{k: draw(b()) for k in ("rollout", "overloaded", "escalated", "systemic", "suspect", "new_revision",
                                   "after_rollout", "can_rollback", "held", "verifying", "cooldown",
-                                  "target_gone", "paused")})
+                                  "target_gone", "paused", "ordered", "condemned", "never_scales")})
 
 
 @SETTINGS
@@ -255,8 +333,13 @@ def test_arbitration_invariants(inp):
     assert not np.any((act == Act.ROLLBACK) & inp.paused)
     # a trimmed target is named only where no rollback goes out
     assert not np.any((out.reason == R.ROLLBACK_TARGET_GONE) & ((act == Act.ROLLBACK) | ~inp.target_gone))
-    # no restart of an overloaded service, no pod-by-pod restart of a systemic problem
-    assert not np.any(restarts & (inp.overloaded | inp.systemic))
+    # no restart of an overloaded service (but for an OrderedReady StatefulSet still walking up to
+    # its count: a scale-up would add pods after the ones it waits for), no pod-by-pod restart of a
+    # systemic problem, none of a StatefulSet's pods its scale-down removes
+    walking_up = inp.ordered & (inp.created < inp.current)
+    assert not np.any(restarts & ((inp.overloaded & ~walking_up) | inp.systemic | inp.condemned))
+    # nor a health scale-up while an OrderedReady StatefulSet walks up
+    assert not np.any(out.health & scale & walking_up)
     assert not np.any(((act == Act.RESTART_POD) | (act == Act.ROLLING_RESTART)) & inp.rollout)
     # a health scale never scales down
     assert not np.any(out.health & scale & (out.replicas < inp.current))

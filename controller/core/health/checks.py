@@ -204,6 +204,8 @@ class PodTable:
     sighting, stands in); None: all unknown. running: (P,) bool, the pod runs (phase Running, no
     container waiting to start again: not Pending, not in CrashLoopBackOff); None: every pod runs.
     Both feed the hung-pod checks (controller/core/health/hung.py).
+    condemned: (P,) bool, the pod is one its StatefulSet's scale-down removes (ordinal at or above
+    spec.replicas: deleted, never recreated): restart-pod leaves it be; None: none is.
     """
 
     row: np.ndarray
@@ -216,12 +218,14 @@ class PodTable:
     new_revision: np.ndarray | None = None
     not_ready_since: np.ndarray | None = None
     running: np.ndarray | None = None
+    condemned: np.ndarray | None = None
 
     @classmethod
     def of(cls, row, keys, values, present=None, ready=None, checks: int | None = None, born=None,
-           blocks_rollout=None, new_revision=None, not_ready_since=None, running=None) -> "PodTable":
+           blocks_rollout=None, new_revision=None, not_ready_since=None, running=None, condemned=None
+           ) -> "PodTable":
         """Build with defaults: every pod ready and running, every series present where finite,
-        birth and Ready transition unknown, the revision of each pod unknown."""
+        birth and Ready transition unknown, the revision of each pod unknown, none condemned."""
         row = np.asarray(row, dtype=np.int64).reshape(-1)
         keys = np.asarray(keys, dtype=str).reshape(-1)
         c = checks if checks is not None else (np.asarray(values).shape[-1] if np.asarray(values).ndim == 2 else 0)
@@ -233,7 +237,8 @@ class PodTable:
         on_new = None if new_revision is None else np.asarray(new_revision, bool).reshape(-1)
         since = None if not_ready_since is None else np.asarray(not_ready_since, np.float64).reshape(-1)
         runs = None if running is None else np.asarray(running, bool).reshape(-1)
-        return cls(row, keys, ready, values, present, born, blocks, on_new, since, runs)
+        condemned = None if condemned is None else np.asarray(condemned, bool).reshape(-1)
+        return cls(row, keys, ready, values, present, born, blocks, on_new, since, runs, condemned)
 
     @classmethod
     def empty(cls, c: int) -> "PodTable":

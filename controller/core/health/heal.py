@@ -53,6 +53,9 @@ class HealthObservation:
     cannot: kubectl rollout undo by hand); None: every target can.
     partitioned: (N,) bool, a StatefulSet held at a ``rollingUpdate.partition`` (a canary): a
     rolling restart would make a new revision for the pods at or above it only; None: none is.
+    ordered: (N,) bool, an OrderedReady StatefulSet (pods created one at a time, each once every
+    lower one is Ready); created: (N,) the pods its controller has created (status.replicas);
+    None: no target is one (arbitration's walk-up rule never applies).
     """
 
     current: np.ndarray
@@ -72,12 +75,15 @@ class HealthObservation:
     fired_until: np.ndarray | None = None
     rollback_supported: np.ndarray | None = None
     partitioned: np.ndarray | None = None
+    ordered: np.ndarray | None = None
+    created: np.ndarray | None = None
 
     @classmethod
     def of(cls, current, ready=None, values=None, *, checks: int, present=None, revision=None, rollout=None,
            pods: PodTable | None = None, revision_since=None, utilization=None, overloaded=None,
            revision_new=None, revision_old=None, paused=None, revisions=None,
-           fired_until=None, rollback_supported=None, partitioned=None) -> "HealthObservation":
+           fired_until=None, rollback_supported=None, partitioned=None, ordered=None,
+           created=None) -> "HealthObservation":
         """Build with defaults: all ready, no values, revision '', no rollout, no pods, the listed
         revisions unknown (``revisions``: one sequence of str per target, or None)."""
         current = np.asarray(current, dtype=np.int64).reshape(-1)
@@ -98,7 +104,9 @@ class HealthObservation:
                    revisions=None if revisions is None else padded(revisions, n),
                    fired_until=None if fired_until is None else vec(fired_until, np.nan, np.float64),
                    rollback_supported=None if rollback_supported is None else vec(rollback_supported, True, bool),
-                   partitioned=None if partitioned is None else vec(partitioned, False, bool))
+                   partitioned=None if partitioned is None else vec(partitioned, False, bool),
+                   ordered=None if ordered is None else vec(ordered, False, bool),
+                   created=None if created is None else vec(created, 0, np.int64))
 
     def revision_stats(self, cr: int) -> tuple[np.ndarray, np.ndarray]:
         """(new, old), each (N, Cr, 3): zeros where the shell gave none."""
@@ -551,6 +559,9 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     release_pods, beside = _release_pods(obs, recorded)
     held_pods = release_pods & beside[obs.pods.row] if release_pods.size else release_pods
     eligible = ~held_pods if eligible is None else eligible & ~held_pods
+    condemned = _condemned_only(params, obs, pods, trig_pods)
+    if obs.pods.condemned is not None:  # a StatefulSet's pods its scale-down removes are not restarted
+        eligible &= ~obs.pods.condemned
     release_explains, systemic = np.zeros(n, bool), prop.systemic
     if recorded.any():  # the pods firing for the trigger, read once for both
         firing = firing_pod_mask(params, pods, obs.pods.row, trig_pods)
@@ -584,7 +595,7 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
         restart_room=room, rollback_budget=params.budgets.rollbacks_per_day - state.budgets.rollbacks_used(now),
         revision_worse=worse, excused=excused, paused=paused, rollout_waits_for_pods=waits_for_pods,
         partitioned=obs.partitioned, never_scales=np.full(n, not params.scales), release_worse=recorded,
-        release_explains=release_explains))
+        release_explains=release_explains, ordered=obs.ordered, created=obs.created, condemned=condemned))
 
     # the restart of pods a hung-pod check fires on says so (an Event, the records, explain)
     hung_restart = (arb.reason == HealthReason.RESTART_FIRING_PODS) & params.hung[np.maximum(trigger, 0)] & \
@@ -707,6 +718,19 @@ def _hung_new_pods(params: HealthParams, obs: HealthObservation) -> np.ndarray |
     if not params.hung.any() or table.new_revision is None:
         return None
     return table.new_revision & ~table.ready
+
+
+def _condemned_only(params: HealthParams, obs: HealthObservation, pods: PodState, trigger: np.ndarray
+                    ) -> np.ndarray:
+    """(N,) bool: the restart check ``trigger`` (N,) (-1: none) fires on pods and every one of them
+    is condemned (``PodTable.condemned``: its StatefulSet's scale-down removes it)."""
+    n, table = obs.current.size, obs.pods
+    if table.condemned is None or not table.condemned.any():
+        return np.zeros(n, bool)
+    firing = firing_pod_mask(params, pods, table.row, trigger)
+    fired = np.bincount(table.row[firing], minlength=n)[:n]
+    kept = np.bincount(table.row[firing & ~table.condemned], minlength=n)[:n]
+    return (fired > 0) & (kept == 0)
 
 
 def _rollout_waits_for_pods(params: HealthParams, obs: HealthObservation, pods: PodState, trigger: np.ndarray,

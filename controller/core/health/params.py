@@ -102,9 +102,10 @@ class HealthReason(enum.IntEnum):
     # canary's release replaced by it, the pods below never restarted): not sent
     ROLLING_RESTART_PARTITIONED = 37
     # a restart is called for while pods are still starting (fewer Ready than spec.replicas, the
-    # crash-looping ones aside: another's scale-up, a StatefulSet's OrderedReady one pod at a time)
-    # and the policy never scales (health-only, no replicas bounds): it waits for them, where a
-    # policy that scales would scale up instead (AtMaxReplicas only at replicas.max)
+    # crash-looping ones aside: another's scale-up; not an OrderedReady StatefulSet still creating
+    # pods one at a time: ORDERED_SCALE_UP_PENDING's comment) and the policy never scales
+    # (health-only, no replicas bounds): it waits for them, where a policy that scales would scale
+    # up instead (AtMaxReplicas only at replicas.max)
     RESTART_WAITS_FOR_STARTING_PODS = 38
     # a revision check whose action is record judged the new revision worse than the stable one (a
     # StatefulSet: a canary held at a partition, or its rolling update; a Deployment: its new
@@ -114,6 +115,15 @@ class HealthReason(enum.IntEnum):
     # a hung-pod check fired: pods not Ready past their start-up for longer than its notReadyFor
     # while most pods of their revision are Ready (a stuck process, not a dependency down): restarted
     RESTART_HUNG_POD = 40
+    # a health scale-up (a scale-up check, or one in place of a restart) is called for while an
+    # OrderedReady StatefulSet still creates the pods of its last scale-up one at a time, each once
+    # every lower ordinal is Ready: more replicas would be created after those, adding nothing now
+    # (and nothing while a broken pod stops the walk): not sent; the scaling side's count still goes
+    ORDERED_SCALE_UP_PENDING = 41
+    # restart-pod fires only on pods a StatefulSet's scale-down removes (ordinal at or above
+    # spec.replicas, condemned: deleted highest first, never recreated): their restart would be
+    # their removal, charged to the restart budget: not sent
+    CONDEMNED_POD_NOT_RESTARTED = 42
 
     @property
     def code(self) -> str:

@@ -1,0 +1,41 @@
+"""What `setpoint explain` says of a StatefulSet walking its replicas (the decisions of
+tests/core/test_ordered_walk.py): a restart during the walk up is a restart (RestartFiringPods);
+a scale-up check during it and a restart of a pod the scale-down removes say why nothing was done.
+Before, the first read `health: scale to 8 [ScaleUpOverloaded]`, the others had no such reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.cli.records import _format_record
+from controller.core.health.params import Remedy
+from tests.core.test_ordered_walk import run
+
+ROWS = {
+    # name: (row of tests/core/test_ordered_walk.py, the check's action, lines explain prints)
+    "a hung pod restarted during the walk up": (
+        "ordered walking up 3 -> 6, web-1 hung stops the walk: restarted, not scaled around", Remedy.RESTART_POD,
+        ["    health: restart-pod [RestartFiringPods] trigger not-ready"]),
+    "a scale-up check during the walk up": (
+        "ordered walking up 3 -> 6, web-1 hung stops the walk: restarted, not scaled around", Remedy.SCALE_UP,
+        ["    health: no action [OrderedScaleUpPending] trigger not-ready",
+         "    no health scale-up: the StatefulSet (OrderedReady) has not created every pod of its last scale-up yet; "
+         "it creates them one at a time, each once every lower pod is Ready, so more replicas would come after those"]),
+    "a restart of a pod the scale-down removes": (
+        "ordered walking down 6 -> 4, web-5 (condemned) firing: not restarted", Remedy.RESTART_POD,
+        ["    health: no action [CondemnedPodNotRestarted] trigger not-ready",
+         "    not restarted: the check fires only on pods the StatefulSet's scale-down removes (ordinal at or above "
+         "spec.replicas; deleted, never recreated)"]),
+}
+
+
+@pytest.mark.parametrize("name", list(ROWS))
+def test_explain_says_what_the_walk_changed(name):
+    row, want, lines = ROWS[name]
+    d = run(row, want=want)
+    health = d.record(0, "web-heal", "StatefulSet/default/web").to_dict()
+    current = int(d.current[0])
+    record = {"target": "default/web", "at": 900.0, "current": current, "ready": 3, "metrics": {}, "combined": current,
+              "stabilized": current, "limited": current, "desired": current, "reason": "NoAction", "health": health}
+    text = _format_record(record)
+    assert text.splitlines()[1:1 + len(lines)] == lines, text
