@@ -21,6 +21,8 @@ import threading
 from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
+from controller.errors import raise_if_terminated
+
 #: A controller's cost per tick by kind, relative to a policy's (a Reconciler cycle every
 #: interval dominates; the oracle steps its cluster to a precomputed plan, fixed only steps).
 #: Measured on trace-nasa-july (one service, 17,280 ticks): policy and hpa ~2.3 s each, the
@@ -142,6 +144,12 @@ def run_groups(groups: list[list[int]], specs: Sequence, run_here: Callable[[lis
             procs[g].start()
     finally:
         gc.unfreeze()
+    try:  # a SIGTERM during a fork sets the flag only (controller/cli/root.py): raised here, the workers stopped
+        raise_if_terminated()
+    except BaseException:
+        for p in procs.values():
+            p.terminate()  # not joined: multiprocessing's exit handler joins its daemon children
+        raise
 
     def take(message) -> None:
         kind, key, value = message

@@ -774,6 +774,7 @@ def _run_pool(cells: Sequence[Cell], pool: LocalPool, finished: Callable[[Cell, 
     try:
         with stop_signals_held(forks_here):  # a Ctrl-C or SIGTERM meanwhile raises after the forks, here
             submit(2 * pool.jobs)
+        raise_if_terminated()  # one another thread took during a fork: its handler left it to us
     finally:
         if fresh:
             gc.unfreeze()

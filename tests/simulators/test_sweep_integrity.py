@@ -17,7 +17,7 @@ import pytest
 from simulators import output as output_module
 from simulators import sweep as sweep_module
 from simulators.sweep import CellStore, build_grid, record_problem, run_cell, run_grid
-from tests.simulators.sweep_fixtures import DEFAULT_POLICY, TARGET, write_scenarios
+from tests.simulators.sweep_fixtures import DEFAULT_POLICY, SIGNAL_AT_FORK, TARGET, write_scenarios
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -173,20 +173,6 @@ def test_sigterm_stops_a_sweep_and_its_workers_and_says_how_to_resume(tmp_path):
             Path(f"/proc/{w}/status").read_text().lower()] == []
 
 
-#: The command, with a signal sent to itself from inside its second fork (the last worker's): by
-#: kill(2) through ctypes in a before-fork hook registered ahead of logging's, so no Python runs
-#: between it and logging's after-fork _releaseLock (os.kill would run the handler itself, at once).
-#: As under load, when the test above saw the last worker and signalled before the command was
-#: back from forking it: the handler ran inside _releaseLock, its raise lost with a traceback.
-SIGNAL_AT_SECOND_FORK = """
-import ctypes, functools, os, signal, sys
-signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal, even if inherited ignored
-kill, pid, sig = ctypes.CDLL(None).kill, os.getpid(), int(sys.argv.pop(1))
-os.register_at_fork(before=functools.partial(next, map(kill, [pid, pid], [0, sig]), None))
-sys.argv[0] = "setpoint"
-from controller.cli import main
-main()
-"""
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers fork on Linux only")
@@ -196,13 +182,15 @@ main()
 ])
 def test_a_signal_while_the_workers_fork_stops_the_sweep_after_the_forks_without_a_traceback(tmp_path, sig, code):
     (path,) = write_scenarios(tmp_path, {"short": (1, 700)}, duration="1h")
-    cmd = [sys.executable, "-c", SIGNAL_AT_SECOND_FORK, str(int(sig)), "sweep", path, "--set", f"{TARGET}=60,70,80,90",
+    cmd = [sys.executable, "-c", SIGNAL_AT_FORK, str(int(sig)), "2", "sweep", path, "--set", f"{TARGET}=60,70,80,90",
            "--no-hpa", "--jobs", "2", "-o", str(tmp_path / "out"), "--no-report"]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env={**os.environ, "CI": "true"}, timeout=120)
     assert done.returncode == code, done.stderr
     assert "interrupted: the finished cells are kept in" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
-    # stopped as the forks ended: only the cell this process ran before forking (the workers' are lost)
+    # at the second fork (the last worker's), as under load when the test above saw the last worker and
+    # signalled before the command was back from forking it; stopped as the forks ended: only the cell
+    # this process ran before forking is stored (the workers' are lost)
     assert len(list((tmp_path / "out" / "cells").glob("*.json"))) == 1
 
 
