@@ -15,9 +15,13 @@ import gc
 import multiprocessing
 import os
 import queue as queue_module
+import signal
 import sys
 import threading
-from typing import Callable, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
+
+from controller.errors import raise_if_terminated
 
 #: A controller's cost per tick by kind, relative to a policy's (a Reconciler cycle every
 #: interval dominates; the oracle steps its cluster to a precomputed plan, fixed only steps).
@@ -39,6 +43,39 @@ def start_method() -> str:
     stay held in the child). Linux only forks: on macOS system libraries are not fork-safe."""
     forkable = sys.platform.startswith("linux") and threading.active_count() == 1
     return "fork" if forkable else "forkserver"
+
+
+#: The signals whose handlers raise wherever the main thread is: SIGINT (KeyboardInterrupt) and
+#: SIGTERM (the command's Terminated, controller/cli/root.py).
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+@contextmanager
+def stop_signals_held(held: bool = True) -> Iterator[None]:
+    """SIGINT and SIGTERM held back (pthread_sigmask) inside the block, delivered as it ends: for
+    forking workers (``held``: this process forks inside, start method "fork").
+
+    os.fork runs Python's at-fork hooks, logging's among them (its module lock, taken before the
+    fork and released after it in the parent). A signal that arrives during the fork is handled in
+    the first of them to run Python, and a handler's raise there is lost: "Exception ignored in:
+    <function _releaseLock>" and a traceback on stderr, the logging lock left held. Held, it raises
+    where the block ends. Children forked inside start with both held: they call
+    :func:`release_stop_signals` once their own handlers are set."""
+    if not held or not hasattr(signal, "pthread_sigmask"):  # Windows: no fork, no mask
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # one that came meanwhile raises here
+
+
+def release_stop_signals() -> None:
+    """In a worker forked inside :func:`stop_signals_held`: take SIGINT and SIGTERM again (one
+    sent meanwhile, as by a terminate(), is delivered now, to the worker's own handlers)."""
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def usable_cpus() -> int:
@@ -107,6 +144,12 @@ def run_groups(groups: list[list[int]], specs: Sequence, run_here: Callable[[lis
             procs[g].start()
     finally:
         gc.unfreeze()
+    try:  # a SIGTERM during a fork sets the flag only (controller/cli/root.py): raised here, the workers stopped
+        raise_if_terminated()
+    except BaseException:
+        for p in procs.values():
+            p.terminate()  # not joined: multiprocessing's exit handler joins its daemon children
+        raise
 
     def take(message) -> None:
         kind, key, value = message
@@ -163,5 +206,5 @@ def run_groups(groups: list[list[int]], specs: Sequence, run_here: Callable[[lis
     return out
 
 
-__all__ = ["KIND_COST", "MIN_PARALLEL_TICKS", "Unavailable", "WorkerFailed", "plan_groups", "run_groups", "start_method",
-           "usable_cpus", "worker_count"]
+__all__ = ["KIND_COST", "MIN_PARALLEL_TICKS", "STOP_SIGNALS", "Unavailable", "WorkerFailed", "plan_groups",
+           "release_stop_signals", "run_groups", "start_method", "stop_signals_held", "usable_cpus", "worker_count"]

@@ -39,7 +39,7 @@ from controller.errors import TERMINATION, FieldError, InvalidInput, raise_if_te
 from controller.model import finite_number
 from simulators.frontier import DEFAULT_TARGETS_PCT
 from simulators.load import traces_digest
-from simulators.parallel import start_method
+from simulators.parallel import release_stop_signals, start_method, stop_signals_held
 from simulators.policy_set import (PolicyBase, Setting, apply_settings, grid, policy_text, read_policy_base,
                                    variant_label)
 from simulators.result import shown_path
@@ -646,6 +646,8 @@ def _init_worker(queue) -> None:
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
         except (OSError, AttributeError):  # no libc symbol: the worker outlives a killed parent, as before
             pass
+    # forked with both held (_run_pool): a SIGTERM sent before now (shutdown's terminate) ends it here
+    release_stop_signals()
 
 
 #: prctl(2) option: the signal a process gets when its parent ends.
@@ -758,6 +760,7 @@ def _run_pool(cells: Sequence[Cell], pool: LocalPool, finished: Callable[[Cell, 
         if not todo:
             return
     fresh = pool.executor is None
+    forks_here = fresh and pool.method() == "fork"  # the first submit forks every worker from this process
     executor = pool.start()
     queue = iter(todo)
     futures: dict = {}
@@ -769,7 +772,9 @@ def _run_pool(cells: Sequence[Cell], pool: LocalPool, finished: Callable[[Cell, 
     if fresh:  # the first submit forks the workers: their collector then skips what they inherit
         gc.freeze()  # (else its first full pass writes to every inherited object: copy-on-write faults)
     try:
-        submit(2 * pool.jobs)
+        with stop_signals_held(forks_here):  # a Ctrl-C or SIGTERM meanwhile raises after the forks, here
+            submit(2 * pool.jobs)
+        raise_if_terminated()  # one another thread took during a fork: its handler left it to us
     finally:
         if fresh:
             gc.unfreeze()

@@ -3,6 +3,9 @@ the top turned into one line and an exit code (1: bad input; 70: a bug; the othe
 
 from __future__ import annotations
 
+import functools
+import logging  # noqa: F401 (its at-fork hooks registered before _FORKING's, below)
+import os
 import signal
 import sys
 import threading
@@ -30,6 +33,16 @@ EXIT_INVALID = 1  # bad input: the message says what to change
 EXIT_HOLDOUT_MISSED = 3  # tune: the tuned policy and tune.json are written, but over-fitting shows
 EXIT_BUG = 70  # EX_SOFTWARE: an exception Setpoint did not expect
 _options = {"debug": False, "terminated": False}
+
+#: Non-empty while os.fork runs its hooks in this process (a sweep's or a simulation's workers
+#: starting): logging's take its module lock before the fork and release it after, in Python. A
+#: handler's raise inside one is lost: "Exception ignored in: <function _releaseLock>" and a
+#: traceback on stderr, the lock left held. Kept by C-level callables (no Python frame for the
+#: handler to run in), registered after logging's: they run first before a fork, last after it.
+_FORKING: list[bool] = []
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=functools.partial(_FORKING.append, True), after_in_parent=_FORKING.clear,
+                        after_in_child=_FORKING.clear)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -68,7 +81,8 @@ def main(argv: list[str] | None = None) -> None:
 def _terminated(signum, frame) -> None:
     _options["terminated"] = True
     TERMINATION.set()  # read by long waits too: this raise is lost where it lands in a __del__
-    raise Terminated()
+    if not _FORKING:  # inside a fork's hooks: what forked raises it after (raise_if_terminated)
+        raise Terminated()
 
 
 def _warning_line(message, category, filename, lineno, line=None) -> str:

@@ -40,3 +40,19 @@ def write_scenarios(folder: Path, specs: dict[str, tuple[int, int]], duration: s
         path.write_text(SCENARIO.format(name=name, seed=seed, peak=peak, duration=duration), encoding="utf-8")
         out.append(str(path))
     return out
+
+
+#: ``python -c SIGNAL_AT_FORK SIGNUM N setpoint-args...``: the command, with SIGNUM sent to itself from
+#: inside its Nth fork, as a signal that comes while it forks its workers: by kill(2) through ctypes in
+#: a before-fork hook registered ahead of logging's, so no Python runs between it and logging's own
+#: hooks (os.kill would run the handler itself, at once). Unpatched, the handler ran inside logging's
+#: after-fork _releaseLock: its raise lost, with "Exception ignored" and a traceback on stderr.
+SIGNAL_AT_FORK = """
+import ctypes, functools, os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal, even if inherited ignored
+kill, pid, sig, nth = ctypes.CDLL(None).kill, os.getpid(), int(sys.argv.pop(1)), int(sys.argv.pop(1))
+os.register_at_fork(before=functools.partial(next, map(kill, [pid] * nth, [0] * (nth - 1) + [sig]), None))
+sys.argv[0] = "setpoint"
+from controller.cli import main
+main()
+"""
