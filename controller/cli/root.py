@@ -32,7 +32,7 @@ app = typer.Typer(
 EXIT_INVALID = 1  # bad input: the message says what to change
 EXIT_HOLDOUT_MISSED = 3  # tune: the tuned policy and tune.json are written, but over-fitting shows
 EXIT_BUG = 70  # EX_SOFTWARE: an exception Setpoint did not expect
-_options = {"debug": False, "terminated": False}
+_options = {"debug": False, "terminated": False, "pid": 0}
 
 #: Non-empty while os.fork runs its hooks in this process (a sweep's or a simulation's workers
 #: starting): logging's take its module lock before the fork and release it after, in Python. A
@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     import warnings
 
     _options["debug"] = _options["terminated"] = False
+    _options["pid"] = os.getpid()  # the command's process: its forked workers do not raise (_terminated)
     TERMINATION.clear()
     # restored on the way out: main() may run inside another program (the tests), whose later
     # warnings would read "setpoint: warning:" too
@@ -79,6 +80,13 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _terminated(signum, frame) -> None:
+    if os.getpid() != _options["pid"]:
+        # a worker forked from the command that has not set its own handler yet (a simulation's,
+        # stopped by the command as it ends): it dies as by default, no Terminated traceback of
+        # its own under the command's "interrupted" line
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     _options["terminated"] = True
     TERMINATION.set()  # read by long waits too: this raise is lost where it lands in a __del__
     if not _FORKING:  # inside a fork's hooks: what forked raises it after (raise_if_terminated)
