@@ -205,7 +205,7 @@ def main() -> None:
     if args.jobs > 1 and "compiled" in rates:
         shared_run(sc, policies, args.jobs, days, rates["compiled"], hours["compiled"])
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    print(f"peak memory (RSS): {peak / 2**20:.0f} MiB for {days:g} simulated days  "
+    print(f"peak memory (RSS): {peak / 2**20:.0f} MiB for {plural(days, 'simulated day')}  "
           f"(target < {MEMORY_TARGET_BYTES / 2**30:g} GiB for 30 days: {met(peak < MEMORY_TARGET_BYTES)}"
           f"{'' if days >= 30 else '; shorter run, same per-tick memory'})")
 
