@@ -10,8 +10,8 @@ import typer
 
 from controller.bundled import bundled_policy
 from controller.cli.common import (DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, EXAMPLES_HELP, Scaler, equal_cost_cells, fail,
-                                   number_option, out_folder, output_file, file_folder_writable, output_folder, policy_file, refuse_overwrite,
-                                   say_warnings, table_console, worker_count)
+                                   file_folder_writable, number_option, out_folder, output_file, output_folder, policy_file,
+                                   refuse_overwrite, say_warnings, table_console, worker_count)
 from controller.cli.root import app
 
 
@@ -117,10 +117,10 @@ def _run_sweep(grid, out: Path, jobs: int, ray_address: str | None):
 
     cells = grid.cells()
     store = CellStore(out / "cells")
-    where = f"Ray ({ray_address})" if ray_address else f"{jobs} local worker{'s' if jobs > 1 else ''}"
-    console = Console(stderr=True)
     from controller.policy.summary import plural
 
+    where = f"Ray ({ray_address})" if ray_address else plural(jobs, "local worker")
+    console = Console(stderr=True)
     typer.echo(f"sweep: {plural(len(grid.scenarios), 'scenario')} x {plural(len(grid.variants), 'variant')} x "
                f"{plural(grid.seeds, 'seed')} = {plural(len(cells), 'cell')} on {where}", err=True)
     say_warnings(w for s in grid.scenarios for w in s.warnings)  # once per file, not per cell or worker
