@@ -55,6 +55,8 @@ class HealthObservation:
     rolling restart would make a new revision for the pods at or above it only; None: none is.
     ordered: (N,) bool, an OrderedReady StatefulSet (pods created one at a time, each once every
     lower one is Ready); created: (N,) the pods its controller has created (status.replicas);
+    reached: (N,) the ordinals its pods reach (the highest listed, less ordinals.start, plus one:
+    a pod deleted below it and not yet recreated does not lower it; None: ``created``);
     None: no target is one (arbitration's walk-up rule never applies).
     """
 
@@ -77,13 +79,14 @@ class HealthObservation:
     partitioned: np.ndarray | None = None
     ordered: np.ndarray | None = None
     created: np.ndarray | None = None
+    reached: np.ndarray | None = None
 
     @classmethod
     def of(cls, current, ready=None, values=None, *, checks: int, present=None, revision=None, rollout=None,
            pods: PodTable | None = None, revision_since=None, utilization=None, overloaded=None,
            revision_new=None, revision_old=None, paused=None, revisions=None,
            fired_until=None, rollback_supported=None, partitioned=None, ordered=None,
-           created=None) -> "HealthObservation":
+           created=None, reached=None) -> "HealthObservation":
         """Build with defaults: all ready, no values, revision '', no rollout, no pods, the listed
         revisions unknown (``revisions``: one sequence of str per target, or None)."""
         current = np.asarray(current, dtype=np.int64).reshape(-1)
@@ -106,7 +109,8 @@ class HealthObservation:
                    rollback_supported=None if rollback_supported is None else vec(rollback_supported, True, bool),
                    partitioned=None if partitioned is None else vec(partitioned, False, bool),
                    ordered=None if ordered is None else vec(ordered, False, bool),
-                   created=None if created is None else vec(created, 0, np.int64))
+                   created=None if created is None else vec(created, 0, np.int64),
+                   reached=None if reached is None else vec(reached, 0, np.int64))
 
     def revision_stats(self, cr: int) -> tuple[np.ndarray, np.ndarray]:
         """(new, old), each (N, Cr, 3): zeros where the shell gave none."""
@@ -595,7 +599,8 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
         restart_room=room, rollback_budget=params.budgets.rollbacks_per_day - state.budgets.rollbacks_used(now),
         revision_worse=worse, excused=excused, paused=paused, rollout_waits_for_pods=waits_for_pods,
         partitioned=obs.partitioned, never_scales=np.full(n, not params.scales), release_worse=recorded,
-        release_explains=release_explains, ordered=obs.ordered, created=obs.created, condemned=condemned))
+        release_explains=release_explains, ordered=obs.ordered, created=obs.created,
+        reached=obs.reached, condemned=condemned))
 
     # the restart of pods a hung-pod check fires on says so (an Event, the records, explain)
     hung_restart = (arb.reason == HealthReason.RESTART_FIRING_PODS) & params.hung[np.maximum(trigger, 0)] & \
