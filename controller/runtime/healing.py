@@ -308,7 +308,8 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
                                 ordered=[t in by_ref and by_ref[t].ordered for t in targets],
                                 created=view.status.astype(np.int64),
                                 reached=[walk_reach(by_ref[t]) if t in by_ref else int(view.status[i])
-                                         for i, t in enumerate(targets)])
+                                         for i, t in enumerate(targets)],
+                                ordinal_start=[by_ref[t].ordinal_start if t in by_ref else 0 for t in targets])
 
 
 def _count_missing(params: HealthParams, hq: HealthQueries, targets: Sequence[TargetRef], view: ClusterView,

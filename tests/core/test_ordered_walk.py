@@ -53,11 +53,12 @@ ROWS = {
 
 
 def observe(p, spec: int, listed: int, firing: dict, ordered: bool, overloaded: bool, statefulset: bool,
-            gone: str | None = None) -> HealthObservation:
+            gone: str | None = None, start: int = 0) -> HealthObservation:
     """web's pods web-0..listed-1: the firing ones bad (Ready as ``firing`` says), the highest one
     starting (not Ready) while walking up; condemned at or above ``spec`` (a StatefulSet's).
     ``gone``: that pod deleted, not recreated yet (status.replicas one less; the pods still reach
-    ``listed``, runtime/healing.py walk_reach)."""
+    ``listed``, runtime/healing.py walk_reach). ``start``: spec.ordinals.start (pods web-start..;
+    ``firing`` names them as if from 0)."""
     names = [f"web-{k}" for k in range(listed)]
     c = len(p.checks)
     values = np.array([[1.0 if n in firing else 0.0] for n in names])
@@ -67,23 +68,24 @@ def observe(p, spec: int, listed: int, firing: dict, ordered: bool, overloaded: 
     kept = [n != gone for n in names]
     names, values = [n for n, k in zip(names, kept) if k], values[kept]
     ready, condemned = [r for r, k in zip(ready, kept) if k], [x for x, k in zip(condemned, kept) if k]
+    names = [f"web-{start + int(n.rpartition('-')[2])}" for n in names]
     table = PodTable.of([0] * len(names), [f"default/{n}" for n in names], values, ready=ready, checks=c,
                         born=[T0 - 600.0] * len(names), condemned=condemned)
     return HealthObservation.of([spec], [sum(ready)], np.full((1, c), np.nan), checks=c, revision=["web-good"],
                                 pods=table, overloaded=[overloaded], rollback_supported=[not statefulset],
-                                ordered=[ordered], created=[len(names)], reached=[listed])
+                                ordered=[ordered], created=[len(names)], reached=[listed], ordinal_start=[start])
 
 
-def run(name: str, want: Remedy = Remedy.RESTART_POD, gone: str | None = None):
+def run(name: str, want: Remedy = Remedy.RESTART_POD, gone: str | None = None, start: int = 0):
     """The decision at 30 s for row ``name``; ``want``: the check's action; ``gone``: a pod deleted
-    and not recreated yet (``observe``)."""
+    and not recreated yet, ``start`` spec.ordinals.start (``observe``)."""
     spec, listed, firing, ordered, overloaded, scales, _ = ROWS[name]
     budgets = BudgetParams(restarts_per_hour=6, rollbacks_per_day=2, max_unavailable_ratio=0.25)
     p = params(pod_check("not-ready", action=want, for_s=30.0), budgets=budgets, scales=scales, max_replicas=8)
     statefulset = not name.startswith("Deployment")
     state = HealthState.empty(1, p)
     for t in range(0, 35, 5):
-        d = heal(p, observe(p, spec, listed, firing, ordered, overloaded, statefulset, gone), state, T0 + t)
+        d = heal(p, observe(p, spec, listed, firing, ordered, overloaded, statefulset, gone, start), state, T0 + t)
         state = d.state
         if t < 30:
             assert d.action[0] == Act.NONE, (t, d.record(0, "p", "t"))
