@@ -89,6 +89,8 @@ def test_a_hung_pod_the_scale_down_removes_is_not_restarted_a_kept_one_is(tmp_pa
         said = [e["message"] for e in events if e.get("reason") == "PodRestarted"]
         assert len(said) == 1 and "Deleted pod web-1 " in said[0], said
     records = health_records(tmp_path)
+    # the ordinals web keeps, said on the record (setpoint explain: "it keeps 0..3")
+    assert {tuple(h["ordinals"]) for h in records if h["reason"] == "CondemnedPodNotRestarted"} == {(0, 4)}, records
     restarts = [h for h in records if h["action"]]
     assert [(h["action"], h["reason"], h["restart_pods"]) for h in restarts] == [
         ("restart-pod", "RestartFiringPods", ["default/web-1"])], restarts
