@@ -29,6 +29,7 @@ Not a fault but the same effect, driven by load instead of a schedule: a service
 Randomness: only victim choice (which pods crash or vanish) draws from the cluster's
 generator, through :func:`choose_victims`, over candidates in a canonical order
 (service index, then pod serial), so the vectorized and the reference engine draw the same.
+A :class:`PodCrash` or :class:`PodHang` that names its victim (``ordinal``) draws nothing.
 """
 
 from __future__ import annotations
@@ -84,6 +85,9 @@ class PodCrash(Fault):
     """``count`` running pods of each service crash at ``at_s`` (container restart)."""
 
     count: int = 1
+    #: the victim named (scenario ``pod``): the pod of this ordinal (a StatefulSet row's; another
+    #: row's: its pod of this creation rank, oldest 0), when it is a candidate; no draw
+    ordinal: int | None = None
     kind: ClassVar[str] = "pod-crash"
     instantaneous: ClassVar[bool] = True
 
@@ -151,10 +155,11 @@ class PodHang(Fault):
     A hung pod keeps running (no restart, restart count and container age unchanged), is not
     Ready and serves nothing; the other pods serve. A container restart or the pod's deletion
     cures it (the new process does not hang). Victims: as :class:`PodCrash`'s, from the
-    service's own pod-hang stream.
+    service's own pod-hang stream, or the one ``ordinal`` names (as :class:`PodCrash`'s).
     """
 
     count: int = 1
+    ordinal: int | None = None
     kind: ClassVar[str] = "pod-hang"
 
 
@@ -242,6 +247,13 @@ def validate_faults(faults: Sequence[Fault], index_of: Mapping[str, int]) -> Non
             errors.append(FieldError(f"faults[{i}]", None, f"faults[{i}].count", f"must be >= 0, got {f.count}"))
     if errors:
         raise ScenarioError(errors)
+
+
+def named_victim(candidates: np.ndarray, ranks: np.ndarray, ordinal: int) -> np.ndarray:
+    """Positions (0 or 1) among ``candidates`` of the one whose rank (ordinal, or creation rank)
+    is ``ordinal``: a fault that names its victim (no draw). None such: none (it is not a
+    candidate: not Ready for a hang, not running for a crash, or not there)."""
+    return np.flatnonzero(ranks[candidates] == ordinal)[:1]
 
 
 def choose_victims(rng: np.random.Generator, n_candidates: int, count: int) -> np.ndarray:

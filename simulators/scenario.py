@@ -271,7 +271,25 @@ class FaultBase(StrictModel):
         return value
 
 
-class PodCrashFault(FaultBase):
+class VictimFault(FaultBase):
+    """A fault on chosen pods: ``pod`` names its victim, instead of ``count`` drawn at random."""
+
+    pod: int | str | None = Field(None, description=(
+        "the victim, instead of count drawn at random: an ordinal (3: pod web-3 of each StatefulSet hit) or a "
+        "StatefulSet's pod name (web-3); not there or not a candidate then (not Ready for a hang, not running for "
+        "a crash): none. Offline runs (every service a Deployment): the pod of that creation rank, oldest 0"))
+
+    @field_validator("pod", mode="before")
+    @classmethod
+    def _ordinal_or_name(cls, value):
+        ok = (isinstance(value, int) and not isinstance(value, bool) and 0 <= value < MAX_PODS) or (
+            isinstance(value, str) and 0 < len(value) <= 253) or value is None
+        if not ok:
+            raise ValueError(f"must be an ordinal (0 to {MAX_PODS - 1}) or a pod name (web-3), got {value!r}")
+        return value
+
+
+class PodCrashFault(VictimFault):
     kind: Literal["pod-crash"]
     count: int = Field(1, ge=1, le=MAX_PODS)
 
@@ -306,7 +324,7 @@ class ReadinessOutageFault(FaultBase):
     duration: SimDuration(gt=0) | None = Field(None, description="how long; omitted: until the end of the run")
 
 
-class PodHangFault(FaultBase):
+class PodHangFault(VictimFault):
     """``count`` Ready pods of each service hang (a stuck process): not Ready, serving nothing,
     while the others serve; cured by a restart of the pod, or by the fault's end."""
 
@@ -570,10 +588,15 @@ def _fault(model, start_s: float, service_names: dict[str, list[str]]) -> F.Faul
     if duration is not None:
         common["duration_s"] = duration
     kind = model.kind
-    if kind == "pod-crash":
-        return F.PodCrash(count=model.count, **common)
-    if kind == "pod-hang":
-        return F.PodHang(count=model.count, **common)
+    if kind in ("pod-crash", "pod-hang"):
+        ordinal = None
+        if isinstance(model.pod, str):  # a pod name: its service alone, at its ordinal (_victim_rules)
+            service, _, k = model.pod.rpartition("-")
+            common["services"], ordinal = tuple(service_names.get(service, [service])), int(k)
+        elif model.pod is not None:
+            ordinal = model.pod
+        cls = F.PodCrash if kind == "pod-crash" else F.PodHang
+        return cls(count=1 if ordinal is not None else model.count, ordinal=ordinal, **common)
     if kind == "bad-rollout":
         return F.BadRollout(error_ratio_multiplier=model.error_ratio_multiplier, extra_error_ratio=model.extra_error_ratio,
                             extra_latency_s=model.extra_latency, **common)
@@ -728,6 +751,40 @@ def _fault_rules(spec, i: int, f, names):
 
     for rule in (services, at, nodes, leak):
         yield from guarded(rule)
+    yield from guarded(_victim_rules, spec, where, f, names)
+
+
+def _victim_rules(spec, where: tuple, f, names):
+    """A fault naming its victim (``pod``): one victim, a StatefulSet's pod it hits, below maxPods."""
+    if f.kind not in ("pod-crash", "pod-hang") or f.pod is None:
+        return
+    if f.count != 1:
+        yield where + ("count",), f"must be 1 (or omitted) with pod, which names one victim, got {f.count}"
+    if names is UNCHECKED:
+        return
+    hit = list(f.services) if f.services is not None else list(names)
+    ordinal = f.pod
+    if isinstance(f.pod, str):
+        service, _, k = f.pod.rpartition("-")
+        statefulsets = [n for n in names if spec.services[names[n]].kind == "StatefulSet"]
+        if service not in names or not k.isdigit():
+            yield (where + ("pod",), f"must be an ordinal (0, 1, ...) or a StatefulSet's pod name SERVICE-ORDINAL "
+                                     f"({', '.join(f'{n}-0' for n in statefulsets) or 'none: no service is a StatefulSet'}),"
+                                     f" got {f.pod!r}")
+            return
+        if service not in hit:
+            yield where + ("pod",), f"names a pod of {service}, which services ({', '.join(hit)}) leaves out"
+            return
+        hit, ordinal = [service], int(k)
+    for name in hit:
+        if name not in names:
+            continue  # said by the services rule
+        s = spec.services[names[name]]
+        if s.kind != "StatefulSet":
+            yield (where + ("pod",), f"names a StatefulSet's pod by its ordinal; {name} is a {s.kind}: add kind: "
+                                     "StatefulSet to it, or omit pod (a victim drawn at random)")
+        elif ordinal >= s.max_pods:
+            yield where + ("pod",), f"ordinal {ordinal} is beyond {name}'s maxPods ({s.max_pods}): no such pod"
 
 
 def _spec_rules(spec):

@@ -304,6 +304,8 @@ def _format_health(h: dict, desired=None) -> str:
         out += ("\n    no rollback: the Deployment is paused (spec.paused, not by setpoint) and would not roll back; "
                 "it goes out once the Deployment is resumed")
     out += ORDERED_WORDS.get(h.get("reason"), "")
+    if h.get("reason") == "CondemnedPodNotRestarted":
+        out += _condemned_words(h)
     if h.get("revision_worse") or h.get("reason") == "RevisionWorseRecorded":
         out += _revision_worse_lines(h)
     if count(kept) and count(desired) and kept != desired and h.get("action") != "scale":
@@ -566,15 +568,29 @@ def _revision_worse_lines(h: dict) -> str:
             "them (they come back on it); running alone, its firing pods are restarted as any revision's")
 
 
-#: What explain adds under a health line for the reasons of a StatefulSet walking its replicas
-#: (controller/core/arbitrate.py, rules 3c and 7)
+#: What explain adds under a health line for a StatefulSet walking up (controller/core/arbitrate.py,
+#: rule 7; rule 3c, CondemnedPodNotRestarted: _condemned_words)
 ORDERED_WORDS = {
     "OrderedScaleUpPending": ("\n    no health scale-up: the StatefulSet (OrderedReady) has not created every pod of its last "
                               "scale-up yet; it creates them one at a time, each once every lower pod is Ready, so more "
                               "replicas would come after those"),
-    "CondemnedPodNotRestarted": ("\n    not restarted: the check fires only on pods the StatefulSet's scale-down removes "
-                                 "(ordinal at or above spec.replicas; deleted, never recreated)"),
 }
+
+
+def _condemned_words(h: dict) -> str:
+    """explain's line for CondemnedPodNotRestarted: the ordinals the StatefulSet keeps (the record's
+    ``ordinals`` [first, end): spec.ordinals.start plus spec.replicas), the pods out of them removed."""
+    kept = h.get("ordinals")
+    if (isinstance(kept, list) and len(kept) == 2 and all(isinstance(k, int) and not isinstance(k, bool) for k in kept)):
+        first, end = kept
+        keeps = f"it keeps {first}..{end - 1}" if end > first else "it keeps none"
+        where = f"ordinal {end} or above" + (f", or below {first}" if first else "")
+        start = f"spec.ordinals.start {first} + " if first else ""
+        return (f"\n    not restarted: the check fires only on pods the StatefulSet's scale-down removes ({where}: "
+                f"{keeps}, {start}spec.replicas {end - first}; deleted, never recreated)")
+    # a record written before the range was: the rule alone
+    return ("\n    not restarted: the check fires only on pods the StatefulSet's scale-down removes (ordinal at or "
+            "above spec.ordinals.start + spec.replicas; deleted, never recreated)")
 
 
 def _health_cell(health: dict | None) -> str:

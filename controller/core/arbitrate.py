@@ -24,7 +24,8 @@ in order, the first rule that applies decides the health side:
 4. a restart is wanted but the service is overloaded -> scale-up instead (ScaleUpOverloaded);
    at replicas.max it waits (AtMaxReplicas); for a policy that never scales (health-only) it
    waits for the pods still starting (RestartWaitsForStartingPods). Not while an OrderedReady
-   StatefulSet walks up (fewer pods created than spec.replicas): its controller creates them one
+   StatefulSet has pods to create (fewer than spec.replicas: a walk up's, or one deleted and not
+   yet recreated): its controller creates them one
    at a time, each once every lower pod is Ready, so a scale-up adds pods after those (nothing
    now), and waiting may never end (a broken pod not Ready stops the walk for good): the restart
    goes on to rule 5
@@ -36,7 +37,8 @@ in order, the first rule that applies decides the health side:
    held when the restart budget is spent; restart-pod waits when max-unavailable leaves no room;
    else restart
 7. scale-up wanted by a check -> scale up (cooldown and max replicas permitting); not while an
-   OrderedReady StatefulSet walks up (OrderedScaleUpPending: the count asked for is not reached yet)
+   OrderedReady StatefulSet walks up (OrderedScaleUpPending: the count asked for is not reached yet:
+   its highest pod is below it; a pod deleted below the top and being recreated is no walk up)
 8. record -> RecordOnly
 
 Rollback beats restart beats scale. Whenever the health side takes no action, the scaling
@@ -127,6 +129,11 @@ class ArbitrationInput:
     # (N,) int: the pods the workload's controller has created (status.replicas); with ``ordered``
     # and below ``current``, the StatefulSet is still walking up to spec.replicas
     created: np.ndarray | None = None
+    # (N,) int: the ordinals the StatefulSet's pods reach (the highest listed, counted from
+    # ordinals.start); with ``ordered`` and below ``current``, it walks up to spec.replicas (a
+    # scale-up not reached yet). Not ``created``: a pod deleted below the top (restarted) and not
+    # yet recreated lowers status.replicas, though nothing walks. None: ``created``
+    reached: np.ndarray | None = None
     # (N,) bool: every pod restart-pod would restart is condemned: at or above its StatefulSet's
     # spec.replicas, removed by the scale-down (not recreated): not restarted (CondemnedPodNotRestarted)
     condemned: np.ndarray | None = None
@@ -171,6 +178,7 @@ class ArbitrationInput:
             release_worse=arr("release_worse", False, bool),
             release_explains=arr("release_explains", False, bool),
             ordered=arr("ordered", False, bool),
+            reached=arr("reached", fields.get("created", current), np.int64),  # before created is taken
             created=arr("created", current, np.int64),
             condemned=arr("condemned", False, bool),
         )
@@ -246,9 +254,10 @@ def arbitrate(inp: ArbitrationInput) -> Arbitration:
     scale_to = np.maximum(inp.scale_up_to, inp.desired)
     can_scale = scale_to > inp.current
     walking_up = ordered_walk_up(inp)
-    # while an OrderedReady StatefulSet walks up, overload is no reason to trade a restart for
-    # replicas (module docstring, rule 4): the restart rules below decide
-    overloaded = inp.overloaded & ~walking_up
+    # while an OrderedReady StatefulSet has pods to create (a walk up's, or one deleted and not yet
+    # recreated), overload is no reason to trade a restart for replicas (module docstring, rule 4):
+    # they would come after those; the restart rules below decide
+    overloaded = inp.overloaded & ~ordered_pods_pending(inp)
     t.decide(restart & overloaded & inp.cooldown, R.SCALE_UP_COOLDOWN)
     t.decide(restart & overloaded & can_scale, R.SCALE_UP_OVERLOADED, Act.SCALE, replicas=scale_to)
     if inp.never_scales is not None:
@@ -282,12 +291,23 @@ def arbitrate(inp: ArbitrationInput) -> Arbitration:
     return Arbitration(t.action.astype(np.int8), t.reason, t.replicas, t.restart, t.hold, hold_reason, t.health)
 
 
-def ordered_walk_up(inp: ArbitrationInput) -> np.ndarray:
+def ordered_pods_pending(inp: ArbitrationInput) -> np.ndarray:
     """(N,) bool: an OrderedReady StatefulSet whose controller has created fewer pods than its spec
-    replicas: it is still creating a scale-up's pods, one at a time, each once every lower one is Ready."""
+    replicas (a walk up's, or a pod deleted and not yet recreated): it creates them one at a time,
+    each once every lower one is Ready, before any a scale-up would add."""
     if inp.ordered is None or inp.created is None:
         return np.zeros(inp.current.size, bool)
     return inp.ordered & (inp.created < inp.current)
+
+
+def ordered_walk_up(inp: ArbitrationInput) -> np.ndarray:
+    """(N,) bool: an OrderedReady StatefulSet walking up: its pods do not reach its spec replicas
+    yet (``reached``, else ``created``), a scale-up's not all created. A pod deleted below the top
+    and being recreated under its name is not a walk up."""
+    if inp.ordered is None or inp.created is None:
+        return np.zeros(inp.current.size, bool)
+    reached = inp.created if inp.reached is None else np.maximum(inp.reached, inp.created)
+    return inp.ordered & (reached < inp.current)
 
 
 def _rollback_rules(t: _Rules, inp: ArbitrationInput) -> None:

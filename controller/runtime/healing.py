@@ -142,10 +142,31 @@ def _condemned(status: TargetStatus, pod: PodStatus) -> bool:
     Deployment's ReplicaSet picks the pods a scale-down removes when it does: none is condemned."""
     if status.ref.kind != "StatefulSet":
         return False
-    prefix, _, ordinal = pod.name.rpartition("-")
-    if prefix != status.ref.name or not ordinal.isdigit():
+    ordinal = ordinal_of(status, pod)
+    if ordinal is None:
         return False
-    return not status.ordinal_start <= int(ordinal) < status.ordinal_start + status.spec_replicas
+    return not status.ordinal_start <= ordinal < status.ordinal_start + status.spec_replicas
+
+
+def ordinal_of(status: TargetStatus, pod: PodStatus) -> int | None:
+    """The ordinal of a StatefulSet's pod (``<name>-<ordinal>``), None for a name not of that form."""
+    prefix, _, ordinal = pod.name.rpartition("-")
+    return int(ordinal) if prefix == status.ref.name and ordinal.isdigit() else None
+
+
+def walk_reach(status: TargetStatus) -> int:
+    """How many of a StatefulSet's ordinals its pods reach: the highest ordinal listed (a
+    terminating pod too), less spec.ordinals.start, plus one; at least status.replicas (other
+    kinds: status.replicas). Arbitration's walk up (``ordered_walk_up``: a scale-up check held,
+    OrderedScaleUpPending) is this below spec.replicas, not status.replicas: a pod deleted below
+    the top (restarted, by setpoint or anyone) and not recreated yet lowers status.replicas though
+    nothing walks. The top pod deleted and not yet back still reads as a walk (a snapshot cannot
+    tell it from one not created yet); the real controller recreates it in its next sync."""
+    if status.ref.kind != "StatefulSet":
+        return int(status.status_replicas)
+    ordinals = [k for pod in status.pods if (k := ordinal_of(status, pod)) is not None]
+    top = max(ordinals) - status.ordinal_start + 1 if ordinals else 0
+    return max(top, int(status.status_replicas))
 
 
 def revision_statistics(params: HealthParams, n: int, rows: np.ndarray, current: np.ndarray,
@@ -285,7 +306,10 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
                                 rollback_supported=[t.kind == "Deployment" for t in targets],
                                 partitioned=[t in by_ref and by_ref[t].partition > 0 for t in targets],
                                 ordered=[t in by_ref and by_ref[t].ordered for t in targets],
-                                created=view.status.astype(np.int64))
+                                created=view.status.astype(np.int64),
+                                reached=[walk_reach(by_ref[t]) if t in by_ref else int(view.status[i])
+                                         for i, t in enumerate(targets)],
+                                ordinal_start=[by_ref[t].ordinal_start if t in by_ref else 0 for t in targets])
 
 
 def _count_missing(params: HealthParams, hq: HealthQueries, targets: Sequence[TargetRef], view: ClusterView,

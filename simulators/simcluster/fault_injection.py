@@ -53,7 +53,7 @@ class FaultInjection:
         fault = event.fault
         rows = fault.service_indices(self.index_of, self.n_services)
         if isinstance(fault, F.PodCrash):
-            self._pod_crash(rows, fault.count, now)
+            self._pod_crash(rows, fault.count, now, fault.ordinal)
         elif isinstance(fault, (F.CrashLoopRollout, F.BadRollout)):
             for i in rows.tolist():
                 self.rollout(i, fault.revision_props(), now)
@@ -64,20 +64,34 @@ class FaultInjection:
         elif isinstance(fault, F.ReadinessOutage):
             self._readiness_outage(rows, event.starts, now)
         elif isinstance(fault, F.PodHang):
-            self._pod_hang(rows, fault.count, event, now)
+            self._pod_hang(rows, fault.count, event, now, fault.ordinal)
         else:
             self._metrics_fault(fault, rows, event.starts)
 
-    def _pod_crash(self, rows: np.ndarray, count: int, now: float) -> None:
+    def _victim_ranks(self, i: int) -> np.ndarray:
+        """(K,) each slot's rank a fault's ``ordinal`` names in row ``i``: a StatefulSet row's pod
+        ordinal; another row's: its creation rank among the live pods (oldest 0; -1 for empty slots)."""
+        if self._ordered[i]:
+            return self._ordinals(i)
+        live = np.flatnonzero(self._pod_phase[i] != EMPTY)
+        ranks = np.full(self.K, -1, dtype=np.int64)
+        ranks[live[np.argsort(self._pod_serial[i, live], kind="stable")]] = np.arange(live.size)
+        return ranks
+
+    def _pod_crash(self, rows: np.ndarray, count: int, now: float, ordinal: int | None = None) -> None:
         for i in rows.tolist():
             phase = self._pod_phase[i]
             slots = np.flatnonzero((phase == STARTING) | (phase == READY))
             slots = slots[np.argsort(self._pod_serial[i, slots], kind="stable")]
-            victims = slots[F.choose_victims(self.streams.pod_crash(self.names[i]), slots.size, count)]
+            if ordinal is not None:
+                victims = slots[F.named_victim(slots, self._victim_ranks(i), ordinal)]
+            else:
+                victims = slots[F.choose_victims(self.streams.pod_crash(self.names[i]), slots.size, count)]
             self._restart_containers(np.full(victims.size, i), i * self.K + victims, np.full(victims.size, now))
         self._refresh(rows)
 
-    def _pod_hang(self, rows: np.ndarray, count: int, event: F.FaultEvent, now: float) -> None:
+    def _pod_hang(self, rows: np.ndarray, count: int, event: F.FaultEvent, now: float,
+                  ordinal: int | None = None) -> None:
         """Start: ``count`` Ready pods of each of ``rows`` (victims as a pod crash's, from the
         service's pod-hang stream) hang: running-not-Ready (held: Starting with no end), serving
         nothing, their containers untouched. End: those still hung (not restarted, not deleted)
@@ -87,7 +101,10 @@ class FaultInjection:
             for i in rows.tolist():
                 slots = np.flatnonzero(self._pod_phase[i] == READY)
                 slots = slots[np.argsort(self._pod_serial[i, slots], kind="stable")]
-                victims = slots[F.choose_victims(self.streams.pod_hang(self.names[i]), slots.size, count)]
+                if ordinal is not None:
+                    victims = slots[F.named_victim(slots, self._victim_ranks(i), ordinal)]
+                else:
+                    victims = slots[F.choose_victims(self.streams.pod_hang(self.names[i]), slots.size, count)]
                 hung += [(i, int(s)) for s in self._pod_serial[i, victims].tolist()]
                 flat = i * self.K + victims
                 self._flat_phase[flat] = STARTING  # phase end stays INF: held until released

@@ -20,7 +20,8 @@ RB, RP, RR, UP, REC = Remedy.ROLLBACK, Remedy.RESTART_POD, Remedy.ROLLING_RESTAR
 # to replicas.max, AtMaxReplicas there, RestartWaitsForStartingPods for a health-only policy). A
 # Deployment and a Parallel StatefulSet (ordered False: their pods are created at once), and an
 # OrderedReady StatefulSet with every pod created (its last one starting), are as before.
-WALK = dict(ordered=True, created=3)
+WALK = dict(ordered=True, created=3, reached=3)
+RECREATING = dict(ordered=True, created=3, reached=4)
 ORDERED_ROWS = [
     pytest.param(dict(want=RP, overloaded=True, scale_up_to=5, **WALK), (Act.RESTART_POD, R.RESTART_FIRING_PODS, 4, 1, False),
                  id="ordered-walk-up-overloaded-restart-is-not-a-scale-up"),
@@ -59,6 +60,20 @@ ORDERED_ROWS = [
                  (Act.SCALE, R.SCALE_UP_OVERLOADED, 5, 0, False), id="ordered-walking-down-overloaded-restart-scales-up"),
     pytest.param(dict(want=UP, scale_up_to=5, ordered=True, created=4), (Act.SCALE, R.SCALE_UP_CHECK, 5, 0, False),
                  id="ordered-every-pod-created-scale-up-check-scales-up"),
+    # a pod deleted below the top (web-1 restarted, not yet recreated): status.replicas 3 of 4, the
+    # pods reach web-3 (RECREATING). No walk up: a scale-up check scales (it was OrderedScaleUpPending);
+    # its pods are still to create before any a scale-up adds, so overload still does not take a restart
+    pytest.param(dict(want=UP, scale_up_to=5, **RECREATING), (Act.SCALE, R.SCALE_UP_CHECK, 5, 0, False),
+                 id="ordered-pod-recreated-below-the-top-scale-up-check-scales-up"),
+    pytest.param(dict(want=UP, escalated=True, scale_up_to=5, **RECREATING), (Act.SCALE, R.ESCALATED, 5, 0, False),
+                 id="ordered-pod-recreated-below-the-top-escalated-scale-up-scales-up"),
+    pytest.param(dict(want=RP, overloaded=True, scale_up_to=5, **RECREATING),
+                 (Act.RESTART_POD, R.RESTART_FIRING_PODS, 4, 1, False),
+                 id="ordered-pod-recreated-below-the-top-overloaded-restart-is-not-a-scale-up"),
+    pytest.param(dict(want=UP, scale_up_to=5, ordered=True, created=3, reached=3), (Act.NONE, R.ORDERED_SCALE_UP_PENDING, 4, 0, False),
+                 id="ordered-walk-up-reached-below-spec-scale-up-check-adds-nothing"),
+    pytest.param(dict(want=UP, scale_up_to=5, ordered=True, created=4, reached=3), (Act.SCALE, R.SCALE_UP_CHECK, 5, 0, False),
+                 id="ordered-reached-read-below-status-replicas-is-no-walk"),
     # Deployments and Parallel StatefulSets: unchanged, pods not created yet or not
     pytest.param(dict(want=RP, overloaded=True, scale_up_to=5, created=3), (Act.SCALE, R.SCALE_UP_OVERLOADED, 5, 0, False),
                  id="deployment-pods-not-created-overloaded-restart-scales-up-as-before"),
@@ -305,6 +320,7 @@ def inputs(draw, n: int = 6) -> ArbitrationInput:
         restart_room=draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)),
         rollback_budget=draw(st.lists(st.integers(0, 2), min_size=n, max_size=n)),
         created=np.maximum(0, current + np.asarray(draw(st.lists(st.integers(-3, 2), min_size=n, max_size=n)))),
+        reached=np.maximum(0, current + np.asarray(draw(st.lists(st.integers(-3, 2), min_size=n, max_size=n)))),
         **{k: draw(b()) for k in ("rollout", "overloaded", "escalated", "systemic", "suspect", "new_revision",
                                   "after_rollout", "can_rollback", "held", "verifying", "cooldown",
                                   "target_gone", "paused", "ordered", "condemned", "never_scales")})
@@ -336,9 +352,11 @@ def test_arbitration_invariants(inp):
     # no restart of an overloaded service (but for an OrderedReady StatefulSet still walking up to
     # its count: a scale-up would add pods after the ones it waits for), no pod-by-pod restart of a
     # systemic problem, none of a StatefulSet's pods its scale-down removes
-    walking_up = inp.ordered & (inp.created < inp.current)
-    assert not np.any(restarts & ((inp.overloaded & ~walking_up) | inp.systemic | inp.condemned))
-    # nor a health scale-up while an OrderedReady StatefulSet walks up
+    pending = inp.ordered & (inp.created < inp.current)
+    assert not np.any(restarts & ((inp.overloaded & ~pending) | inp.systemic | inp.condemned))
+    # nor a health scale-up while an OrderedReady StatefulSet walks up (its pods reach below its
+    # count; a pod deleted below the top and recreated is no walk)
+    walking_up = inp.ordered & (np.maximum(inp.reached, inp.created) < inp.current)
     assert not np.any(out.health & scale & walking_up)
     assert not np.any(((act == Act.RESTART_POD) | (act == Act.ROLLING_RESTART)) & inp.rollout)
     # a health scale never scales down

@@ -1,7 +1,9 @@
 """What `setpoint explain` says of a StatefulSet walking its replicas (the decisions of
 tests/core/test_ordered_walk.py): a restart during the walk up is a restart (RestartFiringPods);
 a scale-up check during it and a restart of a pod the scale-down removes say why nothing was done.
-Before, the first read `health: scale to 8 [ScaleUpOverloaded]`, the others had no such reason."""
+Before, the first read `health: scale to 8 [ScaleUpOverloaded]`, the others had no such reason; the
+condemned line said "at or above spec.replicas", wrong for a StatefulSet numbered from
+spec.ordinals.start: now the ordinals kept, from the record's ``ordinals``."""
 
 from __future__ import annotations
 
@@ -24,15 +26,22 @@ ROWS = {
     "a restart of a pod the scale-down removes": (
         "ordered walking down 6 -> 4, web-5 (condemned) firing: not restarted", Remedy.RESTART_POD,
         ["    health: no action [CondemnedPodNotRestarted] trigger not-ready",
-         "    not restarted: the check fires only on pods the StatefulSet's scale-down removes (ordinal at or above "
-         "spec.replicas; deleted, never recreated)"]),
+         "    not restarted: the check fires only on pods the StatefulSet's scale-down removes (ordinal 4 or above: "
+         "it keeps 0..3, spec.replicas 4; deleted, never recreated)"]),
+    # spec.ordinals.start 5: pods web-5..web-10, 4 kept (web-5..8), web-10 firing
+    "the same, numbered from spec.ordinals.start 5": (
+        "ordered walking down 6 -> 4, web-5 (condemned) firing: not restarted", Remedy.RESTART_POD,
+        ["    health: no action [CondemnedPodNotRestarted] trigger not-ready",
+         "    not restarted: the check fires only on pods the StatefulSet's scale-down removes (ordinal 9 or above, or "
+         "below 5: it keeps 5..8, spec.ordinals.start 5 + spec.replicas 4; deleted, never recreated)"]),
 }
+START = {"the same, numbered from spec.ordinals.start 5": 5}
 
 
 @pytest.mark.parametrize("name", list(ROWS))
 def test_explain_says_what_the_walk_changed(name):
     row, want, lines = ROWS[name]
-    d = run(row, want=want)
+    d = run(row, want=want, start=START.get(name, 0))
     health = d.record(0, "web-heal", "StatefulSet/default/web").to_dict()
     current = int(d.current[0])
     record = {"target": "default/web", "at": 900.0, "current": current, "ready": 3, "metrics": {}, "combined": current,

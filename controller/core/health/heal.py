@@ -55,6 +55,10 @@ class HealthObservation:
     rolling restart would make a new revision for the pods at or above it only; None: none is.
     ordered: (N,) bool, an OrderedReady StatefulSet (pods created one at a time, each once every
     lower one is Ready); created: (N,) the pods its controller has created (status.replicas);
+    reached: (N,) the ordinals its pods reach (the highest listed, less ordinals.start, plus one:
+    a pod deleted below it and not yet recreated does not lower it; None: ``created``);
+    ordinal_start: (N,) a StatefulSet's spec.ordinals.start (0 for none and other kinds), said
+    with CondemnedPodNotRestarted (the ordinals kept); None: 0;
     None: no target is one (arbitration's walk-up rule never applies).
     """
 
@@ -77,13 +81,15 @@ class HealthObservation:
     partitioned: np.ndarray | None = None
     ordered: np.ndarray | None = None
     created: np.ndarray | None = None
+    reached: np.ndarray | None = None
+    ordinal_start: np.ndarray | None = None
 
     @classmethod
     def of(cls, current, ready=None, values=None, *, checks: int, present=None, revision=None, rollout=None,
            pods: PodTable | None = None, revision_since=None, utilization=None, overloaded=None,
            revision_new=None, revision_old=None, paused=None, revisions=None,
            fired_until=None, rollback_supported=None, partitioned=None, ordered=None,
-           created=None) -> "HealthObservation":
+           created=None, reached=None, ordinal_start=None) -> "HealthObservation":
         """Build with defaults: all ready, no values, revision '', no rollout, no pods, the listed
         revisions unknown (``revisions``: one sequence of str per target, or None)."""
         current = np.asarray(current, dtype=np.int64).reshape(-1)
@@ -106,7 +112,9 @@ class HealthObservation:
                    rollback_supported=None if rollback_supported is None else vec(rollback_supported, True, bool),
                    partitioned=None if partitioned is None else vec(partitioned, False, bool),
                    ordered=None if ordered is None else vec(ordered, False, bool),
-                   created=None if created is None else vec(created, 0, np.int64))
+                   created=None if created is None else vec(created, 0, np.int64),
+                   reached=None if reached is None else vec(reached, 0, np.int64),
+                   ordinal_start=None if ordinal_start is None else vec(ordinal_start, 0, np.int64))
 
     def revision_stats(self, cr: int) -> tuple[np.ndarray, np.ndarray]:
         """(new, old), each (N, Cr, 3): zeros where the shell gave none."""
@@ -245,6 +253,9 @@ class HealthRecord:
     # a record revision check has judged the current revision worse (setpoint_revision_worse): true
     # until it is rolled back or replaced, whatever the action or reason of the cycle
     revision_worse: bool = False
+    # the ordinals a StatefulSet keeps, [first, end) (spec.ordinals.start, plus spec.replicas), on a
+    # CondemnedPodNotRestarted record: the pods out of it are the ones its scale-down removes
+    ordinals: tuple[int, int] | None = None
 
     def to_dict(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k not in ("checks", "revision_checks")}
@@ -252,6 +263,10 @@ class HealthRecord:
             del out["rollback_gone"]
         if not self.revision_worse:
             del out["revision_worse"]
+        if self.ordinals is None:
+            del out["ordinals"]
+        else:
+            out["ordinals"] = list(self.ordinals)
         out["restart_pods"] = list(self.restart_pods)
         out["checks"] = {c.name: {k: v for k, v in c.to_dict().items() if k != "name"} for c in self.checks}
         if self.revision_checks:
@@ -321,6 +336,8 @@ class HealingDecision:
     # canary, a Deployment's new ReplicaSet), whatever the action or reason this cycle, until that
     # revision is rolled back or replaced (not only while it is compared); None: not computed
     revision_recorded: np.ndarray | None = None
+    # (N,) a StatefulSet's spec.ordinals.start (HealthObservation.ordinal_start); None: 0
+    ordinal_start: np.ndarray | None = None
 
     def state_after(self, applied: np.ndarray | bool = True, restarted: np.ndarray | None = None,
                     hold_applied: np.ndarray | bool | None = None) -> HealthState:
@@ -436,7 +453,14 @@ class HealingDecision:
             replicas=int(self.replicas[i]), restart_pods=self.restart_pods(i), overloaded=bool(self.overloaded[i]),
             systemic=bool(self.systemic[i]), checks=tuple(checks), revision_checks=self._revision_records(i, opt),
             revision_worse=self.revision_recorded is not None and bool(self.revision_recorded[i]),
-            **self._hold_record(i))
+            ordinals=self._ordinals_kept(i), **self._hold_record(i))
+
+    def _ordinals_kept(self, i: int) -> tuple[int, int] | None:
+        """[first, end) of the ordinals target ``i`` keeps, on a CondemnedPodNotRestarted record only."""
+        if int(self.reason[i]) != HealthReason.CONDEMNED_POD_NOT_RESTARTED:
+            return None
+        start = 0 if self.ordinal_start is None else int(self.ordinal_start[i])
+        return start, start + int(self.current[i])
 
     def _hold_record(self, i: int) -> dict:
         hold = self.state.hold
@@ -595,7 +619,8 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
         restart_room=room, rollback_budget=params.budgets.rollbacks_per_day - state.budgets.rollbacks_used(now),
         revision_worse=worse, excused=excused, paused=paused, rollout_waits_for_pods=waits_for_pods,
         partitioned=obs.partitioned, never_scales=np.full(n, not params.scales), release_worse=recorded,
-        release_explains=release_explains, ordered=obs.ordered, created=obs.created, condemned=condemned))
+        release_explains=release_explains, ordered=obs.ordered, created=obs.created,
+        reached=obs.reached, condemned=condemned))
 
     # the restart of pods a hung-pod check fires on says so (an Event, the records, explain)
     hung_restart = (arb.reason == HealthReason.RESTART_FIRING_PODS) & params.hung[np.maximum(trigger, 0)] & \
@@ -635,7 +660,7 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
         view=view, pod_row=pod_row, pod_keys=pods.keys, state=new_state, revision_active=rev_active,
         revision_trigger=rev_trigger, unapplied=unapplied, hold_action=hold_action.astype(np.int64),
         hold_reason_code=hold_reason.astype(np.int64), rollback_resumes=rollback_resumes,
-        rollback_gone=rollback_gone, revision_recorded=recorded)
+        rollback_gone=rollback_gone, revision_recorded=recorded, ordinal_start=obs.ordinal_start)
 
 
 def _record_checks_bad(params: HealthParams, verdict: np.ndarray) -> np.ndarray:
