@@ -403,30 +403,32 @@ def revision_worse_notice(params: HealthParams, healing: HealingDecision, i: int
                           target: TargetRef, policy: str) -> str:
     """What a RevisionWorseRecorded Event and log line say of row ``i``: which revision a record
     revision check judges worse than which (a StatefulSet's canary against its pods below the
-    partition; a Deployment's new ReplicaSet against the old one), the comparison that says so, and
-    what setpoint does not do about it and what to run."""
+    partition; a Deployment's new ReplicaSet against the old one) and by which checks, that it is
+    recorded only and what to run, until when; then each check's comparison and what setpoint does
+    not do about it. The key facts come first: an Event's message is cut to 1 KB at its end
+    (controller/adapters/kubernetes.fit_event_message), the details stay in records and explain."""
     record = healing.record(i, policy, target.key)
     new = record.revision
     stable = _stable_revision(status, new) or "-"
     partition = status.partition if status is not None else 0
     pods = [p for p in (status.pods if status is not None else ()) if not p.deleted]
     on_new = sum(1 for p in pods if p.revision == new)
-    said = "; ".join(_comparison_words(params, c) for c in record.revision_checks
-                     if c.verdict == "bad" and c.name in _record_check_names(params))
+    bad = [c for c in record.revision_checks if c.verdict == "bad" and c.name in _record_check_names(params)]
+    by = ", ".join(c.name for c in bad) or "-"
+    said = "; ".join(_comparison_words(params, c) for c in bad)
     ref = f"{target.kind.lower()}/{target.name} -n {target.namespace}"
+    until = _SAID_UNTIL.format(new=new)
     if target.kind == "Deployment":
         # setpoint could roll it back: it does not because the check says record (watched before trusted)
         return (f"{policy}: the new ReplicaSet's revision {new} ({on_new} of {len(pods)} pods) of Deployment "
-                f"{target.name} is worse than the old ReplicaSet's revision {stable}: {said}; recorded only (the "
-                f"check's action is record): setpoint does not roll back for it, nor restart that revision's pods "
-                f"{_NOT_RESTARTED}; {_SAID_UNTIL.format(new=new)}: `kubectl rollout undo {ref}` goes back to "
-                f"revision {stable}")
+                f"{target.name} is worse than the old ReplicaSet's revision {stable} by {by}; recorded only (the "
+                f"check's action is record): `kubectl rollout undo {ref}` goes back to revision {stable}; {until}. "
+                f"{said}. Setpoint does not roll back for it, nor restart that revision's pods {_NOT_RESTARTED}")
     what = (f"canary revision {new} ({on_new} of {len(pods)} pods, partition {partition})" if partition > 0
             else f"new revision {new} ({on_new} of {len(pods)} pods)")
-    return (f"{policy}: {what} of {target.kind} {target.name} is worse than the stable revision {stable}: {said}; "
-            f"recorded only: setpoint does not roll back a {target.kind}, nor restart that revision's pods "
-            f"{_NOT_RESTARTED}; {_SAID_UNTIL.format(new=new)}: `kubectl rollout undo {ref}` puts them back on "
-            f"{stable}")
+    return (f"{policy}: {what} of {target.kind} {target.name} is worse than the stable revision {stable} by {by}; "
+            f"recorded only: `kubectl rollout undo {ref}` puts them back on {stable}; {until}. {said}. Setpoint "
+            f"does not roll back a {target.kind}, nor restart that revision's pods {_NOT_RESTARTED}")
 
 
 # the restart hold, plainly: while the stable pods serve beside the revision (they would come back on
