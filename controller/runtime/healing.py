@@ -24,7 +24,7 @@ from controller.core.health.hung import hung_seconds
 from controller.core.health.params import HealthParams, HealthReason, Remedy, Scope
 from controller.core.health.revision_test import Measure, latency_stats, ratio_stats
 from controller.errors import MetricsUnavailable
-from controller.model import Action, PodStatus, TargetRef, TargetStatus
+from controller.model import ACCEPT_REVISION_ANNOTATION, Action, PodStatus, TargetRef, TargetStatus
 from controller.ports import ClusterView, MetricsSource
 
 POD_LABELS = ("namespace", "pod")
@@ -285,7 +285,13 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
                                 rollback_supported=[t.kind == "Deployment" for t in targets],
                                 partitioned=[t in by_ref and by_ref[t].partition > 0 for t in targets],
                                 ordered=[t in by_ref and by_ref[t].ordered for t in targets],
-                                created=view.status.astype(np.int64))
+                                created=view.status.astype(np.int64),
+                                accepted=[accepted_revision(by_ref.get(t)) for t in targets])
+
+
+def accepted_revision(status: TargetStatus | None) -> str:
+    """The revision the workload's setpoint.io/accept-revision annotation accepts ('' none), trimmed."""
+    return "" if status is None else dict(status.annotations).get(ACCEPT_REVISION_ANNOTATION, "").strip()
 
 
 def _count_missing(params: HealthParams, hq: HealthQueries, targets: Sequence[TargetRef], view: ClusterView,
@@ -429,6 +435,20 @@ def revision_worse_notice(params: HealthParams, healing: HealingDecision, i: int
     return (f"{policy}: {what} of {target.kind} {target.name} is worse than the stable revision {stable} by {by}; "
             f"recorded only: `kubectl rollout undo {ref}` puts them back on {stable}; {until}. {said}. Setpoint "
             f"does not roll back a {target.kind}, nor restart that revision's pods {_NOT_RESTARTED}")
+
+
+def revision_accepted_notice(params: HealthParams, healing: HealingDecision, i: int, target: TargetRef,
+                             policy: str) -> str:
+    """What a RevisionWorseAccepted Event and log line say of row ``i``: the revision judged worse
+    (by which record checks) that the target's accept-revision annotation accepts, and what that
+    changes, until when."""
+    record = healing.record(i, policy, target.key)
+    rev = record.revision
+    by = ", ".join(c.name for c in record.revision_checks
+                   if c.verdict == "bad" and c.name in _record_check_names(params)) or "a record check"
+    return (f"{policy}: revision {rev} of {target.kind} {target.name}, judged worse by {by}, is accepted by "
+            f"annotation {ACCEPT_REVISION_ANNOTATION}={rev}: setpoint_revision_worse 0, its pods restarted as any "
+            f"revision's; until revision {rev} is replaced or the annotation removed")
 
 
 # the restart hold, plainly: while the stable pods serve beside the revision (they would come back on
