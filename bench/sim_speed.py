@@ -1,4 +1,4 @@
-"""Benchmark the whole simulation: 1,000 services for one simulated day, two controllers.
+"""Benchmark the whole simulation: --services (1,000) for --hours (24) or --days, two controllers.
 
 5 s simulation tick, 15 s control interval; the default policy and the HPA baseline each run
 over their own copy of the simulated cluster, through the same Reconciler as live, in lockstep
@@ -45,7 +45,7 @@ MEMORY_TARGET_BYTES = 2 * 2**30
 SCENARIO = """\
 apiVersion: setpoint/v1
 kind: Scenario
-metadata: {{name: wide-day, description: "{n} services, one day"}}
+metadata: {{name: wide-day, description: "{services}, {span}"}}
 spec:
   duration: {hours}h
   tick: 5s
@@ -89,7 +89,7 @@ class Stopwatch:
 def compile_kernels(policies) -> float:
     """Seconds to compile (or load from numba's disk cache) every kernel the run uses: the
     runner's warm-up (runner.warm_kernels) on a two-service version of the scenario."""
-    return warm_kernels(load_scenario_text(SCENARIO.format(n=2, hours=1 / 60), "warm-up.yaml"), specs(policies))
+    return warm_kernels(load_scenario_text(scenario_text(2, 1 / 60), "warm-up.yaml"), specs(policies))
 
 
 def specs(policies) -> list[ControllerSpec]:
@@ -158,6 +158,21 @@ def shared_run(sc, policies, jobs: int, days: float, alone_rate: float, alone_ho
           f"  same replica-hours: {same}")
 
 
+def scenario_text(services: int, hours: float) -> str:
+    """The benchmark's scenario: ``services`` services for ``hours`` simulated hours, its description
+    saying both (``1000 services, 30 days``; before, "one day" whatever --hours)."""
+    return SCENARIO.format(services=plural(services, "service"), n=services, hours=hours, span=span_words(hours))
+
+
+def span_words(hours: float) -> str:
+    """``1 day``, ``30 days``, ``2 hours``, ``1 minute``: whole days, else hours, else minutes."""
+    if hours >= 24 and float(hours / 24).is_integer():
+        return plural(float(hours / 24), "day")
+    if hours >= 1:
+        return plural(float(hours), "hour")
+    return plural(float(round(hours * 60, 3)), "minute")
+
+
 def run_size(services: int, ticks: int, days: float) -> str:
     """The run's first line: ``1000 services x 17280 ticks (1 simulated day)``."""
     return f"{plural(services, 'service')} x {plural(ticks, 'tick')} ({plural(days, 'simulated day')})"
@@ -180,7 +195,7 @@ def main() -> None:
                     help="the policy file run beside HPA (default: the default policy)")
     args = ap.parse_args()
     hours = args.days * 24.0 if args.days is not None else args.hours
-    sc = load_scenario_text(SCENARIO.format(n=args.services, hours=hours), "wide-day.yaml")
+    sc = load_scenario_text(scenario_text(args.services, hours), "wide-day.yaml")
     policies = [load_policies([path])[0] for path in (args.policy, REPO / "policies" / "hpa-cpu.yaml")]
     days = sc.duration_s / 86400.0
     print(run_size(args.services, sc.tick_count, days))

@@ -87,6 +87,9 @@ REASON_CODES: tuple[str, ...] = tuple(r.code for r in Reason)
 #: Annotation on a workload that re-arms self-healing for it (written by ``setpoint resume``):
 #: any new value resumes a target whose budget or circuit breaker stopped it.
 RESUME_ANNOTATION = "setpoint.io/resume"
+#: On a workload: the revision an SRE keeps on purpose although a record revision check judged it
+#: worse (kubectl annotate or ``setpoint accept``); it counts only while that revision is current.
+ACCEPT_REVISION_ANNOTATION = "setpoint.io/accept-revision"
 
 
 class ActionKind(enum.IntEnum):

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from controller.model import jsonable
+from controller.policy.summary import plural
 from controller.runtime.backtest import LOAD_ASSUMPTION, BacktestRun, ReplayData, capacity_risk_minutes
 from simulators.score import DECIMALS, SCHEMA_VERSION, replica_changes, replica_hours, reversals
 
@@ -110,7 +111,7 @@ def actual_notes(bt: "Backtest") -> list[str]:
     return [f"actual: scored over the ticks at which the replicas that ran are known, "
             f"{100 * known.sum() / replayed.sum():.1f}% of the replayed time (a gap of kube-state-metrics is "
             f"carried over for at most {ACTUAL_CARRY_S:g} s, Prometheus' lookback; longer ones are left out): "
-            f"{short.size} target(s) known less: {shown}{more}"]
+            f"{plural(int(short.size), 'target')} known less: {shown}{more}"]
 
 
 def score_run(run: BacktestRun, tick_s: float) -> dict[str, Any]:

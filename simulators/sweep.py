@@ -214,6 +214,13 @@ class Grid:
                 for s in self.scenarios for seed in self.seeds_of(s) for v in self.variants]
 
 
+def _count(n: int, word: str) -> str:
+    """``1 seed``, ``1,200 seeds``: plural() with thousands separators (a grid's counts run large)."""
+    from controller.policy.summary import plural
+
+    return plural(n, word).replace(str(n), f"{n:,}", 1)
+
+
 def check_grid_size(scenarios: int, variants: int, seeds: int) -> None:
     """SweepError naming --seeds (or the grid) when scenarios x variants x seeds > MAX_CELLS."""
     cells = scenarios * variants * seeds
@@ -221,7 +228,7 @@ def check_grid_size(scenarios: int, variants: int, seeds: int) -> None:
         raise SweepError([FieldError("--seeds", None, "", f"at most {MAX_CELLS:,} seeds, got {seeds:,}")])
     if cells > MAX_CELLS:
         raise SweepError([FieldError("--seeds" if seeds > 1 else "sweep", None, "",
-                                     f"{scenarios:,} scenario(s) x {variants:,} variant(s) x {seeds:,} seed(s) = "
+                                     f"{_count(scenarios, 'scenario')} x {_count(variants, 'variant')} x {_count(seeds, 'seed')} = "
                                      f"{cells:,} cells, more than {MAX_CELLS:,}; use fewer seeds, --set values "
                                      "or scenarios")])
 

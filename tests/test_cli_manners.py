@@ -19,7 +19,7 @@ from tests.support.prometheus_server import free_port, prometheus_server
 
 SETPOINT = [sys.executable, "-m", "controller.cli"]
 REPO = Path(__file__).resolve().parents[1]
-COMMANDS = [[], ["validate"], ["schema"], ["simulate"], ["explain"], ["run"], ["resume"], ["sim"], ["sim", "serve"],
+COMMANDS = [[], ["validate"], ["schema"], ["simulate"], ["explain"], ["run"], ["resume"], ["accept"], ["sim"], ["sim", "serve"],
             ["sweep"], ["tune"], ["warm"]]
 
 

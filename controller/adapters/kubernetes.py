@@ -51,7 +51,9 @@ The only module of the project that imports ``kubernetes``.
   ``SuccessfulRescale``, ``PodRestarted``, ``RolloutRestarted``, ``RolledBack``, ``RolloutPaused``,
   ``RolloutResumed``), sent in the
   background by a separate client with its own rate limit, as client-go's event recorder does.
-  Each message ends with ``reason: REASON (policy NAME)``: ``prior_actions`` reads the applied
+  Each message ends with ``reason: REASON (policy NAME)``, and every Event's message, these and
+  the notices (``record_event``), fits in 1024 bytes (``fit_event_message``: cut at a word with
+  `` …``, an action's tail kept): ``prior_actions`` reads the applied
   ones back (through that client: one list per namespace, bounded pages) for a new leader's status.
 
 Fencing: with a ``fence`` (``setpoint run --leader-elect`` gives ``LeaderElector.is_leader``),
@@ -285,6 +287,31 @@ def _retry_after_s(exc: BaseException) -> float | None:
 
 
 # --------------------------------------------------------------------------- events
+#: The most an Event's message may hold, in UTF-8 bytes. The apiserver refuses a longer one on
+#: events.k8s.io/v1 (``note``) and on core/v1 once ``eventTime`` is set (legacyValidateEvent's
+#: NoteLengthLimit, pkg/apis/core/validation/events.go), as on every Event written here; kubectl
+#: describe shows the message as one line, so the details belong in the records and explain.
+EVENT_MESSAGE_BYTES = 1024
+_CUT = " …"
+
+
+def fit_event_message(message: str, tail: str = "", limit: int = EVENT_MESSAGE_BYTES) -> str:
+    """``message + tail`` when it fits in ``limit`` UTF-8 bytes; else ``message`` cut at its last
+    word boundary that leaves room, `` …``, then ``tail`` whole (what a reader parses back, e.g. an
+    action Event's `` (policy NAME)``). The messages put their key facts first, so the cut loses
+    only details."""
+    whole = message + tail
+    if len(whole.encode()) <= limit:
+        return whole
+    room = limit - len((_CUT + tail).encode())
+    if room <= 0:  # a tail too long to keep: cut the whole instead
+        message, tail, room = whole, "", limit - len(_CUT.encode())
+    cut = message.encode()[:room].decode(errors="ignore")  # never half a character
+    if not message[len(cut)].isspace() and " " in cut:  # mid-word: back to the word's start
+        cut = cut[:cut.rindex(" ")]
+    return cut.rstrip(" ;,:") + _CUT + tail
+
+
 class EventRecorder:
     """Sends core/v1 Events in the background (bounded queue, dropped when full, never raising),
     through its own rate-limited client so that events never slow actuation down."""
@@ -292,7 +319,7 @@ class EventRecorder:
     def __init__(self, api_client: k8s.ApiClient, source: str, timeout: tuple[float, float], capacity: int = 1000):
         self.core = k8s.CoreV1Api(api_client)
         self.source = source
-        self.instance = socket.gethostname()
+        self.instance = socket.gethostname()[:128]  # the apiserver's limit on reportingInstance
         self.timeout = timeout
         self.sent = 0
         self.failed = 0
@@ -302,13 +329,20 @@ class EventRecorder:
         self._thread = threading.Thread(target=self._run, name="setpoint-events", daemon=True)
         self._thread.start()
 
-    def record(self, namespace: str, involved: dict, reason: str, message: str, event_type: str = "Normal") -> None:
+    def record(self, namespace: str, involved: dict, reason: str, message: str, event_type: str = "Normal",
+               tail: str = "") -> None:
+        """Queue one Event: the only place Setpoint's Event bodies are built. Its message is
+        ``message + tail`` fitted to EVENT_MESSAGE_BYTES (fit_event_message). ``eventTime`` (and
+        the ``action`` it requires) is set, so the apiserver holds the message to that limit on
+        core/v1 too, as events.k8s.io/v1 does: a longer one is refused, not written."""
         now = datetime.now(timezone.utc)
         stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {"metadata": {"name": f"{involved['name']}.{time.time_ns():x}", "namespace": namespace},
-                "involvedObject": {**involved, "namespace": namespace}, "reason": reason, "message": message,
-                "type": event_type, "source": {"component": self.source}, "reportingComponent": self.source,
-                "reportingInstance": self.instance, "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1}
+                "involvedObject": {**involved, "namespace": namespace}, "reason": reason,
+                "message": fit_event_message(message, tail), "type": event_type, "action": reason,
+                "source": {"component": self.source}, "reportingComponent": self.source,
+                "reportingInstance": self.instance, "firstTimestamp": stamp, "lastTimestamp": stamp,
+                "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "count": 1}
         try:
             self._queue.put_nowait(body)
         except queue.Full:
@@ -876,8 +910,8 @@ class KubernetesCluster:
             raise
         self._version_seen.pop(ref, None)  # the write changed it
         self._spec_seen[ref] = desired
-        self._event(ref, "SuccessfulRescale", f"New size: {desired}; reason: {action.reason}; "
-                                              f"replicas {current} -> {desired}{_of_policy(action)}")
+        self._event(ref, "SuccessfulRescale", f"New size: {desired}; reason: {action.reason}",
+                    tail=f"; replicas {current} -> {desired}{_of_policy(action)}")
 
     def _restart_pod(self, action: Action) -> None:
         ref, pod = action.target, action.pod
@@ -885,7 +919,7 @@ class KubernetesCluster:
             raise PermanentError(f"restart-pod on {ref}: no pod named in the action", target=str(ref))
         self._once(f"delete pod {ref.namespace}/{pod}", str(ref), self.core.delete_namespaced_pod, pod, ref.namespace)
         self._event(ref, "PodRestarted",
-                    f"Deleted pod {pod} so that it is recreated; reason: {action.reason}{_of_policy(action)}")
+                    f"Deleted pod {pod} so that it is recreated; reason: {action.reason}", tail=_of_policy(action))
 
     def _rolling_restart(self, action: Action) -> None:
         ref = action.target
@@ -893,7 +927,7 @@ class KubernetesCluster:
         body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT_ANNOTATION: stamp}}}}}
         self._patch_observed_spec(action, f"rolling restart {ref}", body)
         self._event(ref, "RolloutRestarted",
-                    f"Rolling restart (restartedAt {stamp}); reason: {action.reason}{_of_policy(action)}")
+                    f"Rolling restart (restartedAt {stamp}); reason: {action.reason}", tail=_of_policy(action))
 
     def _patch_observed_spec(self, action: Action, what: str, body: dict) -> None:
         """A merge patch of a workload's spec, decided on its last observe, that must not land on a
@@ -954,7 +988,8 @@ class KubernetesCluster:
                    field_manager=self.field_manager)
         from_rev = (deployment.metadata.annotations or {}).get(REVISION_ANNOTATION, "?")
         self._event(ref, "RolledBack", f"Rolled back from revision {from_rev} to revision "
-                                       f"{_revision_number(target_rs)}; reason: {action.reason}{_of_policy(action)}")
+                                       f"{_revision_number(target_rs)}; reason: {action.reason}",
+                    tail=_of_policy(action))
 
     def _set_paused(self, action: Action) -> None:
         """PAUSE / RESUME: a merge patch of the Deployment's spec.paused (a rollout hold)."""
@@ -997,13 +1032,15 @@ class KubernetesCluster:
         type Warning when ``warning``."""
         self._event(ref, reason, message, "Warning" if warning else "Normal")
 
-    def _event(self, ref: TargetRef, reason: str, message: str, event_type: str = "Normal") -> None:
+    def _event(self, ref: TargetRef, reason: str, message: str, event_type: str = "Normal", tail: str = "") -> None:
+        """An Event on the workload ``ref``; ``tail``: the end of the message kept whole when it is
+        cut to fit (what ``prior_actions`` parses back)."""
         if self.events is None:
             return
         involved = {"apiVersion": "apps/v1", "kind": ref.kind, "name": ref.name}
         if ref in self._uids:
             involved["uid"] = self._uids[ref]
-        self.events.record(ref.namespace, involved, reason, message, event_type)
+        self.events.record(ref.namespace, involved, reason, message, event_type, tail)
 
     def prior_actions(self, namespaces: Sequence[str]) -> PriorActions:
         """The applied actions Setpoint's Events in ``namespaces`` record (the PriorActionReader

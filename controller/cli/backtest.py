@@ -79,6 +79,7 @@ def backtest(
     from controller.adapters.prometheus import PrometheusSource
     from controller.errors import BacktestError
     from controller.policy import parse_duration
+    from controller.policy.summary import plural
     from controller.runtime.backtest import (MAX_WINDOW_S, blind_policies, history_notes, parse_time, sample_notes,
                                              stream_backtest)
     from controller.runtime.reconciler import RuntimePolicy
@@ -158,7 +159,7 @@ def backtest(
     notes += samples
     missing = [t.key for t, known in zip(data.targets, data.has_actual) if not known]
     if missing:
-        notes.append(f"the replicas that ran are unknown for {len(missing)} target(s) ({', '.join(missing[:5])}): "
+        notes.append(f"the replicas that ran are unknown for {plural(len(missing), 'target')} ({', '.join(missing[:5])}): "
                      f"their signals are replayed unscaled")
     bt = Backtest(data, runs, ", ".join(str(p) for p in policy), config.safe_url, set_differences(mine, theirs),
                   notes, {run.name: {p.name: f"{p.file}:{p.line}" for p in loaded}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -439,6 +440,48 @@ def resume(
         cluster.close()
     typer.echo(f"{ref}: resume requested; the controller re-arms it (and ends a hands-off) on its next cycle")
 
+
+@app.command(short_help="Accept a revision a record revision check judged worse (keep it on purpose).")
+def accept(
+    target: Annotated[str, typer.Argument(help="The workload: NAMESPACE/NAME, or NAME in --namespace.")],
+    revision: Annotated[str, typer.Argument(help="The revision to accept, as the RevisionWorseRecorded Event and "
+                                                 "`setpoint status` name it (e.g. 2).")],
+    namespace: Annotated[str, typer.Option("--namespace", "-n", help="Namespace when TARGET has none.")] = "default",
+    kind: Annotated[str, typer.Option(help="Deployment or StatefulSet (any case; deploy, sts).")] = "Deployment",
+    kubeconfig: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="Kubeconfig file.")] = None,
+    context: Annotated[Optional[str], typer.Option(help="Kubeconfig context.")] = None,
+) -> None:
+    """Accept REVISION of a workload although a record revision check judged it worse.
+
+    Writes the setpoint.io/accept-revision annotation (REVISION) on the workload, as `kubectl
+    annotate KIND/NAME setpoint.io/accept-revision=REVISION` does. While that revision is current
+    the running controller no longer says it worse (setpoint_revision_worse 0, the alert
+    resolves), restarts its pods as any revision's, and records the acceptance (records, status,
+    one RevisionWorseAccepted Event). An acceptance names one revision: the next release is judged
+    on its own. Remove it with `kubectl annotate KIND/NAME setpoint.io/accept-revision-`.
+    """
+    from controller.adapters.kubernetes import KubernetesCluster
+    from controller.errors import ActuationError
+    from controller.model import ACCEPT_REVISION_ANNOTATION
+
+    ref = resume_target(target, namespace, kind)
+    if not re.fullmatch(REVISION_PATTERN, revision):
+        fail([f"REVISION: expected a revision as setpoint names it (a number, or a ControllerRevision's name: "
+              f"letters, digits, '-', '.', '_', at most 253), got {revision!r}"])
+    cluster = KubernetesCluster(kubeconfig=kubeconfig, context=context, emit_events=False)
+    try:
+        cluster.annotate(ref, ACCEPT_REVISION_ANNOTATION, revision)
+    except ActuationError as exc:
+        why = str(exc).removeprefix(f"annotate {ref}: ")  # the adapter names the call; say what it was for
+        fail([f"{ref}: cannot write the accept-revision annotation: {why}"])
+    finally:
+        cluster.close()
+    typer.echo(f"{ref}: revision {revision} accepted ({ACCEPT_REVISION_ANNOTATION}={revision}); the controller stops "
+               f"saying it worse on its next cycle, for as long as it is the current revision")
+
+
+#: A revision as setpoint names it: a Deployment's number, a StatefulSet's ControllerRevision name.
+REVISION_PATTERN = r"(?=.{1,253}$)[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
 
 #: ``--kind`` as kubectl spells the two workload kinds (any case).
 WORKLOAD_KINDS = {"deployment": "Deployment", "deployments": "Deployment", "deploy": "Deployment",

@@ -308,6 +308,7 @@ def _format_health(h: dict, desired=None) -> str:
         out += _condemned_words(h)
     if h.get("revision_worse") or h.get("reason") == "RevisionWorseRecorded":
         out += _revision_worse_lines(h)
+    out += _acceptance_line(h)
     if count(kept) and count(desired) and kept != desired and h.get("action") != "scale":
         why = ("the health action takes this cycle: one action per target" if h.get("action") else
                "no scale-down while a rollout or rollback is in progress, nor below a recent health scale-up's floor")
@@ -568,6 +569,24 @@ def _revision_worse_lines(h: dict) -> str:
             "them (they come back on it); running alone, its firing pods are restarted as any revision's")
 
 
+def _acceptance_line(h: dict) -> str:
+    """explain's line for the setpoint.io/accept-revision annotation (a record's ``health``): the
+    revision judged worse it accepts, or that it names another revision than the current one."""
+    from controller.model import ACCEPT_REVISION_ANNOTATION
+
+    rev, named = h.get("revision"), h.get("accept_revision")
+    if h.get("revision_accepted"):
+        judged = ", ".join(n for n, c in (h.get("revision_checks") or {}).items() if c.get("verdict") == "bad")
+        return (f"\n    revision accepted: revision {rev}, judged worse{f' by {judged}' if judged else ''}, is accepted "
+                f"by annotation ({ACCEPT_REVISION_ANNOTATION}={named}): not said worse (setpoint_revision_worse 0), "
+                f"its pods restarted as any revision's; it ends when revision {rev} is replaced or the annotation "
+                f"removed")
+    if named and named != rev and (h.get("revision_worse") or h.get("reason") == "RevisionWorseRecorded"):
+        return (f"\n    not accepted: {ACCEPT_REVISION_ANNOTATION} names revision {named}, not the current revision "
+                f"{rev}: it accepts nothing (an acceptance is of one revision, not of those after it)")
+    return ""
+
+
 #: What explain adds under a health line for a StatefulSet walking up (controller/core/arbitrate.py,
 #: rule 7; rule 3c, CondemnedPodNotRestarted: _condemned_words)
 ORDERED_WORDS = {
@@ -608,7 +627,10 @@ def _health_cell(health: dict | None) -> str:
         parts.append("NO ROLLBACK: PAUSED")
     # a revision judged worse by a record check: said (not acted on) until rolled back or replaced
     if health.get("revision_worse") or health.get("reason") == "RevisionWorseRecorded":
-        parts.append("REVISION WORSE")
+        named = health.get("accept_revision")
+        parts.append(f"REVISION WORSE (accept-revision names {named}: not accepted)" if named else "REVISION WORSE")
+    elif health.get("revision_accepted"):  # the SRE keeps it on purpose (setpoint.io/accept-revision)
+        parts.append("REVISION WORSE, accepted by annotation")
     parts.append(f"firing: {', '.join(firing)}" if firing else "" if checks and len(blind) == len(checks) else "ok")
     parts.append(f"no data: {', '.join(blind)}" if blind else "")
     return "\n".join(p for p in parts if p)

@@ -37,6 +37,7 @@ from controller.core.scaling.signal import read_signal
 from controller.model import (DEFAULT_TARGET_LABELS, Action, ActionKind, TargetIndex, TargetLabels, TargetRef,
                               TargetSelector)
 from controller.policy.durations import format_duration
+from controller.policy.summary import plural
 from controller.ports import ClusterView, Samples
 from controller.runtime.claims import TargetClaims
 from controller.runtime.reconciler import Reconciler, RuntimePolicy
@@ -351,7 +352,7 @@ def _named(targets: Sequence[TargetRef], rows, counts: np.ndarray, times: int | 
     shown = [f"{targets[i].key} ({counts[i]} of {of[i]} times)" if of is not None
              else f"{targets[i].key} ({counts[i]} samples)" for i in rows[:most]]
     more = f" and {len(rows) - most} more" if len(rows) > most else ""
-    return f"{len(rows)} target(s): " + ", ".join(shown) + more
+    return f"{plural(len(rows), 'target')}: " + ", ".join(shown) + more
 
 
 @dataclass
@@ -1178,7 +1179,7 @@ def conflict_notes(run: BacktestRun, targets: Sequence[TargetRef], prefix: str =
     lines = []
     for (owner, other), keys in pairs.items():
         shown = ", ".join(sorted(keys)[:most]) + (f" and {len(keys) - most} more" if len(keys) > most else "")
-        lines.append(f"{prefix}conflict: {len(keys)} workload(s) selected by policies {owner} and {other} ({shown}): "
+        lines.append(f"{prefix}conflict: {plural(len(keys), 'workload')} selected by policies {owner} and {other} ({shown}): "
                      f"{owner} governs them, {other} leaves them alone, as setpoint run does (the first policy to "
                      f"select a workload keeps it; at the first tick, the set's order: files sorted, documents in "
                      f"order; live, a PolicyConflict Event); narrow one of the selectors")
@@ -1193,7 +1194,7 @@ def unselected_notes(run: BacktestRun, targets: Sequence[TargetRef], most: int =
     if not none.size:
         return []
     shown = ", ".join(targets[j].key for j in none[:most]) + (f" and {none.size - most} more" if none.size > most else "")
-    return [f"{run.name}: {none.size} target(s) no policy of it selects, not replayed in it: {shown}"]
+    return [f"{run.name}: {plural(int(none.size), 'target')} no policy of it selects, not replayed in it: {shown}"]
 
 
 def history_start(data: ReplayData) -> float:
@@ -1228,11 +1229,11 @@ def start_notes(data: ReplayData) -> list[str]:
     if later.size:
         shown = ", ".join(f"{data.targets[i].key} from {iso(since[i])}" for i in later[:5])
         more = f" and {later.size - 5} more" if later.size > 5 else ""
-        lines.append(f"{later.size} target(s) replayed from their first sample (no data before it: no replicas "
+        lines.append(f"{plural(int(later.size), 'target')} replayed from their first sample (no data before it: no replicas "
                      f"counted, no missing sample noted): {shown}{more}")
     never = np.flatnonzero(~known)
     if never.size:
-        lines.append(f"{never.size} target(s) without any sample in the window, not replayed: "
+        lines.append(f"{plural(int(never.size), 'target')} without any sample in the window, not replayed: "
                      + ", ".join(data.targets[i].key for i in never[:5]) + (" ..." if never.size > 5 else ""))
     return lines
 
@@ -1247,7 +1248,7 @@ def history_notes(data: ReplayData, most: int = 5) -> list[str]:
     n = len(data.targets)
     shown = ", ".join(t.key for t in data.targets[:most]) + (f" and {n - most} more" if n > most else "")
     return [f"history starts at {iso(history)}, {format_duration(history - t_s[0], days=True)} into the window: no sample of "
-            f"the queries or of the replicas that ran before it at any of the {n} target(s) ({shown}; Prometheus' "
+            f"the queries or of the replicas that ran before it at any of the {plural(n, 'target')} ({shown}; Prometheus' "
             f"retention, or workloads younger than the window); the replay starts there, leaving out the window's "
             f"first {skipped} of {t_s.size} times ({100 * skipped / t_s.size:.1f}%), which the notes of each query "
             f"do not count as missing"]

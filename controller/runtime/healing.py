@@ -24,7 +24,7 @@ from controller.core.health.hung import hung_seconds
 from controller.core.health.params import HealthParams, HealthReason, Remedy, Scope
 from controller.core.health.revision_test import Measure, latency_stats, ratio_stats
 from controller.errors import MetricsUnavailable
-from controller.model import Action, PodStatus, TargetRef, TargetStatus
+from controller.model import ACCEPT_REVISION_ANNOTATION, Action, PodStatus, TargetRef, TargetStatus
 from controller.ports import ClusterView, MetricsSource
 
 POD_LABELS = ("namespace", "pod")
@@ -309,7 +309,13 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
                                 created=view.status.astype(np.int64),
                                 reached=[walk_reach(by_ref[t]) if t in by_ref else int(view.status[i])
                                          for i, t in enumerate(targets)],
-                                ordinal_start=[by_ref[t].ordinal_start if t in by_ref else 0 for t in targets])
+                                ordinal_start=[by_ref[t].ordinal_start if t in by_ref else 0 for t in targets],
+                                accepted=[accepted_revision(by_ref.get(t)) for t in targets])
+
+
+def accepted_revision(status: TargetStatus | None) -> str:
+    """The revision the workload's setpoint.io/accept-revision annotation accepts ('' none), trimmed."""
+    return "" if status is None else dict(status.annotations).get(ACCEPT_REVISION_ANNOTATION, "").strip()
 
 
 def _count_missing(params: HealthParams, hq: HealthQueries, targets: Sequence[TargetRef], view: ClusterView,
@@ -427,30 +433,46 @@ def revision_worse_notice(params: HealthParams, healing: HealingDecision, i: int
                           target: TargetRef, policy: str) -> str:
     """What a RevisionWorseRecorded Event and log line say of row ``i``: which revision a record
     revision check judges worse than which (a StatefulSet's canary against its pods below the
-    partition; a Deployment's new ReplicaSet against the old one), the comparison that says so, and
-    what setpoint does not do about it and what to run."""
+    partition; a Deployment's new ReplicaSet against the old one) and by which checks, that it is
+    recorded only and what to run, until when; then each check's comparison and what setpoint does
+    not do about it. The key facts come first: an Event's message is cut to 1 KB at its end
+    (controller/adapters/kubernetes.fit_event_message), the details stay in records and explain."""
     record = healing.record(i, policy, target.key)
     new = record.revision
     stable = _stable_revision(status, new) or "-"
     partition = status.partition if status is not None else 0
     pods = [p for p in (status.pods if status is not None else ()) if not p.deleted]
     on_new = sum(1 for p in pods if p.revision == new)
-    said = "; ".join(_comparison_words(params, c) for c in record.revision_checks
-                     if c.verdict == "bad" and c.name in _record_check_names(params))
+    bad = [c for c in record.revision_checks if c.verdict == "bad" and c.name in _record_check_names(params)]
+    by = ", ".join(c.name for c in bad) or "-"
+    said = "; ".join(_comparison_words(params, c) for c in bad)
     ref = f"{target.kind.lower()}/{target.name} -n {target.namespace}"
+    until = _SAID_UNTIL.format(new=new)
     if target.kind == "Deployment":
         # setpoint could roll it back: it does not because the check says record (watched before trusted)
         return (f"{policy}: the new ReplicaSet's revision {new} ({on_new} of {len(pods)} pods) of Deployment "
-                f"{target.name} is worse than the old ReplicaSet's revision {stable}: {said}; recorded only (the "
-                f"check's action is record): setpoint does not roll back for it, nor restart that revision's pods "
-                f"{_NOT_RESTARTED}; {_SAID_UNTIL.format(new=new)}: `kubectl rollout undo {ref}` goes back to "
-                f"revision {stable}")
+                f"{target.name} is worse than the old ReplicaSet's revision {stable} by {by}; recorded only (the "
+                f"check's action is record): `kubectl rollout undo {ref}` goes back to revision {stable}; {until}. "
+                f"{said}. Setpoint does not roll back for it, nor restart that revision's pods {_NOT_RESTARTED}")
     what = (f"canary revision {new} ({on_new} of {len(pods)} pods, partition {partition})" if partition > 0
             else f"new revision {new} ({on_new} of {len(pods)} pods)")
-    return (f"{policy}: {what} of {target.kind} {target.name} is worse than the stable revision {stable}: {said}; "
-            f"recorded only: setpoint does not roll back a {target.kind}, nor restart that revision's pods "
-            f"{_NOT_RESTARTED}; {_SAID_UNTIL.format(new=new)}: `kubectl rollout undo {ref}` puts them back on "
-            f"{stable}")
+    return (f"{policy}: {what} of {target.kind} {target.name} is worse than the stable revision {stable} by {by}; "
+            f"recorded only: `kubectl rollout undo {ref}` puts them back on {stable}; {until}. {said}. Setpoint "
+            f"does not roll back a {target.kind}, nor restart that revision's pods {_NOT_RESTARTED}")
+
+
+def revision_accepted_notice(params: HealthParams, healing: HealingDecision, i: int, target: TargetRef,
+                             policy: str) -> str:
+    """What a RevisionWorseAccepted Event and log line say of row ``i``: the revision judged worse
+    (by which record checks) that the target's accept-revision annotation accepts, and what that
+    changes, until when."""
+    record = healing.record(i, policy, target.key)
+    rev = record.revision
+    by = ", ".join(c.name for c in record.revision_checks
+                   if c.verdict == "bad" and c.name in _record_check_names(params)) or "a record check"
+    return (f"{policy}: revision {rev} of {target.kind} {target.name}, judged worse by {by}, is accepted by "
+            f"annotation {ACCEPT_REVISION_ANNOTATION}={rev}: setpoint_revision_worse 0, its pods restarted as any "
+            f"revision's; until revision {rev} is replaced or the annotation removed")
 
 
 # the restart hold, plainly: while the stable pods serve beside the revision (they would come back on

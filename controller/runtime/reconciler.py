@@ -37,7 +37,7 @@ from controller.runtime.external_scale import ExternalChange, ExternalScaleWatch
 from controller.runtime.hpa_guard import HpaGuard
 from controller.runtime.conditions import scaling_conditions
 from controller.runtime.healing import (HealthQueries, health_actions, held_notice, observe_health,
-                                       revision_worse_notice)
+                                       revision_accepted_notice, revision_worse_notice)
 from controller.runtime.pod_samples import PodReader
 from controller.runtime.scaling_memory import ScalingMemory
 from controller.runtime.startup_observer import StartupInfo, StartupObserver
@@ -428,6 +428,7 @@ class Reconciler:
         self._gone_said = LastSaid()  # per target, the trimmed rollback target last announced
         self._paused_said = LastSaid()  # per target, the revision whose rollback a pause by someone else blocks
         self._worse_said = LastSaid()  # per target, the revision a record revision check judged worse
+        self._accepted_said = LastSaid()  # per target, the revision judged worse its annotation accepts
         self._rollout_wait_said = LastSaid()  # per target, the revision whose rollout a restart waited long for
         self._partitioned_said = LastSaid()  # per target, the revision whose rolling restart a partition refused
         self._restart_waits_since: dict[TargetRef, float] = {}  # since when a restart waits for a rollout
@@ -1010,6 +1011,20 @@ class Reconciler:
             lambda i, t, rev: revision_worse_notice(self.policy.health, healing, i, statuses.get(t), t,
                                                     self.policy.name))
 
+    def _announce_revision_accepted(self, healing: HealingDecision, targets: list[TargetRef]) -> None:
+        """A Normal Event RevisionWorseAccepted and a log line, once per target and revision, when the
+        target's setpoint.io/accept-revision annotation accepts the revision a record check judged
+        worse: from then on it is neither said worse nor held (the SRE's decision, on the record)."""
+        accepted = healing.revision_accepted
+        rows = np.flatnonzero(accepted) if accepted is not None else ()
+        for i in rows:
+            t, rev = targets[i], str(healing.state.revisions.current[i])
+            if self._accepted_said.news(t, rev):
+                message = revision_accepted_notice(self.policy.health, healing, int(i), t, self.policy.name)
+                log.info(message, extra={"policy": self.policy.name, "target": str(t), "revision": rev})
+                emit_event(self._events, t, "RevisionWorseAccepted", message)
+        self._accepted_said.retain({targets[i] for i in rows})
+
     def _announce_no_history(self, view: ClusterView, targets: list[TargetRef]) -> None:
         """A Warning Event and a log line, once per target (again if it changes back), when a
         policy that can roll back governs a Deployment that keeps no old ReplicaSet
@@ -1111,6 +1126,7 @@ class Reconciler:
         self._announce_restart_waits(healing, targets, now)
         self._announce_partitioned_refusal(healing, targets, view)
         self._announce_revision_worse(healing, targets, view)
+        self._announce_revision_accepted(healing, targets)
         self._announce_no_history(view, targets)
         return health_actions(healing, targets, view.exists, self.policy.name)
 

@@ -91,7 +91,10 @@ def _health_view(health: dict | None, previous: dict | None = None, at=None) -> 
             "action": health.get("action"), "reason": health.get("reason"), "checks": checks,
             "rollout": _rollout_view(health, previous, at),
             # judged worse by a record check, until rolled back or replaced (whatever this cycle's reason)
-            "revision_worse": bool(health.get("revision_worse"))}
+            "revision_worse": bool(health.get("revision_worse")),
+            # the accept-revision annotation: accepting the revision judged worse, or naming another
+            "revision_accepted": bool(health.get("revision_accepted")),
+            "accept_revision": health.get("accept_revision") or ""}
 
 
 def _hands_off_view(external: dict | None) -> dict | None:

@@ -545,14 +545,37 @@ def _validate_config_map(name: str, obj: dict) -> None:
         raise K.invalid("ConfigMap", "", name, "data", "", f"Too long: must have at most {CONFIG_MAP_MAX_BYTES} bytes")
 
 
+#: legacyValidateEvent's limits (kubernetes pkg/apis/core/validation/events.go), in bytes (Go's len)
+EVENT_NOTE_LIMIT, EVENT_REASON_LIMIT, EVENT_INSTANCE_LIMIT, EVENT_ACTION_LIMIT = 1024, 128, 128, 128
+
+
 def _validate_event(name: str, obj: dict) -> None:
-    """involvedObject is required; the times must parse (tables compute ages from them)."""
+    """involvedObject is required; the times must parse (tables compute ages from them); an Event
+    with ``eventTime`` is held to the apiserver's rules for one (below) even on core/v1."""
     if not isinstance(obj.get("involvedObject"), dict):
         raise K.invalid("Event", "", name, "involvedObject", None, "Required value")
     for key in ("firstTimestamp", "lastTimestamp", "eventTime"):
         value = obj.get(key)
         if value is not None and (not isinstance(value, str) or not _parses(value)):
             raise K.invalid("Event", "", name, key, str(value)[:80], "must be an RFC 3339 time")
+    if obj.get("eventTime"):
+        _validate_new_style_event(name, obj)
+
+
+def _validate_new_style_event(name: str, obj: dict) -> None:
+    """As the apiserver's legacyValidateEvent for an Event whose eventTime is set (core/v1 and
+    events.k8s.io alike): reportingComponent, reportingInstance, action and reason required, and
+    at most 128 bytes each but the component; the message at most 1024 bytes (events.k8s.io's
+    ``note``). Without eventTime the real core/v1 API has no limit on the message."""
+    for key, limit in (("reportingComponent", None), ("reportingInstance", EVENT_INSTANCE_LIMIT),
+                       ("action", EVENT_ACTION_LIMIT), ("reason", EVENT_REASON_LIMIT)):
+        value = obj.get(key) or ""
+        if not value:
+            raise K.required("Event", "", name, key)
+        if limit is not None and len(str(value).encode()) > limit:
+            raise K.invalid("Event", "", name, key, "", f"can have at most {limit} characters")
+    if len((obj.get("message") or "").encode()) > EVENT_NOTE_LIMIT:
+        raise K.invalid("Event", "", name, "message", "", f"can have at most {EVENT_NOTE_LIMIT} characters")
 
 
 def _parses(timestamp: str) -> bool:

@@ -51,7 +51,7 @@ SCHEMAS: dict[str, dict] = {
         "status": {"currentReplicas": INT32, "desiredReplicas": INT32, "currentCPUUtilizationPercentage": INT32,
                    "currentMetrics": [{"type": STR, "resource": {"name": STR, "current": {}}}], "conditions": [{}]}},
     "Event": {"kind": STR, "apiVersion": STR, "metadata": _META, "reason": STR, "message": STR, "type": STR,
-              "count": INT32, "firstTimestamp": TIME, "lastTimestamp": TIME, "eventTime": TIME,
+              "count": INT32, "firstTimestamp": TIME, "lastTimestamp": TIME, "eventTime": TIME, "action": STR,
               "reportingComponent": STR, "reportingInstance": STR, "source": {"component": STR, "host": STR},
               "involvedObject": {"kind": STR, "name": STR, "namespace": STR, "apiVersion": STR, "uid": STR,
                                  "fieldPath": STR, "resourceVersion": STR}},

@@ -38,9 +38,10 @@ def _params(rollback: bool = False, **kw) -> HealthParams:
 
 
 def _observe(revision: str, canary: bool, canary_ratio: float, canary_requests: float, firing: set[str],
-             kind: str, partitioned: bool) -> HealthObservation:
+             kind: str, partitioned: bool, accepted: str = "") -> HealthObservation:
     """One cycle's observation: the canary's pods (web-2..4 when ``canary``) on ``revision``, the
-    others on revision 1; ``firing``: the pods whose pod check reads bad."""
+    others on revision 1; ``firing``: the pods whose pod check reads bad; ``accepted``: web's
+    setpoint.io/accept-revision annotation ('' none)."""
     on_new = np.array([not canary or k >= 2 for k in range(5)])
     values = np.array([[1.0 if p in firing else 0.0] for p in PODS])
     pods = PodTable.of(np.zeros(5, np.int64), PODS, values, checks=1, new_revision=on_new)
@@ -51,14 +52,14 @@ def _observe(revision: str, canary: bool, canary_ratio: float, canary_requests: 
     supported = {"StatefulSet": False, "Deployment": True, "unknown": None}[kind]
     return HealthObservation.of([5], checks=1, revision=[revision], pods=pods, revision_new=new, revision_old=old,
                                 rollback_supported=None if supported is None else [supported],
-                                partitioned=[partitioned])
+                                partitioned=[partitioned], accepted=[accepted])
 
 
 def _run(*, canary: bool = True, canary_ratio: float = 0.05, kind: str = "StatefulSet", rollback: bool = False,
          partitioned: bool = True, firing: set[str] = frozenset(PODS[2:]), fire_from_s: float = 600.0,
-         serves_from_s: float = 600.0, minutes: int = 20, **kw):
+         serves_from_s: float = 600.0, minutes: int = 20, accept: tuple[float, str] | None = None, **kw):
     """Revision 1 alone for 10 min, then (``canary``) revision 2 on web-2..4. Returns the decisions
-    from 600 s on."""
+    from 600 s on. ``accept``: (from s, revision), web's accept-revision annotation from then on."""
     p = _params(rollback, **kw)
     state = HealthState.empty(1, p)
     out = []
@@ -67,7 +68,7 @@ def _run(*, canary: bool = True, canary_ratio: float = 0.05, kind: str = "Statef
         on = canary and t >= 600.0
         requests = 540.0 if t >= serves_from_s else 0.0
         obs = _observe("2" if on else "1", on, canary_ratio, requests, set(firing) if t >= fire_from_s else set(),
-                       kind, partitioned and on)
+                       kind, partitioned and on, accept[1] if accept is not None and t >= accept[0] else "")
         d = heal(p, obs, state, T0 + t)
         state = d.state
         if t >= 600.0:

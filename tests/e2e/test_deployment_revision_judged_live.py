@@ -85,7 +85,7 @@ def test_a_slower_release_of_a_deployment_is_judged_worse_and_said(tmp_path):
         assert (event.involved_object.kind, event.involved_object.name) == ("Deployment", "web"), event
         message = event.message
         assert first["revision"] and f"the new ReplicaSet's revision {first['revision']} (" in message, message
-        assert "of Deployment web is worse than the old ReplicaSet's revision 1: release-latency: " in message, message
+        assert "of Deployment web is worse than the old ReplicaSet's revision 1 by release-latency; " in message, message
         assert "`kubectl rollout undo deployment/web -n default` goes back to revision 1" in message, message
 
         seen = len(health_records(tmp_path))

@@ -129,25 +129,25 @@ ALL = f"({POINTS} of {POINTS} times)"
     pytest.param([("rps", "ok_rps")], "web, api", 0, [], id="usable-history-has-no-notes"),
     pytest.param([("rps", "absent_rps")], "web, api", 1, [
         "policy shop: no usable sample of its metrics from",
-        f"metric rps: no sample for 2 target(s): shop/api {ALL}, shop/web {ALL}"], id="empty-answer"),
+        f"metric rps: no sample for 2 targets: shop/api {ALL}, shop/web {ALL}"], id="empty-answer"),
     pytest.param([("rps", "pod_rps")], "web, api", 0, [
-        f"metric rps: 2 conflicting series differing in pod for 1 target(s): shop/web {ALL}: a conflict is never "
+        f"metric rps: 2 conflicting series differing in pod for 1 target: shop/web {ALL}: a conflict is never "
         "averaged; aggregate them, e.g. sum by (namespace, deployment) (...)"], id="two-series-for-one-target"),
     pytest.param([("rps", "pod_rps")], "web", 1, [
-        "policy shop: no usable sample", f"metric rps: 2 conflicting series differing in pod for 1 target(s): "
+        "policy shop: no usable sample", f"metric rps: 2 conflicting series differing in pod for 1 target: "
         f"shop/web {ALL}"], id="two-series-for-every-target"),
     pytest.param([("rps", "nan_rps")], "web, api", 1, [
-        f"metric rps: NaN or infinite values (not usable) for 2 target(s): shop/api {ALL}, shop/web {ALL}"],
+        f"metric rps: NaN or infinite values (not usable) for 2 targets: shop/api {ALL}, shop/web {ALL}"],
         id="nan-everywhere"),
     pytest.param([("rps", "inf_rps")], "web, api", 0, [
-        f"metric rps: NaN or infinite values (not usable) for 1 target(s): shop/web {ALL}"], id="inf-for-one-target"),
-    pytest.param([("rps", "neg_rps")], "web, api", 1, ["metric rps: negative values (not usable) for 2 target(s)"],
+        f"metric rps: NaN or infinite values (not usable) for 1 target: shop/web {ALL}"], id="inf-for-one-target"),
+    pytest.param([("rps", "neg_rps")], "web, api", 1, ["metric rps: negative values (not usable) for 2 targets"],
                  id="negative-everywhere"),
     pytest.param([("rps", "wild_rps")], "web, api", 0, [
-        f"metric rps: implausible values above 2e+06 (not usable) for 1 target(s): shop/web {ALL}"],
+        f"metric rps: implausible values above 2e+06 (not usable) for 1 target: shop/web {ALL}"],
         id="implausible-for-one-target"),
     pytest.param([("rps", "ok_rps"), ("cpu", "absent_rps")], "web, api", 0, [
-        f"metric cpu: no sample for 2 target(s): shop/api {ALL}, shop/web {ALL}"], id="one-usable-metric-is-enough"),
+        f"metric cpu: no sample for 2 targets: shop/api {ALL}, shop/web {ALL}"], id="one-usable-metric-is-enough"),
 ])
 def test_unusable_history_is_named_per_metric_and_target(prom, tmp_path, metrics, names, code, lines):
     exit_code, output = backtest(prom.url, policy(*metrics, names=names), tmp_path)
@@ -164,9 +164,9 @@ def test_a_target_without_data_is_named_with_what_it_lacked(prom, tmp_path):
     """The note said "no kube-state-metrics series" whatever was missing; it names what is."""
     exit_code, output = backtest(prom.url, policy(("rps", "ok_rps"), names="web, api, cart"), tmp_path)
     assert exit_code == 0, output
-    assert f"metric rps: no sample for 1 target(s): shop/cart {ALL}" in output
-    assert f"the replicas that ran (kube-state-metrics): no sample for 1 target(s): shop/cart {ALL}" in output
-    assert "the replicas that ran are unknown for 1 target(s) (shop/cart): their signals are replayed unscaled" \
+    assert f"metric rps: no sample for 1 target: shop/cart {ALL}" in output
+    assert f"the replicas that ran (kube-state-metrics): no sample for 1 target: shop/cart {ALL}" in output
+    assert "the replicas that ran are unknown for 1 target (shop/cart): their signals are replayed unscaled" \
         in output
 
 
@@ -187,8 +187,8 @@ def matrix_for(shape) -> Reply:
 
 @pytest.mark.parametrize("shape, lines", [
     pytest.param(lambda t: [1e300, "100"], [
-        f"metric rps: samples stamped outside the window (dropped) for 1 target(s): shop/web ({POINTS} samples)",
-        f"metric rps: no sample for 1 target(s): shop/web {ALL}"], id="timestamps-of-1e300"),
+        f"metric rps: samples stamped outside the window (dropped) for 1 target: shop/web ({POINTS} samples)",
+        f"metric rps: no sample for 1 target: shop/web {ALL}"], id="timestamps-of-1e300"),
     pytest.param(lambda t: [t, None], ["expected a sample value such as \"12\", \"NaN\" or \"+Inf\", got None",
                                        "query 'ok_rps{namespace=\"shop\"}' at http://127.0.0.1:"], id="null-values"),
 ])
@@ -219,11 +219,11 @@ def bounded(above: int, name: str) -> str:
 
 @pytest.mark.parametrize("other, code, lines, absent", [
     pytest.param(bounded(150, "tight"), 0, [
-        f"metric rps: implausible values above 150 for policy tight (not usable) for 1 target(s): shop/web {ALL}"],
+        f"metric rps: implausible values above 150 for policy tight (not usable) for 1 target: shop/web {ALL}"],
         ["implausible values above 2e+06"], id="the-second-policy-bound-is-its-own"),
     pytest.param(bounded(50, "tighter"), 1, [
         "policy tighter: no usable sample of its metrics",
-        "metric rps: implausible values above 50 for policy tighter (not usable) for 2 target(s)"],
+        "metric rps: implausible values above 50 for policy tighter (not usable) for 2 targets"],
         ["policy shop: no usable"], id="blind-under-its-own-bound-only"),
     pytest.param(bounded(2_000_000, "same"), 0, [], ["implausible values", "for policy"], id="one-bound-no-policy-named"),
 ])

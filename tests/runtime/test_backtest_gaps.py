@@ -129,7 +129,7 @@ def test_the_actual_row_is_kept_over_what_is_known(prom, tmp_path, deployment, k
     controllers = result["controllers"]
     if known is None:
         assert "actual" not in controllers and not re.search(r"^\s*actual\s", output, re.M)
-        assert "the replicas that ran are unknown for 1 target(s) (gaps/bare)" in output
+        assert "the replicas that ran are unknown for 1 target (gaps/bare)" in output
         assert result["backtest"]["actual_coverage"]["known_ticks"] == 0
         return
     assert re.search(r"^\s*actual\s", output, re.M) and '<td class="name">actual</td>' in report
@@ -146,7 +146,7 @@ def test_the_actual_row_is_kept_over_what_is_known(prom, tmp_path, deployment, k
         return
     line = (f"actual: scored over the ticks at which the replicas that ran are known, {100 * known / 240:.1f}% of "
             f"the replayed time (a gap of kube-state-metrics is carried over for at most 300 s, Prometheus' "
-            f"lookback; longer ones are left out): 1 target(s) known less: {note}")
+            f"lookback; longer ones are left out): 1 target known less: {note}")
     assert line in output and line in result["backtest"]["notes"]
     assert f"1 (1 with the replicas that ran, {share})" in report and share in controllers["actual"]["description"]
 
@@ -187,20 +187,20 @@ SELECTOR = "selector: {matchLabels: {app: shop}}"
     # was: "no targets: ... came back at the start of the window", exit 1 (the first 12 h segment was empty)
     pytest.param(SELECTOR, START - 13 * HOUR, YOUNG_END, 0, ["young/late", "young/web"], [
         "history starts at 2026-11-01T00:00:00Z, 13h into the window: no sample of the queries or of the replicas "
-        "that ran before it at any of the 2 target(s) (young/late, young/web; Prometheus' retention, or workloads "
+        "that ran before it at any of the 2 targets (young/late, young/web; Prometheus' retention, or workloads "
         "younger than the window); the replay starts there, leaving out the window's first 3120 of 6240 times "
         "(50.0%), which the notes of each query do not count as missing",
-        "1 target(s) replayed from their first sample (no data before it: no replicas counted, no missing sample "
+        "1 target replayed from their first sample (no data before it: no replicas counted, no missing sample "
         "noted): young/late from 2026-11-01T12:30:00Z"], 3 * 2 + 1, id="history-starts-after-from"),
     # was: "... 50h into the window": a span of days is said in days (a week's window: 6d23h42m30s)
     pytest.param(SELECTOR, START - 50 * HOUR, YOUNG_END, 0, ["young/late", "young/web"], [
         "history starts at 2026-11-01T00:00:00Z, 2d2h into the window: no sample of the queries or of the replicas "
-        "that ran before it at any of the 2 target(s) (young/late, young/web; Prometheus' retention, or workloads "
+        "that ran before it at any of the 2 targets (young/late, young/web; Prometheus' retention, or workloads "
         "younger than the window); the replay starts there, leaving out the window's first 12000 of 15120 times "
         "(79.4%), which the notes of each query do not count as missing"], 6 * 2 + 1, id="history-starts-days-after-from"),
     # was: young/late never replayed (not in the first segment)
     pytest.param(SELECTOR, START, YOUNG_END, 0, ["young/late", "young/web"], [
-        "1 target(s) replayed from their first sample (no data before it: no replicas counted, no missing sample "
+        "1 target replayed from their first sample (no data before it: no replicas counted, no missing sample "
         "noted): young/late from 2026-11-01T12:30:00Z"], 2 * 2 + 1, id="deployment-created-mid-window"),
     pytest.param("names: [late, web]", START, YOUNG_END, 0, ["young/late", "young/web"], [
         "young/late from 2026-11-01T12:30:00Z"], 2 * 2, id="named-target-created-mid-window"),
@@ -254,7 +254,7 @@ TARDY_SET = {
                                                        "peak": 'max by (namespace, deployment) (app_rps{namespace="tardy"})'}),
 }
 HISTORY_NOTE = ("history starts at 2026-11-01T00:00:00Z, 30m into the window: no sample of the queries or of the "
-                "replicas that ran before it at any of the 3 target(s) (tardy/api, tardy/ghost, tardy/web; "
+                "replicas that ran before it at any of the 3 targets (tardy/api, tardy/ghost, tardy/web; "
                 "Prometheus' retention, or workloads younger than the window); the replay starts there, leaving out "
                 "the window's first 120 of 360 times (33.3%), which the notes of each query do not count as missing")
 
@@ -271,10 +271,10 @@ def test_a_late_history_is_noted_once_and_real_gaps_still_named(prom, tmp_path, 
     # was: the history note, then every query's "no sample" note naming every target, 120 times each
     # before the history (tardy/web (120 of 360 times), tardy/api (180 of 360 times), ...)
     assert notes == [HISTORY_NOTE,
-                     "metric load: no sample for 1 target(s): tardy/api (60 of 240 times)",
-                     "metric rps: no sample for 1 target(s): tardy/ghost (240 of 240 times)",
-                     "metric peak: no sample for 1 target(s): tardy/ghost (240 of 240 times)",
-                     "the replicas that ran (kube-state-metrics): no sample for 1 target(s): tardy/ghost "
+                     "metric load: no sample for 1 target: tardy/api (60 of 240 times)",
+                     "metric rps: no sample for 1 target: tardy/ghost (240 of 240 times)",
+                     "metric peak: no sample for 1 target: tardy/ghost (240 of 240 times)",
+                     "the replicas that ran (kube-state-metrics): no sample for 1 target: tardy/ghost "
                      "(240 of 240 times)"]
     flat = " ".join(output.split())
     assert all(" ".join(n.split()) in flat for n in notes) and flat.count("history starts at") == 1
@@ -289,8 +289,8 @@ def test_a_blind_policy_error_says_the_late_start_first(prom, tmp_path):
     assert code == 1, output
     flat = " ".join(output.split())
     # was: no history note, and "(360 of 360 times)": a third of them before any data existed
-    history = HISTORY_NOTE.replace("3 target(s) (tardy/api, tardy/ghost, tardy/web;", "1 target(s) (tardy/web;")
-    assert (f"What the queries gave: {history} metric missing: no sample for 1 target(s): tardy/web "
+    history = HISTORY_NOTE.replace("3 targets (tardy/api, tardy/ghost, tardy/web;", "1 target (tardy/web;")
+    assert (f"What the queries gave: {history} metric missing: no sample for 1 target: tardy/web "
             f"(240 of 240 times)") in flat, output
 
 

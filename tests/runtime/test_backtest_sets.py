@@ -249,11 +249,11 @@ ALL = "selector: {matchLabels: {app.kubernetes.io/part-of: shop}}"
 @pytest.mark.parametrize("files, governs, conflict", [
     pytest.param({"a-web.yaml": policy("a-web", "names: [web]"), "b-all.yaml": policy("b-all", ALL)},
                  {"api": "b-all", "web": "a-web", "worker": "b-all"},
-                 "conflict: 1 workload(s) selected by policies a-web and b-all (shop/web): a-web governs them, "
+                 "conflict: 1 workload selected by policies a-web and b-all (shop/web): a-web governs them, "
                  "b-all leaves them alone", id="named-first-keeps-its-workload"),
     pytest.param({"a-all.yaml": policy("a-all", ALL), "b-web.yaml": policy("b-web", "names: [web]")},
                  {"api": "a-all", "web": "a-all", "worker": "a-all"},
-                 "conflict: 1 workload(s) selected by policies a-all and b-web (shop/web): a-all governs them, "
+                 "conflict: 1 workload selected by policies a-all and b-web (shop/web): a-all governs them, "
                  "b-web leaves them alone", id="selector-first-takes-all"),
     # each label selector finds its workloads in its own queries (one discovery pass for both)
     pytest.param({"a-part.yaml": policy("a-part", ALL, rps='app_rps{namespace="shop", deployment!="worker"}')
@@ -261,7 +261,7 @@ ALL = "selector: {matchLabels: {app.kubernetes.io/part-of: shop}}"
                            'app_cpu_utilization{namespace="shop", deployment!="worker"}'),
                   "b-all.yaml": policy("b-all", ALL)},
                  {"api": "a-part", "web": "a-part", "worker": "b-all"},
-                 "conflict: 2 workload(s) selected by policies a-part and b-all (shop/api, shop/web): a-part governs "
+                 "conflict: 2 workloads selected by policies a-part and b-all (shop/api, shop/web): a-part governs "
                  "them, b-all leaves them alone", id="two-selectors-each-its-own-queries"),
 ])
 def test_a_workload_two_policies_select_is_governed_by_the_first(history, tmp_path, files, governs, conflict):
@@ -309,11 +309,11 @@ GHOST = (policy("ghost", "names: [web]", rps='app_nothing{namespace="shop"}')
 
 @pytest.mark.parametrize("files, says, not_says", [
     pytest.param({"api.yaml": policy("api", "names: [api, gone]"), "ghost.yaml": GHOST},
-                 ["metric rps: no sample for 1 target(s): shop/web", "metric cpu: no sample for 1 target(s): shop/web"],
+                 ["metric rps: no sample for 1 target: shop/web", "metric cpu: no sample for 1 target: shop/web"],
                  # api's own gap (a workload it names that has no series) is not ghost's
                  ["shop/gone"], id="another-policys-gaps-left-out"),
-    pytest.param({"ghost.yaml": GHOST}, ["metric rps: no sample for 1 target(s): shop/web",
-                                         "metric cpu: no sample for 1 target(s): shop/web"], [],
+    pytest.param({"ghost.yaml": GHOST}, ["metric rps: no sample for 1 target: shop/web",
+                                         "metric cpu: no sample for 1 target: shop/web"], [],
                  id="a-policy-alone-as-before"),
 ])
 def test_a_blind_policy_is_told_what_its_own_queries_gave(history, tmp_path, files, says, not_says):

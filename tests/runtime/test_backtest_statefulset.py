@@ -46,7 +46,7 @@ def test_every_kind_by_deployment_leaves_the_statefulset_without_samples(history
     result = backtest(server, data, "-p", write(tmp_path / "set", POLICIES), "--target-labels", "namespace,deployment")
     assert result.exit_code == 1, result.output
     assert "policy db (" in result.output and "no usable sample of its metrics" in result.output, result.output
-    assert "metric rps: no sample for 1 target(s): shop/db (240 of 240 times)" in result.output, result.output
+    assert "metric rps: no sample for 1 target: shop/db (240 of 240 times)" in result.output, result.output
     assert "policy web" not in result.output  # the Deployment's series carry deployment: read either way
 
 
@@ -65,7 +65,7 @@ WARNED = ("db.yaml:11: spec.scaling.metrics[0].query: warning: the query's serie
 ])
 def test_a_query_no_target_is_matched_to_is_warned_before_the_replay(history, tmp_path, files, args, warned):
     """An upgrade's StatefulSet policy grouped by deployment reads nothing: beside web's, the backtest
-    scored db as held at its count, with a note "metric cpu: no sample for 1 target(s): shop/db (240
+    scored db as held at its count, with a note "metric cpu: no sample for 1 target: shop/db (240
     of 240 times)" and no hint of the cause (alone: "no usable sample"); it now says validate's
     warning (file, line, field, the two fixes) first, judged by its --target-labels."""
     server, data = history

@@ -387,7 +387,7 @@ def test_cli_sweep_writes_the_result_and_reruns_from_stored_cells(scenarios, tmp
                  "1000 x 1000 x 1000 = 1,000,000,000 combinations of the --set values, more than 10,000", id="huge-product"),
     # a billion seeds: 7.6 GB before a MemoryError
     pytest.param(["--seeds", "1000000000"], "--seeds: at most 100,000 seeds, got 1,000,000,000", id="billion-seeds"),
-    pytest.param(["--seeds", "50001"], "2 scenario(s) x 1 variant(s) x 50,001 seed(s) = 100,002 cells, more than 100,000",
+    pytest.param(["--seeds", "50001"], "2 scenarios x 1 variant x 50,001 seeds = 100,002 cells, more than 100,000",
                  id="too-many-cells"),
     # the cells ran, then the last seed failed: "--seed must be in [0, 2**63)"
     pytest.param(["--seeds", "2", "bigseed"], "its seed 9223372036854775807 plus 1 is beyond the largest seed",

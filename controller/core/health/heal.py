@@ -53,6 +53,8 @@ class HealthObservation:
     cannot: kubectl rollout undo by hand); None: every target can.
     partitioned: (N,) bool, a StatefulSet held at a ``rollingUpdate.partition`` (a canary): a
     rolling restart would make a new revision for the pods at or above it only; None: none is.
+    accepted: (N,) str, the revision an SRE accepts although a record revision check judges it
+    worse (the target's ``setpoint.io/accept-revision`` annotation), '' none; None: none is.
     ordered: (N,) bool, an OrderedReady StatefulSet (pods created one at a time, each once every
     lower one is Ready); created: (N,) the pods its controller has created (status.replicas);
     reached: (N,) the ordinals its pods reach (the highest listed, less ordinals.start, plus one:
@@ -83,13 +85,14 @@ class HealthObservation:
     created: np.ndarray | None = None
     reached: np.ndarray | None = None
     ordinal_start: np.ndarray | None = None
+    accepted: np.ndarray | None = None
 
     @classmethod
     def of(cls, current, ready=None, values=None, *, checks: int, present=None, revision=None, rollout=None,
            pods: PodTable | None = None, revision_since=None, utilization=None, overloaded=None,
            revision_new=None, revision_old=None, paused=None, revisions=None,
            fired_until=None, rollback_supported=None, partitioned=None, ordered=None,
-           created=None, reached=None, ordinal_start=None) -> "HealthObservation":
+           created=None, reached=None, ordinal_start=None, accepted=None) -> "HealthObservation":
         """Build with defaults: all ready, no values, revision '', no rollout, no pods, the listed
         revisions unknown (``revisions``: one sequence of str per target, or None)."""
         current = np.asarray(current, dtype=np.int64).reshape(-1)
@@ -114,7 +117,8 @@ class HealthObservation:
                    ordered=None if ordered is None else vec(ordered, False, bool),
                    created=None if created is None else vec(created, 0, np.int64),
                    reached=None if reached is None else vec(reached, 0, np.int64),
-                   ordinal_start=None if ordinal_start is None else vec(ordinal_start, 0, np.int64))
+                   ordinal_start=None if ordinal_start is None else vec(ordinal_start, 0, np.int64),
+                   accepted=None if accepted is None else as_strings(accepted, n))
 
     def revision_stats(self, cr: int) -> tuple[np.ndarray, np.ndarray]:
         """(new, old), each (N, Cr, 3): zeros where the shell gave none."""
@@ -251,18 +255,24 @@ class HealthRecord:
     rollout_held: bool = False  # this controller holds the rollout (spec.paused) after this cycle
     rollback_gone: str | None = None  # the known-healthy revision no longer on the cluster (RollbackTargetGone)
     # a record revision check has judged the current revision worse (setpoint_revision_worse): true
-    # until it is rolled back or replaced, whatever the action or reason of the cycle
+    # until it is rolled back or replaced, whatever the action or reason of the cycle; false once
+    # accepted (revision_accepted)
     revision_worse: bool = False
     # the ordinals a StatefulSet keeps, [first, end) (spec.ordinals.start, plus spec.replicas), on a
     # CondemnedPodNotRestarted record: the pods out of it are the ones its scale-down removes
     ordinals: tuple[int, int] | None = None
+    # the target's setpoint.io/accept-revision annotation, when set ('' not recorded)
+    accept_revision: str = ""
+    # the current revision, judged worse, is the one that annotation accepts: not held, not alerted
+    revision_accepted: bool = False
 
     def to_dict(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k not in ("checks", "revision_checks")}
         if self.rollback_gone is None:  # only on the records it explains
             del out["rollback_gone"]
-        if not self.revision_worse:
-            del out["revision_worse"]
+        for key in ("revision_worse", "accept_revision", "revision_accepted"):  # only where set
+            if not out[key]:
+                del out[key]
         if self.ordinals is None:
             del out["ordinals"]
         else:
@@ -338,6 +348,10 @@ class HealingDecision:
     revision_recorded: np.ndarray | None = None
     # (N,) a StatefulSet's spec.ordinals.start (HealthObservation.ordinal_start); None: 0
     ordinal_start: np.ndarray | None = None
+    # (N,) bool: judged worse by a record check, but the revision the target's accept-revision
+    # annotation names (``revision_recorded`` false there); (N,) str: that annotation ('' none)
+    revision_accepted: np.ndarray | None = None
+    accept_revision: np.ndarray | None = None
 
     def state_after(self, applied: np.ndarray | bool = True, restarted: np.ndarray | None = None,
                     hold_applied: np.ndarray | bool | None = None) -> HealthState:
@@ -453,6 +467,8 @@ class HealingDecision:
             replicas=int(self.replicas[i]), restart_pods=self.restart_pods(i), overloaded=bool(self.overloaded[i]),
             systemic=bool(self.systemic[i]), checks=tuple(checks), revision_checks=self._revision_records(i, opt),
             revision_worse=self.revision_recorded is not None and bool(self.revision_recorded[i]),
+            accept_revision="" if self.accept_revision is None else str(self.accept_revision[i]),
+            revision_accepted=self.revision_accepted is not None and bool(self.revision_accepted[i]),
             ordinals=self._ordinals_kept(i), **self._hold_record(i))
 
     def _ordinals_kept(self, i: int) -> tuple[int, int] | None:
@@ -545,8 +561,10 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     replaced = replaced_revisions(state.revisions, obs.revision)
     any_firing = (view.phase == Phase.FIRING).any(axis=1)
     any_breaching = (view.phase != Phase.OK).any(axis=1)
-    # a revision a record check has judged worse is never known healthy (nor clean) either
-    unhealthy = any_firing | _judged_worse(params, state.revision_tests, obs.revision)[0]
+    # a revision a record check has judged worse is never known healthy (nor clean) either, unless
+    # accepted: what an SRE keeps on purpose is what a later release's rollback goes back to
+    unhealthy = any_firing | (_judged_worse(params, state.revision_tests, obs.revision)[0] &
+                              ~_accepts(obs, obs.revision))
     rev = update_revisions(params, state.revisions, obs.revision, obs.revision_since, obs.rollout, unhealthy, now,
                            any_breaching, obs.fired_until)
     rem, outcome = rearm(state.remedy, _mask(rearm_rows, n))
@@ -579,7 +597,11 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     # the revision is rolled back or replaced. While the stable revision's pods serve beside its
     # pods, its firing pods are not restarted (they come back on the same revision; the stable pods
     # still are); once it runs alone they are, as any revision's (nothing else to run, no evidence)
-    recorded, recorded_by = _judged_worse(params, tests, obs.revision)
+    judged, recorded_by = _judged_worse(params, tests, obs.revision)
+    # accepted on purpose (the target's accept-revision annotation names this revision): nothing is
+    # held for it and it is not said worse; an acceptance of another revision changes nothing
+    accepted = judged & _accepts(obs, obs.revision)
+    recorded = judged & ~accepted
     release_pods, beside = _release_pods(obs, recorded)
     held_pods = release_pods & beside[obs.pods.row] if release_pods.size else release_pods
     eligible = ~held_pods if eligible is None else eligible & ~held_pods
@@ -660,7 +682,15 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
         view=view, pod_row=pod_row, pod_keys=pods.keys, state=new_state, revision_active=rev_active,
         revision_trigger=rev_trigger, unapplied=unapplied, hold_action=hold_action.astype(np.int64),
         hold_reason_code=hold_reason.astype(np.int64), rollback_resumes=rollback_resumes,
-        rollback_gone=rollback_gone, revision_recorded=recorded, ordinal_start=obs.ordinal_start)
+        rollback_gone=rollback_gone, revision_recorded=recorded, revision_accepted=accepted,
+        accept_revision=obs.accepted, ordinal_start=obs.ordinal_start)
+
+
+def _accepts(obs: HealthObservation, revision: np.ndarray) -> np.ndarray:
+    """(N,) bool: the target's accept-revision annotation names ``revision`` (N,) str, a known one."""
+    if obs.accepted is None:
+        return np.zeros(revision.size, bool)
+    return (obs.accepted == revision) & (revision != "")
 
 
 def _record_checks_bad(params: HealthParams, verdict: np.ndarray) -> np.ndarray:
