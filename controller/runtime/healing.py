@@ -20,7 +20,6 @@ import numpy as np
 from controller.core.scaling.decide import Decision
 from controller.core.health.heal import HealingDecision, HealthObservation, HealthState
 from controller.core.health.checks import PodTable
-from controller.core.health.hung import hung_seconds
 from controller.core.health.params import HealthParams, HealthReason, Remedy, Scope
 from controller.core.health.revision_test import Measure, latency_stats, ratio_stats
 from controller.errors import MetricsUnavailable
@@ -177,40 +176,39 @@ def overload_signal(view: ClusterView, decision: Decision | None,
     pods are still starting after a scale-up, or a scaling metric asks for more replicas than
     current (before stabilization, rate limits and max replicas hold it back).
 
-    Starting: fewer pods Ready than spec.replicas, not counting the pods that crash (``crashing``:
-    a restart-pod check's usual target): those call for their restart, not for capacity. Where a
-    scaling metric reads the demand and asks for no more (its proposals count ``withheld`` (N,),
-    the pods not Ready long past their start-up, core/scaling/withheld.py, on top), those stuck
-    pods do not count either: a hung process the load does not explain is for a restart (the
-    larger of the two counts: a crash-looping pod is often withheld too). Without such a metric
-    (a health-only policy), a pod failing its readiness probe is taken for load, as before, unless
-    a hung-pod check of the policy judges it hung (``hung`` (N,): such pods per target,
-    :func:`hung_pods`): most of its revision's pods are Ready, so the load does not explain it."""
-    crashing = crashing_pods(view, targets)
+    Starting: fewer pods Ready than spec.replicas, not counting the pods stuck for another cause
+    (:func:`stuck_pods`), nor those a hung-pod check of the policy judges hung (``hung`` (N,): such
+    pods per target; most of their revision's pods are Ready, so the load does not explain them).
+    ``observe_health`` hands the two parts to the core instead (``HealthObservation.stuck`` beside
+    :func:`scaling_wants_more`), which adds the hung pods from its own evaluation of the check."""
+    stuck = stuck_pods(view, decision, targets, withheld)
     if hung is not None:
-        crashing = np.maximum(crashing, np.asarray(hung, np.int64))
-    starting = view.ready + crashing < view.spec
+        stuck = np.maximum(stuck, np.asarray(hung, np.int64))
+    return (view.ready + stuck < view.spec) | scaling_wants_more(view, decision)
+
+
+def stuck_pods(view: ClusterView, decision: Decision | None, targets: Sequence[TargetRef] = (),
+               withheld: np.ndarray | None = None) -> np.ndarray:
+    """(N,) pods not Ready for a cause other than load, which the overload signal does not count as
+    starting: the pods that crash (``crashing_pods``: a restart-pod check's usual target, for their
+    restart); where a scaling metric reads the demand, the larger of those and its ``withheld`` (N,)
+    (the pods not Ready long past their start-up, core/scaling/withheld.py: a hung process the load
+    does not explain is for a restart; a crash-looping pod is often withheld too). Without such a
+    metric (a health-only policy), a pod failing its readiness probe is taken for load."""
+    crashing = crashing_pods(view, targets)
+    if decision is None or decision.proposals.shape[1] == 0 or withheld is None:
+        return crashing
+    read = decision.valid.any(axis=1)  # a metric read the demand: what is not Ready beyond it is stuck
+    return np.maximum(crashing, np.where(read, np.asarray(withheld, np.float64), 0.0))
+
+
+def scaling_wants_more(view: ClusterView, decision: Decision | None) -> np.ndarray:
+    """(N,) bool: a scaling metric asks for more replicas than spec.replicas (before stabilization,
+    rate limits and max replicas hold it back); False without one."""
     if decision is None or decision.proposals.shape[1] == 0:
-        return starting
+        return np.zeros(view.spec.size, bool)
     with np.errstate(invalid="ignore"):
-        wants_more = (np.where(decision.valid, decision.proposals, -np.inf).max(axis=1) > view.spec)
-    if withheld is not None:
-        read = decision.valid.any(axis=1)  # a metric read the demand: what is not Ready beyond it is stuck
-        stuck = np.maximum(crashing, np.where(read, np.asarray(withheld, np.float64), 0.0))
-        starting = view.ready + stuck < view.spec
-    return starting | wants_more
-
-
-def hung_pods(params: HealthParams, pods: PodTable, n: int, now: float) -> np.ndarray | None:
-    """(N,) per target, its pods a hung-pod check of ``params`` judges hung now (past their start-up,
-    not Ready for longer than its notReadyFor, most of their revision's pods Ready:
-    core/health/hung.py); a pod of unknown creation time counts as just created. None: no such check."""
-    hung = [c for c in params.checks if c.is_hung]
-    if not hung:
-        return None
-    seconds = hung_seconds(pods, np.full(pods.size, now), [c.hung_startup_s for c in hung], now)
-    over = (seconds > np.asarray([c.unhealthy for c in hung])[None, :]).any(axis=1)
-    return np.bincount(pods.row[over], minlength=n)[:n] if over.any() else np.zeros(n, np.int64)
+        return np.where(decision.valid, decision.proposals, -np.inf).max(axis=1) > view.spec
 
 
 def crashing_pods(view: ClusterView, targets: Sequence[TargetRef]) -> np.ndarray:
@@ -279,7 +277,8 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
                        not_ready_since=listed.not_ready_since, running=listed.running, condemned=listed.condemned)
     return HealthObservation.of(view.spec.astype(np.int64), view.ready.astype(np.int64), values, checks=c,
                                 present=present, revision=revision, rollout=view.rollout, pods=pods,
-                                overloaded=overload_signal(view, decision, targets, withheld, hung_pods(params, pods, n, now)),
+                                overloaded=scaling_wants_more(view, decision),
+                                stuck=stuck_pods(view, decision, targets, withheld),
                                 revision_new=new, revision_old=old,
                                 paused=view.paused, revisions=revisions, revision_since=since,
                                 rollback_supported=[t.kind == "Deployment" for t in targets],

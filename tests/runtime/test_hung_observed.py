@@ -71,8 +71,8 @@ ROWS = [
 def test_the_pod_list_feeds_the_hung_check(pods, overloaded, expected):
     params, obs, sent = observed(pods, T0)
     assert sent == []
-    assert obs.overloaded.tolist() == [overloaded]
     d = heal(params, obs, HealthState.empty(1, params), T0)
+    assert d.overloaded.tolist() == [overloaded]  # the core's signal, from its own evaluation of the check
     r = d.record(0, "p", DEP.key)
     assert (r.action, r.reason, list(r.restart_pods)) == expected
 
@@ -97,3 +97,48 @@ def test_explain_says_the_pod_is_hung_not_an_outage():
         "    health: restart-pod [RestartHungPod] trigger hung-pod",
         "    hung: web-4 not Ready past start-up (the longest 200s) while most pods of their revision are Ready: a "
         "stuck process, restarted; a readiness outage (most pods not Ready: a dependency down) restarts none"]
+
+
+def metric(proposal: float, valid: bool = True):
+    """What the overload signal reads of a scaling decision: (N, M) proposals and valid."""
+    from types import SimpleNamespace
+    return SimpleNamespace(proposals=np.array([[proposal]]), valid=np.array([[valid]]))
+
+
+FIVE = [pod(f"web-{k}") for k in range(4)]
+# name: (pods, decision, withheld). The hung rule is evaluated once, in the core (heal), and the overload
+# signal fed from it; these rows hold its answer equal to the shell's own second evaluation before
+EQUAL_ROWS = {
+    "a hung pod, health-only": (FIVE + [pod("web-4", ready=False, since=T0 - 200.0)], None, None),
+    "a pod 1 s past notReadyFor": (FIVE + [pod("web-4", ready=False, since=T0 - 121.0)], None, None),
+    "at notReadyFor exactly: not hung": (FIVE + [pod("web-4", ready=False, since=T0 - 120.0)], None, None),
+    "a pod starting": (FIVE + [pod("web-4", ready=False, since=T0 - 60.0, born=T0 - 60.0)], None, None),
+    "a crash-looping pod": (FIVE + [pod("web-4", ready=False, since=T0 - 900.0, waiting="CrashLoopBackOff")], None,
+                            None),
+    "an outage": ([pod(f"web-{k}", ready=False, since=T0 - 900.0) for k in range(5)], None, None),
+    "a hung pod, the metric asking for no more": (FIVE + [pod("web-4", ready=False, since=T0 - 200.0)], metric(5),
+                                                  [0.0]),
+    "a hung pod, the metric asking for more": (FIVE + [pod("web-4", ready=False, since=T0 - 200.0)], metric(7),
+                                               [0.0]),
+    "two not Ready, one withheld, one hung": (FIVE[:3] + [pod("web-3", ready=False, since=T0 - 200.0),
+                                                          pod("web-4", ready=False, since=T0 - 30.0)], metric(5), [1.0]),
+}
+
+
+@pytest.mark.parametrize("name", list(EQUAL_ROWS))
+def test_the_overload_signal_from_the_cores_hung_evaluation_equals_the_shells_own(name):
+    from controller.core.health.hung import hung_seconds
+    from controller.runtime.healing import overload_signal
+
+    pods, decision, withheld = EQUAL_ROWS[name]
+    params = load_one(policy_with(HEALTH_ONLY)).health_params
+    status = TargetStatus(DEP, spec_replicas=5, status_replicas=len(pods),
+                          ready_replicas=sum(1 for p in pods if p.ready), revision="7", pods=tuple(pods))
+    view = ClusterView.from_statuses([DEP], {DEP: status})
+    w = None if withheld is None else np.array(withheld)
+    obs = observe_health(HealthQueries(params, ("",)), NoQueries(), [DEP], view, T0, [], decision, [], withheld=w)
+    # the shell's second evaluation, as it was (runtime/healing.hung_pods): seconds past notReadyFor
+    seconds = hung_seconds(obs.pods, np.full(obs.pods.size, T0), [300.0], T0)
+    before = overload_signal(view, decision, [DEP], w, np.array([int((seconds[:, 0] > 120.0).sum())]))
+    d = heal(params, obs, HealthState.empty(1, params), T0)
+    assert d.overloaded.tolist() == before.tolist()

@@ -18,7 +18,7 @@ from controller.core.arbitrate import ArbitrationInput, arbitrate
 from controller.core.scaling.decide import Decision
 from controller.core.health.checks import (CheckTable, CheckView, PodState, PodTable, check_view, evaluate,
                                            firing_pod_mask, pod_view)
-from controller.core.health.hung import hung_seconds
+from controller.core.health.hung import HungPods, evaluate_hung
 from controller.core.health.params import (HEALTH_REASON_CODES, Act, HealthParams, HealthReason, Phase, Remedy,
                                            Scope)
 from controller.core.health.revision_test import Measure, RevisionTestState, Verdict, step_tests, summary_values
@@ -40,7 +40,11 @@ class HealthObservation:
     has been current with its rollout complete (a lower bound: the Deployment's Progressing
     condition), NaN if unknown, read on a target's first sight only (see ``update_revisions``);
     utilization: (N,) ratio (1.0 = 100 %), NaN if unknown;
-    overloaded: (N,) bool, the shell's own overload signal. revision_new, revision_old: (N, Cr, 3)
+    overloaded: (N,) bool, the shell's own overload signal. stuck: (N,) pods not Ready for a cause
+    other than load, as the shell counts them (crash-looping, withheld past their start-up:
+    runtime/healing.stuck_pods); given, ``heal`` adds the signal's "pods still starting" part itself:
+    fewer Ready than ``current`` beyond the larger of ``stuck`` and the pods a hung-pod check judges
+    hung (its own evaluation of the check, hung.py); None: ``overloaded`` is the whole signal. revision_new, revision_old: (N, Cr, 3)
     this cycle's statistics of the revision checks for the new revision's pods and the stable
     revision's (see controller/core/health/revision_test.py; zeros: no data). paused: (N,) bool,
     the Deployment's spec.paused (None: unknown; then no rollout is held). revisions: (N, K) str,
@@ -77,13 +81,14 @@ class HealthObservation:
     partitioned: np.ndarray | None = None
     ordered: np.ndarray | None = None
     created: np.ndarray | None = None
+    stuck: np.ndarray | None = None
 
     @classmethod
     def of(cls, current, ready=None, values=None, *, checks: int, present=None, revision=None, rollout=None,
            pods: PodTable | None = None, revision_since=None, utilization=None, overloaded=None,
            revision_new=None, revision_old=None, paused=None, revisions=None,
            fired_until=None, rollback_supported=None, partitioned=None, ordered=None,
-           created=None) -> "HealthObservation":
+           created=None, stuck=None) -> "HealthObservation":
         """Build with defaults: all ready, no values, revision '', no rollout, no pods, the listed
         revisions unknown (``revisions``: one sequence of str per target, or None)."""
         current = np.asarray(current, dtype=np.int64).reshape(-1)
@@ -106,7 +111,8 @@ class HealthObservation:
                    rollback_supported=None if rollback_supported is None else vec(rollback_supported, True, bool),
                    partitioned=None if partitioned is None else vec(partitioned, False, bool),
                    ordered=None if ordered is None else vec(ordered, False, bool),
-                   created=None if created is None else vec(created, 0, np.int64))
+                   created=None if created is None else vec(created, 0, np.int64),
+                   stuck=None if stuck is None else vec(stuck, 0, np.int64))
 
     def revision_stats(self, cr: int) -> tuple[np.ndarray, np.ndarray]:
         """(new, old), each (N, Cr, 3): zeros where the shell gave none."""
@@ -471,7 +477,7 @@ class HealingDecision:
 
 
 def _evaluate_checks(params: HealthParams, obs: HealthObservation, state: HealthState, now: float
-                     ) -> tuple[CheckTable, PodState, CheckView]:
+                     ) -> tuple[CheckTable, PodState, CheckView, HungPods | None]:
     n = obs.current.size
     wc, pc = params.workload_columns, params.pod_columns
     wchecks = tuple(params.checks[j] for j in wc)
@@ -479,26 +485,30 @@ def _evaluate_checks(params: HealthParams, obs: HealthObservation, state: Health
     wraw, wsm, wtable = evaluate(wchecks, obs.values[:, wc], obs.present[:, wc], state.workload, now)
     pods = state.pods.reindex(obs.pods.keys, now, obs.pods.born)
     table = obs.pods
-    pvalues, ppresent = _pod_signals(pchecks, pc, table, pods.first_seen, now)
+    pvalues, ppresent, hung = _pod_signals(pchecks, pc, table, pods.first_seen, now, n)
     praw, psm, ptable = evaluate(pchecks, pvalues, ppresent, pods.table, now)
     pods = replace(pods, table=ptable)
     view = check_view(params, n, wtable, wraw, wsm, pod_view(pchecks, n, table.row, ptable, praw, psm,
                                                                   pods.first_seen))
-    return wtable, pods, view
+    return wtable, pods, view, hung
 
 
-def _pod_signals(pchecks: tuple, columns: np.ndarray, table: PodTable, first_seen: np.ndarray, now: float
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def _pod_signals(pchecks: tuple, columns: np.ndarray, table: PodTable, first_seen: np.ndarray, now: float, n: int
+                 ) -> tuple[np.ndarray, np.ndarray, HungPods | None]:
     """(values, present), each (P, Cp), of the pod-scope checks ``pchecks`` (the policy's check
     ``columns`` (Cp,)): their queries' samples, and for a hung-pod check the seconds each pod has been
-    hung (hung.py), computed here from the pod list (``first_seen`` (P,) epoch s)."""
+    hung (hung.py), computed here from the pod list (``first_seen`` (P,) epoch s); and that one
+    evaluation of the hung checks for N = ``n`` targets (None: no hung check), which the overload
+    signal and the records read too."""
     values, present = table.values[:, columns], table.present[:, columns]
     hung = [j for j, c in enumerate(pchecks) if c.is_hung]
     if not hung:
-        return values, present
-    values[:, hung] = hung_seconds(table, first_seen, [pchecks[j].hung_startup_s for j in hung], now)
+        return values, present, None
+    found = evaluate_hung(table, first_seen, [pchecks[j].hung_startup_s for j in hung],
+                          [pchecks[j].unhealthy for j in hung], now, n)
+    values[:, hung] = found.seconds
     present[:, hung] = True  # the pod list is the signal: never missing for a listed pod
-    return values, present
+    return values, present, found
 
 
 def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: float,
@@ -515,7 +525,7 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     n = obs.current.size
     current = obs.current.astype(np.int64)
     desired = current if scaling is None else np.asarray(scaling.desired, dtype=np.int64)
-    wtable, pods, view = _evaluate_checks(params, obs, state, now)
+    wtable, pods, view, hung = _evaluate_checks(params, obs, state, now)
     pod_row, pod_ready = obs.pods.row, obs.pods.ready
 
     replaced = replaced_revisions(state.revisions, obs.revision)
@@ -568,7 +578,7 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
         systemic = _systemic_beside_release(params, obs.pods.row, firing, release_pods, beside, prop.systemic)
         release_explains = _release_explains(obs.pods.row, firing, want, release_pods, recorded, beside, systemic)
     room = restart_room(params, pods, pod_row, pod_ready, trig_pods, current, obs.ready, restart_left, eligible)
-    overloaded, scale_up_to = _overload(params, obs, current, desired)
+    overloaded, scale_up_to = _overload(params, obs, current, desired, hung)
     # a workload-wide rollback check is excused while the comparison finds the new revision no
     # worse: it said so (a GOOD verdict), or the service is overloaded and the new revision's pods
     # have served traffic without being found worse (pods that never serve, e.g. crash-looping,
@@ -791,15 +801,20 @@ def _revision_tests(params: HealthParams, obs: HealthObservation, state: HealthS
     return tests, active, bad.any(axis=1), first.astype(np.int64)
 
 
-def _overload(params: HealthParams, obs: HealthObservation, current: np.ndarray, desired: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray]:
+def _overload(params: HealthParams, obs: HealthObservation, current: np.ndarray, desired: np.ndarray,
+              hung: HungPods | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(overloaded (N,) bool, scale_up_to (N,)): the overload signal and the replicas a health
     scale-up would set (the scaling side's count when it wants more, else a step up; capped;
-    the current count for a policy that does not scale, ``params.scales`` False)."""
+    the current count for a policy that does not scale, ``params.scales`` False). ``hung``: this
+    cycle's evaluation of the hung-pod checks: where the shell counts its stuck pods
+    (``obs.stuck``), a hung pod is not a pod still starting either."""
     ov = params.overload
     with np.errstate(invalid="ignore"):
         overloaded = obs.overloaded | (obs.utilization > ov.utilization_above) | (
             ov.when_scaling_wants_more & (desired > current))
+    if obs.stuck is not None:
+        stuck = obs.stuck if hung is None else np.maximum(obs.stuck, hung.hung)
+        overloaded = overloaded | (obs.ready + stuck < current)
     if not params.scales:  # no replicas bounds: never a scale-up (a ceiling of 2**31 - 1 let it grow unbounded)
         return overloaded, np.asarray(current, dtype=np.int64).copy()
     step = np.maximum(1, np.ceil(current * params.scale_up_step_ratio)).astype(np.int64)
