@@ -374,8 +374,9 @@ def held_notice(params: HealthParams, healing: HealingDecision, before: HealthSt
         why = (f"the {act} at {clock_time(float(rem.verify_started[i]))} did not cure it: {what} at the end of its "
                f"verification window, and no escalation step follows {act}")
         todo = f"fix the cause, then {resume} re-arms it"
-    elif reason in (HealthReason.RESTART_BUDGET_EXHAUSTED, HealthReason.ROLLBACK_BUDGET_EXHAUSTED):
-        restart = reason is HealthReason.RESTART_BUDGET_EXHAUSTED
+    elif reason in (HealthReason.RESTART_BUDGET_EXHAUSTED, HealthReason.ROLLBACK_BUDGET_EXHAUSTED,
+                    HealthReason.HUNG_POD_RESTARTS_EXHAUSTED):
+        restart = reason is not HealthReason.ROLLBACK_BUDGET_EXHAUSTED
         name, budget = ("restartsPerHour", budgets.restarts_per_hour) if restart else ("rollbacksPerDay",
                                                                                           budgets.rollbacks_per_day)
         used = int((spent.restarts_used if restart else spent.rollbacks_used)(now)[i])
@@ -388,6 +389,14 @@ def held_notice(params: HealthParams, healing: HealingDecision, before: HealthSt
         todo = (f"{resume} re-arms it once the budget has room, at {clock_time(room)}" if room is not None and room > now
                 else f"a {resume} cannot help: {'restart by hand' if restart else 'roll back by hand (' + undo + ')'}, "
                      f"or raise {name}")
+        if reason is HealthReason.HUNG_POD_RESTARTS_EXHAUSTED:
+            # its failed verifications restart the pod again rather than escalate: this is where it stops
+            firing = healing.firing_pods(i, record.trigger) if record.trigger else ()
+            pods = ", ".join(p.split("/", 1)[-1] for p in firing) or "its pods"
+            why = (f"hung-pod check {record.trigger} finds {pods} hung (not Ready past start-up while most pods of "
+                   f"their revision are Ready), but {allows}{': its restarts did not cure it' if used else ''}; "
+                   f"nothing stronger follows (no rolling restart, no rollback: one pod's fault, not the release's)")
+            todo = f"see why the pod hangs (kubectl describe pod, its logs); {todo}"
     elif reason in (HealthReason.NO_HEALTHY_REVISION, HealthReason.ROLLBACK_TARGET_GONE):
         why = (f"the escalation ladder calls for a rollback of revision {record.revision}, but there is no "
                f"known-healthy revision on the cluster to go back to")

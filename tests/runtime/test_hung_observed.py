@@ -142,3 +142,72 @@ def test_the_overload_signal_from_the_cores_hung_evaluation_equals_the_shells_ow
     before = overload_signal(view, decision, [DEP], w, np.array([int((seconds[:, 0] > 120.0).sum())]))
     d = heal(params, obs, HealthState.empty(1, params), T0)
     assert d.overloaded.tolist() == before.tolist()
+
+
+def test_held_for_a_hung_pod_says_its_restarts_did_not_cure_it_and_nothing_stronger_follows():
+    """The HealingHeld Event and log line of HungPodRestartsExhausted: the pod, the budget spent by its
+    restarts, that no rolling restart or rollback follows, and what to do."""
+    from controller.runtime.healing import held_notice
+    from tests.core.test_hung_pods import drive, restarting_policy
+
+    p, decisions = restarting_policy(restarts_per_hour=2), []
+    drive(p, {"web-3"}, set(), False, 700.0, decisions)
+    d = next(d for d in decisions if d.held[0])
+    assert held_notice(p, d, None, 0, DEP, "web-heal") == (
+        "web-heal: self-healing stopped (HungPodRestartsExhausted): hung-pod check hung-pod finds web-3.375 hung "
+        "(not Ready past start-up while most pods of their revision are Ready), but restartsPerHour 2 allows no "
+        "more (2 in the last hour): its restarts did not cure it; nothing stronger follows (no rolling restart, "
+        "no rollback: one pod's fault, not the release's); see why the pod hangs (kubectl describe pod, its "
+        "logs); `setpoint resume default/web` re-arms it once the budget has room, at 23:14 UTC")
+
+
+def explained(pods: list[PodStatus], reason_only: bool = False) -> list[str]:
+    """`setpoint explain`'s lines of the health side of one cycle over ``pods`` (spec 5) at T0."""
+    from controller.cli.records import _format_record
+
+    params, obs, _ = observed(pods, T0)
+    d = heal(params, obs, HealthState.empty(1, params), T0)
+    health = d.record(0, "p", DEP.key).to_dict()
+    record = {"target": "default/web", "at": 705.0, "current": 5, "ready": 1, "metrics": {}, "combined": 5,
+              "stabilized": 5, "limited": 5, "desired": 5, "reason": "NoAction", "health": health}
+    return _format_record(record).splitlines()[1:]
+
+
+EXPLAIN_ROWS = {
+    "four of five not Ready: held back, an outage": (
+        [pod("web-0")] + [pod(f"web-{k}", ready=False, since=T0 - 900.0) for k in range(1, 5)],
+        ["    hung check 'hung-pod': 4 of 5 pods not Ready past 2m, held back: most of revision 7's pods are not "
+         "Ready (an outage, not a hung pod)"]),
+    "one hung pod restarted: the RestartHungPod line alone": (
+        [pod(f"web-{k}") for k in range(4)] + [pod("web-4", ready=False, since=T0 - 200.0)],
+        ["    health: restart-pod [RestartHungPod] trigger hung-pod",
+         "    hung: web-4 not Ready past start-up (the longest 200s) while most pods of their revision are Ready: a "
+         "stuck process, restarted; a readiness outage (most pods not Ready: a dependency down) restarts none"]),
+    "all Ready: nothing said": ([pod(f"web-{k}") for k in range(5)], []),
+}
+
+
+@pytest.mark.parametrize("name", list(EXPLAIN_ROWS))
+def test_explain_says_when_the_peer_rule_holds_a_hung_check_back(name):
+    pods, lines = EXPLAIN_ROWS[name]
+    assert explained(pods) == lines
+
+
+def test_explain_says_a_hung_pods_failed_restart_and_its_hold():
+    from controller.cli.records import _format_health
+
+    again = {"action": "restart-pod", "reason": "RestartHungPod", "outcome": "HungPodHungAgain", "trigger": "hung-pod",
+             "restart_pods": ["default/web-3b"], "checks": {"hung-pod": {"raw": 105.0, "phase": "firing", "pods": 5,
+                                                                        "hung": {"past": 1, "not_ready_for": 60.0,
+                                                                                 "held_back": 0}}}}
+    assert _format_health(again).splitlines()[3] == (
+        "    verification: the hung pod's restart did not cure it (it hangs again) [HungPodHungAgain]: restarted "
+        "again while restartsPerHour allows, never escalated (no rolling restart, no rollback)")
+    held = {"action": None, "reason": "HungPodRestartsExhausted", "trigger": "hung-pod", "held": True,
+            "held_reason": "HungPodRestartsExhausted",
+            "checks": {"hung-pod": {"pods": 5, "hung": {"past": 1, "not_ready_for": 60.0, "held_back": 0}}}}
+    assert _format_health(held).splitlines()[1:] == [
+        "    health: no action [HungPodRestartsExhausted] trigger hung-pod",
+        "    held: restartsPerHour allows no more restarts of pods the hung-pod check finds hung; nothing stronger "
+        "follows (one pod's fault, not the release's): see why the pod hangs, then `setpoint resume`",
+        "    hung check 'hung-pod': 1 of 5 pods not Ready past 1m"]

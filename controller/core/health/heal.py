@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from controller.core.arbitrate import ArbitrationInput, arbitrate
+from controller.core.arbitrate import Arbitration, ArbitrationInput, arbitrate
 from controller.core.scaling.decide import Decision
 from controller.core.health.checks import (CheckTable, CheckView, PodState, PodTable, check_view, evaluate,
                                            firing_pod_mask, pod_view)
@@ -190,9 +190,17 @@ class CheckRecord:
     since: float | None
     firing_pods: int
     pods: int
+    # a hung-pod check with pods not Ready past its notReadyFor (none: None, left out of the record):
+    # {"past": pods, "not_ready_for": s, "held_back": of those, the pods the peer rule holds back
+    # (most of their revision's pods are not Ready: an outage), "revision": theirs when it is the
+    # current one}
+    hung: dict | None = None
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        out = dict(self.__dict__)
+        if self.hung is None:
+            del out["hung"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -327,6 +335,7 @@ class HealingDecision:
     # canary, a Deployment's new ReplicaSet), whatever the action or reason this cycle, until that
     # revision is rolled back or replaced (not only while it is compared); None: not computed
     revision_recorded: np.ndarray | None = None
+    hung: HungPods | None = None  # this cycle's evaluation of the hung-pod checks (None: none in the policy)
 
     def state_after(self, applied: np.ndarray | bool = True, restarted: np.ndarray | None = None,
                     hold_applied: np.ndarray | bool | None = None) -> HealthState:
@@ -425,7 +434,7 @@ class HealingDecision:
                 v.active_since[i, c] if ph == Phase.PENDING else v.changed_at[i, c])
             checks.append(CheckRecord(chk.name, "pod" if chk.scope == Scope.POD else "workload", opt(v.raw[i, c]),
                                       opt(v.smoothed[i, c]), _PHASES[ph], opt(since), int(v.firing[i, c]),
-                                      int(v.pods[i, c])))
+                                      int(v.pods[i, c]), self._hung_record(i, c)))
         act = Act(int(self.action[i]))
         trig = int(self.trigger[i])
         rtrig = -1 if self.revision_trigger is None else int(self.revision_trigger[i])
@@ -443,6 +452,22 @@ class HealingDecision:
             systemic=bool(self.systemic[i]), checks=tuple(checks), revision_checks=self._revision_records(i, opt),
             revision_worse=self.revision_recorded is not None and bool(self.revision_recorded[i]),
             **self._hold_record(i))
+
+    def _hung_record(self, i: int, c: int) -> dict | None:
+        """Check ``c``'s hung-pod counts on target ``i`` (``CheckRecord.hung``), None unless it is a
+        hung-pod check with pods not Ready past its notReadyFor."""
+        if self.hung is None or not self.params.checks[c].is_hung:
+            return None
+        k = int(self.params.hung[:c].sum())  # its column among the hung checks
+        past = int(self.hung.past[i, k])
+        if past == 0:
+            return None
+        out = dict(past=past, not_ready_for=float(self.params.checks[c].unhealthy),
+                   held_back=int(self.hung.held_back[i, k]))
+        revision = str(self.state.revisions.current[i])
+        if out["held_back"] and not self.hung.held_back_old[i, k] and revision:
+            out["revision"] = revision
+        return out
 
     def _hold_record(self, i: int) -> dict:
         hold = self.state.hold
@@ -607,10 +632,7 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
         partitioned=obs.partitioned, never_scales=np.full(n, not params.scales), release_worse=recorded,
         release_explains=release_explains, ordered=obs.ordered, created=obs.created, condemned=condemned))
 
-    # the restart of pods a hung-pod check fires on says so (an Event, the records, explain)
-    hung_restart = (arb.reason == HealthReason.RESTART_FIRING_PODS) & params.hung[np.maximum(trigger, 0)] & \
-        (trigger >= 0) if params.checks else np.zeros(n, bool)
-    arb = replace(arb, reason=np.where(hung_restart, int(HealthReason.RESTART_HUNG_POD), arb.reason))
+    arb = _hung_reasons(params, arb, trigger)
     restart = pick_pods(params, pods, pod_row, pod_ready, trig_pods,
                         np.where(arb.action == Act.RESTART_POD, arb.restart, 0), eligible)
     restarted = np.bincount(pod_row[restart], minlength=n)[:n] if restart.any() else np.zeros(n, np.int64)
@@ -645,7 +667,24 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
         view=view, pod_row=pod_row, pod_keys=pods.keys, state=new_state, revision_active=rev_active,
         revision_trigger=rev_trigger, unapplied=unapplied, hold_action=hold_action.astype(np.int64),
         hold_reason_code=hold_reason.astype(np.int64), rollback_resumes=rollback_resumes,
-        rollback_gone=rollback_gone, revision_recorded=recorded)
+        rollback_gone=rollback_gone, revision_recorded=recorded, hung=hung)
+
+
+def _hung_reasons(params: HealthParams, arb: Arbitration, trigger: np.ndarray) -> Arbitration:
+    """The restart of pods a hung-pod check fires on says so (RestartHungPod: an Event, the records,
+    explain), and so does its hold once restartsPerHour allows no more (HungPodRestartsExhausted: its
+    failed verifications restart it again rather than escalate, so the budget is where it stops).
+    ``trigger``: (N,) the check behind each target's want, -1."""
+    if not params.checks:
+        return arb
+    hung = params.hung[np.maximum(trigger, 0)] & (trigger >= 0)
+    restart = hung & (arb.reason == HealthReason.RESTART_FIRING_PODS)
+    spent = hung & (arb.reason == HealthReason.RESTART_BUDGET_EXHAUSTED)
+    reason = np.where(restart, int(HealthReason.RESTART_HUNG_POD),
+                      np.where(spent, int(HealthReason.HUNG_POD_RESTARTS_EXHAUSTED), arb.reason))
+    return replace(arb, reason=reason,
+                   hold_reason=np.where(spent & arb.hold, int(HealthReason.HUNG_POD_RESTARTS_EXHAUSTED),
+                                        arb.hold_reason))
 
 
 def _record_checks_bad(params: HealthParams, verdict: np.ndarray) -> np.ndarray:
