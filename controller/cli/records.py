@@ -12,6 +12,7 @@ import typer
 
 from controller.cli.common import fail, table_console
 from controller.cli.root import app
+from controller.policy.durations import format_duration
 from controller.policy.summary import plural
 
 
@@ -300,6 +301,14 @@ def _format_health(h: dict, desired=None) -> str:
         out += (f"\n    hung: {', '.join(p.split('/', 1)[-1] for p in h.get('restart_pods') or []) or 'pods'} not Ready "
                 f"past start-up{longest} while most pods of their revision are Ready: a stuck process, restarted; a "
                 f"readiness outage (most pods not Ready: a dependency down) restarts none")
+    if h.get("outcome") == "HungPodHungAgain":
+        out += ("\n    verification: the hung pod's restart did not cure it (it hangs again) [HungPodHungAgain]: "
+                "restarted again while restartsPerHour allows, never escalated (no rolling restart, no rollback)")
+    if h.get("reason") == "HungPodRestartsExhausted":
+        out += ("\n    held: restartsPerHour allows no more restarts of pods the hung-pod check finds hung; nothing "
+                "stronger follows (one pod's fault, not the release's): see why the pod hangs, then `setpoint resume`")
+    for name, c in (h.get("checks") or {}).items():
+        out += _hung_check_line(name, c.get("hung"), c.get("pods"), h.get("reason"))
     if h.get("reason") == "RollbackBlockedByPause":
         out += ("\n    no rollback: the Deployment is paused (spec.paused, not by setpoint) and would not roll back; "
                 "it goes out once the Deployment is resumed")
@@ -327,6 +336,22 @@ def _format_health(h: dict, desired=None) -> str:
                 f"{c['worse_by']:g}x{'; with its recorded baseline' if c.get('compared_with') == 'baseline' else ''}) "
                 f"-> {c['verdict']}")
     return out
+
+
+def _hung_check_line(name: str, hung: dict | None, pods, reason: str | None) -> str:
+    """A hung-pod check's counts (``CheckRecord.hung``: pods not Ready past notReadyFor, those the peer
+    rule held back) in words; '' when it has nothing to add (none past it, or all restarted as hung,
+    which the RestartHungPod line says)."""
+    if not hung or (not hung.get("held_back") and reason == "RestartHungPod"):
+        return ""
+    past, held = hung.get("past", 0), hung.get("held_back", 0)
+    line = (f"\n    hung check '{name}': {past} of {pods if isinstance(pods, int) else '?'} pods not Ready past "
+            f"{format_duration(float(hung.get('not_ready_for') or 0.0))}")
+    if held:
+        revision = f"revision {hung['revision']}'s" if hung.get("revision") else "their revision's"
+        some = "" if held == past else f" {held} of them"
+        line += f", held back{some}: most of {revision} pods are not Ready (an outage, not a hung pod)"
+    return line
 
 
 DEFAULT_STATUS_SERVER = "http://127.0.0.1:8080"  # `setpoint run --listen`'s default port

@@ -34,7 +34,8 @@ in order, the first rule that applies decides the health side:
    a rollout that waits for the very pods it restarts: a StatefulSet's broken pods off its update
    revision); a rolling restart of a StatefulSet held at a partition is refused
    (RollingRestartPartitioned: it would restart only the pods at or above it, on a new revision);
-   held when the restart budget is spent; restart-pod waits when max-unavailable leaves no room;
+   held when the restart budget is spent (heal names a hung-pod check's HungPodRestartsExhausted);
+   restart-pod waits when max-unavailable leaves no room;
    else restart
 7. scale-up wanted by a check -> scale up (cooldown and max replicas permitting); not while an
    OrderedReady StatefulSet walks up (OrderedScaleUpPending: the count asked for is not reached yet:

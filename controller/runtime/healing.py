@@ -20,7 +20,6 @@ import numpy as np
 from controller.core.scaling.decide import Decision
 from controller.core.health.heal import HealingDecision, HealthObservation, HealthState
 from controller.core.health.checks import PodTable
-from controller.core.health.hung import hung_seconds
 from controller.core.health.params import HealthParams, HealthReason, Remedy, Scope
 from controller.core.health.revision_test import Measure, latency_stats, ratio_stats
 from controller.errors import MetricsUnavailable
@@ -198,40 +197,39 @@ def overload_signal(view: ClusterView, decision: Decision | None,
     pods are still starting after a scale-up, or a scaling metric asks for more replicas than
     current (before stabilization, rate limits and max replicas hold it back).
 
-    Starting: fewer pods Ready than spec.replicas, not counting the pods that crash (``crashing``:
-    a restart-pod check's usual target): those call for their restart, not for capacity. Where a
-    scaling metric reads the demand and asks for no more (its proposals count ``withheld`` (N,),
-    the pods not Ready long past their start-up, core/scaling/withheld.py, on top), those stuck
-    pods do not count either: a hung process the load does not explain is for a restart (the
-    larger of the two counts: a crash-looping pod is often withheld too). Without such a metric
-    (a health-only policy), a pod failing its readiness probe is taken for load, as before, unless
-    a hung-pod check of the policy judges it hung (``hung`` (N,): such pods per target,
-    :func:`hung_pods`): most of its revision's pods are Ready, so the load does not explain it."""
-    crashing = crashing_pods(view, targets)
+    Starting: fewer pods Ready than spec.replicas, not counting the pods stuck for another cause
+    (:func:`stuck_pods`), nor those a hung-pod check of the policy judges hung (``hung`` (N,): such
+    pods per target; most of their revision's pods are Ready, so the load does not explain them).
+    ``observe_health`` hands the two parts to the core instead (``HealthObservation.stuck`` beside
+    :func:`scaling_wants_more`), which adds the hung pods from its own evaluation of the check."""
+    stuck = stuck_pods(view, decision, targets, withheld)
     if hung is not None:
-        crashing = np.maximum(crashing, np.asarray(hung, np.int64))
-    starting = view.ready + crashing < view.spec
+        stuck = np.maximum(stuck, np.asarray(hung, np.int64))
+    return (view.ready + stuck < view.spec) | scaling_wants_more(view, decision)
+
+
+def stuck_pods(view: ClusterView, decision: Decision | None, targets: Sequence[TargetRef] = (),
+               withheld: np.ndarray | None = None) -> np.ndarray:
+    """(N,) pods not Ready for a cause other than load, which the overload signal does not count as
+    starting: the pods that crash (``crashing_pods``: a restart-pod check's usual target, for their
+    restart); where a scaling metric reads the demand, the larger of those and its ``withheld`` (N,)
+    (the pods not Ready long past their start-up, core/scaling/withheld.py: a hung process the load
+    does not explain is for a restart; a crash-looping pod is often withheld too). Without such a
+    metric (a health-only policy), a pod failing its readiness probe is taken for load."""
+    crashing = crashing_pods(view, targets)
+    if decision is None or decision.proposals.shape[1] == 0 or withheld is None:
+        return crashing
+    read = decision.valid.any(axis=1)  # a metric read the demand: what is not Ready beyond it is stuck
+    return np.maximum(crashing, np.where(read, np.asarray(withheld, np.float64), 0.0))
+
+
+def scaling_wants_more(view: ClusterView, decision: Decision | None) -> np.ndarray:
+    """(N,) bool: a scaling metric asks for more replicas than spec.replicas (before stabilization,
+    rate limits and max replicas hold it back); False without one."""
     if decision is None or decision.proposals.shape[1] == 0:
-        return starting
+        return np.zeros(view.spec.size, bool)
     with np.errstate(invalid="ignore"):
-        wants_more = (np.where(decision.valid, decision.proposals, -np.inf).max(axis=1) > view.spec)
-    if withheld is not None:
-        read = decision.valid.any(axis=1)  # a metric read the demand: what is not Ready beyond it is stuck
-        stuck = np.maximum(crashing, np.where(read, np.asarray(withheld, np.float64), 0.0))
-        starting = view.ready + stuck < view.spec
-    return starting | wants_more
-
-
-def hung_pods(params: HealthParams, pods: PodTable, n: int, now: float) -> np.ndarray | None:
-    """(N,) per target, its pods a hung-pod check of ``params`` judges hung now (past their start-up,
-    not Ready for longer than its notReadyFor, most of their revision's pods Ready:
-    core/health/hung.py); a pod of unknown creation time counts as just created. None: no such check."""
-    hung = [c for c in params.checks if c.is_hung]
-    if not hung:
-        return None
-    seconds = hung_seconds(pods, np.full(pods.size, now), [c.hung_startup_s for c in hung], now)
-    over = (seconds > np.asarray([c.unhealthy for c in hung])[None, :]).any(axis=1)
-    return np.bincount(pods.row[over], minlength=n)[:n] if over.any() else np.zeros(n, np.int64)
+        return np.where(decision.valid, decision.proposals, -np.inf).max(axis=1) > view.spec
 
 
 def crashing_pods(view: ClusterView, targets: Sequence[TargetRef]) -> np.ndarray:
@@ -300,7 +298,8 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
                        not_ready_since=listed.not_ready_since, running=listed.running, condemned=listed.condemned)
     return HealthObservation.of(view.spec.astype(np.int64), view.ready.astype(np.int64), values, checks=c,
                                 present=present, revision=revision, rollout=view.rollout, pods=pods,
-                                overloaded=overload_signal(view, decision, targets, withheld, hung_pods(params, pods, n, now)),
+                                overloaded=scaling_wants_more(view, decision),
+                                stuck=stuck_pods(view, decision, targets, withheld),
                                 revision_new=new, revision_old=old,
                                 paused=view.paused, revisions=revisions, revision_since=since,
                                 rollback_supported=[t.kind == "Deployment" for t in targets],
@@ -405,8 +404,9 @@ def held_notice(params: HealthParams, healing: HealingDecision, before: HealthSt
         why = (f"the {act} at {clock_time(float(rem.verify_started[i]))} did not cure it: {what} at the end of its "
                f"verification window, and no escalation step follows {act}")
         todo = f"fix the cause, then {resume} re-arms it"
-    elif reason in (HealthReason.RESTART_BUDGET_EXHAUSTED, HealthReason.ROLLBACK_BUDGET_EXHAUSTED):
-        restart = reason is HealthReason.RESTART_BUDGET_EXHAUSTED
+    elif reason in (HealthReason.RESTART_BUDGET_EXHAUSTED, HealthReason.ROLLBACK_BUDGET_EXHAUSTED,
+                    HealthReason.HUNG_POD_RESTARTS_EXHAUSTED):
+        restart = reason is not HealthReason.ROLLBACK_BUDGET_EXHAUSTED
         name, budget = ("restartsPerHour", budgets.restarts_per_hour) if restart else ("rollbacksPerDay",
                                                                                           budgets.rollbacks_per_day)
         used = int((spent.restarts_used if restart else spent.rollbacks_used)(now)[i])
@@ -419,6 +419,14 @@ def held_notice(params: HealthParams, healing: HealingDecision, before: HealthSt
         todo = (f"{resume} re-arms it once the budget has room, at {clock_time(room)}" if room is not None and room > now
                 else f"a {resume} cannot help: {'restart by hand' if restart else 'roll back by hand (' + undo + ')'}, "
                      f"or raise {name}")
+        if reason is HealthReason.HUNG_POD_RESTARTS_EXHAUSTED:
+            # its failed verifications restart the pod again rather than escalate: this is where it stops
+            firing = healing.firing_pods(i, record.trigger) if record.trigger else ()
+            pods = ", ".join(p.split("/", 1)[-1] for p in firing) or "its pods"
+            why = (f"hung-pod check {record.trigger} finds {pods} hung (not Ready past start-up while most pods of "
+                   f"their revision are Ready), but {allows}{': its restarts did not cure it' if used else ''}; "
+                   f"nothing stronger follows (no rolling restart, no rollback: one pod's fault, not the release's)")
+            todo = f"see why the pod hangs (kubectl describe pod, its logs); {todo}"
     elif reason in (HealthReason.NO_HEALTHY_REVISION, HealthReason.ROLLBACK_TARGET_GONE):
         why = (f"the escalation ladder calls for a rollback of revision {record.revision}, but there is no "
                f"known-healthy revision on the cluster to go back to")

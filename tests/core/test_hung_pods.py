@@ -190,9 +190,135 @@ def test_a_hung_pod_soon_after_a_release_is_restarted_not_blamed_on_the_release(
 
 
 def test_a_hung_pod_restart_is_bounded_by_the_restart_budget():
-    """No budget of its own: restartsPerHour holds it as any restart (held, HealingHeld)."""
+    """No budget of its own: restartsPerHour holds it as any restart (held, HealingHeld), with its own
+    reason: nothing stronger follows a hung pod's restarts."""
     p = HealthParams.of((hung_check(),), budgets=BudgetParams(restarts_per_hour=0, rollbacks_per_day=2,
                                                               max_unavailable_ratio=0.25))
     records = run(p, pods(not_ready={"web-3": T0}), 300.0)
     assert first_action(records) == (None, None)
-    assert [(t, r.reason, r.held) for t, r in records if t >= 135.0][0] == (135.0, "RestartBudgetExhausted", True)
+    assert [(t, r.reason, r.held) for t, r in records if t >= 135.0][0] == (135.0, "HungPodRestartsExhausted", True)
+
+
+# --- a failed verification of a hung-pod restart -------------------------------------------------
+#
+# The pods are replaced as a restart would replace them: the restarted pod goes and a new one comes
+# (created now, not Ready: it hangs again, or Ready once started: cured). Start-up 30 s and notReadyFor
+# 60 s, so a replacement that hangs fires 105 s after its restart, well inside a 300 s verification
+# window (the window of a policy whose other checks have a `for` of 2m30s).
+
+def restarting_policy(*extra: CheckParams, restarts_per_hour: int = 6) -> HealthParams:
+    return HealthParams.of((hung_check(not_ready_for_s=60.0, startup_s=30.0),) + extra,
+                           escalation=(Remedy.ROLLING_RESTART, Remedy.ROLLBACK), verify_window_s=300.0,
+                           budgets=BudgetParams(restarts_per_hour=restarts_per_hour, rollbacks_per_day=2,
+                                                max_unavailable_ratio=0.25))
+
+
+def drive(p: HealthParams, hung: set, bad: set, cured: bool, until_s: float, decisions: list | None = None) -> list:
+    """Cycles 15 s apart from T0 with restarts applied, 5 pods (web-0 .. web-4): ``hung`` not Ready
+    since T0, ``bad`` report 1.0 on every query check; a replacement inherits its pod's fault unless
+    ``cured`` (then Ready from its start-up on). The revision is known healthy (two rollback targets
+    listed). Returns what each cycle said: (t, action, reason, outcome, held, held_reason); each cycle's
+    HealingDecision is appended to ``decisions``."""
+    names = [f"web-{k}" for k in range(5)]
+    born = {n: OLD for n in names}
+    faulty = {n: (n in hung, n in bad) for n in names}
+    state, out = HealthState.empty(1, p), []
+    for t in np.arange(0.0, until_s + 1.0, 15.0):
+        now = T0 + t
+        stuck = [faulty[n][0] and not (cured and born[n] > OLD and now - born[n] >= 30.0) for n in names]
+        table = PodTable.of([0] * 5, [f"default/{n}" for n in names],
+                            np.asarray([[0.0] + [1.0 if faulty[n][1] else 0.0] * (len(p.checks) - 1) for n in names]),
+                            ready=[not s for s in stuck], checks=len(p.checks), born=[born[n] for n in names],
+                            not_ready_since=[max(T0, born[n]) if s else np.nan for n, s in zip(names, stuck)])
+        obs = HealthObservation.of([5], [5 - sum(stuck)], checks=len(p.checks), revision=["web-2"], pods=table,
+                                   revision_since=[T0 - 10_000.0], revisions=[["web-1", "web-2"]])
+        d = heal(p, obs, state, now)
+        state = d.state
+        if decisions is not None:
+            decisions.append(d)
+        r = d.record(0, "p", "Deployment/default/web")
+        out.append((t, r.action, r.reason, r.outcome, r.held, r.held_reason))
+        for key in r.restart_pods:  # the replacement: a new pod, created now, with its pod's fault
+            old = key.split("/", 1)[1]
+            new = f"{old.split('.')[0]}.{int(t)}"
+            names[names.index(old)] = new
+            born[new], faulty[new] = now, faulty.pop(old)
+        if r.action == "rolling-restart":  # every pod replaced, each with its fault
+            born = {n: now for n in names}
+    return out
+
+
+def said(rows: list) -> list:
+    """The cycles that did or concluded something, or held."""
+    return [row for row in rows if row[1] or row[3] or row[4]][:8]
+
+
+AGAIN_ROWS = [
+    pytest.param(restarting_policy(), {"web-3"}, set(), False, 700.0,
+                 [(75.0, "restart-pod", "RestartHungPod", None, False, None),
+                  (375.0, "restart-pod", "RestartHungPod", "HungPodHungAgain", False, None),
+                  (675.0, "restart-pod", "RestartHungPod", "HungPodHungAgain", False, None)],
+                 id="replacement-hangs-again-another-pod-restart-not-a-rolling-restart"),
+    pytest.param(restarting_policy(restarts_per_hour=2), {"web-3"}, set(), False, 900.0,
+                 [(75.0, "restart-pod", "RestartHungPod", None, False, None),
+                  (375.0, "restart-pod", "RestartHungPod", "HungPodHungAgain", False, None),
+                  (675.0, None, "HungPodRestartsExhausted", "HungPodHungAgain", True, "HungPodRestartsExhausted"),
+                  (690.0, None, "Held", None, True, "HungPodRestartsExhausted")],
+                 id="restart-budget-spent-held-with-its-own-reason-no-rollback"),
+    pytest.param(restarting_policy(), {"web-3"}, set(), True, 400.0,
+                 [(75.0, "restart-pod", "RestartHungPod", None, False, None),
+                  (375.0, None, "NoAction", "Verified", False, None)],
+                 id="replacement-ready-verified"),
+    pytest.param(restarting_policy(pod_check("mem", for_s=150.0)), set(), {"web-1"}, False, 500.0,
+                 [(150.0, "restart-pod", "RestartFiringPods", None, False, None),
+                  (450.0, "rolling-restart", "Escalated", "VerifyFailedEscalating", False, None)],
+                 id="a-non-hung-check-beside-it-still-escalates"),
+]
+
+
+@pytest.mark.parametrize("p, hung, bad, cured, until_s, expected", AGAIN_ROWS)
+def test_a_hung_pod_restart_that_fails_is_retried_never_escalated(p, hung, bad, cured, until_s, expected):
+    rows = drive(p, hung, bad, cured, until_s)
+    got = said(rows)
+    assert got[:len(expected)] == expected, got
+    if hung:
+        assert not any(row[1] in ("rolling-restart", "rollback") for row in rows)
+        assert "VerifyFailedEscalating" not in {row[3] for row in rows}
+
+
+# --- what the records say of a hung check's pods -------------------------------------------------
+
+HUNG_RECORD_ROWS = [
+    pytest.param(pods(not_ready={f"web-{k}": T0 - 600.0 for k in range(4)}), False,
+                 {"past": 4, "not_ready_for": 120.0, "held_back": 4, "revision": "web-2"},
+                 id="four-of-five-past-notReadyFor-held-back-an-outage"),
+    pytest.param(pods(not_ready={f"web-{k}": T0 - 600.0 for k in range(2)}, running={"web-1": False}), False,
+                 {"past": 1, "not_ready_for": 120.0, "held_back": 0},
+                 id="one-hung-one-not-running-not-counted"),
+    pytest.param(pods(n=6, not_ready={"web-0": T0 - 600.0, "web-1": T0 - 600.0, "web-4": T0 - 600.0},
+                      new={"web-3", "web-4", "web-5"}), True,
+                 {"past": 3, "not_ready_for": 120.0, "held_back": 2},
+                 id="the-old-revisions-pods-held-back-during-a-rollout-no-revision-named"),
+    pytest.param(pods(not_ready={"web-3": T0 - 60.0}), False, None, id="inside-notReadyFor-nothing-said"),
+    pytest.param(pods(), False, None, id="all-ready-nothing-said"),
+]
+
+
+@pytest.mark.parametrize("world, rollout, expected", HUNG_RECORD_ROWS)
+def test_the_record_counts_the_pods_past_notReadyFor_and_those_the_peer_rule_held_back(world, rollout, expected):
+    p = policy()
+    d = heal(p, observe(p, world, rollout), HealthState.empty(1, p), T0)
+    check = d.record(0, "p", "Deployment/default/web").to_dict()["checks"]["hung-pod"]
+    assert check.get("hung") == expected
+    assert ("hung" in check) == (expected is not None)  # compact: only when the check has something to say
+
+
+def test_the_hung_counts_are_the_same_evaluation_as_the_checks_values():
+    """One evaluation (hung.evaluate_hung): a pod counted hung is one whose value is past notReadyFor."""
+    from controller.core.health.hung import evaluate_hung
+    world = pods(n=6, not_ready={"web-0": T0 - 600.0, "web-1": T0 - 600.0, "web-4": T0 - 130.0},
+                 new={"web-3", "web-4", "web-5"})
+    table = observe(policy(), world).pods
+    found = evaluate_hung(table, np.full(6, T0), [300.0], [120.0], T0, 1)
+    assert found.hung.tolist() == [int((found.seconds[:, 0] > 120.0).sum())] == [1]
+    assert (found.past.tolist(), found.held_back.tolist()) == ([[3]], [[2]])

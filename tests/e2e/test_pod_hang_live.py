@@ -15,6 +15,8 @@ Without the hung check (main before it) nothing restarts the pod: it stays hung 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -116,3 +118,13 @@ def test_a_readiness_outage_restarts_no_pod(tmp_path):
     records = health_records(tmp_path)
     assert {h["checks"]["hung-pod"]["phase"] for h in records} == {"ok"}, records
     assert not [h for h in records if h["trigger"] == "hung-pod" or h["action"] in ("restart-pod", "rolling-restart")]
+    # the records say why it stayed quiet: every pod past notReadyFor, all held back by the peer rule
+    # (the cycles with fewer past it, or none: no counts, say as much)
+    said = [(h["checks"]["hung-pod"].get("hung"), h["revision"]) for h in records]
+    assert any(s == {"past": 4, "not_ready_for": 10.0, "held_back": 4, "revision": rev} for s, rev in said), said
+    assert all(s is None or s["held_back"] == s["past"] for s, _ in said), said
+    explained = subprocess.run([sys.executable, "-m", "controller.cli", "explain", str(tmp_path / "decisions.jsonl")],
+                               capture_output=True, text=True, timeout=60)
+    assert explained.returncode == 0, explained.stderr
+    assert "hung check 'hung-pod': 4 of 4 pods not Ready past 10s, held back: most of revision " in explained.stdout
+    assert "pods are not Ready (an outage, not a hung pod)" in explained.stdout

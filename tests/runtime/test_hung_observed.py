@@ -71,8 +71,8 @@ ROWS = [
 def test_the_pod_list_feeds_the_hung_check(pods, overloaded, expected):
     params, obs, sent = observed(pods, T0)
     assert sent == []
-    assert obs.overloaded.tolist() == [overloaded]
     d = heal(params, obs, HealthState.empty(1, params), T0)
+    assert d.overloaded.tolist() == [overloaded]  # the core's signal, from its own evaluation of the check
     r = d.record(0, "p", DEP.key)
     assert (r.action, r.reason, list(r.restart_pods)) == expected
 
@@ -97,3 +97,117 @@ def test_explain_says_the_pod_is_hung_not_an_outage():
         "    health: restart-pod [RestartHungPod] trigger hung-pod",
         "    hung: web-4 not Ready past start-up (the longest 200s) while most pods of their revision are Ready: a "
         "stuck process, restarted; a readiness outage (most pods not Ready: a dependency down) restarts none"]
+
+
+def metric(proposal: float, valid: bool = True):
+    """What the overload signal reads of a scaling decision: (N, M) proposals and valid."""
+    from types import SimpleNamespace
+    return SimpleNamespace(proposals=np.array([[proposal]]), valid=np.array([[valid]]))
+
+
+FIVE = [pod(f"web-{k}") for k in range(4)]
+# name: (pods, decision, withheld). The hung rule is evaluated once, in the core (heal), and the overload
+# signal fed from it; these rows hold its answer equal to the shell's own second evaluation before
+EQUAL_ROWS = {
+    "a hung pod, health-only": (FIVE + [pod("web-4", ready=False, since=T0 - 200.0)], None, None),
+    "a pod 1 s past notReadyFor": (FIVE + [pod("web-4", ready=False, since=T0 - 121.0)], None, None),
+    "at notReadyFor exactly: not hung": (FIVE + [pod("web-4", ready=False, since=T0 - 120.0)], None, None),
+    "a pod starting": (FIVE + [pod("web-4", ready=False, since=T0 - 60.0, born=T0 - 60.0)], None, None),
+    "a crash-looping pod": (FIVE + [pod("web-4", ready=False, since=T0 - 900.0, waiting="CrashLoopBackOff")], None,
+                            None),
+    "an outage": ([pod(f"web-{k}", ready=False, since=T0 - 900.0) for k in range(5)], None, None),
+    "a hung pod, the metric asking for no more": (FIVE + [pod("web-4", ready=False, since=T0 - 200.0)], metric(5),
+                                                  [0.0]),
+    "a hung pod, the metric asking for more": (FIVE + [pod("web-4", ready=False, since=T0 - 200.0)], metric(7),
+                                               [0.0]),
+    "two not Ready, one withheld, one hung": (FIVE[:3] + [pod("web-3", ready=False, since=T0 - 200.0),
+                                                          pod("web-4", ready=False, since=T0 - 30.0)], metric(5), [1.0]),
+}
+
+
+@pytest.mark.parametrize("name", list(EQUAL_ROWS))
+def test_the_overload_signal_from_the_cores_hung_evaluation_equals_the_shells_own(name):
+    from controller.core.health.hung import hung_seconds
+    from controller.runtime.healing import overload_signal
+
+    pods, decision, withheld = EQUAL_ROWS[name]
+    params = load_one(policy_with(HEALTH_ONLY)).health_params
+    status = TargetStatus(DEP, spec_replicas=5, status_replicas=len(pods),
+                          ready_replicas=sum(1 for p in pods if p.ready), revision="7", pods=tuple(pods))
+    view = ClusterView.from_statuses([DEP], {DEP: status})
+    w = None if withheld is None else np.array(withheld)
+    obs = observe_health(HealthQueries(params, ("",)), NoQueries(), [DEP], view, T0, [], decision, [], withheld=w)
+    # the shell's second evaluation, as it was (runtime/healing.hung_pods): seconds past notReadyFor
+    seconds = hung_seconds(obs.pods, np.full(obs.pods.size, T0), [300.0], T0)
+    before = overload_signal(view, decision, [DEP], w, np.array([int((seconds[:, 0] > 120.0).sum())]))
+    d = heal(params, obs, HealthState.empty(1, params), T0)
+    assert d.overloaded.tolist() == before.tolist()
+
+
+def test_held_for_a_hung_pod_says_its_restarts_did_not_cure_it_and_nothing_stronger_follows():
+    """The HealingHeld Event and log line of HungPodRestartsExhausted: the pod, the budget spent by its
+    restarts, that no rolling restart or rollback follows, and what to do."""
+    from controller.runtime.healing import held_notice
+    from tests.core.test_hung_pods import drive, restarting_policy
+
+    p, decisions = restarting_policy(restarts_per_hour=2), []
+    drive(p, {"web-3"}, set(), False, 700.0, decisions)
+    d = next(d for d in decisions if d.held[0])
+    assert held_notice(p, d, None, 0, DEP, "web-heal") == (
+        "web-heal: self-healing stopped (HungPodRestartsExhausted): hung-pod check hung-pod finds web-3.375 hung "
+        "(not Ready past start-up while most pods of their revision are Ready), but restartsPerHour 2 allows no "
+        "more (2 in the last hour): its restarts did not cure it; nothing stronger follows (no rolling restart, "
+        "no rollback: one pod's fault, not the release's); see why the pod hangs (kubectl describe pod, its "
+        "logs); `setpoint resume default/web` re-arms it once the budget has room, at 23:14 UTC")
+
+
+def explained(pods: list[PodStatus], reason_only: bool = False) -> list[str]:
+    """`setpoint explain`'s lines of the health side of one cycle over ``pods`` (spec 5) at T0."""
+    from controller.cli.records import _format_record
+
+    params, obs, _ = observed(pods, T0)
+    d = heal(params, obs, HealthState.empty(1, params), T0)
+    health = d.record(0, "p", DEP.key).to_dict()
+    record = {"target": "default/web", "at": 705.0, "current": 5, "ready": 1, "metrics": {}, "combined": 5,
+              "stabilized": 5, "limited": 5, "desired": 5, "reason": "NoAction", "health": health}
+    return _format_record(record).splitlines()[1:]
+
+
+EXPLAIN_ROWS = {
+    "four of five not Ready: held back, an outage": (
+        [pod("web-0")] + [pod(f"web-{k}", ready=False, since=T0 - 900.0) for k in range(1, 5)],
+        ["    hung check 'hung-pod': 4 of 5 pods not Ready past 2m, held back: most of revision 7's pods are not "
+         "Ready (an outage, not a hung pod)"]),
+    "one hung pod restarted: the RestartHungPod line alone": (
+        [pod(f"web-{k}") for k in range(4)] + [pod("web-4", ready=False, since=T0 - 200.0)],
+        ["    health: restart-pod [RestartHungPod] trigger hung-pod",
+         "    hung: web-4 not Ready past start-up (the longest 200s) while most pods of their revision are Ready: a "
+         "stuck process, restarted; a readiness outage (most pods not Ready: a dependency down) restarts none"]),
+    "all Ready: nothing said": ([pod(f"web-{k}") for k in range(5)], []),
+}
+
+
+@pytest.mark.parametrize("name", list(EXPLAIN_ROWS))
+def test_explain_says_when_the_peer_rule_holds_a_hung_check_back(name):
+    pods, lines = EXPLAIN_ROWS[name]
+    assert explained(pods) == lines
+
+
+def test_explain_says_a_hung_pods_failed_restart_and_its_hold():
+    from controller.cli.records import _format_health
+
+    again = {"action": "restart-pod", "reason": "RestartHungPod", "outcome": "HungPodHungAgain", "trigger": "hung-pod",
+             "restart_pods": ["default/web-3b"], "checks": {"hung-pod": {"raw": 105.0, "phase": "firing", "pods": 5,
+                                                                        "hung": {"past": 1, "not_ready_for": 60.0,
+                                                                                 "held_back": 0}}}}
+    assert _format_health(again).splitlines()[3] == (
+        "    verification: the hung pod's restart did not cure it (it hangs again) [HungPodHungAgain]: restarted "
+        "again while restartsPerHour allows, never escalated (no rolling restart, no rollback)")
+    held = {"action": None, "reason": "HungPodRestartsExhausted", "trigger": "hung-pod", "held": True,
+            "held_reason": "HungPodRestartsExhausted",
+            "checks": {"hung-pod": {"pods": 5, "hung": {"past": 1, "not_ready_for": 60.0, "held_back": 0}}}}
+    assert _format_health(held).splitlines()[1:] == [
+        "    health: no action [HungPodRestartsExhausted] trigger hung-pod",
+        "    held: restartsPerHour allows no more restarts of pods the hung-pod check finds hung; nothing stronger "
+        "follows (one pod's fault, not the release's): see why the pod hangs, then `setpoint resume`",
+        "    hung check 'hung-pod': 1 of 5 pods not Ready past 1m"]

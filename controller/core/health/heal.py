@@ -14,11 +14,11 @@ from typing import Sequence
 
 import numpy as np
 
-from controller.core.arbitrate import ArbitrationInput, arbitrate
+from controller.core.arbitrate import Arbitration, ArbitrationInput, arbitrate
 from controller.core.scaling.decide import Decision
 from controller.core.health.checks import (CheckTable, CheckView, PodState, PodTable, check_view, evaluate,
                                            firing_pod_mask, pod_view)
-from controller.core.health.hung import hung_seconds
+from controller.core.health.hung import HungPods, evaluate_hung
 from controller.core.health.params import (HEALTH_REASON_CODES, Act, HealthParams, HealthReason, Phase, Remedy,
                                            Scope)
 from controller.core.health.revision_test import Measure, RevisionTestState, Verdict, step_tests, summary_values
@@ -40,7 +40,11 @@ class HealthObservation:
     has been current with its rollout complete (a lower bound: the Deployment's Progressing
     condition), NaN if unknown, read on a target's first sight only (see ``update_revisions``);
     utilization: (N,) ratio (1.0 = 100 %), NaN if unknown;
-    overloaded: (N,) bool, the shell's own overload signal. revision_new, revision_old: (N, Cr, 3)
+    overloaded: (N,) bool, the shell's own overload signal. stuck: (N,) pods not Ready for a cause
+    other than load, as the shell counts them (crash-looping, withheld past their start-up:
+    runtime/healing.stuck_pods); given, ``heal`` adds the signal's "pods still starting" part itself:
+    fewer Ready than ``current`` beyond the larger of ``stuck`` and the pods a hung-pod check judges
+    hung (its own evaluation of the check, hung.py); None: ``overloaded`` is the whole signal. revision_new, revision_old: (N, Cr, 3)
     this cycle's statistics of the revision checks for the new revision's pods and the stable
     revision's (see controller/core/health/revision_test.py; zeros: no data). paused: (N,) bool,
     the Deployment's spec.paused (None: unknown; then no rollout is held). revisions: (N, K) str,
@@ -86,13 +90,14 @@ class HealthObservation:
     reached: np.ndarray | None = None
     ordinal_start: np.ndarray | None = None
     accepted: np.ndarray | None = None
+    stuck: np.ndarray | None = None
 
     @classmethod
     def of(cls, current, ready=None, values=None, *, checks: int, present=None, revision=None, rollout=None,
            pods: PodTable | None = None, revision_since=None, utilization=None, overloaded=None,
            revision_new=None, revision_old=None, paused=None, revisions=None,
            fired_until=None, rollback_supported=None, partitioned=None, ordered=None,
-           created=None, reached=None, ordinal_start=None, accepted=None) -> "HealthObservation":
+           created=None, reached=None, ordinal_start=None, accepted=None, stuck=None) -> "HealthObservation":
         """Build with defaults: all ready, no values, revision '', no rollout, no pods, the listed
         revisions unknown (``revisions``: one sequence of str per target, or None)."""
         current = np.asarray(current, dtype=np.int64).reshape(-1)
@@ -118,7 +123,8 @@ class HealthObservation:
                    created=None if created is None else vec(created, 0, np.int64),
                    reached=None if reached is None else vec(reached, 0, np.int64),
                    ordinal_start=None if ordinal_start is None else vec(ordinal_start, 0, np.int64),
-                   accepted=None if accepted is None else as_strings(accepted, n))
+                   accepted=None if accepted is None else as_strings(accepted, n),
+                   stuck=None if stuck is None else vec(stuck, 0, np.int64))
 
     def revision_stats(self, cr: int) -> tuple[np.ndarray, np.ndarray]:
         """(new, old), each (N, Cr, 3): zeros where the shell gave none."""
@@ -196,9 +202,17 @@ class CheckRecord:
     since: float | None
     firing_pods: int
     pods: int
+    # a hung-pod check with pods not Ready past its notReadyFor (none: None, left out of the record):
+    # {"past": pods, "not_ready_for": s, "held_back": of those, the pods the peer rule holds back
+    # (most of their revision's pods are not Ready: an outage), "revision": theirs when it is the
+    # current one}
+    hung: dict | None = None
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        out = dict(self.__dict__)
+        if self.hung is None:
+            del out["hung"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -352,6 +366,7 @@ class HealingDecision:
     # annotation names (``revision_recorded`` false there); (N,) str: that annotation ('' none)
     revision_accepted: np.ndarray | None = None
     accept_revision: np.ndarray | None = None
+    hung: HungPods | None = None  # this cycle's evaluation of the hung-pod checks (None: none in the policy)
 
     def state_after(self, applied: np.ndarray | bool = True, restarted: np.ndarray | None = None,
                     hold_applied: np.ndarray | bool | None = None) -> HealthState:
@@ -450,7 +465,7 @@ class HealingDecision:
                 v.active_since[i, c] if ph == Phase.PENDING else v.changed_at[i, c])
             checks.append(CheckRecord(chk.name, "pod" if chk.scope == Scope.POD else "workload", opt(v.raw[i, c]),
                                       opt(v.smoothed[i, c]), _PHASES[ph], opt(since), int(v.firing[i, c]),
-                                      int(v.pods[i, c])))
+                                      int(v.pods[i, c]), self._hung_record(i, c)))
         act = Act(int(self.action[i]))
         trig = int(self.trigger[i])
         rtrig = -1 if self.revision_trigger is None else int(self.revision_trigger[i])
@@ -477,6 +492,22 @@ class HealingDecision:
             return None
         start = 0 if self.ordinal_start is None else int(self.ordinal_start[i])
         return start, start + int(self.current[i])
+
+    def _hung_record(self, i: int, c: int) -> dict | None:
+        """Check ``c``'s hung-pod counts on target ``i`` (``CheckRecord.hung``), None unless it is a
+        hung-pod check with pods not Ready past its notReadyFor."""
+        if self.hung is None or not self.params.checks[c].is_hung:
+            return None
+        k = int(self.params.hung[:c].sum())  # its column among the hung checks
+        past = int(self.hung.past[i, k])
+        if past == 0:
+            return None
+        out = dict(past=past, not_ready_for=float(self.params.checks[c].unhealthy),
+                   held_back=int(self.hung.held_back[i, k]))
+        revision = str(self.state.revisions.current[i])
+        if out["held_back"] and not self.hung.held_back_old[i, k] and revision:
+            out["revision"] = revision
+        return out
 
     def _hold_record(self, i: int) -> dict:
         hold = self.state.hold
@@ -511,7 +542,7 @@ class HealingDecision:
 
 
 def _evaluate_checks(params: HealthParams, obs: HealthObservation, state: HealthState, now: float
-                     ) -> tuple[CheckTable, PodState, CheckView]:
+                     ) -> tuple[CheckTable, PodState, CheckView, HungPods | None]:
     n = obs.current.size
     wc, pc = params.workload_columns, params.pod_columns
     wchecks = tuple(params.checks[j] for j in wc)
@@ -519,26 +550,30 @@ def _evaluate_checks(params: HealthParams, obs: HealthObservation, state: Health
     wraw, wsm, wtable = evaluate(wchecks, obs.values[:, wc], obs.present[:, wc], state.workload, now)
     pods = state.pods.reindex(obs.pods.keys, now, obs.pods.born)
     table = obs.pods
-    pvalues, ppresent = _pod_signals(pchecks, pc, table, pods.first_seen, now)
+    pvalues, ppresent, hung = _pod_signals(pchecks, pc, table, pods.first_seen, now, n)
     praw, psm, ptable = evaluate(pchecks, pvalues, ppresent, pods.table, now)
     pods = replace(pods, table=ptable)
     view = check_view(params, n, wtable, wraw, wsm, pod_view(pchecks, n, table.row, ptable, praw, psm,
                                                                   pods.first_seen))
-    return wtable, pods, view
+    return wtable, pods, view, hung
 
 
-def _pod_signals(pchecks: tuple, columns: np.ndarray, table: PodTable, first_seen: np.ndarray, now: float
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def _pod_signals(pchecks: tuple, columns: np.ndarray, table: PodTable, first_seen: np.ndarray, now: float, n: int
+                 ) -> tuple[np.ndarray, np.ndarray, HungPods | None]:
     """(values, present), each (P, Cp), of the pod-scope checks ``pchecks`` (the policy's check
     ``columns`` (Cp,)): their queries' samples, and for a hung-pod check the seconds each pod has been
-    hung (hung.py), computed here from the pod list (``first_seen`` (P,) epoch s)."""
+    hung (hung.py), computed here from the pod list (``first_seen`` (P,) epoch s); and that one
+    evaluation of the hung checks for N = ``n`` targets (None: no hung check), which the overload
+    signal and the records read too."""
     values, present = table.values[:, columns], table.present[:, columns]
     hung = [j for j, c in enumerate(pchecks) if c.is_hung]
     if not hung:
-        return values, present
-    values[:, hung] = hung_seconds(table, first_seen, [pchecks[j].hung_startup_s for j in hung], now)
+        return values, present, None
+    found = evaluate_hung(table, first_seen, [pchecks[j].hung_startup_s for j in hung],
+                          [pchecks[j].unhealthy for j in hung], now, n)
+    values[:, hung] = found.seconds
     present[:, hung] = True  # the pod list is the signal: never missing for a listed pod
-    return values, present
+    return values, present, found
 
 
 def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: float,
@@ -555,7 +590,7 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     n = obs.current.size
     current = obs.current.astype(np.int64)
     desired = current if scaling is None else np.asarray(scaling.desired, dtype=np.int64)
-    wtable, pods, view = _evaluate_checks(params, obs, state, now)
+    wtable, pods, view, hung = _evaluate_checks(params, obs, state, now)
     pod_row, pod_ready = obs.pods.row, obs.pods.ready
 
     replaced = replaced_revisions(state.revisions, obs.revision)
@@ -614,7 +649,7 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
         systemic = _systemic_beside_release(params, obs.pods.row, firing, release_pods, beside, prop.systemic)
         release_explains = _release_explains(obs.pods.row, firing, want, release_pods, recorded, beside, systemic)
     room = restart_room(params, pods, pod_row, pod_ready, trig_pods, current, obs.ready, restart_left, eligible)
-    overloaded, scale_up_to = _overload(params, obs, current, desired)
+    overloaded, scale_up_to = _overload(params, obs, current, desired, hung)
     # a workload-wide rollback check is excused while the comparison finds the new revision no
     # worse: it said so (a GOOD verdict), or the service is overloaded and the new revision's pods
     # have served traffic without being found worse (pods that never serve, e.g. crash-looping,
@@ -644,10 +679,7 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
         release_explains=release_explains, ordered=obs.ordered, created=obs.created,
         reached=obs.reached, condemned=condemned))
 
-    # the restart of pods a hung-pod check fires on says so (an Event, the records, explain)
-    hung_restart = (arb.reason == HealthReason.RESTART_FIRING_PODS) & params.hung[np.maximum(trigger, 0)] & \
-        (trigger >= 0) if params.checks else np.zeros(n, bool)
-    arb = replace(arb, reason=np.where(hung_restart, int(HealthReason.RESTART_HUNG_POD), arb.reason))
+    arb = _hung_reasons(params, arb, trigger)
     restart = pick_pods(params, pods, pod_row, pod_ready, trig_pods,
                         np.where(arb.action == Act.RESTART_POD, arb.restart, 0), eligible)
     restarted = np.bincount(pod_row[restart], minlength=n)[:n] if restart.any() else np.zeros(n, np.int64)
@@ -683,7 +715,7 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
         revision_trigger=rev_trigger, unapplied=unapplied, hold_action=hold_action.astype(np.int64),
         hold_reason_code=hold_reason.astype(np.int64), rollback_resumes=rollback_resumes,
         rollback_gone=rollback_gone, revision_recorded=recorded, revision_accepted=accepted,
-        accept_revision=obs.accepted, ordinal_start=obs.ordinal_start)
+        accept_revision=obs.accepted, ordinal_start=obs.ordinal_start, hung=hung)
 
 
 def _accepts(obs: HealthObservation, revision: np.ndarray) -> np.ndarray:
@@ -691,6 +723,23 @@ def _accepts(obs: HealthObservation, revision: np.ndarray) -> np.ndarray:
     if obs.accepted is None:
         return np.zeros(revision.size, bool)
     return (obs.accepted == revision) & (revision != "")
+
+
+def _hung_reasons(params: HealthParams, arb: Arbitration, trigger: np.ndarray) -> Arbitration:
+    """The restart of pods a hung-pod check fires on says so (RestartHungPod: an Event, the records,
+    explain), and so does its hold once restartsPerHour allows no more (HungPodRestartsExhausted: its
+    failed verifications restart it again rather than escalate, so the budget is where it stops).
+    ``trigger``: (N,) the check behind each target's want, -1."""
+    if not params.checks:
+        return arb
+    hung = params.hung[np.maximum(trigger, 0)] & (trigger >= 0)
+    restart = hung & (arb.reason == HealthReason.RESTART_FIRING_PODS)
+    spent = hung & (arb.reason == HealthReason.RESTART_BUDGET_EXHAUSTED)
+    reason = np.where(restart, int(HealthReason.RESTART_HUNG_POD),
+                      np.where(spent, int(HealthReason.HUNG_POD_RESTARTS_EXHAUSTED), arb.reason))
+    return replace(arb, reason=reason,
+                   hold_reason=np.where(spent & arb.hold, int(HealthReason.HUNG_POD_RESTARTS_EXHAUSTED),
+                                        arb.hold_reason))
 
 
 def _record_checks_bad(params: HealthParams, verdict: np.ndarray) -> np.ndarray:
@@ -846,15 +895,20 @@ def _revision_tests(params: HealthParams, obs: HealthObservation, state: HealthS
     return tests, active, bad.any(axis=1), first.astype(np.int64)
 
 
-def _overload(params: HealthParams, obs: HealthObservation, current: np.ndarray, desired: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray]:
+def _overload(params: HealthParams, obs: HealthObservation, current: np.ndarray, desired: np.ndarray,
+              hung: HungPods | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(overloaded (N,) bool, scale_up_to (N,)): the overload signal and the replicas a health
     scale-up would set (the scaling side's count when it wants more, else a step up; capped;
-    the current count for a policy that does not scale, ``params.scales`` False)."""
+    the current count for a policy that does not scale, ``params.scales`` False). ``hung``: this
+    cycle's evaluation of the hung-pod checks: where the shell counts its stuck pods
+    (``obs.stuck``), a hung pod is not a pod still starting either."""
     ov = params.overload
     with np.errstate(invalid="ignore"):
         overloaded = obs.overloaded | (obs.utilization > ov.utilization_above) | (
             ov.when_scaling_wants_more & (desired > current))
+    if obs.stuck is not None:
+        stuck = obs.stuck if hung is None else np.maximum(obs.stuck, hung.hung)
+        overloaded = overloaded | (obs.ready + stuck < current)
     if not params.scales:  # no replicas bounds: never a scale-up (a ceiling of 2**31 - 1 let it grow unbounded)
         return overloaded, np.asarray(current, dtype=np.int64).copy()
     step = np.maximum(1, np.ceil(current * params.scale_up_step_ratio)).astype(np.int64)

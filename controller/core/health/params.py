@@ -124,6 +124,13 @@ class HealthReason(enum.IntEnum):
     # spec.replicas, condemned: deleted highest first, never recreated): their restart would be
     # their removal, charged to the restart budget: not sent
     CONDEMNED_POD_NOT_RESTARTED = 42
+    # outcome: a hung-pod restart's verification failed (the pod hangs again, or its replacement
+    # does): one pod's fault still, so it is restarted again while restartsPerHour allows, never
+    # escalated up the ladder (a rolling restart, a rollback: the hung check never blames a release)
+    HUNG_POD_HUNG_AGAIN = 43
+    # held: a hung-pod check calls for a pod restart and restartsPerHour allows no more: restarts do
+    # not cure that pod; nothing stronger follows (no rolling restart, no rollback)
+    HUNG_POD_RESTARTS_EXHAUSTED = 44
 
     @property
     def code(self) -> str:

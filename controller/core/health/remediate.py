@@ -27,7 +27,9 @@ judged when that ``for`` ends (OK by then, or it fails). A
 pod-scope trigger passes at the deadline when none of the pods that appeared since the action
 (the replacements), nor a restarted pod that kept its name, fires it. An action without a
 triggering check (a rollback a revision check called for) passes at the deadline. A failure escalates to
-the ladder's next step or, at the top, holds the target (circuit open). While a window is open
+the ladder's next step or, at the top, holds the target (circuit open); a failed restart a hung-pod
+check called for never escalates (HungPodHungAgain): the check restarts the pod again, within the
+restart budget (spent: held, HungPodRestartsExhausted). While a window is open
 no other health action is taken on that target.
 """
 
@@ -295,7 +297,8 @@ def verify(params: HealthParams, rem: RemedyState, rev: RevisionState, view: Che
            ) -> tuple[RemedyState, RevisionState, np.ndarray]:
     """Resolve the verification windows that are due. Returns (state, revisions, outcome (N,)).
 
-    outcome: VERIFIED, VERIFY_FAILED_ESCALATING, VERIFY_FAILED_HELD, VERIFY_SUPERSEDED, or -1.
+    outcome: VERIFIED, VERIFY_FAILED_ESCALATING, VERIFY_FAILED_HELD, HUNG_POD_HUNG_AGAIN (a hung-pod
+    restart failed: no escalation, the check restarts the pod again), VERIFY_SUPERSEDED, or -1.
     revision_replaced: (N,) someone else replaced the revision (``replaced_revisions``): the window closes
     unjudged, as what it verifies is no longer running.
     """
@@ -331,13 +334,19 @@ def verify(params: HealthParams, rem: RemedyState, rev: RevisionState, view: Che
     passed = none | np.where(is_pod, new_firing == 0, phase != _FIRING)
     success = active & ((~is_pod & ~none & (phase == _OK)) | (due & passed))
     fail = due & ~success
+    # a hung-pod restart that did not cure the pod is one pod's fault still: the check restarts it
+    # again (restartsPerHour bounds it, then holds: HungPodRestartsExhausted), never climbing the
+    # ladder to a rolling restart of every pod or a rollback of a release it never blames
+    again = fail & _hung_restart(params, rem)
+    fail = fail & ~again
     nxt = params.escalation_next[rem.verify_action]
     escalate, stop = fail & (nxt != Remedy.NONE), fail & (nxt == Remedy.NONE)
     outcome = np.where(success, int(HealthReason.VERIFIED),
                        np.where(escalate, int(HealthReason.VERIFY_FAILED_ESCALATING),
                                 np.where(stop, int(HealthReason.VERIFY_FAILED_HELD),
-                                         np.where(superseded, int(HealthReason.VERIFY_SUPERSEDED), -1))))
-    done = success | fail | superseded
+                                         np.where(again, int(HealthReason.HUNG_POD_HUNG_AGAIN),
+                                                  np.where(superseded, int(HealthReason.VERIFY_SUPERSEDED), -1)))))
+    done = success | fail | again | superseded
     rem = replace(
         rem, verify_action=np.where(done, 0, rem.verify_action), verify_check=np.where(done, -1, rem.verify_check),
         verify_started=np.where(done, np.nan, rem.verify_started),
@@ -349,6 +358,14 @@ def verify(params: HealthParams, rem: RemedyState, rev: RevisionState, view: Che
     rev = replace(rev, rolled_back_to=np.where(done, "", rev.rolled_back_to).astype(object),
                   restarted=np.where(done, "", rev.restarted).astype(object))
     return rem, rev, outcome
+
+
+def _hung_restart(params: HealthParams, rem: RemedyState) -> np.ndarray:
+    """(N,) bool: the action under verification is a pod restart a hung-pod check called for."""
+    if not params.checks:
+        return np.zeros(rem.verify_action.size, bool)
+    return (rem.verify_action == Remedy.RESTART_POD) & (rem.verify_check >= 0) & \
+        params.hung[np.maximum(rem.verify_check, 0)]
 
 
 def _at(per_target: np.ndarray, pod_row: np.ndarray) -> np.ndarray:
