@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from controller.core.scaling import compiled
+from controller.core.scaling import compiled, hpa_compiled
 from controller.core.scaling.compiled import jit
 from simulators.simcluster.slots import EMPTY, PENDING, READY
 
@@ -110,7 +110,7 @@ def try_list_pods(rows: np.ndarray, exists: np.ndarray, phase: np.ndarray, seria
                              np.zeros(n, np.bool_), np.full(n, np.nan), np.zeros(n), counts)
     if got is None:
         return None
-    at, pod_rows, serials, revision_seqs, uid, pending, ready, start_time, transition_time, _, _ = got
+    at, pod_rows, serials, revision_seqs, uid, pending, ready, start_time, transition_time, *_ = got
     return at, pod_rows, serials, revision_seqs, uid, pending, ~pending, ready, start_time, transition_time
 
 
@@ -136,11 +136,31 @@ def _write_pod(p, a, r, s, ph, key, sampled, v, age, revision_seq, created_s, re
 
 
 @jit
+def _workload_mean(first, end, pending, sampled, v, means, has_mean, a):
+    """Target a's workload mean over its listed pods [first, end): its value as the pod table
+    holds it (milli-units, / 1000) added once per running pod, in pod order, divided by their
+    count; as the reader's mean of the pods' finite samples adds them (pod_samples.workload_summary:
+    np.bincount's adds, 0.0 first); ``means``, ``has_mean`` (N,) are left NaN and False without a
+    running pod with a sample."""
+    if not sampled:
+        return
+    x = hpa_compiled.milli(v) / 1000.0
+    c, s = 0, 0.0
+    for k in range(first, end):
+        if not pending[k]:
+            c += 1
+            s += x  # the same value for every pod: added one by one, as the reference adds
+    if c > 0:
+        means[a], has_mean[a] = s / c, True
+
+
+@jit
 def _listed_samples_kernel(rows, exists, counts, phase, serial, revision_seq, created_s, ready_transition_s, present,
                            values, ages):
     """The live pods by target, then serial, with _running_kernel's samples joined in the same pass: a
     running pod of a target whose value is present and finite gets that value and age, every
-    other pod NaN and 0. ``counts`` (S,): the live pods of each row, as the cluster keeps them
+    other pod NaN and 0; and per target (N,) the mean of its pods' samples and whether it has
+    one (_workload_mean). ``counts`` (S,): the live pods of each row, as the cluster keeps them
     (the listing is sized by them, without a counting pass). Returns the arrays and whether the
     counts held (False: they did not, and the arrays are not to be used)."""
     n, k_slots = rows.shape[0], phase.shape[1]
@@ -159,6 +179,8 @@ def _listed_samples_kernel(rows, exists, counts, phase, serial, revision_seq, cr
     transition_time = np.empty(total)
     pod_values = np.empty(total)
     pod_ages = np.empty(total)
+    means = np.full(n, math.nan)
+    has_mean = np.zeros(n, np.bool_)
     slot = np.empty(k_slots, np.int64)
     p = 0
     held = True
@@ -189,6 +211,7 @@ def _listed_samples_kernel(rows, exists, counts, phase, serial, revision_seq, cr
             if p != first + counts[r]:
                 held = False
                 break
+            _workload_mean(first, p, pending, sampled, v, means, has_mean, a)
             continue
         p, m = first, 0
         for s in range(k_slots):
@@ -210,8 +233,9 @@ def _listed_samples_kernel(rows, exists, counts, phase, serial, revision_seq, cr
                        ready_transition_s, at, pod_rows, serials, revision_seqs, uid, pending, ready, start_time,
                        transition_time, pod_values, pod_ages)
             p += 1
+        _workload_mean(first, p, pending, sampled, v, means, has_mean, a)
     return (at, pod_rows, serials, revision_seqs, uid, pending, ready, start_time, transition_time, pod_values, pod_ages,
-            held and p == total)
+            means, has_mean, held and p == total)
 
 
 def try_listed_samples(rows: np.ndarray, exists: np.ndarray, phase: np.ndarray, serial: np.ndarray,
@@ -222,7 +246,10 @@ def try_listed_samples(rows: np.ndarray, exists: np.ndarray, phase: np.ndarray, 
     samples joined to it, in one pass: (at, pod rows, serials, revision seqs, uid, pending, ready,
     start_time, ready_transition_time, value, age), (P,) each, by target then serial; value is
     the pod's target's value (``values`` (N,)) for a running pod whose target ``exists`` and
-    whose value is ``present`` and finite, else NaN, and age its target's ``ages`` (N,), else 0.
+    whose value is ``present`` and finite, else NaN, and age its target's ``ages`` (N,), else 0;
+    then (mean, has one), (N,) each: the mean of each target's pods' values as the pod table
+    holds them (milli-units / 1000), what the reader's workload summary of these samples is
+    (NaN, False: no pod with a sample).
     ``counts`` (S,) int64: the live (not empty) slots of each row of the slot arrays, which size
     the listing (None: counted here; counts that do not match the slots are counted again).
     None when the kernels are off."""
