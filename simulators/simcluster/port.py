@@ -286,7 +286,7 @@ class ClusterPort:
         rows, exists = self.rows_of(targets)
         state = (self._pod_phase, self._pod_serial, self._pod_revision_seq)
         fast = pod_listing.try_list_pods(rows, exists, *state, self._pod_created_s, self._pod_ready_transition_s,
-                                         self._n_pods)  # kept exact: sizes the listing
+                                         self._n_pods, self._live_end)  # kept exact: size and bound the listing
         if fast is not None:  # one compiled pass: cheaper than checking the cache below
             return self._pod_dict(*fast)
         # pods change only with a phase, a slot's serial or revision: a second call in the same
@@ -333,7 +333,7 @@ class ClusterPort:
         rows, exists = self.rows_of(targets)
         fast = pod_listing.try_listed_samples(rows, exists, self._pod_phase, self._pod_serial, self._pod_revision_seq,
                                               self._pod_created_s, self._pod_ready_transition_s, present, values, age_s,
-                                              self._n_pods)
+                                              self._n_pods, self._live_end)
         if fast is None:
             return None
         (at, pod_rows, serials, revision_seqs, uid, pending, ready, start_time, transition_time, pod_values, ages,

@@ -18,7 +18,7 @@ from controller.model import TargetRef
 from simulators.cluster import SimCluster
 from simulators.simcluster import pod_listing
 from simulators.simcluster.port import ClusterPort
-from simulators.simcluster.slots import BACKOFF, EMPTY, PENDING, READY, STARTING
+from simulators.simcluster.slots import BACKOFF, EMPTY, PENDING, READY, STARTING, live_end_of
 from tests.simulators.test_pods_compiled import WIDE
 
 pytestmark = pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
@@ -33,6 +33,7 @@ class Slots(ClusterPort):
         self._pod_phase, self._pod_serial, self._pod_revision_seq = phase, serial, revision_seq
         self._pod_created_s, self._pod_ready_transition_s = created_s, transition_s
         self._n_pods = np.count_nonzero(np.asarray(phase) != EMPTY, axis=1).astype(np.int64)  # as the cluster keeps it
+        self._live_end = live_end_of(phase)
         self._init_port()
 
     def _flush(self) -> None:
@@ -48,15 +49,21 @@ class Slots(ClusterPort):
         return f"s{row}-r{revision_seq}-{serial}"
 
 
+def counts_and_ends(slots: Slots) -> list[tuple]:
+    """The listing sized and bounded by the kept counts and ends, by none (counted), or by wrong
+    ones (seen wrong: counted again); an end past the last pod only scans empty slots."""
+    counts, ends, k = slots._n_pods, slots._live_end, slots._pod_phase.shape[1]
+    return [(counts, ends), (None, None), (counts + 1, ends), (np.maximum(counts - 1, 0), ends),
+            (counts, np.maximum(ends - 1, 0)), (counts, np.minimum(ends + 1, k))]
+
+
 def assert_same_listing(monkeypatch, slots: Slots, rows, exists) -> None:
     monkeypatch.setattr(compiled, "switch", "1")
     rows, exists = np.asarray(rows, np.int64), np.asarray(exists, bool)
     want = slots._list_pods_numpy(rows, exists)
-    counted = slots._n_pods
-    # sized by the kept counts, by none (counted), or by wrong counts (seen wrong: counted again)
-    for counts in (counted, None, counted + 1, np.maximum(counted - 1, 0)):
+    for counts, ends in counts_and_ends(slots):
         fast = pod_listing.try_list_pods(rows, exists, slots._pod_phase, slots._pod_serial, slots._pod_revision_seq,
-                                         slots._pod_created_s, slots._pod_ready_transition_s, counts)
+                                         slots._pod_created_s, slots._pod_ready_transition_s, counts, ends)
         assert fast is not None, "the kernel declined"
         got = slots._pod_dict(*fast)
         for name in FIELDS:
@@ -83,10 +90,10 @@ def assert_same_means(monkeypatch, slots: Slots, rows, exists, present, values, 
     total = np.bincount(at[has], weights=to_milli(values[at][has]) / 1000.0, minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
         want = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-    for counts in (slots._n_pods, None, slots._n_pods + 1, np.maximum(slots._n_pods - 1, 0)):
+    for counts, ends in counts_and_ends(slots):
         got = pod_listing.try_listed_samples(rows, exists, slots._pod_phase, slots._pod_serial, slots._pod_revision_seq,
                                              slots._pod_created_s, slots._pod_ready_transition_s, present, values,
-                                             ages, counts)
+                                             ages, counts, ends)
         means, has_mean = got[-2:]
         np.testing.assert_array_equal(means, want)
         np.testing.assert_array_equal(has_mean, count > 0)
@@ -155,7 +162,7 @@ def test_listing_workload_means(monkeypatch, phase, serial, present, value, mean
     assert_same_means(monkeypatch, slots, [0], [True], [present], [value], [7.0])
     got = pod_listing.try_listed_samples(np.array([0]), np.array([True]), phase, serial, np.zeros_like(serial),
                                          slots._pod_created_s, slots._pod_ready_transition_s, np.array([present]),
-                                         np.array([value]), np.array([7.0]), slots._n_pods)
+                                         np.array([value]), np.array([7.0]), slots._n_pods, slots._live_end)
     np.testing.assert_array_equal(got[-2], [mean])
     assert got[-1].tolist() == [not np.isnan(mean)]
 
