@@ -19,7 +19,13 @@ lists the pods and joins the samples to them in one pass (``ClusterPort.listed_p
 what the two kernels above and the join by uid give, one walk over the slot arrays instead of
 two (in a simulation the walk is bound by cache misses on the (S, K) arrays, so the second walk
 cost about as much as the first); tests/runtime/test_listed_pod_samples.py checks the reads are
-the same.
+the same. The same pass makes the workload means of those samples the reader reports (one per
+target, added pod by pod as its numpy summary adds them), where a second kernel over the
+listed pods' targets and values cost ~19 us a cycle for 1,000 services.
+
+Each row's scan stops at the row's live end (``SimCluster._live_end``: one past its last pod,
+kept exact where slots fill or empty): a service's pods sit in its lowest slots, mostly, and
+its K slots are sized for its largest count.
 """
 
 from __future__ import annotations
